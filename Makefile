@@ -1,0 +1,54 @@
+# The commands a person uses; README.md explains them. CMake does the building.
+#   make          build into build/ (binaries in build/bin/)
+#   make test     build, then run every test, and the unit tests again under ASan+UBSan
+#   make demo     build, then walk through signing, showing, verifying and refusing an image
+#   make fuzz     run each libFuzzer target for FUZZ_SECONDS (default 60)
+#   make bench    run the benchmarks in bench/
+# Each of them first installs any missing Debian package (scripts/install-deps).
+
+BUILD        ?= build
+ASAN_BUILD   ?= build-asan
+FUZZ_BUILD   ?= build-fuzz
+JOBS         ?= $(shell nproc)
+FUZZ_SECONDS ?= 60
+CMAKE        ?= cmake
+
+.PHONY: all build deps asan test demo fuzz bench format clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+build: deps
+	@$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@$(CMAKE) --build $(BUILD) -j $(JOBS)
+
+# The sanitizer build uses clang, so every `make test` also proves the tree builds with clang.
+asan: deps
+	@$(CMAKE) -S . -B $(ASAN_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+		-DRP_SANITIZE=ON >/dev/null
+	@$(CMAKE) --build $(ASAN_BUILD) -j $(JOBS)
+
+test: build asan
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS)
+
+demo: build
+	@scripts/demo $(BUILD)/bin
+
+fuzz: deps
+	@$(CMAKE) -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+		-DRP_FUZZ=ON >/dev/null
+	@$(CMAKE) --build $(FUZZ_BUILD) -j $(JOBS)
+	@scripts/fuzz $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+bench: build
+	@$(BUILD)/bin/bench-image-verify
+
+format:
+	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

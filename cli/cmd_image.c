@@ -1,0 +1,603 @@
+/*
+ * `rampart image`: sign payloads into MCUboot-format images, verify them, and show what they hold.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "rampart/file.h"
+#include "rampart/hex.h"
+#include "rampart/image.h"
+#include "rampart/imgsign.h"
+#include "rampart/key.h"
+#include "rampart/log.h"
+
+#define MAX_KEYS 16
+/* TLV values longer than this are cut short in text output (JSON always has them whole). */
+#define TEXT_VALUE_MAX 32
+
+static const char image_usage[] =
+    "Usage:\n"
+    "  rampart image sign --key KEY.pem --version X.Y.Z+B [options] PAYLOAD OUT\n"
+    "      Sign PAYLOAD into an MCUboot-format image OUT.\n"
+    "        --security-counter N|auto  anti-rollback counter (protected SEC_CNT TLV);\n"
+    "                                   auto derives it from the version as imgtool does\n"
+    "        --header-size N            header area size (default 0x200)\n"
+    "        --type firmware|app|system what the image is (protected Rampart TLV)\n"
+    "        --public-key-format hash|full  name the key by its hash (default) or embed it\n"
+    "        --load-addr ADDR           load address in the header (default 0)\n"
+    "        --pad-byte N               header padding, the flash's erased value (default 0xff)\n"
+    "  rampart image verify --key PUB.pem [--key PUB.pem...] [--output json] IMAGE\n"
+    "      Exit 0 and print one line if IMAGE is signed by one of the keys and intact;\n"
+    "      otherwise exit 1 with the reason.\n"
+    "  rampart image show IMAGE [--output text|json]\n"
+    "      Print the header, version, security counter, sizes, TLVs and digest.\n"
+    "      Checks the digest but not the signature (that needs a key: use verify).\n";
+
+static void log_image_error(const char *path, const char *verb, rp_err_t err)
+{
+    rp_log_error("%s: %s: %s", path, verb, rp_strerror(err));
+}
+
+/* The IMAGE_TYPE option's value. */
+static bool parse_type(const char *s, rp_image_type_t *type)
+{
+    for (int t = RP_IMAGE_TYPE_FIRMWARE; t <= RP_IMAGE_TYPE_SYSTEM; t++) {
+        if (strcmp(s, rp_image_type_name((rp_image_type_t)t)) == 0) {
+            *type = (rp_image_type_t)t;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* imgtool's "--security-counter auto": the version packed as major<<24 | minor<<16 | revision. */
+static uint32_t counter_from_version(const rp_image_version_t *v)
+{
+    return (uint32_t)v->major << 24 | (uint32_t)v->minor << 16 | v->revision;
+}
+
+/* Open path and verify it against the keys. OUT: *info on success. */
+static rp_err_t verify_path(const char *path, const rp_image_key_t *keys, size_t nkeys,
+                            rp_image_info_t *info, uint64_t *file_size)
+{
+    rp_file_image_t img;
+    uint8_t *scratch;
+    rp_err_t err;
+
+    err = rp_file_image_open(&img, path);
+    if (err != RP_OK)
+        return err;
+    *file_size = img.io.size;
+    scratch = malloc(RP_FILE_IMAGE_SCRATCH);
+    if (scratch == NULL) {
+        rp_file_image_close(&img);
+        return RP_ERR_NO_MEMORY;
+    }
+    err = rp_image_verify(&img.io, keys, nkeys, scratch, RP_FILE_IMAGE_SCRATCH, info);
+    free(scratch);
+    rp_file_image_close(&img);
+    return err;
+}
+
+/* One line describing a valid image. */
+static void print_valid(const char *path, const rp_image_info_t *info, const char *key_path)
+{
+    char ver[RP_IMAGE_VERSION_STR_MAX], hex[2 * RP_SHA256_LEN + 1];
+    const char *type = rp_image_type_name(info->type);
+
+    if (rp_image_version_format(&info->layout.hdr.version, ver, sizeof(ver)) != RP_OK ||
+        rp_hex_encode(info->digest, sizeof(info->digest), hex, sizeof(hex)) != RP_OK)
+        return;
+    printf("%s: valid: version %s", path, ver);
+    if (info->has_security_counter)
+        printf(", security counter %u", (unsigned)info->security_counter);
+    if (type != NULL)
+        printf(", type %s", type);
+    printf(", %s signature by %s, sha256 %s\n", rp_sig_alg_name(info->sig_alg), key_path, hex);
+}
+
+static int image_sign(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"key", required_argument, NULL, 'k'},
+        {"version", required_argument, NULL, 'v'},
+        {"security-counter", required_argument, NULL, 's'},
+        {"header-size", required_argument, NULL, 'H'},
+        {"type", required_argument, NULL, 't'},
+        {"public-key-format", required_argument, NULL, 'p'},
+        {"load-addr", required_argument, NULL, 'l'},
+        {"pad-byte", required_argument, NULL, 'P'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *key_path = NULL, *version = NULL, *counter = NULL;
+    uint8_t spki[RP_PUBKEY_DER_MAX];
+    rp_image_key_t trusted;
+    rp_image_info_t info;
+    rp_sign_opts_t so;
+    EVP_PKEY *key = NULL;
+    uint64_t file_size;
+    bool is_private;
+    uint32_t v;
+    rp_err_t err;
+    int c;
+
+    rp_sign_opts_init(&so);
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "k:v:s:H:t:p:l:P:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'k': key_path = optarg; break;
+        case 'v': version = optarg; break;
+        case 's': counter = optarg; break;
+        case 'H':
+            if (!cli_parse_u32(optarg, UINT16_MAX, &v) || v < RP_IMAGE_HEADER_SIZE)
+                return cli_usage("image ", "--header-size must be %d to 65535",
+                                 RP_IMAGE_HEADER_SIZE);
+            so.hdr_size = (uint16_t)v;
+            break;
+        case 't':
+            if (!parse_type(optarg, &so.type))
+                return cli_usage("image ", "--type must be firmware, app or system");
+            break;
+        case 'p':
+            if (strcmp(optarg, "hash") != 0 && strcmp(optarg, "full") != 0)
+                return cli_usage("image ", "--public-key-format must be hash or full");
+            so.embed_pubkey = strcmp(optarg, "full") == 0;
+            break;
+        case 'l':
+            if (!cli_parse_u32(optarg, UINT32_MAX, &so.load_addr))
+                return cli_usage("image ", "bad --load-addr '%s'", optarg);
+            break;
+        case 'P':
+            if (!cli_parse_u32(optarg, UINT8_MAX, &v))
+                return cli_usage("image ", "--pad-byte must be 0 to 255");
+            so.pad_byte = (uint8_t)v;
+            break;
+        case 'h': fputs(image_usage, stdout); return CLI_OK;
+        default: return cli_usage("image ", "bad option");
+        }
+    }
+    if (argc - optind != 2)
+        return cli_usage("image ", "image sign needs PAYLOAD and OUT");
+    if (key_path == NULL || version == NULL)
+        return cli_usage("image ", "image sign needs --key and --version");
+    if (rp_image_version_parse(version, strlen(version), &so.version) != RP_OK)
+        return cli_usage("image ",
+                         "bad --version '%s' (major.minor.revision+build, "
+                         "at most 255.255.65535+4294967295)",
+                         version);
+    if (counter != NULL) {
+        so.has_security_counter = true;
+        if (strcmp(counter, "auto") == 0)
+            so.security_counter = counter_from_version(&so.version);
+        else if (!cli_parse_u32(counter, UINT32_MAX, &so.security_counter))
+            return cli_usage("image ", "bad --security-counter '%s'", counter);
+    }
+
+    err = rp_key_load(key_path, &key, &is_private);
+    if (err != RP_OK) {
+        cli_key_error(key_path, err);
+        return CLI_FAIL;
+    }
+    if (!is_private) {
+        rp_log_error("%s: a public key cannot sign: give the private key", key_path);
+        EVP_PKEY_free(key);
+        return CLI_FAIL;
+    }
+    err = rp_image_sign_file(key, &so, argv[optind], argv[optind + 1]);
+    if (err != RP_OK) {
+        rp_log_error("cannot sign %s into %s: %s", argv[optind], argv[optind + 1],
+                     rp_strerror(err));
+        EVP_PKEY_free(key);
+        return CLI_FAIL;
+    }
+    /* Check what was written before calling it done: sign, then verify. */
+    trusted.spki = spki;
+    err = rp_key_spki(key, spki, sizeof(spki), &trusted.spki_len);
+    EVP_PKEY_free(key);
+    if (err == RP_OK)
+        err = verify_path(argv[optind + 1], &trusted, 1, &info, &file_size);
+    if (err != RP_OK) {
+        log_image_error(argv[optind + 1], "the signed image does not verify", err);
+        return CLI_FAIL;
+    }
+    print_valid(argv[optind + 1], &info, key_path);
+    return CLI_OK;
+}
+
+/* Name the first forbidden TLV, for a more useful refusal than the code alone. */
+static void explain_forbidden(const char *path)
+{
+    rp_image_layout_t layout;
+    rp_image_tlv_iter_t it;
+    rp_file_image_t img;
+    rp_image_tlv_t tlv;
+    bool found;
+
+    if (rp_file_image_open(&img, path) != RP_OK)
+        return;
+    if (rp_image_layout(&img.io, &layout) == RP_OK) {
+        rp_image_tlv_begin(&it, &img.io, &layout);
+        while (rp_image_tlv_next(&it, &tlv, &found) == RP_OK && found) {
+            const char *name = rp_image_tlv_name(tlv.type);
+            if (tlv.protected_area || rp_image_tlv_allowed_unprotected(tlv.type))
+                continue;
+            rp_log_error("%s: TLV %s (0x%04x) must be in the protected area, covered by the "
+                         "signature (CVE-2024-32883)",
+                         path, name != NULL ? name : "unknown", tlv.type);
+            break;
+        }
+    }
+    rp_file_image_close(&img);
+}
+
+static void print_verify_json(const char *path, const rp_image_info_t *info, rp_err_t err,
+                              const char *key_path, uint64_t file_size)
+{
+    char ver[RP_IMAGE_VERSION_STR_MAX], hex[2 * RP_SHA256_LEN + 1];
+    json_t *o = json_object();
+
+    json_object_set_new(o, "file", json_string(path));
+    json_object_set_new(o, "valid", json_boolean(err == RP_OK));
+    if (err != RP_OK) {
+        json_object_set_new(o, "error", json_string(rp_strerror(err)));
+        json_object_set_new(o, "error_code", json_integer(err));
+    } else if (rp_image_version_format(&info->layout.hdr.version, ver, sizeof(ver)) == RP_OK &&
+               rp_hex_encode(info->digest, sizeof(info->digest), hex, sizeof(hex)) == RP_OK) {
+        const char *type = rp_image_type_name(info->type);
+        json_object_set_new(o, "version", json_string(ver));
+        json_object_set_new(o, "security_counter",
+                            info->has_security_counter ? json_integer(info->security_counter)
+                                                       : json_null());
+        json_object_set_new(o, "type", type != NULL ? json_string(type) : json_null());
+        json_object_set_new(o, "signature", json_string(rp_sig_alg_name(info->sig_alg)));
+        json_object_set_new(o, "key", json_string(key_path));
+        json_object_set_new(o, "digest", json_string(hex));
+        json_object_set_new(o, "image_size", json_integer((json_int_t)info->layout.total_size));
+        json_object_set_new(o, "file_size", json_integer((json_int_t)file_size));
+    }
+    json_dumpf(o, stdout, JSON_INDENT(2));
+    putchar('\n');
+    json_decref(o);
+}
+
+static int image_verify(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"key", required_argument, NULL, 'k'},
+        {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *key_paths[MAX_KEYS];
+    uint8_t spki[MAX_KEYS][RP_PUBKEY_DER_MAX];
+    rp_image_key_t keys[MAX_KEYS];
+    cli_output_t output = CLI_OUTPUT_TEXT;
+    rp_image_info_t info;
+    uint64_t file_size = 0;
+    size_t nkeys = 0;
+    const char *path;
+    rp_err_t err;
+    int c;
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "k:o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'k':
+            if (nkeys == MAX_KEYS)
+                return cli_usage("image ", "at most %d keys", MAX_KEYS);
+            key_paths[nkeys++] = optarg;
+            break;
+        case 'o':
+            if (!cli_parse_output(optarg, &output))
+                return cli_usage("image ", "--output must be text or json");
+            break;
+        case 'h': fputs(image_usage, stdout); return CLI_OK;
+        default: return cli_usage("image ", "bad option");
+        }
+    }
+    if (argc - optind != 1)
+        return cli_usage("image ", "image verify needs exactly one IMAGE");
+    if (nkeys == 0)
+        return cli_usage("image ", "image verify needs --key PUB.pem");
+    path = argv[optind];
+
+    for (size_t i = 0; i < nkeys; i++) {
+        EVP_PKEY *key = NULL;
+        bool is_private;
+
+        err = rp_key_load(key_paths[i], &key, &is_private);
+        if (err == RP_OK)
+            err = rp_key_spki(key, spki[i], sizeof(spki[i]), &keys[i].spki_len);
+        EVP_PKEY_free(key);
+        if (err != RP_OK) {
+            cli_key_error(key_paths[i], err);
+            return CLI_FAIL;
+        }
+        keys[i].spki = spki[i];
+    }
+
+    err = verify_path(path, keys, nkeys, &info, &file_size);
+    if (output == CLI_OUTPUT_JSON)
+        print_verify_json(path, &info, err, err == RP_OK ? key_paths[info.signer] : NULL,
+                          file_size);
+    if (err != RP_OK) {
+        log_image_error(path, "refused", err);
+        if (err == RP_ERR_FORBIDDEN_TLV)
+            explain_forbidden(path);
+        if (err == RP_ERR_UNSUPPORTED)
+            rp_log_error("%s: this build cannot check it (crypto: %s)", path, rp_crypto_backend());
+        return CLI_FAIL;
+    }
+    if (output == CLI_OUTPUT_TEXT)
+        print_valid(path, &info, key_paths[info.signer]);
+    return CLI_OK;
+}
+
+/* What `show` learns: the layout, the TLVs, and whether the digest matches the SHA256 TLV. */
+struct shown {
+    rp_image_layout_t layout;
+    uint8_t digest[RP_SHA256_LEN];
+    int digest_matches; /* 1, 0, or -1 when the image has no SHA256 TLV */
+    json_t *tlvs;       /* array of TLV objects */
+    bool has_security_counter;
+    uint32_t security_counter;
+    rp_image_type_t type;
+};
+
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static rp_err_t collect_tlvs(const rp_image_io_t *io, struct shown *s)
+{
+    rp_image_tlv_iter_t it;
+    rp_image_tlv_t tlv;
+    bool found;
+    rp_err_t err;
+
+    s->digest_matches = -1;
+    rp_image_tlv_begin(&it, io, &s->layout);
+    for (;;) {
+        uint8_t *value;
+        char *hex;
+        json_t *t;
+        const char *name;
+
+        err = rp_image_tlv_next(&it, &tlv, &found);
+        if (err != RP_OK || !found)
+            return err;
+        value = malloc(tlv.len + 1u);
+        hex = malloc(2u * tlv.len + 1u);
+        if (value == NULL || hex == NULL) {
+            free(value);
+            free(hex);
+            return RP_ERR_NO_MEMORY;
+        }
+        err = rp_image_io_read(io, tlv.value_off, value, tlv.len);
+        if (err == RP_OK)
+            err = rp_hex_encode(value, tlv.len, hex, 2u * tlv.len + 1u);
+        if (err == RP_OK) {
+            name = rp_image_tlv_name(tlv.type);
+            t = json_object();
+            json_object_set_new(t, "area",
+                                json_string(tlv.protected_area ? "protected" : "unprotected"));
+            json_object_set_new(t, "type", json_integer(tlv.type));
+            json_object_set_new(t, "name", name != NULL ? json_string(name) : json_null());
+            json_object_set_new(t, "length", json_integer(tlv.len));
+            json_object_set_new(
+                t, "allowed",
+                json_boolean(tlv.protected_area || rp_image_tlv_allowed_unprotected(tlv.type)));
+            json_object_set_new(t, "value", json_string(hex));
+            json_array_append_new(s->tlvs, t);
+            if (tlv.protected_area && tlv.type == RP_TLV_SEC_CNT && tlv.len == 4) {
+                s->has_security_counter = true;
+                s->security_counter = le32(value);
+            }
+            if (tlv.protected_area && tlv.type == RP_TLV_IMAGE_TYPE && tlv.len == 1)
+                s->type = (rp_image_type_t)value[0];
+            if (!tlv.protected_area && tlv.type == RP_TLV_SHA256 && tlv.len == RP_SHA256_LEN)
+                s->digest_matches = rp_ct_memcmp(value, s->digest, RP_SHA256_LEN) == 0;
+        }
+        free(value);
+        free(hex);
+        if (err != RP_OK)
+            return err;
+    }
+}
+
+static json_t *flag_names(uint32_t flags)
+{
+    static const struct {
+        uint32_t bit;
+        const char *name;
+    } names[] = {
+        {RP_IMAGE_F_PIC, "PIC"},
+        {RP_IMAGE_F_ENCRYPTED_AES128, "ENCRYPTED_AES128"},
+        {RP_IMAGE_F_ENCRYPTED_AES256, "ENCRYPTED_AES256"},
+        {RP_IMAGE_F_NON_BOOTABLE, "NON_BOOTABLE"},
+        {RP_IMAGE_F_RAM_LOAD, "RAM_LOAD"},
+        {RP_IMAGE_F_ROM_FIXED, "ROM_FIXED"},
+    };
+    json_t *a = json_array();
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (flags & names[i].bit)
+            json_array_append_new(a, json_string(names[i].name));
+    return a;
+}
+
+static json_t *show_json(const char *path, uint64_t file_size, struct shown *s)
+{
+    const rp_image_header_t *h = &s->layout.hdr;
+    char ver[RP_IMAGE_VERSION_STR_MAX], hex[2 * RP_SHA256_LEN + 1], magic[11];
+    const char *type = rp_image_type_name(s->type);
+    json_t *o = json_object(), *v = json_object();
+
+    if (rp_image_version_format(&h->version, ver, sizeof(ver)) != RP_OK ||
+        rp_hex_encode(s->digest, sizeof(s->digest), hex, sizeof(hex)) != RP_OK)
+        ver[0] = hex[0] = '\0';
+    snprintf(magic, sizeof(magic), "0x%08x", h->magic);
+    json_object_set_new(o, "file", json_string(path));
+    json_object_set_new(o, "file_size", json_integer((json_int_t)file_size));
+    json_object_set_new(o, "image_size", json_integer((json_int_t)s->layout.total_size));
+    json_object_set_new(o, "magic", json_string(magic));
+    json_object_set_new(o, "load_addr", json_integer(h->load_addr));
+    json_object_set_new(o, "header_size", json_integer(h->hdr_size));
+    json_object_set_new(o, "payload_size", json_integer(h->img_size));
+    json_object_set_new(o, "protected_tlv_size", json_integer(h->prot_tlv_size));
+    json_object_set_new(o, "unprotected_tlv_size",
+                        json_integer((json_int_t)(s->layout.total_size - s->layout.prot_end)));
+    json_object_set_new(o, "flags", json_integer(h->flags));
+    json_object_set_new(o, "flag_names", flag_names(h->flags));
+    json_object_set_new(o, "version", json_string(ver));
+    json_object_set_new(v, "major", json_integer(h->version.major));
+    json_object_set_new(v, "minor", json_integer(h->version.minor));
+    json_object_set_new(v, "revision", json_integer(h->version.revision));
+    json_object_set_new(v, "build", json_integer(h->version.build));
+    json_object_set_new(o, "version_parts", v);
+    json_object_set_new(o, "security_counter",
+                        s->has_security_counter ? json_integer(s->security_counter) : json_null());
+    json_object_set_new(o, "type", type != NULL ? json_string(type) : json_null());
+    json_object_set_new(o, "digest", json_string(hex));
+    json_object_set_new(o, "digest_matches",
+                        s->digest_matches < 0 ? json_null() : json_boolean(s->digest_matches == 1));
+    json_object_set_new(o, "tlvs", json_incref(s->tlvs));
+    return o;
+}
+
+static void show_text(json_t *o)
+{
+    size_t i;
+    json_t *t;
+
+    printf("image:              %s\n", json_string_value(json_object_get(o, "file")));
+    printf("version:            %s\n", json_string_value(json_object_get(o, "version")));
+    if (json_is_integer(json_object_get(o, "security_counter")))
+        printf("security counter:   %lld\n",
+               (long long)json_integer_value(json_object_get(o, "security_counter")));
+    else
+        printf("security counter:   none\n");
+    if (json_is_string(json_object_get(o, "type")))
+        printf("type:               %s\n", json_string_value(json_object_get(o, "type")));
+    printf("header size:        0x%llx (%lld)\n",
+           (long long)json_integer_value(json_object_get(o, "header_size")),
+           (long long)json_integer_value(json_object_get(o, "header_size")));
+    printf("payload size:       %lld\n",
+           (long long)json_integer_value(json_object_get(o, "payload_size")));
+    printf("image size:         %lld (file: %lld)\n",
+           (long long)json_integer_value(json_object_get(o, "image_size")),
+           (long long)json_integer_value(json_object_get(o, "file_size")));
+    printf("load address:       0x%08llx\n",
+           (long long)json_integer_value(json_object_get(o, "load_addr")));
+    printf("flags:              0x%08llx",
+           (long long)json_integer_value(json_object_get(o, "flags")));
+    json_array_foreach(json_object_get(o, "flag_names"), i, t) printf(" %s", json_string_value(t));
+    printf("\ndigest (SHA-256):   %s (%s)\n", json_string_value(json_object_get(o, "digest")),
+           json_is_null(json_object_get(o, "digest_matches")) ? "no SHA256 TLV"
+           : json_is_true(json_object_get(o, "digest_matches"))
+               ? "matches the SHA256 TLV"
+               : "DOES NOT MATCH the SHA256 TLV: modified");
+    printf("TLVs:\n");
+    json_array_foreach(json_object_get(o, "tlvs"), i, t)
+    {
+        const char *value = json_string_value(json_object_get(t, "value"));
+        const char *name = json_string_value(json_object_get(t, "name"));
+        int len = (int)strlen(value);
+
+        printf("  %-11s 0x%04llx %-12s %5lld  %.*s%s%s\n",
+               json_string_value(json_object_get(t, "area")),
+               (long long)json_integer_value(json_object_get(t, "type")), name != NULL ? name : "?",
+               (long long)json_integer_value(json_object_get(t, "length")),
+               len > 2 * TEXT_VALUE_MAX ? 2 * TEXT_VALUE_MAX : len, value,
+               len > 2 * TEXT_VALUE_MAX ? "..." : "",
+               json_is_true(json_object_get(t, "allowed")) ? "" : "  FORBIDDEN here");
+    }
+}
+
+static int image_show(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    cli_output_t output = CLI_OUTPUT_TEXT;
+    rp_file_image_t img;
+    struct shown s;
+    uint8_t *scratch;
+    const char *path;
+    json_t *o;
+    rp_err_t err;
+    int c;
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            if (!cli_parse_output(optarg, &output))
+                return cli_usage("image ", "--output must be text or json");
+            break;
+        case 'h': fputs(image_usage, stdout); return CLI_OK;
+        default: return cli_usage("image ", "bad option");
+        }
+    }
+    if (argc - optind != 1)
+        return cli_usage("image ", "image show needs exactly one IMAGE");
+    path = argv[optind];
+
+    memset(&s, 0, sizeof(s));
+    err = rp_file_image_open(&img, path);
+    if (err != RP_OK) {
+        log_image_error(path, "cannot open", err);
+        return CLI_FAIL;
+    }
+    scratch = malloc(RP_FILE_IMAGE_SCRATCH);
+    s.tlvs = json_array();
+    err = scratch == NULL || s.tlvs == NULL ? RP_ERR_NO_MEMORY : RP_OK;
+    if (err == RP_OK)
+        err = rp_image_layout(&img.io, &s.layout);
+    if (err == RP_OK)
+        err = rp_image_hash(&img.io, &s.layout, scratch, RP_FILE_IMAGE_SCRATCH, s.digest);
+    if (err == RP_OK)
+        err = collect_tlvs(&img.io, &s);
+    free(scratch);
+    if (err != RP_OK) {
+        log_image_error(path, "not a valid image", err);
+        json_decref(s.tlvs);
+        rp_file_image_close(&img);
+        return CLI_FAIL;
+    }
+    o = show_json(path, img.io.size, &s);
+    rp_file_image_close(&img);
+    json_decref(s.tlvs);
+    if (output == CLI_OUTPUT_JSON) {
+        json_dumpf(o, stdout, JSON_INDENT(2));
+        putchar('\n');
+    } else {
+        show_text(o);
+    }
+    json_decref(o);
+    return CLI_OK;
+}
+
+int cmd_image(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(image_usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? CLI_USAGE : CLI_OK;
+    }
+    if (strcmp(argv[1], "sign") == 0)
+        return image_sign(argc - 1, argv + 1);
+    if (strcmp(argv[1], "verify") == 0)
+        return image_verify(argc - 1, argv + 1);
+    if (strcmp(argv[1], "show") == 0)
+        return image_show(argc - 1, argv + 1);
+    return cli_usage("image ", "unknown image command '%s'", argv[1]);
+}

@@ -1,0 +1,152 @@
+/*
+ * `rampart key`: make signing keys and export their public halves.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/pem.h>
+
+#include "cli.h"
+#include "rampart/hex.h"
+#include "rampart/key.h"
+#include "rampart/log.h"
+
+static const char key_usage[] =
+    "Usage:\n"
+    "  rampart key generate --type ecdsa-p256|ed25519 --out KEY.pem [--force]\n"
+    "      Make a new private signing key, written as PKCS#8 PEM with mode 0600.\n"
+    "      An existing file is kept unless --force is given.\n"
+    "  rampart key public --key KEY.pem [--out PUB.pem]\n"
+    "      Write the public key (SubjectPublicKeyInfo PEM) to PUB.pem, or to stdout.\n"
+    "\n"
+    "Keep private keys offline. Devices and the server need only the public key.\n";
+
+/* Print the key's type and the hash images name it by (the KEYHASH TLV). */
+static int describe_key(EVP_PKEY *key, const char *path)
+{
+    uint8_t spki[RP_PUBKEY_DER_MAX], hash[RP_SHA256_LEN];
+    char hex[2 * RP_SHA256_LEN + 1];
+    rp_sig_alg_t alg;
+    size_t len;
+
+    if (rp_key_alg(key, &alg) != RP_OK || rp_key_spki(key, spki, sizeof(spki), &len) != RP_OK ||
+        rp_sha256(spki, len, hash) != RP_OK ||
+        rp_hex_encode(hash, sizeof(hash), hex, sizeof(hex)) != RP_OK) {
+        rp_log_error("%s: cannot describe the key", path);
+        return CLI_FAIL;
+    }
+    printf("%s: %s key, key hash %s\n", path, rp_key_type_name(alg), hex);
+    return CLI_OK;
+}
+
+static int key_generate(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"type", required_argument, NULL, 't'},
+        {"out", required_argument, NULL, 'o'},
+        {"force", no_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *type = NULL, *out = NULL;
+    bool force = false;
+    rp_sig_alg_t alg;
+    EVP_PKEY *key = NULL;
+    rp_err_t err;
+    int c, rc;
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "t:o:fh", opts, NULL)) != -1) {
+        switch (c) {
+        case 't': type = optarg; break;
+        case 'o': out = optarg; break;
+        case 'f': force = true; break;
+        case 'h': fputs(key_usage, stdout); return CLI_OK;
+        default: return cli_usage("key ", "bad option");
+        }
+    }
+    if (optind != argc)
+        return cli_usage("key ", "unexpected argument '%s'", argv[optind]);
+    if (type == NULL || out == NULL)
+        return cli_usage("key ", "key generate needs --type and --out");
+    if (rp_key_type_parse(type, &alg) != RP_OK)
+        return cli_usage("key ", "unknown key type '%s' (ecdsa-p256 or ed25519)", type);
+
+    err = rp_key_generate(alg, &key);
+    if (err == RP_OK)
+        err = rp_key_save_private(key, out, force);
+    if (err != RP_OK) {
+        rp_log_error("%s: %s%s", out, rp_strerror(err),
+                     err == RP_ERR_EXISTS ? " (use --force to replace it)" : "");
+        EVP_PKEY_free(key);
+        return CLI_FAIL;
+    }
+    rc = describe_key(key, out);
+    EVP_PKEY_free(key);
+    return rc;
+}
+
+static int key_public(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"key", required_argument, NULL, 'k'},
+        {"out", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *in = NULL, *out = NULL;
+    EVP_PKEY *key = NULL;
+    bool is_private;
+    rp_err_t err;
+    int c, ok;
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "k:o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'k': in = optarg; break;
+        case 'o': out = optarg; break;
+        case 'h': fputs(key_usage, stdout); return CLI_OK;
+        default: return cli_usage("key ", "bad option");
+        }
+    }
+    if (optind != argc)
+        return cli_usage("key ", "unexpected argument '%s'", argv[optind]);
+    if (in == NULL)
+        return cli_usage("key ", "key public needs --key");
+
+    err = rp_key_load(in, &key, &is_private);
+    if (err != RP_OK) {
+        cli_key_error(in, err);
+        return CLI_FAIL;
+    }
+    if (out == NULL) {
+        ok = PEM_write_PUBKEY(stdout, key) == 1 && fflush(stdout) == 0;
+        EVP_PKEY_free(key);
+        if (!ok)
+            rp_log_error("cannot write the public key to stdout");
+        return ok ? CLI_OK : CLI_FAIL;
+    }
+    err = rp_key_save_public(key, out);
+    if (err != RP_OK) {
+        rp_log_error("%s: %s", out, rp_strerror(err));
+        EVP_PKEY_free(key);
+        return CLI_FAIL;
+    }
+    ok = describe_key(key, out);
+    EVP_PKEY_free(key);
+    return ok;
+}
+
+int cmd_key(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(key_usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? CLI_USAGE : CLI_OK;
+    }
+    if (strcmp(argv[1], "generate") == 0)
+        return key_generate(argc - 1, argv + 1);
+    if (strcmp(argv[1], "public") == 0)
+        return key_public(argc - 1, argv + 1);
+    return cli_usage("key ", "unknown key command '%s'", argv[1]);
+}

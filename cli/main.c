@@ -1,0 +1,122 @@
+/*
+ * `rampart`: the operator's command-line tool. This file dispatches to the command groups and
+ * owns the shared helpers; each group lives in its own cmd_*.c.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "rampart/crypto.h"
+#include "rampart/log.h"
+
+static const char usage_text[] =
+    "Usage: rampart [--verbose] COMMAND [ARGS...]\n"
+    "\n"
+    "Rampart: signed images, attested devices and renewable security for connected devices.\n"
+    "\n"
+    "Commands:\n"
+    "  key generate --type ecdsa-p256|ed25519 --out KEY.pem   make a signing key\n"
+    "  key public --key KEY.pem --out PUB.pem                 export its public key\n"
+    "  image sign --key KEY.pem --version X.Y.Z+B PAYLOAD OUT sign a payload into an image\n"
+    "  image verify --key PUB.pem IMAGE                       check an image's signature\n"
+    "  image show IMAGE [--output json]                       print what an image holds\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help       this help; `rampart COMMAND --help` for a command's own\n"
+    "  -V, --version    print the version and the crypto backend\n"
+    "  -v, --verbose    more detail on stderr\n"
+    "\n"
+    "Exit status: 0 success, 1 failure or refusal (reason on stderr), 2 usage error.\n";
+
+int cli_usage(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("rampart: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'rampart %s--help'.\n", cmd != NULL ? cmd : "");
+    return CLI_USAGE;
+}
+
+bool cli_parse_u32(const char *s, uint32_t max, uint32_t *out)
+{
+    unsigned long long v;
+    char *end;
+
+    if (s == NULL || *s == '\0' || *s == '-' || *s == '+' || *s == ' ')
+        return false;
+    errno = 0;
+    v = strtoull(s, &end, 0);
+    if (errno != 0 || *end != '\0' || v > max)
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+void cli_key_error(const char *path, int err)
+{
+    const char *hint = "";
+
+    if (err == RP_ERR_UNSUPPORTED)
+        hint = " (keys must be ecdsa-p256 or ed25519)";
+    else if (err == RP_ERR_BAD_KEY)
+        hint = " (not a PEM private or public key)";
+    rp_log_error("%s: %s%s", path, rp_strerror((rp_err_t)err), hint);
+}
+
+bool cli_parse_output(const char *s, cli_output_t *out)
+{
+    if (strcmp(s, "text") == 0)
+        *out = CLI_OUTPUT_TEXT;
+    else if (strcmp(s, "json") == 0)
+        *out = CLI_OUTPUT_JSON;
+    else
+        return false;
+    return true;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {"verbose", no_argument, NULL, 'v'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+
+    rp_log_init("rampart", RP_LOG_INFO);
+    /* '+': stop at the first command word; the command parses the rest. */
+    while ((c = getopt_long(argc, argv, "+hVv", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h': fputs(usage_text, stdout); return CLI_OK;
+        case 'V':
+            printf("rampart %s\ncrypto: %s\n", RP_VERSION, rp_crypto_backend());
+            return CLI_OK;
+        case 'v': rp_log_set_level(RP_LOG_DEBUG); break;
+        default: return cli_usage(NULL, "unknown option");
+        }
+    }
+    if (optind >= argc) {
+        fputs(usage_text, stderr);
+        return CLI_USAGE;
+    }
+    argc -= optind;
+    argv += optind;
+    optind = 0; /* the command's getopt starts afresh */
+    if (strcmp(argv[0], "key") == 0)
+        return cmd_key(argc, argv);
+    if (strcmp(argv[0], "image") == 0)
+        return cmd_image(argc, argv);
+    if (strcmp(argv[0], "help") == 0) {
+        fputs(usage_text, stdout);
+        return CLI_OK;
+    }
+    return cli_usage(NULL, "unknown command '%s'", argv[0]);
+}

@@ -1,0 +1,112 @@
+/*
+ * The crypto port: the only cryptography the portable core uses, and the contract a backend must
+ * meet. Exactly one backend is compiled in, chosen at build time by defining RP_CRYPTO_OPENSSL or
+ * RP_CRYPTO_MBEDTLS; see docs/porting.md.
+ *
+ * Contract for every backend:
+ *  - contexts are plain structs owned by the caller; nothing here allocates from the core's point
+ *    of view and there is nothing to free (a backend library may allocate internally while a call
+ *    runs, and must release it before returning);
+ *  - a verify returns RP_OK only for a signature that is valid for exactly that key and digest;
+ *    every other outcome, including internal failure, is an error;
+ *  - public keys are DER SubjectPublicKeyInfo, the form MCUboot puts in PUBKEY TLVs and hashes
+ *    into KEYHASH TLVs.
+ */
+#ifndef RAMPART_CRYPTO_H
+#define RAMPART_CRYPTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rampart/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(RP_CRYPTO_OPENSSL) + defined(RP_CRYPTO_MBEDTLS) > 1
+#error "Rampart: define exactly one crypto backend (RP_CRYPTO_OPENSSL or RP_CRYPTO_MBEDTLS)"
+#endif
+
+#if defined(RP_CRYPTO_OPENSSL)
+/*
+ * The low-level SHA256_CTX is a plain struct that the caller can own, which EVP_MD_CTX is not;
+ * it runs the same assembly (SHA-NI where present) as the EVP interface.
+ */
+#ifndef OPENSSL_SUPPRESS_DEPRECATED
+#define OPENSSL_SUPPRESS_DEPRECATED
+#endif
+#include <openssl/sha.h>
+typedef struct rp_sha256 {
+    SHA256_CTX ctx;
+} rp_sha256_t;
+#elif defined(RP_CRYPTO_MBEDTLS)
+#include <mbedtls/sha256.h>
+typedef struct rp_sha256 {
+    mbedtls_sha256_context ctx;
+} rp_sha256_t;
+#else
+#error "Rampart: no crypto backend; define RP_CRYPTO_OPENSSL or RP_CRYPTO_MBEDTLS"
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define RP_MUST_CHECK __attribute__((warn_unused_result))
+#else
+#define RP_MUST_CHECK
+#endif
+
+#define RP_SHA256_LEN 32
+#define RP_ED25519_SIG_LEN 64
+/* A DER ECDSA P-256 signature: SEQUENCE of two INTEGERs of at most 33 bytes each. */
+#define RP_ECDSA_P256_SIG_MAX 72
+/* The largest SubjectPublicKeyInfo of a supported key (P-256 uncompressed is 91 bytes). */
+#define RP_PUBKEY_DER_MAX 128
+
+typedef enum rp_sig_alg {
+    RP_SIG_NONE = 0,
+    RP_SIG_ECDSA_P256 = 1, /* ECDSA over P-256; signature is DER, message is a SHA-256 digest */
+    RP_SIG_ED25519 = 2,    /* Ed25519 (RFC 8032, pure) whose message is the 32-byte digest */
+} rp_sig_alg_t;
+
+/* A name for alg, e.g. "ECDSA P-256"; never NULL. */
+const char *rp_sig_alg_name(rp_sig_alg_t alg);
+
+/* Streaming SHA-256. final() wipes the context. */
+rp_err_t rp_sha256_init(rp_sha256_t *ctx) RP_MUST_CHECK;
+rp_err_t rp_sha256_update(rp_sha256_t *ctx, const void *data, size_t len) RP_MUST_CHECK;
+rp_err_t rp_sha256_final(rp_sha256_t *ctx, uint8_t out[RP_SHA256_LEN]) RP_MUST_CHECK;
+
+/* One-shot SHA-256 of a buffer. */
+rp_err_t rp_sha256(const void *data, size_t len, uint8_t out[RP_SHA256_LEN]) RP_MUST_CHECK;
+
+/*
+ * The algorithm of a public key.
+ * OUT: *alg. Returns RP_ERR_BAD_KEY for a key that is not a well-formed SubjectPublicKeyInfo of a
+ * supported type, RP_ERR_UNSUPPORTED for a well-formed key this backend cannot use.
+ */
+rp_err_t rp_pubkey_alg(const uint8_t *spki, size_t spki_len, rp_sig_alg_t *alg) RP_MUST_CHECK;
+
+/*
+ * Verify sig over a SHA-256 digest with the public key spki, which must be of type alg.
+ * Returns RP_OK only when the signature is valid; RP_ERR_BAD_SIGNATURE when it is not (or is
+ * malformed), RP_ERR_BAD_KEY when the key is unusable or of another type, RP_ERR_UNSUPPORTED when
+ * this backend lacks alg.
+ */
+rp_err_t rp_sig_verify(rp_sig_alg_t alg, const uint8_t *spki, size_t spki_len,
+                       const uint8_t digest[RP_SHA256_LEN], const uint8_t *sig,
+                       size_t sig_len) RP_MUST_CHECK;
+
+/* Constant-time comparison; 0 when equal. */
+int rp_ct_memcmp(const void *a, const void *b, size_t len);
+
+/* Zero len bytes at p in a way the compiler cannot drop. */
+void rp_wipe(void *p, size_t len);
+
+/* The backend's name, e.g. "OpenSSL 3.0.19". */
+const char *rp_crypto_backend(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RAMPART_CRYPTO_H */

@@ -1,0 +1,158 @@
+/*
+ * The crypto port on OpenSSL 3: SHA-256, ECDSA P-256 and Ed25519 verification. OpenSSL allocates
+ * while a call runs; everything it allocates is freed before the call returns.
+ */
+/* The port's SHA-256 uses the low-level SHA256_CTX on purpose: see rampart/crypto.h. */
+#define OPENSSL_SUPPRESS_DEPRECATED
+
+#include <limits.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "rampart/crypto.h"
+
+rp_err_t rp_sha256_init(rp_sha256_t *ctx)
+{
+    if (ctx == NULL)
+        return RP_ERR_INVALID_ARG;
+    return SHA256_Init(&ctx->ctx) == 1 ? RP_OK : RP_ERR_CRYPTO;
+}
+
+rp_err_t rp_sha256_update(rp_sha256_t *ctx, const void *data, size_t len)
+{
+    if (ctx == NULL || (data == NULL && len > 0))
+        return RP_ERR_INVALID_ARG;
+    return SHA256_Update(&ctx->ctx, data, len) == 1 ? RP_OK : RP_ERR_CRYPTO;
+}
+
+rp_err_t rp_sha256_final(rp_sha256_t *ctx, uint8_t out[RP_SHA256_LEN])
+{
+    int ok;
+
+    if (ctx == NULL || out == NULL)
+        return RP_ERR_INVALID_ARG;
+    ok = SHA256_Final(out, &ctx->ctx);
+    rp_wipe(ctx, sizeof(*ctx));
+    return ok == 1 ? RP_OK : RP_ERR_CRYPTO;
+}
+
+/* Parse a DER SubjectPublicKeyInfo, refusing trailing bytes. OUT: *key, to be freed. */
+static rp_err_t load_pubkey(const uint8_t *spki, size_t spki_len, EVP_PKEY **key)
+{
+    const unsigned char *p = spki;
+    EVP_PKEY *k;
+
+    if (spki == NULL || spki_len == 0 || spki_len > LONG_MAX)
+        return RP_ERR_BAD_KEY;
+    k = d2i_PUBKEY(NULL, &p, (long)spki_len);
+    if (k == NULL) {
+        ERR_clear_error();
+        return RP_ERR_BAD_KEY;
+    }
+    if (p != spki + spki_len) {
+        EVP_PKEY_free(k);
+        return RP_ERR_BAD_KEY;
+    }
+    *key = k;
+    return RP_OK;
+}
+
+static rp_err_t alg_of(EVP_PKEY *k, rp_sig_alg_t *alg)
+{
+    char group[32];
+    size_t group_len = 0;
+
+    switch (EVP_PKEY_get_base_id(k)) {
+    case EVP_PKEY_ED25519: *alg = RP_SIG_ED25519; return RP_OK;
+    case EVP_PKEY_EC:
+        if (EVP_PKEY_get_group_name(k, group, sizeof(group), &group_len) != 1) {
+            ERR_clear_error();
+            return RP_ERR_BAD_KEY;
+        }
+        if (strcmp(group, "prime256v1") != 0)
+            return RP_ERR_UNSUPPORTED;
+        *alg = RP_SIG_ECDSA_P256;
+        return RP_OK;
+    default: return RP_ERR_UNSUPPORTED;
+    }
+}
+
+rp_err_t rp_pubkey_alg(const uint8_t *spki, size_t spki_len, rp_sig_alg_t *alg)
+{
+    EVP_PKEY *k = NULL;
+    rp_err_t err;
+
+    if (alg == NULL)
+        return RP_ERR_INVALID_ARG;
+    err = load_pubkey(spki, spki_len, &k);
+    if (err != RP_OK)
+        return err;
+    err = alg_of(k, alg);
+    EVP_PKEY_free(k);
+    return err;
+}
+
+static rp_err_t verify_ecdsa(EVP_PKEY *k, const uint8_t *digest, const uint8_t *sig, size_t sig_len)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(k, NULL);
+    rp_err_t err = RP_ERR_CRYPTO;
+
+    if (ctx == NULL)
+        return RP_ERR_CRYPTO;
+    if (EVP_PKEY_verify_init(ctx) == 1 && EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) == 1)
+        err = EVP_PKEY_verify(ctx, sig, sig_len, digest, RP_SHA256_LEN) == 1 ? RP_OK
+                                                                             : RP_ERR_BAD_SIGNATURE;
+    EVP_PKEY_CTX_free(ctx);
+    return err;
+}
+
+static rp_err_t verify_ed25519(EVP_PKEY *k, const uint8_t *digest, const uint8_t *sig,
+                               size_t sig_len)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    rp_err_t err = RP_ERR_CRYPTO;
+
+    if (ctx == NULL)
+        return RP_ERR_CRYPTO;
+    if (EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, k) == 1)
+        err = sig_len == RP_ED25519_SIG_LEN &&
+                      EVP_DigestVerify(ctx, sig, sig_len, digest, RP_SHA256_LEN) == 1
+                  ? RP_OK
+                  : RP_ERR_BAD_SIGNATURE;
+    EVP_MD_CTX_free(ctx);
+    return err;
+}
+
+rp_err_t rp_sig_verify(rp_sig_alg_t alg, const uint8_t *spki, size_t spki_len,
+                       const uint8_t digest[RP_SHA256_LEN], const uint8_t *sig, size_t sig_len)
+{
+    rp_sig_alg_t key_alg;
+    EVP_PKEY *k = NULL;
+    rp_err_t err;
+
+    if (digest == NULL || sig == NULL || sig_len == 0)
+        return RP_ERR_INVALID_ARG;
+    if (alg != RP_SIG_ECDSA_P256 && alg != RP_SIG_ED25519)
+        return RP_ERR_UNSUPPORTED;
+    err = load_pubkey(spki, spki_len, &k);
+    if (err != RP_OK)
+        return err;
+    err = alg_of(k, &key_alg);
+    if (err == RP_OK && key_alg != alg)
+        err = RP_ERR_BAD_KEY;
+    if (err == RP_OK)
+        err = alg == RP_SIG_ECDSA_P256 ? verify_ecdsa(k, digest, sig, sig_len)
+                                       : verify_ed25519(k, digest, sig, sig_len);
+    EVP_PKEY_free(k);
+    ERR_clear_error();
+    return err;
+}
+
+const char *rp_crypto_backend(void)
+{
+    return OpenSSL_version(OPENSSL_VERSION);
+}

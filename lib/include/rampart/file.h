@@ -1,0 +1,66 @@
+/*
+ * Files on Linux, done so that a crash or power cut at any moment leaves either the old content
+ * or the new, never a mix: atomic replacement (write a temporary, fsync, rename, fsync the
+ * directory), bounded reads, and an image source over pread() for the core's verifier.
+ */
+#ifndef RAMPART_FILE_H
+#define RAMPART_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "rampart/error.h"
+#include "rampart/image.h"
+
+/* A file being written; it replaces path only on commit. */
+typedef struct rp_atomic_file {
+    int fd;
+    char path[4096];
+    char tmp[4096 + 16];
+} rp_atomic_file_t;
+
+/*
+ * Start writing path with the given mode. With exclusive, an existing path is RP_ERR_EXISTS
+ * (checked again at commit, so two writers cannot both win). OUT: *f.
+ */
+rp_err_t rp_atomic_begin(rp_atomic_file_t *f, const char *path, mode_t mode,
+                         int exclusive) RP_MUST_CHECK;
+/* Write all of buf. */
+rp_err_t rp_atomic_write(rp_atomic_file_t *f, const void *buf, size_t len) RP_MUST_CHECK;
+/* fsync, rename over (or link to, when exclusive) path, fsync the directory. Closes f. */
+rp_err_t rp_atomic_commit(rp_atomic_file_t *f, int exclusive) RP_MUST_CHECK;
+/* Discard the temporary. Safe after a failed commit and on an already-closed f. */
+void rp_atomic_abort(rp_atomic_file_t *f);
+
+/* Write all of buf to fd, retrying short writes and EINTR. */
+rp_err_t rp_write_all(int fd, const void *buf, size_t len) RP_MUST_CHECK;
+/* Read exactly len bytes at off; RP_ERR_TRUNCATED at end of file. */
+rp_err_t rp_pread_all(int fd, void *buf, size_t len, uint64_t off) RP_MUST_CHECK;
+
+/*
+ * Read a whole regular file of at most max bytes. OUT: *data (malloc'd, NUL-terminated for
+ * convenience, caller frees) and *len. A larger file is RP_ERR_TOO_LARGE.
+ */
+rp_err_t rp_read_file(const char *path, size_t max, uint8_t **data, size_t *len) RP_MUST_CHECK;
+
+/*
+ * An open image file and the core's view of it, read with pread() into the verifier's buffer.
+ * (Not mmap(): how much a fresh mapping costs depends on how the file's pages were written, and a
+ * file truncated under a mapping kills the reader with SIGBUS.) The file must not change while it
+ * is verified. io.ctx points into the struct: do not copy it once open.
+ */
+typedef struct rp_file_image {
+    int fd;
+    rp_image_io_t io;
+} rp_file_image_t;
+
+/* The scratch size Rampart's programs verify files with: large enough that the copy out of the
+ * page cache costs little next to SHA-256 (bench/image-verify measures it). */
+#define RP_FILE_IMAGE_SCRATCH (256 * 1024)
+
+/* Open path read-only as an image source. OUT: *img. */
+rp_err_t rp_file_image_open(rp_file_image_t *img, const char *path) RP_MUST_CHECK;
+void rp_file_image_close(rp_file_image_t *img);
+
+#endif /* RAMPART_FILE_H */

@@ -1,0 +1,50 @@
+/*
+ * Signing keys on the host, through OpenSSL: generate, load and save PEM files, derive the DER
+ * SubjectPublicKeyInfo the image format names keys by, and sign a digest. Private key files are
+ * written 0600 and never logged; OpenSSL wipes key material when the EVP_PKEY is freed.
+ */
+#ifndef RAMPART_KEY_H
+#define RAMPART_KEY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+#include "rampart/crypto.h"
+#include "rampart/error.h"
+
+/* Parse "ecdsa-p256" or "ed25519". OUT: *alg. */
+rp_err_t rp_key_type_parse(const char *name, rp_sig_alg_t *alg) RP_MUST_CHECK;
+/* The command-line name of alg ("ecdsa-p256", "ed25519"). */
+const char *rp_key_type_name(rp_sig_alg_t alg);
+
+/* Generate a new private key. OUT: *key, caller frees with EVP_PKEY_free(). */
+rp_err_t rp_key_generate(rp_sig_alg_t alg, EVP_PKEY **key) RP_MUST_CHECK;
+
+/*
+ * Load a PEM private or public key of a supported type. OUT: *key (caller frees), *is_private.
+ * Errors: RP_ERR_NOT_FOUND, RP_ERR_BAD_KEY (not a PEM key), RP_ERR_UNSUPPORTED (another type).
+ */
+rp_err_t rp_key_load(const char *path, EVP_PKEY **key, bool *is_private) RP_MUST_CHECK;
+
+/* The key's algorithm; RP_ERR_UNSUPPORTED for any type images cannot use. */
+rp_err_t rp_key_alg(EVP_PKEY *key, rp_sig_alg_t *alg) RP_MUST_CHECK;
+
+/* Write the private key as PKCS#8 PEM, mode 0600; refuses to overwrite unless force. */
+rp_err_t rp_key_save_private(EVP_PKEY *key, const char *path, bool force) RP_MUST_CHECK;
+/* Write the public key as SubjectPublicKeyInfo PEM, mode 0644; replaces path. */
+rp_err_t rp_key_save_public(EVP_PKEY *key, const char *path) RP_MUST_CHECK;
+
+/* The DER SubjectPublicKeyInfo. OUT: out[0..*len). */
+rp_err_t rp_key_spki(EVP_PKEY *key, uint8_t *out, size_t cap, size_t *len) RP_MUST_CHECK;
+
+/*
+ * Sign a SHA-256 digest the way MCUboot expects: a DER ECDSA signature, or Ed25519 over the 32
+ * digest bytes. OUT: sig[0..*sig_len).
+ */
+rp_err_t rp_key_sign_digest(EVP_PKEY *key, const uint8_t digest[RP_SHA256_LEN], uint8_t *sig,
+                            size_t cap, size_t *sig_len) RP_MUST_CHECK;
+
+#endif /* RAMPART_KEY_H */

@@ -1,0 +1,229 @@
+/*
+ * Crash-safe file writing, bounded file reading, and pread()-backed image sources.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "rampart/file.h"
+
+rp_err_t rp_write_all(int fd, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return RP_ERR_IO;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return RP_OK;
+}
+
+rp_err_t rp_pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+    uint8_t *p = buf;
+
+    while (len > 0) {
+        ssize_t n = pread(fd, p, len, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return RP_ERR_IO;
+        }
+        if (n == 0)
+            return RP_ERR_TRUNCATED;
+        p += n;
+        off += (uint64_t)n;
+        len -= (size_t)n;
+    }
+    return RP_OK;
+}
+
+/* fsync the directory holding path, so that a rename or link in it is durable. */
+static rp_err_t sync_parent(const char *path)
+{
+    char copy[4096];
+    int fd, rc;
+
+    if (strlen(path) >= sizeof(copy))
+        return RP_ERR_INVALID_ARG;
+    strcpy(copy, path);
+    fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return RP_ERR_IO;
+    rc = fsync(fd);
+    close(fd);
+    return rc == 0 ? RP_OK : RP_ERR_IO;
+}
+
+rp_err_t rp_atomic_begin(rp_atomic_file_t *f, const char *path, mode_t mode, int exclusive)
+{
+    int n;
+
+    f->fd = -1;
+    f->tmp[0] = '\0';
+    if (path == NULL || strlen(path) >= sizeof(f->path))
+        return RP_ERR_INVALID_ARG;
+    strcpy(f->path, path);
+    if (exclusive && access(path, F_OK) == 0)
+        return RP_ERR_EXISTS;
+    n = snprintf(f->tmp, sizeof(f->tmp), "%s.tmpXXXXXX", path);
+    if (n < 0 || (size_t)n >= sizeof(f->tmp))
+        return RP_ERR_INVALID_ARG;
+    f->fd = mkostemp(f->tmp, O_CLOEXEC);
+    if (f->fd < 0) {
+        f->tmp[0] = '\0';
+        return errno == ENOENT ? RP_ERR_NOT_FOUND : RP_ERR_IO;
+    }
+    if (fchmod(f->fd, mode) != 0) {
+        rp_atomic_abort(f);
+        return RP_ERR_IO;
+    }
+    return RP_OK;
+}
+
+rp_err_t rp_atomic_write(rp_atomic_file_t *f, const void *buf, size_t len)
+{
+    if (f->fd < 0)
+        return RP_ERR_INVALID_ARG;
+    return rp_write_all(f->fd, buf, len);
+}
+
+rp_err_t rp_atomic_commit(rp_atomic_file_t *f, int exclusive)
+{
+    int rc;
+
+    if (f->fd < 0)
+        return RP_ERR_INVALID_ARG;
+    rc = fsync(f->fd);
+    if (close(f->fd) != 0)
+        rc = -1;
+    f->fd = -1;
+    if (rc != 0) {
+        rp_atomic_abort(f);
+        return RP_ERR_IO;
+    }
+    if (exclusive) {
+        /* link() fails if path appeared meanwhile: exclusive to the end. */
+        if (link(f->tmp, f->path) != 0) {
+            rp_err_t err = errno == EEXIST ? RP_ERR_EXISTS : RP_ERR_IO;
+            rp_atomic_abort(f);
+            return err;
+        }
+        unlink(f->tmp);
+    } else if (rename(f->tmp, f->path) != 0) {
+        rp_atomic_abort(f);
+        return RP_ERR_IO;
+    }
+    f->tmp[0] = '\0';
+    return sync_parent(f->path);
+}
+
+void rp_atomic_abort(rp_atomic_file_t *f)
+{
+    if (f->fd >= 0) {
+        close(f->fd);
+        f->fd = -1;
+    }
+    if (f->tmp[0] != '\0') {
+        unlink(f->tmp);
+        f->tmp[0] = '\0';
+    }
+}
+
+rp_err_t rp_read_file(const char *path, size_t max, uint8_t **data, size_t *len)
+{
+    struct stat st;
+    uint8_t *buf = NULL;
+    size_t used = 0;
+    rp_err_t err = RP_OK;
+    int fd;
+
+    *data = NULL;
+    *len = 0;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? RP_ERR_NOT_FOUND : RP_ERR_IO;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return RP_ERR_IO;
+    }
+    if ((uint64_t)st.st_size > max) {
+        close(fd);
+        return RP_ERR_TOO_LARGE;
+    }
+    /* One byte more than the file, to notice it growing past max, and one for the NUL. */
+    buf = malloc((size_t)st.st_size + 2);
+    if (buf == NULL) {
+        close(fd);
+        return RP_ERR_NO_MEMORY;
+    }
+    for (;;) {
+        size_t room = (size_t)st.st_size + 1 - used;
+        ssize_t n = read(fd, buf + used, room);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            err = RP_ERR_IO;
+            break;
+        }
+        if (n == 0)
+            break;
+        used += (size_t)n;
+        if (used > (size_t)st.st_size) {
+            err = RP_ERR_TOO_LARGE; /* it grew while we read it */
+            break;
+        }
+    }
+    close(fd);
+    if (err != RP_OK) {
+        free(buf);
+        return err;
+    }
+    buf[used] = '\0';
+    *data = buf;
+    *len = used;
+    return RP_OK;
+}
+
+static int file_image_read(void *ctx, uint64_t off, void *buf, size_t len)
+{
+    const rp_file_image_t *img = ctx;
+
+    return rp_pread_all(img->fd, buf, len, off) == RP_OK ? 0 : -1;
+}
+
+rp_err_t rp_file_image_open(rp_file_image_t *img, const char *path)
+{
+    struct stat st;
+
+    memset(img, 0, sizeof(*img));
+    img->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (img->fd < 0)
+        return errno == ENOENT ? RP_ERR_NOT_FOUND : RP_ERR_IO;
+    if (fstat(img->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        rp_file_image_close(img);
+        return RP_ERR_IO;
+    }
+    img->io.read = file_image_read;
+    img->io.ctx = img;
+    img->io.size = (uint64_t)st.st_size;
+    return RP_OK;
+}
+
+void rp_file_image_close(rp_file_image_t *img)
+{
+    if (img->fd >= 0)
+        close(img->fd);
+    img->fd = -1;
+}

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# End to end: the real `rampart` binary on real files. Keys, signing, verifying, showing, every
+# kind of refusal, MCUboot's own imgtool vectors, and an independent check of our signatures
+# with the openssl command.
+. "$(dirname "$0")/lib.sh"
+: "${VECTORS:?set VECTORS to tests/vectors/mcuboot}"
+d=$E2E_DIR
+
+# --- usage and help ---------------------------------------------------------------------------
+expect 0 "$RAMPART" --help;          out_has "image sign"
+expect 0 "$RAMPART" --version;       out_has "rampart "; out_has "crypto: OpenSSL"
+expect 0 "$RAMPART" image --help;    out_has "image verify"
+expect 0 "$RAMPART" key --help;      out_has "key generate"
+expect 0 "$RAMPART" image sign --help
+expect 2 "$RAMPART"
+expect 2 "$RAMPART" frobnicate;      err_has "unknown command"
+expect 2 "$RAMPART" --bogus
+expect 2 "$RAMPART" image
+expect 2 "$RAMPART" image frob
+expect 2 "$RAMPART" image verify "$VECTORS/payload.bin";  err_has "needs --key"
+expect 2 "$RAMPART" image sign --key k --version 1.0.0 only-one-arg
+expect 2 "$RAMPART" image sign --key k --version 1.2.300000 a b; err_has "bad --version"
+expect 2 "$RAMPART" image sign --key k --version 1 --header-size 16 a b
+expect 2 "$RAMPART" image sign --key k --version 1 --type firmwear a b
+expect 2 "$RAMPART" image sign --key k --version 1 --security-counter -1 a b
+expect 2 "$RAMPART" image show
+expect 2 "$RAMPART" image show --output yaml x
+expect 2 "$RAMPART" key generate --type rsa --out "$d/x.pem"
+expect 2 "$RAMPART" key generate --type ed25519
+
+# --- keys --------------------------------------------------------------------------------------
+for t in ecdsa-p256 ed25519; do
+  expect 0 "$RAMPART" key generate --type $t --out "$d/$t.pem"
+  out_has "$t key, key hash "
+  eq "$(stat -c %a "$d/$t.pem")" 600 "private key mode"
+  grep -q 'BEGIN PRIVATE KEY' "$d/$t.pem" || fail "not PKCS#8 PEM"
+  # an existing key is never silently replaced
+  cp "$d/$t.pem" "$d/$t.orig"
+  expect 1 "$RAMPART" key generate --type $t --out "$d/$t.pem"; err_has "already exists"
+  cmp -s "$d/$t.pem" "$d/$t.orig" || fail "existing key was modified"
+  expect 0 "$RAMPART" key public --key "$d/$t.pem" --out "$d/$t.pub"
+  openssl pkey -pubin -in "$d/$t.pub" -noout || fail "public key unreadable by openssl"
+  ! grep -q PRIVATE "$d/$t.pub" || fail "public file holds a private key"
+  expect 0 "$RAMPART" key public --key "$d/$t.pem"; out_has "BEGIN PUBLIC KEY"
+done
+expect 1 "$RAMPART" key public --key "$d/absent.pem"; err_has "not found"
+expect 1 "$RAMPART" key public --key "$VECTORS/payload.bin"; err_has "unusable key"
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$d/rsa.pem" 2>/dev/null
+expect 1 "$RAMPART" key public --key "$d/rsa.pem"; err_has "keys must be ecdsa-p256 or ed25519"
+
+# --- sign, verify, show, both key types ----------------------------------------------------------
+head -c 100000 /dev/urandom >"$d/payload"
+for t in ecdsa-p256 ed25519; do
+  img="$d/$t.img"
+  expect 0 "$RAMPART" image sign --key "$d/$t.pem" --version 1.2.3+4 --security-counter 7 \
+    --type app "$d/payload" "$img"
+  out_has "valid: version 1.2.3+4, security counter 7, type app"
+  expect 0 "$RAMPART" image verify --key "$d/$t.pub" "$img"
+  out_lines 1; out_has "$img: valid: version 1.2.3+4"
+  # a private key works as the trusted key too (its public half is used)
+  expect 0 "$RAMPART" image verify --key "$d/$t.pem" "$img"
+  # the payload is in the image, untouched, right after the 0x200 header area
+  cmp -s <(tail -c +513 "$img" | head -c 100000) "$d/payload" || fail "payload not at 0x200"
+
+  expect 0 "$RAMPART" image show --output json "$img"
+  jq -e '.version == "1.2.3+4" and .security_counter == 7 and .type == "app"
+         and .header_size == 512 and .payload_size == 100000 and .digest_matches == true
+         and .magic == "0x96f3b83d" and (.tlvs | map(.name)) ==
+             ["SEC_CNT","RAMPART_TYPE","SHA256","KEYHASH",
+              (if "'$t'" == "ed25519" then "ED25519" else "ECDSA_SIG" end)]' \
+     "$d/out" >/dev/null || fail "show json: $(cat "$d/out")"
+  # the digest is SHA-256 over header, payload and protected TLVs, computed independently
+  signed_len=$((512 + 100000 + $(jq .protected_tlv_size "$d/out")))
+  want=$(head -c $signed_len "$img" | sha256sum | cut -d' ' -f1)
+  eq "$(jq -r .digest "$d/out")" "$want" "digest"
+  eq "$(jq -r '.tlvs[] | select(.name=="SHA256") | .value' "$d/out")" "$want" "SHA256 TLV"
+  # the key hash is SHA-256 of the DER public key, as MCUboot computes it
+  kh=$(openssl pkey -pubin -in "$d/$t.pub" -outform DER | sha256sum | cut -d' ' -f1)
+  eq "$(jq -r '.tlvs[] | select(.name=="KEYHASH") | .value' "$d/out")" "$kh" "KEYHASH TLV"
+  # the signature verifies with the openssl command: ECDSA over the digest, Ed25519 over it too
+  sig=$(jq -r '.tlvs[] | select(.name=="ECDSA_SIG" or .name=="ED25519") | .value' "$d/out")
+  printf '%s' "$sig" | xxd -r -p >"$d/sig"
+  printf '%s' "$want" | xxd -r -p >"$d/digest"
+  if [ $t = ed25519 ]; then
+    openssl pkeyutl -verify -pubin -inkey "$d/$t.pub" -rawin -in "$d/digest" -sigfile "$d/sig" \
+      >/dev/null || fail "openssl does not accept our Ed25519 signature"
+  else
+    openssl pkeyutl -verify -pubin -inkey "$d/$t.pub" -in "$d/digest" -sigfile "$d/sig" \
+      -pkeyopt digest:sha256 >/dev/null || fail "openssl does not accept our ECDSA signature"
+  fi
+  expect 0 "$RAMPART" image show "$img"; out_has "matches the SHA256 TLV"
+  expect 0 "$RAMPART" image verify --output json --key "$d/$t.pub" "$img"
+  jq -e '.valid == true and .security_counter == 7' "$d/out" >/dev/null || fail "verify json"
+done
+
+# the other key type, and another key of the same type, are refused
+expect 1 "$RAMPART" image verify --key "$d/ed25519.pub" "$d/ecdsa-p256.img"
+err_has "not signed by a trusted key"
+"$RAMPART" key generate --type ecdsa-p256 --out "$d/other.pem" >/dev/null
+expect 1 "$RAMPART" image verify --key "$d/other.pem" "$d/ecdsa-p256.img"
+err_has "not signed by a trusted key"
+expect 1 "$RAMPART" image verify --output json --key "$d/other.pem" "$d/ecdsa-p256.img"
+jq -e '.valid == false and .error == "not signed by a trusted key"' "$d/out" >/dev/null ||
+  fail "verify json on refusal"
+# several trusted keys: any one may have signed
+expect 0 "$RAMPART" image verify --key "$d/other.pem" --key "$d/ecdsa-p256.pub" "$d/ecdsa-p256.img"
+# a public key cannot sign
+expect 1 "$RAMPART" image sign --key "$d/ecdsa-p256.pub" --version 1 "$d/payload" "$d/x.img"
+err_has "a public key cannot sign"
+[ ! -e "$d/x.img" ] || fail "a failed sign left an output file"
+# --security-counter auto packs the version, as imgtool does
+expect 0 "$RAMPART" image sign --key "$d/ed25519.pem" --version 2.1.3 --security-counter auto \
+  "$d/payload" "$d/auto.img"
+out_has "security counter 33619971"
+# header size and the full public key instead of its hash
+expect 0 "$RAMPART" image sign --key "$d/ecdsa-p256.pem" --version 3.0.0+1 --header-size 0x400 \
+  --public-key-format full "$d/payload" "$d/full.img"
+expect 0 "$RAMPART" image show --output json "$d/full.img"
+jq -e '.header_size == 1024 and (.tlvs | map(.name) | index("PUBKEY")) != null' "$d/out" \
+  >/dev/null || fail "full key image"
+expect 0 "$RAMPART" image verify --key "$d/ecdsa-p256.pub" "$d/full.img"
+
+# --- refusals, each with its reason ----------------------------------------------------------------
+img="$d/ecdsa-p256.img"
+cp "$img" "$d/t"; flip "$d/t" 60000
+expect 1 "$RAMPART" image verify --key "$d/ecdsa-p256.pub" "$d/t"; err_has "hash mismatch"
+expect 0 "$RAMPART" image show "$d/t"; out_has "DOES NOT MATCH"
+cp "$img" "$d/t"; flip "$d/t" 20            # the version, in the header
+expect 1 "$RAMPART" image verify --key "$d/ecdsa-p256.pub" "$d/t"; err_has "hash mismatch"
+cp "$img" "$d/t"; flip "$d/t" 0
+expect 1 "$RAMPART" image verify --key "$d/ecdsa-p256.pub" "$d/t"; err_has "bad magic"
+expect 1 "$RAMPART" image show "$d/t"; err_has "bad magic"
+head -c 50000 "$img" >"$d/t"
+expect 1 "$RAMPART" image verify --key "$d/ecdsa-p256.pub" "$d/t"; err_has "truncated"
+head -c 10 "$img" >"$d/t"
+expect 1 "$RAMPART" image verify --key "$d/ecdsa-p256.pub" "$d/t"; err_has "truncated"
+: >"$d/t"
+expect 1 "$RAMPART" image verify --key "$d/ecdsa-p256.pub" "$d/t"; err_has "truncated"
+expect 1 "$RAMPART" image verify --key "$d/ecdsa-p256.pub" "$d/absent"; err_has "not found"
+# the last byte of the signature
+size=$(stat -c %s "$img")
+cp "$img" "$d/t"; flip "$d/t" $((size - 1))
+expect 1 "$RAMPART" image verify --key "$d/ecdsa-p256.pub" "$d/t"; err_has "bad signature"
+
+# CVE-2024-32883: a SEC_CNT appended to the unprotected area after signing
+unprot=$((512 + 100000 + $(le16_at "$img" 10)))
+tot=$(le16_at "$img" $((unprot + 2)))
+cp "$img" "$d/t"
+printf '5000040000000080' | xxd -r -p >>"$d/t"     # SEC_CNT = 0x80000000
+put_bytes "$d/t" $((unprot + 2)) "$(printf '%02x%02x' $(((tot + 8) & 255)) $(((tot + 8) >> 8)))"
+expect 1 "$RAMPART" image verify --key "$d/ecdsa-p256.pub" "$d/t"
+err_has "forbidden TLV in the unprotected area"; err_has "SEC_CNT (0x0050) must be in the protected area"
+expect 0 "$RAMPART" image show "$d/t"; out_has "FORBIDDEN here"
+
+# --- MCUboot's imgtool vectors: each verifies with its key and is refused with the other ---------
+for v in ecdsa-p256-v1.2.3+4-sc7 ecdsa-p256-fullkey-hdr400-v3.0.0+1 ed25519-v0.9.0; do
+  case $v in ecdsa*) good=ecdsa-p256 bad=ed25519 ;; *) good=ed25519 bad=ecdsa-p256 ;; esac
+  expect 0 "$RAMPART" image verify --key "$VECTORS/$good-pub.pem" "$VECTORS/$v.bin"; out_has valid
+  expect 1 "$RAMPART" image verify --key "$VECTORS/$bad-pub.pem" "$VECTORS/$v.bin"
+  err_has "not signed by a trusted key"
+done
+expect 0 "$RAMPART" image show --output json "$VECTORS/ecdsa-p256-v1.2.3+4-sc7.bin"
+jq -e '.version == "1.2.3+4" and .security_counter == 7' "$d/out" >/dev/null || fail "vector show"
+
+# Ed25519 is deterministic: signing imgtool's payload as imgtool did gives imgtool's bytes.
+expect 0 "$RAMPART" image sign --key "$VECTORS/ed25519-key.pem" --version 0.9.0 \
+  "$VECTORS/payload.bin" "$d/same.bin"
+cmp "$d/same.bin" "$VECTORS/ed25519-v0.9.0.bin" || fail "not byte-identical to imgtool"
+
+done_ok
