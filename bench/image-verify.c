@@ -98,7 +98,7 @@ int main(int argc, char **argv)
     so.version = (rp_image_version_t){1, 0, 0, 0};
     if ((err = rp_key_generate(RP_SIG_ECDSA_P256, &pkey)) != RP_OK)
         die("key", err);
-    if ((err = rp_image_sign_file(pkey, &so, payload_path, image_path)) != RP_OK)
+    if ((err = rp_image_sign_file(pkey, &so, payload_path, image_path, NULL)) != RP_OK)
         die("sign", err);
     key.spki = spki;
     if ((err = rp_key_spki(pkey, spki, sizeof(spki), &key.spki_len)) != RP_OK)

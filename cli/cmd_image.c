@@ -84,6 +84,26 @@ static rp_err_t verify_path(const char *path, const rp_image_key_t *keys, size_t
     return err;
 }
 
+/* A file name as a JSON string: names need not be UTF-8, JSON strings must be, so bytes that
+ * are not valid UTF-8 become '?'. */
+static json_t *json_path(const char *path)
+{
+    json_t *s = json_string(path);
+    char *copy;
+
+    if (s != NULL)
+        return s;
+    copy = strdup(path);
+    if (copy == NULL)
+        return json_null();
+    for (char *p = copy; *p != '\0'; p++)
+        if ((unsigned char)*p >= 0x80)
+            *p = '?';
+    s = json_string(copy);
+    free(copy);
+    return s != NULL ? s : json_null();
+}
+
 /* One line describing a valid image. */
 static void print_valid(const char *path, const rp_image_info_t *info, const char *key_path)
 {
@@ -116,12 +136,9 @@ static int image_sign(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *key_path = NULL, *version = NULL, *counter = NULL;
-    uint8_t spki[RP_PUBKEY_DER_MAX];
-    rp_image_key_t trusted;
     rp_image_info_t info;
     rp_sign_opts_t so;
     EVP_PKEY *key = NULL;
-    uint64_t file_size;
     bool is_private;
     uint32_t v;
     rp_err_t err;
@@ -189,21 +206,17 @@ static int image_sign(int argc, char **argv)
         EVP_PKEY_free(key);
         return CLI_FAIL;
     }
-    err = rp_image_sign_file(key, &so, argv[optind], argv[optind + 1]);
-    if (err != RP_OK) {
-        rp_log_error("cannot sign %s into %s: %s", argv[optind], argv[optind + 1],
-                     rp_strerror(err));
+    if (rp_same_file(key_path, argv[optind + 1]) || rp_same_file(argv[optind], argv[optind + 1])) {
+        rp_log_error("%s is the key or the payload: refusing to overwrite it", argv[optind + 1]);
         EVP_PKEY_free(key);
         return CLI_FAIL;
     }
-    /* Check what was written before calling it done: sign, then verify. */
-    trusted.spki = spki;
-    err = rp_key_spki(key, spki, sizeof(spki), &trusted.spki_len);
+    /* The library verifies the image with the key's public half before it takes OUT's name. */
+    err = rp_image_sign_file(key, &so, argv[optind], argv[optind + 1], &info);
     EVP_PKEY_free(key);
-    if (err == RP_OK)
-        err = verify_path(argv[optind + 1], &trusted, 1, &info, &file_size);
     if (err != RP_OK) {
-        log_image_error(argv[optind + 1], "the signed image does not verify", err);
+        rp_log_error("cannot sign %s into %s: %s", argv[optind], argv[optind + 1],
+                     rp_strerror(err));
         return CLI_FAIL;
     }
     print_valid(argv[optind + 1], &info, key_path);
@@ -236,13 +249,39 @@ static void explain_forbidden(const char *path)
     rp_file_image_close(&img);
 }
 
+/* Say which feature an unsupported image uses: a header flag, or an algorithm. */
+static void explain_unsupported(const char *path)
+{
+    rp_image_layout_t layout;
+    rp_file_image_t img;
+    uint32_t flags = 0;
+
+    if (rp_file_image_open(&img, path) != RP_OK)
+        return;
+    if (rp_image_layout(&img.io, &layout) == RP_OK)
+        flags = layout.hdr.flags;
+    rp_file_image_close(&img);
+    if (flags & (RP_IMAGE_F_ENCRYPTED_AES128 | RP_IMAGE_F_ENCRYPTED_AES256))
+        rp_log_error("%s: the image is encrypted; Rampart verifies plaintext images", path);
+    else if (flags & (RP_IMAGE_F_COMPRESSED_LZMA1 | RP_IMAGE_F_COMPRESSED_LZMA2 |
+                      RP_IMAGE_F_COMPRESSED_ARM_THUMB))
+        rp_log_error("%s: the image is compressed; Rampart verifies uncompressed images", path);
+    else if (flags & ~(RP_IMAGE_F_PIC | RP_IMAGE_F_NON_BOOTABLE | RP_IMAGE_F_RAM_LOAD |
+                       RP_IMAGE_F_ROM_FIXED))
+        rp_log_error("%s: header flags 0x%08x include ones Rampart does not implement", path,
+                     flags);
+    else
+        rp_log_error("%s: its signature algorithm is not available in this build (crypto: %s)",
+                     path, rp_crypto_backend());
+}
+
 static void print_verify_json(const char *path, const rp_image_info_t *info, rp_err_t err,
                               const char *key_path, uint64_t file_size)
 {
     char ver[RP_IMAGE_VERSION_STR_MAX], hex[2 * RP_SHA256_LEN + 1];
     json_t *o = json_object();
 
-    json_object_set_new(o, "file", json_string(path));
+    json_object_set_new(o, "file", json_path(path));
     json_object_set_new(o, "valid", json_boolean(err == RP_OK));
     if (err != RP_OK) {
         json_object_set_new(o, "error", json_string(rp_strerror(err)));
@@ -256,7 +295,7 @@ static void print_verify_json(const char *path, const rp_image_info_t *info, rp_
                                                        : json_null());
         json_object_set_new(o, "type", type != NULL ? json_string(type) : json_null());
         json_object_set_new(o, "signature", json_string(rp_sig_alg_name(info->sig_alg)));
-        json_object_set_new(o, "key", json_string(key_path));
+        json_object_set_new(o, "key", json_path(key_path));
         json_object_set_new(o, "digest", json_string(hex));
         json_object_set_new(o, "image_size", json_integer((json_int_t)info->layout.total_size));
         json_object_set_new(o, "file_size", json_integer((json_int_t)file_size));
@@ -331,7 +370,7 @@ static int image_verify(int argc, char **argv)
         if (err == RP_ERR_FORBIDDEN_TLV)
             explain_forbidden(path);
         if (err == RP_ERR_UNSUPPORTED)
-            rp_log_error("%s: this build cannot check it (crypto: %s)", path, rp_crypto_backend());
+            explain_unsupported(path);
         return CLI_FAIL;
     }
     if (output == CLI_OUTPUT_TEXT)
@@ -444,7 +483,7 @@ static json_t *show_json(const char *path, uint64_t file_size, struct shown *s)
         rp_hex_encode(s->digest, sizeof(s->digest), hex, sizeof(hex)) != RP_OK)
         ver[0] = hex[0] = '\0';
     snprintf(magic, sizeof(magic), "0x%08x", h->magic);
-    json_object_set_new(o, "file", json_string(path));
+    json_object_set_new(o, "file", json_path(path));
     json_object_set_new(o, "file_size", json_integer((json_int_t)file_size));
     json_object_set_new(o, "image_size", json_integer((json_int_t)s->layout.total_size));
     json_object_set_new(o, "magic", json_string(magic));
@@ -472,12 +511,12 @@ static json_t *show_json(const char *path, uint64_t file_size, struct shown *s)
     return o;
 }
 
-static void show_text(json_t *o)
+static void show_text(const char *path, json_t *o)
 {
     size_t i;
     json_t *t;
 
-    printf("image:              %s\n", json_string_value(json_object_get(o, "file")));
+    printf("image:              %s\n", path);
     printf("version:            %s\n", json_string_value(json_object_get(o, "version")));
     if (json_is_integer(json_object_get(o, "security_counter")))
         printf("security counter:   %lld\n",
@@ -581,7 +620,7 @@ static int image_show(int argc, char **argv)
         json_dumpf(o, stdout, JSON_INDENT(2));
         putchar('\n');
     } else {
-        show_text(o);
+        show_text(path, o);
     }
     json_decref(o);
     return CLI_OK;

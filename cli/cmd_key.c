@@ -8,6 +8,7 @@
 #include <openssl/pem.h>
 
 #include "cli.h"
+#include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/key.h"
 #include "rampart/log.h"
@@ -115,6 +116,10 @@ static int key_public(int argc, char **argv)
     if (in == NULL)
         return cli_usage("key ", "key public needs --key");
 
+    if (out != NULL && rp_same_file(in, out)) {
+        rp_log_error("%s is the key itself: refusing to overwrite it", out);
+        return CLI_FAIL;
+    }
     err = rp_key_load(in, &key, &is_private);
     if (err != RP_OK) {
         cli_key_error(in, err);

@@ -49,11 +49,15 @@ bool cli_parse_u32(const char *s, uint32_t max, uint32_t *out)
     unsigned long long v;
     char *end;
 
-    if (s == NULL || *s == '\0' || *s == '-' || *s == '+' || *s == ' ')
+    if (s == NULL || *s < '0' || *s > '9')
         return false;
+    /* Decimal, or hexadecimal with 0x: never octal, so that 0100 means one hundred. */
     errno = 0;
-    v = strtoull(s, &end, 0);
-    if (errno != 0 || *end != '\0' || v > max)
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+        v = strtoull(s + 2, &end, 16);
+    else
+        v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || end == s || v > max || (end[-1] == 'x' || end[-1] == 'X'))
         return false;
     *out = (uint32_t)v;
     return true;

@@ -40,6 +40,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 struct mem {
     const uint8_t *data;
     size_t size;
+    uint8_t *fetched; /* when set: count fetches, and abort on a second fetch of a byte */
 };
 
 static int mem_read(void *ctx, uint64_t off, void *buf, size_t len)
@@ -49,13 +50,17 @@ static int mem_read(void *ctx, uint64_t off, void *buf, size_t len)
     if (off > m->size || len > m->size - off)
         abort(); /* the core must never ask for bytes past io->size */
     memcpy(buf, m->data + off, len);
+    if (m->fetched != NULL)
+        for (size_t i = 0; i < len; i++)
+            if (m->fetched[off + i]++ != 0)
+                abort(); /* verification fetches every byte once */
     return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct mem m = {data, size};
+    struct mem m = {data, size, NULL};
     rp_image_io_t io = {mem_read, &m, NULL, size};
     uint8_t scratch[RP_IMAGE_SCRATCH_MIN + 13];
     uint8_t digest[RP_SHA256_LEN];
@@ -76,7 +81,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (rp_image_hash(&io, &layout, scratch, sizeof(scratch), digest) != RP_OK)
             abort();
     }
+    m.fetched = calloc(size + 1, 1);
+    if (m.fetched == NULL)
+        abort();
     err = rp_image_verify(&io, keys, 2, scratch, sizeof(scratch), &info);
+    free(m.fetched);
+    m.fetched = NULL;
     {
         /* Reading in place must give the same verdict as reading through the callback. */
         rp_image_io_t mapped = {NULL, NULL, data, size};

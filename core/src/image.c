@@ -1,8 +1,8 @@
 /*
- * The MCUboot image format: header codec, the structure walk of both TLV areas, hashing the
- * signed region, and verification against trusted keys. Every size read from an image is checked
- * against the source's size before it is used; all arithmetic on offsets is done in 64 bits so
- * that no 32-bit field can wrap it.
+ * The MCUboot image format: header codec, the structure walk of both TLV areas (for inspection),
+ * and verification against trusted keys, which reads every byte once. Every size read from an
+ * image is checked against the source's size before it is used; all arithmetic on offsets is done
+ * in 64 bits so that no 32-bit field can wrap it.
  */
 #include <string.h>
 
@@ -25,12 +25,6 @@ enum {
 _Static_assert(OFF_PAD + 4 == RP_IMAGE_HEADER_SIZE, "MCUboot's image header is 32 bytes");
 _Static_assert(RP_IMAGE_TLV_INFO_SIZE == 4 && RP_IMAGE_TLV_HDR_SIZE == 4,
                "MCUboot's TLV info and TLV headers are 4 bytes");
-
-/* Room for the largest signature accepted (a DER ECDSA P-256 signature). */
-#define RP_SIG_MAX RP_ECDSA_P256_SIG_MAX
-_Static_assert(RP_SIG_MAX >= RP_ED25519_SIG_LEN, "signature buffer holds every accepted type");
-
-#define ENCRYPTED_FLAGS (RP_IMAGE_F_ENCRYPTED_AES128 | RP_IMAGE_F_ENCRYPTED_AES256)
 
 /* Key lookup results while walking the unprotected area. */
 #define KEY_NONE (-1)      /* no key TLV since the last signature */
@@ -331,113 +325,186 @@ rp_err_t rp_image_hash(const rp_image_io_t *io, const rp_image_layout_t *layout,
     return rp_sha256_final(&sha, digest);
 }
 
-/* What the structure pass learns from the TLVs; signatures are checked later. */
-struct tlv_summary {
+/*
+ * Verification fetches every byte of the image exactly once, and decides only from what it
+ * fetched: the header is decoded from the very bytes that are hashed, the protected TLVs are
+ * parsed from the very chunks that are hashed, and each unprotected TLV is read once and checked
+ * where it is used. A source whose bytes change between reads (a flash chip under attack, a file
+ * rewritten during the call) can therefore make verification fail, never pass with bytes other
+ * than the ones the signature covers.
+ */
+
+/* Flags whose meaning we implement (or that do not change what the bytes mean). Anything else —
+ * encryption, compression, flags defined later — is refused rather than half-understood. */
+#define SUPPORTED_FLAGS                                                                            \
+    (RP_IMAGE_F_PIC | RP_IMAGE_F_NON_BOOTABLE | RP_IMAGE_F_RAM_LOAD | RP_IMAGE_F_ROM_FIXED)
+
+/* The streaming parser of the protected TLV area, fed the same chunks the hash is fed. */
+struct prot_parser {
+    uint16_t area_len; /* from the header: the info header's total must agree */
+    uint32_t pos;      /* bytes of the area consumed */
+    bool in_info;      /* still reading the 4-byte info header */
+    uint8_t hdr[4];    /* the info or TLV header being collected */
+    uint8_t hdr_got;
+    uint16_t type; /* the TLV whose value is being read */
+    uint16_t value_left;
+    uint8_t value[4]; /* the first bytes of the value (all we interpret) */
+    uint8_t value_got;
     bool has_security_counter;
     uint32_t security_counter;
-    rp_image_type_t type;
+    rp_image_type_t type_seen;
 };
 
-static rp_err_t read_u32_tlv(const rp_image_io_t *io, const rp_image_tlv_t *tlv, uint32_t *v)
+static rp_err_t prot_finish_value(struct prot_parser *p)
 {
-    uint8_t b[4];
-    rp_err_t err;
-
-    if (tlv->len != sizeof(b))
-        return RP_ERR_BAD_TLV;
-    err = io_read(io, tlv->value_off, b, sizeof(b));
-    if (err == RP_OK)
-        *v = get_le32(b);
-    return err;
-}
-
-static rp_err_t check_protected_tlv(const rp_image_io_t *io, const rp_image_tlv_t *tlv,
-                                    struct tlv_summary *s)
-{
-    uint8_t type;
-    rp_err_t err;
-
-    if (is_signing_tlv(tlv->type))
-        return RP_ERR_BAD_TLV;
-    switch (tlv->type) {
+    switch (p->type) {
     case RP_TLV_SEC_CNT:
-        /* Two counters would leave the reader to pick one: refuse the ambiguity. */
-        if (s->has_security_counter)
-            return RP_ERR_BAD_TLV;
-        err = read_u32_tlv(io, tlv, &s->security_counter);
-        if (err != RP_OK)
-            return err;
-        s->has_security_counter = true;
+        p->has_security_counter = true;
+        p->security_counter = get_le32(p->value);
         return RP_OK;
     case RP_TLV_IMAGE_TYPE:
-        if (s->type != RP_IMAGE_TYPE_NONE || tlv->len != 1)
+        if (p->value[0] < RP_IMAGE_TYPE_FIRMWARE || p->value[0] > RP_IMAGE_TYPE_SYSTEM)
             return RP_ERR_BAD_TLV;
-        err = io_read(io, tlv->value_off, &type, 1);
-        if (err != RP_OK)
-            return err;
-        if (type < RP_IMAGE_TYPE_FIRMWARE || type > RP_IMAGE_TYPE_SYSTEM)
-            return RP_ERR_BAD_TLV;
-        s->type = (rp_image_type_t)type;
+        p->type_seen = (rp_image_type_t)p->value[0];
         return RP_OK;
     default: return RP_OK; /* other protected TLVs are signed data we do not interpret */
     }
 }
 
-static rp_err_t check_unprotected_tlv(const rp_image_tlv_t *tlv, bool *seen_hash, size_t *nsigs)
+/* A TLV header is complete: check it against what may appear in the signed area. */
+static rp_err_t prot_start_tlv(struct prot_parser *p)
 {
-    if (!rp_image_tlv_allowed_unprotected(tlv->type))
-        return RP_ERR_FORBIDDEN_TLV;
-    switch (tlv->type) {
-    case RP_TLV_SHA256:
-        if (*seen_hash || tlv->len != RP_SHA256_LEN)
-            return RP_ERR_BAD_TLV;
-        *seen_hash = true;
-        return RP_OK;
-    case RP_TLV_KEYHASH: return tlv->len == RP_SHA256_LEN ? RP_OK : RP_ERR_BAD_TLV;
-    case RP_TLV_PUBKEY:
-        return tlv->len > 0 && tlv->len <= RP_PUBKEY_DER_MAX ? RP_OK : RP_ERR_BAD_TLV;
-    case RP_TLV_ECDSA_SIG:
-        if (tlv->len == 0 || tlv->len > RP_ECDSA_P256_SIG_MAX)
-            return RP_ERR_BAD_TLV;
-        break;
-    case RP_TLV_ED25519:
-        if (tlv->len != RP_ED25519_SIG_LEN)
-            return RP_ERR_BAD_TLV;
-        break;
-    case RP_TLV_SIG_PURE:
-        return RP_ERR_UNSUPPORTED; /* a signature over the whole image, not its digest */
-    default:
-        if (!is_signature_tlv(tlv->type))
-            return RP_OK;
-        break;
-    }
-    if (++*nsigs > RP_IMAGE_MAX_SIGNATURES)
+    uint16_t len = get_le16(p->hdr + 2);
+
+    p->type = get_le16(p->hdr);
+    if (len > p->area_len - p->pos)
         return RP_ERR_BAD_TLV;
+    if (is_signing_tlv(p->type))
+        return RP_ERR_BAD_TLV; /* a hash or signature inside what is signed means nothing */
+    if (p->type == RP_TLV_SEC_CNT && (p->has_security_counter || len != 4))
+        return RP_ERR_BAD_TLV; /* two counters would leave the reader to pick one */
+    if (p->type == RP_TLV_IMAGE_TYPE && (p->type_seen != RP_IMAGE_TYPE_NONE || len != 1))
+        return RP_ERR_BAD_TLV;
+    p->value_left = len;
+    p->value_got = 0;
+    return len == 0 ? prot_finish_value(p) : RP_OK;
+}
+
+static rp_err_t prot_feed(struct prot_parser *p, const uint8_t *data, size_t n)
+{
+    rp_err_t err;
+
+    for (size_t i = 0; i < n; i++) {
+        uint8_t b = data[i];
+
+        if (p->pos >= p->area_len)
+            return RP_ERR_BAD_TLV;
+        p->pos++;
+        if (p->value_left > 0) {
+            if (p->value_got < sizeof(p->value))
+                p->value[p->value_got++] = b;
+            if (--p->value_left == 0 && (err = prot_finish_value(p)) != RP_OK)
+                return err;
+            continue;
+        }
+        p->hdr[p->hdr_got++] = b;
+        if (p->hdr_got < sizeof(p->hdr))
+            continue;
+        p->hdr_got = 0;
+        if (p->in_info) {
+            p->in_info = false;
+            /* The header's copy of the size and the area's own must agree. */
+            if (get_le16(p->hdr) != RP_IMAGE_TLV_PROT_INFO_MAGIC ||
+                get_le16(p->hdr + 2) != p->area_len)
+                return RP_ERR_BAD_TLV;
+        } else if ((err = prot_start_tlv(p)) != RP_OK) {
+            return err;
+        }
+    }
     return RP_OK;
 }
 
-/* The structure pass: every TLV well formed, nothing unsigned that must be signed. */
-static rp_err_t check_tlvs(const rp_image_io_t *io, const rp_image_layout_t *layout,
-                           struct tlv_summary *s)
+/* The area must end exactly where its last TLV does. */
+static rp_err_t prot_end(const struct prot_parser *p)
 {
-    rp_image_tlv_iter_t it;
-    rp_image_tlv_t tlv;
-    bool found, seen_hash = false;
-    size_t nsigs = 0;
+    return p->pos == p->area_len && !p->in_info && p->hdr_got == 0 && p->value_left == 0
+               ? RP_OK
+               : RP_ERR_BAD_TLV;
+}
+
+/*
+ * Hash [from, to) and, when parser is set, parse the same bytes. Parsed bytes always pass through
+ * scratch (one fetch, then hash and parse that copy); payload bytes of a mapped source are hashed
+ * in place.
+ */
+static rp_err_t hash_range(const rp_image_io_t *io, rp_sha256_t *sha, uint64_t from, uint64_t to,
+                           uint8_t *scratch, size_t scratch_len, struct prot_parser *parser)
+{
     rp_err_t err;
 
-    rp_image_tlv_begin(&it, io, layout);
-    for (;;) {
-        err = rp_image_tlv_next(&it, &tlv, &found);
-        if (err != RP_OK || !found)
-            return err;
-        if (tlv.protected_area)
-            err = check_protected_tlv(io, &tlv, s);
-        else
-            err = check_unprotected_tlv(&tlv, &seen_hash, &nsigs);
+    if (to > io->size)
+        return RP_ERR_TRUNCATED;
+    if (io->mapped != NULL && parser == NULL)
+        return rp_sha256_update(sha, io->mapped + from, (size_t)(to - from));
+    while (from < to) {
+        size_t n = to - from < scratch_len ? (size_t)(to - from) : scratch_len;
+
+        err = io_read(io, from, scratch, n);
+        if (err == RP_OK)
+            err = rp_sha256_update(sha, scratch, n);
+        if (err == RP_OK && parser != NULL)
+            err = prot_feed(parser, scratch, n);
         if (err != RP_OK)
             return err;
+        from += n;
     }
+    return RP_OK;
+}
+
+/* Hash the signed region, decoding the header and the protected area on the way. OUT: r. */
+static rp_err_t hash_signed_region(const rp_image_io_t *io, uint8_t *scratch, size_t scratch_len,
+                                   rp_image_info_t *r)
+{
+    uint8_t raw[RP_IMAGE_HEADER_SIZE];
+    struct prot_parser parser;
+    rp_image_layout_t *l = &r->layout;
+    rp_sha256_t sha;
+    rp_err_t err;
+
+    err = io_read(io, 0, raw, sizeof(raw));
+    if (err == RP_OK)
+        err = rp_image_header_decode(raw, &l->hdr);
+    if (err != RP_OK)
+        return err;
+    if (l->hdr.flags & ~SUPPORTED_FLAGS)
+        return RP_ERR_UNSUPPORTED;
+    l->payload_end = (uint64_t)l->hdr.hdr_size + l->hdr.img_size;
+    l->prot_end = l->payload_end + l->hdr.prot_tlv_size;
+    /* Refuse a truncated image before spending a hash on it; the reads below check again. */
+    if (l->prot_end + RP_IMAGE_TLV_INFO_SIZE > io->size)
+        return RP_ERR_TRUNCATED;
+
+    memset(&parser, 0, sizeof(parser));
+    parser.area_len = l->hdr.prot_tlv_size;
+    parser.in_info = true;
+    err = rp_sha256_init(&sha);
+    if (err != RP_OK)
+        return err;
+    err = rp_sha256_update(&sha, raw, sizeof(raw));
+    if (err == RP_OK)
+        err = hash_range(io, &sha, sizeof(raw), l->payload_end, scratch, scratch_len, NULL);
+    if (err == RP_OK && l->hdr.prot_tlv_size != 0)
+        err = hash_range(io, &sha, l->payload_end, l->prot_end, scratch, scratch_len, &parser);
+    if (err == RP_OK && l->hdr.prot_tlv_size != 0)
+        err = prot_end(&parser);
+    if (err != RP_OK) {
+        rp_wipe(&sha, sizeof(sha));
+        return err;
+    }
+    r->has_security_counter = parser.has_security_counter;
+    r->security_counter = parser.security_counter;
+    r->type = parser.type_seen;
+    return rp_sha256_final(&sha, r->digest);
 }
 
 /* The index of the trusted key whose SPKI hashes to key_hash, or KEY_UNTRUSTED. */
@@ -469,105 +536,156 @@ static rp_sig_alg_t sig_alg_of_tlv(uint16_t type)
     }
 }
 
-struct sig_state {
-    int key; /* KEY_NONE, KEY_UNTRUSTED, or the index of the key named last */
-    bool hash_matched;
-    size_t nsigs;    /* signature TLVs seen */
-    size_t verified; /* of them, valid signatures by trusted keys */
-    size_t signer;
+/* A signature by a trusted key, checked once the whole area is known to be well formed. */
+struct pending_sig {
+    uint64_t value_off;
+    uint16_t len;
     rp_sig_alg_t alg;
+    int key;
 };
 
-static rp_err_t check_one_signature(const rp_image_io_t *io, const rp_image_tlv_t *tlv,
-                                    const rp_image_key_t *keys, const uint8_t *digest,
-                                    struct sig_state *st)
+struct sig_state {
+    int key; /* KEY_NONE, KEY_UNTRUSTED, or the index of the key named last */
+    bool hash_seen;
+    size_t nsigs;    /* signature TLVs seen */
+    size_t npending; /* of them, by trusted keys */
+    struct pending_sig pending[RP_IMAGE_MAX_SIGNATURES];
+};
+
+/* One unprotected TLV: checked, and its value read once into buf (RP_PUBKEY_DER_MAX bytes) when
+ * it is needed now. Signatures are only recorded. */
+static rp_err_t check_unprotected(const rp_image_io_t *io, const rp_image_tlv_t *tlv,
+                                  const rp_image_key_t *keys, size_t nkeys,
+                                  const uint8_t digest[RP_SHA256_LEN], uint8_t *buf,
+                                  struct sig_state *st)
 {
-    uint8_t sig[RP_SIG_MAX];
-    rp_sig_alg_t alg = sig_alg_of_tlv(tlv->type);
-    int key = st->key;
+    uint8_t key_hash[RP_SHA256_LEN];
+    rp_sig_alg_t alg;
+    int key;
     rp_err_t err;
 
-    st->nsigs++;
+    /* CVE-2024-32883: only what MCUboot allows may sit outside the signature. */
+    if (!rp_image_tlv_allowed_unprotected(tlv->type))
+        return RP_ERR_FORBIDDEN_TLV;
+    switch (tlv->type) {
+    case RP_TLV_SHA256:
+        if (st->hash_seen || tlv->len != RP_SHA256_LEN)
+            return RP_ERR_BAD_TLV;
+        st->hash_seen = true;
+        err = io_read(io, tlv->value_off, buf, RP_SHA256_LEN);
+        if (err != RP_OK)
+            return err;
+        return rp_ct_memcmp(buf, digest, RP_SHA256_LEN) == 0 ? RP_OK : RP_ERR_HASH_MISMATCH;
+    case RP_TLV_KEYHASH:
+    case RP_TLV_PUBKEY:
+        /* The image only names its key; the key used is always the caller's own copy. */
+        if (tlv->type == RP_TLV_KEYHASH ? tlv->len != RP_SHA256_LEN
+                                        : tlv->len == 0 || tlv->len > RP_PUBKEY_DER_MAX)
+            return RP_ERR_BAD_TLV;
+        err = io_read(io, tlv->value_off, buf, tlv->len);
+        if (err == RP_OK && tlv->type == RP_TLV_PUBKEY)
+            err = rp_sha256(buf, tlv->len, key_hash);
+        else if (err == RP_OK)
+            memcpy(key_hash, buf, RP_SHA256_LEN);
+        if (err == RP_OK)
+            err = find_key(keys, nkeys, key_hash, &st->key);
+        return err;
+    case RP_TLV_SIG_PURE:
+        return RP_ERR_UNSUPPORTED; /* a signature over the whole image, not its digest */
+    default: break;
+    }
+    if (!is_signature_tlv(tlv->type))
+        return RP_OK; /* encryption keys: allowed, meaningless here */
+
+    alg = sig_alg_of_tlv(tlv->type);
+    if ((alg == RP_SIG_ECDSA_P256 && (tlv->len == 0 || tlv->len > RP_ECDSA_P256_SIG_MAX)) ||
+        (alg == RP_SIG_ED25519 && tlv->len != RP_ED25519_SIG_LEN))
+        return RP_ERR_BAD_TLV;
+    if (++st->nsigs > RP_IMAGE_MAX_SIGNATURES)
+        return RP_ERR_BAD_TLV;
+    key = st->key;
     st->key = KEY_NONE; /* a key TLV names the one signature that follows it */
     if (key < 0)
         return RP_OK; /* not by a trusted key: ignored, as MCUboot does */
     if (alg == RP_SIG_NONE)
         return RP_ERR_BAD_SIGNATURE; /* a trusted key, but an algorithm we never accept */
-    if (tlv->len > sizeof(sig))
-        return RP_ERR_BAD_TLV;
-    err = io_read(io, tlv->value_off, sig, tlv->len);
-    if (err != RP_OK)
-        return err;
-    err = rp_sig_verify(alg, keys[key].spki, keys[key].spki_len, digest, sig, tlv->len);
-    if (err == RP_ERR_UNSUPPORTED || err == RP_ERR_CRYPTO)
-        return err;
-    if (err != RP_OK)
-        return RP_ERR_BAD_SIGNATURE; /* fail closed: a trusted key's signature must verify */
-    st->verified++;
-    st->signer = (size_t)key;
-    st->alg = alg;
+    st->pending[st->npending++] = (struct pending_sig){tlv->value_off, tlv->len, alg, key};
     return RP_OK;
 }
 
-static rp_err_t check_signatures(const rp_image_io_t *io, const rp_image_layout_t *layout,
-                                 const rp_image_key_t *keys, size_t nkeys, const uint8_t *digest,
-                                 struct sig_state *st)
+/* Every signature by a trusted key must verify. OUT: signer and algorithm of the first. */
+static rp_err_t check_signatures(const rp_image_io_t *io, const rp_image_key_t *keys,
+                                 const uint8_t digest[RP_SHA256_LEN], const struct sig_state *st,
+                                 rp_image_info_t *r)
 {
-    uint8_t buf[RP_PUBKEY_DER_MAX];
-    uint8_t key_hash[RP_SHA256_LEN];
-    rp_image_tlv_iter_t it;
-    rp_image_tlv_t tlv;
-    bool found;
+    uint8_t sig[RP_ECDSA_P256_SIG_MAX];
     rp_err_t err;
 
-    rp_image_tlv_begin(&it, io, layout);
-    for (;;) {
-        err = rp_image_tlv_next(&it, &tlv, &found);
-        if (err != RP_OK || !found)
+    _Static_assert(RP_ECDSA_P256_SIG_MAX >= RP_ED25519_SIG_LEN, "sig holds every signature");
+    for (size_t i = 0; i < st->npending; i++) {
+        const struct pending_sig *p = &st->pending[i];
+
+        err = io_read(io, p->value_off, sig, p->len);
+        if (err != RP_OK)
             return err;
-        if (tlv.protected_area)
-            continue;
-        switch (tlv.type) {
-        case RP_TLV_SHA256:
-            err = io_read(io, tlv.value_off, buf, RP_SHA256_LEN);
-            if (err != RP_OK)
-                return err;
-            if (rp_ct_memcmp(buf, digest, RP_SHA256_LEN) != 0)
-                return RP_ERR_HASH_MISMATCH;
-            st->hash_matched = true;
-            break;
-        case RP_TLV_KEYHASH:
-        case RP_TLV_PUBKEY:
-            /* The image only names its key; the key used is always the caller's own copy. */
-            err = io_read(io, tlv.value_off, buf, tlv.len);
-            if (err != RP_OK)
-                return err;
-            if (tlv.type == RP_TLV_PUBKEY) {
-                err = rp_sha256(buf, tlv.len, key_hash);
-                if (err != RP_OK)
-                    return err;
-            } else {
-                memcpy(key_hash, buf, RP_SHA256_LEN);
-            }
-            err = find_key(keys, nkeys, key_hash, &st->key);
-            if (err != RP_OK)
-                return err;
-            break;
-        default:
-            if (is_signature_tlv(tlv.type)) {
-                err = check_one_signature(io, &tlv, keys, digest, st);
-                if (err != RP_OK)
-                    return err;
-            }
-            break;
+        err = rp_sig_verify(p->alg, keys[p->key].spki, keys[p->key].spki_len, digest, sig, p->len);
+        if (err == RP_ERR_UNSUPPORTED || err == RP_ERR_CRYPTO)
+            return err;
+        if (err != RP_OK)
+            return RP_ERR_BAD_SIGNATURE; /* fail closed: a trusted key's signature must verify */
+        if (i == 0) {
+            r->signer = (size_t)p->key;
+            r->sig_alg = p->alg;
         }
     }
+    return RP_OK;
+}
+
+/* Walk the unprotected area once: its info header at prot_end, then each TLV. */
+static rp_err_t check_unprotected_area(const rp_image_io_t *io, const rp_image_key_t *keys,
+                                       size_t nkeys, rp_image_info_t *r, struct sig_state *st)
+{
+    uint8_t buf[RP_PUBKEY_DER_MAX];
+    uint8_t hdr[RP_IMAGE_TLV_HDR_SIZE];
+    rp_image_layout_t *l = &r->layout;
+    uint64_t off;
+    rp_image_tlv_t tlv;
+    uint16_t tot;
+    rp_err_t err;
+
+    _Static_assert(RP_PUBKEY_DER_MAX >= RP_ECDSA_P256_SIG_MAX &&
+                       RP_PUBKEY_DER_MAX >= RP_ED25519_SIG_LEN &&
+                       RP_PUBKEY_DER_MAX >= RP_SHA256_LEN,
+                   "one buffer holds every unprotected value we read");
+    err = read_tlv_info(io, l->prot_end, RP_IMAGE_TLV_INFO_MAGIC, &tot);
+    if (err != RP_OK)
+        return err;
+    l->total_size = l->prot_end + tot;
+    if (l->total_size > io->size)
+        return RP_ERR_TRUNCATED;
+    for (off = l->prot_end + RP_IMAGE_TLV_INFO_SIZE; off < l->total_size;) {
+        if (l->total_size - off < RP_IMAGE_TLV_HDR_SIZE)
+            return RP_ERR_BAD_TLV;
+        err = io_read(io, off, hdr, sizeof(hdr));
+        if (err != RP_OK)
+            return err;
+        tlv.type = get_le16(hdr);
+        tlv.len = get_le16(hdr + 2);
+        tlv.value_off = off + RP_IMAGE_TLV_HDR_SIZE;
+        tlv.protected_area = false;
+        if (tlv.len > l->total_size - tlv.value_off)
+            return RP_ERR_BAD_TLV;
+        err = check_unprotected(io, &tlv, keys, nkeys, r->digest, buf, st);
+        if (err != RP_OK)
+            return err;
+        off = tlv.value_off + tlv.len;
+    }
+    return RP_OK;
 }
 
 rp_err_t rp_image_verify(const rp_image_io_t *io, const rp_image_key_t *keys, size_t nkeys,
                          uint8_t *scratch, size_t scratch_len, rp_image_info_t *info)
 {
-    struct tlv_summary summary;
     struct sig_state st;
     rp_image_info_t r;
     rp_err_t err;
@@ -582,37 +700,22 @@ rp_err_t rp_image_verify(const rp_image_io_t *io, const rp_image_key_t *keys, si
             return RP_ERR_INVALID_ARG;
 
     memset(&r, 0, sizeof(r));
-    memset(&summary, 0, sizeof(summary));
     memset(&st, 0, sizeof(st));
     st.key = KEY_NONE;
-
-    err = rp_image_layout(io, &r.layout);
+    err = hash_signed_region(io, scratch, scratch_len, &r);
+    if (err == RP_OK)
+        err = check_unprotected_area(io, keys, nkeys, &r, &st);
     if (err != RP_OK)
         return err;
-    if (r.layout.hdr.flags & ENCRYPTED_FLAGS)
-        return RP_ERR_UNSUPPORTED;
-    /* Cheap structural checks first, so a malformed image is refused before it is hashed. */
-    err = check_tlvs(io, &r.layout, &summary);
-    if (err != RP_OK)
-        return err;
-    err = rp_image_hash(io, &r.layout, scratch, scratch_len, r.digest);
-    if (err != RP_OK)
-        return err;
-    err = check_signatures(io, &r.layout, keys, nkeys, r.digest, &st);
-    if (err != RP_OK)
-        return err;
-    if (!st.hash_matched)
+    if (!st.hash_seen)
         return RP_ERR_NO_HASH;
-    if (st.verified == 0)
+    if (st.npending == 0)
         return st.nsigs == 0 ? RP_ERR_NO_SIGNATURE : RP_ERR_WRONG_KEY;
-
-    r.has_security_counter = summary.has_security_counter;
-    r.security_counter = summary.security_counter;
-    r.type = summary.type;
-    r.signer = st.signer;
-    r.sig_alg = st.alg;
+    err = check_signatures(io, keys, r.digest, &st, &r);
+    if (err != RP_OK)
+        return err;
     /* The verdict is decided above; check it once more before anything is released. */
-    if (!st.hash_matched || st.verified == 0)
+    if (!st.hash_seen || st.npending == 0 || r.sig_alg == RP_SIG_NONE)
         return RP_ERR_BAD_SIGNATURE;
     *info = r;
     return RP_OK;

@@ -12,17 +12,24 @@
 
 #include "rampart/file.h"
 
+bool rp_same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
 rp_err_t rp_write_all(int fd, const void *buf, size_t len)
 {
     const uint8_t *p = buf;
 
     while (len > 0) {
         ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return RP_ERR_IO;
-        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return RP_ERR_IO; /* 0 would loop forever: a full device that says nothing */
         p += n;
         len -= (size_t)n;
     }
@@ -120,7 +127,11 @@ rp_err_t rp_atomic_commit(rp_atomic_file_t *f, int exclusive)
             rp_atomic_abort(f);
             return err;
         }
-        unlink(f->tmp);
+        if (unlink(f->tmp) != 0) {
+            /* Two names for one file, and the temporary may hold a secret: say so. */
+            f->tmp[0] = '\0';
+            return RP_ERR_IO;
+        }
     } else if (rename(f->tmp, f->path) != 0) {
         rp_atomic_abort(f);
         return RP_ERR_IO;
@@ -151,7 +162,7 @@ rp_err_t rp_read_file(const char *path, size_t max, uint8_t **data, size_t *len)
 
     *data = NULL;
     *len = 0;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not hang us */
     if (fd < 0)
         return errno == ENOENT ? RP_ERR_NOT_FOUND : RP_ERR_IO;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -187,6 +198,7 @@ rp_err_t rp_read_file(const char *path, size_t max, uint8_t **data, size_t *len)
     }
     close(fd);
     if (err != RP_OK) {
+        memset(buf, 0, used); /* what was read may be a key */
         free(buf);
         return err;
     }
@@ -208,7 +220,7 @@ rp_err_t rp_file_image_open(rp_file_image_t *img, const char *path)
     struct stat st;
 
     memset(img, 0, sizeof(*img));
-    img->fd = open(path, O_RDONLY | O_CLOEXEC);
+    img->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not hang us */
     if (img->fd < 0)
         return errno == ENOENT ? RP_ERR_NOT_FOUND : RP_ERR_IO;
     if (fstat(img->fd, &st) != 0 || !S_ISREG(st.st_mode)) {

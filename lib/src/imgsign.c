@@ -176,15 +176,42 @@ rp_err_t rp_image_sign_fd(EVP_PKEY *key, const rp_sign_opts_t *o, int in_fd, uin
     return err;
 }
 
-rp_err_t rp_image_sign_file(EVP_PKEY *key, const rp_sign_opts_t *opts, const char *payload_path,
-                            const char *out_path)
+/* Verify what was written to the temporary before it takes the output's name. */
+static rp_err_t verify_written(EVP_PKEY *key, const char *path, rp_image_info_t *info)
 {
+    uint8_t spki[RP_PUBKEY_DER_MAX];
+    rp_image_key_t trusted = {spki, 0};
+    rp_file_image_t img;
+    uint8_t *scratch;
+    rp_err_t err;
+
+    err = rp_key_spki(key, spki, sizeof(spki), &trusted.spki_len);
+    if (err != RP_OK)
+        return err;
+    scratch = malloc(RP_FILE_IMAGE_SCRATCH);
+    if (scratch == NULL)
+        return RP_ERR_NO_MEMORY;
+    err = rp_file_image_open(&img, path);
+    if (err == RP_OK) {
+        err = rp_image_verify(&img.io, &trusted, 1, scratch, RP_FILE_IMAGE_SCRATCH, info);
+        rp_file_image_close(&img);
+    }
+    free(scratch);
+    return err;
+}
+
+rp_err_t rp_image_sign_file(EVP_PKEY *key, const rp_sign_opts_t *opts, const char *payload_path,
+                            const char *out_path, rp_image_info_t *info)
+{
+    rp_image_info_t scratch_info;
     rp_atomic_file_t out;
     struct stat st;
     rp_err_t err;
     int in_fd;
 
-    in_fd = open(payload_path, O_RDONLY | O_CLOEXEC);
+    if (rp_same_file(payload_path, out_path))
+        return RP_ERR_INVALID_ARG;
+    in_fd = open(payload_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (in_fd < 0)
         return errno == ENOENT ? RP_ERR_NOT_FOUND : RP_ERR_IO;
     if (fstat(in_fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -194,6 +221,8 @@ rp_err_t rp_image_sign_file(EVP_PKEY *key, const rp_sign_opts_t *opts, const cha
     err = rp_atomic_begin(&out, out_path, 0644, 0);
     if (err == RP_OK) {
         err = rp_image_sign_fd(key, opts, in_fd, (uint64_t)st.st_size, out.fd);
+        if (err == RP_OK)
+            err = verify_written(key, out.tmp, info != NULL ? info : &scratch_info);
         if (err == RP_OK)
             err = rp_atomic_commit(&out, 0);
         else

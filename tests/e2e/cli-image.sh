@@ -108,6 +108,30 @@ expect 0 "$RAMPART" image verify --key "$d/other.pem" --key "$d/ecdsa-p256.pub" 
 expect 1 "$RAMPART" image sign --key "$d/ecdsa-p256.pub" --version 1 "$d/payload" "$d/x.img"
 err_has "a public key cannot sign"
 [ ! -e "$d/x.img" ] || fail "a failed sign left an output file"
+# numbers are decimal or 0x hex, never octal
+expect 0 "$RAMPART" image sign --key "$d/ed25519.pem" --version 1 --security-counter 0100 \
+  "$d/payload" "$d/n.img"
+out_has "security counter 100,"
+expect 0 "$RAMPART" image sign --key "$d/ed25519.pem" --version 1 --security-counter 0x10 \
+  "$d/payload" "$d/n.img"
+out_has "security counter 16,"
+expect 2 "$RAMPART" image sign --key "$d/ed25519.pem" --version 1 --security-counter 0x \
+  "$d/payload" "$d/n.img"
+# the output is never the key or the payload
+cp "$d/ed25519.pem" "$d/k2.pem"
+expect 1 "$RAMPART" image sign --key "$d/k2.pem" --version 1 "$d/payload" "$d/k2.pem"
+err_has "refusing to overwrite"
+cmp -s "$d/k2.pem" "$d/ed25519.pem" || fail "the key was overwritten"
+expect 1 "$RAMPART" image sign --key "$d/k2.pem" --version 1 "$d/payload" "$d/payload"
+expect 1 "$RAMPART" key public --key "$d/k2.pem" --out "$d/k2.pem"
+err_has "refusing to overwrite"
+cmp -s "$d/k2.pem" "$d/ed25519.pem" || fail "the key was overwritten"
+# a FIFO is refused, not waited on; an encrypted key is refused, not prompted for
+mkfifo "$d/fifo"
+expect 1 timeout 10 "$RAMPART" image show "$d/fifo"
+expect 1 timeout 10 "$RAMPART" image verify --key "$d/ed25519.pub" "$d/fifo"
+openssl genpkey -algorithm ed25519 -aes256 -pass pass:secret -out "$d/enc.pem" 2>/dev/null
+expect 1 timeout 10 "$RAMPART" key public --key "$d/enc.pem" </dev/null
 # --security-counter auto packs the version, as imgtool does
 expect 0 "$RAMPART" image sign --key "$d/ed25519.pem" --version 2.1.3 --security-counter auto \
   "$d/payload" "$d/auto.img"

@@ -66,7 +66,7 @@ static tu_buf_t sign_payload(EVP_PKEY *key, const rp_sign_opts_t *so)
     char payload[4096];
 
     snprintf(payload, sizeof(payload), "%s/payload.bin", RP_VECTORS_DIR);
-    assert_int_equal(rp_image_sign_file(key, so, payload, tmp("out.bin")), RP_OK);
+    assert_int_equal(rp_image_sign_file(key, so, payload, tmp("out.bin"), NULL), RP_OK);
     return tu_load(tmpdir, "out.bin");
 }
 
@@ -222,8 +222,60 @@ static void test_public_key_cannot_sign(void **state)
     rp_sign_opts_init(&so);
     assert_int_not_equal(rp_key_sign_digest(key, d, sig, sizeof(sig), &len), RP_OK);
     snprintf(path, sizeof(path), "%s/payload.bin", RP_VECTORS_DIR);
-    assert_int_not_equal(rp_image_sign_file(key, &so, path, tmp("never.bin")), RP_OK);
+    assert_int_not_equal(rp_image_sign_file(key, &so, path, tmp("never.bin"), NULL), RP_OK);
     assert_int_not_equal(access(tmp("never.bin"), F_OK), 0); /* nothing half-written left */
+    EVP_PKEY_free(key);
+}
+
+/* Only the files a test made itself are in the scratch directory (nothing half-written). */
+static void assert_only_files(const char *const *names, size_t n)
+{
+    char cmd[512], out[1024] = "", want[1024] = "";
+    FILE *p;
+    size_t len;
+
+    snprintf(cmd, sizeof(cmd), "ls -A '%s' | sort | tr '\\n' ' '", tmpdir);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    len = fread(out, 1, sizeof(out) - 1, p);
+    out[len] = '\0';
+    pclose(p);
+    for (size_t i = 0; i < n; i++) {
+        strcat(want, names[i]);
+        strcat(want, " ");
+    }
+    assert_string_equal(out, want);
+}
+
+static void test_failed_sign_leaves_nothing(void **state)
+{
+    static const char *const none[] = {"payload"};
+    EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    EVP_PKEY *key = NULL;
+    rp_atomic_file_t f;
+    rp_sign_opts_t so;
+    char cmd[256];
+
+    (void)state;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'/* && head -c 1000 /dev/zero > '%s/payload'", tmpdir,
+             tmpdir);
+    assert_int_equal(system(cmd), 0);
+    rp_sign_opts_init(&so);
+    /* A key that cannot sign images fails after the output was started: nothing is left. */
+    assert_int_equal(rp_image_sign_file(rsa, &so, tmp("payload"), tmp("out.bin"), NULL),
+                     RP_ERR_UNSUPPORTED);
+    assert_only_files(none, 1);
+    /* The output may not be the payload. */
+    assert_int_equal(rp_key_generate(RP_SIG_ED25519, &key), RP_OK);
+    assert_int_equal(rp_image_sign_file(key, &so, tmp("payload"), tmp("payload"), NULL),
+                     RP_ERR_INVALID_ARG);
+    assert_only_files(none, 1);
+    /* An aborted atomic write leaves nothing either. */
+    assert_int_equal(rp_atomic_begin(&f, tmp("x"), 0600, 0), RP_OK);
+    assert_int_equal(rp_atomic_write(&f, "secret", 6), RP_OK);
+    rp_atomic_abort(&f);
+    assert_only_files(none, 1);
+    EVP_PKEY_free(rsa);
     EVP_PKEY_free(key);
 }
 
@@ -250,6 +302,7 @@ struct gen_io {
     uint8_t tail[512];
     size_t tail_len;
     size_t max_read;
+    uint64_t flip_off; /* a byte of the image read back changed, or UINT64_MAX */
 };
 
 static uint8_t gen_byte(uint64_t off)
@@ -275,6 +328,8 @@ static int gen_read(void *ctx, uint64_t off, void *buf, size_t len)
             out[i] = g->tail[off - sizeof(g->head) - g->payload_len];
         else
             return -1;
+        if (off == g->flip_off)
+            out[i] ^= 1;
     }
     return 0;
 }
@@ -296,6 +351,7 @@ static void test_large_image_small_buffer(void **state)
 
     (void)state;
     memset(&g, 0, sizeof(g));
+    g.flip_off = UINT64_MAX;
     g.payload_len = 48ULL << 20;
     h.img_size = (uint32_t)g.payload_len;
     memset(g.head, 0xff, sizeof(g.head));
@@ -329,8 +385,8 @@ static void test_large_image_small_buffer(void **state)
     assert_int_equal(rp_image_verify(&g.io, &k, 1, scratch, sizeof(scratch), &info), RP_OK);
     assert_memory_equal(info.digest, digest, sizeof(digest));
     assert_true(g.max_read <= sizeof(scratch));
-    /* A bit flipped deep inside is found. */
-    g.head[0x100] ^= 1;
+    /* A bit flipped deep inside the payload is found. */
+    g.flip_off = sizeof(g.head) + (30ULL << 20) + 7;
     assert_int_equal(rp_image_verify(&g.io, &k, 1, scratch, sizeof(scratch), &info),
                      RP_ERR_HASH_MISMATCH);
     tu_free(&pub);
@@ -401,6 +457,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_ed25519),
         cmocka_unit_test(test_public_key_cannot_sign),
         cmocka_unit_test(test_unsupported_keys_are_refused),
+        cmocka_unit_test(test_failed_sign_leaves_nothing),
         cmocka_unit_test(test_large_image_small_buffer),
         cmocka_unit_test(test_private_key_file_is_0600_and_kept),
         cmocka_unit_test(test_read_file_bounds),

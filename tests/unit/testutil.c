@@ -58,6 +58,49 @@ void tu_mem_io_init(tu_mem_io_t *m, const uint8_t *data, size_t size)
     m->fail_reads = false;
 }
 
+/* A source that counts how often each byte is fetched. */
+struct counting_io {
+    const uint8_t *data;
+    uint8_t *count;
+};
+
+static int counting_read(void *ctx, uint64_t off, void *buf, size_t len)
+{
+    struct counting_io *c = ctx;
+
+    memcpy(buf, c->data + off, len);
+    for (size_t i = 0; i < len; i++)
+        if (c->count[off + i] < UINT8_MAX)
+            c->count[off + i]++;
+    return 0;
+}
+
+/* Verification must fetch each byte at most once (so a source cannot show it two faces). */
+static void check_read_once(const uint8_t *data, size_t len, const rp_image_key_t *k, size_t nkeys,
+                            rp_err_t expect)
+{
+    struct counting_io c = {data, calloc(len + 1, 1)};
+    rp_image_io_t io = {counting_read, &c, NULL, len};
+    rp_image_info_t info;
+    uint8_t scratch[512];
+    rp_err_t err;
+
+    if (c.count == NULL)
+        abort();
+    err = rp_image_verify(&io, k, nkeys, scratch, sizeof(scratch), &info);
+    if (err != expect) {
+        fprintf(stderr, "counting source gave %s, not %s\n", rp_strerror(err), rp_strerror(expect));
+        abort();
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (c.count[i] > 1) {
+            fprintf(stderr, "byte %zu fetched %u times\n", i, c.count[i]);
+            abort();
+        }
+    }
+    free(c.count);
+}
+
 rp_err_t tu_verify(const uint8_t *data, size_t len, const tu_buf_t *keys, size_t nkeys,
                    rp_image_info_t *info)
 {
@@ -83,6 +126,7 @@ rp_err_t tu_verify(const uint8_t *data, size_t len, const tu_buf_t *keys, size_t
                 rp_strerror(err_map));
         abort();
     }
+    check_read_once(data, len, k, nkeys, err);
     if (info != NULL)
         *info = via_read;
     return err;

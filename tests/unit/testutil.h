@@ -30,7 +30,8 @@ typedef struct tu_mem_io {
 void tu_mem_io_init(tu_mem_io_t *m, const uint8_t *data, size_t size);
 
 /* Verify buf with the given DER keys and a 4 KiB scratch buffer, once through read() and once
- * mapped, aborting if the two disagree. OUT: *info (may be NULL). */
+ * mapped, aborting if the two disagree, and once more through a source that counts fetches,
+ * aborting if any byte is fetched twice. OUT: *info (may be NULL). */
 rp_err_t tu_verify(const uint8_t *data, size_t len, const tu_buf_t *keys, size_t nkeys,
                    rp_image_info_t *info);
 

@@ -35,6 +35,9 @@ extern "C" {
 #define RP_IMAGE_F_NON_BOOTABLE 0x00000010U
 #define RP_IMAGE_F_RAM_LOAD 0x00000020U
 #define RP_IMAGE_F_ROM_FIXED 0x00000100U
+#define RP_IMAGE_F_COMPRESSED_LZMA1 0x00000200U
+#define RP_IMAGE_F_COMPRESSED_LZMA2 0x00000400U
+#define RP_IMAGE_F_COMPRESSED_ARM_THUMB 0x00000800U
 
 /* TLV types, MCUboot's values. */
 #define RP_TLV_KEYHASH 0x01
@@ -163,7 +166,8 @@ void rp_image_header_encode(const rp_image_header_t *hdr, uint8_t raw[RP_IMAGE_H
 
 /*
  * Read the header and both TLV info headers and check that every size agrees and fits in io.
- * Each TLV inside the areas is checked by the iterator. OUT: *layout.
+ * Each TLV inside the areas is checked by the iterator. OUT: *layout. This and the iterator are
+ * for inspecting an image (`rampart image show`); rp_image_verify() does not rely on them.
  */
 rp_err_t rp_image_layout(const rp_image_io_t *io, rp_image_layout_t *layout) RP_MUST_CHECK;
 
@@ -196,7 +200,10 @@ rp_err_t rp_image_hash(const rp_image_io_t *io, const rp_image_layout_t *layout,
  * Verify an image: structure, the forbidden-TLV rule, SHA-256, and signatures. The image is valid
  * when its SHA-256 TLV matches the computed digest, at least one signature is by a trusted key,
  * and every signature naming a trusted key verifies. Signatures by other keys are ignored, as in
- * MCUboot. scratch (at least RP_IMAGE_SCRATCH_MIN bytes) is the hashing buffer.
+ * MCUboot. Every byte is fetched from io once and every decision is made from that copy, so a
+ * source that changes under the call can make it fail but not pass with other bytes. Images with
+ * flags it does not implement (encryption, compression) are RP_ERR_UNSUPPORTED. scratch (at least
+ * RP_IMAGE_SCRATCH_MIN bytes) is the hashing buffer.
  * OUT: *info, written only when the result is RP_OK (zeroed otherwise).
  */
 rp_err_t rp_image_verify(const rp_image_io_t *io, const rp_image_key_t *keys, size_t nkeys,

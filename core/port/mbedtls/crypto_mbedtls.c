@@ -79,7 +79,11 @@ static rp_err_t alg_of(const mbedtls_pk_context *pk, rp_sig_alg_t *alg)
 {
     if (mbedtls_pk_get_type(pk) != MBEDTLS_PK_ECKEY)
         return RP_ERR_UNSUPPORTED;
+#if MBEDTLS_VERSION_MAJOR >= 3
+    if (mbedtls_pk_ec(*pk)->MBEDTLS_PRIVATE(grp).id != MBEDTLS_ECP_DP_SECP256R1)
+#else
     if (mbedtls_pk_ec(*pk)->grp.id != MBEDTLS_ECP_DP_SECP256R1)
+#endif
         return RP_ERR_UNSUPPORTED;
     *alg = RP_SIG_ECDSA_P256;
     return RP_OK;
@@ -97,6 +101,25 @@ rp_err_t rp_pubkey_alg(const uint8_t *spki, size_t spki_len, rp_sig_alg_t *alg)
         err = alg_of(&pk, alg);
     mbedtls_pk_free(&pk);
     return err;
+}
+
+/*
+ * The length of the DER signature at the start of sig, allowing only zero bytes after it: imgtool's
+ * --pad-sig pads ECDSA signatures to 72 bytes so, and MCUboot accepts them.
+ */
+static rp_err_t ecdsa_der_len(const uint8_t *sig, size_t sig_len, size_t *der_len)
+{
+    unsigned char *p = (unsigned char *)sig;
+    size_t inner;
+
+    if (mbedtls_asn1_get_tag(&p, p + sig_len, &inner,
+                             MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0)
+        return RP_ERR_BAD_SIGNATURE;
+    *der_len = (size_t)(p - sig) + inner;
+    for (size_t i = *der_len; i < sig_len; i++)
+        if (sig[i] != 0)
+            return RP_ERR_BAD_SIGNATURE;
+    return RP_OK;
 }
 
 rp_err_t rp_sig_verify(rp_sig_alg_t alg, const uint8_t *spki, size_t spki_len,
@@ -117,6 +140,8 @@ rp_err_t rp_sig_verify(rp_sig_alg_t alg, const uint8_t *spki, size_t spki_len,
         err = RP_ERR_BAD_KEY; /* asked for ECDSA, given another kind of key */
     if (err == RP_OK && key_alg != alg)
         err = RP_ERR_BAD_KEY;
+    if (err == RP_OK)
+        err = ecdsa_der_len(sig, sig_len, &sig_len);
     if (err == RP_OK &&
         mbedtls_pk_verify(&pk, MBEDTLS_MD_SHA256, digest, RP_SHA256_LEN, sig, sig_len) != 0)
         err = RP_ERR_BAD_SIGNATURE;

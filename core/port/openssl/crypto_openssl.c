@@ -10,6 +10,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
@@ -96,11 +97,40 @@ rp_err_t rp_pubkey_alg(const uint8_t *spki, size_t spki_len, rp_sig_alg_t *alg)
     return err;
 }
 
+/*
+ * The length of the DER signature at the start of sig, allowing only zero bytes after it: imgtool's
+ * --pad-sig pads ECDSA signatures to 72 bytes so, and MCUboot accepts them.
+ */
+static rp_err_t ecdsa_der_len(const uint8_t *sig, size_t sig_len, size_t *der_len)
+{
+    const unsigned char *p = sig;
+    ECDSA_SIG *s;
+
+    if (sig_len > LONG_MAX)
+        return RP_ERR_BAD_SIGNATURE;
+    s = d2i_ECDSA_SIG(NULL, &p, (long)sig_len);
+    if (s == NULL) {
+        ERR_clear_error();
+        return RP_ERR_BAD_SIGNATURE;
+    }
+    ECDSA_SIG_free(s);
+    *der_len = (size_t)(p - sig);
+    for (size_t i = *der_len; i < sig_len; i++)
+        if (sig[i] != 0)
+            return RP_ERR_BAD_SIGNATURE;
+    return RP_OK;
+}
+
 static rp_err_t verify_ecdsa(EVP_PKEY *k, const uint8_t *digest, const uint8_t *sig, size_t sig_len)
 {
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(k, NULL);
-    rp_err_t err = RP_ERR_CRYPTO;
+    EVP_PKEY_CTX *ctx;
+    rp_err_t err = ecdsa_der_len(sig, sig_len, &sig_len);
 
+    /* EVP_PKEY_verify() then insists that the DER part is canonical. */
+    if (err != RP_OK)
+        return err;
+    ctx = EVP_PKEY_CTX_new(k, NULL);
+    err = RP_ERR_CRYPTO;
     if (ctx == NULL)
         return RP_ERR_CRYPTO;
     if (EVP_PKEY_verify_init(ctx) == 1 && EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) == 1)

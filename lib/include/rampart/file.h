@@ -6,6 +6,7 @@
 #ifndef RAMPART_FILE_H
 #define RAMPART_FILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -28,10 +29,17 @@ rp_err_t rp_atomic_begin(rp_atomic_file_t *f, const char *path, mode_t mode,
                          int exclusive) RP_MUST_CHECK;
 /* Write all of buf. */
 rp_err_t rp_atomic_write(rp_atomic_file_t *f, const void *buf, size_t len) RP_MUST_CHECK;
-/* fsync, rename over (or link to, when exclusive) path, fsync the directory. Closes f. */
+/*
+ * fsync, rename over (or link to, when exclusive) path, fsync the directory. Closes f. An error
+ * from the final directory fsync means path may hold the new content but it is not known to be
+ * durable.
+ */
 rp_err_t rp_atomic_commit(rp_atomic_file_t *f, int exclusive) RP_MUST_CHECK;
 /* Discard the temporary. Safe after a failed commit and on an already-closed f. */
 void rp_atomic_abort(rp_atomic_file_t *f);
+
+/* Whether a and b name the same existing file (same device and inode). */
+bool rp_same_file(const char *a, const char *b);
 
 /* Write all of buf to fd, retrying short writes and EINTR. */
 rp_err_t rp_write_all(int fd, const void *buf, size_t len) RP_MUST_CHECK;

@@ -39,8 +39,12 @@ void rp_sign_opts_init(rp_sign_opts_t *opts);
 rp_err_t rp_image_sign_fd(EVP_PKEY *key, const rp_sign_opts_t *opts, int in_fd,
                           uint64_t payload_len, int out_fd) RP_MUST_CHECK;
 
-/* Sign the file payload_path into out_path, which appears only once complete (atomic). */
+/*
+ * Sign the file payload_path into out_path. The image is verified with the key's public half
+ * before it replaces out_path (atomically); a failure leaves out_path as it was. out_path may not
+ * be payload_path. OUT: *info, what verification found (may be NULL).
+ */
 rp_err_t rp_image_sign_file(EVP_PKEY *key, const rp_sign_opts_t *opts, const char *payload_path,
-                            const char *out_path) RP_MUST_CHECK;
+                            const char *out_path, rp_image_info_t *info) RP_MUST_CHECK;
 
 #endif /* RAMPART_IMGSIGN_H */
