@@ -1,0 +1,98 @@
+/*
+ * The root of trust: one interface over the device's identity key, its monotonic counters and its
+ * measurement register, with two backends chosen at run time:
+ *   tpm2  the key is created inside a TPM 2.0 under a primary key and never leaves it; signing
+ *         happens in the TPM; counters are TPM NV counters; measurements extend a PCR;
+ *   soft  a key file (0600) and counter files in the state directory: for development only, and
+ *         it says so.
+ * The device ID is the lowercase hex SHA-256 of the identity key's DER SubjectPublicKeyInfo.
+ */
+#ifndef RAMPART_ROT_H
+#define RAMPART_ROT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+#include "rampart/crypto.h"
+#include "rampart/error.h"
+
+typedef enum rp_rot_kind {
+    RP_ROT_SOFT = 1,
+    RP_ROT_TPM2 = 2,
+} rp_rot_kind_t;
+
+/* "deadbeef...": 64 hex digits and a NUL. */
+#define RP_DEVICE_ID_LEN 64
+#define RP_DEVICE_ID_SIZE (RP_DEVICE_ID_LEN + 1)
+
+/* Counters the runtime uses; each backend maps them to its own storage. */
+typedef enum rp_rot_counter {
+    RP_ROT_COUNTER_BOOT = 0, /* incremented once per boot of the device */
+    RP_ROT_COUNTER_COUNT = 1,
+} rp_rot_counter_t;
+
+typedef struct rp_rot_config {
+    rp_rot_kind_t kind;
+    const char *state_dir; /* where the backend keeps its files (key blob, counters) */
+    const char *tcti;      /* tpm2 only: e.g. "swtpm:host=127.0.0.1,port=2321"; NULL: default */
+} rp_rot_config_t;
+
+typedef struct rp_rot rp_rot_t;
+
+/* Parse "soft" or "tpm2". */
+rp_err_t rp_rot_kind_parse(const char *name, rp_rot_kind_t *kind) RP_MUST_CHECK;
+const char *rp_rot_kind_name(rp_rot_kind_t kind);
+
+/*
+ * Create the identity key if the state directory has none; keep the existing one otherwise.
+ * OUT: *created tells which. The backend and key are recorded in the state directory, so that
+ * rp_rot_open() later needs only the directory (and the TCTI for tpm2).
+ */
+rp_err_t rp_rot_provision(const rp_rot_config_t *cfg, bool *created) RP_MUST_CHECK;
+
+/* Open a provisioned root of trust. cfg->kind may be 0: whatever was provisioned. OUT: *rot. */
+rp_err_t rp_rot_open(const rp_rot_config_t *cfg, rp_rot_t **rot) RP_MUST_CHECK;
+void rp_rot_close(rp_rot_t *rot);
+
+rp_rot_kind_t rp_rot_kind(const rp_rot_t *rot);
+
+/* The identity key's DER SubjectPublicKeyInfo. OUT: spki[0..*len). */
+rp_err_t rp_rot_public_key(rp_rot_t *rot, uint8_t *spki, size_t cap, size_t *len) RP_MUST_CHECK;
+
+/* The device ID. OUT: id, RP_DEVICE_ID_SIZE bytes. */
+rp_err_t rp_rot_device_id(rp_rot_t *rot, char id[RP_DEVICE_ID_SIZE]) RP_MUST_CHECK;
+
+/* ECDSA P-256 signature over a SHA-256 digest, DER-encoded, made inside the root of trust. */
+rp_err_t rp_rot_sign(rp_rot_t *rot, const uint8_t digest[RP_SHA256_LEN], uint8_t *sig, size_t cap,
+                     size_t *sig_len) RP_MUST_CHECK;
+
+/*
+ * The identity key as an OpenSSL key, for a CSR or a TLS connection. For tpm2 it is a handle into
+ * the TPM through the tpm2-openssl provider: the private key stays inside. Owned by rot.
+ */
+EVP_PKEY *rp_rot_pkey(rp_rot_t *rot);
+
+/* Read a monotonic counter. */
+rp_err_t rp_rot_counter_read(rp_rot_t *rot, rp_rot_counter_t c, uint64_t *value) RP_MUST_CHECK;
+/* Add one to a monotonic counter. OUT: *value, the new value (may be NULL). */
+rp_err_t rp_rot_counter_increment(rp_rot_t *rot, rp_rot_counter_t c, uint64_t *value) RP_MUST_CHECK;
+
+/*
+ * Extend the measurement register with a SHA-256 digest: reg = SHA-256(reg || digest).
+ * OUT: reg, the register after the extension (may be NULL).
+ */
+rp_err_t rp_rot_measure(rp_rot_t *rot, const uint8_t digest[RP_SHA256_LEN],
+                        uint8_t reg[RP_SHA256_LEN]) RP_MUST_CHECK;
+/* Read the measurement register. */
+rp_err_t rp_rot_measurements(rp_rot_t *rot, uint8_t reg[RP_SHA256_LEN]) RP_MUST_CHECK;
+
+/* The device ID of a DER SubjectPublicKeyInfo. */
+rp_err_t rp_device_id_of_spki(const uint8_t *spki, size_t len,
+                              char id[RP_DEVICE_ID_SIZE]) RP_MUST_CHECK;
+/* Whether s is a well-formed device ID (64 lowercase hex digits). */
+bool rp_device_id_valid(const char *s);
+
+#endif /* RAMPART_ROT_H */

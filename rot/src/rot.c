@@ -1,0 +1,304 @@
+/*
+ * The root-of-trust front end: picks the backend, records which one a state directory holds,
+ * derives the device ID, and signs through whichever OpenSSL key the backend supplies.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/x509.h>
+
+#include "rampart/file.h"
+#include "rampart/hex.h"
+#include "rampart/log.h"
+#include "rot_impl.h"
+
+rp_err_t rp_rot_kind_parse(const char *name, rp_rot_kind_t *kind)
+{
+    if (name == NULL || kind == NULL)
+        return RP_ERR_INVALID_ARG;
+    if (strcmp(name, "soft") == 0)
+        *kind = RP_ROT_SOFT;
+    else if (strcmp(name, "tpm2") == 0)
+        *kind = RP_ROT_TPM2;
+    else
+        return RP_ERR_UNSUPPORTED;
+    return RP_OK;
+}
+
+const char *rp_rot_kind_name(rp_rot_kind_t kind)
+{
+    switch (kind) {
+    case RP_ROT_SOFT: return "soft";
+    case RP_ROT_TPM2: return "tpm2";
+    default: return "none";
+    }
+}
+
+static const struct rot_ops *ops_of(rp_rot_kind_t kind)
+{
+    switch (kind) {
+    case RP_ROT_SOFT: return &rp_rot_soft_ops;
+    case RP_ROT_TPM2: return &rp_rot_tpm2_ops;
+    default: return NULL;
+    }
+}
+
+rp_err_t rp_rot_path(char *path, size_t cap, const char *dir, const char *name)
+{
+    int n = snprintf(path, cap, "%s/%s", dir, name);
+
+    return n < 0 || (size_t)n >= cap ? RP_ERR_INVALID_ARG : RP_OK;
+}
+
+/* The kind recorded in the state directory. */
+static rp_err_t recorded_kind(const char *dir, rp_rot_kind_t *kind)
+{
+    char path[PATH_MAX];
+    uint8_t *data;
+    size_t len;
+    rp_err_t err = rp_rot_path(path, sizeof(path), dir, ROT_KIND_FILE);
+
+    if (err == RP_OK)
+        err = rp_read_file(path, 16, &data, &len);
+    if (err != RP_OK)
+        return err;
+    while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == ' '))
+        data[--len] = '\0';
+    err = rp_rot_kind_parse((const char *)data, kind);
+    free(data);
+    return err == RP_OK ? RP_OK : RP_ERR_BAD_KEY;
+}
+
+rp_err_t rp_rot_provision(const rp_rot_config_t *cfg, bool *created)
+{
+    const struct rot_ops *ops;
+    rp_atomic_file_t f;
+    rp_rot_kind_t have;
+    char path[PATH_MAX];
+    const char *name;
+    rp_err_t err;
+
+    if (cfg == NULL || cfg->state_dir == NULL || created == NULL)
+        return RP_ERR_INVALID_ARG;
+    *created = false;
+    ops = ops_of(cfg->kind);
+    if (ops == NULL)
+        return RP_ERR_INVALID_ARG;
+    if (mkdir(cfg->state_dir, 0700) != 0 && errno != EEXIST)
+        return RP_ERR_IO;
+
+    err = recorded_kind(cfg->state_dir, &have);
+    if (err == RP_OK) {
+        /* Provisioned already: never replace an identity (that would be a new device). */
+        if (have != cfg->kind) {
+            rp_log_error("%s holds a %s root of trust, not %s", cfg->state_dir,
+                         rp_rot_kind_name(have), rp_rot_kind_name(cfg->kind));
+            return RP_ERR_EXISTS;
+        }
+        return RP_OK;
+    }
+    if (err != RP_ERR_NOT_FOUND)
+        return err;
+
+    err = ops->create(cfg);
+    if (err != RP_OK)
+        return err;
+    /* The kind is written last: a provisioning cut short leaves no half identity behind it. */
+    name = rp_rot_kind_name(cfg->kind);
+    err = rp_rot_path(path, sizeof(path), cfg->state_dir, ROT_KIND_FILE);
+    if (err == RP_OK)
+        err = rp_atomic_begin(&f, path, 0600, 1);
+    if (err == RP_OK) {
+        err = rp_atomic_write(&f, name, strlen(name));
+        if (err == RP_OK)
+            err = rp_atomic_write(&f, "\n", 1);
+        if (err == RP_OK)
+            err = rp_atomic_commit(&f, 1);
+        else
+            rp_atomic_abort(&f);
+    }
+    if (err == RP_OK)
+        *created = true;
+    return err;
+}
+
+rp_err_t rp_rot_open(const rp_rot_config_t *cfg, rp_rot_t **out)
+{
+    rp_rot_kind_t kind;
+    rp_rot_t *rot;
+    unsigned char *p;
+    int n;
+    rp_err_t err;
+
+    if (cfg == NULL || cfg->state_dir == NULL || out == NULL)
+        return RP_ERR_INVALID_ARG;
+    *out = NULL;
+    err = recorded_kind(cfg->state_dir, &kind);
+    if (err == RP_ERR_NOT_FOUND) {
+        rp_log_error("%s is not provisioned: run 'rampart-agent provision' first", cfg->state_dir);
+        return err;
+    }
+    if (err != RP_OK)
+        return err;
+    if (cfg->kind != 0 && cfg->kind != kind) {
+        rp_log_error("%s holds a %s root of trust, not %s", cfg->state_dir, rp_rot_kind_name(kind),
+                     rp_rot_kind_name(cfg->kind));
+        return RP_ERR_INVALID_ARG;
+    }
+    rot = calloc(1, sizeof(*rot));
+    if (rot == NULL)
+        return RP_ERR_NO_MEMORY;
+    rot->kind = kind;
+    rot->ops = ops_of(kind);
+    if (strlen(cfg->state_dir) >= sizeof(rot->dir)) {
+        free(rot);
+        return RP_ERR_INVALID_ARG;
+    }
+    strcpy(rot->dir, cfg->state_dir);
+    err = rot->ops->open(rot, cfg);
+    if (err == RP_OK) {
+        n = i2d_PUBKEY(rot->pkey, NULL);
+        p = rot->spki;
+        if (n <= 0 || (size_t)n > sizeof(rot->spki) || i2d_PUBKEY(rot->pkey, &p) != n)
+            err = RP_ERR_BAD_KEY;
+        else
+            rot->spki_len = (size_t)n;
+        ERR_clear_error();
+    }
+    if (err != RP_OK) {
+        rp_rot_close(rot);
+        return err;
+    }
+    *out = rot;
+    return RP_OK;
+}
+
+void rp_rot_close(rp_rot_t *rot)
+{
+    if (rot == NULL)
+        return;
+    if (rot->ops != NULL)
+        rot->ops->close(rot);
+    EVP_PKEY_free(rot->pkey);
+    OSSL_LIB_CTX_free(rot->libctx);
+    free(rot);
+}
+
+rp_rot_kind_t rp_rot_kind(const rp_rot_t *rot)
+{
+    return rot->kind;
+}
+
+rp_err_t rp_rot_public_key(rp_rot_t *rot, uint8_t *spki, size_t cap, size_t *len)
+{
+    if (rot == NULL || spki == NULL || len == NULL)
+        return RP_ERR_INVALID_ARG;
+    if (cap < rot->spki_len)
+        return RP_ERR_BUFFER_TOO_SMALL;
+    memcpy(spki, rot->spki, rot->spki_len);
+    *len = rot->spki_len;
+    return RP_OK;
+}
+
+rp_err_t rp_device_id_of_spki(const uint8_t *spki, size_t len, char id[RP_DEVICE_ID_SIZE])
+{
+    uint8_t h[RP_SHA256_LEN];
+    rp_err_t err = rp_sha256(spki, len, h);
+
+    if (err != RP_OK)
+        return err;
+    return rp_hex_encode(h, sizeof(h), id, RP_DEVICE_ID_SIZE);
+}
+
+bool rp_device_id_valid(const char *s)
+{
+    size_t i;
+
+    if (s == NULL)
+        return false;
+    for (i = 0; i < RP_DEVICE_ID_LEN; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return s[i] == '\0';
+}
+
+rp_err_t rp_rot_device_id(rp_rot_t *rot, char id[RP_DEVICE_ID_SIZE])
+{
+    if (rot == NULL || id == NULL)
+        return RP_ERR_INVALID_ARG;
+    return rp_device_id_of_spki(rot->spki, rot->spki_len, id);
+}
+
+EVP_PKEY *rp_rot_pkey(rp_rot_t *rot)
+{
+    if (rot == NULL || rot->ops->ensure_key(rot) != RP_OK)
+        return NULL;
+    return rot->pkey;
+}
+
+rp_err_t rp_rot_sign(rp_rot_t *rot, const uint8_t digest[RP_SHA256_LEN], uint8_t *sig, size_t cap,
+                     size_t *sig_len)
+{
+    EVP_PKEY_CTX *ctx;
+    size_t n = cap;
+    int ok;
+    rp_err_t err;
+
+    if (rot == NULL || digest == NULL || sig == NULL || sig_len == NULL)
+        return RP_ERR_INVALID_ARG;
+    err = rot->ops->ensure_key(rot);
+    if (err != RP_OK)
+        return err;
+    ctx = EVP_PKEY_CTX_new_from_pkey(rot->libctx, rot->pkey, rot->propq);
+    ok = ctx != NULL && EVP_PKEY_sign_init(ctx) == 1 &&
+         EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) == 1 &&
+         EVP_PKEY_sign(ctx, sig, &n, digest, RP_SHA256_LEN) == 1;
+    EVP_PKEY_CTX_free(ctx);
+    if (!ok) {
+        unsigned long e = ERR_peek_last_error();
+        rp_log_debug("root of trust signing failed: %s", ERR_error_string(e, NULL));
+        ERR_clear_error();
+        return RP_ERR_CRYPTO;
+    }
+    *sig_len = n;
+    return RP_OK;
+}
+
+rp_err_t rp_rot_counter_read(rp_rot_t *rot, rp_rot_counter_t c, uint64_t *value)
+{
+    if (rot == NULL || value == NULL || c >= RP_ROT_COUNTER_COUNT)
+        return RP_ERR_INVALID_ARG;
+    return rot->ops->counter_read(rot, c, value);
+}
+
+rp_err_t rp_rot_counter_increment(rp_rot_t *rot, rp_rot_counter_t c, uint64_t *value)
+{
+    uint64_t ignored;
+
+    if (rot == NULL || c >= RP_ROT_COUNTER_COUNT)
+        return RP_ERR_INVALID_ARG;
+    return rot->ops->counter_increment(rot, c, value != NULL ? value : &ignored);
+}
+
+rp_err_t rp_rot_measure(rp_rot_t *rot, const uint8_t digest[RP_SHA256_LEN],
+                        uint8_t reg[RP_SHA256_LEN])
+{
+    uint8_t ignored[RP_SHA256_LEN];
+
+    if (rot == NULL || digest == NULL)
+        return RP_ERR_INVALID_ARG;
+    return rot->ops->extend(rot, digest, reg != NULL ? reg : ignored);
+}
+
+rp_err_t rp_rot_measurements(rp_rot_t *rot, uint8_t reg[RP_SHA256_LEN])
+{
+    if (rot == NULL || reg == NULL)
+        return RP_ERR_INVALID_ARG;
+    return rot->ops->read_register(rot, reg);
+}

@@ -1,0 +1,204 @@
+/*
+ * The soft root of trust, for development only: the identity key is a PKCS#8 file (0600) and the
+ * counters and measurement register are files in the state directory, replaced atomically with
+ * fsync. Anyone who can read the directory can impersonate the device; it says so on every open.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rampart/file.h"
+#include "rampart/hex.h"
+#include "rampart/key.h"
+#include "rampart/log.h"
+#include "rot_impl.h"
+
+#define REGISTER_FILE "measurements" /* 64 hex digits: the soft measurement register */
+
+static const char *const counter_files[RP_ROT_COUNTER_COUNT] = {
+    [RP_ROT_COUNTER_BOOT] = "counter.boot",
+};
+
+static void warn_development_only(const char *dir)
+{
+    rp_log_warn("%s: SOFT root of trust: the identity key is a plain file. For development only; "
+                "use --rot tpm2 on real devices",
+                dir);
+}
+
+static rp_err_t soft_create(const rp_rot_config_t *cfg)
+{
+    char path[PATH_MAX];
+    EVP_PKEY *key = NULL;
+    rp_err_t err = rp_rot_path(path, sizeof(path), cfg->state_dir, ROT_SOFT_KEY_FILE);
+
+    if (err == RP_OK)
+        err = rp_key_generate(RP_SIG_ECDSA_P256, &key);
+    if (err == RP_OK)
+        err = rp_key_save_private(key, path, false);
+    EVP_PKEY_free(key);
+    if (err == RP_OK)
+        warn_development_only(cfg->state_dir);
+    return err;
+}
+
+static rp_err_t soft_open(rp_rot_t *rot, const rp_rot_config_t *cfg)
+{
+    char path[PATH_MAX];
+    bool is_private = false;
+    rp_sig_alg_t alg;
+    rp_err_t err = rp_rot_path(path, sizeof(path), cfg->state_dir, ROT_SOFT_KEY_FILE);
+
+    if (err == RP_OK)
+        err = rp_key_load(path, &rot->pkey, &is_private);
+    if (err == RP_OK &&
+        (!is_private || rp_key_alg(rot->pkey, &alg) != RP_OK || alg != RP_SIG_ECDSA_P256))
+        err = RP_ERR_BAD_KEY;
+    if (err == RP_OK)
+        warn_development_only(cfg->state_dir);
+    return err;
+}
+
+/* Read a small file of text; absent is RP_ERR_NOT_FOUND. OUT: text, NUL-terminated. */
+static rp_err_t read_text(rp_rot_t *rot, const char *name, char *text, size_t cap)
+{
+    char path[PATH_MAX];
+    uint8_t *data;
+    size_t len;
+    rp_err_t err = rp_rot_path(path, sizeof(path), rot->dir, name);
+
+    if (err == RP_OK)
+        err = rp_read_file(path, cap - 1, &data, &len);
+    if (err != RP_OK)
+        return err == RP_ERR_TOO_LARGE ? RP_ERR_BAD_TLV : err;
+    memcpy(text, data, len);
+    text[len] = '\0';
+    free(data);
+    while (len > 0 && text[len - 1] == '\n')
+        text[--len] = '\0';
+    return RP_OK;
+}
+
+static rp_err_t write_text(rp_rot_t *rot, const char *name, const char *text)
+{
+    char path[PATH_MAX];
+    rp_atomic_file_t f;
+    rp_err_t err = rp_rot_path(path, sizeof(path), rot->dir, name);
+
+    if (err == RP_OK)
+        err = rp_atomic_begin(&f, path, 0600, 0);
+    if (err != RP_OK)
+        return err;
+    err = rp_atomic_write(&f, text, strlen(text));
+    if (err == RP_OK)
+        err = rp_atomic_write(&f, "\n", 1);
+    if (err == RP_OK)
+        return rp_atomic_commit(&f, 0);
+    rp_atomic_abort(&f);
+    return err;
+}
+
+static rp_err_t soft_counter_read(rp_rot_t *rot, rp_rot_counter_t c, uint64_t *value)
+{
+    char text[32], *end;
+    unsigned long long v;
+    rp_err_t err = read_text(rot, counter_files[c], text, sizeof(text));
+
+    if (err == RP_ERR_NOT_FOUND) {
+        *value = 0;
+        return RP_OK;
+    }
+    if (err != RP_OK)
+        return err;
+    errno = 0;
+    v = strtoull(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || text[0] == '-') {
+        rp_log_error("%s/%s is corrupt", rot->dir, counter_files[c]);
+        return RP_ERR_IO;
+    }
+    *value = v;
+    return RP_OK;
+}
+
+static rp_err_t soft_counter_increment(rp_rot_t *rot, rp_rot_counter_t c, uint64_t *value)
+{
+    char text[32];
+    uint64_t v;
+    rp_err_t err = soft_counter_read(rot, c, &v);
+
+    if (err != RP_OK)
+        return err;
+    if (v == UINT64_MAX)
+        return RP_ERR_TOO_LARGE;
+    v++;
+    snprintf(text, sizeof(text), "%llu", (unsigned long long)v);
+    err = write_text(rot, counter_files[c], text);
+    if (err != RP_OK)
+        return err;
+    /* A new boot starts a new measurement register, as a TPM reset clears its PCRs. */
+    if (c == RP_ROT_COUNTER_BOOT) {
+        char path[PATH_MAX];
+        if (rp_rot_path(path, sizeof(path), rot->dir, REGISTER_FILE) == RP_OK &&
+            unlink(path) != 0 && errno != ENOENT)
+            return RP_ERR_IO;
+    }
+    *value = v;
+    return RP_OK;
+}
+
+static rp_err_t soft_read_register(rp_rot_t *rot, uint8_t reg[RP_SHA256_LEN])
+{
+    char text[2 * RP_SHA256_LEN + 2];
+    rp_err_t err = read_text(rot, REGISTER_FILE, text, sizeof(text));
+
+    if (err == RP_ERR_NOT_FOUND) {
+        memset(reg, 0, RP_SHA256_LEN);
+        return RP_OK;
+    }
+    if (err == RP_OK)
+        err = rp_hex_decode(text, strlen(text), reg, RP_SHA256_LEN);
+    if (err != RP_OK)
+        rp_log_error("%s/%s is corrupt", rot->dir, REGISTER_FILE);
+    return err == RP_OK ? RP_OK : RP_ERR_IO;
+}
+
+static rp_err_t soft_extend(rp_rot_t *rot, const uint8_t digest[RP_SHA256_LEN],
+                            uint8_t reg[RP_SHA256_LEN])
+{
+    uint8_t both[2 * RP_SHA256_LEN];
+    char text[2 * RP_SHA256_LEN + 1];
+    rp_err_t err = soft_read_register(rot, both);
+
+    if (err != RP_OK)
+        return err;
+    memcpy(both + RP_SHA256_LEN, digest, RP_SHA256_LEN);
+    err = rp_sha256(both, sizeof(both), reg);
+    if (err == RP_OK)
+        err = rp_hex_encode(reg, RP_SHA256_LEN, text, sizeof(text));
+    if (err == RP_OK)
+        err = write_text(rot, REGISTER_FILE, text);
+    return err;
+}
+
+static rp_err_t soft_ensure_key(rp_rot_t *rot)
+{
+    return rot->pkey != NULL ? RP_OK : RP_ERR_BAD_KEY;
+}
+
+static void soft_close(rp_rot_t *rot)
+{
+    (void)rot;
+}
+
+const struct rot_ops rp_rot_soft_ops = {
+    .create = soft_create,
+    .open = soft_open,
+    .counter_read = soft_counter_read,
+    .counter_increment = soft_counter_increment,
+    .extend = soft_extend,
+    .read_register = soft_read_register,
+    .ensure_key = soft_ensure_key,
+    .close = soft_close,
+};

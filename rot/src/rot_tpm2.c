@@ -1,0 +1,395 @@
+/*
+ * The TPM 2.0 root of trust. The identity key is an ECDSA P-256 key created inside the TPM under
+ * the owner hierarchy's primary key by the tpm2-openssl provider; only its TPM-wrapped blob
+ * ("TSS2 PRIVATE KEY") is stored, and every signature, CSR and TLS handshake runs inside the TPM
+ * through the provider. Counters are TPM NV counters and measurements extend PCR 23, through
+ * ESAPI directly.
+ *
+ * A TPM reached without a resource manager (swtpm's socket, /dev/tpm0) serves one connection at a
+ * time, so the provider's connection is released before an ESAPI operation and made again when the
+ * key is next needed. The EVP_PKEY from rp_rot_pkey() is therefore only valid until the next
+ * counter or measurement call.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/provider.h>
+#include <tss2/tss2_esys.h>
+#include <tss2/tss2_rc.h>
+#include <tss2/tss2_tctildr.h>
+
+#include "rampart/file.h"
+#include "rampart/log.h"
+#include "rot_impl.h"
+
+/* Persisted TPM resources (never renumber): NV indices in the owner range, and the PCR. */
+#define NV_COUNTER_BASE 0x01525000u /* + rp_rot_counter_t */
+#define MEASURE_PCR 23              /* "application support": not used by firmware or the OS */
+#define KEY_FILE_MAX 8192
+
+struct tpm2 {
+    char tcti[256]; /* empty: the TSS default (resource manager or device) */
+    OSSL_PROVIDER *tpm2_provider;
+    OSSL_PROVIDER *default_provider;
+};
+
+static void log_tss(const char *what, TSS2_RC rc)
+{
+    rp_log_error("TPM: %s: %s", what, Tss2_RC_Decode(rc));
+}
+
+/* Open a provider context in rot->libctx. */
+static rp_err_t provider_load(rp_rot_t *rot)
+{
+    struct tpm2 *t = rot->impl;
+
+    if (rot->libctx != NULL)
+        return RP_OK;
+    /* The provider reads its TCTI from the environment when it is loaded. */
+    if (t->tcti[0] != '\0' && setenv("TPM2OPENSSL_TCTI", t->tcti, 1) != 0)
+        return RP_ERR_NO_MEMORY;
+    rot->libctx = OSSL_LIB_CTX_new();
+    if (rot->libctx == NULL)
+        return RP_ERR_NO_MEMORY;
+    t->tpm2_provider = OSSL_PROVIDER_load(rot->libctx, "tpm2");
+    t->default_provider = OSSL_PROVIDER_load(rot->libctx, "default");
+    if (t->tpm2_provider == NULL || t->default_provider == NULL) {
+        rp_log_error("TPM: cannot load the tpm2 OpenSSL provider (is tpm2-openssl installed, "
+                     "and the TPM reachable%s%s?)",
+                     t->tcti[0] ? " at " : "", t->tcti);
+        ERR_clear_error();
+        return RP_ERR_IO;
+    }
+    rot->propq = "?provider=tpm2";
+    return RP_OK;
+}
+
+/* Drop the key and the provider, which closes the provider's TPM connection. */
+static void provider_release(rp_rot_t *rot)
+{
+    struct tpm2 *t = rot->impl;
+
+    EVP_PKEY_free(rot->pkey);
+    rot->pkey = NULL;
+    if (t != NULL) {
+        if (t->tpm2_provider != NULL)
+            OSSL_PROVIDER_unload(t->tpm2_provider);
+        if (t->default_provider != NULL)
+            OSSL_PROVIDER_unload(t->default_provider);
+        t->tpm2_provider = t->default_provider = NULL;
+    }
+    OSSL_LIB_CTX_free(rot->libctx);
+    rot->libctx = NULL;
+}
+
+static rp_err_t load_key(rp_rot_t *rot)
+{
+    char path[PATH_MAX];
+    uint8_t *pem;
+    size_t len;
+    BIO *bio;
+    rp_err_t err;
+
+    if (rot->pkey != NULL)
+        return RP_OK;
+    err = provider_load(rot);
+    if (err == RP_OK)
+        err = rp_rot_path(path, sizeof(path), rot->dir, ROT_TPM2_KEY_FILE);
+    if (err == RP_OK)
+        err = rp_read_file(path, KEY_FILE_MAX, &pem, &len);
+    if (err != RP_OK)
+        return err;
+    bio = BIO_new_mem_buf(pem, (int)len);
+    if (bio != NULL)
+        rot->pkey = PEM_read_bio_PrivateKey_ex(bio, NULL, NULL, NULL, rot->libctx, rot->propq);
+    BIO_free(bio);
+    free(pem); /* a TPM-wrapped blob: useless outside this TPM */
+    if (rot->pkey == NULL) {
+        rp_log_error("TPM: cannot load the identity key from %s: %s", path,
+                     ERR_error_string(ERR_peek_last_error(), NULL));
+        ERR_clear_error();
+        return RP_ERR_BAD_KEY;
+    }
+    return RP_OK;
+}
+
+static rp_err_t tpm2_ensure_key(rp_rot_t *rot)
+{
+    return load_key(rot);
+}
+
+static rp_err_t esys_open(rp_rot_t *rot, ESYS_CONTEXT **esys, TSS2_TCTI_CONTEXT **tcti)
+{
+    struct tpm2 *t = rot->impl;
+    TSS2_RC rc;
+
+    provider_release(rot); /* one connection at a time */
+    *esys = NULL;
+    rc = Tss2_TctiLdr_Initialize(t->tcti[0] ? t->tcti : NULL, tcti);
+    if (rc != TSS2_RC_SUCCESS) {
+        log_tss("cannot reach the TPM", rc);
+        return RP_ERR_IO;
+    }
+    rc = Esys_Initialize(esys, *tcti, NULL);
+    if (rc != TSS2_RC_SUCCESS) {
+        log_tss("cannot start a session with the TPM", rc);
+        Tss2_TctiLdr_Finalize(tcti);
+        return RP_ERR_IO;
+    }
+    return RP_OK;
+}
+
+static void esys_close(ESYS_CONTEXT **esys, TSS2_TCTI_CONTEXT **tcti)
+{
+    Esys_Finalize(esys);
+    Tss2_TctiLdr_Finalize(tcti);
+}
+
+static rp_err_t tpm2_create(const rp_rot_config_t *cfg)
+{
+    rp_rot_t tmp = {0};
+    struct tpm2 t = {0};
+    EVP_PKEY_CTX *ctx = NULL;
+    EVP_PKEY *key = NULL;
+    rp_atomic_file_t f;
+    char path[PATH_MAX];
+    BIO *bio = NULL;
+    char *data;
+    long len;
+    rp_err_t err;
+
+    if (cfg->tcti != NULL &&
+        snprintf(t.tcti, sizeof(t.tcti), "%s", cfg->tcti) >= (int)sizeof(t.tcti))
+        return RP_ERR_INVALID_ARG;
+    tmp.impl = &t;
+    err = provider_load(&tmp);
+    if (err == RP_OK) {
+        ctx = EVP_PKEY_CTX_new_from_name(tmp.libctx, "EC", "provider=tpm2");
+        if (ctx == NULL || EVP_PKEY_keygen_init(ctx) != 1 ||
+            EVP_PKEY_CTX_set_group_name(ctx, "P-256") != 1 || EVP_PKEY_generate(ctx, &key) != 1) {
+            rp_log_error("TPM: cannot create the identity key: %s",
+                         ERR_error_string(ERR_peek_last_error(), NULL));
+            err = RP_ERR_CRYPTO;
+        }
+    }
+    if (err == RP_OK) {
+        bio = BIO_new(BIO_s_mem());
+        if (bio == NULL || PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) != 1)
+            err = RP_ERR_CRYPTO;
+    }
+    if (err == RP_OK) {
+        len = BIO_get_mem_data(bio, &data);
+        err = rp_rot_path(path, sizeof(path), cfg->state_dir, ROT_TPM2_KEY_FILE);
+        if (err == RP_OK)
+            err = rp_atomic_begin(&f, path, 0600, 1);
+        if (err == RP_OK) {
+            err = rp_atomic_write(&f, data, (size_t)len);
+            if (err == RP_OK)
+                err = rp_atomic_commit(&f, 1);
+            else
+                rp_atomic_abort(&f);
+        }
+    }
+    BIO_free(bio);
+    EVP_PKEY_free(key);
+    EVP_PKEY_CTX_free(ctx);
+    provider_release(&tmp);
+    ERR_clear_error();
+    return err;
+}
+
+static rp_err_t tpm2_open(rp_rot_t *rot, const rp_rot_config_t *cfg)
+{
+    struct tpm2 *t = calloc(1, sizeof(*t));
+
+    if (t == NULL)
+        return RP_ERR_NO_MEMORY;
+    rot->impl = t;
+    if (cfg->tcti != NULL &&
+        snprintf(t->tcti, sizeof(t->tcti), "%s", cfg->tcti) >= (int)sizeof(t->tcti))
+        return RP_ERR_INVALID_ARG;
+    /* The TSS logs every expected miss (an NV index not yet defined) as an error otherwise. */
+    setenv("TSS2_LOG", "all+NONE", 0);
+    return load_key(rot);
+}
+
+/* The ESYS handle of a counter's NV index, defining it on first use. */
+static rp_err_t counter_handle(ESYS_CONTEXT *esys, rp_rot_counter_t c, bool define, ESYS_TR *nv)
+{
+    TPM2B_NV_PUBLIC pub = {0};
+    TPM2B_AUTH auth = {0};
+    TSS2_RC rc;
+
+    rc = Esys_TR_FromTPMPublic(esys, NV_COUNTER_BASE + c, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                               nv);
+    if (rc == TSS2_RC_SUCCESS)
+        return RP_OK;
+    if (!define)
+        return RP_ERR_NOT_FOUND;
+    pub.nvPublic.nvIndex = NV_COUNTER_BASE + c;
+    pub.nvPublic.nameAlg = TPM2_ALG_SHA256;
+    pub.nvPublic.attributes = TPMA_NV_AUTHWRITE | TPMA_NV_AUTHREAD | TPMA_NV_NO_DA |
+                              (TPM2_NT_COUNTER << TPMA_NV_TPM2_NT_SHIFT);
+    pub.nvPublic.dataSize = 8;
+    rc = Esys_NV_DefineSpace(esys, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+                             &auth, &pub, nv);
+    if (rc != TSS2_RC_SUCCESS) {
+        log_tss("cannot define the counter's NV index", rc);
+        return RP_ERR_IO;
+    }
+    return RP_OK;
+}
+
+static rp_err_t read_counter(ESYS_CONTEXT *esys, ESYS_TR nv, uint64_t *value)
+{
+    TPM2B_MAX_NV_BUFFER *data = NULL;
+    TSS2_RC rc;
+
+    rc = Esys_NV_Read(esys, nv, nv, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, 8, 0, &data);
+    if (rc == TPM2_RC_NV_UNINITIALIZED) {
+        *value = 0; /* defined, never incremented */
+        return RP_OK;
+    }
+    if (rc != TSS2_RC_SUCCESS || data->size != 8) {
+        Esys_Free(data);
+        log_tss("cannot read a counter", rc);
+        return RP_ERR_IO;
+    }
+    *value = 0;
+    for (int i = 0; i < 8; i++)
+        *value = *value << 8 | data->buffer[i];
+    Esys_Free(data);
+    return RP_OK;
+}
+
+static rp_err_t tpm2_counter_read(rp_rot_t *rot, rp_rot_counter_t c, uint64_t *value)
+{
+    TSS2_TCTI_CONTEXT *tcti;
+    ESYS_CONTEXT *esys;
+    ESYS_TR nv;
+    rp_err_t err = esys_open(rot, &esys, &tcti);
+
+    if (err != RP_OK)
+        return err;
+    err = counter_handle(esys, c, false, &nv);
+    if (err == RP_ERR_NOT_FOUND) {
+        *value = 0;
+        err = RP_OK;
+    } else if (err == RP_OK) {
+        err = read_counter(esys, nv, value);
+    }
+    esys_close(&esys, &tcti);
+    return err;
+}
+
+static rp_err_t tpm2_counter_increment(rp_rot_t *rot, rp_rot_counter_t c, uint64_t *value)
+{
+    TSS2_TCTI_CONTEXT *tcti;
+    ESYS_CONTEXT *esys;
+    ESYS_TR nv;
+    TSS2_RC rc;
+    rp_err_t err = esys_open(rot, &esys, &tcti);
+
+    if (err != RP_OK)
+        return err;
+    err = counter_handle(esys, c, true, &nv);
+    if (err == RP_OK) {
+        rc = Esys_NV_Increment(esys, nv, nv, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE);
+        if (rc != TSS2_RC_SUCCESS) {
+            log_tss("cannot increment a counter", rc);
+            err = RP_ERR_IO;
+        }
+    }
+    if (err == RP_OK)
+        err = read_counter(esys, nv, value);
+    esys_close(&esys, &tcti);
+    return err;
+}
+
+static rp_err_t read_pcr(ESYS_CONTEXT *esys, uint8_t reg[RP_SHA256_LEN])
+{
+    TPML_PCR_SELECTION sel = {0};
+    TPML_PCR_SELECTION *sel_out = NULL;
+    TPML_DIGEST *values = NULL;
+    UINT32 update_counter;
+    TSS2_RC rc;
+    rp_err_t err = RP_OK;
+
+    sel.count = 1;
+    sel.pcrSelections[0].hash = TPM2_ALG_SHA256;
+    sel.pcrSelections[0].sizeofSelect = 3;
+    sel.pcrSelections[0].pcrSelect[MEASURE_PCR / 8] = (BYTE)(1u << (MEASURE_PCR % 8));
+    rc = Esys_PCR_Read(esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &sel, &update_counter,
+                       &sel_out, &values);
+    if (rc != TSS2_RC_SUCCESS || values == NULL || values->count != 1 ||
+        values->digests[0].size != RP_SHA256_LEN) {
+        log_tss("cannot read the measurement PCR", rc);
+        err = RP_ERR_IO;
+    } else {
+        memcpy(reg, values->digests[0].buffer, RP_SHA256_LEN);
+    }
+    Esys_Free(sel_out);
+    Esys_Free(values);
+    return err;
+}
+
+static rp_err_t tpm2_extend(rp_rot_t *rot, const uint8_t digest[RP_SHA256_LEN],
+                            uint8_t reg[RP_SHA256_LEN])
+{
+    TPML_DIGEST_VALUES values = {0};
+    TSS2_TCTI_CONTEXT *tcti;
+    ESYS_CONTEXT *esys;
+    TSS2_RC rc;
+    rp_err_t err = esys_open(rot, &esys, &tcti);
+
+    if (err != RP_OK)
+        return err;
+    values.count = 1;
+    values.digests[0].hashAlg = TPM2_ALG_SHA256;
+    memcpy(values.digests[0].digest.sha256, digest, RP_SHA256_LEN);
+    rc = Esys_PCR_Extend(esys, ESYS_TR_PCR0 + MEASURE_PCR, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+                         ESYS_TR_NONE, &values);
+    if (rc != TSS2_RC_SUCCESS) {
+        log_tss("cannot extend the measurement PCR", rc);
+        err = RP_ERR_IO;
+    }
+    if (err == RP_OK)
+        err = read_pcr(esys, reg);
+    esys_close(&esys, &tcti);
+    return err;
+}
+
+static rp_err_t tpm2_read_register(rp_rot_t *rot, uint8_t reg[RP_SHA256_LEN])
+{
+    TSS2_TCTI_CONTEXT *tcti;
+    ESYS_CONTEXT *esys;
+    rp_err_t err = esys_open(rot, &esys, &tcti);
+
+    if (err != RP_OK)
+        return err;
+    err = read_pcr(esys, reg);
+    esys_close(&esys, &tcti);
+    return err;
+}
+
+static void tpm2_close(rp_rot_t *rot)
+{
+    provider_release(rot);
+    free(rot->impl);
+    rot->impl = NULL;
+}
+
+const struct rot_ops rp_rot_tpm2_ops = {
+    .create = tpm2_create,
+    .open = tpm2_open,
+    .counter_read = tpm2_counter_read,
+    .counter_increment = tpm2_counter_increment,
+    .extend = tpm2_extend,
+    .read_register = tpm2_read_register,
+    .ensure_key = tpm2_ensure_key,
+    .close = tpm2_close,
+};

@@ -1,0 +1,104 @@
+/*
+ * swtpm for tests; see swtpm.h.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "swtpm.h"
+
+/* A port that was free a moment ago (the kernel picks it). */
+static int free_port(void)
+{
+    struct sockaddr_in a = {0};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+static int can_connect(int port)
+{
+    struct sockaddr_in a = {0};
+    int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
+
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+int tu_swtpm_start(tu_swtpm_t *t)
+{
+    char state[128], server[128], ctrl[128];
+
+    memset(t, 0, sizeof(*t));
+    snprintf(t->dir, sizeof(t->dir), "/tmp/rampart-swtpm-XXXXXX");
+    if (mkdtemp(t->dir) == NULL)
+        return -1;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        t->port = free_port();
+        if (t->port <= 0)
+            return -1;
+        snprintf(state, sizeof(state), "dir=%s", t->dir);
+        /* The swtpm TCTI reaches the control channel at the next port. */
+        snprintf(server, sizeof(server), "type=tcp,port=%d,bindaddr=127.0.0.1", t->port);
+        snprintf(ctrl, sizeof(ctrl), "type=tcp,port=%d,bindaddr=127.0.0.1", t->port + 1);
+        t->pid = fork();
+        if (t->pid < 0)
+            return -1;
+        if (t->pid == 0) {
+            execlp("swtpm", "swtpm", "socket", "--tpm2", "--tpmstate", state, "--server", server,
+                   "--ctrl", ctrl, "--flags", "not-need-init,startup-clear", (char *)NULL);
+            _exit(127);
+        }
+        for (int i = 0; i < 200; i++) { /* up to 2 s */
+            int status;
+            if (waitpid(t->pid, &status, WNOHANG) == t->pid)
+                break; /* it died: port taken? try another */
+            if (can_connect(t->port)) {
+                /* That probe was swtpm's one client; give it a moment to accept the next. */
+                usleep(20000);
+                snprintf(t->tcti, sizeof(t->tcti), "swtpm:host=127.0.0.1,port=%d", t->port);
+                return 0;
+            }
+            usleep(10000);
+        }
+        kill(t->pid, SIGKILL);
+        waitpid(t->pid, NULL, 0);
+    }
+    return -1;
+}
+
+void tu_swtpm_stop(tu_swtpm_t *t)
+{
+    char cmd[128];
+
+    if (t->pid > 0) {
+        kill(t->pid, SIGTERM);
+        waitpid(t->pid, NULL, 0);
+        t->pid = 0;
+    }
+    if (t->dir[0] != '\0') {
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "cannot remove %s\n", t->dir);
+    }
+}

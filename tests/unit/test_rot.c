@@ -1,0 +1,235 @@
+/*
+ * The root of trust, both backends: provisioning keeps an identity, the device ID is the hash of
+ * the public key, signatures verify, counters only go up and persist, measurements chain as a PCR
+ * does. The tpm2 backend runs against a real swtpm started by the test.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+
+#include "rampart/file.h"
+#include "rampart/log.h"
+#include "rampart/rot.h"
+#include "swtpm.h"
+
+static tu_swtpm_t tpm;
+
+static int setup(void **state)
+{
+    (void)state;
+    rp_log_init("test_rot", RP_LOG_ERROR);
+    return tu_swtpm_start(&tpm);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    tu_swtpm_stop(&tpm);
+    return 0;
+}
+
+static void fresh_dir(char *dir, size_t cap)
+{
+    snprintf(dir, cap, "/tmp/rampart-rot-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+}
+
+static void rm_dir(const char *dir)
+{
+    char cmd[256];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static rp_rot_config_t config(rp_rot_kind_t kind, const char *dir)
+{
+    rp_rot_config_t c = {kind, dir, kind == RP_ROT_TPM2 ? tpm.tcti : NULL};
+    return c;
+}
+
+/* Everything both backends must do the same way. */
+static void check_backend(rp_rot_kind_t kind)
+{
+    char dir[64], id[RP_DEVICE_ID_SIZE], id2[RP_DEVICE_ID_SIZE], expect[RP_DEVICE_ID_SIZE];
+    uint8_t spki[RP_PUBKEY_DER_MAX], digest[RP_SHA256_LEN], sig[80], reg[RP_SHA256_LEN];
+    uint8_t chain[2 * RP_SHA256_LEN], want[RP_SHA256_LEN];
+    size_t spki_len, sig_len;
+    uint64_t v0, v;
+    rp_rot_config_t cfg;
+    rp_rot_t *rot;
+    bool created;
+
+    fresh_dir(dir, sizeof(dir));
+    cfg = config(kind, dir);
+    assert_int_equal(rp_rot_open(&cfg, &rot), RP_ERR_NOT_FOUND); /* not provisioned */
+    assert_int_equal(rp_rot_provision(&cfg, &created), RP_OK);
+    assert_true(created);
+    assert_int_equal(rp_rot_open(&cfg, &rot), RP_OK);
+    assert_int_equal(rp_rot_kind(rot), kind);
+
+    /* The device ID is the lowercase hex SHA-256 of the DER SubjectPublicKeyInfo. */
+    assert_int_equal(rp_rot_public_key(rot, spki, sizeof(spki), &spki_len), RP_OK);
+    assert_int_equal(rp_rot_device_id(rot, id), RP_OK);
+    assert_int_equal(rp_device_id_of_spki(spki, spki_len, expect), RP_OK);
+    assert_string_equal(id, expect);
+    assert_true(rp_device_id_valid(id));
+
+    /* Signatures by the identity key verify with its public key (and the core's verifier). */
+    assert_int_equal(rp_sha256("attest me", 9, digest), RP_OK);
+    assert_int_equal(rp_rot_sign(rot, digest, sig, sizeof(sig), &sig_len), RP_OK);
+    assert_int_equal(rp_sig_verify(RP_SIG_ECDSA_P256, spki, spki_len, digest, sig, sig_len), RP_OK);
+    digest[0] ^= 1;
+    assert_int_equal(rp_sig_verify(RP_SIG_ECDSA_P256, spki, spki_len, digest, sig, sig_len),
+                     RP_ERR_BAD_SIGNATURE);
+
+    /* Counters go up by one and persist. */
+    assert_int_equal(rp_rot_counter_read(rot, RP_ROT_COUNTER_BOOT, &v0), RP_OK);
+    assert_int_equal(rp_rot_counter_increment(rot, RP_ROT_COUNTER_BOOT, &v), RP_OK);
+    assert_true(v == v0 + 1);
+    assert_int_equal(rp_rot_counter_increment(rot, RP_ROT_COUNTER_BOOT, &v), RP_OK);
+    assert_true(v == v0 + 2);
+
+    /* Measurements chain: reg' = SHA-256(reg || digest). */
+    assert_int_equal(rp_rot_measurements(rot, chain), RP_OK);
+    assert_int_equal(rp_sha256("component", 9, chain + RP_SHA256_LEN), RP_OK);
+    assert_int_equal(rp_rot_measure(rot, chain + RP_SHA256_LEN, reg), RP_OK);
+    assert_int_equal(rp_sha256(chain, sizeof(chain), want), RP_OK);
+    assert_memory_equal(reg, want, RP_SHA256_LEN);
+    assert_int_equal(rp_rot_measurements(rot, chain), RP_OK);
+    assert_memory_equal(chain, want, RP_SHA256_LEN);
+
+    /* The key is usable again after those operations (the tpm2 backend reconnects). */
+    assert_non_null(rp_rot_pkey(rot));
+    assert_int_equal(rp_rot_sign(rot, digest, sig, sizeof(sig), &sig_len), RP_OK);
+    assert_int_equal(rp_sig_verify(RP_SIG_ECDSA_P256, spki, spki_len, digest, sig, sig_len), RP_OK);
+    rp_rot_close(rot);
+
+    /* Provisioning again keeps the identity; the counter kept its value. */
+    assert_int_equal(rp_rot_provision(&cfg, &created), RP_OK);
+    assert_false(created);
+    assert_int_equal(rp_rot_open(&cfg, &rot), RP_OK);
+    assert_int_equal(rp_rot_device_id(rot, id2), RP_OK);
+    assert_string_equal(id, id2);
+    assert_int_equal(rp_rot_counter_read(rot, RP_ROT_COUNTER_BOOT, &v), RP_OK);
+    assert_true(v == v0 + 2);
+    rp_rot_close(rot);
+
+    /* The directory holds one kind of root of trust. */
+    cfg = config(kind == RP_ROT_SOFT ? RP_ROT_TPM2 : RP_ROT_SOFT, dir);
+    assert_int_equal(rp_rot_provision(&cfg, &created), RP_ERR_EXISTS);
+    assert_int_not_equal(rp_rot_open(&cfg, &rot), RP_OK);
+    rm_dir(dir);
+}
+
+static void test_soft(void **state)
+{
+    char dir[64], path[128];
+    rp_rot_config_t cfg;
+    struct stat st;
+    bool created;
+
+    (void)state;
+    check_backend(RP_ROT_SOFT);
+    fresh_dir(dir, sizeof(dir));
+    cfg = config(RP_ROT_SOFT, dir);
+    assert_int_equal(rp_rot_provision(&cfg, &created), RP_OK);
+    snprintf(path, sizeof(path), "%s/identity.pem", dir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    rm_dir(dir);
+}
+
+static void test_soft_boot_resets_register(void **state)
+{
+    uint8_t d[RP_SHA256_LEN] = {1}, reg[RP_SHA256_LEN], zero[RP_SHA256_LEN] = {0};
+    char dir[64];
+    rp_rot_config_t cfg;
+    rp_rot_t *rot;
+    bool created;
+
+    (void)state;
+    fresh_dir(dir, sizeof(dir));
+    cfg = config(RP_ROT_SOFT, dir);
+    assert_int_equal(rp_rot_provision(&cfg, &created), RP_OK);
+    assert_int_equal(rp_rot_open(&cfg, &rot), RP_OK);
+    assert_int_equal(rp_rot_measure(rot, d, reg), RP_OK);
+    assert_memory_not_equal(reg, zero, sizeof(reg));
+    assert_int_equal(rp_rot_counter_increment(rot, RP_ROT_COUNTER_BOOT, NULL), RP_OK);
+    assert_int_equal(rp_rot_measurements(rot, reg), RP_OK);
+    assert_memory_equal(reg, zero, sizeof(reg));
+    rp_rot_close(rot);
+    rm_dir(dir);
+}
+
+static void test_tpm2(void **state)
+{
+    (void)state;
+    check_backend(RP_ROT_TPM2);
+}
+
+static void test_tpm2_key_never_leaves(void **state)
+{
+    char dir[64], path[128];
+    rp_rot_config_t cfg;
+    rp_rot_t *rot;
+    uint8_t *data;
+    size_t len;
+    BIGNUM *priv = NULL;
+    bool created;
+
+    (void)state;
+    fresh_dir(dir, sizeof(dir));
+    cfg = config(RP_ROT_TPM2, dir);
+    assert_int_equal(rp_rot_provision(&cfg, &created), RP_OK);
+    /* On disk: only the TPM-wrapped blob. */
+    snprintf(path, sizeof(path), "%s/identity.tss2", dir);
+    assert_int_equal(rp_read_file(path, 8192, &data, &len), RP_OK);
+    assert_non_null(strstr((char *)data, "-----BEGIN TSS2 PRIVATE KEY-----"));
+    assert_null(strstr((char *)data, "-----BEGIN PRIVATE KEY-----"));
+    free(data);
+    /* Through OpenSSL: the private scalar cannot be read out. */
+    assert_int_equal(rp_rot_open(&cfg, &rot), RP_OK);
+    assert_int_equal(EVP_PKEY_get_bn_param(rp_rot_pkey(rot), OSSL_PKEY_PARAM_PRIV_KEY, &priv), 0);
+    assert_null(priv);
+    ERR_clear_error();
+    rp_rot_close(rot);
+    /* Another TPM cannot use the blob. */
+    {
+        tu_swtpm_t other;
+        rp_rot_config_t ocfg = {RP_ROT_TPM2, dir, NULL};
+        uint8_t digest[RP_SHA256_LEN] = {0}, sig[80];
+        size_t sig_len;
+
+        assert_int_equal(tu_swtpm_start(&other), 0);
+        ocfg.tcti = other.tcti;
+        if (rp_rot_open(&ocfg, &rot) == RP_OK) {
+            assert_int_not_equal(rp_rot_sign(rot, digest, sig, sizeof(sig), &sig_len), RP_OK);
+            rp_rot_close(rot);
+        }
+        tu_swtpm_stop(&other);
+    }
+    rm_dir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_soft),
+        cmocka_unit_test(test_soft_boot_resets_register),
+        cmocka_unit_test(test_tpm2),
+        cmocka_unit_test(test_tpm2_key_never_leaves),
+    };
+
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
