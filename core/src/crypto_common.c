@@ -9,6 +9,7 @@ const char *rp_sig_alg_name(rp_sig_alg_t alg)
     switch (alg) {
     case RP_SIG_ECDSA_P256: return "ECDSA P-256";
     case RP_SIG_ED25519: return "Ed25519";
+    case RP_SIG_ES256: return "ES256";
     default: return "none";
     }
 }

@@ -26,6 +26,7 @@ static const char *const messages[RP_ERR_COUNT] = {
     [RP_ERR_NO_MEMORY] = "out of memory",
     [RP_ERR_EXISTS] = "already exists",
     [RP_ERR_NOT_FOUND] = "not found",
+    [RP_ERR_MALFORMED] = "malformed data",
 };
 
 _Static_assert(sizeof(messages) / sizeof(messages[0]) == RP_ERR_COUNT,

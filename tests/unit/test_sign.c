@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "rampart/evidence.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/image.h"
@@ -433,6 +434,60 @@ static void test_read_file_bounds(void **state)
     assert_int_equal(rp_read_file(tmpdir, 9, &data, &len), RP_ERR_IO);
 }
 
+static rp_err_t sign_with_key(void *ctx, const uint8_t digest[RP_SHA256_LEN], uint8_t *der,
+                              size_t cap, size_t *len)
+{
+    return rp_key_sign_digest(ctx, digest, der, cap, len);
+}
+
+/* Our evidence, checked by third-party code (python3-cbor2 + python3-cryptography). */
+static void test_evidence_checked_independently(void **state)
+{
+    uint8_t token[RP_EAT_MAX_SIZE];
+    rp_eat_claims_t c, back;
+    rp_atomic_file_t f;
+    EVP_PKEY *key = NULL;
+    tu_buf_t pub;
+    char cmd[512];
+    size_t len;
+
+    (void)state;
+    memset(&c, 0, sizeof(c));
+    c.nonce_len = 32;
+    memset(c.nonce, 0x5a, 32);
+    c.debug = RP_EAT_DEBUG_DISABLED;
+    c.boot_count = 3;
+    c.ncomponents = 1;
+    strcpy(c.components[0].name, "app");
+    strcpy(c.components[0].version, "1.1.0+0");
+    assert_int_equal(rp_key_generate(RP_SIG_ECDSA_P256, &key), RP_OK);
+    pub = spki_of(key);
+    assert_int_equal(rp_sha256(pub.data, pub.len, c.device_id), RP_OK);
+    assert_int_equal(rp_evidence_make(&c, sign_with_key, key, token, sizeof(token), &len), RP_OK);
+    assert_int_equal(rp_eat_verify(token, len, pub.data, pub.len, &back), RP_OK);
+    assert_memory_equal(&c, &back, sizeof(c));
+
+    assert_int_equal(rp_atomic_begin(&f, tmp("token.cbor"), 0644, 0), RP_OK);
+    assert_int_equal(rp_atomic_write(&f, token, len), RP_OK);
+    assert_int_equal(rp_atomic_commit(&f, 0), RP_OK);
+    assert_int_equal(rp_atomic_begin(&f, tmp("key.der"), 0644, 0), RP_OK);
+    assert_int_equal(rp_atomic_write(&f, pub.data, pub.len), RP_OK);
+    assert_int_equal(rp_atomic_commit(&f, 0), RP_OK);
+    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s/tools/check-eat.py %s %s >/dev/null",
+             RP_TESTS_DIR, tmp("token.cbor"), tmp("key.der"));
+    assert_int_equal(system(cmd), 0);
+    /* and the checker is not a rubber stamp: a flipped signature bit fails it */
+    token[len - 1] ^= 1;
+    assert_int_equal(rp_atomic_begin(&f, tmp("token.cbor"), 0644, 0), RP_OK);
+    assert_int_equal(rp_atomic_write(&f, token, len), RP_OK);
+    assert_int_equal(rp_atomic_commit(&f, 0), RP_OK);
+    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s/tools/check-eat.py %s %s >/dev/null 2>&1",
+             RP_TESTS_DIR, tmp("token.cbor"), tmp("key.der"));
+    assert_int_not_equal(system(cmd), 0);
+    tu_free(&pub);
+    EVP_PKEY_free(key);
+}
+
 static void test_hex(void **state)
 {
     uint8_t in[3] = {0x00, 0xab, 0xff}, out[3];
@@ -461,6 +516,7 @@ int main(void)
         cmocka_unit_test(test_large_image_small_buffer),
         cmocka_unit_test(test_private_key_file_is_0600_and_kept),
         cmocka_unit_test(test_read_file_bounds),
+        cmocka_unit_test(test_evidence_checked_independently),
         cmocka_unit_test(test_hex),
     };
 

@@ -66,7 +66,10 @@ typedef enum rp_sig_alg {
     RP_SIG_NONE = 0,
     RP_SIG_ECDSA_P256 = 1, /* ECDSA over P-256; signature is DER, message is a SHA-256 digest */
     RP_SIG_ED25519 = 2,    /* Ed25519 (RFC 8032, pure) whose message is the 32-byte digest */
+    RP_SIG_ES256 = 3,      /* ECDSA P-256 as COSE writes it (RFC 9053): raw r || s, 64 bytes */
 } rp_sig_alg_t;
+
+#define RP_ES256_SIG_LEN 64
 
 /* A name for alg, e.g. "ECDSA P-256"; never NULL. */
 const char *rp_sig_alg_name(rp_sig_alg_t alg);
@@ -87,7 +90,8 @@ rp_err_t rp_sha256(const void *data, size_t len, uint8_t out[RP_SHA256_LEN]) RP_
 rp_err_t rp_pubkey_alg(const uint8_t *spki, size_t spki_len, rp_sig_alg_t *alg) RP_MUST_CHECK;
 
 /*
- * Verify sig over a SHA-256 digest with the public key spki, which must be of type alg.
+ * Verify sig over a SHA-256 digest with the public key spki, which must be of type alg (an
+ * ECDSA P-256 key for RP_SIG_ES256).
  * Returns RP_OK only when the signature is valid; RP_ERR_BAD_SIGNATURE when it is not (or is
  * malformed), RP_ERR_BAD_KEY when the key is unusable or of another type, RP_ERR_UNSUPPORTED when
  * this backend lacks alg.

@@ -35,10 +35,11 @@ typedef enum rp_err {
     RP_ERR_NO_MEMORY = 19,        /* an allocation failed (never in the core) */
     RP_ERR_EXISTS = 20,           /* refusing to overwrite something that exists */
     RP_ERR_NOT_FOUND = 21,        /* a file or object does not exist */
+    RP_ERR_MALFORMED = 22, /* CBOR, JSON, a CSR... that does not parse or has the wrong shape */
 } rp_err_t;
 
 /* The number of codes; rp_strerror() of anything at or above this names it unknown. */
-#define RP_ERR_COUNT 22
+#define RP_ERR_COUNT 23
 
 /* A short, constant, lowercase description of err; never NULL. */
 const char *rp_strerror(rp_err_t err);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <mbedtls/asn1.h>
+#include <mbedtls/ecdsa.h>
 #include <mbedtls/ecp.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/sha256.h>
@@ -122,6 +123,43 @@ static rp_err_t ecdsa_der_len(const uint8_t *sig, size_t sig_len, size_t *der_le
     return RP_OK;
 }
 
+/* COSE's raw r || s, verified on the curve directly. */
+static rp_err_t verify_es256(const uint8_t *spki, size_t spki_len, const uint8_t *digest,
+                             const uint8_t *sig, size_t sig_len)
+{
+    mbedtls_pk_context pk;
+    mbedtls_mpi r, s;
+    rp_sig_alg_t key_alg;
+    rp_err_t err;
+
+    if (sig_len != RP_ES256_SIG_LEN)
+        return RP_ERR_BAD_SIGNATURE;
+    mbedtls_mpi_init(&r);
+    mbedtls_mpi_init(&s);
+    err = load_pubkey(spki, spki_len, &pk);
+    if (err == RP_OK)
+        err = alg_of(&pk, &key_alg);
+    if (err != RP_OK)
+        err = RP_ERR_BAD_KEY;
+    if (err == RP_OK &&
+        (mbedtls_mpi_read_binary(&r, sig, RP_ES256_SIG_LEN / 2) != 0 ||
+         mbedtls_mpi_read_binary(&s, sig + RP_ES256_SIG_LEN / 2, RP_ES256_SIG_LEN / 2) != 0))
+        err = RP_ERR_CRYPTO;
+#if MBEDTLS_VERSION_MAJOR >= 3
+    if (err == RP_OK &&
+        mbedtls_ecdsa_verify(&mbedtls_pk_ec(pk)->MBEDTLS_PRIVATE(grp), digest, RP_SHA256_LEN,
+                             &mbedtls_pk_ec(pk)->MBEDTLS_PRIVATE(Q), &r, &s) != 0)
+#else
+    if (err == RP_OK && mbedtls_ecdsa_verify(&mbedtls_pk_ec(pk)->grp, digest, RP_SHA256_LEN,
+                                             &mbedtls_pk_ec(pk)->Q, &r, &s) != 0)
+#endif
+        err = RP_ERR_BAD_SIGNATURE;
+    mbedtls_mpi_free(&r);
+    mbedtls_mpi_free(&s);
+    mbedtls_pk_free(&pk);
+    return err;
+}
+
 rp_err_t rp_sig_verify(rp_sig_alg_t alg, const uint8_t *spki, size_t spki_len,
                        const uint8_t digest[RP_SHA256_LEN], const uint8_t *sig, size_t sig_len)
 {
@@ -131,6 +169,8 @@ rp_err_t rp_sig_verify(rp_sig_alg_t alg, const uint8_t *spki, size_t spki_len,
 
     if (digest == NULL || sig == NULL || sig_len == 0)
         return RP_ERR_INVALID_ARG;
+    if (alg == RP_SIG_ES256)
+        return verify_es256(spki, spki_len, digest, sig, sig_len);
     if (alg != RP_SIG_ECDSA_P256)
         return RP_ERR_UNSUPPORTED;
     err = load_pubkey(spki, spki_len, &pk);

@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <string.h>
 
+#include <openssl/bn.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ec.h>
@@ -157,15 +158,53 @@ static rp_err_t verify_ed25519(EVP_PKEY *k, const uint8_t *digest, const uint8_t
     return err;
 }
 
+/* COSE's raw r || s as the DER OpenSSL verifies. OUT: der[0..*der_len). */
+static rp_err_t es256_to_der(const uint8_t *sig, size_t sig_len, uint8_t *der, size_t cap,
+                             size_t *der_len)
+{
+    ECDSA_SIG *s;
+    BIGNUM *r, *sv;
+    unsigned char *p = der;
+    int n;
+
+    if (sig_len != RP_ES256_SIG_LEN)
+        return RP_ERR_BAD_SIGNATURE;
+    s = ECDSA_SIG_new();
+    r = BN_bin2bn(sig, RP_ES256_SIG_LEN / 2, NULL);
+    sv = BN_bin2bn(sig + RP_ES256_SIG_LEN / 2, RP_ES256_SIG_LEN / 2, NULL);
+    if (s == NULL || r == NULL || sv == NULL || ECDSA_SIG_set0(s, r, sv) != 1) {
+        ECDSA_SIG_free(s);
+        BN_free(r);
+        BN_free(sv);
+        return RP_ERR_CRYPTO;
+    }
+    n = i2d_ECDSA_SIG(s, NULL);
+    if (n > 0 && (size_t)n <= cap)
+        n = i2d_ECDSA_SIG(s, &p);
+    ECDSA_SIG_free(s);
+    if (n <= 0 || (size_t)n > cap)
+        return RP_ERR_CRYPTO;
+    *der_len = (size_t)n;
+    return RP_OK;
+}
+
 rp_err_t rp_sig_verify(rp_sig_alg_t alg, const uint8_t *spki, size_t spki_len,
                        const uint8_t digest[RP_SHA256_LEN], const uint8_t *sig, size_t sig_len)
 {
+    uint8_t der[RP_ECDSA_P256_SIG_MAX];
     rp_sig_alg_t key_alg;
     EVP_PKEY *k = NULL;
     rp_err_t err;
 
     if (digest == NULL || sig == NULL || sig_len == 0)
         return RP_ERR_INVALID_ARG;
+    if (alg == RP_SIG_ES256) {
+        err = es256_to_der(sig, sig_len, der, sizeof(der), &sig_len);
+        if (err != RP_OK)
+            return err;
+        sig = der;
+        alg = RP_SIG_ECDSA_P256;
+    }
     if (alg != RP_SIG_ECDSA_P256 && alg != RP_SIG_ED25519)
         return RP_ERR_UNSUPPORTED;
     err = load_pubkey(spki, spki_len, &k);
