@@ -155,8 +155,8 @@ void rp_atomic_abort(rp_atomic_file_t *f)
 rp_err_t rp_read_file(const char *path, size_t max, uint8_t **data, size_t *len)
 {
     struct stat st;
-    uint8_t *buf = NULL;
-    size_t used = 0;
+    uint8_t *buf = NULL, *grown;
+    size_t used = 0, cap;
     rp_err_t err = RP_OK;
     int fd;
 
@@ -173,15 +173,27 @@ rp_err_t rp_read_file(const char *path, size_t max, uint8_t **data, size_t *len)
         close(fd);
         return RP_ERR_TOO_LARGE;
     }
-    /* One byte more than the file, to notice it growing past max, and one for the NUL. */
-    buf = malloc((size_t)st.st_size + 2);
+    /* The size is a hint (procfs says 0): read until the end, never past max. */
+    cap = (size_t)st.st_size + 2; /* room for one byte more (growth) and the NUL */
+    buf = malloc(cap);
     if (buf == NULL) {
         close(fd);
         return RP_ERR_NO_MEMORY;
     }
     for (;;) {
-        size_t room = (size_t)st.st_size + 1 - used;
-        ssize_t n = read(fd, buf + used, room);
+        ssize_t n;
+        if (used + 1 >= cap) {
+            cap = cap < 256 ? 256 : cap * 2;
+            if (cap > max + 2)
+                cap = max + 2;
+            grown = realloc(buf, cap);
+            if (grown == NULL) {
+                err = RP_ERR_NO_MEMORY;
+                break;
+            }
+            buf = grown;
+        }
+        n = read(fd, buf + used, cap - 1 - used);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
@@ -191,8 +203,8 @@ rp_err_t rp_read_file(const char *path, size_t max, uint8_t **data, size_t *len)
         if (n == 0)
             break;
         used += (size_t)n;
-        if (used > (size_t)st.st_size) {
-            err = RP_ERR_TOO_LARGE; /* it grew while we read it */
+        if (used > max) {
+            err = RP_ERR_TOO_LARGE;
             break;
         }
     }

@@ -23,6 +23,11 @@ static const char *const counter_files[RP_ROT_COUNTER_COUNT] = {
 
 static void warn_development_only(const char *dir)
 {
+    static bool warned; /* once per process is loud enough */
+
+    if (warned)
+        return;
+    warned = true;
     rp_log_warn("%s: SOFT root of trust: the identity key is a plain file. For development only; "
                 "use --rot tpm2 on real devices",
                 dir);
@@ -39,8 +44,6 @@ static rp_err_t soft_create(const rp_rot_config_t *cfg)
     if (err == RP_OK)
         err = rp_key_save_private(key, path, false);
     EVP_PKEY_free(key);
-    if (err == RP_OK)
-        warn_development_only(cfg->state_dir);
     return err;
 }
 

@@ -49,12 +49,6 @@ typedef struct rp_sha256 {
 #error "Rampart: no crypto backend; define RP_CRYPTO_OPENSSL or RP_CRYPTO_MBEDTLS"
 #endif
 
-#if defined(__GNUC__) || defined(__clang__)
-#define RP_MUST_CHECK __attribute__((warn_unused_result))
-#else
-#define RP_MUST_CHECK
-#endif
-
 #define RP_SHA256_LEN 32
 #define RP_ED25519_SIG_LEN 64
 /* A DER ECDSA P-256 signature: SEQUENCE of two INTEGERs of at most 33 bytes each. */

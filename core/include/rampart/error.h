@@ -12,6 +12,13 @@
 extern "C" {
 #endif
 
+/* On every function whose result decides something: ignoring it is a compile error. */
+#if defined(__GNUC__) || defined(__clang__)
+#define RP_MUST_CHECK __attribute__((warn_unused_result))
+#else
+#define RP_MUST_CHECK
+#endif
+
 typedef enum rp_err {
     RP_OK = 0,
     RP_ERR_INVALID_ARG = 1,       /* a caller broke the API contract */

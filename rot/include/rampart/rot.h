@@ -15,6 +15,8 @@
 #include <stdint.h>
 
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "rampart/crypto.h"
 #include "rampart/error.h"
@@ -74,6 +76,17 @@ rp_err_t rp_rot_sign(rp_rot_t *rot, const uint8_t digest[RP_SHA256_LEN], uint8_t
  * the TPM through the tpm2-openssl provider: the private key stays inside. Owned by rot.
  */
 EVP_PKEY *rp_rot_pkey(rp_rot_t *rot);
+
+/* A PKCS#10 request for the identity key with subject CN = cn, signed inside the root of trust.
+ * OUT: *csr, caller frees with X509_REQ_free(). */
+rp_err_t rp_rot_make_csr(rp_rot_t *rot, const char *cn, X509_REQ **csr) RP_MUST_CHECK;
+
+/*
+ * An SSL_CTX with the identity key and certificate chain (PEM file) loaded, created where the key
+ * lives (the TPM provider's library context for tpm2). For device-to-cloud and device-to-device
+ * TLS. Caller frees; valid only until the next counter or measurement call on rot (tpm2).
+ */
+SSL_CTX *rp_rot_ssl_ctx(rp_rot_t *rot, const SSL_METHOD *method, const char *cert_chain_file);
 
 /* Read a monotonic counter. */
 rp_err_t rp_rot_counter_read(rp_rot_t *rot, rp_rot_counter_t c, uint64_t *value) RP_MUST_CHECK;

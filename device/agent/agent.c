@@ -1,0 +1,549 @@
+/*
+ * The device agent: boot detection, measurement, evidence and attestation. Every file it writes is
+ * replaced atomically, so a power cut leaves the previous certificate or the new one.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "agent.h"
+#include "rampart/base64.h"
+#include "rampart/evidence.h"
+#include "rampart/file.h"
+#include "rampart/hex.h"
+#include "rampart/http_client.h"
+#include "rampart/image.h"
+#include "rampart/log.h"
+
+#define BOOT_ID_FILE "/proc/sys/kernel/random/boot_id"
+#define LOCKDOWN_FILE "/sys/kernel/security/lockdown"
+#define MEASURED_MAX (RP_EAT_MAX_COMPONENTS * 256 + 64)
+
+static rp_err_t state_path(const rp_agent_t *a, const char *name, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%s/%s", a->state_dir, name);
+
+    return n < 0 || (size_t)n >= cap ? RP_ERR_INVALID_ARG : RP_OK;
+}
+
+static rp_err_t write_state(const char *dir, const char *name, const void *data, size_t len,
+                            mode_t mode)
+{
+    char path[PATH_MAX + 64];
+    rp_atomic_file_t f;
+    rp_err_t err;
+
+    if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
+        return RP_ERR_INVALID_ARG;
+    err = rp_atomic_begin(&f, path, mode, 0);
+    if (err != RP_OK)
+        return err;
+    err = rp_atomic_write(&f, data, len);
+    if (err == RP_OK)
+        return rp_atomic_commit(&f, 0);
+    rp_atomic_abort(&f);
+    return err;
+}
+
+/* A small text file, trailing newlines removed; absent is RP_ERR_NOT_FOUND. */
+static rp_err_t read_text(const char *path, size_t max, char **text)
+{
+    uint8_t *data;
+    size_t len;
+    rp_err_t err = rp_read_file(path, max, &data, &len);
+
+    if (err != RP_OK)
+        return err;
+    while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
+        data[--len] = '\0';
+    *text = (char *)data;
+    return RP_OK;
+}
+
+rp_err_t rp_agent_save_tcti(const char *state_dir, const char *tcti)
+{
+    return write_state(state_dir, "tcti", tcti, strlen(tcti), 0600);
+}
+
+rp_err_t rp_agent_open(rp_agent_t *a, const char *state_dir, const char *tcti)
+{
+    rp_rot_config_t cfg = {0};
+    char path[PATH_MAX + 16], *saved = NULL;
+    rp_err_t err;
+
+    memset(a, 0, sizeof(*a));
+    if (strlen(state_dir) >= sizeof(a->state_dir))
+        return RP_ERR_INVALID_ARG;
+    strcpy(a->state_dir, state_dir);
+    if (tcti == NULL && state_path(a, "tcti", path, sizeof(path)) == RP_OK &&
+        read_text(path, 512, &saved) == RP_OK)
+        tcti = saved;
+    cfg.state_dir = state_dir;
+    cfg.tcti = tcti;
+    err = rp_rot_open(&cfg, &a->rot);
+    free(saved);
+    if (err == RP_OK)
+        err = rp_rot_device_id(a->rot, a->device_id);
+    if (err != RP_OK)
+        rp_agent_close(a);
+    return err;
+}
+
+void rp_agent_close(rp_agent_t *a)
+{
+    rp_rot_close(a->rot);
+    a->rot = NULL;
+}
+
+/* One measured component, as the measured list keeps it. */
+static rp_err_t read_component(const char *path, const char *name, rp_eat_component_t *c)
+{
+    uint8_t scratch[4096], value[RP_PUBKEY_DER_MAX];
+    rp_image_layout_t layout;
+    rp_image_tlv_iter_t it;
+    rp_image_tlv_t tlv;
+    rp_file_image_t img;
+    bool found;
+    rp_err_t err;
+
+    memset(c, 0, sizeof(*c));
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    err = rp_file_image_open(&img, path);
+    if (err != RP_OK)
+        return err;
+    err = rp_image_layout(&img.io, &layout);
+    if (err == RP_OK)
+        err = rp_image_hash(&img.io, &layout, scratch, sizeof(scratch), c->digest);
+    if (err == RP_OK)
+        err = rp_image_version_format(&layout.hdr.version, c->version, sizeof(c->version));
+    if (err == RP_OK)
+        rp_image_tlv_begin(&it, &img.io, &layout);
+    while (err == RP_OK && (err = rp_image_tlv_next(&it, &tlv, &found)) == RP_OK && found) {
+        if (tlv.len > sizeof(value))
+            continue;
+        err = rp_image_io_read(&img.io, tlv.value_off, value, tlv.len);
+        if (err != RP_OK)
+            break;
+        if (tlv.protected_area && tlv.type == RP_TLV_SEC_CNT && tlv.len == 4) {
+            c->has_security_counter = true;
+            c->security_counter = (uint32_t)value[0] | (uint32_t)value[1] << 8 |
+                                  (uint32_t)value[2] << 16 | (uint32_t)value[3] << 24;
+        } else if (!tlv.protected_area && tlv.type == RP_TLV_KEYHASH && tlv.len == 32) {
+            memcpy(c->signer, value, 32);
+        } else if (!tlv.protected_area && tlv.type == RP_TLV_PUBKEY) {
+            err = rp_sha256(value, tlv.len, c->signer);
+        }
+    }
+    rp_file_image_close(&img);
+    return err;
+}
+
+static bool component_name_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > RP_EAT_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' || s[i] == '-'))
+            return false;
+    return true;
+}
+
+/* The measured list: "boot N", then one line per component, in the order measured. */
+struct measured {
+    uint64_t boot;
+    size_t n;
+    rp_eat_component_t c[RP_EAT_MAX_COMPONENTS];
+};
+
+static rp_err_t measured_load(rp_agent_t *a, struct measured *m)
+{
+    char path[PATH_MAX + 16], *text, *line, *save = NULL;
+    rp_err_t err;
+
+    memset(m, 0, sizeof(*m));
+    err = state_path(a, "measured", path, sizeof(path));
+    if (err == RP_OK)
+        err = read_text(path, MEASURED_MAX, &text);
+    if (err == RP_ERR_NOT_FOUND)
+        return RP_OK;
+    if (err != RP_OK)
+        return err;
+    err = RP_ERR_MALFORMED;
+    line = strtok_r(text, "\n", &save);
+    if (line != NULL && sscanf(line, "boot %lu", &m->boot) == 1)
+        err = RP_OK;
+    while (err == RP_OK && (line = strtok_r(NULL, "\n", &save)) != NULL) {
+        rp_eat_component_t *c = &m->c[m->n];
+        char digest[65], signer[65], cnt[16], version[32], name[64];
+        if (m->n == RP_EAT_MAX_COMPONENTS ||
+            sscanf(line, "%64s %64s %15s %31s %63s", digest, signer, cnt, version, name) != 5 ||
+            rp_hex_decode(digest, strlen(digest), c->digest, 32) != RP_OK ||
+            rp_hex_decode(signer, strlen(signer), c->signer, 32) != RP_OK ||
+            !component_name_ok(name, strlen(name)) || strlen(version) > RP_EAT_VERSION_MAX) {
+            err = RP_ERR_MALFORMED;
+            break;
+        }
+        snprintf(c->name, sizeof(c->name), "%s", name);
+        snprintf(c->version, sizeof(c->version), "%s", version);
+        c->has_security_counter = strcmp(cnt, "-") != 0;
+        c->security_counter = c->has_security_counter ? (uint32_t)strtoul(cnt, NULL, 10) : 0;
+        m->n++;
+    }
+    free(text);
+    if (err != RP_OK)
+        rp_log_error("%s is corrupt: measuring afresh", path);
+    return err;
+}
+
+static rp_err_t measured_save(rp_agent_t *a, const struct measured *m)
+{
+    char buf[MEASURED_MAX], digest[65], signer[65];
+    size_t len = (size_t)snprintf(buf, sizeof(buf), "boot %lu\n", (unsigned long)m->boot);
+
+    for (size_t i = 0; i < m->n; i++) {
+        const rp_eat_component_t *c = &m->c[i];
+        (void)rp_hex_encode(c->digest, 32, digest, sizeof(digest));
+        (void)rp_hex_encode(c->signer, 32, signer, sizeof(signer));
+        if (c->has_security_counter)
+            len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s %s %u %s %s\n", digest,
+                                    signer, c->security_counter, c->version, c->name);
+        else
+            len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s %s - %s %s\n", digest, signer,
+                                    c->version, c->name);
+    }
+    return write_state(a->state_dir, "measured", buf, len, 0600);
+}
+
+/* Whether the kernel booted since the agent last looked. */
+static rp_err_t new_boot(rp_agent_t *a, bool *is_new, char **boot_id)
+{
+    char path[PATH_MAX + 16], *seen = NULL;
+    rp_err_t err = read_text(BOOT_ID_FILE, 64, boot_id);
+
+    if (err != RP_OK)
+        return err;
+    err = state_path(a, "boot_id", path, sizeof(path));
+    if (err == RP_OK)
+        err = read_text(path, 64, &seen);
+    *is_new = err != RP_OK || strcmp(seen, *boot_id) != 0;
+    free(seen);
+    return RP_OK;
+}
+
+static int compare_names(const void *x, const void *y)
+{
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+rp_err_t rp_agent_measure(rp_agent_t *a)
+{
+    struct measured *m = calloc(1, sizeof(*m));
+    char dir[PATH_MAX + 16], path[PATH_MAX + 300], *names[64], *boot_id = NULL;
+    size_t nnames = 0;
+    bool is_new, changed = false;
+    uint64_t boot;
+    struct dirent *e;
+    DIR *d;
+    rp_err_t err;
+
+    if (m == NULL)
+        return RP_ERR_NO_MEMORY;
+    err = new_boot(a, &is_new, &boot_id);
+    if (err == RP_OK && is_new) {
+        /* A new boot: count it, and forget the last boot's measurements (a TPM reset clears the
+         * PCR; the soft register is cleared by the boot counter). */
+        err = rp_rot_counter_increment(a->rot, RP_ROT_COUNTER_BOOT, &boot);
+        if (err == RP_OK)
+            err = write_state(a->state_dir, "boot_id", boot_id, strlen(boot_id), 0600);
+        m->boot = boot;
+        changed = true;
+        rp_log_info("new boot: boot count %lu", (unsigned long)boot);
+    } else if (err == RP_OK) {
+        err = rp_rot_counter_read(a->rot, RP_ROT_COUNTER_BOOT, &boot);
+        if (err == RP_OK && (measured_load(a, m) != RP_OK || m->boot != boot)) {
+            memset(m, 0, sizeof(*m));
+            m->boot = boot;
+            changed = true;
+        }
+    }
+    free(boot_id);
+
+    /* The components, in name order, each measured once per boot. */
+    if (err == RP_OK && state_path(a, "components", dir, sizeof(dir)) == RP_OK &&
+        (d = opendir(dir)) != NULL) {
+        while ((e = readdir(d)) != NULL && nnames < 64) {
+            size_t len = strlen(e->d_name);
+            if (len > 4 && strcmp(e->d_name + len - 4, ".img") == 0 &&
+                component_name_ok(e->d_name, len - 4))
+                names[nnames++] = strndup(e->d_name, len - 4);
+        }
+        closedir(d);
+        qsort(names, nnames, sizeof(names[0]), compare_names);
+    }
+    for (size_t i = 0; err == RP_OK && i < nnames; i++) {
+        rp_eat_component_t c;
+        bool seen = false;
+
+        if (names[i] == NULL)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s.img", dir, names[i]);
+        if (read_component(path, names[i], &c) != RP_OK) {
+            rp_log_warn("%s is not a valid image: not measured", path);
+            continue;
+        }
+        for (size_t j = 0; j < m->n; j++)
+            seen |= strcmp(m->c[j].name, c.name) == 0 &&
+                    memcmp(m->c[j].digest, c.digest, RP_SHA256_LEN) == 0;
+        if (seen)
+            continue;
+        if (m->n == RP_EAT_MAX_COMPONENTS) {
+            rp_log_warn("more than %d components: %s not measured", RP_EAT_MAX_COMPONENTS, c.name);
+            continue;
+        }
+        err = rp_rot_measure(a->rot, c.digest, NULL);
+        if (err == RP_OK) {
+            m->c[m->n++] = c;
+            changed = true;
+            rp_log_info("measured %s %s", c.name, c.version);
+        }
+    }
+    for (size_t i = 0; i < nnames; i++)
+        free(names[i]);
+    if (err == RP_OK && changed)
+        err = measured_save(a, m);
+    free(m);
+    return err;
+}
+
+/* Kernel lockdown is the debug status Linux can vouch for: none means a root user can read
+ * and change kernel memory. */
+static rp_eat_debug_t debug_status(void)
+{
+    char *text = NULL;
+    rp_eat_debug_t d = RP_EAT_DEBUG_ENABLED;
+
+    if (read_text(LOCKDOWN_FILE, 128, &text) == RP_OK &&
+        (strstr(text, "[integrity]") != NULL || strstr(text, "[confidentiality]") != NULL))
+        d = RP_EAT_DEBUG_DISABLED_SINCE_BOOT;
+    free(text);
+    return d;
+}
+
+rp_err_t rp_agent_claims(rp_agent_t *a, const uint8_t *nonce, size_t len, rp_eat_claims_t *c)
+{
+    struct measured *m;
+    rp_err_t err;
+
+    memset(c, 0, sizeof(*c));
+    if (len < RP_EAT_NONCE_MIN || len > RP_EAT_NONCE_MAX)
+        return RP_ERR_INVALID_ARG;
+    err = rp_agent_measure(a);
+    if (err != RP_OK)
+        return err;
+    m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return RP_ERR_NO_MEMORY;
+    err = measured_load(a, m);
+    memcpy(c->nonce, nonce, len);
+    c->nonce_len = len;
+    if (err == RP_OK)
+        err = rp_hex_decode(a->device_id, RP_DEVICE_ID_LEN, c->device_id, RP_SHA256_LEN);
+    c->debug = debug_status();
+    c->boot_count = m->boot;
+    c->has_iat = true;
+    c->iat = (int64_t)time(NULL);
+    c->ncomponents = m->n;
+    memcpy(c->components, m->c, m->n * sizeof(m->c[0]));
+    c->has_register = true;
+    if (err == RP_OK)
+        err = rp_rot_measurements(a->rot, c->measurement_register);
+    free(m);
+    return err;
+}
+
+static rp_err_t sign_with_rot(void *ctx, const uint8_t digest[RP_SHA256_LEN], uint8_t *der,
+                              size_t cap, size_t *len)
+{
+    return rp_rot_sign(ctx, digest, der, cap, len);
+}
+
+rp_err_t rp_agent_evidence(rp_agent_t *a, const uint8_t *nonce, size_t nonce_len, uint8_t *out,
+                           size_t cap, size_t *len)
+{
+    rp_eat_claims_t *c = malloc(sizeof(*c));
+    rp_err_t err;
+
+    if (c == NULL)
+        return RP_ERR_NO_MEMORY;
+    err = rp_agent_claims(a, nonce, nonce_len, c);
+    if (err == RP_OK)
+        err = rp_evidence_make(c, sign_with_rot, a->rot, out, cap, len);
+    free(c);
+    return err;
+}
+
+/* POST JSON to the service. OUT: the parsed response object (caller frees) and status. */
+static rp_err_t post_json(const char *server, const char *path, const char *ca_file, json_t *req,
+                          json_t **resp, long *status, char *error, size_t error_cap)
+{
+    char url[1024], *body = json_dumps(req, JSON_COMPACT);
+    rp_http_opts_t o = {ca_file, NULL, "application/json", 30, NULL, NULL};
+    rp_http_response_t r;
+    rp_err_t err;
+
+    *resp = NULL;
+    if (body == NULL)
+        return RP_ERR_NO_MEMORY;
+    snprintf(url, sizeof(url), "%s%s", server, path);
+    err = rp_http_request("POST", url, &o, body, strlen(body), &r);
+    free(body);
+    if (err != RP_OK) {
+        snprintf(error, error_cap, "%s", r.error);
+        return err;
+    }
+    *status = r.status;
+    *resp = json_loadb(r.body, r.len, 0, NULL);
+    rp_http_response_free(&r);
+    if (!json_is_object(*resp)) {
+        json_decref(*resp);
+        *resp = NULL;
+        snprintf(error, error_cap, "the service answered %ld with no JSON object", *status);
+        return RP_ERR_MALFORMED;
+    }
+    return RP_OK;
+}
+
+rp_err_t rp_agent_attest(rp_agent_t *a, const char *server, const char *ca_file,
+                         rp_agent_result_t *res)
+{
+    uint8_t nonce[RP_EAT_NONCE_MAX], evidence[RP_EAT_MAX_SIZE];
+    size_t nonce_len, evidence_len;
+    char *b64 = NULL, *csr_pem = NULL;
+    const char *nonce_hex, *cert, *chain, *serial, *not_after;
+    json_t *req = NULL, *resp = NULL;
+    X509_REQ *csr = NULL;
+    BIO *bio = NULL;
+    struct tm tm;
+    rp_err_t err;
+
+    memset(res, 0, sizeof(*res));
+    req = json_pack("{s:s}", "device_id", a->device_id);
+    err = post_json(server, "/api/v1/attest/nonce", ca_file, req, &resp, &res->http_status,
+                    res->reason, sizeof(res->reason));
+    json_decref(req);
+    req = NULL;
+    if (err != RP_OK)
+        return err;
+    nonce_hex = json_string_value(json_object_get(resp, "nonce"));
+    if (res->http_status != 200 || nonce_hex == NULL || strlen(nonce_hex) % 2 != 0 ||
+        strlen(nonce_hex) / 2 > sizeof(nonce) ||
+        rp_hex_decode(nonce_hex, strlen(nonce_hex), nonce, strlen(nonce_hex) / 2) != RP_OK) {
+        snprintf(res->reason, sizeof(res->reason), "no nonce from the service (HTTP %ld)",
+                 res->http_status);
+        json_decref(resp);
+        return RP_ERR_MALFORMED;
+    }
+    nonce_len = strlen(nonce_hex) / 2;
+    json_decref(resp);
+    resp = NULL;
+
+    /* Evidence and the CSR, both signed inside the root of trust. */
+    err = rp_agent_evidence(a, nonce, nonce_len, evidence, sizeof(evidence), &evidence_len);
+    if (err == RP_OK)
+        err = rp_base64_encode(evidence, evidence_len, &b64);
+    if (err == RP_OK)
+        err = rp_rot_make_csr(a->rot, a->device_id, &csr);
+    if (err == RP_OK) {
+        char *data;
+        long n;
+        bio = BIO_new(BIO_s_mem());
+        if (bio == NULL || PEM_write_bio_X509_REQ(bio, csr) != 1)
+            err = RP_ERR_CRYPTO;
+        else if ((n = BIO_get_mem_data(bio, &data)) > 0 &&
+                 (csr_pem = strndup(data, (size_t)n)) == NULL)
+            err = RP_ERR_NO_MEMORY;
+    }
+    if (err == RP_OK) {
+        req = json_pack("{s:s, s:s}", "evidence", b64, "csr", csr_pem);
+        err = post_json(server, "/api/v1/attest", ca_file, req, &resp, &res->http_status,
+                        res->reason, sizeof(res->reason));
+    }
+    if (err != RP_OK)
+        goto out;
+    if (res->http_status != 200) {
+        const char *why = json_string_value(json_object_get(resp, "reason"));
+        if (why == NULL)
+            why = json_string_value(json_object_get(resp, "message"));
+        snprintf(res->reason, sizeof(res->reason), "%s", why != NULL ? why : "refused");
+        goto out;
+    }
+    cert = json_string_value(json_object_get(resp, "certificate"));
+    chain = json_string_value(json_object_get(resp, "ca_chain"));
+    serial = json_string_value(json_object_get(resp, "serial"));
+    not_after = json_string_value(json_object_get(resp, "not_after"));
+    if (cert == NULL || chain == NULL || serial == NULL || not_after == NULL ||
+        strptime(not_after, "%Y-%m-%dT%H:%M:%SZ", memset(&tm, 0, sizeof(tm))) == NULL) {
+        snprintf(res->reason, sizeof(res->reason), "the service's answer lacks the certificate");
+        err = RP_ERR_MALFORMED;
+        goto out;
+    }
+    /* The chain first: a certificate on disk always has its CA beside it. */
+    err = write_state(a->state_dir, "ca-chain.pem", chain, strlen(chain), 0644);
+    if (err == RP_OK)
+        err = write_state(a->state_dir, "device.crt", cert, strlen(cert), 0644);
+    if (err == RP_OK) {
+        res->passed = true;
+        res->not_after = (int64_t)timegm(&tm);
+        snprintf(res->serial, sizeof(res->serial), "%s", serial);
+        snprintf(res->reason, sizeof(res->reason), "pass");
+    }
+out : {
+    /* What happened, for `rampart-agent status` and operators on the device. */
+    json_t *st = json_pack("{s:s, s:b, s:s, s:I, s:I}", "device_id", a->device_id, "passed",
+                           res->passed, "reason", res->reason, "at", (json_int_t)time(NULL),
+                           "not_after", (json_int_t)res->not_after);
+    char *text = st != NULL ? json_dumps(st, JSON_INDENT(2)) : NULL;
+    if (text != NULL)
+        (void)write_state(a->state_dir, "attestation.json", text, strlen(text), 0644);
+    free(text);
+    json_decref(st);
+}
+    BIO_free(bio);
+    X509_REQ_free(csr);
+    free(csr_pem);
+    free(b64);
+    json_decref(req);
+    json_decref(resp);
+    return err;
+}
+
+int64_t rp_agent_cert_not_after(const rp_agent_t *a)
+{
+    char path[PATH_MAX + 16];
+    const ASN1_TIME *na;
+    struct tm tm;
+    int64_t t = 0;
+    X509 *cert = NULL;
+    FILE *f;
+
+    if (state_path(a, "device.crt", path, sizeof(path)) != RP_OK || (f = fopen(path, "r")) == NULL)
+        return 0;
+    cert = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    if (cert != NULL && (na = X509_get0_notAfter(cert)) != NULL && ASN1_TIME_to_tm(na, &tm) == 1)
+        t = (int64_t)timegm(&tm);
+    X509_free(cert);
+    ERR_clear_error();
+    return t;
+}

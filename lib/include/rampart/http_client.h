@@ -1,0 +1,40 @@
+/*
+ * The HTTPS client Rampart's programs share (libcurl): TLS 1.2+ with a given CA file, optional
+ * bearer token and client certificate, bounded response size, clear errors.
+ */
+#ifndef RAMPART_HTTP_CLIENT_H
+#define RAMPART_HTTP_CLIENT_H
+
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+#include "rampart/error.h"
+
+#define RP_HTTP_MAX_RESPONSE (4 * 1024 * 1024)
+
+typedef struct rp_http_opts {
+    const char *ca_file;      /* the CA that signed the server's certificate (required) */
+    const char *token;        /* bearer token, or NULL */
+    const char *content_type; /* of the request body, or NULL */
+    long timeout;             /* seconds; 0: 30 */
+    /* Called with curl's SSL_CTX before the handshake: lets a caller put a client key there (a
+     * key in a TPM cannot be named by a file). NULL: no client certificate. */
+    int (*ssl_ctx_fn)(SSL_CTX *ctx, void *arg);
+    void *ssl_ctx_arg;
+} rp_http_opts_t;
+
+typedef struct rp_http_response {
+    long status;
+    char *body; /* NUL-terminated; free() */
+    size_t len;
+    char error[256]; /* transport failure, when the request did not complete */
+} rp_http_response_t;
+
+/* Perform one request. RP_OK means an HTTP response arrived (any status); otherwise
+ * resp->error says why not. */
+rp_err_t rp_http_request(const char *method, const char *url, const rp_http_opts_t *opts,
+                         const void *body, size_t len, rp_http_response_t *resp) RP_MUST_CHECK;
+void rp_http_response_free(rp_http_response_t *resp);
+
+#endif /* RAMPART_HTTP_CLIENT_H */

@@ -1,0 +1,302 @@
+/*
+ * Device attestation (RFC 9334's verifier): single-use nonces, then evidence + CSR in, a verdict
+ * and (on a pass) a 24-hour certificate out. Every attestation whose device can be named is
+ * recorded, pass or the exact reason it failed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+
+#include "rampart/eat.h"
+#include "rampart/hex.h"
+#include "rampart/log.h"
+#include "server.h"
+
+void rp_attest_nonce(rp_req_t *r)
+{
+    uint8_t nonce[RP_NONCE_SIZE];
+    char hex[2 * RP_NONCE_SIZE + 1];
+    json_t *body = rp_req_json(r);
+    const char *device_id;
+    rp_err_t err;
+
+    if (body == NULL)
+        return;
+    device_id = json_string_value(json_object_get(body, "device_id"));
+    if (!rp_device_id_valid(device_id)) {
+        json_decref(body);
+        rp_reply_error(r, 400, "invalid", "\"device_id\" must be 64 lowercase hex digits");
+        return;
+    }
+    err = RAND_bytes(nonce, sizeof(nonce)) == 1 ? RP_OK : RP_ERR_CRYPTO;
+    if (err == RP_OK)
+        err = rp_store_nonce_create(r->w->store, nonce, device_id,
+                                    (int64_t)time(NULL) + RP_NONCE_LIFETIME);
+    json_decref(body);
+    if (err != RP_OK || rp_hex_encode(nonce, sizeof(nonce), hex, sizeof(hex)) != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot issue a nonce");
+        return;
+    }
+    atomic_fetch_add(&r->w->srv->metrics.nonces_issued, 1);
+    rp_reply_json(r, 200, json_pack("{s:s, s:i}", "nonce", hex, "expires_in", RP_NONCE_LIFETIME));
+}
+
+/* What the evidence said, for the record and for operators. */
+static json_t *claims_json(const rp_eat_claims_t *c)
+{
+    static const char *const dbg[] = {"enabled", "disabled", "disabled-since-boot",
+                                      "disabled-permanently", "disabled-fully-permanently"};
+    char hex[2 * RP_SHA256_LEN + 1];
+    json_t *comps = json_array(), *o;
+
+    for (size_t i = 0; i < c->ncomponents; i++) {
+        const rp_eat_component_t *m = &c->components[i];
+        char digest[2 * RP_SHA256_LEN + 1], signer[2 * RP_SHA256_LEN + 1];
+        (void)rp_hex_encode(m->digest, RP_SHA256_LEN, digest, sizeof(digest));
+        (void)rp_hex_encode(m->signer, RP_SHA256_LEN, signer, sizeof(signer));
+        o = json_pack("{s:s, s:s, s:s, s:s}", "name", m->name, "version", m->version, "digest",
+                      digest, "signer", signer);
+        if (m->has_security_counter)
+            json_object_set_new(o, "security_counter", json_integer(m->security_counter));
+        json_array_append_new(comps, o);
+    }
+    o = json_pack("{s:s, s:I, s:o}", "debug", dbg[c->debug], "boot_count",
+                  (json_int_t)c->boot_count, "components", comps);
+    if (c->has_register &&
+        rp_hex_encode(c->measurement_register, RP_SHA256_LEN, hex, sizeof(hex)) == RP_OK)
+        json_object_set_new(o, "measurement_register", json_string(hex));
+    return o;
+}
+
+/*
+ * Appraisal of the claims against policy: the hook where reference values (the images the tenant
+ * has released) come in with the update service. Today it holds the measurement register to the
+ * components the device lists: a register that is not their hash chain means the list is not what
+ * was measured.
+ */
+static rp_attest_reason_t appraise(const rp_device_t *device, const rp_eat_claims_t *c)
+{
+    uint8_t chain[2 * RP_SHA256_LEN], reg[RP_SHA256_LEN] = {0};
+
+    (void)device;
+    if (c->has_register) {
+        for (size_t i = 0; i < c->ncomponents; i++) {
+            memcpy(chain, reg, RP_SHA256_LEN);
+            memcpy(chain + RP_SHA256_LEN, c->components[i].digest, RP_SHA256_LEN);
+            if (rp_sha256(chain, sizeof(chain), reg) != RP_OK)
+                return RP_REASON_POLICY;
+        }
+        if (rp_ct_memcmp(reg, c->measurement_register, RP_SHA256_LEN) != 0)
+            return RP_REASON_MEASUREMENTS_INCONSISTENT;
+    }
+    return RP_REASON_PASS;
+}
+
+static const char *reason_message(rp_attest_reason_t reason)
+{
+    switch (reason) {
+    case RP_REASON_MALFORMED_EVIDENCE: return "the evidence is not a valid EAT";
+    case RP_REASON_BAD_SIGNATURE: return "the evidence is not signed by the device's key";
+    case RP_REASON_UEID_MISMATCH: return "the evidence names another device";
+    case RP_REASON_NONCE_UNKNOWN: return "the nonce was not issued by this service";
+    case RP_REASON_NONCE_REPLAYED: return "the nonce was already used";
+    case RP_REASON_NONCE_EXPIRED: return "the nonce expired";
+    case RP_REASON_NONCE_WRONG_DEVICE: return "the nonce was issued to another device";
+    case RP_REASON_UNCLAIMED: return "the device is not claimed by any tenant";
+    case RP_REASON_BLOCKED: return "the device is blocked";
+    case RP_REASON_MEASUREMENTS_INCONSISTENT:
+        return "the measurement register does not match the components";
+    case RP_REASON_POLICY: return "refused by policy";
+    default: return "passed";
+    }
+}
+
+/* Record the verdict (when there is a device to record it against) and count it. */
+static rp_err_t record(rp_req_t *r, const char *device_id, const rp_device_t *device,
+                       rp_attest_reason_t reason, json_t *claims, const rp_cert_record_t *cert,
+                       const uint8_t *spki, size_t spki_len)
+{
+    rp_attestation_t *a = calloc(1, sizeof(*a));
+    char *text = claims != NULL ? json_dumps(claims, JSON_COMPACT) : NULL;
+    rp_err_t err;
+
+    if (a == NULL) {
+        free(text);
+        return RP_ERR_NO_MEMORY;
+    }
+    snprintf(a->device_id, sizeof(a->device_id), "%s", device_id);
+    if (device != NULL)
+        snprintf(a->tenant_id, sizeof(a->tenant_id), "%s", device->tenant_id);
+    a->at = (int64_t)time(NULL);
+    a->passed = reason == RP_REASON_PASS;
+    snprintf(a->reason, sizeof(a->reason), "%s", rp_attest_reason_code(reason));
+    snprintf(a->claims_json, sizeof(a->claims_json), "%s", text != NULL ? text : "{}");
+    err = rp_store_attestation_record(r->w->store, a, cert, spki, spki_len);
+    free(text);
+    free(a);
+    atomic_fetch_add(&r->w->srv->metrics.attestations[reason], 1);
+    if (cert != NULL && err == RP_OK)
+        atomic_fetch_add(&r->w->srv->metrics.certificates_issued, 1);
+    return err;
+}
+
+static void refuse(rp_req_t *r, const char *device_id, const rp_device_t *device,
+                   rp_attest_reason_t reason, json_t *claims)
+{
+    if (record(r, device_id, device, reason, claims, NULL, NULL, 0) != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot record the attestation");
+        return;
+    }
+    rp_log_info("attestation of %.16s… refused: %s", device_id, rp_attest_reason_code(reason));
+    rp_reply_json(r, 403,
+                  json_pack("{s:s, s:s, s:s}", "error", "attestation_failed", "reason",
+                            rp_attest_reason_code(reason), "message", reason_message(reason)));
+}
+
+/* The request's evidence (base64) and CSR (PEM). On failure a 400 has been sent. */
+static bool parse_request(rp_req_t *r, uint8_t **evidence, size_t *evidence_len, X509_REQ **csr)
+{
+    json_t *body = rp_req_json(r);
+    const char *ev, *pem;
+    bool ok = false;
+
+    *evidence = NULL;
+    *csr = NULL;
+    if (body == NULL)
+        return false;
+    ev = json_string_value(json_object_get(body, "evidence"));
+    pem = json_string_value(json_object_get(body, "csr"));
+    if (ev == NULL || pem == NULL) {
+        rp_reply_error(r, 400, "invalid", "the body needs \"evidence\" (base64) and \"csr\" (PEM)");
+    } else if (rp_base64_decode(ev, strlen(ev), evidence, evidence_len) != RP_OK ||
+               *evidence_len == 0 || *evidence_len > RP_EAT_MAX_SIZE) {
+        rp_reply_error(r, 400, "malformed_evidence",
+                       "\"evidence\" must be base64 of at most %d bytes", RP_EAT_MAX_SIZE);
+    } else if (rp_csr_parse((const uint8_t *)pem, strlen(pem), csr) != RP_OK) {
+        rp_reply_error(r, 400, "malformed_csr",
+                       "\"csr\" must be a PEM PKCS#10 request, self-signed with an ECDSA P-256 "
+                       "key");
+    } else {
+        ok = true;
+    }
+    json_decref(body);
+    if (!ok) {
+        free(*evidence);
+        *evidence = NULL;
+    }
+    return ok;
+}
+
+static rp_attest_reason_t nonce_reason(rp_nonce_result_t n)
+{
+    switch (n) {
+    case RP_NONCE_OK: return RP_REASON_PASS;
+    case RP_NONCE_USED: return RP_REASON_NONCE_REPLAYED;
+    case RP_NONCE_EXPIRED: return RP_REASON_NONCE_EXPIRED;
+    case RP_NONCE_OTHER_DEVICE: return RP_REASON_NONCE_WRONG_DEVICE;
+    default: return RP_REASON_NONCE_UNKNOWN;
+    }
+}
+
+void rp_attest(rp_req_t *r)
+{
+    uint8_t spki[RP_PUBKEY_DER_MAX], *evidence = NULL, *p = spki, id_bytes[RP_SHA256_LEN];
+    char device_id[RP_DEVICE_ID_SIZE], *cert_pem = NULL, *ca_pem = NULL, iso[32];
+    rp_eat_claims_t *claims = calloc(1, sizeof(*claims));
+    rp_device_t device;
+    bool have_device = false;
+    rp_nonce_result_t nonce;
+    rp_attest_reason_t reason;
+    rp_cert_record_t rec;
+    rp_tenant_t tenant;
+    const rp_ca_t *ca;
+    X509_REQ *csr = NULL;
+    X509 *cert = NULL;
+    json_t *summary = NULL;
+    size_t evidence_len, spki_len;
+    int n;
+    rp_err_t err;
+
+    if (claims == NULL) {
+        rp_reply_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    if (!parse_request(r, &evidence, &evidence_len, &csr))
+        goto out;
+    /* The device is the CSR's key: its ID is that key's hash, so no other key can claim it. */
+    n = i2d_PUBKEY(X509_REQ_get0_pubkey(csr), NULL);
+    if (n <= 0 || (size_t)n > sizeof(spki) || i2d_PUBKEY(X509_REQ_get0_pubkey(csr), &p) != n ||
+        rp_device_id_of_spki(spki, (size_t)n, device_id) != RP_OK ||
+        rp_hex_decode(device_id, RP_DEVICE_ID_LEN, id_bytes, sizeof(id_bytes)) != RP_OK) {
+        rp_reply_error(r, 400, "malformed_csr", "the CSR's key cannot be read");
+        goto out;
+    }
+    spki_len = (size_t)n;
+    err = rp_store_device_get(r->w->store, device_id, &device);
+    if (err != RP_OK && err != RP_ERR_NOT_FOUND) {
+        rp_reply_error(r, 500, "internal", "cannot read the device");
+        goto out;
+    }
+    have_device = err == RP_OK;
+
+    err = rp_eat_verify(evidence, evidence_len, spki, spki_len, claims);
+    if (err != RP_OK) {
+        refuse(r, device_id, have_device ? &device : NULL,
+               err == RP_ERR_BAD_SIGNATURE ? RP_REASON_BAD_SIGNATURE : RP_REASON_MALFORMED_EVIDENCE,
+               NULL);
+        goto out;
+    }
+    summary = claims_json(claims);
+    if (rp_ct_memcmp(claims->device_id, id_bytes, RP_SHA256_LEN) != 0) {
+        refuse(r, device_id, have_device ? &device : NULL, RP_REASON_UEID_MISMATCH, summary);
+        goto out;
+    }
+    if (rp_store_nonce_consume(r->w->store, claims->nonce, claims->nonce_len, device_id,
+                               (int64_t)time(NULL), &nonce) != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot check the nonce");
+        goto out;
+    }
+    reason = nonce_reason(nonce);
+    if (reason == RP_REASON_PASS && !have_device)
+        reason = RP_REASON_UNCLAIMED;
+    if (reason == RP_REASON_PASS && device.blocked)
+        reason = RP_REASON_BLOCKED;
+    if (reason == RP_REASON_PASS)
+        reason = appraise(&device, claims);
+    if (reason != RP_REASON_PASS) {
+        refuse(r, device_id, have_device ? &device : NULL, reason, summary);
+        goto out;
+    }
+
+    /* Passed: a certificate from the tenant's CA, recorded with the verdict in one transaction. */
+    if (rp_store_tenant_get(r->w->store, device.tenant_id, &tenant) != RP_OK ||
+        rp_worker_ca(r->w, &tenant, &ca) != RP_OK ||
+        rp_ca_issue_device_cert(ca, csr, device_id, (int64_t)time(NULL), &cert, &rec) != RP_OK ||
+        rp_cert_pem(cert, &cert_pem) != RP_OK || rp_cert_pem(ca->cert, &ca_pem) != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot issue the certificate");
+        goto out;
+    }
+    if (record(r, device_id, &device, RP_REASON_PASS, summary, &rec, spki, spki_len) != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot record the attestation");
+        goto out;
+    }
+    rp_iso_time(rec.not_after, iso);
+    rp_log_debug("attestation of %.16s… passed: certificate %s until %s", device_id, rec.serial,
+                 iso);
+    rp_reply_json(r, 200,
+                  json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "result", "pass", "device_id",
+                            device_id, "certificate", cert_pem, "ca_chain", ca_pem, "serial",
+                            rec.serial, "not_after", iso));
+out:
+    json_decref(summary);
+    X509_free(cert);
+    X509_REQ_free(csr);
+    free(cert_pem);
+    free(ca_pem);
+    free(evidence);
+    free(claims);
+}

@@ -1,0 +1,654 @@
+/*
+ * The service's certificates, on OpenSSL's X.509 API: the service identity, tenant CAs, device
+ * certificates and CRLs. Private keys are generated here, kept encrypted at rest (tenant CAs:
+ * PKCS#8 under the master key) or 0600 (the service's own), and freed (wiped) by OpenSSL.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include "ca.h"
+#include "rampart/file.h"
+#include "rampart/hex.h"
+#include "rampart/key.h"
+#include "rampart/log.h"
+
+#define SERVICE_CA_LIFETIME (10 * 365 * 24 * 3600)
+#define SERVER_CERT_LIFETIME (397 * 24 * 3600)
+#define SERVER_CERT_RENEW_BEFORE (30 * 24 * 3600)
+#define CRL_LIFETIME 3600
+
+void rp_ca_free(rp_ca_t *ca)
+{
+    X509_free(ca->cert);
+    EVP_PKEY_free(ca->key);
+    ca->cert = NULL;
+    ca->key = NULL;
+}
+
+static rp_err_t openssl_failed(const char *what)
+{
+    rp_log_error("%s: %s", what, ERR_error_string(ERR_peek_last_error(), NULL));
+    ERR_clear_error();
+    return RP_ERR_CRYPTO;
+}
+
+/* A random positive 128-bit serial. OUT: its lowercase hex (the form the store keys by). */
+static rp_err_t set_random_serial(X509 *cert, char hex[RP_SERIAL_SIZE])
+{
+    uint8_t b[16];
+    BIGNUM *bn;
+    char *h;
+    int ok;
+
+    if (RAND_bytes(b, sizeof(b)) != 1)
+        return RP_ERR_CRYPTO;
+    b[0] &= 0x7f;
+    b[0] |= 0x01; /* never a leading zero byte: 16 bytes, always */
+    bn = BN_bin2bn(b, sizeof(b), NULL);
+    ok = bn != NULL && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert)) != NULL;
+    h = ok ? BN_bn2hex(bn) : NULL;
+    BN_free(bn);
+    if (h == NULL)
+        return RP_ERR_CRYPTO;
+    for (size_t i = 0; h[i] != '\0'; i++)
+        h[i] = (char)tolower((unsigned char)h[i]);
+    snprintf(hex, RP_SERIAL_SIZE, "%s", h);
+    OPENSSL_free(h);
+    return RP_OK;
+}
+
+static rp_err_t add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
+{
+    X509V3_CTX ctx;
+    X509_EXTENSION *ext;
+    int ok;
+
+    X509V3_set_ctx(&ctx, issuer != NULL ? issuer : cert, cert, NULL, NULL, 0);
+    ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+    ok = ext != NULL && X509_add_ext(cert, ext, -1) == 1;
+    X509_EXTENSION_free(ext);
+    return ok ? RP_OK : openssl_failed("certificate extension");
+}
+
+static rp_err_t set_name(X509_NAME *name, const char *cn, const char *org)
+{
+    if (org != NULL && X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
+                                                  (const unsigned char *)org, -1, -1, 0) != 1)
+        return openssl_failed("name");
+    if (X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
+                                   0) != 1)
+        return openssl_failed("name");
+    return RP_OK;
+}
+
+/* The parts every certificate shares; the caller adds extensions and signs. */
+static rp_err_t new_cert(EVP_PKEY *pubkey, const char *cn, const char *org, X509 *issuer,
+                         int64_t not_before, int64_t not_after, X509 **out,
+                         char serial[RP_SERIAL_SIZE])
+{
+    X509 *cert = X509_new();
+    rp_err_t err = cert != NULL ? RP_OK : RP_ERR_NO_MEMORY;
+
+    if (err == RP_OK && X509_set_version(cert, X509_VERSION_3) != 1)
+        err = RP_ERR_CRYPTO;
+    if (err == RP_OK)
+        err = set_random_serial(cert, serial);
+    if (err == RP_OK)
+        err = set_name(X509_get_subject_name(cert), cn, org);
+    if (err == RP_OK &&
+        X509_set_issuer_name(cert, issuer != NULL ? X509_get_subject_name(issuer)
+                                                  : X509_get_subject_name(cert)) != 1)
+        err = RP_ERR_CRYPTO;
+    if (err == RP_OK && (ASN1_TIME_set(X509_getm_notBefore(cert), (time_t)not_before) == NULL ||
+                         ASN1_TIME_set(X509_getm_notAfter(cert), (time_t)not_after) == NULL))
+        err = RP_ERR_CRYPTO;
+    if (err == RP_OK && X509_set_pubkey(cert, pubkey) != 1)
+        err = RP_ERR_CRYPTO;
+    if (err != RP_OK) {
+        X509_free(cert);
+        ERR_clear_error();
+        return err;
+    }
+    *out = cert;
+    return RP_OK;
+}
+
+static rp_err_t sign_cert(X509 *cert, EVP_PKEY *key)
+{
+    return X509_sign(cert, key, EVP_sha256()) > 0 ? RP_OK : openssl_failed("signing a certificate");
+}
+
+/* A self-signed CA certificate for key. */
+static rp_err_t make_ca_cert(EVP_PKEY *key, const char *cn, const char *org, int64_t now,
+                             int64_t lifetime, X509 **out)
+{
+    char serial[RP_SERIAL_SIZE];
+    X509 *cert = NULL;
+    rp_err_t err = new_cert(key, cn, org, NULL, now - 60, now + lifetime, &cert, serial);
+
+    if (err == RP_OK)
+        err = add_ext(cert, NULL, NID_basic_constraints, "critical,CA:TRUE,pathlen:0");
+    if (err == RP_OK)
+        err = add_ext(cert, NULL, NID_key_usage, "critical,keyCertSign,cRLSign");
+    if (err == RP_OK)
+        err = add_ext(cert, NULL, NID_subject_key_identifier, "hash");
+    if (err == RP_OK)
+        err = add_ext(cert, NULL, NID_authority_key_identifier, "keyid:always");
+    if (err == RP_OK)
+        err = sign_cert(cert, key);
+    if (err != RP_OK) {
+        X509_free(cert);
+        return err;
+    }
+    *out = cert;
+    return RP_OK;
+}
+
+rp_err_t rp_cert_pem(X509 *cert, char **pem)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *data;
+    long len;
+
+    if (bio == NULL || PEM_write_bio_X509(bio, cert) != 1) {
+        BIO_free(bio);
+        return RP_ERR_CRYPTO;
+    }
+    len = BIO_get_mem_data(bio, &data);
+    *pem = malloc((size_t)len + 1);
+    if (*pem != NULL) {
+        memcpy(*pem, data, (size_t)len);
+        (*pem)[len] = '\0';
+    }
+    BIO_free(bio);
+    return *pem != NULL ? RP_OK : RP_ERR_NO_MEMORY;
+}
+
+static rp_err_t write_pem_file(const char *dir, const char *name, mode_t mode,
+                               int (*write)(BIO *, void *), void *obj)
+{
+    char path[4096];
+    BIO *bio = BIO_new(BIO_s_secmem());
+    rp_atomic_file_t f;
+    char *data;
+    long len;
+    rp_err_t err;
+
+    if (bio == NULL)
+        return RP_ERR_NO_MEMORY;
+    if (write(bio, obj) != 1) {
+        BIO_free(bio);
+        return openssl_failed(name);
+    }
+    len = BIO_get_mem_data(bio, &data);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    err = rp_atomic_begin(&f, path, mode, 0);
+    if (err == RP_OK)
+        err = rp_atomic_write(&f, data, (size_t)len);
+    if (err == RP_OK)
+        err = rp_atomic_commit(&f, 0);
+    else
+        rp_atomic_abort(&f);
+    BIO_free(bio);
+    return err;
+}
+
+static int write_cert(BIO *bio, void *cert)
+{
+    return PEM_write_bio_X509(bio, cert);
+}
+
+static int write_key(BIO *bio, void *key)
+{
+    return PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL);
+}
+
+/* Certificate and CA chain in one file, as TLS servers present them. */
+struct chain {
+    X509 *leaf, *ca;
+};
+
+static int write_chain(BIO *bio, void *c)
+{
+    struct chain *ch = c;
+
+    return PEM_write_bio_X509(bio, ch->leaf) == 1 && PEM_write_bio_X509(bio, ch->ca) == 1;
+}
+
+static X509 *read_cert_file(const char *dir, const char *name)
+{
+    char path[4096];
+    X509 *cert = NULL;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    f = fopen(path, "r");
+    if (f != NULL) {
+        cert = PEM_read_X509(f, NULL, NULL, NULL);
+        fclose(f);
+    }
+    ERR_clear_error();
+    return cert;
+}
+
+static EVP_PKEY *read_key_file(const char *dir, const char *name)
+{
+    char path[4096];
+    EVP_PKEY *key = NULL;
+    bool priv;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (rp_key_load(path, &key, &priv) != RP_OK || !priv) {
+        EVP_PKEY_free(key);
+        return NULL;
+    }
+    return key;
+}
+
+static rp_err_t make_server_cert(const char *data_dir, X509 *ca, EVP_PKEY *ca_key,
+                                 const char *hostnames, int64_t now)
+{
+    char san[2048] = "DNS:localhost,IP:127.0.0.1,IP:::1", serial[RP_SERIAL_SIZE], copy[1024];
+    EVP_PKEY *key = NULL;
+    X509 *cert = NULL;
+    struct chain ch;
+    rp_err_t err;
+
+    if (hostnames != NULL && hostnames[0] != '\0') {
+        snprintf(copy, sizeof(copy), "%s", hostnames);
+        for (char *save = NULL, *h = strtok_r(copy, ",", &save); h != NULL;
+             h = strtok_r(NULL, ",", &save)) {
+            size_t used = strlen(san);
+            bool ip = strspn(h, "0123456789.:abcdefABCDEF") == strlen(h) && strpbrk(h, ".:");
+            snprintf(san + used, sizeof(san) - used, ",%s:%s", ip ? "IP" : "DNS", h);
+        }
+    }
+    err = rp_key_generate(RP_SIG_ECDSA_P256, &key);
+    if (err == RP_OK)
+        err = new_cert(key, "Rampart security service", NULL, ca, now - 60,
+                       now + SERVER_CERT_LIFETIME, &cert, serial);
+    if (err == RP_OK)
+        err = add_ext(cert, ca, NID_basic_constraints, "critical,CA:FALSE");
+    if (err == RP_OK)
+        err = add_ext(cert, ca, NID_key_usage, "critical,digitalSignature");
+    if (err == RP_OK)
+        err = add_ext(cert, ca, NID_ext_key_usage, "serverAuth");
+    if (err == RP_OK)
+        err = add_ext(cert, ca, NID_subject_alt_name, san);
+    if (err == RP_OK)
+        err = add_ext(cert, ca, NID_authority_key_identifier, "keyid:always");
+    if (err == RP_OK)
+        err = sign_cert(cert, ca_key);
+    /* The key first: a crash between the two leaves a key without its certificate, which the
+     * next start replaces, never a certificate whose key is gone. */
+    if (err == RP_OK)
+        err = write_pem_file(data_dir, "server.key", 0600, write_key, key);
+    ch.leaf = cert;
+    ch.ca = ca;
+    if (err == RP_OK)
+        err = write_pem_file(data_dir, "server.pem", 0644, write_chain, &ch);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    return err;
+}
+
+static rp_err_t ensure_master_key(const char *data_dir)
+{
+    char path[4096], hex[2 * RP_MASTER_KEY_LEN + 2];
+    uint8_t key[RP_MASTER_KEY_LEN];
+    rp_atomic_file_t f;
+    rp_err_t err;
+
+    snprintf(path, sizeof(path), "%s/master.key", data_dir);
+    if (access(path, F_OK) == 0)
+        return RP_OK;
+    if (RAND_priv_bytes(key, sizeof(key)) != 1)
+        return RP_ERR_CRYPTO;
+    err = rp_hex_encode(key, sizeof(key), hex, sizeof(hex));
+    rp_wipe(key, sizeof(key));
+    if (err == RP_OK) {
+        strcat(hex, "\n");
+        err = rp_atomic_begin(&f, path, 0600, 1);
+    }
+    if (err == RP_OK) {
+        err = rp_atomic_write(&f, hex, strlen(hex));
+        if (err == RP_OK)
+            err = rp_atomic_commit(&f, 1);
+        else
+            rp_atomic_abort(&f);
+    }
+    rp_wipe(hex, sizeof(hex));
+    if (err == RP_OK)
+        rp_log_info("made the master key %s (it encrypts tenant CA keys: back it up, keep it "
+                    "secret)",
+                    path);
+    return err;
+}
+
+rp_err_t rp_service_identity_init(const char *data_dir, const char *hostnames)
+{
+    X509 *ca = read_cert_file(data_dir, "server-ca.pem"), *server;
+    EVP_PKEY *ca_key = read_key_file(data_dir, "server-ca.key");
+    int64_t now = (int64_t)time(NULL);
+    rp_err_t err = ensure_master_key(data_dir);
+
+    if (err == RP_OK && (ca == NULL || ca_key == NULL)) {
+        X509_free(ca);
+        EVP_PKEY_free(ca_key);
+        ca = NULL;
+        err = rp_key_generate(RP_SIG_ECDSA_P256, &ca_key);
+        if (err == RP_OK)
+            err = make_ca_cert(ca_key, "Rampart service CA", NULL, now, SERVICE_CA_LIFETIME, &ca);
+        if (err == RP_OK)
+            err = write_pem_file(data_dir, "server-ca.key", 0600, write_key, ca_key);
+        if (err == RP_OK)
+            err = write_pem_file(data_dir, "server-ca.pem", 0644, write_cert, ca);
+        if (err == RP_OK)
+            rp_log_info("made the service CA %s/server-ca.pem: clients trust this certificate",
+                        data_dir);
+    }
+    if (err == RP_OK) {
+        server = read_cert_file(data_dir, "server.pem");
+        EVP_PKEY *key = read_key_file(data_dir, "server.key");
+        bool renew = server == NULL || key == NULL ||
+                     X509_cmp_time(X509_get0_notAfter(server),
+                                   &(time_t){(time_t)(now + SERVER_CERT_RENEW_BEFORE)}) < 0 ||
+                     X509_check_private_key(server, key) != 1 || X509_verify(server, ca_key) != 1;
+        X509_free(server);
+        EVP_PKEY_free(key);
+        ERR_clear_error();
+        if (renew)
+            err = make_server_cert(data_dir, ca, ca_key, hostnames, now);
+    }
+    X509_free(ca);
+    EVP_PKEY_free(ca_key);
+    return err;
+}
+
+rp_err_t rp_master_key_load(const char *path, uint8_t key[RP_MASTER_KEY_LEN])
+{
+    uint8_t *data;
+    size_t len;
+    rp_err_t err = rp_read_file(path, 256, &data, &len);
+
+    if (err != RP_OK)
+        return err;
+    while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
+        len--;
+    err = rp_hex_decode((const char *)data, len, key, RP_MASTER_KEY_LEN);
+    rp_wipe(data, len);
+    free(data);
+    if (err != RP_OK)
+        rp_log_error("%s: not a master key (64 hex digits)", path);
+    return err == RP_OK ? RP_OK : RP_ERR_BAD_KEY;
+}
+
+/* The passphrase PKCS#8 encryption uses: the master key in hex. */
+static void master_passphrase(const uint8_t master[RP_MASTER_KEY_LEN],
+                              char pass[2 * RP_MASTER_KEY_LEN + 1])
+{
+    (void)rp_hex_encode(master, RP_MASTER_KEY_LEN, pass, 2 * RP_MASTER_KEY_LEN + 1);
+}
+
+static rp_err_t create_ca(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LEN],
+                          const rp_tenant_t *tenant)
+{
+    char pass[2 * RP_MASTER_KEY_LEN + 1], cn[RP_NAME_MAX + 32];
+    rp_ca_record_t rec = {0};
+    EVP_PKEY *key = NULL;
+    X509 *cert = NULL;
+    BIO *bio = NULL;
+    char *data;
+    long len;
+    int64_t now = (int64_t)time(NULL);
+    rp_err_t err = rp_key_generate(RP_SIG_ECDSA_P256, &key);
+
+    snprintf(cn, sizeof(cn), "Rampart tenant CA %s", tenant->id);
+    if (err == RP_OK)
+        err = make_ca_cert(key, cn, tenant->name, now, RP_CA_LIFETIME, &cert);
+    if (err == RP_OK)
+        err = rp_cert_pem(cert, &rec.cert_pem);
+    if (err == RP_OK) {
+        master_passphrase(master, pass);
+        bio = BIO_new(BIO_s_mem());
+        if (bio == NULL || PEM_write_bio_PKCS8PrivateKey(bio, key, EVP_aes_256_cbc(), pass,
+                                                         (int)strlen(pass), NULL, NULL) != 1)
+            err = openssl_failed("encrypting the tenant CA key");
+        rp_wipe(pass, sizeof(pass));
+    }
+    if (err == RP_OK) {
+        len = BIO_get_mem_data(bio, &data);
+        rec.key_pem_enc = strndup(data, (size_t)len);
+        if (rec.key_pem_enc == NULL)
+            err = RP_ERR_NO_MEMORY;
+    }
+    if (err == RP_OK) {
+        snprintf(rec.tenant_id, sizeof(rec.tenant_id), "%s", tenant->id);
+        rec.not_after = now + RP_CA_LIFETIME;
+        err = rp_store_ca_put(s, &rec);
+        if (err == RP_ERR_EXISTS)
+            err = RP_OK; /* made at the same moment elsewhere: theirs is the one */
+        else if (err == RP_OK)
+            rp_log_info("made the CA of tenant %s", tenant->id);
+    }
+    BIO_free(bio);
+    rp_ca_record_free(&rec);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    return err;
+}
+
+static rp_err_t load_ca(const rp_ca_record_t *rec, const uint8_t master[RP_MASTER_KEY_LEN],
+                        rp_ca_t *ca)
+{
+    char pass[2 * RP_MASTER_KEY_LEN + 1];
+    BIO *bio;
+
+    memset(ca, 0, sizeof(*ca));
+    snprintf(ca->tenant_id, sizeof(ca->tenant_id), "%s", rec->tenant_id);
+    bio = BIO_new_mem_buf(rec->cert_pem, -1);
+    ca->cert = bio != NULL ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    master_passphrase(master, pass);
+    bio = BIO_new_mem_buf(rec->key_pem_enc, -1);
+    ca->key = bio != NULL ? PEM_read_bio_PrivateKey(bio, NULL, NULL, pass) : NULL;
+    BIO_free(bio);
+    rp_wipe(pass, sizeof(pass));
+    if (ca->cert == NULL || ca->key == NULL || X509_check_private_key(ca->cert, ca->key) != 1) {
+        rp_ca_free(ca);
+        rp_log_error("the CA of tenant %s cannot be read: is this the master key it was made "
+                     "with?",
+                     rec->tenant_id);
+        ERR_clear_error();
+        return RP_ERR_BAD_KEY;
+    }
+    ca->loaded = (int64_t)time(NULL);
+    return RP_OK;
+}
+
+rp_err_t rp_ca_get_or_create(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LEN],
+                             const rp_tenant_t *tenant, rp_ca_t *ca)
+{
+    rp_ca_record_t rec;
+    rp_err_t err = rp_store_ca_get(s, tenant->id, &rec);
+
+    if (err == RP_ERR_NOT_FOUND) {
+        err = create_ca(s, master, tenant);
+        if (err == RP_OK)
+            err = rp_store_ca_get(s, tenant->id, &rec);
+    }
+    if (err != RP_OK)
+        return err;
+    err = load_ca(&rec, master, ca);
+    rp_ca_record_free(&rec);
+    return err;
+}
+
+rp_err_t rp_csr_parse(const uint8_t *data, size_t len, X509_REQ **out)
+{
+    X509_REQ *req = NULL;
+    EVP_PKEY *pub;
+    rp_sig_alg_t alg;
+    BIO *bio;
+
+    *out = NULL;
+    if (data == NULL || len == 0 || len > 16384)
+        return RP_ERR_MALFORMED;
+    bio = BIO_new_mem_buf(data, (int)len);
+    if (bio == NULL)
+        return RP_ERR_NO_MEMORY;
+    if (len > 10 && memcmp(data, "-----BEGIN", 10) == 0) {
+        req = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
+    } else {
+        const unsigned char *p = data;
+        req = d2i_X509_REQ(NULL, &p, (long)len);
+        if (req != NULL && p != data + len) {
+            X509_REQ_free(req);
+            req = NULL;
+        }
+    }
+    BIO_free(bio);
+    pub = req != NULL ? X509_REQ_get0_pubkey(req) : NULL;
+    if (req == NULL || pub == NULL || X509_REQ_verify(req, pub) != 1 ||
+        rp_key_alg(pub, &alg) != RP_OK || alg != RP_SIG_ECDSA_P256) {
+        X509_REQ_free(req);
+        ERR_clear_error();
+        return RP_ERR_MALFORMED;
+    }
+    *out = req;
+    return RP_OK;
+}
+
+rp_err_t rp_ca_issue_device_cert(const rp_ca_t *ca, X509_REQ *csr, const char *device_id,
+                                 int64_t now, X509 **out, rp_cert_record_t *record)
+{
+    char san[128];
+    X509 *cert = NULL;
+    rp_err_t err;
+
+    *out = NULL;
+    memset(record, 0, sizeof(*record));
+    err = new_cert(X509_REQ_get0_pubkey(csr), device_id, NULL, ca->cert, now,
+                   now + RP_DEVICE_CERT_LIFETIME, &cert, record->serial);
+    snprintf(san, sizeof(san), "URI:urn:rampart:device:%s", device_id);
+    if (err == RP_OK)
+        err = add_ext(cert, ca->cert, NID_basic_constraints, "critical,CA:FALSE");
+    if (err == RP_OK)
+        err = add_ext(cert, ca->cert, NID_key_usage, "critical,digitalSignature");
+    if (err == RP_OK)
+        err = add_ext(cert, ca->cert, NID_ext_key_usage, "clientAuth,serverAuth");
+    if (err == RP_OK)
+        err = add_ext(cert, ca->cert, NID_subject_alt_name, san);
+    if (err == RP_OK)
+        err = add_ext(cert, ca->cert, NID_authority_key_identifier, "keyid:always");
+    if (err == RP_OK)
+        err = sign_cert(cert, ca->key);
+    if (err != RP_OK) {
+        X509_free(cert);
+        return err;
+    }
+    snprintf(record->tenant_id, sizeof(record->tenant_id), "%s", ca->tenant_id);
+    snprintf(record->device_id, sizeof(record->device_id), "%s", device_id);
+    record->not_before = now;
+    record->not_after = now + RP_DEVICE_CERT_LIFETIME;
+    *out = cert;
+    return RP_OK;
+}
+
+struct crl_build {
+    X509_CRL *crl;
+    rp_err_t err;
+};
+
+static void add_revoked(void *ctx, const rp_cert_record_t *c)
+{
+    struct crl_build *b = ctx;
+    X509_REVOKED *r;
+    BIGNUM *bn = NULL;
+    ASN1_INTEGER *serial = NULL;
+    ASN1_TIME *when = NULL;
+
+    if (b->err != RP_OK)
+        return;
+    r = X509_REVOKED_new();
+    if (r == NULL || BN_hex2bn(&bn, c->serial) == 0 ||
+        (serial = BN_to_ASN1_INTEGER(bn, NULL)) == NULL ||
+        (when = ASN1_TIME_set(NULL, (time_t)c->revoked_at)) == NULL ||
+        X509_REVOKED_set_serialNumber(r, serial) != 1 ||
+        X509_REVOKED_set_revocationDate(r, when) != 1 || X509_CRL_add0_revoked(b->crl, r) != 1) {
+        X509_REVOKED_free(r);
+        b->err = RP_ERR_CRYPTO;
+    }
+    ASN1_TIME_free(when);
+    ASN1_INTEGER_free(serial);
+    BN_free(bn);
+}
+
+rp_err_t rp_ca_crl(rp_store_t *s, const rp_ca_t *ca, int64_t now, uint8_t **der, size_t *len)
+{
+    struct crl_build b = {X509_CRL_new(), RP_OK};
+    ASN1_TIME *last = ASN1_TIME_set(NULL, (time_t)now);
+    ASN1_TIME *next = ASN1_TIME_set(NULL, (time_t)(now + CRL_LIFETIME));
+    ASN1_INTEGER *number = ASN1_INTEGER_new();
+    X509V3_CTX ctx;
+    X509_EXTENSION *ext;
+    unsigned char *p = NULL;
+    int n;
+    rp_err_t err;
+
+    *der = NULL;
+    if (b.crl == NULL || last == NULL || next == NULL || number == NULL ||
+        X509_CRL_set_version(b.crl, X509_CRL_VERSION_2) != 1 ||
+        X509_CRL_set_issuer_name(b.crl, X509_get_subject_name(ca->cert)) != 1 ||
+        X509_CRL_set1_lastUpdate(b.crl, last) != 1 || X509_CRL_set1_nextUpdate(b.crl, next) != 1)
+        b.err = RP_ERR_CRYPTO;
+    err = b.err == RP_OK ? rp_store_revoked_list(s, ca->tenant_id, add_revoked, &b) : b.err;
+    if (err == RP_OK)
+        err = b.err;
+    /* The CRL number only has to grow: the time it was made does, without a write per request. */
+    if (err == RP_OK && (ASN1_INTEGER_set_int64(number, now) != 1 ||
+                         X509_CRL_add1_ext_i2d(b.crl, NID_crl_number, number, 0, 0) != 1))
+        err = RP_ERR_CRYPTO;
+    if (err == RP_OK) {
+        X509V3_set_ctx(&ctx, ca->cert, NULL, NULL, b.crl, 0);
+        ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_authority_key_identifier, "keyid:always");
+        if (ext == NULL || X509_CRL_add_ext(b.crl, ext, -1) != 1)
+            err = RP_ERR_CRYPTO;
+        X509_EXTENSION_free(ext);
+    }
+    if (err == RP_OK &&
+        (X509_CRL_sort(b.crl) != 1 || X509_CRL_sign(b.crl, ca->key, EVP_sha256()) <= 0))
+        err = RP_ERR_CRYPTO;
+    if (err == RP_OK) {
+        n = i2d_X509_CRL(b.crl, &p);
+        if (n <= 0) {
+            err = RP_ERR_CRYPTO;
+        } else {
+            *der = malloc((size_t)n);
+            if (*der == NULL)
+                err = RP_ERR_NO_MEMORY;
+            else {
+                memcpy(*der, p, (size_t)n);
+                *len = (size_t)n;
+            }
+            OPENSSL_free(p);
+        }
+    }
+    X509_CRL_free(b.crl);
+    ASN1_TIME_free(last);
+    ASN1_TIME_free(next);
+    ASN1_INTEGER_free(number);
+    ERR_clear_error();
+    return err;
+}

@@ -1,0 +1,63 @@
+/*
+ * Certificates the service makes: its own TLS identity (a service CA and a server certificate,
+ * made on first start), one CA per tenant (ECDSA P-256, two years, its key stored encrypted under
+ * the service's master key), 24-hour device certificates, and the tenant's CRL.
+ */
+#ifndef RAMPART_CA_H
+#define RAMPART_CA_H
+
+#include <stdint.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "store.h"
+
+#define RP_CA_LIFETIME (2 * 365 * 24 * 3600) /* a tenant CA: two years */
+#define RP_DEVICE_CERT_LIFETIME (24 * 3600)  /* a device certificate: 24 hours */
+#define RP_MASTER_KEY_LEN 32
+
+/* A tenant CA in memory: its certificate and decrypted key. */
+typedef struct rp_ca {
+    char tenant_id[RP_ID_SIZE];
+    X509 *cert;
+    EVP_PKEY *key;
+    int64_t loaded; /* when it was read from the store */
+} rp_ca_t;
+
+void rp_ca_free(rp_ca_t *ca);
+
+/*
+ * Make the service's TLS identity in data_dir if it is not there: server-ca.pem (what clients
+ * trust), server-ca.key, server.pem (the certificate chain), server.key; the server certificate
+ * names localhost, 127.0.0.1, ::1 and each of hostnames (comma-separated, may be NULL), and is
+ * renewed when it has under 30 days left. Also the master key (master.key, 0600) unless it exists.
+ */
+rp_err_t rp_service_identity_init(const char *data_dir, const char *hostnames) RP_MUST_CHECK;
+
+/* Read the master key (64 hex digits) from path. */
+rp_err_t rp_master_key_load(const char *path, uint8_t key[RP_MASTER_KEY_LEN]) RP_MUST_CHECK;
+
+/*
+ * The tenant's CA: loaded from the store, or created and stored if the tenant has none yet
+ * (another replica creating it at the same moment wins, and its CA is used). OUT: *ca.
+ */
+rp_err_t rp_ca_get_or_create(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LEN],
+                             const rp_tenant_t *tenant, rp_ca_t *ca) RP_MUST_CHECK;
+
+/* Issue a device certificate for the CSR's public key, CN = device ID, valid now + 24 h.
+ * OUT: *cert (caller frees), *record (what the store keeps). */
+rp_err_t rp_ca_issue_device_cert(const rp_ca_t *ca, X509_REQ *csr, const char *device_id,
+                                 int64_t now, X509 **cert, rp_cert_record_t *record) RP_MUST_CHECK;
+
+/* The tenant's CRL (DER), listing revoked certificates that have not yet expired. OUT: malloc'd. */
+rp_err_t rp_ca_crl(rp_store_t *s, const rp_ca_t *ca, int64_t now, uint8_t **der,
+                   size_t *len) RP_MUST_CHECK;
+
+/* PEM of one certificate; OUT: malloc'd, NUL-terminated. */
+rp_err_t rp_cert_pem(X509 *cert, char **pem) RP_MUST_CHECK;
+
+/* Parse and verify a PEM or DER CSR: well formed, self-signature valid, an ECDSA P-256 key. */
+rp_err_t rp_csr_parse(const uint8_t *data, size_t len, X509_REQ **csr) RP_MUST_CHECK;
+
+#endif /* RAMPART_CA_H */

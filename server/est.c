@@ -1,0 +1,169 @@
+/*
+ * Enrollment over Secure Transport (RFC 7030), where it fits Rampart's flow:
+ *   GET  /.well-known/est/TENANT/cacerts         the tenant CA, as a certs-only PKCS#7
+ *   POST /.well-known/est/TENANT/simplereenroll  a new 24-hour certificate for the same key,
+ *        over mutual TLS with the device's current certificate, for a device that is claimed,
+ *        not blocked, and passed an attestation within the last 24 hours.
+ * First enrollment is attestation (/api/v1/attest): a certificate is never issued on a request
+ * alone.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/err.h>
+#include <openssl/pkcs7.h>
+#include <openssl/x509v3.h>
+
+#include "rampart/log.h"
+#include "server.h"
+
+/* Reply with certs-only PKCS#7 (DER, base64), as EST returns certificates. */
+static void reply_pkcs7(rp_req_t *r, X509 *cert)
+{
+    PKCS7 *p7 = PKCS7_new();
+    unsigned char *der = NULL;
+    char *b64 = NULL;
+    int n = -1;
+
+    if (p7 != NULL && PKCS7_set_type(p7, NID_pkcs7_signed) == 1 &&
+        PKCS7_content_new(p7, NID_pkcs7_data) == 1 && PKCS7_add_certificate(p7, cert) == 1)
+        n = i2d_PKCS7(p7, &der);
+    PKCS7_free(p7);
+    if (n <= 0 || rp_base64_encode(der, (size_t)n, &b64) != RP_OK) {
+        OPENSSL_free(der);
+        ERR_clear_error();
+        rp_reply_error(r, 500, "internal", "cannot encode the certificates");
+        return;
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Content-Transfer-Encoding",
+                      "base64");
+    rp_reply_bytes(r, 200, "application/pkcs7-mime; smime-type=certs-only", b64, strlen(b64));
+    OPENSSL_free(der);
+    free(b64);
+}
+
+static bool cert_chains_to(X509 *cert, X509 *ca)
+{
+    X509_STORE *store = X509_STORE_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    bool ok = store != NULL && ctx != NULL && X509_STORE_add_cert(store, ca) == 1 &&
+              X509_STORE_CTX_init(ctx, store, cert, NULL) == 1 &&
+              X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT) == 1 &&
+              X509_verify_cert(ctx) == 1;
+
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(store);
+    ERR_clear_error();
+    return ok;
+}
+
+static void serial_hex(X509 *cert, char out[RP_SERIAL_SIZE])
+{
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+    char *h = bn != NULL ? BN_bn2hex(bn) : NULL;
+
+    out[0] = '\0';
+    if (h != NULL) {
+        for (size_t i = 0; h[i] != '\0'; i++)
+            h[i] = (char)(h[i] >= 'A' && h[i] <= 'F' ? h[i] - 'A' + 'a' : h[i]);
+        snprintf(out, RP_SERIAL_SIZE, "%s", h);
+    }
+    OPENSSL_free(h);
+    BN_free(bn);
+}
+
+static void simplereenroll(rp_req_t *r, const rp_tenant_t *tenant, const rp_ca_t *ca)
+{
+    X509 *peer = rp_req_peer_cert(r), *cert = NULL;
+    char device_id[RP_DEVICE_ID_SIZE] = "", serial[RP_SERIAL_SIZE];
+    int64_t now = (int64_t)time(NULL);
+    X509_REQ *csr = NULL;
+    rp_cert_record_t rec, old;
+    rp_device_t device;
+    uint8_t *der = NULL;
+    size_t len, der_len;
+    const uint8_t *body;
+
+    if (peer == NULL) {
+        rp_reply_error(r, 401, "unauthorized",
+                       "re-enrollment needs the device's certificate "
+                       "(mutual TLS)");
+        return;
+    }
+    if (!cert_chains_to(peer, ca->cert)) {
+        rp_reply_error(r, 401, "unauthorized",
+                       "the client certificate is not from this tenant "
+                       "or is not valid now");
+        return;
+    }
+    serial_hex(peer, serial);
+    if (X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, device_id,
+                                  sizeof(device_id)) != RP_DEVICE_ID_LEN ||
+        !rp_device_id_valid(device_id) ||
+        rp_store_device_get(r->w->store, device_id, &device) != RP_OK ||
+        strcmp(device.tenant_id, tenant->id) != 0 ||
+        rp_store_cert_get(r->w->store, serial, &old) != RP_OK || old.revoked_at != 0) {
+        rp_reply_error(r, 403, "forbidden",
+                       "the certificate is not a current device "
+                       "certificate of this tenant");
+        return;
+    }
+    if (device.blocked) {
+        rp_reply_error(r, 403, "blocked", "the device is blocked");
+        return;
+    }
+    if (!device.last_passed || device.last_attested_at + RP_DEVICE_CERT_LIFETIME < now) {
+        rp_reply_error(r, 403, "attestation_required",
+                       "the device has not passed an attestation in the last 24 hours");
+        return;
+    }
+    body = rp_req_body(r, &len);
+    if (rp_base64_decode((const char *)body, len, &der, &der_len) != RP_OK ||
+        rp_csr_parse(der, der_len, &csr) != RP_OK) {
+        free(der);
+        rp_reply_error(r, 400, "malformed_csr", "the body must be a base64 DER PKCS#10 request");
+        return;
+    }
+    free(der);
+    if (EVP_PKEY_eq(X509_REQ_get0_pubkey(csr), X509_get0_pubkey(peer)) != 1) {
+        X509_REQ_free(csr);
+        ERR_clear_error();
+        rp_reply_error(r, 403, "forbidden", "re-enrollment keeps the device's key");
+        return;
+    }
+    if (rp_ca_issue_device_cert(ca, csr, device_id, now, &cert, &rec) != RP_OK ||
+        rp_store_cert_add(r->w->store, &rec) != RP_OK) {
+        X509_REQ_free(csr);
+        X509_free(cert);
+        rp_reply_error(r, 500, "internal", "cannot issue the certificate");
+        return;
+    }
+    atomic_fetch_add(&r->w->srv->metrics.certificates_issued, 1);
+    rp_log_info("device %.16s… re-enrolled: certificate %s", device_id, rec.serial);
+    reply_pkcs7(r, cert);
+    X509_REQ_free(csr);
+    X509_free(cert);
+}
+
+void rp_est_handle(rp_req_t *r, const char *tenant_id, const char *op)
+{
+    rp_tenant_t tenant;
+    const rp_ca_t *ca;
+
+    if (rp_store_tenant_get(r->w->store, tenant_id, &tenant) != RP_OK) {
+        rp_reply_error(r, 404, "not_found", "no such tenant");
+        return;
+    }
+    if (rp_worker_ca(r->w, &tenant, &ca) != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot read the tenant CA");
+        return;
+    }
+    if (strcmp(op, "cacerts") == 0 && r->method == EVHTTP_REQ_GET)
+        reply_pkcs7(r, ca->cert);
+    else if (strcmp(op, "simplereenroll") == 0 && r->method == EVHTTP_REQ_POST)
+        simplereenroll(r, &tenant, ca);
+    else
+        rp_reply_error(r, 404, "not_found", "this service supports cacerts and simplereenroll");
+}

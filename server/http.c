@@ -1,0 +1,352 @@
+/*
+ * HTTPS for the security service on libevent's evhttp (chosen by measurement: docs/server.md):
+ * the TLS context, a worker per core with its own event loop and SO_REUSEPORT listener, request
+ * routing, response helpers, and the per-worker cache of decrypted tenant CAs.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+
+#include "rampart/log.h"
+#include "server.h"
+
+static const char *const reason_codes[RP_REASON_COUNT] = {
+    [RP_REASON_PASS] = "pass",
+    [RP_REASON_MALFORMED_EVIDENCE] = "malformed_evidence",
+    [RP_REASON_BAD_SIGNATURE] = "bad_signature",
+    [RP_REASON_UEID_MISMATCH] = "ueid_mismatch",
+    [RP_REASON_NONCE_UNKNOWN] = "nonce_unknown",
+    [RP_REASON_NONCE_REPLAYED] = "nonce_replayed",
+    [RP_REASON_NONCE_EXPIRED] = "nonce_expired",
+    [RP_REASON_NONCE_WRONG_DEVICE] = "nonce_wrong_device",
+    [RP_REASON_UNCLAIMED] = "unclaimed",
+    [RP_REASON_BLOCKED] = "blocked",
+    [RP_REASON_MEASUREMENTS_INCONSISTENT] = "measurements_inconsistent",
+    [RP_REASON_POLICY] = "policy",
+};
+
+const char *rp_attest_reason_code(rp_attest_reason_t r)
+{
+    return (unsigned)r < RP_REASON_COUNT ? reason_codes[r] : "unknown";
+}
+
+void rp_iso_time(int64_t t, char out[32])
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if (gmtime_r(&tt, &tm) == NULL || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, 32, "%lld", (long long)t);
+}
+
+static void count_status(rp_req_t *r, int status)
+{
+    int cls = status / 100;
+
+    atomic_fetch_add(&r->w->srv->metrics.requests[cls >= 1 && cls <= 5 ? cls : 0], 1);
+}
+
+void rp_reply_bytes(rp_req_t *r, int status, const char *type, const void *data, size_t len)
+{
+    struct evbuffer *buf = evbuffer_new();
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+
+    evhttp_add_header(h, "Content-Type", type);
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    if (buf != NULL)
+        evbuffer_add(buf, data, len);
+    evhttp_send_reply(r->req, status, NULL, buf);
+    if (buf != NULL)
+        evbuffer_free(buf);
+    count_status(r, status);
+}
+
+void rp_reply_json(rp_req_t *r, int status, json_t *body)
+{
+    char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+
+    if (text == NULL) {
+        static const char oom[] = "{\"error\":\"internal\",\"message\":\"out of memory\"}";
+        rp_reply_bytes(r, 500, "application/json", oom, sizeof(oom) - 1);
+    } else {
+        rp_reply_bytes(r, status, "application/json", text, strlen(text));
+    }
+    free(text);
+    json_decref(body);
+}
+
+void rp_reply_error(rp_req_t *r, int status, const char *code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    rp_reply_json(r, status, json_pack("{s:s, s:s}", "error", code, "message", msg));
+}
+
+const uint8_t *rp_req_body(rp_req_t *r, size_t *len)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+
+    *len = evbuffer_get_length(in);
+    return *len > 0 ? evbuffer_pullup(in, -1) : (const uint8_t *)"";
+}
+
+json_t *rp_req_json(rp_req_t *r)
+{
+    json_error_t jerr;
+    size_t len;
+    const uint8_t *body = rp_req_body(r, &len);
+    json_t *j = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &jerr);
+
+    if (j == NULL) {
+        rp_reply_error(r, 400, "malformed_json", "the body is not valid JSON: %s (line %d)",
+                       jerr.text, jerr.line);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        rp_reply_error(r, 400, "malformed_json", "the body must be a JSON object");
+        return NULL;
+    }
+    return j;
+}
+
+X509 *rp_req_peer_cert(rp_req_t *r)
+{
+    struct evhttp_connection *conn = evhttp_request_get_connection(r->req);
+    struct bufferevent *bev = conn != NULL ? evhttp_connection_get_bufferevent(conn) : NULL;
+    SSL *ssl = bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
+
+    return ssl != NULL ? SSL_get0_peer_certificate(ssl) : NULL;
+}
+
+rp_err_t rp_worker_ca(rp_worker_t *w, const rp_tenant_t *tenant, const rp_ca_t **out)
+{
+    int64_t now = (int64_t)time(NULL);
+    rp_ca_t *slot = NULL;
+    rp_err_t err;
+
+    for (int i = 0; i < RP_CA_CACHE; i++) {
+        rp_ca_t *c = &w->cas[i];
+        if (c->cert != NULL && strcmp(c->tenant_id, tenant->id) == 0) {
+            if (now - c->loaded < RP_CA_CACHE_TTL) {
+                *out = c;
+                return RP_OK;
+            }
+            slot = c;
+            break;
+        }
+        if (slot == NULL && c->cert == NULL)
+            slot = c;
+    }
+    if (slot == NULL) /* full: evict the oldest */
+        for (int i = 0; i < RP_CA_CACHE; i++)
+            if (slot == NULL || w->cas[i].loaded < slot->loaded)
+                slot = &w->cas[i];
+    rp_ca_free(slot);
+    err = rp_ca_get_or_create(w->store, w->srv->master_key, tenant, slot);
+    if (err != RP_OK)
+        return err;
+    *out = slot;
+    return RP_OK;
+}
+
+/* Split the path into decoded segments; NULL-free and bounded. */
+static bool split_path(rp_req_t *r, char *copy)
+{
+    r->nparts = 0;
+    for (char *save = NULL, *seg = strtok_r(copy, "/", &save); seg != NULL;
+         seg = strtok_r(NULL, "/", &save)) {
+        char *dec;
+        if (r->nparts == (int)(sizeof(r->parts) / sizeof(r->parts[0])))
+            return false;
+        dec = evhttp_uridecode(seg, 0, NULL);
+        if (dec == NULL || dec[0] == '\0' || strlen(dec) > 256) {
+            free(dec);
+            return false;
+        }
+        r->parts[r->nparts++] = dec;
+    }
+    return true;
+}
+
+static void dispatch(struct evhttp_request *req, void *arg)
+{
+    rp_req_t r = {0};
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+    char copy[1024];
+
+    r.w = arg;
+    r.req = req;
+    r.method = evhttp_request_get_command(req);
+    r.path = path != NULL ? path : "/";
+    if (strlen(r.path) >= sizeof(copy)) {
+        rp_reply_error(&r, 414, "uri_too_long", "the path is too long");
+        return;
+    }
+    strcpy(copy, r.path);
+    if (!split_path(&r, copy)) {
+        rp_reply_error(&r, 404, "not_found", "no such resource");
+    } else if (r.nparts == 1 && strcmp(r.parts[0], "healthz") == 0) {
+        if (atomic_load(&r.w->srv->ready))
+            rp_reply_json(&r, 200, json_pack("{s:s}", "status", "ok"));
+        else
+            rp_reply_error(&r, 503, "starting", "the service is starting");
+    } else if (r.nparts == 1 && strcmp(r.parts[0], "metrics") == 0) {
+        rp_metrics_handle(&r);
+    } else if (r.nparts == 4 && strcmp(r.parts[0], ".well-known") == 0 &&
+               strcmp(r.parts[1], "est") == 0) {
+        rp_est_handle(&r, r.parts[2], r.parts[3]);
+    } else if (r.nparts >= 3 && strcmp(r.parts[0], "api") == 0 && strcmp(r.parts[1], "v1") == 0 &&
+               strcmp(r.parts[2], "attest") == 0) {
+        if (r.method != EVHTTP_REQ_POST)
+            rp_reply_error(&r, 405, "method_not_allowed", "use POST");
+        else if (r.nparts == 4 && strcmp(r.parts[3], "nonce") == 0)
+            rp_attest_nonce(&r);
+        else if (r.nparts == 3)
+            rp_attest(&r);
+        else
+            rp_reply_error(&r, 404, "not_found", "no such resource");
+    } else if (r.nparts >= 2 && strcmp(r.parts[0], "api") == 0 && strcmp(r.parts[1], "v1") == 0) {
+        rp_api_handle(&r);
+    } else {
+        rp_reply_error(&r, 404, "not_found", "no such resource");
+    }
+    for (int i = 0; i < r.nparts; i++)
+        free(r.parts[i]);
+}
+
+/* Every connection is TLS; a client certificate is asked for, not required (see verify_any). */
+static struct bufferevent *make_bev(struct event_base *base, void *arg)
+{
+    rp_worker_t *w = arg;
+    SSL *ssl = SSL_new(w->srv->ssl_ctx);
+
+    if (ssl == NULL)
+        return NULL;
+    return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                          BEV_OPT_CLOSE_ON_FREE);
+}
+
+/*
+ * Client certificates are checked where they are used, against the CA of the tenant the device
+ * belongs to, which is not known during the handshake. The handshake still proves the client holds
+ * the key of the certificate it presents.
+ */
+static int verify_any(int preverify, X509_STORE_CTX *ctx)
+{
+    (void)preverify;
+    (void)ctx;
+    return 1;
+}
+
+SSL_CTX *rp_server_tls_context(const char *data_dir);
+SSL_CTX *rp_server_tls_context(const char *data_dir)
+{
+    char cert[PATH_MAX + 16], key[PATH_MAX + 16];
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+    snprintf(cert, sizeof(cert), "%s/server.pem", data_dir);
+    snprintf(key, sizeof(key), "%s/server.key", data_dir);
+    if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+        /* TLS 1.2: forward-secret AEAD suites only; TLS 1.3's are all modern. */
+        SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1 ||
+        SSL_CTX_set1_groups_list(ctx, "X25519:P-256") != 1 ||
+        SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        rp_log_error("TLS setup: %s", ERR_error_string(ERR_peek_last_error(), NULL));
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_any);
+    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"rampart", 7);
+    return ctx;
+}
+
+int rp_listen_socket(const char *host, const char *port, int *bound_port);
+/* A listening socket with SO_REUSEPORT, so that each worker accepts on its own. */
+int rp_listen_socket(const char *host, const char *port, int *bound_port)
+{
+    struct addrinfo hints = {0}, *res = NULL;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int fd = -1, one = 1;
+
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL)
+        return -1;
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    *bound_port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                           : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return fd;
+}
+
+rp_err_t rp_worker_init(rp_worker_t *w, rp_server_t *srv, int listen_fd);
+rp_err_t rp_worker_init(rp_worker_t *w, rp_server_t *srv, int listen_fd)
+{
+    rp_err_t err;
+
+    memset(w, 0, sizeof(*w));
+    w->srv = srv;
+    err = rp_store_open(srv->data_dir, &w->store);
+    if (err != RP_OK)
+        return err;
+    w->base = event_base_new();
+    w->http = w->base != NULL ? evhttp_new(w->base) : NULL;
+    if (w->http == NULL)
+        return RP_ERR_NO_MEMORY;
+    evhttp_set_max_body_size(w->http, RP_MAX_BODY);
+    evhttp_set_max_headers_size(w->http, RP_MAX_HEADERS);
+    evhttp_set_timeout(w->http, 30);
+    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_HEAD);
+    evhttp_set_bevcb(w->http, make_bev, w);
+    evhttp_set_gencb(w->http, dispatch, w);
+    if (evhttp_accept_socket_with_handle(w->http, listen_fd) == NULL)
+        return RP_ERR_IO;
+    return RP_OK;
+}
+
+void rp_worker_free(rp_worker_t *w);
+void rp_worker_free(rp_worker_t *w)
+{
+    for (int i = 0; i < RP_CA_CACHE; i++)
+        rp_ca_free(&w->cas[i]);
+    if (w->http != NULL)
+        evhttp_free(w->http);
+    if (w->base != NULL)
+        event_base_free(w->base);
+    rp_store_close(w->store);
+}

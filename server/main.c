@@ -1,0 +1,260 @@
+/*
+ * rampart-server: the security service. It prepares its data directory on first start
+ * (database, TLS identity, master key, bootstrap admin token), then serves HTTPS with one worker
+ * thread per core until SIGINT or SIGTERM.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/thread.h>
+#include <openssl/rand.h>
+
+#include "rampart/file.h"
+#include "rampart/hex.h"
+#include "rampart/log.h"
+#include "server.h"
+
+SSL_CTX *rp_server_tls_context(const char *data_dir);
+int rp_listen_socket(const char *host, const char *port, int *bound_port);
+rp_err_t rp_worker_init(rp_worker_t *w, rp_server_t *srv, int listen_fd);
+void rp_worker_free(rp_worker_t *w);
+rp_err_t rp_token_new(char *secret, size_t cap, uint8_t hash[RP_SHA256_LEN]);
+
+#define MAX_WORKERS 64
+
+static const char usage[] =
+    "Usage: rampart-server --data-dir DIR [--listen HOST:PORT] [options]\n"
+    "\n"
+    "The Rampart security service: attests devices, issues 24-hour device certificates from\n"
+    "tenant CAs, and serves the operator API, over HTTPS.\n"
+    "\n"
+    "  --data-dir DIR      where everything is kept; made and initialised on first start\n"
+    "  --listen HOST:PORT  address to serve on (default 127.0.0.1:8443; port 0 picks one)\n"
+    "  --hostname NAMES    extra names for the server certificate (comma-separated)\n"
+    "  --threads N         worker threads (default: one per core)\n"
+    "  --port-file FILE    write the port served on to FILE once ready\n"
+    "  --master-key FILE   the key that encrypts tenant CA keys (default DIR/master.key)\n"
+    "  --verbose           debug logging\n"
+    "\n"
+    "On first start it writes DIR/server-ca.pem (the certificate clients trust) and\n"
+    "DIR/admin.token (a bootstrap admin token, 0600).\n";
+
+static struct event_base *main_base;
+
+static void on_signal(evutil_socket_t sig, short events, void *arg)
+{
+    (void)events;
+    (void)arg;
+    rp_log_info("signal %d: stopping", (int)sig);
+    event_base_loopbreak(main_base);
+}
+
+static void *worker_main(void *arg)
+{
+    rp_worker_t *w = arg;
+
+    event_base_dispatch(w->base);
+    return NULL;
+}
+
+/* First start: a system admin token, written once to DIR/admin.token. */
+static rp_err_t bootstrap_token(rp_server_t *srv, rp_store_t *store)
+{
+    char path[PATH_MAX + 16], secret[128];
+    uint8_t hash[RP_SHA256_LEN];
+    rp_atomic_file_t f;
+    rp_token_t tok;
+    rp_err_t err;
+
+    snprintf(path, sizeof(path), "%s/admin.token", srv->data_dir);
+    if (access(path, F_OK) == 0)
+        return RP_OK;
+    err = rp_token_new(secret, sizeof(secret), hash);
+    if (err == RP_OK)
+        err = rp_atomic_begin(&f, path, 0600, 1);
+    if (err == RP_OK) {
+        strcat(secret, "\n");
+        err = rp_atomic_write(&f, secret, strlen(secret));
+        if (err == RP_OK)
+            err = rp_atomic_commit(&f, 1);
+        else
+            rp_atomic_abort(&f);
+    }
+    rp_wipe(secret, sizeof(secret));
+    /* Stored after the file: a crash in between leaves a file whose token does not work, and
+     * deleting the file makes a new one; never a working token nobody has. */
+    if (err == RP_OK)
+        err = rp_store_token_create(store, NULL, RP_ROLE_SYSTEM, hash, &tok);
+    if (err == RP_OK)
+        rp_log_info("made the bootstrap admin token %s (0600): it can create tenants and "
+                    "tokens; keep it secret",
+                    path);
+    return err;
+}
+
+static bool split_listen(const char *listen, char *host, size_t hcap, char *port, size_t pcap)
+{
+    const char *colon;
+
+    if (listen[0] == '[') { /* [::1]:8443 */
+        const char *close = strchr(listen, ']');
+        if (close == NULL || close[1] != ':')
+            return false;
+        snprintf(host, hcap, "%.*s", (int)(close - listen - 1), listen + 1);
+        snprintf(port, pcap, "%s", close + 2);
+        return true;
+    }
+    colon = strrchr(listen, ':');
+    if (colon == NULL)
+        return false;
+    snprintf(host, hcap, "%.*s", (int)(colon - listen), listen);
+    snprintf(port, pcap, "%s", colon + 1);
+    return host[0] != '\0' && port[0] != '\0';
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"data-dir", required_argument, NULL, 'd'},  {"listen", required_argument, NULL, 'l'},
+        {"hostname", required_argument, NULL, 'n'},  {"threads", required_argument, NULL, 't'},
+        {"port-file", required_argument, NULL, 'p'}, {"master-key", required_argument, NULL, 'm'},
+        {"verbose", no_argument, NULL, 'v'},         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
+    };
+    const char *data_dir = NULL, *listen = "127.0.0.1:8443", *hostnames = NULL;
+    const char *port_file = NULL, *master_path = NULL;
+    static rp_server_t srv;
+    static rp_worker_t workers[MAX_WORKERS];
+    char host[256], port[16], path[PATH_MAX + 16];
+    long nthreads = sysconf(_SC_NPROCESSORS_ONLN);
+    struct event *sigint, *sigterm;
+    rp_store_t *store = NULL;
+    int c, fd, bound = 0, started = 0, status = 1;
+    rp_err_t err;
+
+    rp_log_init("rampart-server", RP_LOG_INFO);
+    while ((c = getopt_long(argc, argv, "d:l:n:t:p:m:vhV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': data_dir = optarg; break;
+        case 'l': listen = optarg; break;
+        case 'n': hostnames = optarg; break;
+        case 't': nthreads = strtol(optarg, NULL, 10); break;
+        case 'p': port_file = optarg; break;
+        case 'm': master_path = optarg; break;
+        case 'v': rp_log_set_level(RP_LOG_DEBUG); break;
+        case 'h': fputs(usage, stdout); return 0;
+        case 'V': printf("rampart-server %s\n", RP_VERSION); return 0;
+        default: fputs(usage, stderr); return 2;
+        }
+    }
+    if (data_dir == NULL || optind != argc) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    if (nthreads < 1 || nthreads > MAX_WORKERS) {
+        fprintf(stderr, "rampart-server: --threads must be 1 to %d\n", MAX_WORKERS);
+        return 2;
+    }
+    if (!split_listen(listen, host, sizeof(host), port, sizeof(port))) {
+        fprintf(stderr, "rampart-server: --listen wants HOST:PORT, not '%s'\n", listen);
+        return 2;
+    }
+    if (strlen(data_dir) >= sizeof(srv.data_dir)) {
+        fprintf(stderr, "rampart-server: --data-dir is too long\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    umask(077); /* the database holds token hashes and encrypted keys: owner only */
+    strcpy(srv.data_dir, data_dir);
+    if (mkdir(data_dir, 0700) != 0 && errno != EEXIST) {
+        rp_log_error("%s: %s", data_dir, strerror(errno));
+        return 1;
+    }
+    if (evthread_use_pthreads() != 0) {
+        rp_log_error("libevent has no thread support");
+        return 1;
+    }
+
+    /* Prepare the data directory: identity, master key, database, bootstrap token. */
+    err = rp_service_identity_init(data_dir, hostnames);
+    if (err == RP_OK) {
+        if (master_path == NULL) {
+            snprintf(path, sizeof(path), "%s/master.key", data_dir);
+            master_path = path;
+        }
+        err = rp_master_key_load(master_path, srv.master_key);
+    }
+    if (err == RP_OK)
+        err = rp_store_open(data_dir, &store);
+    if (err == RP_OK)
+        err = bootstrap_token(&srv, store);
+    rp_store_close(store);
+    if (err != RP_OK) {
+        rp_log_error("cannot prepare %s: %s", data_dir, rp_strerror(err));
+        return 1;
+    }
+    srv.ssl_ctx = rp_server_tls_context(data_dir);
+    if (srv.ssl_ctx == NULL)
+        return 1;
+
+    /* One listening socket per worker on the same port (SO_REUSEPORT). */
+    for (long i = 0; i < nthreads; i++) {
+        char p[16];
+        snprintf(p, sizeof(p), "%d", bound);
+        fd = rp_listen_socket(host, i == 0 ? port : p, &bound);
+        if (fd < 0) {
+            rp_log_error("cannot listen on %s: %s", listen, strerror(errno));
+            goto out;
+        }
+        err = rp_worker_init(&workers[i], &srv, fd);
+        if (err != RP_OK) {
+            rp_log_error("cannot start a worker: %s", rp_strerror(err));
+            goto out;
+        }
+        if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0)
+            goto out;
+        started++;
+    }
+
+    main_base = event_base_new();
+    sigint = evsignal_new(main_base, SIGINT, on_signal, NULL);
+    sigterm = evsignal_new(main_base, SIGTERM, on_signal, NULL);
+    if (main_base == NULL || sigint == NULL || sigterm == NULL || event_add(sigint, NULL) != 0 ||
+        event_add(sigterm, NULL) != 0)
+        goto out;
+    atomic_store(&srv.ready, true);
+    if (port_file != NULL) {
+        rp_atomic_file_t f;
+        char text[16];
+        snprintf(text, sizeof(text), "%d\n", bound);
+        if (rp_atomic_begin(&f, port_file, 0644, 0) != RP_OK ||
+            rp_atomic_write(&f, text, strlen(text)) != RP_OK || rp_atomic_commit(&f, 0) != RP_OK)
+            rp_log_error("cannot write %s", port_file);
+    }
+    rp_log_info("serving https://%s%s%s:%d/ with %d workers (data: %s)",
+                strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", bound, started,
+                data_dir);
+    event_base_dispatch(main_base);
+    event_free(sigint);
+    event_free(sigterm);
+    status = 0;
+out:
+    for (int i = 0; i < started; i++) {
+        event_base_loopbreak(workers[i].base);
+        pthread_join(workers[i].thread, NULL);
+    }
+    for (long i = 0; i < nthreads; i++)
+        if (workers[i].base != NULL)
+            rp_worker_free(&workers[i]);
+    if (main_base != NULL)
+        event_base_free(main_base);
+    SSL_CTX_free(srv.ssl_ctx);
+    rp_wipe(srv.master_key, sizeof(srv.master_key));
+    return status;
+}

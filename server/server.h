@@ -1,0 +1,110 @@
+/*
+ * The security service's process: shared configuration, worker threads (each with its own event
+ * loop, HTTP server and database connection), request helpers, metrics. Handlers live in api.c
+ * (operators), attest.c (devices) and est.c (RFC 7030).
+ */
+#ifndef RAMPART_SERVER_H
+#define RAMPART_SERVER_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <jansson.h>
+#include <openssl/ssl.h>
+
+#include "ca.h"
+#include "rampart/base64.h"
+#include "store.h"
+
+#define RP_MAX_BODY (64 * 1024) /* no request body is larger */
+#define RP_MAX_HEADERS (16 * 1024)
+#define RP_NONCE_LIFETIME 60 /* seconds a nonce stays usable */
+#define RP_CA_CACHE 32       /* tenant CAs each worker keeps decrypted */
+#define RP_CA_CACHE_TTL 600  /* seconds before a cached CA is read again */
+
+/* Why an attestation failed: fixed codes, recorded and exported as metric labels. */
+typedef enum rp_attest_reason {
+    RP_REASON_PASS = 0,
+    RP_REASON_MALFORMED_EVIDENCE,
+    RP_REASON_BAD_SIGNATURE,
+    RP_REASON_UEID_MISMATCH,
+    RP_REASON_NONCE_UNKNOWN,
+    RP_REASON_NONCE_REPLAYED,
+    RP_REASON_NONCE_EXPIRED,
+    RP_REASON_NONCE_WRONG_DEVICE,
+    RP_REASON_UNCLAIMED,
+    RP_REASON_BLOCKED,
+    RP_REASON_MEASUREMENTS_INCONSISTENT,
+    RP_REASON_POLICY,
+    RP_REASON_COUNT,
+} rp_attest_reason_t;
+
+const char *rp_attest_reason_code(rp_attest_reason_t r);
+
+typedef struct rp_metrics {
+    atomic_ullong requests[6]; /* by status class: 1xx..5xx, [0] other */
+    atomic_ullong attestations[RP_REASON_COUNT];
+    atomic_ullong certificates_issued;
+    atomic_ullong nonces_issued;
+} rp_metrics_t;
+
+typedef struct rp_server {
+    char data_dir[PATH_MAX];
+    uint8_t master_key[RP_MASTER_KEY_LEN];
+    SSL_CTX *ssl_ctx;
+    rp_metrics_t metrics;
+    atomic_bool ready;
+} rp_server_t;
+
+typedef struct rp_worker {
+    rp_server_t *srv;
+    struct event_base *base;
+    struct evhttp *http;
+    rp_store_t *store;
+    rp_ca_t cas[RP_CA_CACHE];
+    pthread_t thread;
+} rp_worker_t;
+
+/* What a handler needs: the worker, the request, and its parsed path. */
+typedef struct rp_req {
+    rp_worker_t *w;
+    struct evhttp_request *req;
+    enum evhttp_cmd_type method;
+    const char *path;
+    char *parts[8]; /* path segments, decoded */
+    int nparts;
+} rp_req_t;
+
+/* Responses. Every error is JSON: {"error": code, "message": text}. */
+void rp_reply_json(rp_req_t *r, int status, json_t *body); /* takes body */
+void rp_reply_error(rp_req_t *r, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void rp_reply_bytes(rp_req_t *r, int status, const char *type, const void *data, size_t len);
+
+/* The request body (at most RP_MAX_BODY: evhttp refuses larger with 413). */
+const uint8_t *rp_req_body(rp_req_t *r, size_t *len);
+/* The body parsed as a JSON object; on failure a 400 has been sent and NULL is returned. */
+json_t *rp_req_json(rp_req_t *r);
+
+/* The verified tenant CA of a tenant, from the worker's cache or the store. */
+rp_err_t rp_worker_ca(rp_worker_t *w, const rp_tenant_t *tenant, const rp_ca_t **ca) RP_MUST_CHECK;
+
+/* The client certificate of the request's TLS connection, or NULL. Not verified: callers verify
+ * it against the right tenant's CA. */
+X509 *rp_req_peer_cert(rp_req_t *r);
+
+/* Handlers. */
+void rp_api_handle(rp_req_t *r);
+void rp_attest_nonce(rp_req_t *r);
+void rp_attest(rp_req_t *r);
+void rp_est_handle(rp_req_t *r, const char *tenant_id, const char *op);
+void rp_metrics_handle(rp_req_t *r);
+
+/* An ISO 8601 UTC time, "2026-11-25T12:00:00Z". */
+void rp_iso_time(int64_t t, char out[32]);
+
+#endif /* RAMPART_SERVER_H */

@@ -1,0 +1,880 @@
+/*
+ * The SQLite storage backend: schema migrations, WAL with full sync, one connection per
+ * rp_store_t, prepared statements cached per connection. Multi-step changes run in one
+ * IMMEDIATE transaction, so a crash leaves each either done or not.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+#include <sqlite3.h>
+
+#include "rampart/hex.h"
+#include "rampart/log.h"
+#include "store.h"
+
+#define STMT_CACHE 48
+
+struct rp_store {
+    sqlite3 *db;
+    struct {
+        const char *sql;
+        sqlite3_stmt *stmt;
+    } cache[STMT_CACHE];
+};
+
+/* Persisted: each migration runs once, in order, in its own transaction. Never edit one that has
+ * shipped; add the next. */
+static const char *const migrations[] = {
+    /* 1: tenants, tokens, devices, nonces, attestations, certificates, tenant CAs */
+    "CREATE TABLE tenants (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+    " created INTEGER NOT NULL);"
+    "CREATE TABLE tokens (id TEXT PRIMARY KEY, hash BLOB NOT NULL UNIQUE,"
+    " tenant_id TEXT REFERENCES tenants(id), role INTEGER NOT NULL, created INTEGER NOT NULL);"
+    "CREATE TABLE devices (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id),"
+    " blocked INTEGER NOT NULL DEFAULT 0, claimed_at INTEGER NOT NULL,"
+    " blocked_at INTEGER NOT NULL DEFAULT 0, spki BLOB, last_attestation INTEGER);"
+    "CREATE INDEX devices_tenant ON devices(tenant_id, id);"
+    "CREATE TABLE nonces (nonce BLOB PRIMARY KEY, device_id TEXT NOT NULL,"
+    " expires INTEGER NOT NULL, used INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    "CREATE INDEX nonces_expires ON nonces(expires);"
+    "CREATE TABLE attestations (id INTEGER PRIMARY KEY, device_id TEXT NOT NULL,"
+    " tenant_id TEXT, at INTEGER NOT NULL, passed INTEGER NOT NULL, reason TEXT NOT NULL,"
+    " claims TEXT NOT NULL, cert_serial TEXT);"
+    "CREATE INDEX attestations_device ON attestations(device_id, id);"
+    "CREATE TABLE certificates (serial TEXT PRIMARY KEY, tenant_id TEXT NOT NULL,"
+    " device_id TEXT NOT NULL, not_before INTEGER NOT NULL, not_after INTEGER NOT NULL,"
+    " revoked_at INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX certificates_device ON certificates(device_id, not_after);"
+    "CREATE INDEX certificates_revoked ON certificates(tenant_id, revoked_at);"
+    "CREATE TABLE cas (tenant_id TEXT PRIMARY KEY REFERENCES tenants(id),"
+    " cert_pem TEXT NOT NULL, key_pem TEXT NOT NULL, not_after INTEGER NOT NULL,"
+    " crl_number INTEGER NOT NULL DEFAULT 0);",
+};
+#define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+const char *rp_role_name(rp_role_t role)
+{
+    switch (role) {
+    case RP_ROLE_READER: return "reader";
+    case RP_ROLE_CONTRIBUTOR: return "contributor";
+    case RP_ROLE_ADMIN: return "admin";
+    case RP_ROLE_SYSTEM: return "system";
+    default: return "none";
+    }
+}
+
+rp_role_t rp_role_parse(const char *name)
+{
+    for (int r = RP_ROLE_READER; r <= RP_ROLE_SYSTEM; r++)
+        if (name != NULL && strcmp(name, rp_role_name((rp_role_t)r)) == 0)
+            return (rp_role_t)r;
+    return RP_ROLE_NONE;
+}
+
+void rp_ca_record_free(rp_ca_record_t *ca)
+{
+    free(ca->cert_pem);
+    if (ca->key_pem_enc != NULL) {
+        rp_wipe(ca->key_pem_enc, strlen(ca->key_pem_enc));
+        free(ca->key_pem_enc);
+    }
+    ca->cert_pem = ca->key_pem_enc = NULL;
+}
+
+static rp_err_t db_error(rp_store_t *s, const char *what)
+{
+    rp_log_error("database: %s: %s", what, sqlite3_errmsg(s->db));
+    return RP_ERR_IO;
+}
+
+static rp_err_t exec(rp_store_t *s, const char *sql)
+{
+    char *msg = NULL;
+
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        rp_log_error("database: %s", msg != NULL ? msg : sqlite3_errmsg(s->db));
+        sqlite3_free(msg);
+        return RP_ERR_IO;
+    }
+    return RP_OK;
+}
+
+/*
+ * A prepared statement for one of this file's SQL strings, kept for the connection's life. Every
+ * function resets the statements it used before it returns: a statement left mid-result holds a
+ * read transaction open, whose stale snapshot would make this connection's next write fail with
+ * SQLITE_BUSY_SNAPSHOT, and which stops WAL checkpoints.
+ */
+static sqlite3_stmt *stmt(rp_store_t *s, const char *sql)
+{
+    int i;
+
+    for (i = 0; i < STMT_CACHE && s->cache[i].sql != NULL; i++) {
+        if (s->cache[i].sql == sql) {
+            sqlite3_reset(s->cache[i].stmt);
+            sqlite3_clear_bindings(s->cache[i].stmt);
+            return s->cache[i].stmt;
+        }
+    }
+    if (i == STMT_CACHE)
+        abort(); /* more distinct statements than the cache holds: raise STMT_CACHE */
+    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->cache[i].stmt, NULL) !=
+        SQLITE_OK) {
+        rp_log_error("database: cannot prepare: %s", sqlite3_errmsg(s->db));
+        return NULL;
+    }
+    s->cache[i].sql = sql;
+    return s->cache[i].stmt;
+}
+
+static void text_col(sqlite3_stmt *st, int col, char *out, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+
+    snprintf(out, cap, "%s", t != NULL ? (const char *)t : "");
+}
+
+static rp_err_t random_id(char prefix, char *out, size_t cap)
+{
+    uint8_t b[12];
+    char hex[2 * sizeof(b) + 1];
+
+    if (RAND_bytes(b, sizeof(b)) != 1 || rp_hex_encode(b, sizeof(b), hex, sizeof(hex)) != RP_OK)
+        return RP_ERR_CRYPTO;
+    snprintf(out, cap, "%c_%s", prefix, hex);
+    return RP_OK;
+}
+
+static rp_err_t migrate(rp_store_t *s)
+{
+    sqlite3_stmt *st;
+    int version = 0;
+    rp_err_t err;
+
+    err = exec(s, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);");
+    if (err != RP_OK)
+        return err;
+    if (sqlite3_prepare_v2(s->db, "SELECT max(version) FROM schema_version", -1, &st, NULL) !=
+        SQLITE_OK)
+        return db_error(s, "schema version");
+    if (sqlite3_step(st) == SQLITE_ROW)
+        version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (version > SCHEMA_VERSION) {
+        rp_log_error("database schema version %d is newer than this server (%d): upgrade it",
+                     version, SCHEMA_VERSION);
+        return RP_ERR_UNSUPPORTED;
+    }
+    for (int v = version; v < SCHEMA_VERSION; v++) {
+        char sql[64];
+
+        err = exec(s, "BEGIN IMMEDIATE");
+        if (err == RP_OK)
+            err = exec(s, migrations[v]);
+        snprintf(sql, sizeof(sql), "INSERT INTO schema_version VALUES (%d)", v + 1);
+        if (err == RP_OK)
+            err = exec(s, sql);
+        if (err == RP_OK)
+            err = exec(s, "COMMIT");
+        if (err != RP_OK) {
+            (void)exec(s, "ROLLBACK");
+            return err;
+        }
+        rp_log_info("database migrated to schema version %d", v + 1);
+    }
+    return RP_OK;
+}
+
+rp_err_t rp_store_open(const char *data_dir, rp_store_t **out)
+{
+    char path[4096];
+    rp_store_t *s;
+    rp_err_t err;
+
+    *out = NULL;
+    if (snprintf(path, sizeof(path), "%s/rampart.db", data_dir) >= (int)sizeof(path))
+        return RP_ERR_INVALID_ARG;
+    s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return RP_ERR_NO_MEMORY;
+    if (sqlite3_open_v2(path, &s->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        rp_log_error("database %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "cannot open");
+        rp_store_close(s);
+        return RP_ERR_IO;
+    }
+    sqlite3_busy_timeout(s->db, 10000);
+    /* WAL: readers never wait for the writer. FULL: a commit is on disk before it returns. */
+    err = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+    if (err == RP_OK)
+        err = migrate(s);
+    if (err != RP_OK) {
+        rp_store_close(s);
+        return err;
+    }
+    *out = s;
+    return RP_OK;
+}
+
+void rp_store_close(rp_store_t *s)
+{
+    if (s == NULL)
+        return;
+    for (int i = 0; i < STMT_CACHE && s->cache[i].sql != NULL; i++)
+        sqlite3_finalize(s->cache[i].stmt);
+    sqlite3_close(s->db);
+    free(s);
+}
+
+int rp_store_schema_version(rp_store_t *s)
+{
+    sqlite3_stmt *st = stmt(s, "SELECT max(version) FROM schema_version");
+
+    int v = st != NULL && sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+
+    if (st != NULL)
+        sqlite3_reset(st);
+    return v;
+}
+
+/* Run a statement that returns no rows. OUT: *changes (may be NULL). */
+static rp_err_t step_done(rp_store_t *s, sqlite3_stmt *st, int *changes)
+{
+    int rc = sqlite3_step(st);
+    rp_err_t err = RP_OK;
+
+    if (rc == SQLITE_CONSTRAINT)
+        err = RP_ERR_EXISTS;
+    else if (rc != SQLITE_DONE)
+        err = db_error(s, "write");
+    else if (changes != NULL)
+        *changes = sqlite3_changes(s->db);
+    sqlite3_reset(st);
+    return err;
+}
+
+static const char SQL_TENANT_INSERT[] = "INSERT INTO tenants (id, name, created) VALUES (?, ?, ?)";
+static const char SQL_TENANT_GET[] = "SELECT id, name, created FROM tenants WHERE id = ?";
+static const char SQL_TENANT_LIST[] = "SELECT id, name, created FROM tenants ORDER BY created, id";
+
+rp_err_t rp_store_tenant_create(rp_store_t *s, const char *name, rp_tenant_t *out)
+{
+    sqlite3_stmt *st = stmt(s, SQL_TENANT_INSERT);
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    memset(out, 0, sizeof(*out));
+    err = random_id('t', out->id, sizeof(out->id));
+    if (err != RP_OK)
+        return err;
+    snprintf(out->name, sizeof(out->name), "%s", name);
+    out->created = (int64_t)time(NULL);
+    sqlite3_bind_text(st, 1, out->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, out->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, out->created);
+    return step_done(s, st, NULL);
+}
+
+static void tenant_row(sqlite3_stmt *st, rp_tenant_t *t)
+{
+    text_col(st, 0, t->id, sizeof(t->id));
+    text_col(st, 1, t->name, sizeof(t->name));
+    t->created = sqlite3_column_int64(st, 2);
+}
+
+rp_err_t rp_store_tenant_get(rp_store_t *s, const char *id, rp_tenant_t *out)
+{
+    sqlite3_stmt *st = stmt(s, SQL_TENANT_GET);
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        return RP_ERR_NOT_FOUND;
+    if (rc != SQLITE_ROW)
+        return db_error(s, "tenant");
+    tenant_row(st, out);
+    sqlite3_reset(st);
+    return RP_OK;
+}
+
+rp_err_t rp_store_tenant_list(rp_store_t *s, rp_tenant_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = stmt(s, SQL_TENANT_LIST);
+    rp_tenant_t t;
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        tenant_row(st, &t);
+        fn(ctx, &t);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? RP_OK : db_error(s, "tenants");
+}
+
+static const char SQL_TOKEN_INSERT[] =
+    "INSERT INTO tokens (id, hash, tenant_id, role, created) VALUES (?, ?, ?, ?, ?)";
+static const char SQL_TOKEN_LOOKUP[] =
+    "SELECT id, tenant_id, role, created FROM tokens WHERE hash = ?";
+static const char SQL_TOKEN_LIST[] =
+    "SELECT id, tenant_id, role, created FROM tokens WHERE tenant_id IS ? ORDER BY created, id";
+
+rp_err_t rp_store_token_create(rp_store_t *s, const char *tenant_id, rp_role_t role,
+                               const uint8_t hash[RP_SHA256_LEN], rp_token_t *out)
+{
+    sqlite3_stmt *st = stmt(s, SQL_TOKEN_INSERT);
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    memset(out, 0, sizeof(*out));
+    err = random_id('k', out->id, sizeof(out->id));
+    if (err != RP_OK)
+        return err;
+    snprintf(out->tenant_id, sizeof(out->tenant_id), "%s", tenant_id != NULL ? tenant_id : "");
+    out->role = role;
+    out->created = (int64_t)time(NULL);
+    sqlite3_bind_text(st, 1, out->id, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, hash, RP_SHA256_LEN, SQLITE_STATIC);
+    if (tenant_id != NULL)
+        sqlite3_bind_text(st, 3, tenant_id, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 3);
+    sqlite3_bind_int(st, 4, (int)role);
+    sqlite3_bind_int64(st, 5, out->created);
+    return step_done(s, st, NULL);
+}
+
+static void token_row(sqlite3_stmt *st, rp_token_t *t)
+{
+    text_col(st, 0, t->id, sizeof(t->id));
+    text_col(st, 1, t->tenant_id, sizeof(t->tenant_id));
+    t->role = (rp_role_t)sqlite3_column_int(st, 2);
+    t->created = sqlite3_column_int64(st, 3);
+}
+
+rp_err_t rp_store_token_lookup(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN], rp_token_t *out)
+{
+    sqlite3_stmt *st = stmt(s, SQL_TOKEN_LOOKUP);
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_blob(st, 1, hash, RP_SHA256_LEN, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        return RP_ERR_NOT_FOUND;
+    if (rc != SQLITE_ROW)
+        return db_error(s, "token");
+    token_row(st, out);
+    sqlite3_reset(st);
+    return RP_OK;
+}
+
+rp_err_t rp_store_token_list(rp_store_t *s, const char *tenant_id, rp_token_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = stmt(s, SQL_TOKEN_LIST);
+    rp_token_t t;
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    if (tenant_id != NULL)
+        sqlite3_bind_text(st, 1, tenant_id, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        token_row(st, &t);
+        fn(ctx, &t);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? RP_OK : db_error(s, "tokens");
+}
+
+static const char SQL_DEVICE_CLAIM[] =
+    "INSERT INTO devices (id, tenant_id, claimed_at) VALUES (?, ?, ?)"
+    " ON CONFLICT(id) DO NOTHING";
+static const char SQL_DEVICE_OWNER[] = "SELECT tenant_id FROM devices WHERE id = ?";
+/* The device, its last attestation, and its newest unrevoked certificate. */
+#define DEVICE_COLUMNS                                                                             \
+    "SELECT d.id, d.tenant_id, d.blocked, d.claimed_at, d.blocked_at, d.spki,"                     \
+    " a.at, a.passed, a.reason,"                                                                   \
+    " (SELECT serial FROM certificates c WHERE c.device_id = d.id AND c.revoked_at = 0"            \
+    "   ORDER BY c.not_after DESC LIMIT 1),"                                                       \
+    " (SELECT max(not_after) FROM certificates c WHERE c.device_id = d.id AND c.revoked_at = 0)"   \
+    " FROM devices d LEFT JOIN attestations a ON a.id = d.last_attestation"
+static const char SQL_DEVICE_GET[] = DEVICE_COLUMNS " WHERE d.id = ?";
+static const char SQL_DEVICE_LIST[] = DEVICE_COLUMNS " WHERE d.tenant_id = ? ORDER BY d.id";
+static const char SQL_DEVICE_BLOCK[] =
+    "UPDATE devices SET blocked = 1, blocked_at = ? WHERE id = ? AND tenant_id = ?";
+static const char SQL_DEVICE_UNBLOCK[] =
+    "UPDATE devices SET blocked = 0, blocked_at = 0 WHERE id = ? AND tenant_id = ?";
+static const char SQL_CERT_REVOKE_DEVICE[] =
+    "UPDATE certificates SET revoked_at = ? WHERE device_id = ? AND revoked_at = 0";
+
+rp_err_t rp_store_device_claim(rp_store_t *s, const char *tenant_id, const char *device_id,
+                               int64_t now)
+{
+    sqlite3_stmt *st = stmt(s, SQL_DEVICE_CLAIM);
+    char owner[RP_ID_SIZE];
+    int changes, rc;
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, tenant_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now);
+    err = step_done(s, st, &changes);
+    if (err != RP_OK || changes == 1)
+        return err;
+    /* Already claimed: by this tenant (fine) or another (refused). */
+    st = stmt(s, SQL_DEVICE_OWNER);
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW)
+        return db_error(s, "device owner");
+    text_col(st, 0, owner, sizeof(owner));
+    sqlite3_reset(st);
+    return strcmp(owner, tenant_id) == 0 ? RP_OK : RP_ERR_EXISTS;
+}
+
+static void device_row(sqlite3_stmt *st, rp_device_t *d)
+{
+    int n;
+
+    memset(d, 0, sizeof(*d));
+    text_col(st, 0, d->id, sizeof(d->id));
+    text_col(st, 1, d->tenant_id, sizeof(d->tenant_id));
+    d->blocked = sqlite3_column_int(st, 2) != 0;
+    d->claimed_at = sqlite3_column_int64(st, 3);
+    d->blocked_at = sqlite3_column_int64(st, 4);
+    n = sqlite3_column_bytes(st, 5);
+    if (n > 0 && (size_t)n <= sizeof(d->spki)) {
+        memcpy(d->spki, sqlite3_column_blob(st, 5), (size_t)n);
+        d->spki_len = (size_t)n;
+    }
+    d->last_attested_at = sqlite3_column_int64(st, 6);
+    d->last_passed = sqlite3_column_int(st, 7) != 0;
+    text_col(st, 8, d->last_reason, sizeof(d->last_reason));
+    text_col(st, 9, d->cert_serial, sizeof(d->cert_serial));
+    d->cert_not_after = sqlite3_column_int64(st, 10);
+}
+
+rp_err_t rp_store_device_get(rp_store_t *s, const char *device_id, rp_device_t *out)
+{
+    sqlite3_stmt *st = stmt(s, SQL_DEVICE_GET);
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        return RP_ERR_NOT_FOUND;
+    if (rc != SQLITE_ROW)
+        return db_error(s, "device");
+    device_row(st, out);
+    sqlite3_reset(st);
+    return RP_OK;
+}
+
+rp_err_t rp_store_device_list(rp_store_t *s, const char *tenant_id, rp_device_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = stmt(s, SQL_DEVICE_LIST);
+    rp_device_t d;
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_text(st, 1, tenant_id, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        device_row(st, &d);
+        fn(ctx, &d);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? RP_OK : db_error(s, "devices");
+}
+
+static rp_err_t begin(rp_store_t *s)
+{
+    return exec(s, "BEGIN IMMEDIATE");
+}
+
+static rp_err_t end(rp_store_t *s, rp_err_t err)
+{
+    if (err == RP_OK)
+        err = exec(s, "COMMIT");
+    if (err != RP_OK)
+        (void)exec(s, "ROLLBACK");
+    return err;
+}
+
+rp_err_t rp_store_device_block(rp_store_t *s, const char *tenant_id, const char *device_id,
+                               int64_t now)
+{
+    sqlite3_stmt *st;
+    int changes = 0;
+    rp_err_t err = begin(s);
+
+    if (err != RP_OK)
+        return err;
+    st = stmt(s, SQL_DEVICE_BLOCK);
+    err = st != NULL ? RP_OK : RP_ERR_IO;
+    if (err == RP_OK) {
+        sqlite3_bind_int64(st, 1, now);
+        sqlite3_bind_text(st, 2, device_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, tenant_id, -1, SQLITE_STATIC);
+        err = step_done(s, st, &changes);
+    }
+    if (err == RP_OK && changes == 0)
+        err = RP_ERR_NOT_FOUND;
+    if (err == RP_OK) {
+        st = stmt(s, SQL_CERT_REVOKE_DEVICE);
+        err = st != NULL ? RP_OK : RP_ERR_IO;
+    }
+    if (err == RP_OK) {
+        sqlite3_bind_int64(st, 1, now);
+        sqlite3_bind_text(st, 2, device_id, -1, SQLITE_STATIC);
+        err = step_done(s, st, NULL);
+    }
+    return end(s, err);
+}
+
+rp_err_t rp_store_device_unblock(rp_store_t *s, const char *tenant_id, const char *device_id)
+{
+    sqlite3_stmt *st = stmt(s, SQL_DEVICE_UNBLOCK);
+    int changes = 0;
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, tenant_id, -1, SQLITE_STATIC);
+    err = step_done(s, st, &changes);
+    return err == RP_OK && changes == 0 ? RP_ERR_NOT_FOUND : err;
+}
+
+static const char SQL_NONCE_INSERT[] =
+    "INSERT INTO nonces (nonce, device_id, expires) VALUES (?, ?, ?)";
+static const char SQL_NONCE_PURGE[] = "DELETE FROM nonces WHERE expires < ?";
+static const char SQL_NONCE_GET[] = "SELECT device_id, expires, used FROM nonces WHERE nonce = ?";
+static const char SQL_NONCE_USE[] = "UPDATE nonces SET used = 1 WHERE nonce = ? AND used = 0";
+
+rp_err_t rp_store_nonce_create(rp_store_t *s, const uint8_t nonce[RP_NONCE_SIZE],
+                               const char *device_id, int64_t expires)
+{
+    sqlite3_stmt *st = stmt(s, SQL_NONCE_INSERT);
+    static unsigned purge_counter; /* approximate across threads is fine */
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_blob(st, 1, nonce, RP_NONCE_SIZE, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, device_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, expires);
+    err = step_done(s, st, NULL);
+    /* Used and expired nonces are kept an hour (replays are then still told apart from
+     * unknown nonces), then dropped now and then. */
+    if (err == RP_OK && (++purge_counter % 1024) == 0) {
+        st = stmt(s, SQL_NONCE_PURGE);
+        if (st != NULL) {
+            sqlite3_bind_int64(st, 1, (int64_t)time(NULL) - 3600);
+            (void)step_done(s, st, NULL);
+        }
+    }
+    return err;
+}
+
+rp_err_t rp_store_nonce_consume(rp_store_t *s, const uint8_t *nonce, size_t len,
+                                const char *device_id, int64_t now, rp_nonce_result_t *result)
+{
+    sqlite3_stmt *st = stmt(s, SQL_NONCE_GET);
+    char owner[RP_DEVICE_ID_SIZE];
+    int64_t expires;
+    int rc, changes;
+    bool used;
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    *result = RP_NONCE_UNKNOWN;
+    sqlite3_bind_blob(st, 1, nonce, (int)len, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        return RP_OK;
+    if (rc != SQLITE_ROW)
+        return db_error(s, "nonce");
+    text_col(st, 0, owner, sizeof(owner));
+    used = sqlite3_column_int(st, 2) != 0;
+    expires = sqlite3_column_int64(st, 1);
+    sqlite3_reset(st);
+    if (used) {
+        *result = RP_NONCE_USED;
+        return RP_OK;
+    }
+    if (expires < now) {
+        *result = RP_NONCE_EXPIRED;
+        return RP_OK;
+    }
+    if (strcmp(owner, device_id) != 0) {
+        *result = RP_NONCE_OTHER_DEVICE;
+        return RP_OK;
+    }
+    /* The check above and this update race with other requests: only one update wins. */
+    st = stmt(s, SQL_NONCE_USE);
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_blob(st, 1, nonce, (int)len, SQLITE_STATIC);
+    err = step_done(s, st, &changes);
+    if (err == RP_OK)
+        *result = changes == 1 ? RP_NONCE_OK : RP_NONCE_USED;
+    return err;
+}
+
+static const char SQL_ATTEST_INSERT[] =
+    "INSERT INTO attestations (device_id, tenant_id, at, passed, reason, claims, cert_serial)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)";
+static const char SQL_DEVICE_ATTESTED[] =
+    "UPDATE devices SET last_attestation = ?, spki = coalesce(spki, ?) WHERE id = ?";
+static const char SQL_CERT_INSERT[] =
+    "INSERT INTO certificates (serial, tenant_id, device_id, not_before, not_after)"
+    " VALUES (?, ?, ?, ?, ?)";
+static const char SQL_ATTEST_LIST[] =
+    "SELECT id, device_id, tenant_id, at, passed, reason, claims, cert_serial FROM attestations"
+    " WHERE tenant_id = ? AND device_id = ? ORDER BY id DESC LIMIT ?";
+
+static rp_err_t insert_cert(rp_store_t *s, const rp_cert_record_t *c)
+{
+    sqlite3_stmt *st = stmt(s, SQL_CERT_INSERT);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_text(st, 1, c->serial, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, c->tenant_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, c->device_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, c->not_before);
+    sqlite3_bind_int64(st, 5, c->not_after);
+    return step_done(s, st, NULL);
+}
+
+rp_err_t rp_store_attestation_record(rp_store_t *s, rp_attestation_t *a,
+                                     const rp_cert_record_t *cert, const uint8_t *spki,
+                                     size_t spki_len)
+{
+    sqlite3_stmt *st;
+    rp_err_t err = begin(s);
+
+    if (err != RP_OK)
+        return err;
+    if (cert != NULL)
+        err = insert_cert(s, cert);
+    st = err == RP_OK ? stmt(s, SQL_ATTEST_INSERT) : NULL;
+    if (err == RP_OK && st == NULL)
+        err = RP_ERR_IO;
+    if (err == RP_OK) {
+        sqlite3_bind_text(st, 1, a->device_id, -1, SQLITE_STATIC);
+        if (a->tenant_id[0] != '\0')
+            sqlite3_bind_text(st, 2, a->tenant_id, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 2);
+        sqlite3_bind_int64(st, 3, a->at);
+        sqlite3_bind_int(st, 4, a->passed);
+        sqlite3_bind_text(st, 5, a->reason, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, a->claims_json, -1, SQLITE_STATIC);
+        if (cert != NULL)
+            sqlite3_bind_text(st, 7, cert->serial, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 7);
+        err = step_done(s, st, NULL);
+    }
+    if (err == RP_OK) {
+        a->id = sqlite3_last_insert_rowid(s->db);
+        if (a->tenant_id[0] != '\0') {
+            st = stmt(s, SQL_DEVICE_ATTESTED);
+            err = st != NULL ? RP_OK : RP_ERR_IO;
+            if (err == RP_OK) {
+                sqlite3_bind_int64(st, 1, a->id);
+                if (spki != NULL && spki_len > 0)
+                    sqlite3_bind_blob(st, 2, spki, (int)spki_len, SQLITE_STATIC);
+                else
+                    sqlite3_bind_null(st, 2);
+                sqlite3_bind_text(st, 3, a->device_id, -1, SQLITE_STATIC);
+                err = step_done(s, st, NULL);
+            }
+        }
+    }
+    return end(s, err);
+}
+
+rp_err_t rp_store_attestation_list(rp_store_t *s, const char *tenant_id, const char *device_id,
+                                   int limit, rp_attestation_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = stmt(s, SQL_ATTEST_LIST);
+    rp_attestation_t *a;
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    a = malloc(sizeof(*a));
+    if (a == NULL)
+        return RP_ERR_NO_MEMORY;
+    sqlite3_bind_text(st, 1, tenant_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, device_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, limit);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        memset(a, 0, sizeof(*a));
+        a->id = sqlite3_column_int64(st, 0);
+        text_col(st, 1, a->device_id, sizeof(a->device_id));
+        text_col(st, 2, a->tenant_id, sizeof(a->tenant_id));
+        a->at = sqlite3_column_int64(st, 3);
+        a->passed = sqlite3_column_int(st, 4) != 0;
+        text_col(st, 5, a->reason, sizeof(a->reason));
+        text_col(st, 6, a->claims_json, sizeof(a->claims_json));
+        text_col(st, 7, a->cert_serial, sizeof(a->cert_serial));
+        fn(ctx, a);
+    }
+    sqlite3_reset(st);
+    free(a);
+    return rc == SQLITE_DONE ? RP_OK : db_error(s, "attestations");
+}
+
+static const char SQL_CERT_GET[] =
+    "SELECT serial, tenant_id, device_id, not_before, not_after, revoked_at FROM certificates"
+    " WHERE serial = ?";
+static const char SQL_REVOKED_LIST[] =
+    "SELECT serial, tenant_id, device_id, not_before, not_after, revoked_at FROM certificates"
+    " WHERE tenant_id = ? AND revoked_at != 0 AND not_after > ? ORDER BY revoked_at, serial";
+
+rp_err_t rp_store_cert_add(rp_store_t *s, const rp_cert_record_t *cert)
+{
+    return insert_cert(s, cert);
+}
+
+static void cert_row(sqlite3_stmt *st, rp_cert_record_t *c)
+{
+    memset(c, 0, sizeof(*c));
+    text_col(st, 0, c->serial, sizeof(c->serial));
+    text_col(st, 1, c->tenant_id, sizeof(c->tenant_id));
+    text_col(st, 2, c->device_id, sizeof(c->device_id));
+    c->not_before = sqlite3_column_int64(st, 3);
+    c->not_after = sqlite3_column_int64(st, 4);
+    c->revoked_at = sqlite3_column_int64(st, 5);
+}
+
+rp_err_t rp_store_cert_get(rp_store_t *s, const char *serial, rp_cert_record_t *out)
+{
+    sqlite3_stmt *st = stmt(s, SQL_CERT_GET);
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        return RP_ERR_NOT_FOUND;
+    if (rc != SQLITE_ROW)
+        return db_error(s, "certificate");
+    cert_row(st, out);
+    sqlite3_reset(st);
+    return RP_OK;
+}
+
+rp_err_t rp_store_revoked_list(rp_store_t *s, const char *tenant_id, rp_cert_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = stmt(s, SQL_REVOKED_LIST);
+    rp_cert_record_t c;
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_text(st, 1, tenant_id, -1, SQLITE_STATIC);
+    /* An expired certificate need not stay on the CRL: it fails validation anyway. */
+    sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        cert_row(st, &c);
+        fn(ctx, &c);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? RP_OK : db_error(s, "revoked certificates");
+}
+
+static const char SQL_CA_INSERT[] =
+    "INSERT INTO cas (tenant_id, cert_pem, key_pem, not_after) VALUES (?, ?, ?, ?)";
+static const char SQL_CA_GET[] =
+    "SELECT cert_pem, key_pem, not_after, crl_number FROM cas WHERE tenant_id = ?";
+static const char SQL_CA_CRL_NUMBER[] =
+    "UPDATE cas SET crl_number = crl_number + 1 WHERE tenant_id = ? RETURNING crl_number";
+
+rp_err_t rp_store_ca_put(rp_store_t *s, const rp_ca_record_t *ca)
+{
+    sqlite3_stmt *st = stmt(s, SQL_CA_INSERT);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_text(st, 1, ca->tenant_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, ca->cert_pem, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, ca->key_pem_enc, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, ca->not_after);
+    return step_done(s, st, NULL);
+}
+
+static char *dup_col(sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+
+    return t != NULL ? strdup((const char *)t) : NULL;
+}
+
+rp_err_t rp_store_ca_get(rp_store_t *s, const char *tenant_id, rp_ca_record_t *out)
+{
+    sqlite3_stmt *st = stmt(s, SQL_CA_GET);
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_text(st, 1, tenant_id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        return RP_ERR_NOT_FOUND;
+    if (rc != SQLITE_ROW)
+        return db_error(s, "tenant CA");
+    snprintf(out->tenant_id, sizeof(out->tenant_id), "%s", tenant_id);
+    out->cert_pem = dup_col(st, 0);
+    out->key_pem_enc = dup_col(st, 1);
+    out->not_after = sqlite3_column_int64(st, 2);
+    out->crl_number = sqlite3_column_int64(st, 3);
+    sqlite3_reset(st); /* do not keep a copy of the key inside SQLite's statement longer */
+    if (out->cert_pem == NULL || out->key_pem_enc == NULL) {
+        rp_ca_record_free(out);
+        return RP_ERR_NO_MEMORY;
+    }
+    return RP_OK;
+}
+
+rp_err_t rp_store_ca_next_crl_number(rp_store_t *s, const char *tenant_id, int64_t *number)
+{
+    sqlite3_stmt *st = stmt(s, SQL_CA_CRL_NUMBER);
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_text(st, 1, tenant_id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        return RP_ERR_NOT_FOUND;
+    if (rc != SQLITE_ROW)
+        return db_error(s, "CRL number");
+    *number = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return RP_OK;
+}
