@@ -124,16 +124,16 @@ static void print_valid(const char *path, const rp_image_info_t *info, const cha
 static int image_sign(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"key", required_argument, NULL, 'k'},
-        {"version", required_argument, NULL, 'v'},
-        {"security-counter", required_argument, NULL, 's'},
-        {"header-size", required_argument, NULL, 'H'},
-        {"type", required_argument, NULL, 't'},
+        {"key",               required_argument, NULL, 'k'},
+        {"version",           required_argument, NULL, 'v'},
+        {"security-counter",  required_argument, NULL, 's'},
+        {"header-size",       required_argument, NULL, 'H'},
+        {"type",              required_argument, NULL, 't'},
         {"public-key-format", required_argument, NULL, 'p'},
-        {"load-addr", required_argument, NULL, 'l'},
-        {"pad-byte", required_argument, NULL, 'P'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"load-addr",         required_argument, NULL, 'l'},
+        {"pad-byte",          required_argument, NULL, 'P'},
+        {"help",              no_argument,       NULL, 'h'},
+        {NULL,                0,                 NULL, 0  },
     };
     const char *key_path = NULL, *version = NULL, *counter = NULL;
     rp_image_info_t info;
@@ -308,10 +308,10 @@ static void print_verify_json(const char *path, const rp_image_info_t *info, rp_
 static int image_verify(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"key", required_argument, NULL, 'k'},
+        {"key",    required_argument, NULL, 'k'},
         {"output", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"help",   no_argument,       NULL, 'h'},
+        {NULL,     0,                 NULL, 0  },
     };
     const char *key_paths[MAX_KEYS];
     uint8_t spki[MAX_KEYS][RP_PUBKEY_DER_MAX];
@@ -457,12 +457,12 @@ static json_t *flag_names(uint32_t flags)
         uint32_t bit;
         const char *name;
     } names[] = {
-        {RP_IMAGE_F_PIC, "PIC"},
+        {RP_IMAGE_F_PIC,              "PIC"             },
         {RP_IMAGE_F_ENCRYPTED_AES128, "ENCRYPTED_AES128"},
         {RP_IMAGE_F_ENCRYPTED_AES256, "ENCRYPTED_AES256"},
-        {RP_IMAGE_F_NON_BOOTABLE, "NON_BOOTABLE"},
-        {RP_IMAGE_F_RAM_LOAD, "RAM_LOAD"},
-        {RP_IMAGE_F_ROM_FIXED, "ROM_FIXED"},
+        {RP_IMAGE_F_NON_BOOTABLE,     "NON_BOOTABLE"    },
+        {RP_IMAGE_F_RAM_LOAD,         "RAM_LOAD"        },
+        {RP_IMAGE_F_ROM_FIXED,        "ROM_FIXED"       },
     };
     json_t *a = json_array();
 
@@ -564,8 +564,8 @@ static int image_show(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"output", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"help",   no_argument,       NULL, 'h'},
+        {NULL,     0,                 NULL, 0  },
     };
     cli_output_t output = CLI_OUTPUT_TEXT;
     rp_file_image_t img;

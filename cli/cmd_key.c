@@ -44,11 +44,11 @@ static int describe_key(EVP_PKEY *key, const char *path)
 static int key_generate(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"type", required_argument, NULL, 't'},
-        {"out", required_argument, NULL, 'o'},
-        {"force", no_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"type",  required_argument, NULL, 't'},
+        {"out",   required_argument, NULL, 'o'},
+        {"force", no_argument,       NULL, 'f'},
+        {"help",  no_argument,       NULL, 'h'},
+        {NULL,    0,                 NULL, 0  },
     };
     const char *type = NULL, *out = NULL;
     bool force = false;
@@ -91,10 +91,10 @@ static int key_generate(int argc, char **argv)
 static int key_public(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"key", required_argument, NULL, 'k'},
-        {"out", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"key",  required_argument, NULL, 'k'},
+        {"out",  required_argument, NULL, 'o'},
+        {"help", no_argument,       NULL, 'h'},
+        {NULL,   0,                 NULL, 0  },
     };
     const char *in = NULL, *out = NULL;
     EVP_PKEY *key = NULL;

@@ -24,6 +24,12 @@ static const char usage_text[] =
     "  image sign --key KEY.pem --version X.Y.Z+B PAYLOAD OUT sign a payload into an image\n"
     "  image verify --key PUB.pem IMAGE                       check an image's signature\n"
     "  image show IMAGE [--output json]                       print what an image holds\n"
+    "  tenant create NAME | tenant list                       tenants of the service\n"
+    "  token create --tenant T --role R | token list          API tokens\n"
+    "  device claim|list|show|attestations|block|unblock      devices of a tenant\n"
+    "  ca download|crl --tenant T --out FILE                  the tenant CA and its CRL\n"
+    "  (the service commands take --server, --token-file, --ca-file; see `rampart device "
+    "--help`)\n"
     "\n"
     "Options:\n"
     "  -h, --help       this help; `rampart COMMAND --help` for a command's own\n"
@@ -88,10 +94,10 @@ bool cli_parse_output(const char *s, cli_output_t *out)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"help", no_argument, NULL, 'h'},
+        {"help",    no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {"verbose", no_argument, NULL, 'v'},
-        {NULL, 0, NULL, 0},
+        {NULL,      0,           NULL, 0  },
     };
     int c;
 
@@ -118,6 +124,9 @@ int main(int argc, char **argv)
         return cmd_key(argc, argv);
     if (strcmp(argv[0], "image") == 0)
         return cmd_image(argc, argv);
+    if (strcmp(argv[0], "tenant") == 0 || strcmp(argv[0], "token") == 0 ||
+        strcmp(argv[0], "device") == 0 || strcmp(argv[0], "ca") == 0)
+        return cmd_ops(argc, argv);
     if (strcmp(argv[0], "help") == 0) {
         fputs(usage_text, stdout);
         return CLI_OK;

@@ -35,14 +35,15 @@ void rp_attest_nonce(rp_req_t *r)
     err = RAND_bytes(nonce, sizeof(nonce)) == 1 ? RP_OK : RP_ERR_CRYPTO;
     if (err == RP_OK)
         err = rp_store_nonce_create(r->w->store, nonce, device_id,
-                                    (int64_t)time(NULL) + RP_NONCE_LIFETIME);
+                                    (int64_t)time(NULL) + r->w->srv->nonce_lifetime);
     json_decref(body);
     if (err != RP_OK || rp_hex_encode(nonce, sizeof(nonce), hex, sizeof(hex)) != RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot issue a nonce");
         return;
     }
     atomic_fetch_add(&r->w->srv->metrics.nonces_issued, 1);
-    rp_reply_json(r, 200, json_pack("{s:s, s:i}", "nonce", hex, "expires_in", RP_NONCE_LIFETIME));
+    rp_reply_json(r, 200,
+                  json_pack("{s:s, s:i}", "nonce", hex, "expires_in", r->w->srv->nonce_lifetime));
 }
 
 /* What the evidence said, for the record and for operators. */

@@ -40,6 +40,7 @@ static const char usage[] =
     "  --threads N         worker threads (default: one per core)\n"
     "  --port-file FILE    write the port served on to FILE once ready\n"
     "  --master-key FILE   the key that encrypts tenant CA keys (default DIR/master.key)\n"
+    "  --nonce-lifetime S  seconds an attestation nonce stays usable (default 60)\n"
     "  --verbose           debug logging\n"
     "\n"
     "On first start it writes DIR/server-ca.pem (the certificate clients trust) and\n"
@@ -121,11 +122,17 @@ static bool split_listen(const char *listen, char *host, size_t hcap, char *port
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"data-dir", required_argument, NULL, 'd'},  {"listen", required_argument, NULL, 'l'},
-        {"hostname", required_argument, NULL, 'n'},  {"threads", required_argument, NULL, 't'},
-        {"port-file", required_argument, NULL, 'p'}, {"master-key", required_argument, NULL, 'm'},
-        {"verbose", no_argument, NULL, 'v'},         {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
+        {"data-dir",       required_argument, NULL, 'd'},
+        {"listen",         required_argument, NULL, 'l'},
+        {"hostname",       required_argument, NULL, 'n'},
+        {"threads",        required_argument, NULL, 't'},
+        {"port-file",      required_argument, NULL, 'p'},
+        {"master-key",     required_argument, NULL, 'm'},
+        {"nonce-lifetime", required_argument, NULL, 'N'},
+        {"verbose",        no_argument,       NULL, 'v'},
+        {"help",           no_argument,       NULL, 'h'},
+        {"version",        no_argument,       NULL, 'V'},
+        {NULL,             0,                 NULL, 0  },
     };
     const char *data_dir = NULL, *listen = "127.0.0.1:8443", *hostnames = NULL;
     const char *port_file = NULL, *master_path = NULL;
@@ -139,7 +146,8 @@ int main(int argc, char **argv)
     rp_err_t err;
 
     rp_log_init("rampart-server", RP_LOG_INFO);
-    while ((c = getopt_long(argc, argv, "d:l:n:t:p:m:vhV", opts, NULL)) != -1) {
+    srv.nonce_lifetime = RP_NONCE_LIFETIME;
+    while ((c = getopt_long(argc, argv, "d:l:n:t:p:m:N:vhV", opts, NULL)) != -1) {
         switch (c) {
         case 'd': data_dir = optarg; break;
         case 'l': listen = optarg; break;
@@ -147,6 +155,7 @@ int main(int argc, char **argv)
         case 't': nthreads = strtol(optarg, NULL, 10); break;
         case 'p': port_file = optarg; break;
         case 'm': master_path = optarg; break;
+        case 'N': srv.nonce_lifetime = (int)strtol(optarg, NULL, 10); break;
         case 'v': rp_log_set_level(RP_LOG_DEBUG); break;
         case 'h': fputs(usage, stdout); return 0;
         case 'V': printf("rampart-server %s\n", RP_VERSION); return 0;
@@ -155,6 +164,10 @@ int main(int argc, char **argv)
     }
     if (data_dir == NULL || optind != argc) {
         fputs(usage, stderr);
+        return 2;
+    }
+    if (srv.nonce_lifetime < 1 || srv.nonce_lifetime > 3600) {
+        fprintf(stderr, "rampart-server: --nonce-lifetime must be 1 to 3600 seconds\n");
         return 2;
     }
     if (nthreads < 1 || nthreads > MAX_WORKERS) {

@@ -56,6 +56,7 @@ typedef struct rp_server {
     char data_dir[PATH_MAX];
     uint8_t master_key[RP_MASTER_KEY_LEN];
     SSL_CTX *ssl_ctx;
+    int nonce_lifetime;
     rp_metrics_t metrics;
     atomic_bool ready;
 } rp_server_t;

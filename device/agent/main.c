@@ -16,6 +16,7 @@
 #include <openssl/rand.h>
 
 #include "agent.h"
+#include "tls.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
@@ -34,6 +35,10 @@ static const char usage[] =
     "      Write the evidence (COSE_Sign1 EAT) the device would send for NONCE.\n"
     "  attest --state-dir S --server URL --server-ca FILE\n"
     "      Attest once; on a pass, write S/device.crt and S/ca-chain.pem.\n"
+    "  peer serve --state-dir S [--listen HOST:PORT]\n"
+    "  peer connect --state-dir S --peer HOST:PORT\n"
+    "      Mutual TLS between devices of one tenant: each proves itself with its certificate\n"
+    "      and accepts only certificates from its own tenant CA; prints the peer's device ID.\n"
     "  run --state-dir S --server URL --server-ca FILE [--renew-after SECONDS]\n"
     "      Attest now, then again well before the certificate expires (at two thirds of its\n"
     "      life, at most every 24 hours), retrying failures with backoff and jitter.\n"
@@ -45,6 +50,7 @@ static const char usage[] =
 
 struct args {
     const char *state_dir, *rot, *tcti, *server, *server_ca, *nonce, *out;
+    const char *listen, *peer;
     long renew_after;
 };
 
@@ -206,6 +212,48 @@ static void sleep_until_stopped(long seconds)
         sleep(1);
 }
 
+/* "host:port" into its parts. */
+static bool host_port(const char *s, char *host, size_t cap, int *port)
+{
+    const char *colon = s != NULL ? strrchr(s, ':') : NULL;
+    char *end;
+    long p;
+
+    if (colon == NULL || (size_t)(colon - s) >= cap || colon == s)
+        return false;
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    p = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || p < 0 || p > 65535)
+        return false;
+    *port = (int)p;
+    return true;
+}
+
+static int cmd_peer(const struct args *a, const char *verb)
+{
+    char host[256] = "127.0.0.1";
+    int port = 0;
+    rp_agent_t agent;
+    rp_err_t err;
+
+    if (strcmp(verb, "serve") == 0) {
+        if (a->listen != NULL && !host_port(a->listen, host, sizeof(host), &port))
+            return usage_error("--listen wants HOST:PORT");
+    } else if (strcmp(verb, "connect") == 0) {
+        if (!host_port(a->peer, host, sizeof(host), &port))
+            return usage_error("peer connect needs --peer HOST:PORT");
+    } else {
+        return usage_error("peer serve or peer connect");
+    }
+    if (open_agent(a, &agent) != OK)
+        return FAIL;
+    err = strcmp(verb, "serve") == 0 ? rp_agent_peer_serve(&agent, host, port)
+                                     : rp_agent_peer_connect(&agent, host, port);
+    rp_agent_close(&agent);
+    return err == RP_OK ? OK : FAIL;
+}
+
 static int cmd_run(const struct args *a)
 {
     struct sigaction sa = {0};
@@ -248,15 +296,23 @@ static int cmd_run(const struct args *a)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"state-dir", required_argument, NULL, 's'}, {"rot", required_argument, NULL, 'r'},
-        {"tcti", required_argument, NULL, 't'},      {"server", required_argument, NULL, 'S'},
-        {"server-ca", required_argument, NULL, 'C'}, {"nonce", required_argument, NULL, 'n'},
-        {"out", required_argument, NULL, 'o'},       {"renew-after", required_argument, NULL, 'R'},
-        {"verbose", no_argument, NULL, 'v'},         {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
+        {"state-dir",   required_argument, NULL, 's'},
+        {"rot",         required_argument, NULL, 'r'},
+        {"tcti",        required_argument, NULL, 't'},
+        {"server",      required_argument, NULL, 'S'},
+        {"server-ca",   required_argument, NULL, 'C'},
+        {"nonce",       required_argument, NULL, 'n'},
+        {"out",         required_argument, NULL, 'o'},
+        {"renew-after", required_argument, NULL, 'R'},
+        {"listen",      required_argument, NULL, 'l'},
+        {"peer",        required_argument, NULL, 'p'},
+        {"verbose",     no_argument,       NULL, 'v'},
+        {"help",        no_argument,       NULL, 'h'},
+        {"version",     no_argument,       NULL, 'V'},
+        {NULL,          0,                 NULL, 0  },
     };
     struct args a = {0};
-    const char *cmd;
+    const char *cmd, *verb = NULL;
     int c;
 
     rp_log_init("rampart-agent", RP_LOG_INFO);
@@ -272,7 +328,13 @@ int main(int argc, char **argv)
     }
     cmd = argv[1];
     optind = 2;
-    while ((c = getopt_long(argc, argv, "s:r:t:S:C:n:o:R:vhV", opts, NULL)) != -1) {
+    if (strcmp(cmd, "peer") == 0) {
+        if (argc < 3)
+            return usage_error("peer serve or peer connect");
+        verb = argv[2];
+        optind = 3;
+    }
+    while ((c = getopt_long(argc, argv, "s:r:t:S:C:n:o:R:l:p:vhV", opts, NULL)) != -1) {
         switch (c) {
         case 's': a.state_dir = optarg; break;
         case 'r': a.rot = optarg; break;
@@ -282,6 +344,8 @@ int main(int argc, char **argv)
         case 'n': a.nonce = optarg; break;
         case 'o': a.out = optarg; break;
         case 'R': a.renew_after = strtol(optarg, NULL, 10); break;
+        case 'l': a.listen = optarg; break;
+        case 'p': a.peer = optarg; break;
         case 'v': rp_log_set_level(RP_LOG_DEBUG); break;
         case 'h': fputs(usage, stdout); return OK;
         default: return usage_error("bad option");
@@ -301,5 +365,7 @@ int main(int argc, char **argv)
         return cmd_attest(&a);
     if (strcmp(cmd, "run") == 0)
         return cmd_run(&a);
+    if (strcmp(cmd, "peer") == 0)
+        return cmd_peer(&a, verb);
     return usage_error("unknown command");
 }

@@ -1,3 +1,7 @@
+/* The TLS stand-in key below needs EC_KEY_METHOD, deprecated in OpenSSL 3 but the one way to put
+ * a custom signer under libssl's default provider. */
+#define OPENSSL_SUPPRESS_DEPRECATED
+
 /*
  * The root-of-trust front end: picks the backend, records which one a state directory holds,
  * derives the device ID, and signs through whichever OpenSSL key the backend supplies.
@@ -10,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
@@ -303,21 +308,82 @@ rp_err_t rp_rot_make_csr(rp_rot_t *rot, const char *cn, X509_REQ **out)
     return RP_OK;
 }
 
+/*
+ * TLS with a TPM key: the handshake hashes many times over (a TPM has a few object slots and
+ * would run out), so TLS runs in OpenSSL's default provider with a stand-in EC key whose only
+ * signing operation is rp_rot_sign(): each CertificateVerify is signed inside the TPM, through the
+ * tpm2 provider, and everything else runs in software. The stand-in holds only the public key.
+ */
+static int rot_ex_index = -1;
+
+static ECDSA_SIG *proxy_sign_sig(const unsigned char *dgst, int dlen, const BIGNUM *kinv,
+                                 const BIGNUM *r, EC_KEY *eckey)
+{
+    rp_rot_t *rot = EC_KEY_get_ex_data(eckey, rot_ex_index);
+    uint8_t der[RP_ECDSA_P256_SIG_MAX];
+    const unsigned char *p = der;
+    size_t len;
+
+    (void)kinv;
+    (void)r;
+    if (rot == NULL || dlen != RP_SHA256_LEN ||
+        rp_rot_sign(rot, dgst, der, sizeof(der), &len) != RP_OK)
+        return NULL;
+    return d2i_ECDSA_SIG(NULL, &p, (long)len);
+}
+
+static EVP_PKEY *proxy_key(rp_rot_t *rot)
+{
+    static EC_KEY_METHOD *method;
+    const unsigned char *p = rot->spki;
+    EVP_PKEY *pub = NULL, *proxy = NULL;
+    EC_KEY *ec = NULL;
+    int (*sign)(int, const unsigned char *, int, unsigned char *, unsigned int *, const BIGNUM *,
+                const BIGNUM *, EC_KEY *);
+    int (*sign_setup)(EC_KEY *, BN_CTX *, BIGNUM **, BIGNUM **);
+
+    if (method == NULL) {
+        rot_ex_index = EC_KEY_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+        method = EC_KEY_METHOD_new(EC_KEY_OpenSSL());
+        if (method == NULL || rot_ex_index < 0)
+            return NULL;
+        EC_KEY_METHOD_get_sign(EC_KEY_OpenSSL(), &sign, &sign_setup, NULL);
+        EC_KEY_METHOD_set_sign(method, sign, sign_setup, proxy_sign_sig);
+    }
+    pub = d2i_PUBKEY(NULL, &p, (long)rot->spki_len);
+    ec = pub != NULL ? EVP_PKEY_get1_EC_KEY(pub) : NULL;
+    if (ec != NULL && EC_KEY_set_method(ec, method) == 1 &&
+        EC_KEY_set_ex_data(ec, rot_ex_index, rot) == 1 && (proxy = EVP_PKEY_new()) != NULL &&
+        EVP_PKEY_assign_EC_KEY(proxy, ec) == 1)
+        ec = NULL; /* now owned by proxy */
+    else {
+        EVP_PKEY_free(proxy);
+        proxy = NULL;
+    }
+    EC_KEY_free(ec);
+    EVP_PKEY_free(pub);
+    return proxy;
+}
+
 SSL_CTX *rp_rot_ssl_ctx(rp_rot_t *rot, const SSL_METHOD *method, const char *cert_chain_file)
 {
+    EVP_PKEY *key;
     SSL_CTX *ctx;
 
     if (rot == NULL || rot->ops->ensure_key(rot) != RP_OK)
         return NULL;
-    ctx = SSL_CTX_new_ex(rot->libctx, rot->propq, method);
-    if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+    key = rot->libctx != NULL ? proxy_key(rot) : rot->pkey;
+    ctx = SSL_CTX_new(method);
+    if (key == NULL || ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
         SSL_CTX_use_certificate_chain_file(ctx, cert_chain_file) != 1 ||
-        SSL_CTX_use_PrivateKey(ctx, rot->pkey) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+        SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
         rp_log_error("TLS with the device key: %s", ERR_error_string(ERR_peek_last_error(), NULL));
         ERR_clear_error();
         SSL_CTX_free(ctx);
-        return NULL;
+        ctx = NULL;
     }
+    if (key != rot->pkey)
+        EVP_PKEY_free(key); /* the SSL_CTX keeps its own reference */
     return ctx;
 }
 

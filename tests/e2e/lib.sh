@@ -4,8 +4,15 @@ set -euo pipefail
 
 : "${RAMPART:?set RAMPART to the rampart binary}"
 E2E_DIR=$(mktemp -d "${TMPDIR:-/tmp}/rampart-e2e.XXXXXX")
-trap 'rm -rf "$E2E_DIR"' EXIT
+E2E_PIDS=()
 E2E_CHECKS=0
+cleanup() {
+  local pid
+  for pid in "${E2E_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${E2E_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$E2E_DIR"
+}
+trap cleanup EXIT
 
 fail() {
   echo "FAIL: $*" >&2
@@ -26,6 +33,14 @@ expect() {
   fi
 }
 
+# expect_fail CMD...: CMD must fail (any nonzero status: other tools have their own codes).
+expect_fail() {
+  local got=0
+  "$@" >"$E2E_DIR/out" 2>"$E2E_DIR/err" || got=$?
+  E2E_CHECKS=$((E2E_CHECKS + 1))
+  [ "$got" != 0 ] || fail "succeeded, should have failed: $*"
+}
+
 # out_has / err_has TEXT: the last command's stdout / stderr contains TEXT.
 out_has() { grep -qF -- "$1" "$E2E_DIR/out" || { cat "$E2E_DIR/out" >&2; fail "stdout lacks '$1'"; }; }
 err_has() { grep -qF -- "$1" "$E2E_DIR/err" || { cat "$E2E_DIR/err" >&2; fail "stderr lacks '$1'"; }; }
@@ -43,6 +58,47 @@ flip() {
   local b
   b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
   put_bytes "$1" "$2" "$(printf '%02x' $((b ^ 0xff)))"
+}
+
+# A free TCP port on loopback (the kernel picks it; another process could take it before use, so
+# servers here bind to port 0 where they can).
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# start_server DIR [ARGS...]: run rampart-server on a free port; sets SERVER_URL, SERVER_CA,
+# SERVER_PID, ADMIN_TOKEN (a file). Its log is DIR.log.
+start_server() {
+  local dir=$1 i
+  shift
+  rm -f "$dir.port"
+  "${RAMPART_SERVER:?set RAMPART_SERVER}" --data-dir "$dir" --listen 127.0.0.1:0 \
+    --port-file "$dir.port" "$@" >"$dir.log" 2>&1 &
+  SERVER_PID=$!
+  E2E_PIDS+=("$SERVER_PID")
+  for i in $(seq 1 100); do
+    [ -s "$dir.port" ] && break
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$dir.log" >&2; fail "the server died"; }
+    sleep 0.1
+  done
+  [ -s "$dir.port" ] || fail "the server did not start"
+  SERVER_URL="https://127.0.0.1:$(cat "$dir.port")"
+  SERVER_CA="$dir/server-ca.pem"
+  ADMIN_TOKEN="$dir/admin.token"
+}
+
+# start_swtpm DIR: a software TPM on loopback; sets TCTI.
+start_swtpm() {
+  local dir=$1 port i
+  mkdir -p "$dir"
+  for i in 1 2 3 4 5; do
+    port=$(free_port)
+    swtpm socket --tpm2 --tpmstate dir="$dir" --flags not-need-init,startup-clear \
+      --server type=tcp,port="$port",bindaddr=127.0.0.1 \
+      --ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 >"$dir.log" 2>&1 &
+    E2E_PIDS+=("$!")
+    sleep 0.3
+    kill -0 "$!" 2>/dev/null && { TCTI="swtpm:host=127.0.0.1,port=$port"; return 0; }
+  done
+  fail "swtpm did not start"
 }
 
 done_ok() { echo "ok: $E2E_CHECKS checks"; }

@@ -491,11 +491,23 @@ static rp_err_t with_protected(const tu_tlv_t *tlvs, size_t n)
 static void test_protected_area_rules(void **state)
 {
     static const uint8_t cnt[4] = {7, 0, 0, 0}, hash[RP_SHA256_LEN] = {0}, app = 2, bad = 9;
-    const tu_tlv_t two_counters[] = {{RP_TLV_SEC_CNT, 4, cnt}, {RP_TLV_SEC_CNT, 4, cnt}};
-    const tu_tlv_t keyhash[] = {{RP_TLV_KEYHASH, RP_SHA256_LEN, hash}};
-    const tu_tlv_t two_types[] = {{RP_TLV_IMAGE_TYPE, 1, &app}, {RP_TLV_IMAGE_TYPE, 1, &app}};
-    const tu_tlv_t bad_type[] = {{RP_TLV_IMAGE_TYPE, 1, &bad}};
-    const tu_tlv_t same[] = {{RP_TLV_SEC_CNT, 4, cnt}};
+    const tu_tlv_t two_counters[] = {
+        {RP_TLV_SEC_CNT, 4, cnt},
+        {RP_TLV_SEC_CNT, 4, cnt}
+    };
+    const tu_tlv_t keyhash[] = {
+        {RP_TLV_KEYHASH, RP_SHA256_LEN, hash}
+    };
+    const tu_tlv_t two_types[] = {
+        {RP_TLV_IMAGE_TYPE, 1, &app},
+        {RP_TLV_IMAGE_TYPE, 1, &app}
+    };
+    const tu_tlv_t bad_type[] = {
+        {RP_TLV_IMAGE_TYPE, 1, &bad}
+    };
+    const tu_tlv_t same[] = {
+        {RP_TLV_SEC_CNT, 4, cnt}
+    };
 
     (void)state;
     /* Rebuilding the original area gives back a valid image: the helper is sound. */
@@ -614,27 +626,27 @@ static void test_version_parse(void **state)
         uint16_t rev;
         uint32_t build;
     } cases[] = {
-        {"1.2.3+4", RP_OK, 1, 2, 3, 4},
-        {"1.2.3", RP_OK, 1, 2, 3, 0},
-        {"1.2", RP_OK, 1, 2, 0, 0},
-        {"7", RP_OK, 7, 0, 0, 0},
-        {"0.0.0+0", RP_OK, 0, 0, 0, 0},
-        {"255.255.65535+4294967295", RP_OK, 255, 255, 65535, 4294967295u},
-        {"1+5", RP_OK, 1, 0, 0, 5},
-        {"256.0.0", RP_ERR_BAD_VERSION, 0, 0, 0, 0},
-        {"1.256", RP_ERR_BAD_VERSION, 0, 0, 0, 0},
-        {"1.2.65536", RP_ERR_BAD_VERSION, 0, 0, 0, 0},
-        {"1.2.3+4294967296", RP_ERR_BAD_VERSION, 0, 0, 0, 0},
-        {"1.2.3.4", RP_ERR_BAD_VERSION, 0, 0, 0, 0},
-        {"", RP_ERR_BAD_VERSION, 0, 0, 0, 0},
-        {"v1.2", RP_ERR_BAD_VERSION, 0, 0, 0, 0},
-        {"1.", RP_ERR_BAD_VERSION, 0, 0, 0, 0},
-        {"1..2", RP_ERR_BAD_VERSION, 0, 0, 0, 0},
-        {"1.2+", RP_ERR_BAD_VERSION, 0, 0, 0, 0},
-        {"1.2 ", RP_ERR_BAD_VERSION, 0, 0, 0, 0},
-        {"-1", RP_ERR_BAD_VERSION, 0, 0, 0, 0},
-        {"1.2.3+4+5", RP_ERR_BAD_VERSION, 0, 0, 0, 0},
-        {"99999999999999999999", RP_ERR_BAD_VERSION, 0, 0, 0, 0},
+        {"1.2.3+4",                  RP_OK,              1,   2,   3,     4          },
+        {"1.2.3",                    RP_OK,              1,   2,   3,     0          },
+        {"1.2",                      RP_OK,              1,   2,   0,     0          },
+        {"7",                        RP_OK,              7,   0,   0,     0          },
+        {"0.0.0+0",                  RP_OK,              0,   0,   0,     0          },
+        {"255.255.65535+4294967295", RP_OK,              255, 255, 65535, 4294967295u},
+        {"1+5",                      RP_OK,              1,   0,   0,     5          },
+        {"256.0.0",                  RP_ERR_BAD_VERSION, 0,   0,   0,     0          },
+        {"1.256",                    RP_ERR_BAD_VERSION, 0,   0,   0,     0          },
+        {"1.2.65536",                RP_ERR_BAD_VERSION, 0,   0,   0,     0          },
+        {"1.2.3+4294967296",         RP_ERR_BAD_VERSION, 0,   0,   0,     0          },
+        {"1.2.3.4",                  RP_ERR_BAD_VERSION, 0,   0,   0,     0          },
+        {"",                         RP_ERR_BAD_VERSION, 0,   0,   0,     0          },
+        {"v1.2",                     RP_ERR_BAD_VERSION, 0,   0,   0,     0          },
+        {"1.",                       RP_ERR_BAD_VERSION, 0,   0,   0,     0          },
+        {"1..2",                     RP_ERR_BAD_VERSION, 0,   0,   0,     0          },
+        {"1.2+",                     RP_ERR_BAD_VERSION, 0,   0,   0,     0          },
+        {"1.2 ",                     RP_ERR_BAD_VERSION, 0,   0,   0,     0          },
+        {"-1",                       RP_ERR_BAD_VERSION, 0,   0,   0,     0          },
+        {"1.2.3+4+5",                RP_ERR_BAD_VERSION, 0,   0,   0,     0          },
+        {"99999999999999999999",     RP_ERR_BAD_VERSION, 0,   0,   0,     0          },
     };
     char out[RP_IMAGE_VERSION_STR_MAX];
     rp_image_version_t v;
@@ -674,8 +686,9 @@ static void test_version_cmp(void **state)
 
 static void test_header_codec(void **state)
 {
-    rp_image_header_t h = {RP_IMAGE_MAGIC, 0x08001000,          0x200,       12,
-                           4096,           RP_IMAGE_F_RAM_LOAD, {1, 2, 3, 4}};
+    rp_image_header_t h = {
+        RP_IMAGE_MAGIC, 0x08001000, 0x200, 12, 4096, RP_IMAGE_F_RAM_LOAD, {1, 2, 3, 4}
+    };
     rp_image_header_t back;
     uint8_t raw[RP_IMAGE_HEADER_SIZE];
     tu_buf_t img = tu_load(RP_VECTORS_DIR, ECDSA_IMG);

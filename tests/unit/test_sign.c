@@ -339,7 +339,9 @@ static int gen_read(void *ctx, uint64_t off, void *buf, size_t len)
 static void test_large_image_small_buffer(void **state)
 {
     struct gen_io g;
-    rp_image_header_t h = {RP_IMAGE_MAGIC, 0, 0x200, 0, 0, 0, {1, 0, 0, 0}};
+    rp_image_header_t h = {
+        RP_IMAGE_MAGIC, 0, 0x200, 0, 0, 0, {1, 0, 0, 0}
+    };
     uint8_t digest[RP_SHA256_LEN], sig[RP_ECDSA_P256_SIG_MAX], hash[RP_SHA256_LEN];
     uint8_t buf[4096], scratch[1024];
     rp_image_key_t k;

@@ -1,0 +1,415 @@
+/*
+ * The operator's commands against the security service: tenants, tokens, devices and the tenant
+ * CA. They talk to the service's REST API over HTTPS; where to, as whom and trusting what come from
+ * --server, --token-file and --ca-file, or RAMPART_SERVER, RAMPART_TOKEN_FILE and RAMPART_CA_FILE.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "rampart/file.h"
+#include "rampart/http_client.h"
+#include "rampart/log.h"
+
+static const char ops_usage[] =
+    "Usage:\n"
+    "  rampart tenant create NAME                      prints the tenant ID\n"
+    "  rampart tenant list\n"
+    "  rampart token create --tenant T --role admin|contributor|reader   prints the token once\n"
+    "  rampart token list --tenant T\n"
+    "  rampart device claim --tenant T DEVICE_ID...\n"
+    "  rampart device list --tenant T\n"
+    "  rampart device show --tenant T DEVICE_ID       last attestation, result, certificate\n"
+    "  rampart device attestations --tenant T DEVICE_ID\n"
+    "  rampart device block|unblock --tenant T DEVICE_ID\n"
+    "  rampart ca download --tenant T --out CA.pem\n"
+    "  rampart ca crl --tenant T --out CRL.pem\n"
+    "\n"
+    "Options (or the environment variables in brackets):\n"
+    "  --server URL        the service, e.g. https://127.0.0.1:8443  [RAMPART_SERVER]\n"
+    "  --token-file FILE   a file holding the API token               [RAMPART_TOKEN_FILE]\n"
+    "  --ca-file FILE      the service's CA certificate (server-ca.pem) [RAMPART_CA_FILE]\n"
+    "  --output text|json  json for scripts (stable keys)\n";
+
+struct ops {
+    const char *server, *token_file, *ca_file, *tenant, *role, *out;
+    cli_output_t output;
+    char token[512];
+    char **args;
+    int nargs;
+};
+
+/* Call the API. OUT: *status and *body (the parsed JSON, or NULL when it was not JSON). */
+static int api(struct ops *o, const char *method, const char *path, json_t *req, long *status,
+               json_t **body, char **raw, size_t *raw_len)
+{
+    char url[2048], *text = NULL;
+    rp_http_opts_t h = {o->ca_file, o->token, req != NULL ? "application/json" : NULL,
+                        30,         NULL,     NULL};
+    rp_http_response_t r;
+    rp_err_t err;
+
+    *body = NULL;
+    snprintf(url, sizeof(url), "%s%s", o->server, path);
+    if (req != NULL && (text = json_dumps(req, JSON_COMPACT)) == NULL)
+        return CLI_FAIL;
+    err = rp_http_request(method, url, &h, text, text != NULL ? strlen(text) : 0, &r);
+    free(text);
+    if (err != RP_OK) {
+        rp_log_error("%s: %s", o->server, r.error);
+        return CLI_FAIL;
+    }
+    *status = r.status;
+    *body = json_loadb(r.body, r.len, 0, NULL);
+    if (raw != NULL) {
+        *raw = r.body;
+        *raw_len = r.len;
+    } else {
+        rp_http_response_free(&r);
+    }
+    return CLI_OK;
+}
+
+/* Report a non-2xx answer: the service's own message when it gave one. */
+static int refused(long status, json_t *body)
+{
+    const char *msg = json_string_value(json_object_get(body, "message"));
+
+    rp_log_error("the service refused (HTTP %ld): %s", status, msg != NULL ? msg : "no reason");
+    json_decref(body);
+    return CLI_FAIL;
+}
+
+static void print_json(json_t *j)
+{
+    json_dumpf(j, stdout, JSON_INDENT(2));
+    putchar('\n');
+}
+
+static const char *str(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+
+    return s != NULL ? s : "-";
+}
+
+static int need_tenant(struct ops *o)
+{
+    if (o->tenant == NULL)
+        return cli_usage(NULL, "this command needs --tenant T");
+    return CLI_OK;
+}
+
+static int tenant_cmd(struct ops *o, const char *verb)
+{
+    json_t *body, *t;
+    long status;
+    size_t i;
+
+    if (strcmp(verb, "create") == 0) {
+        json_t *req;
+        int rc;
+        if (o->nargs != 1)
+            return cli_usage(NULL, "tenant create needs exactly one NAME");
+        req = json_pack("{s:s}", "name", o->args[0]);
+        rc = api(o, "POST", "/api/v1/tenants", req, &status, &body, NULL, NULL);
+        json_decref(req);
+        if (rc != CLI_OK)
+            return rc;
+        if (status != 201)
+            return refused(status, body);
+        if (o->output == CLI_OUTPUT_JSON)
+            print_json(body);
+        else
+            printf("%s\n", str(body, "id"));
+        json_decref(body);
+        return CLI_OK;
+    }
+    if (strcmp(verb, "list") == 0) {
+        if (api(o, "GET", "/api/v1/tenants", NULL, &status, &body, NULL, NULL) != CLI_OK)
+            return CLI_FAIL;
+        if (status != 200)
+            return refused(status, body);
+        if (o->output == CLI_OUTPUT_JSON) {
+            print_json(body);
+        } else {
+            printf("%-28s %-20s %s\n", "ID", "CREATED", "NAME");
+            json_array_foreach(json_object_get(body, "tenants"), i, t)
+                printf("%-28s %-20s %s\n", str(t, "id"), str(t, "created"), str(t, "name"));
+        }
+        json_decref(body);
+        return CLI_OK;
+    }
+    return cli_usage(NULL, "unknown tenant command '%s'", verb);
+}
+
+static int token_cmd(struct ops *o, const char *verb)
+{
+    char path[512];
+    json_t *body, *t;
+    long status;
+    size_t i;
+
+    if (need_tenant(o) != CLI_OK)
+        return CLI_USAGE;
+    snprintf(path, sizeof(path), "/api/v1/tenants/%s/tokens", o->tenant);
+    if (strcmp(verb, "create") == 0) {
+        json_t *req;
+        int rc;
+        if (o->role == NULL || o->nargs != 0)
+            return cli_usage(NULL, "token create needs --tenant T --role R");
+        req = json_pack("{s:s}", "role", o->role);
+        rc = api(o, "POST", path, req, &status, &body, NULL, NULL);
+        json_decref(req);
+        if (rc != CLI_OK)
+            return rc;
+        if (status != 201)
+            return refused(status, body);
+        if (o->output == CLI_OUTPUT_JSON)
+            print_json(body);
+        else
+            printf("%s\n", str(body, "token"));
+        json_decref(body);
+        return CLI_OK;
+    }
+    if (strcmp(verb, "list") == 0) {
+        if (api(o, "GET", path, NULL, &status, &body, NULL, NULL) != CLI_OK)
+            return CLI_FAIL;
+        if (status != 200)
+            return refused(status, body);
+        if (o->output == CLI_OUTPUT_JSON) {
+            print_json(body);
+        } else {
+            printf("%-28s %-12s %s\n", "ID", "ROLE", "CREATED");
+            json_array_foreach(json_object_get(body, "tokens"), i, t)
+                printf("%-28s %-12s %s\n", str(t, "id"), str(t, "role"), str(t, "created"));
+        }
+        json_decref(body);
+        return CLI_OK;
+    }
+    return cli_usage(NULL, "unknown token command '%s'", verb);
+}
+
+static void print_device(json_t *d)
+{
+    json_t *last = json_object_get(d, "last_attestation"),
+           *cert = json_object_get(d, "certificate");
+
+    printf("device:            %s\n", str(d, "device_id"));
+    printf("tenant:            %s\n", str(d, "tenant"));
+    printf("status:            %s\n", str(d, "status"));
+    printf("claimed:           %s\n", str(d, "claimed_at"));
+    if (json_is_object(last))
+        printf("last attestation:  %s, %s (%s)\n", str(last, "at"), str(last, "result"),
+               str(last, "reason"));
+    else
+        printf("last attestation:  never\n");
+    if (json_is_object(cert))
+        printf("certificate:       %s, expires %s\n", str(cert, "serial"), str(cert, "not_after"));
+    else
+        printf("certificate:       none\n");
+}
+
+static int device_cmd(struct ops *o, const char *verb)
+{
+    char path[512];
+    json_t *body, *d;
+    long status;
+    size_t i;
+    int rc;
+
+    if (need_tenant(o) != CLI_OK)
+        return CLI_USAGE;
+    if (strcmp(verb, "claim") == 0) {
+        json_t *ids = json_array(), *req;
+        if (o->nargs == 0) {
+            json_decref(ids);
+            return cli_usage(NULL, "device claim needs DEVICE_ID...");
+        }
+        for (int a = 0; a < o->nargs; a++)
+            json_array_append_new(ids, json_string(o->args[a]));
+        req = json_pack("{s:o}", "device_ids", ids);
+        snprintf(path, sizeof(path), "/api/v1/tenants/%s/devices", o->tenant);
+        rc = api(o, "POST", path, req, &status, &body, NULL, NULL);
+        json_decref(req);
+        if (rc != CLI_OK)
+            return rc;
+        if (status != 201)
+            return refused(status, body);
+        if (o->output == CLI_OUTPUT_JSON)
+            print_json(body);
+        else
+            json_array_foreach(json_object_get(body, "claimed"), i, d)
+                printf("claimed %s\n", json_string_value(d));
+        json_decref(body);
+        return CLI_OK;
+    }
+    if (strcmp(verb, "list") == 0) {
+        snprintf(path, sizeof(path), "/api/v1/tenants/%s/devices", o->tenant);
+        if (api(o, "GET", path, NULL, &status, &body, NULL, NULL) != CLI_OK)
+            return CLI_FAIL;
+        if (status != 200)
+            return refused(status, body);
+        if (o->output == CLI_OUTPUT_JSON) {
+            print_json(body);
+        } else {
+            printf("%-64s %-8s %-22s %s\n", "DEVICE", "STATUS", "LAST ATTESTATION", "RESULT");
+            json_array_foreach(json_object_get(body, "devices"), i, d)
+            {
+                json_t *last = json_object_get(d, "last_attestation");
+                printf("%-64s %-8s %-22s %s\n", str(d, "device_id"), str(d, "status"),
+                       json_is_object(last) ? str(last, "at") : "never",
+                       json_is_object(last) ? str(last, "reason") : "-");
+            }
+        }
+        json_decref(body);
+        return CLI_OK;
+    }
+    if (o->nargs != 1)
+        return cli_usage(NULL, "device %s needs exactly one DEVICE_ID", verb);
+    if (strcmp(verb, "show") == 0 || strcmp(verb, "attestations") == 0) {
+        snprintf(path, sizeof(path), "/api/v1/tenants/%s/devices/%s%s", o->tenant, o->args[0],
+                 strcmp(verb, "show") == 0 ? "" : "/attestations");
+        if (api(o, "GET", path, NULL, &status, &body, NULL, NULL) != CLI_OK)
+            return CLI_FAIL;
+        if (status != 200)
+            return refused(status, body);
+        if (o->output == CLI_OUTPUT_JSON || strcmp(verb, "attestations") == 0)
+            print_json(body);
+        else
+            print_device(body);
+        json_decref(body);
+        return CLI_OK;
+    }
+    if (strcmp(verb, "block") == 0 || strcmp(verb, "unblock") == 0) {
+        snprintf(path, sizeof(path), "/api/v1/tenants/%s/devices/%s/%s", o->tenant, o->args[0],
+                 verb);
+        if (api(o, "POST", path, NULL, &status, &body, NULL, NULL) != CLI_OK)
+            return CLI_FAIL;
+        if (status != 200)
+            return refused(status, body);
+        if (o->output == CLI_OUTPUT_JSON)
+            print_json(body);
+        else
+            printf("%s %sed\n", o->args[0], verb);
+        json_decref(body);
+        return CLI_OK;
+    }
+    return cli_usage(NULL, "unknown device command '%s'", verb);
+}
+
+static int ca_cmd(struct ops *o, const char *verb)
+{
+    char path[512], *raw = NULL;
+    size_t len = 0;
+    rp_atomic_file_t f;
+    json_t *body;
+    long status;
+    rp_err_t err;
+
+    if (need_tenant(o) != CLI_OK)
+        return CLI_USAGE;
+    if (o->out == NULL)
+        return cli_usage(NULL, "ca %s needs --out FILE", verb);
+    if (strcmp(verb, "download") == 0)
+        snprintf(path, sizeof(path), "/api/v1/tenants/%s/ca", o->tenant);
+    else if (strcmp(verb, "crl") == 0)
+        snprintf(path, sizeof(path), "/api/v1/tenants/%s/crl?format=pem", o->tenant);
+    else
+        return cli_usage(NULL, "unknown ca command '%s'", verb);
+    if (api(o, "GET", path, NULL, &status, &body, &raw, &len) != CLI_OK)
+        return CLI_FAIL;
+    if (status != 200) {
+        free(raw);
+        return refused(status, body);
+    }
+    json_decref(body);
+    err = rp_atomic_begin(&f, o->out, 0644, 0);
+    if (err == RP_OK) {
+        err = rp_atomic_write(&f, raw, len);
+        if (err == RP_OK)
+            err = rp_atomic_commit(&f, 0);
+        else
+            rp_atomic_abort(&f);
+    }
+    free(raw);
+    if (err != RP_OK) {
+        rp_log_error("%s: %s", o->out, rp_strerror(err));
+        return CLI_FAIL;
+    }
+    printf("wrote %s\n", o->out);
+    return CLI_OK;
+}
+
+int cmd_ops(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"server",     required_argument, NULL, 's'},
+        {"token-file", required_argument, NULL, 't'},
+        {"ca-file",    required_argument, NULL, 'c'},
+        {"tenant",     required_argument, NULL, 'T'},
+        {"role",       required_argument, NULL, 'r'},
+        {"out",        required_argument, NULL, 'o'},
+        {"output",     required_argument, NULL, 'O'},
+        {"help",       no_argument,       NULL, 'h'},
+        {NULL,         0,                 NULL, 0  },
+    };
+    struct ops o = {0};
+    uint8_t *token;
+    size_t len;
+    int c, rc;
+
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(ops_usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? CLI_USAGE : CLI_OK;
+    }
+    o.server = getenv("RAMPART_SERVER");
+    o.token_file = getenv("RAMPART_TOKEN_FILE");
+    o.ca_file = getenv("RAMPART_CA_FILE");
+    optind = 0;
+    while ((c = getopt_long(argc - 1, argv + 1, "s:t:c:T:r:o:O:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': o.server = optarg; break;
+        case 't': o.token_file = optarg; break;
+        case 'c': o.ca_file = optarg; break;
+        case 'T': o.tenant = optarg; break;
+        case 'r': o.role = optarg; break;
+        case 'o': o.out = optarg; break;
+        case 'O':
+            if (!cli_parse_output(optarg, &o.output))
+                return cli_usage(NULL, "--output must be text or json");
+            break;
+        case 'h': fputs(ops_usage, stdout); return CLI_OK;
+        default: return cli_usage(NULL, "bad option");
+        }
+    }
+    o.args = argv + 1 + optind;
+    o.nargs = argc - 1 - optind;
+    if (o.server == NULL || o.token_file == NULL || o.ca_file == NULL)
+        return cli_usage(NULL, "the service needs --server, --token-file and --ca-file (or "
+                               "RAMPART_SERVER, RAMPART_TOKEN_FILE, RAMPART_CA_FILE)");
+    if (rp_read_file(o.token_file, sizeof(o.token) - 1, &token, &len) != RP_OK) {
+        rp_log_error("%s: cannot read the token", o.token_file);
+        return CLI_FAIL;
+    }
+    while (len > 0 && (token[len - 1] == '\n' || token[len - 1] == '\r' || token[len - 1] == ' '))
+        len--;
+    memcpy(o.token, token, len);
+    o.token[len] = '\0';
+    memset(token, 0, len);
+    free(token);
+    if (strcmp(argv[0], "tenant") == 0)
+        rc = tenant_cmd(&o, argv[1]);
+    else if (strcmp(argv[0], "token") == 0)
+        rc = token_cmd(&o, argv[1]);
+    else if (strcmp(argv[0], "device") == 0)
+        rc = device_cmd(&o, argv[1]);
+    else
+        rc = ca_cmd(&o, argv[1]);
+    memset(o.token, 0, sizeof(o.token));
+    return rc;
+}

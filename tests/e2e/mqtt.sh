@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# End to end, device to cloud and device to device: a real mosquitto broker that trusts only the
+# tenant CA and requires client certificates (with the tenant's CRL), and devices talking mutual
+# TLS to each other with the certificates Rampart issued - soft keys and a key inside swtpm.
+. "$(dirname "$0")/lib.sh"
+: "${AGENT:?set AGENT to the rampart-agent binary}"
+d=$E2E_DIR
+
+start_server "$d/srv"
+start_swtpm "$d/tpm"
+export RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN
+acme=$("$RAMPART" tenant create acme)
+globex=$("$RAMPART" tenant create globex)
+
+id_of() { "$AGENT" id --state-dir "$d/$1" 2>/dev/null | sed -n 's/^device id: //p'; }
+for dev in a b x u; do "$AGENT" provision --state-dir "$d/$dev" --rot soft >/dev/null 2>&1; done
+"$AGENT" provision --state-dir "$d/c" --rot soft >/dev/null 2>&1
+"$AGENT" provision --state-dir "$d/t" --rot tpm2 --tcti "$TCTI" >/dev/null 2>&1
+"$RAMPART" device claim --tenant "$acme" "$(id_of a)" "$(id_of b)" "$(id_of x)" "$(id_of t)" >/dev/null
+"$RAMPART" device claim --tenant "$globex" "$(id_of c)" >/dev/null
+for dev in a b x t c; do
+  expect 0 "$AGENT" attest --state-dir "$d/$dev" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+done
+# u never attests: the best it has is a certificate it made itself
+openssl req -x509 -new -key "$d/u/identity.pem" -subj "/CN=$(id_of u)" -days 1 -out "$d/u/device.crt" 2>/dev/null
+
+# --- the broker: trusts only acme's CA, requires a client certificate, checks acme's CRL ---------
+"$RAMPART" ca download --tenant "$acme" --out "$d/acme-ca.pem" >/dev/null
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/bca.key" \
+  -out "$d/bca.pem" -subj /CN=broker-ca -days 1 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/broker.key" \
+  -out "$d/broker.csr" -subj /CN=localhost 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$d/ext"
+openssl x509 -req -in "$d/broker.csr" -CA "$d/bca.pem" -CAkey "$d/bca.key" -CAcreateserial \
+  -out "$d/broker.pem" -days 1 -extfile "$d/ext" 2>/dev/null
+port=$(free_port)
+cat >"$d/mosquitto.conf" <<CONF
+user root
+per_listener_settings false
+allow_anonymous false
+persistence false
+listener $port 127.0.0.1
+cafile $d/acme-ca.pem
+certfile $d/broker.pem
+keyfile $d/broker.key
+require_certificate true
+use_identity_as_username true
+crlfile $d/crl.pem
+CONF
+start_broker() {
+  "$RAMPART" ca crl --tenant "$acme" --out "$d/crl.pem" >/dev/null
+  mosquitto -c "$d/mosquitto.conf" >"$d/mosquitto.log" 2>&1 &
+  broker_pid=$!
+  E2E_PIDS+=("$broker_pid")
+  for i in $(seq 1 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  fail "mosquitto did not start: $(cat "$d/mosquitto.log")"
+}
+mq() { # mq pub|sub DEVICE ARGS...
+  local tool=mosquitto_$1 dev=$2
+  shift 2
+  timeout 15 "$tool" -h localhost -p "$port" --cafile "$d/bca.pem" \
+    --cert "$d/$dev/device.crt" --key "$d/$dev/identity.pem" -i "client-$dev-$RANDOM" "$@"
+}
+start_broker
+
+# an attested device publishes, and another attested device receives it
+mq sub b -t 'telemetry/#' -C 1 -W 10 >"$d/received" 2>"$d/sub.err" &
+sub_pid=$!
+sleep 0.5
+expect 0 mq pub a -t telemetry/a -m "hello from a" -q 1
+wait "$sub_pid" || fail "the subscriber got nothing: $(cat "$d/sub.err")"
+eq "$(cat "$d/received")" "hello from a" "the message through the broker"
+# refused: a certificate the device made itself, another tenant's device, no certificate at all
+expect_fail mq pub u -t telemetry/u -m "from u" -q 1
+expect_fail mq pub c -t telemetry/c -m "from c" -q 1
+expect_fail timeout 15 mosquitto_pub -h localhost -p "$port" --cafile "$d/bca.pem" -t t -m m -q 1
+# a blocked device: refused as soon as the broker has the new CRL
+expect 0 mq pub x -t telemetry/x -m "x before" -q 1
+"$RAMPART" device block --tenant "$acme" "$(id_of x)" >/dev/null
+kill "$broker_pid"; wait "$broker_pid" 2>/dev/null || true
+start_broker
+expect_fail mq pub x -t telemetry/x -m "x after" -q 1
+cat "$d/acme-ca.pem" "$d/crl.pem" >"$d/ca+crl.pem"
+openssl verify -crl_check -CAfile "$d/ca+crl.pem" "$d/x/device.crt" >"$d/verify.out" 2>&1 || true
+grep -q "certificate revoked" "$d/verify.out" || fail "the broker's CRL does not revoke x's certificate"
+expect 1 "$AGENT" attest --state-dir "$d/x" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+err_has "blocked"
+expect 0 mq pub a -t telemetry/a -m "a still" -q 1
+
+# --- device to device: mutual TLS with the tenant CA, soft and TPM keys -------------------------------
+peer_pair() { # peer_pair SERVER CLIENT: the exit codes of both sides, "S C"
+  local sp=$(free_port) s_rc=0 c_rc=0
+  "$AGENT" peer serve --state-dir "$d/$1" --listen "127.0.0.1:$sp" >"$d/serve.out" 2>"$d/serve.err" &
+  local pid=$!
+  for i in $(seq 1 50); do grep -q listening "$d/serve.out" 2>/dev/null && break; sleep 0.1; done
+  "$AGENT" peer connect --state-dir "$d/$2" --peer "127.0.0.1:$sp" >"$d/connect.out" 2>"$d/connect.err" || c_rc=$?
+  wait "$pid" || s_rc=$?
+  echo "$s_rc $c_rc"
+  { echo "--- peer $1 serving $2"; cat "$d/serve.err" "$d/connect.err"; } >>"$d/peers.log"
+}
+pair=$(peer_pair a t)
+[ "$pair" = "0 0" ] || fail "soft server, TPM client: $pair: $(cat "$d/peers.log")"
+grep -q "peer device $(id_of t) authenticated" "$d/serve.out" || fail "a did not see t"
+grep -q "peer device $(id_of a) authenticated" "$d/connect.out" || fail "t did not see a"
+eq "$(peer_pair t b)" "0 0" "TPM server, soft client"
+grep -q "peer device $(id_of b) authenticated" "$d/serve.out" || fail "t did not see b"
+[ "$(peer_pair a c)" = "1 1" ] || fail "a device of another tenant was accepted"
+[ "$(peer_pair c a)" = "1 1" ] || fail "a device accepted another tenant's server"
+[ "$(peer_pair a u)" = "1 1" ] || fail "a self-made certificate was accepted"
+E2E_CHECKS=$((E2E_CHECKS + 3))
+
+done_ok
