@@ -46,6 +46,7 @@ fuzz: deps
 
 bench: build
 	@$(BUILD)/bin/bench-image-verify
+	@$(BUILD)/bin/bench-attest
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')

@@ -203,9 +203,10 @@ static void print_device(json_t *d)
     printf("tenant:            %s\n", str(d, "tenant"));
     printf("status:            %s\n", str(d, "status"));
     printf("claimed:           %s\n", str(d, "claimed_at"));
-    if (json_is_object(last))
-        printf("last attestation:  %s, %s (%s)\n", str(last, "at"), str(last, "result"),
-               str(last, "reason"));
+    if (json_is_object(last) && strcmp(str(last, "result"), "pass") == 0)
+        printf("last attestation:  %s, passed\n", str(last, "at"));
+    else if (json_is_object(last))
+        printf("last attestation:  %s, failed: %s\n", str(last, "at"), str(last, "reason"));
     else
         printf("last attestation:  never\n");
     if (json_is_object(cert))

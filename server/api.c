@@ -545,6 +545,11 @@ void rp_metrics_handle(rp_req_t *r)
     for (int c = 1; c <= 5; c++)
         evbuffer_add_printf(buf, "rampart_http_requests_total{code=\"%dxx\"} %llu\n", c,
                             (unsigned long long)atomic_load(&m->requests[c]));
+    evbuffer_add_printf(buf,
+                        "# HELP rampart_http_requests_resumed_total Requests over a resumed "
+                        "TLS session.\n# TYPE rampart_http_requests_resumed_total counter\n"
+                        "rampart_http_requests_resumed_total %llu\n",
+                        (unsigned long long)atomic_load(&m->requests_resumed));
     evbuffer_add_printf(buf, "# HELP rampart_attestations_total Attestations, by result and "
                              "reason.\n# TYPE rampart_attestations_total counter\n");
     for (int i = 0; i < RP_REASON_COUNT; i++)

@@ -116,80 +116,112 @@ static const char *reason_message(rp_attest_reason_t reason)
     }
 }
 
-/* Record the verdict (when there is a device to record it against) and count it. */
-static rp_err_t record(rp_req_t *r, const char *device_id, const rp_device_t *device,
-                       rp_attest_reason_t reason, json_t *claims, const rp_cert_record_t *cert,
+/* What is being recorded about one attestation. */
+struct verdict {
+    const char *device_id;
+    const rp_device_t *device; /* NULL: no tenant holds the device */
+    rp_attest_reason_t reason;
+    json_t *claims;
+    const uint8_t *nonce; /* a usable nonce, used up with the record */
+    size_t nonce_len;
+};
+
+/* Record the verdict and count it. RP_ERR_EXISTS: the nonce was taken meanwhile. */
+static rp_err_t record(rp_req_t *r, const struct verdict *v, const rp_cert_record_t *cert,
                        const uint8_t *spki, size_t spki_len)
 {
     rp_attestation_t *a = calloc(1, sizeof(*a));
-    char *text = claims != NULL ? json_dumps(claims, JSON_COMPACT) : NULL;
+    char *text = v->claims != NULL ? json_dumps(v->claims, JSON_COMPACT) : NULL;
     rp_err_t err;
 
     if (a == NULL) {
         free(text);
         return RP_ERR_NO_MEMORY;
     }
-    snprintf(a->device_id, sizeof(a->device_id), "%s", device_id);
-    if (device != NULL)
-        snprintf(a->tenant_id, sizeof(a->tenant_id), "%s", device->tenant_id);
+    snprintf(a->device_id, sizeof(a->device_id), "%s", v->device_id);
+    if (v->device != NULL)
+        snprintf(a->tenant_id, sizeof(a->tenant_id), "%s", v->device->tenant_id);
     a->at = (int64_t)time(NULL);
-    a->passed = reason == RP_REASON_PASS;
-    snprintf(a->reason, sizeof(a->reason), "%s", rp_attest_reason_code(reason));
+    a->passed = v->reason == RP_REASON_PASS;
+    snprintf(a->reason, sizeof(a->reason), "%s", rp_attest_reason_code(v->reason));
     snprintf(a->claims_json, sizeof(a->claims_json), "%s", text != NULL ? text : "{}");
-    err = rp_store_attestation_record(r->w->store, a, cert, spki, spki_len);
+    err = rp_store_attestation_record(r->w->store, a, cert, spki, spki_len, v->nonce, v->nonce_len);
     free(text);
     free(a);
-    atomic_fetch_add(&r->w->srv->metrics.attestations[reason], 1);
-    if (cert != NULL && err == RP_OK)
-        atomic_fetch_add(&r->w->srv->metrics.certificates_issued, 1);
+    if (err == RP_OK) {
+        atomic_fetch_add(&r->w->srv->metrics.attestations[v->reason], 1);
+        if (cert != NULL)
+            atomic_fetch_add(&r->w->srv->metrics.certificates_issued, 1);
+    }
     return err;
 }
 
-static void refuse(rp_req_t *r, const char *device_id, const rp_device_t *device,
-                   rp_attest_reason_t reason, json_t *claims)
+static void refuse(rp_req_t *r, struct verdict *v)
 {
-    if (record(r, device_id, device, reason, claims, NULL, NULL, 0) != RP_OK) {
+    rp_err_t err = record(r, v, NULL, NULL, 0);
+
+    if (err == RP_ERR_EXISTS) { /* another request used the nonce first */
+        v->reason = RP_REASON_NONCE_REPLAYED;
+        v->nonce = NULL;
+        err = record(r, v, NULL, NULL, 0);
+    }
+    if (err != RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot record the attestation");
         return;
     }
-    rp_log_info("attestation of %.16s… refused: %s", device_id, rp_attest_reason_code(reason));
+    rp_log_info("attestation of %.16s… refused: %s", v->device_id,
+                rp_attest_reason_code(v->reason));
     rp_reply_json(r, 403,
                   json_pack("{s:s, s:s, s:s}", "error", "attestation_failed", "reason",
-                            rp_attest_reason_code(reason), "message", reason_message(reason)));
+                            rp_attest_reason_code(v->reason), "message",
+                            reason_message(v->reason)));
 }
 
-/* The request's evidence (base64) and CSR (PEM). On failure a 400 has been sent. */
-static bool parse_request(rp_req_t *r, uint8_t **evidence, size_t *evidence_len, X509_REQ **csr)
+rp_err_t rp_attest_request_parse(const uint8_t *body, size_t len, uint8_t **evidence,
+                                 size_t *evidence_len, uint8_t spki[RP_PUBKEY_DER_MAX],
+                                 size_t *spki_len, const char **error, const char **message)
 {
-    json_t *body = rp_req_json(r);
-    const char *ev, *pem;
-    bool ok = false;
+    uint8_t point[RP_P256_POINT_LEN], *key = NULL;
+    size_t key_len = 0;
+    json_error_t jerr;
+    json_t *j;
+    const char *ev, *pk;
+    rp_err_t err = RP_ERR_MALFORMED;
 
     *evidence = NULL;
-    *csr = NULL;
-    if (body == NULL)
-        return false;
-    ev = json_string_value(json_object_get(body, "evidence"));
-    pem = json_string_value(json_object_get(body, "csr"));
-    if (ev == NULL || pem == NULL) {
-        rp_reply_error(r, 400, "invalid", "the body needs \"evidence\" (base64) and \"csr\" (PEM)");
-    } else if (rp_base64_decode(ev, strlen(ev), evidence, evidence_len) != RP_OK ||
-               *evidence_len == 0 || *evidence_len > RP_EAT_MAX_SIZE) {
-        rp_reply_error(r, 400, "malformed_evidence",
-                       "\"evidence\" must be base64 of at most %d bytes", RP_EAT_MAX_SIZE);
-    } else if (rp_csr_parse((const uint8_t *)pem, strlen(pem), csr) != RP_OK) {
-        rp_reply_error(r, 400, "malformed_csr",
-                       "\"csr\" must be a PEM PKCS#10 request, self-signed with an ECDSA P-256 "
-                       "key");
-    } else {
-        ok = true;
+    *error = "invalid";
+    *message = "the body must be a JSON object with \"evidence\" and \"public_key\" (base64)";
+    j = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &jerr);
+    ev = json_string_value(json_object_get(j, "evidence"));
+    pk = json_string_value(json_object_get(j, "public_key"));
+    if (j == NULL) {
+        *error = "malformed_json";
+        *message = "the body is not valid JSON";
+    } else if (ev != NULL && pk != NULL) {
+        if (rp_base64_decode(ev, strlen(ev), evidence, evidence_len) != RP_OK ||
+            *evidence_len == 0 || *evidence_len > RP_EAT_MAX_SIZE) {
+            *error = "malformed_evidence";
+            *message = "\"evidence\" must be base64 of a COSE_Sign1 of at most 8192 bytes";
+        } else if (rp_base64_decode(pk, strlen(pk), &key, &key_len) != RP_OK ||
+                   key_len > RP_PUBKEY_DER_MAX ||
+                   rp_pubkey_p256_point(key, key_len, point) != RP_OK) {
+            /* One encoding per key: a device's ID must not change with how it writes its key. */
+            *error = "malformed_public_key";
+            *message = "\"public_key\" must be base64 of the DER SubjectPublicKeyInfo of an "
+                       "ECDSA P-256 key (named curve, uncompressed point)";
+        } else {
+            memcpy(spki, key, key_len);
+            *spki_len = key_len;
+            err = RP_OK;
+        }
     }
-    json_decref(body);
-    if (!ok) {
+    json_decref(j);
+    free(key);
+    if (err != RP_OK) {
         free(*evidence);
         *evidence = NULL;
     }
-    return ok;
+    return err;
 }
 
 static rp_attest_reason_t nonce_reason(rp_nonce_result_t n)
@@ -205,83 +237,95 @@ static rp_attest_reason_t nonce_reason(rp_nonce_result_t n)
 
 void rp_attest(rp_req_t *r)
 {
-    uint8_t spki[RP_PUBKEY_DER_MAX], *evidence = NULL, *p = spki, id_bytes[RP_SHA256_LEN];
+    uint8_t spki[RP_PUBKEY_DER_MAX], *evidence = NULL, id_bytes[RP_SHA256_LEN];
     char device_id[RP_DEVICE_ID_SIZE], *cert_pem = NULL, *ca_pem = NULL, iso[32];
     rp_eat_claims_t *claims = calloc(1, sizeof(*claims));
+    struct verdict v = {device_id, NULL, RP_REASON_PASS, NULL, NULL, 0};
+    const char *error, *message;
     rp_device_t device;
-    bool have_device = false;
     rp_nonce_result_t nonce;
-    rp_attest_reason_t reason;
     rp_cert_record_t rec;
     rp_tenant_t tenant;
     const rp_ca_t *ca;
-    X509_REQ *csr = NULL;
+    const uint8_t *body;
     X509 *cert = NULL;
-    json_t *summary = NULL;
-    size_t evidence_len, spki_len;
-    int n;
+    size_t evidence_len, spki_len, len;
     rp_err_t err;
 
     if (claims == NULL) {
         rp_reply_error(r, 500, "internal", "out of memory");
         return;
     }
-    if (!parse_request(r, &evidence, &evidence_len, &csr))
-        goto out;
-    /* The device is the CSR's key: its ID is that key's hash, so no other key can claim it. */
-    n = i2d_PUBKEY(X509_REQ_get0_pubkey(csr), NULL);
-    if (n <= 0 || (size_t)n > sizeof(spki) || i2d_PUBKEY(X509_REQ_get0_pubkey(csr), &p) != n ||
-        rp_device_id_of_spki(spki, (size_t)n, device_id) != RP_OK ||
-        rp_hex_decode(device_id, RP_DEVICE_ID_LEN, id_bytes, sizeof(id_bytes)) != RP_OK) {
-        rp_reply_error(r, 400, "malformed_csr", "the CSR's key cannot be read");
+    body = rp_req_body(r, &len);
+    if (rp_attest_request_parse(body, len, &evidence, &evidence_len, spki, &spki_len, &error,
+                                &message) != RP_OK) {
+        rp_reply_error(r, 400, error, "%s", message);
         goto out;
     }
-    spki_len = (size_t)n;
+    /* The device is its key: its ID is that key's hash, and the evidence must be signed by it. */
+    if (rp_device_id_of_spki(spki, spki_len, device_id) != RP_OK ||
+        rp_hex_decode(device_id, RP_DEVICE_ID_LEN, id_bytes, sizeof(id_bytes)) != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot compute the device ID");
+        goto out;
+    }
     err = rp_store_device_get(r->w->store, device_id, &device);
     if (err != RP_OK && err != RP_ERR_NOT_FOUND) {
         rp_reply_error(r, 500, "internal", "cannot read the device");
         goto out;
     }
-    have_device = err == RP_OK;
+    v.device = err == RP_OK ? &device : NULL;
 
     err = rp_eat_verify(evidence, evidence_len, spki, spki_len, claims);
     if (err != RP_OK) {
-        refuse(r, device_id, have_device ? &device : NULL,
-               err == RP_ERR_BAD_SIGNATURE ? RP_REASON_BAD_SIGNATURE : RP_REASON_MALFORMED_EVIDENCE,
-               NULL);
+        v.reason =
+            err == RP_ERR_BAD_SIGNATURE ? RP_REASON_BAD_SIGNATURE : RP_REASON_MALFORMED_EVIDENCE;
+        refuse(r, &v);
         goto out;
     }
-    summary = claims_json(claims);
+    v.claims = claims_json(claims);
     if (rp_ct_memcmp(claims->device_id, id_bytes, RP_SHA256_LEN) != 0) {
-        refuse(r, device_id, have_device ? &device : NULL, RP_REASON_UEID_MISMATCH, summary);
+        v.reason = RP_REASON_UEID_MISMATCH;
+        refuse(r, &v);
         goto out;
     }
-    if (rp_store_nonce_consume(r->w->store, claims->nonce, claims->nonce_len, device_id,
-                               (int64_t)time(NULL), &nonce) != RP_OK) {
+    if (rp_store_nonce_check(r->w->store, claims->nonce, claims->nonce_len, device_id,
+                             (int64_t)time(NULL), &nonce) != RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot check the nonce");
         goto out;
     }
-    reason = nonce_reason(nonce);
-    if (reason == RP_REASON_PASS && !have_device)
-        reason = RP_REASON_UNCLAIMED;
-    if (reason == RP_REASON_PASS && device.blocked)
-        reason = RP_REASON_BLOCKED;
-    if (reason == RP_REASON_PASS)
-        reason = appraise(&device, claims);
-    if (reason != RP_REASON_PASS) {
-        refuse(r, device_id, have_device ? &device : NULL, reason, summary);
+    v.reason = nonce_reason(nonce);
+    if (v.reason == RP_REASON_PASS) {
+        /* From here on the nonce is spent with whatever verdict follows. */
+        v.nonce = claims->nonce;
+        v.nonce_len = claims->nonce_len;
+        if (v.device == NULL)
+            v.reason = RP_REASON_UNCLAIMED;
+        else if (device.blocked)
+            v.reason = RP_REASON_BLOCKED;
+        else
+            v.reason = appraise(&device, claims);
+    }
+    if (v.reason != RP_REASON_PASS) {
+        refuse(r, &v);
         goto out;
     }
 
     /* Passed: a certificate from the tenant's CA, recorded with the verdict in one transaction. */
     if (rp_store_tenant_get(r->w->store, device.tenant_id, &tenant) != RP_OK ||
         rp_worker_ca(r->w, &tenant, &ca) != RP_OK ||
-        rp_ca_issue_device_cert(ca, csr, device_id, (int64_t)time(NULL), &cert, &rec) != RP_OK ||
+        rp_ca_issue_device_cert(ca, spki, spki_len, device_id, (int64_t)time(NULL), &cert, &rec) !=
+            RP_OK ||
         rp_cert_pem(cert, &cert_pem) != RP_OK || rp_cert_pem(ca->cert, &ca_pem) != RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot issue the certificate");
         goto out;
     }
-    if (record(r, device_id, &device, RP_REASON_PASS, summary, &rec, spki, spki_len) != RP_OK) {
+    err = record(r, &v, &rec, spki, spki_len);
+    if (err == RP_ERR_EXISTS) {
+        v.reason = RP_REASON_NONCE_REPLAYED;
+        refuse(r, &v);
+        goto out;
+    }
+    if (err != RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot record the attestation");
         goto out;
     }
@@ -293,9 +337,8 @@ void rp_attest(rp_req_t *r)
                             device_id, "certificate", cert_pem, "ca_chain", ca_pem, "serial",
                             rec.serial, "not_after", iso));
 out:
-    json_decref(summary);
+    json_decref(v.claims);
     X509_free(cert);
-    X509_REQ_free(csr);
     free(cert_pem);
     free(ca_pem);
     free(evidence);

@@ -92,7 +92,8 @@ static rp_err_t set_name(X509_NAME *name, const char *cn, const char *org)
     return RP_OK;
 }
 
-/* The parts every certificate shares; the caller adds extensions and signs. */
+/* The parts every certificate shares; the caller adds extensions (and the key, when pubkey is
+ * NULL) and signs. */
 static rp_err_t new_cert(EVP_PKEY *pubkey, const char *cn, const char *org, X509 *issuer,
                          int64_t not_before, int64_t not_after, X509 **out,
                          char serial[RP_SERIAL_SIZE])
@@ -113,7 +114,7 @@ static rp_err_t new_cert(EVP_PKEY *pubkey, const char *cn, const char *org, X509
     if (err == RP_OK && (ASN1_TIME_set(X509_getm_notBefore(cert), (time_t)not_before) == NULL ||
                          ASN1_TIME_set(X509_getm_notAfter(cert), (time_t)not_after) == NULL))
         err = RP_ERR_CRYPTO;
-    if (err == RP_OK && X509_set_pubkey(cert, pubkey) != 1)
+    if (err == RP_OK && pubkey != NULL && X509_set_pubkey(cert, pubkey) != 1)
         err = RP_ERR_CRYPTO;
     if (err != RP_OK) {
         X509_free(cert);
@@ -530,17 +531,33 @@ rp_err_t rp_csr_parse(const uint8_t *data, size_t len, X509_REQ **out)
     return RP_OK;
 }
 
-rp_err_t rp_ca_issue_device_cert(const rp_ca_t *ca, X509_REQ *csr, const char *device_id,
-                                 int64_t now, X509 **out, rp_cert_record_t *record)
+rp_err_t rp_ca_issue_device_cert(const rp_ca_t *ca, const uint8_t *spki, size_t spki_len,
+                                 const char *device_id, int64_t now, X509 **out,
+                                 rp_cert_record_t *record)
 {
+    uint8_t point[RP_P256_POINT_LEN], *copy;
     char san[128];
     X509 *cert = NULL;
     rp_err_t err;
 
     *out = NULL;
     memset(record, 0, sizeof(*record));
-    err = new_cert(X509_REQ_get0_pubkey(csr), device_id, NULL, ca->cert, now,
-                   now + RP_DEVICE_CERT_LIFETIME, &cert, record->serial);
+    err = rp_pubkey_p256_point(spki, spki_len, point);
+    if (err != RP_OK)
+        return err;
+    err = new_cert(NULL, device_id, NULL, ca->cert, now, now + RP_DEVICE_CERT_LIFETIME, &cert,
+                   record->serial);
+    /* The key goes in as its point: encoding it from an EVP_PKEY costs OpenSSL 3 more than
+     * signing the certificate does. */
+    copy = err == RP_OK ? OPENSSL_memdup(point, sizeof(point)) : NULL;
+    if (err == RP_OK &&
+        (copy == NULL ||
+         X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(cert), OBJ_nid2obj(NID_X9_62_id_ecPublicKey),
+                                V_ASN1_OBJECT, OBJ_nid2obj(NID_X9_62_prime256v1), copy,
+                                sizeof(point)) != 1)) {
+        OPENSSL_free(copy);
+        err = RP_ERR_CRYPTO;
+    }
     snprintf(san, sizeof(san), "URI:urn:rampart:device:%s", device_id);
     if (err == RP_OK)
         err = add_ext(cert, ca->cert, NID_basic_constraints, "critical,CA:FALSE");

@@ -45,10 +45,11 @@ rp_err_t rp_master_key_load(const char *path, uint8_t key[RP_MASTER_KEY_LEN]) RP
 rp_err_t rp_ca_get_or_create(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LEN],
                              const rp_tenant_t *tenant, rp_ca_t *ca) RP_MUST_CHECK;
 
-/* Issue a device certificate for the CSR's public key, CN = device ID, valid now + 24 h.
- * OUT: *cert (caller frees), *record (what the store keeps). */
-rp_err_t rp_ca_issue_device_cert(const rp_ca_t *ca, X509_REQ *csr, const char *device_id,
-                                 int64_t now, X509 **cert, rp_cert_record_t *record) RP_MUST_CHECK;
+/* Issue a device certificate for a P-256 key (canonical DER SubjectPublicKeyInfo), CN = device
+ * ID, valid now + 24 h. OUT: *cert (caller frees), *record (what the store keeps). */
+rp_err_t rp_ca_issue_device_cert(const rp_ca_t *ca, const uint8_t *spki, size_t spki_len,
+                                 const char *device_id, int64_t now, X509 **cert,
+                                 rp_cert_record_t *record) RP_MUST_CHECK;
 
 /* The tenant's CRL (DER), listing revoked certificates that have not yet expired. OUT: malloc'd. */
 rp_err_t rp_ca_crl(rp_store_t *s, const rp_ca_t *ca, int64_t now, uint8_t **der,
@@ -57,7 +58,8 @@ rp_err_t rp_ca_crl(rp_store_t *s, const rp_ca_t *ca, int64_t now, uint8_t **der,
 /* PEM of one certificate; OUT: malloc'd, NUL-terminated. */
 rp_err_t rp_cert_pem(X509 *cert, char **pem) RP_MUST_CHECK;
 
-/* Parse and verify a PEM or DER CSR: well formed, self-signature valid, an ECDSA P-256 key. */
+/* Parse and verify a PEM or DER CSR: well formed, self-signature valid, an ECDSA P-256 key.
+ * (EST re-enrollment; attestation carries the key itself.) */
 rp_err_t rp_csr_parse(const uint8_t *data, size_t len, X509_REQ **csr) RP_MUST_CHECK;
 
 #endif /* RAMPART_CA_H */

@@ -82,8 +82,9 @@ static void simplereenroll(rp_req_t *r, const rp_tenant_t *tenant, const rp_ca_t
     X509_REQ *csr = NULL;
     rp_cert_record_t rec, old;
     rp_device_t device;
-    uint8_t *der = NULL;
+    uint8_t *der = NULL, spki[RP_PUBKEY_DER_MAX], *p = spki;
     size_t len, der_len;
+    int spki_len;
     const uint8_t *body;
 
     if (peer == NULL) {
@@ -133,7 +134,13 @@ static void simplereenroll(rp_req_t *r, const rp_tenant_t *tenant, const rp_ca_t
         rp_reply_error(r, 403, "forbidden", "re-enrollment keeps the device's key");
         return;
     }
-    if (rp_ca_issue_device_cert(ca, csr, device_id, now, &cert, &rec) != RP_OK ||
+    spki_len = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(csr), NULL);
+    if (spki_len > 0 && (size_t)spki_len <= sizeof(spki))
+        spki_len = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(csr), &p);
+    else
+        spki_len = -1;
+    if (spki_len <= 0 ||
+        rp_ca_issue_device_cert(ca, spki, (size_t)spki_len, device_id, now, &cert, &rec) != RP_OK ||
         rp_store_cert_add(r->w->store, &rec) != RP_OK) {
         X509_REQ_free(csr);
         X509_free(cert);

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +20,10 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/keyvalq_struct.h>
 #include <openssl/err.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/rand.h>
 
 #include "rampart/log.h"
 #include "server.h"
@@ -55,8 +59,13 @@ void rp_iso_time(int64_t t, char out[32])
 
 static void count_status(rp_req_t *r, int status)
 {
+    struct evhttp_connection *conn = evhttp_request_get_connection(r->req);
+    struct bufferevent *bev = conn != NULL ? evhttp_connection_get_bufferevent(conn) : NULL;
+    SSL *ssl = bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
     int cls = status / 100;
 
+    if (ssl != NULL && SSL_session_reused(ssl))
+        atomic_fetch_add(&r->w->srv->metrics.requests_resumed, 1);
     atomic_fetch_add(&r->w->srv->metrics.requests[cls >= 1 && cls <= 5 ? cls : 0], 1);
 }
 
@@ -258,8 +267,80 @@ static int verify_any(int preverify, X509_STORE_CTX *ctx)
     return 1;
 }
 
-SSL_CTX *rp_server_tls_context(const char *data_dir);
-SSL_CTX *rp_server_tls_context(const char *data_dir)
+/*
+ * Session tickets: a device that attests every day resumes its TLS session instead of a full
+ * handshake. The ticket keys are derived from the master key and the day, so every replica and
+ * every restart accepts the tickets of the others; tickets of the last TICKET_DAYS days are
+ * accepted, today's are issued. Resumption is PSK with (EC)DHE: each session still has fresh keys.
+ */
+#define TICKET_DAYS 7
+static uint8_t ticket_master[RP_MASTER_KEY_LEN];
+
+/* The day's ticket keys: a 16-byte name, an AES-256 key and an HMAC-SHA256 key. */
+static bool ticket_keys(int64_t day, uint8_t name[16], uint8_t aes[32], uint8_t mac[32])
+{
+    uint8_t out[16 + 32 + 32];
+    char info[64];
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    EVP_KDF_CTX *ctx = kdf != NULL ? EVP_KDF_CTX_new(kdf) : NULL;
+    OSSL_PARAM params[5];
+    bool ok;
+
+    snprintf(info, sizeof(info), "rampart tls ticket keys %lld", (long long)day);
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, "SHA256", 0);
+    params[1] =
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, ticket_master, sizeof(ticket_master));
+    params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, strlen(info));
+    params[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, "rampart", 7);
+    params[4] = OSSL_PARAM_construct_end();
+    ok = ctx != NULL && EVP_KDF_derive(ctx, out, sizeof(out), params) == 1;
+    EVP_KDF_CTX_free(ctx);
+    EVP_KDF_free(kdf);
+    if (ok) {
+        memcpy(name, out, 16);
+        memcpy(aes, out + 16, 32);
+        memcpy(mac, out + 48, 32);
+    }
+    rp_wipe(out, sizeof(out));
+    return ok;
+}
+
+static int ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *cipher,
+                     EVP_MAC_CTX *mac, int enc)
+{
+    uint8_t day_name[16], aes[32], mac_key[32];
+    int64_t today = (int64_t)time(NULL) / 86400;
+    OSSL_PARAM params[2];
+    int rc = 0;
+
+    (void)ssl;
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0);
+    params[1] = OSSL_PARAM_construct_end();
+    if (enc) {
+        if (ticket_keys(today, day_name, aes, mac_key) && RAND_bytes(iv, 16) == 1 &&
+            EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, aes, iv) == 1 &&
+            EVP_MAC_init(mac, mac_key, sizeof(mac_key), params) == 1) {
+            memcpy(name, day_name, 16);
+            rc = 1;
+        }
+    } else {
+        for (int64_t d = today; d > today - TICKET_DAYS && rc == 0; d--) {
+            if (!ticket_keys(d, day_name, aes, mac_key) || memcmp(name, day_name, 16) != 0)
+                continue;
+            if (EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, aes, iv) != 1 ||
+                EVP_MAC_init(mac, mac_key, sizeof(mac_key), params) != 1)
+                rc = -1;
+            else
+                rc = d == today ? 1 : 2; /* 2: valid, but issue a fresh ticket */
+        }
+    }
+    rp_wipe(aes, sizeof(aes));
+    rp_wipe(mac_key, sizeof(mac_key));
+    return rc;
+}
+
+SSL_CTX *rp_server_tls_context(const char *data_dir, const uint8_t master[RP_MASTER_KEY_LEN]);
+SSL_CTX *rp_server_tls_context(const char *data_dir, const uint8_t master[RP_MASTER_KEY_LEN])
 {
     char cert[PATH_MAX + 16], key[PATH_MAX + 16];
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -280,6 +361,14 @@ SSL_CTX *rp_server_tls_context(const char *data_dir)
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_any);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"rampart", 7);
+    memcpy(ticket_master, master, sizeof(ticket_master));
+    SSL_CTX_set_timeout(ctx, TICKET_DAYS * 86400L);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF); /* tickets only: no state */
+    SSL_CTX_set_num_tickets(ctx, 1);
+    if (SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb) != 1) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     return ctx;
 }
 
@@ -300,6 +389,9 @@ int rp_listen_socket(const char *host, const char *port, int *bound_port)
     fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+        /* Inherited by accepted sockets: a TLS record must not wait for the peer's delayed ACK
+         * (that stalls each request-response by 40 ms). */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
         bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0 ||
         getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
         if (fd >= 0)
@@ -330,6 +422,11 @@ rp_err_t rp_worker_init(rp_worker_t *w, rp_server_t *srv, int listen_fd)
     evhttp_set_max_body_size(w->http, RP_MAX_BODY);
     evhttp_set_max_headers_size(w->http, RP_MAX_HEADERS);
     evhttp_set_timeout(w->http, 30);
+    /* A body over the limit is read and discarded before the 413 goes out: closing with unread
+     * bytes makes the kernel send RST, and the client would see a reset instead of the answer.
+     * Discarding costs no memory; the 30-second timeout bounds how long it can go on. */
+    if (evhttp_set_flags(w->http, EVHTTP_SERVER_LINGERING_CLOSE) != 0)
+        return RP_ERR_UNSUPPORTED;
     evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
                                             EVHTTP_REQ_HEAD);
     evhttp_set_bevcb(w->http, make_bev, w);

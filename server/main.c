@@ -20,7 +20,7 @@
 #include "rampart/log.h"
 #include "server.h"
 
-SSL_CTX *rp_server_tls_context(const char *data_dir);
+SSL_CTX *rp_server_tls_context(const char *data_dir, const uint8_t master[RP_MASTER_KEY_LEN]);
 int rp_listen_socket(const char *host, const char *port, int *bound_port);
 rp_err_t rp_worker_init(rp_worker_t *w, rp_server_t *srv, int listen_fd);
 void rp_worker_free(rp_worker_t *w);
@@ -212,7 +212,7 @@ int main(int argc, char **argv)
         rp_log_error("cannot prepare %s: %s", data_dir, rp_strerror(err));
         return 1;
     }
-    srv.ssl_ctx = rp_server_tls_context(data_dir);
+    srv.ssl_ctx = rp_server_tls_context(data_dir, srv.master_key);
     if (srv.ssl_ctx == NULL)
         return 1;
 

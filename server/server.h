@@ -46,7 +46,8 @@ typedef enum rp_attest_reason {
 const char *rp_attest_reason_code(rp_attest_reason_t r);
 
 typedef struct rp_metrics {
-    atomic_ullong requests[6]; /* by status class: 1xx..5xx, [0] other */
+    atomic_ullong requests[6];      /* by status class: 1xx..5xx, [0] other */
+    atomic_ullong requests_resumed; /* of them, over a resumed TLS session */
     atomic_ullong attestations[RP_REASON_COUNT];
     atomic_ullong certificates_issued;
     atomic_ullong nonces_issued;
@@ -97,6 +98,16 @@ rp_err_t rp_worker_ca(rp_worker_t *w, const rp_tenant_t *tenant, const rp_ca_t *
 /* The client certificate of the request's TLS connection, or NULL. Not verified: callers verify
  * it against the right tenant's CA. */
 X509 *rp_req_peer_cert(rp_req_t *r);
+
+/*
+ * The attestation request's body: {"evidence": base64 COSE_Sign1, "public_key": base64 DER
+ * SubjectPublicKeyInfo of a P-256 key in its canonical form}. OUT: *evidence (malloc'd), spki;
+ * on failure *error (a code) and *message say why. Pure: the fuzz target calls it.
+ */
+rp_err_t rp_attest_request_parse(const uint8_t *body, size_t len, uint8_t **evidence,
+                                 size_t *evidence_len, uint8_t spki[RP_PUBKEY_DER_MAX],
+                                 size_t *spki_len, const char **error,
+                                 const char **message) RP_MUST_CHECK;
 
 /* Handlers. */
 void rp_api_handle(rp_req_t *r);

@@ -89,7 +89,6 @@ typedef struct rp_ca_record {
     char *cert_pem;    /* malloc'd; rp_ca_record_free() */
     char *key_pem_enc; /* malloc'd: PKCS#8, encrypted */
     int64_t not_after;
-    int64_t crl_number;
 } rp_ca_record_t;
 
 void rp_ca_record_free(rp_ca_record_t *ca);
@@ -144,19 +143,22 @@ typedef enum rp_nonce_result {
     RP_NONCE_EXPIRED,
     RP_NONCE_OTHER_DEVICE,
 } rp_nonce_result_t;
-/* Use a nonce. OUT: *result (the function's own result is about storage, not the nonce). */
-rp_err_t rp_store_nonce_consume(rp_store_t *s, const uint8_t *nonce, size_t len,
-                                const char *device_id, int64_t now,
-                                rp_nonce_result_t *result) RP_MUST_CHECK;
+/* Whether a nonce can be used now by device_id (it is used up by rp_store_attestation_record).
+ * OUT: *result (the function's own result is about storage, not the nonce). */
+rp_err_t rp_store_nonce_check(rp_store_t *s, const uint8_t *nonce, size_t len,
+                              const char *device_id, int64_t now,
+                              rp_nonce_result_t *result) RP_MUST_CHECK;
 
 /*
  * Record an attestation. When it passed and issued a certificate, cert is the certificate's
- * record and spki the device's key (stored on first use): all in one transaction.
- * OUT: a->id.
+ * record and spki the device's key (stored on first use). When nonce is given it is used up: if
+ * it is no longer usable (another request took it), nothing is recorded and the result is
+ * RP_ERR_EXISTS. All in one transaction. OUT: a->id.
  */
 rp_err_t rp_store_attestation_record(rp_store_t *s, rp_attestation_t *a,
                                      const rp_cert_record_t *cert, const uint8_t *spki,
-                                     size_t spki_len) RP_MUST_CHECK;
+                                     size_t spki_len, const uint8_t *nonce,
+                                     size_t nonce_len) RP_MUST_CHECK;
 typedef void (*rp_attestation_fn)(void *ctx, const rp_attestation_t *a);
 rp_err_t rp_store_attestation_list(rp_store_t *s, const char *tenant_id, const char *device_id,
                                    int limit, rp_attestation_fn fn, void *ctx) RP_MUST_CHECK;
@@ -170,8 +172,5 @@ rp_err_t rp_store_revoked_list(rp_store_t *s, const char *tenant_id, rp_cert_fn 
 /* RP_ERR_EXISTS if the tenant has a CA already (another replica made it first). */
 rp_err_t rp_store_ca_put(rp_store_t *s, const rp_ca_record_t *ca) RP_MUST_CHECK;
 rp_err_t rp_store_ca_get(rp_store_t *s, const char *tenant_id, rp_ca_record_t *out) RP_MUST_CHECK;
-/* Take the next CRL number for a tenant. */
-rp_err_t rp_store_ca_next_crl_number(rp_store_t *s, const char *tenant_id,
-                                     int64_t *number) RP_MUST_CHECK;
 
 #endif /* RAMPART_STORE_H */

@@ -3,6 +3,8 @@
  * rp_store_t, prepared statements cached per connection. Multi-step changes run in one
  * IMMEDIATE transaction, so a crash leaves each either done or not.
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +18,16 @@
 
 #define STMT_CACHE 48
 
+/*
+ * Writers take turns in the process rather than in SQLite: its busy handler sleeps in whole
+ * milliseconds, which would idle the workers; a mutex hands the write lock over at once.
+ * (Other processes on the same file still meet busy_timeout.)
+ */
+static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
+
 struct rp_store {
     sqlite3 *db;
+    bool in_txn; /* this connection holds write_lock inside BEGIN ... COMMIT */
     struct {
         const char *sql;
         sqlite3_stmt *stmt;
@@ -243,8 +253,12 @@ int rp_store_schema_version(rp_store_t *s)
 /* Run a statement that returns no rows. OUT: *changes (may be NULL). */
 static rp_err_t step_done(rp_store_t *s, sqlite3_stmt *st, int *changes)
 {
-    int rc = sqlite3_step(st);
     rp_err_t err = RP_OK;
+    int rc;
+
+    if (!s->in_txn)
+        pthread_mutex_lock(&write_lock);
+    rc = sqlite3_step(st);
 
     if (rc == SQLITE_CONSTRAINT)
         err = RP_ERR_EXISTS;
@@ -253,6 +267,8 @@ static rp_err_t step_done(rp_store_t *s, sqlite3_stmt *st, int *changes)
     else if (changes != NULL)
         *changes = sqlite3_changes(s->db);
     sqlite3_reset(st);
+    if (!s->in_txn)
+        pthread_mutex_unlock(&write_lock);
     return err;
 }
 
@@ -506,7 +522,16 @@ rp_err_t rp_store_device_list(rp_store_t *s, const char *tenant_id, rp_device_fn
 
 static rp_err_t begin(rp_store_t *s)
 {
-    return exec(s, "BEGIN IMMEDIATE");
+    rp_err_t err;
+
+    pthread_mutex_lock(&write_lock);
+    err = exec(s, "BEGIN IMMEDIATE");
+    if (err != RP_OK) {
+        pthread_mutex_unlock(&write_lock);
+        return err;
+    }
+    s->in_txn = true;
+    return RP_OK;
 }
 
 static rp_err_t end(rp_store_t *s, rp_err_t err)
@@ -515,6 +540,8 @@ static rp_err_t end(rp_store_t *s, rp_err_t err)
         err = exec(s, "COMMIT");
     if (err != RP_OK)
         (void)exec(s, "ROLLBACK");
+    s->in_txn = false;
+    pthread_mutex_unlock(&write_lock);
     return err;
 }
 
@@ -567,13 +594,14 @@ static const char SQL_NONCE_INSERT[] =
     "INSERT INTO nonces (nonce, device_id, expires) VALUES (?, ?, ?)";
 static const char SQL_NONCE_PURGE[] = "DELETE FROM nonces WHERE expires < ?";
 static const char SQL_NONCE_GET[] = "SELECT device_id, expires, used FROM nonces WHERE nonce = ?";
-static const char SQL_NONCE_USE[] = "UPDATE nonces SET used = 1 WHERE nonce = ? AND used = 0";
+static const char SQL_NONCE_USE[] =
+    "UPDATE nonces SET used = 1 WHERE nonce = ? AND device_id = ? AND used = 0 AND expires >= ?";
 
 rp_err_t rp_store_nonce_create(rp_store_t *s, const uint8_t nonce[RP_NONCE_SIZE],
                                const char *device_id, int64_t expires)
 {
     sqlite3_stmt *st = stmt(s, SQL_NONCE_INSERT);
-    static unsigned purge_counter; /* approximate across threads is fine */
+    static atomic_uint purge_counter;
     rp_err_t err;
 
     if (st == NULL)
@@ -581,63 +609,65 @@ rp_err_t rp_store_nonce_create(rp_store_t *s, const uint8_t nonce[RP_NONCE_SIZE]
     sqlite3_bind_blob(st, 1, nonce, RP_NONCE_SIZE, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, device_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, expires);
-    err = step_done(s, st, NULL);
+    /* A nonce lost in a crash costs the device one retry: not worth an fsync. The next full
+     * commit makes it durable anyway (the WAL is written in order). */
+    err = exec(s, "PRAGMA synchronous=NORMAL"); /* connection-local, outside a transaction */
+    if (err != RP_OK)
+        return err;
+    err = begin(s);
+    if (err == RP_OK)
+        err = step_done(s, st, NULL);
     /* Used and expired nonces are kept an hour (replays are then still told apart from
      * unknown nonces), then dropped now and then. */
-    if (err == RP_OK && (++purge_counter % 1024) == 0) {
+    if (err == RP_OK && (atomic_fetch_add(&purge_counter, 1) % 1024) == 0) {
         st = stmt(s, SQL_NONCE_PURGE);
         if (st != NULL) {
             sqlite3_bind_int64(st, 1, (int64_t)time(NULL) - 3600);
-            (void)step_done(s, st, NULL);
+            err = step_done(s, st, NULL);
         }
     }
+    if (s->in_txn)
+        err = end(s, err);
+    if (exec(s, "PRAGMA synchronous=FULL") != RP_OK)
+        err = RP_ERR_IO; /* never leave the connection acknowledging without an fsync */
     return err;
 }
 
-rp_err_t rp_store_nonce_consume(rp_store_t *s, const uint8_t *nonce, size_t len,
-                                const char *device_id, int64_t now, rp_nonce_result_t *result)
+rp_err_t rp_store_nonce_check(rp_store_t *s, const uint8_t *nonce, size_t len,
+                              const char *device_id, int64_t now, rp_nonce_result_t *result)
 {
     sqlite3_stmt *st = stmt(s, SQL_NONCE_GET);
     char owner[RP_DEVICE_ID_SIZE];
     int64_t expires;
-    int rc, changes;
     bool used;
-    rp_err_t err;
+    int rc;
 
     if (st == NULL)
         return RP_ERR_IO;
     *result = RP_NONCE_UNKNOWN;
     sqlite3_bind_blob(st, 1, nonce, (int)len, SQLITE_STATIC);
     rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE)
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(st);
         return RP_OK;
-    if (rc != SQLITE_ROW)
+    }
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
         return db_error(s, "nonce");
+    }
     text_col(st, 0, owner, sizeof(owner));
     used = sqlite3_column_int(st, 2) != 0;
     expires = sqlite3_column_int64(st, 1);
     sqlite3_reset(st);
-    if (used) {
+    if (used)
         *result = RP_NONCE_USED;
-        return RP_OK;
-    }
-    if (expires < now) {
+    else if (expires < now)
         *result = RP_NONCE_EXPIRED;
-        return RP_OK;
-    }
-    if (strcmp(owner, device_id) != 0) {
+    else if (strcmp(owner, device_id) != 0)
         *result = RP_NONCE_OTHER_DEVICE;
-        return RP_OK;
-    }
-    /* The check above and this update race with other requests: only one update wins. */
-    st = stmt(s, SQL_NONCE_USE);
-    if (st == NULL)
-        return RP_ERR_IO;
-    sqlite3_bind_blob(st, 1, nonce, (int)len, SQLITE_STATIC);
-    err = step_done(s, st, &changes);
-    if (err == RP_OK)
-        *result = changes == 1 ? RP_NONCE_OK : RP_NONCE_USED;
-    return err;
+    else
+        *result = RP_NONCE_OK;
+    return RP_OK;
 }
 
 static const char SQL_ATTEST_INSERT[] =
@@ -668,14 +698,29 @@ static rp_err_t insert_cert(rp_store_t *s, const rp_cert_record_t *c)
 
 rp_err_t rp_store_attestation_record(rp_store_t *s, rp_attestation_t *a,
                                      const rp_cert_record_t *cert, const uint8_t *spki,
-                                     size_t spki_len)
+                                     size_t spki_len, const uint8_t *nonce, size_t nonce_len)
 {
     sqlite3_stmt *st;
+    int changes = 0;
     rp_err_t err = begin(s);
 
     if (err != RP_OK)
         return err;
-    if (cert != NULL)
+    /* The nonce is used up with the verdict it led to, or neither happens: two requests racing
+     * with one nonce cannot both pass. */
+    if (nonce != NULL) {
+        st = stmt(s, SQL_NONCE_USE);
+        err = st != NULL ? RP_OK : RP_ERR_IO;
+        if (err == RP_OK) {
+            sqlite3_bind_blob(st, 1, nonce, (int)nonce_len, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, a->device_id, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 3, a->at);
+            err = step_done(s, st, &changes);
+        }
+        if (err == RP_OK && changes != 1)
+            err = RP_ERR_EXISTS;
+    }
+    if (err == RP_OK && cert != NULL)
         err = insert_cert(s, cert);
     st = err == RP_OK ? stmt(s, SQL_ATTEST_INSERT) : NULL;
     if (err == RP_OK && st == NULL)
@@ -809,11 +854,7 @@ rp_err_t rp_store_revoked_list(rp_store_t *s, const char *tenant_id, rp_cert_fn 
 
 static const char SQL_CA_INSERT[] =
     "INSERT INTO cas (tenant_id, cert_pem, key_pem, not_after) VALUES (?, ?, ?, ?)";
-static const char SQL_CA_GET[] =
-    "SELECT cert_pem, key_pem, not_after, crl_number FROM cas WHERE tenant_id = ?";
-static const char SQL_CA_CRL_NUMBER[] =
-    "UPDATE cas SET crl_number = crl_number + 1 WHERE tenant_id = ? RETURNING crl_number";
-
+static const char SQL_CA_GET[] = "SELECT cert_pem, key_pem, not_after FROM cas WHERE tenant_id = ?";
 rp_err_t rp_store_ca_put(rp_store_t *s, const rp_ca_record_t *ca)
 {
     sqlite3_stmt *st = stmt(s, SQL_CA_INSERT);
@@ -852,29 +893,10 @@ rp_err_t rp_store_ca_get(rp_store_t *s, const char *tenant_id, rp_ca_record_t *o
     out->cert_pem = dup_col(st, 0);
     out->key_pem_enc = dup_col(st, 1);
     out->not_after = sqlite3_column_int64(st, 2);
-    out->crl_number = sqlite3_column_int64(st, 3);
     sqlite3_reset(st); /* do not keep a copy of the key inside SQLite's statement longer */
     if (out->cert_pem == NULL || out->key_pem_enc == NULL) {
         rp_ca_record_free(out);
         return RP_ERR_NO_MEMORY;
     }
-    return RP_OK;
-}
-
-rp_err_t rp_store_ca_next_crl_number(rp_store_t *s, const char *tenant_id, int64_t *number)
-{
-    sqlite3_stmt *st = stmt(s, SQL_CA_CRL_NUMBER);
-    int rc;
-
-    if (st == NULL)
-        return RP_ERR_IO;
-    sqlite3_bind_text(st, 1, tenant_id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE)
-        return RP_ERR_NOT_FOUND;
-    if (rc != SQLITE_ROW)
-        return db_error(s, "CRL number");
-    *number = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
     return RP_OK;
 }

@@ -427,13 +427,11 @@ static rp_err_t post_json(const char *server, const char *path, const char *ca_f
 rp_err_t rp_agent_attest(rp_agent_t *a, const char *server, const char *ca_file,
                          rp_agent_result_t *res)
 {
-    uint8_t nonce[RP_EAT_NONCE_MAX], evidence[RP_EAT_MAX_SIZE];
-    size_t nonce_len, evidence_len;
-    char *b64 = NULL, *csr_pem = NULL;
+    uint8_t nonce[RP_EAT_NONCE_MAX], evidence[RP_EAT_MAX_SIZE], spki[RP_PUBKEY_DER_MAX];
+    size_t nonce_len, evidence_len, spki_len;
+    char *b64 = NULL, *key_b64 = NULL;
     const char *nonce_hex, *cert, *chain, *serial, *not_after;
     json_t *req = NULL, *resp = NULL;
-    X509_REQ *csr = NULL;
-    BIO *bio = NULL;
     struct tm tm;
     rp_err_t err;
 
@@ -458,24 +456,16 @@ rp_err_t rp_agent_attest(rp_agent_t *a, const char *server, const char *ca_file,
     json_decref(resp);
     resp = NULL;
 
-    /* Evidence and the CSR, both signed inside the root of trust. */
+    /* Evidence, signed inside the root of trust, and the key it is signed with. */
     err = rp_agent_evidence(a, nonce, nonce_len, evidence, sizeof(evidence), &evidence_len);
     if (err == RP_OK)
         err = rp_base64_encode(evidence, evidence_len, &b64);
     if (err == RP_OK)
-        err = rp_rot_make_csr(a->rot, a->device_id, &csr);
+        err = rp_rot_public_key(a->rot, spki, sizeof(spki), &spki_len);
+    if (err == RP_OK)
+        err = rp_base64_encode(spki, spki_len, &key_b64);
     if (err == RP_OK) {
-        char *data;
-        long n;
-        bio = BIO_new(BIO_s_mem());
-        if (bio == NULL || PEM_write_bio_X509_REQ(bio, csr) != 1)
-            err = RP_ERR_CRYPTO;
-        else if ((n = BIO_get_mem_data(bio, &data)) > 0 &&
-                 (csr_pem = strndup(data, (size_t)n)) == NULL)
-            err = RP_ERR_NO_MEMORY;
-    }
-    if (err == RP_OK) {
-        req = json_pack("{s:s, s:s}", "evidence", b64, "csr", csr_pem);
+        req = json_pack("{s:s, s:s}", "evidence", b64, "public_key", key_b64);
         err = post_json(server, "/api/v1/attest", ca_file, req, &resp, &res->http_status,
                         res->reason, sizeof(res->reason));
     }
@@ -519,9 +509,7 @@ out : {
     free(text);
     json_decref(st);
 }
-    BIO_free(bio);
-    X509_REQ_free(csr);
-    free(csr_pem);
+    free(key_b64);
     free(b64);
     json_decref(req);
     json_decref(resp);

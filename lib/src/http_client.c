@@ -51,9 +51,40 @@ static CURLcode on_ssl_ctx(CURL *curl, void *ctx, void *arg)
     return cb->fn(ctx, cb->arg) == 1 ? CURLE_OK : CURLE_SSL_CERTPROBLEM;
 }
 
+/* TLS sessions are shared by every request of the process: a daemon that talks to the service
+ * again resumes its session instead of a full handshake. */
+static CURLSH *share;
+static pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+
+static void share_lock(CURL *c, curl_lock_data data, curl_lock_access access, void *arg)
+{
+    (void)c;
+    (void)access;
+    (void)arg;
+    pthread_mutex_lock(&share_locks[data]);
+}
+
+static void share_unlock(CURL *c, curl_lock_data data, void *arg)
+{
+    (void)c;
+    (void)arg;
+    pthread_mutex_unlock(&share_locks[data]);
+}
+
 static void global_init(void)
 {
-    (void)curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+        return;
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_init(&share_locks[i], NULL);
+    share = curl_share_init();
+    if (share != NULL &&
+        (curl_share_setopt(share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
+         curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
+         curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK)) {
+        curl_share_cleanup(share);
+        share = NULL;
+    }
 }
 
 rp_err_t rp_http_request(const char *method, const char *url, const rp_http_opts_t *o,
@@ -97,6 +128,8 @@ rp_err_t rp_http_request(const char *method, const char *url, const rp_http_opts
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+    if (share != NULL)
+        curl_easy_setopt(curl, CURLOPT_SHARE, share);
     if (body != NULL) {
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);

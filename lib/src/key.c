@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -58,16 +59,24 @@ rp_err_t rp_key_generate(rp_sig_alg_t alg, EVP_PKEY **key)
 
 rp_err_t rp_key_alg(EVP_PKEY *key, rp_sig_alg_t *alg)
 {
-    uint8_t spki[RP_PUBKEY_DER_MAX];
+    char group[32];
     size_t len;
-    rp_err_t err = rp_key_spki(key, spki, sizeof(spki), &len);
 
-    /* One definition of "supported key" for signing and verifying: the crypto port's. */
-    if (err == RP_ERR_BUFFER_TOO_SMALL)
-        return RP_ERR_UNSUPPORTED;
-    if (err != RP_OK)
-        return err;
-    return rp_pubkey_alg(spki, len, alg);
+    if (key == NULL || alg == NULL)
+        return RP_ERR_INVALID_ARG;
+    if (EVP_PKEY_is_a(key, "ED25519")) {
+        *alg = RP_SIG_ED25519;
+        return RP_OK;
+    }
+    if (EVP_PKEY_is_a(key, "EC") &&
+        EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+                                       &len) == 1 &&
+        strcmp(group, "prime256v1") == 0) {
+        *alg = RP_SIG_ECDSA_P256;
+        return RP_OK;
+    }
+    ERR_clear_error();
+    return RP_ERR_UNSUPPORTED;
 }
 
 /* Keys are never encrypted with a passphrase here, and a tool must not stop to ask for one. */

@@ -275,39 +275,6 @@ rp_err_t rp_rot_sign(rp_rot_t *rot, const uint8_t digest[RP_SHA256_LEN], uint8_t
     return RP_OK;
 }
 
-rp_err_t rp_rot_make_csr(rp_rot_t *rot, const char *cn, X509_REQ **out)
-{
-    EVP_MD_CTX *md = NULL;
-    X509_REQ *req;
-    int ok;
-    rp_err_t err;
-
-    if (rot == NULL || cn == NULL || out == NULL)
-        return RP_ERR_INVALID_ARG;
-    *out = NULL;
-    err = rot->ops->ensure_key(rot);
-    if (err != RP_OK)
-        return err;
-    req = X509_REQ_new_ex(rot->libctx, rot->propq);
-    md = EVP_MD_CTX_new();
-    ok = req != NULL && md != NULL && X509_REQ_set_version(req, X509_REQ_VERSION_1) == 1 &&
-         X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_UTF8,
-                                    (const unsigned char *)cn, -1, -1, 0) == 1 &&
-         X509_REQ_set_pubkey(req, rot->pkey) == 1 &&
-         EVP_DigestSignInit_ex(md, NULL, "SHA256", rot->libctx, rot->propq, rot->pkey, NULL) == 1 &&
-         X509_REQ_sign_ctx(req, md) > 0;
-    EVP_MD_CTX_free(md);
-    if (!ok) {
-        rp_log_error("cannot make a certificate request: %s",
-                     ERR_error_string(ERR_peek_last_error(), NULL));
-        ERR_clear_error();
-        X509_REQ_free(req);
-        return RP_ERR_CRYPTO;
-    }
-    *out = req;
-    return RP_OK;
-}
-
 /*
  * TLS with a TPM key: the handshake hashes many times over (a TPM has a few object slots and
  * would run out), so TLS runs in OpenSSL's default provider with a stand-in EC key whose only

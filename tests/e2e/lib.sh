@@ -1,6 +1,8 @@
 # Shared by the end-to-end tests: a scratch directory, and assertions on exit codes and output.
 # Each test sources this, then calls the helpers; the first failed assertion ends the test.
-set -euo pipefail
+set -Eeuo pipefail
+# A command that fails outside the helpers below still says where, not just a bare exit status.
+trap 'echo "FAIL: ${BASH_SOURCE[0]##*/}:$LINENO: $BASH_COMMAND exited $?" >&2' ERR
 
 : "${RAMPART:?set RAMPART to the rampart binary}"
 E2E_DIR=$(mktemp -d "${TMPDIR:-/tmp}/rampart-e2e.XXXXXX")
@@ -63,6 +65,8 @@ flip() {
 # A free TCP port on loopback (the kernel picks it; another process could take it before use, so
 # servers here bind to port 0 where they can).
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# port_open PORT: something accepts connections on loopback PORT.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # start_server DIR [ARGS...]: run rampart-server on a free port; sets SERVER_URL, SERVER_CA,
 # SERVER_PID, ADMIN_TOKEN (a file). Its log is DIR.log.
@@ -87,17 +91,27 @@ start_server() {
 
 # start_swtpm DIR: a software TPM on loopback; sets TCTI.
 start_swtpm() {
-  local dir=$1 port i
+  local dir=$1 port pid i j
   mkdir -p "$dir"
   for i in 1 2 3 4 5; do
     port=$(free_port)
     swtpm socket --tpm2 --tpmstate dir="$dir" --flags not-need-init,startup-clear \
       --server type=tcp,port="$port",bindaddr=127.0.0.1 \
       --ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 >"$dir.log" 2>&1 &
-    E2E_PIDS+=("$!")
-    sleep 0.3
-    kill -0 "$!" 2>/dev/null && { TCTI="swtpm:host=127.0.0.1,port=$port"; return 0; }
+    pid=$!
+    E2E_PIDS+=("$pid")
+    # Wait until it listens (a loaded machine can take a while); if it died, the port was taken.
+    for j in $(seq 1 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      if port_open "$port"; then
+        TCTI="swtpm:host=127.0.0.1,port=$port"
+        return 0
+      fi
+      sleep 0.1
+    done
+    kill "$pid" 2>/dev/null || true
   done
+  cat "$dir.log" >&2
   fail "swtpm did not start"
 }
 

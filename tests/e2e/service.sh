@@ -121,8 +121,8 @@ jq -e '.attestations[0].result == "pass" and .attestations[0].claims.boot_count 
   fail "attestation history"
 
 # --- attestations that must fail, each recorded with its reason ------------------------------------
-# make_request DEV NONCE_DEV [CSR_DEV]: evidence by DEV for a nonce issued to NONCE_DEV, with the
-# CSR of CSR_DEV (default DEV), as $d/req.json
+# make_request DEV NONCE_DEV [KEY_DEV]: evidence by DEV for a nonce issued to NONCE_DEV, presented
+# with the public key of KEY_DEV (default DEV), as $d/req.json
 make_request() {
   local dev=$1 ndev=$2 cdev=${3:-$1} nid
   nid=$("$AGENT" id --state-dir "$d/$ndev" 2>/dev/null | sed -n 's/^device id: //p')
@@ -130,9 +130,9 @@ make_request() {
   http POST /api/v1/attest/nonce - "$d/nreq.json"; is_status 200
   nonce=$(jq -r .nonce "$d/body")
   "$AGENT" evidence --state-dir "$d/$dev" --nonce "$nonce" --out "$d/ev.cbor" >/dev/null 2>&1 || fail "evidence"
-  openssl req -new -key "$d/$cdev/identity.pem" -subj "/CN=x" -out "$d/csr.pem" 2>/dev/null
-  jq -n --arg ev "$(base64 -w0 "$d/ev.cbor")" --arg csr "$(cat "$d/csr.pem")" \
-    '{evidence: $ev, csr: $csr}' >"$d/req.json"
+  openssl pkey -in "$d/$cdev/identity.pem" -pubout -outform DER 2>/dev/null | base64 -w0 >"$d/key.b64"
+  jq -n --arg ev "$(base64 -w0 "$d/ev.cbor")" --arg key "$(cat "$d/key.b64")" \
+    '{evidence: $ev, public_key: $key}' >"$d/req.json"
 }
 last_reason() {
   RAMPART_TOKEN_FILE=$ADMIN_TOKEN "$RAMPART" device attestations --tenant "$acme" "$1" >"$d/hist"
@@ -154,19 +154,26 @@ make_request a a; jq '.evidence |= (.[0:40] + (if .[40:41] == "A" then "B" else 
   "$d/req.json" >"$d/t.json" && mv "$d/t.json" "$d/req.json"
 http POST /api/v1/attest - "$d/req.json"; is_status 403
 body_has '.reason == "bad_signature" or .reason == "malformed_evidence"'
-jq -n --arg csr "$(cat "$d/csr.pem")" '{evidence: "bm90IGNib3I=", csr: $csr}' >"$d/req.json"
+jq -n --arg key "$(cat "$d/key.b64")" '{evidence: "bm90IGNib3I=", public_key: $key}' >"$d/req.json"
 refused_with malformed_evidence "$a"              # base64 of "not cbor"
 unknown=$(openssl rand -hex 32)
 # a nonce the service never issued: evidence made for a random nonce
 "$AGENT" evidence --state-dir "$d/a" --nonce "$unknown" --out "$d/ev.cbor" >/dev/null 2>&1
-jq -n --arg ev "$(base64 -w0 "$d/ev.cbor")" --arg csr "$(cat "$d/csr.pem")" '{evidence: $ev, csr: $csr}' >"$d/req.json"
+jq -n --arg ev "$(base64 -w0 "$d/ev.cbor")" --arg key "$(cat "$d/key.b64")" '{evidence: $ev, public_key: $key}' >"$d/req.json"
 refused_with nonce_unknown "$a"
 
 # bad requests: 400 with a reason, 413 when too large
-printf '{"evidence": "x", "csr": "not a csr"}' >"$d/bad.json"
-http POST /api/v1/attest - "$d/bad.json"; is_status 400; body_has '.error == "malformed_evidence" or .error == "malformed_csr"'
-jq -n --arg ev "$(base64 -w0 "$d/ev.cbor")" '{evidence: $ev, csr: "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"}' >"$d/bad.json"
-http POST /api/v1/attest - "$d/bad.json"; is_status 400; body_has '.error == "malformed_csr"'
+printf '{"evidence": "x", "public_key": "not a key"}' >"$d/bad.json"
+http POST /api/v1/attest - "$d/bad.json"; is_status 400; body_has '.error == "malformed_evidence" or .error == "malformed_public_key"'
+# keys that are not canonical P-256: an Ed25519 key, and a P-256 key with a compressed point
+openssl genpkey -algorithm ed25519 2>/dev/null | openssl pkey -pubout -outform DER | base64 -w0 >"$d/ed.b64"
+openssl pkey -in "$d/a/identity.pem" -pubout -outform DER -ec_conv_form compressed 2>/dev/null | base64 -w0 >"$d/comp.b64"
+for k in ed comp; do
+  jq -n --arg ev "$(base64 -w0 "$d/ev.cbor")" --arg key "$(cat "$d/$k.b64")" '{evidence: $ev, public_key: $key}' >"$d/bad.json"
+  http POST /api/v1/attest - "$d/bad.json"; is_status 400; body_has '.error == "malformed_public_key"'
+done
+printf '{"evidence": "AAAA"}' >"$d/bad.json"
+http POST /api/v1/attest - "$d/bad.json"; is_status 400; body_has '.error == "invalid"'
 printf '{"evidence": ' >"$d/bad.json"
 http POST /api/v1/attest - "$d/bad.json"; is_status 400; body_has '.error == "malformed_json"'
 printf '[1,2,3]' >"$d/bad.json"

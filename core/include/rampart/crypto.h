@@ -94,6 +94,16 @@ rp_err_t rp_sig_verify(rp_sig_alg_t alg, const uint8_t *spki, size_t spki_len,
                        const uint8_t digest[RP_SHA256_LEN], const uint8_t *sig,
                        size_t sig_len) RP_MUST_CHECK;
 
+#define RP_P256_POINT_LEN 65 /* an uncompressed P-256 point: 0x04, x, y */
+
+/*
+ * The public point of a P-256 key given as the canonical DER SubjectPublicKeyInfo (named curve,
+ * uncompressed point). RP_ERR_BAD_KEY for anything else, including other encodings of the same
+ * key: one key, one encoding, one device ID. The point is not checked to be on the curve here.
+ */
+rp_err_t rp_pubkey_p256_point(const uint8_t *spki, size_t spki_len,
+                              uint8_t point[RP_P256_POINT_LEN]) RP_MUST_CHECK;
+
 /* Constant-time comparison; 0 when equal. */
 int rp_ct_memcmp(const void *a, const void *b, size_t len);
 

@@ -189,6 +189,44 @@ rp_err_t rp_sig_verify(rp_sig_alg_t alg, const uint8_t *spki, size_t spki_len,
     return err;
 }
 
+rp_err_t rp_pubkey_p256_point(const uint8_t *spki, size_t spki_len,
+                              uint8_t point[RP_P256_POINT_LEN])
+{
+    unsigned char der[RP_PUBKEY_DER_MAX];
+    mbedtls_pk_context pk;
+    size_t olen = 0;
+    rp_sig_alg_t alg;
+    int n = -1;
+    rp_err_t err;
+
+    if (spki == NULL || point == NULL)
+        return RP_ERR_INVALID_ARG;
+    err = load_pubkey(spki, spki_len, &pk);
+    if (err == RP_OK)
+        err = alg_of(&pk, &alg);
+    /* Canonical only: writing the key back must give exactly the bytes we were given. */
+    if (err == RP_OK)
+        n = mbedtls_pk_write_pubkey_der(&pk, der, sizeof(der));
+    if (err == RP_OK && (n < 0 || (size_t)n != spki_len ||
+                         memcmp(der + sizeof(der) - (size_t)n, spki, spki_len) != 0))
+        err = RP_ERR_BAD_KEY;
+#if MBEDTLS_VERSION_MAJOR >= 3
+    if (err == RP_OK && (mbedtls_ecp_point_write_binary(&mbedtls_pk_ec(pk)->MBEDTLS_PRIVATE(grp),
+                                                        &mbedtls_pk_ec(pk)->MBEDTLS_PRIVATE(Q),
+                                                        MBEDTLS_ECP_PF_UNCOMPRESSED, &olen, point,
+                                                        RP_P256_POINT_LEN) != 0 ||
+                         olen != RP_P256_POINT_LEN))
+#else
+    if (err == RP_OK && (mbedtls_ecp_point_write_binary(
+                             &mbedtls_pk_ec(pk)->grp, &mbedtls_pk_ec(pk)->Q,
+                             MBEDTLS_ECP_PF_UNCOMPRESSED, &olen, point, RP_P256_POINT_LEN) != 0 ||
+                         olen != RP_P256_POINT_LEN))
+#endif
+        err = RP_ERR_BAD_KEY;
+    mbedtls_pk_free(&pk);
+    return err == RP_ERR_UNSUPPORTED ? RP_ERR_BAD_KEY : err;
+}
+
 const char *rp_crypto_backend(void)
 {
     return "Mbed TLS " MBEDTLS_VERSION_STRING " (ECDSA P-256 only: no Ed25519)";

@@ -9,6 +9,9 @@
 #include <string.h>
 
 #include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/objects.h>
+#include <openssl/params.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ec.h>
@@ -42,23 +45,93 @@ rp_err_t rp_sha256_final(rp_sha256_t *ctx, uint8_t out[RP_SHA256_LEN])
     return ok == 1 ? RP_OK : RP_ERR_CRYPTO;
 }
 
+/*
+ * The DER of a P-256 SubjectPublicKeyInfo is a fixed prefix (algorithm ecPublicKey, curve
+ * prime256v1, a 65-bit-string header) and the uncompressed point. OpenSSL 3's general decoder
+ * takes about twice as long as the signature check, so the canonical form is recognised against
+ * that prefix - which OpenSSL itself encodes, once - and the point goes to EVP_PKEY_fromdata().
+ * Anything else takes the general decoder.
+ */
+#define P256_POINT_LEN 65
+static uint8_t p256_prefix[32];
+static size_t p256_prefix_len;
+static CRYPTO_ONCE p256_once = CRYPTO_ONCE_STATIC_INIT;
+
+static void p256_prefix_init(void)
+{
+    uint8_t point[P256_POINT_LEN] = {0x04}, der[128], *p = der, *copy;
+    X509_PUBKEY *pub = X509_PUBKEY_new();
+    int n;
+
+    copy = OPENSSL_memdup(point, sizeof(point));
+    if (pub == NULL || copy == NULL ||
+        X509_PUBKEY_set0_param(pub, OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
+                               OBJ_nid2obj(NID_X9_62_prime256v1), copy, P256_POINT_LEN) != 1) {
+        OPENSSL_free(copy);
+        X509_PUBKEY_free(pub);
+        return; /* no fast path: the general decoder serves */
+    }
+    n = i2d_X509_PUBKEY(pub, &p);
+    if (n > P256_POINT_LEN && (size_t)(n - P256_POINT_LEN) <= sizeof(p256_prefix)) {
+        p256_prefix_len = (size_t)(n - P256_POINT_LEN);
+        memcpy(p256_prefix, der, p256_prefix_len);
+    }
+    X509_PUBKEY_free(pub);
+}
+
+rp_err_t rp_pubkey_p256_point(const uint8_t *spki, size_t spki_len,
+                              uint8_t point[RP_P256_POINT_LEN])
+{
+    if (spki == NULL || point == NULL)
+        return RP_ERR_INVALID_ARG;
+    if (CRYPTO_THREAD_run_once(&p256_once, p256_prefix_init) != 1 || p256_prefix_len == 0)
+        return RP_ERR_CRYPTO;
+    if (spki_len != p256_prefix_len + P256_POINT_LEN ||
+        memcmp(spki, p256_prefix, p256_prefix_len) != 0)
+        return RP_ERR_BAD_KEY;
+    memcpy(point, spki + p256_prefix_len, P256_POINT_LEN);
+    return RP_OK;
+}
+
+/* A P-256 key from its point; the point is checked to be on the curve. */
+static EVP_PKEY *p256_from_point(const uint8_t point[P256_POINT_LEN])
+{
+    OSSL_PARAM params[3];
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+    EVP_PKEY *k = NULL;
+
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0);
+    params[1] =
+        OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)point, P256_POINT_LEN);
+    params[2] = OSSL_PARAM_construct_end();
+    if (ctx == NULL || EVP_PKEY_fromdata_init(ctx) != 1 ||
+        EVP_PKEY_fromdata(ctx, &k, EVP_PKEY_PUBLIC_KEY, params) != 1)
+        k = NULL;
+    EVP_PKEY_CTX_free(ctx);
+    return k;
+}
+
 /* Parse a DER SubjectPublicKeyInfo, refusing trailing bytes. OUT: *key, to be freed. */
 static rp_err_t load_pubkey(const uint8_t *spki, size_t spki_len, EVP_PKEY **key)
 {
+    uint8_t point[P256_POINT_LEN];
     const unsigned char *p = spki;
     EVP_PKEY *k;
 
     if (spki == NULL || spki_len == 0 || spki_len > LONG_MAX)
         return RP_ERR_BAD_KEY;
-    k = d2i_PUBKEY(NULL, &p, (long)spki_len);
-    if (k == NULL) {
-        ERR_clear_error();
-        return RP_ERR_BAD_KEY;
+    if (rp_pubkey_p256_point(spki, spki_len, point) == RP_OK) {
+        k = p256_from_point(point);
+    } else {
+        k = d2i_PUBKEY(NULL, &p, (long)spki_len);
+        if (k != NULL && p != spki + spki_len) {
+            EVP_PKEY_free(k);
+            k = NULL;
+        }
     }
-    if (p != spki + spki_len) {
-        EVP_PKEY_free(k);
+    ERR_clear_error();
+    if (k == NULL)
         return RP_ERR_BAD_KEY;
-    }
     *key = k;
     return RP_OK;
 }

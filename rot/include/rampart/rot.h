@@ -77,10 +77,6 @@ rp_err_t rp_rot_sign(rp_rot_t *rot, const uint8_t digest[RP_SHA256_LEN], uint8_t
  */
 EVP_PKEY *rp_rot_pkey(rp_rot_t *rot);
 
-/* A PKCS#10 request for the identity key with subject CN = cn, signed inside the root of trust.
- * OUT: *csr, caller frees with X509_REQ_free(). */
-rp_err_t rp_rot_make_csr(rp_rot_t *rot, const char *cn, X509_REQ **csr) RP_MUST_CHECK;
-
 /*
  * An SSL_CTX with the identity key and certificate chain (PEM file) loaded, created where the key
  * lives (the TPM provider's library context for tpm2). For device-to-cloud and device-to-device
