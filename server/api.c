@@ -415,14 +415,12 @@ static void device(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant
 static void ca_cert(rp_req_t *r, const rp_tenant_t *tenant)
 {
     const rp_ca_t *ca;
-    char *pem;
 
-    if (rp_worker_ca(r->w, tenant, &ca) != RP_OK || rp_cert_pem(ca->cert, &pem) != RP_OK) {
+    if (rp_worker_ca(r->w, tenant, &ca) != RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot read the tenant CA");
         return;
     }
-    rp_reply_bytes(r, 200, "application/x-pem-file", pem, strlen(pem));
-    free(pem);
+    rp_reply_bytes(r, 200, "application/x-pem-file", ca->cert_pem, strlen(ca->cert_pem));
 }
 
 /* Public: relying parties (brokers, peers) fetch it without a token. */

@@ -1,7 +1,8 @@
 /*
- * Device attestation (RFC 9334's verifier): single-use nonces, then evidence + CSR in, a verdict
- * and (on a pass) a 24-hour certificate out. Every attestation whose device can be named is
- * recorded, pass or the exact reason it failed.
+ * Device attestation (RFC 9334's verifier): single-use nonces, then evidence and the device's
+ * public key in, a verdict and (on a pass) a 24-hour certificate out. Every attestation is
+ * recorded, pass or the exact reason it failed, before the device hears the verdict: the record
+ * goes to the recorder thread (group commit) and the answer is sent when it is on disk.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,32 +19,31 @@
 
 void rp_attest_nonce(rp_req_t *r)
 {
-    uint8_t nonce[RP_NONCE_SIZE];
+    uint8_t nonce[RP_NONCE_SIZE], device[RP_SHA256_LEN];
     char hex[2 * RP_NONCE_SIZE + 1];
     json_t *body = rp_req_json(r);
     const char *device_id;
-    rp_err_t err;
+    int lifetime = r->w->srv->nonce_lifetime;
 
     if (body == NULL)
         return;
     device_id = json_string_value(json_object_get(body, "device_id"));
-    if (!rp_device_id_valid(device_id)) {
+    if (!rp_device_id_valid(device_id) ||
+        rp_hex_decode(device_id, RP_DEVICE_ID_LEN, device, sizeof(device)) != RP_OK) {
         json_decref(body);
         rp_reply_error(r, 400, "invalid", "\"device_id\" must be 64 lowercase hex digits");
         return;
     }
-    err = RAND_bytes(nonce, sizeof(nonce)) == 1 ? RP_OK : RP_ERR_CRYPTO;
-    if (err == RP_OK)
-        err = rp_store_nonce_create(r->w->store, nonce, device_id,
-                                    (int64_t)time(NULL) + r->w->srv->nonce_lifetime);
     json_decref(body);
-    if (err != RP_OK || rp_hex_encode(nonce, sizeof(nonce), hex, sizeof(hex)) != RP_OK) {
+    /* Nothing is stored: the nonce carries its own proof (nonce.h). */
+    if (rp_nonce_issue(r->w->srv->nonce_key, device, (int64_t)time(NULL) + lifetime, nonce) !=
+            RP_OK ||
+        rp_hex_encode(nonce, sizeof(nonce), hex, sizeof(hex)) != RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot issue a nonce");
         return;
     }
     atomic_fetch_add(&r->w->srv->metrics.nonces_issued, 1);
-    rp_reply_json(r, 200,
-                  json_pack("{s:s, s:i}", "nonce", hex, "expires_in", r->w->srv->nonce_lifetime));
+    rp_reply_json(r, 200, json_pack("{s:s, s:i}", "nonce", hex, "expires_in", lifetime));
 }
 
 /* What the evidence said, for the record and for operators. */
@@ -122,22 +122,47 @@ struct verdict {
     const rp_device_t *device; /* NULL: no tenant holds the device */
     rp_attest_reason_t reason;
     json_t *claims;
-    const uint8_t *nonce; /* a usable nonce, used up with the record */
+    const uint8_t *nonce; /* a usable nonce, spent with the record */
     size_t nonce_len;
+    int64_t nonce_expires;
 };
 
-/* Record the verdict and count it. RP_ERR_EXISTS: the nonce was taken meanwhile. */
-static rp_err_t record(rp_req_t *r, const struct verdict *v, const rp_cert_record_t *cert,
-                       const uint8_t *spki, size_t spki_len)
-{
-    rp_attestation_t *a = calloc(1, sizeof(*a));
-    char *text = v->claims != NULL ? json_dumps(v->claims, JSON_COMPACT) : NULL;
-    rp_err_t err;
+/* One attestation between its verdict and its answer: what is recorded and what to say. */
+struct pending {
+    rp_record_job_t job;
+    struct evhttp_request *req;
+    rp_attest_reason_t reason;
+    rp_attestation_t att;
+    rp_cert_record_t cert;
+    uint8_t spki[RP_PUBKEY_DER_MAX];
+    uint8_t nonce[RP_NONCE_SIZE];
+    json_t *answer; /* a pass: the certificate */
+};
 
-    if (a == NULL) {
+static void recorded(rp_record_job_t *job);
+
+/*
+ * Hand the verdict to the recorder; the answer goes out when it is written. On a pass, cert is
+ * the certificate's record, spki the device's key and answer the body to send (taken).
+ */
+static void submit(rp_req_t *r, const struct verdict *v, const rp_cert_record_t *cert,
+                   const uint8_t *spki, size_t spki_len, json_t *answer)
+{
+    struct pending *p = calloc(1, sizeof(*p));
+    char *text = v->claims != NULL ? json_dumps(v->claims, JSON_COMPACT) : NULL;
+    rp_attestation_t *a;
+
+    if (p == NULL || spki_len > sizeof(p->spki) || v->nonce_len > sizeof(p->nonce)) {
+        free(p);
         free(text);
-        return RP_ERR_NO_MEMORY;
+        json_decref(answer);
+        rp_reply_error(r, 500, "internal", "cannot record the attestation");
+        return;
     }
+    p->req = r->req;
+    p->reason = v->reason;
+    p->answer = answer;
+    a = &p->att;
     snprintf(a->device_id, sizeof(a->device_id), "%s", v->device_id);
     if (v->device != NULL)
         snprintf(a->tenant_id, sizeof(a->tenant_id), "%s", v->device->tenant_id);
@@ -145,36 +170,73 @@ static rp_err_t record(rp_req_t *r, const struct verdict *v, const rp_cert_recor
     a->passed = v->reason == RP_REASON_PASS;
     snprintf(a->reason, sizeof(a->reason), "%s", rp_attest_reason_code(v->reason));
     snprintf(a->claims_json, sizeof(a->claims_json), "%s", text != NULL ? text : "{}");
-    err = rp_store_attestation_record(r->w->store, a, cert, spki, spki_len, v->nonce, v->nonce_len);
     free(text);
-    free(a);
-    if (err == RP_OK) {
-        atomic_fetch_add(&r->w->srv->metrics.attestations[v->reason], 1);
-        if (cert != NULL)
-            atomic_fetch_add(&r->w->srv->metrics.certificates_issued, 1);
+    p->job.write.a = a;
+    if (cert != NULL) {
+        p->cert = *cert;
+        p->job.write.cert = &p->cert;
+        memcpy(p->spki, spki, spki_len);
+        p->job.write.spki = p->spki;
+        p->job.write.spki_len = spki_len;
     }
-    return err;
+    if (v->nonce != NULL) {
+        memcpy(p->nonce, v->nonce, v->nonce_len);
+        p->job.write.nonce = p->nonce;
+        p->job.write.nonce_len = v->nonce_len;
+        p->job.write.nonce_expires = v->nonce_expires;
+    }
+    p->job.worker = r->w;
+    p->job.done = recorded;
+    rp_recorder_submit(r->w->srv->recorder, &p->job);
+}
+
+/* On the worker's loop, once the record is on disk (or could not be written). */
+static void recorded(rp_record_job_t *job)
+{
+    struct pending *p = (struct pending *)job; /* job is the first member */
+    rp_req_t r = {.w = job->worker, .req = p->req};
+    rp_metrics_t *m = &job->worker->srv->metrics;
+    char iso[32];
+
+    if (job->write.err == RP_ERR_EXISTS) {
+        /* Another request spent the nonce first: this one is a replay, recorded as one, and the
+         * certificate made for it is never recorded nor sent. */
+        p->reason = RP_REASON_NONCE_REPLAYED;
+        p->att.passed = false;
+        snprintf(p->att.reason, sizeof(p->att.reason), "%s", rp_attest_reason_code(p->reason));
+        json_decref(p->answer);
+        p->answer = NULL;
+        memset(&job->write, 0, sizeof(job->write));
+        job->write.a = &p->att;
+        rp_recorder_submit(job->worker->srv->recorder, job);
+        return;
+    }
+    if (job->write.err != RP_OK) {
+        rp_reply_error(&r, 500, "internal", "cannot record the attestation");
+    } else if (p->reason == RP_REASON_PASS) {
+        atomic_fetch_add(&m->attestations[p->reason], 1);
+        atomic_fetch_add(&m->certificates_issued, 1);
+        rp_iso_time(p->cert.not_after, iso);
+        rp_log_debug("attestation of %.16s… passed: certificate %s until %s", p->att.device_id,
+                     p->cert.serial, iso);
+        rp_reply_json(&r, 200, p->answer);
+        p->answer = NULL;
+    } else {
+        atomic_fetch_add(&m->attestations[p->reason], 1);
+        rp_log_info("attestation of %.16s… refused: %s", p->att.device_id,
+                    rp_attest_reason_code(p->reason));
+        rp_reply_json(&r, 403,
+                      json_pack("{s:s, s:s, s:s}", "error", "attestation_failed", "reason",
+                                rp_attest_reason_code(p->reason), "message",
+                                reason_message(p->reason)));
+    }
+    json_decref(p->answer);
+    free(p);
 }
 
 static void refuse(rp_req_t *r, struct verdict *v)
 {
-    rp_err_t err = record(r, v, NULL, NULL, 0);
-
-    if (err == RP_ERR_EXISTS) { /* another request used the nonce first */
-        v->reason = RP_REASON_NONCE_REPLAYED;
-        v->nonce = NULL;
-        err = record(r, v, NULL, NULL, 0);
-    }
-    if (err != RP_OK) {
-        rp_reply_error(r, 500, "internal", "cannot record the attestation");
-        return;
-    }
-    rp_log_info("attestation of %.16s… refused: %s", v->device_id,
-                rp_attest_reason_code(v->reason));
-    rp_reply_json(r, 403,
-                  json_pack("{s:s, s:s, s:s}", "error", "attestation_failed", "reason",
-                            rp_attest_reason_code(v->reason), "message",
-                            reason_message(v->reason)));
+    submit(r, v, NULL, NULL, 0, NULL);
 }
 
 rp_err_t rp_attest_request_parse(const uint8_t *body, size_t len, uint8_t **evidence,
@@ -228,7 +290,6 @@ static rp_attest_reason_t nonce_reason(rp_nonce_result_t n)
 {
     switch (n) {
     case RP_NONCE_OK: return RP_REASON_PASS;
-    case RP_NONCE_USED: return RP_REASON_NONCE_REPLAYED;
     case RP_NONCE_EXPIRED: return RP_REASON_NONCE_EXPIRED;
     case RP_NONCE_OTHER_DEVICE: return RP_REASON_NONCE_WRONG_DEVICE;
     default: return RP_REASON_NONCE_UNKNOWN;
@@ -238,14 +299,12 @@ static rp_attest_reason_t nonce_reason(rp_nonce_result_t n)
 void rp_attest(rp_req_t *r)
 {
     uint8_t spki[RP_PUBKEY_DER_MAX], *evidence = NULL, id_bytes[RP_SHA256_LEN];
-    char device_id[RP_DEVICE_ID_SIZE], *cert_pem = NULL, *ca_pem = NULL, iso[32];
+    char device_id[RP_DEVICE_ID_SIZE], *cert_pem = NULL, iso[32];
     rp_eat_claims_t *claims = calloc(1, sizeof(*claims));
-    struct verdict v = {device_id, NULL, RP_REASON_PASS, NULL, NULL, 0};
+    struct verdict v = {device_id, NULL, RP_REASON_PASS, NULL, NULL, 0, 0};
     const char *error, *message;
     rp_device_t device;
-    rp_nonce_result_t nonce;
     rp_cert_record_t rec;
-    rp_tenant_t tenant;
     const rp_ca_t *ca;
     const uint8_t *body;
     X509 *cert = NULL;
@@ -268,7 +327,9 @@ void rp_attest(rp_req_t *r)
         rp_reply_error(r, 500, "internal", "cannot compute the device ID");
         goto out;
     }
-    err = rp_store_device_get(r->w->store, device_id, &device);
+    memset(&device, 0, sizeof(device));
+    snprintf(device.id, sizeof(device.id), "%s", device_id);
+    err = rp_store_device_standing(r->w->store, device_id, device.tenant_id, &device.blocked);
     if (err != RP_OK && err != RP_ERR_NOT_FOUND) {
         rp_reply_error(r, 500, "internal", "cannot read the device");
         goto out;
@@ -288,12 +349,8 @@ void rp_attest(rp_req_t *r)
         refuse(r, &v);
         goto out;
     }
-    if (rp_store_nonce_check(r->w->store, claims->nonce, claims->nonce_len, device_id,
-                             (int64_t)time(NULL), &nonce) != RP_OK) {
-        rp_reply_error(r, 500, "internal", "cannot check the nonce");
-        goto out;
-    }
-    v.reason = nonce_reason(nonce);
+    v.reason = nonce_reason(rp_nonce_check(r->w->srv->nonce_key, claims->nonce, claims->nonce_len,
+                                           id_bytes, (int64_t)time(NULL), &v.nonce_expires));
     if (v.reason == RP_REASON_PASS) {
         /* From here on the nonce is spent with whatever verdict follows. */
         v.nonce = claims->nonce;
@@ -311,36 +368,22 @@ void rp_attest(rp_req_t *r)
     }
 
     /* Passed: a certificate from the tenant's CA, recorded with the verdict in one transaction. */
-    if (rp_store_tenant_get(r->w->store, device.tenant_id, &tenant) != RP_OK ||
-        rp_worker_ca(r->w, &tenant, &ca) != RP_OK ||
+    if (rp_worker_ca_by_id(r->w, device.tenant_id, &ca) != RP_OK ||
         rp_ca_issue_device_cert(ca, spki, spki_len, device_id, (int64_t)time(NULL), &cert, &rec) !=
             RP_OK ||
-        rp_cert_pem(cert, &cert_pem) != RP_OK || rp_cert_pem(ca->cert, &ca_pem) != RP_OK) {
+        rp_cert_pem(cert, &cert_pem) != RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot issue the certificate");
         goto out;
     }
-    err = record(r, &v, &rec, spki, spki_len);
-    if (err == RP_ERR_EXISTS) {
-        v.reason = RP_REASON_NONCE_REPLAYED;
-        refuse(r, &v);
-        goto out;
-    }
-    if (err != RP_OK) {
-        rp_reply_error(r, 500, "internal", "cannot record the attestation");
-        goto out;
-    }
     rp_iso_time(rec.not_after, iso);
-    rp_log_debug("attestation of %.16s… passed: certificate %s until %s", device_id, rec.serial,
-                 iso);
-    rp_reply_json(r, 200,
-                  json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "result", "pass", "device_id",
-                            device_id, "certificate", cert_pem, "ca_chain", ca_pem, "serial",
-                            rec.serial, "not_after", iso));
+    submit(r, &v, &rec, spki, spki_len,
+           json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "result", "pass", "device_id", device_id,
+                     "certificate", cert_pem, "ca_chain", ca->cert_pem, "serial", rec.serial,
+                     "not_after", iso));
 out:
     json_decref(v.claims);
     X509_free(cert);
     free(cert_pem);
-    free(ca_pem);
     free(evidence);
     free(claims);
 }

@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/kdf.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
@@ -32,8 +34,10 @@ void rp_ca_free(rp_ca_t *ca)
 {
     X509_free(ca->cert);
     EVP_PKEY_free(ca->key);
-    ca->cert = NULL;
-    ca->key = NULL;
+    free(ca->cert_pem);
+    for (size_t i = 0; i < sizeof(ca->device_exts) / sizeof(ca->device_exts[0]); i++)
+        X509_EXTENSION_free(ca->device_exts[i]);
+    memset(ca, 0, sizeof(*ca));
 }
 
 static rp_err_t openssl_failed(const char *what)
@@ -215,18 +219,6 @@ static int write_key(BIO *bio, void *key)
     return PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL);
 }
 
-/* Certificate and CA chain in one file, as TLS servers present them. */
-struct chain {
-    X509 *leaf, *ca;
-};
-
-static int write_chain(BIO *bio, void *c)
-{
-    struct chain *ch = c;
-
-    return PEM_write_bio_X509(bio, ch->leaf) == 1 && PEM_write_bio_X509(bio, ch->ca) == 1;
-}
-
 static X509 *read_cert_file(const char *dir, const char *name)
 {
     char path[4096];
@@ -263,7 +255,6 @@ static rp_err_t make_server_cert(const char *data_dir, X509 *ca, EVP_PKEY *ca_ke
     char san[2048] = "DNS:localhost,IP:127.0.0.1,IP:::1", serial[RP_SERIAL_SIZE], copy[1024];
     EVP_PKEY *key = NULL;
     X509 *cert = NULL;
-    struct chain ch;
     rp_err_t err;
 
     if (hostnames != NULL && hostnames[0] != '\0') {
@@ -295,10 +286,11 @@ static rp_err_t make_server_cert(const char *data_dir, X509 *ca, EVP_PKEY *ca_ke
      * next start replaces, never a certificate whose key is gone. */
     if (err == RP_OK)
         err = write_pem_file(data_dir, "server.key", 0600, write_key, key);
-    ch.leaf = cert;
-    ch.ca = ca;
+    /* The leaf alone: clients hold server-ca.pem, the anchor, so sending it in every handshake
+     * would only add bytes and a certificate for each client to parse. An operator's own
+     * server.pem may carry intermediates; the server sends whatever chain the file holds. */
     if (err == RP_OK)
-        err = write_pem_file(data_dir, "server.pem", 0644, write_chain, &ch);
+        err = write_pem_file(data_dir, "server.pem", 0644, write_cert, cert);
     X509_free(cert);
     EVP_PKEY_free(key);
     return err;
@@ -395,6 +387,28 @@ rp_err_t rp_master_key_load(const char *path, uint8_t key[RP_MASTER_KEY_LEN])
     return err == RP_OK ? RP_OK : RP_ERR_BAD_KEY;
 }
 
+rp_err_t rp_master_derive(const uint8_t master[RP_MASTER_KEY_LEN], const char *purpose,
+                          uint8_t *out, size_t len)
+{
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    EVP_KDF_CTX *ctx = kdf != NULL ? EVP_KDF_CTX_new(kdf) : NULL;
+    OSSL_PARAM params[5];
+    rp_err_t err = RP_ERR_CRYPTO;
+
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, "SHA256", 0);
+    params[1] =
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)master, RP_MASTER_KEY_LEN);
+    params[2] =
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)purpose, strlen(purpose));
+    params[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, "rampart", 7);
+    params[4] = OSSL_PARAM_construct_end();
+    if (ctx != NULL && EVP_KDF_derive(ctx, out, len, params) == 1)
+        err = RP_OK;
+    EVP_KDF_CTX_free(ctx);
+    EVP_KDF_free(kdf);
+    return err;
+}
+
 /* The passphrase PKCS#8 encryption uses: the master key in hex. */
 static void master_passphrase(const uint8_t master[RP_MASTER_KEY_LEN],
                               char pass[2 * RP_MASTER_KEY_LEN + 1])
@@ -450,10 +464,22 @@ static rp_err_t create_ca(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LEN]
     return err;
 }
 
+/* The device certificate profile (docs/protocol.md), apart from its name and key. */
+static const struct {
+    int nid;
+    const char *value;
+} device_exts[] = {
+    {NID_basic_constraints,        "critical,CA:FALSE"        },
+    {NID_key_usage,                "critical,digitalSignature"},
+    {NID_ext_key_usage,            "clientAuth,serverAuth"    },
+    {NID_authority_key_identifier, "keyid:always"             },
+};
+
 static rp_err_t load_ca(const rp_ca_record_t *rec, const uint8_t master[RP_MASTER_KEY_LEN],
                         rp_ca_t *ca)
 {
     char pass[2 * RP_MASTER_KEY_LEN + 1];
+    X509V3_CTX ctx;
     BIO *bio;
 
     memset(ca, 0, sizeof(*ca));
@@ -473,6 +499,22 @@ static rp_err_t load_ca(const rp_ca_record_t *rec, const uint8_t master[RP_MASTE
                      rec->tenant_id);
         ERR_clear_error();
         return RP_ERR_BAD_KEY;
+    }
+    /* The extensions every device certificate carries (the subject alternative name, which
+     * names the device, is added per certificate). */
+    X509V3_set_ctx(&ctx, ca->cert, NULL, NULL, NULL, 0);
+    for (size_t i = 0; i < sizeof(device_exts) / sizeof(device_exts[0]); i++) {
+        ca->device_exts[i] =
+            X509V3_EXT_conf_nid(NULL, &ctx, device_exts[i].nid, device_exts[i].value);
+        if (ca->device_exts[i] == NULL) {
+            rp_ca_free(ca);
+            return openssl_failed("device certificate extensions");
+        }
+    }
+    ca->cert_pem = strdup(rec->cert_pem);
+    if (ca->cert_pem == NULL) {
+        rp_ca_free(ca);
+        return RP_ERR_NO_MEMORY;
     }
     ca->loaded = (int64_t)time(NULL);
     return RP_OK;
@@ -531,6 +573,29 @@ rp_err_t rp_csr_parse(const uint8_t *data, size_t len, X509_REQ **out)
     return RP_OK;
 }
 
+/* subjectAltName with one URI. */
+static rp_err_t add_uri_san(X509 *cert, const char *uri)
+{
+    GENERAL_NAMES *names = GENERAL_NAMES_new();
+    GENERAL_NAME *name = GENERAL_NAME_new();
+    ASN1_IA5STRING *value = ASN1_IA5STRING_new();
+    int ok = names != NULL && name != NULL && value != NULL &&
+             ASN1_STRING_set(value, uri, (int)strlen(uri)) == 1;
+
+    if (ok) {
+        GENERAL_NAME_set0_value(name, GEN_URI, value);
+        value = NULL;
+        ok = sk_GENERAL_NAME_push(names, name) > 0;
+        if (ok)
+            name = NULL;
+    }
+    ok = ok && X509_add1_ext_i2d(cert, NID_subject_alt_name, names, 0, X509V3_ADD_DEFAULT) == 1;
+    ASN1_IA5STRING_free(value);
+    GENERAL_NAME_free(name);
+    GENERAL_NAMES_free(names);
+    return ok ? RP_OK : openssl_failed("subject alternative name");
+}
+
 rp_err_t rp_ca_issue_device_cert(const rp_ca_t *ca, const uint8_t *spki, size_t spki_len,
                                  const char *device_id, int64_t now, X509 **out,
                                  rp_cert_record_t *record)
@@ -558,17 +623,12 @@ rp_err_t rp_ca_issue_device_cert(const rp_ca_t *ca, const uint8_t *spki, size_t 
         OPENSSL_free(copy);
         err = RP_ERR_CRYPTO;
     }
-    snprintf(san, sizeof(san), "URI:urn:rampart:device:%s", device_id);
+    for (size_t i = 0; i < sizeof(ca->device_exts) / sizeof(ca->device_exts[0]); i++)
+        if (err == RP_OK && X509_add_ext(cert, ca->device_exts[i], -1) != 1)
+            err = openssl_failed("certificate extension");
+    snprintf(san, sizeof(san), "urn:rampart:device:%s", device_id);
     if (err == RP_OK)
-        err = add_ext(cert, ca->cert, NID_basic_constraints, "critical,CA:FALSE");
-    if (err == RP_OK)
-        err = add_ext(cert, ca->cert, NID_key_usage, "critical,digitalSignature");
-    if (err == RP_OK)
-        err = add_ext(cert, ca->cert, NID_ext_key_usage, "clientAuth,serverAuth");
-    if (err == RP_OK)
-        err = add_ext(cert, ca->cert, NID_subject_alt_name, san);
-    if (err == RP_OK)
-        err = add_ext(cert, ca->cert, NID_authority_key_identifier, "keyid:always");
+        err = add_uri_san(cert, san);
     if (err == RP_OK)
         err = sign_cert(cert, ca->key);
     if (err != RP_OK) {

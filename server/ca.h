@@ -17,11 +17,14 @@
 #define RP_DEVICE_CERT_LIFETIME (24 * 3600)  /* a device certificate: 24 hours */
 #define RP_MASTER_KEY_LEN 32
 
-/* A tenant CA in memory: its certificate and decrypted key. */
+/* A tenant CA in memory: its certificate and decrypted key, and what each device certificate
+ * it issues repeats (made once, when the CA is loaded). */
 typedef struct rp_ca {
     char tenant_id[RP_ID_SIZE];
     X509 *cert;
     EVP_PKEY *key;
+    char *cert_pem;
+    X509_EXTENSION *device_exts[4];
     int64_t loaded; /* when it was read from the store */
 } rp_ca_t;
 
@@ -29,7 +32,7 @@ void rp_ca_free(rp_ca_t *ca);
 
 /*
  * Make the service's TLS identity in data_dir if it is not there: server-ca.pem (what clients
- * trust), server-ca.key, server.pem (the certificate chain), server.key; the server certificate
+ * trust), server-ca.key, server.pem (the server certificate), server.key; the server certificate
  * names localhost, 127.0.0.1, ::1 and each of hostnames (comma-separated, may be NULL), and is
  * renewed when it has under 30 days left. Also the master key (master.key, 0600) unless it exists.
  */
@@ -37,6 +40,11 @@ rp_err_t rp_service_identity_init(const char *data_dir, const char *hostnames) R
 
 /* Read the master key (64 hex digits) from path. */
 rp_err_t rp_master_key_load(const char *path, uint8_t key[RP_MASTER_KEY_LEN]) RP_MUST_CHECK;
+
+/* A key for one purpose, derived from the master key (HKDF-SHA256; purpose is the info): every
+ * replica and every restart derives the same one, and no purpose's key reveals another's. */
+rp_err_t rp_master_derive(const uint8_t master[RP_MASTER_KEY_LEN], const char *purpose,
+                          uint8_t *out, size_t len) RP_MUST_CHECK;
 
 /*
  * The tenant's CA: loaded from the store, or created and stored if the tenant has none yet

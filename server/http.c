@@ -22,7 +22,6 @@
 #include <openssl/err.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
-#include <openssl/kdf.h>
 #include <openssl/rand.h>
 
 #include "rampart/log.h"
@@ -177,6 +176,24 @@ rp_err_t rp_worker_ca(rp_worker_t *w, const rp_tenant_t *tenant, const rp_ca_t *
     return RP_OK;
 }
 
+rp_err_t rp_worker_ca_by_id(rp_worker_t *w, const char *tenant_id, const rp_ca_t **out)
+{
+    int64_t now = (int64_t)time(NULL);
+    rp_tenant_t tenant;
+    rp_err_t err;
+
+    for (int i = 0; i < RP_CA_CACHE; i++) {
+        rp_ca_t *c = &w->cas[i];
+        if (c->cert != NULL && strcmp(c->tenant_id, tenant_id) == 0 &&
+            now - c->loaded < RP_CA_CACHE_TTL) {
+            *out = c;
+            return RP_OK;
+        }
+    }
+    err = rp_store_tenant_get(w->store, tenant_id, &tenant);
+    return err == RP_OK ? rp_worker_ca(w, &tenant, out) : err;
+}
+
 /* Split the path into decoded segments; NULL-free and bounded. */
 static bool split_path(rp_req_t *r, char *copy)
 {
@@ -272,36 +289,39 @@ static int verify_any(int preverify, X509_STORE_CTX *ctx)
  * handshake. The ticket keys are derived from the master key and the day, so every replica and
  * every restart accepts the tickets of the others; tickets of the last TICKET_DAYS days are
  * accepted, today's are issued. Resumption is PSK with (EC)DHE: each session still has fresh keys.
+ * A resumption renews the ticket (see ticket_decrypted()), within RESUME_MAX_AGE of the last full
+ * handshake.
  */
 #define TICKET_DAYS 7
 static uint8_t ticket_master[RP_MASTER_KEY_LEN];
 
-/* The day's ticket keys: a 16-byte name, an AES-256 key and an HMAC-SHA256 key. */
+/* The day's ticket keys: a 16-byte name, an AES-256 key and an HMAC-SHA256 key. Derived once
+ * per day and kept (a handshake must not pay for a key derivation). */
+struct ticket_day {
+    int64_t day; /* 0: empty */
+    uint8_t keys[16 + 32 + 32];
+};
+static struct ticket_day ticket_days[TICKET_DAYS + 1];
+static pthread_mutex_t ticket_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static bool ticket_keys(int64_t day, uint8_t name[16], uint8_t aes[32], uint8_t mac[32])
 {
-    uint8_t out[16 + 32 + 32];
+    struct ticket_day *t = &ticket_days[day % (TICKET_DAYS + 1)];
     char info[64];
-    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-    EVP_KDF_CTX *ctx = kdf != NULL ? EVP_KDF_CTX_new(kdf) : NULL;
-    OSSL_PARAM params[5];
-    bool ok;
+    bool ok = true;
 
-    snprintf(info, sizeof(info), "rampart tls ticket keys %lld", (long long)day);
-    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, "SHA256", 0);
-    params[1] =
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, ticket_master, sizeof(ticket_master));
-    params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, strlen(info));
-    params[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, "rampart", 7);
-    params[4] = OSSL_PARAM_construct_end();
-    ok = ctx != NULL && EVP_KDF_derive(ctx, out, sizeof(out), params) == 1;
-    EVP_KDF_CTX_free(ctx);
-    EVP_KDF_free(kdf);
-    if (ok) {
-        memcpy(name, out, 16);
-        memcpy(aes, out + 16, 32);
-        memcpy(mac, out + 48, 32);
+    pthread_mutex_lock(&ticket_lock);
+    if (t->day != day) {
+        snprintf(info, sizeof(info), "rampart tls ticket keys %lld", (long long)day);
+        ok = rp_master_derive(ticket_master, info, t->keys, sizeof(t->keys)) == RP_OK;
+        t->day = ok ? day : 0;
     }
-    rp_wipe(out, sizeof(out));
+    if (ok) {
+        memcpy(name, t->keys, 16);
+        memcpy(aes, t->keys + 16, 32);
+        memcpy(mac, t->keys + 48, 32);
+    }
+    pthread_mutex_unlock(&ticket_lock);
     return ok;
 }
 
@@ -331,12 +351,70 @@ static int ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CI
                 EVP_MAC_init(mac, mac_key, sizeof(mac_key), params) != 1)
                 rc = -1;
             else
-                rc = d == today ? 1 : 2; /* 2: valid, but issue a fresh ticket */
+                rc = 1; /* renewal is decided in ticket_decrypted() */
         }
     }
     rp_wipe(aes, sizeof(aes));
     rp_wipe(mac_key, sizeof(mac_key));
     return rc;
+}
+
+/*
+ * Each ticket carries when its chain of resumptions began, at a full handshake (the last time the
+ * client checked the server's certificate). A resumption gets a fresh ticket - TLS 1.3 tickets
+ * are for one use - until the chain is RESUME_MAX_AGE old; then the client makes a full handshake
+ * again (RFC 8446, 4.6.1: limit the lifetime of keying material from one handshake).
+ */
+#define RESUME_MAX_AGE (7 * 86400)
+
+static int ticket_generate(SSL *ssl, void *arg)
+{
+    SSL_SESSION *session = SSL_get0_session(ssl);
+    uint8_t since[8];
+    void *data = NULL;
+    size_t len = 0;
+    uint64_t t = (uint64_t)time(NULL);
+
+    (void)arg;
+    if (session == NULL)
+        return 0;
+    /* A resumed session brings its start in its own app data; a full handshake starts one. */
+    if (SSL_session_reused(ssl) && SSL_SESSION_get0_ticket_appdata(session, &data, &len) == 1 &&
+        len == sizeof(since))
+        return 1;
+    for (int i = 0; i < 8; i++)
+        since[i] = (uint8_t)(t >> (56 - 8 * i));
+    return SSL_SESSION_set1_ticket_appdata(session, since, sizeof(since));
+}
+
+static SSL_TICKET_RETURN ticket_decrypted(SSL *ssl, SSL_SESSION *session,
+                                          const unsigned char *keyname, size_t keyname_len,
+                                          SSL_TICKET_STATUS status, void *arg)
+{
+    uint64_t since = 0, now = (uint64_t)time(NULL);
+    const uint8_t *d;
+    void *data = NULL;
+    size_t len = 0;
+
+    (void)ssl;
+    (void)keyname;
+    (void)keyname_len;
+    (void)arg;
+    switch (status) {
+    case SSL_TICKET_SUCCESS:
+    case SSL_TICKET_SUCCESS_RENEW:
+        if (SSL_SESSION_get0_ticket_appdata(session, &data, &len) != 1 || len != 8)
+            return SSL_TICKET_RETURN_IGNORE_RENEW;
+        d = data;
+        for (int i = 0; i < 8; i++)
+            since = since << 8 | d[i];
+        if (since > now || now - since > RESUME_MAX_AGE)
+            return SSL_TICKET_RETURN_IGNORE_RENEW; /* a full handshake, and a new chain */
+        return SSL_TICKET_RETURN_USE_RENEW;
+    case SSL_TICKET_EMPTY:
+    case SSL_TICKET_NO_DECRYPT: return SSL_TICKET_RETURN_IGNORE_RENEW;
+    default: /* SSL_TICKET_FATAL_ERR_* */ return SSL_TICKET_RETURN_ABORT;
+    }
 }
 
 SSL_CTX *rp_server_tls_context(const char *data_dir, const uint8_t master[RP_MASTER_KEY_LEN]);
@@ -365,7 +443,8 @@ SSL_CTX *rp_server_tls_context(const char *data_dir, const uint8_t master[RP_MAS
     SSL_CTX_set_timeout(ctx, TICKET_DAYS * 86400L);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF); /* tickets only: no state */
     SSL_CTX_set_num_tickets(ctx, 1);
-    if (SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb) != 1) {
+    if (SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb) != 1 ||
+        SSL_CTX_set_session_ticket_cb(ctx, ticket_generate, ticket_decrypted, NULL) != 1) {
         SSL_CTX_free(ctx);
         return NULL;
     }
@@ -405,19 +484,65 @@ int rp_listen_socket(const char *host, const char *port, int *bound_port)
     return fd;
 }
 
+void rp_worker_complete(rp_worker_t *w, rp_record_job_t *job)
+{
+    pthread_mutex_lock(&w->recorded_lock);
+    job->next = w->recorded_head;
+    w->recorded_head = job;
+    pthread_mutex_unlock(&w->recorded_lock);
+    event_active(w->recorded, EV_READ, 0);
+}
+
+/* Answer the requests whose records are written (in the order they were submitted). */
+static void answer_recorded(evutil_socket_t fd, short what, void *arg)
+{
+    rp_worker_t *w = arg;
+    rp_record_job_t *jobs, *in_order = NULL;
+
+    (void)fd;
+    (void)what;
+    pthread_mutex_lock(&w->recorded_lock);
+    jobs = w->recorded_head;
+    w->recorded_head = NULL;
+    pthread_mutex_unlock(&w->recorded_lock);
+    while (jobs != NULL) {
+        rp_record_job_t *next = jobs->next;
+        jobs->next = in_order;
+        in_order = jobs;
+        jobs = next;
+    }
+    while (in_order != NULL) {
+        rp_record_job_t *next = in_order->next;
+        in_order->done(in_order);
+        in_order = next;
+    }
+}
+
 rp_err_t rp_worker_init(rp_worker_t *w, rp_server_t *srv, int listen_fd);
 rp_err_t rp_worker_init(rp_worker_t *w, rp_server_t *srv, int listen_fd)
 {
+    struct event_config *cfg;
     rp_err_t err;
 
     memset(w, 0, sizeof(*w));
     w->srv = srv;
+    if (pthread_mutex_init(&w->recorded_lock, NULL) != 0)
+        return RP_ERR_NO_MEMORY;
     err = rp_store_open(srv->data_dir, &w->store);
     if (err != RP_OK)
         return err;
-    w->base = event_base_new();
+    /* The changelist folds the many enable/disable calls a TLS bufferevent makes in one loop
+     * iteration into one epoll_ctl (syscalls are a good part of a request's cost). */
+    cfg = event_config_new();
+    if (cfg == NULL || event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST) != 0) {
+        event_config_free(cfg);
+        return RP_ERR_NO_MEMORY;
+    }
+    w->base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
     w->http = w->base != NULL ? evhttp_new(w->base) : NULL;
-    if (w->http == NULL)
+    w->recorded = w->base != NULL ? event_new(w->base, -1, 0, answer_recorded, w) : NULL;
+    if (w->http == NULL || w->recorded == NULL)
         return RP_ERR_NO_MEMORY;
     evhttp_set_max_body_size(w->http, RP_MAX_BODY);
     evhttp_set_max_headers_size(w->http, RP_MAX_HEADERS);
@@ -439,6 +564,13 @@ rp_err_t rp_worker_init(rp_worker_t *w, rp_server_t *srv, int listen_fd)
 void rp_worker_free(rp_worker_t *w);
 void rp_worker_free(rp_worker_t *w)
 {
+    /* Records written after the loop stopped: their handlers answer (into connections that are
+     * about to close) and free their state. */
+    if (w->recorded != NULL) {
+        answer_recorded(-1, 0, w);
+        event_free(w->recorded);
+    }
+    pthread_mutex_destroy(&w->recorded_lock);
     for (int i = 0; i < RP_CA_CACHE; i++)
         rp_ca_free(&w->cas[i]);
     if (w->http != NULL)

@@ -215,6 +215,15 @@ int main(int argc, char **argv)
     srv.ssl_ctx = rp_server_tls_context(data_dir, srv.master_key);
     if (srv.ssl_ctx == NULL)
         return 1;
+    err = rp_master_derive(srv.master_key, "rampart attestation nonces", srv.nonce_key,
+                           sizeof(srv.nonce_key));
+    if (err == RP_OK)
+        err = rp_recorder_start(data_dir, &srv.recorder);
+    if (err != RP_OK) {
+        rp_log_error("cannot start: %s", rp_strerror(err));
+        SSL_CTX_free(srv.ssl_ctx);
+        return 1;
+    }
 
     /* One listening socket per worker on the same port (SO_REUSEPORT). */
     for (long i = 0; i < nthreads; i++) {
@@ -262,6 +271,9 @@ out:
         event_base_loopbreak(workers[i].base);
         pthread_join(workers[i].thread, NULL);
     }
+    /* After the workers (nothing more is submitted), before they are freed (they take back
+     * what it wrote). */
+    rp_recorder_stop(srv.recorder);
     for (long i = 0; i < nthreads; i++)
         if (workers[i].base != NULL)
             rp_worker_free(&workers[i]);
@@ -269,5 +281,6 @@ out:
         event_base_free(main_base);
     SSL_CTX_free(srv.ssl_ctx);
     rp_wipe(srv.master_key, sizeof(srv.master_key));
+    rp_wipe(srv.nonce_key, sizeof(srv.nonce_key));
     return status;
 }

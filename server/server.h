@@ -17,6 +17,7 @@
 #include <openssl/ssl.h>
 
 #include "ca.h"
+#include "nonce.h"
 #include "rampart/base64.h"
 #include "store.h"
 
@@ -53,14 +54,20 @@ typedef struct rp_metrics {
     atomic_ullong nonces_issued;
 } rp_metrics_t;
 
+typedef struct rp_recorder rp_recorder_t;
+
 typedef struct rp_server {
     char data_dir[PATH_MAX];
     uint8_t master_key[RP_MASTER_KEY_LEN];
+    uint8_t nonce_key[RP_NONCE_KEY_LEN]; /* derived from the master key */
     SSL_CTX *ssl_ctx;
     int nonce_lifetime;
+    rp_recorder_t *recorder;
     rp_metrics_t metrics;
     atomic_bool ready;
 } rp_server_t;
+
+typedef struct rp_record_job rp_record_job_t;
 
 typedef struct rp_worker {
     rp_server_t *srv;
@@ -69,7 +76,31 @@ typedef struct rp_worker {
     rp_store_t *store;
     rp_ca_t cas[RP_CA_CACHE];
     pthread_t thread;
+    /* records the recorder has written, for this worker's loop to answer */
+    struct event *recorded;
+    pthread_mutex_t recorded_lock;
+    rp_record_job_t *recorded_head;
 } rp_worker_t;
+
+/*
+ * An attestation record on its way to the disk. The handler fills write (its pointers must stay
+ * valid until done), sets worker and done, and submits it; done(job) then runs on the worker's
+ * loop once write.err says how it went. Handlers embed it in their own state.
+ */
+struct rp_record_job {
+    rp_attestation_write_t write;
+    rp_worker_t *worker;
+    void (*done)(rp_record_job_t *job);
+    rp_record_job_t *next;
+};
+
+/* The recorder thread (recorder.c): group commit of attestation records. */
+rp_err_t rp_recorder_start(const char *data_dir, rp_recorder_t **rec) RP_MUST_CHECK;
+void rp_recorder_submit(rp_recorder_t *rec, rp_record_job_t *job);
+/* Write everything submitted, hand it back to the workers, and stop. */
+void rp_recorder_stop(rp_recorder_t *rec);
+/* From the recorder: queue a written job for its worker's loop (thread-safe). */
+void rp_worker_complete(rp_worker_t *w, rp_record_job_t *job);
 
 /* What a handler needs: the worker, the request, and its parsed path. */
 typedef struct rp_req {
@@ -94,6 +125,9 @@ json_t *rp_req_json(rp_req_t *r);
 
 /* The verified tenant CA of a tenant, from the worker's cache or the store. */
 rp_err_t rp_worker_ca(rp_worker_t *w, const rp_tenant_t *tenant, const rp_ca_t **ca) RP_MUST_CHECK;
+/* The same by tenant ID: the tenant is read only when its CA is not cached. */
+rp_err_t rp_worker_ca_by_id(rp_worker_t *w, const char *tenant_id,
+                            const rp_ca_t **ca) RP_MUST_CHECK;
 
 /* The client certificate of the request's TLS connection, or NULL. Not verified: callers verify
  * it against the right tenant's CA. */

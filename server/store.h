@@ -19,7 +19,6 @@
 #define RP_NAME_MAX 128
 #define RP_SERIAL_SIZE 41 /* certificate serials: 20 bytes in hex, with a NUL */
 #define RP_REASON_MAX 64
-#define RP_NONCE_SIZE 32 /* bytes; the hex form is twice that */
 
 typedef enum rp_role {
     RP_ROLE_NONE = 0,
@@ -122,6 +121,10 @@ rp_err_t rp_store_token_list(rp_store_t *s, const char *tenant_id, rp_token_fn f
 rp_err_t rp_store_device_claim(rp_store_t *s, const char *tenant_id, const char *device_id,
                                int64_t now) RP_MUST_CHECK;
 rp_err_t rp_store_device_get(rp_store_t *s, const char *device_id, rp_device_t *out) RP_MUST_CHECK;
+/* Only what attestation needs, fresh from the store: the tenant holding the device (OUT: into
+ * tenant_id) and whether it is blocked. RP_ERR_NOT_FOUND when no tenant holds it. */
+rp_err_t rp_store_device_standing(rp_store_t *s, const char *device_id, char tenant_id[RP_ID_SIZE],
+                                  bool *blocked) RP_MUST_CHECK;
 typedef void (*rp_device_fn)(void *ctx, const rp_device_t *d);
 rp_err_t rp_store_device_list(rp_store_t *s, const char *tenant_id, rp_device_fn fn,
                               void *ctx) RP_MUST_CHECK;
@@ -131,34 +134,29 @@ rp_err_t rp_store_device_block(rp_store_t *s, const char *tenant_id, const char 
 rp_err_t rp_store_device_unblock(rp_store_t *s, const char *tenant_id,
                                  const char *device_id) RP_MUST_CHECK;
 
-/* Nonces: single use, bound to a device, short-lived. */
-rp_err_t rp_store_nonce_create(rp_store_t *s, const uint8_t nonce[RP_NONCE_SIZE],
-                               const char *device_id, int64_t expires) RP_MUST_CHECK;
-/* What using a nonce found: only RP_NONCE_OK lets an attestation proceed, and it is returned
- * once per nonce, however many requests race for it. */
-typedef enum rp_nonce_result {
-    RP_NONCE_OK = 0,
-    RP_NONCE_UNKNOWN,
-    RP_NONCE_USED,
-    RP_NONCE_EXPIRED,
-    RP_NONCE_OTHER_DEVICE,
-} rp_nonce_result_t;
-/* Whether a nonce can be used now by device_id (it is used up by rp_store_attestation_record).
- * OUT: *result (the function's own result is about storage, not the nonce). */
-rp_err_t rp_store_nonce_check(rp_store_t *s, const uint8_t *nonce, size_t len,
-                              const char *device_id, int64_t now,
-                              rp_nonce_result_t *result) RP_MUST_CHECK;
+/* What is recorded of one attestation (rp_store_attestations_record). */
+typedef struct rp_attestation_write {
+    rp_attestation_t *a;          /* the verdict; OUT: a->id */
+    const rp_cert_record_t *cert; /* the certificate a pass issued, or NULL */
+    const uint8_t *spki;          /* the device's key, kept at its first pass (or NULL) */
+    size_t spki_len;
+    const uint8_t *nonce; /* a nonce the attestation spends, or NULL */
+    size_t nonce_len;
+    int64_t nonce_expires; /* until when it must be remembered as spent */
+    rp_err_t err;          /* OUT: RP_OK; RP_ERR_EXISTS when the nonce was spent already (then
+                            * nothing of this attestation is recorded); or the failure */
+} rp_attestation_write_t;
 
 /*
- * Record an attestation. When it passed and issued a certificate, cert is the certificate's
- * record and spki the device's key (stored on first use). When nonce is given it is used up: if
- * it is no longer usable (another request took it), nothing is recorded and the result is
- * RP_ERR_EXISTS. All in one transaction. OUT: a->id.
+ * Record attestations in one transaction - one disk sync for all of them - yet each on its own:
+ * one whose nonce was spent already is left out (its err is RP_ERR_EXISTS) and the others are
+ * recorded; two requests racing with one nonce cannot both pass. The result is the
+ * transaction's: when it is not RP_OK nothing was recorded and every err says so.
  */
-rp_err_t rp_store_attestation_record(rp_store_t *s, rp_attestation_t *a,
-                                     const rp_cert_record_t *cert, const uint8_t *spki,
-                                     size_t spki_len, const uint8_t *nonce,
-                                     size_t nonce_len) RP_MUST_CHECK;
+rp_err_t rp_store_attestations_record(rp_store_t *s, rp_attestation_write_t *w,
+                                      size_t n) RP_MUST_CHECK;
+/* Forget the spent nonces that expired before `before` (they are refused as expired anyway). */
+rp_err_t rp_store_nonces_purge(rp_store_t *s, int64_t before) RP_MUST_CHECK;
 typedef void (*rp_attestation_fn)(void *ctx, const rp_attestation_t *a);
 rp_err_t rp_store_attestation_list(rp_store_t *s, const char *tenant_id, const char *device_id,
                                    int limit, rp_attestation_fn fn, void *ctx) RP_MUST_CHECK;

@@ -4,7 +4,6 @@
  * IMMEDIATE transaction, so a crash leaves each either done or not.
  */
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +60,10 @@ static const char *const migrations[] = {
     "CREATE TABLE cas (tenant_id TEXT PRIMARY KEY REFERENCES tenants(id),"
     " cert_pem TEXT NOT NULL, key_pem TEXT NOT NULL, not_after INTEGER NOT NULL,"
     " crl_number INTEGER NOT NULL DEFAULT 0);",
+    /* 2: nonces carry their own proof (server/nonce.h): only spent ones are kept, until they
+     * expire, so that each is used once. */
+    "DROP TABLE nonces;"
+    "CREATE TABLE spent_nonces (nonce BLOB PRIMARY KEY, expires INTEGER NOT NULL) WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -218,6 +221,8 @@ rp_err_t rp_store_open(const char *data_dir, rp_store_t **out)
     }
     sqlite3_busy_timeout(s->db, 10000);
     /* WAL: readers never wait for the writer. FULL: a commit is on disk before it returns. */
+    /* (No mmap: the file grows with every commit, and SQLite would remap it on the next read,
+     * which costs far more than the reads it saves.) */
     err = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
     if (err == RP_OK)
         err = migrate(s);
@@ -417,6 +422,7 @@ static const char SQL_DEVICE_CLAIM[] =
     "INSERT INTO devices (id, tenant_id, claimed_at) VALUES (?, ?, ?)"
     " ON CONFLICT(id) DO NOTHING";
 static const char SQL_DEVICE_OWNER[] = "SELECT tenant_id FROM devices WHERE id = ?";
+static const char SQL_DEVICE_STANDING[] = "SELECT tenant_id, blocked FROM devices WHERE id = ?";
 /* The device, its last attestation, and its newest unrevoked certificate. */
 #define DEVICE_COLUMNS                                                                             \
     "SELECT d.id, d.tenant_id, d.blocked, d.claimed_at, d.blocked_at, d.spki,"                     \
@@ -483,6 +489,26 @@ static void device_row(sqlite3_stmt *st, rp_device_t *d)
     text_col(st, 8, d->last_reason, sizeof(d->last_reason));
     text_col(st, 9, d->cert_serial, sizeof(d->cert_serial));
     d->cert_not_after = sqlite3_column_int64(st, 10);
+}
+
+rp_err_t rp_store_device_standing(rp_store_t *s, const char *device_id, char tenant_id[RP_ID_SIZE],
+                                  bool *blocked)
+{
+    sqlite3_stmt *st = stmt(s, SQL_DEVICE_STANDING);
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        text_col(st, 0, tenant_id, RP_ID_SIZE);
+        *blocked = sqlite3_column_int(st, 1) != 0;
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE)
+        return RP_ERR_NOT_FOUND;
+    return rc == SQLITE_ROW ? RP_OK : db_error(s, "device");
 }
 
 rp_err_t rp_store_device_get(rp_store_t *s, const char *device_id, rp_device_t *out)
@@ -590,84 +616,17 @@ rp_err_t rp_store_device_unblock(rp_store_t *s, const char *tenant_id, const cha
     return err == RP_OK && changes == 0 ? RP_ERR_NOT_FOUND : err;
 }
 
-static const char SQL_NONCE_INSERT[] =
-    "INSERT INTO nonces (nonce, device_id, expires) VALUES (?, ?, ?)";
-static const char SQL_NONCE_PURGE[] = "DELETE FROM nonces WHERE expires < ?";
-static const char SQL_NONCE_GET[] = "SELECT device_id, expires, used FROM nonces WHERE nonce = ?";
-static const char SQL_NONCE_USE[] =
-    "UPDATE nonces SET used = 1 WHERE nonce = ? AND device_id = ? AND used = 0 AND expires >= ?";
+static const char SQL_NONCE_SPEND[] = "INSERT INTO spent_nonces (nonce, expires) VALUES (?, ?)";
+static const char SQL_NONCE_PURGE[] = "DELETE FROM spent_nonces WHERE expires < ?";
 
-rp_err_t rp_store_nonce_create(rp_store_t *s, const uint8_t nonce[RP_NONCE_SIZE],
-                               const char *device_id, int64_t expires)
+rp_err_t rp_store_nonces_purge(rp_store_t *s, int64_t before)
 {
-    sqlite3_stmt *st = stmt(s, SQL_NONCE_INSERT);
-    static atomic_uint purge_counter;
-    rp_err_t err;
+    sqlite3_stmt *st = stmt(s, SQL_NONCE_PURGE);
 
     if (st == NULL)
         return RP_ERR_IO;
-    sqlite3_bind_blob(st, 1, nonce, RP_NONCE_SIZE, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, device_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, expires);
-    /* A nonce lost in a crash costs the device one retry: not worth an fsync. The next full
-     * commit makes it durable anyway (the WAL is written in order). */
-    err = exec(s, "PRAGMA synchronous=NORMAL"); /* connection-local, outside a transaction */
-    if (err != RP_OK)
-        return err;
-    err = begin(s);
-    if (err == RP_OK)
-        err = step_done(s, st, NULL);
-    /* Used and expired nonces are kept an hour (replays are then still told apart from
-     * unknown nonces), then dropped now and then. */
-    if (err == RP_OK && (atomic_fetch_add(&purge_counter, 1) % 1024) == 0) {
-        st = stmt(s, SQL_NONCE_PURGE);
-        if (st != NULL) {
-            sqlite3_bind_int64(st, 1, (int64_t)time(NULL) - 3600);
-            err = step_done(s, st, NULL);
-        }
-    }
-    if (s->in_txn)
-        err = end(s, err);
-    if (exec(s, "PRAGMA synchronous=FULL") != RP_OK)
-        err = RP_ERR_IO; /* never leave the connection acknowledging without an fsync */
-    return err;
-}
-
-rp_err_t rp_store_nonce_check(rp_store_t *s, const uint8_t *nonce, size_t len,
-                              const char *device_id, int64_t now, rp_nonce_result_t *result)
-{
-    sqlite3_stmt *st = stmt(s, SQL_NONCE_GET);
-    char owner[RP_DEVICE_ID_SIZE];
-    int64_t expires;
-    bool used;
-    int rc;
-
-    if (st == NULL)
-        return RP_ERR_IO;
-    *result = RP_NONCE_UNKNOWN;
-    sqlite3_bind_blob(st, 1, nonce, (int)len, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE) {
-        sqlite3_reset(st);
-        return RP_OK;
-    }
-    if (rc != SQLITE_ROW) {
-        sqlite3_reset(st);
-        return db_error(s, "nonce");
-    }
-    text_col(st, 0, owner, sizeof(owner));
-    used = sqlite3_column_int(st, 2) != 0;
-    expires = sqlite3_column_int64(st, 1);
-    sqlite3_reset(st);
-    if (used)
-        *result = RP_NONCE_USED;
-    else if (expires < now)
-        *result = RP_NONCE_EXPIRED;
-    else if (strcmp(owner, device_id) != 0)
-        *result = RP_NONCE_OTHER_DEVICE;
-    else
-        *result = RP_NONCE_OK;
-    return RP_OK;
+    sqlite3_bind_int64(st, 1, before);
+    return step_done(s, st, NULL);
 }
 
 static const char SQL_ATTEST_INSERT[] =
@@ -696,68 +655,79 @@ static rp_err_t insert_cert(rp_store_t *s, const rp_cert_record_t *c)
     return step_done(s, st, NULL);
 }
 
-rp_err_t rp_store_attestation_record(rp_store_t *s, rp_attestation_t *a,
-                                     const rp_cert_record_t *cert, const uint8_t *spki,
-                                     size_t spki_len, const uint8_t *nonce, size_t nonce_len)
+/* One attestation inside the caller's transaction. */
+static rp_err_t record_one(rp_store_t *s, rp_attestation_write_t *w)
 {
+    rp_attestation_t *a = w->a;
     sqlite3_stmt *st;
-    int changes = 0;
+    rp_err_t err = RP_OK;
+
+    /* First, so that a nonce spent already leaves nothing of this attestation behind: a failed
+     * statement is undone on its own, the transaction goes on. */
+    if (w->nonce != NULL) {
+        st = stmt(s, SQL_NONCE_SPEND);
+        if (st == NULL)
+            return RP_ERR_IO;
+        sqlite3_bind_blob(st, 1, w->nonce, (int)w->nonce_len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, w->nonce_expires);
+        err = step_done(s, st, NULL);
+        if (err != RP_OK)
+            return err; /* RP_ERR_EXISTS: spent */
+    }
+    if (w->cert != NULL) {
+        err = insert_cert(s, w->cert);
+        if (err != RP_OK)
+            return err == RP_ERR_EXISTS ? RP_ERR_IO : err; /* a serial twice: not a replay */
+    }
+    st = stmt(s, SQL_ATTEST_INSERT);
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_text(st, 1, a->device_id, -1, SQLITE_STATIC);
+    if (a->tenant_id[0] != '\0')
+        sqlite3_bind_text(st, 2, a->tenant_id, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 2);
+    sqlite3_bind_int64(st, 3, a->at);
+    sqlite3_bind_int(st, 4, a->passed);
+    sqlite3_bind_text(st, 5, a->reason, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, a->claims_json, -1, SQLITE_STATIC);
+    if (w->cert != NULL)
+        sqlite3_bind_text(st, 7, w->cert->serial, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 7);
+    err = step_done(s, st, NULL);
+    if (err != RP_OK)
+        return err == RP_ERR_EXISTS ? RP_ERR_IO : err;
+    a->id = sqlite3_last_insert_rowid(s->db);
+    if (a->tenant_id[0] == '\0')
+        return RP_OK;
+    st = stmt(s, SQL_DEVICE_ATTESTED);
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_int64(st, 1, a->id);
+    if (w->spki != NULL && w->spki_len > 0)
+        sqlite3_bind_blob(st, 2, w->spki, (int)w->spki_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 2);
+    sqlite3_bind_text(st, 3, a->device_id, -1, SQLITE_STATIC);
+    err = step_done(s, st, NULL);
+    return err == RP_ERR_EXISTS ? RP_ERR_IO : err;
+}
+
+rp_err_t rp_store_attestations_record(rp_store_t *s, rp_attestation_write_t *w, size_t n)
+{
     rp_err_t err = begin(s);
 
+    for (size_t i = 0; i < n && err == RP_OK; i++) {
+        w[i].err = record_one(s, &w[i]);
+        if (w[i].err != RP_OK && w[i].err != RP_ERR_EXISTS)
+            err = w[i].err; /* the database failed, not the attestation: none is recorded */
+    }
+    err = end(s, err);
     if (err != RP_OK)
-        return err;
-    /* The nonce is used up with the verdict it led to, or neither happens: two requests racing
-     * with one nonce cannot both pass. */
-    if (nonce != NULL) {
-        st = stmt(s, SQL_NONCE_USE);
-        err = st != NULL ? RP_OK : RP_ERR_IO;
-        if (err == RP_OK) {
-            sqlite3_bind_blob(st, 1, nonce, (int)nonce_len, SQLITE_STATIC);
-            sqlite3_bind_text(st, 2, a->device_id, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 3, a->at);
-            err = step_done(s, st, &changes);
-        }
-        if (err == RP_OK && changes != 1)
-            err = RP_ERR_EXISTS;
-    }
-    if (err == RP_OK && cert != NULL)
-        err = insert_cert(s, cert);
-    st = err == RP_OK ? stmt(s, SQL_ATTEST_INSERT) : NULL;
-    if (err == RP_OK && st == NULL)
-        err = RP_ERR_IO;
-    if (err == RP_OK) {
-        sqlite3_bind_text(st, 1, a->device_id, -1, SQLITE_STATIC);
-        if (a->tenant_id[0] != '\0')
-            sqlite3_bind_text(st, 2, a->tenant_id, -1, SQLITE_STATIC);
-        else
-            sqlite3_bind_null(st, 2);
-        sqlite3_bind_int64(st, 3, a->at);
-        sqlite3_bind_int(st, 4, a->passed);
-        sqlite3_bind_text(st, 5, a->reason, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 6, a->claims_json, -1, SQLITE_STATIC);
-        if (cert != NULL)
-            sqlite3_bind_text(st, 7, cert->serial, -1, SQLITE_STATIC);
-        else
-            sqlite3_bind_null(st, 7);
-        err = step_done(s, st, NULL);
-    }
-    if (err == RP_OK) {
-        a->id = sqlite3_last_insert_rowid(s->db);
-        if (a->tenant_id[0] != '\0') {
-            st = stmt(s, SQL_DEVICE_ATTESTED);
-            err = st != NULL ? RP_OK : RP_ERR_IO;
-            if (err == RP_OK) {
-                sqlite3_bind_int64(st, 1, a->id);
-                if (spki != NULL && spki_len > 0)
-                    sqlite3_bind_blob(st, 2, spki, (int)spki_len, SQLITE_STATIC);
-                else
-                    sqlite3_bind_null(st, 2);
-                sqlite3_bind_text(st, 3, a->device_id, -1, SQLITE_STATIC);
-                err = step_done(s, st, NULL);
-            }
-        }
-    }
-    return end(s, err);
+        for (size_t i = 0; i < n; i++)
+            w[i].err = err;
+    return err;
 }
 
 rp_err_t rp_store_attestation_list(rp_store_t *s, const char *tenant_id, const char *device_id,

@@ -6,7 +6,7 @@
 : "${AGENT:?set AGENT to the rampart-agent binary}"
 d=$E2E_DIR
 
-start_server "$d/srv" --nonce-lifetime 3
+start_server "$d/srv" --nonce-lifetime 6
 start_swtpm "$d/tpm"
 export RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN
 
@@ -147,7 +147,7 @@ refused_with() {
 make_request a a; http POST /api/v1/attest - "$d/req.json"; is_status 200
 body_has '.result == "pass" and (.certificate | startswith("-----BEGIN CERTIFICATE"))'
 refused_with nonce_replayed "$a"                 # the same request again
-make_request a a; sleep 4; refused_with nonce_expired "$a"
+make_request a a; sleep 7; refused_with nonce_expired "$a"
 make_request a b; refused_with nonce_wrong_device "$a"
 make_request b a a; refused_with bad_signature "$a"   # evidence by b, presented with a's key
 make_request a a; jq '.evidence |= (.[0:40] + (if .[40:41] == "A" then "B" else "A" end) + .[41:])' \

@@ -1,0 +1,87 @@
+/*
+ * Stateless attestation nonces: see nonce.h for the format and what each part proves.
+ */
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "nonce.h"
+
+#define MAC_LEN 8
+#define BODY_LEN 16 /* expires | random */
+
+static const char tag_issued[] = "rampart nonce: issued";
+static const char tag_device[] = "rampart nonce: device";
+
+/* HMAC-SHA256(key, tag | body | extra)[0..MAC_LEN]. */
+static rp_err_t mac(const uint8_t key[RP_NONCE_KEY_LEN], const char *tag,
+                    const uint8_t body[BODY_LEN], const uint8_t *extra, size_t extra_len,
+                    uint8_t out[MAC_LEN])
+{
+    uint8_t msg[sizeof(tag_issued) + BODY_LEN + RP_SHA256_LEN], full[32];
+    size_t tag_len = strlen(tag), n = 0;
+    unsigned int full_len = 0;
+    rp_err_t err = RP_ERR_CRYPTO;
+
+    if (tag_len + BODY_LEN + extra_len > sizeof(msg))
+        return RP_ERR_INVALID_ARG;
+    memcpy(msg, tag, tag_len);
+    n += tag_len;
+    memcpy(msg + n, body, BODY_LEN);
+    n += BODY_LEN;
+    if (extra_len > 0) {
+        memcpy(msg + n, extra, extra_len);
+        n += extra_len;
+    }
+    if (HMAC(EVP_sha256(), key, RP_NONCE_KEY_LEN, msg, n, full, &full_len) != NULL &&
+        full_len == sizeof(full)) {
+        memcpy(out, full, MAC_LEN);
+        err = RP_OK;
+    }
+    rp_wipe(full, sizeof(full));
+    return err;
+}
+
+rp_err_t rp_nonce_issue(const uint8_t key[RP_NONCE_KEY_LEN], const uint8_t device[RP_SHA256_LEN],
+                        int64_t expires, uint8_t nonce[RP_NONCE_SIZE])
+{
+    uint64_t e = (uint64_t)expires;
+    rp_err_t err;
+
+    if (key == NULL || device == NULL || nonce == NULL || expires < 0)
+        return RP_ERR_INVALID_ARG;
+    for (int i = 0; i < 8; i++)
+        nonce[i] = (uint8_t)(e >> (56 - 8 * i));
+    if (RAND_bytes(nonce + 8, 8) != 1)
+        return RP_ERR_CRYPTO;
+    err = mac(key, tag_issued, nonce, NULL, 0, nonce + BODY_LEN);
+    if (err == RP_OK)
+        err = mac(key, tag_device, nonce, device, RP_SHA256_LEN, nonce + BODY_LEN + MAC_LEN);
+    return err;
+}
+
+rp_nonce_result_t rp_nonce_check(const uint8_t key[RP_NONCE_KEY_LEN], const uint8_t *nonce,
+                                 size_t len, const uint8_t device[RP_SHA256_LEN], int64_t now,
+                                 int64_t *expires)
+{
+    uint8_t want[MAC_LEN];
+    uint64_t e = 0;
+
+    if (nonce == NULL || len != RP_NONCE_SIZE ||
+        mac(key, tag_issued, nonce, NULL, 0, want) != RP_OK ||
+        rp_ct_memcmp(want, nonce + BODY_LEN, MAC_LEN) != 0)
+        return RP_NONCE_UNKNOWN;
+    for (int i = 0; i < 8; i++)
+        e = e << 8 | nonce[i];
+    if (e > (uint64_t)INT64_MAX)
+        return RP_NONCE_UNKNOWN;
+    *expires = (int64_t)e;
+    if (mac(key, tag_device, nonce, device, RP_SHA256_LEN, want) != RP_OK ||
+        rp_ct_memcmp(want, nonce + BODY_LEN + MAC_LEN, MAC_LEN) != 0)
+        return RP_NONCE_OTHER_DEVICE;
+    if (now > *expires)
+        return RP_NONCE_EXPIRED;
+    return RP_NONCE_OK;
+}

@@ -1,0 +1,44 @@
+/*
+ * Attestation nonces without state. A nonce is 32 bytes the service MACs with a key derived from
+ * its master key:
+ *
+ *   expires (8, big-endian Unix seconds) | random (8) | MAC1 (8) | MAC2 (8)
+ *   MAC1 = HMAC-SHA256(K, "rampart nonce: issued"  | expires | random)[0..8]
+ *   MAC2 = HMAC-SHA256(K, "rampart nonce: device"  | expires | random | device ID (32))[0..8]
+ *
+ * Issuing one writes nothing, so an unauthenticated caller asking for nonces costs the service
+ * an HMAC, never a row. Checking one needs no read: MAC1 says this service made it, MAC2 that it
+ * was made for this device, the time that it is still fresh. That it is used once is the store's
+ * part: a nonce is spent in the transaction that records the attestation it led to, and the spent
+ * ones are kept until they expire.
+ */
+#ifndef RAMPART_NONCE_H
+#define RAMPART_NONCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rampart/crypto.h"
+#include "rampart/error.h"
+
+#define RP_NONCE_SIZE 32    /* bytes; the hex form is twice that */
+#define RP_NONCE_KEY_LEN 32 /* HMAC-SHA256 key */
+
+typedef enum rp_nonce_result {
+    RP_NONCE_OK = 0,       /* made by this service for this device, not expired */
+    RP_NONCE_UNKNOWN,      /* not made by this service (or not a nonce at all) */
+    RP_NONCE_EXPIRED,      /* made here, but its time is up */
+    RP_NONCE_OTHER_DEVICE, /* made here for another device */
+} rp_nonce_result_t;
+
+/* A new nonce for a device (its ID as 32 bytes), usable until expires. */
+rp_err_t rp_nonce_issue(const uint8_t key[RP_NONCE_KEY_LEN], const uint8_t device[RP_SHA256_LEN],
+                        int64_t expires, uint8_t nonce[RP_NONCE_SIZE]) RP_MUST_CHECK;
+
+/* Whether the nonce is usable by the device now. Constant time in the MACs. OUT: *expires (when
+ * the result is RP_NONCE_OK or RP_NONCE_EXPIRED), for how long the store must remember it spent. */
+rp_nonce_result_t rp_nonce_check(const uint8_t key[RP_NONCE_KEY_LEN], const uint8_t *nonce,
+                                 size_t len, const uint8_t device[RP_SHA256_LEN], int64_t now,
+                                 int64_t *expires);
+
+#endif /* RAMPART_NONCE_H */

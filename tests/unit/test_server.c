@@ -1,0 +1,214 @@
+/*
+ * The security service's parts that stand alone: stateless nonces (each byte matters, the key
+ * matters, the device matters, the clock matters) and the store's attestation records against a
+ * real SQLite database (a batch records each attestation on its own; a nonce is spent once, even
+ * within one batch and across batches; spent nonces are purged only once expired).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "nonce.h"
+#include "rampart/log.h"
+#include "store.h"
+
+static const uint8_t key[RP_NONCE_KEY_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+static const uint8_t dev_a[RP_SHA256_LEN] = {0xaa, 1};
+static const uint8_t dev_b[RP_SHA256_LEN] = {0xbb, 2};
+
+static void nonce_round_trip(void **state)
+{
+    uint8_t n[RP_NONCE_SIZE], other[RP_NONCE_SIZE];
+    int64_t expires = 0;
+
+    (void)state;
+    assert_int_equal(rp_nonce_issue(key, dev_a, 1000, n), RP_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 999, &expires), RP_NONCE_OK);
+    assert_int_equal(expires, 1000);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 1000, &expires), RP_NONCE_OK);
+    /* Two nonces for one device and one time still differ. */
+    assert_int_equal(rp_nonce_issue(key, dev_a, 1000, other), RP_OK);
+    assert_memory_not_equal(n, other, sizeof(n));
+}
+
+static void nonce_refusals(void **state)
+{
+    uint8_t n[RP_NONCE_SIZE], k2[RP_NONCE_KEY_LEN];
+    int64_t expires = 0;
+
+    (void)state;
+    assert_int_equal(rp_nonce_issue(key, dev_a, 1000, n), RP_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 1001, &expires), RP_NONCE_EXPIRED);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_b, 999, &expires),
+                     RP_NONCE_OTHER_DEVICE);
+    memcpy(k2, key, sizeof(k2));
+    k2[31] ^= 1;
+    assert_int_equal(rp_nonce_check(k2, n, sizeof(n), dev_a, 999, &expires), RP_NONCE_UNKNOWN);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n) - 1, dev_a, 999, &expires),
+                     RP_NONCE_UNKNOWN);
+    assert_int_equal(rp_nonce_check(key, NULL, 0, dev_a, 999, &expires), RP_NONCE_UNKNOWN);
+    /* Every bit is covered: the time and the random part by both MACs, each MAC by itself. A
+     * changed second MAC is a nonce made here for another device. */
+    for (size_t i = 0; i < sizeof(n); i++) {
+        for (int bit = 0; bit < 8; bit++) {
+            rp_nonce_result_t want = i < 24 ? RP_NONCE_UNKNOWN : RP_NONCE_OTHER_DEVICE;
+            n[i] ^= (uint8_t)(1 << bit);
+            assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 999, &expires), want);
+            n[i] ^= (uint8_t)(1 << bit);
+        }
+    }
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 999, &expires), RP_NONCE_OK);
+    /* An all-zero or all-ones nonce is not one of ours. */
+    memset(n, 0, sizeof(n));
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 0, &expires), RP_NONCE_UNKNOWN);
+    memset(n, 0xff, sizeof(n));
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 0, &expires), RP_NONCE_UNKNOWN);
+    assert_int_equal(rp_nonce_issue(key, dev_a, -1, n), RP_ERR_INVALID_ARG);
+}
+
+/* --- the store ------------------------------------------------------------------------------ */
+
+struct db {
+    char dir[64];
+    rp_store_t *s;
+    rp_tenant_t tenant;
+};
+
+static int db_setup(void **state)
+{
+    struct db *db = calloc(1, sizeof(*db));
+
+    rp_log_init("test_server", RP_LOG_ERROR);
+    snprintf(db->dir, sizeof(db->dir), "/tmp/rampart-store-XXXXXX");
+    if (mkdtemp(db->dir) == NULL || rp_store_open(db->dir, &db->s) != RP_OK ||
+        rp_store_tenant_create(db->s, "acme", &db->tenant) != RP_OK)
+        return -1;
+    *state = db;
+    return 0;
+}
+
+static int db_teardown(void **state)
+{
+    struct db *db = *state;
+    char cmd[128];
+
+    rp_store_close(db->s);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", db->dir);
+    free(db);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void fill(rp_attestation_t *a, const char *device, const char *tenant, bool passed)
+{
+    memset(a, 0, sizeof(*a));
+    snprintf(a->device_id, sizeof(a->device_id), "%s", device);
+    snprintf(a->tenant_id, sizeof(a->tenant_id), "%s", tenant);
+    a->at = 1000;
+    a->passed = passed;
+    snprintf(a->reason, sizeof(a->reason), "%s", passed ? "pass" : "blocked");
+    snprintf(a->claims_json, sizeof(a->claims_json), "{}");
+}
+
+struct seen {
+    int n;
+    char reasons[8][RP_REASON_MAX + 1];
+};
+
+static void collect(void *ctx, const rp_attestation_t *a)
+{
+    struct seen *s = ctx;
+
+    if (s->n < 8)
+        snprintf(s->reasons[s->n], sizeof(s->reasons[0]), "%s", a->reason);
+    s->n++;
+}
+
+static void store_schema(void **state)
+{
+    struct db *db = *state;
+
+    assert_int_equal(rp_store_schema_version(db->s), 2);
+}
+
+static void store_batch_spends_each_nonce_once(void **state)
+{
+    struct db *db = *state;
+    const char *dev = "1111111111111111111111111111111111111111111111111111111111111111";
+    uint8_t n1[RP_NONCE_SIZE] = {1}, n2[RP_NONCE_SIZE] = {2};
+    rp_attestation_t a[4];
+    rp_cert_record_t cert = {0};
+    rp_attestation_write_t w[4];
+    char tenant_id[RP_ID_SIZE];
+    struct seen seen = {0};
+    bool blocked = true;
+
+    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, dev, 1000), RP_OK);
+    assert_int_equal(rp_store_device_standing(db->s, dev, tenant_id, &blocked), RP_OK);
+    assert_string_equal(tenant_id, db->tenant.id);
+    assert_false(blocked);
+    assert_int_equal(rp_store_device_standing(db->s, "22", tenant_id, &blocked),
+                     RP_ERR_NOT_FOUND);
+
+    snprintf(cert.serial, sizeof(cert.serial), "0a0b");
+    snprintf(cert.tenant_id, sizeof(cert.tenant_id), "%s", db->tenant.id);
+    snprintf(cert.device_id, sizeof(cert.device_id), "%s", dev);
+    cert.not_before = 1000;
+    cert.not_after = 1000 + 86400;
+    memset(w, 0, sizeof(w));
+    /* A pass with n1; a refusal spending n1 again (in the same transaction); one spending n2; a
+     * failure that spends no nonce. */
+    fill(&a[0], dev, db->tenant.id, true);
+    w[0] = (rp_attestation_write_t){&a[0], &cert, NULL, 0, n1, sizeof(n1), 2000, RP_OK};
+    fill(&a[1], dev, db->tenant.id, false);
+    w[1] = (rp_attestation_write_t){&a[1], NULL, NULL, 0, n1, sizeof(n1), 2000, RP_OK};
+    fill(&a[2], dev, db->tenant.id, false);
+    w[2] = (rp_attestation_write_t){&a[2], NULL, NULL, 0, n2, sizeof(n2), 2000, RP_OK};
+    fill(&a[3], dev, "", false);
+    w[3] = (rp_attestation_write_t){&a[3], NULL, NULL, 0, NULL, 0, 0, RP_OK};
+    assert_int_equal(rp_store_attestations_record(db->s, w, 4), RP_OK);
+    assert_int_equal(w[0].err, RP_OK);
+    assert_int_equal(w[1].err, RP_ERR_EXISTS);
+    assert_int_equal(w[2].err, RP_OK);
+    assert_int_equal(w[3].err, RP_OK);
+    assert_true(a[0].id > 0 && a[2].id > a[0].id);
+
+    /* What was recorded for the tenant: the pass and the second refusal, newest first; the
+     * refusal that lost the race left nothing. */
+    assert_int_equal(rp_store_attestation_list(db->s, db->tenant.id, dev, 10, collect, &seen),
+                     RP_OK);
+    assert_int_equal(seen.n, 2);
+    assert_string_equal(seen.reasons[0], "blocked");
+    assert_string_equal(seen.reasons[1], "pass");
+
+    /* A later batch cannot spend n2 again; once n2 has expired and been purged it could be
+     * stored again, but by then the nonce itself is refused as expired. */
+    fill(&a[0], dev, db->tenant.id, true);
+    w[0] = (rp_attestation_write_t){&a[0], NULL, NULL, 0, n2, sizeof(n2), 2000, RP_OK};
+    assert_int_equal(rp_store_attestations_record(db->s, w, 1), RP_OK);
+    assert_int_equal(w[0].err, RP_ERR_EXISTS);
+    assert_int_equal(rp_store_nonces_purge(db->s, 2000), RP_OK); /* expires 2000: not before */
+    assert_int_equal(rp_store_attestations_record(db->s, w, 1), RP_OK);
+    assert_int_equal(w[0].err, RP_ERR_EXISTS);
+    assert_int_equal(rp_store_nonces_purge(db->s, 2001), RP_OK);
+    assert_int_equal(rp_store_attestations_record(db->s, w, 1), RP_OK);
+    assert_int_equal(w[0].err, RP_OK);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(nonce_round_trip),
+        cmocka_unit_test(nonce_refusals),
+        cmocka_unit_test_setup_teardown(store_schema, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_batch_spends_each_nonce_once, db_setup, db_teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
