@@ -1,7 +1,8 @@
 # The commands a person uses; README.md explains them. CMake does the building.
 #   make          build into build/ (binaries in build/bin/)
-#   make test     build, then run every test, and the unit tests again under ASan+UBSan
-#   make demo     build, then walk through signing, showing, verifying and refusing an image
+#   make test     build, then run every test, and every test again built with ASan+UBSan
+#   make demo     build, then walk through signed images, a security service on loopback, and
+#                 two devices (soft and swtpm) attesting, getting certificates, one blocked
 #   make fuzz     run each libFuzzer target for FUZZ_SECONDS (default 60)
 #   make bench    run the benchmarks in bench/
 # Each of them first installs any missing Debian package (scripts/install-deps).

@@ -101,8 +101,8 @@ rp_err_t rp_recorder_start(const char *data_dir, rp_recorder_t **out)
     if (rec == NULL)
         return RP_ERR_NO_MEMORY;
     err = rp_store_open(data_dir, &rec->store);
-    if (err == RP_OK && (pthread_mutex_init(&rec->lock, NULL) != 0 ||
-                         pthread_cond_init(&rec->wake, NULL) != 0))
+    if (err == RP_OK &&
+        (pthread_mutex_init(&rec->lock, NULL) != 0 || pthread_cond_init(&rec->wake, NULL) != 0))
         err = RP_ERR_NO_MEMORY;
     if (err == RP_OK && pthread_create(&rec->thread, NULL, recorder_main, rec) != 0)
         err = RP_ERR_NO_MEMORY;

@@ -51,8 +51,7 @@ static void nonce_refusals(void **state)
     memcpy(k2, key, sizeof(k2));
     k2[31] ^= 1;
     assert_int_equal(rp_nonce_check(k2, n, sizeof(n), dev_a, 999, &expires), RP_NONCE_UNKNOWN);
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n) - 1, dev_a, 999, &expires),
-                     RP_NONCE_UNKNOWN);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n) - 1, dev_a, 999, &expires), RP_NONCE_UNKNOWN);
     assert_int_equal(rp_nonce_check(key, NULL, 0, dev_a, 999, &expires), RP_NONCE_UNKNOWN);
     /* Every bit is covered: the time and the random part by both MACs, each MAC by itself. A
      * changed second MAC is a nonce made here for another device. */
@@ -153,8 +152,7 @@ static void store_batch_spends_each_nonce_once(void **state)
     assert_int_equal(rp_store_device_standing(db->s, dev, tenant_id, &blocked), RP_OK);
     assert_string_equal(tenant_id, db->tenant.id);
     assert_false(blocked);
-    assert_int_equal(rp_store_device_standing(db->s, "22", tenant_id, &blocked),
-                     RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_device_standing(db->s, "22", tenant_id, &blocked), RP_ERR_NOT_FOUND);
 
     snprintf(cert.serial, sizeof(cert.serial), "0a0b");
     snprintf(cert.tenant_id, sizeof(cert.tenant_id), "%s", db->tenant.id);
