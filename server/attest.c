@@ -185,9 +185,15 @@ static void submit(rp_req_t *r, const struct verdict *v, const rp_cert_record_t 
         p->job.write.nonce_len = v->nonce_len;
         p->job.write.nonce_expires = v->nonce_expires;
     }
+    p->job.write.spent_reason = rp_attest_reason_code(RP_REASON_NONCE_REPLAYED);
+    p->job.write.blocked_reason = rp_attest_reason_code(RP_REASON_BLOCKED);
     p->job.worker = r->w;
     p->job.done = recorded;
-    rp_recorder_submit(r->w->srv->recorder, &p->job);
+    if (!rp_recorder_submit(r->w->srv->recorder, &p->job)) {
+        json_decref(p->answer);
+        free(p);
+        rp_reply_error(r, 503, "busy", "too many attestations are waiting to be recorded; retry");
+    }
 }
 
 /* On the worker's loop, once the record is on disk (or could not be written). */
@@ -198,20 +204,14 @@ static void recorded(rp_record_job_t *job)
     rp_metrics_t *m = &job->worker->srv->metrics;
     char iso[32];
 
-    if (job->write.err == RP_ERR_EXISTS) {
-        /* Another request spent the nonce first: this one is a replay, recorded as one, and the
-         * certificate made for it is never recorded nor sent. */
+    /* What the transaction found may have turned a pass into a refusal: the nonce was spent by a
+     * racing request, or the device was blocked meanwhile. The certificate made for it is then
+     * neither recorded nor sent. */
+    if (job->write.as == RP_RECORDED_AS_REPLAY)
         p->reason = RP_REASON_NONCE_REPLAYED;
-        p->att.passed = false;
-        snprintf(p->att.reason, sizeof(p->att.reason), "%s", rp_attest_reason_code(p->reason));
-        json_decref(p->answer);
-        p->answer = NULL;
-        memset(&job->write, 0, sizeof(job->write));
-        job->write.a = &p->att;
-        rp_recorder_submit(job->worker->srv->recorder, job);
-        return;
-    }
-    if (job->write.err != RP_OK) {
+    else if (job->write.as == RP_RECORDED_AS_BLOCKED)
+        p->reason = RP_REASON_BLOCKED;
+    if (job->err != RP_OK) {
         rp_reply_error(&r, 500, "internal", "cannot record the attestation");
     } else if (p->reason == RP_REASON_PASS) {
         atomic_fetch_add(&m->attestations[p->reason], 1);

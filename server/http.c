@@ -77,10 +77,11 @@ void rp_reply_bytes(rp_req_t *r, int status, const char *type, const void *data,
     evhttp_add_header(h, "Cache-Control", "no-store");
     if (buf != NULL)
         evbuffer_add(buf, data, len);
+    /* Counted first: a reply to a client that has gone frees the request at once. */
+    count_status(r, status);
     evhttp_send_reply(r->req, status, NULL, buf);
     if (buf != NULL)
         evbuffer_free(buf);
-    count_status(r, status);
 }
 
 void rp_reply_json(rp_req_t *r, int status, json_t *body)
@@ -333,7 +334,11 @@ static int ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CI
     OSSL_PARAM params[2];
     int rc = 0;
 
-    (void)ssl;
+    /* TLS 1.2 resumption reuses the master secret - no forward secrecy, and a ticket key
+     * derived from the master key would let its holder decrypt recorded sessions: no tickets
+     * below TLS 1.3 (0: none issued, or not ours). */
+    if (SSL_version(ssl) < TLS1_3_VERSION)
+        return 0;
     params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0);
     params[1] = OSSL_PARAM_construct_end();
     if (enc) {
@@ -357,6 +362,15 @@ static int ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CI
     rp_wipe(aes, sizeof(aes));
     rp_wipe(mac_key, sizeof(mac_key));
     return rc;
+}
+
+void rp_server_tls_forget(void);
+void rp_server_tls_forget(void)
+{
+    pthread_mutex_lock(&ticket_lock);
+    rp_wipe(ticket_days, sizeof(ticket_days));
+    rp_wipe(ticket_master, sizeof(ticket_master));
+    pthread_mutex_unlock(&ticket_lock);
 }
 
 /*
@@ -395,6 +409,7 @@ static SSL_TICKET_RETURN ticket_decrypted(SSL *ssl, SSL_SESSION *session,
     const uint8_t *d;
     void *data = NULL;
     size_t len = 0;
+    X509 *peer;
 
     (void)ssl;
     (void)keyname;
@@ -410,6 +425,10 @@ static SSL_TICKET_RETURN ticket_decrypted(SSL *ssl, SSL_SESSION *session,
             since = since << 8 | d[i];
         if (since > now || now - since > RESUME_MAX_AGE)
             return SSL_TICKET_RETURN_IGNORE_RENEW; /* a full handshake, and a new chain */
+        /* A client certificate (EST) lives a day: a session must not outlive it. */
+        peer = SSL_SESSION_get0_peer(session);
+        if (peer != NULL && X509_cmp_current_time(X509_get0_notAfter(peer)) <= 0)
+            return SSL_TICKET_RETURN_IGNORE_RENEW;
         return SSL_TICKET_RETURN_USE_RENEW;
     case SSL_TICKET_EMPTY:
     case SSL_TICKET_NO_DECRYPT: return SSL_TICKET_RETURN_IGNORE_RENEW;
@@ -525,9 +544,9 @@ rp_err_t rp_worker_init(rp_worker_t *w, rp_server_t *srv, int listen_fd)
     rp_err_t err;
 
     memset(w, 0, sizeof(*w));
-    w->srv = srv;
     if (pthread_mutex_init(&w->recorded_lock, NULL) != 0)
         return RP_ERR_NO_MEMORY;
+    w->srv = srv; /* from here on rp_worker_free() undoes what was done */
     err = rp_store_open(srv->data_dir, &w->store);
     if (err != RP_OK)
         return err;
@@ -570,7 +589,8 @@ void rp_worker_free(rp_worker_t *w)
         answer_recorded(-1, 0, w);
         event_free(w->recorded);
     }
-    pthread_mutex_destroy(&w->recorded_lock);
+    if (w->srv != NULL)
+        pthread_mutex_destroy(&w->recorded_lock);
     for (int i = 0; i < RP_CA_CACHE; i++)
         rp_ca_free(&w->cas[i]);
     if (w->http != NULL)

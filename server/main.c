@@ -21,6 +21,7 @@
 #include "server.h"
 
 SSL_CTX *rp_server_tls_context(const char *data_dir, const uint8_t master[RP_MASTER_KEY_LEN]);
+void rp_server_tls_forget(void);
 int rp_listen_socket(const char *host, const char *port, int *bound_port);
 rp_err_t rp_worker_init(rp_worker_t *w, rp_server_t *srv, int listen_fd);
 void rp_worker_free(rp_worker_t *w);
@@ -275,11 +276,12 @@ out:
      * what it wrote). */
     rp_recorder_stop(srv.recorder);
     for (long i = 0; i < nthreads; i++)
-        if (workers[i].base != NULL)
+        if (workers[i].srv != NULL) /* initialised, if only in part */
             rp_worker_free(&workers[i]);
     if (main_base != NULL)
         event_base_free(main_base);
     SSL_CTX_free(srv.ssl_ctx);
+    rp_server_tls_forget();
     rp_wipe(srv.master_key, sizeof(srv.master_key));
     rp_wipe(srv.nonce_key, sizeof(srv.nonce_key));
     return status;

@@ -21,48 +21,31 @@ struct rp_recorder {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     rp_record_job_t *head, *tail; /* queued, in order */
+    size_t queued;
     bool stop;
-    rp_attestation_write_t *batch;
-    size_t cap;
+    rp_attestation_write_t batch[RP_RECORDER_BATCH_MAX];
     int64_t purged_at;
 };
 
-static rp_err_t grow(rp_recorder_t *rec, size_t n)
-{
-    rp_attestation_write_t *b;
-
-    if (n <= rec->cap)
-        return RP_OK;
-    b = realloc(rec->batch, n * 2 * sizeof(*b));
-    if (b == NULL)
-        return RP_ERR_NO_MEMORY;
-    rec->batch = b;
-    rec->cap = n * 2;
-    return RP_OK;
-}
-
-static void write_batch(rp_recorder_t *rec, rp_record_job_t *jobs)
+/* Write up to RP_RECORDER_BATCH_MAX jobs (a list of n) and hand each back to its worker. */
+static void write_batch(rp_recorder_t *rec, rp_record_job_t *jobs, size_t n)
 {
     int64_t now = (int64_t)time(NULL);
-    size_t n = 0, i = 0;
+    rp_record_job_t *j = jobs, *next;
+    size_t i = 0;
     rp_err_t err;
 
-    for (rp_record_job_t *j = jobs; j != NULL; j = j->next)
-        n++;
-    err = grow(rec, n);
-    if (err == RP_OK) {
-        for (rp_record_job_t *j = jobs; j != NULL; j = j->next)
-            rec->batch[i++] = j->write;
-        err = rp_store_attestations_record(rec->store, rec->batch, n);
-    }
+    for (j = jobs; j != NULL; j = j->next)
+        rec->batch[i++] = j->write;
+    err = rp_store_attestations_record(rec->store, rec->batch, n);
     i = 0;
-    for (rp_record_job_t *j = jobs, *next; j != NULL; j = next) {
+    for (j = jobs; j != NULL; j = next) {
         next = j->next;
-        j->write.err = err == RP_OK ? rec->batch[i].err : err; /* a->id is set in place */
-        i++;
+        j->write.as = rec->batch[i++].as; /* a->id, passed, reason are set in place */
+        j->err = err;
         rp_worker_complete(j->worker, j);
     }
-    /* A few seconds' margin, so that a clock stepping back a little cannot bring a purged nonce
+    /* A few minutes' margin, so that a clock stepping back a little cannot bring a purged nonce
      * back to life. */
     if (now - rec->purged_at >= PURGE_EVERY) {
         if (rp_store_nonces_purge(rec->store, now - 300) != RP_OK)
@@ -74,7 +57,8 @@ static void write_batch(rp_recorder_t *rec, rp_record_job_t *jobs)
 static void *recorder_main(void *arg)
 {
     rp_recorder_t *rec = arg;
-    rp_record_job_t *jobs;
+    rp_record_job_t *jobs, *last;
+    size_t n;
 
     pthread_mutex_lock(&rec->lock);
     for (;;) {
@@ -82,10 +66,17 @@ static void *recorder_main(void *arg)
             pthread_cond_wait(&rec->wake, &rec->lock);
         if (rec->head == NULL)
             break; /* stopping, and everything submitted is written */
-        jobs = rec->head;
-        rec->head = rec->tail = NULL;
+        /* Take up to a batch from the front of the queue. */
+        jobs = last = rec->head;
+        for (n = 1; n < RP_RECORDER_BATCH_MAX && last->next != NULL; n++)
+            last = last->next;
+        rec->head = last->next;
+        if (rec->head == NULL)
+            rec->tail = NULL;
+        rec->queued -= n;
+        last->next = NULL;
         pthread_mutex_unlock(&rec->lock);
-        write_batch(rec, jobs);
+        write_batch(rec, jobs, n);
         pthread_mutex_lock(&rec->lock);
     }
     pthread_mutex_unlock(&rec->lock);
@@ -101,11 +92,20 @@ rp_err_t rp_recorder_start(const char *data_dir, rp_recorder_t **out)
     if (rec == NULL)
         return RP_ERR_NO_MEMORY;
     err = rp_store_open(data_dir, &rec->store);
-    if (err == RP_OK &&
-        (pthread_mutex_init(&rec->lock, NULL) != 0 || pthread_cond_init(&rec->wake, NULL) != 0))
+    if (err != RP_OK) {
+        free(rec);
+        return err;
+    }
+    if (pthread_mutex_init(&rec->lock, NULL) != 0) {
         err = RP_ERR_NO_MEMORY;
-    if (err == RP_OK && pthread_create(&rec->thread, NULL, recorder_main, rec) != 0)
+    } else if (pthread_cond_init(&rec->wake, NULL) != 0) {
+        pthread_mutex_destroy(&rec->lock);
         err = RP_ERR_NO_MEMORY;
+    } else if (pthread_create(&rec->thread, NULL, recorder_main, rec) != 0) {
+        pthread_cond_destroy(&rec->wake);
+        pthread_mutex_destroy(&rec->lock);
+        err = RP_ERR_NO_MEMORY;
+    }
     if (err != RP_OK) {
         rp_store_close(rec->store);
         free(rec);
@@ -115,17 +115,24 @@ rp_err_t rp_recorder_start(const char *data_dir, rp_recorder_t **out)
     return RP_OK;
 }
 
-void rp_recorder_submit(rp_recorder_t *rec, rp_record_job_t *job)
+bool rp_recorder_submit(rp_recorder_t *rec, rp_record_job_t *job)
 {
+    bool queued = false;
+
     job->next = NULL;
     pthread_mutex_lock(&rec->lock);
-    if (rec->tail != NULL)
-        rec->tail->next = job;
-    else
-        rec->head = job;
-    rec->tail = job;
-    pthread_cond_signal(&rec->wake);
+    if (rec->queued < RP_RECORDER_QUEUE_MAX) {
+        if (rec->tail != NULL)
+            rec->tail->next = job;
+        else
+            rec->head = job;
+        rec->tail = job;
+        rec->queued++;
+        queued = true;
+        pthread_cond_signal(&rec->wake);
+    }
     pthread_mutex_unlock(&rec->lock);
+    return queued;
 }
 
 void rp_recorder_stop(rp_recorder_t *rec)
@@ -140,6 +147,5 @@ void rp_recorder_stop(rp_recorder_t *rec)
     pthread_mutex_destroy(&rec->lock);
     pthread_cond_destroy(&rec->wake);
     rp_store_close(rec->store);
-    free(rec->batch);
     free(rec);
 }

@@ -85,18 +85,24 @@ typedef struct rp_worker {
 /*
  * An attestation record on its way to the disk. The handler fills write (its pointers must stay
  * valid until done), sets worker and done, and submits it; done(job) then runs on the worker's
- * loop once write.err says how it went. Handlers embed it in their own state.
+ * loop, once err (the transaction's result) and write.as say how it went. Handlers embed it in
+ * their own state.
  */
 struct rp_record_job {
     rp_attestation_write_t write;
+    rp_err_t err;
     rp_worker_t *worker;
     void (*done)(rp_record_job_t *job);
     rp_record_job_t *next;
 };
 
+#define RP_RECORDER_QUEUE_MAX 20000 /* records waiting; beyond it, new attestations get 503 */
+#define RP_RECORDER_BATCH_MAX 1024  /* records in one transaction */
+
 /* The recorder thread (recorder.c): group commit of attestation records. */
 rp_err_t rp_recorder_start(const char *data_dir, rp_recorder_t **rec) RP_MUST_CHECK;
-void rp_recorder_submit(rp_recorder_t *rec, rp_record_job_t *job);
+/* Queue a job; false (nothing queued) when RP_RECORDER_QUEUE_MAX are waiting already. */
+bool rp_recorder_submit(rp_recorder_t *rec, rp_record_job_t *job);
 /* Write everything submitted, hand it back to the workers, and stop. */
 void rp_recorder_stop(rp_recorder_t *rec);
 /* From the recorder: queue a written job for its worker's loop (thread-safe). */

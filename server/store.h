@@ -69,7 +69,7 @@ typedef struct rp_attestation {
     int64_t at;
     bool passed;
     char reason[RP_REASON_MAX + 1];
-    char claims_json[4096]; /* what the evidence said, for operators */
+    char claims_json[8192]; /* what the evidence said, for operators (16 components fit) */
     char cert_serial[RP_SERIAL_SIZE];
 } rp_attestation_t;
 
@@ -134,24 +134,35 @@ rp_err_t rp_store_device_block(rp_store_t *s, const char *tenant_id, const char 
 rp_err_t rp_store_device_unblock(rp_store_t *s, const char *tenant_id,
                                  const char *device_id) RP_MUST_CHECK;
 
-/* What is recorded of one attestation (rp_store_attestations_record). */
+/* How an attestation was recorded (rp_store_attestations_record). */
+typedef enum rp_recorded_as {
+    RP_RECORDED_AS_GIVEN = 0,
+    RP_RECORDED_AS_REPLAY,  /* its nonce was spent already: recorded as spent_reason, no certificate
+                             */
+    RP_RECORDED_AS_BLOCKED, /* a pass for a device blocked (or no longer the tenant's) meanwhile:
+                             * recorded as blocked_reason, no certificate */
+} rp_recorded_as_t;
+
+/* What is recorded of one attestation. */
 typedef struct rp_attestation_write {
-    rp_attestation_t *a;          /* the verdict; OUT: a->id */
+    rp_attestation_t *a;          /* the verdict; OUT: a->id, and a->passed/reason if changed */
     const rp_cert_record_t *cert; /* the certificate a pass issued, or NULL */
     const uint8_t *spki;          /* the device's key, kept at its first pass (or NULL) */
     size_t spki_len;
     const uint8_t *nonce; /* a nonce the attestation spends, or NULL */
     size_t nonce_len;
-    int64_t nonce_expires; /* until when it must be remembered as spent */
-    rp_err_t err;          /* OUT: RP_OK; RP_ERR_EXISTS when the nonce was spent already (then
-                            * nothing of this attestation is recorded); or the failure */
+    int64_t nonce_expires;      /* until when it must be remembered as spent */
+    const char *spent_reason;   /* the reason recorded when the nonce was spent already */
+    const char *blocked_reason; /* the reason recorded when a pass finds the device blocked */
+    rp_recorded_as_t as;        /* OUT */
 } rp_attestation_write_t;
 
 /*
- * Record attestations in one transaction - one disk sync for all of them - yet each on its own:
- * one whose nonce was spent already is left out (its err is RP_ERR_EXISTS) and the others are
- * recorded; two requests racing with one nonce cannot both pass. The result is the
- * transaction's: when it is not RP_OK nothing was recorded and every err says so.
+ * Record attestations in one transaction - one disk sync for all of them - each checked against
+ * what the transaction sees, not what its request saw: one whose nonce was spent already (two
+ * requests raced with one nonce, in this batch or before) is recorded as a refusal, and so is a
+ * pass for a device blocked since its request read it; neither keeps its certificate. On failure
+ * nothing was recorded.
  */
 rp_err_t rp_store_attestations_record(rp_store_t *s, rp_attestation_write_t *w,
                                       size_t n) RP_MUST_CHECK;

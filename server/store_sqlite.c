@@ -63,7 +63,8 @@ static const char *const migrations[] = {
     /* 2: nonces carry their own proof (server/nonce.h): only spent ones are kept, until they
      * expire, so that each is used once. */
     "DROP TABLE nonces;"
-    "CREATE TABLE spent_nonces (nonce BLOB PRIMARY KEY, expires INTEGER NOT NULL) WITHOUT ROWID;",
+    "CREATE TABLE spent_nonces (nonce BLOB PRIMARY KEY, expires INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX spent_nonces_expires ON spent_nonces(expires);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -655,15 +656,26 @@ static rp_err_t insert_cert(rp_store_t *s, const rp_cert_record_t *c)
     return step_done(s, st, NULL);
 }
 
+/* Make a verdict a refusal for `reason`, with no certificate. */
+static void refuse_instead(rp_attestation_write_t *w, rp_recorded_as_t as, const char *reason)
+{
+    w->as = as;
+    w->cert = NULL;
+    w->a->passed = false;
+    snprintf(w->a->reason, sizeof(w->a->reason), "%s", reason != NULL ? reason : "refused");
+}
+
 /* One attestation inside the caller's transaction. */
 static rp_err_t record_one(rp_store_t *s, rp_attestation_write_t *w)
 {
     rp_attestation_t *a = w->a;
+    char tenant_id[RP_ID_SIZE];
+    bool blocked = false;
     sqlite3_stmt *st;
     rp_err_t err = RP_OK;
 
-    /* First, so that a nonce spent already leaves nothing of this attestation behind: a failed
-     * statement is undone on its own, the transaction goes on. */
+    w->as = RP_RECORDED_AS_GIVEN;
+    /* A nonce spent already leaves this insert undone (on its own: the transaction goes on). */
     if (w->nonce != NULL) {
         st = stmt(s, SQL_NONCE_SPEND);
         if (st == NULL)
@@ -671,8 +683,18 @@ static rp_err_t record_one(rp_store_t *s, rp_attestation_write_t *w)
         sqlite3_bind_blob(st, 1, w->nonce, (int)w->nonce_len, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, w->nonce_expires);
         err = step_done(s, st, NULL);
-        if (err != RP_OK)
-            return err; /* RP_ERR_EXISTS: spent */
+        if (err == RP_ERR_EXISTS)
+            refuse_instead(w, RP_RECORDED_AS_REPLAY, w->spent_reason);
+        else if (err != RP_OK)
+            return err;
+    }
+    /* A pass stands only if the device is still the tenant's and not blocked now. */
+    if (w->cert != NULL) {
+        err = rp_store_device_standing(s, a->device_id, tenant_id, &blocked);
+        if (err != RP_OK && err != RP_ERR_NOT_FOUND)
+            return err;
+        if (err == RP_ERR_NOT_FOUND || blocked || strcmp(tenant_id, a->tenant_id) != 0)
+            refuse_instead(w, RP_RECORDED_AS_BLOCKED, w->blocked_reason);
     }
     if (w->cert != NULL) {
         err = insert_cert(s, w->cert);
@@ -705,7 +727,7 @@ static rp_err_t record_one(rp_store_t *s, rp_attestation_write_t *w)
     if (st == NULL)
         return RP_ERR_IO;
     sqlite3_bind_int64(st, 1, a->id);
-    if (w->spki != NULL && w->spki_len > 0)
+    if (w->cert != NULL && w->spki != NULL && w->spki_len > 0)
         sqlite3_bind_blob(st, 2, w->spki, (int)w->spki_len, SQLITE_STATIC);
     else
         sqlite3_bind_null(st, 2);
@@ -718,16 +740,11 @@ rp_err_t rp_store_attestations_record(rp_store_t *s, rp_attestation_write_t *w, 
 {
     rp_err_t err = begin(s);
 
-    for (size_t i = 0; i < n && err == RP_OK; i++) {
-        w[i].err = record_one(s, &w[i]);
-        if (w[i].err != RP_OK && w[i].err != RP_ERR_EXISTS)
-            err = w[i].err; /* the database failed, not the attestation: none is recorded */
-    }
-    err = end(s, err);
     if (err != RP_OK)
-        for (size_t i = 0; i < n; i++)
-            w[i].err = err;
-    return err;
+        return err; /* begin() has let go of the write lock */
+    for (size_t i = 0; i < n && err == RP_OK; i++)
+        err = record_one(s, &w[i]); /* a failure is the database's: none is recorded */
+    return end(s, err);
 }
 
 rp_err_t rp_store_attestation_list(rp_store_t *s, const char *tenant_id, const char *device_id,

@@ -136,67 +136,126 @@ static void store_schema(void **state)
     assert_int_equal(rp_store_schema_version(db->s), 2);
 }
 
+/* One write: a verdict, maybe a certificate, maybe a nonce to spend. */
+static rp_attestation_write_t write_of(rp_attestation_t *a, const rp_cert_record_t *cert,
+                                       const uint8_t *nonce)
+{
+    rp_attestation_write_t w;
+
+    memset(&w, 0, sizeof(w));
+    w.a = a;
+    w.cert = cert;
+    w.nonce = nonce;
+    w.nonce_len = nonce != NULL ? RP_NONCE_SIZE : 0;
+    w.nonce_expires = 2000;
+    w.spent_reason = "nonce_replayed";
+    w.blocked_reason = "blocked";
+    return w;
+}
+
+static rp_cert_record_t cert_for(const struct db *db, const char *device, const char *serial)
+{
+    rp_cert_record_t cert;
+
+    memset(&cert, 0, sizeof(cert));
+    snprintf(cert.serial, sizeof(cert.serial), "%s", serial);
+    snprintf(cert.tenant_id, sizeof(cert.tenant_id), "%s", db->tenant.id);
+    snprintf(cert.device_id, sizeof(cert.device_id), "%s", device);
+    cert.not_before = 1000;
+    cert.not_after = 1000 + 86400;
+    return cert;
+}
+
+static const char dev1[] = "1111111111111111111111111111111111111111111111111111111111111111";
+
 static void store_batch_spends_each_nonce_once(void **state)
 {
     struct db *db = *state;
-    const char *dev = "1111111111111111111111111111111111111111111111111111111111111111";
     uint8_t n1[RP_NONCE_SIZE] = {1}, n2[RP_NONCE_SIZE] = {2};
+    rp_cert_record_t cert = cert_for(db, dev1, "0a0b"), cert2 = cert_for(db, dev1, "0c0d");
     rp_attestation_t a[4];
-    rp_cert_record_t cert = {0};
     rp_attestation_write_t w[4];
+    rp_cert_record_t got;
     char tenant_id[RP_ID_SIZE];
     struct seen seen = {0};
     bool blocked = true;
 
-    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, dev, 1000), RP_OK);
-    assert_int_equal(rp_store_device_standing(db->s, dev, tenant_id, &blocked), RP_OK);
+    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, dev1, 1000), RP_OK);
+    assert_int_equal(rp_store_device_standing(db->s, dev1, tenant_id, &blocked), RP_OK);
     assert_string_equal(tenant_id, db->tenant.id);
     assert_false(blocked);
     assert_int_equal(rp_store_device_standing(db->s, "22", tenant_id, &blocked), RP_ERR_NOT_FOUND);
 
-    snprintf(cert.serial, sizeof(cert.serial), "0a0b");
-    snprintf(cert.tenant_id, sizeof(cert.tenant_id), "%s", db->tenant.id);
-    snprintf(cert.device_id, sizeof(cert.device_id), "%s", dev);
-    cert.not_before = 1000;
-    cert.not_after = 1000 + 86400;
-    memset(w, 0, sizeof(w));
-    /* A pass with n1; a refusal spending n1 again (in the same transaction); one spending n2; a
-     * failure that spends no nonce. */
-    fill(&a[0], dev, db->tenant.id, true);
-    w[0] = (rp_attestation_write_t){&a[0], &cert, NULL, 0, n1, sizeof(n1), 2000, RP_OK};
-    fill(&a[1], dev, db->tenant.id, false);
-    w[1] = (rp_attestation_write_t){&a[1], NULL, NULL, 0, n1, sizeof(n1), 2000, RP_OK};
-    fill(&a[2], dev, db->tenant.id, false);
-    w[2] = (rp_attestation_write_t){&a[2], NULL, NULL, 0, n2, sizeof(n2), 2000, RP_OK};
-    fill(&a[3], dev, "", false);
-    w[3] = (rp_attestation_write_t){&a[3], NULL, NULL, 0, NULL, 0, 0, RP_OK};
+    /* A pass with n1; a second pass racing with n1 in the same transaction; a refusal spending
+     * n2; a failure of an unclaimed device that spends no nonce. */
+    fill(&a[0], dev1, db->tenant.id, true);
+    w[0] = write_of(&a[0], &cert, n1);
+    fill(&a[1], dev1, db->tenant.id, true);
+    w[1] = write_of(&a[1], &cert2, n1);
+    fill(&a[2], dev1, db->tenant.id, false);
+    w[2] = write_of(&a[2], NULL, n2);
+    fill(&a[3], dev1, "", false);
+    w[3] = write_of(&a[3], NULL, NULL);
     assert_int_equal(rp_store_attestations_record(db->s, w, 4), RP_OK);
-    assert_int_equal(w[0].err, RP_OK);
-    assert_int_equal(w[1].err, RP_ERR_EXISTS);
-    assert_int_equal(w[2].err, RP_OK);
-    assert_int_equal(w[3].err, RP_OK);
-    assert_true(a[0].id > 0 && a[2].id > a[0].id);
+    assert_int_equal(w[0].as, RP_RECORDED_AS_GIVEN);
+    assert_int_equal(w[1].as, RP_RECORDED_AS_REPLAY);
+    assert_false(a[1].passed);
+    assert_string_equal(a[1].reason, "nonce_replayed");
+    assert_int_equal(w[2].as, RP_RECORDED_AS_GIVEN);
+    assert_int_equal(w[3].as, RP_RECORDED_AS_GIVEN);
+    assert_true(a[0].id > 0 && a[1].id > a[0].id && a[2].id > a[1].id);
+    /* The loser's certificate was never recorded. */
+    assert_int_equal(rp_store_cert_get(db->s, "0a0b", &got), RP_OK);
+    assert_int_equal(rp_store_cert_get(db->s, "0c0d", &got), RP_ERR_NOT_FOUND);
 
-    /* What was recorded for the tenant: the pass and the second refusal, newest first; the
-     * refusal that lost the race left nothing. */
-    assert_int_equal(rp_store_attestation_list(db->s, db->tenant.id, dev, 10, collect, &seen),
+    /* What the tenant sees, newest first: the refusal, the replay, the pass. */
+    assert_int_equal(rp_store_attestation_list(db->s, db->tenant.id, dev1, 10, collect, &seen),
                      RP_OK);
-    assert_int_equal(seen.n, 2);
+    assert_int_equal(seen.n, 3);
     assert_string_equal(seen.reasons[0], "blocked");
-    assert_string_equal(seen.reasons[1], "pass");
+    assert_string_equal(seen.reasons[1], "nonce_replayed");
+    assert_string_equal(seen.reasons[2], "pass");
 
-    /* A later batch cannot spend n2 again; once n2 has expired and been purged it could be
-     * stored again, but by then the nonce itself is refused as expired. */
-    fill(&a[0], dev, db->tenant.id, true);
-    w[0] = (rp_attestation_write_t){&a[0], NULL, NULL, 0, n2, sizeof(n2), 2000, RP_OK};
+    /* A later batch cannot spend n2 again, nor after a purge of nonces expired before 2000;
+     * once n2 itself has expired and been purged it could be stored again, but by then the
+     * nonce is refused as expired before it reaches the store. */
+    fill(&a[0], dev1, db->tenant.id, false);
+    w[0] = write_of(&a[0], NULL, n2);
     assert_int_equal(rp_store_attestations_record(db->s, w, 1), RP_OK);
-    assert_int_equal(w[0].err, RP_ERR_EXISTS);
-    assert_int_equal(rp_store_nonces_purge(db->s, 2000), RP_OK); /* expires 2000: not before */
+    assert_int_equal(w[0].as, RP_RECORDED_AS_REPLAY);
+    assert_int_equal(rp_store_nonces_purge(db->s, 2000), RP_OK);
+    fill(&a[0], dev1, db->tenant.id, false);
     assert_int_equal(rp_store_attestations_record(db->s, w, 1), RP_OK);
-    assert_int_equal(w[0].err, RP_ERR_EXISTS);
+    assert_int_equal(w[0].as, RP_RECORDED_AS_REPLAY);
     assert_int_equal(rp_store_nonces_purge(db->s, 2001), RP_OK);
+    fill(&a[0], dev1, db->tenant.id, false);
     assert_int_equal(rp_store_attestations_record(db->s, w, 1), RP_OK);
-    assert_int_equal(w[0].err, RP_OK);
+    assert_int_equal(w[0].as, RP_RECORDED_AS_GIVEN);
+}
+
+/* A pass whose device was blocked after its request read it is recorded as blocked. */
+static void store_pass_for_a_device_blocked_meanwhile(void **state)
+{
+    struct db *db = *state;
+    uint8_t n[RP_NONCE_SIZE] = {3};
+    rp_cert_record_t cert = cert_for(db, dev1, "0e0f"), got;
+    rp_attestation_t a;
+    rp_attestation_write_t w;
+    rp_device_t d;
+
+    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, dev1, 1000), RP_OK);
+    assert_int_equal(rp_store_device_block(db->s, db->tenant.id, dev1, 1500), RP_OK);
+    fill(&a, dev1, db->tenant.id, true);
+    w = write_of(&a, &cert, n);
+    assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
+    assert_int_equal(w.as, RP_RECORDED_AS_BLOCKED);
+    assert_false(a.passed);
+    assert_string_equal(a.reason, "blocked");
+    assert_int_equal(rp_store_cert_get(db->s, "0e0f", &got), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_device_get(db->s, dev1, &d), RP_OK);
+    assert_false(d.last_passed);
+    assert_string_equal(d.last_reason, "blocked");
+    assert_string_equal(d.cert_serial, "");
 }
 
 int main(void)
@@ -206,6 +265,8 @@ int main(void)
         cmocka_unit_test(nonce_refusals),
         cmocka_unit_test_setup_teardown(store_schema, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_batch_spends_each_nonce_once, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_pass_for_a_device_blocked_meanwhile, db_setup,
+                                        db_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
