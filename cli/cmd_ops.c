@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "ops.h"
 #include "rampart/file.h"
 #include "rampart/http_client.h"
 #include "rampart/log.h"
@@ -29,23 +30,30 @@ static const char ops_usage[] =
     "  rampart ca download --tenant T --out CA.pem\n"
     "  rampart ca crl --tenant T --out CRL.pem\n"
     "\n"
+    "Updates:\n"
+    "  rampart image-key add --tenant T --key PUB.pem --name NAME   a key the tenant signs with\n"
+    "  rampart image-key list --tenant T\n"
+    "  rampart image upload --tenant T IMAGE [--component NAME]    prints the image ID\n"
+    "  rampart image list --tenant T\n"
+    "  rampart product create --tenant T NAME                        prints the product ID\n"
+    "  rampart product list --tenant T\n"
+    "  rampart device-group create --tenant T --product P NAME [--allow-unknown-images]\n"
+    "  rampart device-group list --tenant T --product P\n"
+    "  rampart device assign --tenant T --product P --group G DEVICE_ID...\n"
+    "  rampart deployment create --tenant T --product P --group G IMAGE_ID... [--rollout PCT]\n"
+    "  rampart deployment list --tenant T\n"
+    "  rampart deployment show --tenant T DEPLOYMENT_ID            devices per update state\n"
+    "  (products and groups are named by ID or by name)\n"
+    "\n"
     "Options (or the environment variables in brackets):\n"
     "  --server URL        the service, e.g. https://127.0.0.1:8443  [RAMPART_SERVER]\n"
     "  --token-file FILE   a file holding the API token               [RAMPART_TOKEN_FILE]\n"
     "  --ca-file FILE      the service's CA certificate (server-ca.pem) [RAMPART_CA_FILE]\n"
     "  --output text|json  json for scripts (stable keys)\n";
 
-struct ops {
-    const char *server, *token_file, *ca_file, *tenant, *role, *out;
-    cli_output_t output;
-    char token[512];
-    char **args;
-    int nargs;
-};
-
 /* Call the API. OUT: *status and *body (the parsed JSON, or NULL when it was not JSON). */
-static int api(struct ops *o, const char *method, const char *path, json_t *req, long *status,
-               json_t **body, char **raw, size_t *raw_len)
+int ops_api(struct ops *o, const char *method, const char *path, json_t *req, long *status,
+            json_t **body, char **raw, size_t *raw_len)
 {
     char url[2048], *text = NULL;
     rp_http_opts_t h = {o->ca_file, o->token, req != NULL ? "application/json" : NULL,
@@ -75,7 +83,7 @@ static int api(struct ops *o, const char *method, const char *path, json_t *req,
 }
 
 /* Report a non-2xx answer: the service's own message when it gave one. */
-static int refused(long status, json_t *body)
+int ops_refused(long status, json_t *body)
 {
     const char *msg = json_string_value(json_object_get(body, "message"));
 
@@ -84,20 +92,20 @@ static int refused(long status, json_t *body)
     return CLI_FAIL;
 }
 
-static void print_json(json_t *j)
+void ops_print_json(json_t *j)
 {
     json_dumpf(j, stdout, JSON_INDENT(2));
     putchar('\n');
 }
 
-static const char *str(json_t *o, const char *key)
+const char *ops_str(json_t *o, const char *key)
 {
     const char *s = json_string_value(json_object_get(o, key));
 
     return s != NULL ? s : "-";
 }
 
-static int need_tenant(struct ops *o)
+int ops_need_tenant(struct ops *o)
 {
     if (o->tenant == NULL)
         return cli_usage(NULL, "this command needs --tenant T");
@@ -116,30 +124,30 @@ static int tenant_cmd(struct ops *o, const char *verb)
         if (o->nargs != 1)
             return cli_usage(NULL, "tenant create needs exactly one NAME");
         req = json_pack("{s:s}", "name", o->args[0]);
-        rc = api(o, "POST", "/api/v1/tenants", req, &status, &body, NULL, NULL);
+        rc = ops_api(o, "POST", "/api/v1/tenants", req, &status, &body, NULL, NULL);
         json_decref(req);
         if (rc != CLI_OK)
             return rc;
         if (status != 201)
-            return refused(status, body);
+            return ops_refused(status, body);
         if (o->output == CLI_OUTPUT_JSON)
-            print_json(body);
+            ops_print_json(body);
         else
-            printf("%s\n", str(body, "id"));
+            printf("%s\n", ops_str(body, "id"));
         json_decref(body);
         return CLI_OK;
     }
     if (strcmp(verb, "list") == 0) {
-        if (api(o, "GET", "/api/v1/tenants", NULL, &status, &body, NULL, NULL) != CLI_OK)
+        if (ops_api(o, "GET", "/api/v1/tenants", NULL, &status, &body, NULL, NULL) != CLI_OK)
             return CLI_FAIL;
         if (status != 200)
-            return refused(status, body);
+            return ops_refused(status, body);
         if (o->output == CLI_OUTPUT_JSON) {
-            print_json(body);
+            ops_print_json(body);
         } else {
             printf("%-28s %-20s %s\n", "ID", "CREATED", "NAME");
-            json_array_foreach(json_object_get(body, "tenants"), i, t)
-                printf("%-28s %-20s %s\n", str(t, "id"), str(t, "created"), str(t, "name"));
+            json_array_foreach(json_object_get(body, "tenants"), i, t) printf(
+                "%-28s %-20s %s\n", ops_str(t, "id"), ops_str(t, "created"), ops_str(t, "name"));
         }
         json_decref(body);
         return CLI_OK;
@@ -154,7 +162,7 @@ static int token_cmd(struct ops *o, const char *verb)
     long status;
     size_t i;
 
-    if (need_tenant(o) != CLI_OK)
+    if (ops_need_tenant(o) != CLI_OK)
         return CLI_USAGE;
     snprintf(path, sizeof(path), "/api/v1/tenants/%s/tokens", o->tenant);
     if (strcmp(verb, "create") == 0) {
@@ -163,30 +171,30 @@ static int token_cmd(struct ops *o, const char *verb)
         if (o->role == NULL || o->nargs != 0)
             return cli_usage(NULL, "token create needs --tenant T --role R");
         req = json_pack("{s:s}", "role", o->role);
-        rc = api(o, "POST", path, req, &status, &body, NULL, NULL);
+        rc = ops_api(o, "POST", path, req, &status, &body, NULL, NULL);
         json_decref(req);
         if (rc != CLI_OK)
             return rc;
         if (status != 201)
-            return refused(status, body);
+            return ops_refused(status, body);
         if (o->output == CLI_OUTPUT_JSON)
-            print_json(body);
+            ops_print_json(body);
         else
-            printf("%s\n", str(body, "token"));
+            printf("%s\n", ops_str(body, "token"));
         json_decref(body);
         return CLI_OK;
     }
     if (strcmp(verb, "list") == 0) {
-        if (api(o, "GET", path, NULL, &status, &body, NULL, NULL) != CLI_OK)
+        if (ops_api(o, "GET", path, NULL, &status, &body, NULL, NULL) != CLI_OK)
             return CLI_FAIL;
         if (status != 200)
-            return refused(status, body);
+            return ops_refused(status, body);
         if (o->output == CLI_OUTPUT_JSON) {
-            print_json(body);
+            ops_print_json(body);
         } else {
             printf("%-28s %-12s %s\n", "ID", "ROLE", "CREATED");
-            json_array_foreach(json_object_get(body, "tokens"), i, t)
-                printf("%-28s %-12s %s\n", str(t, "id"), str(t, "role"), str(t, "created"));
+            json_array_foreach(json_object_get(body, "tokens"), i, t) printf(
+                "%-28s %-12s %s\n", ops_str(t, "id"), ops_str(t, "role"), ops_str(t, "created"));
         }
         json_decref(body);
         return CLI_OK;
@@ -199,18 +207,19 @@ static void print_device(json_t *d)
     json_t *last = json_object_get(d, "last_attestation"),
            *cert = json_object_get(d, "certificate");
 
-    printf("device:            %s\n", str(d, "device_id"));
-    printf("tenant:            %s\n", str(d, "tenant"));
-    printf("status:            %s\n", str(d, "status"));
-    printf("claimed:           %s\n", str(d, "claimed_at"));
-    if (json_is_object(last) && strcmp(str(last, "result"), "pass") == 0)
-        printf("last attestation:  %s, passed\n", str(last, "at"));
+    printf("device:            %s\n", ops_str(d, "device_id"));
+    printf("tenant:            %s\n", ops_str(d, "tenant"));
+    printf("status:            %s\n", ops_str(d, "status"));
+    printf("claimed:           %s\n", ops_str(d, "claimed_at"));
+    if (json_is_object(last) && strcmp(ops_str(last, "result"), "pass") == 0)
+        printf("last attestation:  %s, passed\n", ops_str(last, "at"));
     else if (json_is_object(last))
-        printf("last attestation:  %s, failed: %s\n", str(last, "at"), str(last, "reason"));
+        printf("last attestation:  %s, failed: %s\n", ops_str(last, "at"), ops_str(last, "reason"));
     else
         printf("last attestation:  never\n");
     if (json_is_object(cert))
-        printf("certificate:       %s, expires %s\n", str(cert, "serial"), str(cert, "not_after"));
+        printf("certificate:       %s, expires %s\n", ops_str(cert, "serial"),
+               ops_str(cert, "not_after"));
     else
         printf("certificate:       none\n");
 }
@@ -223,7 +232,7 @@ static int device_cmd(struct ops *o, const char *verb)
     size_t i;
     int rc;
 
-    if (need_tenant(o) != CLI_OK)
+    if (ops_need_tenant(o) != CLI_OK)
         return CLI_USAGE;
     if (strcmp(verb, "claim") == 0) {
         json_t *ids = json_array(), *req;
@@ -235,14 +244,14 @@ static int device_cmd(struct ops *o, const char *verb)
             json_array_append_new(ids, json_string(o->args[a]));
         req = json_pack("{s:o}", "device_ids", ids);
         snprintf(path, sizeof(path), "/api/v1/tenants/%s/devices", o->tenant);
-        rc = api(o, "POST", path, req, &status, &body, NULL, NULL);
+        rc = ops_api(o, "POST", path, req, &status, &body, NULL, NULL);
         json_decref(req);
         if (rc != CLI_OK)
             return rc;
         if (status != 201)
-            return refused(status, body);
+            return ops_refused(status, body);
         if (o->output == CLI_OUTPUT_JSON)
-            print_json(body);
+            ops_print_json(body);
         else
             json_array_foreach(json_object_get(body, "claimed"), i, d)
                 printf("claimed %s\n", json_string_value(d));
@@ -251,20 +260,20 @@ static int device_cmd(struct ops *o, const char *verb)
     }
     if (strcmp(verb, "list") == 0) {
         snprintf(path, sizeof(path), "/api/v1/tenants/%s/devices", o->tenant);
-        if (api(o, "GET", path, NULL, &status, &body, NULL, NULL) != CLI_OK)
+        if (ops_api(o, "GET", path, NULL, &status, &body, NULL, NULL) != CLI_OK)
             return CLI_FAIL;
         if (status != 200)
-            return refused(status, body);
+            return ops_refused(status, body);
         if (o->output == CLI_OUTPUT_JSON) {
-            print_json(body);
+            ops_print_json(body);
         } else {
             printf("%-64s %-8s %-22s %s\n", "DEVICE", "STATUS", "LAST ATTESTATION", "RESULT");
             json_array_foreach(json_object_get(body, "devices"), i, d)
             {
                 json_t *last = json_object_get(d, "last_attestation");
-                printf("%-64s %-8s %-22s %s\n", str(d, "device_id"), str(d, "status"),
-                       json_is_object(last) ? str(last, "at") : "never",
-                       json_is_object(last) ? str(last, "reason") : "-");
+                printf("%-64s %-8s %-22s %s\n", ops_str(d, "device_id"), ops_str(d, "status"),
+                       json_is_object(last) ? ops_str(last, "at") : "never",
+                       json_is_object(last) ? ops_str(last, "reason") : "-");
             }
         }
         json_decref(body);
@@ -275,12 +284,12 @@ static int device_cmd(struct ops *o, const char *verb)
     if (strcmp(verb, "show") == 0 || strcmp(verb, "attestations") == 0) {
         snprintf(path, sizeof(path), "/api/v1/tenants/%s/devices/%s%s", o->tenant, o->args[0],
                  strcmp(verb, "show") == 0 ? "" : "/attestations");
-        if (api(o, "GET", path, NULL, &status, &body, NULL, NULL) != CLI_OK)
+        if (ops_api(o, "GET", path, NULL, &status, &body, NULL, NULL) != CLI_OK)
             return CLI_FAIL;
         if (status != 200)
-            return refused(status, body);
+            return ops_refused(status, body);
         if (o->output == CLI_OUTPUT_JSON || strcmp(verb, "attestations") == 0)
-            print_json(body);
+            ops_print_json(body);
         else
             print_device(body);
         json_decref(body);
@@ -289,12 +298,12 @@ static int device_cmd(struct ops *o, const char *verb)
     if (strcmp(verb, "block") == 0 || strcmp(verb, "unblock") == 0) {
         snprintf(path, sizeof(path), "/api/v1/tenants/%s/devices/%s/%s", o->tenant, o->args[0],
                  verb);
-        if (api(o, "POST", path, NULL, &status, &body, NULL, NULL) != CLI_OK)
+        if (ops_api(o, "POST", path, NULL, &status, &body, NULL, NULL) != CLI_OK)
             return CLI_FAIL;
         if (status != 200)
-            return refused(status, body);
+            return ops_refused(status, body);
         if (o->output == CLI_OUTPUT_JSON)
-            print_json(body);
+            ops_print_json(body);
         else
             printf("%s %sed\n", o->args[0], verb);
         json_decref(body);
@@ -312,7 +321,7 @@ static int ca_cmd(struct ops *o, const char *verb)
     long status;
     rp_err_t err;
 
-    if (need_tenant(o) != CLI_OK)
+    if (ops_need_tenant(o) != CLI_OK)
         return CLI_USAGE;
     if (o->out == NULL)
         return cli_usage(NULL, "ca %s needs --out FILE", verb);
@@ -322,11 +331,11 @@ static int ca_cmd(struct ops *o, const char *verb)
         snprintf(path, sizeof(path), "/api/v1/tenants/%s/crl?format=pem", o->tenant);
     else
         return cli_usage(NULL, "unknown ca command '%s'", verb);
-    if (api(o, "GET", path, NULL, &status, &body, &raw, &len) != CLI_OK)
+    if (ops_api(o, "GET", path, NULL, &status, &body, &raw, &len) != CLI_OK)
         return CLI_FAIL;
     if (status != 200) {
         free(raw);
-        return refused(status, body);
+        return ops_refused(status, body);
     }
     json_decref(body);
     err = rp_atomic_begin(&f, o->out, 0644, 0);
@@ -349,15 +358,22 @@ static int ca_cmd(struct ops *o, const char *verb)
 int cmd_ops(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"server",     required_argument, NULL, 's'},
-        {"token-file", required_argument, NULL, 't'},
-        {"ca-file",    required_argument, NULL, 'c'},
-        {"tenant",     required_argument, NULL, 'T'},
-        {"role",       required_argument, NULL, 'r'},
-        {"out",        required_argument, NULL, 'o'},
-        {"output",     required_argument, NULL, 'O'},
-        {"help",       no_argument,       NULL, 'h'},
-        {NULL,         0,                 NULL, 0  },
+        {"server",               required_argument, NULL, 's'},
+        {"token-file",           required_argument, NULL, 't'},
+        {"ca-file",              required_argument, NULL, 'c'},
+        {"tenant",               required_argument, NULL, 'T'},
+        {"role",                 required_argument, NULL, 'r'},
+        {"out",                  required_argument, NULL, 'o'},
+        {"output",               required_argument, NULL, 'O'},
+        {"product",              required_argument, NULL, 'P'},
+        {"group",                required_argument, NULL, 'G'},
+        {"key",                  required_argument, NULL, 'k'},
+        {"name",                 required_argument, NULL, 'n'},
+        {"component",            required_argument, NULL, 'C'},
+        {"rollout",              required_argument, NULL, 'R'},
+        {"allow-unknown-images", no_argument,       NULL, 'U'},
+        {"help",                 no_argument,       NULL, 'h'},
+        {NULL,                   0,                 NULL, 0  },
     };
     struct ops o = {0};
     uint8_t *token;
@@ -372,7 +388,8 @@ int cmd_ops(int argc, char **argv)
     o.token_file = getenv("RAMPART_TOKEN_FILE");
     o.ca_file = getenv("RAMPART_CA_FILE");
     optind = 0;
-    while ((c = getopt_long(argc - 1, argv + 1, "s:t:c:T:r:o:O:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc - 1, argv + 1, "s:t:c:T:r:o:O:P:G:k:n:C:R:Uh", opts, NULL)) !=
+           -1) {
         switch (c) {
         case 's': o.server = optarg; break;
         case 't': o.token_file = optarg; break;
@@ -384,6 +401,13 @@ int cmd_ops(int argc, char **argv)
             if (!cli_parse_output(optarg, &o.output))
                 return cli_usage(NULL, "--output must be text or json");
             break;
+        case 'P': o.product = optarg; break;
+        case 'G': o.group = optarg; break;
+        case 'k': o.key = optarg; break;
+        case 'n': o.name = optarg; break;
+        case 'C': o.component = optarg; break;
+        case 'R': o.rollout = optarg; break;
+        case 'U': o.allow_unknown_images = true; break;
         case 'h': fputs(ops_usage, stdout); return CLI_OK;
         default: return cli_usage(NULL, "bad option");
         }
@@ -407,10 +431,22 @@ int cmd_ops(int argc, char **argv)
         rc = tenant_cmd(&o, argv[1]);
     else if (strcmp(argv[0], "token") == 0)
         rc = token_cmd(&o, argv[1]);
+    else if (strcmp(argv[0], "device") == 0 && strcmp(argv[1], "assign") == 0)
+        rc = ops_need_tenant(&o) == CLI_OK ? ops_device_assign(&o) : CLI_USAGE;
     else if (strcmp(argv[0], "device") == 0)
         rc = device_cmd(&o, argv[1]);
-    else
+    else if (strcmp(argv[0], "ca") == 0)
         rc = ca_cmd(&o, argv[1]);
+    else if (strcmp(argv[0], "image-key") == 0)
+        rc = ops_image_key_cmd(&o, argv[1]);
+    else if (strcmp(argv[0], "image") == 0)
+        rc = ops_image_cmd(&o, argv[1]);
+    else if (strcmp(argv[0], "product") == 0)
+        rc = ops_product_cmd(&o, argv[1]);
+    else if (strcmp(argv[0], "device-group") == 0)
+        rc = ops_group_cmd(&o, argv[1]);
+    else
+        rc = ops_deployment_cmd(&o, argv[1]);
     memset(o.token, 0, sizeof(o.token));
     return rc;
 }

@@ -28,6 +28,8 @@ static const char usage_text[] =
     "  token create --tenant T --role R | token list          API tokens\n"
     "  device claim|list|show|attestations|block|unblock      devices of a tenant\n"
     "  ca download|crl --tenant T --out FILE                  the tenant CA and its CRL\n"
+    "  image-key add|list, image upload|list                  the tenant's signed images\n"
+    "  product, device-group, device assign, deployment       who runs which images\n"
     "  (the service commands take --server, --token-file, --ca-file; see `rampart device "
     "--help`)\n"
     "\n"
@@ -125,7 +127,9 @@ int main(int argc, char **argv)
     if (strcmp(argv[0], "image") == 0)
         return cmd_image(argc, argv);
     if (strcmp(argv[0], "tenant") == 0 || strcmp(argv[0], "token") == 0 ||
-        strcmp(argv[0], "device") == 0 || strcmp(argv[0], "ca") == 0)
+        strcmp(argv[0], "device") == 0 || strcmp(argv[0], "ca") == 0 ||
+        strcmp(argv[0], "image-key") == 0 || strcmp(argv[0], "product") == 0 ||
+        strcmp(argv[0], "device-group") == 0 || strcmp(argv[0], "deployment") == 0)
         return cmd_ops(argc, argv);
     if (strcmp(argv[0], "help") == 0) {
         fputs(usage_text, stdout);

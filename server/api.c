@@ -526,7 +526,10 @@ void rp_api_handle(rp_req_t *r)
             device(r, &tok, &tenant, r->parts[5], r->nparts == 7 ? r->parts[6] : NULL);
         return;
     }
-    rp_reply_error(r, 404, "not_found", "no such resource");
+    if (r->nparts >= 5 && tenant_access(r, &tok, tid, RP_ROLE_READER, &tenant)) {
+        if (!rp_updates_handle(r, &tok, &tenant))
+            rp_reply_error(r, 404, "not_found", "no such resource");
+    }
 }
 
 void rp_metrics_handle(rp_req_t *r)

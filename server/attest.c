@@ -316,6 +316,8 @@ void rp_attest(rp_req_t *r)
         return;
     }
     body = rp_req_body(r, &len);
+    if (body == NULL)
+        goto out;
     if (rp_attest_request_parse(body, len, &evidence, &evidence_len, spki, &spki_len, &error,
                                 &message) != RP_OK) {
         rp_reply_error(r, 400, error, "%s", message);

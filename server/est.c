@@ -121,6 +121,8 @@ static void simplereenroll(rp_req_t *r, const rp_tenant_t *tenant, const rp_ca_t
         return;
     }
     body = rp_req_body(r, &len);
+    if (body == NULL)
+        return;
     if (rp_base64_decode((const char *)body, len, &der, &der_len) != RP_OK ||
         rp_csr_parse(der, der_len, &csr) != RP_OK) {
         free(der);

@@ -109,12 +109,25 @@ void rp_reply_error(rp_req_t *r, int status, const char *code, const char *fmt, 
     rp_reply_json(r, status, json_pack("{s:s, s:s}", "error", code, "message", msg));
 }
 
-const uint8_t *rp_req_body(rp_req_t *r, size_t *len)
+const uint8_t *rp_req_body_upto(rp_req_t *r, size_t max, size_t *len)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+    const uint8_t *p;
 
     *len = evbuffer_get_length(in);
-    return *len > 0 ? evbuffer_pullup(in, -1) : (const uint8_t *)"";
+    if (*len > max) {
+        rp_reply_error(r, 413, "too_large", "the body is larger than %zu bytes", max);
+        return NULL;
+    }
+    p = *len > 0 ? evbuffer_pullup(in, -1) : (const uint8_t *)"";
+    if (p == NULL)
+        rp_reply_error(r, 500, "internal", "out of memory");
+    return p;
+}
+
+const uint8_t *rp_req_body(rp_req_t *r, size_t *len)
+{
+    return rp_req_body_upto(r, RP_MAX_BODY, len);
 }
 
 json_t *rp_req_json(rp_req_t *r)
@@ -122,8 +135,11 @@ json_t *rp_req_json(rp_req_t *r)
     json_error_t jerr;
     size_t len;
     const uint8_t *body = rp_req_body(r, &len);
-    json_t *j = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *j;
 
+    if (body == NULL)
+        return NULL;
+    j = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (j == NULL) {
         rp_reply_error(r, 400, "malformed_json", "the body is not valid JSON: %s (line %d)",
                        jerr.text, jerr.line);
@@ -563,7 +579,7 @@ rp_err_t rp_worker_init(rp_worker_t *w, rp_server_t *srv, int listen_fd)
     w->recorded = w->base != NULL ? event_new(w->base, -1, 0, answer_recorded, w) : NULL;
     if (w->http == NULL || w->recorded == NULL)
         return RP_ERR_NO_MEMORY;
-    evhttp_set_max_body_size(w->http, RP_MAX_BODY);
+    evhttp_set_max_body_size(w->http, RP_MAX_BODY_ANY);
     evhttp_set_max_headers_size(w->http, RP_MAX_HEADERS);
     evhttp_set_timeout(w->http, 30);
     /* A body over the limit is read and discarded before the 413 goes out: closing with unread
@@ -572,7 +588,7 @@ rp_err_t rp_worker_init(rp_worker_t *w, rp_server_t *srv, int listen_fd)
     if (evhttp_set_flags(w->http, EVHTTP_SERVER_LINGERING_CLOSE) != 0)
         return RP_ERR_UNSUPPORTED;
     evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
-                                            EVHTTP_REQ_HEAD);
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_HEAD);
     evhttp_set_bevcb(w->http, make_bev, w);
     evhttp_set_gencb(w->http, dispatch, w);
     if (evhttp_accept_socket_with_handle(w->http, listen_fd) == NULL)

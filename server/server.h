@@ -21,7 +21,10 @@
 #include "rampart/base64.h"
 #include "store.h"
 
-#define RP_MAX_BODY (64 * 1024) /* no request body is larger */
+#define RP_MAX_BODY (64 * 1024)             /* no request body is larger, but for: */
+#define RP_UPLOAD_CHUNK_MAX (1024 * 1024)   /* one chunk of an image upload */
+#define RP_MAX_BODY_ANY RP_UPLOAD_CHUNK_MAX /* what evhttp reads at most (413 beyond) */
+#define RP_IMAGE_MAX (128ull * 1024 * 1024) /* an uploaded image */
 #define RP_MAX_HEADERS (16 * 1024)
 #define RP_NONCE_LIFETIME 60 /* seconds a nonce stays usable */
 #define RP_CA_CACHE 32       /* tenant CAs each worker keeps decrypted */
@@ -114,7 +117,7 @@ typedef struct rp_req {
     struct evhttp_request *req;
     enum evhttp_cmd_type method;
     const char *path;
-    char *parts[8]; /* path segments, decoded */
+    char *parts[10]; /* path segments, decoded */
     int nparts;
 } rp_req_t;
 
@@ -124,7 +127,9 @@ void rp_reply_error(rp_req_t *r, int status, const char *code, const char *fmt, 
     __attribute__((format(printf, 4, 5)));
 void rp_reply_bytes(rp_req_t *r, int status, const char *type, const void *data, size_t len);
 
-/* The request body (at most RP_MAX_BODY: evhttp refuses larger with 413). */
+/* The request body, at most max bytes; NULL when it is larger (413 sent) or cannot be read (500
+ * sent). rp_req_body() allows RP_MAX_BODY, what every request but an upload's chunk may carry. */
+const uint8_t *rp_req_body_upto(rp_req_t *r, size_t max, size_t *len);
 const uint8_t *rp_req_body(rp_req_t *r, size_t *len);
 /* The body parsed as a JSON object; on failure a 400 has been sent and NULL is returned. */
 json_t *rp_req_json(rp_req_t *r);
@@ -151,6 +156,9 @@ rp_err_t rp_attest_request_parse(const uint8_t *body, size_t len, uint8_t **evid
 
 /* Handlers. */
 void rp_api_handle(rp_req_t *r);
+/* The update resources under /api/v1/tenants/T/ (updates.c), once the token may read the tenant;
+ * false when the path is not one of them. */
+bool rp_updates_handle(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant);
 void rp_attest_nonce(rp_req_t *r);
 void rp_attest(rp_req_t *r);
 void rp_est_handle(rp_req_t *r, const char *tenant_id, const char *op);

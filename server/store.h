@@ -182,4 +182,157 @@ rp_err_t rp_store_revoked_list(rp_store_t *s, const char *tenant_id, rp_cert_fn 
 rp_err_t rp_store_ca_put(rp_store_t *s, const rp_ca_record_t *ca) RP_MUST_CHECK;
 rp_err_t rp_store_ca_get(rp_store_t *s, const char *tenant_id, rp_ca_record_t *out) RP_MUST_CHECK;
 
+/* ---- Updates: image signing keys, images, products, device groups, deployments ---- */
+
+#define RP_IMAGE_ID_SIZE 65      /* an image's ID: the SHA-256 of its file, in hex, with a NUL */
+#define RP_VERSION_MAX 48        /* "major.minor.revision+build" */
+#define RP_DEPLOY_IMAGES_MAX 16  /* images in one deployment (one a component) */
+#define RP_UPDATE_DETAIL_MAX 256 /* what a device says of its update */
+
+/* A public key the tenant signs images with (the private half stays with the operator). */
+typedef struct rp_image_key_record {
+    char id[RP_ID_SIZE];
+    char tenant_id[RP_ID_SIZE];
+    char name[RP_NAME_MAX + 1];
+    char alg[16]; /* "ecdsa-p256" or "ed25519" */
+    uint8_t spki[RP_PUBKEY_DER_MAX];
+    size_t spki_len;
+    char keyhash[2 * RP_SHA256_LEN + 1]; /* SHA-256 of the SPKI, as in MCUboot's KEYHASH TLV */
+    int64_t created;
+} rp_image_key_record_t;
+
+/* An upload in progress: its bytes are in DATA_DIR/uploads/<id> until it becomes an image. */
+typedef struct rp_upload {
+    char id[RP_ID_SIZE];
+    char tenant_id[RP_ID_SIZE];
+    uint64_t size; /* announced */
+    int64_t created;
+} rp_upload_t;
+
+/* An uploaded image, verified against one of the tenant's image keys. Immutable. */
+typedef struct rp_image_record {
+    char id[RP_IMAGE_ID_SIZE]; /* SHA-256 of the whole file: the content's address */
+    char tenant_id[RP_ID_SIZE];
+    char component[RP_NAME_MAX + 1];
+    char version[RP_VERSION_MAX];
+    bool has_security_counter;
+    uint32_t security_counter;
+    char type[16]; /* firmware, app, system, or "unspecified" */
+    uint64_t size;
+    char image_hash[2 * RP_SHA256_LEN + 1]; /* MCUboot's digest: what a device measures */
+    char key_id[RP_ID_SIZE];                /* the image key that signed it */
+    int64_t uploaded;
+} rp_image_record_t;
+
+typedef struct rp_product {
+    char id[RP_ID_SIZE];
+    char tenant_id[RP_ID_SIZE];
+    char name[RP_NAME_MAX + 1];
+    int64_t created;
+} rp_product_t;
+
+typedef struct rp_group {
+    char id[RP_ID_SIZE];
+    char tenant_id[RP_ID_SIZE];
+    char product_id[RP_ID_SIZE];
+    char name[RP_NAME_MAX + 1];
+    bool allow_unknown_images; /* attestation lets its devices run images never uploaded */
+    int64_t created;
+} rp_group_t;
+
+/* A set of images (one per component) for a group's devices; the newest deployment of a group is
+ * what its devices should run. rollout: the percentage of the group's devices it reaches, a
+ * stable choice (rp_deployment_selects). */
+typedef struct rp_deployment {
+    char id[RP_ID_SIZE];
+    char tenant_id[RP_ID_SIZE];
+    char group_id[RP_ID_SIZE];
+    int rollout;
+    int64_t created;
+    size_t nimages;
+    char image_ids[RP_DEPLOY_IMAGES_MAX][RP_IMAGE_ID_SIZE];
+} rp_deployment_t;
+
+/* A device's update state for one deployment, as it reported it. */
+typedef struct rp_device_update {
+    char device_id[RP_DEVICE_ID_SIZE];
+    char deployment_id[RP_ID_SIZE];
+    char state[24]; /* pending, downloading, installed, failed, rolled_back */
+    char detail[RP_UPDATE_DETAIL_MAX + 1];
+    int64_t at;
+} rp_device_update_t;
+
+/* RP_ERR_EXISTS when the tenant has a key with that name or that key already. */
+rp_err_t rp_store_image_key_add(rp_store_t *s, rp_image_key_record_t *key) RP_MUST_CHECK;
+typedef void (*rp_image_key_fn)(void *ctx, const rp_image_key_record_t *k);
+rp_err_t rp_store_image_key_list(rp_store_t *s, const char *tenant_id, rp_image_key_fn fn,
+                                 void *ctx) RP_MUST_CHECK;
+
+rp_err_t rp_store_upload_create(rp_store_t *s, const char *tenant_id, uint64_t size,
+                                rp_upload_t *out) RP_MUST_CHECK;
+rp_err_t rp_store_upload_get(rp_store_t *s, const char *tenant_id, const char *id,
+                             rp_upload_t *out) RP_MUST_CHECK;
+rp_err_t rp_store_upload_delete(rp_store_t *s, const char *id) RP_MUST_CHECK;
+/* Uploads started before `before`, oldest first, at most max of them. */
+typedef void (*rp_upload_fn)(void *ctx, const rp_upload_t *u);
+rp_err_t rp_store_upload_stale(rp_store_t *s, int64_t before, int max, rp_upload_fn fn,
+                               void *ctx) RP_MUST_CHECK;
+
+/* RP_ERR_EXISTS when the tenant has that image already (same bytes, same ID). */
+rp_err_t rp_store_image_add(rp_store_t *s, const rp_image_record_t *img) RP_MUST_CHECK;
+rp_err_t rp_store_image_get(rp_store_t *s, const char *tenant_id, const char *id,
+                            rp_image_record_t *out) RP_MUST_CHECK;
+typedef void (*rp_image_fn)(void *ctx, const rp_image_record_t *img);
+rp_err_t rp_store_image_list(rp_store_t *s, const char *tenant_id, rp_image_fn fn,
+                             void *ctx) RP_MUST_CHECK;
+
+/* A product and its default groups (Development, which allows unknown images, Field Test and
+ * Production), in one transaction. RP_ERR_EXISTS when the tenant has a product of that name. */
+rp_err_t rp_store_product_create(rp_store_t *s, const char *tenant_id, const char *name,
+                                 rp_product_t *out) RP_MUST_CHECK;
+/* By ID, or else by name, within the tenant. */
+rp_err_t rp_store_product_find(rp_store_t *s, const char *tenant_id, const char *id_or_name,
+                               rp_product_t *out) RP_MUST_CHECK;
+typedef void (*rp_product_fn)(void *ctx, const rp_product_t *p);
+rp_err_t rp_store_product_list(rp_store_t *s, const char *tenant_id, rp_product_fn fn,
+                               void *ctx) RP_MUST_CHECK;
+
+rp_err_t rp_store_group_create(rp_store_t *s, const rp_product_t *product, const char *name,
+                               bool allow_unknown_images, rp_group_t *out) RP_MUST_CHECK;
+/* By ID, or else by name, within the product. */
+rp_err_t rp_store_group_find(rp_store_t *s, const rp_product_t *product, const char *id_or_name,
+                             rp_group_t *out) RP_MUST_CHECK;
+typedef void (*rp_group_fn)(void *ctx, const rp_group_t *g, int64_t ndevices);
+rp_err_t rp_store_group_list(rp_store_t *s, const rp_product_t *product, rp_group_fn fn,
+                             void *ctx) RP_MUST_CHECK;
+/* Put a device of the group's tenant in the group (out of any other): RP_ERR_NOT_FOUND when the
+ * tenant does not hold the device. */
+rp_err_t rp_store_device_assign(rp_store_t *s, const rp_group_t *group, const char *device_id,
+                                int64_t now) RP_MUST_CHECK;
+/* The group a device is in: RP_ERR_NOT_FOUND when it is in none. */
+rp_err_t rp_store_device_group(rp_store_t *s, const char *device_id, rp_group_t *out) RP_MUST_CHECK;
+typedef void (*rp_member_fn)(void *ctx, const char *device_id);
+rp_err_t rp_store_group_members(rp_store_t *s, const char *group_id, rp_member_fn fn,
+                                void *ctx) RP_MUST_CHECK;
+
+/* d->id and d->created are set here; every image must be the tenant's (else RP_ERR_NOT_FOUND). */
+rp_err_t rp_store_deployment_create(rp_store_t *s, rp_deployment_t *d) RP_MUST_CHECK;
+rp_err_t rp_store_deployment_get(rp_store_t *s, const char *tenant_id, const char *id,
+                                 rp_deployment_t *out) RP_MUST_CHECK;
+/* The group's newest deployment: RP_ERR_NOT_FOUND when it has none. */
+rp_err_t rp_store_deployment_current(rp_store_t *s, const char *group_id,
+                                     rp_deployment_t *out) RP_MUST_CHECK;
+typedef void (*rp_deployment_fn)(void *ctx, const rp_deployment_t *d);
+rp_err_t rp_store_deployment_list(rp_store_t *s, const char *tenant_id, rp_deployment_fn fn,
+                                  void *ctx) RP_MUST_CHECK;
+
+/* Whether a deployment reaches a device: SHA-256(deployment ID, device ID) below its rollout
+ * percentage, so the choice is stable and a larger percentage reaches a superset. */
+bool rp_deployment_selects(const rp_deployment_t *d, const char *device_id);
+
+rp_err_t rp_store_device_update_set(rp_store_t *s, const rp_device_update_t *u) RP_MUST_CHECK;
+typedef void (*rp_device_update_fn)(void *ctx, const rp_device_update_t *u);
+rp_err_t rp_store_device_updates(rp_store_t *s, const char *deployment_id, rp_device_update_fn fn,
+                                 void *ctx) RP_MUST_CHECK;
+
 #endif /* RAMPART_STORE_H */

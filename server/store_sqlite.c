@@ -13,9 +13,7 @@
 
 #include "rampart/hex.h"
 #include "rampart/log.h"
-#include "store.h"
-
-#define STMT_CACHE 48
+#include "store_sqlite.h"
 
 /*
  * Writers take turns in the process rather than in SQLite: its busy handler sleeps in whole
@@ -23,15 +21,6 @@
  * (Other processes on the same file still meet busy_timeout.)
  */
 static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
-
-struct rp_store {
-    sqlite3 *db;
-    bool in_txn; /* this connection holds write_lock inside BEGIN ... COMMIT */
-    struct {
-        const char *sql;
-        sqlite3_stmt *stmt;
-    } cache[STMT_CACHE];
-};
 
 /* Persisted: each migration runs once, in order, in its own transaction. Never edit one that has
  * shipped; add the next. */
@@ -65,6 +54,40 @@ static const char *const migrations[] = {
     "DROP TABLE nonces;"
     "CREATE TABLE spent_nonces (nonce BLOB PRIMARY KEY, expires INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE INDEX spent_nonces_expires ON spent_nonces(expires);",
+    /* 3: updates - image signing keys, images, uploads in progress, products, device groups,
+     * group membership, deployments and each device's update state */
+    "CREATE TABLE image_keys (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id),"
+    " name TEXT NOT NULL, alg TEXT NOT NULL, spki BLOB NOT NULL, keyhash TEXT NOT NULL,"
+    " created INTEGER NOT NULL, UNIQUE (tenant_id, name), UNIQUE (tenant_id, keyhash));"
+    "CREATE TABLE uploads (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id),"
+    " size INTEGER NOT NULL, created INTEGER NOT NULL);"
+    "CREATE INDEX uploads_created ON uploads(created);"
+    "CREATE TABLE images (tenant_id TEXT NOT NULL REFERENCES tenants(id), id TEXT NOT NULL,"
+    " component TEXT NOT NULL, version TEXT NOT NULL, security_counter INTEGER,"
+    " type TEXT NOT NULL, size INTEGER NOT NULL, image_hash TEXT NOT NULL,"
+    " key_id TEXT NOT NULL REFERENCES image_keys(id), uploaded INTEGER NOT NULL,"
+    " PRIMARY KEY (tenant_id, id)) WITHOUT ROWID;"
+    "CREATE INDEX images_hash ON images(tenant_id, image_hash);"
+    "CREATE TABLE products (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id),"
+    " name TEXT NOT NULL, created INTEGER NOT NULL, UNIQUE (tenant_id, name));"
+    "CREATE TABLE device_groups (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL,"
+    " product_id TEXT NOT NULL REFERENCES products(id), name TEXT NOT NULL,"
+    " allow_unknown_images INTEGER NOT NULL, created INTEGER NOT NULL,"
+    " UNIQUE (product_id, name));"
+    "CREATE TABLE group_members (device_id TEXT PRIMARY KEY REFERENCES devices(id),"
+    " group_id TEXT NOT NULL REFERENCES device_groups(id), assigned INTEGER NOT NULL);"
+    "CREATE INDEX group_members_group ON group_members(group_id, device_id);"
+    "CREATE TABLE deployments (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL,"
+    " group_id TEXT NOT NULL REFERENCES device_groups(id), rollout INTEGER NOT NULL,"
+    " created INTEGER NOT NULL, seq INTEGER NOT NULL);"
+    "CREATE INDEX deployments_group ON deployments(group_id, seq);"
+    "CREATE TABLE deployment_images (deployment_id TEXT NOT NULL REFERENCES deployments(id),"
+    " tenant_id TEXT NOT NULL, image_id TEXT NOT NULL, PRIMARY KEY (deployment_id, image_id),"
+    " FOREIGN KEY (tenant_id, image_id) REFERENCES images(tenant_id, id)) WITHOUT ROWID;"
+    "CREATE TABLE device_updates (device_id TEXT NOT NULL,"
+    " deployment_id TEXT NOT NULL REFERENCES deployments(id), state TEXT NOT NULL,"
+    " detail TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (deployment_id, device_id))"
+    " WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -97,13 +120,13 @@ void rp_ca_record_free(rp_ca_record_t *ca)
     ca->cert_pem = ca->key_pem_enc = NULL;
 }
 
-static rp_err_t db_error(rp_store_t *s, const char *what)
+rp_err_t sq_error(rp_store_t *s, const char *what)
 {
     rp_log_error("database: %s: %s", what, sqlite3_errmsg(s->db));
     return RP_ERR_IO;
 }
 
-static rp_err_t exec(rp_store_t *s, const char *sql)
+rp_err_t sq_exec(rp_store_t *s, const char *sql)
 {
     char *msg = NULL;
 
@@ -121,7 +144,7 @@ static rp_err_t exec(rp_store_t *s, const char *sql)
  * read transaction open, whose stale snapshot would make this connection's next write fail with
  * SQLITE_BUSY_SNAPSHOT, and which stops WAL checkpoints.
  */
-static sqlite3_stmt *stmt(rp_store_t *s, const char *sql)
+sqlite3_stmt *sq_stmt(rp_store_t *s, const char *sql)
 {
     int i;
 
@@ -143,14 +166,14 @@ static sqlite3_stmt *stmt(rp_store_t *s, const char *sql)
     return s->cache[i].stmt;
 }
 
-static void text_col(sqlite3_stmt *st, int col, char *out, size_t cap)
+void sq_text_col(sqlite3_stmt *st, int col, char *out, size_t cap)
 {
     const unsigned char *t = sqlite3_column_text(st, col);
 
     snprintf(out, cap, "%s", t != NULL ? (const char *)t : "");
 }
 
-static rp_err_t random_id(char prefix, char *out, size_t cap)
+rp_err_t sq_random_id(char prefix, char *out, size_t cap)
 {
     uint8_t b[12];
     char hex[2 * sizeof(b) + 1];
@@ -167,12 +190,12 @@ static rp_err_t migrate(rp_store_t *s)
     int version = 0;
     rp_err_t err;
 
-    err = exec(s, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);");
+    err = sq_exec(s, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);");
     if (err != RP_OK)
         return err;
     if (sqlite3_prepare_v2(s->db, "SELECT max(version) FROM schema_version", -1, &st, NULL) !=
         SQLITE_OK)
-        return db_error(s, "schema version");
+        return sq_error(s, "schema version");
     if (sqlite3_step(st) == SQLITE_ROW)
         version = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
@@ -184,16 +207,16 @@ static rp_err_t migrate(rp_store_t *s)
     for (int v = version; v < SCHEMA_VERSION; v++) {
         char sql[64];
 
-        err = exec(s, "BEGIN IMMEDIATE");
+        err = sq_exec(s, "BEGIN IMMEDIATE");
         if (err == RP_OK)
-            err = exec(s, migrations[v]);
+            err = sq_exec(s, migrations[v]);
         snprintf(sql, sizeof(sql), "INSERT INTO schema_version VALUES (%d)", v + 1);
         if (err == RP_OK)
-            err = exec(s, sql);
+            err = sq_exec(s, sql);
         if (err == RP_OK)
-            err = exec(s, "COMMIT");
+            err = sq_exec(s, "COMMIT");
         if (err != RP_OK) {
-            (void)exec(s, "ROLLBACK");
+            (void)sq_exec(s, "ROLLBACK");
             return err;
         }
         rp_log_info("database migrated to schema version %d", v + 1);
@@ -224,7 +247,7 @@ rp_err_t rp_store_open(const char *data_dir, rp_store_t **out)
     /* WAL: readers never wait for the writer. FULL: a commit is on disk before it returns. */
     /* (No mmap: the file grows with every commit, and SQLite would remap it on the next read,
      * which costs far more than the reads it saves.) */
-    err = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+    err = sq_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
     if (err == RP_OK)
         err = migrate(s);
     if (err != RP_OK) {
@@ -247,7 +270,7 @@ void rp_store_close(rp_store_t *s)
 
 int rp_store_schema_version(rp_store_t *s)
 {
-    sqlite3_stmt *st = stmt(s, "SELECT max(version) FROM schema_version");
+    sqlite3_stmt *st = sq_stmt(s, "SELECT max(version) FROM schema_version");
 
     int v = st != NULL && sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
 
@@ -257,7 +280,7 @@ int rp_store_schema_version(rp_store_t *s)
 }
 
 /* Run a statement that returns no rows. OUT: *changes (may be NULL). */
-static rp_err_t step_done(rp_store_t *s, sqlite3_stmt *st, int *changes)
+rp_err_t sq_step_done(rp_store_t *s, sqlite3_stmt *st, int *changes)
 {
     rp_err_t err = RP_OK;
     int rc;
@@ -269,7 +292,7 @@ static rp_err_t step_done(rp_store_t *s, sqlite3_stmt *st, int *changes)
     if (rc == SQLITE_CONSTRAINT)
         err = RP_ERR_EXISTS;
     else if (rc != SQLITE_DONE)
-        err = db_error(s, "write");
+        err = sq_error(s, "write");
     else if (changes != NULL)
         *changes = sqlite3_changes(s->db);
     sqlite3_reset(st);
@@ -284,13 +307,13 @@ static const char SQL_TENANT_LIST[] = "SELECT id, name, created FROM tenants ORD
 
 rp_err_t rp_store_tenant_create(rp_store_t *s, const char *name, rp_tenant_t *out)
 {
-    sqlite3_stmt *st = stmt(s, SQL_TENANT_INSERT);
+    sqlite3_stmt *st = sq_stmt(s, SQL_TENANT_INSERT);
     rp_err_t err;
 
     if (st == NULL)
         return RP_ERR_IO;
     memset(out, 0, sizeof(*out));
-    err = random_id('t', out->id, sizeof(out->id));
+    err = sq_random_id('t', out->id, sizeof(out->id));
     if (err != RP_OK)
         return err;
     snprintf(out->name, sizeof(out->name), "%s", name);
@@ -298,19 +321,19 @@ rp_err_t rp_store_tenant_create(rp_store_t *s, const char *name, rp_tenant_t *ou
     sqlite3_bind_text(st, 1, out->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, out->name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, out->created);
-    return step_done(s, st, NULL);
+    return sq_step_done(s, st, NULL);
 }
 
 static void tenant_row(sqlite3_stmt *st, rp_tenant_t *t)
 {
-    text_col(st, 0, t->id, sizeof(t->id));
-    text_col(st, 1, t->name, sizeof(t->name));
+    sq_text_col(st, 0, t->id, sizeof(t->id));
+    sq_text_col(st, 1, t->name, sizeof(t->name));
     t->created = sqlite3_column_int64(st, 2);
 }
 
 rp_err_t rp_store_tenant_get(rp_store_t *s, const char *id, rp_tenant_t *out)
 {
-    sqlite3_stmt *st = stmt(s, SQL_TENANT_GET);
+    sqlite3_stmt *st = sq_stmt(s, SQL_TENANT_GET);
     int rc;
 
     if (st == NULL)
@@ -320,7 +343,7 @@ rp_err_t rp_store_tenant_get(rp_store_t *s, const char *id, rp_tenant_t *out)
     if (rc == SQLITE_DONE)
         return RP_ERR_NOT_FOUND;
     if (rc != SQLITE_ROW)
-        return db_error(s, "tenant");
+        return sq_error(s, "tenant");
     tenant_row(st, out);
     sqlite3_reset(st);
     return RP_OK;
@@ -328,7 +351,7 @@ rp_err_t rp_store_tenant_get(rp_store_t *s, const char *id, rp_tenant_t *out)
 
 rp_err_t rp_store_tenant_list(rp_store_t *s, rp_tenant_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = stmt(s, SQL_TENANT_LIST);
+    sqlite3_stmt *st = sq_stmt(s, SQL_TENANT_LIST);
     rp_tenant_t t;
     int rc;
 
@@ -339,7 +362,7 @@ rp_err_t rp_store_tenant_list(rp_store_t *s, rp_tenant_fn fn, void *ctx)
         fn(ctx, &t);
     }
     sqlite3_reset(st);
-    return rc == SQLITE_DONE ? RP_OK : db_error(s, "tenants");
+    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "tenants");
 }
 
 static const char SQL_TOKEN_INSERT[] =
@@ -352,13 +375,13 @@ static const char SQL_TOKEN_LIST[] =
 rp_err_t rp_store_token_create(rp_store_t *s, const char *tenant_id, rp_role_t role,
                                const uint8_t hash[RP_SHA256_LEN], rp_token_t *out)
 {
-    sqlite3_stmt *st = stmt(s, SQL_TOKEN_INSERT);
+    sqlite3_stmt *st = sq_stmt(s, SQL_TOKEN_INSERT);
     rp_err_t err;
 
     if (st == NULL)
         return RP_ERR_IO;
     memset(out, 0, sizeof(*out));
-    err = random_id('k', out->id, sizeof(out->id));
+    err = sq_random_id('k', out->id, sizeof(out->id));
     if (err != RP_OK)
         return err;
     snprintf(out->tenant_id, sizeof(out->tenant_id), "%s", tenant_id != NULL ? tenant_id : "");
@@ -372,20 +395,20 @@ rp_err_t rp_store_token_create(rp_store_t *s, const char *tenant_id, rp_role_t r
         sqlite3_bind_null(st, 3);
     sqlite3_bind_int(st, 4, (int)role);
     sqlite3_bind_int64(st, 5, out->created);
-    return step_done(s, st, NULL);
+    return sq_step_done(s, st, NULL);
 }
 
 static void token_row(sqlite3_stmt *st, rp_token_t *t)
 {
-    text_col(st, 0, t->id, sizeof(t->id));
-    text_col(st, 1, t->tenant_id, sizeof(t->tenant_id));
+    sq_text_col(st, 0, t->id, sizeof(t->id));
+    sq_text_col(st, 1, t->tenant_id, sizeof(t->tenant_id));
     t->role = (rp_role_t)sqlite3_column_int(st, 2);
     t->created = sqlite3_column_int64(st, 3);
 }
 
 rp_err_t rp_store_token_lookup(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN], rp_token_t *out)
 {
-    sqlite3_stmt *st = stmt(s, SQL_TOKEN_LOOKUP);
+    sqlite3_stmt *st = sq_stmt(s, SQL_TOKEN_LOOKUP);
     int rc;
 
     if (st == NULL)
@@ -395,7 +418,7 @@ rp_err_t rp_store_token_lookup(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN],
     if (rc == SQLITE_DONE)
         return RP_ERR_NOT_FOUND;
     if (rc != SQLITE_ROW)
-        return db_error(s, "token");
+        return sq_error(s, "token");
     token_row(st, out);
     sqlite3_reset(st);
     return RP_OK;
@@ -403,7 +426,7 @@ rp_err_t rp_store_token_lookup(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN],
 
 rp_err_t rp_store_token_list(rp_store_t *s, const char *tenant_id, rp_token_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = stmt(s, SQL_TOKEN_LIST);
+    sqlite3_stmt *st = sq_stmt(s, SQL_TOKEN_LIST);
     rp_token_t t;
     int rc;
 
@@ -416,7 +439,7 @@ rp_err_t rp_store_token_list(rp_store_t *s, const char *tenant_id, rp_token_fn f
         fn(ctx, &t);
     }
     sqlite3_reset(st);
-    return rc == SQLITE_DONE ? RP_OK : db_error(s, "tokens");
+    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "tokens");
 }
 
 static const char SQL_DEVICE_CLAIM[] =
@@ -444,7 +467,7 @@ static const char SQL_CERT_REVOKE_DEVICE[] =
 rp_err_t rp_store_device_claim(rp_store_t *s, const char *tenant_id, const char *device_id,
                                int64_t now)
 {
-    sqlite3_stmt *st = stmt(s, SQL_DEVICE_CLAIM);
+    sqlite3_stmt *st = sq_stmt(s, SQL_DEVICE_CLAIM);
     char owner[RP_ID_SIZE];
     int changes, rc;
     rp_err_t err;
@@ -454,18 +477,18 @@ rp_err_t rp_store_device_claim(rp_store_t *s, const char *tenant_id, const char 
     sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, tenant_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, now);
-    err = step_done(s, st, &changes);
+    err = sq_step_done(s, st, &changes);
     if (err != RP_OK || changes == 1)
         return err;
     /* Already claimed: by this tenant (fine) or another (refused). */
-    st = stmt(s, SQL_DEVICE_OWNER);
+    st = sq_stmt(s, SQL_DEVICE_OWNER);
     if (st == NULL)
         return RP_ERR_IO;
     sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     if (rc != SQLITE_ROW)
-        return db_error(s, "device owner");
-    text_col(st, 0, owner, sizeof(owner));
+        return sq_error(s, "device owner");
+    sq_text_col(st, 0, owner, sizeof(owner));
     sqlite3_reset(st);
     return strcmp(owner, tenant_id) == 0 ? RP_OK : RP_ERR_EXISTS;
 }
@@ -475,8 +498,8 @@ static void device_row(sqlite3_stmt *st, rp_device_t *d)
     int n;
 
     memset(d, 0, sizeof(*d));
-    text_col(st, 0, d->id, sizeof(d->id));
-    text_col(st, 1, d->tenant_id, sizeof(d->tenant_id));
+    sq_text_col(st, 0, d->id, sizeof(d->id));
+    sq_text_col(st, 1, d->tenant_id, sizeof(d->tenant_id));
     d->blocked = sqlite3_column_int(st, 2) != 0;
     d->claimed_at = sqlite3_column_int64(st, 3);
     d->blocked_at = sqlite3_column_int64(st, 4);
@@ -487,15 +510,15 @@ static void device_row(sqlite3_stmt *st, rp_device_t *d)
     }
     d->last_attested_at = sqlite3_column_int64(st, 6);
     d->last_passed = sqlite3_column_int(st, 7) != 0;
-    text_col(st, 8, d->last_reason, sizeof(d->last_reason));
-    text_col(st, 9, d->cert_serial, sizeof(d->cert_serial));
+    sq_text_col(st, 8, d->last_reason, sizeof(d->last_reason));
+    sq_text_col(st, 9, d->cert_serial, sizeof(d->cert_serial));
     d->cert_not_after = sqlite3_column_int64(st, 10);
 }
 
 rp_err_t rp_store_device_standing(rp_store_t *s, const char *device_id, char tenant_id[RP_ID_SIZE],
                                   bool *blocked)
 {
-    sqlite3_stmt *st = stmt(s, SQL_DEVICE_STANDING);
+    sqlite3_stmt *st = sq_stmt(s, SQL_DEVICE_STANDING);
     int rc;
 
     if (st == NULL)
@@ -503,18 +526,18 @@ rp_err_t rp_store_device_standing(rp_store_t *s, const char *device_id, char ten
     sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        text_col(st, 0, tenant_id, RP_ID_SIZE);
+        sq_text_col(st, 0, tenant_id, RP_ID_SIZE);
         *blocked = sqlite3_column_int(st, 1) != 0;
     }
     sqlite3_reset(st);
     if (rc == SQLITE_DONE)
         return RP_ERR_NOT_FOUND;
-    return rc == SQLITE_ROW ? RP_OK : db_error(s, "device");
+    return rc == SQLITE_ROW ? RP_OK : sq_error(s, "device");
 }
 
 rp_err_t rp_store_device_get(rp_store_t *s, const char *device_id, rp_device_t *out)
 {
-    sqlite3_stmt *st = stmt(s, SQL_DEVICE_GET);
+    sqlite3_stmt *st = sq_stmt(s, SQL_DEVICE_GET);
     int rc;
 
     if (st == NULL)
@@ -524,7 +547,7 @@ rp_err_t rp_store_device_get(rp_store_t *s, const char *device_id, rp_device_t *
     if (rc == SQLITE_DONE)
         return RP_ERR_NOT_FOUND;
     if (rc != SQLITE_ROW)
-        return db_error(s, "device");
+        return sq_error(s, "device");
     device_row(st, out);
     sqlite3_reset(st);
     return RP_OK;
@@ -532,7 +555,7 @@ rp_err_t rp_store_device_get(rp_store_t *s, const char *device_id, rp_device_t *
 
 rp_err_t rp_store_device_list(rp_store_t *s, const char *tenant_id, rp_device_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = stmt(s, SQL_DEVICE_LIST);
+    sqlite3_stmt *st = sq_stmt(s, SQL_DEVICE_LIST);
     rp_device_t d;
     int rc;
 
@@ -544,15 +567,15 @@ rp_err_t rp_store_device_list(rp_store_t *s, const char *tenant_id, rp_device_fn
         fn(ctx, &d);
     }
     sqlite3_reset(st);
-    return rc == SQLITE_DONE ? RP_OK : db_error(s, "devices");
+    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "devices");
 }
 
-static rp_err_t begin(rp_store_t *s)
+rp_err_t sq_begin(rp_store_t *s)
 {
     rp_err_t err;
 
     pthread_mutex_lock(&write_lock);
-    err = exec(s, "BEGIN IMMEDIATE");
+    err = sq_exec(s, "BEGIN IMMEDIATE");
     if (err != RP_OK) {
         pthread_mutex_unlock(&write_lock);
         return err;
@@ -561,12 +584,12 @@ static rp_err_t begin(rp_store_t *s)
     return RP_OK;
 }
 
-static rp_err_t end(rp_store_t *s, rp_err_t err)
+rp_err_t sq_end(rp_store_t *s, rp_err_t err)
 {
     if (err == RP_OK)
-        err = exec(s, "COMMIT");
+        err = sq_exec(s, "COMMIT");
     if (err != RP_OK)
-        (void)exec(s, "ROLLBACK");
+        (void)sq_exec(s, "ROLLBACK");
     s->in_txn = false;
     pthread_mutex_unlock(&write_lock);
     return err;
@@ -577,35 +600,35 @@ rp_err_t rp_store_device_block(rp_store_t *s, const char *tenant_id, const char 
 {
     sqlite3_stmt *st;
     int changes = 0;
-    rp_err_t err = begin(s);
+    rp_err_t err = sq_begin(s);
 
     if (err != RP_OK)
         return err;
-    st = stmt(s, SQL_DEVICE_BLOCK);
+    st = sq_stmt(s, SQL_DEVICE_BLOCK);
     err = st != NULL ? RP_OK : RP_ERR_IO;
     if (err == RP_OK) {
         sqlite3_bind_int64(st, 1, now);
         sqlite3_bind_text(st, 2, device_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, tenant_id, -1, SQLITE_STATIC);
-        err = step_done(s, st, &changes);
+        err = sq_step_done(s, st, &changes);
     }
     if (err == RP_OK && changes == 0)
         err = RP_ERR_NOT_FOUND;
     if (err == RP_OK) {
-        st = stmt(s, SQL_CERT_REVOKE_DEVICE);
+        st = sq_stmt(s, SQL_CERT_REVOKE_DEVICE);
         err = st != NULL ? RP_OK : RP_ERR_IO;
     }
     if (err == RP_OK) {
         sqlite3_bind_int64(st, 1, now);
         sqlite3_bind_text(st, 2, device_id, -1, SQLITE_STATIC);
-        err = step_done(s, st, NULL);
+        err = sq_step_done(s, st, NULL);
     }
-    return end(s, err);
+    return sq_end(s, err);
 }
 
 rp_err_t rp_store_device_unblock(rp_store_t *s, const char *tenant_id, const char *device_id)
 {
-    sqlite3_stmt *st = stmt(s, SQL_DEVICE_UNBLOCK);
+    sqlite3_stmt *st = sq_stmt(s, SQL_DEVICE_UNBLOCK);
     int changes = 0;
     rp_err_t err;
 
@@ -613,7 +636,7 @@ rp_err_t rp_store_device_unblock(rp_store_t *s, const char *tenant_id, const cha
         return RP_ERR_IO;
     sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, tenant_id, -1, SQLITE_STATIC);
-    err = step_done(s, st, &changes);
+    err = sq_step_done(s, st, &changes);
     return err == RP_OK && changes == 0 ? RP_ERR_NOT_FOUND : err;
 }
 
@@ -622,12 +645,12 @@ static const char SQL_NONCE_PURGE[] = "DELETE FROM spent_nonces WHERE expires < 
 
 rp_err_t rp_store_nonces_purge(rp_store_t *s, int64_t before)
 {
-    sqlite3_stmt *st = stmt(s, SQL_NONCE_PURGE);
+    sqlite3_stmt *st = sq_stmt(s, SQL_NONCE_PURGE);
 
     if (st == NULL)
         return RP_ERR_IO;
     sqlite3_bind_int64(st, 1, before);
-    return step_done(s, st, NULL);
+    return sq_step_done(s, st, NULL);
 }
 
 static const char SQL_ATTEST_INSERT[] =
@@ -644,7 +667,7 @@ static const char SQL_ATTEST_LIST[] =
 
 static rp_err_t insert_cert(rp_store_t *s, const rp_cert_record_t *c)
 {
-    sqlite3_stmt *st = stmt(s, SQL_CERT_INSERT);
+    sqlite3_stmt *st = sq_stmt(s, SQL_CERT_INSERT);
 
     if (st == NULL)
         return RP_ERR_IO;
@@ -653,7 +676,7 @@ static rp_err_t insert_cert(rp_store_t *s, const rp_cert_record_t *c)
     sqlite3_bind_text(st, 3, c->device_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, c->not_before);
     sqlite3_bind_int64(st, 5, c->not_after);
-    return step_done(s, st, NULL);
+    return sq_step_done(s, st, NULL);
 }
 
 /* Make a verdict a refusal for `reason`, with no certificate. */
@@ -677,12 +700,12 @@ static rp_err_t record_one(rp_store_t *s, rp_attestation_write_t *w)
     w->as = RP_RECORDED_AS_GIVEN;
     /* A nonce spent already leaves this insert undone (on its own: the transaction goes on). */
     if (w->nonce != NULL) {
-        st = stmt(s, SQL_NONCE_SPEND);
+        st = sq_stmt(s, SQL_NONCE_SPEND);
         if (st == NULL)
             return RP_ERR_IO;
         sqlite3_bind_blob(st, 1, w->nonce, (int)w->nonce_len, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, w->nonce_expires);
-        err = step_done(s, st, NULL);
+        err = sq_step_done(s, st, NULL);
         if (err == RP_ERR_EXISTS)
             refuse_instead(w, RP_RECORDED_AS_REPLAY, w->spent_reason);
         else if (err != RP_OK)
@@ -701,7 +724,7 @@ static rp_err_t record_one(rp_store_t *s, rp_attestation_write_t *w)
         if (err != RP_OK)
             return err == RP_ERR_EXISTS ? RP_ERR_IO : err; /* a serial twice: not a replay */
     }
-    st = stmt(s, SQL_ATTEST_INSERT);
+    st = sq_stmt(s, SQL_ATTEST_INSERT);
     if (st == NULL)
         return RP_ERR_IO;
     sqlite3_bind_text(st, 1, a->device_id, -1, SQLITE_STATIC);
@@ -717,13 +740,13 @@ static rp_err_t record_one(rp_store_t *s, rp_attestation_write_t *w)
         sqlite3_bind_text(st, 7, w->cert->serial, -1, SQLITE_STATIC);
     else
         sqlite3_bind_null(st, 7);
-    err = step_done(s, st, NULL);
+    err = sq_step_done(s, st, NULL);
     if (err != RP_OK)
         return err == RP_ERR_EXISTS ? RP_ERR_IO : err;
     a->id = sqlite3_last_insert_rowid(s->db);
     if (a->tenant_id[0] == '\0')
         return RP_OK;
-    st = stmt(s, SQL_DEVICE_ATTESTED);
+    st = sq_stmt(s, SQL_DEVICE_ATTESTED);
     if (st == NULL)
         return RP_ERR_IO;
     sqlite3_bind_int64(st, 1, a->id);
@@ -732,25 +755,25 @@ static rp_err_t record_one(rp_store_t *s, rp_attestation_write_t *w)
     else
         sqlite3_bind_null(st, 2);
     sqlite3_bind_text(st, 3, a->device_id, -1, SQLITE_STATIC);
-    err = step_done(s, st, NULL);
+    err = sq_step_done(s, st, NULL);
     return err == RP_ERR_EXISTS ? RP_ERR_IO : err;
 }
 
 rp_err_t rp_store_attestations_record(rp_store_t *s, rp_attestation_write_t *w, size_t n)
 {
-    rp_err_t err = begin(s);
+    rp_err_t err = sq_begin(s);
 
     if (err != RP_OK)
         return err; /* begin() has let go of the write lock */
     for (size_t i = 0; i < n && err == RP_OK; i++)
         err = record_one(s, &w[i]); /* a failure is the database's: none is recorded */
-    return end(s, err);
+    return sq_end(s, err);
 }
 
 rp_err_t rp_store_attestation_list(rp_store_t *s, const char *tenant_id, const char *device_id,
                                    int limit, rp_attestation_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = stmt(s, SQL_ATTEST_LIST);
+    sqlite3_stmt *st = sq_stmt(s, SQL_ATTEST_LIST);
     rp_attestation_t *a;
     int rc;
 
@@ -765,18 +788,18 @@ rp_err_t rp_store_attestation_list(rp_store_t *s, const char *tenant_id, const c
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         memset(a, 0, sizeof(*a));
         a->id = sqlite3_column_int64(st, 0);
-        text_col(st, 1, a->device_id, sizeof(a->device_id));
-        text_col(st, 2, a->tenant_id, sizeof(a->tenant_id));
+        sq_text_col(st, 1, a->device_id, sizeof(a->device_id));
+        sq_text_col(st, 2, a->tenant_id, sizeof(a->tenant_id));
         a->at = sqlite3_column_int64(st, 3);
         a->passed = sqlite3_column_int(st, 4) != 0;
-        text_col(st, 5, a->reason, sizeof(a->reason));
-        text_col(st, 6, a->claims_json, sizeof(a->claims_json));
-        text_col(st, 7, a->cert_serial, sizeof(a->cert_serial));
+        sq_text_col(st, 5, a->reason, sizeof(a->reason));
+        sq_text_col(st, 6, a->claims_json, sizeof(a->claims_json));
+        sq_text_col(st, 7, a->cert_serial, sizeof(a->cert_serial));
         fn(ctx, a);
     }
     sqlite3_reset(st);
     free(a);
-    return rc == SQLITE_DONE ? RP_OK : db_error(s, "attestations");
+    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "attestations");
 }
 
 static const char SQL_CERT_GET[] =
@@ -794,9 +817,9 @@ rp_err_t rp_store_cert_add(rp_store_t *s, const rp_cert_record_t *cert)
 static void cert_row(sqlite3_stmt *st, rp_cert_record_t *c)
 {
     memset(c, 0, sizeof(*c));
-    text_col(st, 0, c->serial, sizeof(c->serial));
-    text_col(st, 1, c->tenant_id, sizeof(c->tenant_id));
-    text_col(st, 2, c->device_id, sizeof(c->device_id));
+    sq_text_col(st, 0, c->serial, sizeof(c->serial));
+    sq_text_col(st, 1, c->tenant_id, sizeof(c->tenant_id));
+    sq_text_col(st, 2, c->device_id, sizeof(c->device_id));
     c->not_before = sqlite3_column_int64(st, 3);
     c->not_after = sqlite3_column_int64(st, 4);
     c->revoked_at = sqlite3_column_int64(st, 5);
@@ -804,7 +827,7 @@ static void cert_row(sqlite3_stmt *st, rp_cert_record_t *c)
 
 rp_err_t rp_store_cert_get(rp_store_t *s, const char *serial, rp_cert_record_t *out)
 {
-    sqlite3_stmt *st = stmt(s, SQL_CERT_GET);
+    sqlite3_stmt *st = sq_stmt(s, SQL_CERT_GET);
     int rc;
 
     if (st == NULL)
@@ -814,7 +837,7 @@ rp_err_t rp_store_cert_get(rp_store_t *s, const char *serial, rp_cert_record_t *
     if (rc == SQLITE_DONE)
         return RP_ERR_NOT_FOUND;
     if (rc != SQLITE_ROW)
-        return db_error(s, "certificate");
+        return sq_error(s, "certificate");
     cert_row(st, out);
     sqlite3_reset(st);
     return RP_OK;
@@ -822,7 +845,7 @@ rp_err_t rp_store_cert_get(rp_store_t *s, const char *serial, rp_cert_record_t *
 
 rp_err_t rp_store_revoked_list(rp_store_t *s, const char *tenant_id, rp_cert_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = stmt(s, SQL_REVOKED_LIST);
+    sqlite3_stmt *st = sq_stmt(s, SQL_REVOKED_LIST);
     rp_cert_record_t c;
     int rc;
 
@@ -836,7 +859,7 @@ rp_err_t rp_store_revoked_list(rp_store_t *s, const char *tenant_id, rp_cert_fn 
         fn(ctx, &c);
     }
     sqlite3_reset(st);
-    return rc == SQLITE_DONE ? RP_OK : db_error(s, "revoked certificates");
+    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "revoked certificates");
 }
 
 static const char SQL_CA_INSERT[] =
@@ -844,7 +867,7 @@ static const char SQL_CA_INSERT[] =
 static const char SQL_CA_GET[] = "SELECT cert_pem, key_pem, not_after FROM cas WHERE tenant_id = ?";
 rp_err_t rp_store_ca_put(rp_store_t *s, const rp_ca_record_t *ca)
 {
-    sqlite3_stmt *st = stmt(s, SQL_CA_INSERT);
+    sqlite3_stmt *st = sq_stmt(s, SQL_CA_INSERT);
 
     if (st == NULL)
         return RP_ERR_IO;
@@ -852,7 +875,7 @@ rp_err_t rp_store_ca_put(rp_store_t *s, const rp_ca_record_t *ca)
     sqlite3_bind_text(st, 2, ca->cert_pem, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, ca->key_pem_enc, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, ca->not_after);
-    return step_done(s, st, NULL);
+    return sq_step_done(s, st, NULL);
 }
 
 static char *dup_col(sqlite3_stmt *st, int col)
@@ -864,7 +887,7 @@ static char *dup_col(sqlite3_stmt *st, int col)
 
 rp_err_t rp_store_ca_get(rp_store_t *s, const char *tenant_id, rp_ca_record_t *out)
 {
-    sqlite3_stmt *st = stmt(s, SQL_CA_GET);
+    sqlite3_stmt *st = sq_stmt(s, SQL_CA_GET);
     int rc;
 
     memset(out, 0, sizeof(*out));
@@ -875,7 +898,7 @@ rp_err_t rp_store_ca_get(rp_store_t *s, const char *tenant_id, rp_ca_record_t *o
     if (rc == SQLITE_DONE)
         return RP_ERR_NOT_FOUND;
     if (rc != SQLITE_ROW)
-        return db_error(s, "tenant CA");
+        return sq_error(s, "tenant CA");
     snprintf(out->tenant_id, sizeof(out->tenant_id), "%s", tenant_id);
     out->cert_pem = dup_col(st, 0);
     out->key_pem_enc = dup_col(st, 1);

@@ -162,3 +162,14 @@ void rp_http_response_free(rp_http_response_t *resp)
     free(resp->body);
     resp->body = NULL;
 }
+
+char *rp_http_escape(const char *s)
+{
+    char *e = curl_easy_escape(NULL, s, 0), *out;
+
+    if (e == NULL)
+        return NULL;
+    out = strdup(e); /* the caller frees with free(), not curl_free() */
+    curl_free(e);
+    return out;
+}

@@ -115,4 +115,16 @@ start_swtpm() {
   fail "swtpm did not start"
 }
 
+# http METHOD PATH TOKEN_FILE|- [DATA_FILE [CONTENT_TYPE]]: a raw call to the server started by
+# start_server; the status in $status, the body in $E2E_DIR/body.
+http() {
+  local auth=() data=()
+  [ "$3" != "-" ] && auth=(-H "Authorization: Bearer $(cat "$3")")
+  [ $# -ge 4 ] && data=(--data-binary "@$4" -H "Content-Type: ${5:-application/json}")
+  status=$(curl -s -o "$E2E_DIR/body" -w '%{http_code}' --cacert "$SERVER_CA" -X "$1" \
+    "${auth[@]}" "${data[@]}" "$SERVER_URL$2")
+}
+is_status() { eq "$status" "$1" "HTTP status of the last call ($(head -c 300 "$E2E_DIR/body"))"; }
+body_has() { jq -e "$1" "$E2E_DIR/body" >/dev/null || fail "body fails $1: $(head -c 500 "$E2E_DIR/body")"; }
+
 done_ok() { echo "ok: $E2E_CHECKS checks"; }

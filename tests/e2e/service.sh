@@ -10,16 +10,6 @@ start_server "$d/srv" --nonce-lifetime 6
 start_swtpm "$d/tpm"
 export RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN
 
-# http METHOD PATH TOKEN_FILE|- [DATA_FILE]: raw API call; status in $status, body in $d/body.
-http() {
-  local auth=() data=()
-  [ "$3" != "-" ] && auth=(-H "Authorization: Bearer $(cat "$3")")
-  [ $# -ge 4 ] && data=(--data-binary "@$4" -H "Content-Type: application/json")
-  status=$(curl -s -o "$d/body" -w '%{http_code}' --cacert "$SERVER_CA" -X "$1" \
-    "${auth[@]}" "${data[@]}" "$SERVER_URL$2")
-}
-is_status() { eq "$status" "$1" "HTTP status of the last call ($(head -c 300 "$d/body"))"; }
-body_has() { jq -e "$1" "$d/body" >/dev/null || fail "body fails $1: $(head -c 500 "$d/body")"; }
 
 # --- the service is up, and says so ----------------------------------------------------------
 http GET /healthz -; is_status 200; body_has '.status == "ok"'

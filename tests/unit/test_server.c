@@ -2,7 +2,8 @@
  * The security service's parts that stand alone: stateless nonces (each byte matters, the key
  * matters, the device matters, the clock matters) and the store's attestation records against a
  * real SQLite database (a batch records each attestation on its own; a nonce is spent once, even
- * within one batch and across batches; spent nonces are purged only once expired).
+ * within one batch and across batches; spent nonces are purged only once expired), a staged
+ * rollout's choice of devices, and products, groups and deployments in the store.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -133,7 +134,7 @@ static void store_schema(void **state)
 {
     struct db *db = *state;
 
-    assert_int_equal(rp_store_schema_version(db->s), 2);
+    assert_int_equal(rp_store_schema_version(db->s), 3);
 }
 
 /* One write: a verdict, maybe a certificate, maybe a nonce to spend. */
@@ -167,6 +168,7 @@ static rp_cert_record_t cert_for(const struct db *db, const char *device, const 
 }
 
 static const char dev1[] = "1111111111111111111111111111111111111111111111111111111111111111";
+static const char dev2[] = "2222222222222222222222222222222222222222222222222222222222222222";
 
 static void store_batch_spends_each_nonce_once(void **state)
 {
@@ -258,6 +260,112 @@ static void store_pass_for_a_device_blocked_meanwhile(void **state)
     assert_string_equal(d.cert_serial, "");
 }
 
+/* A staged rollout's choice: stable, proportional, none at 0%, all at 100%, and a larger
+ * percentage of the same deployment reaches a superset of a smaller one. */
+static void rollout_choice(void **state)
+{
+    rp_deployment_t d;
+    char id[RP_DEVICE_ID_SIZE];
+    int at10 = 0, at50 = 0;
+
+    (void)state;
+    memset(&d, 0, sizeof(d));
+    snprintf(d.id, sizeof(d.id), "d_0123456789abcdef01234567");
+    for (int i = 0; i < 2000; i++) {
+        bool s10, s50;
+        snprintf(id, sizeof(id), "%064x", i);
+        d.rollout = 0;
+        assert_false(rp_deployment_selects(&d, id));
+        d.rollout = 100;
+        assert_true(rp_deployment_selects(&d, id));
+        d.rollout = 10;
+        s10 = rp_deployment_selects(&d, id);
+        assert_int_equal(s10, rp_deployment_selects(&d, id));
+        d.rollout = 50;
+        s50 = rp_deployment_selects(&d, id);
+        if (s10)
+            assert_true(s50);
+        at10 += s10;
+        at50 += s50;
+    }
+    /* 2000 devices: 200 and 1000 expected; far outside these bounds means a biased choice */
+    assert_in_range(at10, 140, 260);
+    assert_in_range(at50, 900, 1100);
+}
+
+/* Products come with their groups; a device is in one group at most, of its own tenant. */
+static void store_groups_and_deployments(void **state)
+{
+    struct db *db = *state;
+    rp_tenant_t other;
+    rp_product_t p, found;
+    rp_group_t field, prod, g;
+    rp_deployment_t d1, d2, cur;
+    rp_image_key_record_t k;
+    rp_image_record_t img;
+
+    assert_int_equal(rp_store_tenant_create(db->s, "other", &other), RP_OK);
+    assert_int_equal(rp_store_product_create(db->s, db->tenant.id, "Thermostat", &p), RP_OK);
+    assert_int_equal(rp_store_product_create(db->s, db->tenant.id, "Thermostat", &found),
+                     RP_ERR_EXISTS);
+    assert_int_equal(rp_store_product_find(db->s, db->tenant.id, "Thermostat", &found), RP_OK);
+    assert_string_equal(found.id, p.id);
+    assert_int_equal(rp_store_product_find(db->s, db->tenant.id, p.id, &found), RP_OK);
+    assert_int_equal(rp_store_product_find(db->s, other.id, p.id, &found), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_group_find(db->s, &p, "Development", &g), RP_OK);
+    assert_true(g.allow_unknown_images);
+    assert_int_equal(rp_store_group_find(db->s, &p, "Field Test", &field), RP_OK);
+    assert_false(field.allow_unknown_images);
+    assert_int_equal(rp_store_group_find(db->s, &p, "Production", &prod), RP_OK);
+
+    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, dev1, 1000), RP_OK);
+    assert_int_equal(rp_store_device_claim(db->s, other.id, dev2, 1000), RP_OK);
+    assert_int_equal(rp_store_device_group(db->s, dev1, &g), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_device_assign(db->s, &field, dev1, 1100), RP_OK);
+    assert_int_equal(rp_store_device_assign(db->s, &prod, dev1, 1200), RP_OK);
+    assert_int_equal(rp_store_device_group(db->s, dev1, &g), RP_OK);
+    assert_string_equal(g.id, prod.id);
+    assert_int_equal(rp_store_device_assign(db->s, &prod, dev2, 1200), RP_ERR_NOT_FOUND);
+
+    memset(&k, 0, sizeof(k));
+    snprintf(k.tenant_id, sizeof(k.tenant_id), "%s", db->tenant.id);
+    snprintf(k.name, sizeof(k.name), "release");
+    snprintf(k.alg, sizeof(k.alg), "ecdsa-p256");
+    k.spki_len = 4;
+    snprintf(k.keyhash, sizeof(k.keyhash), "%064d", 1);
+    assert_int_equal(rp_store_image_key_add(db->s, &k), RP_OK);
+    memset(&img, 0, sizeof(img));
+    snprintf(img.id, sizeof(img.id), "%064d", 7);
+    snprintf(img.tenant_id, sizeof(img.tenant_id), "%s", db->tenant.id);
+    snprintf(img.component, sizeof(img.component), "app");
+    snprintf(img.key_id, sizeof(img.key_id), "%s", k.id);
+    assert_int_equal(rp_store_image_add(db->s, &img), RP_OK);
+    assert_int_equal(rp_store_image_add(db->s, &img), RP_ERR_EXISTS);
+
+    /* a deployment naming an image the tenant lacks is not made at all */
+    memset(&d1, 0, sizeof(d1));
+    snprintf(d1.tenant_id, sizeof(d1.tenant_id), "%s", db->tenant.id);
+    snprintf(d1.group_id, sizeof(d1.group_id), "%s", prod.id);
+    d1.rollout = 100;
+    d1.nimages = 1;
+    snprintf(d1.image_ids[0], RP_IMAGE_ID_SIZE, "%064d", 8);
+    assert_int_equal(rp_store_deployment_create(db->s, &d1), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_deployment_current(db->s, prod.id, &cur), RP_ERR_NOT_FOUND);
+    snprintf(d1.image_ids[0], RP_IMAGE_ID_SIZE, "%s", img.id);
+    assert_int_equal(rp_store_deployment_create(db->s, &d1), RP_OK);
+    d2 = d1;
+    d2.rollout = 20;
+    assert_int_equal(rp_store_deployment_create(db->s, &d2), RP_OK);
+    assert_string_not_equal(d1.id, d2.id);
+    /* the newest is current, even made within the same second */
+    assert_int_equal(rp_store_deployment_current(db->s, prod.id, &cur), RP_OK);
+    assert_string_equal(cur.id, d2.id);
+    assert_int_equal(cur.rollout, 20);
+    assert_int_equal(cur.nimages, 1);
+    assert_string_equal(cur.image_ids[0], img.id);
+    assert_int_equal(rp_store_deployment_get(db->s, other.id, d2.id, &cur), RP_ERR_NOT_FOUND);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -267,6 +375,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_batch_spends_each_nonce_once, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_pass_for_a_device_blocked_meanwhile, db_setup,
                                         db_teardown),
+        cmocka_unit_test(rollout_choice),
+        cmocka_unit_test_setup_teardown(store_groups_and_deployments, db_setup, db_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

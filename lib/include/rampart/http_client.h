@@ -37,4 +37,7 @@ rp_err_t rp_http_request(const char *method, const char *url, const rp_http_opts
                          const void *body, size_t len, rp_http_response_t *resp) RP_MUST_CHECK;
 void rp_http_response_free(rp_http_response_t *resp);
 
+/* s percent-encoded for one URL path segment (malloc'd; NULL when out of memory). */
+char *rp_http_escape(const char *s);
+
 #endif /* RAMPART_HTTP_CLIENT_H */

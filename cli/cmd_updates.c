@@ -1,0 +1,471 @@
+/*
+ * The operator's update commands: image signing keys, image uploads, products, device groups,
+ * group membership and deployments.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ops.h"
+#include "rampart/file.h"
+#include "rampart/http_client.h"
+#include "rampart/log.h"
+
+#define UPLOAD_TRIES 5 /* attempts per chunk before an upload gives up (it can be run again) */
+
+/* A request whose 2xx answer is printed as JSON or handed back; others are reported. */
+static int call(struct ops *o, const char *method, const char *path, json_t *req, long want,
+                json_t **out)
+{
+    json_t *body;
+    long status;
+    int rc = ops_api(o, method, path, req, &status, &body, NULL, NULL);
+
+    *out = NULL;
+
+    json_decref(req);
+    if (rc != CLI_OK)
+        return rc;
+    if (status != want)
+        return ops_refused(status, body);
+    *out = body;
+    return CLI_OK;
+}
+
+/* Print body as JSON when asked to; returns whether it was. */
+static bool printed_json(struct ops *o, json_t *body)
+{
+    if (o->output != CLI_OUTPUT_JSON)
+        return false;
+    ops_print_json(body);
+    return true;
+}
+
+/* ---- image-key add|list ---- */
+
+int ops_image_key_cmd(struct ops *o, const char *verb)
+{
+    char path[512];
+    json_t *body = NULL, *k;
+    size_t i;
+
+    if (ops_need_tenant(o) != CLI_OK)
+        return CLI_USAGE;
+    snprintf(path, sizeof(path), "/api/v1/tenants/%s/image-keys", o->tenant);
+    if (strcmp(verb, "add") == 0) {
+        uint8_t *pem;
+        size_t len;
+        json_t *req;
+        if (o->key == NULL || o->name == NULL || o->nargs != 0)
+            return cli_usage(NULL, "image-key add needs --tenant T --key PUB.pem --name NAME");
+        if (rp_read_file(o->key, 64 * 1024, &pem, &len) != RP_OK) {
+            rp_log_error("%s: cannot read the key", o->key);
+            return CLI_FAIL;
+        }
+        req = json_pack("{s:s, s:s%}", "name", o->name, "public_key", (const char *)pem, len);
+        free(pem);
+        if (req == NULL) {
+            rp_log_error("%s: not a PEM file", o->key);
+            return CLI_FAIL;
+        }
+        if (call(o, "POST", path, req, 201, &body) != CLI_OK)
+            return CLI_FAIL;
+        if (!printed_json(o, body))
+            printf("%s\n", ops_str(body, "id"));
+        json_decref(body);
+        return CLI_OK;
+    }
+    if (strcmp(verb, "list") == 0) {
+        if (call(o, "GET", path, NULL, 200, &body) != CLI_OK)
+            return CLI_FAIL;
+        if (!printed_json(o, body)) {
+            printf("%-28s %-11s %-20s %s\n", "ID", "TYPE", "CREATED", "NAME");
+            json_array_foreach(json_object_get(body, "image_keys"), i, k)
+                printf("%-28s %-11s %-20s %s\n", ops_str(k, "id"), ops_str(k, "type"),
+                       ops_str(k, "created"), ops_str(k, "name"));
+        }
+        json_decref(body);
+        return CLI_OK;
+    }
+    return cli_usage(NULL, "unknown image-key command '%s'", verb);
+}
+
+/* ---- image upload|list ---- */
+
+static void progress(bool tty, const char *name, uint64_t done, uint64_t total)
+{
+    if (!tty)
+        return;
+    fprintf(stderr, "\r%s: %.1f of %.1f MiB (%3d%%)", name, (double)done / 1048576.0,
+            (double)total / 1048576.0, total > 0 ? (int)(done * 100 / total) : 100);
+    if (done == total)
+        fputc('\n', stderr);
+}
+
+/* PUT one chunk at off. OUT: *received (what the service has now). */
+static int put_chunk(struct ops *o, const char *path, uint64_t off, const uint8_t *buf, size_t len,
+                     uint64_t *received)
+{
+    char url[2048];
+    rp_http_opts_t h = {o->ca_file, o->token, "application/octet-stream", 120, NULL, NULL};
+    rp_http_response_t r;
+    json_t *body;
+    json_int_t got;
+
+    snprintf(url, sizeof(url), "%s%s?offset=%llu", o->server, path, (unsigned long long)off);
+    if (rp_http_request("PUT", url, &h, buf, len, &r) != RP_OK) {
+        rp_log_warn("%s: %s", o->server, r.error);
+        return CLI_FAIL;
+    }
+    body = json_loadb(r.body, r.len, 0, NULL);
+    rp_http_response_free(&r);
+    got = json_integer_value(json_object_get(body, "received"));
+    if ((r.status == 200 || r.status == 409) &&
+        json_is_integer(json_object_get(body, "received")) && got >= 0) {
+        *received = (uint64_t)got; /* 409: a gap; resume where the service's copy ends */
+        json_decref(body);
+        return CLI_OK;
+    }
+    if (r.status >= 500) { /* worth another try */
+        rp_log_warn("the service failed (HTTP %ld): %s", r.status, ops_str(body, "message"));
+        json_decref(body);
+        return CLI_FAIL;
+    }
+    ops_refused(r.status, body);
+    return CLI_USAGE; /* refused for good: no retry */
+}
+
+/* Upload a file in chunks, resuming after transient failures; OUT: upload ID in id. */
+static int upload_file(struct ops *o, const char *file, char *id, size_t idcap)
+{
+    char path[512];
+    rp_file_image_t img;
+    json_t *body;
+    uint64_t size, sent = 0, chunk;
+    uint8_t *buf;
+    bool tty = isatty(STDERR_FILENO) != 0;
+    int tries = 0, rc = CLI_OK;
+
+    if (rp_file_image_open(&img, file) != RP_OK) {
+        rp_log_error("%s: cannot open: %s", file, strerror(errno));
+        return CLI_FAIL;
+    }
+    size = img.io.size;
+    snprintf(path, sizeof(path), "/api/v1/tenants/%s/uploads", o->tenant);
+    if (call(o, "POST", path, json_pack("{s:I}", "size", (json_int_t)size), 201, &body) != CLI_OK) {
+        rp_file_image_close(&img);
+        return CLI_FAIL;
+    }
+    snprintf(id, idcap, "%s", ops_str(body, "id"));
+    chunk = (uint64_t)json_integer_value(json_object_get(body, "chunk_max"));
+    json_decref(body);
+    if (chunk == 0 || chunk > 16 * 1024 * 1024 || (buf = malloc(chunk)) == NULL) {
+        rp_file_image_close(&img);
+        rp_log_error("the service announced an unusable chunk size");
+        return CLI_FAIL;
+    }
+    snprintf(path, sizeof(path), "/api/v1/tenants/%s/uploads/%s", o->tenant, id);
+    progress(tty, file, 0, size);
+    while (sent < size) {
+        size_t n = size - sent < chunk ? (size_t)(size - sent) : (size_t)chunk;
+        uint64_t received = sent;
+        if (rp_pread_all(img.fd, buf, n, sent) != RP_OK) {
+            rp_log_error("%s: cannot read", file);
+            rc = CLI_FAIL;
+            break;
+        }
+        rc = put_chunk(o, path, sent, buf, n, &received);
+        if (rc == CLI_USAGE) {
+            rc = CLI_FAIL;
+            break;
+        }
+        rc = CLI_OK;
+        if (received > sent) {
+            tries = 0;
+            sent = received;
+            progress(tty, file, sent, size);
+            continue;
+        }
+        if (++tries >= UPLOAD_TRIES) {
+            rp_log_error("%s: upload %s stopped at %llu of %llu bytes", file, id,
+                         (unsigned long long)sent, (unsigned long long)size);
+            rc = CLI_FAIL;
+            break;
+        }
+        if (received < sent)
+            sent = received; /* the service has less than was sent: go on from its copy */
+        else
+            sleep((unsigned)tries);
+    }
+    free(buf);
+    rp_file_image_close(&img);
+    return rc;
+}
+
+/* The component a file is uploaded as when --component is not given: its name up to the first
+ * dot ("app-1.2.0.img" is "app-1"; say --component to be exact). */
+static void default_component(const char *file, char *out, size_t cap)
+{
+    const char *base = strrchr(file, '/');
+    size_t n;
+
+    base = base != NULL ? base + 1 : file;
+    n = strcspn(base, ".");
+    snprintf(out, cap, "%.*s", (int)(n > 0 ? n : strlen(base)), base);
+}
+
+int ops_image_cmd(struct ops *o, const char *verb)
+{
+    char path[512], upload[64], component[256];
+    json_t *body = NULL, *m;
+    size_t i;
+
+    if (ops_need_tenant(o) != CLI_OK)
+        return CLI_USAGE;
+    if (strcmp(verb, "upload") == 0) {
+        if (o->nargs != 1)
+            return cli_usage(NULL, "image upload needs --tenant T IMAGE [--component NAME]");
+        if (o->component != NULL)
+            snprintf(component, sizeof(component), "%s", o->component);
+        else
+            default_component(o->args[0], component, sizeof(component));
+        if (upload_file(o, o->args[0], upload, sizeof(upload)) != CLI_OK)
+            return CLI_FAIL;
+        snprintf(path, sizeof(path), "/api/v1/tenants/%s/images", o->tenant);
+        body = NULL;
+        {
+            long status;
+            json_t *req = json_pack("{s:s, s:s}", "upload", upload, "component", component);
+            int rc = ops_api(o, "POST", path, req, &status, &body, NULL, NULL);
+            json_decref(req);
+            if (rc != CLI_OK)
+                return rc;
+            if (status != 201 && status != 200) /* 200: the tenant had these bytes already */
+                return ops_refused(status, body);
+        }
+        if (!printed_json(o, body))
+            printf("%s\n", ops_str(body, "id"));
+        json_decref(body);
+        return CLI_OK;
+    }
+    if (strcmp(verb, "list") == 0) {
+        snprintf(path, sizeof(path), "/api/v1/tenants/%s/images", o->tenant);
+        if (call(o, "GET", path, NULL, 200, &body) != CLI_OK)
+            return CLI_FAIL;
+        if (!printed_json(o, body)) {
+            printf("%-64s %-16s %-14s %s\n", "ID", "COMPONENT", "VERSION", "SIZE");
+            json_array_foreach(json_object_get(body, "images"), i, m) printf(
+                "%-64s %-16s %-14s %lld\n", ops_str(m, "id"), ops_str(m, "component"),
+                ops_str(m, "version"), (long long)json_integer_value(json_object_get(m, "size")));
+        }
+        json_decref(body);
+        return CLI_OK;
+    }
+    return cli_usage(NULL, "unknown image command '%s'", verb);
+}
+
+/* ---- product create|list ---- */
+
+int ops_product_cmd(struct ops *o, const char *verb)
+{
+    char path[512];
+    json_t *body = NULL, *p;
+    size_t i;
+
+    if (ops_need_tenant(o) != CLI_OK)
+        return CLI_USAGE;
+    snprintf(path, sizeof(path), "/api/v1/tenants/%s/products", o->tenant);
+    if (strcmp(verb, "create") == 0) {
+        if (o->nargs != 1)
+            return cli_usage(NULL, "product create needs --tenant T NAME");
+        if (call(o, "POST", path, json_pack("{s:s}", "name", o->args[0]), 201, &body) != CLI_OK)
+            return CLI_FAIL;
+        if (!printed_json(o, body))
+            printf("%s\n", ops_str(body, "id"));
+        json_decref(body);
+        return CLI_OK;
+    }
+    if (strcmp(verb, "list") == 0) {
+        if (call(o, "GET", path, NULL, 200, &body) != CLI_OK)
+            return CLI_FAIL;
+        if (!printed_json(o, body)) {
+            printf("%-28s %-20s %s\n", "ID", "CREATED", "NAME");
+            json_array_foreach(json_object_get(body, "products"), i, p) printf(
+                "%-28s %-20s %s\n", ops_str(p, "id"), ops_str(p, "created"), ops_str(p, "name"));
+        }
+        json_decref(body);
+        return CLI_OK;
+    }
+    return cli_usage(NULL, "unknown product command '%s'", verb);
+}
+
+/* A path segment: names may hold spaces ("Field Test"). */
+static char *seg(const char *s)
+{
+    char *e = rp_http_escape(s);
+
+    if (e == NULL) {
+        rp_log_error("out of memory");
+        exit(CLI_FAIL);
+    }
+    return e;
+}
+
+/* ---- device-group create|list ---- */
+
+int ops_group_cmd(struct ops *o, const char *verb)
+{
+    char path[1024], *p;
+    json_t *body = NULL, *g;
+    size_t i;
+    int rc;
+
+    if (ops_need_tenant(o) != CLI_OK)
+        return CLI_USAGE;
+    if (o->product == NULL)
+        return cli_usage(NULL, "device-group %s needs --product P", verb);
+    p = seg(o->product);
+    snprintf(path, sizeof(path), "/api/v1/tenants/%s/products/%s/groups", o->tenant, p);
+    free(p);
+    if (strcmp(verb, "create") == 0) {
+        if (o->nargs != 1)
+            return cli_usage(NULL, "device-group create needs --tenant T --product P NAME");
+        rc = call(o, "POST", path,
+                  json_pack("{s:s, s:b}", "name", o->args[0], "allow_unknown_images",
+                            o->allow_unknown_images),
+                  201, &body);
+        if (rc != CLI_OK)
+            return CLI_FAIL;
+        if (!printed_json(o, body))
+            printf("%s\n", ops_str(body, "id"));
+        json_decref(body);
+        return CLI_OK;
+    }
+    if (strcmp(verb, "list") == 0) {
+        if (call(o, "GET", path, NULL, 200, &body) != CLI_OK)
+            return CLI_FAIL;
+        if (!printed_json(o, body)) {
+            printf("%-28s %-8s %-14s %s\n", "ID", "DEVICES", "UNKNOWN IMAGES", "NAME");
+            json_array_foreach(json_object_get(body, "groups"), i, g) printf(
+                "%-28s %-8lld %-14s %s\n", ops_str(g, "id"),
+                (long long)json_integer_value(json_object_get(g, "devices")),
+                json_is_true(json_object_get(g, "allow_unknown_images")) ? "allowed" : "refused",
+                ops_str(g, "name"));
+        }
+        json_decref(body);
+        return CLI_OK;
+    }
+    return cli_usage(NULL, "unknown device-group command '%s'", verb);
+}
+
+/* ---- device assign ---- */
+
+int ops_device_assign(struct ops *o)
+{
+    char path[1024], *p, *g;
+    json_t *ids = json_array(), *body, *d;
+    size_t i;
+
+    if (o->product == NULL || o->group == NULL || o->nargs == 0) {
+        json_decref(ids);
+        return cli_usage(NULL, "device assign needs --tenant T --product P --group G DEVICE_ID...");
+    }
+    for (int a = 0; a < o->nargs; a++)
+        json_array_append_new(ids, json_string(o->args[a]));
+    p = seg(o->product);
+    g = seg(o->group);
+    snprintf(path, sizeof(path), "/api/v1/tenants/%s/products/%s/groups/%s/devices", o->tenant, p,
+             g);
+    free(p);
+    free(g);
+    if (call(o, "POST", path, json_pack("{s:o}", "device_ids", ids), 200, &body) != CLI_OK)
+        return CLI_FAIL;
+    if (!printed_json(o, body))
+        json_array_foreach(json_object_get(body, "assigned"), i, d)
+            printf("assigned %s\n", json_string_value(d));
+    json_decref(body);
+    return CLI_OK;
+}
+
+/* ---- deployment create|list|show ---- */
+
+static void print_deployment(json_t *d)
+{
+    json_t *states = json_object_get(d, "states"), *v, *m;
+    const char *k;
+    size_t i;
+
+    printf("deployment:  %s\n", ops_str(d, "id"));
+    printf("group:       %s\n", ops_str(d, "group"));
+    printf("created:     %s\n", ops_str(d, "created"));
+    printf("rollout:     %lld%% (%lld of %lld devices in the group)\n",
+           (long long)json_integer_value(json_object_get(d, "rollout")),
+           (long long)json_integer_value(json_object_get(d, "devices_selected")),
+           (long long)json_integer_value(json_object_get(d, "devices_in_group")));
+    json_array_foreach(json_object_get(d, "images"), i, m)
+        printf("image:       %s %s (%s)\n", ops_str(m, "component"), ops_str(m, "version"),
+               ops_str(m, "id"));
+    json_object_foreach(states, k, v) printf("%-12s %lld\n", k, (long long)json_integer_value(v));
+}
+
+int ops_deployment_cmd(struct ops *o, const char *verb)
+{
+    char path[512];
+    json_t *body = NULL, *d;
+    size_t i;
+
+    if (ops_need_tenant(o) != CLI_OK)
+        return CLI_USAGE;
+    snprintf(path, sizeof(path), "/api/v1/tenants/%s/deployments", o->tenant);
+    if (strcmp(verb, "create") == 0) {
+        json_t *imgs = json_array(), *req;
+        uint32_t rollout = 100;
+        if (o->product == NULL || o->group == NULL || o->nargs == 0) {
+            json_decref(imgs);
+            return cli_usage(NULL, "deployment create needs --tenant T --product P --group G "
+                                   "IMAGE_ID... [--rollout PCT]");
+        }
+        if (o->rollout != NULL && !cli_parse_u32(o->rollout, 100, &rollout)) {
+            json_decref(imgs);
+            return cli_usage(NULL, "--rollout is a percentage, 0 to 100");
+        }
+        for (int a = 0; a < o->nargs; a++)
+            json_array_append_new(imgs, json_string(o->args[a]));
+        req = json_pack("{s:s, s:s, s:o, s:i}", "product", o->product, "group", o->group, "images",
+                        imgs, "rollout", (int)rollout);
+        if (call(o, "POST", path, req, 201, &body) != CLI_OK)
+            return CLI_FAIL;
+        if (!printed_json(o, body))
+            printf("%s\n", ops_str(body, "id"));
+        json_decref(body);
+        return CLI_OK;
+    }
+    if (strcmp(verb, "list") == 0) {
+        if (call(o, "GET", path, NULL, 200, &body) != CLI_OK)
+            return CLI_FAIL;
+        if (!printed_json(o, body)) {
+            printf("%-28s %-28s %-8s %s\n", "ID", "GROUP", "ROLLOUT", "CREATED");
+            json_array_foreach(json_object_get(body, "deployments"), i, d)
+                printf("%-28s %-28s %-7lld%% %s\n", ops_str(d, "id"), ops_str(d, "group"),
+                       (long long)json_integer_value(json_object_get(d, "rollout")),
+                       ops_str(d, "created"));
+        }
+        json_decref(body);
+        return CLI_OK;
+    }
+    if (strcmp(verb, "show") == 0) {
+        if (o->nargs != 1)
+            return cli_usage(NULL, "deployment show needs --tenant T DEPLOYMENT_ID");
+        snprintf(path, sizeof(path), "/api/v1/tenants/%s/deployments/%s", o->tenant, o->args[0]);
+        if (call(o, "GET", path, NULL, 200, &body) != CLI_OK)
+            return CLI_FAIL;
+        if (!printed_json(o, body))
+            print_deployment(body);
+        json_decref(body);
+        return CLI_OK;
+    }
+    return cli_usage(NULL, "unknown deployment command '%s'", verb);
+}

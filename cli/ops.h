@@ -1,0 +1,42 @@
+/*
+ * What the operator's commands share (cmd_ops.c: tenants, tokens, devices, CAs; cmd_updates.c:
+ * image keys, uploads, products, groups, deployments): the parsed command line and the API call.
+ */
+#ifndef RAMPART_CLI_OPS_H
+#define RAMPART_CLI_OPS_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+
+struct ops {
+    const char *server, *token_file, *ca_file, *tenant, *role, *out;
+    const char *product, *group, *key, *name, *component, *rollout;
+    bool allow_unknown_images;
+    cli_output_t output;
+    char token[512];
+    char **args;
+    int nargs;
+};
+
+/* Call the API: a JSON request body (or NULL). OUT: *status and *body (the parsed JSON, or NULL
+ * when it was not JSON); *raw and *raw_len (the body as it came; free()) unless raw is NULL. */
+int ops_api(struct ops *o, const char *method, const char *path, json_t *req, long *status,
+            json_t **body, char **raw, size_t *raw_len);
+/* Report a non-2xx answer, with the service's own message when it gave one; frees body. */
+int ops_refused(long status, json_t *body);
+void ops_print_json(json_t *j);
+/* A string member, or "-". */
+const char *ops_str(json_t *o, const char *key);
+int ops_need_tenant(struct ops *o);
+
+int ops_image_key_cmd(struct ops *o, const char *verb);
+int ops_image_cmd(struct ops *o, const char *verb); /* upload, list */
+int ops_product_cmd(struct ops *o, const char *verb);
+int ops_group_cmd(struct ops *o, const char *verb);
+int ops_device_assign(struct ops *o);
+int ops_deployment_cmd(struct ops *o, const char *verb);
+
+#endif /* RAMPART_CLI_OPS_H */

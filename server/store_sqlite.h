@@ -1,0 +1,48 @@
+/*
+ * Inside the SQLite backend: the connection and the helpers its files share (store_sqlite.c for
+ * the service's identity records, store_updates.c for images and deployments). Nothing outside
+ * the backend includes this.
+ */
+#ifndef RAMPART_STORE_SQLITE_H
+#define RAMPART_STORE_SQLITE_H
+
+#include <stdbool.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+#define STMT_CACHE 64
+
+struct rp_store {
+    sqlite3 *db;
+    bool in_txn; /* this connection holds the process's write lock inside BEGIN ... COMMIT */
+    struct {
+        const char *sql;
+        sqlite3_stmt *stmt;
+    } cache[STMT_CACHE];
+};
+
+/* Log the connection's last error; RP_ERR_IO. */
+rp_err_t sq_error(rp_store_t *s, const char *what);
+/* Run SQL that returns no rows. */
+rp_err_t sq_exec(rp_store_t *s, const char *sql);
+/*
+ * A prepared statement for one of the backend's SQL strings (a static array: its address is the
+ * cache key), reset and kept for the connection's life; NULL on failure. Every function resets
+ * the statements it used before it returns.
+ */
+sqlite3_stmt *sq_stmt(rp_store_t *s, const char *sql);
+/* Run a statement that returns no rows, under the write lock unless inside sq_begin(). A
+ * constraint failure is RP_ERR_EXISTS. OUT: *changes (may be NULL). */
+rp_err_t sq_step_done(rp_store_t *s, sqlite3_stmt *st, int *changes) RP_MUST_CHECK;
+/* A transaction: sq_begin() takes the write lock and BEGIN IMMEDIATE; sq_end() commits when err
+ * is RP_OK, rolls back otherwise, and returns the outcome. */
+rp_err_t sq_begin(rp_store_t *s) RP_MUST_CHECK;
+rp_err_t sq_end(rp_store_t *s, rp_err_t err) RP_MUST_CHECK;
+/* A text column into a bounded buffer ("" for NULL). */
+void sq_text_col(sqlite3_stmt *st, int col, char *out, size_t cap);
+/* A new random ID, "<prefix>_" and 24 hex digits. */
+rp_err_t sq_random_id(char prefix, char *out, size_t cap) RP_MUST_CHECK;
+
+#endif /* RAMPART_STORE_SQLITE_H */

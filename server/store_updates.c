@@ -1,0 +1,705 @@
+/*
+ * The SQLite backend's update records: image signing keys, uploads, images, products, device
+ * groups and their members, deployments, and what each device reported of its update.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "rampart/hex.h"
+#include "store_sqlite.h"
+
+/* Bind a text parameter that outlives the statement's use. */
+#define BIND_TEXT(st, i, v) sqlite3_bind_text((st), (i), (v), -1, SQLITE_STATIC)
+
+/* Step a query that yields at most one row; RP_ERR_NOT_FOUND when it yields none. The caller
+ * reads the row and resets the statement (when RP_OK). */
+static rp_err_t one_row(rp_store_t *s, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+
+    if (rc == SQLITE_ROW)
+        return RP_OK;
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? RP_ERR_NOT_FOUND : sq_error(s, what);
+}
+
+/* The end of a listing loop: reset, and say whether the query ran to its end. */
+static rp_err_t list_done(rp_store_t *s, sqlite3_stmt *st, int rc, const char *what)
+{
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? RP_OK : sq_error(s, what);
+}
+
+/* ---- image keys ---- */
+
+static const char SQL_IKEY_INSERT[] = "INSERT INTO image_keys (id, tenant_id, name, alg, spki,"
+                                      " keyhash, created) VALUES (?, ?, ?, ?, ?, ?, ?)";
+static const char SQL_IKEY_LIST[] = "SELECT id, tenant_id, name, alg, spki, keyhash, created"
+                                    " FROM image_keys WHERE tenant_id = ? ORDER BY created, id";
+
+rp_err_t rp_store_image_key_add(rp_store_t *s, rp_image_key_record_t *k)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_IKEY_INSERT);
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    err = sq_random_id('i', k->id, sizeof(k->id));
+    if (err != RP_OK)
+        return err;
+    k->created = (int64_t)time(NULL);
+    BIND_TEXT(st, 1, k->id);
+    BIND_TEXT(st, 2, k->tenant_id);
+    BIND_TEXT(st, 3, k->name);
+    BIND_TEXT(st, 4, k->alg);
+    sqlite3_bind_blob(st, 5, k->spki, (int)k->spki_len, SQLITE_STATIC);
+    BIND_TEXT(st, 6, k->keyhash);
+    sqlite3_bind_int64(st, 7, k->created);
+    return sq_step_done(s, st, NULL);
+}
+
+rp_err_t rp_store_image_key_list(rp_store_t *s, const char *tenant_id, rp_image_key_fn fn,
+                                 void *ctx)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_IKEY_LIST);
+    rp_image_key_record_t k;
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int n = sqlite3_column_bytes(st, 4);
+        memset(&k, 0, sizeof(k));
+        sq_text_col(st, 0, k.id, sizeof(k.id));
+        sq_text_col(st, 1, k.tenant_id, sizeof(k.tenant_id));
+        sq_text_col(st, 2, k.name, sizeof(k.name));
+        sq_text_col(st, 3, k.alg, sizeof(k.alg));
+        if (n <= 0 || (size_t)n > sizeof(k.spki))
+            continue; /* cannot be stored so: the API checks keys before adding them */
+        memcpy(k.spki, sqlite3_column_blob(st, 4), (size_t)n);
+        k.spki_len = (size_t)n;
+        sq_text_col(st, 5, k.keyhash, sizeof(k.keyhash));
+        k.created = sqlite3_column_int64(st, 6);
+        fn(ctx, &k);
+    }
+    return list_done(s, st, rc, "image keys");
+}
+
+/* ---- uploads ---- */
+
+static const char SQL_UPLOAD_INSERT[] =
+    "INSERT INTO uploads (id, tenant_id, size, created) VALUES (?, ?, ?, ?)";
+static const char SQL_UPLOAD_GET[] =
+    "SELECT id, tenant_id, size, created FROM uploads WHERE id = ? AND tenant_id = ?";
+static const char SQL_UPLOAD_DELETE[] = "DELETE FROM uploads WHERE id = ?";
+static const char SQL_UPLOAD_STALE[] = "SELECT id, tenant_id, size, created FROM uploads"
+                                       " WHERE created < ? ORDER BY created LIMIT ?";
+
+static void upload_row(sqlite3_stmt *st, rp_upload_t *u)
+{
+    memset(u, 0, sizeof(*u));
+    sq_text_col(st, 0, u->id, sizeof(u->id));
+    sq_text_col(st, 1, u->tenant_id, sizeof(u->tenant_id));
+    u->size = (uint64_t)sqlite3_column_int64(st, 2);
+    u->created = sqlite3_column_int64(st, 3);
+}
+
+rp_err_t rp_store_upload_create(rp_store_t *s, const char *tenant_id, uint64_t size,
+                                rp_upload_t *out)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_UPLOAD_INSERT);
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    memset(out, 0, sizeof(*out));
+    err = sq_random_id('u', out->id, sizeof(out->id));
+    if (err != RP_OK)
+        return err;
+    snprintf(out->tenant_id, sizeof(out->tenant_id), "%s", tenant_id);
+    out->size = size;
+    out->created = (int64_t)time(NULL);
+    BIND_TEXT(st, 1, out->id);
+    BIND_TEXT(st, 2, out->tenant_id);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)size);
+    sqlite3_bind_int64(st, 4, out->created);
+    return sq_step_done(s, st, NULL);
+}
+
+rp_err_t rp_store_upload_get(rp_store_t *s, const char *tenant_id, const char *id, rp_upload_t *out)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_UPLOAD_GET);
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, id);
+    BIND_TEXT(st, 2, tenant_id);
+    err = one_row(s, st, "upload");
+    if (err == RP_OK) {
+        upload_row(st, out);
+        sqlite3_reset(st);
+    }
+    return err;
+}
+
+rp_err_t rp_store_upload_delete(rp_store_t *s, const char *id)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_UPLOAD_DELETE);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, id);
+    return sq_step_done(s, st, NULL);
+}
+
+rp_err_t rp_store_upload_stale(rp_store_t *s, int64_t before, int max, rp_upload_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_UPLOAD_STALE);
+    rp_upload_t u;
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_int64(st, 1, before);
+    sqlite3_bind_int(st, 2, max);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        upload_row(st, &u);
+        fn(ctx, &u);
+    }
+    return list_done(s, st, rc, "uploads");
+}
+
+/* ---- images ---- */
+
+#define IMAGE_COLUMNS                                                                              \
+    "SELECT id, tenant_id, component, version, security_counter, type, size, image_hash,"          \
+    " key_id, uploaded FROM images"
+static const char SQL_IMAGE_INSERT[] =
+    "INSERT INTO images (id, tenant_id, component, version, security_counter, type, size,"
+    " image_hash, key_id, uploaded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+static const char SQL_IMAGE_GET[] = IMAGE_COLUMNS " WHERE tenant_id = ? AND id = ?";
+static const char SQL_IMAGE_LIST[] =
+    IMAGE_COLUMNS " WHERE tenant_id = ? ORDER BY component, uploaded, id";
+
+static void image_row(sqlite3_stmt *st, rp_image_record_t *m)
+{
+    memset(m, 0, sizeof(*m));
+    sq_text_col(st, 0, m->id, sizeof(m->id));
+    sq_text_col(st, 1, m->tenant_id, sizeof(m->tenant_id));
+    sq_text_col(st, 2, m->component, sizeof(m->component));
+    sq_text_col(st, 3, m->version, sizeof(m->version));
+    m->has_security_counter = sqlite3_column_type(st, 4) != SQLITE_NULL;
+    m->security_counter = (uint32_t)sqlite3_column_int64(st, 4);
+    sq_text_col(st, 5, m->type, sizeof(m->type));
+    m->size = (uint64_t)sqlite3_column_int64(st, 6);
+    sq_text_col(st, 7, m->image_hash, sizeof(m->image_hash));
+    sq_text_col(st, 8, m->key_id, sizeof(m->key_id));
+    m->uploaded = sqlite3_column_int64(st, 9);
+}
+
+rp_err_t rp_store_image_add(rp_store_t *s, const rp_image_record_t *m)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_IMAGE_INSERT);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, m->id);
+    BIND_TEXT(st, 2, m->tenant_id);
+    BIND_TEXT(st, 3, m->component);
+    BIND_TEXT(st, 4, m->version);
+    if (m->has_security_counter)
+        sqlite3_bind_int64(st, 5, m->security_counter);
+    else
+        sqlite3_bind_null(st, 5);
+    BIND_TEXT(st, 6, m->type);
+    sqlite3_bind_int64(st, 7, (sqlite3_int64)m->size);
+    BIND_TEXT(st, 8, m->image_hash);
+    BIND_TEXT(st, 9, m->key_id);
+    sqlite3_bind_int64(st, 10, m->uploaded);
+    return sq_step_done(s, st, NULL);
+}
+
+rp_err_t rp_store_image_get(rp_store_t *s, const char *tenant_id, const char *id,
+                            rp_image_record_t *out)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_IMAGE_GET);
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    BIND_TEXT(st, 2, id);
+    err = one_row(s, st, "image");
+    if (err == RP_OK) {
+        image_row(st, out);
+        sqlite3_reset(st);
+    }
+    return err;
+}
+
+rp_err_t rp_store_image_list(rp_store_t *s, const char *tenant_id, rp_image_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_IMAGE_LIST);
+    rp_image_record_t m;
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        image_row(st, &m);
+        fn(ctx, &m);
+    }
+    return list_done(s, st, rc, "images");
+}
+
+/* ---- products and device groups ---- */
+
+static const char SQL_PRODUCT_INSERT[] =
+    "INSERT INTO products (id, tenant_id, name, created) VALUES (?, ?, ?, ?)";
+static const char SQL_PRODUCT_FIND[] =
+    "SELECT id, tenant_id, name, created FROM products WHERE tenant_id = ? AND (id = ? OR name = ?)"
+    " ORDER BY id = ? DESC LIMIT 1";
+static const char SQL_PRODUCT_LIST[] =
+    "SELECT id, tenant_id, name, created FROM products WHERE tenant_id = ? ORDER BY name";
+static const char SQL_GROUP_INSERT[] =
+    "INSERT INTO device_groups (id, tenant_id, product_id, name, allow_unknown_images, created)"
+    " VALUES (?, ?, ?, ?, ?, ?)";
+#define GROUP_COLUMNS                                                                              \
+    "SELECT g.id, g.tenant_id, g.product_id, g.name, g.allow_unknown_images, g.created"
+static const char SQL_GROUP_FIND[] =
+    GROUP_COLUMNS " FROM device_groups g WHERE g.product_id = ? AND (g.id = ? OR g.name = ?)"
+                  " ORDER BY g.id = ? DESC LIMIT 1";
+static const char SQL_GROUP_LIST[] =
+    GROUP_COLUMNS ", (SELECT count(*) FROM group_members m WHERE m.group_id = g.id)"
+                  " FROM device_groups g WHERE g.product_id = ? ORDER BY g.rowid";
+static const char SQL_DEVICE_GROUP[] =
+    GROUP_COLUMNS " FROM group_members m JOIN device_groups g ON g.id = m.group_id"
+                  " WHERE m.device_id = ?";
+static const char SQL_MEMBER_SET[] =
+    "INSERT INTO group_members (device_id, group_id, assigned)"
+    " SELECT id, ?, ? FROM devices WHERE id = ? AND tenant_id = ?"
+    " ON CONFLICT(device_id) DO UPDATE SET group_id = excluded.group_id,"
+    " assigned = excluded.assigned";
+static const char SQL_MEMBERS[] =
+    "SELECT device_id FROM group_members WHERE group_id = ? ORDER BY device_id";
+
+static void product_row(sqlite3_stmt *st, rp_product_t *p)
+{
+    memset(p, 0, sizeof(*p));
+    sq_text_col(st, 0, p->id, sizeof(p->id));
+    sq_text_col(st, 1, p->tenant_id, sizeof(p->tenant_id));
+    sq_text_col(st, 2, p->name, sizeof(p->name));
+    p->created = sqlite3_column_int64(st, 3);
+}
+
+static void group_row(sqlite3_stmt *st, rp_group_t *g)
+{
+    memset(g, 0, sizeof(*g));
+    sq_text_col(st, 0, g->id, sizeof(g->id));
+    sq_text_col(st, 1, g->tenant_id, sizeof(g->tenant_id));
+    sq_text_col(st, 2, g->product_id, sizeof(g->product_id));
+    sq_text_col(st, 3, g->name, sizeof(g->name));
+    g->allow_unknown_images = sqlite3_column_int(st, 4) != 0;
+    g->created = sqlite3_column_int64(st, 5);
+}
+
+static rp_err_t group_insert(rp_store_t *s, const rp_product_t *p, const char *name,
+                             bool allow_unknown, rp_group_t *out)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_GROUP_INSERT);
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    memset(out, 0, sizeof(*out));
+    err = sq_random_id('g', out->id, sizeof(out->id));
+    if (err != RP_OK)
+        return err;
+    snprintf(out->tenant_id, sizeof(out->tenant_id), "%s", p->tenant_id);
+    snprintf(out->product_id, sizeof(out->product_id), "%s", p->id);
+    snprintf(out->name, sizeof(out->name), "%s", name);
+    out->allow_unknown_images = allow_unknown;
+    out->created = (int64_t)time(NULL);
+    BIND_TEXT(st, 1, out->id);
+    BIND_TEXT(st, 2, out->tenant_id);
+    BIND_TEXT(st, 3, out->product_id);
+    BIND_TEXT(st, 4, out->name);
+    sqlite3_bind_int(st, 5, allow_unknown ? 1 : 0);
+    sqlite3_bind_int64(st, 6, out->created);
+    return sq_step_done(s, st, NULL);
+}
+
+rp_err_t rp_store_product_create(rp_store_t *s, const char *tenant_id, const char *name,
+                                 rp_product_t *out)
+{
+    static const struct {
+        const char *name;
+        bool allow_unknown;
+    } defaults[] = {
+        {"Development", true },
+        {"Field Test",  false},
+        {"Production",  false},
+    };
+    sqlite3_stmt *st;
+    rp_group_t g;
+    rp_err_t err;
+
+    memset(out, 0, sizeof(*out));
+    err = sq_random_id('p', out->id, sizeof(out->id));
+    if (err != RP_OK)
+        return err;
+    snprintf(out->tenant_id, sizeof(out->tenant_id), "%s", tenant_id);
+    snprintf(out->name, sizeof(out->name), "%s", name);
+    out->created = (int64_t)time(NULL);
+    err = sq_begin(s);
+    if (err != RP_OK)
+        return err;
+    st = sq_stmt(s, SQL_PRODUCT_INSERT);
+    err = st != NULL ? RP_OK : RP_ERR_IO;
+    if (err == RP_OK) {
+        BIND_TEXT(st, 1, out->id);
+        BIND_TEXT(st, 2, out->tenant_id);
+        BIND_TEXT(st, 3, out->name);
+        sqlite3_bind_int64(st, 4, out->created);
+        err = sq_step_done(s, st, NULL);
+    }
+    for (size_t i = 0; err == RP_OK && i < sizeof(defaults) / sizeof(defaults[0]); i++)
+        err = group_insert(s, out, defaults[i].name, defaults[i].allow_unknown, &g);
+    return sq_end(s, err);
+}
+
+rp_err_t rp_store_product_find(rp_store_t *s, const char *tenant_id, const char *id_or_name,
+                               rp_product_t *out)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_PRODUCT_FIND);
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    BIND_TEXT(st, 2, id_or_name);
+    BIND_TEXT(st, 3, id_or_name);
+    BIND_TEXT(st, 4, id_or_name);
+    err = one_row(s, st, "product");
+    if (err == RP_OK) {
+        product_row(st, out);
+        sqlite3_reset(st);
+    }
+    return err;
+}
+
+rp_err_t rp_store_product_list(rp_store_t *s, const char *tenant_id, rp_product_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_PRODUCT_LIST);
+    rp_product_t p;
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        product_row(st, &p);
+        fn(ctx, &p);
+    }
+    return list_done(s, st, rc, "products");
+}
+
+rp_err_t rp_store_group_create(rp_store_t *s, const rp_product_t *product, const char *name,
+                               bool allow_unknown_images, rp_group_t *out)
+{
+    return group_insert(s, product, name, allow_unknown_images, out);
+}
+
+rp_err_t rp_store_group_find(rp_store_t *s, const rp_product_t *product, const char *id_or_name,
+                             rp_group_t *out)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_GROUP_FIND);
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, product->id);
+    BIND_TEXT(st, 2, id_or_name);
+    BIND_TEXT(st, 3, id_or_name);
+    BIND_TEXT(st, 4, id_or_name);
+    err = one_row(s, st, "device group");
+    if (err == RP_OK) {
+        group_row(st, out);
+        sqlite3_reset(st);
+    }
+    return err;
+}
+
+rp_err_t rp_store_group_list(rp_store_t *s, const rp_product_t *product, rp_group_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_GROUP_LIST);
+    rp_group_t g;
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, product->id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        group_row(st, &g);
+        fn(ctx, &g, sqlite3_column_int64(st, 6));
+    }
+    return list_done(s, st, rc, "device groups");
+}
+
+rp_err_t rp_store_device_assign(rp_store_t *s, const rp_group_t *group, const char *device_id,
+                                int64_t now)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_MEMBER_SET);
+    int changes = 0;
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, group->id);
+    sqlite3_bind_int64(st, 2, now);
+    BIND_TEXT(st, 3, device_id);
+    BIND_TEXT(st, 4, group->tenant_id);
+    err = sq_step_done(s, st, &changes);
+    return err == RP_OK && changes == 0 ? RP_ERR_NOT_FOUND : err;
+}
+
+rp_err_t rp_store_device_group(rp_store_t *s, const char *device_id, rp_group_t *out)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_DEVICE_GROUP);
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, device_id);
+    err = one_row(s, st, "device group");
+    if (err == RP_OK) {
+        group_row(st, out);
+        sqlite3_reset(st);
+    }
+    return err;
+}
+
+rp_err_t rp_store_group_members(rp_store_t *s, const char *group_id, rp_member_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_MEMBERS);
+    char id[RP_DEVICE_ID_SIZE];
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, group_id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        sq_text_col(st, 0, id, sizeof(id));
+        fn(ctx, id);
+    }
+    return list_done(s, st, rc, "group members");
+}
+
+/* ---- deployments ---- */
+
+static const char SQL_DEPLOY_INSERT[] =
+    "INSERT INTO deployments (id, tenant_id, group_id, rollout, created, seq) VALUES"
+    " (?, ?, ?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM deployments))";
+static const char SQL_DEPLOY_IMAGE_INSERT[] =
+    "INSERT INTO deployment_images (deployment_id, tenant_id, image_id) VALUES (?, ?, ?)";
+static const char SQL_IMAGE_EXISTS[] = "SELECT 1 FROM images WHERE tenant_id = ? AND id = ?";
+#define DEPLOY_COLUMNS "SELECT id, tenant_id, group_id, rollout, created FROM deployments"
+static const char SQL_DEPLOY_GET[] = DEPLOY_COLUMNS " WHERE tenant_id = ? AND id = ?";
+static const char SQL_DEPLOY_CURRENT[] =
+    DEPLOY_COLUMNS " WHERE group_id = ? ORDER BY seq DESC LIMIT 1";
+static const char SQL_DEPLOY_LIST[] = DEPLOY_COLUMNS " WHERE tenant_id = ? ORDER BY seq";
+static const char SQL_DEPLOY_IMAGES[] = "SELECT di.image_id FROM deployment_images di JOIN images i"
+                                        " ON i.tenant_id = di.tenant_id AND i.id = di.image_id"
+                                        " WHERE di.deployment_id = ? ORDER BY i.component";
+static const char SQL_UPDATE_SET[] =
+    "INSERT INTO device_updates (device_id, deployment_id, state, detail, at)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT(deployment_id, device_id) DO UPDATE SET"
+    " state = excluded.state, detail = excluded.detail, at = excluded.at";
+static const char SQL_UPDATES[] = "SELECT device_id, deployment_id, state, detail, at"
+                                  " FROM device_updates WHERE deployment_id = ? ORDER BY device_id";
+
+rp_err_t rp_store_deployment_create(rp_store_t *s, rp_deployment_t *d)
+{
+    sqlite3_stmt *st;
+    rp_err_t err;
+
+    err = sq_random_id('d', d->id, sizeof(d->id));
+    if (err != RP_OK)
+        return err;
+    d->created = (int64_t)time(NULL);
+    err = sq_begin(s);
+    if (err != RP_OK)
+        return err;
+    for (size_t i = 0; err == RP_OK && i < d->nimages; i++) {
+        st = sq_stmt(s, SQL_IMAGE_EXISTS);
+        if (st == NULL) {
+            err = RP_ERR_IO;
+            break;
+        }
+        BIND_TEXT(st, 1, d->tenant_id);
+        BIND_TEXT(st, 2, d->image_ids[i]);
+        err = one_row(s, st, "image");
+        if (err == RP_OK)
+            sqlite3_reset(st);
+    }
+    st = err == RP_OK ? sq_stmt(s, SQL_DEPLOY_INSERT) : NULL;
+    if (err == RP_OK && st == NULL)
+        err = RP_ERR_IO;
+    if (err == RP_OK) {
+        BIND_TEXT(st, 1, d->id);
+        BIND_TEXT(st, 2, d->tenant_id);
+        BIND_TEXT(st, 3, d->group_id);
+        sqlite3_bind_int(st, 4, d->rollout);
+        sqlite3_bind_int64(st, 5, d->created);
+        err = sq_step_done(s, st, NULL);
+    }
+    for (size_t i = 0; err == RP_OK && i < d->nimages; i++) {
+        st = sq_stmt(s, SQL_DEPLOY_IMAGE_INSERT);
+        if (st == NULL) {
+            err = RP_ERR_IO;
+            break;
+        }
+        BIND_TEXT(st, 1, d->id);
+        BIND_TEXT(st, 2, d->tenant_id);
+        BIND_TEXT(st, 3, d->image_ids[i]);
+        err = sq_step_done(s, st, NULL);
+    }
+    return sq_end(s, err);
+}
+
+/* The deployment in st's current row, with its images. */
+static rp_err_t deployment_row(rp_store_t *s, sqlite3_stmt *st, rp_deployment_t *d)
+{
+    sqlite3_stmt *im;
+    int rc;
+
+    memset(d, 0, sizeof(*d));
+    sq_text_col(st, 0, d->id, sizeof(d->id));
+    sq_text_col(st, 1, d->tenant_id, sizeof(d->tenant_id));
+    sq_text_col(st, 2, d->group_id, sizeof(d->group_id));
+    d->rollout = sqlite3_column_int(st, 3);
+    d->created = sqlite3_column_int64(st, 4);
+    im = sq_stmt(s, SQL_DEPLOY_IMAGES);
+    if (im == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(im, 1, d->id);
+    while ((rc = sqlite3_step(im)) == SQLITE_ROW && d->nimages < RP_DEPLOY_IMAGES_MAX)
+        sq_text_col(im, 0, d->image_ids[d->nimages++], RP_IMAGE_ID_SIZE);
+    if (rc == SQLITE_ROW) /* more than a deployment holds: the API never makes one */
+        rc = SQLITE_DONE;
+    return list_done(s, im, rc, "deployment images");
+}
+
+static rp_err_t deployment_one(rp_store_t *s, sqlite3_stmt *st, rp_deployment_t *out)
+{
+    rp_err_t err = one_row(s, st, "deployment");
+
+    if (err == RP_OK) {
+        err = deployment_row(s, st, out);
+        sqlite3_reset(st);
+    }
+    return err;
+}
+
+rp_err_t rp_store_deployment_get(rp_store_t *s, const char *tenant_id, const char *id,
+                                 rp_deployment_t *out)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_DEPLOY_GET);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    BIND_TEXT(st, 2, id);
+    return deployment_one(s, st, out);
+}
+
+rp_err_t rp_store_deployment_current(rp_store_t *s, const char *group_id, rp_deployment_t *out)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_DEPLOY_CURRENT);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, group_id);
+    return deployment_one(s, st, out);
+}
+
+rp_err_t rp_store_deployment_list(rp_store_t *s, const char *tenant_id, rp_deployment_fn fn,
+                                  void *ctx)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_DEPLOY_LIST);
+    rp_deployment_t d;
+    rp_err_t err = RP_OK;
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    while (err == RP_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        err = deployment_row(s, st, &d);
+        if (err == RP_OK)
+            fn(ctx, &d);
+    }
+    if (err != RP_OK) {
+        sqlite3_reset(st);
+        return err;
+    }
+    return list_done(s, st, rc, "deployments");
+}
+
+bool rp_deployment_selects(const rp_deployment_t *d, const char *device_id)
+{
+    char in[RP_ID_SIZE + RP_DEVICE_ID_SIZE + 1];
+    uint8_t h[RP_SHA256_LEN];
+    uint32_t v;
+
+    if (d->rollout >= 100)
+        return true;
+    if (d->rollout <= 0)
+        return false;
+    snprintf(in, sizeof(in), "%s/%s", d->id, device_id);
+    if (rp_sha256(in, strlen(in), h) != RP_OK)
+        return false;
+    v = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+    return v % 10000 < (uint32_t)d->rollout * 100;
+}
+
+rp_err_t rp_store_device_update_set(rp_store_t *s, const rp_device_update_t *u)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_UPDATE_SET);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, u->device_id);
+    BIND_TEXT(st, 2, u->deployment_id);
+    BIND_TEXT(st, 3, u->state);
+    BIND_TEXT(st, 4, u->detail);
+    sqlite3_bind_int64(st, 5, u->at);
+    return sq_step_done(s, st, NULL);
+}
+
+rp_err_t rp_store_device_updates(rp_store_t *s, const char *deployment_id, rp_device_update_fn fn,
+                                 void *ctx)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_UPDATES);
+    rp_device_update_t u;
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, deployment_id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        memset(&u, 0, sizeof(u));
+        sq_text_col(st, 0, u.device_id, sizeof(u.device_id));
+        sq_text_col(st, 1, u.deployment_id, sizeof(u.deployment_id));
+        sq_text_col(st, 2, u.state, sizeof(u.state));
+        sq_text_col(st, 3, u.detail, sizeof(u.detail));
+        u.at = sqlite3_column_int64(st, 4);
+        fn(ctx, &u);
+    }
+    return list_done(s, st, rc, "device updates");
+}

@@ -1,0 +1,1102 @@
+/*
+ * The operator API for updates (/api/v1/tenants/T/...): image signing keys, image uploads,
+ * products and device groups, group membership, deployments. An image is accepted only when it
+ * verifies against one of the tenant's image keys; it is then stored under the SHA-256 of its
+ * bytes and never changes.
+ *
+ * Uploads come in chunks of at most RP_UPLOAD_CHUNK_MAX bytes, so that no request body the
+ * service buffers is large and an interrupted upload resumes where the service's copy ends:
+ *   POST uploads {"size": N}              -> {"id": U, "received": 0, "chunk_max": ...}
+ *   PUT  uploads/U?offset=K  (bytes)      -> {"received": M}    each chunk on disk before 200
+ *   GET  uploads/U                        -> {"received": M}
+ *   POST images {"upload": U, "component": C}   -> the image, verified and stored
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/pem.h>
+
+#include "rampart/file.h"
+#include "rampart/hex.h"
+#include "rampart/key.h"
+#include "rampart/log.h"
+#include "server.h"
+
+#define IMAGE_KEYS_MAX 32        /* image keys a tenant may have */
+#define UPLOAD_STALE (24 * 3600) /* an upload not finished in a day is dropped */
+
+static bool need_role(rp_req_t *r, const rp_token_t *tok, rp_role_t need)
+{
+    if (tok->role >= need)
+        return true;
+    rp_reply_error(r, 403, "forbidden", "this needs the %s role (the token is %s)",
+                   rp_role_name(need), rp_role_name(tok->role));
+    return false;
+}
+
+static json_t *iso_or_null(int64_t t)
+{
+    char iso[32];
+
+    if (t == 0)
+        return json_null();
+    rp_iso_time(t, iso);
+    return json_string(iso);
+}
+
+static bool printable(const char *s, size_t max)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+
+    if (n == 0 || n > max)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f || s[i] == '/')
+            return false;
+    return true;
+}
+
+/* DATA_DIR/<sub>[/<name>], with sub made (0700) when missing. */
+static bool data_path(rp_req_t *r, const char *sub, const char *name, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%s/%s", r->w->srv->data_dir, sub);
+
+    if (n < 0 || (size_t)n >= cap || (mkdir(out, 0700) != 0 && errno != EEXIST))
+        return false;
+    if (name == NULL)
+        return true;
+    n = snprintf(out, cap, "%s/%s/%s", r->w->srv->data_dir, sub, name);
+    return n > 0 && (size_t)n < cap;
+}
+
+static bool id_shape(const char *s, char prefix)
+{
+    size_t n = strlen(s);
+
+    if (n != 26 || s[0] != prefix || s[1] != '_')
+        return false;
+    for (size_t i = 2; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+static bool image_id_shape(const char *s)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+
+    if (n != 2 * RP_SHA256_LEN)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/* ---- image keys ---- */
+
+static json_t *image_key_json(const rp_image_key_record_t *k)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:o}", "id", k->id, "name", k->name, "type", k->alg,
+                     "keyhash", k->keyhash, "created", iso_or_null(k->created));
+}
+
+static void collect_image_key(void *ctx, const rp_image_key_record_t *k)
+{
+    json_array_append_new(ctx, image_key_json(k));
+}
+
+/* The public key in PEM, as the image key record to store; on failure a 400 was sent. */
+static bool parse_image_key(rp_req_t *r, const char *pem, rp_image_key_record_t *k)
+{
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    EVP_PKEY *key = bio != NULL ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+    uint8_t hash[RP_SHA256_LEN];
+    rp_sig_alg_t alg;
+    bool ok = false;
+
+    BIO_free(bio);
+    if (key == NULL)
+        rp_reply_error(r, 400, "invalid_key", "\"public_key\" must be a PEM public key");
+    else if (rp_key_alg(key, &alg) != RP_OK)
+        rp_reply_error(r, 400, "invalid_key", "image keys are ECDSA P-256 or Ed25519");
+    else if (rp_key_spki(key, k->spki, sizeof(k->spki), &k->spki_len) != RP_OK ||
+             rp_sha256(k->spki, k->spki_len, hash) != RP_OK ||
+             rp_hex_encode(hash, sizeof(hash), k->keyhash, sizeof(k->keyhash)) != RP_OK)
+        rp_reply_error(r, 500, "internal", "cannot encode the key");
+    else
+        ok = true;
+    if (ok)
+        snprintf(k->alg, sizeof(k->alg), "%s", alg == RP_SIG_ED25519 ? "ed25519" : "ecdsa-p256");
+    EVP_PKEY_free(key);
+    return ok;
+}
+
+static void image_keys(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant)
+{
+    rp_image_key_record_t k;
+    json_t *body, *list;
+    const char *name, *pem;
+    rp_err_t err;
+
+    if (r->method == EVHTTP_REQ_GET) {
+        list = json_array();
+        if (rp_store_image_key_list(r->w->store, tenant->id, collect_image_key, list) != RP_OK) {
+            json_decref(list);
+            rp_reply_error(r, 500, "internal", "cannot list image keys");
+            return;
+        }
+        rp_reply_json(r, 200, json_pack("{s:o}", "image_keys", list));
+        return;
+    }
+    if (r->method != EVHTTP_REQ_POST) {
+        rp_reply_error(r, 405, "method_not_allowed", "use GET or POST");
+        return;
+    }
+    /* Which keys may sign a tenant's images is the tenant's most powerful setting. */
+    if (!need_role(r, tok, RP_ROLE_ADMIN) || (body = rp_req_json(r)) == NULL)
+        return;
+    memset(&k, 0, sizeof(k));
+    name = json_string_value(json_object_get(body, "name"));
+    pem = json_string_value(json_object_get(body, "public_key"));
+    if (!printable(name, RP_NAME_MAX) || pem == NULL) {
+        json_decref(body);
+        rp_reply_error(r, 400, "invalid",
+                       "\"name\" (1 to %d printable characters, no '/') and \"public_key\" "
+                       "(PEM) are required",
+                       RP_NAME_MAX);
+        return;
+    }
+    snprintf(k.name, sizeof(k.name), "%s", name);
+    snprintf(k.tenant_id, sizeof(k.tenant_id), "%s", tenant->id);
+    if (!parse_image_key(r, pem, &k)) {
+        json_decref(body);
+        return;
+    }
+    json_decref(body);
+    err = rp_store_image_key_add(r->w->store, &k);
+    if (err == RP_ERR_EXISTS) {
+        rp_reply_error(r, 409, "conflict", "the tenant has this key, or a key of that name");
+        return;
+    }
+    if (err != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot add the image key");
+        return;
+    }
+    rp_log_info("tenant %s: image key %s (%s, %s) added", tenant->id, k.id, k.name, k.alg);
+    rp_reply_json(r, 201, image_key_json(&k));
+}
+
+/* ---- uploads ---- */
+
+struct stale {
+    rp_req_t *r;
+    char ids[16][RP_ID_SIZE];
+    int n;
+};
+
+static void collect_stale(void *ctx, const rp_upload_t *u)
+{
+    struct stale *st = ctx;
+
+    snprintf(st->ids[st->n++], RP_ID_SIZE, "%s", u->id);
+}
+
+/* Drop uploads left unfinished for a day: their rows, then their files. */
+static void drop_stale_uploads(rp_req_t *r)
+{
+    struct stale st = {r, {{0}}, 0};
+    char path[PATH_MAX];
+
+    if (rp_store_upload_stale(r->w->store, (int64_t)time(NULL) - UPLOAD_STALE, 16, collect_stale,
+                              &st) != RP_OK)
+        return;
+    for (int i = 0; i < st.n; i++) {
+        if (rp_store_upload_delete(r->w->store, st.ids[i]) != RP_OK)
+            return;
+        if (data_path(r, "uploads", st.ids[i], path, sizeof(path)))
+            (void)unlink(path);
+    }
+}
+
+static json_t *upload_json(const rp_upload_t *u, uint64_t received)
+{
+    return json_pack("{s:s, s:I, s:I, s:i, s:o}", "id", u->id, "size", (json_int_t)u->size,
+                     "received", (json_int_t)received, "chunk_max", RP_UPLOAD_CHUNK_MAX, "created",
+                     iso_or_null(u->created));
+}
+
+static bool query_u64(rp_req_t *r, const char *key, uint64_t *out)
+{
+    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(r->req));
+    struct evkeyvalq kv;
+    const char *v;
+    char *end;
+    bool ok = false;
+
+    if (q == NULL || evhttp_parse_query_str(q, &kv) != 0)
+        return false;
+    v = evhttp_find_header(&kv, key);
+    if (v != NULL && v[0] >= '0' && v[0] <= '9') {
+        errno = 0;
+        *out = strtoull(v, &end, 10);
+        ok = errno == 0 && *end == '\0';
+    }
+    evhttp_clear_headers(&kv);
+    return ok;
+}
+
+/* Write one chunk at offset: appended when offset is where the copy ends; a chunk the service
+ * has already (a retry) is accepted as is. OUT: *received. On failure a reply was sent. */
+static bool upload_put(rp_req_t *r, const rp_upload_t *u, uint64_t *received)
+{
+    char path[PATH_MAX];
+    const uint8_t *body;
+    uint64_t off;
+    struct stat sb;
+    size_t len;
+    int fd;
+    bool ok = false;
+
+    if (!query_u64(r, "offset", &off)) {
+        rp_reply_error(r, 400, "invalid", "a chunk needs ?offset=N (a decimal byte offset)");
+        return false;
+    }
+    if ((body = rp_req_body_upto(r, RP_UPLOAD_CHUNK_MAX, &len)) == NULL)
+        return false;
+    if (off > u->size || len > u->size - off) {
+        rp_reply_error(r, 400, "too_long", "the chunk ends past the announced size (%llu bytes)",
+                       (unsigned long long)u->size);
+        return false;
+    }
+    if (!data_path(r, "uploads", u->id, path, sizeof(path)) ||
+        (fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+        rp_reply_error(r, 500, "internal", "cannot open the upload");
+        return false;
+    }
+    /* Two requests for one upload (a client's retry racing its original) take turns. */
+    if (flock(fd, LOCK_EX) != 0 || fstat(fd, &sb) != 0) {
+        rp_reply_error(r, 500, "internal", "cannot lock the upload");
+    } else if (off > (uint64_t)sb.st_size) {
+        json_t *e = json_pack("{s:s, s:s, s:I}", "error", "gap", "message",
+                              "the chunk starts past what the service has: resume at received",
+                              "received", (json_int_t)sb.st_size);
+        rp_reply_json(r, 409, e);
+    } else if (off + len <= (uint64_t)sb.st_size) {
+        *received = (uint64_t)sb.st_size; /* had it already */
+        ok = true;
+    } else if (ftruncate(fd, (off_t)off) != 0 || lseek(fd, (off_t)off, SEEK_SET) < 0 ||
+               rp_write_all(fd, body, len) != RP_OK || fdatasync(fd) != 0) {
+        rp_reply_error(r, 500, "internal", "cannot write the chunk");
+    } else {
+        *received = off + len; /* on disk before it is acknowledged */
+        ok = true;
+    }
+    close(fd);
+    return ok;
+}
+
+static uint64_t upload_received(rp_req_t *r, const rp_upload_t *u)
+{
+    char path[PATH_MAX];
+    struct stat sb;
+
+    if (!data_path(r, "uploads", u->id, path, sizeof(path)) || stat(path, &sb) != 0)
+        return 0;
+    return (uint64_t)sb.st_size;
+}
+
+static void uploads(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant,
+                    const char *upload_id)
+{
+    rp_upload_t u;
+    uint64_t received;
+    json_t *body;
+    json_int_t size;
+    rp_err_t err;
+
+    if (!need_role(r, tok, RP_ROLE_CONTRIBUTOR))
+        return;
+    if (upload_id == NULL) {
+        if (r->method != EVHTTP_REQ_POST) {
+            rp_reply_error(r, 405, "method_not_allowed", "use POST");
+            return;
+        }
+        if ((body = rp_req_json(r)) == NULL)
+            return;
+        size = json_integer_value(json_object_get(body, "size"));
+        json_decref(body);
+        if (size <= 0 || (uint64_t)size > RP_IMAGE_MAX) {
+            rp_reply_error(r, size > 0 ? 413 : 400, size > 0 ? "too_large" : "invalid",
+                           "\"size\" must be 1 to %llu bytes", (unsigned long long)RP_IMAGE_MAX);
+            return;
+        }
+        drop_stale_uploads(r);
+        if (rp_store_upload_create(r->w->store, tenant->id, (uint64_t)size, &u) != RP_OK) {
+            rp_reply_error(r, 500, "internal", "cannot start the upload");
+            return;
+        }
+        rp_reply_json(r, 201, upload_json(&u, 0));
+        return;
+    }
+    err = id_shape(upload_id, 'u') ? rp_store_upload_get(r->w->store, tenant->id, upload_id, &u)
+                                   : RP_ERR_NOT_FOUND;
+    if (err == RP_ERR_NOT_FOUND) {
+        rp_reply_error(r, 404, "not_found", "no such upload (unfinished ones last a day)");
+        return;
+    }
+    if (err != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot read the upload");
+        return;
+    }
+    if (r->method == EVHTTP_REQ_GET) {
+        rp_reply_json(r, 200, upload_json(&u, upload_received(r, &u)));
+    } else if (r->method == EVHTTP_REQ_PUT) {
+        if (upload_put(r, &u, &received))
+            rp_reply_json(r, 200, upload_json(&u, received));
+    } else {
+        rp_reply_error(r, 405, "method_not_allowed", "use GET or PUT");
+    }
+}
+
+/* ---- images ---- */
+
+static json_t *image_json(const rp_image_record_t *m)
+{
+    return json_pack("{s:s, s:s, s:s, s:o, s:s, s:I, s:s, s:s, s:o}", "id", m->id, "component",
+                     m->component, "version", m->version, "security_counter",
+                     m->has_security_counter ? json_integer(m->security_counter) : json_null(),
+                     "type", m->type, "size", (json_int_t)m->size, "image_hash", m->image_hash,
+                     "key_id", m->key_id, "uploaded", iso_or_null(m->uploaded));
+}
+
+static void collect_image(void *ctx, const rp_image_record_t *m)
+{
+    json_array_append_new(ctx, image_json(m));
+}
+
+struct keyring {
+    rp_image_key_record_t keys[IMAGE_KEYS_MAX];
+    size_t n;
+};
+
+static void collect_key(void *ctx, const rp_image_key_record_t *k)
+{
+    struct keyring *kr = ctx;
+
+    if (kr->n < IMAGE_KEYS_MAX)
+        kr->keys[kr->n++] = *k;
+}
+
+/* SHA-256 of a whole file, in hex. */
+static rp_err_t file_sha256(int fd, uint64_t size, uint8_t *buf, size_t cap,
+                            char hex[2 * RP_SHA256_LEN + 1])
+{
+    uint8_t digest[RP_SHA256_LEN];
+    rp_sha256_t h;
+    rp_err_t err = rp_sha256_init(&h);
+
+    for (uint64_t off = 0; err == RP_OK && off < size;) {
+        size_t n = size - off < cap ? (size_t)(size - off) : cap;
+        err = rp_pread_all(fd, buf, n, off);
+        if (err == RP_OK)
+            err = rp_sha256_update(&h, buf, n);
+        off += n;
+    }
+    if (err == RP_OK)
+        err = rp_sha256_final(&h, digest);
+    if (err == RP_OK)
+        err = rp_hex_encode(digest, sizeof(digest), hex, 2 * RP_SHA256_LEN + 1);
+    return err;
+}
+
+/*
+ * Verify a finished upload against the tenant's image keys and describe it. OUT: *m (all but
+ * tenant, component and time). On failure a reply was sent, and *discard says whether the upload
+ * is refused for good (its bytes are all there, and are not an image the tenant may upload).
+ */
+static bool verify_upload(rp_req_t *r, const char *path, const rp_upload_t *u, rp_image_record_t *m,
+                          bool *discard)
+{
+    struct keyring *kr = calloc(1, sizeof(*kr));
+    rp_image_key_t keys[IMAGE_KEYS_MAX];
+    uint8_t *scratch = malloc(RP_FILE_IMAGE_SCRATCH);
+    rp_file_image_t img = {.fd = -1};
+    rp_image_info_t info;
+    rp_image_version_t ver;
+    bool ok = false;
+    rp_err_t err;
+
+    *discard = false;
+    if (kr == NULL || scratch == NULL ||
+        rp_store_image_key_list(r->w->store, u->tenant_id, collect_key, kr) != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot read the tenant's image keys");
+        goto out;
+    }
+    if (kr->n == 0) {
+        rp_reply_error(r, 400, "no_image_keys",
+                       "the tenant has no image keys: add one with `rampart image-key add`");
+        *discard = true;
+        goto out;
+    }
+    if (rp_file_image_open(&img, path) != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot open the upload");
+        goto out;
+    }
+    if (img.io.size != u->size) {
+        rp_reply_error(r, 409, "incomplete", "the upload has %llu of its %llu bytes",
+                       (unsigned long long)img.io.size, (unsigned long long)u->size);
+        goto out;
+    }
+    for (size_t i = 0; i < kr->n; i++)
+        keys[i] = (rp_image_key_t){kr->keys[i].spki, kr->keys[i].spki_len};
+    err = rp_image_verify(&img.io, keys, kr->n, scratch, RP_FILE_IMAGE_SCRATCH, &info);
+    if (err != RP_OK) {
+        rp_reply_error(r, 422, "invalid_image",
+                       "the image does not verify against the tenant's image keys: %s",
+                       rp_strerror(err));
+        *discard = true;
+        goto out;
+    }
+    /* The whole file must be the image: bytes past its TLVs would be stored unsigned. */
+    if (info.layout.total_size != u->size) {
+        rp_reply_error(r, 422, "invalid_image", "%llu bytes follow the image's TLVs",
+                       (unsigned long long)(u->size - info.layout.total_size));
+        *discard = true;
+        goto out;
+    }
+    ver = info.layout.hdr.version;
+    if (rp_image_version_format(&ver, m->version, sizeof(m->version)) != RP_OK ||
+        rp_hex_encode(info.digest, sizeof(info.digest), m->image_hash, sizeof(m->image_hash)) !=
+            RP_OK ||
+        file_sha256(img.fd, u->size, scratch, RP_FILE_IMAGE_SCRATCH, m->id) != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot describe the image");
+        goto out;
+    }
+    m->has_security_counter = info.has_security_counter;
+    m->security_counter = info.security_counter;
+    snprintf(m->type, sizeof(m->type), "%s", rp_image_type_name(info.type));
+    m->size = u->size;
+    snprintf(m->key_id, sizeof(m->key_id), "%s", kr->keys[info.signer].id);
+    ok = true;
+out:
+    if (img.fd >= 0)
+        rp_file_image_close(&img);
+    free(scratch);
+    free(kr);
+    return ok;
+}
+
+/* Move a verified upload to DATA_DIR/images/<id>, durably (the file, then the directory). */
+static bool store_image_file(rp_req_t *r, const char *upload_path, const char *id)
+{
+    char path[PATH_MAX], dir[PATH_MAX];
+    int fd;
+    bool ok;
+
+    if (!data_path(r, "images", id, path, sizeof(path)) ||
+        !data_path(r, "images", NULL, dir, sizeof(dir)))
+        return false;
+    fd = open(upload_path, O_RDONLY | O_CLOEXEC);
+    ok = fd >= 0 && fsync(fd) == 0;
+    if (fd >= 0)
+        close(fd);
+    if (!ok || rename(upload_path, path) != 0)
+        return false;
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ok = fd >= 0 && fsync(fd) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/* An upload that became an image (or was one already): its row, and its file when path is given.
+ * What fails here is dropped with the stale uploads a day later. */
+static void forget_upload(rp_req_t *r, const char *id, const char *path)
+{
+    if (path != NULL && unlink(path) != 0)
+        rp_log_warn("upload %s: cannot remove %s", id, path);
+    if (rp_store_upload_delete(r->w->store, id) != RP_OK)
+        rp_log_warn("upload %s: cannot forget it", id);
+}
+
+static void image_create(rp_req_t *r, const rp_tenant_t *tenant)
+{
+    json_t *body = rp_req_json(r);
+    const char *upload_id, *component;
+    char path[PATH_MAX];
+    rp_image_record_t m, existing;
+    rp_upload_t u;
+    bool discard;
+    rp_err_t err;
+
+    if (body == NULL)
+        return;
+    memset(&m, 0, sizeof(m));
+    upload_id = json_string_value(json_object_get(body, "upload"));
+    component = json_string_value(json_object_get(body, "component"));
+    if (upload_id == NULL || !printable(component, RP_NAME_MAX)) {
+        json_decref(body);
+        rp_reply_error(r, 400, "invalid",
+                       "\"upload\" (an upload ID) and \"component\" (1 to %d printable "
+                       "characters, no '/') are required",
+                       RP_NAME_MAX);
+        return;
+    }
+    snprintf(m.component, sizeof(m.component), "%s", component);
+    err = id_shape(upload_id, 'u') ? rp_store_upload_get(r->w->store, tenant->id, upload_id, &u)
+                                   : RP_ERR_NOT_FOUND;
+    json_decref(body);
+    if (err != RP_OK) {
+        rp_reply_error(r, err == RP_ERR_NOT_FOUND ? 404 : 500,
+                       err == RP_ERR_NOT_FOUND ? "not_found" : "internal", "no such upload");
+        return;
+    }
+    if (!data_path(r, "uploads", u.id, path, sizeof(path))) {
+        rp_reply_error(r, 500, "internal", "cannot reach the upload");
+        return;
+    }
+    if (!verify_upload(r, path, &u, &m, &discard)) {
+        if (discard)
+            forget_upload(r, u.id, path);
+        return; /* else kept: the client may still send what is missing */
+    }
+    snprintf(m.tenant_id, sizeof(m.tenant_id), "%s", tenant->id);
+    m.uploaded = (int64_t)time(NULL);
+    /* Content-addressed: the same bytes again are the same image (if it is the same component). */
+    err = rp_store_image_get(r->w->store, tenant->id, m.id, &existing);
+    if (err == RP_OK) {
+        forget_upload(r, u.id, path);
+        if (strcmp(existing.component, m.component) != 0) {
+            rp_reply_error(r, 409, "conflict", "this image was uploaded as component %s",
+                           existing.component);
+            return;
+        }
+        rp_reply_json(r, 200, image_json(&existing));
+        return;
+    }
+    if (err != RP_ERR_NOT_FOUND || !store_image_file(r, path, m.id)) {
+        rp_reply_error(r, 500, "internal", "cannot store the image");
+        return;
+    }
+    /* The file is in place before the row that names it: a crash between them leaves a file no
+     * row names, which the next upload of the same bytes takes over. */
+    err = rp_store_image_add(r->w->store, &m);
+    if (err == RP_OK || err == RP_ERR_EXISTS)
+        forget_upload(r, u.id, NULL); /* its file is the image's now */
+    if (err == RP_ERR_EXISTS) {       /* the same bytes, uploaded twice at once */
+        if (rp_store_image_get(r->w->store, tenant->id, m.id, &existing) == RP_OK)
+            rp_reply_json(r, 200, image_json(&existing));
+        else
+            rp_reply_error(r, 500, "internal", "cannot read the image");
+        return;
+    }
+    if (err != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot record the image");
+        return;
+    }
+    rp_log_info("tenant %s: image %s (%s %s) uploaded", tenant->id, m.id, m.component, m.version);
+    rp_reply_json(r, 201, image_json(&m));
+}
+
+static void images(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant,
+                   const char *image_id)
+{
+    rp_image_record_t m;
+    json_t *list;
+    rp_err_t err;
+
+    if (image_id == NULL && r->method == EVHTTP_REQ_POST) {
+        if (need_role(r, tok, RP_ROLE_CONTRIBUTOR))
+            image_create(r, tenant);
+        return;
+    }
+    if (r->method != EVHTTP_REQ_GET) {
+        rp_reply_error(r, 405, "method_not_allowed", image_id ? "use GET" : "use GET or POST");
+        return;
+    }
+    if (image_id == NULL) {
+        list = json_array();
+        if (rp_store_image_list(r->w->store, tenant->id, collect_image, list) != RP_OK) {
+            json_decref(list);
+            rp_reply_error(r, 500, "internal", "cannot list images");
+            return;
+        }
+        rp_reply_json(r, 200, json_pack("{s:o}", "images", list));
+        return;
+    }
+    err = image_id_shape(image_id) ? rp_store_image_get(r->w->store, tenant->id, image_id, &m)
+                                   : RP_ERR_NOT_FOUND;
+    if (err == RP_OK)
+        rp_reply_json(r, 200, image_json(&m));
+    else if (err == RP_ERR_NOT_FOUND)
+        rp_reply_error(r, 404, "not_found", "no such image in this tenant");
+    else
+        rp_reply_error(r, 500, "internal", "cannot read the image");
+}
+
+/* ---- products, device groups, membership ---- */
+
+static json_t *product_json(const rp_product_t *p)
+{
+    return json_pack("{s:s, s:s, s:o}", "id", p->id, "name", p->name, "created",
+                     iso_or_null(p->created));
+}
+
+static void collect_product(void *ctx, const rp_product_t *p)
+{
+    json_array_append_new(ctx, product_json(p));
+}
+
+static json_t *group_json(const rp_group_t *g)
+{
+    return json_pack("{s:s, s:s, s:s, s:b, s:o}", "id", g->id, "product", g->product_id, "name",
+                     g->name, "allow_unknown_images", g->allow_unknown_images, "created",
+                     iso_or_null(g->created));
+}
+
+static void collect_group(void *ctx, const rp_group_t *g, int64_t ndevices)
+{
+    json_t *o = group_json(g);
+
+    json_object_set_new(o, "devices", json_integer(ndevices));
+    json_array_append_new(ctx, o);
+}
+
+/* A POST body's "name"; on failure a 400 was sent and NULL returned (body is then freed). */
+static const char *body_name(rp_req_t *r, json_t *body)
+{
+    const char *name = json_string_value(json_object_get(body, "name"));
+
+    if (printable(name, RP_NAME_MAX))
+        return name;
+    json_decref(body);
+    rp_reply_error(r, 400, "invalid", "\"name\" must be 1 to %d printable characters, without '/'",
+                   RP_NAME_MAX);
+    return NULL;
+}
+
+static bool find_product(rp_req_t *r, const rp_tenant_t *tenant, const char *id_or_name,
+                         rp_product_t *p)
+{
+    rp_err_t err = rp_store_product_find(r->w->store, tenant->id, id_or_name, p);
+
+    if (err == RP_ERR_NOT_FOUND)
+        rp_reply_error(r, 404, "not_found", "no such product in this tenant");
+    else if (err != RP_OK)
+        rp_reply_error(r, 500, "internal", "cannot read the product");
+    return err == RP_OK;
+}
+
+static bool find_group(rp_req_t *r, const rp_product_t *p, const char *id_or_name, rp_group_t *g)
+{
+    rp_err_t err = rp_store_group_find(r->w->store, p, id_or_name, g);
+
+    if (err == RP_ERR_NOT_FOUND)
+        rp_reply_error(r, 404, "not_found", "no such device group in product %s", p->name);
+    else if (err != RP_OK)
+        rp_reply_error(r, 500, "internal", "cannot read the device group");
+    return err == RP_OK;
+}
+
+static void collect_member(void *ctx, const char *device_id)
+{
+    json_array_append_new(ctx, json_string(device_id));
+}
+
+/* POST .../groups/G/devices {"device_ids": [...]}: put the tenant's devices in the group. */
+static void assign_devices(rp_req_t *r, const rp_group_t *g)
+{
+    json_t *body = rp_req_json(r), *ids, *v, *assigned, *refused;
+    int64_t now = (int64_t)time(NULL);
+    rp_err_t err = RP_OK;
+    size_t i;
+
+    if (body == NULL)
+        return;
+    ids = json_object_get(body, "device_ids");
+    if (!json_is_array(ids) || json_array_size(ids) == 0 || json_array_size(ids) > 1000) {
+        json_decref(body);
+        rp_reply_error(r, 400, "invalid", "\"device_ids\" must be a list of 1 to 1000 device IDs");
+        return;
+    }
+    assigned = json_array();
+    refused = json_array();
+    json_array_foreach(ids, i, v)
+    {
+        const char *id = json_string_value(v);
+        err = rp_device_id_valid(id) ? rp_store_device_assign(r->w->store, g, id, now)
+                                     : RP_ERR_NOT_FOUND;
+        if (err == RP_OK)
+            json_array_append(assigned, v);
+        else if (err == RP_ERR_NOT_FOUND)
+            json_array_append(refused, v);
+        else
+            break;
+    }
+    json_decref(body);
+    if (err != RP_OK && err != RP_ERR_NOT_FOUND) {
+        json_decref(assigned);
+        json_decref(refused);
+        rp_reply_error(r, 500, "internal", "cannot assign devices");
+        return;
+    }
+    if (json_array_size(refused) > 0) {
+        rp_reply_json(r, 404,
+                      json_pack("{s:s, s:s, s:o, s:o}", "error", "not_found", "message",
+                                "some devices are not this tenant's", "assigned", assigned,
+                                "refused", refused));
+        return;
+    }
+    json_decref(refused);
+    rp_log_info("tenant %s: %zu device(s) assigned to group %s", g->tenant_id,
+                json_array_size(assigned), g->id);
+    rp_reply_json(r, 200, json_pack("{s:s, s:o}", "group", g->id, "assigned", assigned));
+}
+
+/* /products[/P[/groups[/G[/devices]]]] */
+static void products(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant)
+{
+    rp_product_t p;
+    rp_group_t g;
+    json_t *body, *list;
+    const char *name;
+    rp_err_t err;
+
+    if (r->nparts == 5) {
+        if (r->method == EVHTTP_REQ_GET) {
+            list = json_array();
+            if (rp_store_product_list(r->w->store, tenant->id, collect_product, list) != RP_OK) {
+                json_decref(list);
+                rp_reply_error(r, 500, "internal", "cannot list products");
+                return;
+            }
+            rp_reply_json(r, 200, json_pack("{s:o}", "products", list));
+            return;
+        }
+        if (r->method != EVHTTP_REQ_POST) {
+            rp_reply_error(r, 405, "method_not_allowed", "use GET or POST");
+            return;
+        }
+        if (!need_role(r, tok, RP_ROLE_CONTRIBUTOR) || (body = rp_req_json(r)) == NULL ||
+            (name = body_name(r, body)) == NULL)
+            return;
+        err = rp_store_product_create(r->w->store, tenant->id, name, &p);
+        json_decref(body);
+        if (err == RP_ERR_EXISTS) {
+            rp_reply_error(r, 409, "conflict", "the tenant has a product of that name");
+            return;
+        }
+        if (err != RP_OK) {
+            rp_reply_error(r, 500, "internal", "cannot create the product");
+            return;
+        }
+        rp_log_info("tenant %s: product %s (%s) created", tenant->id, p.id, p.name);
+        rp_reply_json(r, 201, product_json(&p));
+        return;
+    }
+    if (!find_product(r, tenant, r->parts[5], &p))
+        return;
+    if (r->nparts == 6 || r->nparts == 7) {
+        json_t *out;
+        if (r->nparts == 7 && strcmp(r->parts[6], "groups") != 0) {
+            rp_reply_error(r, 404, "not_found", "no such resource");
+            return;
+        }
+        if (r->nparts == 7 && r->method == EVHTTP_REQ_POST) {
+            bool allow;
+            if (!need_role(r, tok, RP_ROLE_CONTRIBUTOR) || (body = rp_req_json(r)) == NULL ||
+                (name = body_name(r, body)) == NULL)
+                return;
+            allow = json_is_true(json_object_get(body, "allow_unknown_images"));
+            err = rp_store_group_create(r->w->store, &p, name, allow, &g);
+            json_decref(body);
+            if (err == RP_ERR_EXISTS)
+                rp_reply_error(r, 409, "conflict", "the product has a group of that name");
+            else if (err != RP_OK)
+                rp_reply_error(r, 500, "internal", "cannot create the group");
+            else
+                rp_reply_json(r, 201, group_json(&g));
+            return;
+        }
+        if (r->method != EVHTTP_REQ_GET) {
+            rp_reply_error(r, 405, "method_not_allowed", "use GET%s",
+                           r->nparts == 7 ? " or POST" : "");
+            return;
+        }
+        list = json_array();
+        if (rp_store_group_list(r->w->store, &p, collect_group, list) != RP_OK) {
+            json_decref(list);
+            rp_reply_error(r, 500, "internal", "cannot list groups");
+            return;
+        }
+        out = r->nparts == 6 ? product_json(&p) : json_object();
+        json_object_set_new(out, "groups", list);
+        rp_reply_json(r, 200, out);
+        return;
+    }
+    if (strcmp(r->parts[6], "groups") != 0) {
+        rp_reply_error(r, 404, "not_found", "no such resource");
+        return;
+    }
+    if (!find_group(r, &p, r->parts[7], &g))
+        return;
+    if (r->nparts == 8 && r->method == EVHTTP_REQ_GET) {
+        rp_reply_json(r, 200, group_json(&g));
+        return;
+    }
+    if (r->nparts != 9 || strcmp(r->parts[8], "devices") != 0) {
+        rp_reply_error(r, 404, "not_found", "no such resource");
+        return;
+    }
+    if (r->method == EVHTTP_REQ_POST) {
+        if (need_role(r, tok, RP_ROLE_CONTRIBUTOR))
+            assign_devices(r, &g);
+        return;
+    }
+    list = json_array();
+    if (rp_store_group_members(r->w->store, g.id, collect_member, list) != RP_OK) {
+        json_decref(list);
+        rp_reply_error(r, 500, "internal", "cannot list the group's devices");
+        return;
+    }
+    rp_reply_json(r, 200, json_pack("{s:s, s:o}", "group", g.id, "devices", list));
+}
+
+/* ---- deployments ---- */
+
+static const char *const update_states[] = {"pending", "downloading", "installed",
+                                            "failed",  "rolled_back", NULL};
+
+struct deploy_show {
+    rp_store_t *store;
+    const rp_deployment_t *d;
+    json_t *devices; /* device ID -> {"state", ...} for the selected devices */
+    json_int_t in_group, selected;
+};
+
+static void show_member(void *ctx, const char *device_id)
+{
+    struct deploy_show *ds = ctx;
+
+    ds->in_group++;
+    if (!rp_deployment_selects(ds->d, device_id))
+        return;
+    ds->selected++;
+    json_object_set_new(ds->devices, device_id,
+                        json_pack("{s:s, s:s, s:n}", "state", "pending", "detail", "", "at"));
+}
+
+static void show_update(void *ctx, const rp_device_update_t *u)
+{
+    struct deploy_show *ds = ctx;
+    json_t *dev = json_object_get(ds->devices, u->device_id);
+
+    if (dev == NULL) /* reported, then moved out of the group: still shown */
+        json_object_set_new(ds->devices, u->device_id, dev = json_object());
+    json_object_set_new(dev, "state", json_string(u->state));
+    json_object_set_new(dev, "detail", json_string(u->detail));
+    json_object_set_new(dev, "at", iso_or_null(u->at));
+}
+
+static json_t *deployment_json(rp_req_t *r, const rp_deployment_t *d, bool with_devices)
+{
+    json_t *imgs = json_array(), *o;
+    rp_image_record_t m;
+
+    for (size_t i = 0; i < d->nimages; i++) {
+        if (rp_store_image_get(r->w->store, d->tenant_id, d->image_ids[i], &m) == RP_OK)
+            json_array_append_new(imgs, json_pack("{s:s, s:s, s:s}", "id", m.id, "component",
+                                                  m.component, "version", m.version));
+    }
+    o = json_pack("{s:s, s:s, s:i, s:o, s:o}", "id", d->id, "group", d->group_id, "rollout",
+                  d->rollout, "images", imgs, "created", iso_or_null(d->created));
+    if (with_devices) {
+        struct deploy_show ds = {r->w->store, d, json_object(), 0, 0};
+        json_t *counts = json_object(), *list = json_array(), *v;
+        const char *id;
+
+        for (int i = 0; update_states[i] != NULL; i++)
+            json_object_set_new(counts, update_states[i], json_integer(0));
+        if (rp_store_group_members(r->w->store, d->group_id, show_member, &ds) != RP_OK ||
+            rp_store_device_updates(r->w->store, d->id, show_update, &ds) != RP_OK) {
+            json_decref(ds.devices);
+            json_decref(counts);
+            json_decref(list);
+            json_decref(o);
+            return NULL;
+        }
+        json_object_foreach(ds.devices, id, v)
+        {
+            const char *state = json_string_value(json_object_get(v, "state"));
+            json_object_set_new(
+                counts, state,
+                json_integer(json_integer_value(json_object_get(counts, state)) + 1));
+            json_object_set_new(v, "device_id", json_string(id));
+            json_array_append(list, v);
+        }
+        json_decref(ds.devices);
+        json_object_set_new(o, "devices_in_group", json_integer(ds.in_group));
+        json_object_set_new(o, "devices_selected", json_integer(ds.selected));
+        json_object_set_new(o, "states", counts);
+        json_object_set_new(o, "devices", list);
+    }
+    return o;
+}
+
+struct deploy_list {
+    rp_req_t *r;
+    json_t *list;
+};
+
+static void collect_deployment(void *ctx, const rp_deployment_t *d)
+{
+    struct deploy_list *dl = ctx;
+
+    json_array_append_new(dl->list, deployment_json(dl->r, d, false));
+}
+
+static void deployment_create(rp_req_t *r, const rp_tenant_t *tenant)
+{
+    json_t *body = rp_req_json(r), *ids, *v, *out;
+    const char *product, *group;
+    rp_deployment_t d;
+    rp_product_t p;
+    rp_group_t g;
+    json_int_t rollout = 100;
+    char components[RP_DEPLOY_IMAGES_MAX][RP_NAME_MAX + 1];
+    rp_image_record_t m;
+    rp_err_t err;
+    size_t i;
+
+    if (body == NULL)
+        return;
+    memset(&d, 0, sizeof(d));
+    product = json_string_value(json_object_get(body, "product"));
+    group = json_string_value(json_object_get(body, "group"));
+    ids = json_object_get(body, "images");
+    if (json_object_get(body, "rollout") != NULL)
+        rollout = json_is_integer(json_object_get(body, "rollout"))
+                      ? json_integer_value(json_object_get(body, "rollout"))
+                      : -1;
+    if (product == NULL || group == NULL || !json_is_array(ids) || json_array_size(ids) == 0 ||
+        json_array_size(ids) > RP_DEPLOY_IMAGES_MAX || rollout < 0 || rollout > 100) {
+        json_decref(body);
+        rp_reply_error(r, 400, "invalid",
+                       "\"product\", \"group\", \"images\" (1 to %d image IDs) are required; "
+                       "\"rollout\" is a percentage, 0 to 100",
+                       RP_DEPLOY_IMAGES_MAX);
+        return;
+    }
+    if (!find_product(r, tenant, product, &p) || !find_group(r, &p, group, &g)) {
+        json_decref(body);
+        return;
+    }
+    json_array_foreach(ids, i, v)
+    {
+        const char *id = json_string_value(v);
+        err = image_id_shape(id) ? rp_store_image_get(r->w->store, tenant->id, id, &m)
+                                 : RP_ERR_NOT_FOUND;
+        if (err != RP_OK) {
+            rp_reply_error(r, err == RP_ERR_NOT_FOUND ? 404 : 500,
+                           err == RP_ERR_NOT_FOUND ? "not_found" : "internal",
+                           "no image %s in this tenant", id != NULL ? id : "(not a string)");
+            json_decref(body);
+            return;
+        }
+        /* One image per component: a device runs one version of each. */
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(components[j], m.component) == 0) {
+                rp_reply_error(r, 400, "invalid", "two images for component %s", m.component);
+                json_decref(body);
+                return;
+            }
+        }
+        snprintf(components[i], sizeof(components[i]), "%s", m.component);
+        snprintf(d.image_ids[d.nimages++], RP_IMAGE_ID_SIZE, "%s", id);
+    }
+    json_decref(body);
+    snprintf(d.tenant_id, sizeof(d.tenant_id), "%s", tenant->id);
+    snprintf(d.group_id, sizeof(d.group_id), "%s", g.id);
+    d.rollout = (int)rollout;
+    if (rp_store_deployment_create(r->w->store, &d) != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot create the deployment");
+        return;
+    }
+    rp_log_info("tenant %s: deployment %s of %zu image(s) to group %s (%d%%)", tenant->id, d.id,
+                d.nimages, g.id, d.rollout);
+    out = deployment_json(r, &d, false);
+    rp_reply_json(r, 201, out);
+}
+
+static void deployments(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant,
+                        const char *deployment_id)
+{
+    rp_deployment_t d;
+    json_t *out;
+    rp_err_t err;
+
+    if (deployment_id == NULL && r->method == EVHTTP_REQ_POST) {
+        if (need_role(r, tok, RP_ROLE_CONTRIBUTOR))
+            deployment_create(r, tenant);
+        return;
+    }
+    if (r->method != EVHTTP_REQ_GET) {
+        rp_reply_error(r, 405, "method_not_allowed", deployment_id ? "use GET" : "use GET or POST");
+        return;
+    }
+    if (deployment_id == NULL) {
+        struct deploy_list dl = {r, json_array()};
+        if (rp_store_deployment_list(r->w->store, tenant->id, collect_deployment, &dl) != RP_OK) {
+            json_decref(dl.list);
+            rp_reply_error(r, 500, "internal", "cannot list deployments");
+            return;
+        }
+        rp_reply_json(r, 200, json_pack("{s:o}", "deployments", dl.list));
+        return;
+    }
+    err = id_shape(deployment_id, 'd')
+              ? rp_store_deployment_get(r->w->store, tenant->id, deployment_id, &d)
+              : RP_ERR_NOT_FOUND;
+    if (err == RP_ERR_NOT_FOUND) {
+        rp_reply_error(r, 404, "not_found", "no such deployment in this tenant");
+        return;
+    }
+    if (err != RP_OK || (out = deployment_json(r, &d, true)) == NULL) {
+        rp_reply_error(r, 500, "internal", "cannot read the deployment");
+        return;
+    }
+    rp_reply_json(r, 200, out);
+}
+
+bool rp_updates_handle(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant)
+{
+    const char *what = r->parts[4], *sub = r->nparts == 6 ? r->parts[5] : NULL;
+
+    if (strcmp(what, "products") == 0) {
+        products(r, tok, tenant);
+        return true;
+    }
+    if (r->nparts > 6)
+        return false;
+    if (strcmp(what, "image-keys") == 0 && sub == NULL)
+        image_keys(r, tok, tenant);
+    else if (strcmp(what, "uploads") == 0)
+        uploads(r, tok, tenant, sub);
+    else if (strcmp(what, "images") == 0)
+        images(r, tok, tenant, sub);
+    else if (strcmp(what, "deployments") == 0)
+        deployments(r, tok, tenant, sub);
+    else
+        return false;
+    return true;
+}

@@ -1,0 +1,230 @@
+#!/usr/bin/env bash
+# End to end, the service's side of updates: image signing keys, uploads verified against them
+# (chunked, resumable, content-addressed), products and their groups, assigning devices,
+# deployments with a staged rollout, and each tenant kept to its own objects.
+. "$(dirname "$0")/lib.sh"
+: "${AGENT:?set AGENT to the rampart-agent binary}"
+d=$E2E_DIR
+
+server_bin=$RAMPART_SERVER
+start_server "$d/srv"
+export RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN
+expect 0 "$RAMPART" tenant create acme; acme=$(cat "$d/out")
+expect 0 "$RAMPART" tenant create globex; globex=$(cat "$d/out")
+for spec in acme:admin acme:contributor acme:reader globex:admin; do
+  t=${spec%%:*} role=${spec##*:} tid=$acme
+  [ "$t" = globex ] && tid=$globex
+  expect 0 "$RAMPART" token create --tenant "$tid" --role "$role"
+  cp "$d/out" "$d/$t-$role.token"
+done
+as() { local who=$1; shift; RAMPART_TOKEN_FILE=$d/$who.token "$@"; }
+
+# --- image signing keys ------------------------------------------------------------------------
+for k in k1:ecdsa-p256 k2:ed25519 rogue:ecdsa-p256; do
+  expect 0 "$RAMPART" key generate --type "${k##*:}" --out "$d/${k%%:*}.key"
+  expect 0 "$RAMPART" key public --key "$d/${k%%:*}.key" --out "$d/${k%%:*}.pub"
+done
+expect 1 as acme-contributor "$RAMPART" image-key add --tenant "$acme" --key "$d/k1.pub" --name release
+err_has "needs the admin role"
+expect 0 as acme-admin "$RAMPART" image-key add --tenant "$acme" --key "$d/k1.pub" --name release
+grep -q '^i_[0-9a-f]\{24\}$' "$d/out" || fail "image key ID"
+k1_id=$(cat "$d/out")
+expect 0 as acme-admin "$RAMPART" image-key add --tenant "$acme" --key "$d/k2.pub" --name release-ed
+expect 1 as acme-admin "$RAMPART" image-key add --tenant "$acme" --key "$d/k1.pub" --name again
+err_has "the tenant has this key"
+expect 1 as acme-admin "$RAMPART" image-key add --tenant "$acme" --key "$d/rogue.pub" --name release
+err_has "a key of that name"
+expect 1 as acme-admin "$RAMPART" image-key add --tenant "$acme" --key "$d/rogue.key" --name priv
+err_has "must be a PEM public key"
+expect 2 "$RAMPART" image-key add --tenant "$acme" --key "$d/k1.pub"
+expect 0 as acme-reader "$RAMPART" image-key list --tenant "$acme" --output json
+jq -e '.image_keys | map(.type) | sort == ["ecdsa-p256","ed25519"]' "$d/out" >/dev/null || fail "key list"
+jq -e --arg h "$(openssl pkey -pubin -in "$d/k1.pub" -outform DER | sha256sum | cut -c1-64)" \
+  '.image_keys | map(.keyhash) | index($h) != null' "$d/out" >/dev/null || fail "keyhash is SHA-256 of the SPKI"
+
+# --- uploads: verified, content-addressed, immutable ------------------------------------------
+head -c 200000 /dev/urandom >"$d/app.bin"
+expect 0 "$RAMPART" image sign --key "$d/k1.key" --version 1.1.0 --security-counter 3 --type app "$d/app.bin" "$d/app-1.1.0.img"
+expect 0 as acme-contributor "$RAMPART" image upload --tenant "$acme" --component app "$d/app-1.1.0.img"
+app11=$(cat "$d/out")
+eq "$app11" "$(sha256sum "$d/app-1.1.0.img" | cut -c1-64)" "an image's ID is the SHA-256 of its bytes"
+cmp "$d/app-1.1.0.img" "$d/srv/images/$app11" || fail "the stored image differs"
+expect 0 as acme-reader "$RAMPART" image list --tenant "$acme" --output json
+jq -e --arg id "$app11" --arg k "$k1_id" '.images[] | select(.id == $id) | .component == "app" and
+  .version == "1.1.0+0" and .security_counter == 3 and .type == "app" and .key_id == $k' "$d/out" >/dev/null \
+  || fail "image record"
+# the same bytes again: the same image; as another component: refused
+expect 0 as acme-contributor "$RAMPART" image upload --tenant "$acme" --component app "$d/app-1.1.0.img"
+eq "$(cat "$d/out")" "$app11" "re-upload"
+expect 1 as acme-contributor "$RAMPART" image upload --tenant "$acme" --component other "$d/app-1.1.0.img"
+err_has "was uploaded as component app"
+# Ed25519, by the tenant's second key; the default component is the file's name up to a dot
+expect 0 "$RAMPART" image sign --key "$d/k2.key" --version 2.0.0 --type system "$d/app.bin" "$d/system.img"
+expect 0 as acme-contributor "$RAMPART" image upload --tenant "$acme" "$d/system.img"
+sys=$(cat "$d/out")
+expect 0 as acme-reader "$RAMPART" image list --tenant "$acme" --output json
+jq -e --arg id "$sys" '.images[] | select(.id == $id) | .component == "system"' "$d/out" >/dev/null || fail "default component"
+# refused: a key the tenant does not have, a tampered image, bytes after the TLVs, not an image
+expect 0 "$RAMPART" image sign --key "$d/rogue.key" --version 9.0.0 "$d/app.bin" "$d/rogue.img"
+expect 1 as acme-contributor "$RAMPART" image upload --tenant "$acme" --component app "$d/rogue.img"
+err_has "does not verify against the tenant's image keys"
+cp "$d/app-1.1.0.img" "$d/tampered.img"; flip "$d/tampered.img" 5000
+expect 1 as acme-contributor "$RAMPART" image upload --tenant "$acme" --component app "$d/tampered.img"
+err_has "does not verify"
+{ cat "$d/app-1.1.0.img"; printf 'trailing'; } >"$d/trailing.img"
+expect 1 as acme-contributor "$RAMPART" image upload --tenant "$acme" --component app "$d/trailing.img"
+err_has "bytes follow the image's TLVs"
+expect 1 as acme-contributor "$RAMPART" image upload --tenant "$acme" --component app "$d/app.bin"
+err_has "does not verify"
+expect 1 as acme-reader "$RAMPART" image upload --tenant "$acme" --component app "$d/app-1.1.0.img"
+err_has "needs the contributor role"
+# a tenant without image keys accepts no image
+expect 1 as globex-admin "$RAMPART" image upload --tenant "$globex" --component app "$d/app-1.1.0.img"
+err_has "the tenant has no image keys"
+
+# a large image goes in many chunks and arrives whole
+head -c $((3 * 1024 * 1024 + 12345)) /dev/urandom >"$d/big.bin"
+expect 0 "$RAMPART" image sign --key "$d/k1.key" --version 1.0.0 --type firmware "$d/big.bin" "$d/big.img"
+expect 0 as acme-contributor "$RAMPART" image upload --tenant "$acme" --component mcu "$d/big.img"
+big=$(cat "$d/out")
+cmp "$d/big.img" "$d/srv/images/$big" || fail "the large image differs"
+
+# --- the upload protocol: gaps, retries, resumption, limits -----------------------------------
+expect 0 "$RAMPART" image sign --key "$d/k1.key" --version 1.1.1 --type app "$d/app.bin" "$d/app-1.1.1.img"
+size=$(stat -c %s "$d/app-1.1.1.img")
+printf '{"size": %d}' "$size" >"$d/req.json"
+http POST "/api/v1/tenants/$acme/uploads" "$d/acme-contributor.token" "$d/req.json"; is_status 201
+body_has '.received == 0 and .chunk_max == 1048576'
+up=$(jq -r .id "$d/body")
+head -c 100000 "$d/app-1.1.1.img" >"$d/c1"
+tail -c +100001 "$d/app-1.1.1.img" >"$d/c2"
+http PUT "/api/v1/tenants/$acme/uploads/$up?offset=100000" "$d/acme-contributor.token" "$d/c2" application/octet-stream
+is_status 409; body_has '.error == "gap" and .received == 0'
+http PUT "/api/v1/tenants/$acme/uploads/$up?offset=0" "$d/acme-contributor.token" "$d/c1" application/octet-stream
+is_status 200; body_has '.received == 100000'
+http PUT "/api/v1/tenants/$acme/uploads/$up?offset=0" "$d/acme-contributor.token" "$d/c1" application/octet-stream
+is_status 200; body_has '.received == 100000'   # a retried chunk changes nothing
+http GET "/api/v1/tenants/$acme/uploads/$up" "$d/acme-contributor.token"; is_status 200; body_has '.received == 100000'
+printf '{"upload": "%s", "component": "app"}' "$up" >"$d/commit.json"
+http POST "/api/v1/tenants/$acme/images" "$d/acme-contributor.token" "$d/commit.json"
+is_status 409; body_has '.error == "incomplete"'
+{ cat "$d/c2"; printf 'x'; } >"$d/c2x"
+http PUT "/api/v1/tenants/$acme/uploads/$up?offset=100000" "$d/acme-contributor.token" "$d/c2x" application/octet-stream
+is_status 400; body_has '.error == "too_long"'
+http PUT "/api/v1/tenants/$acme/uploads/$up?offset=100000" "$d/acme-contributor.token" "$d/c2" application/octet-stream
+is_status 200; body_has ".received == $size"
+http GET "/api/v1/tenants/$acme/uploads/$up" "$d/globex-admin.token"; is_status 404   # another tenant's
+http POST "/api/v1/tenants/$acme/images" "$d/acme-contributor.token" "$d/commit.json"; is_status 201
+body_has ".id == \"$(sha256sum "$d/app-1.1.1.img" | cut -c1-64)\" and .version == \"1.1.1+0\""
+app111=$(jq -r .id "$d/body")
+http GET "/api/v1/tenants/$acme/uploads/$up" "$d/acme-contributor.token"; is_status 404   # consumed
+[ -z "$(ls -A "$d/srv/uploads")" ] || fail "an upload's file was left behind"
+printf '{"size": %d}' $((128 * 1024 * 1024 + 1)) >"$d/req.json"
+http POST "/api/v1/tenants/$acme/uploads" "$d/acme-contributor.token" "$d/req.json"; is_status 413
+printf '{"size": 0}' >"$d/req.json"
+http POST "/api/v1/tenants/$acme/uploads" "$d/acme-contributor.token" "$d/req.json"; is_status 400
+printf '{"size": 4000000}' >"$d/req.json"
+http POST "/api/v1/tenants/$acme/uploads" "$d/acme-contributor.token" "$d/req.json"; is_status 201
+up=$(jq -r .id "$d/body")
+head -c $((1024 * 1024 + 1)) /dev/zero >"$d/toobig"
+http PUT "/api/v1/tenants/$acme/uploads/$up?offset=0" "$d/acme-contributor.token" "$d/toobig" application/octet-stream
+is_status 413
+http PUT "/api/v1/tenants/$acme/uploads/$up" "$d/acme-contributor.token" "$d/c1" application/octet-stream
+is_status 400; body_has '.error == "invalid"'
+# other requests still take at most 64 KiB
+head -c 70000 /dev/zero | tr '\0' ' ' >"$d/big.json"
+http POST "/api/v1/tenants/$acme/products" "$d/acme-admin.token" "$d/big.json"; is_status 413
+# another tenant's images are not there
+http GET "/api/v1/tenants/$acme/images/$app11" "$d/globex-admin.token"; is_status 404
+http GET "/api/v1/tenants/$globex/images/$app11" "$d/globex-admin.token"; is_status 404
+http GET "/api/v1/tenants/$acme/images/$app11" -; is_status 401
+
+# --- products, groups, membership --------------------------------------------------------------
+expect 0 as acme-contributor "$RAMPART" product create --tenant "$acme" Thermostat
+prod=$(cat "$d/out")
+expect 1 as acme-contributor "$RAMPART" product create --tenant "$acme" Thermostat; err_has "product of that name"
+expect 1 as acme-reader "$RAMPART" product create --tenant "$acme" Other; err_has "needs the contributor role"
+expect 0 as acme-reader "$RAMPART" device-group list --tenant "$acme" --product Thermostat --output json
+jq -e '.groups | map([.name, .allow_unknown_images]) == [["Development",true],["Field Test",false],["Production",false]]' \
+  "$d/out" >/dev/null || fail "default groups"
+expect 0 as acme-contributor "$RAMPART" device-group create --tenant "$acme" --product "$prod" Canary
+canary=$(cat "$d/out")
+expect 1 as acme-contributor "$RAMPART" device-group create --tenant "$acme" --product "$prod" Canary
+err_has "group of that name"
+expect 1 as globex-admin "$RAMPART" device-group list --tenant "$globex" --product "$prod"; err_has "no such product"
+
+ids=()
+for i in $(seq 1 12); do
+  expect 0 "$AGENT" provision --state-dir "$d/dev$i" --rot soft
+  ids+=("$(tail -n1 "$d/out")")
+done
+expect 0 "$AGENT" provision --state-dir "$d/gdev" --rot soft; gdev=$(tail -n1 "$d/out")
+expect 0 "$RAMPART" device claim --tenant "$acme" "${ids[@]}"
+expect 0 "$RAMPART" device claim --tenant "$globex" "$gdev"
+expect 0 as acme-contributor "$RAMPART" device assign --tenant "$acme" --product Thermostat --group "Field Test" "${ids[@]:0:10}"
+out_lines 10
+expect 0 as acme-contributor "$RAMPART" device assign --tenant "$acme" --product Thermostat --group Production "${ids[@]:10:2}"
+# another tenant's device, or one nobody claimed, cannot be put in a group
+expect 1 as acme-contributor "$RAMPART" device assign --tenant "$acme" --product Thermostat --group Production "$gdev"
+err_has "not this tenant's"
+expect 1 as acme-contributor "$RAMPART" device assign --tenant "$acme" --product Thermostat --group Production \
+  0000000000000000000000000000000000000000000000000000000000000000
+expect 0 as acme-reader "$RAMPART" device-group list --tenant "$acme" --product Thermostat --output json
+jq -e '.groups | map([.name, .devices]) == [["Development",0],["Field Test",10],["Production",2],["Canary",0]]' \
+  "$d/out" >/dev/null || fail "group sizes"
+# moving a device takes it out of its old group
+expect 0 as acme-contributor "$RAMPART" device assign --tenant "$acme" --product Thermostat --group Canary "${ids[11]}"
+http GET "/api/v1/tenants/$acme/products/Thermostat/groups/Production/devices" "$d/acme-reader.token"
+is_status 200; body_has ".devices == [\"${ids[10]}\"]"
+
+# --- deployments and staged rollout ------------------------------------------------------------
+expect 0 as acme-contributor "$RAMPART" deployment create --tenant "$acme" --product Thermostat \
+  --group "Field Test" --rollout 50 "$app11" "$big"
+dep=$(cat "$d/out")
+grep -q '^d_[0-9a-f]\{24\}$' "$d/out" || fail "deployment ID"
+expect 0 as acme-reader "$RAMPART" deployment show --tenant "$acme" "$dep" --output json
+cp "$d/out" "$d/dep.json"
+# the rollout's choice, computed here independently: SHA-256("<deployment>/<device>") < 50%
+want=0
+for id in "${ids[@]:0:10}"; do
+  v=$(printf '%s/%s' "$dep" "$id" | sha256sum | cut -c1-8)
+  [ $((16#$v % 10000)) -lt 5000 ] && want=$((want + 1))
+done
+jq -e ".devices_in_group == 10 and .devices_selected == $want and .states.pending == $want and
+  (.devices | length) == $want and .rollout == 50 and (.images | map(.component) | sort) == [\"app\",\"mcu\"]" \
+  "$d/dep.json" >/dev/null || fail "deployment show: $(cat "$d/dep.json")"
+expect 0 as acme-reader "$RAMPART" deployment show --tenant "$acme" "$dep"
+out_has "rollout:     50% ($want of 10 devices in the group)"
+out_has "pending      $want"
+# a stable choice: asked again, the same devices
+expect 0 as acme-reader "$RAMPART" deployment show --tenant "$acme" "$dep" --output json
+eq "$(jq -c '.devices | map(.device_id) | sort' "$d/out")" "$(jq -c '.devices | map(.device_id) | sort' "$d/dep.json")" "stable rollout"
+expect 0 as acme-contributor "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group Production "$app111"
+expect 0 as acme-reader "$RAMPART" deployment list --tenant "$acme" --output json
+jq -e '.deployments | length == 2' "$d/out" >/dev/null || fail "deployment list"
+# refused: two images of one component, an image the tenant lacks, a bad rollout, a reader
+expect 1 as acme-contributor "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group Production "$app11" "$app111"
+err_has "two images for component app"
+expect 1 as acme-contributor "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group Production \
+  "$(printf x | sha256sum | cut -c1-64)"
+err_has "no image"
+expect 2 as acme-contributor "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group Production --rollout 101 "$app11"
+expect 1 as acme-reader "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group Production "$app11"
+err_has "needs the contributor role"
+expect 1 as acme-contributor "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group Nowhere "$app11"
+err_has "no such device group"
+# another tenant sees none of it
+expect 1 as globex-admin "$RAMPART" deployment show --tenant "$acme" "$dep"; err_has "no such tenant"
+expect 1 as globex-admin "$RAMPART" deployment show --tenant "$globex" "$dep"; err_has "no such deployment"
+expect 1 as globex-admin "$RAMPART" deployment create --tenant "$globex" --product Thermostat --group Production "$app11"
+err_has "no such product"
+
+# --- it all survives a restart ----------------------------------------------------------------
+kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+RAMPART_SERVER=$server_bin start_server "$d/srv"
+export RAMPART_SERVER=$SERVER_URL
+expect 0 as acme-reader "$RAMPART" deployment show --tenant "$acme" "$dep" --output json
+eq "$(jq -c '.devices | map(.device_id) | sort' "$d/out")" "$(jq -c '.devices | map(.device_id) | sort' "$d/dep.json")" "after a restart"
+expect 0 as acme-reader "$RAMPART" image list --tenant "$acme" --output json
+jq -e '.images | length == 4' "$d/out" >/dev/null || fail "images after a restart"
+done_ok
