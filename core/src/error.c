@@ -27,6 +27,8 @@ static const char *const messages[RP_ERR_COUNT] = {
     [RP_ERR_EXISTS] = "already exists",
     [RP_ERR_NOT_FOUND] = "not found",
     [RP_ERR_MALFORMED] = "malformed data",
+    [RP_ERR_ROLLBACK] = "older than what is installed (rollback refused)",
+    [RP_ERR_EXPIRED] = "expired",
 };
 
 _Static_assert(sizeof(messages) / sizeof(messages[0]) == RP_ERR_COUNT,

@@ -17,6 +17,7 @@
 #include <openssl/x509.h>
 
 #include "agent.h"
+#include "slots.h"
 #include "rampart/base64.h"
 #include "rampart/evidence.h"
 #include "rampart/file.h"
@@ -241,20 +242,15 @@ static rp_err_t new_boot(rp_agent_t *a, bool *is_new, char **boot_id)
     return RP_OK;
 }
 
-static int compare_names(const void *x, const void *y)
-{
-    return strcmp(*(char *const *)x, *(char *const *)y);
-}
-
 rp_err_t rp_agent_measure(rp_agent_t *a)
 {
     struct measured *m = calloc(1, sizeof(*m));
-    char dir[PATH_MAX + 16], path[PATH_MAX + 300], *names[64], *boot_id = NULL;
+    char dir[PATH_MAX + 16], path[PATH_MAX + 300], *names[RP_COMPONENTS_MAX], *boot_id = NULL;
+    char cnames[RP_COMPONENTS_MAX][RP_COMPONENT_NAME_MAX + 1];
+    rp_component_t comp;
     size_t nnames = 0;
     bool is_new, changed = false;
     uint64_t boot;
-    struct dirent *e;
-    DIR *d;
     rp_err_t err;
 
     if (m == NULL)
@@ -279,17 +275,11 @@ rp_err_t rp_agent_measure(rp_agent_t *a)
     }
     free(boot_id);
 
-    /* The components, in name order, each measured once per boot. */
+    /* The components, in name order (each its active slot), each measured once per boot. */
     if (err == RP_OK && state_path(a, "components", dir, sizeof(dir)) == RP_OK &&
-        (d = opendir(dir)) != NULL) {
-        while ((e = readdir(d)) != NULL && nnames < 64) {
-            size_t len = strlen(e->d_name);
-            if (len > 4 && strcmp(e->d_name + len - 4, ".img") == 0 &&
-                component_name_ok(e->d_name, len - 4))
-                names[nnames++] = strndup(e->d_name, len - 4);
-        }
-        closedir(d);
-        qsort(names, nnames, sizeof(names[0]), compare_names);
+        rp_component_names(a->state_dir, cnames, RP_COMPONENTS_MAX, &nnames) == RP_OK) {
+        for (size_t i = 0; i < nnames; i++)
+            names[i] = strdup(cnames[i]);
     }
     for (size_t i = 0; err == RP_OK && i < nnames; i++) {
         rp_eat_component_t c;
@@ -297,7 +287,9 @@ rp_err_t rp_agent_measure(rp_agent_t *a)
 
         if (names[i] == NULL)
             continue;
-        snprintf(path, sizeof(path), "%s/%s.img", dir, names[i]);
+        if (rp_component_load(a->state_dir, names[i], &comp) != RP_OK || comp.active < 0 ||
+            rp_slot_path(a->state_dir, names[i], comp.active, path, sizeof(path)) != RP_OK)
+            continue;
         if (read_component(path, names[i], &c) != RP_OK) {
             rp_log_warn("%s is not a valid image: not measured", path);
             continue;

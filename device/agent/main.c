@@ -12,10 +12,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
 #include "agent.h"
+#include "slots.h"
 #include "tls.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
@@ -43,6 +45,22 @@ static const char usage[] =
     "      Attest now, then again well before the certificate expires (at two thirds of its\n"
     "      life, at most every 24 hours), retrying failures with backoff and jitter.\n"
     "\n"
+    "\n"
+    "Updates (each component has two slots, A and B; see docs/updates.md):\n"
+    "  trust --state-dir S --image-key PUB.pem\n"
+    "      Trust images signed with this key (also: provision --image-key PUB.pem).\n"
+    "  install --state-dir S --component NAME [--health-seconds N] IMAGE\n"
+    "      Verify IMAGE, write it to the inactive slot, try it, and confirm it when healthy (an\n"
+    "      app must stay up N seconds, default 3, or write \"ready\" to $RAMPART_READY_FD);\n"
+    "      otherwise roll back. Refused: untrusted signer, older version, lower security\n"
+    "      counter. Exit 0 when installed (or running already), 1 otherwise.\n"
+    "  recover --state-dir S\n"
+    "      What runs at start: roll back an update cut before it was confirmed, fall back to the\n"
+    "      other slot if the active one does not verify. Exit 1 if a component has no\n"
+    "      verified image.\n"
+    "  status --state-dir S [--output json]\n"
+    "      Components: version, active slot, security counter, last update result.\n"
+    "\n"
     "  --tcti TCTI     the TPM to use (tpm2; default: the one given at provisioning)\n"
     "  --verbose       debug logging\n"
     "\n"
@@ -50,8 +68,11 @@ static const char usage[] =
 
 struct args {
     const char *state_dir, *rot, *tcti, *server, *server_ca, *nonce, *out;
-    const char *listen, *peer;
+    const char *listen, *peer, *image_key, *component, *output;
     long renew_after;
+    int health_seconds;
+    char **rest; /* positional arguments */
+    int nrest;
 };
 
 static volatile sig_atomic_t stopping;
@@ -101,6 +122,11 @@ static int cmd_provision(const struct args *a)
     }
     if (open_agent(a, &agent) != OK)
         return FAIL;
+    if (a->image_key != NULL && (err = rp_trust_image_key(a->state_dir, a->image_key)) != RP_OK) {
+        rp_log_error("%s: cannot trust this image key: %s", a->image_key, rp_strerror(err));
+        rp_agent_close(&agent);
+        return FAIL;
+    }
     rp_log_info("%s %s root of trust in %s", created ? "made a" : "kept the", a->rot, a->state_dir);
     printf("%s\n", agent.device_id);
     rp_agent_close(&agent);
@@ -269,6 +295,14 @@ static int cmd_run(const struct args *a)
     if (open_agent(a, &agent) != OK)
         return FAIL;
     rp_log_info("running for device %s", agent.device_id);
+    /* First put right whatever a cut left: the evidence then measures what really runs. */
+    {
+        int unbootable = 0;
+        rp_err_t err = rp_components_recover(&agent, &unbootable);
+        if (err != RP_OK || unbootable > 0)
+            rp_log_error("recovery: %s; %d component(s) without a verified image", rp_strerror(err),
+                         unbootable);
+    }
     while (!stopping) {
         if (attest_once(&agent, a, &res) == OK) {
             long life = (long)(res.not_after - (int64_t)time(NULL));
@@ -293,23 +327,158 @@ static int cmd_run(const struct args *a)
     return OK;
 }
 
+static int cmd_trust(const struct args *a)
+{
+    rp_err_t err;
+
+    if (a->image_key == NULL)
+        return usage_error("trust needs --image-key PUB.pem");
+    err = rp_trust_image_key(a->state_dir, a->image_key);
+    if (err != RP_OK) {
+        rp_log_error("%s: cannot trust this image key: %s", a->image_key, rp_strerror(err));
+        return FAIL;
+    }
+    printf("trusting images signed with %s\n", a->image_key);
+    return OK;
+}
+
+static int cmd_install(const struct args *a)
+{
+    rp_install_opts_t opts = {a->health_seconds};
+    rp_install_result_t res;
+    rp_agent_t agent;
+    rp_err_t err;
+
+    if (a->component == NULL || a->nrest != 1)
+        return usage_error("install needs --component NAME and one IMAGE");
+    if (!rp_component_name_ok(a->component))
+        return usage_error("a component name is 1 to 32 of A-Z a-z 0-9 . _ - (no leading dot)");
+    if (open_agent(a, &agent) != OK)
+        return FAIL;
+    err = rp_components_recover(&agent, NULL);
+    if (err == RP_OK)
+        err = rp_install(&agent, a->component, a->rest[0], &opts, &res);
+    rp_agent_close(&agent);
+    if (err != RP_OK) {
+        rp_log_error("%s: install failed: %s", a->component, rp_strerror(err));
+        return FAIL;
+    }
+    printf("%s: %s: %s\n", a->component, res.state, res.detail);
+    return strcmp(res.state, "installed") == 0 || strcmp(res.state, "unchanged") == 0 ? OK : FAIL;
+}
+
+static int cmd_recover(const struct args *a)
+{
+    rp_agent_t agent;
+    int unbootable = 0;
+    rp_err_t err;
+
+    if (open_agent(a, &agent) != OK)
+        return FAIL;
+    err = rp_components_recover(&agent, &unbootable);
+    rp_agent_close(&agent);
+    if (err != RP_OK) {
+        rp_log_error("recovery failed: %s", rp_strerror(err));
+        return FAIL;
+    }
+    if (unbootable > 0) {
+        rp_log_error("%d component(s) have no verified image", unbootable);
+        return FAIL;
+    }
+    return OK;
+}
+
+static int cmd_status(const struct args *a)
+{
+    char names[RP_COMPONENTS_MAX][RP_COMPONENT_NAME_MAX + 1], path[PATH_MAX];
+    json_t *list = json_array();
+    rp_agent_t agent;
+    size_t n = 0;
+    rp_err_t err;
+
+    if (a->output != NULL && strcmp(a->output, "json") != 0 && strcmp(a->output, "text") != 0) {
+        json_decref(list);
+        return usage_error("--output must be text or json");
+    }
+    if (open_agent(a, &agent) != OK) {
+        json_decref(list);
+        return FAIL;
+    }
+    err = rp_component_names(a->state_dir, names, RP_COMPONENTS_MAX, &n);
+    for (size_t i = 0; err == RP_OK && i < n; i++) {
+        rp_component_t c;
+        rp_slot_image_t img = {0};
+        uint32_t counter = 0;
+        err = rp_component_load(a->state_dir, names[i], &c);
+        if (err == RP_OK)
+            err = rp_rot_seccnt_read(agent.rot, c.seccnt_index, &counter);
+        if (err == RP_OK && c.active >= 0 &&
+            rp_slot_path(a->state_dir, c.name, c.active, path, sizeof(path)) == RP_OK)
+            err = rp_slot_check(&agent, &c, path, &img);
+        if (err != RP_OK)
+            break;
+        json_array_append_new(
+            list,
+            json_pack("{s:s, s:o, s:o, s:b, s:o, s:I, s:{s:s, s:s, s:s, s:I}}", "name", c.name,
+                      "version", img.valid ? json_string(img.version) : json_null(), "active_slot",
+                      c.active >= 0 ? json_sprintf("%c", "ab"[c.active]) : json_null(), "verified",
+                      img.valid, "trial_slot",
+                      c.trial >= 0 ? json_sprintf("%c", "ab"[c.trial]) : json_null(),
+                      "security_counter", (json_int_t)counter, "last_update", "result",
+                      c.last_result, "version", c.last_version, "detail", c.last_detail, "at",
+                      (json_int_t)c.last_at));
+    }
+    rp_agent_close(&agent);
+    if (err != RP_OK) {
+        json_decref(list);
+        rp_log_error("cannot read the components: %s", rp_strerror(err));
+        return FAIL;
+    }
+    if (a->output != NULL && strcmp(a->output, "json") == 0) {
+        json_t *out = json_pack("{s:o}", "components", list);
+        json_dumpf(out, stdout, JSON_INDENT(2));
+        putchar('\n');
+        json_decref(out);
+        return OK;
+    }
+    printf("%-16s %-14s %-5s %-8s %s\n", "COMPONENT", "VERSION", "SLOT", "COUNTER", "LAST UPDATE");
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        json_t *c = json_array_get(list, i), *l = json_object_get(c, "last_update");
+        const char *v = json_string_value(json_object_get(c, "version"));
+        const char *slot = json_string_value(json_object_get(c, "active_slot"));
+        printf("%-16s %-14s %-5s %-8lld %s %s%s%s\n", json_string_value(json_object_get(c, "name")),
+               v != NULL ? v : "(none)", slot != NULL ? slot : "-",
+               (long long)json_integer_value(json_object_get(c, "security_counter")),
+               json_string_value(json_object_get(l, "result")),
+               json_string_value(json_object_get(l, "version")),
+               *json_string_value(json_object_get(l, "detail")) ? ": " : "",
+               json_string_value(json_object_get(l, "detail")));
+    }
+    json_decref(list);
+    return OK;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"state-dir",   required_argument, NULL, 's'},
-        {"rot",         required_argument, NULL, 'r'},
-        {"tcti",        required_argument, NULL, 't'},
-        {"server",      required_argument, NULL, 'S'},
-        {"server-ca",   required_argument, NULL, 'C'},
-        {"nonce",       required_argument, NULL, 'n'},
-        {"out",         required_argument, NULL, 'o'},
-        {"renew-after", required_argument, NULL, 'R'},
-        {"listen",      required_argument, NULL, 'l'},
-        {"peer",        required_argument, NULL, 'p'},
-        {"verbose",     no_argument,       NULL, 'v'},
-        {"help",        no_argument,       NULL, 'h'},
-        {"version",     no_argument,       NULL, 'V'},
-        {NULL,          0,                 NULL, 0  },
+        {"state-dir",      required_argument, NULL, 's'},
+        {"rot",            required_argument, NULL, 'r'},
+        {"tcti",           required_argument, NULL, 't'},
+        {"server",         required_argument, NULL, 'S'},
+        {"server-ca",      required_argument, NULL, 'C'},
+        {"nonce",          required_argument, NULL, 'n'},
+        {"out",            required_argument, NULL, 'o'},
+        {"renew-after",    required_argument, NULL, 'R'},
+        {"listen",         required_argument, NULL, 'l'},
+        {"peer",           required_argument, NULL, 'p'},
+        {"image-key",      required_argument, NULL, 'k'},
+        {"component",      required_argument, NULL, 'c'},
+        {"health-seconds", required_argument, NULL, 'H'},
+        {"output",         required_argument, NULL, 'O'},
+        {"verbose",        no_argument,       NULL, 'v'},
+        {"help",           no_argument,       NULL, 'h'},
+        {"version",        no_argument,       NULL, 'V'},
+        {NULL,             0,                 NULL, 0  },
     };
     struct args a = {0};
     const char *cmd, *verb = NULL;
@@ -334,7 +503,7 @@ int main(int argc, char **argv)
         verb = argv[2];
         optind = 3;
     }
-    while ((c = getopt_long(argc, argv, "s:r:t:S:C:n:o:R:l:p:vhV", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:r:t:S:C:n:o:R:l:p:k:c:H:O:vhV", opts, NULL)) != -1) {
         switch (c) {
         case 's': a.state_dir = optarg; break;
         case 'r': a.rot = optarg; break;
@@ -346,12 +515,22 @@ int main(int argc, char **argv)
         case 'R': a.renew_after = strtol(optarg, NULL, 10); break;
         case 'l': a.listen = optarg; break;
         case 'p': a.peer = optarg; break;
+        case 'k': a.image_key = optarg; break;
+        case 'c': a.component = optarg; break;
+        case 'H':
+            a.health_seconds = (int)strtol(optarg, NULL, 10);
+            if (a.health_seconds < 1 || a.health_seconds > 3600)
+                return usage_error("--health-seconds is 1 to 3600");
+            break;
+        case 'O': a.output = optarg; break;
         case 'v': rp_log_set_level(RP_LOG_DEBUG); break;
         case 'h': fputs(usage, stdout); return OK;
         default: return usage_error("bad option");
         }
     }
-    if (optind != argc)
+    a.rest = argv + optind;
+    a.nrest = argc - optind;
+    if (a.nrest != 0 && strcmp(cmd, "install") != 0)
         return usage_error("unexpected argument");
     if (a.state_dir == NULL)
         return usage_error("--state-dir is required");
@@ -367,5 +546,13 @@ int main(int argc, char **argv)
         return cmd_run(&a);
     if (strcmp(cmd, "peer") == 0)
         return cmd_peer(&a, verb);
+    if (strcmp(cmd, "trust") == 0)
+        return cmd_trust(&a);
+    if (strcmp(cmd, "install") == 0)
+        return cmd_install(&a);
+    if (strcmp(cmd, "recover") == 0)
+        return cmd_recover(&a);
+    if (strcmp(cmd, "status") == 0)
+        return cmd_status(&a);
     return usage_error("unknown command");
 }

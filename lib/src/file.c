@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rampart/failpoint.h"
 #include "rampart/file.h"
 
 bool rp_same_file(const char *a, const char *b)
@@ -103,6 +104,7 @@ rp_err_t rp_atomic_write(rp_atomic_file_t *f, const void *buf, size_t len)
 {
     if (f->fd < 0)
         return RP_ERR_INVALID_ARG;
+    rp_failpoint("atomic write");
     return rp_write_all(f->fd, buf, len);
 }
 
@@ -112,6 +114,7 @@ rp_err_t rp_atomic_commit(rp_atomic_file_t *f, int exclusive)
 
     if (f->fd < 0)
         return RP_ERR_INVALID_ARG;
+    rp_failpoint("atomic fsync");
     rc = fsync(f->fd);
     if (close(f->fd) != 0)
         rc = -1;
@@ -132,11 +135,12 @@ rp_err_t rp_atomic_commit(rp_atomic_file_t *f, int exclusive)
             f->tmp[0] = '\0';
             return RP_ERR_IO;
         }
-    } else if (rename(f->tmp, f->path) != 0) {
+    } else if (rp_failpoint("atomic rename"), rename(f->tmp, f->path) != 0) {
         rp_atomic_abort(f);
         return RP_ERR_IO;
     }
     f->tmp[0] = '\0';
+    rp_failpoint("atomic directory fsync");
     return sync_parent(f->path);
 }
 

@@ -20,6 +20,7 @@
 
 #include "rampart/file.h"
 #include "rampart/hex.h"
+#include "rampart/failpoint.h"
 #include "rampart/log.h"
 #include "rot_impl.h"
 
@@ -368,6 +369,32 @@ rp_err_t rp_rot_counter_increment(rp_rot_t *rot, rp_rot_counter_t c, uint64_t *v
     if (rot == NULL || c >= RP_ROT_COUNTER_COUNT)
         return RP_ERR_INVALID_ARG;
     return rot->ops->counter_increment(rot, c, value != NULL ? value : &ignored);
+}
+
+uint32_t rp_rot_seccnt_max(rp_rot_t *rot)
+{
+    return rp_rot_kind(rot) == RP_ROT_TPM2 ? RP_ROT_SECCNT_MAX_TPM2 : UINT32_MAX;
+}
+
+rp_err_t rp_rot_seccnt_read(rp_rot_t *rot, unsigned i, uint32_t *value)
+{
+    if (rot == NULL || value == NULL || i >= RP_ROT_SECCNT_COUNT)
+        return RP_ERR_INVALID_ARG;
+    return rot->ops->seccnt_read(rot, i, value);
+}
+
+rp_err_t rp_rot_seccnt_advance(rp_rot_t *rot, unsigned i, uint32_t value)
+{
+    uint32_t cur;
+    rp_err_t err;
+
+    if (rot == NULL || i >= RP_ROT_SECCNT_COUNT)
+        return RP_ERR_INVALID_ARG;
+    err = rot->ops->seccnt_read(rot, i, &cur);
+    if (err != RP_OK || cur >= value)
+        return err;
+    rp_failpoint("root of trust security counter");
+    return rot->ops->seccnt_advance(rot, i, value);
 }
 
 rp_err_t rp_rot_measure(rp_rot_t *rot, const uint8_t digest[RP_SHA256_LEN],

@@ -21,6 +21,8 @@ struct rot_ops {
     rp_err_t (*open)(rp_rot_t *rot, const rp_rot_config_t *cfg);
     rp_err_t (*counter_read)(rp_rot_t *rot, rp_rot_counter_t c, uint64_t *value);
     rp_err_t (*counter_increment)(rp_rot_t *rot, rp_rot_counter_t c, uint64_t *value);
+    rp_err_t (*seccnt_read)(rp_rot_t *rot, unsigned i, uint32_t *value);
+    rp_err_t (*seccnt_advance)(rp_rot_t *rot, unsigned i, uint32_t value);
     rp_err_t (*extend)(rp_rot_t *rot, const uint8_t digest[RP_SHA256_LEN],
                        uint8_t reg[RP_SHA256_LEN]);
     rp_err_t (*read_register)(rp_rot_t *rot, uint8_t reg[RP_SHA256_LEN]);

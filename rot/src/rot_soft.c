@@ -125,6 +125,40 @@ static rp_err_t soft_counter_read(rp_rot_t *rot, rp_rot_counter_t c, uint64_t *v
     return RP_OK;
 }
 
+/* Security counters: seccnt.<i>, one decimal number, replaced atomically. */
+static rp_err_t soft_seccnt_read(rp_rot_t *rot, unsigned i, uint32_t *value)
+{
+    char name[32], text[32], *end;
+    unsigned long v;
+    rp_err_t err;
+
+    snprintf(name, sizeof(name), "seccnt.%u", i);
+    err = read_text(rot, name, text, sizeof(text));
+    if (err == RP_ERR_NOT_FOUND) {
+        *value = 0;
+        return RP_OK;
+    }
+    if (err != RP_OK)
+        return err;
+    errno = 0;
+    v = strtoul(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || text[0] == '-' || v > UINT32_MAX) {
+        rp_log_error("%s/%s is corrupt", rot->dir, name);
+        return RP_ERR_IO;
+    }
+    *value = (uint32_t)v;
+    return RP_OK;
+}
+
+static rp_err_t soft_seccnt_advance(rp_rot_t *rot, unsigned i, uint32_t value)
+{
+    char name[32], text[32];
+
+    snprintf(name, sizeof(name), "seccnt.%u", i);
+    snprintf(text, sizeof(text), "%lu", (unsigned long)value);
+    return write_text(rot, name, text);
+}
+
 static rp_err_t soft_counter_increment(rp_rot_t *rot, rp_rot_counter_t c, uint64_t *value)
 {
     char text[32];
@@ -200,6 +234,8 @@ const struct rot_ops rp_rot_soft_ops = {
     .open = soft_open,
     .counter_read = soft_counter_read,
     .counter_increment = soft_counter_increment,
+    .seccnt_read = soft_seccnt_read,
+    .seccnt_advance = soft_seccnt_advance,
     .extend = soft_extend,
     .read_register = soft_read_register,
     .ensure_key = soft_ensure_key,

@@ -28,6 +28,7 @@
 
 /* Persisted TPM resources (never renumber): NV indices in the owner range, and the PCR. */
 #define NV_COUNTER_BASE 0x01525000u /* + rp_rot_counter_t */
+#define NV_SECCNT_BASE 0x01525100u  /* + the security counter's index */
 #define MEASURE_PCR 23              /* "application support": not used by firmware or the OS */
 #define KEY_FILE_MAX 8192
 
@@ -217,23 +218,23 @@ static rp_err_t tpm2_open(rp_rot_t *rot, const rp_rot_config_t *cfg)
     return load_key(rot);
 }
 
-/* The ESYS handle of a counter's NV index, defining it on first use. */
-static rp_err_t counter_handle(ESYS_CONTEXT *esys, rp_rot_counter_t c, bool define, ESYS_TR *nv)
+/* The ESYS handle of an 8-byte NV index of a type (counter or bits), defining it on first use. */
+static rp_err_t nv_handle(ESYS_CONTEXT *esys, TPM2_HANDLE index, TPM2_NT type, bool define,
+                          ESYS_TR *nv)
 {
     TPM2B_NV_PUBLIC pub = {0};
     TPM2B_AUTH auth = {0};
     TSS2_RC rc;
 
-    rc = Esys_TR_FromTPMPublic(esys, NV_COUNTER_BASE + c, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-                               nv);
+    rc = Esys_TR_FromTPMPublic(esys, index, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, nv);
     if (rc == TSS2_RC_SUCCESS)
         return RP_OK;
     if (!define)
         return RP_ERR_NOT_FOUND;
-    pub.nvPublic.nvIndex = NV_COUNTER_BASE + c;
+    pub.nvPublic.nvIndex = index;
     pub.nvPublic.nameAlg = TPM2_ALG_SHA256;
     pub.nvPublic.attributes = TPMA_NV_AUTHWRITE | TPMA_NV_AUTHREAD | TPMA_NV_NO_DA |
-                              (TPM2_NT_COUNTER << TPMA_NV_TPM2_NT_SHIFT);
+                              ((TPMA_NV)type << TPMA_NV_TPM2_NT_SHIFT);
     pub.nvPublic.dataSize = 8;
     rc = Esys_NV_DefineSpace(esys, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
                              &auth, &pub, nv);
@@ -242,6 +243,11 @@ static rp_err_t counter_handle(ESYS_CONTEXT *esys, rp_rot_counter_t c, bool defi
         return RP_ERR_IO;
     }
     return RP_OK;
+}
+
+static rp_err_t counter_handle(ESYS_CONTEXT *esys, rp_rot_counter_t c, bool define, ESYS_TR *nv)
+{
+    return nv_handle(esys, NV_COUNTER_BASE + c, TPM2_NT_COUNTER, define, nv);
 }
 
 static rp_err_t read_counter(ESYS_CONTEXT *esys, ESYS_TR nv, uint64_t *value)
@@ -306,6 +312,61 @@ static rp_err_t tpm2_counter_increment(rp_rot_t *rot, rp_rot_counter_t c, uint64
     }
     if (err == RP_OK)
         err = read_counter(esys, nv, value);
+    esys_close(&esys, &tcti);
+    return err;
+}
+
+/* A security counter is a thermometer in an NV bits index: value v sets bits 0 to v-1. Bits can
+ * only be set, so the value the highest set bit gives can only grow. */
+static rp_err_t tpm2_seccnt_read(rp_rot_t *rot, unsigned i, uint32_t *value)
+{
+    TSS2_TCTI_CONTEXT *tcti;
+    ESYS_CONTEXT *esys;
+    ESYS_TR nv;
+    uint64_t bits = 0;
+    rp_err_t err = esys_open(rot, &esys, &tcti);
+
+    if (err != RP_OK)
+        return err;
+    err = nv_handle(esys, NV_SECCNT_BASE + i, TPM2_NT_BITS, false, &nv);
+    if (err == RP_ERR_NOT_FOUND)
+        err = RP_OK; /* never advanced */
+    else if (err == RP_OK)
+        err = read_counter(esys, nv, &bits);
+    esys_close(&esys, &tcti);
+    *value = 0;
+    while (bits != 0) {
+        (*value)++;
+        bits >>= 1;
+    }
+    return err;
+}
+
+static rp_err_t tpm2_seccnt_advance(rp_rot_t *rot, unsigned i, uint32_t value)
+{
+    TSS2_TCTI_CONTEXT *tcti;
+    ESYS_CONTEXT *esys;
+    ESYS_TR nv;
+    TSS2_RC rc;
+    rp_err_t err;
+
+    if (value > RP_ROT_SECCNT_MAX_TPM2) {
+        rp_log_error("security counter %lu: a TPM security counter holds at most %d",
+                     (unsigned long)value, RP_ROT_SECCNT_MAX_TPM2);
+        return RP_ERR_TOO_LARGE;
+    }
+    err = esys_open(rot, &esys, &tcti);
+    if (err != RP_OK)
+        return err;
+    err = nv_handle(esys, NV_SECCNT_BASE + i, TPM2_NT_BITS, true, &nv);
+    if (err == RP_OK) {
+        uint64_t bits = value == 64 ? UINT64_MAX : ((uint64_t)1 << value) - 1;
+        rc = Esys_NV_SetBits(esys, nv, nv, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, bits);
+        if (rc != TSS2_RC_SUCCESS) {
+            log_tss("cannot advance a security counter", rc);
+            err = RP_ERR_IO;
+        }
+    }
     esys_close(&esys, &tcti);
     return err;
 }
@@ -388,6 +449,8 @@ const struct rot_ops rp_rot_tpm2_ops = {
     .open = tpm2_open,
     .counter_read = tpm2_counter_read,
     .counter_increment = tpm2_counter_increment,
+    .seccnt_read = tpm2_seccnt_read,
+    .seccnt_advance = tpm2_seccnt_advance,
     .extend = tpm2_extend,
     .read_register = tpm2_read_register,
     .ensure_key = tpm2_ensure_key,

@@ -1,6 +1,6 @@
 /*
  * The root of trust, both backends: provisioning keeps an identity, the device ID is the hash of
- * the public key, signatures verify, counters only go up and persist, measurements chain as a PCR
+ * the public key, signatures verify, counters (boot and security) only go up and persist, measurements chain as a PCR
  * does. The tpm2 backend runs against a real swtpm started by the test.
  */
 #include <setjmp.h>
@@ -100,6 +100,25 @@ static void check_backend(rp_rot_kind_t kind)
     assert_int_equal(rp_rot_counter_increment(rot, RP_ROT_COUNTER_BOOT, &v), RP_OK);
     assert_true(v == v0 + 2);
 
+    /* Security counters start at 0, only rise, and each is its own. */
+    {
+        uint32_t sc, max = rp_rot_seccnt_max(rot);
+        assert_int_equal(rp_rot_seccnt_read(rot, 3, &sc), RP_OK);
+        assert_int_equal(sc, 0);
+        assert_int_equal(rp_rot_seccnt_advance(rot, 3, 5), RP_OK);
+        assert_int_equal(rp_rot_seccnt_advance(rot, 3, 2), RP_OK); /* a no-op: never lowers */
+        assert_int_equal(rp_rot_seccnt_read(rot, 3, &sc), RP_OK);
+        assert_int_equal(sc, 5);
+        assert_int_equal(rp_rot_seccnt_advance(rot, 3, max), RP_OK);
+        assert_int_equal(rp_rot_seccnt_read(rot, 3, &sc), RP_OK);
+        assert_int_equal(sc, max);
+        assert_int_equal(rp_rot_seccnt_read(rot, 4, &sc), RP_OK);
+        assert_int_equal(sc, 0);
+        assert_int_equal(rp_rot_seccnt_advance(rot, RP_ROT_SECCNT_COUNT, 1), RP_ERR_INVALID_ARG);
+        if (max < UINT32_MAX)
+            assert_int_equal(rp_rot_seccnt_advance(rot, 4, max + 1), RP_ERR_TOO_LARGE);
+    }
+
     /* Measurements chain: reg' = SHA-256(reg || digest). */
     assert_int_equal(rp_rot_measurements(rot, chain), RP_OK);
     assert_int_equal(rp_sha256("component", 9, chain + RP_SHA256_LEN), RP_OK);
@@ -123,6 +142,11 @@ static void check_backend(rp_rot_kind_t kind)
     assert_string_equal(id, id2);
     assert_int_equal(rp_rot_counter_read(rot, RP_ROT_COUNTER_BOOT, &v), RP_OK);
     assert_true(v == v0 + 2);
+    {
+        uint32_t sc;
+        assert_int_equal(rp_rot_seccnt_read(rot, 3, &sc), RP_OK);
+        assert_int_equal(sc, rp_rot_seccnt_max(rot)); /* kept across opens */
+    }
     rp_rot_close(rot);
 
     /* The directory holds one kind of root of trust. */

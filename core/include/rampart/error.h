@@ -43,10 +43,12 @@ typedef enum rp_err {
     RP_ERR_EXISTS = 20,           /* refusing to overwrite something that exists */
     RP_ERR_NOT_FOUND = 21,        /* a file or object does not exist */
     RP_ERR_MALFORMED = 22, /* CBOR, JSON, a CSR... that does not parse or has the wrong shape */
+    RP_ERR_ROLLBACK = 23,  /* older than what is already there (version or security counter) */
+    RP_ERR_EXPIRED = 24,   /* past its expiry time */
 } rp_err_t;
 
 /* The number of codes; rp_strerror() of anything at or above this names it unknown. */
-#define RP_ERR_COUNT 23
+#define RP_ERR_COUNT 25
 
 /* A short, constant, lowercase description of err; never NULL. */
 const char *rp_strerror(rp_err_t err);

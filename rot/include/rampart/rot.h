@@ -84,6 +84,21 @@ EVP_PKEY *rp_rot_pkey(rp_rot_t *rot);
  */
 SSL_CTX *rp_rot_ssl_ctx(rp_rot_t *rot, const SSL_METHOD *method, const char *cert_chain_file);
 
+/*
+ * Security counters: one per installed component (by index), MCUboot's anti-rollback floor. An
+ * image whose security counter is below its component's is refused forever. They only grow.
+ * tpm2: each is an NV bits index used as a thermometer (like OTP fuses), so it holds 0 to 64.
+ */
+#define RP_ROT_SECCNT_COUNT 16
+#define RP_ROT_SECCNT_MAX_TPM2 64
+/* The largest security counter the backend can hold. */
+uint32_t rp_rot_seccnt_max(rp_rot_t *rot);
+/* Read security counter i: 0 until first advanced. */
+rp_err_t rp_rot_seccnt_read(rp_rot_t *rot, unsigned i, uint32_t *value) RP_MUST_CHECK;
+/* Raise security counter i to value; a no-op when it is there or beyond already (it never goes
+ * down). RP_ERR_TOO_LARGE when the backend cannot hold value. */
+rp_err_t rp_rot_seccnt_advance(rp_rot_t *rot, unsigned i, uint32_t value) RP_MUST_CHECK;
+
 /* Read a monotonic counter. */
 rp_err_t rp_rot_counter_read(rp_rot_t *rot, rp_rot_counter_t c, uint64_t *value) RP_MUST_CHECK;
 /* Add one to a monotonic counter. OUT: *value, the new value (may be NULL). */

@@ -1,0 +1,764 @@
+/*
+ * Components in A/B slots: install, health check, confirm or roll back, and recovery at start.
+ * Every durable write goes through a failpoint (rampart/failpoint.h), so that a test can cut the
+ * install at each step and check what recovery makes of it.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "rampart/failpoint.h"
+#include "rampart/file.h"
+#include "rampart/hex.h"
+#include "rampart/key.h"
+#include "rampart/log.h"
+#include "slots.h"
+
+#define COPY_CHUNK (256 * 1024)
+#define STATE_MAX (8 * 1024)
+
+static const char slot_names[2] = {'a', 'b'};
+
+bool rp_component_name_ok(const char *name)
+{
+    size_t n = name != NULL ? strlen(name) : 0;
+
+    if (n == 0 || n > RP_COMPONENT_NAME_MAX || name[0] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = name[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+static rp_err_t component_dir(const char *state_dir, const char *name, char *out, size_t cap)
+{
+    int n;
+
+    if (!rp_component_name_ok(name))
+        return RP_ERR_INVALID_ARG;
+    n = snprintf(out, cap, "%s/components/%s", state_dir, name);
+    return n > 0 && (size_t)n < cap ? RP_OK : RP_ERR_INVALID_ARG;
+}
+
+static rp_err_t component_file(const char *state_dir, const char *name, const char *file, char *out,
+                               size_t cap)
+{
+    char dir[PATH_MAX];
+    rp_err_t err = component_dir(state_dir, name, dir, sizeof(dir));
+    int n;
+
+    if (err != RP_OK)
+        return err;
+    n = snprintf(out, cap, "%s/%s", dir, file);
+    return n > 0 && (size_t)n < cap ? RP_OK : RP_ERR_INVALID_ARG;
+}
+
+rp_err_t rp_slot_path(const char *state_dir, const char *name, int slot, char *out, size_t cap)
+{
+    char file[8];
+
+    if (slot != 0 && slot != 1)
+        return RP_ERR_INVALID_ARG;
+    snprintf(file, sizeof(file), "%c.img", slot_names[slot]);
+    return component_file(state_dir, name, file, out, cap);
+}
+
+static int slot_parse(json_t *v)
+{
+    const char *s = json_string_value(v);
+
+    if (s != NULL && strcmp(s, "a") == 0)
+        return 0;
+    if (s != NULL && strcmp(s, "b") == 0)
+        return 1;
+    return -1;
+}
+
+static json_t *slot_json(int slot)
+{
+    return slot == 0 || slot == 1 ? json_sprintf("%c", slot_names[slot]) : json_null();
+}
+
+rp_err_t rp_component_load(const char *state_dir, const char *name, rp_component_t *c)
+{
+    char path[PATH_MAX];
+    uint8_t *data;
+    size_t len;
+    json_t *j, *last;
+    json_int_t idx;
+    rp_err_t err = component_file(state_dir, name, "state", path, sizeof(path));
+
+    memset(c, 0, sizeof(*c));
+    if (err != RP_OK)
+        return err;
+    err = rp_read_file(path, STATE_MAX, &data, &len);
+    if (err != RP_OK)
+        return err;
+    j = json_loadb((const char *)data, len, 0, NULL);
+    free(data);
+    idx = json_integer_value(json_object_get(j, "security_counter_index"));
+    if (!json_is_object(j) || !json_is_integer(json_object_get(j, "security_counter_index")) ||
+        idx < 0 || idx >= RP_ROT_SECCNT_COUNT) {
+        json_decref(j);
+        rp_log_error("%s is corrupt", path);
+        return RP_ERR_MALFORMED;
+    }
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    c->active = slot_parse(json_object_get(j, "active"));
+    c->trial = slot_parse(json_object_get(j, "trial"));
+    c->seccnt_index = (unsigned)idx;
+    last = json_object_get(j, "last_update");
+    if (json_is_object(last)) {
+        const char *r = json_string_value(json_object_get(last, "result"));
+        const char *d = json_string_value(json_object_get(last, "detail"));
+        const char *v = json_string_value(json_object_get(last, "version"));
+        snprintf(c->last_result, sizeof(c->last_result), "%s", r != NULL ? r : "");
+        snprintf(c->last_detail, sizeof(c->last_detail), "%s", d != NULL ? d : "");
+        snprintf(c->last_version, sizeof(c->last_version), "%s", v != NULL ? v : "");
+        c->last_at = json_integer_value(json_object_get(last, "at"));
+    }
+    json_decref(j);
+    return RP_OK;
+}
+
+/* Replace the component's state atomically (each step a failpoint, in rp_atomic_*). */
+static rp_err_t component_save(const char *state_dir, const rp_component_t *c)
+{
+    char path[PATH_MAX], *text;
+    rp_atomic_file_t f;
+    json_t *j;
+    rp_err_t err = component_file(state_dir, c->name, "state", path, sizeof(path));
+
+    if (err != RP_OK)
+        return err;
+    j = json_pack("{s:i, s:s, s:o, s:o, s:{s:s, s:s, s:s, s:I}}", "format", 1, "name", c->name,
+                  "active", slot_json(c->active), "trial", slot_json(c->trial), "last_update",
+                  "result", c->last_result, "detail", c->last_detail, "version", c->last_version,
+                  "at", (json_int_t)c->last_at);
+    if (j == NULL)
+        return RP_ERR_NO_MEMORY;
+    json_object_set_new(j, "security_counter_index", json_integer(c->seccnt_index));
+    text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(j);
+    if (text == NULL)
+        return RP_ERR_NO_MEMORY;
+    err = rp_atomic_begin(&f, path, 0600, 0);
+    if (err == RP_OK) {
+        err = rp_atomic_write(&f, text, strlen(text));
+        if (err == RP_OK)
+            err = rp_atomic_commit(&f, 0);
+        else
+            rp_atomic_abort(&f);
+    }
+    free(text);
+    return err;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+rp_err_t rp_component_names(const char *state_dir, char names[][RP_COMPONENT_NAME_MAX + 1],
+                            size_t max, size_t *n)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    struct dirent *e;
+    DIR *d;
+
+    *n = 0;
+    if (snprintf(dir, sizeof(dir), "%s/components", state_dir) >= (int)sizeof(dir))
+        return RP_ERR_INVALID_ARG;
+    d = opendir(dir);
+    if (d == NULL)
+        return errno == ENOENT ? RP_OK : RP_ERR_IO;
+    while ((e = readdir(d)) != NULL && *n < max) {
+        if (!rp_component_name_ok(e->d_name) ||
+            component_file(state_dir, e->d_name, "state", path, sizeof(path)) != RP_OK ||
+            access(path, F_OK) != 0)
+            continue;
+        snprintf(names[(*n)++], RP_COMPONENT_NAME_MAX + 1, "%.*s", RP_COMPONENT_NAME_MAX,
+                 e->d_name);
+    }
+    closedir(d);
+    qsort(names, *n, sizeof(names[0]), compare_names);
+    return RP_OK;
+}
+
+/* ---- trusted image keys ---- */
+
+struct keyring {
+    uint8_t spki[RP_IMAGE_KEYS_MAX][RP_PUBKEY_DER_MAX];
+    rp_image_key_t keys[RP_IMAGE_KEYS_MAX];
+    size_t n;
+};
+
+static rp_err_t keyring_load(const char *state_dir, struct keyring *kr)
+{
+    char dir[PATH_MAX], path[PATH_MAX + 256];
+    struct dirent *e;
+    DIR *d;
+
+    kr->n = 0;
+    snprintf(dir, sizeof(dir), "%s/image-keys", state_dir);
+    d = opendir(dir);
+    if (d == NULL)
+        return errno == ENOENT ? RP_OK : RP_ERR_IO;
+    while ((e = readdir(d)) != NULL && kr->n < RP_IMAGE_KEYS_MAX) {
+        size_t len = strlen(e->d_name), spki_len;
+        EVP_PKEY *key = NULL;
+        bool priv;
+        if (len < 5 || strcmp(e->d_name + len - 4, ".pem") != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if (rp_key_load(path, &key, &priv) != RP_OK ||
+            rp_key_spki(key, kr->spki[kr->n], RP_PUBKEY_DER_MAX, &spki_len) != RP_OK) {
+            EVP_PKEY_free(key);
+            rp_log_warn("%s: not a usable image key, ignored", path);
+            continue;
+        }
+        EVP_PKEY_free(key);
+        kr->keys[kr->n] = (rp_image_key_t){kr->spki[kr->n], spki_len};
+        kr->n++;
+    }
+    closedir(d);
+    return RP_OK;
+}
+
+rp_err_t rp_trust_image_key(const char *state_dir, const char *pem_path)
+{
+    char dir[PATH_MAX], path[PATH_MAX + 80], hex[2 * RP_SHA256_LEN + 1];
+    uint8_t spki[RP_PUBKEY_DER_MAX], hash[RP_SHA256_LEN];
+    EVP_PKEY *key = NULL;
+    size_t len;
+    bool priv;
+    rp_err_t err = rp_key_load(pem_path, &key, &priv);
+
+    if (err == RP_OK)
+        err = rp_key_spki(key, spki, sizeof(spki), &len);
+    if (err == RP_OK)
+        err = rp_sha256(spki, len, hash);
+    if (err == RP_OK)
+        err = rp_hex_encode(hash, sizeof(hash), hex, sizeof(hex));
+    snprintf(dir, sizeof(dir), "%s/image-keys", state_dir);
+    if (err == RP_OK && mkdir(dir, 0700) != 0 && errno != EEXIST)
+        err = RP_ERR_IO;
+    if (err == RP_OK) {
+        /* Named by the key's hash: adding a key twice is one file. Only the public half. */
+        snprintf(path, sizeof(path), "%s/%.16s.pem", dir, hex);
+        err = rp_key_save_public(key, path);
+    }
+    EVP_PKEY_free(key);
+    return err;
+}
+
+/* ---- verification ---- */
+
+static int version_cmp(const rp_image_version_t *x, const rp_image_version_t *y)
+{
+    if (x->major != y->major)
+        return x->major < y->major ? -1 : 1;
+    if (x->minor != y->minor)
+        return x->minor < y->minor ? -1 : 1;
+    if (x->revision != y->revision)
+        return x->revision < y->revision ? -1 : 1;
+    if (x->build != y->build)
+        return x->build < y->build ? -1 : 1;
+    return 0;
+}
+
+rp_err_t rp_slot_check(rp_agent_t *a, const rp_component_t *c, const char *path,
+                       rp_slot_image_t *img)
+{
+    struct keyring *kr = calloc(1, sizeof(*kr));
+    uint8_t *scratch = malloc(RP_FILE_IMAGE_SCRATCH);
+    rp_file_image_t f;
+    rp_image_info_t info;
+    uint32_t floor = 0;
+    rp_err_t err;
+
+    memset(img, 0, sizeof(*img));
+    if (kr == NULL || scratch == NULL) {
+        free(kr);
+        free(scratch);
+        return RP_ERR_NO_MEMORY;
+    }
+    err = keyring_load(a->state_dir, kr);
+    if (err == RP_OK)
+        err = rp_rot_seccnt_read(a->rot, c->seccnt_index, &floor);
+    if (err != RP_OK)
+        goto out;
+    if (kr->n == 0) {
+        img->error = RP_ERR_WRONG_KEY; /* nothing can verify: the device trusts no image key */
+        goto out;
+    }
+    img->error = rp_file_image_open(&f, path);
+    if (img->error != RP_OK)
+        goto out;
+    img->error = rp_image_verify(&f.io, kr->keys, kr->n, scratch, RP_FILE_IMAGE_SCRATCH, &info);
+    rp_file_image_close(&f);
+    if (img->error != RP_OK)
+        goto out;
+    img->ver = info.layout.hdr.version;
+    if (rp_image_version_format(&img->ver, img->version, sizeof(img->version)) != RP_OK)
+        snprintf(img->version, sizeof(img->version), "?");
+    img->security_counter = info.has_security_counter ? info.security_counter : 0;
+    memcpy(img->digest, info.digest, RP_SHA256_LEN);
+    img->type = info.type;
+    img->payload_off = info.layout.hdr.hdr_size;
+    img->payload_len = info.layout.hdr.img_size;
+    if (img->security_counter < floor) {
+        img->error = RP_ERR_ROLLBACK;
+        goto out;
+    }
+    img->valid = true;
+out:
+    free(kr);
+    free(scratch);
+    return err;
+}
+
+/* ---- writing a slot ---- */
+
+static rp_err_t sync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+
+    if (fd < 0)
+        return RP_ERR_IO;
+    rc = fsync(fd);
+    close(fd);
+    return rc == 0 ? RP_OK : RP_ERR_IO;
+}
+
+/* Copy src into the (inactive) slot file: written in place, since nothing runs from it until the
+ * state names it; each chunk and the fsync are failpoints. */
+static rp_err_t copy_to_slot(const char *src, const char *dst, const char *dir)
+{
+    uint8_t *buf = malloc(COPY_CHUNK);
+    int in = open(src, O_RDONLY | O_CLOEXEC), out = -1;
+    ssize_t n;
+    rp_err_t err = RP_OK;
+
+    if (buf == NULL || in < 0) {
+        err = buf == NULL ? RP_ERR_NO_MEMORY : RP_ERR_IO;
+        goto out;
+    }
+    rp_failpoint("slot open");
+    out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (out < 0) {
+        err = RP_ERR_IO;
+        goto out;
+    }
+    while ((n = read(in, buf, COPY_CHUNK)) > 0) {
+        rp_failpoint("slot write");
+        err = rp_write_all(out, buf, (size_t)n);
+        if (err != RP_OK)
+            goto out;
+    }
+    if (n < 0) {
+        err = RP_ERR_IO;
+        goto out;
+    }
+    rp_failpoint("slot fsync");
+    if (fsync(out) != 0) {
+        err = RP_ERR_IO;
+        goto out;
+    }
+    rp_failpoint("slot directory fsync");
+    err = sync_dir(dir);
+out:
+    if (in >= 0)
+        close(in);
+    if (out >= 0 && close(out) != 0 && err == RP_OK)
+        err = RP_ERR_IO;
+    free(buf);
+    return err;
+}
+
+/* ---- health ---- */
+
+/* Write the app's payload out as an executable next to its slot. */
+static rp_err_t extract_payload(const char *slot_path, const rp_slot_image_t *img, const char *exe)
+{
+    uint8_t *buf = malloc(COPY_CHUNK);
+    int in = open(slot_path, O_RDONLY | O_CLOEXEC), out = -1;
+    rp_err_t err = buf != NULL && in >= 0 ? RP_OK : RP_ERR_IO;
+
+    if (err == RP_OK) {
+        (void)unlink(exe);
+        out = open(exe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
+        if (out < 0)
+            err = RP_ERR_IO;
+    }
+    for (uint64_t off = 0; err == RP_OK && off < img->payload_len;) {
+        size_t n =
+            img->payload_len - off < COPY_CHUNK ? (size_t)(img->payload_len - off) : COPY_CHUNK;
+        err = rp_pread_all(in, buf, n, img->payload_off + off);
+        if (err == RP_OK)
+            err = rp_write_all(out, buf, n);
+        off += n;
+    }
+    if (in >= 0)
+        close(in);
+    if (out >= 0 && close(out) != 0 && err == RP_OK)
+        err = RP_ERR_IO;
+    free(buf);
+    return err;
+}
+
+/*
+ * Start the app and watch it: healthy when it writes "ready" to the descriptor named by
+ * RAMPART_READY_FD, or is still running after seconds; unhealthy when it exits first. The trial
+ * process is then stopped (the supervisor runs the confirmed version). OUT: detail.
+ */
+static bool app_healthy(const char *exe, const char *log_path, const char *name, int seconds,
+                        char *detail, size_t cap)
+{
+    int fds[2], status, logfd;
+    char fdtext[16], buf[16];
+    struct timespec start, now;
+    bool healthy = false, done = false;
+    pid_t pid;
+
+    if (pipe(fds) != 0) {
+        snprintf(detail, cap, "cannot start: %s", strerror(errno));
+        return false;
+    }
+    pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        snprintf(detail, cap, "cannot start: %s", strerror(errno));
+        return false;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (logfd >= 0) {
+            dup2(logfd, STDOUT_FILENO);
+            dup2(logfd, STDERR_FILENO);
+        }
+        snprintf(fdtext, sizeof(fdtext), "%d", fds[1]);
+        setenv("RAMPART_READY_FD", fdtext, 1);
+        setenv("RAMPART_COMPONENT", name, 1);
+        execl(exe, exe, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (!done) {
+        struct pollfd p = {fds[0], POLLIN, 0};
+        pid_t w;
+        long elapsed_ms;
+
+        if (poll(&p, 1, 50) > 0 && (p.revents & POLLIN) && read(fds[0], buf, sizeof(buf)) > 0 &&
+            strncmp(buf, "ready", 5) == 0) {
+            snprintf(detail, cap, "started and said it is ready");
+            healthy = done = true;
+            break;
+        }
+        w = waitpid(pid, &status, WNOHANG);
+        if (w == pid) {
+            if (WIFEXITED(status))
+                snprintf(detail, cap, "exited with status %d at start", WEXITSTATUS(status));
+            else
+                snprintf(detail, cap, "killed by signal %d at start", WTERMSIG(status));
+            close(fds[0]);
+            return false;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        elapsed_ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (elapsed_ms >= (long)seconds * 1000) {
+            snprintf(detail, cap, "stayed up for %d s", seconds);
+            healthy = done = true;
+        }
+    }
+    close(fds[0]);
+    kill(pid, SIGTERM);
+    waitpid(pid, &status, 0);
+    return healthy;
+}
+
+/* Whether the image in the slot is healthy: an app runs; other components verified already. */
+static rp_err_t health_check(rp_agent_t *a, const rp_component_t *c, int slot,
+                             const rp_slot_image_t *img, const rp_install_opts_t *opts,
+                             bool *healthy, char *detail, size_t cap)
+{
+    char slot_path[PATH_MAX], exe[PATH_MAX], log_path[PATH_MAX], file[16];
+    rp_err_t err;
+
+    if (img->type != RP_IMAGE_TYPE_APP) {
+        snprintf(detail, cap, "verified");
+        *healthy = true;
+        return RP_OK;
+    }
+    snprintf(file, sizeof(file), "%c.run", slot_names[slot]);
+    err = rp_slot_path(a->state_dir, c->name, slot, slot_path, sizeof(slot_path));
+    if (err == RP_OK)
+        err = component_file(a->state_dir, c->name, file, exe, sizeof(exe));
+    if (err == RP_OK)
+        err = component_file(a->state_dir, c->name, "app.log", log_path, sizeof(log_path));
+    if (err == RP_OK)
+        err = extract_payload(slot_path, img, exe);
+    if (err != RP_OK)
+        return err;
+    *healthy = app_healthy(exe, log_path, c->name,
+                           opts->health_seconds > 0 ? opts->health_seconds : 3, detail, cap);
+    return RP_OK;
+}
+
+/* ---- install ---- */
+
+static void record(rp_component_t *c, const char *result, const char *version, const char *detail)
+{
+    snprintf(c->last_result, sizeof(c->last_result), "%s", result);
+    snprintf(c->last_version, sizeof(c->last_version), "%s", version);
+    snprintf(c->last_detail, sizeof(c->last_detail), "%s", detail);
+    c->last_at = (int64_t)time(NULL);
+}
+
+static rp_err_t finish(rp_agent_t *a, rp_component_t *c, rp_install_result_t *res,
+                       const char *state, const char *version, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+/* Record the outcome in the component's state and in *res. */
+static rp_err_t finish(rp_agent_t *a, rp_component_t *c, rp_install_result_t *res,
+                       const char *state, const char *version, const char *fmt, ...)
+{
+    char detail[sizeof(res->detail)];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap); /* the arguments may point into res->detail */
+    va_end(ap);
+    memcpy(res->detail, detail, sizeof(detail));
+    snprintf(res->state, sizeof(res->state), "%s", state);
+    record(c, state, version, res->detail);
+    rp_log_info("%s %s: %s: %s", c->name, version, state, res->detail);
+    return component_save(a->state_dir, c);
+}
+
+/* A security counter index no other component uses. */
+static rp_err_t free_seccnt_index(const char *state_dir, unsigned *index)
+{
+    char names[RP_COMPONENTS_MAX][RP_COMPONENT_NAME_MAX + 1];
+    bool used[RP_ROT_SECCNT_COUNT] = {false};
+    rp_component_t other;
+    size_t n;
+    rp_err_t err = rp_component_names(state_dir, names, RP_COMPONENTS_MAX, &n);
+
+    if (err != RP_OK)
+        return err;
+    if (n >= RP_COMPONENTS_MAX)
+        return RP_ERR_TOO_LARGE;
+    for (size_t i = 0; i < n; i++)
+        if (rp_component_load(state_dir, names[i], &other) == RP_OK)
+            used[other.seccnt_index] = true;
+    for (unsigned i = 0; i < RP_ROT_SECCNT_COUNT; i++) {
+        if (!used[i]) {
+            *index = i;
+            return RP_OK;
+        }
+    }
+    return RP_ERR_TOO_LARGE;
+}
+
+static rp_err_t recover_one(rp_agent_t *a, rp_component_t *c, bool *bootable);
+
+rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
+                    const rp_install_opts_t *opts, rp_install_result_t *res)
+{
+    char dir[PATH_MAX], slot_path[PATH_MAX];
+    rp_slot_image_t src, cur, copy;
+    rp_component_t c;
+    bool healthy = false, bootable;
+    int target;
+    rp_err_t err;
+
+    memset(res, 0, sizeof(*res));
+    memset(&cur, 0, sizeof(cur));
+    err = component_dir(a->state_dir, name, dir, sizeof(dir));
+    if (err != RP_OK)
+        return err;
+    err = rp_component_load(a->state_dir, name, &c);
+    if (err == RP_ERR_NOT_FOUND) {
+        /* First install: a directory and a state naming no slot yet. */
+        memset(&c, 0, sizeof(c));
+        snprintf(c.name, sizeof(c.name), "%s", name);
+        c.active = c.trial = -1;
+        err = free_seccnt_index(a->state_dir, &c.seccnt_index);
+        if (snprintf(slot_path, sizeof(slot_path), "%s/components", a->state_dir) >=
+            (int)sizeof(slot_path))
+            err = RP_ERR_INVALID_ARG;
+        if (err == RP_OK && ((mkdir(slot_path, 0700) != 0 && errno != EEXIST) ||
+                             (mkdir(dir, 0700) != 0 && errno != EEXIST)))
+            err = RP_ERR_IO;
+        if (err == RP_OK)
+            err = component_save(a->state_dir, &c);
+    } else if (err == RP_OK && c.trial >= 0) {
+        err = recover_one(a, &c, &bootable); /* a cut install before this one */
+    }
+    if (err != RP_OK)
+        return err;
+
+    /* The image itself first: signed by a trusted key, not below the security counter. */
+    err = rp_slot_check(a, &c, image_path, &src);
+    if (err != RP_OK)
+        return err;
+    if (!src.valid)
+        return finish(a, &c, res, "refused", src.version[0] ? src.version : "?", "%s",
+                      src.error == RP_ERR_ROLLBACK
+                          ? "its security counter is below the device's (rollback refused)"
+                          : rp_strerror(src.error));
+    if (src.security_counter > rp_rot_seccnt_max(a->rot))
+        return finish(a, &c, res, "refused", src.version,
+                      "its security counter %lu is more than this device's root of trust can "
+                      "hold (%lu)",
+                      (unsigned long)src.security_counter,
+                      (unsigned long)rp_rot_seccnt_max(a->rot));
+    if (c.active >= 0) {
+        err = rp_slot_path(a->state_dir, name, c.active, slot_path, sizeof(slot_path));
+        if (err == RP_OK)
+            err = rp_slot_check(a, &c, slot_path, &cur);
+        if (err != RP_OK)
+            return err;
+        if (cur.valid && memcmp(cur.digest, src.digest, RP_SHA256_LEN) == 0) {
+            snprintf(res->state, sizeof(res->state), "unchanged");
+            snprintf(res->detail, sizeof(res->detail), "%s is running already", src.version);
+            return RP_OK;
+        }
+        if (cur.valid && version_cmp(&src.ver, &cur.ver) < 0)
+            return finish(a, &c, res, "refused", src.version,
+                          "version %s is older than the running %s (rollback refused)", src.version,
+                          cur.version);
+    }
+
+    /* Into the inactive slot, then check the copy: that is what will run. */
+    target = c.active >= 0 ? 1 - c.active : 0;
+    err = rp_slot_path(a->state_dir, name, target, slot_path, sizeof(slot_path));
+    if (err == RP_OK)
+        err = copy_to_slot(image_path, slot_path, dir);
+    if (err == RP_OK)
+        err = rp_slot_check(a, &c, slot_path, &copy);
+    if (err != RP_OK)
+        return err;
+    if (!copy.valid || memcmp(copy.digest, src.digest, RP_SHA256_LEN) != 0)
+        return finish(a, &c, res, "failed", src.version, "the copy in slot %c does not verify: %s",
+                      slot_names[target], rp_strerror(copy.error));
+
+    /* On trial: a cut from here on rolls back to the active slot at the next start. */
+    c.trial = target;
+    err = component_save(a->state_dir, &c);
+    if (err == RP_OK)
+        err = health_check(a, &c, target, &copy, opts, &healthy, res->detail, sizeof(res->detail));
+    if (err != RP_OK)
+        return err;
+    c.trial = -1;
+    if (!healthy)
+        return finish(a, &c, res, "rolled_back", src.version, "%s; %s is still running",
+                      res->detail, c.active >= 0 ? cur.version : "nothing");
+
+    /* Confirmed: the new slot is active, then the security counter rises to the new image's. */
+    c.active = target;
+    err = finish(a, &c, res, "installed", src.version, "%s", res->detail);
+    if (err == RP_OK) {
+        rp_failpoint("security counter");
+        err = rp_rot_seccnt_advance(a->rot, c.seccnt_index, copy.security_counter);
+    }
+    return err;
+}
+
+/* ---- recovery ---- */
+
+static rp_err_t recover_one(rp_agent_t *a, rp_component_t *c, bool *bootable)
+{
+    char path[PATH_MAX];
+    rp_slot_image_t img, other;
+    rp_err_t err;
+
+    *bootable = c->active < 0; /* never installed: nothing to boot, nothing lost */
+    if (c->trial >= 0) {
+        char version[48] = "?";
+        if (rp_slot_path(a->state_dir, c->name, c->trial, path, sizeof(path)) == RP_OK &&
+            rp_slot_check(a, c, path, &img) == RP_OK && img.version[0] != '\0')
+            snprintf(version, sizeof(version), "%s", img.version);
+        c->trial = -1;
+        record(c, "rolled_back", version, "the device restarted before the update was confirmed");
+        rp_log_warn("%s %s: rolled back: the device restarted before it was confirmed", c->name,
+                    version);
+        err = component_save(a->state_dir, c);
+        if (err != RP_OK)
+            return err;
+    }
+    if (c->active < 0)
+        return RP_OK;
+    err = rp_slot_path(a->state_dir, c->name, c->active, path, sizeof(path));
+    if (err == RP_OK)
+        err = rp_slot_check(a, c, path, &img);
+    if (err != RP_OK)
+        return err;
+    if (!img.valid) {
+        /* The active slot no longer verifies (a bad sector, tampering): the other one, if it
+         * does. */
+        err = rp_slot_path(a->state_dir, c->name, 1 - c->active, path, sizeof(path));
+        if (err == RP_OK)
+            err = rp_slot_check(a, c, path, &other);
+        if (err != RP_OK)
+            return err;
+        if (!other.valid) {
+            rp_log_error("%s: neither slot holds a verified image", c->name);
+            return RP_OK;
+        }
+        rp_log_warn("%s: slot %c does not verify (%s): falling back to %s in slot %c", c->name,
+                    slot_names[c->active], rp_strerror(img.error), other.version,
+                    slot_names[1 - c->active]);
+        c->active = 1 - c->active;
+        record(c, "fell_back", other.version, "the active slot did not verify");
+        err = component_save(a->state_dir, c);
+        if (err != RP_OK)
+            return err;
+        img = other;
+    }
+    *bootable = true;
+    /* A cut between confirming and raising the counter: raise it now (it never goes down). */
+    return rp_rot_seccnt_advance(a->rot, c->seccnt_index, img.security_counter);
+}
+
+rp_err_t rp_components_recover(rp_agent_t *a, int *unbootable)
+{
+    char names[RP_COMPONENTS_MAX][RP_COMPONENT_NAME_MAX + 1];
+    rp_component_t c;
+    size_t n;
+    int bad = 0;
+    rp_err_t err = rp_component_names(a->state_dir, names, RP_COMPONENTS_MAX, &n);
+
+    for (size_t i = 0; err == RP_OK && i < n; i++) {
+        bool bootable;
+        err = rp_component_load(a->state_dir, names[i], &c);
+        if (err == RP_OK)
+            err = recover_one(a, &c, &bootable);
+        if (err == RP_OK && !bootable)
+            bad++;
+    }
+    if (unbootable != NULL)
+        *unbootable = bad;
+    return err;
+}

@@ -1,0 +1,99 @@
+/*
+ * The device's components and their A/B slots: what runs, installing a new image, and putting
+ * things right after a crash or power cut.
+ *
+ * Each component (an app, the system image, firmware for an attached MCU) lives in
+ * S/components/NAME/: two slots, a.img and b.img, and `state` (JSON, replaced atomically), which
+ * says which slot is active, which one is on trial, and how the last update went. An install
+ * writes the inactive slot, verifies it, switches to it on trial, checks that it is healthy, and
+ * only then confirms it and raises the component's security counter in the root of trust. Any cut
+ * before the confirmation leaves the old slot active: rp_components_recover() rolls an unconfirmed
+ * trial back, as MCUboot reverts an unconfirmed swap.
+ *
+ * The image keys the device trusts are the PEM public keys in S/image-keys/.
+ */
+#ifndef RAMPART_AGENT_SLOTS_H
+#define RAMPART_AGENT_SLOTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agent.h"
+#include "rampart/image.h"
+
+#define RP_COMPONENT_NAME_MAX 32 /* as the evidence carries it (RP_EAT_NAME_MAX) */
+#define RP_COMPONENTS_MAX 16
+#define RP_IMAGE_KEYS_MAX 16
+#define RP_SLOT_DETAIL_MAX 255
+
+/* A component's persistent state. */
+typedef struct rp_component {
+    char name[RP_COMPONENT_NAME_MAX + 1];
+    int active;            /* 0 (a) or 1 (b); -1 before the first install */
+    int trial;             /* the slot being tried, -1 for none */
+    unsigned seccnt_index; /* its security counter in the root of trust */
+    char last_result[24];  /* "", installed, failed, rolled_back, refused */
+    char last_detail[RP_SLOT_DETAIL_MAX + 1];
+    char last_version[48]; /* of the image the last update was about */
+    int64_t last_at;
+} rp_component_t;
+
+/* What verification found in a slot. */
+typedef struct rp_slot_image {
+    bool valid; /* verifies with a trusted key, and its security counter is at the floor or above */
+    rp_err_t error;
+    char version[48];
+    rp_image_version_t ver;
+    uint32_t security_counter;
+    uint8_t digest[RP_SHA256_LEN];
+    rp_image_type_t type;
+    uint64_t payload_off, payload_len;
+} rp_slot_image_t;
+
+typedef struct rp_install_opts {
+    int health_seconds; /* how long a new app must stay up (it may say sooner that it is ready) */
+} rp_install_opts_t;
+
+typedef struct rp_install_result {
+    char state[24]; /* installed, refused, rolled_back, failed, unchanged */
+    char detail[RP_SLOT_DETAIL_MAX + 1];
+} rp_install_result_t;
+
+/* A component name: 1 to 32 of [A-Za-z0-9._-], not starting with a dot. */
+bool rp_component_name_ok(const char *name);
+
+/* Load a component's state; RP_ERR_NOT_FOUND when it was never installed. */
+rp_err_t rp_component_load(const char *state_dir, const char *name,
+                           rp_component_t *c) RP_MUST_CHECK;
+/* The installed components' names, sorted. OUT: names (each RP_COMPONENT_NAME_MAX + 1), *n. */
+rp_err_t rp_component_names(const char *state_dir, char names[][RP_COMPONENT_NAME_MAX + 1],
+                            size_t max, size_t *n) RP_MUST_CHECK;
+/* The path of a component's slot image. */
+rp_err_t rp_slot_path(const char *state_dir, const char *name, int slot, char *out,
+                      size_t cap) RP_MUST_CHECK;
+
+/* Verify a slot (or any image file) against the trusted keys and the component's security
+ * counter floor. OUT: *img (valid says whether it passed; error why not). */
+rp_err_t rp_slot_check(rp_agent_t *a, const rp_component_t *c, const char *path,
+                       rp_slot_image_t *img) RP_MUST_CHECK;
+
+/* Add a trusted image key (PEM public key) to S/image-keys/. */
+rp_err_t rp_trust_image_key(const char *state_dir, const char *pem_path) RP_MUST_CHECK;
+
+/*
+ * Install the image at image_path as component name. OUT: *res says how it went; a refusal or a
+ * rollback is RP_OK with res->state saying so, and is recorded in the component's state. An error
+ * is returned only when the device could not do its part (I/O, the root of trust).
+ */
+rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
+                    const rp_install_opts_t *opts, rp_install_result_t *res) RP_MUST_CHECK;
+
+/*
+ * At start, for every component: roll back a trial that was not confirmed (the device was cut
+ * during an update), fall back to the other slot when the active one does not verify, and raise
+ * the security counter to the active image's if a cut came between confirming and raising it.
+ * OUT: *unbootable, the number of components left without a verified image (may be NULL).
+ */
+rp_err_t rp_components_recover(rp_agent_t *a, int *unbootable) RP_MUST_CHECK;
+
+#endif /* RAMPART_AGENT_SLOTS_H */
