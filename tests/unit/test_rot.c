@@ -1,7 +1,7 @@
 /*
  * The root of trust, both backends: provisioning keeps an identity, the device ID is the hash of
- * the public key, signatures verify, counters (boot and security) only go up and persist, measurements chain as a PCR
- * does. The tpm2 backend runs against a real swtpm started by the test.
+ * the public key, signatures verify, counters (boot and security) only go up and persist,
+ * measurements chain as a PCR does. The tpm2 backend runs against a real swtpm started by the test.
  */
 #include <setjmp.h>
 #include <stdarg.h>
