@@ -79,11 +79,20 @@ static json_t *claims_json(const rp_eat_claims_t *c)
  * components the device lists: a register that is not their hash chain means the list is not what
  * was measured.
  */
-static rp_attest_reason_t appraise(const rp_device_t *device, const rp_eat_claims_t *c)
+/*
+ * Appraisal: the claims must be consistent (the register is the chain of the components'
+ * digests), and each component an image the tenant uploaded, unless the device's group allows
+ * others (a Development group). On a store failure *failed is set.
+ */
+static rp_attest_reason_t appraise(rp_store_t *store, const rp_device_t *device,
+                                   const rp_eat_claims_t *c, bool *failed)
 {
     uint8_t chain[2 * RP_SHA256_LEN], reg[RP_SHA256_LEN] = {0};
+    rp_group_t group;
+    bool known, allow_unknown = false, looked_up = false;
+    rp_err_t err;
 
-    (void)device;
+    *failed = false;
     if (c->has_register) {
         for (size_t i = 0; i < c->ncomponents; i++) {
             memcpy(chain, reg, RP_SHA256_LEN);
@@ -93,6 +102,23 @@ static rp_attest_reason_t appraise(const rp_device_t *device, const rp_eat_claim
         }
         if (rp_ct_memcmp(reg, c->measurement_register, RP_SHA256_LEN) != 0)
             return RP_REASON_MEASUREMENTS_INCONSISTENT;
+    }
+    for (size_t i = 0; i < c->ncomponents; i++) {
+        err = rp_store_image_known(store, device->tenant_id, c->components[i].digest, &known);
+        if (err == RP_OK && !known && !looked_up) {
+            looked_up = true;
+            err = rp_store_device_group(store, device->id, &group);
+            if (err == RP_OK)
+                allow_unknown = group.allow_unknown_images;
+            else if (err == RP_ERR_NOT_FOUND)
+                err = RP_OK; /* in no group: only the tenant's images */
+        }
+        if (err != RP_OK) {
+            *failed = true;
+            return RP_REASON_POLICY;
+        }
+        if (!known && !allow_unknown)
+            return RP_REASON_UNKNOWN_IMAGE;
     }
     return RP_REASON_PASS;
 }
@@ -112,6 +138,8 @@ static const char *reason_message(rp_attest_reason_t reason)
     case RP_REASON_MEASUREMENTS_INCONSISTENT:
         return "the measurement register does not match the components";
     case RP_REASON_POLICY: return "refused by policy";
+    case RP_REASON_UNKNOWN_IMAGE:
+        return "the device runs an image its tenant never uploaded (its group does not allow that)";
     default: return "passed";
     }
 }
@@ -309,6 +337,7 @@ void rp_attest(rp_req_t *r)
     const uint8_t *body;
     X509 *cert = NULL;
     size_t evidence_len, spki_len, len;
+    bool failed = false;
     rp_err_t err;
 
     if (claims == NULL) {
@@ -362,7 +391,11 @@ void rp_attest(rp_req_t *r)
         else if (device.blocked)
             v.reason = RP_REASON_BLOCKED;
         else
-            v.reason = appraise(&device, claims);
+            v.reason = appraise(r->w->store, &device, claims, &failed);
+        if (failed) {
+            rp_reply_error(r, 500, "internal", "cannot appraise the evidence");
+            goto out;
+        }
     }
     if (v.reason != RP_REASON_PASS) {
         refuse(r, &v);

@@ -40,6 +40,7 @@ static const char *const reason_codes[RP_REASON_COUNT] = {
     [RP_REASON_BLOCKED] = "blocked",
     [RP_REASON_MEASUREMENTS_INCONSISTENT] = "measurements_inconsistent",
     [RP_REASON_POLICY] = "policy",
+    [RP_REASON_UNKNOWN_IMAGE] = "unknown_image",
 };
 
 const char *rp_attest_reason_code(rp_attest_reason_t r)

@@ -44,6 +44,7 @@ typedef enum rp_attest_reason {
     RP_REASON_BLOCKED,
     RP_REASON_MEASUREMENTS_INCONSISTENT,
     RP_REASON_POLICY,
+    RP_REASON_UNKNOWN_IMAGE, /* runs an image its tenant never uploaded */
     RP_REASON_COUNT,
 } rp_attest_reason_t;
 

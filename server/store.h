@@ -282,6 +282,9 @@ rp_err_t rp_store_upload_stale(rp_store_t *s, int64_t before, int max, rp_upload
 rp_err_t rp_store_image_add(rp_store_t *s, const rp_image_record_t *img) RP_MUST_CHECK;
 rp_err_t rp_store_image_get(rp_store_t *s, const char *tenant_id, const char *id,
                             rp_image_record_t *out) RP_MUST_CHECK;
+/* Whether the tenant uploaded an image with this MCUboot digest (what a device measures). */
+rp_err_t rp_store_image_known(rp_store_t *s, const char *tenant_id,
+                              const uint8_t digest[RP_SHA256_LEN], bool *known) RP_MUST_CHECK;
 typedef void (*rp_image_fn)(void *ctx, const rp_image_record_t *img);
 rp_err_t rp_store_image_list(rp_store_t *s, const char *tenant_id, rp_image_fn fn,
                              void *ctx) RP_MUST_CHECK;

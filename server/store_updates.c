@@ -241,6 +241,32 @@ rp_err_t rp_store_image_get(rp_store_t *s, const char *tenant_id, const char *id
     return err;
 }
 
+static const char SQL_IMAGE_KNOWN[] =
+    "SELECT 1 FROM images WHERE tenant_id = ? AND image_hash = ? LIMIT 1";
+
+rp_err_t rp_store_image_known(rp_store_t *s, const char *tenant_id,
+                              const uint8_t digest[RP_SHA256_LEN], bool *known)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_IMAGE_KNOWN);
+    char hex[2 * RP_SHA256_LEN + 1];
+    rp_err_t err;
+
+    *known = false;
+    if (st == NULL)
+        return RP_ERR_IO;
+    err = rp_hex_encode(digest, RP_SHA256_LEN, hex, sizeof(hex));
+    if (err != RP_OK)
+        return err;
+    BIND_TEXT(st, 1, tenant_id);
+    BIND_TEXT(st, 2, hex);
+    err = one_row(s, st, "image");
+    if (err == RP_OK) {
+        *known = true;
+        sqlite3_reset(st);
+    }
+    return err == RP_ERR_NOT_FOUND ? RP_OK : err;
+}
+
 rp_err_t rp_store_image_list(rp_store_t *s, const char *tenant_id, rp_image_fn fn, void *ctx)
 {
     sqlite3_stmt *st = sq_stmt(s, SQL_IMAGE_LIST);

@@ -219,6 +219,24 @@ expect 1 as globex-admin "$RAMPART" deployment show --tenant "$globex" "$dep"; e
 expect 1 as globex-admin "$RAMPART" deployment create --tenant "$globex" --product Thermostat --group Production "$app11"
 err_has "no such product"
 
+# --- attestation appraises what a device runs against the tenant's images ---------------------
+dev=$d/dev1
+expect 0 "$AGENT" trust --state-dir "$dev" --image-key "$d/k2.pub"
+attest() { "$AGENT" attest --state-dir "$dev" --server "$SERVER_URL" --server-ca "$SERVER_CA"; }
+expect 0 attest                                    # runs nothing yet
+expect 0 "$AGENT" install --state-dir "$dev" --component system "$d/system.img"
+expect 0 attest                                    # runs an uploaded image
+expect 0 "$RAMPART" image sign --key "$d/k2.key" --version 2.1.0 --type system "$d/app.bin" "$d/system-2.1.0.img"
+expect 0 "$AGENT" install --state-dir "$dev" --component system "$d/system-2.1.0.img"
+expect 1 attest; err_has "unknown_image"        # signed by the tenant's key, but never uploaded
+expect 0 as acme-reader "$RAMPART" device show --tenant "$acme" "${ids[0]}" --output json
+jq -e '.last_attestation.reason == "unknown_image"' "$d/out" >/dev/null || fail "recorded reason"
+expect 0 as acme-contributor "$RAMPART" device assign --tenant "$acme" --product Thermostat --group Development "${ids[0]}"
+expect 0 attest                                    # a Development group allows it
+expect 0 as acme-contributor "$RAMPART" device assign --tenant "$acme" --product Thermostat --group "Field Test" "${ids[0]}"
+expect 0 as acme-contributor "$RAMPART" image upload --tenant "$acme" --component system "$d/system-2.1.0.img"
+expect 0 attest                                    # uploaded now
+
 # --- it all survives a restart ----------------------------------------------------------------
 kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
 RAMPART_SERVER=$server_bin start_server "$d/srv"
@@ -226,5 +244,5 @@ export RAMPART_SERVER=$SERVER_URL
 expect 0 as acme-reader "$RAMPART" deployment show --tenant "$acme" "$dep" --output json
 eq "$(jq -c '.devices | map(.device_id) | sort' "$d/out")" "$(jq -c '.devices | map(.device_id) | sort' "$d/dep.json")" "after a restart"
 expect 0 as acme-reader "$RAMPART" image list --tenant "$acme" --output json
-jq -e '.images | length == 4' "$d/out" >/dev/null || fail "images after a restart"
+jq -e '.images | length == 5' "$d/out" >/dev/null || fail "images after a restart"
 done_ok
