@@ -43,6 +43,10 @@ static const char ops_usage[] =
     "  rampart deployment create --tenant T --product P --group G IMAGE_ID... [--rollout PCT]\n"
     "  rampart deployment list --tenant T\n"
     "  rampart deployment show --tenant T DEPLOYMENT_ID            devices per update state\n"
+    "  rampart update-root sign --tenant T --root-key ROOT.pem [--previous-root-key OLD.pem]\n"
+    "        [--expires-days 365] [--out root.json]\n"
+    "      sign the next root metadata (the tenant's image keys and the service's online key)\n"
+    "      with the offline root key, upload it, and write it for provisioning devices\n"
     "  (products and groups are named by ID or by name)\n"
     "\n"
     "Options (or the environment variables in brackets):\n"
@@ -372,6 +376,9 @@ int cmd_ops(int argc, char **argv)
         {"component",            required_argument, NULL, 'C'},
         {"rollout",              required_argument, NULL, 'R'},
         {"allow-unknown-images", no_argument,       NULL, 'U'},
+        {"root-key",             required_argument, NULL, 'K'},
+        {"previous-root-key",    required_argument, NULL, 'J'},
+        {"expires-days",         required_argument, NULL, 'E'},
         {"help",                 no_argument,       NULL, 'h'},
         {NULL,                   0,                 NULL, 0  },
     };
@@ -388,8 +395,8 @@ int cmd_ops(int argc, char **argv)
     o.token_file = getenv("RAMPART_TOKEN_FILE");
     o.ca_file = getenv("RAMPART_CA_FILE");
     optind = 0;
-    while ((c = getopt_long(argc - 1, argv + 1, "s:t:c:T:r:o:O:P:G:k:n:C:R:Uh", opts, NULL)) !=
-           -1) {
+    while ((c = getopt_long(argc - 1, argv + 1, "s:t:c:T:r:o:O:P:G:k:n:C:R:UK:J:E:h", opts,
+                            NULL)) != -1) {
         switch (c) {
         case 's': o.server = optarg; break;
         case 't': o.token_file = optarg; break;
@@ -408,6 +415,9 @@ int cmd_ops(int argc, char **argv)
         case 'C': o.component = optarg; break;
         case 'R': o.rollout = optarg; break;
         case 'U': o.allow_unknown_images = true; break;
+        case 'K': o.root_key = optarg; break;
+        case 'J': o.prev_root_key = optarg; break;
+        case 'E': o.expires_days = optarg; break;
         case 'h': fputs(ops_usage, stdout); return CLI_OK;
         default: return cli_usage(NULL, "bad option");
         }
@@ -445,6 +455,8 @@ int cmd_ops(int argc, char **argv)
         rc = ops_product_cmd(&o, argv[1]);
     else if (strcmp(argv[0], "device-group") == 0)
         rc = ops_group_cmd(&o, argv[1]);
+    else if (strcmp(argv[0], "update-root") == 0)
+        rc = ops_update_root_cmd(&o, argv[1]);
     else
         rc = ops_deployment_cmd(&o, argv[1]);
     memset(o.token, 0, sizeof(o.token));

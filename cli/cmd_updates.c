@@ -7,12 +7,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ops.h"
 #include "rampart/file.h"
 #include "rampart/http_client.h"
+#include "rampart/key.h"
+#include "rampart/metadata.h"
 #include "rampart/log.h"
+
+#include <openssl/pem.h>
 
 #define UPLOAD_TRIES 5 /* attempts per chunk before an upload gives up (it can be run again) */
 
@@ -468,4 +473,159 @@ int ops_deployment_cmd(struct ops *o, const char *verb)
         return CLI_OK;
     }
     return cli_usage(NULL, "unknown deployment command '%s'", verb);
+}
+
+/* ---- update-root sign ---- */
+
+/* A private key from a file, for signing metadata. */
+static EVP_PKEY *signing_key(const char *path)
+{
+    EVP_PKEY *key = NULL;
+    bool priv = false;
+    rp_err_t err = rp_key_load(path, &key, &priv);
+
+    if (err != RP_OK || !priv) {
+        rp_log_error("%s: %s", path, err != RP_OK ? rp_strerror(err) : "not a private key");
+        EVP_PKEY_free(key);
+        return NULL;
+    }
+    return key;
+}
+
+static json_t *spki_role(EVP_PKEY *const *keys, size_t n)
+{
+    uint8_t spki[RP_MD_KEYS_MAX][RP_PUBKEY_DER_MAX];
+    const uint8_t *ptrs[RP_MD_KEYS_MAX];
+    size_t lens[RP_MD_KEYS_MAX];
+
+    for (size_t i = 0; i < n && i < RP_MD_KEYS_MAX; i++) {
+        if (rp_key_spki(keys[i], spki[i], sizeof(spki[i]), &lens[i]) != RP_OK)
+            return NULL;
+        ptrs[i] = spki[i];
+    }
+    return rp_md_role_json(ptrs, lens, n, 1);
+}
+
+int ops_update_root_cmd(struct ops *o, const char *verb)
+{
+    char path[512], *payload = NULL, *env = NULL;
+    EVP_PKEY *keys[2] = {NULL, NULL}, *online = NULL;
+    json_t *body = NULL, *roots = NULL, *k, *images, *root_role, *online_role, *p;
+    uint32_t days = 365;
+    json_int_t version = 1;
+    long status;
+    size_t i, nkeys = 1, raw_len;
+    char *raw = NULL;
+    int rc = CLI_FAIL;
+
+    if (ops_need_tenant(o) != CLI_OK)
+        return CLI_USAGE;
+    if (strcmp(verb, "sign") != 0)
+        return cli_usage(NULL, "unknown update-root command '%s'", verb);
+    if (o->root_key == NULL)
+        return cli_usage(NULL, "update-root sign needs --tenant T --root-key ROOT.pem");
+    if (o->expires_days != NULL && !cli_parse_u32(o->expires_days, 3650, &days))
+        return cli_usage(NULL, "--expires-days is 1 to 3650");
+    if ((keys[0] = signing_key(o->root_key)) == NULL)
+        return CLI_FAIL;
+    if (o->prev_root_key != NULL && (keys[nkeys++] = signing_key(o->prev_root_key)) == NULL)
+        goto out;
+    /* The next version; the service's online key; the tenant's image keys. */
+    snprintf(path, sizeof(path), "/api/v1/tenants/%s/update/roots", o->tenant);
+    if (call(o, "GET", path, NULL, 200, &roots) != CLI_OK)
+        goto out;
+    json_array_foreach(json_object_get(roots, "roots"), i,
+                       k) if (json_integer_value(json_object_get(k, "version")) >= version)
+        version = json_integer_value(json_object_get(k, "version")) + 1;
+    snprintf(path, sizeof(path), "/api/v1/tenants/%s/update/online-key", o->tenant);
+    if (ops_api(o, "GET", path, NULL, &status, &body, &raw, &raw_len) != CLI_OK)
+        goto out;
+    if (status != 200) {
+        free(raw);
+        raw = NULL;
+        ops_refused(status, body);
+        body = NULL;
+        goto out;
+    }
+    json_decref(body);
+    body = NULL;
+    {
+        BIO *bio = BIO_new_mem_buf(raw, (int)raw_len);
+        online = bio != NULL ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+        BIO_free(bio);
+    }
+    if (online == NULL) {
+        rp_log_error("the service's online key is not a PEM public key");
+        goto out;
+    }
+    snprintf(path, sizeof(path), "/api/v1/tenants/%s/image-keys", o->tenant);
+    if (call(o, "GET", path, NULL, 200, &body) != CLI_OK)
+        goto out;
+    images = json_array();
+    json_array_foreach(json_object_get(body, "image_keys"), i, k)
+        json_array_append(images, json_object_get(k, "spki"));
+    if (json_array_size(images) == 0 || json_array_size(images) > RP_MD_KEYS_MAX) {
+        json_decref(images);
+        rp_log_error("the tenant needs 1 to %d image keys (rampart image-key add)", RP_MD_KEYS_MAX);
+        goto out;
+    }
+    root_role = spki_role(keys, 1);
+    online_role = spki_role(&online, 1);
+    p = json_pack("{s:s, s:s, s:I, s:I, s:{s:o, s:o, s:{s:i, s:o}}}", "type", "rampart-root",
+                  "tenant", o->tenant, "version", version, "expires",
+                  (json_int_t)time(NULL) + (json_int_t)days * 86400, "roles", "root", root_role,
+                  "online", online_role, "images", "threshold", 1, "keys", images);
+    payload = p != NULL ? json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(p);
+    if (payload == NULL || rp_md_sign(payload, strlen(payload), keys, nkeys, &env) != RP_OK) {
+        rp_log_error("cannot sign the root metadata");
+        goto out;
+    }
+    {
+        char url[1024];
+        rp_http_opts_t h = {o->ca_file, o->token, "application/json", 30, NULL, NULL};
+        rp_http_response_t r;
+        json_t *answer;
+        snprintf(path, sizeof(path), "/api/v1/tenants/%s/update/roots", o->tenant);
+        snprintf(url, sizeof(url), "%s%s", o->server, path);
+        if (rp_http_request("POST", url, &h, env, strlen(env), &r) != RP_OK) {
+            rp_log_error("%s: %s", o->server, r.error);
+            goto out;
+        }
+        answer = json_loadb(r.body, r.len, 0, NULL);
+        rp_http_response_free(&r);
+        if (r.status != 201) {
+            ops_refused(r.status, answer);
+            goto out;
+        }
+        json_decref(answer);
+    }
+    if (o->out != NULL) {
+        rp_atomic_file_t f;
+        rp_err_t err = rp_atomic_begin(&f, o->out, 0644, 0);
+        if (err == RP_OK) {
+            err = rp_atomic_write(&f, env, strlen(env));
+            if (err == RP_OK)
+                err = rp_atomic_commit(&f, 0);
+            else
+                rp_atomic_abort(&f);
+        }
+        if (err != RP_OK) {
+            rp_log_error("%s: %s", o->out, rp_strerror(err));
+            goto out;
+        }
+    }
+    printf("root version %lld signed and uploaded%s%s\n", (long long)version,
+           o->out != NULL ? "; written to " : "", o->out != NULL ? o->out : "");
+    rc = CLI_OK;
+out:
+    for (size_t n = 0; n < 2; n++)
+        EVP_PKEY_free(keys[n]);
+    EVP_PKEY_free(online);
+    json_decref(body);
+    json_decref(roots);
+    free(raw);
+    free(payload);
+    free(env);
+    return rc;
 }

@@ -14,6 +14,7 @@
 struct ops {
     const char *server, *token_file, *ca_file, *tenant, *role, *out;
     const char *product, *group, *key, *name, *component, *rollout;
+    const char *root_key, *prev_root_key, *expires_days;
     bool allow_unknown_images;
     cli_output_t output;
     char token[512];
@@ -38,5 +39,6 @@ int ops_product_cmd(struct ops *o, const char *verb);
 int ops_group_cmd(struct ops *o, const char *verb);
 int ops_device_assign(struct ops *o);
 int ops_deployment_cmd(struct ops *o, const char *verb);
+int ops_update_root_cmd(struct ops *o, const char *verb);
 
 #endif /* RAMPART_CLI_OPS_H */

@@ -275,30 +275,40 @@ static void collect_device(void *ctx, const rp_device_t *d)
     json_array_append_new(ctx, device_json(d));
 }
 
-static void claim_devices(rp_req_t *r, const rp_tenant_t *tenant)
+json_t *rp_req_device_ids(rp_req_t *r, json_t **body)
 {
-    json_t *body = rp_req_json(r), *ids, *v, *claimed, *refused;
-    int64_t now = (int64_t)time(NULL);
-    rp_err_t err = RP_OK;
+    json_t *ids, *v;
     size_t i;
 
-    if (body == NULL)
-        return;
-    ids = json_object_get(body, "device_ids");
+    if ((*body = rp_req_json(r)) == NULL)
+        return NULL;
+    ids = json_object_get(*body, "device_ids");
     if (!json_is_array(ids) || json_array_size(ids) == 0 || json_array_size(ids) > 1000) {
-        json_decref(body);
+        json_decref(*body);
         rp_reply_error(r, 400, "invalid", "\"device_ids\" must be a list of 1 to 1000 device IDs");
-        return;
+        return NULL;
     }
     json_array_foreach(ids, i, v)
     {
         if (!rp_device_id_valid(json_string_value(v))) {
-            json_decref(body);
+            json_decref(*body);
             rp_reply_error(r, 400, "invalid",
                            "device IDs are 64 lowercase hex digits (entry %zu is not)", i);
-            return;
+            return NULL;
         }
     }
+    return ids;
+}
+
+static void claim_devices(rp_req_t *r, const rp_tenant_t *tenant)
+{
+    json_t *body, *ids = rp_req_device_ids(r, &body), *v, *claimed, *refused;
+    int64_t now = (int64_t)time(NULL);
+    rp_err_t err = RP_OK;
+    size_t i;
+
+    if (ids == NULL)
+        return;
     claimed = json_array();
     refused = json_array();
     json_array_foreach(ids, i, v)
@@ -568,6 +578,11 @@ void rp_metrics_handle(rp_req_t *r)
                         "# TYPE rampart_nonces_issued_total counter\n"
                         "rampart_nonces_issued_total %llu\n",
                         (unsigned long long)atomic_load(&m->nonces_issued));
+    evbuffer_add_printf(buf,
+                        "# HELP rampart_image_bytes_sent_total Image bytes sent to devices.\n"
+                        "# TYPE rampart_image_bytes_sent_total counter\n"
+                        "rampart_image_bytes_sent_total %llu\n",
+                        (unsigned long long)atomic_load(&m->image_bytes_sent));
     rp_reply_bytes(r, 200, "text/plain; version=0.0.4", evbuffer_pullup(buf, -1),
                    evbuffer_get_length(buf));
     evbuffer_free(buf);

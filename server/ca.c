@@ -416,16 +416,53 @@ static void master_passphrase(const uint8_t master[RP_MASTER_KEY_LEN],
     (void)rp_hex_encode(master, RP_MASTER_KEY_LEN, pass, 2 * RP_MASTER_KEY_LEN + 1);
 }
 
+rp_err_t rp_key_encrypt_pem(const uint8_t master[RP_MASTER_KEY_LEN], EVP_PKEY *key, char **pem)
+{
+    char pass[2 * RP_MASTER_KEY_LEN + 1], *data;
+    BIO *bio = BIO_new(BIO_s_mem());
+    rp_err_t err = RP_OK;
+    long len;
+
+    *pem = NULL;
+    master_passphrase(master, pass);
+    if (bio == NULL || PEM_write_bio_PKCS8PrivateKey(bio, key, EVP_aes_256_cbc(), pass,
+                                                     (int)strlen(pass), NULL, NULL) != 1)
+        err = openssl_failed("encrypting a key");
+    rp_wipe(pass, sizeof(pass));
+    if (err == RP_OK) {
+        len = BIO_get_mem_data(bio, &data);
+        *pem = strndup(data, (size_t)len);
+        if (*pem == NULL)
+            err = RP_ERR_NO_MEMORY;
+    }
+    BIO_free(bio);
+    return err;
+}
+
+rp_err_t rp_key_decrypt_pem(const uint8_t master[RP_MASTER_KEY_LEN], const char *pem,
+                            EVP_PKEY **key)
+{
+    char pass[2 * RP_MASTER_KEY_LEN + 1];
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+
+    master_passphrase(master, pass);
+    *key = bio != NULL ? PEM_read_bio_PrivateKey(bio, NULL, NULL, pass) : NULL;
+    BIO_free(bio);
+    rp_wipe(pass, sizeof(pass));
+    if (*key == NULL) {
+        ERR_clear_error();
+        return RP_ERR_BAD_KEY;
+    }
+    return RP_OK;
+}
+
 static rp_err_t create_ca(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LEN],
                           const rp_tenant_t *tenant)
 {
-    char pass[2 * RP_MASTER_KEY_LEN + 1], cn[RP_NAME_MAX + 32];
+    char cn[RP_NAME_MAX + 32];
     rp_ca_record_t rec = {0};
     EVP_PKEY *key = NULL;
     X509 *cert = NULL;
-    BIO *bio = NULL;
-    char *data;
-    long len;
     int64_t now = (int64_t)time(NULL);
     rp_err_t err = rp_key_generate(RP_SIG_ECDSA_P256, &key);
 
@@ -434,20 +471,8 @@ static rp_err_t create_ca(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LEN]
         err = make_ca_cert(key, cn, tenant->name, now, RP_CA_LIFETIME, &cert);
     if (err == RP_OK)
         err = rp_cert_pem(cert, &rec.cert_pem);
-    if (err == RP_OK) {
-        master_passphrase(master, pass);
-        bio = BIO_new(BIO_s_mem());
-        if (bio == NULL || PEM_write_bio_PKCS8PrivateKey(bio, key, EVP_aes_256_cbc(), pass,
-                                                         (int)strlen(pass), NULL, NULL) != 1)
-            err = openssl_failed("encrypting the tenant CA key");
-        rp_wipe(pass, sizeof(pass));
-    }
-    if (err == RP_OK) {
-        len = BIO_get_mem_data(bio, &data);
-        rec.key_pem_enc = strndup(data, (size_t)len);
-        if (rec.key_pem_enc == NULL)
-            err = RP_ERR_NO_MEMORY;
-    }
+    if (err == RP_OK)
+        err = rp_key_encrypt_pem(master, key, &rec.key_pem_enc);
     if (err == RP_OK) {
         snprintf(rec.tenant_id, sizeof(rec.tenant_id), "%s", tenant->id);
         rec.not_after = now + RP_CA_LIFETIME;
@@ -457,7 +482,6 @@ static rp_err_t create_ca(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LEN]
         else if (err == RP_OK)
             rp_log_info("made the CA of tenant %s", tenant->id);
     }
-    BIO_free(bio);
     rp_ca_record_free(&rec);
     X509_free(cert);
     EVP_PKEY_free(key);
@@ -478,7 +502,6 @@ static const struct {
 static rp_err_t load_ca(const rp_ca_record_t *rec, const uint8_t master[RP_MASTER_KEY_LEN],
                         rp_ca_t *ca)
 {
-    char pass[2 * RP_MASTER_KEY_LEN + 1];
     X509V3_CTX ctx;
     BIO *bio;
 
@@ -487,11 +510,8 @@ static rp_err_t load_ca(const rp_ca_record_t *rec, const uint8_t master[RP_MASTE
     bio = BIO_new_mem_buf(rec->cert_pem, -1);
     ca->cert = bio != NULL ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
     BIO_free(bio);
-    master_passphrase(master, pass);
-    bio = BIO_new_mem_buf(rec->key_pem_enc, -1);
-    ca->key = bio != NULL ? PEM_read_bio_PrivateKey(bio, NULL, NULL, pass) : NULL;
-    BIO_free(bio);
-    rp_wipe(pass, sizeof(pass));
+    if (rp_key_decrypt_pem(master, rec->key_pem_enc, &ca->key) != RP_OK)
+        ca->key = NULL;
     if (ca->cert == NULL || ca->key == NULL || X509_check_private_key(ca->cert, ca->key) != 1) {
         rp_ca_free(ca);
         rp_log_error("the CA of tenant %s cannot be read: is this the master key it was made "

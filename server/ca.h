@@ -46,6 +46,12 @@ rp_err_t rp_master_key_load(const char *path, uint8_t key[RP_MASTER_KEY_LEN]) RP
 rp_err_t rp_master_derive(const uint8_t master[RP_MASTER_KEY_LEN], const char *purpose,
                           uint8_t *out, size_t len) RP_MUST_CHECK;
 
+/* A private key as PKCS#8 PEM encrypted (AES-256) under the master key, and back. */
+rp_err_t rp_key_encrypt_pem(const uint8_t master[RP_MASTER_KEY_LEN], EVP_PKEY *key,
+                            char **pem) RP_MUST_CHECK;
+rp_err_t rp_key_decrypt_pem(const uint8_t master[RP_MASTER_KEY_LEN], const char *pem,
+                            EVP_PKEY **key) RP_MUST_CHECK;
+
 /*
  * The tenant's CA: loaded from the store, or created and stored if the tenant has none yet
  * (another replica creating it at the same moment wins, and its CA is used). OUT: *ca.

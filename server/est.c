@@ -44,7 +44,7 @@ static void reply_pkcs7(rp_req_t *r, X509 *cert)
     free(b64);
 }
 
-static bool cert_chains_to(X509 *cert, X509 *ca)
+bool rp_cert_chains_to(X509 *cert, X509 *ca)
 {
     X509_STORE *store = X509_STORE_new();
     X509_STORE_CTX *ctx = X509_STORE_CTX_new();
@@ -59,7 +59,7 @@ static bool cert_chains_to(X509 *cert, X509 *ca)
     return ok;
 }
 
-static void serial_hex(X509 *cert, char out[RP_SERIAL_SIZE])
+void rp_cert_serial_hex(X509 *cert, char out[RP_SERIAL_SIZE])
 {
     BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
     char *h = bn != NULL ? BN_bn2hex(bn) : NULL;
@@ -93,13 +93,13 @@ static void simplereenroll(rp_req_t *r, const rp_tenant_t *tenant, const rp_ca_t
                        "(mutual TLS)");
         return;
     }
-    if (!cert_chains_to(peer, ca->cert)) {
+    if (!rp_cert_chains_to(peer, ca->cert)) {
         rp_reply_error(r, 401, "unauthorized",
                        "the client certificate is not from this tenant "
                        "or is not valid now");
         return;
     }
-    serial_hex(peer, serial);
+    rp_cert_serial_hex(peer, serial);
     if (X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, device_id,
                                   sizeof(device_id)) != RP_DEVICE_ID_LEN ||
         !rp_device_id_valid(device_id) ||

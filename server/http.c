@@ -85,6 +85,78 @@ void rp_reply_bytes(rp_req_t *r, int status, const char *type, const void *data,
         evbuffer_free(buf);
 }
 
+void rp_reply_file(rp_req_t *r, int status, const char *type, int fd, uint64_t off, uint64_t len)
+{
+    struct evbuffer *buf = evbuffer_new();
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+
+    if (buf == NULL || evbuffer_add_file(buf, fd, (ev_off_t)off, (ev_off_t)len) != 0) {
+        if (buf != NULL)
+            evbuffer_free(buf);
+        else
+            close(fd);
+        rp_reply_error(r, 500, "internal", "cannot send the file");
+        return;
+    }
+    evhttp_add_header(h, "Content-Type", type);
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    count_status(r, status);
+    evhttp_send_reply(r->req, status, NULL, buf);
+    evbuffer_free(buf);
+}
+
+bool rp_range_parse(const char *h, uint64_t size, uint64_t *start, uint64_t *len,
+                    bool *unsatisfiable)
+{
+    unsigned long long a = 0, b = 0;
+    const char *p;
+    char *end;
+    bool suffix = false;
+
+    *unsatisfiable = false;
+    if (h == NULL || strncmp(h, "bytes=", 6) != 0 || strchr(h, ',') != NULL)
+        return false;
+    p = h + 6;
+    if (*p == '-') {
+        suffix = true;
+        p++;
+    }
+    if (*p < '0' || *p > '9')
+        return false;
+    errno = 0;
+    a = strtoull(p, &end, 10);
+    if (errno != 0)
+        return false;
+    if (suffix) { /* the last a bytes */
+        if (*end != '\0' || a == 0)
+            return false;
+        *start = a >= size ? 0 : size - a;
+        *len = size - *start;
+        return size > 0;
+    }
+    if (*end != '-')
+        return false;
+    p = end + 1;
+    if (*p == '\0') {
+        b = size > 0 ? size - 1 : 0;
+    } else {
+        if (*p < '0' || *p > '9')
+            return false;
+        b = strtoull(p, &end, 10);
+        if (errno != 0 || *end != '\0' || b < a)
+            return false;
+        if (b >= size)
+            b = size - 1;
+    }
+    if (a >= size) {
+        *unsatisfiable = true;
+        return false;
+    }
+    *start = a;
+    *len = b - a + 1;
+    return true;
+}
+
 void rp_reply_json(rp_req_t *r, int status, json_t *body)
 {
     char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
@@ -269,6 +341,9 @@ static void dispatch(struct evhttp_request *req, void *arg)
             rp_attest(&r);
         else
             rp_reply_error(&r, 404, "not_found", "no such resource");
+    } else if (r.nparts >= 3 && strcmp(r.parts[0], "api") == 0 && strcmp(r.parts[1], "v1") == 0 &&
+               strcmp(r.parts[2], "device") == 0) {
+        rp_device_handle(&r);
     } else if (r.nparts >= 2 && strcmp(r.parts[0], "api") == 0 && strcmp(r.parts[1], "v1") == 0) {
         rp_api_handle(&r);
     } else {

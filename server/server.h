@@ -56,6 +56,7 @@ typedef struct rp_metrics {
     atomic_ullong attestations[RP_REASON_COUNT];
     atomic_ullong certificates_issued;
     atomic_ullong nonces_issued;
+    atomic_ullong image_bytes_sent; /* image bytes devices were sent (ranges count their part) */
 } rp_metrics_t;
 
 typedef struct rp_recorder rp_recorder_t;
@@ -135,6 +136,10 @@ const uint8_t *rp_req_body(rp_req_t *r, size_t *len);
 /* The body parsed as a JSON object; on failure a 400 has been sent and NULL is returned. */
 json_t *rp_req_json(rp_req_t *r);
 
+/* The body's "device_ids": 1 to 1000 valid device IDs (borrowed from *body, which the caller
+ * frees); on failure a 400 has been sent and NULL is returned. */
+json_t *rp_req_device_ids(rp_req_t *r, json_t **body);
+
 /* The verified tenant CA of a tenant, from the worker's cache or the store. */
 rp_err_t rp_worker_ca(rp_worker_t *w, const rp_tenant_t *tenant, const rp_ca_t **ca) RP_MUST_CHECK;
 /* The same by tenant ID: the tenant is read only when its CA is not cached. */
@@ -155,6 +160,22 @@ rp_err_t rp_attest_request_parse(const uint8_t *body, size_t len, uint8_t **evid
                                  size_t *spki_len, const char **error,
                                  const char **message) RP_MUST_CHECK;
 
+/* Whether cert chains to ca and is valid now for client authentication. */
+bool rp_cert_chains_to(X509 *cert, X509 *ca);
+/* A certificate's serial, lowercase hex. */
+void rp_cert_serial_hex(X509 *cert, char out[RP_SERIAL_SIZE]);
+
+/* Reply with len bytes of a file from off (fd is taken and closed). */
+void rp_reply_file(rp_req_t *r, int status, const char *type, int fd, uint64_t off, uint64_t len);
+
+/*
+ * A Range header's first range against a size: "bytes=A-B", "bytes=A-" or "bytes=-N". OUT: *start,
+ * *len. false when the header is absent, not one of these forms, or several ranges (the whole
+ * body is sent); *unsatisfiable when it starts past the end (416). Pure: unit-tested.
+ */
+bool rp_range_parse(const char *h, uint64_t size, uint64_t *start, uint64_t *len,
+                    bool *unsatisfiable);
+
 /* Handlers. */
 void rp_api_handle(rp_req_t *r);
 /* The update resources under /api/v1/tenants/T/ (updates.c), once the token may read the tenant;
@@ -164,6 +185,8 @@ void rp_attest_nonce(rp_req_t *r);
 void rp_attest(rp_req_t *r);
 void rp_est_handle(rp_req_t *r, const char *tenant_id, const char *op);
 void rp_metrics_handle(rp_req_t *r);
+/* /api/v1/device/...: what a device fetches and reports over mutual TLS (device_api.c). */
+void rp_device_handle(rp_req_t *r);
 
 /* An ISO 8601 UTC time, "2026-11-25T12:00:00Z". */
 void rp_iso_time(int64_t t, char out[32]);

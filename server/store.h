@@ -249,6 +249,7 @@ typedef struct rp_deployment {
     char group_id[RP_ID_SIZE];
     int rollout;
     int64_t created;
+    int64_t seq; /* grows with each deployment: the version of the metadata that names it */
     size_t nimages;
     char image_ids[RP_DEPLOY_IMAGES_MAX][RP_IMAGE_ID_SIZE];
 } rp_deployment_t;
@@ -328,6 +329,29 @@ rp_err_t rp_store_deployment_current(rp_store_t *s, const char *group_id,
 typedef void (*rp_deployment_fn)(void *ctx, const rp_deployment_t *d);
 rp_err_t rp_store_deployment_list(rp_store_t *s, const char *tenant_id, rp_deployment_fn fn,
                                   void *ctx) RP_MUST_CHECK;
+
+/* The newest deployment of the group that reaches the device (rp_deployment_selects):
+ * RP_ERR_NOT_FOUND when none does. */
+rp_err_t rp_store_deployment_for_device(rp_store_t *s, const char *group_id, const char *device_id,
+                                        rp_deployment_t *out) RP_MUST_CHECK;
+
+/* The service's online key for a tenant's update metadata: PKCS#8 PEM encrypted under the master
+ * key. put: RP_ERR_EXISTS when the tenant has one (another worker made it first). get: *key_pem
+ * malloc'd; RP_ERR_NOT_FOUND when there is none yet. */
+rp_err_t rp_store_update_key_put(rp_store_t *s, const char *tenant_id, const char *key_pem,
+                                 const uint8_t *spki, size_t spki_len) RP_MUST_CHECK;
+rp_err_t rp_store_update_key_get(rp_store_t *s, const char *tenant_id, char **key_pem,
+                                 uint8_t spki[RP_PUBKEY_DER_MAX], size_t *spki_len) RP_MUST_CHECK;
+
+/* Root metadata, as the operator signed it. add: RP_ERR_EXISTS when that version exists. latest:
+ * RP_ERR_NOT_FOUND when the tenant has none; *envelope malloc'd (may be NULL: not wanted). */
+rp_err_t rp_store_root_add(rp_store_t *s, const char *tenant_id, int64_t version,
+                           const char *envelope, int64_t expires) RP_MUST_CHECK;
+rp_err_t rp_store_root_latest(rp_store_t *s, const char *tenant_id, int64_t *version,
+                              char **envelope) RP_MUST_CHECK;
+typedef void (*rp_root_fn)(void *ctx, int64_t version, const char *envelope, int64_t expires);
+rp_err_t rp_store_roots_after(rp_store_t *s, const char *tenant_id, int64_t after, rp_root_fn fn,
+                              void *ctx) RP_MUST_CHECK;
 
 /* Whether a deployment reaches a device: SHA-256(deployment ID, device ID) below its rollout
  * percentage, so the choice is stable and a larger percentage reaches a superset. */

@@ -88,6 +88,13 @@ static const char *const migrations[] = {
     " deployment_id TEXT NOT NULL REFERENCES deployments(id), state TEXT NOT NULL,"
     " detail TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (deployment_id, device_id))"
     " WITHOUT ROWID;",
+    /* 4: signed update metadata - the service's online key per tenant (encrypted under the
+     * master key) and the root metadata the operator signs */
+    "CREATE TABLE update_keys (tenant_id TEXT PRIMARY KEY REFERENCES tenants(id),"
+    " key_pem TEXT NOT NULL, spki BLOB NOT NULL, created INTEGER NOT NULL);"
+    "CREATE TABLE update_roots (tenant_id TEXT NOT NULL REFERENCES tenants(id),"
+    " version INTEGER NOT NULL, envelope TEXT NOT NULL, expires INTEGER NOT NULL,"
+    " created INTEGER NOT NULL, PRIMARY KEY (tenant_id, version)) WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

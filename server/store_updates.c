@@ -534,11 +534,12 @@ static const char SQL_DEPLOY_INSERT[] =
 static const char SQL_DEPLOY_IMAGE_INSERT[] =
     "INSERT INTO deployment_images (deployment_id, tenant_id, image_id) VALUES (?, ?, ?)";
 static const char SQL_IMAGE_EXISTS[] = "SELECT 1 FROM images WHERE tenant_id = ? AND id = ?";
-#define DEPLOY_COLUMNS "SELECT id, tenant_id, group_id, rollout, created FROM deployments"
+#define DEPLOY_COLUMNS "SELECT id, tenant_id, group_id, rollout, created, seq FROM deployments"
 static const char SQL_DEPLOY_GET[] = DEPLOY_COLUMNS " WHERE tenant_id = ? AND id = ?";
 static const char SQL_DEPLOY_CURRENT[] =
     DEPLOY_COLUMNS " WHERE group_id = ? ORDER BY seq DESC LIMIT 1";
 static const char SQL_DEPLOY_LIST[] = DEPLOY_COLUMNS " WHERE tenant_id = ? ORDER BY seq";
+static const char SQL_DEPLOY_OF_GROUP[] = DEPLOY_COLUMNS " WHERE group_id = ? ORDER BY seq DESC";
 static const char SQL_DEPLOY_IMAGES[] = "SELECT di.image_id FROM deployment_images di JOIN images i"
                                         " ON i.tenant_id = di.tenant_id AND i.id = di.image_id"
                                         " WHERE di.deployment_id = ? ORDER BY i.component";
@@ -610,6 +611,7 @@ static rp_err_t deployment_row(rp_store_t *s, sqlite3_stmt *st, rp_deployment_t 
     sq_text_col(st, 2, d->group_id, sizeof(d->group_id));
     d->rollout = sqlite3_column_int(st, 3);
     d->created = sqlite3_column_int64(st, 4);
+    d->seq = sqlite3_column_int64(st, 5);
     im = sq_stmt(s, SQL_DEPLOY_IMAGES);
     if (im == NULL)
         return RP_ERR_IO;
@@ -728,4 +730,143 @@ rp_err_t rp_store_device_updates(rp_store_t *s, const char *deployment_id, rp_de
         fn(ctx, &u);
     }
     return list_done(s, st, rc, "device updates");
+}
+
+rp_err_t rp_store_deployment_for_device(rp_store_t *s, const char *group_id, const char *device_id,
+                                        rp_deployment_t *out)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_DEPLOY_OF_GROUP);
+    rp_err_t err = RP_ERR_NOT_FOUND;
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, group_id);
+    /* Newest first; deciding needs only the ID and rollout, the images are read for the one. */
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        rp_deployment_t d;
+        memset(&d, 0, sizeof(d));
+        sq_text_col(st, 0, d.id, sizeof(d.id));
+        d.rollout = sqlite3_column_int(st, 3);
+        if (rp_deployment_selects(&d, device_id)) {
+            err = deployment_row(s, st, out);
+            break;
+        }
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        err = sq_error(s, "deployments");
+    sqlite3_reset(st);
+    return err;
+}
+
+/* ---- update metadata ---- */
+
+static const char SQL_UKEY_INSERT[] =
+    "INSERT INTO update_keys (tenant_id, key_pem, spki, created) VALUES (?, ?, ?, ?)";
+static const char SQL_UKEY_GET[] = "SELECT key_pem, spki FROM update_keys WHERE tenant_id = ?";
+static const char SQL_ROOT_INSERT[] = "INSERT INTO update_roots (tenant_id, version, envelope,"
+                                      " expires, created) VALUES (?, ?, ?, ?, ?)";
+static const char SQL_ROOT_LATEST[] = "SELECT version, envelope FROM update_roots"
+                                      " WHERE tenant_id = ? ORDER BY version DESC LIMIT 1";
+static const char SQL_ROOTS_AFTER[] = "SELECT version, envelope, expires FROM update_roots"
+                                      " WHERE tenant_id = ? AND version > ? ORDER BY version";
+
+rp_err_t rp_store_update_key_put(rp_store_t *s, const char *tenant_id, const char *key_pem,
+                                 const uint8_t *spki, size_t spki_len)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_UKEY_INSERT);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    BIND_TEXT(st, 2, key_pem);
+    sqlite3_bind_blob(st, 3, spki, (int)spki_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)time(NULL));
+    return sq_step_done(s, st, NULL);
+}
+
+rp_err_t rp_store_update_key_get(rp_store_t *s, const char *tenant_id, char **key_pem,
+                                 uint8_t spki[RP_PUBKEY_DER_MAX], size_t *spki_len)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_UKEY_GET);
+    const unsigned char *pem;
+    int n;
+    rp_err_t err;
+
+    *key_pem = NULL;
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    err = one_row(s, st, "update key");
+    if (err != RP_OK)
+        return err;
+    pem = sqlite3_column_text(st, 0);
+    n = sqlite3_column_bytes(st, 1);
+    if (pem == NULL || n <= 0 || n > RP_PUBKEY_DER_MAX) {
+        err = RP_ERR_MALFORMED;
+    } else {
+        memcpy(spki, sqlite3_column_blob(st, 1), (size_t)n);
+        *spki_len = (size_t)n;
+        *key_pem = strdup((const char *)pem);
+        if (*key_pem == NULL)
+            err = RP_ERR_NO_MEMORY;
+    }
+    sqlite3_reset(st);
+    return err;
+}
+
+rp_err_t rp_store_root_add(rp_store_t *s, const char *tenant_id, int64_t version,
+                           const char *envelope, int64_t expires)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_ROOT_INSERT);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    sqlite3_bind_int64(st, 2, version);
+    BIND_TEXT(st, 3, envelope);
+    sqlite3_bind_int64(st, 4, expires);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)time(NULL));
+    return sq_step_done(s, st, NULL);
+}
+
+rp_err_t rp_store_root_latest(rp_store_t *s, const char *tenant_id, int64_t *version,
+                              char **envelope)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_ROOT_LATEST);
+    const unsigned char *text;
+    rp_err_t err;
+
+    if (envelope != NULL)
+        *envelope = NULL;
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    err = one_row(s, st, "root metadata");
+    if (err != RP_OK)
+        return err;
+    *version = sqlite3_column_int64(st, 0);
+    text = sqlite3_column_text(st, 1);
+    if (envelope != NULL && (*envelope = strdup(text != NULL ? (const char *)text : "")) == NULL)
+        err = RP_ERR_NO_MEMORY;
+    sqlite3_reset(st);
+    return err;
+}
+
+rp_err_t rp_store_roots_after(rp_store_t *s, const char *tenant_id, int64_t after, rp_root_fn fn,
+                              void *ctx)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_ROOTS_AFTER);
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    sqlite3_bind_int64(st, 2, after);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *text = sqlite3_column_text(st, 1);
+        fn(ctx, sqlite3_column_int64(st, 0), text != NULL ? (const char *)text : "",
+           sqlite3_column_int64(st, 2));
+    }
+    return list_done(s, st, rc, "root metadata");
 }

@@ -122,8 +122,15 @@ static bool image_id_shape(const char *s)
 
 static json_t *image_key_json(const rp_image_key_record_t *k)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:o}", "id", k->id, "name", k->name, "type", k->alg,
-                     "keyhash", k->keyhash, "created", iso_or_null(k->created));
+    char *b64 = NULL;
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:o}", "id", k->id, "name", k->name, "type", k->alg,
+                          "keyhash", k->keyhash, "created", iso_or_null(k->created));
+
+    /* The key itself (DER SubjectPublicKeyInfo, base64), for the root metadata's images role. */
+    if (rp_base64_encode(k->spki, k->spki_len, &b64) == RP_OK)
+        json_object_set_new(o, "spki", json_string(b64));
+    free(b64);
+    return o;
 }
 
 static void collect_image_key(void *ctx, const rp_image_key_record_t *k)
@@ -732,26 +739,18 @@ static void collect_member(void *ctx, const char *device_id)
 /* POST .../groups/G/devices {"device_ids": [...]}: put the tenant's devices in the group. */
 static void assign_devices(rp_req_t *r, const rp_group_t *g)
 {
-    json_t *body = rp_req_json(r), *ids, *v, *assigned, *refused;
+    json_t *body, *ids = rp_req_device_ids(r, &body), *v, *assigned, *refused;
     int64_t now = (int64_t)time(NULL);
     rp_err_t err = RP_OK;
     size_t i;
 
-    if (body == NULL)
+    if (ids == NULL)
         return;
-    ids = json_object_get(body, "device_ids");
-    if (!json_is_array(ids) || json_array_size(ids) == 0 || json_array_size(ids) > 1000) {
-        json_decref(body);
-        rp_reply_error(r, 400, "invalid", "\"device_ids\" must be a list of 1 to 1000 device IDs");
-        return;
-    }
     assigned = json_array();
     refused = json_array();
     json_array_foreach(ids, i, v)
     {
-        const char *id = json_string_value(v);
-        err = rp_device_id_valid(id) ? rp_store_device_assign(r->w->store, g, id, now)
-                                     : RP_ERR_NOT_FOUND;
+        err = rp_store_device_assign(r->w->store, g, json_string_value(v), now);
         if (err == RP_OK)
             json_array_append(assigned, v);
         else if (err == RP_ERR_NOT_FOUND)
@@ -1094,10 +1093,16 @@ static void deployments(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *t
     rp_reply_json(r, 200, out);
 }
 
+void rp_update_meta_handle(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant);
+
 bool rp_updates_handle(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant)
 {
     const char *what = r->parts[4], *sub = r->nparts == 6 ? r->parts[5] : NULL;
 
+    if (strcmp(what, "update") == 0 && r->nparts == 6) {
+        rp_update_meta_handle(r, tok, tenant);
+        return true;
+    }
     if (strcmp(what, "products") == 0) {
         products(r, tok, tenant);
         return true;

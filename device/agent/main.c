@@ -4,6 +4,8 @@
  * once or as a daemon.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@
 
 #include "agent.h"
 #include "slots.h"
+#include "update.h"
 #include "tls.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
@@ -42,13 +45,23 @@ static const char usage[] =
     "      Mutual TLS between devices of one tenant: each proves itself with its certificate\n"
     "      and accepts only certificates from its own tenant CA; prints the peer's device ID.\n"
     "  run --state-dir S --server URL --server-ca FILE [--renew-after SECONDS]\n"
+    "        [--update-interval SECONDS] [--update-window HH:MM-HH:MM]\n"
     "      Attest now, then again well before the certificate expires (at two thirds of its\n"
-    "      life, at most every 24 hours), retrying failures with backoff and jitter.\n"
+    "      life, at most every 24 hours), retrying failures with backoff and jitter. With an\n"
+    "      update root, check for updates at start and every interval (default 3600, +-10%),\n"
+    "      or at once on SIGUSR1; install only inside the window (local time), if given.\n"
     "\n"
     "\n"
     "Updates (each component has two slots, A and B; see docs/updates.md):\n"
+    "  trust --state-dir S --update-root root.json\n"
+    "      The device's root of update trust (from `rampart update-root sign --out`): from\n"
+    "      then on, its image keys are the root's, and newer roots must be signed by it.\n"
     "  trust --state-dir S --image-key PUB.pem\n"
-    "      Trust images signed with this key (also: provision --image-key PUB.pem).\n"
+    "      Without an update root: trust images signed with this key (for local installs).\n"
+    "  check-now --state-dir S [--server URL --server-ca FILE]\n"
+    "      Fetch the signed metadata and install what the device's deployment names: each\n"
+    "      image downloaded (resuming), checked, installed, reported. The service is the one\n"
+    "      the device last attested with unless given.\n"
     "  install --state-dir S --component NAME [--health-seconds N] IMAGE\n"
     "      Verify IMAGE, write it to the inactive slot, try it, and confirm it when healthy (an\n"
     "      app must stay up N seconds, default 3, or write \"ready\" to $RAMPART_READY_FD);\n"
@@ -68,8 +81,8 @@ static const char usage[] =
 
 struct args {
     const char *state_dir, *rot, *tcti, *server, *server_ca, *nonce, *out;
-    const char *listen, *peer, *image_key, *component, *output;
-    long renew_after;
+    const char *listen, *peer, *image_key, *component, *output, *update_root, *update_window;
+    long renew_after, update_interval;
     int health_seconds;
     char **rest; /* positional arguments */
     int nrest;
@@ -207,6 +220,8 @@ static int attest_once(rp_agent_t *agent, const struct args *a, rp_agent_result_
     return OK;
 }
 
+static void remember_service(const struct args *a);
+
 static int cmd_attest(const struct args *a)
 {
     rp_agent_result_t res;
@@ -217,6 +232,7 @@ static int cmd_attest(const struct args *a)
         return usage_error("attest needs --server URL and --server-ca FILE");
     if (open_agent(a, &agent) != OK)
         return FAIL;
+    remember_service(a);
     rc = attest_once(&agent, a, &res);
     rp_agent_close(&agent);
     return rc;
@@ -232,10 +248,77 @@ static long jitter(long lo, long hi)
     return lo + (long)(r % (uint32_t)(hi - lo));
 }
 
+static volatile sig_atomic_t check_requested;
+
+static void on_check(int sig)
+{
+    (void)sig;
+    check_requested = 1;
+}
+
 static void sleep_until_stopped(long seconds)
 {
-    for (long s = 0; s < seconds && !stopping; s++)
+    for (long s = 0; s < seconds && !stopping && !check_requested; s++)
         sleep(1);
+}
+
+/* "HH:MM-HH:MM" (local time; may wrap past midnight) into minutes of the day. */
+static bool parse_window(const char *s, int *from, int *to)
+{
+    int h1, m1, h2, m2;
+    char tail;
+
+    if (s == NULL || sscanf(s, "%d:%d-%d:%d%c", &h1, &m1, &h2, &m2, &tail) != 4 || h1 < 0 ||
+        h1 > 23 || h2 < 0 || h2 > 23 || m1 < 0 || m1 > 59 || m2 < 0 || m2 > 59)
+        return false;
+    *from = h1 * 60 + m1;
+    *to = h2 * 60 + m2;
+    return *from != *to;
+}
+
+/* Seconds until the update window opens: 0 inside it (or when there is none). */
+static long until_window(const struct args *a, time_t now)
+{
+    struct tm tm;
+    int from, to, minute;
+
+    if (a->update_window == NULL || !parse_window(a->update_window, &from, &to) ||
+        localtime_r(&now, &tm) == NULL)
+        return 0;
+    minute = tm.tm_hour * 60 + tm.tm_min;
+    if (from < to ? minute >= from && minute < to : minute >= from || minute < to)
+        return 0;
+    return (long)(((from - minute + 1440) % 1440) * 60 - tm.tm_sec);
+}
+
+/* One update check, holding S/update.lock so that a check-now and the daemon take turns. */
+static int update_check_locked(rp_agent_t *agent, const char *server, const char *ca,
+                               const struct args *a, rp_update_summary_t *sum)
+{
+    char path[PATH_MAX + 16];
+    rp_install_opts_t opts = {a->health_seconds};
+    rp_err_t err;
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/update.lock", a->state_dir);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 || flock(fd, LOCK_EX) != 0) {
+        if (fd >= 0)
+            close(fd);
+        snprintf(sum->detail, sizeof(sum->detail), "cannot lock %.400s", path);
+        return FAIL;
+    }
+    err = rp_components_recover(agent, NULL);
+    if (err == RP_OK)
+        err = rp_update_check(agent, server, ca, &opts, sum);
+    close(fd);
+    if (err != RP_OK) {
+        rp_log_error("update check: %s", sum->detail[0] ? sum->detail : rp_strerror(err));
+        return FAIL;
+    }
+    rp_log_info("update check: %d installed, %d up to date, %d refused, %d rolled back, %d failed",
+                sum->installed, sum->unchanged, sum->refused, sum->rolled_back, sum->failed);
+    return sum->refused + sum->rolled_back + sum->failed > 0 ? FAIL : OK;
 }
 
 /* "host:port" into its parts. */
@@ -282,18 +365,27 @@ static int cmd_peer(const struct args *a, const char *verb)
 
 static int cmd_run(const struct args *a)
 {
-    struct sigaction sa = {0};
-    long backoff = 5, wait;
+    struct sigaction sa = {0}, sc = {0};
+    long backoff = 5, wait, interval = a->update_interval > 0 ? a->update_interval : 3600;
+    time_t next_attest = 0, next_update = 0, now;
     rp_agent_result_t res;
+    rp_update_summary_t sum;
     rp_agent_t agent;
+    char root[PATH_MAX + 32];
 
     if (a->server == NULL || a->server_ca == NULL)
         return usage_error("run needs --server URL and --server-ca FILE");
     sa.sa_handler = on_stop;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sc.sa_handler = on_check; /* SIGUSR1: check for updates now */
+    sigaction(SIGUSR1, &sc, NULL);
+    if (a->update_window != NULL && !parse_window(a->update_window, &(int){0}, &(int){0}))
+        return usage_error("--update-window is HH:MM-HH:MM (local time)");
     if (open_agent(a, &agent) != OK)
         return FAIL;
+    remember_service(a);
+    snprintf(root, sizeof(root), "%s/update/root.json", a->state_dir);
     rp_log_info("running for device %s", agent.device_id);
     /* First put right whatever a cut left: the evidence then measures what really runs. */
     {
@@ -304,23 +396,47 @@ static int cmd_run(const struct args *a)
                          unbootable);
     }
     while (!stopping) {
-        if (attest_once(&agent, a, &res) == OK) {
-            long life = (long)(res.not_after - (int64_t)time(NULL));
-            /* Renew at two thirds of the certificate's life (at most a day), give or take 10%. */
-            wait = a->renew_after > 0 ? a->renew_after : life * 2 / 3;
-            if (wait > 24 * 3600)
-                wait = 24 * 3600;
-            if (wait < 1)
-                wait = 1;
-            wait = jitter(wait - wait / 10, wait + 1);
-            backoff = 5;
-        } else {
-            /* Exponential backoff with full jitter, capped at an hour. */
-            wait = jitter(1, backoff + 1);
-            backoff = backoff < 1800 ? backoff * 2 : 3600;
+        now = time(NULL);
+        if (now >= next_attest) {
+            if (attest_once(&agent, a, &res) == OK) {
+                long life = (long)(res.not_after - (int64_t)time(NULL));
+                /* Renew at two thirds of the certificate's life (at most a day), +-10%. */
+                wait = a->renew_after > 0 ? a->renew_after : life * 2 / 3;
+                if (wait > 24 * 3600)
+                    wait = 24 * 3600;
+                if (wait < 1)
+                    wait = 1;
+                wait = jitter(wait - wait / 10, wait + 1);
+                backoff = 5;
+            } else {
+                /* Exponential backoff with full jitter, capped at an hour. */
+                wait = jitter(1, backoff + 1);
+                backoff = backoff < 1800 ? backoff * 2 : 3600;
+            }
+            next_attest = time(NULL) + wait;
+            rp_log_info("next attestation in %ld s", wait);
         }
-        rp_log_info("next attestation in %ld s", wait);
-        sleep_until_stopped(wait);
+        /* Updates: at start, then every interval (+-10%), or at once on SIGUSR1; installed only
+         * inside the update window, if there is one. Only with an update root. */
+        now = time(NULL);
+        if (access(root, R_OK) == 0 && (check_requested || now >= next_update)) {
+            long closed = until_window(a, now);
+            if (closed > 0) {
+                rp_log_info("outside the update window: next check in %ld s", closed);
+                next_update = now + closed;
+            } else {
+                memset(&sum, 0, sizeof(sum));
+                (void)update_check_locked(&agent, a->server, a->server_ca, a, &sum);
+                next_update =
+                    time(NULL) + jitter(interval - interval / 10, interval + interval / 10 + 1);
+            }
+            check_requested = 0;
+        } else if (access(root, R_OK) != 0) {
+            next_update = next_attest; /* nothing to check against until the device has a root */
+        }
+        now = time(NULL);
+        wait = (next_attest < next_update ? next_attest : next_update) - now;
+        sleep_until_stopped(wait > 0 ? wait : 1);
     }
     rp_agent_close(&agent);
     rp_log_info("stopped");
@@ -331,8 +447,17 @@ static int cmd_trust(const struct args *a)
 {
     rp_err_t err;
 
+    if (a->update_root != NULL) {
+        err = rp_update_trust_root(a->state_dir, a->update_root);
+        if (err != RP_OK) {
+            rp_log_error("%s: not a root to trust: %s", a->update_root, rp_strerror(err));
+            return FAIL;
+        }
+        printf("trusting the update root in %s\n", a->update_root);
+        return OK;
+    }
     if (a->image_key == NULL)
-        return usage_error("trust needs --image-key PUB.pem");
+        return usage_error("trust needs --update-root FILE or --image-key PUB.pem");
     err = rp_trust_image_key(a->state_dir, a->image_key);
     if (err != RP_OK) {
         rp_log_error("%s: cannot trust this image key: %s", a->image_key, rp_strerror(err));
@@ -458,27 +583,95 @@ static int cmd_status(const struct args *a)
     return OK;
 }
 
+/* The service the device talks to: given, or the one it last attested with. */
+static int service_of(const struct args *a, char *server, size_t scap, char *ca, size_t ccap)
+{
+    char path[PATH_MAX + 16];
+    uint8_t *data;
+    size_t len;
+    json_t *j;
+
+    if (a->server != NULL && a->server_ca != NULL) {
+        snprintf(server, scap, "%s", a->server);
+        snprintf(ca, ccap, "%s", a->server_ca);
+        return OK;
+    }
+    snprintf(path, sizeof(path), "%s/service.json", a->state_dir);
+    if (rp_read_file(path, 8192, &data, &len) != RP_OK)
+        return usage_error("which service? --server URL --server-ca FILE (or attest first)");
+    j = json_loadb((const char *)data, len, 0, NULL);
+    free(data);
+    snprintf(server, scap, "%s", json_string_value(json_object_get(j, "server")) ?: "");
+    snprintf(ca, ccap, "%s", json_string_value(json_object_get(j, "server_ca")) ?: "");
+    json_decref(j);
+    return server[0] != '\0' && ca[0] != '\0' ? OK : FAIL;
+}
+
+/* Remember the service for check-now (best effort). */
+static void remember_service(const struct args *a)
+{
+    char path[PATH_MAX + 16], ca[PATH_MAX], *text;
+    json_t *j;
+    rp_atomic_file_t f;
+
+    if (a->server == NULL || a->server_ca == NULL || realpath(a->server_ca, ca) == NULL)
+        return;
+    j = json_pack("{s:s, s:s}", "server", a->server, "server_ca", ca);
+    text = j != NULL ? json_dumps(j, JSON_INDENT(2)) : NULL;
+    json_decref(j);
+    snprintf(path, sizeof(path), "%s/service.json", a->state_dir);
+    if (text != NULL && rp_atomic_begin(&f, path, 0600, 0) == RP_OK) {
+        if (rp_atomic_write(&f, text, strlen(text)) != RP_OK || rp_atomic_commit(&f, 0) != RP_OK)
+            rp_atomic_abort(&f);
+    }
+    free(text);
+}
+
+static int cmd_check_now(const struct args *a)
+{
+    char server[1024], ca[PATH_MAX];
+    rp_update_summary_t sum;
+    rp_agent_t agent;
+    int rc = service_of(a, server, sizeof(server), ca, sizeof(ca));
+
+    if (rc != OK)
+        return rc;
+    if (open_agent(a, &agent) != OK)
+        return FAIL;
+    memset(&sum, 0, sizeof(sum));
+    rc = update_check_locked(&agent, server, ca, a, &sum);
+    rp_agent_close(&agent);
+    if (rc != OK && sum.installed + sum.unchanged + sum.refused + sum.rolled_back + sum.failed == 0)
+        return FAIL; /* the check itself stopped: said so */
+    printf("update check: %d installed, %d up to date, %d refused, %d rolled back, %d failed\n",
+           sum.installed, sum.unchanged, sum.refused, sum.rolled_back, sum.failed);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"state-dir",      required_argument, NULL, 's'},
-        {"rot",            required_argument, NULL, 'r'},
-        {"tcti",           required_argument, NULL, 't'},
-        {"server",         required_argument, NULL, 'S'},
-        {"server-ca",      required_argument, NULL, 'C'},
-        {"nonce",          required_argument, NULL, 'n'},
-        {"out",            required_argument, NULL, 'o'},
-        {"renew-after",    required_argument, NULL, 'R'},
-        {"listen",         required_argument, NULL, 'l'},
-        {"peer",           required_argument, NULL, 'p'},
-        {"image-key",      required_argument, NULL, 'k'},
-        {"component",      required_argument, NULL, 'c'},
-        {"health-seconds", required_argument, NULL, 'H'},
-        {"output",         required_argument, NULL, 'O'},
-        {"verbose",        no_argument,       NULL, 'v'},
-        {"help",           no_argument,       NULL, 'h'},
-        {"version",        no_argument,       NULL, 'V'},
-        {NULL,             0,                 NULL, 0  },
+        {"state-dir",       required_argument, NULL, 's'},
+        {"rot",             required_argument, NULL, 'r'},
+        {"tcti",            required_argument, NULL, 't'},
+        {"server",          required_argument, NULL, 'S'},
+        {"server-ca",       required_argument, NULL, 'C'},
+        {"nonce",           required_argument, NULL, 'n'},
+        {"out",             required_argument, NULL, 'o'},
+        {"renew-after",     required_argument, NULL, 'R'},
+        {"listen",          required_argument, NULL, 'l'},
+        {"peer",            required_argument, NULL, 'p'},
+        {"image-key",       required_argument, NULL, 'k'},
+        {"component",       required_argument, NULL, 'c'},
+        {"health-seconds",  required_argument, NULL, 'H'},
+        {"output",          required_argument, NULL, 'O'},
+        {"update-root",     required_argument, NULL, 'U'},
+        {"update-interval", required_argument, NULL, 'I'},
+        {"update-window",   required_argument, NULL, 'W'},
+        {"verbose",         no_argument,       NULL, 'v'},
+        {"help",            no_argument,       NULL, 'h'},
+        {"version",         no_argument,       NULL, 'V'},
+        {NULL,              0,                 NULL, 0  },
     };
     struct args a = {0};
     const char *cmd, *verb = NULL;
@@ -503,7 +696,8 @@ int main(int argc, char **argv)
         verb = argv[2];
         optind = 3;
     }
-    while ((c = getopt_long(argc, argv, "s:r:t:S:C:n:o:R:l:p:k:c:H:O:vhV", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:r:t:S:C:n:o:R:l:p:k:c:H:O:U:I:W:vhV", opts, NULL)) !=
+           -1) {
         switch (c) {
         case 's': a.state_dir = optarg; break;
         case 'r': a.rot = optarg; break;
@@ -523,6 +717,13 @@ int main(int argc, char **argv)
                 return usage_error("--health-seconds is 1 to 3600");
             break;
         case 'O': a.output = optarg; break;
+        case 'U': a.update_root = optarg; break;
+        case 'I':
+            a.update_interval = strtol(optarg, NULL, 10);
+            if (a.update_interval < 1 || a.update_interval > 7 * 24 * 3600)
+                return usage_error("--update-interval is 1 to 604800 seconds");
+            break;
+        case 'W': a.update_window = optarg; break;
         case 'v': rp_log_set_level(RP_LOG_DEBUG); break;
         case 'h': fputs(usage, stdout); return OK;
         default: return usage_error("bad option");
@@ -554,5 +755,7 @@ int main(int argc, char **argv)
         return cmd_recover(&a);
     if (strcmp(cmd, "status") == 0)
         return cmd_status(&a);
+    if (strcmp(cmd, "check-now") == 0)
+        return cmd_check_now(&a);
     return usage_error("unknown command");
 }

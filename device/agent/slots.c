@@ -26,6 +26,7 @@
 #include "rampart/key.h"
 #include "rampart/log.h"
 #include "slots.h"
+#include "update.h"
 
 #define COPY_CHUNK (256 * 1024)
 #define STATE_MAX (8 * 1024)
@@ -213,10 +214,25 @@ struct keyring {
 static rp_err_t keyring_load(const char *state_dir, struct keyring *kr)
 {
     char dir[PATH_MAX], path[PATH_MAX + 256];
+    rp_md_role_t *role = calloc(1, sizeof(*role));
+    bool have_root = false;
     struct dirent *e;
     DIR *d;
+    rp_err_t err;
 
     kr->n = 0;
+    /* With an update root, its images role is what the device trusts, and only that. */
+    err = role != NULL ? rp_update_image_keys(state_dir, role, &have_root) : RP_ERR_NO_MEMORY;
+    if (err == RP_OK && have_root) {
+        for (size_t i = 0; i < role->nkeys && kr->n < RP_IMAGE_KEYS_MAX; i++) {
+            memcpy(kr->spki[kr->n], role->spki[i], role->spki_len[i]);
+            kr->keys[kr->n] = (rp_image_key_t){kr->spki[kr->n], role->spki_len[i]};
+            kr->n++;
+        }
+    }
+    free(role);
+    if (err != RP_OK || have_root)
+        return err;
     snprintf(dir, sizeof(dir), "%s/image-keys", state_dir);
     d = opendir(dir);
     if (d == NULL)
@@ -583,6 +599,40 @@ static rp_err_t free_seccnt_index(const char *state_dir, unsigned *index)
 
 static rp_err_t recover_one(rp_agent_t *a, rp_component_t *c, bool *bootable);
 
+/* A component's state; for one never installed, a directory and a state naming no slot yet. */
+static rp_err_t component_open(const char *state_dir, const char *name, rp_component_t *c)
+{
+    char dir[PATH_MAX], parent[PATH_MAX];
+    rp_err_t err = component_dir(state_dir, name, dir, sizeof(dir));
+
+    if (err == RP_OK)
+        err = rp_component_load(state_dir, name, c);
+    if (err != RP_ERR_NOT_FOUND)
+        return err;
+    memset(c, 0, sizeof(*c));
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    c->active = c->trial = -1;
+    err = free_seccnt_index(state_dir, &c->seccnt_index);
+    if (snprintf(parent, sizeof(parent), "%s/components", state_dir) >= (int)sizeof(parent))
+        err = RP_ERR_INVALID_ARG;
+    if (err == RP_OK && ((mkdir(parent, 0700) != 0 && errno != EEXIST) ||
+                         (mkdir(dir, 0700) != 0 && errno != EEXIST)))
+        err = RP_ERR_IO;
+    return err == RP_OK ? component_save(state_dir, c) : err;
+}
+
+rp_err_t rp_component_note(const char *state_dir, const char *name, const char *result,
+                           const char *version, const char *detail)
+{
+    rp_component_t c;
+    rp_err_t err = component_open(state_dir, name, &c);
+
+    if (err != RP_OK)
+        return err;
+    record(&c, result, version, detail);
+    return component_save(state_dir, &c);
+}
+
 rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
                     const rp_install_opts_t *opts, rp_install_result_t *res)
 {
@@ -598,22 +648,8 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
     err = component_dir(a->state_dir, name, dir, sizeof(dir));
     if (err != RP_OK)
         return err;
-    err = rp_component_load(a->state_dir, name, &c);
-    if (err == RP_ERR_NOT_FOUND) {
-        /* First install: a directory and a state naming no slot yet. */
-        memset(&c, 0, sizeof(c));
-        snprintf(c.name, sizeof(c.name), "%s", name);
-        c.active = c.trial = -1;
-        err = free_seccnt_index(a->state_dir, &c.seccnt_index);
-        if (snprintf(slot_path, sizeof(slot_path), "%s/components", a->state_dir) >=
-            (int)sizeof(slot_path))
-            err = RP_ERR_INVALID_ARG;
-        if (err == RP_OK && ((mkdir(slot_path, 0700) != 0 && errno != EEXIST) ||
-                             (mkdir(dir, 0700) != 0 && errno != EEXIST)))
-            err = RP_ERR_IO;
-        if (err == RP_OK)
-            err = component_save(a->state_dir, &c);
-    } else if (err == RP_OK && c.trial >= 0) {
+    err = component_open(a->state_dir, name, &c);
+    if (err == RP_OK && c.trial >= 0) {
         err = recover_one(a, &c, &bootable); /* a cut install before this one */
     }
     if (err != RP_OK)

@@ -10,7 +10,8 @@
  * before the confirmation leaves the old slot active: rp_components_recover() rolls an unconfirmed
  * trial back, as MCUboot reverts an unconfirmed swap.
  *
- * The image keys the device trusts are the PEM public keys in S/image-keys/.
+ * The image keys the device trusts are its update root's images role (update.h) once it has one,
+ * and until then the PEM public keys in S/image-keys/.
  */
 #ifndef RAMPART_AGENT_SLOTS_H
 #define RAMPART_AGENT_SLOTS_H
@@ -87,6 +88,11 @@ rp_err_t rp_trust_image_key(const char *state_dir, const char *pem_path) RP_MUST
  */
 rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
                     const rp_install_opts_t *opts, rp_install_result_t *res) RP_MUST_CHECK;
+
+/* Record an update's outcome that never reached rp_install (a download refused: too long, not
+ * the image the metadata names) in the component's state, making the state if need be. */
+rp_err_t rp_component_note(const char *state_dir, const char *name, const char *result,
+                           const char *version, const char *detail) RP_MUST_CHECK;
 
 /*
  * At start, for every component: roll back a trial that was not confirmed (the device was cut

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
 #include <curl/curl.h>
 
 #include "rampart/http_client.h"
@@ -71,6 +73,8 @@ static void share_unlock(CURL *c, curl_lock_data data, void *arg)
     pthread_mutex_unlock(&share_locks[data]);
 }
 
+static pthread_once_t once = PTHREAD_ONCE_INIT; /* global_init, once per process */
+
 static void global_init(void)
 {
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
@@ -87,10 +91,26 @@ static void global_init(void)
     }
 }
 
+/* What every request has: HTTPS only, TLS 1.2 at least, the server checked against ca_file. */
+static void setup(CURL *curl, const char *url, const rp_http_opts_t *o, long default_timeout,
+                  char *errbuf)
+{
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https");
+    curl_easy_setopt(curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    curl_easy_setopt(curl, CURLOPT_CAINFO, o->ca_file);
+    curl_easy_setopt(curl, CURLOPT_CAPATH, NULL);
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT, o->timeout > 0 ? o->timeout : default_timeout);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+}
+
 rp_err_t rp_http_request(const char *method, const char *url, const rp_http_opts_t *o,
                          const void *body, size_t len, rp_http_response_t *resp)
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
     char auth[512], ctype[128];
     struct curl_slist *headers = NULL;
     struct sink sink = {NULL, 0, false};
@@ -113,23 +133,15 @@ rp_err_t rp_http_request(const char *method, const char *url, const rp_http_opts
         headers = curl_slist_append(headers, ctype);
     }
     headers = curl_slist_append(headers, "Expect:");
-    curl_easy_setopt(curl, CURLOPT_URL, url);
+    setup(curl, url, o, 30, errbuf);
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https");
-    curl_easy_setopt(curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-    curl_easy_setopt(curl, CURLOPT_CAINFO, o->ca_file);
-    curl_easy_setopt(curl, CURLOPT_CAPATH, NULL);
-    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, o->timeout > 0 ? o->timeout : 30L);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
-    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-    if (share != NULL)
+    if (share != NULL && o->ssl_ctx_fn == NULL)
         curl_easy_setopt(curl, CURLOPT_SHARE, share);
+    if (o->ssl_ctx_fn != NULL) /* a client certificate: never resume a session made without */
+        curl_easy_setopt(curl, CURLOPT_SSL_SESSIONID_CACHE, 0L);
     if (body != NULL) {
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
@@ -172,4 +184,104 @@ char *rp_http_escape(const char *s)
     out = strdup(e); /* the caller frees with free(), not curl_free() */
     curl_free(e);
     return out;
+}
+
+struct download {
+    int fd;
+    uint64_t offset;  /* where the response's first byte goes */
+    uint64_t written; /* bytes of this response written */
+    uint64_t max;     /* the whole file may not grow past this */
+    bool checked, too_long, io_error;
+    CURL *curl;
+};
+
+static size_t on_file_data(char *data, size_t size, size_t n, void *arg)
+{
+    struct download *d = arg;
+    size_t add = size * n;
+    long status = 0;
+
+    if (!d->checked) {
+        d->checked = true;
+        curl_easy_getinfo(d->curl, CURLINFO_RESPONSE_CODE, &status);
+        if (status == 200 && d->offset > 0) { /* the range was ignored: the whole file again */
+            if (ftruncate(d->fd, 0) != 0) {
+                d->io_error = true;
+                return 0;
+            }
+            d->offset = 0;
+        } else if (status != 200 && status != 206) {
+            return add; /* an error body: not written, not counted */
+        }
+    }
+    curl_easy_getinfo(d->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (status != 200 && status != 206)
+        return add;
+    if (d->offset + d->written + add > d->max) {
+        d->too_long = true; /* endless data: stop at the announced size */
+        return 0;
+    }
+    if (pwrite(d->fd, data, add, (off_t)(d->offset + d->written)) != (ssize_t)add) {
+        d->io_error = true;
+        return 0;
+    }
+    d->written += add;
+    return add;
+}
+
+rp_err_t rp_http_download(const char *url, const rp_http_opts_t *o, int fd, uint64_t max,
+                          long *status, char *error, size_t error_cap)
+{
+    struct ssl_cb cb = {o->ssl_ctx_fn, o->ssl_ctx_arg};
+    struct download d = {fd, 0, 0, max, false, false, false, NULL};
+    char errbuf[CURL_ERROR_SIZE] = "";
+    struct stat sb;
+    CURLcode rc;
+    CURL *curl;
+
+    *status = 0;
+    error[0] = '\0';
+    if (fstat(fd, &sb) != 0)
+        return RP_ERR_IO;
+    d.offset = (uint64_t)sb.st_size; /* resume where the file ends */
+    if (d.offset > max) {
+        snprintf(error, error_cap, "the partial file is longer than the announced size");
+        return RP_ERR_TOO_LARGE;
+    }
+    if (d.offset == max && max > 0) {
+        *status = 206;
+        return RP_OK; /* complete already */
+    }
+    pthread_once(&once, global_init);
+    curl = curl_easy_init();
+    if (curl == NULL)
+        return RP_ERR_NO_MEMORY;
+    d.curl = curl;
+    setup(curl, url, o, 600, errbuf);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_file_data);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &d);
+    curl_easy_setopt(curl, CURLOPT_SSL_SESSIONID_CACHE, 0L);
+    if (d.offset > 0)
+        curl_easy_setopt(curl, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)d.offset);
+    if (o->ssl_ctx_fn != NULL) {
+        curl_easy_setopt(curl, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+        curl_easy_setopt(curl, CURLOPT_SSL_CTX_DATA, &cb);
+    }
+    rc = curl_easy_perform(curl);
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
+    curl_easy_cleanup(curl);
+    if (d.too_long) {
+        snprintf(error, error_cap, "the server sent more than the announced %llu bytes",
+                 (unsigned long long)max);
+        return RP_ERR_TOO_LARGE;
+    }
+    if (d.io_error) {
+        snprintf(error, error_cap, "cannot write the download");
+        return RP_ERR_IO;
+    }
+    if (rc != CURLE_OK) {
+        snprintf(error, error_cap, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        return RP_ERR_IO;
+    }
+    return RP_OK;
 }

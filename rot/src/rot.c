@@ -333,25 +333,34 @@ static EVP_PKEY *proxy_key(rp_rot_t *rot)
     return proxy;
 }
 
-SSL_CTX *rp_rot_ssl_ctx(rp_rot_t *rot, const SSL_METHOD *method, const char *cert_chain_file)
+int rp_rot_ssl_ctx_use(rp_rot_t *rot, SSL_CTX *ctx, const char *cert_chain_file)
 {
     EVP_PKEY *key;
-    SSL_CTX *ctx;
+    int ok;
 
-    if (rot == NULL || rot->ops->ensure_key(rot) != RP_OK)
-        return NULL;
+    if (rot == NULL || ctx == NULL || rot->ops->ensure_key(rot) != RP_OK)
+        return 0;
     key = rot->libctx != NULL ? proxy_key(rot) : rot->pkey;
-    ctx = SSL_CTX_new(method);
-    if (key == NULL || ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
-        SSL_CTX_use_certificate_chain_file(ctx, cert_chain_file) != 1 ||
-        SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+    ok = key != NULL && SSL_CTX_use_certificate_chain_file(ctx, cert_chain_file) == 1 &&
+         SSL_CTX_use_PrivateKey(ctx, key) == 1 && SSL_CTX_check_private_key(ctx) == 1;
+    if (!ok) {
         rp_log_error("TLS with the device key: %s", ERR_error_string(ERR_peek_last_error(), NULL));
         ERR_clear_error();
-        SSL_CTX_free(ctx);
-        ctx = NULL;
     }
     if (key != rot->pkey)
         EVP_PKEY_free(key); /* the SSL_CTX keeps its own reference */
+    return ok ? 1 : 0;
+}
+
+SSL_CTX *rp_rot_ssl_ctx(rp_rot_t *rot, const SSL_METHOD *method, const char *cert_chain_file)
+{
+    SSL_CTX *ctx = SSL_CTX_new(method);
+
+    if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+        rp_rot_ssl_ctx_use(rot, ctx, cert_chain_file) != 1) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     return ctx;
 }
 

@@ -6,6 +6,7 @@
 #define RAMPART_HTTP_CLIENT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <openssl/ssl.h>
 
@@ -36,6 +37,15 @@ typedef struct rp_http_response {
 rp_err_t rp_http_request(const char *method, const char *url, const rp_http_opts_t *opts,
                          const void *body, size_t len, rp_http_response_t *resp) RP_MUST_CHECK;
 void rp_http_response_free(rp_http_response_t *resp);
+
+/*
+ * Download url into fd, resuming where the file ends (an HTTP Range request; a server that
+ * answers the whole file instead starts it over). The file never grows past max bytes: a server
+ * that sends more is cut off (RP_ERR_TOO_LARGE). OUT: *status (the HTTP status: 200 or 206 mean
+ * the bytes are in fd; others wrote nothing); error says why on failure.
+ */
+rp_err_t rp_http_download(const char *url, const rp_http_opts_t *opts, int fd, uint64_t max,
+                          long *status, char *error, size_t error_cap) RP_MUST_CHECK;
 
 /* s percent-encoded for one URL path segment (malloc'd; NULL when out of memory). */
 char *rp_http_escape(const char *s);

@@ -82,6 +82,8 @@ EVP_PKEY *rp_rot_pkey(rp_rot_t *rot);
  * lives (the TPM provider's library context for tpm2). For device-to-cloud and device-to-device
  * TLS. Caller frees; valid only until the next counter or measurement call on rot (tpm2).
  */
+/* The same on an SSL_CTX made elsewhere (libcurl's): 1 on success, 0 on failure. */
+int rp_rot_ssl_ctx_use(rp_rot_t *rot, SSL_CTX *ctx, const char *cert_chain_file);
 SSL_CTX *rp_rot_ssl_ctx(rp_rot_t *rot, const SSL_METHOD *method, const char *cert_chain_file);
 
 /*

@@ -1,0 +1,579 @@
+/* Signed updates, the device's side (see update.h and docs/updates.md). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/ssl.h>
+
+#include "rampart/base64.h"
+#include "rampart/file.h"
+#include "rampart/hex.h"
+#include "rampart/http_client.h"
+#include "rampart/log.h"
+#include "update.h"
+
+#define ROOT_FILE "update/root.json"
+#define TARGETS_FILE "update/targets.json"
+
+static rp_err_t state_file(const char *state_dir, const char *name, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%s/%s", state_dir, name);
+
+    return n > 0 && (size_t)n < cap ? RP_OK : RP_ERR_INVALID_ARG;
+}
+
+static rp_err_t ensure_dir(const char *state_dir, const char *name)
+{
+    char path[PATH_MAX];
+    rp_err_t err = state_file(state_dir, name, path, sizeof(path));
+
+    if (err == RP_OK && mkdir(path, 0700) != 0 && errno != EEXIST)
+        err = RP_ERR_IO;
+    return err;
+}
+
+/* A kept envelope (root or targets) and its payload. RP_ERR_NOT_FOUND when there is none. */
+static rp_err_t load_kept(const char *state_dir, const char *name, char **env, json_t **payload)
+{
+    char path[PATH_MAX];
+    uint8_t *data;
+    size_t len;
+    rp_err_t err = state_file(state_dir, name, path, sizeof(path));
+
+    *payload = NULL;
+    if (env != NULL)
+        *env = NULL;
+    if (err == RP_OK)
+        err = rp_read_file(path, RP_MD_MAX, &data, &len);
+    if (err != RP_OK)
+        return err;
+    err = rp_md_peek((const char *)data, len, payload);
+    if (err == RP_OK && env != NULL)
+        *env = (char *)data;
+    else
+        free(data);
+    return err;
+}
+
+static rp_err_t keep(const char *state_dir, const char *name, const char *text)
+{
+    char path[PATH_MAX];
+    rp_atomic_file_t f;
+    rp_err_t err = ensure_dir(state_dir, "update");
+
+    if (err == RP_OK)
+        err = state_file(state_dir, name, path, sizeof(path));
+    if (err == RP_OK)
+        err = rp_atomic_begin(&f, path, 0600, 0);
+    if (err != RP_OK)
+        return err;
+    err = rp_atomic_write(&f, text, strlen(text));
+    if (err == RP_OK)
+        return rp_atomic_commit(&f, 0);
+    rp_atomic_abort(&f);
+    return err;
+}
+
+static rp_err_t role_of(json_t *payload, const char *name, rp_md_role_t *role)
+{
+    return rp_md_role_parse(json_object_get(json_object_get(payload, "roles"), name), role);
+}
+
+static const char *str(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+
+    return s != NULL ? s : "";
+}
+
+rp_err_t rp_update_trust_root(const char *state_dir, const char *path)
+{
+    rp_md_role_t *role = calloc(1, sizeof(*role));
+    json_t *p = NULL, *verified = NULL, *kept = NULL;
+    uint8_t *data = NULL;
+    size_t len;
+    rp_err_t err = role != NULL ? rp_read_file(path, RP_MD_MAX, &data, &len) : RP_ERR_NO_MEMORY;
+
+    if (err == RP_OK)
+        err = rp_md_peek((const char *)data, len, &p);
+    if (err == RP_OK && strcmp(str(p, "type"), "rampart-root") != 0)
+        err = RP_ERR_MALFORMED;
+    if (err == RP_OK)
+        err = role_of(p, "root", role);
+    if (err == RP_OK)
+        err = rp_md_open((const char *)data, len, role, &verified);
+    /* Never step back: a root the device has is kept if it is newer. */
+    if (err == RP_OK && load_kept(state_dir, ROOT_FILE, NULL, &kept) == RP_OK &&
+        json_integer_value(json_object_get(kept, "version")) >
+            json_integer_value(json_object_get(p, "version")))
+        err = RP_ERR_ROLLBACK;
+    if (err == RP_OK)
+        err = keep(state_dir, ROOT_FILE, (const char *)data);
+    json_decref(p);
+    json_decref(verified);
+    json_decref(kept);
+    free(data);
+    free(role);
+    return err;
+}
+
+rp_err_t rp_update_image_keys(const char *state_dir, rp_md_role_t *role, bool *have_root)
+{
+    json_t *root = NULL;
+    rp_err_t err = load_kept(state_dir, ROOT_FILE, NULL, &root);
+
+    *have_root = err != RP_ERR_NOT_FOUND;
+    if (err == RP_OK)
+        err = role_of(root, "images", role);
+    json_decref(root);
+    return err == RP_ERR_NOT_FOUND ? RP_OK : err;
+}
+
+/* ---- talking to the service ---- */
+
+struct client {
+    rp_agent_t *a;
+    const char *server, *ca;
+    char cert[PATH_MAX + 16];
+};
+
+/* The device's certificate and key on curl's TLS context: the key stays in the root of trust. */
+static int client_cert(SSL_CTX *ctx, void *arg)
+{
+    struct client *c = arg;
+
+    return rp_rot_ssl_ctx_use(c->a->rot, ctx, c->cert);
+}
+
+static rp_err_t get(struct client *c, const char *path, const char *type, rp_http_response_t *r,
+                    char *detail, size_t cap)
+{
+    char url[2048];
+    rp_http_opts_t h = {c->ca, NULL, type, 60, client_cert, c};
+
+    snprintf(url, sizeof(url), "%s%s", c->server, path);
+    if (rp_http_request(type != NULL ? "POST" : "GET", url, &h, NULL, 0, r) != RP_OK) {
+        snprintf(detail, cap, "%s: %s", c->server, r->error);
+        return RP_ERR_IO;
+    }
+    if (r->status != 200) {
+        snprintf(detail, cap, "%s%s: HTTP %ld: %.200s", c->server, path, r->status, r->body);
+        rp_http_response_free(r);
+        return RP_ERR_IO;
+    }
+    return RP_OK;
+}
+
+static void report(struct client *c, const char *deployment, const char *state, const char *fmt,
+                   ...) __attribute__((format(printf, 4, 5)));
+
+/* Tell the service how an update went (best effort: the device's own record is in its state). */
+static void report(struct client *c, const char *deployment, const char *state, const char *fmt,
+                   ...)
+{
+    char url[2048], detail[256], *text;
+    rp_http_opts_t h = {c->ca, NULL, "application/json", 30, client_cert, c};
+    rp_http_response_t r;
+    json_t *body;
+    va_list ap;
+
+    if (deployment[0] == '\0')
+        return;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    body = json_pack("{s:s, s:s, s:s}", "deployment", deployment, "state", state, "detail", detail);
+    text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    snprintf(url, sizeof(url), "%s/api/v1/device/updates", c->server);
+    if (text != NULL && rp_http_request("POST", url, &h, text, strlen(text), &r) == RP_OK) {
+        if (r.status != 200)
+            rp_log_warn("the service did not take the report (HTTP %ld)", r.status);
+        rp_http_response_free(&r);
+    } else {
+        rp_log_warn("cannot report to the service: %s", text != NULL ? r.error : "no memory");
+    }
+    free(text);
+}
+
+/* ---- the check ---- */
+
+static rp_err_t refuse(rp_update_summary_t *s, rp_err_t err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static rp_err_t refuse(rp_update_summary_t *s, rp_err_t err, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(s->detail, sizeof(s->detail), fmt, ap);
+    va_end(ap);
+    rp_log_error("update refused: %s", s->detail);
+    return err;
+}
+
+/* Newer roots, each signed by the keys of the one before and by its own. OUT: *root (the
+ * current root's payload). */
+static rp_err_t update_roots(struct client *c, json_t **root, rp_update_summary_t *s)
+{
+    char path[128], *env = NULL;
+    rp_http_response_t r;
+    json_t *list = NULL, *e;
+    size_t i;
+    rp_err_t err = load_kept(c->a->state_dir, ROOT_FILE, &env, root);
+
+    free(env);
+    if (err == RP_ERR_NOT_FOUND)
+        err = refuse(s, RP_ERR_NOT_FOUND,
+                     "the device has no update root (rampart-agent trust --update-root)");
+    if (err == RP_OK) {
+        snprintf(path, sizeof(path), "/api/v1/device/roots?after=%lld",
+                 (long long)json_integer_value(json_object_get(*root, "version")));
+        err = get(c, path, NULL, &r, s->detail, sizeof(s->detail));
+    }
+    if (err == RP_OK) {
+        list = json_loadb(r.body, r.len, 0, NULL);
+        rp_http_response_free(&r);
+    }
+    json_array_foreach(json_object_get(list, "roots"), i, e)
+    {
+        const char *next = json_string_value(e);
+        json_t *accepted = NULL;
+        if (err != RP_OK || next == NULL)
+            break;
+        err = rp_update_accept_root(*root, next, strlen(next), &accepted, s->detail,
+                                    sizeof(s->detail));
+        if (err != RP_OK) {
+            rp_log_error("update refused: %s", s->detail);
+            break;
+        }
+        err = keep(c->a->state_dir, ROOT_FILE, next);
+        if (err == RP_OK) {
+            rp_log_info("update root version %lld",
+                        (long long)json_integer_value(json_object_get(accepted, "version")));
+            json_decref(*root);
+            *root = json_incref(accepted);
+        }
+        json_decref(accepted);
+    }
+    json_decref(list);
+    if (err == RP_OK &&
+        json_integer_value(json_object_get(*root, "expires")) <= (int64_t)time(NULL))
+        err = refuse(s, RP_ERR_EXPIRED,
+                     "the update root has expired and the service has no newer one (freeze)");
+    return err;
+}
+
+/* The targets: fetched, accepted (rp_update_accept_targets), kept. */
+static rp_err_t update_targets(struct client *c, json_t *root, json_t **targets,
+                               rp_update_summary_t *s)
+{
+    rp_http_response_t r;
+    json_t *kept = NULL;
+    int64_t have = 0;
+    rp_err_t err;
+
+    *targets = NULL;
+    err = get(c, "/api/v1/device/targets", NULL, &r, s->detail, sizeof(s->detail));
+    if (err != RP_OK)
+        return err;
+    if (load_kept(c->a->state_dir, TARGETS_FILE, NULL, &kept) == RP_OK)
+        have = json_integer_value(json_object_get(kept, "version"));
+    json_decref(kept);
+    err = rp_update_accept_targets(root, c->a->device_id, have, (int64_t)time(NULL), r.body, r.len,
+                                   targets, s->detail, sizeof(s->detail));
+    if (err == RP_OK)
+        err = keep(c->a->state_dir, TARGETS_FILE, r.body);
+    else
+        rp_log_error("update refused: %s", s->detail);
+    rp_http_response_free(&r);
+    if (err != RP_OK) {
+        json_decref(*targets);
+        *targets = NULL;
+    }
+    return err;
+}
+
+static rp_err_t say(char *detail, size_t cap, rp_err_t err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static rp_err_t say(char *detail, size_t cap, rp_err_t err, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(detail, cap, fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+rp_err_t rp_update_accept_root(json_t *current, const char *next, size_t len, json_t **accepted,
+                               char *detail, size_t cap)
+{
+    rp_md_role_t *old_role = calloc(1, sizeof(*old_role)), *new_role = calloc(1, sizeof(*new_role));
+    json_t *p = NULL, *v1 = NULL;
+    rp_err_t err = old_role != NULL && new_role != NULL ? RP_OK : RP_ERR_NO_MEMORY;
+
+    *accepted = NULL;
+    if (err == RP_OK &&
+        (role_of(current, "root", old_role) != RP_OK || rp_md_peek(next, len, &p) != RP_OK ||
+         role_of(p, "root", new_role) != RP_OK))
+        err = say(detail, cap, RP_ERR_MALFORMED, "a new root metadata is malformed");
+    else if (err == RP_OK && (rp_md_open(next, len, old_role, &v1) != RP_OK ||
+                              rp_md_open(next, len, new_role, accepted) != RP_OK))
+        err = say(detail, cap, RP_ERR_BAD_SIGNATURE,
+                  "root version %lld is not signed by the keys of version %lld and its own",
+                  (long long)json_integer_value(json_object_get(p, "version")),
+                  (long long)json_integer_value(json_object_get(current, "version")));
+    else if (err == RP_OK && (json_integer_value(json_object_get(*accepted, "version")) !=
+                                  json_integer_value(json_object_get(current, "version")) + 1 ||
+                              strcmp(str(*accepted, "tenant"), str(current, "tenant")) != 0 ||
+                              strcmp(str(*accepted, "type"), "rampart-root") != 0))
+        err = say(detail, cap, RP_ERR_ROLLBACK,
+                  "a new root is not the next version of this tenant's root");
+    if (err == RP_OK) {
+        rp_md_role_t *check = old_role; /* its other roles must parse too */
+        if (role_of(*accepted, "online", check) != RP_OK ||
+            role_of(*accepted, "images", check) != RP_OK)
+            err = say(detail, cap, RP_ERR_MALFORMED, "a new root's roles are malformed");
+    }
+    if (err != RP_OK) {
+        json_decref(*accepted);
+        *accepted = NULL;
+    }
+    json_decref(p);
+    json_decref(v1);
+    free(old_role);
+    free(new_role);
+    return err;
+}
+
+rp_err_t rp_update_accept_targets(json_t *root, const char *device_id, int64_t have_version,
+                                  int64_t now, const char *env, size_t len, json_t **targets,
+                                  char *detail, size_t cap)
+{
+    rp_md_role_t *online = calloc(1, sizeof(*online));
+    rp_err_t err = online != NULL ? role_of(root, "online", online) : RP_ERR_NO_MEMORY;
+    json_t *t;
+    size_t i;
+
+    *targets = NULL;
+    if (err != RP_OK)
+        err = say(detail, cap, err, "the root has no usable online role");
+    else if (rp_md_open(env, len, online, targets) != RP_OK)
+        err = say(detail, cap, RP_ERR_BAD_SIGNATURE,
+                  "the targets are not signed by the root's online key");
+    else if (strcmp(str(*targets, "type"), "rampart-targets") != 0 ||
+             strcmp(str(*targets, "tenant"), str(root, "tenant")) != 0 ||
+             strcmp(str(*targets, "device"), device_id) != 0 ||
+             !json_is_integer(json_object_get(*targets, "version")) ||
+             !json_is_integer(json_object_get(*targets, "expires")) ||
+             !json_is_array(json_object_get(*targets, "targets")))
+        err = say(detail, cap, RP_ERR_MALFORMED, "the targets are not this device's");
+    else if (json_integer_value(json_object_get(*targets, "version")) < have_version)
+        err = say(detail, cap, RP_ERR_ROLLBACK,
+                  "targets version %lld is older than the %lld the device has (rollback)",
+                  (long long)json_integer_value(json_object_get(*targets, "version")),
+                  (long long)have_version);
+    else if (json_integer_value(json_object_get(*targets, "expires")) <= now)
+        err = say(detail, cap, RP_ERR_EXPIRED, "the targets have expired (freeze)");
+    json_array_foreach(err == RP_OK ? json_object_get(*targets, "targets") : NULL, i, t)
+    {
+        if (!json_is_string(json_object_get(t, "component")) ||
+            !json_is_string(json_object_get(t, "image")) ||
+            !json_is_string(json_object_get(t, "image_hash")) ||
+            !json_is_string(json_object_get(t, "version")) ||
+            !json_is_integer(json_object_get(t, "size")) ||
+            !json_is_integer(json_object_get(t, "security_counter"))) {
+            err = say(detail, cap, RP_ERR_MALFORMED, "target %zu is malformed", i);
+            break;
+        }
+    }
+    free(online);
+    if (err != RP_OK) {
+        json_decref(*targets);
+        *targets = NULL;
+    }
+    return err;
+}
+
+static rp_err_t file_sha256_hex(int fd, char hex[2 * RP_SHA256_LEN + 1])
+{
+    uint8_t buf[64 * 1024], digest[RP_SHA256_LEN];
+    rp_sha256_t h;
+    ssize_t n;
+    off_t off = 0;
+    rp_err_t err = rp_sha256_init(&h);
+
+    while (err == RP_OK && (n = pread(fd, buf, sizeof(buf), off)) > 0) {
+        err = rp_sha256_update(&h, buf, (size_t)n);
+        off += n;
+    }
+    if (err == RP_OK)
+        err = rp_sha256_final(&h, digest);
+    return err == RP_OK ? rp_hex_encode(digest, sizeof(digest), hex, 2 * RP_SHA256_LEN + 1) : err;
+}
+
+/* Whether the component runs this image already. */
+static bool running(rp_agent_t *a, const char *name, const char *image_hash)
+{
+    char path[PATH_MAX], hex[2 * RP_SHA256_LEN + 1];
+    rp_component_t comp;
+    rp_slot_image_t img;
+
+    return rp_component_load(a->state_dir, name, &comp) == RP_OK && comp.active >= 0 &&
+           rp_slot_path(a->state_dir, name, comp.active, path, sizeof(path)) == RP_OK &&
+           rp_slot_check(a, &comp, path, &img) == RP_OK && img.valid &&
+           rp_hex_encode(img.digest, RP_SHA256_LEN, hex, sizeof(hex)) == RP_OK &&
+           strcmp(hex, image_hash) == 0;
+}
+
+/* A target refused before it reached rp_install: recorded on the device and reported. */
+static void refused_target(struct client *c, const char *deployment, const char *name,
+                           const char *version, rp_update_summary_t *s, const char *detail)
+{
+    s->refused++;
+    rp_log_error("%s %s: refused: %s", name, version, detail);
+    if (rp_component_name_ok(name) &&
+        rp_component_note(c->a->state_dir, name, "refused", version, detail) != RP_OK)
+        rp_log_warn("%s: cannot record the refusal", name);
+    report(c, deployment, "refused", "%s %s: %s", name, version, detail);
+}
+
+/* One target: download (resuming), check against the metadata, install, report. */
+static rp_err_t apply_target(struct client *c, const char *deployment, json_t *t,
+                             const rp_install_opts_t *opts, rp_update_summary_t *s)
+{
+    const char *name = str(t, "component"), *image = str(t, "image"), *hash = str(t, "image_hash"),
+               *version = str(t, "version");
+    json_int_t size = json_integer_value(json_object_get(t, "size"));
+    char path[PATH_MAX], url[2048], error[256], got[2 * RP_SHA256_LEN + 1];
+    rp_http_opts_t h = {c->ca, NULL, NULL, 600, client_cert, c};
+    rp_install_result_t res;
+    rp_slot_image_t img;
+    rp_component_t none;
+    struct stat sb;
+    long status;
+    int fd;
+    rp_err_t err;
+
+    if (!rp_component_name_ok(name) || strlen(image) != 2 * RP_SHA256_LEN ||
+        strspn(image, "0123456789abcdef") != strlen(image) || size <= 0) {
+        refused_target(c, deployment, name, version, s, "a malformed target");
+        return RP_OK;
+    }
+    if (running(c->a, name, hash)) {
+        s->unchanged++;
+        report(c, deployment, "installed", "%s %s is running", name, version);
+        return RP_OK;
+    }
+    report(c, deployment, "downloading", "%s %s", name, version);
+    err = ensure_dir(c->a->state_dir, "update");
+    if (err == RP_OK)
+        err = ensure_dir(c->a->state_dir, "update/downloads");
+    if (err == RP_OK && snprintf(path, sizeof(path), "%s/update/downloads/%s", c->a->state_dir,
+                                 image) >= (int)sizeof(path))
+        err = RP_ERR_INVALID_ARG;
+    if (err != RP_OK)
+        return err;
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return RP_ERR_IO;
+    snprintf(url, sizeof(url), "%s/api/v1/device/images/%s", c->server, image);
+    err = rp_http_download(url, &h, fd, (uint64_t)size, &status, error, sizeof(error));
+    if (err == RP_ERR_TOO_LARGE) { /* endless data: what came is dropped */
+        close(fd);
+        (void)unlink(path);
+        refused_target(c, deployment, name, version, s, error);
+        return RP_OK;
+    }
+    if (err != RP_OK || (status != 200 && status != 206)) {
+        close(fd);
+        s->failed++;
+        rp_log_error("%s: download failed: %s", name, err != RP_OK ? error : "HTTP error");
+        report(c, deployment, "failed", "download: %s", err != RP_OK ? error : "HTTP error");
+        return RP_OK; /* kept: the next check resumes it */
+    }
+    /* Mix-and-match: the bytes must be exactly the image the metadata names. */
+    err = fstat(fd, &sb) == 0 ? file_sha256_hex(fd, got) : RP_ERR_IO;
+    close(fd);
+    if (err != RP_OK)
+        return err;
+    if ((uint64_t)sb.st_size != (uint64_t)size || strcmp(got, image) != 0) {
+        (void)unlink(path);
+        refused_target(c, deployment, name, version, s,
+                       "the download is not the image the metadata names");
+        return RP_OK;
+    }
+    /* What the image says of itself (its fields are read before the security counter floor is
+     * applied: rp_install applies that). */
+    err = rp_component_load(c->a->state_dir, name, &none);
+    if (err == RP_OK || err == RP_ERR_NOT_FOUND)
+        err = rp_slot_check(c->a, &none, path, &img);
+    if (err != RP_OK)
+        return err;
+    {
+        char ihash[2 * RP_SHA256_LEN + 1] = "";
+        (void)rp_hex_encode(img.digest, RP_SHA256_LEN, ihash, sizeof(ihash));
+        if (img.version[0] != '\0' &&
+            (strcmp(img.version, version) != 0 || strcmp(ihash, hash) != 0 ||
+             (json_int_t)img.security_counter !=
+                 json_integer_value(json_object_get(t, "security_counter")))) {
+            (void)unlink(path);
+            refused_target(c, deployment, name, version, s,
+                           "the image's version, digest or security counter differ from the "
+                           "metadata");
+            return RP_OK;
+        }
+    }
+    err = rp_install(c->a, name, path, opts, &res);
+    (void)unlink(path);
+    if (err != RP_OK)
+        return err;
+    if (strcmp(res.state, "installed") == 0)
+        s->installed++;
+    else if (strcmp(res.state, "unchanged") == 0)
+        s->unchanged++;
+    else if (strcmp(res.state, "refused") == 0)
+        s->refused++;
+    else if (strcmp(res.state, "rolled_back") == 0)
+        s->rolled_back++;
+    else
+        s->failed++;
+    printf("%s: %s: %s\n", name, res.state, res.detail);
+    report(c, deployment, strcmp(res.state, "unchanged") == 0 ? "installed" : res.state,
+           "%s %s: %s", name, version, res.detail);
+    return RP_OK;
+}
+
+rp_err_t rp_update_check(rp_agent_t *a, const char *server, const char *server_ca,
+                         const rp_install_opts_t *opts, rp_update_summary_t *s)
+{
+    struct client c = {a, server, server_ca, ""};
+    json_t *root = NULL, *targets = NULL, *t;
+    size_t i;
+    rp_err_t err;
+
+    memset(s, 0, sizeof(*s));
+    snprintf(c.cert, sizeof(c.cert), "%s/device.crt", a->state_dir);
+    if (access(c.cert, R_OK) != 0)
+        return refuse(s, RP_ERR_NOT_FOUND, "no device certificate yet: attest first");
+    err = update_roots(&c, &root, s);
+    if (err == RP_OK)
+        err = update_targets(&c, root, &targets, s);
+    json_array_foreach(json_object_get(targets, "targets"), i, t)
+    {
+        if (err != RP_OK)
+            break;
+        err = apply_target(&c, str(targets, "deployment"), t, opts, s);
+    }
+    json_decref(root);
+    json_decref(targets);
+    return err;
+}

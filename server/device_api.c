@@ -1,0 +1,486 @@
+/*
+ * Signed update metadata (docs/updates.md) and what devices fetch and report over mutual TLS:
+ *
+ *   operators  GET  /api/v1/tenants/T/update/online-key     the service's online public key
+ *              GET  /api/v1/tenants/T/update/roots          the root metadata versions
+ *              POST /api/v1/tenants/T/update/roots          a new root version (admin)
+ *   devices    GET  /api/v1/device/roots?after=N            newer root metadata
+ *              GET  /api/v1/device/targets                  signed: what this device should run
+ *              GET  /api/v1/device/images/ID                an image (Range for resuming)
+ *              POST /api/v1/device/updates                  how an update went
+ *
+ * A device proves itself with its current certificate (mutual TLS), as for EST re-enrollment.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/pem.h>
+
+#include "rampart/base64.h"
+#include "rampart/key.h"
+#include "rampart/log.h"
+#include "rampart/metadata.h"
+#include "server.h"
+
+#define TARGETS_LIFETIME (24 * 3600) /* a targets document expires a day after it is signed */
+
+/* ---- the online key ---- */
+
+/* The tenant's online key (made on first use), decrypted. OUT: *key, and its SPKI. */
+static rp_err_t online_key(rp_req_t *r, const char *tenant_id, EVP_PKEY **key,
+                           uint8_t spki[RP_PUBKEY_DER_MAX], size_t *spki_len)
+{
+    char *pem = NULL;
+    rp_err_t err = rp_store_update_key_get(r->w->store, tenant_id, &pem, spki, spki_len);
+
+    *key = NULL;
+    if (err == RP_ERR_NOT_FOUND) {
+        EVP_PKEY *fresh = NULL;
+        err = rp_key_generate(RP_SIG_ECDSA_P256, &fresh);
+        if (err == RP_OK)
+            err = rp_key_spki(fresh, spki, RP_PUBKEY_DER_MAX, spki_len);
+        if (err == RP_OK)
+            err = rp_key_encrypt_pem(r->w->srv->master_key, fresh, &pem);
+        if (err == RP_OK)
+            err = rp_store_update_key_put(r->w->store, tenant_id, pem, spki, *spki_len);
+        EVP_PKEY_free(fresh);
+        free(pem);
+        pem = NULL;
+        if (err == RP_OK)
+            rp_log_info("made the online update key of tenant %s", tenant_id);
+        if (err == RP_OK || err == RP_ERR_EXISTS) /* another worker's, if it was first */
+            err = rp_store_update_key_get(r->w->store, tenant_id, &pem, spki, spki_len);
+    }
+    if (err == RP_OK)
+        err = rp_key_decrypt_pem(r->w->srv->master_key, pem, key);
+    free(pem);
+    return err;
+}
+
+/* ---- root metadata: operators ---- */
+
+/* Whether role lists the key. */
+static bool role_has(const rp_md_role_t *role, const uint8_t *spki, size_t len)
+{
+    for (size_t i = 0; i < role->nkeys; i++)
+        if (role->spki_len[i] == len && memcmp(role->spki[i], spki, len) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * Check a new root version: well formed, for this tenant, the next version, not expired, signed
+ * by its own root keys and (after the first) by the previous version's, and naming the service's
+ * online key. OUT: *version, *expires. On failure a reply was sent.
+ */
+static bool root_check(rp_req_t *r, const char *tenant_id, const char *env, size_t len,
+                       int64_t *version, int64_t *expires)
+{
+    json_t *p = NULL, *verified = NULL, *roles;
+    rp_md_role_t *root = calloc(1, sizeof(*root)), *prev_role = calloc(1, sizeof(*prev_role)),
+                 *online = calloc(1, sizeof(*online)), *images = calloc(1, sizeof(*images));
+    uint8_t spki[RP_PUBKEY_DER_MAX];
+    size_t spki_len;
+    int64_t latest = 0;
+    char *prev = NULL;
+    EVP_PKEY *key = NULL;
+    const char *why = NULL;
+    bool ok = false;
+    rp_err_t err;
+
+    if (root == NULL || prev_role == NULL || online == NULL || images == NULL) {
+        rp_reply_error(r, 500, "internal", "out of memory");
+        goto out;
+    }
+    if (rp_md_peek(env, len, &p) != RP_OK) {
+        rp_reply_error(r, 400, "malformed_metadata", "not a metadata envelope with a JSON payload");
+        goto out;
+    }
+    roles = json_object_get(p, "roles");
+    *version = json_integer_value(json_object_get(p, "version"));
+    *expires = json_integer_value(json_object_get(p, "expires"));
+    if (strcmp(json_string_value(json_object_get(p, "type")) ?: "", "rampart-root") != 0 ||
+        strcmp(json_string_value(json_object_get(p, "tenant")) ?: "", tenant_id) != 0 ||
+        *version < 1 || rp_md_role_parse(json_object_get(roles, "root"), root) != RP_OK ||
+        rp_md_role_parse(json_object_get(roles, "online"), online) != RP_OK ||
+        rp_md_role_parse(json_object_get(roles, "images"), images) != RP_OK)
+        why = "a root is {type: rampart-root, tenant, version >= 1, expires, roles: {root, "
+              "online, images}}";
+    else if (*expires <= (int64_t)time(NULL))
+        why = "it has expired";
+    if (why != NULL) {
+        rp_reply_error(r, 400, "invalid_root", "%s", why);
+        goto out;
+    }
+    err = rp_store_root_latest(r->w->store, tenant_id, &latest, &prev);
+    if (err != RP_OK && err != RP_ERR_NOT_FOUND) {
+        rp_reply_error(r, 500, "internal", "cannot read the current root");
+        goto out;
+    }
+    if (*version != latest + 1) {
+        rp_reply_error(r, 409, "conflict", "the next root is version %lld",
+                       (long long)(latest + 1));
+        goto out;
+    }
+    /* Signed by its own root keys, and by the keys of the root it replaces. */
+    if (rp_md_open(env, len, root, &verified) != RP_OK) {
+        rp_reply_error(r, 400, "bad_signature", "not signed by its own root keys (threshold %zu)",
+                       root->threshold);
+        goto out;
+    }
+    if (prev != NULL) {
+        json_t *pp = NULL, *pv = NULL;
+        bool signed_by_prev =
+            rp_md_peek(prev, strlen(prev), &pp) == RP_OK &&
+            rp_md_role_parse(json_object_get(json_object_get(pp, "roles"), "root"), prev_role) ==
+                RP_OK &&
+            rp_md_open(env, len, prev_role, &pv) == RP_OK;
+        json_decref(pp);
+        json_decref(pv);
+        if (!signed_by_prev) {
+            rp_reply_error(r, 400, "bad_signature",
+                           "a new root must also be signed by the root keys of version %lld",
+                           (long long)latest);
+            goto out;
+        }
+    }
+    if (online_key(r, tenant_id, &key, spki, &spki_len) != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot read the online key");
+        goto out;
+    }
+    if (!role_has(online, spki, spki_len)) {
+        rp_reply_error(r, 400, "invalid_root",
+                       "its online role does not name this service's online key (GET "
+                       ".../update/online-key)");
+        goto out;
+    }
+    ok = true;
+out:
+    EVP_PKEY_free(key);
+    json_decref(p);
+    json_decref(verified);
+    free(prev);
+    free(root);
+    free(prev_role);
+    free(online);
+    free(images);
+    return ok;
+}
+
+static void collect_root(void *ctx, int64_t version, const char *envelope, int64_t expires)
+{
+    char iso[32];
+
+    (void)envelope;
+    rp_iso_time(expires, iso);
+    json_array_append_new(ctx,
+                          json_pack("{s:I, s:s}", "version", (json_int_t)version, "expires", iso));
+}
+
+void rp_update_meta_handle(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant);
+void rp_update_meta_handle(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant)
+{
+    const char *what = r->nparts == 6 ? r->parts[5] : "";
+    uint8_t spki[RP_PUBKEY_DER_MAX];
+    size_t spki_len, len;
+    EVP_PKEY *key = NULL;
+    int64_t version, expires;
+    const uint8_t *body;
+
+    if (strcmp(what, "online-key") == 0 && r->method == EVHTTP_REQ_GET) {
+        BIO *bio = BIO_new(BIO_s_mem());
+        char *pem;
+        long n;
+        if (bio == NULL || online_key(r, tenant->id, &key, spki, &spki_len) != RP_OK ||
+            PEM_write_bio_PUBKEY(bio, key) != 1) {
+            rp_reply_error(r, 500, "internal", "cannot read the online key");
+        } else {
+            n = BIO_get_mem_data(bio, &pem);
+            rp_reply_bytes(r, 200, "application/x-pem-file", pem, (size_t)n);
+        }
+        BIO_free(bio);
+        EVP_PKEY_free(key);
+        return;
+    }
+    if (strcmp(what, "roots") != 0) {
+        rp_reply_error(r, 404, "not_found", "no such resource");
+        return;
+    }
+    if (r->method == EVHTTP_REQ_GET) {
+        json_t *list = json_array();
+        if (rp_store_roots_after(r->w->store, tenant->id, 0, collect_root, list) != RP_OK) {
+            json_decref(list);
+            rp_reply_error(r, 500, "internal", "cannot list roots");
+            return;
+        }
+        rp_reply_json(r, 200, json_pack("{s:o}", "roots", list));
+        return;
+    }
+    if (r->method != EVHTTP_REQ_POST) {
+        rp_reply_error(r, 405, "method_not_allowed", "use GET or POST");
+        return;
+    }
+    if (tok->role < RP_ROLE_ADMIN) {
+        rp_reply_error(r, 403, "forbidden", "this needs the admin role (the token is %s)",
+                       rp_role_name(tok->role));
+        return;
+    }
+    if ((body = rp_req_body(r, &len)) == NULL ||
+        !root_check(r, tenant->id, (const char *)body, len, &version, &expires))
+        return;
+    {
+        char *copy = strndup((const char *)body, len);
+        rp_err_t err = copy != NULL
+                           ? rp_store_root_add(r->w->store, tenant->id, version, copy, expires)
+                           : RP_ERR_NO_MEMORY;
+        free(copy);
+        if (err == RP_ERR_EXISTS) {
+            rp_reply_error(r, 409, "conflict", "root version %lld exists", (long long)version);
+            return;
+        }
+        if (err != RP_OK) {
+            rp_reply_error(r, 500, "internal", "cannot store the root");
+            return;
+        }
+    }
+    rp_log_info("tenant %s: update root version %lld", tenant->id, (long long)version);
+    rp_reply_json(r, 201, json_pack("{s:I}", "version", (json_int_t)version));
+}
+
+/* ---- devices ---- */
+
+/* The device of the request's client certificate: current, of its tenant's CA, not revoked,
+ * not blocked. On failure a reply was sent. */
+static bool device_auth(rp_req_t *r, rp_device_t *device)
+{
+    X509 *peer = rp_req_peer_cert(r);
+    char id[RP_DEVICE_ID_SIZE] = "", serial[RP_SERIAL_SIZE];
+    rp_cert_record_t rec;
+    const rp_ca_t *ca;
+
+    if (peer == NULL) {
+        rp_reply_error(r, 401, "unauthorized", "a device certificate is required (mutual TLS)");
+        return false;
+    }
+    if (X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, id, sizeof(id)) !=
+            RP_DEVICE_ID_LEN ||
+        !rp_device_id_valid(id) || rp_store_device_get(r->w->store, id, device) != RP_OK ||
+        rp_worker_ca_by_id(r->w, device->tenant_id, &ca) != RP_OK ||
+        !rp_cert_chains_to(peer, ca->cert)) {
+        rp_reply_error(r, 401, "unauthorized", "not a device certificate of a tenant here");
+        return false;
+    }
+    rp_cert_serial_hex(peer, serial);
+    if (rp_store_cert_get(r->w->store, serial, &rec) != RP_OK || rec.revoked_at != 0 ||
+        strcmp(rec.device_id, id) != 0) {
+        rp_reply_error(r, 403, "forbidden", "the certificate is revoked or unknown");
+        return false;
+    }
+    if (device->blocked) {
+        rp_reply_error(r, 403, "blocked", "the device is blocked");
+        return false;
+    }
+    return true;
+}
+
+static void collect_envelope(void *ctx, int64_t version, const char *envelope, int64_t expires)
+{
+    (void)version;
+    (void)expires;
+    if (json_array_size(ctx) < 64) /* a device far behind catches up in a few requests */
+        json_array_append_new(ctx, json_string(envelope));
+}
+
+static void device_roots(rp_req_t *r, const rp_device_t *d)
+{
+    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(r->req));
+    struct evkeyvalq kv;
+    const char *after = NULL;
+    json_t *list = json_array();
+    long long n = 0;
+
+    if (q != NULL && evhttp_parse_query_str(q, &kv) == 0) {
+        after = evhttp_find_header(&kv, "after");
+        if (after != NULL)
+            n = strtoll(after, NULL, 10);
+        evhttp_clear_headers(&kv);
+    }
+    if (rp_store_roots_after(r->w->store, d->tenant_id, n < 0 ? 0 : n, collect_envelope, list) !=
+        RP_OK) {
+        json_decref(list);
+        rp_reply_error(r, 500, "internal", "cannot read roots");
+        return;
+    }
+    rp_reply_json(r, 200, json_pack("{s:o}", "roots", list));
+}
+
+/* The targets a device should run, signed with the online key now. */
+static void device_targets(rp_req_t *r, const rp_device_t *d)
+{
+    rp_deployment_t dep;
+    rp_group_t group;
+    json_t *targets = json_array(), *payload;
+    char *text = NULL, *env = NULL;
+    uint8_t spki[RP_PUBKEY_DER_MAX];
+    size_t spki_len;
+    EVP_PKEY *key = NULL;
+    int64_t now = (int64_t)time(NULL);
+    bool have = false;
+    rp_err_t err = rp_store_device_group(r->w->store, d->id, &group);
+
+    if (err == RP_OK) {
+        err = rp_store_deployment_for_device(r->w->store, group.id, d->id, &dep);
+        have = err == RP_OK;
+    }
+    if (err != RP_OK && err != RP_ERR_NOT_FOUND) {
+        json_decref(targets);
+        rp_reply_error(r, 500, "internal", "cannot read the deployment");
+        return;
+    }
+    for (size_t i = 0; have && i < dep.nimages; i++) {
+        rp_image_record_t m;
+        if (rp_store_image_get(r->w->store, d->tenant_id, dep.image_ids[i], &m) != RP_OK) {
+            json_decref(targets);
+            rp_reply_error(r, 500, "internal", "cannot read an image");
+            return;
+        }
+        json_array_append_new(targets, json_pack("{s:s, s:s, s:I, s:s, s:I, s:s}", "component",
+                                                 m.component, "image", m.id, "size",
+                                                 (json_int_t)m.size, "version", m.version,
+                                                 "security_counter", (json_int_t)m.security_counter,
+                                                 "image_hash", m.image_hash));
+    }
+    payload = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:o}", "type", "rampart-targets", "tenant",
+                        d->tenant_id, "device", d->id, "version", (json_int_t)(have ? dep.seq : 0),
+                        "expires", (json_int_t)(now + TARGETS_LIFETIME), "deployment",
+                        have ? dep.id : "", "targets", targets);
+    text = payload != NULL ? json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(payload);
+    err = text != NULL ? online_key(r, d->tenant_id, &key, spki, &spki_len) : RP_ERR_NO_MEMORY;
+    if (err == RP_OK)
+        err = rp_md_sign(text, strlen(text), &key, 1, &env);
+    if (err == RP_OK)
+        rp_reply_bytes(r, 200, "application/json", env, strlen(env));
+    else
+        rp_reply_error(r, 500, "internal", "cannot sign the targets");
+    EVP_PKEY_free(key);
+    free(text);
+    free(env);
+}
+
+static void device_image(rp_req_t *r, const rp_device_t *d, const char *id)
+{
+    struct evkeyvalq *out = evhttp_request_get_output_headers(r->req);
+    const char *range = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Range");
+    char path[PATH_MAX], cr[96];
+    rp_image_record_t m;
+    uint64_t start = 0, len;
+    bool unsat;
+    struct stat sb;
+    int fd;
+
+    if (rp_store_image_get(r->w->store, d->tenant_id, id, &m) != RP_OK ||
+        snprintf(path, sizeof(path), "%s/images/%s", r->w->srv->data_dir, m.id) >=
+            (int)sizeof(path)) {
+        rp_reply_error(r, 404, "not_found", "no such image");
+        return;
+    }
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        if (fd >= 0)
+            close(fd);
+        rp_reply_error(r, 500, "internal", "cannot read the image");
+        return;
+    }
+    len = (uint64_t)sb.st_size;
+    evhttp_add_header(out, "Accept-Ranges", "bytes");
+    if (rp_range_parse(range, (uint64_t)sb.st_size, &start, &len, &unsat)) {
+        snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)start,
+                 (unsigned long long)(start + len - 1), (unsigned long long)sb.st_size);
+        evhttp_add_header(out, "Content-Range", cr);
+        atomic_fetch_add(&r->w->srv->metrics.image_bytes_sent, len);
+        rp_reply_file(r, 206, "application/octet-stream", fd, start, len);
+        return;
+    }
+    if (unsat) {
+        close(fd);
+        snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long)sb.st_size);
+        evhttp_add_header(out, "Content-Range", cr);
+        rp_reply_error(r, 416, "range_not_satisfiable", "the image has %llu bytes",
+                       (unsigned long long)sb.st_size);
+        return;
+    }
+    atomic_fetch_add(&r->w->srv->metrics.image_bytes_sent, (uint64_t)sb.st_size);
+    rp_reply_file(r, 200, "application/octet-stream", fd, 0, (uint64_t)sb.st_size);
+}
+
+static const char *const states[] = {"pending",     "downloading", "installed", "failed",
+                                     "rolled_back", "refused",     NULL};
+
+static void device_report(rp_req_t *r, const rp_device_t *d)
+{
+    json_t *body = rp_req_json(r);
+    const char *dep, *state, *detail;
+    rp_deployment_t deployment;
+    rp_device_update_t u;
+    bool known = false;
+
+    if (body == NULL)
+        return;
+    dep = json_string_value(json_object_get(body, "deployment"));
+    state = json_string_value(json_object_get(body, "state"));
+    detail = json_string_value(json_object_get(body, "detail"));
+    for (int i = 0; state != NULL && states[i] != NULL; i++)
+        known |= strcmp(state, states[i]) == 0;
+    if (dep == NULL || !known || (detail != NULL && strlen(detail) > RP_UPDATE_DETAIL_MAX)) {
+        json_decref(body);
+        rp_reply_error(r, 400, "invalid",
+                       "{\"deployment\", \"state\": pending|downloading|installed|failed|"
+                       "rolled_back|refused, \"detail\" (at most %d bytes)}",
+                       RP_UPDATE_DETAIL_MAX);
+        return;
+    }
+    if (rp_store_deployment_get(r->w->store, d->tenant_id, dep, &deployment) != RP_OK) {
+        json_decref(body);
+        rp_reply_error(r, 404, "not_found", "no such deployment");
+        return;
+    }
+    memset(&u, 0, sizeof(u));
+    snprintf(u.device_id, sizeof(u.device_id), "%s", d->id);
+    snprintf(u.deployment_id, sizeof(u.deployment_id), "%s", deployment.id);
+    snprintf(u.state, sizeof(u.state), "%s", state);
+    snprintf(u.detail, sizeof(u.detail), "%s", detail != NULL ? detail : "");
+    u.at = (int64_t)time(NULL);
+    json_decref(body);
+    if (rp_store_device_update_set(r->w->store, &u) != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot record the report");
+        return;
+    }
+    rp_reply_json(r, 200, json_pack("{s:s}", "state", u.state));
+}
+
+void rp_device_handle(rp_req_t *r)
+{
+    rp_device_t d;
+
+    if (!device_auth(r, &d))
+        return;
+    if (r->nparts == 4 && strcmp(r->parts[3], "roots") == 0 && r->method == EVHTTP_REQ_GET)
+        device_roots(r, &d);
+    else if (r->nparts == 4 && strcmp(r->parts[3], "targets") == 0 && r->method == EVHTTP_REQ_GET)
+        device_targets(r, &d);
+    else if (r->nparts == 5 && strcmp(r->parts[3], "images") == 0 && r->method == EVHTTP_REQ_GET)
+        device_image(r, &d, r->parts[4]);
+    else if (r->nparts == 4 && strcmp(r->parts[3], "updates") == 0 && r->method == EVHTTP_REQ_POST)
+        device_report(r, &d);
+    else
+        rp_reply_error(r, 404, "not_found", "no such resource");
+}

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# End to end, an update from the operator to the devices: signed root metadata, a deployment to a
+# group, devices fetching their signed targets over mutual TLS, downloading (resuming), installing,
+# rolling back a broken version, refusing a downgrade and a tampered or overlong image on the
+# service, and reporting each outcome; a staged rollout reaching only its share; devices outside
+# the group untouched.
+. "$(dirname "$0")/lib.sh"
+: "${AGENT:?set AGENT to the rampart-agent binary}"
+d=$E2E_DIR
+
+start_server "$d/srv"
+export RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN
+expect 0 "$RAMPART" tenant create acme; acme=$(cat "$d/out")
+
+# The operator's offline keys: the root of update trust, and the image signing key.
+expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/root.key"
+expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/img.key"
+expect 0 "$RAMPART" key public --key "$d/img.key" --out "$d/img.pub"
+expect 0 "$RAMPART" image-key add --tenant "$acme" --key "$d/img.pub" --name release
+expect 0 "$RAMPART" update-root sign --tenant "$acme" --root-key "$d/root.key" --out "$d/root.json"
+out_has "root version 1 signed and uploaded"
+
+# Apps: a good one (says it is ready), a broken one (exits at start).
+printf '#!/bin/sh\necho ready >&"$RAMPART_READY_FD"\nexec sleep 60\n' >"$d/good.sh"
+printf '#!/bin/sh\nexit 7\n' >"$d/crash.sh"
+sign() { expect 0 "$RAMPART" image sign --key "$d/img.key" --version "$1" --security-counter "$2" --type app "$3" "$d/app-$1.img"; }
+upload() { expect 0 "$RAMPART" image upload --tenant "$acme" --component app "$d/app-$1.img"; cat "$d/out"; }
+sign 1.1.0 1 "$d/good.sh"; v110=$(upload 1.1.0)
+sign 1.2.0 2 "$d/crash.sh"; v120=$(upload 1.2.0)
+sign 1.0.0 1 "$d/good.sh"; v100=$(upload 1.0.0)
+
+# Devices: four in Field Test, one in Production; each trusts the root and has attested.
+expect 0 "$RAMPART" product create --tenant "$acme" Thermostat
+ids=()
+for i in 1 2 3 4 5; do
+  expect 0 "$AGENT" provision --state-dir "$d/dev$i" --rot soft
+  ids+=("$(tail -n1 "$d/out")")
+  expect 0 "$AGENT" trust --state-dir "$d/dev$i" --update-root "$d/root.json"
+done
+expect 0 "$RAMPART" device claim --tenant "$acme" "${ids[@]}"
+expect 0 "$RAMPART" device assign --tenant "$acme" --product Thermostat --group "Field Test" "${ids[@]:0:4}"
+expect 0 "$RAMPART" device assign --tenant "$acme" --product Thermostat --group Production "${ids[4]}"
+for i in 1 2 3 4 5; do
+  expect 0 "$AGENT" attest --state-dir "$d/dev$i" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+done
+check() { "$AGENT" check-now --state-dir "$d/dev$1" --health-seconds 1; }
+version_of() { "$AGENT" status --state-dir "$d/dev$1" --output json 2>/dev/null | jq -r '.components[0].version // "none"'; }
+shown() { expect 0 "$RAMPART" deployment show --tenant "$acme" "$1" --output json; jq -e "$2" "$d/out" >/dev/null || fail "deployment $1: $2: $(cat "$d/out")"; }
+
+# Nothing deployed yet: a check finds nothing to do.
+expect 0 check 1; out_has "update check: 0 installed, 0 up to date, 0 refused, 0 rolled back, 0 failed"
+
+# --- 1.1.0 to Field Test: its devices install it; Production is untouched -----------------------
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v110"
+dep1=$(cat "$d/out")
+for i in 1 2 3 4 5; do expect 0 check "$i"; done
+for i in 1 2 3 4; do eq "$(version_of "$i")" 1.1.0+0 "dev$i runs 1.1.0"; done
+eq "$(version_of 5)" none "the Production device is untouched"
+shown "$dep1" '.states.installed == 4 and .devices_selected == 4'
+expect 0 check 1; out_has "0 installed, 1 up to date"
+
+# --- a broken 1.2.0: tried, rolled back, reported ------------------------------------------------
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v120"
+dep2=$(cat "$d/out")
+expect 1 check 1; out_has "app: rolled_back: exited with status 7 at start"
+expect 1 check 2
+eq "$(version_of 1)" 1.1.0+0 "dev1 still runs 1.1.0"
+shown "$dep2" '.states.rolled_back == 2 and .states.pending == 2'
+shown "$dep2" "[.devices[] | select(.state == \"rolled_back\") | .detail] | all(contains(\"exited with status 7\"))"
+
+# --- a downgrade to 1.0.0: refused by the devices ----------------------------------------------
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v100"
+dep3=$(cat "$d/out")
+expect 1 check 1; out_has "app: refused: version 1.0.0+0 is older than the running 1.1.0+0"
+shown "$dep3" '.states.refused == 1'
+
+# --- a compromised service: the stored image changed, then made endless ------------------------
+sign 1.3.0 2 "$d/good.sh"; v130=$(upload 1.3.0)
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v130"
+dep4=$(cat "$d/out")
+cp "$d/srv/images/$v130" "$d/v130.orig"
+flip "$d/srv/images/$v130" 600
+expect 1 check 1; err_has "the download is not the image the metadata names"
+expect 0 "$AGENT" status --state-dir "$d/dev1" --output json
+jq -e '.components[0].last_update | .result == "refused" and .version == "1.3.0+0" and
+  (.detail | contains("not the image the metadata names"))' "$d/out" >/dev/null || fail "refusal recorded: $(cat "$d/out")"
+{ cat "$d/v130.orig"; head -c 100000 /dev/zero; } >"$d/srv/images/$v130"
+expect 1 check 1; err_has "the server sent more than the announced"
+eq "$(version_of 1)" 1.1.0+0 "dev1 still runs 1.1.0"
+[ -z "$(ls -A "$d/dev1/update/downloads")" ] || fail "a refused download was kept"
+shown "$dep4" '[.devices[] | select(.state == "refused")] | length == 1'
+cp "$d/v130.orig" "$d/srv/images/$v130"
+
+# --- an interrupted download resumes where it stopped --------------------------------------------
+# The service answers ranges...
+size=$(stat -c %s "$d/v130.orig")
+curl -s --cacert "$SERVER_CA" --cert "$d/dev2/device.crt" --key "$d/dev2/identity.pem" \
+  -r 100-199 -o "$d/range" -D "$d/headers" "$SERVER_URL/api/v1/device/images/$v130"
+grep -qi "^content-range: bytes 100-199/$size" "$d/headers" || fail "no Content-Range: $(cat "$d/headers")"
+cmp "$d/range" <(tail -c +101 "$d/v130.orig" | head -c 100) || fail "the range's bytes"
+# ... and a device with half the image already downloaded fetches only the rest (the service
+# counts the image bytes it sends).
+sent() { curl -s --cacert "$SERVER_CA" "$SERVER_URL/metrics" | sed -n 's/^rampart_image_bytes_sent_total //p'; }
+mkdir -p "$d/dev2/update/downloads"
+head -c $((size / 2)) "$d/v130.orig" >"$d/dev2/update/downloads/$v130"
+before=$(sent)
+expect 0 check 2; out_has "app: installed"
+eq "$(( $(sent) - before ))" "$((size - size / 2))" "image bytes sent to resume the download"
+eq "$(version_of 2)" 1.3.0+0 "dev2 runs 1.3.0"
+expect 0 check 1; eq "$(version_of 1)" 1.3.0+0 "dev1 runs 1.3.0 once the service is sound again"
+
+# --- a staged rollout reaches only its share -------------------------------------------------------
+sign 1.4.0 2 "$d/good.sh"; v140=$(upload 1.4.0)
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" --rollout 50 "$v140"
+dep5=$(cat "$d/out")
+for i in 1 2 3 4; do expect 0 check "$i"; done
+want=0 got=0
+for i in 1 2 3 4; do
+  v=$(printf '%s/%s' "$dep5" "${ids[$((i - 1))]}" | sha256sum | cut -c1-8)
+  if [ $((16#$v % 10000)) -lt 5000 ]; then
+    want=$((want + 1)); eq "$(version_of "$i")" 1.4.0+0 "dev$i is in the rollout"
+  else
+    [ "$(version_of "$i")" != 1.4.0+0 ] || fail "dev$i is outside the rollout but runs 1.4.0"
+  fi
+done
+shown "$dep5" ".devices_selected == $want and .states.installed == $want"
+eq "$(version_of 5)" none "the Production device is still untouched"
+
+# --- root rotation: a second image key, trusted once the operator signs root version 2 -----------
+expect 0 "$RAMPART" key generate --type ed25519 --out "$d/img2.key"
+expect 0 "$RAMPART" key public --key "$d/img2.key" --out "$d/img2.pub"
+expect 0 "$RAMPART" image-key add --tenant "$acme" --key "$d/img2.pub" --name release-2
+expect 0 "$RAMPART" image sign --key "$d/img2.key" --version 1.5.0 --security-counter 2 --type app "$d/good.sh" "$d/app-1.5.0.img"
+v150=$(upload 1.5.0)
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v150"
+expect 1 check 1; out_has "refused: not signed by a trusted key"    # root 1 does not name img2
+expect 0 "$RAMPART" update-root sign --tenant "$acme" --root-key "$d/root.key"
+expect 0 check 1; out_has "app: installed"; eq "$(version_of 1)" 1.5.0+0 "dev1 runs 1.5.0 under root 2"
+
+# --- a compromised service cannot make a device run what the operator did not sign --------------
+# an image key added on the service alone (a stolen admin token) is not in the devices' root
+expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/rogue.key"
+expect 0 "$RAMPART" key public --key "$d/rogue.key" --out "$d/rogue.pub"
+expect 0 "$RAMPART" image-key add --tenant "$acme" --key "$d/rogue.pub" --name rogue
+expect 0 "$RAMPART" image sign --key "$d/rogue.key" --version 9.0.0 --security-counter 2 --type app "$d/good.sh" "$d/app-9.0.0.img"
+v900=$(upload 9.0.0)
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v900"
+dep9=$(cat "$d/out")
+expect 1 check 1; out_has "refused: not signed by a trusted key"
+eq "$(version_of 1)" 1.5.0+0 "dev1 still runs 1.5.0"
+shown "$dep9" '[.devices[] | select(.state == "refused")] | length == 1'
+# a root the service forged (written into its own database) is refused: not signed by root 2's keys
+expect 0 "$RAMPART" tenant create evil; evil=$(cat "$d/out")
+expect 0 "$RAMPART" image-key add --tenant "$evil" --key "$d/rogue.pub" --name rogue
+expect 0 "$RAMPART" update-root sign --tenant "$evil" --root-key "$d/rogue.key" --out "$d/evil-root.json"
+sqlite3 "$d/srv/rampart.db" "INSERT INTO update_roots VALUES ('$acme', 3, readfile('$d/evil-root.json'), 4000000000, 0)"
+expect 1 check 1; err_has "root version 1 is not signed by the keys of version 2"
+sqlite3 "$d/srv/rampart.db" "DELETE FROM update_roots WHERE tenant_id = '$acme' AND version = 3"
+# a rollback of the metadata: the service serves an older deployment than the device has seen
+sqlite3 "$d/srv/rampart.db" "DELETE FROM device_updates WHERE deployment_id = '$dep9';
+  DELETE FROM deployment_images WHERE deployment_id = '$dep9'; DELETE FROM deployments WHERE id = '$dep9'"
+expect 1 check 1; err_has "is older than the"; err_has "(rollback)"
+eq "$(version_of 1)" 1.5.0+0 "dev1 still runs 1.5.0"
+
+# --- the daemon: checks at start and on its interval; an update window holds installs back -------
+sign 1.6.0 2 "$d/good.sh"; v160=$(upload 1.6.0)
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v160"
+h=$(date +%H); win=$(printf '%02d:00-%02d:00' $(( (10#$h + 2) % 24 )) $(( (10#$h + 3) % 24 )))
+"$AGENT" run --state-dir "$d/dev3" --server "$SERVER_URL" --server-ca "$SERVER_CA" --health-seconds 1 \
+  --update-interval 2 >"$d/run3.log" 2>&1 &
+run3=$!; E2E_PIDS+=("$run3")
+"$AGENT" run --state-dir "$d/dev4" --server "$SERVER_URL" --server-ca "$SERVER_CA" --health-seconds 1 \
+  --update-interval 2 --update-window "$win" >"$d/run4.log" 2>&1 &
+run4=$!; E2E_PIDS+=("$run4")
+for _ in $(seq 1 100); do [ "$(version_of 3)" = 1.6.0+0 ] && break; sleep 0.2; done
+eq "$(version_of 3)" 1.6.0+0 "the daemon installed 1.6.0"
+kill -USR1 "$run4"; sleep 2
+[ "$(version_of 4)" != 1.6.0+0 ] || fail "dev4 installed outside its update window"
+grep -q "outside the update window" "$d/run4.log" || fail "dev4 does not say why: $(cat "$d/run4.log")"
+kill "$run3" "$run4"; wait "$run3" "$run4" 2>/dev/null || true
+
+# --- what attestation sees is what runs, and the device's status says how the last update went ---
+expect 0 "$AGENT" attest --state-dir "$d/dev1" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+expect 0 "$AGENT" status --state-dir "$d/dev1" --output json
+jq -e '.components[0].security_counter == 2 and .components[0].version == "1.5.0+0"' "$d/out" >/dev/null \
+  || fail "status: $(cat "$d/out")"
+done_ok
