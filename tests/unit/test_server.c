@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "nonce.h"
+#include "server.h"
 #include "rampart/log.h"
 #include "store.h"
 
@@ -366,6 +367,39 @@ static void store_groups_and_deployments(void **state)
     assert_int_equal(rp_store_deployment_get(db->s, other.id, d2.id, &cur), RP_ERR_NOT_FOUND);
 }
 
+/* The Range header of an image download: the forms a resuming device sends, and the rest. */
+static void range_header(void **state)
+{
+    uint64_t start, len;
+    bool unsat;
+
+    (void)state;
+    assert_true(rp_range_parse("bytes=100-199", 1000, &start, &len, &unsat));
+    assert_int_equal(start, 100);
+    assert_int_equal(len, 100);
+    assert_true(rp_range_parse("bytes=100-", 1000, &start, &len, &unsat));
+    assert_int_equal(len, 900);
+    assert_true(rp_range_parse("bytes=900-5000", 1000, &start, &len, &unsat)); /* clipped */
+    assert_int_equal(len, 100);
+    assert_true(rp_range_parse("bytes=-10", 1000, &start, &len, &unsat));
+    assert_int_equal(start, 990);
+    assert_int_equal(len, 10);
+    assert_true(rp_range_parse("bytes=-5000", 1000, &start, &len, &unsat));
+    assert_int_equal(start, 0);
+    assert_false(rp_range_parse("bytes=1000-", 1000, &start, &len, &unsat));
+    assert_true(unsat); /* 416 */
+    assert_false(rp_range_parse(NULL, 1000, &start, &len, &unsat));
+    assert_false(unsat);
+    assert_false(rp_range_parse("bytes=0-1,5-9", 1000, &start, &len, &unsat)); /* whole body */
+    assert_false(rp_range_parse("bytes=5-1", 1000, &start, &len, &unsat));
+    assert_false(rp_range_parse("bytes=a-", 1000, &start, &len, &unsat));
+    assert_false(rp_range_parse("bytes=1-2x", 1000, &start, &len, &unsat));
+    assert_false(rp_range_parse("items=1-2", 1000, &start, &len, &unsat));
+    assert_false(rp_range_parse("bytes=-0", 1000, &start, &len, &unsat));
+    assert_false(rp_range_parse("bytes=99999999999999999999-", 1000, &start, &len, &unsat));
+    assert_false(unsat);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -376,6 +410,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_pass_for_a_device_blocked_meanwhile, db_setup,
                                         db_teardown),
         cmocka_unit_test(rollout_choice),
+        cmocka_unit_test(range_header),
         cmocka_unit_test_setup_teardown(store_groups_and_deployments, db_setup, db_teardown),
     };
 
