@@ -25,6 +25,8 @@
 #include <openssl/pem.h>
 
 #include "rampart/base64.h"
+#include "rampart/delta.h"
+#include "rampart/file.h"
 #include "rampart/key.h"
 #include "rampart/log.h"
 #include "rampart/metadata.h"
@@ -322,6 +324,99 @@ static void device_roots(rp_req_t *r, const rp_device_t *d)
     rp_reply_json(r, 200, json_pack("{s:o}", "roots", list));
 }
 
+/* ---- deltas ---- */
+
+struct last_pass {
+    json_t *claims; /* of the newest passed attestation */
+};
+
+static void newest_pass(void *ctx, const rp_attestation_t *a)
+{
+    struct last_pass *lp = ctx;
+
+    if (lp->claims == NULL && a->passed)
+        lp->claims = json_loads(a->claims_json, 0, NULL);
+}
+
+/* The digest of what the device said it runs as component, at its newest passed attestation
+ * (the last one measured, when it lists the component more than once). */
+static bool running_digest(rp_req_t *r, const rp_device_t *d, const char *component,
+                           char digest[2 * RP_SHA256_LEN + 1])
+{
+    struct last_pass lp = {NULL};
+    json_t *c;
+    size_t i;
+    bool found = false;
+
+    if (rp_store_attestation_list(r->w->store, d->tenant_id, d->id, 20, newest_pass, &lp) != RP_OK)
+        return false;
+    json_array_foreach(json_object_get(lp.claims, "components"), i, c)
+    {
+        const char *name = json_string_value(json_object_get(c, "name"));
+        const char *dg = json_string_value(json_object_get(c, "digest"));
+        if (name != NULL && dg != NULL && strcmp(name, component) == 0 &&
+            strlen(dg) == 2 * RP_SHA256_LEN) {
+            snprintf(digest, 2 * RP_SHA256_LEN + 1, "%s", dg);
+            found = true;
+        }
+    }
+    json_decref(lp.claims);
+    return found;
+}
+
+static bool delta_path(rp_req_t *r, const char *from, const char *to, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%s/deltas", r->w->srv->data_dir);
+
+    if (n < 0 || (size_t)n >= cap || (mkdir(out, 0700) != 0 && errno != EEXIST))
+        return false;
+    n = snprintf(out, cap, "%s/deltas/%s-%s.zst", r->w->srv->data_dir, from, to);
+    return n > 0 && (size_t)n < cap;
+}
+
+/*
+ * A delta from the image the device runs to the target, made on first use and kept: {"from": the
+ * base image's ID, "image": the delta's SHA-256, "size"}. NULL when the service does not know
+ * what the device runs, or a delta would not save most of the download.
+ */
+static json_t *delta_for(rp_req_t *r, const rp_device_t *d, const rp_image_record_t *target)
+{
+    char running[2 * RP_SHA256_LEN + 1], path[PATH_MAX], base[PATH_MAX], to[PATH_MAX];
+    char sha[2 * RP_SHA256_LEN + 1];
+    rp_image_record_t from;
+    struct stat sb;
+    int fd;
+    rp_err_t err;
+
+    if (target->size > RP_DELTA_MAX_IMAGE || !running_digest(r, d, target->component, running) ||
+        strcmp(running, target->image_hash) == 0 ||
+        rp_store_image_by_hash(r->w->store, d->tenant_id, running, &from) != RP_OK ||
+        from.size > RP_DELTA_MAX_IMAGE || !delta_path(r, from.id, target->id, path, sizeof(path)))
+        return NULL;
+    if (access(path, R_OK) != 0) {
+        if (snprintf(base, sizeof(base), "%s/images/%s", r->w->srv->data_dir, from.id) >=
+                (int)sizeof(base) ||
+            snprintf(to, sizeof(to), "%s/images/%s", r->w->srv->data_dir, target->id) >=
+                (int)sizeof(to))
+            return NULL;
+        err = rp_delta_make(base, to, path);
+        if (err != RP_OK) {
+            rp_log_warn("delta %s -> %s: %s", from.id, target->id, rp_strerror(err));
+            return NULL;
+        }
+        rp_log_info("made the delta %.12s -> %.12s", from.id, target->id);
+    }
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    err = fstat(fd, &sb) == 0 ? rp_fd_sha256_hex(fd, sha) : RP_ERR_IO;
+    close(fd);
+    if (err != RP_OK || (uint64_t)sb.st_size * 2 > target->size)
+        return NULL;
+    return json_pack("{s:s, s:s, s:I}", "from", from.id, "image", sha, "size",
+                     (json_int_t)sb.st_size);
+}
+
 /* The targets a device should run, signed with the online key now. */
 static void device_targets(rp_req_t *r, const rp_device_t *d)
 {
@@ -347,16 +442,18 @@ static void device_targets(rp_req_t *r, const rp_device_t *d)
     }
     for (size_t i = 0; have && i < dep.nimages; i++) {
         rp_image_record_t m;
+        json_t *t, *delta;
         if (rp_store_image_get(r->w->store, d->tenant_id, dep.image_ids[i], &m) != RP_OK) {
             json_decref(targets);
             rp_reply_error(r, 500, "internal", "cannot read an image");
             return;
         }
-        json_array_append_new(targets, json_pack("{s:s, s:s, s:I, s:s, s:I, s:s}", "component",
-                                                 m.component, "image", m.id, "size",
-                                                 (json_int_t)m.size, "version", m.version,
-                                                 "security_counter", (json_int_t)m.security_counter,
-                                                 "image_hash", m.image_hash));
+        t = json_pack("{s:s, s:s, s:I, s:s, s:I, s:s}", "component", m.component, "image", m.id,
+                      "size", (json_int_t)m.size, "version", m.version, "security_counter",
+                      (json_int_t)m.security_counter, "image_hash", m.image_hash);
+        if ((delta = delta_for(r, d, &m)) != NULL)
+            json_object_set_new(t, "delta", delta);
+        json_array_append_new(targets, t);
     }
     payload = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:o}", "type", "rampart-targets", "tenant",
                         d->tenant_id, "device", d->id, "version", (json_int_t)(have ? dep.seq : 0),
@@ -376,16 +473,12 @@ static void device_targets(rp_req_t *r, const rp_device_t *d)
     free(env);
 }
 
+static void serve_file(rp_req_t *r, const char *path);
+
 static void device_image(rp_req_t *r, const rp_device_t *d, const char *id)
 {
-    struct evkeyvalq *out = evhttp_request_get_output_headers(r->req);
-    const char *range = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Range");
-    char path[PATH_MAX], cr[96];
+    char path[PATH_MAX];
     rp_image_record_t m;
-    uint64_t start = 0, len;
-    bool unsat;
-    struct stat sb;
-    int fd;
 
     if (rp_store_image_get(r->w->store, d->tenant_id, id, &m) != RP_OK ||
         snprintf(path, sizeof(path), "%s/images/%s", r->w->srv->data_dir, m.id) >=
@@ -393,6 +486,35 @@ static void device_image(rp_req_t *r, const rp_device_t *d, const char *id)
         rp_reply_error(r, 404, "not_found", "no such image");
         return;
     }
+    serve_file(r, path);
+}
+
+/* A delta between two of the tenant's images, once the service has made it. */
+static void device_delta(rp_req_t *r, const rp_device_t *d, const char *from, const char *to)
+{
+    char path[PATH_MAX];
+    rp_image_record_t a, b;
+
+    if (rp_store_image_get(r->w->store, d->tenant_id, from, &a) != RP_OK ||
+        rp_store_image_get(r->w->store, d->tenant_id, to, &b) != RP_OK ||
+        !delta_path(r, a.id, b.id, path, sizeof(path)) || access(path, R_OK) != 0) {
+        rp_reply_error(r, 404, "not_found", "no such delta");
+        return;
+    }
+    serve_file(r, path);
+}
+
+/* A file, whole or the range asked for; its bytes counted as image bytes sent. */
+static void serve_file(rp_req_t *r, const char *path)
+{
+    struct evkeyvalq *out = evhttp_request_get_output_headers(r->req);
+    const char *range = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Range");
+    char cr[96];
+    uint64_t start = 0, len;
+    bool unsat;
+    struct stat sb;
+    int fd;
+
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &sb) != 0) {
         if (fd >= 0)
@@ -479,6 +601,8 @@ void rp_device_handle(rp_req_t *r)
         device_targets(r, &d);
     else if (r->nparts == 5 && strcmp(r->parts[3], "images") == 0 && r->method == EVHTTP_REQ_GET)
         device_image(r, &d, r->parts[4]);
+    else if (r->nparts == 6 && strcmp(r->parts[3], "deltas") == 0 && r->method == EVHTTP_REQ_GET)
+        device_delta(r, &d, r->parts[4], r->parts[5]);
     else if (r->nparts == 4 && strcmp(r->parts[3], "updates") == 0 && r->method == EVHTTP_REQ_POST)
         device_report(r, &d);
     else

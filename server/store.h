@@ -283,6 +283,9 @@ rp_err_t rp_store_upload_stale(rp_store_t *s, int64_t before, int max, rp_upload
 rp_err_t rp_store_image_add(rp_store_t *s, const rp_image_record_t *img) RP_MUST_CHECK;
 rp_err_t rp_store_image_get(rp_store_t *s, const char *tenant_id, const char *id,
                             rp_image_record_t *out) RP_MUST_CHECK;
+/* The tenant's image with this MCUboot digest (RP_ERR_NOT_FOUND if none). */
+rp_err_t rp_store_image_by_hash(rp_store_t *s, const char *tenant_id, const char *image_hash,
+                                rp_image_record_t *out) RP_MUST_CHECK;
 /* Whether the tenant uploaded an image with this MCUboot digest (what a device measures). */
 rp_err_t rp_store_image_known(rp_store_t *s, const char *tenant_id,
                               const uint8_t digest[RP_SHA256_LEN], bool *known) RP_MUST_CHECK;

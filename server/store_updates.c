@@ -241,6 +241,27 @@ rp_err_t rp_store_image_get(rp_store_t *s, const char *tenant_id, const char *id
     return err;
 }
 
+static const char SQL_IMAGE_BY_HASH[] =
+    IMAGE_COLUMNS " WHERE tenant_id = ? AND image_hash = ? ORDER BY uploaded LIMIT 1";
+
+rp_err_t rp_store_image_by_hash(rp_store_t *s, const char *tenant_id, const char *image_hash,
+                                rp_image_record_t *out)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_IMAGE_BY_HASH);
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    BIND_TEXT(st, 2, image_hash);
+    err = one_row(s, st, "image");
+    if (err == RP_OK) {
+        image_row(st, out);
+        sqlite3_reset(st);
+    }
+    return err;
+}
+
 static const char SQL_IMAGE_KNOWN[] =
     "SELECT 1 FROM images WHERE tenant_id = ? AND image_hash = ? LIMIT 1";
 

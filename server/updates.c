@@ -420,28 +420,6 @@ static void collect_key(void *ctx, const rp_image_key_record_t *k)
         kr->keys[kr->n++] = *k;
 }
 
-/* SHA-256 of a whole file, in hex. */
-static rp_err_t file_sha256(int fd, uint64_t size, uint8_t *buf, size_t cap,
-                            char hex[2 * RP_SHA256_LEN + 1])
-{
-    uint8_t digest[RP_SHA256_LEN];
-    rp_sha256_t h;
-    rp_err_t err = rp_sha256_init(&h);
-
-    for (uint64_t off = 0; err == RP_OK && off < size;) {
-        size_t n = size - off < cap ? (size_t)(size - off) : cap;
-        err = rp_pread_all(fd, buf, n, off);
-        if (err == RP_OK)
-            err = rp_sha256_update(&h, buf, n);
-        off += n;
-    }
-    if (err == RP_OK)
-        err = rp_sha256_final(&h, digest);
-    if (err == RP_OK)
-        err = rp_hex_encode(digest, sizeof(digest), hex, 2 * RP_SHA256_LEN + 1);
-    return err;
-}
-
 /*
  * Verify a finished upload against the tenant's image keys and describe it. OUT: *m (all but
  * tenant, component and time). On failure a reply was sent, and *discard says whether the upload
@@ -501,7 +479,7 @@ static bool verify_upload(rp_req_t *r, const char *path, const rp_upload_t *u, r
     if (rp_image_version_format(&ver, m->version, sizeof(m->version)) != RP_OK ||
         rp_hex_encode(info.digest, sizeof(info.digest), m->image_hash, sizeof(m->image_hash)) !=
             RP_OK ||
-        file_sha256(img.fd, u->size, scratch, RP_FILE_IMAGE_SCRATCH, m->id) != RP_OK) {
+        rp_fd_sha256_hex(img.fd, m->id) != RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot describe the image");
         goto out;
     }

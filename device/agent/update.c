@@ -12,6 +12,7 @@
 #include <openssl/ssl.h>
 
 #include "rampart/base64.h"
+#include "rampart/delta.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/http_client.h"
@@ -385,7 +386,11 @@ rp_err_t rp_update_accept_targets(json_t *root, const char *device_id, int64_t h
         err = say(detail, cap, RP_ERR_EXPIRED, "the targets have expired (freeze)");
     json_array_foreach(err == RP_OK ? json_object_get(*targets, "targets") : NULL, i, t)
     {
-        if (!json_is_string(json_object_get(t, "component")) ||
+        json_t *delta = json_object_get(t, "delta");
+        if ((delta != NULL && (!json_is_string(json_object_get(delta, "from")) ||
+                               !json_is_string(json_object_get(delta, "image")) ||
+                               !json_is_integer(json_object_get(delta, "size")))) ||
+            !json_is_string(json_object_get(t, "component")) ||
             !json_is_string(json_object_get(t, "image")) ||
             !json_is_string(json_object_get(t, "image_hash")) ||
             !json_is_string(json_object_get(t, "version")) ||
@@ -401,23 +406,6 @@ rp_err_t rp_update_accept_targets(json_t *root, const char *device_id, int64_t h
         *targets = NULL;
     }
     return err;
-}
-
-static rp_err_t file_sha256_hex(int fd, char hex[2 * RP_SHA256_LEN + 1])
-{
-    uint8_t buf[64 * 1024], digest[RP_SHA256_LEN];
-    rp_sha256_t h;
-    ssize_t n;
-    off_t off = 0;
-    rp_err_t err = rp_sha256_init(&h);
-
-    while (err == RP_OK && (n = pread(fd, buf, sizeof(buf), off)) > 0) {
-        err = rp_sha256_update(&h, buf, (size_t)n);
-        off += n;
-    }
-    if (err == RP_OK)
-        err = rp_sha256_final(&h, digest);
-    return err == RP_OK ? rp_hex_encode(digest, sizeof(digest), hex, 2 * RP_SHA256_LEN + 1) : err;
 }
 
 /* Whether the component runs this image already. */
@@ -444,6 +432,61 @@ static void refused_target(struct client *c, const char *deployment, const char 
         rp_component_note(c->a->state_dir, name, "refused", version, detail) != RP_OK)
         rp_log_warn("%s: cannot record the refusal", name);
     report(c, deployment, "refused", "%s %s: %s", name, version, detail);
+}
+
+/*
+ * Rebuild the target image into path from a delta against the image the component runs, when the
+ * metadata offers one for it: the delta is downloaded (at most its size, resuming), checked
+ * against its SHA-256, and applied (at most the target's size). The result is checked afterwards
+ * exactly as a full download is. Any failure: the caller fetches the full image.
+ */
+static rp_err_t try_delta(struct client *c, const char *name, const char *image, uint64_t size,
+                          json_t *delta, const char *path)
+{
+    const char *from = str(delta, "from"), *sha = str(delta, "image");
+    json_int_t dsize = json_integer_value(json_object_get(delta, "size"));
+    char slot[PATH_MAX], dpath[PATH_MAX], url[2048], error[256], got[2 * RP_SHA256_LEN + 1];
+    rp_http_opts_t h = {c->ca, NULL, NULL, 600, client_cert, c};
+    rp_component_t comp;
+    long status;
+    int fd;
+    rp_err_t err;
+
+    if (dsize <= 0 || (uint64_t)dsize >= size || strspn(from, "0123456789abcdef") != 64 ||
+        strlen(from) != 64 || rp_component_load(c->a->state_dir, name, &comp) != RP_OK ||
+        comp.active < 0 ||
+        rp_slot_path(c->a->state_dir, name, comp.active, slot, sizeof(slot)) != RP_OK)
+        return RP_ERR_NOT_FOUND;
+    /* The base must be exactly what the device runs. */
+    fd = open(slot, O_RDONLY | O_CLOEXEC);
+    err = fd >= 0 ? rp_fd_sha256_hex(fd, got) : RP_ERR_IO;
+    if (fd >= 0)
+        close(fd);
+    if (err != RP_OK || strcmp(got, from) != 0)
+        return RP_ERR_NOT_FOUND;
+    if (snprintf(dpath, sizeof(dpath), "%s.delta", path) >= (int)sizeof(dpath))
+        return RP_ERR_INVALID_ARG;
+    fd = open(dpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return RP_ERR_IO;
+    snprintf(url, sizeof(url), "%s/api/v1/device/deltas/%s/%s", c->server, from, image);
+    err = rp_http_download(url, &h, fd, (uint64_t)dsize, &status, error, sizeof(error));
+    if (err == RP_OK && status != 200 && status != 206)
+        err = RP_ERR_IO;
+    if (err == RP_OK)
+        err = rp_fd_sha256_hex(fd, got);
+    close(fd);
+    if (err == RP_OK && strcmp(got, sha) != 0)
+        err = RP_ERR_HASH_MISMATCH;
+    if (err == RP_OK)
+        err = rp_delta_apply(slot, dpath, path, size);
+    (void)unlink(dpath);
+    if (err == RP_OK)
+        rp_log_info("%s: rebuilt from a %lld-byte delta instead of %llu bytes", name,
+                    (long long)dsize, (unsigned long long)size);
+    else
+        rp_log_warn("%s: the delta failed (%s): fetching the full image", name, rp_strerror(err));
+    return err;
 }
 
 /* One target: download (resuming), check against the metadata, install, report. */
@@ -482,6 +525,11 @@ static rp_err_t apply_target(struct client *c, const char *deployment, json_t *t
         err = RP_ERR_INVALID_ARG;
     if (err != RP_OK)
         return err;
+    if (json_is_object(json_object_get(t, "delta"))) {
+        err = try_delta(c, name, image, (uint64_t)size, json_object_get(t, "delta"), path);
+        if (err != RP_OK && err != RP_ERR_NOT_FOUND)
+            (void)unlink(path); /* whatever the delta left: the full image starts afresh */
+    }
     fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
         return RP_ERR_IO;
@@ -501,7 +549,7 @@ static rp_err_t apply_target(struct client *c, const char *deployment, json_t *t
         return RP_OK; /* kept: the next check resumes it */
     }
     /* Mix-and-match: the bytes must be exactly the image the metadata names. */
-    err = fstat(fd, &sb) == 0 ? file_sha256_hex(fd, got) : RP_ERR_IO;
+    err = fstat(fd, &sb) == 0 ? rp_fd_sha256_hex(fd, got) : RP_ERR_IO;
     close(fd);
     if (err != RP_OK)
         return err;

@@ -12,6 +12,7 @@
 
 #include "rampart/failpoint.h"
 #include "rampart/file.h"
+#include "rampart/hex.h"
 
 bool rp_same_file(const char *a, const char *b)
 {
@@ -254,4 +255,26 @@ void rp_file_image_close(rp_file_image_t *img)
     if (img->fd >= 0)
         close(img->fd);
     img->fd = -1;
+}
+
+rp_err_t rp_fd_sha256_hex(int fd, char hex[2 * RP_SHA256_LEN + 1])
+{
+    uint8_t *buf = malloc(RP_FILE_IMAGE_SCRATCH), digest[RP_SHA256_LEN];
+    rp_sha256_t h;
+    ssize_t n = 0;
+    off_t off = 0;
+    rp_err_t err = buf != NULL ? rp_sha256_init(&h) : RP_ERR_NO_MEMORY;
+
+    while (err == RP_OK && (n = pread(fd, buf, RP_FILE_IMAGE_SCRATCH, off)) > 0) {
+        err = rp_sha256_update(&h, buf, (size_t)n);
+        off += n;
+    }
+    if (err == RP_OK && n < 0)
+        err = RP_ERR_IO;
+    if (err == RP_OK)
+        err = rp_sha256_final(&h, digest);
+    if (err == RP_OK)
+        err = rp_hex_encode(digest, sizeof(digest), hex, 2 * RP_SHA256_LEN + 1);
+    free(buf);
+    return err;
 }

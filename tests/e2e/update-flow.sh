@@ -179,9 +179,39 @@ kill -USR1 "$run4"; sleep 2
 grep -q "outside the update window" "$d/run4.log" || fail "dev4 does not say why: $(cat "$d/run4.log")"
 kill "$run3" "$run4"; wait "$run3" "$run4" 2>/dev/null || true
 
+# --- delta updates: a 1% change travels as a small zstd patch; a broken delta falls back ------
+head -c 1048576 /dev/urandom >"$d/sys1.bin"
+cp "$d/sys1.bin" "$d/sys2.bin"
+for k in $(seq 0 99); do   # 1% of the bytes: 100 runs of 105 new bytes
+  head -c 105 /dev/urandom | dd of="$d/sys2.bin" bs=1 seek=$((k * 10485 + 77)) conv=notrunc status=none
+done
+cp "$d/sys2.bin" "$d/sys3.bin"; printf 'THIRD' | dd of="$d/sys3.bin" bs=1 seek=5000 conv=notrunc status=none
+for v in 1 2 3; do
+  expect 0 "$RAMPART" image sign --key "$d/img.key" --version "2.$v.0" --security-counter 1 --type system "$d/sys$v.bin" "$d/sys$v.img"
+  expect 0 "$RAMPART" image upload --tenant "$acme" --component system "$d/sys$v.img"; cp "$d/out" "$d/sys$v.id"
+done
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v150" "$(cat "$d/sys1.id")"
+expect 0 check 2                                  # the first system image: whole
+expect 0 "$AGENT" attest --state-dir "$d/dev2" --server "$SERVER_URL" --server-ca "$SERVER_CA"   # the service learns it
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v150" "$(cat "$d/sys2.id")"
+before=$(sent)
+expect 0 check 2; out_has "system: installed"; err_has "rebuilt from a"
+delta=$(( $(sent) - before )); full=$(stat -c %s "$d/sys2.img")
+echo "delta for a 1% change: $delta of $full bytes ($(( delta * 1000 / full ))/1000)"
+[ "$delta" -lt $(( full / 20 )) ] || fail "the delta ($delta bytes) is not under 5% of the image ($full)"
+expect 0 "$AGENT" status --state-dir "$d/dev2" --output json
+jq -e '.components | map(select(.name == "system"))[0].version == "2.2.0+0"' "$d/out" >/dev/null || fail "system 2.2.0"
+# a delta the service holds corrupted: the device falls back to the whole image
+expect 0 "$AGENT" attest --state-dir "$d/dev2" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v150" "$(cat "$d/sys3.id")"
+head -c 3000 /dev/urandom >"$d/srv/deltas/$(cat "$d/sys2.id")-$(cat "$d/sys3.id").zst"
+expect 0 check 2; out_has "system: installed"; err_has "the delta failed"
+expect 0 "$AGENT" status --state-dir "$d/dev2" --output json
+jq -e '.components | map(select(.name == "system"))[0].version == "2.3.0+0"' "$d/out" >/dev/null || fail "system 2.3.0"
+
 # --- what attestation sees is what runs, and the device's status says how the last update went ---
 expect 0 "$AGENT" attest --state-dir "$d/dev1" --server "$SERVER_URL" --server-ca "$SERVER_CA"
 expect 0 "$AGENT" status --state-dir "$d/dev1" --output json
-jq -e '.components[0].security_counter == 2 and .components[0].version == "1.5.0+0"' "$d/out" >/dev/null \
+jq -e '.components | map(select(.name == "app"))[0] | .security_counter == 2 and .version == "1.5.0+0"' "$d/out" >/dev/null \
   || fail "status: $(cat "$d/out")"
 done_ok

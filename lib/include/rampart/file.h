@@ -67,6 +67,9 @@ typedef struct rp_file_image {
  * page cache costs little next to SHA-256 (bench/image-verify measures it). */
 #define RP_FILE_IMAGE_SCRATCH (256 * 1024)
 
+/* The SHA-256 of everything fd holds, read with pread() (the offset is not moved), in hex. */
+rp_err_t rp_fd_sha256_hex(int fd, char hex[2 * RP_SHA256_LEN + 1]) RP_MUST_CHECK;
+
 /* Open path read-only as an image source. OUT: *img. */
 rp_err_t rp_file_image_open(rp_file_image_t *img, const char *path) RP_MUST_CHECK;
 void rp_file_image_close(rp_file_image_t *img);

@@ -1,0 +1,126 @@
+/* zstd patch-from deltas (see delta.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include <zstd.h>
+
+#include "rampart/delta.h"
+#include "rampart/file.h"
+
+#define DELTA_LEVEL 9 /* with long-distance matching: small deltas, fast enough to make on demand  \
+                       */
+#define WINDOW_LOG_MAX 29 /* 512 MiB: more than base and target together can need */
+
+/* The window a delta needs: a match may reach back across the whole base and what of the
+ * target came before it, so both together, rounded up to a power of two. */
+static int window_log(size_t base, size_t target)
+{
+    size_t n = base + target;
+    int log = 10;
+
+    while (log < WINDOW_LOG_MAX && ((size_t)1 << log) < n)
+        log++;
+    return log;
+}
+
+static rp_err_t write_atomic(const char *path, const void *data, size_t len)
+{
+    rp_atomic_file_t f;
+    rp_err_t err = rp_atomic_begin(&f, path, 0600, 0);
+
+    if (err != RP_OK)
+        return err;
+    err = rp_atomic_write(&f, data, len);
+    if (err == RP_OK)
+        return rp_atomic_commit(&f, 0);
+    rp_atomic_abort(&f);
+    return err;
+}
+
+rp_err_t rp_delta_make(const char *base, const char *target, const char *out)
+{
+    uint8_t *b = NULL, *t = NULL, *d = NULL;
+    size_t blen, tlen, cap, dlen;
+    ZSTD_CCtx *cctx = NULL;
+    rp_err_t err = rp_read_file(base, RP_DELTA_MAX_IMAGE, &b, &blen);
+
+    if (err == RP_OK)
+        err = rp_read_file(target, RP_DELTA_MAX_IMAGE, &t, &tlen);
+    if (err == RP_OK) {
+        cap = ZSTD_compressBound(tlen);
+        d = malloc(cap);
+        cctx = ZSTD_createCCtx();
+        if (d == NULL || cctx == NULL)
+            err = RP_ERR_NO_MEMORY;
+    }
+    if (err == RP_OK) {
+        int wlog = window_log(blen, tlen);
+        if (ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, DELTA_LEVEL)) ||
+            ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_enableLongDistanceMatching, 1)) ||
+            ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_windowLog, wlog)) ||
+            ZSTD_isError(ZSTD_CCtx_refPrefix(cctx, b, blen)))
+            err = RP_ERR_UNSUPPORTED;
+    }
+    if (err == RP_OK) {
+        dlen = ZSTD_compress2(cctx, d, cap, t, tlen);
+        if (ZSTD_isError(dlen))
+            err = RP_ERR_IO;
+    }
+    if (err == RP_OK)
+        err = write_atomic(out, d, dlen);
+    ZSTD_freeCCtx(cctx);
+    free(b);
+    free(t);
+    free(d);
+    return err;
+}
+
+rp_err_t rp_delta_apply(const char *base, const char *delta, const char *out, uint64_t max)
+{
+    uint8_t *b = NULL, *d = NULL, *t = NULL;
+    size_t blen, dlen, tlen = 0;
+    ZSTD_DCtx *dctx = NULL;
+    unsigned long long want;
+    rp_err_t err;
+
+    if (max > RP_DELTA_MAX_IMAGE)
+        return RP_ERR_TOO_LARGE;
+    err = rp_read_file(base, RP_DELTA_MAX_IMAGE, &b, &blen);
+    if (err == RP_OK)
+        err = rp_read_file(delta, RP_DELTA_MAX_IMAGE, &d, &dlen);
+    if (err != RP_OK)
+        goto out;
+    /* The frame says how large the image is: no more than max is ever made. */
+    want = ZSTD_getFrameContentSize(d, dlen);
+    if (want == ZSTD_CONTENTSIZE_ERROR || want == ZSTD_CONTENTSIZE_UNKNOWN) {
+        err = RP_ERR_MALFORMED;
+        goto out;
+    }
+    if (want > max) {
+        err = RP_ERR_TOO_LARGE;
+        goto out;
+    }
+    t = malloc(want > 0 ? (size_t)want : 1);
+    dctx = ZSTD_createDCtx();
+    if (t == NULL || dctx == NULL) {
+        err = RP_ERR_NO_MEMORY;
+        goto out;
+    }
+    if (ZSTD_isError(ZSTD_DCtx_setParameter(dctx, ZSTD_d_windowLogMax, WINDOW_LOG_MAX)) ||
+        ZSTD_isError(ZSTD_DCtx_refPrefix(dctx, b, blen))) {
+        err = RP_ERR_UNSUPPORTED;
+        goto out;
+    }
+    tlen = ZSTD_decompressDCtx(dctx, t, (size_t)want, d, dlen);
+    if (ZSTD_isError(tlen) || tlen != want) {
+        err = RP_ERR_MALFORMED;
+        goto out;
+    }
+    err = write_atomic(out, t, tlen);
+out:
+    ZSTD_freeDCtx(dctx);
+    free(b);
+    free(d);
+    free(t);
+    return err;
+}
