@@ -48,6 +48,7 @@ fuzz: deps
 bench: build
 	@$(BUILD)/bin/bench-image-verify
 	@$(BUILD)/bin/bench-attest
+	@bench/update.sh $(BUILD)/bin
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
