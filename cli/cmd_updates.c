@@ -115,7 +115,8 @@ static int put_chunk(struct ops *o, const char *path, uint64_t off, const uint8_
                      uint64_t *received)
 {
     char url[2048];
-    rp_http_opts_t h = {o->ca_file, o->token, "application/octet-stream", 120, NULL, NULL};
+    rp_http_opts_t h = {o->ca_file, o->token, "application/octet-stream", 120, NULL, NULL,
+                        NULL,       NULL};
     rp_http_response_t r;
     json_t *body;
     json_int_t got;
@@ -583,7 +584,7 @@ int ops_update_root_cmd(struct ops *o, const char *verb)
     }
     {
         char url[1024];
-        rp_http_opts_t h = {o->ca_file, o->token, "application/json", 30, NULL, NULL};
+        rp_http_opts_t h = {o->ca_file, o->token, "application/json", 30, NULL, NULL, NULL, NULL};
         rp_http_response_t r;
         json_t *answer;
         snprintf(path, sizeof(path), "/api/v1/tenants/%s/update/roots", o->tenant);

@@ -20,6 +20,7 @@
 
 #include "agent.h"
 #include "slots.h"
+#include "supervise.h"
 #include "update.h"
 #include "tls.h"
 #include "rampart/file.h"
@@ -256,10 +257,15 @@ static void on_check(int sig)
     check_requested = 1;
 }
 
+static rp_supervisor_t *supervisor; /* the daemon's, while it runs */
+
 static void sleep_until_stopped(long seconds)
 {
-    for (long s = 0; s < seconds && !stopping && !check_requested; s++)
+    for (long s = 0; s < seconds && !stopping && !check_requested; s++) {
         sleep(1);
+        if (supervisor != NULL)
+            rp_supervisor_tick(supervisor);
+    }
 }
 
 /* "HH:MM-HH:MM" (local time; may wrap past midnight) into minutes of the day. */
@@ -395,6 +401,13 @@ static int cmd_run(const struct args *a)
             rp_log_error("recovery: %s; %d component(s) without a verified image", rp_strerror(err),
                          unbootable);
     }
+    supervisor = calloc(1, sizeof(*supervisor));
+    if (supervisor == NULL) {
+        rp_agent_close(&agent);
+        return FAIL;
+    }
+    supervisor->a = &agent;
+    rp_supervisor_sync(supervisor); /* the apps, their confirmed versions */
     while (!stopping) {
         now = time(NULL);
         if (now >= next_attest) {
@@ -427,6 +440,7 @@ static int cmd_run(const struct args *a)
             } else {
                 memset(&sum, 0, sizeof(sum));
                 (void)update_check_locked(&agent, a->server, a->server_ca, a, &sum);
+                rp_supervisor_sync(supervisor); /* a new confirmed version replaces the old */
                 next_update =
                     time(NULL) + jitter(interval - interval / 10, interval + interval / 10 + 1);
             }
@@ -438,6 +452,9 @@ static int cmd_run(const struct args *a)
         wait = (next_attest < next_update ? next_attest : next_update) - now;
         sleep_until_stopped(wait > 0 ? wait : 1);
     }
+    rp_supervisor_stop(supervisor);
+    free(supervisor);
+    supervisor = NULL;
     rp_agent_close(&agent);
     rp_log_info("stopped");
     return OK;

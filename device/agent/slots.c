@@ -514,11 +514,30 @@ static bool app_healthy(const char *exe, const char *log_path, const char *name,
 }
 
 /* Whether the image in the slot is healthy: an app runs; other components verified already. */
+rp_err_t rp_app_prepare(const char *state_dir, const char *name, int slot,
+                        const rp_slot_image_t *img, char exe[PATH_MAX], char log_path[PATH_MAX])
+{
+    char slot_path[PATH_MAX], file[16];
+    rp_err_t err;
+
+    if (slot != 0 && slot != 1)
+        return RP_ERR_INVALID_ARG;
+    snprintf(file, sizeof(file), "%c.run", slot_names[slot]);
+    err = rp_slot_path(state_dir, name, slot, slot_path, sizeof(slot_path));
+    if (err == RP_OK)
+        err = component_file(state_dir, name, file, exe, PATH_MAX);
+    if (err == RP_OK)
+        err = component_file(state_dir, name, "app.log", log_path, PATH_MAX);
+    if (err == RP_OK)
+        err = extract_payload(slot_path, img, exe);
+    return err;
+}
+
 static rp_err_t health_check(rp_agent_t *a, const rp_component_t *c, int slot,
                              const rp_slot_image_t *img, const rp_install_opts_t *opts,
                              bool *healthy, char *detail, size_t cap)
 {
-    char slot_path[PATH_MAX], exe[PATH_MAX], log_path[PATH_MAX], file[16];
+    char exe[PATH_MAX], log_path[PATH_MAX];
     rp_err_t err;
 
     if (img->type != RP_IMAGE_TYPE_APP) {
@@ -526,14 +545,7 @@ static rp_err_t health_check(rp_agent_t *a, const rp_component_t *c, int slot,
         *healthy = true;
         return RP_OK;
     }
-    snprintf(file, sizeof(file), "%c.run", slot_names[slot]);
-    err = rp_slot_path(a->state_dir, c->name, slot, slot_path, sizeof(slot_path));
-    if (err == RP_OK)
-        err = component_file(a->state_dir, c->name, file, exe, sizeof(exe));
-    if (err == RP_OK)
-        err = component_file(a->state_dir, c->name, "app.log", log_path, sizeof(log_path));
-    if (err == RP_OK)
-        err = extract_payload(slot_path, img, exe);
+    err = rp_app_prepare(a->state_dir, c->name, slot, img, exe, log_path);
     if (err != RP_OK)
         return err;
     *healthy = app_healthy(exe, log_path, c->name,

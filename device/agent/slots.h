@@ -16,6 +16,7 @@
 #ifndef RAMPART_AGENT_SLOTS_H
 #define RAMPART_AGENT_SLOTS_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -77,6 +78,12 @@ rp_err_t rp_slot_path(const char *state_dir, const char *name, int slot, char *o
  * counter floor. OUT: *img (valid says whether it passed; error why not). */
 rp_err_t rp_slot_check(rp_agent_t *a, const rp_component_t *c, const char *path,
                        rp_slot_image_t *img) RP_MUST_CHECK;
+
+/* Write an app's payload (from its verified slot image) out as an executable. OUT: exe, and the
+ * log its output goes to. */
+rp_err_t rp_app_prepare(const char *state_dir, const char *name, int slot,
+                        const rp_slot_image_t *img, char exe[PATH_MAX],
+                        char log_path[PATH_MAX]) RP_MUST_CHECK;
 
 /* Add a trusted image key (PEM public key) to S/image-keys/. */
 rp_err_t rp_trust_image_key(const char *state_dir, const char *pem_path) RP_MUST_CHECK;

@@ -156,7 +156,7 @@ static rp_err_t get(struct client *c, const char *path, const char *type, rp_htt
                     char *detail, size_t cap)
 {
     char url[2048];
-    rp_http_opts_t h = {c->ca, NULL, type, 60, client_cert, c};
+    rp_http_opts_t h = {c->ca, NULL, type, 60, client_cert, c, NULL, NULL};
 
     snprintf(url, sizeof(url), "%s%s", c->server, path);
     if (rp_http_request(type != NULL ? "POST" : "GET", url, &h, NULL, 0, r) != RP_OK) {
@@ -179,7 +179,7 @@ static void report(struct client *c, const char *deployment, const char *state, 
                    ...)
 {
     char url[2048], detail[256], *text;
-    rp_http_opts_t h = {c->ca, NULL, "application/json", 30, client_cert, c};
+    rp_http_opts_t h = {c->ca, NULL, "application/json", 30, client_cert, c, NULL, NULL};
     rp_http_response_t r;
     json_t *body;
     va_list ap;
@@ -446,7 +446,7 @@ static rp_err_t try_delta(struct client *c, const char *name, const char *image,
     const char *from = str(delta, "from"), *sha = str(delta, "image");
     json_int_t dsize = json_integer_value(json_object_get(delta, "size"));
     char slot[PATH_MAX], dpath[PATH_MAX], url[2048], error[256], got[2 * RP_SHA256_LEN + 1];
-    rp_http_opts_t h = {c->ca, NULL, NULL, 600, client_cert, c};
+    rp_http_opts_t h = {c->ca, NULL, NULL, 600, client_cert, c, NULL, NULL};
     rp_component_t comp;
     long status;
     int fd;
@@ -489,6 +489,31 @@ static rp_err_t try_delta(struct client *c, const char *name, const char *image,
     return err;
 }
 
+/* Progress on a terminal: "app 1.2.0: 3.1 of 16.0 MiB (19%)", at most ten times a second. */
+struct bar {
+    const char *name, *version;
+    struct timespec last;
+    bool finished;
+};
+
+static void show_progress(void *arg, uint64_t done, uint64_t total)
+{
+    struct bar *b = arg;
+    struct timespec now;
+
+    if (b->finished)
+        return;
+    b->finished = done >= total;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (done < total &&
+        (now.tv_sec - b->last.tv_sec) * 1000 + (now.tv_nsec - b->last.tv_nsec) / 1000000 < 100)
+        return;
+    b->last = now;
+    fprintf(stderr, "\r%s %s: %.1f of %.1f MiB (%3d%%)%s", b->name, b->version,
+            (double)done / 1048576.0, (double)total / 1048576.0,
+            total > 0 ? (int)(done * 100 / total) : 100, done >= total ? "\n" : "");
+}
+
 /* One target: download (resuming), check against the metadata, install, report. */
 static rp_err_t apply_target(struct client *c, const char *deployment, json_t *t,
                              const rp_install_opts_t *opts, rp_update_summary_t *s)
@@ -497,7 +522,11 @@ static rp_err_t apply_target(struct client *c, const char *deployment, json_t *t
                *version = str(t, "version");
     json_int_t size = json_integer_value(json_object_get(t, "size"));
     char path[PATH_MAX], url[2048], error[256], got[2 * RP_SHA256_LEN + 1];
-    rp_http_opts_t h = {c->ca, NULL, NULL, 600, client_cert, c};
+    rp_http_opts_t h = {c->ca, NULL, NULL, 600, client_cert, c, NULL, NULL};
+    struct bar bar = {
+        name, version, {0, 0},
+          false
+    };
     rp_install_result_t res;
     rp_slot_image_t img;
     rp_component_t none;
@@ -534,6 +563,10 @@ static rp_err_t apply_target(struct client *c, const char *deployment, json_t *t
     if (fd < 0)
         return RP_ERR_IO;
     snprintf(url, sizeof(url), "%s/api/v1/device/images/%s", c->server, image);
+    if (isatty(STDERR_FILENO)) {
+        h.progress = show_progress;
+        h.progress_arg = &bar;
+    }
     err = rp_http_download(url, &h, fd, (uint64_t)size, &status, error, sizeof(error));
     if (err == RP_ERR_TOO_LARGE) { /* endless data: what came is dropped */
         close(fd);

@@ -193,6 +193,8 @@ struct download {
     uint64_t max;     /* the whole file may not grow past this */
     bool checked, too_long, io_error;
     CURL *curl;
+    void (*progress)(void *arg, uint64_t done, uint64_t total);
+    void *progress_arg;
 };
 
 static size_t on_file_data(char *data, size_t size, size_t n, void *arg)
@@ -229,11 +231,23 @@ static size_t on_file_data(char *data, size_t size, size_t n, void *arg)
     return add;
 }
 
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    struct download *d = arg;
+    (void)dltotal;
+    (void)ultotal;
+    (void)ulnow;
+    if (d->progress != NULL && dlnow >= 0)
+        d->progress(d->progress_arg, d->offset + (uint64_t)dlnow, d->max);
+    return 0;
+}
+
 rp_err_t rp_http_download(const char *url, const rp_http_opts_t *o, int fd, uint64_t max,
                           long *status, char *error, size_t error_cap)
 {
     struct ssl_cb cb = {o->ssl_ctx_fn, o->ssl_ctx_arg};
-    struct download d = {fd, 0, 0, max, false, false, false, NULL};
+    struct download d = {fd, 0, 0, max, false, false, false, NULL, o->progress, o->progress_arg};
     char errbuf[CURL_ERROR_SIZE] = "";
     struct stat sb;
     CURLcode rc;
@@ -263,6 +277,11 @@ rp_err_t rp_http_download(const char *url, const rp_http_opts_t *o, int fd, uint
     curl_easy_setopt(curl, CURLOPT_SSL_SESSIONID_CACHE, 0L);
     if (d.offset > 0)
         curl_easy_setopt(curl, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)d.offset);
+    if (o->progress != NULL) {
+        curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &d);
+        curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    }
     if (o->ssl_ctx_fn != NULL) {
         curl_easy_setopt(curl, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
         curl_easy_setopt(curl, CURLOPT_SSL_CTX_DATA, &cb);

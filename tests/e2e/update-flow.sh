@@ -177,7 +177,18 @@ eq "$(version_of 3)" 1.6.0+0 "the daemon installed 1.6.0"
 kill -USR1 "$run4"; sleep 2
 [ "$(version_of 4)" != 1.6.0+0 ] || fail "dev4 installed outside its update window"
 grep -q "outside the update window" "$d/run4.log" || fail "dev4 does not say why: $(cat "$d/run4.log")"
+# the daemon supervises the app: an app that exits is restarted, and each exit is recorded
+printf '#!/bin/sh\necho "flaky up"\nsleep 2\nexit 5\n' >"$d/flaky.sh"
+sign 1.7.0 2 "$d/flaky.sh"; v170=$(upload 1.7.0)
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v170"
+kill -USR1 "$run3"
+for _ in $(seq 1 150); do [ "$(grep -c 'exited with status 5' "$d/dev3/components/app/exits" 2>/dev/null)" -ge 2 ] && break; sleep 0.2; done
+eq "$(version_of 3)" 1.7.0+0 "the daemon installed 1.7.0 (it stays up for its health window)"
+[ "$(grep -c '1.7.0+0 exited with status 5' "$d/dev3/components/app/exits")" -ge 2 ] ||
+  fail "exits not recorded: $(cat "$d/dev3/components/app/exits" 2>&1)"
+[ "$(grep -c 'flaky up' "$d/dev3/components/app/app.log")" -ge 3 ] || fail "the app was not restarted"
 kill "$run3" "$run4"; wait "$run3" "$run4" 2>/dev/null || true
+! pgrep -f "$d/dev3/components/app/.\.run" >/dev/null || fail "the daemon left its app running"
 
 # --- delta updates: a 1% change travels as a small zstd patch; a broken delta falls back ------
 head -c 1048576 /dev/urandom >"$d/sys1.bin"
