@@ -602,15 +602,7 @@ int ops_update_root_cmd(struct ops *o, const char *verb)
         json_decref(answer);
     }
     if (o->out != NULL) {
-        rp_atomic_file_t f;
-        rp_err_t err = rp_atomic_begin(&f, o->out, 0644, 0);
-        if (err == RP_OK) {
-            err = rp_atomic_write(&f, env, strlen(env));
-            if (err == RP_OK)
-                err = rp_atomic_commit(&f, 0);
-            else
-                rp_atomic_abort(&f);
-        }
+        rp_err_t err = rp_write_file_atomic(o->out, env, strlen(env), 0644, 0);
         if (err != RP_OK) {
             rp_log_error("%s: %s", o->out, rp_strerror(err));
             goto out;

@@ -41,19 +41,10 @@ static rp_err_t write_state(const char *dir, const char *name, const void *data,
                             mode_t mode)
 {
     char path[PATH_MAX + 64];
-    rp_atomic_file_t f;
-    rp_err_t err;
 
     if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
         return RP_ERR_INVALID_ARG;
-    err = rp_atomic_begin(&f, path, mode, 0);
-    if (err != RP_OK)
-        return err;
-    err = rp_atomic_write(&f, data, len);
-    if (err == RP_OK)
-        return rp_atomic_commit(&f, 0);
-    rp_atomic_abort(&f);
-    return err;
+    return rp_write_file_atomic(path, data, len, mode, 0);
 }
 
 /* A small text file, trailing newlines removed; absent is RP_ERR_NOT_FOUND. */

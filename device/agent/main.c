@@ -629,7 +629,6 @@ static void remember_service(const struct args *a)
 {
     char path[PATH_MAX + 16], ca[PATH_MAX], *text;
     json_t *j;
-    rp_atomic_file_t f;
 
     if (a->server == NULL || a->server_ca == NULL || realpath(a->server_ca, ca) == NULL)
         return;
@@ -637,10 +636,8 @@ static void remember_service(const struct args *a)
     text = j != NULL ? json_dumps(j, JSON_INDENT(2)) : NULL;
     json_decref(j);
     snprintf(path, sizeof(path), "%s/service.json", a->state_dir);
-    if (text != NULL && rp_atomic_begin(&f, path, 0600, 0) == RP_OK) {
-        if (rp_atomic_write(&f, text, strlen(text)) != RP_OK || rp_atomic_commit(&f, 0) != RP_OK)
-            rp_atomic_abort(&f);
-    }
+    if (text != NULL && rp_write_file_atomic(path, text, strlen(text), 0600, 0) != RP_OK)
+        rp_log_warn("%s: cannot remember the service", path);
     free(text);
 }
 

@@ -143,7 +143,6 @@ rp_err_t rp_component_load(const char *state_dir, const char *name, rp_component
 static rp_err_t component_save(const char *state_dir, const rp_component_t *c)
 {
     char path[PATH_MAX], *text;
-    rp_atomic_file_t f;
     json_t *j;
     rp_err_t err = component_file(state_dir, c->name, "state", path, sizeof(path));
 
@@ -160,14 +159,7 @@ static rp_err_t component_save(const char *state_dir, const rp_component_t *c)
     json_decref(j);
     if (text == NULL)
         return RP_ERR_NO_MEMORY;
-    err = rp_atomic_begin(&f, path, 0600, 0);
-    if (err == RP_OK) {
-        err = rp_atomic_write(&f, text, strlen(text));
-        if (err == RP_OK)
-            err = rp_atomic_commit(&f, 0);
-        else
-            rp_atomic_abort(&f);
-    }
+    err = rp_write_file_atomic(path, text, strlen(text), 0600, 0);
     free(text);
     return err;
 }

@@ -65,20 +65,11 @@ static rp_err_t load_kept(const char *state_dir, const char *name, char **env, j
 static rp_err_t keep(const char *state_dir, const char *name, const char *text)
 {
     char path[PATH_MAX];
-    rp_atomic_file_t f;
     rp_err_t err = ensure_dir(state_dir, "update");
 
     if (err == RP_OK)
         err = state_file(state_dir, name, path, sizeof(path));
-    if (err == RP_OK)
-        err = rp_atomic_begin(&f, path, 0600, 0);
-    if (err != RP_OK)
-        return err;
-    err = rp_atomic_write(&f, text, strlen(text));
-    if (err == RP_OK)
-        return rp_atomic_commit(&f, 0);
-    rp_atomic_abort(&f);
-    return err;
+    return err == RP_OK ? rp_write_file_atomic(path, text, strlen(text), 0600, 0) : err;
 }
 
 static rp_err_t role_of(json_t *payload, const char *name, rp_md_role_t *role)

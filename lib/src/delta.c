@@ -7,8 +7,9 @@
 #include "rampart/delta.h"
 #include "rampart/file.h"
 
-#define DELTA_LEVEL 9 /* with long-distance matching: small deltas, fast enough to make on demand  \
-                       */
+#define DELTA_LEVEL                                                                                \
+    9 /* with long-distance matching: small deltas, fast enough to make on demand                  \
+       */
 #define WINDOW_LOG_MAX 29 /* 512 MiB: more than base and target together can need */
 
 /* The window a delta needs: a match may reach back across the whole base and what of the
@@ -21,20 +22,6 @@ static int window_log(size_t base, size_t target)
     while (log < WINDOW_LOG_MAX && ((size_t)1 << log) < n)
         log++;
     return log;
-}
-
-static rp_err_t write_atomic(const char *path, const void *data, size_t len)
-{
-    rp_atomic_file_t f;
-    rp_err_t err = rp_atomic_begin(&f, path, 0600, 0);
-
-    if (err != RP_OK)
-        return err;
-    err = rp_atomic_write(&f, data, len);
-    if (err == RP_OK)
-        return rp_atomic_commit(&f, 0);
-    rp_atomic_abort(&f);
-    return err;
 }
 
 rp_err_t rp_delta_make(const char *base, const char *target, const char *out)
@@ -67,7 +54,7 @@ rp_err_t rp_delta_make(const char *base, const char *target, const char *out)
             err = RP_ERR_IO;
     }
     if (err == RP_OK)
-        err = write_atomic(out, d, dlen);
+        err = rp_write_file_atomic(out, d, dlen, 0600, 0);
     ZSTD_freeCCtx(cctx);
     free(b);
     free(t);
@@ -116,7 +103,7 @@ rp_err_t rp_delta_apply(const char *base, const char *delta, const char *out, ui
         err = RP_ERR_MALFORMED;
         goto out;
     }
-    err = write_atomic(out, t, tlen);
+    err = rp_write_file_atomic(out, t, tlen, 0600, 0);
 out:
     ZSTD_freeDCtx(dctx);
     free(b);

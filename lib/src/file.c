@@ -101,6 +101,21 @@ rp_err_t rp_atomic_begin(rp_atomic_file_t *f, const char *path, mode_t mode, int
     return RP_OK;
 }
 
+rp_err_t rp_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                              int exclusive)
+{
+    rp_atomic_file_t f;
+    rp_err_t err = rp_atomic_begin(&f, path, mode, exclusive);
+
+    if (err != RP_OK)
+        return err;
+    err = rp_atomic_write(&f, data, len);
+    if (err == RP_OK)
+        return rp_atomic_commit(&f, exclusive);
+    rp_atomic_abort(&f);
+    return err;
+}
+
 rp_err_t rp_atomic_write(rp_atomic_file_t *f, const void *buf, size_t len)
 {
     if (f->fd < 0)

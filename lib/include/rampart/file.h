@@ -38,6 +38,10 @@ rp_err_t rp_atomic_commit(rp_atomic_file_t *f, int exclusive) RP_MUST_CHECK;
 /* Discard the temporary. Safe after a failed commit and on an already-closed f. */
 void rp_atomic_abort(rp_atomic_file_t *f);
 
+/* All of data as path's new content, atomically (rp_atomic_begin/write/commit). */
+rp_err_t rp_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                              int exclusive) RP_MUST_CHECK;
+
 /* Whether a and b name the same existing file (same device and inode). */
 bool rp_same_file(const char *a, const char *b);
 
