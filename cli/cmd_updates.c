@@ -405,7 +405,8 @@ static void print_deployment(json_t *d)
     size_t i;
 
     printf("deployment:  %s\n", ops_str(d, "id"));
-    printf("group:       %s\n", ops_str(d, "group"));
+    printf("group:       %s / %s (%s)\n", ops_str(d, "product"), ops_str(d, "group_name"),
+           ops_str(d, "group"));
     printf("created:     %s\n", ops_str(d, "created"));
     printf("rollout:     %lld%% (%lld of %lld devices in the group)\n",
            (long long)json_integer_value(json_object_get(d, "rollout")),

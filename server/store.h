@@ -309,6 +309,9 @@ rp_err_t rp_store_group_create(rp_store_t *s, const rp_product_t *product, const
 /* By ID, or else by name, within the product. */
 rp_err_t rp_store_group_find(rp_store_t *s, const rp_product_t *product, const char *id_or_name,
                              rp_group_t *out) RP_MUST_CHECK;
+/* By ID within the tenant. */
+rp_err_t rp_store_group_get(rp_store_t *s, const char *tenant_id, const char *id,
+                            rp_group_t *out) RP_MUST_CHECK;
 typedef void (*rp_group_fn)(void *ctx, const rp_group_t *g, int64_t ndevices);
 rp_err_t rp_store_group_list(rp_store_t *s, const rp_product_t *product, rp_group_fn fn,
                              void *ctx) RP_MUST_CHECK;

@@ -321,6 +321,8 @@ static const char SQL_GROUP_INSERT[] =
 static const char SQL_GROUP_FIND[] =
     GROUP_COLUMNS " FROM device_groups g WHERE g.product_id = ? AND (g.id = ? OR g.name = ?)"
                   " ORDER BY g.id = ? DESC LIMIT 1";
+static const char SQL_GROUP_GET[] =
+    GROUP_COLUMNS " FROM device_groups g WHERE g.id = ? AND g.tenant_id = ?";
 static const char SQL_GROUP_LIST[] =
     GROUP_COLUMNS ", (SELECT count(*) FROM group_members m WHERE m.group_id = g.id)"
                   " FROM device_groups g WHERE g.product_id = ? ORDER BY g.rowid";
@@ -474,6 +476,23 @@ rp_err_t rp_store_group_find(rp_store_t *s, const rp_product_t *product, const c
     BIND_TEXT(st, 2, id_or_name);
     BIND_TEXT(st, 3, id_or_name);
     BIND_TEXT(st, 4, id_or_name);
+    err = one_row(s, st, "device group");
+    if (err == RP_OK) {
+        group_row(st, out);
+        sqlite3_reset(st);
+    }
+    return err;
+}
+
+rp_err_t rp_store_group_get(rp_store_t *s, const char *tenant_id, const char *id, rp_group_t *out)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_GROUP_GET);
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, id);
+    BIND_TEXT(st, 2, tenant_id);
     err = one_row(s, st, "device group");
     if (err == RP_OK) {
         group_row(st, out);

@@ -905,6 +905,8 @@ static json_t *deployment_json(rp_req_t *r, const rp_deployment_t *d, bool with_
 {
     json_t *imgs = json_array(), *o;
     rp_image_record_t m;
+    rp_group_t g;
+    rp_product_t p;
 
     for (size_t i = 0; i < d->nimages; i++) {
         if (rp_store_image_get(r->w->store, d->tenant_id, d->image_ids[i], &m) == RP_OK)
@@ -913,6 +915,12 @@ static json_t *deployment_json(rp_req_t *r, const rp_deployment_t *d, bool with_
     }
     o = json_pack("{s:s, s:s, s:i, s:o, s:o}", "id", d->id, "group", d->group_id, "rollout",
                   d->rollout, "images", imgs, "created", iso_or_null(d->created));
+    if (rp_store_group_get(r->w->store, d->tenant_id, d->group_id, &g) == RP_OK) {
+        json_object_set_new(o, "group_name", json_string(g.name));
+        if (rp_store_product_find(r->w->store, d->tenant_id, g.product_id, &p) == RP_OK)
+            json_object_set_new(o, "product", json_string(p.name));
+    }
+
     if (with_devices) {
         struct deploy_show ds = {r->w->store, d, json_object(), 0, 0};
         json_t *counts = json_object(), *list = json_array(), *v;
