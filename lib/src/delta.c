@@ -45,6 +45,8 @@ rp_err_t rp_delta_make(const char *base, const char *target, const char *out)
         if (ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, DELTA_LEVEL)) ||
             ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_enableLongDistanceMatching, 1)) ||
             ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_windowLog, wlog)) ||
+            /* the frame carries its content's checksum: a wrong base fails to decode */
+            ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1)) ||
             ZSTD_isError(ZSTD_CCtx_refPrefix(cctx, b, blen)))
             err = RP_ERR_UNSUPPORTED;
     }
@@ -71,7 +73,7 @@ rp_err_t rp_delta_apply(const char *base, const char *delta, const char *out, ui
     rp_err_t err;
 
     if (max > RP_DELTA_MAX_IMAGE)
-        return RP_ERR_TOO_LARGE;
+        max = RP_DELTA_MAX_IMAGE;
     err = rp_read_file(base, RP_DELTA_MAX_IMAGE, &b, &blen);
     if (err == RP_OK)
         err = rp_read_file(delta, RP_DELTA_MAX_IMAGE, &d, &dlen);

@@ -3,7 +3,7 @@
  * threshold of its role's keys (each key counted once, any changed byte refused); a new root must
  * be signed by the old root's keys and its own and be the next version of the same tenant; the
  * targets must be signed by the root's online key, be this device's, not be older than what the
- * device has (rollback) and not be expired (freeze).
+ * device has (rollback) and not be expired (freeze); a delta rebuilds exactly its target.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "rampart/base64.h"
+#include "rampart/delta.h"
 #include "rampart/key.h"
 #include "rampart/log.h"
 #include "rampart/metadata.h"
@@ -226,12 +227,73 @@ static void targets_rules(void **state)
     json_decref(root);
 }
 
+static void write_bytes(const char *path, const uint8_t *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* A delta rebuilds the target from the base, exactly; with another base, a bound too small, or
+ * bytes that are not a delta, it fails (and the caller fetches the whole image). */
+static void delta_round_trip(void **state)
+{
+    enum { N = 300000 };
+    uint8_t *base = malloc(N), *target = malloc(N), *got = NULL;
+    char dir[] = "/tmp/rampart-delta-XXXXXX", b[64], t[64], dl[64], out[64], other[64], cmd[128];
+    size_t len;
+    FILE *f;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    for (size_t i = 0; i < N; i++)
+        base[i] = (uint8_t)(i * 2654435761u >> 13);
+    memcpy(target, base, N);
+    for (size_t i = 0; i < N; i += 10000)
+        target[i] ^= 0x5a; /* 30 scattered changes */
+    snprintf(b, sizeof(b), "%s/base", dir);
+    snprintf(t, sizeof(t), "%s/target", dir);
+    snprintf(dl, sizeof(dl), "%s/delta", dir);
+    snprintf(out, sizeof(out), "%s/out", dir);
+    snprintf(other, sizeof(other), "%s/other", dir);
+    write_bytes(b, base, N);
+    write_bytes(t, target, N);
+    assert_int_equal(rp_delta_make(b, t, dl), RP_OK);
+    f = fopen(dl, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    assert_true(ftell(f) < N / 20); /* far smaller than the image */
+    fclose(f);
+    assert_int_equal(rp_delta_apply(b, dl, out, N), RP_OK);
+    f = fopen(out, "rb");
+    assert_non_null(f);
+    got = malloc(N + 1);
+    len = fread(got, 1, N + 1, f);
+    fclose(f);
+    assert_int_equal(len, N);
+    assert_memory_equal(got, target, N);
+    assert_int_equal(rp_delta_apply(b, dl, out, N - 1), RP_ERR_TOO_LARGE);
+    memset(base, 7, N);
+    write_bytes(other, base, N);
+    assert_int_not_equal(rp_delta_apply(other, dl, out, N), RP_OK); /* another base */
+    write_bytes(dl, (const uint8_t *)"not a zstd frame", 16);
+    assert_int_equal(rp_delta_apply(b, dl, out, N), RP_ERR_MALFORMED);
+    free(base);
+    free(target);
+    free(got);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(envelope_threshold_and_tampering),
         cmocka_unit_test(root_rotation),
         cmocka_unit_test(targets_rules),
+        cmocka_unit_test(delta_round_trip),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
