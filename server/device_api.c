@@ -113,9 +113,10 @@ static bool root_check(rp_req_t *r, const char *tenant_id, const char *env, size
         strcmp(json_string_value(json_object_get(p, "tenant")) ?: "", tenant_id) != 0 ||
         *version < 1 || rp_md_role_parse(json_object_get(roles, "root"), root) != RP_OK ||
         rp_md_role_parse(json_object_get(roles, "online"), online) != RP_OK ||
-        rp_md_role_parse(json_object_get(roles, "images"), images) != RP_OK)
+        rp_md_role_parse(json_object_get(roles, "images"), images) != RP_OK ||
+        images->threshold != 1)
         why = "a root is {type: rampart-root, tenant, version >= 1, expires, roles: {root, "
-              "online, images}}";
+              "online, images (threshold 1)}}, each role's keys listed once";
     else if (*expires <= (int64_t)time(NULL))
         why = "it has expired";
     if (why != NULL) {
@@ -394,12 +395,26 @@ static json_t *delta_for(rp_req_t *r, const rp_device_t *d, const rp_image_recor
         from.size > RP_DELTA_MAX_IMAGE || !delta_path(r, from.id, target->id, path, sizeof(path)))
         return NULL;
     if (access(path, R_OK) != 0) {
+        char lock[PATH_MAX + 8];
+        struct stat ls;
         if (snprintf(base, sizeof(base), "%s/images/%s", r->w->srv->data_dir, from.id) >=
                 (int)sizeof(base) ||
             snprintf(to, sizeof(to), "%s/images/%s", r->w->srv->data_dir, target->id) >=
-                (int)sizeof(to))
+                (int)sizeof(to) ||
+            snprintf(lock, sizeof(lock), "%s.lock", path) >= (int)sizeof(lock))
             return NULL;
+        /* One maker per delta: while it works, the fleet's other requests get no delta (and
+         * download the whole image) rather than all making the same one at once. A lock left by
+         * a crash is taken over after ten minutes. */
+        fd = open(lock, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            if (errno == EEXIST && stat(lock, &ls) == 0 && ls.st_mtime < time(NULL) - 600)
+                (void)unlink(lock);
+            return NULL;
+        }
+        close(fd);
         err = rp_delta_make(base, to, path);
+        (void)unlink(lock);
         if (err != RP_OK) {
             rp_log_warn("delta %s -> %s: %s", from.id, target->id, rp_strerror(err));
             return NULL;
@@ -553,6 +568,7 @@ static void device_report(rp_req_t *r, const rp_device_t *d)
     const char *dep, *state, *detail;
     rp_deployment_t deployment;
     rp_device_update_t u;
+    rp_group_t group;
     bool known = false;
 
     if (body == NULL)
@@ -570,9 +586,12 @@ static void device_report(rp_req_t *r, const rp_device_t *d)
                        RP_UPDATE_DETAIL_MAX);
         return;
     }
-    if (rp_store_deployment_get(r->w->store, d->tenant_id, dep, &deployment) != RP_OK) {
+    /* Only about a deployment of the device's own group: its counts are the group's. */
+    if (rp_store_deployment_get(r->w->store, d->tenant_id, dep, &deployment) != RP_OK ||
+        rp_store_device_group(r->w->store, d->id, &group) != RP_OK ||
+        strcmp(group.id, deployment.group_id) != 0) {
         json_decref(body);
-        rp_reply_error(r, 404, "not_found", "no such deployment");
+        rp_reply_error(r, 404, "not_found", "no such deployment for this device");
         return;
     }
     memset(&u, 0, sizeof(u));

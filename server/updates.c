@@ -201,6 +201,21 @@ static void image_keys(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *te
     }
     snprintf(k.name, sizeof(k.name), "%s", name);
     snprintf(k.tenant_id, sizeof(k.tenant_id), "%s", tenant->id);
+    {
+        json_t *have = json_array();
+        rp_err_t lerr = rp_store_image_key_list(r->w->store, tenant->id, collect_image_key, have);
+        size_t n = json_array_size(have);
+        json_decref(have);
+        if (lerr != RP_OK || n >= IMAGE_KEYS_MAX) {
+            json_decref(body);
+            if (lerr != RP_OK)
+                rp_reply_error(r, 500, "internal", "cannot read the image keys");
+            else
+                rp_reply_error(r, 409, "conflict", "a tenant has at most %d image keys",
+                               IMAGE_KEYS_MAX);
+            return;
+        }
+    }
     if (!parse_image_key(r, pem, &k)) {
         json_decref(body);
         return;
@@ -811,6 +826,12 @@ static void products(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tena
                 (name = body_name(r, body)) == NULL)
                 return;
             allow = json_is_true(json_object_get(body, "allow_unknown_images"));
+            /* Such a group lets its devices pass attestation with images the tenant never
+             * uploaded: as much an admin's decision as which keys sign images. */
+            if (allow && !need_role(r, tok, RP_ROLE_ADMIN)) {
+                json_decref(body);
+                return;
+            }
             err = rp_store_group_create(r->w->store, &p, name, allow, &g);
             json_decref(body);
             if (err == RP_ERR_EXISTS)
@@ -852,7 +873,8 @@ static void products(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tena
         return;
     }
     if (r->method == EVHTTP_REQ_POST) {
-        if (need_role(r, tok, RP_ROLE_CONTRIBUTOR))
+        /* Into a group that allows unknown images (Development): an admin's decision. */
+        if (need_role(r, tok, g.allow_unknown_images ? RP_ROLE_ADMIN : RP_ROLE_CONTRIBUTOR))
             assign_devices(r, &g);
         return;
     }

@@ -297,21 +297,34 @@ static long until_window(const struct args *a, time_t now)
     return (long)(((from - minute + 1440) % 1440) * 60 - tm.tm_sec);
 }
 
-/* One update check, holding S/update.lock so that a check-now and the daemon take turns. */
-static int update_check_locked(rp_agent_t *agent, const char *server, const char *ca,
-                               const struct args *a, rp_update_summary_t *sum)
+/* S/update.lock, held by whatever changes the slots (install, recover, an update check, the
+ * daemon's checks), so that they take turns. The descriptor, or -1. */
+static int lock_slots(const struct args *a)
 {
     char path[PATH_MAX + 16];
-    rp_install_opts_t opts = {a->health_seconds};
-    rp_err_t err;
     int fd;
 
     snprintf(path, sizeof(path), "%s/update.lock", a->state_dir);
     fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0 || flock(fd, LOCK_EX) != 0) {
-        if (fd >= 0)
-            close(fd);
-        snprintf(sum->detail, sizeof(sum->detail), "cannot lock %.400s", path);
+    if (fd >= 0 && flock(fd, LOCK_EX) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    if (fd < 0)
+        rp_log_error("cannot lock %s", path);
+    return fd;
+}
+
+/* One update check, holding the slots' lock. */
+static int update_check_locked(rp_agent_t *agent, const char *server, const char *ca,
+                               const struct args *a, rp_update_summary_t *sum)
+{
+    rp_install_opts_t opts = {a->health_seconds};
+    rp_err_t err;
+    int fd = lock_slots(a);
+
+    if (fd < 0) {
+        snprintf(sum->detail, sizeof(sum->detail), "cannot lock the slots");
         return FAIL;
     }
     err = rp_components_recover(agent, NULL);
@@ -395,8 +408,10 @@ static int cmd_run(const struct args *a)
     rp_log_info("running for device %s", agent.device_id);
     /* First put right whatever a cut left: the evidence then measures what really runs. */
     {
-        int unbootable = 0;
-        rp_err_t err = rp_components_recover(&agent, &unbootable);
+        int unbootable = 0, lock = lock_slots(a);
+        rp_err_t err = lock >= 0 ? rp_components_recover(&agent, &unbootable) : RP_ERR_IO;
+        if (lock >= 0)
+            close(lock);
         if (err != RP_OK || unbootable > 0)
             rp_log_error("recovery: %s; %d component(s) without a verified image", rp_strerror(err),
                          unbootable);
@@ -490,6 +505,7 @@ static int cmd_install(const struct args *a)
     rp_install_result_t res;
     rp_agent_t agent;
     rp_err_t err;
+    int lock;
 
     if (a->component == NULL || a->nrest != 1)
         return usage_error("install needs --component NAME and one IMAGE");
@@ -497,9 +513,14 @@ static int cmd_install(const struct args *a)
         return usage_error("a component name is 1 to 32 of A-Z a-z 0-9 . _ - (no leading dot)");
     if (open_agent(a, &agent) != OK)
         return FAIL;
+    if ((lock = lock_slots(a)) < 0) {
+        rp_agent_close(&agent);
+        return FAIL;
+    }
     err = rp_components_recover(&agent, NULL);
     if (err == RP_OK)
         err = rp_install(&agent, a->component, a->rest[0], &opts, &res);
+    close(lock);
     rp_agent_close(&agent);
     if (err != RP_OK) {
         rp_log_error("%s: install failed: %s", a->component, rp_strerror(err));
@@ -512,12 +533,17 @@ static int cmd_install(const struct args *a)
 static int cmd_recover(const struct args *a)
 {
     rp_agent_t agent;
-    int unbootable = 0;
+    int unbootable = 0, lock;
     rp_err_t err;
 
     if (open_agent(a, &agent) != OK)
         return FAIL;
+    if ((lock = lock_slots(a)) < 0) {
+        rp_agent_close(&agent);
+        return FAIL;
+    }
     err = rp_components_recover(&agent, &unbootable);
+    close(lock);
     rp_agent_close(&agent);
     if (err != RP_OK) {
         rp_log_error("recovery failed: %s", rp_strerror(err));

@@ -135,6 +135,14 @@ rp_err_t rp_component_load(const char *state_dir, const char *name, rp_component
         snprintf(c->last_version, sizeof(c->last_version), "%s", v != NULL ? v : "");
         c->last_at = json_integer_value(json_object_get(last, "at"));
     }
+    for (int slot = 0; slot < 2; slot++) {
+        char key[2] = {slot_names[slot], '\0'};
+        const char *d = json_string_value(json_object_get(json_object_get(j, "confirmed"), key));
+        if (d != NULL && strlen(d) == 2 * RP_SHA256_LEN)
+            snprintf(c->confirmed[slot], sizeof(c->confirmed[slot]), "%s", d);
+    }
+    snprintf(c->confirmed_version, sizeof(c->confirmed_version), "%s",
+             json_string_value(json_object_get(j, "confirmed_version")) ?: "");
     json_decref(j);
     return RP_OK;
 }
@@ -155,6 +163,12 @@ static rp_err_t component_save(const char *state_dir, const rp_component_t *c)
     if (j == NULL)
         return RP_ERR_NO_MEMORY;
     json_object_set_new(j, "security_counter_index", json_integer(c->seccnt_index));
+    json_object_set_new(j, "confirmed",
+                        json_pack("{s:o, s:o}", "a",
+                                  c->confirmed[0][0] ? json_string(c->confirmed[0]) : json_null(),
+                                  "b",
+                                  c->confirmed[1][0] ? json_string(c->confirmed[1]) : json_null()));
+    json_object_set_new(j, "confirmed_version", json_string(c->confirmed_version));
     text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(j);
     if (text == NULL)
@@ -441,7 +455,8 @@ static bool app_healthy(const char *exe, const char *log_path, const char *name,
                         char *detail, size_t cap)
 {
     int fds[2], status, logfd;
-    char fdtext[16], buf[16];
+    char fdtext[16], said[16] = "";
+    size_t nsaid = 0;
     struct timespec start, now;
     bool healthy = false, done = false;
     pid_t pid;
@@ -458,6 +473,7 @@ static bool app_healthy(const char *exe, const char *log_path, const char *name,
         return false;
     }
     if (pid == 0) {
+        setpgid(0, 0); /* its own group: stopping the trial stops whatever it started */
         close(fds[0]);
         logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (logfd >= 0) {
@@ -470,18 +486,25 @@ static bool app_healthy(const char *exe, const char *log_path, const char *name,
         execl(exe, exe, (char *)NULL);
         _exit(127);
     }
+    setpgid(pid, pid);
     close(fds[1]);
     clock_gettime(CLOCK_MONOTONIC, &start);
     while (!done) {
         struct pollfd p = {fds[0], POLLIN, 0};
+        ssize_t got;
         pid_t w;
         long elapsed_ms;
 
-        if (poll(&p, 1, 50) > 0 && (p.revents & POLLIN) && read(fds[0], buf, sizeof(buf)) > 0 &&
-            strncmp(buf, "ready", 5) == 0) {
-            snprintf(detail, cap, "started and said it is ready");
-            healthy = done = true;
-            break;
+        /* "ready" may come in pieces; whatever else it says is not readiness. */
+        if (poll(&p, 1, 50) > 0 && (p.revents & POLLIN) && nsaid < sizeof(said) - 1 &&
+            (got = read(fds[0], said + nsaid, sizeof(said) - 1 - nsaid)) > 0) {
+            nsaid += (size_t)got;
+            said[nsaid] = '\0';
+            if (nsaid >= 5 && strncmp(said, "ready", 5) == 0) {
+                snprintf(detail, cap, "started and said it is ready");
+                healthy = done = true;
+                break;
+            }
         }
         w = waitpid(pid, &status, WNOHANG);
         if (w == pid) {
@@ -500,8 +523,15 @@ static bool app_healthy(const char *exe, const char *log_path, const char *name,
         }
     }
     close(fds[0]);
-    kill(pid, SIGTERM);
-    waitpid(pid, &status, 0);
+    /* The trial is over: its process group is stopped, by force if it does not stop. */
+    kill(-pid, SIGTERM);
+    for (int i = 0; i < 50 && waitpid(pid, &status, WNOHANG) == 0; i++)
+        usleep(100 * 1000);
+    if (waitpid(pid, &status, WNOHANG) == 0) {
+        kill(-pid, SIGKILL);
+        waitpid(pid, &status, 0);
+    }
+    kill(-pid, SIGKILL); /* anything it left in its group */
     return healthy;
 }
 
@@ -678,6 +708,15 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
         err = rp_slot_path(a->state_dir, name, c.active, slot_path, sizeof(slot_path));
         if (err == RP_OK)
             err = rp_slot_check(a, &c, slot_path, &cur);
+        if (err == RP_OK && !cur.valid) {
+            /* The running slot stopped verifying (a bad sector, a key the root dropped): fall
+             * back first, so that what is written next is never the only good slot. */
+            err = recover_one(a, &c, &bootable);
+            if (err == RP_OK)
+                err = rp_slot_path(a->state_dir, name, c.active, slot_path, sizeof(slot_path));
+            if (err == RP_OK)
+                err = rp_slot_check(a, &c, slot_path, &cur);
+        }
         if (err != RP_OK)
             return err;
         if (cur.valid && memcmp(cur.digest, src.digest, RP_SHA256_LEN) == 0) {
@@ -690,10 +729,24 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
                           "version %s is older than the running %s (rollback refused)", src.version,
                           cur.version);
     }
+    if (c.confirmed_version[0] != '\0') {
+        rp_image_version_t newest;
+        if (rp_image_version_parse(c.confirmed_version, strlen(c.confirmed_version), &newest) ==
+                RP_OK &&
+            version_cmp(&src.ver, &newest) < 0)
+            return finish(a, &c, res, "refused", src.version,
+                          "version %s is older than %s, confirmed before (rollback refused)",
+                          src.version, c.confirmed_version);
+    }
 
-    /* Into the inactive slot, then check the copy: that is what will run. */
+    /* Into the inactive slot, then check the copy: that is what will run. The slot stops
+     * counting as confirmed before a byte of it changes. */
     target = c.active >= 0 ? 1 - c.active : 0;
     err = rp_slot_path(a->state_dir, name, target, slot_path, sizeof(slot_path));
+    if (err == RP_OK && c.confirmed[target][0] != '\0') {
+        c.confirmed[target][0] = '\0';
+        err = component_save(a->state_dir, &c);
+    }
     if (err == RP_OK)
         err = copy_to_slot(image_path, slot_path, dir);
     if (err == RP_OK)
@@ -718,6 +771,10 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
 
     /* Confirmed: the new slot is active, then the security counter rises to the new image's. */
     c.active = target;
+    if (rp_hex_encode(copy.digest, RP_SHA256_LEN, c.confirmed[target],
+                      sizeof(c.confirmed[target])) != RP_OK)
+        return RP_ERR_INVALID_ARG;
+    snprintf(c.confirmed_version, sizeof(c.confirmed_version), "%s", copy.version);
     err = finish(a, &c, res, "installed", src.version, "%s", res->detail);
     if (err == RP_OK) {
         rp_failpoint("security counter");
@@ -763,8 +820,17 @@ static rp_err_t recover_one(rp_agent_t *a, rp_component_t *c, bool *bootable)
             err = rp_slot_check(a, c, path, &other);
         if (err != RP_OK)
             return err;
+        if (other.valid) {
+            char hex[2 * RP_SHA256_LEN + 1];
+            if (rp_hex_encode(other.digest, RP_SHA256_LEN, hex, sizeof(hex)) != RP_OK ||
+                strcmp(hex, c->confirmed[1 - c->active]) != 0) {
+                rp_log_error("%s: the other slot holds %s, never confirmed: not falling back",
+                             c->name, other.version);
+                other.valid = false;
+            }
+        }
         if (!other.valid) {
-            rp_log_error("%s: neither slot holds a verified image", c->name);
+            rp_log_error("%s: neither slot holds a verified, confirmed image", c->name);
             return RP_OK;
         }
         rp_log_warn("%s: slot %c does not verify (%s): falling back to %s in slot %c", c->name,

@@ -38,6 +38,11 @@ typedef struct rp_component {
     char last_detail[RP_SLOT_DETAIL_MAX + 1];
     char last_version[48]; /* of the image the last update was about */
     int64_t last_at;
+    /* What was confirmed healthy: the digest of the image confirmed in each slot ("" when the
+     * slot holds nothing confirmed: recovery never falls back to it), and the newest version
+     * ever confirmed (no install goes below it, whatever the slots hold now). */
+    char confirmed[2][2 * RP_SHA256_LEN + 1];
+    char confirmed_version[48];
 } rp_component_t;
 
 /* What verification found in a slot. */

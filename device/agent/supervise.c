@@ -63,6 +63,7 @@ static void start(rp_supervisor_t *s, rp_app_t *app)
         return;
     }
     if (pid == 0) {
+        setpgid(0, 0); /* its own group, stopped as one */
         logfd = open(app->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (logfd >= 0) {
             dup2(logfd, STDOUT_FILENO);
@@ -74,6 +75,7 @@ static void start(rp_supervisor_t *s, rp_app_t *app)
         _exit(127);
     }
     (void)s;
+    setpgid(pid, pid);
     app->pid = pid;
     app->started = time(NULL);
     rp_log_info("%s %s: started (pid %d)", app->name, app->version, (int)pid);
@@ -85,13 +87,14 @@ static void stop(rp_app_t *app)
 
     if (app->pid <= 0)
         return;
-    kill(app->pid, SIGTERM);
+    kill(-app->pid, SIGTERM);
     for (int i = 0; i < 50 && waitpid(app->pid, &status, WNOHANG) == 0; i++)
         usleep(100 * 1000);
     if (waitpid(app->pid, &status, WNOHANG) == 0) {
-        kill(app->pid, SIGKILL);
+        kill(-app->pid, SIGKILL);
         waitpid(app->pid, &status, 0);
     }
+    kill(-app->pid, SIGKILL); /* anything it left in its group */
     app->pid = 0;
 }
 

@@ -246,6 +246,16 @@ static rp_err_t update_roots(struct client *c, json_t **root, rp_update_summary_
             break;
         }
         err = keep(c->a->state_dir, ROOT_FILE, next);
+        if (err == RP_OK &&
+            !json_equal(json_object_get(json_object_get(*root, "roles"), "online"),
+                        json_object_get(json_object_get(accepted, "roles"), "online"))) {
+            /* A new online key: what the old one signed (a stolen key's version 2^62, say) no
+             * longer holds the device back, as TUF forgets targets when their key rotates. */
+            char kept[PATH_MAX];
+            if (state_file(c->a->state_dir, TARGETS_FILE, kept, sizeof(kept)) == RP_OK &&
+                unlink(kept) != 0 && errno != ENOENT)
+                err = RP_ERR_IO;
+        }
         if (err == RP_OK) {
             rp_log_info("update root version %lld",
                         (long long)json_integer_value(json_object_get(accepted, "version")));
@@ -332,8 +342,10 @@ rp_err_t rp_update_accept_root(json_t *current, const char *next, size_t len, js
     if (err == RP_OK) {
         rp_md_role_t *check = old_role; /* its other roles must parse too */
         if (role_of(*accepted, "online", check) != RP_OK ||
-            role_of(*accepted, "images", check) != RP_OK)
-            err = say(detail, cap, RP_ERR_MALFORMED, "a new root's roles are malformed");
+            role_of(*accepted, "images", check) != RP_OK || check->threshold != 1)
+            err = say(detail, cap, RP_ERR_MALFORMED,
+                      "a new root's roles are malformed (the images role's threshold is 1: an "
+                      "image carries one trusted signature)");
     }
     if (err != RP_OK) {
         json_decref(*accepted);
@@ -419,7 +431,12 @@ static void refused_target(struct client *c, const char *deployment, const char 
 {
     s->refused++;
     rp_log_error("%s %s: refused: %s", name, version, detail);
+    rp_component_t existing;
+
+    /* Recorded on a component the device has; names the metadata made up make no state (each
+     * would take a security counter). */
     if (rp_component_name_ok(name) &&
+        rp_component_load(c->a->state_dir, name, &existing) == RP_OK &&
         rp_component_note(c->a->state_dir, name, "refused", version, detail) != RP_OK)
         rp_log_warn("%s: cannot record the refusal", name);
     report(c, deployment, "refused", "%s %s: %s", name, version, detail);
@@ -472,6 +489,16 @@ static rp_err_t try_delta(struct client *c, const char *name, const char *image,
     if (err == RP_OK)
         err = rp_delta_apply(slot, dpath, path, size);
     (void)unlink(dpath);
+    /* What it rebuilt must be the image itself: otherwise the whole image, now. */
+    if (err == RP_OK) {
+        struct stat sb;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        err = fd >= 0 && fstat(fd, &sb) == 0 ? rp_fd_sha256_hex(fd, got) : RP_ERR_IO;
+        if (fd >= 0)
+            close(fd);
+        if (err == RP_OK && ((uint64_t)sb.st_size != size || strcmp(got, image) != 0))
+            err = RP_ERR_HASH_MISMATCH;
+    }
     if (err == RP_OK)
         rp_log_info("%s: rebuilt from a %lld-byte delta instead of %llu bytes", name,
                     (long long)dsize, (unsigned long long)size);
@@ -529,6 +556,11 @@ static rp_err_t apply_target(struct client *c, const char *deployment, json_t *t
     if (!rp_component_name_ok(name) || strlen(image) != 2 * RP_SHA256_LEN ||
         strspn(image, "0123456789abcdef") != strlen(image) || size <= 0) {
         refused_target(c, deployment, name, version, s, "a malformed target");
+        return RP_OK;
+    }
+    if ((uint64_t)size > RP_UPDATE_IMAGE_MAX) {
+        refused_target(c, deployment, name, version, s,
+                       "larger than the 256 MiB this device takes");
         return RP_OK;
     }
     if (running(c->a, name, hash)) {

@@ -13,6 +13,8 @@
 #include "rampart/metadata.h"
 #include "slots.h"
 
+#define RP_UPDATE_IMAGE_MAX (256ull * 1024 * 1024) /* the largest image a device downloads */
+
 /* Take root as the device's first root of update trust: well formed and signed by its own root
  * keys. (Replaces no newer root.) */
 rp_err_t rp_update_trust_root(const char *state_dir, const char *path) RP_MUST_CHECK;

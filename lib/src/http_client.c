@@ -288,6 +288,22 @@ rp_err_t rp_http_download(const char *url, const rp_http_opts_t *o, int fd, uint
     }
     rc = curl_easy_perform(curl);
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
+    if (d.offset > 0 && (rc == CURLE_RANGE_ERROR || *status == 416)) {
+        /* The server would not resume (it ignored the range, or has less than the partial
+         * file): start the file over, once. */
+        if (ftruncate(fd, 0) != 0) {
+            curl_easy_cleanup(curl);
+            snprintf(error, error_cap, "cannot write the download");
+            return RP_ERR_IO;
+        }
+        d.offset = 0;
+        d.written = 0;
+        d.checked = false;
+        curl_easy_setopt(curl, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)0);
+        errbuf[0] = '\0';
+        rc = curl_easy_perform(curl);
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
+    }
     curl_easy_cleanup(curl);
     if (d.too_long) {
         snprintf(error, error_cap, "the server sent more than the announced %llu bytes",

@@ -98,6 +98,7 @@ rp_err_t rp_md_open(const char *envelope, size_t len, const rp_md_role_t *role, 
             }
             free(sig);
             sig = NULL;
+            break; /* this signature's keyid was this key's: no other key can match it */
         }
     }
     json_decref(env);
@@ -136,6 +137,13 @@ rp_err_t rp_md_role_parse(json_t *j, rp_md_role_t *role)
             len > RP_PUBKEY_DER_MAX || rp_pubkey_alg(der, len, &alg) != RP_OK) {
             free(der);
             return RP_ERR_MALFORMED;
+        }
+        /* A key listed twice would let one signature count twice toward the threshold. */
+        for (size_t seen = 0; seen < i; seen++) {
+            if (role->spki_len[seen] == len && memcmp(role->spki[seen], der, len) == 0) {
+                free(der);
+                return RP_ERR_MALFORMED;
+            }
         }
         memcpy(role->spki[i], der, len);
         role->spki_len[i] = len;

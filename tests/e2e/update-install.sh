@@ -60,13 +60,28 @@ expect 2 "$AGENT" install --state-dir "$S" --component app
 jq '.trial = "a"' "$S/components/app/state" >"$d/state" && cp "$d/state" "$S/components/app/state"
 expect 0 "$AGENT" recover --state-dir "$S"
 status_is 1.3.0+0 b 3 rolled_back
-# an active slot that no longer verifies falls back to the other one, if that one passes the
-# security counter: slot a holds 1.1.0 (counter 2 < 3), so the device has no verified image
+# an active slot that no longer verifies falls back to the other one, if that one verifies,
+# passes the security counter and was confirmed there: slot a holds 1.1.0 (counter 2 < 3)
 flip "$S/components/app/b.img" 520
-expect 1 "$AGENT" recover --state-dir "$S"; err_has "neither slot holds a verified image"
-cp "$d/v130.img" "$S/components/app/a.img"
+expect 1 "$AGENT" recover --state-dir "$S"; err_has "neither slot holds a verified, confirmed image"
+cp "$d/v130.img" "$S/components/app/b.img"        # the bytes confirmed in b: good again
 expect 0 "$AGENT" recover --state-dir "$S"
-status_is 1.3.0+0 a 3 fell_back
+sign "$d/k.key" 1.4.0 3 "$d/quiet.sh" v140.img
+expect 0 install "$d/v140.img"; status_is 1.4.0+0 a 3 installed
+flip "$S/components/app/a.img" 520
+expect 0 "$AGENT" recover --state-dir "$S"
+status_is 1.3.0+0 b 3 fell_back
+# a version below one confirmed before is refused, even once what runs is older
+sign "$d/k.key" 1.3.5 3 "$d/quiet.sh" v135.img
+expect 1 install "$d/v135.img"; out_has "older than 1.4.0+0, confirmed before (rollback refused)"
+# never to a slot whose image was not confirmed there (a trial that failed its health check)
+sign "$d/k.key" 1.5.0 3 "$d/crash.sh" v150.img
+expect 1 install "$d/v150.img"; out_has "rolled_back"
+flip "$S/components/app/b.img" 520
+expect 1 "$AGENT" recover --state-dir "$S"; err_has "never confirmed: not falling back"
+cp "$d/v130.img" "$S/components/app/b.img"
+expect 0 "$AGENT" recover --state-dir "$S"
+status_is 1.3.0+0 b 3 rolled_back
 
 # --- the evidence measures the active slots -----------------------------------------------------
 expect 0 "$AGENT" evidence --state-dir "$S" --nonce 00112233445566778899aabbccddeeff --out "$d/token.cbor"

@@ -151,6 +151,9 @@ expect 0 as acme-contributor "$RAMPART" device-group create --tenant "$acme" --p
 canary=$(cat "$d/out")
 expect 1 as acme-contributor "$RAMPART" device-group create --tenant "$acme" --product "$prod" Canary
 err_has "group of that name"
+expect 1 as acme-contributor "$RAMPART" device-group create --tenant "$acme" --product "$prod" Lab --allow-unknown-images
+err_has "needs the admin role"
+expect 0 as acme-admin "$RAMPART" device-group create --tenant "$acme" --product "$prod" Lab --allow-unknown-images
 expect 1 as globex-admin "$RAMPART" device-group list --tenant "$globex" --product "$prod"; err_has "no such product"
 
 ids=()
@@ -170,7 +173,7 @@ err_has "not this tenant's"
 expect 1 as acme-contributor "$RAMPART" device assign --tenant "$acme" --product Thermostat --group Production \
   0000000000000000000000000000000000000000000000000000000000000000
 expect 0 as acme-reader "$RAMPART" device-group list --tenant "$acme" --product Thermostat --output json
-jq -e '.groups | map([.name, .devices]) == [["Development",0],["Field Test",10],["Production",2],["Canary",0]]' \
+jq -e '.groups | map([.name, .devices]) == [["Development",0],["Field Test",10],["Production",2],["Canary",0],["Lab",0]]' \
   "$d/out" >/dev/null || fail "group sizes"
 # moving a device takes it out of its old group
 expect 0 as acme-contributor "$RAMPART" device assign --tenant "$acme" --product Thermostat --group Canary "${ids[11]}"
@@ -232,7 +235,9 @@ expect 0 "$AGENT" install --state-dir "$dev" --component system "$d/system-2.1.0
 expect 1 attest; err_has "unknown_image"        # signed by the tenant's key, but never uploaded
 expect 0 as acme-reader "$RAMPART" device show --tenant "$acme" "${ids[0]}" --output json
 jq -e '.last_attestation.reason == "unknown_image"' "$d/out" >/dev/null || fail "recorded reason"
-expect 0 as acme-contributor "$RAMPART" device assign --tenant "$acme" --product Thermostat --group Development "${ids[0]}"
+expect 1 as acme-contributor "$RAMPART" device assign --tenant "$acme" --product Thermostat --group Development "${ids[0]}"
+err_has "needs the admin role"                     # a group that allows unknown images: admin's
+expect 0 as acme-admin "$RAMPART" device assign --tenant "$acme" --product Thermostat --group Development "${ids[0]}"
 expect 0 attest                                    # a Development group allows it
 expect 0 as acme-contributor "$RAMPART" device assign --tenant "$acme" --product Thermostat --group "Field Test" "${ids[0]}"
 expect 0 as acme-contributor "$RAMPART" image upload --tenant "$acme" --component system "$d/system-2.1.0.img"

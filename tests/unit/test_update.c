@@ -139,6 +139,10 @@ static void envelope_threshold_and_tampering(void **state)
     free(env);
     assert_int_equal(rp_md_open("{", 1, &r, &payload), RP_ERR_MALFORMED);
     assert_int_equal(rp_md_open("{\"signed\": 1}", 13, &r, &payload), RP_ERR_MALFORMED);
+    /* a role that lists one key twice is refused: one signature would count twice */
+    two = role(twice, 2, 2);
+    assert_int_equal(rp_md_role_parse(two, &r), RP_ERR_MALFORMED);
+    json_decref(two);
 }
 
 static void root_rotation(void **state)
