@@ -47,6 +47,8 @@ static const char ops_usage[] =
     "        [--expires-days 365] [--out root.json]\n"
     "      sign the next root metadata (the tenant's image keys and the service's online key)\n"
     "      with the offline root key, upload it, and write it for provisioning devices\n"
+    "  rampart update-root rotate-online-key --tenant T\n"
+    "      a new online key for the service; used once the next root names it (prints it)\n"
     "  (products and groups are named by ID or by name)\n"
     "\n"
     "Options (or the environment variables in brackets):\n"

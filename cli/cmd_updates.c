@@ -522,6 +522,21 @@ int ops_update_root_cmd(struct ops *o, const char *verb)
 
     if (ops_need_tenant(o) != CLI_OK)
         return CLI_USAGE;
+    if (strcmp(verb, "rotate-online-key") == 0) {
+        snprintf(path, sizeof(path), "/api/v1/tenants/%s/update/online-key", o->tenant);
+        if (ops_api(o, "POST", path, NULL, &status, &body, &raw, &raw_len) != CLI_OK)
+            return CLI_FAIL;
+        if (status != 201) {
+            free(raw);
+            return ops_refused(status, body);
+        }
+        json_decref(body);
+        fwrite(raw, 1, raw_len, stdout);
+        free(raw);
+        rp_log_info("a new online key: the service signs with it once a root names it (rampart "
+                    "update-root sign)");
+        return CLI_OK;
+    }
     if (strcmp(verb, "sign") != 0)
         return cli_usage(NULL, "unknown update-root command '%s'", verb);
     if (o->root_key == NULL)

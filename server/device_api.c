@@ -36,34 +36,88 @@
 
 /* ---- the online key ---- */
 
-/* The tenant's online key (made on first use), decrypted. OUT: *key, and its SPKI. */
-static rp_err_t online_key(rp_req_t *r, const char *tenant_id, EVP_PKEY **key,
-                           uint8_t spki[RP_PUBKEY_DER_MAX], size_t *spki_len)
+/* Make the tenant's online key number seq (RP_ERR_EXISTS when another worker made it first). */
+static rp_err_t make_online_key(rp_req_t *r, const char *tenant_id, int64_t seq)
+{
+    uint8_t spki[RP_PUBKEY_DER_MAX];
+    size_t spki_len;
+    EVP_PKEY *fresh = NULL;
+    char *pem = NULL;
+    rp_err_t err = rp_key_generate(RP_SIG_ECDSA_P256, &fresh);
+
+    if (err == RP_OK)
+        err = rp_key_spki(fresh, spki, sizeof(spki), &spki_len);
+    if (err == RP_OK)
+        err = rp_key_encrypt_pem(r->w->srv->master_key, fresh, &pem);
+    if (err == RP_OK)
+        err = rp_store_update_key_put(r->w->store, tenant_id, seq, pem, spki, spki_len);
+    if (err == RP_OK)
+        rp_log_info("made online update key %lld of tenant %s", (long long)seq, tenant_id);
+    EVP_PKEY_free(fresh);
+    free(pem);
+    return err;
+}
+
+/* The tenant's online key number seq (0: the newest; made on first use), decrypted. OUT: *key,
+ * its SPKI and number. */
+static rp_err_t online_key(rp_req_t *r, const char *tenant_id, int64_t seq, EVP_PKEY **key,
+                           uint8_t spki[RP_PUBKEY_DER_MAX], size_t *spki_len, int64_t *got)
 {
     char *pem = NULL;
-    rp_err_t err = rp_store_update_key_get(r->w->store, tenant_id, &pem, spki, spki_len);
+    rp_err_t err = rp_store_update_key_get(r->w->store, tenant_id, seq, got, &pem, spki, spki_len);
 
     *key = NULL;
-    if (err == RP_ERR_NOT_FOUND) {
-        EVP_PKEY *fresh = NULL;
-        err = rp_key_generate(RP_SIG_ECDSA_P256, &fresh);
-        if (err == RP_OK)
-            err = rp_key_spki(fresh, spki, RP_PUBKEY_DER_MAX, spki_len);
-        if (err == RP_OK)
-            err = rp_key_encrypt_pem(r->w->srv->master_key, fresh, &pem);
-        if (err == RP_OK)
-            err = rp_store_update_key_put(r->w->store, tenant_id, pem, spki, *spki_len);
-        EVP_PKEY_free(fresh);
-        free(pem);
-        pem = NULL;
-        if (err == RP_OK)
-            rp_log_info("made the online update key of tenant %s", tenant_id);
-        if (err == RP_OK || err == RP_ERR_EXISTS) /* another worker's, if it was first */
-            err = rp_store_update_key_get(r->w->store, tenant_id, &pem, spki, spki_len);
+    if (err == RP_ERR_NOT_FOUND && seq == 0) {
+        err = make_online_key(r, tenant_id, 1);
+        if (err == RP_OK || err == RP_ERR_EXISTS)
+            err = rp_store_update_key_get(r->w->store, tenant_id, 0, got, &pem, spki, spki_len);
     }
     if (err == RP_OK)
         err = rp_key_decrypt_pem(r->w->srv->master_key, pem, key);
     free(pem);
+    return err;
+}
+
+struct key_pick {
+    const rp_md_role_t *role;
+    int64_t seq; /* the newest key the role names, 0 if none */
+};
+
+static bool role_has(const rp_md_role_t *role, const uint8_t *spki, size_t len);
+
+static void pick_named(void *ctx, int64_t seq, const uint8_t *spki, size_t spki_len)
+{
+    struct key_pick *kp = ctx;
+
+    if (kp->seq == 0 && role_has(kp->role, spki, spki_len))
+        kp->seq = seq;
+}
+
+/* The key targets are signed with: the newest online key the tenant's newest root names (a key
+ * made since is not used until a root names it), or the newest when there is no root yet. */
+static rp_err_t signing_key(rp_req_t *r, const char *tenant_id, EVP_PKEY **key)
+{
+    rp_md_role_t *role = calloc(1, sizeof(*role));
+    struct key_pick kp = {role, 0};
+    uint8_t spki[RP_PUBKEY_DER_MAX];
+    size_t spki_len;
+    int64_t version, got;
+    char *env = NULL;
+    json_t *root = NULL;
+    rp_err_t err = role != NULL ? rp_store_root_latest(r->w->store, tenant_id, &version, &env)
+                                : RP_ERR_NO_MEMORY;
+
+    *key = NULL;
+    if (err == RP_OK && rp_md_peek(env, strlen(env), &root) == RP_OK &&
+        rp_md_role_parse(json_object_get(json_object_get(root, "roles"), "online"), role) == RP_OK)
+        err = rp_store_update_keys(r->w->store, tenant_id, pick_named, &kp);
+    if (err == RP_ERR_NOT_FOUND)
+        err = RP_OK; /* no root yet */
+    if (err == RP_OK)
+        err = online_key(r, tenant_id, kp.seq, key, spki, &spki_len, &got);
+    json_decref(root);
+    free(env);
+    free(role);
     return err;
 }
 
@@ -91,7 +145,7 @@ static bool root_check(rp_req_t *r, const char *tenant_id, const char *env, size
                  *online = calloc(1, sizeof(*online)), *images = calloc(1, sizeof(*images));
     uint8_t spki[RP_PUBKEY_DER_MAX];
     size_t spki_len;
-    int64_t latest = 0;
+    int64_t latest = 0, newest;
     char *prev = NULL;
     EVP_PKEY *key = NULL;
     const char *why = NULL;
@@ -155,13 +209,13 @@ static bool root_check(rp_req_t *r, const char *tenant_id, const char *env, size
             goto out;
         }
     }
-    if (online_key(r, tenant_id, &key, spki, &spki_len) != RP_OK) {
+    if (online_key(r, tenant_id, 0, &key, spki, &spki_len, &newest) != RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot read the online key");
         goto out;
     }
     if (!role_has(online, spki, spki_len)) {
         rp_reply_error(r, 400, "invalid_root",
-                       "its online role does not name this service's online key (GET "
+                       "its online role does not name this service's newest online key (GET "
                        ".../update/online-key)");
         goto out;
     }
@@ -198,16 +252,44 @@ void rp_update_meta_handle(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t
     int64_t version, expires;
     const uint8_t *body;
 
-    if (strcmp(what, "online-key") == 0 && r->method == EVHTTP_REQ_GET) {
+    if (strcmp(what, "online-key") == 0 &&
+        (r->method == EVHTTP_REQ_GET || r->method == EVHTTP_REQ_POST)) {
         BIO *bio = BIO_new(BIO_s_mem());
-        char *pem;
+        int64_t seq = 0;
+        char *pem, number[32];
         long n;
-        if (bio == NULL || online_key(r, tenant->id, &key, spki, &spki_len) != RP_OK ||
+        /* POST: a new online key, used once a root names it (rampart update-root sign). */
+        if (r->method == EVHTTP_REQ_POST) {
+            rp_err_t err;
+            if (tok->role < RP_ROLE_ADMIN) {
+                BIO_free(bio);
+                rp_reply_error(r, 403, "forbidden", "this needs the admin role (the token is %s)",
+                               rp_role_name(tok->role));
+                return;
+            }
+            err = online_key(r, tenant->id, 0, &key, spki, &spki_len, &seq);
+            EVP_PKEY_free(key);
+            key = NULL;
+            if (err == RP_OK)
+                err = make_online_key(r, tenant->id, seq + 1);
+            if (err != RP_OK) {
+                BIO_free(bio);
+                rp_reply_error(r, err == RP_ERR_EXISTS ? 409 : 500,
+                               err == RP_ERR_EXISTS ? "conflict" : "internal",
+                               "cannot make a new online key");
+                return;
+            }
+        }
+        if (bio == NULL || online_key(r, tenant->id, 0, &key, spki, &spki_len, &seq) != RP_OK ||
             PEM_write_bio_PUBKEY(bio, key) != 1) {
             rp_reply_error(r, 500, "internal", "cannot read the online key");
         } else {
             n = BIO_get_mem_data(bio, &pem);
-            rp_reply_bytes(r, 200, "application/x-pem-file", pem, (size_t)n);
+            snprintf(number, sizeof(number), "%lld", (long long)seq);
+            evhttp_add_header(evhttp_request_get_output_headers(r->req), "Rampart-Key-Number",
+                              number);
+            rp_reply_bytes(r, r->method == EVHTTP_REQ_POST ? 201 : 200, "application/x-pem-file",
+                           pem, (size_t)n);
         }
         BIO_free(bio);
         EVP_PKEY_free(key);
@@ -439,8 +521,6 @@ static void device_targets(rp_req_t *r, const rp_device_t *d)
     rp_group_t group;
     json_t *targets = json_array(), *payload;
     char *text = NULL, *env = NULL;
-    uint8_t spki[RP_PUBKEY_DER_MAX];
-    size_t spki_len;
     EVP_PKEY *key = NULL;
     int64_t now = (int64_t)time(NULL);
     bool have = false;
@@ -476,7 +556,7 @@ static void device_targets(rp_req_t *r, const rp_device_t *d)
                         have ? dep.id : "", "targets", targets);
     text = payload != NULL ? json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(payload);
-    err = text != NULL ? online_key(r, d->tenant_id, &key, spki, &spki_len) : RP_ERR_NO_MEMORY;
+    err = text != NULL ? signing_key(r, d->tenant_id, &key) : RP_ERR_NO_MEMORY;
     if (err == RP_OK)
         err = rp_md_sign(text, strlen(text), &key, 1, &env);
     if (err == RP_OK)

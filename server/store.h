@@ -341,13 +341,19 @@ rp_err_t rp_store_deployment_list(rp_store_t *s, const char *tenant_id, rp_deplo
 rp_err_t rp_store_deployment_for_device(rp_store_t *s, const char *group_id, const char *device_id,
                                         rp_deployment_t *out) RP_MUST_CHECK;
 
-/* The service's online key for a tenant's update metadata: PKCS#8 PEM encrypted under the master
- * key. put: RP_ERR_EXISTS when the tenant has one (another worker made it first). get: *key_pem
- * malloc'd; RP_ERR_NOT_FOUND when there is none yet. */
-rp_err_t rp_store_update_key_put(rp_store_t *s, const char *tenant_id, const char *key_pem,
-                                 const uint8_t *spki, size_t spki_len) RP_MUST_CHECK;
-rp_err_t rp_store_update_key_get(rp_store_t *s, const char *tenant_id, char **key_pem,
-                                 uint8_t spki[RP_PUBKEY_DER_MAX], size_t *spki_len) RP_MUST_CHECK;
+/* The service's online keys for a tenant's update metadata, numbered from 1: PKCS#8 PEM
+ * encrypted under the master key. put: RP_ERR_EXISTS when that number exists (another worker
+ * made it first). get: seq 0 is the newest; OUT: *seq_out, *key_pem (malloc'd);
+ * RP_ERR_NOT_FOUND when there is none. list: newest first, without the keys. */
+rp_err_t rp_store_update_key_put(rp_store_t *s, const char *tenant_id, int64_t seq,
+                                 const char *key_pem, const uint8_t *spki,
+                                 size_t spki_len) RP_MUST_CHECK;
+rp_err_t rp_store_update_key_get(rp_store_t *s, const char *tenant_id, int64_t seq,
+                                 int64_t *seq_out, char **key_pem, uint8_t spki[RP_PUBKEY_DER_MAX],
+                                 size_t *spki_len) RP_MUST_CHECK;
+typedef void (*rp_update_key_fn)(void *ctx, int64_t seq, const uint8_t *spki, size_t spki_len);
+rp_err_t rp_store_update_keys(rp_store_t *s, const char *tenant_id, rp_update_key_fn fn,
+                              void *ctx) RP_MUST_CHECK;
 
 /* Root metadata, as the operator signed it. add: RP_ERR_EXISTS when that version exists. latest:
  * RP_ERR_NOT_FOUND when the tenant has none; *envelope malloc'd (may be NULL: not wanted). */

@@ -95,6 +95,14 @@ static const char *const migrations[] = {
     "CREATE TABLE update_roots (tenant_id TEXT NOT NULL REFERENCES tenants(id),"
     " version INTEGER NOT NULL, envelope TEXT NOT NULL, expires INTEGER NOT NULL,"
     " created INTEGER NOT NULL, PRIMARY KEY (tenant_id, version)) WITHOUT ROWID;",
+    /* 5: online keys rotate: each tenant's are numbered, the newest being the one the next root
+     * should name */
+    "ALTER TABLE update_keys RENAME TO update_keys_4;"
+    "CREATE TABLE update_keys (tenant_id TEXT NOT NULL REFERENCES tenants(id),"
+    " seq INTEGER NOT NULL, key_pem TEXT NOT NULL, spki BLOB NOT NULL, created INTEGER NOT NULL,"
+    " PRIMARY KEY (tenant_id, seq)) WITHOUT ROWID;"
+    "INSERT INTO update_keys SELECT tenant_id, 1, key_pem, spki, created FROM update_keys_4;"
+    "DROP TABLE update_keys_4;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

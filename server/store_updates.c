@@ -802,8 +802,12 @@ rp_err_t rp_store_deployment_for_device(rp_store_t *s, const char *group_id, con
 /* ---- update metadata ---- */
 
 static const char SQL_UKEY_INSERT[] =
-    "INSERT INTO update_keys (tenant_id, key_pem, spki, created) VALUES (?, ?, ?, ?)";
-static const char SQL_UKEY_GET[] = "SELECT key_pem, spki FROM update_keys WHERE tenant_id = ?";
+    "INSERT INTO update_keys (tenant_id, seq, key_pem, spki, created) VALUES (?, ?, ?, ?, ?)";
+static const char SQL_UKEY_GET[] = "SELECT seq, key_pem, spki FROM update_keys"
+                                   " WHERE tenant_id = ? AND (seq = ? OR ? = 0)"
+                                   " ORDER BY seq DESC LIMIT 1";
+static const char SQL_UKEY_LIST[] =
+    "SELECT seq, spki FROM update_keys WHERE tenant_id = ? ORDER BY seq DESC";
 static const char SQL_ROOT_INSERT[] = "INSERT INTO update_roots (tenant_id, version, envelope,"
                                       " expires, created) VALUES (?, ?, ?, ?, ?)";
 static const char SQL_ROOT_LATEST[] = "SELECT version, envelope FROM update_roots"
@@ -811,22 +815,24 @@ static const char SQL_ROOT_LATEST[] = "SELECT version, envelope FROM update_root
 static const char SQL_ROOTS_AFTER[] = "SELECT version, envelope, expires FROM update_roots"
                                       " WHERE tenant_id = ? AND version > ? ORDER BY version";
 
-rp_err_t rp_store_update_key_put(rp_store_t *s, const char *tenant_id, const char *key_pem,
-                                 const uint8_t *spki, size_t spki_len)
+rp_err_t rp_store_update_key_put(rp_store_t *s, const char *tenant_id, int64_t seq,
+                                 const char *key_pem, const uint8_t *spki, size_t spki_len)
 {
     sqlite3_stmt *st = sq_stmt(s, SQL_UKEY_INSERT);
 
     if (st == NULL)
         return RP_ERR_IO;
     BIND_TEXT(st, 1, tenant_id);
-    BIND_TEXT(st, 2, key_pem);
-    sqlite3_bind_blob(st, 3, spki, (int)spki_len, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, (sqlite3_int64)time(NULL));
+    sqlite3_bind_int64(st, 2, seq);
+    BIND_TEXT(st, 3, key_pem);
+    sqlite3_bind_blob(st, 4, spki, (int)spki_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)time(NULL));
     return sq_step_done(s, st, NULL);
 }
 
-rp_err_t rp_store_update_key_get(rp_store_t *s, const char *tenant_id, char **key_pem,
-                                 uint8_t spki[RP_PUBKEY_DER_MAX], size_t *spki_len)
+rp_err_t rp_store_update_key_get(rp_store_t *s, const char *tenant_id, int64_t seq,
+                                 int64_t *seq_out, char **key_pem, uint8_t spki[RP_PUBKEY_DER_MAX],
+                                 size_t *spki_len)
 {
     sqlite3_stmt *st = sq_stmt(s, SQL_UKEY_GET);
     const unsigned char *pem;
@@ -837,15 +843,18 @@ rp_err_t rp_store_update_key_get(rp_store_t *s, const char *tenant_id, char **ke
     if (st == NULL)
         return RP_ERR_IO;
     BIND_TEXT(st, 1, tenant_id);
+    sqlite3_bind_int64(st, 2, seq);
+    sqlite3_bind_int64(st, 3, seq);
     err = one_row(s, st, "update key");
     if (err != RP_OK)
         return err;
-    pem = sqlite3_column_text(st, 0);
-    n = sqlite3_column_bytes(st, 1);
+    *seq_out = sqlite3_column_int64(st, 0);
+    pem = sqlite3_column_text(st, 1);
+    n = sqlite3_column_bytes(st, 2);
     if (pem == NULL || n <= 0 || n > RP_PUBKEY_DER_MAX) {
         err = RP_ERR_MALFORMED;
     } else {
-        memcpy(spki, sqlite3_column_blob(st, 1), (size_t)n);
+        memcpy(spki, sqlite3_column_blob(st, 2), (size_t)n);
         *spki_len = (size_t)n;
         *key_pem = strdup((const char *)pem);
         if (*key_pem == NULL)
@@ -853,6 +862,22 @@ rp_err_t rp_store_update_key_get(rp_store_t *s, const char *tenant_id, char **ke
     }
     sqlite3_reset(st);
     return err;
+}
+
+rp_err_t rp_store_update_keys(rp_store_t *s, const char *tenant_id, rp_update_key_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_UKEY_LIST);
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int n = sqlite3_column_bytes(st, 1);
+        if (n > 0 && n <= RP_PUBKEY_DER_MAX)
+            fn(ctx, sqlite3_column_int64(st, 0), sqlite3_column_blob(st, 1), (size_t)n);
+    }
+    return list_done(s, st, rc, "update keys");
 }
 
 rp_err_t rp_store_root_add(rp_store_t *s, const char *tenant_id, int64_t version,

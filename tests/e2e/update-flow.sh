@@ -224,6 +224,17 @@ expect 0 check 2; out_has "system: installed"; err_has "the delta failed"
 expect 0 "$AGENT" status --state-dir "$d/dev2" --output json
 jq -e '.components | map(select(.name == "system"))[0].version == "2.3.0+0"' "$d/out" >/dev/null || fail "system 2.3.0"
 
+# --- the online key rotates: used once a root names it; devices forget what the old one signed --
+old_keyid=$(jq -r '.signatures[0].keyid' "$d/dev1/update/targets.json")
+expect 0 "$RAMPART" update-root rotate-online-key --tenant "$acme"
+openssl pkey -pubin -in "$d/out" -outform DER | sha256sum | cut -c1-64 >"$d/new.keyid"
+expect 0 check 1                                 # still signed with the key root 2 names
+eq "$(jq -r '.signatures[0].keyid' "$d/dev1/update/targets.json")" "$old_keyid" "the old key signs until a root names the new one"
+expect 0 "$RAMPART" update-root sign --tenant "$acme" --root-key "$d/root.key"
+expect 0 check 1
+eq "$(jq -r '.signatures[0].keyid' "$d/dev1/update/targets.json")" "$(cat "$d/new.keyid")" "the new online key signs"
+[ "$(cat "$d/new.keyid")" != "$old_keyid" ] || fail "the online key did not change"
+
 # --- what attestation sees is what runs, and the device's status says how the last update went ---
 expect 0 "$AGENT" attest --state-dir "$d/dev1" --server "$SERVER_URL" --server-ca "$SERVER_CA"
 expect 0 "$AGENT" status --state-dir "$d/dev1" --output json

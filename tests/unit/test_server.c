@@ -135,7 +135,7 @@ static void store_schema(void **state)
 {
     struct db *db = *state;
 
-    assert_int_equal(rp_store_schema_version(db->s), 4);
+    assert_int_equal(rp_store_schema_version(db->s), 5);
 }
 
 /* One write: a verdict, maybe a certificate, maybe a nonce to spend. */
