@@ -49,6 +49,19 @@ static bool printed_json(struct ops *o, json_t *body)
     return true;
 }
 
+/* POST something that is made: its ID printed (or the whole of it, as JSON). Takes req. */
+static int create(struct ops *o, const char *path, json_t *req)
+{
+    json_t *body = NULL;
+
+    if (call(o, "POST", path, req, 201, &body) != CLI_OK)
+        return CLI_FAIL;
+    if (!printed_json(o, body))
+        printf("%s\n", ops_str(body, "id"));
+    json_decref(body);
+    return CLI_OK;
+}
+
 /* ---- image-key add|list ---- */
 
 int ops_image_key_cmd(struct ops *o, const char *verb)
@@ -76,12 +89,7 @@ int ops_image_key_cmd(struct ops *o, const char *verb)
             rp_log_error("%s: not a PEM file", o->key);
             return CLI_FAIL;
         }
-        if (call(o, "POST", path, req, 201, &body) != CLI_OK)
-            return CLI_FAIL;
-        if (!printed_json(o, body))
-            printf("%s\n", ops_str(body, "id"));
-        json_decref(body);
-        return CLI_OK;
+        return create(o, path, req);
     }
     if (strcmp(verb, "list") == 0) {
         if (call(o, "GET", path, NULL, 200, &body) != CLI_OK)
@@ -287,12 +295,7 @@ int ops_product_cmd(struct ops *o, const char *verb)
     if (strcmp(verb, "create") == 0) {
         if (o->nargs != 1)
             return cli_usage(NULL, "product create needs --tenant T NAME");
-        if (call(o, "POST", path, json_pack("{s:s}", "name", o->args[0]), 201, &body) != CLI_OK)
-            return CLI_FAIL;
-        if (!printed_json(o, body))
-            printf("%s\n", ops_str(body, "id"));
-        json_decref(body);
-        return CLI_OK;
+        return create(o, path, json_pack("{s:s}", "name", o->args[0]));
     }
     if (strcmp(verb, "list") == 0) {
         if (call(o, "GET", path, NULL, 200, &body) != CLI_OK)
@@ -327,7 +330,6 @@ int ops_group_cmd(struct ops *o, const char *verb)
     char path[1024], *p;
     json_t *body = NULL, *g;
     size_t i;
-    int rc;
 
     if (ops_need_tenant(o) != CLI_OK)
         return CLI_USAGE;
@@ -339,16 +341,9 @@ int ops_group_cmd(struct ops *o, const char *verb)
     if (strcmp(verb, "create") == 0) {
         if (o->nargs != 1)
             return cli_usage(NULL, "device-group create needs --tenant T --product P NAME");
-        rc = call(o, "POST", path,
-                  json_pack("{s:s, s:b}", "name", o->args[0], "allow_unknown_images",
-                            o->allow_unknown_images),
-                  201, &body);
-        if (rc != CLI_OK)
-            return CLI_FAIL;
-        if (!printed_json(o, body))
-            printf("%s\n", ops_str(body, "id"));
-        json_decref(body);
-        return CLI_OK;
+        return create(o, path,
+                      json_pack("{s:s, s:b}", "name", o->args[0], "allow_unknown_images",
+                                o->allow_unknown_images));
     }
     if (strcmp(verb, "list") == 0) {
         if (call(o, "GET", path, NULL, 200, &body) != CLI_OK)
@@ -443,12 +438,7 @@ int ops_deployment_cmd(struct ops *o, const char *verb)
             json_array_append_new(imgs, json_string(o->args[a]));
         req = json_pack("{s:s, s:s, s:o, s:i}", "product", o->product, "group", o->group, "images",
                         imgs, "rollout", (int)rollout);
-        if (call(o, "POST", path, req, 201, &body) != CLI_OK)
-            return CLI_FAIL;
-        if (!printed_json(o, body))
-            printf("%s\n", ops_str(body, "id"));
-        json_decref(body);
-        return CLI_OK;
+        return create(o, path, req);
     }
     if (strcmp(verb, "list") == 0) {
         if (call(o, "GET", path, NULL, 200, &body) != CLI_OK)
