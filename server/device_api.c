@@ -167,10 +167,11 @@ static bool root_check(rp_req_t *r, const char *tenant_id, const char *env, size
         strcmp(json_string_value(json_object_get(p, "tenant")) ?: "", tenant_id) != 0 ||
         *version < 1 || rp_md_role_parse(json_object_get(roles, "root"), root) != RP_OK ||
         rp_md_role_parse(json_object_get(roles, "online"), online) != RP_OK ||
+        online->threshold != 1 ||
         rp_md_role_parse(json_object_get(roles, "images"), images) != RP_OK ||
         images->threshold != 1)
         why = "a root is {type: rampart-root, tenant, version >= 1, expires, roles: {root, "
-              "online, images (threshold 1)}}, each role's keys listed once";
+              "online and images (threshold 1)}}, each role's keys listed once";
     else if (*expires <= (int64_t)time(NULL))
         why = "it has expired";
     if (why != NULL) {

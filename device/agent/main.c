@@ -282,6 +282,16 @@ static bool parse_window(const char *s, int *from, int *to)
     return *from != *to;
 }
 
+/* How long the update window is open, in minutes (1440 without one). */
+static long window_minutes(const struct args *a)
+{
+    int from, to;
+
+    if (a->update_window == NULL || !parse_window(a->update_window, &from, &to))
+        return 1440;
+    return (to - from + 1440) % 1440;
+}
+
 /* Seconds until the update window opens: 0 inside it (or when there is none). */
 static long until_window(const struct args *a, time_t now)
 {
@@ -306,9 +316,14 @@ static int lock_slots(const struct args *a)
 
     snprintf(path, sizeof(path), "%s/update.lock", a->state_dir);
     fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd >= 0 && flock(fd, LOCK_EX) != 0) {
-        close(fd);
-        fd = -1;
+    if (fd >= 0) {
+        int rc;
+        while ((rc = flock(fd, LOCK_EX)) != 0 && errno == EINTR)
+            ; /* a signal (SIGUSR1: check now) is no reason to give up */
+        if (rc != 0) {
+            close(fd);
+            fd = -1;
+        }
     }
     if (fd < 0)
         rp_log_error("cannot lock %s", path);
@@ -398,6 +413,7 @@ static int cmd_run(const struct args *a)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sc.sa_handler = on_check; /* SIGUSR1: check for updates now */
+    sc.sa_flags = SA_RESTART;
     sigaction(SIGUSR1, &sc, NULL);
     if (a->update_window != NULL && !parse_window(a->update_window, &(int){0}, &(int){0}))
         return usage_error("--update-window is HH:MM-HH:MM (local time)");
@@ -449,7 +465,10 @@ static int cmd_run(const struct args *a)
         now = time(NULL);
         if (access(root, R_OK) == 0 && (check_requested || now >= next_update)) {
             long closed = until_window(a, now);
+            check_requested = 0; /* one that arrives during the check makes another */
             if (closed > 0) {
+                /* Not all at the opening second: spread over the window's first half hour. */
+                closed += jitter(0, 1800 < window_minutes(a) * 30 ? 1800 : window_minutes(a) * 30);
                 rp_log_info("outside the update window: next check in %ld s", closed);
                 next_update = now + closed;
             } else {
@@ -459,7 +478,6 @@ static int cmd_run(const struct args *a)
                 next_update =
                     time(NULL) + jitter(interval - interval / 10, interval + interval / 10 + 1);
             }
-            check_requested = 0;
         } else if (access(root, R_OK) != 0) {
             next_update = next_attest; /* nothing to check against until the device has a root */
         }

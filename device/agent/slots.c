@@ -324,7 +324,10 @@ rp_err_t rp_slot_check(rp_agent_t *a, const rp_component_t *c, const char *path,
     }
     err = keyring_load(a->state_dir, kr);
     if (err == RP_OK)
-        err = rp_rot_seccnt_read(a->rot, c->seccnt_index, &floor);
+        /* A component not installed yet has no counter: no floor (index past the last). */
+        err = c->seccnt_index < RP_ROT_SECCNT_COUNT
+                  ? rp_rot_seccnt_read(a->rot, c->seccnt_index, &floor)
+                  : RP_OK;
     if (err != RP_OK)
         goto out;
     if (kr->n == 0) {
@@ -458,7 +461,7 @@ static bool app_healthy(const char *exe, const char *log_path, const char *name,
     char fdtext[16], said[16] = "";
     size_t nsaid = 0;
     struct timespec start, now;
-    bool healthy = false, done = false;
+    bool healthy = false, done = false, listening = true;
     pid_t pid;
 
     if (pipe(fds) != 0) {
@@ -495,9 +498,18 @@ static bool app_healthy(const char *exe, const char *log_path, const char *name,
         pid_t w;
         long elapsed_ms;
 
-        /* "ready" may come in pieces; whatever else it says is not readiness. */
-        if (poll(&p, 1, 50) > 0 && (p.revents & POLLIN) && nsaid < sizeof(said) - 1 &&
-            (got = read(fds[0], said + nsaid, sizeof(said) - 1 - nsaid)) > 0) {
+        /* "ready" may come in pieces; whatever else it says is not readiness. Once the pipe is
+         * closed or the buffer full, it is not read again (poll() would return at once). */
+        if (!listening)
+            p.fd = -1;
+        if (poll(&p, 1, 50) > 0 && (p.revents & (POLLHUP | POLLERR)) && !(p.revents & POLLIN))
+            listening = false;
+        if (p.fd >= 0 && (p.revents & POLLIN) && nsaid >= sizeof(said) - 1)
+            listening = false;
+        if (p.fd >= 0 && (p.revents & POLLIN) && nsaid < sizeof(said) - 1 &&
+            (got = read(fds[0], said + nsaid, sizeof(said) - 1 - nsaid)) >= 0) {
+            if (got == 0)
+                listening = false;
             nsaid += (size_t)got;
             said[nsaid] = '\0';
             if (nsaid >= 5 && strncmp(said, "ready", 5) == 0) {
@@ -513,6 +525,7 @@ static bool app_healthy(const char *exe, const char *log_path, const char *name,
             else
                 snprintf(detail, cap, "killed by signal %d at start", WTERMSIG(status));
             close(fds[0]);
+            kill(-pid, SIGKILL); /* whatever it started dies with the rejected version */
             return false;
         }
         clock_gettime(CLOCK_MONOTONIC, &now);
@@ -537,14 +550,19 @@ static bool app_healthy(const char *exe, const char *log_path, const char *name,
 
 /* Whether the image in the slot is healthy: an app runs; other components verified already. */
 rp_err_t rp_app_prepare(const char *state_dir, const char *name, int slot,
-                        const rp_slot_image_t *img, char exe[PATH_MAX], char log_path[PATH_MAX])
+                        const rp_slot_image_t *img, bool trial, char exe[PATH_MAX],
+                        char log_path[PATH_MAX])
 {
     char slot_path[PATH_MAX], file[16];
     rp_err_t err;
 
     if (slot != 0 && slot != 1)
         return RP_ERR_INVALID_ARG;
-    snprintf(file, sizeof(file), "%c.run", slot_names[slot]);
+    /* A trial has a file of its own: it never replaces what the supervisor restarts. */
+    if (trial)
+        snprintf(file, sizeof(file), "trial.run");
+    else
+        snprintf(file, sizeof(file), "%c.run", slot_names[slot]);
     err = rp_slot_path(state_dir, name, slot, slot_path, sizeof(slot_path));
     if (err == RP_OK)
         err = component_file(state_dir, name, file, exe, PATH_MAX);
@@ -567,7 +585,7 @@ static rp_err_t health_check(rp_agent_t *a, const rp_component_t *c, int slot,
         *healthy = true;
         return RP_OK;
     }
-    err = rp_app_prepare(a->state_dir, c->name, slot, img, exe, log_path);
+    err = rp_app_prepare(a->state_dir, c->name, slot, img, true, exe, log_path);
     if (err != RP_OK)
         return err;
     *healthy = app_healthy(exe, log_path, c->name,
@@ -682,7 +700,25 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
     err = component_dir(a->state_dir, name, dir, sizeof(dir));
     if (err != RP_OK)
         return err;
-    err = component_open(a->state_dir, name, &c);
+    /* A component the device does not have yet gets state only for an image that verifies:
+     * made-up names cannot use up the security counters. */
+    err = rp_component_load(a->state_dir, name, &c);
+    if (err == RP_ERR_NOT_FOUND) {
+        memset(&c, 0, sizeof(c));
+        snprintf(c.name, sizeof(c.name), "%s", name);
+        c.seccnt_index = RP_ROT_SECCNT_COUNT; /* none yet: no floor */
+        err = rp_slot_check(a, &c, image_path, &src);
+        if (err != RP_OK)
+            return err;
+        if (!src.valid) {
+            snprintf(res->state, sizeof(res->state), "refused");
+            snprintf(res->detail, sizeof(res->detail), "%s", rp_strerror(src.error));
+            rp_log_info("%s: refused: %s", name, res->detail);
+            return RP_OK;
+        }
+    }
+    if (err == RP_OK || err == RP_ERR_NOT_FOUND)
+        err = component_open(a->state_dir, name, &c);
     if (err == RP_OK && c.trial >= 0) {
         err = recover_one(a, &c, &bootable); /* a cut install before this one */
     }
@@ -844,6 +880,17 @@ static rp_err_t recover_one(rp_agent_t *a, rp_component_t *c, bool *bootable)
         img = other;
     }
     *bootable = true;
+    /* The active slot holds what was confirmed (only confirmation and a fall-back to a confirmed
+     * image make a slot active): a state written before slots recorded it learns it now. */
+    if (c->confirmed[c->active][0] == '\0' &&
+        rp_hex_encode(img.digest, RP_SHA256_LEN, c->confirmed[c->active],
+                      sizeof(c->confirmed[c->active])) == RP_OK) {
+        if (c->confirmed_version[0] == '\0')
+            snprintf(c->confirmed_version, sizeof(c->confirmed_version), "%s", img.version);
+        err = component_save(a->state_dir, c);
+        if (err != RP_OK)
+            return err;
+    }
     /* A cut between confirming and raising the counter: raise it now (it never goes down). */
     return rp_rot_seccnt_advance(a->rot, c->seccnt_index, img.security_counter);
 }

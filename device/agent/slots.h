@@ -84,10 +84,10 @@ rp_err_t rp_slot_path(const char *state_dir, const char *name, int slot, char *o
 rp_err_t rp_slot_check(rp_agent_t *a, const rp_component_t *c, const char *path,
                        rp_slot_image_t *img) RP_MUST_CHECK;
 
-/* Write an app's payload (from its verified slot image) out as an executable. OUT: exe, and the
- * log its output goes to. */
+/* Write an app's payload (from its verified slot image) out as an executable: for a trial
+ * (trial.run) or for the supervisor (a.run, b.run). OUT: exe, and the log its output goes to. */
 rp_err_t rp_app_prepare(const char *state_dir, const char *name, int slot,
-                        const rp_slot_image_t *img, char exe[PATH_MAX],
+                        const rp_slot_image_t *img, bool trial, char exe[PATH_MAX],
                         char log_path[PATH_MAX]) RP_MUST_CHECK;
 
 /* Add a trusted image key (PEM public key) to S/image-keys/. */

@@ -76,7 +76,7 @@ static void start(rp_supervisor_t *s, rp_app_t *app)
     }
     (void)s;
     setpgid(pid, pid);
-    app->pid = pid;
+    app->pid = app->pgid = pid;
     app->started = time(NULL);
     rp_log_info("%s %s: started (pid %d)", app->name, app->version, (int)pid);
 }
@@ -85,8 +85,12 @@ static void stop(rp_app_t *app)
 {
     int status;
 
-    if (app->pid <= 0)
+    if (app->pid <= 0) {
+        if (app->pgid > 0)
+            kill(-app->pgid, SIGKILL); /* what its last run left behind */
+        app->pgid = 0;
         return;
+    }
     kill(-app->pid, SIGTERM);
     for (int i = 0; i < 50 && waitpid(app->pid, &status, WNOHANG) == 0; i++)
         usleep(100 * 1000);
@@ -95,7 +99,29 @@ static void stop(rp_app_t *app)
         waitpid(app->pid, &status, 0);
     }
     kill(-app->pid, SIGKILL); /* anything it left in its group */
-    app->pid = 0;
+    app->pid = app->pgid = 0;
+}
+
+/* The newest modification time of the components' state files. */
+static struct timespec newest_state(rp_supervisor_t *s)
+{
+    char names[RP_COMPONENTS_MAX][RP_COMPONENT_NAME_MAX + 1], path[PATH_MAX + 64];
+    struct timespec newest = {0, 0};
+    struct stat sb;
+    size_t n = 0;
+
+    if (rp_component_names(s->a->state_dir, names, RP_COMPONENTS_MAX, &n) != RP_OK)
+        return newest;
+    for (size_t i = 0; i < n; i++) {
+        if (snprintf(path, sizeof(path), "%s/components/%.*s/state", s->a->state_dir,
+                     RP_COMPONENT_NAME_MAX, names[i]) >= (int)sizeof(path))
+            continue;
+        if (stat(path, &sb) == 0 &&
+            (sb.st_mtim.tv_sec > newest.tv_sec ||
+             (sb.st_mtim.tv_sec == newest.tv_sec && sb.st_mtim.tv_nsec > newest.tv_nsec)))
+            newest = sb.st_mtim;
+    }
+    return newest;
 }
 
 void rp_supervisor_sync(rp_supervisor_t *s)
@@ -104,6 +130,7 @@ void rp_supervisor_sync(rp_supervisor_t *s)
     bool present[RP_COMPONENTS_MAX] = {false};
     size_t n = 0;
 
+    s->seen = newest_state(s);
     if (rp_component_names(s->a->state_dir, names, RP_COMPONENTS_MAX, &n) != RP_OK)
         return;
     for (size_t i = 0; i < n; i++) {
@@ -131,7 +158,8 @@ void rp_supervisor_sync(rp_supervisor_t *s)
         }
         stop(app); /* a new version: the old one stops */
         present[app - s->apps] = true;
-        if (rp_app_prepare(s->a->state_dir, c.name, c.active, &img, app->exe, app->log) != RP_OK) {
+        if (rp_app_prepare(s->a->state_dir, c.name, c.active, &img, false, app->exe, app->log) !=
+            RP_OK) {
             rp_log_error("%s: cannot prepare the app", c.name);
             continue;
         }
@@ -151,8 +179,12 @@ void rp_supervisor_sync(rp_supervisor_t *s)
 void rp_supervisor_tick(rp_supervisor_t *s)
 {
     time_t now = time(NULL);
+    struct timespec state = newest_state(s);
     int status;
     pid_t pid;
+
+    if (state.tv_sec != s->seen.tv_sec || state.tv_nsec != s->seen.tv_nsec)
+        rp_supervisor_sync(s); /* another command installed or rolled back */
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         for (size_t i = 0; i < s->n; i++) {
@@ -160,6 +192,9 @@ void rp_supervisor_tick(rp_supervisor_t *s)
             if (app->pid != pid)
                 continue;
             app->pid = 0;
+            if (app->pgid > 0)
+                kill(-app->pgid, SIGKILL); /* its leader is gone: so are the rest */
+            app->pgid = 0;
             app->restarts++;
             record_exit(s, app, status);
             if (now - app->started >= STABLE_AFTER)

@@ -285,9 +285,23 @@ static rp_err_t update_targets(struct client *c, json_t *root, json_t **targets,
     err = get(c, "/api/v1/device/targets", NULL, &r, s->detail, sizeof(s->detail));
     if (err != RP_OK)
         return err;
-    if (load_kept(c->a->state_dir, TARGETS_FILE, NULL, &kept) == RP_OK)
-        have = json_integer_value(json_object_get(kept, "version"));
-    json_decref(kept);
+    /* The version to stay above: that of the kept targets if the current root's online keys
+     * signed them (what a replaced online key signed does not count, whether or not a crash
+     * kept the device from forgetting it when the root changed). */
+    {
+        char *env = NULL;
+        rp_md_role_t *online = calloc(1, sizeof(*online));
+        if (online != NULL && load_kept(c->a->state_dir, TARGETS_FILE, &env, &kept) == RP_OK &&
+            role_of(root, "online", online) == RP_OK) {
+            json_t *verified = NULL;
+            if (rp_md_open(env, strlen(env), online, &verified) == RP_OK)
+                have = json_integer_value(json_object_get(verified, "version"));
+            json_decref(verified);
+        }
+        free(online);
+        free(env);
+        json_decref(kept);
+    }
     err = rp_update_accept_targets(root, c->a->device_id, have, (int64_t)time(NULL), r.body, r.len,
                                    targets, s->detail, sizeof(s->detail));
     if (err == RP_OK)
@@ -341,11 +355,11 @@ rp_err_t rp_update_accept_root(json_t *current, const char *next, size_t len, js
                   "a new root is not the next version of this tenant's root");
     if (err == RP_OK) {
         rp_md_role_t *check = old_role; /* its other roles must parse too */
-        if (role_of(*accepted, "online", check) != RP_OK ||
+        if (role_of(*accepted, "online", check) != RP_OK || check->threshold != 1 ||
             role_of(*accepted, "images", check) != RP_OK || check->threshold != 1)
             err = say(detail, cap, RP_ERR_MALFORMED,
-                      "a new root's roles are malformed (the images role's threshold is 1: an "
-                      "image carries one trusted signature)");
+                      "a new root's roles are malformed (the online and images roles' thresholds "
+                      "are 1: targets and images carry one trusted signature)");
     }
     if (err != RP_OK) {
         json_decref(*accepted);

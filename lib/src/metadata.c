@@ -7,6 +7,9 @@
 #include "rampart/key.h"
 #include "rampart/metadata.h"
 
+#include <openssl/err.h>
+#include <openssl/x509.h>
+
 #define SIG_MAX 128
 
 static rp_err_t keyid_of(const uint8_t *spki, size_t len, char hex[2 * RP_SHA256_LEN + 1])
@@ -116,6 +119,22 @@ rp_err_t rp_md_open(const char *envelope, size_t len, const rp_md_role_t *role, 
     return err;
 }
 
+/* Whether der is the one encoding OpenSSL gives the key (an uncompressed point): one key, one
+ * key ID, so that listing a key twice in two encodings cannot count it twice. */
+static bool canonical_spki(const uint8_t *der, size_t len)
+{
+    const unsigned char *p = der;
+    EVP_PKEY *key = d2i_PUBKEY(NULL, &p, (long)len);
+    unsigned char *out = NULL;
+    int n = key != NULL && p == der + len ? i2d_PUBKEY(key, &out) : -1;
+    bool ok = n > 0 && (size_t)n == len && memcmp(out, der, len) == 0;
+
+    OPENSSL_free(out);
+    EVP_PKEY_free(key);
+    ERR_clear_error();
+    return ok;
+}
+
 rp_err_t rp_md_role_parse(json_t *j, rp_md_role_t *role)
 {
     json_t *keys = json_object_get(j, "keys"), *k;
@@ -134,7 +153,8 @@ rp_err_t rp_md_role_parse(json_t *j, rp_md_role_t *role)
         size_t len;
         rp_sig_alg_t alg;
         if (b64 == NULL || rp_base64_decode(b64, strlen(b64), &der, &len) != RP_OK ||
-            len > RP_PUBKEY_DER_MAX || rp_pubkey_alg(der, len, &alg) != RP_OK) {
+            len > RP_PUBKEY_DER_MAX || rp_pubkey_alg(der, len, &alg) != RP_OK ||
+            !canonical_spki(der, len)) {
             free(der);
             return RP_ERR_MALFORMED;
         }

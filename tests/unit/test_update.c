@@ -183,6 +183,16 @@ static void root_rotation(void **state)
     assert_int_equal(rp_update_accept_root(v1, env, strlen(env), &got, detail, sizeof(detail)),
                      RP_ERR_ROLLBACK);
     free(env);
+    /* an online role needing two signatures would freeze every device: targets carry one */
+    {
+        EVP_PKEY *two[2] = {k->online, k->rogue};
+        json_t *p = root_payload("t_1", 2, k->root1, k->online, k->image);
+        json_object_set_new(json_object_get(p, "roles"), "online", role(two, 2, 2));
+        env = sign(p, &k->root1, 1);
+        assert_int_equal(rp_update_accept_root(v1, env, strlen(env), &got, detail, sizeof(detail)),
+                         RP_ERR_MALFORMED);
+        free(env);
+    }
     json_decref(v1);
 }
 
