@@ -623,10 +623,11 @@ int main(int argc, char **argv)
         dup2(null, 2);
         if (server_threads != NULL)
             execl(server_bin, server_bin, "--data-dir", data_dir, "--listen", "127.0.0.1:0",
-                  "--port-file", port_file, "--threads", server_threads, (char *)NULL);
+                  "--port-file", port_file, "--threads", server_threads, "--rate-limit", "0",
+                  (char *)NULL);
         else
             execl(server_bin, server_bin, "--data-dir", data_dir, "--listen", "127.0.0.1:0",
-                  "--port-file", port_file, (char *)NULL);
+                  "--port-file", port_file, "--rate-limit", "0", (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 200 && access(port_file, F_OK) != 0; i++)

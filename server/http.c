@@ -303,6 +303,27 @@ static bool split_path(rp_req_t *r, char *copy)
     return true;
 }
 
+/* The requests anyone may make are limited per client address; false: 429 sent. */
+static bool rate_allowed(rp_req_t *r)
+{
+    struct evhttp_connection *conn = evhttp_request_get_connection(r->req);
+    char *host = NULL;
+    ev_uint16_t port = 0;
+    struct timespec now;
+
+    if (r->w->srv->ratelimit == NULL || conn == NULL)
+        return true;
+    evhttp_connection_get_peer(conn, &host, &port);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (host == NULL || rp_ratelimit_allow(r->w->srv->ratelimit, host, strlen(host),
+                                           (double)now.tv_sec + (double)now.tv_nsec / 1e9))
+        return true;
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "1");
+    rp_reply_error(r, 429, "rate_limited",
+                   "too many requests from this address: retry later, with backoff");
+    return false;
+}
+
 static void dispatch(struct evhttp_request *req, void *arg)
 {
     rp_req_t r = {0};
@@ -333,7 +354,9 @@ static void dispatch(struct evhttp_request *req, void *arg)
         rp_est_handle(&r, r.parts[2], r.parts[3]);
     } else if (r.nparts >= 3 && strcmp(r.parts[0], "api") == 0 && strcmp(r.parts[1], "v1") == 0 &&
                strcmp(r.parts[2], "attest") == 0) {
-        if (r.method != EVHTTP_REQ_POST)
+        if (!rate_allowed(&r))
+            ; /* answered 429 */
+        else if (r.method != EVHTTP_REQ_POST)
             rp_reply_error(&r, 405, "method_not_allowed", "use POST");
         else if (r.nparts == 4 && strcmp(r.parts[3], "nonce") == 0)
             rp_attest_nonce(&r);

@@ -42,6 +42,8 @@ static const char usage[] =
     "  --port-file FILE    write the port served on to FILE once ready\n"
     "  --master-key FILE   the key that encrypts tenant CA keys (default DIR/master.key)\n"
     "  --nonce-lifetime S  seconds an attestation nonce stays usable (default 60)\n"
+    "  --rate-limit N      attestation requests a second from one address, on average (bursts\n"
+    "                      of 10 x N); 0 lifts the limit (default 50)\n"
     "  --verbose           debug logging\n"
     "\n"
     "On first start it writes DIR/server-ca.pem (the certificate clients trust) and\n"
@@ -130,6 +132,7 @@ int main(int argc, char **argv)
         {"port-file",      required_argument, NULL, 'p'},
         {"master-key",     required_argument, NULL, 'm'},
         {"nonce-lifetime", required_argument, NULL, 'N'},
+        {"rate-limit",     required_argument, NULL, 'R'},
         {"verbose",        no_argument,       NULL, 'v'},
         {"help",           no_argument,       NULL, 'h'},
         {"version",        no_argument,       NULL, 'V'},
@@ -137,6 +140,7 @@ int main(int argc, char **argv)
     };
     const char *data_dir = NULL, *listen = "127.0.0.1:8443", *hostnames = NULL;
     const char *port_file = NULL, *master_path = NULL;
+    long rate_limit = 50;
     static rp_server_t srv;
     static rp_worker_t workers[MAX_WORKERS];
     char host[256], port[16], path[PATH_MAX + 16];
@@ -148,7 +152,7 @@ int main(int argc, char **argv)
 
     rp_log_init("rampart-server", RP_LOG_INFO);
     srv.nonce_lifetime = RP_NONCE_LIFETIME;
-    while ((c = getopt_long(argc, argv, "d:l:n:t:p:m:N:vhV", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:l:n:t:p:m:N:R:vhV", opts, NULL)) != -1) {
         switch (c) {
         case 'd': data_dir = optarg; break;
         case 'l': listen = optarg; break;
@@ -157,6 +161,7 @@ int main(int argc, char **argv)
         case 'p': port_file = optarg; break;
         case 'm': master_path = optarg; break;
         case 'N': srv.nonce_lifetime = (int)strtol(optarg, NULL, 10); break;
+        case 'R': rate_limit = strtol(optarg, NULL, 10); break;
         case 'v': rp_log_set_level(RP_LOG_DEBUG); break;
         case 'h': fputs(usage, stdout); return 0;
         case 'V': printf("rampart-server %s\n", RP_VERSION); return 0;
@@ -169,6 +174,10 @@ int main(int argc, char **argv)
     }
     if (srv.nonce_lifetime < 1 || srv.nonce_lifetime > 3600) {
         fprintf(stderr, "rampart-server: --nonce-lifetime must be 1 to 3600 seconds\n");
+        return 2;
+    }
+    if (rate_limit < 0 || rate_limit > 1000000) {
+        fprintf(stderr, "rampart-server: --rate-limit must be 0 to 1000000\n");
         return 2;
     }
     if (nthreads < 1 || nthreads > MAX_WORKERS) {
@@ -220,6 +229,8 @@ int main(int argc, char **argv)
                            sizeof(srv.nonce_key));
     if (err == RP_OK)
         err = rp_recorder_start(data_dir, &srv.recorder);
+    if (err == RP_OK && rate_limit > 0)
+        err = rp_ratelimit_new((double)rate_limit, 10.0 * (double)rate_limit, &srv.ratelimit);
     if (err != RP_OK) {
         rp_log_error("cannot start: %s", rp_strerror(err));
         SSL_CTX_free(srv.ssl_ctx);
@@ -275,6 +286,7 @@ out:
     /* After the workers (nothing more is submitted), before they are freed (they take back
      * what it wrote). */
     rp_recorder_stop(srv.recorder);
+    rp_ratelimit_free(srv.ratelimit);
     for (long i = 0; i < nthreads; i++)
         if (workers[i].srv != NULL) /* initialised, if only in part */
             rp_worker_free(&workers[i]);

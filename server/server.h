@@ -18,6 +18,7 @@
 
 #include "ca.h"
 #include "nonce.h"
+#include "ratelimit.h"
 #include "rampart/base64.h"
 #include "store.h"
 
@@ -68,6 +69,7 @@ typedef struct rp_server {
     SSL_CTX *ssl_ctx;
     int nonce_lifetime;
     rp_recorder_t *recorder;
+    rp_ratelimit_t *ratelimit; /* for the requests anyone may make; NULL: none */
     rp_metrics_t metrics;
     atomic_bool ready;
 } rp_server_t;

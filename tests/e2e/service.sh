@@ -6,6 +6,7 @@
 : "${AGENT:?set AGENT to the rampart-agent binary}"
 d=$E2E_DIR
 
+server_bin=$RAMPART_SERVER
 start_server "$d/srv" --nonce-lifetime 6
 start_swtpm "$d/tpm"
 export RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN
@@ -247,5 +248,18 @@ for reason in pass nonce_replayed nonce_expired nonce_wrong_device bad_signature
     fail "metrics: no $reason"
 done
 grep -Eq '^rampart_certificates_issued_total [1-9]' "$d/body" || fail "metrics: certificates"
+
+# --- the requests anyone may make are limited per address ---------------------------------------
+kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+RAMPART_SERVER=$server_bin start_server "$d/srv" --rate-limit 1   # bursts of 10, then 1 a second
+printf '{}' >"$d/empty.json"
+codes=""
+for i in $(seq 1 14); do http POST /api/v1/attest/nonce - "$d/empty.json"; codes="$codes $status"; done
+case "$codes" in
+  " 400 400 400 400 400 400 400 400 400 400 429"*) ;;
+  *) fail "rate limit: $codes" ;;
+esac
+body_has '.error == "rate_limited"'
+http GET "/api/v1/tenants/$acme/devices" "$d/acme-admin.token"; is_status 200   # operators are not
 
 done_ok

@@ -400,6 +400,27 @@ static void range_header(void **state)
     assert_false(unsat);
 }
 
+/* Per-address token buckets: a burst, then the rate; each address its own. */
+static void rate_limit(void **state)
+{
+    rp_ratelimit_t *rl;
+
+    (void)state;
+    assert_int_equal(rp_ratelimit_new(0, 1, &rl), RP_ERR_INVALID_ARG);
+    assert_int_equal(rp_ratelimit_new(2, 3, &rl), RP_OK);
+    for (int i = 0; i < 3; i++)
+        assert_true(rp_ratelimit_allow(rl, "10.0.0.1", 8, 100.0));
+    assert_false(rp_ratelimit_allow(rl, "10.0.0.1", 8, 100.0));
+    assert_true(rp_ratelimit_allow(rl, "10.0.0.2", 8, 100.0));  /* another address */
+    assert_false(rp_ratelimit_allow(rl, "10.0.0.1", 8, 100.2)); /* 0.4 of a token */
+    assert_true(rp_ratelimit_allow(rl, "10.0.0.1", 8, 100.5));  /* 1 token back */
+    assert_false(rp_ratelimit_allow(rl, "10.0.0.1", 8, 100.5));
+    for (int i = 0; i < 3; i++) /* a long pause refills up to the burst, no more */
+        assert_true(rp_ratelimit_allow(rl, "10.0.0.1", 8, 1000.0));
+    assert_false(rp_ratelimit_allow(rl, "10.0.0.1", 8, 1000.0));
+    rp_ratelimit_free(rl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -411,6 +432,7 @@ int main(void)
                                         db_teardown),
         cmocka_unit_test(rollout_choice),
         cmocka_unit_test(range_header),
+        cmocka_unit_test(rate_limit),
         cmocka_unit_test_setup_teardown(store_groups_and_deployments, db_setup, db_teardown),
     };
 
