@@ -138,6 +138,12 @@ static void collect_image_key(void *ctx, const rp_image_key_record_t *k)
     json_array_append_new(ctx, image_key_json(k));
 }
 
+static void count_key(void *ctx, const rp_image_key_record_t *k)
+{
+    (void)k;
+    (*(size_t *)ctx)++;
+}
+
 /* The public key in PEM, as the image key record to store; on failure a 400 was sent. */
 static bool parse_image_key(rp_req_t *r, const char *pem, rp_image_key_record_t *k)
 {
@@ -202,10 +208,8 @@ static void image_keys(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *te
     snprintf(k.name, sizeof(k.name), "%s", name);
     snprintf(k.tenant_id, sizeof(k.tenant_id), "%s", tenant->id);
     {
-        json_t *have = json_array();
-        rp_err_t lerr = rp_store_image_key_list(r->w->store, tenant->id, collect_image_key, have);
-        size_t n = json_array_size(have);
-        json_decref(have);
+        size_t n = 0;
+        rp_err_t lerr = rp_store_image_key_list(r->w->store, tenant->id, count_key, &n);
         if (lerr != RP_OK || n >= IMAGE_KEYS_MAX) {
             json_decref(body);
             if (lerr != RP_OK)

@@ -143,14 +143,14 @@ static int client_cert(SSL_CTX *ctx, void *arg)
     return rp_rot_ssl_ctx_use(c->a->rot, ctx, c->cert);
 }
 
-static rp_err_t get(struct client *c, const char *path, const char *type, rp_http_response_t *r,
-                    char *detail, size_t cap)
+static rp_err_t get(struct client *c, const char *path, rp_http_response_t *r, char *detail,
+                    size_t cap)
 {
     char url[2048];
-    rp_http_opts_t h = {c->ca, NULL, type, 60, client_cert, c, NULL, NULL};
+    rp_http_opts_t h = {c->ca, NULL, NULL, 60, client_cert, c, NULL, NULL};
 
     snprintf(url, sizeof(url), "%s%s", c->server, path);
-    if (rp_http_request(type != NULL ? "POST" : "GET", url, &h, NULL, 0, r) != RP_OK) {
+    if (rp_http_request("GET", url, &h, NULL, 0, r) != RP_OK) {
         snprintf(detail, cap, "%s: %s", c->server, r->error);
         return RP_ERR_IO;
     }
@@ -227,7 +227,7 @@ static rp_err_t update_roots(struct client *c, json_t **root, rp_update_summary_
     if (err == RP_OK) {
         snprintf(path, sizeof(path), "/api/v1/device/roots?after=%lld",
                  (long long)json_integer_value(json_object_get(*root, "version")));
-        err = get(c, path, NULL, &r, s->detail, sizeof(s->detail));
+        err = get(c, path, &r, s->detail, sizeof(s->detail));
     }
     if (err == RP_OK) {
         list = json_loadb(r.body, r.len, 0, NULL);
@@ -282,7 +282,7 @@ static rp_err_t update_targets(struct client *c, json_t *root, json_t **targets,
     rp_err_t err;
 
     *targets = NULL;
-    err = get(c, "/api/v1/device/targets", NULL, &r, s->detail, sizeof(s->detail));
+    err = get(c, "/api/v1/device/targets", &r, s->detail, sizeof(s->detail));
     if (err != RP_OK)
         return err;
     /* The version to stay above: that of the kept targets if the current root's online keys

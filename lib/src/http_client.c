@@ -188,10 +188,10 @@ char *rp_http_escape(const char *s)
 
 struct download {
     int fd;
-    uint64_t offset;  /* where the response's first byte goes */
-    uint64_t written; /* bytes of this response written */
-    uint64_t max;     /* the whole file may not grow past this */
-    bool checked, too_long, io_error;
+    uint64_t offset;                           /* where the response's first byte goes */
+    uint64_t written;                          /* bytes of this response written */
+    uint64_t max;                              /* the whole file may not grow past this */
+    bool checked, writing, too_long, io_error; /* writing: the response is the file's bytes */
     CURL *curl;
     void (*progress)(void *arg, uint64_t done, uint64_t total);
     void *progress_arg;
@@ -206,19 +206,17 @@ static size_t on_file_data(char *data, size_t size, size_t n, void *arg)
     if (!d->checked) {
         d->checked = true;
         curl_easy_getinfo(d->curl, CURLINFO_RESPONSE_CODE, &status);
+        d->writing = status == 200 || status == 206;
         if (status == 200 && d->offset > 0) { /* the range was ignored: the whole file again */
             if (ftruncate(d->fd, 0) != 0) {
                 d->io_error = true;
                 return 0;
             }
             d->offset = 0;
-        } else if (status != 200 && status != 206) {
-            return add; /* an error body: not written, not counted */
         }
     }
-    curl_easy_getinfo(d->curl, CURLINFO_RESPONSE_CODE, &status);
-    if (status != 200 && status != 206)
-        return add;
+    if (!d->writing)
+        return add; /* an error body: not written, not counted */
     if (d->offset + d->written + add > d->max) {
         d->too_long = true; /* endless data: stop at the announced size */
         return 0;
@@ -247,7 +245,8 @@ rp_err_t rp_http_download(const char *url, const rp_http_opts_t *o, int fd, uint
                           long *status, char *error, size_t error_cap)
 {
     struct ssl_cb cb = {o->ssl_ctx_fn, o->ssl_ctx_arg};
-    struct download d = {fd, 0, 0, max, false, false, false, NULL, o->progress, o->progress_arg};
+    struct download d = {fd,    0,     0,    max,         false,          false,
+                         false, false, NULL, o->progress, o->progress_arg};
     char errbuf[CURL_ERROR_SIZE] = "";
     struct stat sb;
     CURLcode rc;
