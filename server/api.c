@@ -583,6 +583,22 @@ void rp_metrics_handle(rp_req_t *r)
                         "# TYPE rampart_image_bytes_sent_total counter\n"
                         "rampart_image_bytes_sent_total %llu\n",
                         (unsigned long long)atomic_load(&m->image_bytes_sent));
+    evbuffer_add_printf(buf,
+                        "# HELP rampart_rate_limited_total Attestation requests answered 429, by "
+                        "the limit they hit.\n# TYPE rampart_rate_limited_total counter\n"
+                        "rampart_rate_limited_total{limit=\"address\"} %llu\n"
+                        "rampart_rate_limited_total{limit=\"unclaimed\"} %llu\n",
+                        (unsigned long long)atomic_load(&m->limited_address),
+                        (unsigned long long)atomic_load(&m->limited_unclaimed));
+    evbuffer_add_printf(buf,
+                        "# HELP rampart_connections_open Connections open now.\n"
+                        "# TYPE rampart_connections_open gauge\n"
+                        "rampart_connections_open %d\n"
+                        "# HELP rampart_connections_refused_total Connections refused at the "
+                        "connection limit.\n# TYPE rampart_connections_refused_total counter\n"
+                        "rampart_connections_refused_total %llu\n",
+                        atomic_load(&r->w->srv->connections),
+                        (unsigned long long)atomic_load(&m->connections_refused));
     rp_reply_bytes(r, 200, "text/plain; version=0.0.4", evbuffer_pullup(buf, -1),
                    evbuffer_get_length(buf));
     evbuffer_free(buf);

@@ -366,6 +366,9 @@ void rp_attest(rp_req_t *r)
         goto out;
     }
     v.device = err == RP_OK ? &device : NULL;
+    /* Before the signature check: keys made up by the million cost neither it nor a record. */
+    if (v.device == NULL && !rp_unclaimed_allowed(r))
+        goto out;
 
     err = rp_eat_verify(evidence, evidence_len, spki, spki_len, claims);
     if (err != RP_OK) {

@@ -19,6 +19,7 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <openssl/err.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
@@ -303,25 +304,59 @@ static bool split_path(rp_req_t *r, char *copy)
     return true;
 }
 
+static double monotonic_now(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+static void too_many(rp_req_t *r, const char *retry_after, const char *message)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", retry_after);
+    rp_reply_error(r, 429, "rate_limited", "%s", message);
+}
+
 /* The requests anyone may make are limited per client address; false: 429 sent. */
 static bool rate_allowed(rp_req_t *r)
 {
     struct evhttp_connection *conn = evhttp_request_get_connection(r->req);
     char *host = NULL;
     ev_uint16_t port = 0;
-    struct timespec now;
 
     if (r->w->srv->ratelimit == NULL || conn == NULL)
         return true;
     evhttp_connection_get_peer(conn, &host, &port);
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (host == NULL || rp_ratelimit_allow(r->w->srv->ratelimit, host, strlen(host),
-                                           (double)now.tv_sec + (double)now.tv_nsec / 1e9))
+    if (host == NULL ||
+        rp_ratelimit_allow(r->w->srv->ratelimit, host, strlen(host), monotonic_now()))
         return true;
-    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "1");
-    rp_reply_error(r, 429, "rate_limited",
-                   "too many requests from this address: retry later, with backoff");
+    atomic_fetch_add(&r->w->srv->metrics.limited_address, 1);
+    too_many(r, "1", "too many requests from this address: retry later, with backoff");
     return false;
+}
+
+bool rp_unclaimed_allowed(rp_req_t *r)
+{
+    static const char key[] = "unclaimed";
+
+    if (r->w->srv->unclaimed == NULL ||
+        rp_ratelimit_allow(r->w->srv->unclaimed, key, sizeof(key) - 1, monotonic_now()))
+        return true;
+    atomic_fetch_add(&r->w->srv->metrics.limited_unclaimed, 1);
+    too_many(r, "10",
+             "too many attestations from devices no tenant has claimed: claim the device, or "
+             "retry later, with backoff");
+    return false;
+}
+
+/* A connection without TLS: only when make_bev() could not make its TLS state (evhttp then falls
+ * back to plain HTTP). Nothing is served over it. */
+static bool is_tls(struct evhttp_request *req)
+{
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+
+    return conn != NULL && bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(conn));
 }
 
 static void dispatch(struct evhttp_request *req, void *arg)
@@ -340,7 +375,10 @@ static void dispatch(struct evhttp_request *req, void *arg)
         return;
     }
     strcpy(copy, r.path);
-    if (!split_path(&r, copy)) {
+    if (!is_tls(req)) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        rp_reply_error(&r, 400, "tls_required", "this service speaks HTTPS only");
+    } else if (!split_path(&r, copy)) {
         rp_reply_error(&r, 404, "not_found", "no such resource");
     } else if (r.nparts == 1 && strcmp(r.parts[0], "healthz") == 0) {
         if (atomic_load(&r.w->srv->ready))
@@ -376,6 +414,43 @@ static void dispatch(struct evhttp_request *req, void *arg)
         free(r.parts[i]);
 }
 
+/*
+ * Open connections are counted from make_bev() to the moment their TLS state is freed (the
+ * ex_data below holds the server whose count it is in). Beyond --max-connections a connection is
+ * marked and refused right after its ClientHello (hello_cb), so that a flood of connections,
+ * from however many addresses, costs a file descriptor for milliseconds, not the 30-second
+ * timeout, and cannot run the process out of them.
+ */
+static int conn_index = -1, refuse_index = -1;
+
+static void conn_gone(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    rp_server_t *srv = ptr;
+
+    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+    if (srv != NULL)
+        atomic_fetch_sub(&srv->connections, 1);
+}
+
+static int hello_cb(SSL *ssl, int *alert, void *arg)
+{
+    static atomic_llong warned_at;
+    rp_server_t *srv = SSL_get_ex_data(ssl, conn_index);
+    long long now = (long long)time(NULL), last = atomic_load(&warned_at);
+
+    (void)arg;
+    if (SSL_get_ex_data(ssl, refuse_index) == NULL)
+        return SSL_CLIENT_HELLO_SUCCESS;
+    if (srv != NULL) {
+        atomic_fetch_add(&srv->metrics.connections_refused, 1);
+        if (now - last >= 10 && atomic_compare_exchange_strong(&warned_at, &last, now))
+            rp_log_warn("%d connections open, the limit (--max-connections): refusing new ones",
+                        atomic_load(&srv->connections));
+    }
+    *alert = SSL_AD_INTERNAL_ERROR; /* TLS has no "busy": the client retries with backoff */
+    return SSL_CLIENT_HELLO_ERROR;
+}
+
 /* Every connection is TLS; a client certificate is asked for, not required (see verify_any). */
 static struct bufferevent *make_bev(struct event_base *base, void *arg)
 {
@@ -383,7 +458,17 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
     SSL *ssl = SSL_new(w->srv->ssl_ctx);
 
     if (ssl == NULL)
+        return NULL; /* evhttp goes on without TLS, and dispatch() refuses everything */
+    if (SSL_set_ex_data(ssl, conn_index, w->srv) != 1) {
+        SSL_free(ssl);
         return NULL;
+    }
+    if (atomic_fetch_add(&w->srv->connections, 1) >= w->srv->max_connections &&
+        SSL_set_ex_data(ssl, refuse_index, w) != 1) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    /* On failure it frees ssl (BEV_OPT_CLOSE_ON_FREE). */
     return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                           BEV_OPT_CLOSE_ON_FREE);
 }
@@ -577,7 +662,13 @@ SSL_CTX *rp_server_tls_context(const char *data_dir, const uint8_t master[RP_MAS
     SSL_CTX_set_timeout(ctx, TICKET_DAYS * 86400L);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF); /* tickets only: no state */
     SSL_CTX_set_num_tickets(ctx, 1);
-    if (SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb) != 1 ||
+    SSL_CTX_set_client_hello_cb(ctx, hello_cb, NULL);
+    if (conn_index < 0)
+        conn_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_gone);
+    if (refuse_index < 0)
+        refuse_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    if (conn_index < 0 || refuse_index < 0 ||
+        SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb) != 1 ||
         SSL_CTX_set_session_ticket_cb(ctx, ticket_generate, ticket_decrypted, NULL) != 1) {
         SSL_CTX_free(ctx);
         return NULL;
@@ -652,9 +743,38 @@ static void answer_recorded(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+static void resume_accept(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    evconnlistener_enable(arg);
+}
+
+/*
+ * accept() failed for a reason other than a client giving up: out of file descriptors (the
+ * connection limit keeps the service below its own, but a machine can run out) or of memory. The
+ * listening socket stays readable, so without a pause the loop would spin on it: stop accepting for
+ * 100 ms, and say so at most every 10 seconds.
+ */
+static void accept_error(struct evconnlistener *lev, void *arg)
+{
+    static atomic_llong warned_at;
+    static const struct timeval pause = {0, 100000};
+    long long now = (long long)time(NULL), last = atomic_load(&warned_at);
+    int err = errno;
+
+    (void)arg;
+    if (now - last >= 10 && atomic_compare_exchange_strong(&warned_at, &last, now))
+        rp_log_warn("cannot accept connections: %s (pausing 100 ms)", strerror(err));
+    if (evconnlistener_disable(lev) == 0 &&
+        event_base_once(evconnlistener_get_base(lev), -1, EV_TIMEOUT, resume_accept, lev, &pause) !=
+            0)
+        evconnlistener_enable(lev);
+}
+
 rp_err_t rp_worker_init(rp_worker_t *w, rp_server_t *srv, int listen_fd);
 rp_err_t rp_worker_init(rp_worker_t *w, rp_server_t *srv, int listen_fd)
 {
+    struct evhttp_bound_socket *bound;
     struct event_config *cfg;
     rp_err_t err;
 
@@ -690,8 +810,10 @@ rp_err_t rp_worker_init(rp_worker_t *w, rp_server_t *srv, int listen_fd)
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_HEAD);
     evhttp_set_bevcb(w->http, make_bev, w);
     evhttp_set_gencb(w->http, dispatch, w);
-    if (evhttp_accept_socket_with_handle(w->http, listen_fd) == NULL)
+    bound = evhttp_accept_socket_with_handle(w->http, listen_fd);
+    if (bound == NULL)
         return RP_ERR_IO;
+    evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(bound), accept_error);
     return RP_OK;
 }
 

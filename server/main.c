@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -44,6 +45,10 @@ static const char usage[] =
     "  --nonce-lifetime S  seconds an attestation nonce stays usable (default 60)\n"
     "  --rate-limit N      attestation requests a second from one address, on average (bursts\n"
     "                      of 10 x N); 0 lifts the limit (default 50)\n"
+    "  --unclaimed-rate N  attestations a second of devices no tenant has claimed, all of them\n"
+    "                      together (bursts of 10 x N); 0 lifts the limit (default 20)\n"
+    "  --max-connections N connections open at once; more are refused after their ClientHello\n"
+    "                      (default 10000, less if the file descriptor limit is lower)\n"
     "  --verbose           debug logging\n"
     "\n"
     "On first start it writes DIR/server-ca.pem (the certificate clients trust) and\n"
@@ -122,25 +127,53 @@ static bool split_listen(const char *listen, char *host, size_t hcap, char *port
     return host[0] != '\0' && port[0] != '\0';
 }
 
+/*
+ * The connection limit, within what the process may open: the soft file descriptor limit is
+ * raised to the hard one, and a reserve is kept for the database, image files and the listeners.
+ */
+static int connection_limit(long wanted)
+{
+    enum { RESERVE = 256 };
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return (int)wanted;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t cur = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = cur;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)wanted + RESERVE > rl.rlim_cur) {
+        long fit = rl.rlim_cur > 2 * RESERVE ? (long)rl.rlim_cur - RESERVE : (long)rl.rlim_cur / 2;
+        rp_log_warn("at most %ld connections: the file descriptor limit is %llu", fit,
+                    (unsigned long long)rl.rlim_cur);
+        return (int)(fit > 0 ? fit : 1);
+    }
+    return (int)wanted;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"data-dir",       required_argument, NULL, 'd'},
-        {"listen",         required_argument, NULL, 'l'},
-        {"hostname",       required_argument, NULL, 'n'},
-        {"threads",        required_argument, NULL, 't'},
-        {"port-file",      required_argument, NULL, 'p'},
-        {"master-key",     required_argument, NULL, 'm'},
-        {"nonce-lifetime", required_argument, NULL, 'N'},
-        {"rate-limit",     required_argument, NULL, 'R'},
-        {"verbose",        no_argument,       NULL, 'v'},
-        {"help",           no_argument,       NULL, 'h'},
-        {"version",        no_argument,       NULL, 'V'},
-        {NULL,             0,                 NULL, 0  },
+        {"data-dir",        required_argument, NULL, 'd'},
+        {"listen",          required_argument, NULL, 'l'},
+        {"hostname",        required_argument, NULL, 'n'},
+        {"threads",         required_argument, NULL, 't'},
+        {"port-file",       required_argument, NULL, 'p'},
+        {"master-key",      required_argument, NULL, 'm'},
+        {"nonce-lifetime",  required_argument, NULL, 'N'},
+        {"rate-limit",      required_argument, NULL, 'R'},
+        {"unclaimed-rate",  required_argument, NULL, 'U'},
+        {"max-connections", required_argument, NULL, 'C'},
+        {"verbose",         no_argument,       NULL, 'v'},
+        {"help",            no_argument,       NULL, 'h'},
+        {"version",         no_argument,       NULL, 'V'},
+        {NULL,              0,                 NULL, 0  },
     };
     const char *data_dir = NULL, *listen = "127.0.0.1:8443", *hostnames = NULL;
     const char *port_file = NULL, *master_path = NULL;
-    long rate_limit = 50;
+    long rate_limit = 50, unclaimed_rate = 20, max_connections = 10000;
     static rp_server_t srv;
     static rp_worker_t workers[MAX_WORKERS];
     char host[256], port[16], path[PATH_MAX + 16];
@@ -152,7 +185,7 @@ int main(int argc, char **argv)
 
     rp_log_init("rampart-server", RP_LOG_INFO);
     srv.nonce_lifetime = RP_NONCE_LIFETIME;
-    while ((c = getopt_long(argc, argv, "d:l:n:t:p:m:N:R:vhV", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:l:n:t:p:m:N:R:U:C:vhV", opts, NULL)) != -1) {
         switch (c) {
         case 'd': data_dir = optarg; break;
         case 'l': listen = optarg; break;
@@ -162,6 +195,8 @@ int main(int argc, char **argv)
         case 'm': master_path = optarg; break;
         case 'N': srv.nonce_lifetime = (int)strtol(optarg, NULL, 10); break;
         case 'R': rate_limit = strtol(optarg, NULL, 10); break;
+        case 'U': unclaimed_rate = strtol(optarg, NULL, 10); break;
+        case 'C': max_connections = strtol(optarg, NULL, 10); break;
         case 'v': rp_log_set_level(RP_LOG_DEBUG); break;
         case 'h': fputs(usage, stdout); return 0;
         case 'V': printf("rampart-server %s\n", RP_VERSION); return 0;
@@ -178,6 +213,14 @@ int main(int argc, char **argv)
     }
     if (rate_limit < 0 || rate_limit > 1000000) {
         fprintf(stderr, "rampart-server: --rate-limit must be 0 to 1000000\n");
+        return 2;
+    }
+    if (unclaimed_rate < 0 || unclaimed_rate > 1000000) {
+        fprintf(stderr, "rampart-server: --unclaimed-rate must be 0 to 1000000\n");
+        return 2;
+    }
+    if (max_connections < 1 || max_connections > 1000000) {
+        fprintf(stderr, "rampart-server: --max-connections must be 1 to 1000000\n");
         return 2;
     }
     if (nthreads < 1 || nthreads > MAX_WORKERS) {
@@ -231,6 +274,10 @@ int main(int argc, char **argv)
         err = rp_recorder_start(data_dir, &srv.recorder);
     if (err == RP_OK && rate_limit > 0)
         err = rp_ratelimit_new((double)rate_limit, 10.0 * (double)rate_limit, &srv.ratelimit);
+    if (err == RP_OK && unclaimed_rate > 0)
+        err =
+            rp_ratelimit_new((double)unclaimed_rate, 10.0 * (double)unclaimed_rate, &srv.unclaimed);
+    srv.max_connections = connection_limit(max_connections);
     if (err != RP_OK) {
         rp_log_error("cannot start: %s", rp_strerror(err));
         SSL_CTX_free(srv.ssl_ctx);
@@ -287,6 +334,7 @@ out:
      * what it wrote). */
     rp_recorder_stop(srv.recorder);
     rp_ratelimit_free(srv.ratelimit);
+    rp_ratelimit_free(srv.unclaimed);
     for (long i = 0; i < nthreads; i++)
         if (workers[i].srv != NULL) /* initialised, if only in part */
             rp_worker_free(&workers[i]);

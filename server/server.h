@@ -57,7 +57,10 @@ typedef struct rp_metrics {
     atomic_ullong attestations[RP_REASON_COUNT];
     atomic_ullong certificates_issued;
     atomic_ullong nonces_issued;
-    atomic_ullong image_bytes_sent; /* image bytes devices were sent (ranges count their part) */
+    atomic_ullong image_bytes_sent;  /* image bytes devices were sent (ranges count their part) */
+    atomic_ullong limited_address;   /* attestation requests answered 429: their address's limit */
+    atomic_ullong limited_unclaimed; /* ...: the limit shared by every unclaimed device */
+    atomic_ullong connections_refused; /* at the connection limit, refused after the ClientHello */
 } rp_metrics_t;
 
 typedef struct rp_recorder rp_recorder_t;
@@ -70,6 +73,10 @@ typedef struct rp_server {
     int nonce_lifetime;
     rp_recorder_t *recorder;
     rp_ratelimit_t *ratelimit; /* for the requests anyone may make; NULL: none */
+    rp_ratelimit_t
+        *unclaimed;         /* one bucket for all attestations of unclaimed devices; NULL: none */
+    int max_connections;    /* open at once, over all workers */
+    atomic_int connections; /* open now (TLS state allocated) */
     rp_metrics_t metrics;
     atomic_bool ready;
 } rp_server_t;
@@ -185,6 +192,10 @@ void rp_api_handle(rp_req_t *r);
 bool rp_updates_handle(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant);
 void rp_attest_nonce(rp_req_t *r);
 void rp_attest(rp_req_t *r);
+/* Whether one more attestation of a device no tenant has claimed may be checked now; false: 429
+ * sent. All unclaimed devices share one budget (--unclaimed-rate), so that keys made up by the
+ * million, from as many addresses, cannot fill the attestation records. */
+bool rp_unclaimed_allowed(rp_req_t *r);
 void rp_est_handle(rp_req_t *r, const char *tenant_id, const char *op);
 void rp_metrics_handle(rp_req_t *r);
 /* /api/v1/device/...: what a device fetches and reports over mutual TLS (device_api.c). */

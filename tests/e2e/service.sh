@@ -262,4 +262,57 @@ esac
 body_has '.error == "rate_limited"'
 http GET "/api/v1/tenants/$acme/devices" "$d/acme-admin.token"; is_status 200   # operators are not
 
+# --- limits that hold against many addresses -------------------------------------------------------
+kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+RAMPART_SERVER=$server_bin start_server "$d/srv" --rate-limit 0 --unclaimed-rate 1 --max-connections 2
+# All unclaimed devices share one budget (bursts of 10 here): keys made up by the million cannot
+# fill the records. Each attempt below is a different made-up key; what is over the budget is
+# answered 429 before any check, and not recorded.
+http GET /metrics -; is_status 200
+before=$(sed -n 's/^rampart_attestations_total{result="fail",reason="malformed_evidence"} //p' "$d/body")
+for i in $(seq 1 14); do
+  openssl ecparam -name prime256v1 -genkey -noout 2>/dev/null | openssl ec -pubout -outform DER 2>/dev/null |
+    base64 -w0 | jq -R '{evidence: "eA==", public_key: .}' >"$d/made-up.$i.json"
+done
+codes=""
+for i in $(seq 1 14); do http POST /api/v1/attest - "$d/made-up.$i.json"; codes="$codes $status"; done
+case "$codes" in
+  " 403 403 403 403 403 403 403 403 403 403 "*429*) ;;   # 1 a second refills during the calls
+  *) fail "the unclaimed devices' budget: $codes" ;;
+esac
+limited=$(echo "$codes" | tr ' ' '\n' | grep -c 429)
+recorded=$(echo "$codes" | tr ' ' '\n' | grep -c 403)
+http POST /api/v1/attest - "$d/made-up.1.json"; is_status 429
+body_has '.error == "rate_limited"'
+grep -q "no tenant has claimed" "$d/body" || fail "429 without its reason: $(cat "$d/body")"
+http POST /api/v1/attest/nonce - "$d/empty.json"; is_status 400   # the rest is not limited by it
+http GET /metrics -; is_status 200
+after=$(sed -n 's/^rampart_attestations_total{result="fail",reason="malformed_evidence"} //p' "$d/body")
+eq "$((after - before))" "$recorded" "refusals recorded: the ones within the budget only"
+grep -q "^rampart_rate_limited_total{limit=\"unclaimed\"} $((limited + 1))\$" "$d/body" ||
+  fail "metrics: unclaimed limit: $(grep rate_limited "$d/body")"
+# Connections: two held open fill the limit; a third is refused right after its ClientHello, and
+# one more gets through once a held one has gone.
+for i in 1 2; do
+  # -quiet ignores the end of its input: it holds the connection until killed
+  openssl s_client -quiet -connect "127.0.0.1:$(cat "$d/srv.port")" -CAfile "$SERVER_CA" \
+    </dev/null >/dev/null 2>&1 &
+  held[$i]=$!
+  E2E_PIDS+=("${held[$i]}")
+done
+refused() { # the TLS handshake fails with the server's alert: curl's "SSL connect error"
+  local rc=0
+  curl -s -o /dev/null --cacert "$SERVER_CA" "$SERVER_URL/healthz" || rc=$?
+  [ "$rc" = 35 ]
+}
+for i in $(seq 1 50); do refused && break; sleep 0.1; done
+refused || fail "a connection over the limit was served"
+kill "${held[1]}"
+for i in $(seq 1 50); do refused || break; sleep 0.1; done
+http GET /healthz -; is_status 200
+http GET /metrics -; is_status 200
+grep -Eq '^rampart_connections_refused_total [1-9]' "$d/body" || fail "metrics: refused connections"
+grep -q "refusing new ones" "$d/srv.log" || fail "no warning about the connection limit"
+kill "${held[2]}"
+
 done_ok
