@@ -220,6 +220,7 @@ static void submit(rp_req_t *r, const struct verdict *v, const rp_cert_record_t 
     if (!rp_recorder_submit(r->w->srv->recorder, &p->job)) {
         json_decref(p->answer);
         free(p);
+        evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "5");
         rp_reply_error(r, 503, "busy", "too many attestations are waiting to be recorded; retry");
     }
 }

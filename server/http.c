@@ -344,7 +344,7 @@ bool rp_unclaimed_allowed(rp_req_t *r)
         rp_ratelimit_allow(r->w->srv->unclaimed, key, sizeof(key) - 1, monotonic_now()))
         return true;
     atomic_fetch_add(&r->w->srv->metrics.limited_unclaimed, 1);
-    too_many(r, "10",
+    too_many(r, r->w->srv->unclaimed_retry,
              "too many attestations from devices no tenant has claimed: claim the device, or "
              "retry later, with backoff");
     return false;
@@ -416,10 +416,12 @@ static void dispatch(struct evhttp_request *req, void *arg)
 
 /*
  * Open connections are counted from make_bev() to the moment their TLS state is freed (the
- * ex_data below holds the server whose count it is in). Beyond --max-connections a connection is
- * marked and refused right after its ClientHello (hello_cb), so that a flood of connections,
- * from however many addresses, costs a file descriptor for milliseconds, not the 30-second
- * timeout, and cannot run the process out of them.
+ * ex_data below holds the server whose count it is in). The worker whose connection reaches
+ * --max-connections stops accepting until the count is below it again (pause_accepting): new
+ * connections wait in the kernel's backlog until a slot frees or their client gives up. One that
+ * another worker accepted meanwhile is over the limit: it is marked and refused right after its
+ * ClientHello (hello_cb). So a flood of connections, silent or not, from however many addresses,
+ * holds at most the limit (plus one a worker) of file descriptors.
  */
 static int conn_index = -1, refuse_index = -1;
 
@@ -434,21 +436,43 @@ static void conn_gone(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long
 
 static int hello_cb(SSL *ssl, int *alert, void *arg)
 {
-    static atomic_llong warned_at;
     rp_server_t *srv = SSL_get_ex_data(ssl, conn_index);
-    long long now = (long long)time(NULL), last = atomic_load(&warned_at);
 
     (void)arg;
     if (SSL_get_ex_data(ssl, refuse_index) == NULL)
         return SSL_CLIENT_HELLO_SUCCESS;
-    if (srv != NULL) {
+    if (srv != NULL)
         atomic_fetch_add(&srv->metrics.connections_refused, 1);
-        if (now - last >= 10 && atomic_compare_exchange_strong(&warned_at, &last, now))
-            rp_log_warn("%d connections open, the limit (--max-connections): refusing new ones",
-                        atomic_load(&srv->connections));
-    }
     *alert = SSL_AD_INTERNAL_ERROR; /* TLS has no "busy": the client retries with backoff */
     return SSL_CLIENT_HELLO_ERROR;
+}
+
+static void accept_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    static const struct timeval again = {0, 100000};
+    rp_worker_t *w = arg;
+
+    (void)fd, (void)what;
+    if (atomic_load(&w->srv->connections) < w->srv->max_connections)
+        evconnlistener_enable(w->listener);
+    else
+        evtimer_add(w->accept_timer, &again);
+}
+
+/* Stop accepting on w's listener, and look again in 100 ms. */
+static void pause_accepting(rp_worker_t *w)
+{
+    static const struct timeval again = {0, 100000};
+    static atomic_llong warned_at;
+    long long now = (long long)time(NULL), last = atomic_load(&warned_at);
+
+    if (now - last >= 10 && atomic_compare_exchange_strong(&warned_at, &last, now))
+        rp_log_warn("%d connections open, the limit (--max-connections): not accepting more "
+                    "until some close",
+                    atomic_load(&w->srv->connections));
+    evconnlistener_disable(w->listener);
+    if (!evtimer_pending(w->accept_timer, NULL) && evtimer_add(w->accept_timer, &again) != 0)
+        evconnlistener_enable(w->listener); /* never left unable to accept */
 }
 
 /* Every connection is TLS; a client certificate is asked for, not required (see verify_any). */
@@ -456,6 +480,7 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
 {
     rp_worker_t *w = arg;
     SSL *ssl = SSL_new(w->srv->ssl_ctx);
+    int n;
 
     if (ssl == NULL)
         return NULL; /* evhttp goes on without TLS, and dispatch() refuses everything */
@@ -463,8 +488,10 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
         SSL_free(ssl);
         return NULL;
     }
-    if (atomic_fetch_add(&w->srv->connections, 1) >= w->srv->max_connections &&
-        SSL_set_ex_data(ssl, refuse_index, w) != 1) {
+    n = atomic_fetch_add(&w->srv->connections, 1) + 1; /* with this one */
+    if (n >= w->srv->max_connections)
+        pause_accepting(w);
+    if (n > w->srv->max_connections && SSL_set_ex_data(ssl, refuse_index, w) != 1) {
         SSL_free(ssl);
         return NULL;
     }
@@ -759,8 +786,8 @@ static void accept_error(struct evconnlistener *lev, void *arg)
 {
     static atomic_llong warned_at;
     static const struct timeval pause = {0, 100000};
-    long long now = (long long)time(NULL), last = atomic_load(&warned_at);
     int err = errno;
+    long long now = (long long)time(NULL), last = atomic_load(&warned_at);
 
     (void)arg;
     if (now - last >= 10 && atomic_compare_exchange_strong(&warned_at, &last, now))
@@ -810,10 +837,14 @@ rp_err_t rp_worker_init(rp_worker_t *w, rp_server_t *srv, int listen_fd)
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_HEAD);
     evhttp_set_bevcb(w->http, make_bev, w);
     evhttp_set_gencb(w->http, dispatch, w);
+    w->accept_timer = evtimer_new(w->base, accept_timer_cb, w);
+    if (w->accept_timer == NULL)
+        return RP_ERR_NO_MEMORY;
     bound = evhttp_accept_socket_with_handle(w->http, listen_fd);
     if (bound == NULL)
         return RP_ERR_IO;
-    evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(bound), accept_error);
+    w->listener = evhttp_bound_socket_get_listener(bound);
+    evconnlistener_set_error_cb(w->listener, accept_error);
     return RP_OK;
 }
 
@@ -828,6 +859,8 @@ void rp_worker_free(rp_worker_t *w)
     }
     if (w->srv != NULL)
         pthread_mutex_destroy(&w->recorded_lock);
+    if (w->accept_timer != NULL)
+        event_free(w->accept_timer);
     for (int i = 0; i < RP_CA_CACHE; i++)
         rp_ca_free(&w->cas[i]);
     if (w->http != NULL)

@@ -44,9 +44,11 @@ static const char usage[] =
     "  --master-key FILE   the key that encrypts tenant CA keys (default DIR/master.key)\n"
     "  --nonce-lifetime S  seconds an attestation nonce stays usable (default 60)\n"
     "  --rate-limit N      attestation requests a second from one address, on average (bursts\n"
-    "                      of 10 x N); 0 lifts the limit (default 50)\n"
+    "                      of 10 x N, at least 1; fractions allowed); 0 lifts the limit\n"
+    "                      (default 50)\n"
     "  --unclaimed-rate N  attestations a second of devices no tenant has claimed, all of them\n"
-    "                      together (bursts of 10 x N); 0 lifts the limit (default 20)\n"
+    "                      together (bursts of 10 x N, at least 1; fractions allowed); 0 lifts\n"
+    "                      the limit (default 20)\n"
     "  --max-connections N connections open at once; more are refused after their ClientHello\n"
     "                      (default 10000, less if the file descriptor limit is lower)\n"
     "  --verbose           debug logging\n"
@@ -127,14 +129,30 @@ static bool split_listen(const char *listen, char *host, size_t hcap, char *port
     return host[0] != '\0' && port[0] != '\0';
 }
 
+/* A rate limit's value: requests a second, 0 to 1000000, fractions allowed; -1 if it is not. */
+static double parse_rate(const char *s)
+{
+    char *end;
+    double v = strtod(s, &end);
+
+    return end != s && *end == '\0' && v >= 0 && v <= 1000000 ? v : -1;
+}
+
+/* Bursts of ten seconds' worth, and at least one request. */
+static double burst_of(double rate)
+{
+    return rate < 0.1 ? 1.0 : 10.0 * rate;
+}
+
 /*
  * The connection limit, within what the process may open: the soft file descriptor limit is
- * raised to the hard one, and a reserve is kept for the database, image files and the listeners.
+ * raised to the hard one, a reserve is kept for each worker (database, epoll, listener) and the
+ * rest, and each connection may hold two (its socket, and an image file it is being sent).
  */
-static int connection_limit(long wanted)
+static int connection_limit(long wanted, long nthreads)
 {
-    enum { RESERVE = 256 };
     struct rlimit rl;
+    rlim_t reserve = 64 + 16 * (rlim_t)nthreads, fit;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
         return (int)wanted;
@@ -144,13 +162,12 @@ static int connection_limit(long wanted)
         if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
             rl.rlim_cur = cur;
     }
-    if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)wanted + RESERVE > rl.rlim_cur) {
-        long fit = rl.rlim_cur > 2 * RESERVE ? (long)rl.rlim_cur - RESERVE : (long)rl.rlim_cur / 2;
-        rp_log_warn("at most %ld connections: the file descriptor limit is %llu", fit,
-                    (unsigned long long)rl.rlim_cur);
-        return (int)(fit > 0 ? fit : 1);
-    }
-    return (int)wanted;
+    if (rl.rlim_cur == RLIM_INFINITY || 2 * (rlim_t)wanted + reserve <= rl.rlim_cur)
+        return (int)wanted;
+    fit = rl.rlim_cur > reserve + 2 ? (rl.rlim_cur - reserve) / 2 : 1;
+    rp_log_warn("at most %llu connections: the file descriptor limit is %llu",
+                (unsigned long long)fit, (unsigned long long)rl.rlim_cur);
+    return (int)fit;
 }
 
 int main(int argc, char **argv)
@@ -173,7 +190,9 @@ int main(int argc, char **argv)
     };
     const char *data_dir = NULL, *listen = "127.0.0.1:8443", *hostnames = NULL;
     const char *port_file = NULL, *master_path = NULL;
-    long rate_limit = 50, unclaimed_rate = 20, max_connections = 10000;
+    long max_connections = 10000;
+    double rate_limit = 50, unclaimed_rate = 20;
+    char *end;
     static rp_server_t srv;
     static rp_worker_t workers[MAX_WORKERS];
     char host[256], port[16], path[PATH_MAX + 16];
@@ -194,9 +213,13 @@ int main(int argc, char **argv)
         case 'p': port_file = optarg; break;
         case 'm': master_path = optarg; break;
         case 'N': srv.nonce_lifetime = (int)strtol(optarg, NULL, 10); break;
-        case 'R': rate_limit = strtol(optarg, NULL, 10); break;
-        case 'U': unclaimed_rate = strtol(optarg, NULL, 10); break;
-        case 'C': max_connections = strtol(optarg, NULL, 10); break;
+        case 'R': rate_limit = parse_rate(optarg); break;
+        case 'U': unclaimed_rate = parse_rate(optarg); break;
+        case 'C':
+            max_connections = strtol(optarg, &end, 10);
+            if (end == optarg || *end != '\0')
+                max_connections = -1; /* refused below */
+            break;
         case 'v': rp_log_set_level(RP_LOG_DEBUG); break;
         case 'h': fputs(usage, stdout); return 0;
         case 'V': printf("rampart-server %s\n", RP_VERSION); return 0;
@@ -211,12 +234,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "rampart-server: --nonce-lifetime must be 1 to 3600 seconds\n");
         return 2;
     }
-    if (rate_limit < 0 || rate_limit > 1000000) {
-        fprintf(stderr, "rampart-server: --rate-limit must be 0 to 1000000\n");
+    if (rate_limit < 0) {
+        fprintf(stderr, "rampart-server: --rate-limit must be 0 to 1000000 (fractions allowed)\n");
         return 2;
     }
-    if (unclaimed_rate < 0 || unclaimed_rate > 1000000) {
-        fprintf(stderr, "rampart-server: --unclaimed-rate must be 0 to 1000000\n");
+    if (unclaimed_rate < 0) {
+        fprintf(stderr,
+                "rampart-server: --unclaimed-rate must be 0 to 1000000 (fractions allowed)\n");
         return 2;
     }
     if (max_connections < 1 || max_connections > 1000000) {
@@ -273,11 +297,13 @@ int main(int argc, char **argv)
     if (err == RP_OK)
         err = rp_recorder_start(data_dir, &srv.recorder);
     if (err == RP_OK && rate_limit > 0)
-        err = rp_ratelimit_new((double)rate_limit, 10.0 * (double)rate_limit, &srv.ratelimit);
+        err = rp_ratelimit_new(rate_limit, burst_of(rate_limit), &srv.ratelimit);
     if (err == RP_OK && unclaimed_rate > 0)
-        err =
-            rp_ratelimit_new((double)unclaimed_rate, 10.0 * (double)unclaimed_rate, &srv.unclaimed);
-    srv.max_connections = connection_limit(max_connections);
+        err = rp_ratelimit_new(unclaimed_rate, burst_of(unclaimed_rate), &srv.unclaimed);
+    srv.max_connections = connection_limit(max_connections, nthreads);
+    /* A 429 for unclaimed devices asks for the time one token takes to come back, at least 10 s. */
+    snprintf(srv.unclaimed_retry, sizeof(srv.unclaimed_retry), "%ld",
+             unclaimed_rate > 0 && unclaimed_rate < 0.1 ? (long)(1 / unclaimed_rate + 0.999) : 10L);
     if (err != RP_OK) {
         rp_log_error("cannot start: %s", rp_strerror(err));
         SSL_CTX_free(srv.ssl_ctx);

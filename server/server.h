@@ -13,6 +13,7 @@
 
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <jansson.h>
 #include <openssl/ssl.h>
 
@@ -73,8 +74,10 @@ typedef struct rp_server {
     int nonce_lifetime;
     rp_recorder_t *recorder;
     rp_ratelimit_t *ratelimit; /* for the requests anyone may make; NULL: none */
-    rp_ratelimit_t
-        *unclaimed;         /* one bucket for all attestations of unclaimed devices; NULL: none */
+    /* one bucket for all attestations of unclaimed devices (NULL: none), and the Retry-After of
+     * its 429: the seconds a token takes to come back, at least 10 */
+    rp_ratelimit_t *unclaimed;
+    char unclaimed_retry[16];
     int max_connections;    /* open at once, over all workers */
     atomic_int connections; /* open now (TLS state allocated) */
     rp_metrics_t metrics;
@@ -92,6 +95,9 @@ typedef struct rp_worker {
     pthread_t thread;
     /* records the recorder has written, for this worker's loop to answer */
     struct event *recorded;
+    /* accepting stops while the connection limit is reached, and resumes on this timer */
+    struct evconnlistener *listener;
+    struct event *accept_timer;
     pthread_mutex_t recorded_lock;
     rp_record_job_t *recorded_head;
 } rp_worker_t;

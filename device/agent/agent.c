@@ -376,9 +376,10 @@ rp_err_t rp_agent_evidence(rp_agent_t *a, const uint8_t *nonce, size_t nonce_len
     return err;
 }
 
-/* POST JSON to the service. OUT: the parsed response object (caller frees) and status. */
+/* POST JSON to the service. OUT: the parsed response object (caller frees); res: the status,
+ * any Retry-After, and on failure the reason. */
 static rp_err_t post_json(const char *server, const char *path, const char *ca_file, json_t *req,
-                          json_t **resp, long *status, char *error, size_t error_cap)
+                          json_t **resp, rp_agent_result_t *res)
 {
     char url[1024], *body = json_dumps(req, JSON_COMPACT);
     rp_http_opts_t o = {ca_file, NULL, "application/json", 30, NULL, NULL, NULL, NULL};
@@ -392,19 +393,31 @@ static rp_err_t post_json(const char *server, const char *path, const char *ca_f
     err = rp_http_request("POST", url, &o, body, strlen(body), &r);
     free(body);
     if (err != RP_OK) {
-        snprintf(error, error_cap, "%s", r.error);
+        snprintf(res->reason, sizeof(res->reason), "%s", r.error);
         return err;
     }
-    *status = r.status;
+    res->http_status = r.status;
+    res->retry_after = r.retry_after;
     *resp = json_loadb(r.body, r.len, 0, NULL);
     rp_http_response_free(&r);
     if (!json_is_object(*resp)) {
         json_decref(*resp);
         *resp = NULL;
-        snprintf(error, error_cap, "the service answered %ld with no JSON object", *status);
+        snprintf(res->reason, sizeof(res->reason), "the service answered %ld with no JSON object",
+                 res->http_status);
         return RP_ERR_MALFORMED;
     }
     return RP_OK;
+}
+
+/* The service's reason for an answer other than 200, in res->reason. */
+static void refusal_reason(json_t *resp, rp_agent_result_t *res)
+{
+    const char *why = json_string_value(json_object_get(resp, "reason"));
+
+    if (why == NULL)
+        why = json_string_value(json_object_get(resp, "message"));
+    snprintf(res->reason, sizeof(res->reason), "%s", why != NULL ? why : "refused");
 }
 
 rp_err_t rp_agent_attest(rp_agent_t *a, const char *server, const char *ca_file,
@@ -420,18 +433,20 @@ rp_err_t rp_agent_attest(rp_agent_t *a, const char *server, const char *ca_file,
 
     memset(res, 0, sizeof(*res));
     req = json_pack("{s:s}", "device_id", a->device_id);
-    err = post_json(server, "/api/v1/attest/nonce", ca_file, req, &resp, &res->http_status,
-                    res->reason, sizeof(res->reason));
+    err = post_json(server, "/api/v1/attest/nonce", ca_file, req, &resp, res);
     json_decref(req);
     req = NULL;
     if (err != RP_OK)
         return err;
+    if (res->http_status != 200) { /* busy, rate-limited, ...: the service says why */
+        refusal_reason(resp, res);
+        json_decref(resp);
+        return RP_OK;
+    }
     nonce_hex = json_string_value(json_object_get(resp, "nonce"));
-    if (res->http_status != 200 || nonce_hex == NULL || strlen(nonce_hex) % 2 != 0 ||
-        strlen(nonce_hex) / 2 > sizeof(nonce) ||
+    if (nonce_hex == NULL || strlen(nonce_hex) % 2 != 0 || strlen(nonce_hex) / 2 > sizeof(nonce) ||
         rp_hex_decode(nonce_hex, strlen(nonce_hex), nonce, strlen(nonce_hex) / 2) != RP_OK) {
-        snprintf(res->reason, sizeof(res->reason), "no nonce from the service (HTTP %ld)",
-                 res->http_status);
+        snprintf(res->reason, sizeof(res->reason), "the service's answer lacks a nonce");
         json_decref(resp);
         return RP_ERR_MALFORMED;
     }
@@ -449,16 +464,12 @@ rp_err_t rp_agent_attest(rp_agent_t *a, const char *server, const char *ca_file,
         err = rp_base64_encode(spki, spki_len, &key_b64);
     if (err == RP_OK) {
         req = json_pack("{s:s, s:s}", "evidence", b64, "public_key", key_b64);
-        err = post_json(server, "/api/v1/attest", ca_file, req, &resp, &res->http_status,
-                        res->reason, sizeof(res->reason));
+        err = post_json(server, "/api/v1/attest", ca_file, req, &resp, res);
     }
     if (err != RP_OK)
         goto out;
     if (res->http_status != 200) {
-        const char *why = json_string_value(json_object_get(resp, "reason"));
-        if (why == NULL)
-            why = json_string_value(json_object_get(resp, "message"));
-        snprintf(res->reason, sizeof(res->reason), "%s", why != NULL ? why : "refused");
+        refusal_reason(resp, res);
         goto out;
     }
     cert = json_string_value(json_object_get(resp, "certificate"));

@@ -52,6 +52,7 @@ rp_err_t rp_agent_evidence(rp_agent_t *a, const uint8_t *nonce, size_t nonce_len
 typedef struct rp_agent_result {
     bool passed;
     long http_status;  /* 0 when the service was not reached */
+    long retry_after;  /* seconds the service asked to wait before trying again; 0: none */
     char reason[300];  /* the service's reason, or the transport error */
     int64_t not_after; /* of the new certificate */
     char serial[48];

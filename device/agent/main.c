@@ -453,9 +453,12 @@ static int cmd_run(const struct args *a)
                 wait = jitter(wait - wait / 10, wait + 1);
                 backoff = 5;
             } else {
-                /* Exponential backoff with full jitter, capped at an hour. */
+                /* Exponential backoff with full jitter, capped at an hour; never sooner than
+                 * the service asked (Retry-After, when it is busy or limiting). */
                 wait = jitter(1, backoff + 1);
                 backoff = backoff < 1800 ? backoff * 2 : 3600;
+                if (res.retry_after > 0 && wait < res.retry_after)
+                    wait = jitter(res.retry_after, res.retry_after + res.retry_after / 2 + 1);
             }
             next_attest = time(NULL) + wait;
             rp_log_info("next attestation in %ld s", wait);

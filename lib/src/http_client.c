@@ -152,7 +152,10 @@ rp_err_t rp_http_request(const char *method, const char *url, const rp_http_opts
     }
     rc = curl_easy_perform(curl);
     if (rc == CURLE_OK) {
+        curl_off_t retry = 0;
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp->status);
+        if (curl_easy_getinfo(curl, CURLINFO_RETRY_AFTER, &retry) == CURLE_OK && retry > 0)
+            resp->retry_after = retry < 86400 ? (long)retry : 86400;
         resp->body = sink.buf != NULL ? sink.buf : strdup("");
         resp->len = sink.len;
     } else {

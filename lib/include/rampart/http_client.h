@@ -32,7 +32,8 @@ typedef struct rp_http_response {
     long status;
     char *body; /* NUL-terminated; free() */
     size_t len;
-    char error[256]; /* transport failure, when the request did not complete */
+    long retry_after; /* seconds the server asked to wait (Retry-After), 0 when it did not */
+    char error[256];  /* transport failure, when the request did not complete */
 } rp_http_response_t;
 
 /* Perform one request. RP_OK means an HTTP response arrived (any status); otherwise
