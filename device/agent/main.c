@@ -210,7 +210,11 @@ static int attest_once(rp_agent_t *agent, const struct args *a, rp_agent_result_
         return FAIL;
     }
     if (!res->passed) {
-        rp_log_error("attestation refused (HTTP %ld): %s", res->http_status, res->reason);
+        if (res->retry_after > 0)
+            rp_log_error("attestation refused (HTTP %ld): %s (the service asks to wait %ld s)",
+                         res->http_status, res->reason, res->retry_after);
+        else
+            rp_log_error("attestation refused (HTTP %ld): %s", res->http_status, res->reason);
         return FAIL;
     }
     t = (time_t)res->not_after;
