@@ -65,6 +65,9 @@ flip() {
 # A free TCP port on loopback (the kernel picks it; another process could take it before use, so
 # servers here bind to port 0 where they can).
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# free_port_pair: a free port whose next one is free too (swtpm takes both). After a benchmark,
+# thousands of ports linger in TIME_WAIT, and swtpm, without SO_REUSEADDR, cannot bind those.
+free_port_pair() { "$(dirname "${BASH_SOURCE[0]}")/../../scripts/free-port-pair"; }
 # port_open PORT: something accepts connections on loopback PORT.
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -94,7 +97,7 @@ start_swtpm() {
   local dir=$1 port pid i j
   mkdir -p "$dir"
   for i in 1 2 3 4 5; do
-    port=$(free_port)
+    port=$(free_port_pair)
     swtpm socket --tpm2 --tpmstate dir="$dir" --flags not-need-init,startup-clear \
       --server type=tcp,port="$port",bindaddr=127.0.0.1 \
       --ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 >"$dir.log" 2>&1 &

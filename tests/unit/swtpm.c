@@ -14,21 +14,44 @@
 
 #include "swtpm.h"
 
-/* A port that was free a moment ago (the kernel picks it). */
-static int free_port(void)
+/* Whether port is free to bind on loopback now (a connection lingering in TIME_WAIT on it is not:
+ * swtpm, which does not set SO_REUSEADDR, could not bind it). */
+static int bindable(int port)
 {
     struct sockaddr_in a = {0};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
 
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
+    a.sin_port = htons((uint16_t)port);
+    ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
     if (fd >= 0)
         close(fd);
-    return port;
+    return ok;
+}
+
+/* A port that was free a moment ago (the kernel picks it), and so was the next one: swtpm takes
+ * both. After a benchmark, thousands of ports linger in TIME_WAIT, so the next is often not. */
+static int free_port(void)
+{
+    for (int attempt = 0; attempt < 100; attempt++) {
+        struct sockaddr_in a = {0};
+        socklen_t len = sizeof(a);
+        int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+            getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+            port = ntohs(a.sin_port);
+        if (fd >= 0)
+            close(fd);
+        if (port <= 0)
+            return -1;
+        if (port < 65535 && bindable(port + 1))
+            return port;
+    }
+    return -1;
 }
 
 static int can_connect(int port)
