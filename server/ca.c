@@ -48,10 +48,11 @@ static rp_err_t openssl_failed(const char *what)
 }
 
 /*
- * A serial, OUT: in lowercase hex (the form the store keys by): 0x01, the time in microseconds (7 bytes, big-endian), then 8 random bytes. Unique and
- * unpredictable (64 bits from the CSPRNG, what the CA/Browser Forum asks of public CAs), always 16
- * bytes and positive; and in the order they are made, so that the index of the certificates table
- * on them grows at its end, instead of at one random page per certificate.
+ * A certificate's serial (OUT: in lowercase hex, the form the store keys by): 0x01, the time in
+ * microseconds (7 bytes, big-endian), then 8 random bytes. Unique and unpredictable (64 bits from
+ * the CSPRNG, what the CA/Browser Forum asks of public CAs), always 16 bytes and positive; and in
+ * the order they are made, so that the index of the certificates table on them grows at its end,
+ * instead of at one random page per certificate.
  */
 static rp_err_t set_serial(X509 *cert, char hex[RP_SERIAL_SIZE])
 {

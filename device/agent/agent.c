@@ -440,8 +440,7 @@ rp_err_t rp_agent_attest(rp_agent_t *a, const char *server, const char *ca_file,
         return err;
     if (res->http_status != 200) { /* busy, rate-limited, ...: the service says why */
         refusal_reason(resp, res);
-        json_decref(resp);
-        return RP_OK;
+        goto out; /* recorded like a refused verdict */
     }
     nonce_hex = json_string_value(json_object_get(resp, "nonce"));
     if (nonce_hex == NULL || strlen(nonce_hex) % 2 != 0 || strlen(nonce_hex) / 2 > sizeof(nonce) ||
