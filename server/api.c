@@ -39,63 +39,6 @@ rp_err_t rp_token_new(char *secret, size_t cap, uint8_t hash[RP_SHA256_LEN])
     return err;
 }
 
-/* The bearer token's record; on failure a 401 has been sent. */
-static bool authenticate(rp_req_t *r, rp_token_t *tok)
-{
-    const char *h = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Authorization");
-    uint8_t hash[RP_SHA256_LEN];
-    rp_err_t err;
-
-    if (h == NULL || strncmp(h, "Bearer ", 7) != 0) {
-        evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate", "Bearer");
-        rp_reply_error(r, 401, "unauthorized", "a bearer token is required");
-        return false;
-    }
-    h += 7;
-    if (strlen(h) > 256 || rp_sha256(h, strlen(h), hash) != RP_OK) {
-        rp_reply_error(r, 401, "unauthorized", "invalid token");
-        return false;
-    }
-    err = rp_store_token_lookup(r->w->store, hash, tok);
-    if (err == RP_ERR_NOT_FOUND) {
-        rp_reply_error(r, 401, "unauthorized", "invalid token");
-        return false;
-    }
-    if (err != RP_OK) {
-        rp_reply_error(r, 500, "internal", "cannot check the token");
-        return false;
-    }
-    return true;
-}
-
-/* The tenant, if the token may act on it with the given role; otherwise an error was sent. */
-static bool tenant_access(rp_req_t *r, const rp_token_t *tok, const char *tenant_id, rp_role_t need,
-                          rp_tenant_t *tenant)
-{
-    rp_err_t err;
-
-    /* Another tenant's objects do not exist, as far as this token can tell. */
-    if (tok->role != RP_ROLE_SYSTEM && strcmp(tok->tenant_id, tenant_id) != 0) {
-        rp_reply_error(r, 404, "not_found", "no such tenant");
-        return false;
-    }
-    err = rp_store_tenant_get(r->w->store, tenant_id, tenant);
-    if (err == RP_ERR_NOT_FOUND) {
-        rp_reply_error(r, 404, "not_found", "no such tenant");
-        return false;
-    }
-    if (err != RP_OK) {
-        rp_reply_error(r, 500, "internal", "cannot read the tenant");
-        return false;
-    }
-    if (tok->role < need) {
-        rp_reply_error(r, 403, "forbidden", "this needs the %s role (the token is %s)",
-                       rp_role_name(need), rp_role_name(tok->role));
-        return false;
-    }
-    return true;
-}
-
 static json_t *time_or_null(int64_t t)
 {
     char iso[32];
@@ -129,39 +72,34 @@ static bool name_ok(const char *s)
     return true;
 }
 
-static void tenants(rp_req_t *r, const rp_token_t *tok)
+void rp_h_tenants_list(rp_req_t *r)
 {
+    json_t *list = json_array();
     rp_tenant_t t;
-    json_t *body, *list;
-    const char *name;
     rp_err_t err;
 
-    if (r->method == EVHTTP_REQ_GET) {
-        list = json_array();
-        if (tok->role == RP_ROLE_SYSTEM) {
-            err = rp_store_tenant_list(r->w->store, collect_tenant, list);
-        } else {
-            err = rp_store_tenant_get(r->w->store, tok->tenant_id, &t);
-            if (err == RP_OK)
-                collect_tenant(list, &t);
-        }
-        if (err != RP_OK) {
-            json_decref(list);
-            rp_reply_error(r, 500, "internal", "cannot list tenants");
-            return;
-        }
-        rp_reply_json(r, 200, json_pack("{s:o}", "tenants", list));
+    if (r->tok.role == RP_ROLE_SYSTEM) {
+        err = rp_store_tenant_list(r->w->store, collect_tenant, list);
+    } else {
+        err = rp_store_tenant_get(r->w->store, r->tok.tenant_id, &t);
+        if (err == RP_OK)
+            collect_tenant(list, &t);
+    }
+    if (err != RP_OK) {
+        json_decref(list);
+        rp_reply_error(r, 500, "internal", "cannot list tenants");
         return;
     }
-    if (r->method != EVHTTP_REQ_POST) {
-        rp_reply_error(r, 405, "method_not_allowed", "use GET or POST");
-        return;
-    }
-    if (tok->role != RP_ROLE_SYSTEM) {
-        rp_reply_error(r, 403, "forbidden", "only a system token creates tenants");
-        return;
-    }
-    body = rp_req_json(r);
+    rp_reply_json(r, 200, json_pack("{s:o}", "tenants", list));
+}
+
+void rp_h_tenant_create(rp_req_t *r)
+{
+    json_t *body = rp_req_json(r);
+    const char *name;
+    rp_tenant_t t;
+    rp_err_t err;
+
     if (body == NULL)
         return;
     name = json_string_value(json_object_get(body, "name"));
@@ -187,6 +125,11 @@ static void tenants(rp_req_t *r, const rp_token_t *tok)
     rp_reply_json(r, 201, tenant_json(&t));
 }
 
+void rp_h_tenant_get(rp_req_t *r)
+{
+    rp_reply_json(r, 200, tenant_json(&r->tenant));
+}
+
 static json_t *token_json(const rp_token_t *t)
 {
     return json_pack("{s:s, s:s, s:o}", "id", t->id, "role", rp_role_name(t->role), "created",
@@ -198,29 +141,29 @@ static void collect_token(void *ctx, const rp_token_t *t)
     json_array_append_new(ctx, token_json(t));
 }
 
-static void tokens(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant)
+void rp_h_tokens_list(rp_req_t *r)
 {
+    json_t *list = json_array();
+
+    if (rp_store_token_list(r->w->store, r->tenant.id, collect_token, list) != RP_OK) {
+        json_decref(list);
+        rp_reply_error(r, 500, "internal", "cannot list tokens");
+        return;
+    }
+    rp_reply_json(r, 200, json_pack("{s:o}", "tokens", list));
+}
+
+void rp_h_token_create(rp_req_t *r)
+{
+    const rp_token_t *tok = &r->tok;
+    const rp_tenant_t *tenant = &r->tenant;
     char secret[128];
     uint8_t hash[RP_SHA256_LEN];
     rp_token_t made;
     rp_role_t role;
-    json_t *body, *list, *out;
+    json_t *body, *out;
     rp_err_t err;
 
-    if (r->method == EVHTTP_REQ_GET) {
-        list = json_array();
-        if (rp_store_token_list(r->w->store, tenant->id, collect_token, list) != RP_OK) {
-            json_decref(list);
-            rp_reply_error(r, 500, "internal", "cannot list tokens");
-            return;
-        }
-        rp_reply_json(r, 200, json_pack("{s:o}", "tokens", list));
-        return;
-    }
-    if (r->method != EVHTTP_REQ_POST) {
-        rp_reply_error(r, 405, "method_not_allowed", "use GET or POST");
-        return;
-    }
     body = rp_req_json(r);
     if (body == NULL)
         return;
@@ -300,8 +243,9 @@ json_t *rp_req_device_ids(rp_req_t *r, json_t **body)
     return ids;
 }
 
-static void claim_devices(rp_req_t *r, const rp_tenant_t *tenant)
+void rp_h_devices_claim(rp_req_t *r)
 {
+    const rp_tenant_t *tenant = &r->tenant;
     json_t *body, *ids = rp_req_device_ids(r, &body), *v, *claimed, *refused;
     int64_t now = (int64_t)time(NULL);
     rp_err_t err = RP_OK;
@@ -356,105 +300,209 @@ static void collect_attestation(void *ctx, const rp_attestation_t *a)
                                     "claims", claims != NULL ? claims : json_null()));
 }
 
-static void device(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant,
-                   const char *device_id, const char *action)
+void rp_h_devices_list(rp_req_t *r)
+{
+    json_t *list = json_array();
+
+    if (rp_store_device_list(r->w->store, r->tenant.id, collect_device, list) != RP_OK) {
+        json_decref(list);
+        rp_reply_error(r, 500, "internal", "cannot list devices");
+        return;
+    }
+    rp_reply_json(r, 200, json_pack("{s:o}", "devices", list));
+}
+
+/* The path's device, if the tenant holds it; false: 404 or 500 sent. */
+static bool tenant_device(rp_req_t *r, rp_device_t *d)
+{
+    const char *device_id = rp_req_param(r, "device");
+    rp_err_t err = rp_device_id_valid(device_id) ? rp_store_device_get(r->w->store, device_id, d)
+                                                 : RP_ERR_NOT_FOUND;
+
+    if (err == RP_OK && strcmp(d->tenant_id, r->tenant.id) != 0)
+        err = RP_ERR_NOT_FOUND; /* another tenant's device */
+    if (err == RP_ERR_NOT_FOUND)
+        rp_reply_error(r, 404, "not_found", "no such device in this tenant");
+    else if (err != RP_OK)
+        rp_reply_error(r, 500, "internal", "cannot read the device");
+    return err == RP_OK;
+}
+
+void rp_h_device_get(rp_req_t *r)
 {
     rp_device_t d;
+
+    if (tenant_device(r, &d))
+        rp_reply_json(r, 200, device_json(&d));
+}
+
+void rp_h_device_attestations(rp_req_t *r)
+{
+    struct attest_list al;
+    rp_device_t d;
+
+    if (!tenant_device(r, &d))
+        return;
+    al.list = json_array();
+    if (rp_store_attestation_list(r->w->store, r->tenant.id, d.id, 100, collect_attestation, &al) !=
+        RP_OK) {
+        json_decref(al.list);
+        rp_reply_error(r, 500, "internal", "cannot list attestations");
+        return;
+    }
+    rp_reply_json(r, 200, json_pack("{s:o}", "attestations", al.list));
+}
+
+static void block(rp_req_t *r, bool blocked)
+{
     int64_t now = (int64_t)time(NULL);
+    const char *action = blocked ? "block" : "unblock";
+    rp_device_t d;
     rp_err_t err;
 
-    if (!rp_device_id_valid(device_id)) {
-        rp_reply_error(r, 404, "not_found", "no such device");
+    if (!tenant_device(r, &d))
         return;
-    }
-    err = rp_store_device_get(r->w->store, device_id, &d);
-    if (err == RP_OK && strcmp(d.tenant_id, tenant->id) != 0)
-        err = RP_ERR_NOT_FOUND; /* another tenant's device */
-    if (err == RP_ERR_NOT_FOUND) {
-        rp_reply_error(r, 404, "not_found", "no such device in this tenant");
-        return;
-    }
-    if (err != RP_OK) {
-        rp_reply_error(r, 500, "internal", "cannot read the device");
-        return;
-    }
-    if (action == NULL) {
-        if (r->method != EVHTTP_REQ_GET)
-            rp_reply_error(r, 405, "method_not_allowed", "use GET");
-        else
-            rp_reply_json(r, 200, device_json(&d));
-        return;
-    }
-    if (strcmp(action, "attestations") == 0) {
-        struct attest_list al = {json_array()};
-        if (rp_store_attestation_list(r->w->store, tenant->id, device_id, 100, collect_attestation,
-                                      &al) != RP_OK) {
-            json_decref(al.list);
-            rp_reply_error(r, 500, "internal", "cannot list attestations");
-            return;
-        }
-        rp_reply_json(r, 200, json_pack("{s:o}", "attestations", al.list));
-        return;
-    }
-    if (strcmp(action, "block") != 0 && strcmp(action, "unblock") != 0) {
-        rp_reply_error(r, 404, "not_found", "no such resource");
-        return;
-    }
-    if (r->method != EVHTTP_REQ_POST) {
-        rp_reply_error(r, 405, "method_not_allowed", "use POST");
-        return;
-    }
-    if (tok->role < RP_ROLE_ADMIN) {
-        rp_reply_error(r, 403, "forbidden", "this needs the admin role (the token is %s)",
-                       rp_role_name(tok->role));
-        return;
-    }
-    err = strcmp(action, "block") == 0
-              ? rp_store_device_block(r->w->store, tenant->id, device_id, now)
-              : rp_store_device_unblock(r->w->store, tenant->id, device_id);
+    err = blocked ? rp_store_device_block(r->w->store, r->tenant.id, d.id, now)
+                  : rp_store_device_unblock(r->w->store, r->tenant.id, d.id);
     if (err == RP_OK)
-        err = rp_store_device_get(r->w->store, device_id, &d);
+        err = rp_store_device_get(r->w->store, d.id, &d);
     if (err != RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot %s the device", action);
         return;
     }
-    rp_log_info("tenant %s: device %s %sed", tenant->id, device_id, action);
+    rp_log_info("tenant %s: device %s %sed", r->tenant.id, d.id, action);
     rp_reply_json(r, 200, device_json(&d));
 }
 
-static void ca_cert(rp_req_t *r, const rp_tenant_t *tenant)
+void rp_h_device_block(rp_req_t *r)
+{
+    block(r, true);
+}
+
+void rp_h_device_unblock(rp_req_t *r)
+{
+    block(r, false);
+}
+
+void rp_h_ca_get(rp_req_t *r)
 {
     const rp_ca_t *ca;
 
-    if (rp_worker_ca(r->w, tenant, &ca) != RP_OK) {
+    if (rp_worker_ca(r->w, &r->tenant, &ca) != RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot read the tenant CA");
         return;
     }
     rp_reply_bytes(r, 200, "application/x-pem-file", ca->cert_pem, strlen(ca->cert_pem));
 }
 
-/* Public: relying parties (brokers, peers) fetch it without a token. */
-static void crl(rp_req_t *r, const char *tenant_id)
+/*
+ * The tenant's CRL, public (relying parties fetch it without a token), from the worker's cache:
+ * made again when a revocation changed the tenant's revocation count (read from the store at
+ * each request, so a block shows at once, on every replica), or when half its life has passed.
+ * A flood of requests costs one small read each, not a signature. Clients revalidate each time
+ * (no-cache) and a matching If-None-Match gets 304.
+ */
+#define CRL_REFRESH (30 * 60) /* seconds before a cached CRL is made again: half its life */
+
+static bool etag_matches(const char *header, const char *etag)
+{
+    size_t n = strlen(etag);
+
+    while (header != NULL && *header != '\0') {
+        while (*header == ' ' || *header == ',')
+            header++;
+        if (strncmp(header, "W/", 2) == 0)
+            header += 2;
+        if (*header == '*' || (strncmp(header, etag, n) == 0 &&
+                               (header[n] == '\0' || header[n] == ',' || header[n] == ' ')))
+            return true;
+        header = strchr(header, ',');
+    }
+    return false;
+}
+
+static rp_err_t crl_cached(rp_req_t *r, const rp_crl_cached_t **out)
+{
+    int64_t now = (int64_t)time(NULL), version;
+    rp_crl_cached_t *slot = NULL;
+    const rp_ca_t *ca;
+    rp_err_t err = rp_store_crl_version(r->w->store, r->tenant.id, &version);
+
+    if (err != RP_OK)
+        return err;
+    for (int i = 0; i < RP_CRL_CACHE; i++) {
+        rp_crl_cached_t *c = &r->w->crls[i];
+        if (c->der != NULL && strcmp(c->tenant_id, r->tenant.id) == 0) {
+            if (c->version == version && now >= c->made && now - c->made < CRL_REFRESH) {
+                *out = c;
+                return RP_OK;
+            }
+            slot = c;
+            break;
+        }
+        if (slot == NULL && c->der == NULL)
+            slot = c;
+    }
+    if (slot == NULL) /* full: the oldest goes */
+        for (int i = 0; i < RP_CRL_CACHE; i++)
+            if (slot == NULL || r->w->crls[i].made < slot->made)
+                slot = &r->w->crls[i];
+    free(slot->der);
+    memset(slot, 0, sizeof(*slot));
+    err = rp_worker_ca(r->w, &r->tenant, &ca);
+    if (err == RP_OK)
+        err = rp_ca_crl(r->w->store, ca, now, &slot->der, &slot->len);
+    if (err != RP_OK)
+        return err;
+    atomic_fetch_add(&r->w->srv->metrics.crl_builds, 1);
+    snprintf(slot->tenant_id, sizeof(slot->tenant_id), "%s", r->tenant.id);
+    slot->version = version;
+    slot->made = now;
+    slot->next_update = now + RP_CRL_LIFETIME;
+    snprintf(slot->etag, sizeof(slot->etag), "\"%llx-%llx\"", (unsigned long long)version,
+             (unsigned long long)now);
+    *out = slot;
+    return RP_OK;
+}
+
+static void http_date(int64_t t, char out[64])
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if (gmtime_r(&tt, &tm) == NULL || strftime(out, 64, "%a, %d %b %Y %H:%M:%S GMT", &tm) == 0)
+        out[0] = '\0';
+}
+
+void rp_h_crl_get(rp_req_t *r)
 {
     const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(r->req));
-    rp_tenant_t tenant;
-    const rp_ca_t *ca;
-    uint8_t *der;
-    size_t len;
+    const char *inm = evhttp_find_header(evhttp_request_get_input_headers(r->req), "If-None-Match");
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+    bool pem = query != NULL && strcmp(query, "format=pem") == 0;
+    const rp_crl_cached_t *c;
+    char etag[sizeof(c->etag) + 8], date[64];
 
-    if (rp_store_tenant_get(r->w->store, tenant_id, &tenant) != RP_OK) {
-        rp_reply_error(r, 404, "not_found", "no such tenant");
-        return;
-    }
-    if (rp_worker_ca(r->w, &tenant, &ca) != RP_OK ||
-        rp_ca_crl(r->w->store, ca, (int64_t)time(NULL), &der, &len) != RP_OK) {
+    if (crl_cached(r, &c) != RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot make the CRL");
         return;
     }
-    if (query != NULL && strcmp(query, "format=pem") == 0) {
-        char *b64;
-        if (rp_base64_encode(der, len, &b64) == RP_OK) {
-            struct evbuffer *buf = evbuffer_new();
+    /* One tag per representation: the PEM and DER forms are different bytes. */
+    snprintf(etag, sizeof(etag), "%.*s%s\"", (int)strlen(c->etag) - 1, c->etag, pem ? "-pem" : "");
+    evhttp_add_header(h, "ETag", etag);
+    evhttp_add_header(h, "Cache-Control", "public, no-cache");
+    http_date(c->made, date);
+    evhttp_add_header(h, "Last-Modified", date);
+    http_date(c->next_update, date);
+    evhttp_add_header(h, "Expires", date);
+    if (etag_matches(inm, etag)) {
+        rp_reply_bytes(r, 304, pem ? "application/x-pem-file" : "application/pkix-crl", "", 0);
+        return;
+    }
+    if (pem) {
+        struct evbuffer *buf = evbuffer_new();
+        char *b64 = NULL;
+        if (buf != NULL && rp_base64_encode(c->der, c->len, &b64) == RP_OK) {
             size_t n = strlen(b64);
             evbuffer_add_printf(buf, "-----BEGIN X509 CRL-----\n");
             for (size_t i = 0; i < n; i += 64)
@@ -462,87 +510,18 @@ static void crl(rp_req_t *r, const char *tenant_id)
             evbuffer_add_printf(buf, "-----END X509 CRL-----\n");
             rp_reply_bytes(r, 200, "application/x-pem-file", evbuffer_pullup(buf, -1),
                            evbuffer_get_length(buf));
-            evbuffer_free(buf);
-            free(b64);
         } else {
             rp_reply_error(r, 500, "internal", "out of memory");
         }
+        if (buf != NULL)
+            evbuffer_free(buf);
+        free(b64);
     } else {
-        rp_reply_bytes(r, 200, "application/pkix-crl", der, len);
-    }
-    free(der);
-}
-
-void rp_api_handle(rp_req_t *r)
-{
-    rp_token_t tok;
-    rp_tenant_t tenant;
-    const char *tid;
-
-    /* /api/v1/tenants[/T[/...]] */
-    if (r->nparts < 3 || strcmp(r->parts[2], "tenants") != 0) {
-        rp_reply_error(r, 404, "not_found", "no such resource");
-        return;
-    }
-    if (r->nparts == 5 && strcmp(r->parts[4], "crl") == 0 && r->method == EVHTTP_REQ_GET) {
-        crl(r, r->parts[3]);
-        return;
-    }
-    if (!authenticate(r, &tok))
-        return;
-    if (r->nparts == 3) {
-        tenants(r, &tok);
-        return;
-    }
-    tid = r->parts[3];
-    if (r->nparts == 4) {
-        if (tenant_access(r, &tok, tid, RP_ROLE_READER, &tenant))
-            rp_reply_json(r, 200, tenant_json(&tenant));
-        return;
-    }
-    if (r->nparts == 5 && strcmp(r->parts[4], "tokens") == 0) {
-        if (tenant_access(r, &tok, tid, RP_ROLE_ADMIN, &tenant))
-            tokens(r, &tok, &tenant);
-        return;
-    }
-    if (r->nparts == 5 && strcmp(r->parts[4], "ca") == 0) {
-        if (tenant_access(r, &tok, tid, RP_ROLE_READER, &tenant))
-            ca_cert(r, &tenant);
-        return;
-    }
-    if (r->nparts == 5 && strcmp(r->parts[4], "devices") == 0) {
-        if (r->method == EVHTTP_REQ_GET) {
-            json_t *list = json_array();
-            if (!tenant_access(r, &tok, tid, RP_ROLE_READER, &tenant)) {
-                json_decref(list);
-                return;
-            }
-            if (rp_store_device_list(r->w->store, tenant.id, collect_device, list) != RP_OK) {
-                json_decref(list);
-                rp_reply_error(r, 500, "internal", "cannot list devices");
-                return;
-            }
-            rp_reply_json(r, 200, json_pack("{s:o}", "devices", list));
-        } else if (r->method == EVHTTP_REQ_POST) {
-            if (tenant_access(r, &tok, tid, RP_ROLE_CONTRIBUTOR, &tenant))
-                claim_devices(r, &tenant);
-        } else {
-            rp_reply_error(r, 405, "method_not_allowed", "use GET or POST");
-        }
-        return;
-    }
-    if ((r->nparts == 6 || r->nparts == 7) && strcmp(r->parts[4], "devices") == 0) {
-        if (tenant_access(r, &tok, tid, RP_ROLE_READER, &tenant))
-            device(r, &tok, &tenant, r->parts[5], r->nparts == 7 ? r->parts[6] : NULL);
-        return;
-    }
-    if (r->nparts >= 5 && tenant_access(r, &tok, tid, RP_ROLE_READER, &tenant)) {
-        if (!rp_updates_handle(r, &tok, &tenant))
-            rp_reply_error(r, 404, "not_found", "no such resource");
+        rp_reply_bytes(r, 200, "application/pkix-crl", c->der, c->len);
     }
 }
 
-void rp_metrics_handle(rp_req_t *r)
+void rp_h_metrics(rp_req_t *r)
 {
     rp_metrics_t *m = &r->w->srv->metrics;
     struct evbuffer *buf = evbuffer_new();
@@ -599,6 +578,11 @@ void rp_metrics_handle(rp_req_t *r)
                         "rampart_connections_refused_total %llu\n",
                         atomic_load(&r->w->srv->connections),
                         (unsigned long long)atomic_load(&m->connections_refused));
+    evbuffer_add_printf(buf,
+                        "# HELP rampart_crl_builds_total CRLs made and signed (the others "
+                        "were served from the cache).\n# TYPE rampart_crl_builds_total counter\n"
+                        "rampart_crl_builds_total %llu\n",
+                        (unsigned long long)atomic_load(&m->crl_builds));
     rp_reply_bytes(r, 200, "text/plain; version=0.0.4", evbuffer_pullup(buf, -1),
                    evbuffer_get_length(buf));
     evbuffer_free(buf);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,7 +29,6 @@
 #define SERVICE_CA_LIFETIME (10 * 365 * 24 * 3600)
 #define SERVER_CERT_LIFETIME (397 * 24 * 3600)
 #define SERVER_CERT_RENEW_BEFORE (30 * 24 * 3600)
-#define CRL_LIFETIME 3600
 
 void rp_ca_free(rp_ca_t *ca)
 {
@@ -702,11 +702,20 @@ static void add_revoked(void *ctx, const rp_cert_record_t *c)
     BN_free(bn);
 }
 
+static int64_t crl_number(int64_t now)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0 || (int64_t)ts.tv_sec < now)
+        return now * 1000000;
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 rp_err_t rp_ca_crl(rp_store_t *s, const rp_ca_t *ca, int64_t now, uint8_t **der, size_t *len)
 {
     struct crl_build b = {X509_CRL_new(), RP_OK};
     ASN1_TIME *last = ASN1_TIME_set(NULL, (time_t)now);
-    ASN1_TIME *next = ASN1_TIME_set(NULL, (time_t)(now + CRL_LIFETIME));
+    ASN1_TIME *next = ASN1_TIME_set(NULL, (time_t)(now + RP_CRL_LIFETIME));
     ASN1_INTEGER *number = ASN1_INTEGER_new();
     X509V3_CTX ctx;
     X509_EXTENSION *ext;
@@ -723,8 +732,9 @@ rp_err_t rp_ca_crl(rp_store_t *s, const rp_ca_t *ca, int64_t now, uint8_t **der,
     err = b.err == RP_OK ? rp_store_revoked_list(s, ca->tenant_id, add_revoked, &b) : b.err;
     if (err == RP_OK)
         err = b.err;
-    /* The CRL number only has to grow: the time it was made does, without a write per request. */
-    if (err == RP_OK && (ASN1_INTEGER_set_int64(number, now) != 1 ||
+    /* The CRL number only has to grow: the time it was made, in microseconds, does without a
+     * write per CRL (two made within one second, around a revocation, still differ). */
+    if (err == RP_OK && (ASN1_INTEGER_set_int64(number, crl_number(now)) != 1 ||
                          X509_CRL_add1_ext_i2d(b.crl, NID_crl_number, number, 0, 0) != 1))
         err = RP_ERR_CRYPTO;
     if (err == RP_OK) {

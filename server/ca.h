@@ -15,6 +15,7 @@
 
 #define RP_CA_LIFETIME (2 * 365 * 24 * 3600) /* a tenant CA: two years */
 #define RP_DEVICE_CERT_LIFETIME (24 * 3600)  /* a device certificate: 24 hours */
+#define RP_CRL_LIFETIME 3600                 /* a CRL's nextUpdate: an hour after it is made */
 #define RP_MASTER_KEY_LEN 32
 
 /* A tenant CA in memory: its certificate and decrypted key, and what each device certificate

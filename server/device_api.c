@@ -243,82 +243,75 @@ static void collect_root(void *ctx, int64_t version, const char *envelope, int64
                           json_pack("{s:I, s:s}", "version", (json_int_t)version, "expires", iso));
 }
 
-void rp_update_meta_handle(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant);
-void rp_update_meta_handle(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant)
+/* The online key as PEM, its number in Rampart-Key-Number. */
+static void reply_online_key(rp_req_t *r, int status)
 {
-    const char *what = r->nparts == 6 ? r->parts[5] : "";
+    BIO *bio = BIO_new(BIO_s_mem());
     uint8_t spki[RP_PUBKEY_DER_MAX];
-    size_t spki_len, len;
+    size_t spki_len;
     EVP_PKEY *key = NULL;
+    int64_t seq = 0;
+    char *pem, number[32];
+    long n;
+
+    if (bio == NULL || online_key(r, r->tenant.id, 0, &key, spki, &spki_len, &seq) != RP_OK ||
+        PEM_write_bio_PUBKEY(bio, key) != 1) {
+        rp_reply_error(r, 500, "internal", "cannot read the online key");
+    } else {
+        n = BIO_get_mem_data(bio, &pem);
+        snprintf(number, sizeof(number), "%lld", (long long)seq);
+        evhttp_add_header(evhttp_request_get_output_headers(r->req), "Rampart-Key-Number", number);
+        rp_reply_bytes(r, status, "application/x-pem-file", pem, (size_t)n);
+    }
+    BIO_free(bio);
+    EVP_PKEY_free(key);
+}
+
+void rp_h_online_key_get(rp_req_t *r)
+{
+    reply_online_key(r, 200);
+}
+
+/* A new online key, used once a root names it (rampart update-root sign). */
+void rp_h_online_key_rotate(rp_req_t *r)
+{
+    uint8_t spki[RP_PUBKEY_DER_MAX];
+    size_t spki_len;
+    EVP_PKEY *key = NULL;
+    int64_t seq = 0;
+    rp_err_t err = online_key(r, r->tenant.id, 0, &key, spki, &spki_len, &seq);
+
+    EVP_PKEY_free(key);
+    if (err == RP_OK)
+        err = make_online_key(r, r->tenant.id, seq + 1);
+    if (err != RP_OK) {
+        rp_reply_error(r, err == RP_ERR_EXISTS ? 409 : 500,
+                       err == RP_ERR_EXISTS ? "conflict" : "internal",
+                       "cannot make a new online key");
+        return;
+    }
+    reply_online_key(r, 201);
+}
+
+void rp_h_roots_list(rp_req_t *r)
+{
+    json_t *list = json_array();
+
+    if (rp_store_roots_after(r->w->store, r->tenant.id, 0, collect_root, list) != RP_OK) {
+        json_decref(list);
+        rp_reply_error(r, 500, "internal", "cannot list roots");
+        return;
+    }
+    rp_reply_json(r, 200, json_pack("{s:o}", "roots", list));
+}
+
+void rp_h_root_add(rp_req_t *r)
+{
+    const rp_tenant_t *tenant = &r->tenant;
     int64_t version, expires;
     const uint8_t *body;
+    size_t len;
 
-    if (strcmp(what, "online-key") == 0 &&
-        (r->method == EVHTTP_REQ_GET || r->method == EVHTTP_REQ_POST)) {
-        BIO *bio = BIO_new(BIO_s_mem());
-        int64_t seq = 0;
-        char *pem, number[32];
-        long n;
-        /* POST: a new online key, used once a root names it (rampart update-root sign). */
-        if (r->method == EVHTTP_REQ_POST) {
-            rp_err_t err;
-            if (tok->role < RP_ROLE_ADMIN) {
-                BIO_free(bio);
-                rp_reply_error(r, 403, "forbidden", "this needs the admin role (the token is %s)",
-                               rp_role_name(tok->role));
-                return;
-            }
-            err = online_key(r, tenant->id, 0, &key, spki, &spki_len, &seq);
-            EVP_PKEY_free(key);
-            key = NULL;
-            if (err == RP_OK)
-                err = make_online_key(r, tenant->id, seq + 1);
-            if (err != RP_OK) {
-                BIO_free(bio);
-                rp_reply_error(r, err == RP_ERR_EXISTS ? 409 : 500,
-                               err == RP_ERR_EXISTS ? "conflict" : "internal",
-                               "cannot make a new online key");
-                return;
-            }
-        }
-        if (bio == NULL || online_key(r, tenant->id, 0, &key, spki, &spki_len, &seq) != RP_OK ||
-            PEM_write_bio_PUBKEY(bio, key) != 1) {
-            rp_reply_error(r, 500, "internal", "cannot read the online key");
-        } else {
-            n = BIO_get_mem_data(bio, &pem);
-            snprintf(number, sizeof(number), "%lld", (long long)seq);
-            evhttp_add_header(evhttp_request_get_output_headers(r->req), "Rampart-Key-Number",
-                              number);
-            rp_reply_bytes(r, r->method == EVHTTP_REQ_POST ? 201 : 200, "application/x-pem-file",
-                           pem, (size_t)n);
-        }
-        BIO_free(bio);
-        EVP_PKEY_free(key);
-        return;
-    }
-    if (strcmp(what, "roots") != 0) {
-        rp_reply_error(r, 404, "not_found", "no such resource");
-        return;
-    }
-    if (r->method == EVHTTP_REQ_GET) {
-        json_t *list = json_array();
-        if (rp_store_roots_after(r->w->store, tenant->id, 0, collect_root, list) != RP_OK) {
-            json_decref(list);
-            rp_reply_error(r, 500, "internal", "cannot list roots");
-            return;
-        }
-        rp_reply_json(r, 200, json_pack("{s:o}", "roots", list));
-        return;
-    }
-    if (r->method != EVHTTP_REQ_POST) {
-        rp_reply_error(r, 405, "method_not_allowed", "use GET or POST");
-        return;
-    }
-    if (tok->role < RP_ROLE_ADMIN) {
-        rp_reply_error(r, 403, "forbidden", "this needs the admin role (the token is %s)",
-                       rp_role_name(tok->role));
-        return;
-    }
     if ((body = rp_req_body(r, &len)) == NULL ||
         !root_check(r, tenant->id, (const char *)body, len, &version, &expires))
         return;
@@ -345,7 +338,7 @@ void rp_update_meta_handle(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t
 
 /* The device of the request's client certificate: current, of its tenant's CA, not revoked,
  * not blocked. On failure a reply was sent. */
-static bool device_auth(rp_req_t *r, rp_device_t *device)
+bool rp_device_auth(rp_req_t *r, rp_device_t *device)
 {
     X509 *peer = rp_req_peer_cert(r);
     char id[RP_DEVICE_ID_SIZE] = "", serial[RP_SERIAL_SIZE];
@@ -385,8 +378,9 @@ static void collect_envelope(void *ctx, int64_t version, const char *envelope, i
         json_array_append_new(ctx, json_string(envelope));
 }
 
-static void device_roots(rp_req_t *r, const rp_device_t *d)
+void rp_h_device_roots(rp_req_t *r)
 {
+    const rp_device_t *d = &r->device;
     const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(r->req));
     struct evkeyvalq kv;
     const char *after = NULL;
@@ -516,8 +510,9 @@ static json_t *delta_for(rp_req_t *r, const rp_device_t *d, const rp_image_recor
 }
 
 /* The targets a device should run, signed with the online key now. */
-static void device_targets(rp_req_t *r, const rp_device_t *d)
+void rp_h_device_targets(rp_req_t *r)
 {
+    const rp_device_t *d = &r->device;
     rp_deployment_t dep;
     rp_group_t group;
     json_t *targets = json_array(), *payload;
@@ -571,8 +566,10 @@ static void device_targets(rp_req_t *r, const rp_device_t *d)
 
 static void serve_file(rp_req_t *r, const char *path);
 
-static void device_image(rp_req_t *r, const rp_device_t *d, const char *id)
+void rp_h_device_image(rp_req_t *r)
 {
+    const rp_device_t *d = &r->device;
+    const char *id = rp_req_param(r, "image");
     char path[PATH_MAX];
     rp_image_record_t m;
 
@@ -586,8 +583,10 @@ static void device_image(rp_req_t *r, const rp_device_t *d, const char *id)
 }
 
 /* A delta between two of the tenant's images, once the service has made it. */
-static void device_delta(rp_req_t *r, const rp_device_t *d, const char *from, const char *to)
+void rp_h_device_delta(rp_req_t *r)
 {
+    const rp_device_t *d = &r->device;
+    const char *from = rp_req_param(r, "from"), *to = rp_req_param(r, "to");
     char path[PATH_MAX];
     rp_image_record_t a, b;
 
@@ -643,8 +642,9 @@ static void serve_file(rp_req_t *r, const char *path)
 static const char *const states[] = {"pending",     "downloading", "installed", "failed",
                                      "rolled_back", "refused",     NULL};
 
-static void device_report(rp_req_t *r, const rp_device_t *d)
+void rp_h_device_report(rp_req_t *r)
 {
+    const rp_device_t *d = &r->device;
     json_t *body = rp_req_json(r);
     const char *dep, *state, *detail;
     rp_deployment_t deployment;
@@ -687,24 +687,4 @@ static void device_report(rp_req_t *r, const rp_device_t *d)
         return;
     }
     rp_reply_json(r, 200, json_pack("{s:s}", "state", u.state));
-}
-
-void rp_device_handle(rp_req_t *r)
-{
-    rp_device_t d;
-
-    if (!device_auth(r, &d))
-        return;
-    if (r->nparts == 4 && strcmp(r->parts[3], "roots") == 0 && r->method == EVHTTP_REQ_GET)
-        device_roots(r, &d);
-    else if (r->nparts == 4 && strcmp(r->parts[3], "targets") == 0 && r->method == EVHTTP_REQ_GET)
-        device_targets(r, &d);
-    else if (r->nparts == 5 && strcmp(r->parts[3], "images") == 0 && r->method == EVHTTP_REQ_GET)
-        device_image(r, &d, r->parts[4]);
-    else if (r->nparts == 6 && strcmp(r->parts[3], "deltas") == 0 && r->method == EVHTTP_REQ_GET)
-        device_delta(r, &d, r->parts[4], r->parts[5]);
-    else if (r->nparts == 4 && strcmp(r->parts[3], "updates") == 0 && r->method == EVHTTP_REQ_POST)
-        device_report(r, &d);
-    else
-        rp_reply_error(r, 404, "not_found", "no such resource");
 }

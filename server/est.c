@@ -156,23 +156,22 @@ static void simplereenroll(rp_req_t *r, const rp_tenant_t *tenant, const rp_ca_t
     X509_free(cert);
 }
 
-void rp_est_handle(rp_req_t *r, const char *tenant_id, const char *op)
+void rp_h_est_cacerts(rp_req_t *r)
 {
-    rp_tenant_t tenant;
     const rp_ca_t *ca;
 
-    if (rp_store_tenant_get(r->w->store, tenant_id, &tenant) != RP_OK) {
-        rp_reply_error(r, 404, "not_found", "no such tenant");
-        return;
-    }
-    if (rp_worker_ca(r->w, &tenant, &ca) != RP_OK) {
+    if (rp_worker_ca(r->w, &r->tenant, &ca) != RP_OK)
         rp_reply_error(r, 500, "internal", "cannot read the tenant CA");
-        return;
-    }
-    if (strcmp(op, "cacerts") == 0 && r->method == EVHTTP_REQ_GET)
-        reply_pkcs7(r, ca->cert);
-    else if (strcmp(op, "simplereenroll") == 0 && r->method == EVHTTP_REQ_POST)
-        simplereenroll(r, &tenant, ca);
     else
-        rp_reply_error(r, 404, "not_found", "this service supports cacerts and simplereenroll");
+        reply_pkcs7(r, ca->cert);
+}
+
+void rp_h_est_simplereenroll(rp_req_t *r)
+{
+    const rp_ca_t *ca;
+
+    if (rp_worker_ca(r->w, &r->tenant, &ca) != RP_OK)
+        rp_reply_error(r, 500, "internal", "cannot read the tenant CA");
+    else
+        simplereenroll(r, &r->tenant, ca);
 }

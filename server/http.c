@@ -76,7 +76,8 @@ void rp_reply_bytes(rp_req_t *r, int status, const char *type, const void *data,
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
 
     evhttp_add_header(h, "Content-Type", type);
-    evhttp_add_header(h, "Cache-Control", "no-store");
+    if (evhttp_find_header(h, "Cache-Control") == NULL) /* the CRL says otherwise */
+        evhttp_add_header(h, "Cache-Control", "no-store");
     if (buf != NULL)
         evbuffer_add(buf, data, len);
     /* Counted first: a reply to a client that has gone frees the request at once. */
@@ -285,17 +286,25 @@ rp_err_t rp_worker_ca_by_id(rp_worker_t *w, const char *tenant_id, const rp_ca_t
     return err == RP_OK ? rp_worker_ca(w, &tenant, out) : err;
 }
 
-/* Split the path into decoded segments; NULL-free and bounded. */
-static bool split_path(rp_req_t *r, char *copy)
+/*
+ * Split the path into decoded segments, bounded. false: the path cannot name a resource (too many
+ * segments, an empty or overlong one), or *bad: a segment hides a NUL ("%00"), which would cut it
+ * short and make it another name.
+ */
+static bool split_path(rp_req_t *r, char *copy, bool *bad)
 {
+    *bad = false;
     r->nparts = 0;
     for (char *save = NULL, *seg = strtok_r(copy, "/", &save); seg != NULL;
          seg = strtok_r(NULL, "/", &save)) {
+        size_t len = 0;
         char *dec;
         if (r->nparts == (int)(sizeof(r->parts) / sizeof(r->parts[0])))
             return false;
-        dec = evhttp_uridecode(seg, 0, NULL);
-        if (dec == NULL || dec[0] == '\0' || strlen(dec) > 256) {
+        dec = evhttp_uridecode(seg, 0, &len);
+        if (dec != NULL && strlen(dec) != len)
+            *bad = true;
+        if (dec == NULL || *bad || dec[0] == '\0' || len > 256) {
             free(dec);
             return false;
         }
@@ -318,8 +327,7 @@ static void too_many(rp_req_t *r, const char *retry_after, const char *message)
     rp_reply_error(r, 429, "rate_limited", "%s", message);
 }
 
-/* The requests anyone may make are limited per client address; false: 429 sent. */
-static bool rate_allowed(rp_req_t *r)
+bool rp_rate_allowed(rp_req_t *r)
 {
     struct evhttp_connection *conn = evhttp_request_get_connection(r->req);
     char *host = NULL;
@@ -359,59 +367,46 @@ static bool is_tls(struct evhttp_request *req)
     return conn != NULL && bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(conn));
 }
 
+void rp_h_healthz(rp_req_t *r)
+{
+    if (atomic_load(&r->w->srv->ready))
+        rp_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+    else
+        rp_reply_error(r, 503, "starting", "the service is starting");
+}
+
 static void dispatch(struct evhttp_request *req, void *arg)
 {
-    rp_req_t r = {0};
+    rp_req_t *r = calloc(1, sizeof(*r));
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
     char copy[1024];
+    bool bad = false;
 
-    r.w = arg;
-    r.req = req;
-    r.method = evhttp_request_get_command(req);
-    r.path = path != NULL ? path : "/";
-    if (strlen(r.path) >= sizeof(copy)) {
-        rp_reply_error(&r, 414, "uri_too_long", "the path is too long");
+    if (r == NULL) {
+        evhttp_send_error(req, 500, NULL);
         return;
     }
-    strcpy(copy, r.path);
-    if (!is_tls(req)) {
+    r->w = arg;
+    r->req = req;
+    r->method = evhttp_request_get_command(req);
+    r->path = path != NULL ? path : "/";
+    if (strlen(r->path) >= sizeof(copy)) {
+        rp_reply_error(r, 414, "uri_too_long", "the path is too long");
+    } else if (!is_tls(req)) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-        rp_reply_error(&r, 400, "tls_required", "this service speaks HTTPS only");
-    } else if (!split_path(&r, copy)) {
-        rp_reply_error(&r, 404, "not_found", "no such resource");
-    } else if (r.nparts == 1 && strcmp(r.parts[0], "healthz") == 0) {
-        if (atomic_load(&r.w->srv->ready))
-            rp_reply_json(&r, 200, json_pack("{s:s}", "status", "ok"));
+        rp_reply_error(r, 400, "tls_required", "this service speaks HTTPS only");
+    } else if (!split_path(r, strcpy(copy, r->path), &bad)) {
+        if (bad)
+            rp_reply_error(r, 400, "bad_path", "a path segment holds a NUL character");
         else
-            rp_reply_error(&r, 503, "starting", "the service is starting");
-    } else if (r.nparts == 1 && strcmp(r.parts[0], "metrics") == 0) {
-        rp_metrics_handle(&r);
-    } else if (r.nparts == 4 && strcmp(r.parts[0], ".well-known") == 0 &&
-               strcmp(r.parts[1], "est") == 0) {
-        rp_est_handle(&r, r.parts[2], r.parts[3]);
-    } else if (r.nparts >= 3 && strcmp(r.parts[0], "api") == 0 && strcmp(r.parts[1], "v1") == 0 &&
-               strcmp(r.parts[2], "attest") == 0) {
-        if (!rate_allowed(&r))
-            ; /* answered 429 */
-        else if (r.method != EVHTTP_REQ_POST)
-            rp_reply_error(&r, 405, "method_not_allowed", "use POST");
-        else if (r.nparts == 4 && strcmp(r.parts[3], "nonce") == 0)
-            rp_attest_nonce(&r);
-        else if (r.nparts == 3)
-            rp_attest(&r);
-        else
-            rp_reply_error(&r, 404, "not_found", "no such resource");
-    } else if (r.nparts >= 3 && strcmp(r.parts[0], "api") == 0 && strcmp(r.parts[1], "v1") == 0 &&
-               strcmp(r.parts[2], "device") == 0) {
-        rp_device_handle(&r);
-    } else if (r.nparts >= 2 && strcmp(r.parts[0], "api") == 0 && strcmp(r.parts[1], "v1") == 0) {
-        rp_api_handle(&r);
+            rp_reply_error(r, 404, "not_found", "no such resource");
     } else {
-        rp_reply_error(&r, 404, "not_found", "no such resource");
+        rp_route_dispatch(r);
     }
-    for (int i = 0; i < r.nparts; i++)
-        free(r.parts[i]);
+    for (int i = 0; i < r->nparts; i++)
+        free(r->parts[i]);
+    free(r);
 }
 
 /*
@@ -833,8 +828,12 @@ rp_err_t rp_worker_init(rp_worker_t *w, rp_server_t *srv, int listen_fd)
      * Discarding costs no memory; the 30-second timeout bounds how long it can go on. */
     if (evhttp_set_flags(w->http, EVHTTP_SERVER_LINGERING_CLOSE) != 0)
         return RP_ERR_UNSUPPORTED;
+    /* Every method evhttp knows reaches the route table, which answers 405 with Allow for one a
+     * route does not take (evhttp itself would answer 501 without saying what is allowed). */
     evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
-                                            EVHTTP_REQ_PUT | EVHTTP_REQ_HEAD);
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS |
+                                            EVHTTP_REQ_PATCH | EVHTTP_REQ_TRACE |
+                                            EVHTTP_REQ_CONNECT);
     evhttp_set_bevcb(w->http, make_bev, w);
     evhttp_set_gencb(w->http, dispatch, w);
     w->accept_timer = evtimer_new(w->base, accept_timer_cb, w);
@@ -863,6 +862,8 @@ void rp_worker_free(rp_worker_t *w)
         event_free(w->accept_timer);
     for (int i = 0; i < RP_CA_CACHE; i++)
         rp_ca_free(&w->cas[i]);
+    for (int i = 0; i < RP_CRL_CACHE; i++)
+        free(w->crls[i].der);
     if (w->http != NULL)
         evhttp_free(w->http);
     if (w->base != NULL)

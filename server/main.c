@@ -51,6 +51,8 @@ static const char usage[] =
     "                      the limit (default 20)\n"
     "  --max-connections N connections open at once; more are refused after their ClientHello\n"
     "                      (default 10000, less if the file descriptor limit is lower)\n"
+    "  --routes            print every route (method, path, who may call it) as JSON lines,\n"
+    "                      and exit\n"
     "  --verbose           debug logging\n"
     "\n"
     "On first start it writes DIR/server-ca.pem (the certificate clients trust) and\n"
@@ -184,6 +186,7 @@ int main(int argc, char **argv)
         {"unclaimed-rate",  required_argument, NULL, 'U'},
         {"max-connections", required_argument, NULL, 'C'},
         {"verbose",         no_argument,       NULL, 'v'},
+        {"routes",          no_argument,       NULL, 'r'},
         {"help",            no_argument,       NULL, 'h'},
         {"version",         no_argument,       NULL, 'V'},
         {NULL,              0,                 NULL, 0  },
@@ -223,6 +226,7 @@ int main(int argc, char **argv)
         case 'v': rp_log_set_level(RP_LOG_DEBUG); break;
         case 'h': fputs(usage, stdout); return 0;
         case 'V': printf("rampart-server %s\n", RP_VERSION); return 0;
+        case 'r': rp_routes_print(stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
     }

@@ -20,6 +20,7 @@
 #include "ca.h"
 #include "nonce.h"
 #include "ratelimit.h"
+#include "routes.h"
 #include "rampart/base64.h"
 #include "store.h"
 
@@ -62,6 +63,7 @@ typedef struct rp_metrics {
     atomic_ullong limited_address;   /* attestation requests answered 429: their address's limit */
     atomic_ullong limited_unclaimed; /* ...: the limit shared by every unclaimed device */
     atomic_ullong connections_refused; /* at the connection limit, refused after the ClientHello */
+    atomic_ullong crl_builds;          /* CRLs made and signed (the rest were served cached) */
 } rp_metrics_t;
 
 typedef struct rp_recorder rp_recorder_t;
@@ -86,12 +88,25 @@ typedef struct rp_server {
 
 typedef struct rp_record_job rp_record_job_t;
 
+#define RP_CRL_CACHE 32 /* tenants' CRLs each worker keeps */
+
+/* A tenant's CRL as made and signed, for the requests that follow (api.c). */
+typedef struct rp_crl_cached {
+    char tenant_id[RP_ID_SIZE];
+    int64_t version; /* the tenant's revocation count it lists (rp_store_crl_version) */
+    int64_t made, next_update;
+    uint8_t *der; /* malloc'd; NULL: an empty slot */
+    size_t len;
+    char etag[48];
+} rp_crl_cached_t;
+
 typedef struct rp_worker {
     rp_server_t *srv;
     struct event_base *base;
     struct evhttp *http;
     rp_store_t *store;
     rp_ca_t cas[RP_CA_CACHE];
+    rp_crl_cached_t crls[RP_CRL_CACHE];
     pthread_t thread;
     /* records the recorder has written, for this worker's loop to answer */
     struct event *recorded;
@@ -136,6 +151,11 @@ typedef struct rp_req {
     const char *path;
     char *parts[10]; /* path segments, decoded */
     int nparts;
+    /* Set by rp_route_dispatch() (routes.h) before the handler runs: */
+    const struct rp_route *route; /* the route matched */
+    rp_token_t tok;               /* RP_AUTH_TOKEN: the caller's token */
+    rp_tenant_t tenant;           /* a path naming {tenant}: that tenant */
+    rp_device_t device;           /* RP_AUTH_DEVICE: the caller */
 } rp_req_t;
 
 /* Responses. Every error is JSON: {"error": code, "message": text}. */
@@ -191,21 +211,13 @@ void rp_reply_file(rp_req_t *r, int status, const char *type, int fd, uint64_t o
 bool rp_range_parse(const char *h, uint64_t size, uint64_t *start, uint64_t *len,
                     bool *unsatisfiable);
 
-/* Handlers. */
-void rp_api_handle(rp_req_t *r);
-/* The update resources under /api/v1/tenants/T/ (updates.c), once the token may read the tenant;
- * false when the path is not one of them. */
-bool rp_updates_handle(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant);
-void rp_attest_nonce(rp_req_t *r);
-void rp_attest(rp_req_t *r);
+/* Whether a request anyone may make is within its address's limit (--rate-limit); false: 429
+ * sent. */
+bool rp_rate_allowed(rp_req_t *r);
 /* Whether one more attestation of a device no tenant has claimed may be checked now; false: 429
  * sent. All unclaimed devices share one budget (--unclaimed-rate), so that keys made up by the
  * million, from as many addresses, cannot fill the attestation records. */
 bool rp_unclaimed_allowed(rp_req_t *r);
-void rp_est_handle(rp_req_t *r, const char *tenant_id, const char *op);
-void rp_metrics_handle(rp_req_t *r);
-/* /api/v1/device/...: what a device fetches and reports over mutual TLS (device_api.c). */
-void rp_device_handle(rp_req_t *r);
 
 /* An ISO 8601 UTC time, "2026-11-25T12:00:00Z". */
 void rp_iso_time(int64_t t, char out[32]);

@@ -133,6 +133,9 @@ rp_err_t rp_store_device_block(rp_store_t *s, const char *tenant_id, const char 
                                int64_t now) RP_MUST_CHECK;
 rp_err_t rp_store_device_unblock(rp_store_t *s, const char *tenant_id,
                                  const char *device_id) RP_MUST_CHECK;
+/* How many times the tenant's devices have had certificates revoked (each block counts): a CRL
+ * made at a lower count is stale. 0 for a tenant without a CA. */
+rp_err_t rp_store_crl_version(rp_store_t *s, const char *tenant_id, int64_t *version) RP_MUST_CHECK;
 
 /* How an attestation was recorded (rp_store_attestations_record). */
 typedef enum rp_recorded_as {

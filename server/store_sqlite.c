@@ -478,6 +478,9 @@ static const char SQL_DEVICE_UNBLOCK[] =
     "UPDATE devices SET blocked = 0, blocked_at = 0 WHERE id = ? AND tenant_id = ?";
 static const char SQL_CERT_REVOKE_DEVICE[] =
     "UPDATE certificates SET revoked_at = ? WHERE device_id = ? AND revoked_at = 0";
+/* cas.crl_number counts the tenant's revocations: a cached CRL older than the count is stale. */
+static const char SQL_CRL_BUMP[] = "UPDATE cas SET crl_number = crl_number + 1 WHERE tenant_id = ?";
+static const char SQL_CRL_VERSION[] = "SELECT crl_number FROM cas WHERE tenant_id = ?";
 
 rp_err_t rp_store_device_claim(rp_store_t *s, const char *tenant_id, const char *device_id,
                                int64_t now)
@@ -638,7 +641,29 @@ rp_err_t rp_store_device_block(rp_store_t *s, const char *tenant_id, const char 
         sqlite3_bind_text(st, 2, device_id, -1, SQLITE_STATIC);
         err = sq_step_done(s, st, NULL);
     }
+    if (err == RP_OK) {
+        st = sq_stmt(s, SQL_CRL_BUMP);
+        err = st != NULL ? RP_OK : RP_ERR_IO;
+    }
+    if (err == RP_OK) {
+        sqlite3_bind_text(st, 1, tenant_id, -1, SQLITE_STATIC);
+        err = sq_step_done(s, st, NULL);
+    }
     return sq_end(s, err);
+}
+
+rp_err_t rp_store_crl_version(rp_store_t *s, const char *tenant_id, int64_t *version)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_CRL_VERSION);
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_text(st, 1, tenant_id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    *version = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0; /* no CA yet: nothing revoked */
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? RP_OK : sq_error(s, "CRL version");
 }
 
 rp_err_t rp_store_device_unblock(rp_store_t *s, const char *tenant_id, const char *device_id)

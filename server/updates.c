@@ -36,15 +36,6 @@
 #define RP_COMPONENT_NAME_MAX RP_EAT_NAME_MAX
 #define UPLOAD_STALE (24 * 3600) /* an upload not finished in a day is dropped */
 
-static bool need_role(rp_req_t *r, const rp_token_t *tok, rp_role_t need)
-{
-    if (tok->role >= need)
-        return true;
-    rp_reply_error(r, 403, "forbidden", "this needs the %s role (the token is %s)",
-                   rp_role_name(need), rp_role_name(tok->role));
-    return false;
-}
-
 static json_t *iso_or_null(int64_t t)
 {
     char iso[32];
@@ -170,29 +161,28 @@ static bool parse_image_key(rp_req_t *r, const char *pem, rp_image_key_record_t 
     return ok;
 }
 
-static void image_keys(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant)
+void rp_h_image_keys_list(rp_req_t *r)
 {
+    json_t *list = json_array();
+
+    if (rp_store_image_key_list(r->w->store, r->tenant.id, collect_image_key, list) != RP_OK) {
+        json_decref(list);
+        rp_reply_error(r, 500, "internal", "cannot list image keys");
+        return;
+    }
+    rp_reply_json(r, 200, json_pack("{s:o}", "image_keys", list));
+}
+
+/* Which keys may sign a tenant's images is the tenant's most powerful setting: admin only. */
+void rp_h_image_key_add(rp_req_t *r)
+{
+    const rp_tenant_t *tenant = &r->tenant;
     rp_image_key_record_t k;
-    json_t *body, *list;
+    json_t *body;
     const char *name, *pem;
     rp_err_t err;
 
-    if (r->method == EVHTTP_REQ_GET) {
-        list = json_array();
-        if (rp_store_image_key_list(r->w->store, tenant->id, collect_image_key, list) != RP_OK) {
-            json_decref(list);
-            rp_reply_error(r, 500, "internal", "cannot list image keys");
-            return;
-        }
-        rp_reply_json(r, 200, json_pack("{s:o}", "image_keys", list));
-        return;
-    }
-    if (r->method != EVHTTP_REQ_POST) {
-        rp_reply_error(r, 405, "method_not_allowed", "use GET or POST");
-        return;
-    }
-    /* Which keys may sign a tenant's images is the tenant's most powerful setting. */
-    if (!need_role(r, tok, RP_ROLE_ADMIN) || (body = rp_req_json(r)) == NULL)
+    if ((body = rp_req_json(r)) == NULL)
         return;
     memset(&k, 0, sizeof(k));
     name = json_string_value(json_object_get(body, "name"));
@@ -357,57 +347,58 @@ static uint64_t upload_received(rp_req_t *r, const rp_upload_t *u)
     return (uint64_t)sb.st_size;
 }
 
-static void uploads(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant,
-                    const char *upload_id)
+void rp_h_upload_create(rp_req_t *r)
+{
+    json_t *body = rp_req_json(r);
+    json_int_t size;
+    rp_upload_t u;
+
+    if (body == NULL)
+        return;
+    size = json_integer_value(json_object_get(body, "size"));
+    json_decref(body);
+    if (size <= 0 || (uint64_t)size > RP_IMAGE_MAX) {
+        rp_reply_error(r, size > 0 ? 413 : 400, size > 0 ? "too_large" : "invalid",
+                       "\"size\" must be 1 to %llu bytes", (unsigned long long)RP_IMAGE_MAX);
+        return;
+    }
+    drop_stale_uploads(r);
+    if (rp_store_upload_create(r->w->store, r->tenant.id, (uint64_t)size, &u) != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot start the upload");
+        return;
+    }
+    rp_reply_json(r, 201, upload_json(&u, 0));
+}
+
+/* The path's upload, if the tenant has it; false: 404 or 500 sent. */
+static bool find_upload(rp_req_t *r, rp_upload_t *u)
+{
+    const char *id = rp_req_param(r, "upload");
+    rp_err_t err = id_shape(id, 'u') ? rp_store_upload_get(r->w->store, r->tenant.id, id, u)
+                                     : RP_ERR_NOT_FOUND;
+
+    if (err == RP_ERR_NOT_FOUND)
+        rp_reply_error(r, 404, "not_found", "no such upload (unfinished ones last a day)");
+    else if (err != RP_OK)
+        rp_reply_error(r, 500, "internal", "cannot read the upload");
+    return err == RP_OK;
+}
+
+void rp_h_upload_get(rp_req_t *r)
 {
     rp_upload_t u;
-    uint64_t received;
-    json_t *body;
-    json_int_t size;
-    rp_err_t err;
 
-    if (!need_role(r, tok, RP_ROLE_CONTRIBUTOR))
-        return;
-    if (upload_id == NULL) {
-        if (r->method != EVHTTP_REQ_POST) {
-            rp_reply_error(r, 405, "method_not_allowed", "use POST");
-            return;
-        }
-        if ((body = rp_req_json(r)) == NULL)
-            return;
-        size = json_integer_value(json_object_get(body, "size"));
-        json_decref(body);
-        if (size <= 0 || (uint64_t)size > RP_IMAGE_MAX) {
-            rp_reply_error(r, size > 0 ? 413 : 400, size > 0 ? "too_large" : "invalid",
-                           "\"size\" must be 1 to %llu bytes", (unsigned long long)RP_IMAGE_MAX);
-            return;
-        }
-        drop_stale_uploads(r);
-        if (rp_store_upload_create(r->w->store, tenant->id, (uint64_t)size, &u) != RP_OK) {
-            rp_reply_error(r, 500, "internal", "cannot start the upload");
-            return;
-        }
-        rp_reply_json(r, 201, upload_json(&u, 0));
-        return;
-    }
-    err = id_shape(upload_id, 'u') ? rp_store_upload_get(r->w->store, tenant->id, upload_id, &u)
-                                   : RP_ERR_NOT_FOUND;
-    if (err == RP_ERR_NOT_FOUND) {
-        rp_reply_error(r, 404, "not_found", "no such upload (unfinished ones last a day)");
-        return;
-    }
-    if (err != RP_OK) {
-        rp_reply_error(r, 500, "internal", "cannot read the upload");
-        return;
-    }
-    if (r->method == EVHTTP_REQ_GET) {
+    if (find_upload(r, &u))
         rp_reply_json(r, 200, upload_json(&u, upload_received(r, &u)));
-    } else if (r->method == EVHTTP_REQ_PUT) {
-        if (upload_put(r, &u, &received))
-            rp_reply_json(r, 200, upload_json(&u, received));
-    } else {
-        rp_reply_error(r, 405, "method_not_allowed", "use GET or PUT");
-    }
+}
+
+void rp_h_upload_put(rp_req_t *r)
+{
+    uint64_t received;
+    rp_upload_t u;
+
+    if (find_upload(r, &u) && upload_put(r, &u, &received))
+        rp_reply_json(r, 200, upload_json(&u, received));
 }
 
 /* ---- images ---- */
@@ -549,8 +540,9 @@ static void forget_upload(rp_req_t *r, const char *id, const char *path)
         rp_log_warn("upload %s: cannot forget it", id);
 }
 
-static void image_create(rp_req_t *r, const rp_tenant_t *tenant)
+void rp_h_image_create(rp_req_t *r)
 {
+    const rp_tenant_t *tenant = &r->tenant;
     json_t *body = rp_req_json(r);
     const char *upload_id, *component;
     char path[PATH_MAX];
@@ -628,34 +620,26 @@ static void image_create(rp_req_t *r, const rp_tenant_t *tenant)
     rp_reply_json(r, 201, image_json(&m));
 }
 
-static void images(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant,
-                   const char *image_id)
+void rp_h_images_list(rp_req_t *r)
 {
-    rp_image_record_t m;
-    json_t *list;
-    rp_err_t err;
+    json_t *list = json_array();
 
-    if (image_id == NULL && r->method == EVHTTP_REQ_POST) {
-        if (need_role(r, tok, RP_ROLE_CONTRIBUTOR))
-            image_create(r, tenant);
+    if (rp_store_image_list(r->w->store, r->tenant.id, collect_image, list) != RP_OK) {
+        json_decref(list);
+        rp_reply_error(r, 500, "internal", "cannot list images");
         return;
     }
-    if (r->method != EVHTTP_REQ_GET) {
-        rp_reply_error(r, 405, "method_not_allowed", image_id ? "use GET" : "use GET or POST");
-        return;
-    }
-    if (image_id == NULL) {
-        list = json_array();
-        if (rp_store_image_list(r->w->store, tenant->id, collect_image, list) != RP_OK) {
-            json_decref(list);
-            rp_reply_error(r, 500, "internal", "cannot list images");
-            return;
-        }
-        rp_reply_json(r, 200, json_pack("{s:o}", "images", list));
-        return;
-    }
-    err = image_id_shape(image_id) ? rp_store_image_get(r->w->store, tenant->id, image_id, &m)
-                                   : RP_ERR_NOT_FOUND;
+    rp_reply_json(r, 200, json_pack("{s:o}", "images", list));
+}
+
+void rp_h_image_get(rp_req_t *r)
+{
+    const char *image_id = rp_req_param(r, "image");
+    rp_image_record_t m;
+    rp_err_t err = image_id_shape(image_id)
+                       ? rp_store_image_get(r->w->store, r->tenant.id, image_id, &m)
+                       : RP_ERR_NOT_FOUND;
+
     if (err == RP_OK)
         rp_reply_json(r, 200, image_json(&m));
     else if (err == RP_ERR_NOT_FOUND)
@@ -775,113 +759,125 @@ static void assign_devices(rp_req_t *r, const rp_group_t *g)
     rp_reply_json(r, 200, json_pack("{s:s, s:o}", "group", g->id, "assigned", assigned));
 }
 
-/* /products[/P[/groups[/G[/devices]]]] */
-static void products(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant)
+void rp_h_products_list(rp_req_t *r)
 {
-    rp_product_t p;
-    rp_group_t g;
-    json_t *body, *list;
+    json_t *list = json_array();
+
+    if (rp_store_product_list(r->w->store, r->tenant.id, collect_product, list) != RP_OK) {
+        json_decref(list);
+        rp_reply_error(r, 500, "internal", "cannot list products");
+        return;
+    }
+    rp_reply_json(r, 200, json_pack("{s:o}", "products", list));
+}
+
+void rp_h_product_create(rp_req_t *r)
+{
+    json_t *body = rp_req_json(r);
     const char *name;
+    rp_product_t p;
     rp_err_t err;
 
-    if (r->nparts == 5) {
-        if (r->method == EVHTTP_REQ_GET) {
-            list = json_array();
-            if (rp_store_product_list(r->w->store, tenant->id, collect_product, list) != RP_OK) {
-                json_decref(list);
-                rp_reply_error(r, 500, "internal", "cannot list products");
-                return;
-            }
-            rp_reply_json(r, 200, json_pack("{s:o}", "products", list));
-            return;
-        }
-        if (r->method != EVHTTP_REQ_POST) {
-            rp_reply_error(r, 405, "method_not_allowed", "use GET or POST");
-            return;
-        }
-        if (!need_role(r, tok, RP_ROLE_CONTRIBUTOR) || (body = rp_req_json(r)) == NULL ||
-            (name = body_name(r, body)) == NULL)
-            return;
-        err = rp_store_product_create(r->w->store, tenant->id, name, &p);
+    if (body == NULL || (name = body_name(r, body)) == NULL)
+        return;
+    err = rp_store_product_create(r->w->store, r->tenant.id, name, &p);
+    json_decref(body);
+    if (err == RP_ERR_EXISTS) {
+        rp_reply_error(r, 409, "conflict", "the tenant has a product of that name");
+        return;
+    }
+    if (err != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot create the product");
+        return;
+    }
+    rp_log_info("tenant %s: product %s (%s) created", r->tenant.id, p.id, p.name);
+    rp_reply_json(r, 201, product_json(&p));
+}
+
+/* The product's groups, in out (taken) as "groups"; on failure a 500 was sent. */
+static void reply_groups(rp_req_t *r, const rp_product_t *p, json_t *out)
+{
+    json_t *list = json_array();
+
+    if (rp_store_group_list(r->w->store, p, collect_group, list) != RP_OK) {
+        json_decref(list);
+        json_decref(out);
+        rp_reply_error(r, 500, "internal", "cannot list groups");
+        return;
+    }
+    json_object_set_new(out, "groups", list);
+    rp_reply_json(r, 200, out);
+}
+
+void rp_h_product_get(rp_req_t *r)
+{
+    rp_product_t p;
+
+    if (find_product(r, &r->tenant, rp_req_param(r, "product"), &p))
+        reply_groups(r, &p, product_json(&p));
+}
+
+void rp_h_groups_list(rp_req_t *r)
+{
+    rp_product_t p;
+
+    if (find_product(r, &r->tenant, rp_req_param(r, "product"), &p))
+        reply_groups(r, &p, json_object());
+}
+
+void rp_h_group_create(rp_req_t *r)
+{
+    json_t *body;
+    const char *name;
+    rp_product_t p;
+    rp_group_t g;
+    bool allow;
+    rp_err_t err;
+
+    if (!find_product(r, &r->tenant, rp_req_param(r, "product"), &p) ||
+        (body = rp_req_json(r)) == NULL || (name = body_name(r, body)) == NULL)
+        return;
+    allow = json_is_true(json_object_get(body, "allow_unknown_images"));
+    /* Such a group lets its devices pass attestation with images the tenant never uploaded: as
+     * much an admin's decision as which keys sign images. */
+    if (allow && !rp_route_require(r, RP_ROLE_ADMIN, "a group that allows unknown images")) {
         json_decref(body);
-        if (err == RP_ERR_EXISTS) {
-            rp_reply_error(r, 409, "conflict", "the tenant has a product of that name");
-            return;
-        }
-        if (err != RP_OK) {
-            rp_reply_error(r, 500, "internal", "cannot create the product");
-            return;
-        }
-        rp_log_info("tenant %s: product %s (%s) created", tenant->id, p.id, p.name);
-        rp_reply_json(r, 201, product_json(&p));
         return;
     }
-    if (!find_product(r, tenant, r->parts[5], &p))
-        return;
-    if (r->nparts == 6 || r->nparts == 7) {
-        json_t *out;
-        if (r->nparts == 7 && strcmp(r->parts[6], "groups") != 0) {
-            rp_reply_error(r, 404, "not_found", "no such resource");
-            return;
-        }
-        if (r->nparts == 7 && r->method == EVHTTP_REQ_POST) {
-            bool allow;
-            if (!need_role(r, tok, RP_ROLE_CONTRIBUTOR) || (body = rp_req_json(r)) == NULL ||
-                (name = body_name(r, body)) == NULL)
-                return;
-            allow = json_is_true(json_object_get(body, "allow_unknown_images"));
-            /* Such a group lets its devices pass attestation with images the tenant never
-             * uploaded: as much an admin's decision as which keys sign images. */
-            if (allow && !need_role(r, tok, RP_ROLE_ADMIN)) {
-                json_decref(body);
-                return;
-            }
-            err = rp_store_group_create(r->w->store, &p, name, allow, &g);
-            json_decref(body);
-            if (err == RP_ERR_EXISTS)
-                rp_reply_error(r, 409, "conflict", "the product has a group of that name");
-            else if (err != RP_OK)
-                rp_reply_error(r, 500, "internal", "cannot create the group");
-            else
-                rp_reply_json(r, 201, group_json(&g));
-            return;
-        }
-        if (r->method != EVHTTP_REQ_GET) {
-            rp_reply_error(r, 405, "method_not_allowed", "use GET%s",
-                           r->nparts == 7 ? " or POST" : "");
-            return;
-        }
-        list = json_array();
-        if (rp_store_group_list(r->w->store, &p, collect_group, list) != RP_OK) {
-            json_decref(list);
-            rp_reply_error(r, 500, "internal", "cannot list groups");
-            return;
-        }
-        out = r->nparts == 6 ? product_json(&p) : json_object();
-        json_object_set_new(out, "groups", list);
-        rp_reply_json(r, 200, out);
-        return;
-    }
-    if (strcmp(r->parts[6], "groups") != 0) {
-        rp_reply_error(r, 404, "not_found", "no such resource");
-        return;
-    }
-    if (!find_group(r, &p, r->parts[7], &g))
-        return;
-    if (r->nparts == 8 && r->method == EVHTTP_REQ_GET) {
+    err = rp_store_group_create(r->w->store, &p, name, allow, &g);
+    json_decref(body);
+    if (err == RP_ERR_EXISTS)
+        rp_reply_error(r, 409, "conflict", "the product has a group of that name");
+    else if (err != RP_OK)
+        rp_reply_error(r, 500, "internal", "cannot create the group");
+    else
+        rp_reply_json(r, 201, group_json(&g));
+}
+
+/* The path's product and group; false: 404 or 500 sent. */
+static bool path_group(rp_req_t *r, rp_group_t *g)
+{
+    rp_product_t p;
+
+    return find_product(r, &r->tenant, rp_req_param(r, "product"), &p) &&
+           find_group(r, &p, rp_req_param(r, "group"), g);
+}
+
+void rp_h_group_get(rp_req_t *r)
+{
+    rp_group_t g;
+
+    if (path_group(r, &g))
         rp_reply_json(r, 200, group_json(&g));
+}
+
+void rp_h_group_devices(rp_req_t *r)
+{
+    json_t *list;
+    rp_group_t g;
+
+    if (!path_group(r, &g))
         return;
-    }
-    if (r->nparts != 9 || strcmp(r->parts[8], "devices") != 0) {
-        rp_reply_error(r, 404, "not_found", "no such resource");
-        return;
-    }
-    if (r->method == EVHTTP_REQ_POST) {
-        /* Into a group that allows unknown images (Development): an admin's decision. */
-        if (need_role(r, tok, g.allow_unknown_images ? RP_ROLE_ADMIN : RP_ROLE_CONTRIBUTOR))
-            assign_devices(r, &g);
-        return;
-    }
     list = json_array();
     if (rp_store_group_members(r->w->store, g.id, collect_member, list) != RP_OK) {
         json_decref(list);
@@ -889,6 +885,18 @@ static void products(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tena
         return;
     }
     rp_reply_json(r, 200, json_pack("{s:s, s:o}", "group", g.id, "devices", list));
+}
+
+void rp_h_group_assign(rp_req_t *r)
+{
+    rp_group_t g;
+
+    /* Into a group that allows unknown images (Development): an admin's decision. */
+    if (path_group(r, &g) && (!g.allow_unknown_images ||
+                              rp_route_require(r, RP_ROLE_ADMIN,
+                                               "moving devices into a group that allows unknown "
+                                               "images")))
+        assign_devices(r, &g);
 }
 
 /* ---- deployments ---- */
@@ -992,8 +1000,9 @@ static void collect_deployment(void *ctx, const rp_deployment_t *d)
     json_array_append_new(dl->list, deployment_json(dl->r, d, false));
 }
 
-static void deployment_create(rp_req_t *r, const rp_tenant_t *tenant)
+void rp_h_deployment_create(rp_req_t *r)
 {
+    const rp_tenant_t *tenant = &r->tenant;
     json_t *body = rp_req_json(r), *ids, *v, *out;
     const char *product, *group;
     rp_deployment_t d;
@@ -1065,35 +1074,27 @@ static void deployment_create(rp_req_t *r, const rp_tenant_t *tenant)
     rp_reply_json(r, 201, out);
 }
 
-static void deployments(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant,
-                        const char *deployment_id)
+void rp_h_deployments_list(rp_req_t *r)
 {
+    struct deploy_list dl = {r, json_array()};
+
+    if (rp_store_deployment_list(r->w->store, r->tenant.id, collect_deployment, &dl) != RP_OK) {
+        json_decref(dl.list);
+        rp_reply_error(r, 500, "internal", "cannot list deployments");
+        return;
+    }
+    rp_reply_json(r, 200, json_pack("{s:o}", "deployments", dl.list));
+}
+
+void rp_h_deployment_get(rp_req_t *r)
+{
+    const char *deployment_id = rp_req_param(r, "deployment");
     rp_deployment_t d;
     json_t *out;
-    rp_err_t err;
+    rp_err_t err = id_shape(deployment_id, 'd')
+                       ? rp_store_deployment_get(r->w->store, r->tenant.id, deployment_id, &d)
+                       : RP_ERR_NOT_FOUND;
 
-    if (deployment_id == NULL && r->method == EVHTTP_REQ_POST) {
-        if (need_role(r, tok, RP_ROLE_CONTRIBUTOR))
-            deployment_create(r, tenant);
-        return;
-    }
-    if (r->method != EVHTTP_REQ_GET) {
-        rp_reply_error(r, 405, "method_not_allowed", deployment_id ? "use GET" : "use GET or POST");
-        return;
-    }
-    if (deployment_id == NULL) {
-        struct deploy_list dl = {r, json_array()};
-        if (rp_store_deployment_list(r->w->store, tenant->id, collect_deployment, &dl) != RP_OK) {
-            json_decref(dl.list);
-            rp_reply_error(r, 500, "internal", "cannot list deployments");
-            return;
-        }
-        rp_reply_json(r, 200, json_pack("{s:o}", "deployments", dl.list));
-        return;
-    }
-    err = id_shape(deployment_id, 'd')
-              ? rp_store_deployment_get(r->w->store, tenant->id, deployment_id, &d)
-              : RP_ERR_NOT_FOUND;
     if (err == RP_ERR_NOT_FOUND) {
         rp_reply_error(r, 404, "not_found", "no such deployment in this tenant");
         return;
@@ -1103,33 +1104,4 @@ static void deployments(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *t
         return;
     }
     rp_reply_json(r, 200, out);
-}
-
-void rp_update_meta_handle(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant);
-
-bool rp_updates_handle(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant)
-{
-    const char *what = r->parts[4], *sub = r->nparts == 6 ? r->parts[5] : NULL;
-
-    if (strcmp(what, "update") == 0 && r->nparts == 6) {
-        rp_update_meta_handle(r, tok, tenant);
-        return true;
-    }
-    if (strcmp(what, "products") == 0) {
-        products(r, tok, tenant);
-        return true;
-    }
-    if (r->nparts > 6)
-        return false;
-    if (strcmp(what, "image-keys") == 0 && sub == NULL)
-        image_keys(r, tok, tenant);
-    else if (strcmp(what, "uploads") == 0)
-        uploads(r, tok, tenant, sub);
-    else if (strcmp(what, "images") == 0)
-        images(r, tok, tenant, sub);
-    else if (strcmp(what, "deployments") == 0)
-        deployments(r, tok, tenant, sub);
-    else
-        return false;
-    return true;
 }

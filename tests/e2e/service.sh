@@ -38,7 +38,7 @@ expect 1 "$RAMPART" token create --tenant "$acme" --role system; err_has "must b
 RAMPART_TOKEN_FILE=$d/acme-admin.token expect 0 "$RAMPART" tenant list --output json
 jq -e '.tenants | map(.name) == ["acme"]' "$d/out" >/dev/null || fail "scoped tenant list"
 RAMPART_TOKEN_FILE=$d/acme-admin.token expect 1 "$RAMPART" tenant create evil
-err_has "only a system token creates tenants"
+err_has "only a system token may do this"
 RAMPART_TOKEN_FILE=$d/acme-reader.token expect 1 "$RAMPART" token create --tenant "$acme" --role admin
 err_has "needs the admin role"
 # tokens are stored hashed: no secret in the database

@@ -1,0 +1,331 @@
+/*
+ * The route table and the one place that checks it: which routes exist, with which method, who
+ * may call each (public, a bearer token with a role, a device certificate), and the handler. A
+ * reviewer reads who may do what here, and only here; handlers assume it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#include "rampart/log.h"
+#include "routes.h"
+#include "server.h"
+
+#define GET EVHTTP_REQ_GET
+#define POST EVHTTP_REQ_POST
+#define PUT EVHTTP_REQ_PUT
+#define DELETE EVHTTP_REQ_DELETE
+#define PUBLIC RP_AUTH_PUBLIC, RP_ROLE_NONE
+#define DEVICE RP_AUTH_DEVICE, RP_ROLE_NONE
+#define READER RP_AUTH_TOKEN, RP_ROLE_READER
+#define CONTRIBUTOR RP_AUTH_TOKEN, RP_ROLE_CONTRIBUTOR
+#define ADMIN RP_AUTH_TOKEN, RP_ROLE_ADMIN
+#define SYSTEM RP_AUTH_TOKEN, RP_ROLE_SYSTEM
+#define LIMITED RP_ROUTE_RATE_LIMITED
+#define ESCALATES RP_ROUTE_ESCALATES
+#define T "/api/v1/tenants/{tenant}"
+
+/* clang-format off */
+const rp_route_t rp_routes[] = {
+    /* Liveness and metrics: for the machine that runs the service (docs/operations.md). */
+    {GET,    "/healthz",                          PUBLIC, 0, rp_h_healthz, "liveness: 200 while the process serves"},
+    {GET,    "/metrics",                          PUBLIC, 0, rp_h_metrics, "Prometheus metrics"},
+
+    /* Devices before they hold a certificate: attestation, limited per address. */
+    {POST,   "/api/v1/attest/nonce",              PUBLIC, LIMITED, rp_attest_nonce, "a single-use attestation nonce for a device"},
+    {POST,   "/api/v1/attest",                    PUBLIC, LIMITED, rp_attest, "attest: evidence in, a 24-hour device certificate out"},
+
+    /* Relying parties. */
+    {GET,    "/.well-known/est/{tenant}/cacerts", PUBLIC, 0, rp_h_est_cacerts, "EST: the tenant CA (certs-only PKCS#7)"},
+    {GET,    T "/crl",                            PUBLIC, 0, rp_h_crl_get, "the tenant's CRL (DER, or PEM with ?format=pem)"},
+
+    /* Devices, by their certificate. */
+    {POST,   "/.well-known/est/{tenant}/simplereenroll", DEVICE, 0, rp_h_est_simplereenroll, "EST: a new certificate for the same key"},
+    {GET,    "/api/v1/device/roots",              DEVICE, 0, rp_h_device_roots, "root metadata newer than ?after=N"},
+    {GET,    "/api/v1/device/targets",            DEVICE, 0, rp_h_device_targets, "signed targets: what the device should run"},
+    {GET,    "/api/v1/device/images/{image}",     DEVICE, 0, rp_h_device_image, "an image the device's targets name (Range)"},
+    {GET,    "/api/v1/device/deltas/{from}/{to}", DEVICE, 0, rp_h_device_delta, "a delta between two images (Range)"},
+    {POST,   "/api/v1/device/updates",            DEVICE, 0, rp_h_device_report, "how an update went"},
+
+    /* Operators, by their token. */
+    {GET,    "/api/v1/tenants",                   READER, 0, rp_h_tenants_list, "the tenants the token sees"},
+    {POST,   "/api/v1/tenants",                   SYSTEM, 0, rp_h_tenant_create, "create a tenant"},
+    {GET,    T,                                   READER, 0, rp_h_tenant_get, "a tenant"},
+    {GET,    T "/tokens",                         ADMIN, 0, rp_h_tokens_list, "the tenant's tokens"},
+    {POST,   T "/tokens",                         ADMIN, 0, rp_h_token_create, "a new token (no more powerful than the caller's)"},
+    {GET,    T "/ca",                             READER, 0, rp_h_ca_get, "the tenant CA certificate"},
+    {GET,    T "/devices",                        READER, 0, rp_h_devices_list, "the tenant's devices"},
+    {POST,   T "/devices",                        CONTRIBUTOR, 0, rp_h_devices_claim, "claim devices"},
+    {GET,    T "/devices/{device}",               READER, 0, rp_h_device_get, "a device"},
+    {GET,    T "/devices/{device}/attestations",  READER, 0, rp_h_device_attestations, "a device's last attestations"},
+    {POST,   T "/devices/{device}/block",         ADMIN, 0, rp_h_device_block, "block a device, revoking its certificates"},
+    {POST,   T "/devices/{device}/unblock",       ADMIN, 0, rp_h_device_unblock, "unblock a device"},
+    {GET,    T "/image-keys",                     READER, 0, rp_h_image_keys_list, "the tenant's image signing keys"},
+    {POST,   T "/image-keys",                     ADMIN, 0, rp_h_image_key_add, "add an image signing key (public half)"},
+    {POST,   T "/uploads",                        CONTRIBUTOR, 0, rp_h_upload_create, "start an image upload"},
+    {GET,    T "/uploads/{upload}",               CONTRIBUTOR, 0, rp_h_upload_get, "how much of an upload the service has"},
+    {PUT,    T "/uploads/{upload}",               CONTRIBUTOR, 0, rp_h_upload_put, "one chunk of an upload (?offset=K)"},
+    {GET,    T "/images",                         READER, 0, rp_h_images_list, "the tenant's images"},
+    {POST,   T "/images",                         CONTRIBUTOR, 0, rp_h_image_create, "an image from a finished upload, verified"},
+    {GET,    T "/images/{image}",                 READER, 0, rp_h_image_get, "an image"},
+    {GET,    T "/products",                       READER, 0, rp_h_products_list, "the tenant's products"},
+    {POST,   T "/products",                       CONTRIBUTOR, 0, rp_h_product_create, "create a product and its default groups"},
+    {GET,    T "/products/{product}",             READER, 0, rp_h_product_get, "a product with its groups"},
+    {GET,    T "/products/{product}/groups",      READER, 0, rp_h_groups_list, "a product's device groups"},
+    {POST,   T "/products/{product}/groups",      CONTRIBUTOR, ESCALATES, rp_h_group_create, "create a device group (admin if it allows unknown images)"},
+    {GET,    T "/products/{product}/groups/{group}", READER, 0, rp_h_group_get, "a device group"},
+    {GET,    T "/products/{product}/groups/{group}/devices", READER, 0, rp_h_group_devices, "a group's devices"},
+    {POST,   T "/products/{product}/groups/{group}/devices", CONTRIBUTOR, ESCALATES, rp_h_group_assign, "move devices into a group (admin if it allows unknown images)"},
+    {GET,    T "/deployments",                    READER, 0, rp_h_deployments_list, "the tenant's deployments"},
+    {POST,   T "/deployments",                    CONTRIBUTOR, 0, rp_h_deployment_create, "deploy images to a group"},
+    {GET,    T "/deployments/{deployment}",       READER, 0, rp_h_deployment_get, "a deployment and its devices' states"},
+    {GET,    T "/update/online-key",              READER, 0, rp_h_online_key_get, "the service's online key for the tenant's targets"},
+    {POST,   T "/update/online-key",              ADMIN, 0, rp_h_online_key_rotate, "a new online key"},
+    {GET,    T "/update/roots",                   READER, 0, rp_h_roots_list, "the tenant's root metadata versions"},
+    {POST,   T "/update/roots",                   ADMIN, 0, rp_h_root_add, "the next root metadata version"},
+};
+/* clang-format on */
+const size_t rp_nroutes = sizeof(rp_routes) / sizeof(rp_routes[0]);
+
+/* The methods routes use, in the order an Allow header lists them. */
+static const struct {
+    enum evhttp_cmd_type method;
+    const char *name;
+} methods[] = {
+    {EVHTTP_REQ_GET,     "GET"    },
+    {EVHTTP_REQ_HEAD,    "HEAD"   },
+    {EVHTTP_REQ_POST,    "POST"   },
+    {EVHTTP_REQ_PUT,     "PUT"    },
+    {EVHTTP_REQ_DELETE,  "DELETE" },
+    {EVHTTP_REQ_PATCH,   "PATCH"  },
+    {EVHTTP_REQ_OPTIONS, "OPTIONS"},
+    {EVHTTP_REQ_TRACE,   "TRACE"  },
+    {EVHTTP_REQ_CONNECT, "CONNECT"},
+};
+
+static const char *method_name(enum evhttp_cmd_type m)
+{
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+        if (methods[i].method == m)
+            return methods[i].name;
+    return "?";
+}
+
+/* The pattern's next segment from *p: OUT its start and length; false at the end. */
+static bool next_segment(const char **p, const char **seg, size_t *len)
+{
+    while (**p == '/')
+        (*p)++;
+    if (**p == '\0')
+        return false;
+    *seg = *p;
+    while (**p != '\0' && **p != '/')
+        (*p)++;
+    *len = (size_t)(*p - *seg);
+    return true;
+}
+
+static bool is_param(const char *seg, size_t len)
+{
+    return len >= 2 && seg[0] == '{' && seg[len - 1] == '}';
+}
+
+/* Whether the request's path segments fit the route's path. */
+static bool path_matches(const rp_route_t *route, const rp_req_t *r)
+{
+    const char *p = route->path, *seg;
+    size_t len;
+    int i = 0;
+
+    while (next_segment(&p, &seg, &len)) {
+        if (i == r->nparts)
+            return false;
+        if (!is_param(seg, len) && (strlen(r->parts[i]) != len || memcmp(seg, r->parts[i], len)))
+            return false;
+        i++;
+    }
+    return i == r->nparts;
+}
+
+const char *rp_req_param(const rp_req_t *r, const char *name)
+{
+    const char *p, *seg;
+    size_t len, n = strlen(name);
+
+    if (r->route == NULL)
+        return NULL;
+    p = r->route->path;
+    for (int i = 0; next_segment(&p, &seg, &len) && i < r->nparts; i++)
+        if (is_param(seg, len) && len == n + 2 && memcmp(seg + 1, name, n) == 0)
+            return r->parts[i];
+    return NULL;
+}
+
+/* The bearer token's record; on failure a 401 has been sent. */
+static bool authenticate(rp_req_t *r)
+{
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Authorization");
+    uint8_t hash[RP_SHA256_LEN];
+    rp_err_t err;
+
+    if (h == NULL || strncmp(h, "Bearer ", 7) != 0) {
+        evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate", "Bearer");
+        rp_reply_error(r, 401, "unauthorized", "a bearer token is required");
+        return false;
+    }
+    h += 7;
+    if (strlen(h) > 256 || rp_sha256(h, strlen(h), hash) != RP_OK) {
+        rp_reply_error(r, 401, "unauthorized", "invalid token");
+        return false;
+    }
+    err = rp_store_token_lookup(r->w->store, hash, &r->tok);
+    if (err == RP_ERR_NOT_FOUND) {
+        rp_reply_error(r, 401, "unauthorized", "invalid token");
+        return false;
+    }
+    if (err != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot check the token");
+        return false;
+    }
+    return true;
+}
+
+/* The path's tenant into r->tenant; false: 404 or 500 sent. */
+static bool load_tenant(rp_req_t *r, const char *tenant_id)
+{
+    rp_err_t err = rp_store_tenant_get(r->w->store, tenant_id, &r->tenant);
+
+    if (err == RP_ERR_NOT_FOUND)
+        rp_reply_error(r, 404, "not_found", "no such tenant");
+    else if (err != RP_OK)
+        rp_reply_error(r, 500, "internal", "cannot read the tenant");
+    return err == RP_OK;
+}
+
+static bool role_allows(rp_req_t *r, rp_role_t need)
+{
+    if (r->tok.role >= need)
+        return true;
+    if (need == RP_ROLE_SYSTEM)
+        rp_reply_error(r, 403, "forbidden", "only a system token may do this (the token is %s)",
+                       rp_role_name(r->tok.role));
+    else
+        rp_reply_error(r, 403, "forbidden", "this needs the %s role (the token is %s)",
+                       rp_role_name(need), rp_role_name(r->tok.role));
+    return false;
+}
+
+bool rp_route_require(rp_req_t *r, rp_role_t role, const char *why)
+{
+    if (r->tok.role >= role)
+        return true;
+    rp_reply_error(r, 403, "forbidden", "%s needs the %s role (the token is %s)", why,
+                   rp_role_name(role), rp_role_name(r->tok.role));
+    return false;
+}
+
+/* Whether the route's caller may call it; on false the answer has been sent. */
+static bool allowed(rp_req_t *r)
+{
+    const rp_route_t *route = r->route;
+    const char *tenant_id = rp_req_param(r, "tenant");
+
+    switch (route->auth) {
+    case RP_AUTH_PUBLIC: return tenant_id == NULL || load_tenant(r, tenant_id);
+    case RP_AUTH_DEVICE:
+        if (!rp_device_auth(r, &r->device))
+            return false;
+        if (tenant_id != NULL && strcmp(tenant_id, r->device.tenant_id) != 0) {
+            rp_reply_error(r, 401, "unauthorized",
+                           "the client certificate is not from this "
+                           "tenant");
+            return false;
+        }
+        return tenant_id == NULL || load_tenant(r, tenant_id);
+    case RP_AUTH_TOKEN:
+        if (!authenticate(r))
+            return false;
+        if (tenant_id == NULL)
+            return role_allows(r, route->role);
+        /* Another tenant's objects do not exist, as far as this token can tell. */
+        if (r->tok.role != RP_ROLE_SYSTEM && strcmp(r->tok.tenant_id, tenant_id) != 0) {
+            rp_reply_error(r, 404, "not_found", "no such tenant");
+            return false;
+        }
+        return load_tenant(r, tenant_id) && role_allows(r, route->role);
+    }
+    rp_reply_error(r, 500, "internal", "a route without a caller");
+    return false;
+}
+
+void rp_route_dispatch(rp_req_t *r)
+{
+    /* HEAD is GET without the body (evhttp leaves it out). */
+    enum evhttp_cmd_type want = r->method == EVHTTP_REQ_HEAD ? EVHTTP_REQ_GET : r->method;
+    unsigned allow = 0;
+    bool known = false;
+
+    r->route = NULL;
+    for (size_t i = 0; i < rp_nroutes; i++) {
+        if (!path_matches(&rp_routes[i], r))
+            continue;
+        known = true;
+        allow |= (unsigned)rp_routes[i].method;
+        if (rp_routes[i].method == want && r->route == NULL)
+            r->route = &rp_routes[i];
+    }
+    if (!known) {
+        rp_reply_error(r, 404, "not_found", "no such resource");
+        return;
+    }
+    if (r->route == NULL) {
+        char list[64] = "";
+        for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+            unsigned m = (unsigned)methods[i].method;
+            if ((allow & m) || (m == EVHTTP_REQ_HEAD && (allow & EVHTTP_REQ_GET)))
+                snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+                         list[0] ? ", " : "", methods[i].name);
+        }
+        evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", list);
+        rp_reply_error(r, 405, "method_not_allowed", "%s is not allowed here: use %s",
+                       method_name(r->method), list);
+        return;
+    }
+    if ((r->route->flags & RP_ROUTE_RATE_LIMITED) && !rp_rate_allowed(r))
+        return;
+    if (allowed(r))
+        r->route->handler(r);
+}
+
+static const char *auth_name(rp_auth_t a)
+{
+    switch (a) {
+    case RP_AUTH_PUBLIC: return "public";
+    case RP_AUTH_TOKEN: return "token";
+    case RP_AUTH_DEVICE: return "device";
+    }
+    return "?";
+}
+
+void rp_routes_print(FILE *out)
+{
+    for (size_t i = 0; i < rp_nroutes; i++) {
+        const rp_route_t *rt = &rp_routes[i];
+        json_t *o =
+            json_pack("{s:s, s:s, s:s, s:s?, s:b, s:b, s:s}", "method", method_name(rt->method),
+                      "path", rt->path, "auth", auth_name(rt->auth), "role",
+                      rt->auth == RP_AUTH_TOKEN ? rp_role_name(rt->role) : NULL, "rate_limited",
+                      (rt->flags & RP_ROUTE_RATE_LIMITED) != 0, "escalates",
+                      (rt->flags & RP_ROUTE_ESCALATES) != 0, "summary", rt->summary);
+        char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+
+        if (text != NULL)
+            fprintf(out, "%s\n", text);
+        free(text);
+        json_decref(o);
+    }
+}

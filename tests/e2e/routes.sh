@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# End to end: the route table (server/routes.c), route by route, as the server prints it with
+# --routes: every route answers only its methods (405 with Allow otherwise), token routes refuse
+# a missing or wrong token (401), a token of another tenant (404) and one whose role is too low
+# (403), and reach their handler with the role they name; device routes refuse a caller without
+# a certificate. Then what the router itself refuses (a NUL hidden in a path segment), and the
+# public CRL served from a cache that a block refreshes at once.
+. "$(dirname "$0")/lib.sh"
+: "${AGENT:?set AGENT to the rampart-agent binary}"
+d=$E2E_DIR
+
+"$RAMPART_SERVER" --routes >"$d/routes.jsonl"
+[ "$(wc -l <"$d/routes.jsonl")" -ge 40 ] || fail "the route table is short: $(wc -l <"$d/routes.jsonl")"
+start_server "$d/srv" --threads 2
+export RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN
+
+expect 0 "$RAMPART" tenant create acme; acme=$(cat "$d/out")
+expect 0 "$RAMPART" tenant create globex; globex=$(cat "$d/out")
+for spec in acme:admin acme:contributor acme:reader globex:admin; do
+  t=${spec%%:*} role=${spec##*:} tid=$acme
+  [ "$t" = globex ] && tid=$globex
+  expect 0 "$RAMPART" token create --tenant "$tid" --role "$role"
+  cp "$d/out" "$d/$t-$role.token"
+done
+echo "rpt_$(openssl rand -hex 32)" >"$d/wrong.token"
+echo '{}' >"$d/empty.json"
+
+# call METHOD PATH TOKEN_FILE|-: status in $status, response headers in $d/headers.
+call() {
+  local auth=()
+  [ "$3" != "-" ] && auth=(-H "Authorization: Bearer $(cat "$3")")
+  status=$(curl -s -o "$d/body" -D "$d/headers" -w '%{http_code}' --cacert "$SERVER_CA" \
+    -X "$1" "${auth[@]}" --data-binary "@$d/empty.json" -H 'Content-Type: application/json' \
+    "$SERVER_URL$2")
+  E2E_CHECKS=$((E2E_CHECKS + 1))
+}
+header() { sed -n "s/^$1: //Ip" "$d/headers" | tr -d '\r'; }
+# role_rank NAME: reader 1 .. system 4
+role_rank() { case $1 in reader) echo 1 ;; contributor) echo 2 ;; admin) echo 3 ;; system) echo 4 ;; esac; }
+# token_of RANK: a token of tenant acme with exactly that role (system: the bootstrap token).
+token_of() { case $1 in 1) echo "$d/acme-reader.token" ;; 2) echo "$d/acme-contributor.token" ;; 3) echo "$d/acme-admin.token" ;; 4) echo "$ADMIN_TOKEN" ;; esac; }
+
+# The table as "METHOD PATH AUTH ROLE" lines, and each path's methods.
+jq -r '[.method, .path, .auth, (.role // "-")] | @tsv' "$d/routes.jsonl" >"$d/routes.tsv"
+declare -A methods_of
+while IFS=$'\t' read -r method pattern auth role; do
+  methods_of[$pattern]+="$method "
+done <"$d/routes.tsv"
+
+routes=0
+declare -A seen
+while IFS=$'\t' read -r method pattern auth role; do
+  routes=$((routes + 1))
+  path=${pattern//\{tenant\}/$acme}
+  while [[ $path =~ \{[a-z_]+\} ]]; do path=${path/"${BASH_REMATCH[0]}"/nosuchthing}; done
+  allowed=" ${methods_of[$pattern]}"
+  want_allow=""
+  for m in GET HEAD POST PUT DELETE PATCH; do
+    if [[ $allowed == *" $m "* ]] || { [ $m = HEAD ] && [[ $allowed == *" GET "* ]]; }; then
+      want_allow+="${want_allow:+, }$m"
+    fi
+  done
+  # Every other method: 405, and Allow names exactly the table's (once a path).
+  [ -n "${seen[$pattern]:-}" ] && want_allow=""
+  seen[$pattern]=1
+  for m in GET POST PUT DELETE PATCH; do
+    [ -z "$want_allow" ] && break
+    [[ $allowed == *" $m "* ]] && continue
+    call "$m" "$path" "$ADMIN_TOKEN"
+    eq "$status" 405 "$m $pattern (the table has:$allowed)"
+    eq "$(header Allow)" "$want_allow" "Allow of $pattern"
+  done
+  case $auth in
+  token)
+    need=$(role_rank "$role")
+    call "$method" "$path" -; eq "$status" 401 "$method $pattern without a token"
+    call "$method" "$path" "$d/wrong.token"; eq "$status" 401 "$method $pattern with a wrong token"
+    if [[ $pattern == *"{tenant}"* ]]; then
+      call "$method" "$path" "$d/globex-admin.token"
+      eq "$status" 404 "$method $pattern with another tenant's admin token"
+    fi
+    if [ "$need" -gt 1 ]; then
+      call "$method" "$path" "$(token_of $((need - 1)))"
+      eq "$status" 403 "$method $pattern with a role below $role"
+    fi
+    call "$method" "$path" "$(token_of "$need")"
+    case $status in 401 | 403 | 405) fail "$method $pattern with its own role: $status $(cat "$d/body")" ;; esac
+    ;;
+  device)
+    call "$method" "$path" "$ADMIN_TOKEN"   # a token is no certificate
+    eq "$status" 401 "$method $pattern without a device certificate"
+    ;;
+  public)
+    call "$method" "$path" -
+    case $status in 401 | 403 | 405) fail "$method $pattern is public: $status $(cat "$d/body")" ;; esac
+    ;;
+  *) fail "route $pattern: unknown auth '$auth'" ;;
+  esac
+done <"$d/routes.tsv"
+echo "checked $routes routes"
+
+# What the router refuses before any route: a NUL hidden in a segment would have cut the tenant's
+# ID short of the "x" (and answered for the tenant).
+call GET "/api/v1/tenants/$acme%00x" "$ADMIN_TOKEN"; eq "$status" 400 "a NUL in a path segment"
+jq -e '.error == "bad_path"' "$d/body" >/dev/null || fail "NUL: $(cat "$d/body")"
+call DELETE "/api/v1/tenants/$acme" "$ADMIN_TOKEN"; eq "$status" 405 "DELETE a tenant"
+eq "$(header Allow)" "GET, HEAD" "Allow of a tenant"
+call GET "/api/v1/no/such/thing" "$ADMIN_TOKEN"; eq "$status" 404 "an unknown path"
+status=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$SERVER_CA" -I \
+  -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")" "$SERVER_URL/api/v1/tenants/$acme")
+eq "$status" 200 "HEAD of a GET route"
+
+# --- the CRL: cached, revalidated, and fresh at once after a block -----------------------------
+expect 0 "$AGENT" provision --state-dir "$d/dev" --rot soft; dev=$(cat "$d/out")
+expect 0 "$RAMPART" device claim --tenant "$acme" "$dev"
+expect 0 "$AGENT" attest --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+serial=$(openssl x509 -in "$d/dev/device.crt" -noout -serial | cut -d= -f2 | tr A-F a-f)
+builds() { curl -s --cacert "$SERVER_CA" "$SERVER_URL/metrics" | sed -n 's/^rampart_crl_builds_total //p'; }
+crl() { # crl [IF_NONE_MATCH]: status, ETag, body in $d/crl.der
+  local inm=()
+  [ $# -ge 1 ] && inm=(-H "If-None-Match: $1")
+  status=$(curl -s -o "$d/crl.der" -D "$d/headers" -w '%{http_code}' --cacert "$SERVER_CA" "${inm[@]}" \
+    "$SERVER_URL/api/v1/tenants/$acme/crl")
+  etag=$(header ETag)
+}
+crl; eq "$status" 200 "CRL"; first=$etag
+[ -n "$first" ] || fail "the CRL has no ETag"
+header Cache-Control | grep -q no-cache || fail "CRL Cache-Control: $(header Cache-Control)"
+[ -n "$(header Expires)" ] || fail "the CRL has no Expires (its nextUpdate)"
+cp "$d/crl.der" "$d/crl.first"
+b0=$(builds)
+for i in $(seq 1 40); do crl; done
+eq "$etag" "$first" "the CRL's ETag while nothing is revoked"
+cmp -s "$d/crl.der" "$d/crl.first" || fail "the cached CRL changed"
+[ $(($(builds) - b0)) -le 2 ] || fail "40 CRL requests made $(($(builds) - b0)) CRLs (at most one a worker)"
+crl "$first"; eq "$status" 304 "If-None-Match with the current ETag"
+# A block is in the very next CRL.
+expect 0 "$RAMPART" device block --tenant "$acme" "$dev"
+crl "$first"; eq "$status" 200 "If-None-Match after a block"
+[ "$etag" != "$first" ] || fail "the ETag did not change with a revocation"
+openssl crl -inform DER -in "$d/crl.der" -noout -text | grep -qi "Serial Number: $serial" ||
+  fail "the CRL right after the block lacks the revoked certificate"
+status=$(curl -s -o "$d/crl.pem" -D "$d/headers" -w '%{http_code}' --cacert "$SERVER_CA" \
+  "$SERVER_URL/api/v1/tenants/$acme/crl?format=pem")
+eq "$status" 200 "PEM CRL"
+[ "$(header ETag)" != "$etag" ] || fail "the PEM and DER CRLs share an ETag"
+openssl crl -in "$d/crl.pem" -noout -text | grep -qi "Serial Number: $serial" || fail "PEM CRL"
+
+done_ok
