@@ -396,7 +396,7 @@ void rp_h_ca_get(rp_req_t *r)
 }
 
 /*
- * The tenant's CRL, public (relying parties fetch it without a token), from the worker's cache:
+ * The tenant's CRL, public (relying parties fetch it without a token), from the process's cache:
  * made again when a revocation changed the tenant's revocation count (read from the store at
  * each request, so a block shows at once, on every replica), or when half its life has passed.
  * A flood of requests costs one small read each, not a signature. Clients revalidate each time
@@ -421,47 +421,47 @@ static bool etag_matches(const char *header, const char *etag)
     return false;
 }
 
-static rp_err_t crl_cached(rp_req_t *r, const rp_crl_cached_t **out)
+/* The tenant's current CRL, copied out of the process's cache (made if need be): OUT *copy
+ * (its der malloc'd). Called under srv->crl_lock, so that one worker makes it and the others
+ * wait for it. */
+static rp_err_t crl_current(rp_req_t *r, rp_crl_cached_t *copy)
 {
     int64_t now = (int64_t)time(NULL), version;
-    rp_crl_cached_t *slot = NULL;
+    rp_crl_cached_t *cache = r->w->srv->crls, *slot = NULL;
     const rp_ca_t *ca;
     rp_err_t err = rp_store_crl_version(r->w->store, r->tenant.id, &version);
 
     if (err != RP_OK)
         return err;
-    for (int i = 0; i < RP_CRL_CACHE; i++) {
-        rp_crl_cached_t *c = &r->w->crls[i];
-        if (c->der != NULL && strcmp(c->tenant_id, r->tenant.id) == 0) {
-            if (c->version == version && now >= c->made && now - c->made < CRL_REFRESH) {
-                *out = c;
-                return RP_OK;
-            }
-            slot = c;
-            break;
-        }
-        if (slot == NULL && c->der == NULL)
-            slot = c;
+    for (int i = 0; i < RP_CRL_CACHE && slot == NULL; i++)
+        if (cache[i].der != NULL && strcmp(cache[i].tenant_id, r->tenant.id) == 0)
+            slot = &cache[i];
+    if (slot == NULL || slot->version != version || now < slot->made ||
+        now - slot->made >= CRL_REFRESH) {
+        if (slot == NULL) /* an empty slot, or else the oldest */
+            for (int i = 0; i < RP_CRL_CACHE; i++)
+                if (slot == NULL || (slot->der != NULL && cache[i].made < slot->made))
+                    slot = &cache[i];
+        free(slot->der);
+        memset(slot, 0, sizeof(*slot));
+        err = rp_worker_ca(r->w, &r->tenant, &ca);
+        if (err == RP_OK)
+            err = rp_ca_crl(r->w->store, ca, now, &slot->der, &slot->len);
+        if (err != RP_OK)
+            return err;
+        atomic_fetch_add(&r->w->srv->metrics.crl_builds, 1);
+        snprintf(slot->tenant_id, sizeof(slot->tenant_id), "%s", r->tenant.id);
+        slot->version = version;
+        slot->made = now;
+        slot->next_update = now + RP_CRL_LIFETIME;
+        snprintf(slot->etag, sizeof(slot->etag), "\"%llx-%llx\"", (unsigned long long)version,
+                 (unsigned long long)now);
     }
-    if (slot == NULL) /* full: the oldest goes */
-        for (int i = 0; i < RP_CRL_CACHE; i++)
-            if (slot == NULL || r->w->crls[i].made < slot->made)
-                slot = &r->w->crls[i];
-    free(slot->der);
-    memset(slot, 0, sizeof(*slot));
-    err = rp_worker_ca(r->w, &r->tenant, &ca);
-    if (err == RP_OK)
-        err = rp_ca_crl(r->w->store, ca, now, &slot->der, &slot->len);
-    if (err != RP_OK)
-        return err;
-    atomic_fetch_add(&r->w->srv->metrics.crl_builds, 1);
-    snprintf(slot->tenant_id, sizeof(slot->tenant_id), "%s", r->tenant.id);
-    slot->version = version;
-    slot->made = now;
-    slot->next_update = now + RP_CRL_LIFETIME;
-    snprintf(slot->etag, sizeof(slot->etag), "\"%llx-%llx\"", (unsigned long long)version,
-             (unsigned long long)now);
-    *out = slot;
+    *copy = *slot;
+    copy->der = malloc(slot->len);
+    if (copy->der == NULL)
+        return RP_ERR_NO_MEMORY;
+    memcpy(copy->der, slot->der, slot->len);
     return RP_OK;
 }
 
@@ -480,10 +480,15 @@ void rp_h_crl_get(rp_req_t *r)
     const char *inm = evhttp_find_header(evhttp_request_get_input_headers(r->req), "If-None-Match");
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
     bool pem = query != NULL && strcmp(query, "format=pem") == 0;
-    const rp_crl_cached_t *c;
-    char etag[sizeof(c->etag) + 8], date[64];
+    rp_crl_cached_t crl = {0}, *c = &crl;
+    char etag[sizeof(crl.etag) + 8], date[64];
+    rp_err_t err;
 
-    if (crl_cached(r, &c) != RP_OK) {
+    pthread_mutex_lock(&r->w->srv->crl_lock);
+    err = crl_current(r, &crl);
+    pthread_mutex_unlock(&r->w->srv->crl_lock);
+    if (err != RP_OK) {
+        free(crl.der);
         rp_reply_error(r, 500, "internal", "cannot make the CRL");
         return;
     }
@@ -496,6 +501,7 @@ void rp_h_crl_get(rp_req_t *r)
     http_date(c->next_update, date);
     evhttp_add_header(h, "Expires", date);
     if (etag_matches(inm, etag)) {
+        free(crl.der);
         rp_reply_bytes(r, 304, pem ? "application/x-pem-file" : "application/pkix-crl", "", 0);
         return;
     }
@@ -519,6 +525,7 @@ void rp_h_crl_get(rp_req_t *r)
     } else {
         rp_reply_bytes(r, 200, "application/pkix-crl", c->der, c->len);
     }
+    free(crl.der);
 }
 
 void rp_h_metrics(rp_req_t *r)

@@ -862,8 +862,6 @@ void rp_worker_free(rp_worker_t *w)
         event_free(w->accept_timer);
     for (int i = 0; i < RP_CA_CACHE; i++)
         rp_ca_free(&w->cas[i]);
-    for (int i = 0; i < RP_CRL_CACHE; i++)
-        free(w->crls[i].der);
     if (w->http != NULL)
         evhttp_free(w->http);
     if (w->base != NULL)

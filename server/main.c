@@ -207,6 +207,7 @@ int main(int argc, char **argv)
 
     rp_log_init("rampart-server", RP_LOG_INFO);
     srv.nonce_lifetime = RP_NONCE_LIFETIME;
+    pthread_mutex_init(&srv.crl_lock, NULL);
     while ((c = getopt_long(argc, argv, "d:l:n:t:p:m:N:R:U:C:vhV", opts, NULL)) != -1) {
         switch (c) {
         case 'd': data_dir = optarg; break;
@@ -372,6 +373,8 @@ out:
         event_base_free(main_base);
     SSL_CTX_free(srv.ssl_ctx);
     rp_server_tls_forget();
+    for (int i = 0; i < RP_CRL_CACHE; i++)
+        free(srv.crls[i].der);
     rp_wipe(srv.master_key, sizeof(srv.master_key));
     rp_wipe(srv.nonce_key, sizeof(srv.nonce_key));
     return status;

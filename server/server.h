@@ -68,6 +68,18 @@ typedef struct rp_metrics {
 
 typedef struct rp_recorder rp_recorder_t;
 
+#define RP_CRL_CACHE 32 /* tenants' CRLs the process keeps */
+
+/* A tenant's CRL as made and signed, for the requests that follow (api.c). */
+typedef struct rp_crl_cached {
+    char tenant_id[RP_ID_SIZE];
+    int64_t version; /* the tenant's revocation count it lists (rp_store_crl_version) */
+    int64_t made, next_update;
+    uint8_t *der; /* malloc'd; NULL: an empty slot */
+    size_t len;
+    char etag[48];
+} rp_crl_cached_t;
+
 typedef struct rp_server {
     char data_dir[PATH_MAX];
     uint8_t master_key[RP_MASTER_KEY_LEN];
@@ -84,21 +96,13 @@ typedef struct rp_server {
     atomic_int connections; /* open now (TLS state allocated) */
     rp_metrics_t metrics;
     atomic_bool ready;
+    /* Each tenant's CRL as made and signed, shared by the workers (so every worker answers with
+     * the same bytes and ETag): api.c, under crl_lock. */
+    pthread_mutex_t crl_lock;
+    rp_crl_cached_t crls[RP_CRL_CACHE];
 } rp_server_t;
 
 typedef struct rp_record_job rp_record_job_t;
-
-#define RP_CRL_CACHE 32 /* tenants' CRLs each worker keeps */
-
-/* A tenant's CRL as made and signed, for the requests that follow (api.c). */
-typedef struct rp_crl_cached {
-    char tenant_id[RP_ID_SIZE];
-    int64_t version; /* the tenant's revocation count it lists (rp_store_crl_version) */
-    int64_t made, next_update;
-    uint8_t *der; /* malloc'd; NULL: an empty slot */
-    size_t len;
-    char etag[48];
-} rp_crl_cached_t;
 
 typedef struct rp_worker {
     rp_server_t *srv;
@@ -106,7 +110,6 @@ typedef struct rp_worker {
     struct evhttp *http;
     rp_store_t *store;
     rp_ca_t cas[RP_CA_CACHE];
-    rp_crl_cached_t crls[RP_CRL_CACHE];
     pthread_t thread;
     /* records the recorder has written, for this worker's loop to answer */
     struct event *recorded;
