@@ -551,8 +551,8 @@ static int cmd_install(const struct args *a)
         rp_log_error("%s: install failed: %s", a->component, rp_strerror(err));
         return FAIL;
     }
-    printf("%s: %s: %s\n", a->component, res.state, res.detail);
-    return strcmp(res.state, "installed") == 0 || strcmp(res.state, "unchanged") == 0 ? OK : FAIL;
+    printf("%s: %s: %s\n", a->component, rp_update_state_name(res.state), res.detail);
+    return res.state == RP_UPDATE_INSTALLED || res.state == RP_UPDATE_UNCHANGED ? OK : FAIL;
 }
 
 static int cmd_recover(const struct args *a)
@@ -618,8 +618,8 @@ static int cmd_status(const struct args *a)
                       img.valid, "trial_slot",
                       c.trial >= 0 ? json_sprintf("%c", "ab"[c.trial]) : json_null(),
                       "security_counter", (json_int_t)counter, "last_update", "result",
-                      c.last_result, "version", c.last_version, "detail", c.last_detail, "at",
-                      (json_int_t)c.last_at));
+                      rp_update_state_name(c.last_result), "version", c.last_version, "detail",
+                      c.last_detail, "at", (json_int_t)c.last_at));
     }
     rp_agent_close(&agent);
     if (err != RP_OK) {

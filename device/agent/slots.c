@@ -130,7 +130,12 @@ rp_err_t rp_component_load(const char *state_dir, const char *name, rp_component
         const char *r = json_string_value(json_object_get(last, "result"));
         const char *d = json_string_value(json_object_get(last, "detail"));
         const char *v = json_string_value(json_object_get(last, "version"));
-        snprintf(c->last_result, sizeof(c->last_result), "%s", r != NULL ? r : "");
+        if (rp_update_state_parse(r != NULL ? r : "", &c->last_result) != RP_OK) {
+            json_decref(j);
+            rp_log_error("%s is corrupt: its last update's result \"%.32s\" is not a state", path,
+                         r);
+            return RP_ERR_MALFORMED;
+        }
         snprintf(c->last_detail, sizeof(c->last_detail), "%s", d != NULL ? d : "");
         snprintf(c->last_version, sizeof(c->last_version), "%s", v != NULL ? v : "");
         c->last_at = json_integer_value(json_object_get(last, "at"));
@@ -158,8 +163,8 @@ static rp_err_t component_save(const char *state_dir, const rp_component_t *c)
         return err;
     j = json_pack("{s:i, s:s, s:o, s:o, s:{s:s, s:s, s:s, s:I}}", "format", 1, "name", c->name,
                   "active", slot_json(c->active), "trial", slot_json(c->trial), "last_update",
-                  "result", c->last_result, "detail", c->last_detail, "version", c->last_version,
-                  "at", (json_int_t)c->last_at);
+                  "result", rp_update_state_name(c->last_result), "detail", c->last_detail,
+                  "version", c->last_version, "at", (json_int_t)c->last_at);
     if (j == NULL)
         return RP_ERR_NO_MEMORY;
     json_object_set_new(j, "security_counter_index", json_integer(c->seccnt_index));
@@ -595,21 +600,22 @@ static rp_err_t health_check(rp_agent_t *a, const rp_component_t *c, int slot,
 
 /* ---- install ---- */
 
-static void record(rp_component_t *c, const char *result, const char *version, const char *detail)
+static void record(rp_component_t *c, rp_update_state_t result, const char *version,
+                   const char *detail)
 {
-    snprintf(c->last_result, sizeof(c->last_result), "%s", result);
+    c->last_result = result;
     snprintf(c->last_version, sizeof(c->last_version), "%s", version);
     snprintf(c->last_detail, sizeof(c->last_detail), "%s", detail);
     c->last_at = (int64_t)time(NULL);
 }
 
 static rp_err_t finish(rp_agent_t *a, rp_component_t *c, rp_install_result_t *res,
-                       const char *state, const char *version, const char *fmt, ...)
+                       rp_update_state_t state, const char *version, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
 /* Record the outcome in the component's state and in *res. */
 static rp_err_t finish(rp_agent_t *a, rp_component_t *c, rp_install_result_t *res,
-                       const char *state, const char *version, const char *fmt, ...)
+                       rp_update_state_t state, const char *version, const char *fmt, ...)
 {
     char detail[sizeof(res->detail)];
     va_list ap;
@@ -618,9 +624,9 @@ static rp_err_t finish(rp_agent_t *a, rp_component_t *c, rp_install_result_t *re
     vsnprintf(detail, sizeof(detail), fmt, ap); /* the arguments may point into res->detail */
     va_end(ap);
     memcpy(res->detail, detail, sizeof(detail));
-    snprintf(res->state, sizeof(res->state), "%s", state);
+    res->state = state;
     record(c, state, version, res->detail);
-    rp_log_info("%s %s: %s: %s", c->name, version, state, res->detail);
+    rp_log_info("%s %s: %s: %s", c->name, version, rp_update_state_name(state), res->detail);
     return component_save(a->state_dir, c);
 }
 
@@ -673,7 +679,7 @@ static rp_err_t component_open(const char *state_dir, const char *name, rp_compo
     return err == RP_OK ? component_save(state_dir, c) : err;
 }
 
-rp_err_t rp_component_note(const char *state_dir, const char *name, const char *result,
+rp_err_t rp_component_note(const char *state_dir, const char *name, rp_update_state_t result,
                            const char *version, const char *detail)
 {
     rp_component_t c;
@@ -711,7 +717,7 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
         if (err != RP_OK)
             return err;
         if (!src.valid) {
-            snprintf(res->state, sizeof(res->state), "refused");
+            res->state = RP_UPDATE_REFUSED;
             snprintf(res->detail, sizeof(res->detail), "%s", rp_strerror(src.error));
             rp_log_info("%s: refused: %s", name, res->detail);
             return RP_OK;
@@ -730,12 +736,12 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
     if (err != RP_OK)
         return err;
     if (!src.valid)
-        return finish(a, &c, res, "refused", src.version[0] ? src.version : "?", "%s",
+        return finish(a, &c, res, RP_UPDATE_REFUSED, src.version[0] ? src.version : "?", "%s",
                       src.error == RP_ERR_ROLLBACK
                           ? "its security counter is below the device's (rollback refused)"
                           : rp_strerror(src.error));
     if (src.security_counter > rp_rot_seccnt_max(a->rot))
-        return finish(a, &c, res, "refused", src.version,
+        return finish(a, &c, res, RP_UPDATE_REFUSED, src.version,
                       "its security counter %lu is more than this device's root of trust can "
                       "hold (%lu)",
                       (unsigned long)src.security_counter,
@@ -756,12 +762,12 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
         if (err != RP_OK)
             return err;
         if (cur.valid && memcmp(cur.digest, src.digest, RP_SHA256_LEN) == 0) {
-            snprintf(res->state, sizeof(res->state), "unchanged");
+            res->state = RP_UPDATE_UNCHANGED;
             snprintf(res->detail, sizeof(res->detail), "%s is running already", src.version);
             return RP_OK;
         }
         if (cur.valid && version_cmp(&src.ver, &cur.ver) < 0)
-            return finish(a, &c, res, "refused", src.version,
+            return finish(a, &c, res, RP_UPDATE_REFUSED, src.version,
                           "version %s is older than the running %s (rollback refused)", src.version,
                           cur.version);
     }
@@ -770,7 +776,7 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
         if (rp_image_version_parse(c.confirmed_version, strlen(c.confirmed_version), &newest) ==
                 RP_OK &&
             version_cmp(&src.ver, &newest) < 0)
-            return finish(a, &c, res, "refused", src.version,
+            return finish(a, &c, res, RP_UPDATE_REFUSED, src.version,
                           "version %s is older than %s, confirmed before (rollback refused)",
                           src.version, c.confirmed_version);
     }
@@ -790,8 +796,9 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
     if (err != RP_OK)
         return err;
     if (!copy.valid || memcmp(copy.digest, src.digest, RP_SHA256_LEN) != 0)
-        return finish(a, &c, res, "failed", src.version, "the copy in slot %c does not verify: %s",
-                      slot_names[target], rp_strerror(copy.error));
+        return finish(a, &c, res, RP_UPDATE_FAILED, src.version,
+                      "the copy in slot %c does not verify: %s", slot_names[target],
+                      rp_strerror(copy.error));
 
     /* On trial: a cut from here on rolls back to the active slot at the next start. */
     c.trial = target;
@@ -802,7 +809,7 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
         return err;
     c.trial = -1;
     if (!healthy)
-        return finish(a, &c, res, "rolled_back", src.version, "%s; %s is still running",
+        return finish(a, &c, res, RP_UPDATE_ROLLED_BACK, src.version, "%s; %s is still running",
                       res->detail, c.active >= 0 ? cur.version : "nothing");
 
     /* Confirmed: the new slot is active, then the security counter rises to the new image's. */
@@ -811,7 +818,7 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
                       sizeof(c.confirmed[target])) != RP_OK)
         return RP_ERR_INVALID_ARG;
     snprintf(c.confirmed_version, sizeof(c.confirmed_version), "%s", copy.version);
-    err = finish(a, &c, res, "installed", src.version, "%s", res->detail);
+    err = finish(a, &c, res, RP_UPDATE_INSTALLED, src.version, "%s", res->detail);
     if (err == RP_OK) {
         rp_failpoint("security counter");
         err = rp_rot_seccnt_advance(a->rot, c.seccnt_index, copy.security_counter);
@@ -834,7 +841,8 @@ static rp_err_t recover_one(rp_agent_t *a, rp_component_t *c, bool *bootable)
             rp_slot_check(a, c, path, &img) == RP_OK && img.version[0] != '\0')
             snprintf(version, sizeof(version), "%s", img.version);
         c->trial = -1;
-        record(c, "rolled_back", version, "the device restarted before the update was confirmed");
+        record(c, RP_UPDATE_ROLLED_BACK, version,
+               "the device restarted before the update was confirmed");
         rp_log_warn("%s %s: rolled back: the device restarted before it was confirmed", c->name,
                     version);
         err = component_save(a->state_dir, c);
@@ -873,7 +881,7 @@ static rp_err_t recover_one(rp_agent_t *a, rp_component_t *c, bool *bootable)
                     slot_names[c->active], rp_strerror(img.error), other.version,
                     slot_names[1 - c->active]);
         c->active = 1 - c->active;
-        record(c, "fell_back", other.version, "the active slot did not verify");
+        record(c, RP_UPDATE_FELL_BACK, other.version, "the active slot did not verify");
         err = component_save(a->state_dir, c);
         if (err != RP_OK)
             return err;

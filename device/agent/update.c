@@ -162,12 +162,12 @@ static rp_err_t get(struct client *c, const char *path, rp_http_response_t *r, c
     return RP_OK;
 }
 
-static void report(struct client *c, const char *deployment, const char *state, const char *fmt,
-                   ...) __attribute__((format(printf, 4, 5)));
+static void report(struct client *c, const char *deployment, rp_update_state_t state,
+                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* Tell the service how an update went (best effort: the device's own record is in its state). */
-static void report(struct client *c, const char *deployment, const char *state, const char *fmt,
-                   ...)
+static void report(struct client *c, const char *deployment, rp_update_state_t state,
+                   const char *fmt, ...)
 {
     char url[2048], detail[256], *text;
     rp_http_opts_t h = {c->ca, NULL, "application/json", 30, client_cert, c, NULL, NULL};
@@ -180,7 +180,8 @@ static void report(struct client *c, const char *deployment, const char *state, 
     va_start(ap, fmt);
     vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
-    body = json_pack("{s:s, s:s, s:s}", "deployment", deployment, "state", state, "detail", detail);
+    body = json_pack("{s:s, s:s, s:s}", "deployment", deployment, "state",
+                     rp_update_state_name(rp_update_state_to_report(state)), "detail", detail);
     text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     snprintf(url, sizeof(url), "%s/api/v1/device/updates", c->server);
@@ -451,9 +452,9 @@ static void refused_target(struct client *c, const char *deployment, const char 
      * would take a security counter). */
     if (rp_component_name_ok(name) &&
         rp_component_load(c->a->state_dir, name, &existing) == RP_OK &&
-        rp_component_note(c->a->state_dir, name, "refused", version, detail) != RP_OK)
+        rp_component_note(c->a->state_dir, name, RP_UPDATE_REFUSED, version, detail) != RP_OK)
         rp_log_warn("%s: cannot record the refusal", name);
-    report(c, deployment, "refused", "%s %s: %s", name, version, detail);
+    report(c, deployment, RP_UPDATE_REFUSED, "%s %s: %s", name, version, detail);
 }
 
 /*
@@ -579,10 +580,10 @@ static rp_err_t apply_target(struct client *c, const char *deployment, json_t *t
     }
     if (running(c->a, name, hash)) {
         s->unchanged++;
-        report(c, deployment, "installed", "%s %s is running", name, version);
+        report(c, deployment, RP_UPDATE_INSTALLED, "%s %s is running", name, version);
         return RP_OK;
     }
-    report(c, deployment, "downloading", "%s %s", name, version);
+    report(c, deployment, RP_UPDATE_DOWNLOADING, "%s %s", name, version);
     err = ensure_dir(c->a->state_dir, "update");
     if (err == RP_OK)
         err = ensure_dir(c->a->state_dir, "update/downloads");
@@ -615,7 +616,8 @@ static rp_err_t apply_target(struct client *c, const char *deployment, json_t *t
         close(fd);
         s->failed++;
         rp_log_error("%s: download failed: %s", name, err != RP_OK ? error : "HTTP error");
-        report(c, deployment, "failed", "download: %s", err != RP_OK ? error : "HTTP error");
+        report(c, deployment, RP_UPDATE_FAILED, "download: %s",
+               err != RP_OK ? error : "HTTP error");
         return RP_OK; /* kept: the next check resumes it */
     }
     /* Mix-and-match: the bytes must be exactly the image the metadata names. */
@@ -654,19 +656,15 @@ static rp_err_t apply_target(struct client *c, const char *deployment, json_t *t
     (void)unlink(path);
     if (err != RP_OK)
         return err;
-    if (strcmp(res.state, "installed") == 0)
-        s->installed++;
-    else if (strcmp(res.state, "unchanged") == 0)
-        s->unchanged++;
-    else if (strcmp(res.state, "refused") == 0)
-        s->refused++;
-    else if (strcmp(res.state, "rolled_back") == 0)
-        s->rolled_back++;
-    else
-        s->failed++;
-    printf("%s: %s: %s\n", name, res.state, res.detail);
-    report(c, deployment, strcmp(res.state, "unchanged") == 0 ? "installed" : res.state,
-           "%s %s: %s", name, version, res.detail);
+    switch (res.state) {
+    case RP_UPDATE_INSTALLED: s->installed++; break;
+    case RP_UPDATE_UNCHANGED: s->unchanged++; break;
+    case RP_UPDATE_REFUSED: s->refused++; break;
+    case RP_UPDATE_ROLLED_BACK: s->rolled_back++; break;
+    default: s->failed++; break;
+    }
+    printf("%s: %s: %s\n", name, rp_update_state_name(res.state), res.detail);
+    report(c, deployment, res.state, "%s %s: %s", name, version, res.detail);
     return RP_OK;
 }
 
