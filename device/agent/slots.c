@@ -25,6 +25,7 @@
 #include "rampart/hex.h"
 #include "rampart/key.h"
 #include "rampart/log.h"
+#include "app.h"
 #include "slots.h"
 #include "update.h"
 
@@ -455,108 +456,49 @@ static rp_err_t extract_payload(const char *slot_path, const rp_slot_image_t *im
 }
 
 /*
- * Start the app and watch it: healthy when it writes "ready" to the descriptor named by
- * RAMPART_READY_FD, or is still running after seconds; unhealthy when it exits first. The trial
- * process is then stopped (the supervisor runs the confirmed version). OUT: detail.
+ * Start the app under the contract (app.h) and watch it: healthy when it says "ready" on its
+ * ready descriptor, or is still running after seconds; unhealthy when it exits first. The trial
+ * is then stopped (the supervisor runs the confirmed version). OUT: detail.
  */
-static bool app_healthy(const char *exe, const char *log_path, const char *name, int seconds,
-                        char *detail, size_t cap)
+static bool app_healthy(const char *state_dir, const char *name, const char *version,
+                        const char *exe, int seconds, char *detail, size_t cap)
 {
-    int fds[2], status, logfd;
-    char fdtext[16], said[16] = "";
-    size_t nsaid = 0;
-    struct timespec start, now;
-    bool healthy = false, done = false, listening = true;
-    pid_t pid;
+    rp_app_run_t run;
+    bool healthy = false;
+    int status;
 
-    if (pipe(fds) != 0) {
-        snprintf(detail, cap, "cannot start: %s", strerror(errno));
+    if (rp_app_start(state_dir, name, version, exe, &run, detail, cap) != RP_OK)
         return false;
-    }
-    pid = fork();
-    if (pid < 0) {
-        close(fds[0]);
-        close(fds[1]);
-        snprintf(detail, cap, "cannot start: %s", strerror(errno));
-        return false;
-    }
-    if (pid == 0) {
-        setpgid(0, 0); /* its own group: stopping the trial stops whatever it started */
-        close(fds[0]);
-        logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (logfd >= 0) {
-            dup2(logfd, STDOUT_FILENO);
-            dup2(logfd, STDERR_FILENO);
-        }
-        snprintf(fdtext, sizeof(fdtext), "%d", fds[1]);
-        setenv("RAMPART_READY_FD", fdtext, 1);
-        setenv("RAMPART_COMPONENT", name, 1);
-        execl(exe, exe, (char *)NULL);
-        _exit(127);
-    }
-    setpgid(pid, pid);
-    close(fds[1]);
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    while (!done) {
-        struct pollfd p = {fds[0], POLLIN, 0};
-        ssize_t got;
-        pid_t w;
-        long elapsed_ms;
+    for (;;) {
+        struct pollfd p = {run.ready_fd, POLLIN, 0};
 
-        /* "ready" may come in pieces; whatever else it says is not readiness. Once the pipe is
-         * closed or the buffer full, it is not read again (poll() would return at once). */
-        if (!listening)
-            p.fd = -1;
-        if (poll(&p, 1, 50) > 0 && (p.revents & (POLLHUP | POLLERR)) && !(p.revents & POLLIN))
-            listening = false;
-        if (p.fd >= 0 && (p.revents & POLLIN) && nsaid >= sizeof(said) - 1)
-            listening = false;
-        if (p.fd >= 0 && (p.revents & POLLIN) && nsaid < sizeof(said) - 1 &&
-            (got = read(fds[0], said + nsaid, sizeof(said) - 1 - nsaid)) >= 0) {
-            if (got == 0)
-                listening = false;
-            nsaid += (size_t)got;
-            said[nsaid] = '\0';
-            if (nsaid >= 5 && strncmp(said, "ready", 5) == 0) {
-                snprintf(detail, cap, "started and said it is ready");
-                healthy = done = true;
-                break;
-            }
+        (void)poll(&p, 1, 50); /* a closed pipe (-1) is ignored: a 50 ms wait */
+        if (rp_app_poll_ready(&run)) {
+            snprintf(detail, cap, "started and said it is ready");
+            healthy = true;
+            break;
         }
-        w = waitpid(pid, &status, WNOHANG);
-        if (w == pid) {
+        if (waitpid(run.pid, &status, WNOHANG) == run.pid) {
             if (WIFEXITED(status))
                 snprintf(detail, cap, "exited with status %d at start", WEXITSTATUS(status));
             else
                 snprintf(detail, cap, "killed by signal %d at start", WTERMSIG(status));
-            close(fds[0]);
-            kill(-pid, SIGKILL); /* whatever it started dies with the rejected version */
+            rp_app_exited(&run); /* whatever it started dies with the rejected version */
             return false;
         }
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        elapsed_ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
-        if (elapsed_ms >= (long)seconds * 1000) {
+        if (rp_app_uptime_ms(&run) >= (long)seconds * 1000) {
             snprintf(detail, cap, "stayed up for %d s", seconds);
-            healthy = done = true;
+            healthy = true;
+            break;
         }
     }
-    close(fds[0]);
-    /* The trial is over: its process group is stopped, by force if it does not stop. */
-    kill(-pid, SIGTERM);
-    for (int i = 0; i < 50 && waitpid(pid, &status, WNOHANG) == 0; i++)
-        usleep(100 * 1000);
-    if (waitpid(pid, &status, WNOHANG) == 0) {
-        kill(-pid, SIGKILL);
-        waitpid(pid, &status, 0);
-    }
-    kill(-pid, SIGKILL); /* anything it left in its group */
+    rp_app_stop(&run); /* the trial is over: its process group is stopped */
     return healthy;
 }
 
 /* Whether the image in the slot is healthy: an app runs; other components verified already. */
 rp_err_t rp_app_prepare(const char *state_dir, const char *name, int slot,
-                        const rp_slot_image_t *img, bool trial, char exe[PATH_MAX],
-                        char log_path[PATH_MAX])
+                        const rp_slot_image_t *img, bool trial, char exe[PATH_MAX])
 {
     char slot_path[PATH_MAX], file[16];
     rp_err_t err;
@@ -572,8 +514,6 @@ rp_err_t rp_app_prepare(const char *state_dir, const char *name, int slot,
     if (err == RP_OK)
         err = component_file(state_dir, name, file, exe, PATH_MAX);
     if (err == RP_OK)
-        err = component_file(state_dir, name, "app.log", log_path, PATH_MAX);
-    if (err == RP_OK)
         err = extract_payload(slot_path, img, exe);
     return err;
 }
@@ -582,7 +522,7 @@ static rp_err_t health_check(rp_agent_t *a, const rp_component_t *c, int slot,
                              const rp_slot_image_t *img, const rp_install_opts_t *opts,
                              bool *healthy, char *detail, size_t cap)
 {
-    char exe[PATH_MAX], log_path[PATH_MAX];
+    char exe[PATH_MAX];
     rp_err_t err;
 
     if (img->type != RP_IMAGE_TYPE_APP) {
@@ -590,11 +530,12 @@ static rp_err_t health_check(rp_agent_t *a, const rp_component_t *c, int slot,
         *healthy = true;
         return RP_OK;
     }
-    err = rp_app_prepare(a->state_dir, c->name, slot, img, true, exe, log_path);
+    err = rp_app_prepare(a->state_dir, c->name, slot, img, true, exe);
     if (err != RP_OK)
         return err;
-    *healthy = app_healthy(exe, log_path, c->name,
-                           opts->health_seconds > 0 ? opts->health_seconds : 3, detail, cap);
+    *healthy = app_healthy(a->state_dir, c->name, img->version, exe,
+                           opts->health_seconds > 0 ? opts->health_seconds : RP_APP_HEALTH_SECONDS,
+                           detail, cap);
     return RP_OK;
 }
 

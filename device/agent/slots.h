@@ -59,7 +59,8 @@ typedef struct rp_slot_image {
 } rp_slot_image_t;
 
 typedef struct rp_install_opts {
-    int health_seconds; /* how long a new app must stay up (it may say sooner that it is ready) */
+    int health_seconds; /* how long a new app must stay up (it may say sooner that it is ready);
+                         * 0: RP_APP_HEALTH_SECONDS */
 } rp_install_opts_t;
 
 typedef struct rp_install_result {
@@ -86,10 +87,9 @@ rp_err_t rp_slot_check(rp_agent_t *a, const rp_component_t *c, const char *path,
                        rp_slot_image_t *img) RP_MUST_CHECK;
 
 /* Write an app's payload (from its verified slot image) out as an executable: for a trial
- * (trial.run) or for the supervisor (a.run, b.run). OUT: exe, and the log its output goes to. */
+ * (trial.run) or for the supervisor (a.run, b.run); app.h starts it. OUT: exe. */
 rp_err_t rp_app_prepare(const char *state_dir, const char *name, int slot,
-                        const rp_slot_image_t *img, bool trial, char exe[PATH_MAX],
-                        char log_path[PATH_MAX]) RP_MUST_CHECK;
+                        const rp_slot_image_t *img, bool trial, char exe[PATH_MAX]) RP_MUST_CHECK;
 
 /* Add a trusted image key (PEM public key) to S/image-keys/. */
 rp_err_t rp_trust_image_key(const char *state_dir, const char *pem_path) RP_MUST_CHECK;
