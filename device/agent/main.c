@@ -677,6 +677,7 @@ static int service_of(const struct args *a, char *server, size_t scap, char *ca,
     uint8_t *data;
     size_t len;
     json_t *j;
+    rp_err_t err;
 
     if (a->server != NULL && a->server_ca != NULL) {
         snprintf(server, scap, "%s", a->server);
@@ -684,14 +685,27 @@ static int service_of(const struct args *a, char *server, size_t scap, char *ca,
         return OK;
     }
     snprintf(path, sizeof(path), "%s/service.json", a->state_dir);
-    if (rp_read_file(path, 8192, &data, &len) != RP_OK)
+    err = rp_read_file(path, 8192, &data, &len);
+    if (err == RP_ERR_NOT_FOUND)
         return usage_error("which service? --server URL --server-ca FILE (or attest first)");
-    j = json_loadb((const char *)data, len, 0, NULL);
-    free(data);
-    snprintf(server, scap, "%s", json_string_value(json_object_get(j, "server")) ?: "");
-    snprintf(ca, ccap, "%s", json_string_value(json_object_get(j, "server_ca")) ?: "");
-    json_decref(j);
-    return server[0] != '\0' && ca[0] != '\0' ? OK : FAIL;
+    if (err == RP_OK) {
+        j = json_loadb((const char *)data, len, 0, NULL);
+        free(data);
+        snprintf(server, scap, "%s", json_string_value(json_object_get(j, "server")) ?: "");
+        snprintf(ca, ccap, "%s", json_string_value(json_object_get(j, "server_ca")) ?: "");
+        json_decref(j);
+    }
+    if (err != RP_OK || server[0] == '\0' || ca[0] == '\0') {
+        rp_log_error("%s is corrupt (%s): it should name the service the device last attested "
+                     "with (server, server_ca). Fix: give --server URL --server-ca FILE, or "
+                     "attest again",
+                     path,
+                     err == RP_ERR_TOO_LARGE ? "larger than 8 KiB"
+                     : err != RP_OK          ? rp_strerror(err)
+                                             : "no server and server_ca in it");
+        return FAIL;
+    }
+    return OK;
 }
 
 /* Remember the service for check-now (best effort). */
@@ -819,6 +833,12 @@ int main(int argc, char **argv)
         return usage_error("unexpected argument");
     if (a.state_dir == NULL)
         return usage_error("--state-dir is required");
+    /* Whoever can write the state directory can be the device: refused, for every command. */
+    switch (rp_agent_check_state_dir(a.state_dir)) {
+    case RP_OK:
+    case RP_ERR_NOT_FOUND: break; /* provision makes it (0700); the others say it is missing */
+    default: return FAIL;
+    }
     if (strcmp(cmd, "provision") == 0)
         return cmd_provision(&a);
     if (strcmp(cmd, "id") == 0)

@@ -98,45 +98,72 @@ static json_t *slot_json(int slot)
     return slot == 0 || slot == 1 ? json_sprintf("%c", slot_names[slot]) : json_null();
 }
 
+/* A slot as the state names it: null (none) or "a" or "b". */
+static bool slot_valid(json_t *v)
+{
+    return v == NULL || json_is_null(v) || slot_parse(v) >= 0;
+}
+
 rp_err_t rp_component_load(const char *state_dir, const char *name, rp_component_t *c)
 {
-    char path[PATH_MAX];
+    char path[PATH_MAX], why[160] = "";
     uint8_t *data;
     size_t len;
     json_t *j, *last;
     json_int_t idx;
+    json_error_t jerr;
+    const char *result = NULL;
     rp_err_t err = component_file(state_dir, name, "state", path, sizeof(path));
 
     memset(c, 0, sizeof(*c));
     if (err != RP_OK)
         return err;
     err = rp_read_file(path, STATE_MAX, &data, &len);
+    if (err == RP_ERR_TOO_LARGE) {
+        rp_log_error("%s is corrupt (larger than %d bytes): it should hold the component's slots "
+                     "and security counter index (JSON). Fix: restore it from a backup",
+                     path, STATE_MAX);
+        return RP_ERR_MALFORMED;
+    }
     if (err != RP_OK)
         return err;
-    j = json_loadb((const char *)data, len, 0, NULL);
+    j = json_loadb((const char *)data, len, 0, &jerr);
     free(data);
     idx = json_integer_value(json_object_get(j, "security_counter_index"));
-    if (!json_is_object(j) || !json_is_integer(json_object_get(j, "security_counter_index")) ||
-        idx < 0 || idx >= RP_ROT_SECCNT_COUNT) {
+    last = json_object_get(j, "last_update");
+    if (json_is_object(last))
+        result = json_string_value(json_object_get(last, "result"));
+    if (j == NULL)
+        snprintf(why, sizeof(why), "not JSON: %.100s, line %d", jerr.text, jerr.line);
+    else if (!json_is_object(j))
+        snprintf(why, sizeof(why), "not a JSON object");
+    else if (json_object_get(j, "format") != NULL &&
+             json_integer_value(json_object_get(j, "format")) != 1)
+        snprintf(why, sizeof(why), "format %lld, and this agent reads format 1",
+                 (long long)json_integer_value(json_object_get(j, "format")));
+    else if (!json_is_integer(json_object_get(j, "security_counter_index")) || idx < 0 ||
+             idx >= RP_ROT_SECCNT_COUNT)
+        snprintf(why, sizeof(why), "no security_counter_index from 0 to %d",
+                 RP_ROT_SECCNT_COUNT - 1);
+    else if (!slot_valid(json_object_get(j, "active")) || !slot_valid(json_object_get(j, "trial")))
+        snprintf(why, sizeof(why), "\"active\" and \"trial\" must each be \"a\", \"b\" or null");
+    else if (rp_update_state_parse(result != NULL ? result : "", &c->last_result) != RP_OK)
+        snprintf(why, sizeof(why), "its last update's result \"%.32s\" is not an update state",
+                 result);
+    if (why[0] != '\0') {
         json_decref(j);
-        rp_log_error("%s is corrupt", path);
+        rp_log_error("%s is corrupt (%s): it should hold the component's slots and security "
+                     "counter index. Fix: restore it from a backup",
+                     path, why);
         return RP_ERR_MALFORMED;
     }
     snprintf(c->name, sizeof(c->name), "%s", name);
     c->active = slot_parse(json_object_get(j, "active"));
     c->trial = slot_parse(json_object_get(j, "trial"));
     c->seccnt_index = (unsigned)idx;
-    last = json_object_get(j, "last_update");
     if (json_is_object(last)) {
-        const char *r = json_string_value(json_object_get(last, "result"));
         const char *d = json_string_value(json_object_get(last, "detail"));
         const char *v = json_string_value(json_object_get(last, "version"));
-        if (rp_update_state_parse(r != NULL ? r : "", &c->last_result) != RP_OK) {
-            json_decref(j);
-            rp_log_error("%s is corrupt: its last update's result \"%.32s\" is not a state", path,
-                         r);
-            return RP_ERR_MALFORMED;
-        }
         snprintf(c->last_detail, sizeof(c->last_detail), "%s", d != NULL ? d : "");
         snprintf(c->last_version, sizeof(c->last_version), "%s", v != NULL ? v : "");
         c->last_at = json_integer_value(json_object_get(last, "at"));
@@ -800,6 +827,7 @@ static rp_err_t recover_one(rp_agent_t *a, rp_component_t *c, bool *bootable)
     if (!img.valid) {
         /* The active slot no longer verifies (a bad sector, tampering): the other one, if it
          * does. */
+        rp_log_error("%s does not verify: %s", path, rp_strerror(img.error));
         err = rp_slot_path(a->state_dir, c->name, 1 - c->active, path, sizeof(path));
         if (err == RP_OK)
             err = rp_slot_check(a, c, path, &other);
@@ -815,7 +843,9 @@ static rp_err_t recover_one(rp_agent_t *a, rp_component_t *c, bool *bootable)
             }
         }
         if (!other.valid) {
-            rp_log_error("%s: neither slot holds a verified, confirmed image", c->name);
+            rp_log_error("%s: neither slot holds a verified, confirmed image. Fix: install one "
+                         "(rampart-agent install, or check-now)",
+                         c->name);
             return RP_OK;
         }
         rp_log_warn("%s: slot %c does not verify (%s): falling back to %s in slot %c", c->name,

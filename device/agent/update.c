@@ -52,13 +52,22 @@ static rp_err_t load_kept(const char *state_dir, const char *name, char **env, j
         *env = NULL;
     if (err == RP_OK)
         err = rp_read_file(path, RP_MD_MAX, &data, &len);
-    if (err != RP_OK)
-        return err;
-    err = rp_md_peek((const char *)data, len, payload);
-    if (err == RP_OK && env != NULL)
-        *env = (char *)data;
-    else
-        free(data);
+    if (err == RP_OK) {
+        err = rp_md_peek((const char *)data, len, payload);
+        if (err == RP_OK && env != NULL)
+            *env = (char *)data;
+        else
+            free(data);
+    }
+    if (err != RP_OK && err != RP_ERR_NOT_FOUND)
+        rp_log_error("%s is corrupt (%s): it should hold the signed %s metadata the device "
+                     "accepted last. Fix: %s",
+                     path, err == RP_ERR_TOO_LARGE ? "too large" : rp_strerror(err),
+                     strcmp(name, ROOT_FILE) == 0 ? "root" : "targets",
+                     strcmp(name, ROOT_FILE) == 0
+                         ? "take the newest root again (rampart-agent trust --update-root FILE)"
+                         : "remove it if you trust the service's current targets (the device "
+                           "then cannot refuse targets older than the ones it had)");
     return err;
 }
 
@@ -292,8 +301,9 @@ static rp_err_t update_targets(struct client *c, json_t *root, json_t **targets,
     {
         char *env = NULL;
         rp_md_role_t *online = calloc(1, sizeof(*online));
-        if (online != NULL && load_kept(c->a->state_dir, TARGETS_FILE, &env, &kept) == RP_OK &&
-            role_of(root, "online", online) == RP_OK) {
+        rp_err_t kerr = online != NULL ? load_kept(c->a->state_dir, TARGETS_FILE, &env, &kept)
+                                       : RP_ERR_NO_MEMORY;
+        if (kerr == RP_OK && role_of(root, "online", online) == RP_OK) {
             json_t *verified = NULL;
             if (rp_md_open(env, strlen(env), online, &verified) == RP_OK)
                 have = json_integer_value(json_object_get(verified, "version"));
@@ -302,6 +312,12 @@ static rp_err_t update_targets(struct client *c, json_t *root, json_t **targets,
         free(online);
         free(env);
         json_decref(kept);
+        /* Corrupt (said): without it the device could not refuse older targets. */
+        if (kerr != RP_OK && kerr != RP_ERR_NOT_FOUND) {
+            rp_http_response_free(&r);
+            return refuse(s, kerr, "%s/%s is not usable (see above)", c->a->state_dir,
+                          TARGETS_FILE);
+        }
     }
     err = rp_update_accept_targets(root, c->a->device_id, have, (int64_t)time(NULL), r.body, r.len,
                                    targets, s->detail, sizeof(s->detail));
@@ -678,8 +694,11 @@ rp_err_t rp_update_check(rp_agent_t *a, const char *server, const char *server_c
 
     memset(s, 0, sizeof(*s));
     snprintf(c.cert, sizeof(c.cert), "%s/device.crt", a->state_dir);
-    if (access(c.cert, R_OK) != 0)
+    err = rp_agent_check_certificate(a);
+    if (err == RP_ERR_NOT_FOUND)
         return refuse(s, RP_ERR_NOT_FOUND, "no device certificate yet: attest first");
+    if (err != RP_OK)
+        return refuse(s, err, "the device's certificate is not usable (see above): attest again");
     err = update_roots(&c, &root, s);
     if (err == RP_OK)
         err = update_targets(&c, root, &targets, s);
