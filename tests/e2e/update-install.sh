@@ -85,12 +85,18 @@ RUNNER_CA=$d/no-such-ca.pem   # no service: attestation fails and backs off; the
 runner=$!; E2E_PIDS+=("$runner")
 app_pid() { jq -r 'select(.status == "ready") | .pid' "$R/components/$1/run.json" 2>/dev/null || true; }
 age_of() { ps -o etimes= -p "$1" 2>/dev/null | tr -d ' '; }
+child_of_runner() { # COMPONENT: the daemon's child that runs it, found by its environment
+  local p
+  for p in $(pgrep -P "$runner" || true); do
+    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "RAMPART_COMPONENT=$1" && { echo "$p"; return; }
+  done
+}
 # Wait for a state, not a time: the app's one process has been up well past its health window
 # (the supervisor looks every second: several of its cycles), or it exited.
 pid=""
 for _ in $(seq 1 400); do
   [ -s "$R/components/app/exits" ] && break
-  pid=$(pgrep -P "$runner" -f 'sleep 3600' | head -n1 || true)
+  pid=$(child_of_runner app)
   [ -n "$pid" ] && [ "${pid:+$(age_of "$pid")}" -ge 5 ] 2>/dev/null && break
   sleep 0.2
 done
