@@ -16,6 +16,7 @@
 #include "rampart/key.h"
 #include "rampart/metadata.h"
 #include "rampart/log.h"
+#include "rampart/update_state.h"
 
 #include <openssl/pem.h>
 
@@ -393,6 +394,21 @@ int ops_device_assign(struct ops *o)
 
 /* ---- deployment create|list|show ---- */
 
+/* Every state a device can report has its count, 0 included (a service from before this rule
+ * left out the states nothing was in): scripts rely on the keys. */
+static void complete_states(json_t *d)
+{
+    json_t *states = json_object_get(d, "states");
+
+    if (!json_is_object(states))
+        return;
+    for (int i = 0; i < RP_UPDATE_STATE_COUNT; i++) {
+        const char *name = rp_update_state_name((rp_update_state_t)i);
+        if (rp_update_state_reported((rp_update_state_t)i) && json_object_get(states, name) == NULL)
+            json_object_set_new(states, name, json_integer(0));
+    }
+}
+
 static void print_deployment(json_t *d)
 {
     json_t *states = json_object_get(d, "states"), *v, *m;
@@ -410,7 +426,20 @@ static void print_deployment(json_t *d)
     json_array_foreach(json_object_get(d, "images"), i, m)
         printf("image:       %s %s (%s)\n", ops_str(m, "component"), ops_str(m, "version"),
                ops_str(m, "id"));
-    json_object_foreach(states, k, v) printf("%-12s %lld\n", k, (long long)json_integer_value(v));
+    /* Every state, in their order, 0 when the service did not count it; then any state this
+     * CLI does not know (a newer service). */
+    for (int st = 0; st < RP_UPDATE_STATE_COUNT; st++) {
+        const char *name = rp_update_state_name((rp_update_state_t)st);
+        if (rp_update_state_reported((rp_update_state_t)st))
+            printf("%-12s %lld\n", name,
+                   (long long)json_integer_value(json_object_get(states, name)));
+    }
+    json_object_foreach(states, k, v)
+    {
+        rp_update_state_t known;
+        if (rp_update_state_parse(k, &known) != RP_OK || !rp_update_state_reported(known))
+            printf("%-12s %lld\n", k, (long long)json_integer_value(v));
+    }
 }
 
 int ops_deployment_cmd(struct ops *o, const char *verb)
@@ -459,6 +488,7 @@ int ops_deployment_cmd(struct ops *o, const char *verb)
         snprintf(path, sizeof(path), "/api/v1/tenants/%s/deployments/%s", o->tenant, o->args[0]);
         if (call(o, "GET", path, NULL, 200, &body) != CLI_OK)
             return CLI_FAIL;
+        complete_states(body);
         if (!printed_json(o, body))
             print_deployment(body);
         json_decref(body);

@@ -30,6 +30,7 @@
 #include "rampart/key.h"
 #include "rampart/log.h"
 #include "rampart/metadata.h"
+#include "rampart/update_state.h"
 #include "server.h"
 
 #define TARGETS_LIFETIME (24 * 3600) /* a targets document expires a day after it is signed */
@@ -639,31 +640,42 @@ static void serve_file(rp_req_t *r, const char *path)
     rp_reply_file(r, 200, "application/octet-stream", fd, 0, (uint64_t)sb.st_size);
 }
 
-static const char *const states[] = {"pending",     "downloading", "installed", "failed",
-                                     "rolled_back", "refused",     NULL};
+/* "pending|downloading|...": the states a device may report, for the refusal's message. */
+static void reported_states(char *out, size_t cap)
+{
+    size_t n = 0;
+
+    out[0] = '\0';
+    for (int i = 0; i < RP_UPDATE_STATE_COUNT; i++)
+        if (rp_update_state_reported((rp_update_state_t)i) && n < cap)
+            n += (size_t)snprintf(out + n, cap - n, "%s%s", n > 0 ? "|" : "",
+                                  rp_update_state_name((rp_update_state_t)i));
+}
 
 void rp_h_device_report(rp_req_t *r)
 {
     const rp_device_t *d = &r->device;
     json_t *body = rp_req_json(r);
-    const char *dep, *state, *detail;
+    const char *dep, *detail;
+    char allowed[128];
+    rp_update_state_t state;
     rp_deployment_t deployment;
     rp_device_update_t u;
     rp_group_t group;
-    bool known = false;
+    bool known;
 
     if (body == NULL)
         return;
     dep = json_string_value(json_object_get(body, "deployment"));
-    state = json_string_value(json_object_get(body, "state"));
     detail = json_string_value(json_object_get(body, "detail"));
-    for (int i = 0; state != NULL && states[i] != NULL; i++)
-        known |= strcmp(state, states[i]) == 0;
+    known =
+        rp_update_state_parse(json_string_value(json_object_get(body, "state")), &state) == RP_OK &&
+        rp_update_state_reported(state);
     if (dep == NULL || !known || (detail != NULL && strlen(detail) > RP_UPDATE_DETAIL_MAX)) {
         json_decref(body);
+        reported_states(allowed, sizeof(allowed));
         rp_reply_error(r, 400, "invalid",
-                       "{\"deployment\", \"state\": pending|downloading|installed|failed|"
-                       "rolled_back|refused, \"detail\" (at most %d bytes)}",
+                       "{\"deployment\", \"state\": %s, \"detail\" (at most %d bytes)}", allowed,
                        RP_UPDATE_DETAIL_MAX);
         return;
     }
@@ -678,7 +690,7 @@ void rp_h_device_report(rp_req_t *r)
     memset(&u, 0, sizeof(u));
     snprintf(u.device_id, sizeof(u.device_id), "%s", d->id);
     snprintf(u.deployment_id, sizeof(u.deployment_id), "%s", deployment.id);
-    snprintf(u.state, sizeof(u.state), "%s", state);
+    snprintf(u.state, sizeof(u.state), "%s", rp_update_state_name(state));
     snprintf(u.detail, sizeof(u.detail), "%s", detail != NULL ? detail : "");
     u.at = (int64_t)time(NULL);
     json_decref(body);

@@ -261,7 +261,7 @@ typedef struct rp_deployment {
 typedef struct rp_device_update {
     char device_id[RP_DEVICE_ID_SIZE];
     char deployment_id[RP_ID_SIZE];
-    char state[24]; /* pending, downloading, installed, failed, rolled_back */
+    char state[24]; /* rp_update_state_name() of a reported state (rampart/update_state.h) */
     char detail[RP_UPDATE_DETAIL_MAX + 1];
     int64_t at;
 } rp_device_update_t;

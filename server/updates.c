@@ -30,6 +30,7 @@
 #include "rampart/hex.h"
 #include "rampart/key.h"
 #include "rampart/log.h"
+#include "rampart/update_state.h"
 #include "server.h"
 
 #define IMAGE_KEYS_MAX 32 /* image keys a tenant may have */
@@ -901,9 +902,6 @@ void rp_h_group_assign(rp_req_t *r)
 
 /* ---- deployments ---- */
 
-static const char *const update_states[] = {"pending", "downloading", "installed",
-                                            "failed",  "rolled_back", NULL};
-
 struct deploy_show {
     rp_store_t *store;
     const rp_deployment_t *d;
@@ -920,7 +918,8 @@ static void show_member(void *ctx, const char *device_id)
         return;
     ds->selected++;
     json_object_set_new(ds->devices, device_id,
-                        json_pack("{s:s, s:s, s:n}", "state", "pending", "detail", "", "at"));
+                        json_pack("{s:s, s:s, s:n}", "state",
+                                  rp_update_state_name(RP_UPDATE_PENDING), "detail", "", "at"));
 }
 
 static void show_update(void *ctx, const rp_device_update_t *u)
@@ -960,8 +959,11 @@ static json_t *deployment_json(rp_req_t *r, const rp_deployment_t *d, bool with_
         json_t *counts = json_object(), *list = json_array(), *v;
         const char *id;
 
-        for (int i = 0; update_states[i] != NULL; i++)
-            json_object_set_new(counts, update_states[i], json_integer(0));
+        /* Every state a device can be in, counted or not: scripts rely on the keys. */
+        for (int i = 0; i < RP_UPDATE_STATE_COUNT; i++)
+            if (rp_update_state_reported((rp_update_state_t)i))
+                json_object_set_new(counts, rp_update_state_name((rp_update_state_t)i),
+                                    json_integer(0));
         if (rp_store_group_members(r->w->store, d->group_id, show_member, &ds) != RP_OK ||
             rp_store_device_updates(r->w->store, d->id, show_update, &ds) != RP_OK) {
             json_decref(ds.devices);

@@ -4,6 +4,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,8 @@
 
 #define BOOT_ID_FILE "/proc/sys/kernel/random/boot_id"
 #define LOCKDOWN_FILE "/sys/kernel/security/lockdown"
-#define MEASURED_MAX (RP_EAT_MAX_COMPONENTS * 256 + 64)
+#define TCTI_MAX 512
+#define MEASURED_MAX (16 * 1024) /* 16 components take about 5 KiB */
 
 static rp_err_t state_path(const rp_agent_t *a, const char *name, char *out, size_t cap)
 {
@@ -56,10 +58,30 @@ static rp_err_t read_text(const char *path, size_t max, char **text)
 
     if (err != RP_OK)
         return err;
+    if (strlen((const char *)data) != len) {
+        free(data);
+        return RP_ERR_MALFORMED; /* a NUL inside: not text */
+    }
     while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
         data[--len] = '\0';
     *text = (char *)data;
     return RP_OK;
+}
+
+rp_err_t rp_agent_check_state_dir(const char *state_dir)
+{
+    static const char *const subdirs[] = {"components", "image-keys", "update"};
+    char path[PATH_MAX + 16];
+    rp_err_t err = rp_file_check_private(state_dir, false);
+
+    for (size_t i = 0; err == RP_OK && i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+        if (snprintf(path, sizeof(path), "%s/%s", state_dir, subdirs[i]) >= (int)sizeof(path))
+            return RP_ERR_INVALID_ARG;
+        err = rp_file_check_private(path, false);
+        if (err == RP_ERR_NOT_FOUND)
+            err = RP_OK;
+    }
+    return err;
 }
 
 rp_err_t rp_agent_save_tcti(const char *state_dir, const char *tcti)
@@ -77,9 +99,28 @@ rp_err_t rp_agent_open(rp_agent_t *a, const char *state_dir, const char *tcti)
     if (strlen(state_dir) >= sizeof(a->state_dir))
         return RP_ERR_INVALID_ARG;
     strcpy(a->state_dir, state_dir);
-    if (tcti == NULL && state_path(a, "tcti", path, sizeof(path)) == RP_OK &&
-        read_text(path, 512, &saved) == RP_OK)
-        tcti = saved;
+    if (tcti == NULL && state_path(a, "tcti", path, sizeof(path)) == RP_OK) {
+        /* A corrupt one is not ignored: the default would be another TPM. */
+        err = read_text(path, TCTI_MAX, &saved);
+        if (err == RP_OK) {
+            bool text = saved[0] != '\0';
+            for (const unsigned char *p = (const unsigned char *)saved; text && *p != '\0'; p++)
+                text = *p >= 0x20 && *p != 0x7f;
+            if (!text)
+                err = RP_ERR_MALFORMED; /* empty, or not one line of text */
+        }
+        if (err == RP_OK)
+            tcti = saved;
+        else if (err != RP_ERR_NOT_FOUND) {
+            rp_log_error("%s is corrupt (%s): it should hold the TPM's TCTI given at "
+                         "provisioning, one line. Fix: give --tcti TCTI, or write it back",
+                         path,
+                         err == RP_ERR_TOO_LARGE ? "larger than 512 bytes"
+                                                 : "empty, or not one line of text");
+            free(saved);
+            return RP_ERR_MALFORMED;
+        }
+    }
     cfg.state_dir = state_dir;
     cfg.tcti = tcti;
     err = rp_rot_open(&cfg, &a->rot);
@@ -151,70 +192,211 @@ static bool component_name_ok(const char *s, size_t len)
     return true;
 }
 
-/* The measured list: "boot N", then one line per component, in the order measured. */
+/*
+ * What was measured this boot, in the order measured: S/measured, JSON replaced atomically,
+ *   {"format": 1, "boot": N, "components": [{"name", "version", "digest": hex, "signer": hex,
+ *    "security_counter": n or null}, ...]}
+ * Its list must stay the one the measurement register was extended with: losing it means the
+ * evidence cannot explain the register until the next boot.
+ */
+#define MEASURED_FILE "measured"
+#define MEASURED_FORMAT 1
+
 struct measured {
     uint64_t boot;
     size_t n;
     rp_eat_component_t c[RP_EAT_MAX_COMPONENTS];
 };
 
-static rp_err_t measured_load(rp_agent_t *a, struct measured *m)
-{
-    char path[PATH_MAX + 16], *text, *line, *save = NULL;
-    rp_err_t err;
+static rp_err_t bad(char *why, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-    memset(m, 0, sizeof(*m));
-    err = state_path(a, "measured", path, sizeof(path));
-    if (err == RP_OK)
-        err = read_text(path, MEASURED_MAX, &text);
-    if (err == RP_ERR_NOT_FOUND)
-        return RP_OK;
-    if (err != RP_OK)
-        return err;
-    err = RP_ERR_MALFORMED;
-    line = strtok_r(text, "\n", &save);
-    if (line != NULL && sscanf(line, "boot %lu", &m->boot) == 1)
-        err = RP_OK;
-    while (err == RP_OK && (line = strtok_r(NULL, "\n", &save)) != NULL) {
-        rp_eat_component_t *c = &m->c[m->n];
-        char digest[65], signer[65], cnt[16], version[32], name[64];
-        if (m->n == RP_EAT_MAX_COMPONENTS ||
-            sscanf(line, "%64s %64s %15s %31s %63s", digest, signer, cnt, version, name) != 5 ||
-            rp_hex_decode(digest, strlen(digest), c->digest, 32) != RP_OK ||
-            rp_hex_decode(signer, strlen(signer), c->signer, 32) != RP_OK ||
-            !component_name_ok(name, strlen(name)) || strlen(version) > RP_EAT_VERSION_MAX) {
-            err = RP_ERR_MALFORMED;
+/* Say why in why[cap]; RP_ERR_MALFORMED. */
+static rp_err_t bad(char *why, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(why, cap, fmt, ap);
+    va_end(ap);
+    return RP_ERR_MALFORMED;
+}
+
+static bool hex32(const char *s, uint8_t out[32])
+{
+    return s != NULL && strlen(s) == 64 && rp_hex_decode(s, 64, out, 32) == RP_OK;
+}
+
+static rp_err_t measured_parse(const char *text, size_t len, struct measured *m, char *why,
+                               size_t cap)
+{
+    json_error_t jerr;
+    json_t *j = json_loadb(text, len, 0, &jerr), *list, *e;
+    json_int_t format, boot;
+    rp_err_t err = RP_OK;
+    size_t i;
+
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return j == NULL ? bad(why, cap, "not JSON (%s, line %d)", jerr.text, jerr.line)
+                         : bad(why, cap, "not a JSON object");
+    }
+    format = json_integer_value(json_object_get(j, "format"));
+    boot = json_integer_value(json_object_get(j, "boot"));
+    list = json_object_get(j, "components");
+    if (!json_is_integer(json_object_get(j, "format")))
+        err = bad(why, cap, "no \"format\"");
+    else if (format != MEASURED_FORMAT)
+        err = bad(why, cap, "format %lld, and this agent reads format %d (a newer agent's?)",
+                  (long long)format, MEASURED_FORMAT);
+    else if (!json_is_integer(json_object_get(j, "boot")) || boot < 0)
+        err = bad(why, cap, "\"boot\" is not a count");
+    else if (!json_is_array(list) || json_array_size(list) > RP_EAT_MAX_COMPONENTS)
+        err = bad(why, cap, "\"components\" is not a list of at most %d", RP_EAT_MAX_COMPONENTS);
+    m->boot = (uint64_t)boot;
+    json_array_foreach(list, i, e)
+    {
+        rp_eat_component_t *c = &m->c[i];
+        const char *name = json_string_value(json_object_get(e, "name"));
+        const char *version = json_string_value(json_object_get(e, "version"));
+        json_t *cnt = json_object_get(e, "security_counter");
+
+        if (err != RP_OK)
             break;
+        if (name == NULL || !component_name_ok(name, strlen(name)))
+            err = bad(why, cap, "component %zu: no valid \"name\"", i + 1);
+        else if (version == NULL || strlen(version) == 0 || strlen(version) > RP_EAT_VERSION_MAX)
+            err = bad(why, cap, "component %zu (%s): no valid \"version\"", i + 1, name);
+        else if (!hex32(json_string_value(json_object_get(e, "digest")), c->digest) ||
+                 !hex32(json_string_value(json_object_get(e, "signer")), c->signer))
+            err =
+                bad(why, cap, "component %zu (%s): \"digest\" and \"signer\" must be 64 hex digits",
+                    i + 1, name);
+        else if (!json_is_null(cnt) && (!json_is_integer(cnt) || json_integer_value(cnt) < 0 ||
+                                        json_integer_value(cnt) > UINT32_MAX))
+            err = bad(why, cap, "component %zu (%s): \"security_counter\" is not null or 0 to %lu",
+                      i + 1, name, (unsigned long)UINT32_MAX);
+        if (err != RP_OK)
+            break;
+        snprintf(c->name, sizeof(c->name), "%s", name);
+        snprintf(c->version, sizeof(c->version), "%s", version);
+        c->has_security_counter = json_is_integer(cnt);
+        c->security_counter = (uint32_t)json_integer_value(cnt);
+        m->n++;
+    }
+    json_decref(j);
+    return err;
+}
+
+/* The list as agents before format 1 wrote it: "boot N", then per component a line
+ * "DIGEST SIGNER COUNTER|- VERSION NAME". Read once, to convert it. */
+static rp_err_t measured_parse_lines(char *text, struct measured *m, char *why, size_t cap)
+{
+    char *line, *save = NULL, tail;
+    unsigned long long boot;
+
+    line = strtok_r(text, "\n", &save);
+    if (line == NULL || sscanf(line, "boot %llu%c", &boot, &tail) != 1)
+        return bad(why, cap, "neither JSON nor the earlier line format (no \"boot N\" line)");
+    m->boot = boot;
+    while ((line = strtok_r(NULL, "\n", &save)) != NULL) {
+        rp_eat_component_t *c = &m->c[m->n];
+        char digest[65], signer[65], cnt[16], version[32], name[64], *end;
+        unsigned long v = 0;
+        if (m->n == RP_EAT_MAX_COMPONENTS)
+            return bad(why, cap, "more than %d components", RP_EAT_MAX_COMPONENTS);
+        if (sscanf(line, "%64s %64s %15s %31s %63s %c", digest, signer, cnt, version, name,
+                   &tail) != 5 ||
+            !hex32(digest, c->digest) || !hex32(signer, c->signer) ||
+            !component_name_ok(name, strlen(name)) || strlen(version) > RP_EAT_VERSION_MAX)
+            return bad(why, cap, "line %zu is not \"DIGEST SIGNER COUNTER VERSION NAME\"",
+                       m->n + 2);
+        if (strcmp(cnt, "-") != 0) {
+            errno = 0;
+            v = strtoul(cnt, &end, 10);
+            if (errno != 0 || *end != '\0' || cnt[0] == '-' || v > UINT32_MAX)
+                return bad(why, cap, "line %zu: the security counter is not a number", m->n + 2);
         }
         snprintf(c->name, sizeof(c->name), "%s", name);
         snprintf(c->version, sizeof(c->version), "%s", version);
         c->has_security_counter = strcmp(cnt, "-") != 0;
-        c->security_counter = c->has_security_counter ? (uint32_t)strtoul(cnt, NULL, 10) : 0;
+        c->security_counter = (uint32_t)v;
         m->n++;
     }
-    free(text);
-    if (err != RP_OK)
-        rp_log_error("%s is corrupt: measuring afresh", path);
-    return err;
+    return RP_OK;
 }
 
 static rp_err_t measured_save(rp_agent_t *a, const struct measured *m)
 {
-    char buf[MEASURED_MAX], digest[65], signer[65];
-    size_t len = (size_t)snprintf(buf, sizeof(buf), "boot %lu\n", (unsigned long)m->boot);
+    char digest[65], signer[65], *text;
+    json_t *list = json_array(), *j;
+    rp_err_t err;
 
-    for (size_t i = 0; i < m->n; i++) {
+    for (size_t i = 0; list != NULL && i < m->n; i++) {
         const rp_eat_component_t *c = &m->c[i];
         (void)rp_hex_encode(c->digest, 32, digest, sizeof(digest));
         (void)rp_hex_encode(c->signer, 32, signer, sizeof(signer));
-        if (c->has_security_counter)
-            len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s %s %u %s %s\n", digest,
-                                    signer, c->security_counter, c->version, c->name);
-        else
-            len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s %s - %s %s\n", digest, signer,
-                                    c->version, c->name);
+        json_array_append_new(
+            list,
+            json_pack("{s:s, s:s, s:s, s:s, s:o}", "name", c->name, "version", c->version, "digest",
+                      digest, "signer", signer, "security_counter",
+                      c->has_security_counter ? json_integer(c->security_counter) : json_null()));
     }
-    return write_state(a->state_dir, "measured", buf, len, 0600);
+    j = json_pack("{s:i, s:I, s:o}", "format", MEASURED_FORMAT, "boot", (json_int_t)m->boot,
+                  "components", list);
+    text = j != NULL ? json_dumps(j, JSON_INDENT(2)) : NULL;
+    json_decref(j);
+    if (text == NULL)
+        return RP_ERR_NO_MEMORY;
+    err = write_state(a->state_dir, MEASURED_FILE, text, strlen(text), 0600);
+    free(text);
+    return err;
+}
+
+/* The list; an absent file is an empty list. A corrupt one is an error that says so: the caller
+ * starts a new list. A list in the earlier line format is converted, once. */
+static rp_err_t measured_load(rp_agent_t *a, struct measured *m)
+{
+    char path[PATH_MAX + 16], why[200];
+    uint8_t *data;
+    size_t len, skip = 0;
+    rp_err_t err;
+
+    memset(m, 0, sizeof(*m));
+    err = state_path(a, MEASURED_FILE, path, sizeof(path));
+    if (err == RP_OK)
+        err = rp_read_file(path, MEASURED_MAX, &data, &len);
+    if (err == RP_ERR_NOT_FOUND)
+        return RP_OK;
+    if (err == RP_ERR_TOO_LARGE)
+        err = bad(why, sizeof(why), "larger than %d bytes", MEASURED_MAX);
+    else if (err != RP_OK)
+        snprintf(why, sizeof(why), "it cannot be read (%s)", rp_strerror(err));
+    if (err == RP_OK) {
+        while (skip < len && (data[skip] == ' ' || data[skip] == '\n' || data[skip] == '\t'))
+            skip++;
+        if (skip < len && data[skip] == '{') {
+            err = measured_parse((const char *)data, len, m, why, sizeof(why));
+        } else {
+            err = measured_parse_lines((char *)data, m, why, sizeof(why));
+            if (err == RP_OK) {
+                err = measured_save(a, m);
+                if (err == RP_OK)
+                    rp_log_info("%s: converted to format %d (%zu component(s), boot %llu)", path,
+                                MEASURED_FORMAT, m->n, (unsigned long long)m->boot);
+                else
+                    snprintf(why, sizeof(why), "cannot convert it: %s", rp_strerror(err));
+            }
+        }
+        free(data);
+    }
+    if (err != RP_OK) {
+        rp_log_error("%s: %s%s. What this boot measured is lost: measuring afresh; "
+                     "attestation fails (measurements_inconsistent) until the device restarts",
+                     path, err == RP_ERR_MALFORMED ? "corrupt: " : "", why);
+        memset(m, 0, sizeof(*m));
+    }
+    return err;
 }
 
 /* Whether the kernel booted since the agent last looked. */
@@ -228,6 +410,15 @@ static rp_err_t new_boot(rp_agent_t *a, bool *is_new, char **boot_id)
     err = state_path(a, "boot_id", path, sizeof(path));
     if (err == RP_OK)
         err = read_text(path, 64, &seen);
+    if (err == RP_OK && (strlen(seen) != 36 || strspn(seen, "0123456789abcdef-") != 36))
+        err = RP_ERR_MALFORMED;
+    if (err != RP_OK && err != RP_ERR_NOT_FOUND)
+        rp_log_warn(
+            "%s is corrupt (%s): it should hold the kernel's boot ID the agent last saw; "
+            "counting this as a new boot (with a TPM, whose register a restart alone clears, "
+            "attestation then fails as measurements_inconsistent until the device "
+            "restarts)",
+            path, err == RP_ERR_TOO_LARGE ? "larger than 64 bytes" : "not a boot ID");
     *is_new = err != RP_OK || strcmp(seen, *boot_id) != 0;
     free(seen);
     return RP_OK;
@@ -509,19 +700,78 @@ out : {
     return err;
 }
 
+#define CERT_FILE_MAX (64 * 1024)
+
+/* The first PEM certificate in the state file name; NULL (and why) when there is none. */
+static X509 *read_cert(const rp_agent_t *a, const char *name, char *path, size_t cap, char *why,
+                       size_t wcap)
+{
+    uint8_t *data;
+    size_t len;
+    X509 *cert = NULL;
+    BIO *bio;
+    rp_err_t err = state_path(a, name, path, cap);
+
+    if (err == RP_OK)
+        err = rp_read_file(path, CERT_FILE_MAX, &data, &len);
+    if (err != RP_OK) {
+        snprintf(why, wcap, "%s",
+                 err == RP_ERR_TOO_LARGE ? "larger than 64 KiB" : rp_strerror(err));
+        return NULL;
+    }
+    bio = BIO_new_mem_buf(data, (int)len);
+    if (bio != NULL)
+        cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+    free(data);
+    ERR_clear_error();
+    if (cert == NULL)
+        snprintf(why, wcap, "no PEM certificate in it");
+    return cert;
+}
+
+rp_err_t rp_agent_check_certificate(rp_agent_t *a)
+{
+    char path[PATH_MAX + 16], why[64];
+    X509 *cert = read_cert(a, "device.crt", path, sizeof(path), why, sizeof(why)), *ca;
+    EVP_PKEY *key = cert != NULL ? X509_get0_pubkey(cert) : NULL;
+    rp_err_t err = RP_OK;
+
+    if (cert == NULL && access(path, F_OK) != 0)
+        return RP_ERR_NOT_FOUND;
+    if (cert != NULL && (key == NULL || EVP_PKEY_eq(key, rp_rot_pkey(a->rot)) != 1))
+        snprintf(why, sizeof(why), "its key is not this device's identity key");
+    if (cert == NULL || key == NULL || EVP_PKEY_eq(key, rp_rot_pkey(a->rot)) != 1) {
+        rp_log_error("%s is corrupt (%s): it should hold this device's certificate. Fix: attest "
+                     "again (rampart-agent attest, or run) to replace it",
+                     path, why);
+        err = RP_ERR_MALFORMED;
+    }
+    X509_free(cert);
+    ERR_clear_error();
+    if (err != RP_OK)
+        return err;
+    ca = read_cert(a, "ca-chain.pem", path, sizeof(path), why, sizeof(why));
+    if (ca == NULL) {
+        rp_log_error("%s is corrupt (%s): it should hold the tenant CA that issued device.crt. "
+                     "Fix: attest again (rampart-agent attest, or run) to replace it",
+                     path, why);
+        return RP_ERR_MALFORMED;
+    }
+    X509_free(ca);
+    return RP_OK;
+}
+
 int64_t rp_agent_cert_not_after(const rp_agent_t *a)
 {
-    char path[PATH_MAX + 16];
+    char path[PATH_MAX + 16], why[64];
     const ASN1_TIME *na;
     struct tm tm;
     int64_t t = 0;
-    X509 *cert = NULL;
-    FILE *f;
+    X509 *cert = read_cert(a, "device.crt", path, sizeof(path), why, sizeof(why));
 
-    if (state_path(a, "device.crt", path, sizeof(path)) != RP_OK || (f = fopen(path, "r")) == NULL)
-        return 0;
-    cert = PEM_read_X509(f, NULL, NULL, NULL);
-    fclose(f);
+    if (cert == NULL && access(path, F_OK) == 0)
+        rp_log_error("%s is corrupt (%s): attesting now replaces it", path, why);
     if (cert != NULL && (na = X509_get0_notAfter(cert)) != NULL && ASN1_TIME_to_tm(na, &tm) == 1)
         t = (int64_t)timegm(&tm);
     X509_free(cert);

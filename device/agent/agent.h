@@ -2,12 +2,13 @@
  * The device agent's work, apart from its command line: the state directory, boot detection and
  * measurement of the components the device runs, evidence, and attestation with the service.
  *
- * State directory (persisted; names never change):
+ * State directory (persisted; names never change; docs/operations.md lists them all), this
+ * user's and writable by no one else (rp_agent_check_state_dir):
  *   rot, identity.* , counter.*   the root of trust (rot/)
  *   tcti                          the TPM's TCTI given at provisioning (tpm2)
  *   boot_id                       the kernel boot ID last seen: a change is a new boot
- *   measured                      what was measured this boot, in order (see agent.c)
- *   components/NAME.img           the images the device runs (the update service fills it)
+ *   measured                      what was measured this boot, in order (JSON, format 1: agent.c)
+ *   components/NAME/              each component's slots and state (slots.h), an app's run
  *   device.crt, ca-chain.pem      the current device certificate and its tenant CA
  *   attestation.json              the last attestation's outcome
  */
@@ -26,6 +27,11 @@ typedef struct rp_agent {
     rp_rot_t *rot;
     char device_id[RP_DEVICE_ID_SIZE];
 } rp_agent_t;
+
+/* Whether the state directory (and its components/, image-keys/, update/) is this user's and
+ * not writable by group or others: a refusal is said with the path, the mode found and the fix.
+ * RP_ERR_NOT_FOUND when it does not exist. Every command checks it first. */
+rp_err_t rp_agent_check_state_dir(const char *state_dir) RP_MUST_CHECK;
 
 /* Open a provisioned state directory. tcti may be NULL: the one saved at provisioning. */
 rp_err_t rp_agent_open(rp_agent_t *a, const char *state_dir, const char *tcti) RP_MUST_CHECK;
@@ -66,7 +72,12 @@ typedef struct rp_agent_result {
 rp_err_t rp_agent_attest(rp_agent_t *a, const char *server, const char *ca_file,
                          rp_agent_result_t *res) RP_MUST_CHECK;
 
-/* When the current certificate expires (0 if there is none). */
+/* Whether S/device.crt is this device's certificate (its key the identity key) and
+ * S/ca-chain.pem holds a certificate: RP_ERR_NOT_FOUND before the first attestation;
+ * RP_ERR_MALFORMED, said naming the file and the fix, when either is corrupt. */
+rp_err_t rp_agent_check_certificate(rp_agent_t *a) RP_MUST_CHECK;
+
+/* When the current certificate expires (0 if there is none, or it is corrupt: said). */
 int64_t rp_agent_cert_not_after(const rp_agent_t *a);
 
 #endif /* RAMPART_AGENT_H */

@@ -46,11 +46,13 @@ static const char usage[] =
     "      Mutual TLS between devices of one tenant: each proves itself with its certificate\n"
     "      and accepts only certificates from its own tenant CA; prints the peer's device ID.\n"
     "  run --state-dir S --server URL --server-ca FILE [--renew-after SECONDS]\n"
-    "        [--update-interval SECONDS] [--update-window HH:MM-HH:MM]\n"
+    "        [--update-interval SECONDS] [--update-window HH:MM-HH:MM] [--health-seconds N]\n"
     "      Attest now, then again well before the certificate expires (at two thirds of its\n"
     "      life, at most every 24 hours), retrying failures with backoff and jitter. With an\n"
     "      update root, check for updates at start and every interval (default 3600, +-10%),\n"
     "      or at once on SIGUSR1; install only inside the window (local time), if given.\n"
+    "      Keep each app's confirmed version running, started as in its trial, restarted\n"
+    "      with backoff when it exits (status shows it: starting, ready, running...).\n"
     "\n"
     "\n"
     "Updates (each component has two slots, A and B; see docs/updates.md):\n"
@@ -73,7 +75,8 @@ static const char usage[] =
     "      other slot if the active one does not verify. Exit 1 if a component has no\n"
     "      verified image.\n"
     "  status --state-dir S [--output json]\n"
-    "      Components: version, active slot, security counter, last update result.\n"
+    "      Components: version, active slot, security counter, last update result; for\n"
+    "      an app, what the daemon does with it (starting, ready, running, restarting...).\n"
     "\n"
     "  --tcti TCTI     the TPM to use (tpm2; default: the one given at provisioning)\n"
     "  --verbose       debug logging\n"
@@ -442,6 +445,7 @@ static int cmd_run(const struct args *a)
         return FAIL;
     }
     supervisor->a = &agent;
+    supervisor->health_seconds = a->health_seconds;
     rp_supervisor_sync(supervisor); /* the apps, their confirmed versions */
     while (!stopping) {
         now = time(NULL);
@@ -551,8 +555,8 @@ static int cmd_install(const struct args *a)
         rp_log_error("%s: install failed: %s", a->component, rp_strerror(err));
         return FAIL;
     }
-    printf("%s: %s: %s\n", a->component, res.state, res.detail);
-    return strcmp(res.state, "installed") == 0 || strcmp(res.state, "unchanged") == 0 ? OK : FAIL;
+    printf("%s: %s: %s\n", a->component, rp_update_state_name(res.state), res.detail);
+    return res.state == RP_UPDATE_INSTALLED || res.state == RP_UPDATE_UNCHANGED ? OK : FAIL;
 }
 
 static int cmd_recover(const struct args *a)
@@ -602,6 +606,7 @@ static int cmd_status(const struct args *a)
         rp_component_t c;
         rp_slot_image_t img = {0};
         uint32_t counter = 0;
+        json_t *run;
         err = rp_component_load(a->state_dir, names[i], &c);
         if (err == RP_OK)
             err = rp_rot_seccnt_read(agent.rot, c.seccnt_index, &counter);
@@ -610,16 +615,18 @@ static int cmd_status(const struct args *a)
             err = rp_slot_check(&agent, &c, path, &img);
         if (err != RP_OK)
             break;
+        if (rp_app_status_load(a->state_dir, c.name, &run) != RP_OK)
+            run = json_null(); /* never run by the daemon (or its record is corrupt: said so) */
         json_array_append_new(
             list,
-            json_pack("{s:s, s:o, s:o, s:b, s:o, s:I, s:{s:s, s:s, s:s, s:I}}", "name", c.name,
+            json_pack("{s:s, s:o, s:o, s:b, s:o, s:I, s:{s:s, s:s, s:s, s:I}, s:o}", "name", c.name,
                       "version", img.valid ? json_string(img.version) : json_null(), "active_slot",
                       c.active >= 0 ? json_sprintf("%c", "ab"[c.active]) : json_null(), "verified",
                       img.valid, "trial_slot",
                       c.trial >= 0 ? json_sprintf("%c", "ab"[c.trial]) : json_null(),
                       "security_counter", (json_int_t)counter, "last_update", "result",
-                      c.last_result, "version", c.last_version, "detail", c.last_detail, "at",
-                      (json_int_t)c.last_at));
+                      rp_update_state_name(c.last_result), "version", c.last_version, "detail",
+                      c.last_detail, "at", (json_int_t)c.last_at, "app", run));
     }
     rp_agent_close(&agent);
     if (err != RP_OK) {
@@ -637,6 +644,7 @@ static int cmd_status(const struct args *a)
     printf("%-16s %-14s %-5s %-8s %s\n", "COMPONENT", "VERSION", "SLOT", "COUNTER", "LAST UPDATE");
     for (size_t i = 0; i < json_array_size(list); i++) {
         json_t *c = json_array_get(list, i), *l = json_object_get(c, "last_update");
+        json_t *run = json_object_get(c, "app");
         const char *v = json_string_value(json_object_get(c, "version"));
         const char *slot = json_string_value(json_object_get(c, "active_slot"));
         printf("%-16s %-14s %-5s %-8lld %s %s%s%s\n", json_string_value(json_object_get(c, "name")),
@@ -646,6 +654,18 @@ static int cmd_status(const struct args *a)
                json_string_value(json_object_get(l, "version")),
                *json_string_value(json_object_get(l, "detail")) ? ": " : "",
                json_string_value(json_object_get(l, "detail")));
+        if (json_is_object(run)) {
+            json_int_t pid = json_integer_value(json_object_get(run, "pid"));
+            const char *exit = json_string_value(json_object_get(run, "last_exit"));
+            printf("%-16s app %s: %s", "", json_string_value(json_object_get(run, "version")) ?: "",
+                   json_string_value(json_object_get(run, "status")));
+            if (pid > 0)
+                printf(", pid %lld%s", (long long)pid,
+                       json_is_true(json_object_get(run, "alive")) ? "" : " (gone)");
+            printf(", %lld restart(s)%s%s\n",
+                   (long long)json_integer_value(json_object_get(run, "restarts")),
+                   exit != NULL ? ", last " : "", exit != NULL ? exit : "");
+        }
     }
     json_decref(list);
     return OK;
@@ -658,6 +678,7 @@ static int service_of(const struct args *a, char *server, size_t scap, char *ca,
     uint8_t *data;
     size_t len;
     json_t *j;
+    rp_err_t err;
 
     if (a->server != NULL && a->server_ca != NULL) {
         snprintf(server, scap, "%s", a->server);
@@ -665,14 +686,27 @@ static int service_of(const struct args *a, char *server, size_t scap, char *ca,
         return OK;
     }
     snprintf(path, sizeof(path), "%s/service.json", a->state_dir);
-    if (rp_read_file(path, 8192, &data, &len) != RP_OK)
+    err = rp_read_file(path, 8192, &data, &len);
+    if (err == RP_ERR_NOT_FOUND)
         return usage_error("which service? --server URL --server-ca FILE (or attest first)");
-    j = json_loadb((const char *)data, len, 0, NULL);
-    free(data);
-    snprintf(server, scap, "%s", json_string_value(json_object_get(j, "server")) ?: "");
-    snprintf(ca, ccap, "%s", json_string_value(json_object_get(j, "server_ca")) ?: "");
-    json_decref(j);
-    return server[0] != '\0' && ca[0] != '\0' ? OK : FAIL;
+    if (err == RP_OK) {
+        j = json_loadb((const char *)data, len, 0, NULL);
+        free(data);
+        snprintf(server, scap, "%s", json_string_value(json_object_get(j, "server")) ?: "");
+        snprintf(ca, ccap, "%s", json_string_value(json_object_get(j, "server_ca")) ?: "");
+        json_decref(j);
+    }
+    if (err != RP_OK || server[0] == '\0' || ca[0] == '\0') {
+        rp_log_error("%s is corrupt (%s): it should name the service the device last attested "
+                     "with (server, server_ca). Fix: give --server URL --server-ca FILE, or "
+                     "attest again",
+                     path,
+                     err == RP_ERR_TOO_LARGE ? "larger than 8 KiB"
+                     : err != RP_OK          ? rp_strerror(err)
+                                             : "no server and server_ca in it");
+        return FAIL;
+    }
+    return OK;
 }
 
 /* Remember the service for check-now (best effort). */
@@ -800,6 +834,12 @@ int main(int argc, char **argv)
         return usage_error("unexpected argument");
     if (a.state_dir == NULL)
         return usage_error("--state-dir is required");
+    /* Whoever can write the state directory can be the device: refused, for every command. */
+    switch (rp_agent_check_state_dir(a.state_dir)) {
+    case RP_OK:
+    case RP_ERR_NOT_FOUND: break; /* provision makes it (0700); the others say it is missing */
+    default: return FAIL;
+    }
     if (strcmp(cmd, "provision") == 0)
         return cmd_provision(&a);
     if (strcmp(cmd, "id") == 0)

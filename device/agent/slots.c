@@ -25,6 +25,7 @@
 #include "rampart/hex.h"
 #include "rampart/key.h"
 #include "rampart/log.h"
+#include "app.h"
 #include "slots.h"
 #include "update.h"
 
@@ -97,40 +98,72 @@ static json_t *slot_json(int slot)
     return slot == 0 || slot == 1 ? json_sprintf("%c", slot_names[slot]) : json_null();
 }
 
+/* A slot as the state names it: null (none) or "a" or "b". */
+static bool slot_valid(json_t *v)
+{
+    return v == NULL || json_is_null(v) || slot_parse(v) >= 0;
+}
+
 rp_err_t rp_component_load(const char *state_dir, const char *name, rp_component_t *c)
 {
-    char path[PATH_MAX];
+    char path[PATH_MAX], why[160] = "";
     uint8_t *data;
     size_t len;
     json_t *j, *last;
     json_int_t idx;
+    json_error_t jerr;
+    const char *result = NULL;
     rp_err_t err = component_file(state_dir, name, "state", path, sizeof(path));
 
     memset(c, 0, sizeof(*c));
     if (err != RP_OK)
         return err;
     err = rp_read_file(path, STATE_MAX, &data, &len);
+    if (err == RP_ERR_TOO_LARGE) {
+        rp_log_error("%s is corrupt (larger than %d bytes): it should hold the component's slots "
+                     "and security counter index (JSON). Fix: restore it from a backup",
+                     path, STATE_MAX);
+        return RP_ERR_MALFORMED;
+    }
     if (err != RP_OK)
         return err;
-    j = json_loadb((const char *)data, len, 0, NULL);
+    j = json_loadb((const char *)data, len, 0, &jerr);
     free(data);
     idx = json_integer_value(json_object_get(j, "security_counter_index"));
-    if (!json_is_object(j) || !json_is_integer(json_object_get(j, "security_counter_index")) ||
-        idx < 0 || idx >= RP_ROT_SECCNT_COUNT) {
+    last = json_object_get(j, "last_update");
+    if (json_is_object(last))
+        result = json_string_value(json_object_get(last, "result"));
+    if (j == NULL)
+        snprintf(why, sizeof(why), "not JSON: %.100s, line %d", jerr.text, jerr.line);
+    else if (!json_is_object(j))
+        snprintf(why, sizeof(why), "not a JSON object");
+    else if (json_object_get(j, "format") != NULL &&
+             json_integer_value(json_object_get(j, "format")) != 1)
+        snprintf(why, sizeof(why), "format %lld, and this agent reads format 1",
+                 (long long)json_integer_value(json_object_get(j, "format")));
+    else if (!json_is_integer(json_object_get(j, "security_counter_index")) || idx < 0 ||
+             idx >= RP_ROT_SECCNT_COUNT)
+        snprintf(why, sizeof(why), "no security_counter_index from 0 to %d",
+                 RP_ROT_SECCNT_COUNT - 1);
+    else if (!slot_valid(json_object_get(j, "active")) || !slot_valid(json_object_get(j, "trial")))
+        snprintf(why, sizeof(why), "\"active\" and \"trial\" must each be \"a\", \"b\" or null");
+    else if (rp_update_state_parse(result != NULL ? result : "", &c->last_result) != RP_OK)
+        snprintf(why, sizeof(why), "its last update's result \"%.32s\" is not an update state",
+                 result);
+    if (why[0] != '\0') {
         json_decref(j);
-        rp_log_error("%s is corrupt", path);
+        rp_log_error("%s is corrupt (%s): it should hold the component's slots and security "
+                     "counter index. Fix: restore it from a backup",
+                     path, why);
         return RP_ERR_MALFORMED;
     }
     snprintf(c->name, sizeof(c->name), "%s", name);
     c->active = slot_parse(json_object_get(j, "active"));
     c->trial = slot_parse(json_object_get(j, "trial"));
     c->seccnt_index = (unsigned)idx;
-    last = json_object_get(j, "last_update");
     if (json_is_object(last)) {
-        const char *r = json_string_value(json_object_get(last, "result"));
         const char *d = json_string_value(json_object_get(last, "detail"));
         const char *v = json_string_value(json_object_get(last, "version"));
-        snprintf(c->last_result, sizeof(c->last_result), "%s", r != NULL ? r : "");
         snprintf(c->last_detail, sizeof(c->last_detail), "%s", d != NULL ? d : "");
         snprintf(c->last_version, sizeof(c->last_version), "%s", v != NULL ? v : "");
         c->last_at = json_integer_value(json_object_get(last, "at"));
@@ -158,8 +191,8 @@ static rp_err_t component_save(const char *state_dir, const rp_component_t *c)
         return err;
     j = json_pack("{s:i, s:s, s:o, s:o, s:{s:s, s:s, s:s, s:I}}", "format", 1, "name", c->name,
                   "active", slot_json(c->active), "trial", slot_json(c->trial), "last_update",
-                  "result", c->last_result, "detail", c->last_detail, "version", c->last_version,
-                  "at", (json_int_t)c->last_at);
+                  "result", rp_update_state_name(c->last_result), "detail", c->last_detail,
+                  "version", c->last_version, "at", (json_int_t)c->last_at);
     if (j == NULL)
         return RP_ERR_NO_MEMORY;
     json_object_set_new(j, "security_counter_index", json_integer(c->seccnt_index));
@@ -450,108 +483,49 @@ static rp_err_t extract_payload(const char *slot_path, const rp_slot_image_t *im
 }
 
 /*
- * Start the app and watch it: healthy when it writes "ready" to the descriptor named by
- * RAMPART_READY_FD, or is still running after seconds; unhealthy when it exits first. The trial
- * process is then stopped (the supervisor runs the confirmed version). OUT: detail.
+ * Start the app under the contract (app.h) and watch it: healthy when it says "ready" on its
+ * ready descriptor, or is still running after seconds; unhealthy when it exits first. The trial
+ * is then stopped (the supervisor runs the confirmed version). OUT: detail.
  */
-static bool app_healthy(const char *exe, const char *log_path, const char *name, int seconds,
-                        char *detail, size_t cap)
+static bool app_healthy(const char *state_dir, const char *name, const char *version,
+                        const char *exe, int seconds, char *detail, size_t cap)
 {
-    int fds[2], status, logfd;
-    char fdtext[16], said[16] = "";
-    size_t nsaid = 0;
-    struct timespec start, now;
-    bool healthy = false, done = false, listening = true;
-    pid_t pid;
+    rp_app_run_t run;
+    bool healthy = false;
+    int status;
 
-    if (pipe(fds) != 0) {
-        snprintf(detail, cap, "cannot start: %s", strerror(errno));
+    if (rp_app_start(state_dir, name, version, exe, &run, detail, cap) != RP_OK)
         return false;
-    }
-    pid = fork();
-    if (pid < 0) {
-        close(fds[0]);
-        close(fds[1]);
-        snprintf(detail, cap, "cannot start: %s", strerror(errno));
-        return false;
-    }
-    if (pid == 0) {
-        setpgid(0, 0); /* its own group: stopping the trial stops whatever it started */
-        close(fds[0]);
-        logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (logfd >= 0) {
-            dup2(logfd, STDOUT_FILENO);
-            dup2(logfd, STDERR_FILENO);
-        }
-        snprintf(fdtext, sizeof(fdtext), "%d", fds[1]);
-        setenv("RAMPART_READY_FD", fdtext, 1);
-        setenv("RAMPART_COMPONENT", name, 1);
-        execl(exe, exe, (char *)NULL);
-        _exit(127);
-    }
-    setpgid(pid, pid);
-    close(fds[1]);
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    while (!done) {
-        struct pollfd p = {fds[0], POLLIN, 0};
-        ssize_t got;
-        pid_t w;
-        long elapsed_ms;
+    for (;;) {
+        struct pollfd p = {run.ready_fd, POLLIN, 0};
 
-        /* "ready" may come in pieces; whatever else it says is not readiness. Once the pipe is
-         * closed or the buffer full, it is not read again (poll() would return at once). */
-        if (!listening)
-            p.fd = -1;
-        if (poll(&p, 1, 50) > 0 && (p.revents & (POLLHUP | POLLERR)) && !(p.revents & POLLIN))
-            listening = false;
-        if (p.fd >= 0 && (p.revents & POLLIN) && nsaid >= sizeof(said) - 1)
-            listening = false;
-        if (p.fd >= 0 && (p.revents & POLLIN) && nsaid < sizeof(said) - 1 &&
-            (got = read(fds[0], said + nsaid, sizeof(said) - 1 - nsaid)) >= 0) {
-            if (got == 0)
-                listening = false;
-            nsaid += (size_t)got;
-            said[nsaid] = '\0';
-            if (nsaid >= 5 && strncmp(said, "ready", 5) == 0) {
-                snprintf(detail, cap, "started and said it is ready");
-                healthy = done = true;
-                break;
-            }
+        (void)poll(&p, 1, 50); /* a closed pipe (-1) is ignored: a 50 ms wait */
+        if (rp_app_poll_ready(&run)) {
+            snprintf(detail, cap, "started and said it is ready");
+            healthy = true;
+            break;
         }
-        w = waitpid(pid, &status, WNOHANG);
-        if (w == pid) {
+        if (waitpid(run.pid, &status, WNOHANG) == run.pid) {
             if (WIFEXITED(status))
                 snprintf(detail, cap, "exited with status %d at start", WEXITSTATUS(status));
             else
                 snprintf(detail, cap, "killed by signal %d at start", WTERMSIG(status));
-            close(fds[0]);
-            kill(-pid, SIGKILL); /* whatever it started dies with the rejected version */
+            rp_app_exited(&run); /* whatever it started dies with the rejected version */
             return false;
         }
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        elapsed_ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
-        if (elapsed_ms >= (long)seconds * 1000) {
+        if (rp_app_uptime_ms(&run) >= (long)seconds * 1000) {
             snprintf(detail, cap, "stayed up for %d s", seconds);
-            healthy = done = true;
+            healthy = true;
+            break;
         }
     }
-    close(fds[0]);
-    /* The trial is over: its process group is stopped, by force if it does not stop. */
-    kill(-pid, SIGTERM);
-    for (int i = 0; i < 50 && waitpid(pid, &status, WNOHANG) == 0; i++)
-        usleep(100 * 1000);
-    if (waitpid(pid, &status, WNOHANG) == 0) {
-        kill(-pid, SIGKILL);
-        waitpid(pid, &status, 0);
-    }
-    kill(-pid, SIGKILL); /* anything it left in its group */
+    rp_app_stop(&run); /* the trial is over: its process group is stopped */
     return healthy;
 }
 
 /* Whether the image in the slot is healthy: an app runs; other components verified already. */
 rp_err_t rp_app_prepare(const char *state_dir, const char *name, int slot,
-                        const rp_slot_image_t *img, bool trial, char exe[PATH_MAX],
-                        char log_path[PATH_MAX])
+                        const rp_slot_image_t *img, bool trial, char exe[PATH_MAX])
 {
     char slot_path[PATH_MAX], file[16];
     rp_err_t err;
@@ -567,8 +541,6 @@ rp_err_t rp_app_prepare(const char *state_dir, const char *name, int slot,
     if (err == RP_OK)
         err = component_file(state_dir, name, file, exe, PATH_MAX);
     if (err == RP_OK)
-        err = component_file(state_dir, name, "app.log", log_path, PATH_MAX);
-    if (err == RP_OK)
         err = extract_payload(slot_path, img, exe);
     return err;
 }
@@ -577,7 +549,7 @@ static rp_err_t health_check(rp_agent_t *a, const rp_component_t *c, int slot,
                              const rp_slot_image_t *img, const rp_install_opts_t *opts,
                              bool *healthy, char *detail, size_t cap)
 {
-    char exe[PATH_MAX], log_path[PATH_MAX];
+    char exe[PATH_MAX];
     rp_err_t err;
 
     if (img->type != RP_IMAGE_TYPE_APP) {
@@ -585,31 +557,33 @@ static rp_err_t health_check(rp_agent_t *a, const rp_component_t *c, int slot,
         *healthy = true;
         return RP_OK;
     }
-    err = rp_app_prepare(a->state_dir, c->name, slot, img, true, exe, log_path);
+    err = rp_app_prepare(a->state_dir, c->name, slot, img, true, exe);
     if (err != RP_OK)
         return err;
-    *healthy = app_healthy(exe, log_path, c->name,
-                           opts->health_seconds > 0 ? opts->health_seconds : 3, detail, cap);
+    *healthy = app_healthy(a->state_dir, c->name, img->version, exe,
+                           opts->health_seconds > 0 ? opts->health_seconds : RP_APP_HEALTH_SECONDS,
+                           detail, cap);
     return RP_OK;
 }
 
 /* ---- install ---- */
 
-static void record(rp_component_t *c, const char *result, const char *version, const char *detail)
+static void record(rp_component_t *c, rp_update_state_t result, const char *version,
+                   const char *detail)
 {
-    snprintf(c->last_result, sizeof(c->last_result), "%s", result);
+    c->last_result = result;
     snprintf(c->last_version, sizeof(c->last_version), "%s", version);
     snprintf(c->last_detail, sizeof(c->last_detail), "%s", detail);
     c->last_at = (int64_t)time(NULL);
 }
 
 static rp_err_t finish(rp_agent_t *a, rp_component_t *c, rp_install_result_t *res,
-                       const char *state, const char *version, const char *fmt, ...)
+                       rp_update_state_t state, const char *version, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
 /* Record the outcome in the component's state and in *res. */
 static rp_err_t finish(rp_agent_t *a, rp_component_t *c, rp_install_result_t *res,
-                       const char *state, const char *version, const char *fmt, ...)
+                       rp_update_state_t state, const char *version, const char *fmt, ...)
 {
     char detail[sizeof(res->detail)];
     va_list ap;
@@ -618,9 +592,9 @@ static rp_err_t finish(rp_agent_t *a, rp_component_t *c, rp_install_result_t *re
     vsnprintf(detail, sizeof(detail), fmt, ap); /* the arguments may point into res->detail */
     va_end(ap);
     memcpy(res->detail, detail, sizeof(detail));
-    snprintf(res->state, sizeof(res->state), "%s", state);
+    res->state = state;
     record(c, state, version, res->detail);
-    rp_log_info("%s %s: %s: %s", c->name, version, state, res->detail);
+    rp_log_info("%s %s: %s: %s", c->name, version, rp_update_state_name(state), res->detail);
     return component_save(a->state_dir, c);
 }
 
@@ -673,7 +647,7 @@ static rp_err_t component_open(const char *state_dir, const char *name, rp_compo
     return err == RP_OK ? component_save(state_dir, c) : err;
 }
 
-rp_err_t rp_component_note(const char *state_dir, const char *name, const char *result,
+rp_err_t rp_component_note(const char *state_dir, const char *name, rp_update_state_t result,
                            const char *version, const char *detail)
 {
     rp_component_t c;
@@ -711,7 +685,7 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
         if (err != RP_OK)
             return err;
         if (!src.valid) {
-            snprintf(res->state, sizeof(res->state), "refused");
+            res->state = RP_UPDATE_REFUSED;
             snprintf(res->detail, sizeof(res->detail), "%s", rp_strerror(src.error));
             rp_log_info("%s: refused: %s", name, res->detail);
             return RP_OK;
@@ -730,12 +704,12 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
     if (err != RP_OK)
         return err;
     if (!src.valid)
-        return finish(a, &c, res, "refused", src.version[0] ? src.version : "?", "%s",
+        return finish(a, &c, res, RP_UPDATE_REFUSED, src.version[0] ? src.version : "?", "%s",
                       src.error == RP_ERR_ROLLBACK
                           ? "its security counter is below the device's (rollback refused)"
                           : rp_strerror(src.error));
     if (src.security_counter > rp_rot_seccnt_max(a->rot))
-        return finish(a, &c, res, "refused", src.version,
+        return finish(a, &c, res, RP_UPDATE_REFUSED, src.version,
                       "its security counter %lu is more than this device's root of trust can "
                       "hold (%lu)",
                       (unsigned long)src.security_counter,
@@ -756,12 +730,12 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
         if (err != RP_OK)
             return err;
         if (cur.valid && memcmp(cur.digest, src.digest, RP_SHA256_LEN) == 0) {
-            snprintf(res->state, sizeof(res->state), "unchanged");
+            res->state = RP_UPDATE_UNCHANGED;
             snprintf(res->detail, sizeof(res->detail), "%s is running already", src.version);
             return RP_OK;
         }
         if (cur.valid && version_cmp(&src.ver, &cur.ver) < 0)
-            return finish(a, &c, res, "refused", src.version,
+            return finish(a, &c, res, RP_UPDATE_REFUSED, src.version,
                           "version %s is older than the running %s (rollback refused)", src.version,
                           cur.version);
     }
@@ -770,7 +744,7 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
         if (rp_image_version_parse(c.confirmed_version, strlen(c.confirmed_version), &newest) ==
                 RP_OK &&
             version_cmp(&src.ver, &newest) < 0)
-            return finish(a, &c, res, "refused", src.version,
+            return finish(a, &c, res, RP_UPDATE_REFUSED, src.version,
                           "version %s is older than %s, confirmed before (rollback refused)",
                           src.version, c.confirmed_version);
     }
@@ -790,8 +764,9 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
     if (err != RP_OK)
         return err;
     if (!copy.valid || memcmp(copy.digest, src.digest, RP_SHA256_LEN) != 0)
-        return finish(a, &c, res, "failed", src.version, "the copy in slot %c does not verify: %s",
-                      slot_names[target], rp_strerror(copy.error));
+        return finish(a, &c, res, RP_UPDATE_FAILED, src.version,
+                      "the copy in slot %c does not verify: %s", slot_names[target],
+                      rp_strerror(copy.error));
 
     /* On trial: a cut from here on rolls back to the active slot at the next start. */
     c.trial = target;
@@ -802,7 +777,7 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
         return err;
     c.trial = -1;
     if (!healthy)
-        return finish(a, &c, res, "rolled_back", src.version, "%s; %s is still running",
+        return finish(a, &c, res, RP_UPDATE_ROLLED_BACK, src.version, "%s; %s is still running",
                       res->detail, c.active >= 0 ? cur.version : "nothing");
 
     /* Confirmed: the new slot is active, then the security counter rises to the new image's. */
@@ -811,7 +786,7 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
                       sizeof(c.confirmed[target])) != RP_OK)
         return RP_ERR_INVALID_ARG;
     snprintf(c.confirmed_version, sizeof(c.confirmed_version), "%s", copy.version);
-    err = finish(a, &c, res, "installed", src.version, "%s", res->detail);
+    err = finish(a, &c, res, RP_UPDATE_INSTALLED, src.version, "%s", res->detail);
     if (err == RP_OK) {
         rp_failpoint("security counter");
         err = rp_rot_seccnt_advance(a->rot, c.seccnt_index, copy.security_counter);
@@ -834,7 +809,8 @@ static rp_err_t recover_one(rp_agent_t *a, rp_component_t *c, bool *bootable)
             rp_slot_check(a, c, path, &img) == RP_OK && img.version[0] != '\0')
             snprintf(version, sizeof(version), "%s", img.version);
         c->trial = -1;
-        record(c, "rolled_back", version, "the device restarted before the update was confirmed");
+        record(c, RP_UPDATE_ROLLED_BACK, version,
+               "the device restarted before the update was confirmed");
         rp_log_warn("%s %s: rolled back: the device restarted before it was confirmed", c->name,
                     version);
         err = component_save(a->state_dir, c);
@@ -851,6 +827,7 @@ static rp_err_t recover_one(rp_agent_t *a, rp_component_t *c, bool *bootable)
     if (!img.valid) {
         /* The active slot no longer verifies (a bad sector, tampering): the other one, if it
          * does. */
+        rp_log_error("%s does not verify: %s", path, rp_strerror(img.error));
         err = rp_slot_path(a->state_dir, c->name, 1 - c->active, path, sizeof(path));
         if (err == RP_OK)
             err = rp_slot_check(a, c, path, &other);
@@ -866,14 +843,16 @@ static rp_err_t recover_one(rp_agent_t *a, rp_component_t *c, bool *bootable)
             }
         }
         if (!other.valid) {
-            rp_log_error("%s: neither slot holds a verified, confirmed image", c->name);
+            rp_log_error("%s: neither slot holds a verified, confirmed image. Fix: install one "
+                         "(rampart-agent install, or check-now)",
+                         c->name);
             return RP_OK;
         }
         rp_log_warn("%s: slot %c does not verify (%s): falling back to %s in slot %c", c->name,
                     slot_names[c->active], rp_strerror(img.error), other.version,
                     slot_names[1 - c->active]);
         c->active = 1 - c->active;
-        record(c, "fell_back", other.version, "the active slot did not verify");
+        record(c, RP_UPDATE_FELL_BACK, other.version, "the active slot did not verify");
         err = component_save(a->state_dir, c);
         if (err != RP_OK)
             return err;

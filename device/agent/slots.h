@@ -22,6 +22,7 @@
 
 #include "agent.h"
 #include "rampart/image.h"
+#include "rampart/update_state.h"
 
 #define RP_COMPONENT_NAME_MAX 32 /* as the evidence carries it (RP_EAT_NAME_MAX) */
 #define RP_COMPONENTS_MAX 16
@@ -31,10 +32,10 @@
 /* A component's persistent state. */
 typedef struct rp_component {
     char name[RP_COMPONENT_NAME_MAX + 1];
-    int active;            /* 0 (a) or 1 (b); -1 before the first install */
-    int trial;             /* the slot being tried, -1 for none */
-    unsigned seccnt_index; /* its security counter in the root of trust */
-    char last_result[24];  /* "", installed, failed, rolled_back, refused */
+    int active;                    /* 0 (a) or 1 (b); -1 before the first install */
+    int trial;                     /* the slot being tried, -1 for none */
+    unsigned seccnt_index;         /* its security counter in the root of trust */
+    rp_update_state_t last_result; /* RP_UPDATE_NONE before any update */
     char last_detail[RP_SLOT_DETAIL_MAX + 1];
     char last_version[48]; /* of the image the last update was about */
     int64_t last_at;
@@ -58,11 +59,12 @@ typedef struct rp_slot_image {
 } rp_slot_image_t;
 
 typedef struct rp_install_opts {
-    int health_seconds; /* how long a new app must stay up (it may say sooner that it is ready) */
+    int health_seconds; /* how long a new app must stay up (it may say sooner that it is ready);
+                         * 0: RP_APP_HEALTH_SECONDS */
 } rp_install_opts_t;
 
 typedef struct rp_install_result {
-    char state[24]; /* installed, refused, rolled_back, failed, unchanged */
+    rp_update_state_t state; /* installed, refused, rolled_back, failed, unchanged */
     char detail[RP_SLOT_DETAIL_MAX + 1];
 } rp_install_result_t;
 
@@ -85,10 +87,9 @@ rp_err_t rp_slot_check(rp_agent_t *a, const rp_component_t *c, const char *path,
                        rp_slot_image_t *img) RP_MUST_CHECK;
 
 /* Write an app's payload (from its verified slot image) out as an executable: for a trial
- * (trial.run) or for the supervisor (a.run, b.run). OUT: exe, and the log its output goes to. */
+ * (trial.run) or for the supervisor (a.run, b.run); app.h starts it. OUT: exe. */
 rp_err_t rp_app_prepare(const char *state_dir, const char *name, int slot,
-                        const rp_slot_image_t *img, bool trial, char exe[PATH_MAX],
-                        char log_path[PATH_MAX]) RP_MUST_CHECK;
+                        const rp_slot_image_t *img, bool trial, char exe[PATH_MAX]) RP_MUST_CHECK;
 
 /* Add a trusted image key (PEM public key) to S/image-keys/. */
 rp_err_t rp_trust_image_key(const char *state_dir, const char *pem_path) RP_MUST_CHECK;
@@ -103,7 +104,7 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
 
 /* Record an update's outcome that never reached rp_install (a download refused: too long, not
  * the image the metadata names) in the component's state, making the state if need be. */
-rp_err_t rp_component_note(const char *state_dir, const char *name, const char *result,
+rp_err_t rp_component_note(const char *state_dir, const char *name, rp_update_state_t result,
                            const char *version, const char *detail) RP_MUST_CHECK;
 
 /*

@@ -10,12 +10,26 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
+#include "rampart/file.h"
 #include "rampart/log.h"
 #include "supervise.h"
 
 #define BACKOFF_MAX 60  /* seconds between restarts, at most */
 #define STABLE_AFTER 60 /* a run this long resets the backoff */
 #define EXITS_MAX (64 * 1024)
+#define RUN_MAX 4096 /* run.json is a few hundred bytes */
+
+static const char *const status_names[] = {
+    [RP_APP_STOPPED] = "stopped", [RP_APP_STARTING] = "starting",     [RP_APP_READY] = "ready",
+    [RP_APP_RUNNING] = "running", [RP_APP_RESTARTING] = "restarting",
+};
+
+const char *rp_app_status_name(rp_app_status_t st)
+{
+    return (unsigned)st < sizeof(status_names) / sizeof(status_names[0]) ? status_names[st] : NULL;
+}
 
 static rp_app_t *find(rp_supervisor_t *s, const char *name)
 {
@@ -25,22 +39,86 @@ static rp_app_t *find(rp_supervisor_t *s, const char *name)
     return NULL;
 }
 
+/* S/components/NAME/run.json: what the app is doing now (replaced atomically, on each change). */
+static void record_status(rp_supervisor_t *s, rp_app_t *app, rp_app_status_t st)
+{
+    char path[PATH_MAX + 64], *text;
+    json_t *j;
+
+    app->status = st;
+    if (snprintf(path, sizeof(path), "%s/components/%s/%s", s->a->state_dir, app->name,
+                 RP_RUN_FILE) >= (int)sizeof(path))
+        return;
+    j = json_pack(
+        "{s:i, s:s, s:s, s:s, s:o, s:o, s:I, s:i, s:o, s:o}", "format", RP_RUN_FORMAT, "component",
+        app->name, "version", app->version, "status", rp_app_status_name(st), "slot",
+        app->slot == 0 || app->slot == 1 ? json_sprintf("%c", "ab"[app->slot]) : json_null(), "pid",
+        app->run.pid > 0 ? json_integer(app->run.pid) : json_null(), "since",
+        (json_int_t)time(NULL), "restarts", app->restarts, "last_exit",
+        app->last_exit[0] ? json_string(app->last_exit) : json_null(), "next_start",
+        st == RP_APP_RESTARTING ? json_integer(app->next_start) : json_null());
+    text = j != NULL ? json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+    json_decref(j);
+    if (text == NULL || rp_write_file_atomic(path, text, strlen(text), 0600, 0) != RP_OK)
+        rp_log_warn("%s: cannot record the app's status", path);
+    free(text);
+}
+
+rp_err_t rp_app_status_load(const char *state_dir, const char *name, json_t **run)
+{
+    char path[PATH_MAX + 64];
+    json_error_t jerr;
+    uint8_t *data;
+    size_t len;
+    json_int_t pid;
+    rp_err_t err;
+
+    *run = NULL;
+    if (snprintf(path, sizeof(path), "%s/components/%s/%s", state_dir, name, RP_RUN_FILE) >=
+        (int)sizeof(path))
+        return RP_ERR_INVALID_ARG;
+    err = rp_read_file(path, RUN_MAX, &data, &len);
+    if (err == RP_ERR_TOO_LARGE)
+        rp_log_error("%s is corrupt: larger than %d bytes", path, RUN_MAX);
+    if (err != RP_OK)
+        return err == RP_ERR_TOO_LARGE ? RP_ERR_MALFORMED : err;
+    *run = json_loadb((const char *)data, len, 0, &jerr);
+    free(data);
+    if (*run == NULL) {
+        rp_log_error("%s is corrupt: not JSON (%s, line %d)", path, jerr.text, jerr.line);
+        return RP_ERR_MALFORMED;
+    }
+    pid = json_integer_value(json_object_get(*run, "pid"));
+    if (!json_is_object(*run) ||
+        json_integer_value(json_object_get(*run, "format")) != RP_RUN_FORMAT ||
+        !json_is_string(json_object_get(*run, "status")) || pid < 0 || pid > INT32_MAX) {
+        rp_log_error("%s is corrupt: not the supervisor's record (format %d)", path, RP_RUN_FORMAT);
+        json_decref(*run);
+        *run = NULL;
+        return RP_ERR_MALFORMED;
+    }
+    json_object_set_new(*run, "alive",
+                        json_boolean(pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM)));
+    return RP_OK;
+}
+
 /* One line per exit in S/components/NAME/exits, started afresh past EXITS_MAX. */
-static void record_exit(rp_supervisor_t *s, const rp_app_t *app, int status)
+static void record_exit(rp_supervisor_t *s, rp_app_t *app, int status)
 {
     char path[PATH_MAX + 64], line[256];
     struct stat sb;
     int fd, n;
 
+    if (WIFEXITED(status))
+        snprintf(app->last_exit, sizeof(app->last_exit), "exited with status %d",
+                 WEXITSTATUS(status));
+    else
+        snprintf(app->last_exit, sizeof(app->last_exit), "killed by signal %d", WTERMSIG(status));
     if (snprintf(path, sizeof(path), "%s/components/%s/exits", s->a->state_dir, app->name) >=
         (int)sizeof(path))
         return;
-    if (WIFEXITED(status))
-        n = snprintf(line, sizeof(line), "%lld %s exited with status %d\n", (long long)time(NULL),
-                     app->version, WEXITSTATUS(status));
-    else
-        n = snprintf(line, sizeof(line), "%lld %s killed by signal %d\n", (long long)time(NULL),
-                     app->version, WTERMSIG(status));
+    n = snprintf(line, sizeof(line), "%lld %s %s\n", (long long)time(NULL), app->version,
+                 app->last_exit);
     fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0)
         return;
@@ -53,53 +131,27 @@ static void record_exit(rp_supervisor_t *s, const rp_app_t *app, int status)
 
 static void start(rp_supervisor_t *s, rp_app_t *app)
 {
-    pid_t pid;
-    int logfd;
+    char detail[256];
 
-    pid = fork();
-    if (pid < 0) {
-        rp_log_error("%s: cannot start: %s", app->name, strerror(errno));
+    if (rp_app_start(s->a->state_dir, app->name, app->version, app->exe, &app->run, detail,
+                     sizeof(detail)) != RP_OK) {
+        rp_log_error("%s %s: %s", app->name, app->version, detail);
         app->next_start = time(NULL) + app->backoff;
+        app->backoff = app->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : app->backoff * 2;
+        record_status(s, app, RP_APP_RESTARTING);
         return;
     }
-    if (pid == 0) {
-        setpgid(0, 0); /* its own group, stopped as one */
-        logfd = open(app->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (logfd >= 0) {
-            dup2(logfd, STDOUT_FILENO);
-            dup2(logfd, STDERR_FILENO);
-        }
-        setenv("RAMPART_COMPONENT", app->name, 1);
-        unsetenv("RAMPART_READY_FD");
-        execl(app->exe, app->exe, (char *)NULL);
-        _exit(127);
-    }
-    (void)s;
-    setpgid(pid, pid);
-    app->pid = app->pgid = pid;
     app->started = time(NULL);
-    rp_log_info("%s %s: started (pid %d)", app->name, app->version, (int)pid);
+    rp_log_info("%s %s: started (pid %d)", app->name, app->version, (int)app->run.pid);
+    record_status(s, app, RP_APP_STARTING);
 }
 
-static void stop(rp_app_t *app)
+static void stop(rp_supervisor_t *s, rp_app_t *app)
 {
-    int status;
-
-    if (app->pid <= 0) {
-        if (app->pgid > 0)
-            kill(-app->pgid, SIGKILL); /* what its last run left behind */
-        app->pgid = 0;
-        return;
-    }
-    kill(-app->pid, SIGTERM);
-    for (int i = 0; i < 50 && waitpid(app->pid, &status, WNOHANG) == 0; i++)
-        usleep(100 * 1000);
-    if (waitpid(app->pid, &status, WNOHANG) == 0) {
-        kill(-app->pid, SIGKILL);
-        waitpid(app->pid, &status, 0);
-    }
-    kill(-app->pid, SIGKILL); /* anything it left in its group */
-    app->pid = app->pgid = 0;
+    rp_app_stop(&app->run);
+    app->next_start = 0;
+    if (app->status != RP_APP_STOPPED)
+        record_status(s, app, RP_APP_STOPPED);
 }
 
 /* The newest modification time of the components' state files. */
@@ -144,7 +196,7 @@ void rp_supervisor_sync(rp_supervisor_t *s)
             img.type != RP_IMAGE_TYPE_APP)
             continue; /* not an app, or nothing verified to run */
         app = find(s, c.name);
-        if (app != NULL && app->slot == c.active &&
+        if (app != NULL && app->slot == c.active && app->status != RP_APP_STOPPED &&
             memcmp(app->digest, img.digest, RP_SHA256_LEN) == 0) {
             present[app - s->apps] = true;
             continue; /* runs (or will run) the confirmed version already */
@@ -156,10 +208,9 @@ void rp_supervisor_sync(rp_supervisor_t *s)
             memset(app, 0, sizeof(*app));
             snprintf(app->name, sizeof(app->name), "%s", c.name);
         }
-        stop(app); /* a new version: the old one stops */
+        stop(s, app); /* a new version: the old one stops */
         present[app - s->apps] = true;
-        if (rp_app_prepare(s->a->state_dir, c.name, c.active, &img, false, app->exe, app->log) !=
-            RP_OK) {
+        if (rp_app_prepare(s->a->state_dir, c.name, c.active, &img, false, app->exe) != RP_OK) {
             rp_log_error("%s: cannot prepare the app", c.name);
             continue;
         }
@@ -167,19 +218,22 @@ void rp_supervisor_sync(rp_supervisor_t *s)
         memcpy(app->digest, img.digest, RP_SHA256_LEN);
         snprintf(app->version, sizeof(app->version), "%s", img.version);
         app->backoff = 1;
-        app->next_start = 0;
+        app->restarts = 0;
+        app->last_exit[0] = '\0';
         start(s, app);
     }
     /* Apps no longer installed (or no longer verified) stop. */
     for (size_t i = 0; i < s->n; i++)
         if (!present[i])
-            stop(&s->apps[i]);
+            stop(s, &s->apps[i]);
 }
 
 void rp_supervisor_tick(rp_supervisor_t *s)
 {
     time_t now = time(NULL);
     struct timespec state = newest_state(s);
+    long health_ms =
+        (long)(s->health_seconds > 0 ? s->health_seconds : RP_APP_HEALTH_SECONDS) * 1000;
     int status;
     pid_t pid;
 
@@ -189,31 +243,42 @@ void rp_supervisor_tick(rp_supervisor_t *s)
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         for (size_t i = 0; i < s->n; i++) {
             rp_app_t *app = &s->apps[i];
-            if (app->pid != pid)
+            if (app->run.pid != pid)
                 continue;
-            app->pid = 0;
-            if (app->pgid > 0)
-                kill(-app->pgid, SIGKILL); /* its leader is gone: so are the rest */
-            app->pgid = 0;
+            rp_app_exited(&app->run); /* its leader is gone: so are the rest of its group */
             app->restarts++;
             record_exit(s, app, status);
             if (now - app->started >= STABLE_AFTER)
                 app->backoff = 1;
             app->next_start = now + app->backoff;
-            rp_log_warn("%s %s: exited (status %d); restarting in %d s", app->name, app->version,
-                        WIFEXITED(status) ? WEXITSTATUS(status) : -1, app->backoff);
+            rp_log_warn("%s %s: %s; restarting in %d s", app->name, app->version, app->last_exit,
+                        app->backoff);
             app->backoff = app->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : app->backoff * 2;
+            record_status(s, app, RP_APP_RESTARTING);
         }
     }
     for (size_t i = 0; i < s->n; i++) {
         rp_app_t *app = &s->apps[i];
-        if (app->pid == 0 && app->exe[0] != '\0' && app->next_start != 0 && now >= app->next_start)
+        if (app->run.pid > 0) {
+            /* Read what it says (the pipe never fills), and note when it is ready. */
+            bool ready = rp_app_poll_ready(&app->run);
+            if (app->status == RP_APP_STARTING && ready) {
+                rp_log_info("%s %s: ready (pid %d)", app->name, app->version, (int)app->run.pid);
+                record_status(s, app, RP_APP_READY);
+            } else if (app->status == RP_APP_STARTING && rp_app_uptime_ms(&app->run) >= health_ms) {
+                rp_log_info("%s %s: running (pid %d; up %ld s, never said it is ready)", app->name,
+                            app->version, (int)app->run.pid, health_ms / 1000);
+                record_status(s, app, RP_APP_RUNNING);
+            }
+        } else if (app->exe[0] != '\0' && app->status == RP_APP_RESTARTING &&
+                   now >= app->next_start) {
             start(s, app);
+        }
     }
 }
 
 void rp_supervisor_stop(rp_supervisor_t *s)
 {
     for (size_t i = 0; i < s->n; i++)
-        stop(&s->apps[i]);
+        stop(s, &s->apps[i]);
 }

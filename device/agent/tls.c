@@ -35,9 +35,10 @@ static SSL_CTX *device_ctx(rp_agent_t *a, const SSL_METHOD *method, const char *
 
     snprintf(cert, sizeof(cert), "%s/device.crt", a->state_dir);
     snprintf(ca, sizeof(ca), "%s/ca-chain.pem", a->state_dir);
-    if (access(cert, R_OK) != 0) {
-        rp_log_error("%s: no certificate yet: attest first", cert);
-        return NULL;
+    switch (rp_agent_check_certificate(a)) {
+    case RP_OK: break;
+    case RP_ERR_NOT_FOUND: rp_log_error("%s: no certificate yet: attest first", cert); return NULL;
+    default: return NULL; /* said what is wrong with which file */
     }
     ctx = rp_rot_ssl_ctx(a->rot, method, cert);
     if (ctx == NULL)

@@ -52,13 +52,22 @@ static rp_err_t load_kept(const char *state_dir, const char *name, char **env, j
         *env = NULL;
     if (err == RP_OK)
         err = rp_read_file(path, RP_MD_MAX, &data, &len);
-    if (err != RP_OK)
-        return err;
-    err = rp_md_peek((const char *)data, len, payload);
-    if (err == RP_OK && env != NULL)
-        *env = (char *)data;
-    else
-        free(data);
+    if (err == RP_OK) {
+        err = rp_md_peek((const char *)data, len, payload);
+        if (err == RP_OK && env != NULL)
+            *env = (char *)data;
+        else
+            free(data);
+    }
+    if (err != RP_OK && err != RP_ERR_NOT_FOUND)
+        rp_log_error("%s is corrupt (%s): it should hold the signed %s metadata the device "
+                     "accepted last. Fix: %s",
+                     path, err == RP_ERR_TOO_LARGE ? "too large" : rp_strerror(err),
+                     strcmp(name, ROOT_FILE) == 0 ? "root" : "targets",
+                     strcmp(name, ROOT_FILE) == 0
+                         ? "take the newest root again (rampart-agent trust --update-root FILE)"
+                         : "remove it if you trust the service's current targets (the device "
+                           "then cannot refuse targets older than the ones it had)");
     return err;
 }
 
@@ -162,12 +171,12 @@ static rp_err_t get(struct client *c, const char *path, rp_http_response_t *r, c
     return RP_OK;
 }
 
-static void report(struct client *c, const char *deployment, const char *state, const char *fmt,
-                   ...) __attribute__((format(printf, 4, 5)));
+static void report(struct client *c, const char *deployment, rp_update_state_t state,
+                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* Tell the service how an update went (best effort: the device's own record is in its state). */
-static void report(struct client *c, const char *deployment, const char *state, const char *fmt,
-                   ...)
+static void report(struct client *c, const char *deployment, rp_update_state_t state,
+                   const char *fmt, ...)
 {
     char url[2048], detail[256], *text;
     rp_http_opts_t h = {c->ca, NULL, "application/json", 30, client_cert, c, NULL, NULL};
@@ -180,7 +189,8 @@ static void report(struct client *c, const char *deployment, const char *state, 
     va_start(ap, fmt);
     vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
-    body = json_pack("{s:s, s:s, s:s}", "deployment", deployment, "state", state, "detail", detail);
+    body = json_pack("{s:s, s:s, s:s}", "deployment", deployment, "state",
+                     rp_update_state_name(rp_update_state_to_report(state)), "detail", detail);
     text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     snprintf(url, sizeof(url), "%s/api/v1/device/updates", c->server);
@@ -291,8 +301,9 @@ static rp_err_t update_targets(struct client *c, json_t *root, json_t **targets,
     {
         char *env = NULL;
         rp_md_role_t *online = calloc(1, sizeof(*online));
-        if (online != NULL && load_kept(c->a->state_dir, TARGETS_FILE, &env, &kept) == RP_OK &&
-            role_of(root, "online", online) == RP_OK) {
+        rp_err_t kerr = online != NULL ? load_kept(c->a->state_dir, TARGETS_FILE, &env, &kept)
+                                       : RP_ERR_NO_MEMORY;
+        if (kerr == RP_OK && role_of(root, "online", online) == RP_OK) {
             json_t *verified = NULL;
             if (rp_md_open(env, strlen(env), online, &verified) == RP_OK)
                 have = json_integer_value(json_object_get(verified, "version"));
@@ -301,6 +312,12 @@ static rp_err_t update_targets(struct client *c, json_t *root, json_t **targets,
         free(online);
         free(env);
         json_decref(kept);
+        /* Corrupt (said): without it the device could not refuse older targets. */
+        if (kerr != RP_OK && kerr != RP_ERR_NOT_FOUND) {
+            rp_http_response_free(&r);
+            return refuse(s, kerr, "%s/%s is not usable (see above)", c->a->state_dir,
+                          TARGETS_FILE);
+        }
     }
     err = rp_update_accept_targets(root, c->a->device_id, have, (int64_t)time(NULL), r.body, r.len,
                                    targets, s->detail, sizeof(s->detail));
@@ -451,9 +468,9 @@ static void refused_target(struct client *c, const char *deployment, const char 
      * would take a security counter). */
     if (rp_component_name_ok(name) &&
         rp_component_load(c->a->state_dir, name, &existing) == RP_OK &&
-        rp_component_note(c->a->state_dir, name, "refused", version, detail) != RP_OK)
+        rp_component_note(c->a->state_dir, name, RP_UPDATE_REFUSED, version, detail) != RP_OK)
         rp_log_warn("%s: cannot record the refusal", name);
-    report(c, deployment, "refused", "%s %s: %s", name, version, detail);
+    report(c, deployment, RP_UPDATE_REFUSED, "%s %s: %s", name, version, detail);
 }
 
 /*
@@ -579,10 +596,10 @@ static rp_err_t apply_target(struct client *c, const char *deployment, json_t *t
     }
     if (running(c->a, name, hash)) {
         s->unchanged++;
-        report(c, deployment, "installed", "%s %s is running", name, version);
+        report(c, deployment, RP_UPDATE_INSTALLED, "%s %s is running", name, version);
         return RP_OK;
     }
-    report(c, deployment, "downloading", "%s %s", name, version);
+    report(c, deployment, RP_UPDATE_DOWNLOADING, "%s %s", name, version);
     err = ensure_dir(c->a->state_dir, "update");
     if (err == RP_OK)
         err = ensure_dir(c->a->state_dir, "update/downloads");
@@ -615,7 +632,8 @@ static rp_err_t apply_target(struct client *c, const char *deployment, json_t *t
         close(fd);
         s->failed++;
         rp_log_error("%s: download failed: %s", name, err != RP_OK ? error : "HTTP error");
-        report(c, deployment, "failed", "download: %s", err != RP_OK ? error : "HTTP error");
+        report(c, deployment, RP_UPDATE_FAILED, "download: %s",
+               err != RP_OK ? error : "HTTP error");
         return RP_OK; /* kept: the next check resumes it */
     }
     /* Mix-and-match: the bytes must be exactly the image the metadata names. */
@@ -654,19 +672,15 @@ static rp_err_t apply_target(struct client *c, const char *deployment, json_t *t
     (void)unlink(path);
     if (err != RP_OK)
         return err;
-    if (strcmp(res.state, "installed") == 0)
-        s->installed++;
-    else if (strcmp(res.state, "unchanged") == 0)
-        s->unchanged++;
-    else if (strcmp(res.state, "refused") == 0)
-        s->refused++;
-    else if (strcmp(res.state, "rolled_back") == 0)
-        s->rolled_back++;
-    else
-        s->failed++;
-    printf("%s: %s: %s\n", name, res.state, res.detail);
-    report(c, deployment, strcmp(res.state, "unchanged") == 0 ? "installed" : res.state,
-           "%s %s: %s", name, version, res.detail);
+    switch (res.state) {
+    case RP_UPDATE_INSTALLED: s->installed++; break;
+    case RP_UPDATE_UNCHANGED: s->unchanged++; break;
+    case RP_UPDATE_REFUSED: s->refused++; break;
+    case RP_UPDATE_ROLLED_BACK: s->rolled_back++; break;
+    default: s->failed++; break;
+    }
+    printf("%s: %s: %s\n", name, rp_update_state_name(res.state), res.detail);
+    report(c, deployment, res.state, "%s %s: %s", name, version, res.detail);
     return RP_OK;
 }
 
@@ -680,8 +694,11 @@ rp_err_t rp_update_check(rp_agent_t *a, const char *server, const char *server_c
 
     memset(s, 0, sizeof(*s));
     snprintf(c.cert, sizeof(c.cert), "%s/device.crt", a->state_dir);
-    if (access(c.cert, R_OK) != 0)
+    err = rp_agent_check_certificate(a);
+    if (err == RP_ERR_NOT_FOUND)
         return refuse(s, RP_ERR_NOT_FOUND, "no device certificate yet: attest first");
+    if (err != RP_OK)
+        return refuse(s, err, "the device's certificate is not usable (see above): attest again");
     err = update_roots(&c, &root, s);
     if (err == RP_OK)
         err = update_targets(&c, root, &targets, s);

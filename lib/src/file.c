@@ -13,6 +13,7 @@
 #include "rampart/failpoint.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
+#include "rampart/log.h"
 
 bool rp_same_file(const char *a, const char *b)
 {
@@ -20,6 +21,43 @@ bool rp_same_file(const char *a, const char *b)
 
     return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
            sa.st_ino == sb.st_ino;
+}
+
+rp_err_t rp_file_check_private(const char *path, bool secret)
+{
+    struct stat sb;
+    bool dir;
+    mode_t perm;
+
+    if (stat(path, &sb) != 0) {
+        if (errno == ENOENT)
+            return RP_ERR_NOT_FOUND;
+        rp_log_error("%s: %s", path, strerror(errno));
+        return RP_ERR_IO;
+    }
+    dir = S_ISDIR(sb.st_mode);
+    perm = sb.st_mode & 07777;
+    if (sb.st_uid != geteuid()) {
+        rp_log_error("%s is owned by uid %u, not by this user (uid %u): its owner could change "
+                     "it; refusing to use it. Fix: chown %u %s, or run as its owner",
+                     path, (unsigned)sb.st_uid, (unsigned)geteuid(), (unsigned)geteuid(), path);
+        return RP_ERR_INVALID_ARG;
+    }
+    if (perm & (S_IWGRP | S_IWOTH)) {
+        rp_log_error("%s is mode %04o: group or others can write %s; refusing to use it. "
+                     "Fix: chmod %s %s",
+                     path, (unsigned)perm, dir ? "to it and replace what is kept in it" : "it",
+                     dir ? "700" : "600", path);
+        return RP_ERR_INVALID_ARG;
+    }
+    if (secret && (perm & (S_IRGRP | S_IROTH | S_IXGRP | S_IXOTH))) {
+        rp_log_error("%s is mode %04o: group or others can read it, and it is a secret; refusing "
+                     "to use it. Fix: chmod %s %s (and if anyone else may have read it, treat it "
+                     "as leaked)",
+                     path, (unsigned)perm, dir ? "700" : "600", path);
+        return RP_ERR_INVALID_ARG;
+    }
+    return RP_OK;
 }
 
 rp_err_t rp_write_all(int fd, const void *buf, size_t len)

@@ -72,13 +72,35 @@ static rp_err_t recorded_kind(const char *dir, rp_rot_kind_t *kind)
 
     if (err == RP_OK)
         err = rp_read_file(path, 16, &data, &len);
-    if (err != RP_OK)
-        return err;
-    while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == ' '))
-        data[--len] = '\0';
-    err = rp_rot_kind_parse((const char *)data, kind);
-    free(data);
-    return err == RP_OK ? RP_OK : RP_ERR_BAD_KEY;
+    if (err == RP_OK) {
+        while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == ' '))
+            data[--len] = '\0';
+        err = strlen((const char *)data) == len ? rp_rot_kind_parse((const char *)data, kind)
+                                                : RP_ERR_UNSUPPORTED;
+        free(data);
+    }
+    if (err == RP_ERR_TOO_LARGE || err == RP_ERR_UNSUPPORTED) {
+        /* Which key file is there says which it was. */
+        char key[PATH_MAX];
+        const char *was = NULL;
+        if (rp_rot_path(key, sizeof(key), dir, ROT_TPM2_KEY_FILE) == RP_OK &&
+            access(key, F_OK) == 0)
+            was = "tpm2";
+        else if (rp_rot_path(key, sizeof(key), dir, ROT_SOFT_KEY_FILE) == RP_OK &&
+                 access(key, F_OK) == 0)
+            was = "soft";
+        if (was != NULL)
+            rp_log_error("%s is corrupt (%s): it should say which root of trust the device was "
+                         "provisioned with, soft or tpm2. Fix: echo %s > %s (%s is there)",
+                         path, err == RP_ERR_TOO_LARGE ? "larger than 16 bytes" : "neither word",
+                         was, path, key);
+        else
+            rp_log_error("%s is corrupt (%s): it should say which root of trust the device was "
+                         "provisioned with, soft or tpm2, and no identity key is there either",
+                         path, err == RP_ERR_TOO_LARGE ? "larger than 16 bytes" : "neither word");
+        return RP_ERR_MALFORMED;
+    }
+    return err;
 }
 
 rp_err_t rp_rot_provision(const rp_rot_config_t *cfg, bool *created)

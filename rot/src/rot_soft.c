@@ -54,31 +54,72 @@ static rp_err_t soft_open(rp_rot_t *rot, const rp_rot_config_t *cfg)
     rp_sig_alg_t alg;
     rp_err_t err = rp_rot_path(path, sizeof(path), cfg->state_dir, ROT_SOFT_KEY_FILE);
 
+    /* The key is the device's identity: no one else may read it, nor swap it. */
     if (err == RP_OK)
-        err = rp_key_load(path, &rot->pkey, &is_private);
+        err = rp_file_check_private(path, true);
+    if (err == RP_ERR_NOT_FOUND)
+        rp_log_error("%s is missing: this state directory has no identity key (its identity is "
+                     "lost unless a backup has it; provisioning again makes a new device)",
+                     path);
+    if (err != RP_OK)
+        return err;
+    err = rp_key_load(path, &rot->pkey, &is_private);
     if (err == RP_OK &&
         (!is_private || rp_key_alg(rot->pkey, &alg) != RP_OK || alg != RP_SIG_ECDSA_P256))
         err = RP_ERR_BAD_KEY;
+    if (err != RP_OK)
+        rp_log_error("%s is corrupt: not an ECDSA P-256 private key in PEM (%s): the device's "
+                     "identity is lost unless a backup has it; provisioning again makes a new "
+                     "device",
+                     path, rp_strerror(err));
     if (err == RP_OK)
         warn_development_only(cfg->state_dir);
     return err;
 }
 
-/* Read a small file of text; absent is RP_ERR_NOT_FOUND. OUT: text, NUL-terminated. */
-static rp_err_t read_text(rp_rot_t *rot, const char *name, char *text, size_t cap)
+/* What each file holds, and what to do when it is corrupt: for the message that says so. */
+#define BOOT_COUNTER_HOLDS "the boot counter: one decimal number"
+#define BOOT_COUNTER_FIX                                                                           \
+    "restore it from a backup; it must never go down (the service sees the boot count)"
+#define SECCNT_HOLDS "a component's security counter: one decimal number, at most 4294967295"
+#define SECCNT_FIX                                                                                 \
+    "restore it from a backup; a lower value would let older, vulnerable images install"
+#define REGISTER_HOLDS "the measurement register: 64 hex digits"
+#define REGISTER_FIX "the next boot starts a new register (restart the device)"
+
+static rp_err_t corrupt(rp_rot_t *rot, const char *name, const char *why, const char *holds,
+                        const char *fix)
 {
-    char path[PATH_MAX];
+    rp_log_error("%s/%s is corrupt (%s): it should hold %s. Fix: %s", rot->dir, name, why, holds,
+                 fix);
+    return RP_ERR_MALFORMED;
+}
+
+/* Read a small file of text; absent is RP_ERR_NOT_FOUND; too large, or holding a NUL, is
+ * corrupt (said, with what it should hold and the fix). OUT: text, NUL-terminated. */
+static rp_err_t read_text(rp_rot_t *rot, const char *name, const char *holds, const char *fix,
+                          char *text, size_t cap)
+{
+    char path[PATH_MAX], why[48];
     uint8_t *data;
     size_t len;
     rp_err_t err = rp_rot_path(path, sizeof(path), rot->dir, name);
 
     if (err == RP_OK)
         err = rp_read_file(path, cap - 1, &data, &len);
+    if (err == RP_ERR_TOO_LARGE) {
+        snprintf(why, sizeof(why), "larger than %zu bytes", cap - 1);
+        return corrupt(rot, name, why, holds, fix);
+    }
+    if (err != RP_OK && err != RP_ERR_NOT_FOUND)
+        rp_log_error("%s cannot be read: %s", path, rp_strerror(err));
     if (err != RP_OK)
-        return err == RP_ERR_TOO_LARGE ? RP_ERR_BAD_TLV : err;
+        return err;
     memcpy(text, data, len);
     text[len] = '\0';
     free(data);
+    if (strlen(text) != len)
+        return corrupt(rot, name, "it holds a NUL byte", holds, fix);
     while (len > 0 && text[len - 1] == '\n')
         text[--len] = '\0';
     return RP_OK;
@@ -107,7 +148,8 @@ static rp_err_t soft_counter_read(rp_rot_t *rot, rp_rot_counter_t c, uint64_t *v
 {
     char text[32], *end;
     unsigned long long v;
-    rp_err_t err = read_text(rot, counter_files[c], text, sizeof(text));
+    rp_err_t err =
+        read_text(rot, counter_files[c], BOOT_COUNTER_HOLDS, BOOT_COUNTER_FIX, text, sizeof(text));
 
     if (err == RP_ERR_NOT_FOUND) {
         *value = 0;
@@ -117,10 +159,9 @@ static rp_err_t soft_counter_read(rp_rot_t *rot, rp_rot_counter_t c, uint64_t *v
         return err;
     errno = 0;
     v = strtoull(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || text[0] == '-') {
-        rp_log_error("%s/%s is corrupt", rot->dir, counter_files[c]);
-        return RP_ERR_IO;
-    }
+    if (errno != 0 || end == text || *end != '\0' || text[0] < '0' || text[0] > '9')
+        return corrupt(rot, counter_files[c], text[0] ? "not a number" : "empty",
+                       BOOT_COUNTER_HOLDS, BOOT_COUNTER_FIX);
     *value = v;
     return RP_OK;
 }
@@ -133,7 +174,7 @@ static rp_err_t soft_seccnt_read(rp_rot_t *rot, unsigned i, uint32_t *value)
     rp_err_t err;
 
     snprintf(name, sizeof(name), "seccnt.%u", i);
-    err = read_text(rot, name, text, sizeof(text));
+    err = read_text(rot, name, SECCNT_HOLDS, SECCNT_FIX, text, sizeof(text));
     if (err == RP_ERR_NOT_FOUND) {
         *value = 0;
         return RP_OK;
@@ -142,10 +183,10 @@ static rp_err_t soft_seccnt_read(rp_rot_t *rot, unsigned i, uint32_t *value)
         return err;
     errno = 0;
     v = strtoul(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || text[0] == '-' || v > UINT32_MAX) {
-        rp_log_error("%s/%s is corrupt", rot->dir, name);
-        return RP_ERR_IO;
-    }
+    if (errno != 0 || end == text || *end != '\0' || text[0] < '0' || text[0] > '9' ||
+        v > UINT32_MAX)
+        return corrupt(rot, name, text[0] ? "not a number up to 4294967295" : "empty", SECCNT_HOLDS,
+                       SECCNT_FIX);
     *value = (uint32_t)v;
     return RP_OK;
 }
@@ -188,17 +229,18 @@ static rp_err_t soft_counter_increment(rp_rot_t *rot, rp_rot_counter_t c, uint64
 static rp_err_t soft_read_register(rp_rot_t *rot, uint8_t reg[RP_SHA256_LEN])
 {
     char text[2 * RP_SHA256_LEN + 2];
-    rp_err_t err = read_text(rot, REGISTER_FILE, text, sizeof(text));
+    rp_err_t err = read_text(rot, REGISTER_FILE, REGISTER_HOLDS, REGISTER_FIX, text, sizeof(text));
 
     if (err == RP_ERR_NOT_FOUND) {
         memset(reg, 0, RP_SHA256_LEN);
         return RP_OK;
     }
-    if (err == RP_OK)
-        err = rp_hex_decode(text, strlen(text), reg, RP_SHA256_LEN);
     if (err != RP_OK)
-        rp_log_error("%s/%s is corrupt", rot->dir, REGISTER_FILE);
-    return err == RP_OK ? RP_OK : RP_ERR_IO;
+        return err;
+    if (rp_hex_decode(text, strlen(text), reg, RP_SHA256_LEN) != RP_OK)
+        return corrupt(rot, REGISTER_FILE, text[0] ? "not 64 hex digits" : "empty", REGISTER_HOLDS,
+                       REGISTER_FIX);
+    return RP_OK;
 }
 
 static rp_err_t soft_extend(rp_rot_t *rot, const uint8_t digest[RP_SHA256_LEN],

@@ -102,16 +102,23 @@ static rp_err_t load_key(rp_rot_t *rot)
         err = rp_rot_path(path, sizeof(path), rot->dir, ROT_TPM2_KEY_FILE);
     if (err == RP_OK)
         err = rp_read_file(path, KEY_FILE_MAX, &pem, &len);
+    if (err == RP_ERR_TOO_LARGE)
+        rp_log_error("%s is corrupt (larger than %d bytes): it should hold the identity key as a "
+                     "TPM-wrapped blob (TSS2 PRIVATE KEY)",
+                     path, KEY_FILE_MAX);
+    else if (err != RP_OK)
+        rp_log_error("%s cannot be read: %s", path, rp_strerror(err));
     if (err != RP_OK)
-        return err;
+        return err == RP_ERR_TOO_LARGE ? RP_ERR_BAD_KEY : err;
     bio = BIO_new_mem_buf(pem, (int)len);
     if (bio != NULL)
         rot->pkey = PEM_read_bio_PrivateKey_ex(bio, NULL, NULL, NULL, rot->libctx, rot->propq);
     BIO_free(bio);
     free(pem); /* a TPM-wrapped blob: useless outside this TPM */
     if (rot->pkey == NULL) {
-        rp_log_error("TPM: cannot load the identity key from %s: %s", path,
-                     ERR_error_string(ERR_peek_last_error(), NULL));
+        rp_log_error("%s: the TPM cannot load the identity key from it (corrupt, or wrapped by "
+                     "another TPM): %s",
+                     path, ERR_error_string(ERR_peek_last_error(), NULL));
         ERR_clear_error();
         return RP_ERR_BAD_KEY;
     }

@@ -57,6 +57,26 @@ for i in 1 2 3 4 5; do expect 0 check "$i"; done
 for i in 1 2 3 4; do eq "$(version_of "$i")" 1.1.0+0 "dev$i runs 1.1.0"; done
 eq "$(version_of 5)" none "the Production device is untouched"
 shown "$dep1" '.states.installed == 4 and .devices_selected == 4'
+# Every state a device can be in keeps its key, counted or not (scripts rely on them): the
+# service's answer, the CLI's JSON and its text.
+all_states='["downloading","failed","installed","pending","refused","rolled_back"]'
+http GET "/api/v1/tenants/$acme/deployments/$dep1" "$ADMIN_TOKEN"; is_status 200
+body_has "(.states | keys) == $all_states and .states.refused == 0 and .states.rolled_back == 0"
+shown "$dep1" "(.states | keys) == $all_states and .states.refused == 0"
+expect 0 "$RAMPART" deployment show --tenant "$acme" "$dep1"
+for s in pending downloading installed failed rolled_back refused; do out_has "$s "; done
+# A device reports only those states, spelt exactly (one table: lib/src/update_state.c).
+report() {
+  printf '{"deployment": "%s", "state": "%s", "detail": "test"}' "$dep1" "$1" >"$d/report.json"
+  status=$(curl -s -o "$E2E_DIR/body" -w '%{http_code}' --cacert "$SERVER_CA" --cert "$d/dev4/device.crt" \
+    --key "$d/dev4/identity.pem" -H 'Content-Type: application/json' --data-binary "@$d/report.json" \
+    "$SERVER_URL/api/v1/device/updates")
+}
+for bad in Installed "installed " unchanged fell_back bogus ""; do
+  report "$bad"; is_status 400
+  body_has '.message | contains("pending|downloading|installed|failed|rolled_back|refused")'
+done
+report installed; is_status 200
 expect 0 check 1; out_has "0 installed, 1 up to date"
 
 # --- a broken 1.2.0: tried, rolled back, reported ------------------------------------------------

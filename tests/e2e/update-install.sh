@@ -55,6 +55,88 @@ expect 1 install "$d/v140-low.img"; out_has "security counter is below the devic
 expect 2 "$AGENT" install --state-dir "$S" --component ../evil "$d/v130.img"
 expect 2 "$AGENT" install --state-dir "$S" --component app
 
+# --- the app contract: one for the trial and for every start under the daemon --------------------
+# README.md's app, byte for byte: it says it is ready on $RAMPART_READY_FD, then stays up. Under
+# `rampart-agent run` it must stay up (one process, no restarts), not only install.
+R=$d/contract
+printf '#!/bin/sh\necho ready >&"$RAMPART_READY_FD"\nexec sleep 3600\n' >"$d/readme-app.sh"
+# A probe records what it was given (environment, working directory, umask, descriptors 0-9,
+# stdin) each time it starts: the trial's record and the daemon's must be the same.
+cat >"$d/probe.sh" <<'PROBE'
+#!/bin/sh
+log=$(readlink /proc/$$/fd/1 | sed 's|.*/components/|components/|')
+{
+  env | sort; pwd; umask
+  for i in 0 1 2 3 4 5 6 7 8 9; do [ -e /proc/$$/fd/$i ] && printf '%s ' "$i"; done; echo
+  readlink /proc/$$/fd/0; echo "$log"
+  echo --
+} >>"$RAMPART_DATA_DIR/contract"
+echo ready >&"$RAMPART_READY_FD"
+exec sleep 3600
+PROBE
+sign "$d/k.key" 1.1.0 1 "$d/readme-app.sh" readme.img
+sign "$d/k.key" 2.0.0 1 "$d/probe.sh" probe.img
+expect 0 "$AGENT" provision --state-dir "$R" --rot soft --image-key "$d/k.pub"
+expect 0 "$AGENT" install --state-dir "$R" --component app "$d/readme.img"; out_has "app: installed: started and said it is ready"
+expect 0 "$AGENT" install --state-dir "$R" --component probe "$d/probe.img"; out_has "probe: installed: started and said it is ready"
+RUNNER_CA=$d/no-such-ca.pem   # no service: attestation fails and backs off; the apps run anyway
+"$AGENT" run --state-dir "$R" --server https://127.0.0.1:9 --server-ca "$RUNNER_CA" --health-seconds 1 \
+  >"$d/contract-run.log" 2>&1 &
+runner=$!; E2E_PIDS+=("$runner")
+app_pid() { jq -r 'select(.status == "ready") | .pid' "$R/components/$1/run.json" 2>/dev/null || true; }
+age_of() { ps -o etimes= -p "$1" 2>/dev/null | tr -d ' '; }
+child_of_runner() { # COMPONENT: the daemon's child that runs it, found by its environment
+  local p
+  for p in $(pgrep -P "$runner" || true); do
+    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "RAMPART_COMPONENT=$1" && { echo "$p"; return; }
+  done
+}
+# Wait for a state, not a time: the app's one process has been up well past its health window
+# (the supervisor looks every second: several of its cycles), or it exited.
+pid=""
+for _ in $(seq 1 400); do
+  [ -s "$R/components/app/exits" ] && break
+  pid=$(child_of_runner app)
+  [ -n "$pid" ] && [ "${pid:+$(age_of "$pid")}" -ge 5 ] 2>/dev/null && break
+  sleep 0.2
+done
+[ ! -s "$R/components/app/exits" ] ||
+  fail "README's app exited under the daemon: $(cat "$R/components/app/exits"); its log: $(cat "$R/components/app/app.log")"
+[ -n "$pid" ] && [ "$(age_of "$pid")" -ge 5 ] || fail "README's app did not stay up: $(cat "$d/contract-run.log")"
+eq "$(app_pid app)" "$pid" "the supervisor's record names the app's one process, ready"
+jq -e '.restarts == 0 and .last_exit == null and .version == "1.1.0+0"' "$R/components/app/run.json" >/dev/null ||
+  fail "run.json: $(cat "$R/components/app/run.json")"
+expect 0 "$AGENT" status --state-dir "$R" --output json
+jq -e '.components | map(select(.name == "app"))[0].app | .status == "ready" and .alive and .restarts == 0' \
+  "$d/out" >/dev/null || fail "status: $(cat "$d/out")"
+expect 0 "$AGENT" status --state-dir "$R"; out_has "app 1.1.0+0: ready, pid $pid, 0 restart(s)"
+! grep -q "Bad fd number" "$R/components/app/app.log" || fail "the app was not given its ready descriptor"
+# the trial and the daemon's start gave the probe the same contract
+for _ in $(seq 1 100); do [ "$(grep -c -- '^--$' "$R/components/probe/data/contract" 2>/dev/null)" -ge 2 ] && break; sleep 0.2; done
+awk 'BEGIN{RS="--\n"} NR==1{t=$0} NR==2{r=$0} END{exit !(NR>=2 && t==r)}' "$R/components/probe/data/contract" ||
+  fail "the trial and the daemon gave different contracts: $(cat "$R/components/probe/data/contract")"
+head -n "$(grep -n -- '^--$' "$R/components/probe/data/contract" | head -n1 | cut -d: -f1)" \
+  "$R/components/probe/data/contract" >"$d/contract.txt"
+for want in "RAMPART_COMPONENT=probe" "RAMPART_VERSION=2.0.0+0" "RAMPART_READY_FD=3" \
+  "RAMPART_DATA_DIR=$(realpath "$R")/components/probe/data" "PATH=/usr/local/bin:/usr/bin:/bin" \
+  "$(realpath "$R")/components/probe/data" "0077" "0 1 2 3 " "/dev/null" "components/probe/app.log"; do
+  grep -qxF -- "$want" "$d/contract.txt" || fail "the contract lacks '$want': $(cat "$d/contract.txt")"
+done
+! grep -q "AGENT\|RAMPART_SERVER\|ASAN_OPTIONS" "$d/contract.txt" || fail "the agent's environment leaked: $(cat "$d/contract.txt")"
+# an app that exits is restarted (backoff from 1 s), the exit recorded, the new run ready again
+kill "$pid"
+for _ in $(seq 1 150); do
+  p2=$(app_pid app); [ -n "$p2" ] && [ "$p2" != "$pid" ] && break; sleep 0.2
+done
+[ -n "$p2" ] && [ "$p2" != "$pid" ] || fail "the app was not restarted: $(cat "$R/components/app/run.json")"
+grep -q "1.1.0+0 killed by signal 15" "$R/components/app/exits" || fail "exit not recorded"
+jq -e '.restarts == 1 and .last_exit == "killed by signal 15"' "$R/components/app/run.json" >/dev/null ||
+  fail "run.json: $(cat "$R/components/app/run.json")"
+kill "$runner"; wait "$runner" 2>/dev/null || true
+! kill -0 "$p2" 2>/dev/null || fail "the daemon left its app running"
+jq -e '.status == "stopped" and .pid == null' "$R/components/app/run.json" >/dev/null ||
+  fail "run.json after the daemon: $(cat "$R/components/app/run.json")"
+
 # --- recovery at start -------------------------------------------------------------------------
 # an unconfirmed trial (the device stopped during the health check) is rolled back
 jq '.trial = "a"' "$S/components/app/state" >"$d/state" && cp "$d/state" "$S/components/app/state"

@@ -57,6 +57,15 @@ rp_err_t rp_pread_all(int fd, void *buf, size_t len, uint64_t off) RP_MUST_CHECK
 rp_err_t rp_read_file(const char *path, size_t max, uint8_t **data, size_t *len) RP_MUST_CHECK;
 
 /*
+ * Refuse a directory or file that holds secrets, or what a program trusts, when another user
+ * could change it: owned by another user, or writable by group or others; a secret also when
+ * group or others can read it. A refusal is logged with the path, the mode found and the fix
+ * (chmod 700 DIR, chmod 600 FILE, chown). RP_ERR_NOT_FOUND when path does not exist;
+ * RP_ERR_INVALID_ARG for a refusal.
+ */
+rp_err_t rp_file_check_private(const char *path, bool secret) RP_MUST_CHECK;
+
+/*
  * An open image file and the core's view of it, read with pread() into the verifier's buffer.
  * (Not mmap(): how much a fresh mapping costs depends on how the file's pages were written, and a
  * file truncated under a mapping kills the reader with SIGBUS.) The file must not change while it
