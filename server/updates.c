@@ -25,15 +25,14 @@
 #include <event2/keyvalq_struct.h>
 #include <openssl/pem.h>
 
-#include "rampart/eat.h"
+#include "rampart/component.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/key.h"
 #include "rampart/log.h"
 #include "server.h"
 
-#define IMAGE_KEYS_MAX 32 /* image keys a tenant may have */
-#define RP_COMPONENT_NAME_MAX RP_EAT_NAME_MAX
+#define IMAGE_KEYS_MAX 32        /* image keys a tenant may have */
 #define UPLOAD_STALE (24 * 3600) /* an upload not finished in a day is dropped */
 
 static bool need_role(rp_req_t *r, const rp_token_t *tok, rp_role_t need)
@@ -63,20 +62,6 @@ static bool printable(const char *s, size_t max)
         return false;
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f || s[i] == '/')
-            return false;
-    return true;
-}
-
-/* What a device names a component by, and measures it as (RP_EAT_NAME_MAX). */
-static bool component_name_ok(const char *s)
-{
-    size_t n = s != NULL ? strlen(s) : 0;
-
-    if (n == 0 || n > RP_COMPONENT_NAME_MAX || s[0] == '.')
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-              (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' || s[i] == '-'))
             return false;
     return true;
 }
@@ -564,7 +549,8 @@ static void image_create(rp_req_t *r, const rp_tenant_t *tenant)
     memset(&m, 0, sizeof(m));
     upload_id = json_string_value(json_object_get(body, "upload"));
     component = json_string_value(json_object_get(body, "component"));
-    if (upload_id == NULL || !component_name_ok(component)) {
+    if (upload_id == NULL || component == NULL ||
+        !rp_component_name_valid(component, strlen(component))) {
         json_decref(body);
         rp_reply_error(r, 400, "invalid",
                        "\"upload\" (an upload ID) and \"component\" (1 to %d of A-Z a-z 0-9 . _ -, "

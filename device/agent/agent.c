@@ -140,17 +140,6 @@ static rp_err_t read_component(const char *path, const char *name, rp_eat_compon
     return err;
 }
 
-static bool component_name_ok(const char *s, size_t len)
-{
-    if (len == 0 || len > RP_EAT_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-              (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' || s[i] == '-'))
-            return false;
-    return true;
-}
-
 /* The measured list: "boot N", then one line per component, in the order measured. */
 struct measured {
     uint64_t boot;
@@ -182,7 +171,7 @@ static rp_err_t measured_load(rp_agent_t *a, struct measured *m)
             sscanf(line, "%64s %64s %15s %31s %63s", digest, signer, cnt, version, name) != 5 ||
             rp_hex_decode(digest, strlen(digest), c->digest, 32) != RP_OK ||
             rp_hex_decode(signer, strlen(signer), c->signer, 32) != RP_OK ||
-            !component_name_ok(name, strlen(name)) || strlen(version) > RP_EAT_VERSION_MAX) {
+            !rp_component_name_valid(name, strlen(name)) || strlen(version) > RP_EAT_VERSION_MAX) {
             err = RP_ERR_MALFORMED;
             break;
         }

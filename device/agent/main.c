@@ -534,7 +534,7 @@ static int cmd_install(const struct args *a)
 
     if (a->component == NULL || a->nrest != 1)
         return usage_error("install needs --component NAME and one IMAGE");
-    if (!rp_component_name_ok(a->component))
+    if (!rp_component_name_valid(a->component, strlen(a->component)))
         return usage_error("a component name is 1 to 32 of A-Z a-z 0-9 . _ - (no leading dot)");
     if (open_agent(a, &agent) != OK)
         return FAIL;

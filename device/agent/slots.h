@@ -21,9 +21,9 @@
 #include <stdint.h>
 
 #include "agent.h"
+#include "rampart/component.h"
 #include "rampart/image.h"
 
-#define RP_COMPONENT_NAME_MAX 32 /* as the evidence carries it (RP_EAT_NAME_MAX) */
 #define RP_COMPONENTS_MAX 16
 #define RP_IMAGE_KEYS_MAX 16
 #define RP_SLOT_DETAIL_MAX 255
@@ -65,9 +65,6 @@ typedef struct rp_install_result {
     char state[24]; /* installed, refused, rolled_back, failed, unchanged */
     char detail[RP_SLOT_DETAIL_MAX + 1];
 } rp_install_result_t;
-
-/* A component name: 1 to 32 of [A-Za-z0-9._-], not starting with a dot. */
-bool rp_component_name_ok(const char *name);
 
 /* Load a component's state; RP_ERR_NOT_FOUND when it was never installed. */
 rp_err_t rp_component_load(const char *state_dir, const char *name,

@@ -449,7 +449,7 @@ static void refused_target(struct client *c, const char *deployment, const char 
 
     /* Recorded on a component the device has; names the metadata made up make no state (each
      * would take a security counter). */
-    if (rp_component_name_ok(name) &&
+    if (rp_component_name_valid(name, strlen(name)) &&
         rp_component_load(c->a->state_dir, name, &existing) == RP_OK &&
         rp_component_note(c->a->state_dir, name, "refused", version, detail) != RP_OK)
         rp_log_warn("%s: cannot record the refusal", name);
@@ -567,7 +567,7 @@ static rp_err_t apply_target(struct client *c, const char *deployment, json_t *t
     int fd;
     rp_err_t err;
 
-    if (!rp_component_name_ok(name) || strlen(image) != 2 * RP_SHA256_LEN ||
+    if (!rp_component_name_valid(name, strlen(name)) || strlen(image) != 2 * RP_SHA256_LEN ||
         strspn(image, "0123456789abcdef") != strlen(image) || size <= 0) {
         refused_target(c, deployment, name, version, s, "a malformed target");
         return RP_OK;
