@@ -97,15 +97,13 @@ void rp_agent_close(rp_agent_t *a)
     a->rot = NULL;
 }
 
-/* One measured component, as the measured list keeps it. */
+/* One measured component, as the measured list keeps it: what the image says of itself (the
+ * core reads it) and the digest of what is there. */
 static rp_err_t read_component(const char *path, const char *name, rp_eat_component_t *c)
 {
-    uint8_t scratch[4096], value[RP_PUBKEY_DER_MAX];
-    rp_image_layout_t layout;
-    rp_image_tlv_iter_t it;
-    rp_image_tlv_t tlv;
+    uint8_t scratch[4096];
+    rp_image_identity_t id;
     rp_file_image_t img;
-    bool found;
     rp_err_t err;
 
     memset(c, 0, sizeof(*c));
@@ -113,31 +111,19 @@ static rp_err_t read_component(const char *path, const char *name, rp_eat_compon
     err = rp_file_image_open(&img, path);
     if (err != RP_OK)
         return err;
-    err = rp_image_layout(&img.io, &layout);
+    err = rp_image_identity_read(&img.io, &id);
     if (err == RP_OK)
-        err = rp_image_hash(&img.io, &layout, scratch, sizeof(scratch), c->digest);
+        err = rp_image_hash(&img.io, &id.layout, scratch, sizeof(scratch), c->digest);
     if (err == RP_OK)
-        err = rp_image_version_format(&layout.hdr.version, c->version, sizeof(c->version));
-    if (err == RP_OK)
-        rp_image_tlv_begin(&it, &img.io, &layout);
-    while (err == RP_OK && (err = rp_image_tlv_next(&it, &tlv, &found)) == RP_OK && found) {
-        if (tlv.len > sizeof(value))
-            continue;
-        err = rp_image_io_read(&img.io, tlv.value_off, value, tlv.len);
-        if (err != RP_OK)
-            break;
-        if (tlv.protected_area && tlv.type == RP_TLV_SEC_CNT && tlv.len == 4) {
-            c->has_security_counter = true;
-            c->security_counter = (uint32_t)value[0] | (uint32_t)value[1] << 8 |
-                                  (uint32_t)value[2] << 16 | (uint32_t)value[3] << 24;
-        } else if (!tlv.protected_area && tlv.type == RP_TLV_KEYHASH && tlv.len == 32) {
-            memcpy(c->signer, value, 32);
-        } else if (!tlv.protected_area && tlv.type == RP_TLV_PUBKEY) {
-            err = rp_sha256(value, tlv.len, c->signer);
-        }
-    }
+        err = rp_image_version_format(&id.layout.hdr.version, c->version, sizeof(c->version));
     rp_file_image_close(&img);
-    return err;
+    if (err != RP_OK)
+        return err;
+    c->has_security_counter = id.has_security_counter;
+    c->security_counter = id.security_counter;
+    if (id.has_signer)
+        memcpy(c->signer, id.signer, RP_SHA256_LEN);
+    return RP_OK;
 }
 
 /* The measured list: "boot N", then one line per component, in the order measured. */
