@@ -610,14 +610,19 @@ static int cmd_status(const struct args *a)
             err = rp_slot_check(&agent, &c, path, &img);
         if (err != RP_OK)
             break;
+        /* security_counter: the running image's, null when it has none (or nothing verified
+         * runs); security_counter_floor: the root of trust's, below which nothing installs. */
         json_array_append_new(
             list,
-            json_pack("{s:s, s:o, s:o, s:b, s:o, s:I, s:{s:s, s:s, s:s, s:I}}", "name", c.name,
+            json_pack("{s:s, s:o, s:o, s:b, s:o, s:o, s:I, s:{s:s, s:s, s:s, s:I}}", "name", c.name,
                       "version", img.valid ? json_string(img.version) : json_null(), "active_slot",
                       c.active >= 0 ? json_sprintf("%c", "ab"[c.active]) : json_null(), "verified",
                       img.valid, "trial_slot",
                       c.trial >= 0 ? json_sprintf("%c", "ab"[c.trial]) : json_null(),
-                      "security_counter", (json_int_t)counter, "last_update", "result",
+                      "security_counter",
+                      img.valid && img.has_security_counter ? json_integer(img.security_counter)
+                                                            : json_null(),
+                      "security_counter_floor", (json_int_t)counter, "last_update", "result",
                       c.last_result, "version", c.last_version, "detail", c.last_detail, "at",
                       (json_int_t)c.last_at));
     }
@@ -634,14 +639,23 @@ static int cmd_status(const struct args *a)
         json_decref(out);
         return OK;
     }
-    printf("%-16s %-14s %-5s %-8s %s\n", "COMPONENT", "VERSION", "SLOT", "COUNTER", "LAST UPDATE");
+    printf("%-16s %-14s %-5s %-10s %-6s %s\n", "COMPONENT", "VERSION", "SLOT", "COUNTER", "FLOOR",
+           "LAST UPDATE");
     for (size_t i = 0; i < json_array_size(list); i++) {
         json_t *c = json_array_get(list, i), *l = json_object_get(c, "last_update");
         const char *v = json_string_value(json_object_get(c, "version"));
         const char *slot = json_string_value(json_object_get(c, "active_slot"));
-        printf("%-16s %-14s %-5s %-8lld %s %s%s%s\n", json_string_value(json_object_get(c, "name")),
-               v != NULL ? v : "(none)", slot != NULL ? slot : "-",
-               (long long)json_integer_value(json_object_get(c, "security_counter")),
+        json_t *cnt = json_object_get(c, "security_counter");
+        char counter_text[16];
+        if (json_is_integer(cnt))
+            snprintf(counter_text, sizeof(counter_text), "%lld",
+                     (long long)json_integer_value(cnt));
+        else
+            snprintf(counter_text, sizeof(counter_text), "none");
+        printf("%-16s %-14s %-5s %-10s %-6lld %s %s%s%s\n",
+               json_string_value(json_object_get(c, "name")), v != NULL ? v : "(none)",
+               slot != NULL ? slot : "-", counter_text,
+               (long long)json_integer_value(json_object_get(c, "security_counter_floor")),
                json_string_value(json_object_get(l, "result")),
                json_string_value(json_object_get(l, "version")),
                *json_string_value(json_object_get(l, "detail")) ? ": " : "",

@@ -316,7 +316,8 @@ rp_err_t rp_slot_check(rp_agent_t *a, const rp_component_t *c, const char *path,
     img->ver = info.layout.hdr.version;
     if (rp_image_version_format(&img->ver, img->version, sizeof(img->version)) != RP_OK)
         snprintf(img->version, sizeof(img->version), "?");
-    img->security_counter = info.has_security_counter ? info.security_counter : 0;
+    img->has_security_counter = info.has_security_counter;
+    img->security_counter = info.security_counter; /* 0 when none: below any floor but 0 */
     memcpy(img->digest, info.digest, RP_SHA256_LEN);
     img->type = info.type;
     img->payload_off = info.layout.hdr.hdr_size;

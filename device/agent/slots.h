@@ -51,6 +51,7 @@ typedef struct rp_slot_image {
     rp_err_t error;
     char version[48];
     rp_image_version_t ver;
+    bool has_security_counter; /* false: the image has none ("none"; the floor sees it as 0) */
     uint32_t security_counter;
     uint8_t digest[RP_SHA256_LEN];
     rp_image_type_t type;

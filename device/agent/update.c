@@ -507,7 +507,8 @@ static rp_err_t apply_target(struct client *c, const char *deployment, const rp_
         (void)rp_hex_encode(img.digest, RP_SHA256_LEN, ihash, sizeof(ihash));
         if (img.version[0] != '\0' &&
             (rp_image_version_cmp(&img.ver, &t->version) != 0 || strcmp(ihash, hash) != 0 ||
-             img.security_counter != (t->has_security_counter ? t->security_counter : 0))) {
+             img.has_security_counter != t->has_security_counter ||
+             img.security_counter != t->security_counter)) {
             (void)unlink(path);
             refused_target(c, deployment, name, version, s,
                            "the image's version, digest or security counter differ from the "

@@ -240,4 +240,21 @@ expect 0 "$AGENT" attest --state-dir "$d/dev1" --server "$SERVER_URL" --server-c
 expect 0 "$AGENT" status --state-dir "$d/dev1" --output json
 jq -e '.components | map(select(.name == "app"))[0] | .security_counter == 2 and .version == "1.5.0+0"' "$d/out" >/dev/null \
   || fail "status: $(cat "$d/out")"
+
+# --- an image without a security counter is "none" all the way, never 0 -------------------------
+expect 0 "$RAMPART" image sign --key "$d/img.key" --version 1.0.0 --type system "$d/sys1.bin" "$d/sensor.img"
+expect 0 "$RAMPART" image upload --tenant "$acme" --component sensor "$d/sensor.img"; sensor=$(cat "$d/out")
+expect 0 "$RAMPART" image list --tenant "$acme" --output json
+jq -e --arg id "$sensor" '.images[] | select(.id == $id) | .security_counter == null' "$d/out" >/dev/null \
+  || fail "the image record: $(cat "$d/out")"
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v150" "$sensor"
+expect 0 check 1; out_has "sensor: installed"
+jq -e '.signed | @base64d | fromjson | .targets[] | select(.component == "sensor") |
+  has("security_counter") and .security_counter == null' "$d/dev1/update/targets.json" >/dev/null \
+  || fail "the targets: $(jq -r '.signed | @base64d' "$d/dev1/update/targets.json")"
+expect 0 "$AGENT" status --state-dir "$d/dev1" --output json
+jq -e '.components | map(select(.name == "sensor"))[0] | .security_counter == null and
+  .security_counter_floor == 0 and .version == "1.0.0+0"' "$d/out" >/dev/null || fail "status: $(cat "$d/out")"
+expect 0 "$AGENT" status --state-dir "$d/dev1"
+grep -E '^sensor +1\.0\.0\+0 +[ab] +none ' "$d/out" >/dev/null || fail "status text: $(cat "$d/out")"
 done_ok
