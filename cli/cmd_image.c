@@ -15,6 +15,7 @@
 #include "rampart/imgsign.h"
 #include "rampart/key.h"
 #include "rampart/log.h"
+#include "rampart/rot.h"
 
 #define MAX_KEYS 16
 /* TLV values longer than this are cut short in text output (JSON always has them whole). */
@@ -26,6 +27,7 @@ static const char image_usage[] =
     "      Sign PAYLOAD into an MCUboot-format image OUT.\n"
     "        --security-counter N|auto  anti-rollback counter (protected SEC_CNT TLV);\n"
     "                                   auto derives it from the version as imgtool does\n"
+    "                                   (large: a TPM holds at most 64, so sign says so)\n"
     "        --header-size N            header area size (default 0x200)\n"
     "        --type firmware|app|system what the image is (protected Rampart TLV)\n"
     "        --public-key-format hash|full  name the key by its hash (default) or embed it\n"
@@ -220,6 +222,17 @@ static int image_sign(int argc, char **argv)
         return CLI_FAIL;
     }
     print_valid(argv[optind + 1], &info, key_path);
+    {
+        char warning[256];
+        if (rp_image_seccnt_warning(info.has_security_counter, info.security_counter,
+                                    RP_ROT_TPM2_SECCNT_MAX, warning, sizeof(warning)))
+            rp_log_warn("%s%s", warning,
+                        strcmp(counter, "auto") == 0
+                            ? " (--security-counter auto packs the version as major << 24 | minor "
+                              "<< 16 | revision: give a small number instead, raised with each "
+                              "release that must not be rolled back)"
+                            : "");
+    }
     return CLI_OK;
 }
 

@@ -261,6 +261,8 @@ int ops_image_cmd(struct ops *o, const char *verb)
             if (status != 201 && status != 200) /* 200: the tenant had these bytes already */
                 return ops_refused(status, body);
         }
+        json_array_foreach(json_object_get(body, "warnings"), i, m)
+            rp_log_warn("%s: %s", o->args[0], json_string_value(m) ?: "?");
         if (!printed_json(o, body))
             printf("%s\n", ops_str(body, "id"));
         json_decref(body);

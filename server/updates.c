@@ -28,6 +28,7 @@
 #include "rampart/component.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
+#include "rampart/imgsign.h"
 #include "rampart/key.h"
 #include "rampart/log.h"
 #include "server.h"
@@ -406,6 +407,19 @@ static json_t *image_json(const rp_image_record_t *m)
                      "key_id", m->key_id, "uploaded", iso_or_null(m->uploaded));
 }
 
+/* The image as an upload's answer: with what the operator should know of it ("warnings"). */
+static json_t *uploaded_json(const rp_image_record_t *m)
+{
+    json_t *o = image_json(m), *warnings = json_array();
+    char text[256];
+
+    if (rp_image_seccnt_warning(m->has_security_counter, m->security_counter,
+                                RP_ROT_TPM2_SECCNT_MAX, text, sizeof(text)))
+        json_array_append_new(warnings, json_string(text));
+    json_object_set_new(o, "warnings", warnings);
+    return o;
+}
+
 static void collect_image(void *ctx, const rp_image_record_t *m)
 {
     json_array_append_new(ctx, image_json(m));
@@ -587,7 +601,7 @@ static void image_create(rp_req_t *r, const rp_tenant_t *tenant)
                            existing.component);
             return;
         }
-        rp_reply_json(r, 200, image_json(&existing));
+        rp_reply_json(r, 200, uploaded_json(&existing));
         return;
     }
     if (err != RP_ERR_NOT_FOUND || !store_image_file(r, path, m.id)) {
@@ -601,7 +615,7 @@ static void image_create(rp_req_t *r, const rp_tenant_t *tenant)
         forget_upload(r, u.id, NULL); /* its file is the image's now */
     if (err == RP_ERR_EXISTS) {       /* the same bytes, uploaded twice at once */
         if (rp_store_image_get(r->w->store, tenant->id, m.id, &existing) == RP_OK)
-            rp_reply_json(r, 200, image_json(&existing));
+            rp_reply_json(r, 200, uploaded_json(&existing));
         else
             rp_reply_error(r, 500, "internal", "cannot read the image");
         return;
@@ -611,7 +625,7 @@ static void image_create(rp_req_t *r, const rp_tenant_t *tenant)
         return;
     }
     rp_log_info("tenant %s: image %s (%s %s) uploaded", tenant->id, m.id, m.component, m.version);
-    rp_reply_json(r, 201, image_json(&m));
+    rp_reply_json(r, 201, uploaded_json(&m));
 }
 
 static void images(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant,
