@@ -416,6 +416,37 @@ static void print_deployment(json_t *d)
     json_object_foreach(states, k, v) printf("%-12s %lld\n", k, (long long)json_integer_value(v));
 }
 
+/* POST a deployment; a refusal because some devices could never install it names each. */
+static int deployment_create(struct ops *o, const char *path, json_t *req)
+{
+    json_t *body = NULL, *d;
+    long status;
+    size_t i;
+    int rc = ops_api(o, "POST", path, req, &status, &body, NULL, NULL);
+
+    json_decref(req);
+    if (rc != CLI_OK)
+        return rc;
+    if (status == 409 && strcmp(ops_str(body, "error"), "counter_too_high") == 0) {
+        rp_log_error("refused: %s", ops_str(body, "message"));
+        json_array_foreach(json_object_get(body, "devices"), i, d) fprintf(
+            stderr, "  device %s accepts security counters up to %lld\n", ops_str(d, "device_id"),
+            (long long)json_integer_value(json_object_get(d, "security_counter_max")));
+        fprintf(stderr,
+                "Sign %s with a security counter they can hold, or move those devices "
+                "to another group.\n",
+                ops_str(body, "component"));
+        json_decref(body);
+        return CLI_FAIL;
+    }
+    if (status != 201)
+        return ops_refused(status, body);
+    if (!printed_json(o, body))
+        printf("%s\n", ops_str(body, "id"));
+    json_decref(body);
+    return CLI_OK;
+}
+
 int ops_deployment_cmd(struct ops *o, const char *verb)
 {
     char path[512];
@@ -441,7 +472,7 @@ int ops_deployment_cmd(struct ops *o, const char *verb)
             json_array_append_new(imgs, json_string(o->args[a]));
         req = json_pack("{s:s, s:s, s:o, s:i}", "product", o->product, "group", o->group, "images",
                         imgs, "rollout", (int)rollout);
-        return create(o, path, req);
+        return deployment_create(o, path, req);
     }
     if (strcmp(verb, "list") == 0) {
         if (call(o, "GET", path, NULL, 200, &body) != CLI_OK)

@@ -5,7 +5,9 @@
  *              GET  /api/v1/tenants/T/update/roots          the root metadata versions
  *              POST /api/v1/tenants/T/update/roots          a new root version (admin)
  *   devices    GET  /api/v1/device/roots?after=N            newer root metadata
- *              GET  /api/v1/device/targets                  signed: what this device should run
+ *              GET  /api/v1/device/targets[?security_counter_max=N]
+ *                                                           signed: what this device should run
+ *                                                           (N: what its root of trust accepts)
  *              GET  /api/v1/device/images/ID                an image (Range for resuming)
  *              POST /api/v1/device/updates                  how an update went
  *
@@ -481,6 +483,44 @@ static bool delta_for(rp_req_t *r, const rp_device_t *d, const rp_image_record_t
     return true;
 }
 
+/*
+ * What the device says its root of trust accepts (?security_counter_max=N: the largest security
+ * counter, 64 for a TPM), kept so that a deployment it could never install is refused. Absent (an
+ * agent from before): nothing is known. On a malformed value a reply was sent.
+ */
+static bool note_counter_max(rp_req_t *r, const rp_device_t *d)
+{
+    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(r->req)), *v;
+    struct evkeyvalq kv;
+    unsigned long long n = 0;
+    char *end = NULL;
+    bool ok = true;
+
+    if (q == NULL)
+        return true;
+    if (evhttp_parse_query_str(q, &kv) != 0) {
+        rp_reply_error(r, 400, "invalid", "a malformed query");
+        return false;
+    }
+    v = evhttp_find_header(&kv, "security_counter_max");
+    if (v != NULL) {
+        errno = 0;
+        if (v[0] >= '0' && v[0] <= '9')
+            n = strtoull(v, &end, 10);
+        if (end == NULL || *end != '\0' || errno != 0 || n > UINT32_MAX) {
+            rp_reply_error(r, 400, "invalid", "security_counter_max is 0 to %lu",
+                           (unsigned long)UINT32_MAX);
+            ok = false;
+        } else if (rp_store_device_counter_max_set(r->w->store, d->id, (uint32_t)n,
+                                                   (int64_t)time(NULL)) != RP_OK) {
+            rp_reply_error(r, 500, "internal", "cannot record the device's counter limit");
+            ok = false;
+        }
+    }
+    evhttp_clear_headers(&kv);
+    return ok;
+}
+
 /* The targets a device should run (rp_md_targets_t), signed with the online key now. */
 static void device_targets(rp_req_t *r, const rp_device_t *d)
 {
@@ -492,6 +532,10 @@ static void device_targets(rp_req_t *r, const rp_device_t *d)
     bool have = false;
     rp_err_t err = t != NULL ? rp_store_device_group(r->w->store, d->id, &group) : RP_ERR_NO_MEMORY;
 
+    if (t != NULL && !note_counter_max(r, d)) {
+        free(t);
+        return;
+    }
     if (err == RP_OK) {
         err = rp_store_deployment_for_device(r->w->store, group.id, d->id, &dep);
         have = err == RP_OK;

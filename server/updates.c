@@ -992,6 +992,72 @@ static void collect_deployment(void *ctx, const rp_deployment_t *d)
     json_array_append_new(dl->list, deployment_json(dl->r, d, false));
 }
 
+struct counter_refusal {
+    json_t *devices; /* [{"device_id", "security_counter_max"}] */
+    uint32_t lowest;
+    char names[400]; /* the first device IDs, for the message */
+};
+
+static void collect_low_device(void *ctx, const char *device_id, uint32_t max)
+{
+    struct counter_refusal *cr = ctx;
+    size_t len = strlen(cr->names);
+
+    if (json_array_size(cr->devices) == 0 || max < cr->lowest)
+        cr->lowest = max;
+    json_array_append_new(cr->devices, json_pack("{s:s, s:I}", "device_id", device_id,
+                                                 "security_counter_max", (json_int_t)max));
+    if (len + strlen(device_id) + 8 < sizeof(cr->names))
+        snprintf(cr->names + len, sizeof(cr->names) - len, "%s%s", len > 0 ? ", " : "", device_id);
+    else if (strstr(cr->names, "...") == NULL)
+        snprintf(cr->names + len, sizeof(cr->names) - len, ", ...");
+}
+
+/*
+ * Whether every device of the group can hold the image's security counter, by what each reported
+ * its root of trust accepts (devices that never said are not known to refuse). A deployment some
+ * of them could never install is refused: 409 counter_too_high, naming them. On refusal or
+ * failure a reply was sent.
+ */
+static bool counters_fit(rp_req_t *r, const rp_group_t *g, const rp_image_record_t *m)
+{
+    struct counter_refusal *cr;
+    char message[800];
+    size_t n;
+
+    if (!m->has_security_counter)
+        return true;
+    cr = calloc(1, sizeof(*cr));
+    if (cr != NULL)
+        cr->devices = json_array();
+    if (cr == NULL || cr->devices == NULL ||
+        rp_store_group_counter_max_below(r->w->store, g->id, m->security_counter,
+                                         collect_low_device, cr) != RP_OK) {
+        if (cr != NULL)
+            json_decref(cr->devices);
+        free(cr);
+        rp_reply_error(r, 500, "internal", "cannot read what the group's devices accept");
+        return false;
+    }
+    n = json_array_size(cr->devices);
+    if (n > 0) {
+        snprintf(message, sizeof(message),
+                 "%s %s has security counter %lu, more than %zu device(s) of the group can ever "
+                 "install (their root of trust accepts at most %lu): %s",
+                 m->component, m->version, (unsigned long)m->security_counter, n,
+                 (unsigned long)cr->lowest, cr->names);
+        rp_reply_json(r, 409,
+                      json_pack("{s:s, s:s, s:s, s:s, s:I, s:o}", "error", "counter_too_high",
+                                "message", message, "image", m->id, "component", m->component,
+                                "security_counter", (json_int_t)m->security_counter, "devices",
+                                cr->devices));
+    } else {
+        json_decref(cr->devices);
+    }
+    free(cr);
+    return n == 0;
+}
+
 static void deployment_create(rp_req_t *r, const rp_tenant_t *tenant)
 {
     json_t *body = rp_req_json(r), *ids, *v, *out;
@@ -1050,6 +1116,11 @@ static void deployment_create(rp_req_t *r, const rp_tenant_t *tenant)
         }
         snprintf(components[i], sizeof(components[i]), "%s", m.component);
         snprintf(d.image_ids[d.nimages++], RP_IMAGE_ID_SIZE, "%s", id);
+        /* No device of the group is given what its root of trust can never accept. */
+        if (!counters_fit(r, &g, &m)) {
+            json_decref(body);
+            return;
+        }
     }
     json_decref(body);
     snprintf(d.tenant_id, sizeof(d.tenant_id), "%s", tenant->id);

@@ -267,11 +267,15 @@ static rp_err_t update_targets(struct client *c, const rp_md_root_t *root, rp_md
 {
     rp_md_targets_trust_t trust = {root, c->a->device_id, 0, (int64_t)time(NULL), false};
     rp_http_response_t r;
-    char *env = NULL;
+    char *env = NULL, path[96];
     size_t len;
     rp_err_t err;
 
-    err = get(c, "/api/v1/device/targets", &r, s->detail, sizeof(s->detail));
+    /* The device says what its root of trust accepts, so that the service refuses a deployment
+     * it could never install. */
+    snprintf(path, sizeof(path), "/api/v1/device/targets?security_counter_max=%lu",
+             (unsigned long)rp_rot_seccnt_max(c->a->rot));
+    err = get(c, path, &r, s->detail, sizeof(s->detail));
     if (err != RP_OK)
         return err;
     /* The version to stay above: that of the kept targets if the current root's online keys

@@ -257,4 +257,34 @@ jq -e '.components | map(select(.name == "sensor"))[0] | .security_counter == nu
   .security_counter_floor == 0 and .version == "1.0.0+0"' "$d/out" >/dev/null || fail "status: $(cat "$d/out")"
 expect 0 "$AGENT" status --state-dir "$d/dev1"
 grep -E '^sensor +1\.0\.0\+0 +[ab] +none ' "$d/out" >/dev/null || fail "status text: $(cat "$d/out")"
+
+# --- a deployment some of the group's devices could never install is refused -------------------
+# Each device says what its root of trust accepts when it fetches its targets: a soft one any
+# 32-bit counter, a TPM one at most 64.
+eq "$(sqlite3 "$d/srv/rampart.db" "SELECT security_counter_max FROM device_counter_max WHERE device_id = '${ids[0]}'")" \
+  4294967295 "what a soft device accepts"
+start_swtpm "$d/tpm"
+expect 0 "$AGENT" provision --state-dir "$d/dev6" --rot tpm2 --tcti "$TCTI"; dev6=$(tail -n1 "$d/out")
+expect 0 "$AGENT" trust --state-dir "$d/dev6" --update-root "$d/root.json"
+expect 0 "$RAMPART" device claim --tenant "$acme" "$dev6"
+expect 0 "$RAMPART" device-group create --tenant "$acme" --product Thermostat Lab
+expect 0 "$RAMPART" device assign --tenant "$acme" --product Thermostat --group Lab "$dev6"
+expect 0 "$AGENT" attest --state-dir "$d/dev6" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+expect 0 check 6; out_has "0 installed"           # nothing for Lab yet; it said what it accepts
+sign 1.8.0 65 "$d/good.sh"; v180=$(upload 1.8.0)
+expect 1 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group Lab "$v180"
+err_has "app 1.8.0+0 has security counter 65, more than 1 device(s) of the group can ever install"
+err_has "device $dev6 accepts security counters up to 64"
+printf '{"product": "Thermostat", "group": "Lab", "images": ["%s"]}' "$v180" >"$d/lab.json"
+http POST "/api/v1/tenants/$acme/deployments" "$ADMIN_TOKEN" "$d/lab.json"
+is_status 409
+body_has ".error == \"counter_too_high\" and .security_counter == 65 and
+  .devices == [{\"device_id\": \"$dev6\", \"security_counter_max\": 64}]"
+# what it can hold deploys, and installs
+sign 1.8.1 64 "$d/good.sh"; v181=$(upload 1.8.1)
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group Lab "$v181"
+expect 0 check 6; out_has "app: installed"
+expect 0 "$AGENT" status --state-dir "$d/dev6" --output json
+jq -e '.components[0] | .version == "1.8.1+0" and .security_counter_floor == 64' "$d/out" >/dev/null \
+  || fail "the TPM device: $(cat "$d/out")"
 done_ok
