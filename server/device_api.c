@@ -413,6 +413,16 @@ static bool running_digest(rp_req_t *r, const rp_device_t *d, const char *compon
     return found;
 }
 
+/* The tenant's image the device runs as component, by its newest passed attestation. */
+static bool running_image(rp_req_t *r, const rp_device_t *d, const char *component,
+                          rp_image_record_t *m)
+{
+    char digest[2 * RP_SHA256_LEN + 1];
+
+    return running_digest(r, d, component, digest) &&
+           rp_store_image_by_hash(r->w->store, d->tenant_id, digest, m) == RP_OK;
+}
+
 static bool delta_path(rp_req_t *r, const char *from, const char *to, char *out, size_t cap)
 {
     int n = snprintf(out, cap, "%s/deltas", r->w->srv->data_dir);
@@ -431,17 +441,16 @@ static bool delta_path(rp_req_t *r, const char *from, const char *to, char *out,
 static bool delta_for(rp_req_t *r, const rp_device_t *d, const rp_image_record_t *target,
                       rp_md_delta_t *delta)
 {
-    char running[2 * RP_SHA256_LEN + 1], path[PATH_MAX], base[PATH_MAX], to[PATH_MAX];
+    char path[PATH_MAX], base[PATH_MAX], to[PATH_MAX];
     char sha[2 * RP_SHA256_LEN + 1];
     rp_image_record_t from;
     struct stat sb;
     int fd;
     rp_err_t err;
 
-    if (target->size > RP_DELTA_MAX_IMAGE || !running_digest(r, d, target->component, running) ||
-        strcmp(running, target->image_hash) == 0 ||
-        rp_store_image_by_hash(r->w->store, d->tenant_id, running, &from) != RP_OK ||
-        from.size > RP_DELTA_MAX_IMAGE || !delta_path(r, from.id, target->id, path, sizeof(path)))
+    if (target->size > RP_DELTA_MAX_IMAGE || !running_image(r, d, target->component, &from) ||
+        strcmp(from.image_hash, target->image_hash) == 0 || from.size > RP_DELTA_MAX_IMAGE ||
+        !delta_path(r, from.id, target->id, path, sizeof(path)))
         return false;
     if (access(path, R_OK) != 0) {
         char lock[PATH_MAX + 8];
@@ -584,30 +593,67 @@ static void device_targets(rp_req_t *r, const rp_device_t *d)
 
 static void serve_file(rp_req_t *r, const char *path);
 
+/*
+ * Whether the device's current targets name the image: it is in the newest deployment of the
+ * device's group that reaches the device (what device_targets() offers). A device fetches only
+ * what it is offered: not another group's images, not another release, not one its rollout has
+ * not reached. OUT: *m, the image, when it is offered.
+ */
+static rp_err_t offered(rp_req_t *r, const rp_device_t *d, const char *id, rp_image_record_t *m,
+                        bool *yes)
+{
+    rp_deployment_t dep;
+    rp_group_t group;
+    rp_err_t err = rp_store_device_group(r->w->store, d->id, &group);
+
+    *yes = false;
+    if (err == RP_OK)
+        err = rp_store_deployment_for_device(r->w->store, group.id, d->id, &dep);
+    for (size_t i = 0; err == RP_OK && i < dep.nimages && !*yes; i++)
+        *yes = strcmp(dep.image_ids[i], id) == 0;
+    if (err == RP_OK && *yes)
+        err = rp_store_image_get(r->w->store, d->tenant_id, id, m);
+    if (err == RP_ERR_NOT_FOUND) {
+        *yes = false;
+        err = RP_OK;
+    }
+    return err;
+}
+
+/* An image the device's targets name (else 404, as for an image that does not exist). */
 static void device_image(rp_req_t *r, const rp_device_t *d, const char *id)
 {
     char path[PATH_MAX];
     rp_image_record_t m;
+    bool yes;
 
-    if (rp_store_image_get(r->w->store, d->tenant_id, id, &m) != RP_OK ||
-        snprintf(path, sizeof(path), "%s/images/%s", r->w->srv->data_dir, m.id) >=
-            (int)sizeof(path)) {
-        rp_reply_error(r, 404, "not_found", "no such image");
+    if (offered(r, d, id, &m, &yes) != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot read the device's targets");
+        return;
+    }
+    if (!yes || snprintf(path, sizeof(path), "%s/images/%s", r->w->srv->data_dir, m.id) >=
+                    (int)sizeof(path)) {
+        rp_reply_error(r, 404, "not_found", "no such image in this device's targets");
         return;
     }
     serve_file(r, path);
 }
 
-/* A delta between two of the tenant's images, once the service has made it. */
+/* A delta the device's targets offered: to an image they name, from the one the device runs
+ * (else 404). */
 static void device_delta(rp_req_t *r, const rp_device_t *d, const char *from, const char *to)
 {
     char path[PATH_MAX];
     rp_image_record_t a, b;
+    bool yes;
 
-    if (rp_store_image_get(r->w->store, d->tenant_id, from, &a) != RP_OK ||
-        rp_store_image_get(r->w->store, d->tenant_id, to, &b) != RP_OK ||
+    if (offered(r, d, to, &b, &yes) != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot read the device's targets");
+        return;
+    }
+    if (!yes || !running_image(r, d, b.component, &a) || strcmp(a.id, from) != 0 ||
         !delta_path(r, a.id, b.id, path, sizeof(path)) || access(path, R_OK) != 0) {
-        rp_reply_error(r, 404, "not_found", "no such delta");
+        rp_reply_error(r, 404, "not_found", "no such delta for this device");
         return;
     }
     serve_file(r, path);

@@ -98,6 +98,14 @@ curl -s --cacert "$SERVER_CA" --cert "$d/dev2/device.crt" --key "$d/dev2/identit
   -r 100-199 -o "$d/range" -D "$d/headers" "$SERVER_URL/api/v1/device/images/$v130"
 grep -qi "^content-range: bytes 100-199/$size" "$d/headers" || fail "no Content-Range: $(cat "$d/headers")"
 cmp "$d/range" <(tail -c +101 "$d/v130.orig" | head -c 100) || fail "the range's bytes"
+# ... but only images the device's own targets name: not another group's release (dev5 is in
+# Production, which has none), not an older release of its own group, not a made-up ID
+fetch_as() { curl -s -o /dev/null -w '%{http_code}' --cacert "$SERVER_CA" --cert "$d/dev$1/device.crt" \
+  --key "$d/dev$1/identity.pem" "$SERVER_URL/api/v1/device/$2"; }
+eq "$(fetch_as 5 "images/$v130")" 404 "a device fetching another group's image"
+eq "$(fetch_as 2 "images/$v110")" 404 "a device fetching an image its targets do not name"
+eq "$(fetch_as 2 "images/$(printf '0%.0s' $(seq 64))")" 404 "a device fetching an image that does not exist"
+eq "$(fetch_as 2 "images/$v130")" 200 "a device fetching its target"
 # ... and a device with half the image already downloaded fetches only the rest (the service
 # counts the image bytes it sends).
 sent() { curl -s --cacert "$SERVER_CA" "$SERVER_URL/metrics" | sed -n 's/^rampart_image_bytes_sent_total //p'; }
@@ -211,6 +219,8 @@ expect 0 "$AGENT" attest --state-dir "$d/dev2" --server "$SERVER_URL" --server-c
 expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v150" "$(cat "$d/sys2.id")"
 before=$(sent)
 expect 0 check 2; out_has "system: installed"; err_has "rebuilt from a"
+# the delta is dev2's: another device is not offered it, nor is dev2 once it runs the target
+eq "$(fetch_as 5 "deltas/$(cat "$d/sys1.id")/$(cat "$d/sys2.id")")" 404 "another device fetching a delta"
 delta=$(( $(sent) - before )); full=$(stat -c %s "$d/sys2.img")
 echo "delta for a 1% change: $delta of $full bytes ($(( delta * 1000 / full ))/1000)"
 [ "$delta" -lt $(( full / 20 )) ] || fail "the delta ($delta bytes) is not under 5% of the image ($full)"
