@@ -144,6 +144,15 @@ expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --gr
 expect 1 check 1; out_has "refused: not signed by a trusted key"    # root 1 does not name img2
 expect 0 "$RAMPART" update-root sign --tenant "$acme" --root-key "$d/root.key"
 expect 0 check 1; out_has "app: installed"; eq "$(version_of 1)" 1.5.0+0 "dev1 runs 1.5.0 under root 2"
+# the service takes only the next root, signed by the keys of the one before as well as its own
+expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/other-root.key"
+expect 1 "$RAMPART" update-root sign --tenant "$acme" --root-key "$d/other-root.key"
+err_has "(HTTP 400): root version 3 is not signed by the keys of version 2"
+http POST "/api/v1/tenants/$acme/update/roots" "$ADMIN_TOKEN" "$d/root.json"
+is_status 409; body_has '.message == "the next root is version 3"'
+printf '{"signed": "e30=", "signatures": []}' >"$d/not-a-root.json"
+http POST "/api/v1/tenants/$acme/update/roots" "$ADMIN_TOKEN" "$d/not-a-root.json"
+is_status 400; body_has '.error == "invalid_root"'
 
 # --- a compromised service cannot make a device run what the operator did not sign --------------
 # an image key added on the service alone (a stolen admin token) is not in the devices' root
