@@ -276,11 +276,13 @@ static rp_err_t say(char *detail, size_t cap, rp_err_t err, const char *fmt, ...
     return err;
 }
 
-/* A tenant or deployment ID: 1 to RP_MD_ID_MAX of [A-Za-z0-9._-]. */
-static bool id_ok(const char *s)
-{
-    size_t n = strlen(s);
+/* The length of a string field of cap bytes; cap when it holds no NUL (a struct filled in by
+ * hand past its end), which no rule accepts. */
+#define FIELD_LEN(f) strnlen((f), sizeof(f))
 
+/* A tenant or deployment ID: 1 to RP_MD_ID_MAX of [A-Za-z0-9._-]. n: FIELD_LEN of it. */
+static bool id_ok(const char *s, size_t n)
+{
     if (n == 0 || n > RP_MD_ID_MAX)
         return false;
     for (size_t i = 0; i < n; i++)
@@ -290,10 +292,11 @@ static bool id_ok(const char *s)
     return true;
 }
 
-/* Exactly len lowercase hex digits. */
-static bool hex_ok(const char *s, size_t len)
+/* A SHA-256 (or a device ID, which is one) in lowercase hex. n: FIELD_LEN of it. */
+static bool hex_ok(const char *s, size_t n)
 {
-    return strlen(s) == len && strspn(s, "0123456789abcdef") == len;
+    _Static_assert(RP_MD_DEVICE_ID_LEN == RP_MD_HASH_HEX_LEN, "both are SHA-256s in hex");
+    return n == RP_MD_HASH_HEX_LEN && strspn(s, "0123456789abcdef") == n;
 }
 
 static bool size_ok(uint64_t size)
@@ -305,7 +308,7 @@ static bool size_ok(uint64_t size)
  * function's). */
 static rp_err_t check_root(const rp_md_root_t *r, char *detail, size_t cap)
 {
-    if (!id_ok(r->tenant))
+    if (!id_ok(r->tenant, FIELD_LEN(r->tenant)))
         return say(detail, cap, RP_ERR_MALFORMED, "a root's tenant is 1 to %d of A-Z a-z 0-9 . _ -",
                    RP_MD_ID_MAX);
     if (r->version < 1)
@@ -326,16 +329,18 @@ static rp_err_t check_root(const rp_md_root_t *r, char *detail, size_t cap)
 
 static rp_err_t check_target(const rp_md_target_t *t, size_t i, char *detail, size_t cap)
 {
-    if (!rp_component_name_valid(t->component, strlen(t->component)))
+    if (FIELD_LEN(t->component) == sizeof(t->component) ||
+        !rp_component_name_valid(t->component, FIELD_LEN(t->component)))
         return say(detail, cap, RP_ERR_MALFORMED, "target %zu: a bad component name", i);
-    if (!hex_ok(t->image, RP_MD_HASH_HEX_LEN) || !hex_ok(t->image_hash, RP_MD_HASH_HEX_LEN))
+    if (!hex_ok(t->image, FIELD_LEN(t->image)) || !hex_ok(t->image_hash, FIELD_LEN(t->image_hash)))
         return say(detail, cap, RP_ERR_MALFORMED,
                    "target %zu: image and image_hash are SHA-256s in lowercase hex", i);
     if (!size_ok(t->size))
         return say(detail, cap, RP_ERR_MALFORMED, "target %zu: size is 1 to %llu", i,
                    (unsigned long long)RP_MD_IMAGE_SIZE_MAX);
-    if (t->has_delta && (!hex_ok(t->delta.from, RP_MD_HASH_HEX_LEN) ||
-                         !hex_ok(t->delta.sha256, RP_MD_HASH_HEX_LEN) || !size_ok(t->delta.size)))
+    if (t->has_delta &&
+        (!hex_ok(t->delta.from, FIELD_LEN(t->delta.from)) ||
+         !hex_ok(t->delta.sha256, FIELD_LEN(t->delta.sha256)) || !size_ok(t->delta.size)))
         return say(detail, cap, RP_ERR_MALFORMED,
                    "target %zu: a delta is {from: an image ID, image: its SHA-256, size}", i);
     return RP_OK;
@@ -347,8 +352,8 @@ static rp_err_t check_targets(const rp_md_targets_t *t, char *detail, size_t cap
 {
     rp_err_t err;
 
-    if (!id_ok(t->tenant) || !hex_ok(t->device, RP_MD_DEVICE_ID_LEN) ||
-        (t->deployment[0] != '\0' && !id_ok(t->deployment)))
+    if (!id_ok(t->tenant, FIELD_LEN(t->tenant)) || !hex_ok(t->device, FIELD_LEN(t->device)) ||
+        (t->deployment[0] != '\0' && !id_ok(t->deployment, FIELD_LEN(t->deployment))))
         return say(detail, cap, RP_ERR_MALFORMED,
                    "the targets' tenant, device or deployment is malformed");
     if (t->version < 0 || t->expires <= 0)

@@ -509,6 +509,14 @@ static void targets_fields(void **state)
     assert_int_equal(rp_md_targets_sign(&t, k->online, &env, detail, sizeof(detail)),
                      RP_ERR_INVALID_ARG);
     t = targets_struct();
+    memset(t.targets[0].component, 'a', sizeof(t.targets[0].component)); /* no NUL */
+    assert_int_equal(rp_md_targets_sign(&t, k->online, &env, detail, sizeof(detail)),
+                     RP_ERR_INVALID_ARG);
+    t = targets_struct();
+    memset(t.tenant, 'a', sizeof(t.tenant));
+    assert_int_equal(rp_md_targets_sign(&t, k->online, &env, detail, sizeof(detail)),
+                     RP_ERR_INVALID_ARG);
+    t = targets_struct();
     t.ntargets = RP_MD_TARGETS_MAX + 1;
     assert_int_equal(rp_md_targets_sign(&t, k->online, &env, detail, sizeof(detail)),
                      RP_ERR_INVALID_ARG);
