@@ -60,6 +60,8 @@ for i in $(seq 1 "$devices"); do
   quiet "$agent" attest --state-dir "$work/d$i" --server "$RAMPART_SERVER" --server-ca "$RAMPART_CA_FILE"
 done
 "$rampart" ca download --tenant "$tenant" --out "$work/tenant-ca.pem" >/dev/null
+# A device fetches only the images its targets name: v1 is deployed to them all.
+quiet "$rampart" deployment create --tenant "$tenant" --product Bench --group "Field Test" "$v1"
 
 # nginx on loopback: the same file, TLS with the service's certificate, client certificates from
 # the tenant CA required, as the service requires them.
@@ -140,7 +142,6 @@ done
 quiet "$rampart" image sign --key "$work/img.key" --version 1.1.0 --type system "$work/v2.bin" "$work/v2.img"
 v2=$("$rampart" image upload --tenant "$tenant" --component system "$work/v2.img" 2>/dev/null)
 quiet "$agent" trust --state-dir "$work/d1" --update-root "$work/root.json"
-quiet "$rampart" deployment create --tenant "$tenant" --product Bench --group "Field Test" "$v1"
 quiet "$agent" check-now --state-dir "$work/d1"
 quiet "$agent" attest --state-dir "$work/d1" --server "$RAMPART_SERVER" --server-ca "$RAMPART_CA_FILE"
 quiet "$rampart" deployment create --tenant "$tenant" --product Bench --group "Field Test" "$v2"

@@ -15,6 +15,7 @@
 #include "rampart/imgsign.h"
 #include "rampart/key.h"
 #include "rampart/log.h"
+#include "rampart/rot.h"
 
 #define MAX_KEYS 16
 /* TLV values longer than this are cut short in text output (JSON always has them whole). */
@@ -26,6 +27,7 @@ static const char image_usage[] =
     "      Sign PAYLOAD into an MCUboot-format image OUT.\n"
     "        --security-counter N|auto  anti-rollback counter (protected SEC_CNT TLV);\n"
     "                                   auto derives it from the version as imgtool does\n"
+    "                                   (large: a TPM holds at most 64, so sign says so)\n"
     "        --header-size N            header area size (default 0x200)\n"
     "        --type firmware|app|system what the image is (protected Rampart TLV)\n"
     "        --public-key-format hash|full  name the key by its hash (default) or embed it\n"
@@ -220,6 +222,17 @@ static int image_sign(int argc, char **argv)
         return CLI_FAIL;
     }
     print_valid(argv[optind + 1], &info, key_path);
+    {
+        char warning[256];
+        if (rp_image_seccnt_warning(info.has_security_counter, info.security_counter,
+                                    RP_ROT_TPM2_SECCNT_MAX, warning, sizeof(warning)))
+            rp_log_warn("%s%s", warning,
+                        strcmp(counter, "auto") == 0
+                            ? " (--security-counter auto packs the version as major << 24 | minor "
+                              "<< 16 | revision: give a small number instead, raised with each "
+                              "release that must not be rolled back)"
+                            : "");
+    }
     return CLI_OK;
 }
 
@@ -378,22 +391,15 @@ static int image_verify(int argc, char **argv)
     return CLI_OK;
 }
 
-/* What `show` learns: the layout, the TLVs, and whether the digest matches the SHA256 TLV. */
+/* What `show` learns: what the image says of itself (the core reads it), the TLVs as they are,
+ * and the digest computed over the signed region. */
 struct shown {
-    rp_image_layout_t layout;
+    rp_image_identity_t id; /* its layout is the image's */
     uint8_t digest[RP_SHA256_LEN];
-    int digest_matches; /* 1, 0, or -1 when the image has no SHA256 TLV */
-    json_t *tlvs;       /* array of TLV objects */
-    bool has_security_counter;
-    uint32_t security_counter;
-    rp_image_type_t type;
+    json_t *tlvs; /* array of TLV objects */
 };
 
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
+/* Every TLV, raw (type, length, hex value), for the listing. */
 static rp_err_t collect_tlvs(const rp_image_io_t *io, struct shown *s)
 {
     rp_image_tlv_iter_t it;
@@ -401,8 +407,7 @@ static rp_err_t collect_tlvs(const rp_image_io_t *io, struct shown *s)
     bool found;
     rp_err_t err;
 
-    s->digest_matches = -1;
-    rp_image_tlv_begin(&it, io, &s->layout);
+    rp_image_tlv_begin(&it, io, &s->id.layout);
     for (;;) {
         uint8_t *value;
         char *hex;
@@ -435,14 +440,6 @@ static rp_err_t collect_tlvs(const rp_image_io_t *io, struct shown *s)
                 json_boolean(tlv.protected_area || rp_image_tlv_allowed_unprotected(tlv.type)));
             json_object_set_new(t, "value", json_string(hex));
             json_array_append_new(s->tlvs, t);
-            if (tlv.protected_area && tlv.type == RP_TLV_SEC_CNT && tlv.len == 4) {
-                s->has_security_counter = true;
-                s->security_counter = le32(value);
-            }
-            if (tlv.protected_area && tlv.type == RP_TLV_IMAGE_TYPE && tlv.len == 1)
-                s->type = (rp_image_type_t)value[0];
-            if (!tlv.protected_area && tlv.type == RP_TLV_SHA256 && tlv.len == RP_SHA256_LEN)
-                s->digest_matches = rp_ct_memcmp(value, s->digest, RP_SHA256_LEN) == 0;
         }
         free(value);
         free(hex);
@@ -474,9 +471,9 @@ static json_t *flag_names(uint32_t flags)
 
 static json_t *show_json(const char *path, uint64_t file_size, struct shown *s)
 {
-    const rp_image_header_t *h = &s->layout.hdr;
+    const rp_image_header_t *h = &s->id.layout.hdr;
     char ver[RP_IMAGE_VERSION_STR_MAX], hex[2 * RP_SHA256_LEN + 1], magic[11];
-    const char *type = rp_image_type_name(s->type);
+    const char *type = rp_image_type_name(s->id.type);
     json_t *o = json_object(), *v = json_object();
 
     if (rp_image_version_format(&h->version, ver, sizeof(ver)) != RP_OK ||
@@ -485,14 +482,15 @@ static json_t *show_json(const char *path, uint64_t file_size, struct shown *s)
     snprintf(magic, sizeof(magic), "0x%08x", h->magic);
     json_object_set_new(o, "file", json_path(path));
     json_object_set_new(o, "file_size", json_integer((json_int_t)file_size));
-    json_object_set_new(o, "image_size", json_integer((json_int_t)s->layout.total_size));
+    json_object_set_new(o, "image_size", json_integer((json_int_t)s->id.layout.total_size));
     json_object_set_new(o, "magic", json_string(magic));
     json_object_set_new(o, "load_addr", json_integer(h->load_addr));
     json_object_set_new(o, "header_size", json_integer(h->hdr_size));
     json_object_set_new(o, "payload_size", json_integer(h->img_size));
     json_object_set_new(o, "protected_tlv_size", json_integer(h->prot_tlv_size));
-    json_object_set_new(o, "unprotected_tlv_size",
-                        json_integer((json_int_t)(s->layout.total_size - s->layout.prot_end)));
+    json_object_set_new(
+        o, "unprotected_tlv_size",
+        json_integer((json_int_t)(s->id.layout.total_size - s->id.layout.prot_end)));
     json_object_set_new(o, "flags", json_integer(h->flags));
     json_object_set_new(o, "flag_names", flag_names(h->flags));
     json_object_set_new(o, "version", json_string(ver));
@@ -502,11 +500,14 @@ static json_t *show_json(const char *path, uint64_t file_size, struct shown *s)
     json_object_set_new(v, "build", json_integer(h->version.build));
     json_object_set_new(o, "version_parts", v);
     json_object_set_new(o, "security_counter",
-                        s->has_security_counter ? json_integer(s->security_counter) : json_null());
+                        s->id.has_security_counter ? json_integer(s->id.security_counter)
+                                                   : json_null());
     json_object_set_new(o, "type", type != NULL ? json_string(type) : json_null());
     json_object_set_new(o, "digest", json_string(hex));
     json_object_set_new(o, "digest_matches",
-                        s->digest_matches < 0 ? json_null() : json_boolean(s->digest_matches == 1));
+                        !s->id.has_digest ? json_null()
+                                          : json_boolean(rp_ct_memcmp(s->id.digest, s->digest,
+                                                                      RP_SHA256_LEN) == 0));
     json_object_set_new(o, "tlvs", json_incref(s->tlvs));
     return o;
 }
@@ -601,9 +602,9 @@ static int image_show(int argc, char **argv)
     s.tlvs = json_array();
     err = scratch == NULL || s.tlvs == NULL ? RP_ERR_NO_MEMORY : RP_OK;
     if (err == RP_OK)
-        err = rp_image_layout(&img.io, &s.layout);
+        err = rp_image_identity_read(&img.io, &s.id);
     if (err == RP_OK)
-        err = rp_image_hash(&img.io, &s.layout, scratch, RP_FILE_IMAGE_SCRATCH, s.digest);
+        err = rp_image_hash(&img.io, &s.id.layout, scratch, RP_FILE_IMAGE_SCRATCH, s.digest);
     if (err == RP_OK)
         err = collect_tlvs(&img.io, &s);
     free(scratch);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "ops.h"
+#include "rampart/base64.h"
 #include "rampart/file.h"
 #include "rampart/http_client.h"
 #include "rampart/key.h"
@@ -261,6 +262,8 @@ int ops_image_cmd(struct ops *o, const char *verb)
             if (status != 201 && status != 200) /* 200: the tenant had these bytes already */
                 return ops_refused(status, body);
         }
+        json_array_foreach(json_object_get(body, "warnings"), i, m)
+            rp_log_warn("%s: %s", o->args[0], json_string_value(m) ?: "?");
         if (!printed_json(o, body))
             printf("%s\n", ops_str(body, "id"));
         json_decref(body);
@@ -442,6 +445,37 @@ static void print_deployment(json_t *d)
     }
 }
 
+/* POST a deployment; a refusal because some devices could never install it names each. */
+static int deployment_create(struct ops *o, const char *path, json_t *req)
+{
+    json_t *body = NULL, *d;
+    long status;
+    size_t i;
+    int rc = ops_api(o, "POST", path, req, &status, &body, NULL, NULL);
+
+    json_decref(req);
+    if (rc != CLI_OK)
+        return rc;
+    if (status == 409 && strcmp(ops_str(body, "error"), "counter_too_high") == 0) {
+        rp_log_error("refused: %s", ops_str(body, "message"));
+        json_array_foreach(json_object_get(body, "devices"), i, d) fprintf(
+            stderr, "  device %s accepts security counters up to %lld\n", ops_str(d, "device_id"),
+            (long long)json_integer_value(json_object_get(d, "security_counter_max")));
+        fprintf(stderr,
+                "Sign %s with a security counter they can hold, or move those devices "
+                "to another group.\n",
+                ops_str(body, "component"));
+        json_decref(body);
+        return CLI_FAIL;
+    }
+    if (status != 201)
+        return ops_refused(status, body);
+    if (!printed_json(o, body))
+        printf("%s\n", ops_str(body, "id"));
+    json_decref(body);
+    return CLI_OK;
+}
+
 int ops_deployment_cmd(struct ops *o, const char *verb)
 {
     char path[512];
@@ -467,7 +501,7 @@ int ops_deployment_cmd(struct ops *o, const char *verb)
             json_array_append_new(imgs, json_string(o->args[a]));
         req = json_pack("{s:s, s:s, s:o, s:i}", "product", o->product, "group", o->group, "images",
                         imgs, "rollout", (int)rollout);
-        return create(o, path, req);
+        return deployment_create(o, path, req);
     }
     if (strcmp(verb, "list") == 0) {
         if (call(o, "GET", path, NULL, 200, &body) != CLI_OK)
@@ -514,25 +548,51 @@ static EVP_PKEY *signing_key(const char *path)
     return key;
 }
 
-static json_t *spki_role(EVP_PKEY *const *keys, size_t n)
+/* A role of one key, threshold 1. */
+static bool key_role(EVP_PKEY *key, rp_md_role_t *role)
 {
-    uint8_t spki[RP_MD_KEYS_MAX][RP_PUBKEY_DER_MAX];
-    const uint8_t *ptrs[RP_MD_KEYS_MAX];
-    size_t lens[RP_MD_KEYS_MAX];
+    memset(role, 0, sizeof(*role));
+    role->nkeys = role->threshold = 1;
+    return rp_key_spki(key, role->spki[0], sizeof(role->spki[0]), &role->spki_len[0]) == RP_OK;
+}
 
-    for (size_t i = 0; i < n && i < RP_MD_KEYS_MAX; i++) {
-        if (rp_key_spki(keys[i], spki[i], sizeof(spki[i]), &lens[i]) != RP_OK)
-            return NULL;
-        ptrs[i] = spki[i];
+/* The tenant's image keys (the service lists their SPKIs) as the images role. */
+static bool images_role(json_t *body, rp_md_role_t *role)
+{
+    json_t *list = json_object_get(body, "image_keys"), *k;
+    size_t i;
+
+    memset(role, 0, sizeof(*role));
+    if (json_array_size(list) == 0 || json_array_size(list) > RP_MD_KEYS_MAX) {
+        rp_log_error("the tenant needs 1 to %d image keys (rampart image-key add)", RP_MD_KEYS_MAX);
+        return false;
     }
-    return rp_md_role_json(ptrs, lens, n, 1);
+    json_array_foreach(list, i, k)
+    {
+        const char *b64 = json_string_value(json_object_get(k, "spki"));
+        uint8_t *der = NULL;
+        size_t len = 0;
+        if (b64 == NULL || rp_base64_decode(b64, strlen(b64), &der, &len) != RP_OK || len == 0 ||
+            len > sizeof(role->spki[i])) {
+            free(der);
+            rp_log_error("the service listed an image key that is not a key");
+            return false;
+        }
+        memcpy(role->spki[i], der, len);
+        role->spki_len[i] = len;
+        free(der);
+    }
+    role->nkeys = json_array_size(list);
+    role->threshold = 1;
+    return true;
 }
 
 int ops_update_root_cmd(struct ops *o, const char *verb)
 {
-    char path[512], *payload = NULL, *env = NULL;
+    char path[512], *env = NULL, detail[256];
     EVP_PKEY *keys[2] = {NULL, NULL}, *online = NULL;
-    json_t *body = NULL, *roots = NULL, *k, *images, *root_role, *online_role, *p;
+    json_t *body = NULL, *roots = NULL, *k;
+    rp_md_root_t *root = NULL;
     uint32_t days = 365;
     json_int_t version = 1;
     long status;
@@ -563,8 +623,10 @@ int ops_update_root_cmd(struct ops *o, const char *verb)
         return cli_usage(NULL, "update-root sign needs --tenant T --root-key ROOT.pem");
     if (o->expires_days != NULL && !cli_parse_u32(o->expires_days, 3650, &days))
         return cli_usage(NULL, "--expires-days is 1 to 3650");
-    if ((keys[0] = signing_key(o->root_key)) == NULL)
+    if ((root = calloc(1, sizeof(*root))) == NULL)
         return CLI_FAIL;
+    if ((keys[0] = signing_key(o->root_key)) == NULL)
+        goto out;
     if (o->prev_root_key != NULL && (keys[nkeys++] = signing_key(o->prev_root_key)) == NULL)
         goto out;
     /* The next version; the service's online key; the tenant's image keys. */
@@ -596,26 +658,19 @@ int ops_update_root_cmd(struct ops *o, const char *verb)
         goto out;
     }
     snprintf(path, sizeof(path), "/api/v1/tenants/%s/image-keys", o->tenant);
-    if (call(o, "GET", path, NULL, 200, &body) != CLI_OK)
+    if (call(o, "GET", path, NULL, 200, &body) != CLI_OK || !images_role(body, &root->images))
         goto out;
-    images = json_array();
-    json_array_foreach(json_object_get(body, "image_keys"), i, k)
-        json_array_append(images, json_object_get(k, "spki"));
-    if (json_array_size(images) == 0 || json_array_size(images) > RP_MD_KEYS_MAX) {
-        json_decref(images);
-        rp_log_error("the tenant needs 1 to %d image keys (rampart image-key add)", RP_MD_KEYS_MAX);
+    if (!key_role(keys[0], &root->root) || !key_role(online, &root->online) ||
+        strlen(o->tenant) >= sizeof(root->tenant)) {
+        rp_log_error("cannot make the root metadata");
         goto out;
     }
-    root_role = spki_role(keys, 1);
-    online_role = spki_role(&online, 1);
-    p = json_pack("{s:s, s:s, s:I, s:I, s:{s:o, s:o, s:{s:i, s:o}}}", "type", "rampart-root",
-                  "tenant", o->tenant, "version", version, "expires",
-                  (json_int_t)time(NULL) + (json_int_t)days * 86400, "roles", "root", root_role,
-                  "online", online_role, "images", "threshold", 1, "keys", images);
-    payload = p != NULL ? json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    json_decref(p);
-    if (payload == NULL || rp_md_sign(payload, strlen(payload), keys, nkeys, &env) != RP_OK) {
-        rp_log_error("cannot sign the root metadata");
+    snprintf(root->tenant, sizeof(root->tenant), "%s", o->tenant);
+    root->version = version;
+    root->expires = (int64_t)time(NULL) + (int64_t)days * 86400;
+    detail[0] = '\0';
+    if (rp_md_root_sign(root, keys, nkeys, &env, detail, sizeof(detail)) != RP_OK) {
+        rp_log_error("cannot sign the root metadata%s%s", detail[0] ? ": " : "", detail);
         goto out;
     }
     {
@@ -654,7 +709,7 @@ out:
     json_decref(body);
     json_decref(roots);
     free(raw);
-    free(payload);
+    free(root);
     free(env);
     return rc;
 }

@@ -1,7 +1,9 @@
 /*
  * Fuzz target: the whole image path a device runs on untrusted bytes — layout, the TLV walk,
- * hashing and verification against both test keys — with reads bounded to the input so that any
- * read past it is an ASan report. Seeds: MCUboot's imgtool vectors (fuzz/corpus/image).
+ * hashing, reading an image's identity (rp_image_identity_read) and verification against both
+ * test keys — with reads bounded to the input so that any read past it is an ASan report. The
+ * identity must say what verification says of every image that verifies. Seeds: MCUboot's
+ * imgtool vectors (fuzz/corpus/image).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -100,5 +102,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (err != RP_OK && info.layout.total_size != 0)
         abort(); /* nothing is released on failure */
+    {
+        /* The identity is read by the same rules: of a verified image, it says what verification
+         * said; of anything else, it says nothing past the input, or fails with nothing. */
+        rp_image_identity_t id;
+        rp_err_t ierr = rp_image_identity_read(&io, &id);
+        if (ierr == RP_OK && id.layout.total_size > size)
+            abort();
+        if (ierr != RP_OK && (id.layout.total_size != 0 || id.has_security_counter))
+            abort();
+        if (err == RP_OK &&
+            (ierr != RP_OK || memcmp(&id.layout, &info.layout, sizeof(id.layout)) != 0 ||
+             id.has_security_counter != info.has_security_counter ||
+             id.security_counter != info.security_counter || id.type != info.type ||
+             !id.has_digest || memcmp(id.digest, info.digest, RP_SHA256_LEN) != 0 ||
+             !id.has_signer))
+            abort();
+    }
     return 0;
 }

@@ -1,9 +1,10 @@
 /*
- * Fuzz target: signed update metadata as a device reads it from the network: the envelope
- * (rp_md_peek, rp_md_open), a new root (rp_update_accept_root) and targets
- * (rp_update_accept_targets) against a fixed root whose every role is one test key, so that seeds
- * signed with it (fuzz/corpus/metadata, made with RP_FUZZ_WRITE_SEEDS=DIR) reach past the
- * signature. Whatever is accepted must be what the rules say.
+ * Fuzz target: signed update metadata as the service and a device read it from the network: the
+ * envelope (rp_md_open), a root (rp_md_root_accept, as the next version of a fixed root and as a
+ * first root) and targets (rp_md_targets_accept) against that root, whose every role is one test
+ * key, so that seeds signed with it (fuzz/corpus/metadata, made with RP_FUZZ_WRITE_SEEDS=DIR)
+ * reach past the signature. Whatever is accepted must be what the rules say, and must be what the
+ * build functions would make: rebuilding it gives back the same document.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -14,9 +15,10 @@
 
 #include "rampart/key.h"
 #include "rampart/metadata.h"
-#include "update.h"
 
 #define DEVICE "aa00000000000000000000000000000000000000000000000000000000000000"
+#define IMAGE_ID "1111111111111111111111111111111111111111111111111111111111111111"
+#define IMAGE_HASH "2222222222222222222222222222222222222222222222222222222222222222"
 #define NOW 1800000000
 
 /* A test key, for fuzzing only: it signs nothing anywhere else. */
@@ -28,40 +30,74 @@ static const char test_key_pem[] =
     "-----END PRIVATE KEY-----\n";
 
 static EVP_PKEY *key;
-static json_t *root;
+static rp_md_root_t root;
 
-static json_t *key_role(void)
+static rp_md_root_t root_version(int64_t version)
 {
-    uint8_t spki[RP_PUBKEY_DER_MAX];
-    const uint8_t *p = spki;
-    size_t len;
+    rp_md_root_t r;
+    rp_md_role_t role;
 
-    if (rp_key_spki(key, spki, sizeof(spki), &len) != RP_OK)
+    memset(&r, 0, sizeof(r));
+    memset(&role, 0, sizeof(role));
+    role.nkeys = role.threshold = 1;
+    if (rp_key_spki(key, role.spki[0], sizeof(role.spki[0]), &role.spki_len[0]) != RP_OK)
         abort();
-    return rp_md_role_json(&p, &len, 1, 1);
+    snprintf(r.tenant, sizeof(r.tenant), "t_1");
+    r.version = version;
+    r.expires = NOW + 86400;
+    r.root = r.online = r.images = role;
+    return r;
 }
 
-static json_t *root_payload(int version)
+static void write_seed(const char *dir, const char *name, const char *env)
 {
-    return json_pack("{s:s, s:s, s:i, s:I, s:{s:o, s:o, s:o}}", "type", "rampart-root", "tenant",
-                     "t_1", "version", version, "expires", (json_int_t)NOW + 86400, "roles", "root",
-                     key_role(), "online", key_role(), "images", key_role());
-}
-
-static void write_seed(const char *dir, const char *name, json_t *payload)
-{
-    char path[4096], *text = json_dumps(payload, JSON_COMPACT), *env = NULL;
+    char path[4096];
     FILE *f;
 
     snprintf(path, sizeof(path), "%s/%s", dir, name);
-    if (text == NULL || rp_md_sign(text, strlen(text), &key, 1, &env) != RP_OK ||
-        (f = fopen(path, "w")) == NULL)
+    if ((f = fopen(path, "w")) == NULL)
         abort();
     fputs(env, f);
     fclose(f);
-    free(text);
+}
+
+static void write_seeds(const char *dir)
+{
+    rp_md_root_t v2 = root_version(2);
+    rp_md_targets_t *t = calloc(1, sizeof(*t));
+    char *env = NULL, detail[256];
+
+    if (t == NULL || rp_md_root_sign(&v2, &key, 1, &env, detail, sizeof(detail)) != RP_OK)
+        abort();
+    write_seed(dir, "root-v2.json", env);
     free(env);
-    json_decref(payload);
+    snprintf(t->tenant, sizeof(t->tenant), "t_1");
+    snprintf(t->device, sizeof(t->device), "%s", DEVICE);
+    snprintf(t->deployment, sizeof(t->deployment), "d_1");
+    t->version = 3;
+    t->expires = NOW + 60;
+    t->ntargets = 2;
+    snprintf(t->targets[0].component, sizeof(t->targets[0].component), "app");
+    snprintf(t->targets[0].image, sizeof(t->targets[0].image), "%s", IMAGE_ID);
+    snprintf(t->targets[0].image_hash, sizeof(t->targets[0].image_hash), "%s", IMAGE_HASH);
+    t->targets[0].size = 10;
+    t->targets[0].version = (rp_image_version_t){1, 0, 0, 0};
+    t->targets[0].has_security_counter = true;
+    t->targets[0].security_counter = 1;
+    /* a second target with no security counter ("none") and a delta */
+    t->targets[1] = t->targets[0];
+    snprintf(t->targets[1].component, sizeof(t->targets[1].component), "system");
+    t->targets[1].has_security_counter = false;
+    t->targets[1].security_counter = 0;
+    t->targets[1].has_delta = true;
+    snprintf(t->targets[1].delta.from, sizeof(t->targets[1].delta.from), "%s", IMAGE_HASH);
+    snprintf(t->targets[1].delta.sha256, sizeof(t->targets[1].delta.sha256), "%s", IMAGE_ID);
+    t->targets[1].delta.size = 4;
+    if (rp_md_targets_sign(t, key, &env, detail, sizeof(detail)) != RP_OK)
+        abort();
+    write_seed(dir, "targets.json", env);
+    free(env);
+    free(t);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -74,49 +110,68 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argv;
     key = bio != NULL ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
     BIO_free(bio);
-    root = key != NULL ? root_payload(1) : NULL;
-    if (root == NULL)
+    if (key == NULL)
         abort();
+    root = root_version(1);
     if (seeds != NULL) {
-        write_seed(seeds, "root-v2.json", root_payload(2));
-        write_seed(seeds, "targets.json",
-                   json_pack("{s:s, s:s, s:s, s:i, s:I, s:s, s:[{s:s, s:s, s:I, s:s, s:I, s:s}]}",
-                             "type", "rampart-targets", "tenant", "t_1", "device", DEVICE,
-                             "version", 3, "expires", (json_int_t)NOW + 60, "deployment", "d_1",
-                             "targets", "component", "app", "image", "00", "size", (json_int_t)10,
-                             "version", "1.0.0+0", "security_counter", (json_int_t)1, "image_hash",
-                             "00"));
+        write_seeds(seeds);
         exit(0);
     }
     return 0;
+}
+
+/* What accept took, build makes again, and accept takes back as it was. */
+static void rebuilt_targets(const rp_md_targets_t *t, const rp_md_targets_trust_t *trust)
+{
+    rp_md_targets_t *again = calloc(1, sizeof(*again));
+    char *env = NULL, detail[256];
+
+    if (again == NULL || rp_md_targets_sign(t, key, &env, detail, sizeof(detail)) != RP_OK ||
+        rp_md_targets_accept(env, strlen(env), trust, again, detail, sizeof(detail)) != RP_OK ||
+        again->ntargets != t->ntargets || again->version != t->version ||
+        strcmp(again->device, t->device) != 0)
+        abort();
+    for (size_t i = 0; i < t->ntargets; i++)
+        if (again->targets[i].has_security_counter != t->targets[i].has_security_counter ||
+            again->targets[i].security_counter != t->targets[i].security_counter ||
+            again->targets[i].size != t->targets[i].size ||
+            strcmp(again->targets[i].component, t->targets[i].component) != 0)
+            abort();
+    free(env);
+    free(again);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *env = (const char *)data;
-    json_t *p = NULL, *got = NULL;
+    rp_md_root_trust_t next = {&root, NULL, NOW, false}, first = {NULL, "t_1", NOW, false};
+    rp_md_targets_trust_t trust = {&root, DEVICE, 2, NOW, false};
+    rp_md_targets_t *t = calloc(1, sizeof(*t));
+    rp_md_root_t got;
     char detail[256];
-    rp_md_role_t role;
+    json_t *p = NULL;
 
-    if (rp_md_peek(env, size, &p) == RP_OK && !json_is_object(p))
+    if (t == NULL)
+        abort();
+    if (rp_md_open(env, size, &root.online, &p) == RP_OK && !json_is_object(p))
         abort();
     json_decref(p);
-    if (rp_md_role_parse(json_object_get(json_object_get(root, "roles"), "online"), &role) != RP_OK)
+    if (rp_md_root_accept(env, size, &next, &got, detail, sizeof(detail)) == RP_OK &&
+        (got.version != 2 || strcmp(got.tenant, "t_1") != 0 || got.expires <= NOW ||
+         got.online.threshold != 1 || got.images.threshold != 1))
+        abort(); /* only the next version of the same tenant, not expired */
+    if (rp_md_root_accept(env, size, &first, &got, detail, sizeof(detail)) == RP_OK &&
+        (strcmp(got.tenant, "t_1") != 0 || got.version < 1 || got.expires <= NOW))
         abort();
-    if (rp_md_open(env, size, &role, &p) == RP_OK && !json_is_object(p))
-        abort();
-    json_decref(p);
-    if (rp_update_accept_root(root, env, size, &got, detail, sizeof(detail)) == RP_OK &&
-        json_integer_value(json_object_get(got, "version")) != 2)
-        abort(); /* only the next version */
-    json_decref(got);
-    got = NULL;
-    if (rp_update_accept_targets(root, DEVICE, 2, NOW, env, size, &got, detail, sizeof(detail)) ==
-            RP_OK &&
-        (json_integer_value(json_object_get(got, "version")) < 2 ||
-         json_integer_value(json_object_get(got, "expires")) <= NOW))
-        abort(); /* never older, never expired */
-    json_decref(got);
+    if (rp_md_targets_accept(env, size, &trust, t, detail, sizeof(detail)) == RP_OK) {
+        if (t->version < 2 || t->expires <= NOW || strcmp(t->device, DEVICE) != 0 ||
+            t->ntargets > RP_MD_TARGETS_MAX)
+            abort(); /* never older, never expired, never another device's */
+        rebuilt_targets(t, &trust);
+    } else if (t->ntargets != 0 || t->version != 0) {
+        abort(); /* nothing is released on refusal */
+    }
+    free(t);
     return 0;
 }

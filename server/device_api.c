@@ -5,7 +5,9 @@
  *              GET  /api/v1/tenants/T/update/roots          the root metadata versions
  *              POST /api/v1/tenants/T/update/roots          a new root version (admin)
  *   devices    GET  /api/v1/device/roots?after=N            newer root metadata
- *              GET  /api/v1/device/targets                  signed: what this device should run
+ *              GET  /api/v1/device/targets[?security_counter_max=N]
+ *                                                           signed: what this device should run
+ *                                                           (N: what its root of trust accepts)
  *              GET  /api/v1/device/images/ID                an image (Range for resuming)
  *              POST /api/v1/device/updates                  how an update went
  *
@@ -84,153 +86,116 @@ struct key_pick {
     int64_t seq; /* the newest key the role names, 0 if none */
 };
 
-static bool role_has(const rp_md_role_t *role, const uint8_t *spki, size_t len);
-
 static void pick_named(void *ctx, int64_t seq, const uint8_t *spki, size_t spki_len)
 {
     struct key_pick *kp = ctx;
 
-    if (kp->seq == 0 && role_has(kp->role, spki, spki_len))
+    if (kp->seq == 0 && rp_md_role_has(kp->role, spki, spki_len))
         kp->seq = seq;
+}
+
+/* The tenant's newest root, as it was accepted when it was stored (its age does not matter:
+ * devices judge that). RP_ERR_NOT_FOUND when it has none. OUT: *root. */
+static rp_err_t latest_root(rp_req_t *r, const char *tenant_id, rp_md_root_t *root)
+{
+    rp_md_root_trust_t trust = {NULL, tenant_id, 0, true};
+    char *env = NULL, detail[256];
+    int64_t version;
+    rp_err_t err = rp_store_root_latest(r->w->store, tenant_id, &version, &env);
+
+    if (err == RP_OK) {
+        err = rp_md_root_accept(env, strlen(env), &trust, root, detail, sizeof(detail));
+        if (err != RP_OK)
+            rp_log_error("tenant %s: stored root version %lld: %s", tenant_id, (long long)version,
+                         detail);
+    }
+    free(env);
+    return err;
 }
 
 /* The key targets are signed with: the newest online key the tenant's newest root names (a key
  * made since is not used until a root names it), or the newest when there is no root yet. */
 static rp_err_t signing_key(rp_req_t *r, const char *tenant_id, EVP_PKEY **key)
 {
-    rp_md_role_t *role = calloc(1, sizeof(*role));
-    struct key_pick kp = {role, 0};
+    rp_md_root_t *root = calloc(1, sizeof(*root));
+    struct key_pick kp = {root != NULL ? &root->online : NULL, 0};
     uint8_t spki[RP_PUBKEY_DER_MAX];
     size_t spki_len;
-    int64_t version, got;
-    char *env = NULL;
-    json_t *root = NULL;
-    rp_err_t err = role != NULL ? rp_store_root_latest(r->w->store, tenant_id, &version, &env)
-                                : RP_ERR_NO_MEMORY;
+    int64_t got;
+    rp_err_t err = root != NULL ? latest_root(r, tenant_id, root) : RP_ERR_NO_MEMORY;
 
     *key = NULL;
-    if (err == RP_OK && rp_md_peek(env, strlen(env), &root) == RP_OK &&
-        rp_md_role_parse(json_object_get(json_object_get(root, "roles"), "online"), role) == RP_OK)
+    if (err == RP_OK)
         err = rp_store_update_keys(r->w->store, tenant_id, pick_named, &kp);
     if (err == RP_ERR_NOT_FOUND)
         err = RP_OK; /* no root yet */
     if (err == RP_OK)
         err = online_key(r, tenant_id, kp.seq, key, spki, &spki_len, &got);
-    json_decref(root);
-    free(env);
-    free(role);
+    free(root);
     return err;
 }
 
 /* ---- root metadata: operators ---- */
 
-/* Whether role lists the key. */
-static bool role_has(const rp_md_role_t *role, const uint8_t *spki, size_t len)
-{
-    for (size_t i = 0; i < role->nkeys; i++)
-        if (role->spki_len[i] == len && memcmp(role->spki[i], spki, len) == 0)
-            return true;
-    return false;
-}
-
 /*
- * Check a new root version: well formed, for this tenant, the next version, not expired, signed
- * by its own root keys and (after the first) by the previous version's, and naming the service's
- * online key. OUT: *version, *expires. On failure a reply was sent.
+ * Check a new root version (rp_md_root_accept): well formed, for this tenant, the next version
+ * (version 1 first), not expired, signed by its own root keys and by the previous version's;
+ * and, the service's own rule, naming the service's newest online key. OUT: *version, *expires.
+ * On failure a reply was sent.
  */
 static bool root_check(rp_req_t *r, const char *tenant_id, const char *env, size_t len,
                        int64_t *version, int64_t *expires)
 {
-    json_t *p = NULL, *verified = NULL, *roles;
-    rp_md_role_t *root = calloc(1, sizeof(*root)), *prev_role = calloc(1, sizeof(*prev_role)),
-                 *online = calloc(1, sizeof(*online)), *images = calloc(1, sizeof(*images));
+    rp_md_root_t *prev = calloc(1, sizeof(*prev)), *root = calloc(1, sizeof(*root));
+    rp_md_root_trust_t trust = {NULL, tenant_id, (int64_t)time(NULL), false};
     uint8_t spki[RP_PUBKEY_DER_MAX];
     size_t spki_len;
-    int64_t latest = 0, newest;
-    char *prev = NULL;
+    int64_t newest;
+    char detail[256];
     EVP_PKEY *key = NULL;
-    const char *why = NULL;
     bool ok = false;
     rp_err_t err;
 
-    if (root == NULL || prev_role == NULL || online == NULL || images == NULL) {
+    if (prev == NULL || root == NULL) {
         rp_reply_error(r, 500, "internal", "out of memory");
         goto out;
     }
-    if (rp_md_peek(env, len, &p) != RP_OK) {
-        rp_reply_error(r, 400, "malformed_metadata", "not a metadata envelope with a JSON payload");
-        goto out;
-    }
-    roles = json_object_get(p, "roles");
-    *version = json_integer_value(json_object_get(p, "version"));
-    *expires = json_integer_value(json_object_get(p, "expires"));
-    if (strcmp(json_string_value(json_object_get(p, "type")) ?: "", "rampart-root") != 0 ||
-        strcmp(json_string_value(json_object_get(p, "tenant")) ?: "", tenant_id) != 0 ||
-        *version < 1 || rp_md_role_parse(json_object_get(roles, "root"), root) != RP_OK ||
-        rp_md_role_parse(json_object_get(roles, "online"), online) != RP_OK ||
-        online->threshold != 1 ||
-        rp_md_role_parse(json_object_get(roles, "images"), images) != RP_OK ||
-        images->threshold != 1)
-        why = "a root is {type: rampart-root, tenant, version >= 1, expires, roles: {root, "
-              "online and images (threshold 1)}}, each role's keys listed once";
-    else if (*expires <= (int64_t)time(NULL))
-        why = "it has expired";
-    if (why != NULL) {
-        rp_reply_error(r, 400, "invalid_root", "%s", why);
-        goto out;
-    }
-    err = rp_store_root_latest(r->w->store, tenant_id, &latest, &prev);
+    err = latest_root(r, tenant_id, prev);
     if (err != RP_OK && err != RP_ERR_NOT_FOUND) {
         rp_reply_error(r, 500, "internal", "cannot read the current root");
         goto out;
     }
-    if (*version != latest + 1) {
+    trust.current = err == RP_OK ? prev : NULL;
+    err = rp_md_root_accept(env, len, &trust, root, detail, sizeof(detail));
+    if (err == RP_OK && trust.current == NULL && root->version != 1)
+        err = RP_ERR_ROLLBACK;
+    switch (err) {
+    case RP_OK: break;
+    case RP_ERR_BAD_SIGNATURE: rp_reply_error(r, 400, "bad_signature", "%s", detail); goto out;
+    case RP_ERR_ROLLBACK:
         rp_reply_error(r, 409, "conflict", "the next root is version %lld",
-                       (long long)(latest + 1));
+                       (long long)(trust.current != NULL ? trust.current->version + 1 : 1));
         goto out;
-    }
-    /* Signed by its own root keys, and by the keys of the root it replaces. */
-    if (rp_md_open(env, len, root, &verified) != RP_OK) {
-        rp_reply_error(r, 400, "bad_signature", "not signed by its own root keys (threshold %zu)",
-                       root->threshold);
-        goto out;
-    }
-    if (prev != NULL) {
-        json_t *pp = NULL, *pv = NULL;
-        bool signed_by_prev =
-            rp_md_peek(prev, strlen(prev), &pp) == RP_OK &&
-            rp_md_role_parse(json_object_get(json_object_get(pp, "roles"), "root"), prev_role) ==
-                RP_OK &&
-            rp_md_open(env, len, prev_role, &pv) == RP_OK;
-        json_decref(pp);
-        json_decref(pv);
-        if (!signed_by_prev) {
-            rp_reply_error(r, 400, "bad_signature",
-                           "a new root must also be signed by the root keys of version %lld",
-                           (long long)latest);
-            goto out;
-        }
+    case RP_ERR_TOO_LARGE: rp_reply_error(r, 413, "too_large", "%s", detail); goto out;
+    default: rp_reply_error(r, 400, "invalid_root", "%s", detail); goto out;
     }
     if (online_key(r, tenant_id, 0, &key, spki, &spki_len, &newest) != RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot read the online key");
         goto out;
     }
-    if (!role_has(online, spki, spki_len)) {
+    if (!rp_md_role_has(&root->online, spki, spki_len)) {
         rp_reply_error(r, 400, "invalid_root",
                        "its online role does not name this service's newest online key (GET "
                        ".../update/online-key)");
         goto out;
     }
+    *version = root->version;
+    *expires = root->expires;
     ok = true;
 out:
     EVP_PKEY_free(key);
-    json_decref(p);
-    json_decref(verified);
     free(prev);
     free(root);
-    free(prev_role);
-    free(online);
-    free(images);
     return ok;
 }
 
@@ -443,6 +408,16 @@ static bool running_digest(rp_req_t *r, const rp_device_t *d, const char *compon
     return found;
 }
 
+/* The tenant's image the device runs as component, by its newest passed attestation. */
+static bool running_image(rp_req_t *r, const rp_device_t *d, const char *component,
+                          rp_image_record_t *m)
+{
+    char digest[2 * RP_SHA256_LEN + 1];
+
+    return running_digest(r, d, component, digest) &&
+           rp_store_image_by_hash(r->w->store, d->tenant_id, digest, m) == RP_OK;
+}
+
 static bool delta_path(rp_req_t *r, const char *from, const char *to, char *out, size_t cap)
 {
     int n = snprintf(out, cap, "%s/deltas", r->w->srv->data_dir);
@@ -454,24 +429,24 @@ static bool delta_path(rp_req_t *r, const char *from, const char *to, char *out,
 }
 
 /*
- * A delta from the image the device runs to the target, made on first use and kept: {"from": the
- * base image's ID, "image": the delta's SHA-256, "size"}. NULL when the service does not know
- * what the device runs, or a delta would not save most of the download.
+ * A delta from the image the device runs to the target, made on first use and kept: the base
+ * image's ID, the delta's SHA-256 and size. False when the service does not know what the device
+ * runs, or a delta would not save most of the download.
  */
-static json_t *delta_for(rp_req_t *r, const rp_device_t *d, const rp_image_record_t *target)
+static bool delta_for(rp_req_t *r, const rp_device_t *d, const rp_image_record_t *target,
+                      rp_md_delta_t *delta)
 {
-    char running[2 * RP_SHA256_LEN + 1], path[PATH_MAX], base[PATH_MAX], to[PATH_MAX];
+    char path[PATH_MAX], base[PATH_MAX], to[PATH_MAX];
     char sha[2 * RP_SHA256_LEN + 1];
     rp_image_record_t from;
     struct stat sb;
     int fd;
     rp_err_t err;
 
-    if (target->size > RP_DELTA_MAX_IMAGE || !running_digest(r, d, target->component, running) ||
-        strcmp(running, target->image_hash) == 0 ||
-        rp_store_image_by_hash(r->w->store, d->tenant_id, running, &from) != RP_OK ||
-        from.size > RP_DELTA_MAX_IMAGE || !delta_path(r, from.id, target->id, path, sizeof(path)))
-        return NULL;
+    if (target->size > RP_DELTA_MAX_IMAGE || !running_image(r, d, target->component, &from) ||
+        strcmp(from.image_hash, target->image_hash) == 0 || from.size > RP_DELTA_MAX_IMAGE ||
+        !delta_path(r, from.id, target->id, path, sizeof(path)))
+        return false;
     if (access(path, R_OK) != 0) {
         char lock[PATH_MAX + 8];
         struct stat ls;
@@ -480,7 +455,7 @@ static json_t *delta_for(rp_req_t *r, const rp_device_t *d, const rp_image_recor
             snprintf(to, sizeof(to), "%s/images/%s", r->w->srv->data_dir, target->id) >=
                 (int)sizeof(to) ||
             snprintf(lock, sizeof(lock), "%s.lock", path) >= (int)sizeof(lock))
-            return NULL;
+            return false;
         /* One maker per delta: while it works, the fleet's other requests get no delta (and
          * download the whole image) rather than all making the same one at once. A lock left by
          * a crash is taken over after ten minutes. */
@@ -488,113 +463,197 @@ static json_t *delta_for(rp_req_t *r, const rp_device_t *d, const rp_image_recor
         if (fd < 0) {
             if (errno == EEXIST && stat(lock, &ls) == 0 && ls.st_mtime < time(NULL) - 600)
                 (void)unlink(lock);
-            return NULL;
+            return false;
         }
         close(fd);
         err = rp_delta_make(base, to, path);
         (void)unlink(lock);
         if (err != RP_OK) {
             rp_log_warn("delta %s -> %s: %s", from.id, target->id, rp_strerror(err));
-            return NULL;
+            return false;
         }
         rp_log_info("made the delta %.12s -> %.12s", from.id, target->id);
     }
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return NULL;
+        return false;
     err = fstat(fd, &sb) == 0 ? rp_fd_sha256_hex(fd, sha) : RP_ERR_IO;
     close(fd);
     if (err != RP_OK || (uint64_t)sb.st_size * 2 > target->size)
-        return NULL;
-    return json_pack("{s:s, s:s, s:I}", "from", from.id, "image", sha, "size",
-                     (json_int_t)sb.st_size);
+        return false;
+    snprintf(delta->from, sizeof(delta->from), "%s", from.id);
+    snprintf(delta->sha256, sizeof(delta->sha256), "%s", sha);
+    delta->size = (uint64_t)sb.st_size;
+    return true;
 }
 
-/* The targets a device should run, signed with the online key now. */
+/*
+ * What the device says its root of trust accepts (?security_counter_max=N: the largest security
+ * counter, 64 for a TPM), kept so that a deployment it could never install is refused. Absent (an
+ * agent from before): nothing is known. On a malformed value a reply was sent.
+ */
+static bool note_counter_max(rp_req_t *r, const rp_device_t *d)
+{
+    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(r->req)), *v;
+    struct evkeyvalq kv;
+    unsigned long long n = 0;
+    char *end = NULL;
+    bool ok = true;
+
+    if (q == NULL)
+        return true;
+    if (evhttp_parse_query_str(q, &kv) != 0) {
+        rp_reply_error(r, 400, "invalid", "a malformed query");
+        return false;
+    }
+    v = evhttp_find_header(&kv, "security_counter_max");
+    if (v != NULL) {
+        errno = 0;
+        if (v[0] >= '0' && v[0] <= '9')
+            n = strtoull(v, &end, 10);
+        if (end == NULL || *end != '\0' || errno != 0 || n > UINT32_MAX) {
+            rp_reply_error(r, 400, "invalid", "security_counter_max is 0 to %lu",
+                           (unsigned long)UINT32_MAX);
+            ok = false;
+        } else if (rp_store_device_counter_max_set(r->w->store, d->id, (uint32_t)n,
+                                                   (int64_t)time(NULL)) != RP_OK) {
+            rp_reply_error(r, 500, "internal", "cannot record the device's counter limit");
+            ok = false;
+        }
+    }
+    evhttp_clear_headers(&kv);
+    return ok;
+}
+
+/* The targets a device should run (rp_md_targets_t), signed with the online key now. */
 void rp_h_device_targets(rp_req_t *r)
 {
     const rp_device_t *d = &r->device;
+    rp_md_targets_t *t = calloc(1, sizeof(*t));
     rp_deployment_t dep;
     rp_group_t group;
-    json_t *targets = json_array(), *payload;
-    char *text = NULL, *env = NULL;
+    char *env = NULL, detail[256];
     EVP_PKEY *key = NULL;
-    int64_t now = (int64_t)time(NULL);
     bool have = false;
-    rp_err_t err = rp_store_device_group(r->w->store, d->id, &group);
+    rp_err_t err = t != NULL ? rp_store_device_group(r->w->store, d->id, &group) : RP_ERR_NO_MEMORY;
 
+    if (t != NULL && !note_counter_max(r, d)) {
+        free(t);
+        return;
+    }
     if (err == RP_OK) {
         err = rp_store_deployment_for_device(r->w->store, group.id, d->id, &dep);
         have = err == RP_OK;
     }
     if (err != RP_OK && err != RP_ERR_NOT_FOUND) {
-        json_decref(targets);
+        free(t);
         rp_reply_error(r, 500, "internal", "cannot read the deployment");
         return;
     }
-    for (size_t i = 0; have && i < dep.nimages; i++) {
+    for (size_t i = 0; have && i < dep.nimages && i < RP_MD_TARGETS_MAX; i++) {
+        rp_md_target_t *g = &t->targets[t->ntargets++];
         rp_image_record_t m;
-        json_t *t, *delta;
-        if (rp_store_image_get(r->w->store, d->tenant_id, dep.image_ids[i], &m) != RP_OK) {
-            json_decref(targets);
+        if (rp_store_image_get(r->w->store, d->tenant_id, dep.image_ids[i], &m) != RP_OK ||
+            rp_image_version_parse(m.version, strlen(m.version), &g->version) != RP_OK ||
+            strlen(m.component) >= sizeof(g->component)) {
+            free(t);
             rp_reply_error(r, 500, "internal", "cannot read an image");
             return;
         }
-        t = json_pack("{s:s, s:s, s:I, s:s, s:I, s:s}", "component", m.component, "image", m.id,
-                      "size", (json_int_t)m.size, "version", m.version, "security_counter",
-                      (json_int_t)m.security_counter, "image_hash", m.image_hash);
-        if ((delta = delta_for(r, d, &m)) != NULL)
-            json_object_set_new(t, "delta", delta);
-        json_array_append_new(targets, t);
+        memcpy(g->component, m.component, strlen(m.component) + 1);
+        snprintf(g->image, sizeof(g->image), "%s", m.id);
+        snprintf(g->image_hash, sizeof(g->image_hash), "%s", m.image_hash);
+        g->size = m.size;
+        g->has_security_counter = m.has_security_counter;
+        g->security_counter = m.security_counter;
+        g->has_delta = delta_for(r, d, &m, &g->delta);
     }
-    payload = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:o}", "type", "rampart-targets", "tenant",
-                        d->tenant_id, "device", d->id, "version", (json_int_t)(have ? dep.seq : 0),
-                        "expires", (json_int_t)(now + TARGETS_LIFETIME), "deployment",
-                        have ? dep.id : "", "targets", targets);
-    text = payload != NULL ? json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    json_decref(payload);
-    err = text != NULL ? signing_key(r, d->tenant_id, &key) : RP_ERR_NO_MEMORY;
+    snprintf(t->tenant, sizeof(t->tenant), "%s", d->tenant_id);
+    snprintf(t->device, sizeof(t->device), "%s", d->id);
+    snprintf(t->deployment, sizeof(t->deployment), "%s", have ? dep.id : "");
+    t->version = have ? dep.seq : 0;
+    t->expires = (int64_t)time(NULL) + TARGETS_LIFETIME;
+    err = signing_key(r, d->tenant_id, &key);
     if (err == RP_OK)
-        err = rp_md_sign(text, strlen(text), &key, 1, &env);
+        err = rp_md_targets_sign(t, key, &env, detail, sizeof(detail));
     if (err == RP_OK)
         rp_reply_bytes(r, 200, "application/json", env, strlen(env));
     else
         rp_reply_error(r, 500, "internal", "cannot sign the targets");
+    if (err == RP_ERR_INVALID_ARG)
+        rp_log_error("device %s: targets: %s", d->id, detail);
     EVP_PKEY_free(key);
-    free(text);
     free(env);
+    free(t);
 }
 
 static void serve_file(rp_req_t *r, const char *path);
 
+/*
+ * Whether the device's current targets name the image: it is in the newest deployment of the
+ * device's group that reaches the device (what device_targets() offers). A device fetches only
+ * what it is offered: not another group's images, not another release, not one its rollout has
+ * not reached. OUT: *m, the image, when it is offered.
+ */
+static rp_err_t offered(rp_req_t *r, const rp_device_t *d, const char *id, rp_image_record_t *m,
+                        bool *yes)
+{
+    rp_deployment_t dep;
+    rp_group_t group;
+    rp_err_t err = rp_store_device_group(r->w->store, d->id, &group);
+
+    *yes = false;
+    if (err == RP_OK)
+        err = rp_store_deployment_for_device(r->w->store, group.id, d->id, &dep);
+    for (size_t i = 0; err == RP_OK && i < dep.nimages && !*yes; i++)
+        *yes = strcmp(dep.image_ids[i], id) == 0;
+    if (err == RP_OK && *yes)
+        err = rp_store_image_get(r->w->store, d->tenant_id, id, m);
+    if (err == RP_ERR_NOT_FOUND) {
+        *yes = false;
+        err = RP_OK;
+    }
+    return err;
+}
+
+/* An image the device's targets name (else 404, as for an image that does not exist). */
 void rp_h_device_image(rp_req_t *r)
 {
     const rp_device_t *d = &r->device;
     const char *id = rp_req_param(r, "image");
     char path[PATH_MAX];
     rp_image_record_t m;
+    bool yes;
 
-    if (rp_store_image_get(r->w->store, d->tenant_id, id, &m) != RP_OK ||
-        snprintf(path, sizeof(path), "%s/images/%s", r->w->srv->data_dir, m.id) >=
-            (int)sizeof(path)) {
-        rp_reply_error(r, 404, "not_found", "no such image");
+    if (offered(r, d, id, &m, &yes) != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot read the device's targets");
+        return;
+    }
+    if (!yes || snprintf(path, sizeof(path), "%s/images/%s", r->w->srv->data_dir, m.id) >=
+                    (int)sizeof(path)) {
+        rp_reply_error(r, 404, "not_found", "no such image in this device's targets");
         return;
     }
     serve_file(r, path);
 }
 
-/* A delta between two of the tenant's images, once the service has made it. */
+/* A delta the device's targets offered: to an image they name, from the one the device runs
+ * (else 404). */
 void rp_h_device_delta(rp_req_t *r)
 {
     const rp_device_t *d = &r->device;
     const char *from = rp_req_param(r, "from"), *to = rp_req_param(r, "to");
     char path[PATH_MAX];
     rp_image_record_t a, b;
+    bool yes;
 
-    if (rp_store_image_get(r->w->store, d->tenant_id, from, &a) != RP_OK ||
-        rp_store_image_get(r->w->store, d->tenant_id, to, &b) != RP_OK ||
+    if (offered(r, d, to, &b, &yes) != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot read the device's targets");
+        return;
+    }
+    if (!yes || !running_image(r, d, b.component, &a) || strcmp(a.id, from) != 0 ||
         !delta_path(r, a.id, b.id, path, sizeof(path)) || access(path, R_OK) != 0) {
-        rp_reply_error(r, 404, "not_found", "no such delta");
+        rp_reply_error(r, 404, "not_found", "no such delta for this device");
         return;
     }
     serve_file(r, path);

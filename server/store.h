@@ -372,6 +372,16 @@ rp_err_t rp_store_roots_after(rp_store_t *s, const char *tenant_id, int64_t afte
  * percentage, so the choice is stable and a larger percentage reaches a superset. */
 bool rp_deployment_selects(const rp_deployment_t *d, const char *device_id);
 
+/* What a device reports its root of trust accepts: the largest security counter (a TPM's is
+ * RP_ROT_TPM2_SECCNT_MAX). Written only when it changed. */
+rp_err_t rp_store_device_counter_max_set(rp_store_t *s, const char *device_id, uint32_t max,
+                                         int64_t now) RP_MUST_CHECK;
+/* The group's devices that reported a largest security counter below counter (devices that never
+ * reported one are not listed), in ID order. */
+typedef void (*rp_counter_max_fn)(void *ctx, const char *device_id, uint32_t max);
+rp_err_t rp_store_group_counter_max_below(rp_store_t *s, const char *group_id, uint32_t counter,
+                                          rp_counter_max_fn fn, void *ctx) RP_MUST_CHECK;
+
 rp_err_t rp_store_device_update_set(rp_store_t *s, const rp_device_update_t *u) RP_MUST_CHECK;
 typedef void (*rp_device_update_fn)(void *ctx, const rp_device_update_t *u);
 rp_err_t rp_store_device_updates(rp_store_t *s, const char *deployment_id, rp_device_update_fn fn,

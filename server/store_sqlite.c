@@ -103,6 +103,11 @@ static const char *const migrations[] = {
     " PRIMARY KEY (tenant_id, seq)) WITHOUT ROWID;"
     "INSERT INTO update_keys SELECT tenant_id, 1, key_pem, spki, created FROM update_keys_4;"
     "DROP TABLE update_keys_4;",
+    /* 6: the largest security counter each device's root of trust accepts, as it reports it
+     * (a TPM: 64), so that a deployment none of them could install is refused */
+    "CREATE TABLE device_counter_max ("
+    " device_id TEXT PRIMARY KEY REFERENCES devices(id),"
+    " security_counter_max INTEGER NOT NULL, since INTEGER NOT NULL) WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

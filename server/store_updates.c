@@ -1,6 +1,7 @@
 /*
  * The SQLite backend's update records: image signing keys, uploads, images, products, device
- * groups and their members, deployments, and what each device reported of its update.
+ * groups and their members, deployments, what each device reported of its update, and the
+ * largest security counter each device's root of trust accepts.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -934,4 +935,46 @@ rp_err_t rp_store_roots_after(rp_store_t *s, const char *tenant_id, int64_t afte
            sqlite3_column_int64(st, 2));
     }
     return list_done(s, st, rc, "root metadata");
+}
+
+/* ---- what each device's root of trust accepts ---- */
+
+static const char SQL_COUNTER_MAX_SET[] =
+    "INSERT INTO device_counter_max (device_id, security_counter_max, since) VALUES (?, ?, ?)"
+    " ON CONFLICT(device_id) DO UPDATE SET security_counter_max = excluded.security_counter_max,"
+    " since = excluded.since WHERE security_counter_max != excluded.security_counter_max";
+static const char SQL_COUNTER_MAX_BELOW[] =
+    "SELECT c.device_id, c.security_counter_max FROM group_members m"
+    " JOIN device_counter_max c ON c.device_id = m.device_id"
+    " WHERE m.group_id = ? AND c.security_counter_max < ? ORDER BY c.device_id";
+
+rp_err_t rp_store_device_counter_max_set(rp_store_t *s, const char *device_id, uint32_t max,
+                                         int64_t now)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_COUNTER_MAX_SET);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, device_id);
+    sqlite3_bind_int64(st, 2, max);
+    sqlite3_bind_int64(st, 3, now);
+    return sq_step_done(s, st, NULL);
+}
+
+rp_err_t rp_store_group_counter_max_below(rp_store_t *s, const char *group_id, uint32_t counter,
+                                          rp_counter_max_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_COUNTER_MAX_BELOW);
+    char id[RP_DEVICE_ID_SIZE];
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, group_id);
+    sqlite3_bind_int64(st, 2, counter);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        sq_text_col(st, 0, id, sizeof(id));
+        fn(ctx, id, (uint32_t)sqlite3_column_int64(st, 1));
+    }
+    return list_done(s, st, rc, "devices' security counter limits");
 }

@@ -25,16 +25,16 @@
 #include <event2/keyvalq_struct.h>
 #include <openssl/pem.h>
 
-#include "rampart/eat.h"
+#include "rampart/component.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
+#include "rampart/imgsign.h"
 #include "rampart/key.h"
 #include "rampart/log.h"
 #include "rampart/update_state.h"
 #include "server.h"
 
-#define IMAGE_KEYS_MAX 32 /* image keys a tenant may have */
-#define RP_COMPONENT_NAME_MAX RP_EAT_NAME_MAX
+#define IMAGE_KEYS_MAX 32        /* image keys a tenant may have */
 #define UPLOAD_STALE (24 * 3600) /* an upload not finished in a day is dropped */
 
 static json_t *iso_or_null(int64_t t)
@@ -55,20 +55,6 @@ static bool printable(const char *s, size_t max)
         return false;
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f || s[i] == '/')
-            return false;
-    return true;
-}
-
-/* What a device names a component by, and measures it as (RP_EAT_NAME_MAX). */
-static bool component_name_ok(const char *s)
-{
-    size_t n = s != NULL ? strlen(s) : 0;
-
-    if (n == 0 || n > RP_COMPONENT_NAME_MAX || s[0] == '.')
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-              (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' || s[i] == '-'))
             return false;
     return true;
 }
@@ -413,6 +399,19 @@ static json_t *image_json(const rp_image_record_t *m)
                      "key_id", m->key_id, "uploaded", iso_or_null(m->uploaded));
 }
 
+/* The image as an upload's answer: with what the operator should know of it ("warnings"). */
+static json_t *uploaded_json(const rp_image_record_t *m)
+{
+    json_t *o = image_json(m), *warnings = json_array();
+    char text[256];
+
+    if (rp_image_seccnt_warning(m->has_security_counter, m->security_counter,
+                                RP_ROT_TPM2_SECCNT_MAX, text, sizeof(text)))
+        json_array_append_new(warnings, json_string(text));
+    json_object_set_new(o, "warnings", warnings);
+    return o;
+}
+
 static void collect_image(void *ctx, const rp_image_record_t *m)
 {
     json_array_append_new(ctx, image_json(m));
@@ -557,7 +556,8 @@ void rp_h_image_create(rp_req_t *r)
     memset(&m, 0, sizeof(m));
     upload_id = json_string_value(json_object_get(body, "upload"));
     component = json_string_value(json_object_get(body, "component"));
-    if (upload_id == NULL || !component_name_ok(component)) {
+    if (upload_id == NULL || component == NULL ||
+        !rp_component_name_valid(component, strlen(component))) {
         json_decref(body);
         rp_reply_error(r, 400, "invalid",
                        "\"upload\" (an upload ID) and \"component\" (1 to %d of A-Z a-z 0-9 . _ -, "
@@ -594,7 +594,7 @@ void rp_h_image_create(rp_req_t *r)
                            existing.component);
             return;
         }
-        rp_reply_json(r, 200, image_json(&existing));
+        rp_reply_json(r, 200, uploaded_json(&existing));
         return;
     }
     if (err != RP_ERR_NOT_FOUND || !store_image_file(r, path, m.id)) {
@@ -608,7 +608,7 @@ void rp_h_image_create(rp_req_t *r)
         forget_upload(r, u.id, NULL); /* its file is the image's now */
     if (err == RP_ERR_EXISTS) {       /* the same bytes, uploaded twice at once */
         if (rp_store_image_get(r->w->store, tenant->id, m.id, &existing) == RP_OK)
-            rp_reply_json(r, 200, image_json(&existing));
+            rp_reply_json(r, 200, uploaded_json(&existing));
         else
             rp_reply_error(r, 500, "internal", "cannot read the image");
         return;
@@ -618,7 +618,7 @@ void rp_h_image_create(rp_req_t *r)
         return;
     }
     rp_log_info("tenant %s: image %s (%s %s) uploaded", tenant->id, m.id, m.component, m.version);
-    rp_reply_json(r, 201, image_json(&m));
+    rp_reply_json(r, 201, uploaded_json(&m));
 }
 
 void rp_h_images_list(rp_req_t *r)
@@ -1002,6 +1002,72 @@ static void collect_deployment(void *ctx, const rp_deployment_t *d)
     json_array_append_new(dl->list, deployment_json(dl->r, d, false));
 }
 
+struct counter_refusal {
+    json_t *devices; /* [{"device_id", "security_counter_max"}] */
+    uint32_t lowest;
+    char names[400]; /* the first device IDs, for the message */
+};
+
+static void collect_low_device(void *ctx, const char *device_id, uint32_t max)
+{
+    struct counter_refusal *cr = ctx;
+    size_t len = strlen(cr->names);
+
+    if (json_array_size(cr->devices) == 0 || max < cr->lowest)
+        cr->lowest = max;
+    json_array_append_new(cr->devices, json_pack("{s:s, s:I}", "device_id", device_id,
+                                                 "security_counter_max", (json_int_t)max));
+    if (len + strlen(device_id) + 8 < sizeof(cr->names))
+        snprintf(cr->names + len, sizeof(cr->names) - len, "%s%s", len > 0 ? ", " : "", device_id);
+    else if (strstr(cr->names, "...") == NULL)
+        snprintf(cr->names + len, sizeof(cr->names) - len, ", ...");
+}
+
+/*
+ * Whether every device of the group can hold the image's security counter, by what each reported
+ * its root of trust accepts (devices that never said are not known to refuse). A deployment some
+ * of them could never install is refused: 409 counter_too_high, naming them. On refusal or
+ * failure a reply was sent.
+ */
+static bool counters_fit(rp_req_t *r, const rp_group_t *g, const rp_image_record_t *m)
+{
+    struct counter_refusal *cr;
+    char message[800];
+    size_t n;
+
+    if (!m->has_security_counter)
+        return true;
+    cr = calloc(1, sizeof(*cr));
+    if (cr != NULL)
+        cr->devices = json_array();
+    if (cr == NULL || cr->devices == NULL ||
+        rp_store_group_counter_max_below(r->w->store, g->id, m->security_counter,
+                                         collect_low_device, cr) != RP_OK) {
+        if (cr != NULL)
+            json_decref(cr->devices);
+        free(cr);
+        rp_reply_error(r, 500, "internal", "cannot read what the group's devices accept");
+        return false;
+    }
+    n = json_array_size(cr->devices);
+    if (n > 0) {
+        snprintf(message, sizeof(message),
+                 "%s %s has security counter %lu, more than %zu device(s) of the group can ever "
+                 "install (their root of trust accepts at most %lu): %s",
+                 m->component, m->version, (unsigned long)m->security_counter, n,
+                 (unsigned long)cr->lowest, cr->names);
+        rp_reply_json(r, 409,
+                      json_pack("{s:s, s:s, s:s, s:s, s:I, s:o}", "error", "counter_too_high",
+                                "message", message, "image", m->id, "component", m->component,
+                                "security_counter", (json_int_t)m->security_counter, "devices",
+                                cr->devices));
+    } else {
+        json_decref(cr->devices);
+    }
+    free(cr);
+    return n == 0;
+}
+
 void rp_h_deployment_create(rp_req_t *r)
 {
     const rp_tenant_t *tenant = &r->tenant;
@@ -1061,6 +1127,11 @@ void rp_h_deployment_create(rp_req_t *r)
         }
         snprintf(components[i], sizeof(components[i]), "%s", m.component);
         snprintf(d.image_ids[d.nimages++], RP_IMAGE_ID_SIZE, "%s", id);
+        /* No device of the group is given what its root of trust can never accept. */
+        if (!counters_fit(r, &g, &m)) {
+            json_decref(body);
+            return;
+        }
     }
     json_decref(body);
     snprintf(d.tenant_id, sizeof(d.tenant_id), "%s", tenant->id);

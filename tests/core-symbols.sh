@@ -4,7 +4,7 @@
 # decoder. A call to malloc, printf, open... in core/src fails this test.
 # Arguments: the core static libraries (core/src objects plus one crypto port).
 set -euo pipefail
-core_objects="error.c.o image.c.o crypto_common.c.o cbor.c.o eat.c.o"
+core_objects="error.c.o image.c.o crypto_common.c.o cbor.c.o eat.c.o component.c.o"
 external='^(memcpy|memset|memcmp|memmove|strlen|cbor_encode_[a-z0-9_]+|cbor_stream_decode|_GLOBAL_OFFSET_TABLE_|__stack_chk_fail)$'
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -40,19 +40,6 @@ static size_t bounded_len(const char *s, size_t max)
     return n;
 }
 
-static bool name_valid(const char *s, size_t len)
-{
-    if (len == 0 || len > RP_EAT_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
 static bool version_valid(const char *s, size_t len)
 {
     rp_image_version_t v;
@@ -89,8 +76,9 @@ rp_err_t rp_eat_encode_claims(const rp_eat_claims_t *c, uint8_t *out, size_t cap
         c->debug > RP_EAT_DEBUG_DISABLED_FULLY_PERMANENTLY)
         return RP_ERR_INVALID_ARG;
     for (size_t i = 0; i < c->ncomponents; i++)
-        if (!name_valid(c->components[i].name,
-                        bounded_len(c->components[i].name, sizeof(c->components[i].name))) ||
+        if (!rp_component_name_valid(
+                c->components[i].name,
+                bounded_len(c->components[i].name, sizeof(c->components[i].name))) ||
             !version_valid(c->components[i].version,
                            bounded_len(c->components[i].version, sizeof(c->components[i].version))))
             return RP_ERR_INVALID_ARG;
@@ -168,7 +156,7 @@ static rp_err_t decode_component(rp_cbor_reader_t *r, rp_eat_component_t *c)
             err = rp_cbor_get_tstr(r, &s, &len);
             if (err != RP_OK)
                 return err;
-            if (key == RP_EAT_COMP_NAME ? !name_valid(s, len) : !version_valid(s, len))
+            if (key == RP_EAT_COMP_NAME ? !rp_component_name_valid(s, len) : !version_valid(s, len))
                 return RP_ERR_MALFORMED;
             memcpy(key == RP_EAT_COMP_NAME ? c->name : c->version, s, len);
             (key == RP_EAT_COMP_NAME ? c->name : c->version)[len] = '\0';

@@ -339,6 +339,78 @@ rp_err_t rp_image_hash(const rp_image_io_t *io, const rp_image_layout_t *layout,
 #define SUPPORTED_FLAGS                                                                            \
     (RP_IMAGE_F_PIC | RP_IMAGE_F_NON_BOOTABLE | RP_IMAGE_F_RAM_LOAD | RP_IMAGE_F_ROM_FIXED)
 
+/*
+ * The rules for the TLVs whose meaning the core reads, shared by verification (which parses the
+ * protected area from the very chunks it hashes) and rp_image_identity_read() (which walks the
+ * areas), so that the two can never disagree on what an image says.
+ */
+
+/* What the protected area says: the security counter and the type. */
+struct prot_facts {
+    bool has_security_counter;
+    uint32_t security_counter;
+    rp_image_type_t type;
+};
+
+/* The most bytes of a protected value that are interpreted (SEC_CNT's four). */
+#define PROT_VALUE_MAX 4
+
+/* May a TLV of this type and length appear in the protected area, after what f has seen? */
+static rp_err_t prot_tlv_check(const struct prot_facts *f, uint16_t type, uint16_t len)
+{
+    if (is_signing_tlv(type))
+        return RP_ERR_BAD_TLV; /* a hash or signature inside what is signed means nothing */
+    if (type == RP_TLV_SEC_CNT && (f->has_security_counter || len != 4))
+        return RP_ERR_BAD_TLV; /* two counters would leave the reader to pick one */
+    if (type == RP_TLV_IMAGE_TYPE && (f->type != RP_IMAGE_TYPE_NONE || len != 1))
+        return RP_ERR_BAD_TLV;
+    return RP_OK;
+}
+
+/* Record what a protected TLV that passed prot_tlv_check() says; value holds its first
+ * PROT_VALUE_MAX bytes (all of a SEC_CNT or a type). */
+static rp_err_t prot_tlv_value(struct prot_facts *f, uint16_t type, const uint8_t *value)
+{
+    switch (type) {
+    case RP_TLV_SEC_CNT:
+        f->has_security_counter = true;
+        f->security_counter = get_le32(value);
+        return RP_OK;
+    case RP_TLV_IMAGE_TYPE:
+        if (value[0] < RP_IMAGE_TYPE_FIRMWARE || value[0] > RP_IMAGE_TYPE_SYSTEM)
+            return RP_ERR_BAD_TLV;
+        f->type = (rp_image_type_t)value[0];
+        return RP_OK;
+    default: return RP_OK; /* other protected TLVs are signed data we do not interpret */
+    }
+}
+
+/* Whether an unprotected TLV naming the digest or the key has the length its kind has. */
+static bool unprot_len_ok(uint16_t type, uint16_t len)
+{
+    switch (type) {
+    case RP_TLV_SHA256:
+    case RP_TLV_KEYHASH: return len == RP_SHA256_LEN;
+    case RP_TLV_PUBKEY: return len > 0 && len <= RP_PUBKEY_DER_MAX;
+    default: return true;
+    }
+}
+
+/* The key hash a KEYHASH or PUBKEY TLV (of a checked length) names, read once through buf
+ * (RP_PUBKEY_DER_MAX bytes). */
+static rp_err_t key_tlv_hash(const rp_image_io_t *io, const rp_image_tlv_t *tlv, uint8_t *buf,
+                             uint8_t key_hash[RP_SHA256_LEN])
+{
+    rp_err_t err = io_read(io, tlv->value_off, buf, tlv->len);
+
+    if (err != RP_OK)
+        return err;
+    if (tlv->type == RP_TLV_PUBKEY)
+        return rp_sha256(buf, tlv->len, key_hash);
+    memcpy(key_hash, buf, RP_SHA256_LEN);
+    return RP_OK;
+}
+
 /* The streaming parser of the protected TLV area, fed the same chunks the hash is fed. */
 struct prot_parser {
     uint16_t area_len; /* from the header: the info header's total must agree */
@@ -348,43 +420,28 @@ struct prot_parser {
     uint8_t hdr_got;
     uint16_t type; /* the TLV whose value is being read */
     uint16_t value_left;
-    uint8_t value[4]; /* the first bytes of the value (all we interpret) */
+    uint8_t value[PROT_VALUE_MAX]; /* the first bytes of the value (all we interpret) */
     uint8_t value_got;
-    bool has_security_counter;
-    uint32_t security_counter;
-    rp_image_type_t type_seen;
+    struct prot_facts facts;
 };
 
 static rp_err_t prot_finish_value(struct prot_parser *p)
 {
-    switch (p->type) {
-    case RP_TLV_SEC_CNT:
-        p->has_security_counter = true;
-        p->security_counter = get_le32(p->value);
-        return RP_OK;
-    case RP_TLV_IMAGE_TYPE:
-        if (p->value[0] < RP_IMAGE_TYPE_FIRMWARE || p->value[0] > RP_IMAGE_TYPE_SYSTEM)
-            return RP_ERR_BAD_TLV;
-        p->type_seen = (rp_image_type_t)p->value[0];
-        return RP_OK;
-    default: return RP_OK; /* other protected TLVs are signed data we do not interpret */
-    }
+    return prot_tlv_value(&p->facts, p->type, p->value);
 }
 
 /* A TLV header is complete: check it against what may appear in the signed area. */
 static rp_err_t prot_start_tlv(struct prot_parser *p)
 {
     uint16_t len = get_le16(p->hdr + 2);
+    rp_err_t err;
 
     p->type = get_le16(p->hdr);
     if (len > p->area_len - p->pos)
         return RP_ERR_BAD_TLV;
-    if (is_signing_tlv(p->type))
-        return RP_ERR_BAD_TLV; /* a hash or signature inside what is signed means nothing */
-    if (p->type == RP_TLV_SEC_CNT && (p->has_security_counter || len != 4))
-        return RP_ERR_BAD_TLV; /* two counters would leave the reader to pick one */
-    if (p->type == RP_TLV_IMAGE_TYPE && (p->type_seen != RP_IMAGE_TYPE_NONE || len != 1))
-        return RP_ERR_BAD_TLV;
+    err = prot_tlv_check(&p->facts, p->type, len);
+    if (err != RP_OK)
+        return err;
     p->value_left = len;
     p->value_got = 0;
     return len == 0 ? prot_finish_value(p) : RP_OK;
@@ -501,9 +558,9 @@ static rp_err_t hash_signed_region(const rp_image_io_t *io, uint8_t *scratch, si
         rp_wipe(&sha, sizeof(sha));
         return err;
     }
-    r->has_security_counter = parser.has_security_counter;
-    r->security_counter = parser.security_counter;
-    r->type = parser.type_seen;
+    r->has_security_counter = parser.facts.has_security_counter;
+    r->security_counter = parser.facts.security_counter;
+    r->type = parser.facts.type;
     return rp_sha256_final(&sha, r->digest);
 }
 
@@ -569,7 +626,7 @@ static rp_err_t check_unprotected(const rp_image_io_t *io, const rp_image_tlv_t 
         return RP_ERR_FORBIDDEN_TLV;
     switch (tlv->type) {
     case RP_TLV_SHA256:
-        if (st->hash_seen || tlv->len != RP_SHA256_LEN)
+        if (st->hash_seen || !unprot_len_ok(tlv->type, tlv->len))
             return RP_ERR_BAD_TLV;
         st->hash_seen = true;
         err = io_read(io, tlv->value_off, buf, RP_SHA256_LEN);
@@ -579,14 +636,9 @@ static rp_err_t check_unprotected(const rp_image_io_t *io, const rp_image_tlv_t 
     case RP_TLV_KEYHASH:
     case RP_TLV_PUBKEY:
         /* The image only names its key; the key used is always the caller's own copy. */
-        if (tlv->type == RP_TLV_KEYHASH ? tlv->len != RP_SHA256_LEN
-                                        : tlv->len == 0 || tlv->len > RP_PUBKEY_DER_MAX)
+        if (!unprot_len_ok(tlv->type, tlv->len))
             return RP_ERR_BAD_TLV;
-        err = io_read(io, tlv->value_off, buf, tlv->len);
-        if (err == RP_OK && tlv->type == RP_TLV_PUBKEY)
-            err = rp_sha256(buf, tlv->len, key_hash);
-        else if (err == RP_OK)
-            memcpy(key_hash, buf, RP_SHA256_LEN);
+        err = key_tlv_hash(io, tlv, buf, key_hash);
         if (err == RP_OK)
             err = find_key(keys, nkeys, key_hash, &st->key);
         return err;
@@ -718,6 +770,58 @@ rp_err_t rp_image_verify(const rp_image_io_t *io, const rp_image_key_t *keys, si
     if (!st.hash_seen || st.npending == 0 || r.sig_alg == RP_SIG_NONE)
         return RP_ERR_BAD_SIGNATURE;
     *info = r;
+    return RP_OK;
+}
+
+rp_err_t rp_image_identity_read(const rp_image_io_t *io, rp_image_identity_t *id)
+{
+    uint8_t buf[RP_PUBKEY_DER_MAX];
+    struct prot_facts facts = {false, 0, RP_IMAGE_TYPE_NONE};
+    rp_image_identity_t r;
+    rp_image_tlv_iter_t it;
+    rp_image_tlv_t tlv;
+    bool found;
+    rp_err_t err;
+
+    _Static_assert(RP_PUBKEY_DER_MAX >= PROT_VALUE_MAX, "buf holds every value read");
+    if (id != NULL)
+        memset(id, 0, sizeof(*id));
+    if (!io_usable(io) || id == NULL)
+        return RP_ERR_INVALID_ARG;
+    memset(&r, 0, sizeof(r));
+    err = rp_image_layout(io, &r.layout);
+    if (err != RP_OK)
+        return err;
+    rp_image_tlv_begin(&it, io, &r.layout);
+    while ((err = rp_image_tlv_next(&it, &tlv, &found)) == RP_OK && found) {
+        if (tlv.protected_area) {
+            err = prot_tlv_check(&facts, tlv.type, tlv.len);
+            if (err == RP_OK && (tlv.type == RP_TLV_SEC_CNT || tlv.type == RP_TLV_IMAGE_TYPE))
+                err = io_read(io, tlv.value_off, buf, tlv.len);
+            if (err == RP_OK)
+                err = prot_tlv_value(&facts, tlv.type, buf);
+        } else if (tlv.type == RP_TLV_SHA256) {
+            if (r.has_digest || !unprot_len_ok(tlv.type, tlv.len))
+                err = RP_ERR_BAD_TLV;
+            else
+                err = io_read(io, tlv.value_off, r.digest, RP_SHA256_LEN);
+            r.has_digest = err == RP_OK;
+        } else if (tlv.type == RP_TLV_KEYHASH || tlv.type == RP_TLV_PUBKEY) {
+            if (!unprot_len_ok(tlv.type, tlv.len))
+                err = RP_ERR_BAD_TLV;
+            else if (!r.has_signer) /* the first names the key of the first signature */
+                err = key_tlv_hash(io, &tlv, buf, r.signer);
+            r.has_signer = err == RP_OK;
+        }
+        if (err != RP_OK)
+            return err;
+    }
+    if (err != RP_OK)
+        return err;
+    r.has_security_counter = facts.has_security_counter;
+    r.security_counter = facts.security_counter;
+    r.type = facts.type;
+    *id = r;
     return RP_OK;
 }
 

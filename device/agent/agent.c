@@ -20,6 +20,7 @@
 #include "agent.h"
 #include "slots.h"
 #include "rampart/base64.h"
+#include "rampart/component.h"
 #include "rampart/evidence.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
@@ -138,15 +139,13 @@ void rp_agent_close(rp_agent_t *a)
     a->rot = NULL;
 }
 
-/* One measured component, as the measured list keeps it. */
+/* One measured component, as the measured list keeps it: what the image says of itself (the
+ * core reads it) and the digest of what is there. */
 static rp_err_t read_component(const char *path, const char *name, rp_eat_component_t *c)
 {
-    uint8_t scratch[4096], value[RP_PUBKEY_DER_MAX];
-    rp_image_layout_t layout;
-    rp_image_tlv_iter_t it;
-    rp_image_tlv_t tlv;
+    uint8_t scratch[4096];
+    rp_image_identity_t id;
     rp_file_image_t img;
-    bool found;
     rp_err_t err;
 
     memset(c, 0, sizeof(*c));
@@ -154,42 +153,19 @@ static rp_err_t read_component(const char *path, const char *name, rp_eat_compon
     err = rp_file_image_open(&img, path);
     if (err != RP_OK)
         return err;
-    err = rp_image_layout(&img.io, &layout);
+    err = rp_image_identity_read(&img.io, &id);
     if (err == RP_OK)
-        err = rp_image_hash(&img.io, &layout, scratch, sizeof(scratch), c->digest);
+        err = rp_image_hash(&img.io, &id.layout, scratch, sizeof(scratch), c->digest);
     if (err == RP_OK)
-        err = rp_image_version_format(&layout.hdr.version, c->version, sizeof(c->version));
-    if (err == RP_OK)
-        rp_image_tlv_begin(&it, &img.io, &layout);
-    while (err == RP_OK && (err = rp_image_tlv_next(&it, &tlv, &found)) == RP_OK && found) {
-        if (tlv.len > sizeof(value))
-            continue;
-        err = rp_image_io_read(&img.io, tlv.value_off, value, tlv.len);
-        if (err != RP_OK)
-            break;
-        if (tlv.protected_area && tlv.type == RP_TLV_SEC_CNT && tlv.len == 4) {
-            c->has_security_counter = true;
-            c->security_counter = (uint32_t)value[0] | (uint32_t)value[1] << 8 |
-                                  (uint32_t)value[2] << 16 | (uint32_t)value[3] << 24;
-        } else if (!tlv.protected_area && tlv.type == RP_TLV_KEYHASH && tlv.len == 32) {
-            memcpy(c->signer, value, 32);
-        } else if (!tlv.protected_area && tlv.type == RP_TLV_PUBKEY) {
-            err = rp_sha256(value, tlv.len, c->signer);
-        }
-    }
+        err = rp_image_version_format(&id.layout.hdr.version, c->version, sizeof(c->version));
     rp_file_image_close(&img);
-    return err;
-}
-
-static bool component_name_ok(const char *s, size_t len)
-{
-    if (len == 0 || len > RP_EAT_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-              (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' || s[i] == '-'))
-            return false;
-    return true;
+    if (err != RP_OK)
+        return err;
+    c->has_security_counter = id.has_security_counter;
+    c->security_counter = id.security_counter;
+    if (id.has_signer)
+        memcpy(c->signer, id.signer, RP_SHA256_LEN);
+    return RP_OK;
 }
 
 /*
@@ -263,7 +239,7 @@ static rp_err_t measured_parse(const char *text, size_t len, struct measured *m,
 
         if (err != RP_OK)
             break;
-        if (name == NULL || !component_name_ok(name, strlen(name)))
+        if (name == NULL || !rp_component_name_valid(name, strlen(name)))
             err = bad(why, cap, "component %zu: no valid \"name\"", i + 1);
         else if (version == NULL || strlen(version) == 0 || strlen(version) > RP_EAT_VERSION_MAX)
             err = bad(why, cap, "component %zu (%s): no valid \"version\"", i + 1, name);
@@ -308,7 +284,7 @@ static rp_err_t measured_parse_lines(char *text, struct measured *m, char *why, 
         if (sscanf(line, "%64s %64s %15s %31s %63s %c", digest, signer, cnt, version, name,
                    &tail) != 5 ||
             !hex32(digest, c->digest) || !hex32(signer, c->signer) ||
-            !component_name_ok(name, strlen(name)) || strlen(version) > RP_EAT_VERSION_MAX)
+            !rp_component_name_valid(name, strlen(name)) || strlen(version) > RP_EAT_VERSION_MAX)
             return bad(why, cap, "line %zu is not \"DIGEST SIGNER COUNTER VERSION NAME\"",
                        m->n + 2);
         if (strcmp(cnt, "-") != 0) {

@@ -538,7 +538,7 @@ static int cmd_install(const struct args *a)
 
     if (a->component == NULL || a->nrest != 1)
         return usage_error("install needs --component NAME and one IMAGE");
-    if (!rp_component_name_ok(a->component))
+    if (!rp_component_name_valid(a->component, strlen(a->component)))
         return usage_error("a component name is 1 to 32 of A-Z a-z 0-9 . _ - (no leading dot)");
     if (open_agent(a, &agent) != OK)
         return FAIL;
@@ -617,16 +617,21 @@ static int cmd_status(const struct args *a)
             break;
         if (rp_app_status_load(a->state_dir, c.name, &run) != RP_OK)
             run = json_null(); /* never run by the daemon (or its record is corrupt: said so) */
+        /* security_counter: the running image's, null when it has none (or nothing verified
+         * runs); security_counter_floor: the root of trust's, below which nothing installs. */
         json_array_append_new(
             list,
-            json_pack("{s:s, s:o, s:o, s:b, s:o, s:I, s:{s:s, s:s, s:s, s:I}, s:o}", "name", c.name,
-                      "version", img.valid ? json_string(img.version) : json_null(), "active_slot",
-                      c.active >= 0 ? json_sprintf("%c", "ab"[c.active]) : json_null(), "verified",
-                      img.valid, "trial_slot",
-                      c.trial >= 0 ? json_sprintf("%c", "ab"[c.trial]) : json_null(),
-                      "security_counter", (json_int_t)counter, "last_update", "result",
-                      rp_update_state_name(c.last_result), "version", c.last_version, "detail",
-                      c.last_detail, "at", (json_int_t)c.last_at, "app", run));
+            json_pack(
+                "{s:s, s:o, s:o, s:b, s:o, s:o, s:I, s:{s:s, s:s, s:s, s:I}, s:o}", "name", c.name,
+                "version", img.valid ? json_string(img.version) : json_null(), "active_slot",
+                c.active >= 0 ? json_sprintf("%c", "ab"[c.active]) : json_null(), "verified",
+                img.valid, "trial_slot",
+                c.trial >= 0 ? json_sprintf("%c", "ab"[c.trial]) : json_null(), "security_counter",
+                img.valid && img.has_security_counter ? json_integer(img.security_counter)
+                                                      : json_null(),
+                "security_counter_floor", (json_int_t)counter, "last_update", "result",
+                rp_update_state_name(c.last_result), "version", c.last_version, "detail",
+                c.last_detail, "at", (json_int_t)c.last_at, "app", run));
     }
     rp_agent_close(&agent);
     if (err != RP_OK) {
@@ -641,15 +646,24 @@ static int cmd_status(const struct args *a)
         json_decref(out);
         return OK;
     }
-    printf("%-16s %-14s %-5s %-8s %s\n", "COMPONENT", "VERSION", "SLOT", "COUNTER", "LAST UPDATE");
+    printf("%-16s %-14s %-5s %-10s %-6s %s\n", "COMPONENT", "VERSION", "SLOT", "COUNTER", "FLOOR",
+           "LAST UPDATE");
     for (size_t i = 0; i < json_array_size(list); i++) {
         json_t *c = json_array_get(list, i), *l = json_object_get(c, "last_update");
         json_t *run = json_object_get(c, "app");
         const char *v = json_string_value(json_object_get(c, "version"));
         const char *slot = json_string_value(json_object_get(c, "active_slot"));
-        printf("%-16s %-14s %-5s %-8lld %s %s%s%s\n", json_string_value(json_object_get(c, "name")),
-               v != NULL ? v : "(none)", slot != NULL ? slot : "-",
-               (long long)json_integer_value(json_object_get(c, "security_counter")),
+        json_t *cnt = json_object_get(c, "security_counter");
+        char counter_text[16];
+        if (json_is_integer(cnt))
+            snprintf(counter_text, sizeof(counter_text), "%lld",
+                     (long long)json_integer_value(cnt));
+        else
+            snprintf(counter_text, sizeof(counter_text), "none");
+        printf("%-16s %-14s %-5s %-10s %-6lld %s %s%s%s\n",
+               json_string_value(json_object_get(c, "name")), v != NULL ? v : "(none)",
+               slot != NULL ? slot : "-", counter_text,
+               (long long)json_integer_value(json_object_get(c, "security_counter_floor")),
                json_string_value(json_object_get(l, "result")),
                json_string_value(json_object_get(l, "version")),
                *json_string_value(json_object_get(l, "detail")) ? ": " : "",

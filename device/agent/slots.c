@@ -34,26 +34,11 @@
 
 static const char slot_names[2] = {'a', 'b'};
 
-bool rp_component_name_ok(const char *name)
-{
-    size_t n = name != NULL ? strlen(name) : 0;
-
-    if (n == 0 || n > RP_COMPONENT_NAME_MAX || name[0] == '.')
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char ch = name[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '.' || ch == '_' || ch == '-'))
-            return false;
-    }
-    return true;
-}
-
 static rp_err_t component_dir(const char *state_dir, const char *name, char *out, size_t cap)
 {
     int n;
 
-    if (!rp_component_name_ok(name))
+    if (name == NULL || !rp_component_name_valid(name, strlen(name)))
         return RP_ERR_INVALID_ARG;
     n = snprintf(out, cap, "%s/components/%s", state_dir, name);
     return n > 0 && (size_t)n < cap ? RP_OK : RP_ERR_INVALID_ARG;
@@ -230,7 +215,7 @@ rp_err_t rp_component_names(const char *state_dir, char names[][RP_COMPONENT_NAM
     if (d == NULL)
         return errno == ENOENT ? RP_OK : RP_ERR_IO;
     while ((e = readdir(d)) != NULL && *n < max) {
-        if (!rp_component_name_ok(e->d_name) ||
+        if (!rp_component_name_valid(e->d_name, strlen(e->d_name)) ||
             component_file(state_dir, e->d_name, "state", path, sizeof(path)) != RP_OK ||
             access(path, F_OK) != 0)
             continue;
@@ -326,19 +311,6 @@ rp_err_t rp_trust_image_key(const char *state_dir, const char *pem_path)
 
 /* ---- verification ---- */
 
-static int version_cmp(const rp_image_version_t *x, const rp_image_version_t *y)
-{
-    if (x->major != y->major)
-        return x->major < y->major ? -1 : 1;
-    if (x->minor != y->minor)
-        return x->minor < y->minor ? -1 : 1;
-    if (x->revision != y->revision)
-        return x->revision < y->revision ? -1 : 1;
-    if (x->build != y->build)
-        return x->build < y->build ? -1 : 1;
-    return 0;
-}
-
 rp_err_t rp_slot_check(rp_agent_t *a, const rp_component_t *c, const char *path,
                        rp_slot_image_t *img)
 {
@@ -377,7 +349,8 @@ rp_err_t rp_slot_check(rp_agent_t *a, const rp_component_t *c, const char *path,
     img->ver = info.layout.hdr.version;
     if (rp_image_version_format(&img->ver, img->version, sizeof(img->version)) != RP_OK)
         snprintf(img->version, sizeof(img->version), "?");
-    img->security_counter = info.has_security_counter ? info.security_counter : 0;
+    img->has_security_counter = info.has_security_counter;
+    img->security_counter = info.security_counter; /* 0 when none: below any floor but 0 */
     memcpy(img->digest, info.digest, RP_SHA256_LEN);
     img->type = info.type;
     img->payload_off = info.layout.hdr.hdr_size;
@@ -734,7 +707,7 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
             snprintf(res->detail, sizeof(res->detail), "%s is running already", src.version);
             return RP_OK;
         }
-        if (cur.valid && version_cmp(&src.ver, &cur.ver) < 0)
+        if (cur.valid && rp_image_version_cmp(&src.ver, &cur.ver) < 0)
             return finish(a, &c, res, RP_UPDATE_REFUSED, src.version,
                           "version %s is older than the running %s (rollback refused)", src.version,
                           cur.version);
@@ -743,7 +716,7 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
         rp_image_version_t newest;
         if (rp_image_version_parse(c.confirmed_version, strlen(c.confirmed_version), &newest) ==
                 RP_OK &&
-            version_cmp(&src.ver, &newest) < 0)
+            rp_image_version_cmp(&src.ver, &newest) < 0)
             return finish(a, &c, res, RP_UPDATE_REFUSED, src.version,
                           "version %s is older than %s, confirmed before (rollback refused)",
                           src.version, c.confirmed_version);

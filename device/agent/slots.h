@@ -21,10 +21,10 @@
 #include <stdint.h>
 
 #include "agent.h"
+#include "rampart/component.h"
 #include "rampart/image.h"
 #include "rampart/update_state.h"
 
-#define RP_COMPONENT_NAME_MAX 32 /* as the evidence carries it (RP_EAT_NAME_MAX) */
 #define RP_COMPONENTS_MAX 16
 #define RP_IMAGE_KEYS_MAX 16
 #define RP_SLOT_DETAIL_MAX 255
@@ -52,6 +52,7 @@ typedef struct rp_slot_image {
     rp_err_t error;
     char version[48];
     rp_image_version_t ver;
+    bool has_security_counter; /* false: the image has none ("none"; the floor sees it as 0) */
     uint32_t security_counter;
     uint8_t digest[RP_SHA256_LEN];
     rp_image_type_t type;
@@ -67,9 +68,6 @@ typedef struct rp_install_result {
     rp_update_state_t state; /* installed, refused, rolled_back, failed, unchanged */
     char detail[RP_SLOT_DETAIL_MAX + 1];
 } rp_install_result_t;
-
-/* A component name: 1 to 32 of [A-Za-z0-9._-], not starting with a dot. */
-bool rp_component_name_ok(const char *name);
 
 /* Load a component's state; RP_ERR_NOT_FOUND when it was never installed. */
 rp_err_t rp_component_load(const char *state_dir, const char *name,

@@ -39,100 +39,101 @@ static rp_err_t ensure_dir(const char *state_dir, const char *name)
     return err;
 }
 
-/* A kept envelope (root or targets) and its payload. RP_ERR_NOT_FOUND when there is none. */
-static rp_err_t load_kept(const char *state_dir, const char *name, char **env, json_t **payload)
+/* Say that a kept envelope is corrupt: which file, why, and what to do. */
+static void kept_corrupt(const char *state_dir, const char *name, const char *why)
+{
+    bool is_root = strcmp(name, ROOT_FILE) == 0;
+
+    rp_log_error("%s/%s is corrupt (%s): it should hold the signed %s metadata the device "
+                 "accepted last. Fix: %s",
+                 state_dir, name, why, is_root ? "root" : "targets",
+                 is_root ? "take the newest root again (rampart-agent trust --update-root FILE)"
+                         : "remove it if you trust the service's current targets (the device "
+                           "then cannot refuse targets older than the ones it had)");
+}
+
+/* A kept envelope (root or targets). RP_ERR_NOT_FOUND when there is none. OUT: *env
+ * (malloc'd, NUL-terminated), *len. */
+static rp_err_t load_kept(const char *state_dir, const char *name, char **env, size_t *len)
 {
     char path[PATH_MAX];
     uint8_t *data;
-    size_t len;
     rp_err_t err = state_file(state_dir, name, path, sizeof(path));
 
-    *payload = NULL;
-    if (env != NULL)
-        *env = NULL;
+    *env = NULL;
     if (err == RP_OK)
-        err = rp_read_file(path, RP_MD_MAX, &data, &len);
-    if (err == RP_OK) {
-        err = rp_md_peek((const char *)data, len, payload);
-        if (err == RP_OK && env != NULL)
-            *env = (char *)data;
-        else
-            free(data);
-    }
+        err = rp_read_file(path, RP_MD_MAX, &data, len);
+    if (err == RP_OK)
+        *env = (char *)data;
     if (err != RP_OK && err != RP_ERR_NOT_FOUND)
-        rp_log_error("%s is corrupt (%s): it should hold the signed %s metadata the device "
-                     "accepted last. Fix: %s",
-                     path, err == RP_ERR_TOO_LARGE ? "too large" : rp_strerror(err),
-                     strcmp(name, ROOT_FILE) == 0 ? "root" : "targets",
-                     strcmp(name, ROOT_FILE) == 0
-                         ? "take the newest root again (rampart-agent trust --update-root FILE)"
-                         : "remove it if you trust the service's current targets (the device "
-                           "then cannot refuse targets older than the ones it had)");
+        kept_corrupt(state_dir, name, err == RP_ERR_TOO_LARGE ? "too large" : rp_strerror(err));
     return err;
 }
 
-static rp_err_t keep(const char *state_dir, const char *name, const char *text)
+static rp_err_t keep(const char *state_dir, const char *name, const char *text, size_t len)
 {
     char path[PATH_MAX];
     rp_err_t err = ensure_dir(state_dir, "update");
 
     if (err == RP_OK)
         err = state_file(state_dir, name, path, sizeof(path));
-    return err == RP_OK ? rp_write_file_atomic(path, text, strlen(text), 0600, 0) : err;
+    return err == RP_OK ? rp_write_file_atomic(path, text, len, 0600, 0) : err;
 }
 
-static rp_err_t role_of(json_t *payload, const char *name, rp_md_role_t *role)
+/* The root the device keeps: accepted when it was kept, and still signed by its own keys (its
+ * age does not matter here: whether it has expired is the check's to say). OUT: *root. */
+static rp_err_t load_root(const char *state_dir, rp_md_root_t *root)
 {
-    return rp_md_role_parse(json_object_get(json_object_get(payload, "roles"), name), role);
-}
+    rp_md_root_trust_t trust = {NULL, NULL, 0, true};
+    char *env, detail[256];
+    size_t len;
+    rp_err_t err = load_kept(state_dir, ROOT_FILE, &env, &len);
 
-static const char *str(json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-
-    return s != NULL ? s : "";
+    if (err == RP_OK) {
+        err = rp_md_root_accept(env, len, &trust, root, detail, sizeof(detail));
+        if (err != RP_OK)
+            kept_corrupt(state_dir, ROOT_FILE, detail);
+    }
+    free(env);
+    return err;
 }
 
 rp_err_t rp_update_trust_root(const char *state_dir, const char *path)
 {
-    rp_md_role_t *role = calloc(1, sizeof(*role));
-    json_t *p = NULL, *verified = NULL, *kept = NULL;
+    rp_md_root_trust_t trust = {NULL, NULL, 0, true};
+    rp_md_root_t *root = calloc(1, sizeof(*root)), *kept = calloc(1, sizeof(*kept));
+    char detail[256];
     uint8_t *data = NULL;
     size_t len;
-    rp_err_t err = role != NULL ? rp_read_file(path, RP_MD_MAX, &data, &len) : RP_ERR_NO_MEMORY;
+    rp_err_t err = root != NULL && kept != NULL ? rp_read_file(path, RP_MD_MAX, &data, &len)
+                                                : RP_ERR_NO_MEMORY;
 
-    if (err == RP_OK)
-        err = rp_md_peek((const char *)data, len, &p);
-    if (err == RP_OK && strcmp(str(p, "type"), "rampart-root") != 0)
-        err = RP_ERR_MALFORMED;
-    if (err == RP_OK)
-        err = role_of(p, "root", role);
-    if (err == RP_OK)
-        err = rp_md_open((const char *)data, len, role, &verified);
+    /* The first root: trusted because the operator provisioned it, signed by its own keys. */
+    if (err == RP_OK) {
+        err = rp_md_root_accept((const char *)data, len, &trust, root, detail, sizeof(detail));
+        if (err != RP_OK)
+            rp_log_error("%s: %s", path, detail);
+    }
     /* Never step back: a root the device has is kept if it is newer. */
-    if (err == RP_OK && load_kept(state_dir, ROOT_FILE, NULL, &kept) == RP_OK &&
-        json_integer_value(json_object_get(kept, "version")) >
-            json_integer_value(json_object_get(p, "version")))
+    if (err == RP_OK && load_root(state_dir, kept) == RP_OK && kept->version > root->version)
         err = RP_ERR_ROLLBACK;
     if (err == RP_OK)
-        err = keep(state_dir, ROOT_FILE, (const char *)data);
-    json_decref(p);
-    json_decref(verified);
-    json_decref(kept);
+        err = keep(state_dir, ROOT_FILE, (const char *)data, len);
     free(data);
-    free(role);
+    free(root);
+    free(kept);
     return err;
 }
 
 rp_err_t rp_update_image_keys(const char *state_dir, rp_md_role_t *role, bool *have_root)
 {
-    json_t *root = NULL;
-    rp_err_t err = load_kept(state_dir, ROOT_FILE, NULL, &root);
+    rp_md_root_t *root = calloc(1, sizeof(*root));
+    rp_err_t err = root != NULL ? load_root(state_dir, root) : RP_ERR_NO_MEMORY;
 
     *have_root = err != RP_ERR_NOT_FOUND;
     if (err == RP_OK)
-        err = role_of(root, "images", role);
-    json_decref(root);
+        *role = root->images;
+    free(root);
     return err == RP_ERR_NOT_FOUND ? RP_OK : err;
 }
 
@@ -220,23 +221,22 @@ static rp_err_t refuse(rp_update_summary_t *s, rp_err_t err, const char *fmt, ..
     return err;
 }
 
-/* Newer roots, each signed by the keys of the one before and by its own. OUT: *root (the
- * current root's payload). */
-static rp_err_t update_roots(struct client *c, json_t **root, rp_update_summary_t *s)
+/* Newer roots, each signed by the keys of the one before and by its own (rp_md_root_accept).
+ * OUT: *root, the current root. */
+static rp_err_t update_roots(struct client *c, rp_md_root_t *root, rp_update_summary_t *s)
 {
-    char path[128], *env = NULL;
+    char path[128];
     rp_http_response_t r;
+    rp_md_root_t *accepted = calloc(1, sizeof(*accepted));
     json_t *list = NULL, *e;
     size_t i;
-    rp_err_t err = load_kept(c->a->state_dir, ROOT_FILE, &env, root);
+    rp_err_t err = accepted != NULL ? load_root(c->a->state_dir, root) : RP_ERR_NO_MEMORY;
 
-    free(env);
     if (err == RP_ERR_NOT_FOUND)
         err = refuse(s, RP_ERR_NOT_FOUND,
                      "the device has no update root (rampart-agent trust --update-root)");
     if (err == RP_OK) {
-        snprintf(path, sizeof(path), "/api/v1/device/roots?after=%lld",
-                 (long long)json_integer_value(json_object_get(*root, "version")));
+        snprintf(path, sizeof(path), "/api/v1/device/roots?after=%lld", (long long)root->version);
         err = get(c, path, &r, s->detail, sizeof(s->detail));
     }
     if (err == RP_OK) {
@@ -245,20 +245,18 @@ static rp_err_t update_roots(struct client *c, json_t **root, rp_update_summary_
     }
     json_array_foreach(json_object_get(list, "roots"), i, e)
     {
+        /* A root a newer one follows may have expired: only the last must not have. */
+        rp_md_root_trust_t trust = {root, NULL, 0, true};
         const char *next = json_string_value(e);
-        json_t *accepted = NULL;
         if (err != RP_OK || next == NULL)
             break;
-        err = rp_update_accept_root(*root, next, strlen(next), &accepted, s->detail,
-                                    sizeof(s->detail));
+        err = rp_md_root_accept(next, strlen(next), &trust, accepted, s->detail, sizeof(s->detail));
         if (err != RP_OK) {
             rp_log_error("update refused: %s", s->detail);
             break;
         }
-        err = keep(c->a->state_dir, ROOT_FILE, next);
-        if (err == RP_OK &&
-            !json_equal(json_object_get(json_object_get(*root, "roles"), "online"),
-                        json_object_get(json_object_get(accepted, "roles"), "online"))) {
+        err = keep(c->a->state_dir, ROOT_FILE, next, strlen(next));
+        if (err == RP_OK && !rp_md_role_equal(&root->online, &accepted->online)) {
             /* A new online key: what the old one signed (a stolen key's version 2^62, say) no
              * longer holds the device back, as TUF forgets targets when their key rotates. */
             char kept[PATH_MAX];
@@ -267,178 +265,63 @@ static rp_err_t update_roots(struct client *c, json_t **root, rp_update_summary_
                 err = RP_ERR_IO;
         }
         if (err == RP_OK) {
-            rp_log_info("update root version %lld",
-                        (long long)json_integer_value(json_object_get(accepted, "version")));
-            json_decref(*root);
-            *root = json_incref(accepted);
+            rp_log_info("update root version %lld", (long long)accepted->version);
+            *root = *accepted;
         }
-        json_decref(accepted);
     }
     json_decref(list);
-    if (err == RP_OK &&
-        json_integer_value(json_object_get(*root, "expires")) <= (int64_t)time(NULL))
+    free(accepted);
+    if (err == RP_OK && root->expires <= (int64_t)time(NULL))
         err = refuse(s, RP_ERR_EXPIRED,
                      "the update root has expired and the service has no newer one (freeze)");
     return err;
 }
 
-/* The targets: fetched, accepted (rp_update_accept_targets), kept. */
-static rp_err_t update_targets(struct client *c, json_t *root, json_t **targets,
+/* The targets: fetched, accepted (rp_md_targets_accept), kept. OUT: *targets. */
+static rp_err_t update_targets(struct client *c, const rp_md_root_t *root, rp_md_targets_t *targets,
                                rp_update_summary_t *s)
 {
+    rp_md_targets_trust_t trust = {root, c->a->device_id, 0, (int64_t)time(NULL), false};
     rp_http_response_t r;
-    json_t *kept = NULL;
-    int64_t have = 0;
+    char *env = NULL, path[96];
+    size_t len;
     rp_err_t err;
 
-    *targets = NULL;
-    err = get(c, "/api/v1/device/targets", &r, s->detail, sizeof(s->detail));
+    /* The device says what its root of trust accepts, so that the service refuses a deployment
+     * it could never install. */
+    snprintf(path, sizeof(path), "/api/v1/device/targets?security_counter_max=%lu",
+             (unsigned long)rp_rot_seccnt_max(c->a->rot));
+    err = get(c, path, &r, s->detail, sizeof(s->detail));
     if (err != RP_OK)
         return err;
     /* The version to stay above: that of the kept targets if the current root's online keys
      * signed them (what a replaced online key signed does not count, whether or not a crash
-     * kept the device from forgetting it when the root changed). */
-    {
-        char *env = NULL;
-        rp_md_role_t *online = calloc(1, sizeof(*online));
-        rp_err_t kerr = online != NULL ? load_kept(c->a->state_dir, TARGETS_FILE, &env, &kept)
-                                       : RP_ERR_NO_MEMORY;
-        if (kerr == RP_OK && role_of(root, "online", online) == RP_OK) {
-            json_t *verified = NULL;
-            if (rp_md_open(env, strlen(env), online, &verified) == RP_OK)
-                have = json_integer_value(json_object_get(verified, "version"));
-            json_decref(verified);
-        }
-        free(online);
-        free(env);
-        json_decref(kept);
-        /* Corrupt (said): without it the device could not refuse older targets. */
-        if (kerr != RP_OK && kerr != RP_ERR_NOT_FOUND) {
-            rp_http_response_free(&r);
-            return refuse(s, kerr, "%s/%s is not usable (see above)", c->a->state_dir,
-                          TARGETS_FILE);
-        }
+     * kept the device from forgetting it when the root changed), whatever their age. A kept file
+     * that is not a targets document is corrupt: without it the device could not refuse older
+     * targets, so the update stops. */
+    err = load_kept(c->a->state_dir, TARGETS_FILE, &env, &len);
+    if (err == RP_OK) {
+        rp_md_targets_trust_t kept = {root, c->a->device_id, 0, 0, true};
+        char detail[256];
+        err = rp_md_targets_accept(env, len, &kept, targets, detail, sizeof(detail));
+        if (err == RP_OK)
+            trust.min_version = targets->version;
+        else if (err == RP_ERR_BAD_SIGNATURE)
+            err = RP_OK; /* signed by an online key the root no longer names: does not count */
+        else
+            kept_corrupt(c->a->state_dir, TARGETS_FILE, detail);
     }
-    err = rp_update_accept_targets(root, c->a->device_id, have, (int64_t)time(NULL), r.body, r.len,
-                                   targets, s->detail, sizeof(s->detail));
+    free(env);
+    if (err != RP_OK && err != RP_ERR_NOT_FOUND) {
+        rp_http_response_free(&r);
+        return refuse(s, err, "%s/%s is not usable (see above)", c->a->state_dir, TARGETS_FILE);
+    }
+    err = rp_md_targets_accept(r.body, r.len, &trust, targets, s->detail, sizeof(s->detail));
     if (err == RP_OK)
-        err = keep(c->a->state_dir, TARGETS_FILE, r.body);
+        err = keep(c->a->state_dir, TARGETS_FILE, r.body, r.len);
     else
         rp_log_error("update refused: %s", s->detail);
     rp_http_response_free(&r);
-    if (err != RP_OK) {
-        json_decref(*targets);
-        *targets = NULL;
-    }
-    return err;
-}
-
-static rp_err_t say(char *detail, size_t cap, rp_err_t err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static rp_err_t say(char *detail, size_t cap, rp_err_t err, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(detail, cap, fmt, ap);
-    va_end(ap);
-    return err;
-}
-
-rp_err_t rp_update_accept_root(json_t *current, const char *next, size_t len, json_t **accepted,
-                               char *detail, size_t cap)
-{
-    rp_md_role_t *old_role = calloc(1, sizeof(*old_role)), *new_role = calloc(1, sizeof(*new_role));
-    json_t *p = NULL, *v1 = NULL;
-    rp_err_t err = old_role != NULL && new_role != NULL ? RP_OK : RP_ERR_NO_MEMORY;
-
-    *accepted = NULL;
-    if (err == RP_OK &&
-        (role_of(current, "root", old_role) != RP_OK || rp_md_peek(next, len, &p) != RP_OK ||
-         role_of(p, "root", new_role) != RP_OK))
-        err = say(detail, cap, RP_ERR_MALFORMED, "a new root metadata is malformed");
-    else if (err == RP_OK && (rp_md_open(next, len, old_role, &v1) != RP_OK ||
-                              rp_md_open(next, len, new_role, accepted) != RP_OK))
-        err = say(detail, cap, RP_ERR_BAD_SIGNATURE,
-                  "root version %lld is not signed by the keys of version %lld and its own",
-                  (long long)json_integer_value(json_object_get(p, "version")),
-                  (long long)json_integer_value(json_object_get(current, "version")));
-    else if (err == RP_OK && (json_integer_value(json_object_get(*accepted, "version")) !=
-                                  json_integer_value(json_object_get(current, "version")) + 1 ||
-                              strcmp(str(*accepted, "tenant"), str(current, "tenant")) != 0 ||
-                              strcmp(str(*accepted, "type"), "rampart-root") != 0))
-        err = say(detail, cap, RP_ERR_ROLLBACK,
-                  "a new root is not the next version of this tenant's root");
-    if (err == RP_OK) {
-        rp_md_role_t *check = old_role; /* its other roles must parse too */
-        if (role_of(*accepted, "online", check) != RP_OK || check->threshold != 1 ||
-            role_of(*accepted, "images", check) != RP_OK || check->threshold != 1)
-            err = say(detail, cap, RP_ERR_MALFORMED,
-                      "a new root's roles are malformed (the online and images roles' thresholds "
-                      "are 1: targets and images carry one trusted signature)");
-    }
-    if (err != RP_OK) {
-        json_decref(*accepted);
-        *accepted = NULL;
-    }
-    json_decref(p);
-    json_decref(v1);
-    free(old_role);
-    free(new_role);
-    return err;
-}
-
-rp_err_t rp_update_accept_targets(json_t *root, const char *device_id, int64_t have_version,
-                                  int64_t now, const char *env, size_t len, json_t **targets,
-                                  char *detail, size_t cap)
-{
-    rp_md_role_t *online = calloc(1, sizeof(*online));
-    rp_err_t err = online != NULL ? role_of(root, "online", online) : RP_ERR_NO_MEMORY;
-    json_t *t;
-    size_t i;
-
-    *targets = NULL;
-    if (err != RP_OK)
-        err = say(detail, cap, err, "the root has no usable online role");
-    else if (rp_md_open(env, len, online, targets) != RP_OK)
-        err = say(detail, cap, RP_ERR_BAD_SIGNATURE,
-                  "the targets are not signed by the root's online key");
-    else if (strcmp(str(*targets, "type"), "rampart-targets") != 0 ||
-             strcmp(str(*targets, "tenant"), str(root, "tenant")) != 0 ||
-             strcmp(str(*targets, "device"), device_id) != 0 ||
-             !json_is_integer(json_object_get(*targets, "version")) ||
-             !json_is_integer(json_object_get(*targets, "expires")) ||
-             !json_is_array(json_object_get(*targets, "targets")))
-        err = say(detail, cap, RP_ERR_MALFORMED, "the targets are not this device's");
-    else if (json_integer_value(json_object_get(*targets, "version")) < have_version)
-        err = say(detail, cap, RP_ERR_ROLLBACK,
-                  "targets version %lld is older than the %lld the device has (rollback)",
-                  (long long)json_integer_value(json_object_get(*targets, "version")),
-                  (long long)have_version);
-    else if (json_integer_value(json_object_get(*targets, "expires")) <= now)
-        err = say(detail, cap, RP_ERR_EXPIRED, "the targets have expired (freeze)");
-    json_array_foreach(err == RP_OK ? json_object_get(*targets, "targets") : NULL, i, t)
-    {
-        json_t *delta = json_object_get(t, "delta");
-        if ((delta != NULL && (!json_is_string(json_object_get(delta, "from")) ||
-                               !json_is_string(json_object_get(delta, "image")) ||
-                               !json_is_integer(json_object_get(delta, "size")))) ||
-            !json_is_string(json_object_get(t, "component")) ||
-            !json_is_string(json_object_get(t, "image")) ||
-            !json_is_string(json_object_get(t, "image_hash")) ||
-            !json_is_string(json_object_get(t, "version")) ||
-            !json_is_integer(json_object_get(t, "size")) ||
-            !json_is_integer(json_object_get(t, "security_counter"))) {
-            err = say(detail, cap, RP_ERR_MALFORMED, "target %zu is malformed", i);
-            break;
-        }
-    }
-    free(online);
-    if (err != RP_OK) {
-        json_decref(*targets);
-        *targets = NULL;
-    }
     return err;
 }
 
@@ -466,7 +349,7 @@ static void refused_target(struct client *c, const char *deployment, const char 
 
     /* Recorded on a component the device has; names the metadata made up make no state (each
      * would take a security counter). */
-    if (rp_component_name_ok(name) &&
+    if (rp_component_name_valid(name, strlen(name)) &&
         rp_component_load(c->a->state_dir, name, &existing) == RP_OK &&
         rp_component_note(c->a->state_dir, name, RP_UPDATE_REFUSED, version, detail) != RP_OK)
         rp_log_warn("%s: cannot record the refusal", name);
@@ -480,10 +363,10 @@ static void refused_target(struct client *c, const char *deployment, const char 
  * exactly as a full download is. Any failure: the caller fetches the full image.
  */
 static rp_err_t try_delta(struct client *c, const char *name, const char *image, uint64_t size,
-                          json_t *delta, const char *path)
+                          const rp_md_delta_t *delta, const char *path)
 {
-    const char *from = str(delta, "from"), *sha = str(delta, "image");
-    json_int_t dsize = json_integer_value(json_object_get(delta, "size"));
+    const char *from = delta->from, *sha = delta->sha256;
+    uint64_t dsize = delta->size;
     char slot[PATH_MAX], dpath[PATH_MAX], url[2048], error[256], got[2 * RP_SHA256_LEN + 1];
     rp_http_opts_t h = {c->ca, NULL, NULL, 600, client_cert, c, NULL, NULL};
     rp_component_t comp;
@@ -491,8 +374,8 @@ static rp_err_t try_delta(struct client *c, const char *name, const char *image,
     int fd;
     rp_err_t err;
 
-    if (dsize <= 0 || (uint64_t)dsize >= size || strspn(from, "0123456789abcdef") != 64 ||
-        strlen(from) != 64 || rp_component_load(c->a->state_dir, name, &comp) != RP_OK ||
+    /* A delta no smaller than the image saves nothing: the whole image. */
+    if (dsize >= size || rp_component_load(c->a->state_dir, name, &comp) != RP_OK ||
         comp.active < 0 ||
         rp_slot_path(c->a->state_dir, name, comp.active, slot, sizeof(slot)) != RP_OK)
         return RP_ERR_NOT_FOUND;
@@ -509,7 +392,7 @@ static rp_err_t try_delta(struct client *c, const char *name, const char *image,
     if (fd < 0)
         return RP_ERR_IO;
     snprintf(url, sizeof(url), "%s/api/v1/device/deltas/%s/%s", c->server, from, image);
-    err = rp_http_download(url, &h, fd, (uint64_t)dsize, &status, error, sizeof(error));
+    err = rp_http_download(url, &h, fd, dsize, &status, error, sizeof(error));
     if (err == RP_OK && status != 200 && status != 206)
         err = RP_ERR_IO;
     if (err == RP_OK)
@@ -531,8 +414,8 @@ static rp_err_t try_delta(struct client *c, const char *name, const char *image,
             err = RP_ERR_HASH_MISMATCH;
     }
     if (err == RP_OK)
-        rp_log_info("%s: rebuilt from a %lld-byte delta instead of %llu bytes", name,
-                    (long long)dsize, (unsigned long long)size);
+        rp_log_info("%s: rebuilt from a %llu-byte delta instead of %llu bytes", name,
+                    (unsigned long long)dsize, (unsigned long long)size);
     else
         rp_log_warn("%s: the delta failed (%s): fetching the full image", name, rp_strerror(err));
     return err;
@@ -564,12 +447,12 @@ static void show_progress(void *arg, uint64_t done, uint64_t total)
 }
 
 /* One target: download (resuming), check against the metadata, install, report. */
-static rp_err_t apply_target(struct client *c, const char *deployment, json_t *t,
+static rp_err_t apply_target(struct client *c, const char *deployment, const rp_md_target_t *t,
                              const rp_install_opts_t *opts, rp_update_summary_t *s)
 {
-    const char *name = str(t, "component"), *image = str(t, "image"), *hash = str(t, "image_hash"),
-               *version = str(t, "version");
-    json_int_t size = json_integer_value(json_object_get(t, "size"));
+    const char *name = t->component, *image = t->image, *hash = t->image_hash;
+    uint64_t size = t->size;
+    char version[RP_IMAGE_VERSION_STR_MAX];
     char path[PATH_MAX], url[2048], error[256], got[2 * RP_SHA256_LEN + 1];
     rp_http_opts_t h = {c->ca, NULL, NULL, 600, client_cert, c, NULL, NULL};
     struct bar bar = {
@@ -584,12 +467,10 @@ static rp_err_t apply_target(struct client *c, const char *deployment, json_t *t
     int fd;
     rp_err_t err;
 
-    if (!rp_component_name_ok(name) || strlen(image) != 2 * RP_SHA256_LEN ||
-        strspn(image, "0123456789abcdef") != strlen(image) || size <= 0) {
-        refused_target(c, deployment, name, version, s, "a malformed target");
-        return RP_OK;
-    }
-    if ((uint64_t)size > RP_UPDATE_IMAGE_MAX) {
+    /* The metadata's rules held (rp_md_targets_accept); this device's own limit: */
+    if (rp_image_version_format(&t->version, version, sizeof(version)) != RP_OK)
+        return RP_ERR_INVALID_ARG;
+    if (size > RP_UPDATE_IMAGE_MAX) {
         refused_target(c, deployment, name, version, s,
                        "larger than the 256 MiB this device takes");
         return RP_OK;
@@ -608,8 +489,8 @@ static rp_err_t apply_target(struct client *c, const char *deployment, json_t *t
         err = RP_ERR_INVALID_ARG;
     if (err != RP_OK)
         return err;
-    if (json_is_object(json_object_get(t, "delta"))) {
-        err = try_delta(c, name, image, (uint64_t)size, json_object_get(t, "delta"), path);
+    if (t->has_delta) {
+        err = try_delta(c, name, image, size, &t->delta, path);
         if (err != RP_OK && err != RP_ERR_NOT_FOUND)
             (void)unlink(path); /* whatever the delta left: the full image starts afresh */
     }
@@ -621,7 +502,7 @@ static rp_err_t apply_target(struct client *c, const char *deployment, json_t *t
         h.progress = show_progress;
         h.progress_arg = &bar;
     }
-    err = rp_http_download(url, &h, fd, (uint64_t)size, &status, error, sizeof(error));
+    err = rp_http_download(url, &h, fd, size, &status, error, sizeof(error));
     if (err == RP_ERR_TOO_LARGE) { /* endless data: what came is dropped */
         close(fd);
         (void)unlink(path);
@@ -641,7 +522,7 @@ static rp_err_t apply_target(struct client *c, const char *deployment, json_t *t
     close(fd);
     if (err != RP_OK)
         return err;
-    if ((uint64_t)sb.st_size != (uint64_t)size || strcmp(got, image) != 0) {
+    if ((uint64_t)sb.st_size != size || strcmp(got, image) != 0) {
         (void)unlink(path);
         refused_target(c, deployment, name, version, s,
                        "the download is not the image the metadata names");
@@ -658,9 +539,9 @@ static rp_err_t apply_target(struct client *c, const char *deployment, json_t *t
         char ihash[2 * RP_SHA256_LEN + 1] = "";
         (void)rp_hex_encode(img.digest, RP_SHA256_LEN, ihash, sizeof(ihash));
         if (img.version[0] != '\0' &&
-            (strcmp(img.version, version) != 0 || strcmp(ihash, hash) != 0 ||
-             (json_int_t)img.security_counter !=
-                 json_integer_value(json_object_get(t, "security_counter")))) {
+            (rp_image_version_cmp(&img.ver, &t->version) != 0 || strcmp(ihash, hash) != 0 ||
+             img.has_security_counter != t->has_security_counter ||
+             img.security_counter != t->security_counter)) {
             (void)unlink(path);
             refused_target(c, deployment, name, version, s,
                            "the image's version, digest or security counter differ from the "
@@ -688,27 +569,30 @@ rp_err_t rp_update_check(rp_agent_t *a, const char *server, const char *server_c
                          const rp_install_opts_t *opts, rp_update_summary_t *s)
 {
     struct client c = {a, server, server_ca, ""};
-    json_t *root = NULL, *targets = NULL, *t;
-    size_t i;
+    rp_md_root_t *root = calloc(1, sizeof(*root));
+    rp_md_targets_t *targets = calloc(1, sizeof(*targets));
     rp_err_t err;
 
     memset(s, 0, sizeof(*s));
     snprintf(c.cert, sizeof(c.cert), "%s/device.crt", a->state_dir);
-    err = rp_agent_check_certificate(a);
-    if (err == RP_ERR_NOT_FOUND)
-        return refuse(s, RP_ERR_NOT_FOUND, "no device certificate yet: attest first");
-    if (err != RP_OK)
-        return refuse(s, err, "the device's certificate is not usable (see above): attest again");
-    err = update_roots(&c, &root, s);
-    if (err == RP_OK)
-        err = update_targets(&c, root, &targets, s);
-    json_array_foreach(json_object_get(targets, "targets"), i, t)
-    {
-        if (err != RP_OK)
-            break;
-        err = apply_target(&c, str(targets, "deployment"), t, opts, s);
+    if (root == NULL || targets == NULL) {
+        err = RP_ERR_NO_MEMORY;
+    } else {
+        err = rp_agent_check_certificate(a);
+        if (err == RP_ERR_NOT_FOUND)
+            err = refuse(s, RP_ERR_NOT_FOUND, "no device certificate yet: attest first");
+        else if (err != RP_OK)
+            err = refuse(s, err,
+                         "the device's certificate is not usable (see above): attest "
+                         "again");
+        else
+            err = update_roots(&c, root, s);
     }
-    json_decref(root);
-    json_decref(targets);
+    if (err == RP_OK)
+        err = update_targets(&c, root, targets, s);
+    for (size_t i = 0; err == RP_OK && i < targets->ntargets; i++)
+        err = apply_target(&c, targets->deployment, &targets->targets[i], opts, s);
+    free(root);
+    free(targets);
     return err;
 }

@@ -16,30 +16,12 @@
 #define RP_UPDATE_IMAGE_MAX (256ull * 1024 * 1024) /* the largest image a device downloads */
 
 /* Take root as the device's first root of update trust: well formed and signed by its own root
- * keys. (Replaces no newer root.) */
+ * keys (rp_md_root_accept). (Replaces no newer root.) */
 rp_err_t rp_update_trust_root(const char *state_dir, const char *path) RP_MUST_CHECK;
 
 /* The image keys of the device's root, if it has one. OUT: *role; *have_root. */
 rp_err_t rp_update_image_keys(const char *state_dir, rp_md_role_t *role,
                               bool *have_root) RP_MUST_CHECK;
-
-/*
- * Accept the root that follows current (both payloads): signed by the threshold of current's root
- * keys and of its own, the next version, of the same tenant, its roles well formed. OUT:
- * *accepted (its payload). Refusals: RP_ERR_MALFORMED, RP_ERR_BAD_SIGNATURE, RP_ERR_ROLLBACK,
- * with detail saying why. Pure: unit-tested.
- */
-rp_err_t rp_update_accept_root(json_t *current, const char *next, size_t len, json_t **accepted,
-                               char *detail, size_t cap) RP_MUST_CHECK;
-
-/*
- * Accept targets: signed by the root's online keys, of the root's tenant, for this device, not
- * older than have_version (rollback), not expired at now (freeze), each target well formed. OUT:
- * *targets (the payload). Pure: unit-tested.
- */
-rp_err_t rp_update_accept_targets(json_t *root, const char *device_id, int64_t have_version,
-                                  int64_t now, const char *env, size_t len, json_t **targets,
-                                  char *detail, size_t cap) RP_MUST_CHECK;
 
 typedef struct rp_update_summary {
     int installed, unchanged, refused, rolled_back, failed; /* components */
@@ -48,7 +30,8 @@ typedef struct rp_update_summary {
 
 /*
  * One check: newer roots (each signed by the previous root's keys and its own), then the targets
- * (signed by the root's online keys, for this device, not older than the last ones, not expired),
+ * (signed by the root's online keys, for this device, not older than the last ones, not expired:
+ * rp_md_root_accept, rp_md_targets_accept),
  * then each target that is not what runs: downloaded (at most its size), checked against the
  * metadata (SHA-256, size, version, security counter, digest), installed, and reported. A
  * refusal of the metadata is RP_ERR_BAD_SIGNATURE, RP_ERR_ROLLBACK, RP_ERR_EXPIRED or

@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -230,4 +231,16 @@ rp_err_t rp_image_sign_file(EVP_PKEY *key, const rp_sign_opts_t *opts, const cha
     }
     close(in_fd);
     return err;
+}
+
+bool rp_image_seccnt_warning(bool has_security_counter, uint32_t security_counter, uint32_t max,
+                             char *out, size_t cap)
+{
+    if (!has_security_counter || security_counter <= max)
+        return false;
+    snprintf(out, cap,
+             "security counter %lu is more than a TPM root of trust can hold (%lu): devices with a "
+             "TPM will refuse this image",
+             (unsigned long)security_counter, (unsigned long)max);
+    return true;
 }

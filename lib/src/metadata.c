@@ -1,4 +1,11 @@
-/* Signed update metadata envelopes (see metadata.h). */
+/*
+ * Signed update metadata (see metadata.h): the envelope, the root and targets documents, and
+ * every rule they are held to. Each field's rule lives once, in check_root() and
+ * check_targets(): building checks the struct with them before anything is signed, accepting
+ * checks what it parsed with them.
+ */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -135,43 +142,78 @@ static bool canonical_spki(const uint8_t *der, size_t len)
     return ok;
 }
 
+/* The rules of a role (see rp_md_role_t). */
+static bool role_ok(const rp_md_role_t *role)
+{
+    if (role->nkeys == 0 || role->nkeys > RP_MD_KEYS_MAX || role->threshold < 1 ||
+        role->threshold > role->nkeys)
+        return false;
+    for (size_t i = 0; i < role->nkeys; i++) {
+        rp_sig_alg_t alg;
+        if (role->spki_len[i] == 0 || role->spki_len[i] > RP_PUBKEY_DER_MAX ||
+            rp_pubkey_alg(role->spki[i], role->spki_len[i], &alg) != RP_OK ||
+            !canonical_spki(role->spki[i], role->spki_len[i]))
+            return false;
+        /* A key listed twice would let one signature count twice toward the threshold. */
+        for (size_t seen = 0; seen < i; seen++)
+            if (role->spki_len[seen] == role->spki_len[i] &&
+                memcmp(role->spki[seen], role->spki[i], role->spki_len[i]) == 0)
+                return false;
+    }
+    return true;
+}
+
 rp_err_t rp_md_role_parse(json_t *j, rp_md_role_t *role)
 {
     json_t *keys = json_object_get(j, "keys"), *k;
-    json_int_t threshold = json_integer_value(json_object_get(j, "threshold"));
+    json_t *threshold = json_object_get(j, "threshold");
     size_t i;
 
     memset(role, 0, sizeof(*role));
-    if (!json_is_array(keys) || json_array_size(keys) == 0 ||
-        json_array_size(keys) > RP_MD_KEYS_MAX || threshold < 1 ||
-        (size_t)threshold > json_array_size(keys))
+    if (!json_is_array(keys) || json_array_size(keys) > RP_MD_KEYS_MAX ||
+        !json_is_integer(threshold) || json_integer_value(threshold) < 1 ||
+        json_integer_value(threshold) > RP_MD_KEYS_MAX)
         return RP_ERR_MALFORMED;
     json_array_foreach(keys, i, k)
     {
         const char *b64 = json_string_value(k);
         uint8_t *der = NULL;
         size_t len;
-        rp_sig_alg_t alg;
-        if (b64 == NULL || rp_base64_decode(b64, strlen(b64), &der, &len) != RP_OK ||
-            len > RP_PUBKEY_DER_MAX || rp_pubkey_alg(der, len, &alg) != RP_OK ||
-            !canonical_spki(der, len)) {
+        if (b64 == NULL || rp_base64_decode(b64, strlen(b64), &der, &len) != RP_OK || len == 0 ||
+            len > RP_PUBKEY_DER_MAX) {
             free(der);
+            memset(role, 0, sizeof(*role));
             return RP_ERR_MALFORMED;
-        }
-        /* A key listed twice would let one signature count twice toward the threshold. */
-        for (size_t seen = 0; seen < i; seen++) {
-            if (role->spki_len[seen] == len && memcmp(role->spki[seen], der, len) == 0) {
-                free(der);
-                return RP_ERR_MALFORMED;
-            }
         }
         memcpy(role->spki[i], der, len);
         role->spki_len[i] = len;
         free(der);
     }
     role->nkeys = json_array_size(keys);
-    role->threshold = (size_t)threshold;
+    role->threshold = (size_t)json_integer_value(threshold);
+    if (!role_ok(role)) {
+        memset(role, 0, sizeof(*role));
+        return RP_ERR_MALFORMED;
+    }
     return RP_OK;
+}
+
+bool rp_md_role_has(const rp_md_role_t *role, const uint8_t *spki, size_t len)
+{
+    for (size_t i = 0; i < role->nkeys && i < RP_MD_KEYS_MAX; i++)
+        if (role->spki_len[i] == len && memcmp(role->spki[i], spki, len) == 0)
+            return true;
+    return false;
+}
+
+bool rp_md_role_equal(const rp_md_role_t *a, const rp_md_role_t *b)
+{
+    if (a->nkeys != b->nkeys || a->threshold != b->threshold || a->nkeys > RP_MD_KEYS_MAX)
+        return false;
+    for (size_t i = 0; i < a->nkeys; i++)
+        if (a->spki_len[i] != b->spki_len[i] || memcmp(a->spki[i], b->spki[i], a->spki_len[i]) != 0)
+            return false;
+    return true;
 }
 
 json_t *rp_md_role_json(const uint8_t *const *spki, const size_t *spki_len, size_t n,
@@ -192,7 +234,9 @@ json_t *rp_md_role_json(const uint8_t *const *spki, const size_t *spki_len, size
                         : NULL;
 }
 
-rp_err_t rp_md_peek(const char *envelope, size_t len, json_t **payload)
+/* An envelope's payload, parsed but NOT verified: a new root names the keys it must be signed
+ * with. RP_ERR_MALFORMED unless an object. */
+static rp_err_t md_peek(const char *envelope, size_t len, json_t **payload)
 {
     json_t *j = len <= RP_MD_MAX ? json_loadb(envelope, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
     const char *b64 = json_string_value(json_object_get(j, "signed"));
@@ -210,4 +254,401 @@ rp_err_t rp_md_peek(const char *envelope, size_t len, json_t **payload)
         return RP_ERR_MALFORMED;
     }
     return RP_OK;
+}
+
+/* ---- the documents ---- */
+
+#define TYPE_ROOT "rampart-root"
+#define TYPE_TARGETS "rampart-targets"
+
+static rp_err_t say(char *detail, size_t cap, rp_err_t err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static rp_err_t say(char *detail, size_t cap, rp_err_t err, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (detail != NULL && cap > 0) {
+        va_start(ap, fmt);
+        vsnprintf(detail, cap, fmt, ap);
+        va_end(ap);
+    }
+    return err;
+}
+
+/* The length of a string field of cap bytes; cap when it holds no NUL (a struct filled in by
+ * hand past its end), which no rule accepts. */
+#define FIELD_LEN(f) strnlen((f), sizeof(f))
+
+/* A tenant or deployment ID: 1 to RP_MD_ID_MAX of [A-Za-z0-9._-]. n: FIELD_LEN of it. */
+static bool id_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > RP_MD_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' || s[i] == '-'))
+            return false;
+    return true;
+}
+
+/* A SHA-256 (or a device ID, which is one) in lowercase hex. n: FIELD_LEN of it. */
+static bool hex_ok(const char *s, size_t n)
+{
+    _Static_assert(RP_MD_DEVICE_ID_LEN == RP_MD_HASH_HEX_LEN, "both are SHA-256s in hex");
+    return n == RP_MD_HASH_HEX_LEN && strspn(s, "0123456789abcdef") == n;
+}
+
+static bool size_ok(uint64_t size)
+{
+    return size >= 1 && size <= RP_MD_IMAGE_SIZE_MAX;
+}
+
+/* Every rule of a root's fields (its signatures and its place in the chain are the accept
+ * function's). */
+static rp_err_t check_root(const rp_md_root_t *r, char *detail, size_t cap)
+{
+    if (!id_ok(r->tenant, FIELD_LEN(r->tenant)))
+        return say(detail, cap, RP_ERR_MALFORMED, "a root's tenant is 1 to %d of A-Z a-z 0-9 . _ -",
+                   RP_MD_ID_MAX);
+    if (r->version < 1)
+        return say(detail, cap, RP_ERR_MALFORMED, "a root's version is 1 or more");
+    if (r->expires <= 0)
+        return say(detail, cap, RP_ERR_MALFORMED, "a root's expiry is a Unix time");
+    if (!role_ok(&r->root) || !role_ok(&r->online) || !role_ok(&r->images))
+        return say(detail, cap, RP_ERR_MALFORMED,
+                   "a root's roles (root, online, images) list 1 to %d keys each, each once, "
+                   "with a threshold of 1 to their number",
+                   RP_MD_KEYS_MAX);
+    if (r->online.threshold != 1 || r->images.threshold != 1)
+        return say(detail, cap, RP_ERR_MALFORMED,
+                   "the online and images roles' thresholds are 1: targets and images carry one "
+                   "trusted signature");
+    return RP_OK;
+}
+
+static rp_err_t check_target(const rp_md_target_t *t, size_t i, char *detail, size_t cap)
+{
+    if (FIELD_LEN(t->component) == sizeof(t->component) ||
+        !rp_component_name_valid(t->component, FIELD_LEN(t->component)))
+        return say(detail, cap, RP_ERR_MALFORMED, "target %zu: a bad component name", i);
+    if (!hex_ok(t->image, FIELD_LEN(t->image)) || !hex_ok(t->image_hash, FIELD_LEN(t->image_hash)))
+        return say(detail, cap, RP_ERR_MALFORMED,
+                   "target %zu: image and image_hash are SHA-256s in lowercase hex", i);
+    if (!size_ok(t->size))
+        return say(detail, cap, RP_ERR_MALFORMED, "target %zu: size is 1 to %llu", i,
+                   (unsigned long long)RP_MD_IMAGE_SIZE_MAX);
+    if (t->has_delta &&
+        (!hex_ok(t->delta.from, FIELD_LEN(t->delta.from)) ||
+         !hex_ok(t->delta.sha256, FIELD_LEN(t->delta.sha256)) || !size_ok(t->delta.size)))
+        return say(detail, cap, RP_ERR_MALFORMED,
+                   "target %zu: a delta is {from: an image ID, image: its SHA-256, size}", i);
+    return RP_OK;
+}
+
+/* Every rule of the targets' fields (signature, device, rollback and freeze are the accept
+ * function's). */
+static rp_err_t check_targets(const rp_md_targets_t *t, char *detail, size_t cap)
+{
+    rp_err_t err;
+
+    if (!id_ok(t->tenant, FIELD_LEN(t->tenant)) || !hex_ok(t->device, FIELD_LEN(t->device)) ||
+        (t->deployment[0] != '\0' && !id_ok(t->deployment, FIELD_LEN(t->deployment))))
+        return say(detail, cap, RP_ERR_MALFORMED,
+                   "the targets' tenant, device or deployment is malformed");
+    if (t->version < 0 || t->expires <= 0)
+        return say(detail, cap, RP_ERR_MALFORMED,
+                   "the targets' version is 0 or more and their expiry a Unix time");
+    if (t->ntargets > RP_MD_TARGETS_MAX)
+        return say(detail, cap, RP_ERR_MALFORMED, "more than %d targets", RP_MD_TARGETS_MAX);
+    for (size_t i = 0; i < t->ntargets; i++) {
+        err = check_target(&t->targets[i], i, detail, cap);
+        if (err != RP_OK)
+            return err;
+        /* A device runs one image of each component: two would leave it to pick one. */
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(t->targets[j].component, t->targets[i].component) == 0)
+                return say(detail, cap, RP_ERR_MALFORMED, "two targets for component %s",
+                           t->targets[i].component);
+    }
+    return RP_OK;
+}
+
+/* ---- JSON <-> struct ---- */
+
+/* A string member into a buffer of cap bytes; false when absent, not a string, or too long. */
+static bool get_str(json_t *o, const char *key, char *out, size_t cap)
+{
+    json_t *v = json_object_get(o, key);
+    size_t n = json_string_length(v);
+
+    if (!json_is_string(v) || n >= cap || strlen(json_string_value(v)) != n)
+        return false;
+    memcpy(out, json_string_value(v), n + 1);
+    return true;
+}
+
+/* An integer member within [min, max]. */
+static bool get_int(json_t *o, const char *key, int64_t min, int64_t max, int64_t *out)
+{
+    json_t *v = json_object_get(o, key);
+
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+        return false;
+    *out = json_integer_value(v);
+    return true;
+}
+
+static json_t *role_to_json(const rp_md_role_t *role)
+{
+    const uint8_t *p[RP_MD_KEYS_MAX];
+
+    for (size_t i = 0; i < role->nkeys && i < RP_MD_KEYS_MAX; i++)
+        p[i] = role->spki[i];
+    return rp_md_role_json(p, role->spki_len, role->nkeys, role->threshold);
+}
+
+static rp_err_t root_from_json(json_t *p, rp_md_root_t *r, char *detail, size_t cap)
+{
+    char type[16];
+    json_t *roles = json_object_get(p, "roles");
+
+    memset(r, 0, sizeof(*r));
+    if (!get_str(p, "type", type, sizeof(type)) || strcmp(type, TYPE_ROOT) != 0)
+        return say(detail, cap, RP_ERR_MALFORMED, "not a root (type %s)", TYPE_ROOT);
+    if (!get_str(p, "tenant", r->tenant, sizeof(r->tenant)) ||
+        !get_int(p, "version", 1, INT64_MAX, &r->version) ||
+        !get_int(p, "expires", 1, INT64_MAX, &r->expires) || !json_is_object(roles) ||
+        rp_md_role_parse(json_object_get(roles, "root"), &r->root) != RP_OK ||
+        rp_md_role_parse(json_object_get(roles, "online"), &r->online) != RP_OK ||
+        rp_md_role_parse(json_object_get(roles, "images"), &r->images) != RP_OK)
+        return say(detail, cap, RP_ERR_MALFORMED,
+                   "a root is {type: %s, tenant, version >= 1, expires, roles: {root, online, "
+                   "images}}, each role {threshold, keys} listing each key once",
+                   TYPE_ROOT);
+    return check_root(r, detail, cap);
+}
+
+static json_t *root_to_json(const rp_md_root_t *r)
+{
+    return json_pack("{s:s, s:s, s:I, s:I, s:{s:o, s:o, s:o}}", "type", TYPE_ROOT, "tenant",
+                     r->tenant, "version", (json_int_t)r->version, "expires",
+                     (json_int_t)r->expires, "roles", "root", role_to_json(&r->root), "online",
+                     role_to_json(&r->online), "images", role_to_json(&r->images));
+}
+
+static rp_err_t target_from_json(json_t *j, size_t i, rp_md_target_t *t, char *detail, size_t cap)
+{
+    char version[RP_IMAGE_VERSION_STR_MAX];
+    json_t *counter = json_object_get(j, "security_counter"), *delta = json_object_get(j, "delta");
+    int64_t size, n = 0;
+
+    if (!json_is_object(j) || !get_str(j, "component", t->component, sizeof(t->component)) ||
+        !get_str(j, "image", t->image, sizeof(t->image)) ||
+        !get_str(j, "image_hash", t->image_hash, sizeof(t->image_hash)) ||
+        !get_int(j, "size", 1, INT64_MAX, &size) ||
+        !get_str(j, "version", version, sizeof(version)) ||
+        rp_image_version_parse(version, strlen(version), &t->version) != RP_OK ||
+        !(json_is_null(counter) || get_int(j, "security_counter", 0, UINT32_MAX, &n)))
+        return say(detail, cap, RP_ERR_MALFORMED,
+                   "target %zu is malformed: {component, image, size, version, security_counter "
+                   "(or null: none), image_hash[, delta]}",
+                   i);
+    t->size = (uint64_t)size;
+    t->has_security_counter = !json_is_null(counter);
+    t->security_counter = t->has_security_counter ? (uint32_t)n : 0;
+    if (delta != NULL) {
+        if (!json_is_object(delta) ||
+            !get_str(delta, "from", t->delta.from, sizeof(t->delta.from)) ||
+            !get_str(delta, "image", t->delta.sha256, sizeof(t->delta.sha256)) ||
+            !get_int(delta, "size", 1, INT64_MAX, &size))
+            return say(detail, cap, RP_ERR_MALFORMED, "target %zu: a malformed delta", i);
+        t->has_delta = true;
+        t->delta.size = (uint64_t)size;
+    }
+    return RP_OK;
+}
+
+static rp_err_t targets_from_json(json_t *p, rp_md_targets_t *t, char *detail, size_t cap)
+{
+    char type[16];
+    json_t *list = json_object_get(p, "targets"), *e;
+    size_t i;
+    rp_err_t err;
+
+    memset(t, 0, sizeof(*t));
+    if (!get_str(p, "type", type, sizeof(type)) || strcmp(type, TYPE_TARGETS) != 0)
+        return say(detail, cap, RP_ERR_MALFORMED, "not targets (type %s)", TYPE_TARGETS);
+    if (!get_str(p, "tenant", t->tenant, sizeof(t->tenant)) ||
+        !get_str(p, "device", t->device, sizeof(t->device)) ||
+        !get_str(p, "deployment", t->deployment, sizeof(t->deployment)) ||
+        !get_int(p, "version", 0, INT64_MAX, &t->version) ||
+        !get_int(p, "expires", 1, INT64_MAX, &t->expires) || !json_is_array(list) ||
+        json_array_size(list) > RP_MD_TARGETS_MAX)
+        return say(detail, cap, RP_ERR_MALFORMED,
+                   "targets are {type: %s, tenant, device, deployment, version, expires, "
+                   "targets: [at most %d]}",
+                   TYPE_TARGETS, RP_MD_TARGETS_MAX);
+    json_array_foreach(list, i, e)
+    {
+        err = target_from_json(e, i, &t->targets[i], detail, cap);
+        if (err != RP_OK)
+            return err;
+        t->ntargets++;
+    }
+    return check_targets(t, detail, cap);
+}
+
+static json_t *targets_to_json(const rp_md_targets_t *t)
+{
+    json_t *list = json_array(), *e;
+    char version[RP_IMAGE_VERSION_STR_MAX];
+
+    for (size_t i = 0; list != NULL && i < t->ntargets; i++) {
+        const rp_md_target_t *g = &t->targets[i];
+        if (rp_image_version_format(&g->version, version, sizeof(version)) != RP_OK) {
+            json_decref(list);
+            return NULL;
+        }
+        e = json_pack("{s:s, s:s, s:I, s:s, s:o, s:s}", "component", g->component, "image",
+                      g->image, "size", (json_int_t)g->size, "version", version, "security_counter",
+                      g->has_security_counter ? json_integer(g->security_counter) : json_null(),
+                      "image_hash", g->image_hash);
+        if (e != NULL && g->has_delta)
+            json_object_set_new(e, "delta",
+                                json_pack("{s:s, s:s, s:I}", "from", g->delta.from, "image",
+                                          g->delta.sha256, "size", (json_int_t)g->delta.size));
+        if (e == NULL || json_array_append_new(list, e) != 0) {
+            json_decref(list);
+            return NULL;
+        }
+    }
+    return list != NULL ? json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:o}", "type", TYPE_TARGETS,
+                                    "tenant", t->tenant, "device", t->device, "version",
+                                    (json_int_t)t->version, "expires", (json_int_t)t->expires,
+                                    "deployment", t->deployment, "targets", list)
+                        : NULL;
+}
+
+/* Serialize a payload as it is signed: compact, keys sorted. */
+static rp_err_t sign_payload(json_t *payload, EVP_PKEY *const *keys, size_t nkeys, char **env)
+{
+    char *text = payload != NULL ? json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    rp_err_t err =
+        text != NULL ? rp_md_sign(text, strlen(text), keys, nkeys, env) : RP_ERR_NO_MEMORY;
+
+    free(text);
+    json_decref(payload);
+    return err;
+}
+
+rp_err_t rp_md_root_sign(const rp_md_root_t *root, EVP_PKEY *const *keys, size_t nkeys,
+                         char **envelope, char *detail, size_t cap)
+{
+    *envelope = NULL;
+    if (root == NULL || keys == NULL || nkeys == 0)
+        return RP_ERR_INVALID_ARG;
+    if (check_root(root, detail, cap) != RP_OK)
+        return RP_ERR_INVALID_ARG;
+    return sign_payload(root_to_json(root), keys, nkeys, envelope);
+}
+
+rp_err_t rp_md_targets_sign(const rp_md_targets_t *targets, EVP_PKEY *key, char **envelope,
+                            char *detail, size_t cap)
+{
+    *envelope = NULL;
+    if (targets == NULL || key == NULL)
+        return RP_ERR_INVALID_ARG;
+    if (check_targets(targets, detail, cap) != RP_OK)
+        return RP_ERR_INVALID_ARG;
+    return sign_payload(targets_to_json(targets), &key, 1, envelope);
+}
+
+/* ---- accepting ---- */
+
+rp_err_t rp_md_root_accept(const char *envelope, size_t len, const rp_md_root_trust_t *trust,
+                           rp_md_root_t *out, char *detail, size_t cap)
+{
+    rp_md_root_t *r = calloc(1, sizeof(*r));
+    json_t *p = NULL, *verified = NULL;
+    rp_err_t err = r != NULL ? RP_OK : RP_ERR_NO_MEMORY;
+
+    if (out != NULL)
+        memset(out, 0, sizeof(*out));
+    if (envelope == NULL || trust == NULL || out == NULL)
+        err = RP_ERR_INVALID_ARG;
+    else if (err == RP_OK && len > RP_MD_MAX)
+        err = say(detail, cap, RP_ERR_TOO_LARGE, "a root of more than %d bytes", RP_MD_MAX);
+    else if (err == RP_OK && md_peek(envelope, len, &p) != RP_OK)
+        err = say(detail, cap, RP_ERR_MALFORMED, "not a metadata envelope with a JSON payload");
+    /* Parsed before it is verified only to learn which keys must have signed it; nothing it says
+     * is used unless the signatures hold. */
+    if (err == RP_OK)
+        err = root_from_json(p, r, detail, cap);
+    if (err == RP_OK && rp_md_open(envelope, len, &r->root, &verified) != RP_OK)
+        err = say(detail, cap, RP_ERR_BAD_SIGNATURE,
+                  "root version %lld is not signed by its own root keys (threshold %zu)",
+                  (long long)r->version, r->root.threshold);
+    json_decref(verified);
+    verified = NULL;
+    if (err == RP_OK && trust->current != NULL &&
+        rp_md_open(envelope, len, &trust->current->root, &verified) != RP_OK)
+        err = say(detail, cap, RP_ERR_BAD_SIGNATURE,
+                  "root version %lld is not signed by the keys of version %lld",
+                  (long long)r->version, (long long)trust->current->version);
+    if (err == RP_OK && trust->current != NULL &&
+        (r->version != trust->current->version + 1 ||
+         strcmp(r->tenant, trust->current->tenant) != 0))
+        err = say(detail, cap, RP_ERR_ROLLBACK,
+                  "root version %lld of %s is not the next version of %s's root (%lld)",
+                  (long long)r->version, r->tenant, trust->current->tenant,
+                  (long long)trust->current->version);
+    if (err == RP_OK && trust->tenant != NULL && strcmp(r->tenant, trust->tenant) != 0)
+        err = say(detail, cap, RP_ERR_MALFORMED, "the root is for tenant %s, not %s", r->tenant,
+                  trust->tenant);
+    if (err == RP_OK && !trust->expired_ok && r->expires <= trust->now)
+        err = say(detail, cap, RP_ERR_EXPIRED, "root version %lld has expired (freeze)",
+                  (long long)r->version);
+    if (err == RP_OK)
+        *out = *r;
+    json_decref(verified);
+    json_decref(p);
+    free(r);
+    return err;
+}
+
+rp_err_t rp_md_targets_accept(const char *envelope, size_t len, const rp_md_targets_trust_t *trust,
+                              rp_md_targets_t *out, char *detail, size_t cap)
+{
+    rp_md_targets_t *t = calloc(1, sizeof(*t));
+    json_t *p = NULL;
+    rp_err_t err = t != NULL ? RP_OK : RP_ERR_NO_MEMORY;
+
+    if (out != NULL)
+        memset(out, 0, sizeof(*out));
+    if (envelope == NULL || trust == NULL || trust->root == NULL || trust->device == NULL ||
+        out == NULL)
+        err = RP_ERR_INVALID_ARG;
+    else if (err == RP_OK && len > RP_MD_MAX)
+        err = say(detail, cap, RP_ERR_TOO_LARGE, "targets of more than %d bytes", RP_MD_MAX);
+    else if (err == RP_OK && (err = rp_md_open(envelope, len, &trust->root->online, &p)) != RP_OK)
+        err = err == RP_ERR_BAD_SIGNATURE
+                  ? say(detail, cap, err, "the targets are not signed by the root's online key")
+                  : say(detail, cap, err, "not a metadata envelope with a JSON payload");
+    if (err == RP_OK)
+        err = targets_from_json(p, t, detail, cap);
+    if (err == RP_OK &&
+        (strcmp(t->tenant, trust->root->tenant) != 0 || strcmp(t->device, trust->device) != 0))
+        err = say(detail, cap, RP_ERR_MALFORMED, "the targets are not this device's");
+    else if (err == RP_OK && t->version < trust->min_version)
+        err = say(detail, cap, RP_ERR_ROLLBACK,
+                  "targets version %lld is older than the %lld the device has (rollback)",
+                  (long long)t->version, (long long)trust->min_version);
+    else if (err == RP_OK && !trust->expired_ok && t->expires <= trust->now)
+        err = say(detail, cap, RP_ERR_EXPIRED, "the targets have expired (freeze)");
+    if (err == RP_OK)
+        *out = *t;
+    json_decref(p);
+    free(t);
+    return err;
 }

@@ -404,7 +404,7 @@ rp_err_t rp_rot_counter_increment(rp_rot_t *rot, rp_rot_counter_t c, uint64_t *v
 
 uint32_t rp_rot_seccnt_max(rp_rot_t *rot)
 {
-    return rp_rot_kind(rot) == RP_ROT_TPM2 ? RP_ROT_SECCNT_MAX_TPM2 : UINT32_MAX;
+    return rp_rot_kind(rot) == RP_ROT_TPM2 ? RP_ROT_TPM2_SECCNT_MAX : UINT32_MAX;
 }
 
 rp_err_t rp_rot_seccnt_read(rp_rot_t *rot, unsigned i, uint32_t *value)

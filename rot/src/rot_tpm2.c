@@ -349,6 +349,9 @@ static rp_err_t tpm2_seccnt_read(rp_rot_t *rot, unsigned i, uint32_t *value)
     return err;
 }
 
+_Static_assert(RP_ROT_TPM2_SECCNT_MAX == 64,
+               "a security counter is the 64 bits of an NV bits index");
+
 static rp_err_t tpm2_seccnt_advance(rp_rot_t *rot, unsigned i, uint32_t value)
 {
     TSS2_TCTI_CONTEXT *tcti;
@@ -357,9 +360,9 @@ static rp_err_t tpm2_seccnt_advance(rp_rot_t *rot, unsigned i, uint32_t value)
     TSS2_RC rc;
     rp_err_t err;
 
-    if (value > RP_ROT_SECCNT_MAX_TPM2) {
+    if (value > RP_ROT_TPM2_SECCNT_MAX) {
         rp_log_error("security counter %lu: a TPM security counter holds at most %d",
-                     (unsigned long)value, RP_ROT_SECCNT_MAX_TPM2);
+                     (unsigned long)value, RP_ROT_TPM2_SECCNT_MAX);
         return RP_ERR_TOO_LARGE;
     }
     err = esys_open(rot, &esys, &tcti);
@@ -367,7 +370,7 @@ static rp_err_t tpm2_seccnt_advance(rp_rot_t *rot, unsigned i, uint32_t value)
         return err;
     err = nv_handle(esys, NV_SECCNT_BASE + i, TPM2_NT_BITS, true, &nv);
     if (err == RP_OK) {
-        uint64_t bits = value == 64 ? UINT64_MAX : ((uint64_t)1 << value) - 1;
+        uint64_t bits = value == RP_ROT_TPM2_SECCNT_MAX ? UINT64_MAX : ((uint64_t)1 << value) - 1;
         rc = Esys_NV_SetBits(esys, nv, nv, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, bits);
         if (rc != TSS2_RC_SUCCESS) {
             log_tss("cannot advance a security counter", rc);

@@ -48,6 +48,22 @@ expect 1 "$RAMPART" key public --key "$VECTORS/payload.bin"; err_has "unusable k
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$d/rsa.pem" 2>/dev/null
 expect 1 "$RAMPART" key public --key "$d/rsa.pem"; err_has "keys must be ecdsa-p256 or ed25519"
 
+# --- a security counter a TPM cannot hold: signed, with a warning ----------------------------------
+echo "counter payload" >"$d/small"
+expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/cnt.pem"
+expect 0 "$RAMPART" image sign --key "$d/cnt.pem" --version 1.0.0 --security-counter 64 "$d/small" "$d/c64.img"
+[ ! -s "$d/err" ] || fail "a counter a TPM holds warned: $(cat "$d/err")"
+expect 0 "$RAMPART" image sign --key "$d/cnt.pem" --version 1.0.0 --security-counter 65 "$d/small" "$d/c65.img"
+out_has "security counter 65"
+err_has "warning: security counter 65 is more than a TPM root of trust can hold (64)"
+expect 0 "$RAMPART" image sign --key "$d/cnt.pem" --version 0.1.0 --security-counter auto "$d/small" "$d/cauto.img"
+out_has "security counter 65536"; err_has "more than a TPM root of trust can hold (64)"
+err_has "--security-counter auto packs the version"
+expect 0 "$RAMPART" image sign --key "$d/cnt.pem" --version 0.0.9 --security-counter auto "$d/small" "$d/cauto9.img"
+[ ! -s "$d/err" ] || fail "auto within what a TPM holds warned: $(cat "$d/err")"
+expect 0 "$RAMPART" image sign --key "$d/cnt.pem" --version 9.0.0 "$d/small" "$d/cnone.img"
+[ ! -s "$d/err" ] || fail "an image without a counter warned: $(cat "$d/err")"
+
 # --- sign, verify, show, both key types ----------------------------------------------------------
 head -c 100000 /dev/urandom >"$d/payload"
 for t in ecdsa-p256 ed25519; do

@@ -118,6 +118,14 @@ curl -s --cacert "$SERVER_CA" --cert "$d/dev2/device.crt" --key "$d/dev2/identit
   -r 100-199 -o "$d/range" -D "$d/headers" "$SERVER_URL/api/v1/device/images/$v130"
 grep -qi "^content-range: bytes 100-199/$size" "$d/headers" || fail "no Content-Range: $(cat "$d/headers")"
 cmp "$d/range" <(tail -c +101 "$d/v130.orig" | head -c 100) || fail "the range's bytes"
+# ... but only images the device's own targets name: not another group's release (dev5 is in
+# Production, which has none), not an older release of its own group, not a made-up ID
+fetch_as() { curl -s -o /dev/null -w '%{http_code}' --cacert "$SERVER_CA" --cert "$d/dev$1/device.crt" \
+  --key "$d/dev$1/identity.pem" "$SERVER_URL/api/v1/device/$2"; }
+eq "$(fetch_as 5 "images/$v130")" 404 "a device fetching another group's image"
+eq "$(fetch_as 2 "images/$v110")" 404 "a device fetching an image its targets do not name"
+eq "$(fetch_as 2 "images/$(printf '0%.0s' $(seq 64))")" 404 "a device fetching an image that does not exist"
+eq "$(fetch_as 2 "images/$v130")" 200 "a device fetching its target"
 # ... and a device with half the image already downloaded fetches only the rest (the service
 # counts the image bytes it sends).
 sent() { curl -s --cacert "$SERVER_CA" "$SERVER_URL/metrics" | sed -n 's/^rampart_image_bytes_sent_total //p'; }
@@ -156,6 +164,15 @@ expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --gr
 expect 1 check 1; out_has "refused: not signed by a trusted key"    # root 1 does not name img2
 expect 0 "$RAMPART" update-root sign --tenant "$acme" --root-key "$d/root.key"
 expect 0 check 1; out_has "app: installed"; eq "$(version_of 1)" 1.5.0+0 "dev1 runs 1.5.0 under root 2"
+# the service takes only the next root, signed by the keys of the one before as well as its own
+expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/other-root.key"
+expect 1 "$RAMPART" update-root sign --tenant "$acme" --root-key "$d/other-root.key"
+err_has "(HTTP 400): root version 3 is not signed by the keys of version 2"
+http POST "/api/v1/tenants/$acme/update/roots" "$ADMIN_TOKEN" "$d/root.json"
+is_status 409; body_has '.message == "the next root is version 3"'
+printf '{"signed": "e30=", "signatures": []}' >"$d/not-a-root.json"
+http POST "/api/v1/tenants/$acme/update/roots" "$ADMIN_TOKEN" "$d/not-a-root.json"
+is_status 400; body_has '.error == "invalid_root"'
 
 # --- a compromised service cannot make a device run what the operator did not sign --------------
 # an image key added on the service alone (a stolen admin token) is not in the devices' root
@@ -231,6 +248,8 @@ expect 0 "$AGENT" attest --state-dir "$d/dev2" --server "$SERVER_URL" --server-c
 expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v150" "$(cat "$d/sys2.id")"
 before=$(sent)
 expect 0 check 2; out_has "system: installed"; err_has "rebuilt from a"
+# the delta is dev2's: another device is not offered it, nor is dev2 once it runs the target
+eq "$(fetch_as 5 "deltas/$(cat "$d/sys1.id")/$(cat "$d/sys2.id")")" 404 "another device fetching a delta"
 delta=$(( $(sent) - before )); full=$(stat -c %s "$d/sys2.img")
 echo "delta for a 1% change: $delta of $full bytes ($(( delta * 1000 / full ))/1000)"
 [ "$delta" -lt $(( full / 20 )) ] || fail "the delta ($delta bytes) is not under 5% of the image ($full)"
@@ -260,4 +279,51 @@ expect 0 "$AGENT" attest --state-dir "$d/dev1" --server "$SERVER_URL" --server-c
 expect 0 "$AGENT" status --state-dir "$d/dev1" --output json
 jq -e '.components | map(select(.name == "app"))[0] | .security_counter == 2 and .version == "1.5.0+0"' "$d/out" >/dev/null \
   || fail "status: $(cat "$d/out")"
+
+# --- an image without a security counter is "none" all the way, never 0 -------------------------
+expect 0 "$RAMPART" image sign --key "$d/img.key" --version 1.0.0 --type system "$d/sys1.bin" "$d/sensor.img"
+expect 0 "$RAMPART" image upload --tenant "$acme" --component sensor "$d/sensor.img"; sensor=$(cat "$d/out")
+expect 0 "$RAMPART" image list --tenant "$acme" --output json
+jq -e --arg id "$sensor" '.images[] | select(.id == $id) | .security_counter == null' "$d/out" >/dev/null \
+  || fail "the image record: $(cat "$d/out")"
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v150" "$sensor"
+expect 0 check 1; out_has "sensor: installed"
+jq -e '.signed | @base64d | fromjson | .targets[] | select(.component == "sensor") |
+  has("security_counter") and .security_counter == null' "$d/dev1/update/targets.json" >/dev/null \
+  || fail "the targets: $(jq -r '.signed | @base64d' "$d/dev1/update/targets.json")"
+expect 0 "$AGENT" status --state-dir "$d/dev1" --output json
+jq -e '.components | map(select(.name == "sensor"))[0] | .security_counter == null and
+  .security_counter_floor == 0 and .version == "1.0.0+0"' "$d/out" >/dev/null || fail "status: $(cat "$d/out")"
+expect 0 "$AGENT" status --state-dir "$d/dev1"
+grep -E '^sensor +1\.0\.0\+0 +[ab] +none ' "$d/out" >/dev/null || fail "status text: $(cat "$d/out")"
+
+# --- a deployment some of the group's devices could never install is refused -------------------
+# Each device says what its root of trust accepts when it fetches its targets: a soft one any
+# 32-bit counter, a TPM one at most 64.
+eq "$(sqlite3 "$d/srv/rampart.db" "SELECT security_counter_max FROM device_counter_max WHERE device_id = '${ids[0]}'")" \
+  4294967295 "what a soft device accepts"
+start_swtpm "$d/tpm"
+expect 0 "$AGENT" provision --state-dir "$d/dev6" --rot tpm2 --tcti "$TCTI"; dev6=$(tail -n1 "$d/out")
+expect 0 "$AGENT" trust --state-dir "$d/dev6" --update-root "$d/root.json"
+expect 0 "$RAMPART" device claim --tenant "$acme" "$dev6"
+expect 0 "$RAMPART" device-group create --tenant "$acme" --product Thermostat Lab
+expect 0 "$RAMPART" device assign --tenant "$acme" --product Thermostat --group Lab "$dev6"
+expect 0 "$AGENT" attest --state-dir "$d/dev6" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+expect 0 check 6; out_has "0 installed"           # nothing for Lab yet; it said what it accepts
+sign 1.8.0 65 "$d/good.sh"; v180=$(upload 1.8.0)
+expect 1 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group Lab "$v180"
+err_has "app 1.8.0+0 has security counter 65, more than 1 device(s) of the group can ever install"
+err_has "device $dev6 accepts security counters up to 64"
+printf '{"product": "Thermostat", "group": "Lab", "images": ["%s"]}' "$v180" >"$d/lab.json"
+http POST "/api/v1/tenants/$acme/deployments" "$ADMIN_TOKEN" "$d/lab.json"
+is_status 409
+body_has ".error == \"counter_too_high\" and .security_counter == 65 and
+  .devices == [{\"device_id\": \"$dev6\", \"security_counter_max\": 64}]"
+# what it can hold deploys, and installs
+sign 1.8.1 64 "$d/good.sh"; v181=$(upload 1.8.1)
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group Lab "$v181"
+expect 0 check 6; out_has "app: installed"
+expect 0 "$AGENT" status --state-dir "$d/dev6" --output json
+jq -e '.components[0] | .version == "1.8.1+0" and .security_counter_floor == 64' "$d/out" >/dev/null \
+  || fail "the TPM device: $(cat "$d/out")"
 done_ok

@@ -53,6 +53,16 @@ expect 0 as acme-reader "$RAMPART" image list --tenant "$acme" --output json
 jq -e --arg id "$app11" --arg k "$k1_id" '.images[] | select(.id == $id) | .component == "app" and
   .version == "1.1.0+0" and .security_counter == 3 and .type == "app" and .key_id == $k' "$d/out" >/dev/null \
   || fail "image record"
+# an upload's answer warns of a security counter a TPM cannot hold (still accepted), and says
+# nothing of one it can
+expect 0 as acme-contributor "$RAMPART" image upload --tenant "$acme" --component app --output json "$d/app-1.1.0.img"
+jq -e '.warnings == []' "$d/out" >/dev/null || fail "warnings: $(cat "$d/out")"
+expect 0 "$RAMPART" image sign --key "$d/k1.key" --version 1.1.1 --security-counter 65 --type app "$d/app.bin" "$d/app-big.img"
+expect 0 as acme-contributor "$RAMPART" image upload --tenant "$acme" --component app "$d/app-big.img"
+err_has "app-big.img: security counter 65 is more than a TPM root of trust can hold (64)"
+expect 0 as acme-contributor "$RAMPART" image upload --tenant "$acme" --component app --output json "$d/app-big.img"
+jq -e '.warnings | length == 1 and (.[0] | contains("more than a TPM root of trust can hold (64)"))' "$d/out" >/dev/null \
+  || fail "warnings: $(cat "$d/out")"
 # the same bytes again: the same image; as another component: refused
 expect 0 as acme-contributor "$RAMPART" image upload --tenant "$acme" --component app "$d/app-1.1.0.img"
 eq "$(cat "$d/out")" "$app11" "re-upload"
@@ -250,5 +260,5 @@ export RAMPART_SERVER=$SERVER_URL
 expect 0 as acme-reader "$RAMPART" deployment show --tenant "$acme" "$dep" --output json
 eq "$(jq -c '.devices | map(.device_id) | sort' "$d/out")" "$(jq -c '.devices | map(.device_id) | sort' "$d/dep.json")" "after a restart"
 expect 0 as acme-reader "$RAMPART" image list --tenant "$acme" --output json
-jq -e '.images | length == 5' "$d/out" >/dev/null || fail "images after a restart"
+jq -e '.images | length == 6' "$d/out" >/dev/null || fail "images after a restart"
 done_ok

@@ -172,6 +172,42 @@ static void test_claims_round_trip(void **state)
     assert_int_equal(rp_eat_encode_claims(&c, buf, sizeof(buf), &len), RP_ERR_INVALID_ARG);
 }
 
+/* The one component-name rule: what the service accepts at upload, the device names its slots
+ * by and the evidence carries. */
+static void test_component_names(void **state)
+{
+    static const char *const good[] = {"a",       "app", "app.sensor",
+                                       "A-Z_0.9", "x.",  "abcdefghijklmnopqrstuvwxyz012345"};
+    static const char *const bad[] = {
+        "",  ".",     "..",   ".hidden", "a/b",       "a b",
+        "é", "app\n", "a\\b", "a:b",     "tab\there", "abcdefghijklmnopqrstuvwxyz0123456"};
+    uint8_t buf[RP_EAT_MAX_SIZE];
+    rp_eat_claims_t c, back;
+    size_t len;
+
+    (void)state;
+    _Static_assert(RP_EAT_NAME_MAX == RP_COMPONENT_NAME_MAX, "the evidence carries every name");
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        assert_true(rp_component_name_valid(good[i], strlen(good[i])));
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_false(rp_component_name_valid(bad[i], strlen(bad[i])));
+    /* The length given is the name: a NUL inside it, or a shorter length, is judged as given. */
+    assert_false(rp_component_name_valid("app\0x", 5));
+    assert_true(rp_component_name_valid("app/x", 3));
+    assert_false(rp_component_name_valid(NULL, 3));
+    /* Evidence holds to the same rule: a name with a leading dot is neither made nor read. */
+    c = sample_claims();
+    strcpy(c.components[0].name, ".hidden");
+    assert_int_equal(rp_eat_encode_claims(&c, buf, sizeof(buf), &len), RP_ERR_INVALID_ARG);
+    strcpy(c.components[0].name, "Xhidden");
+    assert_int_equal(rp_eat_encode_claims(&c, buf, sizeof(buf), &len), RP_OK);
+    assert_int_equal(rp_eat_decode_claims(buf, len, &back), RP_OK);
+    for (size_t i = 0; i + 7 <= len; i++)
+        if (memcmp(buf + i, "Xhidden", 7) == 0)
+            buf[i] = '.';
+    assert_int_equal(rp_eat_decode_claims(buf, len, &back), RP_ERR_MALFORMED);
+}
+
 /* Decode a claims map written by fn. */
 static rp_err_t decode_written(void (*fn)(rp_cbor_writer_t *))
 {
@@ -393,6 +429,7 @@ int main(void)
         cmocka_unit_test(test_truncation_and_trailing_bytes_refused),
         cmocka_unit_test(test_wrong_key_refused),
         cmocka_unit_test(test_claims_round_trip),
+        cmocka_unit_test(test_component_names),
         cmocka_unit_test(test_claims_decoder_is_strict),
         cmocka_unit_test(test_cose_header_rules),
         cmocka_unit_test(test_cbor_skip_bounds),

@@ -462,28 +462,35 @@ static void test_leftover_bytes_in_an_area(void **state)
 }
 
 /* The ECDSA vector with its protected area replaced (its hash is then wrong, but the structure
- * checks come first). */
-static rp_err_t with_protected(const tu_tlv_t *tlvs, size_t n)
+ * checks come first). OUT: the image (tu_free). */
+static tu_buf_t build_with_protected(const tu_tlv_t *tlvs, size_t n)
 {
-    tu_buf_t img = tu_load(RP_VECTORS_DIR, ECDSA_IMG);
-    uint8_t area[256], *out;
+    tu_buf_t img = tu_load(RP_VECTORS_DIR, ECDSA_IMG), out;
+    uint8_t area[256];
     size_t area_len, unprot_len = img.len - 0x120c;
     rp_tlv_writer_t w;
-    rp_err_t err;
 
     rp_tlv_writer_init(&w, area, sizeof(area), RP_IMAGE_TLV_PROT_INFO_MAGIC);
     for (size_t i = 0; i < n; i++)
         assert_int_equal(rp_tlv_writer_add(&w, tlvs[i].type, tlvs[i].value, tlvs[i].len), RP_OK);
     assert_int_equal(rp_tlv_writer_finish(&w, &area_len), RP_OK);
-    out = malloc(0x1200 + area_len + unprot_len);
-    assert_non_null(out);
-    memcpy(out, img.data, 0x1200);
-    out[10] = (uint8_t)area_len;
-    out[11] = (uint8_t)(area_len >> 8);
-    memcpy(out + 0x1200, area, area_len);
-    memcpy(out + 0x1200 + area_len, img.data + 0x120c, unprot_len);
-    err = tu_verify(out, 0x1200 + area_len + unprot_len, &ecdsa_pub, 1, NULL);
-    free(out);
+    out.len = 0x1200 + area_len + unprot_len;
+    out.data = malloc(out.len);
+    assert_non_null(out.data);
+    memcpy(out.data, img.data, 0x1200);
+    out.data[10] = (uint8_t)area_len;
+    out.data[11] = (uint8_t)(area_len >> 8);
+    memcpy(out.data + 0x1200, area, area_len);
+    memcpy(out.data + 0x1200 + area_len, img.data + 0x120c, unprot_len);
+    tu_free(&img);
+    return out;
+}
+
+static rp_err_t with_protected(const tu_tlv_t *tlvs, size_t n)
+{
+    tu_buf_t img = build_with_protected(tlvs, n);
+    rp_err_t err = tu_verify(img.data, img.len, &ecdsa_pub, 1, NULL);
+
     tu_free(&img);
     return err;
 }
@@ -520,6 +527,185 @@ static void test_protected_area_rules(void **state)
     assert_int_equal(with_protected(bad_type, 1), RP_ERR_BAD_TLV);
     /* An empty protected area (just its info header) is well formed: the hash is what fails. */
     assert_int_equal(with_protected(NULL, 0), RP_ERR_HASH_MISMATCH);
+}
+
+/* ---- rp_image_identity_read: what an image says of itself ---- */
+
+static rp_err_t identity_of(const uint8_t *data, size_t len, rp_image_identity_t *id)
+{
+    tu_mem_io_t m;
+
+    tu_mem_io_init(&m, data, len);
+    return rp_image_identity_read(&m.io, id);
+}
+
+/* Each imgtool vector: the identity says what verification says, and names the key it is
+ * signed with (by KEYHASH, or by PUBKEY for the full-key vector). */
+static void test_identity_of_vectors(void **state)
+{
+    static const struct {
+        const char *name;
+        const tu_buf_t *key;
+        bool counter;
+        uint32_t value;
+    } vectors[] = {
+        {ECDSA_IMG,   &ecdsa_pub,   true,  7},
+        {FULLKEY_IMG, &ecdsa_pub,   false, 0},
+        {ED25519_IMG, &ed25519_pub, false, 0},
+    };
+    uint8_t scratch[4096], digest[RP_SHA256_LEN], key_hash[RP_SHA256_LEN];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++) {
+        tu_buf_t img = tu_load(RP_VECTORS_DIR, vectors[i].name);
+        rp_image_identity_t id;
+        rp_image_info_t info;
+        tu_mem_io_t m;
+
+        assert_int_equal(identity_of(img.data, img.len, &id), RP_OK);
+        assert_int_equal(id.has_security_counter, vectors[i].counter);
+        assert_int_equal(id.security_counter, vectors[i].value);
+        assert_int_equal(id.type, RP_IMAGE_TYPE_NONE);
+        assert_true(id.has_digest && id.has_signer);
+        tu_mem_io_init(&m, img.data, img.len);
+        assert_int_equal(rp_image_hash(&m.io, &id.layout, scratch, sizeof(scratch), digest), RP_OK);
+        assert_memory_equal(id.digest, digest, RP_SHA256_LEN);
+        assert_int_equal(rp_sha256(vectors[i].key->data, vectors[i].key->len, key_hash), RP_OK);
+        assert_memory_equal(id.signer, key_hash, RP_SHA256_LEN);
+        if (HAVE_ED25519 || vectors[i].key != &ed25519_pub) {
+            assert_int_equal(tu_verify(img.data, img.len, vectors[i].key, 1, &info), RP_OK);
+            assert_memory_equal(&id.layout, &info.layout, sizeof(info.layout));
+            assert_int_equal(id.has_security_counter, info.has_security_counter);
+            assert_int_equal(id.security_counter, info.security_counter);
+            assert_int_equal(id.type, info.type);
+            assert_memory_equal(id.digest, info.digest, RP_SHA256_LEN);
+        }
+        /* Cut anywhere, it is not an image; nothing is released. */
+        for (size_t len = 0; len < img.len; len++) {
+            assert_int_not_equal(identity_of(img.data, len, &id), RP_OK);
+            assert_int_equal(id.layout.total_size, 0);
+        }
+        tu_free(&img);
+    }
+}
+
+/* The protected area: the counter and the type are read from it, by verification's rules. */
+static void test_identity_protected_facts(void **state)
+{
+    static const uint8_t cnt[4] = {0x40, 0, 0, 0}, big[4] = {0xff, 0xff, 0xff, 0xff};
+    static const uint8_t app = RP_IMAGE_TYPE_APP, bad = 9, hash[RP_SHA256_LEN] = {0};
+    const tu_tlv_t typed[] = {
+        {RP_TLV_IMAGE_TYPE, 1, &app},
+        {0x52b0,            3, cnt }, /* signed data the core does not interpret */
+        {RP_TLV_SEC_CNT,    4, big }
+    };
+    const tu_tlv_t two_counters[] = {
+        {RP_TLV_SEC_CNT, 4, cnt},
+        {RP_TLV_SEC_CNT, 4, cnt}
+    };
+    const tu_tlv_t short_counter[] = {
+        {RP_TLV_SEC_CNT, 3, cnt}
+    };
+    const tu_tlv_t bad_type[] = {
+        {RP_TLV_IMAGE_TYPE, 1, &bad}
+    };
+    const tu_tlv_t signing_inside[] = {
+        {RP_TLV_KEYHASH, RP_SHA256_LEN, hash}
+    };
+    const struct {
+        const tu_tlv_t *tlvs;
+        size_t n;
+    } refused[] = {
+        {two_counters,   2},
+        {short_counter,  1},
+        {bad_type,       1},
+        {signing_inside, 1},
+    };
+    rp_image_identity_t id;
+    tu_buf_t img;
+
+    (void)state;
+    img = build_with_protected(typed, 3);
+    assert_int_equal(identity_of(img.data, img.len, &id), RP_OK);
+    assert_int_equal(id.type, RP_IMAGE_TYPE_APP);
+    assert_true(id.has_security_counter);
+    assert_int_equal(id.security_counter, UINT32_MAX);
+    tu_free(&img);
+    /* No counter is "none", not 0. */
+    img = build_with_protected(NULL, 0);
+    assert_int_equal(identity_of(img.data, img.len, &id), RP_OK);
+    assert_false(id.has_security_counter);
+    assert_int_equal(id.type, RP_IMAGE_TYPE_NONE);
+    tu_free(&img);
+    /* What verification refuses as malformed, the identity refuses too. */
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        img = build_with_protected(refused[i].tlvs, refused[i].n);
+        assert_int_equal(with_protected(refused[i].tlvs, refused[i].n), RP_ERR_BAD_TLV);
+        assert_int_equal(identity_of(img.data, img.len, &id), RP_ERR_BAD_TLV);
+        assert_false(id.has_security_counter);
+        tu_free(&img);
+    }
+}
+
+/* The unprotected area: the digest and the key; a counter or a type there counts for nothing. */
+static void test_identity_unprotected_facts(void **state)
+{
+    static const uint8_t counter[4] = {0xff, 0xff, 0xff, 0x7f}, app = RP_IMAGE_TYPE_APP;
+    static const uint8_t other_key[RP_SHA256_LEN] = {9};
+    tu_buf_t img = tu_load(RP_VECTORS_DIR, ED25519_IMG), out;
+    rp_image_identity_t id, plain;
+    tu_image_t parts;
+    int k;
+
+    (void)state;
+    assert_int_equal(identity_of(img.data, img.len, &plain), RP_OK);
+    assert_false(plain.has_security_counter);
+    /* A counter and a type added after signing (CVE-2024-32883): not the image's. */
+    tu_split(img.data, img.len, &parts);
+    parts.tlvs[parts.ntlvs++] = (tu_tlv_t){RP_TLV_SEC_CNT, 4, counter};
+    parts.tlvs[parts.ntlvs++] = (tu_tlv_t){RP_TLV_IMAGE_TYPE, 1, &app};
+    /* A second key TLV names the key of a second signature: the signer stays the first. */
+    parts.tlvs[parts.ntlvs++] = (tu_tlv_t){RP_TLV_KEYHASH, RP_SHA256_LEN, other_key};
+    out = tu_join(&parts);
+    assert_int_equal(identity_of(out.data, out.len, &id), RP_OK);
+    assert_false(id.has_security_counter);
+    assert_int_equal(id.type, RP_IMAGE_TYPE_NONE);
+    assert_memory_equal(id.signer, plain.signer, RP_SHA256_LEN);
+    assert_memory_equal(id.digest, plain.digest, RP_SHA256_LEN);
+    tu_free(&out);
+    tu_image_free(&parts);
+    /* Two digests, a digest or a key hash of the wrong length: malformed. */
+    tu_split(img.data, img.len, &parts);
+    parts.tlvs[parts.ntlvs++] = parts.tlvs[tu_find_tlv(&parts, RP_TLV_SHA256)];
+    out = tu_join(&parts);
+    assert_int_equal(identity_of(out.data, out.len, &id), RP_ERR_BAD_TLV);
+    tu_free(&out);
+    tu_image_free(&parts);
+    tu_split(img.data, img.len, &parts);
+    k = tu_find_tlv(&parts, RP_TLV_SHA256);
+    parts.tlvs[k].len = RP_SHA256_LEN - 1;
+    out = tu_join(&parts);
+    assert_int_equal(identity_of(out.data, out.len, &id), RP_ERR_BAD_TLV);
+    tu_free(&out);
+    tu_image_free(&parts);
+    tu_split(img.data, img.len, &parts);
+    parts.tlvs[parts.ntlvs++] = (tu_tlv_t){RP_TLV_KEYHASH, RP_SHA256_LEN - 1, other_key};
+    out = tu_join(&parts);
+    assert_int_equal(identity_of(out.data, out.len, &id), RP_ERR_BAD_TLV);
+    tu_free(&out);
+    tu_image_free(&parts);
+    /* Without a digest or a key TLV, the identity says so. */
+    tu_split(img.data, img.len, &parts);
+    drop(&parts, RP_TLV_SHA256);
+    drop(&parts, RP_TLV_KEYHASH);
+    out = tu_join(&parts);
+    assert_int_equal(identity_of(out.data, out.len, &id), RP_OK);
+    assert_false(id.has_digest);
+    assert_false(id.has_signer);
+    tu_free(&out);
+    tu_image_free(&parts);
+    assert_int_equal(rp_image_identity_read(NULL, &id), RP_ERR_INVALID_ARG);
+    tu_free(&img);
 }
 
 /* A source that lies: different bytes for small reads (the header, TLV headers, counters) than
@@ -793,6 +979,9 @@ int main(void)
         cmocka_unit_test(test_malformed_tlv_areas),
         cmocka_unit_test(test_leftover_bytes_in_an_area),
         cmocka_unit_test(test_protected_area_rules),
+        cmocka_unit_test(test_identity_of_vectors),
+        cmocka_unit_test(test_identity_protected_facts),
+        cmocka_unit_test(test_identity_unprotected_facts),
         cmocka_unit_test(test_a_lying_source_cannot_pass),
         cmocka_unit_test(test_key_naming_rules),
         cmocka_unit_test(test_padded_ecdsa_signature),

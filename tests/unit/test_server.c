@@ -3,7 +3,8 @@
  * matters, the device matters, the clock matters) and the store's attestation records against a
  * real SQLite database (a batch records each attestation on its own; a nonce is spent once, even
  * within one batch and across batches; spent nonces are purged only once expired), a staged
- * rollout's choice of devices, and products, groups and deployments in the store.
+ * rollout's choice of devices, products, groups and deployments in the store, and what each
+ * device's root of trust accepts.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -135,7 +136,7 @@ static void store_schema(void **state)
 {
     struct db *db = *state;
 
-    assert_int_equal(rp_store_schema_version(db->s), 5);
+    assert_int_equal(rp_store_schema_version(db->s), 6);
 }
 
 /* One write: a verdict, maybe a certificate, maybe a nonce to spend. */
@@ -421,6 +422,69 @@ static void rate_limit(void **state)
     rp_ratelimit_free(rl);
 }
 
+struct below {
+    int n;
+    char ids[4][RP_DEVICE_ID_SIZE];
+    uint32_t max[4];
+};
+
+static void collect_below(void *ctx, const char *device_id, uint32_t max)
+{
+    struct below *b = ctx;
+
+    if (b->n < 4) {
+        snprintf(b->ids[b->n], sizeof(b->ids[0]), "%s", device_id);
+        b->max[b->n] = max;
+    }
+    b->n++;
+}
+
+/* What each device's root of trust accepts: kept as reported (the latest report wins), and the
+ * group's devices below a counter are listed, those of other groups and those that never reported
+ * are not. */
+static void store_counter_max(void **state)
+{
+    struct db *db = *state;
+    rp_product_t p;
+    rp_group_t field, prod;
+    struct below b;
+
+    assert_int_equal(rp_store_product_create(db->s, db->tenant.id, "Thermostat", &p), RP_OK);
+    assert_int_equal(rp_store_group_find(db->s, &p, "Field Test", &field), RP_OK);
+    assert_int_equal(rp_store_group_find(db->s, &p, "Production", &prod), RP_OK);
+    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, dev1, 1000), RP_OK);
+    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, dev2, 1000), RP_OK);
+    assert_int_equal(rp_store_device_assign(db->s, &field, dev1, 1000), RP_OK);
+    assert_int_equal(rp_store_device_assign(db->s, &field, dev2, 1000), RP_OK);
+    memset(&b, 0, sizeof(b));
+    assert_int_equal(rp_store_group_counter_max_below(db->s, field.id, 65, collect_below, &b),
+                     RP_OK);
+    assert_int_equal(b.n, 0); /* nothing reported: nothing known to refuse */
+    assert_int_equal(rp_store_device_counter_max_set(db->s, dev1, UINT32_MAX, 1100), RP_OK);
+    assert_int_equal(rp_store_device_counter_max_set(db->s, dev1, 64, 1200), RP_OK);
+    assert_int_equal(rp_store_device_counter_max_set(db->s, dev1, 64, 1300), RP_OK); /* same */
+    assert_int_equal(rp_store_device_counter_max_set(db->s, dev2, UINT32_MAX, 1100), RP_OK);
+    memset(&b, 0, sizeof(b));
+    assert_int_equal(rp_store_group_counter_max_below(db->s, field.id, 65, collect_below, &b),
+                     RP_OK);
+    assert_int_equal(b.n, 1);
+    assert_string_equal(b.ids[0], dev1);
+    assert_int_equal(b.max[0], 64);
+    memset(&b, 0, sizeof(b));
+    assert_int_equal(rp_store_group_counter_max_below(db->s, field.id, 64, collect_below, &b),
+                     RP_OK);
+    assert_int_equal(b.n, 0); /* 64 is what it holds */
+    memset(&b, 0, sizeof(b));
+    assert_int_equal(rp_store_group_counter_max_below(db->s, prod.id, 65, collect_below, &b),
+                     RP_OK);
+    assert_int_equal(b.n, 0); /* another group */
+    assert_int_equal(rp_store_device_assign(db->s, &prod, dev1, 1400), RP_OK);
+    memset(&b, 0, sizeof(b));
+    assert_int_equal(
+        rp_store_group_counter_max_below(db->s, prod.id, UINT32_MAX, collect_below, &b), RP_OK);
+    assert_int_equal(b.n, 1); /* the report follows the device into its new group */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -434,6 +498,7 @@ int main(void)
         cmocka_unit_test(range_header),
         cmocka_unit_test(rate_limit),
         cmocka_unit_test_setup_teardown(store_groups_and_deployments, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_counter_max, db_setup, db_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,9 +1,12 @@
 /*
- * Signed update metadata and the device's rules for it: an envelope verifies only with the
- * threshold of its role's keys (each key counted once, any changed byte refused); a new root must
- * be signed by the old root's keys and its own and be the next version of the same tenant; the
- * targets must be signed by the root's online key, be this device's, not be older than what the
- * device has (rollback) and not be expired (freeze); a delta rebuilds exactly its target.
+ * Signed update metadata (lib/src/metadata.c) and its rules, as the service and the device apply
+ * them: an envelope verifies only with the threshold of its role's keys (each key counted once,
+ * any changed byte refused); a new root must be signed by the old root's keys and its own, be the
+ * next version of the same tenant and not be expired; the targets must be signed by the root's
+ * online key, be this device's, not be older than what the device has (rollback), not be expired
+ * (freeze), and hold every field within its bounds (a security counter may be none); what the
+ * build functions make, the accept functions take back unchanged, and what they refuse is never
+ * built; a delta rebuilds exactly its target.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,7 +23,6 @@
 #include "rampart/key.h"
 #include "rampart/log.h"
 #include "rampart/metadata.h"
-#include "update.h"
 
 #define DEVICE "aa00000000000000000000000000000000000000000000000000000000000000"
 #define NOW 1800000000
@@ -81,6 +83,42 @@ static char *sign(json_t *payload, EVP_PKEY *const *keys, size_t n)
     return env;
 }
 
+/* A role of one key. */
+static rp_md_role_t one_key(EVP_PKEY *key)
+{
+    rp_md_role_t r;
+
+    memset(&r, 0, sizeof(r));
+    r.nkeys = r.threshold = 1;
+    assert_int_equal(rp_key_spki(key, r.spki[0], sizeof(r.spki[0]), &r.spki_len[0]), RP_OK);
+    return r;
+}
+
+static rp_md_root_t root_struct(const char *tenant, int64_t version, EVP_PKEY *root_key,
+                                EVP_PKEY *online, EVP_PKEY *image)
+{
+    rp_md_root_t r;
+
+    memset(&r, 0, sizeof(r));
+    snprintf(r.tenant, sizeof(r.tenant), "%s", tenant);
+    r.version = version;
+    r.expires = NOW + 86400;
+    r.root = one_key(root_key);
+    r.online = one_key(online);
+    r.images = one_key(image);
+    return r;
+}
+
+/* A root signed by keys (the one build function). */
+static char *root_env(const rp_md_root_t *r, EVP_PKEY *const *keys, size_t n)
+{
+    char *env = NULL, detail[256];
+
+    assert_int_equal(rp_md_root_sign(r, keys, n, &env, detail, sizeof(detail)), RP_OK);
+    return env;
+}
+
+/* The JSON form of a root, for editing into what the build function would never make. */
 static json_t *root_payload(const char *tenant, int version, EVP_PKEY *root_key, EVP_PKEY *online,
                             EVP_PKEY *image)
 {
@@ -90,13 +128,79 @@ static json_t *root_payload(const char *tenant, int version, EVP_PKEY *root_key,
                      role(&image, 1, 1));
 }
 
+/* Field by field: struct padding is not part of a document. */
+static void assert_same_role(const rp_md_role_t *a, const rp_md_role_t *b)
+{
+    assert_true(rp_md_role_equal(a, b));
+}
+
+static void assert_same_root(const rp_md_root_t *a, const rp_md_root_t *b)
+{
+    assert_string_equal(a->tenant, b->tenant);
+    assert_int_equal(a->version, b->version);
+    assert_int_equal(a->expires, b->expires);
+    assert_same_role(&a->root, &b->root);
+    assert_same_role(&a->online, &b->online);
+    assert_same_role(&a->images, &b->images);
+}
+
+static void assert_same_targets(const rp_md_targets_t *a, const rp_md_targets_t *b)
+{
+    assert_string_equal(a->tenant, b->tenant);
+    assert_string_equal(a->device, b->device);
+    assert_string_equal(a->deployment, b->deployment);
+    assert_int_equal(a->version, b->version);
+    assert_int_equal(a->expires, b->expires);
+    assert_int_equal(a->ntargets, b->ntargets);
+    for (size_t i = 0; i < a->ntargets; i++) {
+        const rp_md_target_t *x = &a->targets[i], *y = &b->targets[i];
+        assert_string_equal(x->component, y->component);
+        assert_string_equal(x->image, y->image);
+        assert_string_equal(x->image_hash, y->image_hash);
+        assert_int_equal(x->size, y->size);
+        assert_int_equal(rp_image_version_cmp(&x->version, &y->version), 0);
+        assert_int_equal(x->has_security_counter, y->has_security_counter);
+        assert_int_equal(x->security_counter, y->security_counter);
+        assert_int_equal(x->has_delta, y->has_delta);
+        if (x->has_delta) {
+            assert_string_equal(x->delta.from, y->delta.from);
+            assert_string_equal(x->delta.sha256, y->delta.sha256);
+            assert_int_equal(x->delta.size, y->delta.size);
+        }
+    }
+}
+
+#define IMAGE_ID "1111111111111111111111111111111111111111111111111111111111111111"
+#define IMAGE_HASH "2222222222222222222222222222222222222222222222222222222222222222"
+
 static json_t *targets_payload(const char *tenant, const char *device, int version, int64_t expires)
 {
     return json_pack("{s:s, s:s, s:s, s:i, s:I, s:s, s:[{s:s, s:s, s:I, s:s, s:I, s:s}]}", "type",
                      "rampart-targets", "tenant", tenant, "device", device, "version", version,
                      "expires", (json_int_t)expires, "deployment", "d_1", "targets", "component",
-                     "app", "image", "00", "size", (json_int_t)10, "version", "1.0.0+0",
-                     "security_counter", (json_int_t)1, "image_hash", "00");
+                     "app", "image", IMAGE_ID, "size", (json_int_t)10, "version", "1.0.0+0",
+                     "security_counter", (json_int_t)1, "image_hash", IMAGE_HASH);
+}
+
+static rp_md_targets_t targets_struct(void)
+{
+    rp_md_targets_t t;
+
+    memset(&t, 0, sizeof(t));
+    strcpy(t.tenant, "t_1");
+    strcpy(t.device, DEVICE);
+    strcpy(t.deployment, "d_1");
+    t.version = 5;
+    t.expires = NOW + 60;
+    t.ntargets = 1;
+    strcpy(t.targets[0].component, "app");
+    strcpy(t.targets[0].image, IMAGE_ID);
+    strcpy(t.targets[0].image_hash, IMAGE_HASH);
+    t.targets[0].size = 10;
+    t.targets[0].version = (rp_image_version_t){1, 0, 0, 0};
+    t.targets[0].has_security_counter = true;
+    t.targets[0].security_counter = 1;
+    return t;
 }
 
 /* The threshold counts distinct keys of the role; changed bytes fail. */
@@ -149,96 +253,351 @@ static void root_rotation(void **state)
 {
     struct keys *k = *state;
     EVP_PKEY *both[2] = {k->root1, k->root2};
-    json_t *v1 = root_payload("t_1", 1, k->root1, k->online, k->image), *got = NULL;
+    rp_md_root_t v1 = root_struct("t_1", 1, k->root1, k->online, k->image), got, next;
+    rp_md_root_trust_t trust = {&v1, NULL, NOW, false};
     char detail[256], *env;
 
     /* v2 with a new root key: signed by the old and the new */
-    env = sign(root_payload("t_1", 2, k->root2, k->online, k->image), both, 2);
-    assert_int_equal(rp_update_accept_root(v1, env, strlen(env), &got, detail, sizeof(detail)),
+    next = root_struct("t_1", 2, k->root2, k->online, k->image);
+    env = root_env(&next, both, 2);
+    assert_int_equal(rp_md_root_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)),
                      RP_OK);
-    assert_int_equal(json_integer_value(json_object_get(got, "version")), 2);
-    json_decref(got);
+    assert_same_root(&got, &next); /* what was built is what is accepted */
     free(env);
     /* only by the new key (the service, or whoever stole it, cannot rotate alone) */
-    env = sign(root_payload("t_1", 2, k->root2, k->online, k->image), &k->root2, 1);
-    assert_int_equal(rp_update_accept_root(v1, env, strlen(env), &got, detail, sizeof(detail)),
+    env = root_env(&next, &k->root2, 1);
+    assert_int_equal(rp_md_root_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)),
                      RP_ERR_BAD_SIGNATURE);
-    assert_null(got);
+    assert_int_equal(got.version, 0); /* nothing is released on refusal */
     free(env);
     /* only by the old key, naming a new one that did not sign */
-    env = sign(root_payload("t_1", 2, k->root2, k->online, k->image), &k->root1, 1);
-    assert_int_equal(rp_update_accept_root(v1, env, strlen(env), &got, detail, sizeof(detail)),
+    env = root_env(&next, &k->root1, 1);
+    assert_int_equal(rp_md_root_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)),
                      RP_ERR_BAD_SIGNATURE);
     free(env);
     /* a skipped version, an old version, another tenant's */
-    env = sign(root_payload("t_1", 3, k->root1, k->online, k->image), &k->root1, 1);
-    assert_int_equal(rp_update_accept_root(v1, env, strlen(env), &got, detail, sizeof(detail)),
+    next = root_struct("t_1", 3, k->root1, k->online, k->image);
+    env = root_env(&next, &k->root1, 1);
+    assert_int_equal(rp_md_root_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)),
                      RP_ERR_ROLLBACK);
     free(env);
-    env = sign(root_payload("t_1", 1, k->root1, k->online, k->image), &k->root1, 1);
-    assert_int_equal(rp_update_accept_root(v1, env, strlen(env), &got, detail, sizeof(detail)),
+    env = root_env(&v1, &k->root1, 1);
+    assert_int_equal(rp_md_root_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)),
                      RP_ERR_ROLLBACK);
     free(env);
-    env = sign(root_payload("t_2", 2, k->root1, k->online, k->image), &k->root1, 1);
-    assert_int_equal(rp_update_accept_root(v1, env, strlen(env), &got, detail, sizeof(detail)),
+    next = root_struct("t_2", 2, k->root1, k->online, k->image);
+    env = root_env(&next, &k->root1, 1);
+    assert_int_equal(rp_md_root_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)),
                      RP_ERR_ROLLBACK);
     free(env);
-    /* an online role needing two signatures would freeze every device: targets carry one */
+    /* an online role needing two signatures would freeze every device: targets carry one. It is
+     * never built, and refused when someone else builds it. */
     {
         EVP_PKEY *two[2] = {k->online, k->rogue};
         json_t *p = root_payload("t_1", 2, k->root1, k->online, k->image);
+        next = root_struct("t_1", 2, k->root1, k->online, k->image);
+        next.online.nkeys = 2;
+        next.online.threshold = 2;
+        assert_int_equal(
+            rp_key_spki(k->rogue, next.online.spki[1], RP_PUBKEY_DER_MAX, &next.online.spki_len[1]),
+            RP_OK);
+        assert_int_equal(rp_md_root_sign(&next, &k->root1, 1, &env, detail, sizeof(detail)),
+                         RP_ERR_INVALID_ARG);
+        assert_null(env);
         json_object_set_new(json_object_get(p, "roles"), "online", role(two, 2, 2));
         env = sign(p, &k->root1, 1);
-        assert_int_equal(rp_update_accept_root(v1, env, strlen(env), &got, detail, sizeof(detail)),
+        assert_int_equal(rp_md_root_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)),
                          RP_ERR_MALFORMED);
+        assert_non_null(strstr(detail, "threshold"));
         free(env);
     }
-    json_decref(v1);
+}
+
+/* A first root, the tenant it must be for, expiry, and what is not a root at all. */
+static void root_rules(void **state)
+{
+    struct keys *k = *state;
+    rp_md_root_t v1 = root_struct("t_1", 1, k->root1, k->online, k->image), got;
+    rp_md_root_trust_t first = {NULL, NULL, NOW, false};
+    char detail[256], *env, *big;
+    json_t *p;
+
+    /* A first root needs only its own keys... */
+    env = root_env(&v1, &k->root1, 1);
+    assert_int_equal(rp_md_root_accept(env, strlen(env), &first, &got, detail, sizeof(detail)),
+                     RP_OK);
+    assert_same_root(&got, &v1);
+    /* ...for the tenant asked for... */
+    first.tenant = "t_2";
+    assert_int_equal(rp_md_root_accept(env, strlen(env), &first, &got, detail, sizeof(detail)),
+                     RP_ERR_MALFORMED);
+    first.tenant = "t_1";
+    /* ...not expired (freeze), unless a newer one follows or it is what was kept */
+    first.now = v1.expires;
+    assert_int_equal(rp_md_root_accept(env, strlen(env), &first, &got, detail, sizeof(detail)),
+                     RP_ERR_EXPIRED);
+    first.expired_ok = true;
+    assert_int_equal(rp_md_root_accept(env, strlen(env), &first, &got, detail, sizeof(detail)),
+                     RP_OK);
+    free(env);
+    /* but they must be its own */
+    env = root_env(&v1, &k->rogue, 1);
+    assert_int_equal(rp_md_root_accept(env, strlen(env), &first, &got, detail, sizeof(detail)),
+                     RP_ERR_BAD_SIGNATURE);
+    free(env);
+    /* not a root: another type, version 0, no roles, a role without keys, a tenant that is no ID */
+    p = root_payload("t_1", 1, k->root1, k->online, k->image);
+    json_object_set_new(p, "type", json_string("rampart-targets"));
+    env = sign(p, &k->root1, 1);
+    assert_int_equal(rp_md_root_accept(env, strlen(env), &first, &got, detail, sizeof(detail)),
+                     RP_ERR_MALFORMED);
+    free(env);
+    p = root_payload("t_1", 0, k->root1, k->online, k->image);
+    env = sign(p, &k->root1, 1);
+    assert_int_equal(rp_md_root_accept(env, strlen(env), &first, &got, detail, sizeof(detail)),
+                     RP_ERR_MALFORMED);
+    free(env);
+    p = root_payload("t_1", 1, k->root1, k->online, k->image);
+    json_object_del(json_object_get(p, "roles"), "images");
+    env = sign(p, &k->root1, 1);
+    assert_int_equal(rp_md_root_accept(env, strlen(env), &first, &got, detail, sizeof(detail)),
+                     RP_ERR_MALFORMED);
+    free(env);
+    p = root_payload("t_1", 1, k->root1, k->online, k->image);
+    json_object_set_new(json_object_get(p, "roles"), "images",
+                        json_pack("{s:i, s:[]}", "threshold", 1, "keys"));
+    env = sign(p, &k->root1, 1);
+    assert_int_equal(rp_md_root_accept(env, strlen(env), &first, &got, detail, sizeof(detail)),
+                     RP_ERR_MALFORMED);
+    free(env);
+    p = root_payload("t/../1", 1, k->root1, k->online, k->image);
+    env = sign(p, &k->root1, 1);
+    assert_int_equal(rp_md_root_accept(env, strlen(env), &first, &got, detail, sizeof(detail)),
+                     RP_ERR_MALFORMED);
+    free(env);
+    strcpy(v1.tenant, "t/../1");
+    assert_int_equal(rp_md_root_sign(&v1, &k->root1, 1, &env, detail, sizeof(detail)),
+                     RP_ERR_INVALID_ARG);
+    /* an envelope past the bound is not read */
+    big = calloc(1, RP_MD_MAX + 2);
+    assert_non_null(big);
+    memset(big, ' ', RP_MD_MAX + 1);
+    assert_int_equal(rp_md_root_accept(big, RP_MD_MAX + 1, &first, &got, detail, sizeof(detail)),
+                     RP_ERR_TOO_LARGE);
+    free(big);
+    assert_int_equal(rp_md_root_accept("{", 1, &first, &got, detail, sizeof(detail)),
+                     RP_ERR_MALFORMED);
 }
 
 static void targets_rules(void **state)
 {
     struct keys *k = *state;
-    json_t *root = root_payload("t_1", 1, k->root1, k->online, k->image), *got = NULL, *p;
+    rp_md_root_t root = root_struct("t_1", 1, k->root1, k->online, k->image);
+    rp_md_targets_trust_t trust = {&root, DEVICE, 5, NOW, false};
+    rp_md_targets_t got, t = targets_struct();
     char detail[256], *env;
+    json_t *p;
 
-    env = sign(targets_payload("t_1", DEVICE, 5, NOW + 60), &k->online, 1);
-    assert_int_equal(rp_update_accept_targets(root, DEVICE, 5, NOW, env, strlen(env), &got, detail,
-                                              sizeof(detail)),
+    assert_int_equal(rp_md_targets_sign(&t, k->online, &env, detail, sizeof(detail)), RP_OK);
+    assert_int_equal(rp_md_targets_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)),
                      RP_OK); /* the same version again: a refreshed expiry */
-    json_decref(got);
-    assert_int_equal(rp_update_accept_targets(root, DEVICE, 6, NOW, env, strlen(env), &got, detail,
-                                              sizeof(detail)),
+    assert_same_targets(&got, &t);
+    trust.min_version = 6;
+    assert_int_equal(rp_md_targets_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)),
                      RP_ERR_ROLLBACK);
     assert_non_null(strstr(detail, "rollback"));
-    assert_int_equal(rp_update_accept_targets(root, DEVICE, 0, NOW + 60, env, strlen(env), &got,
-                                              detail, sizeof(detail)),
+    assert_int_equal(got.ntargets, 0); /* nothing is released on refusal */
+    trust.min_version = 0;
+    trust.now = NOW + 60;
+    assert_int_equal(rp_md_targets_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)),
                      RP_ERR_EXPIRED);
     assert_non_null(strstr(detail, "freeze"));
-    assert_int_equal(rp_update_accept_targets(root, DEVICE "0", 0, NOW, env, strlen(env), &got,
-                                              detail, sizeof(detail)),
+    trust.expired_ok = true; /* what the device kept still counts for its version */
+    assert_int_equal(rp_md_targets_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)),
+                     RP_OK);
+    trust.expired_ok = false;
+    trust.now = NOW;
+    trust.device = DEVICE "0";
+    assert_int_equal(rp_md_targets_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)),
                      RP_ERR_MALFORMED); /* another device's */
+    trust.device = DEVICE;
     free(env);
     /* signed by another key than the root's online key (a root key is not an online key) */
-    env = sign(targets_payload("t_1", DEVICE, 5, NOW + 60), &k->root1, 1);
-    assert_int_equal(rp_update_accept_targets(root, DEVICE, 0, NOW, env, strlen(env), &got, detail,
-                                              sizeof(detail)),
+    assert_int_equal(rp_md_targets_sign(&t, k->root1, &env, detail, sizeof(detail)), RP_OK);
+    assert_int_equal(rp_md_targets_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)),
                      RP_ERR_BAD_SIGNATURE);
     free(env);
-    env = sign(targets_payload("t_2", DEVICE, 5, NOW + 60), &k->online, 1);
-    assert_int_equal(rp_update_accept_targets(root, DEVICE, 0, NOW, env, strlen(env), &got, detail,
-                                              sizeof(detail)),
+    strcpy(t.tenant, "t_2");
+    assert_int_equal(rp_md_targets_sign(&t, k->online, &env, detail, sizeof(detail)), RP_OK);
+    assert_int_equal(rp_md_targets_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)),
                      RP_ERR_MALFORMED); /* another tenant's */
     free(env);
     p = targets_payload("t_1", DEVICE, 5, NOW + 60);
     json_object_del(json_array_get(json_object_get(p, "targets"), 0), "size");
     env = sign(p, &k->online, 1);
-    assert_int_equal(rp_update_accept_targets(root, DEVICE, 0, NOW, env, strlen(env), &got, detail,
-                                              sizeof(detail)),
+    assert_int_equal(rp_md_targets_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)),
                      RP_ERR_MALFORMED);
-    assert_null(got);
     free(env);
-    json_decref(root);
+}
+
+/* One edit of a target's JSON, which must be refused. */
+static void refused_edit(struct keys *k, const char *key, json_t *value)
+{
+    rp_md_root_t root = root_struct("t_1", 1, k->root1, k->online, k->image);
+    rp_md_targets_trust_t trust = {&root, DEVICE, 0, NOW, false};
+    json_t *p = targets_payload("t_1", DEVICE, 5, NOW + 60);
+    rp_md_targets_t got;
+    char detail[256], *env;
+
+    if (value != NULL)
+        json_object_set_new(json_array_get(json_object_get(p, "targets"), 0), key, value);
+    else
+        json_object_del(json_array_get(json_object_get(p, "targets"), 0), key);
+    env = sign(p, &k->online, 1);
+    if (rp_md_targets_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)) !=
+        RP_ERR_MALFORMED)
+        fail_msg("target with %s edited was not refused", key);
+    free(env);
+}
+
+/* Every field of a target within its bounds; none for a security counter; one per component. */
+static void targets_fields(void **state)
+{
+    struct keys *k = *state;
+    rp_md_root_t root = root_struct("t_1", 1, k->root1, k->online, k->image);
+    rp_md_targets_trust_t trust = {&root, DEVICE, 0, NOW, false};
+    rp_md_targets_t got, t = targets_struct();
+    char detail[256], *env;
+    json_t *p;
+
+    /* No security counter is "none" (JSON null), not 0; a delta comes back as it went. */
+    t.targets[0].has_security_counter = false;
+    t.targets[0].security_counter = 0;
+    t.ntargets = 2;
+    t.targets[1] = t.targets[0];
+    strcpy(t.targets[1].component, "system");
+    t.targets[1].has_security_counter = true;
+    t.targets[1].security_counter = UINT32_MAX;
+    t.targets[1].size = RP_MD_IMAGE_SIZE_MAX;
+    t.targets[1].has_delta = true;
+    strcpy(t.targets[1].delta.from, IMAGE_HASH);
+    strcpy(t.targets[1].delta.sha256, IMAGE_ID);
+    t.targets[1].delta.size = 3;
+    assert_int_equal(rp_md_targets_sign(&t, k->online, &env, detail, sizeof(detail)), RP_OK);
+    assert_non_null(env);
+    assert_int_equal(rp_md_targets_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)),
+                     RP_OK);
+    assert_same_targets(&got, &t);
+    assert_false(got.targets[0].has_security_counter);
+    free(env);
+    /* What would be refused is never built: two targets for one component, a bad name, size 0,
+     * an image ID that is no SHA-256, more targets than the bound. */
+    strcpy(t.targets[1].component, "app");
+    assert_int_equal(rp_md_targets_sign(&t, k->online, &env, detail, sizeof(detail)),
+                     RP_ERR_INVALID_ARG);
+    assert_non_null(strstr(detail, "two targets"));
+    t = targets_struct();
+    strcpy(t.targets[0].component, ".app");
+    assert_int_equal(rp_md_targets_sign(&t, k->online, &env, detail, sizeof(detail)),
+                     RP_ERR_INVALID_ARG);
+    t = targets_struct();
+    t.targets[0].size = 0;
+    assert_int_equal(rp_md_targets_sign(&t, k->online, &env, detail, sizeof(detail)),
+                     RP_ERR_INVALID_ARG);
+    t = targets_struct();
+    t.targets[0].image[3] = 'A';
+    assert_int_equal(rp_md_targets_sign(&t, k->online, &env, detail, sizeof(detail)),
+                     RP_ERR_INVALID_ARG);
+    t = targets_struct();
+    memset(t.targets[0].component, 'a', sizeof(t.targets[0].component)); /* no NUL */
+    assert_int_equal(rp_md_targets_sign(&t, k->online, &env, detail, sizeof(detail)),
+                     RP_ERR_INVALID_ARG);
+    t = targets_struct();
+    memset(t.tenant, 'a', sizeof(t.tenant));
+    assert_int_equal(rp_md_targets_sign(&t, k->online, &env, detail, sizeof(detail)),
+                     RP_ERR_INVALID_ARG);
+    t = targets_struct();
+    t.ntargets = RP_MD_TARGETS_MAX + 1;
+    assert_int_equal(rp_md_targets_sign(&t, k->online, &env, detail, sizeof(detail)),
+                     RP_ERR_INVALID_ARG);
+    assert_null(env);
+    /* ...and refused when someone else builds it. */
+    refused_edit(k, "security_counter", NULL); /* missing is not none */
+    refused_edit(k, "security_counter", json_integer(-1));
+    refused_edit(k, "security_counter", json_integer((json_int_t)UINT32_MAX + 1));
+    refused_edit(k, "security_counter", json_string("1"));
+    refused_edit(k, "component", json_string(".app"));
+    refused_edit(k, "component", json_string("a/b"));
+    refused_edit(k, "component", json_string("abcdefghijklmnopqrstuvwxyz0123456"));
+    refused_edit(k, "image", json_string("00"));
+    refused_edit(k, "image_hash", json_string(IMAGE_HASH "0"));
+    refused_edit(k, "size", json_integer(0));
+    refused_edit(k, "size", json_integer((json_int_t)RP_MD_IMAGE_SIZE_MAX + 1));
+    refused_edit(k, "version", json_string("1.x"));
+    refused_edit(k, "version", json_integer(1));
+    refused_edit(k, "delta", json_string("x"));
+    refused_edit(k, "delta",
+                 json_pack("{s:s, s:s, s:i}", "from", "00", "image", IMAGE_ID, "size", 3));
+    refused_edit(k, "delta",
+                 json_pack("{s:s, s:s, s:i}", "from", IMAGE_ID, "image", IMAGE_ID, "size", 0));
+    /* two targets for one component; more than the bound; a deployment or device of the wrong
+     * shape */
+    p = targets_payload("t_1", DEVICE, 5, NOW + 60);
+    json_array_append(json_object_get(p, "targets"),
+                      json_array_get(json_object_get(p, "targets"), 0));
+    env = sign(p, &k->online, 1);
+    assert_int_equal(rp_md_targets_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)),
+                     RP_ERR_MALFORMED);
+    free(env);
+    p = targets_payload("t_1", DEVICE, 5, NOW + 60);
+    for (int i = 1; i <= RP_MD_TARGETS_MAX; i++) {
+        json_t *c = json_deep_copy(json_array_get(json_object_get(p, "targets"), 0));
+        json_object_set_new(c, "component", json_sprintf("app%d", i));
+        json_array_append_new(json_object_get(p, "targets"), c);
+    }
+    env = sign(p, &k->online, 1);
+    assert_int_equal(rp_md_targets_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)),
+                     RP_ERR_MALFORMED);
+    free(env);
+    p = targets_payload("t_1", DEVICE, 5, NOW + 60);
+    json_object_set_new(p, "deployment", json_string("d 1"));
+    env = sign(p, &k->online, 1);
+    assert_int_equal(rp_md_targets_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)),
+                     RP_ERR_MALFORMED);
+    free(env);
+    p = targets_payload("t_1", DEVICE, -1, NOW + 60);
+    env = sign(p, &k->online, 1);
+    assert_int_equal(rp_md_targets_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)),
+                     RP_ERR_MALFORMED);
+    free(env);
+}
+
+/* The bytes on the wire are pinned: devices in the field read them. */
+static void targets_wire_format(void **state)
+{
+    struct keys *k = *state;
+    rp_md_targets_t t = targets_struct();
+    char detail[256], *env;
+    uint8_t *payload;
+    size_t len;
+    json_t *e;
+    const char *b64;
+    static const char want[] =
+        "{\"deployment\":\"d_1\",\"device\":\"" DEVICE "\",\"expires\":1800000060,\"targets\":["
+        "{\"component\":\"app\",\"image\":\"" IMAGE_ID "\",\"image_hash\":\"" IMAGE_HASH "\","
+        "\"security_counter\":1,\"size\":10,\"version\":\"1.0.0+0\"}],\"tenant\":\"t_1\","
+        "\"type\":\"rampart-targets\",\"version\":5}";
+
+    assert_int_equal(rp_md_targets_sign(&t, k->online, &env, detail, sizeof(detail)), RP_OK);
+    e = json_loads(env, 0, NULL);
+    b64 = json_string_value(json_object_get(e, "signed"));
+    assert_non_null(b64);
+    assert_int_equal(rp_base64_decode(b64, strlen(b64), &payload, &len), RP_OK);
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(payload, want, len);
+    free(payload);
+    json_decref(e);
+    free(env);
 }
 
 static void write_bytes(const char *path, const uint8_t *data, size_t len)
@@ -306,7 +665,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(envelope_threshold_and_tampering),
         cmocka_unit_test(root_rotation),
+        cmocka_unit_test(root_rules),
         cmocka_unit_test(targets_rules),
+        cmocka_unit_test(targets_fields),
+        cmocka_unit_test(targets_wire_format),
         cmocka_unit_test(delta_round_trip),
     };
 

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rampart/component.h"
 #include "rampart/crypto.h"
 #include "rampart/error.h"
 
@@ -38,8 +39,8 @@
 #define RP_EAT_NONCE_MIN 8
 #define RP_EAT_NONCE_MAX 64
 #define RP_EAT_MAX_COMPONENTS 16
-#define RP_EAT_NAME_MAX 32    /* component names: [A-Za-z0-9._-], 1 to 32 characters */
-#define RP_EAT_VERSION_MAX 24 /* "255.255.65535+4294967295" */
+#define RP_EAT_NAME_MAX RP_COMPONENT_NAME_MAX /* component names: rp_component_name_valid() */
+#define RP_EAT_VERSION_MAX 24                 /* "255.255.65535+4294967295" */
 /* The largest COSE_Sign1 evidence Rampart makes or accepts. */
 #define RP_EAT_MAX_SIZE 8192
 

@@ -210,6 +210,33 @@ rp_err_t rp_image_verify(const rp_image_io_t *io, const rp_image_key_t *keys, si
                          uint8_t *scratch, size_t scratch_len, rp_image_info_t *info) RP_MUST_CHECK;
 
 /*
+ * What an image says of itself, read from its header and TLV areas: the one decoder of these
+ * facts outside verification, for showing an image and for a device describing what it runs.
+ * Nothing here is verified (rp_image_verify() is what makes these facts trustworthy, and fills
+ * the same ones in rp_image_info_t); a fact counts only from the area it belongs to: the security
+ * counter and the type from the protected area, the digest and the signer from the unprotected
+ * one. Other TLVs, and TLVs outside their area (which verification refuses), are passed over.
+ */
+typedef struct rp_image_identity {
+    rp_image_layout_t layout;  /* the version is layout.hdr.version */
+    bool has_security_counter; /* false: the image has no SEC_CNT ("none", not 0) */
+    uint32_t security_counter;
+    rp_image_type_t type;          /* RP_IMAGE_TYPE_NONE without a type TLV */
+    bool has_digest;               /* the SHA256 TLV: the digest the image claims */
+    uint8_t digest[RP_SHA256_LEN]; /* compare it with rp_image_hash() before relying on it */
+    bool has_signer;               /* a KEYHASH or PUBKEY TLV names the signing key */
+    uint8_t signer[RP_SHA256_LEN]; /* the first one's key hash (SHA-256 of a PUBKEY's SPKI) */
+} rp_image_identity_t;
+
+/*
+ * Read an image's identity. The TLVs it decodes are held to the rules verification holds them
+ * to: one SEC_CNT of 4 bytes, one type TLV of 1 byte naming a known type, no signing TLV inside
+ * the protected area, one SHA256 of 32 bytes, a KEYHASH of 32 bytes, a PUBKEY of 1 to
+ * RP_PUBKEY_DER_MAX bytes; anything else is RP_ERR_BAD_TLV. OUT: *id (zeroed on failure).
+ */
+rp_err_t rp_image_identity_read(const rp_image_io_t *io, rp_image_identity_t *id) RP_MUST_CHECK;
+
+/*
  * Parse "major[.minor[.revision]][+build]" (decimal, each part in range). OUT: *ver.
  * len is the string's length; no NUL is needed.
  */

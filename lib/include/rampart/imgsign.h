@@ -47,4 +47,13 @@ rp_err_t rp_image_sign_fd(EVP_PKEY *key, const rp_sign_opts_t *opts, int in_fd,
 rp_err_t rp_image_sign_file(EVP_PKEY *key, const rp_sign_opts_t *opts, const char *payload_path,
                             const char *out_path, rp_image_info_t *info) RP_MUST_CHECK;
 
+/*
+ * The warning for a security counter that a root of trust holding at most max cannot accept (a
+ * TPM's max is RP_ROT_TPM2_SECCNT_MAX, in rot.h): the image signs and uploads, but such devices
+ * refuse it. The one text of this warning, for `rampart image sign` and the service's uploads.
+ * OUT: out. Returns whether there is a warning (none for an image without a counter).
+ */
+bool rp_image_seccnt_warning(bool has_security_counter, uint32_t security_counter, uint32_t max,
+                             char *out, size_t cap);
+
 #endif /* RAMPART_IMGSIGN_H */

@@ -1,35 +1,167 @@
 /*
- * Signed update metadata (docs/updates.md): a JSON payload, signed as the exact bytes it is, in
- * an envelope
+ * Signed update metadata (docs/updates.md): the one owner of its documents, their fields and
+ * every rule a document must pass. The CLI builds roots, the service builds targets and checks
+ * the roots operators post, the agent checks both: each through the typed structures and the
+ * build and accept functions below, and nothing else reads or writes the JSON.
+ *
+ * Every document is a JSON payload, signed as the exact bytes it is, in an envelope
  *
  *   {"signed": BASE64(payload), "signatures": [{"keyid": HEX, "sig": BASE64}, ...]}
  *
  * keyid is the SHA-256 of the signer's DER SubjectPublicKeyInfo; sig is over SHA-256(payload),
  * as images are signed (DER ECDSA P-256, or Ed25519 over the digest). Verifying never
- * canonicalizes JSON: the signature covers the bytes, which are parsed only once it verifies.
+ * canonicalizes JSON: the signature covers the bytes, which are parsed only once it verifies
+ * (a new root is parsed first only to learn the keys that must have signed it).
  */
 #ifndef RAMPART_METADATA_H
 #define RAMPART_METADATA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "rampart/component.h"
 #include "rampart/crypto.h"
 #include "rampart/error.h"
+#include "rampart/image.h"
 
+/* Bounds of every field: a document past any of them is refused, and never built. */
 #define RP_MD_MAX (256 * 1024) /* an envelope */
 #define RP_MD_KEYS_MAX 8       /* keys one role may have */
+#define RP_MD_TARGETS_MAX 16   /* targets in one document: one per component */
+#define RP_MD_ID_MAX 64        /* a tenant or deployment ID: [A-Za-z0-9._-] */
+#define RP_MD_DEVICE_ID_LEN 64 /* a device ID: 64 lowercase hex digits */
+#define RP_MD_HASH_HEX_LEN 64  /* a SHA-256 in lowercase hex */
+/* An MCUboot image's payload size is 32 bits and its header and TLV areas 16 bits each; no image
+ * file (nor a delta of one) is larger than this. */
+#define RP_MD_IMAGE_SIZE_MAX ((uint64_t)UINT32_MAX + 3 * (uint64_t)UINT16_MAX)
 
-/* The keys a role trusts, and how many must sign. */
+/* The keys a role trusts, and how many of them must sign. */
 typedef struct rp_md_role {
     uint8_t spki[RP_MD_KEYS_MAX][RP_PUBKEY_DER_MAX];
     size_t spki_len[RP_MD_KEYS_MAX];
-    size_t nkeys;
-    size_t threshold;
+    size_t nkeys;     /* 1 to RP_MD_KEYS_MAX, each listed once, in its one canonical encoding */
+    size_t threshold; /* 1 to nkeys */
 } rp_md_role_t;
+
+/* A root ("type": "rampart-root"): the keys of every role, signed by the root keys. */
+typedef struct rp_md_root {
+    char tenant[RP_MD_ID_MAX + 1];
+    int64_t version;     /* 1, 2, ...: each signed by the keys of the one before and its own */
+    int64_t expires;     /* Unix time; a device refuses to update past it with no newer root */
+    rp_md_role_t root;   /* signs roots */
+    rp_md_role_t online; /* the service's key: signs targets (threshold 1) */
+    rp_md_role_t images; /* the operator's image keys: sign images (threshold 1) */
+} rp_md_root_t;
+
+/* A delta the device may rebuild a target from, instead of downloading the whole image. */
+typedef struct rp_md_delta {
+    char from[RP_MD_HASH_HEX_LEN + 1];   /* the image ID it applies to ("from") */
+    char sha256[RP_MD_HASH_HEX_LEN + 1]; /* the delta file's SHA-256 ("image") */
+    uint64_t size;                       /* the delta file's size, 1 to RP_MD_IMAGE_SIZE_MAX */
+} rp_md_delta_t;
+
+/* One component the device should run. */
+typedef struct rp_md_target {
+    char component[RP_COMPONENT_NAME_MAX + 1];
+    char image[RP_MD_HASH_HEX_LEN + 1]; /* the image's ID: the SHA-256 of its file */
+    uint64_t size;                      /* of the file, 1 to RP_MD_IMAGE_SIZE_MAX */
+    rp_image_version_t version;         /* "major.minor.revision+build" on the wire */
+    bool has_security_counter;          /* false: the image has no SEC_CNT (JSON null: "none") */
+    uint32_t security_counter;
+    char image_hash[RP_MD_HASH_HEX_LEN + 1]; /* MCUboot's digest: what the device measures */
+    bool has_delta;
+    rp_md_delta_t delta;
+} rp_md_target_t;
+
+/* Targets ("type": "rampart-targets"): what one device should run, signed by the online key. */
+typedef struct rp_md_targets {
+    char tenant[RP_MD_ID_MAX + 1];
+    char device[RP_MD_DEVICE_ID_LEN + 1];
+    char deployment[RP_MD_ID_MAX + 1]; /* "" when no deployment reaches the device */
+    int64_t version;                   /* the deployment's sequence number: never goes down */
+    int64_t expires;                   /* Unix time: a device refuses them past it (freeze) */
+    size_t ntargets;                   /* 0 to RP_MD_TARGETS_MAX, one per component */
+    rp_md_target_t targets[RP_MD_TARGETS_MAX];
+} rp_md_targets_t;
+
+/* ---- building: struct -> signed envelope ---- */
+
+/*
+ * Sign a root with each of keys (the new root keys and, after the first version, the previous
+ * version's). A root that rp_md_root_accept() would refuse for its fields is not built:
+ * RP_ERR_INVALID_ARG with detail saying why. OUT: *envelope (malloc'd JSON text).
+ */
+rp_err_t rp_md_root_sign(const rp_md_root_t *root, EVP_PKEY *const *keys, size_t nkeys,
+                         char **envelope, char *detail, size_t cap) RP_MUST_CHECK;
+
+/* Sign targets with the online key; as rp_md_root_sign(). OUT: *envelope (malloc'd). */
+rp_err_t rp_md_targets_sign(const rp_md_targets_t *targets, EVP_PKEY *key, char **envelope,
+                            char *detail, size_t cap) RP_MUST_CHECK;
+
+/* ---- accepting: envelope + trust -> struct ---- */
+
+/* What a root is checked against. */
+typedef struct rp_md_root_trust {
+    /* The root it must follow: the next version, of the same tenant, signed by the threshold of
+     * current's root keys as well as of its own. NULL for a first root, trusted because the
+     * operator provisioned it (or because it was verified before it was kept): then it must be
+     * signed by its own root keys only. */
+    const rp_md_root_t *current;
+    const char *tenant; /* the tenant it must be for; NULL: any (current's, when current) */
+    int64_t now;        /* refused when it has expired at now (freeze)... */
+    bool expired_ok;    /* ...unless this is set: a device walking the chain passes roots a newer
+                         * one replaced, and what was kept is read whatever its age */
+} rp_md_root_trust_t;
+
+/*
+ * Accept a root: a well-formed envelope and payload (type, tenant, version >= 1, expiry, the
+ * three roles, online and images with threshold 1), every field within its bounds, signed as
+ * trust says, for trust's tenant, not expired. OUT: *out (zeroed on refusal); detail says why.
+ * Refusals: RP_ERR_MALFORMED, RP_ERR_TOO_LARGE (envelope), RP_ERR_BAD_SIGNATURE,
+ * RP_ERR_ROLLBACK (not the next version of current's tenant), RP_ERR_EXPIRED.
+ */
+rp_err_t rp_md_root_accept(const char *envelope, size_t len, const rp_md_root_trust_t *trust,
+                           rp_md_root_t *out, char *detail, size_t cap) RP_MUST_CHECK;
+
+/* What targets are checked against. */
+typedef struct rp_md_targets_trust {
+    const rp_md_root_t *root; /* its online keys must sign them; they are for its tenant */
+    const char *device;       /* the device they must be for */
+    int64_t min_version;      /* refused when older (rollback); 0 accepts any */
+    int64_t now;              /* refused when expired at now (freeze)... */
+    bool expired_ok;          /* ...unless set: reading targets accepted before */
+} rp_md_targets_trust_t;
+
+/*
+ * Accept targets: signed by the root's online keys, a well-formed payload (type, tenant, device,
+ * deployment, version, expiry, each target's component, image ID, size, version, security
+ * counter or none, MCUboot digest and delta, one target per component), every field within its
+ * bounds, of the root's tenant, for trust->device, not older than trust->min_version, not
+ * expired. OUT: *out (zeroed on refusal); detail says why. Refusals: RP_ERR_BAD_SIGNATURE,
+ * RP_ERR_MALFORMED, RP_ERR_TOO_LARGE, RP_ERR_ROLLBACK, RP_ERR_EXPIRED.
+ */
+rp_err_t rp_md_targets_accept(const char *envelope, size_t len, const rp_md_targets_trust_t *trust,
+                              rp_md_targets_t *out, char *detail, size_t cap) RP_MUST_CHECK;
+
+/* ---- roles ---- */
+
+/* Whether role lists the key (DER SPKI). */
+bool rp_md_role_has(const rp_md_role_t *role, const uint8_t *spki, size_t len);
+/* Whether two roles list the same keys, in the same order, with the same threshold. */
+bool rp_md_role_equal(const rp_md_role_t *a, const rp_md_role_t *b);
+/* A role from its JSON form {"threshold": N, "keys": [BASE64 SPKI...]}, held to the rules of
+ * rp_md_role_t. */
+rp_err_t rp_md_role_parse(json_t *j, rp_md_role_t *role) RP_MUST_CHECK;
+/* The JSON form of keys (DER SPKIs) with a threshold, as written (not checked: for tests that
+ * build documents the accept functions must refuse). */
+json_t *rp_md_role_json(const uint8_t *const *spki, const size_t *spki_len, size_t n,
+                        size_t threshold);
+
+/* ---- the envelope alone (the functions above use it; tests and fuzzing reach it here) ---- */
 
 /* Sign payload (the exact bytes) with each key. OUT: *envelope (malloc'd JSON text). */
 rp_err_t rp_md_sign(const char *payload, size_t len, EVP_PKEY *const *keys, size_t nkeys,
@@ -43,15 +175,5 @@ rp_err_t rp_md_sign(const char *payload, size_t len, EVP_PKEY *const *keys, size
  */
 rp_err_t rp_md_open(const char *envelope, size_t len, const rp_md_role_t *role,
                     json_t **payload) RP_MUST_CHECK;
-
-/* An envelope's payload, parsed but NOT verified: for metadata verified before it was kept, and
- * for reading which keys a new root says must sign it. RP_ERR_MALFORMED unless an object. */
-rp_err_t rp_md_peek(const char *envelope, size_t len, json_t **payload) RP_MUST_CHECK;
-
-/* A role from its JSON form {"threshold": N, "keys": [BASE64 SPKI...]}. */
-rp_err_t rp_md_role_parse(json_t *j, rp_md_role_t *role) RP_MUST_CHECK;
-/* The JSON form of keys (DER SPKIs) with a threshold. */
-json_t *rp_md_role_json(const uint8_t *const *spki, const size_t *spki_len, size_t n,
-                        size_t threshold);
 
 #endif /* RAMPART_METADATA_H */

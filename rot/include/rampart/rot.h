@@ -89,10 +89,14 @@ SSL_CTX *rp_rot_ssl_ctx(rp_rot_t *rot, const SSL_METHOD *method, const char *cer
 /*
  * Security counters: one per installed component (by index), MCUboot's anti-rollback floor. An
  * image whose security counter is below its component's is refused forever. They only grow.
- * tpm2: each is an NV bits index used as a thermometer (like OTP fuses), so it holds 0 to 64.
+ * tpm2: each is an NV bits index used as a thermometer (like OTP fuses), so it holds 0 to
+ * RP_ROT_TPM2_SECCNT_MAX; soft: 0 to UINT32_MAX.
  */
 #define RP_ROT_SECCNT_COUNT 16
-#define RP_ROT_SECCNT_MAX_TPM2 64
+/* The largest security counter a TPM root of trust holds: the bits of one NV bits index. The one
+ * owner of this limit: the agent refuses images past it, `rampart image sign` and the service's
+ * uploads warn of them, and a tpm2 device reports it as its counter ceiling. */
+#define RP_ROT_TPM2_SECCNT_MAX 64
 /* The largest security counter the backend can hold. */
 uint32_t rp_rot_seccnt_max(rp_rot_t *rot);
 /* Read security counter i: 0 until first advanced. */
