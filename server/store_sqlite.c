@@ -161,24 +161,33 @@ rp_err_t sq_exec(rp_store_t *s, const char *sql)
  */
 sqlite3_stmt *sq_stmt(rp_store_t *s, const char *sql)
 {
-    int i;
+    sqlite3_stmt *st;
 
-    for (i = 0; i < STMT_CACHE && s->cache[i].sql != NULL; i++) {
+    for (size_t i = 0; i < s->ncache; i++) {
         if (s->cache[i].sql == sql) {
             sqlite3_reset(s->cache[i].stmt);
             sqlite3_clear_bindings(s->cache[i].stmt);
             return s->cache[i].stmt;
         }
     }
-    if (i == STMT_CACHE)
-        abort(); /* more distinct statements than the cache holds: raise STMT_CACHE */
-    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->cache[i].stmt, NULL) !=
-        SQLITE_OK) {
+    if (s->ncache == s->cache_cap) {
+        size_t cap = s->cache_cap == 0 ? STMT_CACHE_INITIAL : 2 * s->cache_cap;
+        struct sq_cached *grown = realloc(s->cache, cap * sizeof(*grown));
+        if (grown == NULL) {
+            rp_log_error("database: out of memory for a prepared statement");
+            return NULL;
+        }
+        s->cache = grown;
+        s->cache_cap = cap;
+    }
+    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
         rp_log_error("database: cannot prepare: %s", sqlite3_errmsg(s->db));
         return NULL;
     }
-    s->cache[i].sql = sql;
-    return s->cache[i].stmt;
+    s->cache[s->ncache].sql = sql;
+    s->cache[s->ncache].stmt = st;
+    s->ncache++;
+    return st;
 }
 
 void sq_text_col(sqlite3_stmt *st, int col, char *out, size_t cap)
@@ -277,8 +286,9 @@ void rp_store_close(rp_store_t *s)
 {
     if (s == NULL)
         return;
-    for (int i = 0; i < STMT_CACHE && s->cache[i].sql != NULL; i++)
+    for (size_t i = 0; i < s->ncache; i++)
         sqlite3_finalize(s->cache[i].stmt);
+    free(s->cache);
     sqlite3_close(s->db);
     free(s);
 }

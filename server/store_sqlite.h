@@ -12,15 +12,18 @@
 
 #include "store.h"
 
-#define STMT_CACHE 64
+#define STMT_CACHE_INITIAL 64 /* slots to start with: the cache doubles when they are full */
 
 struct rp_store {
     sqlite3 *db;
     bool in_txn; /* this connection holds the process's write lock inside BEGIN ... COMMIT */
-    struct {
+    /* Prepared statements by SQL string. The keys are the backend's static strings, so the cache
+     * holds at most as many as the backend has (about 80): it grows to that, never further. */
+    struct sq_cached {
         const char *sql;
         sqlite3_stmt *stmt;
-    } cache[STMT_CACHE];
+    } * cache;
+    size_t ncache, cache_cap;
 };
 
 /* Log the connection's last error; RP_ERR_IO. */
@@ -29,8 +32,9 @@ rp_err_t sq_error(rp_store_t *s, const char *what);
 rp_err_t sq_exec(rp_store_t *s, const char *sql);
 /*
  * A prepared statement for one of the backend's SQL strings (a static array: its address is the
- * cache key), reset and kept for the connection's life; NULL on failure. Every function resets
- * the statements it used before it returns.
+ * cache key), reset and kept for the connection's life; NULL on failure (logged). Every function
+ * resets the statements it used before it returns. There is no limit on distinct strings: the
+ * cache grows.
  */
 sqlite3_stmt *sq_stmt(rp_store_t *s, const char *sql);
 /* Run a statement that returns no rows, under the write lock unless inside sq_begin(). A

@@ -20,6 +20,7 @@
 #include "server.h"
 #include "rampart/log.h"
 #include "store.h"
+#include "store_sqlite.h"
 
 static const uint8_t key[RP_NONCE_KEY_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
 static const uint8_t dev_a[RP_SHA256_LEN] = {0xaa, 1};
@@ -261,6 +262,35 @@ static void store_pass_for_a_device_blocked_meanwhile(void **state)
     assert_string_equal(d.cert_serial, "");
 }
 
+/* More distinct statements than the cache starts with: each is prepared once, then reused; none
+ * is lost, and nothing aborts (the cache once had a fixed 64 slots and abort()ed past them). */
+static void store_statement_cache_grows(void **state)
+{
+    struct db *db = *state;
+    enum { N = 4 * STMT_CACHE_INITIAL + 3 };
+    static char sql[N][32];
+    sqlite3_stmt *first[N];
+
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < N; i++) {
+            sqlite3_stmt *st;
+            if (pass == 0)
+                snprintf(sql[i], sizeof(sql[i]), "SELECT %d", i);
+            st = sq_stmt(db->s, sql[i]);
+            assert_non_null(st);
+            if (pass == 0)
+                first[i] = st;
+            else
+                assert_ptr_equal(st, first[i]); /* cached, not prepared again */
+            assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+            assert_int_equal(sqlite3_column_int(st, 0), i);
+            sqlite3_reset(st);
+        }
+    }
+    /* the store's own statements still work beside them */
+    assert_true(rp_store_schema_version(db->s) > 0);
+}
+
 /* A staged rollout's choice: stable, proportional, none at 0%, all at 100%, and a larger
  * percentage of the same deployment reaches a superset of a smaller one. */
 static void rollout_choice(void **state)
@@ -430,6 +460,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_batch_spends_each_nonce_once, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_pass_for_a_device_blocked_meanwhile, db_setup,
                                         db_teardown),
+        cmocka_unit_test_setup_teardown(store_statement_cache_grows, db_setup, db_teardown),
         cmocka_unit_test(rollout_choice),
         cmocka_unit_test(range_header),
         cmocka_unit_test(rate_limit),
