@@ -74,6 +74,20 @@ void rp_cert_serial_hex(X509 *cert, char out[RP_SERIAL_SIZE])
     BN_free(bn);
 }
 
+static void refuse(rp_req_t *r, rp_reissue_t why)
+{
+    switch (why) {
+    case RP_REISSUE_BLOCKED: rp_reply_error(r, 403, "blocked", "the device is blocked"); break;
+    case RP_REISSUE_ATTESTATION_REQUIRED:
+        rp_reply_error(r, 403, "attestation_required",
+                       "the device has not passed an attestation in the last 24 hours");
+        break;
+    default:
+        rp_reply_error(r, 403, "forbidden",
+                       "the certificate is not a current device certificate of this tenant");
+    }
+}
+
 static void simplereenroll(rp_req_t *r, const rp_tenant_t *tenant, const rp_ca_t *ca)
 {
     X509 *peer = rp_req_peer_cert(r), *cert = NULL;
@@ -81,6 +95,7 @@ static void simplereenroll(rp_req_t *r, const rp_tenant_t *tenant, const rp_ca_t
     int64_t now = (int64_t)time(NULL);
     X509_REQ *csr = NULL;
     rp_cert_record_t rec, old;
+    rp_reissue_t outcome;
     rp_device_t device;
     uint8_t *der = NULL, spki[RP_PUBKEY_DER_MAX], *p = spki;
     size_t len, der_len;
@@ -106,18 +121,17 @@ static void simplereenroll(rp_req_t *r, const rp_tenant_t *tenant, const rp_ca_t
         rp_store_device_get(r->w->store, device_id, &device) != RP_OK ||
         strcmp(device.tenant_id, tenant->id) != 0 ||
         rp_store_cert_get(r->w->store, serial, &old) != RP_OK || old.revoked_at != 0) {
-        rp_reply_error(r, 403, "forbidden",
-                       "the certificate is not a current device "
-                       "certificate of this tenant");
+        refuse(r, RP_REISSUE_NOT_CURRENT);
         return;
     }
+    /* Refused early when it can be (no CSR parsed, nothing signed); rp_store_cert_reissue()
+     * checks all of it again when it records the certificate. */
     if (device.blocked) {
-        rp_reply_error(r, 403, "blocked", "the device is blocked");
+        refuse(r, RP_REISSUE_BLOCKED);
         return;
     }
     if (!device.last_passed || device.last_attested_at + RP_DEVICE_CERT_LIFETIME < now) {
-        rp_reply_error(r, 403, "attestation_required",
-                       "the device has not passed an attestation in the last 24 hours");
+        refuse(r, RP_REISSUE_ATTESTATION_REQUIRED);
         return;
     }
     body = rp_req_body(r, &len);
@@ -143,16 +157,24 @@ static void simplereenroll(rp_req_t *r, const rp_tenant_t *tenant, const rp_ca_t
         spki_len = -1;
     if (spki_len <= 0 ||
         rp_ca_issue_device_cert(ca, spki, (size_t)spki_len, device_id, now, &cert, &rec) != RP_OK ||
-        rp_store_cert_add(r->w->store, &rec) != RP_OK) {
+        rp_store_cert_reissue(r->w->store, &rec, serial, now - RP_DEVICE_CERT_LIFETIME, &outcome) !=
+            RP_OK) {
         X509_REQ_free(csr);
         X509_free(cert);
         rp_reply_error(r, 500, "internal", "cannot issue the certificate");
         return;
     }
+    X509_REQ_free(csr);
+    /* What the checks above read may have changed before the certificate was recorded: the
+     * transaction that records it checked again, and decides. */
+    if (outcome != RP_REISSUE_DONE) {
+        X509_free(cert);
+        refuse(r, outcome);
+        return;
+    }
     atomic_fetch_add(&r->w->srv->metrics.certificates_issued, 1);
     rp_log_info("device %.16s… re-enrolled: certificate %s", device_id, rec.serial);
     reply_pkcs7(r, cert);
-    X509_REQ_free(csr);
     X509_free(cert);
 }
 

@@ -172,7 +172,6 @@ typedef void (*rp_attestation_fn)(void *ctx, const rp_attestation_t *a);
 rp_err_t rp_store_attestation_list(rp_store_t *s, const char *tenant_id, const char *device_id,
                                    int limit, rp_attestation_fn fn, void *ctx) RP_MUST_CHECK;
 
-rp_err_t rp_store_cert_add(rp_store_t *s, const rp_cert_record_t *cert) RP_MUST_CHECK;
 rp_err_t rp_store_cert_get(rp_store_t *s, const char *serial, rp_cert_record_t *out) RP_MUST_CHECK;
 typedef void (*rp_cert_fn)(void *ctx, const rp_cert_record_t *c);
 rp_err_t rp_store_revoked_list(rp_store_t *s, const char *tenant_id, rp_cert_fn fn,
@@ -373,5 +372,27 @@ rp_err_t rp_store_device_update_set(rp_store_t *s, const rp_device_update_t *u) 
 typedef void (*rp_device_update_fn)(void *ctx, const rp_device_update_t *u);
 rp_err_t rp_store_device_updates(rp_store_t *s, const char *deployment_id, rp_device_update_fn fn,
                                  void *ctx) RP_MUST_CHECK;
+
+/* ---- Certificates re-issued without an attestation (EST simplereenroll) ---- */
+
+typedef enum rp_reissue {
+    RP_REISSUE_DONE = 0,
+    RP_REISSUE_NOT_CURRENT,          /* the renewed certificate is not a current one of the device
+                                      * and tenant (revoked, or another's) */
+    RP_REISSUE_BLOCKED,              /* the device is blocked, or no longer the tenant's */
+    RP_REISSUE_ATTESTATION_REQUIRED, /* its last attestation failed, or is too old */
+} rp_reissue_t;
+
+/*
+ * Record a certificate issued to renew another (old_serial) - only if, in the transaction that
+ * records it, the device is still held by the certificate's tenant and not blocked, the renewed
+ * certificate is that device's and not revoked, and the device's last attestation passed at or
+ * after attested_since. So a block that commits while a renewal is being made either comes first
+ * (nothing is recorded) or revokes the new certificate too. OUT: *outcome; RP_OK with any other
+ * outcome than RP_REISSUE_DONE has recorded nothing. Every certificate the service records goes
+ * through this or rp_store_attestations_record(), which check the same way.
+ */
+rp_err_t rp_store_cert_reissue(rp_store_t *s, const rp_cert_record_t *cert, const char *old_serial,
+                               int64_t attested_since, rp_reissue_t *outcome) RP_MUST_CHECK;
 
 #endif /* RAMPART_STORE_H */

@@ -834,9 +834,70 @@ static const char SQL_REVOKED_LIST[] =
     "SELECT serial, tenant_id, device_id, not_before, not_after, revoked_at FROM certificates"
     " WHERE tenant_id = ? AND revoked_at != 0 AND not_after > ? ORDER BY revoked_at, serial";
 
-rp_err_t rp_store_cert_add(rp_store_t *s, const rp_cert_record_t *cert)
+static const char SQL_DEVICE_REISSUE[] =
+    "SELECT d.tenant_id, d.blocked, a.passed, a.at FROM devices d"
+    " LEFT JOIN attestations a ON a.id = d.last_attestation WHERE d.id = ?";
+
+/* Inside the caller's transaction: may the device get cert, renewing old_serial? */
+static rp_err_t reissue_check(rp_store_t *s, const rp_cert_record_t *cert, const char *old_serial,
+                              int64_t attested_since, rp_reissue_t *outcome)
 {
-    return insert_cert(s, cert);
+    sqlite3_stmt *st = sq_stmt(s, SQL_DEVICE_REISSUE);
+    char tenant_id[RP_ID_SIZE];
+    bool blocked, passed;
+    int64_t at;
+    rp_cert_record_t old;
+    rp_err_t err;
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_text(st, 1, cert->device_id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+            return sq_error(s, "device");
+        *outcome = RP_REISSUE_BLOCKED; /* no tenant holds it */
+        return RP_OK;
+    }
+    sq_text_col(st, 0, tenant_id, sizeof(tenant_id));
+    blocked = sqlite3_column_int(st, 1) != 0;
+    passed = sqlite3_column_type(st, 2) != SQLITE_NULL && sqlite3_column_int(st, 2) != 0;
+    at = sqlite3_column_int64(st, 3);
+    sqlite3_reset(st);
+    if (blocked || strcmp(tenant_id, cert->tenant_id) != 0) {
+        *outcome = RP_REISSUE_BLOCKED;
+        return RP_OK;
+    }
+    err = rp_store_cert_get(s, old_serial, &old);
+    if (err == RP_ERR_NOT_FOUND ||
+        (err == RP_OK && (old.revoked_at != 0 || strcmp(old.device_id, cert->device_id) != 0 ||
+                          strcmp(old.tenant_id, cert->tenant_id) != 0))) {
+        *outcome = RP_REISSUE_NOT_CURRENT;
+        return RP_OK;
+    }
+    if (err != RP_OK)
+        return err;
+    *outcome = passed && at >= attested_since ? RP_REISSUE_DONE : RP_REISSUE_ATTESTATION_REQUIRED;
+    return RP_OK;
+}
+
+rp_err_t rp_store_cert_reissue(rp_store_t *s, const rp_cert_record_t *cert, const char *old_serial,
+                               int64_t attested_since, rp_reissue_t *outcome)
+{
+    rp_err_t err = sq_begin(s);
+
+    *outcome = RP_REISSUE_NOT_CURRENT;
+    if (err != RP_OK)
+        return err;
+    err = reissue_check(s, cert, old_serial, attested_since, outcome);
+    if (err == RP_OK && *outcome == RP_REISSUE_DONE) {
+        err = insert_cert(s, cert);
+        if (err == RP_ERR_EXISTS)
+            err = RP_ERR_IO; /* a serial twice: random serials never collide */
+    }
+    return sq_end(s, err);
 }
 
 static void cert_row(sqlite3_stmt *st, rp_cert_record_t *c)

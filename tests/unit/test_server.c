@@ -5,13 +5,17 @@
  * within one batch and across batches; spent nonces are purged only once expired), a staged
  * rollout's choice of devices, and products, groups and deployments in the store.
  */
+#include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -262,6 +266,163 @@ static void store_pass_for_a_device_blocked_meanwhile(void **state)
     assert_string_equal(d.cert_serial, "");
 }
 
+/* EST's renewal records a certificate only for a device that, in that transaction, is claimed by
+ * the tenant, not blocked, holds the renewed certificate unrevoked and passed an attestation
+ * recently; each refusal records nothing. */
+static void store_reissue_checks(void **state)
+{
+    struct db *db = *state;
+    uint8_t n[RP_NONCE_SIZE] = {9};
+    rp_cert_record_t old = cert_for(db, dev1, "01"), c, got;
+    rp_attestation_t a;
+    rp_attestation_write_t w;
+    rp_reissue_t out;
+    rp_tenant_t other;
+
+    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, dev1, 1000), RP_OK);
+    c = cert_for(db, dev1, "02");
+    /* never attested, and the renewed certificate does not exist */
+    assert_int_equal(rp_store_cert_reissue(db->s, &c, "01", 0, &out), RP_OK);
+    assert_int_equal(out, RP_REISSUE_NOT_CURRENT);
+    fill(&a, dev1, db->tenant.id, true);
+    w = write_of(&a, &old, n);
+    assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
+    /* an attestation older than asked for */
+    assert_int_equal(rp_store_cert_reissue(db->s, &c, "01", a.at + 1, &out), RP_OK);
+    assert_int_equal(out, RP_REISSUE_ATTESTATION_REQUIRED);
+    /* another tenant's certificate, another device's */
+    assert_int_equal(rp_store_tenant_create(db->s, "other", &other), RP_OK);
+    snprintf(c.tenant_id, sizeof(c.tenant_id), "%s", other.id);
+    assert_int_equal(rp_store_cert_reissue(db->s, &c, "01", a.at, &out), RP_OK);
+    assert_int_equal(out, RP_REISSUE_BLOCKED);
+    c = cert_for(db, dev2, "02");
+    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, dev2, 1000), RP_OK);
+    assert_int_equal(rp_store_cert_reissue(db->s, &c, "01", 0, &out), RP_OK);
+    assert_int_equal(out, RP_REISSUE_NOT_CURRENT);
+    assert_int_equal(rp_store_cert_get(db->s, "02", &got), RP_ERR_NOT_FOUND);
+    /* and the one that may */
+    c = cert_for(db, dev1, "02");
+    assert_int_equal(rp_store_cert_reissue(db->s, &c, "01", a.at, &out), RP_OK);
+    assert_int_equal(out, RP_REISSUE_DONE);
+    assert_int_equal(rp_store_cert_get(db->s, "02", &got), RP_OK);
+    /* blocked: refused, and the old certificate is revoked anyway */
+    assert_int_equal(rp_store_device_block(db->s, db->tenant.id, dev1, 2000), RP_OK);
+    c = cert_for(db, dev1, "03");
+    assert_int_equal(rp_store_cert_reissue(db->s, &c, "02", a.at, &out), RP_OK);
+    assert_int_equal(out, RP_REISSUE_BLOCKED);
+    assert_int_equal(rp_store_cert_get(db->s, "03", &got), RP_ERR_NOT_FOUND);
+}
+
+/* The race of finding 1: renewals on several connections while another blocks the device. */
+struct race {
+    const struct db *db;
+    char device[RP_DEVICE_ID_SIZE];
+    char first[RP_SERIAL_SIZE]; /* the certificate every renewal renews */
+    int round;
+    int64_t attested_at;
+    atomic_int issued;
+    atomic_bool blocked;
+    atomic_bool failed;
+    int thread;
+};
+
+struct renewer {
+    struct race *race;
+    int id;
+};
+
+static void *renew_loop(void *arg)
+{
+    struct renewer *me = arg;
+    struct race *r = me->race;
+    rp_store_t *s;
+
+    if (rp_store_open(r->db->dir, &s) != RP_OK) {
+        atomic_store(&r->failed, true);
+        return NULL;
+    }
+    /* Renew until refused: the block has landed. */
+    for (int i = 0; i < 100000; i++) {
+        rp_cert_record_t c = cert_for(r->db, r->device, "");
+        rp_reissue_t out;
+        snprintf(c.serial, sizeof(c.serial), "%04x%02x%06x", r->round, me->id + 1, i);
+        if (rp_store_cert_reissue(s, &c, r->first, r->attested_at, &out) != RP_OK) {
+            atomic_store(&r->failed, true);
+            break;
+        }
+        if (out != RP_REISSUE_DONE)
+            break;
+        atomic_fetch_add(&r->issued, 1);
+    }
+    rp_store_close(s);
+    return NULL;
+}
+
+static void *block_when_renewing(void *arg)
+{
+    struct race *r = arg;
+    struct timespec start, now;
+    rp_store_t *s;
+
+    if (rp_store_open(r->db->dir, &s) != RP_OK) {
+        atomic_store(&r->failed, true);
+        return NULL;
+    }
+    /* Block once renewals are under way (waiting for that state, bounded). */
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    do {
+        sched_yield();
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while (atomic_load(&r->issued) < 2 && now.tv_sec - start.tv_sec < 30);
+    if (rp_store_device_block(s, r->db->tenant.id, r->device, 5000) != RP_OK)
+        atomic_store(&r->failed, true);
+    atomic_store(&r->blocked, true);
+    rp_store_close(s);
+    return NULL;
+}
+
+static void store_reissue_races_with_block(void **state)
+{
+    enum { ROUNDS = 12, RENEWERS = 4 };
+    struct db *db = *state;
+
+    for (int round = 0; round < ROUNDS; round++) {
+        struct race r = {.db = db, .round = round};
+        struct renewer renewers[RENEWERS];
+        pthread_t t[RENEWERS + 1];
+        uint8_t n[RP_NONCE_SIZE] = {0x40, (uint8_t)round};
+        rp_attestation_t a;
+        rp_attestation_write_t w;
+        rp_cert_record_t first;
+        rp_device_t d;
+
+        snprintf(r.device, sizeof(r.device), "%064x", 0xd000 + round);
+        assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, r.device, 1000), RP_OK);
+        snprintf(r.first, sizeof(r.first), "%04x00", round);
+        first = cert_for(db, r.device, r.first);
+        fill(&a, r.device, db->tenant.id, true);
+        w = write_of(&a, &first, n);
+        assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
+        assert_int_equal(w.as, RP_RECORDED_AS_GIVEN);
+        r.attested_at = a.at;
+
+        for (int i = 0; i < RENEWERS; i++) {
+            renewers[i] = (struct renewer){&r, i};
+            assert_int_equal(pthread_create(&t[i], NULL, renew_loop, &renewers[i]), 0);
+        }
+        assert_int_equal(pthread_create(&t[RENEWERS], NULL, block_when_renewing, &r), 0);
+        for (int i = 0; i <= RENEWERS; i++)
+            pthread_join(t[i], NULL);
+        assert_false(atomic_load(&r.failed));
+        assert_true(atomic_load(&r.blocked));
+        assert_true(atomic_load(&r.issued) >= 2);
+        /* Blocked: no certificate of the device is left unrevoked. */
+        assert_int_equal(rp_store_device_get(db->s, r.device, &d), RP_OK);
+        assert_true(d.blocked);
+        assert_string_equal(d.cert_serial, "");
+    }
+}
+
 /* More distinct statements than the cache starts with: each is prepared once, then reused; none
  * is lost, and nothing aborts (the cache once had a fixed 64 slots and abort()ed past them). */
 static void store_statement_cache_grows(void **state)
@@ -460,6 +621,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_batch_spends_each_nonce_once, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_pass_for_a_device_blocked_meanwhile, db_setup,
                                         db_teardown),
+        cmocka_unit_test_setup_teardown(store_reissue_checks, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_reissue_races_with_block, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_statement_cache_grows, db_setup, db_teardown),
         cmocka_unit_test(rollout_choice),
         cmocka_unit_test(range_header),
