@@ -473,12 +473,49 @@ static void crl(rp_req_t *r, const char *tenant_id)
     free(der);
 }
 
+static void collect_unproven(void *ctx, const rp_unproven_source_t *u)
+{
+    json_array_append_new(ctx, json_pack("{s:s, s:I, s:o, s:o, s:s, s:s}", "address", u->address,
+                                         "count", (json_int_t)u->count, "first_at",
+                                         time_or_null(u->first_at), "last_at",
+                                         time_or_null(u->last_at), "last_reason", u->last_reason,
+                                         "last_device_id", u->last_device_id));
+}
+
+/* GET /api/v1/unproven-attestations (system): who sends evidence that proves nothing, newest
+ * first. Not a tenant's: the devices they name need not be anyone's. */
+static void unproven_attestations(rp_req_t *r, const rp_token_t *tok)
+{
+    json_t *list;
+
+    if (r->method != EVHTTP_REQ_GET) {
+        rp_reply_error(r, 405, "method_not_allowed", "use GET");
+        return;
+    }
+    if (tok->role != RP_ROLE_SYSTEM) {
+        rp_reply_error(r, 403, "forbidden", "this needs a system token");
+        return;
+    }
+    list = json_array();
+    if (rp_store_unproven_list(r->w->store, 1000, collect_unproven, list) != RP_OK) {
+        json_decref(list);
+        rp_reply_error(r, 500, "internal", "cannot list unproven attestations");
+        return;
+    }
+    rp_reply_json(r, 200, json_pack("{s:o}", "sources", list));
+}
+
 void rp_api_handle(rp_req_t *r)
 {
     rp_token_t tok;
     rp_tenant_t tenant;
     const char *tid;
 
+    if (r->nparts == 3 && strcmp(r->parts[2], "unproven-attestations") == 0) {
+        if (authenticate(r, &tok))
+            unproven_attestations(r, &tok);
+        return;
+    }
     /* /api/v1/tenants[/T[/...]] */
     if (r->nparts < 3 || strcmp(r->parts[2], "tenants") != 0) {
         rp_reply_error(r, 404, "not_found", "no such resource");
@@ -599,6 +636,13 @@ void rp_metrics_handle(rp_req_t *r)
                         "rampart_connections_refused_total %llu\n",
                         atomic_load(&r->w->srv->connections),
                         (unsigned long long)atomic_load(&m->connections_refused));
+    evbuffer_add_printf(buf,
+                        "# HELP rampart_attestations_unproven_total Failed attestations that "
+                        "prove nothing about their device (bad signature, bad nonce, replay...): "
+                        "counted per source address, not in the device's history.\n"
+                        "# TYPE rampart_attestations_unproven_total counter\n"
+                        "rampart_attestations_unproven_total %llu\n",
+                        (unsigned long long)atomic_load(&m->attestations_unproven));
     rp_reply_bytes(r, 200, "text/plain; version=0.0.4", evbuffer_pullup(buf, -1),
                    evbuffer_get_length(buf));
     evbuffer_free(buf);

@@ -2,7 +2,9 @@
  * Device attestation (RFC 9334's verifier): single-use nonces, then evidence and the device's
  * public key in, a verdict and (on a pass) a 24-hour certificate out. Every attestation is
  * recorded, pass or the exact reason it failed, before the device hears the verdict: the record
- * goes to the recorder thread (group commit) and the answer is sent when it is on disk.
+ * goes to the recorder thread (group commit) and the answer is sent when it is on disk. A failure
+ * that proves nothing about the device (proves_nothing()) is counted for its source address
+ * instead of in the device's history.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,6 +146,26 @@ static const char *reason_message(rp_attest_reason_t reason)
     }
 }
 
+/*
+ * Whether a failure proves nothing about the device: until the device's key has shown the
+ * evidence to be its own and fresh (signature, UEID, a nonce this service issued to it, unexpired),
+ * anyone who knows the device's public key could have sent it. Such a failure must not change
+ * the device's record: it is counted for the address it came from (unproven_sources).
+ */
+static bool proves_nothing(rp_attest_reason_t reason)
+{
+    switch (reason) {
+    case RP_REASON_MALFORMED_EVIDENCE:
+    case RP_REASON_BAD_SIGNATURE:
+    case RP_REASON_UEID_MISMATCH:
+    case RP_REASON_NONCE_UNKNOWN:
+    case RP_REASON_NONCE_EXPIRED:
+    case RP_REASON_NONCE_WRONG_DEVICE:
+    case RP_REASON_NONCE_REPLAYED: return true;
+    default: return false;
+    }
+}
+
 /* What is being recorded about one attestation. */
 struct verdict {
     const char *device_id;
@@ -164,7 +186,8 @@ struct pending {
     rp_cert_record_t cert;
     uint8_t spki[RP_PUBKEY_DER_MAX];
     uint8_t nonce[RP_NONCE_SIZE];
-    json_t *answer; /* a pass: the certificate */
+    char source[RP_ADDRESS_MAX]; /* the client's address */
+    json_t *answer;              /* a pass: the certificate */
 };
 
 static void recorded(rp_record_job_t *job);
@@ -213,6 +236,16 @@ static void submit(rp_req_t *r, const struct verdict *v, const rp_cert_record_t 
         p->job.write.nonce_len = v->nonce_len;
         p->job.write.nonce_expires = v->nonce_expires;
     }
+    {
+        struct evhttp_connection *conn = evhttp_request_get_connection(r->req);
+        char *host = NULL;
+        ev_uint16_t port = 0;
+        if (conn != NULL)
+            evhttp_connection_get_peer(conn, &host, &port);
+        snprintf(p->source, sizeof(p->source), "%s", host != NULL ? host : "unknown");
+    }
+    p->job.write.source = p->source;
+    p->job.write.unproven = proves_nothing(v->reason);
     p->job.write.spent_reason = rp_attest_reason_code(RP_REASON_NONCE_REPLAYED);
     p->job.write.blocked_reason = rp_attest_reason_code(RP_REASON_BLOCKED);
     p->job.worker = r->w;
@@ -231,6 +264,7 @@ static void recorded(rp_record_job_t *job)
     struct pending *p = (struct pending *)job; /* job is the first member */
     rp_req_t r = {.w = job->worker, .req = p->req};
     rp_metrics_t *m = &job->worker->srv->metrics;
+    bool unproven = job->write.unproven || job->write.as == RP_RECORDED_AS_REPLAY;
     char iso[32];
 
     /* What the transaction found may have turned a pass into a refusal: the nonce was spent by a
@@ -240,6 +274,8 @@ static void recorded(rp_record_job_t *job)
         p->reason = RP_REASON_NONCE_REPLAYED;
     else if (job->write.as == RP_RECORDED_AS_BLOCKED)
         p->reason = RP_REASON_BLOCKED;
+    if (job->err == RP_OK && unproven)
+        atomic_fetch_add(&m->attestations_unproven, 1);
     if (job->err != RP_OK) {
         rp_reply_error(&r, 500, "internal", "cannot record the attestation");
     } else if (p->reason == RP_REASON_PASS) {
@@ -252,8 +288,9 @@ static void recorded(rp_record_job_t *job)
         p->answer = NULL;
     } else {
         atomic_fetch_add(&m->attestations[p->reason], 1);
-        rp_log_info("attestation of %.16s… refused: %s", p->att.device_id,
-                    rp_attest_reason_code(p->reason));
+        rp_log_info("attestation of %.16s… refused: %s%s%s", p->att.device_id,
+                    rp_attest_reason_code(p->reason), unproven ? ", unproven, from " : "",
+                    unproven ? p->source : "");
         rp_reply_json(&r, 403,
                       json_pack("{s:s, s:s, s:s}", "error", "attestation_failed", "reason",
                                 rp_attest_reason_code(p->reason), "message",

@@ -62,6 +62,8 @@ typedef struct rp_metrics {
     atomic_ullong limited_address;   /* attestation requests answered 429: their address's limit */
     atomic_ullong limited_unclaimed; /* ...: the limit shared by every unclaimed device */
     atomic_ullong connections_refused; /* at the connection limit, refused after the ClientHello */
+    atomic_ullong attestations_unproven; /* failures that prove nothing about the device: counted
+                                          * per source address, not in its history */
 } rp_metrics_t;
 
 typedef struct rp_recorder rp_recorder_t;

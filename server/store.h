@@ -155,6 +155,13 @@ typedef struct rp_attestation_write {
     const char *spent_reason;   /* the reason recorded when the nonce was spent already */
     const char *blocked_reason; /* the reason recorded when a pass finds the device blocked */
     rp_recorded_as_t as;        /* OUT */
+    /* A failure that proves nothing about the device (its evidence is not shown to be the
+     * device's and fresh, e.g. a bad signature): counted for its source address
+     * (rp_store_unproven_list), not in the device's history nor as its last attestation, so
+     * that whoever knows a device's public key cannot spoil its record. A record whose nonce
+     * turns out spent (RP_RECORDED_AS_REPLAY) is counted the same way. */
+    bool unproven;
+    const char *source; /* the client's address, for an unproven failure */
 } rp_attestation_write_t;
 
 /*
@@ -166,6 +173,21 @@ typedef struct rp_attestation_write {
  */
 rp_err_t rp_store_attestations_record(rp_store_t *s, rp_attestation_write_t *w,
                                       size_t n) RP_MUST_CHECK;
+/* Unproven failures, one row per source address: at most RP_UNPROVEN_SOURCES_MAX, the least
+ * recently seen dropped first. */
+#define RP_UNPROVEN_SOURCES_MAX 10000
+#define RP_ADDRESS_MAX 64
+typedef struct rp_unproven_source {
+    char address[RP_ADDRESS_MAX];
+    int64_t first_at, last_at;
+    int64_t count;
+    char last_reason[RP_REASON_MAX + 1];
+    char last_device_id[RP_DEVICE_ID_SIZE]; /* the device the last one named */
+} rp_unproven_source_t;
+typedef void (*rp_unproven_fn)(void *ctx, const rp_unproven_source_t *u);
+/* The sources seen most recently first, at most limit. */
+rp_err_t rp_store_unproven_list(rp_store_t *s, int limit, rp_unproven_fn fn,
+                                void *ctx) RP_MUST_CHECK;
 /* Forget the spent nonces that expired before `before` (they are refused as expired anyway). */
 rp_err_t rp_store_nonces_purge(rp_store_t *s, int64_t before) RP_MUST_CHECK;
 typedef void (*rp_attestation_fn)(void *ctx, const rp_attestation_t *a);

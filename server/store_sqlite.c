@@ -103,6 +103,12 @@ static const char *const migrations[] = {
     " PRIMARY KEY (tenant_id, seq)) WITHOUT ROWID;"
     "INSERT INTO update_keys SELECT tenant_id, 1, key_pem, spki, created FROM update_keys_4;"
     "DROP TABLE update_keys_4;",
+    /* 6: attestation failures that prove nothing about a device, counted per source address
+     * instead of in the device's history */
+    "CREATE TABLE unproven_sources (address TEXT PRIMARY KEY, first_at INTEGER NOT NULL,"
+    " last_at INTEGER NOT NULL, count INTEGER NOT NULL, last_reason TEXT NOT NULL,"
+    " last_device_id TEXT NOT NULL);"
+    "CREATE INDEX unproven_sources_last ON unproven_sources(last_at);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -713,8 +719,59 @@ static void refuse_instead(rp_attestation_write_t *w, rp_recorded_as_t as, const
     snprintf(w->a->reason, sizeof(w->a->reason), "%s", reason != NULL ? reason : "refused");
 }
 
+static const char SQL_UNPROVEN_UPSERT[] =
+    "INSERT INTO unproven_sources (address, first_at, last_at, count, last_reason, last_device_id)"
+    " VALUES (?1, ?2, ?2, 1, ?3, ?4) ON CONFLICT(address) DO UPDATE SET"
+    " last_at = max(last_at, excluded.last_at), count = count + 1,"
+    " last_reason = excluded.last_reason, last_device_id = excluded.last_device_id"
+    " RETURNING count";
+static const char SQL_UNPROVEN_TRIM[] =
+    "DELETE FROM unproven_sources WHERE address IN (SELECT address FROM unproven_sources"
+    " ORDER BY last_at DESC, address LIMIT -1 OFFSET ?)";
+static const char SQL_UNPROVEN_LIST[] =
+    "SELECT address, first_at, last_at, count, last_reason, last_device_id FROM unproven_sources"
+    " ORDER BY last_at DESC, address LIMIT ?";
+
+/* An unproven failure inside the caller's transaction: its source's row. OUT: *grew when the
+ * source is new (the caller then trims the table). */
+static rp_err_t record_unproven(rp_store_t *s, const rp_attestation_write_t *w, bool *grew)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_UNPROVEN_UPSERT);
+    int64_t count = 0;
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_text(st, 1, w->source != NULL ? w->source : "unknown", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, w->a->at);
+    sqlite3_bind_text(st, 3, w->a->reason, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, w->a->device_id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        count = sqlite3_column_int64(st, 0);
+        rc = sqlite3_step(st);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return sq_error(s, "unproven attestation");
+    if (count == 1)
+        *grew = true;
+    return RP_OK;
+}
+
+/* Keep RP_UNPROVEN_SOURCES_MAX sources, the most recently seen. */
+static rp_err_t trim_unproven(rp_store_t *s)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_UNPROVEN_TRIM);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_int(st, 1, RP_UNPROVEN_SOURCES_MAX);
+    return sq_step_done(s, st, NULL);
+}
+
 /* One attestation inside the caller's transaction. */
-static rp_err_t record_one(rp_store_t *s, rp_attestation_write_t *w)
+static rp_err_t record_one(rp_store_t *s, rp_attestation_write_t *w, bool *grew)
 {
     rp_attestation_t *a = w->a;
     char tenant_id[RP_ID_SIZE];
@@ -723,7 +780,11 @@ static rp_err_t record_one(rp_store_t *s, rp_attestation_write_t *w)
     rp_err_t err = RP_OK;
 
     w->as = RP_RECORDED_AS_GIVEN;
-    /* A nonce spent already leaves this insert undone (on its own: the transaction goes on). */
+    if (w->unproven) /* nothing else to do: it spends no nonce, issues nothing */
+        return record_unproven(s, w, grew);
+    /* A nonce spent already leaves this insert undone (on its own: the transaction goes on).
+     * Whoever replays the device's evidence shows nothing new about the device: the replay is
+     * counted for its source, not in the device's history. */
     if (w->nonce != NULL) {
         st = sq_stmt(s, SQL_NONCE_SPEND);
         if (st == NULL)
@@ -731,9 +792,11 @@ static rp_err_t record_one(rp_store_t *s, rp_attestation_write_t *w)
         sqlite3_bind_blob(st, 1, w->nonce, (int)w->nonce_len, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, w->nonce_expires);
         err = sq_step_done(s, st, NULL);
-        if (err == RP_ERR_EXISTS)
+        if (err == RP_ERR_EXISTS) {
             refuse_instead(w, RP_RECORDED_AS_REPLAY, w->spent_reason);
-        else if (err != RP_OK)
+            return record_unproven(s, w, grew);
+        }
+        if (err != RP_OK)
             return err;
     }
     /* A pass stands only if the device is still the tenant's and not blocked now. */
@@ -787,12 +850,38 @@ static rp_err_t record_one(rp_store_t *s, rp_attestation_write_t *w)
 rp_err_t rp_store_attestations_record(rp_store_t *s, rp_attestation_write_t *w, size_t n)
 {
     rp_err_t err = sq_begin(s);
+    bool grew = false;
 
     if (err != RP_OK)
         return err; /* begin() has let go of the write lock */
     for (size_t i = 0; i < n && err == RP_OK; i++)
-        err = record_one(s, &w[i]); /* a failure is the database's: none is recorded */
+        err = record_one(s, &w[i], &grew); /* a failure is the database's: none is recorded */
+    if (err == RP_OK && grew)
+        err = trim_unproven(s);
     return sq_end(s, err);
+}
+
+rp_err_t rp_store_unproven_list(rp_store_t *s, int limit, rp_unproven_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_UNPROVEN_LIST);
+    rp_unproven_source_t u;
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_int(st, 1, limit);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        memset(&u, 0, sizeof(u));
+        sq_text_col(st, 0, u.address, sizeof(u.address));
+        u.first_at = sqlite3_column_int64(st, 1);
+        u.last_at = sqlite3_column_int64(st, 2);
+        u.count = sqlite3_column_int64(st, 3);
+        sq_text_col(st, 4, u.last_reason, sizeof(u.last_reason));
+        sq_text_col(st, 5, u.last_device_id, sizeof(u.last_device_id));
+        fn(ctx, &u);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "unproven attestations");
 }
 
 rp_err_t rp_store_attestation_list(rp_store_t *s, const char *tenant_id, const char *device_id,

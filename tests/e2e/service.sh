@@ -129,10 +129,23 @@ last_reason() {
   RAMPART_TOKEN_FILE=$ADMIN_TOKEN "$RAMPART" device attestations --tenant "$acme" "$1" >"$d/hist"
   jq -r '.attestations[0].reason' "$d/hist"
 }
+history_of() {
+  RAMPART_TOKEN_FILE=$ADMIN_TOKEN "$RAMPART" device attestations --tenant "$acme" "$1" >"$d/hist"
+  jq -c '[.attestations[] | {id, result, reason}]' "$d/hist"
+}
+# refused_with REASON [DEVICE]: the request in $d/req.json is refused for REASON. With DEVICE: the
+# refusal proves nothing about the device (anyone who knows its public key could have sent it), so
+# its history is unchanged and the refusal is counted for the address it came from instead.
 refused_with() {
+  [ -z "${2:-}" ] || history_of "$2" >"$d/hist.before"
   http POST /api/v1/attest - "$d/req.json"; is_status 403
   body_has ".reason == \"$1\""
-  [ -z "${2:-}" ] || eq "$(last_reason "$2")" "$1" "recorded reason"
+  if [ -n "${2:-}" ]; then
+    eq "$(history_of "$2")" "$(cat "$d/hist.before")" "$1: the device's history"
+    http GET /api/v1/unproven-attestations "$ADMIN_TOKEN"; is_status 200
+    body_has ".sources[0].address == \"127.0.0.1\" and .sources[0].last_reason == \"$1\"
+      and .sources[0].last_device_id == \"$2\""
+  fi
 }
 
 make_request a a; http POST /api/v1/attest - "$d/req.json"; is_status 200
@@ -152,6 +165,31 @@ unknown=$(openssl rand -hex 32)
 "$AGENT" evidence --state-dir "$d/a" --nonce "$unknown" --out "$d/ev.cbor" >/dev/null 2>&1
 jq -n --arg ev "$(base64 -w0 "$d/ev.cbor")" --arg key "$(cat "$d/key.b64")" '{evidence: $ev, public_key: $key}' >"$d/req.json"
 refused_with nonce_unknown "$a"
+
+# Evidence forged with a real device's public key, many times: the device's record is what it was
+# (its last attestation passed, its history), and so its EST re-enrollment still works.
+history_of "$a" >"$d/hist.a"
+http GET /api/v1/unproven-attestations "$ADMIN_TOKEN"; is_status 200
+count_before=$(jq '.sources[0].count' "$d/body")
+for i in 1 2 3 4 5; do
+  make_request b a a; http POST /api/v1/attest - "$d/req.json"; is_status 403
+  body_has '.reason == "bad_signature"'
+done
+eq "$(history_of "$a")" "$(cat "$d/hist.a")" "a's history after forged evidence"
+expect 0 "$RAMPART" device show --tenant "$acme" "$a" --output json
+jq -e '.last_attestation.result == "pass" and .certificate != null' "$d/out" >/dev/null ||
+  fail "a's record after forged evidence: $(cat "$d/out")"
+http GET /api/v1/unproven-attestations "$ADMIN_TOKEN"; is_status 200
+body_has ".sources | length == 1"
+body_has ".sources[0].count == $((count_before + 5)) and .sources[0].last_device_id == \"$a\""
+http GET /api/v1/unproven-attestations "$d/acme-admin.token"; is_status 403   # system tokens only
+openssl req -new -key "$d/a/identity.pem" -subj "/CN=$a" -outform DER | base64 -w0 >"$d/csr-a.b64"
+status=$(curl -s -o "$d/body" -w '%{http_code}' --cacert "$SERVER_CA" --cert "$d/a/device.crt" \
+  --key "$d/a/identity.pem" -H 'Content-Type: application/pkcs10' --data-binary "@$d/csr-a.b64" \
+  "$SERVER_URL/.well-known/est/$acme/simplereenroll")
+is_status 200   # not attestation_required
+http GET /metrics -; is_status 200
+grep -Eq '^rampart_attestations_unproven_total ([1-9][0-9]+)$' "$d/body" || fail "metrics: unproven"
 
 # bad requests: 400 with a reason, 413 when too large
 printf '{"evidence": "x", "public_key": "not a key"}' >"$d/bad.json"

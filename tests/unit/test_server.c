@@ -136,11 +136,27 @@ static void collect(void *ctx, const rp_attestation_t *a)
     s->n++;
 }
 
+struct sources {
+    int n;
+    rp_unproven_source_t last; /* the last one listed */
+    rp_unproven_source_t first;
+};
+
+static void collect_source(void *ctx, const rp_unproven_source_t *u)
+{
+    struct sources *s = ctx;
+
+    if (s->n == 0)
+        s->first = *u;
+    s->last = *u;
+    s->n++;
+}
+
 static void store_schema(void **state)
 {
     struct db *db = *state;
 
-    assert_int_equal(rp_store_schema_version(db->s), 5);
+    assert_int_equal(rp_store_schema_version(db->s), 6);
 }
 
 /* One write: a verdict, maybe a certificate, maybe a nonce to spend. */
@@ -200,6 +216,7 @@ static void store_batch_spends_each_nonce_once(void **state)
     w[0] = write_of(&a[0], &cert, n1);
     fill(&a[1], dev1, db->tenant.id, true);
     w[1] = write_of(&a[1], &cert2, n1);
+    w[1].source = "192.0.2.7";
     fill(&a[2], dev1, db->tenant.id, false);
     w[2] = write_of(&a[2], NULL, n2);
     fill(&a[3], dev1, "", false);
@@ -211,18 +228,27 @@ static void store_batch_spends_each_nonce_once(void **state)
     assert_string_equal(a[1].reason, "nonce_replayed");
     assert_int_equal(w[2].as, RP_RECORDED_AS_GIVEN);
     assert_int_equal(w[3].as, RP_RECORDED_AS_GIVEN);
-    assert_true(a[0].id > 0 && a[1].id > a[0].id && a[2].id > a[1].id);
+    assert_true(a[0].id > 0 && a[2].id > a[0].id);
     /* The loser's certificate was never recorded. */
     assert_int_equal(rp_store_cert_get(db->s, "0a0b", &got), RP_OK);
     assert_int_equal(rp_store_cert_get(db->s, "0c0d", &got), RP_ERR_NOT_FOUND);
 
-    /* What the tenant sees, newest first: the refusal, the replay, the pass. */
+    /* What the tenant sees, newest first: the refusal and the pass. The replay shows nothing
+     * about the device (anyone holding its evidence could send it again): it is counted for its
+     * source instead. */
     assert_int_equal(rp_store_attestation_list(db->s, db->tenant.id, dev1, 10, collect, &seen),
                      RP_OK);
-    assert_int_equal(seen.n, 3);
+    assert_int_equal(seen.n, 2);
     assert_string_equal(seen.reasons[0], "blocked");
-    assert_string_equal(seen.reasons[1], "nonce_replayed");
-    assert_string_equal(seen.reasons[2], "pass");
+    assert_string_equal(seen.reasons[1], "pass");
+    {
+        struct sources src = {0};
+        assert_int_equal(rp_store_unproven_list(db->s, 10, collect_source, &src), RP_OK);
+        assert_int_equal(src.n, 1);
+        assert_string_equal(src.last.address, "192.0.2.7");
+        assert_string_equal(src.last.last_reason, "nonce_replayed");
+        assert_int_equal(src.last.count, 1);
+    }
 
     /* A later batch cannot spend n2 again, nor after a purge of nonces expired before 2000;
      * once n2 itself has expired and been purged it could be stored again, but by then the
@@ -239,6 +265,84 @@ static void store_batch_spends_each_nonce_once(void **state)
     fill(&a[0], dev1, db->tenant.id, false);
     assert_int_equal(rp_store_attestations_record(db->s, w, 1), RP_OK);
     assert_int_equal(w[0].as, RP_RECORDED_AS_GIVEN);
+}
+
+/* Failures that prove nothing about a device (a bad signature, a bad nonce) leave its record as it
+ * was: its last attestation and its history. They are counted per source address, in a table
+ * that keeps RP_UNPROVEN_SOURCES_MAX addresses, the least recently seen dropped first. */
+static void store_unproven_failures_apart(void **state)
+{
+    struct db *db = *state;
+    uint8_t n[RP_NONCE_SIZE] = {5};
+    rp_cert_record_t cert = cert_for(db, dev1, "5a");
+    rp_attestation_t a;
+    rp_attestation_write_t w, *many;
+    struct seen seen = {0};
+    struct sources got = {0};
+    char(*addr)[RP_ADDRESS_MAX];
+    rp_device_t d;
+    int64_t passed_id;
+    enum { EXTRA = 7 };
+
+    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, dev1, 1000), RP_OK);
+    fill(&a, dev1, db->tenant.id, true);
+    w = write_of(&a, &cert, n);
+    assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
+    passed_id = a.id;
+    for (int i = 0; i < 3; i++) {
+        fill(&a, dev1, db->tenant.id, false);
+        snprintf(a.reason, sizeof(a.reason), "%s", i < 2 ? "bad_signature" : "nonce_unknown");
+        a.at = 1100 + i;
+        w = write_of(&a, NULL, NULL);
+        w.unproven = true;
+        w.source = "198.51.100.1";
+        assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
+    }
+    assert_int_equal(rp_store_device_get(db->s, dev1, &d), RP_OK);
+    assert_true(d.last_passed);
+    assert_string_equal(d.last_reason, "pass");
+    assert_string_equal(d.cert_serial, "5a");
+    assert_int_equal(rp_store_attestation_list(db->s, db->tenant.id, dev1, 10, collect, &seen),
+                     RP_OK);
+    assert_int_equal(seen.n, 1);
+    (void)passed_id;
+    assert_int_equal(rp_store_unproven_list(db->s, 10, collect_source, &got), RP_OK);
+    assert_int_equal(got.n, 1);
+    assert_string_equal(got.first.address, "198.51.100.1");
+    assert_int_equal(got.first.count, 3);
+    assert_int_equal(got.first.first_at, 1100);
+    assert_int_equal(got.first.last_at, 1102);
+    assert_string_equal(got.first.last_reason, "nonce_unknown");
+    assert_string_equal(got.first.last_device_id, dev1);
+
+    /* The table is bounded: past the cap, the least recently seen sources go. */
+    many = calloc(RP_UNPROVEN_SOURCES_MAX + EXTRA, sizeof(*many));
+    addr = calloc(RP_UNPROVEN_SOURCES_MAX + EXTRA, sizeof(*addr));
+    assert_non_null(many);
+    assert_non_null(addr);
+    fill(&a, dev2, "", false);
+    snprintf(a.reason, sizeof(a.reason), "bad_signature");
+    a.at = 2000;
+    for (int i = 0; i < RP_UNPROVEN_SOURCES_MAX + EXTRA; i++) {
+        snprintf(addr[i], sizeof(addr[i]), "2001:db8::%x", i);
+        many[i] = write_of(&a, NULL, NULL);
+        many[i].unproven = true;
+        many[i].source = addr[i];
+    }
+    for (size_t i = 0; i < RP_UNPROVEN_SOURCES_MAX + EXTRA; i += RP_RECORDER_BATCH_MAX) {
+        size_t k = RP_UNPROVEN_SOURCES_MAX + EXTRA - i;
+        assert_int_equal(
+            rp_store_attestations_record(db->s, many + i,
+                                         k < RP_RECORDER_BATCH_MAX ? k : RP_RECORDER_BATCH_MAX),
+            RP_OK);
+    }
+    memset(&got, 0, sizeof(got));
+    assert_int_equal(
+        rp_store_unproven_list(db->s, 2 * RP_UNPROVEN_SOURCES_MAX, collect_source, &got), RP_OK);
+    assert_int_equal(got.n, RP_UNPROVEN_SOURCES_MAX);
+    assert_int_equal(got.last.last_at, 2000); /* the oldest, 198.51.100.1, went first */
+    free(many);
+    free(addr);
 }
 
 /* A pass whose device was blocked after its request read it is recorded as blocked. */
@@ -621,6 +725,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_batch_spends_each_nonce_once, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_pass_for_a_device_blocked_meanwhile, db_setup,
                                         db_teardown),
+        cmocka_unit_test_setup_teardown(store_unproven_failures_apart, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_reissue_checks, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_reissue_races_with_block, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_statement_cache_grows, db_setup, db_teardown),
