@@ -25,7 +25,7 @@ static const char usage_text[] =
     "  image verify --key PUB.pem IMAGE                       check an image's signature\n"
     "  image show IMAGE [--output json]                       print what an image holds\n"
     "  tenant create NAME | tenant list                       tenants of the service\n"
-    "  token create --tenant T --role R | token list          API tokens\n"
+    "  token create|list|revoke                               API tokens\n"
     "  device claim|list|show|attestations|block|unblock      devices of a tenant\n"
     "  ca download|crl --tenant T --out FILE                  the tenant CA and its CRL\n"
     "  image-key add|list, image upload|list                  the tenant's signed images\n"

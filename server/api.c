@@ -44,6 +44,7 @@ static bool authenticate(rp_req_t *r, rp_token_t *tok)
 {
     const char *h = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Authorization");
     uint8_t hash[RP_SHA256_LEN];
+    int64_t now;
     rp_err_t err;
 
     if (h == NULL || strncmp(h, "Bearer ", 7) != 0) {
@@ -56,7 +57,10 @@ static bool authenticate(rp_req_t *r, rp_token_t *tok)
         rp_reply_error(r, 401, "unauthorized", "invalid token");
         return false;
     }
+    /* The secret is never compared: its SHA-256 is looked up. Timing can tell at most how much
+     * of a hash matched, which gives no hold on a 256-bit secret. */
     err = rp_store_token_lookup(r->w->store, hash, tok);
+    rp_wipe(hash, sizeof(hash));
     if (err == RP_ERR_NOT_FOUND) {
         rp_reply_error(r, 401, "unauthorized", "invalid token");
         return false;
@@ -64,6 +68,23 @@ static bool authenticate(rp_req_t *r, rp_token_t *tok)
     if (err != RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot check the token");
         return false;
+    }
+    now = (int64_t)time(NULL);
+    if (tok->expires != 0 && tok->expires <= now) {
+        char iso[32];
+        rp_iso_time(tok->expires, iso);
+        evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate",
+                          "Bearer error=\"invalid_token\"");
+        rp_reply_error(r, 401, "token_expired", "the token %s expired at %s: use another one",
+                       tok->id, iso);
+        return false;
+    }
+    /* Its last use, to the minute: a write a minute per token, not one per request. */
+    if (now - tok->last_used >= RP_TOKEN_USE_EVERY) {
+        if (rp_store_token_used(r->w->store, tok->id, now) == RP_OK)
+            tok->last_used = now;
+        else
+            rp_log_warn("cannot note the use of token %s", tok->id);
     }
     return true;
 }
@@ -189,13 +210,64 @@ static void tenants(rp_req_t *r, const rp_token_t *tok)
 
 static json_t *token_json(const rp_token_t *t)
 {
-    return json_pack("{s:s, s:s, s:o}", "id", t->id, "role", rp_role_name(t->role), "created",
-                     time_or_null(t->created));
+    int64_t now = (int64_t)time(NULL);
+    json_t *o = json_pack("{s:s, s:s, s:o, s:o, s:o, s:s}", "id", t->id, "role",
+                          rp_role_name(t->role), "created", time_or_null(t->created), "expires",
+                          time_or_null(t->expires), "last_used", time_or_null(t->last_used),
+                          "status", t->expires != 0 && t->expires <= now ? "expired" : "active");
+
+    if (t->tenant_id[0] != '\0')
+        json_object_set_new(o, "tenant", json_string(t->tenant_id));
+    return o;
 }
 
 static void collect_token(void *ctx, const rp_token_t *t)
 {
     json_array_append_new(ctx, token_json(t));
+}
+
+#define TOKEN_LIFETIME_MAX (10 * 366 * 24 * 3600ll) /* ten years */
+
+/* A new token's expiry from the body: "expires_in" (seconds) or "expires_at" (ISO 8601 UTC), or
+ * neither (never). OUT: *expires (0: never); false when invalid (400 sent). */
+static bool token_expiry(rp_req_t *r, json_t *body, int64_t now, int64_t *expires)
+{
+    json_t *in = json_object_get(body, "expires_in"), *at = json_object_get(body, "expires_at");
+    const char *text = json_string_value(at);
+    struct tm tm;
+    char *end;
+
+    *expires = 0;
+    if (in != NULL && at != NULL) {
+        rp_reply_error(r, 400, "invalid", "give \"expires_in\" or \"expires_at\", not both");
+        return false;
+    }
+    if (in != NULL) {
+        if (!json_is_integer(in) || json_integer_value(in) < 1 ||
+            json_integer_value(in) > TOKEN_LIFETIME_MAX) {
+            rp_reply_error(r, 400, "invalid",
+                           "\"expires_in\" must be 1 to %lld seconds (ten years)",
+                           (long long)TOKEN_LIFETIME_MAX);
+            return false;
+        }
+        *expires = now + (int64_t)json_integer_value(in);
+        return true;
+    }
+    if (at == NULL)
+        return true;
+    memset(&tm, 0, sizeof(tm));
+    end = text != NULL ? strptime(text, "%Y-%m-%dT%H:%M:%SZ", &tm) : NULL;
+    if (end == NULL || *end != '\0') {
+        rp_reply_error(r, 400, "invalid",
+                       "\"expires_at\" must be an ISO 8601 UTC time, e.g. 2027-01-31T12:00:00Z");
+        return false;
+    }
+    *expires = (int64_t)timegm(&tm);
+    if (*expires <= now || *expires - now > TOKEN_LIFETIME_MAX) {
+        rp_reply_error(r, 400, "invalid", "\"expires_at\" must be in the next ten years");
+        return false;
+    }
+    return true;
 }
 
 static void tokens(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant)
@@ -205,6 +277,7 @@ static void tokens(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant
     rp_token_t made;
     rp_role_t role;
     json_t *body, *list, *out;
+    int64_t expires;
     rp_err_t err;
 
     if (r->method == EVHTTP_REQ_GET) {
@@ -225,18 +298,24 @@ static void tokens(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant
     if (body == NULL)
         return;
     role = rp_role_parse(json_string_value(json_object_get(body, "role")));
-    json_decref(body);
     if (role == RP_ROLE_NONE || role == RP_ROLE_SYSTEM) {
+        json_decref(body);
         rp_reply_error(r, 400, "invalid", "\"role\" must be admin, contributor or reader");
         return;
     }
+    if (!token_expiry(r, body, (int64_t)time(NULL), &expires)) {
+        json_decref(body);
+        return;
+    }
+    json_decref(body);
     if (role > tok->role) {
         rp_reply_error(r, 403, "forbidden", "a token cannot make one more powerful than itself");
         return;
     }
     err = rp_token_new(secret, sizeof(secret), hash);
     if (err == RP_OK)
-        err = rp_store_token_create(r->w->store, tenant->id, role, hash, &made);
+        err = rp_store_token_add(r->w->store, tenant->id, role, hash, expires, &made);
+    rp_wipe(hash, sizeof(hash));
     if (err != RP_OK) {
         rp_wipe(secret, sizeof(secret));
         rp_reply_error(r, 500, "internal", "cannot create the token");
@@ -248,6 +327,79 @@ static void tokens(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant
     rp_wipe(secret, sizeof(secret));
     rp_log_info("tenant %s: %s token %s created", tenant->id, rp_role_name(role), made.id);
     rp_reply_json(r, 201, out);
+}
+
+/*
+ * DELETE a token, named in a tenant's tokens (scope: that tenant) or in /api/v1/tokens (scope
+ * NULL: the system tokens). A token may always revoke itself ("self" or its ID); others need an
+ * admin of the tenant, or a system token.
+ */
+static void token_revoke(rp_req_t *r, const rp_token_t *tok, const char *scope, const char *id)
+{
+    bool self = strcmp(id, "self") == 0 || strcmp(id, tok->id) == 0;
+    const char *tenant_id = scope;
+    rp_err_t err;
+
+    if (r->method != EVHTTP_REQ_DELETE) {
+        rp_reply_error(r, 405, "method_not_allowed", "use DELETE");
+        return;
+    }
+    if (self) {
+        id = tok->id;
+        tenant_id = tok->tenant_id[0] != '\0' ? tok->tenant_id : NULL;
+    } else if (tok->role < (scope != NULL ? RP_ROLE_ADMIN : RP_ROLE_SYSTEM)) {
+        rp_reply_error(r, 403, "forbidden",
+                       "this needs the %s role (the token is %s), or the token itself",
+                       scope != NULL ? "admin" : "system", rp_role_name(tok->role));
+        return;
+    }
+    if (self && scope != NULL && strcmp(scope, tok->tenant_id) != 0)
+        err = RP_ERR_NOT_FOUND; /* itself, but named in a tenant it is not of */
+    else
+        err = rp_store_token_revoke(r->w->store, tenant_id, id);
+    if (err == RP_ERR_NOT_FOUND) {
+        rp_reply_error(r, 404, "not_found", "no such token %s",
+                       scope != NULL ? "in this tenant" : "among the system tokens");
+        return;
+    }
+    if (err != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot revoke the token");
+        return;
+    }
+    rp_log_info("%s%s token %s revoked by %s", tenant_id != NULL ? "tenant " : "system",
+                tenant_id != NULL ? tenant_id : "", id, self ? "itself" : tok->id);
+    rp_reply_json(r, 200, json_pack("{s:s, s:b}", "id", id, "revoked", 1));
+}
+
+/* /api/v1/tokens[/ID|self]: the system tokens (a system token lists and revokes them), and the
+ * calling token itself (any token reads it, or revokes itself). */
+static void system_tokens(rp_req_t *r, const rp_token_t *tok)
+{
+    json_t *list;
+
+    if (r->nparts == 4 && strcmp(r->parts[3], "self") == 0 && r->method == EVHTTP_REQ_GET) {
+        rp_reply_json(r, 200, token_json(tok));
+        return;
+    }
+    if (r->nparts == 4) {
+        token_revoke(r, tok, NULL, r->parts[3]);
+        return;
+    }
+    if (r->method != EVHTTP_REQ_GET) {
+        rp_reply_error(r, 405, "method_not_allowed", "use GET");
+        return;
+    }
+    if (tok->role != RP_ROLE_SYSTEM) {
+        rp_reply_error(r, 403, "forbidden", "this needs a system token");
+        return;
+    }
+    list = json_array();
+    if (rp_store_token_list(r->w->store, NULL, collect_token, list) != RP_OK) {
+        json_decref(list);
+        rp_reply_error(r, 500, "internal", "cannot list tokens");
+        return;
+    }
+    rp_reply_json(r, 200, json_pack("{s:o}", "tokens", list));
 }
 
 static json_t *device_json(const rp_device_t *d)
@@ -511,6 +663,11 @@ void rp_api_handle(rp_req_t *r)
     rp_tenant_t tenant;
     const char *tid;
 
+    if ((r->nparts == 3 || r->nparts == 4) && strcmp(r->parts[2], "tokens") == 0) {
+        if (authenticate(r, &tok))
+            system_tokens(r, &tok);
+        return;
+    }
     if (r->nparts == 3 && strcmp(r->parts[2], "unproven-attestations") == 0) {
         if (authenticate(r, &tok))
             unproven_attestations(r, &tok);
@@ -540,6 +697,11 @@ void rp_api_handle(rp_req_t *r)
     if (r->nparts == 5 && strcmp(r->parts[4], "tokens") == 0) {
         if (tenant_access(r, &tok, tid, RP_ROLE_ADMIN, &tenant))
             tokens(r, &tok, &tenant);
+        return;
+    }
+    if (r->nparts == 6 && strcmp(r->parts[4], "tokens") == 0) {
+        if (tenant_access(r, &tok, tid, RP_ROLE_READER, &tenant))
+            token_revoke(r, &tok, tenant.id, r->parts[5]);
         return;
     }
     if (r->nparts == 5 && strcmp(r->parts[4], "ca") == 0) {

@@ -42,6 +42,8 @@ typedef struct rp_token {
     char tenant_id[RP_ID_SIZE]; /* empty for a system token */
     rp_role_t role;
     int64_t created;
+    int64_t expires;   /* 0: never */
+    int64_t last_used; /* 0: never; updated at most once a minute (RP_TOKEN_USE_EVERY) */
 } rp_token_t;
 
 typedef struct rp_device {
@@ -416,5 +418,27 @@ typedef enum rp_reissue {
  */
 rp_err_t rp_store_cert_reissue(rp_store_t *s, const rp_cert_record_t *cert, const char *old_serial,
                                int64_t attested_since, rp_reissue_t *outcome) RP_MUST_CHECK;
+
+/* ---- Tokens: expiry, revocation, the system token's rotation ---- */
+
+#define RP_TOKEN_USE_EVERY 60 /* seconds: how stale a token's last_used may get */
+
+/* As rp_store_token_create(), with an expiry (0: never). */
+rp_err_t rp_store_token_add(rp_store_t *s, const char *tenant_id, rp_role_t role,
+                            const uint8_t hash[RP_SHA256_LEN], int64_t expires,
+                            rp_token_t *out) RP_MUST_CHECK;
+/* Forget a token: tenant_id NULL for a system token. RP_ERR_NOT_FOUND when there is no such
+ * token there. */
+rp_err_t rp_store_token_revoke(rp_store_t *s, const char *tenant_id, const char *id) RP_MUST_CHECK;
+/* Note a token's use at `now`. */
+rp_err_t rp_store_token_used(rp_store_t *s, const char *id, int64_t now) RP_MUST_CHECK;
+/* Make the first system token, in a transaction that finds none (a start racing with another
+ * on the same database makes none). OUT: *out, *made. */
+rp_err_t rp_store_system_token_first(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN],
+                                     rp_token_t *out, bool *made) RP_MUST_CHECK;
+/* Make a new system token and revoke every other, in one transaction. OUT: *out, *revoked (how
+ * many were). */
+rp_err_t rp_store_system_token_rotate(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN],
+                                      rp_token_t *out, int *revoked) RP_MUST_CHECK;
 
 #endif /* RAMPART_STORE_H */

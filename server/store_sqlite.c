@@ -104,11 +104,14 @@ static const char *const migrations[] = {
     "INSERT INTO update_keys SELECT tenant_id, 1, key_pem, spki, created FROM update_keys_4;"
     "DROP TABLE update_keys_4;",
     /* 6: attestation failures that prove nothing about a device, counted per source address
-     * instead of in the device's history */
+     * instead of in the device's history; token expiry and last use */
     "CREATE TABLE unproven_sources (address TEXT PRIMARY KEY, first_at INTEGER NOT NULL,"
     " last_at INTEGER NOT NULL, count INTEGER NOT NULL, last_reason TEXT NOT NULL,"
     " last_device_id TEXT NOT NULL);"
-    "CREATE INDEX unproven_sources_last ON unproven_sources(last_at);",
+    "CREATE INDEX unproven_sources_last ON unproven_sources(last_at);"
+    /* tokens may expire (NULL: never) and remember when they were last used */
+    "ALTER TABLE tokens ADD COLUMN expires INTEGER;"
+    "ALTER TABLE tokens ADD COLUMN last_used INTEGER;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -397,14 +400,24 @@ rp_err_t rp_store_tenant_list(rp_store_t *s, rp_tenant_fn fn, void *ctx)
 }
 
 static const char SQL_TOKEN_INSERT[] =
-    "INSERT INTO tokens (id, hash, tenant_id, role, created) VALUES (?, ?, ?, ?, ?)";
-static const char SQL_TOKEN_LOOKUP[] =
-    "SELECT id, tenant_id, role, created FROM tokens WHERE hash = ?";
-static const char SQL_TOKEN_LIST[] =
-    "SELECT id, tenant_id, role, created FROM tokens WHERE tenant_id IS ? ORDER BY created, id";
+    "INSERT INTO tokens (id, hash, tenant_id, role, created, expires) VALUES (?, ?, ?, ?, ?, ?)";
+#define TOKEN_COLUMNS "SELECT id, tenant_id, role, created, expires, last_used FROM tokens"
+static const char SQL_TOKEN_LOOKUP[] = TOKEN_COLUMNS " WHERE hash = ?";
+static const char SQL_TOKEN_LIST[] = TOKEN_COLUMNS " WHERE tenant_id IS ? ORDER BY created, id";
+static const char SQL_TOKEN_REVOKE[] = "DELETE FROM tokens WHERE id = ? AND tenant_id IS ?";
+static const char SQL_TOKEN_USED[] = "UPDATE tokens SET last_used = ? WHERE id = ?";
+static const char SQL_TOKEN_SYSTEM_COUNT[] = "SELECT count(*) FROM tokens WHERE tenant_id IS NULL";
+static const char SQL_TOKEN_REVOKE_SYSTEM[] =
+    "DELETE FROM tokens WHERE tenant_id IS NULL AND id != ?";
 
 rp_err_t rp_store_token_create(rp_store_t *s, const char *tenant_id, rp_role_t role,
                                const uint8_t hash[RP_SHA256_LEN], rp_token_t *out)
+{
+    return rp_store_token_add(s, tenant_id, role, hash, 0, out);
+}
+
+rp_err_t rp_store_token_add(rp_store_t *s, const char *tenant_id, rp_role_t role,
+                            const uint8_t hash[RP_SHA256_LEN], int64_t expires, rp_token_t *out)
 {
     sqlite3_stmt *st = sq_stmt(s, SQL_TOKEN_INSERT);
     rp_err_t err;
@@ -418,6 +431,7 @@ rp_err_t rp_store_token_create(rp_store_t *s, const char *tenant_id, rp_role_t r
     snprintf(out->tenant_id, sizeof(out->tenant_id), "%s", tenant_id != NULL ? tenant_id : "");
     out->role = role;
     out->created = (int64_t)time(NULL);
+    out->expires = expires;
     sqlite3_bind_text(st, 1, out->id, -1, SQLITE_STATIC);
     sqlite3_bind_blob(st, 2, hash, RP_SHA256_LEN, SQLITE_STATIC);
     if (tenant_id != NULL)
@@ -426,15 +440,97 @@ rp_err_t rp_store_token_create(rp_store_t *s, const char *tenant_id, rp_role_t r
         sqlite3_bind_null(st, 3);
     sqlite3_bind_int(st, 4, (int)role);
     sqlite3_bind_int64(st, 5, out->created);
+    if (expires != 0)
+        sqlite3_bind_int64(st, 6, expires);
+    else
+        sqlite3_bind_null(st, 6);
     return sq_step_done(s, st, NULL);
+}
+
+rp_err_t rp_store_token_revoke(rp_store_t *s, const char *tenant_id, const char *id)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_TOKEN_REVOKE);
+    int changes = 0;
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    if (tenant_id != NULL)
+        sqlite3_bind_text(st, 2, tenant_id, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 2);
+    err = sq_step_done(s, st, &changes);
+    return err == RP_OK && changes == 0 ? RP_ERR_NOT_FOUND : err;
+}
+
+rp_err_t rp_store_token_used(rp_store_t *s, const char *id, int64_t now)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_TOKEN_USED);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    return sq_step_done(s, st, NULL);
+}
+
+rp_err_t rp_store_system_token_first(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN],
+                                     rp_token_t *out, bool *made)
+{
+    sqlite3_stmt *st;
+    int64_t n = -1;
+    rp_err_t err = sq_begin(s);
+
+    *made = false;
+    if (err != RP_OK)
+        return err;
+    st = sq_stmt(s, SQL_TOKEN_SYSTEM_COUNT);
+    if (st != NULL && sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    if (st != NULL)
+        sqlite3_reset(st);
+    err = n < 0 ? sq_error(s, "system tokens") : RP_OK;
+    if (err == RP_OK && n == 0) {
+        err = rp_store_token_add(s, NULL, RP_ROLE_SYSTEM, hash, 0, out);
+        *made = err == RP_OK;
+    }
+    err = sq_end(s, err);
+    if (err != RP_OK)
+        *made = false;
+    return err;
+}
+
+rp_err_t rp_store_system_token_rotate(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN],
+                                      rp_token_t *out, int *revoked)
+{
+    sqlite3_stmt *st;
+    rp_err_t err = sq_begin(s);
+
+    *revoked = 0;
+    if (err != RP_OK)
+        return err;
+    err = rp_store_token_add(s, NULL, RP_ROLE_SYSTEM, hash, 0, out);
+    if (err == RP_OK) {
+        st = sq_stmt(s, SQL_TOKEN_REVOKE_SYSTEM);
+        err = st != NULL ? RP_OK : RP_ERR_IO;
+    }
+    if (err == RP_OK) {
+        sqlite3_bind_text(st, 1, out->id, -1, SQLITE_STATIC);
+        err = sq_step_done(s, st, revoked);
+    }
+    return sq_end(s, err);
 }
 
 static void token_row(sqlite3_stmt *st, rp_token_t *t)
 {
+    memset(t, 0, sizeof(*t));
     sq_text_col(st, 0, t->id, sizeof(t->id));
     sq_text_col(st, 1, t->tenant_id, sizeof(t->tenant_id));
     t->role = (rp_role_t)sqlite3_column_int(st, 2);
     t->created = sqlite3_column_int64(st, 3);
+    t->expires = sqlite3_column_int64(st, 4); /* NULL reads as 0: never */
+    t->last_used = sqlite3_column_int64(st, 5);
 }
 
 rp_err_t rp_store_token_lookup(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN], rp_token_t *out)

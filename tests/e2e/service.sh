@@ -46,6 +46,50 @@ for f in "$d"/*.token; do
   ! grep -qa "$(cat "$f")" "$d/srv/rampart.db" || fail "a token is stored in the clear"
 done
 
+# --- tokens expire, show their use, and can be revoked ------------------------------------------
+expect 0 "$RAMPART" token create --tenant "$acme" --role reader --expires-in 6s --output json
+jq -r .token "$d/out" >"$d/short.token"
+short=$(jq -r .id "$d/out")
+jq -e '.status == "active" and (.expires | test("^20[0-9-]+T[0-9:]+Z$"))' "$d/out" >/dev/null || fail "expiring token: $(cat "$d/out")"
+http GET "/api/v1/tenants/$acme" "$d/short.token"; is_status 200
+expect 0 "$RAMPART" token list --tenant "$acme" --output json
+jq -e --arg id "$short" '.tokens[] | select(.id == $id) | .last_used != null' "$d/out" >/dev/null ||
+  fail "last use not shown: $(cat "$d/out")"
+for i in $(seq 1 150); do   # wait for the state: expired (6 s from its making)
+  http GET "/api/v1/tenants/$acme" "$d/short.token"
+  [ "$status" = 401 ] && break
+  sleep 0.1
+done
+is_status 401; body_has '.error == "token_expired" and (.message | test("expired at 20"))'
+expect 0 "$RAMPART" token list --tenant "$acme"; grep -q "^$short .* expired " "$d/out" || fail "not listed as expired: $(cat "$d/out")"
+expect 1 "$RAMPART" token create --tenant "$acme" --role reader --expires-at 2001-01-01T00:00:00Z
+err_has "in the next ten years"
+expect 2 "$RAMPART" token create --tenant "$acme" --role reader --expires-in 5x
+http POST "/api/v1/tenants/$acme/tokens" "$ADMIN_TOKEN" <(printf '{"role":"reader","expires_in":0}'); is_status 400
+# revoked by an admin, by itself; not by a reader, nor by another tenant
+for n in 1 2; do
+  expect 0 "$RAMPART" token create --tenant "$acme" --role reader --output json
+  jq -r .token "$d/out" >"$d/rev$n.token"; eval "rev$n=$(jq -r .id "$d/out")"
+done
+RAMPART_TOKEN_FILE=$d/rev1.token expect 1 "$RAMPART" token revoke --tenant "$acme" "$rev2"; err_has "needs the admin role"
+RAMPART_TOKEN_FILE=$d/globex-admin.token expect 1 "$RAMPART" token revoke --tenant "$acme" "$rev2"
+RAMPART_TOKEN_FILE=$d/globex-admin.token expect 1 "$RAMPART" token revoke --tenant "$globex" "$rev2"; err_has "no such token"
+http GET "/api/v1/tenants/$acme" "$d/rev2.token"; is_status 200
+RAMPART_TOKEN_FILE=$d/acme-admin.token expect 0 "$RAMPART" token revoke --tenant "$acme" "$rev2"; out_has "revoked $rev2"
+http GET "/api/v1/tenants/$acme" "$d/rev2.token"; is_status 401; body_has '.error == "unauthorized"'
+RAMPART_TOKEN_FILE=$d/rev1.token expect 0 "$RAMPART" token revoke --tenant "$acme" self; out_has "revoked $rev1"
+http GET "/api/v1/tenants/$acme" "$d/rev1.token"; is_status 401
+expect 0 "$RAMPART" token list --tenant "$acme" --output json
+jq -e --arg a "$rev1" --arg b "$rev2" '[.tokens[].id] | index($a) == null and index($b) == null' "$d/out" >/dev/null ||
+  fail "revoked tokens still listed"
+# the system tokens: one, listed to system tokens only
+expect 0 "$RAMPART" token list --output json
+jq -e '.tokens | length == 1 and .[0].role == "system"' "$d/out" >/dev/null || fail "system tokens: $(cat "$d/out")"
+system0=$(jq -r '.tokens[0].id' "$d/out")
+RAMPART_TOKEN_FILE=$d/acme-admin.token expect 1 "$RAMPART" token list; err_has "needs a system token"
+RAMPART_TOKEN_FILE=$d/acme-admin.token expect 1 "$RAMPART" token revoke "$system0"
+err_has "needs the system role"
+
 # --- devices: provision, claim ----------------------------------------------------------------
 for dev in a b c; do expect 0 "$AGENT" provision --state-dir "$d/$dev" --rot soft; done
 a=$("$AGENT" id --state-dir "$d/a" 2>/dev/null | sed -n 's/^device id: //p')
@@ -320,9 +364,28 @@ for reason in pass nonce_replayed nonce_expired nonce_wrong_device bad_signature
 done
 grep -Eq '^rampart_certificates_issued_total [1-9]' "$d/body" || fail "metrics: certificates"
 
+# --- the system token: rotated explicitly, never doubled by accident ------------------------------
+cp "$ADMIN_TOKEN" "$d/system-1.token"
+expect 0 "$RAMPART" token list --output json; system1=$(jq -r '.tokens[0].id' "$d/out")
+expect 0 "$server_bin" --data-dir "$d/srv" --rotate-admin-token    # while the service runs
+err_has "1 other system token(s) revoked"
+! cmp -s "$ADMIN_TOKEN" "$d/system-1.token" || fail "rotation kept the old token"
+eq "$(stat -c %a "$ADMIN_TOKEN")" 600 "rotated token's mode"
+http GET /api/v1/tokens "$d/system-1.token"; is_status 401
+expect 0 "$RAMPART" token list --output json
+jq -e --arg old "$system1" '.tokens | length == 1 and .[0].id != $old' "$d/out" >/dev/null ||
+  fail "after rotation: $(cat "$d/out")"
+! grep -qa "$(cat "$ADMIN_TOKEN")" "$d/srv/rampart.db" || fail "the rotated token is stored in the clear"
+# Deleting admin.token and restarting does not make a second system token.
+mv "$ADMIN_TOKEN" "$d/system-2.token"
+
 # --- the requests anyone may make are limited per address ---------------------------------------
 kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
 RAMPART_SERVER=$server_bin start_server "$d/srv" --rate-limit 0.05   # a burst of 1, then 1 in 20 s
+[ ! -e "$ADMIN_TOKEN" ] || fail "a restart without admin.token made another system token"
+grep -q "no new system token is made" "$d/srv.log" || fail "no word about the missing admin.token"
+http GET /api/v1/tokens "$d/system-2.token"; is_status 200; body_has '.tokens | length == 1'
+mv "$d/system-2.token" "$ADMIN_TOKEN"
 printf '{}' >"$d/empty.json"
 codes=""
 for i in $(seq 1 14); do http POST /api/v1/attest/nonce - "$d/empty.json"; codes="$codes $status"; done

@@ -527,6 +527,52 @@ static void store_reissue_races_with_block(void **state)
     }
 }
 
+static void count_tokens(void *ctx, const rp_token_t *t)
+{
+    (void)t;
+    (*(int *)ctx)++;
+}
+
+/* Tokens: expiry and last use kept, revocation within its scope only, one first system token
+ * however often it is asked for, and rotation leaving exactly one. */
+static void store_tokens(void **state)
+{
+    struct db *db = *state;
+    uint8_t h1[RP_SHA256_LEN] = {1}, h2[RP_SHA256_LEN] = {2}, h3[RP_SHA256_LEN] = {3},
+            h4[RP_SHA256_LEN] = {4};
+    rp_token_t t, sys, got;
+    bool made = true;
+    int n = 0, revoked = -1;
+
+    assert_int_equal(rp_store_token_add(db->s, db->tenant.id, RP_ROLE_READER, h1, 5000, &t), RP_OK);
+    assert_int_equal(rp_store_token_used(db->s, t.id, 4000), RP_OK);
+    assert_int_equal(rp_store_token_lookup(db->s, h1, &got), RP_OK);
+    assert_string_equal(got.id, t.id);
+    assert_int_equal(got.expires, 5000);
+    assert_int_equal(got.last_used, 4000);
+    /* not a system token, so not revoked as one */
+    assert_int_equal(rp_store_token_revoke(db->s, NULL, t.id), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_token_revoke(db->s, "t_other", t.id), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_token_revoke(db->s, db->tenant.id, t.id), RP_OK);
+    assert_int_equal(rp_store_token_lookup(db->s, h1, &got), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_token_revoke(db->s, db->tenant.id, t.id), RP_ERR_NOT_FOUND);
+
+    assert_int_equal(rp_store_system_token_first(db->s, h2, &sys, &made), RP_OK);
+    assert_true(made);
+    assert_int_equal(rp_store_system_token_first(db->s, h3, &t, &made), RP_OK);
+    assert_false(made);
+    assert_int_equal(rp_store_token_lookup(db->s, h3, &got), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_token_lookup(db->s, h2, &got), RP_OK);
+    assert_int_equal(got.role, RP_ROLE_SYSTEM);
+    assert_int_equal(got.expires, 0);
+    assert_int_equal(rp_store_system_token_rotate(db->s, h4, &t, &revoked), RP_OK);
+    assert_int_equal(revoked, 1);
+    assert_int_equal(rp_store_token_lookup(db->s, h2, &got), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_token_lookup(db->s, h4, &got), RP_OK);
+    assert_int_equal(rp_store_token_list(db->s, NULL, count_tokens, &n), RP_OK);
+    assert_int_equal(n, 1);
+}
+
 /* More distinct statements than the cache starts with: each is prepared once, then reused; none
  * is lost, and nothing aborts (the cache once had a fixed 64 slots and abort()ed past them). */
 static void store_statement_cache_grows(void **state)
@@ -728,6 +774,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_unproven_failures_apart, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_reissue_checks, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_reissue_races_with_block, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_tokens, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_statement_cache_grows, db_setup, db_teardown),
         cmocka_unit_test(rollout_choice),
         cmocka_unit_test(range_header),
