@@ -13,6 +13,7 @@
 #include <event2/keyvalq_struct.h>
 #include <openssl/rand.h>
 
+#include "names.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
 #include "server.h"
@@ -138,23 +139,11 @@ static void collect_tenant(void *ctx, const rp_tenant_t *t)
     json_array_append_new(ctx, tenant_json(t));
 }
 
-static bool name_ok(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n == 0 || n > RP_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-            return false;
-    return true;
-}
-
 static void tenants(rp_req_t *r, const rp_token_t *tok)
 {
     rp_tenant_t t;
     json_t *body, *list;
-    const char *name;
+    const char *name, *why;
     rp_err_t err;
 
     if (r->method == EVHTTP_REQ_GET) {
@@ -185,19 +174,18 @@ static void tenants(rp_req_t *r, const rp_token_t *tok)
     body = rp_req_json(r);
     if (body == NULL)
         return;
-    name = json_string_value(json_object_get(body, "name"));
-    if (name == NULL || !name_ok(name)) {
+    name = rp_name_json(json_object_get(body, "name"), &why);
+    if (name == NULL) {
         json_decref(body);
-        rp_reply_error(r, 400, "invalid",
-                       "\"name\" must be a string of 1 to %d printable "
-                       "characters",
-                       RP_NAME_MAX);
+        rp_reply_error(r, 400, "invalid", "\"name\" %s", why);
         return;
     }
     err = rp_store_tenant_create(r->w->store, name, &t);
     json_decref(body);
     if (err == RP_ERR_EXISTS) {
-        rp_reply_error(r, 409, "conflict", "a tenant with that name exists");
+        rp_reply_error(r, 409, "conflict",
+                       "a tenant with that name exists, or with one that looks the same (letter "
+                       "case and look-alike characters do not make names differ)");
         return;
     }
     if (err != RP_OK) {

@@ -4,6 +4,7 @@
  * IMMEDIATE transaction, so a crash leaves each either done or not.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <openssl/rand.h>
 #include <sqlite3.h>
 
+#include "names.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
 #include "store_sqlite.h"
@@ -104,14 +106,24 @@ static const char *const migrations[] = {
     "INSERT INTO update_keys SELECT tenant_id, 1, key_pem, spki, created FROM update_keys_4;"
     "DROP TABLE update_keys_4;",
     /* 6: attestation failures that prove nothing about a device, counted per source address
-     * instead of in the device's history; token expiry and last use */
+     * instead of in the device's history; token expiry and last use; name keys */
     "CREATE TABLE unproven_sources (address TEXT PRIMARY KEY, first_at INTEGER NOT NULL,"
     " last_at INTEGER NOT NULL, count INTEGER NOT NULL, last_reason TEXT NOT NULL,"
     " last_device_id TEXT NOT NULL);"
     "CREATE INDEX unproven_sources_last ON unproven_sources(last_at);"
     /* tokens may expire (NULL: never) and remember when they were last used */
     "ALTER TABLE tokens ADD COLUMN expires INTEGER;"
-    "ALTER TABLE tokens ADD COLUMN last_used INTEGER;",
+    "ALTER TABLE tokens ADD COLUMN last_used INTEGER;"
+    /* each name's key (names.h), unique where the name is, so that look-alikes cannot coexist;
+     * rows made before get theirs at open (name_keys_fill: the key needs ICU, not SQL) */
+    "ALTER TABLE tenants ADD COLUMN name_key TEXT;"
+    "CREATE UNIQUE INDEX tenants_name_key ON tenants(name_key);"
+    "ALTER TABLE products ADD COLUMN name_key TEXT;"
+    "CREATE UNIQUE INDEX products_name_key ON products(tenant_id, name_key);"
+    "ALTER TABLE device_groups ADD COLUMN name_key TEXT;"
+    "CREATE UNIQUE INDEX device_groups_name_key ON device_groups(product_id, name_key);"
+    "ALTER TABLE image_keys ADD COLUMN name_key TEXT;"
+    "CREATE UNIQUE INDEX image_keys_name_key ON image_keys(tenant_id, name_key);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -257,6 +269,102 @@ static rp_err_t migrate(rp_store_t *s)
     return RP_OK;
 }
 
+rp_err_t sq_name(const char *name, char canonical[RP_NAME_MAX + 1], char key[RP_NAME_KEY_MAX])
+{
+    const char *why;
+
+    if (name == NULL ||
+        rp_name_check(name, strlen(name), canonical, RP_NAME_MAX + 1, &why) != RP_OK)
+        return RP_ERR_INVALID_ARG;
+    return rp_name_key(canonical, key);
+}
+
+/* The tables whose names have keys. */
+static const struct {
+    const char *what, *select, *update;
+} named_tables[] = {
+    {"tenant",       "SELECT id, name FROM tenants WHERE name_key IS NULL",
+     "UPDATE tenants SET name_key = ? WHERE id = ? AND name_key IS NULL"      },
+    {"product",      "SELECT id, name FROM products WHERE name_key IS NULL",
+     "UPDATE products SET name_key = ? WHERE id = ? AND name_key IS NULL"     },
+    {"device group", "SELECT id, name FROM device_groups WHERE name_key IS NULL",
+     "UPDATE device_groups SET name_key = ? WHERE id = ? AND name_key IS NULL"},
+    {"image key",    "SELECT id, name FROM image_keys WHERE name_key IS NULL",
+     "UPDATE image_keys SET name_key = ? WHERE id = ? AND name_key IS NULL"   },
+};
+
+/* Keys for the names of rows made before names had them (or that another process is filling
+ * at the same moment: the update is a no-op then). A name whose key another row holds already -
+ * look-alikes made before the rule - keeps none, with a warning: it stays, and no new name may
+ * look like either. */
+static rp_err_t name_keys_fill(rp_store_t *s)
+{
+    static atomic_bool warned;
+    rp_err_t err = RP_OK;
+
+    for (size_t t = 0; t < sizeof(named_tables) / sizeof(named_tables[0]) && err == RP_OK; t++) {
+        struct row {
+            char id[RP_ID_SIZE];
+            char key[RP_NAME_KEY_MAX];
+        } *rows = NULL;
+        size_t n = 0, cap = 0;
+        sqlite3_stmt *st = NULL;
+        int rc = SQLITE_DONE;
+
+        /* Read them all first: the updates change the index the query may walk. */
+        if (sqlite3_prepare_v2(s->db, named_tables[t].select, -1, &st, NULL) != SQLITE_OK)
+            err = sq_error(s, "name keys");
+        while (err == RP_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *id = (const char *)sqlite3_column_text(st, 0);
+            const char *name = (const char *)sqlite3_column_text(st, 1);
+            if (n == cap) {
+                struct row *grown = realloc(rows, (cap = cap ? 2 * cap : 16) * sizeof(*rows));
+                if (grown == NULL) {
+                    err = RP_ERR_NO_MEMORY;
+                    break;
+                }
+                rows = grown;
+            }
+            snprintf(rows[n].id, sizeof(rows[n].id), "%s", id != NULL ? id : "");
+            if (name == NULL || rp_name_key(name, rows[n].key) != RP_OK) {
+                if (!atomic_exchange(&warned, true))
+                    rp_log_warn("the %s %s has a name no key can be made for", named_tables[t].what,
+                                rows[n].id);
+                continue;
+            }
+            n++;
+        }
+        if (err == RP_OK && rc != SQLITE_DONE)
+            err = sq_error(s, "name keys");
+        sqlite3_finalize(st);
+        st = NULL;
+        if (err == RP_OK && n > 0) {
+            err = sq_begin(s);
+            if (err == RP_OK) {
+                if (sqlite3_prepare_v2(s->db, named_tables[t].update, -1, &st, NULL) != SQLITE_OK)
+                    err = sq_error(s, "name keys");
+                for (size_t i = 0; i < n && err == RP_OK; i++) {
+                    sqlite3_bind_text(st, 1, rows[i].key, -1, SQLITE_STATIC);
+                    sqlite3_bind_text(st, 2, rows[i].id, -1, SQLITE_STATIC);
+                    err = sq_step_done(s, st, NULL);
+                    if (err == RP_ERR_EXISTS) {
+                        /* look-alikes made before the rule: both stay, no new one may join */
+                        if (!atomic_exchange(&warned, true))
+                            rp_log_warn("the %s %s looks like another of the same scope (made "
+                                        "before names were checked for look-alikes): both stay",
+                                        named_tables[t].what, rows[i].id);
+                        err = RP_OK;
+                    }
+                }
+                sqlite3_finalize(st);
+                err = sq_end(s, err);
+            }
+        }
+        free(rows);
+    }
+    return err;
+}
+
 rp_err_t rp_store_open(const char *data_dir, rp_store_t **out)
 {
     char path[4096];
@@ -283,6 +391,8 @@ rp_err_t rp_store_open(const char *data_dir, rp_store_t **out)
     err = sq_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
     if (err == RP_OK)
         err = migrate(s);
+    if (err == RP_OK)
+        err = name_keys_fill(s);
     if (err != RP_OK) {
         rp_store_close(s);
         return err;
@@ -335,26 +445,30 @@ rp_err_t sq_step_done(rp_store_t *s, sqlite3_stmt *st, int *changes)
     return err;
 }
 
-static const char SQL_TENANT_INSERT[] = "INSERT INTO tenants (id, name, created) VALUES (?, ?, ?)";
+static const char SQL_TENANT_INSERT[] =
+    "INSERT INTO tenants (id, name, created, name_key) VALUES (?, ?, ?, ?)";
 static const char SQL_TENANT_GET[] = "SELECT id, name, created FROM tenants WHERE id = ?";
 static const char SQL_TENANT_LIST[] = "SELECT id, name, created FROM tenants ORDER BY created, id";
 
 rp_err_t rp_store_tenant_create(rp_store_t *s, const char *name, rp_tenant_t *out)
 {
     sqlite3_stmt *st = sq_stmt(s, SQL_TENANT_INSERT);
+    char key[RP_NAME_KEY_MAX];
     rp_err_t err;
 
     if (st == NULL)
         return RP_ERR_IO;
     memset(out, 0, sizeof(*out));
-    err = sq_random_id('t', out->id, sizeof(out->id));
+    err = sq_name(name, out->name, key);
+    if (err == RP_OK)
+        err = sq_random_id('t', out->id, sizeof(out->id));
     if (err != RP_OK)
         return err;
-    snprintf(out->name, sizeof(out->name), "%s", name);
     out->created = (int64_t)time(NULL);
     sqlite3_bind_text(st, 1, out->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, out->name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, out->created);
+    sqlite3_bind_text(st, 4, key, -1, SQLITE_STATIC);
     return sq_step_done(s, st, NULL);
 }
 

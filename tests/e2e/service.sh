@@ -25,6 +25,45 @@ expect 0 "$RAMPART" tenant create globex; globex=$(cat "$d/out")
 expect 1 "$RAMPART" tenant create acme; err_has "a tenant with that name exists"
 expect 0 "$RAMPART" tenant list --output json
 jq -e '.tenants | map(.name) | sort == ["acme","globex"]' "$d/out" >/dev/null || fail "tenant list"
+# Names are checked at creation against everywhere they go: a tenant's name is its CA's O (at most
+# 64 characters), so 65 is refused and 64 makes a CA, a CRL and certificates.
+long=$(printf 'n%.0s' $(seq 1 65))
+expect 1 "$RAMPART" tenant create "$long"; err_has "at most 64 characters"
+expect 0 "$RAMPART" tenant create "${long:1}"; t64=$(cat "$d/out")
+http GET "/api/v1/tenants/$t64/ca" "$ADMIN_TOKEN"; is_status 200
+openssl x509 -in "$d/body" -noout -subject -nameopt RFC2253 | grep -q "O=${long:1}\$" || fail "CA subject of a 64-character name"
+http GET "/api/v1/tenants/$t64/crl?format=pem" -; is_status 200
+openssl crl -in "$d/body" -noout -issuer -nameopt RFC2253 | grep -q "O=${long:1}\$" || fail "CRL of a 64-character name"
+# Look-alikes: letter case, spaces at the ends, invisible and direction characters, and mixed
+# scripts do not make a new name; whole-script look-alikes collide on their key.
+expect 1 "$RAMPART" tenant create ACME; err_has "looks the same"
+expect 1 "$RAMPART" tenant create "acme "; err_has "must not end with a space"
+expect 1 "$RAMPART" tenant create " acme"; err_has "must not start with a space"
+expect 1 "$RAMPART" tenant create "ac  me"; err_has "two spaces in a row"
+expect 1 "$RAMPART" tenant create "$(printf 'ac\u202eme')"; err_has "format characters"
+expect 1 "$RAMPART" tenant create "$(printf 'ac\u200bme')"; err_has "format characters"
+expect 1 "$RAMPART" tenant create "$(printf '\u0430cme')"; err_has "must not mix scripts"
+expect 1 "$RAMPART" tenant create "$(printf '\uff41\uff43\uff4d\uff45')"; err_has "looks the same"   # fullwidth
+expect 0 "$RAMPART" tenant create ace
+expect 1 "$RAMPART" tenant create "$(printf '\u0430\u0441\u0435')"; err_has "looks the same"          # Cyrillic
+printf '{"name":"acme\\u0000x"}' >"$d/nul.json"
+http POST /api/v1/tenants "$ADMIN_TOKEN" "$d/nul.json"; is_status 400; body_has '.message | test("NUL")'
+printf '{"name":"ac\\u00e9"}' >"$d/nfd.json"   # stored as given when already NFC
+http POST /api/v1/tenants "$ADMIN_TOKEN" "$d/nfd.json"; is_status 201; body_has '.name == "ac\u00e9"'
+printf '{"name":"ace\\u0301"}' >"$d/nfd.json"  # the same name in NFD: the same key
+http POST /api/v1/tenants "$ADMIN_TOKEN" "$d/nfd.json"; is_status 409
+# the same rule for products, groups and image keys, within their scope
+expect 0 "$RAMPART" product create --tenant "$acme" Thermostat
+expect 1 "$RAMPART" product create --tenant "$acme" THERMOSTAT; err_has "product of that name"
+expect 0 "$RAMPART" product create --tenant "$globex" thermostat
+expect 1 "$RAMPART" device-group create --tenant "$acme" --product Thermostat "field test"
+expect 1 "$RAMPART" device-group create --tenant "$acme" --product Thermostat "$(printf 'Beta\u202e')"
+err_has "format characters"
+printf '{"name":"release\\u200b","public_key":"x"}' >"$d/ik.json"
+http POST "/api/v1/tenants/$acme/image-keys" "$ADMIN_TOKEN" "$d/ik.json"; is_status 400
+body_has '.message | test("format characters")'
+expect 0 "$RAMPART" tenant list --output json
+jq -e '.tenants | length == 5' "$d/out" >/dev/null || fail "tenants after the refusals: $(cat "$d/out")"
 for spec in acme:admin acme:reader acme:contributor globex:admin; do
   t=${spec%%:*} role=${spec##*:} tid=$acme
   [ "$t" = globex ] && tid=$globex
@@ -141,8 +180,8 @@ openssl x509 -in "$d/acme-ca.pem" -noout -text | grep -q 'ASN1 OID: prime256v1' 
 openssl x509 -in "$d/acme-ca.pem" -noout -text | grep -q 'CA:TRUE' || fail "CA basic constraints"
 ! openssl verify -CAfile "$d/globex-ca.pem" "$d/a/device.crt" >/dev/null 2>&1 || fail "acme's device verifies under globex"
 # the CA keys are encrypted at rest
-eq "$(sqlite3 "$d/srv/rampart.db" 'select count(*) from cas')" 2 "tenant CAs"
-eq "$(sqlite3 "$d/srv/rampart.db" "select count(*) from cas where key_pem like '-----BEGIN ENCRYPTED PRIVATE KEY-----%'")" 2 \
+eq "$(sqlite3 "$d/srv/rampart.db" 'select count(*) from cas')" 3 "tenant CAs"   # acme, globex, the 64-character one
+eq "$(sqlite3 "$d/srv/rampart.db" "select count(*) from cas where key_pem like '-----BEGIN ENCRYPTED PRIVATE KEY-----%'")" 3 \
   "encrypted CA keys"
 
 expect 0 "$RAMPART" device show --tenant "$acme" "$t" --output json

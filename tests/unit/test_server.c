@@ -20,6 +20,7 @@
 
 #include <cmocka.h>
 
+#include "names.h"
 #include "nonce.h"
 #include "server.h"
 #include "rampart/log.h"
@@ -573,6 +574,190 @@ static void store_tokens(void **state)
     assert_int_equal(n, 1);
 }
 
+/* --- names ------------------------------------------------------------------------------------ */
+
+static void name_ok(const char *in, const char *want)
+{
+    char out[RP_NAME_MAX + 1];
+    const char *why = "unset";
+    rp_err_t err = rp_name_check(in, strlen(in), out, sizeof(out), &why);
+
+    if (err != RP_OK)
+        fail_msg("'%s' refused: %s", in, why);
+    assert_null(why);
+    assert_string_equal(out, want != NULL ? want : in);
+}
+
+static void name_refused(const char *in, size_t len, const char *why_has)
+{
+    char out[RP_NAME_MAX + 1];
+    const char *why = NULL;
+
+    if (rp_name_check(in, len, out, sizeof(out), &why) != RP_ERR_INVALID_ARG)
+        fail_msg("'%.*s' accepted", (int)len, in);
+    assert_non_null(why);
+    if (strstr(why, why_has) == NULL)
+        fail_msg("'%.*s': '%s' does not say '%s'", (int)len, in, why, why_has);
+    assert_string_equal(out, "");
+}
+
+#define REFUSED(lit, why) name_refused((lit), sizeof(lit) - 1, (why))
+
+static void names_rule(void **state)
+{
+    char s[640];
+
+    (void)state;
+    name_ok("acme", NULL);
+    name_ok("Field Test", NULL);
+    name_ok("Acme & Co. (EU) #2", NULL);
+    name_ok("Caf\u00e9 Z\u00fcrich", NULL);
+    name_ok("Cafe\u0301", "Caf\u00e9");  /* NFD in, NFC kept */
+    name_ok("\u6771\u4eac Acme", NULL);  /* Han with Latin */
+    name_ok("\u0391\u0392\u0393", NULL); /* Greek alone */
+    name_ok("\u0430\u0441\u0435", NULL); /* Cyrillic alone (its key is Latin "ace"'s) */
+    name_ok("Acme \U0001F680", NULL);    /* an emoji: no script of its own */
+    memset(s, 'a', 64);
+    s[64] = '\0';
+    name_ok(s, NULL); /* 64 characters */
+    s[64] = 'a';
+    s[65] = '\0';
+    REFUSED(s, "at most 64 characters");
+    s[0] = '\0';
+    for (int i = 0; i < 64; i++)
+        strcat(s, "\u00e9"); /* 64 characters, 128 bytes */
+    name_ok(s, NULL);
+    s[0] = '\0';
+    for (int i = 0; i < 43; i++)
+        strcat(s, "\u6771"); /* 43 characters, 129 bytes */
+    REFUSED(s, "128 bytes");
+    memset(s, 'a', 600);
+    name_refused(s, 600, "at most 64 characters"); /* refused before any conversion */
+
+    REFUSED("", "empty");
+    REFUSED("acme ", "end with a space");
+    REFUSED(" acme", "start with a space");
+    REFUSED("ac  me", "two spaces");
+    REFUSED("acme\t", "control");
+    REFUSED("ac\nme", "control");
+    REFUSED("ac\x7fme", "control");
+    REFUSED("ac\xc2\x85me", "control"); /* NEL, U+0085 */
+    REFUSED("ac\u202eme", "format");    /* right-to-left override */
+    REFUSED("ac\u200bme", "format");    /* zero-width space */
+    REFUSED("ac\u200dme", "format");    /* zero-width joiner */
+    REFUSED("\ufeffacme", "format");    /* byte order mark */
+    REFUSED("acme\ufe0f", "invisible"); /* a variation selector (a mark) */
+    REFUSED("\ufe02", "invisible");
+    REFUSED("a\u3164b", "invisible"); /* the Hangul filler (a letter) */
+    REFUSED("\u0301acme", "combining mark");
+    REFUSED("a\u2028b", "separator");
+    REFUSED("a\u2029b", "separator");
+    REFUSED("a\u00a0b", "plain space"); /* no-break space */
+    REFUSED("a\u3000b", "plain space"); /* ideographic space */
+    REFUSED("\ue000", "private-use");
+    REFUSED("a\U000F0000", "private-use");
+    REFUSED("a\u0378", "unassigned");
+    REFUSED("ac\0me", "NUL");
+    REFUSED("\xff", "UTF-8");
+    REFUSED("ac\xc3", "UTF-8");           /* truncated */
+    REFUSED("\xc0\xaf", "UTF-8");         /* overlong '/' */
+    REFUSED("\xed\xa0\x80", "UTF-8");     /* an encoded surrogate */
+    REFUSED("\xf4\x90\x80\x80", "UTF-8"); /* past U+10FFFF */
+    REFUSED("a/b", "'/'");
+    REFUSED(".", "\".\"");
+    REFUSED("..", "\".\"");
+    REFUSED("p_0123456789abcdef01234567", "ID");
+    name_ok("p_0123456789abcdef0123456", NULL); /* one digit short: not an ID */
+    REFUSED("\u0430cme", "scripts");            /* Cyrillic a, Latin cme */
+    REFUSED("\u03a9mega", "scripts");           /* Greek with Latin */
+    REFUSED("pay\u0440al", "scripts");          /* Cyrillic r inside Latin */
+    REFUSED("a\u0663b1", "digits");             /* Arabic-Indic and ASCII digits */
+}
+
+static void same_key(const char *a, const char *b)
+{
+    char ka[RP_NAME_KEY_MAX], kb[RP_NAME_KEY_MAX];
+
+    assert_int_equal(rp_name_key(a, ka), RP_OK);
+    assert_int_equal(rp_name_key(b, kb), RP_OK);
+    if (strcmp(ka, kb) != 0)
+        fail_msg("'%s' and '%s' have different keys", a, b);
+}
+
+static void names_keys(void **state)
+{
+    char ka[RP_NAME_KEY_MAX], kb[RP_NAME_KEY_MAX];
+
+    (void)state;
+    same_key("acme", "ACME");
+    same_key("acme", "AcMe");
+    same_key("acme", "\uff41\uff43\uff4d\uff45"); /* fullwidth */
+    same_key("acme", "\u0430cme");                /* Cyrillic a */
+    same_key("ace", "\u0430\u0441\u0435");        /* all Cyrillic */
+    same_key("modern", "rnodern");
+    same_key("Stra\u00dfe", "STRASSE");
+    same_key("Caf\u00e9", "Cafe\u0301");
+    same_key("l0gin", "lOgin");
+    assert_int_equal(rp_name_key("acme", ka), RP_OK);
+    assert_int_equal(rp_name_key("acne", kb), RP_OK);
+    assert_string_not_equal(ka, kb);
+    assert_int_equal(rp_name_key("Field Test", ka), RP_OK);
+    assert_int_equal(rp_name_key("Production", kb), RP_OK);
+    assert_string_not_equal(ka, kb);
+    assert_int_equal(rp_name_key("\xff", ka), RP_ERR_INVALID_ARG);
+    assert_int_equal(rp_name_key("", ka), RP_ERR_INVALID_ARG);
+}
+
+/* The store keeps names in NFC and refuses a second name with the same key in its scope. */
+static void store_names_unique(void **state)
+{
+    struct db *db = *state;
+    rp_tenant_t t, refused;
+    rp_product_t p, q, other_p;
+    rp_group_t g;
+
+    assert_int_equal(rp_store_tenant_create(db->s, "ACME", &t), RP_ERR_EXISTS);
+    assert_int_equal(rp_store_tenant_create(db->s, "\u0430cme", &t), RP_ERR_INVALID_ARG);
+    assert_int_equal(rp_store_tenant_create(db->s, "acme ", &t), RP_ERR_INVALID_ARG);
+    assert_int_equal(rp_store_tenant_create(db->s, "Cafe\u0301", &t), RP_OK);
+    assert_string_equal(t.name, "Caf\u00e9");
+    assert_int_equal(rp_store_tenant_create(db->s, "CAF\u00c9", &refused), RP_ERR_EXISTS);
+    assert_int_equal(rp_store_product_create(db->s, db->tenant.id, "Thermostat", &p), RP_OK);
+    assert_int_equal(rp_store_product_create(db->s, db->tenant.id, "THERMOSTAT", &q),
+                     RP_ERR_EXISTS);
+    assert_int_equal(rp_store_product_create(db->s, t.id, "thermostat", &other_p), RP_OK);
+    assert_int_equal(rp_store_group_create(db->s, &p, "field test", false, &g), RP_ERR_EXISTS);
+    assert_int_equal(rp_store_group_create(db->s, &p, "Beta", false, &g), RP_OK);
+    assert_int_equal(rp_store_group_create(db->s, &other_p, "beta", false, &g), RP_OK);
+}
+
+/* Rows made before names had keys get theirs when the store opens; look-alikes among them both
+ * stay, and no new look-alike may join them. */
+static void store_name_keys_filled_at_open(void **state)
+{
+    struct db *db = *state;
+    rp_tenant_t t;
+    sqlite3 *raw;
+
+    {
+        char path[128];
+        snprintf(path, sizeof(path), "%s/rampart.db", db->dir);
+        assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
+    }
+    assert_int_equal(sqlite3_exec(raw,
+                                  "UPDATE tenants SET name_key = NULL;"
+                                  "INSERT INTO tenants (id, name, created) VALUES"
+                                  " ('t_old1', 'Globex', 1), ('t_old2', 'GLOBEX', 2);",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(raw);
+    rp_store_close(db->s);
+    assert_int_equal(rp_store_open(db->dir, &db->s), RP_OK);
+    assert_int_equal(rp_store_tenant_create(db->s, "acme", &t), RP_ERR_EXISTS);
+    assert_int_equal(rp_store_tenant_create(db->s, "globex", &t), RP_ERR_EXISTS);
+    assert_int_equal(rp_store_tenant_get(db->s, "t_old2", &t), RP_OK);
+}
+
 /* More distinct statements than the cache starts with: each is prepared once, then reused; none
  * is lost, and nothing aborts (the cache once had a fixed 64 slots and abort()ed past them). */
 static void store_statement_cache_grows(void **state)
@@ -775,6 +960,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_reissue_checks, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_reissue_races_with_block, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_tokens, db_setup, db_teardown),
+        cmocka_unit_test(names_rule),
+        cmocka_unit_test(names_keys),
+        cmocka_unit_test_setup_teardown(store_names_unique, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_name_keys_filled_at_open, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_statement_cache_grows, db_setup, db_teardown),
         cmocka_unit_test(rollout_choice),
         cmocka_unit_test(range_header),
