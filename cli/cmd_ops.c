@@ -20,6 +20,9 @@ static const char ops_usage[] =
     "Usage:\n"
     "  rampart tenant create NAME                      prints the tenant ID\n"
     "  rampart tenant list\n"
+    "  rampart tenant policy --tenant T [--allow-debug yes|no] [--require-components yes|no]\n"
+    "        [--require-register yes|no]     how its devices' evidence is appraised: prints it,\n"
+    "                                        or sets what is given (admin)\n"
     "  rampart token create --tenant T --role admin|contributor|reader\n"
     "        [--expires-in N[s|m|h|d] | --expires-at 2027-01-31T12:00:00Z]  prints the token once\n"
     "  rampart token list [--tenant T]        a tenant's tokens, or (no --tenant) the system's\n"
@@ -120,6 +123,63 @@ int ops_need_tenant(struct ops *o)
     return CLI_OK;
 }
 
+/* "yes" or "no" into a JSON boolean member of req; false when it is neither. */
+static bool set_flag(json_t *req, const char *key, const char *value)
+{
+    if (value == NULL)
+        return true;
+    if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0)
+        return false;
+    json_object_set_new(req, key, json_boolean(strcmp(value, "yes") == 0));
+    return true;
+}
+
+static int tenant_policy_cmd(struct ops *o)
+{
+    char path[512];
+    json_t *req, *body;
+    long status;
+    int rc;
+
+    if (ops_need_tenant(o) != CLI_OK)
+        return CLI_USAGE;
+    if (o->nargs != 0)
+        return cli_usage(NULL, "tenant policy takes no arguments");
+    snprintf(path, sizeof(path), "/api/v1/tenants/%s/policy", o->tenant);
+    req = json_object();
+    if (!set_flag(req, "allow_debug", o->allow_debug) ||
+        !set_flag(req, "require_components", o->require_components) ||
+        !set_flag(req, "require_measurement_register", o->require_register)) {
+        json_decref(req);
+        return cli_usage(NULL, "--allow-debug, --require-components and --require-register take "
+                               "yes or no");
+    }
+    if (json_object_size(req) > 0)
+        rc = ops_api(o, "PUT", path, req, &status, &body, NULL, NULL);
+    else
+        rc = ops_api(o, "GET", path, NULL, &status, &body, NULL, NULL);
+    json_decref(req);
+    if (rc != CLI_OK)
+        return rc;
+    if (status != 200)
+        return ops_refused(status, body);
+    if (o->output == CLI_OUTPUT_JSON) {
+        ops_print_json(body);
+    } else {
+        printf("require components:           %s\n",
+               json_is_true(json_object_get(body, "require_components")) ? "yes" : "no");
+        printf("require measurement register: %s\n",
+               json_is_true(json_object_get(body, "require_measurement_register")) ? "yes" : "no");
+        printf("allow debug:                  %s\n",
+               json_is_true(json_object_get(body, "allow_debug")) ? "yes" : "no");
+        printf("set:                          %s\n",
+               json_is_string(json_object_get(body, "updated")) ? ops_str(body, "updated")
+                                                                : "never (the default)");
+    }
+    json_decref(body);
+    return CLI_OK;
+}
+
 static int tenant_cmd(struct ops *o, const char *verb)
 {
     json_t *body, *t;
@@ -160,6 +220,8 @@ static int tenant_cmd(struct ops *o, const char *verb)
         json_decref(body);
         return CLI_OK;
     }
+    if (strcmp(verb, "policy") == 0)
+        return tenant_policy_cmd(o);
     return cli_usage(NULL, "unknown tenant command '%s'", verb);
 }
 
@@ -461,6 +523,9 @@ int cmd_ops(int argc, char **argv)
         {"expires-days",         required_argument, NULL, 'E'},
         {"expires-in",           required_argument, NULL, 'I'},
         {"expires-at",           required_argument, NULL, 'X'},
+        {"allow-debug",          required_argument, NULL, 'D'},
+        {"require-components",   required_argument, NULL, 'M'},
+        {"require-register",     required_argument, NULL, 'Y'},
         {"help",                 no_argument,       NULL, 'h'},
         {NULL,                   0,                 NULL, 0  },
     };
@@ -477,8 +542,8 @@ int cmd_ops(int argc, char **argv)
     o.token_file = getenv("RAMPART_TOKEN_FILE");
     o.ca_file = getenv("RAMPART_CA_FILE");
     optind = 0;
-    while ((c = getopt_long(argc - 1, argv + 1, "s:t:c:T:r:o:O:P:G:k:n:C:R:UK:J:E:I:X:h", opts,
-                            NULL)) != -1) {
+    while ((c = getopt_long(argc - 1, argv + 1, "s:t:c:T:r:o:O:P:G:k:n:C:R:UK:J:E:I:X:D:M:Y:h",
+                            opts, NULL)) != -1) {
         switch (c) {
         case 's': o.server = optarg; break;
         case 't': o.token_file = optarg; break;
@@ -502,6 +567,9 @@ int cmd_ops(int argc, char **argv)
         case 'E': o.expires_days = optarg; break;
         case 'I': o.expires_in = optarg; break;
         case 'X': o.expires_at = optarg; break;
+        case 'D': o.allow_debug = optarg; break;
+        case 'M': o.require_components = optarg; break;
+        case 'Y': o.require_register = optarg; break;
         case 'h': fputs(ops_usage, stdout); return CLI_OK;
         default: return cli_usage(NULL, "bad option");
         }

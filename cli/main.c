@@ -24,7 +24,7 @@ static const char usage_text[] =
     "  image sign --key KEY.pem --version X.Y.Z+B PAYLOAD OUT sign a payload into an image\n"
     "  image verify --key PUB.pem IMAGE                       check an image's signature\n"
     "  image show IMAGE [--output json]                       print what an image holds\n"
-    "  tenant create NAME | tenant list                       tenants of the service\n"
+    "  tenant create NAME | tenant list | tenant policy       tenants of the service\n"
     "  token create|list|revoke                               API tokens\n"
     "  device claim|list|show|attestations|block|unblock      devices of a tenant\n"
     "  ca download|crl --tenant T --out FILE                  the tenant CA and its CRL\n"

@@ -4,6 +4,7 @@
  * is reached through its tenant, and another tenant's is answered as if it did not exist.
  */
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -562,6 +563,80 @@ static void device(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant
     rp_reply_json(r, 200, device_json(&d));
 }
 
+static json_t *policy_json(const rp_policy_t *p)
+{
+    return json_pack("{s:b, s:b, s:b, s:o}", "require_components", p->require_components,
+                     "require_measurement_register", p->require_register, "allow_debug",
+                     p->allow_debug, "updated", time_or_null(p->updated));
+}
+
+/*
+ * GET|PUT /api/v1/tenants/T/policy: how the tenant's devices' evidence is appraised. PUT takes
+ * any of the three booleans (the others keep their value) and nothing else; it needs the admin
+ * role, reading needs a reader.
+ */
+static void tenant_policy(rp_req_t *r, const rp_token_t *tok, const rp_tenant_t *tenant)
+{
+    static const struct {
+        const char *key;
+        size_t offset;
+    } fields[] = {
+        {"require_components",           offsetof(rp_policy_t, require_components)},
+        {"require_measurement_register", offsetof(rp_policy_t, require_register)  },
+        {"allow_debug",                  offsetof(rp_policy_t, allow_debug)       },
+    };
+    rp_policy_t p;
+    json_t *body, *v;
+    const char *key;
+
+    if (r->method != EVHTTP_REQ_GET && r->method != EVHTTP_REQ_PUT) {
+        rp_reply_error(r, 405, "method_not_allowed", "use GET or PUT");
+        return;
+    }
+    if (r->method == EVHTTP_REQ_PUT && tok->role < RP_ROLE_ADMIN) {
+        rp_reply_error(r, 403, "forbidden", "this needs the admin role (the token is %s)",
+                       rp_role_name(tok->role));
+        return;
+    }
+    if (rp_store_policy_get(r->w->store, tenant->id, &p) != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot read the policy");
+        return;
+    }
+    if (r->method == EVHTTP_REQ_GET) {
+        rp_reply_json(r, 200, policy_json(&p));
+        return;
+    }
+    if ((body = rp_req_json(r)) == NULL)
+        return;
+    json_object_foreach(body, key, v)
+    {
+        size_t i;
+        for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+            if (strcmp(key, fields[i].key) == 0)
+                break;
+        if (i == sizeof(fields) / sizeof(fields[0]) || !json_is_boolean(v)) {
+            rp_reply_error(r, 400, "invalid",
+                           "the policy takes require_components, require_measurement_register "
+                           "and allow_debug, each true or false (\"%.64s\" is not one of them)",
+                           key);
+            json_decref(body);
+            return;
+        }
+        *(bool *)((char *)&p + fields[i].offset) = json_is_true(v);
+    }
+    json_decref(body);
+    if (rp_store_policy_set(r->w->store, tenant->id, &p) != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot set the policy");
+        return;
+    }
+    rp_log_info("tenant %s: appraisal policy set by token %s: components %s, register %s, debug "
+                "%s",
+                tenant->id, tok->id, p.require_components ? "required" : "optional",
+                p.require_register ? "required" : "optional",
+                p.allow_debug ? "allowed" : "refused");
+    rp_reply_json(r, 200, policy_json(&p));
+}
+
 static void ca_cert(rp_req_t *r, const rp_tenant_t *tenant)
 {
     const rp_ca_t *ca;
@@ -690,6 +765,11 @@ void rp_api_handle(rp_req_t *r)
     if (r->nparts == 6 && strcmp(r->parts[4], "tokens") == 0) {
         if (tenant_access(r, &tok, tid, RP_ROLE_READER, &tenant))
             token_revoke(r, &tok, tenant.id, r->parts[5]);
+        return;
+    }
+    if (r->nparts == 5 && strcmp(r->parts[4], "policy") == 0) {
+        if (tenant_access(r, &tok, tid, RP_ROLE_READER, &tenant))
+            tenant_policy(r, &tok, &tenant);
         return;
     }
     if (r->nparts == 5 && strcmp(r->parts[4], "ca") == 0) {

@@ -76,25 +76,35 @@ static json_t *claims_json(const rp_eat_claims_t *c)
 }
 
 /*
- * Appraisal of the claims against policy: the hook where reference values (the images the tenant
- * has released) come in with the update service. Today it holds the measurement register to the
- * components the device lists: a register that is not their hash chain means the list is not what
- * was measured.
- */
-/*
- * Appraisal: the claims must be consistent (the register is the chain of the components'
- * digests), and each component an image the tenant uploaded, unless the device's group allows
- * others (a Development group). On a store failure *failed is set.
+ * Appraisal, against the tenant's policy (rp_policy_t: debug status, components and register
+ * required) and its reference values: the claims must be consistent (the register is the chain
+ * of the components' digests), and each component an image the tenant uploaded, unless the
+ * device's group allows others (a Development group); a component that is one of the tenant's
+ * images must claim that image's security counter (or none when it has none), since the counter
+ * is part of what was signed. On a store failure *failed is set.
  */
 static rp_attest_reason_t appraise(rp_store_t *store, const rp_device_t *device,
                                    const rp_eat_claims_t *c, bool *failed)
 {
     uint8_t chain[2 * RP_SHA256_LEN], reg[RP_SHA256_LEN] = {0};
+    char digest[2 * RP_SHA256_LEN + 1];
+    rp_image_record_t img;
+    rp_policy_t policy;
     rp_group_t group;
-    bool known, allow_unknown = false, looked_up = false;
+    bool allow_unknown = false, looked_up = false;
     rp_err_t err;
 
     *failed = false;
+    if (rp_store_policy_get(store, device->tenant_id, &policy) != RP_OK) {
+        *failed = true;
+        return RP_REASON_POLICY;
+    }
+    if (c->debug == RP_EAT_DEBUG_ENABLED && !policy.allow_debug)
+        return RP_REASON_DEBUG_ENABLED;
+    if (!c->has_register && policy.require_register)
+        return RP_REASON_NO_REGISTER;
+    if (c->ncomponents == 0 && policy.require_components)
+        return RP_REASON_NO_COMPONENTS;
     if (c->has_register) {
         for (size_t i = 0; i < c->ncomponents; i++) {
             memcpy(chain, reg, RP_SHA256_LEN);
@@ -106,8 +116,17 @@ static rp_attest_reason_t appraise(rp_store_t *store, const rp_device_t *device,
             return RP_REASON_MEASUREMENTS_INCONSISTENT;
     }
     for (size_t i = 0; i < c->ncomponents; i++) {
-        err = rp_store_image_known(store, device->tenant_id, c->components[i].digest, &known);
-        if (err == RP_OK && !known && !looked_up) {
+        const rp_eat_component_t *m = &c->components[i];
+        if (rp_hex_encode(m->digest, RP_SHA256_LEN, digest, sizeof(digest)) != RP_OK)
+            return RP_REASON_POLICY;
+        err = rp_store_image_by_hash(store, device->tenant_id, digest, &img);
+        if (err == RP_OK) {
+            if (img.has_security_counter != m->has_security_counter ||
+                (img.has_security_counter && img.security_counter != m->security_counter))
+                return RP_REASON_SECURITY_COUNTER;
+            continue;
+        }
+        if (err == RP_ERR_NOT_FOUND && !looked_up) {
             looked_up = true;
             err = rp_store_device_group(store, device->id, &group);
             if (err == RP_OK)
@@ -115,11 +134,11 @@ static rp_attest_reason_t appraise(rp_store_t *store, const rp_device_t *device,
             else if (err == RP_ERR_NOT_FOUND)
                 err = RP_OK; /* in no group: only the tenant's images */
         }
-        if (err != RP_OK) {
+        if (err != RP_OK && err != RP_ERR_NOT_FOUND) {
             *failed = true;
             return RP_REASON_POLICY;
         }
-        if (!known && !allow_unknown)
+        if (!allow_unknown)
             return RP_REASON_UNKNOWN_IMAGE;
     }
     return RP_REASON_PASS;
@@ -142,6 +161,15 @@ static const char *reason_message(rp_attest_reason_t reason)
     case RP_REASON_POLICY: return "refused by policy";
     case RP_REASON_UNKNOWN_IMAGE:
         return "the device runs an image its tenant never uploaded (its group does not allow that)";
+    case RP_REASON_DEBUG_ENABLED:
+        return "the device's debug status is enabled, and its tenant's policy refuses that";
+    case RP_REASON_NO_COMPONENTS:
+        return "the evidence lists no component, and the tenant's policy requires one";
+    case RP_REASON_NO_REGISTER:
+        return "the evidence has no measurement register, and the tenant's policy requires it";
+    case RP_REASON_SECURITY_COUNTER:
+        return "a component is one of the tenant's images but claims another security counter "
+               "than that image holds";
     default: return "passed";
     }
 }

@@ -46,7 +46,11 @@ typedef enum rp_attest_reason {
     RP_REASON_BLOCKED,
     RP_REASON_MEASUREMENTS_INCONSISTENT,
     RP_REASON_POLICY,
-    RP_REASON_UNKNOWN_IMAGE, /* runs an image its tenant never uploaded */
+    RP_REASON_UNKNOWN_IMAGE,    /* runs an image its tenant never uploaded */
+    RP_REASON_DEBUG_ENABLED,    /* debug status "enabled", and the tenant's policy refuses it */
+    RP_REASON_NO_COMPONENTS,    /* no component measured, and the policy requires one */
+    RP_REASON_NO_REGISTER,      /* no measurement register, and the policy requires it */
+    RP_REASON_SECURITY_COUNTER, /* a known image with another security counter than it holds */
     RP_REASON_COUNT,
 } rp_attest_reason_t;
 

@@ -441,4 +441,23 @@ rp_err_t rp_store_system_token_first(rp_store_t *s, const uint8_t hash[RP_SHA256
 rp_err_t rp_store_system_token_rotate(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN],
                                       rp_token_t *out, int *revoked) RP_MUST_CHECK;
 
+/* ---- Appraisal policy, per tenant ---- */
+
+/* What a tenant's devices' evidence must show, beyond being consistent and running the tenant's
+ * images (always required). A tenant that never set one has RP_POLICY_DEFAULT: strict. */
+typedef struct rp_policy {
+    bool require_components; /* at least one measured component */
+    bool require_register;   /* the measurement register, which binds the list to what the root
+                              * of trust measured */
+    bool allow_debug;        /* debug status "enabled" may pass */
+    int64_t updated;         /* when it was last set; 0: never (the default) */
+} rp_policy_t;
+
+#define RP_POLICY_DEFAULT ((rp_policy_t){true, true, false, 0})
+
+/* The tenant's policy (RP_POLICY_DEFAULT when it never set one). */
+rp_err_t rp_store_policy_get(rp_store_t *s, const char *tenant_id, rp_policy_t *out) RP_MUST_CHECK;
+/* Set it; p->updated is set to now. */
+rp_err_t rp_store_policy_set(rp_store_t *s, const char *tenant_id, rp_policy_t *p) RP_MUST_CHECK;
+
 #endif /* RAMPART_STORE_H */

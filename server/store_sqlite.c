@@ -106,7 +106,8 @@ static const char *const migrations[] = {
     "INSERT INTO update_keys SELECT tenant_id, 1, key_pem, spki, created FROM update_keys_4;"
     "DROP TABLE update_keys_4;",
     /* 6: attestation failures that prove nothing about a device, counted per source address
-     * instead of in the device's history; token expiry and last use; name keys */
+     * instead of in the device's history; token expiry and last use; name keys; appraisal
+     * policies */
     "CREATE TABLE unproven_sources (address TEXT PRIMARY KEY, first_at INTEGER NOT NULL,"
     " last_at INTEGER NOT NULL, count INTEGER NOT NULL, last_reason TEXT NOT NULL,"
     " last_device_id TEXT NOT NULL);"
@@ -123,7 +124,14 @@ static const char *const migrations[] = {
     "ALTER TABLE device_groups ADD COLUMN name_key TEXT;"
     "CREATE UNIQUE INDEX device_groups_name_key ON device_groups(product_id, name_key);"
     "ALTER TABLE image_keys ADD COLUMN name_key TEXT;"
-    "CREATE UNIQUE INDEX image_keys_name_key ON image_keys(tenant_id, name_key);",
+    "CREATE UNIQUE INDEX image_keys_name_key ON image_keys(tenant_id, name_key);"
+    /* each tenant's appraisal policy; a tenant without a row has the strict default. Tenants
+     * made before keep what appraisal did then: debug allowed, no components nor register
+     * required (their operators tighten it; docs/operations.md) */
+    "CREATE TABLE tenant_policies (tenant_id TEXT PRIMARY KEY REFERENCES tenants(id),"
+    " require_components INTEGER NOT NULL, require_register INTEGER NOT NULL,"
+    " allow_debug INTEGER NOT NULL, updated INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO tenant_policies SELECT id, 0, 0, 1, created FROM tenants;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -1245,6 +1253,49 @@ rp_err_t rp_store_revoked_list(rp_store_t *s, const char *tenant_id, rp_cert_fn 
     }
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? RP_OK : sq_error(s, "revoked certificates");
+}
+
+static const char SQL_POLICY_GET[] =
+    "SELECT require_components, require_register, allow_debug, updated FROM tenant_policies"
+    " WHERE tenant_id = ?";
+static const char SQL_POLICY_SET[] =
+    "INSERT INTO tenant_policies (tenant_id, require_components, require_register, allow_debug,"
+    " updated) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(tenant_id) DO UPDATE SET"
+    " require_components = ?2, require_register = ?3, allow_debug = ?4, updated = ?5";
+
+rp_err_t rp_store_policy_get(rp_store_t *s, const char *tenant_id, rp_policy_t *out)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_POLICY_GET);
+    int rc;
+
+    *out = RP_POLICY_DEFAULT;
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_text(st, 1, tenant_id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        out->require_components = sqlite3_column_int(st, 0) != 0;
+        out->require_register = sqlite3_column_int(st, 1) != 0;
+        out->allow_debug = sqlite3_column_int(st, 2) != 0;
+        out->updated = sqlite3_column_int64(st, 3);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? RP_OK : sq_error(s, "policy");
+}
+
+rp_err_t rp_store_policy_set(rp_store_t *s, const char *tenant_id, rp_policy_t *p)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_POLICY_SET);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    p->updated = (int64_t)time(NULL);
+    sqlite3_bind_text(st, 1, tenant_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, p->require_components);
+    sqlite3_bind_int(st, 3, p->require_register);
+    sqlite3_bind_int(st, 4, p->allow_debug);
+    sqlite3_bind_int64(st, 5, p->updated);
+    return sq_step_done(s, st, NULL);
 }
 
 static const char SQL_CA_INSERT[] =

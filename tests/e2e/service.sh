@@ -5,6 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT to the rampart-agent binary}"
 d=$E2E_DIR
+TOOLS=$(cd "$(dirname "$0")/../tools" && pwd)
 
 server_bin=$RAMPART_SERVER
 start_server "$d/srv" --nonce-lifetime 6
@@ -70,6 +71,11 @@ for spec in acme:admin acme:reader acme:contributor globex:admin; do
   expect 0 "$RAMPART" token create --tenant "$tid" --role "$role"
   grep -q '^rpt_[0-9a-f]\{64\}$' "$d/out" || fail "token format"
   cp "$d/out" "$d/$t-$role.token"
+done
+# The agents here measure no components, and a test machine may have no kernel lockdown (debug
+# "enabled"): acme and globex allow both. The default is strict (tested below, with tenant strict).
+for tid in "$acme" "$globex"; do
+  expect 0 "$RAMPART" tenant policy --tenant "$tid" --allow-debug yes --require-components no
 done
 expect 2 "$RAMPART" token create --tenant "$acme"
 expect 1 "$RAMPART" token create --tenant "$acme" --role system; err_has "must be admin, contributor or reader"
@@ -380,6 +386,80 @@ for round in 1 2 3 4 5; do
   RAMPART_TOKEN_FILE=$d/acme-admin.token expect 0 "$RAMPART" device unblock --tenant "$acme" "$b"
 done
 expect 0 attest b
+
+# --- appraisal policy: explicit, per tenant, strict by default; security counters appraised -------
+expect 0 "$RAMPART" tenant create strict; strict=$(cat "$d/out")
+expect 0 "$RAMPART" tenant policy --tenant "$strict" --output json
+jq -e '.require_components and .require_measurement_register and (.allow_debug | not) and .updated == null' \
+  "$d/out" >/dev/null || fail "the default policy: $(cat "$d/out")"
+expect 0 "$RAMPART" token create --tenant "$strict" --role reader; cp "$d/out" "$d/strict-reader.token"
+expect 0 "$RAMPART" token create --tenant "$strict" --role admin; cp "$d/out" "$d/strict-admin.token"
+expect 0 "$AGENT" provision --state-dir "$d/s" --rot soft
+s=$("$AGENT" id --state-dir "$d/s" 2>/dev/null | sed -n 's/^device id: //p')
+expect 0 "$RAMPART" device claim --tenant "$strict" "$s"
+# two of the tenant's images: one with security counter 5, one with none
+expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/img.key"
+expect 0 "$RAMPART" key public --key "$d/img.key" --out "$d/img.pub"
+expect 0 "$RAMPART" image-key add --tenant "$strict" --key "$d/img.pub" --name release
+head -c 4096 /dev/urandom >"$d/payload"
+expect 0 "$RAMPART" image sign --key "$d/img.key" --version 1.0.0 --security-counter 5 "$d/payload" "$d/c5.img"
+expect 0 "$RAMPART" image sign --key "$d/img.key" --version 1.0.1 "$d/payload" "$d/cnone.img"
+for i in c5 cnone; do expect 0 "$RAMPART" image upload --tenant "$strict" --component app "$d/$i.img"; done
+expect 0 "$RAMPART" image list --tenant "$strict" --output json
+h5=$(jq -r '.images[] | select(.security_counter == 5) | .image_hash' "$d/out")
+hnone=$(jq -r '.images[] | select(.security_counter == null) | .image_hash' "$d/out")
+[[ $h5 =~ ^[0-9a-f]{64}$ && $hnone =~ ^[0-9a-f]{64}$ ]] || fail "image hashes: $(cat "$d/out")"
+# shaped ARGS...: evidence by s for a fresh nonce, with the claims ARGS give make-eat.py
+shaped() {
+  printf '{"device_id":"%s"}' "$s" >"$d/nreq.json"
+  http POST /api/v1/attest/nonce - "$d/nreq.json"; is_status 200
+  "$TOOLS/make-eat.py" --key "$d/s/identity.pem" --nonce "$(jq -r .nonce "$d/body")" --out "$d/ev.cbor" "$@" ||
+    fail "make-eat.py $*"
+  jq -n --arg ev "$(base64 -w0 "$d/ev.cbor")" \
+    --arg key "$(openssl pkey -in "$d/s/identity.pem" -pubout -outform DER 2>/dev/null | base64 -w0)" \
+    '{evidence: $ev, public_key: $key}' >"$d/req.json"
+  http POST /api/v1/attest - "$d/req.json"
+}
+strict_verdict() { # REASON: the last answer, and s's newest recorded attestation
+  if [ "$1" = pass ]; then is_status 200; else is_status 403; body_has ".reason == \"$1\""; fi
+  RAMPART_TOKEN_FILE=$d/strict-reader.token expect 0 "$RAMPART" device attestations --tenant "$strict" "$s"
+  eq "$(jq -r '.attestations[0].reason' "$d/out")" "$1" "recorded verdict"
+}
+app5=app:1.0.0+0:$h5
+shaped;                                        strict_verdict no_components
+shaped --debug 0 --component "$app5:5";        strict_verdict debug_enabled
+shaped --component "$app5:5" --no-register;    strict_verdict no_measurement_register
+shaped --component "$app5:5" --register "$(openssl rand -hex 32)"; strict_verdict measurements_inconsistent
+shaped --component "$app5:5";                  strict_verdict pass
+shaped --component "$app5:4";                  strict_verdict security_counter_mismatch
+shaped --component "$app5:6";                  strict_verdict security_counter_mismatch
+shaped --component "$app5";                    strict_verdict security_counter_mismatch   # claims none
+shaped --component "app:1.0.1+0:$hnone:0";     strict_verdict security_counter_mismatch   # it has none
+shaped --component "app:1.0.1+0:$hnone";       strict_verdict pass
+shaped --component "app:1.0.0+0:$(openssl rand -hex 32)"; strict_verdict unknown_image
+# read by the tenant's readers, set by its admins, not seen by other tenants
+RAMPART_TOKEN_FILE=$d/strict-reader.token expect 0 "$RAMPART" tenant policy --tenant "$strict"
+out_has "allow debug:                  no"; out_has "never (the default)"
+RAMPART_TOKEN_FILE=$d/strict-reader.token expect 1 "$RAMPART" tenant policy --tenant "$strict" --allow-debug yes
+err_has "needs the admin role"
+RAMPART_TOKEN_FILE=$d/acme-admin.token expect 1 "$RAMPART" tenant policy --tenant "$strict"; err_has "no such tenant"
+expect 2 "$RAMPART" tenant policy --tenant "$strict" --allow-debug maybe
+printf '{"allow_debug":"yes"}' >"$d/pol.json"
+http PUT "/api/v1/tenants/$strict/policy" "$d/strict-admin.token" "$d/pol.json"; is_status 400
+printf '{"allow_debug":true,"allow_everything":true}' >"$d/pol.json"
+http PUT "/api/v1/tenants/$strict/policy" "$d/strict-admin.token" "$d/pol.json"; is_status 400
+body_has '.message | test("allow_everything")'
+RAMPART_TOKEN_FILE=$d/strict-admin.token expect 0 "$RAMPART" tenant policy --tenant "$strict" --allow-debug yes --output json
+jq -e '.allow_debug and .require_components and .updated != null' "$d/out" >/dev/null || fail "policy set: $(cat "$d/out")"
+shaped --debug 0 --component "$app5:5";        strict_verdict pass
+shaped --debug 0;                              strict_verdict no_components
+RAMPART_TOKEN_FILE=$d/strict-admin.token expect 0 "$RAMPART" tenant policy --tenant "$strict" --require-components no
+shaped --debug 0;                              strict_verdict pass
+shaped --debug 0 --no-register;                strict_verdict no_measurement_register
+http GET /metrics -; is_status 200
+for reason in no_components debug_enabled no_measurement_register security_counter_mismatch; do
+  grep -Eq "^rampart_attestations_total\{result=\"fail\",reason=\"$reason\"\} [1-9]" "$d/body" || fail "metrics: no $reason"
+done
 
 # --- the agent as a daemon: attests at start and renews --------------------------------------------
 first=$(openssl x509 -in "$d/t/device.crt" -noout -serial)

@@ -758,6 +758,26 @@ static void store_name_keys_filled_at_open(void **state)
     assert_int_equal(rp_store_tenant_get(db->s, "t_old2", &t), RP_OK);
 }
 
+/* A tenant's appraisal policy: strict until set, then what was set. */
+static void store_policy(void **state)
+{
+    struct db *db = *state;
+    rp_policy_t p;
+
+    assert_int_equal(rp_store_policy_get(db->s, db->tenant.id, &p), RP_OK);
+    assert_true(p.require_components && p.require_register && !p.allow_debug);
+    assert_int_equal(p.updated, 0);
+    p.allow_debug = true;
+    p.require_components = false;
+    assert_int_equal(rp_store_policy_set(db->s, db->tenant.id, &p), RP_OK);
+    assert_true(p.updated > 0);
+    memset(&p, 0, sizeof(p));
+    assert_int_equal(rp_store_policy_get(db->s, db->tenant.id, &p), RP_OK);
+    assert_true(!p.require_components && p.require_register && p.allow_debug && p.updated > 0);
+    assert_int_equal(rp_store_policy_get(db->s, "t_other", &p), RP_OK);
+    assert_true(p.require_components && p.require_register && !p.allow_debug);
+}
+
 /* More distinct statements than the cache starts with: each is prepared once, then reused; none
  * is lost, and nothing aborts (the cache once had a fixed 64 slots and abort()ed past them). */
 static void store_statement_cache_grows(void **state)
@@ -964,6 +984,7 @@ int main(void)
         cmocka_unit_test(names_keys),
         cmocka_unit_test_setup_teardown(store_names_unique, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_name_keys_filled_at_open, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_policy, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_statement_cache_grows, db_setup, db_teardown),
         cmocka_unit_test(rollout_choice),
         cmocka_unit_test(range_header),
