@@ -355,16 +355,20 @@ openssl req -new -key "$d/a/identity.pem" -subj "/CN=$b" -outform DER | base64 -
 reenroll --cert "$d/b/device.crt" --key "$d/b/identity.pem"; is_status 403   # another key
 
 # --- a block racing with re-enrollments leaves no certificate unrevoked --------------------------
-# Four clients re-enroll b back to back, each on one kept-alive connection; once certificates are
-# being recorded, b is blocked. Every certificate recorded before the block is revoked by it, and
+# Four clients re-enroll b back to back on kept-alive connections; once certificates are being
+# recorded, b is blocked, and they go on until they are refused. Every certificate recorded before the block is revoked by it, and
 # none may be recorded after it (before the fix: a renewal checked before the block and recorded
 # after it stayed valid).
 openssl req -new -key "$d/b/identity.pem" -subj "/CN=$b" -outform DER | base64 -w0 >"$d/csr-b.b64"
-renew_many() { # FILE: 150 re-enrollments on one connection, each answer's status a line in FILE
-  local args=() i
-  for i in $(seq 1 150); do args+=(-o /dev/null "$SERVER_URL/.well-known/est/$acme/simplereenroll"); done
-  curl -s -w '%{http_code}\n' --cacert "$SERVER_CA" --cert "$d/b/device.crt" --key "$d/b/identity.pem" \
-    -H 'Content-Type: application/pkcs10' --data-binary "@$d/csr-b.b64" "${args[@]}" >"$1" || true
+renew_until_refused() { # FILE: re-enrollments on kept-alive connections, 50 at a time, until one
+  local args=() i                                  # is refused; each answer's status a line in FILE
+  for i in $(seq 1 50); do args+=(-o /dev/null "$SERVER_URL/.well-known/est/$acme/simplereenroll"); done
+  : >"$1"
+  for i in $(seq 1 60); do
+    curl -s -w '%{http_code}\n' --cacert "$SERVER_CA" --cert "$d/b/device.crt" --key "$d/b/identity.pem" \
+      -H 'Content-Type: application/pkcs10' --data-binary "@$d/csr-b.b64" "${args[@]}" >>"$1" || true
+    grep -qv '^200$' "$1" && return 0
+  done
 }
 certs_of_b() { sqlite3 "$d/srv/rampart.db" "select count(*) from certificates where device_id = '$b' $1"; }
 for round in 1 2 3 4 5; do
@@ -372,14 +376,13 @@ for round in 1 2 3 4 5; do
   before=$(certs_of_b "")
   renewers=()
   for j in 1 2 3 4; do
-    renew_many "$d/renew.$j" &
+    renew_until_refused "$d/renew.$j" &
     renewers+=($!)
     E2E_PIDS+=($!)
   done
   for i in $(seq 1 400); do [ "$(certs_of_b "")" -ge $((before + 4)) ] && break; sleep 0.02; done
   RAMPART_TOKEN_FILE=$d/acme-admin.token expect 0 "$RAMPART" device block --tenant "$acme" "$b"
   for p in "${renewers[@]}"; do wait "$p"; done
-  eq "$(cat "$d"/renew.* | wc -l)" 600 "round $round: answers"
   grep -q '^200$' "$d"/renew.* || fail "round $round: no re-enrollment was served before the block"
   eq "$(cat "$d"/renew.* | grep -v '^200$' | sort -u)" 403 "round $round: refusals after the block"
   eq "$(certs_of_b "and revoked_at = 0")" 0 "round $round: certificates of the blocked device left unrevoked"
