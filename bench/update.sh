@@ -39,6 +39,8 @@ for _ in $(seq 1 100); do [ -s "$work/port" ] && break; sleep 0.1; done
 export RAMPART_SERVER="https://127.0.0.1:$(cat "$work/port")"
 export RAMPART_CA_FILE=$work/srv/server-ca.pem RAMPART_TOKEN_FILE=$work/srv/admin.token
 tenant=$("$rampart" tenant create bench)
+# the devices run nothing when they first attest, on a machine that may lack kernel lockdown
+quiet "$rampart" tenant policy --tenant "$tenant" --allow-debug yes --require-components no
 quiet "$rampart" key generate --type ecdsa-p256 --out "$work/img.key"
 quiet "$rampart" key public --key "$work/img.key" --out "$work/img.pub"
 quiet "$rampart" key generate --type ecdsa-p256 --out "$work/root.key"

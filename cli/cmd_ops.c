@@ -20,8 +20,13 @@ static const char ops_usage[] =
     "Usage:\n"
     "  rampart tenant create NAME                      prints the tenant ID\n"
     "  rampart tenant list\n"
-    "  rampart token create --tenant T --role admin|contributor|reader   prints the token once\n"
-    "  rampart token list --tenant T\n"
+    "  rampart tenant policy --tenant T [--allow-debug yes|no] [--require-components yes|no]\n"
+    "        [--require-register yes|no]     how its devices' evidence is appraised: prints it,\n"
+    "                                        or sets what is given (admin)\n"
+    "  rampart token create --tenant T --role admin|contributor|reader\n"
+    "        [--expires-in N[s|m|h|d] | --expires-at 2027-01-31T12:00:00Z]  prints the token once\n"
+    "  rampart token list [--tenant T]        a tenant's tokens, or (no --tenant) the system's\n"
+    "  rampart token revoke [--tenant T] TOKEN_ID|self\n"
     "  rampart device claim --tenant T DEVICE_ID...\n"
     "  rampart device list --tenant T\n"
     "  rampart device show --tenant T DEVICE_ID       last attestation, result, certificate\n"
@@ -118,6 +123,63 @@ int ops_need_tenant(struct ops *o)
     return CLI_OK;
 }
 
+/* "yes" or "no" into a JSON boolean member of req; false when it is neither. */
+static bool set_flag(json_t *req, const char *key, const char *value)
+{
+    if (value == NULL)
+        return true;
+    if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0)
+        return false;
+    json_object_set_new(req, key, json_boolean(strcmp(value, "yes") == 0));
+    return true;
+}
+
+static int tenant_policy_cmd(struct ops *o)
+{
+    char path[512];
+    json_t *req, *body;
+    long status;
+    int rc;
+
+    if (ops_need_tenant(o) != CLI_OK)
+        return CLI_USAGE;
+    if (o->nargs != 0)
+        return cli_usage(NULL, "tenant policy takes no arguments");
+    snprintf(path, sizeof(path), "/api/v1/tenants/%s/policy", o->tenant);
+    req = json_object();
+    if (!set_flag(req, "allow_debug", o->allow_debug) ||
+        !set_flag(req, "require_components", o->require_components) ||
+        !set_flag(req, "require_measurement_register", o->require_register)) {
+        json_decref(req);
+        return cli_usage(NULL, "--allow-debug, --require-components and --require-register take "
+                               "yes or no");
+    }
+    if (json_object_size(req) > 0)
+        rc = ops_api(o, "PUT", path, req, &status, &body, NULL, NULL);
+    else
+        rc = ops_api(o, "GET", path, NULL, &status, &body, NULL, NULL);
+    json_decref(req);
+    if (rc != CLI_OK)
+        return rc;
+    if (status != 200)
+        return ops_refused(status, body);
+    if (o->output == CLI_OUTPUT_JSON) {
+        ops_print_json(body);
+    } else {
+        printf("require components:           %s\n",
+               json_is_true(json_object_get(body, "require_components")) ? "yes" : "no");
+        printf("require measurement register: %s\n",
+               json_is_true(json_object_get(body, "require_measurement_register")) ? "yes" : "no");
+        printf("allow debug:                  %s\n",
+               json_is_true(json_object_get(body, "allow_debug")) ? "yes" : "no");
+        printf("set:                          %s\n",
+               json_is_string(json_object_get(body, "updated")) ? ops_str(body, "updated")
+                                                                : "never (the default)");
+    }
+    json_decref(body);
+    return CLI_OK;
+}
+
 static int tenant_cmd(struct ops *o, const char *verb)
 {
     json_t *body, *t;
@@ -158,25 +220,82 @@ static int tenant_cmd(struct ops *o, const char *verb)
         json_decref(body);
         return CLI_OK;
     }
+    if (strcmp(verb, "policy") == 0)
+        return tenant_policy_cmd(o);
     return cli_usage(NULL, "unknown tenant command '%s'", verb);
+}
+
+/* "90", "90s", "15m", "12h", "30d": seconds, at most ten years. */
+static bool parse_duration(const char *text, int64_t *seconds)
+{
+    static const struct {
+        char unit;
+        int64_t scale;
+    } units[] = {
+        {'s', 1    },
+        {'m', 60   },
+        {'h', 3600 },
+        {'d', 86400}
+    };
+    char *end;
+    long long n = strtoll(text, &end, 10);
+    int64_t scale = 1;
+
+    if (end == text || n < 1 || text[0] == '-' || text[0] == '+')
+        return false;
+    if (*end != '\0') {
+        scale = 0;
+        for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+            if (end[0] == units[i].unit && end[1] == '\0')
+                scale = units[i].scale;
+    }
+    if (scale == 0 || n > 10LL * 366 * 86400 / scale)
+        return false;
+    *seconds = (int64_t)n * scale;
+    return true;
+}
+
+static void print_tokens(json_t *body)
+{
+    json_t *t;
+    size_t i;
+
+    printf("%-28s %-12s %-8s %-20s %-20s %s\n", "ID", "ROLE", "STATUS", "CREATED", "EXPIRES",
+           "LAST USED");
+    json_array_foreach(json_object_get(body, "tokens"), i, t)
+    {
+        printf("%-28s %-12s %-8s %-20s %-20s %s\n", ops_str(t, "id"), ops_str(t, "role"),
+               ops_str(t, "status"), ops_str(t, "created"),
+               json_is_string(json_object_get(t, "expires")) ? ops_str(t, "expires") : "never",
+               json_is_string(json_object_get(t, "last_used")) ? ops_str(t, "last_used") : "never");
+    }
 }
 
 static int token_cmd(struct ops *o, const char *verb)
 {
     char path[512];
-    json_t *body, *t;
+    json_t *body;
     long status;
-    size_t i;
 
-    if (ops_need_tenant(o) != CLI_OK)
-        return CLI_USAGE;
-    snprintf(path, sizeof(path), "/api/v1/tenants/%s/tokens", o->tenant);
+    if (o->tenant != NULL)
+        snprintf(path, sizeof(path), "/api/v1/tenants/%s/tokens", o->tenant);
+    else
+        snprintf(path, sizeof(path), "/api/v1/tokens"); /* the system tokens */
     if (strcmp(verb, "create") == 0) {
         json_t *req;
+        int64_t seconds = 0;
         int rc;
-        if (o->role == NULL || o->nargs != 0)
+        if (o->tenant == NULL || o->role == NULL || o->nargs != 0)
             return cli_usage(NULL, "token create needs --tenant T --role R");
+        if (o->expires_in != NULL && o->expires_at != NULL)
+            return cli_usage(NULL, "give --expires-in or --expires-at, not both");
+        if (o->expires_in != NULL && !parse_duration(o->expires_in, &seconds))
+            return cli_usage(NULL, "--expires-in wants N, Ns, Nm, Nh or Nd (at most ten years)");
         req = json_pack("{s:s}", "role", o->role);
+        if (o->expires_in != NULL)
+            json_object_set_new(req, "expires_in", json_integer((json_int_t)seconds));
+        if (o->expires_at != NULL)
+            json_object_set_new(req, "expires_at", json_string(o->expires_at));
         rc = ops_api(o, "POST", path, req, &status, &body, NULL, NULL);
         json_decref(req);
         if (rc != CLI_OK)
@@ -191,17 +310,38 @@ static int token_cmd(struct ops *o, const char *verb)
         return CLI_OK;
     }
     if (strcmp(verb, "list") == 0) {
+        if (o->nargs != 0)
+            return cli_usage(NULL, "token list takes no arguments");
         if (ops_api(o, "GET", path, NULL, &status, &body, NULL, NULL) != CLI_OK)
             return CLI_FAIL;
         if (status != 200)
             return ops_refused(status, body);
-        if (o->output == CLI_OUTPUT_JSON) {
+        if (o->output == CLI_OUTPUT_JSON)
             ops_print_json(body);
-        } else {
-            printf("%-28s %-12s %s\n", "ID", "ROLE", "CREATED");
-            json_array_foreach(json_object_get(body, "tokens"), i, t) printf(
-                "%-28s %-12s %s\n", ops_str(t, "id"), ops_str(t, "role"), ops_str(t, "created"));
-        }
+        else
+            print_tokens(body);
+        json_decref(body);
+        return CLI_OK;
+    }
+    if (strcmp(verb, "revoke") == 0) {
+        char *id;
+        int rc;
+        if (o->nargs != 1)
+            return cli_usage(NULL, "token revoke needs one TOKEN_ID (or self)");
+        id = rp_http_escape(o->args[0]);
+        if (id == NULL)
+            return CLI_FAIL;
+        snprintf(path + strlen(path), sizeof(path) - strlen(path), "/%s", id);
+        free(id);
+        rc = ops_api(o, "DELETE", path, NULL, &status, &body, NULL, NULL);
+        if (rc != CLI_OK)
+            return rc;
+        if (status != 200)
+            return ops_refused(status, body);
+        if (o->output == CLI_OUTPUT_JSON)
+            ops_print_json(body);
+        else
+            printf("revoked %s\n", ops_str(body, "id"));
         json_decref(body);
         return CLI_OK;
     }
@@ -381,6 +521,11 @@ int cmd_ops(int argc, char **argv)
         {"root-key",             required_argument, NULL, 'K'},
         {"previous-root-key",    required_argument, NULL, 'J'},
         {"expires-days",         required_argument, NULL, 'E'},
+        {"expires-in",           required_argument, NULL, 'I'},
+        {"expires-at",           required_argument, NULL, 'X'},
+        {"allow-debug",          required_argument, NULL, 'D'},
+        {"require-components",   required_argument, NULL, 'M'},
+        {"require-register",     required_argument, NULL, 'Y'},
         {"help",                 no_argument,       NULL, 'h'},
         {NULL,                   0,                 NULL, 0  },
     };
@@ -397,8 +542,8 @@ int cmd_ops(int argc, char **argv)
     o.token_file = getenv("RAMPART_TOKEN_FILE");
     o.ca_file = getenv("RAMPART_CA_FILE");
     optind = 0;
-    while ((c = getopt_long(argc - 1, argv + 1, "s:t:c:T:r:o:O:P:G:k:n:C:R:UK:J:E:h", opts,
-                            NULL)) != -1) {
+    while ((c = getopt_long(argc - 1, argv + 1, "s:t:c:T:r:o:O:P:G:k:n:C:R:UK:J:E:I:X:D:M:Y:h",
+                            opts, NULL)) != -1) {
         switch (c) {
         case 's': o.server = optarg; break;
         case 't': o.token_file = optarg; break;
@@ -420,6 +565,11 @@ int cmd_ops(int argc, char **argv)
         case 'K': o.root_key = optarg; break;
         case 'J': o.prev_root_key = optarg; break;
         case 'E': o.expires_days = optarg; break;
+        case 'I': o.expires_in = optarg; break;
+        case 'X': o.expires_at = optarg; break;
+        case 'D': o.allow_debug = optarg; break;
+        case 'M': o.require_components = optarg; break;
+        case 'Y': o.require_register = optarg; break;
         case 'h': fputs(ops_usage, stdout); return CLI_OK;
         default: return cli_usage(NULL, "bad option");
         }

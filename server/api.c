@@ -4,6 +4,7 @@
  * is reached through its tenant, and another tenant's is answered as if it did not exist.
  */
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include <event2/keyvalq_struct.h>
 #include <openssl/rand.h>
 
+#include "names.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
 #include "server.h"
@@ -60,18 +62,6 @@ static void collect_tenant(void *ctx, const rp_tenant_t *t)
     json_array_append_new(ctx, tenant_json(t));
 }
 
-static bool name_ok(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n == 0 || n > RP_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-            return false;
-    return true;
-}
-
 void rp_h_tenants_list(rp_req_t *r)
 {
     json_t *list = json_array();
@@ -96,25 +86,24 @@ void rp_h_tenants_list(rp_req_t *r)
 void rp_h_tenant_create(rp_req_t *r)
 {
     json_t *body = rp_req_json(r);
-    const char *name;
+    const char *name, *why;
     rp_tenant_t t;
     rp_err_t err;
 
     if (body == NULL)
         return;
-    name = json_string_value(json_object_get(body, "name"));
-    if (name == NULL || !name_ok(name)) {
+    name = rp_name_json(json_object_get(body, "name"), &why);
+    if (name == NULL) {
         json_decref(body);
-        rp_reply_error(r, 400, "invalid",
-                       "\"name\" must be a string of 1 to %d printable "
-                       "characters",
-                       RP_NAME_MAX);
+        rp_reply_error(r, 400, "invalid", "\"name\" %s", why);
         return;
     }
     err = rp_store_tenant_create(r->w->store, name, &t);
     json_decref(body);
     if (err == RP_ERR_EXISTS) {
-        rp_reply_error(r, 409, "conflict", "a tenant with that name exists");
+        rp_reply_error(r, 409, "conflict",
+                       "a tenant with that name exists, or with one that looks the same (letter "
+                       "case and look-alike characters do not make names differ)");
         return;
     }
     if (err != RP_OK) {
@@ -132,13 +121,64 @@ void rp_h_tenant_get(rp_req_t *r)
 
 static json_t *token_json(const rp_token_t *t)
 {
-    return json_pack("{s:s, s:s, s:o}", "id", t->id, "role", rp_role_name(t->role), "created",
-                     time_or_null(t->created));
+    int64_t now = (int64_t)time(NULL);
+    json_t *o = json_pack("{s:s, s:s, s:o, s:o, s:o, s:s}", "id", t->id, "role",
+                          rp_role_name(t->role), "created", time_or_null(t->created), "expires",
+                          time_or_null(t->expires), "last_used", time_or_null(t->last_used),
+                          "status", t->expires != 0 && t->expires <= now ? "expired" : "active");
+
+    if (t->tenant_id[0] != '\0')
+        json_object_set_new(o, "tenant", json_string(t->tenant_id));
+    return o;
 }
 
 static void collect_token(void *ctx, const rp_token_t *t)
 {
     json_array_append_new(ctx, token_json(t));
+}
+
+#define TOKEN_LIFETIME_MAX (10 * 366 * 24 * 3600ll) /* ten years */
+
+/* A new token's expiry from the body: "expires_in" (seconds) or "expires_at" (ISO 8601 UTC), or
+ * neither (never). OUT: *expires (0: never); false when invalid (400 sent). */
+static bool token_expiry(rp_req_t *r, json_t *body, int64_t now, int64_t *expires)
+{
+    json_t *in = json_object_get(body, "expires_in"), *at = json_object_get(body, "expires_at");
+    const char *text = json_string_value(at);
+    struct tm tm;
+    char *end;
+
+    *expires = 0;
+    if (in != NULL && at != NULL) {
+        rp_reply_error(r, 400, "invalid", "give \"expires_in\" or \"expires_at\", not both");
+        return false;
+    }
+    if (in != NULL) {
+        if (!json_is_integer(in) || json_integer_value(in) < 1 ||
+            json_integer_value(in) > TOKEN_LIFETIME_MAX) {
+            rp_reply_error(r, 400, "invalid",
+                           "\"expires_in\" must be 1 to %lld seconds (ten years)",
+                           (long long)TOKEN_LIFETIME_MAX);
+            return false;
+        }
+        *expires = now + (int64_t)json_integer_value(in);
+        return true;
+    }
+    if (at == NULL)
+        return true;
+    memset(&tm, 0, sizeof(tm));
+    end = text != NULL ? strptime(text, "%Y-%m-%dT%H:%M:%SZ", &tm) : NULL;
+    if (end == NULL || *end != '\0') {
+        rp_reply_error(r, 400, "invalid",
+                       "\"expires_at\" must be an ISO 8601 UTC time, e.g. 2027-01-31T12:00:00Z");
+        return false;
+    }
+    *expires = (int64_t)timegm(&tm);
+    if (*expires <= now || *expires - now > TOKEN_LIFETIME_MAX) {
+        rp_reply_error(r, 400, "invalid", "\"expires_at\" must be in the next ten years");
+        return false;
+    }
+    return true;
 }
 
 void rp_h_tokens_list(rp_req_t *r)
@@ -162,24 +202,31 @@ void rp_h_token_create(rp_req_t *r)
     rp_token_t made;
     rp_role_t role;
     json_t *body, *out;
+    int64_t expires;
     rp_err_t err;
 
     body = rp_req_json(r);
     if (body == NULL)
         return;
     role = rp_role_parse(json_string_value(json_object_get(body, "role")));
-    json_decref(body);
     if (role == RP_ROLE_NONE || role == RP_ROLE_SYSTEM) {
+        json_decref(body);
         rp_reply_error(r, 400, "invalid", "\"role\" must be admin, contributor or reader");
         return;
     }
+    if (!token_expiry(r, body, (int64_t)time(NULL), &expires)) {
+        json_decref(body);
+        return;
+    }
+    json_decref(body);
     if (role > tok->role) {
         rp_reply_error(r, 403, "forbidden", "a token cannot make one more powerful than itself");
         return;
     }
     err = rp_token_new(secret, sizeof(secret), hash);
     if (err == RP_OK)
-        err = rp_store_token_create(r->w->store, tenant->id, role, hash, &made);
+        err = rp_store_token_add(r->w->store, tenant->id, role, hash, expires, &made);
+    rp_wipe(hash, sizeof(hash));
     if (err != RP_OK) {
         rp_wipe(secret, sizeof(secret));
         rp_reply_error(r, 500, "internal", "cannot create the token");
@@ -191,6 +238,71 @@ void rp_h_token_create(rp_req_t *r)
     rp_wipe(secret, sizeof(secret));
     rp_log_info("tenant %s: %s token %s created", tenant->id, rp_role_name(role), made.id);
     rp_reply_json(r, 201, out);
+}
+
+/*
+ * Revoke a token named in a tenant's tokens (scope: that tenant) or in /api/v1/tokens (scope NULL:
+ * the system tokens). A token may always revoke itself ("self" or its ID): the routes ask for any
+ * role and escalate here to an admin of the tenant, or a system token, for any other token.
+ */
+static void token_revoke(rp_req_t *r, const char *scope)
+{
+    const rp_token_t *tok = &r->tok;
+    const char *id = rp_req_param(r, "token"), *tenant_id = scope;
+    bool self = strcmp(id, "self") == 0 || strcmp(id, tok->id) == 0;
+    rp_err_t err;
+
+    if (self) {
+        id = tok->id;
+        tenant_id = tok->tenant_id[0] != '\0' ? tok->tenant_id : NULL;
+    } else if (!rp_route_require(r, scope != NULL ? RP_ROLE_ADMIN : RP_ROLE_SYSTEM,
+                                 "revoking another token")) {
+        return;
+    }
+    if (self && scope != NULL && strcmp(scope, tok->tenant_id) != 0)
+        err = RP_ERR_NOT_FOUND; /* itself, but named in a tenant it is not of */
+    else
+        err = rp_store_token_revoke(r->w->store, tenant_id, id);
+    if (err == RP_ERR_NOT_FOUND) {
+        rp_reply_error(r, 404, "not_found", "no such token %s",
+                       scope != NULL ? "in this tenant" : "among the system tokens");
+        return;
+    }
+    if (err != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot revoke the token");
+        return;
+    }
+    rp_log_info("%s%s token %s revoked by %s", tenant_id != NULL ? "tenant " : "system",
+                tenant_id != NULL ? tenant_id : "", id, self ? "itself" : tok->id);
+    rp_reply_json(r, 200, json_pack("{s:s, s:b}", "id", id, "revoked", 1));
+}
+
+void rp_h_token_revoke(rp_req_t *r)
+{
+    token_revoke(r, r->tenant.id);
+}
+
+void rp_h_system_token_revoke(rp_req_t *r)
+{
+    token_revoke(r, NULL);
+}
+
+void rp_h_system_tokens_list(rp_req_t *r)
+{
+    json_t *list = json_array();
+
+    if (rp_store_token_list(r->w->store, NULL, collect_token, list) != RP_OK) {
+        json_decref(list);
+        rp_reply_error(r, 500, "internal", "cannot list tokens");
+        return;
+    }
+    rp_reply_json(r, 200, json_pack("{s:o}", "tokens", list));
+}
+
+/* Any token reads its own record. */
+void rp_h_token_self(rp_req_t *r)
+{
+    rp_reply_json(r, 200, token_json(&r->tok));
 }
 
 static json_t *device_json(const rp_device_t *d)
@@ -384,6 +496,76 @@ void rp_h_device_unblock(rp_req_t *r)
     block(r, false);
 }
 
+static json_t *policy_json(const rp_policy_t *p)
+{
+    return json_pack("{s:b, s:b, s:b, s:o}", "require_components", p->require_components,
+                     "require_measurement_register", p->require_register, "allow_debug",
+                     p->allow_debug, "updated", time_or_null(p->updated));
+}
+
+/*
+ * GET|PUT /api/v1/tenants/T/policy: how the tenant's devices' evidence is appraised. PUT takes
+ * any of the three booleans (the others keep their value) and nothing else.
+ */
+void rp_h_policy_get(rp_req_t *r)
+{
+    rp_policy_t p;
+
+    if (rp_store_policy_get(r->w->store, r->tenant.id, &p) != RP_OK)
+        rp_reply_error(r, 500, "internal", "cannot read the policy");
+    else
+        rp_reply_json(r, 200, policy_json(&p));
+}
+
+void rp_h_policy_set(rp_req_t *r)
+{
+    static const struct {
+        const char *key;
+        size_t offset;
+    } fields[] = {
+        {"require_components",           offsetof(rp_policy_t, require_components)},
+        {"require_measurement_register", offsetof(rp_policy_t, require_register)  },
+        {"allow_debug",                  offsetof(rp_policy_t, allow_debug)       },
+    };
+    rp_policy_t p;
+    json_t *body, *v;
+    const char *key;
+
+    if (rp_store_policy_get(r->w->store, r->tenant.id, &p) != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot read the policy");
+        return;
+    }
+    if ((body = rp_req_json(r)) == NULL)
+        return;
+    json_object_foreach(body, key, v)
+    {
+        size_t i;
+        for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+            if (strcmp(key, fields[i].key) == 0)
+                break;
+        if (i == sizeof(fields) / sizeof(fields[0]) || !json_is_boolean(v)) {
+            rp_reply_error(r, 400, "invalid",
+                           "the policy takes require_components, require_measurement_register "
+                           "and allow_debug, each true or false (\"%.64s\" is not one of them)",
+                           key);
+            json_decref(body);
+            return;
+        }
+        *(bool *)((char *)&p + fields[i].offset) = json_is_true(v);
+    }
+    json_decref(body);
+    if (rp_store_policy_set(r->w->store, r->tenant.id, &p) != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot set the policy");
+        return;
+    }
+    rp_log_info("tenant %s: appraisal policy set by token %s: components %s, register %s, debug "
+                "%s",
+                r->tenant.id, r->tok.id, p.require_components ? "required" : "optional",
+                p.require_register ? "required" : "optional",
+                p.allow_debug ? "allowed" : "refused");
+    rp_reply_json(r, 200, policy_json(&p));
+}
+
 void rp_h_ca_get(rp_req_t *r)
 {
     const rp_ca_t *ca;
@@ -528,6 +710,29 @@ void rp_h_crl_get(rp_req_t *r)
     free(crl.der);
 }
 
+static void collect_unproven(void *ctx, const rp_unproven_source_t *u)
+{
+    json_array_append_new(ctx, json_pack("{s:s, s:I, s:o, s:o, s:s, s:s}", "address", u->address,
+                                         "count", (json_int_t)u->count, "first_at",
+                                         time_or_null(u->first_at), "last_at",
+                                         time_or_null(u->last_at), "last_reason", u->last_reason,
+                                         "last_device_id", u->last_device_id));
+}
+
+/* GET /api/v1/unproven-attestations (system): who sends evidence that proves nothing, newest
+ * first. Not a tenant's: the devices they name need not be anyone's. */
+void rp_h_unproven_list(rp_req_t *r)
+{
+    json_t *list = json_array();
+
+    if (rp_store_unproven_list(r->w->store, 1000, collect_unproven, list) != RP_OK) {
+        json_decref(list);
+        rp_reply_error(r, 500, "internal", "cannot list unproven attestations");
+        return;
+    }
+    rp_reply_json(r, 200, json_pack("{s:o}", "sources", list));
+}
+
 void rp_h_metrics(rp_req_t *r)
 {
     rp_metrics_t *m = &r->w->srv->metrics;
@@ -590,6 +795,13 @@ void rp_h_metrics(rp_req_t *r)
                         "were served from the cache).\n# TYPE rampart_crl_builds_total counter\n"
                         "rampart_crl_builds_total %llu\n",
                         (unsigned long long)atomic_load(&m->crl_builds));
+    evbuffer_add_printf(buf,
+                        "# HELP rampart_attestations_unproven_total Failed attestations that "
+                        "prove nothing about their device (bad signature, bad nonce, replay...): "
+                        "counted per source address, not in the device's history.\n"
+                        "# TYPE rampart_attestations_unproven_total counter\n"
+                        "rampart_attestations_unproven_total %llu\n",
+                        (unsigned long long)atomic_load(&m->attestations_unproven));
     rp_reply_bytes(r, 200, "text/plain; version=0.0.4", evbuffer_pullup(buf, -1),
                    evbuffer_get_length(buf));
     evbuffer_free(buf);

@@ -2,7 +2,9 @@
  * Device attestation (RFC 9334's verifier): single-use nonces, then evidence and the device's
  * public key in, a verdict and (on a pass) a 24-hour certificate out. Every attestation is
  * recorded, pass or the exact reason it failed, before the device hears the verdict: the record
- * goes to the recorder thread (group commit) and the answer is sent when it is on disk.
+ * goes to the recorder thread (group commit) and the answer is sent when it is on disk. A failure
+ * that proves nothing about the device (proves_nothing()) is counted for its source address
+ * instead of in the device's history.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,25 +76,35 @@ static json_t *claims_json(const rp_eat_claims_t *c)
 }
 
 /*
- * Appraisal of the claims against policy: the hook where reference values (the images the tenant
- * has released) come in with the update service. Today it holds the measurement register to the
- * components the device lists: a register that is not their hash chain means the list is not what
- * was measured.
- */
-/*
- * Appraisal: the claims must be consistent (the register is the chain of the components'
- * digests), and each component an image the tenant uploaded, unless the device's group allows
- * others (a Development group). On a store failure *failed is set.
+ * Appraisal, against the tenant's policy (rp_policy_t: debug status, components and register
+ * required) and its reference values: the claims must be consistent (the register is the chain
+ * of the components' digests), and each component an image the tenant uploaded, unless the
+ * device's group allows others (a Development group); a component that is one of the tenant's
+ * images must claim that image's security counter (or none when it has none), since the counter
+ * is part of what was signed. On a store failure *failed is set.
  */
 static rp_attest_reason_t appraise(rp_store_t *store, const rp_device_t *device,
                                    const rp_eat_claims_t *c, bool *failed)
 {
     uint8_t chain[2 * RP_SHA256_LEN], reg[RP_SHA256_LEN] = {0};
+    char digest[2 * RP_SHA256_LEN + 1];
+    rp_image_record_t img;
+    rp_policy_t policy;
     rp_group_t group;
-    bool known, allow_unknown = false, looked_up = false;
+    bool allow_unknown = false, looked_up = false;
     rp_err_t err;
 
     *failed = false;
+    if (rp_store_policy_get(store, device->tenant_id, &policy) != RP_OK) {
+        *failed = true;
+        return RP_REASON_POLICY;
+    }
+    if (c->debug == RP_EAT_DEBUG_ENABLED && !policy.allow_debug)
+        return RP_REASON_DEBUG_ENABLED;
+    if (!c->has_register && policy.require_register)
+        return RP_REASON_NO_REGISTER;
+    if (c->ncomponents == 0 && policy.require_components)
+        return RP_REASON_NO_COMPONENTS;
     if (c->has_register) {
         for (size_t i = 0; i < c->ncomponents; i++) {
             memcpy(chain, reg, RP_SHA256_LEN);
@@ -104,8 +116,17 @@ static rp_attest_reason_t appraise(rp_store_t *store, const rp_device_t *device,
             return RP_REASON_MEASUREMENTS_INCONSISTENT;
     }
     for (size_t i = 0; i < c->ncomponents; i++) {
-        err = rp_store_image_known(store, device->tenant_id, c->components[i].digest, &known);
-        if (err == RP_OK && !known && !looked_up) {
+        const rp_eat_component_t *m = &c->components[i];
+        if (rp_hex_encode(m->digest, RP_SHA256_LEN, digest, sizeof(digest)) != RP_OK)
+            return RP_REASON_POLICY;
+        err = rp_store_image_by_hash(store, device->tenant_id, digest, &img);
+        if (err == RP_OK) {
+            if (img.has_security_counter != m->has_security_counter ||
+                (img.has_security_counter && img.security_counter != m->security_counter))
+                return RP_REASON_SECURITY_COUNTER;
+            continue;
+        }
+        if (err == RP_ERR_NOT_FOUND && !looked_up) {
             looked_up = true;
             err = rp_store_device_group(store, device->id, &group);
             if (err == RP_OK)
@@ -113,11 +134,11 @@ static rp_attest_reason_t appraise(rp_store_t *store, const rp_device_t *device,
             else if (err == RP_ERR_NOT_FOUND)
                 err = RP_OK; /* in no group: only the tenant's images */
         }
-        if (err != RP_OK) {
+        if (err != RP_OK && err != RP_ERR_NOT_FOUND) {
             *failed = true;
             return RP_REASON_POLICY;
         }
-        if (!known && !allow_unknown)
+        if (!allow_unknown)
             return RP_REASON_UNKNOWN_IMAGE;
     }
     return RP_REASON_PASS;
@@ -140,7 +161,36 @@ static const char *reason_message(rp_attest_reason_t reason)
     case RP_REASON_POLICY: return "refused by policy";
     case RP_REASON_UNKNOWN_IMAGE:
         return "the device runs an image its tenant never uploaded (its group does not allow that)";
+    case RP_REASON_DEBUG_ENABLED:
+        return "the device's debug status is enabled, and its tenant's policy refuses that";
+    case RP_REASON_NO_COMPONENTS:
+        return "the evidence lists no component, and the tenant's policy requires one";
+    case RP_REASON_NO_REGISTER:
+        return "the evidence has no measurement register, and the tenant's policy requires it";
+    case RP_REASON_SECURITY_COUNTER:
+        return "a component is one of the tenant's images but claims another security counter "
+               "than that image holds";
     default: return "passed";
+    }
+}
+
+/*
+ * Whether a failure proves nothing about the device: until the device's key has shown the
+ * evidence to be its own and fresh (signature, UEID, a nonce this service issued to it, unexpired),
+ * anyone who knows the device's public key could have sent it. Such a failure must not change
+ * the device's record: it is counted for the address it came from (unproven_sources).
+ */
+static bool proves_nothing(rp_attest_reason_t reason)
+{
+    switch (reason) {
+    case RP_REASON_MALFORMED_EVIDENCE:
+    case RP_REASON_BAD_SIGNATURE:
+    case RP_REASON_UEID_MISMATCH:
+    case RP_REASON_NONCE_UNKNOWN:
+    case RP_REASON_NONCE_EXPIRED:
+    case RP_REASON_NONCE_WRONG_DEVICE:
+    case RP_REASON_NONCE_REPLAYED: return true;
+    default: return false;
     }
 }
 
@@ -164,7 +214,8 @@ struct pending {
     rp_cert_record_t cert;
     uint8_t spki[RP_PUBKEY_DER_MAX];
     uint8_t nonce[RP_NONCE_SIZE];
-    json_t *answer; /* a pass: the certificate */
+    char source[RP_ADDRESS_MAX]; /* the client's address */
+    json_t *answer;              /* a pass: the certificate */
 };
 
 static void recorded(rp_record_job_t *job);
@@ -213,6 +264,16 @@ static void submit(rp_req_t *r, const struct verdict *v, const rp_cert_record_t 
         p->job.write.nonce_len = v->nonce_len;
         p->job.write.nonce_expires = v->nonce_expires;
     }
+    {
+        struct evhttp_connection *conn = evhttp_request_get_connection(r->req);
+        char *host = NULL;
+        ev_uint16_t port = 0;
+        if (conn != NULL)
+            evhttp_connection_get_peer(conn, &host, &port);
+        snprintf(p->source, sizeof(p->source), "%s", host != NULL ? host : "unknown");
+    }
+    p->job.write.source = p->source;
+    p->job.write.unproven = proves_nothing(v->reason);
     p->job.write.spent_reason = rp_attest_reason_code(RP_REASON_NONCE_REPLAYED);
     p->job.write.blocked_reason = rp_attest_reason_code(RP_REASON_BLOCKED);
     p->job.worker = r->w;
@@ -231,6 +292,7 @@ static void recorded(rp_record_job_t *job)
     struct pending *p = (struct pending *)job; /* job is the first member */
     rp_req_t r = {.w = job->worker, .req = p->req};
     rp_metrics_t *m = &job->worker->srv->metrics;
+    bool unproven = job->write.unproven || job->write.as == RP_RECORDED_AS_REPLAY;
     char iso[32];
 
     /* What the transaction found may have turned a pass into a refusal: the nonce was spent by a
@@ -240,6 +302,8 @@ static void recorded(rp_record_job_t *job)
         p->reason = RP_REASON_NONCE_REPLAYED;
     else if (job->write.as == RP_RECORDED_AS_BLOCKED)
         p->reason = RP_REASON_BLOCKED;
+    if (job->err == RP_OK && unproven)
+        atomic_fetch_add(&m->attestations_unproven, 1);
     if (job->err != RP_OK) {
         rp_reply_error(&r, 500, "internal", "cannot record the attestation");
     } else if (p->reason == RP_REASON_PASS) {
@@ -252,8 +316,9 @@ static void recorded(rp_record_job_t *job)
         p->answer = NULL;
     } else {
         atomic_fetch_add(&m->attestations[p->reason], 1);
-        rp_log_info("attestation of %.16s… refused: %s", p->att.device_id,
-                    rp_attest_reason_code(p->reason));
+        rp_log_info("attestation of %.16s… refused: %s%s%s", p->att.device_id,
+                    rp_attest_reason_code(p->reason), unproven ? ", unproven, from " : "",
+                    unproven ? p->source : "");
         rp_reply_json(&r, 403,
                       json_pack("{s:s, s:s, s:s}", "error", "attestation_failed", "reason",
                                 rp_attest_reason_code(p->reason), "message",

@@ -74,50 +74,42 @@ void rp_cert_serial_hex(X509 *cert, char out[RP_SERIAL_SIZE])
     BN_free(bn);
 }
 
-static void simplereenroll(rp_req_t *r, const rp_tenant_t *tenant, const rp_ca_t *ca)
+static void refuse(rp_req_t *r, rp_reissue_t why)
+{
+    switch (why) {
+    case RP_REISSUE_BLOCKED: rp_reply_error(r, 403, "blocked", "the device is blocked"); break;
+    case RP_REISSUE_ATTESTATION_REQUIRED:
+        rp_reply_error(r, 403, "attestation_required",
+                       "the device has not passed an attestation in the last 24 hours");
+        break;
+    default:
+        rp_reply_error(r, 403, "forbidden",
+                       "the certificate is not a current device certificate of this tenant");
+    }
+}
+
+/* The route (RP_AUTH_DEVICE) has checked the caller: a current, unrevoked certificate of this
+ * tenant's CA, for a device the tenant holds and has not blocked (r->device). */
+static void simplereenroll(rp_req_t *r, const rp_ca_t *ca)
 {
     X509 *peer = rp_req_peer_cert(r), *cert = NULL;
-    char device_id[RP_DEVICE_ID_SIZE] = "", serial[RP_SERIAL_SIZE];
+    const rp_device_t *device = &r->device;
+    const char *device_id = device->id;
+    char serial[RP_SERIAL_SIZE];
     int64_t now = (int64_t)time(NULL);
     X509_REQ *csr = NULL;
-    rp_cert_record_t rec, old;
-    rp_device_t device;
+    rp_cert_record_t rec;
+    rp_reissue_t outcome;
     uint8_t *der = NULL, spki[RP_PUBKEY_DER_MAX], *p = spki;
     size_t len, der_len;
     int spki_len;
     const uint8_t *body;
 
-    if (peer == NULL) {
-        rp_reply_error(r, 401, "unauthorized",
-                       "re-enrollment needs the device's certificate "
-                       "(mutual TLS)");
-        return;
-    }
-    if (!rp_cert_chains_to(peer, ca->cert)) {
-        rp_reply_error(r, 401, "unauthorized",
-                       "the client certificate is not from this tenant "
-                       "or is not valid now");
-        return;
-    }
     rp_cert_serial_hex(peer, serial);
-    if (X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, device_id,
-                                  sizeof(device_id)) != RP_DEVICE_ID_LEN ||
-        !rp_device_id_valid(device_id) ||
-        rp_store_device_get(r->w->store, device_id, &device) != RP_OK ||
-        strcmp(device.tenant_id, tenant->id) != 0 ||
-        rp_store_cert_get(r->w->store, serial, &old) != RP_OK || old.revoked_at != 0) {
-        rp_reply_error(r, 403, "forbidden",
-                       "the certificate is not a current device "
-                       "certificate of this tenant");
-        return;
-    }
-    if (device.blocked) {
-        rp_reply_error(r, 403, "blocked", "the device is blocked");
-        return;
-    }
-    if (!device.last_passed || device.last_attested_at + RP_DEVICE_CERT_LIFETIME < now) {
-        rp_reply_error(r, 403, "attestation_required",
-                       "the device has not passed an attestation in the last 24 hours");
+    /* Refused early when it can be (no CSR parsed, nothing signed); rp_store_cert_reissue()
+     * checks all of it again when it records the certificate. */
+    if (!device->last_passed || device->last_attested_at + RP_DEVICE_CERT_LIFETIME < now) {
+        refuse(r, RP_REISSUE_ATTESTATION_REQUIRED);
         return;
     }
     body = rp_req_body(r, &len);
@@ -143,16 +135,24 @@ static void simplereenroll(rp_req_t *r, const rp_tenant_t *tenant, const rp_ca_t
         spki_len = -1;
     if (spki_len <= 0 ||
         rp_ca_issue_device_cert(ca, spki, (size_t)spki_len, device_id, now, &cert, &rec) != RP_OK ||
-        rp_store_cert_add(r->w->store, &rec) != RP_OK) {
+        rp_store_cert_reissue(r->w->store, &rec, serial, now - RP_DEVICE_CERT_LIFETIME, &outcome) !=
+            RP_OK) {
         X509_REQ_free(csr);
         X509_free(cert);
         rp_reply_error(r, 500, "internal", "cannot issue the certificate");
         return;
     }
+    X509_REQ_free(csr);
+    /* What the checks above read may have changed before the certificate was recorded: the
+     * transaction that records it checked again, and decides. */
+    if (outcome != RP_REISSUE_DONE) {
+        X509_free(cert);
+        refuse(r, outcome);
+        return;
+    }
     atomic_fetch_add(&r->w->srv->metrics.certificates_issued, 1);
     rp_log_info("device %.16s… re-enrolled: certificate %s", device_id, rec.serial);
     reply_pkcs7(r, cert);
-    X509_REQ_free(csr);
     X509_free(cert);
 }
 
@@ -173,5 +173,5 @@ void rp_h_est_simplereenroll(rp_req_t *r)
     if (rp_worker_ca(r->w, &r->tenant, &ca) != RP_OK)
         rp_reply_error(r, 500, "internal", "cannot read the tenant CA");
     else
-        simplereenroll(r, &r->tenant, ca);
+        simplereenroll(r, ca);
 }

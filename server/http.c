@@ -42,6 +42,10 @@ static const char *const reason_codes[RP_REASON_COUNT] = {
     [RP_REASON_MEASUREMENTS_INCONSISTENT] = "measurements_inconsistent",
     [RP_REASON_POLICY] = "policy",
     [RP_REASON_UNKNOWN_IMAGE] = "unknown_image",
+    [RP_REASON_DEBUG_ENABLED] = "debug_enabled",
+    [RP_REASON_NO_COMPONENTS] = "no_components",
+    [RP_REASON_NO_REGISTER] = "no_measurement_register",
+    [RP_REASON_SECURITY_COUNTER] = "security_counter_mismatch",
 };
 
 const char *rp_attest_reason_code(rp_attest_reason_t r)

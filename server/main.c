@@ -54,9 +54,12 @@ static const char usage[] =
     "  --routes            print every route (method, path, who may call it) as JSON lines,\n"
     "                      and exit\n"
     "  --verbose           debug logging\n"
+    "  --rotate-admin-token  write a new system token to DIR/admin.token, revoke every other\n"
+    "                      system token, and exit (the service may be running)\n"
     "\n"
     "On first start it writes DIR/server-ca.pem (the certificate clients trust) and\n"
-    "DIR/admin.token (a bootstrap admin token, 0600).\n";
+    "DIR/admin.token (a bootstrap system token, 0600). No other system token is ever made but\n"
+    "by --rotate-admin-token (or at a start that finds none at all).\n";
 
 static struct event_base *main_base;
 
@@ -76,39 +79,102 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* First start: a system admin token, written once to DIR/admin.token. */
+/* A new system token's secret in a temporary beside DIR/admin.token (0600), for the caller to
+ * commit (rename over it) or abort. OUT: *f, hash. */
+static rp_err_t new_admin_token(const char *path, rp_atomic_file_t *f, uint8_t hash[RP_SHA256_LEN])
+{
+    char secret[128];
+    rp_err_t err = rp_token_new(secret, sizeof(secret), hash);
+
+    if (err == RP_OK)
+        err = rp_atomic_begin(f, path, 0600, 0);
+    if (err == RP_OK) {
+        strcat(secret, "\n");
+        err = rp_atomic_write(f, secret, strlen(secret));
+        if (err != RP_OK)
+            rp_atomic_abort(f);
+    }
+    rp_wipe(secret, sizeof(secret));
+    return err;
+}
+
+/*
+ * The bootstrap system token: made only when the database has no system token at all (first
+ * start, or every one was revoked), and written to DIR/admin.token. Deleting the file makes no
+ * second one: rotation is explicit (--rotate-admin-token). Two starts racing on one database make
+ * one. (A crash between the database and the file leaves a token nobody has; the next start says
+ * so, and --rotate-admin-token replaces it.)
+ */
 static rp_err_t bootstrap_token(rp_server_t *srv, rp_store_t *store)
 {
-    char path[PATH_MAX + 16], secret[128];
+    char path[PATH_MAX + 16];
     uint8_t hash[RP_SHA256_LEN];
     rp_atomic_file_t f;
     rp_token_t tok;
+    bool made = false;
     rp_err_t err;
 
     snprintf(path, sizeof(path), "%s/admin.token", srv->data_dir);
-    if (access(path, F_OK) == 0)
-        return RP_OK;
-    err = rp_token_new(secret, sizeof(secret), hash);
-    if (err == RP_OK)
-        err = rp_atomic_begin(&f, path, 0600, 1);
+    err = new_admin_token(path, &f, hash);
+    if (err != RP_OK)
+        return err;
+    err = rp_store_system_token_first(store, hash, &tok, &made);
+    rp_wipe(hash, sizeof(hash));
+    if (err != RP_OK || !made) {
+        rp_atomic_abort(&f);
+        if (err == RP_OK && access(path, F_OK) != 0)
+            rp_log_info("%s is gone and no new system token is made: use the one you kept, or "
+                        "make a new one with rampart-server --data-dir %s --rotate-admin-token",
+                        path, srv->data_dir);
+        return err;
+    }
+    err = rp_atomic_commit(&f, 0);
+    if (err != RP_OK) {
+        rp_atomic_abort(&f);
+        rp_log_error("system token %s was made but %s could not be written: make another with "
+                     "--rotate-admin-token",
+                     tok.id, path);
+        return err;
+    }
+    rp_log_info("made the bootstrap system token %s in %s (0600): it can create tenants and "
+                "tokens; keep it secret",
+                tok.id, path);
+    return RP_OK;
+}
+
+/*
+ * --rotate-admin-token: a new system token in DIR/admin.token, then every other one revoked, in
+ * one transaction. The file first: should the database step fail, the old tokens still work and
+ * running it again finishes the job.
+ */
+static rp_err_t rotate_admin_token(const char *data_dir, rp_store_t *store)
+{
+    char path[PATH_MAX + 16];
+    uint8_t hash[RP_SHA256_LEN];
+    rp_atomic_file_t f;
+    rp_token_t tok;
+    int revoked = 0;
+    rp_err_t err;
+
+    snprintf(path, sizeof(path), "%s/admin.token", data_dir);
+    err = new_admin_token(path, &f, hash);
     if (err == RP_OK) {
-        strcat(secret, "\n");
-        err = rp_atomic_write(&f, secret, strlen(secret));
-        if (err == RP_OK)
-            err = rp_atomic_commit(&f, 1);
-        else
+        err = rp_atomic_commit(&f, 0);
+        if (err != RP_OK)
             rp_atomic_abort(&f);
     }
-    rp_wipe(secret, sizeof(secret));
-    /* Stored after the file: a crash in between leaves a file whose token does not work, and
-     * deleting the file makes a new one; never a working token nobody has. */
     if (err == RP_OK)
-        err = rp_store_token_create(store, NULL, RP_ROLE_SYSTEM, hash, &tok);
-    if (err == RP_OK)
-        rp_log_info("made the bootstrap admin token %s (0600): it can create tenants and "
-                    "tokens; keep it secret",
-                    path);
-    return err;
+        err = rp_store_system_token_rotate(store, hash, &tok, &revoked);
+    rp_wipe(hash, sizeof(hash));
+    if (err != RP_OK) {
+        rp_log_error("cannot rotate the system token: %s (nothing was revoked; %s may hold a "
+                     "token that does not work yet: run this again)",
+                     rp_strerror(err), path);
+        return err;
+    }
+    rp_log_info("new system token %s in %s; %d other system token(s) revoked", tok.id, path,
+                revoked);
+    return RP_OK;
 }
 
 static bool split_listen(const char *listen, char *host, size_t hcap, char *port, size_t pcap)
@@ -175,21 +241,22 @@ static int connection_limit(long wanted, long nthreads)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"data-dir",        required_argument, NULL, 'd'},
-        {"listen",          required_argument, NULL, 'l'},
-        {"hostname",        required_argument, NULL, 'n'},
-        {"threads",         required_argument, NULL, 't'},
-        {"port-file",       required_argument, NULL, 'p'},
-        {"master-key",      required_argument, NULL, 'm'},
-        {"nonce-lifetime",  required_argument, NULL, 'N'},
-        {"rate-limit",      required_argument, NULL, 'R'},
-        {"unclaimed-rate",  required_argument, NULL, 'U'},
-        {"max-connections", required_argument, NULL, 'C'},
-        {"verbose",         no_argument,       NULL, 'v'},
-        {"routes",          no_argument,       NULL, 'r'},
-        {"help",            no_argument,       NULL, 'h'},
-        {"version",         no_argument,       NULL, 'V'},
-        {NULL,              0,                 NULL, 0  },
+        {"data-dir",           required_argument, NULL, 'd'},
+        {"listen",             required_argument, NULL, 'l'},
+        {"hostname",           required_argument, NULL, 'n'},
+        {"threads",            required_argument, NULL, 't'},
+        {"port-file",          required_argument, NULL, 'p'},
+        {"master-key",         required_argument, NULL, 'm'},
+        {"nonce-lifetime",     required_argument, NULL, 'N'},
+        {"rate-limit",         required_argument, NULL, 'R'},
+        {"unclaimed-rate",     required_argument, NULL, 'U'},
+        {"max-connections",    required_argument, NULL, 'C'},
+        {"verbose",            no_argument,       NULL, 'v'},
+        {"rotate-admin-token", no_argument,       NULL, 'A'},
+        {"routes",             no_argument,       NULL, 'r'},
+        {"help",               no_argument,       NULL, 'h'},
+        {"version",            no_argument,       NULL, 'V'},
+        {NULL,                 0,                 NULL, 0  },
     };
     const char *data_dir = NULL, *listen = "127.0.0.1:8443", *hostnames = NULL;
     const char *port_file = NULL, *master_path = NULL;
@@ -203,12 +270,13 @@ int main(int argc, char **argv)
     struct event *sigint, *sigterm;
     rp_store_t *store = NULL;
     int c, fd, bound = 0, started = 0, status = 1;
+    bool rotate = false;
     rp_err_t err;
 
     rp_log_init("rampart-server", RP_LOG_INFO);
     srv.nonce_lifetime = RP_NONCE_LIFETIME;
     pthread_mutex_init(&srv.crl_lock, NULL);
-    while ((c = getopt_long(argc, argv, "d:l:n:t:p:m:N:R:U:C:vhV", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:l:n:t:p:m:N:R:U:C:vAhV", opts, NULL)) != -1) {
         switch (c) {
         case 'd': data_dir = optarg; break;
         case 'l': listen = optarg; break;
@@ -225,6 +293,7 @@ int main(int argc, char **argv)
                 max_connections = -1; /* refused below */
             break;
         case 'v': rp_log_set_level(RP_LOG_DEBUG); break;
+        case 'A': rotate = true; break;
         case 'h': fputs(usage, stdout); return 0;
         case 'V': printf("rampart-server %s\n", RP_VERSION); return 0;
         case 'r': rp_routes_print(stdout); return 0;
@@ -270,6 +339,13 @@ int main(int argc, char **argv)
     if (mkdir(data_dir, 0700) != 0 && errno != EEXIST) {
         rp_log_error("%s: %s", data_dir, strerror(errno));
         return 1;
+    }
+    if (rotate) {
+        err = rp_store_open(data_dir, &store);
+        if (err == RP_OK)
+            err = rotate_admin_token(data_dir, store);
+        rp_store_close(store);
+        return err == RP_OK ? 0 : 1;
     }
     if (evthread_use_pthreads() != 0) {
         rp_log_error("libevent has no thread support");

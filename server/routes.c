@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -55,8 +56,15 @@ const rp_route_t rp_routes[] = {
     {GET,    "/api/v1/tenants",                   READER, 0, rp_h_tenants_list, "the tenants the token sees"},
     {POST,   "/api/v1/tenants",                   SYSTEM, 0, rp_h_tenant_create, "create a tenant"},
     {GET,    T,                                   READER, 0, rp_h_tenant_get, "a tenant"},
+    {GET,    "/api/v1/tokens",                    SYSTEM, 0, rp_h_system_tokens_list, "the system tokens"},
+    {DELETE, "/api/v1/tokens/{token}",            READER, ESCALATES, rp_h_system_token_revoke, "revoke a system token (system; any token may revoke itself: self)"},
+    {GET,    "/api/v1/tokens/self",               READER, 0, rp_h_token_self, "the calling token itself"},
+    {GET,    "/api/v1/unproven-attestations",     SYSTEM, 0, rp_h_unproven_list, "sources of attestations that proved nothing about a device"},
     {GET,    T "/tokens",                         ADMIN, 0, rp_h_tokens_list, "the tenant's tokens"},
     {POST,   T "/tokens",                         ADMIN, 0, rp_h_token_create, "a new token (no more powerful than the caller's)"},
+    {DELETE, T "/tokens/{token}",                 READER, ESCALATES, rp_h_token_revoke, "revoke a token (admin; any token may revoke itself: self)"},
+    {GET,    T "/policy",                         READER, 0, rp_h_policy_get, "how the tenant's devices' evidence is appraised"},
+    {PUT,    T "/policy",                         ADMIN, 0, rp_h_policy_set, "set the appraisal policy"},
     {GET,    T "/ca",                             READER, 0, rp_h_ca_get, "the tenant CA certificate"},
     {GET,    T "/devices",                        READER, 0, rp_h_devices_list, "the tenant's devices"},
     {POST,   T "/devices",                        CONTRIBUTOR, 0, rp_h_devices_claim, "claim devices"},
@@ -170,6 +178,7 @@ static bool authenticate(rp_req_t *r)
 {
     const char *h = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Authorization");
     uint8_t hash[RP_SHA256_LEN];
+    int64_t now;
     rp_err_t err;
 
     if (h == NULL || strncmp(h, "Bearer ", 7) != 0) {
@@ -182,7 +191,10 @@ static bool authenticate(rp_req_t *r)
         rp_reply_error(r, 401, "unauthorized", "invalid token");
         return false;
     }
+    /* The secret is never compared: its SHA-256 is looked up. Timing can tell at most how much
+     * of a hash matched, which gives no hold on a 256-bit secret. */
     err = rp_store_token_lookup(r->w->store, hash, &r->tok);
+    rp_wipe(hash, sizeof(hash));
     if (err == RP_ERR_NOT_FOUND) {
         rp_reply_error(r, 401, "unauthorized", "invalid token");
         return false;
@@ -190,6 +202,23 @@ static bool authenticate(rp_req_t *r)
     if (err != RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot check the token");
         return false;
+    }
+    now = (int64_t)time(NULL);
+    if (r->tok.expires != 0 && r->tok.expires <= now) {
+        char iso[32];
+        rp_iso_time(r->tok.expires, iso);
+        evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate",
+                          "Bearer error=\"invalid_token\"");
+        rp_reply_error(r, 401, "token_expired", "the token %s expired at %s: use another one",
+                       r->tok.id, iso);
+        return false;
+    }
+    /* Its last use, to the minute: a write a minute per token, not one per request. */
+    if (now - r->tok.last_used >= RP_TOKEN_USE_EVERY) {
+        if (rp_store_token_used(r->w->store, r->tok.id, now) == RP_OK)
+            r->tok.last_used = now;
+        else
+            rp_log_warn("cannot note the use of token %s", r->tok.id);
     }
     return true;
 }

@@ -47,7 +47,11 @@ typedef enum rp_attest_reason {
     RP_REASON_BLOCKED,
     RP_REASON_MEASUREMENTS_INCONSISTENT,
     RP_REASON_POLICY,
-    RP_REASON_UNKNOWN_IMAGE, /* runs an image its tenant never uploaded */
+    RP_REASON_UNKNOWN_IMAGE,    /* runs an image its tenant never uploaded */
+    RP_REASON_DEBUG_ENABLED,    /* debug status "enabled", and the tenant's policy refuses it */
+    RP_REASON_NO_COMPONENTS,    /* no component measured, and the policy requires one */
+    RP_REASON_NO_REGISTER,      /* no measurement register, and the policy requires it */
+    RP_REASON_SECURITY_COUNTER, /* a known image with another security counter than it holds */
     RP_REASON_COUNT,
 } rp_attest_reason_t;
 
@@ -64,6 +68,8 @@ typedef struct rp_metrics {
     atomic_ullong limited_unclaimed; /* ...: the limit shared by every unclaimed device */
     atomic_ullong connections_refused; /* at the connection limit, refused after the ClientHello */
     atomic_ullong crl_builds;          /* CRLs made and signed (the rest were served cached) */
+    atomic_ullong attestations_unproven; /* failures that prove nothing about the device: counted
+                                          * per source address, not in its history */
 } rp_metrics_t;
 
 typedef struct rp_recorder rp_recorder_t;

@@ -42,6 +42,8 @@ typedef struct rp_token {
     char tenant_id[RP_ID_SIZE]; /* empty for a system token */
     rp_role_t role;
     int64_t created;
+    int64_t expires;   /* 0: never */
+    int64_t last_used; /* 0: never; updated at most once a minute (RP_TOKEN_USE_EVERY) */
 } rp_token_t;
 
 typedef struct rp_device {
@@ -158,6 +160,13 @@ typedef struct rp_attestation_write {
     const char *spent_reason;   /* the reason recorded when the nonce was spent already */
     const char *blocked_reason; /* the reason recorded when a pass finds the device blocked */
     rp_recorded_as_t as;        /* OUT */
+    /* A failure that proves nothing about the device (its evidence is not shown to be the
+     * device's and fresh, e.g. a bad signature): counted for its source address
+     * (rp_store_unproven_list), not in the device's history nor as its last attestation, so
+     * that whoever knows a device's public key cannot spoil its record. A record whose nonce
+     * turns out spent (RP_RECORDED_AS_REPLAY) is counted the same way. */
+    bool unproven;
+    const char *source; /* the client's address, for an unproven failure */
 } rp_attestation_write_t;
 
 /*
@@ -169,13 +178,27 @@ typedef struct rp_attestation_write {
  */
 rp_err_t rp_store_attestations_record(rp_store_t *s, rp_attestation_write_t *w,
                                       size_t n) RP_MUST_CHECK;
+/* Unproven failures, one row per source address: at most RP_UNPROVEN_SOURCES_MAX, the least
+ * recently seen dropped first. */
+#define RP_UNPROVEN_SOURCES_MAX 10000
+#define RP_ADDRESS_MAX 64
+typedef struct rp_unproven_source {
+    char address[RP_ADDRESS_MAX];
+    int64_t first_at, last_at;
+    int64_t count;
+    char last_reason[RP_REASON_MAX + 1];
+    char last_device_id[RP_DEVICE_ID_SIZE]; /* the device the last one named */
+} rp_unproven_source_t;
+typedef void (*rp_unproven_fn)(void *ctx, const rp_unproven_source_t *u);
+/* The sources seen most recently first, at most limit. */
+rp_err_t rp_store_unproven_list(rp_store_t *s, int limit, rp_unproven_fn fn,
+                                void *ctx) RP_MUST_CHECK;
 /* Forget the spent nonces that expired before `before` (they are refused as expired anyway). */
 rp_err_t rp_store_nonces_purge(rp_store_t *s, int64_t before) RP_MUST_CHECK;
 typedef void (*rp_attestation_fn)(void *ctx, const rp_attestation_t *a);
 rp_err_t rp_store_attestation_list(rp_store_t *s, const char *tenant_id, const char *device_id,
                                    int limit, rp_attestation_fn fn, void *ctx) RP_MUST_CHECK;
 
-rp_err_t rp_store_cert_add(rp_store_t *s, const rp_cert_record_t *cert) RP_MUST_CHECK;
 rp_err_t rp_store_cert_get(rp_store_t *s, const char *serial, rp_cert_record_t *out) RP_MUST_CHECK;
 typedef void (*rp_cert_fn)(void *ctx, const rp_cert_record_t *c);
 rp_err_t rp_store_revoked_list(rp_store_t *s, const char *tenant_id, rp_cert_fn fn,
@@ -386,5 +409,68 @@ rp_err_t rp_store_device_update_set(rp_store_t *s, const rp_device_update_t *u) 
 typedef void (*rp_device_update_fn)(void *ctx, const rp_device_update_t *u);
 rp_err_t rp_store_device_updates(rp_store_t *s, const char *deployment_id, rp_device_update_fn fn,
                                  void *ctx) RP_MUST_CHECK;
+
+/* ---- Certificates re-issued without an attestation (EST simplereenroll) ---- */
+
+typedef enum rp_reissue {
+    RP_REISSUE_DONE = 0,
+    RP_REISSUE_NOT_CURRENT,          /* the renewed certificate is not a current one of the device
+                                      * and tenant (revoked, or another's) */
+    RP_REISSUE_BLOCKED,              /* the device is blocked, or no longer the tenant's */
+    RP_REISSUE_ATTESTATION_REQUIRED, /* its last attestation failed, or is too old */
+} rp_reissue_t;
+
+/*
+ * Record a certificate issued to renew another (old_serial) - only if, in the transaction that
+ * records it, the device is still held by the certificate's tenant and not blocked, the renewed
+ * certificate is that device's and not revoked, and the device's last attestation passed at or
+ * after attested_since. So a block that commits while a renewal is being made either comes first
+ * (nothing is recorded) or revokes the new certificate too. OUT: *outcome; RP_OK with any other
+ * outcome than RP_REISSUE_DONE has recorded nothing. Every certificate the service records goes
+ * through this or rp_store_attestations_record(), which check the same way.
+ */
+rp_err_t rp_store_cert_reissue(rp_store_t *s, const rp_cert_record_t *cert, const char *old_serial,
+                               int64_t attested_since, rp_reissue_t *outcome) RP_MUST_CHECK;
+
+/* ---- Tokens: expiry, revocation, the system token's rotation ---- */
+
+#define RP_TOKEN_USE_EVERY 60 /* seconds: how stale a token's last_used may get */
+
+/* As rp_store_token_create(), with an expiry (0: never). */
+rp_err_t rp_store_token_add(rp_store_t *s, const char *tenant_id, rp_role_t role,
+                            const uint8_t hash[RP_SHA256_LEN], int64_t expires,
+                            rp_token_t *out) RP_MUST_CHECK;
+/* Forget a token: tenant_id NULL for a system token. RP_ERR_NOT_FOUND when there is no such
+ * token there. */
+rp_err_t rp_store_token_revoke(rp_store_t *s, const char *tenant_id, const char *id) RP_MUST_CHECK;
+/* Note a token's use at `now`. */
+rp_err_t rp_store_token_used(rp_store_t *s, const char *id, int64_t now) RP_MUST_CHECK;
+/* Make the first system token, in a transaction that finds none (a start racing with another
+ * on the same database makes none). OUT: *out, *made. */
+rp_err_t rp_store_system_token_first(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN],
+                                     rp_token_t *out, bool *made) RP_MUST_CHECK;
+/* Make a new system token and revoke every other, in one transaction. OUT: *out, *revoked (how
+ * many were). */
+rp_err_t rp_store_system_token_rotate(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN],
+                                      rp_token_t *out, int *revoked) RP_MUST_CHECK;
+
+/* ---- Appraisal policy, per tenant ---- */
+
+/* What a tenant's devices' evidence must show, beyond being consistent and running the tenant's
+ * images (always required). A tenant that never set one has RP_POLICY_DEFAULT: strict. */
+typedef struct rp_policy {
+    bool require_components; /* at least one measured component */
+    bool require_register;   /* the measurement register, which binds the list to what the root
+                              * of trust measured */
+    bool allow_debug;        /* debug status "enabled" may pass */
+    int64_t updated;         /* when it was last set; 0: never (the default) */
+} rp_policy_t;
+
+#define RP_POLICY_DEFAULT ((rp_policy_t){true, true, false, 0})
+
+/* The tenant's policy (RP_POLICY_DEFAULT when it never set one). */
+rp_err_t rp_store_policy_get(rp_store_t *s, const char *tenant_id, rp_policy_t *out) RP_MUST_CHECK;
+/* Set it; p->updated is set to now. */
+rp_err_t rp_store_policy_set(rp_store_t *s, const char *tenant_id, rp_policy_t *p) RP_MUST_CHECK;
 
 #endif /* RAMPART_STORE_H */

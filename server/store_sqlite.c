@@ -4,6 +4,7 @@
  * IMMEDIATE transaction, so a crash leaves each either done or not.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <openssl/rand.h>
 #include <sqlite3.h>
 
+#include "names.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
 #include "store_sqlite.h"
@@ -108,6 +110,33 @@ static const char *const migrations[] = {
     "CREATE TABLE device_counter_max ("
     " device_id TEXT PRIMARY KEY REFERENCES devices(id),"
     " security_counter_max INTEGER NOT NULL, since INTEGER NOT NULL) WITHOUT ROWID;",
+    /* 7: attestation failures that prove nothing about a device, counted per source address
+     * instead of in the device's history; token expiry and last use; name keys; appraisal
+     * policies */
+    "CREATE TABLE unproven_sources (address TEXT PRIMARY KEY, first_at INTEGER NOT NULL,"
+    " last_at INTEGER NOT NULL, count INTEGER NOT NULL, last_reason TEXT NOT NULL,"
+    " last_device_id TEXT NOT NULL);"
+    "CREATE INDEX unproven_sources_last ON unproven_sources(last_at);"
+    /* tokens may expire (NULL: never) and remember when they were last used */
+    "ALTER TABLE tokens ADD COLUMN expires INTEGER;"
+    "ALTER TABLE tokens ADD COLUMN last_used INTEGER;"
+    /* each name's key (names.h), unique where the name is, so that look-alikes cannot coexist;
+     * rows made before get theirs at open (name_keys_fill: the key needs ICU, not SQL) */
+    "ALTER TABLE tenants ADD COLUMN name_key TEXT;"
+    "CREATE UNIQUE INDEX tenants_name_key ON tenants(name_key);"
+    "ALTER TABLE products ADD COLUMN name_key TEXT;"
+    "CREATE UNIQUE INDEX products_name_key ON products(tenant_id, name_key);"
+    "ALTER TABLE device_groups ADD COLUMN name_key TEXT;"
+    "CREATE UNIQUE INDEX device_groups_name_key ON device_groups(product_id, name_key);"
+    "ALTER TABLE image_keys ADD COLUMN name_key TEXT;"
+    "CREATE UNIQUE INDEX image_keys_name_key ON image_keys(tenant_id, name_key);"
+    /* each tenant's appraisal policy; a tenant without a row has the strict default. Tenants
+     * made before keep what appraisal did then: debug allowed, no components nor register
+     * required (their operators tighten it; docs/operations.md) */
+    "CREATE TABLE tenant_policies (tenant_id TEXT PRIMARY KEY REFERENCES tenants(id),"
+    " require_components INTEGER NOT NULL, require_register INTEGER NOT NULL,"
+    " allow_debug INTEGER NOT NULL, updated INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO tenant_policies SELECT id, 0, 0, 1, created FROM tenants;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -166,24 +195,33 @@ rp_err_t sq_exec(rp_store_t *s, const char *sql)
  */
 sqlite3_stmt *sq_stmt(rp_store_t *s, const char *sql)
 {
-    int i;
+    sqlite3_stmt *st;
 
-    for (i = 0; i < STMT_CACHE && s->cache[i].sql != NULL; i++) {
+    for (size_t i = 0; i < s->ncache; i++) {
         if (s->cache[i].sql == sql) {
             sqlite3_reset(s->cache[i].stmt);
             sqlite3_clear_bindings(s->cache[i].stmt);
             return s->cache[i].stmt;
         }
     }
-    if (i == STMT_CACHE)
-        abort(); /* more distinct statements than the cache holds: raise STMT_CACHE */
-    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->cache[i].stmt, NULL) !=
-        SQLITE_OK) {
+    if (s->ncache == s->cache_cap) {
+        size_t cap = s->cache_cap == 0 ? STMT_CACHE_INITIAL : 2 * s->cache_cap;
+        struct sq_cached *grown = realloc(s->cache, cap * sizeof(*grown));
+        if (grown == NULL) {
+            rp_log_error("database: out of memory for a prepared statement");
+            return NULL;
+        }
+        s->cache = grown;
+        s->cache_cap = cap;
+    }
+    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
         rp_log_error("database: cannot prepare: %s", sqlite3_errmsg(s->db));
         return NULL;
     }
-    s->cache[i].sql = sql;
-    return s->cache[i].stmt;
+    s->cache[s->ncache].sql = sql;
+    s->cache[s->ncache].stmt = st;
+    s->ncache++;
+    return st;
 }
 
 void sq_text_col(sqlite3_stmt *st, int col, char *out, size_t cap)
@@ -244,6 +282,102 @@ static rp_err_t migrate(rp_store_t *s)
     return RP_OK;
 }
 
+rp_err_t sq_name(const char *name, char canonical[RP_NAME_MAX + 1], char key[RP_NAME_KEY_MAX])
+{
+    const char *why;
+
+    if (name == NULL ||
+        rp_name_check(name, strlen(name), canonical, RP_NAME_MAX + 1, &why) != RP_OK)
+        return RP_ERR_INVALID_ARG;
+    return rp_name_key(canonical, key);
+}
+
+/* The tables whose names have keys. */
+static const struct {
+    const char *what, *select, *update;
+} named_tables[] = {
+    {"tenant",       "SELECT id, name FROM tenants WHERE name_key IS NULL",
+     "UPDATE tenants SET name_key = ? WHERE id = ? AND name_key IS NULL"      },
+    {"product",      "SELECT id, name FROM products WHERE name_key IS NULL",
+     "UPDATE products SET name_key = ? WHERE id = ? AND name_key IS NULL"     },
+    {"device group", "SELECT id, name FROM device_groups WHERE name_key IS NULL",
+     "UPDATE device_groups SET name_key = ? WHERE id = ? AND name_key IS NULL"},
+    {"image key",    "SELECT id, name FROM image_keys WHERE name_key IS NULL",
+     "UPDATE image_keys SET name_key = ? WHERE id = ? AND name_key IS NULL"   },
+};
+
+/* Keys for the names of rows made before names had them (or that another process is filling
+ * at the same moment: the update is a no-op then). A name whose key another row holds already -
+ * look-alikes made before the rule - keeps none, with a warning: it stays, and no new name may
+ * look like either. */
+static rp_err_t name_keys_fill(rp_store_t *s)
+{
+    static atomic_bool warned;
+    rp_err_t err = RP_OK;
+
+    for (size_t t = 0; t < sizeof(named_tables) / sizeof(named_tables[0]) && err == RP_OK; t++) {
+        struct row {
+            char id[RP_ID_SIZE];
+            char key[RP_NAME_KEY_MAX];
+        } *rows = NULL;
+        size_t n = 0, cap = 0;
+        sqlite3_stmt *st = NULL;
+        int rc = SQLITE_DONE;
+
+        /* Read them all first: the updates change the index the query may walk. */
+        if (sqlite3_prepare_v2(s->db, named_tables[t].select, -1, &st, NULL) != SQLITE_OK)
+            err = sq_error(s, "name keys");
+        while (err == RP_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *id = (const char *)sqlite3_column_text(st, 0);
+            const char *name = (const char *)sqlite3_column_text(st, 1);
+            if (n == cap) {
+                struct row *grown = realloc(rows, (cap = cap ? 2 * cap : 16) * sizeof(*rows));
+                if (grown == NULL) {
+                    err = RP_ERR_NO_MEMORY;
+                    break;
+                }
+                rows = grown;
+            }
+            snprintf(rows[n].id, sizeof(rows[n].id), "%s", id != NULL ? id : "");
+            if (name == NULL || rp_name_key(name, rows[n].key) != RP_OK) {
+                if (!atomic_exchange(&warned, true))
+                    rp_log_warn("the %s %s has a name no key can be made for", named_tables[t].what,
+                                rows[n].id);
+                continue;
+            }
+            n++;
+        }
+        if (err == RP_OK && rc != SQLITE_DONE)
+            err = sq_error(s, "name keys");
+        sqlite3_finalize(st);
+        st = NULL;
+        if (err == RP_OK && n > 0) {
+            err = sq_begin(s);
+            if (err == RP_OK) {
+                if (sqlite3_prepare_v2(s->db, named_tables[t].update, -1, &st, NULL) != SQLITE_OK)
+                    err = sq_error(s, "name keys");
+                for (size_t i = 0; i < n && err == RP_OK; i++) {
+                    sqlite3_bind_text(st, 1, rows[i].key, -1, SQLITE_STATIC);
+                    sqlite3_bind_text(st, 2, rows[i].id, -1, SQLITE_STATIC);
+                    err = sq_step_done(s, st, NULL);
+                    if (err == RP_ERR_EXISTS) {
+                        /* look-alikes made before the rule: both stay, no new one may join */
+                        if (!atomic_exchange(&warned, true))
+                            rp_log_warn("the %s %s looks like another of the same scope (made "
+                                        "before names were checked for look-alikes): both stay",
+                                        named_tables[t].what, rows[i].id);
+                        err = RP_OK;
+                    }
+                }
+                sqlite3_finalize(st);
+                err = sq_end(s, err);
+            }
+        }
+        free(rows);
+    }
+    return err;
+}
+
 rp_err_t rp_store_open(const char *data_dir, rp_store_t **out)
 {
     char path[4096];
@@ -270,6 +404,8 @@ rp_err_t rp_store_open(const char *data_dir, rp_store_t **out)
     err = sq_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
     if (err == RP_OK)
         err = migrate(s);
+    if (err == RP_OK)
+        err = name_keys_fill(s);
     if (err != RP_OK) {
         rp_store_close(s);
         return err;
@@ -282,8 +418,9 @@ void rp_store_close(rp_store_t *s)
 {
     if (s == NULL)
         return;
-    for (int i = 0; i < STMT_CACHE && s->cache[i].sql != NULL; i++)
+    for (size_t i = 0; i < s->ncache; i++)
         sqlite3_finalize(s->cache[i].stmt);
+    free(s->cache);
     sqlite3_close(s->db);
     free(s);
 }
@@ -321,26 +458,30 @@ rp_err_t sq_step_done(rp_store_t *s, sqlite3_stmt *st, int *changes)
     return err;
 }
 
-static const char SQL_TENANT_INSERT[] = "INSERT INTO tenants (id, name, created) VALUES (?, ?, ?)";
+static const char SQL_TENANT_INSERT[] =
+    "INSERT INTO tenants (id, name, created, name_key) VALUES (?, ?, ?, ?)";
 static const char SQL_TENANT_GET[] = "SELECT id, name, created FROM tenants WHERE id = ?";
 static const char SQL_TENANT_LIST[] = "SELECT id, name, created FROM tenants ORDER BY created, id";
 
 rp_err_t rp_store_tenant_create(rp_store_t *s, const char *name, rp_tenant_t *out)
 {
     sqlite3_stmt *st = sq_stmt(s, SQL_TENANT_INSERT);
+    char key[RP_NAME_KEY_MAX];
     rp_err_t err;
 
     if (st == NULL)
         return RP_ERR_IO;
     memset(out, 0, sizeof(*out));
-    err = sq_random_id('t', out->id, sizeof(out->id));
+    err = sq_name(name, out->name, key);
+    if (err == RP_OK)
+        err = sq_random_id('t', out->id, sizeof(out->id));
     if (err != RP_OK)
         return err;
-    snprintf(out->name, sizeof(out->name), "%s", name);
     out->created = (int64_t)time(NULL);
     sqlite3_bind_text(st, 1, out->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, out->name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, out->created);
+    sqlite3_bind_text(st, 4, key, -1, SQLITE_STATIC);
     return sq_step_done(s, st, NULL);
 }
 
@@ -386,14 +527,24 @@ rp_err_t rp_store_tenant_list(rp_store_t *s, rp_tenant_fn fn, void *ctx)
 }
 
 static const char SQL_TOKEN_INSERT[] =
-    "INSERT INTO tokens (id, hash, tenant_id, role, created) VALUES (?, ?, ?, ?, ?)";
-static const char SQL_TOKEN_LOOKUP[] =
-    "SELECT id, tenant_id, role, created FROM tokens WHERE hash = ?";
-static const char SQL_TOKEN_LIST[] =
-    "SELECT id, tenant_id, role, created FROM tokens WHERE tenant_id IS ? ORDER BY created, id";
+    "INSERT INTO tokens (id, hash, tenant_id, role, created, expires) VALUES (?, ?, ?, ?, ?, ?)";
+#define TOKEN_COLUMNS "SELECT id, tenant_id, role, created, expires, last_used FROM tokens"
+static const char SQL_TOKEN_LOOKUP[] = TOKEN_COLUMNS " WHERE hash = ?";
+static const char SQL_TOKEN_LIST[] = TOKEN_COLUMNS " WHERE tenant_id IS ? ORDER BY created, id";
+static const char SQL_TOKEN_REVOKE[] = "DELETE FROM tokens WHERE id = ? AND tenant_id IS ?";
+static const char SQL_TOKEN_USED[] = "UPDATE tokens SET last_used = ? WHERE id = ?";
+static const char SQL_TOKEN_SYSTEM_COUNT[] = "SELECT count(*) FROM tokens WHERE tenant_id IS NULL";
+static const char SQL_TOKEN_REVOKE_SYSTEM[] =
+    "DELETE FROM tokens WHERE tenant_id IS NULL AND id != ?";
 
 rp_err_t rp_store_token_create(rp_store_t *s, const char *tenant_id, rp_role_t role,
                                const uint8_t hash[RP_SHA256_LEN], rp_token_t *out)
+{
+    return rp_store_token_add(s, tenant_id, role, hash, 0, out);
+}
+
+rp_err_t rp_store_token_add(rp_store_t *s, const char *tenant_id, rp_role_t role,
+                            const uint8_t hash[RP_SHA256_LEN], int64_t expires, rp_token_t *out)
 {
     sqlite3_stmt *st = sq_stmt(s, SQL_TOKEN_INSERT);
     rp_err_t err;
@@ -407,6 +558,7 @@ rp_err_t rp_store_token_create(rp_store_t *s, const char *tenant_id, rp_role_t r
     snprintf(out->tenant_id, sizeof(out->tenant_id), "%s", tenant_id != NULL ? tenant_id : "");
     out->role = role;
     out->created = (int64_t)time(NULL);
+    out->expires = expires;
     sqlite3_bind_text(st, 1, out->id, -1, SQLITE_STATIC);
     sqlite3_bind_blob(st, 2, hash, RP_SHA256_LEN, SQLITE_STATIC);
     if (tenant_id != NULL)
@@ -415,15 +567,97 @@ rp_err_t rp_store_token_create(rp_store_t *s, const char *tenant_id, rp_role_t r
         sqlite3_bind_null(st, 3);
     sqlite3_bind_int(st, 4, (int)role);
     sqlite3_bind_int64(st, 5, out->created);
+    if (expires != 0)
+        sqlite3_bind_int64(st, 6, expires);
+    else
+        sqlite3_bind_null(st, 6);
     return sq_step_done(s, st, NULL);
+}
+
+rp_err_t rp_store_token_revoke(rp_store_t *s, const char *tenant_id, const char *id)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_TOKEN_REVOKE);
+    int changes = 0;
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    if (tenant_id != NULL)
+        sqlite3_bind_text(st, 2, tenant_id, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 2);
+    err = sq_step_done(s, st, &changes);
+    return err == RP_OK && changes == 0 ? RP_ERR_NOT_FOUND : err;
+}
+
+rp_err_t rp_store_token_used(rp_store_t *s, const char *id, int64_t now)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_TOKEN_USED);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    return sq_step_done(s, st, NULL);
+}
+
+rp_err_t rp_store_system_token_first(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN],
+                                     rp_token_t *out, bool *made)
+{
+    sqlite3_stmt *st;
+    int64_t n = -1;
+    rp_err_t err = sq_begin(s);
+
+    *made = false;
+    if (err != RP_OK)
+        return err;
+    st = sq_stmt(s, SQL_TOKEN_SYSTEM_COUNT);
+    if (st != NULL && sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    if (st != NULL)
+        sqlite3_reset(st);
+    err = n < 0 ? sq_error(s, "system tokens") : RP_OK;
+    if (err == RP_OK && n == 0) {
+        err = rp_store_token_add(s, NULL, RP_ROLE_SYSTEM, hash, 0, out);
+        *made = err == RP_OK;
+    }
+    err = sq_end(s, err);
+    if (err != RP_OK)
+        *made = false;
+    return err;
+}
+
+rp_err_t rp_store_system_token_rotate(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN],
+                                      rp_token_t *out, int *revoked)
+{
+    sqlite3_stmt *st;
+    rp_err_t err = sq_begin(s);
+
+    *revoked = 0;
+    if (err != RP_OK)
+        return err;
+    err = rp_store_token_add(s, NULL, RP_ROLE_SYSTEM, hash, 0, out);
+    if (err == RP_OK) {
+        st = sq_stmt(s, SQL_TOKEN_REVOKE_SYSTEM);
+        err = st != NULL ? RP_OK : RP_ERR_IO;
+    }
+    if (err == RP_OK) {
+        sqlite3_bind_text(st, 1, out->id, -1, SQLITE_STATIC);
+        err = sq_step_done(s, st, revoked);
+    }
+    return sq_end(s, err);
 }
 
 static void token_row(sqlite3_stmt *st, rp_token_t *t)
 {
+    memset(t, 0, sizeof(*t));
     sq_text_col(st, 0, t->id, sizeof(t->id));
     sq_text_col(st, 1, t->tenant_id, sizeof(t->tenant_id));
     t->role = (rp_role_t)sqlite3_column_int(st, 2);
     t->created = sqlite3_column_int64(st, 3);
+    t->expires = sqlite3_column_int64(st, 4); /* NULL reads as 0: never */
+    t->last_used = sqlite3_column_int64(st, 5);
 }
 
 rp_err_t rp_store_token_lookup(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN], rp_token_t *out)
@@ -733,8 +967,59 @@ static void refuse_instead(rp_attestation_write_t *w, rp_recorded_as_t as, const
     snprintf(w->a->reason, sizeof(w->a->reason), "%s", reason != NULL ? reason : "refused");
 }
 
+static const char SQL_UNPROVEN_UPSERT[] =
+    "INSERT INTO unproven_sources (address, first_at, last_at, count, last_reason, last_device_id)"
+    " VALUES (?1, ?2, ?2, 1, ?3, ?4) ON CONFLICT(address) DO UPDATE SET"
+    " last_at = max(last_at, excluded.last_at), count = count + 1,"
+    " last_reason = excluded.last_reason, last_device_id = excluded.last_device_id"
+    " RETURNING count";
+static const char SQL_UNPROVEN_TRIM[] =
+    "DELETE FROM unproven_sources WHERE address IN (SELECT address FROM unproven_sources"
+    " ORDER BY last_at DESC, address LIMIT -1 OFFSET ?)";
+static const char SQL_UNPROVEN_LIST[] =
+    "SELECT address, first_at, last_at, count, last_reason, last_device_id FROM unproven_sources"
+    " ORDER BY last_at DESC, address LIMIT ?";
+
+/* An unproven failure inside the caller's transaction: its source's row. OUT: *grew when the
+ * source is new (the caller then trims the table). */
+static rp_err_t record_unproven(rp_store_t *s, const rp_attestation_write_t *w, bool *grew)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_UNPROVEN_UPSERT);
+    int64_t count = 0;
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_text(st, 1, w->source != NULL ? w->source : "unknown", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, w->a->at);
+    sqlite3_bind_text(st, 3, w->a->reason, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, w->a->device_id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        count = sqlite3_column_int64(st, 0);
+        rc = sqlite3_step(st);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return sq_error(s, "unproven attestation");
+    if (count == 1)
+        *grew = true;
+    return RP_OK;
+}
+
+/* Keep RP_UNPROVEN_SOURCES_MAX sources, the most recently seen. */
+static rp_err_t trim_unproven(rp_store_t *s)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_UNPROVEN_TRIM);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_int(st, 1, RP_UNPROVEN_SOURCES_MAX);
+    return sq_step_done(s, st, NULL);
+}
+
 /* One attestation inside the caller's transaction. */
-static rp_err_t record_one(rp_store_t *s, rp_attestation_write_t *w)
+static rp_err_t record_one(rp_store_t *s, rp_attestation_write_t *w, bool *grew)
 {
     rp_attestation_t *a = w->a;
     char tenant_id[RP_ID_SIZE];
@@ -743,7 +1028,11 @@ static rp_err_t record_one(rp_store_t *s, rp_attestation_write_t *w)
     rp_err_t err = RP_OK;
 
     w->as = RP_RECORDED_AS_GIVEN;
-    /* A nonce spent already leaves this insert undone (on its own: the transaction goes on). */
+    if (w->unproven) /* nothing else to do: it spends no nonce, issues nothing */
+        return record_unproven(s, w, grew);
+    /* A nonce spent already leaves this insert undone (on its own: the transaction goes on).
+     * Whoever replays the device's evidence shows nothing new about the device: the replay is
+     * counted for its source, not in the device's history. */
     if (w->nonce != NULL) {
         st = sq_stmt(s, SQL_NONCE_SPEND);
         if (st == NULL)
@@ -751,9 +1040,11 @@ static rp_err_t record_one(rp_store_t *s, rp_attestation_write_t *w)
         sqlite3_bind_blob(st, 1, w->nonce, (int)w->nonce_len, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, w->nonce_expires);
         err = sq_step_done(s, st, NULL);
-        if (err == RP_ERR_EXISTS)
+        if (err == RP_ERR_EXISTS) {
             refuse_instead(w, RP_RECORDED_AS_REPLAY, w->spent_reason);
-        else if (err != RP_OK)
+            return record_unproven(s, w, grew);
+        }
+        if (err != RP_OK)
             return err;
     }
     /* A pass stands only if the device is still the tenant's and not blocked now. */
@@ -807,12 +1098,38 @@ static rp_err_t record_one(rp_store_t *s, rp_attestation_write_t *w)
 rp_err_t rp_store_attestations_record(rp_store_t *s, rp_attestation_write_t *w, size_t n)
 {
     rp_err_t err = sq_begin(s);
+    bool grew = false;
 
     if (err != RP_OK)
         return err; /* begin() has let go of the write lock */
     for (size_t i = 0; i < n && err == RP_OK; i++)
-        err = record_one(s, &w[i]); /* a failure is the database's: none is recorded */
+        err = record_one(s, &w[i], &grew); /* a failure is the database's: none is recorded */
+    if (err == RP_OK && grew)
+        err = trim_unproven(s);
     return sq_end(s, err);
+}
+
+rp_err_t rp_store_unproven_list(rp_store_t *s, int limit, rp_unproven_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_UNPROVEN_LIST);
+    rp_unproven_source_t u;
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_int(st, 1, limit);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        memset(&u, 0, sizeof(u));
+        sq_text_col(st, 0, u.address, sizeof(u.address));
+        u.first_at = sqlite3_column_int64(st, 1);
+        u.last_at = sqlite3_column_int64(st, 2);
+        u.count = sqlite3_column_int64(st, 3);
+        sq_text_col(st, 4, u.last_reason, sizeof(u.last_reason));
+        sq_text_col(st, 5, u.last_device_id, sizeof(u.last_device_id));
+        fn(ctx, &u);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "unproven attestations");
 }
 
 rp_err_t rp_store_attestation_list(rp_store_t *s, const char *tenant_id, const char *device_id,
@@ -854,9 +1171,70 @@ static const char SQL_REVOKED_LIST[] =
     "SELECT serial, tenant_id, device_id, not_before, not_after, revoked_at FROM certificates"
     " WHERE tenant_id = ? AND revoked_at != 0 AND not_after > ? ORDER BY revoked_at, serial";
 
-rp_err_t rp_store_cert_add(rp_store_t *s, const rp_cert_record_t *cert)
+static const char SQL_DEVICE_REISSUE[] =
+    "SELECT d.tenant_id, d.blocked, a.passed, a.at FROM devices d"
+    " LEFT JOIN attestations a ON a.id = d.last_attestation WHERE d.id = ?";
+
+/* Inside the caller's transaction: may the device get cert, renewing old_serial? */
+static rp_err_t reissue_check(rp_store_t *s, const rp_cert_record_t *cert, const char *old_serial,
+                              int64_t attested_since, rp_reissue_t *outcome)
 {
-    return insert_cert(s, cert);
+    sqlite3_stmt *st = sq_stmt(s, SQL_DEVICE_REISSUE);
+    char tenant_id[RP_ID_SIZE];
+    bool blocked, passed;
+    int64_t at;
+    rp_cert_record_t old;
+    rp_err_t err;
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_text(st, 1, cert->device_id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+            return sq_error(s, "device");
+        *outcome = RP_REISSUE_BLOCKED; /* no tenant holds it */
+        return RP_OK;
+    }
+    sq_text_col(st, 0, tenant_id, sizeof(tenant_id));
+    blocked = sqlite3_column_int(st, 1) != 0;
+    passed = sqlite3_column_type(st, 2) != SQLITE_NULL && sqlite3_column_int(st, 2) != 0;
+    at = sqlite3_column_int64(st, 3);
+    sqlite3_reset(st);
+    if (blocked || strcmp(tenant_id, cert->tenant_id) != 0) {
+        *outcome = RP_REISSUE_BLOCKED;
+        return RP_OK;
+    }
+    err = rp_store_cert_get(s, old_serial, &old);
+    if (err == RP_ERR_NOT_FOUND ||
+        (err == RP_OK && (old.revoked_at != 0 || strcmp(old.device_id, cert->device_id) != 0 ||
+                          strcmp(old.tenant_id, cert->tenant_id) != 0))) {
+        *outcome = RP_REISSUE_NOT_CURRENT;
+        return RP_OK;
+    }
+    if (err != RP_OK)
+        return err;
+    *outcome = passed && at >= attested_since ? RP_REISSUE_DONE : RP_REISSUE_ATTESTATION_REQUIRED;
+    return RP_OK;
+}
+
+rp_err_t rp_store_cert_reissue(rp_store_t *s, const rp_cert_record_t *cert, const char *old_serial,
+                               int64_t attested_since, rp_reissue_t *outcome)
+{
+    rp_err_t err = sq_begin(s);
+
+    *outcome = RP_REISSUE_NOT_CURRENT;
+    if (err != RP_OK)
+        return err;
+    err = reissue_check(s, cert, old_serial, attested_since, outcome);
+    if (err == RP_OK && *outcome == RP_REISSUE_DONE) {
+        err = insert_cert(s, cert);
+        if (err == RP_ERR_EXISTS)
+            err = RP_ERR_IO; /* a serial twice: random serials never collide */
+    }
+    return sq_end(s, err);
 }
 
 static void cert_row(sqlite3_stmt *st, rp_cert_record_t *c)
@@ -905,6 +1283,49 @@ rp_err_t rp_store_revoked_list(rp_store_t *s, const char *tenant_id, rp_cert_fn 
     }
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? RP_OK : sq_error(s, "revoked certificates");
+}
+
+static const char SQL_POLICY_GET[] =
+    "SELECT require_components, require_register, allow_debug, updated FROM tenant_policies"
+    " WHERE tenant_id = ?";
+static const char SQL_POLICY_SET[] =
+    "INSERT INTO tenant_policies (tenant_id, require_components, require_register, allow_debug,"
+    " updated) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(tenant_id) DO UPDATE SET"
+    " require_components = ?2, require_register = ?3, allow_debug = ?4, updated = ?5";
+
+rp_err_t rp_store_policy_get(rp_store_t *s, const char *tenant_id, rp_policy_t *out)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_POLICY_GET);
+    int rc;
+
+    *out = RP_POLICY_DEFAULT;
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_text(st, 1, tenant_id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        out->require_components = sqlite3_column_int(st, 0) != 0;
+        out->require_register = sqlite3_column_int(st, 1) != 0;
+        out->allow_debug = sqlite3_column_int(st, 2) != 0;
+        out->updated = sqlite3_column_int64(st, 3);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? RP_OK : sq_error(s, "policy");
+}
+
+rp_err_t rp_store_policy_set(rp_store_t *s, const char *tenant_id, rp_policy_t *p)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_POLICY_SET);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    p->updated = (int64_t)time(NULL);
+    sqlite3_bind_text(st, 1, tenant_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, p->require_components);
+    sqlite3_bind_int(st, 3, p->require_register);
+    sqlite3_bind_int(st, 4, p->allow_debug);
+    sqlite3_bind_int64(st, 5, p->updated);
+    return sq_step_done(s, st, NULL);
 }
 
 static const char SQL_CA_INSERT[] =

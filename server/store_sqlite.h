@@ -10,17 +10,21 @@
 
 #include <sqlite3.h>
 
+#include "names.h"
 #include "store.h"
 
-#define STMT_CACHE 64
+#define STMT_CACHE_INITIAL 64 /* slots to start with: the cache doubles when they are full */
 
 struct rp_store {
     sqlite3 *db;
     bool in_txn; /* this connection holds the process's write lock inside BEGIN ... COMMIT */
-    struct {
+    /* Prepared statements by SQL string. The keys are the backend's static strings, so the cache
+     * holds at most as many as the backend has (about 80): it grows to that, never further. */
+    struct sq_cached {
         const char *sql;
         sqlite3_stmt *stmt;
-    } cache[STMT_CACHE];
+    } * cache;
+    size_t ncache, cache_cap;
 };
 
 /* Log the connection's last error; RP_ERR_IO. */
@@ -29,8 +33,9 @@ rp_err_t sq_error(rp_store_t *s, const char *what);
 rp_err_t sq_exec(rp_store_t *s, const char *sql);
 /*
  * A prepared statement for one of the backend's SQL strings (a static array: its address is the
- * cache key), reset and kept for the connection's life; NULL on failure. Every function resets
- * the statements it used before it returns.
+ * cache key), reset and kept for the connection's life; NULL on failure (logged). Every function
+ * resets the statements it used before it returns. There is no limit on distinct strings: the
+ * cache grows.
  */
 sqlite3_stmt *sq_stmt(rp_store_t *s, const char *sql);
 /* Run a statement that returns no rows, under the write lock unless inside sq_begin(). A
@@ -42,6 +47,10 @@ rp_err_t sq_begin(rp_store_t *s) RP_MUST_CHECK;
 rp_err_t sq_end(rp_store_t *s, rp_err_t err) RP_MUST_CHECK;
 /* A text column into a bounded buffer ("" for NULL). */
 void sq_text_col(sqlite3_stmt *st, int col, char *out, size_t cap);
+/* A new row's name: its canonical form and its key (names.h); RP_ERR_INVALID_ARG when the name
+ * breaks the rule. */
+rp_err_t sq_name(const char *name, char canonical[RP_NAME_MAX + 1],
+                 char key[RP_NAME_KEY_MAX]) RP_MUST_CHECK;
 /* A new random ID, "<prefix>_" and 24 hex digits. */
 rp_err_t sq_random_id(char prefix, char *out, size_t cap) RP_MUST_CHECK;
 

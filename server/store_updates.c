@@ -35,21 +35,26 @@ static rp_err_t list_done(rp_store_t *s, sqlite3_stmt *st, int rc, const char *w
 
 /* ---- image keys ---- */
 
-static const char SQL_IKEY_INSERT[] = "INSERT INTO image_keys (id, tenant_id, name, alg, spki,"
-                                      " keyhash, created) VALUES (?, ?, ?, ?, ?, ?, ?)";
+static const char SQL_IKEY_INSERT[] =
+    "INSERT INTO image_keys (id, tenant_id, name, alg, spki,"
+    " keyhash, created, name_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
 static const char SQL_IKEY_LIST[] = "SELECT id, tenant_id, name, alg, spki, keyhash, created"
                                     " FROM image_keys WHERE tenant_id = ? ORDER BY created, id";
 
 rp_err_t rp_store_image_key_add(rp_store_t *s, rp_image_key_record_t *k)
 {
     sqlite3_stmt *st = sq_stmt(s, SQL_IKEY_INSERT);
+    char name[RP_NAME_MAX + 1], key[RP_NAME_KEY_MAX];
     rp_err_t err;
 
     if (st == NULL)
         return RP_ERR_IO;
-    err = sq_random_id('i', k->id, sizeof(k->id));
+    err = sq_name(k->name, name, key);
+    if (err == RP_OK)
+        err = sq_random_id('i', k->id, sizeof(k->id));
     if (err != RP_OK)
         return err;
+    snprintf(k->name, sizeof(k->name), "%s", name);
     k->created = (int64_t)time(NULL);
     BIND_TEXT(st, 1, k->id);
     BIND_TEXT(st, 2, k->tenant_id);
@@ -58,6 +63,7 @@ rp_err_t rp_store_image_key_add(rp_store_t *s, rp_image_key_record_t *k)
     sqlite3_bind_blob(st, 5, k->spki, (int)k->spki_len, SQLITE_STATIC);
     BIND_TEXT(st, 6, k->keyhash);
     sqlite3_bind_int64(st, 7, k->created);
+    BIND_TEXT(st, 8, key);
     return sq_step_done(s, st, NULL);
 }
 
@@ -308,15 +314,15 @@ rp_err_t rp_store_image_list(rp_store_t *s, const char *tenant_id, rp_image_fn f
 /* ---- products and device groups ---- */
 
 static const char SQL_PRODUCT_INSERT[] =
-    "INSERT INTO products (id, tenant_id, name, created) VALUES (?, ?, ?, ?)";
+    "INSERT INTO products (id, tenant_id, name, created, name_key) VALUES (?, ?, ?, ?, ?)";
 static const char SQL_PRODUCT_FIND[] =
     "SELECT id, tenant_id, name, created FROM products WHERE tenant_id = ? AND (id = ? OR name = ?)"
     " ORDER BY id = ? DESC LIMIT 1";
 static const char SQL_PRODUCT_LIST[] =
     "SELECT id, tenant_id, name, created FROM products WHERE tenant_id = ? ORDER BY name";
 static const char SQL_GROUP_INSERT[] =
-    "INSERT INTO device_groups (id, tenant_id, product_id, name, allow_unknown_images, created)"
-    " VALUES (?, ?, ?, ?, ?, ?)";
+    "INSERT INTO device_groups (id, tenant_id, product_id, name, allow_unknown_images, created,"
+    " name_key) VALUES (?, ?, ?, ?, ?, ?, ?)";
 #define GROUP_COLUMNS                                                                              \
     "SELECT g.id, g.tenant_id, g.product_id, g.name, g.allow_unknown_images, g.created"
 static const char SQL_GROUP_FIND[] =
@@ -362,17 +368,19 @@ static rp_err_t group_insert(rp_store_t *s, const rp_product_t *p, const char *n
                              bool allow_unknown, rp_group_t *out)
 {
     sqlite3_stmt *st = sq_stmt(s, SQL_GROUP_INSERT);
+    char key[RP_NAME_KEY_MAX];
     rp_err_t err;
 
     if (st == NULL)
         return RP_ERR_IO;
     memset(out, 0, sizeof(*out));
-    err = sq_random_id('g', out->id, sizeof(out->id));
+    err = sq_name(name, out->name, key);
+    if (err == RP_OK)
+        err = sq_random_id('g', out->id, sizeof(out->id));
     if (err != RP_OK)
         return err;
     snprintf(out->tenant_id, sizeof(out->tenant_id), "%s", p->tenant_id);
     snprintf(out->product_id, sizeof(out->product_id), "%s", p->id);
-    snprintf(out->name, sizeof(out->name), "%s", name);
     out->allow_unknown_images = allow_unknown;
     out->created = (int64_t)time(NULL);
     BIND_TEXT(st, 1, out->id);
@@ -381,6 +389,7 @@ static rp_err_t group_insert(rp_store_t *s, const rp_product_t *p, const char *n
     BIND_TEXT(st, 4, out->name);
     sqlite3_bind_int(st, 5, allow_unknown ? 1 : 0);
     sqlite3_bind_int64(st, 6, out->created);
+    BIND_TEXT(st, 7, key);
     return sq_step_done(s, st, NULL);
 }
 
@@ -396,15 +405,17 @@ rp_err_t rp_store_product_create(rp_store_t *s, const char *tenant_id, const cha
         {"Production",  false},
     };
     sqlite3_stmt *st;
+    char key[RP_NAME_KEY_MAX];
     rp_group_t g;
     rp_err_t err;
 
     memset(out, 0, sizeof(*out));
-    err = sq_random_id('p', out->id, sizeof(out->id));
+    err = sq_name(name, out->name, key);
+    if (err == RP_OK)
+        err = sq_random_id('p', out->id, sizeof(out->id));
     if (err != RP_OK)
         return err;
     snprintf(out->tenant_id, sizeof(out->tenant_id), "%s", tenant_id);
-    snprintf(out->name, sizeof(out->name), "%s", name);
     out->created = (int64_t)time(NULL);
     err = sq_begin(s);
     if (err != RP_OK)
@@ -416,6 +427,7 @@ rp_err_t rp_store_product_create(rp_store_t *s, const char *tenant_id, const cha
         BIND_TEXT(st, 2, out->tenant_id);
         BIND_TEXT(st, 3, out->name);
         sqlite3_bind_int64(st, 4, out->created);
+        BIND_TEXT(st, 5, key);
         err = sq_step_done(s, st, NULL);
     }
     for (size_t i = 0; err == RP_OK && i < sizeof(defaults) / sizeof(defaults[0]); i++)

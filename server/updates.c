@@ -30,6 +30,7 @@
 #include "rampart/hex.h"
 #include "rampart/imgsign.h"
 #include "rampart/key.h"
+#include "names.h"
 #include "rampart/log.h"
 #include "rampart/update_state.h"
 #include "server.h"
@@ -45,18 +46,6 @@ static json_t *iso_or_null(int64_t t)
         return json_null();
     rp_iso_time(t, iso);
     return json_string(iso);
-}
-
-static bool printable(const char *s, size_t max)
-{
-    size_t n = s != NULL ? strlen(s) : 0;
-
-    if (n == 0 || n > max)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f || s[i] == '/')
-            return false;
-    return true;
 }
 
 /* DATA_DIR/<sub>[/<name>], with sub made (0700) when missing. */
@@ -166,20 +155,20 @@ void rp_h_image_key_add(rp_req_t *r)
     const rp_tenant_t *tenant = &r->tenant;
     rp_image_key_record_t k;
     json_t *body;
-    const char *name, *pem;
+    const char *name, *pem, *why;
     rp_err_t err;
 
     if ((body = rp_req_json(r)) == NULL)
         return;
     memset(&k, 0, sizeof(k));
-    name = json_string_value(json_object_get(body, "name"));
+    name = rp_name_json(json_object_get(body, "name"), &why);
     pem = json_string_value(json_object_get(body, "public_key"));
-    if (!printable(name, RP_NAME_MAX) || pem == NULL) {
+    if (name == NULL || pem == NULL) {
         json_decref(body);
-        rp_reply_error(r, 400, "invalid",
-                       "\"name\" (1 to %d printable characters, no '/') and \"public_key\" "
-                       "(PEM) are required",
-                       RP_NAME_MAX);
+        if (name == NULL)
+            rp_reply_error(r, 400, "invalid", "\"name\" %s", why);
+        else
+            rp_reply_error(r, 400, "invalid", "\"public_key\" (PEM) is required");
         return;
     }
     snprintf(k.name, sizeof(k.name), "%s", name);
@@ -680,13 +669,12 @@ static void collect_group(void *ctx, const rp_group_t *g, int64_t ndevices)
 /* A POST body's "name"; on failure a 400 was sent and NULL returned (body is then freed). */
 static const char *body_name(rp_req_t *r, json_t *body)
 {
-    const char *name = json_string_value(json_object_get(body, "name"));
+    const char *why, *name = rp_name_json(json_object_get(body, "name"), &why);
 
-    if (printable(name, RP_NAME_MAX))
+    if (name != NULL)
         return name;
     json_decref(body);
-    rp_reply_error(r, 400, "invalid", "\"name\" must be 1 to %d printable characters, without '/'",
-                   RP_NAME_MAX);
+    rp_reply_error(r, 400, "invalid", "\"name\" %s", why);
     return NULL;
 }
 

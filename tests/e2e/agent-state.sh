@@ -15,6 +15,7 @@ start_swtpm "$d/swtpm"
 
 # --- a device with one of everything the agent keeps ------------------------------------------
 expect 0 "$RAMPART" tenant create acme; acme=$(cat "$d/out")
+expect 0 "$RAMPART" tenant policy --tenant "$acme" --allow-debug yes --require-components no
 expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/root.key"
 expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/img.key"
 expect 0 "$RAMPART" key public --key "$d/img.key" --out "$d/img.pub"

@@ -5,6 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT to the rampart-agent binary}"
 d=$E2E_DIR
+TOOLS=$(cd "$(dirname "$0")/../tools" && pwd)
 
 server_bin=$RAMPART_SERVER
 start_server "$d/srv" --nonce-lifetime 6
@@ -25,12 +26,56 @@ expect 0 "$RAMPART" tenant create globex; globex=$(cat "$d/out")
 expect 1 "$RAMPART" tenant create acme; err_has "a tenant with that name exists"
 expect 0 "$RAMPART" tenant list --output json
 jq -e '.tenants | map(.name) | sort == ["acme","globex"]' "$d/out" >/dev/null || fail "tenant list"
+# Names are checked at creation against everywhere they go: a tenant's name is its CA's O (at most
+# 64 characters), so 65 is refused and 64 makes a CA, a CRL and certificates.
+long=$(printf 'n%.0s' $(seq 1 65))
+expect 1 "$RAMPART" tenant create "$long"; err_has "at most 64 characters"
+expect 0 "$RAMPART" tenant create "${long:1}"; t64=$(cat "$d/out")
+http GET "/api/v1/tenants/$t64/ca" "$ADMIN_TOKEN"; is_status 200
+openssl x509 -in "$d/body" -noout -subject -nameopt RFC2253 | grep -q "O=${long:1}\$" || fail "CA subject of a 64-character name"
+http GET "/api/v1/tenants/$t64/crl?format=pem" -; is_status 200
+openssl crl -in "$d/body" -noout -issuer -nameopt RFC2253 | grep -q "O=${long:1}\$" || fail "CRL of a 64-character name"
+# Look-alikes: letter case, spaces at the ends, invisible and direction characters, and mixed
+# scripts do not make a new name; whole-script look-alikes collide on their key.
+expect 1 "$RAMPART" tenant create ACME; err_has "looks the same"
+expect 1 "$RAMPART" tenant create "acme "; err_has "must not end with a space"
+expect 1 "$RAMPART" tenant create " acme"; err_has "must not start with a space"
+expect 1 "$RAMPART" tenant create "ac  me"; err_has "two spaces in a row"
+expect 1 "$RAMPART" tenant create "$(printf 'ac\u202eme')"; err_has "format characters"
+expect 1 "$RAMPART" tenant create "$(printf 'ac\u200bme')"; err_has "format characters"
+expect 1 "$RAMPART" tenant create "$(printf '\u0430cme')"; err_has "must not mix scripts"
+expect 1 "$RAMPART" tenant create "$(printf '\uff41\uff43\uff4d\uff45')"; err_has "looks the same"   # fullwidth
+expect 0 "$RAMPART" tenant create ace
+expect 1 "$RAMPART" tenant create "$(printf '\u0430\u0441\u0435')"; err_has "looks the same"          # Cyrillic
+printf '{"name":"acme\\u0000x"}' >"$d/nul.json"
+http POST /api/v1/tenants "$ADMIN_TOKEN" "$d/nul.json"; is_status 400; body_has '.message | test("NUL")'
+printf '{"name":"ac\\u00e9"}' >"$d/nfd.json"   # stored as given when already NFC
+http POST /api/v1/tenants "$ADMIN_TOKEN" "$d/nfd.json"; is_status 201; body_has '.name == "ac\u00e9"'
+printf '{"name":"ace\\u0301"}' >"$d/nfd.json"  # the same name in NFD: the same key
+http POST /api/v1/tenants "$ADMIN_TOKEN" "$d/nfd.json"; is_status 409
+# the same rule for products, groups and image keys, within their scope
+expect 0 "$RAMPART" product create --tenant "$acme" Thermostat
+expect 1 "$RAMPART" product create --tenant "$acme" THERMOSTAT; err_has "product of that name"
+expect 0 "$RAMPART" product create --tenant "$globex" thermostat
+expect 1 "$RAMPART" device-group create --tenant "$acme" --product Thermostat "field test"
+expect 1 "$RAMPART" device-group create --tenant "$acme" --product Thermostat "$(printf 'Beta\u202e')"
+err_has "format characters"
+printf '{"name":"release\\u200b","public_key":"x"}' >"$d/ik.json"
+http POST "/api/v1/tenants/$acme/image-keys" "$ADMIN_TOKEN" "$d/ik.json"; is_status 400
+body_has '.message | test("format characters")'
+expect 0 "$RAMPART" tenant list --output json
+jq -e '.tenants | length == 5' "$d/out" >/dev/null || fail "tenants after the refusals: $(cat "$d/out")"
 for spec in acme:admin acme:reader acme:contributor globex:admin; do
   t=${spec%%:*} role=${spec##*:} tid=$acme
   [ "$t" = globex ] && tid=$globex
   expect 0 "$RAMPART" token create --tenant "$tid" --role "$role"
   grep -q '^rpt_[0-9a-f]\{64\}$' "$d/out" || fail "token format"
   cp "$d/out" "$d/$t-$role.token"
+done
+# The agents here measure no components, and a test machine may have no kernel lockdown (debug
+# "enabled"): acme and globex allow both. The default is strict (tested below, with tenant strict).
+for tid in "$acme" "$globex"; do
+  expect 0 "$RAMPART" tenant policy --tenant "$tid" --allow-debug yes --require-components no
 done
 expect 2 "$RAMPART" token create --tenant "$acme"
 expect 1 "$RAMPART" token create --tenant "$acme" --role system; err_has "must be admin, contributor or reader"
@@ -45,6 +90,50 @@ err_has "needs the admin role"
 for f in "$d"/*.token; do
   ! grep -qa "$(cat "$f")" "$d/srv/rampart.db" || fail "a token is stored in the clear"
 done
+
+# --- tokens expire, show their use, and can be revoked ------------------------------------------
+expect 0 "$RAMPART" token create --tenant "$acme" --role reader --expires-in 6s --output json
+jq -r .token "$d/out" >"$d/short.token"
+short=$(jq -r .id "$d/out")
+jq -e '.status == "active" and (.expires | test("^20[0-9-]+T[0-9:]+Z$"))' "$d/out" >/dev/null || fail "expiring token: $(cat "$d/out")"
+http GET "/api/v1/tenants/$acme" "$d/short.token"; is_status 200
+expect 0 "$RAMPART" token list --tenant "$acme" --output json
+jq -e --arg id "$short" '.tokens[] | select(.id == $id) | .last_used != null' "$d/out" >/dev/null ||
+  fail "last use not shown: $(cat "$d/out")"
+for i in $(seq 1 150); do   # wait for the state: expired (6 s from its making)
+  http GET "/api/v1/tenants/$acme" "$d/short.token"
+  [ "$status" = 401 ] && break
+  sleep 0.1
+done
+is_status 401; body_has '.error == "token_expired" and (.message | test("expired at 20"))'
+expect 0 "$RAMPART" token list --tenant "$acme"; grep -q "^$short .* expired " "$d/out" || fail "not listed as expired: $(cat "$d/out")"
+expect 1 "$RAMPART" token create --tenant "$acme" --role reader --expires-at 2001-01-01T00:00:00Z
+err_has "in the next ten years"
+expect 2 "$RAMPART" token create --tenant "$acme" --role reader --expires-in 5x
+http POST "/api/v1/tenants/$acme/tokens" "$ADMIN_TOKEN" <(printf '{"role":"reader","expires_in":0}'); is_status 400
+# revoked by an admin, by itself; not by a reader, nor by another tenant
+for n in 1 2; do
+  expect 0 "$RAMPART" token create --tenant "$acme" --role reader --output json
+  jq -r .token "$d/out" >"$d/rev$n.token"; eval "rev$n=$(jq -r .id "$d/out")"
+done
+RAMPART_TOKEN_FILE=$d/rev1.token expect 1 "$RAMPART" token revoke --tenant "$acme" "$rev2"; err_has "needs the admin role"
+RAMPART_TOKEN_FILE=$d/globex-admin.token expect 1 "$RAMPART" token revoke --tenant "$acme" "$rev2"
+RAMPART_TOKEN_FILE=$d/globex-admin.token expect 1 "$RAMPART" token revoke --tenant "$globex" "$rev2"; err_has "no such token"
+http GET "/api/v1/tenants/$acme" "$d/rev2.token"; is_status 200
+RAMPART_TOKEN_FILE=$d/acme-admin.token expect 0 "$RAMPART" token revoke --tenant "$acme" "$rev2"; out_has "revoked $rev2"
+http GET "/api/v1/tenants/$acme" "$d/rev2.token"; is_status 401; body_has '.error == "unauthorized"'
+RAMPART_TOKEN_FILE=$d/rev1.token expect 0 "$RAMPART" token revoke --tenant "$acme" self; out_has "revoked $rev1"
+http GET "/api/v1/tenants/$acme" "$d/rev1.token"; is_status 401
+expect 0 "$RAMPART" token list --tenant "$acme" --output json
+jq -e --arg a "$rev1" --arg b "$rev2" '[.tokens[].id] | index($a) == null and index($b) == null' "$d/out" >/dev/null ||
+  fail "revoked tokens still listed"
+# the system tokens: one, listed to system tokens only
+expect 0 "$RAMPART" token list --output json
+jq -e '.tokens | length == 1 and .[0].role == "system"' "$d/out" >/dev/null || fail "system tokens: $(cat "$d/out")"
+system0=$(jq -r '.tokens[0].id' "$d/out")
+RAMPART_TOKEN_FILE=$d/acme-admin.token expect 1 "$RAMPART" token list; err_has "only a system token may do this"
+RAMPART_TOKEN_FILE=$d/acme-admin.token expect 1 "$RAMPART" token revoke "$system0"
+err_has "needs the system role"
 
 # --- devices: provision, claim ----------------------------------------------------------------
 for dev in a b c; do expect 0 "$AGENT" provision --state-dir "$d/$dev" --rot soft; done
@@ -97,8 +186,8 @@ openssl x509 -in "$d/acme-ca.pem" -noout -text | grep -q 'ASN1 OID: prime256v1' 
 openssl x509 -in "$d/acme-ca.pem" -noout -text | grep -q 'CA:TRUE' || fail "CA basic constraints"
 ! openssl verify -CAfile "$d/globex-ca.pem" "$d/a/device.crt" >/dev/null 2>&1 || fail "acme's device verifies under globex"
 # the CA keys are encrypted at rest
-eq "$(sqlite3 "$d/srv/rampart.db" 'select count(*) from cas')" 2 "tenant CAs"
-eq "$(sqlite3 "$d/srv/rampart.db" "select count(*) from cas where key_pem like '-----BEGIN ENCRYPTED PRIVATE KEY-----%'")" 2 \
+eq "$(sqlite3 "$d/srv/rampart.db" 'select count(*) from cas')" 3 "tenant CAs"   # acme, globex, the 64-character one
+eq "$(sqlite3 "$d/srv/rampart.db" "select count(*) from cas where key_pem like '-----BEGIN ENCRYPTED PRIVATE KEY-----%'")" 3 \
   "encrypted CA keys"
 
 expect 0 "$RAMPART" device show --tenant "$acme" "$t" --output json
@@ -129,10 +218,23 @@ last_reason() {
   RAMPART_TOKEN_FILE=$ADMIN_TOKEN "$RAMPART" device attestations --tenant "$acme" "$1" >"$d/hist"
   jq -r '.attestations[0].reason' "$d/hist"
 }
+history_of() {
+  RAMPART_TOKEN_FILE=$ADMIN_TOKEN "$RAMPART" device attestations --tenant "$acme" "$1" >"$d/hist"
+  jq -c '[.attestations[] | {id, result, reason}]' "$d/hist"
+}
+# refused_with REASON [DEVICE]: the request in $d/req.json is refused for REASON. With DEVICE: the
+# refusal proves nothing about the device (anyone who knows its public key could have sent it), so
+# its history is unchanged and the refusal is counted for the address it came from instead.
 refused_with() {
+  [ -z "${2:-}" ] || history_of "$2" >"$d/hist.before"
   http POST /api/v1/attest - "$d/req.json"; is_status 403
   body_has ".reason == \"$1\""
-  [ -z "${2:-}" ] || eq "$(last_reason "$2")" "$1" "recorded reason"
+  if [ -n "${2:-}" ]; then
+    eq "$(history_of "$2")" "$(cat "$d/hist.before")" "$1: the device's history"
+    http GET /api/v1/unproven-attestations "$ADMIN_TOKEN"; is_status 200
+    body_has ".sources[0].address == \"127.0.0.1\" and .sources[0].last_reason == \"$1\"
+      and .sources[0].last_device_id == \"$2\""
+  fi
 }
 
 make_request a a; http POST /api/v1/attest - "$d/req.json"; is_status 200
@@ -152,6 +254,31 @@ unknown=$(openssl rand -hex 32)
 "$AGENT" evidence --state-dir "$d/a" --nonce "$unknown" --out "$d/ev.cbor" >/dev/null 2>&1
 jq -n --arg ev "$(base64 -w0 "$d/ev.cbor")" --arg key "$(cat "$d/key.b64")" '{evidence: $ev, public_key: $key}' >"$d/req.json"
 refused_with nonce_unknown "$a"
+
+# Evidence forged with a real device's public key, many times: the device's record is what it was
+# (its last attestation passed, its history), and so its EST re-enrollment still works.
+history_of "$a" >"$d/hist.a"
+http GET /api/v1/unproven-attestations "$ADMIN_TOKEN"; is_status 200
+count_before=$(jq '.sources[0].count' "$d/body")
+for i in 1 2 3 4 5; do
+  make_request b a a; http POST /api/v1/attest - "$d/req.json"; is_status 403
+  body_has '.reason == "bad_signature"'
+done
+eq "$(history_of "$a")" "$(cat "$d/hist.a")" "a's history after forged evidence"
+expect 0 "$RAMPART" device show --tenant "$acme" "$a" --output json
+jq -e '.last_attestation.result == "pass" and .certificate != null' "$d/out" >/dev/null ||
+  fail "a's record after forged evidence: $(cat "$d/out")"
+http GET /api/v1/unproven-attestations "$ADMIN_TOKEN"; is_status 200
+body_has ".sources | length == 1"
+body_has ".sources[0].count == $((count_before + 5)) and .sources[0].last_device_id == \"$a\""
+http GET /api/v1/unproven-attestations "$d/acme-admin.token"; is_status 403   # system tokens only
+openssl req -new -key "$d/a/identity.pem" -subj "/CN=$a" -outform DER | base64 -w0 >"$d/csr-a.b64"
+status=$(curl -s -o "$d/body" -w '%{http_code}' --cacert "$SERVER_CA" --cert "$d/a/device.crt" \
+  --key "$d/a/identity.pem" -H 'Content-Type: application/pkcs10' --data-binary "@$d/csr-a.b64" \
+  "$SERVER_URL/.well-known/est/$acme/simplereenroll")
+is_status 200   # not attestation_required
+http GET /metrics -; is_status 200
+grep -Eq '^rampart_attestations_unproven_total ([1-9][0-9]+)$' "$d/body" || fail "metrics: unproven"
 
 # bad requests: 400 with a reason, 413 when too large
 printf '{"evidence": "x", "public_key": "not a key"}' >"$d/bad.json"
@@ -227,6 +354,116 @@ reenroll --cert "$d/c/device.crt" --key "$d/c/identity.pem"; is_status 401   # a
 openssl req -new -key "$d/a/identity.pem" -subj "/CN=$b" -outform DER | base64 -w0 >"$d/csr.b64"
 reenroll --cert "$d/b/device.crt" --key "$d/b/identity.pem"; is_status 403   # another key
 
+# --- a block racing with re-enrollments leaves no certificate unrevoked --------------------------
+# Four clients re-enroll b back to back on kept-alive connections; once certificates are being
+# recorded, b is blocked, and they go on until they are refused. Every certificate recorded before the block is revoked by it, and
+# none may be recorded after it (before the fix: a renewal checked before the block and recorded
+# after it stayed valid).
+openssl req -new -key "$d/b/identity.pem" -subj "/CN=$b" -outform DER | base64 -w0 >"$d/csr-b.b64"
+renew_until_refused() { # FILE: re-enrollments on kept-alive connections, 50 at a time, until one
+  local args=() i                                  # is refused; each answer's status a line in FILE
+  for i in $(seq 1 50); do args+=(-o /dev/null "$SERVER_URL/.well-known/est/$acme/simplereenroll"); done
+  : >"$1"
+  for i in $(seq 1 60); do
+    curl -s -w '%{http_code}\n' --cacert "$SERVER_CA" --cert "$d/b/device.crt" --key "$d/b/identity.pem" \
+      -H 'Content-Type: application/pkcs10' --data-binary "@$d/csr-b.b64" "${args[@]}" >>"$1" || true
+    grep -qv '^200$' "$1" && return 0
+  done
+}
+certs_of_b() { sqlite3 "$d/srv/rampart.db" "select count(*) from certificates where device_id = '$b' $1"; }
+for round in 1 2 3 4 5; do
+  expect 0 attest b
+  before=$(certs_of_b "")
+  renewers=()
+  for j in 1 2 3 4; do
+    renew_until_refused "$d/renew.$j" &
+    renewers+=($!)
+    E2E_PIDS+=($!)
+  done
+  for i in $(seq 1 400); do [ "$(certs_of_b "")" -ge $((before + 4)) ] && break; sleep 0.02; done
+  RAMPART_TOKEN_FILE=$d/acme-admin.token expect 0 "$RAMPART" device block --tenant "$acme" "$b"
+  for p in "${renewers[@]}"; do wait "$p"; done
+  grep -q '^200$' "$d"/renew.* || fail "round $round: no re-enrollment was served before the block"
+  eq "$(cat "$d"/renew.* | grep -v '^200$' | sort -u)" 403 "round $round: refusals after the block"
+  eq "$(certs_of_b "and revoked_at = 0")" 0 "round $round: certificates of the blocked device left unrevoked"
+  RAMPART_TOKEN_FILE=$d/acme-admin.token expect 0 "$RAMPART" device unblock --tenant "$acme" "$b"
+done
+expect 0 attest b
+
+# --- appraisal policy: explicit, per tenant, strict by default; security counters appraised -------
+expect 0 "$RAMPART" tenant create strict; strict=$(cat "$d/out")
+expect 0 "$RAMPART" tenant policy --tenant "$strict" --output json
+jq -e '.require_components and .require_measurement_register and (.allow_debug | not) and .updated == null' \
+  "$d/out" >/dev/null || fail "the default policy: $(cat "$d/out")"
+expect 0 "$RAMPART" token create --tenant "$strict" --role reader; cp "$d/out" "$d/strict-reader.token"
+expect 0 "$RAMPART" token create --tenant "$strict" --role admin; cp "$d/out" "$d/strict-admin.token"
+expect 0 "$AGENT" provision --state-dir "$d/s" --rot soft
+s=$("$AGENT" id --state-dir "$d/s" 2>/dev/null | sed -n 's/^device id: //p')
+expect 0 "$RAMPART" device claim --tenant "$strict" "$s"
+# two of the tenant's images: one with security counter 5, one with none
+expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/img.key"
+expect 0 "$RAMPART" key public --key "$d/img.key" --out "$d/img.pub"
+expect 0 "$RAMPART" image-key add --tenant "$strict" --key "$d/img.pub" --name release
+head -c 4096 /dev/urandom >"$d/payload"
+expect 0 "$RAMPART" image sign --key "$d/img.key" --version 1.0.0 --security-counter 5 "$d/payload" "$d/c5.img"
+expect 0 "$RAMPART" image sign --key "$d/img.key" --version 1.0.1 "$d/payload" "$d/cnone.img"
+for i in c5 cnone; do expect 0 "$RAMPART" image upload --tenant "$strict" --component app "$d/$i.img"; done
+expect 0 "$RAMPART" image list --tenant "$strict" --output json
+h5=$(jq -r '.images[] | select(.security_counter == 5) | .image_hash' "$d/out")
+hnone=$(jq -r '.images[] | select(.security_counter == null) | .image_hash' "$d/out")
+[[ $h5 =~ ^[0-9a-f]{64}$ && $hnone =~ ^[0-9a-f]{64}$ ]] || fail "image hashes: $(cat "$d/out")"
+# shaped ARGS...: evidence by s for a fresh nonce, with the claims ARGS give make-eat.py
+shaped() {
+  printf '{"device_id":"%s"}' "$s" >"$d/nreq.json"
+  http POST /api/v1/attest/nonce - "$d/nreq.json"; is_status 200
+  "$TOOLS/make-eat.py" --key "$d/s/identity.pem" --nonce "$(jq -r .nonce "$d/body")" --out "$d/ev.cbor" "$@" ||
+    fail "make-eat.py $*"
+  jq -n --arg ev "$(base64 -w0 "$d/ev.cbor")" \
+    --arg key "$(openssl pkey -in "$d/s/identity.pem" -pubout -outform DER 2>/dev/null | base64 -w0)" \
+    '{evidence: $ev, public_key: $key}' >"$d/req.json"
+  http POST /api/v1/attest - "$d/req.json"
+}
+strict_verdict() { # REASON: the last answer, and s's newest recorded attestation
+  if [ "$1" = pass ]; then is_status 200; else is_status 403; body_has ".reason == \"$1\""; fi
+  RAMPART_TOKEN_FILE=$d/strict-reader.token expect 0 "$RAMPART" device attestations --tenant "$strict" "$s"
+  eq "$(jq -r '.attestations[0].reason' "$d/out")" "$1" "recorded verdict"
+}
+app5=app:1.0.0+0:$h5
+shaped;                                        strict_verdict no_components
+shaped --debug 0 --component "$app5:5";        strict_verdict debug_enabled
+shaped --component "$app5:5" --no-register;    strict_verdict no_measurement_register
+shaped --component "$app5:5" --register "$(openssl rand -hex 32)"; strict_verdict measurements_inconsistent
+shaped --component "$app5:5";                  strict_verdict pass
+shaped --component "$app5:4";                  strict_verdict security_counter_mismatch
+shaped --component "$app5:6";                  strict_verdict security_counter_mismatch
+shaped --component "$app5";                    strict_verdict security_counter_mismatch   # claims none
+shaped --component "app:1.0.1+0:$hnone:0";     strict_verdict security_counter_mismatch   # it has none
+shaped --component "app:1.0.1+0:$hnone";       strict_verdict pass
+shaped --component "app:1.0.0+0:$(openssl rand -hex 32)"; strict_verdict unknown_image
+# read by the tenant's readers, set by its admins, not seen by other tenants
+RAMPART_TOKEN_FILE=$d/strict-reader.token expect 0 "$RAMPART" tenant policy --tenant "$strict"
+out_has "allow debug:                  no"; out_has "never (the default)"
+RAMPART_TOKEN_FILE=$d/strict-reader.token expect 1 "$RAMPART" tenant policy --tenant "$strict" --allow-debug yes
+err_has "needs the admin role"
+RAMPART_TOKEN_FILE=$d/acme-admin.token expect 1 "$RAMPART" tenant policy --tenant "$strict"; err_has "no such tenant"
+expect 2 "$RAMPART" tenant policy --tenant "$strict" --allow-debug maybe
+printf '{"allow_debug":"yes"}' >"$d/pol.json"
+http PUT "/api/v1/tenants/$strict/policy" "$d/strict-admin.token" "$d/pol.json"; is_status 400
+printf '{"allow_debug":true,"allow_everything":true}' >"$d/pol.json"
+http PUT "/api/v1/tenants/$strict/policy" "$d/strict-admin.token" "$d/pol.json"; is_status 400
+body_has '.message | test("allow_everything")'
+RAMPART_TOKEN_FILE=$d/strict-admin.token expect 0 "$RAMPART" tenant policy --tenant "$strict" --allow-debug yes --output json
+jq -e '.allow_debug and .require_components and .updated != null' "$d/out" >/dev/null || fail "policy set: $(cat "$d/out")"
+shaped --debug 0 --component "$app5:5";        strict_verdict pass
+shaped --debug 0;                              strict_verdict no_components
+RAMPART_TOKEN_FILE=$d/strict-admin.token expect 0 "$RAMPART" tenant policy --tenant "$strict" --require-components no
+shaped --debug 0;                              strict_verdict pass
+shaped --debug 0 --no-register;                strict_verdict no_measurement_register
+http GET /metrics -; is_status 200
+for reason in no_components debug_enabled no_measurement_register security_counter_mismatch; do
+  grep -Eq "^rampart_attestations_total\{result=\"fail\",reason=\"$reason\"\} [1-9]" "$d/body" || fail "metrics: no $reason"
+done
+
 # --- the agent as a daemon: attests at start and renews --------------------------------------------
 first=$(openssl x509 -in "$d/t/device.crt" -noout -serial)
 "$AGENT" run --state-dir "$d/t" --server "$SERVER_URL" --server-ca "$SERVER_CA" --renew-after 1 \
@@ -249,9 +486,28 @@ for reason in pass nonce_replayed nonce_expired nonce_wrong_device bad_signature
 done
 grep -Eq '^rampart_certificates_issued_total [1-9]' "$d/body" || fail "metrics: certificates"
 
+# --- the system token: rotated explicitly, never doubled by accident ------------------------------
+cp "$ADMIN_TOKEN" "$d/system-1.token"
+expect 0 "$RAMPART" token list --output json; system1=$(jq -r '.tokens[0].id' "$d/out")
+expect 0 "$server_bin" --data-dir "$d/srv" --rotate-admin-token    # while the service runs
+err_has "1 other system token(s) revoked"
+! cmp -s "$ADMIN_TOKEN" "$d/system-1.token" || fail "rotation kept the old token"
+eq "$(stat -c %a "$ADMIN_TOKEN")" 600 "rotated token's mode"
+http GET /api/v1/tokens "$d/system-1.token"; is_status 401
+expect 0 "$RAMPART" token list --output json
+jq -e --arg old "$system1" '.tokens | length == 1 and .[0].id != $old' "$d/out" >/dev/null ||
+  fail "after rotation: $(cat "$d/out")"
+! grep -qa "$(cat "$ADMIN_TOKEN")" "$d/srv/rampart.db" || fail "the rotated token is stored in the clear"
+# Deleting admin.token and restarting does not make a second system token.
+mv "$ADMIN_TOKEN" "$d/system-2.token"
+
 # --- the requests anyone may make are limited per address ---------------------------------------
 kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
 RAMPART_SERVER=$server_bin start_server "$d/srv" --rate-limit 0.05   # a burst of 1, then 1 in 20 s
+[ ! -e "$ADMIN_TOKEN" ] || fail "a restart without admin.token made another system token"
+grep -q "no new system token is made" "$d/srv.log" || fail "no word about the missing admin.token"
+http GET /api/v1/tokens "$d/system-2.token"; is_status 200; body_has '.tokens | length == 1'
+mv "$d/system-2.token" "$ADMIN_TOKEN"
 printf '{}' >"$d/empty.json"
 codes=""
 for i in $(seq 1 14); do http POST /api/v1/attest/nonce - "$d/empty.json"; codes="$codes $status"; done
