@@ -33,7 +33,7 @@ quiet() { "$@" >/dev/null 2>&1; }
 
 # The service, a tenant, keys, the root, the image and a product.
 "$bin/rampart-server" --data-dir "$work/srv" --listen 127.0.0.1:0 --port-file "$work/port" \
-  >"$work/srv.log" 2>&1 &
+  --max-connections-per-address 1000000 >"$work/srv.log" 2>&1 &
 pids+=("$!")
 for _ in $(seq 1 100); do [ -s "$work/port" ] && break; sleep 0.1; done
 export RAMPART_SERVER="https://127.0.0.1:$(cat "$work/port")"

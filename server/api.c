@@ -599,6 +599,7 @@ void rp_metrics_handle(rp_req_t *r)
                         "rampart_connections_refused_total %llu\n",
                         atomic_load(&r->w->srv->connections),
                         (unsigned long long)atomic_load(&m->connections_refused));
+    rp_conn_metrics(r->w->srv, buf);
     rp_reply_bytes(r, 200, "text/plain; version=0.0.4", evbuffer_pullup(buf, -1),
                    evbuffer_get_length(buf));
     evbuffer_free(buf);

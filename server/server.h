@@ -19,6 +19,7 @@
 
 #include "ca.h"
 #include "nonce.h"
+#include "peers.h"
 #include "ratelimit.h"
 #include "rampart/base64.h"
 #include "store.h"
@@ -62,6 +63,8 @@ typedef struct rp_metrics {
     atomic_ullong limited_address;   /* attestation requests answered 429: their address's limit */
     atomic_ullong limited_unclaimed; /* ...: the limit shared by every unclaimed device */
     atomic_ullong connections_refused; /* at the connection limit, refused after the ClientHello */
+    atomic_ullong connections_refused_address; /* at the per-address cap, closed when accepted */
+    atomic_ullong connections_deadline;        /* closed at the request deadline */
 } rp_metrics_t;
 
 typedef struct rp_recorder rp_recorder_t;
@@ -82,6 +85,11 @@ typedef struct rp_server {
     atomic_int connections; /* open now (TLS state allocated) */
     rp_metrics_t metrics;
     atomic_bool ready;
+    /* connections open from one address at most (--max-connections-per-address; 0: no cap),
+     * counted in peers (NULL: no cap) */
+    unsigned max_per_address;
+    rp_peers_t *peers;
+    int request_deadline; /* seconds for a whole request to arrive (--request-deadline) */
 } rp_server_t;
 
 typedef struct rp_record_job rp_record_job_t;
@@ -209,5 +217,8 @@ void rp_device_handle(rp_req_t *r);
 
 /* An ISO 8601 UTC time, "2026-11-25T12:00:00Z". */
 void rp_iso_time(int64_t t, char out[32]);
+
+/* Metrics of the per-address cap and the request deadline (http.c), for rp_metrics_handle(). */
+void rp_conn_metrics(rp_server_t *srv, struct evbuffer *buf);
 
 #endif /* RAMPART_SERVER_H */

@@ -62,6 +62,18 @@ flip() {
   put_bytes "$1" "$2" "$(printf '%02x' $((b ^ 0xff)))"
 }
 
+# wait_until SECONDS CMD...: run CMD every 0.1 s until it succeeds; false once SECONDS have passed.
+# Tests wait for a state, never for a time: SECONDS is a bound for a loaded machine, not how long
+# anything is expected to take.
+wait_until() {
+  local end=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    [ "$SECONDS" -lt "$end" ] || return 1
+    sleep 0.1
+  done
+}
+
 # A free TCP port on loopback (the kernel picks it; another process could take it before use, so
 # servers here bind to port 0 where they can).
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -70,6 +82,8 @@ free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("12
 free_port_pair() { "$(dirname "${BASH_SOURCE[0]}")/../../scripts/free-port-pair"; }
 # port_open PORT: something accepts connections on loopback PORT.
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# listening PORT: a socket listens on loopback PORT (seen in the kernel's table, without connecting).
+listening() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
 
 # start_server DIR [ARGS...]: run rampart-server on a free port; sets SERVER_URL, SERVER_CA,
 # SERVER_PID, ADMIN_TOKEN (a file). Its log is DIR.log.
