@@ -386,6 +386,8 @@ static void dispatch(struct evhttp_request *req, void *arg)
             rp_reply_json(&r, 200, json_pack("{s:s}", "status", "ok"));
         else
             rp_reply_error(&r, 503, "starting", "the service is starting");
+    } else if (r.nparts == 1 && strcmp(r.parts[0], "readyz") == 0) {
+        rp_ready_handle(&r);
     } else if (r.nparts == 1 && strcmp(r.parts[0], "metrics") == 0) {
         rp_metrics_handle(&r);
     } else if (r.nparts == 4 && strcmp(r.parts[0], ".well-known") == 0 &&

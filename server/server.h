@@ -218,6 +218,10 @@ void rp_device_handle(rp_req_t *r);
 /* An ISO 8601 UTC time, "2026-11-25T12:00:00Z". */
 void rp_iso_time(int64_t t, char out[32]);
 
+/* GET /readyz (ready.c): 200 when the service can write now - a database transaction and a file
+ * in the data directory, both synced - else 503 with the reason. Checked at most once a second;
+ * requests in between get the last answer. */
+void rp_ready_handle(rp_req_t *r);
 /* Metrics of the per-address cap and the request deadline (http.c), for rp_metrics_handle(). */
 void rp_conn_metrics(rp_server_t *srv, struct evbuffer *buf);
 

@@ -374,4 +374,8 @@ typedef void (*rp_device_update_fn)(void *ctx, const rp_device_update_t *u);
 rp_err_t rp_store_device_updates(rp_store_t *s, const char *deployment_id, rp_device_update_fn fn,
                                  void *ctx) RP_MUST_CHECK;
 
+/* Readiness (GET /readyz): a write transaction that changes a page and commits, synced, so that a
+ * database that cannot be written now (read-only, full, broken) is seen now. RP_OK: it can. */
+rp_err_t rp_store_write_check(rp_store_t *s) RP_MUST_CHECK;
+
 #endif /* RAMPART_STORE_H */

@@ -512,6 +512,15 @@ static void peers_churn(void **state)
     rp_peers_free(p);
 }
 
+/* The readiness write: a transaction that commits, every time. */
+static void store_write_check(void **state)
+{
+    struct db *db = *state;
+
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(rp_store_write_check(db->s), RP_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -527,6 +536,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_groups_and_deployments, db_setup, db_teardown),
         cmocka_unit_test(peers_cap),
         cmocka_unit_test(peers_churn),
+        cmocka_unit_test_setup_teardown(store_write_check, db_setup, db_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
