@@ -631,7 +631,8 @@ int main(int argc, char **argv)
                   "1000000", (char *)NULL);
         _exit(127);
     }
-    for (int i = 0; i < 200 && access(port_file, F_OK) != 0; i++)
+    /* A bound for a loaded machine, not an expected time. */
+    for (int i = 0; i < 1200 && access(port_file, F_OK) != 0; i++)
         usleep(50000);
     if (rp_read_file(port_file, 16, &data, &data_len) != RP_OK)
         die("the server did not start");

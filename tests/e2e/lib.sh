@@ -95,12 +95,11 @@ start_server() {
     --port-file "$dir.port" "$@" >"$dir.log" 2>&1 &
   SERVER_PID=$!
   E2E_PIDS+=("$SERVER_PID")
-  for i in $(seq 1 100); do
-    [ -s "$dir.port" ] && break
+  server_up() {
     kill -0 "$SERVER_PID" 2>/dev/null || { cat "$dir.log" >&2; fail "the server died"; }
-    sleep 0.1
-  done
-  [ -s "$dir.port" ] || fail "the server did not start"
+    [ -s "$dir.port" ]
+  }
+  wait_until 60 server_up || fail "the server did not start"
   SERVER_URL="https://127.0.0.1:$(cat "$dir.port")"
   SERVER_CA="$dir/server-ca.pem"
   ADMIN_TOKEN="$dir/admin.token"
@@ -117,15 +116,14 @@ start_swtpm() {
       --ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 >"$dir.log" 2>&1 &
     pid=$!
     E2E_PIDS+=("$pid")
-    # Wait until it listens (a loaded machine can take a while); if it died, the port was taken.
-    for j in $(seq 1 100); do
-      kill -0 "$pid" 2>/dev/null || break
-      if port_open "$port"; then
-        TCTI="swtpm:host=127.0.0.1,port=$port"
-        return 0
-      fi
-      sleep 0.1
-    done
+    # Wait until it listens on both ports (a loaded machine can take a while); if it died, a port
+    # was taken. Looked at, not connected to: swtpm serves one client at a time.
+    swtpm_up() { ! kill -0 "$pid" 2>/dev/null || { listening "$port" && listening $((port + 1)); }; }
+    wait_until 60 swtpm_up || true
+    if kill -0 "$pid" 2>/dev/null && listening "$port" && listening $((port + 1)); then
+      TCTI="swtpm:host=127.0.0.1,port=$port"
+      return 0
+    fi
     kill "$pid" 2>/dev/null || true
   done
   cat "$dir.log" >&2
