@@ -625,13 +625,15 @@ int main(int argc, char **argv)
         if (server_threads != NULL)
             execl(server_bin, server_bin, "--data-dir", data_dir, "--listen", "127.0.0.1:0",
                   "--port-file", port_file, "--threads", server_threads, "--rate-limit", "0",
-                  (char *)NULL);
+                  "--max-connections-per-address", "1000000", (char *)NULL);
         else
             execl(server_bin, server_bin, "--data-dir", data_dir, "--listen", "127.0.0.1:0",
-                  "--port-file", port_file, "--rate-limit", "0", (char *)NULL);
+                  "--port-file", port_file, "--rate-limit", "0", "--max-connections-per-address",
+                  "1000000", (char *)NULL);
         _exit(127);
     }
-    for (int i = 0; i < 200 && access(port_file, F_OK) != 0; i++)
+    /* A bound for a loaded machine, not an expected time. */
+    for (int i = 0; i < 1200 && access(port_file, F_OK) != 0; i++)
         usleep(50000);
     if (rp_read_file(port_file, 16, &data, &data_len) != RP_OK)
         die("the server did not start");

@@ -33,9 +33,9 @@ quiet() { "$@" >/dev/null 2>&1; }
 
 # The service, a tenant, keys, the root, the image and a product.
 "$bin/rampart-server" --data-dir "$work/srv" --listen 127.0.0.1:0 --port-file "$work/port" \
-  >"$work/srv.log" 2>&1 &
+  --max-connections-per-address 1000000 >"$work/srv.log" 2>&1 &
 pids+=("$!")
-for _ in $(seq 1 100); do [ -s "$work/port" ] && break; sleep 0.1; done
+for _ in $(seq 1 600); do [ -s "$work/port" ] && break; sleep 0.1; done
 export RAMPART_SERVER="https://127.0.0.1:$(cat "$work/port")"
 export RAMPART_CA_FILE=$work/srv/server-ca.pem RAMPART_TOKEN_FILE=$work/srv/admin.token
 tenant=$("$rampart" tenant create bench)
@@ -97,7 +97,7 @@ http {
 EOF
 mkdir -p "$work/tmp"
 nginx -c "$work/nginx.conf" -p "$work" 2>"$work/nginx.start" || { cat "$work/nginx.start" >&2; exit 1; }
-for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$nport") 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 600); do (exec 3<>"/dev/tcp/127.0.0.1/$nport") 2>/dev/null && break; sleep 0.1; done
 
 # One curl drives every device's transfer at once. Prints MB/s over the whole round.
 download() { # URL

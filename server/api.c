@@ -802,6 +802,7 @@ void rp_h_metrics(rp_req_t *r)
                         "# TYPE rampart_attestations_unproven_total counter\n"
                         "rampart_attestations_unproven_total %llu\n",
                         (unsigned long long)atomic_load(&m->attestations_unproven));
+    rp_conn_metrics(r->w->srv, buf);
     rp_reply_bytes(r, 200, "text/plain; version=0.0.4", evbuffer_pullup(buf, -1),
                    evbuffer_get_length(buf));
     evbuffer_free(buf);

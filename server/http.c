@@ -1,7 +1,8 @@
 /*
  * HTTPS for the security service on libevent's evhttp (chosen by measurement: docs/server.md):
- * the TLS context, a worker per core with its own event loop and SO_REUSEPORT listener, request
- * routing, response helpers, and the per-worker cache of decrypted tenant CAs.
+ * the TLS context, a worker per core with its own event loop and SO_REUSEPORT listener, the
+ * connections' limits (how many, how many from one address, how long a request may take to
+ * arrive), request routing, response helpers, and the per-worker cache of decrypted tenant CAs.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -414,34 +415,148 @@ static void dispatch(struct evhttp_request *req, void *arg)
 }
 
 /*
- * Open connections are counted from make_bev() to the moment their TLS state is freed (the
- * ex_data below holds the server whose count it is in). The worker whose connection reaches
- * --max-connections stops accepting until the count is below it again (pause_accepting): new
- * connections wait in the kernel's backlog until a slot frees or their client gives up. One that
- * another worker accepted meanwhile is over the limit: it is marked and refused right after its
- * ClientHello (hello_cb). So a flood of connections, silent or not, from however many addresses,
- * holds at most the limit (plus one a worker) of file descriptors.
+ * Each connection's state lives from make_bev() to the moment its TLS state is freed: it hangs
+ * off the SSL object as ex_data, whose free callback, conn_gone(), undoes what make_bev() did.
+ *
+ * The connection limit: open connections are counted from make_bev() to conn_gone(). The worker
+ * whose connection reaches --max-connections stops accepting until the count is below it again
+ * (pause_accepting): new connections wait in the kernel's backlog until a slot frees or their
+ * client gives up. One that another worker accepted meanwhile is over the limit: it is marked and
+ * refused right after its ClientHello (hello_cb). So a flood of connections, silent or not, from
+ * however many addresses, holds at most the limit (plus one a worker) of file descriptors.
+ *
+ * The per-address cap: the first run of the connection's timer, made active by make_bev() so
+ * that it runs as soon as the accepting callback returns (evhttp gives the bufferevent its socket
+ * after make_bev()), counts the client's address; a connection over --max-connections-per-address
+ * is shut down there, before its handshake costs anything. So one address cannot take the
+ * connections everyone else needs.
+ *
+ * The request deadline: a whole request - the TLS handshake, the headers and the body - must
+ * arrive within --request-deadline seconds of the connection, or of the end of the previous
+ * answer on a kept-alive connection. (evhttp's own timeout is per read: a client sending a byte
+ * every few seconds would hold its connection for hours.) The timer stops once the request has
+ * arrived (on_request), so neither the time the service takes to answer nor the time the answer
+ * takes to send - an image download - counts against it; it starts again when the answer has
+ * been sent (on_answered). At the deadline the socket is shut down, not closed: evhttp reads the
+ * end of it and frees the connection itself.
  */
-static int conn_index = -1, refuse_index = -1;
+typedef struct conn {
+    rp_worker_t *w;
+    SSL *ssl;
+    struct event *timer; /* first the address check, then the deadline */
+    bool accepted;       /* the address check has run */
+    bool counted;        /* counted in srv->peers, under peer */
+    bool refuse;         /* over the connection limit: refused after its ClientHello */
+    bool answering;      /* a request has arrived, its answer is not sent yet */
+    uint8_t peer[RP_PEER_KEY_LEN];
+} conn_t;
+
+static int conn_index = -1;
 
 static void conn_gone(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
 {
-    rp_server_t *srv = ptr;
+    conn_t *c = ptr;
 
     (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
-    if (srv != NULL)
-        atomic_fetch_sub(&srv->connections, 1);
+    if (c == NULL)
+        return;
+    atomic_fetch_sub(&c->w->srv->connections, 1);
+    if (c->counted)
+        rp_peers_release(c->w->srv->peers, c->peer);
+    event_free(c->timer);
+    free(c);
+}
+
+static conn_t *conn_of(struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    SSL *ssl = bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
+
+    return ssl != NULL ? SSL_get_ex_data(ssl, conn_index) : NULL;
+}
+
+/* Close from under evhttp: it sees the end of the stream and frees the connection. */
+static void conn_shut(conn_t *c)
+{
+    int fd = SSL_get_fd(c->ssl);
+
+    if (fd >= 0)
+        shutdown(fd, SHUT_RDWR);
+}
+
+static void deadline_start(conn_t *c)
+{
+    struct timeval tv = {c->w->srv->request_deadline, 0};
+
+    if (evtimer_add(c->timer, &tv) != 0)
+        conn_shut(c); /* never a connection without its deadline */
+}
+
+/* The address check right after accept; every later run is the deadline. */
+static void conn_timer(evutil_socket_t unused, short what, void *arg)
+{
+    conn_t *c = arg;
+    rp_server_t *srv = c->w->srv;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int fd = SSL_get_fd(c->ssl);
+
+    (void)unused, (void)what;
+    if (c->accepted) {
+        if (!c->answering) {
+            atomic_fetch_add(&srv->metrics.connections_deadline, 1);
+            conn_shut(c);
+        }
+        return;
+    }
+    c->accepted = true;
+    if (srv->peers != NULL) {
+        /* An address that cannot be told (the client has gone already) is not let in. */
+        if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len) != 0 ||
+            !rp_peer_key((struct sockaddr *)&ss, len, c->peer) ||
+            !rp_peers_take(srv->peers, c->peer, srv->max_per_address)) {
+            atomic_fetch_add(&srv->metrics.connections_refused_address, 1);
+            conn_shut(c);
+            return;
+        }
+        c->counted = true;
+    }
+    if (!c->answering)
+        deadline_start(c);
+}
+
+/* The answer has been sent: the next request's time starts. */
+static void on_answered(struct evhttp_request *req, void *arg)
+{
+    conn_t *c = arg;
+
+    (void)req;
+    c->answering = false;
+    deadline_start(c);
+}
+
+/* A whole request has arrived: it is answered whatever time that takes. */
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    conn_t *c = conn_of(req);
+
+    if (c != NULL) {
+        c->answering = true;
+        evtimer_del(c->timer);
+        evhttp_request_set_on_complete_cb(req, on_answered, c);
+    }
+    dispatch(req, arg);
 }
 
 static int hello_cb(SSL *ssl, int *alert, void *arg)
 {
-    rp_server_t *srv = SSL_get_ex_data(ssl, conn_index);
+    conn_t *c = SSL_get_ex_data(ssl, conn_index);
 
     (void)arg;
-    if (SSL_get_ex_data(ssl, refuse_index) == NULL)
+    if (c == NULL || !c->refuse)
         return SSL_CLIENT_HELLO_SUCCESS;
-    if (srv != NULL)
-        atomic_fetch_add(&srv->metrics.connections_refused, 1);
+    atomic_fetch_add(&c->w->srv->metrics.connections_refused, 1);
     *alert = SSL_AD_INTERNAL_ERROR; /* TLS has no "busy": the client retries with backoff */
     return SSL_CLIENT_HELLO_ERROR;
 }
@@ -479,24 +594,42 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
 {
     rp_worker_t *w = arg;
     SSL *ssl = SSL_new(w->srv->ssl_ctx);
+    conn_t *c = calloc(1, sizeof(*c));
     int n;
 
-    if (ssl == NULL)
-        return NULL; /* evhttp goes on without TLS, and dispatch() refuses everything */
-    if (SSL_set_ex_data(ssl, conn_index, w->srv) != 1) {
-        SSL_free(ssl);
-        return NULL;
+    if (ssl != NULL && c != NULL) {
+        c->w = w;
+        c->ssl = ssl;
+        c->timer = evtimer_new(base, conn_timer, c);
     }
+    if (ssl == NULL || c == NULL || c->timer == NULL || SSL_set_ex_data(ssl, conn_index, c) != 1) {
+        if (c != NULL && c->timer != NULL)
+            event_free(c->timer);
+        free(c);
+        SSL_free(ssl);
+        return NULL; /* evhttp goes on without TLS, and dispatch() refuses everything */
+    }
+    /* From here on conn_gone() frees c, with ssl. */
     n = atomic_fetch_add(&w->srv->connections, 1) + 1; /* with this one */
     if (n >= w->srv->max_connections)
         pause_accepting(w);
-    if (n > w->srv->max_connections && SSL_set_ex_data(ssl, refuse_index, w) != 1) {
-        SSL_free(ssl);
-        return NULL;
-    }
+    c->refuse = n > w->srv->max_connections;
+    event_active(c->timer, EV_TIMEOUT, 0);
     /* On failure it frees ssl (BEV_OPT_CLOSE_ON_FREE). */
     return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                           BEV_OPT_CLOSE_ON_FREE);
+}
+
+void rp_conn_metrics(rp_server_t *srv, struct evbuffer *buf)
+{
+    evbuffer_add_printf(buf,
+                        "# HELP rampart_connections_closed_total Connections the service closed "
+                        "before they had a request answered, by reason.\n"
+                        "# TYPE rampart_connections_closed_total counter\n"
+                        "rampart_connections_closed_total{reason=\"per_address_cap\"} %llu\n"
+                        "rampart_connections_closed_total{reason=\"request_deadline\"} %llu\n",
+                        (unsigned long long)atomic_load(&srv->metrics.connections_refused_address),
+                        (unsigned long long)atomic_load(&srv->metrics.connections_deadline));
 }
 
 /*
@@ -691,48 +824,12 @@ SSL_CTX *rp_server_tls_context(const char *data_dir, const uint8_t master[RP_MAS
     SSL_CTX_set_client_hello_cb(ctx, hello_cb, NULL);
     if (conn_index < 0)
         conn_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_gone);
-    if (refuse_index < 0)
-        refuse_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-    if (conn_index < 0 || refuse_index < 0 ||
-        SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb) != 1 ||
+    if (conn_index < 0 || SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb) != 1 ||
         SSL_CTX_set_session_ticket_cb(ctx, ticket_generate, ticket_decrypted, NULL) != 1) {
         SSL_CTX_free(ctx);
         return NULL;
     }
     return ctx;
-}
-
-int rp_listen_socket(const char *host, const char *port, int *bound_port);
-/* A listening socket with SO_REUSEPORT, so that each worker accepts on its own. */
-int rp_listen_socket(const char *host, const char *port, int *bound_port)
-{
-    struct addrinfo hints = {0}, *res = NULL;
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    int fd = -1, one = 1;
-
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL)
-        return -1;
-    fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
-        /* Inherited by accepted sockets: a TLS record must not wait for the peer's delayed ACK
-         * (that stalls each request-response by 40 ms). */
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
-        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0 ||
-        getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
-        if (fd >= 0)
-            close(fd);
-        freeaddrinfo(res);
-        return -1;
-    }
-    freeaddrinfo(res);
-    *bound_port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-                                           : ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    return fd;
 }
 
 void rp_worker_complete(rp_worker_t *w, rp_record_job_t *job)
@@ -829,7 +926,7 @@ rp_err_t rp_worker_init(rp_worker_t *w, rp_server_t *srv, int listen_fd)
     evhttp_set_timeout(w->http, 30);
     /* A body over the limit is read and discarded before the 413 goes out: closing with unread
      * bytes makes the kernel send RST, and the client would see a reset instead of the answer.
-     * Discarding costs no memory; the 30-second timeout bounds how long it can go on. */
+     * Discarding costs no memory; the request deadline bounds how long it can go on. */
     if (evhttp_set_flags(w->http, EVHTTP_SERVER_LINGERING_CLOSE) != 0)
         return RP_ERR_UNSUPPORTED;
     /* Every method evhttp knows reaches the route table, which answers 405 with Allow for one a
@@ -839,7 +936,7 @@ rp_err_t rp_worker_init(rp_worker_t *w, rp_server_t *srv, int listen_fd)
                                             EVHTTP_REQ_PATCH | EVHTTP_REQ_TRACE |
                                             EVHTTP_REQ_CONNECT);
     evhttp_set_bevcb(w->http, make_bev, w);
-    evhttp_set_gencb(w->http, dispatch, w);
+    evhttp_set_gencb(w->http, on_request, w);
     w->accept_timer = evtimer_new(w->base, accept_timer_cb, w);
     if (w->accept_timer == NULL)
         return RP_ERR_NO_MEMORY;

@@ -19,16 +19,18 @@
 #include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
+#include "listen.h"
 #include "server.h"
 
 SSL_CTX *rp_server_tls_context(const char *data_dir, const uint8_t master[RP_MASTER_KEY_LEN]);
 void rp_server_tls_forget(void);
-int rp_listen_socket(const char *host, const char *port, int *bound_port);
 rp_err_t rp_worker_init(rp_worker_t *w, rp_server_t *srv, int listen_fd);
 void rp_worker_free(rp_worker_t *w);
 rp_err_t rp_token_new(char *secret, size_t cap, uint8_t hash[RP_SHA256_LEN]);
 
 #define MAX_WORKERS 64
+
+enum { OPT_ROTATE = 256, OPT_ROUTES }; /* options with no short form */
 
 static const char usage[] =
     "Usage: rampart-server --data-dir DIR [--listen HOST:PORT] [options]\n"
@@ -51,6 +53,14 @@ static const char usage[] =
     "                      the limit (default 20)\n"
     "  --max-connections N connections open at once; more are refused after their ClientHello\n"
     "                      (default 10000, less if the file descriptor limit is lower)\n"
+    "  --max-connections-per-address N\n"
+    "                      connections open at once from one client address (an IPv6 /64);\n"
+    "                      more are closed as soon as they are accepted; 0 lifts the cap\n"
+    "                      (default 64)\n"
+    "  --request-deadline S\n"
+    "                      seconds a client has to send a whole request - TLS handshake,\n"
+    "                      headers and body - from its connection or from the end of the\n"
+    "                      previous answer; then the connection is closed (default 60)\n"
     "  --routes            print every route (method, path, who may call it) as JSON lines,\n"
     "                      and exit\n"
     "  --verbose           debug logging\n"
@@ -241,31 +251,34 @@ static int connection_limit(long wanted, long nthreads)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"data-dir",           required_argument, NULL, 'd'},
-        {"listen",             required_argument, NULL, 'l'},
-        {"hostname",           required_argument, NULL, 'n'},
-        {"threads",            required_argument, NULL, 't'},
-        {"port-file",          required_argument, NULL, 'p'},
-        {"master-key",         required_argument, NULL, 'm'},
-        {"nonce-lifetime",     required_argument, NULL, 'N'},
-        {"rate-limit",         required_argument, NULL, 'R'},
-        {"unclaimed-rate",     required_argument, NULL, 'U'},
-        {"max-connections",    required_argument, NULL, 'C'},
-        {"verbose",            no_argument,       NULL, 'v'},
-        {"rotate-admin-token", no_argument,       NULL, 'A'},
-        {"routes",             no_argument,       NULL, 'r'},
-        {"help",               no_argument,       NULL, 'h'},
-        {"version",            no_argument,       NULL, 'V'},
-        {NULL,                 0,                 NULL, 0  },
+        {"data-dir",                    required_argument, NULL, 'd'       },
+        {"listen",                      required_argument, NULL, 'l'       },
+        {"hostname",                    required_argument, NULL, 'n'       },
+        {"threads",                     required_argument, NULL, 't'       },
+        {"port-file",                   required_argument, NULL, 'p'       },
+        {"master-key",                  required_argument, NULL, 'm'       },
+        {"nonce-lifetime",              required_argument, NULL, 'N'       },
+        {"rate-limit",                  required_argument, NULL, 'R'       },
+        {"unclaimed-rate",              required_argument, NULL, 'U'       },
+        {"max-connections",             required_argument, NULL, 'C'       },
+        {"max-connections-per-address", required_argument, NULL, 'A'       },
+        {"request-deadline",            required_argument, NULL, 'D'       },
+        {"verbose",                     no_argument,       NULL, 'v'       },
+        {"rotate-admin-token",          no_argument,       NULL, OPT_ROTATE},
+        {"routes",                      no_argument,       NULL, OPT_ROUTES},
+        {"help",                        no_argument,       NULL, 'h'       },
+        {"version",                     no_argument,       NULL, 'V'       },
+        {NULL,                          0,                 NULL, 0         },
     };
     const char *data_dir = NULL, *listen = "127.0.0.1:8443", *hostnames = NULL;
     const char *port_file = NULL, *master_path = NULL;
-    long max_connections = 10000;
+    long max_connections = 10000, per_address = 64, deadline = 60;
     double rate_limit = 50, unclaimed_rate = 20;
     char *end;
     static rp_server_t srv;
     static rp_worker_t workers[MAX_WORKERS];
-    char host[256], port[16], path[PATH_MAX + 16];
+    char host[256], port[16], path[PATH_MAX + 16], message[512];
+    rp_listen_t claim = {.fd = -1, .claim_fd = -1, .serve_fd = -1};
     long nthreads = sysconf(_SC_NPROCESSORS_ONLN);
     struct event *sigint, *sigterm;
     rp_store_t *store = NULL;
@@ -276,7 +289,7 @@ int main(int argc, char **argv)
     rp_log_init("rampart-server", RP_LOG_INFO);
     srv.nonce_lifetime = RP_NONCE_LIFETIME;
     pthread_mutex_init(&srv.crl_lock, NULL);
-    while ((c = getopt_long(argc, argv, "d:l:n:t:p:m:N:R:U:C:vAhV", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:l:n:t:p:m:N:R:U:C:A:D:vhV", opts, NULL)) != -1) {
         switch (c) {
         case 'd': data_dir = optarg; break;
         case 'l': listen = optarg; break;
@@ -292,11 +305,21 @@ int main(int argc, char **argv)
             if (end == optarg || *end != '\0')
                 max_connections = -1; /* refused below */
             break;
+        case 'A':
+            per_address = strtol(optarg, &end, 10);
+            if (end == optarg || *end != '\0')
+                per_address = -1;
+            break;
+        case 'D':
+            deadline = strtol(optarg, &end, 10);
+            if (end == optarg || *end != '\0')
+                deadline = -1;
+            break;
         case 'v': rp_log_set_level(RP_LOG_DEBUG); break;
-        case 'A': rotate = true; break;
+        case OPT_ROTATE: rotate = true; break;
         case 'h': fputs(usage, stdout); return 0;
         case 'V': printf("rampart-server %s\n", RP_VERSION); return 0;
-        case 'r': rp_routes_print(stdout); return 0;
+        case OPT_ROUTES: rp_routes_print(stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
     }
@@ -319,6 +342,15 @@ int main(int argc, char **argv)
     }
     if (max_connections < 1 || max_connections > 1000000) {
         fprintf(stderr, "rampart-server: --max-connections must be 1 to 1000000\n");
+        return 2;
+    }
+    if (per_address < 0 || per_address > 1000000) {
+        fprintf(stderr,
+                "rampart-server: --max-connections-per-address must be 0 (no cap) to 1000000\n");
+        return 2;
+    }
+    if (deadline < 1 || deadline > 86400) {
+        fprintf(stderr, "rampart-server: --request-deadline must be 1 to 86400 seconds\n");
         return 2;
     }
     if (nthreads < 1 || nthreads > MAX_WORKERS) {
@@ -382,6 +414,11 @@ int main(int argc, char **argv)
     if (err == RP_OK && unclaimed_rate > 0)
         err = rp_ratelimit_new(unclaimed_rate, burst_of(unclaimed_rate), &srv.unclaimed);
     srv.max_connections = connection_limit(max_connections, nthreads);
+    srv.max_per_address = (unsigned)per_address;
+    srv.request_deadline = (int)deadline;
+    /* Every connection the service may hold, and those over the limit being refused. */
+    if (err == RP_OK && per_address > 0)
+        err = rp_peers_new((size_t)srv.max_connections + 64 * (size_t)nthreads, &srv.peers);
     /* A 429 for unclaimed devices asks for the time one token takes to come back, at least 10 s. */
     snprintf(srv.unclaimed_retry, sizeof(srv.unclaimed_retry), "%ld",
              unclaimed_rate > 0 && unclaimed_rate < 0.1 ? (long)(1 / unclaimed_rate + 0.999) : 10L);
@@ -391,11 +428,17 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    /* One listening socket per worker on the same port (SO_REUSEPORT). */
+    /* One listening socket per worker on the same port (SO_REUSEPORT), which no process of
+     * another data directory may share (listen.h). */
+    err = rp_listen_claim(data_dir, host, port, &claim, message, sizeof(message));
+    if (err != RP_OK) {
+        rp_log_error("%s", message);
+        goto out;
+    }
+    bound = claim.port;
     for (long i = 0; i < nthreads; i++) {
-        char p[16];
-        snprintf(p, sizeof(p), "%d", bound);
-        fd = rp_listen_socket(host, i == 0 ? port : p, &bound);
+        fd = i == 0 ? claim.fd : rp_listen_another(&claim);
+        claim.fd = -1; /* the first worker's now */
         if (fd < 0) {
             rp_log_error("cannot listen on %s: %s", listen, strerror(errno));
             goto out;
@@ -409,6 +452,7 @@ int main(int argc, char **argv)
             goto out;
         started++;
     }
+    rp_listen_claimed(&claim);
 
     main_base = event_base_new();
     sigint = evsignal_new(main_base, SIGINT, on_signal, NULL);
@@ -425,14 +469,18 @@ int main(int argc, char **argv)
             rp_atomic_write(&f, text, strlen(text)) != RP_OK || rp_atomic_commit(&f, 0) != RP_OK)
             rp_log_error("cannot write %s", port_file);
     }
-    rp_log_info("serving https://%s%s%s:%d/ with %d workers (data: %s)",
-                strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", bound, started,
-                data_dir);
+    rp_log_info(
+        "serving https://%s%s%s:%d/ with %d workers (data: %s)%s", strchr(host, ':') ? "[" : "",
+        host, strchr(host, ':') ? "]" : "", bound, started, data_dir,
+        claim.joined ? ", beside the processes of the same data directory already there" : "");
     event_base_dispatch(main_base);
     event_free(sigint);
     event_free(sigterm);
     status = 0;
 out:
+    /* Before the sockets close: whoever finds the port held from now on must not take us for a
+     * process still serving it. */
+    rp_listen_release(&claim);
     for (int i = 0; i < started; i++) {
         event_base_loopbreak(workers[i].base);
         pthread_join(workers[i].thread, NULL);
@@ -445,6 +493,7 @@ out:
     for (long i = 0; i < nthreads; i++)
         if (workers[i].srv != NULL) /* initialised, if only in part */
             rp_worker_free(&workers[i]);
+    rp_peers_free(srv.peers); /* after the connections that count in it */
     if (main_base != NULL)
         event_base_free(main_base);
     SSL_CTX_free(srv.ssl_ctx);

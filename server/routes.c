@@ -34,6 +34,7 @@
 const rp_route_t rp_routes[] = {
     /* Liveness and metrics: for the machine that runs the service (docs/operations.md). */
     {GET,    "/healthz",                          PUBLIC, 0, rp_h_healthz, "liveness: 200 while the process serves"},
+    {GET,    "/readyz",                           PUBLIC, 0, rp_ready_handle, "readiness: 200 while the data directory and database can be written"},
     {GET,    "/metrics",                          PUBLIC, 0, rp_h_metrics, "Prometheus metrics"},
 
     /* Devices before they hold a certificate: attestation, limited per address. */

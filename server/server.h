@@ -19,6 +19,7 @@
 
 #include "ca.h"
 #include "nonce.h"
+#include "peers.h"
 #include "ratelimit.h"
 #include "routes.h"
 #include "rampart/base64.h"
@@ -70,6 +71,8 @@ typedef struct rp_metrics {
     atomic_ullong crl_builds;          /* CRLs made and signed (the rest were served cached) */
     atomic_ullong attestations_unproven; /* failures that prove nothing about the device: counted
                                           * per source address, not in its history */
+    atomic_ullong connections_refused_address; /* at the per-address cap, closed when accepted */
+    atomic_ullong connections_deadline;        /* closed at the request deadline */
 } rp_metrics_t;
 
 typedef struct rp_recorder rp_recorder_t;
@@ -106,6 +109,11 @@ typedef struct rp_server {
      * the same bytes and ETag): api.c, under crl_lock. */
     pthread_mutex_t crl_lock;
     rp_crl_cached_t crls[RP_CRL_CACHE];
+    /* connections open from one address at most (--max-connections-per-address; 0: no cap),
+     * counted in peers (NULL: no cap) */
+    unsigned max_per_address;
+    rp_peers_t *peers;
+    int request_deadline; /* seconds for a whole request to arrive (--request-deadline) */
 } rp_server_t;
 
 typedef struct rp_record_job rp_record_job_t;
@@ -230,5 +238,12 @@ bool rp_unclaimed_allowed(rp_req_t *r);
 
 /* An ISO 8601 UTC time, "2026-11-25T12:00:00Z". */
 void rp_iso_time(int64_t t, char out[32]);
+
+/* GET /readyz (ready.c): 200 when the service can write now - a database transaction and a file
+ * in the data directory, both synced - else 503 with the reason. Checked at most once a second;
+ * requests in between get the last answer. */
+void rp_ready_handle(rp_req_t *r);
+/* Metrics of the per-address cap and the request deadline (http.c), for rp_metrics_handle(). */
+void rp_conn_metrics(rp_server_t *srv, struct evbuffer *buf);
 
 #endif /* RAMPART_SERVER_H */

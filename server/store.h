@@ -472,5 +472,8 @@ typedef struct rp_policy {
 rp_err_t rp_store_policy_get(rp_store_t *s, const char *tenant_id, rp_policy_t *out) RP_MUST_CHECK;
 /* Set it; p->updated is set to now. */
 rp_err_t rp_store_policy_set(rp_store_t *s, const char *tenant_id, rp_policy_t *p) RP_MUST_CHECK;
+/* Readiness (GET /readyz): a write transaction that changes a page and commits, synced, so that a
+ * database that cannot be written now (read-only, full, broken) is seen now. RP_OK: it can. */
+rp_err_t rp_store_write_check(rp_store_t *s) RP_MUST_CHECK;
 
 #endif /* RAMPART_STORE_H */

@@ -1376,3 +1376,27 @@ rp_err_t rp_store_ca_get(rp_store_t *s, const char *tenant_id, rp_ca_record_t *o
     }
     return RP_OK;
 }
+
+/* The database header's user_version is what changes: nothing else uses it, and a write that
+ * changes nothing would not be written at all. */
+rp_err_t rp_store_write_check(rp_store_t *s)
+{
+    sqlite3_stmt *st = NULL;
+    char sql[64];
+    int v = 0;
+    rp_err_t err = sq_begin(s);
+
+    if (err != RP_OK)
+        return err;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW)
+        err = sq_error(s, "readiness");
+    else
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (err == RP_OK) {
+        snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v == INT32_MAX ? 0 : v + 1);
+        err = sq_exec(s, sql);
+    }
+    return sq_end(s, err);
+}

@@ -144,10 +144,10 @@ err_has "refusing to overwrite"
 cmp -s "$d/k2.pem" "$d/ed25519.pem" || fail "the key was overwritten"
 # a FIFO is refused, not waited on; an encrypted key is refused, not prompted for
 mkfifo "$d/fifo"
-expect 1 timeout 10 "$RAMPART" image show "$d/fifo"
-expect 1 timeout 10 "$RAMPART" image verify --key "$d/ed25519.pub" "$d/fifo"
+expect 1 timeout 60 "$RAMPART" image show "$d/fifo"
+expect 1 timeout 60 "$RAMPART" image verify --key "$d/ed25519.pub" "$d/fifo"
 openssl genpkey -algorithm ed25519 -aes256 -pass pass:secret -out "$d/enc.pem" 2>/dev/null
-expect 1 timeout 10 "$RAMPART" key public --key "$d/enc.pem" </dev/null
+expect 1 timeout 60 "$RAMPART" key public --key "$d/enc.pem" </dev/null
 # --security-counter auto packs the version, as imgtool does
 expect 0 "$RAMPART" image sign --key "$d/ed25519.pem" --version 2.1.3 --security-counter auto \
   "$d/payload" "$d/auto.img"

@@ -62,6 +62,18 @@ flip() {
   put_bytes "$1" "$2" "$(printf '%02x' $((b ^ 0xff)))"
 }
 
+# wait_until SECONDS CMD...: run CMD every 0.1 s until it succeeds; false once SECONDS have passed.
+# Tests wait for a state, never for a time: SECONDS is a bound for a loaded machine, not how long
+# anything is expected to take.
+wait_until() {
+  local end=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    [ "$SECONDS" -lt "$end" ] || return 1
+    sleep 0.1
+  done
+}
+
 # A free TCP port on loopback (the kernel picks it; another process could take it before use, so
 # servers here bind to port 0 where they can).
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -70,6 +82,8 @@ free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("12
 free_port_pair() { "$(dirname "${BASH_SOURCE[0]}")/../../scripts/free-port-pair"; }
 # port_open PORT: something accepts connections on loopback PORT.
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# listening PORT: a socket listens on loopback PORT (seen in the kernel's table, without connecting).
+listening() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
 
 # start_server DIR [ARGS...]: run rampart-server on a free port; sets SERVER_URL, SERVER_CA,
 # SERVER_PID, ADMIN_TOKEN (a file). Its log is DIR.log.
@@ -81,12 +95,11 @@ start_server() {
     --port-file "$dir.port" "$@" >"$dir.log" 2>&1 &
   SERVER_PID=$!
   E2E_PIDS+=("$SERVER_PID")
-  for i in $(seq 1 100); do
-    [ -s "$dir.port" ] && break
+  server_up() {
     kill -0 "$SERVER_PID" 2>/dev/null || { cat "$dir.log" >&2; fail "the server died"; }
-    sleep 0.1
-  done
-  [ -s "$dir.port" ] || fail "the server did not start"
+    [ -s "$dir.port" ]
+  }
+  wait_until 60 server_up || fail "the server did not start"
   SERVER_URL="https://127.0.0.1:$(cat "$dir.port")"
   SERVER_CA="$dir/server-ca.pem"
   ADMIN_TOKEN="$dir/admin.token"
@@ -103,15 +116,14 @@ start_swtpm() {
       --ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 >"$dir.log" 2>&1 &
     pid=$!
     E2E_PIDS+=("$pid")
-    # Wait until it listens (a loaded machine can take a while); if it died, the port was taken.
-    for j in $(seq 1 100); do
-      kill -0 "$pid" 2>/dev/null || break
-      if port_open "$port"; then
-        TCTI="swtpm:host=127.0.0.1,port=$port"
-        return 0
-      fi
-      sleep 0.1
-    done
+    # Wait until it listens on both ports (a loaded machine can take a while); if it died, a port
+    # was taken. Looked at, not connected to: swtpm serves one client at a time.
+    swtpm_up() { ! kill -0 "$pid" 2>/dev/null || { listening "$port" && listening $((port + 1)); }; }
+    wait_until 60 swtpm_up || true
+    if kill -0 "$pid" 2>/dev/null && listening "$port" && listening $((port + 1)); then
+      TCTI="swtpm:host=127.0.0.1,port=$port"
+      return 0
+    fi
     kill "$pid" 2>/dev/null || true
   done
   cat "$dir.log" >&2

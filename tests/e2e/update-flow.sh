@@ -216,17 +216,20 @@ run3=$!; E2E_PIDS+=("$run3")
 "$AGENT" run --state-dir "$d/dev4" --server "$SERVER_URL" --server-ca "$SERVER_CA" --health-seconds 1 \
   --update-interval 2 --update-window "$win" >"$d/run4.log" 2>&1 &
 run4=$!; E2E_PIDS+=("$run4")
-for _ in $(seq 1 100); do [ "$(version_of 3)" = 1.6.0+0 ] && break; sleep 0.2; done
-eq "$(version_of 3)" 1.6.0+0 "the daemon installed 1.6.0"
-kill -USR1 "$run4"; sleep 2
+runs_160() { [ "$(version_of 3)" = 1.6.0+0 ]; }
+wait_until 120 runs_160 || fail "the daemon did not install 1.6.0: $(cat "$d/run3.log")"
+kill -USR1 "$run4"
+wait_until 120 grep -q "outside the update window" "$d/run4.log" ||
+  fail "dev4 does not say why: $(cat "$d/run4.log")"
 [ "$(version_of 4)" != 1.6.0+0 ] || fail "dev4 installed outside its update window"
-grep -q "outside the update window" "$d/run4.log" || fail "dev4 does not say why: $(cat "$d/run4.log")"
-# the daemon supervises the app: an app that exits is restarted, and each exit is recorded
-printf '#!/bin/sh\necho "flaky up"\nsleep 2\nexit 5\n' >"$d/flaky.sh"
+# the daemon supervises the app: an app that exits is restarted, and each exit is recorded (it stays
+# up 4 s, well past its 1-second health window even on a loaded machine)
+printf '#!/bin/sh\necho "flaky up"\nsleep 4\nexit 5\n' >"$d/flaky.sh"
 sign 1.7.0 2 "$d/flaky.sh"; v170=$(upload 1.7.0)
 expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v170"
 kill -USR1 "$run3"
-for _ in $(seq 1 150); do [ "$(grep -c 'exited with status 5' "$d/dev3/components/app/exits" 2>/dev/null)" -ge 2 ] && break; sleep 0.2; done
+exited_twice() { [ "$(grep -c 'exited with status 5' "$d/dev3/components/app/exits" 2>/dev/null)" -ge 2 ]; }
+wait_until 120 exited_twice || true # the checks below say what is missing
 eq "$(version_of 3)" 1.7.0+0 "the daemon installed 1.7.0 (it stays up for its health window)"
 [ "$(grep -c '1.7.0+0 exited with status 5' "$d/dev3/components/app/exits")" -ge 2 ] ||
   fail "exits not recorded: $(cat "$d/dev3/components/app/exits" 2>&1)"

@@ -54,18 +54,22 @@ static int free_port(void)
     return -1;
 }
 
-static int can_connect(int port)
+/* Whether a socket listens on loopback port: read from the kernel's table, not by connecting
+ * (swtpm serves one client at a time; a probe would be one). */
+static int listening(int port)
 {
-    struct sockaddr_in a = {0};
-    int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
+    char line[256], want[32];
+    FILE *f = fopen("/proc/net/tcp", "r");
+    int found = 0;
 
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-    if (fd >= 0)
-        close(fd);
-    return ok;
+    if (f == NULL)
+        return 0;
+    /* "sl local_address rem_address st ...": 127.0.0.1 is 0100007F, LISTEN is state 0A. */
+    snprintf(want, sizeof(want), "0100007F:%04X 00000000:0000 0A", port);
+    while (!found && fgets(line, sizeof(line), f) != NULL)
+        found = strstr(line, want) != NULL;
+    fclose(f);
+    return found;
 }
 
 int tu_swtpm_start(tu_swtpm_t *t)
@@ -92,13 +96,12 @@ int tu_swtpm_start(tu_swtpm_t *t)
                    "--ctrl", ctrl, "--flags", "not-need-init,startup-clear", (char *)NULL);
             _exit(127);
         }
-        for (int i = 0; i < 200; i++) { /* up to 2 s */
+        /* Until both its ports listen; the bound (60 s) is for a loaded machine. */
+        for (int i = 0; i < 6000; i++) {
             int status;
             if (waitpid(t->pid, &status, WNOHANG) == t->pid)
                 break; /* it died: port taken? try another */
-            if (can_connect(t->port)) {
-                /* That probe was swtpm's one client; give it a moment to accept the next. */
-                usleep(20000);
+            if (listening(t->port) && listening(t->port + 1)) {
                 snprintf(t->tcti, sizeof(t->tcti), "swtpm:host=127.0.0.1,port=%d", t->port);
                 return 0;
             }

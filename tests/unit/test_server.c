@@ -20,6 +20,9 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/un.h>
 
 #include "names.h"
 #include "nonce.h"
@@ -1031,6 +1034,103 @@ static void store_counter_max(void **state)
     assert_int_equal(b.n, 1); /* the report follows the device into its new group */
 }
 
+/* An IPv4 or IPv6 address's key. */
+static void peer_key_of(const char *text, uint8_t out[RP_PEER_KEY_LEN])
+{
+    struct sockaddr_in a4 = {.sin_family = AF_INET};
+    struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};
+
+    if (inet_pton(AF_INET, text, &a4.sin_addr) == 1)
+        assert_true(rp_peer_key((struct sockaddr *)&a4, sizeof(a4), out));
+    else if (inet_pton(AF_INET6, text, &a6.sin6_addr) == 1)
+        assert_true(rp_peer_key((struct sockaddr *)&a6, sizeof(a6), out));
+    else
+        fail_msg("not an address: %s", text);
+}
+
+/* Connections per address: up to the cap, then none until one closes; IPv6 counted by its /64,
+ * an IPv4-mapped address as the IPv4 one. */
+static void peers_cap(void **state)
+{
+    uint8_t a[RP_PEER_KEY_LEN], b[RP_PEER_KEY_LEN], k[RP_PEER_KEY_LEN];
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    rp_peers_t *p;
+
+    (void)state;
+    assert_int_equal(rp_peers_new(100, &p), RP_OK);
+    peer_key_of("10.0.0.1", a);
+    peer_key_of("10.0.0.2", b);
+    for (int i = 0; i < 3; i++)
+        assert_true(rp_peers_take(p, a, 3));
+    assert_false(rp_peers_take(p, a, 3));
+    assert_int_equal(rp_peers_open(p, a), 3);
+    assert_true(rp_peers_take(p, b, 3)); /* another address */
+    rp_peers_release(p, a);
+    assert_true(rp_peers_take(p, a, 3));
+    assert_false(rp_peers_take(p, a, 3));
+    assert_false(rp_peers_take(p, k, 0)); /* a cap of 0 admits nothing */
+
+    peer_key_of("::ffff:10.0.0.1", k); /* the same client over an IPv6 socket */
+    assert_memory_equal(k, a, RP_PEER_KEY_LEN);
+    peer_key_of("2001:db8:1:2::1", a);
+    peer_key_of("2001:db8:1:2:ffff:1:2:3", k); /* the same /64 */
+    assert_memory_equal(k, a, RP_PEER_KEY_LEN);
+    peer_key_of("2001:db8:1:3::1", k); /* the next /64 */
+    assert_memory_not_equal(k, a, RP_PEER_KEY_LEN);
+    peer_key_of("::1", k);
+    peer_key_of("0.0.0.0", b);
+    assert_memory_not_equal(k, b, RP_PEER_KEY_LEN);
+    assert_false(rp_peer_key((struct sockaddr *)&un, sizeof(un), k));
+    rp_peers_free(p);
+}
+
+/* Many addresses coming and going, against a plain count per address: removal from the table
+ * (which moves entries back) never loses or mixes up an address. */
+static void peers_churn(void **state)
+{
+    enum { ADDRS = 3000, ROUNDS = 100000 };
+    static unsigned want[ADDRS];
+    uint8_t k[RP_PEER_KEY_LEN];
+    rp_peers_t *p;
+    unsigned seed = 1;
+
+    (void)state;
+    memset(want, 0, sizeof(want));
+    assert_int_equal(rp_peers_new(2 * ADDRS, &p), RP_OK);
+    for (int r = 0; r < ROUNDS; r++) {
+        unsigned i;
+        char text[32];
+        seed = seed * 1103515245u + 12345u;
+        i = (seed >> 8) % ADDRS;
+        snprintf(text, sizeof(text), "10.%u.%u.%u", i >> 16, (i >> 8) & 255, i & 255);
+        peer_key_of(text, k);
+        if ((seed >> 20) & 1) {
+            assert_int_equal(rp_peers_take(p, k, 2), want[i] < 2);
+            if (want[i] < 2)
+                want[i]++;
+        } else if (want[i] > 0) {
+            rp_peers_release(p, k);
+            want[i]--;
+        }
+        if (r % 5000 == 0)
+            for (unsigned j = 0; j < ADDRS; j++) {
+                snprintf(text, sizeof(text), "10.%u.%u.%u", j >> 16, (j >> 8) & 255, j & 255);
+                peer_key_of(text, k);
+                assert_int_equal(rp_peers_open(p, k), want[j]);
+            }
+    }
+    rp_peers_free(p);
+}
+
+/* The readiness write: a transaction that commits, every time. */
+static void store_write_check(void **state)
+{
+    struct db *db = *state;
+
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(rp_store_write_check(db->s), RP_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1055,6 +1155,9 @@ int main(void)
         cmocka_unit_test(rate_limit),
         cmocka_unit_test_setup_teardown(store_groups_and_deployments, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_counter_max, db_setup, db_teardown),
+        cmocka_unit_test(peers_cap),
+        cmocka_unit_test(peers_churn),
+        cmocka_unit_test_setup_teardown(store_write_check, db_setup, db_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Clients that use a connection slowly, for tests/e2e/connections.sh.
+
+  slowloris PORT CA SECONDS  one TLS connection that sends a request's first line, then a header
+                             line every 0.3 s for up to SECONDS; prints "cut after T s" when the
+                             service closes it, "not cut" otherwise
+  silent PORT CA SECONDS     one TCP connection that sends nothing; "cut after T s" or "not cut"
+  keepalive PORT CA N PAUSE  N requests to /healthz on one kept-alive connection (Python's
+                             http.client), PAUSE seconds apart; prints each status, then the
+                             seconds from the first request to the last answer
+  hold PORT CA [SOURCE]      one kept-alive connection (from address SOURCE) that asks for
+                             /healthz every second until it is killed or cut; prints "held" once
+                             the first answer came. Never idle for long, so no timeout ends it:
+                             what a test holds stays held.
+
+A slowloris is an attacker: it writes its request by hand on purpose, a byte at a time.
+"""
+import http.client
+import socket
+import ssl
+import sys
+import time
+
+
+def context(ca):
+    return ssl.create_default_context(cafile=ca)
+
+
+def slowloris(port, ca, seconds):
+    s = context(ca).wrap_socket(socket.create_connection(("127.0.0.1", port)),
+                                server_hostname="localhost")
+    start = time.monotonic()
+    try:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
+        i = 0
+        while time.monotonic() - start < seconds:
+            s.sendall(b"X-Slow-%d: y\r\n" % i)
+            i += 1
+            time.sleep(0.3)
+    except (OSError, ssl.SSLError):
+        print("cut after %.1f s" % (time.monotonic() - start))
+        return
+    print("not cut")
+
+
+def silent(port, ca, seconds):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(seconds)
+    start = time.monotonic()
+    try:
+        data = s.recv(1)  # the service sends nothing first: only its end of the stream comes
+        if data == b"":
+            print("cut after %.1f s" % (time.monotonic() - start))
+            return
+    except ConnectionResetError:
+        print("cut after %.1f s" % (time.monotonic() - start))
+        return
+    except socket.timeout:
+        pass
+    print("not cut")
+
+
+def keepalive(port, ca, n, pause):
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=context(ca))
+    c.connect()
+    local = c.sock.getsockname()
+    start = time.monotonic()
+    for i in range(n):
+        if i > 0:
+            time.sleep(pause)
+        c.request("GET", "/healthz")
+        r = c.getresponse()
+        r.read()
+        if c.sock is None or c.sock.getsockname() != local:
+            print("reconnected")
+        print(r.status)
+    c.close()
+    print("%.1f" % (time.monotonic() - start))
+
+
+def hold(port, ca, source):
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=context(ca),
+                                    source_address=(source, 0) if source else None)
+    first = True
+    while True:
+        c.request("GET", "/healthz")
+        r = c.getresponse()
+        r.read()
+        if first:
+            print("held", r.status, flush=True)
+            first = False
+        time.sleep(1)
+
+
+if __name__ == "__main__":
+    what, port, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    if what == "slowloris":
+        slowloris(port, ca, float(sys.argv[4]))
+    elif what == "silent":
+        silent(port, ca, float(sys.argv[4]))
+    elif what == "hold":
+        hold(port, ca, sys.argv[4] if len(sys.argv) > 4 else None)
+    elif what == "keepalive":
+        keepalive(port, ca, int(sys.argv[4]), float(sys.argv[5]))
+    else:
+        sys.exit("unknown client " + what)

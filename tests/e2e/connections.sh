@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# End to end, the service's connections: a request must arrive whole within --request-deadline
+# (a slowloris and a silent connection are cut; a kept-alive connection used now and then, and a
+# long download sent slowly, are not); one address holds at most --max-connections-per-address
+# connections (the next is closed at once, other addresses are served); and a port is shared only
+# by the processes of one data directory (another data directory's server refuses to start on it,
+# a replica joins it and both serve).
+. "$(dirname "$0")/lib.sh"
+: "${AGENT:?set AGENT to the rampart-agent binary}"
+d=$E2E_DIR
+client=$(dirname "$0")/conn-client.py
+server_bin=$RAMPART_SERVER
+
+# cut_after FILE: the seconds after which conn-client.py saw its connection cut ("" if not cut).
+cut_after() { sed -n 's/^cut after \([0-9.]*\) s$/\1/p' "$1"; }
+# at_least A B: A >= B, for decimals
+at_least() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b + 0) }'; }
+metric() { sed -n "s/^$1 //p" "$d/body"; }
+
+# --- the request deadline --------------------------------------------------------------------------
+# 6 s: long enough that a loaded machine cannot stretch the kept-alive client's pauses of 2.5 s
+# past it, short enough to keep the test quick.
+D=6
+start_server "$d/srv" --request-deadline $D
+port=$(cat "$d/srv.port")
+export RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN
+
+# The three clients at once: their times overlap, the test takes one deadline, not three.
+python3 "$client" slowloris "$port" "$SERVER_CA" 120 >"$d/slowloris" 2>&1 &
+slow=$!
+python3 "$client" silent "$port" "$SERVER_CA" 120 >"$d/silent" 2>&1 &
+quiet=$!
+python3 "$client" keepalive "$port" "$SERVER_CA" 3 2.5 >"$d/keepalive" 2>&1 &
+kept=$!
+E2E_PIDS+=("$slow" "$quiet" "$kept")
+for pid in "$slow" "$quiet" "$kept"; do
+  wait "$pid" || fail "a client failed: $(cat "$d/slowloris" "$d/silent" "$d/keepalive")"
+done
+# A header line every 0.3 s keeps evhttp's per-read timeout from ever firing; the deadline cuts
+# it, not before it is due (a loaded machine can only make it later).
+t=$(cut_after "$d/slowloris")
+[ -n "$t" ] || fail "a slowloris was not cut: $(cat "$d/slowloris")"
+at_least "$t" $((D - 1)) || fail "the slowloris was cut after $t s, before the deadline ($D s)"
+E2E_CHECKS=$((E2E_CHECKS + 1))
+t=$(cut_after "$d/silent")
+[ -n "$t" ] || fail "a connection that sends nothing was not cut: $(cat "$d/silent")"
+at_least "$t" $((D - 1)) || fail "the silent connection was cut after $t s, before the deadline"
+E2E_CHECKS=$((E2E_CHECKS + 1))
+# Three requests 2.5 s apart on one connection: 5 s and more in all, each within the deadline of
+# the previous answer; none cut, no new connection.
+eq "$(head -n 3 "$d/keepalive" | tr '\n' ' ')" "200 200 200 " "a kept-alive connection's answers ($(cat "$d/keepalive"))"
+! grep -q reconnected "$d/keepalive" || fail "the kept-alive connection was cut"
+http GET /metrics -; is_status 200
+eq "$(metric 'rampart_connections_closed_total{reason="request_deadline"}')" 2 "connections cut at the deadline"
+
+# A download that takes longer than the deadline to send is not cut: the deadline is for the
+# request to arrive, not for the answer to leave. A device that attested, in a group with a
+# deployment, fetches a 16 MiB image (more than the loopback's socket buffers hold) at 1 MiB/s.
+expect 0 "$RAMPART" tenant create acme; acme=$(cat "$d/out")
+# This machine's kernel is not locked down: its agents say debug is enabled.
+expect 0 "$RAMPART" tenant policy --tenant "$acme" --allow-debug yes --require-components no
+expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/root.key"
+expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/img.key"
+expect 0 "$RAMPART" key public --key "$d/img.key" --out "$d/img.pub"
+expect 0 "$RAMPART" image-key add --tenant "$acme" --key "$d/img.pub" --name release
+expect 0 "$RAMPART" update-root sign --tenant "$acme" --root-key "$d/root.key" --out "$d/root.json"
+head -c $((16 * 1024 * 1024)) /dev/urandom >"$d/payload"
+expect 0 "$RAMPART" image sign --key "$d/img.key" --version 1.0.0 --security-counter 1 --type app \
+  "$d/payload" "$d/app.img"
+expect 0 "$RAMPART" image upload --tenant "$acme" --component app "$d/app.img"; image=$(cat "$d/out")
+expect 0 "$RAMPART" product create --tenant "$acme" Thermostat
+expect 0 "$AGENT" provision --state-dir "$d/dev" --rot soft; dev=$(tail -n1 "$d/out")
+expect 0 "$RAMPART" device claim --tenant "$acme" "$dev"
+expect 0 "$RAMPART" device assign --tenant "$acme" --product Thermostat --group "Field Test" "$dev"
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$image"
+expect 0 "$AGENT" attest --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+took=$(curl -s --cacert "$SERVER_CA" --cert "$d/dev/device.crt" --key "$d/dev/identity.pem" \
+  --limit-rate 1M -o "$d/downloaded" -w '%{time_total}' "$SERVER_URL/api/v1/device/images/$image") ||
+  fail "the slow download failed (curl $?)"
+cmp -s "$d/app.img" "$d/downloaded" || fail "the slow download is not the image"
+at_least "$took" $((D + 2)) || fail "the download took $took s: too fast to show the deadline spares it"
+E2E_CHECKS=$((E2E_CHECKS + 1))
+# (Once the service has sent its last byte, the connection waits for a next request like any
+# other: the socket buffers may take longer than the deadline to drain at 1 MiB/s, and it may be
+# cut then, with every byte delivered. So the count is not checked here.)
+
+# --- connections per address -------------------------------------------------------------------------
+kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+RAMPART_SERVER=$server_bin start_server "$d/srv" --max-connections-per-address 3 --request-deadline 600
+port=$(cat "$d/srv.port")
+held=()
+# hold &: a connection kept busy (a request a second), so that nothing but the cap can end it.
+# Only ever run in the background: it execs, so that $! is the client itself.
+hold() { exec python3 "$client" hold "$port" "$SERVER_CA" "$@"; }
+for i in 1 2 3; do
+  hold >"$d/held.$i" 2>&1 &
+  held[$i]=$!
+  E2E_PIDS+=("${held[$i]}")
+done
+for i in 1 2 3; do
+  wait_until 60 grep -q "^held 200" "$d/held.$i" || fail "connection $i: $(cat "$d/held.$i")"
+done
+# The fourth from 127.0.0.1 is closed at once: an error, not a wait in the backlog (28).
+rc=0
+curl -s -o /dev/null --max-time 30 --cacert "$SERVER_CA" "$SERVER_URL/healthz" || rc=$?
+[ "$rc" != 0 ] || fail "a connection over the per-address cap was served"
+[ "$rc" != 28 ] || fail "a connection over the per-address cap waited instead of being closed"
+E2E_CHECKS=$((E2E_CHECKS + 1))
+# Another address is served meanwhile, and the refusal was counted.
+status=$(curl -s -o "$d/body" -w '%{http_code}' --interface 127.0.0.2 --cacert "$SERVER_CA" \
+  "$SERVER_URL/metrics")
+is_status 200
+eq "$(metric 'rampart_connections_closed_total{reason="per_address_cap"}')" 1 "connections refused at the per-address cap"
+# One held connection goes: 127.0.0.1 is served again.
+kill "${held[1]}"
+served() { curl -sf -o /dev/null --max-time 30 --cacert "$SERVER_CA" "$SERVER_URL/healthz"; }
+wait_until 60 served || fail "no connection was served once a held one had gone"
+kill "${held[2]}" "${held[3]}"
+
+# --- one port, one data directory --------------------------------------------------------------------
+kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+RAMPART_SERVER=$server_bin start_server "$d/srv"
+first=$SERVER_PID
+port=$(cat "$d/srv.port")
+# Another data directory (another CA, another database) on the same port: refused, clearly (a
+# server that started instead would run until the bound).
+expect 1 timeout 60 "$server_bin" --data-dir "$d/other" --listen "127.0.0.1:$port"
+err_has "port $port on 127.0.0.1 is in use by another program, or by a rampart-server with another data directory"
+http GET /healthz -; is_status 200
+# A replica of the same data directory joins the port, and both serve it.
+"$server_bin" --data-dir "$d/srv" --listen "127.0.0.1:$port" --port-file "$d/replica.port" \
+  >"$d/replica.log" 2>&1 &
+replica=$!
+E2E_PIDS+=("$replica")
+wait_until 60 test -s "$d/replica.port" || fail "the replica did not start: $(cat "$d/replica.log")"
+grep -q "beside the processes of the same data directory" "$d/replica.log" ||
+  fail "the replica did not say it joined: $(cat "$d/replica.log")"
+listeners() { ss -Hltnp "sport = :$port" | grep -o 'pid=[0-9]*' | sort -u | tr '\n' ' '; }
+eq "$(listeners)" "$(printf 'pid=%s\n' "$first" "$replica" | sort | tr '\n' ' ')" "processes listening on the port"
+# The kernel spreads connections over both processes' sockets: held connections land in both.
+for i in $(seq 1 16); do
+  hold >"$d/spread.$i" 2>&1 &
+  E2E_PIDS+=($!)
+done
+for i in $(seq 1 16); do
+  wait_until 60 grep -q "^held 200" "$d/spread.$i" || fail "connection $i: $(cat "$d/spread.$i")"
+done
+owners=$(ss -Htnp state established "sport = :$port" | grep -o 'pid=[0-9]*' | sort -u | wc -l)
+eq "$owners" 2 "processes holding the connections"
+# The first one stops: the replica serves on; a stranger still may not take the port.
+kill "$first"; wait "$first" 2>/dev/null || true
+wait_until 60 served || fail "the replica does not serve alone"
+expect 1 timeout 60 "$server_bin" --data-dir "$d/other" --listen "127.0.0.1:$port"
+err_has "is in use by another program"
+# Once nothing of ours serves the port, it is anyone's.
+kill "$replica"; wait "$replica" 2>/dev/null || true
+RAMPART_SERVER=$server_bin start_server "$d/other" --listen "127.0.0.1:$port"
+eq "$(cat "$d/other.port")" "$port" "the other data directory's port"
+
+done_ok
