@@ -74,6 +74,27 @@ static void count_status(rp_req_t *r, int status)
     atomic_fetch_add(&r->w->srv->metrics.requests[cls >= 1 && cls <= 5 ? cls : 0], 1);
 }
 
+/*
+ * Send the reply. For HEAD: the headers a GET gets, its Content-Length included, and no body
+ * (evhttp would send the body anyway and leave out only its length, and a keep-alive client would
+ * read the body as the next response).
+ */
+static void send_reply(rp_req_t *r, int status, struct evbuffer *body, uint64_t len)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+
+    /* Counted first: a reply to a client that has gone frees the request at once. */
+    count_status(r, status);
+    if (r->method == EVHTTP_REQ_HEAD) {
+        char n[24];
+        snprintf(n, sizeof(n), "%llu", (unsigned long long)len);
+        evhttp_remove_header(h, "Content-Length");
+        evhttp_add_header(h, "Content-Length", n);
+        body = NULL;
+    }
+    evhttp_send_reply(r->req, status, NULL, body);
+}
+
 void rp_reply_bytes(rp_req_t *r, int status, const char *type, const void *data, size_t len)
 {
     struct evbuffer *buf = evbuffer_new();
@@ -82,21 +103,22 @@ void rp_reply_bytes(rp_req_t *r, int status, const char *type, const void *data,
     evhttp_add_header(h, "Content-Type", type);
     if (evhttp_find_header(h, "Cache-Control") == NULL) /* the CRL says otherwise */
         evhttp_add_header(h, "Cache-Control", "no-store");
-    if (buf != NULL)
+    if (buf != NULL && r->method != EVHTTP_REQ_HEAD)
         evbuffer_add(buf, data, len);
-    /* Counted first: a reply to a client that has gone frees the request at once. */
-    count_status(r, status);
-    evhttp_send_reply(r->req, status, NULL, buf);
+    send_reply(r, status, buf, len);
     if (buf != NULL)
         evbuffer_free(buf);
 }
 
 void rp_reply_file(rp_req_t *r, int status, const char *type, int fd, uint64_t off, uint64_t len)
 {
-    struct evbuffer *buf = evbuffer_new();
+    struct evbuffer *buf = NULL;
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
 
-    if (buf == NULL || evbuffer_add_file(buf, fd, (ev_off_t)off, (ev_off_t)len) != 0) {
+    if (r->method == EVHTTP_REQ_HEAD) {
+        close(fd);
+    } else if ((buf = evbuffer_new()) == NULL ||
+               evbuffer_add_file(buf, fd, (ev_off_t)off, (ev_off_t)len) != 0) {
         if (buf != NULL)
             evbuffer_free(buf);
         else
@@ -106,9 +128,9 @@ void rp_reply_file(rp_req_t *r, int status, const char *type, int fd, uint64_t o
     }
     evhttp_add_header(h, "Content-Type", type);
     evhttp_add_header(h, "Cache-Control", "no-store");
-    count_status(r, status);
-    evhttp_send_reply(r->req, status, NULL, buf);
-    evbuffer_free(buf);
+    send_reply(r, status, buf, len);
+    if (buf != NULL)
+        evbuffer_free(buf);
 }
 
 bool rp_range_parse(const char *h, uint64_t size, uint64_t *start, uint64_t *len,

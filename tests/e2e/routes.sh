@@ -122,6 +122,30 @@ call GET "/api/v1/no/such/thing" "$ADMIN_TOKEN"; eq "$status" 404 "an unknown pa
 status=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$SERVER_CA" -I \
   -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")" "$SERVER_URL/api/v1/tenants/$acme")
 eq "$status" 200 "HEAD of a GET route"
+# A HEAD answer has no body, so that the next response on the same connection is read as such
+# (and says how long the GET's body is).
+/usr/bin/python3 - "$SERVER_URL" "$SERVER_CA" "$(cat "$ADMIN_TOKEN")" "/api/v1/tenants/$acme" <<'PY' ||
+import socket, ssl, sys, urllib.parse
+url, ca, token, path = sys.argv[1:]
+u = urllib.parse.urlparse(url)
+s = ssl.create_default_context(cafile=ca).wrap_socket(
+    socket.create_connection((u.hostname, u.port), timeout=30), server_hostname=u.hostname)
+s.sendall(("HEAD %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n"
+           "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % (path, token)).encode())
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+head, sep, rest = data.partition(b"\r\n\r\n")
+assert head.startswith(b"HTTP/1.1 200"), head
+length = [l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
+assert length and int(length[0].split(b":")[1]) > 0, head
+assert rest.startswith(b"HTTP/1.1 200"), "a body after the HEAD answer: %r" % rest[:80]
+assert rest.rstrip().endswith(b'{"status":"ok"}'), rest
+PY
+  fail "HEAD then GET on one connection"
 
 # --- the CRL: cached, revalidated, and fresh at once after a block -----------------------------
 expect 0 "$AGENT" provision --state-dir "$d/dev" --rot soft; dev=$(cat "$d/out")
