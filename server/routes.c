@@ -89,7 +89,7 @@ const rp_route_t rp_routes[] = {
     {GET,    T "/products/{product}/groups/{group}/devices", READER, 0, rp_h_group_devices, "a group's devices"},
     {POST,   T "/products/{product}/groups/{group}/devices", CONTRIBUTOR, ESCALATES, rp_h_group_assign, "move devices into a group (admin if it allows unknown images)"},
     {GET,    T "/deployments",                    READER, 0, rp_h_deployments_list, "the tenant's deployments"},
-    {POST,   T "/deployments",                    CONTRIBUTOR, 0, rp_h_deployment_create, "deploy images to a group"},
+    {POST,   T "/deployments",                    CONTRIBUTOR, ESCALATES, rp_h_deployment_create, "deploy images to a group (admin past devices' counter limits)"},
     {GET,    T "/deployments/{deployment}",       READER, 0, rp_h_deployment_get, "a deployment and its devices' states"},
     {GET,    T "/update/online-key",              READER, 0, rp_h_online_key_get, "the service's online key for the tenant's targets"},
     {POST,   T "/update/online-key",              ADMIN, 0, rp_h_online_key_rotate, "a new online key"},
