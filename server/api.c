@@ -606,33 +606,77 @@ static bool etag_matches(const char *header, const char *etag)
 /* The tenant's current CRL, copied out of the process's cache (made if need be): OUT *copy
  * (its der malloc'd). Called under srv->crl_lock, so that one worker makes it and the others
  * wait for it. */
+static uint64_t tenant_hash(const char *id)
+{
+    uint64_t h = 14695981039346656037ull; /* FNV-1a */
+
+    for (; *id != '\0'; id++)
+        h = (h ^ (uint8_t)*id) * 1099511628211ull;
+    return h;
+}
+
+/* The tenant's slot in the cache (an empty one, named, if it has none); NULL when out of memory.
+ * The table never holds more than 70% of its slots, so a probe ends at an empty one. */
+static rp_crl_cached_t *crl_slot(rp_server_t *srv, const char *tenant_id)
+{
+    rp_crl_cached_t *c;
+    size_t i;
+
+    if ((srv->crls_used + 1) * 10 > srv->crls_cap * 7) {
+        size_t cap = srv->crls_cap == 0 ? 64 : 2 * srv->crls_cap;
+        rp_crl_cached_t *grown = calloc(cap, sizeof(*grown));
+        if (grown == NULL)
+            return NULL;
+        for (size_t j = 0; j < srv->crls_cap; j++) {
+            if (srv->crls[j].tenant_id[0] == '\0')
+                continue;
+            for (i = tenant_hash(srv->crls[j].tenant_id) & (cap - 1); grown[i].tenant_id[0];
+                 i = (i + 1) & (cap - 1))
+                ;
+            grown[i] = srv->crls[j];
+        }
+        free(srv->crls);
+        srv->crls = grown;
+        srv->crls_cap = cap;
+    }
+    for (i = tenant_hash(tenant_id) & (srv->crls_cap - 1);; i = (i + 1) & (srv->crls_cap - 1)) {
+        c = &srv->crls[i];
+        if (c->tenant_id[0] == '\0') {
+            snprintf(c->tenant_id, sizeof(c->tenant_id), "%s", tenant_id);
+            srv->crls_used++;
+            return c;
+        }
+        if (strcmp(c->tenant_id, tenant_id) == 0)
+            return c;
+    }
+}
+
+/* The tenant's current CRL, copied out of the process's cache (made if need be): OUT *copy
+ * (its der malloc'd). Called under srv->crl_lock, so that one worker makes it and the others
+ * wait for it. */
 static rp_err_t crl_current(rp_req_t *r, rp_crl_cached_t *copy)
 {
     int64_t now = (int64_t)time(NULL), version;
-    rp_crl_cached_t *cache = r->w->srv->crls, *slot = NULL;
+    rp_crl_cached_t *slot;
     const rp_ca_t *ca;
     rp_err_t err = rp_store_crl_version(r->w->store, r->tenant.id, &version);
 
     if (err != RP_OK)
         return err;
-    for (int i = 0; i < RP_CRL_CACHE && slot == NULL; i++)
-        if (cache[i].der != NULL && strcmp(cache[i].tenant_id, r->tenant.id) == 0)
-            slot = &cache[i];
-    if (slot == NULL || slot->version != version || now < slot->made ||
+    if ((slot = crl_slot(r->w->srv, r->tenant.id)) == NULL)
+        return RP_ERR_NO_MEMORY;
+    if (slot->der == NULL || slot->version != version || now < slot->made ||
         now - slot->made >= CRL_REFRESH) {
-        if (slot == NULL) /* an empty slot, or else the oldest */
-            for (int i = 0; i < RP_CRL_CACHE; i++)
-                if (slot == NULL || (slot->der != NULL && cache[i].made < slot->made))
-                    slot = &cache[i];
         free(slot->der);
-        memset(slot, 0, sizeof(*slot));
+        slot->der = NULL;
         err = rp_worker_ca(r->w, &r->tenant, &ca);
         if (err == RP_OK)
             err = rp_ca_crl(r->w->store, ca, now, &slot->der, &slot->len);
-        if (err != RP_OK)
+        if (err != RP_OK) {
+            slot->der = NULL;
             return err;
+        }
         atomic_fetch_add(&r->w->srv->metrics.crl_builds, 1);
-        snprintf(slot->tenant_id, sizeof(slot->tenant_id), "%s", r->tenant.id);
         slot->version = version;
         slot->made = now;
         slot->next_update = now + RP_CRL_LIFETIME;

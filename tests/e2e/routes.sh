@@ -182,5 +182,13 @@ status=$(curl -s -o "$d/crl.pem" -D "$d/headers" -w '%{http_code}' --cacert "$SE
 eq "$status" 200 "PEM CRL"
 [ "$(header ETag)" != "$etag" ] || fail "the PEM and DER CRLs share an ETag"
 openssl crl -in "$d/crl.pem" -noout -text | grep -qi "Serial Number: $serial" || fail "PEM CRL"
+# The cache holds every tenant's CRL: a flood cycling over more tenants than a fixed cache would
+# hold makes each CRL once.
+for i in $(seq 1 40); do "$RAMPART" tenant create "many-$i" >>"$d/many.ids"; done
+for round in 1 2; do
+  while read -r t; do curl -s -o /dev/null --cacert "$SERVER_CA" "$SERVER_URL/api/v1/tenants/$t/crl"; done <"$d/many.ids"
+  [ $round = 1 ] && b1=$(builds)
+done
+eq "$(($(builds) - b1))" 0 "CRLs made again on a second round over 40 tenants"
 
 done_ok
