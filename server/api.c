@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <event2/buffer.h>
@@ -173,7 +174,20 @@ static bool token_expiry(rp_req_t *r, json_t *body, int64_t now, int64_t *expire
                        "\"expires_at\" must be an ISO 8601 UTC time, e.g. 2027-01-31T12:00:00Z");
         return false;
     }
-    *expires = (int64_t)timegm(&tm);
+    {
+        /* strptime takes "02-30T23:59:60" and timegm makes it 3 March: a time that does not
+         * exist is refused, not moved. */
+        struct tm asked = tm, back;
+        time_t t = timegm(&tm);
+        if (gmtime_r(&t, &back) == NULL || back.tm_year != asked.tm_year ||
+            back.tm_mon != asked.tm_mon || back.tm_mday != asked.tm_mday ||
+            back.tm_hour != asked.tm_hour || back.tm_min != asked.tm_min ||
+            back.tm_sec != asked.tm_sec) {
+            rp_reply_error(r, 400, "invalid", "\"expires_at\" %s is not a time that exists", text);
+            return false;
+        }
+        *expires = (int64_t)t;
+    }
     if (*expires <= now || *expires - now > TOKEN_LIFETIME_MAX) {
         rp_reply_error(r, 400, "invalid", "\"expires_at\" must be in the next ten years");
         return false;
@@ -543,11 +557,16 @@ void rp_h_policy_set(rp_req_t *r)
         for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
             if (strcmp(key, fields[i].key) == 0)
                 break;
-        if (i == sizeof(fields) / sizeof(fields[0]) || !json_is_boolean(v)) {
+        if (i == sizeof(fields) / sizeof(fields[0])) {
             rp_reply_error(r, 400, "invalid",
                            "the policy takes require_components, require_measurement_register "
-                           "and allow_debug, each true or false (\"%.64s\" is not one of them)",
+                           "and allow_debug (\"%.64s\" is not one of them)",
                            key);
+            json_decref(body);
+            return;
+        }
+        if (!json_is_boolean(v)) {
+            rp_reply_error(r, 400, "invalid", "\"%s\" is true or false", fields[i].key);
             json_decref(body);
             return;
         }
@@ -705,11 +724,30 @@ void rp_h_crl_get(rp_req_t *r)
     const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(r->req));
     const char *inm = evhttp_find_header(evhttp_request_get_input_headers(r->req), "If-None-Match");
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
-    bool pem = query != NULL && strcmp(query, "format=pem") == 0;
     rp_crl_cached_t crl = {0}, *c = &crl;
     char etag[sizeof(crl.etag) + 8], date[64];
+    struct evkeyvalq q;
+    const char *format = NULL;
+    bool pem = false;
     rp_err_t err;
 
+    /* ?format=pem|der (any case); nothing else is taken, rather than answered in a form the
+     * client did not ask for. */
+    if (query != NULL) {
+        bool ok = evhttp_parse_query_str(query, &q) == 0;
+        for (struct evkeyval *kv = ok ? q.tqh_first : NULL; kv != NULL; kv = kv->next.tqe_next)
+            if (strcmp(kv->key, "format") != 0)
+                ok = false;
+        format = ok ? evhttp_find_header(&q, "format") : NULL;
+        ok = ok &&
+             (format == NULL || strcasecmp(format, "pem") == 0 || strcasecmp(format, "der") == 0);
+        pem = ok && format != NULL && strcasecmp(format, "pem") == 0;
+        evhttp_clear_headers(&q);
+        if (!ok) {
+            rp_reply_error(r, 400, "invalid", "the CRL takes ?format=pem or ?format=der only");
+            return;
+        }
+    }
     pthread_mutex_lock(&r->w->srv->crl_lock);
     err = crl_current(r, &crl);
     pthread_mutex_unlock(&r->w->srv->crl_lock);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -393,6 +394,30 @@ static bool is_tls(struct evhttp_request *req)
     return conn != NULL && bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(conn));
 }
 
+/*
+ * Two Content-Length headers, or one beside Transfer-Encoding, are how a request is smuggled
+ * past a proxy that reads them differently (RFC 9112, 6.3): refused, and the connection closed.
+ */
+static bool headers_sane(struct evhttp_request *req)
+{
+    const struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    int lengths = 0, encodings = 0;
+
+    for (const struct evkeyval *h = in->tqh_first; h != NULL; h = h->next.tqe_next) {
+        lengths += strcasecmp(h->key, "Content-Length") == 0;
+        encodings += strcasecmp(h->key, "Transfer-Encoding") == 0;
+    }
+    return lengths <= 1 && (lengths == 0 || encodings == 0);
+}
+
+/* A "%00" in the query would cut a value short once decoded, as in a path segment. */
+static bool query_hides_nul(const struct evhttp_uri *uri)
+{
+    const char *q = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+
+    return q != NULL && strstr(q, "%00") != NULL;
+}
+
 void rp_h_healthz(rp_req_t *r)
 {
     if (atomic_load(&r->w->srv->ready))
@@ -422,6 +447,12 @@ static void dispatch(struct evhttp_request *req, void *arg)
     } else if (!is_tls(req)) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
         rp_reply_error(r, 400, "tls_required", "this service speaks HTTPS only");
+    } else if (!headers_sane(req)) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        rp_reply_error(r, 400, "bad_request",
+                       "a request has one Content-Length and no Transfer-Encoding beside it");
+    } else if (query_hides_nul(uri)) {
+        rp_reply_error(r, 400, "bad_query", "the query holds a NUL character");
     } else if (!split_path(r, strcpy(copy, r->path), &bad)) {
         if (bad)
             rp_reply_error(r, 400, "bad_path", "a path segment holds a NUL character");

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <event2/http.h>
@@ -181,7 +182,7 @@ static bool authenticate(rp_req_t *r)
     int64_t now;
     rp_err_t err;
 
-    if (h == NULL || strncmp(h, "Bearer ", 7) != 0) {
+    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) { /* the scheme's case: RFC 7235 */
         evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate", "Bearer");
         rp_reply_error(r, 401, "unauthorized", "a bearer token is required");
         return false;

@@ -826,6 +826,12 @@ void rp_h_group_create(rp_req_t *r)
     if (!find_product(r, &r->tenant, rp_req_param(r, "product"), &p) ||
         (body = rp_req_json(r)) == NULL || (name = body_name(r, body)) == NULL)
         return;
+    if (json_object_get(body, "allow_unknown_images") != NULL &&
+        !json_is_boolean(json_object_get(body, "allow_unknown_images"))) {
+        json_decref(body);
+        rp_reply_error(r, 400, "invalid", "\"allow_unknown_images\" is true or false");
+        return;
+    }
     allow = json_is_true(json_object_get(body, "allow_unknown_images"));
     /* Such a group lets its devices pass attestation with images the tenant never uploaded: as
      * much an admin's decision as which keys sign images. */
