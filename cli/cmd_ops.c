@@ -46,6 +46,8 @@ static const char ops_usage[] =
     "  rampart device-group list --tenant T --product P\n"
     "  rampart device assign --tenant T --product P --group G DEVICE_ID...\n"
     "  rampart deployment create --tenant T --product P --group G IMAGE_ID... [--rollout PCT]\n"
+    "      [--ignore-counter-limits]  (admin: even past the security counters some devices\n"
+    "      said they accept; they will refuse the image)\n"
     "  rampart deployment list --tenant T\n"
     "  rampart deployment show --tenant T DEPLOYMENT_ID            devices per update state\n"
     "  rampart update-root sign --tenant T --root-key ROOT.pem [--previous-root-key OLD.pem]\n"
@@ -504,30 +506,31 @@ static int ca_cmd(struct ops *o, const char *verb)
 int cmd_ops(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"server",               required_argument, NULL, 's'},
-        {"token-file",           required_argument, NULL, 't'},
-        {"ca-file",              required_argument, NULL, 'c'},
-        {"tenant",               required_argument, NULL, 'T'},
-        {"role",                 required_argument, NULL, 'r'},
-        {"out",                  required_argument, NULL, 'o'},
-        {"output",               required_argument, NULL, 'O'},
-        {"product",              required_argument, NULL, 'P'},
-        {"group",                required_argument, NULL, 'G'},
-        {"key",                  required_argument, NULL, 'k'},
-        {"name",                 required_argument, NULL, 'n'},
-        {"component",            required_argument, NULL, 'C'},
-        {"rollout",              required_argument, NULL, 'R'},
-        {"allow-unknown-images", no_argument,       NULL, 'U'},
-        {"root-key",             required_argument, NULL, 'K'},
-        {"previous-root-key",    required_argument, NULL, 'J'},
-        {"expires-days",         required_argument, NULL, 'E'},
-        {"expires-in",           required_argument, NULL, 'I'},
-        {"expires-at",           required_argument, NULL, 'X'},
-        {"allow-debug",          required_argument, NULL, 'D'},
-        {"require-components",   required_argument, NULL, 'M'},
-        {"require-register",     required_argument, NULL, 'Y'},
-        {"help",                 no_argument,       NULL, 'h'},
-        {NULL,                   0,                 NULL, 0  },
+        {"server",                required_argument, NULL, 's'},
+        {"token-file",            required_argument, NULL, 't'},
+        {"ca-file",               required_argument, NULL, 'c'},
+        {"tenant",                required_argument, NULL, 'T'},
+        {"role",                  required_argument, NULL, 'r'},
+        {"out",                   required_argument, NULL, 'o'},
+        {"output",                required_argument, NULL, 'O'},
+        {"product",               required_argument, NULL, 'P'},
+        {"group",                 required_argument, NULL, 'G'},
+        {"key",                   required_argument, NULL, 'k'},
+        {"name",                  required_argument, NULL, 'n'},
+        {"component",             required_argument, NULL, 'C'},
+        {"rollout",               required_argument, NULL, 'R'},
+        {"allow-unknown-images",  no_argument,       NULL, 'U'},
+        {"ignore-counter-limits", no_argument,       NULL, 'L'},
+        {"root-key",              required_argument, NULL, 'K'},
+        {"previous-root-key",     required_argument, NULL, 'J'},
+        {"expires-days",          required_argument, NULL, 'E'},
+        {"expires-in",            required_argument, NULL, 'I'},
+        {"expires-at",            required_argument, NULL, 'X'},
+        {"allow-debug",           required_argument, NULL, 'D'},
+        {"require-components",    required_argument, NULL, 'M'},
+        {"require-register",      required_argument, NULL, 'Y'},
+        {"help",                  no_argument,       NULL, 'h'},
+        {NULL,                    0,                 NULL, 0  },
     };
     struct ops o = {0};
     uint8_t *token;
@@ -542,7 +545,7 @@ int cmd_ops(int argc, char **argv)
     o.token_file = getenv("RAMPART_TOKEN_FILE");
     o.ca_file = getenv("RAMPART_CA_FILE");
     optind = 0;
-    while ((c = getopt_long(argc - 1, argv + 1, "s:t:c:T:r:o:O:P:G:k:n:C:R:UK:J:E:I:X:D:M:Y:h",
+    while ((c = getopt_long(argc - 1, argv + 1, "s:t:c:T:r:o:O:P:G:k:n:C:R:ULK:J:E:I:X:D:M:Y:h",
                             opts, NULL)) != -1) {
         switch (c) {
         case 's': o.server = optarg; break;
@@ -562,6 +565,7 @@ int cmd_ops(int argc, char **argv)
         case 'C': o.component = optarg; break;
         case 'R': o.rollout = optarg; break;
         case 'U': o.allow_unknown_images = true; break;
+        case 'L': o.ignore_counter_limits = true; break;
         case 'K': o.root_key = optarg; break;
         case 'J': o.prev_root_key = optarg; break;
         case 'E': o.expires_days = optarg; break;

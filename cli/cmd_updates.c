@@ -462,8 +462,9 @@ static int deployment_create(struct ops *o, const char *path, json_t *req)
             stderr, "  device %s accepts security counters up to %lld\n", ops_str(d, "device_id"),
             (long long)json_integer_value(json_object_get(d, "security_counter_max")));
         fprintf(stderr,
-                "Sign %s with a security counter they can hold, or move those devices "
-                "to another group.\n",
+                "Sign %s with a security counter they can hold, move those devices to another "
+                "group, or (an admin) deploy it anyway with --ignore-counter-limits: they will "
+                "refuse it.\n",
                 ops_str(body, "component"));
         json_decref(body);
         return CLI_FAIL;
@@ -499,8 +500,9 @@ int ops_deployment_cmd(struct ops *o, const char *verb)
         }
         for (int a = 0; a < o->nargs; a++)
             json_array_append_new(imgs, json_string(o->args[a]));
-        req = json_pack("{s:s, s:s, s:o, s:i}", "product", o->product, "group", o->group, "images",
-                        imgs, "rollout", (int)rollout);
+        req = json_pack("{s:s, s:s, s:o, s:i, s:b}", "product", o->product, "group", o->group,
+                        "images", imgs, "rollout", (int)rollout, "ignore_counter_limits",
+                        o->ignore_counter_limits);
         return deployment_create(o, path, req);
     }
     if (strcmp(verb, "list") == 0) {

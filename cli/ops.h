@@ -16,7 +16,8 @@ struct ops {
     const char *product, *group, *key, *name, *component, *rollout;
     const char *root_key, *prev_root_key, *expires_days;
     bool allow_unknown_images;
-    const char *expires_in, *expires_at;                             /* a new token's expiry */
+    bool ignore_counter_limits;          /* deploy past what devices said they accept (admin) */
+    const char *expires_in, *expires_at; /* a new token's expiry */
     const char *allow_debug, *require_components, *require_register; /* "yes" or "no" */
     cli_output_t output;
     char token[512];

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <event2/buffer.h>
@@ -173,7 +174,20 @@ static bool token_expiry(rp_req_t *r, json_t *body, int64_t now, int64_t *expire
                        "\"expires_at\" must be an ISO 8601 UTC time, e.g. 2027-01-31T12:00:00Z");
         return false;
     }
-    *expires = (int64_t)timegm(&tm);
+    {
+        /* strptime takes "02-30T23:59:60" and timegm makes it 3 March: a time that does not
+         * exist is refused, not moved. */
+        struct tm asked = tm, back;
+        time_t t = timegm(&tm);
+        if (gmtime_r(&t, &back) == NULL || back.tm_year != asked.tm_year ||
+            back.tm_mon != asked.tm_mon || back.tm_mday != asked.tm_mday ||
+            back.tm_hour != asked.tm_hour || back.tm_min != asked.tm_min ||
+            back.tm_sec != asked.tm_sec) {
+            rp_reply_error(r, 400, "invalid", "\"expires_at\" %s is not a time that exists", text);
+            return false;
+        }
+        *expires = (int64_t)t;
+    }
     if (*expires <= now || *expires - now > TOKEN_LIFETIME_MAX) {
         rp_reply_error(r, 400, "invalid", "\"expires_at\" must be in the next ten years");
         return false;
@@ -543,11 +557,16 @@ void rp_h_policy_set(rp_req_t *r)
         for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
             if (strcmp(key, fields[i].key) == 0)
                 break;
-        if (i == sizeof(fields) / sizeof(fields[0]) || !json_is_boolean(v)) {
+        if (i == sizeof(fields) / sizeof(fields[0])) {
             rp_reply_error(r, 400, "invalid",
                            "the policy takes require_components, require_measurement_register "
-                           "and allow_debug, each true or false (\"%.64s\" is not one of them)",
+                           "and allow_debug (\"%.64s\" is not one of them)",
                            key);
+            json_decref(body);
+            return;
+        }
+        if (!json_is_boolean(v)) {
+            rp_reply_error(r, 400, "invalid", "\"%s\" is true or false", fields[i].key);
             json_decref(body);
             return;
         }
@@ -606,33 +625,77 @@ static bool etag_matches(const char *header, const char *etag)
 /* The tenant's current CRL, copied out of the process's cache (made if need be): OUT *copy
  * (its der malloc'd). Called under srv->crl_lock, so that one worker makes it and the others
  * wait for it. */
+static uint64_t tenant_hash(const char *id)
+{
+    uint64_t h = 14695981039346656037ull; /* FNV-1a */
+
+    for (; *id != '\0'; id++)
+        h = (h ^ (uint8_t)*id) * 1099511628211ull;
+    return h;
+}
+
+/* The tenant's slot in the cache (an empty one, named, if it has none); NULL when out of memory.
+ * The table never holds more than 70% of its slots, so a probe ends at an empty one. */
+static rp_crl_cached_t *crl_slot(rp_server_t *srv, const char *tenant_id)
+{
+    rp_crl_cached_t *c;
+    size_t i;
+
+    if ((srv->crls_used + 1) * 10 > srv->crls_cap * 7) {
+        size_t cap = srv->crls_cap == 0 ? 64 : 2 * srv->crls_cap;
+        rp_crl_cached_t *grown = calloc(cap, sizeof(*grown));
+        if (grown == NULL)
+            return NULL;
+        for (size_t j = 0; j < srv->crls_cap; j++) {
+            if (srv->crls[j].tenant_id[0] == '\0')
+                continue;
+            for (i = tenant_hash(srv->crls[j].tenant_id) & (cap - 1); grown[i].tenant_id[0];
+                 i = (i + 1) & (cap - 1))
+                ;
+            grown[i] = srv->crls[j];
+        }
+        free(srv->crls);
+        srv->crls = grown;
+        srv->crls_cap = cap;
+    }
+    for (i = tenant_hash(tenant_id) & (srv->crls_cap - 1);; i = (i + 1) & (srv->crls_cap - 1)) {
+        c = &srv->crls[i];
+        if (c->tenant_id[0] == '\0') {
+            snprintf(c->tenant_id, sizeof(c->tenant_id), "%s", tenant_id);
+            srv->crls_used++;
+            return c;
+        }
+        if (strcmp(c->tenant_id, tenant_id) == 0)
+            return c;
+    }
+}
+
+/* The tenant's current CRL, copied out of the process's cache (made if need be): OUT *copy
+ * (its der malloc'd). Called under srv->crl_lock, so that one worker makes it and the others
+ * wait for it. */
 static rp_err_t crl_current(rp_req_t *r, rp_crl_cached_t *copy)
 {
     int64_t now = (int64_t)time(NULL), version;
-    rp_crl_cached_t *cache = r->w->srv->crls, *slot = NULL;
+    rp_crl_cached_t *slot;
     const rp_ca_t *ca;
     rp_err_t err = rp_store_crl_version(r->w->store, r->tenant.id, &version);
 
     if (err != RP_OK)
         return err;
-    for (int i = 0; i < RP_CRL_CACHE && slot == NULL; i++)
-        if (cache[i].der != NULL && strcmp(cache[i].tenant_id, r->tenant.id) == 0)
-            slot = &cache[i];
-    if (slot == NULL || slot->version != version || now < slot->made ||
+    if ((slot = crl_slot(r->w->srv, r->tenant.id)) == NULL)
+        return RP_ERR_NO_MEMORY;
+    if (slot->der == NULL || slot->version != version || now < slot->made ||
         now - slot->made >= CRL_REFRESH) {
-        if (slot == NULL) /* an empty slot, or else the oldest */
-            for (int i = 0; i < RP_CRL_CACHE; i++)
-                if (slot == NULL || (slot->der != NULL && cache[i].made < slot->made))
-                    slot = &cache[i];
         free(slot->der);
-        memset(slot, 0, sizeof(*slot));
+        slot->der = NULL;
         err = rp_worker_ca(r->w, &r->tenant, &ca);
         if (err == RP_OK)
             err = rp_ca_crl(r->w->store, ca, now, &slot->der, &slot->len);
-        if (err != RP_OK)
+        if (err != RP_OK) {
+            slot->der = NULL;
             return err;
+        }
         atomic_fetch_add(&r->w->srv->metrics.crl_builds, 1);
-        snprintf(slot->tenant_id, sizeof(slot->tenant_id), "%s", r->tenant.id);
         slot->version = version;
         slot->made = now;
         slot->next_update = now + RP_CRL_LIFETIME;
@@ -661,11 +724,30 @@ void rp_h_crl_get(rp_req_t *r)
     const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(r->req));
     const char *inm = evhttp_find_header(evhttp_request_get_input_headers(r->req), "If-None-Match");
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
-    bool pem = query != NULL && strcmp(query, "format=pem") == 0;
     rp_crl_cached_t crl = {0}, *c = &crl;
     char etag[sizeof(crl.etag) + 8], date[64];
+    struct evkeyvalq q;
+    const char *format = NULL;
+    bool pem = false;
     rp_err_t err;
 
+    /* ?format=pem|der (any case); nothing else is taken, rather than answered in a form the
+     * client did not ask for. */
+    if (query != NULL) {
+        bool ok = evhttp_parse_query_str(query, &q) == 0;
+        for (struct evkeyval *kv = ok ? q.tqh_first : NULL; kv != NULL; kv = kv->next.tqe_next)
+            if (strcmp(kv->key, "format") != 0)
+                ok = false;
+        format = ok ? evhttp_find_header(&q, "format") : NULL;
+        ok = ok &&
+             (format == NULL || strcasecmp(format, "pem") == 0 || strcasecmp(format, "der") == 0);
+        pem = ok && format != NULL && strcasecmp(format, "pem") == 0;
+        evhttp_clear_headers(&q);
+        if (!ok) {
+            rp_reply_error(r, 400, "invalid", "the CRL takes ?format=pem or ?format=der only");
+            return;
+        }
+    }
     pthread_mutex_lock(&r->w->srv->crl_lock);
     err = crl_current(r, &crl);
     pthread_mutex_unlock(&r->w->srv->crl_lock);

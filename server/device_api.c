@@ -683,7 +683,8 @@ static void serve_file(rp_req_t *r, const char *path)
         snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)start,
                  (unsigned long long)(start + len - 1), (unsigned long long)sb.st_size);
         evhttp_add_header(out, "Content-Range", cr);
-        atomic_fetch_add(&r->w->srv->metrics.image_bytes_sent, len);
+        if (r->method != EVHTTP_REQ_HEAD)
+            atomic_fetch_add(&r->w->srv->metrics.image_bytes_sent, len);
         rp_reply_file(r, 206, "application/octet-stream", fd, start, len);
         return;
     }
@@ -695,7 +696,8 @@ static void serve_file(rp_req_t *r, const char *path)
                        (unsigned long long)sb.st_size);
         return;
     }
-    atomic_fetch_add(&r->w->srv->metrics.image_bytes_sent, (uint64_t)sb.st_size);
+    if (r->method != EVHTTP_REQ_HEAD) /* a HEAD is sent the headers only */
+        atomic_fetch_add(&r->w->srv->metrics.image_bytes_sent, (uint64_t)sb.st_size);
     rp_reply_file(r, 200, "application/octet-stream", fd, 0, (uint64_t)sb.st_size);
 }
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -75,6 +76,27 @@ static void count_status(rp_req_t *r, int status)
     atomic_fetch_add(&r->w->srv->metrics.requests[cls >= 1 && cls <= 5 ? cls : 0], 1);
 }
 
+/*
+ * Send the reply. For HEAD: the headers a GET gets, its Content-Length included, and no body
+ * (evhttp would send the body anyway and leave out only its length, and a keep-alive client would
+ * read the body as the next response).
+ */
+static void send_reply(rp_req_t *r, int status, struct evbuffer *body, uint64_t len)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+
+    /* Counted first: a reply to a client that has gone frees the request at once. */
+    count_status(r, status);
+    if (r->method == EVHTTP_REQ_HEAD) {
+        char n[24];
+        snprintf(n, sizeof(n), "%llu", (unsigned long long)len);
+        evhttp_remove_header(h, "Content-Length");
+        evhttp_add_header(h, "Content-Length", n);
+        body = NULL;
+    }
+    evhttp_send_reply(r->req, status, NULL, body);
+}
+
 void rp_reply_bytes(rp_req_t *r, int status, const char *type, const void *data, size_t len)
 {
     struct evbuffer *buf = evbuffer_new();
@@ -83,21 +105,22 @@ void rp_reply_bytes(rp_req_t *r, int status, const char *type, const void *data,
     evhttp_add_header(h, "Content-Type", type);
     if (evhttp_find_header(h, "Cache-Control") == NULL) /* the CRL says otherwise */
         evhttp_add_header(h, "Cache-Control", "no-store");
-    if (buf != NULL)
+    if (buf != NULL && r->method != EVHTTP_REQ_HEAD)
         evbuffer_add(buf, data, len);
-    /* Counted first: a reply to a client that has gone frees the request at once. */
-    count_status(r, status);
-    evhttp_send_reply(r->req, status, NULL, buf);
+    send_reply(r, status, buf, len);
     if (buf != NULL)
         evbuffer_free(buf);
 }
 
 void rp_reply_file(rp_req_t *r, int status, const char *type, int fd, uint64_t off, uint64_t len)
 {
-    struct evbuffer *buf = evbuffer_new();
+    struct evbuffer *buf = NULL;
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
 
-    if (buf == NULL || evbuffer_add_file(buf, fd, (ev_off_t)off, (ev_off_t)len) != 0) {
+    if (r->method == EVHTTP_REQ_HEAD) {
+        close(fd);
+    } else if ((buf = evbuffer_new()) == NULL ||
+               evbuffer_add_file(buf, fd, (ev_off_t)off, (ev_off_t)len) != 0) {
         if (buf != NULL)
             evbuffer_free(buf);
         else
@@ -107,9 +130,9 @@ void rp_reply_file(rp_req_t *r, int status, const char *type, int fd, uint64_t o
     }
     evhttp_add_header(h, "Content-Type", type);
     evhttp_add_header(h, "Cache-Control", "no-store");
-    count_status(r, status);
-    evhttp_send_reply(r->req, status, NULL, buf);
-    evbuffer_free(buf);
+    send_reply(r, status, buf, len);
+    if (buf != NULL)
+        evbuffer_free(buf);
 }
 
 bool rp_range_parse(const char *h, uint64_t size, uint64_t *start, uint64_t *len,
@@ -372,6 +395,30 @@ static bool is_tls(struct evhttp_request *req)
     return conn != NULL && bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(conn));
 }
 
+/*
+ * Two Content-Length headers, or one beside Transfer-Encoding, are how a request is smuggled
+ * past a proxy that reads them differently (RFC 9112, 6.3): refused, and the connection closed.
+ */
+static bool headers_sane(struct evhttp_request *req)
+{
+    const struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    int lengths = 0, encodings = 0;
+
+    for (const struct evkeyval *h = in->tqh_first; h != NULL; h = h->next.tqe_next) {
+        lengths += strcasecmp(h->key, "Content-Length") == 0;
+        encodings += strcasecmp(h->key, "Transfer-Encoding") == 0;
+    }
+    return lengths <= 1 && (lengths == 0 || encodings == 0);
+}
+
+/* A "%00" in the query would cut a value short once decoded, as in a path segment. */
+static bool query_hides_nul(const struct evhttp_uri *uri)
+{
+    const char *q = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+
+    return q != NULL && strstr(q, "%00") != NULL;
+}
+
 void rp_h_healthz(rp_req_t *r)
 {
     if (atomic_load(&r->w->srv->ready))
@@ -401,6 +448,12 @@ static void dispatch(struct evhttp_request *req, void *arg)
     } else if (!is_tls(req)) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
         rp_reply_error(r, 400, "tls_required", "this service speaks HTTPS only");
+    } else if (!headers_sane(req)) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        rp_reply_error(r, 400, "bad_request",
+                       "a request has one Content-Length and no Transfer-Encoding beside it");
+    } else if (query_hides_nul(uri)) {
+        rp_reply_error(r, 400, "bad_query", "the query holds a NUL character");
     } else if (!split_path(r, strcpy(copy, r->path), &bad)) {
         if (bad)
             rp_reply_error(r, 400, "bad_path", "a path segment holds a NUL character");

@@ -498,8 +498,9 @@ out:
         event_base_free(main_base);
     SSL_CTX_free(srv.ssl_ctx);
     rp_server_tls_forget();
-    for (int i = 0; i < RP_CRL_CACHE; i++)
+    for (size_t i = 0; i < srv.crls_cap; i++)
         free(srv.crls[i].der);
+    free(srv.crls);
     rp_wipe(srv.master_key, sizeof(srv.master_key));
     rp_wipe(srv.nonce_key, sizeof(srv.nonce_key));
     return status;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <event2/http.h>
@@ -90,7 +91,7 @@ const rp_route_t rp_routes[] = {
     {GET,    T "/products/{product}/groups/{group}/devices", READER, 0, rp_h_group_devices, "a group's devices"},
     {POST,   T "/products/{product}/groups/{group}/devices", CONTRIBUTOR, ESCALATES, rp_h_group_assign, "move devices into a group (admin if it allows unknown images)"},
     {GET,    T "/deployments",                    READER, 0, rp_h_deployments_list, "the tenant's deployments"},
-    {POST,   T "/deployments",                    CONTRIBUTOR, 0, rp_h_deployment_create, "deploy images to a group"},
+    {POST,   T "/deployments",                    CONTRIBUTOR, ESCALATES, rp_h_deployment_create, "deploy images to a group (admin past devices' counter limits)"},
     {GET,    T "/deployments/{deployment}",       READER, 0, rp_h_deployment_get, "a deployment and its devices' states"},
     {GET,    T "/update/online-key",              READER, 0, rp_h_online_key_get, "the service's online key for the tenant's targets"},
     {POST,   T "/update/online-key",              ADMIN, 0, rp_h_online_key_rotate, "a new online key"},
@@ -182,7 +183,7 @@ static bool authenticate(rp_req_t *r)
     int64_t now;
     rp_err_t err;
 
-    if (h == NULL || strncmp(h, "Bearer ", 7) != 0) {
+    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) { /* the scheme's case: RFC 7235 */
         evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate", "Bearer");
         rp_reply_error(r, 401, "unauthorized", "a bearer token is required");
         return false;

@@ -77,14 +77,12 @@ typedef struct rp_metrics {
 
 typedef struct rp_recorder rp_recorder_t;
 
-#define RP_CRL_CACHE 32 /* tenants' CRLs the process keeps */
-
 /* A tenant's CRL as made and signed, for the requests that follow (api.c). */
 typedef struct rp_crl_cached {
     char tenant_id[RP_ID_SIZE];
     int64_t version; /* the tenant's revocation count it lists (rp_store_crl_version) */
     int64_t made, next_update;
-    uint8_t *der; /* malloc'd; NULL: an empty slot */
+    uint8_t *der; /* malloc'd; NULL: not made yet (a slot with no tenant_id is empty) */
     size_t len;
     char etag[48];
 } rp_crl_cached_t;
@@ -108,7 +106,9 @@ typedef struct rp_server {
     /* Each tenant's CRL as made and signed, shared by the workers (so every worker answers with
      * the same bytes and ETag): api.c, under crl_lock. */
     pthread_mutex_t crl_lock;
-    rp_crl_cached_t crls[RP_CRL_CACHE];
+    rp_crl_cached_t *crls; /* open addressing by tenant ID, grown with the tenants (never a
+                            * fixed number a flood over more tenants could churn) */
+    size_t crls_cap, crls_used;
     /* connections open from one address at most (--max-connections-per-address; 0: no cap),
      * counted in peers (NULL: no cap) */
     unsigned max_per_address;

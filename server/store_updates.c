@@ -958,7 +958,9 @@ static const char SQL_COUNTER_MAX_SET[] =
 static const char SQL_COUNTER_MAX_BELOW[] =
     "SELECT c.device_id, c.security_counter_max FROM group_members m"
     " JOIN device_counter_max c ON c.device_id = m.device_id"
-    " WHERE m.group_id = ? AND c.security_counter_max < ? ORDER BY c.device_id";
+    " JOIN devices d ON d.id = m.device_id"
+    " WHERE m.group_id = ? AND c.security_counter_max < ? AND d.blocked = 0"
+    " ORDER BY c.device_id";
 
 rp_err_t rp_store_device_counter_max_set(rp_store_t *s, const char *device_id, uint32_t max,
                                          int64_t now)

@@ -826,6 +826,12 @@ void rp_h_group_create(rp_req_t *r)
     if (!find_product(r, &r->tenant, rp_req_param(r, "product"), &p) ||
         (body = rp_req_json(r)) == NULL || (name = body_name(r, body)) == NULL)
         return;
+    if (json_object_get(body, "allow_unknown_images") != NULL &&
+        !json_is_boolean(json_object_get(body, "allow_unknown_images"))) {
+        json_decref(body);
+        rp_reply_error(r, 400, "invalid", "\"allow_unknown_images\" is true or false");
+        return;
+    }
     allow = json_is_true(json_object_get(body, "allow_unknown_images"));
     /* Such a group lets its devices pass attestation with images the tenant never uploaded: as
      * much an admin's decision as which keys sign images. */
@@ -1013,7 +1019,8 @@ static void collect_low_device(void *ctx, const char *device_id, uint32_t max)
 
 /*
  * Whether every device of the group can hold the image's security counter, by what each reported
- * its root of trust accepts (devices that never said are not known to refuse). A deployment some
+ * its root of trust accepts (devices that never said are not known to refuse; blocked devices get
+ * no updates, and do not count). A deployment some
  * of them could never install is refused: 409 counter_too_high, naming them. On refusal or
  * failure a reply was sent.
  */
@@ -1059,7 +1066,7 @@ static bool counters_fit(rp_req_t *r, const rp_group_t *g, const rp_image_record
 void rp_h_deployment_create(rp_req_t *r)
 {
     const rp_tenant_t *tenant = &r->tenant;
-    json_t *body = rp_req_json(r), *ids, *v, *out;
+    json_t *body = rp_req_json(r), *ids, *v, *out, *ignore;
     const char *product, *group;
     rp_deployment_t d;
     rp_product_t p;
@@ -1080,13 +1087,23 @@ void rp_h_deployment_create(rp_req_t *r)
         rollout = json_is_integer(json_object_get(body, "rollout"))
                       ? json_integer_value(json_object_get(body, "rollout"))
                       : -1;
+    ignore = json_object_get(body, "ignore_counter_limits");
     if (product == NULL || group == NULL || !json_is_array(ids) || json_array_size(ids) == 0 ||
-        json_array_size(ids) > RP_DEPLOY_IMAGES_MAX || rollout < 0 || rollout > 100) {
+        json_array_size(ids) > RP_DEPLOY_IMAGES_MAX || rollout < 0 || rollout > 100 ||
+        (ignore != NULL && !json_is_boolean(ignore))) {
         json_decref(body);
         rp_reply_error(r, 400, "invalid",
                        "\"product\", \"group\", \"images\" (1 to %d image IDs) are required; "
-                       "\"rollout\" is a percentage, 0 to 100",
+                       "\"rollout\" is a percentage, 0 to 100; \"ignore_counter_limits\" is true "
+                       "or false",
                        RP_DEPLOY_IMAGES_MAX);
+        return;
+    }
+    /* Past what some devices said their root of trust accepts (they will refuse the image, or one
+     * device's report is wrong): an admin's decision. */
+    if (json_is_true(ignore) &&
+        !rp_route_require(r, RP_ROLE_ADMIN, "deploying past devices' security counter limits")) {
+        json_decref(body);
         return;
     }
     if (!find_product(r, tenant, product, &p) || !find_group(r, &p, group, &g)) {
@@ -1116,7 +1133,7 @@ void rp_h_deployment_create(rp_req_t *r)
         snprintf(components[i], sizeof(components[i]), "%s", m.component);
         snprintf(d.image_ids[d.nimages++], RP_IMAGE_ID_SIZE, "%s", id);
         /* No device of the group is given what its root of trust can never accept. */
-        if (!counters_fit(r, &g, &m)) {
+        if (!json_is_true(ignore) && !counters_fit(r, &g, &m)) {
             json_decref(body);
             return;
         }

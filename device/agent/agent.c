@@ -74,6 +74,8 @@ rp_err_t rp_agent_check_state_dir(const char *state_dir)
     static const char *const subdirs[] = {"components", "image-keys", "update"};
     char path[PATH_MAX + 16];
     rp_err_t err = rp_file_check_private(state_dir, false);
+    struct dirent *e;
+    DIR *dir;
 
     for (size_t i = 0; err == RP_OK && i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
         if (snprintf(path, sizeof(path), "%s/%s", state_dir, subdirs[i]) >= (int)sizeof(path))
@@ -82,6 +84,22 @@ rp_err_t rp_agent_check_state_dir(const char *state_dir)
         if (err == RP_ERR_NOT_FOUND)
             err = RP_OK;
     }
+    /* Each component's directory too: it holds the slots and the program the daemon runs. */
+    if (err != RP_OK ||
+        snprintf(path, sizeof(path), "%s/components", state_dir) >= (int)sizeof(path))
+        return err;
+    if ((dir = opendir(path)) == NULL)
+        return errno == ENOENT ? RP_OK : RP_ERR_IO;
+    while (err == RP_OK && (e = readdir(dir)) != NULL) {
+        char sub[PATH_MAX + 16];
+        if (e->d_name[0] == '.' ||
+            snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name) >= (int)sizeof(sub))
+            continue;
+        err = rp_file_check_private(sub, false);
+        if (err == RP_ERR_NOT_FOUND)
+            err = RP_OK;
+    }
+    closedir(dir);
     return err;
 }
 

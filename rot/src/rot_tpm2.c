@@ -98,10 +98,12 @@ static rp_err_t load_key(rp_rot_t *rot)
     if (rot->pkey != NULL)
         return RP_OK;
     err = provider_load(rot);
-    if (err == RP_OK)
-        err = rp_rot_path(path, sizeof(path), rot->dir, ROT_TPM2_KEY_FILE);
-    if (err == RP_OK)
-        err = rp_read_file(path, KEY_FILE_MAX, &pem, &len);
+    if (err != RP_OK)
+        return err; /* provider_load() said why */
+    err = rp_rot_path(path, sizeof(path), rot->dir, ROT_TPM2_KEY_FILE);
+    if (err != RP_OK)
+        return err;
+    err = rp_read_file(path, KEY_FILE_MAX, &pem, &len);
     if (err == RP_ERR_TOO_LARGE)
         rp_log_error("%s is corrupt (larger than %d bytes): it should hold the identity key as a "
                      "TPM-wrapped blob (TSS2 PRIVATE KEY)",

@@ -77,7 +77,7 @@ for mode in 777 770 707 1777; do
   every_command "$C is mode $(printf '%04o' "0$mode"): group or others can write to it"
   err_has "Fix: chmod 700 $C"
 done
-for sub in components image-keys update; do
+for sub in components image-keys update components/app; do
   fresh "$S"; mkdir -p "$C/$sub"; chmod 777 "$C/$sub"
   expect 1 "$AGENT" status --state-dir "$C"; err_has "$C/$sub is mode 0777"; err_has "Fix: chmod 700 $C/$sub"
 done
@@ -151,6 +151,10 @@ done
 # a corrupt rot file says which word to write back (the key file tells)
 corrupt "$S" rot garbage 1 "Fix: echo soft > $d/case/rot" id
 corrupt "$T" rot garbage 1 "Fix: echo tpm2 > $d/case/rot" id
+# a soft device's rot file saying tpm2: the TPM is looked for, and the message says so (it once
+# printed a path it never set)
+fresh "$S"; echo tpm2 >"$C/rot"
+expect 1 "$AGENT" id --state-dir "$C"; err_has "tpm2"; ! grep -q "error:  " "$E2E_DIR/err" || fail "an empty path: $(cat "$E2E_DIR/err")"
 # a corrupt device certificate is replaced by attesting again (the daemon attests at start)
 fresh "$S"; printf 'garbage\n' >"$C/device.crt"
 expect 0 "$AGENT" attest --state-dir "$C" --server "$SERVER_URL" --server-ca "$SERVER_CA"

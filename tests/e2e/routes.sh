@@ -122,6 +122,61 @@ call GET "/api/v1/no/such/thing" "$ADMIN_TOKEN"; eq "$status" 404 "an unknown pa
 status=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$SERVER_CA" -I \
   -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")" "$SERVER_URL/api/v1/tenants/$acme")
 eq "$status" 200 "HEAD of a GET route"
+# A HEAD answer has no body, so that the next response on the same connection is read as such
+# (and says how long the GET's body is).
+/usr/bin/python3 - "$SERVER_URL" "$SERVER_CA" "$(cat "$ADMIN_TOKEN")" "/api/v1/tenants/$acme" <<'PY' ||
+import socket, ssl, sys, urllib.parse
+url, ca, token, path = sys.argv[1:]
+u = urllib.parse.urlparse(url)
+s = ssl.create_default_context(cafile=ca).wrap_socket(
+    socket.create_connection((u.hostname, u.port), timeout=30), server_hostname=u.hostname)
+s.sendall(("HEAD %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n"
+           "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % (path, token)).encode())
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+head, sep, rest = data.partition(b"\r\n\r\n")
+assert head.startswith(b"HTTP/1.1 200"), head
+length = [l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
+assert length and int(length[0].split(b":")[1]) > 0, head
+assert rest.startswith(b"HTTP/1.1 200"), "a body after the HEAD answer: %r" % rest[:80]
+assert rest.rstrip().endswith(b'{"status":"ok"}'), rest
+PY
+  fail "HEAD then GET on one connection"
+
+# --- what is refused rather than read loosely ---------------------------------------------------
+call GET "/api/v1/tenants/$acme/devices?x=1%00y" "$ADMIN_TOKEN"; eq "$status" 400 "a NUL in the query"
+status=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$SERVER_CA" \
+  -H "Authorization: bearer $(cat "$ADMIN_TOKEN")" "$SERVER_URL/api/v1/tenants/$acme")
+eq "$status" 200 "the bearer scheme in lower case (RFC 7235: any case)"
+# Two Content-Lengths (a request smuggled past a proxy that takes the other one): 400.
+/usr/bin/python3 - "$SERVER_URL" "$SERVER_CA" <<'PY' || fail "two Content-Length headers"
+import socket, ssl, sys, urllib.parse
+u = urllib.parse.urlparse(sys.argv[1])
+s = ssl.create_default_context(cafile=sys.argv[2]).wrap_socket(
+    socket.create_connection((u.hostname, u.port), timeout=30), server_hostname=u.hostname)
+s.sendall(b"POST /api/v1/attest/nonce HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+          b"Content-Length: 40\r\nConnection: close\r\n\r\n{}")
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+assert data.startswith(b"HTTP/1.1 400"), data[:200]
+PY
+printf '{"name": "g1", "allow_unknown_images": "true"}' >"$d/g.json"
+expect 0 "$RAMPART" product create --tenant "$acme" Widget
+http POST "/api/v1/tenants/$acme/products/Widget/groups" "$ADMIN_TOKEN" "$d/g.json"; is_status 400
+printf '{"role": "reader", "expires_at": "2027-02-30T23:59:60Z"}' >"$d/t.json"
+http POST "/api/v1/tenants/$acme/tokens" "$ADMIN_TOKEN" "$d/t.json"; is_status 400
+body_has '.message | contains("not a time that exists")'
+printf '{"allow_debug": 1}' >"$d/p.json"
+http PUT "/api/v1/tenants/$acme/policy" "$ADMIN_TOKEN" "$d/p.json"; is_status 400
+body_has '.message == "\"allow_debug\" is true or false"'
 
 # --- the CRL: cached, revalidated, and fresh at once after a block -----------------------------
 expect 0 "$AGENT" provision --state-dir "$d/dev" --rot soft; dev=$(cat "$d/out")
@@ -158,5 +213,17 @@ status=$(curl -s -o "$d/crl.pem" -D "$d/headers" -w '%{http_code}' --cacert "$SE
 eq "$status" 200 "PEM CRL"
 [ "$(header ETag)" != "$etag" ] || fail "the PEM and DER CRLs share an ETag"
 openssl crl -in "$d/crl.pem" -noout -text | grep -qi "Serial Number: $serial" || fail "PEM CRL"
+status=$(curl -s -o "$d/crl.PEM" -w '%{http_code}' --cacert "$SERVER_CA" "$SERVER_URL/api/v1/tenants/$acme/crl?format=PEM")
+eq "$status" 200 "?format=PEM"; grep -q "BEGIN X509 CRL" "$d/crl.PEM" || fail "?format=PEM gave no PEM"
+status=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$SERVER_CA" "$SERVER_URL/api/v1/tenants/$acme/crl?format=pem&x=1")
+eq "$status" 400 "a CRL query with something else in it"
+# The cache holds every tenant's CRL: a flood cycling over more tenants than a fixed cache would
+# hold makes each CRL once.
+for i in $(seq 1 40); do "$RAMPART" tenant create "many-$i" >>"$d/many.ids"; done
+for round in 1 2; do
+  while read -r t; do curl -s -o /dev/null --cacert "$SERVER_CA" "$SERVER_URL/api/v1/tenants/$t/crl"; done <"$d/many.ids"
+  [ $round = 1 ] && b1=$(builds)
+done
+eq "$(($(builds) - b1))" 0 "CRLs made again on a second round over 40 tenants"
 
 done_ok

@@ -325,6 +325,19 @@ http POST "/api/v1/tenants/$acme/deployments" "$ADMIN_TOKEN" "$d/lab.json"
 is_status 409
 body_has ".error == \"counter_too_high\" and .security_counter == 65 and
   .devices == [{\"device_id\": \"$dev6\", \"security_counter_max\": 64}]"
+# Past the limits anyway: an admin's decision (one device's wrong report must not hold a whole
+# group's updates back for good); a contributor may not.
+expect 0 "$RAMPART" token create --tenant "$acme" --role contributor; cp "$d/out" "$d/contrib.token"
+RAMPART_TOKEN_FILE=$d/contrib.token expect 1 "$RAMPART" deployment create --tenant "$acme" \
+  --product Thermostat --group Lab --ignore-counter-limits "$v180"
+err_has "deploying past devices' security counter limits needs the admin role"
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group Lab \
+  --ignore-counter-limits "$v180"
+# A blocked device gets no updates: what it said it accepts holds nothing back.
+expect 0 "$RAMPART" device block --tenant "$acme" "$dev6"
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group Lab "$v180"
+expect 0 "$RAMPART" device unblock --tenant "$acme" "$dev6"
+expect 0 "$AGENT" attest --state-dir "$d/dev6" --server "$SERVER_URL" --server-ca "$SERVER_CA"
 # what it can hold deploys, and installs
 sign 1.8.1 64 "$d/good.sh"; v181=$(upload 1.8.1)
 expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group Lab "$v181"
