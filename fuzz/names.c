@@ -1,7 +1,8 @@
 /*
  * Fuzz target: the rule for operators' names (server/names.c) on any bytes. An accepted name's
  * canonical form must meet the rule itself, unchanged (NFC is stable), within its bounds, and
- * have a key; a refusal always says why and leaves no output. Seeds: fuzz/corpus/names.
+ * have its keys and be looked up as it is; a refusal always says why and leaves no output. Seeds:
+ * fuzz/corpus/names.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -12,7 +13,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char out[RP_NAME_MAX + 1], again[RP_NAME_MAX + 1], key[RP_NAME_KEY_MAX], key2[RP_NAME_KEY_MAX];
+    static rp_name_keys_t keys, keys2; /* (2 KiB each: off the stack) */
+    char out[RP_NAME_MAX + 1], again[RP_NAME_MAX + 1], looked_up[RP_NAME_MAX + 1];
     const char *why = NULL;
 
     if (rp_name_check((const char *)data, size, out, sizeof(out), &why) != RP_OK) {
@@ -22,7 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (size < sizeof(again) && memchr(data, 0, size) == NULL) {
             memcpy(again, data, size);
             again[size] = '\0';
-            (void)rp_name_key(again, key);
+            (void)rp_name_keys(again, &keys);
+            (void)rp_name_lookup_form(again, looked_up, sizeof(looked_up));
         }
         return 0;
     }
@@ -31,8 +34,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rp_name_check(out, strlen(out), again, sizeof(again), &why) != RP_OK ||
         strcmp(out, again) != 0)
         abort(); /* the canonical form is a fixed point */
-    if (rp_name_key(out, key) != RP_OK || key[0] == '\0' || rp_name_key(again, key2) != RP_OK ||
-        strcmp(key, key2) != 0)
+    if (rp_name_keys(out, &keys) != RP_OK || keys.folded[0] == '\0' || keys.as_written[0] == '\0' ||
+        rp_name_keys(again, &keys2) != RP_OK || strcmp(keys.folded, keys2.folded) != 0 ||
+        strcmp(keys.as_written, keys2.as_written) != 0)
+        abort();
+    /* An accepted name is looked up as it is kept. */
+    if (rp_name_lookup_form(out, looked_up, sizeof(looked_up)) != RP_OK ||
+        strcmp(out, looked_up) != 0)
         abort();
     return 0;
 }

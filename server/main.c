@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -65,7 +67,8 @@ static const char usage[] =
     "                      and exit\n"
     "  --verbose           debug logging\n"
     "  --rotate-admin-token  write a new system token to DIR/admin.token, revoke every other\n"
-    "                      system token, and exit (the service may be running)\n"
+    "                      system token, and exit (the service may be running); refused\n"
+    "                      where DIR holds no database or no system token to replace\n"
     "\n"
     "On first start it writes DIR/server-ca.pem (the certificate clients trust) and\n"
     "DIR/admin.token (a bootstrap system token, 0600). No other system token is ever made but\n"
@@ -109,6 +112,34 @@ static rp_err_t new_admin_token(const char *path, rp_atomic_file_t *f, uint8_t h
 }
 
 /*
+ * DIR/admin.token is written by one process at a time: a rotation and another rotation, or the
+ * bootstrap at a first start, each write the file and change the system tokens in two steps, and
+ * interleaved they could leave in the file a token the other revoked. An exclusive lock on
+ * DIR/admin.token.lock (flock: released when the process ends, however it ends) is held across
+ * both steps. Returns the descriptor to close (which unlocks), or -1.
+ */
+static int admin_token_lock(const char *data_dir)
+{
+    char path[PATH_MAX + 16];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/admin.token.lock", data_dir);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        rp_log_error("%s: %s", path, strerror(errno));
+        return -1;
+    }
+    while (flock(fd, LOCK_EX) != 0) {
+        if (errno != EINTR) {
+            rp_log_error("cannot lock %s: %s", path, strerror(errno));
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
+}
+
+/*
  * The bootstrap system token: made only when the database has no system token at all (first
  * start, or every one was revoked), and written to DIR/admin.token. Deleting the file makes no
  * second one: rotation is explicit (--rotate-admin-token). Two starts racing on one database make
@@ -122,29 +153,38 @@ static rp_err_t bootstrap_token(rp_server_t *srv, rp_store_t *store)
     rp_atomic_file_t f;
     rp_token_t tok;
     bool made = false;
+    int lock;
     rp_err_t err;
 
     snprintf(path, sizeof(path), "%s/admin.token", srv->data_dir);
+    lock = admin_token_lock(srv->data_dir);
+    if (lock < 0)
+        return RP_ERR_IO;
     err = new_admin_token(path, &f, hash);
-    if (err != RP_OK)
+    if (err != RP_OK) {
+        close(lock);
         return err;
+    }
     err = rp_store_system_token_first(store, hash, &tok, &made);
     rp_wipe(hash, sizeof(hash));
-    if (err != RP_OK || !made) {
+    if (err == RP_OK && made) {
+        err = rp_atomic_commit(&f, 0);
+        if (err != RP_OK)
+            rp_log_error("system token %s was made but %s could not be written: make another "
+                         "with --rotate-admin-token",
+                         tok.id, path);
+    }
+    if (err != RP_OK || !made)
         rp_atomic_abort(&f);
-        if (err == RP_OK && access(path, F_OK) != 0)
+    close(lock);
+    if (err != RP_OK)
+        return err;
+    if (!made) {
+        if (access(path, F_OK) != 0)
             rp_log_info("%s is gone and no new system token is made: use the one you kept, or "
                         "make a new one with rampart-server --data-dir %s --rotate-admin-token",
                         path, srv->data_dir);
-        return err;
-    }
-    err = rp_atomic_commit(&f, 0);
-    if (err != RP_OK) {
-        rp_atomic_abort(&f);
-        rp_log_error("system token %s was made but %s could not be written: make another with "
-                     "--rotate-admin-token",
-                     tok.id, path);
-        return err;
+        return RP_OK;
     }
     rp_log_info("made the bootstrap system token %s in %s (0600): it can create tenants and "
                 "tokens; keep it secret",
@@ -152,20 +192,57 @@ static rp_err_t bootstrap_token(rp_server_t *srv, rp_store_t *store)
     return RP_OK;
 }
 
+static void count_token(void *ctx, const rp_token_t *t)
+{
+    (void)t;
+    (*(long *)ctx)++;
+}
+
 /*
  * --rotate-admin-token: a new system token in DIR/admin.token, then every other one revoked, in
  * one transaction. The file first: should the database step fail, the old tokens still work and
- * running it again finishes the job.
+ * running it again finishes the job. Only where there is a token to replace: a directory without
+ * a database is a typo (a rotation after a leak that "succeeded" there would leave the leaked
+ * token working), and a database without system tokens gets one at the next start.
  */
-static rp_err_t rotate_admin_token(const char *data_dir, rp_store_t *store)
+static rp_err_t rotate_admin_token(const char *data_dir)
 {
-    char path[PATH_MAX + 16];
+    char path[PATH_MAX + 16], db[PATH_MAX + 16];
     uint8_t hash[RP_SHA256_LEN];
+    rp_store_t *store = NULL;
     rp_atomic_file_t f;
     rp_token_t tok;
-    int revoked = 0;
+    long existing = 0;
+    int revoked = 0, lock;
     rp_err_t err;
 
+    snprintf(db, sizeof(db), "%s/rampart.db", data_dir);
+    if (access(db, F_OK) != 0) {
+        rp_log_error("cannot rotate the system token: %s holds no Rampart database (%s: %s); "
+                     "nothing was done. Is --data-dir the service's data directory?",
+                     data_dir, db, strerror(errno));
+        return RP_ERR_NOT_FOUND;
+    }
+    lock = admin_token_lock(data_dir);
+    if (lock < 0)
+        return RP_ERR_IO;
+    err = rp_store_open(data_dir, &store);
+    if (err == RP_OK)
+        err = rp_store_token_list(store, NULL, count_token, &existing);
+    if (err == RP_OK && existing == 0) {
+        rp_log_error("cannot rotate the system token: the database in %s has no system token to "
+                     "replace; nothing was done (the service makes one in %s/admin.token when it "
+                     "starts and finds none)",
+                     data_dir, data_dir);
+        err = RP_ERR_NOT_FOUND;
+    } else if (err != RP_OK) {
+        rp_log_error("cannot rotate the system token: %s cannot be read: %s", db, rp_strerror(err));
+    }
+    if (err != RP_OK) {
+        rp_store_close(store);
+        close(lock);
+        return err;
+    }
     snprintf(path, sizeof(path), "%s/admin.token", data_dir);
     err = new_admin_token(path, &f, hash);
     if (err == RP_OK) {
@@ -176,6 +253,8 @@ static rp_err_t rotate_admin_token(const char *data_dir, rp_store_t *store)
     if (err == RP_OK)
         err = rp_store_system_token_rotate(store, hash, &tok, &revoked);
     rp_wipe(hash, sizeof(hash));
+    rp_store_close(store);
+    close(lock);
     if (err != RP_OK) {
         rp_log_error("cannot rotate the system token: %s (nothing was revoked; %s may hold a "
                      "token that does not work yet: run this again)",
@@ -368,16 +447,11 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     umask(077); /* the database holds token hashes and encrypted keys: owner only */
     strcpy(srv.data_dir, data_dir);
+    if (rotate) /* (in a data directory that exists: a typo must not make one) */
+        return rotate_admin_token(data_dir) == RP_OK ? 0 : 1;
     if (mkdir(data_dir, 0700) != 0 && errno != EEXIST) {
         rp_log_error("%s: %s", data_dir, strerror(errno));
         return 1;
-    }
-    if (rotate) {
-        err = rp_store_open(data_dir, &store);
-        if (err == RP_OK)
-            err = rotate_admin_token(data_dir, store);
-        rp_store_close(store);
-        return err == RP_OK ? 0 : 1;
     }
     if (evthread_use_pthreads() != 0) {
         rp_log_error("libevent has no thread support");

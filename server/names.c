@@ -1,7 +1,8 @@
 /*
- * The rule for operators' names and the key their uniqueness is decided on (names.h), with ICU:
- * normalisation (NFC, NFKC case fold), character properties, and the UTS #39 spoof checker and
- * skeletons. Nothing else in Rampart decides what a name may be.
+ * The rule for operators' names, the keys their uniqueness is decided on and the form they are
+ * looked up in (names.h), with ICU: normalisation (NFC, NFKC, NFKC case fold), character
+ * properties, and the UTS #39 spoof checker and skeletons. Nothing else in Rampart decides what a
+ * name may be, nor when two are the same.
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -64,6 +65,22 @@ static bool normalize(const UNormalizer2 *form, const UChar *in, int32_t n, UCha
     return U_SUCCESS(e) && e != U_STRING_NOT_TERMINATED_WARNING && *m < cap;
 }
 
+/* UTF-8 (len bytes) to NFC in UTF-16, as names are kept and looked up: NULL, or what is wrong
+ * (to follow "name"). */
+static const char *to_nfc(const char *s, size_t len, UChar nfc[NAME_UTF16_MAX], int32_t *m)
+{
+    UChar in16[NAME_UTF16_MAX];
+    UErrorCode e = U_ZERO_ERROR;
+    const UNormalizer2 *form = unorm2_getNFCInstance(&e);
+    int32_t n;
+
+    if (len > NAME_INPUT_MAX || !to_utf16(s, len, in16, NAME_UTF16_MAX, &n))
+        return "must be valid UTF-8";
+    if (U_FAILURE(e) || !normalize(form, in16, n, nfc, NAME_UTF16_MAX, m))
+        return "cannot be checked (the service lacks its Unicode data)";
+    return NULL;
+}
+
 /* What must not be in a name, whatever else it holds. */
 static const char *character_refused(UChar32 c)
 {
@@ -101,11 +118,10 @@ static bool looks_like_id(const char *s)
 
 rp_err_t rp_name_check(const char *name, size_t len, char *out, size_t cap, const char **why)
 {
-    UChar in16[NAME_UTF16_MAX], nfc[NAME_UTF16_MAX];
-    const UNormalizer2 *form;
+    UChar nfc[NAME_UTF16_MAX];
     const USpoofChecker *sc = spoof_checker();
     UErrorCode e = U_ZERO_ERROR;
-    int32_t n, m, chars = 0, bytes;
+    int32_t m, chars = 0, bytes;
     bool space_before = false;
     UChar32 c = 0;
 
@@ -125,12 +141,9 @@ rp_err_t rp_name_check(const char *name, size_t len, char *out, size_t cap, cons
         *why = "must not hold NUL characters";
         return RP_ERR_INVALID_ARG;
     }
-    if (!to_utf16(name, len, in16, NAME_UTF16_MAX, &n)) {
-        *why = "must be valid UTF-8";
+    if ((*why = to_nfc(name, len, nfc, &m)) != NULL)
         return RP_ERR_INVALID_ARG;
-    }
-    form = unorm2_getNFCInstance(&e);
-    if (U_FAILURE(e) || sc == NULL || !normalize(form, in16, n, nfc, NAME_UTF16_MAX, &m)) {
+    if (sc == NULL) {
         *why = "cannot be checked (the service lacks its Unicode data)";
         return RP_ERR_INVALID_ARG;
     }
@@ -179,6 +192,17 @@ rp_err_t rp_name_check(const char *name, size_t len, char *out, size_t cap, cons
                "nor hide characters or mix digits of several systems";
         return RP_ERR_INVALID_ARG;
     }
+    /* Uniqueness is decided on the keys: a name must have them. Some characters stand for whole
+     * phrases (U+FDFA is 18 letters in NFKC), and a name of those has keys too long to keep. */
+    {
+        rp_name_keys_t keys;
+        if (rp_name_keys(out, &keys) != RP_OK) {
+            out[0] = '\0';
+            *why = "is too long once its characters are spelt out (some, such as U+FDFA, stand "
+                   "for whole words)";
+            return RP_ERR_INVALID_ARG;
+        }
+    }
     *why = NULL;
     return RP_OK;
 }
@@ -197,43 +221,85 @@ const char *rp_name_json(json_t *v, const char **why)
                : NULL;
 }
 
-rp_err_t rp_name_key(const char *name, char key[RP_NAME_KEY_MAX])
+/* At most this many rounds of skeleton-then-fold settle a key: one is enough for most names, a
+ * second when a prototype's case or a folded letter's prototype changes it again; a name that
+ * has not settled by then (none is known) keeps what the last round made. */
+#define SETTLE_ROUNDS 4
+
+/*
+ * Skeleton, then NFKC case fold, until nothing changes (names.h says why); the result as UTF-8 in
+ * key. s (n units, capacity NAME_UTF16_MAX) is used as work space.
+ */
+static bool settle(const USpoofChecker *sc, const UNormalizer2 *fold, UChar *s, int32_t n,
+                   char key[RP_NAME_KEY_MAX])
 {
-    UChar in16[NAME_UTF16_MAX], folded[NAME_UTF16_MAX];
-    const USpoofChecker *sc = spoof_checker();
-    const UNormalizer2 *fold;
+    UChar skeleton[NAME_UTF16_MAX], next[NAME_UTF16_MAX];
     UErrorCode e = U_ZERO_ERROR;
-    int32_t n, m, len;
+    int32_t sk, m, len;
+
+    for (int round = 0; round < SETTLE_ROUNDS; round++) {
+        sk = uspoof_getSkeleton(sc, 0, s, n, skeleton, NAME_UTF16_MAX, &e);
+        if (U_FAILURE(e) || e == U_STRING_NOT_TERMINATED_WARNING || sk >= NAME_UTF16_MAX ||
+            !normalize(fold, skeleton, sk, next, NAME_UTF16_MAX, &m))
+            return false;
+        if (m == n && u_memcmp(s, next, n) == 0)
+            break;
+        u_memcpy(s, next, m);
+        n = m;
+    }
+    u_strToUTF8(key, RP_NAME_KEY_MAX, &len, s, n, &e);
+    if (U_FAILURE(e) || e == U_STRING_NOT_TERMINATED_WARNING || len == 0 ||
+        len >= RP_NAME_KEY_MAX) {
+        key[0] = '\0';
+        return false;
+    }
+    return true;
+}
+
+rp_err_t rp_name_keys(const char *name, rp_name_keys_t *keys)
+{
+    UChar in16[NAME_UTF16_MAX], work[NAME_UTF16_MAX];
+    const USpoofChecker *sc = spoof_checker();
+    const UNormalizer2 *fold, *compat;
+    UErrorCode e = U_ZERO_ERROR;
+    int32_t n, m;
     size_t bytes = name != NULL ? strlen(name) : 0;
 
-    key[0] = '\0';
+    keys->folded[0] = keys->as_written[0] = '\0';
     if (bytes == 0 || bytes > NAME_INPUT_MAX || sc == NULL ||
         !to_utf16(name, bytes, in16, NAME_UTF16_MAX, &n))
         return RP_ERR_INVALID_ARG;
-    /* NFKC_Casefold: compatibility forms (fullwidth, ligatures) and case folded together, with
-     * default-ignorable characters removed; then the skeleton maps each look-alike to one
-     * prototype; then the fold once more, since prototypes have case of their own ("0" becomes
-     * "O", which must meet the "o" of "login"). */
     fold = unorm2_getNFKCCasefoldInstance(&e);
-    if (U_FAILURE(e) || !normalize(fold, in16, n, folded, NAME_UTF16_MAX, &m) || m == 0)
-        return RP_ERR_INVALID_ARG; /* (nothing but ignorable characters: no key) */
-    {
-        char folded8[4 * NAME_UTF16_MAX + 1], skeleton[RP_NAME_KEY_MAX];
-        int32_t f8, sk;
-        u_strToUTF8(folded8, (int32_t)sizeof(folded8), &f8, folded, m, &e);
-        if (U_FAILURE(e) || e == U_STRING_NOT_TERMINATED_WARNING)
-            return RP_ERR_INVALID_ARG;
-        sk = uspoof_getSkeletonUTF8(sc, 0, folded8, f8, skeleton, (int32_t)sizeof(skeleton), &e);
-        if (U_FAILURE(e) || e == U_STRING_NOT_TERMINATED_WARNING ||
-            !to_utf16(skeleton, (size_t)sk, in16, NAME_UTF16_MAX, &n) ||
-            !normalize(fold, in16, n, folded, NAME_UTF16_MAX, &m))
-            return RP_ERR_INVALID_ARG;
-        u_strToUTF8(key, RP_NAME_KEY_MAX, &len, folded, m, &e);
-    }
-    if (len == 0)
+    compat = unorm2_getNFKCInstance(&e);
+    if (U_FAILURE(e))
         return RP_ERR_INVALID_ARG;
-    if (U_FAILURE(e) || e == U_STRING_NOT_TERMINATED_WARNING || len >= RP_NAME_KEY_MAX) {
-        key[0] = '\0';
+    /* (NFKC_Casefold also drops default-ignorable characters: a name of nothing else has no
+     * key.) */
+    if (!normalize(fold, in16, n, work, NAME_UTF16_MAX, &m) || m == 0 ||
+        !settle(sc, fold, work, m, keys->folded))
+        return RP_ERR_INVALID_ARG;
+    if (!normalize(compat, in16, n, work, NAME_UTF16_MAX, &m) || m == 0 ||
+        !settle(sc, fold, work, m, keys->as_written)) {
+        keys->folded[0] = '\0';
+        return RP_ERR_INVALID_ARG;
+    }
+    return RP_OK;
+}
+
+rp_err_t rp_name_lookup_form(const char *given, char *out, size_t cap)
+{
+    UChar nfc[NAME_UTF16_MAX];
+    UErrorCode e = U_ZERO_ERROR;
+    int32_t m, bytes;
+
+    if (cap == 0 || cap > INT32_MAX)
+        return RP_ERR_INVALID_ARG;
+    out[0] = '\0';
+    if (given == NULL || to_nfc(given, strlen(given), nfc, &m) != NULL)
+        return RP_ERR_INVALID_ARG;
+    u_strToUTF8(out, (int32_t)cap, &bytes, nfc, m, &e);
+    if (U_FAILURE(e) || e == U_STRING_NOT_TERMINATED_WARNING || (size_t)bytes >= cap) {
+        out[0] = '\0';
         return RP_ERR_INVALID_ARG;
     }
     return RP_OK;

@@ -137,6 +137,22 @@ static const char *const migrations[] = {
     " require_components INTEGER NOT NULL, require_register INTEGER NOT NULL,"
     " allow_debug INTEGER NOT NULL, updated INTEGER NOT NULL) WITHOUT ROWID;"
     "INSERT INTO tenant_policies SELECT id, 0, 0, 1, created FROM tenants;",
+    /* 8: names have two keys (names.h: the skeleton of the case fold, and the fold of the
+     * skeleton of the name as written), each unique where the name is; the first changed
+     * meaning, so every key is made again at open (name_keys_fill) */
+    "ALTER TABLE tenants ADD COLUMN name_key_written TEXT;"
+    "CREATE UNIQUE INDEX tenants_name_key_written ON tenants(name_key_written);"
+    "ALTER TABLE products ADD COLUMN name_key_written TEXT;"
+    "CREATE UNIQUE INDEX products_name_key_written ON products(tenant_id, name_key_written);"
+    "ALTER TABLE device_groups ADD COLUMN name_key_written TEXT;"
+    "CREATE UNIQUE INDEX device_groups_name_key_written"
+    " ON device_groups(product_id, name_key_written);"
+    "ALTER TABLE image_keys ADD COLUMN name_key_written TEXT;"
+    "CREATE UNIQUE INDEX image_keys_name_key_written ON image_keys(tenant_id, name_key_written);"
+    "UPDATE tenants SET name_key = NULL;"
+    "UPDATE products SET name_key = NULL;"
+    "UPDATE device_groups SET name_key = NULL;"
+    "UPDATE image_keys SET name_key = NULL;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -282,98 +298,167 @@ static rp_err_t migrate(rp_store_t *s)
     return RP_OK;
 }
 
-rp_err_t sq_name(const char *name, char canonical[RP_NAME_MAX + 1], char key[RP_NAME_KEY_MAX])
+rp_err_t sq_name(const char *name, char canonical[RP_NAME_MAX + 1], rp_name_keys_t *keys)
 {
     const char *why;
 
     if (name == NULL ||
         rp_name_check(name, strlen(name), canonical, RP_NAME_MAX + 1, &why) != RP_OK)
         return RP_ERR_INVALID_ARG;
-    return rp_name_key(canonical, key);
+    return rp_name_keys(canonical, keys);
 }
 
-/* The tables whose names have keys. */
+/* The tables whose names have keys (the statements below are made from their names). */
 static const struct {
-    const char *what, *select, *update;
+    const char *what, *table;
 } named_tables[] = {
-    {"tenant",       "SELECT id, name FROM tenants WHERE name_key IS NULL",
-     "UPDATE tenants SET name_key = ? WHERE id = ? AND name_key IS NULL"      },
-    {"product",      "SELECT id, name FROM products WHERE name_key IS NULL",
-     "UPDATE products SET name_key = ? WHERE id = ? AND name_key IS NULL"     },
-    {"device group", "SELECT id, name FROM device_groups WHERE name_key IS NULL",
-     "UPDATE device_groups SET name_key = ? WHERE id = ? AND name_key IS NULL"},
-    {"image key",    "SELECT id, name FROM image_keys WHERE name_key IS NULL",
-     "UPDATE image_keys SET name_key = ? WHERE id = ? AND name_key IS NULL"   },
+    {"tenant",       "tenants"      },
+    {"product",      "products"     },
+    {"device group", "device_groups"},
+    {"image key",    "image_keys"   },
+};
+static const char *const key_columns[2] = {"name_key", "name_key_written"};
+
+/* Warnings of one kind per table at one open: a database made before the rule may hold many. */
+#define NAME_WARNINGS_MAX 20
+
+/* A row whose name lacks a key: the keys to set (NULL where it has one already). */
+struct keyless {
+    char id[RP_ID_SIZE];
+    char *keys[2]; /* folded, as written */
 };
 
-/* Keys for the names of rows made before names had them (or that another process is filling
- * at the same moment: the update is a no-op then). A name whose key another row holds already -
- * look-alikes made before the rule - keeps none, with a warning: it stays, and no new name may
- * look like either. */
+static void keyless_free(struct keyless *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].keys[0]);
+        free(rows[i].keys[1]);
+    }
+    free(rows);
+}
+
+/* Set the keys rows lack, in one transaction. A key another row holds already - look-alikes made
+ * before names had keys, or before the keys were what they are - stays unset: both names stay,
+ * and no new name may look like either. */
+static rp_err_t keys_set(rp_store_t *s, size_t t, struct keyless *rows, size_t n, bool review)
+{
+    sqlite3_stmt *st[2] = {NULL, NULL};
+    unsigned clashes = 0;
+    rp_err_t err = sq_begin(s);
+
+    if (err != RP_OK)
+        return err;
+    for (int k = 0; k < 2 && err == RP_OK; k++) {
+        char sql[128];
+        snprintf(sql, sizeof(sql), "UPDATE %s SET %s = ? WHERE id = ? AND %s IS NULL",
+                 named_tables[t].table, key_columns[k], key_columns[k]);
+        if (sqlite3_prepare_v2(s->db, sql, -1, &st[k], NULL) != SQLITE_OK)
+            err = sq_error(s, "name keys");
+    }
+    for (size_t i = 0; i < n && err == RP_OK; i++) {
+        bool clash = false;
+        for (int k = 0; k < 2 && err == RP_OK; k++) {
+            if (rows[i].keys[k] == NULL)
+                continue;
+            sqlite3_bind_text(st[k], 1, rows[i].keys[k], -1, SQLITE_STATIC);
+            sqlite3_bind_text(st[k], 2, rows[i].id, -1, SQLITE_STATIC);
+            err = sq_step_done(s, st[k], NULL);
+            if (err == RP_ERR_EXISTS) {
+                clash = true;
+                err = RP_OK;
+            }
+        }
+        if (clash && review && ++clashes <= NAME_WARNINGS_MAX)
+            rp_log_warn("the %s %s has a name that looks like another's in its scope (both were "
+                        "made before such names were refused): both stay, and no new name may "
+                        "look like either",
+                        named_tables[t].what, rows[i].id);
+    }
+    if (review && clashes > NAME_WARNINGS_MAX)
+        rp_log_warn("... and %u more %ss whose names look like another's",
+                    clashes - NAME_WARNINGS_MAX, named_tables[t].what);
+    sqlite3_finalize(st[0]);
+    sqlite3_finalize(st[1]);
+    return sq_end(s, err);
+}
+
+/*
+ * At open: keys for the names of rows that lack them (made before names had keys, or before the
+ * keys were what they are now, or by another process at this moment: the update is a no-op then).
+ * At the process's first open, also a warning for each name the rule would refuse now (made
+ * before it): such names keep working - a tenant's CA holds the first 64 characters of its name
+ * (ca.c) - but an operator should know of them.
+ */
 static rp_err_t name_keys_fill(rp_store_t *s)
 {
-    static atomic_bool warned;
+    static atomic_bool reviewed;
+    bool review = !atomic_exchange(&reviewed, true);
     rp_err_t err = RP_OK;
 
     for (size_t t = 0; t < sizeof(named_tables) / sizeof(named_tables[0]) && err == RP_OK; t++) {
-        struct row {
-            char id[RP_ID_SIZE];
-            char key[RP_NAME_KEY_MAX];
-        } *rows = NULL;
+        struct keyless *rows = NULL;
         size_t n = 0, cap = 0;
+        unsigned refused = 0, keyless = 0;
         sqlite3_stmt *st = NULL;
         int rc = SQLITE_DONE;
+        char sql[128];
 
         /* Read them all first: the updates change the index the query may walk. */
-        if (sqlite3_prepare_v2(s->db, named_tables[t].select, -1, &st, NULL) != SQLITE_OK)
+        snprintf(sql, sizeof(sql), "SELECT id, name, %s IS NULL, %s IS NULL FROM %s",
+                 key_columns[0], key_columns[1], named_tables[t].table);
+        if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
             err = sq_error(s, "name keys");
         while (err == RP_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
             const char *id = (const char *)sqlite3_column_text(st, 0);
             const char *name = (const char *)sqlite3_column_text(st, 1);
+            bool lacks[2] = {sqlite3_column_int(st, 2) != 0, sqlite3_column_int(st, 3) != 0};
+            char canonical[RP_NAME_MAX + 1];
+            const char *why;
+            rp_name_keys_t keys;
+
+            if (id == NULL)
+                continue;
+            if (review && (name == NULL || rp_name_check(name, strlen(name), canonical,
+                                                         sizeof(canonical), &why) != RP_OK)) {
+                if (++refused <= NAME_WARNINGS_MAX)
+                    rp_log_warn("the %s %s has a name from before today's rule, which refuses "
+                                "it now (a name %s): it keeps working; new names follow the rule",
+                                named_tables[t].what, id, name == NULL ? "must not be empty" : why);
+            }
+            if (!lacks[0] && !lacks[1])
+                continue;
+            if (name == NULL || rp_name_keys(name, &keys) != RP_OK) {
+                if (review && ++keyless <= NAME_WARNINGS_MAX)
+                    rp_log_warn("the %s %s has a name no key can be made for: no look-alike of it "
+                                "is refused",
+                                named_tables[t].what, id);
+                continue;
+            }
             if (n == cap) {
-                struct row *grown = realloc(rows, (cap = cap ? 2 * cap : 16) * sizeof(*rows));
+                struct keyless *grown = realloc(rows, (cap = cap ? 2 * cap : 16) * sizeof(*rows));
                 if (grown == NULL) {
                     err = RP_ERR_NO_MEMORY;
                     break;
                 }
                 rows = grown;
             }
-            snprintf(rows[n].id, sizeof(rows[n].id), "%s", id != NULL ? id : "");
-            if (name == NULL || rp_name_key(name, rows[n].key) != RP_OK) {
-                if (!atomic_exchange(&warned, true))
-                    rp_log_warn("the %s %s has a name no key can be made for", named_tables[t].what,
-                                rows[n].id);
-                continue;
-            }
+            snprintf(rows[n].id, sizeof(rows[n].id), "%s", id);
+            rows[n].keys[0] = lacks[0] ? strdup(keys.folded) : NULL;
+            rows[n].keys[1] = lacks[1] ? strdup(keys.as_written) : NULL;
             n++;
+            if ((lacks[0] && rows[n - 1].keys[0] == NULL) ||
+                (lacks[1] && rows[n - 1].keys[1] == NULL))
+                err = RP_ERR_NO_MEMORY;
         }
         if (err == RP_OK && rc != SQLITE_DONE)
             err = sq_error(s, "name keys");
         sqlite3_finalize(st);
-        st = NULL;
-        if (err == RP_OK && n > 0) {
-            err = sq_begin(s);
-            if (err == RP_OK) {
-                if (sqlite3_prepare_v2(s->db, named_tables[t].update, -1, &st, NULL) != SQLITE_OK)
-                    err = sq_error(s, "name keys");
-                for (size_t i = 0; i < n && err == RP_OK; i++) {
-                    sqlite3_bind_text(st, 1, rows[i].key, -1, SQLITE_STATIC);
-                    sqlite3_bind_text(st, 2, rows[i].id, -1, SQLITE_STATIC);
-                    err = sq_step_done(s, st, NULL);
-                    if (err == RP_ERR_EXISTS) {
-                        /* look-alikes made before the rule: both stay, no new one may join */
-                        if (!atomic_exchange(&warned, true))
-                            rp_log_warn("the %s %s looks like another of the same scope (made "
-                                        "before names were checked for look-alikes): both stay",
-                                        named_tables[t].what, rows[i].id);
-                        err = RP_OK;
-                    }
-                }
-                sqlite3_finalize(st);
-                err = sq_end(s, err);
-            }
-        }
-        free(rows);
+        if (refused > NAME_WARNINGS_MAX)
+            rp_log_warn("... and %u more %ss whose names today's rule refuses",
+                        refused - NAME_WARNINGS_MAX, named_tables[t].what);
+        if (err == RP_OK && n > 0)
+            err = keys_set(s, t, rows, n, review);
+        keyless_free(rows, n);
     }
     return err;
 }
@@ -459,20 +544,20 @@ rp_err_t sq_step_done(rp_store_t *s, sqlite3_stmt *st, int *changes)
 }
 
 static const char SQL_TENANT_INSERT[] =
-    "INSERT INTO tenants (id, name, created, name_key) VALUES (?, ?, ?, ?)";
+    "INSERT INTO tenants (id, name, created, name_key, name_key_written) VALUES (?, ?, ?, ?, ?)";
 static const char SQL_TENANT_GET[] = "SELECT id, name, created FROM tenants WHERE id = ?";
 static const char SQL_TENANT_LIST[] = "SELECT id, name, created FROM tenants ORDER BY created, id";
 
 rp_err_t rp_store_tenant_create(rp_store_t *s, const char *name, rp_tenant_t *out)
 {
     sqlite3_stmt *st = sq_stmt(s, SQL_TENANT_INSERT);
-    char key[RP_NAME_KEY_MAX];
+    rp_name_keys_t keys;
     rp_err_t err;
 
     if (st == NULL)
         return RP_ERR_IO;
     memset(out, 0, sizeof(*out));
-    err = sq_name(name, out->name, key);
+    err = sq_name(name, out->name, &keys);
     if (err == RP_OK)
         err = sq_random_id('t', out->id, sizeof(out->id));
     if (err != RP_OK)
@@ -481,7 +566,8 @@ rp_err_t rp_store_tenant_create(rp_store_t *s, const char *name, rp_tenant_t *ou
     sqlite3_bind_text(st, 1, out->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, out->name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, out->created);
-    sqlite3_bind_text(st, 4, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, keys.folded, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, keys.as_written, -1, SQLITE_STATIC);
     return sq_step_done(s, st, NULL);
 }
 

@@ -47,10 +47,10 @@ rp_err_t sq_begin(rp_store_t *s) RP_MUST_CHECK;
 rp_err_t sq_end(rp_store_t *s, rp_err_t err) RP_MUST_CHECK;
 /* A text column into a bounded buffer ("" for NULL). */
 void sq_text_col(sqlite3_stmt *st, int col, char *out, size_t cap);
-/* A new row's name: its canonical form and its key (names.h); RP_ERR_INVALID_ARG when the name
+/* A new row's name: its canonical form and its keys (names.h); RP_ERR_INVALID_ARG when the name
  * breaks the rule. */
 rp_err_t sq_name(const char *name, char canonical[RP_NAME_MAX + 1],
-                 char key[RP_NAME_KEY_MAX]) RP_MUST_CHECK;
+                 rp_name_keys_t *keys) RP_MUST_CHECK;
 /* A new random ID, "<prefix>_" and 24 hex digits. */
 rp_err_t sq_random_id(char prefix, char *out, size_t cap) RP_MUST_CHECK;
 

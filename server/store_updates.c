@@ -37,19 +37,20 @@ static rp_err_t list_done(rp_store_t *s, sqlite3_stmt *st, int rc, const char *w
 
 static const char SQL_IKEY_INSERT[] =
     "INSERT INTO image_keys (id, tenant_id, name, alg, spki,"
-    " keyhash, created, name_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+    " keyhash, created, name_key, name_key_written) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char SQL_IKEY_LIST[] = "SELECT id, tenant_id, name, alg, spki, keyhash, created"
                                     " FROM image_keys WHERE tenant_id = ? ORDER BY created, id";
 
 rp_err_t rp_store_image_key_add(rp_store_t *s, rp_image_key_record_t *k)
 {
     sqlite3_stmt *st = sq_stmt(s, SQL_IKEY_INSERT);
-    char name[RP_NAME_MAX + 1], key[RP_NAME_KEY_MAX];
+    char name[RP_NAME_MAX + 1];
+    rp_name_keys_t keys;
     rp_err_t err;
 
     if (st == NULL)
         return RP_ERR_IO;
-    err = sq_name(k->name, name, key);
+    err = sq_name(k->name, name, &keys);
     if (err == RP_OK)
         err = sq_random_id('i', k->id, sizeof(k->id));
     if (err != RP_OK)
@@ -63,7 +64,8 @@ rp_err_t rp_store_image_key_add(rp_store_t *s, rp_image_key_record_t *k)
     sqlite3_bind_blob(st, 5, k->spki, (int)k->spki_len, SQLITE_STATIC);
     BIND_TEXT(st, 6, k->keyhash);
     sqlite3_bind_int64(st, 7, k->created);
-    BIND_TEXT(st, 8, key);
+    BIND_TEXT(st, 8, keys.folded);
+    BIND_TEXT(st, 9, keys.as_written);
     return sq_step_done(s, st, NULL);
 }
 
@@ -313,21 +315,32 @@ rp_err_t rp_store_image_list(rp_store_t *s, const char *tenant_id, rp_image_fn f
 
 /* ---- products and device groups ---- */
 
+/* What a name given to find something is looked up as besides its bytes (names.h); the bytes
+ * again when it has no such form (not UTF-8, or too long for any name: an ID, or nothing). */
+static const char *lookup_form(const char *given, char *form, size_t cap)
+{
+    return rp_name_lookup_form(given, form, cap) == RP_OK ? form : given;
+}
+
 static const char SQL_PRODUCT_INSERT[] =
-    "INSERT INTO products (id, tenant_id, name, created, name_key) VALUES (?, ?, ?, ?, ?)";
+    "INSERT INTO products (id, tenant_id, name, created, name_key, name_key_written)"
+    " VALUES (?, ?, ?, ?, ?, ?)";
+/* (?2 as given, ?3 its lookup form, names.h: a name kept before the rule, not in NFC, is found
+ * by its bytes; an ID before a name, the name as given before another) */
 static const char SQL_PRODUCT_FIND[] =
-    "SELECT id, tenant_id, name, created FROM products WHERE tenant_id = ? AND (id = ? OR name = ?)"
-    " ORDER BY id = ? DESC LIMIT 1";
+    "SELECT id, tenant_id, name, created FROM products WHERE tenant_id = ?1"
+    " AND (id = ?2 OR name = ?2 OR name = ?3) ORDER BY id = ?2 DESC, name = ?2 DESC LIMIT 1";
 static const char SQL_PRODUCT_LIST[] =
     "SELECT id, tenant_id, name, created FROM products WHERE tenant_id = ? ORDER BY name";
 static const char SQL_GROUP_INSERT[] =
     "INSERT INTO device_groups (id, tenant_id, product_id, name, allow_unknown_images, created,"
-    " name_key) VALUES (?, ?, ?, ?, ?, ?, ?)";
+    " name_key, name_key_written) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
 #define GROUP_COLUMNS                                                                              \
     "SELECT g.id, g.tenant_id, g.product_id, g.name, g.allow_unknown_images, g.created"
-static const char SQL_GROUP_FIND[] =
-    GROUP_COLUMNS " FROM device_groups g WHERE g.product_id = ? AND (g.id = ? OR g.name = ?)"
-                  " ORDER BY g.id = ? DESC LIMIT 1";
+static const char SQL_GROUP_FIND[] = /* (as SQL_PRODUCT_FIND) */
+    GROUP_COLUMNS " FROM device_groups g WHERE g.product_id = ?1"
+                  " AND (g.id = ?2 OR g.name = ?2 OR g.name = ?3)"
+                  " ORDER BY g.id = ?2 DESC, g.name = ?2 DESC LIMIT 1";
 static const char SQL_GROUP_GET[] =
     GROUP_COLUMNS " FROM device_groups g WHERE g.id = ? AND g.tenant_id = ?";
 static const char SQL_GROUP_LIST[] =
@@ -368,13 +381,13 @@ static rp_err_t group_insert(rp_store_t *s, const rp_product_t *p, const char *n
                              bool allow_unknown, rp_group_t *out)
 {
     sqlite3_stmt *st = sq_stmt(s, SQL_GROUP_INSERT);
-    char key[RP_NAME_KEY_MAX];
+    rp_name_keys_t keys;
     rp_err_t err;
 
     if (st == NULL)
         return RP_ERR_IO;
     memset(out, 0, sizeof(*out));
-    err = sq_name(name, out->name, key);
+    err = sq_name(name, out->name, &keys);
     if (err == RP_OK)
         err = sq_random_id('g', out->id, sizeof(out->id));
     if (err != RP_OK)
@@ -389,7 +402,8 @@ static rp_err_t group_insert(rp_store_t *s, const rp_product_t *p, const char *n
     BIND_TEXT(st, 4, out->name);
     sqlite3_bind_int(st, 5, allow_unknown ? 1 : 0);
     sqlite3_bind_int64(st, 6, out->created);
-    BIND_TEXT(st, 7, key);
+    BIND_TEXT(st, 7, keys.folded);
+    BIND_TEXT(st, 8, keys.as_written);
     return sq_step_done(s, st, NULL);
 }
 
@@ -405,12 +419,12 @@ rp_err_t rp_store_product_create(rp_store_t *s, const char *tenant_id, const cha
         {"Production",  false},
     };
     sqlite3_stmt *st;
-    char key[RP_NAME_KEY_MAX];
+    rp_name_keys_t keys;
     rp_group_t g;
     rp_err_t err;
 
     memset(out, 0, sizeof(*out));
-    err = sq_name(name, out->name, key);
+    err = sq_name(name, out->name, &keys);
     if (err == RP_OK)
         err = sq_random_id('p', out->id, sizeof(out->id));
     if (err != RP_OK)
@@ -427,7 +441,8 @@ rp_err_t rp_store_product_create(rp_store_t *s, const char *tenant_id, const cha
         BIND_TEXT(st, 2, out->tenant_id);
         BIND_TEXT(st, 3, out->name);
         sqlite3_bind_int64(st, 4, out->created);
-        BIND_TEXT(st, 5, key);
+        BIND_TEXT(st, 5, keys.folded);
+        BIND_TEXT(st, 6, keys.as_written);
         err = sq_step_done(s, st, NULL);
     }
     for (size_t i = 0; err == RP_OK && i < sizeof(defaults) / sizeof(defaults[0]); i++)
@@ -439,14 +454,15 @@ rp_err_t rp_store_product_find(rp_store_t *s, const char *tenant_id, const char 
                                rp_product_t *out)
 {
     sqlite3_stmt *st = sq_stmt(s, SQL_PRODUCT_FIND);
+    char form[RP_NAME_MAX + 1];
     rp_err_t err;
 
     if (st == NULL)
         return RP_ERR_IO;
     BIND_TEXT(st, 1, tenant_id);
     BIND_TEXT(st, 2, id_or_name);
-    BIND_TEXT(st, 3, id_or_name);
-    BIND_TEXT(st, 4, id_or_name);
+    /* (copied: the buffer is gone when the cached statement is next used) */
+    sqlite3_bind_text(st, 3, lookup_form(id_or_name, form, sizeof(form)), -1, SQLITE_TRANSIENT);
     err = one_row(s, st, "product");
     if (err == RP_OK) {
         product_row(st, out);
@@ -481,14 +497,15 @@ rp_err_t rp_store_group_find(rp_store_t *s, const rp_product_t *product, const c
                              rp_group_t *out)
 {
     sqlite3_stmt *st = sq_stmt(s, SQL_GROUP_FIND);
+    char form[RP_NAME_MAX + 1];
     rp_err_t err;
 
     if (st == NULL)
         return RP_ERR_IO;
     BIND_TEXT(st, 1, product->id);
     BIND_TEXT(st, 2, id_or_name);
-    BIND_TEXT(st, 3, id_or_name);
-    BIND_TEXT(st, 4, id_or_name);
+    /* (copied: the buffer is gone when the cached statement is next used) */
+    sqlite3_bind_text(st, 3, lookup_form(id_or_name, form, sizeof(form)), -1, SQLITE_TRANSIENT);
     err = one_row(s, st, "device group");
     if (err == RP_OK) {
         group_row(st, out);

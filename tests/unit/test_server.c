@@ -161,7 +161,7 @@ static void store_schema(void **state)
 {
     struct db *db = *state;
 
-    assert_int_equal(rp_store_schema_version(db->s), 7);
+    assert_int_equal(rp_store_schema_version(db->s), 8);
 }
 
 /* One write: a verdict, maybe a certificate, maybe a nonce to spend. */
@@ -626,7 +626,7 @@ static void names_rule(void **state)
     name_ok(s, NULL); /* 64 characters */
     s[64] = 'a';
     s[65] = '\0';
-    REFUSED(s, "at most 64 characters");
+    name_refused(s, strlen(s), "at most 64 characters");
     s[0] = '\0';
     for (int i = 0; i < 64; i++)
         strcat(s, "\u00e9"); /* 64 characters, 128 bytes */
@@ -634,7 +634,7 @@ static void names_rule(void **state)
     s[0] = '\0';
     for (int i = 0; i < 43; i++)
         strcat(s, "\u6771"); /* 43 characters, 129 bytes */
-    REFUSED(s, "128 bytes");
+    name_refused(s, strlen(s), "128 bytes");
     memset(s, 'a', 600);
     name_refused(s, 600, "at most 64 characters"); /* refused before any conversion */
 
@@ -676,40 +676,119 @@ static void names_rule(void **state)
     REFUSED("\u03a9mega", "scripts");           /* Greek with Latin */
     REFUSED("pay\u0440al", "scripts");          /* Cyrillic r inside Latin */
     REFUSED("a\u0663b1", "digits");             /* Arabic-Indic and ASCII digits */
+    s[0] = '\0';
+    for (int i = 0; i < 42; i++)
+        strcat(s, "\ufdfa"); /* 42 characters, 126 bytes, 756 letters in NFKC: no key fits */
+    name_refused(s, strlen(s), "spelt out");
+}
+
+/* Whether two names collide: either of their keys is the same (names.h). */
+static bool collide(const char *a, const char *b)
+{
+    static rp_name_keys_t ka, kb;
+
+    if (rp_name_keys(a, &ka) != RP_OK || rp_name_keys(b, &kb) != RP_OK)
+        fail_msg("no keys for '%s' or '%s'", a, b);
+    return strcmp(ka.folded, kb.folded) == 0 || strcmp(ka.as_written, kb.as_written) == 0;
 }
 
 static void same_key(const char *a, const char *b)
 {
-    char ka[RP_NAME_KEY_MAX], kb[RP_NAME_KEY_MAX];
+    if (!collide(a, b))
+        fail_msg("'%s' and '%s' do not collide", a, b);
+}
 
-    assert_int_equal(rp_name_key(a, ka), RP_OK);
-    assert_int_equal(rp_name_key(b, kb), RP_OK);
-    if (strcmp(ka, kb) != 0)
-        fail_msg("'%s' and '%s' have different keys", a, b);
+static void distinct(const char *a, const char *b)
+{
+    if (collide(a, b))
+        fail_msg("'%s' and '%s' collide", a, b);
 }
 
 static void names_keys(void **state)
 {
-    char ka[RP_NAME_KEY_MAX], kb[RP_NAME_KEY_MAX];
+    rp_name_keys_t k;
 
     (void)state;
+    /* letter case, compatibility forms, NFD */
     same_key("acme", "ACME");
     same_key("acme", "AcMe");
     same_key("acme", "\uff41\uff43\uff4d\uff45"); /* fullwidth */
-    same_key("acme", "\u0430cme");                /* Cyrillic a */
-    same_key("ace", "\u0430\u0441\u0435");        /* all Cyrillic */
-    same_key("modern", "rnodern");
+    same_key("acme", "\uff21\uff23\uff2d\uff25"); /* fullwidth capitals */
+    same_key("HOME", "\u210c\u2134\u2133\u212f"); /* script and Fraktur letters */
     same_key("Stra\u00dfe", "STRASSE");
     same_key("Caf\u00e9", "Cafe\u0301");
+    same_key("ilya", "Ilya"); /* I and i differ only in case */
+    /* Latin look-alikes */
+    same_key("modern", "rnodern");
+    same_key("MODERN", "rnodern");
+    same_key("Alice", "AIice"); /* capital I for l */
+    same_key("login", "Iogin");
+    same_key("Ilya", "llya");
+    same_key("\uff21\uff29\uff49\uff43\uff45", "Alice"); /* fullwidth, and I for l */
+    /* digits: 0 and O, 1 and l and I */
     same_key("l0gin", "lOgin");
-    assert_int_equal(rp_name_key("acme", ka), RP_OK);
-    assert_int_equal(rp_name_key("acne", kb), RP_OK);
-    assert_string_not_equal(ka, kb);
-    assert_int_equal(rp_name_key("Field Test", ka), RP_OK);
-    assert_int_equal(rp_name_key("Production", kb), RP_OK);
-    assert_string_not_equal(ka, kb);
-    assert_int_equal(rp_name_key("\xff", ka), RP_ERR_INVALID_ARG);
-    assert_int_equal(rp_name_key("", ka), RP_ERR_INVALID_ARG);
+    same_key("l0gin", "login");
+    same_key("1ogin", "login");
+    same_key("1ogin", "Iogin");
+    same_key("v1", "vl");
+    same_key("ACME1", "ACMEl");
+    same_key("ACME1", "ACMEI");
+    same_key("O0", "oo");
+    /* whole-script Cyrillic: lowercase, and capitals whose lowercase look like nothing Latin */
+    same_key("acme", "\u0430cme");                /* (mixed: the rule refuses it) */
+    same_key("ace", "\u0430\u0441\u0435");        /* асе */
+    same_key("acme", "\u0410\u0421\u041c\u0415"); /* АСМЕ */
+    same_key("ACME", "\u0410\u0421\u041c\u0415");
+    same_key("BETA", "\u0412\u0415\u0422\u0410"); /* ВЕТА */
+    same_key("beta", "\u0412\u0415\u0422\u0410");
+    same_key("HOME", "\u041d\u041e\u041c\u0415");                     /* НОМЕ */
+    same_key("MAX", "\u041c\u0410\u0425");                            /* МАХ */
+    same_key("CCCP", "\u0421\u0421\u0421\u0420");                     /* СССР */
+    same_key("\u0410\u0421\u041c\u0415", "\u0430\u0441\u043c\u0435"); /* АСМЕ, асме */
+    /* whole-script Greek */
+    same_key("KEY", "\u039a\u0395\u03a5"); /* ΚΕΥ */
+    same_key("key", "\u039a\u0395\u03a5");
+    same_key("\u039a\u0395\u03a5", "\u03ba\u03b5\u03c5"); /* ΚΕΥ, κευ */
+    same_key("NET", "\u039d\u0395\u03a4");                /* ΝΕΤ */
+    same_key("HTTP", "\u0397\u03a4\u03a4\u03a1");         /* ΗΤΤΡ */
+    same_key("TAXI", "\u03a4\u0391\u03a7\u0399");         /* ΤΑΧΙ */
+    same_key("POP", "\u03a1\u039f\u03a1");                /* ΡΟΡ */
+    /* and names that only resemble each other stay apart */
+    distinct("acme", "acne");
+    distinct("beta", "delta");
+    distinct("BETA", "DELTA");
+    distinct("Field Test", "Production");
+    distinct("Group 1", "Group 2");
+    distinct("v1", "v2");
+    distinct("rev A", "rev B");
+    distinct("cat", "cot");
+    distinct("east", "west");
+    distinct("alpha", "aloha");
+    distinct("ilya", "llya");                     /* lowercase i is not l */
+    distinct("\u0391\u0392\u0393", "ABC");        /* ΑΒΓ */
+    distinct("\u041c\u041e\u041d\u041e", "MONO"); /* МОНО (Н is H) */
+    assert_int_equal(rp_name_keys("\xff", &k), RP_ERR_INVALID_ARG);
+    assert_int_equal(rp_name_keys("", &k), RP_ERR_INVALID_ARG);
+    assert_int_equal(rp_name_keys("\u200b", &k), RP_ERR_INVALID_ARG); /* only ignorable */
+}
+
+/* Names given to find something are looked up in NFC, as they are kept. */
+static void names_lookup_form(void **state)
+{
+    char out[RP_NAME_MAX + 1];
+
+    (void)state;
+    assert_int_equal(rp_name_lookup_form("e\u0301", out, sizeof(out)), RP_OK);
+    assert_string_equal(out, "\u00e9");
+    assert_int_equal(rp_name_lookup_form("Cafe\u0301 Z\u00fcrich", out, sizeof(out)), RP_OK);
+    assert_string_equal(out, "Caf\u00e9 Z\u00fcrich");
+    assert_int_equal(rp_name_lookup_form("p_0123456789abcdef01234567", out, sizeof(out)), RP_OK);
+    assert_string_equal(out, "p_0123456789abcdef01234567"); /* IDs are as they are */
+    assert_int_equal(rp_name_lookup_form("ACME", out, sizeof(out)), RP_OK);
+    assert_string_equal(out, "ACME"); /* not folded: names are found as they are */
+    assert_int_equal(rp_name_lookup_form("\xff", out, sizeof(out)), RP_ERR_INVALID_ARG);
+    assert_string_equal(out, "");
+    assert_int_equal(rp_name_lookup_form("abc", out, 3), RP_ERR_INVALID_ARG); /* no room */
 }
 
 /* The store keeps names in NFC and refuses a second name with the same key in its scope. */
@@ -718,7 +797,7 @@ static void store_names_unique(void **state)
     struct db *db = *state;
     rp_tenant_t t, refused;
     rp_product_t p, q, other_p;
-    rp_group_t g;
+    rp_group_t g, found_g;
 
     assert_int_equal(rp_store_tenant_create(db->s, "ACME", &t), RP_ERR_EXISTS);
     assert_int_equal(rp_store_tenant_create(db->s, "\u0430cme", &t), RP_ERR_INVALID_ARG);
@@ -733,33 +812,166 @@ static void store_names_unique(void **state)
     assert_int_equal(rp_store_group_create(db->s, &p, "field test", false, &g), RP_ERR_EXISTS);
     assert_int_equal(rp_store_group_create(db->s, &p, "Beta", false, &g), RP_OK);
     assert_int_equal(rp_store_group_create(db->s, &other_p, "beta", false, &g), RP_OK);
+    /* found by name in other bytes (NFD), as in NFC, by ID; not by a look-alike */
+    assert_int_equal(rp_store_product_create(db->s, db->tenant.id, "Caf\u00e9", &p), RP_OK);
+    assert_int_equal(rp_store_group_create(db->s, &p, "\u00e9t\u00e9", false, &g), RP_OK);
+    assert_int_equal(rp_store_product_find(db->s, db->tenant.id, "Cafe\u0301", &q), RP_OK);
+    assert_string_equal(q.id, p.id);
+    assert_int_equal(rp_store_product_find(db->s, db->tenant.id, "Caf\u00e9", &q), RP_OK);
+    assert_string_equal(q.id, p.id);
+    assert_int_equal(rp_store_product_find(db->s, db->tenant.id, p.id, &q), RP_OK);
+    assert_int_equal(rp_store_product_find(db->s, db->tenant.id, "CAFE\u0301", &q),
+                     RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_product_find(db->s, db->tenant.id, "\xff", &q), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_group_find(db->s, &p, "e\u0301te\u0301", &found_g), RP_OK);
+    assert_string_equal(found_g.id, g.id);
 }
 
-/* Rows made before names had keys get theirs when the store opens; look-alikes among them both
- * stay, and no new look-alike may join them. */
+/* Whole-script look-alikes in capitals, and I for l, collide in every scope (each pair: the
+ * first is made, the second refused, in that order and the other). */
+static void store_lookalikes_collide(void **state)
+{
+    static const char *const pairs[][2] = {
+        {"acme",  "\u0410\u0421\u041c\u0415"}, /* АСМЕ; "acme" is the fixture's tenant */
+        {"BETA",  "\u0412\u0415\u0422\u0410"}, /* ВЕТА */
+        {"HOME",  "\u041d\u041e\u041c\u0415"}, /* НОМЕ */
+        {"KEY",   "\u039a\u0395\u03a5"      }, /* Greek ΚΕΥ */
+        {"MAX",   "\u041c\u0410\u0425"      }, /* МАХ */
+        {"Alice", "AIice"                   },
+        {"login", "Iogin"                   },
+        {"P0RT",  "PORT"                    },
+        {"ca11",  "caII"                    },
+    };
+    struct db *db = *state;
+    rp_tenant_t t;
+    rp_product_t p;
+    rp_group_t g;
+    rp_image_key_record_t k;
+
+    assert_int_equal(rp_store_product_create(db->s, db->tenant.id, "Thermostat", &p), RP_OK);
+    for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+        for (int first = 0; first < 2; first++) {
+            const char *a = pairs[i][first], *b = pairs[i][1 - first];
+            char product[64];
+            rp_product_t q;
+
+            /* tenants: one scope for all, so each pair is tried once, in its order */
+            if (first == 0 && i > 0) {
+                assert_int_equal(rp_store_tenant_create(db->s, a, &t), RP_OK);
+                assert_int_equal(rp_store_tenant_create(db->s, b, &t), RP_ERR_EXISTS);
+            }
+            if (i == 0)
+                assert_int_equal(rp_store_tenant_create(db->s, b, &t), RP_ERR_EXISTS);
+            /* products and image keys of a tenant, groups of a product: a fresh scope each */
+            snprintf(product, sizeof(product), "Product %zu%c", i, first ? 'b' : 'a');
+            assert_int_equal(rp_store_product_create(db->s, db->tenant.id, product, &q), RP_OK);
+            assert_int_equal(rp_store_group_create(db->s, &q, a, false, &g), RP_OK);
+            assert_int_equal(rp_store_group_create(db->s, &q, b, false, &g), RP_ERR_EXISTS);
+            assert_int_equal(rp_store_tenant_create(db->s, product, &t), RP_OK);
+            assert_int_equal(rp_store_product_create(db->s, t.id, a, &q), RP_OK);
+            assert_int_equal(rp_store_product_create(db->s, t.id, b, &q), RP_ERR_EXISTS);
+            memset(&k, 0, sizeof(k));
+            snprintf(k.tenant_id, sizeof(k.tenant_id), "%s", t.id);
+            snprintf(k.alg, sizeof(k.alg), "ed25519");
+            k.spki_len = 4;
+            snprintf(k.keyhash, sizeof(k.keyhash), "%064d", 1);
+            snprintf(k.name, sizeof(k.name), "%s", a);
+            assert_int_equal(rp_store_image_key_add(db->s, &k), RP_OK);
+            /* another key: only the name clashes, and another name is taken */
+            snprintf(k.keyhash, sizeof(k.keyhash), "%064d", 2);
+            snprintf(k.name, sizeof(k.name), "%s", b);
+            assert_int_equal(rp_store_image_key_add(db->s, &k), RP_ERR_EXISTS);
+            snprintf(k.name, sizeof(k.name), "%s 2", b);
+            assert_int_equal(rp_store_image_key_add(db->s, &k), RP_OK);
+        }
+    }
+    /* and distinct names stay distinct */
+    assert_int_equal(rp_store_tenant_create(db->s, "acne", &t), RP_OK);
+    assert_int_equal(rp_store_tenant_create(db->s, "beta", &t), RP_ERR_EXISTS);
+    assert_int_equal(rp_store_tenant_create(db->s, "delta", &t), RP_OK);
+    assert_int_equal(rp_store_group_create(db->s, &p, "beta", false, &g), RP_OK);
+    assert_int_equal(rp_store_group_create(db->s, &p, "delta", false, &g), RP_OK);
+}
+
+static int64_t sql_count(sqlite3 *raw, const char *sql)
+{
+    sqlite3_stmt *st;
+    int64_t n = -1;
+
+    assert_int_equal(sqlite3_prepare_v2(raw, sql, -1, &st, NULL), SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* Rows made before names had keys, or before the keys were what they are (schema 7: one key,
+ * of another making), get theirs when the store opens; look-alikes among them both stay, and no
+ * new look-alike may join them; names the rule refuses now stay too. */
 static void store_name_keys_filled_at_open(void **state)
 {
     struct db *db = *state;
     rp_tenant_t t;
     sqlite3 *raw;
+    char path[128];
 
-    {
-        char path[128];
-        snprintf(path, sizeof(path), "%s/rampart.db", db->dir);
-        assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
-    }
+    snprintf(path, sizeof(path), "%s/rampart.db", db->dir);
+    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
+    /* Back to schema 7 ... */
     assert_int_equal(sqlite3_exec(raw,
-                                  "UPDATE tenants SET name_key = NULL;"
-                                  "INSERT INTO tenants (id, name, created) VALUES"
-                                  " ('t_old1', 'Globex', 1), ('t_old2', 'GLOBEX', 2);",
+                                  "DROP INDEX tenants_name_key_written;"
+                                  "DROP INDEX products_name_key_written;"
+                                  "DROP INDEX device_groups_name_key_written;"
+                                  "DROP INDEX image_keys_name_key_written;"
+                                  "ALTER TABLE tenants DROP COLUMN name_key_written;"
+                                  "ALTER TABLE products DROP COLUMN name_key_written;"
+                                  "ALTER TABLE device_groups DROP COLUMN name_key_written;"
+                                  "ALTER TABLE image_keys DROP COLUMN name_key_written;"
+                                  "DELETE FROM schema_version WHERE version = 8;",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
-    sqlite3_close(raw);
+    /* ... with rows made under it: keys of its making (ВЕТА and BETA had different ones), one
+     * the keys of today would not make (Initech's), none at all (Globex's), and a name of 100
+     * characters (the rule allows 64) */
+    assert_int_equal(sqlite3_exec(raw,
+                                  "INSERT INTO tenants (id, name, created, name_key) VALUES"
+                                  " ('t_old1', 'Globex', 1, NULL), ('t_old2', 'GLOBEX', 2, NULL),"
+                                  " ('t_old3', 'BETA', 3, 'beta'),"
+                                  " ('t_old4', '\u0412\u0415\u0422\u0410', 4, "
+                                  "'\u0299e\u1d1ba'),"
+                                  " ('t_old5', 'Initech', 5, 'stale'),"
+                                  " ('t_old6', printf('%.100c', 'x'), 6, NULL);",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
     rp_store_close(db->s);
     assert_int_equal(rp_store_open(db->dir, &db->s), RP_OK);
+    assert_int_equal(rp_store_schema_version(db->s), 8);
     assert_int_equal(rp_store_tenant_create(db->s, "acme", &t), RP_ERR_EXISTS);
     assert_int_equal(rp_store_tenant_create(db->s, "globex", &t), RP_ERR_EXISTS);
-    assert_int_equal(rp_store_tenant_get(db->s, "t_old2", &t), RP_OK);
+    assert_int_equal(rp_store_tenant_create(db->s, "Beta", &t), RP_ERR_EXISTS);
+    assert_int_equal(rp_store_tenant_create(db->s, "initech", &t), RP_ERR_EXISTS);
+    assert_int_equal(rp_store_tenant_create(db->s, "acne", &t), RP_OK);
+    for (int i = 1; i <= 6; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "t_old%d", i);
+        assert_int_equal(rp_store_tenant_get(db->s, id, &t), RP_OK);
+    }
+    assert_int_equal(strlen(t.name), 100);
+    /* Of each pair of look-alikes, one holds the key they share; the rest have both keys. */
+    assert_int_equal(sql_count(raw, "SELECT count(*) FROM tenants WHERE name_key IS NULL"), 1);
+    assert_int_equal(sql_count(raw, "SELECT count(*) FROM tenants WHERE name_key_written IS NULL"),
+                     2);
+    assert_int_equal(sql_count(raw, "SELECT count(*) FROM tenants WHERE name_key IS NULL AND"
+                                    " name_key_written IS NULL"),
+                     1); /* GLOBEX and Globex share both */
+    assert_int_equal(sql_count(raw, "SELECT count(*) FROM tenants WHERE id = 't_old6' AND"
+                                    " name_key IS NOT NULL AND name_key_written IS NOT NULL"),
+                     1);
+    sqlite3_close(raw);
+    /* and opening again changes nothing */
+    rp_store_close(db->s);
+    assert_int_equal(rp_store_open(db->dir, &db->s), RP_OK);
+    assert_int_equal(rp_store_tenant_create(db->s, "\u0432\u0435\u0442\u0430", &t), RP_ERR_EXISTS);
 }
 
 /* A tenant's appraisal policy: strict until set, then what was set. */
@@ -1146,7 +1358,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_tokens, db_setup, db_teardown),
         cmocka_unit_test(names_rule),
         cmocka_unit_test(names_keys),
+        cmocka_unit_test(names_lookup_form),
         cmocka_unit_test_setup_teardown(store_names_unique, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_lookalikes_collide, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_name_keys_filled_at_open, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_policy, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_statement_cache_grows, db_setup, db_teardown),
