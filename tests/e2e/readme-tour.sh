@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# End to end: README.md's 5-minute tour, exactly as written there (its sh blocks after the first,
+# on a free port instead of 8443), must do what the README says it does: the image verifies, the
+# unclaimed device is refused and the claimed one attested, the blocked one refused again, the
+# update installed on the second device. The tour is what a newcomer runs first.
+. "$(dirname "$0")/lib.sh"
+: "${AGENT:?set AGENT to the rampart-agent binary}"
+d=$E2E_DIR
+readme="$(dirname "$0")/../../README.md"
+bin=$(dirname "$RAMPART")
+port=$(free_port)
+
+# The blocks, as the README has them; the tour's own commands run in a scratch directory.
+/usr/bin/python3 - "$readme" "$d/tour.sh" "$port" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+blocks = re.findall(r"```sh\n(.*?)```", text, re.S)[1:]
+script = "\n".join(blocks).replace("127.0.0.1:8443", "127.0.0.1:" + sys.argv[3])
+script = re.sub(r"^make\b.*$", "", script, flags=re.M)   # the tour builds first; we have
+open(sys.argv[2], "w").write(script + "\nkill %1; wait\n")
+PY
+mkdir "$d/tour"
+(cd "$d/tour" && PATH="$bin:$PATH" timeout 600 bash -x "$d/tour.sh") >"$d/tour.out" 2>&1 ||
+  { tail -50 "$d/tour.out" >&2; fail "the tour did not run to its end"; }
+
+# what each step says it does
+has() { grep -qF -- "$1" "$d/tour.out" || { tail -80 "$d/tour.out" >&2; fail "the tour: no '$1'"; }; }
+has "firmware.img: valid: version 1.2.3+4"
+has '"1.2.3+4"'
+has "attestation refused (HTTP 403): unclaimed"
+has "dev1/device.crt: OK"                          # openssl verify of the issued certificate
+has "attestation refused (HTTP 403): blocked"
+has "root version 1 signed and uploaded"
+has "app: installed: started and said it is ready"
+grep -Eq '^app +1\.1\.0\+0 +[ab] +1 +1 +installed' "$d/tour.out" || fail "the tour: status of dev2"
+grep -Eq '^installed +1$' "$d/tour.out" || fail "the tour: the deployment does not count dev2 installed"
+eq "$(grep -c "ERROR\|Segmentation\|AddressSanitizer" "$d/tour.out" || true)" 0 "crashes in the tour"
+done_ok
