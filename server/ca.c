@@ -21,6 +21,7 @@
 #include <openssl/x509v3.h>
 
 #include "ca.h"
+#include "names.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/key.h"
@@ -467,42 +468,6 @@ rp_err_t rp_key_decrypt_pem(const uint8_t master[RP_MASTER_KEY_LEN], const char 
 }
 
 /* X.509's ub-organization-name (RFC 5280): characters an O may hold. */
-#define ORGANIZATION_CHARS_MAX 64
-
-/*
- * What a tenant CA's subject O holds: the tenant's name, cut after ORGANIZATION_CHARS_MAX
- * characters. Names are checked to fit at creation (names.h), but a tenant made before that
- * check may have up to 128 bytes; cut, its CA can be made and it keeps working. Cut on a
- * character boundary (a UTF-8 sequence whole), and before anything not UTF-8 (OpenSSL would
- * refuse it). OUT: out (cap bytes). NULL when nothing is left: no O at all then.
- */
-static const char *ca_organization(const char *name, char *out, size_t cap)
-{
-    size_t i = 0, chars = 0;
-
-    while (name[i] != '\0' && chars < ORGANIZATION_CHARS_MAX) {
-        unsigned char c = (unsigned char)name[i];
-        size_t len = c < 0x80             ? 1
-                     : (c & 0xe0) == 0xc0 ? 2
-                     : (c & 0xf0) == 0xe0 ? 3
-                     : (c & 0xf8) == 0xf0 ? 4
-                                          : 0;
-        bool whole = len > 0;
-
-        for (size_t k = 1; k < len && whole; k++)
-            whole = ((unsigned char)name[i + k] & 0xc0) == 0x80; /* (stops at the NUL too) */
-        if (!whole || i + len >= cap)
-            break;
-        i += len;
-        chars++;
-    }
-    if (i == 0)
-        return NULL;
-    memcpy(out, name, i);
-    out[i] = '\0';
-    return out;
-}
-
 static rp_err_t create_ca(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LEN],
                           const rp_tenant_t *tenant)
 {
@@ -515,8 +480,9 @@ static rp_err_t create_ca(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LEN]
 
     snprintf(cn, sizeof(cn), "Rampart tenant CA %s", tenant->id);
     if (err == RP_OK)
-        err = make_ca_cert(key, cn, ca_organization(tenant->name, org, sizeof(org)), now,
-                           RP_CA_LIFETIME, &cert);
+        err =
+            make_ca_cert(key, cn, rp_name_prefix(tenant->name, RP_NAME_CHARS_MAX, org, sizeof(org)),
+                         now, RP_CA_LIFETIME, &cert);
     if (err == RP_OK)
         err = rp_cert_pem(cert, &rec.cert_pem);
     if (err == RP_OK)

@@ -13,6 +13,7 @@
 #include <unicode/uspoof.h>
 #include <unicode/ustring.h>
 #include <unicode/utf16.h>
+#include <unicode/utf8.h>
 
 #include "names.h"
 #include "rampart/log.h"
@@ -303,4 +304,24 @@ rp_err_t rp_name_lookup_form(const char *given, char *out, size_t cap)
         return RP_ERR_INVALID_ARG;
     }
     return RP_OK;
+}
+
+const char *rp_name_prefix(const char *name, size_t max_chars, char *out, size_t cap)
+{
+    int32_t len = (int32_t)strnlen(name, cap > 0 ? cap - 1 : 0), i = 0, end = 0;
+    size_t chars = 0;
+
+    while (i < len && chars < max_chars) {
+        UChar32 c;
+        U8_NEXT(name, i, len, c); /* c < 0: ill-formed (overlong, surrogate, cut short) */
+        if (c < 0)
+            break;
+        end = i;
+        chars++;
+    }
+    if (end == 0)
+        return NULL;
+    memcpy(out, name, (size_t)end);
+    out[end] = '\0';
+    return out;
 }

@@ -71,4 +71,11 @@ rp_err_t rp_name_keys(const char *name, rp_name_keys_t *keys) RP_MUST_CHECK;
  */
 rp_err_t rp_name_lookup_form(const char *given, char *out, size_t cap) RP_MUST_CHECK;
 
+/*
+ * The longest start of name that is well-formed UTF-8 (no overlong form, no surrogate) and at
+ * most max_chars characters: what goes where a name must fit (a tenant CA's subject O, for a
+ * tenant named before the rule). OUT: out (cap bytes, NUL-terminated). NULL when nothing fits.
+ */
+const char *rp_name_prefix(const char *name, size_t max_chars, char *out, size_t cap);
+
 #endif /* RAMPART_NAMES_H */

@@ -7,12 +7,14 @@
  * write-ahead log on a full disk, where a new block cannot be had.
  *
  * The check writes to the disk, and anyone may ask for it: it runs at most once a second in a
- * process, and every request in between, or while it runs, gets the last answer.
+ * process, and every request in between, or while it runs, gets the last answer - unless it has
+ * run for longer than STALLED: a disk that hangs a write is no more ready than one that fails it.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,10 +24,11 @@
 #define PROBE_NAME "ready.probe"
 #define PROBE_SIZE 4096 /* one block: a full file system cannot give it */
 #define CHECK_EVERY 1.0 /* seconds */
+#define STALLED 3.0     /* seconds a check may take before the service counts as not ready */
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static bool checking, checked, ready;
-static double checked_at;
+static double checked_at, check_began;
 static char reason[256];
 
 static double now_monotonic(void)
@@ -48,8 +51,15 @@ static bool file_writable(const char *dir, char *why, size_t cap)
     bool ok = false;
 
     snprintf(path, sizeof(path), "%s/" PROBE_NAME, dir);
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    /* O_NONBLOCK: a FIFO left under the name must not hang the worker (it refuses at once). */
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
     if (fd >= 0) {
+        struct stat sb;
+        if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+            close(fd);
+            snprintf(why, cap, "%.200s is not a regular file: remove it", path);
+            return false;
+        }
         step = "write";
         while (done < sizeof(block)) {
             ssize_t n = write(fd, block + done, sizeof(block) - done);
@@ -79,7 +89,9 @@ static bool file_writable(const char *dir, char *why, size_t cap)
         }
         errno = saved;
     }
-    if (!ok)
+    if (fd < 0 && errno == ENXIO) /* a FIFO nobody reads */
+        snprintf(why, cap, "%.200s is not a regular file: remove it", path);
+    else if (!ok)
         snprintf(why, cap, "cannot %s a file in the data directory: %s", step, strerror(errno));
     return ok;
 }
@@ -109,10 +121,18 @@ void rp_ready_handle(rp_req_t *r)
         return;
     }
     pthread_mutex_lock(&lock);
-    if (!checking && (!checked || now - checked_at >= CHECK_EVERY))
+    if (!checking && (!checked || now - checked_at >= CHECK_EVERY)) {
         checking = run = true;
+        check_began = now;
+    }
     ok = ready;
     snprintf(why, sizeof(why), "%s", checked ? reason : "the first check is under way");
+    if (checking && !run && now - check_began > STALLED) {
+        ok = false;
+        snprintf(why, sizeof(why),
+                 "the write check has not finished in %.0f seconds: the disk may hang",
+                 now - check_began);
+    }
     pthread_mutex_unlock(&lock);
     if (run) {
         ok = check(r->w, why, sizeof(why));

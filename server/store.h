@@ -107,9 +107,8 @@ rp_err_t rp_store_tenant_get(rp_store_t *s, const char *id, rp_tenant_t *out) RP
 typedef void (*rp_tenant_fn)(void *ctx, const rp_tenant_t *t);
 rp_err_t rp_store_tenant_list(rp_store_t *s, rp_tenant_fn fn, void *ctx) RP_MUST_CHECK;
 
-/* A token is stored by the SHA-256 of its secret; the secret itself never is. */
-rp_err_t rp_store_token_create(rp_store_t *s, const char *tenant_id, rp_role_t role,
-                               const uint8_t hash[RP_SHA256_LEN], rp_token_t *out) RP_MUST_CHECK;
+/* A token is stored by the SHA-256 of its secret; the secret itself never is (rp_store_token_add
+ * below makes one). */
 rp_err_t rp_store_token_lookup(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN],
                                rp_token_t *out) RP_MUST_CHECK;
 typedef void (*rp_token_fn)(void *ctx, const rp_token_t *t);
@@ -312,9 +311,6 @@ rp_err_t rp_store_image_get(rp_store_t *s, const char *tenant_id, const char *id
 /* The tenant's image with this MCUboot digest (RP_ERR_NOT_FOUND if none). */
 rp_err_t rp_store_image_by_hash(rp_store_t *s, const char *tenant_id, const char *image_hash,
                                 rp_image_record_t *out) RP_MUST_CHECK;
-/* Whether the tenant uploaded an image with this MCUboot digest (what a device measures). */
-rp_err_t rp_store_image_known(rp_store_t *s, const char *tenant_id,
-                              const uint8_t digest[RP_SHA256_LEN], bool *known) RP_MUST_CHECK;
 typedef void (*rp_image_fn)(void *ctx, const rp_image_record_t *img);
 rp_err_t rp_store_image_list(rp_store_t *s, const char *tenant_id, rp_image_fn fn,
                              void *ctx) RP_MUST_CHECK;
@@ -436,7 +432,8 @@ rp_err_t rp_store_cert_reissue(rp_store_t *s, const rp_cert_record_t *cert, cons
 
 #define RP_TOKEN_USE_EVERY 60 /* seconds: how stale a token's last_used may get */
 
-/* As rp_store_token_create(), with an expiry (0: never). */
+/* A token of the tenant (NULL: a system token) with a role, stored by the SHA-256 of its secret,
+ * with an expiry (0: never). */
 rp_err_t rp_store_token_add(rp_store_t *s, const char *tenant_id, rp_role_t role,
                             const uint8_t hash[RP_SHA256_LEN], int64_t expires,
                             rp_token_t *out) RP_MUST_CHECK;

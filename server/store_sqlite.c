@@ -623,12 +623,6 @@ static const char SQL_TOKEN_SYSTEM_COUNT[] = "SELECT count(*) FROM tokens WHERE 
 static const char SQL_TOKEN_REVOKE_SYSTEM[] =
     "DELETE FROM tokens WHERE tenant_id IS NULL AND id != ?";
 
-rp_err_t rp_store_token_create(rp_store_t *s, const char *tenant_id, rp_role_t role,
-                               const uint8_t hash[RP_SHA256_LEN], rp_token_t *out)
-{
-    return rp_store_token_add(s, tenant_id, role, hash, 0, out);
-}
-
 rp_err_t rp_store_token_add(rp_store_t *s, const char *tenant_id, rp_role_t role,
                             const uint8_t hash[RP_SHA256_LEN], int64_t expires, rp_token_t *out)
 {

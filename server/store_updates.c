@@ -271,32 +271,6 @@ rp_err_t rp_store_image_by_hash(rp_store_t *s, const char *tenant_id, const char
     return err;
 }
 
-static const char SQL_IMAGE_KNOWN[] =
-    "SELECT 1 FROM images WHERE tenant_id = ? AND image_hash = ? LIMIT 1";
-
-rp_err_t rp_store_image_known(rp_store_t *s, const char *tenant_id,
-                              const uint8_t digest[RP_SHA256_LEN], bool *known)
-{
-    sqlite3_stmt *st = sq_stmt(s, SQL_IMAGE_KNOWN);
-    char hex[2 * RP_SHA256_LEN + 1];
-    rp_err_t err;
-
-    *known = false;
-    if (st == NULL)
-        return RP_ERR_IO;
-    err = rp_hex_encode(digest, RP_SHA256_LEN, hex, sizeof(hex));
-    if (err != RP_OK)
-        return err;
-    BIND_TEXT(st, 1, tenant_id);
-    BIND_TEXT(st, 2, hex);
-    err = one_row(s, st, "image");
-    if (err == RP_OK) {
-        *known = true;
-        sqlite3_reset(st);
-    }
-    return err == RP_ERR_NOT_FOUND ? RP_OK : err;
-}
-
 rp_err_t rp_store_image_list(rp_store_t *s, const char *tenant_id, rp_image_fn fn, void *ctx)
 {
     sqlite3_stmt *st = sq_stmt(s, SQL_IMAGE_LIST);
@@ -968,6 +942,8 @@ rp_err_t rp_store_roots_after(rp_store_t *s, const char *tenant_id, int64_t afte
 
 /* ---- what each device's root of trust accepts ---- */
 
+static const char SQL_COUNTER_MAX_GET[] =
+    "SELECT security_counter_max FROM device_counter_max WHERE device_id = ?";
 static const char SQL_COUNTER_MAX_SET[] =
     "INSERT INTO device_counter_max (device_id, security_counter_max, since) VALUES (?, ?, ?)"
     " ON CONFLICT(device_id) DO UPDATE SET security_counter_max = excluded.security_counter_max,"
@@ -982,8 +958,23 @@ static const char SQL_COUNTER_MAX_BELOW[] =
 rp_err_t rp_store_device_counter_max_set(rp_store_t *s, const char *device_id, uint32_t max,
                                          int64_t now)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_COUNTER_MAX_SET);
+    sqlite3_stmt *st = sq_stmt(s, SQL_COUNTER_MAX_GET);
+    int rc;
 
+    /* Every targets request reports it, and it seldom changes: read first, so that a fleet's
+     * polls cost no write transactions (which would queue behind the recorder's). */
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, device_id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_int64(st, 0) == (int64_t)max) {
+        sqlite3_reset(st);
+        return RP_OK;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return sq_error(s, "a device's security counter limit");
+    st = sq_stmt(s, SQL_COUNTER_MAX_SET);
     if (st == NULL)
         return RP_ERR_IO;
     BIND_TEXT(st, 1, device_id);

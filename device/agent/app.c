@@ -113,7 +113,13 @@ rp_err_t rp_app_start(const char *state_dir, const char *name, const char *versi
         if (chdir(data) != 0 || dup2(nullfd, STDIN_FILENO) < 0 || dup2(logfd, STDOUT_FILENO) < 0 ||
             dup2(logfd, STDERR_FILENO) < 0 || dup2(pipefd[1], RP_APP_READY_FD) < 0)
             _exit(126);
-        close_range(RP_APP_READY_FD + 1, ~0U, 0);
+        /* Nothing of the agent's beyond the contract's descriptors: close_range (Linux 5.9), and
+         * on an older kernel each one the process has. */
+        if (close_range(RP_APP_READY_FD + 1, ~0U, 0) != 0) {
+            long max = sysconf(_SC_OPEN_MAX);
+            for (long fd = RP_APP_READY_FD + 1; fd < (max > 0 ? max : 65536); fd++)
+                (void)close((int)fd);
+        }
         execve(exe_abs, argv, envp);
         _exit(127);
     }

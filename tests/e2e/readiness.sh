@@ -64,6 +64,15 @@ wait_status /readyz 200
 # What it said along the way, once a change.
 grep -q "not ready: cannot write a file in the data directory: No space left" "$d/srv.log" || fail "no warning in the log: $(cat "$d/srv.log")"
 grep -q "ready: the data directory can be written" "$d/srv.log" || fail "no recovery in the log"
+
+# Something else under the probe's name - a FIFO would block the write check, and the worker
+# running it, for good: refused at once, not ready, and the worker goes on serving.
+mkfifo -m 0600 "$d/srv/ready.probe"
+wait_status /readyz 503
+body_has '.message | contains("is not a regular file")'
+for i in 1 2 3 4; do http GET /healthz -; is_status 200; done
+rm "$d/srv/ready.probe"
+wait_status /readyz 200
 kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
 
 # A data directory the kernel turns read-only under the running service: ext4 mounted with

@@ -607,6 +607,37 @@ static void name_refused(const char *in, size_t len, const char *why_has)
 
 #define REFUSED(lit, why) name_refused((lit), sizeof(lit) - 1, (why))
 
+/* What goes where a name must fit: a well-formed start, cut on a character boundary. */
+static void names_prefix(void **state)
+{
+    char out[RP_NAME_MAX + 1], name[200];
+
+    (void)state;
+    memset(name, 'a', 100);
+    name[100] = '\0';
+    assert_non_null(rp_name_prefix(name, RP_NAME_CHARS_MAX, out, sizeof(out)));
+    assert_int_equal(strlen(out), RP_NAME_CHARS_MAX);
+    /* two-byte characters: cut after 64 of them, never inside one */
+    for (int k = 0; k < 70; k++)
+        memcpy(name + 2 * k, "\xc3\xa9", 2);
+    name[140] = '\0';
+    assert_non_null(rp_name_prefix(name, RP_NAME_CHARS_MAX, out, sizeof(out)));
+    assert_int_equal(strlen(out), 2 * RP_NAME_CHARS_MAX);
+    /* an overlong '/', a surrogate, a sequence cut short: the start before them */
+    assert_string_equal(rp_name_prefix("ab\xc0\xaf"
+                                       "cd",
+                                       64, out, sizeof(out)),
+                        "ab");
+    assert_string_equal(rp_name_prefix("ab\xed\xa0\x80"
+                                       "cd",
+                                       64, out, sizeof(out)),
+                        "ab");
+    assert_string_equal(rp_name_prefix("ab\xe2\x82", 64, out, sizeof(out)), "ab");
+    assert_null(rp_name_prefix("\xff", 64, out, sizeof(out)));
+    /* the output's room bounds it too */
+    assert_string_equal(rp_name_prefix("abcdef", 64, out, 4), "abc");
+}
+
 static void names_rule(void **state)
 {
     char s[640];
@@ -1357,6 +1388,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_reissue_races_with_block, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_tokens, db_setup, db_teardown),
         cmocka_unit_test(names_rule),
+        cmocka_unit_test(names_prefix),
         cmocka_unit_test(names_keys),
         cmocka_unit_test(names_lookup_form),
         cmocka_unit_test_setup_teardown(store_names_unique, db_setup, db_teardown),
