@@ -21,7 +21,8 @@ static const char ops_usage[] =
     "  rampart tenant create NAME                      prints the tenant ID\n"
     "  rampart tenant list\n"
     "  rampart tenant policy --tenant T [--allow-debug yes|no] [--require-components yes|no]\n"
-    "        [--require-register yes|no]     how its devices' evidence is appraised: prints it,\n"
+    "        [--require-register yes|no] [--allow-development yes|no]\n"
+    "                                        how its devices' evidence is appraised: prints it,\n"
     "                                        or sets what is given (admin)\n"
     "  rampart token create --tenant T --role admin|contributor|reader\n"
     "        [--expires-in N[s|m|h|d] | --expires-at 2027-01-31T12:00:00Z]  prints the token once\n"
@@ -32,6 +33,10 @@ static const char ops_usage[] =
     "  rampart device show --tenant T DEVICE_ID       last attestation, result, certificate\n"
     "  rampart device attestations --tenant T DEVICE_ID\n"
     "  rampart device block|unblock --tenant T DEVICE_ID\n"
+    "  rampart device capability create --tenant T --device D --kind development\n"
+    "        [--expires-in N[s|m|h|d]] --out cap.json\n"
+    "      a capability signed for that one device (admin; default 7 days, at most 90): with it\n"
+    "      (rampart-agent capability apply) the device may sideload apps and be debugged\n"
     "  rampart ca download --tenant T --out CA.pem\n"
     "  rampart ca crl --tenant T --out CRL.pem\n"
     "\n"
@@ -151,10 +156,11 @@ static int tenant_policy_cmd(struct ops *o)
     req = json_object();
     if (!set_flag(req, "allow_debug", o->allow_debug) ||
         !set_flag(req, "require_components", o->require_components) ||
-        !set_flag(req, "require_measurement_register", o->require_register)) {
+        !set_flag(req, "require_measurement_register", o->require_register) ||
+        !set_flag(req, "allow_development", o->allow_development)) {
         json_decref(req);
-        return cli_usage(NULL, "--allow-debug, --require-components and --require-register take "
-                               "yes or no");
+        return cli_usage(NULL, "--allow-debug, --require-components, --require-register and "
+                               "--allow-development take yes or no");
     }
     if (json_object_size(req) > 0)
         rc = ops_api(o, "PUT", path, req, &status, &body, NULL, NULL);
@@ -174,6 +180,8 @@ static int tenant_policy_cmd(struct ops *o)
                json_is_true(json_object_get(body, "require_measurement_register")) ? "yes" : "no");
         printf("allow debug:                  %s\n",
                json_is_true(json_object_get(body, "allow_debug")) ? "yes" : "no");
+        printf("allow development mode:       %s\n",
+               json_is_true(json_object_get(body, "allow_development")) ? "yes" : "no");
         printf("set:                          %s\n",
                json_is_string(json_object_get(body, "updated")) ? ops_str(body, "updated")
                                                                 : "never (the default)");
@@ -460,14 +468,72 @@ static int device_cmd(struct ops *o, const char *verb)
     return cli_usage(NULL, "unknown device command '%s'", verb);
 }
 
+/* Write raw[0..len) to path, replacing it atomically. */
+static int write_out(const char *path, const char *raw, size_t len, mode_t mode)
+{
+    rp_atomic_file_t f;
+    rp_err_t err = rp_atomic_begin(&f, path, mode, 0);
+
+    if (err == RP_OK) {
+        err = rp_atomic_write(&f, raw, len);
+        if (err == RP_OK)
+            err = rp_atomic_commit(&f, 0);
+        else
+            rp_atomic_abort(&f);
+    }
+    if (err != RP_OK) {
+        rp_log_error("%s: %s", path, rp_strerror(err));
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
+/* rampart device capability create --tenant T --device D --kind development [--expires-in D]
+ * --out cap.json */
+static int capability_cmd(struct ops *o)
+{
+    char path[512], *raw = NULL;
+    size_t len = 0;
+    int64_t seconds = 0;
+    json_t *req, *body;
+    long status;
+    int rc;
+
+    if (o->nargs != 1 || strcmp(o->args[0], "create") != 0)
+        return cli_usage(NULL, "device capability create --tenant T --device D --kind development "
+                               "[--expires-in N[s|m|h|d]] --out cap.json");
+    if (o->device == NULL || o->kind == NULL || o->out == NULL)
+        return cli_usage(NULL, "device capability create needs --device, --kind and --out");
+    if (o->expires_in != NULL && !parse_duration(o->expires_in, &seconds))
+        return cli_usage(NULL, "--expires-in is a number with s, m, h or d (e.g. 8h, 7d)");
+    req = json_pack("{s:s}", "kind", o->kind);
+    if (o->expires_in != NULL)
+        json_object_set_new(req, "expires_in", json_integer((json_int_t)seconds));
+    snprintf(path, sizeof(path), "/api/v1/tenants/%s/devices/%s/capabilities", o->tenant,
+             o->device);
+    rc = ops_api(o, "POST", path, req, &status, &body, &raw, &len);
+    json_decref(req);
+    if (rc != CLI_OK)
+        return rc;
+    if (status != 201) {
+        free(raw);
+        return ops_refused(status, body);
+    }
+    json_decref(body);
+    rc = write_out(o->out, raw, len, 0644);
+    free(raw);
+    if (rc == CLI_OK)
+        printf("wrote %s: a %s capability for device %s\n", o->out, o->kind, o->device);
+    return rc;
+}
+
 static int ca_cmd(struct ops *o, const char *verb)
 {
     char path[512], *raw = NULL;
     size_t len = 0;
-    rp_atomic_file_t f;
     json_t *body;
     long status;
-    rp_err_t err;
+    int rc;
 
     if (ops_need_tenant(o) != CLI_OK)
         return CLI_USAGE;
@@ -486,21 +552,11 @@ static int ca_cmd(struct ops *o, const char *verb)
         return ops_refused(status, body);
     }
     json_decref(body);
-    err = rp_atomic_begin(&f, o->out, 0644, 0);
-    if (err == RP_OK) {
-        err = rp_atomic_write(&f, raw, len);
-        if (err == RP_OK)
-            err = rp_atomic_commit(&f, 0);
-        else
-            rp_atomic_abort(&f);
-    }
+    rc = write_out(o->out, raw, len, 0644);
     free(raw);
-    if (err != RP_OK) {
-        rp_log_error("%s: %s", o->out, rp_strerror(err));
-        return CLI_FAIL;
-    }
-    printf("wrote %s\n", o->out);
-    return CLI_OK;
+    if (rc == CLI_OK)
+        printf("wrote %s\n", o->out);
+    return rc;
 }
 
 int cmd_ops(int argc, char **argv)
@@ -529,6 +585,9 @@ int cmd_ops(int argc, char **argv)
         {"allow-debug",           required_argument, NULL, 'D'},
         {"require-components",    required_argument, NULL, 'M'},
         {"require-register",      required_argument, NULL, 'Y'},
+        {"allow-development",     required_argument, NULL, 'V'},
+        {"device",                required_argument, NULL, 'd'},
+        {"kind",                  required_argument, NULL, 'N'},
         {"help",                  no_argument,       NULL, 'h'},
         {NULL,                    0,                 NULL, 0  },
     };
@@ -545,8 +604,9 @@ int cmd_ops(int argc, char **argv)
     o.token_file = getenv("RAMPART_TOKEN_FILE");
     o.ca_file = getenv("RAMPART_CA_FILE");
     optind = 0;
-    while ((c = getopt_long(argc - 1, argv + 1, "s:t:c:T:r:o:O:P:G:k:n:C:R:ULK:J:E:I:X:D:M:Y:h",
-                            opts, NULL)) != -1) {
+    while ((c = getopt_long(argc - 1, argv + 1,
+                            "s:t:c:T:r:o:O:P:G:k:n:C:R:ULK:J:E:I:X:D:M:Y:V:d:N:h", opts, NULL)) !=
+           -1) {
         switch (c) {
         case 's': o.server = optarg; break;
         case 't': o.token_file = optarg; break;
@@ -574,6 +634,9 @@ int cmd_ops(int argc, char **argv)
         case 'D': o.allow_debug = optarg; break;
         case 'M': o.require_components = optarg; break;
         case 'Y': o.require_register = optarg; break;
+        case 'V': o.allow_development = optarg; break;
+        case 'd': o.device = optarg; break;
+        case 'N': o.kind = optarg; break;
         case 'h': fputs(ops_usage, stdout); return CLI_OK;
         default: return cli_usage(NULL, "bad option");
         }
@@ -597,6 +660,8 @@ int cmd_ops(int argc, char **argv)
         rc = tenant_cmd(&o, argv[1]);
     else if (strcmp(argv[0], "token") == 0)
         rc = token_cmd(&o, argv[1]);
+    else if (strcmp(argv[0], "device") == 0 && strcmp(argv[1], "capability") == 0)
+        rc = ops_need_tenant(&o) == CLI_OK ? capability_cmd(&o) : CLI_USAGE;
     else if (strcmp(argv[0], "device") == 0 && strcmp(argv[1], "assign") == 0)
         rc = ops_need_tenant(&o) == CLI_OK ? ops_device_assign(&o) : CLI_USAGE;
     else if (strcmp(argv[0], "device") == 0)

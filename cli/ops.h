@@ -19,6 +19,8 @@ struct ops {
     bool ignore_counter_limits;          /* deploy past what devices said they accept (admin) */
     const char *expires_in, *expires_at; /* a new token's expiry */
     const char *allow_debug, *require_components, *require_register; /* "yes" or "no" */
+    const char *allow_development;                                   /* "yes" or "no" */
+    const char *device, *kind; /* device capability create */
     cli_output_t output;
     char token[512];
     char **args;

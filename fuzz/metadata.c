@@ -1,7 +1,8 @@
 /*
  * Fuzz target: signed update metadata as the service and a device read it from the network: the
  * envelope (rp_md_open), a root (rp_md_root_accept, as the next version of a fixed root and as a
- * first root) and targets (rp_md_targets_accept) against that root, whose every role is one test
+ * first root), targets (rp_md_targets_accept) and a capability (rp_md_capability_accept) against
+ * that root, whose every role is one test
  * key, so that seeds signed with it (fuzz/corpus/metadata, made with RP_FUZZ_WRITE_SEEDS=DIR)
  * reach past the signature. Whatever is accepted must be what the rules say, and must be what the
  * build functions would make: rebuilding it gives back the same document.
@@ -98,6 +99,13 @@ static void write_seeds(const char *dir)
     write_seed(dir, "targets.json", env);
     free(env);
     free(t);
+    {
+        rp_md_capability_t c = {"t_1", DEVICE, RP_MD_CAP_DEVELOPMENT, NOW - 10, NOW + 3600};
+        if (rp_md_capability_sign(&c, key, &env, detail, sizeof(detail)) != RP_OK)
+            abort();
+        write_seed(dir, "capability.json", env);
+        free(env);
+    }
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -173,5 +181,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort(); /* nothing is released on refusal */
     }
     free(t);
+    {
+        rp_md_capability_trust_t ct = {&root, DEVICE, NOW};
+        rp_md_capability_t c;
+        char *again = NULL;
+        if (rp_md_capability_accept(env, size, &ct, &c, detail, sizeof(detail)) == RP_OK) {
+            if (strcmp(c.device, DEVICE) != 0 || strcmp(c.tenant, "t_1") != 0 ||
+                c.expires <= NOW || c.expires - c.issued > RP_MD_CAPABILITY_LIFETIME_MAX ||
+                c.kind != RP_MD_CAP_DEVELOPMENT)
+                abort(); /* only this device's, of a known kind, unexpired */
+            if (rp_md_capability_sign(&c, key, &again, detail, sizeof(detail)) != RP_OK)
+                abort(); /* what was accepted, build makes */
+            free(again);
+        } else if (c.kind != 0 || c.expires != 0) {
+            abort();
+        }
+    }
     return 0;
 }

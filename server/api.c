@@ -437,8 +437,7 @@ void rp_h_devices_list(rp_req_t *r)
     rp_reply_json(r, 200, json_pack("{s:o}", "devices", list));
 }
 
-/* The path's device, if the tenant holds it; false: 404 or 500 sent. */
-static bool tenant_device(rp_req_t *r, rp_device_t *d)
+bool rp_tenant_device(rp_req_t *r, rp_device_t *d)
 {
     const char *device_id = rp_req_param(r, "device");
     rp_err_t err = rp_device_id_valid(device_id) ? rp_store_device_get(r->w->store, device_id, d)
@@ -457,7 +456,7 @@ void rp_h_device_get(rp_req_t *r)
 {
     rp_device_t d;
 
-    if (tenant_device(r, &d))
+    if (rp_tenant_device(r, &d))
         rp_reply_json(r, 200, device_json(&d));
 }
 
@@ -466,7 +465,7 @@ void rp_h_device_attestations(rp_req_t *r)
     struct attest_list al;
     rp_device_t d;
 
-    if (!tenant_device(r, &d))
+    if (!rp_tenant_device(r, &d))
         return;
     al.list = json_array();
     if (rp_store_attestation_list(r->w->store, r->tenant.id, d.id, 100, collect_attestation, &al) !=
@@ -485,7 +484,7 @@ static void block(rp_req_t *r, bool blocked)
     rp_device_t d;
     rp_err_t err;
 
-    if (!tenant_device(r, &d))
+    if (!rp_tenant_device(r, &d))
         return;
     err = blocked ? rp_store_device_block(r->w->store, r->tenant.id, d.id, now)
                   : rp_store_device_unblock(r->w->store, r->tenant.id, d.id);
@@ -511,9 +510,10 @@ void rp_h_device_unblock(rp_req_t *r)
 
 static json_t *policy_json(const rp_policy_t *p)
 {
-    return json_pack("{s:b, s:b, s:b, s:o}", "require_components", p->require_components,
+    return json_pack("{s:b, s:b, s:b, s:b, s:o}", "require_components", p->require_components,
                      "require_measurement_register", p->require_register, "allow_debug",
-                     p->allow_debug, "updated", time_or_null(p->updated));
+                     p->allow_debug, "allow_development", p->allow_development, "updated",
+                     time_or_null(p->updated));
 }
 
 /*
@@ -539,6 +539,7 @@ void rp_h_policy_set(rp_req_t *r)
         {"require_components",           offsetof(rp_policy_t, require_components)},
         {"require_measurement_register", offsetof(rp_policy_t, require_register)  },
         {"allow_debug",                  offsetof(rp_policy_t, allow_debug)       },
+        {"allow_development",            offsetof(rp_policy_t, allow_development) },
     };
     rp_policy_t p;
     json_t *body, *v;
@@ -558,8 +559,8 @@ void rp_h_policy_set(rp_req_t *r)
                 break;
         if (i == sizeof(fields) / sizeof(fields[0])) {
             rp_reply_error(r, 400, "invalid",
-                           "the policy takes require_components, require_measurement_register "
-                           "and allow_debug (\"%.64s\" is not one of them)",
+                           "the policy takes require_components, require_measurement_register, "
+                           "allow_debug and allow_development (\"%.64s\" is not one of them)",
                            key);
             json_decref(body);
             return;
@@ -577,10 +578,10 @@ void rp_h_policy_set(rp_req_t *r)
         return;
     }
     rp_log_info("tenant %s: appraisal policy set by token %s: components %s, register %s, debug "
-                "%s",
+                "%s, development mode %s",
                 r->tenant.id, r->tok.id, p.require_components ? "required" : "optional",
-                p.require_register ? "required" : "optional",
-                p.allow_debug ? "allowed" : "refused");
+                p.require_register ? "required" : "optional", p.allow_debug ? "allowed" : "refused",
+                p.allow_development ? "allowed" : "refused");
     rp_reply_json(r, 200, policy_json(&p));
 }
 

@@ -72,6 +72,8 @@ static json_t *claims_json(const rp_eat_claims_t *c)
     if (c->has_register &&
         rp_hex_encode(c->measurement_register, RP_SHA256_LEN, hex, sizeof(hex)) == RP_OK)
         json_object_set_new(o, "measurement_register", json_string(hex));
+    if (c->development)
+        json_object_set_new(o, "development_until", json_integer(c->development_expires));
     return o;
 }
 
@@ -99,6 +101,8 @@ static rp_attest_reason_t appraise(rp_store_t *store, const rp_device_t *device,
         *failed = true;
         return RP_REASON_POLICY;
     }
+    if (c->development && !policy.allow_development)
+        return RP_REASON_DEVELOPMENT;
     if (c->debug == RP_EAT_DEBUG_ENABLED && !policy.allow_debug)
         return RP_REASON_DEBUG_ENABLED;
     if (!c->has_register && policy.require_register)
@@ -170,6 +174,9 @@ static const char *reason_message(rp_attest_reason_t reason)
     case RP_REASON_SECURITY_COUNTER:
         return "a component is one of the tenant's images but claims another security counter "
                "than that image holds";
+    case RP_REASON_DEVELOPMENT:
+        return "the device is in development mode (it holds a development capability), and its "
+               "tenant's policy refuses that";
     default: return "passed";
     }
 }

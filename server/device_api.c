@@ -135,6 +135,81 @@ static rp_err_t signing_key(rp_req_t *r, const char *tenant_id, EVP_PKEY **key)
     return err;
 }
 
+/* ---- capabilities ---- */
+
+#define CAPABILITY_LIFETIME_DEFAULT (7 * 24 * 3600)
+#define CAPABILITY_LIFETIME_MIN 60
+
+/*
+ * POST /api/v1/tenants/T/devices/D/capabilities {"kind": "development", "expires_in": SECONDS}:
+ * a capability for that one device, signed by the online key the tenant's newest root names: the
+ * key the device already checks its targets with, so it checks the capability offline with the
+ * root it holds. A tenant without a root has nothing its devices could check it against: 409.
+ */
+void rp_h_device_capability_create(rp_req_t *r)
+{
+    rp_md_capability_t c = {0};
+    rp_md_root_t *root = NULL;
+    EVP_PKEY *key = NULL;
+    rp_device_t d;
+    json_t *body, *kind, *exp;
+    char *env = NULL, detail[256];
+    int64_t lifetime = CAPABILITY_LIFETIME_DEFAULT;
+    rp_err_t err;
+
+    if (!rp_tenant_device(r, &d) || (body = rp_req_json(r)) == NULL)
+        return;
+    kind = json_object_get(body, "kind");
+    exp = json_object_get(body, "expires_in");
+    if (json_object_size(body) != (exp != NULL ? 2u : 1u) || !json_is_string(kind) ||
+        rp_md_capability_kind_parse(json_string_value(kind), &c.kind) != RP_OK) {
+        json_decref(body);
+        rp_reply_error(r, 400, "invalid",
+                       "a capability request is {\"kind\": \"development\", \"expires_in\": "
+                       "SECONDS} (expires_in optional)");
+        return;
+    }
+    if (exp != NULL &&
+        (!json_is_integer(exp) || json_integer_value(exp) < CAPABILITY_LIFETIME_MIN ||
+         json_integer_value(exp) > RP_MD_CAPABILITY_LIFETIME_MAX)) {
+        json_decref(body);
+        rp_reply_error(r, 400, "invalid", "expires_in is %d to %d seconds", CAPABILITY_LIFETIME_MIN,
+                       RP_MD_CAPABILITY_LIFETIME_MAX);
+        return;
+    }
+    if (exp != NULL)
+        lifetime = json_integer_value(exp);
+    json_decref(body);
+    root = calloc(1, sizeof(*root));
+    err = root != NULL ? latest_root(r, d.tenant_id, root) : RP_ERR_NO_MEMORY;
+    free(root);
+    if (err == RP_ERR_NOT_FOUND) {
+        rp_reply_error(r, 409, "no_update_root",
+                       "the tenant has no update root: a device checks a capability with the "
+                       "online key its root names (rampart update-root sign, then post it)");
+        return;
+    }
+    snprintf(c.tenant, sizeof(c.tenant), "%s", d.tenant_id);
+    snprintf(c.device, sizeof(c.device), "%s", d.id);
+    c.issued = (int64_t)time(NULL);
+    c.expires = c.issued + lifetime;
+    if (err == RP_OK)
+        err = signing_key(r, d.tenant_id, &key);
+    if (err == RP_OK)
+        err = rp_md_capability_sign(&c, key, &env, detail, sizeof(detail));
+    EVP_PKEY_free(key);
+    if (err != RP_OK) {
+        rp_log_error("tenant %s: capability for device %s: %s", d.tenant_id, d.id,
+                     err == RP_ERR_INVALID_ARG ? detail : rp_strerror(err));
+        rp_reply_error(r, 500, "internal", "cannot sign the capability");
+        return;
+    }
+    rp_log_info("tenant %s: %s capability for device %s until %lld, by token %s", d.tenant_id,
+                rp_md_capability_kind_name(c.kind), d.id, (long long)c.expires, r->tok.id);
+    rp_reply_bytes(r, 201, "application/json", env, strlen(env));
+    free(env);
+}
+
 /* ---- root metadata: operators ---- */
 
 /*

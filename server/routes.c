@@ -74,6 +74,7 @@ const rp_route_t rp_routes[] = {
     {GET,    T "/devices/{device}/attestations",  READER, 0, rp_h_device_attestations, "a device's last attestations"},
     {POST,   T "/devices/{device}/block",         ADMIN, 0, rp_h_device_block, "block a device, revoking its certificates"},
     {POST,   T "/devices/{device}/unblock",       ADMIN, 0, rp_h_device_unblock, "unblock a device"},
+    {POST,   T "/devices/{device}/capabilities",  ADMIN, 0, rp_h_device_capability_create, "a signed capability for one device (development mode)"},
     {GET,    T "/image-keys",                     READER, 0, rp_h_image_keys_list, "the tenant's image signing keys"},
     {POST,   T "/image-keys",                     ADMIN, 0, rp_h_image_key_add, "add an image signing key (public half)"},
     {POST,   T "/uploads",                        CONTRIBUTOR, 0, rp_h_upload_create, "start an image upload"},

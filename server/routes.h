@@ -126,6 +126,9 @@ void rp_h_device_targets(rp_req_t *r);
 void rp_h_device_image(rp_req_t *r);
 void rp_h_device_delta(rp_req_t *r);
 void rp_h_device_report(rp_req_t *r);
+void rp_h_device_capability_create(rp_req_t *r);
+/* api.c: the path's {device}, if the request's tenant holds it; false: 404 or 500 sent. */
+bool rp_tenant_device(rp_req_t *r, rp_device_t *d);
 /* device_api.c: the device a certificate belongs to, if it may be served (RP_AUTH_DEVICE);
  * false: 401/403 sent. */
 bool rp_device_auth(rp_req_t *r, rp_device_t *device);

@@ -53,6 +53,7 @@ typedef enum rp_attest_reason {
     RP_REASON_NO_COMPONENTS,    /* no component measured, and the policy requires one */
     RP_REASON_NO_REGISTER,      /* no measurement register, and the policy requires it */
     RP_REASON_SECURITY_COUNTER, /* a known image with another security counter than it holds */
+    RP_REASON_DEVELOPMENT,      /* in development mode, and the tenant's policy refuses it */
     RP_REASON_COUNT,
 } rp_attest_reason_t;
 

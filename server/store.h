@@ -460,10 +460,11 @@ typedef struct rp_policy {
     bool require_register;   /* the measurement register, which binds the list to what the root
                               * of trust measured */
     bool allow_debug;        /* debug status "enabled" may pass */
+    bool allow_development;  /* a device in development mode (a development capability) may pass */
     int64_t updated;         /* when it was last set; 0: never (the default) */
 } rp_policy_t;
 
-#define RP_POLICY_DEFAULT ((rp_policy_t){true, true, false, 0})
+#define RP_POLICY_DEFAULT ((rp_policy_t){true, true, false, false, 0})
 
 /* The tenant's policy (RP_POLICY_DEFAULT when it never set one). */
 rp_err_t rp_store_policy_get(rp_store_t *s, const char *tenant_id, rp_policy_t *out) RP_MUST_CHECK;

@@ -153,6 +153,8 @@ static const char *const migrations[] = {
     "UPDATE products SET name_key = NULL;"
     "UPDATE device_groups SET name_key = NULL;"
     "UPDATE image_keys SET name_key = NULL;",
+    /* 9: whether a device in development mode (it holds a development capability) may pass */
+    "ALTER TABLE tenant_policies ADD COLUMN allow_development INTEGER NOT NULL DEFAULT 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -1366,12 +1368,13 @@ rp_err_t rp_store_revoked_list(rp_store_t *s, const char *tenant_id, rp_cert_fn 
 }
 
 static const char SQL_POLICY_GET[] =
-    "SELECT require_components, require_register, allow_debug, updated FROM tenant_policies"
-    " WHERE tenant_id = ?";
+    "SELECT require_components, require_register, allow_debug, updated, allow_development"
+    " FROM tenant_policies WHERE tenant_id = ?";
 static const char SQL_POLICY_SET[] =
     "INSERT INTO tenant_policies (tenant_id, require_components, require_register, allow_debug,"
-    " updated) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(tenant_id) DO UPDATE SET"
-    " require_components = ?2, require_register = ?3, allow_debug = ?4, updated = ?5";
+    " updated, allow_development) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(tenant_id) DO UPDATE"
+    " SET require_components = ?2, require_register = ?3, allow_debug = ?4, updated = ?5,"
+    " allow_development = ?6";
 
 rp_err_t rp_store_policy_get(rp_store_t *s, const char *tenant_id, rp_policy_t *out)
 {
@@ -1388,6 +1391,7 @@ rp_err_t rp_store_policy_get(rp_store_t *s, const char *tenant_id, rp_policy_t *
         out->require_register = sqlite3_column_int(st, 1) != 0;
         out->allow_debug = sqlite3_column_int(st, 2) != 0;
         out->updated = sqlite3_column_int64(st, 3);
+        out->allow_development = sqlite3_column_int(st, 4) != 0;
     }
     sqlite3_reset(st);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? RP_OK : sq_error(s, "policy");
@@ -1405,6 +1409,7 @@ rp_err_t rp_store_policy_set(rp_store_t *s, const char *tenant_id, rp_policy_t *
     sqlite3_bind_int(st, 3, p->require_register);
     sqlite3_bind_int(st, 4, p->allow_debug);
     sqlite3_bind_int64(st, 5, p->updated);
+    sqlite3_bind_int(st, 6, p->allow_development);
     return sq_step_done(s, st, NULL);
 }
 

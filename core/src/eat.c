@@ -27,6 +27,7 @@ enum {
     SEEN_BOOTCOUNT = 1 << 5,
     SEEN_COMPONENTS = 1 << 6,
     SEEN_REGISTER = 1 << 7,
+    SEEN_DEVELOPMENT = 1 << 8,
 };
 #define SEEN_REQUIRED (SEEN_NONCE | SEEN_UEID | SEEN_DBGSTAT | SEEN_PROFILE | SEEN_BOOTCOUNT)
 
@@ -87,7 +88,8 @@ rp_err_t rp_eat_encode_claims(const rp_eat_claims_t *c, uint8_t *out, size_t cap
     memcpy(ueid + 1, c->device_id, RP_SHA256_LEN);
     rp_cbor_writer_init(&w, out, cap);
     /* Keys in deterministic order (RFC 8949 section 4.2.1). */
-    rp_cbor_put_map(&w, 6 + (c->has_iat ? 1 : 0) + (c->has_register ? 1 : 0));
+    rp_cbor_put_map(&w, 6 + (c->has_iat ? 1 : 0) + (c->has_register ? 1 : 0) +
+                            (c->development ? 1 : 0));
     if (c->has_iat) {
         rp_cbor_put_uint(&w, RP_EAT_CLAIM_IAT);
         rp_cbor_put_int(&w, c->iat);
@@ -109,6 +111,12 @@ rp_err_t rp_eat_encode_claims(const rp_eat_claims_t *c, uint8_t *out, size_t cap
     if (c->has_register) {
         rp_cbor_put_int(&w, RP_EAT_CLAIM_REGISTER);
         rp_cbor_put_bstr(&w, c->measurement_register, RP_SHA256_LEN);
+    }
+    if (c->development) {
+        if (c->development_expires < 0)
+            return RP_ERR_INVALID_ARG;
+        rp_cbor_put_int(&w, RP_EAT_CLAIM_DEVELOPMENT);
+        rp_cbor_put_uint(&w, (uint64_t)c->development_expires);
     }
     return rp_cbor_writer_finish(&w, len);
 }
@@ -243,6 +251,13 @@ static rp_err_t decode_claim(rp_cbor_reader_t *r, int64_t key, rp_eat_claims_t *
     case RP_EAT_CLAIM_REGISTER:
         c->has_register = true;
         return get_fixed_bstr(r, c->measurement_register, RP_SHA256_LEN);
+    case RP_EAT_CLAIM_DEVELOPMENT:
+        err = rp_cbor_get_uint(r, &v);
+        if (err == RP_OK && v > (uint64_t)INT64_MAX)
+            return RP_ERR_MALFORMED;
+        c->development = true;
+        c->development_expires = (int64_t)v;
+        return err;
     default: return rp_cbor_skip(r);
     }
 }
@@ -258,6 +273,7 @@ static unsigned seen_bit(int64_t key)
     case RP_EAT_CLAIM_BOOTCOUNT: return SEEN_BOOTCOUNT;
     case RP_EAT_CLAIM_COMPONENTS: return SEEN_COMPONENTS;
     case RP_EAT_CLAIM_REGISTER: return SEEN_REGISTER;
+    case RP_EAT_CLAIM_DEVELOPMENT: return SEEN_DEVELOPMENT;
     default: return 0;
     }
 }

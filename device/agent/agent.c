@@ -18,6 +18,7 @@
 #include <openssl/x509.h>
 
 #include "agent.h"
+#include "capability.h"
 #include "slots.h"
 #include "rampart/base64.h"
 #include "rampart/component.h"
@@ -511,6 +512,8 @@ static rp_eat_debug_t debug_status(void)
 rp_err_t rp_agent_claims(rp_agent_t *a, const uint8_t *nonce, size_t len, rp_eat_claims_t *c)
 {
     struct measured *m;
+    rp_md_capability_t cap;
+    bool dev = false;
     rp_err_t err;
 
     memset(c, 0, sizeof(*c));
@@ -528,6 +531,14 @@ rp_err_t rp_agent_claims(rp_agent_t *a, const uint8_t *nonce, size_t len, rp_eat
     if (err == RP_OK)
         err = rp_hex_decode(a->device_id, RP_DEVICE_ID_LEN, c->device_id, RP_SHA256_LEN);
     c->debug = debug_status();
+    /* A development capability lets a debugger in: the evidence says so, both ways. */
+    if (err == RP_OK)
+        err = rp_capability_development(a->state_dir, a->device_id, &dev, &cap, NULL, 0);
+    if (err == RP_OK && dev) {
+        c->debug = RP_EAT_DEBUG_ENABLED;
+        c->development = true;
+        c->development_expires = cap.expires;
+    }
     c->boot_count = m->boot;
     c->has_iat = true;
     c->iat = (int64_t)time(NULL);

@@ -19,6 +19,7 @@
 #include <openssl/rand.h>
 
 #include "agent.h"
+#include "capability.h"
 #include "slots.h"
 #include "supervise.h"
 #include "update.h"
@@ -74,6 +75,11 @@ static const char usage[] =
     "      What runs at start: roll back an update cut before it was confirmed, fall back to the\n"
     "      other slot if the active one does not verify. Exit 1 if a component has no\n"
     "      verified image.\n"
+    "  capability apply --state-dir S FILE\n"
+    "  capability remove|show --state-dir S [--output json]\n"
+    "      A capability signed by the device's tenant for this device (rampart device\n"
+    "      capability create), checked with its update root: development lets a managed\n"
+    "      device install images locally and be debugged, until it expires or is removed.\n"
     "  status --state-dir S [--output json]\n"
     "      Components: version, active slot, security counter, last update result; for\n"
     "      an app, what the daemon does with it (starting, ready, running, restarting...).\n"
@@ -528,6 +534,90 @@ static int cmd_trust(const struct args *a)
     return OK;
 }
 
+/*
+ * A device with an update root is managed: it takes images through deployments. A local install
+ * is sideloading, allowed only with a development capability in force (docs/compartments.md).
+ * Without a root (a board on a bench, trusting image keys it was given) it is how images get on.
+ */
+static bool may_install_locally(const rp_agent_t *agent)
+{
+    rp_md_role_t role;
+    rp_md_capability_t cap;
+    bool have_root = false, dev = false;
+    char why[256] = "";
+
+    if (rp_update_image_keys(agent->state_dir, &role, &have_root) != RP_OK)
+        return false; /* a corrupt root: said */
+    if (!have_root)
+        return true;
+    if (rp_capability_development(agent->state_dir, agent->device_id, &dev, &cap, why,
+                                  sizeof(why)) == RP_OK &&
+        dev)
+        return true;
+    rp_log_error("this device is managed (it has an update root): it takes images through "
+                 "deployments. Installing one locally needs a development capability for it "
+                 "(rampart device capability create, then rampart-agent capability apply)%s%s",
+                 why[0] != '\0' ? "; the one it holds does not count: " : "", why);
+    return false;
+}
+
+static int cmd_capability(const struct args *a, const char *verb)
+{
+    rp_md_capability_t cap;
+    rp_agent_t agent;
+    char detail[300] = "";
+    bool have = false;
+    rp_err_t err;
+    int rc = OK;
+
+    if (strcmp(verb, "remove") == 0) {
+        if (a->nrest != 0)
+            return usage_error("capability remove takes no argument");
+        if (rp_capability_remove(a->state_dir) != RP_OK) {
+            rp_log_error("%s: cannot remove the capability", a->state_dir);
+            return FAIL;
+        }
+        printf("no capability\n");
+        return OK;
+    }
+    if (strcmp(verb, "apply") != 0 && strcmp(verb, "show") != 0)
+        return usage_error("capability apply FILE, remove or show");
+    if ((strcmp(verb, "apply") == 0) != (a->nrest == 1) || a->nrest > 1)
+        return usage_error("capability apply takes one FILE; show takes none");
+    if (open_agent(a, &agent) != OK)
+        return FAIL;
+    if (strcmp(verb, "apply") == 0) {
+        err = rp_capability_apply(&agent, a->rest[0], &cap, detail, sizeof(detail));
+        have = err == RP_OK;
+        if (err != RP_OK) {
+            rp_log_error("%s: refused: %s", a->rest[0], detail);
+            rc = FAIL;
+        }
+    } else if (rp_capability_development(a->state_dir, agent.device_id, &have, &cap, detail,
+                                         sizeof(detail)) != RP_OK) {
+        rc = FAIL;
+    }
+    rp_agent_close(&agent);
+    if (rc != OK)
+        return rc;
+    if (a->output != NULL && strcmp(a->output, "json") == 0) {
+        json_t *j =
+            have ? json_pack("{s:s, s:s, s:I, s:I}", "kind", rp_md_capability_kind_name(cap.kind),
+                             "tenant", cap.tenant, "issued", (json_int_t)cap.issued, "expires",
+                             (json_int_t)cap.expires)
+                 : json_pack("{s:n, s:s}", "kind", "not_in_force", detail);
+        json_dumpf(j, stdout, JSON_INDENT(2));
+        putchar('\n');
+        json_decref(j);
+    } else if (have) {
+        printf("%s capability from tenant %s, until %lld\n", rp_md_capability_kind_name(cap.kind),
+               cap.tenant, (long long)cap.expires);
+    } else {
+        printf("no capability in force%s%s\n", detail[0] != '\0' ? ": " : "", detail);
+    }
+    return OK;
+}
+
 static int cmd_install(const struct args *a)
 {
     rp_install_opts_t opts = {a->health_seconds};
@@ -542,6 +632,10 @@ static int cmd_install(const struct args *a)
         return usage_error("a component name is 1 to 32 of A-Z a-z 0-9 . _ - (no leading dot)");
     if (open_agent(a, &agent) != OK)
         return FAIL;
+    if (!may_install_locally(&agent)) {
+        rp_agent_close(&agent);
+        return FAIL;
+    }
     if ((lock = lock_slots(a)) < 0) {
         rp_agent_close(&agent);
         return FAIL;
@@ -803,9 +897,10 @@ int main(int argc, char **argv)
     }
     cmd = argv[1];
     optind = 2;
-    if (strcmp(cmd, "peer") == 0) {
+    if (strcmp(cmd, "peer") == 0 || strcmp(cmd, "capability") == 0) {
         if (argc < 3)
-            return usage_error("peer serve or peer connect");
+            return usage_error(strcmp(cmd, "peer") == 0 ? "peer serve or peer connect"
+                                                        : "capability apply, remove or show");
         verb = argv[2];
         optind = 3;
     }
@@ -844,7 +939,7 @@ int main(int argc, char **argv)
     }
     a.rest = argv + optind;
     a.nrest = argc - optind;
-    if (a.nrest != 0 && strcmp(cmd, "install") != 0)
+    if (a.nrest != 0 && strcmp(cmd, "install") != 0 && strcmp(cmd, "capability") != 0)
         return usage_error("unexpected argument");
     if (a.state_dir == NULL)
         return usage_error("--state-dir is required");
@@ -876,5 +971,7 @@ int main(int argc, char **argv)
         return cmd_status(&a);
     if (strcmp(cmd, "check-now") == 0)
         return cmd_check_now(&a);
+    if (strcmp(cmd, "capability") == 0)
+        return cmd_capability(&a, verb);
     return usage_error("unknown command");
 }

@@ -82,7 +82,7 @@ static rp_err_t keep(const char *state_dir, const char *name, const char *text, 
 
 /* The root the device keeps: accepted when it was kept, and still signed by its own keys (its
  * age does not matter here: whether it has expired is the check's to say). OUT: *root. */
-static rp_err_t load_root(const char *state_dir, rp_md_root_t *root)
+rp_err_t rp_update_root(const char *state_dir, rp_md_root_t *root)
 {
     rp_md_root_trust_t trust = {NULL, NULL, 0, true};
     char *env, detail[256];
@@ -115,7 +115,7 @@ rp_err_t rp_update_trust_root(const char *state_dir, const char *path)
             rp_log_error("%s: %s", path, detail);
     }
     /* Never step back: a root the device has is kept if it is newer. */
-    if (err == RP_OK && load_root(state_dir, kept) == RP_OK && kept->version > root->version)
+    if (err == RP_OK && rp_update_root(state_dir, kept) == RP_OK && kept->version > root->version)
         err = RP_ERR_ROLLBACK;
     if (err == RP_OK)
         err = keep(state_dir, ROOT_FILE, (const char *)data, len);
@@ -128,7 +128,7 @@ rp_err_t rp_update_trust_root(const char *state_dir, const char *path)
 rp_err_t rp_update_image_keys(const char *state_dir, rp_md_role_t *role, bool *have_root)
 {
     rp_md_root_t *root = calloc(1, sizeof(*root));
-    rp_err_t err = root != NULL ? load_root(state_dir, root) : RP_ERR_NO_MEMORY;
+    rp_err_t err = root != NULL ? rp_update_root(state_dir, root) : RP_ERR_NO_MEMORY;
 
     *have_root = err != RP_ERR_NOT_FOUND;
     if (err == RP_OK)
@@ -230,7 +230,7 @@ static rp_err_t update_roots(struct client *c, rp_md_root_t *root, rp_update_sum
     rp_md_root_t *accepted = calloc(1, sizeof(*accepted));
     json_t *list = NULL, *e;
     size_t i;
-    rp_err_t err = accepted != NULL ? load_root(c->a->state_dir, root) : RP_ERR_NO_MEMORY;
+    rp_err_t err = accepted != NULL ? rp_update_root(c->a->state_dir, root) : RP_ERR_NO_MEMORY;
 
     if (err == RP_ERR_NOT_FOUND)
         err = refuse(s, RP_ERR_NOT_FOUND,

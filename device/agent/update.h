@@ -19,6 +19,11 @@
  * keys (rp_md_root_accept). (Replaces no newer root.) */
 rp_err_t rp_update_trust_root(const char *state_dir, const char *path) RP_MUST_CHECK;
 
+/* The root the device keeps (S/update/root.json): accepted when it was kept, and still signed by
+ * its own keys, whatever its age. RP_ERR_NOT_FOUND when the device has none; a corrupt one is
+ * said, naming the file and the fix. OUT: *root. */
+rp_err_t rp_update_root(const char *state_dir, rp_md_root_t *root) RP_MUST_CHECK;
+
 /* The image keys of the device's root, if it has one. OUT: *role; *have_root. */
 rp_err_t rp_update_image_keys(const char *state_dir, rp_md_role_t *role,
                               bool *have_root) RP_MUST_CHECK;

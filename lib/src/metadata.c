@@ -652,3 +652,108 @@ rp_err_t rp_md_targets_accept(const char *envelope, size_t len, const rp_md_targ
     free(t);
     return err;
 }
+
+/* ---- capabilities ---- */
+
+#define TYPE_CAPABILITY "rampart-capability"
+#define CLOCK_SKEW 300 /* a capability issued this far in the device's future is still taken */
+
+const char *rp_md_capability_kind_name(rp_md_capability_kind_t kind)
+{
+    return kind == RP_MD_CAP_DEVELOPMENT ? "development" : NULL;
+}
+
+rp_err_t rp_md_capability_kind_parse(const char *name, rp_md_capability_kind_t *kind)
+{
+    if (name == NULL || strcmp(name, "development") != 0)
+        return RP_ERR_INVALID_ARG;
+    *kind = RP_MD_CAP_DEVELOPMENT;
+    return RP_OK;
+}
+
+static rp_err_t check_capability(const rp_md_capability_t *c, char *detail, size_t cap)
+{
+    if (!id_ok(c->tenant, FIELD_LEN(c->tenant)) || !hex_ok(c->device, FIELD_LEN(c->device)))
+        return say(detail, cap, RP_ERR_MALFORMED, "the capability's tenant or device is malformed");
+    if (rp_md_capability_kind_name(c->kind) == NULL)
+        return say(detail, cap, RP_ERR_MALFORMED, "the capability's kind is not one Rampart knows");
+    if (c->issued <= 0 || c->expires <= c->issued ||
+        c->expires - c->issued > RP_MD_CAPABILITY_LIFETIME_MAX)
+        return say(detail, cap, RP_ERR_MALFORMED,
+                   "a capability expires after it is issued, at most %d days later",
+                   RP_MD_CAPABILITY_LIFETIME_MAX / 86400);
+    return RP_OK;
+}
+
+rp_err_t rp_md_capability_sign(const rp_md_capability_t *c, EVP_PKEY *key, char **envelope,
+                               char *detail, size_t cap)
+{
+    *envelope = NULL;
+    if (c == NULL || key == NULL)
+        return RP_ERR_INVALID_ARG;
+    if (check_capability(c, detail, cap) != RP_OK)
+        return RP_ERR_INVALID_ARG;
+    return sign_payload(json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "type", TYPE_CAPABILITY,
+                                  "tenant", c->tenant, "device", c->device, "kind",
+                                  rp_md_capability_kind_name(c->kind), "issued",
+                                  (json_int_t)c->issued, "expires", (json_int_t)c->expires),
+                        &key, 1, envelope);
+}
+
+static rp_err_t capability_from_json(json_t *p, rp_md_capability_t *c, char *detail, size_t cap)
+{
+    char type[24], kind[24];
+
+    memset(c, 0, sizeof(*c));
+    if (!get_str(p, "type", type, sizeof(type)) || strcmp(type, TYPE_CAPABILITY) != 0)
+        return say(detail, cap, RP_ERR_MALFORMED, "not a capability (type %s)", TYPE_CAPABILITY);
+    if (json_object_size(p) != 6 || !get_str(p, "tenant", c->tenant, sizeof(c->tenant)) ||
+        !get_str(p, "device", c->device, sizeof(c->device)) ||
+        !get_str(p, "kind", kind, sizeof(kind)) ||
+        !get_int(p, "issued", 1, INT64_MAX, &c->issued) ||
+        !get_int(p, "expires", 1, INT64_MAX, &c->expires))
+        return say(detail, cap, RP_ERR_MALFORMED,
+                   "a capability is {type: %s, tenant, device, kind, issued, expires}",
+                   TYPE_CAPABILITY);
+    if (rp_md_capability_kind_parse(kind, &c->kind) != RP_OK)
+        return say(detail, cap, RP_ERR_MALFORMED,
+                   "capability kind \"%.24s\" is not one Rampart knows", kind);
+    return check_capability(c, detail, cap);
+}
+
+rp_err_t rp_md_capability_accept(const char *envelope, size_t len,
+                                 const rp_md_capability_trust_t *trust, rp_md_capability_t *out,
+                                 char *detail, size_t cap)
+{
+    rp_md_capability_t c;
+    json_t *p = NULL;
+    rp_err_t err = RP_OK;
+
+    if (out != NULL)
+        memset(out, 0, sizeof(*out));
+    if (envelope == NULL || trust == NULL || trust->root == NULL || trust->device == NULL ||
+        out == NULL)
+        return RP_ERR_INVALID_ARG;
+    if (len > RP_MD_MAX)
+        return say(detail, cap, RP_ERR_TOO_LARGE, "a capability of more than %d bytes", RP_MD_MAX);
+    err = rp_md_open(envelope, len, &trust->root->online, &p);
+    if (err != RP_OK)
+        return err == RP_ERR_BAD_SIGNATURE
+                   ? say(detail, cap, err,
+                         "the capability is not signed by the service's online key that the "
+                         "device's update root names")
+                   : say(detail, cap, err, "not a metadata envelope with a JSON payload");
+    err = capability_from_json(p, &c, detail, cap);
+    if (err == RP_OK &&
+        (strcmp(c.tenant, trust->root->tenant) != 0 || strcmp(c.device, trust->device) != 0))
+        err = say(detail, cap, RP_ERR_MALFORMED, "the capability is for another device");
+    else if (err == RP_OK && c.expires <= trust->now)
+        err = say(detail, cap, RP_ERR_EXPIRED, "the capability has expired");
+    else if (err == RP_OK && c.issued > trust->now + CLOCK_SKEW)
+        err = say(detail, cap, RP_ERR_EXPIRED,
+                  "the capability is issued in the future (is the device's clock right?)");
+    if (err == RP_OK)
+        *out = c;
+    json_decref(p);
+    return err;
+}

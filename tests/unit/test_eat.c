@@ -155,6 +155,8 @@ static void test_claims_round_trip(void **state)
     c.iat = -5;
     c.has_register = true;
     memset(c.measurement_register, 0x55, 32);
+    c.development = true;
+    c.development_expires = 1800000000;
     assert_int_equal(rp_eat_encode_claims(&c, buf, sizeof(buf), &len), RP_OK);
     assert_int_equal(rp_eat_decode_claims(buf, len, &back), RP_OK);
     assert_memory_equal(&c, &back, sizeof(c));
@@ -290,6 +292,20 @@ static void w_too_many_components(rp_cbor_writer_t *w)
     rp_cbor_put_int(w, RP_EAT_CLAIM_COMPONENTS);
     rp_cbor_put_array(w, RP_EAT_MAX_COMPONENTS + 1);
 }
+static void w_development_twice(rp_cbor_writer_t *w)
+{
+    required(w, 2);
+    rp_cbor_put_int(w, RP_EAT_CLAIM_DEVELOPMENT);
+    rp_cbor_put_uint(w, 1);
+    rp_cbor_put_int(w, RP_EAT_CLAIM_DEVELOPMENT);
+    rp_cbor_put_uint(w, 2);
+}
+static void w_development_negative(rp_cbor_writer_t *w)
+{
+    required(w, 1);
+    rp_cbor_put_int(w, RP_EAT_CLAIM_DEVELOPMENT);
+    rp_cbor_put_int(w, -1);
+}
 static void w_bad_dbgstat(rp_cbor_writer_t *w)
 {
     rp_cbor_put_map(w, 5);
@@ -331,6 +347,8 @@ static void test_claims_decoder_is_strict(void **state)
     assert_int_equal(decode_written(w_minimal), RP_OK);
     assert_int_equal(decode_written(w_missing), RP_ERR_MALFORMED);
     assert_int_equal(decode_written(w_duplicate), RP_ERR_MALFORMED);
+    assert_int_equal(decode_written(w_development_twice), RP_ERR_MALFORMED);
+    assert_int_equal(decode_written(w_development_negative), RP_ERR_MALFORMED);
     assert_int_equal(decode_written(w_unknown), RP_OK);
     assert_int_equal(decode_written(w_other_profile), RP_ERR_UNSUPPORTED);
     assert_int_equal(decode_written(w_wrong_type), RP_ERR_MALFORMED);

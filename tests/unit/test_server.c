@@ -161,7 +161,7 @@ static void store_schema(void **state)
 {
     struct db *db = *state;
 
-    assert_int_equal(rp_store_schema_version(db->s), 8);
+    assert_int_equal(rp_store_schema_version(db->s), 9);
 }
 
 /* One write: a verdict, maybe a certificate, maybe a nonce to spend. */
@@ -950,6 +950,8 @@ static void store_name_keys_filled_at_open(void **state)
     assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
     /* Back to schema 7 ... */
     assert_int_equal(sqlite3_exec(raw,
+                                  "ALTER TABLE tenant_policies DROP COLUMN allow_development;"
+                                  "DELETE FROM schema_version WHERE version = 9;"
                                   "DROP INDEX tenants_name_key_written;"
                                   "DROP INDEX products_name_key_written;"
                                   "DROP INDEX device_groups_name_key_written;"
@@ -976,7 +978,7 @@ static void store_name_keys_filled_at_open(void **state)
                      SQLITE_OK);
     rp_store_close(db->s);
     assert_int_equal(rp_store_open(db->dir, &db->s), RP_OK);
-    assert_int_equal(rp_store_schema_version(db->s), 8);
+    assert_int_equal(rp_store_schema_version(db->s), 9);
     assert_int_equal(rp_store_tenant_create(db->s, "acme", &t), RP_ERR_EXISTS);
     assert_int_equal(rp_store_tenant_create(db->s, "globex", &t), RP_ERR_EXISTS);
     assert_int_equal(rp_store_tenant_create(db->s, "Beta", &t), RP_ERR_EXISTS);

@@ -440,6 +440,104 @@ static void targets_rules(void **state)
     free(env);
 }
 
+/* Capabilities: one device's, signed by the online key, for a while; every rule refused alone. */
+static void capability_rules(void **state)
+{
+    struct keys *k = *state;
+    rp_md_root_t root = root_struct("t_1", 1, k->root1, k->online, k->image);
+    rp_md_capability_trust_t trust = {&root, DEVICE, NOW};
+    rp_md_capability_t got, c = {"t_1", DEVICE, RP_MD_CAP_DEVELOPMENT, NOW - 10, NOW + 3600};
+    char detail[256], *env;
+    json_t *p;
+
+    assert_int_equal(rp_md_capability_sign(&c, k->online, &env, detail, sizeof(detail)), RP_OK);
+    assert_int_equal(
+        rp_md_capability_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)), RP_OK);
+    assert_memory_equal(&got, &c, sizeof(c));
+    trust.device = DEVICE "0";
+    assert_int_equal(
+        rp_md_capability_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)),
+        RP_ERR_MALFORMED);
+    assert_non_null(strstr(detail, "another device"));
+    assert_int_equal(got.kind, 0); /* nothing is released on refusal */
+    trust.device = DEVICE;
+    trust.now = NOW + 3600;
+    assert_int_equal(
+        rp_md_capability_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)),
+        RP_ERR_EXPIRED);
+    trust.now = NOW - 10 - 301; /* issued further in the future than clocks disagree */
+    assert_int_equal(
+        rp_md_capability_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)),
+        RP_ERR_EXPIRED);
+    trust.now = NOW;
+    free(env);
+    /* signed by a key the root does not name as its online key */
+    assert_int_equal(rp_md_capability_sign(&c, k->image, &env, detail, sizeof(detail)), RP_OK);
+    assert_int_equal(
+        rp_md_capability_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)),
+        RP_ERR_BAD_SIGNATURE);
+    free(env);
+    /* another tenant's */
+    strcpy(c.tenant, "t_2");
+    assert_int_equal(rp_md_capability_sign(&c, k->online, &env, detail, sizeof(detail)), RP_OK);
+    assert_int_equal(
+        rp_md_capability_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)),
+        RP_ERR_MALFORMED);
+    free(env);
+    strcpy(c.tenant, "t_1");
+    /* never built: longer than the longest lifetime, expiring before issue, an unknown kind */
+    c.expires = c.issued + RP_MD_CAPABILITY_LIFETIME_MAX + 1;
+    assert_int_equal(rp_md_capability_sign(&c, k->online, &env, detail, sizeof(detail)),
+                     RP_ERR_INVALID_ARG);
+    c.expires = c.issued;
+    assert_int_equal(rp_md_capability_sign(&c, k->online, &env, detail, sizeof(detail)),
+                     RP_ERR_INVALID_ARG);
+    c.expires = NOW + 3600;
+    c.kind = (rp_md_capability_kind_t)7;
+    assert_int_equal(rp_md_capability_sign(&c, k->online, &env, detail, sizeof(detail)),
+                     RP_ERR_INVALID_ARG);
+    /* ...nor accepted when signed anyway: too long, an unknown kind, an extra or a missing key,
+     * targets passed off as a capability */
+    p = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "type", "rampart-capability", "tenant", "t_1",
+                  "device", DEVICE, "kind", "development", "issued", (json_int_t)NOW - 10,
+                  "expires", (json_int_t)NOW + RP_MD_CAPABILITY_LIFETIME_MAX);
+    env = sign(p, &k->online, 1);
+    assert_int_equal(
+        rp_md_capability_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)),
+        RP_ERR_MALFORMED);
+    free(env);
+    p = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "type", "rampart-capability", "tenant", "t_1",
+                  "device", DEVICE, "kind", "root", "issued", (json_int_t)NOW - 10, "expires",
+                  (json_int_t)NOW + 60);
+    env = sign(p, &k->online, 1);
+    assert_int_equal(
+        rp_md_capability_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)),
+        RP_ERR_MALFORMED);
+    assert_non_null(strstr(detail, "not one Rampart knows"));
+    free(env);
+    p = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:b}", "type", "rampart-capability", "tenant",
+                  "t_1", "device", DEVICE, "kind", "development", "issued", (json_int_t)NOW - 10,
+                  "expires", (json_int_t)NOW + 60, "everything", 1);
+    env = sign(p, &k->online, 1);
+    assert_int_equal(
+        rp_md_capability_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)),
+        RP_ERR_MALFORMED);
+    free(env);
+    p = json_pack("{s:s, s:s, s:s, s:I, s:I}", "type", "rampart-capability", "tenant", "t_1",
+                  "device", DEVICE, "issued", (json_int_t)NOW - 10, "expires",
+                  (json_int_t)NOW + 60);
+    env = sign(p, &k->online, 1);
+    assert_int_equal(
+        rp_md_capability_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)),
+        RP_ERR_MALFORMED);
+    free(env);
+    env = sign(targets_payload("t_1", DEVICE, 5, NOW + 60), &k->online, 1);
+    assert_int_equal(
+        rp_md_capability_accept(env, strlen(env), &trust, &got, detail, sizeof(detail)),
+        RP_ERR_MALFORMED);
+    free(env);
+}
+
 /* One edit of a target's JSON, which must be refused. */
 static void refused_edit(struct keys *k, const char *key, json_t *value)
 {
@@ -667,6 +765,7 @@ int main(void)
         cmocka_unit_test(root_rotation),
         cmocka_unit_test(root_rules),
         cmocka_unit_test(targets_rules),
+        cmocka_unit_test(capability_rules),
         cmocka_unit_test(targets_fields),
         cmocka_unit_test(targets_wire_format),
         cmocka_unit_test(delta_round_trip),

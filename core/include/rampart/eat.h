@@ -27,6 +27,8 @@
 #define RP_EAT_CLAIM_BOOTCOUNT 267       /* bootcount */
 #define RP_EAT_CLAIM_COMPONENTS (-70001) /* private: what the device runs, measured */
 #define RP_EAT_CLAIM_REGISTER (-70002)   /* private: the measurement register (PCR) */
+#define RP_EAT_CLAIM_DEVELOPMENT (-70003) /* private: a development capability is in force: its
+                                           * expiry (seconds since the epoch) */
 
 /* Keys inside each component map. */
 #define RP_EAT_COMP_NAME 1
@@ -73,6 +75,8 @@ typedef struct rp_eat_claims {
     int64_t iat;
     bool has_register;
     uint8_t measurement_register[RP_SHA256_LEN];
+    bool development;            /* the device holds a development capability (docs/compartments.md) */
+    int64_t development_expires; /* ...until then */
     size_t ncomponents;
     rp_eat_component_t components[RP_EAT_MAX_COMPONENTS];
 } rp_eat_claims_t;

@@ -88,6 +88,27 @@ typedef struct rp_md_targets {
     rp_md_target_t targets[RP_MD_TARGETS_MAX];
 } rp_md_targets_t;
 
+/* What a capability grants. Persisted names ("development"): never renamed. */
+typedef enum rp_md_capability_kind {
+    RP_MD_CAP_DEVELOPMENT = 1, /* sideload apps, attach a debugger (docs/compartments.md) */
+} rp_md_capability_kind_t;
+
+#define RP_MD_CAPABILITY_LIFETIME_MAX (90 * 24 * 3600) /* from issue to expiry, at most */
+
+/* A capability ("type": "rampart-capability"): one device of the tenant may do something a
+ * device in the field may not, until it expires. Signed by the online key, like targets. */
+typedef struct rp_md_capability {
+    char tenant[RP_MD_ID_MAX + 1];
+    char device[RP_MD_DEVICE_ID_LEN + 1];
+    rp_md_capability_kind_t kind;
+    int64_t issued;  /* Unix time */
+    int64_t expires; /* after issued, at most RP_MD_CAPABILITY_LIFETIME_MAX later */
+} rp_md_capability_t;
+
+/* "development", or NULL for an unknown kind; and back (RP_ERR_INVALID_ARG when unknown). */
+const char *rp_md_capability_kind_name(rp_md_capability_kind_t kind);
+rp_err_t rp_md_capability_kind_parse(const char *name, rp_md_capability_kind_t *kind) RP_MUST_CHECK;
+
 /* ---- building: struct -> signed envelope ---- */
 
 /*
@@ -101,6 +122,10 @@ rp_err_t rp_md_root_sign(const rp_md_root_t *root, EVP_PKEY *const *keys, size_t
 /* Sign targets with the online key; as rp_md_root_sign(). OUT: *envelope (malloc'd). */
 rp_err_t rp_md_targets_sign(const rp_md_targets_t *targets, EVP_PKEY *key, char **envelope,
                             char *detail, size_t cap) RP_MUST_CHECK;
+
+/* Sign a capability with the online key; as rp_md_root_sign(). OUT: *envelope (malloc'd). */
+rp_err_t rp_md_capability_sign(const rp_md_capability_t *capability, EVP_PKEY *key,
+                               char **envelope, char *detail, size_t cap) RP_MUST_CHECK;
 
 /* ---- accepting: envelope + trust -> struct ---- */
 
@@ -146,6 +171,23 @@ typedef struct rp_md_targets_trust {
  */
 rp_err_t rp_md_targets_accept(const char *envelope, size_t len, const rp_md_targets_trust_t *trust,
                               rp_md_targets_t *out, char *detail, size_t cap) RP_MUST_CHECK;
+
+/* What a capability is checked against. */
+typedef struct rp_md_capability_trust {
+    const rp_md_root_t *root; /* its online keys must sign it; it is for its tenant */
+    const char *device;       /* the device it must be for */
+    int64_t now;              /* refused when expired at now, or issued after it (+5 minutes) */
+} rp_md_capability_trust_t;
+
+/*
+ * Accept a capability: signed by the root's online keys, well formed (type, tenant, device, kind,
+ * issued, expires, within RP_MD_CAPABILITY_LIFETIME_MAX), for the root's tenant and
+ * trust->device, not expired. OUT: *out (zeroed on refusal); detail says why. Refusals:
+ * RP_ERR_BAD_SIGNATURE, RP_ERR_MALFORMED, RP_ERR_TOO_LARGE, RP_ERR_EXPIRED.
+ */
+rp_err_t rp_md_capability_accept(const char *envelope, size_t len,
+                                 const rp_md_capability_trust_t *trust, rp_md_capability_t *out,
+                                 char *detail, size_t cap) RP_MUST_CHECK;
 
 /* ---- roles ---- */
 
