@@ -93,9 +93,6 @@ static void bounded_drops_counted(void **state)
     size_t n;
     uint64_t dropped;
     char path[256];
-    struct stat_like {
-        off_t size;
-    };
     off_t size;
     int fd;
 
