@@ -104,6 +104,19 @@ __attribute__((format(printf, 3, 4))) static int pathf(char *out, size_t cap, co
     return 0;
 }
 
+/* The cgroups of one state directory's compartments end in its tag, so that two monitors (or two
+ * test runs) on one host never take or clean up each other's: FNV-1a of its real path. */
+static uint32_t state_tag(const char *state_dir)
+{
+    char real[PATH_MAX];
+    const char *p = realpath(state_dir, real) != NULL ? real : state_dir;
+    uint32_t h = 2166136261u;
+
+    for (; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    return h;
+}
+
 static long now_ms(void)
 {
     struct timespec t;
@@ -351,7 +364,8 @@ static void cgroups_setup(rp_compartment_t *c, const rp_manifest_t *m)
         if (cgroup_mount(ctl[i], mnt, sizeof(mnt)) == 0 &&
             own_cgroup(ctl[i], own, sizeof(own)) == 0) {
             /* v1: this controller's own hierarchy */
-            pathf(dir, sizeof(dir), "%s%s/" CG_PREFIX "%s", mnt, own, c->component);
+            pathf(dir, sizeof(dir), "%s%s/" CG_PREFIX "%s.%08x", mnt, own, c->component,
+                  state_tag(c->state_dir));
             if (cg_make(dir) == 0) {
                 snprintf(c->cg_dir[c->ncg++], sizeof(c->cg_dir[0]), "%s", dir);
                 if (i == 0) {
@@ -379,7 +393,8 @@ static void cgroups_setup(rp_compartment_t *c, const rp_manifest_t *m)
             if (read_text(note, avail, sizeof(avail)) == 0 && strstr(avail, ctl[i]) != NULL &&
                 cg_write(parent, "cgroup.subtree_control", text) == 0) {
                 if (v2dir[0] == '\0') {
-                    pathf(v2dir, sizeof(v2dir), "%s/" CG_PREFIX "%s", parent, c->component);
+                    pathf(v2dir, sizeof(v2dir), "%s/" CG_PREFIX "%s.%08x", parent, c->component,
+                          state_tag(c->state_dir));
                     if (cg_make(v2dir) == 0) {
                         snprintf(c->cg_dir[c->ncg++], sizeof(c->cg_dir[0]), "%s", v2dir);
                         c->cg_v2 = true;
@@ -1270,6 +1285,10 @@ static int child_main(child_args_t *a)
                      "app runs as its uid with no capabilities");
     if (setresgid(s->gid, s->gid, s->gid) != 0 || setresuid(s->uid, s->uid, s->uid) != 0)
         child_fail(a->sync_fd, "cannot switch to the app's uid and gid");
+    /* The uid change cleared the parent-death signal: set again (a supervisor already gone is
+     * seen below, when the next message cannot be sent). */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+        child_fail(a->sync_fd, "cannot set the parent-death signal");
     set_rlimits();
     layers |= RP_LAYER_RLIMITS;
     if (drop_capabilities(why, sizeof(why)) != 0)
@@ -1852,7 +1871,7 @@ fail:
 
 /* ---------------------------------------------------------------- after a crash */
 
-static int cleanup_cgroups_in(const char *parent)
+static int cleanup_cgroups_in(const char *parent, uint32_t tag)
 {
     DIR *d = opendir(parent);
     struct dirent *e;
@@ -1862,7 +1881,11 @@ static int cleanup_cgroups_in(const char *parent)
     if (d == NULL)
         return 0;
     while ((e = readdir(d)) != NULL) {
-        if (e->d_type != DT_DIR || strncmp(e->d_name, CG_PREFIX, strlen(CG_PREFIX)) != 0)
+        char suffix[16];
+        size_t len = strlen(e->d_name);
+        snprintf(suffix, sizeof(suffix), ".%08x", tag);
+        if (e->d_type != DT_DIR || strncmp(e->d_name, CG_PREFIX, strlen(CG_PREFIX)) != 0 ||
+            len < strlen(suffix) || strcmp(e->d_name + len - strlen(suffix), suffix) != 0)
             continue;
         snprintf(dir, sizeof(dir), "%s/%s", parent, e->d_name);
         found++;
@@ -1880,16 +1903,17 @@ int rp_compartment_cleanup(const char *state_dir, const char *run_dir)
     static const char *const ctl[3] = {"memory", "pids", "cpu"};
     char mnt[512], own[512], parent[PATH_MAX], real_state[PATH_MAX], line[1024];
     int found = 0;
+    uint32_t tag = state_tag(state_dir);
 
     for (int i = 0; i < 3; i++)
         if (cgroup_mount(ctl[i], mnt, sizeof(mnt)) == 0 &&
             own_cgroup(ctl[i], own, sizeof(own)) == 0) {
             snprintf(parent, sizeof(parent), "%s%s", mnt, own);
-            found += cleanup_cgroups_in(parent);
+            found += cleanup_cgroups_in(parent, tag);
         }
     if (cgroup_mount(NULL, mnt, sizeof(mnt)) == 0 && own_cgroup(NULL, own, sizeof(own)) == 0) {
         snprintf(parent, sizeof(parent), "%s%s", mnt, own);
-        found += cleanup_cgroups_in(parent);
+        found += cleanup_cgroups_in(parent, tag);
     }
     /* Mounts under run_dir in the monitor's own namespace (none in normal running: the
      * compartment's are in its own namespace). */

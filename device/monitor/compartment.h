@@ -132,9 +132,11 @@ void rp_compartment_fds(const rp_compartment_t *c, int fds[3]);
 void rp_compartment_stop(rp_compartment_t *c);
 
 /*
- * After a monitor crashed: kill what is left in rampart's cgroups, remove them, unmount what is
- * left under run_dir and detach loop devices backed by a file under state_dir. Best effort;
- * logs what it removed. Returns how many leftovers it found.
+ * After a monitor crashed: kill what is left in the cgroups of state_dir's compartments (named
+ * rampart.COMPONENT.TAG, TAG a hash of state_dir's real path: another monitor's are not touched),
+ * remove them, unmount what is left under run_dir (NULL: nothing) and detach loop devices backed
+ * by a file under state_dir. Best effort; logs what it removed. Returns how many leftovers it
+ * found. (The compartments themselves die with the monitor: their init has PR_SET_PDEATHSIG.)
  */
 int rp_compartment_cleanup(const char *state_dir, const char *run_dir);
 

@@ -15,7 +15,7 @@ cr=$COMPARTMENT_RUN
 app_uid=61234
 tree=$d/tree state=$d/S run=$d/run other=$d/S/apps/other
 testdev=/dev/rampart-test-$$
-mkdir -p "$tree" "$state" "$run" "$other"
+mkdir -p "$tree" "$state" "$run" "$other" "$d/run-holder"
 echo "other app's secret" >"$other/storage.img"
 
 # Whatever happens: the driver's own cleanup of leftovers, the test device, then lib.sh's.
@@ -51,6 +51,8 @@ run_case() {
     --component hostile --version 1.2.3 --uid $app_uid --gid $app_uid --storage-kb 1024 \
     --memory-kb 32768 --pids 16 --log "$d/$case.log" --timeout-ms 60000 --arg "$case" \
     "${arg[@]}" "${flags[@]}"
+  sed -n 's/^cgroup: //p' "$E2E_DIR/out" >>"$d/all.cgroups"
+  grep -q '^cgroup: ' "$E2E_DIR/out" || grep -q '^start failed' "$E2E_DIR/out" || fail "$case: no cgroup named"
 }
 log_has() { grep -qF -- "$2" "$d/$1.log" || { cat "$d/$1.log" >&2; fail "$1's log lacks '$2'"; }; E2E_CHECKS=$((E2E_CHECKS + 1)); }
 # refused CASE SYSCALL: the app saw it fail, and the monitor recorded the refused call.
@@ -78,6 +80,7 @@ expect 0 "$cr" --state-dir "$state" --run-dir "$run" --tree "$tree" --entry scri
 out_has "ready"
 out_has "exit: 0"
 log_has script "script as $app_uid in /tmp"
+sed -n 's/^cgroup: //p' "$E2E_DIR/out" >>"$d/all.cgroups"
 
 # Refused system calls: EPERM to the app, an event with the call's name and number.
 refused_event ptrace ptrace
@@ -140,7 +143,6 @@ size_kb=$(sed -n 's/^quota: refused after \([0-9]*\) KB.*/\1/p' "$d/quota.log")
   --timeout-ms 120000 >"$d/holder.out" 2>&1 &
 holder=$!
 E2E_PIDS+=("$holder")
-mkdir -p "$d/run-holder"
 wait_until 60 grep -q '^ready' "$d/holder.out" || { cat "$d/holder.out" >&2; fail "the holder never got ready"; }
 expect 2 "$cr" --state-dir "$state" --run-dir "$run" --tree "$tree" --entry hostile \
   --component taker --uid $app_uid --gid $app_uid --device "$testdev" --arg allowed
@@ -151,14 +153,34 @@ wait "$holder" || true
 E2E_PIDS=()
 grep -q "^signal: 15" "$d/holder.out" || { cat "$d/holder.out" >&2; fail "the holder was not stopped by its SIGTERM"; }
 
-# Nothing is left: no cgroup, no loop device on a storage image, no mount under the run dirs.
+# A monitor that dies (kill -9) takes its compartment with it; what it leaves (its cgroups) the
+# next start's cleanup removes.
+"$cr" --state-dir "$state" --run-dir "$d/run-holder" --tree "$tree" --entry hostile \
+  --component crashed --uid $app_uid --gid $app_uid --storage-kb 1024 --arg wait \
+  --timeout-ms 120000 >"$d/crashed.out" 2>&1 &
+crashed=$!
+E2E_PIDS+=("$crashed")
+wait_until 60 grep -q '^ready' "$d/crashed.out" || { cat "$d/crashed.out" >&2; fail "the crashed app never got ready"; }
+app_pid=$(sed -n 's/^started: //p' "$d/crashed.out")
+{ kill -9 "$crashed"; wait "$crashed"; } 2>/dev/null || true
+E2E_PIDS=()
+wait_until 30 sh -c "! kill -0 $app_pid 2>/dev/null" || fail "the compartment outlived its monitor"
+cg_left=$(sed -n 's/^cgroup: //p' "$d/crashed.out")
+[ -n "$cg_left" ] || fail "the driver named no cgroup"
+for g in $cg_left; do [ -d "$g" ] || fail "expected the crash to leave $g"; done
+expect 0 "$cr" --cleanup --state-dir "$state" --run-dir "$run"
+out_has "leftovers: $(echo "$cg_left" | wc -w)"
+for g in $cg_left; do [ ! -d "$g" ] || fail "cleanup left $g"; done
+
+# Nothing is left: no cgroup any run named, no loop device on a storage image, no mount under
+# the test's directory.
+cgroups_named() { cat "$d"/*.cgroups 2>/dev/null; sed -n 's/^cgroup: //p' "$d"/*.out 2>/dev/null; }
 no_leftovers() {
-  ! ls -d /sys/fs/cgroup/*/rampart.* /sys/fs/cgroup/*/*/rampart.* /sys/fs/cgroup/*/*/*/rampart.* >/dev/null 2>&1 &&
-    ! losetup -a 2>/dev/null | grep -qF "$d" &&
-    ! grep -qF "$d" /proc/self/mountinfo
+  for g in $(cgroups_named); do [ ! -d "$g" ] || return 1; done
+  ! losetup -a 2>/dev/null | grep -qF "$d" && ! grep -qF "$d" /proc/self/mountinfo
 }
 wait_until 30 no_leftovers || {
-  ls -d /sys/fs/cgroup/*/rampart.* /sys/fs/cgroup/*/*/rampart.* /sys/fs/cgroup/*/*/*/rampart.* >&2 || true
+  for g in $(cgroups_named); do [ ! -d "$g" ] || echo "left: $g" >&2; done
   losetup -a >&2
   fail "a compartment left something behind"
 }

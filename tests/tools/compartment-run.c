@@ -139,6 +139,8 @@ int main(int argc, char **argv)
         rp_compartment_layers_describe(c.layers, layers, sizeof(layers));
         printf("layers: %s\nlandlock-abi: %d\nmissing: %s\nstarted: %d\n", layers, c.landlock_abi,
                c.missing[0] ? c.missing : "none", (int)c.pid);
+        for (int i = 0; i < c.ncg; i++)
+            printf("cgroup: %s\n", c.cg_dir[i]);
         fflush(stdout);
         while (!stop_now && waited < timeout_ms && !rp_compartment_poll(&c, 100)) {
             waited += 100;
