@@ -848,10 +848,11 @@ static int landlock_apply(const rp_manifest_t *m, int *abi_out, unsigned *layers
     struct {
         const char *path;
         uint64_t access;
-    } rules[8 + RP_MANIFEST_DEVICES_MAX];
+    } rules[16];
     size_t n = 0;
     const char *const ro_dirs[] = {"/app", "/usr",  "/lib", "/lib64", "/lib32",
                                    "/bin", "/sbin", "/etc", "/proc"};
+    rules[n].path = "/", rules[n++].access = LANDLOCK_ACCESS_FS_READ_DIR; /* ls / */
     for (size_t i = 0; i < sizeof(ro_dirs) / sizeof(ro_dirs[0]); i++) {
         struct stat st;
         if (lstat(ro_dirs[i], &st) == 0 && S_ISDIR(st.st_mode))
@@ -912,251 +913,44 @@ static int landlock_apply(const rp_manifest_t *m, int *abi_out, unsigned *layers
  * clone with a namespace flag, keyctl/add_key/request_key, bpf, perf_event_open, module loading,
  * the clock, reboot, kexec, swap, acct, io_uring, userfaultfd, process_vm_*, the set*id family,
  * mknod, chroot, pivot_root, sethostname, personality, quotactl, open_by_handle_at. */
+/* clang-format off */
 static const char *const allowed_calls[] = {
-    "read",
-    "write",
-    "open",
-    "openat",
-    "openat2",
-    "close",
-    "close_range",
-    "stat",
-    "fstat",
-    "lstat",
-    "newfstatat",
-    "statx",
-    "statfs",
-    "fstatfs",
-    "poll",
-    "ppoll",
-    "select",
-    "pselect6",
-    "epoll_create",
-    "epoll_create1",
-    "epoll_ctl",
-    "epoll_wait",
-    "epoll_pwait",
-    "epoll_pwait2",
-    "lseek",
-    "mmap",
-    "mprotect",
-    "munmap",
-    "mremap",
-    "madvise",
-    "msync",
-    "mincore",
-    "mlock",
-    "munlock",
-    "mlock2",
-    "brk",
-    "rt_sigaction",
-    "rt_sigprocmask",
-    "rt_sigreturn",
-    "rt_sigsuspend",
-    "rt_sigpending",
-    "rt_sigtimedwait",
-    "rt_sigqueueinfo",
-    "rt_tgsigqueueinfo",
-    "sigaltstack",
-    "ioctl",
-    "pread64",
-    "pwrite64",
-    "readv",
-    "writev",
-    "preadv",
-    "pwritev",
-    "preadv2",
-    "pwritev2",
-    "access",
-    "faccessat",
-    "faccessat2",
-    "pipe",
-    "pipe2",
-    "sched_yield",
-    "dup",
-    "dup2",
-    "dup3",
-    "pause",
-    "nanosleep",
-    "clock_nanosleep",
-    "getitimer",
-    "setitimer",
-    "alarm",
-    "getpid",
-    "gettid",
-    "getppid",
-    "getpgrp",
-    "getpgid",
-    "setpgid",
-    "getsid",
-    "setsid",
-    "sendfile",
-    "socket",
-    "connect",
-    "accept",
-    "accept4",
-    "sendto",
-    "recvfrom",
-    "sendmsg",
-    "recvmsg",
-    "sendmmsg",
-    "recvmmsg",
-    "shutdown",
-    "bind",
-    "listen",
-    "getsockname",
-    "getpeername",
-    "socketpair",
-    "setsockopt",
-    "getsockopt",
-    "fork",
-    "vfork",
-    "execve",
-    "execveat",
-    "exit",
-    "exit_group",
-    "wait4",
-    "waitid",
-    "kill",
-    "tgkill",
-    "tkill",
-    "uname",
-    "fcntl",
-    "flock",
-    "fsync",
-    "fdatasync",
-    "truncate",
-    "ftruncate",
-    "getdents",
-    "getdents64",
-    "getcwd",
-    "chdir",
-    "fchdir",
-    "rename",
-    "renameat",
-    "renameat2",
-    "mkdir",
-    "mkdirat",
-    "rmdir",
-    "creat",
-    "link",
-    "linkat",
-    "unlink",
-    "unlinkat",
-    "symlink",
-    "symlinkat",
-    "readlink",
-    "readlinkat",
-    "chmod",
-    "fchmod",
-    "fchmodat",
-    "chown",
-    "fchown",
-    "lchown",
-    "fchownat",
-    "umask",
-    "gettimeofday",
-    "getrlimit",
-    "getrusage",
-    "sysinfo",
-    "times",
-    "getuid",
-    "getgid",
-    "geteuid",
-    "getegid",
-    "getresuid",
-    "getresgid",
-    "getgroups",
-    "capget",
-    "sched_getaffinity",
-    "sched_setaffinity",
-    "sched_getparam",
-    "sched_getscheduler",
-    "sched_get_priority_max",
-    "sched_get_priority_min",
-    "sched_rr_get_interval",
-    "getpriority",
-    "setpriority",
-    "arch_prctl",
-    "set_tid_address",
-    "set_robust_list",
-    "get_robust_list",
-    "futex",
-    "futex_waitv",
-    "rseq",
-    "time",
-    "clock_gettime",
-    "clock_getres",
-    "utime",
-    "utimes",
-    "utimensat",
-    "futimesat",
-    "getrandom",
-    "memfd_create",
-    "eventfd",
-    "eventfd2",
-    "signalfd",
-    "signalfd4",
-    "timerfd_create",
-    "timerfd_settime",
-    "timerfd_gettime",
-    "timer_create",
-    "timer_settime",
-    "timer_gettime",
-    "timer_getoverrun",
-    "timer_delete",
-    "inotify_init",
-    "inotify_init1",
-    "inotify_add_watch",
-    "inotify_rm_watch",
-    "fadvise64",
-    "fallocate",
-    "splice",
-    "tee",
-    "vmsplice",
-    "copy_file_range",
-    "sync",
-    "syncfs",
-    "sync_file_range",
-    "readahead",
-    "getxattr",
-    "lgetxattr",
-    "fgetxattr",
-    "listxattr",
-    "llistxattr",
-    "flistxattr",
-    "pidfd_open",
-    "pidfd_send_signal",
-    "restart_syscall",
-    "membarrier",
-    "prctl",
-    "getcpu",
-    "shmget",
-    "shmat",
-    "shmctl",
-    "shmdt",
-    "semget",
-    "semop",
-    "semtimedop",
-    "semctl",
-    "msgget",
-    "msgsnd",
-    "msgrcv",
-    "msgctl",
-    "mq_open",
-    "mq_unlink",
-    "mq_timedsend",
-    "mq_timedreceive",
-    "mq_notify",
-    "mq_getsetattr",
-    "set_mempolicy",
-    "get_mempolicy",
-    "mbind",
-    "landlock_create_ruleset",
-    "landlock_add_rule",
-    "landlock_restrict_self",
-    "seccomp",
+    "read", "write", "open", "openat", "openat2", "close", "close_range", "stat", "fstat", "lstat",
+    "newfstatat", "statx", "statfs", "fstatfs", "poll", "ppoll", "select", "pselect6",
+    "epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "epoll_pwait2",
+    "lseek", "mmap", "mprotect", "munmap", "mremap", "madvise", "msync", "mincore", "mlock",
+    "munlock", "mlock2", "brk", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigsuspend",
+    "rt_sigpending", "rt_sigtimedwait", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "sigaltstack",
+    "ioctl", "pread64", "pwrite64", "readv", "writev", "preadv", "pwritev", "preadv2", "pwritev2",
+    "access", "faccessat", "faccessat2", "pipe", "pipe2", "sched_yield", "dup", "dup2", "dup3",
+    "pause", "nanosleep", "clock_nanosleep", "getitimer", "setitimer", "alarm", "getpid", "gettid",
+    "getppid", "getpgrp", "getpgid", "setpgid", "getsid", "setsid", "sendfile", "socket", "connect",
+    "accept", "accept4", "sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg",
+    "shutdown", "bind", "listen", "getsockname", "getpeername", "socketpair", "setsockopt",
+    "getsockopt", "fork", "vfork", "execve", "execveat", "exit", "exit_group", "wait4", "waitid",
+    "kill", "tgkill", "tkill", "uname", "fcntl", "flock", "fsync", "fdatasync", "truncate",
+    "ftruncate", "getdents", "getdents64", "getcwd", "chdir", "fchdir", "rename", "renameat",
+    "renameat2", "mkdir", "mkdirat", "rmdir", "creat", "link", "linkat", "unlink", "unlinkat",
+    "symlink", "symlinkat", "readlink", "readlinkat", "chmod", "fchmod", "fchmodat", "chown",
+    "fchown", "lchown", "fchownat", "umask", "gettimeofday", "getrlimit", "getrusage", "sysinfo",
+    "times", "getuid", "getgid", "geteuid", "getegid", "getresuid", "getresgid", "getgroups",
+    "capget", "sched_getaffinity", "sched_setaffinity", "sched_getparam", "sched_getscheduler",
+    "sched_get_priority_max", "sched_get_priority_min", "sched_rr_get_interval", "getpriority",
+    "setpriority", "arch_prctl", "set_tid_address", "set_robust_list", "get_robust_list", "futex",
+    "futex_waitv", "rseq", "time", "clock_gettime", "clock_getres", "utime", "utimes", "utimensat",
+    "futimesat", "getrandom", "memfd_create", "eventfd", "eventfd2", "signalfd", "signalfd4",
+    "timerfd_create", "timerfd_settime", "timerfd_gettime", "timer_create", "timer_settime",
+    "timer_gettime", "timer_getoverrun", "timer_delete", "inotify_init", "inotify_init1",
+    "inotify_add_watch", "inotify_rm_watch", "fadvise64", "fallocate", "splice", "tee", "vmsplice",
+    "copy_file_range", "sync", "syncfs", "sync_file_range", "readahead", "getxattr", "lgetxattr",
+    "fgetxattr", "listxattr", "llistxattr", "flistxattr", "pidfd_open", "pidfd_send_signal",
+    "restart_syscall", "membarrier", "prctl", "getcpu", "shmget", "shmat", "shmctl", "shmdt",
+    "semget", "semop", "semtimedop", "semctl", "msgget", "msgsnd", "msgrcv", "msgctl", "mq_open",
+    "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify", "mq_getsetattr", "set_mempolicy",
+    "get_mempolicy", "mbind", "landlock_create_ruleset", "landlock_add_rule",
+    "landlock_restrict_self", "seccomp",
 };
+/* clang-format on */
 
 #define NS_FLAGS                                                                                   \
     (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET |     \
@@ -1240,6 +1034,29 @@ static void child_fail(int sync_fd, const char *why)
     _exit(126);
 }
 
+/* Close every descriptor above stderr but the four given. */
+static void close_all_but(int k0, int k1, int k2, int k3)
+{
+    int keep[4] = {k0, k1, k2, k3};
+    unsigned from = 3;
+
+    for (int i = 0; i < 4; i++) /* sort: four elements */
+        for (int j = i + 1; j < 4; j++)
+            if (keep[j] < keep[i]) {
+                int t = keep[i];
+                keep[i] = keep[j];
+                keep[j] = t;
+            }
+    for (int i = 0; i < 4; i++) {
+        if (keep[i] < (int)from)
+            continue;
+        if ((unsigned)keep[i] > from)
+            (void)close_range(from, (unsigned)keep[i] - 1, 0);
+        from = (unsigned)keep[i] + 1;
+    }
+    (void)close_range(from, ~0U, 0);
+}
+
 static int child_main(child_args_t *a)
 {
     const rp_compartment_spec_t *s = a->spec;
@@ -1255,6 +1072,8 @@ static int child_main(child_args_t *a)
     msg_t msg;
     pid_t app;
 
+    /* Nothing of the monitor's (its socket, other compartments' descriptors) past this point. */
+    close_all_but(a->sync_fd, a->log_fd, a->null_fd, a->ready_fd);
     if (recv_msg(a->sync_fd, &msg, NULL) != 1 || msg.type != M_GO)
         _exit(125); /* the supervisor gave up */
     if (unshare(CLONE_NEWCGROUP) == 0)
@@ -1593,6 +1412,8 @@ static void reap(rp_compartment_t *c, int init_status)
             c->status = msg.value;
     c->exited = true;
     check_counters(c);
+    c->run.pid =
+        0; /* the init was never a group leader on the host: close the pipe, kill no group */
     rp_app_exited(&c->run);
 }
 
@@ -1672,6 +1493,7 @@ void rp_compartment_stop(rp_compartment_t *c)
     close_fd(&c->pidfd);
     close_fd(&c->data_fd);
     close_fd(&c->sync_fd);
+    c->run.pid = 0;
     rp_app_exited(&c->run);
     cgroups_remove(c);
     unlock_all(c);
