@@ -980,7 +980,7 @@ static scmp_filter_ctx seccomp_build(uint32_t def)
     /* Reading a limit is free; setting one goes to the monitor, which refuses a raise (and lets
      * the kernel decide the rest). Without notification, the kernel alone decides. */
     if (rc == 0 && def == SCMP_ACT_NOTIFY)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 1, SCMP_A2(SCMP_CMP_EQ, 0));
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 1, SCMP_A2(SCMP_CMP_EQ, 0, 0));
     else if (rc == 0) {
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 0);
         if (rc == 0)
