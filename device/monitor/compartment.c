@@ -231,20 +231,30 @@ static void record(rp_compartment_t *c, rp_event_kind_t kind, const char *reason
                      rp_event_kind_name(kind), reason, c->state_dir);
 }
 
+static const char *const layer_names[RP_LAYER_COUNT_] = {
+    "user-ns",      "mount-ns",     "pid-ns",  "ipc-ns",  "uts-ns",         "net-ns",
+    "cgroup-ns",    "no-new-privs", "no-caps", "seccomp", "seccomp-notify", "landlock-fs",
+    "landlock-net", "memory",       "pids",    "cpu",     "storage-quota",  "rlimits"};
+
 void rp_compartment_layers_describe(unsigned mask, char *out, size_t cap)
 {
-    static const char *const names[RP_LAYER_COUNT_] = {
-        "user-ns",      "mount-ns",     "pid-ns",  "ipc-ns",  "uts-ns",         "net-ns",
-        "cgroup-ns",    "no-new-privs", "no-caps", "seccomp", "seccomp-notify", "landlock-fs",
-        "landlock-net", "memory",       "pids",    "cpu",     "storage-quota",  "rlimits"};
-
     out[0] = '\0';
     for (int i = 0; i < RP_LAYER_COUNT_; i++)
         if (mask & (1u << i)) {
             size_t len = strlen(out);
-            snprintf(out + len, cap - len, "%s%s", len ? " " : "", names[i]);
+            snprintf(out + len, cap - len, "%s%s", len ? " " : "", layer_names[i]);
         }
 }
+
+unsigned rp_compartment_layer_parse(const char *word)
+{
+    for (int i = 0; i < RP_LAYER_COUNT_; i++)
+        if (strcmp(word, layer_names[i]) == 0)
+            return 1u << i;
+    return 0;
+}
+
+#define TURNED_OFF " (turned off by the monitor's configuration)"
 
 /* ---------------------------------------------------------------- cgroups */
 
@@ -353,7 +363,7 @@ static int cg_make(const char *dir)
     return mkdir(dir, 0755);
 }
 
-static void cgroups_setup(rp_compartment_t *c, const rp_manifest_t *m)
+static void cgroups_setup(rp_compartment_t *c, const rp_manifest_t *m, unsigned without)
 {
     static const char *const ctl[3] = {"memory", "pids", "cpu"};
     static const unsigned bit[3] = {RP_LAYER_CG_MEMORY, RP_LAYER_CG_PIDS, RP_LAYER_CG_CPU};
@@ -361,6 +371,11 @@ static void cgroups_setup(rp_compartment_t *c, const rp_manifest_t *m)
 
     for (int i = 0; i < 3; i++) {
         bool ok = false;
+        if (without & bit[i]) {
+            snprintf(note, sizeof(note), "no %s limit" TURNED_OFF, ctl[i]);
+            note_missing(c->missing, sizeof(c->missing), note);
+            continue;
+        }
         if (cgroup_mount(ctl[i], mnt, sizeof(mnt)) == 0 &&
             own_cgroup(ctl[i], own, sizeof(own)) == 0) {
             /* v1: this controller's own hierarchy */
@@ -778,17 +793,24 @@ static void set_rlimits(void)
     }
 }
 
-static int drop_capabilities(char *why, size_t cap)
+/* No way back to privilege through uid 0 or a file capability, and locked so. Set before the
+ * uid changes: NO_SETUID_FIXUP keeps the capabilities that drop_capabilities() needs (without a
+ * user namespace the change from root would clear them first). */
+static int set_securebits(char *why, size_t cap)
 {
-    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
-    struct __user_cap_data_struct data[2];
-
-    /* No way back to privilege through uid 0 or a file capability, and locked so. */
     if (prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
                                      SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
                                      SECBIT_NO_CAP_AMBIENT_RAISE |
                                      SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED) != 0)
         return fail_errno(why, cap, "set", "securebits");
+    return 0;
+}
+
+static int drop_capabilities(char *why, size_t cap)
+{
+    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct data[2];
+
     for (int c = 0; c <= 63; c++)
         if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && errno != EINVAL)
             return fail_errno(why, cap, "drop", "the bounding set");
@@ -980,7 +1002,8 @@ static scmp_filter_ctx seccomp_build(uint32_t def)
     /* Reading a limit is free; setting one goes to the monitor, which refuses a raise (and lets
      * the kernel decide the rest). Without notification, the kernel alone decides. */
     if (rc == 0 && def == SCMP_ACT_NOTIFY)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 1, SCMP_A2(SCMP_CMP_EQ, 0, 0));
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 1,
+                              SCMP_A2(SCMP_CMP_EQ, 0, 0));
     else if (rc == 0) {
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 0);
         if (rc == 0)
@@ -995,13 +1018,13 @@ static scmp_filter_ctx seccomp_build(uint32_t def)
 
 /* Loaded last before the app's exec. OUT: *notify_fd, the listener (-1 when the kernel cannot
  * notify: refusals are then plain EPERM, unseen). */
-static int seccomp_apply(int *notify_fd, char *why, size_t cap)
+static int seccomp_apply(bool may_notify, int *notify_fd, char *why, size_t cap)
 {
     scmp_filter_ctx ctx;
     int rc = -1;
 
     *notify_fd = -1;
-    if (seccomp_api_get() >= 5 && (ctx = seccomp_build(SCMP_ACT_NOTIFY)) != NULL) {
+    if (may_notify && seccomp_api_get() >= 5 && (ctx = seccomp_build(SCMP_ACT_NOTIFY)) != NULL) {
         rc = seccomp_load(ctx);
         if (rc == 0)
             *notify_fd = seccomp_notify_fd(ctx);
@@ -1076,7 +1099,9 @@ static int child_main(child_args_t *a)
     close_all_but(a->sync_fd, a->log_fd, a->null_fd, a->ready_fd);
     if (recv_msg(a->sync_fd, &msg, NULL) != 1 || msg.type != M_GO)
         _exit(125); /* the supervisor gave up */
-    if (unshare(CLONE_NEWCGROUP) == 0)
+    if (s->without & RP_LAYER_CGROUPNS)
+        note_missing(missing, sizeof(missing), "no cgroup namespace" TURNED_OFF);
+    else if (unshare(CLONE_NEWCGROUP) == 0)
         layers |= RP_LAYER_CGROUPNS;
     else
         note_missing(missing, sizeof(missing), "no cgroup namespace");
@@ -1089,9 +1114,10 @@ static int child_main(child_args_t *a)
     /* The app's own user namespace: the supervisor maps its uid and gid, nothing else. */
     memset(&msg, 0, sizeof(msg));
     msg.type = M_USERNS;
-    msg.value = unshare(CLONE_NEWUSER) == 0;
+    msg.value = !(s->without & RP_LAYER_USERNS) && unshare(CLONE_NEWUSER) == 0;
     if (!msg.value)
-        snprintf(msg.text, sizeof(msg.text), "%s", strerror(errno));
+        snprintf(msg.text, sizeof(msg.text), "%s",
+                 s->without & RP_LAYER_USERNS ? "turned off" : strerror(errno));
     if (send_msg(a->sync_fd, &msg, -1) != 0)
         _exit(125);
     if (msg.value) {
@@ -1100,8 +1126,13 @@ static int child_main(child_args_t *a)
         layers |= RP_LAYER_USERNS;
     } else
         note_missing(missing, sizeof(missing),
-                     "no user namespace (the kernel refused one: user.max_user_namespaces?); the "
-                     "app runs as its uid with no capabilities");
+                     s->without & RP_LAYER_USERNS
+                         ? "no user namespace" TURNED_OFF "; the app runs as its uid with no "
+                           "capabilities"
+                         : "no user namespace (the kernel refused one: user.max_user_namespaces?); "
+                           "the app runs as its uid with no capabilities");
+    if (set_securebits(why, sizeof(why)) != 0)
+        child_fail(a->sync_fd, why);
     if (setresgid(s->gid, s->gid, s->gid) != 0 || setresuid(s->uid, s->uid, s->uid) != 0)
         child_fail(a->sync_fd, "cannot switch to the app's uid and gid");
     /* The uid change cleared the parent-death signal: set again (a supervisor already gone is
@@ -1116,11 +1147,13 @@ static int child_main(child_args_t *a)
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         child_fail(a->sync_fd, "no_new_privs refused");
     layers |= RP_LAYER_NNP;
-    if (landlock_apply(m, &abi, &layers, missing, sizeof(missing)) != 0)
+    if (s->without & RP_LAYER_LANDLOCK_FS)
+        note_missing(missing, sizeof(missing), "no Landlock" TURNED_OFF);
+    else if (landlock_apply(m, &abi, &layers, missing, sizeof(missing)) != 0)
         child_fail(a->sync_fd, "cannot apply the Landlock rules");
     if (m->storage_kb > 0)
         layers |= RP_LAYER_STORAGE;
-    if (seccomp_apply(&notify_fd, why, sizeof(why)) != 0)
+    if (seccomp_apply(!(s->without & RP_LAYER_SECCOMP_NOTIFY), &notify_fd, why, sizeof(why)) != 0)
         child_fail(a->sync_fd, why);
     layers |= RP_LAYER_SECCOMP;
     if (notify_fd >= 0) {
@@ -1132,8 +1165,11 @@ static int child_main(child_args_t *a)
         close(notify_fd);
     } else
         note_missing(missing, sizeof(missing),
-                     "seccomp refusals are not seen (the kernel has no SECCOMP_RET_USER_NOTIF): "
-                     "refused calls get EPERM and make no event");
+                     s->without & RP_LAYER_SECCOMP_NOTIFY
+                         ? "seccomp refusals are not seen" TURNED_OFF
+                           ": refused calls get EPERM and make no event"
+                         : "seccomp refusals are not seen (the kernel has no "
+                           "SECCOMP_RET_USER_NOTIF): refused calls get EPERM and make no event");
     memset(&msg, 0, sizeof(msg));
     msg.type = M_READY;
     msg.value = (int)layers;
@@ -1548,7 +1584,7 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
         memset(&a, 0, sizeof(a));
         snprintf(a.root, sizeof(a.root), "%s", root);
     }
-    cgroups_setup(c, m);
+    cgroups_setup(c, m, s->without & RP_LAYER_OPTIONAL);
 
     err = RP_ERR_IO;
     logfd = open(s->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);

@@ -75,7 +75,15 @@ typedef struct rp_compartment_spec {
      * Non-zero: the start fails. NULL: the namespace stays empty (loopback down). */
     int (*net_setup)(pid_t child, void *ctx);
     void *net_ctx;
+    /* Optional layers the caller turns off (RP_LAYER_OPTIONAL bits; others are ignored): for
+     * tests, and for a host known to break one. Each is then named in .missing exactly as on a
+     * host without it. 0 in production. */
+    unsigned without;
 } rp_compartment_spec_t;
+
+#define RP_LAYER_OPTIONAL                                                                          \
+    (RP_LAYER_USERNS | RP_LAYER_CGROUPNS | RP_LAYER_SECCOMP_NOTIFY | RP_LAYER_LANDLOCK_FS |        \
+     RP_LAYER_LANDLOCK_NET | RP_LAYER_CG_MEMORY | RP_LAYER_CG_PIDS | RP_LAYER_CG_CPU)
 
 #define RP_COMPARTMENT_CG_MAX 3
 
@@ -142,5 +150,8 @@ int rp_compartment_cleanup(const char *state_dir, const char *run_dir);
 
 /* The layers in mask as words ("user-ns mount-ns ... seccomp landlock-fs"). */
 void rp_compartment_layers_describe(unsigned mask, char *out, size_t cap);
+
+/* The layer bit of one of those words; 0 if none. */
+unsigned rp_compartment_layer_parse(const char *word);
 
 #endif /* RAMPART_MONITOR_COMPARTMENT_H */

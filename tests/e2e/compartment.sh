@@ -104,6 +104,23 @@ run_case rlimit-lower
 log_has rlimit-lower "rlimit-lower: ok"
 if grep -q "event: " "$d/out"; then cat "$d/out" >&2; fail "lowering a limit made an event"; fi
 
+# A host without the optional layers (turned off here, as a host without them would be): each is
+# named, and the remaining layers still hold (no capability, the read-only mounts, the filter).
+run_case mount --without user-ns --without landlock-fs --without seccomp-notify --without memory \
+  --without cgroup-ns
+out_has "no user namespace (turned off"
+out_has "no Landlock (turned off"
+out_has "seccomp refusals are not seen (turned off"
+out_has "no memory limit (turned off"
+out_has "no cgroup namespace (turned off"
+out_has "layers: mount-ns pid-ns ipc-ns uts-ns net-ns no-new-privs no-caps seccomp pids cpu storage-quota rlimits"
+log_has mount "mount: refused (Operation not permitted)"
+if grep -q "event: " "$d/out"; then cat "$d/out" >&2; fail "an event without notification?"; fi
+run_case write-tree --without user-ns --without landlock-fs --without seccomp-notify
+log_has write-tree "write-tree: refused"
+run_case setuid --without user-ns --without landlock-fs --without seccomp-notify
+log_has setuid "setuid: refused"
+
 # Its own tree is read-only (EROFS: the kernel does not tell the monitor: no event to expect).
 run_case write-tree
 log_has write-tree "write-tree: refused"

@@ -7,7 +7,7 @@
  *   compartment-run --state-dir S --run-dir R --tree DIR --entry REL [--arg A]... [--log L]
  *                   [--component NAME] [--version V] [--uid U] [--gid G]
  *                   [--storage-kb N] [--memory-kb N] [--pids N] [--cpu N] [--device /dev/X]...
- *                   [--tcp-port P]... [--timeout-ms N]
+ *                   [--tcp-port P]... [--timeout-ms N] [--without LAYER]...
  *   compartment-run --cleanup --state-dir S --run-dir R
  *
  * Exit: 0 the app ran (whatever its status), 2 the compartment could not start, 3 timed out
@@ -55,6 +55,7 @@ int main(int argc, char **argv)
         {"tcp-port",   required_argument, NULL, 'P'},
         {"timeout-ms", required_argument, NULL, 'T'},
         {"cleanup",    no_argument,       NULL, 'X'},
+        {"without",    required_argument, NULL, 'W'},
         {NULL,         0,                 NULL, 0  }
     };
     static rp_manifest_t m;
@@ -106,6 +107,13 @@ int main(int argc, char **argv)
             break;
         case 'T': timeout_ms = strtol(optarg, NULL, 10); break;
         case 'X': cleanup = true; break;
+        case 'W':
+            spec.without |= rp_compartment_layer_parse(optarg);
+            if (rp_compartment_layer_parse(optarg) == 0) {
+                fprintf(stderr, "compartment-run: --without %s: no such layer\n", optarg);
+                return 1;
+            }
+            break;
         default: return 1;
         }
     }
