@@ -15,29 +15,29 @@
 #include "rampart/component.h"
 #include "rampart/error.h"
 
-#define RP_EVENTS_MAX 1000 /* events kept; older ones are dropped and counted */
+#define RP_EVENTS_MAX 1000     /* events kept; older ones are dropped and counted */
 #define RP_EVENT_REASON_MAX 255
 
 /* What was refused. The names (rp_event_kind_name) are persisted and shown: never renamed. */
 typedef enum rp_event_kind {
-    RP_EVENT_SYSCALL = 1,    /* seccomp refused a system call ("syscall") */
-    RP_EVENT_CONNECTION,     /* the network policy refused a connection ("connection") */
-    RP_EVENT_LISTEN,         /* a listen/bind on an unlisted port ("listen") */
-    RP_EVENT_DEVICE,         /* a device the manifest does not list ("device") */
-    RP_EVENT_QUOTA,          /* mutable storage full ("quota") */
-    RP_EVENT_OOM,            /* killed at its memory limit ("oom") */
-    RP_EVENT_PIDS,           /* refused a process at its pids limit ("pids") */
-    RP_EVENT_APP_CONNECTION, /* an app-to-app channel not allowed by both ("app_connection") */
-    RP_EVENT_FILE,           /* Landlock or the mount layout refused a file ("file") */
-    RP_EVENT_IMAGE,          /* an app image or tree refused at install ("image") */
-    RP_EVENT_CAPABILITY,     /* a development-mode action without the capability ("capability") */
+    RP_EVENT_SYSCALL = 1,        /* seccomp refused a system call ("syscall") */
+    RP_EVENT_CONNECTION,         /* the network policy refused a connection ("connection") */
+    RP_EVENT_LISTEN,             /* a listen/bind on an unlisted port ("listen") */
+    RP_EVENT_DEVICE,             /* a device the manifest does not list ("device") */
+    RP_EVENT_QUOTA,              /* mutable storage full ("quota") */
+    RP_EVENT_OOM,                /* killed at its memory limit ("oom") */
+    RP_EVENT_PIDS,               /* refused a process at its pids limit ("pids") */
+    RP_EVENT_APP_CONNECTION,     /* an app-to-app channel not allowed by both ("app_connection") */
+    RP_EVENT_FILE,               /* Landlock or the mount layout refused a file ("file") */
+    RP_EVENT_IMAGE,              /* an app image or tree refused at install ("image") */
+    RP_EVENT_CAPABILITY,         /* a development-mode action without the capability ("capability") */
 } rp_event_kind_t;
 
 typedef struct rp_event {
-    int64_t at; /* unix seconds */
+    int64_t at;                                 /* unix seconds */
     rp_event_kind_t kind;
-    char app[RP_COMPONENT_NAME_MAX + 1];  /* "" when not about one app */
-    char reason[RP_EVENT_REASON_MAX + 1]; /* e.g. "ptrace (101)", "10.0.0.9:80" */
+    char app[RP_COMPONENT_NAME_MAX + 1];        /* "" when not about one app */
+    char reason[RP_EVENT_REASON_MAX + 1];       /* e.g. "ptrace (101)", "10.0.0.9:80" */
 } rp_event_t;
 
 const char *rp_event_kind_name(rp_event_kind_t kind);
