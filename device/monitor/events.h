@@ -46,4 +46,13 @@ const char *rp_event_kind_name(rp_event_kind_t kind);
 rp_err_t rp_event_record(const char *state_dir, rp_event_kind_t kind, const char *app,
                          const char *reason) RP_MUST_CHECK;
 
+/*
+ * Read the log (events.c documents its format). OUT: out[0..*n), the newest min(max, kept)
+ * events, oldest first; *dropped, how many events were recorded but are no longer in the log
+ * (pushed out when it was full, or lost to a crash that tore their slot). A state directory with
+ * no log yet reads as empty.
+ */
+rp_err_t rp_events_read(const char *state_dir, rp_event_t *out, size_t max, size_t *n,
+                        uint64_t *dropped) RP_MUST_CHECK;
+
 #endif /* RAMPART_MONITOR_EVENTS_H */

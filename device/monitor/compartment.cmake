@@ -1,0 +1,31 @@
+# The app compartment and the security event log (device/monitor/compartment.c, events.c),
+# libraries the monitor links; their unit test, and the compartment test driver
+# (tests/tools/compartment-run.c, built into build/tests: a test tool, not a product command).
+# Included from the top-level CMakeLists.txt.
+pkg_check_modules(RP_C_CMOCKA REQUIRED IMPORTED_TARGET cmocka)
+pkg_check_modules(SECCOMP REQUIRED IMPORTED_TARGET libseccomp)
+
+add_library(rampart_events STATIC device/monitor/events.c)
+target_include_directories(rampart_events PUBLIC device/monitor)
+target_link_libraries(rampart_events PUBLIC rampart_host)
+
+# app.c: the ready rule of the app contract has one owner, shared with the agent.
+add_library(rampart_compartment STATIC device/monitor/compartment.c device/agent/app.c)
+target_include_directories(rampart_compartment PUBLIC device/monitor device/agent)
+target_link_libraries(rampart_compartment PUBLIC rampart_events rampart_host PkgConfig::SECCOMP)
+
+add_executable(test_events tests/unit/test_events.c)
+target_link_libraries(test_events PRIVATE rampart_events PkgConfig::RP_C_CMOCKA)
+set_target_properties(test_events PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+add_test(NAME unit.events COMMAND test_events)
+set_tests_properties(unit.events PROPERTIES LABELS unit)
+
+add_executable(compartment-run tests/tools/compartment-run.c)
+target_link_libraries(compartment-run PRIVATE rampart_compartment)
+set_target_properties(compartment-run PROPERTIES RUNTIME_OUTPUT_DIRECTORY
+                                                 ${CMAKE_BINARY_DIR}/tests)
+add_test(NAME e2e.compartment COMMAND ${CMAKE_SOURCE_DIR}/tests/e2e/compartment.sh)
+set_tests_properties(e2e.compartment PROPERTIES
+  LABELS e2e
+  TIMEOUT 300
+  ENVIRONMENT "COMPARTMENT_RUN=$<TARGET_FILE:compartment-run>")

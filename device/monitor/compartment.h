@@ -1,0 +1,157 @@
+/*
+ * An app's compartment: the one place that builds the sandbox an app runs in from its manifest,
+ * watches it (refused system calls, OOM kills, pids refusals, storage full) and takes it down.
+ * The monitor calls it; docs/compartments.md ("Enforcement") explains each layer.
+ *
+ * The app is started under the app contract (device/agent/app.h, docs/updates.md): no arguments
+ * beyond its manifest's Cmdline, the RAMPART_* environment, stdin /dev/null, stdout and stderr
+ * appended to its log, descriptor 3 its ready pipe. Inside, it sees:
+ *   /app        its tree, read-only (EntryPoint is /app/ENTRY)
+ *   /usr /lib /lib64 /bin /sbin  the device's base system, read-only (symlinks kept as symlinks)
+ *   /etc        passwd, group (root and the app's user "app"), hosts, resolv.conf, nsswitch.conf
+ *   /proc       its own (a pid namespace: its init and its processes only; hidepid)
+ *   /dev        null zero full random urandom tty, and only its manifest's Devices
+ *   /tmp        a small tmpfs; /data its mutable storage (working directory, HOME)
+ * and nothing else of the device. A device is owned by one running compartment at a time.
+ *
+ * Threads: none inside. The caller drives the compartment: rp_compartment_poll() (or its own
+ * loop on rp_compartment_fds()) answers seccomp notifications and checks the cgroups.
+ */
+#ifndef RAMPART_MONITOR_COMPARTMENT_H
+#define RAMPART_MONITOR_COMPARTMENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "app.h"
+#include "rampart/error.h"
+#include "rampart/manifest.h"
+
+#define RP_COMPARTMENT_TMP_KB 4096        /* /tmp */
+#define RP_COMPARTMENT_NOFILE 256         /* RLIMIT_NOFILE, soft = hard */
+#define RP_COMPARTMENT_EVENTS_PER_RUN 100 /* events one run may record; the rest are counted */
+#define RP_COMPARTMENT_CHECK_MS 250       /* how often rp_compartment_poll checks the cgroups */
+
+/* The layers. rp_compartment_t.layers holds those in force; .missing names why any is not. */
+enum {
+    RP_LAYER_USERNS = 1u << 0,  /* user namespace: the app's uid alone mapped */
+    RP_LAYER_MOUNTNS = 1u << 1, /* required: mount namespace, pivot_root, read-only tree */
+    RP_LAYER_PIDNS = 1u << 2,   /* required */
+    RP_LAYER_IPCNS = 1u << 3,   /* required */
+    RP_LAYER_UTSNS = 1u << 4,   /* required */
+    RP_LAYER_NETNS = 1u << 5,   /* required (configured by the net_setup hook) */
+    RP_LAYER_CGROUPNS = 1u << 6,
+    RP_LAYER_NNP = 1u << 7,             /* required: no_new_privs */
+    RP_LAYER_CAPS = 1u << 8,            /* required: every capability dropped, bounding set too */
+    RP_LAYER_SECCOMP = 1u << 9,         /* required: the allow-list */
+    RP_LAYER_SECCOMP_NOTIFY = 1u << 10, /* refusals reach the monitor (else: EPERM, no event) */
+    RP_LAYER_LANDLOCK_FS = 1u << 11,
+    RP_LAYER_LANDLOCK_NET = 1u << 12, /* TCP bind/connect ports (Landlock ABI 4) */
+    RP_LAYER_CG_MEMORY = 1u << 13,
+    RP_LAYER_CG_PIDS = 1u << 14,
+    RP_LAYER_CG_CPU = 1u << 15,
+    RP_LAYER_STORAGE = 1u << 16, /* /data: a loop-mounted ext4 of SizeKB */
+    RP_LAYER_RLIMITS = 1u << 17,
+    RP_LAYER_COUNT_ = 18,
+};
+
+/* What the monitor gives to build a compartment. Every path is absolute. */
+typedef struct rp_compartment_spec {
+    const rp_manifest_t *manifest;
+    const char *state_dir;     /* S: events go to S/events/, device ownership in S/run/devices/ */
+    const char *tree_dir;      /* the app's extracted tree, mounted read-only at /app */
+    const char *storage_image; /* its storage image (made on first start); NULL: no /data */
+    const char *run_dir;       /* the monitor's, for this app: the new root is built in it */
+    const char *log_path;      /* stdout and stderr, appended */
+    const char *component;
+    const char *version;
+    uid_t uid; /* the app runs as this uid and gid (on the device: one unused uid per app) */
+    gid_t gid;
+    /* Called once the child's namespaces exist and before it builds its root and execs: helper
+     * D's netpolicy configures the (empty) network namespace of pid child here. It may write
+     * run_dir/hosts and run_dir/resolv.conf, which become /etc/hosts and /etc/resolv.conf.
+     * Non-zero: the start fails. NULL: the namespace stays empty (loopback down). */
+    int (*net_setup)(pid_t child, void *ctx);
+    void *net_ctx;
+    /* Optional layers the caller turns off (RP_LAYER_OPTIONAL bits; others are ignored): for
+     * tests, and for a host known to break one. Each is then named in .missing exactly as on a
+     * host without it. 0 in production. */
+    unsigned without;
+} rp_compartment_spec_t;
+
+#define RP_LAYER_OPTIONAL                                                                          \
+    (RP_LAYER_USERNS | RP_LAYER_CGROUPNS | RP_LAYER_SECCOMP_NOTIFY | RP_LAYER_LANDLOCK_FS |        \
+     RP_LAYER_LANDLOCK_NET | RP_LAYER_CG_MEMORY | RP_LAYER_CG_PIDS | RP_LAYER_CG_CPU)
+
+#define RP_COMPARTMENT_CG_MAX 3
+
+/* One running compartment. */
+typedef struct rp_compartment {
+    char component[RP_COMPONENT_NAME_MAX + 1];
+    char state_dir[4096];
+    pid_t pid;        /* its init (pid 1 inside), the host's child; 0: not running */
+    int pidfd;        /* readable when the init exits; -1 if the kernel has no pidfd */
+    int notify_fd;    /* seccomp notifications; -1 without SECCOMP_NOTIFY */
+    int data_fd;      /* /data's root (O_PATH), for the quota check; -1 without storage */
+    int sync_fd;      /* the setup channel; the init reports the app's exit on it */
+    rp_app_run_t run; /* the ready pipe (rp_app_poll_ready); run.pid is the init */
+    unsigned layers;
+    char missing[512]; /* the layers not in force and why, for a person ("" if none) */
+    int landlock_abi;
+    /* cgroups: one directory per hierarchy used (v1: one per controller; v2: one) */
+    char cg_dir[RP_COMPARTMENT_CG_MAX][512];
+    int ncg;
+    char cg_memory[512], cg_pids[512]; /* where the OOM and pids counters are read */
+    bool cg_v2;
+    uint64_t oom_seen, pids_seen;
+    bool quota_hit;
+    int device_locks[RP_MANIFEST_DEVICES_MAX];
+    int ndevice_locks;
+    unsigned events, events_suppressed;
+    int status; /* the app's wait status once exited */
+    bool exited;
+    long last_check_ms;
+} rp_compartment_t;
+
+/*
+ * Build a compartment for spec and start its app in it. A host that lacks an optional layer gets
+ * it named in c->missing (and logged as a warning), and the rest; a required layer missing fails
+ * the start. A device of the manifest owned by another running compartment refuses the start
+ * (and records a "device" event). OUT: *c; on failure, why says what, and nothing is left.
+ */
+rp_err_t rp_compartment_start(const rp_compartment_spec_t *spec, rp_compartment_t *c, char *why,
+                              size_t cap) RP_MUST_CHECK;
+
+/*
+ * Drive it for up to timeout_ms: answer seccomp notifications (each refusal recorded), read the
+ * ready pipe, check the cgroup counters and the storage. Returns true once the app has exited
+ * (c->status: its wait status; the compartment is then stopped: call rp_compartment_stop anyway).
+ */
+bool rp_compartment_poll(rp_compartment_t *c, int timeout_ms);
+
+/* For a caller with its own loop: poll these for input (up to 3; -1 entries skipped), then call
+ * rp_compartment_poll(c, 0). */
+void rp_compartment_fds(const rp_compartment_t *c, int fds[3]);
+
+/* Stop it (SIGTERM to the app, SIGKILL to all after RP_APP_STOP_GRACE_MS), record what the
+ * counters saw last, remove its cgroups, release its devices. Leaves nothing; idempotent. */
+void rp_compartment_stop(rp_compartment_t *c);
+
+/*
+ * After a monitor crashed: kill what is left in the cgroups of state_dir's compartments (named
+ * rampart.COMPONENT.TAG, TAG a hash of state_dir's real path: another monitor's are not touched),
+ * remove them, unmount what is left under run_dir (NULL: nothing) and detach loop devices backed
+ * by a file under state_dir. Best effort; logs what it removed. Returns how many leftovers it
+ * found. (The compartments themselves die with the monitor: their init has PR_SET_PDEATHSIG.)
+ */
+int rp_compartment_cleanup(const char *state_dir, const char *run_dir);
+
+/* The layers in mask as words ("user-ns mount-ns ... seccomp landlock-fs"). */
+void rp_compartment_layers_describe(unsigned mask, char *out, size_t cap);
+
+/* The layer bit of one of those words; 0 if none. */
+unsigned rp_compartment_layer_parse(const char *word);
+
+#endif /* RAMPART_MONITOR_COMPARTMENT_H */

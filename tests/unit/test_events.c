@@ -1,0 +1,197 @@
+/*
+ * The security event log (device/monitor/events.c): events read back as recorded, oldest first;
+ * the log holds RP_EVENTS_MAX and counts the rest as dropped; a record torn by a crash is never
+ * shown; a header that lags its last record (a crash between the two writes) never makes the next
+ * writer overwrite that record. The test knows the file's layout (events.c): a 512-byte header,
+ * then event seq in slot 1 + seq % RP_EVENTS_MAX, 512 bytes each.
+ */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "events.h"
+
+#define SLOT 512
+
+static rp_event_t got[RP_EVENTS_MAX + 10];
+
+static int make_dir(void **state)
+{
+    char *dir = strdup("/tmp/rp-events-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    *state = dir;
+    return 0;
+}
+
+static int remove_dir(void **state)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", (char *)*state);
+    assert_int_equal(system(cmd), 0);
+    free(*state);
+    return 0;
+}
+
+static void record_n(const char *dir, int from, int to)
+{
+    char reason[64];
+    for (int i = from; i < to; i++) {
+        snprintf(reason, sizeof(reason), "event %d", i);
+        assert_int_equal(rp_event_record(dir, RP_EVENT_SYSCALL, "app", reason), RP_OK);
+    }
+}
+
+static void log_file(const char *dir, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/events/log", dir);
+}
+
+static void empty_reads_empty(void **state)
+{
+    size_t n = 99;
+    uint64_t dropped = 99;
+    assert_int_equal(rp_events_read(*state, got, RP_EVENTS_MAX, &n, &dropped), RP_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(dropped, 0);
+}
+
+static void read_back_in_order(void **state)
+{
+    size_t n;
+    uint64_t dropped;
+
+    assert_int_equal(rp_event_record(*state, RP_EVENT_OOM, "sensor", "memory 1024 KB"), RP_OK);
+    record_n(*state, 1, 3);
+    assert_int_equal(rp_events_read(*state, got, RP_EVENTS_MAX, &n, &dropped), RP_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(dropped, 0);
+    assert_int_equal(got[0].kind, RP_EVENT_OOM);
+    assert_string_equal(got[0].app, "sensor");
+    assert_string_equal(got[0].reason, "memory 1024 KB");
+    assert_true(got[0].at > 1700000000);
+    assert_string_equal(got[2].reason, "event 2");
+    assert_string_equal(rp_event_kind_name(got[0].kind), "oom");
+    assert_string_equal(rp_event_kind_name(RP_EVENT_SYSCALL), "syscall");
+    assert_string_equal(rp_event_kind_name((rp_event_kind_t)999), "unknown");
+    /* max smaller than what is kept: the newest, still oldest first */
+    assert_int_equal(rp_events_read(*state, got, 2, &n, &dropped), RP_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(got[0].reason, "event 1");
+    assert_string_equal(got[1].reason, "event 2");
+}
+
+static void bounded_drops_counted(void **state)
+{
+    size_t n;
+    uint64_t dropped;
+    char path[256];
+    off_t size;
+    int fd;
+
+    record_n(*state, 0, RP_EVENTS_MAX + 7);
+    assert_int_equal(rp_events_read(*state, got, RP_EVENTS_MAX + 10, &n, &dropped), RP_OK);
+    assert_int_equal(n, RP_EVENTS_MAX);
+    assert_int_equal(dropped, 7);
+    assert_string_equal(got[0].reason, "event 7");
+    assert_string_equal(got[RP_EVENTS_MAX - 1].reason, "event 1006");
+    /* the file does not grow past its slots */
+    log_file(*state, path, sizeof(path));
+    fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    size = lseek(fd, 0, SEEK_END);
+    close(fd);
+    assert_int_equal(size, (off_t)SLOT * (1 + RP_EVENTS_MAX));
+}
+
+static void torn_last_record_ignored(void **state)
+{
+    size_t n;
+    uint64_t dropped;
+    char path[256], junk[SLOT / 2];
+    int fd;
+
+    record_n(*state, 0, 5);
+    /* A crash tore event 4's slot half-way, after the header had been updated (worst case). */
+    log_file(*state, path, sizeof(path));
+    fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    memset(junk, 'X', sizeof(junk));
+    assert_int_equal(pwrite(fd, junk, sizeof(junk), (off_t)SLOT * (1 + 4) + SLOT / 2),
+                     (ssize_t)sizeof(junk));
+    close(fd);
+    assert_int_equal(rp_events_read(*state, got, RP_EVENTS_MAX, &n, &dropped), RP_OK);
+    assert_int_equal(n, 4);
+    assert_int_equal(dropped, 0);
+    assert_string_equal(got[3].reason, "event 3");
+    /* and the log goes on after it */
+    record_n(*state, 5, 6);
+    assert_int_equal(rp_events_read(*state, got, RP_EVENTS_MAX, &n, &dropped), RP_OK);
+    assert_int_equal(n, 5);
+    assert_int_equal(dropped, 1); /* event 4: recorded once, lost to the tear, counted */
+    assert_string_equal(got[4].reason, "event 5");
+}
+
+static void lagging_header_never_overwrites(void **state)
+{
+    size_t n;
+    uint64_t dropped;
+    char path[256];
+    uint8_t hdr[SLOT];
+    uint64_t next;
+    int fd;
+
+    record_n(*state, 0, 3);
+    /* A crash between event 2's record and its header write: the header still says 2. */
+    log_file(*state, path, sizeof(path));
+    fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, hdr, SLOT, 0), SLOT);
+    memcpy(&next, hdr + 8, 8);
+    assert_int_equal(next, 3);
+    next = 2;
+    memcpy(hdr + 8, &next, 8);
+    assert_int_equal(pwrite(fd, hdr, SLOT, 0), SLOT);
+    close(fd);
+    record_n(*state, 3, 4);
+    assert_int_equal(rp_events_read(*state, got, RP_EVENTS_MAX, &n, &dropped), RP_OK);
+    assert_int_equal(n, 4);
+    assert_int_equal(dropped, 0);
+    assert_string_equal(got[2].reason, "event 2");
+    assert_string_equal(got[3].reason, "event 3");
+}
+
+static void long_fields_bounded(void **state)
+{
+    char big[1000];
+    size_t n;
+    uint64_t dropped;
+
+    memset(big, 'r', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(rp_event_record(*state, RP_EVENT_FILE, big, big), RP_OK);
+    assert_int_equal(rp_events_read(*state, got, 1, &n, &dropped), RP_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(strlen(got[0].app), RP_COMPONENT_NAME_MAX);
+    assert_int_equal(strlen(got[0].reason), RP_EVENT_REASON_MAX);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(empty_reads_empty, make_dir, remove_dir),
+        cmocka_unit_test_setup_teardown(read_back_in_order, make_dir, remove_dir),
+        cmocka_unit_test_setup_teardown(bounded_drops_counted, make_dir, remove_dir),
+        cmocka_unit_test_setup_teardown(torn_last_record_ignored, make_dir, remove_dir),
+        cmocka_unit_test_setup_teardown(lagging_header_never_overwrites, make_dir, remove_dir),
+        cmocka_unit_test_setup_teardown(long_fields_bounded, make_dir, remove_dir),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
