@@ -4,7 +4,6 @@
  * it (rp_apptree_kind, rp_apptree_read_manifest). Whatever is extracted must stay inside its
  * directory; whatever is refused must leave nothing behind.
  */
-#define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
