@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,25 +133,26 @@ static void print_valid(const char *path, const rp_image_info_t *info, const cha
 }
 
 /*
- * Pack the app directory dir into a temporary file beside out (removed by the caller once
- * signed). OUT: tree_path. A refusal is logged with its reason.
+ * Pack the app directory dir into a temporary file in $TMPDIR (never inside dir, where it would
+ * pack itself), which the caller removes once signed. OUT: tree_path. A refusal is logged with
+ * its reason.
  */
 static rp_err_t pack_app(const char *dir, const char *out, char *tree_path, size_t cap)
 {
-    char *copy = strdup(out), why[512];
+    const char *tmp = getenv("TMPDIR");
+    char why[512];
     rp_manifest_t m;
     rp_err_t err;
     int fd, n;
 
-    if (copy == NULL)
-        return RP_ERR_NO_MEMORY;
-    n = snprintf(tree_path, cap, "%s/.rampart-app-tree.XXXXXX", dirname(copy));
-    free(copy);
+    (void)out;
+    n = snprintf(tree_path, cap, "%s/rampart-app-tree.XXXXXX",
+                 tmp != NULL && tmp[0] == '/' ? tmp : "/tmp");
     if (n < 0 || (size_t)n >= cap)
         return RP_ERR_TOO_LARGE;
     fd = mkstemp(tree_path);
     if (fd < 0) {
-        rp_log_error("cannot make a temporary file beside %s: %s", out, strerror(errno));
+        rp_log_error("cannot make a temporary file %s: %s", tree_path, strerror(errno));
         return RP_ERR_IO;
     }
     err = rp_apptree_pack(dir, fd, &m, why, sizeof(why));
