@@ -115,7 +115,8 @@ static int report(const char *path, cli_output_t output, rp_err_t err, const cha
 {
     if (output == CLI_OUTPUT_JSON) {
         json_t *o = json_object();
-        json_object_set_new(o, "path", json_string(path) ? json_string(path) : json_null());
+        json_t *p = json_string(path); /* NULL for a name that is not UTF-8 */
+        json_object_set_new(o, "path", p != NULL ? p : json_null());
         json_object_set_new(o, "valid", json_boolean(err == RP_OK));
         if (err != RP_OK) {
             json_object_set_new(o, "error", json_string(why));

@@ -67,11 +67,7 @@ static bool link_ok(const char *path, const char *target)
         depth += *p == '/';
     while (strncmp(target, "..", 2) == 0 && (target[2] == '/' || target[2] == '\0')) {
         ups++;
-        target += target[2] == '/' ? 3 : 2;
-        if (target[-1] == '\0') {
-            target--;
-            break;
-        }
+        target += target[2] == '/' ? 3 : 2; /* past "../", or onto the NUL after ".." */
     }
     if (ups > depth)
         return false;
