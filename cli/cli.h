@@ -30,6 +30,7 @@ void cli_key_error(const char *path, int err);
 
 int cmd_key(int argc, char **argv);
 int cmd_image(int argc, char **argv);
+int cmd_app(int argc, char **argv);
 /* tenant, token, device, ca: the service's operator API. argv[0] is the group, argv[1] the verb. */
 int cmd_ops(int argc, char **argv);
 

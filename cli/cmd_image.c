@@ -1,14 +1,20 @@
 /*
  * `rampart image`: sign payloads into MCUboot-format images, verify them, and show what they hold.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
 #include "cli.h"
+#include "rampart/apptree.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/image.h"
@@ -25,6 +31,9 @@ static const char image_usage[] =
     "Usage:\n"
     "  rampart image sign --key KEY.pem --version X.Y.Z+B [options] PAYLOAD OUT\n"
     "      Sign PAYLOAD into an MCUboot-format image OUT.\n"
+    "  rampart image sign --type app --key KEY.pem --version X.Y.Z+B [options] DIR OUT\n"
+    "      Pack the app directory DIR (app_manifest.json at its root; `rampart app check`)\n"
+    "      into a reproducible archive and sign it as the payload of OUT.\n"
     "        --security-counter N|auto  anti-rollback counter (protected SEC_CNT TLV);\n"
     "                                   auto derives it from the version as imgtool does\n"
     "                                   (large: a TPM holds at most 64, so sign says so)\n"
@@ -123,6 +132,44 @@ static void print_valid(const char *path, const rp_image_info_t *info, const cha
     printf(", %s signature by %s, sha256 %s\n", rp_sig_alg_name(info->sig_alg), key_path, hex);
 }
 
+/*
+ * Pack the app directory dir into a temporary file in $TMPDIR (never inside dir, where it would
+ * pack itself), which the caller removes once signed. OUT: tree_path. A refusal is logged with
+ * its reason.
+ */
+static rp_err_t pack_app(const char *dir, const char *out, char *tree_path, size_t cap)
+{
+    const char *tmp = getenv("TMPDIR");
+    char why[512];
+    rp_manifest_t m;
+    rp_err_t err;
+    int fd, n;
+
+    (void)out;
+    n = snprintf(tree_path, cap, "%s/rampart-app-tree.XXXXXX",
+                 tmp != NULL && tmp[0] == '/' ? tmp : "/tmp");
+    if (n < 0 || (size_t)n >= cap)
+        return RP_ERR_TOO_LARGE;
+    fd = mkstemp(tree_path);
+    if (fd < 0) {
+        rp_log_error("cannot make a temporary file %s: %s", tree_path, strerror(errno));
+        return RP_ERR_IO;
+    }
+    err = rp_apptree_pack(dir, fd, &m, why, sizeof(why));
+    if (err == RP_OK && fsync(fd) != 0)
+        err = RP_ERR_IO;
+    close(fd);
+    if (err != RP_OK) {
+        rp_log_error("%s: not an app tree I can pack: %s", dir,
+                     why[0] != '\0' ? why : rp_strerror(err));
+        unlink(tree_path);
+        return err;
+    }
+    rp_log_info("%s: packed app %s (component %s, entry point %s)", dir, m.name, m.component_id,
+                m.entry_point);
+    return RP_OK;
+}
+
 static int image_sign(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -138,10 +185,11 @@ static int image_sign(int argc, char **argv)
         {NULL,                0,                 NULL, 0  },
     };
     const char *key_path = NULL, *version = NULL, *counter = NULL;
+    char tree_path[PATH_MAX];
     rp_image_info_t info;
     rp_sign_opts_t so;
     EVP_PKEY *key = NULL;
-    bool is_private;
+    bool is_private, is_dir;
     uint32_t v;
     rp_err_t err;
     int c;
@@ -198,6 +246,14 @@ static int image_sign(int argc, char **argv)
             return cli_usage("image ", "bad --security-counter '%s'", counter);
     }
 
+    {
+        struct stat st;
+        is_dir = stat(argv[optind], &st) == 0 && S_ISDIR(st.st_mode);
+    }
+    if (is_dir && so.type != RP_IMAGE_TYPE_APP)
+        return cli_usage("image ", "%s is a directory: an app's tree, signed with --type app",
+                         argv[optind]);
+
     err = rp_key_load(key_path, &key, &is_private);
     if (err != RP_OK) {
         cli_key_error(key_path, err);
@@ -213,9 +269,18 @@ static int image_sign(int argc, char **argv)
         EVP_PKEY_free(key);
         return CLI_FAIL;
     }
+    if (is_dir) {
+        err = pack_app(argv[optind], argv[optind + 1], tree_path, sizeof(tree_path));
+        if (err != RP_OK) {
+            EVP_PKEY_free(key);
+            return CLI_FAIL;
+        }
+    }
     /* The library verifies the image with the key's public half before it takes OUT's name. */
-    err = rp_image_sign_file(key, &so, argv[optind], argv[optind + 1], &info);
+    err = rp_image_sign_file(key, &so, is_dir ? tree_path : argv[optind], argv[optind + 1], &info);
     EVP_PKEY_free(key);
+    if (is_dir && unlink(tree_path) != 0)
+        rp_log_warn("cannot remove %s: %s", tree_path, strerror(errno));
     if (err != RP_OK) {
         rp_log_error("cannot sign %s into %s: %s", argv[optind], argv[optind + 1],
                      rp_strerror(err));

@@ -24,6 +24,8 @@ static const char usage_text[] =
     "  image sign --key KEY.pem --version X.Y.Z+B PAYLOAD OUT sign a payload into an image\n"
     "  image verify --key PUB.pem IMAGE                       check an image's signature\n"
     "  image show IMAGE [--output json]                       print what an image holds\n"
+    "  image sign --type app ... DIR OUT                      pack an app's tree and sign it\n"
+    "  app check DIR|IMAGE [--output json]                    check an app's manifest offline\n"
     "  tenant create NAME | tenant list | tenant policy       tenants of the service\n"
     "  token create|list|revoke                               API tokens\n"
     "  device claim|list|show|attestations|block|unblock      devices of a tenant\n"
@@ -127,6 +129,8 @@ int main(int argc, char **argv)
         return cmd_key(argc, argv);
     if (strcmp(argv[0], "image") == 0)
         return cmd_image(argc, argv);
+    if (strcmp(argv[0], "app") == 0)
+        return cmd_app(argc, argv);
     if (strcmp(argv[0], "tenant") == 0 || strcmp(argv[0], "token") == 0 ||
         strcmp(argv[0], "device") == 0 || strcmp(argv[0], "ca") == 0 ||
         strcmp(argv[0], "image-key") == 0 || strcmp(argv[0], "product") == 0 ||

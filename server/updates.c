@@ -10,6 +10,7 @@
  *   PUT  uploads/U?offset=K  (bytes)      -> {"received": M}    each chunk on disk before 200
  *   GET  uploads/U                        -> {"received": M}
  *   POST images {"upload": U, "component": C}   -> the image, verified and stored
+ * An app image whose payload is a tree also has its manifest checked (rp_apptree_read_manifest).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +26,7 @@
 #include <event2/keyvalq_struct.h>
 #include <openssl/pem.h>
 
+#include "rampart/apptree.h"
 #include "rampart/component.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
@@ -420,6 +422,50 @@ static void collect_key(void *ctx, const rp_image_key_record_t *k)
 }
 
 /*
+ * An app image whose payload is a tree (apptree.h) carries a manifest: it must be valid and name
+ * the upload's component. Only the manifest is read; the tree is never extracted here. A legacy
+ * single-file app passes. On failure a reply was sent, and *discard says whether for good.
+ */
+static bool check_app_manifest(rp_req_t *r, const rp_file_image_t *img,
+                               const rp_image_layout_t *layout, const char *component,
+                               bool *discard)
+{
+    rp_manifest_t *m = malloc(sizeof(*m));
+    rp_apptree_kind_t kind;
+    char why[400];
+    bool ok = false;
+    rp_err_t err;
+
+    if (m == NULL ||
+        rp_apptree_kind(img->fd, layout->hdr.hdr_size, layout->hdr.img_size, &kind) != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot read the image's payload");
+        goto out;
+    }
+    if (kind == RP_APPTREE_LEGACY) {
+        ok = true;
+        goto out;
+    }
+    err = rp_apptree_read_manifest(img->fd, layout->hdr.hdr_size, layout->hdr.img_size, m, why,
+                                   sizeof(why));
+    if (err == RP_ERR_IO || err == RP_ERR_NO_MEMORY) {
+        rp_reply_error(r, 500, "internal", "cannot read the image's manifest");
+        goto out;
+    }
+    *discard = true;
+    if (err != RP_OK)
+        rp_reply_error(r, 422, "invalid_manifest", "%s", why);
+    else if (strcmp(m->component_id, component) != 0)
+        rp_reply_error(r, 422, "component_mismatch",
+                       "the app's manifest says ComponentId %s, the upload is for component %s",
+                       m->component_id, component);
+    else
+        ok = true;
+out:
+    free(m);
+    return ok;
+}
+
+/*
  * Verify a finished upload against the tenant's image keys and describe it. OUT: *m (all but
  * tenant, component and time). On failure a reply was sent, and *discard says whether the upload
  * is refused for good (its bytes are all there, and are not an image the tenant may upload).
@@ -474,6 +520,9 @@ static bool verify_upload(rp_req_t *r, const char *path, const rp_upload_t *u, r
         *discard = true;
         goto out;
     }
+    if (info.type == RP_IMAGE_TYPE_APP &&
+        !check_app_manifest(r, &img, &info.layout, m->component, discard))
+        goto out;
     ver = info.layout.hdr.version;
     if (rp_image_version_format(&ver, m->version, sizeof(m->version)) != RP_OK ||
         rp_hex_encode(info.digest, sizeof(info.digest), m->image_hash, sizeof(m->image_hash)) !=

@@ -207,4 +207,64 @@ expect 0 "$RAMPART" image sign --key "$VECTORS/ed25519-key.pem" --version 0.9.0 
   "$VECTORS/payload.bin" "$d/same.bin"
 cmp "$d/same.bin" "$VECTORS/ed25519-v0.9.0.bin" || fail "not byte-identical to imgtool"
 
+# --- apps: a directory packed and signed; `app check` on trees, images and legacy images --------
+mkdir -p "$d/app/bin" "$d/app/share"
+cat >"$d/app/app_manifest.json" <<'JSON'
+{"SchemaVersion": 1, "Name": "Demo app", "ComponentId": "demo", "EntryPoint": "bin/demo",
+ "Cmdline": ["--fast"], "AllowedConnections": ["Broker.Example:8883", "[fd00::1]:443"],
+ "AllowedTcpServerPorts": [8080], "Memory": {"LimitKB": 2048}, "DeviceAuthentication": true}
+JSON
+printf '#!/bin/sh\necho ready >&3\nexec sleep 3600\n' >"$d/app/bin/demo"; chmod 755 "$d/app/bin/demo"
+echo "some data" >"$d/app/share/data"; ln -s ../share/data "$d/app/bin/data"
+expect 0 "$RAMPART" app --help; out_has "app check DIR|IMAGE"
+expect 2 "$RAMPART" app;  expect 2 "$RAMPART" app frob; expect 2 "$RAMPART" app check
+expect 2 "$RAMPART" app check --output yaml "$d/app"
+expect 0 "$RAMPART" app check "$d/app"
+out_has "valid: app tree"; out_has "broker.example:8883, [fd00::1]:443"; out_has "memory limit            2048 KB"
+out_has "device authentication   yes"; out_has "processes (pids) limit  32"
+# a directory needs --type app; then it is packed, signed, and verifies like any image
+expect 2 "$RAMPART" image sign --key "$d/ecdsa-p256.pem" --version 1.0.0 "$d/app" "$d/app.img"
+err_has "is a directory: an app's tree, signed with --type app"
+[ ! -e "$d/app.img" ] || fail "a refused sign left an image"
+mkdir "$d/tmp"
+TMPDIR=$d/tmp expect 0 "$RAMPART" image sign --type app --key "$d/ecdsa-p256.pem" --version 1.0.0 "$d/app" "$d/app.img"
+out_has "valid: version 1.0.0+0, type app"
+[ -z "$(ls -A "$d/tmp")" ] || fail "the packed tree's temporary file was left behind"
+expect 0 "$RAMPART" image verify --key "$d/ecdsa-p256.pub" "$d/app.img"
+# reproducible: other times and permission bits, the same image (ECDSA signatures differ, so
+# compare the payloads: same digest)
+touch -d @123456 "$d/app/bin/demo" "$d/app/share"; chmod 700 "$d/app/bin/demo"; chmod 600 "$d/app/share/data"
+expect 0 "$RAMPART" image sign --type app --key "$d/ed25519.pem" --version 1.0.0 "$d/app" "$d/app-a.img"
+touch -d @999999 "$d/app/bin/demo" "$d/app/share/data"; chmod 755 "$d/app/bin/demo"; chmod 644 "$d/app/share/data"
+expect 0 "$RAMPART" image sign --type app --key "$d/ed25519.pem" --version 1.0.0 "$d/app" "$d/app-b.img"
+cmp "$d/app-a.img" "$d/app-b.img" || fail "packing the same app twice gave different images"
+expect 0 "$RAMPART" app check --output json "$d/app.img"
+jq -e '.valid and .kind == "tree" and .manifest.ComponentId == "demo" and .in_force.Pids.Max == 32
+       and .manifest.AllowedConnections == ["broker.example:8883", "[fd00::1]:443"]' "$d/out" >/dev/null ||
+  fail "app check json: $(cat "$d/out")"
+# a legacy single-file app image: valid, no capabilities
+expect 0 "$RAMPART" image sign --type app --key "$d/ecdsa-p256.pem" --version 1.0.0 "$d/app/bin/demo" "$d/legacy.img"
+expect 0 "$RAMPART" app check "$d/legacy.img"; out_has "single-file app made before manifests"
+expect 0 "$RAMPART" app check --output json "$d/legacy.img"
+jq -e '.kind == "legacy" and .manifest == null and .in_force.DeviceAuthentication == false
+       and .in_force.AllowedConnections == []' "$d/out" >/dev/null || fail "legacy json: $(cat "$d/out")"
+# refusals: a firmware image, a damaged image, a bad manifest (named key and reason), a bad tree
+expect 0 "$RAMPART" image sign --type firmware --key "$d/ecdsa-p256.pem" --version 1.0.0 "$d/small" "$d/fw.img"
+expect 1 "$RAMPART" app check "$d/fw.img"; err_has "an image of type firmware, not an app"
+cp "$d/app.img" "$d/bad.img"; flip "$d/bad.img" 600
+expect 1 "$RAMPART" app check "$d/bad.img"; err_has "not a valid image"
+expect 1 "$RAMPART" app check "$d/small"; err_has "not a valid image"
+sed -i 's/"LimitKB": 2048/"LimitKB": 9000000/' "$d/app/app_manifest.json"
+expect 1 "$RAMPART" app check "$d/app"; err_has "Memory.LimitKB: 9000000 is over the limit of 4194304"
+expect 1 "$RAMPART" app check --output json "$d/app"
+jq -e '.valid == false and (.error | test("Memory.LimitKB"))' "$d/out" >/dev/null || fail "refusal json"
+expect 1 "$RAMPART" image sign --type app --key "$d/ecdsa-p256.pem" --version 1.0.0 "$d/app" "$d/app2.img"
+err_has "Memory.LimitKB: 9000000 is over the limit"; [ ! -e "$d/app2.img" ] || fail "refused app signed"
+sed -i 's/"LimitKB": 9000000/"LimitKB": 2048/' "$d/app/app_manifest.json"
+ln -s /etc/passwd "$d/app/share/passwd"
+expect 1 "$RAMPART" app check "$d/app"; err_has "share/passwd: a link to /etc/passwd, which is absolute"
+rm "$d/app/share/passwd"; chmod 644 "$d/app/bin/demo"
+expect 1 "$RAMPART" app check "$d/app"; err_has "EntryPoint bin/demo: not executable"
+chmod 755 "$d/app/bin/demo"; expect 0 "$RAMPART" app check "$d/app"
+
 done_ok

@@ -134,6 +134,55 @@ body_has ".id == \"$(sha256sum "$d/app-1.1.1.img" | cut -c1-64)\" and .version =
 app111=$(jq -r .id "$d/body")
 http GET "/api/v1/tenants/$acme/uploads/$up" "$d/acme-contributor.token"; is_status 404   # consumed
 [ -z "$(ls -A "$d/srv/uploads")" ] || fail "an upload's file was left behind"
+
+# --- app trees: the manifest checked at upload (read, never extracted); legacy apps still pass ---
+# upload_raw IMAGE COMPONENT: the upload protocol by hand, so that the status and error are seen.
+upload_raw() {
+  printf '{"size": %d}' "$(stat -c %s "$1")" >"$d/req.json"
+  http POST "/api/v1/tenants/$acme/uploads" "$d/acme-contributor.token" "$d/req.json"; is_status 201
+  local id; id=$(jq -r .id "$d/body")
+  http PUT "/api/v1/tenants/$acme/uploads/$id?offset=0" "$d/acme-contributor.token" "$1" application/octet-stream
+  is_status 200
+  printf '{"upload": "%s", "component": "%s"}' "$id" "$2" >"$d/commit.json"
+  http POST "/api/v1/tenants/$acme/images" "$d/acme-contributor.token" "$d/commit.json"
+}
+images_now() { as acme-reader "$RAMPART" image list --tenant "$acme" --output json >"$d/imgs" && jq '.images | length' "$d/imgs"; }
+mkdir -p "$d/sensor/bin"
+printf '{"SchemaVersion": 1, "Name": "Sensor", "ComponentId": "sensor", "EntryPoint": "bin/sensor",
+  "AllowedConnections": ["broker.example:8883"], "Memory": {"LimitKB": 4096}}' >"$d/sensor/app_manifest.json"
+printf '#!/bin/sh\necho ready >&3\nexec sleep 3600\n' >"$d/sensor/bin/sensor"; chmod 755 "$d/sensor/bin/sensor"
+expect 0 "$RAMPART" image sign --type app --key "$d/k1.key" --version 1.0.0 "$d/sensor" "$d/sensor.img"
+expect 0 as acme-contributor "$RAMPART" image upload --tenant "$acme" --component sensor "$d/sensor.img"
+sensor=$(cat "$d/out")
+cmp "$d/sensor.img" "$d/srv/images/$sensor" || fail "the stored tree image differs"
+[ -z "$(find "$d/srv" -name sensor -o -name app_manifest.json)" ] || fail "the service extracted the tree"
+# the same tree uploaded as another component: refused (422), nothing kept
+n_before=$(images_now)
+upload_raw "$d/sensor.img" other
+is_status 422; body_has '.error == "component_mismatch"'
+body_has '.message == "the app'"'"'s manifest says ComponentId sensor, the upload is for component other"'
+# a tree whose manifest is refused: packed by hand (the CLI would not pack it), signed as a file
+mkdir -p "$d/badapp/bin"; cp "$d/sensor/bin/sensor" "$d/badapp/bin/"
+printf '{"SchemaVersion": 1, "Name": "Bad", "ComponentId": "sensor", "EntryPoint": "bin/sensor",
+  "MutableStorage": {"SizKB": 64}}' >"$d/badapp/app_manifest.json"
+tar --format=ustar --owner=0 --group=0 --numeric-owner --mtime=@0 --no-recursion -C "$d/badapp" \
+  -cf "$d/badapp.tar" app_manifest.json bin bin/sensor
+expect 0 "$RAMPART" image sign --type app --key "$d/k1.key" --version 1.0.1 "$d/badapp.tar" "$d/badapp.img"
+expect 1 "$RAMPART" app check "$d/badapp.img"; err_has "MutableStorage.SizKB: unknown key"
+upload_raw "$d/badapp.img" sensor
+is_status 422; body_has '.error == "invalid_manifest"'
+body_has '.message == "MutableStorage.SizKB: unknown key (MutableStorage takes only SizeKB)"'
+expect 1 as acme-contributor "$RAMPART" image upload --tenant "$acme" --component sensor "$d/badapp.img"
+err_has "MutableStorage.SizKB: unknown key"
+eq "$(images_now)" "$n_before" "refused app images were not kept"
+[ -z "$(ls -A "$d/srv/uploads")" ] || fail "a refused app upload's file was left behind"
+[ ! -e "$d/srv/images/$(sha256sum "$d/badapp.img" | cut -c1-64)" ] || fail "a refused app image was stored"
+# a legacy single-file app (no manifest) is still accepted, as app-1.1.0.img was above; and a
+# firmware image whose payload happens to be a tree is not an app: no manifest check
+expect 0 "$RAMPART" image sign --type app --key "$d/k1.key" --version 1.0.0 "$d/sensor/bin/sensor" "$d/legacy.img"
+upload_raw "$d/legacy.img" legacy; is_status 201
+expect 0 "$RAMPART" image sign --type firmware --key "$d/k1.key" --version 1.0.0 "$d/badapp.tar" "$d/fwtar.img"
+upload_raw "$d/fwtar.img" mcu2; is_status 201
 printf '{"size": %d}' $((128 * 1024 * 1024 + 1)) >"$d/req.json"
 http POST "/api/v1/tenants/$acme/uploads" "$d/acme-contributor.token" "$d/req.json"; is_status 413
 printf '{"size": 0}' >"$d/req.json"
@@ -265,5 +314,5 @@ export RAMPART_SERVER=$SERVER_URL
 expect 0 as acme-reader "$RAMPART" deployment show --tenant "$acme" "$dep" --output json
 eq "$(jq -c '.devices | map(.device_id) | sort' "$d/out")" "$(jq -c '.devices | map(.device_id) | sort' "$d/dep.json")" "after a restart"
 expect 0 as acme-reader "$RAMPART" image list --tenant "$acme" --output json
-jq -e '.images | length == 6' "$d/out" >/dev/null || fail "images after a restart"
+jq -e '.images | length == 9' "$d/out" >/dev/null || fail "images after a restart"
 done_ok

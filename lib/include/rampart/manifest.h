@@ -104,4 +104,15 @@ rp_err_t rp_manifest_load(const char *path, rp_manifest_t *m, char *why, size_t 
  * at all, the default limits. */
 void rp_manifest_legacy(rp_manifest_t *m, const char *component, const char *entry);
 
+/* Whether p[0..len) is a clean relative path inside an app's tree: no leading "/", no "." or
+ * ".." component, no "//", no trailing "/", no control character or NUL. The one rule for
+ * EntryPoint and for every name in an app tree (apptree.h). */
+bool rp_manifest_path_clean(const char *p, size_t len);
+
+/* The manifest as JSON with every key, the defaults in force written out (what `rampart app
+ * check` prints; rp_manifest_parse() of it gives m back). NULL when out of memory. OUT: a new
+ * reference. */
+struct json_t;
+struct json_t *rp_manifest_to_json(const rp_manifest_t *m);
+
 #endif /* RAMPART_MANIFEST_H */

@@ -1,0 +1,3 @@
+#!/bin/sh
+echo ready >&3
+exec sleep 1000

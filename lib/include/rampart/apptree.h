@@ -1,0 +1,80 @@
+/*
+ * App trees as image payloads: an app is a directory with app_manifest.json at its root; its
+ * image's payload is a reproducible ustar archive of that directory (libarchive), signed like any
+ * other payload, so every existing check, upload and deployment applies unchanged. This module
+ * owns the archive's shape on both sides: what `rampart image sign --type app DIR` packs, how a
+ * payload is told apart from a single-file app made before manifests, how the service and
+ * `rampart app check` read the manifest alone, and how the device's monitor extracts a tree once
+ * the image's signature is checked.
+ *
+ * The shape (pack writes exactly this, extract accepts nothing else):
+ *   - ustar entries, app_manifest.json first, then every other entry sorted by name (bytewise),
+ *     each directory before what it holds;
+ *   - names: clean relative paths (rp_manifest_path_clean) of printable ASCII, at most
+ *     RP_APPTREE_PATH_MAX bytes;
+ *   - only regular files, directories and symbolic links; a link's target is relative, its ".."
+ *     components come first and do not climb above the tree, the rest is a clean path;
+ *   - mtime 0, uid and gid 0, no user or group names, modes 0755 (directories, executables) or
+ *     0644; no setuid, setgid or sticky bit, no hard link, no device node, FIFO or socket.
+ */
+#ifndef RAMPART_APPTREE_H
+#define RAMPART_APPTREE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rampart/error.h"
+#include "rampart/manifest.h"
+
+#define RP_APPTREE_ENTRIES_MAX 4096 /* what pack writes at most, the manifest included */
+#define RP_APPTREE_PATH_MAX 255     /* a name inside the tree (ustar's prefix + name) */
+#define RP_APPTREE_LINK_MAX 100     /* a symbolic link's target (ustar's linkname field) */
+
+typedef enum rp_apptree_kind {
+    RP_APPTREE_LEGACY = 0, /* one file, the program itself: an app made before manifests */
+    RP_APPTREE_TREE = 1,   /* a tar archive whose first entry is app_manifest.json */
+} rp_apptree_kind_t;
+
+/*
+ * Pack the directory dir into out_fd as described above, refusing (with why) anything the shape
+ * does not allow, a manifest that rp_manifest_parse() refuses, and an EntryPoint that is not a
+ * regular executable file in the tree. The same directory gives the same bytes, whatever the
+ * files' times, owners or the umask. OUT: *m (may be NULL), the manifest. On a refusal out_fd
+ * may hold a partial archive: the caller discards it.
+ */
+rp_err_t rp_apptree_pack(const char *dir, int out_fd, rp_manifest_t *m, char *why,
+                         size_t cap) RP_MUST_CHECK;
+
+/*
+ * Whether the payload at fd[off, off+len) is an app tree or a legacy single file: the one place
+ * that decides. RP_ERR_IO only when the payload cannot be read. OUT: *kind.
+ */
+rp_err_t rp_apptree_kind(int fd, uint64_t off, uint64_t len, rp_apptree_kind_t *kind) RP_MUST_CHECK;
+
+/*
+ * Read and validate only the manifest of the tree at fd[off, off+len) (nothing is extracted).
+ * OUT: *m.
+ */
+rp_err_t rp_apptree_read_manifest(int fd, uint64_t off, uint64_t len, rp_manifest_t *m, char *why,
+                                  size_t cap) RP_MUST_CHECK;
+
+/*
+ * Extract the tree at fd[off, off+len) into dest_dir, which must not exist: it is made (0700
+ * while being written), every entry created without following any link and without replacing
+ * anything, files left read-only (0444, 0555 for executables), directories 0555 and the tree
+ * synced. Refused, with why: anything outside the shape above, an entry listed twice, an entry
+ * whose directory was not listed before it, more than max_entries entries, more than max_bytes
+ * of file contents (a size is checked before its bytes are written), a manifest that
+ * rp_manifest_parse() refuses, an EntryPoint that is not a regular executable file of the tree.
+ * On a refusal nothing of dest_dir remains. Call it only on a payload whose signature was
+ * checked. OUT: *m.
+ */
+rp_err_t rp_apptree_extract(int fd, uint64_t off, uint64_t len, const char *dest_dir,
+                            uint64_t max_bytes, size_t max_entries, rp_manifest_t *m, char *why,
+                            size_t cap) RP_MUST_CHECK;
+
+/* Remove a tree made by rp_apptree_extract(), never following a link. RP_OK if it is gone. */
+rp_err_t rp_apptree_remove(const char *dir) RP_MUST_CHECK;
+
+#endif /* RAMPART_APPTREE_H */
