@@ -326,6 +326,18 @@ static rp_err_t write_etc_file(const char *dir, const char *name, const char *te
     return rp_write_file_atomic(path, text, strlen(text), 0644, 0);
 }
 
+/* What names are valid is the manifest parser's rule; this is the hosts file's: a name written
+ * into it must be one field, so it can never add a line or an entry of its own. */
+static bool hosts_field_ok(const char *name)
+{
+    if (!name[0])
+        return false;
+    for (const char *p = name; *p; p++)
+        if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f || *p == '#')
+            return false;
+    return true;
+}
+
 /* The hosts file: the allowed names and the addresses the monitor resolved, nothing else. */
 static rp_err_t write_hosts(const rp_netpolicy_app_t *app)
 {
@@ -615,6 +627,8 @@ static rp_err_t load_rules(rp_netpolicy_t *np, rp_netpolicy_app_t *app)
     sp(&s, "add set %s a%u_port { type ipv4_addr . inet_service; }\n", t, n);
     sp(&s, "add set %s a%u_host { type ipv4_addr; }\n", t, n);
     sp(&s, "add chain %s a%u_out\nadd chain %s a%u_in\n", t, n, t, n);
+    /* Only from the app's own address: an app that renumbers its end cannot pass for another. */
+    sp(&s, "add rule %s a%u_out meta nfproto ipv4 ip saddr != %s drop\n", t, n, appaddr);
     sp(&s, "add rule %s a%u_out meta l4proto { tcp, udp } ip daddr . th dport @a%u_port accept\n",
        t, n, n);
     sp(&s, "add rule %s a%u_out ip daddr @a%u_host accept\n", t, n, n);
@@ -698,6 +712,12 @@ rp_err_t rp_netpolicy_setup(rp_netpolicy_t *np, pid_t child, const rp_manifest_t
     memcpy(app->udp_ports, m->udp_ports, m->nudp_ports * sizeof(m->udp_ports[0]));
     app->linked = app->nconns || app->ntcp_ports || app->nudp_ports;
     for (size_t i = 0; i < app->nconns; i++) {
+        if (!hosts_field_ok(app->conns[i].host)) {
+            rp_log_error("netpolicy: %s: refusing a host name that would not be one field of "
+                         "a hosts file",
+                         app->component);
+            return RP_ERR_INVALID_ARG;
+        }
         struct in6_addr a6;
         if (app->conns[i].is_ip && inet_pton(AF_INET6, app->conns[i].host, &a6) == 1)
             rp_log_warn("netpolicy: %s: %s is IPv6, which apps cannot reach: refused",
@@ -774,44 +794,67 @@ void rp_netpolicy_teardown(rp_netpolicy_t *np, rp_netpolicy_app_t *app)
 
 /* ---- refused packets as events ---- */
 
+/* The reason's words, one place for both families. */
+static rp_err_t reason_text(char kind, uint8_t proto, const char *src, const char *dst, bool ports,
+                            unsigned dport, char *reason, size_t cap)
+{
+    int n;
+    if (kind == 'c') {
+        if (ports && proto == IPPROTO_TCP)
+            n = snprintf(reason, cap, "%s:%u", dst, dport);
+        else if (ports)
+            n = snprintf(reason, cap, "udp %s:%u", dst, dport);
+        else if (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6)
+            n = snprintf(reason, cap, "icmp %s", dst);
+        else
+            n = snprintf(reason, cap, "proto %u %s", proto, dst);
+    } else if (ports) {
+        n = snprintf(reason, cap, "%s %u from %s", proto == IPPROTO_TCP ? "tcp" : "udp", dport,
+                     src);
+    } else {
+        n = snprintf(reason, cap, "proto %u from %s", proto, src);
+    }
+    return n < 0 || (size_t)n >= cap ? RP_ERR_BUFFER_TOO_SMALL : RP_OK;
+}
+
 rp_err_t rp_netpolicy_reason(char kind, const uint8_t *pkt, size_t len, char *reason, size_t cap)
 {
     if (!pkt || !reason || cap == 0 || (kind != 'c' && kind != 'l'))
         return RP_ERR_INVALID_ARG;
     reason[0] = '\0';
-    if (len < 20 || (pkt[0] >> 4) != 4)
+    if (len < 1)
         return RP_ERR_MALFORMED;
-    size_t ihl = (size_t)(pkt[0] & 0x0f) * 4;
-    if (ihl < 20 || ihl > len)
-        return RP_ERR_MALFORMED;
-    uint8_t proto = pkt[9];
-    struct in_addr src, dst;
-    memcpy(&src, pkt + 12, 4);
-    memcpy(&dst, pkt + 16, 4);
-    char s[INET_ADDRSTRLEN], d[INET_ADDRSTRLEN];
-    addr_text(src, s);
-    addr_text(dst, d);
-    bool first_fragment = ((pkt[6] & 0x1f) | pkt[7]) == 0;
-    bool ports = (proto == IPPROTO_TCP || proto == IPPROTO_UDP) && first_fragment && len >= ihl + 4;
-    unsigned dport = ports ? (unsigned)pkt[ihl + 2] << 8 | pkt[ihl + 3] : 0;
-    const char *pname = proto == IPPROTO_TCP ? "tcp" : proto == IPPROTO_UDP ? "udp" : NULL;
-    int n;
-    if (kind == 'c') {
-        if (ports && proto == IPPROTO_TCP)
-            n = snprintf(reason, cap, "%s:%u", d, dport);
-        else if (ports)
-            n = snprintf(reason, cap, "udp %s:%u", d, dport);
-        else if (proto == IPPROTO_ICMP)
-            n = snprintf(reason, cap, "icmp %s", d);
-        else
-            n = snprintf(reason, cap, "proto %u %s", proto, d);
+    char s[INET6_ADDRSTRLEN + 2], d[INET6_ADDRSTRLEN + 2];
+    uint8_t proto;
+    size_t l4; /* where the transport header starts; 0: no ports to read */
+    if ((pkt[0] >> 4) == 4) {
+        size_t ihl = (size_t)(pkt[0] & 0x0f) * 4;
+        if (len < 20 || ihl < 20 || ihl > len)
+            return RP_ERR_MALFORMED;
+        proto = pkt[9];
+        if (!inet_ntop(AF_INET, pkt + 12, s, sizeof(s)) ||
+            !inet_ntop(AF_INET, pkt + 16, d, sizeof(d)))
+            return RP_ERR_MALFORMED;
+        bool first_fragment = ((pkt[6] & 0x1f) | pkt[7]) == 0;
+        l4 = first_fragment ? ihl : 0;
+    } else if ((pkt[0] >> 4) == 6) {
+        /* The links carry no IPv6; an app that turns it back on is refused and told here. */
+        if (len < 40)
+            return RP_ERR_MALFORMED;
+        proto = pkt[6]; /* extension headers are not walked: their ports are not reported */
+        char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+        if (!inet_ntop(AF_INET6, pkt + 8, a, sizeof(a)) ||
+            !inet_ntop(AF_INET6, pkt + 24, b, sizeof(b)))
+            return RP_ERR_MALFORMED;
+        snprintf(s, sizeof(s), "[%s]", a);
+        snprintf(d, sizeof(d), "[%s]", b);
+        l4 = 40;
     } else {
-        if (ports)
-            n = snprintf(reason, cap, "%s %u from %s", pname, dport, s);
-        else
-            n = snprintf(reason, cap, "proto %u from %s", proto, s);
+        return RP_ERR_MALFORMED;
     }
-    return n < 0 || (size_t)n >= cap ? RP_ERR_BUFFER_TOO_SMALL : RP_OK;
+    bool ports = (proto == IPPROTO_TCP || proto == IPPROTO_UDP) && l4 != 0 && len >= l4 + 4;
+    unsigned dport = ports ? (unsigned)pkt[l4 + 2] << 8 | pkt[l4 + 3] : 0;
+    return reason_text(kind, proto, s, d, ports, dport, reason, cap);
 }
 
 static int on_log(struct nflog_g_handle *gh, struct nfgenmsg *msg, struct nflog_data *nfa,

@@ -30,3 +30,11 @@ set_tests_properties(e2e.netpolicy PROPERTIES
   LABELS e2e
   TIMEOUT 300
   ENVIRONMENT "DRIVER=$<TARGET_FILE:netpolicy-driver>")
+
+# The packet reader behind the events, fuzzed (`make fuzz`, scripts/fuzz target netpolicy_reason).
+if(RP_FUZZ)
+  add_executable(fuzz-netpolicy_reason ${CMAKE_SOURCE_DIR}/fuzz/netpolicy_reason.c
+                                       ${RP_NP_TESTS}/tools/events_testonly.c)
+  target_link_libraries(fuzz-netpolicy_reason PRIVATE rampart_netpolicy)
+  target_link_options(fuzz-netpolicy_reason PRIVATE -fsanitize=fuzzer)
+endif()

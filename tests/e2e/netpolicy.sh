@@ -96,9 +96,11 @@ innet ip route add 100.127.0.0/16 via 10.99.0.2
 # Background commands are started directly (not through a shell function), so that $! is the
 # process itself and cleanup's kill reaches it.
 serve() { ip netns exec "$NET" "$DRIVER" serve "$@" & PIDS+=($!); }
-app_serve() { nsenter -t "$APP" -n -m -- "$DRIVER" serve "$@" & PIDS+=($!); }
+app_serve() { nsenter -t "$APP" -n -m -- "$DRIVER" serve "$@" >/dev/null & PIDS+=($!); }
 serve tcp 10.99.0.10 8080 allowed-8080
 serve tcp 10.99.0.10 8081 allowed-8081
+ip netns exec "$NET" "$DRIVER" serve udp 10.99.0.10 8080 allowed-udp >"$T/udp-8080.log" &
+PIDS+=($!)
 serve tcp 10.99.0.11 8080 allowed-moved
 serve tcp 10.99.0.12 9999 by-ip
 serve tcp 10.99.0.13 7000 wide
@@ -170,6 +172,20 @@ expect 0 answered inmon "$DRIVER" dns 10.99.0.53 forbidden.test
 # The monitor's namespace itself (the app's gateway) is not a way out.
 expect 1 "" inapp "$DRIVER" connect 100.127.0.21 22
 event connection sensor 100.127.0.21:22
+# An app that renumbers its end (it may, inside its own namespace) cannot pass for another: only
+# its own address gets out, even to an allowed destination. (Over UDP, which needs no answer to
+# get through: the server counts what arrives.)
+datagrams() { grep -c 'datagram from' "$T/udp-8080.log" || true; }
+expect 0 answered inapp "$DRIVER" udp allowed.test 8080
+[ "$(datagrams)" = 1 ] || fail "the allowed UDP server saw $(datagrams) datagrams, not 1"
+inapp ip addr add 100.127.0.30/32 dev eth0
+inapp ip route replace default via 100.127.0.21 src 100.127.0.30
+expect 2 "" inapp "$DRIVER" udp allowed.test 8080
+inapp ip route replace default via 100.127.0.21 src "$APP_ADDR"
+inapp ip addr del 100.127.0.30/32 dev eth0
+[ "$(datagrams)" = 1 ] || fail "a datagram from a renumbered app got out"
+expect 0 answered inapp "$DRIVER" udp allowed.test 8080
+ok
 # The app's /etc is read-only to it.
 inapp sh -c 'echo 10.99.0.20 forbidden.test >>/etc/hosts' 2>/dev/null && fail "the app wrote its hosts file"
 ok

@@ -7,7 +7,8 @@
  *       namespaces (what the compartment will make) with S/etc mounted read-only on its /etc,
  *       rp_netpolicy_setup, then events and re-resolution (every MS, and on SIGUSR1) until
  *       SIGTERM, which tears everything down. Writes S/app.pid and S/app.addr once set up.
- *   serve tcp|udp ADDR PORT TEXT     answer every connection / datagram with TEXT
+ *   serve tcp|udp ADDR PORT TEXT     answer every connection / datagram with TEXT (udp: and
+ *                                    print "datagram from ADDR" for each)
  *   connect HOST PORT                exit 0 and print what the server said, 1 refused, 3 no name
  *   udp HOST PORT                    one datagram; 0 answered, 1 refused, 2 no answer in 3 s
  *   dns SERVER NAME                  one DNS query (libresolv's res_mkquery) to SERVER:53, as udp
@@ -181,8 +182,13 @@ static int cmd_serve(const char *proto, const char *addr, const char *port, cons
             char buf[512];
             struct sockaddr_in from;
             socklen_t fl = sizeof(from);
-            if (recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl) >= 0)
-                (void)sendto(fd, text, strlen(text), 0, (struct sockaddr *)&from, fl);
+            if (recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl) < 0)
+                continue;
+            char a[INET_ADDRSTRLEN];
+            inet_ntop(AF_INET, &from.sin_addr, a, sizeof(a));
+            printf("datagram from %s\n", a); /* what arrived, for the test to count */
+            fflush(stdout);
+            (void)sendto(fd, text, strlen(text), 0, (struct sockaddr *)&from, fl);
         }
     }
 }

@@ -1,7 +1,7 @@
 /*
  * The network policy's event reasons (netpolicy.h: rp_netpolicy_reason): what a refused packet
- * becomes in the security event log. Headers too short, not IPv4, or a header length pointing
- * past the packet are refused; fragments and truncated transport headers carry no port.
+ * becomes in the security event log. Headers too short, neither IPv4 nor IPv6, or a header length
+ * pointing past the packet are refused; fragments and truncated transport headers carry no port.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -65,6 +65,27 @@ static void no_port_without_a_transport_header(void **state)
     assert_string_equal(r, "proto 6 10.0.0.9");
 }
 
+/* The links carry no IPv6, but an app that turns it back on is refused and named. */
+static void ipv6(void **state)
+{
+    (void)state;
+    uint8_t p[64] = {0x60};
+    char r[256];
+    p[6] = 6;
+    p[23] = 5; /* from ::5 */
+    p[24] = 0xfd;
+    p[39] = 9; /* to fd00::9 */
+    p[42] = 0x01;
+    p[43] = 0xbb; /* port 443 */
+    assert_int_equal(rp_netpolicy_reason('c', p, 44, r, sizeof(r)), RP_OK);
+    assert_string_equal(r, "[fd00::9]:443");
+    assert_int_equal(rp_netpolicy_reason('l', p, 44, r, sizeof(r)), RP_OK);
+    assert_string_equal(r, "tcp 443 from [::5]");
+    assert_int_equal(rp_netpolicy_reason('c', p, 40, r, sizeof(r)), RP_OK);
+    assert_string_equal(r, "proto 6 [fd00::9]");
+    assert_int_equal(rp_netpolicy_reason('c', p, 39, r, sizeof(r)), RP_ERR_MALFORMED);
+}
+
 static void refused(void **state)
 {
     (void)state;
@@ -88,6 +109,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(reasons),
         cmocka_unit_test(no_port_without_a_transport_header),
+        cmocka_unit_test(ipv6),
         cmocka_unit_test(refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
