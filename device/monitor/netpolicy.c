@@ -734,10 +734,12 @@ rp_err_t rp_netpolicy_setup(rp_netpolicy_t *np, pid_t child, const rp_manifest_t
     }
     if (app->linked) {
         err = make_link(app, child);
-        if (err == RP_OK) {
-            app->set_up = true; /* teardown removes whatever part of the rules got in */
+        /* One transaction: on failure nothing of it is in the table, and teardown must not
+         * delete anything (a port forward refused as taken is another app's). */
+        if (err == RP_OK)
             err = load_rules(np, app);
-        }
+        if (err == RP_OK)
+            app->set_up = true;
     }
     if (err == RP_OK)
         err = configure_app_side(app, child);
@@ -755,10 +757,12 @@ rp_err_t rp_netpolicy_refresh(rp_netpolicy_t *np, rp_netpolicy_app_t *app)
     resolve_all(app);
     rp_netpolicy_elem_t now[RP_NETPOLICY_ELEMS_MAX];
     size_t n = make_elems(app, now);
-    if (n == app->nelems && memcmp(now, app->elems, n * sizeof(now[0])) == 0)
+    if (n == app->nelems && memcmp(now, app->elems, n * sizeof(now[0])) == 0 && !app->stale)
         return RP_OK;
     memcpy(app->elems, now, n * sizeof(now[0]));
     app->nelems = n;
+    /* Until both the sets and the hosts file hold these, the next refresh tries again. */
+    app->stale = true;
     script_t s;
     rp_err_t err = script_open(&s);
     if (err != RP_OK)
@@ -770,8 +774,10 @@ rp_err_t rp_netpolicy_refresh(rp_netpolicy_t *np, rp_netpolicy_app_t *app)
     err = script_run(np, &s, app->component);
     if (err == RP_OK)
         err = write_hosts(app);
-    if (err == RP_OK)
+    if (err == RP_OK) {
+        app->stale = false;
         rp_log_info("netpolicy: %s: allowed addresses changed (%zu now)", app->component, n);
+    }
     return err;
 }
 

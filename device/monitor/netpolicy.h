@@ -87,6 +87,7 @@ typedef struct rp_netpolicy_app {
     uint8_t naddrs[RP_MANIFEST_CONNECTIONS_MAX];
     rp_netpolicy_elem_t elems[RP_NETPOLICY_ELEMS_MAX]; /* what the sets hold now, sorted */
     size_t nelems;
+    bool stale; /* elems are not yet all in the sets and the hosts file (a refresh failed) */
 } rp_netpolicy_app_t;
 
 /*

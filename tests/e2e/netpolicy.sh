@@ -143,8 +143,13 @@ stop_monitor() {
 }
 
 start_monitor sensor 5 --allow allowed.test:8080 --allow 10.99.0.12 --allow wide.test \
-  --tcp 8080 --udp 5683
+  --tcp 8080 --udp 5683 --rival-slot 7
 [ "$APP_ADDR" = 100.127.0.22 ] || fail "slot 5's address is $APP_ADDR"
+# A second app asking for the same server port is refused, and takes nothing of the first's (its
+# port forward is checked working below) and leaves nothing of its own.
+[ "$(cat "$S/rival")" = refused ] || fail "a second app got the same server port: $(cat "$S/rival")"
+inmon ip -o link show | grep -q rpv7 && fail "the refused app's link is left"
+ok
 
 # Allowed: a name with its port, an IP with every port, a name with every port.
 expect 0 allowed-8080 inapp "$DRIVER" connect allowed.test 8080

@@ -2,11 +2,12 @@
  * Test driver of the network policy (tests/e2e/netpolicy.sh), one binary with a mode per role:
  *
  *   monitor --state-dir S --slot N --component C [--allow H[:P]]... [--tcp P]... [--udp P]...
- *           [--refresh-ms MS]
+ *           [--refresh-ms MS] [--rival-slot N]
  *       the monitor's side: rp_netpolicy_init, then an "app" child in new network and mount
  *       namespaces (what the compartment will make) with S/etc mounted read-only on its /etc,
  *       rp_netpolicy_setup, then events and re-resolution (every MS, and on SIGUSR1) until
  *       SIGTERM, which tears everything down. Writes S/app.pid and S/app.addr once set up.
+ *       With --rival-slot, first tries a second app wanting the same server ports (S/rival).
  *   serve tcp|udp ADDR PORT TEXT     answer every connection / datagram with TEXT (udp: and
  *                                    print "datagram from ADDR" for each)
  *   connect HOST PORT                exit 0 and print what the server said, 1 refused, 3 no name
@@ -222,12 +223,57 @@ static void write_text(const char *dir, const char *name, const char *text)
     }
 }
 
+/*
+ * --rival-slot: a second app, "rival", asks for the same server ports. Its setup must be refused,
+ * and leave nothing of its own behind nor take anything of the first app's (the test then checks
+ * that the first app's ports still work). Returns what happened, for S/rival.
+ */
+static const char *rival(rp_netpolicy_t *np, const rp_manifest_t *first, uint32_t slot,
+                         const char *state)
+{
+    static rp_manifest_t m;
+    static rp_netpolicy_app_t app;
+    char etc[4200];
+    snprintf(etc, sizeof(etc), "%s/rival-etc", state);
+    snprintf(m.component_id, sizeof(m.component_id), "rival");
+    memcpy(m.tcp_ports, first->tcp_ports, sizeof(m.tcp_ports));
+    m.ntcp_ports = first->ntcp_ports;
+    int go[2];
+    if (pipe2(go, O_CLOEXEC) != 0)
+        return "error\n";
+    pid_t child = fork();
+    if (child == 0) {
+        char c;
+        close(go[1]);
+        if (unshare(CLONE_NEWNET) != 0)
+            _exit(1);
+        while (read(go[0], &c, 1) > 0) {
+        }
+        _exit(0);
+    }
+    close(go[0]);
+    /* Wait until the child is in its own namespace (its ns link differs from ours). */
+    char mine[64], theirs[64], path[64];
+    ssize_t a = readlink("/proc/self/ns/net", mine, sizeof(mine) - 1), b;
+    snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)child);
+    do {
+        b = readlink(path, theirs, sizeof(theirs) - 1);
+    } while (a > 0 && b == a && memcmp(mine, theirs, (size_t)a) == 0);
+    rp_err_t err = rp_netpolicy_setup(np, child, &m, slot, etc, &app);
+    if (err == RP_OK)
+        rp_netpolicy_teardown(np, &app);
+    close(go[1]);
+    waitpid(child, NULL, 0);
+    return err == RP_OK ? "accepted\n" : "refused\n";
+}
+
 static int cmd_monitor(int argc, char **argv)
 {
     static rp_manifest_t m;
     const char *state = NULL;
     unsigned slot = 0;
     long refresh_ms = -1;
+    int rival_slot = -1;
     for (int i = 0; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
         if (strcmp(k, "--state-dir") == 0)
@@ -244,6 +290,8 @@ static int cmd_monitor(int argc, char **argv)
             m.udp_ports[m.nudp_ports++] = (uint16_t)atoi(v);
         else if (strcmp(k, "--refresh-ms") == 0)
             refresh_ms = atol(v);
+        else if (strcmp(k, "--rival-slot") == 0)
+            rival_slot = atoi(v);
         else
             return usage();
     }
@@ -315,6 +363,9 @@ static int cmd_monitor(int argc, char **argv)
     write_text(state, "app.addr", text);
     snprintf(text, sizeof(text), "%d\n", (int)child);
     write_text(state, "app.pid", text);
+
+    if (rival_slot >= 0)
+        write_text(state, "rival", rival(&np, &m, (uint32_t)rival_slot, state));
 
     for (;;) {
         struct pollfd p[2] = {
