@@ -214,10 +214,17 @@ event listen sensor "udp 5684 from 10.99.0.1"
 expect 0 app-8080 inmon "$DRIVER" connect "$APP_ADDR" 8080
 expect 1 "" inmon "$DRIVER" connect "$APP_ADDR" 9001
 
-# Re-resolution: allowed.test moves to 10.99.0.11; on demand, the monitor resolves it again, the
-# app's hosts file and the allowed set follow, and the old address is no longer allowed.
+# A DNS outage does not cut the app off: a name that does not resolve keeps its last addresses.
 kill "$DNS_PID"
 wait "$DNS_PID" 2>/dev/null || true
+rm -f "$S/refreshed"
+kill -USR1 "$MONITOR_PID"
+wait_for "a refresh without DNS" test -s "$S/refreshed"
+grep -q '^10.99.0.10 allowed.test$' "$S/etc/hosts" || fail "a failed resolution emptied the hosts file"
+expect 0 allowed-8080 inapp "$DRIVER" connect allowed.test 8080
+
+# Re-resolution: allowed.test moves to 10.99.0.11; on demand, the monitor resolves it again, the
+# app's hosts file and the allowed set follow, and the old address is no longer allowed.
 start_dns 10.99.0.11
 wait_for "dnsmasq's new answer" sh -c "ip netns exec $MON unshare -m sh -c 'mount --bind $T/resolv.conf /etc/resolv.conf && exec getent ahostsv4 allowed.test' | grep -q 10.99.0.11"
 grep -q 10.99.0.11 "$S/etc/hosts" && fail "the hosts file changed before re-resolution"
@@ -235,8 +242,18 @@ inmon ip -o link show | grep -q rpv && fail "the app's link outlived the monitor
 kill -0 "$APP" 2>/dev/null && fail "the app outlived the monitor"
 ok
 
+# Re-resolution on the monitor's period, with no one asking: allowed.test moves back to .10.
+start_monitor periodic 6 --allow allowed.test:8080 --refresh-ms 200
+expect 0 allowed-moved inapp "$DRIVER" connect allowed.test 8080
+kill "$DNS_PID"
+wait "$DNS_PID" 2>/dev/null || true
+start_dns 10.99.0.10
+wait_for "the periodic refresh" grep -q '^10.99.0.10 allowed.test$' "$S/etc/hosts"
+expect 0 allowed-8080 inapp "$DRIVER" connect allowed.test 8080
+stop_monitor
+
 # An app that lists nothing has loopback only: no link, no route anywhere.
-start_monitor bare 6
+start_monitor bare 8
 inapp ip -o link show >"$T/links"
 [ "$(wc -l <"$T/links")" = 1 ] && grep -q ': lo:.*UP' "$T/links" || { cat "$T/links" >&2; fail "the bare app has more than loopback"; }
 inmon ip -o link show | grep -q rpv && fail "a link was made for an app with no network"
