@@ -3,7 +3,7 @@
  *
  *   monitor --state-dir S --slot N --component C [--allow H[:P]]... [--tcp P]... [--udp P]...
  *           [--refresh-ms MS] [--rival-slot N]
- *       the monitor's side: rp_netpolicy_init, then an "app" child in new network and mount
+ *       the monitor's side: rp_netpolicy_init, then an "app" child in new user, network and mount
  *       namespaces (what the compartment will make) with S/etc mounted read-only on its /etc,
  *       rp_netpolicy_setup, then events and re-resolution (every MS, and on SIGUSR1) until
  *       SIGTERM, which tears everything down. Writes S/app.pid and S/app.addr once set up.
@@ -35,6 +35,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -245,7 +246,7 @@ static const char *rival(rp_netpolicy_t *np, const rp_manifest_t *first, uint32_
     if (child == 0) {
         char c;
         close(go[1]);
-        if (unshare(CLONE_NEWNET) != 0)
+        if (unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0)
             _exit(1);
         while (read(go[0], &c, 1) > 0) {
         }
@@ -327,10 +328,17 @@ static int cmd_monitor(int argc, char **argv)
         close(go[1]);
         close(ready[0]);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (unshare(CLONE_NEWNET | CLONE_NEWNS) != 0 ||
+        /* In a user namespace, a read-only remount must keep the flags the mount under it has. */
+        struct statvfs sv;
+        unsigned long locked = 0;
+        if (statvfs(etc, &sv) == 0)
+            locked = (sv.f_flag & ST_NOSUID ? MS_NOSUID : 0) |
+                     (sv.f_flag & ST_NODEV ? MS_NODEV : 0) |
+                     (sv.f_flag & ST_NOEXEC ? MS_NOEXEC : 0);
+        if (unshare(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS) != 0 ||
             mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
             mount(etc, "/etc", NULL, MS_BIND, NULL) != 0 ||
-            mount(NULL, "/etc", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) != 0) {
+            mount(NULL, "/etc", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | locked, NULL) != 0) {
             perror("app namespaces");
             _exit(1);
         }
