@@ -117,7 +117,11 @@ start_dns() { # start_dns ALLOWED_ADDRESS
 }
 start_dns 10.99.0.10
 printf 'nameserver 10.99.0.53\n' >"$T/resolv.conf"
-wait_for "the servers" innet "$DRIVER" connect 10.99.0.20 8080
+for hp in 10.99.0.10:8080 10.99.0.10:8081 10.99.0.11:8080 10.99.0.12:9999 10.99.0.13:7000 \
+  10.99.0.20:8080; do
+  wait_for "the server at $hp" innet "$DRIVER" connect "${hp%:*}" "${hp#*:}"
+done
+wait_for "the UDP server" innet "$DRIVER" udp 10.99.0.10 8080
 wait_for "dnsmasq" inmon "$DRIVER" dns 10.99.0.53 allowed.test
 
 # ---- the app ----
@@ -181,7 +185,7 @@ event connection sensor 100.127.0.21:22
 # An app that renumbers its end (it may, inside its own namespace) cannot pass for another: only
 # its own address gets out, even to an allowed destination. (Over UDP, which needs no answer to
 # get through: the server counts what arrives.)
-datagrams() { grep -c 'datagram from' "$T/udp-8080.log" || true; }
+datagrams() { grep -c 'datagram from 10.99.0.2$' "$T/udp-8080.log" || true; }
 expect 0 answered inapp "$DRIVER" udp allowed.test 8080
 [ "$(datagrams)" = 1 ] || fail "the allowed UDP server saw $(datagrams) datagrams, not 1"
 inapp ip addr add 100.127.0.30/32 dev eth0
@@ -202,7 +206,8 @@ app_serve tcp 0.0.0.0 8080 app-8080
 app_serve tcp 0.0.0.0 9001 app-9001
 app_serve udp 0.0.0.0 5683 app-coap
 app_serve udp 0.0.0.0 5684 app-5684
-wait_for "the app's servers" inapp "$DRIVER" connect 127.0.0.1 9001
+for p in 8080 9001; do wait_for "the app's server on $p" inapp "$DRIVER" connect 127.0.0.1 "$p"; done
+for p in 5683 5684; do wait_for "the app's server on udp $p" inapp "$DRIVER" udp 127.0.0.1 "$p"; done
 expect 0 app-8080 innet "$DRIVER" connect 10.99.0.2 8080
 expect 0 app-8080 innet "$DRIVER" connect "$APP_ADDR" 8080
 expect 0 answered innet "$DRIVER" udp 10.99.0.2 5683

@@ -365,15 +365,15 @@ static int cmd_monitor(int argc, char **argv)
         rc = 1;
         goto out;
     }
+    /* Before app.pid, which tells the test that everything is in place. */
+    if (rival_slot >= 0)
+        write_text(state, "rival", rival(&np, &m, (uint32_t)rival_slot, state));
     char text[64], a[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &app.app_addr, a, sizeof(a));
     snprintf(text, sizeof(text), "%s\n", a);
     write_text(state, "app.addr", text);
     snprintf(text, sizeof(text), "%d\n", (int)child);
     write_text(state, "app.pid", text);
-
-    if (rival_slot >= 0)
-        write_text(state, "rival", rival(&np, &m, (uint32_t)rival_slot, state));
 
     for (;;) {
         struct pollfd p[2] = {
