@@ -260,7 +260,7 @@ int main(int argc, char **argv)
     };
     const char *state_dir = NULL, *sock = NULL, *user = NULL;
     bool selftest = false;
-    int o, lock_fd, lfd = -1, sfd = -1, rc = 1, unbootable = 0;
+    int o, lock_fd, lfd = -1, sfd = -1, rc = 1, unbootable = 0, slots_lock;
     sigset_t sigs;
     rp_err_t err;
 
@@ -320,7 +320,12 @@ int main(int argc, char **argv)
         rp_log_error("%s: cannot open the root of trust: %s", state_dir, rp_strerror(err));
         return 1;
     }
-    err = rp_components_recover(&m.agent, &unbootable);
+    /* Recovery takes the slots' lock as the agent's commands do (waiting: nothing is served
+     * yet). */
+    slots_lock = rp_monitor_slots_lock(state_dir, true);
+    err = slots_lock >= 0 ? rp_components_recover(&m.agent, &unbootable) : RP_ERR_IO;
+    if (slots_lock >= 0)
+        close(slots_lock);
     if (err != RP_OK)
         rp_log_error("recovery failed: %s", rp_strerror(err));
     else if (unbootable > 0)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,6 +31,25 @@ static void refuse(rp_mon_reply_t *p, rp_err_t err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(p->message, sizeof(p->message), fmt, ap);
     va_end(ap);
+}
+
+int rp_monitor_slots_lock(const char *state_dir, bool wait)
+{
+    char path[PATH_MAX];
+    int fd, rc;
+
+    if (snprintf(path, sizeof(path), "%s/update.lock", state_dir) >= (int)sizeof(path))
+        return -1;
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return -1;
+    while ((rc = flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB))) != 0 && errno == EINTR)
+        ;
+    if (rc != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
 }
 
 static void do_status(rp_agent_t *a, rp_mon_reply_t *p)
@@ -143,7 +163,7 @@ static void do_install(rp_agent_t *a, const rp_mon_request_t *q, int fd, rp_mon_
 void rp_monitor_serve(rp_agent_t *a, const rp_mon_request_t *q, int fd, rp_mon_reply_t *p)
 {
     rp_err_t err = RP_OK;
-    int unbootable = 0;
+    int unbootable = 0, lock;
 
     memset(p, 0, sizeof(*p));
     p->type = q->type;
@@ -169,10 +189,19 @@ void rp_monitor_serve(rp_agent_t *a, const rp_mon_request_t *q, int fd, rp_mon_r
         err = rp_agent_evidence(a, q->u.evidence.nonce, q->u.evidence.nonce_len, p->u.evidence.eat,
                                 sizeof(p->u.evidence.eat), &p->u.evidence.len);
         break;
-    case RP_MON_INSTALL: do_install(a, q, fd, p); break;
+    case RP_MON_INSTALL:
     case RP_MON_RECOVER:
-        err = rp_components_recover(a, &unbootable);
-        p->u.recover.unbootable = (uint32_t)unbootable;
+        /* Taking turns with an agent that still changes the slots itself; never waiting for it
+         * (the monitor would stop serving everyone else). */
+        lock = rp_monitor_slots_lock(a->state_dir, false);
+        if (lock < 0)
+            refuse(p, RP_ERR_EXISTS, "the slots are busy (S/update.lock is held): try again");
+        else if (q->type == RP_MON_INSTALL)
+            do_install(a, q, fd, p);
+        else if ((err = rp_components_recover(a, &unbootable)) == RP_OK)
+            p->u.recover.unbootable = (uint32_t)unbootable; /* the union: not for INSTALL */
+        if (lock >= 0)
+            close(lock);
         break;
     default: refuse(p, RP_ERR_UNSUPPORTED, "unknown request"); break;
     }

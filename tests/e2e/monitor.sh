@@ -96,6 +96,13 @@ suite() { # KIND: soft or tpm2
   call 1 raw 52504d4e0001000200000001000000ff; out_has "error 3"      # body shorter than said
   call 0 hello; out_has "version 1"
 
+  # --- the slots' lock: an agent changing the slots itself holds S/update.lock; never waited for
+  exec 9>"$S/update.lock"
+  flock 9
+  call 1 install app "$d/v110.img" 1; out_has "the slots are busy"
+  call 0 hello
+  exec 9>&-
+
   # --- one monitor per state directory ---------------------------------------------------------
   expect 1 "$MONITOR" --state-dir "$S" --socket "$d/other.sock"
   err_has "another rampart-monitor (pid $MON_PID) serves $S already"
@@ -146,6 +153,23 @@ grep -q "refused a connection from uid $(id -u nobody)" "$d/soft.log" || fail "t
 expect 3 setpriv --reuid=nobody --regid=nogroup --clear-groups "$MONITOR_CALL" "$SOCK" hello
 call 0 hello # still serving
 stop_monitor "$SOCK"
+
+# --- the agent asks the monitor when it serves S (S/monitor.sock): `id` and `evidence` ---------
+# The soft key file is moved away while the monitor (which read it at start) runs: only a command
+# that goes through the monitor still works.
+S=$d/soft SOCK=$S/monitor.sock
+start_monitor "$S" "$SOCK" "$d/soft.log"
+expect 0 "$MONITOR_CALL" "$SOCK" id
+read -r id _ <"$d/out"
+mv "$S/identity.pem" "$d/identity.pem"
+expect 0 "$AGENT" id --state-dir "$S"; out_has "device id: $id"; out_has "BEGIN PUBLIC KEY"
+expect 0 "$AGENT" evidence --state-dir "$S" --nonce 00112233445566778899aabbccddeeff --out "$d/t2.cbor"
+out_has "made by rampart-monitor"
+expect 0 "$(dirname "$0")/../tools/check-eat.py" "$d/t2.cbor" "$d/dev.der"
+mv "$d/identity.pem" "$S/identity.pem"
+stop_monitor "$SOCK"
+# no monitor: the agent opens the root of trust itself, as before
+expect 0 "$AGENT" id --state-dir "$S"; out_has "device id: $id"
 
 suite tpm2
 
