@@ -5,6 +5,7 @@
 #                 two devices (soft and swtpm) attesting, getting certificates, one blocked
 #   make fuzz     run each libFuzzer target for FUZZ_SECONDS (default 60)
 #   make bench    run the benchmarks in bench/
+#   make size     build, then print the lines of C that run privileged (rampart-monitor)
 # Each of them first installs any missing Debian package (scripts/install-deps).
 
 BUILD        ?= build
@@ -14,7 +15,7 @@ JOBS         ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 CMAKE        ?= cmake
 
-.PHONY: all build deps asan test demo fuzz bench format clean
+.PHONY: all build deps asan test demo fuzz bench size format clean
 
 all: build
 
@@ -49,6 +50,9 @@ bench: build
 	@$(BUILD)/bin/bench-image-verify
 	@$(BUILD)/bin/bench-attest
 	@bench/update.sh $(BUILD)/bin
+
+size: build
+	@scripts/size $(BUILD)/rampart-monitor.map
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')

@@ -20,6 +20,7 @@
 
 #include "agent.h"
 #include "capability.h"
+#include "proto.h"
 #include "slots.h"
 #include "supervise.h"
 #include "update.h"
@@ -156,12 +157,65 @@ static int cmd_provision(const struct args *a)
     return OK;
 }
 
+/*
+ * While rampart-monitor serves this state directory (S/monitor.sock answers), the commands that use
+ * the root of trust ask it; with no monitor they open it themselves, as before (until the agent
+ * runs unprivileged: docs/monitor.md). RP_ERR_NOT_FOUND: no monitor answers there. OUT: *r, a
+ * successful reply (a refusal is said here and is RP_ERR_IO).
+ */
+static rp_err_t ask_monitor(const struct args *a, const rp_mon_request_t *q, rp_mon_reply_t *r)
+{
+    char sock[PATH_MAX];
+    rp_err_t err;
+
+    if (snprintf(sock, sizeof(sock), "%s/monitor.sock", a->state_dir) >= (int)sizeof(sock) ||
+        access(sock, F_OK) != 0)
+        return RP_ERR_NOT_FOUND;
+    err = rp_mon_call(sock, q, -1, r);
+    if (err == RP_ERR_NOT_FOUND || err == RP_ERR_INVALID_ARG)
+        return RP_ERR_NOT_FOUND; /* a socket left by a monitor that stopped */
+    if (err != RP_OK) {
+        rp_log_error("%s: the monitor did not answer: %s", sock, rp_strerror(err));
+        return RP_ERR_IO;
+    }
+    if (r->status != RP_OK) {
+        rp_log_error("the monitor refused: %s", r->message);
+        return RP_ERR_IO;
+    }
+    return RP_OK;
+}
+
+static int cmd_id_monitor(const rp_mon_reply_t *r)
+{
+    const uint8_t *p = r->u.id.spki;
+    EVP_PKEY *key = d2i_PUBKEY(NULL, &p, (long)r->u.id.spki_len);
+    char id[RP_DEVICE_ID_SIZE];
+    int rc = FAIL;
+
+    /* The ID is the key's hash: a monitor saying otherwise is not believed. */
+    if (key == NULL || rp_device_id_of_spki(r->u.id.spki, r->u.id.spki_len, id) != RP_OK ||
+        strcmp(id, r->u.id.device_id) != 0) {
+        rp_log_error("the monitor's answer is not a device ID and its key");
+    } else {
+        printf("device id: %s\nroot of trust: %s\n", id,
+               rp_rot_kind_name((rp_rot_kind_t)r->u.id.rot_kind));
+        rc = PEM_write_PUBKEY(stdout, key) == 1 ? OK : FAIL;
+    }
+    EVP_PKEY_free(key);
+    return rc;
+}
+
 static int cmd_id(const struct args *a)
 {
+    static rp_mon_reply_t r;
+    rp_mon_request_t q = {.type = RP_MON_ID, .id = 1};
     rp_agent_t agent;
     EVP_PKEY *key;
     int rc = FAIL;
+    rp_err_t err = ask_monitor(a, &q, &r);
 
+    if (err != RP_ERR_NOT_FOUND)
+        return err == RP_OK ? cmd_id_monitor(&r) : FAIL;
     if (open_agent(a, &agent) != OK)
         return FAIL;
     printf("device id: %s\nroot of trust: %s\n", agent.device_id,
@@ -175,7 +229,11 @@ static int cmd_id(const struct args *a)
 
 static int cmd_evidence(const struct args *a)
 {
+    static rp_mon_reply_t r;
+    rp_mon_request_t q = {.type = RP_MON_EVIDENCE, .id = 1};
     uint8_t nonce[RP_EAT_NONCE_MAX], token[RP_EAT_MAX_SIZE];
+    const uint8_t *out = token;
+    char device_id[RP_DEVICE_ID_SIZE] = "";
     size_t n, len;
     rp_atomic_file_t f;
     rp_agent_t agent;
@@ -187,14 +245,26 @@ static int cmd_evidence(const struct args *a)
     if (n % 2 != 0 || n / 2 < RP_EAT_NONCE_MIN || n / 2 > RP_EAT_NONCE_MAX ||
         rp_hex_decode(a->nonce, n, nonce, n / 2) != RP_OK)
         return usage_error("--nonce must be 16 to 128 hex digits");
-    if (open_agent(a, &agent) != OK)
+    memcpy(q.u.evidence.nonce, nonce, n / 2);
+    q.u.evidence.nonce_len = n / 2;
+    err = ask_monitor(a, &q, &r);
+    if (err == RP_OK) {
+        out = r.u.evidence.eat;
+        len = r.u.evidence.len;
+
+    } else if (err != RP_ERR_NOT_FOUND) {
         return FAIL;
-    err = rp_agent_evidence(&agent, nonce, n / 2, token, sizeof(token), &len);
-    rp_agent_close(&agent);
+    } else {
+        if (open_agent(a, &agent) != OK)
+            return FAIL;
+        err = rp_agent_evidence(&agent, nonce, n / 2, token, sizeof(token), &len);
+        snprintf(device_id, sizeof(device_id), "%s", agent.device_id);
+        rp_agent_close(&agent);
+    }
     if (err == RP_OK)
         err = rp_atomic_begin(&f, a->out, 0644, 0);
     if (err == RP_OK) {
-        err = rp_atomic_write(&f, token, len);
+        err = rp_atomic_write(&f, out, len);
         if (err == RP_OK)
             err = rp_atomic_commit(&f, 0);
         else
@@ -204,7 +274,10 @@ static int cmd_evidence(const struct args *a)
         rp_log_error("cannot make evidence: %s", rp_strerror(err));
         return FAIL;
     }
-    printf("%s: %zu bytes of evidence for device %s\n", a->out, len, agent.device_id);
+    if (device_id[0] == '\0')
+        printf("%s: %zu bytes of evidence, made by rampart-monitor\n", a->out, len);
+    else
+        printf("%s: %zu bytes of evidence for device %s\n", a->out, len, device_id);
     return OK;
 }
 

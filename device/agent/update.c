@@ -351,7 +351,7 @@ static void refused_target(struct client *c, const char *deployment, const char 
      * would take a security counter). */
     if (rp_component_name_valid(name, strlen(name)) &&
         rp_component_load(c->a->state_dir, name, &existing) == RP_OK &&
-        rp_component_note(c->a->state_dir, name, RP_UPDATE_REFUSED, version, detail) != RP_OK)
+        rp_component_note(c->a, name, RP_UPDATE_REFUSED, version, detail) != RP_OK)
         rp_log_warn("%s: cannot record the refusal", name);
     report(c, deployment, RP_UPDATE_REFUSED, "%s %s: %s", name, version, detail);
 }

@@ -28,6 +28,8 @@ struct rot_ops {
     rp_err_t (*read_register)(rp_rot_t *rot, uint8_t reg[RP_SHA256_LEN]);
     /* Make sure rot->pkey is usable (a backend may have released it). */
     rp_err_t (*ensure_key)(rp_rot_t *rot);
+    /* HMAC-SHA256 of data with a key that never leaves the root of trust. */
+    rp_err_t (*mac)(rp_rot_t *rot, const uint8_t *data, size_t len, uint8_t mac[RP_SHA256_LEN]);
     void (*close)(rp_rot_t *rot);
 };
 

@@ -9,6 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
 #include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/key.h"
@@ -261,6 +265,41 @@ static rp_err_t soft_extend(rp_rot_t *rot, const uint8_t digest[RP_SHA256_LEN],
     return err;
 }
 
+/* The MAC key: 32 random bytes in hex, 0600, made on first use (so that a state directory
+ * provisioned before MACs existed gets one too). */
+#define MAC_KEY_FILE "mac.key"
+#define MAC_KEY_HOLDS "the root of trust's MAC key (64 hex digits)"
+#define MAC_KEY_FIX                                                                                \
+    "restore it from a backup; without it, every component's counter binding is refused"
+
+static rp_err_t soft_mac(rp_rot_t *rot, const uint8_t *data, size_t len, uint8_t mac[RP_SHA256_LEN])
+{
+    char text[2 * RP_SHA256_LEN + 2], path[PATH_MAX];
+    uint8_t key[RP_SHA256_LEN];
+    unsigned int mac_len = 0;
+    rp_err_t err = read_text(rot, MAC_KEY_FILE, MAC_KEY_HOLDS, MAC_KEY_FIX, text, sizeof(text));
+
+    if (err == RP_ERR_NOT_FOUND) {
+        if (RAND_priv_bytes(key, sizeof(key)) != 1)
+            return RP_ERR_CRYPTO;
+        err = rp_hex_encode(key, sizeof(key), text, sizeof(text));
+        if (err == RP_OK)
+            err = write_text(rot, MAC_KEY_FILE, text);
+        OPENSSL_cleanse(key, sizeof(key));
+    }
+    if (err == RP_OK)
+        err = rp_rot_path(path, sizeof(path), rot->dir, MAC_KEY_FILE);
+    if (err == RP_OK)
+        err = rp_file_check_private(path, true);
+    if (err == RP_OK && rp_hex_decode(text, strlen(text), key, sizeof(key)) != RP_OK)
+        err = corrupt(rot, MAC_KEY_FILE, "not 64 hex digits", MAC_KEY_HOLDS, MAC_KEY_FIX);
+    if (err == RP_OK && HMAC(EVP_sha256(), key, (int)sizeof(key), data, len, mac, &mac_len) == NULL)
+        err = RP_ERR_CRYPTO;
+    OPENSSL_cleanse(key, sizeof(key));
+    OPENSSL_cleanse(text, sizeof(text));
+    return err;
+}
+
 static rp_err_t soft_ensure_key(rp_rot_t *rot)
 {
     return rot->pkey != NULL ? RP_OK : RP_ERR_BAD_KEY;
@@ -281,5 +320,6 @@ const struct rot_ops rp_rot_soft_ops = {
     .extend = soft_extend,
     .read_register = soft_read_register,
     .ensure_key = soft_ensure_key,
+    .mac = soft_mac,
     .close = soft_close,
 };

@@ -449,6 +449,64 @@ static rp_err_t tpm2_read_register(rp_rot_t *rot, uint8_t reg[RP_SHA256_LEN])
     return err;
 }
 
+/* The MAC key is a keyed-hash primary of the owner hierarchy: a primary is derived from the
+ * hierarchy's seed and its template, so the same label gives the same key on every call, it never
+ * leaves the TPM and nothing needs storing. Only who can reach the TPM (root) can use it. */
+static const char mac_label[] = "rampart root of trust MAC v1";
+
+static rp_err_t tpm2_mac(rp_rot_t *rot, const uint8_t *data, size_t len, uint8_t mac[RP_SHA256_LEN])
+{
+    TPM2B_SENSITIVE_CREATE sens = {0};
+    TPM2B_PUBLIC tmpl = {0};
+    TPM2B_DATA outside = {0};
+    TPML_PCR_SELECTION pcrs = {0};
+    TPM2B_MAX_BUFFER buf = {0};
+    TPM2B_DIGEST *out = NULL;
+    TSS2_TCTI_CONTEXT *tcti;
+    ESYS_CONTEXT *esys;
+    ESYS_TR key = ESYS_TR_NONE;
+    TSS2_RC rc;
+    rp_err_t err;
+
+    if (len > sizeof(buf.buffer))
+        return RP_ERR_TOO_LARGE;
+    err = esys_open(rot, &esys, &tcti);
+    if (err != RP_OK)
+        return err;
+    tmpl.publicArea.type = TPM2_ALG_KEYEDHASH;
+    tmpl.publicArea.nameAlg = TPM2_ALG_SHA256;
+    tmpl.publicArea.objectAttributes = TPMA_OBJECT_SIGN_ENCRYPT | TPMA_OBJECT_FIXEDTPM |
+                                       TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |
+                                       TPMA_OBJECT_USERWITHAUTH;
+    tmpl.publicArea.parameters.keyedHashDetail.scheme.scheme = TPM2_ALG_HMAC;
+    tmpl.publicArea.parameters.keyedHashDetail.scheme.details.hmac.hashAlg = TPM2_ALG_SHA256;
+    tmpl.publicArea.unique.keyedHash.size = sizeof(mac_label) - 1;
+    memcpy(tmpl.publicArea.unique.keyedHash.buffer, mac_label, sizeof(mac_label) - 1);
+    rc = Esys_CreatePrimary(esys, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+                            &sens, &tmpl, &outside, &pcrs, &key, NULL, NULL, NULL, NULL);
+    if (rc != TSS2_RC_SUCCESS) {
+        log_tss("cannot make the MAC key", rc);
+        err = RP_ERR_IO;
+    }
+    if (err == RP_OK) {
+        buf.size = (UINT16)len;
+        memcpy(buf.buffer, data, len);
+        rc = Esys_HMAC(esys, key, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &buf,
+                       TPM2_ALG_SHA256, &out);
+        if (rc != TSS2_RC_SUCCESS || out == NULL || out->size != RP_SHA256_LEN) {
+            log_tss("cannot compute a MAC", rc);
+            err = RP_ERR_IO;
+        } else {
+            memcpy(mac, out->buffer, RP_SHA256_LEN);
+        }
+    }
+    Esys_Free(out);
+    if (key != ESYS_TR_NONE)
+        Esys_FlushContext(esys, key);
+    esys_close(&esys, &tcti);
+    return err;
+}
+
 static void tpm2_close(rp_rot_t *rot)
 {
     provider_release(rot);
@@ -466,5 +524,6 @@ const struct rot_ops rp_rot_tpm2_ops = {
     .extend = tpm2_extend,
     .read_register = tpm2_read_register,
     .ensure_key = tpm2_ensure_key,
+    .mac = tpm2_mac,
     .close = tpm2_close,
 };

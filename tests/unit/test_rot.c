@@ -63,7 +63,7 @@ static void check_backend(rp_rot_kind_t kind)
 {
     char dir[64], id[RP_DEVICE_ID_SIZE], id2[RP_DEVICE_ID_SIZE], expect[RP_DEVICE_ID_SIZE];
     uint8_t spki[RP_PUBKEY_DER_MAX], digest[RP_SHA256_LEN], sig[80], reg[RP_SHA256_LEN];
-    uint8_t chain[2 * RP_SHA256_LEN], want[RP_SHA256_LEN];
+    uint8_t chain[2 * RP_SHA256_LEN], want[RP_SHA256_LEN], mac_before[RP_SHA256_LEN];
     size_t spki_len, sig_len;
     uint64_t v0, v;
     rp_rot_config_t cfg;
@@ -128,13 +128,27 @@ static void check_backend(rp_rot_kind_t kind)
     assert_int_equal(rp_rot_measurements(rot, chain), RP_OK);
     assert_memory_equal(chain, want, RP_SHA256_LEN);
 
+    /* The MAC: keyed (not a plain hash), the same on every call, different for other data. */
+    {
+        uint8_t m1[RP_SHA256_LEN], m2[RP_SHA256_LEN], plain[RP_SHA256_LEN];
+        assert_int_equal(rp_rot_mac(rot, "binding", 7, m1), RP_OK);
+        assert_int_equal(rp_rot_mac(rot, "binding", 7, m2), RP_OK);
+        assert_memory_equal(m1, m2, RP_SHA256_LEN);
+        assert_int_equal(rp_sha256("binding", 7, plain), RP_OK);
+        assert_memory_not_equal(m1, plain, RP_SHA256_LEN);
+        assert_int_equal(rp_rot_mac(rot, "bindinG", 7, m2), RP_OK);
+        assert_memory_not_equal(m1, m2, RP_SHA256_LEN);
+        assert_int_equal(rp_rot_mac(rot, m1, RP_ROT_MAC_DATA_MAX + 1, m2), RP_ERR_INVALID_ARG);
+        memcpy(mac_before, m1, RP_SHA256_LEN);
+    }
+
     /* The key is usable again after those operations (the tpm2 backend reconnects). */
     assert_non_null(rp_rot_pkey(rot));
     assert_int_equal(rp_rot_sign(rot, digest, sig, sizeof(sig), &sig_len), RP_OK);
     assert_int_equal(rp_sig_verify(RP_SIG_ECDSA_P256, spki, spki_len, digest, sig, sig_len), RP_OK);
     rp_rot_close(rot);
 
-    /* Provisioning again keeps the identity; the counter kept its value. */
+    /* Provisioning again keeps the identity; the counter kept its value; the MAC key is kept. */
     assert_int_equal(rp_rot_provision(&cfg, &created), RP_OK);
     assert_false(created);
     assert_int_equal(rp_rot_open(&cfg, &rot), RP_OK);
@@ -146,6 +160,11 @@ static void check_backend(rp_rot_kind_t kind)
         uint32_t sc;
         assert_int_equal(rp_rot_seccnt_read(rot, 3, &sc), RP_OK);
         assert_int_equal(sc, rp_rot_seccnt_max(rot)); /* kept across opens */
+    }
+    {
+        uint8_t m[RP_SHA256_LEN];
+        assert_int_equal(rp_rot_mac(rot, "binding", 7, m), RP_OK);
+        assert_memory_equal(m, mac_before, RP_SHA256_LEN);
     }
     rp_rot_close(rot);
 
@@ -171,6 +190,19 @@ static void test_soft(void **state)
     snprintf(path, sizeof(path), "%s/identity.pem", dir);
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
+    /* The MAC key is made on first use, 0600; a key others may read is refused. */
+    {
+        uint8_t m[RP_SHA256_LEN];
+        rp_rot_t *rot;
+        assert_int_equal(rp_rot_open(&cfg, &rot), RP_OK);
+        assert_int_equal(rp_rot_mac(rot, "x", 1, m), RP_OK);
+        snprintf(path, sizeof(path), "%s/mac.key", dir);
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+        assert_int_equal(chmod(path, 0644), 0);
+        assert_int_not_equal(rp_rot_mac(rot, "x", 1, m), RP_OK);
+        rp_rot_close(rot);
+    }
     rm_dir(dir);
 }
 

@@ -119,6 +119,17 @@ rp_err_t rp_rot_measure(rp_rot_t *rot, const uint8_t digest[RP_SHA256_LEN],
 /* Read the measurement register. */
 rp_err_t rp_rot_measurements(rp_rot_t *rot, uint8_t reg[RP_SHA256_LEN]) RP_MUST_CHECK;
 
+/*
+ * HMAC-SHA256 of data (at most RP_ROT_MAC_DATA_MAX bytes) with a key held by the root of trust:
+ * for records the device keeps in files that must not be rewritten by whoever can write them
+ * (the security-counter bindings, device/monitor/). tpm2: a keyed-hash primary key of the owner
+ * hierarchy, derived inside the TPM from its seed and a fixed label, used by TPM2_HMAC (nothing is
+ * stored); soft: a random key file (mac.key, 0600) made on first use.
+ */
+#define RP_ROT_MAC_DATA_MAX 1024
+rp_err_t rp_rot_mac(rp_rot_t *rot, const void *data, size_t len,
+                    uint8_t mac[RP_SHA256_LEN]) RP_MUST_CHECK;
+
 /* The device ID of a DER SubjectPublicKeyInfo. */
 rp_err_t rp_device_id_of_spki(const uint8_t *spki, size_t len,
                               char id[RP_DEVICE_ID_SIZE]) RP_MUST_CHECK;

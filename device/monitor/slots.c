@@ -26,6 +26,7 @@
 #include "rampart/key.h"
 #include "rampart/log.h"
 #include "app.h"
+#include "binding.h"
 #include "slots.h"
 #include "update.h"
 
@@ -161,6 +162,9 @@ rp_err_t rp_component_load(const char *state_dir, const char *name, rp_component
     }
     snprintf(c->confirmed_version, sizeof(c->confirmed_version), "%s",
              json_string_value(json_object_get(j, "confirmed_version")) ?: "");
+    /* Checked against the root of trust where the counter is used (binding.h), not here. */
+    snprintf(c->binding, sizeof(c->binding), "%.64s",
+             json_string_value(json_object_get(j, "counter_binding")) ?: "");
     json_decref(j);
     return RP_OK;
 }
@@ -187,6 +191,8 @@ static rp_err_t component_save(const char *state_dir, const rp_component_t *c)
                                   "b",
                                   c->confirmed[1][0] ? json_string(c->confirmed[1]) : json_null()));
     json_object_set_new(j, "confirmed_version", json_string(c->confirmed_version));
+    if (c->binding[0] != '\0')
+        json_object_set_new(j, "counter_binding", json_string(c->binding));
     text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(j);
     if (text == NULL)
@@ -599,19 +605,57 @@ static rp_err_t free_seccnt_index(const char *state_dir, unsigned *index)
 static rp_err_t recover_one(rp_agent_t *a, rp_component_t *c, bool *bootable);
 
 /* A component's state; for one never installed, a directory and a state naming no slot yet. */
-static rp_err_t component_open(const char *state_dir, const char *name, rp_component_t *c)
+/* Before the first counter binding is written, bind every state made by an older version (once:
+ * afterwards a state without a binding is refused as tampered). */
+static rp_err_t bindings_ready(rp_agent_t *a)
 {
+    char names[RP_COMPONENTS_MAX][RP_COMPONENT_NAME_MAX + 1];
+    rp_component_t c;
+    size_t n;
+    rp_err_t err;
+
+    if (rp_bindings_in_use(a->state_dir))
+        return RP_OK;
+    err = rp_component_names(a->state_dir, names, RP_COMPONENTS_MAX, &n);
+    for (size_t i = 0; err == RP_OK && i < n; i++) {
+        err = rp_component_load(a->state_dir, names[i], &c);
+        if (err != RP_OK || c.binding[0] != '\0')
+            continue;
+        rp_log_warn("%s: its state predates counter bindings: bound to security counter %u now",
+                    c.name, c.seccnt_index);
+        err = rp_binding_make(a->rot, &c);
+        if (err == RP_OK)
+            err = component_save(a->state_dir, &c);
+    }
+    return err == RP_OK ? rp_bindings_mark(a->state_dir) : err;
+}
+
+/* A component's state, its counter binding checked. */
+static rp_err_t component_load_bound(rp_agent_t *a, const char *name, rp_component_t *c)
+{
+    rp_err_t err = bindings_ready(a);
+
+    if (err == RP_OK)
+        err = rp_component_load(a->state_dir, name, c);
+    return err == RP_OK ? rp_binding_check(a->rot, a->state_dir, c) : err;
+}
+
+static rp_err_t component_open(rp_agent_t *a, const char *name, rp_component_t *c)
+{
+    const char *state_dir = a->state_dir;
     char dir[PATH_MAX], parent[PATH_MAX];
     rp_err_t err = component_dir(state_dir, name, dir, sizeof(dir));
 
     if (err == RP_OK)
-        err = rp_component_load(state_dir, name, c);
+        err = component_load_bound(a, name, c);
     if (err != RP_ERR_NOT_FOUND)
         return err;
     memset(c, 0, sizeof(*c));
     snprintf(c->name, sizeof(c->name), "%s", name);
     c->active = c->trial = -1;
     err = free_seccnt_index(state_dir, &c->seccnt_index);
+    if (err == RP_OK)
+        err = rp_binding_make(a->rot, c);
     if (snprintf(parent, sizeof(parent), "%s/components", state_dir) >= (int)sizeof(parent))
         err = RP_ERR_INVALID_ARG;
     if (err == RP_OK && ((mkdir(parent, 0700) != 0 && errno != EEXIST) ||
@@ -620,16 +664,16 @@ static rp_err_t component_open(const char *state_dir, const char *name, rp_compo
     return err == RP_OK ? component_save(state_dir, c) : err;
 }
 
-rp_err_t rp_component_note(const char *state_dir, const char *name, rp_update_state_t result,
+rp_err_t rp_component_note(rp_agent_t *a, const char *name, rp_update_state_t result,
                            const char *version, const char *detail)
 {
     rp_component_t c;
-    rp_err_t err = component_open(state_dir, name, &c);
+    rp_err_t err = component_open(a, name, &c);
 
     if (err != RP_OK)
         return err;
     record(&c, result, version, detail);
-    return component_save(state_dir, &c);
+    return component_save(a->state_dir, &c);
 }
 
 rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
@@ -665,7 +709,7 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
         }
     }
     if (err == RP_OK || err == RP_ERR_NOT_FOUND)
-        err = component_open(a->state_dir, name, &c);
+        err = component_open(a, name, &c); /* its counter binding checked */
     if (err == RP_OK && c.trial >= 0) {
         err = recover_one(a, &c, &bootable); /* a cut install before this one */
     }
@@ -857,7 +901,13 @@ rp_err_t rp_components_recover(rp_agent_t *a, int *unbootable)
 
     for (size_t i = 0; err == RP_OK && i < n; i++) {
         bool bootable;
-        err = rp_component_load(a->state_dir, names[i], &c);
+        err = component_load_bound(a, names[i], &c);
+        if (err == RP_ERR_BAD_SIGNATURE) {
+            /* Tampered (said): its counter is not touched, nor its slots; the others go on. */
+            bad++;
+            err = RP_OK;
+            continue;
+        }
         if (err == RP_OK)
             err = recover_one(a, &c, &bootable);
         if (err == RP_OK && !bootable)

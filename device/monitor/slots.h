@@ -12,9 +12,14 @@
  *
  * The image keys the device trusts are its update root's images role (update.h) once it has one,
  * and until then the PEM public keys in S/image-keys/.
+ *
+ * The state also carries counter_binding: which security counter is the component's is
+ * authenticated by the root of trust (binding.h), checked before any install or recovery uses it.
+ * (This file moved from device/agent/ to the monitor, which owns the slots; the agent still links
+ * it until it asks the monitor instead.)
  */
-#ifndef RAMPART_AGENT_SLOTS_H
-#define RAMPART_AGENT_SLOTS_H
+#ifndef RAMPART_MONITOR_SLOTS_H
+#define RAMPART_MONITOR_SLOTS_H
 
 #include <limits.h>
 #include <stdbool.h>
@@ -44,6 +49,7 @@ typedef struct rp_component {
      * ever confirmed (no install goes below it, whatever the slots hold now). */
     char confirmed[2][2 * RP_SHA256_LEN + 1];
     char confirmed_version[48];
+    char binding[2 * RP_SHA256_LEN + 1]; /* its counter index's MAC (binding.h); "" for none */
 } rp_component_t;
 
 /* What verification found in a slot. */
@@ -102,7 +108,7 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
 
 /* Record an update's outcome that never reached rp_install (a download refused: too long, not
  * the image the metadata names) in the component's state, making the state if need be. */
-rp_err_t rp_component_note(const char *state_dir, const char *name, rp_update_state_t result,
+rp_err_t rp_component_note(rp_agent_t *a, const char *name, rp_update_state_t result,
                            const char *version, const char *detail) RP_MUST_CHECK;
 
 /*
@@ -113,4 +119,4 @@ rp_err_t rp_component_note(const char *state_dir, const char *name, rp_update_st
  */
 rp_err_t rp_components_recover(rp_agent_t *a, int *unbootable) RP_MUST_CHECK;
 
-#endif /* RAMPART_AGENT_SLOTS_H */
+#endif /* RAMPART_MONITOR_SLOTS_H */

@@ -1,0 +1,353 @@
+/*
+ * rampart-monitor: the device's privileged process. It holds the root of trust and the A/B slots,
+ * and answers requests (proto.h) on a SOCK_SEQPACKET socket that only root and the agent's user
+ * may use (checked again per connection with SO_PEERCRED). Start-up: one monitor per state
+ * directory (a lock), recovery of cut installs, the socket, then its own seccomp allow-list
+ * (sandbox.c) before the first request is read.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rampart/log.h"
+#include "sandbox.h"
+#include "serve.h"
+#include "slots.h"
+
+#define CLIENTS_MAX 16
+#define IDLE_SECONDS 60 /* a connection that says nothing for this long is closed */
+
+static const char usage[] =
+    "usage: rampart-monitor --state-dir S [--socket PATH] [--agent-user USER]\n"
+    "  Serve the device's root of trust and A/B slots to root and USER on S/monitor.sock\n"
+    "  (or PATH); one monitor per state directory. SIGTERM stops it.\n";
+
+struct client {
+    int fd;
+    time_t last;
+};
+
+static struct {
+    rp_agent_t agent;
+    uid_t agent_uid; /* (uid_t)-1: root only */
+    gid_t agent_gid;
+    char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    struct client clients[CLIENTS_MAX];
+    uint8_t buf[RP_MON_PACKET_MAX];
+    rp_mon_request_t req;
+    rp_mon_reply_t reply;
+} m;
+
+/* The lock that makes this the state directory's only monitor; held until exit. */
+static int take_lock(const char *state_dir)
+{
+    char path[PATH_MAX], pid[32] = "";
+    int fd;
+    ssize_t n;
+
+    if (snprintf(path, sizeof(path), "%s/monitor.lock", state_dir) >= (int)sizeof(path))
+        return -1;
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        rp_log_error("%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        n = pread(fd, pid, sizeof(pid) - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        rp_log_error("another rampart-monitor (pid %s) serves %s already: one monitor per state "
+                     "directory",
+                     pid[0] ? pid : "?", state_dir);
+        close(fd);
+        return -1;
+    }
+    n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+        rp_log_warn("%s: cannot record the pid", path);
+    return fd;
+}
+
+/* Bind the socket: 0660, owned by the agent's user and group (root's when there is none). */
+static int listen_on(const char *path)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    mode_t old;
+    int fd, probe, rc;
+
+    if (strlen(path) >= sizeof(addr.sun_path)) {
+        rp_log_error("%s: a socket path must be shorter than %zu bytes", path,
+                     sizeof(addr.sun_path));
+        return -1;
+    }
+    memcpy(addr.sun_path, path, strlen(path) + 1);
+    /* A socket left by a monitor that died is replaced; one that answers is another's. */
+    probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (probe >= 0 && connect(probe, (struct sockaddr *)&addr, sizeof(addr)) == 0) {
+        rp_log_error("%s: another monitor answers there already", path);
+        close(probe);
+        return -1;
+    }
+    if (probe >= 0)
+        close(probe);
+    if (unlink(path) != 0 && errno != ENOENT) {
+        rp_log_error("%s: cannot remove the old socket: %s", path, strerror(errno));
+        return -1;
+    }
+    fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    old = umask(0177); /* 0600 from the start: never briefly open to others */
+    rc = bind(fd, (struct sockaddr *)&addr, sizeof(addr));
+    umask(old);
+    if (rc == 0 && m.agent_uid != (uid_t)-1)
+        rc = chown(path, m.agent_uid, m.agent_gid) == 0 && chmod(path, 0660) == 0 ? 0 : -1;
+    if (rc == 0)
+        rc = listen(fd, 16);
+    if (rc != 0) {
+        rp_log_error("%s: cannot listen: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void drop(struct client *c)
+{
+    close(c->fd);
+    c->fd = -1;
+}
+
+/* An error reply to a request that could not be read, then the connection is closed. */
+static void refuse_packet(struct client *c, rp_err_t err, const rp_mon_request_t *q)
+{
+    size_t len;
+
+    memset(&m.reply, 0, sizeof(m.reply));
+    m.reply.type = q->type > 0 && q->type < RP_MON_TYPE_END ? q->type : RP_MON_HELLO;
+    m.reply.id = q->id;
+    m.reply.status = (uint16_t)err;
+    snprintf(m.reply.message, sizeof(m.reply.message), "request refused: %s", rp_strerror(err));
+    if (rp_mon_reply_encode(&m.reply, m.buf, sizeof(m.buf), &len) == RP_OK &&
+        rp_mon_send(c->fd, m.buf, len, -1) != RP_OK)
+        rp_log_debug("a refused client left before its reply");
+    drop(c);
+}
+
+static void serve_one(struct client *c)
+{
+    size_t len;
+    int fd = -1;
+    rp_err_t err = rp_mon_recv(c->fd, m.buf, sizeof(m.buf), &len, &fd);
+
+    c->last = time(NULL);
+    if (err == RP_ERR_NOT_FOUND || err == RP_ERR_IO) {
+        drop(c); /* the client closed (or its socket broke) */
+        return;
+    }
+    memset(&m.req, 0, sizeof(m.req));
+    if (err == RP_OK)
+        err = rp_mon_request_decode(m.buf, len, &m.req);
+    else if (rp_mon_request_decode(m.buf, len < RP_MON_HEADER_LEN ? len : RP_MON_HEADER_LEN,
+                                   &m.req) != RP_OK)
+        rp_log_debug("refusing request %u", m.req.id); /* the header alone: for its id */
+    if (err == RP_OK && fd >= 0 && m.req.type != RP_MON_INSTALL)
+        err = RP_ERR_MALFORMED; /* only an install carries a descriptor */
+    if (err != RP_OK) {
+        rp_log_warn("a client's request was refused (%s), its connection closed", rp_strerror(err));
+        if (fd >= 0)
+            close(fd);
+        refuse_packet(c, err, &m.req);
+        return;
+    }
+    rp_log_debug("request %s (id %u)", rp_mon_type_name(m.req.type), m.req.id);
+    rp_monitor_serve(&m.agent, &m.req, fd, &m.reply);
+    if (fd >= 0)
+        close(fd);
+    err = rp_mon_reply_encode(&m.reply, m.buf, sizeof(m.buf), &len);
+    if (err == RP_OK)
+        err = rp_mon_send(c->fd, m.buf, len, -1);
+    if (err != RP_OK) {
+        rp_log_warn("a %s reply could not be sent (%s): the client is dropped",
+                    rp_mon_type_name(m.req.type), rp_strerror(err));
+        drop(c);
+    }
+}
+
+/* Accept a connection from root or the agent's user; anyone else is told so and dropped. */
+static void accept_one(int lfd)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    size_t i;
+
+    if (fd < 0)
+        return;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof(cred) ||
+        (cred.uid != 0 && (m.agent_uid == (uid_t)-1 || cred.uid != m.agent_uid))) {
+        rp_log_warn("refused a connection from uid %ld (pid %ld): only root%s may use the "
+                    "monitor",
+                    len == sizeof(cred) ? (long)cred.uid : -1L,
+                    len == sizeof(cred) ? (long)cred.pid : -1L,
+                    m.agent_uid != (uid_t)-1 ? " and the agent's user" : "");
+        close(fd);
+        return;
+    }
+    for (i = 0; i < CLIENTS_MAX && m.clients[i].fd >= 0; i++)
+        ;
+    if (i == CLIENTS_MAX) {
+        rp_log_warn("%d clients connected already: a new connection is refused", CLIENTS_MAX);
+        close(fd);
+        return;
+    }
+    m.clients[i] = (struct client){fd, time(NULL)};
+}
+
+static int loop(int lfd, int sfd)
+{
+    struct pollfd p[CLIENTS_MAX + 2];
+
+    for (;;) {
+        time_t now = time(NULL);
+        p[0] = (struct pollfd){lfd, POLLIN, 0};
+        p[1] = (struct pollfd){sfd, POLLIN, 0};
+        for (int i = 0; i < CLIENTS_MAX; i++) {
+            if (m.clients[i].fd >= 0 && now - m.clients[i].last > IDLE_SECONDS)
+                drop(&m.clients[i]);
+            p[i + 2] = (struct pollfd){m.clients[i].fd, POLLIN, 0};
+        }
+        if (poll(p, CLIENTS_MAX + 2, 1000) < 0) {
+            if (errno == EINTR)
+                continue;
+            rp_log_error("poll: %s", strerror(errno));
+            return 1;
+        }
+        if (p[1].revents != 0) {
+            rp_log_info("stopping (signal)");
+            return 0;
+        }
+        for (int i = 0; i < CLIENTS_MAX; i++)
+            if (m.clients[i].fd >= 0 && p[i + 2].revents != 0)
+                serve_one(&m.clients[i]);
+        if (p[0].revents & POLLIN)
+            accept_one(lfd);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"state-dir",        required_argument, NULL, 's'},
+        {"socket",           required_argument, NULL, 'k'},
+        {"agent-user",       required_argument, NULL, 'u'},
+        {"seccomp-selftest", no_argument,       NULL, 'T'},
+        {"help",             no_argument,       NULL, 'h'},
+        {NULL,               0,                 NULL, 0  }
+    };
+    const char *state_dir = NULL, *sock = NULL, *user = NULL;
+    bool selftest = false;
+    int o, lock_fd, lfd = -1, sfd = -1, rc = 1, unbootable = 0, slots_lock;
+    sigset_t sigs;
+    rp_err_t err;
+
+    rp_log_init("rampart-monitor", RP_LOG_INFO);
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 's': state_dir = optarg; break;
+        case 'k': sock = optarg; break;
+        case 'u': user = optarg; break;
+        case 'T': selftest = true; break;
+        case 'h': fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return 2;
+        }
+    }
+    if (state_dir == NULL || optind != argc) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    if (selftest)
+        return rp_sandbox_selftest();
+    if (geteuid() != 0) {
+        rp_log_error("rampart-monitor runs as root (it holds the root of trust and the slots)");
+        return 1;
+    }
+    m.agent_uid = (uid_t)-1;
+    if (user != NULL) {
+        struct passwd *pw = getpwnam(user);
+        if (pw == NULL) {
+            rp_log_error("--agent-user %s: no such user", user);
+            return 2;
+        }
+        m.agent_uid = pw->pw_uid;
+        m.agent_gid = pw->pw_gid;
+    }
+    if (snprintf(m.sock_path, sizeof(m.sock_path), "%s", sock != NULL ? sock : "") >=
+            (int)sizeof(m.sock_path) ||
+        (sock == NULL && snprintf(m.sock_path, sizeof(m.sock_path), "%s/monitor.sock", state_dir) >=
+                             (int)sizeof(m.sock_path))) {
+        rp_log_error("the socket path is too long (at most %zu bytes): give --socket PATH",
+                     sizeof(m.sock_path) - 1);
+        return 2;
+    }
+    for (int i = 0; i < CLIENTS_MAX; i++)
+        m.clients[i].fd = -1;
+    err = rp_agent_check_state_dir(state_dir);
+    if (err != RP_OK) {
+        rp_log_error("%s: %s", state_dir,
+                     err == RP_ERR_NOT_FOUND ? "no such state directory (provision it first)"
+                                             : "refused (said above)");
+        return 1;
+    }
+    lock_fd = take_lock(state_dir);
+    if (lock_fd < 0)
+        return 1;
+    err = rp_agent_open(&m.agent, state_dir, NULL);
+    if (err != RP_OK) {
+        rp_log_error("%s: cannot open the root of trust: %s", state_dir, rp_strerror(err));
+        return 1;
+    }
+    /* Recovery takes the slots' lock as the agent's commands do (waiting: nothing is served
+     * yet). */
+    slots_lock = rp_monitor_slots_lock(state_dir, true);
+    err = slots_lock >= 0 ? rp_components_recover(&m.agent, &unbootable) : RP_ERR_IO;
+    if (slots_lock >= 0)
+        close(slots_lock);
+    if (err != RP_OK)
+        rp_log_error("recovery failed: %s", rp_strerror(err));
+    else if (unbootable > 0)
+        rp_log_warn("%d component(s) hold no verified image (said above)", unbootable);
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    signal(SIGPIPE, SIG_IGN);
+    if (err == RP_OK && sigprocmask(SIG_BLOCK, &sigs, NULL) == 0 &&
+        (sfd = signalfd(-1, &sigs, SFD_CLOEXEC)) >= 0 && (lfd = listen_on(m.sock_path)) >= 0 &&
+        rp_sandbox_enter() == RP_OK) {
+        rp_log_info("serving %s on %s (device %s)", state_dir, m.sock_path, m.agent.device_id);
+        rc = loop(lfd, sfd);
+    }
+    for (int i = 0; i < CLIENTS_MAX; i++)
+        if (m.clients[i].fd >= 0)
+            drop(&m.clients[i]);
+    if (lfd >= 0) {
+        close(lfd);
+        unlink(m.sock_path);
+    }
+    rp_agent_close(&m.agent);
+    close(lock_fd);
+    return rc;
+}

@@ -1,0 +1,500 @@
+/*
+ * The monitor protocol's encoders and decoders (the one owner of its layout: proto.h), and the
+ * packet transport over SOCK_SEQPACKET with SCM_RIGHTS. Bounded and allocation-free.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "proto.h"
+
+/* ---- fields ---- */
+
+typedef struct wr {
+    uint8_t *buf;
+    size_t cap, len;
+    rp_err_t err;
+} wr_t;
+
+typedef struct rd {
+    const uint8_t *buf;
+    size_t len, pos;
+    rp_err_t err;
+} rd_t;
+
+static void put(wr_t *w, const void *p, size_t n)
+{
+    if (w->err != RP_OK)
+        return;
+    if (n > w->cap - w->len) {
+        w->err = RP_ERR_BUFFER_TOO_SMALL;
+        return;
+    }
+    memcpy(w->buf + w->len, p, n);
+    w->len += n;
+}
+
+static void put_u8(wr_t *w, uint8_t v)
+{
+    put(w, &v, 1);
+}
+
+static void put_u16(wr_t *w, uint16_t v)
+{
+    uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
+    put(w, b, 2);
+}
+
+static void put_u32(wr_t *w, uint32_t v)
+{
+    uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+    put(w, b, 4);
+}
+
+/* A byte string of at most max bytes: an encoder holding more is the caller's bug. */
+static void put_bytes(wr_t *w, const void *p, size_t n, size_t max)
+{
+    if (n > max && w->err == RP_OK)
+        w->err = RP_ERR_INVALID_ARG;
+    put_u16(w, (uint16_t)n);
+    put(w, p, n);
+}
+
+static void put_str(wr_t *w, const char *s, size_t max)
+{
+    put_bytes(w, s, strnlen(s, max + 1), max);
+}
+
+static const uint8_t *get(rd_t *r, size_t n)
+{
+    const uint8_t *p;
+
+    if (r->err != RP_OK)
+        return NULL;
+    if (n > r->len - r->pos) {
+        r->err = RP_ERR_TRUNCATED;
+        return NULL;
+    }
+    p = r->buf + r->pos;
+    r->pos += n;
+    return p;
+}
+
+static uint8_t get_u8(rd_t *r)
+{
+    const uint8_t *p = get(r, 1);
+    return p != NULL ? p[0] : 0;
+}
+
+static uint16_t get_u16(rd_t *r)
+{
+    const uint8_t *p = get(r, 2);
+    return p != NULL ? (uint16_t)(p[0] << 8 | p[1]) : 0;
+}
+
+static uint32_t get_u32(rd_t *r)
+{
+    const uint8_t *p = get(r, 4);
+    return p != NULL ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3] : 0;
+}
+
+/* A byte string of min to max bytes, copied into out (cap >= max). */
+static void get_bytes(rd_t *r, uint8_t *out, size_t *n, size_t min, size_t max)
+{
+    size_t len = get_u16(r);
+    const uint8_t *p;
+
+    if (r->err == RP_OK && len > max)
+        r->err = RP_ERR_TOO_LARGE;
+    else if (r->err == RP_OK && len < min)
+        r->err = RP_ERR_MALFORMED;
+    p = get(r, len);
+    *n = 0;
+    if (p != NULL) {
+        memcpy(out, p, len);
+        *n = len;
+    }
+}
+
+/* A string of at most max bytes, no NUL in it; out holds max + 1. */
+static void get_str(rd_t *r, char *out, size_t max)
+{
+    size_t n;
+
+    get_bytes(r, (uint8_t *)out, &n, 0, max);
+    out[n] = '\0';
+    if (r->err == RP_OK && strlen(out) != n)
+        r->err = RP_ERR_MALFORMED;
+}
+
+/* ---- header ---- */
+
+static const struct {
+    const char *name;
+    size_t body_max; /* a request's */
+} types[RP_MON_TYPE_END] = {
+    [RP_MON_HELLO] = {"hello",    4                            },
+    [RP_MON_STATUS] = {"status",   0                            },
+    [RP_MON_ID] = {"id",       0                            },
+    [RP_MON_SIGN] = {"sign",     2 + RP_SHA256_LEN            },
+    [RP_MON_EVIDENCE] = {"evidence", 2 + RP_EAT_NONCE_MAX         },
+    [RP_MON_INSTALL] = {"install",  2 + RP_COMPONENT_NAME_MAX + 4},
+    [RP_MON_RECOVER] = {"recover",  0                            },
+};
+
+static bool type_known(unsigned t)
+{
+    return t > 0 && t < RP_MON_TYPE_END && types[t].name != NULL;
+}
+
+size_t rp_mon_request_body_max(rp_mon_type_t type)
+{
+    return type_known(type) ? types[type].body_max : 0;
+}
+
+const char *rp_mon_type_name(rp_mon_type_t type)
+{
+    return type_known(type) ? types[type].name : "?";
+}
+
+static void put_header(wr_t *w, unsigned type, uint32_t id)
+{
+    put_u32(w, RP_MON_MAGIC);
+    put_u16(w, RP_MON_VERSION);
+    put_u16(w, (uint16_t)type);
+    put_u32(w, id);
+    put_u32(w, 0); /* the body's length: finish() fills it in */
+}
+
+static rp_err_t finish(wr_t *w, size_t *len)
+{
+    size_t body = w->len - RP_MON_HEADER_LEN;
+
+    if (w->err != RP_OK)
+        return w->err;
+    w->buf[12] = (uint8_t)(body >> 24);
+    w->buf[13] = (uint8_t)(body >> 16);
+    w->buf[14] = (uint8_t)(body >> 8);
+    w->buf[15] = (uint8_t)body;
+    *len = w->len;
+    return RP_OK;
+}
+
+/* The header's checks, shared by both directions. OUT: *type (without RP_MON_REPLY), *id. */
+static rp_err_t get_header(rd_t *r, bool reply, unsigned *type, uint32_t *id)
+{
+    uint32_t magic, body;
+    uint16_t version, t;
+
+    *type = 0;
+    *id = 0;
+    if (r->len < RP_MON_HEADER_LEN)
+        return RP_ERR_TRUNCATED;
+    if (r->len > RP_MON_PACKET_MAX)
+        return RP_ERR_TOO_LARGE;
+    magic = get_u32(r);
+    version = get_u16(r);
+    t = get_u16(r);
+    *id = get_u32(r);
+    body = get_u32(r);
+    *type = t & ~RP_MON_REPLY;
+    if (magic != RP_MON_MAGIC)
+        return RP_ERR_BAD_MAGIC;
+    if (version != RP_MON_VERSION)
+        return RP_ERR_BAD_VERSION;
+    if (!type_known(*type) || ((t & RP_MON_REPLY) != 0) != reply)
+        return RP_ERR_UNSUPPORTED;
+    if (body != r->len - RP_MON_HEADER_LEN)
+        return body > r->len - RP_MON_HEADER_LEN ? RP_ERR_TRUNCATED : RP_ERR_MALFORMED;
+    if (!reply && body > types[*type].body_max)
+        return RP_ERR_TOO_LARGE;
+    return RP_OK;
+}
+
+/* ---- requests ---- */
+
+rp_err_t rp_mon_request_encode(const rp_mon_request_t *q, uint8_t *buf, size_t cap, size_t *len)
+{
+    wr_t w = {buf, cap, 0, RP_OK};
+
+    if (!type_known(q->type))
+        return RP_ERR_INVALID_ARG;
+    put_header(&w, q->type, q->id);
+    switch (q->type) {
+    case RP_MON_HELLO:
+        put_u16(&w, q->u.hello.min_version);
+        put_u16(&w, q->u.hello.max_version);
+        break;
+    case RP_MON_SIGN: put_bytes(&w, q->u.sign.digest, RP_SHA256_LEN, RP_SHA256_LEN); break;
+    case RP_MON_EVIDENCE:
+        put_bytes(&w, q->u.evidence.nonce, q->u.evidence.nonce_len, RP_EAT_NONCE_MAX);
+        break;
+    case RP_MON_INSTALL:
+        put_str(&w, q->u.install.component, RP_COMPONENT_NAME_MAX);
+        put_u32(&w, q->u.install.health_seconds);
+        break;
+    default: /* STATUS, ID, RECOVER: no body */ break;
+    }
+    return finish(&w, len);
+}
+
+rp_err_t rp_mon_request_decode(const uint8_t *buf, size_t len, rp_mon_request_t *q)
+{
+    rd_t r = {buf, len, 0, RP_OK};
+    unsigned type;
+    size_t n;
+    rp_err_t err;
+
+    memset(q, 0, sizeof(*q));
+    err = get_header(&r, false, &type, &q->id);
+    q->type = (rp_mon_type_t)type;
+    if (err != RP_OK)
+        return err;
+    switch (q->type) {
+    case RP_MON_HELLO:
+        q->u.hello.min_version = get_u16(&r);
+        q->u.hello.max_version = get_u16(&r);
+        break;
+    case RP_MON_SIGN: get_bytes(&r, q->u.sign.digest, &n, RP_SHA256_LEN, RP_SHA256_LEN); break;
+    case RP_MON_EVIDENCE:
+        get_bytes(&r, q->u.evidence.nonce, &q->u.evidence.nonce_len, RP_EAT_NONCE_MIN,
+                  RP_EAT_NONCE_MAX);
+        break;
+    case RP_MON_INSTALL:
+        get_str(&r, q->u.install.component, RP_COMPONENT_NAME_MAX);
+        q->u.install.health_seconds = get_u32(&r);
+        if (r.err == RP_OK &&
+            !rp_component_name_valid(q->u.install.component, strlen(q->u.install.component)))
+            r.err = RP_ERR_MALFORMED;
+        break;
+    default: break;
+    }
+    if (r.err == RP_OK && r.pos != r.len)
+        r.err = RP_ERR_MALFORMED; /* bytes left over */
+    return r.err;
+}
+
+/* ---- replies ---- */
+
+rp_err_t rp_mon_reply_encode(const rp_mon_reply_t *p, uint8_t *buf, size_t cap, size_t *len)
+{
+    wr_t w = {buf, cap, 0, RP_OK};
+
+    if (!type_known(p->type))
+        return RP_ERR_INVALID_ARG;
+    put_header(&w, p->type | RP_MON_REPLY, p->id);
+    put_u16(&w, p->status);
+    if (p->status != RP_OK) {
+        put_str(&w, p->message, RP_MON_MESSAGE_MAX);
+        return finish(&w, len);
+    }
+    switch (p->type) {
+    case RP_MON_HELLO:
+        put_u16(&w, p->u.hello.version);
+        put_u32(&w, p->u.hello.packet_max);
+        break;
+    case RP_MON_STATUS:
+        if (p->u.status.n > RP_MON_COMPONENTS_MAX)
+            return RP_ERR_INVALID_ARG;
+        put_u8(&w, (uint8_t)p->u.status.n);
+        for (size_t i = 0; i < p->u.status.n; i++) {
+            const rp_mon_component_t *c = &p->u.status.c[i];
+            put_str(&w, c->name, RP_COMPONENT_NAME_MAX);
+            put_str(&w, c->version, RP_MON_VERSION_MAX);
+            put_u8(&w, c->active);
+            put_u32(&w, c->security_counter);
+            put_u8(&w, c->last_result);
+            put_str(&w, c->last_detail, RP_MON_DETAIL_MAX);
+        }
+        break;
+    case RP_MON_ID:
+        put_str(&w, p->u.id.device_id, 64);
+        put_u8(&w, p->u.id.rot_kind);
+        put_bytes(&w, p->u.id.spki, p->u.id.spki_len, RP_PUBKEY_DER_MAX);
+        break;
+    case RP_MON_SIGN: put_bytes(&w, p->u.sign.sig, p->u.sign.len, RP_ECDSA_P256_SIG_MAX); break;
+    case RP_MON_EVIDENCE:
+        put_bytes(&w, p->u.evidence.eat, p->u.evidence.len, RP_EAT_MAX_SIZE);
+        break;
+    case RP_MON_INSTALL:
+        put_u8(&w, p->u.install.state);
+        put_str(&w, p->u.install.detail, RP_MON_DETAIL_MAX);
+        break;
+    case RP_MON_RECOVER: put_u32(&w, p->u.recover.unbootable); break;
+    default: break;
+    }
+    return finish(&w, len);
+}
+
+rp_err_t rp_mon_reply_decode(const uint8_t *buf, size_t len, rp_mon_reply_t *p)
+{
+    rd_t r = {buf, len, 0, RP_OK};
+    unsigned type;
+    rp_err_t err;
+
+    memset(p, 0, sizeof(*p));
+    err = get_header(&r, true, &type, &p->id);
+    p->type = (rp_mon_type_t)type;
+    if (err != RP_OK)
+        return err;
+    p->status = get_u16(&r);
+    if (r.err == RP_OK && p->status != RP_OK) {
+        get_str(&r, p->message, RP_MON_MESSAGE_MAX);
+        goto out;
+    }
+    switch (p->type) {
+    case RP_MON_HELLO:
+        p->u.hello.version = get_u16(&r);
+        p->u.hello.packet_max = get_u32(&r);
+        break;
+    case RP_MON_STATUS:
+        p->u.status.n = get_u8(&r);
+        if (p->u.status.n > RP_MON_COMPONENTS_MAX && r.err == RP_OK)
+            r.err = RP_ERR_TOO_LARGE;
+        for (size_t i = 0; r.err == RP_OK && i < p->u.status.n; i++) {
+            rp_mon_component_t *c = &p->u.status.c[i];
+            get_str(&r, c->name, RP_COMPONENT_NAME_MAX);
+            get_str(&r, c->version, RP_MON_VERSION_MAX);
+            c->active = get_u8(&r);
+            c->security_counter = get_u32(&r);
+            c->last_result = get_u8(&r);
+            get_str(&r, c->last_detail, RP_MON_DETAIL_MAX);
+        }
+        break;
+    case RP_MON_ID:
+        get_str(&r, p->u.id.device_id, 64);
+        p->u.id.rot_kind = get_u8(&r);
+        get_bytes(&r, p->u.id.spki, &p->u.id.spki_len, 1, RP_PUBKEY_DER_MAX);
+        break;
+    case RP_MON_SIGN: get_bytes(&r, p->u.sign.sig, &p->u.sign.len, 1, RP_ECDSA_P256_SIG_MAX); break;
+    case RP_MON_EVIDENCE:
+        get_bytes(&r, p->u.evidence.eat, &p->u.evidence.len, 1, RP_EAT_MAX_SIZE);
+        break;
+    case RP_MON_INSTALL:
+        p->u.install.state = get_u8(&r);
+        get_str(&r, p->u.install.detail, RP_MON_DETAIL_MAX);
+        break;
+    case RP_MON_RECOVER: p->u.recover.unbootable = get_u32(&r); break;
+    default: break;
+    }
+out:
+    if (r.err == RP_OK && r.pos != r.len)
+        r.err = RP_ERR_MALFORMED;
+    return r.err;
+}
+
+/* ---- transport ---- */
+
+rp_err_t rp_mon_send(int sock, const uint8_t *buf, size_t len, int fd)
+{
+    union {
+        struct cmsghdr h;
+        char space[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    struct iovec iov = {(void *)buf, len};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+    ssize_t n;
+
+    if (fd >= 0) {
+        memset(&ctl, 0, sizeof(ctl));
+        m.msg_control = ctl.space;
+        m.msg_controllen = sizeof(ctl.space);
+        CMSG_FIRSTHDR(&m)->cmsg_level = SOL_SOCKET;
+        CMSG_FIRSTHDR(&m)->cmsg_type = SCM_RIGHTS;
+        CMSG_FIRSTHDR(&m)->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(CMSG_FIRSTHDR(&m)), &fd, sizeof(int));
+    }
+    do
+        n = sendmsg(sock, &m, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n == (ssize_t)len ? RP_OK : RP_ERR_IO;
+}
+
+rp_err_t rp_mon_recv(int sock, uint8_t *buf, size_t cap, size_t *len, int *fd)
+{
+    union {
+        struct cmsghdr h;
+        char space[CMSG_SPACE(4 * sizeof(int))]; /* room to see (and close) a few too many */
+    } ctl;
+    struct iovec iov = {buf, cap};
+    struct msghdr m = {.msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = ctl.space,
+                       .msg_controllen = sizeof(ctl.space)};
+    rp_err_t err = RP_OK;
+    ssize_t n;
+
+    *fd = -1;
+    *len = 0;
+    do
+        n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return RP_ERR_IO;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c)) {
+        size_t k;
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k; i++) {
+            int got;
+            memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+            if (*fd < 0 && err == RP_OK) {
+                *fd = got;
+            } else {
+                close(got);
+                err = RP_ERR_MALFORMED;
+            }
+        }
+    }
+    if ((m.msg_flags & MSG_CTRUNC) != 0)
+        err = RP_ERR_MALFORMED;
+    if (err == RP_OK && (m.msg_flags & MSG_TRUNC) != 0)
+        err = RP_ERR_TOO_LARGE;
+    if (err == RP_OK && n == 0 && *fd < 0)
+        err = RP_ERR_NOT_FOUND; /* an orderly close (an empty packet reads the same) */
+    if (err != RP_OK && *fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+    *len = (size_t)n;
+    return err;
+}
+
+rp_err_t rp_mon_call(const char *path, const rp_mon_request_t *q, int fd, rp_mon_reply_t *reply)
+{
+    static uint8_t buf[RP_MON_PACKET_MAX]; /* one call at a time per process */
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    size_t len;
+    int sock, got_fd;
+    rp_err_t err;
+
+    if (strlen(path) >= sizeof(addr.sun_path))
+        return RP_ERR_INVALID_ARG;
+    memcpy(addr.sun_path, path, strlen(path) + 1);
+    err = rp_mon_request_encode(q, buf, sizeof(buf), &len);
+    if (err != RP_OK)
+        return err;
+    sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (sock < 0)
+        return RP_ERR_IO;
+    if (connect(sock, (struct sockaddr *)&addr, sizeof(addr)) != 0)
+        err = errno == ENOENT || errno == ECONNREFUSED ? RP_ERR_NOT_FOUND : RP_ERR_IO;
+    if (err == RP_OK)
+        err = rp_mon_send(sock, buf, len, fd);
+    if (err == RP_OK)
+        err = rp_mon_recv(sock, buf, sizeof(buf), &len, &got_fd);
+    if (err == RP_OK && got_fd >= 0) {
+        close(got_fd); /* no reply carries one */
+        err = RP_ERR_MALFORMED;
+    }
+    if (err == RP_OK)
+        err = rp_mon_reply_decode(buf, len, reply);
+    if (err == RP_OK && (reply->id != q->id || reply->type != q->type))
+        err = RP_ERR_MALFORMED;
+    close(sock);
+    return err;
+}

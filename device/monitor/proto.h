@@ -1,0 +1,157 @@
+/*
+ * The security monitor's request protocol: the one owner of its packet layout, shared by
+ * rampart-monitor and its clients. docs/monitor.md describes it for people.
+ *
+ * One request or reply is one SOCK_SEQPACKET packet (the kernel keeps the boundaries, so a packet
+ * is never split or merged): a fixed 16-byte header, then a body whose layout is fixed per type.
+ *   header  magic u32 "RPMN" | version u16 | type u16 | id u32 | body length u32
+ *   fields  integers are big-endian; a string or byte string is a u16 length then its bytes, with a
+ *           per-field maximum (a string holds no NUL)
+ * A reply has the request's type with RP_MON_REPLY set and the request's id; its body opens with
+ * a u16 status (an rp_err_t: 0 is success), then on success the type's fields, otherwise a string
+ * saying why. Descriptors (INSTALL's image) travel beside the packet as SCM_RIGHTS.
+ *
+ * Decoding is bounded and allocation-free: anything short, long, of another magic or version, of an
+ * unknown type, with bytes left over, or with a field past its maximum is refused with its own
+ * error code. New requests (app start/stop, the app-facing ones) are new types: the header stays.
+ */
+#ifndef RAMPART_MONITOR_PROTO_H
+#define RAMPART_MONITOR_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rampart/component.h"
+#include "rampart/crypto.h"
+#include "rampart/eat.h"
+#include "rampart/error.h"
+
+#define RP_MON_MAGIC 0x52504d4eu /* "RPMN" */
+#define RP_MON_VERSION 1
+#define RP_MON_HEADER_LEN 16
+#define RP_MON_REPLY 0x8000u
+/* The largest packet either side sends: the largest reply (EVIDENCE) and its header. */
+#define RP_MON_PACKET_MAX (RP_MON_HEADER_LEN + 2 + 2 + RP_EAT_MAX_SIZE)
+
+#define RP_MON_MESSAGE_MAX 255 /* an error reply's reason */
+#define RP_MON_VERSION_MAX 47  /* a component's version text */
+#define RP_MON_DETAIL_MAX 255  /* an install's detail (rp_install_result_t) */
+#define RP_MON_COMPONENTS_MAX 16
+
+typedef enum rp_mon_type {
+    RP_MON_HELLO = 1,    /* the versions each side speaks */
+    RP_MON_STATUS = 2,   /* the components */
+    RP_MON_ID = 3,       /* device ID and public key */
+    RP_MON_SIGN = 4,     /* a SHA-256 digest signed with the identity key */
+    RP_MON_EVIDENCE = 5, /* measure, then the signed EAT for a nonce */
+    RP_MON_INSTALL = 6,  /* a component's image, from a descriptor */
+    RP_MON_RECOVER = 7,  /* put right what a cut install left */
+    RP_MON_TYPE_END      /* one past the last type: new types go before it */
+} rp_mon_type_t;
+
+/* A byte string as decoded: points into the packet. */
+typedef struct rp_mon_bytes {
+    const uint8_t *data;
+    size_t len;
+} rp_mon_bytes_t;
+
+typedef struct rp_mon_request {
+    rp_mon_type_t type;
+    uint32_t id;
+    union {
+        struct {
+            uint16_t min_version, max_version;
+        } hello;
+        struct {
+            uint8_t digest[RP_SHA256_LEN];
+        } sign;
+        struct {
+            uint8_t nonce[RP_EAT_NONCE_MAX];
+            size_t nonce_len; /* RP_EAT_NONCE_MIN to RP_EAT_NONCE_MAX */
+        } evidence;
+        struct {
+            char component[RP_COMPONENT_NAME_MAX + 1]; /* rp_component_name_valid() */
+            uint32_t health_seconds;                   /* 0: the default */
+        } install;
+    } u;
+} rp_mon_request_t;
+
+typedef struct rp_mon_component {
+    char name[RP_COMPONENT_NAME_MAX + 1];
+    char version[RP_MON_VERSION_MAX + 1]; /* of the active slot; "" for none */
+    uint8_t active;                       /* 0 (a), 1 (b), 0xff none */
+    uint32_t security_counter;            /* the root of trust's floor for it */
+    uint8_t last_result;                  /* rp_update_state_t */
+    char last_detail[RP_MON_DETAIL_MAX + 1];
+} rp_mon_component_t;
+
+typedef struct rp_mon_reply {
+    rp_mon_type_t type; /* the request's, without RP_MON_REPLY */
+    uint32_t id;
+    uint16_t status;                      /* rp_err_t; RP_OK: the union holds the answer */
+    char message[RP_MON_MESSAGE_MAX + 1]; /* why, when status is not RP_OK */
+    union {
+        struct {
+            uint16_t version;
+            uint32_t packet_max;
+        } hello;
+        struct {
+            rp_mon_component_t c[RP_MON_COMPONENTS_MAX];
+            size_t n;
+        } status;
+        struct {
+            char device_id[64 + 1];
+            uint8_t rot_kind; /* rp_rot_kind_t */
+            uint8_t spki[RP_PUBKEY_DER_MAX];
+            size_t spki_len;
+        } id;
+        struct {
+            uint8_t sig[RP_ECDSA_P256_SIG_MAX];
+            size_t len;
+        } sign;
+        struct {
+            uint8_t eat[RP_EAT_MAX_SIZE];
+            size_t len;
+        } evidence;
+        struct {
+            uint8_t state; /* rp_update_state_t */
+            char detail[RP_MON_DETAIL_MAX + 1];
+        } install;
+        struct {
+            uint32_t unbootable;
+        } recover;
+    } u;
+} rp_mon_reply_t;
+
+/* The largest request body of each type (the decoder refuses more before reading a field);
+ * 0 for a type this version does not know. */
+size_t rp_mon_request_body_max(rp_mon_type_t type);
+const char *rp_mon_type_name(rp_mon_type_t type); /* "?" for an unknown type */
+
+/* Requests: the client encodes, the monitor decodes. OUT: buf[0..*len) / *r. */
+rp_err_t rp_mon_request_encode(const rp_mon_request_t *r, uint8_t *buf, size_t cap,
+                               size_t *len) RP_MUST_CHECK;
+/* RP_ERR_TRUNCATED: shorter than its header or its fields; RP_ERR_TOO_LARGE: longer than its
+ * type's maximum, or a field past its own; RP_ERR_BAD_MAGIC; RP_ERR_BAD_VERSION;
+ * RP_ERR_UNSUPPORTED: an unknown type (or a reply); RP_ERR_MALFORMED: bytes left over, or a field
+ * that breaks its rule. On any refusal r->id and r->type hold what the header said (0 when it was
+ * short). */
+rp_err_t rp_mon_request_decode(const uint8_t *buf, size_t len, rp_mon_request_t *r) RP_MUST_CHECK;
+
+/* Replies: the monitor encodes, the client decodes (the same refusals). */
+rp_err_t rp_mon_reply_encode(const rp_mon_reply_t *r, uint8_t *buf, size_t cap,
+                             size_t *len) RP_MUST_CHECK;
+rp_err_t rp_mon_reply_decode(const uint8_t *buf, size_t len, rp_mon_reply_t *r) RP_MUST_CHECK;
+
+/* One packet on a SOCK_SEQPACKET socket, with at most one descriptor (fd < 0: none). */
+rp_err_t rp_mon_send(int sock, const uint8_t *buf, size_t len, int fd) RP_MUST_CHECK;
+/* OUT: buf[0..*len), *fd (-1 when none came; close it). A packet larger than cap is
+ * RP_ERR_TOO_LARGE (and discarded); more than one descriptor, or a truncated control message, is
+ * RP_ERR_MALFORMED (every descriptor that came is closed). RP_ERR_NOT_FOUND: the peer closed. */
+rp_err_t rp_mon_recv(int sock, uint8_t *buf, size_t cap, size_t *len, int *fd) RP_MUST_CHECK;
+
+/* A client's whole call: connect to path, send r (and fd), read the reply. OUT: *reply. */
+rp_err_t rp_mon_call(const char *path, const rp_mon_request_t *r, int fd,
+                     rp_mon_reply_t *reply) RP_MUST_CHECK;
+
+#endif /* RAMPART_MONITOR_PROTO_H */

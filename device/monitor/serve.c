@@ -1,0 +1,210 @@
+/*
+ * What the monitor does for each request (proto.h): the root of trust's answers, and installs
+ * from a descriptor. The one place a decoded request meets the privileged code.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "rampart/file.h"
+#include "rampart/log.h"
+#include "serve.h"
+#include "slots.h"
+#include "update.h"
+
+#define COPY_CHUNK (64 * 1024)
+
+static void refuse(rp_mon_reply_t *p, rp_err_t err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void refuse(rp_mon_reply_t *p, rp_err_t err, const char *fmt, ...)
+{
+    va_list ap;
+
+    p->status = (uint16_t)(err != RP_OK ? err : RP_ERR_IO);
+    va_start(ap, fmt);
+    vsnprintf(p->message, sizeof(p->message), fmt, ap);
+    va_end(ap);
+}
+
+int rp_monitor_slots_lock(const char *state_dir, bool wait)
+{
+    char path[PATH_MAX];
+    int fd, rc;
+
+    if (snprintf(path, sizeof(path), "%s/update.lock", state_dir) >= (int)sizeof(path))
+        return -1;
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return -1;
+    while ((rc = flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB))) != 0 && errno == EINTR)
+        ;
+    if (rc != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void do_status(rp_agent_t *a, rp_mon_reply_t *p)
+{
+    char names[RP_COMPONENTS_MAX][RP_COMPONENT_NAME_MAX + 1], path[PATH_MAX];
+    rp_component_t c;
+    rp_slot_image_t img;
+    size_t n;
+    rp_err_t err = rp_component_names(a->state_dir, names, RP_COMPONENTS_MAX, &n);
+
+    for (size_t i = 0; err == RP_OK && i < n; i++) {
+        rp_mon_component_t *m = &p->u.status.c[p->u.status.n];
+        uint32_t floor = 0;
+        err = rp_component_load(a->state_dir, names[i], &c);
+        if (err != RP_OK)
+            break;
+        snprintf(m->name, sizeof(m->name), "%s", c.name);
+        m->active = c.active >= 0 ? (uint8_t)c.active : 0xff;
+        if (c.active >= 0 &&
+            rp_slot_path(a->state_dir, c.name, c.active, path, sizeof(path)) == RP_OK &&
+            rp_slot_check(a, &c, path, &img) == RP_OK && img.valid)
+            snprintf(m->version, sizeof(m->version), "%s", img.version);
+        if (c.seccnt_index < RP_ROT_SECCNT_COUNT)
+            err = rp_rot_seccnt_read(a->rot, c.seccnt_index, &floor);
+        m->security_counter = floor;
+        m->last_result = (uint8_t)c.last_result;
+        snprintf(m->last_detail, sizeof(m->last_detail), "%s", c.last_detail);
+        p->u.status.n++;
+    }
+    if (err != RP_OK)
+        refuse(p, err, "cannot read the components: %s", rp_strerror(err));
+}
+
+/* Copy the client's image into a file only the monitor reaches: what is verified and installed is
+ * then what the monitor holds, whatever the client does with its descriptor afterwards. */
+static rp_err_t copy_in(int fd, const char *dir, char *path, size_t cap)
+{
+    uint8_t *buf = malloc(COPY_CHUNK);
+    uint64_t total = 0;
+    struct stat st;
+    int out = -1;
+    ssize_t n;
+    rp_err_t err = RP_OK;
+
+    if (buf == NULL)
+        return RP_ERR_NO_MEMORY;
+    /* A regular file only: a pipe or socket whose writer never finishes would hold the monitor. */
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        err = RP_ERR_INVALID_ARG;
+    else if (snprintf(path, cap, "%s/monitor-tmp", dir) >= (int)cap ||
+             (mkdir(path, 0700) != 0 && errno != EEXIST) ||
+             snprintf(path, cap, "%s/monitor-tmp/install.img", dir) >= (int)cap)
+        err = RP_ERR_IO;
+    if (err == RP_OK) {
+        unlink(path);
+        out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (out < 0)
+            err = RP_ERR_IO;
+    }
+    /* From offset 0 whatever the client's offset: pread. */
+    while (err == RP_OK && (n = pread(fd, buf, COPY_CHUNK, (off_t)total)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            err = RP_ERR_IO;
+        else if ((total += (uint64_t)n) > RP_UPDATE_IMAGE_MAX)
+            err = RP_ERR_TOO_LARGE;
+        else
+            err = rp_write_all(out, buf, (size_t)n);
+    }
+    if (out >= 0 && close(out) != 0 && err == RP_OK)
+        err = RP_ERR_IO;
+    free(buf);
+    return err;
+}
+
+static void do_install(rp_agent_t *a, const rp_mon_request_t *q, int fd, rp_mon_reply_t *p)
+{
+    rp_install_opts_t opts = {
+        (int)(q->u.install.health_seconds > 600 ? 600 : q->u.install.health_seconds)};
+    rp_install_result_t res;
+    char path[PATH_MAX];
+    rp_err_t err;
+
+    if (fd < 0) {
+        refuse(p, RP_ERR_INVALID_ARG, "install needs the image as a descriptor (SCM_RIGHTS)");
+        return;
+    }
+    err = copy_in(fd, a->state_dir, path, sizeof(path));
+    if (err == RP_ERR_INVALID_ARG) {
+        refuse(p, err, "the image's descriptor must be a regular file opened for reading");
+    } else if (err == RP_ERR_TOO_LARGE) {
+        refuse(p, err, "the image is larger than %llu bytes",
+               (unsigned long long)RP_UPDATE_IMAGE_MAX);
+    } else if (err != RP_OK) {
+        refuse(p, err, "cannot read the image from its descriptor: %s", rp_strerror(err));
+    } else {
+        err = rp_install(a, q->u.install.component, path, &opts, &res);
+        if (err == RP_OK) {
+            p->u.install.state = (uint8_t)res.state;
+            snprintf(p->u.install.detail, sizeof(p->u.install.detail), "%s", res.detail);
+        } else {
+            refuse(p, err, "%s: the install failed: %s", q->u.install.component,
+                   err == RP_ERR_BAD_SIGNATURE ? "its state's counter binding is tampered"
+                                               : rp_strerror(err));
+        }
+    }
+    unlink(path);
+}
+
+void rp_monitor_serve(rp_agent_t *a, const rp_mon_request_t *q, int fd, rp_mon_reply_t *p)
+{
+    rp_err_t err = RP_OK;
+    int unbootable = 0, lock;
+
+    memset(p, 0, sizeof(*p));
+    p->type = q->type;
+    p->id = q->id;
+    switch (q->type) {
+    case RP_MON_HELLO:
+        if (q->u.hello.min_version > RP_MON_VERSION || q->u.hello.max_version < RP_MON_VERSION)
+            refuse(p, RP_ERR_BAD_VERSION, "this monitor speaks version %d only", RP_MON_VERSION);
+        p->u.hello.version = RP_MON_VERSION;
+        p->u.hello.packet_max = RP_MON_PACKET_MAX;
+        break;
+    case RP_MON_STATUS: do_status(a, p); break;
+    case RP_MON_ID:
+        snprintf(p->u.id.device_id, sizeof(p->u.id.device_id), "%s", a->device_id);
+        p->u.id.rot_kind = (uint8_t)rp_rot_kind(a->rot);
+        err = rp_rot_public_key(a->rot, p->u.id.spki, sizeof(p->u.id.spki), &p->u.id.spki_len);
+        break;
+    case RP_MON_SIGN:
+        err = rp_rot_sign(a->rot, q->u.sign.digest, p->u.sign.sig, sizeof(p->u.sign.sig),
+                          &p->u.sign.len);
+        break;
+    case RP_MON_EVIDENCE:
+        err = rp_agent_evidence(a, q->u.evidence.nonce, q->u.evidence.nonce_len, p->u.evidence.eat,
+                                sizeof(p->u.evidence.eat), &p->u.evidence.len);
+        break;
+    case RP_MON_INSTALL:
+    case RP_MON_RECOVER:
+        /* Taking turns with an agent that still changes the slots itself; never waiting for it
+         * (the monitor would stop serving everyone else). */
+        lock = rp_monitor_slots_lock(a->state_dir, false);
+        if (lock < 0)
+            refuse(p, RP_ERR_EXISTS, "the slots are busy (S/update.lock is held): try again");
+        else if (q->type == RP_MON_INSTALL)
+            do_install(a, q, fd, p);
+        else if ((err = rp_components_recover(a, &unbootable)) == RP_OK)
+            p->u.recover.unbootable = (uint32_t)unbootable; /* the union: not for INSTALL */
+        if (lock >= 0)
+            close(lock);
+        break;
+    default: refuse(p, RP_ERR_UNSUPPORTED, "unknown request"); break;
+    }
+    if (err != RP_OK)
+        refuse(p, err, "%s: %s", rp_mon_type_name(q->type), rp_strerror(err));
+}

@@ -1,0 +1,20 @@
+/*
+ * The monitor's request handlers: a decoded request (proto.h) in, its reply out.
+ */
+#ifndef RAMPART_MONITOR_SERVE_H
+#define RAMPART_MONITOR_SERVE_H
+
+#include <stdbool.h>
+
+#include "agent.h"
+#include "proto.h"
+
+/* Answer q (fd: the descriptor that came with it, or -1; the caller closes it). OUT: *p, always a
+ * reply to send (an error reply when the monitor could not do it). */
+void rp_monitor_serve(rp_agent_t *a, const rp_mon_request_t *q, int fd, rp_mon_reply_t *p);
+
+/* S/update.lock, which whatever changes the slots holds (the agent's install, recover and update
+ * checks take it too). wait false: -1 at once when it is held. The descriptor, or -1. */
+int rp_monitor_slots_lock(const char *state_dir, bool wait);
+
+#endif /* RAMPART_MONITOR_SERVE_H */

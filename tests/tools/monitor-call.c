@@ -1,0 +1,155 @@
+/*
+ * A small client of rampart-monitor for the tests: one request per run, its reply printed.
+ *   monitor-call SOCK hello|status|id|recover
+ *   monitor-call SOCK sign DIGEST_HEX          prints the DER signature in hex
+ *   monitor-call SOCK evidence NONCE_HEX OUT   writes the EAT to OUT
+ *   monitor-call SOCK install NAME FILE [HEALTH_SECONDS]
+ *   monitor-call SOCK raw HEX                  sends those bytes as one packet
+ *   monitor-call SOCK junk N                   sends N bytes of 0xA5 as one packet
+ * Exit: 0 the monitor said yes; 1 it said no ("error N: why"); 3 no answer (the connection was
+ * refused or closed: "closed").
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "proto.h"
+#include "rampart/hex.h"
+#include "rampart/update_state.h"
+
+static uint8_t buf[RP_MON_PACKET_MAX + 4096];
+
+static void print_hex(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        printf("%02x", p[i]);
+    printf("\n");
+}
+
+/* Send one raw packet; print the decoded reply's status, then whether the monitor closed. */
+static int raw(const char *path, const uint8_t *p, size_t n)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    static rp_mon_reply_t r;
+    size_t len;
+    int s = socket(AF_UNIX, SOCK_SEQPACKET, 0), fd, rc = 3;
+
+    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
+    if (s < 0 || connect(s, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
+        send(s, p, n, MSG_NOSIGNAL) != (ssize_t)n) {
+        printf("closed\n");
+        return 3;
+    }
+    if (rp_mon_recv(s, buf, sizeof(buf), &len, &fd) == RP_OK &&
+        rp_mon_reply_decode(buf, len, &r) == RP_OK) {
+        printf("error %u: %s\n", r.status, r.message);
+        rc = r.status != 0 ? 1 : 0;
+    }
+    /* After a refusal the monitor closes the connection. */
+    if (rp_mon_recv(s, buf, sizeof(buf), &len, &fd) == RP_ERR_NOT_FOUND)
+        printf("closed\n");
+    close(s);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static rp_mon_request_t q;
+    static rp_mon_reply_t r;
+    const char *sock = argc > 2 ? argv[1] : NULL, *cmd = argc > 2 ? argv[2] : "";
+    int fd = -1;
+    rp_err_t err;
+
+    q.id = (uint32_t)getpid();
+    if (strcmp(cmd, "hello") == 0) {
+        q.type = RP_MON_HELLO;
+        q.u.hello.min_version = q.u.hello.max_version = RP_MON_VERSION;
+    } else if (strcmp(cmd, "status") == 0) {
+        q.type = RP_MON_STATUS;
+    } else if (strcmp(cmd, "id") == 0) {
+        q.type = RP_MON_ID;
+    } else if (strcmp(cmd, "recover") == 0) {
+        q.type = RP_MON_RECOVER;
+    } else if (strcmp(cmd, "sign") == 0 && argc == 4) {
+        q.type = RP_MON_SIGN;
+        if (rp_hex_decode(argv[3], strlen(argv[3]), q.u.sign.digest, RP_SHA256_LEN) != RP_OK)
+            return 2;
+    } else if (strcmp(cmd, "evidence") == 0 && argc == 5) {
+        q.type = RP_MON_EVIDENCE;
+        q.u.evidence.nonce_len = strlen(argv[3]) / 2;
+        if (q.u.evidence.nonce_len > RP_EAT_NONCE_MAX ||
+            rp_hex_decode(argv[3], strlen(argv[3]), q.u.evidence.nonce, q.u.evidence.nonce_len) !=
+                RP_OK)
+            return 2;
+    } else if (strcmp(cmd, "install") == 0 && (argc == 5 || argc == 6)) {
+        q.type = RP_MON_INSTALL;
+        snprintf(q.u.install.component, sizeof(q.u.install.component), "%s", argv[3]);
+        q.u.install.health_seconds = argc == 6 ? (uint32_t)atoi(argv[5]) : 0;
+        fd = open(argv[4], O_RDONLY);
+        if (fd < 0)
+            return 2;
+    } else if (strcmp(cmd, "raw") == 0 && argc == 4) {
+        size_t n = strlen(argv[3]) / 2;
+        if (n > sizeof(buf) || rp_hex_decode(argv[3], strlen(argv[3]), buf, n) != RP_OK)
+            return 2;
+        return raw(sock, buf, n);
+    } else if (strcmp(cmd, "junk") == 0 && argc == 4) {
+        size_t n = (size_t)atol(argv[3]);
+        static uint8_t junk[256 * 1024];
+        if (n > sizeof(junk))
+            return 2;
+        memset(junk, 0xa5, n);
+        return raw(sock, junk, n);
+    } else {
+        fprintf(stderr, "usage: see tests/tools/monitor-call.c\n");
+        return 2;
+    }
+    err = rp_mon_call(sock, &q, fd, &r);
+    if (err != RP_OK) {
+        printf("closed (%s)\n", rp_strerror(err));
+        return 3;
+    }
+    if (r.status != RP_OK) {
+        printf("error %u: %s\n", r.status, r.message);
+        return 1;
+    }
+    switch (q.type) {
+    case RP_MON_HELLO:
+        printf("version %u packet_max %u\n", r.u.hello.version, r.u.hello.packet_max);
+        break;
+    case RP_MON_STATUS:
+        for (size_t i = 0; i < r.u.status.n; i++)
+            printf("%s %s %c %u %s %s\n", r.u.status.c[i].name,
+                   r.u.status.c[i].version[0] ? r.u.status.c[i].version : "-",
+                   r.u.status.c[i].active == 0   ? 'a'
+                   : r.u.status.c[i].active == 1 ? 'b'
+                                                 : '-',
+                   r.u.status.c[i].security_counter,
+                   rp_update_state_name(r.u.status.c[i].last_result) ?: "?",
+                   r.u.status.c[i].last_detail);
+        break;
+    case RP_MON_ID:
+        printf("%s %u ", r.u.id.device_id, r.u.id.rot_kind);
+        print_hex(r.u.id.spki, r.u.id.spki_len);
+        break;
+    case RP_MON_SIGN: print_hex(r.u.sign.sig, r.u.sign.len); break;
+    case RP_MON_EVIDENCE: {
+        FILE *f = fopen(argv[4], "wb");
+        if (f == NULL || fwrite(r.u.evidence.eat, 1, r.u.evidence.len, f) != r.u.evidence.len ||
+            fclose(f) != 0)
+            return 2;
+        printf("%zu bytes\n", r.u.evidence.len);
+        break;
+    }
+    case RP_MON_INSTALL:
+        printf("%s: %s\n", rp_update_state_name(r.u.install.state) ?: "?", r.u.install.detail);
+        break;
+    case RP_MON_RECOVER: printf("unbootable %u\n", r.u.recover.unbootable); break;
+    default: break;
+    }
+    return 0;
+}
