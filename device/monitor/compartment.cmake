@@ -28,4 +28,4 @@ add_test(NAME e2e.compartment COMMAND ${CMAKE_SOURCE_DIR}/tests/e2e/compartment.
 set_tests_properties(e2e.compartment PROPERTIES
   LABELS e2e
   TIMEOUT 300
-  ENVIRONMENT "COMPARTMENT_RUN=$<TARGET_FILE:compartment-run>")
+  ENVIRONMENT "COMPARTMENT_RUN=$<TARGET_FILE:compartment-run>;AGENT=$<TARGET_FILE:rampart-agent>")
