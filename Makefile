@@ -50,6 +50,8 @@ bench: build
 	@$(BUILD)/bin/bench-image-verify
 	@$(BUILD)/bin/bench-attest
 	@bench/update.sh $(BUILD)/bin
+	@$(BUILD)/bin/bench-app-start
+	@bench/footprint.sh $(BUILD)/bin
 
 size: build
 	@scripts/size $(BUILD)/rampart-monitor.map

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 
 #include "agent.h"
 #include "capability.h"
+#include "events.h"
 #include "proto.h"
 #include "slots.h"
 #include "supervise.h"
@@ -81,6 +83,11 @@ static const char usage[] =
     "      A capability signed by the device's tenant for this device (rampart device\n"
     "      capability create), checked with its update root: development lets a managed\n"
     "      device install images locally and be debugged, until it expires or is removed.\n"
+    "  app logs --state-dir S NAME\n"
+    "      The end (64 KiB at most) of an app's stdout and stderr.\n"
+    "  events --state-dir S [--output json]\n"
+    "      The security events the monitor recorded (time, kind, app, reason), oldest first:\n"
+    "      each refusal its compartments saw; the newest 1000 are kept, the drop counted.\n"
     "  status --state-dir S [--output json]\n"
     "      Components: version, active slot, security counter, last update result; for\n"
     "      an app, what the daemon does with it (starting, ready, running, restarting...).\n"
@@ -852,6 +859,96 @@ static int cmd_status(const struct args *a)
     return OK;
 }
 
+#define APP_LOG_TAIL (64 * 1024) /* what `app logs` shows of an app's log, at most: its end */
+
+/* app logs NAME: the end of the app's stdout and stderr (S/components/NAME/app.log). */
+static int cmd_app_logs(const struct args *a)
+{
+    char path[PATH_MAX], buf[8192];
+    struct stat st;
+    off_t from;
+    ssize_t got;
+    int fd;
+
+    if (a->nrest != 1)
+        return usage_error("app logs needs one NAME");
+    if (!rp_component_name_valid(a->rest[0], strlen(a->rest[0])))
+        return usage_error("a component name is 1 to 32 of A-Z a-z 0-9 . _ - (no leading dot)");
+    if (snprintf(path, sizeof(path), "%s/components/%s/app.log", a->state_dir, a->rest[0]) >=
+        (int)sizeof(path))
+        return usage_error("the state directory's path is too long");
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        rp_log_error("%s: %s", path,
+                     errno == ENOENT ? "no log: the app never ran on this device"
+                                     : strerror(errno));
+        return FAIL;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        rp_log_error("%s: not a regular file", path);
+        close(fd);
+        return FAIL;
+    }
+    from = st.st_size > APP_LOG_TAIL ? st.st_size - APP_LOG_TAIL : 0;
+    if (from > 0)
+        printf("[... %lld earlier bytes not shown]\n", (long long)from);
+    fflush(stdout);
+    if (lseek(fd, from, SEEK_SET) < 0) {
+        close(fd);
+        return FAIL;
+    }
+    /* Only what was there when it was opened: a chatty app cannot keep this going. */
+    for (off_t left = st.st_size - from; left > 0; left -= got) {
+        got = read(fd, buf, (size_t)left < sizeof(buf) ? (size_t)left : sizeof(buf));
+        if (got <= 0 || fwrite(buf, 1, (size_t)got, stdout) != (size_t)got)
+            break;
+    }
+    close(fd);
+    return OK;
+}
+
+/* events: the security events the monitor recorded (device/monitor/events.h), oldest first. */
+static int cmd_events(const struct args *a)
+{
+    static rp_event_t ev[RP_EVENTS_MAX];
+    uint64_t dropped = 0;
+    size_t n = 0;
+    char when[32];
+
+    if (a->output != NULL && strcmp(a->output, "json") != 0 && strcmp(a->output, "text") != 0)
+        return usage_error("--output must be text or json");
+    if (rp_events_read(a->state_dir, ev, RP_EVENTS_MAX, &n, &dropped) != RP_OK) {
+        rp_log_error("%s: cannot read the security events", a->state_dir);
+        return FAIL;
+    }
+    if (a->output != NULL && strcmp(a->output, "json") == 0) {
+        json_t *list = json_array(), *out;
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(list,
+                                  json_pack("{s:I, s:s, s:s, s:s}", "at", (json_int_t)ev[i].at,
+                                            "kind", rp_event_kind_name(ev[i].kind), "app",
+                                            ev[i].app, "reason", ev[i].reason));
+        out = json_pack("{s:o, s:I}", "events", list, "dropped", (json_int_t)dropped);
+        json_dumpf(out, stdout, JSON_INDENT(2));
+        putchar('\n');
+        json_decref(out);
+        return OK;
+    }
+    for (size_t i = 0; i < n; i++) {
+        time_t t = (time_t)ev[i].at;
+        struct tm tm;
+        if (gmtime_r(&t, &tm) == NULL ||
+            strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+            snprintf(when, sizeof(when), "%lld", (long long)ev[i].at);
+        printf("%s %-14s %-16s %s\n", when, rp_event_kind_name(ev[i].kind),
+               ev[i].app[0] != '\0' ? ev[i].app : "-", ev[i].reason);
+    }
+    if (dropped > 0)
+        printf("(%llu older events dropped: the log keeps the newest %d)\n",
+               (unsigned long long)dropped, RP_EVENTS_MAX);
+    return OK;
+}
+
 /* The service the device talks to: given, or the one it last attested with. */
 static int service_of(const struct args *a, char *server, size_t scap, char *ca, size_t ccap)
 {
@@ -970,10 +1067,11 @@ int main(int argc, char **argv)
     }
     cmd = argv[1];
     optind = 2;
-    if (strcmp(cmd, "peer") == 0 || strcmp(cmd, "capability") == 0) {
+    if (strcmp(cmd, "peer") == 0 || strcmp(cmd, "capability") == 0 || strcmp(cmd, "app") == 0) {
         if (argc < 3)
-            return usage_error(strcmp(cmd, "peer") == 0 ? "peer serve or peer connect"
-                                                        : "capability apply, remove or show");
+            return usage_error(strcmp(cmd, "peer") == 0         ? "peer serve or peer connect"
+                               : strcmp(cmd, "capability") == 0 ? "capability apply, remove or show"
+                                                                : "app logs NAME");
         verb = argv[2];
         optind = 3;
     }
@@ -1012,7 +1110,8 @@ int main(int argc, char **argv)
     }
     a.rest = argv + optind;
     a.nrest = argc - optind;
-    if (a.nrest != 0 && strcmp(cmd, "install") != 0 && strcmp(cmd, "capability") != 0)
+    if (a.nrest != 0 && strcmp(cmd, "install") != 0 && strcmp(cmd, "capability") != 0 &&
+        strcmp(cmd, "app") != 0)
         return usage_error("unexpected argument");
     if (a.state_dir == NULL)
         return usage_error("--state-dir is required");
@@ -1046,5 +1145,11 @@ int main(int argc, char **argv)
         return cmd_check_now(&a);
     if (strcmp(cmd, "capability") == 0)
         return cmd_capability(&a, verb);
+    if (strcmp(cmd, "app") == 0 && strcmp(verb, "logs") == 0)
+        return cmd_app_logs(&a);
+    if (strcmp(cmd, "app") == 0)
+        return usage_error("app logs NAME");
+    if (strcmp(cmd, "events") == 0)
+        return cmd_events(&a);
     return usage_error("unknown command");
 }

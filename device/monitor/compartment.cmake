@@ -28,4 +28,15 @@ add_test(NAME e2e.compartment COMMAND ${CMAKE_SOURCE_DIR}/tests/e2e/compartment.
 set_tests_properties(e2e.compartment PROPERTIES
   LABELS e2e
   TIMEOUT 300
-  ENVIRONMENT "COMPARTMENT_RUN=$<TARGET_FILE:compartment-run>")
+  ENVIRONMENT "COMPARTMENT_RUN=$<TARGET_FILE:compartment-run>;AGENT=$<TARGET_FILE:rampart-agent>")
+
+# What a compartment costs an app at start (`make bench`).
+add_executable(bench-app-start bench/app-start.c)
+target_link_libraries(bench-app-start PRIVATE rampart_compartment)
+set_target_properties(bench-app-start PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bin)
+# The benchmarks still run (their figures are for `make bench`, never asserted here).
+add_test(NAME e2e.bench_app_start_runs COMMAND bench-app-start --rounds 2)
+set_tests_properties(e2e.bench_app_start_runs PROPERTIES LABELS e2e TIMEOUT 120)
+add_test(NAME e2e.bench_footprint_runs COMMAND ${CMAKE_SOURCE_DIR}/bench/footprint.sh
+                                               ${CMAKE_BINARY_DIR}/bin)
+set_tests_properties(e2e.bench_footprint_runs PROPERTIES LABELS e2e TIMEOUT 120)

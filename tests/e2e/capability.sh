@@ -32,7 +32,7 @@ expect 0 "$RAMPART" key public --key "$d/img.key" --out "$d/img.pub"
 expect 0 "$RAMPART" image-key add --tenant "$acme" --key "$d/img.pub" --name release
 expect 0 "$RAMPART" update-root sign --tenant "$acme" --root-key "$d/root.key" --out "$d/root.json"
 for i in 1 2; do expect 0 "$AGENT" trust --state-dir "$d/dev$i" --update-root "$d/root.json"; done
-printf '#!/bin/sh\necho ready >&"$RAMPART_READY_FD"\nexec sleep 60\n' >"$d/app.sh"
+printf '#!/bin/sh\necho "hello from the app"\necho ready >&"$RAMPART_READY_FD"\nexec sleep 60\n' >"$d/app.sh"
 expect 0 "$RAMPART" image sign --key "$d/img.key" --version 1.0.0 --type app "$d/app.sh" "$d/app.img"
 # (uploaded: a device running an image its tenant never saw fails appraisal, in any mode)
 expect 0 "$RAMPART" image upload --tenant "$acme" --component app "$d/app.img"
@@ -85,6 +85,13 @@ expect 0 "$AGENT" capability apply --state-dir "$d/dev1" "$d/cap.json"; out_has 
 expect 0 "$AGENT" capability show --state-dir "$d/dev1" --output json
 jq -e --arg t "$acme" '.kind == "development" and .tenant == $t' "$d/out" >/dev/null || fail "show: $(cat "$d/out")"
 expect 0 "$AGENT" install --state-dir "$d/dev1" --component app --health-seconds 1 "$d/app.img"; out_has "app: installed"
+# What the app wrote (rampart-agent app logs: the contract), only the end of a long log.
+expect 0 "$AGENT" app logs --state-dir "$d/dev1" app; out_has "hello from the app"
+head -c 100000 /dev/zero | tr '\0' x >>"$d/dev1/components/app/app.log"; echo "last line" >>"$d/dev1/components/app/app.log"
+expect 0 "$AGENT" app logs --state-dir "$d/dev1" app; out_has "earlier bytes not shown]"; out_has "last line"
+[ "$(wc -c <"$d/out")" -le 66000 ] || fail "app logs printed more than its bound"
+expect 1 "$AGENT" app logs --state-dir "$d/dev1" other; err_has "the app never ran"
+expect 2 "$AGENT" app logs --state-dir "$d/dev1" ../app
 
 # Its evidence says so; the tenant's policy refuses development mode until it allows it.
 expect 1 "$AGENT" attest --state-dir "$d/dev1" --server "$SERVER_URL" --server-ca "$SERVER_CA"

@@ -7,6 +7,7 @@
 # failure, and the end checks that no loop device, cgroup or mount is left.
 [ "$(id -u)" = 0 ] || { echo "FAIL: compartment.sh builds namespaces and mounts: run it as root" >&2; exit 1; }
 : "${COMPARTMENT_RUN:?set COMPARTMENT_RUN to the compartment-run test driver}"
+: "${AGENT:?set AGENT to the rampart-agent binary}"
 RAMPART=$COMPARTMENT_RUN
 . "$(dirname "$0")/lib.sh"
 d=$E2E_DIR
@@ -188,6 +189,21 @@ for g in $cg_left; do [ -d "$g" ] || fail "expected the crash to leave $g"; done
 expect 0 "$cr" --cleanup --state-dir "$state" --run-dir "$run"
 out_has "leftovers: $(echo "$cg_left" | wc -w)"
 for g in $cg_left; do [ ! -d "$g" ] || fail "cleanup left $g"; done
+
+# The same events, as the device's operator reads them (rampart-agent events: the contract).
+expect 0 "$AGENT" events --state-dir "$state" --output json
+for want in 'syscall|hostile|ptrace (' 'syscall|hostile|mount (' 'oom|hostile|' 'pids|hostile|' \
+  'quota|hostile|' 'device|taker|'; do
+  IFS='|' read -r kind app reason <<<"$want"
+  jq -e --arg k "$kind" --arg a "$app" --arg r "$reason" \
+    '[.events[] | select(.kind == $k and .app == $a and (.reason | startswith($r)) and (.at | type == "number"))] | length > 0' \
+    "$d/out" >/dev/null || fail "rampart-agent events lacks a $want event: $(head -c 800 "$d/out")"
+  E2E_CHECKS=$((E2E_CHECKS + 1))
+done
+jq -e '.dropped == 0' "$d/out" >/dev/null || fail "events dropped"
+expect 0 "$AGENT" events --state-dir "$state"
+out_has " syscall        hostile          ptrace ("
+expect 2 "$AGENT" events --state-dir "$state" --output yaml
 
 # Nothing is left: no cgroup any run named, no loop device on a storage image, no mount under
 # the test's directory.
