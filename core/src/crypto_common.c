@@ -1,7 +1,9 @@
 /*
  * The parts of the crypto port that do not depend on the backend: one-shot hashing, constant-time
- * comparison, wiping, and names.
+ * comparison, wiping, names, and the TLS 1.3 CertificateVerify content.
  */
+#include <string.h>
+
 #include "rampart/crypto.h"
 
 const char *rp_sig_alg_name(rp_sig_alg_t alg)
@@ -47,4 +49,59 @@ void rp_wipe(void *p, size_t len)
 
     while (len-- > 0)
         *v++ = 0;
+}
+
+#define TLS13_PAD 64
+static const char tls13_client[] = "TLS 1.3, client CertificateVerify";
+static const char tls13_server[] = "TLS 1.3, server CertificateVerify";
+#define TLS13_CONTEXT_LEN (sizeof(tls13_client) - 1) /* both are 33 bytes */
+
+int rp_tls13_hash_len_valid(size_t n)
+{
+    return n == 32 || n == 48;
+}
+
+rp_err_t rp_tls13_cv_content(rp_tls13_side_t side, const uint8_t *hash, size_t hash_len,
+                             uint8_t *out, size_t cap, size_t *len)
+{
+    const char *context = side == RP_TLS13_CLIENT   ? tls13_client
+                          : side == RP_TLS13_SERVER ? tls13_server
+                                                    : NULL;
+    size_t n = TLS13_PAD + TLS13_CONTEXT_LEN + 1 + hash_len;
+
+    if (context == NULL || hash == NULL || !rp_tls13_hash_len_valid(hash_len))
+        return RP_ERR_INVALID_ARG;
+    if (cap < n)
+        return RP_ERR_BUFFER_TOO_SMALL;
+    memset(out, 0x20, TLS13_PAD);
+    memcpy(out + TLS13_PAD, context, TLS13_CONTEXT_LEN);
+    out[TLS13_PAD + TLS13_CONTEXT_LEN] = 0;
+    memcpy(out + TLS13_PAD + TLS13_CONTEXT_LEN + 1, hash, hash_len);
+    *len = n;
+    return RP_OK;
+}
+
+rp_err_t rp_tls13_cv_parse(const uint8_t *content, size_t len, rp_tls13_side_t *side,
+                           uint8_t hash[RP_TLS13_HASH_MAX], size_t *hash_len)
+{
+    const size_t head = TLS13_PAD + TLS13_CONTEXT_LEN + 1;
+    const uint8_t *context = content + TLS13_PAD;
+
+    *hash_len = 0;
+    if (content == NULL || len < head || !rp_tls13_hash_len_valid(len - head))
+        return RP_ERR_MALFORMED;
+    for (size_t i = 0; i < TLS13_PAD; i++)
+        if (content[i] != 0x20)
+            return RP_ERR_MALFORMED;
+    if (memcmp(context, tls13_client, TLS13_CONTEXT_LEN) == 0)
+        *side = RP_TLS13_CLIENT;
+    else if (memcmp(context, tls13_server, TLS13_CONTEXT_LEN) == 0)
+        *side = RP_TLS13_SERVER;
+    else
+        return RP_ERR_MALFORMED;
+    if (content[head - 1] != 0)
+        return RP_ERR_MALFORMED;
+    memcpy(hash, content + head, len - head);
+    *hash_len = len - head;
+    return RP_OK;
 }

@@ -137,7 +137,8 @@ static void refuse_packet(struct client *c, rp_err_t err, const rp_mon_request_t
     size_t len;
 
     memset(&m.reply, 0, sizeof(m.reply));
-    m.reply.type = q->type > 0 && q->type < RP_MON_TYPE_END ? q->type : RP_MON_HELLO;
+    /* The header's type when it is one this version answers (a retired number is not). */
+    m.reply.type = rp_mon_type_known(q->type) ? q->type : RP_MON_HELLO;
     m.reply.id = q->id;
     m.reply.status = (uint16_t)err;
     snprintf(m.reply.message, sizeof(m.reply.message), "request refused: %s", rp_strerror(err));

@@ -136,18 +136,23 @@ static const struct {
     const char *name;
     size_t body_max; /* a request's */
 } types[RP_MON_TYPE_END] = {
-    [RP_MON_HELLO] = {"hello",    4                            },
-    [RP_MON_STATUS] = {"status",   0                            },
-    [RP_MON_ID] = {"id",       0                            },
-    [RP_MON_SIGN] = {"sign",     2 + RP_SHA256_LEN            },
-    [RP_MON_EVIDENCE] = {"evidence", 2 + RP_EAT_NONCE_MAX         },
-    [RP_MON_INSTALL] = {"install",  2 + RP_COMPONENT_NAME_MAX + 4},
-    [RP_MON_RECOVER] = {"recover",  0                            },
+    [RP_MON_HELLO] = {"hello",      4                            },
+    [RP_MON_STATUS] = {"status",     0                            },
+    [RP_MON_ID] = {"id",         0                            },
+    [RP_MON_EVIDENCE] = {"evidence",   2 + RP_EAT_NONCE_MAX         },
+    [RP_MON_INSTALL] = {"install",    2 + RP_COMPONENT_NAME_MAX + 4},
+    [RP_MON_RECOVER] = {"recover",    0                            },
+    [RP_MON_SIGN_TLS13] = {"sign-tls13", 1 + 2 + RP_TLS13_HASH_MAX    },
 };
 
 static bool type_known(unsigned t)
 {
     return t > 0 && t < RP_MON_TYPE_END && types[t].name != NULL;
+}
+
+int rp_mon_type_known(unsigned type)
+{
+    return type_known(type);
 }
 
 size_t rp_mon_request_body_max(rp_mon_type_t type)
@@ -228,7 +233,10 @@ rp_err_t rp_mon_request_encode(const rp_mon_request_t *q, uint8_t *buf, size_t c
         put_u16(&w, q->u.hello.min_version);
         put_u16(&w, q->u.hello.max_version);
         break;
-    case RP_MON_SIGN: put_bytes(&w, q->u.sign.digest, RP_SHA256_LEN, RP_SHA256_LEN); break;
+    case RP_MON_SIGN_TLS13:
+        put_u8(&w, q->u.sign_tls13.side);
+        put_bytes(&w, q->u.sign_tls13.hash, q->u.sign_tls13.hash_len, RP_TLS13_HASH_MAX);
+        break;
     case RP_MON_EVIDENCE:
         put_bytes(&w, q->u.evidence.nonce, q->u.evidence.nonce_len, RP_EAT_NONCE_MAX);
         break;
@@ -245,7 +253,6 @@ rp_err_t rp_mon_request_decode(const uint8_t *buf, size_t len, rp_mon_request_t 
 {
     rd_t r = {buf, len, 0, RP_OK};
     unsigned type;
-    size_t n;
     rp_err_t err;
 
     memset(q, 0, sizeof(*q));
@@ -258,7 +265,14 @@ rp_err_t rp_mon_request_decode(const uint8_t *buf, size_t len, rp_mon_request_t 
         q->u.hello.min_version = get_u16(&r);
         q->u.hello.max_version = get_u16(&r);
         break;
-    case RP_MON_SIGN: get_bytes(&r, q->u.sign.digest, &n, RP_SHA256_LEN, RP_SHA256_LEN); break;
+    case RP_MON_SIGN_TLS13:
+        q->u.sign_tls13.side = get_u8(&r);
+        get_bytes(&r, q->u.sign_tls13.hash, &q->u.sign_tls13.hash_len, 32, RP_TLS13_HASH_MAX);
+        if (r.err == RP_OK &&
+            ((q->u.sign_tls13.side != RP_TLS13_CLIENT && q->u.sign_tls13.side != RP_TLS13_SERVER) ||
+             !rp_tls13_hash_len_valid(q->u.sign_tls13.hash_len)))
+            r.err = RP_ERR_MALFORMED;
+        break;
     case RP_MON_EVIDENCE:
         get_bytes(&r, q->u.evidence.nonce, &q->u.evidence.nonce_len, RP_EAT_NONCE_MIN,
                   RP_EAT_NONCE_MAX);
@@ -315,7 +329,9 @@ rp_err_t rp_mon_reply_encode(const rp_mon_reply_t *p, uint8_t *buf, size_t cap, 
         put_u8(&w, p->u.id.rot_kind);
         put_bytes(&w, p->u.id.spki, p->u.id.spki_len, RP_PUBKEY_DER_MAX);
         break;
-    case RP_MON_SIGN: put_bytes(&w, p->u.sign.sig, p->u.sign.len, RP_ECDSA_P256_SIG_MAX); break;
+    case RP_MON_SIGN_TLS13:
+        put_bytes(&w, p->u.sign_tls13.sig, p->u.sign_tls13.len, RP_ECDSA_P256_SIG_MAX);
+        break;
     case RP_MON_EVIDENCE:
         put_bytes(&w, p->u.evidence.eat, p->u.evidence.len, RP_EAT_MAX_SIZE);
         break;
@@ -369,7 +385,9 @@ rp_err_t rp_mon_reply_decode(const uint8_t *buf, size_t len, rp_mon_reply_t *p)
         p->u.id.rot_kind = get_u8(&r);
         get_bytes(&r, p->u.id.spki, &p->u.id.spki_len, 1, RP_PUBKEY_DER_MAX);
         break;
-    case RP_MON_SIGN: get_bytes(&r, p->u.sign.sig, &p->u.sign.len, 1, RP_ECDSA_P256_SIG_MAX); break;
+    case RP_MON_SIGN_TLS13:
+        get_bytes(&r, p->u.sign_tls13.sig, &p->u.sign_tls13.len, 1, RP_ECDSA_P256_SIG_MAX);
+        break;
     case RP_MON_EVIDENCE:
         get_bytes(&r, p->u.evidence.eat, &p->u.evidence.len, 1, RP_EAT_MAX_SIZE);
         break;

@@ -39,14 +39,16 @@
 #define RP_MON_COMPONENTS_MAX 16
 
 typedef enum rp_mon_type {
-    RP_MON_HELLO = 1,    /* the versions each side speaks */
-    RP_MON_STATUS = 2,   /* the components */
-    RP_MON_ID = 3,       /* device ID and public key */
-    RP_MON_SIGN = 4,     /* a SHA-256 digest signed with the identity key */
-    RP_MON_EVIDENCE = 5, /* measure, then the signed EAT for a nonce */
-    RP_MON_INSTALL = 6,  /* a component's image, from a descriptor */
-    RP_MON_RECOVER = 7,  /* put right what a cut install left */
-    RP_MON_TYPE_END      /* one past the last type: new types go before it */
+    RP_MON_HELLO = 1,  /* the versions each side speaks */
+    RP_MON_STATUS = 2, /* the components */
+    RP_MON_ID = 3,     /* device ID and public key */
+    /* 4 was SIGN (any digest, signed with the identity key: a signing oracle for evidence and
+     * CSRs). Retired, never reused: a packet of type 4 is an unknown type. */
+    RP_MON_EVIDENCE = 5,   /* measure, then the signed EAT for a nonce */
+    RP_MON_INSTALL = 6,    /* a component's image, from a descriptor */
+    RP_MON_RECOVER = 7,    /* put right what a cut install left */
+    RP_MON_SIGN_TLS13 = 8, /* a TLS 1.3 CertificateVerify, built by the monitor from (side, hash) */
+    RP_MON_TYPE_END        /* one past the last type: new types go before it */
 } rp_mon_type_t;
 
 /* A byte string as decoded: points into the packet. */
@@ -63,8 +65,10 @@ typedef struct rp_mon_request {
             uint16_t min_version, max_version;
         } hello;
         struct {
-            uint8_t digest[RP_SHA256_LEN];
-        } sign;
+            uint8_t side; /* rp_tls13_side_t */
+            uint8_t hash[RP_TLS13_HASH_MAX];
+            size_t hash_len; /* rp_tls13_hash_len_valid(): 32 or 48 */
+        } sign_tls13;
         struct {
             uint8_t nonce[RP_EAT_NONCE_MAX];
             size_t nonce_len; /* RP_EAT_NONCE_MIN to RP_EAT_NONCE_MAX */
@@ -108,7 +112,7 @@ typedef struct rp_mon_reply {
         struct {
             uint8_t sig[RP_ECDSA_P256_SIG_MAX];
             size_t len;
-        } sign;
+        } sign_tls13;
         struct {
             uint8_t eat[RP_EAT_MAX_SIZE];
             size_t len;
@@ -127,6 +131,8 @@ typedef struct rp_mon_reply {
  * 0 for a type this version does not know. */
 size_t rp_mon_request_body_max(rp_mon_type_t type);
 const char *rp_mon_type_name(rp_mon_type_t type); /* "?" for an unknown type */
+/* Whether this version knows type (a retired number, such as 4, is unknown). */
+int rp_mon_type_known(unsigned type);
 
 /* Requests: the client encodes, the monitor decodes. OUT: buf[0..*len) / *r. */
 rp_err_t rp_mon_request_encode(const rp_mon_request_t *r, uint8_t *buf, size_t cap,

@@ -160,6 +160,27 @@ static void do_install(rp_agent_t *a, const rp_mon_request_t *q, int fd, rp_mon_
     unlink(path);
 }
 
+/*
+ * The identity key signs only what the monitor itself built: a TLS 1.3 CertificateVerify content
+ * around the caller's transcript hash. A generic "sign this digest" would let any client (a
+ * compromised agent, an app) have evidence (an EAT's Sig_structure) or a CSR for another key
+ * signed: those never start with 64 spaces and a TLS 1.3 context string.
+ */
+static void do_sign_tls13(rp_agent_t *a, const rp_mon_request_t *q, rp_mon_reply_t *p,
+                          rp_err_t *err)
+{
+    uint8_t content[RP_TLS13_CV_CONTENT_MAX], digest[RP_SHA256_LEN];
+    size_t len = 0;
+
+    *err = rp_tls13_cv_content((rp_tls13_side_t)q->u.sign_tls13.side, q->u.sign_tls13.hash,
+                               q->u.sign_tls13.hash_len, content, sizeof(content), &len);
+    if (*err == RP_OK)
+        *err = rp_sha256(content, len, digest);
+    if (*err == RP_OK)
+        *err = rp_rot_sign(a->rot, digest, p->u.sign_tls13.sig, sizeof(p->u.sign_tls13.sig),
+                           &p->u.sign_tls13.len);
+}
+
 void rp_monitor_serve(rp_agent_t *a, const rp_mon_request_t *q, int fd, rp_mon_reply_t *p)
 {
     rp_err_t err = RP_OK;
@@ -181,10 +202,7 @@ void rp_monitor_serve(rp_agent_t *a, const rp_mon_request_t *q, int fd, rp_mon_r
         p->u.id.rot_kind = (uint8_t)rp_rot_kind(a->rot);
         err = rp_rot_public_key(a->rot, p->u.id.spki, sizeof(p->u.id.spki), &p->u.id.spki_len);
         break;
-    case RP_MON_SIGN:
-        err = rp_rot_sign(a->rot, q->u.sign.digest, p->u.sign.sig, sizeof(p->u.sign.sig),
-                          &p->u.sign.len);
-        break;
+    case RP_MON_SIGN_TLS13: do_sign_tls13(a, q, p, &err); break;
     case RP_MON_EVIDENCE:
         err = rp_agent_evidence(a, q->u.evidence.nonce, q->u.evidence.nonce_len, p->u.evidence.eat,
                                 sizeof(p->u.evidence.eat), &p->u.evidence.len);

@@ -37,7 +37,8 @@
 #define RK_POINT_MAX 65 /* an uncompressed P-256 point */
 
 typedef struct rk_signer {
-    rp_remote_sign_fn sign;
+    rp_remote_sign_fn sign;             /* the digest mode, or */
+    rp_remote_sign_tls13_fn sign_tls13; /* the TLS 1.3 mode (exactly one is set) */
     void *ctx;
 } rk_signer_t;
 
@@ -51,6 +52,11 @@ typedef struct rk_key {
 typedef struct rk_sig {
     rk_key_t *key;
     EVP_MD_CTX *md; /* digest-sign: the running SHA-256 of what is signed */
+    /* digest-sign in the TLS 1.3 mode: what is signed, whole (over: it was longer than any
+     * CertificateVerify content, so it is not one) */
+    uint8_t content[RP_TLS13_CV_CONTENT_MAX];
+    size_t content_len;
+    int content_over;
 } rk_sig_t;
 
 static OSSL_LIB_CTX *rk_libctx;
@@ -102,7 +108,7 @@ static int rk_key_has(const void *keydata, int selection)
         ok = ok && k->pub != NULL;
     /* "Has a private key" means: can sign, through the callback. */
     if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0)
-        ok = ok && k->signer.sign != NULL;
+        ok = ok && (k->signer.sign != NULL || k->signer.sign_tls13 != NULL);
     return ok;
 }
 
@@ -348,6 +354,9 @@ static void *rk_sig_dupctx(void *ctx)
     if (d == NULL)
         return NULL;
     d->key = s->key;
+    memcpy(d->content, s->content, s->content_len);
+    d->content_len = s->content_len;
+    d->content_over = s->content_over;
     if (s->md != NULL &&
         ((d->md = EVP_MD_CTX_new()) == NULL || EVP_MD_CTX_copy_ex(d->md, s->md) != 1)) {
         rk_sig_freectx(d);
@@ -444,7 +453,7 @@ static int use_key(rk_sig_t *s, void *keydata)
 {
     rk_key_t *k = keydata;
 
-    if (k == NULL || k->pub == NULL || k->signer.sign == NULL) {
+    if (k == NULL || k->pub == NULL || (k->signer.sign == NULL && k->signer.sign_tls13 == NULL)) {
         ERR_raise_data(ERR_LIB_PROV, PROV_R_NOT_A_PRIVATE_KEY,
                        "this remote key has no signer (a public key only)");
         return 0;
@@ -461,17 +470,34 @@ static int rk_sig_sign_init(void *ctx, void *keydata, const OSSL_PARAM params[])
 /*
  * One signature by the callback, checked: a DER ECDSA signature that verifies over digest with
  * the public key, so a confused or hostile signer cannot slip anything else into a handshake.
+ * In the TLS 1.3 mode content[0..content_len) is what digest hashes (NULL: a bare digest, which
+ * that mode refuses), and the callback gets its side and transcript hash.
  */
-static int sign_digest(rk_sig_t *s, const uint8_t digest[RP_SHA256_LEN], unsigned char *sig,
-                       size_t *siglen, size_t sigsize)
+static int sign_digest(rk_sig_t *s, const uint8_t digest[RP_SHA256_LEN], const uint8_t *content,
+                       size_t content_len, unsigned char *sig, size_t *siglen, size_t sigsize)
 {
-    uint8_t der[RP_ECDSA_P256_SIG_MAX];
-    size_t len = 0;
+    uint8_t der[RP_ECDSA_P256_SIG_MAX], hash[RP_TLS13_HASH_MAX];
+    size_t len = 0, hash_len = 0;
+    rp_tls13_side_t side;
     EVP_PKEY_CTX *vctx;
     rp_err_t err;
     int ok;
 
-    err = s->key->signer.sign(s->key->signer.ctx, digest, der, sizeof(der), &len);
+    if (s->key->signer.sign_tls13 != NULL) {
+        if (content == NULL ||
+            rp_tls13_cv_parse(content, content_len, &side, hash, &hash_len) != RP_OK) {
+            rp_log_warn("remote key: refused to sign: a TLS 1.3 key signs TLS 1.3 "
+                        "CertificateVerify messages only");
+            ERR_raise_data(ERR_LIB_PROV, PROV_R_OPERATION_NOT_SUPPORTED_FOR_THIS_KEYTYPE,
+                           "a TLS 1.3 remote key signs only a TLS 1.3 CertificateVerify (not "
+                           "TLS 1.2, a CSR, a certificate or a bare digest)");
+            return 0;
+        }
+        err = s->key->signer.sign_tls13(s->key->signer.ctx, side, hash, hash_len, der, sizeof(der),
+                                        &len);
+    } else {
+        err = s->key->signer.sign(s->key->signer.ctx, digest, der, sizeof(der), &len);
+    }
     if (err != RP_OK) {
         rp_log_error("remote key: the signer refused: %s", rp_strerror(err));
         ERR_raise_data(ERR_LIB_PROV, PROV_R_FAILED_TO_SIGN, "the remote signer failed: %s",
@@ -512,7 +538,7 @@ static int rk_sig_sign(void *ctx, unsigned char *sig, size_t *siglen, size_t sig
                        "a remote key signs 32-byte SHA-256 digests only, not %zu bytes", tbslen);
         return 0;
     }
-    return sign_digest(ctx, tbs, sig, siglen, sigsize);
+    return sign_digest(ctx, tbs, NULL, 0, sig, siglen, sigsize);
 }
 
 static int rk_sig_digest_sign_init(void *ctx, const char *mdname, void *keydata,
@@ -526,6 +552,8 @@ static int rk_sig_digest_sign_init(void *ctx, const char *mdname, void *keydata,
         return 0;
     if (s->md == NULL && (s->md = EVP_MD_CTX_new()) == NULL)
         return 0;
+    s->content_len = 0;
+    s->content_over = 0;
     md = EVP_MD_fetch(rk_libctx, RK_DIGEST, RK_DEFAULT);
     ok = md != NULL && EVP_DigestInit_ex2(s->md, md, NULL) == 1;
     EVP_MD_free(md);
@@ -536,6 +564,12 @@ static int rk_sig_digest_sign_update(void *ctx, const unsigned char *data, size_
 {
     rk_sig_t *s = ctx;
 
+    if (len > sizeof(s->content) - s->content_len) {
+        s->content_over = 1;
+    } else if (len > 0) {
+        memcpy(s->content + s->content_len, data, len);
+        s->content_len += len;
+    }
     return s->md != NULL && EVP_DigestUpdate(s->md, data, len) == 1;
 }
 
@@ -551,7 +585,8 @@ static int rk_sig_digest_sign_final(void *ctx, unsigned char *sig, size_t *sigle
     }
     if (s->md == NULL || EVP_DigestFinal_ex(s->md, digest, &n) != 1 || n != RP_SHA256_LEN)
         return 0;
-    return sign_digest(s, digest, sig, siglen, sigsize);
+    return sign_digest(s, digest, s->content_over ? NULL : s->content, s->content_len, sig, siglen,
+                       sigsize);
 }
 
 static const OSSL_DISPATCH rk_signature_functions[] = {
@@ -621,17 +656,17 @@ static void rk_init(void)
     rk_ready = 1;
 }
 
-EVP_PKEY *rp_remote_key_new(const uint8_t *spki_der, size_t len, rp_remote_sign_fn sign, void *ctx)
+static EVP_PKEY *key_new(const uint8_t *spki_der, size_t len, rk_signer_t signer)
 {
     const unsigned char *p = spki_der;
-    rk_signer_t signer = {sign, ctx};
     uint8_t point[RK_POINT_MAX];
     size_t point_len = 0;
     EVP_PKEY *pub = NULL, *key = NULL;
     EVP_PKEY_CTX *kctx = NULL;
     OSSL_PARAM params[4];
 
-    if (spki_der == NULL || len == 0 || len > RP_PUBKEY_DER_MAX || sign == NULL) {
+    if (spki_der == NULL || len == 0 || len > RP_PUBKEY_DER_MAX ||
+        (signer.sign == NULL) == (signer.sign_tls13 == NULL)) {
         rp_log_error("remote key: no public key or no signer");
         return NULL;
     }
@@ -664,4 +699,19 @@ out:
     EVP_PKEY_CTX_free(kctx);
     EVP_PKEY_free(pub);
     return key;
+}
+
+EVP_PKEY *rp_remote_key_new(const uint8_t *spki_der, size_t len, rp_remote_sign_fn sign, void *ctx)
+{
+    rk_signer_t signer = {sign, NULL, ctx};
+
+    return key_new(spki_der, len, signer);
+}
+
+EVP_PKEY *rp_remote_key_new_tls13(const uint8_t *spki_der, size_t len, rp_remote_sign_tls13_fn sign,
+                                  void *ctx)
+{
+    rk_signer_t signer = {NULL, sign, ctx};
+
+    return key_new(spki_der, len, signer);
 }

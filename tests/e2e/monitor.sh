@@ -68,11 +68,30 @@ suite() { # KIND: soft or tpm2
   printf '%s' "$spki" | xxd -r -p >"$d/dev.der"
   eq "$(sha256sum <"$d/dev.der" | cut -d' ' -f1)" "$id" "the device ID is the key's hash"
   [ "$kind" = tpm2 ] || { expect 0 "$AGENT" id --state-dir "$S"; out_has "device id: $id"; }
-  printf 'sign me' | openssl dgst -sha256 -binary >"$d/digest"
-  call 0 sign "$(xxd -p -c 64 "$d/digest")"
-  xxd -r -p "$d/out" >"$d/sig.der"
-  expect 0 openssl pkeyutl -verify -pubin -keyform DER -inkey "$d/dev.der" -in "$d/digest" \
-    -sigfile "$d/sig.der"
+  # SIGN_TLS13: the monitor signs RFC 8446's CertificateVerify content around the hash, and
+  # nothing else: the signature verifies over SHA-256 of that content, never over the hash itself
+  # taken as a digest (what the retired SIGN signed, and what forged evidence or a CSR would need).
+  local who alg n
+  for args in "client sha256 32" "server sha384 48"; do
+    read -r who alg n <<<"$args"
+    printf 'transcript %s' "$who" | openssl dgst "-$alg" -binary >"$d/hash"
+    call 0 sign-tls13 "$who" "$(xxd -p -c 64 "$d/hash")"
+    xxd -r -p "$d/out" >"$d/sig.der"
+    { head -c 64 /dev/zero | tr '\0' ' '; printf 'TLS 1.3, %s CertificateVerify\0' "$who"
+      cat "$d/hash"; } >"$d/content"
+    eq "$(stat -c %s "$d/content")" "$((98 + n))" "the CertificateVerify content's length"
+    expect 0 openssl dgst -sha256 -verify "$d/dev.der" -keyform DER -signature "$d/sig.der" \
+      "$d/content"
+    head -c 32 "$d/hash" >"$d/digest"
+    expect 1 openssl pkeyutl -verify -pubin -keyform DER -inkey "$d/dev.der" -in "$d/digest" \
+      -sigfile "$d/sig.der"
+  done
+  # the retired SIGN (type 4, a bare digest) is an unknown type; a side other than client/server
+  # and a hash of neither length are refused
+  call 1 raw "52504d4e000100040000000100000022""0020$(xxd -p -c 64 "$d/digest")"
+  out_has "error 14"; out_has closed
+  call 1 sign-tls13 neither "$(xxd -p -c 64 "$d/digest")"; out_has "error 22"
+  call 1 sign-tls13 client "$(xxd -p -c 64 "$d/digest")00"; out_has "error 22"
   call 0 install app "$d/v110.img" 1; out_has "installed: started and said it is ready"
   call 0 status; out_has "app 1.1.0+0 a 2 installed"
   call 0 evidence 00112233445566778899aabbccddeeff "$d/token.cbor"

@@ -1,7 +1,8 @@
 /*
  * A small client of rampart-monitor for the tests: one request per run, its reply printed.
  *   monitor-call SOCK hello|status|id|recover
- *   monitor-call SOCK sign DIGEST_HEX          prints the DER signature in hex
+ *   monitor-call SOCK sign-tls13 client|server HASH_HEX
+ *                                              prints the DER signature in hex
  *   monitor-call SOCK evidence NONCE_HEX OUT   writes the EAT to OUT
  *   monitor-call SOCK install NAME FILE [HEALTH_SECONDS]
  *   monitor-call SOCK raw HEX                  sends those bytes as one packet
@@ -74,9 +75,15 @@ int main(int argc, char **argv)
         q.type = RP_MON_ID;
     } else if (strcmp(cmd, "recover") == 0) {
         q.type = RP_MON_RECOVER;
-    } else if (strcmp(cmd, "sign") == 0 && argc == 4) {
-        q.type = RP_MON_SIGN;
-        if (rp_hex_decode(argv[3], strlen(argv[3]), q.u.sign.digest, RP_SHA256_LEN) != RP_OK)
+    } else if (strcmp(cmd, "sign-tls13") == 0 && argc == 5) {
+        q.type = RP_MON_SIGN_TLS13;
+        q.u.sign_tls13.side = strcmp(argv[3], "client") == 0   ? RP_TLS13_CLIENT
+                              : strcmp(argv[3], "server") == 0 ? RP_TLS13_SERVER
+                                                               : 0; /* the monitor refuses it */
+        q.u.sign_tls13.hash_len = strlen(argv[4]) / 2;
+        if (q.u.sign_tls13.hash_len > RP_TLS13_HASH_MAX ||
+            rp_hex_decode(argv[4], strlen(argv[4]), q.u.sign_tls13.hash, q.u.sign_tls13.hash_len) !=
+                RP_OK)
             return 2;
     } else if (strcmp(cmd, "evidence") == 0 && argc == 5) {
         q.type = RP_MON_EVIDENCE;
@@ -136,7 +143,7 @@ int main(int argc, char **argv)
         printf("%s %u ", r.u.id.device_id, r.u.id.rot_kind);
         print_hex(r.u.id.spki, r.u.id.spki_len);
         break;
-    case RP_MON_SIGN: print_hex(r.u.sign.sig, r.u.sign.len); break;
+    case RP_MON_SIGN_TLS13: print_hex(r.u.sign_tls13.sig, r.u.sign_tls13.len); break;
     case RP_MON_EVIDENCE: {
         FILE *f = fopen(argv[4], "wb");
         if (f == NULL || fwrite(r.u.evidence.eat, 1, r.u.evidence.len, f) != r.u.evidence.len ||

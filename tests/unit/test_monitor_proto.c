@@ -49,15 +49,26 @@ static void test_requests_round_trip(void **state)
     assert_int_equal(q2.u.hello.min_version, 1);
     assert_int_equal(q2.u.hello.max_version, 3);
     for (rp_mon_type_t t = RP_MON_STATUS; t <= RP_MON_RECOVER; t++) {
-        if (t == RP_MON_SIGN || t == RP_MON_EVIDENCE || t == RP_MON_INSTALL)
+        if (t == 4 || t == RP_MON_EVIDENCE || t == RP_MON_INSTALL)
             continue;
         q.type = t;
         request_round_trip();
     }
-    q.type = RP_MON_SIGN;
-    memset(q.u.sign.digest, 0x5a, RP_SHA256_LEN);
+    /* A transcript hash of either length, from either side. */
+    q.type = RP_MON_SIGN_TLS13;
+    q.u.sign_tls13.side = RP_TLS13_CLIENT;
+    q.u.sign_tls13.hash_len = 32;
+    memset(q.u.sign_tls13.hash, 0x5a, RP_TLS13_HASH_MAX);
     request_round_trip();
-    assert_memory_equal(q2.u.sign.digest, q.u.sign.digest, RP_SHA256_LEN);
+    assert_int_equal(q2.u.sign_tls13.side, RP_TLS13_CLIENT);
+    assert_int_equal(q2.u.sign_tls13.hash_len, 32);
+    assert_memory_equal(q2.u.sign_tls13.hash, q.u.sign_tls13.hash, 32);
+    q.u.sign_tls13.side = RP_TLS13_SERVER;
+    q.u.sign_tls13.hash_len = RP_TLS13_HASH_MAX;
+    request_round_trip();
+    assert_int_equal(q2.u.sign_tls13.side, RP_TLS13_SERVER);
+    assert_int_equal(q2.u.sign_tls13.hash_len, RP_TLS13_HASH_MAX);
+    assert_memory_equal(q2.u.sign_tls13.hash, q.u.sign_tls13.hash, RP_TLS13_HASH_MAX);
     q.type = RP_MON_EVIDENCE;
     q.u.evidence.nonce_len = RP_EAT_NONCE_MAX;
     memset(q.u.evidence.nonce, 7, RP_EAT_NONCE_MAX);
@@ -124,11 +135,11 @@ static void test_replies_round_trip(void **state)
     assert_int_equal(r2.u.id.spki_len, RP_PUBKEY_DER_MAX);
 
     memset(&r.u, 0, sizeof(r.u));
-    r.type = RP_MON_SIGN;
-    r.u.sign.len = RP_ECDSA_P256_SIG_MAX;
-    memset(r.u.sign.sig, 3, r.u.sign.len);
+    r.type = RP_MON_SIGN_TLS13;
+    r.u.sign_tls13.len = RP_ECDSA_P256_SIG_MAX;
+    memset(r.u.sign_tls13.sig, 3, r.u.sign_tls13.len);
     reply_round_trip();
-    assert_memory_equal(r2.u.sign.sig, r.u.sign.sig, RP_ECDSA_P256_SIG_MAX);
+    assert_memory_equal(r2.u.sign_tls13.sig, r.u.sign_tls13.sig, RP_ECDSA_P256_SIG_MAX);
 
     /* The largest EVIDENCE is what sizes the packet. */
     memset(&r.u, 0, sizeof(r.u));
@@ -152,19 +163,21 @@ static void test_replies_round_trip(void **state)
     assert_int_equal(r2.u.recover.unbootable, 2);
 
     /* An error reply carries its reason, not the type's fields. */
-    r.type = RP_MON_SIGN;
+    r.type = RP_MON_SIGN_TLS13;
     r.status = RP_ERR_IO;
     snprintf(r.message, sizeof(r.message), "the TPM is gone");
     reply_round_trip();
     assert_string_equal(r2.message, "the TPM is gone");
 }
 
-/* A SIGN request's bytes, to break one way at a time. */
+/* A SIGN_TLS13 request's bytes (client side, a 32-byte hash), to break one way at a time. */
 static size_t sign_packet(void)
 {
     memset(&q, 0, sizeof(q));
-    q.type = RP_MON_SIGN;
+    q.type = RP_MON_SIGN_TLS13;
     q.id = 9;
+    q.u.sign_tls13.side = RP_TLS13_CLIENT;
+    q.u.sign_tls13.hash_len = RP_SHA256_LEN;
     return enc_req();
 }
 
@@ -188,7 +201,11 @@ static void test_refusals(void **state)
     assert_int_equal(rp_mon_request_decode(buf, len - 1, &q2), RP_ERR_TRUNCATED);
     /* Longer than the header says: bytes left over. */
     assert_int_equal(rp_mon_request_decode(buf, len + 1, &q2), RP_ERR_MALFORMED);
-    /* Longer than the type allows, even when the header agrees. */
+    /* Longer than the type allows (a 48-byte hash is its largest), even when the header agrees. */
+    q.u.sign_tls13.hash_len = RP_TLS13_HASH_MAX;
+    len = enc_req();
+    assert_int_equal(len - RP_MON_HEADER_LEN, rp_mon_request_body_max(RP_MON_SIGN_TLS13));
+    buf[len] = 0;
     set_body_len(len - RP_MON_HEADER_LEN + 1);
     assert_int_equal(rp_mon_request_decode(buf, len + 1, &q2), RP_ERR_TOO_LARGE);
     set_body_len(len - RP_MON_HEADER_LEN);
@@ -210,11 +227,49 @@ static void test_refusals(void **state)
     len = sign_packet();
     buf[6] = 0x80; /* a reply's type */
     assert_int_equal(rp_mon_request_decode(buf, len, &q2), RP_ERR_UNSUPPORTED);
-    /* A digest that is not 32 bytes. */
+    /* The retired SIGN (type 4, any digest): an unknown type, whatever its body. */
+    {
+        static const uint8_t sign4[] = {0x52, 0x50, 0x4d, 0x4e, 0,  1,  0,  4,  0,  0,  0,  9,  0,
+                                        0,    0,    34,   0,    32, 1,  2,  3,  4,  5,  6,  7,  8,
+                                        9,    10,   11,   12,   13, 14, 15, 16, 17, 18, 19, 20, 21,
+                                        22,   23,   24,   25,   26, 27, 28, 29, 30, 31, 32};
+        assert_int_equal(rp_mon_request_decode(sign4, sizeof(sign4), &q2), RP_ERR_UNSUPPORTED);
+        assert_false(rp_mon_type_known(4));
+        assert_string_equal(rp_mon_type_name(4), "?");
+        assert_int_equal(rp_mon_request_body_max(4), 0);
+        q.type = 4;
+        assert_int_equal(rp_mon_request_encode(&q, buf, sizeof(buf), &len), RP_ERR_INVALID_ARG);
+    }
+    /* A side that is neither client nor server. */
     len = sign_packet();
-    buf[RP_MON_HEADER_LEN + 1] = RP_SHA256_LEN - 1;
+    buf[RP_MON_HEADER_LEN] = 0;
+    assert_int_equal(rp_mon_request_decode(buf, len, &q2), RP_ERR_MALFORMED);
+    buf[RP_MON_HEADER_LEN] = 3;
+    assert_int_equal(rp_mon_request_decode(buf, len, &q2), RP_ERR_MALFORMED);
+    /* A hash of 31 bytes (too short), 33 (neither SHA-256 nor SHA-384), 49 (over its maximum). */
+    len = sign_packet();
+    buf[RP_MON_HEADER_LEN + 2] = RP_SHA256_LEN - 1;
     set_body_len(len - RP_MON_HEADER_LEN - 1);
     assert_int_equal(rp_mon_request_decode(buf, len - 1, &q2), RP_ERR_MALFORMED);
+    len = sign_packet();
+    buf[RP_MON_HEADER_LEN + 2] = RP_SHA256_LEN + 1;
+    buf[len] = 0;
+    set_body_len(len - RP_MON_HEADER_LEN + 1);
+    assert_int_equal(rp_mon_request_decode(buf, len + 1, &q2), RP_ERR_MALFORMED);
+    q.u.sign_tls13.hash_len = RP_TLS13_HASH_MAX + 1;
+    assert_int_equal(rp_mon_request_encode(&q, buf, sizeof(buf), &len), RP_ERR_INVALID_ARG);
+    len = sign_packet();
+    buf[RP_MON_HEADER_LEN + 2] = RP_TLS13_HASH_MAX + 1;
+    memset(buf + len, 0, RP_TLS13_HASH_MAX + 1 - RP_SHA256_LEN);
+    set_body_len(1 + 2 + RP_TLS13_HASH_MAX + 1);
+    assert_int_equal(
+        rp_mon_request_decode(buf, RP_MON_HEADER_LEN + 1 + 2 + RP_TLS13_HASH_MAX + 1, &q2),
+        RP_ERR_TOO_LARGE);
+    /* No side at all: the body is the old SIGN's (a bare 32-byte digest). */
+    len = sign_packet();
+    memmove(buf + RP_MON_HEADER_LEN, buf + RP_MON_HEADER_LEN + 1, len - RP_MON_HEADER_LEN - 1);
+    set_body_len(len - RP_MON_HEADER_LEN - 1);
+    assert_int_equal(rp_mon_request_decode(buf, len - 1, &q2), RP_ERR_TOO_LARGE);
 
     /* A nonce too short, and one over its maximum. */
     memset(&q, 0, sizeof(q));
@@ -262,6 +317,54 @@ static void test_refusals(void **state)
     assert_int_equal(rp_mon_reply_encode(&r, buf, sizeof(buf), &len), RP_OK);
     buf[len - 1] = RP_MON_COMPONENTS_MAX + 1;
     assert_int_equal(rp_mon_reply_decode(buf, len, &r2), RP_ERR_TOO_LARGE);
+}
+
+/* What SIGN_TLS13 signs: RFC 8446 4.4.3's content, built and taken apart by one owner. */
+static void test_tls13_content(void **state)
+{
+    static const char client[] = "TLS 1.3, client CertificateVerify";
+    uint8_t hash[RP_TLS13_HASH_MAX], c[RP_TLS13_CV_CONTENT_MAX + 1], h[RP_TLS13_HASH_MAX];
+    size_t len = 0, hlen = 0;
+    rp_tls13_side_t side = 0;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(hash); i++)
+        hash[i] = (uint8_t)i;
+    assert_int_equal(rp_tls13_cv_content(RP_TLS13_CLIENT, hash, 32, c, sizeof(c), &len), RP_OK);
+    assert_int_equal(len, 64 + 33 + 1 + 32);
+    for (size_t i = 0; i < 64; i++)
+        assert_int_equal(c[i], 0x20);
+    assert_memory_equal(c + 64, client, 33);
+    assert_int_equal(c[97], 0);
+    assert_memory_equal(c + 98, hash, 32);
+    assert_int_equal(rp_tls13_cv_parse(c, len, &side, h, &hlen), RP_OK);
+    assert_int_equal(side, RP_TLS13_CLIENT);
+    assert_int_equal(hlen, 32);
+    assert_memory_equal(h, hash, 32);
+    assert_int_equal(rp_tls13_cv_content(RP_TLS13_SERVER, hash, 48, c, sizeof(c), &len), RP_OK);
+    assert_memory_equal(c + 64, "TLS 1.3, server CertificateVerify", 33);
+    assert_int_equal(rp_tls13_cv_parse(c, len, &side, h, &hlen), RP_OK);
+    assert_int_equal(side, RP_TLS13_SERVER);
+    assert_int_equal(hlen, 48);
+    /* Refused to build: another side, another hash length, too small a buffer. */
+    assert_int_equal(rp_tls13_cv_content(0, hash, 32, c, sizeof(c), &len), RP_ERR_INVALID_ARG);
+    assert_int_equal(rp_tls13_cv_content(RP_TLS13_CLIENT, hash, 33, c, sizeof(c), &len),
+                     RP_ERR_INVALID_ARG);
+    assert_int_equal(rp_tls13_cv_content(RP_TLS13_CLIENT, hash, 32, c, 129, &len),
+                     RP_ERR_BUFFER_TOO_SMALL);
+    /* Refused to take apart: a bare digest, a byte changed in each part, one byte more or less. */
+    assert_int_equal(rp_tls13_cv_parse(hash, 32, &side, h, &hlen), RP_ERR_MALFORMED);
+    assert_int_equal(rp_tls13_cv_content(RP_TLS13_CLIENT, hash, 32, c, sizeof(c), &len), RP_OK);
+    assert_int_equal(rp_tls13_cv_parse(c, len - 1, &side, h, &hlen), RP_ERR_MALFORMED);
+    c[len] = 0;
+    assert_int_equal(rp_tls13_cv_parse(c, len + 1, &side, h, &hlen), RP_ERR_MALFORMED);
+    for (size_t at = 0; at < 98; at += 13) {
+        c[at] ^= 1;
+        assert_int_equal(rp_tls13_cv_parse(c, len, &side, h, &hlen), RP_ERR_MALFORMED);
+        c[at] ^= 1;
+    }
+    c[97] = 1;
+    assert_int_equal(rp_tls13_cv_parse(c, len, &side, h, &hlen), RP_ERR_MALFORMED);
 }
 
 static void test_transport(void **state)
@@ -330,6 +433,7 @@ int main(void)
         cmocka_unit_test(test_requests_round_trip),
         cmocka_unit_test(test_replies_round_trip),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_tls13_content),
         cmocka_unit_test(test_transport),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

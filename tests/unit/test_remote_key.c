@@ -38,6 +38,8 @@ typedef struct signer {
     int calls;
     bool fail, wrong_key, garbage;
     uint8_t last[RP_SHA256_LEN];
+    int last_side;        /* the TLS 1.3 mode: the side asked for */
+    size_t last_hash_len; /* and the transcript hash's length */
 } signer_t;
 
 static rp_err_t soft_sign(void *ctx, const uint8_t digest[RP_SHA256_LEN], uint8_t *sig, size_t cap,
@@ -68,6 +70,26 @@ static rp_err_t soft_sign(void *ctx, const uint8_t digest[RP_SHA256_LEN], uint8_
     return RP_OK;
 }
 
+/*
+ * The monitor's SIGN_TLS13 as a callback: it builds the CertificateVerify content from (side,
+ * hash) with the same function the monitor calls, hashes it, and signs that digest.
+ */
+static rp_err_t tls13_sign(void *ctx, rp_tls13_side_t side, const uint8_t *hash, size_t hash_len,
+                           uint8_t *sig, size_t cap, size_t *len)
+{
+    signer_t *s = ctx;
+    uint8_t content[RP_TLS13_CV_CONTENT_MAX], digest[RP_SHA256_LEN];
+    size_t n = 0;
+    rp_err_t err;
+
+    s->last_side = (int)side;
+    s->last_hash_len = hash_len;
+    err = rp_tls13_cv_content(side, hash, hash_len, content, sizeof(content), &n);
+    if (err == RP_OK)
+        err = rp_sha256(content, n, digest);
+    return err != RP_OK ? err : soft_sign(ctx, digest, sig, cap, len);
+}
+
 static EVP_PKEY *new_key(const char *curve)
 {
     EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", curve);
@@ -90,6 +112,16 @@ static EVP_PKEY *remote_for(signer_t *s)
     uint8_t spki[RP_PUBKEY_DER_MAX];
     size_t len = spki_of(s->key, spki, sizeof(spki));
     EVP_PKEY *r = rp_remote_key_new(spki, len, soft_sign, s);
+
+    assert_non_null(r);
+    return r;
+}
+
+static EVP_PKEY *remote_tls13_for(signer_t *s)
+{
+    uint8_t spki[RP_PUBKEY_DER_MAX];
+    size_t len = spki_of(s->key, spki, sizeof(spki));
+    EVP_PKEY *r = rp_remote_key_new_tls13(spki, len, tls13_sign, s);
 
     assert_non_null(r);
     return r;
@@ -680,6 +712,188 @@ static void test_tls13_peer_cannot_choose_another_digest(void **state)
     check_other_digest(TLS1_3_VERSION);
 }
 
+/* ---- the TLS 1.3 mode ----------------------------------------------------------------------- */
+
+/*
+ * Mutual TLS 1.3 with both keys in the TLS 1.3 mode, over a SHA-256 or a SHA-384 cipher suite:
+ * each callback gets its own side and a transcript hash of the suite's length, and the signature
+ * it makes over the content it built is one the peer accepts.
+ */
+static void check_tls13_mode(const char *suite, size_t hash_len)
+{
+    signer_t cs, ss;
+    EVP_PKEY *ckey, *skey;
+    SSL_CTX *cctx, *sctx;
+    conn_t c;
+    pki_t k;
+
+    pki_init(&k);
+    signer_init(&cs);
+    signer_init(&ss);
+    ckey = remote_tls13_for(&cs);
+    skey = remote_tls13_for(&ss);
+    cctx = tls_ctx(&k, false, ckey, "client", TLS1_3_VERSION);
+    sctx = tls_ctx(&k, true, skey, "server", TLS1_3_VERSION);
+    assert_int_equal(SSL_CTX_set_ciphersuites(cctx, suite), 1);
+    assert_int_equal(SSL_CTX_set_ciphersuites(sctx, suite), 1);
+
+    handshake(cctx, sctx, &c);
+    assert_true(c.client_ok);
+    assert_true(c.server_ok);
+    assert_int_equal(cs.calls, 1);
+    assert_int_equal(ss.calls, 1);
+    assert_int_equal(cs.last_side, RP_TLS13_CLIENT);
+    assert_int_equal(ss.last_side, RP_TLS13_SERVER);
+    assert_int_equal(cs.last_hash_len, hash_len);
+    assert_int_equal(ss.last_hash_len, hash_len);
+    assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(SSL_get0_peer_certificate(c.server)), cs.key), 1);
+
+    conn_free(&c);
+    SSL_CTX_free(cctx);
+    SSL_CTX_free(sctx);
+    EVP_PKEY_free(ckey);
+    EVP_PKEY_free(skey);
+    signer_free(&cs);
+    signer_free(&ss);
+    pki_free(&k);
+}
+
+static void test_tls13_mode_handshake_sha256(void **state)
+{
+    (void)state;
+    check_tls13_mode("TLS_AES_128_GCM_SHA256", 32);
+}
+
+static void test_tls13_mode_handshake_sha384(void **state)
+{
+    (void)state;
+    check_tls13_mode("TLS_AES_256_GCM_SHA384", 48);
+}
+
+/* TLS 1.2 signs other content (randoms and the key share): refused, the signer never asked. */
+static void test_tls13_mode_refuses_tls12(void **state)
+{
+    signer_t cs, ss;
+    EVP_PKEY *ckey, *skey;
+    SSL_CTX *cctx, *sctx;
+    conn_t c;
+    pki_t k;
+
+    (void)state;
+    pki_init(&k);
+    signer_init(&cs);
+    signer_init(&ss);
+    ckey = remote_tls13_for(&cs);
+    skey = remote_tls13_for(&ss);
+    cctx = tls_ctx(&k, false, ckey, "client", TLS1_2_VERSION);
+    sctx = tls_ctx(&k, true, skey, "server", TLS1_2_VERSION);
+
+    handshake(cctx, sctx, &c);
+    assert_false(c.client_ok || c.server_ok);
+    assert_int_equal(cs.calls, 0);
+    assert_int_equal(ss.calls, 0);
+    /* The server's ServerKeyExchange is the first signature: its key says why. */
+    assert_int_equal(ERR_GET_LIB(c.server_err), ERR_LIB_PROV);
+    assert_int_equal(ERR_GET_REASON(c.server_err), PROV_R_OPERATION_NOT_SUPPORTED_FOR_THIS_KEYTYPE);
+
+    conn_free(&c);
+    SSL_CTX_free(cctx);
+    SSL_CTX_free(sctx);
+    EVP_PKEY_free(ckey);
+    EVP_PKEY_free(skey);
+    signer_free(&cs);
+    signer_free(&ss);
+    pki_free(&k);
+}
+
+/* One digest-sign of data[0..len) (in two updates when split), as libssl would. */
+static int digest_sign(EVP_PKEY *r, const uint8_t *data, size_t len, bool split)
+{
+    uint8_t sig[RP_ECDSA_P256_SIG_MAX];
+    size_t sig_len = sizeof(sig);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok;
+
+    assert_non_null(md);
+    ok = EVP_DigestSignInit_ex(md, NULL, "SHA256", NULL, NULL, r, NULL) == 1 &&
+         EVP_DigestSignUpdate(md, data, split ? 10 : len) == 1 &&
+         (!split || EVP_DigestSignUpdate(md, data + 10, len - 10) == 1) &&
+         EVP_DigestSignFinal(md, sig, &sig_len) == 1;
+    EVP_MD_CTX_free(md);
+    return ok;
+}
+
+/* A CSR, a certificate, a bare digest, anything that is not exactly a CertificateVerify content:
+ * refused before the signer is asked. */
+static void test_tls13_mode_refuses_csr_and_digests(void **state)
+{
+    uint8_t content[RP_TLS13_CV_CONTENT_MAX + 1], hash[32], digest[RP_SHA256_LEN];
+    uint8_t sig[RP_ECDSA_P256_SIG_MAX];
+    size_t len = 0, sig_len = sizeof(sig);
+    X509_REQ *req = X509_REQ_new();
+    EVP_PKEY_CTX *c;
+    signer_t s;
+    EVP_PKEY *r;
+
+    (void)state;
+    signer_init(&s);
+    r = remote_tls13_for(&s);
+    memset(hash, 0xab, sizeof(hash));
+    memset(digest, 0xcd, sizeof(digest));
+
+    /* A CSR. */
+    assert_non_null(req);
+    assert_int_equal(X509_REQ_set_pubkey(req, r), 1);
+    assert_true(X509_REQ_sign(req, r, EVP_sha256()) <= 0);
+    assert_true(queued(PROV_R_OPERATION_NOT_SUPPORTED_FOR_THIS_KEYTYPE));
+    /* A certificate. */
+    {
+        X509 *x = X509_new();
+        assert_non_null(x);
+        assert_int_equal(X509_set_pubkey(x, r), 1);
+        assert_true(X509_sign(x, r, EVP_sha256()) <= 0);
+        X509_free(x);
+        ERR_clear_error();
+    }
+    /* A bare digest (what an EAT's or a CSR's signature is made over). */
+    c = EVP_PKEY_CTX_new_from_pkey(NULL, r, NULL);
+    assert_non_null(c);
+    assert_int_equal(EVP_PKEY_sign_init(c), 1);
+    assert_int_not_equal(EVP_PKEY_sign(c, sig, &sig_len, digest, sizeof(digest)), 1);
+    assert_true(queued(PROV_R_OPERATION_NOT_SUPPORTED_FOR_THIS_KEYTYPE));
+    EVP_PKEY_CTX_free(c);
+    assert_int_equal(s.calls, 0);
+
+    /* The content itself, whole or in pieces: signed, the callback gets (side, hash). */
+    assert_int_equal(rp_tls13_cv_content(RP_TLS13_SERVER, hash, 32, content, sizeof(content), &len),
+                     RP_OK);
+    assert_true(digest_sign(r, content, len, false));
+    assert_true(digest_sign(r, content, len, true));
+    assert_int_equal(s.calls, 2);
+    assert_int_equal(s.last_side, RP_TLS13_SERVER);
+    /* One byte more, one less, a byte of the prefix or context changed, longer than any. */
+    content[len] = 0;
+    assert_false(digest_sign(r, content, len + 1, false));
+    assert_false(digest_sign(r, content, len - 1, true));
+    content[3] = 0x21;
+    assert_false(digest_sign(r, content, len, false));
+    content[3] = 0x20;
+    content[70] ^= 1;
+    assert_false(digest_sign(r, content, len, false));
+    content[70] ^= 1;
+    {
+        static uint8_t big[4096];
+        memcpy(big, content, len);
+        assert_false(digest_sign(r, big, sizeof(big), true));
+    }
+    ERR_clear_error();
+    assert_int_equal(s.calls, 2);
+
+    X509_REQ_free(req);
+    EVP_PKEY_free(r);
+    signer_free(&s);
+}
+
 /* ---- the device identity in a TPM ----------------------------------------------------------- */
 
 static tu_swtpm_t tpm;
@@ -775,6 +989,10 @@ int main(void)
         cmocka_unit_test(test_tls_server_signer_fails),
         cmocka_unit_test(test_tls12_peer_cannot_choose_another_digest),
         cmocka_unit_test(test_tls13_peer_cannot_choose_another_digest),
+        cmocka_unit_test(test_tls13_mode_handshake_sha256),
+        cmocka_unit_test(test_tls13_mode_handshake_sha384),
+        cmocka_unit_test(test_tls13_mode_refuses_tls12),
+        cmocka_unit_test(test_tls13_mode_refuses_csr_and_digests),
     };
     const struct CMUnitTest tpm2[] = {
         cmocka_unit_test(test_tpm2_identity),

@@ -77,6 +77,33 @@ rp_err_t rp_sha256_final(rp_sha256_t *ctx, uint8_t out[RP_SHA256_LEN]) RP_MUST_C
 rp_err_t rp_sha256(const void *data, size_t len, uint8_t out[RP_SHA256_LEN]) RP_MUST_CHECK;
 
 /*
+ * The content a TLS 1.3 CertificateVerify signs (RFC 8446, 4.4.3): 64 bytes of 0x20, the context
+ * string "TLS 1.3, client CertificateVerify" or "TLS 1.3, server CertificateVerify", a 0 byte,
+ * then the transcript hash (32 bytes for a SHA-256 cipher suite, 48 for SHA-384). The one owner
+ * of that layout: the monitor builds it from (side, hash) and signs only that, so its identity key
+ * never signs caller-chosen bytes (an EAT's Sig_structure, a CSR); a remote key in TLS 1.3 mode
+ * takes it apart to hand (side, hash) on.
+ */
+typedef enum rp_tls13_side {
+    RP_TLS13_CLIENT = 1,
+    RP_TLS13_SERVER = 2,
+} rp_tls13_side_t;
+
+#define RP_TLS13_HASH_MAX 48
+#define RP_TLS13_CV_CONTENT_MAX (64 + 33 + 1 + RP_TLS13_HASH_MAX)
+
+/* Whether n is the length of a transcript hash (32 or 48). */
+int rp_tls13_hash_len_valid(size_t n);
+/* OUT: out[0..*len). RP_ERR_INVALID_ARG for another side or hash length, RP_ERR_BUFFER_TOO_SMALL.
+ */
+rp_err_t rp_tls13_cv_content(rp_tls13_side_t side, const uint8_t *hash, size_t hash_len,
+                             uint8_t *out, size_t cap, size_t *len) RP_MUST_CHECK;
+/* The reverse: RP_OK only for exactly such a content. OUT: *side, hash[0..*hash_len). Anything
+ * else (another prefix or context, no 0 byte, a hash of another length) is RP_ERR_MALFORMED. */
+rp_err_t rp_tls13_cv_parse(const uint8_t *content, size_t len, rp_tls13_side_t *side,
+                           uint8_t hash[RP_TLS13_HASH_MAX], size_t *hash_len) RP_MUST_CHECK;
+
+/*
  * The algorithm of a public key.
  * OUT: *alg. Returns RP_ERR_BAD_KEY for a key that is not a well-formed SubjectPublicKeyInfo of a
  * supported type, RP_ERR_UNSUPPORTED for a well-formed key this backend cannot use.
