@@ -685,7 +685,7 @@ static int cmd_capability(const struct args *a, const char *verb)
             have ? json_pack("{s:s, s:s, s:I, s:I}", "kind", rp_md_capability_kind_name(cap.kind),
                              "tenant", cap.tenant, "issued", (json_int_t)cap.issued, "expires",
                              (json_int_t)cap.expires)
-                 : json_pack("{s:n, s:s}", "kind", "not_in_force", detail);
+                 : json_pack("{s:n, s:s}", "kind", "reason", detail);
         json_dumpf(j, stdout, JSON_INDENT(2));
         putchar('\n');
         json_decref(j);

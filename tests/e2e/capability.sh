@@ -41,6 +41,8 @@ expect 0 "$RAMPART" image upload --tenant "$acme" --component app "$d/app.img"
 expect 1 "$AGENT" install --state-dir "$d/dev1" --component app --health-seconds 1 "$d/app.img"
 err_has "this device is managed"; err_has "development capability"
 expect 0 "$AGENT" capability show --state-dir "$d/dev1"; out_has "no capability in force"
+expect 0 "$AGENT" capability show --state-dir "$d/dev1" --output json
+jq -e '.kind == null and .reason == ""' "$d/out" >/dev/null || fail "show, none held: $(cat "$d/out")"
 
 # Who may ask for one: an admin of the device's tenant, for a device it holds; a known kind.
 expect 1 env RAMPART_TOKEN_FILE="$d/contrib.token" "$RAMPART" device capability create --tenant "$acme" --device "$dev1" --kind development --out "$d/cap.json"
