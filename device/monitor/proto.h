@@ -48,7 +48,15 @@ typedef enum rp_mon_type {
     RP_MON_INSTALL = 6,    /* a component's image, from a descriptor */
     RP_MON_RECOVER = 7,    /* put right what a cut install left */
     RP_MON_SIGN_TLS13 = 8, /* a TLS 1.3 CertificateVerify, built by the monitor from (side, hash) */
-    RP_MON_TYPE_END        /* one past the last type: new types go before it */
+    /* Reserved for the work in progress (each is implemented by one change; until then a packet of
+     * that type is refused as unknown, since rp_mon_request_body_max() says 0):
+     *   9  APP_LIST       the apps the monitor supervises (component, version, state, limits)
+     *   10 TRUST_ROOT     a newer root of update trust, as a descriptor; the monitor checks it
+     *   11 APP_IDENTITY   app channel: the device certificate chain (DeviceAuthentication)
+     *   12 APP_SIGN_TLS13 app channel: SIGN_TLS13 for an app with DeviceAuthentication
+     *   13 APP_CONNECT    app channel: a socket to another app, when both manifests allow it
+     *   14 APP_INCOMING   app channel, monitor to app: a peer's socket arrives (descriptor) */
+    RP_MON_TYPE_END = 9 /* one past the last type: new types go before it */
 } rp_mon_type_t;
 
 /* A byte string as decoded: points into the packet. */
