@@ -19,9 +19,11 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "apps.h"
 #include "rampart/log.h"
 #include "sandbox.h"
 #include "serve.h"
@@ -49,7 +51,40 @@ static struct {
     uint8_t buf[RP_MON_PACKET_MAX];
     rp_mon_request_t req;
     rp_mon_reply_t reply;
+    pid_t apps_pid; /* the app supervisor (apps.h) */
+    int apps_fd;
+    struct timespec apps_seen; /* the components' state it was last told */
+    rp_apps_msg_t apps_msg;
+    rp_apps_reply_t apps_reply;
 } m;
+
+/* Tell the app supervisor what should run (after an install, a recovery, or a change of the
+ * components' state by another command). */
+static void apps_sync(void)
+{
+    m.apps_seen = rp_apps_state_stamp(m.agent.state_dir);
+    rp_apps_wanted(&m.agent, &m.apps_msg);
+    if (rp_apps_call(m.apps_fd, &m.apps_msg, NULL, 0) != RP_OK)
+        rp_log_error("the app supervisor did not take the apps to run");
+}
+
+/* APP_LIST: the supervisor's answer, as the reply. */
+static void apps_list(rp_mon_reply_t *p)
+{
+    rp_err_t err;
+
+    memset(&m.apps_msg, 0, sizeof(m.apps_msg));
+    m.apps_msg.kind = RP_APPS_LIST;
+    err = rp_apps_call(m.apps_fd, &m.apps_msg, &m.apps_reply, 10 * 1000);
+    if (err != RP_OK || m.apps_reply.n > RP_MON_APPS_MAX) {
+        p->status = (uint16_t)(err != RP_OK ? err : RP_ERR_MALFORMED);
+        snprintf(p->message, sizeof(p->message), "the app supervisor did not answer: %s",
+                 rp_strerror(err));
+        return;
+    }
+    p->u.app_list.n = m.apps_reply.n;
+    memcpy(p->u.app_list.a, m.apps_reply.app, m.apps_reply.n * sizeof(rp_mon_app_t));
+}
 
 /* The lock that makes this the state directory's only monitor; held until exit. */
 static int take_lock(const char *state_dir)
@@ -175,9 +210,18 @@ static void serve_one(struct client *c)
         return;
     }
     rp_log_debug("request %s (id %u)", rp_mon_type_name(m.req.type), m.req.id);
-    rp_monitor_serve(&m.agent, &m.req, fd, &m.reply);
+    if (m.req.type == RP_MON_APP_LIST) {
+        memset(&m.reply, 0, sizeof(m.reply));
+        m.reply.type = m.req.type;
+        m.reply.id = m.req.id;
+        apps_list(&m.reply);
+    } else {
+        rp_monitor_serve(&m.agent, &m.req, fd, &m.reply);
+    }
     if (fd >= 0)
         close(fd);
+    if (m.req.type == RP_MON_INSTALL || m.req.type == RP_MON_RECOVER)
+        apps_sync(); /* a new version confirmed replaces the running one */
     err = rp_mon_reply_encode(&m.reply, m.buf, sizeof(m.buf), &len);
     if (err == RP_OK)
         err = rp_mon_send(c->fd, m.buf, len, -1);
@@ -220,18 +264,22 @@ static void accept_one(int lfd)
 
 static int loop(int lfd, int sfd)
 {
-    struct pollfd p[CLIENTS_MAX + 2];
+    struct pollfd p[CLIENTS_MAX + 3];
 
     for (;;) {
         time_t now = time(NULL);
+        struct timespec stamp = rp_apps_state_stamp(m.agent.state_dir);
+        if (stamp.tv_sec != m.apps_seen.tv_sec || stamp.tv_nsec != m.apps_seen.tv_nsec)
+            apps_sync(); /* another command installed or rolled back */
         p[0] = (struct pollfd){lfd, POLLIN, 0};
         p[1] = (struct pollfd){sfd, POLLIN, 0};
+        p[2] = (struct pollfd){m.apps_fd, POLLIN, 0};
         for (int i = 0; i < CLIENTS_MAX; i++) {
             if (m.clients[i].fd >= 0 && now - m.clients[i].last > IDLE_SECONDS)
                 drop(&m.clients[i]);
-            p[i + 2] = (struct pollfd){m.clients[i].fd, POLLIN, 0};
+            p[i + 3] = (struct pollfd){m.clients[i].fd, POLLIN, 0};
         }
-        if (poll(p, CLIENTS_MAX + 2, 1000) < 0) {
+        if (poll(p, CLIENTS_MAX + 3, 1000) < 0) {
             if (errno == EINTR)
                 continue;
             rp_log_error("poll: %s", strerror(errno));
@@ -241,8 +289,18 @@ static int loop(int lfd, int sfd)
             rp_log_info("stopping (signal)");
             return 0;
         }
+        if (p[2].revents != 0) {
+            /* Only a late answer to a request given up on can be waiting; nothing (or an error)
+             * means the supervisor is gone, and with it every app: the monitor stops too, for its
+             * service manager to start both again. */
+            ssize_t got = recv(m.apps_fd, &m.apps_reply, sizeof(m.apps_reply), MSG_DONTWAIT);
+            if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
+                rp_log_error("the app supervisor stopped: stopping");
+                return 1;
+            }
+        }
         for (int i = 0; i < CLIENTS_MAX; i++)
-            if (m.clients[i].fd >= 0 && p[i + 2].revents != 0)
+            if (m.clients[i].fd >= 0 && p[i + 3].revents != 0)
                 serve_one(&m.clients[i]);
         if (p[0].revents & POLLIN)
             accept_one(lfd);
@@ -316,6 +374,14 @@ int main(int argc, char **argv)
     lock_fd = take_lock(state_dir);
     if (lock_fd < 0)
         return 1;
+    /* The app supervisor first: it must hold nothing of the root of trust, and its compartments
+     * must not inherit the monitor's seccomp filter (apps.h says why). */
+    m.apps_pid = rp_apps_spawn(state_dir, &m.apps_fd);
+    if (m.apps_pid < 0) {
+        rp_log_error("cannot start the app supervisor: %s", strerror(errno));
+        return 1;
+    }
+    rp_monitor_set_trial(rp_apps_trial, &m.apps_fd);
     err = rp_agent_open(&m.agent, state_dir, NULL);
     if (err != RP_OK) {
         rp_log_error("%s: cannot open the root of trust: %s", state_dir, rp_strerror(err));
@@ -339,7 +405,14 @@ int main(int argc, char **argv)
         (sfd = signalfd(-1, &sigs, SFD_CLOEXEC)) >= 0 && (lfd = listen_on(m.sock_path)) >= 0 &&
         rp_sandbox_enter() == RP_OK) {
         rp_log_info("serving %s on %s (device %s)", state_dir, m.sock_path, m.agent.device_id);
+        apps_sync();
         rc = loop(lfd, sfd);
+    }
+    /* Every app stops, and the supervisor leaves nothing behind, before the monitor exits. */
+    if (kill(m.apps_pid, SIGTERM) == 0) {
+        int st;
+        while (waitpid(m.apps_pid, &st, 0) < 0 && errno == EINTR)
+            ;
     }
     for (int i = 0; i < CLIENTS_MAX; i++)
         if (m.clients[i].fd >= 0)
