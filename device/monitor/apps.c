@@ -31,6 +31,7 @@
 
 #define TRIAL_SLOT RP_COMPONENTS_MAX /* the network slot of the one trial at a time */
 #define EXITS_MAX (64 * 1024)
+#define RP_APPS_CHANNELS_MAX 4
 
 typedef struct app {
     bool used;
@@ -58,6 +59,8 @@ static struct {
     app_t apps[RP_COMPONENTS_MAX];
     app_t trial;
     bool trial_on;
+    int trial_fd;                   /* where the trial's verdict goes */
+    int chan[RP_APPS_CHANNELS_MAX]; /* install children's channels; -1: free */
     uint32_t trial_seq;
     long trial_deadline_ms;
     int trial_seconds;
@@ -594,7 +597,7 @@ static void trial_reply(bool healthy, const char *detail)
     r->seq = s.trial_seq;
     r->healthy = healthy;
     snprintf(r->detail, sizeof(r->detail), "%s", detail);
-    if (send(s.fd, r, sizeof(*r), MSG_NOSIGNAL) != (ssize_t)sizeof(*r))
+    if (send(s.trial_fd, r, sizeof(*r), MSG_NOSIGNAL) != (ssize_t)sizeof(*r))
         rp_log_warn("the monitor did not take a trial's verdict");
     compartment_down(&s.trial);
     if (app_path(s.trial.want.component, "trial-tree", dir, sizeof(dir)) == RP_OK &&
@@ -609,7 +612,7 @@ static void trial_reply(bool healthy, const char *detail)
     }
 }
 
-static void trial_begin(const rp_apps_msg_t *msg)
+static void trial_begin(const rp_apps_msg_t *msg, int from)
 {
     char dir[PATH_MAX], why[512], kind;
     app_t *t = &s.trial, *owner;
@@ -618,9 +621,10 @@ static void trial_begin(const rp_apps_msg_t *msg)
         memset(&s.reply, 0, sizeof(s.reply));
         s.reply.seq = msg->seq;
         snprintf(s.reply.detail, sizeof(s.reply.detail), "another trial is running");
-        (void)send(s.fd, &s.reply, sizeof(s.reply), MSG_NOSIGNAL);
+        (void)send(from, &s.reply, sizeof(s.reply), MSG_NOSIGNAL);
         return;
     }
+    s.trial_fd = from;
     memset(t, 0, sizeof(*t));
     t->want = msg->want[0];
     t->want.component[RP_COMPONENT_NAME_MAX] = '\0';
@@ -687,8 +691,26 @@ static void trial_check(void)
 
 /* ---- the process ---- */
 
-static void handle(const rp_apps_msg_t *msg)
+/* A request from the monitor (from: s.fd) or an install child (from: its channel); fd: the
+ * descriptor that came with it, or -1. */
+static void handle(const rp_apps_msg_t *msg, int from, int fd)
 {
+    if (msg->kind == RP_APPS_CHANNEL && from == s.fd && fd >= 0) {
+        for (size_t i = 0; i < RP_APPS_CHANNELS_MAX; i++)
+            if (s.chan[i] < 0) {
+                s.chan[i] = fd;
+                return;
+            }
+        rp_log_warn("too many install channels: one refused");
+        close(fd);
+        return;
+    }
+    if (fd >= 0)
+        close(fd);
+    if (from != s.fd && msg->kind != RP_APPS_TRIAL) {
+        rp_log_warn("an install channel may only ask for a trial");
+        return;
+    }
     switch (msg->kind) {
     case RP_APPS_SET: apply_set(msg); break;
     case RP_APPS_LIST:
@@ -698,7 +720,7 @@ static void handle(const rp_apps_msg_t *msg)
         if (send(s.fd, &s.reply, sizeof(s.reply), MSG_NOSIGNAL) != (ssize_t)sizeof(s.reply))
             rp_log_warn("the monitor did not take the app list");
         break;
-    case RP_APPS_TRIAL: trial_begin(msg); break;
+    case RP_APPS_TRIAL: trial_begin(msg, from); break;
     default: rp_log_warn("an unknown request from the monitor (%u)", msg->kind); break;
     }
 }
@@ -740,15 +762,37 @@ static void watch(app_t *a)
     }
 }
 
+/* One request from fd, handled. false: the other end is gone. */
+static bool receive(int fd, rp_apps_msg_t *msg)
+{
+    size_t len;
+    int got_fd = -1;
+    rp_err_t err = rp_mon_recv(fd, (uint8_t *)msg, sizeof(*msg), &len, &got_fd);
+
+    if (err == RP_ERR_NOT_FOUND || err == RP_ERR_IO)
+        return false;
+    if (err == RP_OK && len == sizeof(*msg))
+        handle(msg, fd, got_fd);
+    else {
+        rp_log_warn("a bad request to the app supervisor (%zu bytes) ignored", len);
+        if (got_fd >= 0)
+            close(got_fd);
+    }
+    return true;
+}
+
 static int supervise(int sfd)
 {
     static rp_apps_msg_t msg;
-    struct pollfd p[3 + 3 * (RP_COMPONENTS_MAX + 1)];
+    struct pollfd p[3 + RP_APPS_CHANNELS_MAX + 3 * (RP_COMPONENTS_MAX + 1)];
     long next_tick = now_ms();
     char run[PATH_MAX];
     rp_netpolicy_config_t cfg = {.state_dir = s.state_dir};
     int found;
 
+    for (size_t i = 0; i < RP_APPS_CHANNELS_MAX; i++)
+        s.chan[i] = -1;
+    s.trial_fd = -1;
     found = pathf(run, sizeof(run), "%s/run/apps", s.state_dir) == RP_OK
                 ? rp_compartment_cleanup(s.state_dir, run)
                 : 0;
@@ -764,6 +808,8 @@ static int supervise(int sfd)
         p[0] = (struct pollfd){s.fd, POLLIN, 0};
         p[1] = (struct pollfd){sfd, POLLIN, 0};
         p[2] = (struct pollfd){s.np_on ? rp_netpolicy_log_fd(&s.np) : -1, POLLIN, 0};
+        for (size_t i = 0; i < RP_APPS_CHANNELS_MAX; i++)
+            p[n++] = (struct pollfd){s.chan[i], POLLIN, 0};
         for (size_t i = 0; i <= RP_COMPONENTS_MAX; i++) {
             app_t *a = i < RP_COMPONENTS_MAX ? &s.apps[i] : &s.trial;
             int fds[3];
@@ -782,15 +828,15 @@ static int supervise(int sfd)
         }
         if (p[1].revents != 0)
             break; /* SIGTERM */
-        if (p[0].revents != 0) {
-            ssize_t got = recv(s.fd, &msg, sizeof(msg), MSG_DONTWAIT);
-            if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR))
-                break; /* the monitor is gone */
-            if (got == (ssize_t)sizeof(msg))
-                handle(&msg);
-            else if (got > 0)
-                rp_log_warn("a short request from the monitor (%zd bytes) ignored", got);
-        }
+        if (p[0].revents != 0 && !receive(s.fd, &msg))
+            break; /* the monitor is gone */
+        for (size_t i = 0; i < RP_APPS_CHANNELS_MAX; i++)
+            if (s.chan[i] >= 0 && p[3 + i].revents != 0 && !receive(s.chan[i], &msg)) {
+                if (s.trial_on && s.trial_fd == s.chan[i])
+                    s.trial_fd = -1; /* its install child is gone: the verdict goes nowhere */
+                close(s.chan[i]);
+                s.chan[i] = -1;
+            }
         if (s.np_on && p[2].revents != 0 && rp_netpolicy_handle_log(&s.np) != RP_OK)
             rp_log_warn("refused packets could not all be read");
         for (size_t i = 0; i < RP_COMPONENTS_MAX; i++)

@@ -14,6 +14,7 @@
  *   SET    the apps that should run (component, slot, version, digest, payload): no reply
  *   LIST   what runs: an APP_LIST reply's body (proto.h)
  *   TRIAL  an install's trial of a new version in its compartment: healthy or not, and why
+ *          (asked by the monitor's install child on a socket of its own, given with CHANNEL)
  *
  * Per app, S/apps/COMPONENT/ holds tree/ (the extracted image, read-only; tree.digest says of
  * which image), uid (its uid and gid, allocated once, never shared), storage.img, log (its
@@ -48,7 +49,8 @@ typedef struct rp_apps_want {
     uint64_t payload_off, payload_len;
 } rp_apps_want_t;
 
-typedef enum { RP_APPS_SET = 1, RP_APPS_LIST, RP_APPS_TRIAL } rp_apps_kind_t;
+/* CHANNEL carries a descriptor: a socket on which an install child asks for its TRIAL. */
+typedef enum { RP_APPS_SET = 1, RP_APPS_LIST, RP_APPS_TRIAL, RP_APPS_CHANNEL } rp_apps_kind_t;
 
 typedef struct rp_apps_msg {
     uint32_t kind; /* rp_apps_kind_t */
@@ -88,7 +90,8 @@ struct timespec rp_apps_state_stamp(const char *state_dir);
 rp_err_t rp_apps_call(int fd, rp_apps_msg_t *msg, rp_apps_reply_t *reply,
                       int timeout_ms) RP_MUST_CHECK;
 
-/* rp_install_opts_t's trial hook for the monitor: ctx points at the supervisor's descriptor. */
+/* rp_install_opts_t's trial hook for the monitor's install child: ctx points at its channel to
+ * the supervisor (CHANNEL). */
 rp_err_t rp_apps_trial(void *ctx, const char *component, int slot, const rp_slot_image_t *img,
                        int seconds, bool *healthy, char *detail, size_t cap) RP_MUST_CHECK;
 

@@ -32,9 +32,9 @@ static const char *const allowed[] = {
     "rename", "renameat", "renameat2", "fsync", "fdatasync", "ftruncate", "fcntl", "flock", "dup",
     "dup2", "dup3", "pipe", "pipe2", "ioctl", "getcwd", "chdir", "fchmod", "fchmodat", "fchown",
     "umask", "copy_file_range", "sendfile", "uname", "sysinfo",
-    /* sockets: clients, the TPM's TCTI */
+    /* sockets: clients, the TPM's TCTI, an install child's channel to the app supervisor */
     "poll", "ppoll", "select", "pselect6", "epoll_create1", "epoll_ctl", "epoll_wait",
-    "epoll_pwait", "socket", "connect", "accept4", "recvmsg", "sendmsg", "recvfrom", "sendto",
+    "epoll_pwait", "socket", "socketpair", "connect", "accept4", "recvmsg", "sendmsg", "recvfrom", "sendto",
     "getsockopt", "setsockopt", "getsockname", "getpeername", "shutdown",
     /* signals, processes (the app supervisor: stopped with SIGTERM, waited for) */
     "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "kill", "tgkill", "getpid",

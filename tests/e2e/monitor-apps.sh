@@ -45,6 +45,9 @@ sign() { expect 0 "$RAMPART" image sign --key "$d/k.key" --version "$1" --type a
 sign 1.0.0 "$d/tree" tree1.img
 sign 2.0.0 "$d/tree" tree2.img
 sign 1.0.0 "$d/legacy.sh" leg1.img
+printf '#!/bin/sh\necho quiet\ntrap "echo stopped by SIGTERM; exit 0" TERM\nsleep 3600 & wait\n' \
+  >"$d/quiet.sh" # never says ready: its trial lasts the health window
+sign 1.1.0 "$d/quiet.sh" leg11.img
 
 # No monitor: app list says so.
 expect 1 "$AGENT" app list --state-dir "$S"
@@ -138,6 +141,22 @@ wait_until 30 gone || fail "the old version's compartment ($old) still runs"
 has_v2() { log_of "$TREE" | grep -q "^tree app 2.0.0+0$"; }
 wait_until 30 has_v2 || fail "version 2 never ran"
 
+# --- an install does not hold the monitor: during a long trial it answers app list at once, and a
+# request that needs the root of trust is answered once the install is done ------------------------
+"$MONITOR_CALL" "$SOCK" install "$LEG" "$d/leg11.img" 20 >"$d/install.out" 2>&1 &
+installer=$!
+on_trial() { grep -q "$LEG 1.1.0+0: on trial" "$LOG"; }
+wait_until 60 on_trial || fail "the install never reached its trial"
+expect 0 timeout 5 "$AGENT" app list --state-dir "$S"
+out_has "$TREE 2.0.0+0: ready"
+expect 0 timeout 5 "$MONITOR_CALL" "$SOCK" hello
+grep -q "installed" "$d/install.out" && fail "the trial ended before the checks during it"
+expect 0 timeout 120 "$MONITOR_CALL" "$SOCK" status # held until the install is done
+out_has "$LEG 1.1.0+0"
+wait "$installer" || fail "the install failed: $(cat "$d/install.out")"
+grep -q "installed: stayed up for 20 s" "$d/install.out" || fail "the install: $(cat "$d/install.out")"
+wait_state "$LEG" 1.1.0+0 running
+
 # --- kill -9 of the monitor: the apps go with it; a new monitor removes what is left and runs them
 # again, without extracting their trees again ------------------------------------------------------
 pids="$(app_field "$TREE" .pid) $(app_field "$LEG" .pid)"
@@ -149,7 +168,7 @@ wait_until 30 all_gone || fail "apps outlived their monitor (killed with -9)"
 : >"$LOG"
 start_monitor
 wait_state "$TREE" 2.0.0+0 ready
-wait_state "$LEG" 1.0.0+0 ready
+wait_state "$LEG" 1.1.0+0 running
 grep -q "leftover" "$LOG" || fail "the new monitor did not remove the leftovers: $(cat "$LOG")"
 grep -q "extracted" "$LOG" && fail "a restart extracted a tree again: $(cat "$LOG")"
 E2E_CHECKS=$((E2E_CHECKS + 2))
