@@ -521,7 +521,8 @@ int main(int argc, char **argv)
         rp_log_error("cannot start the app supervisor: %s", strerror(errno));
         return 1;
     }
-    rp_monitor_set_trial(rp_apps_trial, &m.trial_fd); /* install children set it */
+    m.trial_fd = -1; /* each install child has its own channel */
+    rp_monitor_set_trial(rp_apps_trial, &m.trial_fd);
     err = rp_agent_open(&m.agent, state_dir, NULL);
     if (err != RP_OK) {
         rp_log_error("%s: cannot open the root of trust: %s", state_dir, rp_strerror(err));

@@ -120,6 +120,17 @@ expect 0 "$AGENT" app list --state-dir "$S"
 out_has "$TREE 1.0.0+0: ready, 0 restart(s)"
 out_has "$LEG 1.0.0+0: ready, 0 restart(s)"
 
+# --- `rampart-agent run` leaves the apps to the monitor serving S -----------------------------------
+pids="$(app_field "$TREE" .pid) $(app_field "$LEG" .pid)"
+"$AGENT" run --state-dir "$S" --server https://127.0.0.1:9 --server-ca "$d/k.pub" >"$d/agent.log" 2>&1 &
+agent=$!
+said() { grep -q "rampart-monitor serves $S: it runs the apps" "$d/agent.log"; }
+wait_until 30 said || { kill "$agent"; cat "$d/agent.log" >&2; fail "the agent did not leave the apps to the monitor"; }
+kill -TERM "$agent"
+wait "$agent" || fail "the agent's exit after SIGTERM: $(cat "$d/agent.log")"
+[ ! -e "$S/components/$LEG/run.json" ] || fail "the agent started the apps itself too"
+eq "$(app_field "$TREE" .pid) $(app_field "$LEG" .pid)" "$pids" "the apps' pids after the agent ran"
+
 # --- a killed app is restarted, and counted --------------------------------------------------------
 init=$(app_field "$LEG" .pid)
 victim=$(pgrep -P "$init" | head -1)
