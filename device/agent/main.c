@@ -85,6 +85,8 @@ static const char usage[] =
     "      device install images locally and be debugged, until it expires or is removed.\n"
     "  app logs --state-dir S NAME\n"
     "      The end (64 KiB at most) of an app's stdout and stderr.\n"
+    "  app list --state-dir S [--output json]\n"
+    "      The apps rampart-monitor runs: version, state, restarts, pid, the limits in force.\n"
     "  events --state-dir S [--output json]\n"
     "      The security events the monitor recorded (time, kind, app, reason), oldest first:\n"
     "      each refusal its compartments saw; the newest 1000 are kept, the drop counted.\n"
@@ -190,6 +192,16 @@ static rp_err_t ask_monitor(const struct args *a, const rp_mon_request_t *q, rp_
         return RP_ERR_IO;
     }
     return RP_OK;
+}
+
+/* Whether rampart-monitor serves this state directory (it answers HELLO). */
+static bool monitor_serves(const struct args *a)
+{
+    rp_mon_request_t q = {.type = RP_MON_HELLO, .id = 1};
+    rp_mon_reply_t r;
+
+    q.u.hello.min_version = q.u.hello.max_version = RP_MON_VERSION;
+    return ask_monitor(a, &q, &r) == RP_OK;
 }
 
 static int cmd_id_monitor(const rp_mon_reply_t *r)
@@ -427,7 +439,7 @@ static int lock_slots(const struct args *a)
 static int update_check_locked(rp_agent_t *agent, const char *server, const char *ca,
                                const struct args *a, rp_update_summary_t *sum)
 {
-    rp_install_opts_t opts = {a->health_seconds};
+    rp_install_opts_t opts = {.health_seconds = a->health_seconds};
     rp_err_t err;
     int fd = lock_slots(a);
 
@@ -525,14 +537,19 @@ static int cmd_run(const struct args *a)
             rp_log_error("recovery: %s; %d component(s) without a verified image", rp_strerror(err),
                          unbootable);
     }
-    supervisor = calloc(1, sizeof(*supervisor));
-    if (supervisor == NULL) {
-        rp_agent_close(&agent);
-        return FAIL;
+    if (monitor_serves(a)) {
+        rp_log_info("rampart-monitor serves %s: it runs the apps, each in its compartment",
+                    a->state_dir);
+    } else {
+        supervisor = calloc(1, sizeof(*supervisor));
+        if (supervisor == NULL) {
+            rp_agent_close(&agent);
+            return FAIL;
+        }
+        supervisor->a = &agent;
+        supervisor->health_seconds = a->health_seconds;
+        rp_supervisor_sync(supervisor); /* the apps, their confirmed versions */
     }
-    supervisor->a = &agent;
-    supervisor->health_seconds = a->health_seconds;
-    rp_supervisor_sync(supervisor); /* the apps, their confirmed versions */
     while (!stopping) {
         now = time(NULL);
         if (now >= next_attest) {
@@ -571,7 +588,10 @@ static int cmd_run(const struct args *a)
             } else {
                 memset(&sum, 0, sizeof(sum));
                 (void)update_check_locked(&agent, a->server, a->server_ca, a, &sum);
-                rp_supervisor_sync(supervisor); /* a new confirmed version replaces the old */
+                /* A new confirmed version replaces the old (the monitor's apps: it sees that
+                 * itself). */
+                if (supervisor != NULL)
+                    rp_supervisor_sync(supervisor);
                 next_update =
                     time(NULL) + jitter(interval - interval / 10, interval + interval / 10 + 1);
             }
@@ -582,7 +602,8 @@ static int cmd_run(const struct args *a)
         wait = (next_attest < next_update ? next_attest : next_update) - now;
         sleep_until_stopped(wait > 0 ? wait : 1);
     }
-    rp_supervisor_stop(supervisor);
+    if (supervisor != NULL)
+        rp_supervisor_stop(supervisor);
     free(supervisor);
     supervisor = NULL;
     rp_agent_close(&agent);
@@ -700,7 +721,7 @@ static int cmd_capability(const struct args *a, const char *verb)
 
 static int cmd_install(const struct args *a)
 {
-    rp_install_opts_t opts = {a->health_seconds};
+    rp_install_opts_t opts = {.health_seconds = a->health_seconds};
     rp_install_result_t res;
     rp_agent_t agent;
     rp_err_t err;
@@ -874,9 +895,21 @@ static int cmd_app_logs(const struct args *a)
         return usage_error("app logs needs one NAME");
     if (!rp_component_name_valid(a->rest[0], strlen(a->rest[0])))
         return usage_error("a component name is 1 to 32 of A-Z a-z 0-9 . _ - (no leading dot)");
-    if (snprintf(path, sizeof(path), "%s/components/%s/app.log", a->state_dir, a->rest[0]) >=
-        (int)sizeof(path))
-        return usage_error("the state directory's path is too long");
+    /* The monitor's (S/apps/NAME/log: the app in its compartment) or, from an agent that ran it
+     * itself, S/components/NAME/app.log: whichever was written last. */
+    {
+        char mon[PATH_MAX];
+        struct stat ms, as;
+        if (snprintf(path, sizeof(path), "%s/components/%s/app.log", a->state_dir, a->rest[0]) >=
+                (int)sizeof(path) ||
+            snprintf(mon, sizeof(mon), "%s/apps/%s/log", a->state_dir, a->rest[0]) >=
+                (int)sizeof(mon))
+            return usage_error("the state directory's path is too long");
+        if (lstat(mon, &ms) == 0 &&
+            (lstat(path, &as) != 0 || ms.st_mtim.tv_sec > as.st_mtim.tv_sec ||
+             (ms.st_mtim.tv_sec == as.st_mtim.tv_sec && ms.st_mtim.tv_nsec >= as.st_mtim.tv_nsec)))
+            memcpy(path, mon, sizeof(mon));
+    }
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         rp_log_error("%s: %s", path,
@@ -904,6 +937,67 @@ static int cmd_app_logs(const struct args *a)
             break;
     }
     close(fd);
+    return OK;
+}
+
+/* app list: what the monitor runs (it alone knows: the apps are its processes). A contract:
+ * docs/monitor.md ("Apps"). */
+static int cmd_app_list(const struct args *a)
+{
+    static rp_mon_reply_t r;
+    rp_mon_request_t q = {.type = RP_MON_APP_LIST, .id = 1};
+    bool json = a->output != NULL && strcmp(a->output, "json") == 0;
+    rp_err_t err;
+
+    if (a->output != NULL && !json && strcmp(a->output, "text") != 0)
+        return usage_error("--output must be text or json");
+    if (a->nrest != 0)
+        return usage_error("app list takes no NAME");
+    err = ask_monitor(a, &q, &r);
+    if (err == RP_ERR_NOT_FOUND) {
+        rp_log_error("no rampart-monitor serves %s (nothing answers on %s/monitor.sock): the "
+                     "monitor runs the apps; start it with `rampart-monitor --state-dir %s`",
+                     a->state_dir, a->state_dir, a->state_dir);
+        return FAIL;
+    }
+    if (err != RP_OK)
+        return FAIL;
+    if (json) {
+        json_t *list = json_array();
+        char *text;
+        for (size_t i = 0; list != NULL && i < r.u.app_list.n; i++) {
+            const rp_mon_app_t *p = &r.u.app_list.a[i];
+            /* A limit not in force (its layer missing here, or no storage asked for) is null. */
+#define LIMIT(v) ((v) > 0 ? json_integer(v) : json_null())
+            json_array_append_new(
+                list,
+                json_pack("{s:s, s:s, s:s, s:I, s:o, s:{s:o, s:o, s:o, s:o}, s:s}", "component",
+                          p->component, "version", p->version, "state",
+                          rp_mon_app_state_name(p->state), "restarts", (json_int_t)p->restarts,
+                          "pid", LIMIT(p->pid), "limits", "memory_kb", LIMIT(p->memory_kb), "pids",
+                          LIMIT(p->pids), "cpu_percent", LIMIT(p->cpu_percent), "storage_kb",
+                          LIMIT(p->storage_kb), "missing", p->missing));
+#undef LIMIT
+        }
+        text = list != NULL ? json_dumps(list, JSON_INDENT(2)) : NULL;
+        json_decref(list);
+        if (text == NULL)
+            return FAIL;
+        puts(text);
+        free(text);
+        return OK;
+    }
+    if (r.u.app_list.n == 0)
+        printf("no apps\n");
+    for (size_t i = 0; i < r.u.app_list.n; i++) {
+        const rp_mon_app_t *p = &r.u.app_list.a[i];
+        printf("%s %s: %s, %u restart(s), pid %u; memory %u KiB, pids %u, cpu %u%%, storage %u "
+               "KiB%s%s\n",
+               p->component, p->version, rp_mon_app_state_name(p->state), (unsigned)p->restarts,
+               (unsigned)p->pid, (unsigned)p->memory_kb, (unsigned)p->pids,
+               (unsigned)p->cpu_percent, (unsigned)p->storage_kb,
+               p->missing[0] ? "; not in force: " : "", p->missing);
+    }
     return OK;
 }
 
@@ -1147,8 +1241,10 @@ int main(int argc, char **argv)
         return cmd_capability(&a, verb);
     if (strcmp(cmd, "app") == 0 && strcmp(verb, "logs") == 0)
         return cmd_app_logs(&a);
+    if (strcmp(cmd, "app") == 0 && strcmp(verb, "list") == 0)
+        return cmd_app_list(&a);
     if (strcmp(cmd, "app") == 0)
-        return usage_error("app logs NAME");
+        return usage_error("app logs NAME | app list");
     if (strcmp(cmd, "events") == 0)
         return cmd_events(&a);
     return usage_error("unknown command");

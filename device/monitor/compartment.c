@@ -1219,6 +1219,13 @@ static int child_main(child_args_t *a)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    {
+        /* A caller that waits for its signals with signalfd has them blocked, and the init
+         * inherited that: unblocked, or a stop would never reach the app. */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+    }
     for (;;) {
         int st;
         pid_t w = waitpid(-1, &st, 0);

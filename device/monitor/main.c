@@ -19,9 +19,11 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "apps.h"
 #include "rampart/log.h"
 #include "sandbox.h"
 #include "serve.h"
@@ -38,6 +40,9 @@ static const char usage[] =
 struct client {
     int fd;
     time_t last;
+    bool held;                /* not read: an install child answers it, or its request waits */
+    bool waiting;             /* req is a request held until the install child exits */
+    rp_mon_request_t pending; /* that request */
 };
 
 static struct {
@@ -49,7 +54,45 @@ static struct {
     uint8_t buf[RP_MON_PACKET_MAX];
     rp_mon_request_t req;
     rp_mon_reply_t reply;
+    pid_t apps_pid; /* the app supervisor (apps.h) */
+    int apps_fd;
+    struct timespec apps_seen; /* the components' state it was last told */
+    rp_apps_msg_t apps_msg;
+    rp_apps_reply_t apps_reply;
+    pid_t install_pid; /* the install child running (0: none) */
+    struct client *install_client;
+    int trial_fd; /* the install child's channel to the supervisor, for its trial */
 } m;
+
+/* Tell the app supervisor what should run (after an install, a recovery, or a change of the
+ * components' state by another command). */
+static void apps_sync(void)
+{
+    if (m.install_pid > 0)
+        return; /* the child uses the root of trust: the parent syncs once it is done */
+    m.apps_seen = rp_apps_state_stamp(m.agent.state_dir);
+    rp_apps_wanted(&m.agent, &m.apps_msg);
+    if (rp_apps_call(m.apps_fd, &m.apps_msg, NULL, 0) != RP_OK)
+        rp_log_error("the app supervisor did not take the apps to run");
+}
+
+/* APP_LIST: the supervisor's answer, as the reply. */
+static void apps_list(rp_mon_reply_t *p)
+{
+    rp_err_t err;
+
+    memset(&m.apps_msg, 0, sizeof(m.apps_msg));
+    m.apps_msg.kind = RP_APPS_LIST;
+    err = rp_apps_call(m.apps_fd, &m.apps_msg, &m.apps_reply, 10 * 1000);
+    if (err != RP_OK || m.apps_reply.n > RP_MON_APPS_MAX) {
+        p->status = (uint16_t)(err != RP_OK ? err : RP_ERR_MALFORMED);
+        snprintf(p->message, sizeof(p->message), "the app supervisor did not answer: %s",
+                 rp_strerror(err));
+        return;
+    }
+    p->u.app_list.n = m.apps_reply.n;
+    memcpy(p->u.app_list.a, m.apps_reply.app, m.apps_reply.n * sizeof(rp_mon_app_t));
+}
 
 /* The lock that makes this the state directory's only monitor; held until exit. */
 static int take_lock(const char *state_dir)
@@ -129,6 +172,7 @@ static void drop(struct client *c)
 {
     close(c->fd);
     c->fd = -1;
+    c->held = c->waiting = false;
 }
 
 /* An error reply to a request that could not be read, then the connection is closed. */
@@ -147,6 +191,8 @@ static void refuse_packet(struct client *c, rp_err_t err, const rp_mon_request_t
         rp_log_debug("a refused client left before its reply");
     drop(c);
 }
+
+static void dispatch(struct client *c, int fd);
 
 static void serve_one(struct client *c)
 {
@@ -174,11 +220,15 @@ static void serve_one(struct client *c)
         refuse_packet(c, err, &m.req);
         return;
     }
-    rp_log_debug("request %s (id %u)", rp_mon_type_name(m.req.type), m.req.id);
-    rp_monitor_serve(&m.agent, &m.req, fd, &m.reply);
-    if (fd >= 0)
-        close(fd);
-    err = rp_mon_reply_encode(&m.reply, m.buf, sizeof(m.buf), &len);
+    dispatch(c, fd);
+}
+
+/* Encode and send m.reply to c; a client that cannot take it is dropped. */
+static void reply_to(struct client *c)
+{
+    size_t len;
+    rp_err_t err = rp_mon_reply_encode(&m.reply, m.buf, sizeof(m.buf), &len);
+
     if (err == RP_OK)
         err = rp_mon_send(c->fd, m.buf, len, -1);
     if (err != RP_OK) {
@@ -186,6 +236,132 @@ static void serve_one(struct client *c)
                     rp_mon_type_name(m.req.type), rp_strerror(err));
         drop(c);
     }
+}
+
+/*
+ * An install runs in a child of the monitor: it takes the slots' lock, installs (its trial in the
+ * app supervisor, over a channel of its own), answers the client and exits; the parent keeps
+ * serving. The root of trust is one (a TPM connection is not to be shared): while the child runs,
+ * the parent answers HELLO and APP_LIST and holds every other request until the child is done.
+ */
+static void install_in_child(struct client *c, int fd)
+{
+    int ch[2];
+    pid_t pid;
+
+    memset(&m.reply, 0, sizeof(m.reply));
+    m.reply.type = m.req.type;
+    m.reply.id = m.req.id;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ch) != 0) {
+        m.reply.status = RP_ERR_IO;
+        snprintf(m.reply.message, sizeof(m.reply.message), "cannot start the install");
+        reply_to(c);
+        return;
+    }
+    memset(&m.apps_msg, 0, sizeof(m.apps_msg));
+    m.apps_msg.kind = RP_APPS_CHANNEL;
+    if (rp_mon_send(m.apps_fd, (const uint8_t *)&m.apps_msg, sizeof(m.apps_msg), ch[0]) != RP_OK ||
+        (pid = fork()) < 0) {
+        close(ch[0]);
+        close(ch[1]);
+        m.reply.status = RP_ERR_IO;
+        snprintf(m.reply.message, sizeof(m.reply.message), "cannot start the install");
+        reply_to(c);
+        return;
+    }
+    if (pid == 0) {
+        close(ch[0]);
+        m.trial_fd = ch[1];
+        rp_monitor_serve(&m.agent, &m.req, fd, &m.reply);
+        reply_to(c);
+        _exit(0); /* nothing of the parent's is closed or flushed: the root of trust stays its */
+    }
+    close(ch[0]);
+    close(ch[1]);
+    m.install_pid = pid;
+    m.install_client = c;
+    c->held = true;
+}
+
+/* Whether a request uses the root of trust (or the slots): held while an install child runs. */
+static bool uses_rot(rp_mon_type_t t)
+{
+    return t != RP_MON_HELLO && t != RP_MON_APP_LIST;
+}
+
+/* Answer the decoded request m.req of c (fd: its descriptor, or -1; closed here). */
+static void dispatch(struct client *c, int fd)
+{
+    rp_log_debug("request %s (id %u)", rp_mon_type_name(m.req.type), m.req.id);
+    if (m.req.type == RP_MON_INSTALL && m.install_pid == 0) {
+        install_in_child(c, fd);
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    if (m.install_pid > 0 && m.req.type != RP_MON_INSTALL && uses_rot(m.req.type)) {
+        c->pending = m.req; /* answered when the install is done */
+        c->waiting = c->held = true;
+        return;
+    }
+    if (m.req.type == RP_MON_APP_LIST) {
+        memset(&m.reply, 0, sizeof(m.reply));
+        m.reply.type = m.req.type;
+        m.reply.id = m.req.id;
+        apps_list(&m.reply);
+    } else if (m.req.type == RP_MON_INSTALL) {
+        memset(&m.reply, 0, sizeof(m.reply));
+        m.reply.type = m.req.type;
+        m.reply.id = m.req.id;
+        m.reply.status = RP_ERR_EXISTS;
+        snprintf(m.reply.message, sizeof(m.reply.message),
+                 "the slots are busy (another install is running): try again");
+    } else {
+        rp_monitor_serve(&m.agent, &m.req, fd, &m.reply);
+    }
+    if (fd >= 0)
+        close(fd);
+    if (m.req.type == RP_MON_RECOVER)
+        apps_sync(); /* what runs may have changed */
+    reply_to(c);
+}
+
+/* The install child is done: its client is read again, the apps synced, held requests answered. */
+static void install_done(void)
+{
+    m.install_pid = 0;
+    if (m.install_client != NULL && m.install_client->fd >= 0)
+        m.install_client->held = false;
+    m.install_client = NULL;
+    apps_sync(); /* a new version confirmed replaces the running one */
+    for (int i = 0; i < CLIENTS_MAX; i++) {
+        struct client *c = &m.clients[i];
+        if (c->fd < 0 || !c->waiting)
+            continue;
+        c->waiting = c->held = false;
+        m.req = c->pending;
+        dispatch(c, -1);
+    }
+}
+
+/* Children that exited: the install child, or the app supervisor (then the monitor stops). */
+static bool reap_children(void)
+{
+    int st;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+        if (pid == m.install_pid) {
+            if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                rp_log_error("the install child ended badly (status %d)", st);
+            install_done();
+        } else if (pid == m.apps_pid) {
+            rp_log_error("the app supervisor stopped: stopping");
+            m.apps_pid = 0;
+            return false;
+        }
+    }
+    return true;
 }
 
 /* Accept a connection from root or the agent's user; anyone else is told so and dropped. */
@@ -215,34 +391,56 @@ static void accept_one(int lfd)
         close(fd);
         return;
     }
-    m.clients[i] = (struct client){fd, time(NULL)};
+    m.clients[i] = (struct client){.fd = fd, .last = time(NULL)};
 }
 
 static int loop(int lfd, int sfd)
 {
-    struct pollfd p[CLIENTS_MAX + 2];
+    struct pollfd p[CLIENTS_MAX + 3];
 
     for (;;) {
         time_t now = time(NULL);
+        struct timespec stamp = rp_apps_state_stamp(m.agent.state_dir);
+        if (m.install_pid == 0 &&
+            (stamp.tv_sec != m.apps_seen.tv_sec || stamp.tv_nsec != m.apps_seen.tv_nsec))
+            apps_sync(); /* another command installed or rolled back */
         p[0] = (struct pollfd){lfd, POLLIN, 0};
         p[1] = (struct pollfd){sfd, POLLIN, 0};
+        p[2] = (struct pollfd){m.apps_fd, POLLIN, 0};
         for (int i = 0; i < CLIENTS_MAX; i++) {
-            if (m.clients[i].fd >= 0 && now - m.clients[i].last > IDLE_SECONDS)
+            if (m.clients[i].fd >= 0 && !m.clients[i].held &&
+                now - m.clients[i].last > IDLE_SECONDS)
                 drop(&m.clients[i]);
-            p[i + 2] = (struct pollfd){m.clients[i].fd, POLLIN, 0};
+            p[i + 3] = (struct pollfd){m.clients[i].held ? -1 : m.clients[i].fd, POLLIN, 0};
         }
-        if (poll(p, CLIENTS_MAX + 2, 1000) < 0) {
+        if (poll(p, CLIENTS_MAX + 3, 1000) < 0) {
             if (errno == EINTR)
                 continue;
             rp_log_error("poll: %s", strerror(errno));
             return 1;
         }
         if (p[1].revents != 0) {
-            rp_log_info("stopping (signal)");
-            return 0;
+            struct signalfd_siginfo si;
+            if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si) && si.ssi_signo == SIGCHLD) {
+                if (!reap_children())
+                    return 1;
+            } else {
+                rp_log_info("stopping (signal)");
+                return 0;
+            }
+        }
+        if (p[2].revents != 0) {
+            /* Only a late answer to a request given up on can be waiting; nothing (or an error)
+             * means the supervisor is gone, and with it every app: the monitor stops too, for its
+             * service manager to start both again. */
+            ssize_t got = recv(m.apps_fd, &m.apps_reply, sizeof(m.apps_reply), MSG_DONTWAIT);
+            if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
+                rp_log_error("the app supervisor stopped: stopping");
+                return 1;
+            }
         }
         for (int i = 0; i < CLIENTS_MAX; i++)
-            if (m.clients[i].fd >= 0 && p[i + 2].revents != 0)
+            if (m.clients[i].fd >= 0 && !m.clients[i].held && p[i + 3].revents != 0)
                 serve_one(&m.clients[i]);
         if (p[0].revents & POLLIN)
             accept_one(lfd);
@@ -316,6 +514,15 @@ int main(int argc, char **argv)
     lock_fd = take_lock(state_dir);
     if (lock_fd < 0)
         return 1;
+    /* The app supervisor first: it must hold nothing of the root of trust, and its compartments
+     * must not inherit the monitor's seccomp filter (apps.h says why). */
+    m.apps_pid = rp_apps_spawn(state_dir, &m.apps_fd);
+    if (m.apps_pid < 0) {
+        rp_log_error("cannot start the app supervisor: %s", strerror(errno));
+        return 1;
+    }
+    m.trial_fd = -1; /* each install child has its own channel */
+    rp_monitor_set_trial(rp_apps_trial, &m.trial_fd);
     err = rp_agent_open(&m.agent, state_dir, NULL);
     if (err != RP_OK) {
         rp_log_error("%s: cannot open the root of trust: %s", state_dir, rp_strerror(err));
@@ -334,12 +541,26 @@ int main(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGCHLD); /* the install child, the app supervisor */
     signal(SIGPIPE, SIG_IGN);
     if (err == RP_OK && sigprocmask(SIG_BLOCK, &sigs, NULL) == 0 &&
         (sfd = signalfd(-1, &sigs, SFD_CLOEXEC)) >= 0 && (lfd = listen_on(m.sock_path)) >= 0 &&
         rp_sandbox_enter() == RP_OK) {
         rp_log_info("serving %s on %s (device %s)", state_dir, m.sock_path, m.agent.device_id);
+        apps_sync();
         rc = loop(lfd, sfd);
+    }
+    /* An install under way finishes (a cut one is put right at the next start anyway, but its
+     * client gets its answer); then every app stops, and the supervisor leaves nothing behind. */
+    if (m.install_pid > 0) {
+        int st;
+        while (waitpid(m.install_pid, &st, 0) < 0 && errno == EINTR)
+            ;
+    }
+    if (m.apps_pid > 0 && kill(m.apps_pid, SIGTERM) == 0) {
+        int st;
+        while (waitpid(m.apps_pid, &st, 0) < 0 && errno == EINTR)
+            ;
     }
     for (int i = 0; i < CLIENTS_MAX; i++)
         if (m.clients[i].fd >= 0)

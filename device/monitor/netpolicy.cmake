@@ -27,7 +27,8 @@ add_test(NAME e2e.netpolicy COMMAND ${RP_NP_TESTS}/e2e/netpolicy.sh)
 set_tests_properties(e2e.netpolicy PROPERTIES
   LABELS e2e
   TIMEOUT 300
-  ENVIRONMENT "DRIVER=$<TARGET_FILE:netpolicy-driver>")
+  ENVIRONMENT "DRIVER=$<TARGET_FILE:netpolicy-driver>"
+  RESOURCE_LOCK rampart_nftables) # one owner at a time of the host's table inet rampart
 
 # The packet reader behind the events, fuzzed (`make fuzz`, scripts/fuzz target netpolicy_reason).
 if(RP_FUZZ)

@@ -143,7 +143,26 @@ static const struct {
     [RP_MON_INSTALL] = {"install",    2 + RP_COMPONENT_NAME_MAX + 4},
     [RP_MON_RECOVER] = {"recover",    0                            },
     [RP_MON_SIGN_TLS13] = {"sign-tls13", 1 + 2 + RP_TLS13_HASH_MAX    },
+    [RP_MON_APP_LIST] = {"app-list",   0                            },
 };
+
+/* The longest APP_LIST reply fits in a packet (the transport's buffers are RP_MON_PACKET_MAX). */
+_Static_assert(RP_MON_HEADER_LEN + 2 + 1 +
+                       RP_MON_APPS_MAX * (2 + RP_COMPONENT_NAME_MAX + 2 + RP_MON_VERSION_MAX + 1 +
+                                          6 * 4 + 2 + RP_MON_MISSING_MAX) <=
+                   RP_MON_PACKET_MAX,
+               "an APP_LIST reply must fit in a packet");
+
+static const char *const app_states[RP_MON_APP_STATE_END] = {
+    [RP_MON_APP_STOPPED] = "stopped",       [RP_MON_APP_STARTING] = "starting",
+    [RP_MON_APP_READY] = "ready",           [RP_MON_APP_RUNNING] = "running",
+    [RP_MON_APP_RESTARTING] = "restarting",
+};
+
+const char *rp_mon_app_state_name(unsigned state)
+{
+    return state < RP_MON_APP_STATE_END ? app_states[state] : "?";
+}
 
 static bool type_known(unsigned t)
 {
@@ -244,7 +263,7 @@ rp_err_t rp_mon_request_encode(const rp_mon_request_t *q, uint8_t *buf, size_t c
         put_str(&w, q->u.install.component, RP_COMPONENT_NAME_MAX);
         put_u32(&w, q->u.install.health_seconds);
         break;
-    default: /* STATUS, ID, RECOVER: no body */ break;
+    default: /* STATUS, ID, RECOVER, APP_LIST: no body */ break;
     }
     return finish(&w, len);
 }
@@ -340,6 +359,26 @@ rp_err_t rp_mon_reply_encode(const rp_mon_reply_t *p, uint8_t *buf, size_t cap, 
         put_str(&w, p->u.install.detail, RP_MON_DETAIL_MAX);
         break;
     case RP_MON_RECOVER: put_u32(&w, p->u.recover.unbootable); break;
+    case RP_MON_APP_LIST:
+        if (p->u.app_list.n > RP_MON_APPS_MAX)
+            return RP_ERR_INVALID_ARG;
+        put_u8(&w, (uint8_t)p->u.app_list.n);
+        for (size_t i = 0; i < p->u.app_list.n; i++) {
+            const rp_mon_app_t *a = &p->u.app_list.a[i];
+            if (a->state >= RP_MON_APP_STATE_END)
+                return RP_ERR_INVALID_ARG;
+            put_str(&w, a->component, RP_COMPONENT_NAME_MAX);
+            put_str(&w, a->version, RP_MON_VERSION_MAX);
+            put_u8(&w, a->state);
+            put_u32(&w, a->restarts);
+            put_u32(&w, a->pid);
+            put_u32(&w, a->memory_kb);
+            put_u32(&w, a->pids);
+            put_u32(&w, a->cpu_percent);
+            put_u32(&w, a->storage_kb);
+            put_str(&w, a->missing, RP_MON_MISSING_MAX);
+        }
+        break;
     default: break;
     }
     return finish(&w, len);
@@ -396,6 +435,27 @@ rp_err_t rp_mon_reply_decode(const uint8_t *buf, size_t len, rp_mon_reply_t *p)
         get_str(&r, p->u.install.detail, RP_MON_DETAIL_MAX);
         break;
     case RP_MON_RECOVER: p->u.recover.unbootable = get_u32(&r); break;
+    case RP_MON_APP_LIST:
+        p->u.app_list.n = get_u8(&r);
+        if (p->u.app_list.n > RP_MON_APPS_MAX && r.err == RP_OK)
+            r.err = RP_ERR_TOO_LARGE;
+        for (size_t i = 0; r.err == RP_OK && i < p->u.app_list.n; i++) {
+            rp_mon_app_t *a = &p->u.app_list.a[i];
+            get_str(&r, a->component, RP_COMPONENT_NAME_MAX);
+            get_str(&r, a->version, RP_MON_VERSION_MAX);
+            a->state = get_u8(&r);
+            a->restarts = get_u32(&r);
+            a->pid = get_u32(&r);
+            a->memory_kb = get_u32(&r);
+            a->pids = get_u32(&r);
+            a->cpu_percent = get_u32(&r);
+            a->storage_kb = get_u32(&r);
+            get_str(&r, a->missing, RP_MON_MISSING_MAX);
+            if (r.err == RP_OK && (a->state >= RP_MON_APP_STATE_END ||
+                                   !rp_component_name_valid(a->component, strlen(a->component))))
+                r.err = RP_ERR_MALFORMED;
+        }
+        break;
     default: break;
     }
 out:

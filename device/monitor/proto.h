@@ -37,6 +37,30 @@
 #define RP_MON_VERSION_MAX 47  /* a component's version text */
 #define RP_MON_DETAIL_MAX 255  /* an install's detail (rp_install_result_t) */
 #define RP_MON_COMPONENTS_MAX 16
+#define RP_MON_APPS_MAX 16     /* APP_LIST: the apps one reply lists */
+#define RP_MON_MISSING_MAX 255 /* APP_LIST: the layers not in force, and why */
+
+/* What an app is doing (APP_LIST). The names (rp_mon_app_state_name) are shown and scripted
+ * against (`rampart-agent app list`): never renamed. */
+typedef enum rp_mon_app_state {
+    RP_MON_APP_STOPPED = 0,    /* "stopped" */
+    RP_MON_APP_STARTING = 1,   /* "starting": started, not ready yet */
+    RP_MON_APP_READY = 2,      /* "ready": it said so on its ready descriptor */
+    RP_MON_APP_RUNNING = 3,    /* "running": up past its health window without saying so */
+    RP_MON_APP_RESTARTING = 4, /* "restarting": exited (or failed to start); waiting its backoff */
+    RP_MON_APP_STATE_END = 5,
+} rp_mon_app_state_t;
+
+/* One app as APP_LIST reports it: the limits its compartment has in force. */
+typedef struct rp_mon_app {
+    char component[RP_COMPONENT_NAME_MAX + 1];
+    char version[RP_MON_VERSION_MAX + 1];
+    uint8_t state; /* rp_mon_app_state_t */
+    uint32_t restarts;
+    uint32_t pid; /* its compartment's init, as the monitor sees it; 0: none */
+    uint32_t memory_kb, pids, cpu_percent, storage_kb;
+    char missing[RP_MON_MISSING_MAX + 1]; /* "" when every layer is in force */
+} rp_mon_app_t;
 
 typedef enum rp_mon_type {
     RP_MON_HELLO = 1,  /* the versions each side speaks */
@@ -48,15 +72,15 @@ typedef enum rp_mon_type {
     RP_MON_INSTALL = 6,    /* a component's image, from a descriptor */
     RP_MON_RECOVER = 7,    /* put right what a cut install left */
     RP_MON_SIGN_TLS13 = 8, /* a TLS 1.3 CertificateVerify, built by the monitor from (side, hash) */
+    RP_MON_APP_LIST = 9,   /* the apps the monitor supervises (component, version, state, limits) */
     /* Reserved for the work in progress (each is implemented by one change; until then a packet of
      * that type is refused as unknown, since rp_mon_request_body_max() says 0):
-     *   9  APP_LIST       the apps the monitor supervises (component, version, state, limits)
      *   10 TRUST_ROOT     a newer root of update trust, as a descriptor; the monitor checks it
      *   11 APP_IDENTITY   app channel: the device certificate chain (DeviceAuthentication)
      *   12 APP_SIGN_TLS13 app channel: SIGN_TLS13 for an app with DeviceAuthentication
      *   13 APP_CONNECT    app channel: a socket to another app, when both manifests allow it
      *   14 APP_INCOMING   app channel, monitor to app: a peer's socket arrives (descriptor) */
-    RP_MON_TYPE_END = 9 /* one past the last type: new types go before it */
+    RP_MON_TYPE_END = 10 /* one past the last type: new types go before it */
 } rp_mon_type_t;
 
 /* A byte string as decoded: points into the packet. */
@@ -132,6 +156,10 @@ typedef struct rp_mon_reply {
         struct {
             uint32_t unbootable;
         } recover;
+        struct {
+            rp_mon_app_t a[RP_MON_APPS_MAX];
+            size_t n;
+        } app_list;
     } u;
 } rp_mon_reply_t;
 
@@ -139,6 +167,8 @@ typedef struct rp_mon_reply {
  * 0 for a type this version does not know. */
 size_t rp_mon_request_body_max(rp_mon_type_t type);
 const char *rp_mon_type_name(rp_mon_type_t type); /* "?" for an unknown type */
+/* "stopped", "starting", "ready", "running", "restarting"; "?" outside the enum. */
+const char *rp_mon_app_state_name(unsigned state);
 /* Whether this version knows type (a retired number, such as 4, is unknown). */
 int rp_mon_type_known(unsigned type);
 

@@ -1,8 +1,10 @@
 /*
  * The monitor's seccomp allow-list (sandbox.h). What it holds: the calls its own loop makes (poll,
  * sockets, the files of S), what the root of trust needs (the TSS reaching a TPM over a socket or
- * /dev/tpm*, dlopen of its TCTI and of OpenSSL's providers), and what an app's health check needs
- * to start and wait for a program (fork, exec: an app's trial runs under this filter too).
+ * /dev/tpm*, dlopen of its TCTI and of OpenSSL's providers), and stopping and waiting for its app
+ * supervisor. Nothing that builds a compartment, and no exec: apps start in the app supervisor
+ * (apps.h), a process forked before this filter, because a filter is inherited by every
+ * descendant and would override the apps' own.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -30,15 +32,15 @@ static const char *const allowed[] = {
     "rename", "renameat", "renameat2", "fsync", "fdatasync", "ftruncate", "fcntl", "flock", "dup",
     "dup2", "dup3", "pipe", "pipe2", "ioctl", "getcwd", "chdir", "fchmod", "fchmodat", "fchown",
     "umask", "copy_file_range", "sendfile", "uname", "sysinfo",
-    /* sockets: clients, the TPM's TCTI */
+    /* sockets: clients, the TPM's TCTI, an install child's channel to the app supervisor */
     "poll", "ppoll", "select", "pselect6", "epoll_create1", "epoll_ctl", "epoll_wait",
-    "epoll_pwait", "socket", "connect", "accept4", "recvmsg", "sendmsg", "recvfrom", "sendto",
+    "epoll_pwait", "socket", "socketpair", "connect", "accept4", "recvmsg", "sendmsg", "recvfrom", "sendto",
     "getsockopt", "setsockopt", "getsockname", "getpeername", "shutdown",
-    /* signals, processes (an app's health check) */
+    /* signals, processes (the app supervisor: stopped with SIGTERM, waited for) */
     "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "kill", "tgkill", "getpid",
     "getppid", "gettid", "getuid", "geteuid", "getgid", "getegid", "getgroups", "getpgrp",
-    "setpgid", "setsid", "getresuid", "getresgid", "clone", "clone3", "fork", "vfork", "execve",
-    "wait4", "waitid", "prctl", "close_range",
+    "setpgid", "setsid", "getresuid", "getresgid", "clone", "clone3", "fork", "vfork", "wait4",
+    "waitid", "prctl", "close_range",
 };
 // clang-format on
 

@@ -20,6 +20,15 @@
 
 #define COPY_CHUNK (64 * 1024)
 
+static rp_trial_fn trial_fn;
+static void *trial_ctx;
+
+void rp_monitor_set_trial(rp_trial_fn fn, void *ctx)
+{
+    trial_fn = fn;
+    trial_ctx = ctx;
+}
+
 static void refuse(rp_mon_reply_t *p, rp_err_t err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -129,7 +138,8 @@ static rp_err_t copy_in(int fd, const char *dir, char *path, size_t cap)
 static void do_install(rp_agent_t *a, const rp_mon_request_t *q, int fd, rp_mon_reply_t *p)
 {
     rp_install_opts_t opts = {
-        (int)(q->u.install.health_seconds > 600 ? 600 : q->u.install.health_seconds)};
+        (int)(q->u.install.health_seconds > 600 ? 600 : q->u.install.health_seconds), trial_fn,
+        trial_ctx};
     rp_install_result_t res;
     char path[PATH_MAX];
     rp_err_t err;

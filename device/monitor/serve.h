@@ -8,10 +8,15 @@
 
 #include "agent.h"
 #include "proto.h"
+#include "slots.h"
 
 /* Answer q (fd: the descriptor that came with it, or -1; the caller closes it). OUT: *p, always a
  * reply to send (an error reply when the monitor could not do it). */
 void rp_monitor_serve(rp_agent_t *a, const rp_mon_request_t *q, int fd, rp_mon_reply_t *p);
+
+/* How an INSTALL's app trial runs (rp_install_opts_t): the monitor sets its app supervisor's at
+ * start. NULL: a plain process. */
+void rp_monitor_set_trial(rp_trial_fn fn, void *ctx);
 
 /* S/update.lock, which whatever changes the slots holds (the agent's install, recover and update
  * checks take it too). wait false: -1 at once when it is held. The descriptor, or -1. */

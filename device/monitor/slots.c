@@ -536,6 +536,10 @@ static rp_err_t health_check(rp_agent_t *a, const rp_component_t *c, int slot,
         *healthy = true;
         return RP_OK;
     }
+    if (opts->trial != NULL)
+        return opts->trial(opts->trial_ctx, c->name, slot, img,
+                           opts->health_seconds > 0 ? opts->health_seconds : RP_APP_HEALTH_SECONDS,
+                           healthy, detail, cap);
     err = rp_app_prepare(a->state_dir, c->name, slot, img, true, exe);
     if (err != RP_OK)
         return err;

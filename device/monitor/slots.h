@@ -65,9 +65,17 @@ typedef struct rp_slot_image {
     uint64_t payload_off, payload_len;
 } rp_slot_image_t;
 
+/* How an app's trial runs when not as a plain process: healthy or not, and why (detail). */
+typedef rp_err_t (*rp_trial_fn)(void *ctx, const char *component, int slot,
+                                const rp_slot_image_t *img, int seconds, bool *healthy,
+                                char *detail, size_t cap);
+
 typedef struct rp_install_opts {
     int health_seconds; /* how long a new app must stay up (it may say sooner that it is ready);
                          * 0: RP_APP_HEALTH_SECONDS */
+    /* The monitor's: an app's trial in its compartment (apps.h). NULL: a plain process (app.h). */
+    rp_trial_fn trial;
+    void *trial_ctx;
 } rp_install_opts_t;
 
 typedef struct rp_install_result {

@@ -162,6 +162,53 @@ static void test_replies_round_trip(void **state)
     reply_round_trip();
     assert_int_equal(r2.u.recover.unbootable, 2);
 
+    /* The largest APP_LIST fits a packet; every field comes back. */
+    memset(&r.u, 0, sizeof(r.u));
+    r.type = RP_MON_APP_LIST;
+    r.u.app_list.n = RP_MON_APPS_MAX;
+    for (size_t i = 0; i < RP_MON_APPS_MAX; i++) {
+        rp_mon_app_t *a = &r.u.app_list.a[i];
+        memset(a->component, 'c', RP_COMPONENT_NAME_MAX);
+        memset(a->version, 'v', RP_MON_VERSION_MAX);
+        memset(a->missing, 'm', RP_MON_MISSING_MAX);
+        a->state = (uint8_t)(i % RP_MON_APP_STATE_END);
+        a->restarts = (uint32_t)i;
+        a->pid = 4000000;
+        a->memory_kb = 65536;
+        a->pids = 32;
+        a->cpu_percent = 50;
+        a->storage_kb = 1024;
+    }
+    reply_round_trip();
+    assert_int_equal(r2.u.app_list.n, RP_MON_APPS_MAX);
+    assert_memory_equal(&r2.u.app_list.a[15], &r.u.app_list.a[15], sizeof(rp_mon_app_t));
+    assert_string_equal(rp_mon_app_state_name(r2.u.app_list.a[4].state), "restarting");
+    assert_string_equal(rp_mon_app_state_name(RP_MON_APP_STATE_END), "?");
+    /* Refused: a state past the enum, more apps than the maximum, a component name that is not
+     * one (each a decoder's refusal, found by patching the encoded bytes). */
+    {
+        size_t len = 0, state_at;
+        r.u.app_list.n = 1;
+        assert_int_equal(rp_mon_reply_encode(&r, buf, sizeof(buf), &len), RP_OK);
+        state_at = RP_MON_HEADER_LEN + 2 + 1 + 2 + RP_COMPONENT_NAME_MAX + 2 + RP_MON_VERSION_MAX;
+        buf[state_at] = RP_MON_APP_STATE_END;
+        assert_int_equal(rp_mon_reply_decode(buf, len, &r2), RP_ERR_MALFORMED);
+        buf[state_at] = 0;
+        buf[RP_MON_HEADER_LEN + 2 + 1 + 2] = '/';
+        assert_int_equal(rp_mon_reply_decode(buf, len, &r2), RP_ERR_MALFORMED);
+        buf[RP_MON_HEADER_LEN + 2 + 1 + 2] = 'c';
+        assert_int_equal(rp_mon_reply_decode(buf, len, &r2), RP_OK);
+        buf[RP_MON_HEADER_LEN + 2] = RP_MON_APPS_MAX + 1;
+        assert_int_equal(rp_mon_reply_decode(buf, len, &r2), RP_ERR_TOO_LARGE);
+        r.u.app_list.a[0].state = RP_MON_APP_STATE_END;
+        assert_int_equal(rp_mon_reply_encode(&r, buf, sizeof(buf), &len), RP_ERR_INVALID_ARG);
+    }
+    /* Its request has no body. */
+    memset(&q, 0, sizeof(q));
+    q.type = RP_MON_APP_LIST;
+    request_round_trip();
+    assert_int_equal(rp_mon_request_body_max(RP_MON_APP_LIST), 0);
+
     /* An error reply carries its reason, not the type's fields. */
     r.type = RP_MON_SIGN_TLS13;
     r.status = RP_ERR_IO;

@@ -1,0 +1,1016 @@
+/*
+ * The monitor's app supervisor (apps.h): its process (the apps' compartments, their network,
+ * restarts, trials) and the monitor's side of talking to it.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "apps.h"
+#include "compartment.h"
+#include "events.h"
+#include "netpolicy.h"
+#include "rampart/apptree.h"
+#include "rampart/file.h"
+#include "rampart/hex.h"
+#include "rampart/log.h"
+
+#define TRIAL_SLOT RP_COMPONENTS_MAX /* the network slot of the one trial at a time */
+#define EXITS_MAX (64 * 1024)
+#define RP_APPS_CHANNELS_MAX 4
+
+typedef struct app {
+    bool used;
+    rp_apps_want_t want; /* what runs (or should) */
+    rp_manifest_t m;
+    rp_compartment_t c;
+    bool running; /* c holds a started compartment */
+    bool held;    /* stopped for a trial of its component */
+    rp_netpolicy_app_t net;
+    bool net_on;
+    uint32_t net_slot;
+    rp_mon_app_state_t state;
+    time_t started, next_start, next_refresh;
+    int backoff;
+    uint32_t restarts;
+    unsigned layers; /* of its last start */
+    char missing[RP_MON_MISSING_MAX + 1];
+} app_t;
+
+static struct {
+    char state_dir[PATH_MAX];
+    int fd;
+    rp_netpolicy_t np;
+    bool np_on;
+    app_t apps[RP_COMPONENTS_MAX];
+    app_t trial;
+    bool trial_on;
+    int trial_fd;                   /* where the trial's verdict goes */
+    int chan[RP_APPS_CHANNELS_MAX]; /* install children's channels; -1: free */
+    uint32_t trial_seq;
+    long trial_deadline_ms;
+    int trial_seconds;
+    rp_apps_reply_t reply;
+} s;
+
+static long now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* A path, or RP_ERR_INVALID_ARG when it does not fit. */
+static rp_err_t pathf(char *out, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static rp_err_t pathf(char *out, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(out, cap, fmt, ap);
+    va_end(ap);
+    return n > 0 && (size_t)n < cap ? RP_OK : RP_ERR_INVALID_ARG;
+}
+
+/* S/apps/COMPONENT[/file] ("" file: the directory). */
+static rp_err_t app_path(const char *name, const char *file, char *out, size_t cap)
+{
+    return pathf(out, cap, "%s/apps/%s%s%s", s.state_dir, name, file[0] ? "/" : "", file);
+}
+
+static rp_err_t run_path(const char *name, char *out, size_t cap)
+{
+    return pathf(out, cap, "%s/run/apps/%s", s.state_dir, name);
+}
+
+static rp_err_t mkdir_p(const char *path, mode_t mode)
+{
+    return mkdir(path, mode) == 0 || errno == EEXIST ? RP_OK : RP_ERR_IO;
+}
+
+static rp_err_t app_dirs(const char *name)
+{
+    char p[PATH_MAX];
+    rp_err_t err = pathf(p, sizeof(p), "%s/apps", s.state_dir);
+
+    if (err == RP_OK)
+        err = mkdir_p(p, 0700);
+    if (err == RP_OK && (err = app_path(name, "", p, sizeof(p))) == RP_OK)
+        err = mkdir_p(p, 0700);
+    if (err == RP_OK && (err = pathf(p, sizeof(p), "%s/run", s.state_dir)) == RP_OK)
+        err = mkdir_p(p, 0700);
+    if (err == RP_OK && (err = pathf(p, sizeof(p), "%s/run/apps", s.state_dir)) == RP_OK)
+        err = mkdir_p(p, 0700);
+    if (err == RP_OK && (err = run_path(name, p, sizeof(p))) == RP_OK)
+        err = mkdir_p(p, 0700);
+    return err;
+}
+
+/* ---- uids: one per app, recorded in S/apps/C/uid, never shared ---- */
+
+static bool read_uid(const char *name, uint32_t *uid)
+{
+    char path[PATH_MAX], text[32] = "", *end;
+    unsigned long v;
+    int fd;
+    ssize_t n;
+
+    if (app_path(name, "uid", path, sizeof(path)) != RP_OK ||
+        (fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+        return false;
+    n = read(fd, text, sizeof(text) - 1);
+    close(fd);
+    text[n > 0 ? n : 0] = '\0';
+    errno = 0;
+    v = strtoul(text, &end, 10);
+    if (errno != 0 || end == text || (*end != '\n' && *end != '\0') || v < RP_APPS_UID_BASE ||
+        v >= (unsigned long)RP_APPS_UID_BASE + RP_APPS_UID_COUNT)
+        return false;
+    *uid = (uint32_t)v;
+    return true;
+}
+
+static rp_err_t app_uid(const char *name, uint32_t *uid)
+{
+    static uint8_t used[RP_APPS_UID_COUNT / 8];
+    char path[PATH_MAX], text[32];
+    DIR *d;
+    struct dirent *e;
+
+    if (read_uid(name, uid))
+        return RP_OK;
+    memset(used, 0, sizeof(used));
+    d = pathf(path, sizeof(path), "%s/apps", s.state_dir) == RP_OK ? opendir(path) : NULL;
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        uint32_t other;
+        if (e->d_name[0] != '.' && rp_component_name_valid(e->d_name, strlen(e->d_name)) &&
+            read_uid(e->d_name, &other)) {
+            other -= RP_APPS_UID_BASE;
+            used[other / 8] |= (uint8_t)(1u << (other % 8));
+        }
+    }
+    if (d != NULL)
+        closedir(d);
+    for (uint32_t i = 0; i < RP_APPS_UID_COUNT; i++) {
+        if (used[i / 8] & (1u << (i % 8)))
+            continue;
+        *uid = RP_APPS_UID_BASE + i;
+        snprintf(text, sizeof(text), "%u\n", (unsigned)*uid);
+        if (app_path(name, "uid", path, sizeof(path)) != RP_OK ||
+            rp_write_file_atomic(path, text, strlen(text), 0600, 0) != RP_OK)
+            return RP_ERR_IO;
+        rp_log_info("%s: runs as uid and gid %u", name, (unsigned)*uid);
+        return RP_OK;
+    }
+    return RP_ERR_TOO_LARGE;
+}
+
+/* ---- the tree ---- */
+
+/* Write a legacy image's one file as DIR/app, the tree of an app with the empty manifest. */
+static rp_err_t legacy_tree(int in, const rp_apps_want_t *w, const char *dir, rp_manifest_t *m)
+{
+    char path[PATH_MAX];
+    uint8_t buf[64 * 1024];
+    int out;
+    rp_err_t err = RP_OK;
+
+    if (mkdir(dir, 0700) != 0 || snprintf(path, sizeof(path), "%s/app", dir) >= (int)sizeof(path))
+        return RP_ERR_IO;
+    out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0555);
+    if (out < 0)
+        return RP_ERR_IO;
+    for (uint64_t off = 0; err == RP_OK && off < w->payload_len;) {
+        size_t n =
+            w->payload_len - off < sizeof(buf) ? (size_t)(w->payload_len - off) : sizeof(buf);
+        err = rp_pread_all(in, buf, n, w->payload_off + off);
+        if (err == RP_OK)
+            err = rp_write_all(out, buf, n);
+        off += n;
+    }
+    if (err == RP_OK && (fsync(out) != 0 || fchmod(out, 0555) != 0))
+        err = RP_ERR_IO;
+    if (close(out) != 0 && err == RP_OK)
+        err = RP_ERR_IO;
+    if (err == RP_OK && chmod(dir, 0555) != 0)
+        err = RP_ERR_IO;
+    rp_manifest_legacy(m, w->component, "app");
+    return err;
+}
+
+/* Extract the image's payload into S/apps/C/NAME (made here; it must not exist). OUT: *m. */
+static rp_err_t extract(const rp_apps_want_t *w, const char *dir, rp_manifest_t *m, char *kind_out,
+                        char *why, size_t cap)
+{
+    char slot[PATH_MAX];
+    rp_apptree_kind_t kind;
+    int fd;
+    rp_err_t err;
+
+    why[0] = '\0';
+    if (rp_slot_path(s.state_dir, w->component, w->slot, slot, sizeof(slot)) != RP_OK ||
+        (fd = open(slot, O_RDONLY | O_CLOEXEC)) < 0) {
+        snprintf(why, cap, "cannot open its slot");
+        return RP_ERR_IO;
+    }
+    err = rp_apptree_kind(fd, w->payload_off, w->payload_len, &kind);
+    if (err == RP_OK && kind == RP_APPTREE_TREE) {
+        *kind_out = 't';
+        err = rp_apptree_extract(fd, w->payload_off, w->payload_len, dir, RP_APPS_TREE_BYTES_MAX,
+                                 RP_APPTREE_ENTRIES_MAX, m, why, cap);
+        if (err == RP_OK && strcmp(m->component_id, w->component) != 0) {
+            snprintf(why, cap, "its manifest's ComponentId %s is not the component %s",
+                     m->component_id, w->component);
+            err = RP_ERR_MALFORMED;
+        }
+    } else if (err == RP_OK) {
+        *kind_out = 'l';
+        err = legacy_tree(fd, w, dir, m);
+        if (err != RP_OK)
+            snprintf(why, cap, "cannot write its program out");
+    }
+    close(fd);
+    if (err != RP_OK) {
+        if (why[0] == '\0')
+            snprintf(why, cap, "cannot read its payload");
+        if (rp_apptree_remove(dir) != RP_OK)
+            rp_log_warn("%s: cannot remove", dir);
+    }
+    return err;
+}
+
+/*
+ * S/apps/C/tree holds the image's tree: extracted once per version (tree.digest names the image
+ * and the kind), swapped in whole. OUT: *m, its manifest (the empty one for a legacy image).
+ */
+static rp_err_t tree_ensure(const rp_apps_want_t *w, rp_manifest_t *m, char *why, size_t cap)
+{
+    char tree[PATH_MAX], tmp[PATH_MAX], marker[PATH_MAX], mpath[PATH_MAX + 32];
+    char want[2 * RP_SHA256_LEN + 4], have[2 * RP_SHA256_LEN + 4] = "", kind = 'l';
+    struct stat st;
+    int fd;
+    ssize_t n;
+    rp_err_t err;
+
+    if (app_path(w->component, "tree", tree, sizeof(tree)) != RP_OK ||
+        app_path(w->component, "tree.new", tmp, sizeof(tmp)) != RP_OK ||
+        app_path(w->component, "tree.digest", marker, sizeof(marker)) != RP_OK ||
+        rp_hex_encode(w->digest, RP_SHA256_LEN, want, sizeof(want)) != RP_OK)
+        return RP_ERR_INVALID_ARG;
+    if ((fd = open(marker, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) >= 0) {
+        n = read(fd, have, sizeof(have) - 1);
+        have[n > 0 ? n : 0] = '\0';
+        close(fd);
+    }
+    if (strlen(have) == 2 * RP_SHA256_LEN + 2 && strncmp(have, want, 2 * RP_SHA256_LEN) == 0 &&
+        lstat(tree, &st) == 0 && S_ISDIR(st.st_mode)) {
+        if (have[2 * RP_SHA256_LEN + 1] == 'l') {
+            rp_manifest_legacy(m, w->component, "app");
+            return RP_OK;
+        }
+        snprintf(mpath, sizeof(mpath), "%s/%s", tree, RP_MANIFEST_FILE);
+        return rp_manifest_load(mpath, m, why, cap);
+    }
+    /* Another image: extract it beside the old tree, then swap. The marker goes first, so that a
+     * cut leaves no marker naming a tree it does not describe. */
+    if ((unlink(marker) != 0 && errno != ENOENT) || rp_apptree_remove(tmp) != RP_OK) {
+        snprintf(why, cap, "cannot clear the old tree");
+        return RP_ERR_IO;
+    }
+    err = extract(w, tmp, m, &kind, why, cap);
+    if (err != RP_OK)
+        return err;
+    if (lstat(tree, &st) == 0) {
+        if (renameat2(AT_FDCWD, tmp, AT_FDCWD, tree, RENAME_EXCHANGE) != 0 ||
+            rp_apptree_remove(tmp) != RP_OK)
+            err = RP_ERR_IO;
+    } else if (rename(tmp, tree) != 0) {
+        err = RP_ERR_IO;
+    }
+    memcpy(have, want, 2 * RP_SHA256_LEN);
+    have[2 * RP_SHA256_LEN] = ' ';
+    have[2 * RP_SHA256_LEN + 1] = kind;
+    have[2 * RP_SHA256_LEN + 2] = '\0';
+    if (err == RP_OK)
+        err = rp_write_file_atomic(marker, have, strlen(have), 0600, 0);
+    if (err != RP_OK)
+        snprintf(why, cap, "cannot put its tree in place: %s", strerror(errno));
+    else
+        rp_log_info("%s %s: extracted its %s", w->component, w->version,
+                    kind == 't' ? "tree" : "program (a legacy image: no capabilities)");
+    return err;
+}
+
+/* ---- one compartment ---- */
+
+static int net_setup(pid_t child, void *ctx)
+{
+    app_t *a = ctx;
+    char run[PATH_MAX];
+
+    if (!s.np_on)
+        return 0; /* its namespace stays empty: no network at all (said at start) */
+    if (run_path(a->want.component, run, sizeof(run)) != RP_OK ||
+        rp_netpolicy_setup(&s.np, child, &a->m, a->net_slot, run, &a->net) != RP_OK)
+        return -1;
+    a->net_on = true;
+    a->next_refresh = time(NULL) + RP_NETPOLICY_REFRESH_SECONDS;
+    return 0;
+}
+
+static void net_down(app_t *a)
+{
+    if (a->net_on)
+        rp_netpolicy_teardown(&s.np, &a->net);
+    a->net_on = false;
+}
+
+/* Start a's compartment from the tree in S/apps/C/TREE. */
+static rp_err_t compartment_up(app_t *a, const char *tree_name, char *why, size_t cap)
+{
+    char tree[PATH_MAX], storage[PATH_MAX], log[PATH_MAX], run[PATH_MAX];
+    uint32_t uid;
+    rp_compartment_spec_t spec = {0};
+    rp_err_t err;
+
+    if (app_path(a->want.component, tree_name, tree, sizeof(tree)) != RP_OK ||
+        app_path(a->want.component, "storage.img", storage, sizeof(storage)) != RP_OK ||
+        app_path(a->want.component, "log", log, sizeof(log)) != RP_OK ||
+        run_path(a->want.component, run, sizeof(run)) != RP_OK) {
+        snprintf(why, cap, "the state directory's path is too long");
+        return RP_ERR_INVALID_ARG;
+    }
+    if ((err = app_uid(a->want.component, &uid)) != RP_OK) {
+        snprintf(why, cap, "no uid left for it");
+        return err;
+    }
+    if (!s.np_on && (a->m.nconnections > 0 || a->m.ntcp_ports > 0 || a->m.nudp_ports > 0)) {
+        snprintf(why, cap,
+                 "its manifest allows network access, and the network policy is not "
+                 "working on this device (said at start)");
+        return RP_ERR_UNSUPPORTED;
+    }
+    spec.manifest = &a->m;
+    spec.state_dir = s.state_dir;
+    spec.tree_dir = tree;
+    spec.storage_image = a->m.storage_kb > 0 ? storage : NULL;
+    spec.run_dir = run;
+    spec.log_path = log;
+    spec.component = a->want.component;
+    spec.version = a->want.version;
+    spec.uid = (uid_t)uid;
+    spec.gid = (gid_t)uid;
+    spec.net_setup = net_setup;
+    spec.net_ctx = a;
+    err = rp_compartment_start(&spec, &a->c, why, cap);
+    if (err != RP_OK) {
+        rp_compartment_stop(&a->c);
+        net_down(a);
+        return err;
+    }
+    a->running = true;
+    a->layers = a->c.layers;
+    snprintf(a->missing, sizeof(a->missing), "%.*s", RP_MON_MISSING_MAX, a->c.missing);
+    return RP_OK;
+}
+
+static void compartment_down(app_t *a)
+{
+    if (a->running)
+        rp_compartment_stop(&a->c);
+    a->running = false;
+    net_down(a);
+}
+
+/* ---- supervision ---- */
+
+static void backoff(app_t *a, time_t now)
+{
+    a->next_start = now + a->backoff;
+    a->backoff = a->backoff * 2 > RP_APPS_BACKOFF_MAX ? RP_APPS_BACKOFF_MAX : a->backoff * 2;
+    a->state = RP_MON_APP_RESTARTING;
+}
+
+static void start(app_t *a)
+{
+    char why[512];
+    time_t now = time(NULL);
+
+    if (a->held)
+        return;
+    if (app_dirs(a->want.component) != RP_OK) {
+        rp_log_error("%s: cannot make its directories", a->want.component);
+        backoff(a, now);
+        return;
+    }
+    if (tree_ensure(&a->want, &a->m, why, sizeof(why)) != RP_OK ||
+        compartment_up(a, "tree", why, sizeof(why)) != RP_OK) {
+        rp_log_error("%s %s: cannot start: %s; trying again in %d s", a->want.component,
+                     a->want.version, why, a->backoff);
+        backoff(a, now);
+        return;
+    }
+    a->started = now;
+    a->state = RP_MON_APP_STARTING;
+    rp_log_info("%s %s: started in its compartment (pid %d)%s%s", a->want.component,
+                a->want.version, (int)a->c.pid, a->missing[0] ? "; not in force: " : "",
+                a->missing);
+}
+
+static void stop(app_t *a)
+{
+    if (a->running)
+        rp_log_info("%s %s: stopping", a->want.component, a->want.version);
+    compartment_down(a);
+    a->state = RP_MON_APP_STOPPED;
+}
+
+/* One line per exit in S/apps/C/exits, started afresh past EXITS_MAX. */
+static void record_exit(app_t *a, const char *what)
+{
+    char path[PATH_MAX], line[256];
+    struct stat st;
+    int fd, n;
+
+    if (app_path(a->want.component, "exits", path, sizeof(path)) != RP_OK)
+        return;
+    n = snprintf(line, sizeof(line), "%lld %s %s\n", (long long)time(NULL), a->want.version, what);
+    fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return;
+    if (fstat(fd, &st) == 0 && st.st_size > EXITS_MAX && ftruncate(fd, 0) != 0)
+        rp_log_warn("%s: cannot trim", path);
+    if (write(fd, line, (size_t)n) != n)
+        rp_log_warn("%s: cannot record the exit", path);
+    close(fd);
+}
+
+static void describe_exit(int status, char *out, size_t cap)
+{
+    if (WIFEXITED(status))
+        snprintf(out, cap, "exited with status %d", WEXITSTATUS(status));
+    else
+        snprintf(out, cap, "killed by signal %d", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+static void exited(app_t *a)
+{
+    char what[64];
+    time_t now = time(NULL);
+
+    describe_exit(a->c.status, what, sizeof(what));
+    compartment_down(a);
+    a->restarts++;
+    record_exit(a, what);
+    if (now - a->started >= RP_APPS_STABLE_AFTER)
+        a->backoff = 1;
+    rp_log_warn("%s %s: %s; restarting in %d s", a->want.component, a->want.version, what,
+                a->backoff);
+    backoff(a, now);
+}
+
+/* Keep the newest RP_APPS_LOG_KEEP bytes once the log passes RP_APPS_LOG_MAX (the app appends:
+ * what it writes while this runs may be lost, never the file's bound). */
+static void trim_log(const char *name)
+{
+    static uint8_t tail[RP_APPS_LOG_KEEP];
+    char path[PATH_MAX];
+    struct stat st;
+    int fd;
+
+    if (app_path(name, "log", path, sizeof(path)) != RP_OK ||
+        (fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW)) < 0)
+        return;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > RP_APPS_LOG_MAX &&
+        (rp_pread_all(fd, tail, sizeof(tail), (uint64_t)st.st_size - sizeof(tail)) != RP_OK ||
+         pwrite(fd, tail, sizeof(tail), 0) != (ssize_t)sizeof(tail) ||
+         ftruncate(fd, sizeof(tail)) != 0))
+        rp_log_warn("%s: cannot cut it back", path);
+    close(fd);
+}
+
+static app_t *find(const char *name)
+{
+    for (size_t i = 0; i < RP_COMPONENTS_MAX; i++)
+        if (s.apps[i].used && strcmp(s.apps[i].want.component, name) == 0)
+            return &s.apps[i];
+    return NULL;
+}
+
+static void apply_set(const rp_apps_msg_t *msg)
+{
+    bool keep[RP_COMPONENTS_MAX] = {false};
+
+    for (size_t i = 0; i < msg->n && i < RP_COMPONENTS_MAX; i++) {
+        const rp_apps_want_t *w = &msg->want[i];
+        app_t *a = find(w->component);
+        if (!rp_component_name_valid(w->component, strnlen(w->component, sizeof(w->component))))
+            continue;
+        if (a != NULL && memcmp(a->want.digest, w->digest, RP_SHA256_LEN) == 0) {
+            keep[a - s.apps] = true;
+            continue; /* runs (or will run) that image already */
+        }
+        if (a == NULL) {
+            for (size_t j = 0; j < RP_COMPONENTS_MAX && a == NULL; j++)
+                if (!s.apps[j].used)
+                    a = &s.apps[j];
+            if (a == NULL)
+                continue;
+            memset(a, 0, sizeof(*a));
+            a->used = true;
+            a->net_slot = (uint32_t)(a - s.apps);
+        } else {
+            stop(a); /* a new version: the old one stops first */
+        }
+        keep[a - s.apps] = true;
+        a->want = *w;
+        a->want.component[RP_COMPONENT_NAME_MAX] = '\0';
+        a->want.version[RP_MON_VERSION_MAX] = '\0';
+        a->backoff = 1;
+        a->restarts = 0;
+        a->missing[0] = '\0';
+        a->layers = 0;
+        start(a);
+    }
+    for (size_t i = 0; i < RP_COMPONENTS_MAX; i++)
+        if (s.apps[i].used && !keep[i]) {
+            stop(&s.apps[i]); /* its component is gone, or no longer verifies */
+            rp_log_info("%s: no longer installed: stopped", s.apps[i].want.component);
+            s.apps[i].used = false;
+        }
+}
+
+/* The limit of layer bit in force (0 when it is not). */
+static uint32_t in_force(const app_t *a, unsigned layer, uint32_t v)
+{
+    return (a->layers & layer) != 0 ? v : 0;
+}
+
+static void list(rp_apps_reply_t *r)
+{
+    r->n = 0;
+    for (size_t i = 0; i < RP_COMPONENTS_MAX && r->n < RP_MON_APPS_MAX; i++) {
+        const app_t *a = &s.apps[i];
+        rp_mon_app_t *o = &r->app[r->n];
+        if (!a->used)
+            continue;
+        memset(o, 0, sizeof(*o));
+        snprintf(o->component, sizeof(o->component), "%s", a->want.component);
+        snprintf(o->version, sizeof(o->version), "%s", a->want.version);
+        o->state = (uint8_t)a->state;
+        o->restarts = a->restarts;
+        o->pid = a->running && a->c.pid > 0 ? (uint32_t)a->c.pid : 0;
+        o->memory_kb = in_force(a, RP_LAYER_CG_MEMORY, a->m.memory_kb);
+        o->pids = in_force(a, RP_LAYER_CG_PIDS, a->m.pids);
+        o->cpu_percent = in_force(a, RP_LAYER_CG_CPU, a->m.cpu_percent);
+        o->storage_kb = in_force(a, RP_LAYER_STORAGE, a->m.storage_kb);
+        snprintf(o->missing, sizeof(o->missing), "%s", a->missing);
+        r->n++;
+    }
+}
+
+/* ---- trials ---- */
+
+static void trial_reply(bool healthy, const char *detail)
+{
+    rp_apps_reply_t *r = &s.reply;
+    app_t *owner = find(s.trial.want.component);
+    char dir[PATH_MAX];
+
+    memset(r, 0, sizeof(*r));
+    r->seq = s.trial_seq;
+    r->healthy = healthy;
+    snprintf(r->detail, sizeof(r->detail), "%s", detail);
+    if (send(s.trial_fd, r, sizeof(*r), MSG_NOSIGNAL) != (ssize_t)sizeof(*r))
+        rp_log_warn("the monitor did not take a trial's verdict");
+    compartment_down(&s.trial);
+    if (app_path(s.trial.want.component, "trial-tree", dir, sizeof(dir)) == RP_OK &&
+        rp_apptree_remove(dir) != RP_OK)
+        rp_log_warn("%s: cannot remove", dir);
+    s.trial_on = false;
+    if (owner != NULL && owner->held) {
+        /* It runs again unless the monitor's next word (after the install) replaces it. */
+        owner->held = false;
+        owner->state = RP_MON_APP_RESTARTING;
+        owner->next_start = time(NULL) + 1;
+    }
+}
+
+static void trial_begin(const rp_apps_msg_t *msg, int from)
+{
+    char dir[PATH_MAX], why[512], kind;
+    app_t *t = &s.trial, *owner;
+
+    if (s.trial_on || msg->n != 1) {
+        memset(&s.reply, 0, sizeof(s.reply));
+        s.reply.seq = msg->seq;
+        snprintf(s.reply.detail, sizeof(s.reply.detail), "another trial is running");
+        (void)send(from, &s.reply, sizeof(s.reply), MSG_NOSIGNAL);
+        return;
+    }
+    s.trial_fd = from;
+    memset(t, 0, sizeof(*t));
+    t->want = msg->want[0];
+    t->want.component[RP_COMPONENT_NAME_MAX] = '\0';
+    t->want.version[RP_MON_VERSION_MAX] = '\0';
+    t->net_slot = TRIAL_SLOT;
+    s.trial_on = true;
+    s.trial_seq = msg->seq;
+    s.trial_seconds = (int)msg->health_seconds;
+    if (!rp_component_name_valid(t->want.component, strlen(t->want.component))) {
+        trial_reply(false, "not a component name");
+        return;
+    }
+    /* One compartment per component: the running version pauses during its successor's trial
+     * (their storage and devices are one app's). */
+    owner = find(t->want.component);
+    if (owner != NULL && owner->running) {
+        stop(owner);
+        owner->held = true;
+    } else if (owner != NULL) {
+        owner->held = true;
+    }
+    if (app_dirs(t->want.component) != RP_OK ||
+        app_path(t->want.component, "trial-tree", dir, sizeof(dir)) != RP_OK ||
+        rp_apptree_remove(dir) != RP_OK) {
+        trial_reply(false, "cannot make its directories");
+        return;
+    }
+    if (extract(&t->want, dir, &t->m, &kind, why, sizeof(why)) != RP_OK) {
+        char detail[RP_SLOT_DETAIL_MAX + 1];
+        snprintf(detail, sizeof(detail), "its image's tree is refused: %.200s", why);
+        if (rp_event_record(s.state_dir, RP_EVENT_IMAGE, t->want.component, detail) != RP_OK)
+            rp_log_warn("cannot record the refused tree as an event");
+        trial_reply(false, detail);
+        return;
+    }
+    if (compartment_up(t, "trial-tree", why, sizeof(why)) != RP_OK) {
+        char detail[RP_SLOT_DETAIL_MAX + 1];
+        snprintf(detail, sizeof(detail), "cannot start in its compartment: %.200s", why);
+        trial_reply(false, detail);
+        return;
+    }
+    s.trial_deadline_ms = now_ms() + (long)s.trial_seconds * 1000;
+    rp_log_info("%s %s: on trial in its compartment (pid %d)", t->want.component, t->want.version,
+                (int)t->c.pid);
+}
+
+static void trial_check(void)
+{
+    char detail[128];
+
+    if (!s.trial_on)
+        return;
+    if (rp_compartment_poll(&s.trial.c, 0)) {
+        describe_exit(s.trial.c.status, detail, sizeof(detail));
+        strncat(detail, " at start", sizeof(detail) - strlen(detail) - 1);
+        trial_reply(false, detail);
+    } else if (s.trial.c.run.ready) {
+        trial_reply(true, "started and said it is ready");
+    } else if (now_ms() >= s.trial_deadline_ms) {
+        snprintf(detail, sizeof(detail), "stayed up for %d s", s.trial_seconds);
+        trial_reply(true, detail);
+    }
+}
+
+/* ---- the process ---- */
+
+/* A request from the monitor (from: s.fd) or an install child (from: its channel); fd: the
+ * descriptor that came with it, or -1. */
+static void handle(const rp_apps_msg_t *msg, int from, int fd)
+{
+    if (msg->kind == RP_APPS_CHANNEL && from == s.fd && fd >= 0) {
+        for (size_t i = 0; i < RP_APPS_CHANNELS_MAX; i++)
+            if (s.chan[i] < 0) {
+                s.chan[i] = fd;
+                return;
+            }
+        rp_log_warn("too many install channels: one refused");
+        close(fd);
+        return;
+    }
+    if (fd >= 0)
+        close(fd);
+    if (from != s.fd && msg->kind != RP_APPS_TRIAL) {
+        rp_log_warn("an install channel may only ask for a trial");
+        return;
+    }
+    switch (msg->kind) {
+    case RP_APPS_SET: apply_set(msg); break;
+    case RP_APPS_LIST:
+        memset(&s.reply, 0, sizeof(s.reply));
+        s.reply.seq = msg->seq;
+        list(&s.reply);
+        if (send(s.fd, &s.reply, sizeof(s.reply), MSG_NOSIGNAL) != (ssize_t)sizeof(s.reply))
+            rp_log_warn("the monitor did not take the app list");
+        break;
+    case RP_APPS_TRIAL: trial_begin(msg, from); break;
+    default: rp_log_warn("an unknown request from the monitor (%u)", msg->kind); break;
+    }
+}
+
+static void tick(void)
+{
+    time_t now = time(NULL);
+
+    for (size_t i = 0; i < RP_COMPONENTS_MAX; i++) {
+        app_t *a = &s.apps[i];
+        if (!a->used)
+            continue;
+        if (a->running) {
+            trim_log(a->want.component);
+            if (a->net_on && now >= a->next_refresh) {
+                if (rp_netpolicy_refresh(&s.np, &a->net) != RP_OK)
+                    rp_log_warn("%s: its allowed names could not all be resolved again",
+                                a->want.component);
+                a->next_refresh = now + RP_NETPOLICY_REFRESH_SECONDS;
+            }
+        } else if (a->state == RP_MON_APP_RESTARTING && now >= a->next_start) {
+            start(a);
+        }
+    }
+}
+
+static void watch(app_t *a)
+{
+    if (!a->running)
+        return;
+    if (rp_compartment_poll(&a->c, 0)) {
+        exited(a);
+    } else if (a->state == RP_MON_APP_STARTING && a->c.run.ready) {
+        a->state = RP_MON_APP_READY;
+        rp_log_info("%s %s: ready (pid %d)", a->want.component, a->want.version, (int)a->c.pid);
+    } else if (a->state == RP_MON_APP_STARTING &&
+               rp_app_uptime_ms(&a->c.run) >= RP_APP_HEALTH_SECONDS * 1000L) {
+        a->state = RP_MON_APP_RUNNING;
+    }
+}
+
+/* One request from fd, handled. false: the other end is gone. */
+static bool receive(int fd, rp_apps_msg_t *msg)
+{
+    size_t len;
+    int got_fd = -1;
+    rp_err_t err = rp_mon_recv(fd, (uint8_t *)msg, sizeof(*msg), &len, &got_fd);
+
+    if (err == RP_ERR_NOT_FOUND || err == RP_ERR_IO)
+        return false;
+    if (err == RP_OK && len == sizeof(*msg))
+        handle(msg, fd, got_fd);
+    else {
+        rp_log_warn("a bad request to the app supervisor (%zu bytes) ignored", len);
+        if (got_fd >= 0)
+            close(got_fd);
+    }
+    return true;
+}
+
+static int supervise(int sfd)
+{
+    static rp_apps_msg_t msg;
+    struct pollfd p[3 + RP_APPS_CHANNELS_MAX + 3 * (RP_COMPONENTS_MAX + 1)];
+    long next_tick = now_ms();
+    char run[PATH_MAX];
+    rp_netpolicy_config_t cfg = {.state_dir = s.state_dir};
+    int found;
+
+    for (size_t i = 0; i < RP_APPS_CHANNELS_MAX; i++)
+        s.chan[i] = -1;
+    s.trial_fd = -1;
+    found = pathf(run, sizeof(run), "%s/run/apps", s.state_dir) == RP_OK
+                ? rp_compartment_cleanup(s.state_dir, run)
+                : 0;
+    if (found > 0)
+        rp_log_info("removed %d leftover(s) of apps a stopped monitor ran", found);
+    s.np_on = rp_netpolicy_init(&s.np, &cfg) == RP_OK;
+    if (!s.np_on)
+        rp_log_error("the network policy cannot start: apps run with no network, and an app "
+                     "whose manifest allows any is not started");
+    for (;;) {
+        size_t n = 3;
+        long wait;
+        p[0] = (struct pollfd){s.fd, POLLIN, 0};
+        p[1] = (struct pollfd){sfd, POLLIN, 0};
+        p[2] = (struct pollfd){s.np_on ? rp_netpolicy_log_fd(&s.np) : -1, POLLIN, 0};
+        for (size_t i = 0; i < RP_APPS_CHANNELS_MAX; i++)
+            p[n++] = (struct pollfd){s.chan[i], POLLIN, 0};
+        for (size_t i = 0; i <= RP_COMPONENTS_MAX; i++) {
+            app_t *a = i < RP_COMPONENTS_MAX ? &s.apps[i] : &s.trial;
+            int fds[3];
+            if (!a->running)
+                continue;
+            rp_compartment_fds(&a->c, fds);
+            for (int k = 0; k < 3; k++)
+                p[n++] = (struct pollfd){fds[k], POLLIN, 0};
+        }
+        wait = next_tick - now_ms();
+        if (s.trial_on && s.trial_deadline_ms - now_ms() < wait)
+            wait = s.trial_deadline_ms - now_ms();
+        if (poll(p, n, wait > 0 ? (int)wait : 0) < 0 && errno != EINTR) {
+            rp_log_error("poll: %s", strerror(errno));
+            break;
+        }
+        if (p[1].revents != 0)
+            break; /* SIGTERM */
+        if (p[0].revents != 0 && !receive(s.fd, &msg))
+            break; /* the monitor is gone */
+        for (size_t i = 0; i < RP_APPS_CHANNELS_MAX; i++)
+            if (s.chan[i] >= 0 && p[3 + i].revents != 0 && !receive(s.chan[i], &msg)) {
+                if (s.trial_on && s.trial_fd == s.chan[i])
+                    s.trial_fd = -1; /* its install child is gone: the verdict goes nowhere */
+                close(s.chan[i]);
+                s.chan[i] = -1;
+            }
+        if (s.np_on && p[2].revents != 0 && rp_netpolicy_handle_log(&s.np) != RP_OK)
+            rp_log_warn("refused packets could not all be read");
+        for (size_t i = 0; i < RP_COMPONENTS_MAX; i++)
+            if (s.apps[i].used)
+                watch(&s.apps[i]);
+        trial_check();
+        if (now_ms() >= next_tick) {
+            tick();
+            next_tick = now_ms() + 1000;
+        }
+    }
+    rp_log_info("app supervisor: stopping every app");
+    if (s.trial_on)
+        trial_reply(false, "the monitor is stopping");
+    for (size_t i = 0; i < RP_COMPONENTS_MAX; i++)
+        if (s.apps[i].used)
+            stop(&s.apps[i]);
+    if (s.np_on)
+        rp_netpolicy_shutdown(&s.np);
+    return 0;
+}
+
+pid_t rp_apps_spawn(const char *state_dir, int *fd)
+{
+    int sv[2];
+    pid_t parent = getpid(), pid;
+    sigset_t sigs;
+    int sfd;
+
+    if (realpath(state_dir, s.state_dir) == NULL)
+        return -1;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+        return -1;
+    pid = fork();
+    if (pid < 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return -1;
+    }
+    if (pid > 0) {
+        close(sv[1]);
+        *fd = sv[0];
+        return pid;
+    }
+    /* The supervisor: dies with the monitor (its compartments' inits die with it in turn). */
+    close(sv[0]);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+        _exit(1);
+    /* Nothing of the monitor's but stdio and its end: the state lock stays the monitor's. */
+    if (sv[1] != 3 && (dup2(sv[1], 3) != 3 || close(sv[1]) != 0))
+        _exit(1);
+    if (close_range(4, ~0U, 0) != 0)
+        _exit(1);
+    s.fd = 3;
+    rp_log_init("rampart-monitor[apps]", RP_LOG_INFO);
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    signal(SIGPIPE, SIG_IGN);
+    if (sigprocmask(SIG_BLOCK, &sigs, NULL) != 0 || (sfd = signalfd(-1, &sigs, SFD_CLOEXEC)) < 0)
+        _exit(1);
+    _exit(supervise(sfd));
+}
+
+/* ---- the monitor's side ---- */
+
+static bool newer(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec > b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec > b->tv_nsec);
+}
+
+struct timespec rp_apps_state_stamp(const char *state_dir)
+{
+    char names[RP_COMPONENTS_MAX][RP_COMPONENT_NAME_MAX + 1], path[PATH_MAX + 64];
+    struct timespec newest = {0, 0};
+    struct stat st;
+    size_t n = 0;
+
+    if (rp_component_names(state_dir, names, RP_COMPONENTS_MAX, &n) != RP_OK)
+        return newest;
+    for (size_t i = 0; i < n; i++)
+        if (snprintf(path, sizeof(path), "%s/components/%s/state", state_dir, names[i]) <
+                (int)sizeof(path) &&
+            stat(path, &st) == 0 && newer(&st.st_mtim, &newest))
+            newest = st.st_mtim;
+    /* A component removed changes only the directory. */
+    snprintf(path, sizeof(path), "%s/components", state_dir);
+    if (stat(path, &st) == 0 && newer(&st.st_mtim, &newest))
+        newest = st.st_mtim;
+    return newest;
+}
+
+void rp_apps_wanted(rp_agent_t *a, rp_apps_msg_t *msg)
+{
+    char names[RP_COMPONENTS_MAX][RP_COMPONENT_NAME_MAX + 1], path[PATH_MAX];
+    size_t n = 0;
+
+    memset(msg, 0, sizeof(*msg));
+    msg->kind = RP_APPS_SET;
+    if (rp_component_names(a->state_dir, names, RP_COMPONENTS_MAX, &n) != RP_OK)
+        n = 0;
+    for (size_t i = 0; i < n; i++) {
+        rp_component_t c;
+        rp_slot_image_t img;
+        rp_apps_want_t *w = &msg->want[msg->n];
+        if (rp_component_load(a->state_dir, names[i], &c) != RP_OK || c.active < 0 ||
+            c.trial >= 0 ||
+            rp_slot_path(a->state_dir, c.name, c.active, path, sizeof(path)) != RP_OK ||
+            rp_slot_check(a, &c, path, &img) != RP_OK || !img.valid ||
+            img.type != RP_IMAGE_TYPE_APP)
+            continue; /* not an app, or nothing verified to run */
+        snprintf(w->component, sizeof(w->component), "%s", c.name);
+        snprintf(w->version, sizeof(w->version), "%s", img.version);
+        w->slot = c.active;
+        memcpy(w->digest, img.digest, RP_SHA256_LEN);
+        w->payload_off = img.payload_off;
+        w->payload_len = img.payload_len;
+        msg->n++;
+    }
+}
+
+rp_err_t rp_apps_call(int fd, rp_apps_msg_t *msg, rp_apps_reply_t *reply, int timeout_ms)
+{
+    static uint32_t seq;
+    long deadline = now_ms() + timeout_ms;
+    ssize_t got;
+
+    msg->seq = ++seq;
+    if (send(fd, msg, sizeof(*msg), MSG_NOSIGNAL) != (ssize_t)sizeof(*msg))
+        return RP_ERR_IO;
+    if (msg->kind == RP_APPS_SET)
+        return RP_OK;
+    for (;;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        long left = deadline - now_ms();
+        if (left <= 0)
+            return RP_ERR_EXPIRED;
+        if (poll(&p, 1, (int)left) < 0 && errno != EINTR)
+            return RP_ERR_IO;
+        if (p.revents == 0)
+            continue;
+        got = recv(fd, reply, sizeof(*reply), MSG_DONTWAIT);
+        if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR))
+            return RP_ERR_IO;
+        if (got == (ssize_t)sizeof(*reply) && reply->seq == msg->seq)
+            return RP_OK;
+        /* else: the answer to a request given up on before, or not one: skipped */
+    }
+}
+
+rp_err_t rp_apps_trial(void *ctx, const char *component, int slot, const rp_slot_image_t *img,
+                       int seconds, bool *healthy, char *detail, size_t cap)
+{
+    static rp_apps_msg_t msg;
+    static rp_apps_reply_t reply;
+    rp_err_t err;
+
+    memset(&msg, 0, sizeof(msg));
+    msg.kind = RP_APPS_TRIAL;
+    msg.n = 1;
+    msg.health_seconds = (uint32_t)seconds;
+    snprintf(msg.want[0].component, sizeof(msg.want[0].component), "%s", component);
+    snprintf(msg.want[0].version, sizeof(msg.want[0].version), "%s", img->version);
+    msg.want[0].slot = slot;
+    memcpy(msg.want[0].digest, img->digest, RP_SHA256_LEN);
+    msg.want[0].payload_off = img->payload_off;
+    msg.want[0].payload_len = img->payload_len;
+    /* Its running version stops first (up to its grace), the tree is extracted, then it runs. */
+    err = rp_apps_call(*(int *)ctx, &msg, &reply,
+                       seconds * 1000 + RP_APP_STOP_GRACE_MS * 2 + 60 * 1000);
+    *healthy = err == RP_OK && reply.healthy;
+    if (err == RP_OK)
+        snprintf(detail, cap, "%s", reply.detail);
+    else
+        snprintf(detail, cap, "the app supervisor did not answer: %s", rp_strerror(err));
+    return RP_OK;
+}

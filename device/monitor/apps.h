@@ -1,0 +1,98 @@
+/*
+ * The monitor's app supervisor: every app component's confirmed version runs in its compartment
+ * (compartment.h), with the network its manifest allows (netpolicy.h), restarted when it exits,
+ * replaced when a new version is confirmed, stopped when its component goes. docs/monitor.md
+ * ("Apps") describes it for people.
+ *
+ * It runs as a process of its own, a child of rampart-monitor forked before the monitor enters its
+ * seccomp filter: a filter is inherited by every descendant and the strictest verdict of all the
+ * filters wins, so a compartment built under the monitor's filter would have its app killed by the
+ * monitor's list where the app's own filter should refuse the call and record the event. The
+ * monitor (which holds the root of trust and verifies the slots) tells it what to run; it never
+ * touches the root of trust. Between the two: one SOCK_SEQPACKET socket pair, these fixed
+ * structures (the same binary on both ends), every request answered in order:
+ *   SET    the apps that should run (component, slot, version, digest, payload): no reply
+ *   LIST   what runs: an APP_LIST reply's body (proto.h)
+ *   TRIAL  an install's trial of a new version in its compartment: healthy or not, and why
+ *          (asked by the monitor's install child on a socket of its own, given with CHANNEL)
+ *
+ * Per app, S/apps/COMPONENT/ holds tree/ (the extracted image, read-only; tree.digest says of
+ * which image), uid (its uid and gid, allocated once, never shared), storage.img, log (its
+ * stdout and stderr, bounded: the newest RP_APPS_LOG_KEEP bytes kept once it passes
+ * RP_APPS_LOG_MAX); its compartment is built in S/run/apps/COMPONENT/.
+ */
+#ifndef RAMPART_MONITOR_APPS_H
+#define RAMPART_MONITOR_APPS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "proto.h"
+#include "slots.h"
+
+#define RP_APPS_UID_BASE 0x7e000000u /* app uids (= gids) are allocated from here up */
+#define RP_APPS_UID_COUNT 65536u
+#define RP_APPS_LOG_MAX (1024 * 1024) /* an app's log is cut back past this */
+#define RP_APPS_LOG_KEEP                                                                           \
+    (64 * 1024)                 /* to its newest bytes (`rampart-agent app logs` shows 64 KiB) */
+#define RP_APPS_BACKOFF_MAX 60  /* seconds between restarts, at most */
+#define RP_APPS_STABLE_AFTER 60 /* a run this long resets the backoff */
+#define RP_APPS_TREE_BYTES_MAX (256ull * 1024 * 1024)
+
+/* One app the monitor wants running (it verified the slot). */
+typedef struct rp_apps_want {
+    char component[RP_COMPONENT_NAME_MAX + 1];
+    char version[RP_MON_VERSION_MAX + 1];
+    int slot;
+    uint8_t digest[RP_SHA256_LEN];
+    uint64_t payload_off, payload_len;
+} rp_apps_want_t;
+
+/* CHANNEL carries a descriptor: a socket on which an install child asks for its TRIAL. */
+typedef enum { RP_APPS_SET = 1, RP_APPS_LIST, RP_APPS_TRIAL, RP_APPS_CHANNEL } rp_apps_kind_t;
+
+typedef struct rp_apps_msg {
+    uint32_t kind; /* rp_apps_kind_t */
+    uint32_t seq;  /* echoed in the reply */
+    uint32_t n;    /* SET: want[0..n); TRIAL: want[0] */
+    uint32_t health_seconds;
+    rp_apps_want_t want[RP_COMPONENTS_MAX];
+} rp_apps_msg_t;
+
+typedef struct rp_apps_reply {
+    uint32_t seq;
+    uint32_t healthy; /* TRIAL */
+    char detail[RP_SLOT_DETAIL_MAX + 1];
+    uint32_t n; /* LIST: app[0..n) */
+    rp_mon_app_t app[RP_MON_APPS_MAX];
+} rp_apps_reply_t;
+
+/*
+ * Fork the supervisor (call before rp_agent_open and the monitor's seccomp filter: the child holds
+ * nothing of the root of trust). It cleans up what a monitor killed outright left, starts the
+ * network policy, then serves the monitor on *fd until the monitor goes (or SIGTERM): then it
+ * stops every app and leaves nothing behind. OUT: *fd, the monitor's end. The child's pid, or -1.
+ */
+pid_t rp_apps_spawn(const char *state_dir, int *fd);
+
+/* The monitor's side: what should run now (every app component whose active, confirmed slot
+ * verifies). OUT: *msg (a SET). */
+void rp_apps_wanted(rp_agent_t *a, rp_apps_msg_t *msg);
+
+/* The newest change to any component's state (a cheap stat of each): the monitor sends a SET again
+ * when it moves (an install by another command). */
+struct timespec rp_apps_state_stamp(const char *state_dir);
+
+/* Send msg; for LIST and TRIAL wait for its reply for at most timeout_ms (replies to requests
+ * given up on before are skipped). RP_ERR_IO: the supervisor is gone. OUT: *reply (may be NULL
+ * for SET). */
+rp_err_t rp_apps_call(int fd, rp_apps_msg_t *msg, rp_apps_reply_t *reply,
+                      int timeout_ms) RP_MUST_CHECK;
+
+/* rp_install_opts_t's trial hook for the monitor's install child: ctx points at its channel to
+ * the supervisor (CHANNEL). */
+rp_err_t rp_apps_trial(void *ctx, const char *component, int slot, const rp_slot_image_t *img,
+                       int seconds, bool *healthy, char *detail, size_t cap) RP_MUST_CHECK;
+
+#endif /* RAMPART_MONITOR_APPS_H */

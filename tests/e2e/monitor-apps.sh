@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# End to end, rampart-monitor running apps in their compartments (device/monitor/apps.c): two apps
+# installed through the monitor (one app tree with a manifest, one legacy single-file image), each
+# in its compartment as its own uid (its own processes only, /app read-only); `rampart-agent app
+# list` with states, restarts and the limits in force; a killed app restarted (its count rises); a
+# new version replacing the running one; kill -9 of the monitor, then a restart that removes the
+# leftovers and runs the apps again without extracting them again; SIGTERM leaving no process,
+# cgroup, mount, loop device, nftables table or veth. Runs as root (the monitor does).
+. "$(dirname "$0")/lib.sh"
+: "${AGENT:?set AGENT}" "${MONITOR:?set MONITOR}" "${MONITOR_CALL:?set MONITOR_CALL}"
+[ "$(id -u)" = 0 ] || fail "the monitor's apps test runs as root (as CI does)"
+d=$E2E_DIR
+chmod 755 "$d"
+S=$d/S SOCK=$d/S/monitor.sock LOG=$d/monitor.log
+TREE=ma-tree$$ LEG=ma-leg$$ # component names of their own: cgroups are named after them
+
+MON_PID=
+full_cleanup() {
+  [ -n "$MON_PID" ] && kill -TERM "$MON_PID" 2>/dev/null && wait "$MON_PID" 2>/dev/null
+  cleanup
+}
+trap full_cleanup EXIT
+
+expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/k.key"
+expect 0 "$RAMPART" key public --key "$d/k.key" --out "$d/k.pub"
+expect 0 "$AGENT" provision --state-dir "$S" --rot soft --image-key "$d/k.pub"
+
+# What each app reports in its log: its processes as it sees them, whether /app is writable, its
+# uid; then it says it is ready and stays up until a SIGTERM, which it notes.
+probe='n=$(ls /proc | grep -c "^[0-9]"); echo "procs $n"
+if touch /app/x 2>/dev/null; then echo "app writable"; else echo "app read-only"; fi
+echo "uid $(id -u)"; echo ready >&"$RAMPART_READY_FD"
+trap "echo stopped by SIGTERM; exit 0" TERM
+sleep 3600 & wait'
+mkdir -p "$d/tree/bin"
+printf '#!/bin/sh\necho "tree app $RAMPART_VERSION"\n%s\n' "$probe" >"$d/tree/bin/app"
+chmod 755 "$d/tree/bin/app"
+cat >"$d/tree/app_manifest.json" <<EOF
+{"SchemaVersion": 1, "Name": "tree app", "ComponentId": "$TREE", "EntryPoint": "bin/app",
+ "Memory": {"LimitKB": 49152}, "Pids": {"Max": 24}, "CpuPercent": 50,
+ "MutableStorage": {"SizeKB": 2048}, "AllowedTcpServerPorts": [18080]}
+EOF
+printf '#!/bin/sh\necho "legacy app"\n%s\n' "$probe" >"$d/legacy.sh"
+sign() { expect 0 "$RAMPART" image sign --key "$d/k.key" --version "$1" --type app "$2" "$d/$3"; }
+sign 1.0.0 "$d/tree" tree1.img
+sign 2.0.0 "$d/tree" tree2.img
+sign 1.0.0 "$d/legacy.sh" leg1.img
+printf '#!/bin/sh\necho quiet\ntrap "echo stopped by SIGTERM; exit 0" TERM\nsleep 3600 & wait\n' \
+  >"$d/quiet.sh" # never says ready: its trial lasts the health window
+sign 1.1.0 "$d/quiet.sh" leg11.img
+
+# No monitor: app list says so.
+expect 1 "$AGENT" app list --state-dir "$S"
+err_has "no rampart-monitor serves $S"
+
+start_monitor() {
+  "$MONITOR" --state-dir "$S" >>"$LOG" 2>&1 &
+  MON_PID=$!
+  answers() { "$MONITOR_CALL" "$SOCK" hello >/dev/null 2>&1; }
+  wait_until 60 answers || { cat "$LOG" >&2; fail "the monitor did not answer"; }
+}
+# app_field NAME JQ: a field of NAME's entry in `app list --output json`.
+app_field() {
+  "$AGENT" app list --state-dir "$S" --output json 2>/dev/null |
+    jq -r --arg c "$1" ".[] | select(.component == \$c) | $2"
+}
+is_state() { # NAME VERSION STATE...: its version, and one of the states
+  local v st
+  v=$(app_field "$1" .version) st=$(app_field "$1" .state)
+  [ "$v" = "$2" ] || return 1
+  shift 2
+  for s in "$@"; do [ "$st" = "$s" ] && return 0; done
+  return 1
+}
+wait_state() {
+  wait_until 90 is_state "$@" || {
+    cat "$LOG" >&2
+    "$AGENT" app list --state-dir "$S" >&2
+    fail "$1 never reached $2 ${*:3}"
+  }
+}
+log_of() { "$AGENT" app logs --state-dir "$S" "$1" 2>/dev/null; }
+
+start_monitor
+expect 0 "$MONITOR_CALL" "$SOCK" install "$TREE" "$d/tree1.img" 30
+out_has "installed: started and said it is ready" # its trial ran in its compartment
+expect 0 "$MONITOR_CALL" "$SOCK" install "$LEG" "$d/leg1.img" 30
+out_has "installed: started and said it is ready"
+wait_state "$TREE" 1.0.0+0 ready
+wait_state "$LEG" 1.0.0+0 ready
+
+# --- each in its compartment, as its own uid ---------------------------------------------------
+tuid=$(cat "$S/apps/$TREE/uid") luid=$(cat "$S/apps/$LEG/uid")
+[ "$tuid" -ge $((0x7e000000)) ] && [ "$luid" -ge $((0x7e000000)) ] || fail "uids $tuid $luid are not in the apps' range"
+[ "$tuid" != "$luid" ] || fail "two apps share uid $tuid"
+for c in "$TREE:$tuid" "$LEG:$luid"; do
+  name=${c%%:*} uid=${c#*:}
+  has_probe() { log_of "$name" | grep -q "^uid "; }
+  wait_until 30 has_probe || fail "$name never reported"
+  log_of "$name" >"$d/log"
+  grep -q "^uid $uid$" "$d/log" || fail "$name does not run as its uid $uid: $(cat "$d/log")"
+  grep -q "^app read-only$" "$d/log" || fail "$name could write its /app: $(cat "$d/log")"
+  n=$(sed -n 's/^procs //p' "$d/log" | tail -1)
+  [ -n "$n" ] && [ "$n" -le 6 ] || fail "$name sees $n processes: not only its own"
+  E2E_CHECKS=$((E2E_CHECKS + 4))
+done
+grep -q "^tree app 1.0.0+0$" "$d/log" && fail "the legacy app's log has the tree app's lines"
+
+# --- app list: state, restarts, the limits in force ---------------------------------------------
+expect 0 "$AGENT" app list --state-dir "$S" --output json
+jq -e --arg c "$TREE" '.[] | select(.component == $c) | .restarts == 0 and .pid > 0
+  and .limits.memory_kb == 49152 and .limits.pids == 24 and .limits.cpu_percent == 50
+  and .limits.storage_kb == 2048' "$d/out" >/dev/null ||
+  jq -e --arg c "$TREE" '.[] | select(.component == $c) | .missing != ""' "$d/out" >/dev/null ||
+  fail "the tree app's limits are not its manifest's (and no layer is said missing): $(cat "$d/out")"
+jq -e --arg c "$LEG" '.[] | select(.component == $c) | .limits.storage_kb == null
+  and (.limits.memory_kb == 65536 or .missing != "")' "$d/out" >/dev/null ||
+  fail "the legacy app is not limited by the empty manifest: $(cat "$d/out")"
+expect 0 "$AGENT" app list --state-dir "$S"
+out_has "$TREE 1.0.0+0: ready, 0 restart(s)"
+out_has "$LEG 1.0.0+0: ready, 0 restart(s)"
+
+# --- `rampart-agent run` leaves the apps to the monitor serving S -----------------------------------
+pids="$(app_field "$TREE" .pid) $(app_field "$LEG" .pid)"
+"$AGENT" run --state-dir "$S" --server https://127.0.0.1:9 --server-ca "$d/k.pub" >"$d/agent.log" 2>&1 &
+agent=$!
+said() { grep -q "rampart-monitor serves $S: it runs the apps" "$d/agent.log"; }
+wait_until 30 said || { kill "$agent"; cat "$d/agent.log" >&2; fail "the agent did not leave the apps to the monitor"; }
+kill -TERM "$agent"
+wait "$agent" || fail "the agent's exit after SIGTERM: $(cat "$d/agent.log")"
+[ ! -e "$S/components/$LEG/run.json" ] || fail "the agent started the apps itself too"
+eq "$(app_field "$TREE" .pid) $(app_field "$LEG" .pid)" "$pids" "the apps' pids after the agent ran"
+
+# --- a killed app is restarted, and counted --------------------------------------------------------
+init=$(app_field "$LEG" .pid)
+victim=$(pgrep -P "$init" | head -1)
+[ -n "$victim" ] || fail "no app process under its compartment's init $init"
+kill -9 "$victim"
+restarted() { [ "$(app_field "$LEG" .restarts)" = 1 ] && is_state "$LEG" 1.0.0+0 ready; }
+wait_until 60 restarted || { cat "$LOG" >&2; fail "the killed app was not restarted"; }
+grep -q "$LEG 1.0.0+0: killed by signal 9; restarting" "$LOG" || fail "the exit is not logged"
+grep -q " 1.0.0+0 killed by signal 9$" "$S/apps/$LEG/exits" || fail "the exit is not recorded"
+[ "$(app_field "$LEG" .pid)" != "$init" ] || fail "the restarted app has its old pid"
+
+# --- a new version replaces the running one ---------------------------------------------------------
+old=$(app_field "$TREE" .pid)
+expect 0 "$MONITOR_CALL" "$SOCK" install "$TREE" "$d/tree2.img" 30
+out_has "installed: started and said it is ready"
+wait_state "$TREE" 2.0.0+0 ready
+gone() { ! kill -0 "$old" 2>/dev/null; }
+wait_until 30 gone || fail "the old version's compartment ($old) still runs"
+has_v2() { log_of "$TREE" | grep -q "^tree app 2.0.0+0$"; }
+wait_until 30 has_v2 || fail "version 2 never ran"
+
+# --- an install does not hold the monitor: during a long trial it answers app list at once, and a
+# request that needs the root of trust is answered once the install is done ------------------------
+"$MONITOR_CALL" "$SOCK" install "$LEG" "$d/leg11.img" 20 >"$d/install.out" 2>&1 &
+installer=$!
+on_trial() { grep -q "$LEG 1.1.0+0: on trial" "$LOG"; }
+wait_until 60 on_trial || fail "the install never reached its trial"
+expect 0 timeout 5 "$AGENT" app list --state-dir "$S"
+out_has "$TREE 2.0.0+0: ready"
+expect 0 timeout 5 "$MONITOR_CALL" "$SOCK" hello
+grep -q "installed" "$d/install.out" && fail "the trial ended before the checks during it"
+expect 0 timeout 120 "$MONITOR_CALL" "$SOCK" status # held until the install is done
+out_has "$LEG 1.1.0+0"
+wait "$installer" || fail "the install failed: $(cat "$d/install.out")"
+grep -q "installed: stayed up for 20 s" "$d/install.out" || fail "the install: $(cat "$d/install.out")"
+wait_state "$LEG" 1.1.0+0 running
+
+# --- kill -9 of the monitor: the apps go with it; a new monitor removes what is left and runs them
+# again, without extracting their trees again ------------------------------------------------------
+pids="$(app_field "$TREE" .pid) $(app_field "$LEG" .pid)"
+kill -9 "$MON_PID"
+wait "$MON_PID" 2>/dev/null || true
+MON_PID=
+all_gone() { for p in $pids; do kill -0 "$p" 2>/dev/null && return 1; done; return 0; }
+wait_until 30 all_gone || fail "apps outlived their monitor (killed with -9)"
+: >"$LOG"
+start_monitor
+wait_state "$TREE" 2.0.0+0 ready
+wait_state "$LEG" 1.1.0+0 running
+grep -q "leftover" "$LOG" || fail "the new monitor did not remove the leftovers: $(cat "$LOG")"
+grep -q "extracted" "$LOG" && fail "a restart extracted a tree again: $(cat "$LOG")"
+E2E_CHECKS=$((E2E_CHECKS + 2))
+
+# --- SIGTERM: every app stops, and nothing is left behind ------------------------------------------
+pids="$(app_field "$TREE" .pid) $(app_field "$LEG" .pid)"
+kill -TERM "$MON_PID"
+rc=0
+wait "$MON_PID" || rc=$?
+MON_PID=
+eq "$rc" 0 "the monitor's exit status after SIGTERM"
+all_gone || fail "an app outlived its monitor's SIGTERM"
+for c in "$TREE" "$LEG"; do # the stop reached the app itself, not only a SIGKILL after the grace
+  log_of "$c" | tail -1 | grep -q "^stopped by SIGTERM$" || fail "$c never saw the SIGTERM: $(log_of "$c")"
+  E2E_CHECKS=$((E2E_CHECKS + 1))
+done
+for uid in "$tuid" "$luid"; do
+  [ -z "$(pgrep -u "$uid")" ] || fail "processes of uid $uid are left"
+done
+left=$(find /sys/fs/cgroup -maxdepth 4 -type d \( -name "rampart.$TREE.*" -o -name "rampart.$LEG.*" \) 2>/dev/null)
+[ -z "$left" ] || fail "cgroups left: $left"
+real=$(realpath "$S")
+! grep -qF " $real/" /proc/self/mountinfo || fail "mounts left under $S"
+! losetup -a | grep -qF "$real/" || fail "loop devices left: $(losetup -a)"
+! nft list table inet rampart >/dev/null 2>&1 || fail "the nftables table is left"
+! ip -o link show | grep -q ' rpv[0-9]' || fail "a veth is left: $(ip -o link show | grep rpv)"
+E2E_CHECKS=$((E2E_CHECKS + 6))
+
+echo "PASS: monitor-apps ($E2E_CHECKS checks)"
