@@ -16,7 +16,6 @@
 #include <linux/netlink.h>
 #include <linux/perf_event.h>
 #include <linux/rtnetlink.h>
-#include <linux/vm_sockets.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -400,13 +399,11 @@ int main(int argc, char **argv)
     if (!strcmp(c, "packet-socket"))
         return refused(c, socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL)));
     if (!strcmp(c, "vsock")) { /* not namespaced: the hypervisor, past the network policy */
+        /* The socket is the escape: nothing is sent (a test never reaches outside the machine;
+         * by hand, a connect to VMADDR_CID_HOST reached the hypervisor). */
         int fd = socket(AF_VSOCK, SOCK_STREAM, 0);
         if (fd >= 0) {
-            struct sockaddr_vm vm = {
-                .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_HOST, .svm_port = 9};
-            int rc = connect(fd, (struct sockaddr *)&vm, sizeof(vm));
-            printf("%s: ESCAPED (an AF_VSOCK socket; connect to the host: %s)\n", c,
-                   rc == 0 ? "connected" : strerror(errno));
+            printf("%s: ESCAPED (an AF_VSOCK socket, outside every network namespace)\n", c);
             return 1;
         }
         return refused(c, -1);
