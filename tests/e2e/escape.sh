@@ -261,10 +261,10 @@ log_has rlimit "rlimit: refused"
 grep -q "raise a hard limit" "$d/rlimit.out" || fail "rlimit: the event does not say it was a raise"
 # sockets below IP or outside every network namespace (raw, packet, vsock: the hypervisor; the
 # kernel's device events): only AF_UNIX, TCP/UDP over IP and rtnetlink are an app's
-syscall raw-socket socket
-syscall packet-socket socket
 syscall vsock socket
 syscall uevent socket
+syscall raw-socket socket
+syscall packet-socket socket
 
 # ==== the network: only what the manifest lists
 # an unlisted host by IP: refused by the monitor's filter, recorded with the destination
