@@ -63,6 +63,8 @@ chmod 644 "$tree/data.txt"
 jq -n '{SchemaVersion: 1, Name: "hostile", ComponentId: "hostile", EntryPoint: "escape-app",
   AllowedConnections: ["allowed.test:8080", "10.98.0.12"], MutableStorage: {SizeKB: 1024},
   Memory: {LimitKB: 32768}, Pids: {Max: 16}}' >"$d/hostile.json"
+# The same with only a host and port listed: Landlock then handles TCP connects too.
+jq '.AllowedConnections = ["allowed.test:8080"]' "$d/hostile.json" >"$d/hostile-port.json"
 jq -n --arg dev "$testdev" '{SchemaVersion: 1, Name: "listener", ComponentId: "esc-listener",
   EntryPoint: "escape-app", AllowedTcpServerPorts: [8080], AllowedUdpServerPorts: [5683],
   Devices: [$dev], MutableStorage: {SizeKB: 1024}}' >"$d/listener.json"
@@ -283,6 +285,21 @@ event net-dns connection "udp 10.98.0.53:53"
 launch net-gateway -- connect-refused "$gateway" 22
 refused net-gateway connect-refused
 event net-gateway connection "$gateway:22"
+# with only host:port entries, Landlock's connect rule (ABI >= 4) is a second fence for ports: the
+# listed one works, another port is refused by Landlock (EACCES) before any packet leaves, so the
+# network policy never sees it and there is no event (without Landlock's network rules, the policy
+# refuses it and records it)
+launch --manifest "$d/hostile-port.json" net-port-ll-ok -- connect allowed.test 8080
+log_has net-port-ll-ok "connect: ok (allowed.test:8080 said allowed-8080)"
+allowed # a listed host and port, under Landlock's connect rule
+launch --manifest "$d/hostile-port.json" net-port-ll -- connect-refused allowed.test 8081
+refused net-port-ll connect-refused
+if grep -q "landlock-net" "$d/net-port-ll.out"; then
+  log_has net-port-ll "Permission denied"
+  no_event net-port-ll "Landlock refuses the connect before any packet"
+else
+  event net-port-ll connection "10.98.0.10:8081"
+fi
 # an unlisted host by name: it does not resolve (the app has no DNS server, and the monitor put
 # only the listed names in its hosts file); no packet leaves, so there is nothing to record
 launch net-name -- connect-refused forbidden.test 8080
