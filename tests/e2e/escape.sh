@@ -163,26 +163,48 @@ refused() {
   log_has "$1" "$2: refused"
   REFUSED=$((REFUSED + 1))
 }
-# event LABEL KIND REASON: the event log holds an event of app esc-LABEL, KIND, whose reason starts
-# with REASON (waited for: a refused packet is recorded while the app runs).
+# has_event LABEL KIND REASON: the event log, as the operator reads it, holds an event of app
+# esc-LABEL, kind KIND, whose reason starts with REASON.
 has_event() {
   "$AGENT" events --state-dir "$S" --output json >"$d/events.json" 2>"$d/events.err" &&
     jq -e --arg a "esc-$1" --arg k "$2" --arg r "$3" \
       '[.events[] | select(.app == $a and .kind == $k and (.reason | startswith($r)) and (.at | type == "number"))] | length > 0' \
       "$d/events.json" >/dev/null
 }
+# event LABEL KIND REASON: recorded. Seen first in what the driver printed when its app stopped
+# (the same log), or, for an app still running, waited for in the log; and all of them again at
+# the end, in one `rampart-agent events --output json` (check_events).
+EXPECTED=() NONE=()
 event() {
-  wait_until 30 has_event "$@" || { cat "$d/$1.out" "$d/events.err" >&2; jq -c '.events[-10:]' "$d/events.json" >&2; fail "$1: no $2 event '$3' for esc-$1"; }
+  if ! grep -qF -- "event: $2 esc-$1 $3" "$d/$1.out"; then
+    wait_until 30 has_event "$@" || { cat "$d/$1.out" "$d/events.err" >&2; jq -c '.events[-10:]' "$d/events.json" >&2; fail "$1: no $2 event '$3' for esc-$1"; }
+  fi
+  EXPECTED+=("$1|$2|$3")
   RECORDED=$((RECORDED + 1))
   E2E_CHECKS=$((E2E_CHECKS + 1))
 }
-no_event_of() { # no_event_of LABEL: esc-LABEL has no event at all
-  "$AGENT" events --state-dir "$S" --output json >"$d/events.json"
-  if jq -e --arg a "esc-$1" '[.events[] | select(.app == $a)] | length > 0' "$d/events.json" >/dev/null; then
-    jq -c --arg a "esc-$1" '.events[] | select(.app == $a)' "$d/events.json" >&2
-    fail "$1: an event where none was expected"
-  fi
+no_event_of() { # no_event_of LABEL: its run recorded nothing (checked again at the end)
+  if grep -q "^event: [a-z_]* esc-$1 " "$d/$1.out"; then cat "$d/$1.out" >&2; fail "$1: an event where none was expected"; fi
+  NONE+=("$1")
   E2E_CHECKS=$((E2E_CHECKS + 1))
+}
+check_events() {
+  local e label kind reason
+  "$AGENT" events --state-dir "$S" --output json >"$d/events.json"
+  jq -e '.dropped == 0' "$d/events.json" >/dev/null || fail "events dropped"
+  for e in "${EXPECTED[@]}"; do
+    IFS='|' read -r label kind reason <<<"$e"
+    jq -e --arg a "esc-$label" --arg k "$kind" --arg r "$reason" \
+      '[.events[] | select(.app == $a and .kind == $k and (.reason | startswith($r)) and (.at | type == "number"))] | length > 0' \
+      "$d/events.json" >/dev/null || fail "rampart-agent events lacks esc-$label's $kind event '$reason'"
+    E2E_CHECKS=$((E2E_CHECKS + 1))
+  done
+  for label in "${NONE[@]}"; do
+    if jq -e --arg a "esc-$label" '[.events[] | select(.app == $a)] | length > 0' "$d/events.json" >/dev/null; then
+      fail "rampart-agent events has an event of esc-$label, where none was expected"
+    fi
+    E2E_CHECKS=$((E2E_CHECKS + 1))
+  done
 }
 no_event() { # no_event LABEL WHY: refused where neither the kernel nor the monitor can see it
   no_event_of "$1"
@@ -377,13 +399,12 @@ if grep -q '^listen-tcp: refused (bind 9001' "$d/listener.log"; then
 else
   expect 1 innet "$DRIVER" connect "$app_addr" 9001
   REFUSED=$((REFUSED + 1))
-  wait_until 30 has_event listener listen "tcp 9001 from 10.98.0.1" || fail "listen-tcp: no listen event"
-  RECORDED=$((RECORDED + 1))
+  event listener listen "tcp 9001 from 10.98.0.1"
 fi
 # an unlisted UDP port (Landlock does not cover UDP): the filter drops it and records it; the app
 # then says, on its listed port, that nothing arrived
 expect 1 innet "$DRIVER" udp "$app_addr" 5684
-wait_until 30 has_event listener listen "udp 5684 from 10.98.0.1" || fail "listen-udp: no listen event"
+event listener listen "udp 5684 from 10.98.0.1"
 expect 0 innet "$DRIVER" udp "$app_addr" 5683
 out_has "answered 6 bytes"
 allowed # a listed UDP port
@@ -391,7 +412,6 @@ TRIED=$((TRIED + 1))
 wait_until 30 grep -q '^listen-udp: ' "$d/listener.log" || fail "listen-udp: the listener said nothing"
 log_has listener "listen-udp: refused (nothing arrived on 5684)"
 REFUSED=$((REFUSED + 1))
-RECORDED=$((RECORDED + 1))
 grep -q ESCAPED "$d/listener.log" && fail "the listener: ESCAPED: $(cat "$d/listener.log")"
 
 # Beside it, in the other monitor namespace (one network policy per monitor namespace; these list
@@ -432,9 +452,9 @@ for ns in "$MON" "$BARE"; do
 done
 E2E_CHECKS=$((E2E_CHECKS + 1))
 
-# ==== the whole log as the operator reads it: nothing dropped
-expect 0 "$AGENT" events --state-dir "$S" --output json
-jq -e '.dropped == 0' "$E2E_DIR/out" >/dev/null || fail "events dropped"
+# ==== the whole log as the operator reads it: every event expected, none where none was, none
+# dropped
+check_events
 
 # ==== nothing is left: no cgroup, loop device, mount, namespace, table
 for f in "$d"/*.out; do sed -n 's/^cgroup: //p' "$f"; done >"$d/cgroups"
