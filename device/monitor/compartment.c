@@ -28,6 +28,7 @@
 #include <linux/capability.h>
 #include <linux/landlock.h>
 #include <linux/loop.h>
+#include <linux/netlink.h>
 #include <linux/securebits.h>
 #include <poll.h>
 #include <sched.h>
@@ -934,7 +935,8 @@ static int landlock_apply(const rp_manifest_t *m, int *abi_out, unsigned *layers
  * that matter (docs/compartments.md): ptrace, mount and the new mount API, unshare, setns, any
  * clone with a namespace flag, keyctl/add_key/request_key, bpf, perf_event_open, module loading,
  * the clock, reboot, kexec, swap, acct, io_uring, userfaultfd, process_vm_*, the set*id family,
- * mknod, chroot, pivot_root, sethostname, personality, quotactl, open_by_handle_at. */
+ * mknod, chroot, pivot_root, sethostname, personality, quotactl, open_by_handle_at; and every
+ * socket family but AF_UNIX, TCP and UDP over IPv4/IPv6 and rtnetlink (socket_rules()). */
 /* clang-format off */
 static const char *const allowed_calls[] = {
     "read", "write", "open", "openat", "openat2", "close", "close_range", "stat", "fstat", "lstat",
@@ -946,9 +948,9 @@ static const char *const allowed_calls[] = {
     "ioctl", "pread64", "pwrite64", "readv", "writev", "preadv", "pwritev", "preadv2", "pwritev2",
     "access", "faccessat", "faccessat2", "pipe", "pipe2", "sched_yield", "dup", "dup2", "dup3",
     "pause", "nanosleep", "clock_nanosleep", "getitimer", "setitimer", "alarm", "getpid", "gettid",
-    "getppid", "getpgrp", "getpgid", "setpgid", "getsid", "setsid", "sendfile", "socket", "connect",
+    "getppid", "getpgrp", "getpgid", "setpgid", "getsid", "setsid", "sendfile", "connect",
     "accept", "accept4", "sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg",
-    "shutdown", "bind", "listen", "getsockname", "getpeername", "socketpair", "setsockopt",
+    "shutdown", "bind", "listen", "getsockname", "getpeername", "setsockopt",
     "getsockopt", "fork", "vfork", "execve", "execveat", "exit", "exit_group", "wait4", "waitid",
     "kill", "tgkill", "tkill", "uname", "fcntl", "flock", "fsync", "fdatasync", "truncate",
     "ftruncate", "getdents", "getdents64", "getcwd", "chdir", "fchdir", "rename", "renameat",
@@ -978,6 +980,36 @@ static const char *const allowed_calls[] = {
     (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET |     \
      CLONE_NEWCGROUP | 0x00000080 /* CLONE_NEWTIME */)
 
+/* The sockets an app may make: AF_UNIX; TCP and UDP (any protocol of a stream or datagram
+ * socket: ping sockets too) over IPv4 and IPv6, which its network namespace and the monitor's
+ * filter judge; rtnetlink, for getaddrinfo and its own interfaces. Anything else is refused and
+ * seen: raw and packet sockets (below the filter's view), AF_VSOCK (not namespaced: it reaches
+ * the hypervisor past the network policy), other netlink families (NETLINK_KOBJECT_UEVENT
+ * hears the whole device's kernel events from any namespace its user namespace owns), and the
+ * rarer families' kernel code. An argument with bits above the 32 the kernel reads matches no
+ * rule: refused, never allowed. */
+static int socket_rules(scmp_filter_ctx ctx)
+{
+    static const int ip[2] = {AF_INET, AF_INET6};
+    static const int types[2] = {SOCK_STREAM, SOCK_DGRAM};
+    int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+                              SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0));
+
+    for (int i = 0; rc == 0 && i < 2; i++)
+        for (int j = 0; rc == 0 && j < 2; j++)
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2,
+                                  SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)ip[i], 0),
+                                  SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, (scmp_datum_t)types[j]));
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2,
+                              SCMP_A0(SCMP_CMP_EQ, AF_NETLINK, 0),
+                              SCMP_A2(SCMP_CMP_EQ, NETLINK_ROUTE, 0));
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), 1,
+                              SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0));
+    return rc;
+}
+
 /* Build the filter: default action def (notify, or EPERM where the kernel cannot notify). */
 static scmp_filter_ctx seccomp_build(uint32_t def)
 {
@@ -992,6 +1024,8 @@ static scmp_filter_ctx seccomp_build(uint32_t def)
         if (nr != __NR_SCMP_ERROR)
             rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
     }
+    if (rc == 0)
+        rc = socket_rules(ctx);
     /* clone without a namespace flag (fork, threads); clone3 says ENOSYS so libc falls back to
      * clone, whose flags a filter can see. */
     if (rc == 0)

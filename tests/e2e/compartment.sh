@@ -30,7 +30,7 @@ full_cleanup() {
 }
 trap full_cleanup EXIT
 
-gcc -O1 -Wall -Werror -o "$tree/hostile" "$(dirname "$0")/compartment-hostile.c"
+gcc -O1 -Wall -Werror -o "$tree/hostile" "$(dirname "$0")/escape-app.c" -lresolv # the escape suite's hostile app
 echo "tree data" >"$tree/data.txt"
 printf '#!/bin/sh\necho "script as $(id -u) in $(pwd)"; echo ready >&"$RAMPART_READY_FD"\n' >"$tree/script.sh"
 chmod 755 "$tree" "$tree/hostile" "$tree/script.sh"

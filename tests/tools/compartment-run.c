@@ -1,18 +1,27 @@
 /*
  * compartment-run: a test driver (not a product command) that runs one app in a compartment
  * (device/monitor/compartment.c) and prints what happened: the layers in force, "ready" when the
- * app says so, its exit, and the security events the run added. The manifest is filled from
- * flags (the manifest parser is another helper's), with the parser's defaults for the rest.
+ * app says so, its exit, and the security events the run added. The manifest is read from
+ * --manifest (rp_manifest_load: the real parser) or starts empty with the parser's defaults; the
+ * other flags then add to it (--arg, --device, --tcp-port) or override it.
  *
- *   compartment-run --state-dir S --run-dir R --tree DIR --entry REL [--arg A]... [--log L]
- *                   [--component NAME] [--version V] [--uid U] [--gid G]
+ * With --net (implied when the manifest lists a connection or a server port), the network
+ * policy (netpolicy.c) is the compartment's net_setup hook, as in the monitor: this driver is
+ * then the monitor's network side too (rp_netpolicy_init in its own network namespace, which
+ * the test chooses; the app's /etc/hosts in R), and records refused packets as events while the
+ * app runs. It prints "net: APP_ADDRESS GATEWAY" once set up.
+ *
+ *   compartment-run --state-dir S --run-dir R --tree DIR [--manifest FILE] [--entry REL]
+ *                   [--arg A]... [--log L] [--component NAME] [--version V] [--uid U] [--gid G]
  *                   [--storage-kb N] [--memory-kb N] [--pids N] [--cpu N] [--device /dev/X]...
- *                   [--tcp-port P]... [--timeout-ms N] [--without LAYER]...
+ *                   [--tcp-port P]... [--net] [--net-slot N] [--timeout-ms N]
+ *                   [--without LAYER]...
  *   compartment-run --cleanup --state-dir S --run-dir R
  *
  * Exit: 0 the app ran (whatever its status), 2 the compartment could not start, 3 timed out
  * (the app was stopped), 1 usage.
  */
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,6 +32,7 @@
 
 #include "compartment.h"
 #include "events.h"
+#include "netpolicy.h"
 #include "rampart/log.h"
 
 static volatile sig_atomic_t stop_now;
@@ -33,6 +43,35 @@ static void on_term(int sig)
 }
 
 static rp_event_t events[RP_EVENTS_MAX];
+
+/* The network side of the monitor, for one app. */
+typedef struct net_side {
+    rp_netpolicy_t np;
+    rp_netpolicy_app_t app;
+    const rp_manifest_t *m;
+    const char *etc_dir;
+    uint32_t slot;
+} net_side_t;
+
+static int net_setup(pid_t child, void *ctx)
+{
+    net_side_t *n = ctx;
+    char a[INET_ADDRSTRLEN], gw[INET_ADDRSTRLEN];
+
+    if (rp_netpolicy_setup(&n->np, child, n->m, n->slot, n->etc_dir, &n->app) != RP_OK)
+        return -1;
+    inet_ntop(AF_INET, &n->app.app_addr, a, sizeof(a));
+    inet_ntop(AF_INET, &n->app.host_addr, gw, sizeof(gw));
+    printf("net: %s %s\n", n->app.linked ? a : "-", n->app.linked ? gw : "-");
+    fflush(stdout);
+    return 0;
+}
+
+static void net_log(net_side_t *n)
+{
+    if (n->np.table_made && rp_netpolicy_handle_log(&n->np) != RP_OK)
+        fprintf(stderr, "compartment-run: reading the refused packets failed\n");
+}
 
 int main(int argc, char **argv)
 {
@@ -56,6 +95,9 @@ int main(int argc, char **argv)
         {"timeout-ms", required_argument, NULL, 'T'},
         {"cleanup",    no_argument,       NULL, 'X'},
         {"without",    required_argument, NULL, 'W'},
+        {"manifest",   required_argument, NULL, 'M'},
+        {"net",        no_argument,       NULL, 'N'},
+        {"net-slot",   required_argument, NULL, 'n'},
         {NULL,         0,                 NULL, 0  }
     };
     static rp_manifest_t m;
@@ -66,7 +108,8 @@ int main(int argc, char **argv)
     size_t before = 0, n;
     uint64_t dropped;
     long timeout_ms = 30000, waited = 0;
-    bool cleanup = false, said_ready = false;
+    bool cleanup = false, said_ready = false, component_given = false, net = false;
+    static net_side_t ns;
     int opt;
 
     rp_log_init("compartment-run", RP_LOG_INFO);
@@ -75,8 +118,19 @@ int main(int argc, char **argv)
     m.pids = RP_MANIFEST_PIDS_DEFAULT;
     m.cpu_percent = RP_MANIFEST_CPU_PERCENT_DEFAULT;
     log_path[0] = '\0';
+    ns.slot = 1;
+    /* The manifest first, so that the flags apply on top of it whatever their order. */
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1)
+        if (opt == 'M' && rp_manifest_load(optarg, &m, why, sizeof(why)) != RP_OK) {
+            fprintf(stderr, "compartment-run: %s: %s\n", optarg, why);
+            return 1;
+        }
+    optind = 1;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (opt) {
+        case 'M': break;
+        case 'N': net = true; break;
+        case 'n': ns.slot = (uint32_t)strtoul(optarg, NULL, 10); break;
         case 'S': spec.state_dir = optarg; break;
         case 'R': spec.run_dir = optarg; break;
         case 't': spec.tree_dir = optarg; break;
@@ -87,7 +141,10 @@ int main(int argc, char **argv)
             snprintf(m.args[m.nargs++], sizeof(m.args[0]), "%s", optarg);
             break;
         case 'l': snprintf(log_path, sizeof(log_path), "%s", optarg); break;
-        case 'c': spec.component = optarg; break;
+        case 'c':
+            spec.component = optarg;
+            component_given = true;
+            break;
         case 'v': spec.version = optarg; break;
         case 'u': spec.uid = (uid_t)strtoul(optarg, NULL, 10); break;
         case 'g': spec.gid = (gid_t)strtoul(optarg, NULL, 10); break;
@@ -125,8 +182,11 @@ int main(int argc, char **argv)
         printf("leftovers: %d\n", rp_compartment_cleanup(spec.state_dir, spec.run_dir));
         return 0;
     }
+    if (!component_given && m.component_id[0])
+        spec.component = m.component_id;
     snprintf(m.component_id, sizeof(m.component_id), "%s", spec.component);
-    snprintf(m.name, sizeof(m.name), "%s", spec.component);
+    if (m.name[0] == '\0')
+        snprintf(m.name, sizeof(m.name), "%s", spec.component);
     if (log_path[0] == '\0')
         snprintf(log_path, sizeof(log_path), "%s/log", spec.run_dir);
     spec.log_path = log_path;
@@ -137,6 +197,19 @@ int main(int argc, char **argv)
     if (rp_events_read(spec.state_dir, events, RP_EVENTS_MAX, &before, &dropped) != RP_OK)
         before = dropped = 0;
     before += dropped;
+
+    net = net || m.nconnections > 0 || m.ntcp_ports > 0 || m.nudp_ports > 0;
+    if (net) {
+        rp_netpolicy_config_t cfg = {.state_dir = spec.state_dir};
+        if (rp_netpolicy_init(&ns.np, &cfg) != RP_OK) {
+            printf("start failed: the network policy could not start (nftables, NFLOG)\n");
+            return 2;
+        }
+        ns.m = &m;
+        ns.etc_dir = spec.run_dir; /* where the compartment takes /etc/hosts from */
+        spec.net_setup = net_setup;
+        spec.net_ctx = &ns;
+    }
 
     signal(SIGTERM, on_term);
     signal(SIGINT, on_term);
@@ -152,6 +225,7 @@ int main(int argc, char **argv)
         fflush(stdout);
         while (!stop_now && waited < timeout_ms && !rp_compartment_poll(&c, 100)) {
             waited += 100;
+            net_log(&ns);
             if (c.run.ready && !said_ready) {
                 said_ready = true;
                 printf("ready\n");
@@ -163,10 +237,15 @@ int main(int argc, char **argv)
         if (!c.exited)
             printf("%s: stopping\n", stop_now ? "signal" : "timeout");
         rp_compartment_stop(&c);
+        net_log(&ns); /* what the app's last packets left */
         if (WIFEXITED(c.status))
             printf("exit: %d\n", WEXITSTATUS(c.status));
         else if (WIFSIGNALED(c.status))
             printf("signal: %d\n", WTERMSIG(c.status));
+    }
+    if (net) {
+        rp_netpolicy_teardown(&ns.np, &ns.app);
+        rp_netpolicy_shutdown(&ns.np);
     }
     if (rp_events_read(spec.state_dir, events, RP_EVENTS_MAX, &n, &dropped) == RP_OK)
         for (size_t i = 0; i < n; i++)
