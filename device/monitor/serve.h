@@ -13,6 +13,12 @@
  * reply to send (an error reply when the monitor could not do it). */
 void rp_monitor_serve(rp_agent_t *a, const rp_mon_request_t *q, int fd, rp_mon_reply_t *p);
 
+/* SIGN_TLS13 and APP_SIGN_TLS13 (q->u.sign_tls13): the CertificateVerify content built here
+ * around the caller's (side, hash), its SHA-256 signed with the identity key. OUT:
+ * p->u.sign_tls13. */
+rp_err_t rp_monitor_sign_tls13(rp_agent_t *a, const rp_mon_request_t *q,
+                               rp_mon_reply_t *p) RP_MUST_CHECK;
+
 /* S/update.lock, which whatever changes the slots holds (the agent's install, recover and update
  * checks take it too). wait false: -1 at once when it is held. The descriptor, or -1. */
 int rp_monitor_slots_lock(const char *state_dir, bool wait);
