@@ -33,7 +33,7 @@ static const char *const allowed[] = {
     /* sockets: clients, the TPM's TCTI */
     "poll", "ppoll", "select", "pselect6", "epoll_create1", "epoll_ctl", "epoll_wait",
     "epoll_pwait", "socket", "connect", "accept4", "recvmsg", "sendmsg", "recvfrom", "sendto",
-    "getsockopt", "setsockopt", "getsockname", "getpeername", "shutdown",
+    "getsockopt", "setsockopt", "getsockname", "getpeername", "shutdown", "socketpair",
     /* signals, processes (an app's health check) */
     "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "kill", "tgkill", "getpid",
     "getppid", "gettid", "getuid", "geteuid", "getgid", "getegid", "getgroups", "getpgrp",

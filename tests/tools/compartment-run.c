@@ -59,8 +59,12 @@ int main(int argc, char **argv)
         {NULL,         0,                 NULL, 0  }
     };
     static rp_manifest_t m;
-    rp_compartment_spec_t spec = {
-        .component = "app", .version = "1.0.0", .uid = 1000, .gid = 1000, .manifest = &m};
+    rp_compartment_spec_t spec = {.component = "app",
+                                  .version = "1.0.0",
+                                  .uid = 1000,
+                                  .gid = 1000,
+                                  .manifest = &m,
+                                  .channel_fd = -1};
     rp_compartment_t c;
     char why[512], layers[512], log_path[4096], image[4096];
     size_t before = 0, n;
