@@ -21,7 +21,7 @@ add_test(NAME unit.events COMMAND test_events)
 set_tests_properties(unit.events PROPERTIES LABELS unit)
 
 add_executable(compartment-run tests/tools/compartment-run.c)
-target_link_libraries(compartment-run PRIVATE rampart_compartment)
+target_link_libraries(compartment-run PRIVATE rampart_compartment rampart_monitor) # --channel
 set_target_properties(compartment-run PROPERTIES RUNTIME_OUTPUT_DIRECTORY
                                                  ${CMAKE_BINARY_DIR}/tests)
 add_test(NAME e2e.compartment COMMAND ${CMAKE_SOURCE_DIR}/tests/e2e/compartment.sh)
