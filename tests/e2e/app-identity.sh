@@ -87,6 +87,10 @@ cp "$APP_PEER" "$tree/app-peer"
 cp "$d/bca.pem" "$tree/broker-ca.pem"
 chmod 755 "$tree" "$tree/mqtt-publisher" "$tree/app-peer"
 chmod 644 "$tree/broker-ca.pem"
+# The sample's own manifest is a valid one (DeviceAuthentication, the broker in AllowedConnections).
+cp "$(dirname "$0")/../../examples/mqtt-publisher/app_manifest.json" "$tree/"
+expect 0 "$RAMPART" app check "$tree"
+out_has 'device authentication   yes'
 publisher_args=(--connection "127.0.0.1:$port" --arg --host --arg 127.0.0.1 --arg --port --arg "$port" --arg --cafile
   --arg /app/broker-ca.pem --arg --topic --arg telemetry/app --arg --message
   --arg "hello from an app" --arg --retain --arg --wait-ms --arg 60000)
