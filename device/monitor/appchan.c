@@ -269,6 +269,8 @@ static bool sign_token(rp_appchan_t *c)
     int64_t now = now_ms(), elapsed = now - c->sign_refilled_ms;
     uint64_t max = (uint64_t)c->sign_burst * TOKEN;
 
+    if (c->sign_tokens > max) /* the burst was lowered */
+        c->sign_tokens = max;
     if (elapsed > 0) {
         uint64_t add = (uint64_t)elapsed * c->sign_per_minute;
         c->sign_tokens = add > max - c->sign_tokens ? max : c->sign_tokens + add;

@@ -100,7 +100,7 @@ int main(int argc, char **argv)
     const char *host = NULL, *cafile = NULL, *topic = NULL, *message = NULL;
     int port = 8883, opt, rc = 1, refused = 0;
     long wait_ms = 30000, deadline;
-    bool retain = false;
+    bool retain = false, lib_init = false;
     struct mosquitto *mosq = NULL;
     SSL_CTX *ctx = NULL;
     rp_err_t err;
@@ -137,6 +137,7 @@ int main(int argc, char **argv)
         goto out;
     }
     mosquitto_lib_init();
+    lib_init = true;
     mosq = mosquitto_new(NULL, true, NULL);
     if (mosq == NULL ||
         mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311) !=
@@ -180,7 +181,8 @@ int main(int argc, char **argv)
 out:
     if (mosq != NULL)
         mosquitto_destroy(mosq);
-    mosquitto_lib_cleanup();
+    if (lib_init)
+        mosquitto_lib_cleanup();
     SSL_CTX_free(ctx);
     rp_app_client_close(&client);
     return rc;
