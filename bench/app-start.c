@@ -111,8 +111,12 @@ int main(int argc, char **argv)
     static rp_manifest_t m;
     char dir[] = "/tmp/rampart-bench-app-start.XXXXXX", tree[256], exe[300], state[256], run[256],
          log[300];
-    rp_compartment_spec_t spec = {
-        .manifest = &m, .component = "bench", .version = "1.0.0", .uid = 61299, .gid = 61299};
+    rp_compartment_spec_t spec = {.manifest = &m,
+                                  .component = "bench",
+                                  .version = "1.0.0",
+                                  .uid = 61299,
+                                  .gid = 61299,
+                                  .channel_fd = -1};
     int rounds = 20;
     double *a, *b, ma, mb;
     FILE *f;

@@ -29,6 +29,7 @@ static const char *const messages[RP_ERR_COUNT] = {
     [RP_ERR_MALFORMED] = "malformed data",
     [RP_ERR_ROLLBACK] = "older than what is installed (rollback refused)",
     [RP_ERR_EXPIRED] = "expired",
+    [RP_ERR_DENIED] = "not allowed",
 };
 
 _Static_assert(sizeof(messages) / sizeof(messages[0]) == RP_ERR_COUNT,

@@ -14,6 +14,10 @@
  *   RAMPART_DATA_DIR   its working directory, as an absolute path
  *   HOME               the same
  *   PATH               /usr/local/bin:/usr/bin:/bin
+ * An app the monitor starts in a compartment (device/monitor/compartment.h) may also get its
+ * channel to the monitor: descriptor 4, a SOCK_SEQPACKET socket, and in its environment
+ *   RAMPART_MONITOR_FD 4: device identity and app-to-app requests (device/app/app_client.h)
+ * (only when it has a channel; otherwise descriptor 4 is closed and the variable is absent).
  * "ready" counts only as the first five bytes written there; whatever follows, or anything else,
  * is read and ignored (the agent keeps reading, so writing never blocks the app or kills it).
  */
@@ -28,6 +32,7 @@
 #include "rampart/error.h"
 
 #define RP_APP_READY_FD 3         /* the descriptor number an app is told */
+#define RP_APP_MONITOR_FD 4       /* its channel to the monitor, when it has one */
 #define RP_APP_STOP_GRACE_MS 5000 /* SIGTERM, then SIGKILL after this */
 #define RP_APP_HEALTH_SECONDS 3   /* the default health window */
 

@@ -576,7 +576,7 @@ static int loop_attach(const char *image, char *dev, size_t cap)
 
 typedef struct child_args {
     const rp_compartment_spec_t *spec;
-    int sync_fd, log_fd, null_fd, ready_fd;
+    int sync_fd, log_fd, null_fd, ready_fd, channel_fd;
     char root[PATH_MAX];
 } child_args_t;
 
@@ -1091,20 +1091,20 @@ static void child_fail(int sync_fd, const char *why)
     _exit(126);
 }
 
-/* Close every descriptor above stderr but the four given. */
-static void close_all_but(int k0, int k1, int k2, int k3)
+/* Close every descriptor above stderr but the five given (-1: none). */
+static void close_all_but(int k0, int k1, int k2, int k3, int k4)
 {
-    int keep[4] = {k0, k1, k2, k3};
+    int keep[5] = {k0, k1, k2, k3, k4};
     unsigned from = 3;
 
-    for (int i = 0; i < 4; i++) /* sort: four elements */
-        for (int j = i + 1; j < 4; j++)
+    for (int i = 0; i < 5; i++) /* sort: five elements */
+        for (int j = i + 1; j < 5; j++)
             if (keep[j] < keep[i]) {
                 int t = keep[i];
                 keep[i] = keep[j];
                 keep[j] = t;
             }
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         if (keep[i] < (int)from)
             continue;
         if ((unsigned)keep[i] > from)
@@ -1119,8 +1119,11 @@ static int child_main(child_args_t *a)
     const rp_compartment_spec_t *s = a->spec;
     const rp_manifest_t *m = s->manifest;
     char why[480] = "", missing[480] = "";
-    char env_component[64], env_version[96], env_ready[32], env_data[64], env_home[64];
-    char *envp[] = {env_component, env_version, env_ready, env_data, env_home, PATH_ENV, NULL};
+    char env_component[64], env_version[96], env_ready[32], env_data[64], env_home[64],
+        env_monitor[32];
+    /* RAMPART_MONITOR_FD last: without a channel, its slot ends the list. */
+    char *envp[] = {env_component, env_version, env_ready,   env_data,
+                    env_home,      PATH_ENV,    env_monitor, NULL};
     char exe[RP_MANIFEST_PATH_MAX + 8];
     char *argv[RP_MANIFEST_ARGS_MAX + 2];
     unsigned layers =
@@ -1130,7 +1133,7 @@ static int child_main(child_args_t *a)
     pid_t app;
 
     /* Nothing of the monitor's (its socket, other compartments' descriptors) past this point. */
-    close_all_but(a->sync_fd, a->log_fd, a->null_fd, a->ready_fd);
+    close_all_but(a->sync_fd, a->log_fd, a->null_fd, a->ready_fd, a->channel_fd);
     if (recv_msg(a->sync_fd, &msg, NULL) != 1 || msg.type != M_GO)
         _exit(125); /* the supervisor gave up */
     if (s->without & RP_LAYER_CGROUPNS)
@@ -1218,6 +1221,9 @@ static int child_main(child_args_t *a)
     snprintf(env_ready, sizeof(env_ready), "RAMPART_READY_FD=%d", RP_APP_READY_FD);
     snprintf(env_data, sizeof(env_data), "RAMPART_DATA_DIR=%s", m->storage_kb ? "/data" : "/tmp");
     snprintf(env_home, sizeof(env_home), "HOME=%s", m->storage_kb ? "/data" : "/tmp");
+    snprintf(env_monitor, sizeof(env_monitor), "RAMPART_MONITOR_FD=%d", RP_APP_MONITOR_FD);
+    if (a->channel_fd < 0)
+        envp[6] = NULL;
     snprintf(exe, sizeof(exe), "/app/%s", m->entry_point);
     argv[0] = exe;
     for (size_t i = 0; i < m->nargs; i++)
@@ -1228,17 +1234,24 @@ static int child_main(child_args_t *a)
         child_fail(a->sync_fd, "fork failed");
     if (app == 0) {
         sigset_t none;
+        int channel = -1;
         setsid();
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         for (int sig = 1; sig < NSIG; sig++)
             signal(sig, SIG_DFL);
         umask(077);
+        /* The channel first moved above the contract's numbers, so that no dup2 below lands on
+         * it (it may be 3), and so that its own dup2 to 4 is a real one (clearing CLOEXEC). */
+        if (a->channel_fd >= 0 &&
+            (channel = fcntl(a->channel_fd, F_DUPFD_CLOEXEC, RP_APP_MONITOR_FD + 1)) < 0)
+            _exit(126);
         if (chdir(m->storage_kb ? "/data" : "/tmp") != 0 || dup2(a->null_fd, STDIN_FILENO) < 0 ||
             dup2(a->log_fd, STDOUT_FILENO) < 0 || dup2(a->log_fd, STDERR_FILENO) < 0 ||
-            dup2(a->ready_fd, RP_APP_READY_FD) < 0)
+            dup2(a->ready_fd, RP_APP_READY_FD) < 0 ||
+            (channel >= 0 && dup2(channel, RP_APP_MONITOR_FD) < 0))
             _exit(126);
-        if (close_range(RP_APP_READY_FD + 1, ~0U, 0) != 0)
+        if (close_range(channel >= 0 ? RP_APP_MONITOR_FD + 1 : RP_APP_READY_FD + 1, ~0U, 0) != 0)
             _exit(126);
         execve(exe, argv, envp);
         dprintf(STDERR_FILENO, "rampart: cannot start %s: %s\n", exe, strerror(errno));
@@ -1248,6 +1261,8 @@ static int child_main(child_args_t *a)
     close(a->log_fd);
     close(a->null_fd);
     close(a->ready_fd);
+    if (a->channel_fd >= 0)
+        close(a->channel_fd); /* the app's alone: its exit closes the channel */
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
@@ -1345,6 +1360,11 @@ static rp_err_t check_spec(const rp_compartment_spec_t *s, char *why, size_t cap
     }
     if (m->storage_kb > 0 && s->storage_image == NULL) {
         snprintf(why, cap, "compartment: MutableStorage without a storage image path");
+        return RP_ERR_INVALID_ARG;
+    }
+    if (s->channel_fd != -1 && (s->channel_fd <= STDERR_FILENO || fstat(s->channel_fd, &st) != 0 ||
+                                !S_ISSOCK(st.st_mode))) {
+        snprintf(why, cap, "compartment: channel_fd must be -1 (none) or a socket above stderr");
         return RP_ERR_INVALID_ARG;
     }
     if (m->ndevices > RP_MANIFEST_DEVICES_MAX || m->nargs > RP_MANIFEST_ARGS_MAX) {
@@ -1641,6 +1661,7 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
     a.log_fd = logfd;
     a.null_fd = nullfd;
     a.ready_fd = pipefd[1];
+    a.channel_fd = s->channel_fd;
     pid_t pid = (pid_t)syscall(SYS_clone,
                                CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
                                    CLONE_NEWNET | SIGCHLD,

@@ -21,8 +21,9 @@ add_test(NAME unit.events COMMAND test_events)
 set_tests_properties(unit.events PROPERTIES LABELS unit)
 
 add_executable(compartment-run tests/tools/compartment-run.c)
-# the network policy as its net_setup hook (rampart_netpolicy: device/monitor/netpolicy.cmake)
-target_link_libraries(compartment-run PRIVATE rampart_compartment rampart_netpolicy)
+# the network policy as its net_setup hook (rampart_netpolicy: device/monitor/netpolicy.cmake);
+# --channel serves the app channel (rampart_monitor)
+target_link_libraries(compartment-run PRIVATE rampart_compartment rampart_netpolicy rampart_monitor)
 set_target_properties(compartment-run PROPERTIES RUNTIME_OUTPUT_DIRECTORY
                                                  ${CMAKE_BINARY_DIR}/tests)
 add_test(NAME e2e.compartment COMMAND ${CMAKE_SOURCE_DIR}/tests/e2e/compartment.sh)

@@ -5,7 +5,8 @@
  *
  * The app is started under the app contract (device/agent/app.h, docs/updates.md): no arguments
  * beyond its manifest's Cmdline, the RAMPART_* environment, stdin /dev/null, stdout and stderr
- * appended to its log, descriptor 3 its ready pipe. Inside, it sees:
+ * appended to its log, descriptor 3 its ready pipe, descriptor 4 its channel to the monitor when
+ * it has one (RAMPART_MONITOR_FD=4; appchan.h). Inside, it sees:
  *   /app        its tree, read-only (EntryPoint is /app/ENTRY)
  *   /usr /lib /lib64 /bin /sbin  the device's base system, read-only (symlinks kept as symlinks)
  *   /etc        passwd, group (root and the app's user "app"), hosts, resolv.conf, nsswitch.conf
@@ -69,6 +70,12 @@ typedef struct rp_compartment_spec {
     const char *version;
     uid_t uid; /* the app runs as this uid and gid (on the device: one unused uid per app) */
     gid_t gid;
+    /* The app's end of its channel to the monitor (rp_appchan_open), placed at descriptor 4 in
+     * the app and announced as RAMPART_MONITOR_FD=4; -1: none (a zeroed spec must say -1: 0 to 2
+     * are refused). The caller keeps it and closes its own copy once the start returns: inside,
+     * only the app holds it (the compartment's init closes its copy), so the monitor sees the
+     * channel close when the app is gone. */
+    int channel_fd;
     /* Called once the child's namespaces exist and before it builds its root and execs: helper
      * D's netpolicy configures the (empty) network namespace of pid child here. It may write
      * run_dir/hosts and run_dir/resolv.conf, which become /etc/hosts and /etc/resolv.conf.

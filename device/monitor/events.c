@@ -56,6 +56,7 @@ static const char *const kind_names[] = {
     [RP_EVENT_FILE] = "file",
     [RP_EVENT_IMAGE] = "image",
     [RP_EVENT_CAPABILITY] = "capability",
+    [RP_EVENT_IDENTITY] = "identity",
 };
 
 const char *rp_event_kind_name(rp_event_kind_t kind)

@@ -134,16 +134,21 @@ static void get_str(rd_t *r, char *out, size_t max)
 
 static const struct {
     const char *name;
-    size_t body_max; /* a request's */
+    size_t body_max;          /* a request's */
+    rp_mon_channel_t channel; /* where it is asked (0: the agent's socket) */
 } types[RP_MON_TYPE_END] = {
-    [RP_MON_HELLO] = {"hello",      4                            },
-    [RP_MON_STATUS] = {"status",     0                            },
-    [RP_MON_ID] = {"id",         0                            },
-    [RP_MON_EVIDENCE] = {"evidence",   2 + RP_EAT_NONCE_MAX         },
-    [RP_MON_INSTALL] = {"install",    2 + RP_COMPONENT_NAME_MAX + 4},
-    [RP_MON_RECOVER] = {"recover",    0                            },
-    [RP_MON_SIGN_TLS13] = {"sign-tls13", 1 + 2 + RP_TLS13_HASH_MAX    },
-    [RP_MON_APP_LIST] = {"app-list",   0                            },
+    [RP_MON_HELLO] = {"hello",          4,                             RP_MON_CHANNEL_AGENT},
+    [RP_MON_STATUS] = {"status",         0,                             RP_MON_CHANNEL_AGENT},
+    [RP_MON_ID] = {"id",             0,                             RP_MON_CHANNEL_AGENT},
+    [RP_MON_EVIDENCE] = {"evidence",       2 + RP_EAT_NONCE_MAX,          RP_MON_CHANNEL_AGENT},
+    [RP_MON_INSTALL] = {"install",        2 + RP_COMPONENT_NAME_MAX + 4, RP_MON_CHANNEL_AGENT},
+    [RP_MON_RECOVER] = {"recover",        0,                             RP_MON_CHANNEL_AGENT},
+    [RP_MON_SIGN_TLS13] = {"sign-tls13",     1 + 2 + RP_TLS13_HASH_MAX,     RP_MON_CHANNEL_AGENT},
+    [RP_MON_APP_LIST] = {"app-list",       0,                             RP_MON_CHANNEL_AGENT},
+    [RP_MON_APP_IDENTITY] = {"app-identity",   0,                             RP_MON_CHANNEL_APP  },
+    [RP_MON_APP_SIGN_TLS13] = {"app-sign-tls13", 1 + 2 + RP_TLS13_HASH_MAX,     RP_MON_CHANNEL_APP  },
+    [RP_MON_APP_CONNECT] = {"app-connect",    2 + RP_COMPONENT_NAME_MAX,     RP_MON_CHANNEL_APP  },
+    [RP_MON_APP_INCOMING] = {"app-incoming",   0,                             RP_MON_CHANNEL_NONE },
 };
 
 /* The longest APP_LIST reply fits in a packet (the transport's buffers are RP_MON_PACKET_MAX). */
@@ -182,6 +187,11 @@ size_t rp_mon_request_body_max(rp_mon_type_t type)
 const char *rp_mon_type_name(rp_mon_type_t type)
 {
     return type_known(type) ? types[type].name : "?";
+}
+
+rp_mon_channel_t rp_mon_type_channel(rp_mon_type_t type)
+{
+    return type_known(type) ? types[type].channel : RP_MON_CHANNEL_NONE;
 }
 
 static void put_header(wr_t *w, unsigned type, uint32_t id)
@@ -253,9 +263,11 @@ rp_err_t rp_mon_request_encode(const rp_mon_request_t *q, uint8_t *buf, size_t c
         put_u16(&w, q->u.hello.max_version);
         break;
     case RP_MON_SIGN_TLS13:
+    case RP_MON_APP_SIGN_TLS13:
         put_u8(&w, q->u.sign_tls13.side);
         put_bytes(&w, q->u.sign_tls13.hash, q->u.sign_tls13.hash_len, RP_TLS13_HASH_MAX);
         break;
+    case RP_MON_APP_CONNECT: put_str(&w, q->u.app_connect.component, RP_COMPONENT_NAME_MAX); break;
     case RP_MON_EVIDENCE:
         put_bytes(&w, q->u.evidence.nonce, q->u.evidence.nonce_len, RP_EAT_NONCE_MAX);
         break;
@@ -263,7 +275,7 @@ rp_err_t rp_mon_request_encode(const rp_mon_request_t *q, uint8_t *buf, size_t c
         put_str(&w, q->u.install.component, RP_COMPONENT_NAME_MAX);
         put_u32(&w, q->u.install.health_seconds);
         break;
-    default: /* STATUS, ID, RECOVER, APP_LIST: no body */ break;
+    default: /* STATUS, ID, RECOVER, APP_LIST, APP_IDENTITY, APP_INCOMING: no body */ break;
     }
     return finish(&w, len);
 }
@@ -285,6 +297,7 @@ rp_err_t rp_mon_request_decode(const uint8_t *buf, size_t len, rp_mon_request_t 
         q->u.hello.max_version = get_u16(&r);
         break;
     case RP_MON_SIGN_TLS13:
+    case RP_MON_APP_SIGN_TLS13:
         q->u.sign_tls13.side = get_u8(&r);
         get_bytes(&r, q->u.sign_tls13.hash, &q->u.sign_tls13.hash_len, 32, RP_TLS13_HASH_MAX);
         if (r.err == RP_OK &&
@@ -301,6 +314,12 @@ rp_err_t rp_mon_request_decode(const uint8_t *buf, size_t len, rp_mon_request_t 
         q->u.install.health_seconds = get_u32(&r);
         if (r.err == RP_OK &&
             !rp_component_name_valid(q->u.install.component, strlen(q->u.install.component)))
+            r.err = RP_ERR_MALFORMED;
+        break;
+    case RP_MON_APP_CONNECT:
+        get_str(&r, q->u.app_connect.component, RP_COMPONENT_NAME_MAX);
+        if (r.err == RP_OK && !rp_component_name_valid(q->u.app_connect.component,
+                                                       strlen(q->u.app_connect.component)))
             r.err = RP_ERR_MALFORMED;
         break;
     default: break;
@@ -349,7 +368,14 @@ rp_err_t rp_mon_reply_encode(const rp_mon_reply_t *p, uint8_t *buf, size_t cap, 
         put_bytes(&w, p->u.id.spki, p->u.id.spki_len, RP_PUBKEY_DER_MAX);
         break;
     case RP_MON_SIGN_TLS13:
+    case RP_MON_APP_SIGN_TLS13:
         put_bytes(&w, p->u.sign_tls13.sig, p->u.sign_tls13.len, RP_ECDSA_P256_SIG_MAX);
+        break;
+    case RP_MON_APP_IDENTITY:
+        put_bytes(&w, p->u.app_identity.chain, p->u.app_identity.len, RP_MON_CHAIN_MAX);
+        break;
+    case RP_MON_APP_INCOMING:
+        put_str(&w, p->u.app_incoming.component, RP_COMPONENT_NAME_MAX);
         break;
     case RP_MON_EVIDENCE:
         put_bytes(&w, p->u.evidence.eat, p->u.evidence.len, RP_EAT_MAX_SIZE);
@@ -425,7 +451,17 @@ rp_err_t rp_mon_reply_decode(const uint8_t *buf, size_t len, rp_mon_reply_t *p)
         get_bytes(&r, p->u.id.spki, &p->u.id.spki_len, 1, RP_PUBKEY_DER_MAX);
         break;
     case RP_MON_SIGN_TLS13:
+    case RP_MON_APP_SIGN_TLS13:
         get_bytes(&r, p->u.sign_tls13.sig, &p->u.sign_tls13.len, 1, RP_ECDSA_P256_SIG_MAX);
+        break;
+    case RP_MON_APP_IDENTITY:
+        get_bytes(&r, p->u.app_identity.chain, &p->u.app_identity.len, 1, RP_MON_CHAIN_MAX);
+        break;
+    case RP_MON_APP_INCOMING:
+        get_str(&r, p->u.app_incoming.component, RP_COMPONENT_NAME_MAX);
+        if (r.err == RP_OK && !rp_component_name_valid(p->u.app_incoming.component,
+                                                       strlen(p->u.app_incoming.component)))
+            r.err = RP_ERR_MALFORMED;
         break;
     case RP_MON_EVIDENCE:
         get_bytes(&r, p->u.evidence.eat, &p->u.evidence.len, 1, RP_EAT_MAX_SIZE);

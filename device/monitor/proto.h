@@ -61,6 +61,10 @@ typedef struct rp_mon_app {
     uint32_t memory_kb, pids, cpu_percent, storage_kb;
     char missing[RP_MON_MISSING_MAX + 1]; /* "" when every layer is in force */
 } rp_mon_app_t;
+/* APP_IDENTITY's answer: the device certificate and its CA chain, PEM, as the agent stored them.
+ * No larger than the largest EVIDENCE, so it does not raise RP_MON_PACKET_MAX. */
+#define RP_MON_CHAIN_MAX 8192
+_Static_assert(RP_MON_CHAIN_MAX <= RP_EAT_MAX_SIZE, "APP_IDENTITY must fit RP_MON_PACKET_MAX");
 
 typedef enum rp_mon_type {
     RP_MON_HELLO = 1,  /* the versions each side speaks */
@@ -75,13 +79,25 @@ typedef enum rp_mon_type {
     RP_MON_APP_LIST = 9,   /* the apps the monitor supervises (component, version, state, limits) */
     /* Reserved for the work in progress (each is implemented by one change; until then a packet of
      * that type is refused as unknown, since rp_mon_request_body_max() says 0):
-     *   10 TRUST_ROOT     a newer root of update trust, as a descriptor; the monitor checks it
-     *   11 APP_IDENTITY   app channel: the device certificate chain (DeviceAuthentication)
-     *   12 APP_SIGN_TLS13 app channel: SIGN_TLS13 for an app with DeviceAuthentication
-     *   13 APP_CONNECT    app channel: a socket to another app, when both manifests allow it
-     *   14 APP_INCOMING   app channel, monitor to app: a peer's socket arrives (descriptor) */
-    RP_MON_TYPE_END = 10 /* one past the last type: new types go before it */
+     *   10 TRUST_ROOT     a newer root of update trust, as a descriptor; the monitor checks it */
+    /* The app channel (appchan.h): asked by an app on its own channel, never on the agent's
+     * socket; rp_mon_type_channel() is the rule. */
+    RP_MON_APP_IDENTITY = 11,   /* the device certificate chain, PEM (DeviceAuthentication) */
+    RP_MON_APP_SIGN_TLS13 = 12, /* SIGN_TLS13's body and answer (DeviceAuthentication) */
+    RP_MON_APP_CONNECT = 13,    /* a socket to another app (both manifests allow it): the reply
+                                   carries it as a descriptor */
+    RP_MON_APP_INCOMING = 14,   /* monitor to app, unasked, in a reply's form (id 0): a peer's
+                                   socket (descriptor) and the peer's component */
+    RP_MON_TYPE_END = 15        /* one past the last type: new types go before it */
 } rp_mon_type_t;
+
+/* Where a type may be asked: the one owner of "agent types on the agent's socket, app types on
+ * an app's channel". The monitor refuses a request on the other one. */
+typedef enum rp_mon_channel {
+    RP_MON_CHANNEL_AGENT = 0, /* S/monitor.sock (root and the agent's user): a type's default */
+    RP_MON_CHANNEL_APP = 1,   /* an app's channel (descriptor 4 in the app, appchan.h) */
+    RP_MON_CHANNEL_NONE = 2,  /* nobody asks it (unknown, or APP_INCOMING: the monitor sends it) */
+} rp_mon_channel_t;
 
 /* A byte string as decoded: points into the packet. */
 typedef struct rp_mon_bytes {
@@ -109,6 +125,9 @@ typedef struct rp_mon_request {
             char component[RP_COMPONENT_NAME_MAX + 1]; /* rp_component_name_valid() */
             uint32_t health_seconds;                   /* 0: the default */
         } install;
+        struct {
+            char component[RP_COMPONENT_NAME_MAX + 1]; /* the peer; rp_component_name_valid() */
+        } app_connect;
     } u;
 } rp_mon_request_t;
 
@@ -160,6 +179,13 @@ typedef struct rp_mon_reply {
             rp_mon_app_t a[RP_MON_APPS_MAX];
             size_t n;
         } app_list;
+            uint8_t chain[RP_MON_CHAIN_MAX]; /* PEM, not parsed by the monitor */
+            size_t len;
+        } app_identity;
+        struct {
+            char component[RP_COMPONENT_NAME_MAX + 1]; /* who is at the other end */
+        } app_incoming;
+        /* APP_SIGN_TLS13: u.sign_tls13; APP_CONNECT: no field (the descriptor) */
     } u;
 } rp_mon_reply_t;
 
@@ -171,6 +197,8 @@ const char *rp_mon_type_name(rp_mon_type_t type); /* "?" for an unknown type */
 const char *rp_mon_app_state_name(unsigned state);
 /* Whether this version knows type (a retired number, such as 4, is unknown). */
 int rp_mon_type_known(unsigned type);
+/* Where type may be asked (RP_MON_CHANNEL_NONE for an unknown type). */
+rp_mon_channel_t rp_mon_type_channel(rp_mon_type_t type);
 
 /* Requests: the client encodes, the monitor decodes. OUT: buf[0..*len) / *r. */
 rp_err_t rp_mon_request_encode(const rp_mon_request_t *r, uint8_t *buf, size_t cap,

@@ -176,19 +176,20 @@ static void do_install(rp_agent_t *a, const rp_mon_request_t *q, int fd, rp_mon_
  * compromised agent, an app) have evidence (an EAT's Sig_structure) or a CSR for another key
  * signed: those never start with 64 spaces and a TLS 1.3 context string.
  */
-static void do_sign_tls13(rp_agent_t *a, const rp_mon_request_t *q, rp_mon_reply_t *p,
-                          rp_err_t *err)
+rp_err_t rp_monitor_sign_tls13(rp_agent_t *a, const rp_mon_request_t *q, rp_mon_reply_t *p)
 {
     uint8_t content[RP_TLS13_CV_CONTENT_MAX], digest[RP_SHA256_LEN];
     size_t len = 0;
+    rp_err_t err;
 
-    *err = rp_tls13_cv_content((rp_tls13_side_t)q->u.sign_tls13.side, q->u.sign_tls13.hash,
-                               q->u.sign_tls13.hash_len, content, sizeof(content), &len);
-    if (*err == RP_OK)
-        *err = rp_sha256(content, len, digest);
-    if (*err == RP_OK)
-        *err = rp_rot_sign(a->rot, digest, p->u.sign_tls13.sig, sizeof(p->u.sign_tls13.sig),
-                           &p->u.sign_tls13.len);
+    err = rp_tls13_cv_content((rp_tls13_side_t)q->u.sign_tls13.side, q->u.sign_tls13.hash,
+                              q->u.sign_tls13.hash_len, content, sizeof(content), &len);
+    if (err == RP_OK)
+        err = rp_sha256(content, len, digest);
+    if (err == RP_OK)
+        err = rp_rot_sign(a->rot, digest, p->u.sign_tls13.sig, sizeof(p->u.sign_tls13.sig),
+                          &p->u.sign_tls13.len);
+    return err;
 }
 
 void rp_monitor_serve(rp_agent_t *a, const rp_mon_request_t *q, int fd, rp_mon_reply_t *p)
@@ -199,6 +200,13 @@ void rp_monitor_serve(rp_agent_t *a, const rp_mon_request_t *q, int fd, rp_mon_r
     memset(p, 0, sizeof(*p));
     p->type = q->type;
     p->id = q->id;
+    /* The agent's socket answers the agent's types only (proto.c owns which are which): an app's
+     * requests are answered on its own channel (appchan.c), where the monitor knows the app. */
+    if (rp_mon_type_channel(q->type) != RP_MON_CHANNEL_AGENT) {
+        refuse(p, RP_ERR_UNSUPPORTED, "%s is asked on an app's channel, not on the agent's socket",
+               rp_mon_type_name(q->type));
+        return;
+    }
     switch (q->type) {
     case RP_MON_HELLO:
         if (q->u.hello.min_version > RP_MON_VERSION || q->u.hello.max_version < RP_MON_VERSION)
@@ -212,7 +220,7 @@ void rp_monitor_serve(rp_agent_t *a, const rp_mon_request_t *q, int fd, rp_mon_r
         p->u.id.rot_kind = (uint8_t)rp_rot_kind(a->rot);
         err = rp_rot_public_key(a->rot, p->u.id.spki, sizeof(p->u.id.spki), &p->u.id.spki_len);
         break;
-    case RP_MON_SIGN_TLS13: do_sign_tls13(a, q, p, &err); break;
+    case RP_MON_SIGN_TLS13: err = rp_monitor_sign_tls13(a, q, p); break;
     case RP_MON_EVIDENCE:
         err = rp_agent_evidence(a, q->u.evidence.nonce, q->u.evidence.nonce_len, p->u.evidence.eat,
                                 sizeof(p->u.evidence.eat), &p->u.evidence.len);

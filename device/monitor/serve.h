@@ -17,6 +17,11 @@ void rp_monitor_serve(rp_agent_t *a, const rp_mon_request_t *q, int fd, rp_mon_r
 /* How an INSTALL's app trial runs (rp_install_opts_t): the monitor sets its app supervisor's at
  * start. NULL: a plain process. */
 void rp_monitor_set_trial(rp_trial_fn fn, void *ctx);
+/* SIGN_TLS13 and APP_SIGN_TLS13 (q->u.sign_tls13): the CertificateVerify content built here
+ * around the caller's (side, hash), its SHA-256 signed with the identity key. OUT:
+ * p->u.sign_tls13. */
+rp_err_t rp_monitor_sign_tls13(rp_agent_t *a, const rp_mon_request_t *q,
+                               rp_mon_reply_t *p) RP_MUST_CHECK;
 
 /* S/update.lock, which whatever changes the slots holds (the agent's install, recover and update
  * checks take it too). wait false: -1 at once when it is held. The descriptor, or -1. */

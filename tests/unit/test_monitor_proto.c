@@ -474,14 +474,91 @@ static void test_transport(void **state)
     close(p[1]);
 }
 
+/* The app channel's types (11-14): their fields, their refusals, and where each may be asked. */
+static void test_app_types(void **state)
+{
+    size_t len;
+
+    (void)state;
+    /* One owner says which socket answers which type. */
+    for (rp_mon_type_t t = RP_MON_HELLO; t <= RP_MON_SIGN_TLS13; t++)
+        if (rp_mon_type_known(t))
+            assert_int_equal(rp_mon_type_channel(t), RP_MON_CHANNEL_AGENT);
+    assert_int_equal(rp_mon_type_channel(RP_MON_APP_IDENTITY), RP_MON_CHANNEL_APP);
+    assert_int_equal(rp_mon_type_channel(RP_MON_APP_SIGN_TLS13), RP_MON_CHANNEL_APP);
+    assert_int_equal(rp_mon_type_channel(RP_MON_APP_CONNECT), RP_MON_CHANNEL_APP);
+    assert_int_equal(rp_mon_type_channel(RP_MON_APP_INCOMING), RP_MON_CHANNEL_NONE);
+    assert_int_equal(rp_mon_type_channel(4), RP_MON_CHANNEL_NONE);
+    assert_int_equal(rp_mon_type_channel(RP_MON_TYPE_END), RP_MON_CHANNEL_NONE);
+    assert_string_equal(rp_mon_type_name(RP_MON_APP_CONNECT), "app-connect");
+
+    memset(&q, 0, sizeof(q));
+    q.id = 11;
+    q.type = RP_MON_APP_IDENTITY;
+    request_round_trip();
+    q.type = RP_MON_APP_SIGN_TLS13;
+    q.u.sign_tls13.side = RP_TLS13_CLIENT;
+    q.u.sign_tls13.hash_len = RP_TLS13_HASH_MAX;
+    memset(q.u.sign_tls13.hash, 0x33, RP_TLS13_HASH_MAX);
+    request_round_trip();
+    assert_int_equal(q2.u.sign_tls13.hash_len, RP_TLS13_HASH_MAX);
+    assert_memory_equal(q2.u.sign_tls13.hash, q.u.sign_tls13.hash, RP_TLS13_HASH_MAX);
+    /* APP_SIGN_TLS13 keeps SIGN_TLS13's rules: a side that is neither is refused. */
+    len = enc_req();
+    buf[RP_MON_HEADER_LEN] = 7;
+    assert_int_equal(rp_mon_request_decode(buf, len, &q2), RP_ERR_MALFORMED);
+    memset(&q, 0, sizeof(q));
+    q.type = RP_MON_APP_CONNECT;
+    memset(q.u.app_connect.component, 'p', RP_COMPONENT_NAME_MAX);
+    request_round_trip();
+    assert_string_equal(q2.u.app_connect.component, q.u.app_connect.component);
+    snprintf(q.u.app_connect.component, sizeof(q.u.app_connect.component), "../peer");
+    len = enc_req();
+    assert_int_equal(rp_mon_request_decode(buf, len, &q2), RP_ERR_MALFORMED);
+    q.u.app_connect.component[0] = '\0';
+    len = enc_req();
+    assert_int_equal(rp_mon_request_decode(buf, len, &q2), RP_ERR_MALFORMED);
+
+    /* Replies: the chain at its maximum, a signature, the caller's name with a descriptor. */
+    memset(&r, 0, sizeof(r));
+    r.type = RP_MON_APP_IDENTITY;
+    r.u.app_identity.len = RP_MON_CHAIN_MAX;
+    memset(r.u.app_identity.chain, 'M', RP_MON_CHAIN_MAX);
+    reply_round_trip();
+    assert_int_equal(r2.u.app_identity.len, RP_MON_CHAIN_MAX);
+    assert_memory_equal(r2.u.app_identity.chain, r.u.app_identity.chain, RP_MON_CHAIN_MAX);
+    r.u.app_identity.len = RP_MON_CHAIN_MAX + 1;
+    assert_int_equal(rp_mon_reply_encode(&r, buf, sizeof(buf), &len), RP_ERR_INVALID_ARG);
+    memset(&r, 0, sizeof(r));
+    r.type = RP_MON_APP_SIGN_TLS13;
+    r.u.sign_tls13.len = 70;
+    memset(r.u.sign_tls13.sig, 1, 70);
+    reply_round_trip();
+    assert_int_equal(r2.u.sign_tls13.len, 70);
+    memset(&r, 0, sizeof(r));
+    r.type = RP_MON_APP_CONNECT;
+    reply_round_trip();
+    r.type = RP_MON_APP_INCOMING;
+    snprintf(r.u.app_incoming.component, sizeof(r.u.app_incoming.component), "caller");
+    reply_round_trip();
+    assert_string_equal(r2.u.app_incoming.component, "caller");
+    /* An incoming that names no app is refused. */
+    snprintf(r.u.app_incoming.component, sizeof(r.u.app_incoming.component), "a/b");
+    assert_int_equal(rp_mon_reply_encode(&r, buf, sizeof(buf), &len), RP_OK);
+    assert_int_equal(rp_mon_reply_decode(buf, len, &r2), RP_ERR_MALFORMED);
+    /* An empty chain is no chain. */
+    memset(&r, 0, sizeof(r));
+    r.type = RP_MON_APP_IDENTITY;
+    assert_int_equal(rp_mon_reply_encode(&r, buf, sizeof(buf), &len), RP_OK);
+    assert_int_equal(rp_mon_reply_decode(buf, len, &r2), RP_ERR_MALFORMED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_requests_round_trip),
-        cmocka_unit_test(test_replies_round_trip),
-        cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_tls13_content),
-        cmocka_unit_test(test_transport),
+        cmocka_unit_test(test_app_types),          cmocka_unit_test(test_requests_round_trip),
+        cmocka_unit_test(test_replies_round_trip), cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_tls13_content),      cmocka_unit_test(test_transport),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,10 +45,11 @@ typedef enum rp_err {
     RP_ERR_MALFORMED = 22, /* CBOR, JSON, a CSR... that does not parse or has the wrong shape */
     RP_ERR_ROLLBACK = 23,  /* older than what is already there (version or security counter) */
     RP_ERR_EXPIRED = 24,   /* past its expiry time */
+    RP_ERR_DENIED = 25,    /* well-formed, but not allowed to this caller (a manifest, a rate) */
 } rp_err_t;
 
 /* The number of codes; rp_strerror() of anything at or above this names it unknown. */
-#define RP_ERR_COUNT 25
+#define RP_ERR_COUNT 26
 
 /* A short, constant, lowercase description of err; never NULL. */
 const char *rp_strerror(rp_err_t err);

@@ -1,0 +1,91 @@
+/*
+ * An app's channel to the monitor: the monitor's side of the requests an app makes (proto.h types
+ * 11-14) — the device certificate chain, TLS 1.3 signatures with the identity key, and sockets to
+ * other apps. docs/compartments.md ("Device identity for apps", "App-to-app") explains them.
+ *
+ * Each app the monitor starts gets one channel: a SOCK_SEQPACKET socketpair, its end at descriptor
+ * 4 in the app (compartment.h: rp_compartment_spec_t.channel_fd). The monitor knows which app asks
+ * by which channel the packet came in on, never by anything the packet says, and answers by that
+ * app's manifest:
+ *   APP_IDENTITY, APP_SIGN_TLS13  only with DeviceAuthentication; signatures at most
+ *                                 RP_APPCHAN_SIGN_BURST at once, then RP_APPCHAN_SIGN_PER_MINUTE
+ *   APP_CONNECT(peer)             only when both manifests list each other in
+ *                                 AllowedApplicationConnections and the peer runs: a new socketpair
+ *                                 (SOCK_STREAM), one end in the reply, the other to the peer as an
+ *                                 unasked APP_INCOMING naming the caller
+ * Every refusal is answered (RP_ERR_DENIED and why) and recorded as a security event ("identity",
+ * "app_connection"); an agent's request type on a channel is refused (rp_mon_type_channel()).
+ * A packet that does not decode, or comes with a descriptor, closes that channel alone.
+ *
+ * Single-threaded, like the monitor: the caller polls rp_appchan_fd() and calls
+ * rp_appchan_serve() when it is readable.
+ */
+#ifndef RAMPART_MONITOR_APPCHAN_H
+#define RAMPART_MONITOR_APPCHAN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agent.h"
+#include "rampart/component.h"
+#include "rampart/error.h"
+#include "rampart/manifest.h"
+
+#define RP_APPCHAN_SIGN_BURST 10      /* signatures an app may ask for at once */
+#define RP_APPCHAN_SIGN_PER_MINUTE 60 /* and then, on average */
+#define RP_APPCHAN_EVENTS_MAX 20      /* events one channel may record; the rest are counted */
+
+typedef struct rp_appchan {
+    int fd; /* the monitor's end (non-blocking); -1 once closed */
+    char component[RP_COMPONENT_NAME_MAX + 1];
+    const rp_manifest_t *manifest; /* the app's: the caller keeps it valid while the channel is */
+    /* Signing rate: a token bucket, in 1/60000ths of a signature (one minute of milliseconds).
+     * sign_burst and sign_per_minute may be changed after open (tests). */
+    uint32_t sign_burst, sign_per_minute;
+    uint64_t sign_tokens;
+    int64_t sign_refilled_ms;
+    bool sign_limited;     /* in a burst of refusals (its first was recorded) */
+    uint64_t sign_refused; /* refused by the rate, in all */
+    unsigned events, events_suppressed;
+} rp_appchan_t;
+
+/* How the channel finds another app: the lead's app table (apps.c). For component, OUT: *chan, its
+ * channel (NULL when it does not run or has none) and *manifest (NULL: no such app). */
+typedef struct rp_appchan_peers {
+    void (*find)(void *ctx, const char *component, rp_appchan_t **chan,
+                 const rp_manifest_t **manifest);
+    void *ctx;
+} rp_appchan_peers_t;
+
+/*
+ * A new channel for component's app (m: its manifest, kept by the caller). OUT: *c, and *app_end,
+ * the app's end (close-on-exec; give it as rp_compartment_spec_t.channel_fd, then close it).
+ */
+rp_err_t rp_appchan_open(rp_appchan_t *c, const char *component, const rp_manifest_t *m,
+                         int *app_end) RP_MUST_CHECK;
+
+/* The descriptor to poll for input; -1 once the channel is closed. */
+int rp_appchan_fd(const rp_appchan_t *c);
+
+/*
+ * Answer one packet, if one is waiting (a: the root of trust and the state directory, where the
+ * certificate is read and events are recorded; peers: NULL refuses every APP_CONNECT).
+ * RP_OK: answered (or nothing to read); RP_ERR_NOT_FOUND: the app closed its end; any other: the
+ * packet was refused as malformed (and said why). On anything but RP_OK the channel is closed.
+ */
+rp_err_t rp_appchan_serve(rp_appchan_t *c, rp_agent_t *a, const rp_appchan_peers_t *peers);
+
+/* Close the monitor's end (the app sees its channel close). Idempotent. */
+void rp_appchan_close(rp_appchan_t *c);
+
+/*
+ * The device certificate chain as the agent stored it, PEM, not parsed: S/agent/device.crt and
+ * S/agent/ca-chain.pem, or S/device.crt and S/ca-chain.pem where S/agent/ has no certificate.
+ * Opened without following links, regular files only, and refused unless it reads as PEM
+ * certificates only (the agent's user writes S/agent/: this never hands an app another file).
+ * RP_ERR_NOT_FOUND: no certificate yet; RP_ERR_TOO_LARGE: over cap. OUT: out[0..*len).
+ */
+rp_err_t rp_appchan_read_chain(const char *state_dir, uint8_t *out, size_t cap,
+                               size_t *len) RP_MUST_CHECK;
+
+#endif /* RAMPART_MONITOR_APPCHAN_H */

@@ -1,0 +1,664 @@
+/*
+ * An app's channel to the monitor (device/monitor/appchan.h) against a soft root of trust in a
+ * temporary state directory, over real socketpairs: the device identity given and refused by the
+ * manifest, the signing rate, app-to-app sockets allowed both ways and refused one way or to an
+ * app that does not run, each refusal recorded as an event, a bad packet closing its channel
+ * alone, the chain files' fence; and the app client library (device/app) end to end, with the
+ * monitor's side served from a thread.
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "app_client.h"
+#include "appchan.h"
+#include "events.h"
+#include "proto.h"
+#include "serve.h"
+
+enum { PUB, PEER, PLAIN, ONEWAY, NAPPS };
+static const char *const names[NAPPS] = {"pub", "peer", "plain", "oneway"};
+
+static char dir[] = "/tmp/rampart-test-appchan.XXXXXX";
+static rp_agent_t agent;
+static rp_manifest_t manifests[NAPPS];
+static rp_appchan_t chans[NAPPS];
+static int app_ends[NAPPS];
+static bool running[NAPPS];
+static uint8_t buf[RP_MON_PACKET_MAX];
+static rp_mon_request_t q;
+static rp_mon_reply_t r;
+static rp_event_t events[RP_EVENTS_MAX];
+
+static void find(void *ctx, const char *component, rp_appchan_t **chan, const rp_manifest_t **m)
+{
+    (void)ctx;
+    *chan = NULL;
+    *m = NULL;
+    for (int i = 0; i < NAPPS; i++)
+        if (strcmp(component, names[i]) == 0) {
+            *m = &manifests[i];
+            *chan = running[i] ? &chans[i] : NULL;
+        }
+}
+
+static const rp_appchan_peers_t peers = {find, NULL};
+
+static void manifest(int i, bool device_auth, const char *allowed)
+{
+    rp_manifest_t *m = &manifests[i];
+
+    memset(m, 0, sizeof(*m));
+    snprintf(m->component_id, sizeof(m->component_id), "%s", names[i]);
+    m->device_authentication = device_auth;
+    if (allowed != NULL)
+        snprintf(m->app_connections[m->napp_connections++], sizeof(m->app_connections[0]), "%s",
+                 allowed);
+}
+
+static void write_file(const char *rel, const char *text)
+{
+    char path[512];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, rel);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+}
+
+static X509 *make_cert(const char *cn, EVP_PKEY *subject, X509 *issuer, EVP_PKEY *issuer_key)
+{
+    X509 *x = X509_new();
+    X509_NAME *name = X509_NAME_new();
+
+    assert_non_null(x);
+    assert_int_equal(X509_set_version(x, 2), 1);
+    assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(x), issuer ? 2 : 1), 1);
+    assert_int_equal(
+        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const uint8_t *)cn, -1, -1, 0), 1);
+    assert_int_equal(X509_set_subject_name(x, name), 1);
+    assert_int_equal(X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name), 1);
+    assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), -60));
+    assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 3600));
+    assert_int_equal(X509_set_pubkey(x, subject), 1);
+    assert_true(X509_sign(x, issuer_key, EVP_sha256()) > 0);
+    X509_NAME_free(name);
+    return x;
+}
+
+static void write_cert(const char *rel, X509 *x)
+{
+    char path[512];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, rel);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_X509(f, x), 1);
+    assert_int_equal(fclose(f), 0);
+}
+
+static EVP_PKEY *identity_public(void)
+{
+    uint8_t spki[RP_PUBKEY_DER_MAX];
+    const uint8_t *p = spki;
+    size_t len;
+    EVP_PKEY *k;
+
+    assert_int_equal(rp_rot_public_key(agent.rot, spki, sizeof(spki), &len), RP_OK);
+    k = d2i_PUBKEY(NULL, &p, (long)len);
+    assert_non_null(k);
+    return k;
+}
+
+/* S/agent/device.crt: the identity key's, signed by a CA in S/agent/ca-chain.pem. */
+static void make_chain(void)
+{
+    EVP_PKEY *ca_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256"), *pub = identity_public();
+    X509 *ca, *leaf;
+    char path[512];
+
+    assert_non_null(ca_key);
+    ca = make_cert("test CA", ca_key, NULL, ca_key);
+    leaf = make_cert("device", pub, ca, ca_key);
+    snprintf(path, sizeof(path), "%s/agent", dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    write_cert("agent/device.crt", leaf);
+    write_cert("agent/ca-chain.pem", ca);
+    X509_free(ca);
+    X509_free(leaf);
+    EVP_PKEY_free(ca_key);
+    EVP_PKEY_free(pub);
+}
+
+static int setup(void **state)
+{
+    rp_rot_config_t cfg;
+    bool created;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    cfg = (rp_rot_config_t){RP_ROT_SOFT, dir, NULL};
+    assert_int_equal(rp_rot_provision(&cfg, &created), RP_OK);
+    assert_int_equal(rp_rot_open(&cfg, &agent.rot), RP_OK);
+    assert_int_equal(rp_rot_device_id(agent.rot, agent.device_id), RP_OK);
+    snprintf(agent.state_dir, sizeof(agent.state_dir), "%s", dir);
+    make_chain();
+    manifest(PUB, true, "peer");
+    manifest(PEER, false, "pub");
+    manifest(PLAIN, false, NULL);
+    manifest(ONEWAY, false, "peer");
+    for (int i = 0; i < NAPPS; i++) {
+        assert_int_equal(rp_appchan_open(&chans[i], names[i], &manifests[i], &app_ends[i]), RP_OK);
+        running[i] = true;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    char cmd[600];
+
+    (void)state;
+    for (int i = 0; i < NAPPS; i++) {
+        rp_appchan_close(&chans[i]);
+        if (app_ends[i] >= 0)
+            close(app_ends[i]);
+    }
+    rp_rot_close(agent.rot);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    return 0;
+}
+
+/* App i asks q (with fd, -1: none); the monitor serves its channel. OUT: r, *got (-1: none;
+ * NULL: none expected). The serve's result. */
+static rp_err_t ask(int i, int fd, int *got)
+{
+    size_t len;
+    int in = -1;
+    rp_err_t err;
+
+    q.id++;
+    assert_int_equal(rp_mon_request_encode(&q, buf, sizeof(buf), &len), RP_OK);
+    assert_int_equal(rp_mon_send(app_ends[i], buf, len, fd), RP_OK);
+    err = rp_appchan_serve(&chans[i], &agent, &peers);
+    assert_int_equal(rp_mon_recv(app_ends[i], buf, sizeof(buf), &len, &in), RP_OK);
+    assert_int_equal(rp_mon_reply_decode(buf, len, &r), RP_OK);
+    assert_int_equal(r.id, q.id);
+    if (got != NULL)
+        *got = in;
+    else
+        assert_int_equal(in, -1);
+    return err;
+}
+
+/* The events recorded since *seen (updated), as "kind app reason" lines. */
+static size_t new_events(size_t *seen, char out[][400], size_t max)
+{
+    size_t n = 0, k = 0;
+    uint64_t dropped = 0;
+
+    assert_int_equal(rp_events_read(dir, events, RP_EVENTS_MAX, &n, &dropped), RP_OK);
+    for (size_t i = *seen; i < n && k < max; i++, k++)
+        snprintf(out[k], 400, "%s %s %s", rp_event_kind_name(events[i].kind), events[i].app,
+                 events[i].reason);
+    *seen = n;
+    return k;
+}
+
+static size_t seen;
+
+static void test_identity(void **state)
+{
+    char ev[4][400];
+    char path[512], *want;
+    FILE *f;
+    long n1, n2;
+
+    (void)state;
+    new_events(&seen, ev, 4);
+    memset(&q, 0, sizeof(q));
+    q.type = RP_MON_APP_IDENTITY;
+    assert_int_equal(ask(PUB, -1, NULL), RP_OK);
+    assert_int_equal(r.status, RP_OK);
+    /* The agent's two files, as they are. */
+    want = malloc(2 * RP_MON_CHAIN_MAX);
+    assert_non_null(want);
+    snprintf(path, sizeof(path), "%s/agent/device.crt", dir);
+    f = fopen(path, "r");
+    n1 = (long)fread(want, 1, RP_MON_CHAIN_MAX, f);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/agent/ca-chain.pem", dir);
+    f = fopen(path, "r");
+    n2 = (long)fread(want + n1, 1, RP_MON_CHAIN_MAX, f);
+    fclose(f);
+    assert_int_equal(r.u.app_identity.len, n1 + n2);
+    assert_memory_equal(r.u.app_identity.chain, want, (size_t)(n1 + n2));
+    free(want);
+    assert_int_equal(new_events(&seen, ev, 4), 0);
+
+    /* Without DeviceAuthentication: refused, and recorded. */
+    assert_int_equal(ask(PLAIN, -1, NULL), RP_OK);
+    assert_int_equal(r.status, RP_ERR_DENIED);
+    assert_non_null(strstr(r.message, "DeviceAuthentication"));
+    q.type = RP_MON_APP_SIGN_TLS13;
+    q.u.sign_tls13.side = RP_TLS13_CLIENT;
+    q.u.sign_tls13.hash_len = 32;
+    assert_int_equal(ask(PLAIN, -1, NULL), RP_OK);
+    assert_int_equal(r.status, RP_ERR_DENIED);
+    assert_int_equal(new_events(&seen, ev, 4), 2);
+    assert_string_equal(ev[0], "identity plain app-identity refused: no DeviceAuthentication");
+    assert_string_equal(ev[1], "identity plain app-sign-tls13 refused: no DeviceAuthentication");
+    /* The channel stays open after a refusal. */
+    assert_true(rp_appchan_fd(&chans[PLAIN]) >= 0);
+}
+
+/* The signature is the identity key's, over the CertificateVerify content the monitor built. */
+static void test_sign(void **state)
+{
+    uint8_t content[RP_TLS13_CV_CONTENT_MAX], hash[48];
+    size_t len = 0;
+    EVP_PKEY *pub = identity_public();
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+
+    (void)state;
+    memset(&q, 0, sizeof(q));
+    q.type = RP_MON_APP_SIGN_TLS13;
+    q.u.sign_tls13.side = RP_TLS13_SERVER;
+    q.u.sign_tls13.hash_len = 48;
+    for (int i = 0; i < 48; i++)
+        hash[i] = q.u.sign_tls13.hash[i] = (uint8_t)i;
+    assert_int_equal(ask(PUB, -1, NULL), RP_OK);
+    assert_int_equal(r.status, RP_OK);
+    assert_int_equal(rp_tls13_cv_content(RP_TLS13_SERVER, hash, 48, content, sizeof(content), &len),
+                     RP_OK);
+    assert_int_equal(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub), 1);
+    assert_int_equal(EVP_DigestVerify(md, r.u.sign_tls13.sig, r.u.sign_tls13.len, content, len), 1);
+    /* ... and over nothing else (the client's side is another content). */
+    assert_int_equal(rp_tls13_cv_content(RP_TLS13_CLIENT, hash, 48, content, sizeof(content), &len),
+                     RP_OK);
+    assert_int_equal(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub), 1);
+    assert_int_not_equal(EVP_DigestVerify(md, r.u.sign_tls13.sig, r.u.sign_tls13.len, content, len),
+                         1);
+    EVP_MD_CTX_free(md);
+    EVP_PKEY_free(pub);
+}
+
+static void test_rate_limit(void **state)
+{
+    char ev[4][400];
+    rp_appchan_t *c = &chans[PUB];
+
+    (void)state;
+    new_events(&seen, ev, 4);
+    c->sign_burst = 3;
+    c->sign_per_minute = 0; /* no refill while the burst is tested */
+    c->sign_tokens = 3 * 60000u;
+    memset(&q, 0, sizeof(q));
+    q.type = RP_MON_APP_SIGN_TLS13;
+    q.u.sign_tls13.side = RP_TLS13_CLIENT;
+    q.u.sign_tls13.hash_len = 32;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ask(PUB, -1, NULL), RP_OK);
+        assert_int_equal(r.status, RP_OK);
+    }
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(ask(PUB, -1, NULL), RP_OK);
+        assert_int_equal(r.status, RP_ERR_DENIED);
+        assert_non_null(strstr(r.message, "signing rate"));
+    }
+    assert_int_equal(c->sign_refused, 5);
+    /* Five refusals, one burst: one event. */
+    assert_int_equal(new_events(&seen, ev, 4), 1);
+    assert_non_null(strstr(ev[0], "identity pub app-sign-tls13 refused: over the signing rate"));
+    /* Refilled (fast, for the test): it signs again, and a new burst is recorded again. */
+    c->sign_per_minute = 60000 * 10; /* ten a millisecond */
+    for (int tries = 0; tries < 10000; tries++) {
+        assert_int_equal(ask(PUB, -1, NULL), RP_OK);
+        if (r.status == RP_OK)
+            break;
+    }
+    assert_int_equal(r.status, RP_OK);
+    assert_false(c->sign_limited);
+    c->sign_per_minute = 0;
+    c->sign_tokens = 0;
+    assert_int_equal(ask(PUB, -1, NULL), RP_OK);
+    assert_int_equal(r.status, RP_ERR_DENIED);
+    assert_int_equal(new_events(&seen, ev, 4), 1);
+    c->sign_burst = RP_APPCHAN_SIGN_BURST;
+    c->sign_per_minute = RP_APPCHAN_SIGN_PER_MINUTE;
+    c->sign_tokens = RP_APPCHAN_SIGN_BURST * 60000u;
+}
+
+/* A socket between two apps: both ends work, and the peer was told who called. */
+static void connected(int caller, int callee)
+{
+    char ev[4][400];
+    int mine = -1, theirs = -1;
+    size_t len;
+    char text[16];
+
+    new_events(&seen, ev, 4);
+    memset(&q, 0, sizeof(q));
+    q.type = RP_MON_APP_CONNECT;
+    snprintf(q.u.app_connect.component, sizeof(q.u.app_connect.component), "%s", names[callee]);
+    assert_int_equal(ask(caller, -1, &mine), RP_OK);
+    assert_int_equal(r.status, RP_OK);
+    assert_true(mine >= 0);
+    assert_int_equal(rp_mon_recv(app_ends[callee], buf, sizeof(buf), &len, &theirs), RP_OK);
+    assert_int_equal(rp_mon_reply_decode(buf, len, &r), RP_OK);
+    assert_int_equal(r.type, RP_MON_APP_INCOMING);
+    assert_int_equal(r.id, 0);
+    assert_string_equal(r.u.app_incoming.component, names[caller]);
+    assert_true(theirs >= 0);
+    assert_int_equal(write(mine, "ping", 4), 4);
+    assert_int_equal(read(theirs, text, sizeof(text)), 4);
+    assert_memory_equal(text, "ping", 4);
+    assert_int_equal(write(theirs, "pong", 4), 4);
+    assert_int_equal(read(mine, text, sizeof(text)), 4);
+    assert_memory_equal(text, "pong", 4);
+    close(mine);
+    close(theirs);
+    assert_int_equal(new_events(&seen, ev, 4), 0);
+}
+
+static void refused(int caller, const char *callee, rp_err_t status, const char *event)
+{
+    char ev[4][400];
+    struct pollfd pf;
+
+    new_events(&seen, ev, 4);
+    memset(&q, 0, sizeof(q));
+    q.type = RP_MON_APP_CONNECT;
+    snprintf(q.u.app_connect.component, sizeof(q.u.app_connect.component), "%s", callee);
+    assert_int_equal(ask(caller, -1, NULL), RP_OK);
+    assert_int_equal(r.status, status);
+    assert_int_equal(new_events(&seen, ev, 4), 1);
+    assert_string_equal(ev[0], event);
+    /* Nothing reached the callee. */
+    for (int i = 0; i < NAPPS; i++)
+        if (strcmp(names[i], callee) == 0 && running[i]) {
+            pf = (struct pollfd){.fd = app_ends[i], .events = POLLIN};
+            assert_int_equal(poll(&pf, 1, 0), 0);
+        }
+}
+
+static void test_connect(void **state)
+{
+    (void)state;
+    connected(PUB, PEER);
+    connected(PEER, PUB);
+    /* One way only: oneway lists peer, peer does not list oneway. */
+    refused(ONEWAY, "peer", RP_ERR_DENIED,
+            "app_connection oneway oneway -> peer refused: peer's manifest does not list oneway");
+    /* The caller's own manifest does not list it. */
+    refused(PEER, "oneway", RP_ERR_DENIED,
+            "app_connection peer peer -> oneway refused: peer's manifest does not list oneway");
+    refused(PLAIN, "pub", RP_ERR_DENIED,
+            "app_connection plain plain -> pub refused: plain's manifest does not list pub");
+    refused(PUB, "pub", RP_ERR_DENIED, "app_connection pub pub -> pub refused: itself");
+    /* An app that does not exist, and one that does not run. */
+    manifest(ONEWAY, false, "ghost");
+    refused(ONEWAY, "ghost", RP_ERR_DENIED,
+            "app_connection oneway oneway -> ghost refused: no such app");
+    manifest(ONEWAY, false, "peer");
+    running[PEER] = false;
+    refused(PUB, "peer", RP_ERR_NOT_FOUND,
+            "app_connection pub pub -> peer refused: peer is not running");
+    running[PEER] = true;
+    connected(PUB, PEER);
+}
+
+/* An agent's request on an app's channel is refused, the channel kept; an app's request on the
+ * agent's socket is refused too (serve.c). */
+static void test_wrong_socket(void **state)
+{
+    rp_mon_reply_t p;
+
+    (void)state;
+    memset(&q, 0, sizeof(q));
+    q.type = RP_MON_STATUS;
+    assert_int_equal(ask(PUB, -1, NULL), RP_OK);
+    assert_int_equal(r.status, RP_ERR_UNSUPPORTED);
+    q.type = RP_MON_SIGN_TLS13;
+    q.u.sign_tls13.side = RP_TLS13_CLIENT;
+    q.u.sign_tls13.hash_len = 32;
+    assert_int_equal(ask(PLAIN, -1, NULL), RP_OK);
+    assert_int_equal(r.status, RP_ERR_UNSUPPORTED);
+    assert_true(rp_appchan_fd(&chans[PUB]) >= 0);
+    assert_true(rp_appchan_fd(&chans[PLAIN]) >= 0);
+    for (rp_mon_type_t t = RP_MON_APP_IDENTITY; t < RP_MON_TYPE_END; t++) {
+        memset(&q, 0, sizeof(q));
+        q.type = t;
+        rp_monitor_serve(&agent, &q, -1, &p);
+        assert_int_equal(p.status, RP_ERR_UNSUPPORTED);
+        assert_non_null(strstr(p.message, "app's channel"));
+    }
+}
+
+/* A packet that does not decode, or that brings a descriptor, closes that channel alone. */
+static void test_bad_packets(void **state)
+{
+    size_t len;
+    int fd = -1, p[2];
+
+    (void)state;
+    memset(buf, 0x41, 40);
+    assert_int_equal(rp_mon_send(app_ends[PLAIN], buf, 40, -1), RP_OK);
+    assert_int_equal(rp_appchan_serve(&chans[PLAIN], &agent, &peers), RP_ERR_BAD_MAGIC);
+    assert_int_equal(rp_appchan_fd(&chans[PLAIN]), -1);
+    /* The app heard why, then its channel closed. */
+    assert_int_equal(rp_mon_recv(app_ends[PLAIN], buf, sizeof(buf), &len, &fd), RP_OK);
+    assert_int_equal(rp_mon_reply_decode(buf, len, &r), RP_OK);
+    assert_int_equal(r.status, RP_ERR_BAD_MAGIC);
+    assert_int_equal(rp_mon_recv(app_ends[PLAIN], buf, sizeof(buf), &len, &fd), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_appchan_serve(&chans[PLAIN], &agent, &peers), RP_ERR_NOT_FOUND);
+
+    /* A descriptor with an identity request. */
+    assert_int_equal(pipe(p), 0);
+    memset(&q, 0, sizeof(q));
+    q.type = RP_MON_APP_IDENTITY;
+    assert_int_equal(rp_mon_request_encode(&q, buf, sizeof(buf), &len), RP_OK);
+    assert_int_equal(rp_mon_send(app_ends[ONEWAY], buf, len, p[0]), RP_OK);
+    assert_int_equal(rp_appchan_serve(&chans[ONEWAY], &agent, &peers), RP_ERR_MALFORMED);
+    assert_int_equal(rp_appchan_fd(&chans[ONEWAY]), -1);
+    close(p[0]);
+    close(p[1]);
+
+    /* Nothing waiting: nothing done. The others still work. */
+    assert_int_equal(rp_appchan_serve(&chans[PUB], &agent, &peers), RP_OK);
+    assert_true(rp_appchan_fd(&chans[PUB]) >= 0);
+    memset(&q, 0, sizeof(q));
+    q.type = RP_MON_APP_IDENTITY;
+    assert_int_equal(ask(PUB, -1, NULL), RP_OK);
+    assert_int_equal(r.status, RP_OK);
+    /* An app that went away: its channel is closed by the next serve. */
+    close(app_ends[PEER]);
+    app_ends[PEER] = -1;
+    assert_int_equal(rp_appchan_serve(&chans[PEER], &agent, &peers), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_appchan_fd(&chans[PEER]), -1);
+    /* Restore the three for the tests after. */
+    for (int i = PEER; i <= ONEWAY; i++) {
+        if (app_ends[i] >= 0)
+            close(app_ends[i]);
+        assert_int_equal(rp_appchan_open(&chans[i], names[i], &manifests[i], &app_ends[i]), RP_OK);
+    }
+}
+
+/* The chain is read from S/agent/, else S/; never through a link, never anything but
+ * certificates. */
+static void test_chain_files(void **state)
+{
+    static uint8_t out[RP_MON_CHAIN_MAX];
+    char path[512], target[512];
+    size_t len;
+
+    (void)state;
+    assert_int_equal(rp_appchan_read_chain(dir, out, sizeof(out), &len), RP_OK);
+    assert_memory_equal(out, "-----BEGIN CERTIFICATE-----", 27);
+    /* Too small a buffer. */
+    assert_int_equal(rp_appchan_read_chain(dir, out, 100, &len), RP_ERR_TOO_LARGE);
+    /* A link where the certificate should be. */
+    snprintf(path, sizeof(path), "%s/agent/device.crt", dir);
+    snprintf(target, sizeof(target), "%s/agent/device.crt.real", dir);
+    assert_int_equal(rename(path, target), 0);
+    assert_int_equal(symlink(target, path), 0);
+    assert_int_equal(rp_appchan_read_chain(dir, out, sizeof(out), &len), RP_ERR_MALFORMED);
+    assert_int_equal(unlink(path), 0);
+    /* A key where the certificate should be. */
+    write_file("agent/device.crt",
+               "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n");
+    assert_int_equal(rp_appchan_read_chain(dir, out, sizeof(out), &len), RP_ERR_MALFORMED);
+    /* A certificate with something after it. */
+    write_file("agent/device.crt",
+               "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\nroot:x:0:0\n");
+    assert_int_equal(rp_appchan_read_chain(dir, out, sizeof(out), &len), RP_ERR_MALFORMED);
+    /* No S/agent/device.crt: S/device.crt and S/ca-chain.pem, where the agent kept them before. */
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(rp_appchan_read_chain(dir, out, sizeof(out), &len), RP_ERR_NOT_FOUND);
+    write_file("device.crt", "-----BEGIN CERTIFICATE-----\nQUJD\n-----END CERTIFICATE-----");
+    write_file("ca-chain.pem",
+               "-----BEGIN CERTIFICATE-----\r\nREVG\r\n-----END CERTIFICATE-----\r\n");
+    assert_int_equal(rp_appchan_read_chain(dir, out, sizeof(out), &len), RP_OK);
+    assert_int_equal(len, 58 + 1 + 62); /* a newline added after the first */
+    assert_memory_equal(out + 59, "-----BEGIN CERTIFICATE-----\r\nREVG", 33);
+    /* Put S/agent/ back as it was. */
+    assert_int_equal(rename(target, path), 0);
+}
+
+/* ---- the client library, with the monitor's side in a thread ---- */
+
+static volatile int stop_serving;
+
+static void *serve_thread(void *arg)
+{
+    (void)arg;
+    while (!stop_serving) {
+        struct pollfd pf[NAPPS];
+        for (int i = 0; i < NAPPS; i++)
+            pf[i] = (struct pollfd){.fd = rp_appchan_fd(&chans[i]), .events = POLLIN};
+        if (poll(pf, NAPPS, 50) <= 0)
+            continue;
+        for (int i = 0; i < NAPPS; i++)
+            if (pf[i].revents != 0)
+                (void)rp_appchan_serve(&chans[i], &agent, &peers);
+    }
+    return NULL;
+}
+
+static void test_client(void **state)
+{
+    static rp_app_client_t pub, peer, plain;
+    static char pem[RP_MON_CHAIN_MAX + 1];
+    uint8_t hash[32] = {1, 2, 3}, content[RP_TLS13_CV_CONTENT_MAX], sig[RP_ECDSA_P256_SIG_MAX];
+    size_t len = 0, sig_len = sizeof(sig);
+    char who[RP_COMPONENT_NAME_MAX + 1], env[16];
+    int fd = -1, in = -1;
+    pthread_t t;
+    SSL_CTX *ctx;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    EVP_PKEY *pub_key = identity_public();
+
+    (void)state;
+    /* Found through the environment, as an app finds it. */
+    snprintf(env, sizeof(env), "%d", app_ends[PUB]);
+    assert_int_equal(setenv(RP_APP_CLIENT_ENV, env, 1), 0);
+    assert_int_equal(rp_app_client_open(&pub), RP_OK);
+    app_ends[PUB] = -1; /* the client's now */
+    assert_int_equal(unsetenv(RP_APP_CLIENT_ENV), 0);
+    assert_int_equal(rp_app_client_open(&plain), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_app_client_open_fd(&plain, app_ends[PLAIN]), RP_OK);
+    app_ends[PLAIN] = -1;
+    assert_int_equal(rp_app_client_open_fd(&peer, app_ends[PEER]), RP_OK);
+    app_ends[PEER] = -1;
+    stop_serving = 0;
+    assert_int_equal(pthread_create(&t, NULL, serve_thread, NULL), 0);
+
+    assert_int_equal(rp_app_identity(&pub, pem, sizeof(pem), &len), RP_OK);
+    assert_memory_equal(pem, "-----BEGIN CERTIFICATE-----", 27);
+    assert_int_equal(rp_app_identity(&plain, pem, sizeof(pem), &len), RP_ERR_DENIED);
+    assert_non_null(strstr(plain.message, "DeviceAuthentication"));
+
+    /* The SSL_CTX's key signs through the monitor: a CertificateVerify content, verified with
+     * the identity key. */
+    ctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(ctx);
+    assert_int_equal(rp_app_ssl_ctx_use_identity(&pub, ctx), RP_OK);
+    assert_int_equal(SSL_CTX_get_min_proto_version(ctx), TLS1_3_VERSION);
+    assert_non_null(SSL_CTX_get0_certificate(ctx));
+    assert_int_equal(rp_tls13_cv_content(RP_TLS13_CLIENT, hash, 32, content, sizeof(content), &len),
+                     RP_OK);
+    assert_int_equal(
+        EVP_DigestSignInit_ex(md, NULL, "SHA256", NULL, NULL, SSL_CTX_get0_privatekey(ctx), NULL),
+        1);
+    assert_int_equal(EVP_DigestSign(md, sig, &sig_len, content, len), 1);
+    EVP_MD_CTX_free(md);
+    md = EVP_MD_CTX_new();
+    assert_int_equal(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub_key), 1);
+    assert_int_equal(EVP_DigestVerify(md, sig, sig_len, content, len), 1);
+    SSL_CTX_free(ctx);
+    ctx = SSL_CTX_new(TLS_client_method());
+    assert_int_equal(rp_app_ssl_ctx_use_identity(&plain, ctx), RP_ERR_DENIED);
+    SSL_CTX_free(ctx);
+
+    /* App to app: pub calls peer, peer accepts; plain is refused. */
+    assert_int_equal(rp_app_accept(&peer, 0, who, &in), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_app_connect(&pub, "peer", &fd), RP_OK);
+    assert_int_equal(rp_app_accept(&peer, 10000, who, &in), RP_OK);
+    assert_string_equal(who, "pub");
+    assert_int_equal(write(fd, "hi", 2), 2);
+    assert_int_equal(read(in, who, 2), 2);
+    assert_memory_equal(who, "hi", 2);
+    close(fd);
+    close(in);
+    /* An incoming socket that arrives while peer waits for its own reply is kept for later. */
+    assert_int_equal(rp_app_connect(&pub, "peer", &fd), RP_OK);
+    assert_int_equal(rp_app_identity(&peer, pem, sizeof(pem), &len), RP_ERR_DENIED);
+    assert_int_equal(peer.nincoming, 1);
+    assert_int_equal(rp_app_accept(&peer, 0, who, &in), RP_OK);
+    assert_string_equal(who, "pub");
+    close(fd);
+    close(in);
+    assert_int_equal(rp_app_connect(&plain, "pub", &fd), RP_ERR_DENIED);
+    assert_int_equal(fd, -1);
+    assert_non_null(strstr(plain.message, "AllowedApplicationConnections"));
+    assert_int_equal(rp_app_connect(&plain, "../x", &fd), RP_ERR_INVALID_ARG);
+
+    stop_serving = 1;
+    assert_int_equal(pthread_join(t, NULL), 0);
+    rp_app_client_close(&pub);
+    rp_app_client_close(&peer);
+    rp_app_client_close(&plain);
+    EVP_MD_CTX_free(md);
+    EVP_PKEY_free(pub_key);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_identity),     cmocka_unit_test(test_sign),
+        cmocka_unit_test(test_rate_limit),   cmocka_unit_test(test_connect),
+        cmocka_unit_test(test_wrong_socket), cmocka_unit_test(test_bad_packets),
+        cmocka_unit_test(test_chain_files),  cmocka_unit_test(test_client),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
