@@ -378,6 +378,7 @@ static rp_err_t compartment_up(app_t *a, const char *tree_name, char *why, size_
     spec.gid = (gid_t)uid;
     spec.net_setup = net_setup;
     spec.net_ctx = a;
+    spec.channel_fd = -1; /* the app channel (appchan.c) is not served by the supervisor yet */
     err = rp_compartment_start(&spec, &a->c, why, cap);
     if (err != RP_OK) {
         rp_compartment_stop(&a->c);

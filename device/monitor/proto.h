@@ -179,6 +179,7 @@ typedef struct rp_mon_reply {
             rp_mon_app_t a[RP_MON_APPS_MAX];
             size_t n;
         } app_list;
+        struct {
             uint8_t chain[RP_MON_CHAIN_MAX]; /* PEM, not parsed by the monitor */
             size_t len;
         } app_identity;
