@@ -9,7 +9,8 @@
  *           per-field maximum (a string holds no NUL)
  * A reply has the request's type with RP_MON_REPLY set and the request's id; its body opens with
  * a u16 status (an rp_err_t: 0 is success), then on success the type's fields, otherwise a string
- * saying why. Descriptors (INSTALL's image) travel beside the packet as SCM_RIGHTS.
+ * saying why. Descriptors (INSTALL's image, TRUST_ROOT's metadata) travel beside the packet as
+ * SCM_RIGHTS.
  *
  * Decoding is bounded and allocation-free: anything short, long, of another magic or version, of an
  * unknown type, with bytes left over, or with a field past its maximum is refused with its own
@@ -37,6 +38,8 @@
 #define RP_MON_VERSION_MAX 47  /* a component's version text */
 #define RP_MON_DETAIL_MAX 255  /* an install's detail (rp_install_result_t) */
 #define RP_MON_COMPONENTS_MAX 16
+/* The largest root metadata TRUST_ROOT reads from its descriptor (a root is about 2 KiB). */
+#define RP_MON_ROOT_MAX (64 * 1024)
 
 typedef enum rp_mon_type {
     RP_MON_HELLO = 1,  /* the versions each side speaks */
@@ -48,15 +51,16 @@ typedef enum rp_mon_type {
     RP_MON_INSTALL = 6,    /* a component's image, from a descriptor */
     RP_MON_RECOVER = 7,    /* put right what a cut install left */
     RP_MON_SIGN_TLS13 = 8, /* a TLS 1.3 CertificateVerify, built by the monitor from (side, hash) */
+    RP_MON_TRUST_ROOT =
+        10, /* a root of update trust (metadata), from a descriptor: checked, kept */
     /* Reserved for the work in progress (each is implemented by one change; until then a packet of
      * that type is refused as unknown, since rp_mon_request_body_max() says 0):
      *   9  APP_LIST       the apps the monitor supervises (component, version, state, limits)
-     *   10 TRUST_ROOT     a newer root of update trust, as a descriptor; the monitor checks it
      *   11 APP_IDENTITY   app channel: the device certificate chain (DeviceAuthentication)
      *   12 APP_SIGN_TLS13 app channel: SIGN_TLS13 for an app with DeviceAuthentication
      *   13 APP_CONNECT    app channel: a socket to another app, when both manifests allow it
      *   14 APP_INCOMING   app channel, monitor to app: a peer's socket arrives (descriptor) */
-    RP_MON_TYPE_END = 9 /* one past the last type: new types go before it */
+    RP_MON_TYPE_END = 11 /* one past the last type: new types go before it */
 } rp_mon_type_t;
 
 /* A byte string as decoded: points into the packet. */
@@ -132,6 +136,9 @@ typedef struct rp_mon_reply {
         struct {
             uint32_t unbootable;
         } recover;
+        struct {
+            uint64_t version; /* of the root the device keeps now */
+        } trust_root;
     } u;
 } rp_mon_reply_t;
 
@@ -141,6 +148,8 @@ size_t rp_mon_request_body_max(rp_mon_type_t type);
 const char *rp_mon_type_name(rp_mon_type_t type); /* "?" for an unknown type */
 /* Whether this version knows type (a retired number, such as 4, is unknown). */
 int rp_mon_type_known(unsigned type);
+/* Whether a request of this type comes with a descriptor (INSTALL, TRUST_ROOT); no other may. */
+int rp_mon_type_takes_fd(rp_mon_type_t type);
 
 /* Requests: the client encodes, the monitor decodes. OUT: buf[0..*len) / *r. */
 rp_err_t rp_mon_request_encode(const rp_mon_request_t *r, uint8_t *buf, size_t cap,
