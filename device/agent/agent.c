@@ -4,6 +4,9 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <grp.h>
+#include <fcntl.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +31,7 @@
 #include "rampart/http_client.h"
 #include "rampart/image.h"
 #include "rampart/log.h"
+#include "rampart/remote_key.h"
 
 #define BOOT_ID_FILE "/proc/sys/kernel/random/boot_id"
 #define LOCKDOWN_FILE "/sys/kernel/security/lockdown"
@@ -70,13 +74,47 @@ static rp_err_t read_text(const char *path, size_t max, char **text)
     return RP_OK;
 }
 
+/* The unprivileged agent's view: S is root's and writable by no one else (the monitor's), and
+ * S/agent/ is this user's and private. What is inside S is the monitor's to check. */
+static rp_err_t check_state_dir_as_agent(const char *state_dir)
+{
+    char path[PATH_MAX + 16];
+    struct stat sb;
+    rp_err_t err;
+
+    if (stat(state_dir, &sb) != 0)
+        return errno == ENOENT ? RP_ERR_NOT_FOUND : RP_ERR_IO;
+    if (sb.st_uid != 0 || (sb.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+        rp_log_error("%s is owned by uid %u, mode %04o: a state directory served by the monitor is "
+                     "root's and writable by no one else. Fix: chown root %s; chmod 711 %s",
+                     state_dir, (unsigned)sb.st_uid, (unsigned)(sb.st_mode & 07777), state_dir,
+                     state_dir);
+        return RP_ERR_INVALID_ARG;
+    }
+    if (snprintf(path, sizeof(path), "%s/" RP_AGENT_DIR, state_dir) >= (int)sizeof(path))
+        return RP_ERR_INVALID_ARG;
+    /* Missing, or out of reach (S not yet passable: no monitor made it so): said when the agent
+     * needs it, with the fix. */
+    if (lstat(path, &sb) != 0)
+        return RP_OK;
+    err = rp_file_check_private(path, false);
+    return err;
+}
+
 rp_err_t rp_agent_check_state_dir(const char *state_dir)
 {
     static const char *const subdirs[] = {"components", "image-keys", "update"};
     char path[PATH_MAX + 16];
-    rp_err_t err = rp_file_check_private(state_dir, false);
+    rp_err_t err;
     struct dirent *e;
     DIR *dir;
+
+    if (geteuid() != 0) {
+        struct stat sb;
+        if (stat(state_dir, &sb) == 0 && sb.st_uid != geteuid())
+            return check_state_dir_as_agent(state_dir);
+    }
+    err = rp_file_check_private(state_dir, false);
 
     for (size_t i = 0; err == RP_OK && i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
         if (snprintf(path, sizeof(path), "%s/%s", state_dir, subdirs[i]) >= (int)sizeof(path))
@@ -156,6 +194,278 @@ void rp_agent_close(rp_agent_t *a)
 {
     rp_rot_close(a->rot);
     a->rot = NULL;
+    EVP_PKEY_free(a->pub);
+    a->pub = NULL;
+}
+
+/* ---- the agent's own files ---- */
+
+rp_err_t rp_agent_file(const rp_agent_t *a, const char *name, char *out, size_t cap)
+{
+    char old[PATH_MAX + 64];
+    struct stat sb;
+    int n = snprintf(out, cap, "%s/" RP_AGENT_DIR "/%s", a->state_dir, name);
+
+    if (n < 0 || (size_t)n >= cap)
+        return RP_ERR_INVALID_ARG;
+    if (lstat(out, &sb) == 0)
+        return RP_OK;
+    /* A state directory from before S/agent/: read where the file was then. */
+    if (snprintf(old, sizeof(old), "%s/%s", a->state_dir, name) < (int)sizeof(old) &&
+        lstat(old, &sb) == 0 && strlen(old) < cap)
+        strcpy(out, old);
+    return RP_OK;
+}
+
+/* mkdir -m 0700 of each directory of path below S/agent/ (path's last part is the file). */
+static rp_err_t make_parents(const char *state_dir, const char *path)
+{
+    size_t base = strlen(state_dir) + 1 + strlen(RP_AGENT_DIR);
+    char dir[PATH_MAX + 64];
+
+    if (strlen(path) >= sizeof(dir))
+        return RP_ERR_INVALID_ARG;
+    strcpy(dir, path);
+    for (char *p = dir + base + 1; (p = strchr(p, '/')) != NULL; p++) {
+        *p = '\0';
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+            rp_log_error("%s: cannot make it: %s", dir, strerror(errno));
+            return RP_ERR_IO;
+        }
+        *p = '/';
+    }
+    return RP_OK;
+}
+
+rp_err_t rp_agent_file_for_write(const rp_agent_t *a, const char *name, char *out, size_t cap)
+{
+    char dir[PATH_MAX + 16];
+    struct stat sb;
+    int n = snprintf(out, cap, "%s/" RP_AGENT_DIR "/%s", a->state_dir, name);
+
+    if (n < 0 || (size_t)n >= cap ||
+        snprintf(dir, sizeof(dir), "%s/" RP_AGENT_DIR, a->state_dir) >= (int)sizeof(dir))
+        return RP_ERR_INVALID_ARG;
+    if (lstat(dir, &sb) != 0 && errno == ENOENT && geteuid() == 0 &&
+        rp_agent_dir_make(a->state_dir, 0, 0) != RP_OK)
+        return RP_ERR_IO;
+    if (lstat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode) || sb.st_uid != geteuid()) {
+        rp_log_error("%s: the agent's own directory is missing or not this user's. Fix: start "
+                     "rampart-monitor --state-dir %s --agent-user USER (it makes it for USER)",
+                     dir, a->state_dir);
+        return RP_ERR_NOT_FOUND;
+    }
+    return make_parents(a->state_dir, out);
+}
+
+rp_err_t rp_agent_dir_make(const char *state_dir, uid_t uid, gid_t gid)
+{
+    char path[PATH_MAX + 16];
+    struct stat sb;
+    int fd;
+
+    if (snprintf(path, sizeof(path), "%s/" RP_AGENT_DIR, state_dir) >= (int)sizeof(path))
+        return RP_ERR_INVALID_ARG;
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+        rp_log_error("%s: cannot make it: %s", path, strerror(errno));
+        return RP_ERR_IO;
+    }
+    /* Opened without following a link: chown and chmod act on that directory, never on where a
+     * planted symlink points. */
+    fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        rp_log_error("%s is not a directory (a symlink?): refusing it. Fix: remove it", path);
+        if (fd >= 0)
+            close(fd);
+        return RP_ERR_INVALID_ARG;
+    }
+    if ((sb.st_uid != uid || sb.st_gid != gid) && fchown(fd, uid, gid) != 0) {
+        rp_log_error("%s: cannot hand it to uid %u: %s", path, (unsigned)uid, strerror(errno));
+        close(fd);
+        return RP_ERR_IO;
+    }
+    if (fchmod(fd, 0700) != 0) {
+        close(fd);
+        return RP_ERR_IO;
+    }
+    close(fd);
+    return RP_OK;
+}
+
+/* ---- the mode choice ---- */
+
+static rp_err_t monitor_path(const char *state_dir, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%s/monitor.sock", state_dir);
+
+    return n < 0 || (size_t)n >= cap ? RP_ERR_INVALID_ARG : RP_OK;
+}
+
+bool rp_agent_monitor_serves(const char *state_dir)
+{
+    rp_mon_request_t q = {.type = RP_MON_HELLO, .id = 1};
+    static rp_mon_reply_t r;
+    char sock[108];
+
+    q.u.hello.min_version = q.u.hello.max_version = RP_MON_VERSION;
+    return monitor_path(state_dir, sock, sizeof(sock)) == RP_OK && access(sock, F_OK) == 0 &&
+           rp_mon_call(sock, &q, -1, &r) == RP_OK && r.status == RP_OK;
+}
+
+rp_err_t rp_agent_monitor_call(const rp_agent_t *a, rp_mon_request_t *q, int fd, rp_mon_reply_t *r)
+{
+    static uint32_t id;
+    rp_err_t err;
+
+    q->id = ++id;
+    err = rp_mon_call(a->monitor, q, fd, r);
+    if (err != RP_OK) {
+        rp_log_error("%s: the monitor did not answer: %s", a->monitor, rp_strerror(err));
+        return RP_ERR_IO;
+    }
+    if (r->status != RP_OK) {
+        rp_log_error("the monitor refused: %s", r->message);
+        return RP_ERR_IO;
+    }
+    return RP_OK;
+}
+
+/* The monitor's ID answer: the device ID must be its key's hash, or it is not believed. */
+static rp_err_t attach_monitor(rp_agent_t *a)
+{
+    static rp_mon_reply_t r;
+    rp_mon_request_t q = {.type = RP_MON_ID};
+    const uint8_t *p;
+    char id[RP_DEVICE_ID_SIZE];
+    rp_err_t err = rp_agent_monitor_call(a, &q, -1, &r);
+
+    if (err != RP_OK)
+        return err;
+    p = r.u.id.spki;
+    a->pub = d2i_PUBKEY(NULL, &p, (long)r.u.id.spki_len);
+    if (a->pub == NULL || rp_device_id_of_spki(r.u.id.spki, r.u.id.spki_len, id) != RP_OK ||
+        strcmp(id, r.u.id.device_id) != 0) {
+        rp_log_error("the monitor's answer is not a device ID and its key");
+        ERR_clear_error();
+        return RP_ERR_MALFORMED;
+    }
+    memcpy(a->device_id, id, sizeof(id));
+    a->kind = (rp_rot_kind_t)r.u.id.rot_kind;
+    return RP_OK;
+}
+
+rp_err_t rp_agent_attach(rp_agent_t *a, const char *state_dir, const char *tcti)
+{
+    static bool said;
+    struct passwd *pw;
+    rp_err_t err;
+
+    memset(a, 0, sizeof(*a));
+    if (strlen(state_dir) >= sizeof(a->state_dir) ||
+        monitor_path(state_dir, a->monitor, sizeof(a->monitor)) != RP_OK)
+        return RP_ERR_INVALID_ARG;
+    strcpy(a->state_dir, state_dir);
+    if (rp_agent_monitor_serves(state_dir)) {
+        err = attach_monitor(a);
+        if (err != RP_OK)
+            rp_agent_close(a);
+        return err;
+    }
+    a->monitor[0] = '\0';
+    if (geteuid() != 0) {
+        pw = getpwuid(geteuid());
+        rp_log_error("no rampart-monitor serves %s: start it with rampart-monitor --state-dir %s "
+                     "--agent-user %s",
+                     state_dir, state_dir, pw != NULL ? pw->pw_name : "USER");
+        return RP_ERR_NOT_FOUND;
+    }
+    if (!said)
+        rp_log_info("no rampart-monitor serves %s: single-process mode (for development): the "
+                    "agent opens the root of trust and the slots itself",
+                    state_dir);
+    said = true;
+    err = rp_agent_open(a, state_dir, tcti);
+    if (err == RP_OK)
+        a->kind = rp_rot_kind(a->rot);
+    return err;
+}
+
+rp_err_t rp_agent_become_agent_user(const rp_agent_t *a)
+{
+    char dir[PATH_MAX + 16];
+    struct stat sb;
+
+    if (a->rot != NULL || geteuid() != 0 ||
+        snprintf(dir, sizeof(dir), "%s/" RP_AGENT_DIR, a->state_dir) >= (int)sizeof(dir) ||
+        lstat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode) || sb.st_uid == 0)
+        return RP_OK;
+    if (setgroups(0, NULL) != 0 || setresgid(sb.st_gid, sb.st_gid, sb.st_gid) != 0 ||
+        setresuid(sb.st_uid, sb.st_uid, sb.st_uid) != 0 || geteuid() != sb.st_uid) {
+        rp_log_error("cannot act as the agent's user (uid %u): %s", (unsigned)sb.st_uid,
+                     strerror(errno));
+        return RP_ERR_IO;
+    }
+    rp_log_debug("acting as uid %u, the agent's user (%s's owner)", (unsigned)sb.st_uid, dir);
+    return RP_OK;
+}
+
+EVP_PKEY *rp_agent_pubkey(const rp_agent_t *a)
+{
+    return a->rot != NULL ? rp_rot_pkey(a->rot) : a->pub;
+}
+
+uint32_t rp_agent_seccnt_max(const rp_agent_t *a)
+{
+    if (a->rot != NULL)
+        return rp_rot_seccnt_max(a->rot);
+    return a->kind == RP_ROT_TPM2 ? RP_ROT_TPM2_SECCNT_MAX : UINT32_MAX;
+}
+
+/* The remote key's signer: the monitor builds the CertificateVerify content and signs it. */
+static rp_err_t sign_tls13_by_monitor(void *ctx, rp_tls13_side_t side, const uint8_t *hash,
+                                      size_t hash_len, uint8_t *sig, size_t cap, size_t *len)
+{
+    static rp_mon_reply_t r;
+    rp_mon_request_t q = {.type = RP_MON_SIGN_TLS13};
+    rp_err_t err;
+
+    if (hash_len > sizeof(q.u.sign_tls13.hash))
+        return RP_ERR_INVALID_ARG;
+    q.u.sign_tls13.side = (uint8_t)side;
+    memcpy(q.u.sign_tls13.hash, hash, hash_len);
+    q.u.sign_tls13.hash_len = hash_len;
+    err = rp_agent_monitor_call(ctx, &q, -1, &r);
+    if (err == RP_OK && r.u.sign_tls13.len > cap)
+        err = RP_ERR_BUFFER_TOO_SMALL;
+    if (err == RP_OK) {
+        memcpy(sig, r.u.sign_tls13.sig, r.u.sign_tls13.len);
+        *len = r.u.sign_tls13.len;
+    }
+    return err;
+}
+
+int rp_agent_ssl_ctx_use(rp_agent_t *a, SSL_CTX *ctx, const char *cert)
+{
+    uint8_t spki[RP_PUBKEY_DER_MAX], *p = spki;
+    EVP_PKEY *key = NULL;
+    int len, ok;
+
+    if (a->rot != NULL)
+        return rp_rot_ssl_ctx_use(a->rot, ctx, cert);
+    len = i2d_PUBKEY(a->pub, NULL);
+    if (len > 0 && len <= (int)sizeof(spki) && i2d_PUBKEY(a->pub, &p) == len)
+        key = rp_remote_key_new_tls13(spki, (size_t)len, sign_tls13_by_monitor, a);
+    /* TLS 1.3 only: the monitor signs nothing but a TLS 1.3 CertificateVerify. */
+    ok = key != NULL && SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) == 1 &&
+         SSL_CTX_use_certificate_chain_file(ctx, cert) == 1 &&
+         SSL_CTX_use_PrivateKey(ctx, key) == 1 && SSL_CTX_check_private_key(ctx) == 1;
+    if (!ok) {
+        rp_log_error("TLS with the device key through the monitor: %s",
+                     ERR_error_string(ERR_peek_last_error(), NULL));
+        ERR_clear_error();
+    }
+    EVP_PKEY_free(key); /* the SSL_CTX keeps its own reference */
+    return ok ? 1 : 0;
 }
 
 /* One measured component, as the measured list keeps it: what the image says of itself (the
@@ -560,9 +870,26 @@ static rp_err_t sign_with_rot(void *ctx, const uint8_t digest[RP_SHA256_LEN], ui
 rp_err_t rp_agent_evidence(rp_agent_t *a, const uint8_t *nonce, size_t nonce_len, uint8_t *out,
                            size_t cap, size_t *len)
 {
-    rp_eat_claims_t *c = malloc(sizeof(*c));
+    rp_eat_claims_t *c;
     rp_err_t err;
 
+    if (a->rot == NULL) { /* the monitor measures and signs: the agent only asks */
+        static rp_mon_reply_t r;
+        rp_mon_request_t q = {.type = RP_MON_EVIDENCE};
+        if (nonce_len > sizeof(q.u.evidence.nonce))
+            return RP_ERR_INVALID_ARG;
+        memcpy(q.u.evidence.nonce, nonce, nonce_len);
+        q.u.evidence.nonce_len = nonce_len;
+        err = rp_agent_monitor_call(a, &q, -1, &r);
+        if (err == RP_OK && r.u.evidence.len > cap)
+            err = RP_ERR_BUFFER_TOO_SMALL;
+        if (err == RP_OK) {
+            memcpy(out, r.u.evidence.eat, r.u.evidence.len);
+            *len = r.u.evidence.len;
+        }
+        return err;
+    }
+    c = malloc(sizeof(*c));
     if (c == NULL)
         return RP_ERR_NO_MEMORY;
     err = rp_agent_claims(a, nonce, nonce_len, c);
@@ -570,6 +897,17 @@ rp_err_t rp_agent_evidence(rp_agent_t *a, const uint8_t *nonce, size_t nonce_len
         err = rp_evidence_make(c, sign_with_rot, a->rot, out, cap, len);
     free(c);
     return err;
+}
+
+/* One of the agent's own files (rp_agent_file_for_write), replaced atomically; 0644: a
+ * certificate and a verdict are not secret. */
+static rp_err_t write_agent_file(const rp_agent_t *a, const char *name, const void *data,
+                                 size_t len)
+{
+    char path[PATH_MAX + 64];
+    rp_err_t err = rp_agent_file_for_write(a, name, path, sizeof(path));
+
+    return err == RP_OK ? rp_write_file_atomic(path, data, len, 0644, 0) : err;
 }
 
 /* POST JSON to the service. OUT: the parsed response object (caller frees); res: the status,
@@ -653,8 +991,14 @@ rp_err_t rp_agent_attest(rp_agent_t *a, const char *server, const char *ca_file,
     err = rp_agent_evidence(a, nonce, nonce_len, evidence, sizeof(evidence), &evidence_len);
     if (err == RP_OK)
         err = rp_base64_encode(evidence, evidence_len, &b64);
-    if (err == RP_OK)
-        err = rp_rot_public_key(a->rot, spki, sizeof(spki), &spki_len);
+    if (err == RP_OK) {
+        uint8_t *p = spki;
+        int n = i2d_PUBKEY(rp_agent_pubkey(a), NULL);
+        err = n > 0 && n <= (int)sizeof(spki) && i2d_PUBKEY(rp_agent_pubkey(a), &p) == n
+                  ? RP_OK
+                  : RP_ERR_CRYPTO;
+        spki_len = (size_t)(n > 0 ? n : 0);
+    }
     if (err == RP_OK)
         err = rp_base64_encode(spki, spki_len, &key_b64);
     if (err == RP_OK) {
@@ -678,9 +1022,9 @@ rp_err_t rp_agent_attest(rp_agent_t *a, const char *server, const char *ca_file,
         goto out;
     }
     /* The chain first: a certificate on disk always has its CA beside it. */
-    err = write_state(a->state_dir, "ca-chain.pem", chain, strlen(chain), 0644);
+    err = write_agent_file(a, "ca-chain.pem", chain, strlen(chain));
     if (err == RP_OK)
-        err = write_state(a->state_dir, "device.crt", cert, strlen(cert), 0644);
+        err = write_agent_file(a, "device.crt", cert, strlen(cert));
     if (err == RP_OK) {
         res->passed = true;
         res->not_after = (int64_t)timegm(&tm);
@@ -694,7 +1038,7 @@ out : {
                            "not_after", (json_int_t)res->not_after);
     char *text = st != NULL ? json_dumps(st, JSON_INDENT(2)) : NULL;
     if (text != NULL)
-        (void)write_state(a->state_dir, "attestation.json", text, strlen(text), 0644);
+        (void)write_agent_file(a, "attestation.json", text, strlen(text));
     free(text);
     json_decref(st);
 }
@@ -715,7 +1059,7 @@ static X509 *read_cert(const rp_agent_t *a, const char *name, char *path, size_t
     size_t len;
     X509 *cert = NULL;
     BIO *bio;
-    rp_err_t err = state_path(a, name, path, cap);
+    rp_err_t err = rp_agent_file(a, name, path, cap);
 
     if (err == RP_OK)
         err = rp_read_file(path, CERT_FILE_MAX, &data, &len);
@@ -744,9 +1088,9 @@ rp_err_t rp_agent_check_certificate(rp_agent_t *a)
 
     if (cert == NULL && access(path, F_OK) != 0)
         return RP_ERR_NOT_FOUND;
-    if (cert != NULL && (key == NULL || EVP_PKEY_eq(key, rp_rot_pkey(a->rot)) != 1))
+    if (cert != NULL && (key == NULL || EVP_PKEY_eq(key, rp_agent_pubkey(a)) != 1))
         snprintf(why, sizeof(why), "its key is not this device's identity key");
-    if (cert == NULL || key == NULL || EVP_PKEY_eq(key, rp_rot_pkey(a->rot)) != 1) {
+    if (cert == NULL || key == NULL || EVP_PKEY_eq(key, rp_agent_pubkey(a)) != 1) {
         rp_log_error("%s is corrupt (%s): it should hold this device's certificate. Fix: attest "
                      "again (rampart-agent attest, or run) to replace it",
                      path, why);

@@ -150,6 +150,8 @@ static void refuse_packet(struct client *c, rp_err_t err, const rp_mon_request_t
 
 static void serve_one(struct client *c)
 {
+    struct ucred cred;
+    socklen_t credlen = sizeof(cred);
     size_t len;
     int fd = -1;
     rp_err_t err = rp_mon_recv(c->fd, m.buf, sizeof(m.buf), &len, &fd);
@@ -165,8 +167,8 @@ static void serve_one(struct client *c)
     else if (rp_mon_request_decode(m.buf, len < RP_MON_HEADER_LEN ? len : RP_MON_HEADER_LEN,
                                    &m.req) != RP_OK)
         rp_log_debug("refusing request %u", m.req.id); /* the header alone: for its id */
-    if (err == RP_OK && fd >= 0 && m.req.type != RP_MON_INSTALL)
-        err = RP_ERR_MALFORMED; /* only an install carries a descriptor */
+    if (err == RP_OK && fd >= 0 && !rp_mon_type_takes_fd(m.req.type))
+        err = RP_ERR_MALFORMED; /* only an install or a root carries a descriptor */
     if (err != RP_OK) {
         rp_log_warn("a client's request was refused (%s), its connection closed", rp_strerror(err));
         if (fd >= 0)
@@ -175,7 +177,9 @@ static void serve_one(struct client *c)
         return;
     }
     rp_log_debug("request %s (id %u)", rp_mon_type_name(m.req.type), m.req.id);
-    rp_monitor_serve(&m.agent, &m.req, fd, &m.reply);
+    if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &credlen) != 0)
+        cred.uid = (uid_t)-1; /* unknown: served as the agent, never as root */
+    rp_monitor_serve(&m.agent, &m.req, fd, cred.uid, &m.reply);
     if (fd >= 0)
         close(fd);
     err = rp_mon_reply_encode(&m.reply, m.buf, sizeof(m.buf), &len);
@@ -319,6 +323,12 @@ int main(int argc, char **argv)
     err = rp_agent_open(&m.agent, state_dir, NULL);
     if (err != RP_OK) {
         rp_log_error("%s: cannot open the root of trust: %s", state_dir, rp_strerror(err));
+        return 1;
+    }
+    if (m.agent_uid != (uid_t)-1 &&
+        rp_monitor_agent_dir(state_dir, m.agent_uid, m.agent_gid) != RP_OK) {
+        rp_log_error("%s: cannot make the agent's directory for --agent-user %s (said above)",
+                     state_dir, user);
         return 1;
     }
     /* Recovery takes the slots' lock as the agent's commands do (waiting: nothing is served
