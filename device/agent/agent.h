@@ -104,9 +104,15 @@ rp_err_t rp_agent_measure(rp_agent_t *a) RP_MUST_CHECK;
 rp_err_t rp_agent_claims(rp_agent_t *a, const uint8_t *nonce, size_t len,
                          rp_eat_claims_t *c) RP_MUST_CHECK;
 
-/* Signed evidence for nonce. OUT: out[0..*len). */
+/* Signed evidence for nonce, made here with the root of trust (the monitor's EVIDENCE).
+ * OUT: out[0..*len). */
 rp_err_t rp_agent_evidence(rp_agent_t *a, const uint8_t *nonce, size_t nonce_len, uint8_t *out,
                            size_t cap, size_t *len) RP_MUST_CHECK;
+
+/* The evidence for nonce: the monitor's (EVIDENCE) when it serves the device, otherwise made
+ * here (rp_agent_evidence). OUT: out[0..*len). */
+rp_err_t rp_agent_ask_evidence(rp_agent_t *a, const uint8_t *nonce, size_t nonce_len, uint8_t *out,
+                               size_t cap, size_t *len) RP_MUST_CHECK;
 
 typedef struct rp_agent_result {
     bool passed;

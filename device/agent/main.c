@@ -244,7 +244,7 @@ static int cmd_evidence(const struct args *a)
         return usage_error("--nonce must be 16 to 128 hex digits");
     if (open_identity(a, &agent) != OK)
         return FAIL;
-    err = rp_agent_evidence(&agent, nonce, n / 2, token, sizeof(token), &len);
+    err = rp_agent_ask_evidence(&agent, nonce, n / 2, token, sizeof(token), &len);
     snprintf(device_id, sizeof(device_id), "%s", agent.device_id);
     by_monitor = !direct(&agent);
     rp_agent_close(&agent);

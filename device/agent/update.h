@@ -34,6 +34,13 @@ rp_err_t rp_update_take_root(const char *state_dir, const char *env, size_t len,
  * said, naming the file and the fix. OUT: *root. */
 rp_err_t rp_update_root(const char *state_dir, rp_md_root_t *root) RP_MUST_CHECK;
 
+/* A kept envelope (root or targets) at path, at most RP_MD_MAX bytes. RP_ERR_NOT_FOUND when there
+ * is none; otherwise an error is said (rp_update_kept_corrupt). OUT: *env (malloc'd,
+ * NUL-terminated), *len. */
+rp_err_t rp_update_load_kept(const char *path, bool is_root, char **env, size_t *len) RP_MUST_CHECK;
+/* Say that a kept envelope is corrupt: which file, why, and what to do. */
+void rp_update_kept_corrupt(const char *path, bool is_root, const char *why);
+
 /* The image keys of the device's root, if it has one. OUT: *role; *have_root. */
 rp_err_t rp_update_image_keys(const char *state_dir, rp_md_role_t *role,
                               bool *have_root) RP_MUST_CHECK;
