@@ -81,7 +81,8 @@ rp_err_t rp_agent_confine(void)
     /* Its tracer: a process-like clone, ptrace, waiting for it, reading the threads. */
     {
         static const char *const sanitizer[] = {"ptrace", "process_vm_readv", "clone",
-                                                "wait4",  "getdents",         "kill"};
+                                                "wait4",  "getdents",         "getppid",
+                                                "kill",   "sched_getaffinity"};
         for (size_t i = 0; rc == 0 && i < sizeof(sanitizer) / sizeof(sanitizer[0]); i++) {
             int nr = seccomp_syscall_resolve_name(sanitizer[i]);
             if (nr != __NR_SCMP_ERROR)
