@@ -106,7 +106,7 @@ download() { # URL
   for i in $(seq 1 "$devices"); do
     [ "$i" -gt 1 ] && echo next >>"$cfg"
     printf 'url = "%s"\noutput = "/dev/null"\nwrite-out = "%%{size_download}\\n"\ncacert = "%s"\ncert = "%s"\nkey = "%s"\n' "$1" \
-      "$RAMPART_CA_FILE" "$work/d$i/device.crt" "$work/d$i/identity.pem" >>"$cfg"
+      "$RAMPART_CA_FILE" "$work/d$i/agent/device.crt" "$work/d$i/identity.pem" >>"$cfg"
   done
   t0=$(date +%s.%N)
   bytes=$(curl -s --no-progress-meter --parallel --parallel-max "$devices" -K "$cfg" |
@@ -114,7 +114,7 @@ download() { # URL
   t1=$(date +%s.%N)
   if [ "$bytes" -ne $((devices * $(stat -c %s "$work/v1.img"))) ]; then
     echo "bench/update: $1: $bytes bytes arrived, not all of them; one answer:" >&2
-    curl -s --cacert "$RAMPART_CA_FILE" --cert "$work/d1/device.crt" --key "$work/d1/identity.pem" \
+    curl -s --cacert "$RAMPART_CA_FILE" --cert "$work/d1/agent/device.crt" --key "$work/d1/identity.pem" \
       "$1" | head -c 300 >&2
     exit 1
   fi

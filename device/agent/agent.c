@@ -4,6 +4,9 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <grp.h>
+#include <fcntl.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +31,7 @@
 #include "rampart/http_client.h"
 #include "rampart/image.h"
 #include "rampart/log.h"
+#include "rampart/remote_key.h"
 
 #define BOOT_ID_FILE "/proc/sys/kernel/random/boot_id"
 #define LOCKDOWN_FILE "/sys/kernel/security/lockdown"
@@ -70,13 +74,47 @@ static rp_err_t read_text(const char *path, size_t max, char **text)
     return RP_OK;
 }
 
+/* The unprivileged agent's view: S is root's and writable by no one else (the monitor's), and
+ * S/agent/ is this user's and private. What is inside S is the monitor's to check. */
+static rp_err_t check_state_dir_as_agent(const char *state_dir)
+{
+    char path[PATH_MAX + 16];
+    struct stat sb;
+    rp_err_t err;
+
+    if (stat(state_dir, &sb) != 0)
+        return errno == ENOENT ? RP_ERR_NOT_FOUND : RP_ERR_IO;
+    if (sb.st_uid != 0 || (sb.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+        rp_log_error("%s is owned by uid %u, mode %04o: a state directory served by the monitor is "
+                     "root's and writable by no one else. Fix: chown root %s; chmod 711 %s",
+                     state_dir, (unsigned)sb.st_uid, (unsigned)(sb.st_mode & 07777), state_dir,
+                     state_dir);
+        return RP_ERR_INVALID_ARG;
+    }
+    if (snprintf(path, sizeof(path), "%s/" RP_AGENT_DIR, state_dir) >= (int)sizeof(path))
+        return RP_ERR_INVALID_ARG;
+    /* Missing, or out of reach (S not yet passable: no monitor made it so): said when the agent
+     * needs it, with the fix. */
+    if (lstat(path, &sb) != 0)
+        return RP_OK;
+    err = rp_file_check_private(path, false);
+    return err;
+}
+
 rp_err_t rp_agent_check_state_dir(const char *state_dir)
 {
     static const char *const subdirs[] = {"components", "image-keys", "update"};
     char path[PATH_MAX + 16];
-    rp_err_t err = rp_file_check_private(state_dir, false);
+    rp_err_t err;
     struct dirent *e;
     DIR *dir;
+
+    if (geteuid() != 0) {
+        struct stat sb;
+        if (stat(state_dir, &sb) == 0 && sb.st_uid != geteuid())
+            return check_state_dir_as_agent(state_dir);
+    }
+    err = rp_file_check_private(state_dir, false);
 
     for (size_t i = 0; err == RP_OK && i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
         if (snprintf(path, sizeof(path), "%s/%s", state_dir, subdirs[i]) >= (int)sizeof(path))
@@ -156,6 +194,107 @@ void rp_agent_close(rp_agent_t *a)
 {
     rp_rot_close(a->rot);
     a->rot = NULL;
+    EVP_PKEY_free(a->pub);
+    a->pub = NULL;
+}
+
+/* ---- the agent's own files ---- */
+
+rp_err_t rp_agent_file(const rp_agent_t *a, const char *name, char *out, size_t cap)
+{
+    char old[PATH_MAX + 64];
+    struct stat sb;
+    int n = snprintf(out, cap, "%s/" RP_AGENT_DIR "/%s", a->state_dir, name);
+
+    if (n < 0 || (size_t)n >= cap)
+        return RP_ERR_INVALID_ARG;
+    if (lstat(out, &sb) == 0)
+        return RP_OK;
+    /* A state directory from before S/agent/: read where the file was then. */
+    if (snprintf(old, sizeof(old), "%s/%s", a->state_dir, name) < (int)sizeof(old) &&
+        lstat(old, &sb) == 0 && strlen(old) < cap)
+        strcpy(out, old);
+    return RP_OK;
+}
+
+/* mkdir -m 0700 of each directory of path below S/agent/ (path's last part is the file). */
+static rp_err_t make_parents(const char *state_dir, const char *path)
+{
+    size_t base = strlen(state_dir) + 1 + strlen(RP_AGENT_DIR);
+    char dir[PATH_MAX + 64];
+
+    if (strlen(path) >= sizeof(dir))
+        return RP_ERR_INVALID_ARG;
+    strcpy(dir, path);
+    for (char *p = dir + base + 1; (p = strchr(p, '/')) != NULL; p++) {
+        *p = '\0';
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+            rp_log_error("%s: cannot make it: %s", dir, strerror(errno));
+            return RP_ERR_IO;
+        }
+        *p = '/';
+    }
+    return RP_OK;
+}
+
+rp_err_t rp_agent_file_for_write(const rp_agent_t *a, const char *name, char *out, size_t cap)
+{
+    char dir[PATH_MAX + 16];
+    struct stat sb;
+    int n = snprintf(out, cap, "%s/" RP_AGENT_DIR "/%s", a->state_dir, name);
+
+    if (n < 0 || (size_t)n >= cap ||
+        snprintf(dir, sizeof(dir), "%s/" RP_AGENT_DIR, a->state_dir) >= (int)sizeof(dir))
+        return RP_ERR_INVALID_ARG;
+    if (lstat(dir, &sb) != 0 && errno == ENOENT && geteuid() == 0 &&
+        rp_agent_dir_make(a->state_dir, 0, 0) != RP_OK)
+        return RP_ERR_IO;
+    if (lstat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode) || sb.st_uid != geteuid()) {
+        rp_log_error("%s: the agent's own directory is missing or not this user's. Fix: start "
+                     "rampart-monitor --state-dir %s --agent-user USER (it makes it for USER)",
+                     dir, a->state_dir);
+        return RP_ERR_NOT_FOUND;
+    }
+    return make_parents(a->state_dir, out);
+}
+
+rp_err_t rp_agent_dir_make(const char *state_dir, uid_t uid, gid_t gid)
+{
+    char path[PATH_MAX + 16];
+    struct stat sb;
+    int fd;
+
+    if (snprintf(path, sizeof(path), "%s/" RP_AGENT_DIR, state_dir) >= (int)sizeof(path))
+        return RP_ERR_INVALID_ARG;
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+        rp_log_error("%s: cannot make it: %s", path, strerror(errno));
+        return RP_ERR_IO;
+    }
+    /* Opened without following a link: chown and chmod act on that directory, never on where a
+     * planted symlink points. */
+    fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        rp_log_error("%s is not a directory (a symlink?): refusing it. Fix: remove it", path);
+        if (fd >= 0)
+            close(fd);
+        return RP_ERR_INVALID_ARG;
+    }
+    if ((sb.st_uid != uid || sb.st_gid != gid) && fchown(fd, uid, gid) != 0) {
+        rp_log_error("%s: cannot hand it to uid %u: %s", path, (unsigned)uid, strerror(errno));
+        close(fd);
+        return RP_ERR_IO;
+    }
+    if (fchmod(fd, 0700) != 0) {
+        close(fd);
+        return RP_ERR_IO;
+    }
+    close(fd);
+    return RP_OK;
+}
+
+EVP_PKEY *rp_agent_pubkey(const rp_agent_t *a)
+{
+    return a->rot != NULL ? rp_rot_pkey(a->rot) : a->pub;
 }
 
 /* One measured component, as the measured list keeps it: what the image says of itself (the
@@ -560,148 +699,16 @@ static rp_err_t sign_with_rot(void *ctx, const uint8_t digest[RP_SHA256_LEN], ui
 rp_err_t rp_agent_evidence(rp_agent_t *a, const uint8_t *nonce, size_t nonce_len, uint8_t *out,
                            size_t cap, size_t *len)
 {
-    rp_eat_claims_t *c = malloc(sizeof(*c));
+    rp_eat_claims_t *c;
     rp_err_t err;
 
+    c = malloc(sizeof(*c));
     if (c == NULL)
         return RP_ERR_NO_MEMORY;
     err = rp_agent_claims(a, nonce, nonce_len, c);
     if (err == RP_OK)
         err = rp_evidence_make(c, sign_with_rot, a->rot, out, cap, len);
     free(c);
-    return err;
-}
-
-/* POST JSON to the service. OUT: the parsed response object (caller frees); res: the status,
- * any Retry-After, and on failure the reason. */
-static rp_err_t post_json(const char *server, const char *path, const char *ca_file, json_t *req,
-                          json_t **resp, rp_agent_result_t *res)
-{
-    char url[1024], *body = json_dumps(req, JSON_COMPACT);
-    rp_http_opts_t o = {ca_file, NULL, "application/json", 30, NULL, NULL, NULL, NULL};
-    rp_http_response_t r;
-    rp_err_t err;
-
-    *resp = NULL;
-    if (body == NULL)
-        return RP_ERR_NO_MEMORY;
-    snprintf(url, sizeof(url), "%s%s", server, path);
-    err = rp_http_request("POST", url, &o, body, strlen(body), &r);
-    free(body);
-    if (err != RP_OK) {
-        snprintf(res->reason, sizeof(res->reason), "%s", r.error);
-        return err;
-    }
-    res->http_status = r.status;
-    res->retry_after = r.retry_after;
-    *resp = json_loadb(r.body, r.len, 0, NULL);
-    rp_http_response_free(&r);
-    if (!json_is_object(*resp)) {
-        json_decref(*resp);
-        *resp = NULL;
-        snprintf(res->reason, sizeof(res->reason), "the service answered %ld with no JSON object",
-                 res->http_status);
-        return RP_ERR_MALFORMED;
-    }
-    return RP_OK;
-}
-
-/* The service's reason for an answer other than 200, in res->reason. */
-static void refusal_reason(json_t *resp, rp_agent_result_t *res)
-{
-    const char *why = json_string_value(json_object_get(resp, "reason"));
-
-    if (why == NULL)
-        why = json_string_value(json_object_get(resp, "message"));
-    snprintf(res->reason, sizeof(res->reason), "%s", why != NULL ? why : "refused");
-}
-
-rp_err_t rp_agent_attest(rp_agent_t *a, const char *server, const char *ca_file,
-                         rp_agent_result_t *res)
-{
-    uint8_t nonce[RP_EAT_NONCE_MAX], evidence[RP_EAT_MAX_SIZE], spki[RP_PUBKEY_DER_MAX];
-    size_t nonce_len, evidence_len, spki_len;
-    char *b64 = NULL, *key_b64 = NULL;
-    const char *nonce_hex, *cert, *chain, *serial, *not_after;
-    json_t *req = NULL, *resp = NULL;
-    struct tm tm;
-    rp_err_t err;
-
-    memset(res, 0, sizeof(*res));
-    req = json_pack("{s:s}", "device_id", a->device_id);
-    err = post_json(server, "/api/v1/attest/nonce", ca_file, req, &resp, res);
-    json_decref(req);
-    req = NULL;
-    if (err != RP_OK)
-        return err;
-    if (res->http_status != 200) { /* busy, rate-limited, ...: the service says why */
-        refusal_reason(resp, res);
-        goto out; /* recorded like a refused verdict */
-    }
-    nonce_hex = json_string_value(json_object_get(resp, "nonce"));
-    if (nonce_hex == NULL || strlen(nonce_hex) % 2 != 0 || strlen(nonce_hex) / 2 > sizeof(nonce) ||
-        rp_hex_decode(nonce_hex, strlen(nonce_hex), nonce, strlen(nonce_hex) / 2) != RP_OK) {
-        snprintf(res->reason, sizeof(res->reason), "the service's answer lacks a nonce");
-        json_decref(resp);
-        return RP_ERR_MALFORMED;
-    }
-    nonce_len = strlen(nonce_hex) / 2;
-    json_decref(resp);
-    resp = NULL;
-
-    /* Evidence, signed inside the root of trust, and the key it is signed with. */
-    err = rp_agent_evidence(a, nonce, nonce_len, evidence, sizeof(evidence), &evidence_len);
-    if (err == RP_OK)
-        err = rp_base64_encode(evidence, evidence_len, &b64);
-    if (err == RP_OK)
-        err = rp_rot_public_key(a->rot, spki, sizeof(spki), &spki_len);
-    if (err == RP_OK)
-        err = rp_base64_encode(spki, spki_len, &key_b64);
-    if (err == RP_OK) {
-        req = json_pack("{s:s, s:s}", "evidence", b64, "public_key", key_b64);
-        err = post_json(server, "/api/v1/attest", ca_file, req, &resp, res);
-    }
-    if (err != RP_OK)
-        goto out;
-    if (res->http_status != 200) {
-        refusal_reason(resp, res);
-        goto out;
-    }
-    cert = json_string_value(json_object_get(resp, "certificate"));
-    chain = json_string_value(json_object_get(resp, "ca_chain"));
-    serial = json_string_value(json_object_get(resp, "serial"));
-    not_after = json_string_value(json_object_get(resp, "not_after"));
-    if (cert == NULL || chain == NULL || serial == NULL || not_after == NULL ||
-        strptime(not_after, "%Y-%m-%dT%H:%M:%SZ", memset(&tm, 0, sizeof(tm))) == NULL) {
-        snprintf(res->reason, sizeof(res->reason), "the service's answer lacks the certificate");
-        err = RP_ERR_MALFORMED;
-        goto out;
-    }
-    /* The chain first: a certificate on disk always has its CA beside it. */
-    err = write_state(a->state_dir, "ca-chain.pem", chain, strlen(chain), 0644);
-    if (err == RP_OK)
-        err = write_state(a->state_dir, "device.crt", cert, strlen(cert), 0644);
-    if (err == RP_OK) {
-        res->passed = true;
-        res->not_after = (int64_t)timegm(&tm);
-        snprintf(res->serial, sizeof(res->serial), "%s", serial);
-        snprintf(res->reason, sizeof(res->reason), "pass");
-    }
-out : {
-    /* What happened, for `rampart-agent status` and operators on the device. */
-    json_t *st = json_pack("{s:s, s:b, s:s, s:I, s:I}", "device_id", a->device_id, "passed",
-                           res->passed, "reason", res->reason, "at", (json_int_t)time(NULL),
-                           "not_after", (json_int_t)res->not_after);
-    char *text = st != NULL ? json_dumps(st, JSON_INDENT(2)) : NULL;
-    if (text != NULL)
-        (void)write_state(a->state_dir, "attestation.json", text, strlen(text), 0644);
-    free(text);
-    json_decref(st);
-}
-    free(key_b64);
-    free(b64);
-    json_decref(req);
-    json_decref(resp);
     return err;
 }
 
@@ -715,7 +722,7 @@ static X509 *read_cert(const rp_agent_t *a, const char *name, char *path, size_t
     size_t len;
     X509 *cert = NULL;
     BIO *bio;
-    rp_err_t err = state_path(a, name, path, cap);
+    rp_err_t err = rp_agent_file(a, name, path, cap);
 
     if (err == RP_OK)
         err = rp_read_file(path, CERT_FILE_MAX, &data, &len);
@@ -744,9 +751,9 @@ rp_err_t rp_agent_check_certificate(rp_agent_t *a)
 
     if (cert == NULL && access(path, F_OK) != 0)
         return RP_ERR_NOT_FOUND;
-    if (cert != NULL && (key == NULL || EVP_PKEY_eq(key, rp_rot_pkey(a->rot)) != 1))
+    if (cert != NULL && (key == NULL || EVP_PKEY_eq(key, rp_agent_pubkey(a)) != 1))
         snprintf(why, sizeof(why), "its key is not this device's identity key");
-    if (cert == NULL || key == NULL || EVP_PKEY_eq(key, rp_rot_pkey(a->rot)) != 1) {
+    if (cert == NULL || key == NULL || EVP_PKEY_eq(key, rp_agent_pubkey(a)) != 1) {
         rp_log_error("%s is corrupt (%s): it should hold this device's certificate. Fix: attest "
                      "again (rampart-agent attest, or run) to replace it",
                      path, why);

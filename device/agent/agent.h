@@ -2,15 +2,21 @@
  * The device agent's work, apart from its command line: the state directory, boot detection and
  * measurement of the components the device runs, evidence, and attestation with the service.
  *
- * State directory (persisted; names never change; docs/operations.md lists them all), this
- * user's and writable by no one else (rp_agent_check_state_dir):
+ * State directory (persisted; names never change; docs/operations.md lists them all), root's (or,
+ * on a single-process development device, this user's) and writable by no one else
+ * (rp_agent_check_state_dir):
  *   rot, identity.* , counter.*   the root of trust (rot/)
  *   tcti                          the TPM's TCTI given at provisioning (tpm2)
  *   boot_id                       the kernel boot ID last seen: a change is a new boot
  *   measured                      what was measured this boot, in order (JSON, format 1: agent.c)
  *   components/NAME/              each component's slots and state (slots.h), an app's run
- *   device.crt, ca-chain.pem      the current device certificate and its tenant CA
- *   attestation.json              the last attestation's outcome
+ *   monitor.sock                  rampart-monitor's socket, while it serves S
+ *   agent/                        the agent's own files, its user's (0700; the monitor makes it
+ *                                 for --agent-user): rp_agent_file() owns each path
+ *     device.crt, ca-chain.pem    the current device certificate and its tenant CA
+ *     attestation.json            the last attestation's outcome
+ *     service.json                the service it last attested with
+ *     update/targets.json, update/downloads/   its update metadata and downloads
  */
 #ifndef RAMPART_AGENT_H
 #define RAMPART_AGENT_H
@@ -18,15 +24,36 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
+#include <openssl/ssl.h>
+
+#include "proto.h"
 #include "rampart/eat.h"
 #include "rampart/rot.h"
 
 typedef struct rp_agent {
     char state_dir[PATH_MAX];
-    rp_rot_t *rot;
+    rp_rot_t *rot;     /* the root of trust, opened here (single-process mode); NULL through the
+                        * monitor */
+    char monitor[108]; /* the monitor's socket when it serves S; "" in single-process mode */
+    EVP_PKEY *pub;     /* the identity's public key, as the monitor gave it */
+    rp_rot_kind_t kind;
     char device_id[RP_DEVICE_ID_SIZE];
 } rp_agent_t;
+
+/* The directory of the agent's own files in S, and the one owner of their paths. */
+#define RP_AGENT_DIR "agent"
+
+/* Where the agent's file NAME (device.crt, update/targets.json...) is read from: S/agent/NAME,
+ * or S/NAME when only that exists (a state directory from before S/agent/). */
+rp_err_t rp_agent_file(const rp_agent_t *a, const char *name, char *out, size_t cap) RP_MUST_CHECK;
+/* Where it is written: S/agent/NAME, its directories made (0700) if need be. */
+rp_err_t rp_agent_file_for_write(const rp_agent_t *a, const char *name, char *out,
+                                 size_t cap) RP_MUST_CHECK;
+/* Make S/agent/ (0700) for uid, gid: the monitor for --agent-user, and provision as root. A
+ * symlink or non-directory there is refused. */
+rp_err_t rp_agent_dir_make(const char *state_dir, uid_t uid, gid_t gid) RP_MUST_CHECK;
 
 /* Whether the state directory (and its components/, image-keys/, update/) is this user's and
  * not writable by group or others: a refusal is said with the path, the mode found and the fix.
@@ -36,6 +63,32 @@ rp_err_t rp_agent_check_state_dir(const char *state_dir) RP_MUST_CHECK;
 /* Open a provisioned state directory. tcti may be NULL: the one saved at provisioning. */
 rp_err_t rp_agent_open(rp_agent_t *a, const char *state_dir, const char *tcti) RP_MUST_CHECK;
 void rp_agent_close(rp_agent_t *a);
+
+/*
+ * The mode choice, its one owner: when S/monitor.sock answers, everything privileged goes
+ * through rampart-monitor; when it does not and this is root, the agent opens the root of trust
+ * itself (single-process mode, for development: logged once); otherwise it refuses, saying how
+ * to start the monitor (RP_ERR_NOT_FOUND). Close with rp_agent_close().
+ */
+rp_err_t rp_agent_attach(rp_agent_t *a, const char *state_dir, const char *tcti) RP_MUST_CHECK;
+/* Through the monitor, root acts as the agent's user (S/agent/'s owner), so that every file it
+ * leaves there is that user's: supplementary groups, gid and uid are set to it, for good. A no-op
+ * in single-process mode or when not root. */
+rp_err_t rp_agent_become_agent_user(const rp_agent_t *a) RP_MUST_CHECK;
+/* Whether a monitor answers on S/monitor.sock. */
+bool rp_agent_monitor_serves(const char *state_dir);
+/* One request to the monitor (a->monitor). A refusal is said (logged) and is RP_ERR_IO; OUT: *r,
+ * a successful reply. */
+rp_err_t rp_agent_monitor_call(const rp_agent_t *a, rp_mon_request_t *q, int fd,
+                               rp_mon_reply_t *r) RP_MUST_CHECK;
+/* The identity's public key (the root of trust's, or the monitor's answer). Owned by a. */
+EVP_PKEY *rp_agent_pubkey(const rp_agent_t *a);
+/* The largest security counter the device's root of trust holds. */
+uint32_t rp_agent_seccnt_max(const rp_agent_t *a);
+/* The device certificate (chain file cert) and the identity key on an SSL_CTX. Through the
+ * monitor the key is a remote key that has it sign TLS 1.3 CertificateVerify messages only
+ * (SIGN_TLS13), and the context is made TLS 1.3 only. 1 on success, 0 (said) on failure. */
+int rp_agent_ssl_ctx_use(rp_agent_t *a, SSL_CTX *ctx, const char *cert);
 
 /* Save the TCTI for later commands (tpm2). */
 rp_err_t rp_agent_save_tcti(const char *state_dir, const char *tcti) RP_MUST_CHECK;
@@ -51,9 +104,15 @@ rp_err_t rp_agent_measure(rp_agent_t *a) RP_MUST_CHECK;
 rp_err_t rp_agent_claims(rp_agent_t *a, const uint8_t *nonce, size_t len,
                          rp_eat_claims_t *c) RP_MUST_CHECK;
 
-/* Signed evidence for nonce. OUT: out[0..*len). */
+/* Signed evidence for nonce, made here with the root of trust (the monitor's EVIDENCE).
+ * OUT: out[0..*len). */
 rp_err_t rp_agent_evidence(rp_agent_t *a, const uint8_t *nonce, size_t nonce_len, uint8_t *out,
                            size_t cap, size_t *len) RP_MUST_CHECK;
+
+/* The evidence for nonce: the monitor's (EVIDENCE) when it serves the device, otherwise made
+ * here (rp_agent_evidence). OUT: out[0..*len). */
+rp_err_t rp_agent_ask_evidence(rp_agent_t *a, const uint8_t *nonce, size_t nonce_len, uint8_t *out,
+                               size_t cap, size_t *len) RP_MUST_CHECK;
 
 typedef struct rp_agent_result {
     bool passed;

@@ -59,7 +59,8 @@ rp_err_t rp_capability_apply(const rp_agent_t *a, const char *path, rp_md_capabi
     if (err == RP_OK)
         err = path_of(a->state_dir, kept, sizeof(kept));
     if (err == RP_OK) {
-        err = rp_write_file_atomic(kept, data, len, 0600, 0);
+        err = rp_write_file_atomic(kept, data, len, 0644,
+                                   0); /* signed, not secret: the agent reads it */
         if (err != RP_OK)
             snprintf(detail, cap, "cannot keep it in %s: %s", kept, rp_strerror(err));
     }

@@ -21,6 +21,7 @@
 
 #include "agent.h"
 #include "capability.h"
+#include "confine.h"
 #include "events.h"
 #include "proto.h"
 #include "slots.h"
@@ -122,16 +123,41 @@ static int usage_error(const char *msg)
     return USAGE;
 }
 
-static int open_agent(const struct args *a, rp_agent_t *agent)
+/* The device identity: through the monitor when it serves S, otherwise opened here as root
+ * (rp_agent_attach owns the choice and says a refusal). root stays root: for the commands that
+ * write root's files (provision, trust, capability) or none of the agent's (id, evidence). */
+static int open_identity(const struct args *a, rp_agent_t *agent)
 {
-    rp_err_t err = rp_agent_open(agent, a->state_dir, a->tcti);
+    rp_err_t err = rp_agent_attach(agent, a->state_dir, a->tcti);
 
+    if (err == RP_ERR_NOT_FOUND && !rp_agent_monitor_serves(a->state_dir) && geteuid() != 0)
+        return FAIL; /* said: start the monitor */
     if (err != RP_OK) {
         rp_log_error("%s: cannot open the device identity: %s", a->state_dir, rp_strerror(err));
         return FAIL;
     }
     return OK;
 }
+
+/* The same for the agent's own work: through the monitor, root acts as the agent's user. */
+static int open_agent(const struct args *a, rp_agent_t *agent)
+{
+    if (open_identity(a, agent) != OK)
+        return FAIL;
+    if (rp_agent_become_agent_user(agent) != RP_OK) {
+        rp_agent_close(agent);
+        return FAIL;
+    }
+    return OK;
+}
+
+/* Whether this is single-process mode (the agent holds the root of trust and the slots). */
+static bool direct(const rp_agent_t *agent)
+{
+    return agent->rot != NULL;
+}
+
+static int cmd_trust(const struct args *a);
 
 static int cmd_provision(const struct args *a)
 {
@@ -144,16 +170,36 @@ static int cmd_provision(const struct args *a)
         return usage_error("provision needs --rot soft|tpm2");
     if (rp_rot_kind_parse(a->rot, &cfg.kind) != RP_OK)
         return usage_error("--rot must be soft or tpm2");
+    /* Once a monitor serves S, the identity is made: it is kept, and said. */
+    if (rp_agent_monitor_serves(a->state_dir)) {
+        if (open_identity(a, &agent) != OK)
+            return FAIL;
+        rp_log_info("kept the root of trust in %s (rampart-monitor serves it)", a->state_dir);
+        printf("%s\n", agent.device_id);
+        rp_agent_close(&agent);
+        if (a->image_key != NULL)
+            return cmd_trust(a);
+        return OK;
+    }
+    if (geteuid() != 0) {
+        rp_log_error("provision runs as root, before the monitor's first start (it makes the "
+                     "device identity in %s); once provisioned, start rampart-monitor --state-dir "
+                     "%s --agent-user USER",
+                     a->state_dir, a->state_dir);
+        return FAIL;
+    }
     cfg.state_dir = a->state_dir;
     cfg.tcti = a->tcti;
     err = rp_rot_provision(&cfg, &created);
     if (err == RP_OK && a->tcti != NULL && cfg.kind == RP_ROT_TPM2)
         err = rp_agent_save_tcti(a->state_dir, a->tcti);
+    if (err == RP_OK)
+        err = rp_agent_dir_make(a->state_dir, 0, 0); /* the monitor hands it to --agent-user */
     if (err != RP_OK) {
         rp_log_error("cannot provision %s: %s", a->state_dir, rp_strerror(err));
         return FAIL;
     }
-    if (open_agent(a, &agent) != OK)
+    if (open_identity(a, &agent) != OK)
         return FAIL;
     if (a->image_key != NULL && (err = rp_trust_image_key(a->state_dir, a->image_key)) != RP_OK) {
         rp_log_error("%s: cannot trust this image key: %s", a->image_key, rp_strerror(err));
@@ -166,80 +212,16 @@ static int cmd_provision(const struct args *a)
     return OK;
 }
 
-/*
- * While rampart-monitor serves this state directory (S/monitor.sock answers), the commands that use
- * the root of trust ask it; with no monitor they open it themselves, as before (until the agent
- * runs unprivileged: docs/monitor.md). RP_ERR_NOT_FOUND: no monitor answers there. OUT: *r, a
- * successful reply (a refusal is said here and is RP_ERR_IO).
- */
-static rp_err_t ask_monitor(const struct args *a, const rp_mon_request_t *q, rp_mon_reply_t *r)
-{
-    char sock[PATH_MAX];
-    rp_err_t err;
-
-    if (snprintf(sock, sizeof(sock), "%s/monitor.sock", a->state_dir) >= (int)sizeof(sock) ||
-        access(sock, F_OK) != 0)
-        return RP_ERR_NOT_FOUND;
-    err = rp_mon_call(sock, q, -1, r);
-    if (err == RP_ERR_NOT_FOUND || err == RP_ERR_INVALID_ARG)
-        return RP_ERR_NOT_FOUND; /* a socket left by a monitor that stopped */
-    if (err != RP_OK) {
-        rp_log_error("%s: the monitor did not answer: %s", sock, rp_strerror(err));
-        return RP_ERR_IO;
-    }
-    if (r->status != RP_OK) {
-        rp_log_error("the monitor refused: %s", r->message);
-        return RP_ERR_IO;
-    }
-    return RP_OK;
-}
-
-/* Whether rampart-monitor serves this state directory (it answers HELLO). */
-static bool monitor_serves(const struct args *a)
-{
-    rp_mon_request_t q = {.type = RP_MON_HELLO, .id = 1};
-    rp_mon_reply_t r;
-
-    q.u.hello.min_version = q.u.hello.max_version = RP_MON_VERSION;
-    return ask_monitor(a, &q, &r) == RP_OK;
-}
-
-static int cmd_id_monitor(const rp_mon_reply_t *r)
-{
-    const uint8_t *p = r->u.id.spki;
-    EVP_PKEY *key = d2i_PUBKEY(NULL, &p, (long)r->u.id.spki_len);
-    char id[RP_DEVICE_ID_SIZE];
-    int rc = FAIL;
-
-    /* The ID is the key's hash: a monitor saying otherwise is not believed. */
-    if (key == NULL || rp_device_id_of_spki(r->u.id.spki, r->u.id.spki_len, id) != RP_OK ||
-        strcmp(id, r->u.id.device_id) != 0) {
-        rp_log_error("the monitor's answer is not a device ID and its key");
-    } else {
-        printf("device id: %s\nroot of trust: %s\n", id,
-               rp_rot_kind_name((rp_rot_kind_t)r->u.id.rot_kind));
-        rc = PEM_write_PUBKEY(stdout, key) == 1 ? OK : FAIL;
-    }
-    EVP_PKEY_free(key);
-    return rc;
-}
-
 static int cmd_id(const struct args *a)
 {
-    static rp_mon_reply_t r;
-    rp_mon_request_t q = {.type = RP_MON_ID, .id = 1};
     rp_agent_t agent;
     EVP_PKEY *key;
     int rc = FAIL;
-    rp_err_t err = ask_monitor(a, &q, &r);
 
-    if (err != RP_ERR_NOT_FOUND)
-        return err == RP_OK ? cmd_id_monitor(&r) : FAIL;
-    if (open_agent(a, &agent) != OK)
+    if (open_identity(a, &agent) != OK)
         return FAIL;
-    printf("device id: %s\nroot of trust: %s\n", agent.device_id,
-           rp_rot_kind_name(rp_rot_kind(agent.rot)));
-    key = rp_rot_pkey(agent.rot);
+    printf("device id: %s\nroot of trust: %s\n", agent.device_id, rp_rot_kind_name(agent.kind));
+    key = rp_agent_pubkey(&agent);
     if (key != NULL && PEM_write_PUBKEY(stdout, key) == 1)
         rc = OK;
     rp_agent_close(&agent);
@@ -248,15 +230,13 @@ static int cmd_id(const struct args *a)
 
 static int cmd_evidence(const struct args *a)
 {
-    static rp_mon_reply_t r;
-    rp_mon_request_t q = {.type = RP_MON_EVIDENCE, .id = 1};
     uint8_t nonce[RP_EAT_NONCE_MAX], token[RP_EAT_MAX_SIZE];
-    const uint8_t *out = token;
     char device_id[RP_DEVICE_ID_SIZE] = "";
     size_t n, len;
     rp_atomic_file_t f;
     rp_agent_t agent;
     rp_err_t err;
+    bool by_monitor;
 
     if (a->nonce == NULL || a->out == NULL)
         return usage_error("evidence needs --nonce HEX and --out FILE");
@@ -264,26 +244,16 @@ static int cmd_evidence(const struct args *a)
     if (n % 2 != 0 || n / 2 < RP_EAT_NONCE_MIN || n / 2 > RP_EAT_NONCE_MAX ||
         rp_hex_decode(a->nonce, n, nonce, n / 2) != RP_OK)
         return usage_error("--nonce must be 16 to 128 hex digits");
-    memcpy(q.u.evidence.nonce, nonce, n / 2);
-    q.u.evidence.nonce_len = n / 2;
-    err = ask_monitor(a, &q, &r);
-    if (err == RP_OK) {
-        out = r.u.evidence.eat;
-        len = r.u.evidence.len;
-
-    } else if (err != RP_ERR_NOT_FOUND) {
+    if (open_identity(a, &agent) != OK)
         return FAIL;
-    } else {
-        if (open_agent(a, &agent) != OK)
-            return FAIL;
-        err = rp_agent_evidence(&agent, nonce, n / 2, token, sizeof(token), &len);
-        snprintf(device_id, sizeof(device_id), "%s", agent.device_id);
-        rp_agent_close(&agent);
-    }
+    err = rp_agent_ask_evidence(&agent, nonce, n / 2, token, sizeof(token), &len);
+    snprintf(device_id, sizeof(device_id), "%s", agent.device_id);
+    by_monitor = !direct(&agent);
+    rp_agent_close(&agent);
     if (err == RP_OK)
         err = rp_atomic_begin(&f, a->out, 0644, 0);
     if (err == RP_OK) {
-        err = rp_atomic_write(&f, out, len);
+        err = rp_atomic_write(&f, token, len);
         if (err == RP_OK)
             err = rp_atomic_commit(&f, 0);
         else
@@ -293,7 +263,7 @@ static int cmd_evidence(const struct args *a)
         rp_log_error("cannot make evidence: %s", rp_strerror(err));
         return FAIL;
     }
-    if (device_id[0] == '\0')
+    if (by_monitor)
         printf("%s: %zu bytes of evidence, made by rampart-monitor\n", a->out, len);
     else
         printf("%s: %zu bytes of evidence for device %s\n", a->out, len, device_id);
@@ -320,13 +290,18 @@ static int attest_once(rp_agent_t *agent, const struct args *a, rp_agent_result_
     }
     t = (time_t)res->not_after;
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
-    printf("attested: device %s, certificate %s valid until %s (%s/device.crt)\n", agent->device_id,
-           res->serial, when, a->state_dir);
+    {
+        char cert[PATH_MAX + 64];
+        if (rp_agent_file(agent, "device.crt", cert, sizeof(cert)) != RP_OK)
+            snprintf(cert, sizeof(cert), "device.crt");
+        printf("attested: device %s, certificate %s valid until %s (%s)\n", agent->device_id,
+               res->serial, when, cert);
+    }
     fflush(stdout);
     return OK;
 }
 
-static void remember_service(const struct args *a);
+static void remember_service(const struct args *a, const rp_agent_t *agent);
 
 static int cmd_attest(const struct args *a)
 {
@@ -338,7 +313,7 @@ static int cmd_attest(const struct args *a)
         return usage_error("attest needs --server URL and --server-ca FILE");
     if (open_agent(a, &agent) != OK)
         return FAIL;
-    remember_service(a);
+    remember_service(a, &agent);
     rc = attest_once(&agent, a, &res);
     rp_agent_close(&agent);
     return rc;
@@ -413,13 +388,18 @@ static long until_window(const struct args *a, time_t now)
 }
 
 /* S/update.lock, held by whatever changes the slots (install, recover, an update check, the
- * daemon's checks), so that they take turns. The descriptor, or -1. */
-static int lock_slots(const struct args *a)
+ * daemon's checks), so that they take turns. Through the monitor, which takes that lock itself
+ * for each install, the agent's own S/agent/update.lock: its checks take turns over its
+ * downloads. The descriptor, or -1. */
+static int lock_slots(const rp_agent_t *agent)
 {
-    char path[PATH_MAX + 16];
-    int fd;
+    char path[PATH_MAX + 64];
+    int fd = -1;
 
-    snprintf(path, sizeof(path), "%s/update.lock", a->state_dir);
+    if (direct(agent))
+        snprintf(path, sizeof(path), "%s/update.lock", agent->state_dir);
+    else if (rp_agent_file_for_write(agent, "update.lock", path, sizeof(path)) != RP_OK)
+        return -1;
     fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd >= 0) {
         int rc;
@@ -441,13 +421,13 @@ static int update_check_locked(rp_agent_t *agent, const char *server, const char
 {
     rp_install_opts_t opts = {.health_seconds = a->health_seconds};
     rp_err_t err;
-    int fd = lock_slots(a);
+    int fd = lock_slots(agent);
 
     if (fd < 0) {
         snprintf(sum->detail, sizeof(sum->detail), "cannot lock the slots");
         return FAIL;
     }
-    err = rp_components_recover(agent, NULL);
+    err = rp_agent_recover(agent, NULL);
     if (err == RP_OK)
         err = rp_update_check(agent, server, ca, &opts, sum);
     close(fd);
@@ -524,23 +504,22 @@ static int cmd_run(const struct args *a)
         return usage_error("--update-window is HH:MM-HH:MM (local time)");
     if (open_agent(a, &agent) != OK)
         return FAIL;
-    remember_service(a);
+    remember_service(a, &agent);
     snprintf(root, sizeof(root), "%s/update/root.json", a->state_dir);
-    rp_log_info("running for device %s", agent.device_id);
+    rp_log_info("running for device %s%s", agent.device_id,
+                direct(&agent) ? "" : ", through rampart-monitor");
     /* First put right whatever a cut left: the evidence then measures what really runs. */
     {
-        int unbootable = 0, lock = lock_slots(a);
-        rp_err_t err = lock >= 0 ? rp_components_recover(&agent, &unbootable) : RP_ERR_IO;
+        int unbootable = 0, lock = lock_slots(&agent);
+        rp_err_t err = lock >= 0 ? rp_agent_recover(&agent, &unbootable) : RP_ERR_IO;
         if (lock >= 0)
             close(lock);
         if (err != RP_OK || unbootable > 0)
             rp_log_error("recovery: %s; %d component(s) without a verified image", rp_strerror(err),
                          unbootable);
     }
-    if (monitor_serves(a)) {
-        rp_log_info("rampart-monitor serves %s: it runs the apps, each in its compartment",
-                    a->state_dir);
-    } else {
+    /* The apps: supervised here in single-process mode; the monitor's otherwise. */
+    if (direct(&agent)) {
         supervisor = calloc(1, sizeof(*supervisor));
         if (supervisor == NULL) {
             rp_agent_close(&agent);
@@ -549,6 +528,13 @@ static int cmd_run(const struct args *a)
         supervisor->a = &agent;
         supervisor->health_seconds = a->health_seconds;
         rp_supervisor_sync(supervisor); /* the apps, their confirmed versions */
+    } else {
+        rp_log_info("rampart-monitor serves %s: it runs the apps, each in its compartment",
+                    a->state_dir);
+        if (rp_agent_confine() != RP_OK) { /* its own allow-list from here on */
+            rp_agent_close(&agent);
+            return FAIL;
+        }
     }
     while (!stopping) {
         now = time(NULL);
@@ -588,10 +574,8 @@ static int cmd_run(const struct args *a)
             } else {
                 memset(&sum, 0, sizeof(sum));
                 (void)update_check_locked(&agent, a->server, a->server_ca, a, &sum);
-                /* A new confirmed version replaces the old (the monitor's apps: it sees that
-                 * itself). */
                 if (supervisor != NULL)
-                    rp_supervisor_sync(supervisor);
+                    rp_supervisor_sync(supervisor); /* a new confirmed version replaces the old */
                 next_update =
                     time(NULL) + jitter(interval - interval / 10, interval + interval / 10 + 1);
             }
@@ -611,10 +595,55 @@ static int cmd_run(const struct args *a)
     return OK;
 }
 
-static int cmd_trust(const struct args *a)
+/* trust --update-root through the monitor: TRUST_ROOT, the file as a descriptor. */
+static int trust_root_by_monitor(const struct args *a, rp_agent_t *agent)
 {
+    static rp_mon_reply_t r;
+    rp_mon_request_t q = {.type = RP_MON_TRUST_ROOT};
+    int fd = open(a->update_root, O_RDONLY | O_CLOEXEC);
     rp_err_t err;
 
+    if (fd < 0) {
+        rp_log_error("%s: %s", a->update_root, strerror(errno));
+        return FAIL;
+    }
+    err = rp_agent_monitor_call(agent, &q, fd, &r);
+    close(fd);
+    if (err != RP_OK)
+        return FAIL;
+    printf("trusting the update root in %s (version %llu, kept by rampart-monitor)\n",
+           a->update_root, (unsigned long long)r.u.trust_root.version);
+    return OK;
+}
+
+static int cmd_trust(const struct args *a)
+{
+    rp_agent_t agent;
+    rp_err_t err;
+    int rc;
+
+    if (a->update_root == NULL && a->image_key == NULL)
+        return usage_error("trust needs --update-root FILE or --image-key PUB.pem");
+    if (rp_agent_monitor_serves(a->state_dir)) {
+        if (a->update_root == NULL && geteuid() == 0)
+            goto image_key; /* root's files: the monitor reads them at each install */
+        if (a->update_root == NULL) {
+            rp_log_error("image keys are given by root (trust --image-key, as root), or come with "
+                         "an update root (trust --update-root)");
+            return FAIL;
+        }
+        if (open_identity(a, &agent) != OK)
+            return FAIL;
+        rc = trust_root_by_monitor(a, &agent);
+        rp_agent_close(&agent);
+        return rc;
+    }
+    if (geteuid() != 0) {
+        rp_log_error("no rampart-monitor serves %s: start it with rampart-monitor --state-dir %s "
+                     "--agent-user USER",
+                     a->state_dir, a->state_dir);
+        return FAIL;
+    }
     if (a->update_root != NULL) {
         err = rp_update_trust_root(a->state_dir, a->update_root);
         if (err != RP_OK) {
@@ -624,8 +653,7 @@ static int cmd_trust(const struct args *a)
         printf("trusting the update root in %s\n", a->update_root);
         return OK;
     }
-    if (a->image_key == NULL)
-        return usage_error("trust needs --update-root FILE or --image-key PUB.pem");
+image_key:
     err = rp_trust_image_key(a->state_dir, a->image_key);
     if (err != RP_OK) {
         rp_log_error("%s: cannot trust this image key: %s", a->image_key, rp_strerror(err));
@@ -685,7 +713,7 @@ static int cmd_capability(const struct args *a, const char *verb)
         return usage_error("capability apply FILE, remove or show");
     if ((strcmp(verb, "apply") == 0) != (a->nrest == 1) || a->nrest > 1)
         return usage_error("capability apply takes one FILE; show takes none");
-    if (open_agent(a, &agent) != OK)
+    if (open_identity(a, &agent) != OK)
         return FAIL;
     if (strcmp(verb, "apply") == 0) {
         err = rp_capability_apply(&agent, a->rest[0], &cap, detail, sizeof(detail));
@@ -737,13 +765,13 @@ static int cmd_install(const struct args *a)
         rp_agent_close(&agent);
         return FAIL;
     }
-    if ((lock = lock_slots(a)) < 0) {
+    if ((lock = lock_slots(&agent)) < 0) {
         rp_agent_close(&agent);
         return FAIL;
     }
-    err = rp_components_recover(&agent, NULL);
+    err = rp_agent_recover(&agent, NULL);
     if (err == RP_OK)
-        err = rp_install(&agent, a->component, a->rest[0], &opts, &res);
+        err = rp_agent_install(&agent, a->component, a->rest[0], &opts, &res);
     close(lock);
     rp_agent_close(&agent);
     if (err != RP_OK) {
@@ -762,11 +790,11 @@ static int cmd_recover(const struct args *a)
 
     if (open_agent(a, &agent) != OK)
         return FAIL;
-    if ((lock = lock_slots(a)) < 0) {
+    if ((lock = lock_slots(&agent)) < 0) {
         rp_agent_close(&agent);
         return FAIL;
     }
-    err = rp_components_recover(&agent, &unbootable);
+    err = rp_agent_recover(&agent, &unbootable);
     close(lock);
     rp_agent_close(&agent);
     if (err != RP_OK) {
@@ -778,6 +806,33 @@ static int cmd_recover(const struct args *a)
         return FAIL;
     }
     return OK;
+}
+
+/*
+ * The components as the monitor's STATUS gives them, in the JSON form of `status`: what it does
+ * not say (the trial slot, the running image's own security counter, the update's time) is null,
+ * and the apps are the monitor's to list.
+ */
+static rp_err_t status_by_monitor(rp_agent_t *agent, json_t *list)
+{
+    static rp_mon_reply_t r;
+    rp_mon_request_t q = {.type = RP_MON_STATUS};
+    rp_err_t err = rp_agent_monitor_call(agent, &q, -1, &r);
+
+    for (size_t i = 0; err == RP_OK && i < r.u.status.n; i++) {
+        const rp_mon_component_t *c = &r.u.status.c[i];
+        const char *result = rp_update_state_name((rp_update_state_t)c->last_result);
+        json_array_append_new(
+            list, json_pack("{s:s, s:o, s:o, s:b, s:n, s:n, s:I, s:{s:s, s:s, s:s, s:n}, s:n}",
+                            "name", c->name, "version",
+                            c->version[0] ? json_string(c->version) : json_null(), "active_slot",
+                            c->active <= 1 ? json_sprintf("%c", "ab"[c->active]) : json_null(),
+                            "verified", c->version[0] != '\0', "trial_slot", "security_counter",
+                            "security_counter_floor", (json_int_t)c->security_counter,
+                            "last_update", "result", result != NULL ? result : "?", "version", "",
+                            "detail", c->last_detail, "at", "app"));
+    }
+    return err;
 }
 
 static int cmd_status(const struct args *a)
@@ -796,7 +851,10 @@ static int cmd_status(const struct args *a)
         json_decref(list);
         return FAIL;
     }
-    err = rp_component_names(a->state_dir, names, RP_COMPONENTS_MAX, &n);
+    if (!direct(&agent))
+        err = status_by_monitor(&agent, list);
+    else
+        err = rp_component_names(a->state_dir, names, RP_COMPONENTS_MAX, &n);
     for (size_t i = 0; err == RP_OK && i < n; i++) {
         rp_component_t c;
         rp_slot_image_t img = {0};
@@ -953,7 +1011,19 @@ static int cmd_app_list(const struct args *a)
         return usage_error("--output must be text or json");
     if (a->nrest != 0)
         return usage_error("app list takes no NAME");
-    err = ask_monitor(a, &q, &r);
+    err = RP_ERR_NOT_FOUND;
+    if (rp_agent_monitor_serves(a->state_dir)) {
+        char sock[PATH_MAX];
+        snprintf(sock, sizeof(sock), "%s/monitor.sock", a->state_dir);
+        err = rp_mon_call(sock, &q, -1, &r);
+        if (err == RP_OK && r.status != RP_OK) {
+            rp_log_error("the monitor refused: %s", r.message);
+            err = RP_ERR_IO;
+        } else if (err != RP_OK) {
+            rp_log_error("%s: the monitor did not answer: %s", sock, rp_strerror(err));
+            err = RP_ERR_IO;
+        }
+    }
     if (err == RP_ERR_NOT_FOUND) {
         rp_log_error("no rampart-monitor serves %s (nothing answers on %s/monitor.sock): the "
                      "monitor runs the apps; start it with `rampart-monitor --state-dir %s`",
@@ -1044,9 +1114,10 @@ static int cmd_events(const struct args *a)
 }
 
 /* The service the device talks to: given, or the one it last attested with. */
-static int service_of(const struct args *a, char *server, size_t scap, char *ca, size_t ccap)
+static int service_of(const struct args *a, const rp_agent_t *agent, char *server, size_t scap,
+                      char *ca, size_t ccap)
 {
-    char path[PATH_MAX + 16];
+    char path[PATH_MAX + 64];
     uint8_t *data;
     size_t len;
     json_t *j;
@@ -1057,8 +1128,9 @@ static int service_of(const struct args *a, char *server, size_t scap, char *ca,
         snprintf(ca, ccap, "%s", a->server_ca);
         return OK;
     }
-    snprintf(path, sizeof(path), "%s/service.json", a->state_dir);
-    err = rp_read_file(path, 8192, &data, &len);
+    err = rp_agent_file(agent, "service.json", path, sizeof(path));
+    if (err == RP_OK)
+        err = rp_read_file(path, 8192, &data, &len);
     if (err == RP_ERR_NOT_FOUND)
         return usage_error("which service? --server URL --server-ca FILE (or attest first)");
     if (err == RP_OK) {
@@ -1082,9 +1154,9 @@ static int service_of(const struct args *a, char *server, size_t scap, char *ca,
 }
 
 /* Remember the service for check-now (best effort). */
-static void remember_service(const struct args *a)
+static void remember_service(const struct args *a, const rp_agent_t *agent)
 {
-    char path[PATH_MAX + 16], ca[PATH_MAX], *text;
+    char path[PATH_MAX + 64], ca[PATH_MAX], *text;
     json_t *j;
 
     if (a->server == NULL || a->server_ca == NULL || realpath(a->server_ca, ca) == NULL)
@@ -1092,8 +1164,9 @@ static void remember_service(const struct args *a)
     j = json_pack("{s:s, s:s}", "server", a->server, "server_ca", ca);
     text = j != NULL ? json_dumps(j, JSON_INDENT(2)) : NULL;
     json_decref(j);
-    snprintf(path, sizeof(path), "%s/service.json", a->state_dir);
-    if (text != NULL && rp_write_file_atomic(path, text, strlen(text), 0600, 0) != RP_OK)
+    if (text != NULL &&
+        (rp_agent_file_for_write(agent, "service.json", path, sizeof(path)) != RP_OK ||
+         rp_write_file_atomic(path, text, strlen(text), 0600, 0) != RP_OK))
         rp_log_warn("%s: cannot remember the service", path);
     free(text);
 }
@@ -1103,12 +1176,15 @@ static int cmd_check_now(const struct args *a)
     char server[1024], ca[PATH_MAX];
     rp_update_summary_t sum;
     rp_agent_t agent;
-    int rc = service_of(a, server, sizeof(server), ca, sizeof(ca));
+    int rc;
 
-    if (rc != OK)
-        return rc;
     if (open_agent(a, &agent) != OK)
         return FAIL;
+    rc = service_of(a, &agent, server, sizeof(server), ca, sizeof(ca));
+    if (rc != OK) {
+        rp_agent_close(&agent);
+        return rc;
+    }
     memset(&sum, 0, sizeof(sum));
     rc = update_check_locked(&agent, server, ca, a, &sum);
     rp_agent_close(&agent);
@@ -1155,6 +1231,8 @@ int main(int argc, char **argv)
         fputs(usage, stdout);
         return OK;
     }
+    if (strcmp(argv[1], "--seccomp-selftest") == 0)
+        return rp_agent_confine_selftest();
     if (strcmp(argv[1], "--version") == 0) {
         printf("rampart-agent %s\n", RP_VERSION);
         return OK;

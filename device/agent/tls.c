@@ -30,17 +30,27 @@ static int verify_log(int ok, X509_STORE_CTX *x)
 
 static SSL_CTX *device_ctx(rp_agent_t *a, const SSL_METHOD *method, const char *trust)
 {
-    char cert[PATH_MAX + 16], ca[PATH_MAX + 16];
+    char cert[PATH_MAX + 64], ca[PATH_MAX + 64];
     SSL_CTX *ctx;
 
-    snprintf(cert, sizeof(cert), "%s/device.crt", a->state_dir);
-    snprintf(ca, sizeof(ca), "%s/ca-chain.pem", a->state_dir);
+    if (rp_agent_file(a, "device.crt", cert, sizeof(cert)) != RP_OK ||
+        rp_agent_file(a, "ca-chain.pem", ca, sizeof(ca)) != RP_OK)
+        return NULL;
     switch (rp_agent_check_certificate(a)) {
     case RP_OK: break;
     case RP_ERR_NOT_FOUND: rp_log_error("%s: no certificate yet: attest first", cert); return NULL;
     default: return NULL; /* said what is wrong with which file */
     }
-    ctx = rp_rot_ssl_ctx(a->rot, method, cert);
+    /* Through the monitor the key signs TLS 1.3 only (rp_agent_ssl_ctx_use). */
+    if (a->rot != NULL) {
+        ctx = rp_rot_ssl_ctx(a->rot, method, cert);
+    } else {
+        ctx = SSL_CTX_new(method);
+        if (ctx != NULL && rp_agent_ssl_ctx_use(a, ctx, cert) != 1) {
+            SSL_CTX_free(ctx);
+            ctx = NULL;
+        }
+    }
     if (ctx == NULL)
         return NULL;
     if (SSL_CTX_load_verify_locations(ctx, trust != NULL ? trust : ca, NULL) != 1) {

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -16,125 +17,19 @@
 #include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/http_client.h"
+#include "rampart/image.h"
 #include "rampart/log.h"
 #include "update.h"
 
-#define ROOT_FILE "update/root.json"
 #define TARGETS_FILE "update/targets.json"
 
-static rp_err_t state_file(const char *state_dir, const char *name, char *out, size_t cap)
-{
-    int n = snprintf(out, cap, "%s/%s", state_dir, name);
-
-    return n > 0 && (size_t)n < cap ? RP_OK : RP_ERR_INVALID_ARG;
-}
-
-static rp_err_t ensure_dir(const char *state_dir, const char *name)
+/* The targets: the agent's own (rp_agent_file: S/agent/update/targets.json). */
+static rp_err_t keep_targets(rp_agent_t *a, const char *text, size_t len)
 {
     char path[PATH_MAX];
-    rp_err_t err = state_file(state_dir, name, path, sizeof(path));
+    rp_err_t err = rp_agent_file_for_write(a, TARGETS_FILE, path, sizeof(path));
 
-    if (err == RP_OK && mkdir(path, 0700) != 0 && errno != EEXIST)
-        err = RP_ERR_IO;
-    return err;
-}
-
-/* Say that a kept envelope is corrupt: which file, why, and what to do. */
-static void kept_corrupt(const char *state_dir, const char *name, const char *why)
-{
-    bool is_root = strcmp(name, ROOT_FILE) == 0;
-
-    rp_log_error("%s/%s is corrupt (%s): it should hold the signed %s metadata the device "
-                 "accepted last. Fix: %s",
-                 state_dir, name, why, is_root ? "root" : "targets",
-                 is_root ? "take the newest root again (rampart-agent trust --update-root FILE)"
-                         : "remove it if you trust the service's current targets (the device "
-                           "then cannot refuse targets older than the ones it had)");
-}
-
-/* A kept envelope (root or targets). RP_ERR_NOT_FOUND when there is none. OUT: *env
- * (malloc'd, NUL-terminated), *len. */
-static rp_err_t load_kept(const char *state_dir, const char *name, char **env, size_t *len)
-{
-    char path[PATH_MAX];
-    uint8_t *data;
-    rp_err_t err = state_file(state_dir, name, path, sizeof(path));
-
-    *env = NULL;
-    if (err == RP_OK)
-        err = rp_read_file(path, RP_MD_MAX, &data, len);
-    if (err == RP_OK)
-        *env = (char *)data;
-    if (err != RP_OK && err != RP_ERR_NOT_FOUND)
-        kept_corrupt(state_dir, name, err == RP_ERR_TOO_LARGE ? "too large" : rp_strerror(err));
-    return err;
-}
-
-static rp_err_t keep(const char *state_dir, const char *name, const char *text, size_t len)
-{
-    char path[PATH_MAX];
-    rp_err_t err = ensure_dir(state_dir, "update");
-
-    if (err == RP_OK)
-        err = state_file(state_dir, name, path, sizeof(path));
     return err == RP_OK ? rp_write_file_atomic(path, text, len, 0600, 0) : err;
-}
-
-/* The root the device keeps: accepted when it was kept, and still signed by its own keys (its
- * age does not matter here: whether it has expired is the check's to say). OUT: *root. */
-rp_err_t rp_update_root(const char *state_dir, rp_md_root_t *root)
-{
-    rp_md_root_trust_t trust = {NULL, NULL, 0, true};
-    char *env, detail[256];
-    size_t len;
-    rp_err_t err = load_kept(state_dir, ROOT_FILE, &env, &len);
-
-    if (err == RP_OK) {
-        err = rp_md_root_accept(env, len, &trust, root, detail, sizeof(detail));
-        if (err != RP_OK)
-            kept_corrupt(state_dir, ROOT_FILE, detail);
-    }
-    free(env);
-    return err;
-}
-
-rp_err_t rp_update_trust_root(const char *state_dir, const char *path)
-{
-    rp_md_root_trust_t trust = {NULL, NULL, 0, true};
-    rp_md_root_t *root = calloc(1, sizeof(*root)), *kept = calloc(1, sizeof(*kept));
-    char detail[256];
-    uint8_t *data = NULL;
-    size_t len;
-    rp_err_t err = root != NULL && kept != NULL ? rp_read_file(path, RP_MD_MAX, &data, &len)
-                                                : RP_ERR_NO_MEMORY;
-
-    /* The first root: trusted because the operator provisioned it, signed by its own keys. */
-    if (err == RP_OK) {
-        err = rp_md_root_accept((const char *)data, len, &trust, root, detail, sizeof(detail));
-        if (err != RP_OK)
-            rp_log_error("%s: %s", path, detail);
-    }
-    /* Never step back: a root the device has is kept if it is newer. */
-    if (err == RP_OK && rp_update_root(state_dir, kept) == RP_OK && kept->version > root->version)
-        err = RP_ERR_ROLLBACK;
-    if (err == RP_OK)
-        err = keep(state_dir, ROOT_FILE, (const char *)data, len);
-    free(data);
-    free(root);
-    free(kept);
-    return err;
-}
-
-rp_err_t rp_update_image_keys(const char *state_dir, rp_md_role_t *role, bool *have_root)
-{
-    rp_md_root_t *root = calloc(1, sizeof(*root));
-    rp_err_t err = root != NULL ? rp_update_root(state_dir, root) : RP_ERR_NO_MEMORY;
-
-    *have_root = err != RP_ERR_NOT_FOUND;
-    if (err == RP_OK)
-        *role = root->images;
-    free(root);
-    return err == RP_ERR_NOT_FOUND ? RP_OK : err;
 }
 
 /* ---- talking to the service ---- */
@@ -142,15 +37,16 @@ rp_err_t rp_update_image_keys(const char *state_dir, rp_md_role_t *role, bool *h
 struct client {
     rp_agent_t *a;
     const char *server, *ca;
-    char cert[PATH_MAX + 16];
+    char cert[PATH_MAX + 64];
 };
 
-/* The device's certificate and key on curl's TLS context: the key stays in the root of trust. */
+/* The device's certificate and key on curl's TLS context: the key stays in the root of trust
+ * (through the monitor: TLS 1.3, each CertificateVerify signed by it). */
 static int client_cert(SSL_CTX *ctx, void *arg)
 {
     struct client *c = arg;
 
-    return rp_rot_ssl_ctx_use(c->a->rot, ctx, c->cert);
+    return rp_agent_ssl_ctx_use(c->a, ctx, c->cert);
 }
 
 static rp_err_t get(struct client *c, const char *path, rp_http_response_t *r, char *detail,
@@ -221,6 +117,44 @@ static rp_err_t refuse(rp_update_summary_t *s, rp_err_t err, const char *fmt, ..
     return err;
 }
 
+/* Keep the next root: through the monitor, which owns the trust anchor and checks it again
+ * (TRUST_ROOT, the document as a descriptor); otherwise here. */
+static rp_err_t keep_next_root(rp_agent_t *a, const char *env, size_t len, rp_update_summary_t *s)
+{
+    static rp_mon_reply_t r;
+    rp_mon_request_t q = {.type = RP_MON_TRUST_ROOT};
+    rp_err_t err;
+    int fd;
+
+    if (a->rot != NULL) { /* single-process mode: kept here, with the monitor's own check */
+        char detail[256];
+        uint64_t version;
+        err = rp_update_take_root(a->state_dir, env, len, false, &version, detail, sizeof(detail));
+        return err == RP_OK ? RP_OK : refuse(s, err, "%s", detail);
+    }
+    err = rp_update_root_fd(env, len, &fd);
+    if (err == RP_OK) {
+        err = rp_agent_monitor_call(a, &q, fd, &r);
+        close(fd);
+    }
+    if (err != RP_OK)
+        return refuse(s, err, "the monitor did not take the next root (see above)");
+    return RP_OK;
+}
+
+rp_err_t rp_update_root_fd(const char *env, size_t len, int *fd)
+{
+    *fd = memfd_create("rampart-root", MFD_CLOEXEC);
+    if (*fd < 0)
+        return RP_ERR_IO;
+    if (rp_write_all(*fd, env, len) != RP_OK) {
+        close(*fd);
+        *fd = -1;
+        return RP_ERR_IO;
+    }
+    return RP_OK;
+}
+
 /* Newer roots, each signed by the keys of the one before and by its own (rp_md_root_accept).
  * OUT: *root, the current root. */
 static rp_err_t update_roots(struct client *c, rp_md_root_t *root, rp_update_summary_t *s)
@@ -255,13 +189,13 @@ static rp_err_t update_roots(struct client *c, rp_md_root_t *root, rp_update_sum
             rp_log_error("update refused: %s", s->detail);
             break;
         }
-        err = keep(c->a->state_dir, ROOT_FILE, next, strlen(next));
+        err = keep_next_root(c->a, next, strlen(next), s);
         if (err == RP_OK && !rp_md_role_equal(&root->online, &accepted->online)) {
             /* A new online key: what the old one signed (a stolen key's version 2^62, say) no
              * longer holds the device back, as TUF forgets targets when their key rotates. */
             char kept[PATH_MAX];
-            if (state_file(c->a->state_dir, TARGETS_FILE, kept, sizeof(kept)) == RP_OK &&
-                unlink(kept) != 0 && errno != ENOENT)
+            if (rp_agent_file(c->a, TARGETS_FILE, kept, sizeof(kept)) == RP_OK &&
+                unlink(kept) != 0 && errno != ENOENT && errno != EACCES)
                 err = RP_ERR_IO;
         }
         if (err == RP_OK) {
@@ -283,14 +217,14 @@ static rp_err_t update_targets(struct client *c, const rp_md_root_t *root, rp_md
 {
     rp_md_targets_trust_t trust = {root, c->a->device_id, 0, (int64_t)time(NULL), false};
     rp_http_response_t r;
-    char *env = NULL, path[96];
+    char *env = NULL, path[96], kept_path[PATH_MAX];
     size_t len;
     rp_err_t err;
 
     /* The device says what its root of trust accepts, so that the service refuses a deployment
      * it could never install. */
     snprintf(path, sizeof(path), "/api/v1/device/targets?security_counter_max=%lu",
-             (unsigned long)rp_rot_seccnt_max(c->a->rot));
+             (unsigned long)rp_agent_seccnt_max(c->a));
     err = get(c, path, &r, s->detail, sizeof(s->detail));
     if (err != RP_OK)
         return err;
@@ -299,7 +233,9 @@ static rp_err_t update_targets(struct client *c, const rp_md_root_t *root, rp_md
      * kept the device from forgetting it when the root changed), whatever their age. A kept file
      * that is not a targets document is corrupt: without it the device could not refuse older
      * targets, so the update stops. */
-    err = load_kept(c->a->state_dir, TARGETS_FILE, &env, &len);
+    err = rp_agent_file(c->a, TARGETS_FILE, kept_path, sizeof(kept_path));
+    if (err == RP_OK)
+        err = rp_update_load_kept(kept_path, false, &env, &len);
     if (err == RP_OK) {
         rp_md_targets_trust_t kept = {root, c->a->device_id, 0, 0, true};
         char detail[256];
@@ -309,34 +245,131 @@ static rp_err_t update_targets(struct client *c, const rp_md_root_t *root, rp_md
         else if (err == RP_ERR_BAD_SIGNATURE)
             err = RP_OK; /* signed by an online key the root no longer names: does not count */
         else
-            kept_corrupt(c->a->state_dir, TARGETS_FILE, detail);
+            rp_update_kept_corrupt(kept_path, false, detail);
     }
     free(env);
     if (err != RP_OK && err != RP_ERR_NOT_FOUND) {
         rp_http_response_free(&r);
-        return refuse(s, err, "%s/%s is not usable (see above)", c->a->state_dir, TARGETS_FILE);
+        return refuse(s, err, "%s is not usable (see above)", kept_path);
     }
     err = rp_md_targets_accept(r.body, r.len, &trust, targets, s->detail, sizeof(s->detail));
     if (err == RP_OK)
-        err = keep(c->a->state_dir, TARGETS_FILE, r.body, r.len);
+        err = keep_targets(c->a, r.body, r.len);
     else
         rp_log_error("update refused: %s", s->detail);
     rp_http_response_free(&r);
     return err;
 }
 
-/* Whether the component runs this image already. */
-static bool running(rp_agent_t *a, const char *name, const char *image_hash)
+/* The monitor's STATUS: its answer for name (RP_ERR_NOT_FOUND when it has no such component). */
+static rp_err_t monitor_component(rp_agent_t *a, const char *name, rp_mon_component_t *out)
+{
+    static rp_mon_reply_t r;
+    rp_mon_request_t q = {.type = RP_MON_STATUS};
+    rp_err_t err = rp_agent_monitor_call(a, &q, -1, &r);
+
+    for (size_t i = 0; err == RP_OK && i < r.u.status.n; i++)
+        if (strcmp(r.u.status.c[i].name, name) == 0) {
+            *out = r.u.status.c[i];
+            return RP_OK;
+        }
+    return err == RP_OK ? RP_ERR_NOT_FOUND : err;
+}
+
+/* Whether the component runs this image already. Through the monitor (the slots are not the
+ * agent's to read): whether it runs this version; an image of the same version that differs is
+ * the monitor's install to refuse. */
+static bool running(rp_agent_t *a, const char *name, const char *image_hash, const char *version)
 {
     char path[PATH_MAX], hex[2 * RP_SHA256_LEN + 1];
     rp_component_t comp;
     rp_slot_image_t img;
+    rp_mon_component_t mc;
 
+    if (a->rot == NULL)
+        return monitor_component(a, name, &mc) == RP_OK && strcmp(mc.version, version) == 0;
     return rp_component_load(a->state_dir, name, &comp) == RP_OK && comp.active >= 0 &&
            rp_slot_path(a->state_dir, name, comp.active, path, sizeof(path)) == RP_OK &&
            rp_slot_check(a, &comp, path, &img) == RP_OK && img.valid &&
            rp_hex_encode(img.digest, RP_SHA256_LEN, hex, sizeof(hex)) == RP_OK &&
            strcmp(hex, image_hash) == 0;
+}
+
+rp_err_t rp_agent_install(rp_agent_t *a, const char *name, const char *path,
+                          const rp_install_opts_t *opts, rp_install_result_t *res)
+{
+    static rp_mon_reply_t r;
+    rp_mon_request_t q = {.type = RP_MON_INSTALL};
+    rp_err_t err;
+    int fd;
+
+    if (a->rot != NULL)
+        return rp_install(a, name, path, opts, res);
+    if (strlen(name) >= sizeof(q.u.install.component))
+        return RP_ERR_INVALID_ARG;
+    strcpy(q.u.install.component, name);
+    q.u.install.health_seconds = opts->health_seconds > 0 ? (uint32_t)opts->health_seconds : 0;
+    /* The monitor reads the image from this descriptor, never from a path the agent names. */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        rp_log_error("%s: %s", path, strerror(errno));
+        return RP_ERR_IO;
+    }
+    err = rp_agent_monitor_call(a, &q, fd, &r);
+    close(fd);
+    if (err == RP_OK) {
+        res->state = (rp_update_state_t)r.u.install.state;
+        snprintf(res->detail, sizeof(res->detail), "%s", r.u.install.detail);
+    }
+    return err;
+}
+
+rp_err_t rp_agent_recover(rp_agent_t *a, int *unbootable)
+{
+    static rp_mon_reply_t r;
+    rp_mon_request_t q = {.type = RP_MON_RECOVER};
+    rp_err_t err;
+
+    if (a->rot != NULL)
+        return rp_components_recover(a, unbootable);
+    err = rp_agent_monitor_call(a, &q, -1, &r);
+    if (err == RP_OK && unbootable != NULL)
+        *unbootable = (int)r.u.recover.unbootable;
+    return err;
+}
+
+/* What the image says of itself, unverified (the monitor verifies it when it installs): through
+ * the monitor, the agent holds no keys' verdict, only the bytes the metadata named. */
+static rp_err_t image_identity(rp_agent_t *a, const char *name, const char *path,
+                               rp_slot_image_t *img)
+{
+    uint8_t scratch[4096];
+    rp_image_identity_t id;
+    rp_file_image_t f;
+    rp_component_t none;
+    rp_err_t err;
+
+    if (a->rot != NULL) {
+        err = rp_component_load(a->state_dir, name, &none);
+        return err == RP_OK || err == RP_ERR_NOT_FOUND ? rp_slot_check(a, &none, path, img) : err;
+    }
+    memset(img, 0, sizeof(*img));
+    if (rp_file_image_open(&f, path) != RP_OK)
+        return RP_OK; /* not an image: the monitor's install says so */
+    err = rp_image_identity_read(&f.io, &id);
+    if (err == RP_OK)
+        err = rp_image_hash(&f.io, &id.layout, scratch, sizeof(scratch), img->digest);
+    if (err == RP_OK)
+        err = rp_image_version_format(&id.layout.hdr.version, img->version, sizeof(img->version));
+    rp_file_image_close(&f);
+    if (err != RP_OK) {
+        memset(img, 0, sizeof(*img));
+        return RP_OK;
+    }
+    img->ver = id.layout.hdr.version;
+    img->has_security_counter = id.has_security_counter;
+    img->security_counter = id.security_counter;
+    return RP_OK;
 }
 
 /* A target refused before it reached rp_install: recorded on the device and reported. */
@@ -348,8 +381,9 @@ static void refused_target(struct client *c, const char *deployment, const char 
     rp_component_t existing;
 
     /* Recorded on a component the device has; names the metadata made up make no state (each
-     * would take a security counter). */
-    if (rp_component_name_valid(name, strlen(name)) &&
+     * would take a security counter). Through the monitor, only reported (the state is the
+     * monitor's, and it records what reaches its install). */
+    if (c->a->rot != NULL && rp_component_name_valid(name, strlen(name)) &&
         rp_component_load(c->a->state_dir, name, &existing) == RP_OK &&
         rp_component_note(c->a, name, RP_UPDATE_REFUSED, version, detail) != RP_OK)
         rp_log_warn("%s: cannot record the refusal", name);
@@ -374,9 +408,10 @@ static rp_err_t try_delta(struct client *c, const char *name, const char *image,
     int fd;
     rp_err_t err;
 
-    /* A delta no smaller than the image saves nothing: the whole image. */
-    if (dsize >= size || rp_component_load(c->a->state_dir, name, &comp) != RP_OK ||
-        comp.active < 0 ||
+    /* A delta no smaller than the image saves nothing: the whole image. Through the monitor the
+     * slots are not the agent's to read: the whole image. */
+    if (dsize >= size || c->a->rot == NULL ||
+        rp_component_load(c->a->state_dir, name, &comp) != RP_OK || comp.active < 0 ||
         rp_slot_path(c->a->state_dir, name, comp.active, slot, sizeof(slot)) != RP_OK)
         return RP_ERR_NOT_FOUND;
     /* The base must be exactly what the device runs. */
@@ -461,7 +496,6 @@ static rp_err_t apply_target(struct client *c, const char *deployment, const rp_
     };
     rp_install_result_t res;
     rp_slot_image_t img;
-    rp_component_t none;
     struct stat sb;
     long status;
     int fd;
@@ -475,18 +509,15 @@ static rp_err_t apply_target(struct client *c, const char *deployment, const rp_
                        "larger than the 256 MiB this device takes");
         return RP_OK;
     }
-    if (running(c->a, name, hash)) {
+    if (running(c->a, name, hash, version)) {
         s->unchanged++;
         report(c, deployment, RP_UPDATE_INSTALLED, "%s %s is running", name, version);
         return RP_OK;
     }
     report(c, deployment, RP_UPDATE_DOWNLOADING, "%s %s", name, version);
-    err = ensure_dir(c->a->state_dir, "update");
-    if (err == RP_OK)
-        err = ensure_dir(c->a->state_dir, "update/downloads");
-    if (err == RP_OK && snprintf(path, sizeof(path), "%s/update/downloads/%s", c->a->state_dir,
-                                 image) >= (int)sizeof(path))
-        err = RP_ERR_INVALID_ARG;
+    if (snprintf(url, sizeof(url), "update/downloads/%s", image) >= (int)sizeof(url))
+        return RP_ERR_INVALID_ARG;
+    err = rp_agent_file_for_write(c->a, url, path, sizeof(path));
     if (err != RP_OK)
         return err;
     if (t->has_delta) {
@@ -530,9 +561,7 @@ static rp_err_t apply_target(struct client *c, const char *deployment, const rp_
     }
     /* What the image says of itself (its fields are read before the security counter floor is
      * applied: rp_install applies that). */
-    err = rp_component_load(c->a->state_dir, name, &none);
-    if (err == RP_OK || err == RP_ERR_NOT_FOUND)
-        err = rp_slot_check(c->a, &none, path, &img);
+    err = image_identity(c->a, name, path, &img);
     if (err != RP_OK)
         return err;
     {
@@ -549,7 +578,7 @@ static rp_err_t apply_target(struct client *c, const char *deployment, const rp_
             return RP_OK;
         }
     }
-    err = rp_install(c->a, name, path, opts, &res);
+    err = rp_agent_install(c->a, name, path, opts, &res);
     (void)unlink(path);
     if (err != RP_OK)
         return err;
@@ -574,8 +603,8 @@ rp_err_t rp_update_check(rp_agent_t *a, const char *server, const char *server_c
     rp_err_t err;
 
     memset(s, 0, sizeof(*s));
-    snprintf(c.cert, sizeof(c.cert), "%s/device.crt", a->state_dir);
-    if (root == NULL || targets == NULL) {
+    if (rp_agent_file(a, "device.crt", c.cert, sizeof(c.cert)) != RP_OK || root == NULL ||
+        targets == NULL) {
         err = RP_ERR_NO_MEMORY;
     } else {
         err = rp_agent_check_certificate(a);

@@ -19,14 +19,40 @@
  * keys (rp_md_root_accept). (Replaces no newer root.) */
 rp_err_t rp_update_trust_root(const char *state_dir, const char *path) RP_MUST_CHECK;
 
+/*
+ * Take the root metadata env[0..len) as the device's root of update trust, kept in
+ * S/update/root.json (0644: public). operator (root, provisioning the device): a first root, signed
+ * by its own keys, replacing any kept root not newer. Otherwise (the agent, through the monitor's
+ * TRUST_ROOT): only the next version of the kept root, signed by its keys as well as its own; a
+ * device without a root refuses. detail says why on a refusal. OUT: *version, the kept root's.
+ */
+rp_err_t rp_update_take_root(const char *state_dir, const char *env, size_t len, bool from_operator,
+                             uint64_t *version, char *detail, size_t cap) RP_MUST_CHECK;
+
 /* The root the device keeps (S/update/root.json): accepted when it was kept, and still signed by
  * its own keys, whatever its age. RP_ERR_NOT_FOUND when the device has none; a corrupt one is
  * said, naming the file and the fix. OUT: *root. */
 rp_err_t rp_update_root(const char *state_dir, rp_md_root_t *root) RP_MUST_CHECK;
 
+/* A kept envelope (root or targets) at path, at most RP_MD_MAX bytes. RP_ERR_NOT_FOUND when there
+ * is none; otherwise an error is said (rp_update_kept_corrupt). OUT: *env (malloc'd,
+ * NUL-terminated), *len. */
+rp_err_t rp_update_load_kept(const char *path, bool is_root, char **env, size_t *len) RP_MUST_CHECK;
+/* Say that a kept envelope is corrupt: which file, why, and what to do. */
+void rp_update_kept_corrupt(const char *path, bool is_root, const char *why);
+
 /* The image keys of the device's root, if it has one. OUT: *role; *have_root. */
 rp_err_t rp_update_image_keys(const char *state_dir, rp_md_role_t *role,
                               bool *have_root) RP_MUST_CHECK;
+
+/* Install the image at path as component name: through the monitor (INSTALL, the image as a
+ * descriptor) when it serves the device, otherwise rp_install() here. */
+rp_err_t rp_agent_install(rp_agent_t *a, const char *name, const char *path,
+                          const rp_install_opts_t *opts, rp_install_result_t *res) RP_MUST_CHECK;
+/* Recovery (rp_components_recover): through the monitor (RECOVER), or here. */
+rp_err_t rp_agent_recover(rp_agent_t *a, int *unbootable) RP_MUST_CHECK;
+/* A memory file holding env[0..len), for TRUST_ROOT. OUT: *fd (close it). */
+rp_err_t rp_update_root_fd(const char *env, size_t len, int *fd) RP_MUST_CHECK;
 
 typedef struct rp_update_summary {
     int installed, unchanged, refused, rolled_back, failed; /* components */

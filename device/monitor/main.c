@@ -43,6 +43,7 @@ struct client {
     bool held;                /* not read: an install child answers it, or its request waits */
     bool waiting;             /* req is a request held until the install child exits */
     rp_mon_request_t pending; /* that request */
+    int pending_fd;           /* and its descriptor (TRUST_ROOT's), or -1 */
 };
 
 static struct {
@@ -171,7 +172,9 @@ static int listen_on(const char *path)
 static void drop(struct client *c)
 {
     close(c->fd);
-    c->fd = -1;
+    if (c->pending_fd >= 0)
+        close(c->pending_fd);
+    c->fd = c->pending_fd = -1;
     c->held = c->waiting = false;
 }
 
@@ -190,6 +193,18 @@ static void refuse_packet(struct client *c, rp_err_t err, const rp_mon_request_t
         rp_mon_send(c->fd, m.buf, len, -1) != RP_OK)
         rp_log_debug("a refused client left before its reply");
     drop(c);
+}
+
+/* The uid of c's peer, which the monitor serves by (the first root of update trust only from root):
+ * (uid_t)-1 when unknown, served as the agent, never as root. */
+static uid_t peer_uid(const struct client *c)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+
+    if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof(cred))
+        return (uid_t)-1;
+    return cred.uid;
 }
 
 static void dispatch(struct client *c, int fd);
@@ -211,8 +226,8 @@ static void serve_one(struct client *c)
     else if (rp_mon_request_decode(m.buf, len < RP_MON_HEADER_LEN ? len : RP_MON_HEADER_LEN,
                                    &m.req) != RP_OK)
         rp_log_debug("refusing request %u", m.req.id); /* the header alone: for its id */
-    if (err == RP_OK && fd >= 0 && m.req.type != RP_MON_INSTALL)
-        err = RP_ERR_MALFORMED; /* only an install carries a descriptor */
+    if (err == RP_OK && fd >= 0 && !rp_mon_type_takes_fd(m.req.type))
+        err = RP_ERR_MALFORMED; /* only an install or a root carries a descriptor */
     if (err != RP_OK) {
         rp_log_warn("a client's request was refused (%s), its connection closed", rp_strerror(err));
         if (fd >= 0)
@@ -272,7 +287,7 @@ static void install_in_child(struct client *c, int fd)
     if (pid == 0) {
         close(ch[0]);
         m.trial_fd = ch[1];
-        rp_monitor_serve(&m.agent, &m.req, fd, &m.reply);
+        rp_monitor_serve(&m.agent, &m.req, fd, peer_uid(c), &m.reply);
         reply_to(c);
         _exit(0); /* nothing of the parent's is closed or flushed: the root of trust stays its */
     }
@@ -301,6 +316,7 @@ static void dispatch(struct client *c, int fd)
     }
     if (m.install_pid > 0 && m.req.type != RP_MON_INSTALL && uses_rot(m.req.type)) {
         c->pending = m.req; /* answered when the install is done */
+        c->pending_fd = fd;
         c->waiting = c->held = true;
         return;
     }
@@ -317,7 +333,7 @@ static void dispatch(struct client *c, int fd)
         snprintf(m.reply.message, sizeof(m.reply.message),
                  "the slots are busy (another install is running): try again");
     } else {
-        rp_monitor_serve(&m.agent, &m.req, fd, &m.reply);
+        rp_monitor_serve(&m.agent, &m.req, fd, peer_uid(c), &m.reply);
     }
     if (fd >= 0)
         close(fd);
@@ -338,9 +354,11 @@ static void install_done(void)
         struct client *c = &m.clients[i];
         if (c->fd < 0 || !c->waiting)
             continue;
+        int fd = c->pending_fd;
         c->waiting = c->held = false;
+        c->pending_fd = -1;
         m.req = c->pending;
-        dispatch(c, -1);
+        dispatch(c, fd);
     }
 }
 
@@ -391,7 +409,7 @@ static void accept_one(int lfd)
         close(fd);
         return;
     }
-    m.clients[i] = (struct client){.fd = fd, .last = time(NULL)};
+    m.clients[i] = (struct client){.fd = fd, .last = time(NULL), .pending_fd = -1};
 }
 
 static int loop(int lfd, int sfd)
@@ -503,7 +521,7 @@ int main(int argc, char **argv)
         return 2;
     }
     for (int i = 0; i < CLIENTS_MAX; i++)
-        m.clients[i].fd = -1;
+        m.clients[i].fd = m.clients[i].pending_fd = -1;
     err = rp_agent_check_state_dir(state_dir);
     if (err != RP_OK) {
         rp_log_error("%s: %s", state_dir,
@@ -526,6 +544,12 @@ int main(int argc, char **argv)
     err = rp_agent_open(&m.agent, state_dir, NULL);
     if (err != RP_OK) {
         rp_log_error("%s: cannot open the root of trust: %s", state_dir, rp_strerror(err));
+        return 1;
+    }
+    if (m.agent_uid != (uid_t)-1 &&
+        rp_monitor_agent_dir(state_dir, m.agent_uid, m.agent_gid) != RP_OK) {
+        rp_log_error("%s: cannot make the agent's directory for --agent-user %s (said above)",
+                     state_dir, user);
         return 1;
     }
     /* Recovery takes the slots' lock as the agent's commands do (waiting: nothing is served

@@ -145,6 +145,7 @@ static const struct {
     [RP_MON_RECOVER] = {"recover",        0,                             RP_MON_CHANNEL_AGENT},
     [RP_MON_SIGN_TLS13] = {"sign-tls13",     1 + 2 + RP_TLS13_HASH_MAX,     RP_MON_CHANNEL_AGENT},
     [RP_MON_APP_LIST] = {"app-list",       0,                             RP_MON_CHANNEL_AGENT},
+    [RP_MON_TRUST_ROOT] = {"trust-root",     0,                             RP_MON_CHANNEL_AGENT},
     [RP_MON_APP_IDENTITY] = {"app-identity",   0,                             RP_MON_CHANNEL_APP  },
     [RP_MON_APP_SIGN_TLS13] = {"app-sign-tls13", 1 + 2 + RP_TLS13_HASH_MAX,     RP_MON_CHANNEL_APP  },
     [RP_MON_APP_CONNECT] = {"app-connect",    2 + RP_COMPONENT_NAME_MAX,     RP_MON_CHANNEL_APP  },
@@ -177,6 +178,23 @@ static bool type_known(unsigned t)
 int rp_mon_type_known(unsigned type)
 {
     return type_known(type);
+}
+
+int rp_mon_type_takes_fd(rp_mon_type_t type)
+{
+    return type == RP_MON_INSTALL || type == RP_MON_TRUST_ROOT;
+}
+
+static void put_u64(wr_t *w, uint64_t v)
+{
+    put_u32(w, (uint32_t)(v >> 32));
+    put_u32(w, (uint32_t)v);
+}
+
+static uint64_t get_u64(rd_t *r)
+{
+    uint64_t hi = get_u32(r);
+    return hi << 32 | get_u32(r);
 }
 
 size_t rp_mon_request_body_max(rp_mon_type_t type)
@@ -275,7 +293,8 @@ rp_err_t rp_mon_request_encode(const rp_mon_request_t *q, uint8_t *buf, size_t c
         put_str(&w, q->u.install.component, RP_COMPONENT_NAME_MAX);
         put_u32(&w, q->u.install.health_seconds);
         break;
-    default: /* STATUS, ID, RECOVER, APP_LIST, APP_IDENTITY, APP_INCOMING: no body */ break;
+    default: /* STATUS, ID, RECOVER, APP_LIST, TRUST_ROOT, APP_IDENTITY, APP_INCOMING: no body */
+        break;
     }
     return finish(&w, len);
 }
@@ -405,6 +424,7 @@ rp_err_t rp_mon_reply_encode(const rp_mon_reply_t *p, uint8_t *buf, size_t cap, 
             put_str(&w, a->missing, RP_MON_MISSING_MAX);
         }
         break;
+    case RP_MON_TRUST_ROOT: put_u64(&w, p->u.trust_root.version); break;
     default: break;
     }
     return finish(&w, len);
@@ -492,6 +512,7 @@ rp_err_t rp_mon_reply_decode(const uint8_t *buf, size_t len, rp_mon_reply_t *p)
                 r.err = RP_ERR_MALFORMED;
         }
         break;
+    case RP_MON_TRUST_ROOT: p->u.trust_root.version = get_u64(&r); break;
     default: break;
     }
 out:

@@ -9,7 +9,8 @@
  *           per-field maximum (a string holds no NUL)
  * A reply has the request's type with RP_MON_REPLY set and the request's id; its body opens with
  * a u16 status (an rp_err_t: 0 is success), then on success the type's fields, otherwise a string
- * saying why. Descriptors (INSTALL's image) travel beside the packet as SCM_RIGHTS.
+ * saying why. Descriptors (INSTALL's image, TRUST_ROOT's metadata) travel beside the packet as
+ * SCM_RIGHTS.
  *
  * Decoding is bounded and allocation-free: anything short, long, of another magic or version, of an
  * unknown type, with bytes left over, or with a field past its maximum is refused with its own
@@ -65,6 +66,8 @@ typedef struct rp_mon_app {
  * No larger than the largest EVIDENCE, so it does not raise RP_MON_PACKET_MAX. */
 #define RP_MON_CHAIN_MAX 8192
 _Static_assert(RP_MON_CHAIN_MAX <= RP_EAT_MAX_SIZE, "APP_IDENTITY must fit RP_MON_PACKET_MAX");
+/* The largest root metadata TRUST_ROOT reads from its descriptor (a root is about 2 KiB). */
+#define RP_MON_ROOT_MAX (64 * 1024)
 
 typedef enum rp_mon_type {
     RP_MON_HELLO = 1,  /* the versions each side speaks */
@@ -77,9 +80,8 @@ typedef enum rp_mon_type {
     RP_MON_RECOVER = 7,    /* put right what a cut install left */
     RP_MON_SIGN_TLS13 = 8, /* a TLS 1.3 CertificateVerify, built by the monitor from (side, hash) */
     RP_MON_APP_LIST = 9,   /* the apps the monitor supervises (component, version, state, limits) */
-    /* Reserved for the work in progress (each is implemented by one change; until then a packet of
-     * that type is refused as unknown, since rp_mon_request_body_max() says 0):
-     *   10 TRUST_ROOT     a newer root of update trust, as a descriptor; the monitor checks it */
+    RP_MON_TRUST_ROOT =
+        10, /* a root of update trust (metadata), from a descriptor: checked, kept */
     /* The app channel (appchan.h): asked by an app on its own channel, never on the agent's
      * socket; rp_mon_type_channel() is the rule. */
     RP_MON_APP_IDENTITY = 11,   /* the device certificate chain, PEM (DeviceAuthentication) */
@@ -180,6 +182,9 @@ typedef struct rp_mon_reply {
             size_t n;
         } app_list;
         struct {
+            uint64_t version; /* of the root the device keeps now */
+        } trust_root;
+        struct {
             uint8_t chain[RP_MON_CHAIN_MAX]; /* PEM, not parsed by the monitor */
             size_t len;
         } app_identity;
@@ -200,6 +205,8 @@ const char *rp_mon_app_state_name(unsigned state);
 int rp_mon_type_known(unsigned type);
 /* Where type may be asked (RP_MON_CHANNEL_NONE for an unknown type). */
 rp_mon_channel_t rp_mon_type_channel(rp_mon_type_t type);
+/* Whether a request of this type comes with a descriptor (INSTALL, TRUST_ROOT); no other may. */
+int rp_mon_type_takes_fd(rp_mon_type_t type);
 
 /* Requests: the client encodes, the monitor decodes. OUT: buf[0..*len) / *r. */
 rp_err_t rp_mon_request_encode(const rp_mon_request_t *r, uint8_t *buf, size_t cap,

@@ -135,6 +135,78 @@ static rp_err_t copy_in(int fd, const char *dir, char *path, size_t cap)
     return err;
 }
 
+/*
+ * TRUST_ROOT: the one JSON document the monitor parses (docs/monitor.md). It owns the trust anchor,
+ * whose image keys decide what installs: were the agent to keep the root, a compromised agent would
+ * choose the image keys. So the monitor reads the root from the descriptor (a regular file, at
+ * most RP_MON_ROOT_MAX bytes) and keeps it only if rp_md_root_accept (fuzzed: fuzz/metadata.c)
+ * finds it the next version signed by the kept root's keys and its own; a first root (none kept)
+ * only from root.
+ */
+static void do_trust_root(rp_agent_t *a, int fd, uid_t peer, rp_mon_reply_t *p)
+{
+    char *env = malloc(RP_MON_ROOT_MAX + 1), detail[RP_MON_MESSAGE_MAX - 32];
+    struct stat st;
+    uint64_t version = 0;
+    size_t len = 0;
+    ssize_t n;
+    rp_err_t err = env != NULL ? RP_OK : RP_ERR_NO_MEMORY;
+
+    if (err == RP_OK && (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)))
+        err = RP_ERR_INVALID_ARG;
+    /* One byte more than the limit is read: a longer document is refused, never cut. */
+    while (err == RP_OK && len <= RP_MON_ROOT_MAX &&
+           (n = pread(fd, env + len, RP_MON_ROOT_MAX + 1 - len, (off_t)len)) != 0) {
+        if (n < 0 && errno != EINTR)
+            err = RP_ERR_IO;
+        else if (n > 0)
+            len += (size_t)n;
+    }
+    if (err == RP_OK && len > RP_MON_ROOT_MAX)
+        err = RP_ERR_TOO_LARGE;
+    if (err == RP_ERR_INVALID_ARG)
+        refuse(p, err, "trust-root needs the root metadata as a descriptor of a regular file");
+    else if (err == RP_ERR_TOO_LARGE)
+        refuse(p, err, "the root metadata is larger than %d bytes", RP_MON_ROOT_MAX);
+    else if (err != RP_OK)
+        refuse(p, err, "cannot read the root metadata: %s", rp_strerror(err));
+    else if ((err = rp_update_take_root(a->state_dir, env, len, peer == 0, &version, detail,
+                                        sizeof(detail))) != RP_OK)
+        refuse(p, err, "root metadata refused: %s", detail);
+    else {
+        p->u.trust_root.version = version;
+        rp_log_info("update root version %llu kept", (unsigned long long)version);
+    }
+    free(env);
+}
+
+rp_err_t rp_monitor_agent_dir(const char *state_dir, uid_t uid, gid_t gid)
+{
+    static const char *const readable[] = {"update/root.json", "capability.json"};
+    char path[PATH_MAX];
+    struct stat st;
+    rp_err_t err;
+
+    /* S and S/update: root's, not listable by others, but passable (0711), so that the agent's
+     * user reaches S/agent/, the socket and the public documents below. */
+    if (stat(state_dir, &st) != 0 || chmod(state_dir, (st.st_mode & 0755) | 0711) != 0)
+        return RP_ERR_IO;
+    if (snprintf(path, sizeof(path), "%s/update", state_dir) >= (int)sizeof(path))
+        return RP_ERR_INVALID_ARG;
+    if (mkdir(path, 0711) != 0 && errno != EEXIST)
+        return RP_ERR_IO;
+    if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode) || chmod(path, (st.st_mode & 0755) | 0711))
+        return RP_ERR_IO;
+    for (size_t i = 0; i < sizeof(readable) / sizeof(readable[0]); i++)
+        if (snprintf(path, sizeof(path), "%s/%s", state_dir, readable[i]) < (int)sizeof(path) &&
+            lstat(path, &st) == 0 && S_ISREG(st.st_mode) && chmod(path, 0644) != 0)
+            return RP_ERR_IO;
+    err = rp_agent_dir_make(state_dir, uid, gid);
+    if (err == RP_OK)
+        rp_log_info("%s/agent: the agent's own directory, uid %u's", state_dir, (unsigned)uid);
+    return err;
+}
+
 static void do_install(rp_agent_t *a, const rp_mon_request_t *q, int fd, rp_mon_reply_t *p)
 {
     rp_install_opts_t opts = {
@@ -192,7 +264,8 @@ rp_err_t rp_monitor_sign_tls13(rp_agent_t *a, const rp_mon_request_t *q, rp_mon_
     return err;
 }
 
-void rp_monitor_serve(rp_agent_t *a, const rp_mon_request_t *q, int fd, rp_mon_reply_t *p)
+void rp_monitor_serve(rp_agent_t *a, const rp_mon_request_t *q, int fd, uid_t peer,
+                      rp_mon_reply_t *p)
 {
     rp_err_t err = RP_OK;
     int unbootable = 0, lock;
@@ -239,6 +312,7 @@ void rp_monitor_serve(rp_agent_t *a, const rp_mon_request_t *q, int fd, rp_mon_r
         if (lock >= 0)
             close(lock);
         break;
+    case RP_MON_TRUST_ROOT: do_trust_root(a, fd, peer, p); break;
     default: refuse(p, RP_ERR_UNSUPPORTED, "unknown request"); break;
     }
     if (err != RP_OK)

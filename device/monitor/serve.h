@@ -5,14 +5,21 @@
 #define RAMPART_MONITOR_SERVE_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "agent.h"
 #include "proto.h"
 #include "slots.h"
 
-/* Answer q (fd: the descriptor that came with it, or -1; the caller closes it). OUT: *p, always a
- * reply to send (an error reply when the monitor could not do it). */
-void rp_monitor_serve(rp_agent_t *a, const rp_mon_request_t *q, int fd, rp_mon_reply_t *p);
+/* Answer q (fd: the descriptor that came with it, or -1; the caller closes it; peer: the client's
+ * uid, SO_PEERCRED). OUT: *p, always a reply to send (an error reply when the monitor could not do
+ * it). */
+void rp_monitor_serve(rp_agent_t *a, const rp_mon_request_t *q, int fd, uid_t peer,
+                      rp_mon_reply_t *p);
+
+/* For --agent-user: S and S/update made passable (0711), the public documents in them (the update
+ * root, the capability) readable, and S/agent/ made the agent's (rp_agent_dir_make). */
+rp_err_t rp_monitor_agent_dir(const char *state_dir, uid_t uid, gid_t gid) RP_MUST_CHECK;
 
 /* How an INSTALL's app trial runs (rp_install_opts_t): the monitor sets its app supervisor's at
  * start. NULL: a plain process. */

@@ -41,8 +41,8 @@ runner=$!; E2E_PIDS+=("$runner")
 for _ in $(seq 1 150); do jq -e '.status == "ready"' "$S/components/app/run.json" >/dev/null 2>&1 && break; sleep 0.2; done
 jq -e '.status == "ready"' "$S/components/app/run.json" >/dev/null || fail "the app did not get ready: $(cat "$d/run.log")"
 kill "$runner"; wait "$runner" 2>/dev/null || true
-for f in rot identity.pem counter.boot seccnt.0 measurements boot_id measured device.crt ca-chain.pem \
-  attestation.json service.json update/root.json update/targets.json components/app/state \
+for f in rot identity.pem counter.boot seccnt.0 measurements boot_id measured agent/device.crt agent/ca-chain.pem \
+  agent/attestation.json agent/service.json update/root.json agent/update/targets.json components/app/state \
   components/app/run.json components/app/a.img; do
   [ -f "$S/$f" ] || fail "the device lacks $f"
 done
@@ -139,11 +139,11 @@ for how in garbage empty huge; do
   corrupt "$S" measured "$how" 0 "What this boot measured is lost" evidence "${ev[@]}"
   corrupt "$S" components/app/state "$how" 1 "is corrupt" status
   corrupt "$S" components/app/run.json "$how" 0 "is corrupt" status
-  corrupt "$S" device.crt "$how" 1 "attest again" check-now
-  corrupt "$S" ca-chain.pem "$how" 1 "attest again" check-now
-  corrupt "$S" service.json "$how" 1 "give --server URL --server-ca FILE" check-now
+  corrupt "$S" agent/device.crt "$how" 1 "attest again" check-now
+  corrupt "$S" agent/ca-chain.pem "$how" 1 "attest again" check-now
+  corrupt "$S" agent/service.json "$how" 1 "give --server URL --server-ca FILE" check-now
   corrupt "$S" update/root.json "$how" 1 "rampart-agent trust --update-root" status
-  corrupt "$S" update/targets.json "$how" 1 "is corrupt" check-now
+  corrupt "$S" agent/update/targets.json "$how" 1 "is corrupt" check-now
   corrupt "$S" components/app/a.img "$how" 1 "does not verify" recover
   corrupt "$T" tcti "$how" 1 "is corrupt" id
   corrupt "$T" identity.tss2 "$how" 1 "identity.tss2" id
@@ -156,14 +156,14 @@ corrupt "$T" rot garbage 1 "Fix: echo tpm2 > $d/case/rot" id
 fresh "$S"; echo tpm2 >"$C/rot"
 expect 1 "$AGENT" id --state-dir "$C"; err_has "tpm2"; ! grep -q "error:  " "$E2E_DIR/err" || fail "an empty path: $(cat "$E2E_DIR/err")"
 # a corrupt device certificate is replaced by attesting again (the daemon attests at start)
-fresh "$S"; printf 'garbage\n' >"$C/device.crt"
+fresh "$S"; printf 'garbage\n' >"$C/agent/device.crt"
 expect 0 "$AGENT" attest --state-dir "$C" --server "$SERVER_URL" --server-ca "$SERVER_CA"
 expect 0 "$AGENT" check-now --state-dir "$C" --health-seconds 1
 # a corrupt targets file refuses the update (the device could not refuse older targets), changes nothing
-fresh "$S"; printf 'garbage\n' >"$C/update/targets.json"
+fresh "$S"; printf 'garbage\n' >"$C/agent/update/targets.json"
 expect 1 "$AGENT" check-now --state-dir "$C" --health-seconds 1
-err_has "update refused: $C/update/targets.json is not usable"
-eq "$(cat "$C/update/targets.json")" garbage "the corrupt targets file, left for the operator"
+err_has "update refused: $C/agent/update/targets.json is not usable"
+eq "$(cat "$C/agent/update/targets.json")" garbage "the corrupt targets file, left for the operator"
 echo "corrupt state files: $cases cases, each named"
 
 # --- the measured list: versioned JSON; the earlier line format converted once ------------------

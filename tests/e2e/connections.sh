@@ -74,7 +74,7 @@ expect 0 "$RAMPART" device claim --tenant "$acme" "$dev"
 expect 0 "$RAMPART" device assign --tenant "$acme" --product Thermostat --group "Field Test" "$dev"
 expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$image"
 expect 0 "$AGENT" attest --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$SERVER_CA"
-took=$(curl -s --cacert "$SERVER_CA" --cert "$d/dev/device.crt" --key "$d/dev/identity.pem" \
+took=$(curl -s --cacert "$SERVER_CA" --cert "$d/dev/agent/device.crt" --key "$d/dev/identity.pem" \
   --limit-rate 1M -o "$d/downloaded" -w '%{time_total}' "$SERVER_URL/api/v1/device/images/$image") ||
   fail "the slow download failed (curl $?)"
 cmp -s "$d/app.img" "$d/downloaded" || fail "the slow download is not the image"

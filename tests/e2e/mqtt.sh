@@ -27,7 +27,7 @@ for dev in a b x t c; do
   expect 0 "$AGENT" attest --state-dir "$d/$dev" --server "$SERVER_URL" --server-ca "$SERVER_CA"
 done
 # u never attests: the best it has is a certificate it made itself
-openssl req -x509 -new -key "$d/u/identity.pem" -subj "/CN=$(id_of u)" -days 1 -out "$d/u/device.crt" 2>/dev/null
+openssl req -x509 -new -key "$d/u/identity.pem" -subj "/CN=$(id_of u)" -days 1 -out "$d/u/agent/device.crt" 2>/dev/null
 
 # --- the broker: trusts only acme's CA, requires a client certificate, checks acme's CRL ---------
 "$RAMPART" ca download --tenant "$acme" --out "$d/acme-ca.pem" >/dev/null
@@ -63,7 +63,7 @@ mq() { # mq pub|sub DEVICE ARGS...
   local tool=mosquitto_$1 dev=$2
   shift 2
   timeout 90 "$tool" -h localhost -p "$port" --cafile "$d/bca.pem" \
-    --cert "$d/$dev/device.crt" --key "$d/$dev/identity.pem" -i "client-$dev-$RANDOM" "$@"
+    --cert "$d/$dev/agent/device.crt" --key "$d/$dev/identity.pem" -i "client-$dev-$RANDOM" "$@"
 }
 start_broker
 
@@ -84,7 +84,7 @@ kill "$broker_pid"; wait "$broker_pid" 2>/dev/null || true
 start_broker
 expect_fail mq pub x -t telemetry/x -m "x after" -q 1
 cat "$d/acme-ca.pem" "$d/crl.pem" >"$d/ca+crl.pem"
-openssl verify -crl_check -CAfile "$d/ca+crl.pem" "$d/x/device.crt" >"$d/verify.out" 2>&1 || true
+openssl verify -crl_check -CAfile "$d/ca+crl.pem" "$d/x/agent/device.crt" >"$d/verify.out" 2>&1 || true
 grep -q "certificate revoked" "$d/verify.out" || fail "the broker's CRL does not revoke x's certificate"
 expect 1 "$AGENT" attest --state-dir "$d/x" --server "$SERVER_URL" --server-ca "$SERVER_CA"
 err_has "blocked"

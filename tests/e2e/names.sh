@@ -89,7 +89,7 @@ dev=$("$AGENT" id --state-dir "$d/dev" 2>/dev/null | sed -n 's/^device id: //p')
 expect 0 "$RAMPART" device claim --tenant "$legacy" "$dev"
 expect 0 "$AGENT" attest --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$SERVER_CA"
 out_has "attested: device"
-openssl verify -CAfile "$d/legacy-ca.pem" "$d/dev/device.crt" >/dev/null ||
+openssl verify -CAfile "$d/legacy-ca.pem" "$d/dev/agent/device.crt" >/dev/null ||
   fail "the old tenant's device certificate does not verify"
 # its name is kept whole, and no new tenant may take it or look like it
 expect 1 "$RAMPART" tenant create "$long"; err_has "at most 64 characters"

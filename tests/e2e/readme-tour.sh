@@ -28,7 +28,7 @@ has() { grep -qF -- "$1" "$d/tour.out" || { tail -80 "$d/tour.out" >&2; fail "th
 has "firmware.img: valid: version 1.2.3+4"
 has '"1.2.3+4"'
 has "attestation refused (HTTP 403): unclaimed"
-has "dev1/device.crt: OK"                          # openssl verify of the issued certificate
+has "dev1/agent/device.crt: OK"                          # openssl verify of the issued certificate
 has "attestation refused (HTTP 403): blocked"
 has "root version 1 signed and uploaded"
 has "app: installed: started and said it is ready"

@@ -182,7 +182,7 @@ body_has '.message == "\"allow_debug\" is true or false"'
 expect 0 "$AGENT" provision --state-dir "$d/dev" --rot soft; dev=$(cat "$d/out")
 expect 0 "$RAMPART" device claim --tenant "$acme" "$dev"
 expect 0 "$AGENT" attest --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$SERVER_CA"
-serial=$(openssl x509 -in "$d/dev/device.crt" -noout -serial | cut -d= -f2 | tr A-F a-f)
+serial=$(openssl x509 -in "$d/dev/agent/device.crt" -noout -serial | cut -d= -f2 | tr A-F a-f)
 builds() { curl -s --cacert "$SERVER_CA" "$SERVER_URL/metrics" | sed -n 's/^rampart_crl_builds_total //p'; }
 crl() { # crl [IF_NONE_MATCH]: status, ETag, body in $d/crl.der
   local inm=()

@@ -159,7 +159,7 @@ attest() { "$AGENT" attest --state-dir "$d/$1" --server "$SERVER_URL" --server-c
 
 # an unclaimed device gets nothing
 expect 1 attest a; err_has "unclaimed"
-[ ! -e "$d/a/device.crt" ] || fail "an unclaimed device got a certificate"
+[ ! -e "$d/a/agent/device.crt" ] || fail "an unclaimed device got a certificate"
 
 RAMPART_TOKEN_FILE=$d/acme-reader.token expect 1 "$RAMPART" device claim --tenant "$acme" "$a"
 err_has "needs the contributor role"
@@ -177,20 +177,20 @@ expect 0 "$RAMPART" ca download --tenant "$globex" --out "$d/globex-ca.pem"
 for dev in a b t c; do
   expect 0 attest $dev; out_has "attested: device"
   ca=$d/acme-ca.pem; [ $dev = c ] && ca=$d/globex-ca.pem
-  openssl verify -CAfile "$ca" "$d/$dev/device.crt" >/dev/null || fail "$dev: openssl verify"
-  cmp -s "$ca" "$d/$dev/ca-chain.pem" || fail "$dev: ca-chain.pem is not the tenant CA"
-  nb=$(date -d "$(openssl x509 -in "$d/$dev/device.crt" -noout -startdate | cut -d= -f2)" +%s)
-  na=$(date -d "$(openssl x509 -in "$d/$dev/device.crt" -noout -enddate | cut -d= -f2)" +%s)
+  openssl verify -CAfile "$ca" "$d/$dev/agent/device.crt" >/dev/null || fail "$dev: openssl verify"
+  cmp -s "$ca" "$d/$dev/agent/ca-chain.pem" || fail "$dev: ca-chain.pem is not the tenant CA"
+  nb=$(date -d "$(openssl x509 -in "$d/$dev/agent/device.crt" -noout -startdate | cut -d= -f2)" +%s)
+  na=$(date -d "$(openssl x509 -in "$d/$dev/agent/device.crt" -noout -enddate | cut -d= -f2)" +%s)
   eq $((na - nb)) 86400 "$dev: certificate lifetime"
   id_var=$dev; [ $dev = t ] && id_var=t
-  eq "$(openssl x509 -in "$d/$dev/device.crt" -noout -subject -nameopt RFC2253)" "subject=CN=${!id_var}" "$dev: subject"
-  openssl x509 -in "$d/$dev/device.crt" -noout -ext extendedKeyUsage | grep -q 'Client Authentication, TLS Web Server Authentication' ||
+  eq "$(openssl x509 -in "$d/$dev/agent/device.crt" -noout -subject -nameopt RFC2253)" "subject=CN=${!id_var}" "$dev: subject"
+  openssl x509 -in "$d/$dev/agent/device.crt" -noout -ext extendedKeyUsage | grep -q 'Client Authentication, TLS Web Server Authentication' ||
     fail "$dev: extended key usage"
 done
 # the tenant CA: ECDSA P-256, two years, a CA
 openssl x509 -in "$d/acme-ca.pem" -noout -text | grep -q 'ASN1 OID: prime256v1' || fail "CA key type"
 openssl x509 -in "$d/acme-ca.pem" -noout -text | grep -q 'CA:TRUE' || fail "CA basic constraints"
-! openssl verify -CAfile "$d/globex-ca.pem" "$d/a/device.crt" >/dev/null 2>&1 || fail "acme's device verifies under globex"
+! openssl verify -CAfile "$d/globex-ca.pem" "$d/a/agent/device.crt" >/dev/null 2>&1 || fail "acme's device verifies under globex"
 # the CA keys are encrypted at rest
 eq "$(sqlite3 "$d/srv/rampart.db" 'select count(*) from cas')" 3 "tenant CAs"   # acme, globex, the 64-character one
 eq "$(sqlite3 "$d/srv/rampart.db" "select count(*) from cas where key_pem like '-----BEGIN ENCRYPTED PRIVATE KEY-----%'")" 3 \
@@ -291,7 +291,7 @@ body_has ".sources | length == 1"
 body_has ".sources[0].count == $((count_before + 5)) and .sources[0].last_device_id == \"$a\""
 http GET /api/v1/unproven-attestations "$d/acme-admin.token"; is_status 403   # system tokens only
 openssl req -new -key "$d/a/identity.pem" -subj "/CN=$a" -outform DER | base64 -w0 >"$d/csr-a.b64"
-status=$(curl -s -o "$d/body" -w '%{http_code}' --cacert "$SERVER_CA" --cert "$d/a/device.crt" \
+status=$(curl -s -o "$d/body" -w '%{http_code}' --cacert "$SERVER_CA" --cert "$d/a/agent/device.crt" \
   --key "$d/a/identity.pem" -H 'Content-Type: application/pkcs10' --data-binary "@$d/csr-a.b64" \
   "$SERVER_URL/.well-known/est/$acme/simplereenroll")
 is_status 200   # not attestation_required
@@ -336,7 +336,7 @@ expect 0 "$RAMPART" device show --tenant "$acme" "$a" --output json
 jq -e '.status == "active"' "$d/out" >/dev/null || fail "a device was blocked by someone without the right"
 
 # --- blocking: no more certificates, and the CRL lists the current one --------------------------
-serial=$(openssl x509 -in "$d/a/device.crt" -noout -serial | cut -d= -f2)
+serial=$(openssl x509 -in "$d/a/agent/device.crt" -noout -serial | cut -d= -f2)
 RAMPART_TOKEN_FILE=$d/acme-admin.token expect 0 "$RAMPART" device block --tenant "$acme" "$a"
 expect 1 attest a; err_has "blocked"
 eq "$(last_reason "$a")" blocked "recorded reason"
@@ -347,8 +347,8 @@ expect 0 "$RAMPART" ca crl --tenant "$acme" --out "$d/crl.pem"
 openssl crl -in "$d/crl.pem" -noout -text | grep -qi "Serial Number: $serial" || fail "the CRL lacks the blocked device's certificate"
 openssl crl -in "$d/crl.pem" -CAfile "$d/acme-ca.pem" -noout 2>&1 | grep -q 'verify OK' || fail "CRL signature"
 cat "$d/acme-ca.pem" "$d/crl.pem" >"$d/ca+crl.pem"
-! openssl verify -crl_check -CAfile "$d/ca+crl.pem" "$d/a/device.crt" >/dev/null 2>&1 || fail "revoked certificate verifies"
-openssl verify -crl_check -CAfile "$d/ca+crl.pem" "$d/b/device.crt" >/dev/null || fail "b's certificate should verify"
+! openssl verify -crl_check -CAfile "$d/ca+crl.pem" "$d/a/agent/device.crt" >/dev/null 2>&1 || fail "revoked certificate verifies"
+openssl verify -crl_check -CAfile "$d/ca+crl.pem" "$d/b/agent/device.crt" >/dev/null || fail "b's certificate should verify"
 RAMPART_TOKEN_FILE=$d/acme-admin.token expect 0 "$RAMPART" device unblock --tenant "$acme" "$a"
 expect 0 attest a
 
@@ -364,13 +364,13 @@ reenroll() {
     -H 'Content-Type: application/pkcs10' --data-binary "@$d/csr.b64" \
     "$SERVER_URL/.well-known/est/$acme/simplereenroll")
 }
-reenroll --cert "$d/b/device.crt" --key "$d/b/identity.pem"; is_status 200
+reenroll --cert "$d/b/agent/device.crt" --key "$d/b/identity.pem"; is_status 200
 base64 -d "$d/body" | openssl pkcs7 -inform DER -print_certs | openssl x509 -noout -subject |
   grep -q "$b" || fail "re-enrolled certificate"
 reenroll; is_status 401                                          # no client certificate
-reenroll --cert "$d/c/device.crt" --key "$d/c/identity.pem"; is_status 401   # another tenant's
+reenroll --cert "$d/c/agent/device.crt" --key "$d/c/identity.pem"; is_status 401   # another tenant's
 openssl req -new -key "$d/a/identity.pem" -subj "/CN=$b" -outform DER | base64 -w0 >"$d/csr.b64"
-reenroll --cert "$d/b/device.crt" --key "$d/b/identity.pem"; is_status 403   # another key
+reenroll --cert "$d/b/agent/device.crt" --key "$d/b/identity.pem"; is_status 403   # another key
 
 # --- a block racing with re-enrollments leaves no certificate unrevoked --------------------------
 # Four clients re-enroll b back to back on kept-alive connections; once certificates are being
@@ -383,7 +383,7 @@ renew_until_refused() { # FILE: re-enrollments on kept-alive connections, 50 at 
   for i in $(seq 1 50); do args+=(-o /dev/null "$SERVER_URL/.well-known/est/$acme/simplereenroll"); done
   : >"$1"
   for i in $(seq 1 60); do
-    curl -s -w '%{http_code}\n' --cacert "$SERVER_CA" --cert "$d/b/device.crt" --key "$d/b/identity.pem" \
+    curl -s -w '%{http_code}\n' --cacert "$SERVER_CA" --cert "$d/b/agent/device.crt" --key "$d/b/identity.pem" \
       -H 'Content-Type: application/pkcs10' --data-binary "@$d/csr-b.b64" "${args[@]}" >>"$1" || true
     grep -qv '^200$' "$1" && return 0
   done
@@ -483,7 +483,7 @@ for reason in no_components debug_enabled no_measurement_register security_count
 done
 
 # --- the agent as a daemon: attests at start and renews --------------------------------------------
-first=$(openssl x509 -in "$d/t/device.crt" -noout -serial)
+first=$(openssl x509 -in "$d/t/agent/device.crt" -noout -serial)
 "$AGENT" run --state-dir "$d/t" --server "$SERVER_URL" --server-ca "$SERVER_CA" --renew-after 1 \
   >"$d/run.log" 2>&1 &
 run_pid=$!
@@ -491,7 +491,7 @@ E2E_PIDS+=("$run_pid")
 renewed() { [ "$(grep -c '^attested' "$d/run.log")" -ge 2 ]; }
 wait_until 60 renewed || fail "the daemon did not renew: $(cat "$d/run.log")"
 kill -TERM "$run_pid"; wait "$run_pid" || fail "the daemon did not stop cleanly"
-[ "$(openssl x509 -in "$d/t/device.crt" -noout -serial)" != "$first" ] || fail "certificate not renewed"
+[ "$(openssl x509 -in "$d/t/agent/device.crt" -noout -serial)" != "$first" ] || fail "certificate not renewed"
 
 # --- metrics count what happened ----------------------------------------------------------------------
 http GET /metrics -; is_status 200

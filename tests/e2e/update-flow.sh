@@ -71,7 +71,7 @@ for s in pending downloading installed failed rolled_back refused; do out_has "$
 # A device reports only those states, spelt exactly (one table: lib/src/update_state.c).
 report() {
   printf '{"deployment": "%s", "state": "%s", "detail": "test"}' "$dep1" "$1" >"$d/report.json"
-  status=$(curl -s -o "$E2E_DIR/body" -w '%{http_code}' --cacert "$SERVER_CA" --cert "$d/dev4/device.crt" \
+  status=$(curl -s -o "$E2E_DIR/body" -w '%{http_code}' --cacert "$SERVER_CA" --cert "$d/dev4/agent/device.crt" \
     --key "$d/dev4/identity.pem" -H 'Content-Type: application/json' --data-binary "@$d/report.json" \
     "$SERVER_URL/api/v1/device/updates")
 }
@@ -110,20 +110,20 @@ jq -e '.components[0].last_update | .result == "refused" and .version == "1.3.0+
 { cat "$d/v130.orig"; head -c 100000 /dev/zero; } >"$d/srv/images/$v130"
 expect 1 check 1; err_has "the server sent more than the announced"
 eq "$(version_of 1)" 1.1.0+0 "dev1 still runs 1.1.0"
-[ -z "$(ls -A "$d/dev1/update/downloads")" ] || fail "a refused download was kept"
+[ -z "$(ls -A "$d/dev1/agent/update/downloads")" ] || fail "a refused download was kept"
 shown "$dep4" '[.devices[] | select(.state == "refused")] | length == 1'
 cp "$d/v130.orig" "$d/srv/images/$v130"
 
 # --- an interrupted download resumes where it stopped --------------------------------------------
 # The service answers ranges...
 size=$(stat -c %s "$d/v130.orig")
-curl -s --cacert "$SERVER_CA" --cert "$d/dev2/device.crt" --key "$d/dev2/identity.pem" \
+curl -s --cacert "$SERVER_CA" --cert "$d/dev2/agent/device.crt" --key "$d/dev2/identity.pem" \
   -r 100-199 -o "$d/range" -D "$d/headers" "$SERVER_URL/api/v1/device/images/$v130"
 grep -qi "^content-range: bytes 100-199/$size" "$d/headers" || fail "no Content-Range: $(cat "$d/headers")"
 cmp "$d/range" <(tail -c +101 "$d/v130.orig" | head -c 100) || fail "the range's bytes"
 # ... but only images the device's own targets name: not another group's release (dev5 is in
 # Production, which has none), not an older release of its own group, not a made-up ID
-fetch_as() { curl -s -o /dev/null -w '%{http_code}' --cacert "$SERVER_CA" --cert "$d/dev$1/device.crt" \
+fetch_as() { curl -s -o /dev/null -w '%{http_code}' --cacert "$SERVER_CA" --cert "$d/dev$1/agent/device.crt" \
   --key "$d/dev$1/identity.pem" "$SERVER_URL/api/v1/device/$2"; }
 eq "$(fetch_as 5 "images/$v130")" 404 "a device fetching another group's image"
 eq "$(fetch_as 2 "images/$v110")" 404 "a device fetching an image its targets do not name"
@@ -132,8 +132,8 @@ eq "$(fetch_as 2 "images/$v130")" 200 "a device fetching its target"
 # ... and a device with half the image already downloaded fetches only the rest (the service
 # counts the image bytes it sends).
 sent() { curl -s --cacert "$SERVER_CA" "$SERVER_URL/metrics" | sed -n 's/^rampart_image_bytes_sent_total //p'; }
-mkdir -p "$d/dev2/update/downloads"
-head -c $((size / 2)) "$d/v130.orig" >"$d/dev2/update/downloads/$v130"
+mkdir -p "$d/dev2/agent/update/downloads"
+head -c $((size / 2)) "$d/v130.orig" >"$d/dev2/agent/update/downloads/$v130"
 before=$(sent)
 expect 0 check 2; out_has "app: installed"
 eq "$(( $(sent) - before ))" "$((size - size / 2))" "image bytes sent to resume the download"
@@ -270,14 +270,14 @@ expect 0 "$AGENT" status --state-dir "$d/dev2" --output json
 jq -e '.components | map(select(.name == "system"))[0].version == "2.3.0+0"' "$d/out" >/dev/null || fail "system 2.3.0"
 
 # --- the online key rotates: used once a root names it; devices forget what the old one signed --
-old_keyid=$(jq -r '.signatures[0].keyid' "$d/dev1/update/targets.json")
+old_keyid=$(jq -r '.signatures[0].keyid' "$d/dev1/agent/update/targets.json")
 expect 0 "$RAMPART" update-root rotate-online-key --tenant "$acme"
 openssl pkey -pubin -in "$d/out" -outform DER | sha256sum | cut -c1-64 >"$d/new.keyid"
 expect 0 check 1                                 # still signed with the key root 2 names
-eq "$(jq -r '.signatures[0].keyid' "$d/dev1/update/targets.json")" "$old_keyid" "the old key signs until a root names the new one"
+eq "$(jq -r '.signatures[0].keyid' "$d/dev1/agent/update/targets.json")" "$old_keyid" "the old key signs until a root names the new one"
 expect 0 "$RAMPART" update-root sign --tenant "$acme" --root-key "$d/root.key"
 expect 0 check 1
-eq "$(jq -r '.signatures[0].keyid' "$d/dev1/update/targets.json")" "$(cat "$d/new.keyid")" "the new online key signs"
+eq "$(jq -r '.signatures[0].keyid' "$d/dev1/agent/update/targets.json")" "$(cat "$d/new.keyid")" "the new online key signs"
 [ "$(cat "$d/new.keyid")" != "$old_keyid" ] || fail "the online key did not change"
 
 # --- what attestation sees is what runs, and the device's status says how the last update went ---
@@ -295,8 +295,8 @@ jq -e --arg id "$sensor" '.images[] | select(.id == $id) | .security_counter == 
 expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v150" "$sensor"
 expect 0 check 1; out_has "sensor: installed"
 jq -e '.signed | @base64d | fromjson | .targets[] | select(.component == "sensor") |
-  has("security_counter") and .security_counter == null' "$d/dev1/update/targets.json" >/dev/null \
-  || fail "the targets: $(jq -r '.signed | @base64d' "$d/dev1/update/targets.json")"
+  has("security_counter") and .security_counter == null' "$d/dev1/agent/update/targets.json" >/dev/null \
+  || fail "the targets: $(jq -r '.signed | @base64d' "$d/dev1/agent/update/targets.json")"
 expect 0 "$AGENT" status --state-dir "$d/dev1" --output json
 jq -e '.components | map(select(.name == "sensor"))[0] | .security_counter == null and
   .security_counter_floor == 0 and .version == "1.0.0+0"' "$d/out" >/dev/null || fail "status: $(cat "$d/out")"

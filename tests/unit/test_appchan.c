@@ -449,7 +449,7 @@ static void test_wrong_socket(void **state)
     for (rp_mon_type_t t = RP_MON_APP_IDENTITY; t < RP_MON_TYPE_END; t++) {
         memset(&q, 0, sizeof(q));
         q.type = t;
-        rp_monitor_serve(&agent, &q, -1, &p);
+        rp_monitor_serve(&agent, &q, -1, 0, &p);
         assert_int_equal(p.status, RP_ERR_UNSUPPORTED);
         assert_non_null(strstr(p.message, "app's channel"));
     }

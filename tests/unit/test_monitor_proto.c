@@ -208,6 +208,21 @@ static void test_replies_round_trip(void **state)
     q.type = RP_MON_APP_LIST;
     request_round_trip();
     assert_int_equal(rp_mon_request_body_max(RP_MON_APP_LIST), 0);
+    /* TRUST_ROOT: no body (the root comes as a descriptor), the kept root's version back (all 64
+     * bits); only it and INSTALL carry a descriptor. */
+    memset(&q, 0, sizeof(q));
+    q.type = RP_MON_TRUST_ROOT;
+    q.id = 7;
+    request_round_trip();
+    assert_int_equal(rp_mon_request_body_max(RP_MON_TRUST_ROOT), 0);
+    assert_string_equal(rp_mon_type_name(RP_MON_TRUST_ROOT), "trust-root");
+    memset(&r.u, 0, sizeof(r.u));
+    r.type = RP_MON_TRUST_ROOT;
+    r.u.trust_root.version = 0x0102030405060708ull;
+    reply_round_trip();
+    assert_true(r2.u.trust_root.version == 0x0102030405060708ull);
+    assert_true(rp_mon_type_takes_fd(RP_MON_TRUST_ROOT) && rp_mon_type_takes_fd(RP_MON_INSTALL));
+    assert_false(rp_mon_type_takes_fd(RP_MON_STATUS) || rp_mon_type_takes_fd(RP_MON_EVIDENCE));
 
     /* An error reply carries its reason, not the type's fields. */
     r.type = RP_MON_SIGN_TLS13;

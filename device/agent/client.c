@@ -1,0 +1,373 @@
+/*
+ * The agent's side of rampart-monitor, and its network side: the mode choice (a monitor serves S,
+ * or root works alone, or a refusal), requests to the monitor, the identity key as a remote TLS
+ * 1.3 key signed by the monitor, and attestation with the service. Nothing here is linked into the
+ * monitor (it links agent.c for measurement and evidence): `make size` counts what it links.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
+
+#include "agent.h"
+#include "rampart/base64.h"
+#include "rampart/file.h"
+#include "rampart/hex.h"
+#include "rampart/http_client.h"
+#include "rampart/log.h"
+#include "rampart/remote_key.h"
+
+/* ---- the mode choice ---- */
+
+static rp_err_t monitor_path(const char *state_dir, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%s/monitor.sock", state_dir);
+
+    return n < 0 || (size_t)n >= cap ? RP_ERR_INVALID_ARG : RP_OK;
+}
+
+bool rp_agent_monitor_serves(const char *state_dir)
+{
+    rp_mon_request_t q = {.type = RP_MON_HELLO, .id = 1};
+    static rp_mon_reply_t r;
+    char sock[108];
+
+    q.u.hello.min_version = q.u.hello.max_version = RP_MON_VERSION;
+    return monitor_path(state_dir, sock, sizeof(sock)) == RP_OK && access(sock, F_OK) == 0 &&
+           rp_mon_call(sock, &q, -1, &r) == RP_OK && r.status == RP_OK;
+}
+
+rp_err_t rp_agent_monitor_call(const rp_agent_t *a, rp_mon_request_t *q, int fd, rp_mon_reply_t *r)
+{
+    static uint32_t id;
+    rp_err_t err;
+
+    q->id = ++id;
+    err = rp_mon_call(a->monitor, q, fd, r);
+    if (err != RP_OK) {
+        rp_log_error("%s: the monitor did not answer: %s", a->monitor, rp_strerror(err));
+        return RP_ERR_IO;
+    }
+    if (r->status != RP_OK) {
+        rp_log_error("the monitor refused: %s", r->message);
+        return RP_ERR_IO;
+    }
+    return RP_OK;
+}
+
+/* The monitor's ID answer: the device ID must be its key's hash, or it is not believed. */
+static rp_err_t attach_monitor(rp_agent_t *a)
+{
+    static rp_mon_reply_t r;
+    rp_mon_request_t q = {.type = RP_MON_ID};
+    const uint8_t *p;
+    char id[RP_DEVICE_ID_SIZE];
+    rp_err_t err = rp_agent_monitor_call(a, &q, -1, &r);
+
+    if (err != RP_OK)
+        return err;
+    p = r.u.id.spki;
+    a->pub = d2i_PUBKEY(NULL, &p, (long)r.u.id.spki_len);
+    if (a->pub == NULL || rp_device_id_of_spki(r.u.id.spki, r.u.id.spki_len, id) != RP_OK ||
+        strcmp(id, r.u.id.device_id) != 0) {
+        rp_log_error("the monitor's answer is not a device ID and its key");
+        ERR_clear_error();
+        return RP_ERR_MALFORMED;
+    }
+    memcpy(a->device_id, id, sizeof(id));
+    a->kind = (rp_rot_kind_t)r.u.id.rot_kind;
+    return RP_OK;
+}
+
+rp_err_t rp_agent_attach(rp_agent_t *a, const char *state_dir, const char *tcti)
+{
+    static bool said;
+    struct passwd *pw;
+    rp_err_t err;
+
+    memset(a, 0, sizeof(*a));
+    if (strlen(state_dir) >= sizeof(a->state_dir) ||
+        monitor_path(state_dir, a->monitor, sizeof(a->monitor)) != RP_OK)
+        return RP_ERR_INVALID_ARG;
+    strcpy(a->state_dir, state_dir);
+    if (rp_agent_monitor_serves(state_dir)) {
+        err = attach_monitor(a);
+        if (err != RP_OK)
+            rp_agent_close(a);
+        return err;
+    }
+    a->monitor[0] = '\0';
+    if (geteuid() != 0) {
+        pw = getpwuid(geteuid());
+        rp_log_error("no rampart-monitor serves %s: start it with rampart-monitor --state-dir %s "
+                     "--agent-user %s",
+                     state_dir, state_dir, pw != NULL ? pw->pw_name : "USER");
+        return RP_ERR_NOT_FOUND;
+    }
+    if (!said)
+        rp_log_info("no rampart-monitor serves %s: single-process mode (for development): the "
+                    "agent opens the root of trust and the slots itself",
+                    state_dir);
+    said = true;
+    err = rp_agent_open(a, state_dir, tcti);
+    if (err == RP_OK)
+        a->kind = rp_rot_kind(a->rot);
+    return err;
+}
+
+rp_err_t rp_agent_become_agent_user(const rp_agent_t *a)
+{
+    char dir[PATH_MAX + 16];
+    struct stat sb;
+
+    if (a->rot != NULL || geteuid() != 0 ||
+        snprintf(dir, sizeof(dir), "%s/" RP_AGENT_DIR, a->state_dir) >= (int)sizeof(dir) ||
+        lstat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode) || sb.st_uid == 0)
+        return RP_OK;
+    if (setgroups(0, NULL) != 0 || setresgid(sb.st_gid, sb.st_gid, sb.st_gid) != 0 ||
+        setresuid(sb.st_uid, sb.st_uid, sb.st_uid) != 0 || geteuid() != sb.st_uid) {
+        rp_log_error("cannot act as the agent's user (uid %u): %s", (unsigned)sb.st_uid,
+                     strerror(errno));
+        return RP_ERR_IO;
+    }
+    rp_log_debug("acting as uid %u, the agent's user (%s's owner)", (unsigned)sb.st_uid, dir);
+    return RP_OK;
+}
+
+uint32_t rp_agent_seccnt_max(const rp_agent_t *a)
+{
+    if (a->rot != NULL)
+        return rp_rot_seccnt_max(a->rot);
+    return a->kind == RP_ROT_TPM2 ? RP_ROT_TPM2_SECCNT_MAX : UINT32_MAX;
+}
+
+/* The remote key's signer: the monitor builds the CertificateVerify content and signs it. */
+static rp_err_t sign_tls13_by_monitor(void *ctx, rp_tls13_side_t side, const uint8_t *hash,
+                                      size_t hash_len, uint8_t *sig, size_t cap, size_t *len)
+{
+    static rp_mon_reply_t r;
+    rp_mon_request_t q = {.type = RP_MON_SIGN_TLS13};
+    rp_err_t err;
+
+    if (hash_len > sizeof(q.u.sign_tls13.hash))
+        return RP_ERR_INVALID_ARG;
+    q.u.sign_tls13.side = (uint8_t)side;
+    memcpy(q.u.sign_tls13.hash, hash, hash_len);
+    q.u.sign_tls13.hash_len = hash_len;
+    err = rp_agent_monitor_call(ctx, &q, -1, &r);
+    if (err == RP_OK && r.u.sign_tls13.len > cap)
+        err = RP_ERR_BUFFER_TOO_SMALL;
+    if (err == RP_OK) {
+        memcpy(sig, r.u.sign_tls13.sig, r.u.sign_tls13.len);
+        *len = r.u.sign_tls13.len;
+    }
+    return err;
+}
+
+int rp_agent_ssl_ctx_use(rp_agent_t *a, SSL_CTX *ctx, const char *cert)
+{
+    uint8_t spki[RP_PUBKEY_DER_MAX], *p = spki;
+    EVP_PKEY *key = NULL;
+    int len, ok;
+
+    if (a->rot != NULL)
+        return rp_rot_ssl_ctx_use(a->rot, ctx, cert);
+    len = i2d_PUBKEY(a->pub, NULL);
+    if (len > 0 && len <= (int)sizeof(spki) && i2d_PUBKEY(a->pub, &p) == len)
+        key = rp_remote_key_new_tls13(spki, (size_t)len, sign_tls13_by_monitor, a);
+    /* TLS 1.3 only: the monitor signs nothing but a TLS 1.3 CertificateVerify. */
+    ok = key != NULL && SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) == 1 &&
+         SSL_CTX_use_certificate_chain_file(ctx, cert) == 1 &&
+         SSL_CTX_use_PrivateKey(ctx, key) == 1 && SSL_CTX_check_private_key(ctx) == 1;
+    if (!ok) {
+        rp_log_error("TLS with the device key through the monitor: %s",
+                     ERR_error_string(ERR_peek_last_error(), NULL));
+        ERR_clear_error();
+    }
+    EVP_PKEY_free(key); /* the SSL_CTX keeps its own reference */
+    return ok ? 1 : 0;
+}
+
+rp_err_t rp_agent_ask_evidence(rp_agent_t *a, const uint8_t *nonce, size_t nonce_len, uint8_t *out,
+                               size_t cap, size_t *len)
+{
+    rp_err_t err;
+
+    if (a->rot != NULL)
+        return rp_agent_evidence(a, nonce, nonce_len, out, cap, len);
+    { /* the monitor measures and signs: the agent only asks */
+        static rp_mon_reply_t r;
+        rp_mon_request_t q = {.type = RP_MON_EVIDENCE};
+        if (nonce_len > sizeof(q.u.evidence.nonce))
+            return RP_ERR_INVALID_ARG;
+        memcpy(q.u.evidence.nonce, nonce, nonce_len);
+        q.u.evidence.nonce_len = nonce_len;
+        err = rp_agent_monitor_call(a, &q, -1, &r);
+        if (err == RP_OK && r.u.evidence.len > cap)
+            err = RP_ERR_BUFFER_TOO_SMALL;
+        if (err == RP_OK) {
+            memcpy(out, r.u.evidence.eat, r.u.evidence.len);
+            *len = r.u.evidence.len;
+        }
+        return err;
+    }
+}
+
+/* One of the agent's own files (rp_agent_file_for_write), replaced atomically; 0644: a
+ * certificate and a verdict are not secret. */
+static rp_err_t write_agent_file(const rp_agent_t *a, const char *name, const void *data,
+                                 size_t len)
+{
+    char path[PATH_MAX + 64];
+    rp_err_t err = rp_agent_file_for_write(a, name, path, sizeof(path));
+
+    return err == RP_OK ? rp_write_file_atomic(path, data, len, 0644, 0) : err;
+}
+
+/* POST JSON to the service. OUT: the parsed response object (caller frees); res: the status,
+ * any Retry-After, and on failure the reason. */
+static rp_err_t post_json(const char *server, const char *path, const char *ca_file, json_t *req,
+                          json_t **resp, rp_agent_result_t *res)
+{
+    char url[1024], *body = json_dumps(req, JSON_COMPACT);
+    rp_http_opts_t o = {ca_file, NULL, "application/json", 30, NULL, NULL, NULL, NULL};
+    rp_http_response_t r;
+    rp_err_t err;
+
+    *resp = NULL;
+    if (body == NULL)
+        return RP_ERR_NO_MEMORY;
+    snprintf(url, sizeof(url), "%s%s", server, path);
+    err = rp_http_request("POST", url, &o, body, strlen(body), &r);
+    free(body);
+    if (err != RP_OK) {
+        snprintf(res->reason, sizeof(res->reason), "%s", r.error);
+        return err;
+    }
+    res->http_status = r.status;
+    res->retry_after = r.retry_after;
+    *resp = json_loadb(r.body, r.len, 0, NULL);
+    rp_http_response_free(&r);
+    if (!json_is_object(*resp)) {
+        json_decref(*resp);
+        *resp = NULL;
+        snprintf(res->reason, sizeof(res->reason), "the service answered %ld with no JSON object",
+                 res->http_status);
+        return RP_ERR_MALFORMED;
+    }
+    return RP_OK;
+}
+
+/* The service's reason for an answer other than 200, in res->reason. */
+static void refusal_reason(json_t *resp, rp_agent_result_t *res)
+{
+    const char *why = json_string_value(json_object_get(resp, "reason"));
+
+    if (why == NULL)
+        why = json_string_value(json_object_get(resp, "message"));
+    snprintf(res->reason, sizeof(res->reason), "%s", why != NULL ? why : "refused");
+}
+
+rp_err_t rp_agent_attest(rp_agent_t *a, const char *server, const char *ca_file,
+                         rp_agent_result_t *res)
+{
+    uint8_t nonce[RP_EAT_NONCE_MAX], evidence[RP_EAT_MAX_SIZE], spki[RP_PUBKEY_DER_MAX];
+    size_t nonce_len, evidence_len, spki_len;
+    char *b64 = NULL, *key_b64 = NULL;
+    const char *nonce_hex, *cert, *chain, *serial, *not_after;
+    json_t *req = NULL, *resp = NULL;
+    struct tm tm;
+    rp_err_t err;
+
+    memset(res, 0, sizeof(*res));
+    req = json_pack("{s:s}", "device_id", a->device_id);
+    err = post_json(server, "/api/v1/attest/nonce", ca_file, req, &resp, res);
+    json_decref(req);
+    req = NULL;
+    if (err != RP_OK)
+        return err;
+    if (res->http_status != 200) { /* busy, rate-limited, ...: the service says why */
+        refusal_reason(resp, res);
+        goto out; /* recorded like a refused verdict */
+    }
+    nonce_hex = json_string_value(json_object_get(resp, "nonce"));
+    if (nonce_hex == NULL || strlen(nonce_hex) % 2 != 0 || strlen(nonce_hex) / 2 > sizeof(nonce) ||
+        rp_hex_decode(nonce_hex, strlen(nonce_hex), nonce, strlen(nonce_hex) / 2) != RP_OK) {
+        snprintf(res->reason, sizeof(res->reason), "the service's answer lacks a nonce");
+        json_decref(resp);
+        return RP_ERR_MALFORMED;
+    }
+    nonce_len = strlen(nonce_hex) / 2;
+    json_decref(resp);
+    resp = NULL;
+
+    /* Evidence, signed inside the root of trust, and the key it is signed with. */
+    err = rp_agent_ask_evidence(a, nonce, nonce_len, evidence, sizeof(evidence), &evidence_len);
+    if (err == RP_OK)
+        err = rp_base64_encode(evidence, evidence_len, &b64);
+    if (err == RP_OK) {
+        uint8_t *p = spki;
+        int n = i2d_PUBKEY(rp_agent_pubkey(a), NULL);
+        err = n > 0 && n <= (int)sizeof(spki) && i2d_PUBKEY(rp_agent_pubkey(a), &p) == n
+                  ? RP_OK
+                  : RP_ERR_CRYPTO;
+        spki_len = (size_t)(n > 0 ? n : 0);
+    }
+    if (err == RP_OK)
+        err = rp_base64_encode(spki, spki_len, &key_b64);
+    if (err == RP_OK) {
+        req = json_pack("{s:s, s:s}", "evidence", b64, "public_key", key_b64);
+        err = post_json(server, "/api/v1/attest", ca_file, req, &resp, res);
+    }
+    if (err != RP_OK)
+        goto out;
+    if (res->http_status != 200) {
+        refusal_reason(resp, res);
+        goto out;
+    }
+    cert = json_string_value(json_object_get(resp, "certificate"));
+    chain = json_string_value(json_object_get(resp, "ca_chain"));
+    serial = json_string_value(json_object_get(resp, "serial"));
+    not_after = json_string_value(json_object_get(resp, "not_after"));
+    if (cert == NULL || chain == NULL || serial == NULL || not_after == NULL ||
+        strptime(not_after, "%Y-%m-%dT%H:%M:%SZ", memset(&tm, 0, sizeof(tm))) == NULL) {
+        snprintf(res->reason, sizeof(res->reason), "the service's answer lacks the certificate");
+        err = RP_ERR_MALFORMED;
+        goto out;
+    }
+    /* The chain first: a certificate on disk always has its CA beside it. */
+    err = write_agent_file(a, "ca-chain.pem", chain, strlen(chain));
+    if (err == RP_OK)
+        err = write_agent_file(a, "device.crt", cert, strlen(cert));
+    if (err == RP_OK) {
+        res->passed = true;
+        res->not_after = (int64_t)timegm(&tm);
+        snprintf(res->serial, sizeof(res->serial), "%s", serial);
+        snprintf(res->reason, sizeof(res->reason), "pass");
+    }
+out : {
+    /* What happened, for `rampart-agent status` and operators on the device. */
+    json_t *st = json_pack("{s:s, s:b, s:s, s:I, s:I}", "device_id", a->device_id, "passed",
+                           res->passed, "reason", res->reason, "at", (json_int_t)time(NULL),
+                           "not_after", (json_int_t)res->not_after);
+    char *text = st != NULL ? json_dumps(st, JSON_INDENT(2)) : NULL;
+    if (text != NULL)
+        (void)write_agent_file(a, "attestation.json", text, strlen(text));
+    free(text);
+    json_decref(st);
+}
+    free(key_b64);
+    free(b64);
+    json_decref(req);
+    json_decref(resp);
+    return err;
+}

@@ -1,0 +1,113 @@
+/*
+ * The agent's seccomp allow-list (confine.h). It holds what `run` does through the monitor: its
+ * loop and timers, HTTPS with libcurl and OpenSSL (sockets, name resolution by files and DNS,
+ * libcurl's resolver thread), its own files in S/agent/, the monitor's socket (descriptors passed
+ * with SCM_RIGHTS), and memfd for the root it hands over. Not: execve, fork (a thread only),
+ * ptrace, mount, setuid and the like, module loading, bpf.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <seccomp.h>
+
+#include "confine.h"
+#include "rampart/log.h"
+
+// clang-format off
+static const char *const allowed[] = {
+    /* memory, threads, time */
+    "brk", "mmap", "munmap", "mremap", "mprotect", "madvise", "futex", "set_robust_list",
+    "get_robust_list", "rseq", "set_tid_address", "arch_prctl", "prlimit64", "getrandom",
+    "clock_gettime", "clock_getres", "clock_nanosleep", "nanosleep", "gettimeofday", "time",
+    "sched_yield", "sched_getaffinity", "restart_syscall", "exit", "exit_group", "membarrier",
+    /* files: S/agent/, the CA file, name resolution's files, OpenSSL's configuration */
+    "read", "write", "pread64", "pwrite64", "readv", "writev", "open", "openat", "close", "lseek",
+    "fstat", "newfstatat", "stat", "lstat", "statx", "statfs", "fstatfs", "access", "faccessat",
+    "faccessat2", "readlink", "readlinkat", "getdents64", "mkdir", "mkdirat", "unlink", "unlinkat",
+    "rename", "renameat", "renameat2", "fsync", "fdatasync", "ftruncate", "fcntl", "flock", "dup",
+    "dup2", "dup3", "pipe", "pipe2", "ioctl", "getcwd", "fchmod", "umask", "uname", "sysinfo",
+    "memfd_create", "eventfd2",
+    /* sockets: the service, DNS, the monitor */
+    "poll", "ppoll", "select", "pselect6", "epoll_create1", "epoll_ctl", "epoll_wait",
+    "epoll_pwait", "socket", "socketpair", "connect", "bind", "recvmsg", "sendmsg", "recvfrom",
+    "sendto", "sendmmsg", "getsockopt", "setsockopt", "getsockname", "getpeername", "shutdown",
+    /* signals (SIGTERM, SIGUSR1: check now), identity */
+    "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "tgkill", "getpid",
+    "gettid", "getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid", "prctl",
+};
+// clang-format on
+
+/* LeakSanitizer stops the process with ptrace to look for leaks at exit (tests only). */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZER_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZER_BUILD 1
+#endif
+#endif
+
+rp_err_t rp_agent_confine(void)
+{
+    scmp_filter_ctx ctx;
+    int rc = 0;
+
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+        rp_log_error("seccomp: cannot set no_new_privs");
+        return RP_ERR_IO;
+    }
+    ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+    if (ctx == NULL)
+        return RP_ERR_NO_MEMORY;
+    for (size_t i = 0; rc == 0 && i < sizeof(allowed) / sizeof(allowed[0]); i++) {
+        int nr = seccomp_syscall_resolve_name(allowed[i]);
+        if (nr != __NR_SCMP_ERROR) /* a call this architecture lacks is not there to allow */
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+    }
+    /* A thread (libcurl's resolver), never a process: clone only with CLONE_THREAD. clone3's
+     * flags sit behind a pointer the filter cannot read: ENOSYS, and libc falls back to clone. */
+#ifndef SANITIZER_BUILD /* which allows every clone (below) */
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                              SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+#endif
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+#ifdef SANITIZER_BUILD
+    /* Its tracer: a process-like clone, ptrace, waiting for it, reading the threads. */
+    {
+        static const char *const sanitizer[] = {"ptrace", "process_vm_readv", "clone",
+                                                "wait4",  "getdents",         "getppid",
+                                                "kill",   "sched_getaffinity"};
+        for (size_t i = 0; rc == 0 && i < sizeof(sanitizer) / sizeof(sanitizer[0]); i++) {
+            int nr = seccomp_syscall_resolve_name(sanitizer[i]);
+            if (nr != __NR_SCMP_ERROR)
+                rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+        }
+    }
+#endif
+    if (rc == 0)
+        rc = seccomp_load(ctx);
+    seccomp_release(ctx);
+    if (rc != 0) {
+        rp_log_error("seccomp: cannot install the filter: %s", strerror(-rc));
+        return RP_ERR_IO;
+    }
+    rp_log_debug("seccomp: the agent's allow-list is in force");
+    return RP_OK;
+}
+
+int rp_agent_confine_selftest(void)
+{
+    if (rp_agent_confine() != RP_OK)
+        return 2;
+    /* Not on the list (and harmless if it ran): the filter must kill here. */
+    syscall(SYS_setns, -1, 0);
+    fprintf(stderr, "rampart-agent: survived a forbidden system call: the filter is not "
+                    "working\n");
+    return 1;
+}

@@ -1,0 +1,277 @@
+#!/usr/bin/env bash
+# End to end, the two-process device: rampart-monitor as root with --agent-user, rampart-agent as
+# that unprivileged user for every command. Provision (as root, before the monitor), the refusal
+# with no monitor, a local install, the first root only from root, attestation, an update check
+# from a real rampart-server over mutual TLS 1.3 with the key behind the monitor, root rotation
+# through TRUST_ROOT (a forged root refused), `run` under the agent's own seccomp filter, and kill
+# -9 of either process during installs: the device always holds a bootable verified image, and
+# its security counter never falls.
+# Runs as root (the monitor does; the agent is started as the user with setpriv).
+. "$(dirname "$0")/lib.sh"
+: "${AGENT:?set AGENT}" "${MONITOR:?set MONITOR}" "${RAMPART_SERVER:?set RAMPART_SERVER}"
+[ "$(id -u)" = 0 ] || fail "the two-process test runs as root (as CI does)"
+command -v setpriv >/dev/null || fail "needs setpriv (util-linux)"
+U=daemon
+getent passwd "$U" >/dev/null || fail "needs the user $U"
+d=$E2E_DIR
+chmod 711 "$d"
+mkdir -m 755 "$d/pub" # what the agent's user may read: images, roots, the service's CA
+AS_U=(setpriv --reuid="$U" --regid="$(id -g "$U")" --clear-groups)
+as_agent() { "${AS_U[@]}" "$AGENT" "$@"; }
+# in the background: "${AS_U[@]}" "$AGENT" ... & (setpriv execs the agent: $! is the agent's pid)
+
+# --- the service, the operator's keys, the images ----------------------------------------------
+start_server "$d/srv"
+cp "$SERVER_CA" "$d/pub/server-ca.pem"
+CA=$d/pub/server-ca.pem
+export RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN
+expect 0 "$RAMPART" tenant create acme; acme=$(cat "$d/out")
+expect 0 "$RAMPART" tenant policy --tenant "$acme" --allow-debug yes --require-components no
+expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/root.key"
+expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/img.key"
+expect 0 "$RAMPART" key public --key "$d/img.key" --out "$d/img.pub"
+expect 0 "$RAMPART" image-key add --tenant "$acme" --key "$d/img.pub" --name release
+expect 0 "$RAMPART" update-root sign --tenant "$acme" --root-key "$d/root.key" --out "$d/pub/root.json"
+printf '#!/bin/sh\necho ready >&"$RAMPART_READY_FD"\nexec sleep 3600\n' >"$d/good.sh"
+printf '#!/bin/sh\nexec sleep 3600\n' >"$d/quiet.sh" # never says ready: its trial lasts
+# a large app: its copy into the monitor takes long enough to be cut
+{ printf '#!/bin/sh\nexec sleep 3600\nexit 0\n'; head -c $((48 * 1024 * 1024)) /dev/urandom; } >"$d/big.sh"
+sign() { # VERSION COUNTER SCRIPT [KEY]
+  expect 0 "$RAMPART" image sign --key "${4:-$d/img.key}" --version "$1" --security-counter "$2" \
+    --type app "$3" "$d/pub/app-$1.img"
+}
+sign 1.0.0 1 "$d/good.sh"
+sign 1.0.1 2 "$d/quiet.sh"
+sign 1.0.2 3 "$d/big.sh"
+sign 1.0.3 4 "$d/quiet.sh"
+sign 1.0.4 5 "$d/big.sh"
+sign 1.0.6 5 "$d/quiet.sh"
+sign 1.0.7 6 "$d/good.sh"
+chmod 644 "$d"/pub/*
+
+# --- provision: as root, before the monitor's first start ---------------------------------------
+S=$d/dev
+expect 1 as_agent provision --state-dir "$S" --rot soft
+err_has "provision runs as root, before the monitor's first start"
+expect 0 "$AGENT" provision --state-dir "$S" --rot soft --image-key "$d/img.pub"
+id=$(tail -n1 "$d/out")
+eq "$(stat -c '%a %U' "$S/agent")" "700 root" "S/agent before the monitor"
+
+# --- no monitor: the unprivileged agent refuses, saying how to start it --------------------------
+for cmd in status attest recover; do
+  expect 1 as_agent "$cmd" --state-dir "$S" --server "$SERVER_URL" --server-ca "$CA"
+  err_has "no rampart-monitor serves $S: start it with rampart-monitor --state-dir $S --agent-user $U"
+done
+# root, with no monitor: single-process mode (development), said once
+expect 0 "$AGENT" status --state-dir "$S"; err_has "single-process mode"
+
+# --- the monitor: as root, for the agent's user ------------------------------------------------
+MON_PID=
+start_monitor() {
+  "$MONITOR" --state-dir "$S" --agent-user "$U" >>"$d/monitor.log" 2>&1 &
+  MON_PID=$!
+  E2E_PIDS+=("$MON_PID")
+  serving() { as_agent id --state-dir "$S" >/dev/null 2>&1; }
+  wait_until 60 serving || { cat "$d/monitor.log" >&2; fail "the monitor did not serve $S"; }
+}
+start_monitor
+eq "$(stat -c '%a %U' "$S/agent")" "700 $U" "S/agent: the agent's user's, private"
+eq "$(stat -c '%a %U' "$S")" "711 root" "S: root's, passable"
+eq "$(stat -c '%U' "$S/monitor.sock")" "$U" "the socket's owner"
+# the agent's user cannot read the identity key: whatever it signs, the monitor signs
+expect_fail "${AS_U[@]}" cat "$S/identity.pem"
+expect 0 as_agent provision --state-dir "$S" --rot soft; out_has "$id"
+expect 0 as_agent id --state-dir "$S"; out_has "device id: $id"
+
+# --- a local install through the monitor (INSTALL, the image as a descriptor) -------------------
+expect 0 as_agent install --state-dir "$S" --component app --health-seconds 1 "$d/pub/app-1.0.0.img"
+out_has "app: installed"
+expect 0 as_agent status --state-dir "$S"
+grep -Eq '^app +1\.0\.0\+0 +a +none +1 +installed' "$d/out" || fail "status: $(cat "$d/out")"
+expect 0 as_agent recover --state-dir "$S"
+
+# --- kill -9 across the two processes during installs -------------------------------------------
+state_of() { jq -r "$1" "$S/components/app/state" 2>/dev/null; }
+floor=1
+# holds: a bootable verified image, the security counter never below what it was
+holds() {
+  expect 0 as_agent status --state-dir "$S" --output json
+  local v f
+  v=$(jq -r '.components[] | select(.name == "app") | .version' "$d/out")
+  f=$(jq -r '.components[] | select(.name == "app") | .security_counter_floor' "$d/out")
+  [ -n "$v" ] && [ "$v" != null ] || fail "$1: no verified image runs: $(cat "$d/out")"
+  [ "$f" -ge "$floor" ] || fail "$1: the security counter fell from $floor to $f"
+  floor=$f
+  expect 0 as_agent recover --state-dir "$S"
+  echo "$1: runs $v, counter $f"
+}
+copying() { [ -e "$S/monitor-tmp/install.img" ]; }
+on_trial() { [ "$(state_of .trial)" = b ] || [ "$(state_of .trial)" = a ]; }
+settled() { [ "$(state_of .trial)" = null ] && ! copying && "$AGENT" recover --state-dir "$S" >/dev/null 2>&1; }
+fast_wait() { # CMD: poll without sleeping (the window is short), bounded
+  local end=$((SECONDS + 60))
+  until "$@"; do [ "$SECONDS" -lt "$end" ] || return 1; done
+}
+# kill_agent_at POINT VERSION: the agent is killed once the install reaches POINT; the monitor
+# finishes it, and the next status shows it.
+kill_agent_at() {
+  "${AS_U[@]}" "$AGENT" install --state-dir "$S" --component app --health-seconds 2 "$d/pub/app-$2.img" \
+    >"$d/agent.out" 2>&1 &
+  local pid=$!
+  E2E_PIDS+=("$pid")
+  fast_wait "$1" || fail "the install of $2 never reached '$1'"
+  eq "$(cat "/proc/$pid/comm" 2>/dev/null)" rampart-agent "the process killed"
+  kill -9 "$pid"
+  local rc=0; wait "$pid" 2>/dev/null || rc=$?
+  eq "$rc" 137 "the agent's end (SIGKILL, mid-install)"
+  wait_until 120 settled || { cat "$S/components/app/state" "$d/monitor.log" >&2; ls -la "$S/monitor-tmp" >&2; fail "the monitor did not finish the install of $2"; }
+  eq "$(state_of .last_update.version)" "$2+0" "the install the agent left"
+  eq "$(state_of .last_update.result)" installed "the install the agent left, finished"
+  holds "agent killed while $1 ($2)"
+}
+kill_agent_at copying 1.0.2
+kill_agent_at on_trial 1.0.3
+# kill_monitor_at POINT VERSION: the monitor is killed mid-install; its recovery at the next start
+# puts the device right (the old image, or the new one if it was confirmed).
+kill_monitor_at() {
+  local before
+  before=$(state_of .active)
+  "${AS_U[@]}" "$AGENT" install --state-dir "$S" --component app --health-seconds 3 "$d/pub/app-$2.img" \
+    >"$d/agent.out" 2>&1 &
+  local pid=$!
+  E2E_PIDS+=("$pid")
+  fast_wait "$1" || fail "the install of $2 never reached '$1'"
+  local kids
+  kids=$(pgrep -P "$MON_PID" || true) # an app on trial: started by the monitor, gone with it
+  kill -9 "$MON_PID"; wait "$MON_PID" 2>/dev/null || true
+  for k in $kids; do kill -9 "$k" 2>/dev/null || true; done
+  wait "$pid" 2>/dev/null || true
+  start_monitor
+  holds "monitor killed while $1 ($2)"
+  [ "$(state_of .trial)" = null ] || fail "a trial is left after recovery: $(cat "$S/components/app/state")"
+  eq "$(state_of .active)" "$before" "the active slot after a cut install (recovery rolled back)"
+}
+kill_monitor_at copying 1.0.4
+kill_monitor_at on_trial 1.0.6
+rm -rf "$S/monitor-tmp"
+
+# --- the first root only from root; root rotation through TRUST_ROOT ----------------------------
+expect 1 as_agent trust --state-dir "$S" --update-root "$d/pub/root.json"
+err_has "its first is given by root"
+expect 0 "$AGENT" trust --state-dir "$S" --update-root "$d/pub/root.json"; out_has "kept by rampart-monitor"
+eq "$(stat -c '%a %U' "$S/update/root.json")" "644 root" "the root: the monitor's, public"
+# a managed device takes images through deployments: a local install needs a development capability
+expect 1 as_agent install --state-dir "$S" --component app "$d/pub/app-1.0.7.img"
+err_has "this device is managed"
+
+# --- attestation through the monitor -------------------------------------------------------------
+expect 0 "$RAMPART" product create --tenant "$acme" Thermostat
+expect 0 "$RAMPART" device claim --tenant "$acme" "$id"
+expect 0 "$RAMPART" device assign --tenant "$acme" --product Thermostat --group "Field Test" "$id"
+# the service knows what the device runs (its appraisal refuses unknown images)
+upload() { expect 0 "$RAMPART" image upload --tenant "$acme" --component app "$d/pub/app-$1.img"; cat "$d/out"; }
+for v in 1.0.0 1.0.2 1.0.3; do upload "$v" >/dev/null; done
+expect 0 as_agent attest --state-dir "$S" --server "$SERVER_URL" --server-ca "$CA"
+out_has "attested: device $id"; out_has "$S/agent/device.crt"
+eq "$(stat -c '%U' "$S/agent/device.crt")" "$U" "the certificate: the agent's file"
+expect 0 "$RAMPART" ca download --tenant "$acme" --out "$d/acme-ca.pem"
+expect 0 openssl verify -CAfile "$d/acme-ca.pem" "$S/agent/device.crt"
+cmp -s "$d/acme-ca.pem" "$S/agent/ca-chain.pem" || fail "ca-chain.pem is not the tenant CA"
+
+# --- device-to-device TLS through the monitor (TLS 1.3: it signs each CertificateVerify) ------
+"${AS_U[@]}" "$AGENT" peer serve --state-dir "$S" --listen 127.0.0.1:0 >"$d/peer.out" 2>&1 &
+peer=$!
+E2E_PIDS+=("$peer")
+peer_listens() { grep -q "^listening on" "$d/peer.out"; }
+wait_until 60 peer_listens || fail "peer serve: $(cat "$d/peer.out")"
+expect 0 as_agent peer connect --state-dir "$S" --peer "$(sed -n 's/^listening on //p' "$d/peer.out")"
+out_has "peer device $id authenticated"
+rc=0; wait "$peer" || rc=$?
+eq "$rc" 0 "peer serve's exit status"
+grep -q "peer device $id authenticated" "$d/peer.out" || fail "peer serve: $(cat "$d/peer.out")"
+
+# --- an update check over mutual TLS 1.3, the key behind the monitor -----------------------------
+v107=$(upload 1.0.7)
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v107"
+dep=$(cat "$d/out")
+expect 0 as_agent check-now --state-dir "$S" --health-seconds 1
+out_has "app: installed"; out_has "1 installed"
+holds "after the update check"
+expect 0 "$RAMPART" deployment show --tenant "$acme" "$dep" --output json
+jq -e '.states.installed == 1' "$d/out" >/dev/null || fail "the service's record: $(cat "$d/out")"
+[ -z "$(ls -A "$S/agent/update/downloads")" ] || fail "a download was left"
+expect 0 as_agent check-now --state-dir "$S" --health-seconds 1; out_has "1 up to date"
+# the device-to-service connection is TLS 1.3 only: a service that stops at TLS 1.2 is refused
+# (what the monitor signs is a TLS 1.3 CertificateVerify, and nothing else)
+port=$(free_port)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/t12.key" \
+  -out "$d/pub/t12.pem" -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -days 1 2>/dev/null
+chmod 644 "$d/pub/t12.pem"
+openssl s_server -accept "$port" -tls1_2 -cert "$d/pub/t12.pem" -key "$d/t12.key" -www \
+  -Verify 1 >"$d/s_server.log" 2>&1 &
+E2E_PIDS+=("$!")
+wait_until 60 listening "$port" || fail "openssl s_server did not start"
+expect 1 as_agent check-now --state-dir "$S" --server "https://127.0.0.1:$port" --server-ca "$d/pub/t12.pem"
+err_has "127.0.0.1:$port"; err_has "protocol version" # the agent ends a TLS 1.2 handshake
+
+# --- root rotation: the agent fetches root 2 and hands it to the monitor (TRUST_ROOT) -----------
+expect 0 "$RAMPART" key generate --type ed25519 --out "$d/img2.key"
+expect 0 "$RAMPART" key public --key "$d/img2.key" --out "$d/img2.pub"
+expect 0 "$RAMPART" image-key add --tenant "$acme" --key "$d/img2.pub" --name release-2
+sign 1.1.0 7 "$d/good.sh" "$d/img2.key"; chmod 644 "$d/pub/app-1.1.0.img"
+v110=$(upload 1.1.0)
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v110"
+expect 1 as_agent check-now --state-dir "$S" --health-seconds 1
+out_has "refused: not signed by a trusted key" # root 1 does not name img2
+expect 0 "$RAMPART" update-root sign --tenant "$acme" --root-key "$d/root.key" --out "$d/pub/root2.json"
+expect 0 as_agent check-now --state-dir "$S" --health-seconds 1; out_has "app: installed"
+grep -q "update root version 2 kept" "$d/monitor.log" || fail "the monitor did not keep root 2"
+holds "after root rotation"
+# a root the agent hands over that the kept root did not sign is refused, and changes nothing
+expect 0 "$RAMPART" tenant create evil; evil=$(cat "$d/out")
+expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/rogue.key"
+expect 0 "$RAMPART" key public --key "$d/rogue.key" --out "$d/rogue.pub"
+expect 0 "$RAMPART" image-key add --tenant "$evil" --key "$d/rogue.pub" --name rogue
+# version 3, one past the device's 2, but signed by its own keys only (a chain of its own)
+for _ in 1 2 3; do
+  expect 0 "$RAMPART" update-root sign --tenant "$evil" --root-key "$d/rogue.key" --out "$d/pub/evil.json"
+done
+jq -e '.signed | @base64d | fromjson | .version == 3' "$d/pub/evil.json" >/dev/null \
+  || fail "the forged root is not version 3: $(cat "$d/pub/evil.json")"
+chmod 644 "$d/pub/evil.json"
+cp "$S/update/root.json" "$d/root.kept"
+expect 1 as_agent trust --state-dir "$S" --update-root "$d/pub/evil.json"; err_has "root metadata refused"
+expect 1 as_agent trust --state-dir "$S" --update-root "$d/pub/root.json"; err_has "root metadata refused"
+cmp -s "$S/update/root.json" "$d/root.kept" || fail "a refused root changed the kept one"
+# more than 64 KiB: refused whole
+head -c $((64 * 1024 + 1)) /dev/zero | tr '\0' ' ' >"$d/pub/huge.json"; chmod 644 "$d/pub/huge.json"
+expect 1 as_agent trust --state-dir "$S" --update-root "$d/pub/huge.json"; err_has "larger than 65536 bytes"
+
+# --- run: the daemon as the agent's user, under its own seccomp filter ---------------------------
+"${AS_U[@]}" "$AGENT" run --state-dir "$S" --server "$SERVER_URL" --server-ca "$CA" --health-seconds 1 \
+  >"$d/run.log" 2>&1 &
+runner=$!
+E2E_PIDS+=("$runner")
+checked() { grep -q "update check:" "$d/run.log"; }
+wait_until 120 checked || { cat "$d/run.log" >&2; fail "run did no update check"; }
+grep -q "through rampart-monitor" "$d/run.log" || fail "run: not through the monitor: $(cat "$d/run.log")"
+grep -q "attested: device $id" "$d/run.log" || fail "run did not attest: $(cat "$d/run.log")"
+kill -USR1 "$runner" # check now: a second check, still under the filter
+twice() { [ "$(grep -c "update check:" "$d/run.log")" -ge 2 ]; }
+wait_until 120 twice || { cat "$d/run.log" >&2; fail "run did not check again on SIGUSR1"; }
+kill -TERM "$runner"
+rc=0; wait "$runner" || rc=$?
+eq "$rc" 0 "run's exit status after SIGTERM (a seccomp kill would be 159)"
+expect 159 "$AGENT" --seccomp-selftest # 128 + SIGSYS
+
+kill -TERM "$MON_PID"; wait "$MON_PID" || true
+
+# --- a symlink planted at S/agent: the monitor refuses it, and chowns nothing through it ----------
+S2=$d/dev2
+expect 0 "$AGENT" provision --state-dir "$S2" --rot soft
+mkdir -m 700 "$d/elsewhere"
+rmdir "$S2/agent"; ln -s "$d/elsewhere" "$S2/agent"
+expect 1 timeout 60 "$MONITOR" --state-dir "$S2" --agent-user "$U" # a monitor that took it would serve on
+err_has "is not a directory (a symlink?)"
+eq "$(stat -c '%a %U' "$d/elsewhere")" "700 root" "the symlink's target, untouched"
+echo "PASS: agent-monitor ($E2E_CHECKS checks)"
