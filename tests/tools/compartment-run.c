@@ -5,7 +5,8 @@
  * from --manifest (rp_manifest_load: the real parser) or starts empty with the parser's defaults;
  * the other flags then add to it (--arg, --device, --tcp-port) or override it.
  *
- * With --net (implied when the first app's manifest lists a connection or a server port), the
+ * With --net (implied when --manifest lists a connection or a server port; --connection alone
+ * gives Landlock's TCP ports, not the policy), the
  * network policy (netpolicy.c) is the first app's net_setup hook, as in the monitor: this driver
  * is then the monitor's network side too (rp_netpolicy_init in its own network namespace, which
  * the test chooses; the app's /etc/hosts in R), and records refused packets as events while the
@@ -242,6 +243,8 @@ int main(int argc, char **argv)
             }
             if (a->m.component_id[0]) /* its ComponentId, unless --component says otherwise */
                 a->spec.component = a->m.component_id;
+            /* A manifest's network is the policy's (--connection alone only opens Landlock). */
+            net = net || a->m.nconnections > 0 || a->m.ntcp_ports > 0 || a->m.nudp_ports > 0;
         }
     optind = 1;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -374,7 +377,6 @@ int main(int argc, char **argv)
     before += dropped;
 
     a = &apps[0];
-    net = net || a->m.nconnections > 0 || a->m.ntcp_ports > 0 || a->m.nudp_ports > 0;
     if (net && !loopback) {
         rp_netpolicy_config_t cfg = {.state_dir = state_dir};
         if (rp_netpolicy_init(&ns.np, &cfg) != RP_OK) {
