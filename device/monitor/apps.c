@@ -625,7 +625,7 @@ static void trial_reply(bool healthy, const char *detail)
     r->seq = s.trial_seq;
     r->healthy = healthy;
     snprintf(r->detail, sizeof(r->detail), "%s", detail);
-    if (send(s.trial_fd, r, sizeof(*r), MSG_NOSIGNAL) != (ssize_t)sizeof(*r))
+    if (s.trial_fd >= 0 && send(s.trial_fd, r, sizeof(*r), MSG_NOSIGNAL) != (ssize_t)sizeof(*r))
         rp_log_warn("the monitor did not take a trial's verdict");
     compartment_down(&s.trial);
     drop_chan(&s.trial);
@@ -891,8 +891,14 @@ static int supervise(int sfd)
             break; /* the monitor is gone */
         for (size_t i = 0; i < RP_APPS_CHANNELS_MAX; i++)
             if (s.chan[i] >= 0 && p[3 + i].revents != 0 && !receive(s.chan[i], &msg)) {
-                if (s.trial_on && s.trial_fd == s.chan[i])
-                    s.trial_fd = -1; /* its install child is gone: the verdict goes nowhere */
+                if (s.trial_on && s.trial_fd == s.chan[i]) {
+                    /* Its install child is gone (the monitor puts the slots right): the trial
+                     * ends now, and the app it paused runs again. */
+                    s.trial_fd = -1;
+                    rp_log_warn("%s %s: its install stopped: the trial ends",
+                                s.trial.want.component, s.trial.want.version);
+                    trial_reply(false, "its install stopped");
+                }
                 close(s.chan[i]);
                 s.chan[i] = -1;
             }

@@ -62,6 +62,7 @@ static struct {
     rp_apps_reply_t apps_reply;
     pid_t install_pid; /* the install child running (0: none) */
     struct client *install_client;
+    rp_mon_request_t install_req; /* its request: answered here if the child dies first */
     rp_apps_trial_ctx_t trial; /* the install child's trial hook: its channel to the supervisor */
     rp_apps_chans_t chans;     /* each app's channel (appchan.h): answered here */
 } m;
@@ -312,6 +313,7 @@ static void install_in_child(struct client *c, int fd)
     close(ch[1]);
     m.install_pid = pid;
     m.install_client = c;
+    m.install_req = m.req;
     c->held = true;
 }
 
@@ -359,6 +361,35 @@ static void dispatch(struct client *c, int fd)
     reply_to(c);
 }
 
+/*
+ * The install child died before it answered (killed, or a crash): its install is cut where it
+ * was, as a power cut would cut it. Put the slots right now, as the next start would (an
+ * unconfirmed version rolls back), rather than leave the component on trial and its app
+ * stopped until then; and tell the client.
+ */
+static void install_died(int status)
+{
+    int unbootable = 0, lock = rp_monitor_slots_lock(m.agent.state_dir, false);
+    rp_err_t err = lock >= 0 ? rp_components_recover(&m.agent, &unbootable) : RP_ERR_EXISTS;
+
+    if (lock >= 0)
+        close(lock);
+    rp_log_error("the install child ended before it finished (status %d): %s", status,
+                 err == RP_OK ? "the slots are put right"
+                              : "the slots are put right at next start");
+    if (m.install_client == NULL || m.install_client->fd < 0)
+        return;
+    memset(&m.reply, 0, sizeof(m.reply));
+    m.req = m.install_req;
+    m.reply.type = m.req.type;
+    m.reply.id = m.req.id;
+    m.reply.status = RP_ERR_IO;
+    snprintf(m.reply.message, sizeof(m.reply.message), "the install stopped before it finished; %s",
+             err == RP_OK ? "the slots were put right (an unconfirmed version rolled back)"
+                          : "the slots are put right at the monitor's next start");
+    reply_to(m.install_client);
+}
+
 /* The install child is done: its client is read again, the apps synced, held requests answered. */
 static void install_done(void)
 {
@@ -388,7 +419,7 @@ static bool reap_children(void)
     while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
         if (pid == m.install_pid) {
             if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-                rp_log_error("the install child ended badly (status %d)", st);
+                install_died(st);
             install_done();
         } else if (pid == m.apps_pid) {
             rp_log_error("the app supervisor stopped: stopping");
