@@ -336,7 +336,10 @@ static int net_setup(pid_t child, void *ctx)
     if (!s.np_on)
         return 0; /* its namespace stays empty: no network at all (said at start) */
     if (run_path(a->want.component, run, sizeof(run)) != RP_OK ||
-        rp_netpolicy_setup(&s.np, child, &a->m, a->net_slot, run, &a->net) != RP_OK)
+        strlen(run) + sizeof("/etc") > sizeof(run))
+        return -1;
+    strcat(run, "/etc"); /* where the compartment takes /etc/hosts from (compartment.h) */
+    if (rp_netpolicy_setup(&s.np, child, &a->m, a->net_slot, run, &a->net) != RP_OK)
         return -1;
     a->net_on = true;
     a->next_refresh = time(NULL) + RP_NETPOLICY_REFRESH_SECONDS;
