@@ -54,6 +54,7 @@
 #include "compartment.h"
 #include "events.h"
 #include "rampart/log.h"
+#include "seccomp_allow.h"
 
 #define CG_PREFIX "rampart."
 #define SETUP_DEADLINE_MS 15000
@@ -1034,11 +1035,8 @@ static scmp_filter_ctx seccomp_build(uint32_t def)
     if (ctx == NULL)
         return NULL;
     rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
-    for (size_t i = 0; rc == 0 && i < sizeof(allowed_calls) / sizeof(allowed_calls[0]); i++) {
-        int nr = seccomp_syscall_resolve_name(allowed_calls[i]);
-        if (nr != __NR_SCMP_ERROR)
-            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
-    }
+    if (rc == 0)
+        rc = rp_seccomp_allow(ctx, allowed_calls, sizeof(allowed_calls) / sizeof(allowed_calls[0]));
     if (rc == 0)
         rc = socket_rules(ctx);
     /* clone without a namespace flag (fork, threads); clone3 says ENOSYS so libc falls back to
