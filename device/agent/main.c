@@ -88,6 +88,9 @@ static const char usage[] =
     "      The end (64 KiB at most) of an app's stdout and stderr.\n"
     "  app list --state-dir S [--output json]\n"
     "      The apps rampart-monitor runs: version, state, restarts, pid, the limits in force.\n"
+    "  app stop|start|restart --state-dir S NAME\n"
+    "      Stop an app (it stays stopped, across restarts and new versions, until started),\n"
+    "      start it again, or restart it at once.\n"
     "  events --state-dir S [--output json]\n"
     "      The security events the monitor recorded (time, kind, app, reason), oldest first:\n"
     "      each refusal its compartments saw; the newest 1000 are kept, the drop counted.\n"
@@ -998,39 +1001,68 @@ static int cmd_app_logs(const struct args *a)
     return OK;
 }
 
-/* app list: what the monitor runs (it alone knows: the apps are its processes). A contract:
- * docs/monitor.md ("Apps"). */
+/* Ask the monitor serving state_dir about its apps (it alone knows: the apps are its processes);
+ * a refusal, or no monitor, is said. */
+static rp_err_t ask_apps_monitor(const char *state_dir, const rp_mon_request_t *q, rp_mon_reply_t *r)
+{
+    char sock[PATH_MAX];
+    rp_err_t err;
+
+    if (!rp_agent_monitor_serves(state_dir)) {
+        rp_log_error("no rampart-monitor serves %s (nothing answers on %s/monitor.sock): the "
+                     "monitor runs the apps; start it with `rampart-monitor --state-dir %s`",
+                     state_dir, state_dir, state_dir);
+        return RP_ERR_NOT_FOUND;
+    }
+    snprintf(sock, sizeof(sock), "%s/monitor.sock", state_dir);
+    err = rp_mon_call(sock, q, -1, r);
+    if (err != RP_OK) {
+        rp_log_error("%s: the monitor did not answer: %s", sock, rp_strerror(err));
+        return RP_ERR_IO;
+    }
+    if (r->status != RP_OK) {
+        rp_log_error("the monitor refused: %s", r->message);
+        return (rp_err_t)r->status;
+    }
+    return RP_OK;
+}
+
+/* app stop|start|restart NAME: an operator's word to the monitor; a stop is kept (across the
+ * monitor's restarts and new versions) until a start. */
+static int cmd_app_control(const struct args *a, rp_mon_app_action_t action)
+{
+    static rp_mon_reply_t r;
+    rp_mon_request_t q = {.type = RP_MON_APP_CONTROL, .id = 1};
+
+    if (a->nrest != 1)
+        return usage_error("app stop, start and restart take one NAME");
+    if (!rp_component_name_valid(a->rest[0], strlen(a->rest[0]))) {
+        rp_log_error("%s: not a component name", a->rest[0]);
+        return FAIL;
+    }
+    snprintf(q.u.app_control.component, sizeof(q.u.app_control.component), "%s", a->rest[0]);
+    q.u.app_control.action = (uint8_t)action;
+    if (ask_apps_monitor(a->state_dir, &q, &r) != RP_OK)
+        return FAIL;
+    printf("%s: %s\n", a->rest[0],
+           action == RP_MON_APP_STOP    ? "stopped (until `app start`)"
+           : action == RP_MON_APP_START ? "started"
+                                        : "restarted");
+    return OK;
+}
+
+/* app list: what the monitor runs. A contract: docs/monitor.md ("Apps"). */
 static int cmd_app_list(const struct args *a)
 {
     static rp_mon_reply_t r;
     rp_mon_request_t q = {.type = RP_MON_APP_LIST, .id = 1};
     bool json = a->output != NULL && strcmp(a->output, "json") == 0;
-    rp_err_t err;
 
     if (a->output != NULL && !json && strcmp(a->output, "text") != 0)
         return usage_error("--output must be text or json");
     if (a->nrest != 0)
         return usage_error("app list takes no NAME");
-    err = RP_ERR_NOT_FOUND;
-    if (rp_agent_monitor_serves(a->state_dir)) {
-        char sock[PATH_MAX];
-        snprintf(sock, sizeof(sock), "%s/monitor.sock", a->state_dir);
-        err = rp_mon_call(sock, &q, -1, &r);
-        if (err == RP_OK && r.status != RP_OK) {
-            rp_log_error("the monitor refused: %s", r.message);
-            err = RP_ERR_IO;
-        } else if (err != RP_OK) {
-            rp_log_error("%s: the monitor did not answer: %s", sock, rp_strerror(err));
-            err = RP_ERR_IO;
-        }
-    }
-    if (err == RP_ERR_NOT_FOUND) {
-        rp_log_error("no rampart-monitor serves %s (nothing answers on %s/monitor.sock): the "
-                     "monitor runs the apps; start it with `rampart-monitor --state-dir %s`",
-                     a->state_dir, a->state_dir, a->state_dir);
-        return FAIL;
-    }
-    if (err != RP_OK)
+    if (ask_apps_monitor(a->state_dir, &q, &r) != RP_OK)
         return FAIL;
     if (json) {
         json_t *list = json_array();
@@ -1319,10 +1351,16 @@ int main(int argc, char **argv)
         return cmd_capability(&a, verb);
     if (strcmp(cmd, "app") == 0 && strcmp(verb, "logs") == 0)
         return cmd_app_logs(&a);
+    if (strcmp(cmd, "app") == 0 && strcmp(verb, "stop") == 0)
+        return cmd_app_control(&a, RP_MON_APP_STOP);
+    if (strcmp(cmd, "app") == 0 && strcmp(verb, "start") == 0)
+        return cmd_app_control(&a, RP_MON_APP_START);
+    if (strcmp(cmd, "app") == 0 && strcmp(verb, "restart") == 0)
+        return cmd_app_control(&a, RP_MON_APP_RESTART);
     if (strcmp(cmd, "app") == 0 && strcmp(verb, "list") == 0)
         return cmd_app_list(&a);
     if (strcmp(cmd, "app") == 0)
-        return usage_error("app logs NAME | app list");
+        return usage_error("app logs NAME | app list | app stop|start|restart NAME");
     if (strcmp(cmd, "events") == 0)
         return cmd_events(&a);
     return usage_error("unknown command");

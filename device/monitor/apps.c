@@ -50,6 +50,7 @@ typedef struct app {
     unsigned layers; /* of its last start */
     char missing[RP_MON_MISSING_MAX + 1];
     int chan; /* the app's end of its channel for its next start (apps.h); -1: none yet */
+    bool off; /* stopped by an operator (CONTROL): not started until started */
 } app_t;
 
 static struct {
@@ -353,6 +354,8 @@ static void net_down(app_t *a)
     a->net_on = false;
 }
 
+static bool is_stopped(const char *name);
+
 static void drop_chan(app_t *a)
 {
     if (a->chan >= 0)
@@ -435,6 +438,10 @@ static void start(app_t *a)
 
     if (a->held)
         return;
+    if (a->off) {
+        a->state = RP_MON_APP_STOPPED;
+        return;
+    }
     if (a->chan < 0) {
         /* Its channel comes from the monitor (after the SET, or when its last run's closed):
          * started when it arrives, or at the next tick. */
@@ -564,6 +571,7 @@ static void apply_set(const rp_apps_msg_t *msg)
             a->used = true;
             a->net_slot = (uint32_t)(a - s.apps);
             a->chan = -1;
+            a->off = is_stopped(w->component);
         } else {
             stop(a);      /* a new version: the old one stops first */
             drop_chan(a); /* the old version's: the monitor sends the new one's */
@@ -725,6 +733,74 @@ static void trial_check(void)
     }
 }
 
+/* ---- an operator's word ---- */
+
+/* S/apps/C/stopped: the mark of an operator's stop, kept across the monitor's restarts. */
+static bool is_stopped(const char *name)
+{
+    char path[PATH_MAX];
+    struct stat st;
+
+    return app_path(name, "stopped", path, sizeof(path)) == RP_OK && lstat(path, &st) == 0;
+}
+
+static rp_err_t mark_stopped(const char *name, bool on)
+{
+    char path[PATH_MAX];
+    int fd;
+
+    if (app_path(name, "stopped", path, sizeof(path)) != RP_OK)
+        return RP_ERR_INVALID_ARG;
+    if (!on)
+        return unlink(path) == 0 || errno == ENOENT ? RP_OK : RP_ERR_IO;
+    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 || fsync(fd) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return RP_ERR_IO;
+    }
+    close(fd);
+    return RP_OK;
+}
+
+/* CONTROL: an operator's stop, start or restart. */
+static void control(const rp_apps_msg_t *msg)
+{
+    rp_apps_reply_t *r = &s.reply;
+    const char *name = msg->want[0].component;
+    app_t *a = msg->n == 1 ? find(name) : NULL;
+    bool stop_it = msg->action == RP_MON_APP_STOP;
+
+    memset(r, 0, sizeof(*r));
+    r->seq = msg->seq;
+    if (a == NULL) {
+        r->status = RP_ERR_NOT_FOUND;
+        snprintf(r->detail, sizeof(r->detail), "no app %.32s is installed on this device", name);
+    } else if (msg->action != RP_MON_APP_STOP && msg->action != RP_MON_APP_START &&
+               msg->action != RP_MON_APP_RESTART) {
+        r->status = RP_ERR_INVALID_ARG;
+        snprintf(r->detail, sizeof(r->detail), "not an action");
+    } else if (app_dirs(name) != RP_OK || mark_stopped(name, stop_it) != RP_OK) {
+        r->status = RP_ERR_IO;
+        snprintf(r->detail, sizeof(r->detail), "cannot %s the mark S/apps/%.32s/stopped",
+                 stop_it ? "make" : "remove", name);
+    } else {
+        rp_log_info("%s: %s by an operator", name,
+                    stop_it                                 ? "stopped"
+                    : msg->action == RP_MON_APP_RESTART ? "restarted"
+                                                            : "started");
+        if (stop_it || msg->action == RP_MON_APP_RESTART)
+            stop(a);
+        a->off = stop_it;
+        a->backoff = 1;
+        a->next_start = time(NULL);
+        if (!stop_it && !a->running)
+            start(a);
+    }
+    if (send(s.fd, r, sizeof(*r), MSG_NOSIGNAL) != (ssize_t)sizeof(*r))
+        rp_log_warn("the monitor did not take an app control's answer");
+}
+
 /* ---- the process ---- */
 
 /* The app's end of a channel for w's component at w's digest: kept for its next start (which is
@@ -780,6 +856,7 @@ static void handle(const rp_apps_msg_t *msg, int from, int fd)
         if (send(s.fd, &s.reply, sizeof(s.reply), MSG_NOSIGNAL) != (ssize_t)sizeof(s.reply))
             rp_log_warn("the monitor did not take the app list");
         break;
+    case RP_APPS_CONTROL: control(msg); break;
     default: rp_log_warn("an unknown request from the monitor (%u)", msg->kind); break;
     }
 }
@@ -1187,6 +1264,8 @@ void rp_apps_chans_sync(rp_apps_chans_t *t, const char *state_dir, const rp_apps
         if (e->used && set != NULL && !keep[i]) {
             rp_appchan_close(&e->c); /* no longer installed */
             e->used = false;
+        } else if (e->used && is_stopped(e->want.component)) {
+            rp_appchan_close(&e->c); /* stopped by an operator: it does not run, no one calls it */
         } else if (e->used && e->c.fd < 0) {
             chan_open(e, fd);
         }

@@ -18,6 +18,8 @@
  *          it carries the trial app's channel end, which the install child serves)
  *   APP_CHANNEL  the app's end of a channel (appchan.h) for the next start of want[0]'s
  *          component at want[0]'s digest: no reply
+ *   CONTROL  an operator's stop, start or restart of want[0]'s component (action): status and
+ *          detail. A stop is kept (S/apps/COMPONENT/stopped) until a start.
  *
  * App channels: the monitor (which holds the root of trust, so answers the identity requests)
  * opens one channel per app that should run and hands the app's end to the supervisor, which
@@ -65,7 +67,8 @@ typedef enum {
     RP_APPS_LIST,
     RP_APPS_TRIAL,
     RP_APPS_CHANNEL,
-    RP_APPS_APP_CHANNEL
+    RP_APPS_APP_CHANNEL,
+    RP_APPS_CONTROL
 } rp_apps_kind_t;
 
 typedef struct rp_apps_msg {
@@ -73,12 +76,14 @@ typedef struct rp_apps_msg {
     uint32_t seq;  /* echoed in the reply */
     uint32_t n;    /* SET: want[0..n); TRIAL: want[0] */
     uint32_t health_seconds;
+    uint32_t action; /* CONTROL: rp_mon_app_action_t */
     rp_apps_want_t want[RP_COMPONENTS_MAX];
 } rp_apps_msg_t;
 
 typedef struct rp_apps_reply {
     uint32_t seq;
     uint32_t healthy; /* TRIAL */
+    uint32_t status;  /* CONTROL: rp_err_t */
     char detail[RP_SLOT_DETAIL_MAX + 1];
     uint32_t n; /* LIST: app[0..n) */
     rp_mon_app_t app[RP_MON_APPS_MAX];
@@ -118,8 +123,9 @@ typedef struct rp_apps_chans {
     rp_apps_chan_t e[RP_COMPONENTS_MAX];
 } rp_apps_chans_t;
 
-/* After a SET (set): close the channels of apps no longer wanted or whose version changed, and
- * open and hand over (APP_CHANNEL on fd) one for each wanted app that has none. */
+/* After a SET (set; NULL: the last one still holds): close the channels of apps no longer wanted,
+ * whose version changed or that an operator stopped, and open and hand over (APP_CHANNEL on fd)
+ * one for each other wanted app that has none. */
 void rp_apps_chans_sync(rp_apps_chans_t *t, const char *state_dir, const rp_apps_msg_t *set,
                         int fd);
 

@@ -113,6 +113,28 @@ static void apps_list(rp_mon_reply_t *p)
     memcpy(p->u.app_list.a, m.apps_reply.app, m.apps_reply.n * sizeof(rp_mon_app_t));
 }
 
+/* APP_CONTROL: the supervisor does it and says how it went. */
+static void apps_control(rp_mon_reply_t *p)
+{
+    rp_err_t err;
+
+    memset(&m.apps_msg, 0, sizeof(m.apps_msg));
+    m.apps_msg.kind = RP_APPS_CONTROL;
+    m.apps_msg.n = 1;
+    m.apps_msg.action = m.req.u.app_control.action;
+    snprintf(m.apps_msg.want[0].component, sizeof(m.apps_msg.want[0].component), "%s",
+             m.req.u.app_control.component);
+    err = rp_apps_call(m.apps_fd, &m.apps_msg, &m.apps_reply, 30 * 1000);
+    if (err != RP_OK) {
+        p->status = (uint16_t)err;
+        snprintf(p->message, sizeof(p->message), "the app supervisor did not answer: %s",
+                 rp_strerror(err));
+    } else if (m.apps_reply.status != RP_OK) {
+        p->status = (uint16_t)m.apps_reply.status;
+        snprintf(p->message, sizeof(p->message), "%s", m.apps_reply.detail);
+    }
+}
+
 /* The lock that makes this the state directory's only monitor; held until exit. */
 static int take_lock(const char *state_dir)
 {
@@ -320,7 +342,7 @@ static void install_in_child(struct client *c, int fd)
 /* Whether a request uses the root of trust (or the slots): held while an install child runs. */
 static bool uses_rot(rp_mon_type_t t)
 {
-    return t != RP_MON_HELLO && t != RP_MON_APP_LIST;
+    return t != RP_MON_HELLO && t != RP_MON_APP_LIST && t != RP_MON_APP_CONTROL;
 }
 
 /* Answer the decoded request m.req of c (fd: its descriptor, or -1; closed here). */
@@ -344,6 +366,12 @@ static void dispatch(struct client *c, int fd)
         m.reply.type = m.req.type;
         m.reply.id = m.req.id;
         apps_list(&m.reply);
+    } else if (m.req.type == RP_MON_APP_CONTROL) {
+        memset(&m.reply, 0, sizeof(m.reply));
+        m.reply.type = m.req.type;
+        m.reply.id = m.req.id;
+        apps_control(&m.reply);
+        rp_apps_chans_sync(&m.chans, m.agent.state_dir, NULL, m.apps_fd);
     } else if (m.req.type == RP_MON_INSTALL) {
         memset(&m.reply, 0, sizeof(m.reply));
         m.reply.type = m.req.type;

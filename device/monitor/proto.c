@@ -150,6 +150,7 @@ static const struct {
     [RP_MON_APP_SIGN_TLS13] = {"app-sign-tls13", 1 + 2 + RP_TLS13_HASH_MAX,     RP_MON_CHANNEL_APP  },
     [RP_MON_APP_CONNECT] = {"app-connect",    2 + RP_COMPONENT_NAME_MAX,     RP_MON_CHANNEL_APP  },
     [RP_MON_APP_INCOMING] = {"app-incoming",   0,                             RP_MON_CHANNEL_NONE },
+    [RP_MON_APP_CONTROL] = {"app-control",    2 + RP_COMPONENT_NAME_MAX + 1, RP_MON_CHANNEL_AGENT},
 };
 
 /* The longest APP_LIST reply fits in a packet (the transport's buffers are RP_MON_PACKET_MAX). */
@@ -293,6 +294,10 @@ rp_err_t rp_mon_request_encode(const rp_mon_request_t *q, uint8_t *buf, size_t c
         put_str(&w, q->u.install.component, RP_COMPONENT_NAME_MAX);
         put_u32(&w, q->u.install.health_seconds);
         break;
+    case RP_MON_APP_CONTROL:
+        put_str(&w, q->u.app_control.component, RP_COMPONENT_NAME_MAX);
+        put_u8(&w, q->u.app_control.action);
+        break;
     default: /* STATUS, ID, RECOVER, APP_LIST, TRUST_ROOT, APP_IDENTITY, APP_INCOMING: no body */
         break;
     }
@@ -339,6 +344,15 @@ rp_err_t rp_mon_request_decode(const uint8_t *buf, size_t len, rp_mon_request_t 
         get_str(&r, q->u.app_connect.component, RP_COMPONENT_NAME_MAX);
         if (r.err == RP_OK && !rp_component_name_valid(q->u.app_connect.component,
                                                        strlen(q->u.app_connect.component)))
+            r.err = RP_ERR_MALFORMED;
+        break;
+    case RP_MON_APP_CONTROL:
+        get_str(&r, q->u.app_control.component, RP_COMPONENT_NAME_MAX);
+        q->u.app_control.action = get_u8(&r);
+        if (r.err == RP_OK && (!rp_component_name_valid(q->u.app_control.component,
+                                                        strlen(q->u.app_control.component)) ||
+                               q->u.app_control.action == 0 ||
+                               q->u.app_control.action >= RP_MON_APP_ACTION_END))
             r.err = RP_ERR_MALFORMED;
         break;
     default: break;

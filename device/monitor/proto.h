@@ -90,7 +90,9 @@ typedef enum rp_mon_type {
                                    carries it as a descriptor */
     RP_MON_APP_INCOMING = 14,   /* monitor to app, unasked, in a reply's form (id 0): a peer's
                                    socket (descriptor) and the peer's component */
-    RP_MON_TYPE_END = 15        /* one past the last type: new types go before it */
+    /* 15 and 16: taken (events and app logs for the agent). */
+    RP_MON_APP_CONTROL = 17, /* stop, start or restart an app (an operator's word, kept) */
+    RP_MON_TYPE_END = 18     /* one past the last type: new types go before it */
 } rp_mon_type_t;
 
 /* Where a type may be asked: the one owner of "agent types on the agent's socket, app types on
@@ -100,6 +102,15 @@ typedef enum rp_mon_channel {
     RP_MON_CHANNEL_APP = 1,   /* an app's channel (descriptor 4 in the app, appchan.h) */
     RP_MON_CHANNEL_NONE = 2,  /* nobody asks it (unknown, or APP_INCOMING: the monitor sends it) */
 } rp_mon_channel_t;
+
+/* APP_CONTROL's actions. A stopped app stays stopped (across the monitor's restarts and new
+ * versions) until it is started. */
+typedef enum rp_mon_app_action {
+    RP_MON_APP_STOP = 1,
+    RP_MON_APP_START = 2,
+    RP_MON_APP_RESTART = 3, /* stop (if it runs), then start at once: no backoff */
+    RP_MON_APP_ACTION_END = 4,
+} rp_mon_app_action_t;
 
 /* A byte string as decoded: points into the packet. */
 typedef struct rp_mon_bytes {
@@ -130,6 +141,10 @@ typedef struct rp_mon_request {
         struct {
             char component[RP_COMPONENT_NAME_MAX + 1]; /* the peer; rp_component_name_valid() */
         } app_connect;
+        struct {
+            char component[RP_COMPONENT_NAME_MAX + 1]; /* rp_component_name_valid() */
+            uint8_t action;                            /* rp_mon_app_action_t */
+        } app_control;
     } u;
 } rp_mon_request_t;
 

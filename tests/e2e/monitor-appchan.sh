@@ -110,6 +110,30 @@ out_has "installed: started and said it is ready"
 wait_lines "$SRC" "answer: got hello 2.0.0+0 from $SRC" 2
 wait_lines "$SINK" "got hello 2.0.0+0 from $SRC" 2
 
+# --- an operator's stop: kept across a restart of the monitor, until a start; a stopped app is not
+# running for its callers ------------------------------------------------------------------------
+expect 1 "$AGENT" app stop --state-dir "$S" nosuch
+err_has "no app nosuch is installed on this device"
+expect 0 "$AGENT" app stop --state-dir "$S" "$SINK"
+out_has "$SINK: stopped (until \`app start\`)"
+stopped() { [ "$(app_field "$1" .state)" = stopped ] && [ "$(app_field "$1" .pid)" = null ]; }
+wait_until 30 stopped "$SINK" || fail "the sink did not stop"
+expect 0 "$AGENT" app restart --state-dir "$S" "$SRC"
+wait_lines "$SRC" "refused: $SINK is not running" 1
+kill -TERM "$MON_PID"
+wait "$MON_PID" || fail "the monitor's exit after SIGTERM"
+"$MONITOR" --state-dir "$S" >>"$LOG" 2>&1 &
+MON_PID=$!
+wait_until 60 answers || { cat "$LOG" >&2; fail "the monitor did not answer after its restart"; }
+wait_until 60 ready "$SRC" || fail "$SRC did not run again after the monitor's restart"
+stopped "$SINK" || fail "the sink's stop was not kept across the monitor's restart"
+E2E_CHECKS=$((E2E_CHECKS + 1))
+expect 0 "$AGENT" app start --state-dir "$S" "$SINK"
+wait_until 60 ready "$SINK" || fail "the sink did not start again"
+n=$(count "$SINK" "got hello 2.0.0+0 from $SRC")
+expect 0 "$AGENT" app restart --state-dir "$S" "$SRC"
+wait_lines "$SINK" "got hello 2.0.0+0 from $SRC" $((n + 1))
+
 # The monitor stayed up throughout, and its log says no channel was refused as malformed.
 kill -0 "$MON_PID" || { cat "$LOG" >&2; fail "the monitor died"; }
 grep -q "was refused (" "$LOG" && { cat "$LOG" >&2; fail "a channel request was refused as malformed"; }

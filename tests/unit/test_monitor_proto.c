@@ -568,9 +568,45 @@ static void test_app_types(void **state)
     assert_int_equal(rp_mon_reply_decode(buf, len, &r2), RP_ERR_MALFORMED);
 }
 
+/* APP_CONTROL: the agent's, a component and one of the three actions; anything else refused. */
+static void test_app_control(void **state)
+{
+    size_t len;
+
+    (void)state;
+    assert_int_equal(rp_mon_type_channel(RP_MON_APP_CONTROL), RP_MON_CHANNEL_AGENT);
+    assert_string_equal(rp_mon_type_name(RP_MON_APP_CONTROL), "app-control");
+    assert_false(rp_mon_type_takes_fd(RP_MON_APP_CONTROL));
+    memset(&q, 0, sizeof(q));
+    q.id = 17;
+    q.type = RP_MON_APP_CONTROL;
+    memset(q.u.app_control.component, 'c', RP_COMPONENT_NAME_MAX);
+    for (uint8_t action = RP_MON_APP_STOP; action < RP_MON_APP_ACTION_END; action++) {
+        q.u.app_control.action = action;
+        request_round_trip();
+        assert_string_equal(q2.u.app_control.component, q.u.app_control.component);
+        assert_int_equal(q2.u.app_control.action, action);
+    }
+    q.u.app_control.action = 0;
+    len = enc_req();
+    assert_int_equal(rp_mon_request_decode(buf, len, &q2), RP_ERR_MALFORMED);
+    q.u.app_control.action = RP_MON_APP_ACTION_END;
+    len = enc_req();
+    assert_int_equal(rp_mon_request_decode(buf, len, &q2), RP_ERR_MALFORMED);
+    q.u.app_control.action = RP_MON_APP_STOP;
+    snprintf(q.u.app_control.component, sizeof(q.u.app_control.component), "../etc");
+    len = enc_req();
+    assert_int_equal(rp_mon_request_decode(buf, len, &q2), RP_ERR_MALFORMED);
+    /* No body in its reply. */
+    memset(&r, 0, sizeof(r));
+    r.type = RP_MON_APP_CONTROL;
+    reply_round_trip();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_app_control),
         cmocka_unit_test(test_app_types),          cmocka_unit_test(test_requests_round_trip),
         cmocka_unit_test(test_replies_round_trip), cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_tls13_content),      cmocka_unit_test(test_transport),
