@@ -142,4 +142,18 @@ http() {
 is_status() { eq "$status" "$1" "HTTP status of the last call ($(head -c 300 "$E2E_DIR/body"))"; }
 body_has() { jq -e "$1" "$E2E_DIR/body" >/dev/null || fail "body fails $1: $(head -c 500 "$E2E_DIR/body")"; }
 
+# start_monitor S SOCK LOG [ARGS...]: rampart-monitor ($MONITOR) for state directory S, its log
+# appended to LOG; waits until it answers HELLO on SOCK ($MONITOR_CALL). Its pid is $MON_PID,
+# stopped with the others at exit.
+MON_PID=
+start_monitor() {
+  local s=$1 sock=$2 log=$3
+  shift 3
+  "$MONITOR" --state-dir "$s" "$@" >>"$log" 2>&1 &
+  MON_PID=$!
+  E2E_PIDS+=("$MON_PID")
+  monitor_answers() { "$MONITOR_CALL" "$sock" hello >/dev/null 2>&1; }
+  wait_until 60 monitor_answers || { cat "$log" >&2; fail "the monitor did not answer on $sock"; }
+}
+
 done_ok() { echo "ok: $E2E_CHECKS checks"; }

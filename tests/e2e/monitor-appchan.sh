@@ -14,13 +14,6 @@ S=$d/S SOCK=$d/S/monitor.sock LOG=$d/monitor.log
 # Component names of their own: cgroups are named after them.
 SINK=ac-sink$$ SRC=ac-src$$ STRANGER=ac-stranger$$
 
-MON_PID=
-full_cleanup() {
-  [ -n "$MON_PID" ] && kill -TERM "$MON_PID" 2>/dev/null && wait "$MON_PID" 2>/dev/null
-  cleanup
-}
-trap full_cleanup EXIT
-
 expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/k.key"
 expect 0 "$RAMPART" key public --key "$d/k.key" --out "$d/k.pub"
 expect 0 "$AGENT" provision --state-dir "$S" --rot soft --image-key "$d/k.pub"
@@ -51,10 +44,7 @@ for a in "$SINK" "$SRC" "$STRANGER"; do
 done
 expect 0 "$RAMPART" image sign --key "$d/k.key" --version 2.0.0 --type app "$d/$SRC" "$d/$SRC-2.img"
 
-"$MONITOR" --state-dir "$S" >>"$LOG" 2>&1 &
-MON_PID=$!
-answers() { "$MONITOR_CALL" "$SOCK" hello >/dev/null 2>&1; }
-wait_until 60 answers || { cat "$LOG" >&2; fail "the monitor did not answer"; }
+start_monitor "$S" "$SOCK" "$LOG"
 
 app_field() {
   "$AGENT" app list --state-dir "$S" --output json 2>/dev/null |
@@ -122,9 +112,7 @@ expect 0 "$AGENT" app restart --state-dir "$S" "$SRC"
 wait_lines "$SRC" "refused: $SINK is not running" 1
 kill -TERM "$MON_PID"
 wait "$MON_PID" || fail "the monitor's exit after SIGTERM"
-"$MONITOR" --state-dir "$S" >>"$LOG" 2>&1 &
-MON_PID=$!
-wait_until 60 answers || { cat "$LOG" >&2; fail "the monitor did not answer after its restart"; }
+start_monitor "$S" "$SOCK" "$LOG"
 wait_until 60 ready "$SRC" || fail "$SRC did not run again after the monitor's restart"
 stopped "$SINK" || fail "the sink's stop was not kept across the monitor's restart"
 E2E_CHECKS=$((E2E_CHECKS + 1))

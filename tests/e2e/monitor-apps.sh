@@ -14,13 +14,6 @@ chmod 755 "$d"
 S=$d/S SOCK=$d/S/monitor.sock LOG=$d/monitor.log
 TREE=ma-tree$$ LEG=ma-leg$$ # component names of their own: cgroups are named after them
 
-MON_PID=
-full_cleanup() {
-  [ -n "$MON_PID" ] && kill -TERM "$MON_PID" 2>/dev/null && wait "$MON_PID" 2>/dev/null
-  cleanup
-}
-trap full_cleanup EXIT
-
 expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/k.key"
 expect 0 "$RAMPART" key public --key "$d/k.key" --out "$d/k.pub"
 expect 0 "$AGENT" provision --state-dir "$S" --rot soft --image-key "$d/k.pub"
@@ -54,12 +47,6 @@ sign 1.2.0 "$d/quiet.sh" leg12.img
 expect 1 "$AGENT" app list --state-dir "$S"
 err_has "no rampart-monitor serves $S"
 
-start_monitor() {
-  "$MONITOR" --state-dir "$S" >>"$LOG" 2>&1 &
-  MON_PID=$!
-  answers() { "$MONITOR_CALL" "$SOCK" hello >/dev/null 2>&1; }
-  wait_until 60 answers || { cat "$LOG" >&2; fail "the monitor did not answer"; }
-}
 # app_field NAME JQ: a field of NAME's entry in `app list --output json`.
 app_field() {
   "$AGENT" app list --state-dir "$S" --output json 2>/dev/null |
@@ -82,7 +69,7 @@ wait_state() {
 }
 log_of() { "$AGENT" app logs --state-dir "$S" "$1" 2>/dev/null; }
 
-start_monitor
+start_monitor "$S" "$SOCK" "$LOG"
 expect 0 "$MONITOR_CALL" "$SOCK" install "$TREE" "$d/tree1.img" 30
 out_has "installed: started and said it is ready" # its trial ran in its compartment
 expect 0 "$MONITOR_CALL" "$SOCK" install "$LEG" "$d/leg1.img" 30
@@ -200,7 +187,7 @@ MON_PID=
 all_gone() { for p in $pids; do kill -0 "$p" 2>/dev/null && return 1; done; return 0; }
 wait_until 30 all_gone || fail "apps outlived their monitor (killed with -9)"
 : >"$LOG"
-start_monitor
+start_monitor "$S" "$SOCK" "$LOG"
 wait_state "$TREE" 2.0.0+0 ready
 wait_state "$LEG" 1.1.0+0 running
 grep -q "leftover" "$LOG" || fail "the new monitor did not remove the leftovers: $(cat "$LOG")"
@@ -220,7 +207,7 @@ for c in "$TREE" "$LEG"; do # the stop reached the app itself, not only a SIGKIL
   E2E_CHECKS=$((E2E_CHECKS + 1))
 done
 for uid in "$tuid" "$luid"; do
-  [ -z "$(pgrep -u "$uid")" ] || fail "processes of uid $uid are left"
+  [ -z "$(pgrep -u "$uid")" ] || fail "processes of uid $uid are left: $(ps -o pid=,ppid=,args= -u "$uid")"
 done
 left=$(find /sys/fs/cgroup -maxdepth 4 -type d \( -name "rampart.$TREE.*" -o -name "rampart.$LEG.*" \) 2>/dev/null)
 [ -z "$left" ] || fail "cgroups left: $left"

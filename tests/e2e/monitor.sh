@@ -23,17 +23,6 @@ sign "$d/k.key" 1.2.0 3 "$d/quiet.sh" v120.img
 sign "$d/k.key" 1.3.0 4 "$d/good.sh" v130.img
 sign "$d/rogue.key" 9.0.0 9 "$d/good.sh" rogue.img
 
-MON_PID=
-# start_monitor S SOCK LOG [ARGS...]: start it and wait until it answers.
-start_monitor() {
-  local s=$1 sock=$2 log=$3
-  shift 3
-  "$MONITOR" --state-dir "$s" "$@" >>"$log" 2>&1 &
-  MON_PID=$!
-  E2E_PIDS+=("$MON_PID")
-  answers() { "$MONITOR_CALL" "$sock" hello >/dev/null 2>&1; }
-  wait_until 60 answers || { cat "$log" >&2; fail "the monitor did not answer on $sock"; }
-}
 stop_monitor() { # SOCK: SIGTERM, a clean exit, the socket removed
   kill -TERM "$MON_PID"
   local rc=0
