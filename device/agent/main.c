@@ -28,9 +28,12 @@
 #include "supervise.h"
 #include "update.h"
 #include "tls.h"
+#include "rampart/apptree.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
+#include "rampart/image.h"
 #include "rampart/log.h"
+#include "rampart/manifest.h"
 
 enum { OK = 0, FAIL = 1, USAGE = 2 };
 
@@ -84,6 +87,11 @@ static const char usage[] =
     "      A capability signed by the device's tenant for this device (rampart device\n"
     "      capability create), checked with its update root: development lets a managed\n"
     "      device install images locally and be debugged, until it expires or is removed.\n"
+    "  app install --state-dir S [--component NAME] [--health-seconds N] IMAGE\n"
+    "      Sideload an app: install it as its manifest's ComponentId (a single-file app image\n"
+    "      has none: give --component), as install does. A managed device needs a development\n"
+    "      capability in force; while it holds one, its apps may also ptrace their own\n"
+    "      processes (a debugger: see docs/compartments.md, \"Development mode\").\n"
     "  app logs --state-dir S NAME\n"
     "      The end (64 KiB at most) of an app's stdout and stderr.\n"
     "  app list --state-dir S [--output json]\n"
@@ -750,7 +758,9 @@ static int cmd_capability(const struct args *a, const char *verb)
     return OK;
 }
 
-static int cmd_install(const struct args *a)
+/* The one local install (install, app install): the gate, the slots' lock, recovery, then the
+ * install itself (through the monitor when one serves S). */
+static int install_image(const struct args *a, const char *component, const char *image)
 {
     rp_install_opts_t opts = {.health_seconds = a->health_seconds};
     rp_install_result_t res;
@@ -758,10 +768,6 @@ static int cmd_install(const struct args *a)
     rp_err_t err;
     int lock;
 
-    if (a->component == NULL || a->nrest != 1)
-        return usage_error("install needs --component NAME and one IMAGE");
-    if (!rp_component_name_valid(a->component, strlen(a->component)))
-        return usage_error("a component name is 1 to 32 of A-Z a-z 0-9 . _ - (no leading dot)");
     if (open_agent(a, &agent) != OK)
         return FAIL;
     if (!may_install_locally(&agent)) {
@@ -774,15 +780,95 @@ static int cmd_install(const struct args *a)
     }
     err = rp_agent_recover(&agent, NULL);
     if (err == RP_OK)
-        err = rp_agent_install(&agent, a->component, a->rest[0], &opts, &res);
+        err = rp_agent_install(&agent, component, image, &opts, &res);
     close(lock);
     rp_agent_close(&agent);
     if (err != RP_OK) {
-        rp_log_error("%s: install failed: %s", a->component, rp_strerror(err));
+        rp_log_error("%s: install failed: %s", component, rp_strerror(err));
         return FAIL;
     }
-    printf("%s: %s: %s\n", a->component, rp_update_state_name(res.state), res.detail);
+    printf("%s: %s: %s\n", component, rp_update_state_name(res.state), res.detail);
     return res.state == RP_UPDATE_INSTALLED || res.state == RP_UPDATE_UNCHANGED ? OK : FAIL;
+}
+
+static int cmd_install(const struct args *a)
+{
+    if (a->component == NULL || a->nrest != 1)
+        return usage_error("install needs --component NAME and one IMAGE");
+    if (!rp_component_name_valid(a->component, strlen(a->component)))
+        return usage_error("a component name is 1 to 32 of A-Z a-z 0-9 . _ - (no leading dot)");
+    return install_image(a, a->component, a->rest[0]);
+}
+
+/*
+ * The component an app image installs as: its manifest's ComponentId (an app tree), else the
+ * --component given (a legacy single-file app has no manifest). Read unverified: the monitor
+ * verifies the image when it installs it, and runs a tree only under its manifest's ComponentId.
+ * OUT: out (RP_COMPONENT_NAME_MAX + 1 bytes). On a refusal, why says what.
+ */
+static rp_err_t app_image_component(const char *path, const char *given, char *out, char *why,
+                                    size_t cap)
+{
+    rp_manifest_t *m = malloc(sizeof(*m));
+    rp_image_identity_t id;
+    rp_apptree_kind_t kind;
+    rp_file_image_t img;
+    rp_err_t err;
+
+    if (m == NULL)
+        return RP_ERR_NO_MEMORY;
+    if ((err = rp_file_image_open(&img, path)) != RP_OK) {
+        snprintf(why, cap, "cannot open it: %s", rp_strerror(err));
+        free(m);
+        return err;
+    }
+    err = rp_image_identity_read(&img.io, &id);
+    if (err != RP_OK)
+        snprintf(why, cap, "not a valid image: %s", rp_strerror(err));
+    else if (id.type != RP_IMAGE_TYPE_APP) { /* the monitor runs only these as apps */
+        err = RP_ERR_INVALID_ARG;
+        snprintf(why, cap,
+                 "an image of type %s, not an app (rampart-agent install --component NAME "
+                 "installs it)",
+                 rp_image_type_name(id.type) != NULL ? rp_image_type_name(id.type) : "none");
+    } else if ((err = rp_apptree_kind(img.fd, id.layout.hdr.hdr_size, id.layout.hdr.img_size,
+                                      &kind)) != RP_OK)
+        snprintf(why, cap, "cannot read its payload: %s", rp_strerror(err));
+    else if (kind == RP_APPTREE_LEGACY) {
+        err = given != NULL ? RP_OK : RP_ERR_INVALID_ARG;
+        if (given == NULL)
+            snprintf(why, cap,
+                     "a single-file app image has no manifest to name its component: give "
+                     "--component NAME");
+        else
+            snprintf(out, RP_COMPONENT_NAME_MAX + 1, "%s", given);
+    } else if ((err = rp_apptree_read_manifest(img.fd, id.layout.hdr.hdr_size,
+                                               id.layout.hdr.img_size, m, why, cap)) == RP_OK) {
+        if (given != NULL && strcmp(given, m->component_id) != 0) {
+            err = RP_ERR_INVALID_ARG;
+            snprintf(why, cap, "its manifest says ComponentId %s, not %s", m->component_id, given);
+        } else
+            snprintf(out, RP_COMPONENT_NAME_MAX + 1, "%s", m->component_id);
+    }
+    rp_file_image_close(&img);
+    free(m);
+    return err;
+}
+
+/* Sideloading an app: the component is the image's own (app_image_component). */
+static int cmd_app_install(const struct args *a)
+{
+    char component[RP_COMPONENT_NAME_MAX + 1], why[512] = "";
+
+    if (a->nrest != 1)
+        return usage_error("app install needs one IMAGE");
+    if (a->component != NULL && !rp_component_name_valid(a->component, strlen(a->component)))
+        return usage_error("a component name is 1 to 32 of A-Z a-z 0-9 . _ - (no leading dot)");
+    if (app_image_component(a->rest[0], a->component, component, why, sizeof(why)) != RP_OK) {
+        rp_log_error("%s: refused: %s", a->rest[0], why);
+        return FAIL;
+    }
+    return install_image(a, component, a->rest[0]);
 }
 
 static int cmd_recover(const struct args *a)
@@ -1359,8 +1445,10 @@ int main(int argc, char **argv)
         return cmd_app_control(&a, RP_MON_APP_RESTART);
     if (strcmp(cmd, "app") == 0 && strcmp(verb, "list") == 0)
         return cmd_app_list(&a);
+    if (strcmp(cmd, "app") == 0 && strcmp(verb, "install") == 0)
+        return cmd_app_install(&a);
     if (strcmp(cmd, "app") == 0)
-        return usage_error("app logs NAME | app list | app stop|start|restart NAME");
+        return usage_error("app install IMAGE | app logs NAME | app list | app stop|start|restart NAME");
     if (strcmp(cmd, "events") == 0)
         return cmd_events(&a);
     return usage_error("unknown command");

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "apps.h"
+#include "capability.h"
 #include "compartment.h"
 #include "events.h"
 #include "netpolicy.h"
@@ -66,6 +67,7 @@ static struct {
     uint32_t trial_seq;
     long trial_deadline_ms;
     int trial_seconds;
+    char device_id[RP_DEVICE_ID_SIZE]; /* from the monitor's SET */
     rp_apps_reply_t reply;
 } s;
 
@@ -356,6 +358,16 @@ static void net_down(app_t *a)
 
 static bool is_stopped(const char *name);
 
+/* Whether the next start may be debugged: a development capability in force now (checked at each
+ * start: it expires, it is removed). OUT: *cap when true. */
+static bool development(rp_md_capability_t *cap)
+{
+    bool dev = false;
+
+    return s.device_id[0] != '\0' &&
+           rp_capability_development(s.state_dir, s.device_id, &dev, cap, NULL, 0) == RP_OK && dev;
+}
+
 static void drop_chan(app_t *a)
 {
     if (a->chan >= 0)
@@ -369,6 +381,7 @@ static rp_err_t compartment_up(app_t *a, const char *tree_name, char *why, size_
     char tree[PATH_MAX], storage[PATH_MAX], log[PATH_MAX], run[PATH_MAX];
     uint32_t uid;
     rp_compartment_spec_t spec = {0};
+    rp_md_capability_t dev;
     rp_err_t err;
 
     if (app_path(a->want.component, tree_name, tree, sizeof(tree)) != RP_OK ||
@@ -401,6 +414,7 @@ static rp_err_t compartment_up(app_t *a, const char *tree_name, char *why, size_
     spec.net_setup = net_setup;
     spec.net_ctx = a;
     spec.channel_fd = a->chan;
+    spec.debug = development(&dev);
     err = rp_compartment_start(&spec, &a->c, why, cap);
     drop_chan(a); /* the app's alone now (or, failed, the monitor makes the next run another) */
     if (err != RP_OK) {
@@ -410,6 +424,16 @@ static rp_err_t compartment_up(app_t *a, const char *tree_name, char *why, size_
     }
     a->running = true;
     a->layers = a->c.layers;
+    /* The relaxation is seen: each start with it is an event. */
+    if (spec.debug) {
+        char reason[RP_EVENT_REASON_MAX + 1];
+        snprintf(reason, sizeof(reason),
+                 "started with ptrace allowed among its processes: development capability from "
+                 "tenant %s until %lld",
+                 dev.tenant, (long long)dev.expires);
+        if (rp_event_record(s.state_dir, RP_EVENT_CAPABILITY, a->want.component, reason) != RP_OK)
+            rp_log_warn("%s: cannot record the development-mode event", a->want.component);
+    }
     snprintf(a->missing, sizeof(a->missing), "%.*s", RP_MON_MISSING_MAX, a->c.missing);
     return RP_OK;
 }
@@ -551,6 +575,9 @@ static app_t *find(const char *name)
 static void apply_set(const rp_apps_msg_t *msg)
 {
     bool keep[RP_COMPONENTS_MAX] = {false};
+
+    snprintf(s.device_id, sizeof(s.device_id), "%.*s", (int)sizeof(msg->device_id) - 1,
+             msg->device_id);
 
     for (size_t i = 0; i < msg->n && i < RP_COMPONENTS_MAX; i++) {
         const rp_apps_want_t *w = &msg->want[i];
@@ -1081,6 +1108,7 @@ void rp_apps_wanted(rp_agent_t *a, rp_apps_msg_t *msg)
 
     memset(msg, 0, sizeof(*msg));
     msg->kind = RP_APPS_SET;
+    snprintf(msg->device_id, sizeof(msg->device_id), "%s", a->device_id);
     if (rp_component_names(a->state_dir, names, RP_COMPONENTS_MAX, &n) != RP_OK)
         n = 0;
     for (size_t i = 0; i < n; i++) {

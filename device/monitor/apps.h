@@ -11,7 +11,8 @@
  * monitor (which holds the root of trust and verifies the slots) tells it what to run; it never
  * touches the root of trust. Between the two: one SOCK_SEQPACKET socket pair, these fixed
  * structures (the same binary on both ends), every request answered in order:
- *   SET    the apps that should run (component, slot, version, digest, payload): no reply
+ *   SET    the apps that should run (component, slot, version, digest, payload), the device's
+ *          ID: no reply
  *   LIST   what runs: an APP_LIST reply's body (proto.h)
  *   TRIAL  an install's trial of a new version in its compartment: healthy or not, and why
  *          (asked by the monitor's install child on a socket of its own, given with CHANNEL;
@@ -77,6 +78,9 @@ typedef struct rp_apps_msg {
     uint32_t n;    /* SET: want[0..n); TRIAL: want[0] */
     uint32_t health_seconds;
     uint32_t action; /* CONTROL: rp_mon_app_action_t */
+    /* SET: the device's ID, for the supervisor's own check of a development capability at each
+     * start (docs/compartments.md, "Development mode") */
+    char device_id[RP_DEVICE_ID_SIZE];
     rp_apps_want_t want[RP_COMPONENTS_MAX];
 } rp_apps_msg_t;
 

@@ -1026,9 +1026,13 @@ static int socket_rules(scmp_filter_ctx ctx)
     return rc;
 }
 
-/* Build the filter: default action def (notify, or EPERM where the kernel cannot notify). */
-static scmp_filter_ctx seccomp_build(uint32_t def)
+/* Build the filter: default action def (notify, or EPERM where the kernel cannot notify). debug
+ * (development mode, rp_compartment_spec_t.debug) allows ptrace and process_vm_*: a debugger
+ * reaches only what the app's pid namespace shows and the kernel's ptrace check lets through
+ * (its own uid, its Landlock domain; the init is not dumpable). */
+static scmp_filter_ctx seccomp_build(uint32_t def, bool debug)
 {
+    static const char *const debug_calls[] = {"ptrace", "process_vm_readv", "process_vm_writev"};
     scmp_filter_ctx ctx = seccomp_init(def);
     int rc;
 
@@ -1037,6 +1041,8 @@ static scmp_filter_ctx seccomp_build(uint32_t def)
     rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
     if (rc == 0)
         rc = rp_seccomp_allow(ctx, allowed_calls, sizeof(allowed_calls) / sizeof(allowed_calls[0]));
+    if (rc == 0 && debug)
+        rc = rp_seccomp_allow(ctx, debug_calls, sizeof(debug_calls) / sizeof(debug_calls[0]));
     if (rc == 0)
         rc = socket_rules(ctx);
     /* clone without a namespace flag (fork, threads); clone3 says ENOSYS so libc falls back to
@@ -1065,13 +1071,14 @@ static scmp_filter_ctx seccomp_build(uint32_t def)
 
 /* Loaded last before the app's exec. OUT: *notify_fd, the listener (-1 when the kernel cannot
  * notify: refusals are then plain EPERM, unseen). */
-static int seccomp_apply(bool may_notify, int *notify_fd, char *why, size_t cap)
+static int seccomp_apply(bool may_notify, bool debug, int *notify_fd, char *why, size_t cap)
 {
     scmp_filter_ctx ctx;
     int rc = -1;
 
     *notify_fd = -1;
-    if (may_notify && seccomp_api_get() >= 5 && (ctx = seccomp_build(SCMP_ACT_NOTIFY)) != NULL) {
+    if (may_notify && seccomp_api_get() >= 5 &&
+        (ctx = seccomp_build(SCMP_ACT_NOTIFY, debug)) != NULL) {
         rc = seccomp_load(ctx);
         if (rc == 0)
             *notify_fd = seccomp_notify_fd(ctx);
@@ -1081,7 +1088,7 @@ static int seccomp_apply(bool may_notify, int *notify_fd, char *why, size_t cap)
             return -1; /* every refused call would hang: refuse to start */
         }
     }
-    if (rc != 0 && (ctx = seccomp_build(SCMP_ACT_ERRNO(EPERM))) != NULL) {
+    if (rc != 0 && (ctx = seccomp_build(SCMP_ACT_ERRNO(EPERM), debug)) != NULL) {
         rc = seccomp_load(ctx);
         seccomp_release(ctx);
     }
@@ -1203,8 +1210,12 @@ static int child_main(child_args_t *a)
         child_fail(a->sync_fd, "cannot apply the Landlock rules");
     if (m->storage_kb > 0)
         layers |= RP_LAYER_STORAGE;
-    if (seccomp_apply(!(s->without & RP_LAYER_SECCOMP_NOTIFY), &notify_fd, why, sizeof(why)) != 0)
+    if (seccomp_apply(!(s->without & RP_LAYER_SECCOMP_NOTIFY), s->debug, &notify_fd, why,
+                      sizeof(why)) != 0)
         child_fail(a->sync_fd, why);
+    if (s->debug)
+        note_missing(missing, sizeof(missing),
+                     "ptrace allowed among its processes (development capability)");
     layers |= RP_LAYER_SECCOMP;
     if (notify_fd >= 0) {
         layers |= RP_LAYER_SECCOMP_NOTIFY;
@@ -1220,6 +1231,11 @@ static int child_main(child_args_t *a)
                            ": refused calls get EPERM and make no event"
                          : "seccomp refusals are not seen (the kernel has no "
                            "SECCOMP_RET_USER_NOTIF): refused calls get EPERM and make no event");
+    /* The init is never dumpable (the app's exec makes the app so again): with ptrace allowed
+     * (debug), the app's processes reach one another, never the init and its channel to the
+     * supervisor (its memory is the host user namespace's: no capability of the app's counts). */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        child_fail(a->sync_fd, "cannot make the compartment's init undumpable");
     memset(&msg, 0, sizeof(msg));
     msg.type = M_READY;
     msg.value = (int)layers;

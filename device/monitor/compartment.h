@@ -88,6 +88,10 @@ typedef struct rp_compartment_spec {
      * tests, and for a host known to break one. Each is then named in .missing exactly as on a
      * host without it. 0 in production. */
     unsigned without;
+    /* Development mode (docs/compartments.md): the app's processes may ptrace one another (a
+     * debugger it ships, or gdbserver from the base system). The caller decides it at each start,
+     * from a development capability in force; false otherwise. Named in .missing when on. */
+    bool debug;
 } rp_compartment_spec_t;
 
 #define RP_LAYER_OPTIONAL                                                                          \

@@ -30,7 +30,7 @@ typedef enum rp_event_kind {
     RP_EVENT_APP_CONNECTION,     /* an app-to-app channel not allowed by both ("app_connection") */
     RP_EVENT_FILE,               /* Landlock or the mount layout refused a file ("file") */
     RP_EVENT_IMAGE,              /* an app image or tree refused at install ("image") */
-    RP_EVENT_CAPABILITY,         /* a development-mode action without the capability ("capability") */
+    RP_EVENT_CAPABILITY,         /* development mode: refused without it, or an app started debuggable ("capability") */
     RP_EVENT_IDENTITY,           /* the device identity refused to an app ("identity") */
 } rp_event_kind_t;
 

@@ -40,6 +40,8 @@ expect 0 "$RAMPART" image upload --tenant "$acme" --component app "$d/app.img"
 # A managed device refuses to sideload without the capability.
 expect 1 "$AGENT" install --state-dir "$d/dev1" --component app --health-seconds 1 "$d/app.img"
 err_has "this device is managed"; err_has "development capability"
+expect 1 "$AGENT" app install --state-dir "$d/dev1" --component app --health-seconds 1 "$d/app.img"
+err_has "this device is managed"
 expect 0 "$AGENT" capability show --state-dir "$d/dev1"; out_has "no capability in force"
 expect 0 "$AGENT" capability show --state-dir "$d/dev1" --output json
 jq -e '.kind == null and .reason == ""' "$d/out" >/dev/null || fail "show, none held: $(cat "$d/out")"
@@ -87,6 +89,8 @@ expect 0 "$AGENT" capability apply --state-dir "$d/dev1" "$d/cap.json"; out_has 
 expect 0 "$AGENT" capability show --state-dir "$d/dev1" --output json
 jq -e --arg t "$acme" '.kind == "development" and .tenant == $t' "$d/out" >/dev/null || fail "show: $(cat "$d/out")"
 expect 0 "$AGENT" install --state-dir "$d/dev1" --component app --health-seconds 1 "$d/app.img"; out_has "app: installed"
+# app install is the same install, single-process here (e2e.dev_mode: through the monitor)
+expect 0 "$AGENT" app install --state-dir "$d/dev1" --component app --health-seconds 1 "$d/app.img"; out_has "app: unchanged"
 # What the app wrote (rampart-agent app logs: the contract), only the end of a long log.
 expect 0 "$AGENT" app logs --state-dir "$d/dev1" app; out_has "hello from the app"
 head -c 100000 /dev/zero | tr '\0' x >>"$d/dev1/components/app/app.log"; echo "last line" >>"$d/dev1/components/app/app.log"
