@@ -565,6 +565,15 @@ int main(int argc, char **argv)
             rp_log_error("--agent-user %s: no such user", user);
             return 2;
         }
+        /* The agent is the monitor's unprivileged client: as root it would be the monitor's
+         * equal (root is served anyway), as an app's uid an app's. Refused, not run weakened. */
+        if (pw->pw_uid == 0 ||
+            (pw->pw_uid >= RP_APPS_UID_BASE && pw->pw_uid - RP_APPS_UID_BASE < RP_APPS_UID_COUNT)) {
+            rp_log_error("--agent-user %s: uid %ld is %s: give an unprivileged user of its own "
+                         "(or no --agent-user: root only)",
+                         user, (long)pw->pw_uid, pw->pw_uid == 0 ? "root" : "an app's");
+            return 2;
+        }
         m.agent_uid = pw->pw_uid;
         m.agent_gid = pw->pw_gid;
     }
