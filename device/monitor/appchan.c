@@ -61,6 +61,8 @@ rp_err_t rp_appchan_open(rp_appchan_t *c, const char *component, const rp_manife
     c->sign_per_minute = RP_APPCHAN_SIGN_PER_MINUTE;
     c->sign_tokens = (uint64_t)c->sign_burst * TOKEN;
     c->sign_refilled_ms = now_ms();
+    c->log_tokens = RP_APPCHAN_LOG_BURST;
+    c->log_refilled_ms = c->sign_refilled_ms;
     return RP_OK;
 }
 
@@ -78,6 +80,44 @@ void rp_appchan_close(rp_appchan_t *c)
         rp_log_warn("%s: %u more refusals on its channel were not recorded as events", c->component,
                     c->events_suppressed);
     c->events_suppressed = 0;
+    if (c->log_suppressed > 0)
+        rp_log_warn("%s: %u more lines about its channel were not logged", c->component,
+                    c->log_suppressed);
+    c->log_suppressed = 0;
+}
+
+/* A log line about c's requests, at most RP_APPCHAN_LOG_BURST at once and
+ * RP_APPCHAN_LOG_PER_MINUTE after: what an app makes the monitor say is bounded like what it makes
+ * it record. The lines not logged are counted, and said with the next one that is. */
+static void say(rp_appchan_t *c, rp_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void say(rp_appchan_t *c, rp_log_level_t level, const char *fmt, ...)
+{
+    char line[512];
+    int64_t now = now_ms(), per = 60000 / RP_APPCHAN_LOG_PER_MINUTE;
+    va_list ap;
+
+    if (now - c->log_refilled_ms >= per) {
+        int64_t add = (now - c->log_refilled_ms) / per;
+        c->log_tokens = add >= RP_APPCHAN_LOG_BURST - c->log_tokens ? RP_APPCHAN_LOG_BURST
+                                                                    : c->log_tokens + (uint32_t)add;
+        c->log_refilled_ms += add * per;
+    }
+    if (c->log_tokens == 0) {
+        c->log_suppressed++;
+        return;
+    }
+    c->log_tokens--;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (c->log_suppressed > 0)
+        rp_log(level, "%s: %s (and %u more lines not logged)", c->component, line,
+               c->log_suppressed);
+    else
+        rp_log(level, "%s: %s", c->component, line);
+    c->log_suppressed = 0;
 }
 
 /* A security event, at most RP_APPCHAN_EVENTS_MAX per channel: a refused app asking in a loop
@@ -94,7 +134,7 @@ static void record(rp_appchan_t *c, const char *state_dir, rp_event_kind_t kind,
     va_start(ap, fmt);
     vsnprintf(reason, sizeof(reason), fmt, ap);
     va_end(ap);
-    rp_log_warn("%s: %s", c->component, reason);
+    say(c, RP_LOG_WARN, "%s", reason);
     if (c->events >= RP_APPCHAN_EVENTS_MAX) {
         c->events_suppressed++;
         return;
@@ -260,7 +300,7 @@ static void do_identity(rp_appchan_t *c, rp_agent_t *a, rp_mon_reply_t *p)
     else if (err != RP_OK)
         refuse(p, err, "cannot read the device's certificate: %s", rp_strerror(err));
     if (err != RP_OK)
-        rp_log_warn("%s: app-identity: %s", c->component, p->message);
+        say(c, RP_LOG_WARN, "app-identity: %s", p->message);
 }
 
 /* Take one signature from the bucket: whether the app may sign now. */
@@ -300,8 +340,8 @@ static void do_sign(rp_appchan_t *c, rp_agent_t *a, rp_mon_reply_t *p)
         return;
     }
     if (c->sign_limited)
-        rp_log_info("%s: signing again (%llu refused by the rate so far)", c->component,
-                    (unsigned long long)c->sign_refused);
+        say(c, RP_LOG_INFO, "signing again (%llu refused by the rate so far)",
+            (unsigned long long)c->sign_refused);
     c->sign_limited = false;
     err = rp_monitor_sign_tls13(a, &w.q, p);
     if (err != RP_OK)
@@ -376,11 +416,11 @@ static void do_connect(rp_appchan_t *c, rp_agent_t *a, const rp_appchan_peers_t 
         if (err != RP_OK) {
             close(sv[0]);
             refuse(p, RP_ERR_IO, "%s is not reading its channel", name);
-            rp_log_warn("%s -> %s: the peer's channel takes nothing (%s)", c->component, name,
-                        rp_strerror(err));
+            say(c, RP_LOG_WARN, "a channel to %s refused: its channel takes nothing (%s)", name,
+                rp_strerror(err));
             return;
         }
-        rp_log_info("%s -> %s: channel made", c->component, name);
+        say(c, RP_LOG_INFO, "a channel to %s made", name);
         *give = sv[0];
     }
 }
@@ -441,7 +481,7 @@ rp_err_t rp_appchan_serve(rp_appchan_t *c, rp_agent_t *a, const rp_appchan_peers
     default:
         refuse(&w.p, RP_ERR_UNSUPPORTED, "%s is not asked on an app's channel",
                rp_mon_type_name(w.q.type));
-        rp_log_warn("%s: refused %s on its channel", c->component, rp_mon_type_name(w.q.type));
+        say(c, RP_LOG_WARN, "refused %s on its channel", rp_mon_type_name(w.q.type));
         break;
     }
     err = send_reply(c, give);

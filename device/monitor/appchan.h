@@ -34,6 +34,8 @@
 #define RP_APPCHAN_SIGN_BURST 10      /* signatures an app may ask for at once */
 #define RP_APPCHAN_SIGN_PER_MINUTE 60 /* and then, on average */
 #define RP_APPCHAN_EVENTS_MAX 20      /* events one channel may record; the rest are counted */
+#define RP_APPCHAN_LOG_BURST 20       /* log lines one channel may cause at once */
+#define RP_APPCHAN_LOG_PER_MINUTE 10  /* and then, on average; the rest are counted */
 
 typedef struct rp_appchan {
     int fd; /* the monitor's end (non-blocking); -1 once closed */
@@ -47,6 +49,11 @@ typedef struct rp_appchan {
     bool sign_limited;     /* in a burst of refusals (its first was recorded) */
     uint64_t sign_refused; /* refused by the rate, in all */
     unsigned events, events_suppressed;
+    /* The monitor's log: an app asking in a loop must not flood it (and push the monitor's own
+     * lines out of a rate-limited journal). A token bucket of lines, refilled per minute. */
+    uint32_t log_tokens;
+    int64_t log_refilled_ms;
+    unsigned log_suppressed; /* lines not logged since the last one that was */
 } rp_appchan_t;
 
 /* How the channel finds another app: the lead's app table (apps.c). For component, OUT: *chan, its

@@ -892,6 +892,10 @@ static void tick(void)
 {
     time_t now = time(NULL);
 
+    /* A version on trial writes the same log: bounded like a running one (an app on trial for
+     * its health window could otherwise fill the state directory's file system). */
+    if (s.trial_on && s.trial.running)
+        trim_log(s.trial.want.component);
     for (size_t i = 0; i < RP_COMPONENTS_MAX; i++) {
         app_t *a = &s.apps[i];
         if (!a->used)

@@ -95,6 +95,23 @@ static void serve_apps(const struct pollfd *p)
         rp_apps_chans_sync(&m.chans, m.agent.state_dir, NULL, m.apps_fd);
 }
 
+/* While an install child holds the root of trust the channels are not served, but one whose app
+ * exited (hung up: polled with no events) is closed and made again at once, so that the app is
+ * restarted at its backoff rather than when the install ends (up to its 600 s health window). */
+static void apps_hung_up(const struct pollfd *p)
+{
+    bool closed = false;
+
+    for (int i = 0; i < RP_COMPONENTS_MAX; i++)
+        if (p[i].fd >= 0 && (p[i].revents & (POLLHUP | POLLERR)) != 0 &&
+            rp_appchan_fd(&m.chans.e[i].c) == p[i].fd) {
+            rp_appchan_close(&m.chans.e[i].c);
+            closed = true;
+        }
+    if (closed)
+        rp_apps_chans_sync(&m.chans, m.agent.state_dir, NULL, m.apps_fd);
+}
+
 /* APP_LIST: the supervisor's answer, as the reply. */
 static void apps_list(rp_mon_reply_t *p)
 {
@@ -508,11 +525,11 @@ static int loop(int lfd, int sfd)
                 drop(&m.clients[i]);
             p[i + 3] = (struct pollfd){m.clients[i].held ? -1 : m.clients[i].fd, POLLIN, 0};
         }
-        /* The apps' channels wait while an install child uses the root of trust. */
+        /* The apps' requests wait while an install child uses the root of trust (only a hang-up
+         * is seen then). */
         for (int i = 0; i < RP_COMPONENTS_MAX; i++)
-            chan[i] = (struct pollfd){
-                m.install_pid > 0 || !m.chans.e[i].used ? -1 : rp_appchan_fd(&m.chans.e[i].c),
-                POLLIN, 0};
+            chan[i] = (struct pollfd){!m.chans.e[i].used ? -1 : rp_appchan_fd(&m.chans.e[i].c),
+                                      m.install_pid > 0 ? 0 : POLLIN, 0};
         if (poll(p, CLIENTS_MAX + 3 + RP_COMPONENTS_MAX, 1000) < 0) {
             if (errno == EINTR)
                 continue;
@@ -544,6 +561,8 @@ static int loop(int lfd, int sfd)
                 serve_one(&m.clients[i]);
         if (m.install_pid == 0)
             serve_apps(chan);
+        else
+            apps_hung_up(chan);
         if (p[0].revents & POLLIN)
             accept_one(lfd);
     }
@@ -591,6 +610,15 @@ int main(int argc, char **argv)
         struct passwd *pw = getpwnam(user);
         if (pw == NULL) {
             rp_log_error("--agent-user %s: no such user", user);
+            return 2;
+        }
+        /* The agent is the monitor's unprivileged client: as root it would be the monitor's
+         * equal (root is served anyway), as an app's uid an app's. Refused, not run weakened. */
+        if (pw->pw_uid == 0 ||
+            (pw->pw_uid >= RP_APPS_UID_BASE && pw->pw_uid - RP_APPS_UID_BASE < RP_APPS_UID_COUNT)) {
+            rp_log_error("--agent-user %s: uid %ld is %s: give an unprivileged user of its own "
+                         "(or no --agent-user: root only)",
+                         user, (long)pw->pw_uid, pw->pw_uid == 0 ? "root" : "an app's");
             return 2;
         }
         m.agent_uid = pw->pw_uid;

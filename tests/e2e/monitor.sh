@@ -44,6 +44,9 @@ suite() { # KIND: soft or tpm2
   else
     expect 0 "$AGENT" provision --state-dir "$S" --rot soft --image-key "$d/k.pub"
     mkdir -m 755 "$d/run"
+    # A careless operator: the agent as root (or an app's uid) is refused, not run weakened.
+    expect 2 timeout 60 "$MONITOR" --state-dir "$S" --agent-user root
+    err_has "--agent-user root: uid 0 is root"
     SOCK=$d/run/monitor.sock
     start_monitor "$S" "$SOCK" "$log" --socket "$SOCK" --agent-user "$AGENT_USER"
     # the socket: 0660, the agent's user's

@@ -504,6 +504,59 @@ static void test_bad_packets(void **state)
     }
 }
 
+/* An app asking in a loop cannot flood the monitor's log: each refusal is answered (and the first
+ * RP_APPCHAN_EVENTS_MAX recorded), but at most RP_APPCHAN_LOG_BURST lines are logged at once; the
+ * rest are counted and said when the channel closes. */
+static void test_log_bound(void **state)
+{
+    char path[600], line[1024];
+    rp_appchan_t c;
+    int end = -1, saved, log, lines = 0, asks = 10 * RP_APPCHAN_LOG_BURST;
+    bool counted = false;
+    size_t len;
+    FILE *f;
+
+    (void)state;
+    snprintf(path, sizeof(path), "%s/stderr.log", dir);
+    log = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    assert_true(log >= 0);
+    saved = dup(STDERR_FILENO);
+    assert_true(saved >= 0);
+    assert_int_equal(rp_appchan_open(&c, "noisy", &manifests[PLAIN], &end), RP_OK);
+    assert_int_equal(dup2(log, STDERR_FILENO), STDERR_FILENO);
+    for (int i = 0; i < asks; i++) {
+        memset(&q, 0, sizeof(q));
+        q.id = (uint32_t)i + 1;
+        q.type = i % 2 ? RP_MON_APP_CONNECT : RP_MON_STATUS;
+        snprintf(q.u.app_connect.component, sizeof(q.u.app_connect.component), "nosuch");
+        assert_int_equal(rp_mon_request_encode(&q, buf, sizeof(buf), &len), RP_OK);
+        assert_int_equal(rp_mon_send(end, buf, len, -1), RP_OK);
+        assert_int_equal(rp_appchan_serve(&c, &agent, &peers), RP_OK);
+        assert_int_equal(rp_mon_recv(end, buf, sizeof(buf), &len, &(int){-1}), RP_OK);
+        assert_int_equal(rp_mon_reply_decode(buf, len, &r), RP_OK);
+        assert_int_not_equal(r.status, RP_OK); /* every one answered */
+    }
+    rp_appchan_close(&c);
+    assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+    close(saved);
+    close(log);
+    close(end);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strstr(line, "noisy") == NULL)
+            continue;
+        lines++;
+        if (strstr(line, "more lines about its channel were not logged") != NULL)
+            counted = true;
+    }
+    fclose(f);
+    /* The burst, the events' summary and the lines' count at close. */
+    assert_true(lines <= RP_APPCHAN_LOG_BURST + 2);
+    assert_true(lines >= RP_APPCHAN_LOG_BURST);
+    assert_true(counted);
+}
+
 /* The chain is read from S/agent/, else S/; never through a link, never anything but
  * certificates. */
 static void test_chain_files(void **state)
@@ -658,7 +711,8 @@ int main(void)
         cmocka_unit_test(test_identity),     cmocka_unit_test(test_sign),
         cmocka_unit_test(test_rate_limit),   cmocka_unit_test(test_connect),
         cmocka_unit_test(test_wrong_socket), cmocka_unit_test(test_bad_packets),
-        cmocka_unit_test(test_chain_files),  cmocka_unit_test(test_client),
+        cmocka_unit_test(test_log_bound),    cmocka_unit_test(test_chain_files),
+        cmocka_unit_test(test_client),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

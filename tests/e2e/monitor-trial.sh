@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# End to end, the other apps and the trial app while an install's trial runs (found by the attack
+# pass): the trial app's log (S/apps/C/log, which the app writes itself) stays bounded as a running
+# app's does, so that an app writing without end in its health window cannot fill the state
+# directory's file system (it grew to 470 MB); and another app that exits meanwhile is restarted at
+# its backoff, not when the install ends (its channel is made again while the install child holds
+# the root of trust; it stayed down for the whole window). Runs as root (the monitor does).
+. "$(dirname "$0")/lib.sh"
+: "${AGENT:?set AGENT}" "${MONITOR:?set MONITOR}" "${MONITOR_CALL:?set MONITOR_CALL}"
+[ "$(id -u)" = 0 ] || fail "the app log test runs as root (as CI does)"
+d=$E2E_DIR
+chmod 755 "$d"
+S=$d/S SOCK=$d/S/monitor.sock LOG=$d/monitor.log
+APP=tr-noisy$$ OTHER=tr-other$$
+MON_PID=
+full_cleanup() {
+  [ -n "$MON_PID" ] && kill -TERM "$MON_PID" 2>/dev/null && wait "$MON_PID" 2>/dev/null
+  cleanup
+}
+trap full_cleanup EXIT
+
+expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/k.key"
+expect 0 "$RAMPART" key public --key "$d/k.key" --out "$d/k.pub"
+expect 0 "$AGENT" provision --state-dir "$S" --rot soft --image-key "$d/k.pub"
+# 24 MiB on stdout, then a line saying so; it never says it is ready, so its trial lasts the
+# whole health window.
+mkdir -p "$d/$APP/bin"
+printf '#!/bin/sh\ndd if=/dev/zero bs=1M count=24 2>/dev/null\necho wrote-it-all\nexec sleep 3600\n' \
+  >"$d/$APP/bin/run"
+chmod 755 "$d/$APP" "$d/$APP/bin" "$d/$APP/bin/run"
+cat >"$d/$APP/app_manifest.json" <<EOF2
+{"SchemaVersion": 1, "Name": "$APP", "ComponentId": "$APP", "EntryPoint": "bin/run"}
+EOF2
+expect 0 "$RAMPART" image sign --key "$d/k.key" --version 1.0.0 --type app "$d/$APP" "$d/$APP.img"
+mkdir -p "$d/$OTHER/bin"
+printf '#!/bin/sh\necho ready >&"$RAMPART_READY_FD"\nexec sleep 3600\n' >"$d/$OTHER/bin/run"
+chmod 755 "$d/$OTHER" "$d/$OTHER/bin" "$d/$OTHER/bin/run"
+cat >"$d/$OTHER/app_manifest.json" <<EOF2
+{"SchemaVersion": 1, "Name": "$OTHER", "ComponentId": "$OTHER", "EntryPoint": "bin/run"}
+EOF2
+expect 0 "$RAMPART" image sign --key "$d/k.key" --version 1.0.0 --type app "$d/$OTHER" \
+  "$d/$OTHER.img"
+
+"$MONITOR" --state-dir "$S" >>"$LOG" 2>&1 &
+MON_PID=$!
+answers() { "$MONITOR_CALL" "$SOCK" hello >/dev/null 2>&1; }
+wait_until 60 answers || { cat "$LOG" >&2; fail "the monitor did not answer"; }
+app_field() {
+  "$AGENT" app list --state-dir "$S" --output json 2>/dev/null |
+    jq -r --arg c "$1" ".[] | select(.component == \$c) | $2"
+}
+expect 0 "$MONITOR_CALL" "$SOCK" install "$OTHER" "$d/$OTHER.img" 30
+out_has "installed: started and said it is ready"
+
+# The install waits out the health window (the app never says ready): the trial runs meanwhile.
+"$MONITOR_CALL" "$SOCK" install "$APP" "$d/$APP.img" 60 >"$d/install.out" 2>&1 &
+INSTALL=$!
+E2E_PIDS+=("$INSTALL")
+L=$S/apps/$APP/log
+# The log ends with the app's last line, and was cut back to at most RP_APPS_LOG_MAX (1 MiB).
+trimmed() {
+  [ -f "$L" ] && [ "$(stat -c %s "$L")" -le $((1024 * 1024)) ] &&
+    tail -c 64 "$L" | grep -q wrote-it-all
+}
+wait_until 50 trimmed || {
+  cat "$LOG" >&2
+  fail "the trial app's log was not cut back: $(stat -c %s "$L" 2>/dev/null) bytes"
+}
+E2E_CHECKS=$((E2E_CHECKS + 1))
+# Still on trial when it was: the install had not answered yet.
+kill -0 "$INSTALL" 2>/dev/null || fail "the install ended before the log was checked: $(cat "$d/install.out")"
+
+# The other app, killed during the trial, is ready again before the install ends.
+pid=$(app_field "$OTHER" .pid)
+[ -n "$pid" ] && [ "$pid" -gt 0 ] || fail "no pid for $OTHER"
+kill -KILL "$pid"
+back() { [ "$(app_field "$OTHER" .restarts)" -ge 1 ] && [ "$(app_field "$OTHER" .state)" = ready ]; }
+wait_until 50 back || { cat "$LOG" >&2; fail "$OTHER was not restarted during the trial"; }
+kill -0 "$INSTALL" 2>/dev/null || fail "$OTHER came back only when the install ended"
+E2E_CHECKS=$((E2E_CHECKS + 1))
+wait "$INSTALL" || fail "the install failed: $(cat "$d/install.out")"
+grep -q "installed: stayed up" "$d/install.out" || fail "not installed: $(cat "$d/install.out")"
+done_ok
