@@ -813,9 +813,9 @@ static void control(const rp_apps_msg_t *msg)
                  stop_it ? "make" : "remove", name);
     } else {
         rp_log_info("%s: %s by an operator", name,
-                    stop_it                                 ? "stopped"
+                    stop_it                             ? "stopped"
                     : msg->action == RP_MON_APP_RESTART ? "restarted"
-                                                            : "started");
+                                                        : "started");
         if (stop_it || msg->action == RP_MON_APP_RESTART)
             stop(a);
         a->off = stop_it;
