@@ -544,26 +544,6 @@ static void exited(app_t *a)
     backoff(a, now);
 }
 
-/* Keep the newest RP_APPS_LOG_KEEP bytes once the log passes RP_APPS_LOG_MAX (the app appends:
- * what it writes while this runs may be lost, never the file's bound). */
-static void trim_log(const char *name)
-{
-    static uint8_t tail[RP_APPS_LOG_KEEP];
-    char path[PATH_MAX];
-    struct stat st;
-    int fd;
-
-    if (app_path(name, "log", path, sizeof(path)) != RP_OK ||
-        (fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW)) < 0)
-        return;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > RP_APPS_LOG_MAX &&
-        (rp_pread_all(fd, tail, sizeof(tail), (uint64_t)st.st_size - sizeof(tail)) != RP_OK ||
-         pwrite(fd, tail, sizeof(tail), 0) != (ssize_t)sizeof(tail) ||
-         ftruncate(fd, sizeof(tail)) != 0))
-        rp_log_warn("%s: cannot cut it back", path);
-    close(fd);
-}
-
 static app_t *find(const char *name)
 {
     for (size_t i = 0; i < RP_COMPONENTS_MAX; i++)
@@ -892,16 +872,11 @@ static void tick(void)
 {
     time_t now = time(NULL);
 
-    /* A version on trial writes the same log: bounded like a running one (an app on trial for
-     * its health window could otherwise fill the state directory's file system). */
-    if (s.trial_on && s.trial.running)
-        trim_log(s.trial.want.component);
     for (size_t i = 0; i < RP_COMPONENTS_MAX; i++) {
         app_t *a = &s.apps[i];
         if (!a->used)
             continue;
         if (a->running) {
-            trim_log(a->want.component);
             if (a->net_on && now >= a->next_refresh) {
                 if (rp_netpolicy_refresh(&s.np, &a->net) != RP_OK)
                     rp_log_warn("%s: its allowed names could not all be resolved again",
@@ -951,7 +926,7 @@ static bool receive(int fd, rp_apps_msg_t *msg)
 static int supervise(int sfd)
 {
     static rp_apps_msg_t msg;
-    struct pollfd p[3 + RP_APPS_CHANNELS_MAX + 3 * (RP_COMPONENTS_MAX + 1)];
+    struct pollfd p[3 + RP_APPS_CHANNELS_MAX + RP_COMPARTMENT_FDS * (RP_COMPONENTS_MAX + 1)];
     long next_tick = now_ms();
     char run[PATH_MAX];
     rp_netpolicy_config_t cfg = {.state_dir = s.state_dir};
@@ -982,11 +957,11 @@ static int supervise(int sfd)
             p[n++] = (struct pollfd){s.chan[i], POLLIN, 0};
         for (size_t i = 0; i <= RP_COMPONENTS_MAX; i++) {
             app_t *a = i < RP_COMPONENTS_MAX ? &s.apps[i] : &s.trial;
-            int fds[3];
+            int fds[RP_COMPARTMENT_FDS];
             if (!a->running)
                 continue;
             rp_compartment_fds(&a->c, fds);
-            for (int k = 0; k < 3; k++)
+            for (int k = 0; k < RP_COMPARTMENT_FDS; k++)
                 p[n++] = (struct pollfd){fds[k], POLLIN, 0};
         }
         wait = next_tick - now_ms();

@@ -30,8 +30,8 @@
  *
  * Per app, S/apps/COMPONENT/ holds tree/ (the extracted image, read-only; tree.digest says of
  * which image), uid (its uid and gid, allocated once, never shared), storage.img, log (its
- * stdout and stderr, bounded: the newest RP_APPS_LOG_KEEP bytes kept once it passes
- * RP_APPS_LOG_MAX); its compartment is built in S/run/apps/COMPONENT/.
+ * stdout and stderr through a pipe, bounded and rate-limited by the compartment:
+ * RP_COMPARTMENT_LOG_MAX); its compartment is built in S/run/apps/COMPONENT/.
  */
 #ifndef RAMPART_MONITOR_APPS_H
 #define RAMPART_MONITOR_APPS_H
@@ -46,9 +46,6 @@
 
 #define RP_APPS_UID_BASE 0x7e000000u /* app uids (= gids) are allocated from here up */
 #define RP_APPS_UID_COUNT 65536u
-#define RP_APPS_LOG_MAX (1024 * 1024) /* an app's log is cut back past this */
-#define RP_APPS_LOG_KEEP                                                                           \
-    (64 * 1024)                 /* to its newest bytes (`rampart-agent app logs` shows 64 KiB) */
 #define RP_APPS_BACKOFF_MAX 60  /* seconds between restarts, at most */
 #define RP_APPS_STABLE_AFTER 60 /* a run this long resets the backoff */
 #define RP_APPS_TREE_BYTES_MAX (256ull * 1024 * 1024)

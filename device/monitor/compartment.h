@@ -65,7 +65,8 @@ typedef struct rp_compartment_spec {
     const char *tree_dir;      /* the app's extracted tree, mounted read-only at /app */
     const char *storage_image; /* its storage image (made on first start); NULL: no /data */
     const char *run_dir;       /* the monitor's, for this app: the new root is built in it */
-    const char *log_path;      /* stdout and stderr, appended */
+    const char *log_path;      /* stdout and stderr, appended through a pipe the caller drains
+                                  (rp_compartment_poll), bounded (RP_COMPARTMENT_LOG_MAX) */
     const char *component;
     const char *version;
     uid_t uid; /* the app runs as this uid and gid (on the device: one unused uid per app) */
@@ -100,15 +101,28 @@ typedef struct rp_compartment_spec {
 
 #define RP_COMPARTMENT_CG_MAX 3
 
+/* An app's stdout and stderr reach its log through a pipe the monitor reads, never the file
+ * itself: the log is cut back to its newest RP_COMPARTMENT_LOG_KEEP bytes whenever it passes
+ * RP_COMPARTMENT_LOG_MAX, and read at most RP_COMPARTMENT_LOG_RATE bytes a second (an app writing
+ * faster waits on its own writes). */
+#define RP_COMPARTMENT_LOG_MAX (1024 * 1024)
+#define RP_COMPARTMENT_LOG_KEEP (64 * 1024)
+#define RP_COMPARTMENT_LOG_RATE (1024 * 1024)
+#define RP_COMPARTMENT_FDS 4 /* rp_compartment_fds() */
+
 /* One running compartment. */
 typedef struct rp_compartment {
     char component[RP_COMPONENT_NAME_MAX + 1];
     char state_dir[4096];
-    pid_t pid;        /* its init (pid 1 inside), the host's child; 0: not running */
-    int pidfd;        /* readable when the init exits; -1 if the kernel has no pidfd */
-    int notify_fd;    /* seccomp notifications; -1 without SECCOMP_NOTIFY */
-    int data_fd;      /* /data's root (O_PATH), for the quota check; -1 without storage */
-    int sync_fd;      /* the setup channel; the init reports the app's exit on it */
+    pid_t pid;       /* its init (pid 1 inside), the host's child; 0: not running */
+    int pidfd;       /* readable when the init exits; -1 if the kernel has no pidfd */
+    int notify_fd;   /* seccomp notifications; -1 without SECCOMP_NOTIFY */
+    int data_fd;     /* /data's root (O_PATH), for the quota check; -1 without storage */
+    int sync_fd;     /* the setup channel; the init reports the app's exit on it */
+    int log_in;      /* the read end of the app's stdout and stderr (non-blocking) */
+    int log_out;     /* its log file (O_APPEND), written only here */
+    long log_budget; /* bytes it may still read this second */
+    long log_refill_ms;
     rp_app_run_t run; /* the ready pipe (rp_app_poll_ready); run.pid is the init */
     unsigned layers;
     char missing[512]; /* the layers not in force and why, for a person ("" if none) */
@@ -144,9 +158,9 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *spec, rp_compartment_
  */
 bool rp_compartment_poll(rp_compartment_t *c, int timeout_ms);
 
-/* For a caller with its own loop: poll these for input (up to 3; -1 entries skipped), then call
- * rp_compartment_poll(c, 0). */
-void rp_compartment_fds(const rp_compartment_t *c, int fds[3]);
+/* For a caller with its own loop: poll these for input (-1 entries skipped), then call
+ * rp_compartment_poll(c, 0). The app's log is among them while it may read more this second. */
+void rp_compartment_fds(const rp_compartment_t *c, int fds[RP_COMPARTMENT_FDS]);
 
 /* Stop it (SIGTERM to the app, SIGKILL to all after RP_APP_STOP_GRACE_MS), record what the
  * counters saw last, remove its cgroups, release its devices. Leaves nothing; idempotent. */

@@ -433,14 +433,14 @@ int main(int argc, char **argv)
         left += apps[i].started;
     deadline = now_ms() + timeout_ms;
     while (!failed && left > 0 && !stop_now && now_ms() < deadline) {
-        struct pollfd pf[RUN_APPS * 4 + 1];
+        struct pollfd pf[RUN_APPS * (RP_COMPARTMENT_FDS + 1) + 1];
         int np = 0;
         for (int i = 0; i < napps; i++) {
-            int fds[3];
+            int fds[RP_COMPARTMENT_FDS];
             if (!apps[i].started || apps[i].done)
                 continue;
             rp_compartment_fds(&apps[i].c, fds);
-            for (int k = 0; k < 3; k++)
+            for (int k = 0; k < RP_COMPARTMENT_FDS; k++)
                 pf[np++] = (struct pollfd){.fd = fds[k], .events = POLLIN};
             pf[np++] = (struct pollfd){.fd = rp_appchan_fd(&apps[i].chan), .events = POLLIN};
         }
