@@ -415,7 +415,10 @@ static void dispatch(struct client *c, int fd)
 static void install_died(int status)
 {
     int unbootable = 0, lock = rp_monitor_slots_lock(m.agent.state_dir, false);
-    rp_err_t err = lock >= 0 ? rp_components_recover(&m.agent, &unbootable) : RP_ERR_EXISTS;
+    rp_err_t err =
+        lock >= 0 ? rp_components_recover_cut(&m.agent, &unbootable,
+                                              "its install stopped before the update was confirmed")
+                  : RP_ERR_EXISTS;
 
     if (lock >= 0)
         close(lock);

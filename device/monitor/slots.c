@@ -606,7 +606,7 @@ static rp_err_t free_seccnt_index(const char *state_dir, unsigned *index)
     return RP_ERR_TOO_LARGE;
 }
 
-static rp_err_t recover_one(rp_agent_t *a, rp_component_t *c, bool *bootable);
+static rp_err_t recover_one(rp_agent_t *a, rp_component_t *c, bool *bootable, const char *why);
 
 /* A component's state; for one never installed, a directory and a state naming no slot yet. */
 /* Before the first counter binding is written, bind every state made by an older version (once:
@@ -715,7 +715,7 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
     if (err == RP_OK || err == RP_ERR_NOT_FOUND)
         err = component_open(a, name, &c); /* its counter binding checked */
     if (err == RP_OK && c.trial >= 0) {
-        err = recover_one(a, &c, &bootable); /* a cut install before this one */
+        err = recover_one(a, &c, &bootable, NULL); /* a cut install before this one */
     }
     if (err != RP_OK)
         return err;
@@ -742,7 +742,7 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
         if (err == RP_OK && !cur.valid) {
             /* The running slot stopped verifying (a bad sector, a key the root dropped): fall
              * back first, so that what is written next is never the only good slot. */
-            err = recover_one(a, &c, &bootable);
+            err = recover_one(a, &c, &bootable, NULL);
             if (err == RP_OK)
                 err = rp_slot_path(a->state_dir, name, c.active, slot_path, sizeof(slot_path));
             if (err == RP_OK)
@@ -817,7 +817,7 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
 
 /* ---- recovery ---- */
 
-static rp_err_t recover_one(rp_agent_t *a, rp_component_t *c, bool *bootable)
+static rp_err_t recover_one(rp_agent_t *a, rp_component_t *c, bool *bootable, const char *why)
 {
     char path[PATH_MAX];
     rp_slot_image_t img, other;
@@ -830,10 +830,10 @@ static rp_err_t recover_one(rp_agent_t *a, rp_component_t *c, bool *bootable)
             rp_slot_check(a, c, path, &img) == RP_OK && img.version[0] != '\0')
             snprintf(version, sizeof(version), "%s", img.version);
         c->trial = -1;
-        record(c, RP_UPDATE_ROLLED_BACK, version,
-               "the device restarted before the update was confirmed");
-        rp_log_warn("%s %s: rolled back: the device restarted before it was confirmed", c->name,
-                    version);
+        if (why == NULL)
+            why = "the device restarted before the update was confirmed";
+        record(c, RP_UPDATE_ROLLED_BACK, version, why);
+        rp_log_warn("%s %s: rolled back: %s", c->name, version, why);
         err = component_save(a->state_dir, c);
         if (err != RP_OK)
             return err;
@@ -897,6 +897,11 @@ static rp_err_t recover_one(rp_agent_t *a, rp_component_t *c, bool *bootable)
 
 rp_err_t rp_components_recover(rp_agent_t *a, int *unbootable)
 {
+    return rp_components_recover_cut(a, unbootable, NULL);
+}
+
+rp_err_t rp_components_recover_cut(rp_agent_t *a, int *unbootable, const char *why)
+{
     char names[RP_COMPONENTS_MAX][RP_COMPONENT_NAME_MAX + 1];
     rp_component_t c;
     size_t n;
@@ -913,7 +918,7 @@ rp_err_t rp_components_recover(rp_agent_t *a, int *unbootable)
             continue;
         }
         if (err == RP_OK)
-            err = recover_one(a, &c, &bootable);
+            err = recover_one(a, &c, &bootable, why);
         if (err == RP_OK && !bootable)
             bad++;
     }

@@ -126,5 +126,8 @@ rp_err_t rp_component_note(rp_agent_t *a, const char *name, rp_update_state_t re
  * OUT: *unbootable, the number of components left without a verified image (may be NULL).
  */
 rp_err_t rp_components_recover(rp_agent_t *a, int *unbootable) RP_MUST_CHECK;
+/* The same, saying why the install was cut in each rolled-back component's state (why: NULL is
+ * "the device restarted before the update was confirmed"). */
+rp_err_t rp_components_recover_cut(rp_agent_t *a, int *unbootable, const char *why) RP_MUST_CHECK;
 
 #endif /* RAMPART_MONITOR_SLOTS_H */
