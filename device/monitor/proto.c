@@ -158,8 +158,8 @@ static const struct {
 _Static_assert(RP_MON_REASON_MAX == RP_EVENT_REASON_MAX, "EVENTS carries a whole reason");
 /* The longest EVENTS and APP_LOG replies fit in a packet. */
 _Static_assert(RP_MON_HEADER_LEN + 2 + 8 + 8 + 1 + 1 +
-                       RP_MON_EVENTS_PER_REPLY * (8 + 8 + 2 + 2 + RP_COMPONENT_NAME_MAX + 2 +
-                                                  RP_MON_REASON_MAX) <=
+                       RP_MON_EVENTS_PER_REPLY *
+                           (8 + 8 + 2 + 2 + RP_COMPONENT_NAME_MAX + 2 + RP_MON_REASON_MAX) <=
                    RP_MON_PACKET_MAX,
                "an EVENTS reply must fit in a packet");
 _Static_assert(RP_MON_HEADER_LEN + 2 + 8 + 8 + 2 + RP_MON_LOG_CHUNK <= RP_MON_PACKET_MAX,

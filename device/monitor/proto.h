@@ -71,10 +71,10 @@ _Static_assert(RP_MON_CHAIN_MAX <= RP_EAT_MAX_SIZE, "APP_IDENTITY must fit RP_MO
 #define RP_MON_REASON_MAX 255 /* an event's reason (RP_EVENT_REASON_MAX) */
 /* One security event as EVENTS carries it (device/monitor/events.h's rp_event_t, by value). */
 typedef struct rp_mon_event {
-    uint64_t seq; /* its number in the device's log: the cursor */
-    int64_t at;   /* unix seconds */
-    uint16_t kind; /* rp_event_kind_t: 1 to RP_EVENT_KIND_END - 1 */
-    char app[RP_COMPONENT_NAME_MAX + 1];     /* "" or a component name */
+    uint64_t seq;                        /* its number in the device's log: the cursor */
+    int64_t at;                          /* unix seconds */
+    uint16_t kind;                       /* rp_event_kind_t: 1 to RP_EVENT_KIND_END - 1 */
+    char app[RP_COMPONENT_NAME_MAX + 1]; /* "" or a component name */
     char reason[RP_MON_REASON_MAX + 1];
 } rp_mon_event_t;
 /* APP_LOG: the bytes of an app's log one reply carries at most. */

@@ -643,7 +643,7 @@ static void test_record_types(void **state)
     r.u.events.next = r.u.events.e[1].seq + 1;
     assert_int_equal(rp_mon_reply_encode(&r, buf, sizeof(buf), &len), RP_OK);
     assert_int_equal(rp_mon_reply_decode(buf, len, &r2), RP_OK);
-    at = RP_MON_HEADER_LEN + 2;             /* next */
+    at = RP_MON_HEADER_LEN + 2;               /* next */
     buf[at + 7] = (uint8_t)(buf[at + 7] - 2); /* next not past the last event */
     assert_int_equal(rp_mon_reply_decode(buf, len, &r2), RP_ERR_MALFORMED);
     buf[at + 7] = (uint8_t)(buf[at + 7] + 2);
