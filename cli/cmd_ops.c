@@ -30,7 +30,9 @@ static const char ops_usage[] =
     "  rampart token revoke [--tenant T] TOKEN_ID|self\n"
     "  rampart device claim --tenant T DEVICE_ID...\n"
     "  rampart device list --tenant T\n"
-    "  rampart device show --tenant T DEVICE_ID       last attestation, result, certificate\n"
+    "  rampart device show --tenant T DEVICE_ID       last attestation, result, certificate,\n"
+    "                                                 the apps it runs and its newest security\n"
+    "                                                 events (its last status report)\n"
     "  rampart device attestations --tenant T DEVICE_ID\n"
     "  rampart device block|unblock --tenant T DEVICE_ID\n"
     "  rampart device capability create --tenant T --device D --kind development\n"
@@ -358,6 +360,40 @@ static int token_cmd(struct ops *o, const char *verb)
     return cli_usage(NULL, "unknown token command '%s'", verb);
 }
 
+/* What the device last reported of what runs (POST /api/v1/device/status): its apps, its newest
+ * security events and what was dropped. */
+static void print_report(json_t *rep)
+{
+    json_t *dropped = json_object_get(rep, "events_dropped"), *v;
+    size_t i;
+
+    if (!json_is_object(rep)) {
+        printf("status report:     never\n");
+        return;
+    }
+    printf("status report:     %s\n", ops_str(rep, "reported_at"));
+    if (json_array_size(json_object_get(rep, "apps")) == 0)
+        printf("apps:              none reported\n");
+    json_array_foreach(json_object_get(rep, "apps"), i, v)
+    {
+        printf("%s%s %s: %s, %lld restart(s)\n",
+               i == 0 ? "apps:              " : "                   ", ops_str(v, "component"),
+               ops_str(v, "version"), ops_str(v, "state"),
+               (long long)json_integer_value(json_object_get(v, "restarts")));
+    }
+    printf("security events:   %lld kept, %lld dropped by the device, %lld by the service\n",
+           (long long)json_integer_value(json_object_get(rep, "events_kept")),
+           (long long)json_integer_value(json_object_get(dropped, "device")),
+           (long long)json_integer_value(json_object_get(dropped, "service")));
+    json_array_foreach(json_object_get(rep, "recent_events"), i, v)
+    {
+        const char *app = ops_str(v, "app");
+        printf("  #%lld %s %-14s %-16s %s\n",
+               (long long)json_integer_value(json_object_get(v, "seq")), ops_str(v, "at"),
+               ops_str(v, "kind"), app[0] != '\0' ? app : "-", ops_str(v, "reason"));
+    }
+}
+
 static void print_device(json_t *d)
 {
     json_t *last = json_object_get(d, "last_attestation"),
@@ -378,6 +414,7 @@ static void print_device(json_t *d)
                ops_str(cert, "not_after"));
     else
         printf("certificate:       none\n");
+    print_report(json_object_get(d, "report"));
 }
 
 static int device_cmd(struct ops *o, const char *verb)

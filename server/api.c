@@ -455,9 +455,18 @@ bool rp_tenant_device(rp_req_t *r, rp_device_t *d)
 void rp_h_device_get(rp_req_t *r)
 {
     rp_device_t d;
+    json_t *o, *report;
 
-    if (rp_tenant_device(r, &d))
-        rp_reply_json(r, 200, device_json(&d));
+    if (!rp_tenant_device(r, &d))
+        return;
+    report = rp_device_report_json(r, d.id); /* what it last said runs (status.c) */
+    if (report == NULL) {
+        rp_reply_error(r, 500, "internal", "cannot read the device's status report");
+        return;
+    }
+    o = device_json(&d);
+    json_object_set_new(o, "report", report);
+    rp_reply_json(r, 200, o);
 }
 
 void rp_h_device_attestations(rp_req_t *r)

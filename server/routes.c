@@ -53,6 +53,7 @@ const rp_route_t rp_routes[] = {
     {GET,    "/api/v1/device/images/{image}",     DEVICE, 0, rp_h_device_image, "an image the device's targets name (Range)"},
     {GET,    "/api/v1/device/deltas/{from}/{to}", DEVICE, 0, rp_h_device_delta, "a delta between two images (Range)"},
     {POST,   "/api/v1/device/updates",            DEVICE, 0, rp_h_device_report, "how an update went"},
+    {POST,   "/api/v1/device/status",             DEVICE, 0, rp_h_device_status, "the device's status report: the apps that run, its new security events"},
 
     /* Operators, by their token. */
     {GET,    "/api/v1/tenants",                   READER, 0, rp_h_tenants_list, "the tenants the token sees"},
@@ -72,6 +73,7 @@ const rp_route_t rp_routes[] = {
     {POST,   T "/devices",                        CONTRIBUTOR, 0, rp_h_devices_claim, "claim devices"},
     {GET,    T "/devices/{device}",               READER, 0, rp_h_device_get, "a device"},
     {GET,    T "/devices/{device}/attestations",  READER, 0, rp_h_device_attestations, "a device's last attestations"},
+    {GET,    T "/devices/{device}/events",        READER, 0, rp_h_device_events, "a device's reported security events, newest first (?before=SEQ&limit=N)"},
     {POST,   T "/devices/{device}/block",         ADMIN, 0, rp_h_device_block, "block a device, revoking its certificates"},
     {POST,   T "/devices/{device}/unblock",       ADMIN, 0, rp_h_device_unblock, "unblock a device"},
     {POST,   T "/devices/{device}/capabilities",  ADMIN, 0, rp_h_device_capability_create, "a signed capability for one device (development mode)"},

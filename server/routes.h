@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include <event2/http.h>
+#include <jansson.h>
 
 #include "store.h"
 
@@ -127,6 +128,12 @@ void rp_h_device_image(rp_req_t *r);
 void rp_h_device_delta(rp_req_t *r);
 void rp_h_device_report(rp_req_t *r);
 void rp_h_device_capability_create(rp_req_t *r);
+/* status.c: what devices report of what runs */
+void rp_h_device_status(rp_req_t *r);
+void rp_h_device_events(rp_req_t *r);
+/* The device's newest status report as GET .../devices/D shows it ("report"): null when it never
+ * reported, NULL when it cannot be read. */
+json_t *rp_device_report_json(rp_req_t *r, const char *device_id);
 /* api.c: the path's {device}, if the request's tenant holds it; false: 404 or 500 sent. */
 bool rp_tenant_device(rp_req_t *r, rp_device_t *d);
 /* device_api.c: the device a certificate belongs to, if it may be served (RP_AUTH_DEVICE);

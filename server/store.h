@@ -474,4 +474,63 @@ rp_err_t rp_store_policy_set(rp_store_t *s, const char *tenant_id, rp_policy_t *
  * database that cannot be written now (read-only, full, broken) is seen now. RP_OK: it can. */
 rp_err_t rp_store_write_check(rp_store_t *s) RP_MUST_CHECK;
 
+/* ---- what devices report of what runs (status.c, store_status.c) ----
+ * The device's status report (POST /api/v1/device/status): its newest app list, replaced whole
+ * by each report that carries one, and its security events, kept once each by (device, the
+ * event's number in the device's log), the newest RP_DEVICE_EVENTS_KEEP per device; the rest are
+ * dropped and counted. Failure reporting (issue 11) adds its reports beside these tables. */
+#define RP_DEVICE_EVENTS_KEEP 1000
+#define RP_DEVICE_APPS_MAX 64
+#define RP_DEVICE_EVENT_KIND_MAX 32
+#define RP_DEVICE_EVENT_REASON_MAX 255
+#define RP_DEVICE_APP_VERSION_MAX 47
+#define RP_DEVICE_APP_STATE_MAX 16
+
+typedef struct rp_device_app {
+    char component[33];
+    char version[RP_DEVICE_APP_VERSION_MAX + 1];
+    char state[RP_DEVICE_APP_STATE_MAX + 1];
+    int64_t restarts;
+} rp_device_app_t;
+
+typedef struct rp_device_event {
+    int64_t seq; /* its number in the device's log */
+    int64_t at;  /* when the device recorded it (its clock) */
+    char kind[RP_DEVICE_EVENT_KIND_MAX + 1];
+    char app[33]; /* "" when about no app */
+    char reason[RP_DEVICE_EVENT_REASON_MAX + 1];
+    int64_t received; /* when the service first took it */
+} rp_device_event_t;
+
+/* What the service knows of a device's reports. */
+typedef struct rp_device_report {
+    int64_t reported_at;     /* the last report */
+    int64_t apps_at;         /* the last report carrying the apps (0: none yet) */
+    int64_t events_kept;     /* events kept now */
+    int64_t dropped_device;  /* events the device's log dropped before they were reported */
+    int64_t dropped_service; /* events the service dropped (past RP_DEVICE_EVENTS_KEEP) */
+    int64_t next_seq;        /* one past the newest event number received */
+} rp_device_report_t;
+
+/*
+ * Record one status report of device_id at now: apps (napps of them; apps NULL: the report had no
+ * app list, the kept one stays), events (each kept once: one already kept, or older than the
+ * newest RP_DEVICE_EVENTS_KEEP, is not taken again), and the device's dropped count. One
+ * transaction. OUT: *fresh, the events new to the service.
+ */
+rp_err_t rp_store_device_status_put(rp_store_t *s, const char *device_id, int64_t now,
+                                    const rp_device_app_t *apps, size_t napps,
+                                    const rp_device_event_t *events, size_t nevents,
+                                    int64_t dropped_device, size_t *fresh) RP_MUST_CHECK;
+/* RP_ERR_NOT_FOUND when the device never reported. */
+rp_err_t rp_store_device_status_get(rp_store_t *s, const char *device_id,
+                                    rp_device_report_t *out) RP_MUST_CHECK;
+typedef void (*rp_device_app_fn)(void *ctx, const rp_device_app_t *a);
+rp_err_t rp_store_device_apps(rp_store_t *s, const char *device_id, rp_device_app_fn fn,
+                              void *ctx) RP_MUST_CHECK;
+/* The device's events numbered below `before` (INT64_MAX: all), newest first, at most limit. */
+typedef void (*rp_device_event_fn)(void *ctx, const rp_device_event_t *e);
+rp_err_t rp_store_device_events(rp_store_t *s, const char *device_id, int64_t before, int limit,
+                                rp_device_event_fn fn, void *ctx) RP_MUST_CHECK;
+
 #endif /* RAMPART_STORE_H */

@@ -155,6 +155,19 @@ static const char *const migrations[] = {
     "UPDATE image_keys SET name_key = NULL;",
     /* 9: whether a device in development mode (it holds a development capability) may pass */
     "ALTER TABLE tenant_policies ADD COLUMN allow_development INTEGER NOT NULL DEFAULT 0;",
+    /* 10: what devices report of what runs (store_status.c): the newest app list, the security
+     * events once each by (device, seq), and per device the counts of what was dropped */
+    "CREATE TABLE device_reports (device_id TEXT PRIMARY KEY REFERENCES devices(id),"
+    " reported_at INTEGER NOT NULL, apps_at INTEGER NOT NULL, dropped_device INTEGER NOT NULL,"
+    " dropped_service INTEGER NOT NULL, next_seq INTEGER NOT NULL,"
+    " pruned_below INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE device_apps (device_id TEXT NOT NULL REFERENCES devices(id),"
+    " component TEXT NOT NULL, version TEXT NOT NULL, state TEXT NOT NULL,"
+    " restarts INTEGER NOT NULL, PRIMARY KEY (device_id, component)) WITHOUT ROWID;"
+    "CREATE TABLE device_events (device_id TEXT NOT NULL REFERENCES devices(id),"
+    " seq INTEGER NOT NULL, at INTEGER NOT NULL, kind TEXT NOT NULL, app TEXT NOT NULL,"
+    " reason TEXT NOT NULL, received INTEGER NOT NULL, PRIMARY KEY (device_id, seq))"
+    " WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

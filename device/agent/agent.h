@@ -17,6 +17,7 @@
  *     attestation.json            the last attestation's outcome
  *     service.json                the service it last attested with
  *     update/targets.json, update/downloads/   its update metadata and downloads
+ *     report.json                 the status report's cursor: the next security event to send
  */
 #ifndef RAMPART_AGENT_H
 #define RAMPART_AGENT_H
@@ -71,6 +72,11 @@ void rp_agent_close(rp_agent_t *a);
  * to start the monitor (RP_ERR_NOT_FOUND). Close with rp_agent_close().
  */
 rp_err_t rp_agent_attach(rp_agent_t *a, const char *state_dir, const char *tcti) RP_MUST_CHECK;
+/* The same choice for the commands that only read what the monitor records (events, app logs):
+ * a->monitor is set when S/monitor.sock answers (ask it: the agent's user cannot read root's
+ * files); otherwise it is "" and the caller reads the files itself, as root (or a test's state
+ * directory) does in single-process mode. No root of trust is opened. */
+rp_err_t rp_agent_attach_records(rp_agent_t *a, const char *state_dir) RP_MUST_CHECK;
 /* Through the monitor, root acts as the agent's user (S/agent/'s owner), so that every file it
  * leaves there is that user's: supplementary groups, gid and uid are set to it, for good. A no-op
  * in single-process mode or when not root. */

@@ -124,6 +124,18 @@ rp_err_t rp_agent_attach(rp_agent_t *a, const char *state_dir, const char *tcti)
     return err;
 }
 
+rp_err_t rp_agent_attach_records(rp_agent_t *a, const char *state_dir)
+{
+    memset(a, 0, sizeof(*a));
+    if (strlen(state_dir) >= sizeof(a->state_dir) ||
+        monitor_path(state_dir, a->monitor, sizeof(a->monitor)) != RP_OK)
+        return RP_ERR_INVALID_ARG;
+    strcpy(a->state_dir, state_dir);
+    if (!rp_agent_monitor_serves(state_dir))
+        a->monitor[0] = '\0';
+    return RP_OK;
+}
+
 rp_err_t rp_agent_become_agent_user(const rp_agent_t *a)
 {
     char dir[PATH_MAX + 16];

@@ -24,6 +24,7 @@
 #include "confine.h"
 #include "events.h"
 #include "proto.h"
+#include "report.h"
 #include "slots.h"
 #include "supervise.h"
 #include "update.h"
@@ -451,6 +452,22 @@ static int update_check_locked(rp_agent_t *agent, const char *server, const char
     return sum->refused + sum->rolled_back + sum->failed > 0 ? FAIL : OK;
 }
 
+/* The status report (report.h), after each update check and attestation: best effort, logged. */
+static void status_report(rp_agent_t *agent, const char *server, const char *ca)
+{
+    rp_report_summary_t sum;
+
+    if (rp_report_status(agent, server, ca, &sum) != RP_OK) {
+        rp_log_warn("status report: %s", sum.detail);
+        return;
+    }
+    if (sum.apps >= 0)
+        rp_log_info("status report: %d app(s), %zu event(s) taken by the service", sum.apps,
+                    sum.events);
+    else
+        rp_log_info("status report: %zu event(s) taken by the service", sum.events);
+}
+
 /* "host:port" into its parts. */
 static bool host_port(const char *s, char *host, size_t cap, int *port)
 {
@@ -560,6 +577,7 @@ static int cmd_run(const struct args *a)
                     wait = 1;
                 wait = jitter(wait - wait / 10, wait + 1);
                 backoff = 5;
+                status_report(&agent, a->server, a->server_ca);
             } else {
                 /* Exponential backoff with full jitter, capped at an hour; never sooner than
                  * the service asked (Retry-After, when it is busy or limiting). */
@@ -587,6 +605,7 @@ static int cmd_run(const struct args *a)
                 (void)update_check_locked(&agent, a->server, a->server_ca, a, &sum);
                 if (supervisor != NULL)
                     rp_supervisor_sync(supervisor); /* a new confirmed version replaces the old */
+                status_report(&agent, a->server, a->server_ca);
                 next_update =
                     time(NULL) + jitter(interval - interval / 10, interval + interval / 10 + 1);
             }
@@ -1042,6 +1061,17 @@ static int cmd_app_logs(const struct args *a)
         return usage_error("app logs needs one NAME");
     if (!rp_component_name_valid(a->rest[0], strlen(a->rest[0])))
         return usage_error("a component name is 1 to 32 of A-Z a-z 0-9 . _ - (no leading dot)");
+    /* Through the monitor when it serves S: the logs are root's (APP_LOG). */
+    {
+        rp_agent_t agent;
+        if (rp_agent_attach_records(&agent, a->state_dir) != RP_OK)
+            return FAIL;
+        if (agent.monitor[0] != '\0') {
+            rp_err_t err = rp_report_app_log(&agent, a->rest[0], APP_LOG_TAIL, stdout);
+            fflush(stdout);
+            return err == RP_OK ? OK : FAIL; /* a refusal is said */
+        }
+    }
     /* The monitor's (S/apps/NAME/log: the app in its compartment) or, from an agent that ran it
      * itself, S/components/NAME/app.log: whichever was written last. */
     {
@@ -1189,42 +1219,35 @@ static int cmd_app_list(const struct args *a)
     return OK;
 }
 
-/* events: the security events the monitor recorded (device/monitor/events.h), oldest first. */
+/* events: the security events the monitor recorded (device/monitor/events.h), oldest first:
+ * through the monitor when it serves S (the agent's user cannot read S/events/), else the file. */
 static int cmd_events(const struct args *a)
 {
     static rp_event_t ev[RP_EVENTS_MAX];
-    uint64_t dropped = 0;
+    uint64_t dropped = 0, next;
     size_t n = 0;
-    char when[32];
+    bool more;
+    rp_agent_t agent;
 
     if (a->output != NULL && strcmp(a->output, "json") != 0 && strcmp(a->output, "text") != 0)
         return usage_error("--output must be text or json");
-    if (rp_events_read(a->state_dir, ev, RP_EVENTS_MAX, &n, &dropped) != RP_OK) {
+    if (rp_agent_attach_records(&agent, a->state_dir) != RP_OK ||
+        rp_report_events(&agent, 0, ev, RP_EVENTS_MAX, &n, &next, &more, &dropped) != RP_OK) {
         rp_log_error("%s: cannot read the security events", a->state_dir);
         return FAIL;
     }
     if (a->output != NULL && strcmp(a->output, "json") == 0) {
         json_t *list = json_array(), *out;
         for (size_t i = 0; i < n; i++)
-            json_array_append_new(list,
-                                  json_pack("{s:I, s:s, s:s, s:s}", "at", (json_int_t)ev[i].at,
-                                            "kind", rp_event_kind_name(ev[i].kind), "app",
-                                            ev[i].app, "reason", ev[i].reason));
+            json_array_append_new(list, rp_report_event_json(&ev[i]));
         out = json_pack("{s:o, s:I}", "events", list, "dropped", (json_int_t)dropped);
         json_dumpf(out, stdout, JSON_INDENT(2));
         putchar('\n');
         json_decref(out);
         return OK;
     }
-    for (size_t i = 0; i < n; i++) {
-        time_t t = (time_t)ev[i].at;
-        struct tm tm;
-        if (gmtime_r(&t, &tm) == NULL ||
-            strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-            snprintf(when, sizeof(when), "%lld", (long long)ev[i].at);
-        printf("%s %-14s %-16s %s\n", when, rp_event_kind_name(ev[i].kind),
-               ev[i].app[0] != '\0' ? ev[i].app : "-", ev[i].reason);
-    }
+    for (size_t i = 0; i < n; i++)
+        rp_report_event_print(&ev[i], stdout);
     if (dropped > 0)
         printf("(%llu older events dropped: the log keeps the newest %d)\n",
                (unsigned long long)dropped, RP_EVENTS_MAX);
@@ -1305,6 +1328,7 @@ static int cmd_check_now(const struct args *a)
     }
     memset(&sum, 0, sizeof(sum));
     rc = update_check_locked(&agent, server, ca, a, &sum);
+    status_report(&agent, server, ca); /* what runs now, and the events since the last report */
     rp_agent_close(&agent);
     if (rc != OK && sum.installed + sum.unchanged + sum.refused + sum.rolled_back + sum.failed == 0)
         return FAIL; /* the check itself stopped: said so */

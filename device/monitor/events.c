@@ -175,28 +175,17 @@ out:
     return err;
 }
 
-rp_err_t rp_events_read(const char *state_dir, rp_event_t *out, size_t max, size_t *n,
-                        uint64_t *dropped)
+/* The log's current numbers: seqs[i] is the number slot i holds, UINT64_MAX when it holds none
+ * (or a stale survivor). OUT: *top, the newest number; *valid, how many are current; false when
+ * the log has no event. */
+static bool scan(int fd, uint64_t seqs[RP_EVENTS_MAX], uint64_t *top, size_t *valid)
 {
-    uint64_t seqs[RP_EVENTS_MAX]; /* 8 KB: on the stack, so readers on two threads are fine */
-    char path[PATH_MAX];
     uint8_t rec[SLOT];
-    uint64_t top = 0, seq;
-    size_t valid = 0, kept = 0, skip;
+    uint64_t seq;
     bool any = false;
-    int fd;
 
-    *n = 0;
-    *dropped = 0;
-    if (log_path(state_dir, path, sizeof(path), false) != 0)
-        return RP_ERR_INVALID_ARG;
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return errno == ENOENT ? RP_OK : RP_ERR_IO;
-    if (flock(fd, LOCK_SH) != 0) {
-        close(fd);
-        return RP_ERR_IO;
-    }
+    *top = 0;
+    *valid = 0;
     for (uint64_t i = 0; i < RP_EVENTS_MAX; i++)
         seqs[i] = UINT64_MAX;
     /* First pass: the newest number, which decides which slots are current. */
@@ -205,34 +194,127 @@ rp_err_t rp_events_read(const char *state_dir, rp_event_t *out, size_t max, size
             break; /* a short file: the log has not filled yet */
         if (record_valid(rec, &seq) && seq % RP_EVENTS_MAX == i) {
             seqs[i] = seq;
-            if (!any || seq > top)
-                top = seq;
+            if (!any || seq > *top)
+                *top = seq;
             any = true;
         }
     }
-    if (!any) {
+    /* Current: within the last RP_EVENTS_MAX numbers (an older one is a stale survivor). */
+    for (uint64_t i = 0; any && i < RP_EVENTS_MAX; i++) {
+        if (seqs[i] != UINT64_MAX && seqs[i] + RP_EVENTS_MAX > *top)
+            (*valid)++;
+        else
+            seqs[i] = UINT64_MAX;
+    }
+    return any;
+}
+
+/* The log, opened for reading under a shared lock: -1 with *err (RP_OK when there is none). */
+static int open_log(const char *state_dir, rp_err_t *err)
+{
+    char path[PATH_MAX];
+    int fd;
+
+    *err = RP_OK;
+    if (log_path(state_dir, path, sizeof(path), false) != 0) {
+        *err = RP_ERR_INVALID_ARG;
+        return -1;
+    }
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        *err = errno == ENOENT ? RP_OK : RP_ERR_IO;
+        return -1;
+    }
+    if (flock(fd, LOCK_SH) != 0) {
+        close(fd);
+        *err = RP_ERR_IO;
+        return -1;
+    }
+    return fd;
+}
+
+/* Event s into *ev, if its slot still holds it. */
+static bool read_one(int fd, uint64_t s, rp_event_t *ev)
+{
+    uint8_t rec[SLOT];
+    uint64_t seq;
+
+    if (rp_pread_all(fd, rec, SLOT, (uint64_t)slot_offset(s)) != RP_OK ||
+        !record_valid(rec, &seq) || seq != s)
+        return false;
+    record_decode(rec, ev);
+    ev->seq = s;
+    return true;
+}
+
+rp_err_t rp_events_read(const char *state_dir, rp_event_t *out, size_t max, size_t *n,
+                        uint64_t *dropped)
+{
+    uint64_t seqs[RP_EVENTS_MAX]; /* 8 KB: on the stack, so readers on two threads are fine */
+    uint64_t top;
+    size_t valid, kept = 0, skip;
+    rp_err_t err;
+    int fd;
+
+    *n = 0;
+    *dropped = 0;
+    fd = open_log(state_dir, &err);
+    if (fd < 0)
+        return err;
+    if (!scan(fd, seqs, &top, &valid)) {
         close(fd);
         return RP_OK;
     }
-    /* Current: within the last RP_EVENTS_MAX numbers (an older one is a stale survivor). */
-    for (uint64_t i = 0; i < RP_EVENTS_MAX; i++)
-        if (seqs[i] != UINT64_MAX && seqs[i] + RP_EVENTS_MAX > top)
-            valid++;
     *dropped = top + 1 - valid;
     skip = valid > max ? valid - max : 0;
     /* Oldest first: walk the numbers from the oldest the log can hold. */
     for (uint64_t s = top + 1 > RP_EVENTS_MAX ? top + 1 - RP_EVENTS_MAX : 0; s <= top; s++) {
-        uint64_t i = s % RP_EVENTS_MAX;
-        if (seqs[i] != s)
+        if (seqs[s % RP_EVENTS_MAX] != s)
             continue;
         if (kept++ < skip)
             continue;
-        if (rp_pread_all(fd, rec, SLOT, (uint64_t)slot_offset(s)) != RP_OK ||
-            !record_valid(rec, &seq) || seq != s)
-            continue;
-        record_decode(rec, &out[*n]);
-        (*n)++;
+        if (read_one(fd, s, &out[*n]))
+            (*n)++;
     }
+    close(fd);
+    return RP_OK;
+}
+
+rp_err_t rp_events_read_from(const char *state_dir, uint64_t from, rp_event_t *out, size_t max,
+                             size_t *n, uint64_t *next, bool *more, uint64_t *dropped)
+{
+    uint64_t seqs[RP_EVENTS_MAX];
+    uint64_t top, s;
+    size_t valid;
+    rp_err_t err;
+    int fd;
+
+    *n = 0;
+    *next = from;
+    *more = false;
+    *dropped = 0;
+    fd = open_log(state_dir, &err);
+    if (fd < 0) {
+        if (err == RP_OK)
+            *next = 0; /* no log: nothing was ever recorded */
+        return err;
+    }
+    if (!scan(fd, seqs, &top, &valid)) {
+        close(fd);
+        *next = 0;
+        return RP_OK;
+    }
+    *dropped = top + 1 - valid;
+    if (from > top + 1)
+        from = *next = top + 1; /* a log made anew since the cursor was kept */
+    s = top + 1 > RP_EVENTS_MAX && from < top + 1 - RP_EVENTS_MAX ? top + 1 - RP_EVENTS_MAX : from;
+    for (; s <= top && *n < max; s++) {
+        if (seqs[s % RP_EVENTS_MAX] == s && read_one(fd, s, &out[*n]))
+            (*n)++;
+        *next = s + 1;
+    }
+    for (; s <= top && !*more; s++)
+        *more = seqs[s % RP_EVENTS_MAX] == s;
     close(fd);
     return RP_OK;
 }

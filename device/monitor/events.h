@@ -9,6 +9,7 @@
 #ifndef RAMPART_MONITOR_EVENTS_H
 #define RAMPART_MONITOR_EVENTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,9 +33,11 @@ typedef enum rp_event_kind {
     RP_EVENT_IMAGE,              /* an app image or tree refused at install ("image") */
     RP_EVENT_CAPABILITY,         /* development mode: refused without it, or an app started debuggable ("capability") */
     RP_EVENT_IDENTITY,           /* the device identity refused to an app ("identity") */
+    RP_EVENT_KIND_END            /* one past the last kind: new kinds go before it */
 } rp_event_kind_t;
 
 typedef struct rp_event {
+    uint64_t seq;                               /* its number, counted from 0 over the log's life */
     int64_t at;                                 /* unix seconds */
     rp_event_kind_t kind;
     char app[RP_COMPONENT_NAME_MAX + 1];        /* "" when not about one app */
@@ -55,5 +58,17 @@ rp_err_t rp_event_record(const char *state_dir, rp_event_kind_t kind, const char
  */
 rp_err_t rp_events_read(const char *state_dir, rp_event_t *out, size_t max, size_t *n,
                         uint64_t *dropped) RP_MUST_CHECK;
+
+/*
+ * Read the events numbered from `from` on, oldest first, at most max of them (the monitor's EVENTS
+ * and `rampart-agent events` page through the log with it). OUT: out[0..*n); *next, the number to
+ * ask from next time (one past the last returned; when none is returned, from, or the log's next
+ * number if from is past it: a log made anew rewinds the cursor); *more, whether events from
+ * *next on are kept; *dropped as rp_events_read. Events older than the log keeps are skipped
+ * (counted in *dropped).
+ */
+rp_err_t rp_events_read_from(const char *state_dir, uint64_t from, rp_event_t *out, size_t max,
+                             size_t *n, uint64_t *next, bool *more,
+                             uint64_t *dropped) RP_MUST_CHECK;
 
 #endif /* RAMPART_MONITOR_EVENTS_H */

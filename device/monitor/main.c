@@ -314,7 +314,8 @@ static void reply_to(struct client *c)
  * An install runs in a child of the monitor: it takes the slots' lock, installs (its trial in the
  * app supervisor, over a channel of its own), answers the client and exits; the parent keeps
  * serving. The root of trust is one (a TPM connection is not to be shared): while the child runs,
- * the parent answers HELLO and APP_LIST and holds every other request until the child is done.
+ * the parent answers HELLO, APP_LIST, EVENTS and APP_LOG and holds every other request until the
+ * child is done.
  */
 static void install_in_child(struct client *c, int fd)
 {
@@ -359,7 +360,8 @@ static void install_in_child(struct client *c, int fd)
 /* Whether a request uses the root of trust (or the slots): held while an install child runs. */
 static bool uses_rot(rp_mon_type_t t)
 {
-    return t != RP_MON_HELLO && t != RP_MON_APP_LIST && t != RP_MON_APP_CONTROL;
+    return t != RP_MON_HELLO && t != RP_MON_APP_LIST && t != RP_MON_EVENTS && t != RP_MON_APP_LOG &&
+           t != RP_MON_APP_CONTROL;
 }
 
 /* Answer the decoded request m.req of c (fd: its descriptor, or -1; closed here). */

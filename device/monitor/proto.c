@@ -9,6 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "events.h"
 #include "proto.h"
 
 /* ---- fields ---- */
@@ -150,8 +151,20 @@ static const struct {
     [RP_MON_APP_SIGN_TLS13] = {"app-sign-tls13", 1 + 2 + RP_TLS13_HASH_MAX,     RP_MON_CHANNEL_APP  },
     [RP_MON_APP_CONNECT] = {"app-connect",    2 + RP_COMPONENT_NAME_MAX,     RP_MON_CHANNEL_APP  },
     [RP_MON_APP_INCOMING] = {"app-incoming",   0,                             RP_MON_CHANNEL_NONE },
+    [RP_MON_EVENTS] = {"events",         8,                             RP_MON_CHANNEL_AGENT},
+    [RP_MON_APP_LOG] = {"app-log",        2 + RP_COMPONENT_NAME_MAX + 8, RP_MON_CHANNEL_AGENT},
     [RP_MON_APP_CONTROL] = {"app-control",    2 + RP_COMPONENT_NAME_MAX + 1, RP_MON_CHANNEL_AGENT},
 };
+
+_Static_assert(RP_MON_REASON_MAX == RP_EVENT_REASON_MAX, "EVENTS carries a whole reason");
+/* The longest EVENTS and APP_LOG replies fit in a packet. */
+_Static_assert(RP_MON_HEADER_LEN + 2 + 8 + 8 + 1 + 1 +
+                       RP_MON_EVENTS_PER_REPLY *
+                           (8 + 8 + 2 + 2 + RP_COMPONENT_NAME_MAX + 2 + RP_MON_REASON_MAX) <=
+                   RP_MON_PACKET_MAX,
+               "an EVENTS reply must fit in a packet");
+_Static_assert(RP_MON_HEADER_LEN + 2 + 8 + 8 + 2 + RP_MON_LOG_CHUNK <= RP_MON_PACKET_MAX,
+               "an APP_LOG reply must fit in a packet");
 
 /* The longest APP_LIST reply fits in a packet (the transport's buffers are RP_MON_PACKET_MAX). */
 _Static_assert(RP_MON_HEADER_LEN + 2 + 1 +
@@ -294,6 +307,11 @@ rp_err_t rp_mon_request_encode(const rp_mon_request_t *q, uint8_t *buf, size_t c
         put_str(&w, q->u.install.component, RP_COMPONENT_NAME_MAX);
         put_u32(&w, q->u.install.health_seconds);
         break;
+    case RP_MON_EVENTS: put_u64(&w, q->u.events.from); break;
+    case RP_MON_APP_LOG:
+        put_str(&w, q->u.app_log.component, RP_COMPONENT_NAME_MAX);
+        put_u64(&w, q->u.app_log.offset);
+        break;
     case RP_MON_APP_CONTROL:
         put_str(&w, q->u.app_control.component, RP_COMPONENT_NAME_MAX);
         put_u8(&w, q->u.app_control.action);
@@ -344,6 +362,14 @@ rp_err_t rp_mon_request_decode(const uint8_t *buf, size_t len, rp_mon_request_t 
         get_str(&r, q->u.app_connect.component, RP_COMPONENT_NAME_MAX);
         if (r.err == RP_OK && !rp_component_name_valid(q->u.app_connect.component,
                                                        strlen(q->u.app_connect.component)))
+            r.err = RP_ERR_MALFORMED;
+        break;
+    case RP_MON_EVENTS: q->u.events.from = get_u64(&r); break;
+    case RP_MON_APP_LOG:
+        get_str(&r, q->u.app_log.component, RP_COMPONENT_NAME_MAX);
+        q->u.app_log.offset = get_u64(&r);
+        if (r.err == RP_OK &&
+            !rp_component_name_valid(q->u.app_log.component, strlen(q->u.app_log.component)))
             r.err = RP_ERR_MALFORMED;
         break;
     case RP_MON_APP_CONTROL:
@@ -439,6 +465,27 @@ rp_err_t rp_mon_reply_encode(const rp_mon_reply_t *p, uint8_t *buf, size_t cap, 
         }
         break;
     case RP_MON_TRUST_ROOT: put_u64(&w, p->u.trust_root.version); break;
+    case RP_MON_EVENTS:
+        if (p->u.events.n > RP_MON_EVENTS_PER_REPLY || p->u.events.more > 1)
+            return RP_ERR_INVALID_ARG;
+        put_u64(&w, p->u.events.next);
+        put_u64(&w, p->u.events.dropped);
+        put_u8(&w, p->u.events.more);
+        put_u8(&w, (uint8_t)p->u.events.n);
+        for (size_t i = 0; i < p->u.events.n; i++) {
+            const rp_mon_event_t *e = &p->u.events.e[i];
+            put_u64(&w, e->seq);
+            put_u64(&w, (uint64_t)e->at);
+            put_u16(&w, e->kind);
+            put_str(&w, e->app, RP_COMPONENT_NAME_MAX);
+            put_str(&w, e->reason, RP_MON_REASON_MAX);
+        }
+        break;
+    case RP_MON_APP_LOG:
+        put_u64(&w, p->u.app_log.size);
+        put_u64(&w, p->u.app_log.offset);
+        put_bytes(&w, p->u.app_log.data, p->u.app_log.len, RP_MON_LOG_CHUNK);
+        break;
     default: break;
     }
     return finish(&w, len);
@@ -527,6 +574,39 @@ rp_err_t rp_mon_reply_decode(const uint8_t *buf, size_t len, rp_mon_reply_t *p)
         }
         break;
     case RP_MON_TRUST_ROOT: p->u.trust_root.version = get_u64(&r); break;
+    case RP_MON_EVENTS:
+        p->u.events.next = get_u64(&r);
+        p->u.events.dropped = get_u64(&r);
+        p->u.events.more = get_u8(&r);
+        p->u.events.n = get_u8(&r);
+        if (r.err == RP_OK && p->u.events.more > 1)
+            r.err = RP_ERR_MALFORMED;
+        if (r.err == RP_OK && p->u.events.n > RP_MON_EVENTS_PER_REPLY)
+            r.err = RP_ERR_TOO_LARGE;
+        for (size_t i = 0; r.err == RP_OK && i < p->u.events.n; i++) {
+            rp_mon_event_t *e = &p->u.events.e[i];
+            e->seq = get_u64(&r);
+            e->at = (int64_t)get_u64(&r);
+            e->kind = get_u16(&r);
+            get_str(&r, e->app, RP_COMPONENT_NAME_MAX);
+            get_str(&r, e->reason, RP_MON_REASON_MAX);
+            /* Oldest first, each after the one before, all before `next`; a kind this version
+             * names; an app that is a component, or none. */
+            if (r.err == RP_OK &&
+                (e->kind == 0 || e->kind >= RP_EVENT_KIND_END || e->seq >= p->u.events.next ||
+                 (i > 0 && e->seq <= p->u.events.e[i - 1].seq) ||
+                 (e->app[0] != '\0' && !rp_component_name_valid(e->app, strlen(e->app)))))
+                r.err = RP_ERR_MALFORMED;
+        }
+        break;
+    case RP_MON_APP_LOG:
+        p->u.app_log.size = get_u64(&r);
+        p->u.app_log.offset = get_u64(&r);
+        get_bytes(&r, p->u.app_log.data, &p->u.app_log.len, 0, RP_MON_LOG_CHUNK);
+        if (r.err == RP_OK && (p->u.app_log.offset > p->u.app_log.size ||
+                               p->u.app_log.len > p->u.app_log.size - p->u.app_log.offset))
+            r.err = RP_ERR_MALFORMED; /* bytes past the end it names */
+        break;
     default: break;
     }
 out:

@@ -66,6 +66,20 @@ typedef struct rp_mon_app {
  * No larger than the largest EVIDENCE, so it does not raise RP_MON_PACKET_MAX. */
 #define RP_MON_CHAIN_MAX 8192
 _Static_assert(RP_MON_CHAIN_MAX <= RP_EAT_MAX_SIZE, "APP_IDENTITY must fit RP_MON_PACKET_MAX");
+/* EVENTS: the events one reply carries at most (the client asks again while `more`). */
+#define RP_MON_EVENTS_PER_REPLY 16
+#define RP_MON_REASON_MAX 255 /* an event's reason (RP_EVENT_REASON_MAX) */
+/* One security event as EVENTS carries it (device/monitor/events.h's rp_event_t, by value). */
+typedef struct rp_mon_event {
+    uint64_t seq;                        /* its number in the device's log: the cursor */
+    int64_t at;                          /* unix seconds */
+    uint16_t kind;                       /* rp_event_kind_t: 1 to RP_EVENT_KIND_END - 1 */
+    char app[RP_COMPONENT_NAME_MAX + 1]; /* "" or a component name */
+    char reason[RP_MON_REASON_MAX + 1];
+} rp_mon_event_t;
+/* APP_LOG: the bytes of an app's log one reply carries at most. */
+#define RP_MON_LOG_CHUNK 8000
+_Static_assert(RP_MON_LOG_CHUNK + 32 <= RP_EAT_MAX_SIZE, "APP_LOG must fit RP_MON_PACKET_MAX");
 /* The largest root metadata TRUST_ROOT reads from its descriptor (a root is about 2 KiB). */
 #define RP_MON_ROOT_MAX (64 * 1024)
 
@@ -90,7 +104,10 @@ typedef enum rp_mon_type {
                                    carries it as a descriptor */
     RP_MON_APP_INCOMING = 14,   /* monitor to app, unasked, in a reply's form (id 0): a peer's
                                    socket (descriptor) and the peer's component */
-    /* 15 and 16: taken (events and app logs for the agent). */
+    /* What the monitor recorded, for the agent (it runs as a user that cannot read root's files):
+     * the security events after a cursor, and the newest bytes of an app's log. */
+    RP_MON_EVENTS = 15,      /* events numbered from `from` on, at most RP_MON_EVENTS_PER_REPLY */
+    RP_MON_APP_LOG = 16,     /* at most RP_MON_LOG_CHUNK bytes of an app's log from an offset */
     RP_MON_APP_CONTROL = 17, /* stop, start or restart an app (an operator's word, kept) */
     RP_MON_TYPE_END = 18     /* one past the last type: new types go before it */
 } rp_mon_type_t;
@@ -141,6 +158,13 @@ typedef struct rp_mon_request {
         struct {
             char component[RP_COMPONENT_NAME_MAX + 1]; /* the peer; rp_component_name_valid() */
         } app_connect;
+        struct {
+            uint64_t from; /* the first event number wanted (0: from the oldest kept) */
+        } events;
+        struct {
+            char component[RP_COMPONENT_NAME_MAX + 1]; /* rp_component_name_valid() */
+            uint64_t offset; /* where to read from; past the end: no bytes, the size */
+        } app_log;
         struct {
             char component[RP_COMPONENT_NAME_MAX + 1]; /* rp_component_name_valid() */
             uint8_t action;                            /* rp_mon_app_action_t */
@@ -206,6 +230,19 @@ typedef struct rp_mon_reply {
         struct {
             char component[RP_COMPONENT_NAME_MAX + 1]; /* who is at the other end */
         } app_incoming;
+        struct {
+            uint64_t next;    /* the `from` to ask next */
+            uint64_t dropped; /* events recorded but no longer in the log (rp_events_read) */
+            uint8_t more;     /* 1: events from `next` on are kept: ask again */
+            rp_mon_event_t e[RP_MON_EVENTS_PER_REPLY];
+            size_t n;
+        } events;
+        struct {
+            uint64_t size;   /* the log's size when it was read */
+            uint64_t offset; /* where data starts */
+            uint8_t data[RP_MON_LOG_CHUNK];
+            size_t len;
+        } app_log;
         /* APP_SIGN_TLS13: u.sign_tls13; APP_CONNECT: no field (the descriptor) */
     } u;
 } rp_mon_reply_t;

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "events.h"
 #include "rampart/file.h"
 #include "rampart/log.h"
 #include "serve.h"
@@ -264,6 +265,81 @@ rp_err_t rp_monitor_sign_tls13(rp_agent_t *a, const rp_mon_request_t *q, rp_mon_
     return err;
 }
 
+/* EVENTS: the log read by the monitor for the agent, whose user cannot read S/events/. */
+static void do_events(rp_agent_t *a, const rp_mon_request_t *q, rp_mon_reply_t *p)
+{
+    rp_event_t ev[RP_MON_EVENTS_PER_REPLY];
+    bool more = false;
+    size_t n = 0;
+    rp_err_t err = rp_events_read_from(a->state_dir, q->u.events.from, ev, RP_MON_EVENTS_PER_REPLY,
+                                       &n, &p->u.events.next, &more, &p->u.events.dropped);
+
+    if (err != RP_OK) {
+        refuse(p, err, "cannot read the security events: %s", rp_strerror(err));
+        return;
+    }
+    p->u.events.more = more ? 1 : 0;
+    for (size_t i = 0; i < n; i++) {
+        rp_mon_event_t *e = &p->u.events.e[p->u.events.n];
+        /* A kind this version does not name (a record from a newer monitor) is not sent: the
+         * client's decoder would refuse the whole reply. */
+        if (ev[i].kind <= 0 || ev[i].kind >= RP_EVENT_KIND_END)
+            continue;
+        e->seq = ev[i].seq;
+        e->at = ev[i].at;
+        e->kind = (uint16_t)ev[i].kind;
+        if (rp_component_name_valid(ev[i].app, strlen(ev[i].app)))
+            memcpy(e->app, ev[i].app, sizeof(e->app));
+        memcpy(e->reason, ev[i].reason, sizeof(e->reason));
+        p->u.events.n++;
+    }
+}
+
+/* APP_LOG: up to RP_MON_LOG_CHUNK bytes of S/apps/NAME/log (the name checked by the decoder)
+ * from an offset; past the end, none and the size (the client's first question). */
+static void do_app_log(rp_agent_t *a, const rp_mon_request_t *q, rp_mon_reply_t *p)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    ssize_t got = 0;
+    int fd;
+
+    if (snprintf(path, sizeof(path), "%s/apps/%s/log", a->state_dir, q->u.app_log.component) >=
+        (int)sizeof(path)) {
+        refuse(p, RP_ERR_INVALID_ARG, "the state directory's path is too long");
+        return;
+    }
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            refuse(p, RP_ERR_NOT_FOUND, "%s: no log: the app never ran on this device",
+                   q->u.app_log.component);
+        else
+            refuse(p, RP_ERR_IO, "%s: cannot open its log", q->u.app_log.component);
+        return;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        refuse(p, RP_ERR_IO, "%s: its log is not a regular file", q->u.app_log.component);
+        close(fd);
+        return;
+    }
+    p->u.app_log.size = (uint64_t)st.st_size;
+    p->u.app_log.offset =
+        q->u.app_log.offset < p->u.app_log.size ? q->u.app_log.offset : p->u.app_log.size;
+    if (p->u.app_log.offset < p->u.app_log.size) {
+        uint64_t want = p->u.app_log.size - p->u.app_log.offset;
+        do
+            got = pread(fd, p->u.app_log.data, want < RP_MON_LOG_CHUNK ? want : RP_MON_LOG_CHUNK,
+                        (off_t)p->u.app_log.offset);
+        while (got < 0 && errno == EINTR);
+    }
+    close(fd);
+    if (got < 0)
+        refuse(p, RP_ERR_IO, "%s: cannot read its log", q->u.app_log.component);
+    else
+        p->u.app_log.len = (size_t)got; /* the app may be cutting it back: never past size */
+}
+
 void rp_monitor_serve(rp_agent_t *a, const rp_mon_request_t *q, int fd, uid_t peer,
                       rp_mon_reply_t *p)
 {
@@ -313,6 +389,8 @@ void rp_monitor_serve(rp_agent_t *a, const rp_mon_request_t *q, int fd, uid_t pe
             close(lock);
         break;
     case RP_MON_TRUST_ROOT: do_trust_root(a, fd, peer, p); break;
+    case RP_MON_EVENTS: do_events(a, q, p); break;
+    case RP_MON_APP_LOG: do_app_log(a, q, p); break;
     default: refuse(p, RP_ERR_UNSUPPORTED, "unknown request"); break;
     }
     if (err != RP_OK)

@@ -183,6 +183,48 @@ static void long_fields_bounded(void **state)
     assert_int_equal(strlen(got[0].reason), RP_EVENT_REASON_MAX);
 }
 
+/* Paging by number (the monitor's EVENTS, the status report's cursor): each event once, in order,
+ * the cursor carried across pages; events pushed out before they were read are skipped. */
+static void read_from_cursor(void **state)
+{
+    uint64_t next = 99, dropped = 99, from = 0, seen = 0;
+    bool more = true;
+    size_t n = 99;
+
+    assert_int_equal(rp_events_read_from(*state, 5, got, 16, &n, &next, &more, &dropped), RP_OK);
+    assert_true(n == 0 && next == 0 && !more && dropped == 0); /* no log: from the start */
+    record_n(*state, 0, 40);
+    do {
+        assert_int_equal(rp_events_read_from(*state, from, got, 16, &n, &next, &more, &dropped),
+                         RP_OK);
+        for (size_t i = 0; i < n; i++) {
+            char want[32];
+            snprintf(want, sizeof(want), "event %llu", (unsigned long long)seen);
+            assert_true(got[i].seq == seen);
+            assert_string_equal(got[i].reason, want);
+            seen++;
+        }
+        assert_true(next == seen);
+        from = next;
+    } while (more);
+    assert_true(seen == 40 && dropped == 0);
+    /* Nothing new: an empty page, the cursor kept. */
+    assert_int_equal(rp_events_read_from(*state, 40, got, 16, &n, &next, &more, &dropped), RP_OK);
+    assert_true(n == 0 && next == 40 && !more);
+    /* A cursor past the log (a log made anew): rewound to its next number. */
+    assert_int_equal(rp_events_read_from(*state, 500, got, 16, &n, &next, &more, &dropped), RP_OK);
+    assert_true(n == 0 && next == 40 && !more);
+    /* A full page exactly at the end says no more. */
+    assert_int_equal(rp_events_read_from(*state, 24, got, 16, &n, &next, &more, &dropped), RP_OK);
+    assert_true(n == 16 && next == 40 && !more);
+    /* Past the log's bound: the oldest kept comes first, the rest counted as dropped. */
+    record_n(*state, 40, RP_EVENTS_MAX + 10);
+    assert_int_equal(rp_events_read_from(*state, 3, got, 16, &n, &next, &more, &dropped), RP_OK);
+    assert_true(n == 16 && more && dropped == 10);
+    assert_true(got[0].seq == 10 && next == 26);
+    assert_string_equal(got[0].reason, "event 10");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -192,6 +234,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(torn_last_record_ignored, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(lagging_header_never_overwrites, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(long_fields_bounded, make_dir, remove_dir),
+        cmocka_unit_test_setup_teardown(read_from_cursor, make_dir, remove_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "events.h"
 #include "proto.h"
 
 static uint8_t buf[RP_MON_PACKET_MAX + 64];
@@ -603,6 +604,144 @@ static void test_app_control(void **state)
     reply_round_trip();
 }
 
+/* What the monitor recorded, for the agent (15 EVENTS, 16 APP_LOG): fields, bounds, refusals. */
+static void test_record_types(void **state)
+{
+    size_t len, at;
+
+    (void)state;
+    assert_int_equal(RP_MON_TYPE_END, 18);
+    assert_int_equal(rp_mon_type_channel(RP_MON_EVENTS), RP_MON_CHANNEL_AGENT);
+    assert_int_equal(rp_mon_type_channel(RP_MON_APP_LOG), RP_MON_CHANNEL_AGENT);
+    assert_string_equal(rp_mon_type_name(RP_MON_EVENTS), "events");
+    assert_string_equal(rp_mon_type_name(RP_MON_APP_LOG), "app-log");
+    assert_false(rp_mon_type_takes_fd(RP_MON_EVENTS) || rp_mon_type_takes_fd(RP_MON_APP_LOG));
+
+    /* Requests: a cursor of 64 bits; a component and an offset. */
+    memset(&q, 0, sizeof(q));
+    q.id = 15;
+    q.type = RP_MON_EVENTS;
+    q.u.events.from = 0x0102030405060708ull;
+    request_round_trip();
+    assert_true(q2.u.events.from == 0x0102030405060708ull);
+    assert_int_equal(rp_mon_request_body_max(RP_MON_EVENTS), 8);
+    len = enc_req();
+    assert_int_equal(rp_mon_request_decode(buf, len - 1, &q2), RP_ERR_TRUNCATED);
+    buf[len] = 0;
+    set_body_len(9);
+    assert_int_equal(rp_mon_request_decode(buf, len + 1, &q2), RP_ERR_TOO_LARGE);
+    memset(&q, 0, sizeof(q));
+    q.type = RP_MON_APP_LOG;
+    memset(q.u.app_log.component, 'l', RP_COMPONENT_NAME_MAX);
+    q.u.app_log.offset = UINT64_MAX;
+    request_round_trip();
+    assert_string_equal(q2.u.app_log.component, q.u.app_log.component);
+    assert_true(q2.u.app_log.offset == UINT64_MAX);
+    /* The component name's rule (rp_component_name_valid): no path, no leading dot, not empty. */
+    snprintf(q.u.app_log.component, sizeof(q.u.app_log.component), "../../events");
+    len = enc_req();
+    assert_int_equal(rp_mon_request_decode(buf, len, &q2), RP_ERR_MALFORMED);
+    snprintf(q.u.app_log.component, sizeof(q.u.app_log.component), ".hidden");
+    len = enc_req();
+    assert_int_equal(rp_mon_request_decode(buf, len, &q2), RP_ERR_MALFORMED);
+    q.u.app_log.component[0] = '\0';
+    len = enc_req();
+    assert_int_equal(rp_mon_request_decode(buf, len, &q2), RP_ERR_MALFORMED);
+
+    /* The largest EVENTS reply fits a packet, every field back. */
+    memset(&r, 0, sizeof(r));
+    r.type = RP_MON_EVENTS;
+    r.u.events.n = RP_MON_EVENTS_PER_REPLY;
+    r.u.events.more = 1;
+    r.u.events.dropped = 1234;
+    for (size_t i = 0; i < RP_MON_EVENTS_PER_REPLY; i++) {
+        rp_mon_event_t *e = &r.u.events.e[i];
+        e->seq = 1000 + i * 3;
+        e->at = -5 + (int64_t)i; /* signed: a clock before 1970 comes back as it was */
+        e->kind = (uint16_t)(1 + i % (RP_EVENT_KIND_END - 1));
+        memset(e->app, 'a', RP_COMPONENT_NAME_MAX);
+        memset(e->reason, 'r', RP_MON_REASON_MAX);
+    }
+    r.u.events.next = r.u.events.e[RP_MON_EVENTS_PER_REPLY - 1].seq + 1;
+    reply_round_trip();
+    assert_int_equal(r2.u.events.n, RP_MON_EVENTS_PER_REPLY);
+    assert_int_equal(r2.u.events.more, 1);
+    assert_true(r2.u.events.dropped == 1234 && r2.u.events.next == r.u.events.next);
+    assert_memory_equal(&r2.u.events.e[0], &r.u.events.e[0], sizeof(rp_mon_event_t));
+    assert_memory_equal(&r2.u.events.e[15], &r.u.events.e[15], sizeof(rp_mon_event_t));
+    /* An event about no app. */
+    r.u.events.e[3].app[0] = '\0';
+    reply_round_trip();
+    assert_string_equal(r2.u.events.e[3].app, "");
+    /* Refused by the decoder, each found by breaking one encoded byte: */
+    r.u.events.n = 2;
+    r.u.events.next = r.u.events.e[1].seq + 1;
+    assert_int_equal(rp_mon_reply_encode(&r, buf, sizeof(buf), &len), RP_OK);
+    assert_int_equal(rp_mon_reply_decode(buf, len, &r2), RP_OK);
+    at = RP_MON_HEADER_LEN + 2;               /* next */
+    buf[at + 7] = (uint8_t)(buf[at + 7] - 2); /* next not past the last event */
+    assert_int_equal(rp_mon_reply_decode(buf, len, &r2), RP_ERR_MALFORMED);
+    buf[at + 7] = (uint8_t)(buf[at + 7] + 2);
+    at += 16; /* more */
+    buf[at] = 2;
+    assert_int_equal(rp_mon_reply_decode(buf, len, &r2), RP_ERR_MALFORMED);
+    buf[at] = 1;
+    buf[at + 1] = RP_MON_EVENTS_PER_REPLY + 1; /* n */
+    assert_int_equal(rp_mon_reply_decode(buf, len, &r2), RP_ERR_TOO_LARGE);
+    buf[at + 1] = 2;
+    at += 2 + 16; /* the first event's kind */
+    buf[at + 1] = 0;
+    assert_int_equal(rp_mon_reply_decode(buf, len, &r2), RP_ERR_MALFORMED);
+    buf[at + 1] = RP_EVENT_KIND_END;
+    assert_int_equal(rp_mon_reply_decode(buf, len, &r2), RP_ERR_MALFORMED);
+    buf[at + 1] = 1;
+    buf[at + 2 + 2] = '/'; /* its app is not a component name */
+    assert_int_equal(rp_mon_reply_decode(buf, len, &r2), RP_ERR_MALFORMED);
+    buf[at + 2 + 2] = 'a';
+    assert_int_equal(rp_mon_reply_decode(buf, len, &r2), RP_OK);
+    /* Out of order: the second event not after the first. */
+    r.u.events.e[1].seq = r.u.events.e[0].seq;
+    assert_int_equal(rp_mon_reply_encode(&r, buf, sizeof(buf), &len), RP_OK);
+    assert_int_equal(rp_mon_reply_decode(buf, len, &r2), RP_ERR_MALFORMED);
+    /* The encoder refuses more than a reply holds. */
+    r.u.events.n = RP_MON_EVENTS_PER_REPLY + 1;
+    assert_int_equal(rp_mon_reply_encode(&r, buf, sizeof(buf), &len), RP_ERR_INVALID_ARG);
+    /* An empty page: nothing after the cursor. */
+    memset(&r.u, 0, sizeof(r.u));
+    r.u.events.next = 7;
+    reply_round_trip();
+    assert_int_equal(r2.u.events.n, 0);
+    assert_true(r2.u.events.next == 7);
+
+    /* The largest APP_LOG reply fits a packet. */
+    memset(&r, 0, sizeof(r));
+    r.type = RP_MON_APP_LOG;
+    r.u.app_log.size = 1u << 20;
+    r.u.app_log.offset = r.u.app_log.size - RP_MON_LOG_CHUNK;
+    r.u.app_log.len = RP_MON_LOG_CHUNK;
+    memset(r.u.app_log.data, 'x', RP_MON_LOG_CHUNK);
+    reply_round_trip();
+    assert_int_equal(r2.u.app_log.len, RP_MON_LOG_CHUNK);
+    assert_true(r2.u.app_log.offset == r.u.app_log.offset);
+    assert_memory_equal(r2.u.app_log.data, r.u.app_log.data, RP_MON_LOG_CHUNK);
+    /* No bytes: the size alone (an offset past the end). */
+    r.u.app_log.offset = r.u.app_log.size;
+    r.u.app_log.len = 0;
+    reply_round_trip();
+    assert_true(r2.u.app_log.size == 1u << 20);
+    /* Refused: more bytes than a reply holds; bytes past the size it names. */
+    r.u.app_log.len = RP_MON_LOG_CHUNK + 1;
+    assert_int_equal(rp_mon_reply_encode(&r, buf, sizeof(buf), &len), RP_ERR_INVALID_ARG);
+    r.u.app_log.len = 10;
+    r.u.app_log.offset = r.u.app_log.size - 9;
+    assert_int_equal(rp_mon_reply_encode(&r, buf, sizeof(buf), &len), RP_OK);
+    assert_int_equal(rp_mon_reply_decode(buf, len, &r2), RP_ERR_MALFORMED);
+    r.u.app_log.offset = r.u.app_log.size + 1;
+    r.u.app_log.len = 0;
+    assert_int_equal(rp_mon_reply_encode(&r, buf, sizeof(buf), &len), RP_OK);
+    assert_int_equal(rp_mon_reply_decode(buf, len, &r2), RP_ERR_MALFORMED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -610,6 +749,7 @@ int main(void)
         cmocka_unit_test(test_app_types),          cmocka_unit_test(test_requests_round_trip),
         cmocka_unit_test(test_replies_round_trip), cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_tls13_content),      cmocka_unit_test(test_transport),
+        cmocka_unit_test(test_record_types),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -161,7 +161,7 @@ static void store_schema(void **state)
 {
     struct db *db = *state;
 
-    assert_int_equal(rp_store_schema_version(db->s), 9);
+    assert_int_equal(rp_store_schema_version(db->s), 10);
 }
 
 /* One write: a verdict, maybe a certificate, maybe a nonce to spend. */
@@ -950,6 +950,9 @@ static void store_name_keys_filled_at_open(void **state)
     assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
     /* Back to schema 7 ... */
     assert_int_equal(sqlite3_exec(raw,
+                                  "DROP TABLE device_reports; DROP TABLE device_apps;"
+                                  "DROP TABLE device_events;"
+                                  "DELETE FROM schema_version WHERE version = 10;"
                                   "ALTER TABLE tenant_policies DROP COLUMN allow_development;"
                                   "DELETE FROM schema_version WHERE version = 9;"
                                   "DROP INDEX tenants_name_key_written;"
@@ -978,7 +981,7 @@ static void store_name_keys_filled_at_open(void **state)
                      SQLITE_OK);
     rp_store_close(db->s);
     assert_int_equal(rp_store_open(db->dir, &db->s), RP_OK);
-    assert_int_equal(rp_store_schema_version(db->s), 9);
+    assert_int_equal(rp_store_schema_version(db->s), 10);
     assert_int_equal(rp_store_tenant_create(db->s, "acme", &t), RP_ERR_EXISTS);
     assert_int_equal(rp_store_tenant_create(db->s, "globex", &t), RP_ERR_EXISTS);
     assert_int_equal(rp_store_tenant_create(db->s, "Beta", &t), RP_ERR_EXISTS);
@@ -1376,12 +1379,100 @@ static void store_write_check(void **state)
         assert_int_equal(rp_store_write_check(db->s), RP_OK);
 }
 
+/* What devices report of what runs (store_status.c): the newest app list replaces the last, each
+ * event is kept once by (device, seq), the newest RP_DEVICE_EVENTS_KEEP are kept and the rest
+ * counted, and an event older than those is not taken again. */
+struct got_events {
+    int n;
+    int64_t first, last;
+};
+
+static void count_event(void *ctx, const rp_device_event_t *e)
+{
+    struct got_events *g = ctx;
+
+    if (g->n++ == 0)
+        g->first = e->seq;
+    g->last = e->seq;
+}
+
+static void count_app(void *ctx, const rp_device_app_t *a)
+{
+    (*(int *)ctx)++;
+    assert_string_equal(a->component, "sensor");
+}
+
+static void store_device_status(void **state)
+{
+    struct db *db = *state;
+    static rp_device_event_t ev[RP_DEVICE_EVENTS_KEEP + 50];
+    rp_device_app_t apps[2] = {
+        {"sensor", "1.0.0+0", "running", 0},
+        {"relay",  "2.0.0+0", "ready",   3}
+    };
+    rp_device_report_t rep;
+    struct got_events g = {0};
+    size_t fresh = 99;
+    int napps = 0;
+
+    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, dev1, 1000), RP_OK);
+    assert_int_equal(rp_store_device_status_get(db->s, dev1, &rep), RP_ERR_NOT_FOUND);
+    for (size_t i = 0; i < sizeof(ev) / sizeof(ev[0]); i++) {
+        ev[i].seq = (int64_t)i;
+        ev[i].at = 1700000000 + (int64_t)i;
+        snprintf(ev[i].kind, sizeof(ev[i].kind), "syscall");
+        snprintf(ev[i].app, sizeof(ev[i].app), "sensor");
+        snprintf(ev[i].reason, sizeof(ev[i].reason), "ptrace (%zu)", i);
+    }
+    /* A first report: two apps, three events. */
+    assert_int_equal(rp_store_device_status_put(db->s, dev1, 2000, apps, 2, ev, 3, 4, &fresh),
+                     RP_OK);
+    assert_int_equal(fresh, 3);
+    assert_int_equal(rp_store_device_status_get(db->s, dev1, &rep), RP_OK);
+    assert_true(rep.reported_at == 2000 && rep.apps_at == 2000 && rep.events_kept == 3 &&
+                rep.dropped_device == 4 && rep.dropped_service == 0 && rep.next_seq == 3);
+    /* The same again (an answer lost): nothing new. A report without apps keeps them. */
+    assert_int_equal(rp_store_device_status_put(db->s, dev1, 2100, NULL, 0, ev, 3, 4, &fresh),
+                     RP_OK);
+    assert_int_equal(fresh, 0);
+    assert_int_equal(rp_store_device_status_get(db->s, dev1, &rep), RP_OK);
+    assert_true(rep.events_kept == 3 && rep.apps_at == 2000 && rep.reported_at == 2100);
+    /* A new list replaces the old whole. */
+    assert_int_equal(rp_store_device_status_put(db->s, dev1, 2200, apps, 1, NULL, 0, 4, &fresh),
+                     RP_OK);
+    assert_int_equal(rp_store_device_apps(db->s, dev1, count_app, &napps), RP_OK);
+    assert_int_equal(napps, 1);
+    /* Past the bound: the newest kept, the rest counted, oldest first. */
+    for (size_t at = 3; at < sizeof(ev) / sizeof(ev[0]); at += 100) {
+        size_t n = sizeof(ev) / sizeof(ev[0]) - at < 100 ? sizeof(ev) / sizeof(ev[0]) - at : 100;
+        assert_int_equal(
+            rp_store_device_status_put(db->s, dev1, 2300, NULL, 0, ev + at, n, 4, &fresh), RP_OK);
+        assert_int_equal(fresh, n);
+    }
+    assert_int_equal(rp_store_device_status_get(db->s, dev1, &rep), RP_OK);
+    assert_true(rep.events_kept == RP_DEVICE_EVENTS_KEEP && rep.dropped_service == 50);
+    assert_int_equal(rp_store_device_events(db->s, dev1, INT64_MAX, 5000, count_event, &g), RP_OK);
+    assert_true(g.n == RP_DEVICE_EVENTS_KEEP && g.first == RP_DEVICE_EVENTS_KEEP + 49 &&
+                g.last == 50);
+    /* An event dropped before, sent again: not taken again, not counted twice. */
+    assert_int_equal(rp_store_device_status_put(db->s, dev1, 2400, NULL, 0, ev, 10, 4, &fresh),
+                     RP_OK);
+    assert_int_equal(fresh, 0);
+    assert_int_equal(rp_store_device_status_get(db->s, dev1, &rep), RP_OK);
+    assert_true(rep.events_kept == RP_DEVICE_EVENTS_KEEP && rep.dropped_service == 50);
+    /* Pages: newest first, below a number. */
+    memset(&g, 0, sizeof(g));
+    assert_int_equal(rp_store_device_events(db->s, dev1, 100, 10, count_event, &g), RP_OK);
+    assert_true(g.n == 10 && g.first == 99 && g.last == 90);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(nonce_round_trip),
         cmocka_unit_test(nonce_refusals),
         cmocka_unit_test_setup_teardown(store_schema, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_device_status, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_batch_spends_each_nonce_once, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_pass_for_a_device_blocked_meanwhile, db_setup,
                                         db_teardown),

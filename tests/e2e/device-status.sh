@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# End to end, the service's side of the device's status report (server/status.c): a device posts
+# the apps it runs and its security events over mutual TLS with its certificate; the service keeps
+# the newest app list and each event once by (device, seq), the newest 1000 with the rest counted;
+# `rampart device show` (text and JSON) and GET .../devices/D/events (paged) show them; malformed,
+# oversized and unauthenticated reports are refused and change nothing; another tenant sees none.
+# (The device's side, through a real monitor: e2e.monitor_report.)
+. "$(dirname "$0")/lib.sh"
+: "${AGENT:?set AGENT to the rampart-agent binary}"
+d=$E2E_DIR
+
+start_server "$d/srv"
+export RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN
+expect 0 "$RAMPART" tenant create acme; acme=$(cat "$d/out")
+expect 0 "$RAMPART" tenant create globex; globex=$(cat "$d/out")
+expect 0 "$RAMPART" tenant policy --tenant "$acme" --allow-debug yes --require-components no
+expect 0 "$RAMPART" token create --tenant "$globex" --role admin; cp "$d/out" "$d/globex.token"
+expect 0 "$AGENT" provision --state-dir "$d/dev" --rot soft; id=$(tail -n1 "$d/out")
+expect 0 "$RAMPART" device claim --tenant "$acme" "$id"
+expect 0 "$AGENT" attest --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+
+# post FILE [--no-cert]: the device's status report; the status in $status, the answer in body.
+post() {
+  local cert=(--cert "$d/dev/agent/device.crt" --key "$d/dev/identity.pem")
+  [ "${2:-}" = --no-cert ] && cert=()
+  status=$(curl -s -o "$d/body" -w '%{http_code}' --cacert "$SERVER_CA" "${cert[@]}" \
+    -H 'Content-Type: application/json' --data-binary "@$1" "$SERVER_URL/api/v1/device/status")
+}
+shown() { # JQ: a fact of `rampart device show --output json`
+  expect 0 "$RAMPART" device show --tenant "$acme" "$id" --output json
+  jq -e "$1" "$d/out" >/dev/null || fail "device show: $1: $(head -c 1500 "$d/out")"
+}
+ev() { printf '{"seq": %s, "at": 1764300000, "kind": "%s", "app": "%s", "reason": "%s"}' "$@"; }
+
+# Before any report: the device shows none.
+shown '.report == null'
+expect 0 "$RAMPART" device show --tenant "$acme" "$id"; out_has "status report:     never"
+
+# --- a report: two apps, three events ------------------------------------------------------------
+cat >"$d/r1.json" <<EOF
+{"apps": [{"component": "sensor", "version": "1.0.0+0", "state": "running", "restarts": 2},
+          {"component": "relay", "version": "2.1.0+0", "state": "ready", "restarts": 0}],
+ "events": [$(ev 0 syscall sensor "ptrace (101)"), $(ev 1 connection sensor "10.0.0.9:80"),
+            $(ev 2 oom "" "memory 1024 KB")],
+ "events_dropped": 0}
+EOF
+post "$d/r1.json" --no-cert; [ "$status" = 401 ] || [ "$status" = 403 ] || fail "a report without a certificate: HTTP $status"
+shown '.report == null'
+post "$d/r1.json"; is_status 200; body_has '.apps == 2 and .events == 3 and .new_events == 3'
+shown '.report.apps | length == 2'
+shown '.report.apps | map(select(.component == "sensor" and .version == "1.0.0+0" and .state == "running" and .restarts == 2)) | length == 1'
+shown '.report.events_kept == 3 and .report.events_dropped.device == 0 and .report.events_dropped.service == 0'
+shown '[.report.recent_events[].seq] == [2, 1, 0]'
+shown '.report.recent_events[2] | .kind == "syscall" and .app == "sensor" and .reason == "ptrace (101)" and (.at | startswith("2025-11-28T"))'
+expect 0 "$RAMPART" device show --tenant "$acme" "$id"
+out_has "apps:              relay 2.1.0+0: ready, 0 restart(s)"
+out_has "                   sensor 1.0.0+0: running, 2 restart(s)"
+out_has "security events:   3 kept, 0 dropped by the device, 0 by the service"
+out_has " syscall        sensor           ptrace (101)"
+out_has " oom            -                memory 1024 KB"
+
+# --- the same report again (its answer lost): one of each event, nothing new ---------------------
+post "$d/r1.json"; is_status 200; body_has '.events == 3 and .new_events == 0'
+shown '.report.events_kept == 3'
+# A report without apps keeps the list; one with an empty list empties it.
+printf '{"events": [%s], "events_dropped": 5}\n' "$(ev 3 file sensor "/etc/shadow")" >"$d/r2.json"
+post "$d/r2.json"; is_status 200; body_has '.apps == null and .new_events == 1'
+shown '.report.apps | length == 2'
+shown '.report.events_kept == 4 and .report.events_dropped.device == 5'
+echo '{"apps": []}' >"$d/r3.json"
+post "$d/r3.json"; is_status 200
+shown '.report.apps == [] and .report.events_kept == 4'
+post "$d/r1.json"; is_status 200 # the apps back
+
+# --- refused: each malformed report is a 400 with its reason, and changes nothing ----------------
+bad() { # REASON-FRAGMENT JSON
+  printf '%s\n' "$2" >"$d/bad.json"
+  post "$d/bad.json"; is_status 400
+  jq -e --arg m "$1" '.message | contains($m)' "$d/body" >/dev/null || fail "$2: $(head -c 400 "$d/body")"
+}
+bad "an unknown key" '{"crashes": []}'
+bad "an unknown key" '{"events": [], "extra": 1}'
+bad '"apps" is not a list' '{"apps": {}}'
+bad '"events" is not a list of at most 100' "{\"events\": [$(for i in $(seq 10 110); do ev "$i" syscall a x; [ "$i" -lt 110 ] && printf ,; done)]}"
+bad '"events_dropped" is not a count' '{"events_dropped": -1}'
+bad "an app is not" '{"apps": [{"component": "../x", "version": "1", "state": "running", "restarts": 0}]}'
+bad "an app is not" '{"apps": [{"component": ".hidden", "version": "1", "state": "running", "restarts": 0}]}'
+bad "an app is not" '{"apps": [{"component": "a", "version": "1", "state": "Running", "restarts": 0}]}'
+bad "an app is not" "{\"apps\": [{\"component\": \"a\", \"version\": \"$(printf '%048d' 0)\", \"state\": \"running\", \"restarts\": 0}]}"
+bad "an app is not" '{"apps": [{"component": "a", "version": "1", "state": "running", "restarts": -1}]}'
+bad "an app is not" '{"apps": [{"component": "a", "version": "1", "state": "running", "restarts": 0, "pid": 3}]}'
+bad "an event is not" "{\"events\": [$(ev -1 syscall a x)]}"
+bad "an event is not" "{\"events\": [$(ev 9 Bad-Kind a x)]}"
+bad "an event is not" "{\"events\": [$(ev 9 syscall a/b x)]}"
+bad "an event is not" "{\"events\": [$(ev 9 syscall a "$(printf '%0256d' 0)")]}"
+bad "not valid JSON" '{"events": [{"seq": 9, "at": 1, "kind": "syscall", "app": "a", "reason": "a\u0000b"}]}'
+bad "an event is not" '{"events": [{"seq": "9", "at": 1, "kind": "syscall", "app": "a", "reason": "x"}]}'
+# A good event beside a bad one: the whole report is refused, the good one not kept.
+bad "an event is not" "{\"events\": [$(ev 50 syscall a ok), $(ev 51 syscall a "$(printf '%0256d' 0)")]}"
+echo '[1, 2]' >"$d/bad.json"; post "$d/bad.json"; is_status 400
+{ printf '{"events": [], "pad": "'; head -c 70000 /dev/zero | tr '\0' x; printf '"}'; } >"$d/big.json"
+post "$d/big.json"; is_status 413
+shown '.report.events_kept == 4 and (.report.apps | length == 2)'
+
+# --- pages: newest first, ?before= the last one seen -----------------------------------------------
+http GET "/api/v1/tenants/$acme/devices/$id/events?limit=3" "$ADMIN_TOKEN"; is_status 200
+body_has '[.events[].seq] == [3, 2, 1] and .next_before == 1'
+body_has '.events[0] | .kind == "file" and .reason == "/etc/shadow" and (.received | type == "string")'
+http GET "/api/v1/tenants/$acme/devices/$id/events?limit=3&before=1" "$ADMIN_TOKEN"; is_status 200
+body_has '[.events[].seq] == [0] and .next_before == null'
+for q in limit=0 limit=1001 before=0 before=x other=1; do
+  http GET "/api/v1/tenants/$acme/devices/$id/events?$q" "$ADMIN_TOKEN"; is_status 400
+done
+# Another tenant's token sees no such device, nor its events.
+http GET "/api/v1/tenants/$acme/devices/$id/events" "$d/globex.token"; is_status 404
+http GET "/api/v1/tenants/$globex/devices/$id/events" "$d/globex.token"; is_status 404
+http GET "/api/v1/tenants/$globex/devices/$id" "$d/globex.token"; is_status 404
+
+# --- the bound: the newest 1000 kept, the rest counted -----------------------------------------
+seq=4
+for batch in $(seq 1 11); do
+  { printf '{"events": ['
+    for i in $(seq 1 100); do ev "$seq" syscall sensor "call $seq"; seq=$((seq + 1)); [ "$i" -lt 100 ] && printf ,; done
+    printf ']}'; } >"$d/batch.json"
+  post "$d/batch.json"; is_status 200; body_has '.new_events == 100'
+done
+shown ".report.events_kept == 1000 and .report.events_dropped.service == $((seq - 1000))"
+shown ".report.recent_events[0].seq == $((seq - 1)) and (.report.recent_events | length == 10)"
+http GET "/api/v1/tenants/$acme/devices/$id/events?limit=1000" "$ADMIN_TOKEN"; is_status 200
+body_has ".events | length == 1000 and .[999].seq == $((seq - 1000))"
+# Events dropped by the service, sent again: not taken again, not counted twice.
+post "$d/r1.json"; is_status 200; body_has '.new_events == 0'
+shown ".report.events_kept == 1000 and .report.events_dropped.service == $((seq - 1000))"
+
+# --- the agent's own report (single-process mode: no monitor, so no app list) -------------------
+expect 0 "$AGENT" events --state-dir "$d/dev"; out_lines 0
+expect 1 "$AGENT" check-now --state-dir "$d/dev" # no update root: the check refuses; the report goes
+err_has "status report: 0 event(s) taken by the service"
+shown '.report.apps | length == 2'
+done_ok
