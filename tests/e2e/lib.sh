@@ -105,6 +105,22 @@ start_server() {
   ADMIN_TOKEN="$dir/admin.token"
 }
 
+# tenant_with_root ROOT_JSON: after start_server, the operator's side of an update flow: the CLI
+# pointed at the server, a tenant ($acme) whose appraisal policy allows devices with debug enabled
+# and nothing installed yet (test machines), its offline root key ($E2E_DIR/root.key), an image
+# key ($E2E_DIR/img.key, .pub) registered as "release", and its root of update trust signed into
+# ROOT_JSON.
+tenant_with_root() {
+  export RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN
+  expect 0 "$RAMPART" tenant create acme; acme=$(cat "$E2E_DIR/out")
+  expect 0 "$RAMPART" tenant policy --tenant "$acme" --allow-debug yes --require-components no
+  expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$E2E_DIR/root.key"
+  expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$E2E_DIR/img.key"
+  expect 0 "$RAMPART" key public --key "$E2E_DIR/img.key" --out "$E2E_DIR/img.pub"
+  expect 0 "$RAMPART" image-key add --tenant "$acme" --key "$E2E_DIR/img.pub" --name release
+  expect 0 "$RAMPART" update-root sign --tenant "$acme" --root-key "$E2E_DIR/root.key" --out "$1"
+}
+
 # start_swtpm DIR: a software TPM on loopback; sets TCTI.
 start_swtpm() {
   local dir=$1 port pid i j

@@ -31,14 +31,7 @@ trap full_cleanup EXIT
 start_server "$d/srv"
 cp "$SERVER_CA" "$d/pub/server-ca.pem"
 CA=$d/pub/server-ca.pem
-export RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN
-expect 0 "$RAMPART" tenant create acme; acme=$(cat "$d/out")
-expect 0 "$RAMPART" tenant policy --tenant "$acme" --allow-debug yes --require-components no
-expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/root.key"
-expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/img.key"
-expect 0 "$RAMPART" key public --key "$d/img.key" --out "$d/img.pub"
-expect 0 "$RAMPART" image-key add --tenant "$acme" --key "$d/img.pub" --name release
-expect 0 "$RAMPART" update-root sign --tenant "$acme" --root-key "$d/root.key" --out "$d/pub/root.json"
+tenant_with_root "$d/pub/root.json"
 # The app: says hello, tries to make a user namespace (refused by its compartment's filter: a
 # security event), says ready, stays up.
 mkdir -p "$d/tree/bin"

@@ -9,18 +9,10 @@
 d=$E2E_DIR
 
 start_server "$d/srv"
-export RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN
-expect 0 "$RAMPART" tenant create acme; acme=$(cat "$d/out")
 # Devices start with nothing installed, and a test machine may have no kernel lockdown (debug
-# "enabled"): acme's appraisal policy allows both (the default refuses them).
-expect 0 "$RAMPART" tenant policy --tenant "$acme" --allow-debug yes --require-components no
-
-# The operator's offline keys: the root of update trust, and the image signing key.
-expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/root.key"
-expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/img.key"
-expect 0 "$RAMPART" key public --key "$d/img.key" --out "$d/img.pub"
-expect 0 "$RAMPART" image-key add --tenant "$acme" --key "$d/img.pub" --name release
-expect 0 "$RAMPART" update-root sign --tenant "$acme" --root-key "$d/root.key" --out "$d/root.json"
+# "enabled"): acme's appraisal policy allows both (the default refuses them). The operator's
+# offline keys: the root of update trust, and the image signing key.
+tenant_with_root "$d/root.json"
 out_has "root version 1 signed and uploaded"
 
 # Apps: a good one (says it is ready), a broken one (exits at start).
