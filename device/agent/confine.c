@@ -9,13 +9,13 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <seccomp.h>
 
 #include "confine.h"
+#include "seccomp_allow.h"
 #include "rampart/log.h"
 
 // clang-format off
@@ -50,24 +50,20 @@ static const char *const allowed[] = {
 #define SANITIZER_BUILD 1
 #endif
 #endif
+#ifdef SANITIZER_BUILD
+static const char *const sanitizer[] = {"ptrace", "process_vm_readv", "clone",
+                                        "wait4",  "getdents",         "getppid",
+                                        "kill",   "sched_getaffinity"};
+#endif
 
 rp_err_t rp_agent_confine(void)
 {
-    scmp_filter_ctx ctx;
-    int rc = 0;
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+    int rc;
 
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
-        rp_log_error("seccomp: cannot set no_new_privs");
-        return RP_ERR_IO;
-    }
-    ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
     if (ctx == NULL)
         return RP_ERR_NO_MEMORY;
-    for (size_t i = 0; rc == 0 && i < sizeof(allowed) / sizeof(allowed[0]); i++) {
-        int nr = seccomp_syscall_resolve_name(allowed[i]);
-        if (nr != __NR_SCMP_ERROR) /* a call this architecture lacks is not there to allow */
-            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
-    }
+    rc = rp_seccomp_allow(ctx, allowed, sizeof(allowed) / sizeof(allowed[0]));
     /* A thread (libcurl's resolver), never a process: clone only with CLONE_THREAD. clone3's
      * flags sit behind a pointer the filter cannot read: ENOSYS, and libc falls back to clone. */
 #ifndef SANITIZER_BUILD /* which allows every clone (below) */
@@ -79,24 +75,16 @@ rp_err_t rp_agent_confine(void)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
 #ifdef SANITIZER_BUILD
     /* Its tracer: a process-like clone, ptrace, waiting for it, reading the threads. */
-    {
-        static const char *const sanitizer[] = {"ptrace", "process_vm_readv", "clone",
-                                                "wait4",  "getdents",         "getppid",
-                                                "kill",   "sched_getaffinity"};
-        for (size_t i = 0; rc == 0 && i < sizeof(sanitizer) / sizeof(sanitizer[0]); i++) {
-            int nr = seccomp_syscall_resolve_name(sanitizer[i]);
-            if (nr != __NR_SCMP_ERROR)
-                rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
-        }
-    }
-#endif
     if (rc == 0)
-        rc = seccomp_load(ctx);
-    seccomp_release(ctx);
+        rc = rp_seccomp_allow(ctx, sanitizer, sizeof(sanitizer) / sizeof(sanitizer[0]));
+#endif
     if (rc != 0) {
-        rp_log_error("seccomp: cannot install the filter: %s", strerror(-rc));
+        rp_log_error("seccomp: the agent's allow-list: %s", strerror(-rc));
+        seccomp_release(ctx);
         return RP_ERR_IO;
     }
+    if (rp_seccomp_load(ctx, "the agent") != RP_OK)
+        return RP_ERR_IO;
     rp_log_debug("seccomp: the agent's allow-list is in force");
     return RP_OK;
 }

@@ -54,6 +54,7 @@
 #include "compartment.h"
 #include "events.h"
 #include "rampart/log.h"
+#include "seccomp_allow.h"
 
 #define CG_PREFIX "rampart."
 #define SETUP_DEADLINE_MS 15000
@@ -689,21 +690,36 @@ static int build_root(const child_args_t *a, char *why, size_t cap)
         put_file(root, "/etc/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files\n", why,
                  cap) != 0)
         return -1;
+    /* The network policy's names (run_dir/etc/: hosts, resolv.conf) are seen through a bind of
+     * that directory, not of each file: the monitor replaces a file there whole (a rename) when
+     * it resolves the names again, and a bind of the file would keep showing the old one. */
     static const char *const netfiles[2][2] = {
         {"hosts",       "127.0.0.1 localhost\n::1 localhost\n"                                       },
         {"resolv.conf", "# no resolver: the device's monitor resolves the names an app may reach\n"
                         "nameserver 127.0.0.1\noptions attempts:1 timeout:1\n"}
     };
-    for (int i = 0; i < 2; i++) {
-        char from[PATH_MAX], rel[64];
-        snprintf(from, sizeof(from), "%s/%s", s->run_dir, netfiles[i][0]);
-        snprintf(rel, sizeof(rel), "/etc/%s", netfiles[i][0]);
-        if (put_file(root, rel, netfiles[i][1], why, cap) != 0)
+    char netdir[PATH_MAX];
+    bool have_net = false;
+    snprintf(netdir, sizeof(netdir), "%s/etc", s->run_dir);
+    if (lstat(netdir, &st) == 0 && S_ISDIR(st.st_mode)) {
+        pathf(path, sizeof(path), "%s/etc/net", root);
+        if (mkdir(path, 0755) != 0)
+            return fail_errno(why, cap, "mkdir", path);
+        if (bind_ro(netdir, path, MS_NOEXEC, why, cap) != 0)
             return -1;
-        if (lstat(from, &st) == 0 && S_ISREG(st.st_mode)) {
+        have_net = true;
+    }
+    for (int i = 0; i < 2; i++) {
+        char from[PATH_MAX + 16], rel[64], link[64];
+        snprintf(from, sizeof(from), "%s/%s", netdir, netfiles[i][0]);
+        snprintf(rel, sizeof(rel), "/etc/%s", netfiles[i][0]);
+        if (have_net && lstat(from, &st) == 0 && S_ISREG(st.st_mode)) {
+            snprintf(link, sizeof(link), "net/%s", netfiles[i][0]);
             pathf(path, sizeof(path), "%s%s", root, rel);
-            if (bind_ro(from, path, MS_NOEXEC, why, cap) != 0)
-                return -1;
+            if (symlink(link, path) != 0)
+                return fail_errno(why, cap, "symlink", path);
+        } else if (put_file(root, rel, netfiles[i][1], why, cap) != 0) {
+            return -1;
         }
     }
     /* /proc: its own pid namespace; only processes of its own uid, only the pid directories
@@ -1019,11 +1035,8 @@ static scmp_filter_ctx seccomp_build(uint32_t def)
     if (ctx == NULL)
         return NULL;
     rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
-    for (size_t i = 0; rc == 0 && i < sizeof(allowed_calls) / sizeof(allowed_calls[0]); i++) {
-        int nr = seccomp_syscall_resolve_name(allowed_calls[i]);
-        if (nr != __NR_SCMP_ERROR)
-            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
-    }
+    if (rc == 0)
+        rc = rp_seccomp_allow(ctx, allowed_calls, sizeof(allowed_calls) / sizeof(allowed_calls[0]));
     if (rc == 0)
         rc = socket_rules(ctx);
     /* clone without a namespace flag (fork, threads); clone3 says ENOSYS so libc falls back to

@@ -5,6 +5,11 @@
 pkg_check_modules(RP_C_CMOCKA REQUIRED IMPORTED_TARGET cmocka)
 pkg_check_modules(SECCOMP REQUIRED IMPORTED_TARGET libseccomp)
 
+# The one way our seccomp filters allow calls by name: the monitor's, the agent's, each app's.
+add_library(rampart_seccomp STATIC device/monitor/seccomp_allow.c)
+target_include_directories(rampart_seccomp PUBLIC device/monitor)
+target_link_libraries(rampart_seccomp PUBLIC rampart_host PkgConfig::SECCOMP)
+
 add_library(rampart_events STATIC device/monitor/events.c)
 target_include_directories(rampart_events PUBLIC device/monitor)
 target_link_libraries(rampart_events PUBLIC rampart_host)
@@ -12,7 +17,8 @@ target_link_libraries(rampart_events PUBLIC rampart_host)
 # app.c: the ready rule of the app contract has one owner, shared with the agent.
 add_library(rampart_compartment STATIC device/monitor/compartment.c device/agent/app.c)
 target_include_directories(rampart_compartment PUBLIC device/monitor device/agent)
-target_link_libraries(rampart_compartment PUBLIC rampart_events rampart_host PkgConfig::SECCOMP)
+target_link_libraries(rampart_compartment PUBLIC rampart_events rampart_seccomp rampart_host
+                      PkgConfig::SECCOMP)
 
 add_executable(test_events tests/unit/test_events.c)
 target_link_libraries(test_events PRIVATE rampart_events PkgConfig::RP_C_CMOCKA)

@@ -78,7 +78,9 @@ typedef struct rp_compartment_spec {
     int channel_fd;
     /* Called once the child's namespaces exist and before it builds its root and execs: helper
      * D's netpolicy configures the (empty) network namespace of pid child here. It may write
-     * run_dir/hosts and run_dir/resolv.conf, which become /etc/hosts and /etc/resolv.conf.
+     * run_dir/etc/hosts and run_dir/etc/resolv.conf: the directory is mounted read-only at
+     * /etc/net, and /etc/hosts and /etc/resolv.conf link there (a file replaced whole later, by a
+     * rename, is what the app reads next).
      * Non-zero: the start fails. NULL: the namespace stays empty (loopback down). */
     int (*net_setup)(pid_t child, void *ctx);
     void *net_ctx;

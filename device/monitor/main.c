@@ -62,7 +62,9 @@ static struct {
     rp_apps_reply_t apps_reply;
     pid_t install_pid; /* the install child running (0: none) */
     struct client *install_client;
-    int trial_fd; /* the install child's channel to the supervisor, for its trial */
+    rp_mon_request_t install_req; /* its request: answered here if the child dies first */
+    rp_apps_trial_ctx_t trial; /* the install child's trial hook: its channel to the supervisor */
+    rp_apps_chans_t chans;     /* each app's channel (appchan.h): answered here */
 } m;
 
 /* Tell the app supervisor what should run (after an install, a recovery, or a change of the
@@ -75,6 +77,22 @@ static void apps_sync(void)
     rp_apps_wanted(&m.agent, &m.apps_msg);
     if (rp_apps_call(m.apps_fd, &m.apps_msg, NULL, 0) != RP_OK)
         rp_log_error("the app supervisor did not take the apps to run");
+    rp_apps_chans_sync(&m.chans, m.agent.state_dir, &m.apps_msg, m.apps_fd);
+}
+
+/* Answer the app channels with a packet waiting (p: their pollfds); a channel that closed (its
+ * app exited) is made again for the app's next run. */
+static void serve_apps(const struct pollfd *p)
+{
+    rp_appchan_peers_t peers = rp_apps_chans_peers(&m.chans);
+    bool closed = false;
+
+    for (int i = 0; i < RP_COMPONENTS_MAX; i++)
+        if (p[i].fd >= 0 && p[i].revents != 0 &&
+            rp_appchan_serve(&m.chans.e[i].c, &m.agent, &peers) != RP_OK)
+            closed = true;
+    if (closed)
+        rp_apps_chans_sync(&m.chans, m.agent.state_dir, NULL, m.apps_fd);
 }
 
 /* APP_LIST: the supervisor's answer, as the reply. */
@@ -286,7 +304,7 @@ static void install_in_child(struct client *c, int fd)
     }
     if (pid == 0) {
         close(ch[0]);
-        m.trial_fd = ch[1];
+        m.trial.fd = ch[1];
         rp_monitor_serve(&m.agent, &m.req, fd, peer_uid(c), &m.reply);
         reply_to(c);
         _exit(0); /* nothing of the parent's is closed or flushed: the root of trust stays its */
@@ -295,6 +313,7 @@ static void install_in_child(struct client *c, int fd)
     close(ch[1]);
     m.install_pid = pid;
     m.install_client = c;
+    m.install_req = m.req;
     c->held = true;
 }
 
@@ -342,6 +361,35 @@ static void dispatch(struct client *c, int fd)
     reply_to(c);
 }
 
+/*
+ * The install child died before it answered (killed, or a crash): its install is cut where it
+ * was, as a power cut would cut it. Put the slots right now, as the next start would (an
+ * unconfirmed version rolls back), rather than leave the component on trial and its app
+ * stopped until then; and tell the client.
+ */
+static void install_died(int status)
+{
+    int unbootable = 0, lock = rp_monitor_slots_lock(m.agent.state_dir, false);
+    rp_err_t err = lock >= 0 ? rp_components_recover(&m.agent, &unbootable) : RP_ERR_EXISTS;
+
+    if (lock >= 0)
+        close(lock);
+    rp_log_error("the install child ended before it finished (status %d): %s", status,
+                 err == RP_OK ? "the slots are put right"
+                              : "the slots are put right at next start");
+    if (m.install_client == NULL || m.install_client->fd < 0)
+        return;
+    memset(&m.reply, 0, sizeof(m.reply));
+    m.req = m.install_req;
+    m.reply.type = m.req.type;
+    m.reply.id = m.req.id;
+    m.reply.status = RP_ERR_IO;
+    snprintf(m.reply.message, sizeof(m.reply.message), "the install stopped before it finished; %s",
+             err == RP_OK ? "the slots were put right (an unconfirmed version rolled back)"
+                          : "the slots are put right at the monitor's next start");
+    reply_to(m.install_client);
+}
+
 /* The install child is done: its client is read again, the apps synced, held requests answered. */
 static void install_done(void)
 {
@@ -371,7 +419,7 @@ static bool reap_children(void)
     while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
         if (pid == m.install_pid) {
             if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-                rp_log_error("the install child ended badly (status %d)", st);
+                install_died(st);
             install_done();
         } else if (pid == m.apps_pid) {
             rp_log_error("the app supervisor stopped: stopping");
@@ -414,7 +462,8 @@ static void accept_one(int lfd)
 
 static int loop(int lfd, int sfd)
 {
-    struct pollfd p[CLIENTS_MAX + 3];
+    struct pollfd p[CLIENTS_MAX + 3 + RP_COMPONENTS_MAX];
+    struct pollfd *chan = p + CLIENTS_MAX + 3;
 
     for (;;) {
         time_t now = time(NULL);
@@ -431,7 +480,12 @@ static int loop(int lfd, int sfd)
                 drop(&m.clients[i]);
             p[i + 3] = (struct pollfd){m.clients[i].held ? -1 : m.clients[i].fd, POLLIN, 0};
         }
-        if (poll(p, CLIENTS_MAX + 3, 1000) < 0) {
+        /* The apps' channels wait while an install child uses the root of trust. */
+        for (int i = 0; i < RP_COMPONENTS_MAX; i++)
+            chan[i] = (struct pollfd){
+                m.install_pid > 0 || !m.chans.e[i].used ? -1 : rp_appchan_fd(&m.chans.e[i].c),
+                POLLIN, 0};
+        if (poll(p, CLIENTS_MAX + 3 + RP_COMPONENTS_MAX, 1000) < 0) {
             if (errno == EINTR)
                 continue;
             rp_log_error("poll: %s", strerror(errno));
@@ -460,6 +514,8 @@ static int loop(int lfd, int sfd)
         for (int i = 0; i < CLIENTS_MAX; i++)
             if (m.clients[i].fd >= 0 && !m.clients[i].held && p[i + 3].revents != 0)
                 serve_one(&m.clients[i]);
+        if (m.install_pid == 0)
+            serve_apps(chan);
         if (p[0].revents & POLLIN)
             accept_one(lfd);
     }
@@ -539,8 +595,10 @@ int main(int argc, char **argv)
         rp_log_error("cannot start the app supervisor: %s", strerror(errno));
         return 1;
     }
-    m.trial_fd = -1; /* each install child has its own channel */
-    rp_monitor_set_trial(rp_apps_trial, &m.trial_fd);
+    m.trial = (rp_apps_trial_ctx_t){.fd = -1, .agent = &m.agent, .chans = &m.chans};
+    for (int i = 0; i < RP_COMPONENTS_MAX; i++)
+        m.chans.e[i].c.fd = -1;
+    rp_monitor_set_trial(rp_apps_trial, &m.trial);
     err = rp_agent_open(&m.agent, state_dir, NULL);
     if (err != RP_OK) {
         rp_log_error("%s: cannot open the root of trust: %s", state_dir, rp_strerror(err));

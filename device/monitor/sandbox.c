@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -17,6 +16,7 @@
 
 #include "rampart/log.h"
 #include "sandbox.h"
+#include "seccomp_allow.h"
 
 // clang-format off
 static const char *const allowed[] = {
@@ -59,35 +59,23 @@ static const char *const allowed_sanitizer[] = {"ptrace", "process_vm_readv", "g
 
 rp_err_t rp_sandbox_enter(void)
 {
-    scmp_filter_ctx ctx;
-    int rc = 0;
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+    int rc;
 
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
-        rp_log_error("seccomp: cannot set no_new_privs");
-        return RP_ERR_IO;
-    }
-    ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
     if (ctx == NULL)
         return RP_ERR_NO_MEMORY;
-    for (size_t i = 0; rc == 0 && i < sizeof(allowed) / sizeof(allowed[0]); i++) {
-        int nr = seccomp_syscall_resolve_name(allowed[i]);
-        /* A call this architecture lacks (open, stat on arm64) is simply not there to allow. */
-        if (nr != __NR_SCMP_ERROR)
-            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
-    }
+    rc = rp_seccomp_allow(ctx, allowed, sizeof(allowed) / sizeof(allowed[0]));
 #ifdef SANITIZER_BUILD
-    for (size_t i = 0; rc == 0 && i < sizeof(allowed_sanitizer) / sizeof(allowed_sanitizer[0]); i++)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW,
-                              seccomp_syscall_resolve_name(allowed_sanitizer[i]), 0);
-#endif
     if (rc == 0)
-        rc = seccomp_load(ctx);
-    seccomp_release(ctx);
+        rc = rp_seccomp_allow(ctx, allowed_sanitizer,
+                              sizeof(allowed_sanitizer) / sizeof(allowed_sanitizer[0]));
+#endif
     if (rc != 0) {
-        rp_log_error("seccomp: cannot install the filter: %s", strerror(-rc));
+        rp_log_error("seccomp: the monitor's allow-list: %s", strerror(-rc));
+        seccomp_release(ctx);
         return RP_ERR_IO;
     }
-    return RP_OK;
+    return rp_seccomp_load(ctx, "the monitor");
 }
 
 int rp_sandbox_selftest(void)

@@ -48,6 +48,7 @@ sign 1.0.0 "$d/legacy.sh" leg1.img
 printf '#!/bin/sh\necho quiet\ntrap "echo stopped by SIGTERM; exit 0" TERM\nsleep 3600 & wait\n' \
   >"$d/quiet.sh" # never says ready: its trial lasts the health window
 sign 1.1.0 "$d/quiet.sh" leg11.img
+sign 1.2.0 "$d/quiet.sh" leg12.img
 
 # No monitor: app list says so.
 expect 1 "$AGENT" app list --state-dir "$S"
@@ -166,6 +167,28 @@ expect 0 timeout 120 "$MONITOR_CALL" "$SOCK" status # held until the install is 
 out_has "$LEG 1.1.0+0"
 wait "$installer" || fail "the install failed: $(cat "$d/install.out")"
 grep -q "installed: stayed up for 20 s" "$d/install.out" || fail "the install: $(cat "$d/install.out")"
+wait_state "$LEG" 1.1.0+0 running
+
+# --- the install child killed during its trial: the monitor puts the slots right at once (the
+# version on trial rolls back), tells the client, ends the trial and runs the confirmed version
+# again; it does not wait for its own next start ---------------------------------------------------
+sup=$(pgrep -P "$MON_PID" | head -1) # the app supervisor: the monitor's only child until now
+"$MONITOR_CALL" "$SOCK" install "$LEG" "$d/leg12.img" 600 >"$d/install.out" 2>&1 &
+installer=$!
+on_trial12() { grep -q "$LEG 1.2.0+0: on trial" "$LOG"; }
+wait_until 60 on_trial12 || fail "the install of 1.2.0 never reached its trial"
+child=$(pgrep -P "$MON_PID" | grep -vx "$sup" | head -1)
+[ -n "$child" ] || fail "no install child beside the supervisor $sup"
+kill -9 "$child"
+rc=0
+wait "$installer" || rc=$?
+[ "$rc" != 0 ] || fail "the killed install was reported done: $(cat "$d/install.out")"
+grep -q "the install stopped before it finished; the slots were put right" "$d/install.out" ||
+  fail "the client was not told: $(cat "$d/install.out")"
+wait_until 60 is_state "$LEG" 1.1.0+0 running ready starting || fail "1.1.0 did not run again"
+expect 0 timeout 60 "$MONITOR_CALL" "$SOCK" status
+grep -q "1.2.0" "$d/out" && fail "1.2.0 is still on trial after its install died: $(cat "$d/out")"
+grep -q "$LEG 1.2.0+0: its install stopped: the trial ends" "$LOG" || fail "the trial did not end"
 wait_state "$LEG" 1.1.0+0 running
 
 # --- kill -9 of the monitor: the apps go with it; a new monitor removes what is left and runs them

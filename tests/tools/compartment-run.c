@@ -10,12 +10,13 @@
  * network policy (netpolicy.c) is the first app's net_setup hook, as in the monitor: this driver
  * is then the monitor's network side too (rp_netpolicy_init in its own network namespace, which
  * the test chooses; the app's /etc/hosts in R), and records refused packets as events while the
- * app runs. It prints "net: APP_ADDRESS GATEWAY" once set up.
+ * app runs. It prints "net: APP_ADDRESS GATEWAY" once set up. --refresh-ms N resolves the allowed
+ * names again every N ms, as the monitor does every RP_NETPOLICY_REFRESH_SECONDS.
  *
  *   compartment-run --state-dir S --run-dir R --tree DIR [--manifest FILE] [--entry REL]
  *                   [--arg A]... [--log L] [--component NAME] [--version V] [--uid U] [--gid G]
  *                   [--storage-kb N] [--memory-kb N] [--pids N] [--cpu N] [--device /dev/X]...
- *                   [--tcp-port P]... [--net] [--net-slot N] [--timeout-ms N]
+ *                   [--tcp-port P]... [--net] [--net-slot N] [--refresh-ms N] [--timeout-ms N]
  *                   [--without LAYER]...
  *                   [--channel [--device-auth] [--app-connection NAME]...] [--loopback]
  *                   [--connection IP:PORT]...
@@ -215,6 +216,7 @@ int main(int argc, char **argv)
         {"manifest",       required_argument, NULL, 'M'},
         {"net",            no_argument,       NULL, 'n'},
         {"net-slot",       required_argument, NULL, 'Z'},
+        {"refresh-ms",     required_argument, NULL, 'F'},
         {NULL,             0,                 NULL, 0  }
     };
     const char *state_dir = NULL, *run_dir = NULL;
@@ -224,11 +226,12 @@ int main(int argc, char **argv)
     char why[512], layers[512];
     size_t before = 0, n;
     uint64_t dropped;
-    long timeout_ms = 30000, deadline;
+    long timeout_ms = 30000, deadline, refresh_ms = 0, next_refresh = 0;
     unsigned without = 0;
     bool cleanup = false, channel = false, loopback = false, agent_open = false, failed = false;
     bool net = false;
     static net_side_t ns;
+    static char ns_etc[PATH_MAX + 8];
     int opt, left;
 
     rp_log_init("compartment-run", RP_LOG_INFO);
@@ -258,6 +261,7 @@ int main(int argc, char **argv)
             break;
         case 'n': net = true; break;
         case 'Z': ns.slot = (uint32_t)strtoul(optarg, NULL, 10); break;
+        case 'F': refresh_ms = strtol(optarg, NULL, 10); break;
         case 'S': state_dir = optarg; break;
         case 'R': run_dir = optarg; break;
         case 't': a->spec.tree_dir = optarg; break;
@@ -384,7 +388,8 @@ int main(int argc, char **argv)
             return 2;
         }
         ns.m = &a->m;
-        ns.etc_dir = a->run_dir; /* where the compartment takes /etc/hosts from */
+        snprintf(ns_etc, sizeof(ns_etc), "%s/etc", a->run_dir);
+        ns.etc_dir = ns_etc; /* where the compartment takes /etc/hosts from (compartment.h) */
         a->spec.net_setup = net_setup;
         a->spec.net_ctx = &ns;
     } else {
@@ -444,6 +449,12 @@ int main(int argc, char **argv)
         (void)poll(pf, (nfds_t)np, 100);
         if (net)
             net_log(&ns);
+        if (net && refresh_ms > 0 && now_ms() >= next_refresh) {
+            /* The monitor's periodic re-resolution, at the test's pace. */
+            if (next_refresh > 0 && rp_netpolicy_refresh(&ns.np, &ns.app) != RP_OK)
+                fprintf(stderr, "compartment-run: a refresh failed\n");
+            next_refresh = now_ms() + refresh_ms;
+        }
         for (int i = 0; i < napps; i++) {
             a = &apps[i];
             if (!a->started || a->done)

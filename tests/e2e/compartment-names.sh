@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# A running app sees the monitor's re-resolution of the names its manifest allows: the compartment
+# shows the network policy's hosts file through a read-only bind of its directory, so a file the
+# monitor replaces whole (a rename) is what the app's next lookup reads. (A bind of the file itself
+# would keep showing the old one, and the app would connect to an address the policy no longer
+# allows.) The monitor's side resolves with this test's own /etc/hosts, in a mount namespace of
+# its own, so no DNS server is needed. Runs as root.
+: "${COMPARTMENT_RUN:?set COMPARTMENT_RUN to the compartment-run test driver}"
+RAMPART=$COMPARTMENT_RUN
+. "$(dirname "$0")/lib.sh"
+[ "$(id -u)" = 0 ] || fail "the compartment names test runs as root (as CI does)"
+d=$E2E_DIR
+chmod 755 "$d"
+cr=$COMPARTMENT_RUN
+tree=$d/tree state=$d/S run=$d/run
+mkdir -p "$tree" "$state" "$run"
+full_cleanup() {
+  local pid
+  for pid in "${E2E_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${E2E_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  "$cr" --cleanup --state-dir "$state" --run-dir "$run" >/dev/null 2>&1 || true
+  cleanup
+}
+trap full_cleanup EXIT
+
+# The app looks its allowed name up every 100 ms and says what it got when it changes.
+cat >"$tree/lookup.sh" <<'EOF'
+#!/bin/sh
+echo ready >&"$RAMPART_READY_FD"
+last=
+while :; do
+  now=$(getent hosts svc.test | cut -d' ' -f1)
+  [ "$now" != "$last" ] && echo "svc.test is ${now:-unknown}" && last=$now
+  sleep 0.1
+done
+EOF
+chmod 755 "$tree" "$tree/lookup.sh"
+cat >"$d/manifest.json" <<'EOF'
+{"SchemaVersion": 1, "Name": "names", "ComponentId": "names", "EntryPoint": "lookup.sh",
+ "AllowedConnections": ["svc.test:8080"]}
+EOF
+# The monitor's resolver: this file, bound on /etc/hosts in the driver's mount namespace (written in
+# place below, so the bind keeps showing it).
+printf '127.0.0.1 localhost\n10.98.0.7 svc.test\n' >"$d/hosts"
+
+unshare -m sh -c "mount --make-rprivate / && mount --bind '$d/hosts' /etc/hosts &&
+  exec '$cr' --state-dir '$state' --run-dir '$run' --tree '$tree' --manifest '$d/manifest.json' \
+    --uid 61235 --gid 61235 --log '$d/app.log' --refresh-ms 200 --timeout-ms 120000" \
+  >"$d/driver.out" 2>&1 &
+E2E_PIDS+=($!)
+saw() { grep -qx "svc.test is $1" "$d/app.log" 2>/dev/null; }
+wait_until 60 saw 10.98.0.7 || { cat "$d/driver.out" "$d/app.log" >&2; fail "the app never resolved svc.test"; }
+grep -q "^net: " "$d/driver.out" || fail "the network policy was not set up: $(cat "$d/driver.out")"
+
+# The name moves: the monitor's next resolution replaces the app's hosts file, and the running app
+# reads the new address.
+printf '127.0.0.1 localhost\n10.98.0.8 svc.test\n' >"$d/hosts"
+wait_until 60 saw 10.98.0.8 || { cat "$d/driver.out" "$d/app.log" >&2; fail "the running app still sees the old address"; }
+grep -q "svc.test is unknown" "$d/app.log" && fail "a lookup failed while the file was replaced"
+E2E_CHECKS=$((E2E_CHECKS + 3))
+done_ok
