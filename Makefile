@@ -1,8 +1,9 @@
 # The commands a person uses; README.md explains them. CMake does the building.
 #   make          build into build/ (binaries in build/bin/)
 #   make test     build, then run every test, and every test again built with ASan+UBSan
-#   make demo     build, then walk through signed images, a security service on loopback, and
-#                 two devices (soft and swtpm) attesting, getting certificates, one blocked
+#   make demo     build, then walk through signed images, a security service on loopback,
+#                 two devices (soft and swtpm) attesting, getting certificates, taking updates,
+#                 one blocked, and (as root) apps in compartments under rampart-monitor
 #   make fuzz     run each libFuzzer target for FUZZ_SECONDS (default 60)
 #   make bench    run the benchmarks in bench/
 #   make size     build, then print the lines of C that run privileged (rampart-monitor)

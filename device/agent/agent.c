@@ -258,8 +258,65 @@ rp_err_t rp_agent_file_for_write(const rp_agent_t *a, const char *name, char *ou
     return make_parents(a->state_dir, out);
 }
 
+/*
+ * Hand over what S/agent holds with it: a device run in single-process mode (as root) before its
+ * monitor's first start left the agent's files there as root's (targets.json, the certificate,
+ * downloads), and the unprivileged agent must read and replace them. Each entry is opened without
+ * following a link and changed through that descriptor, so what is checked is what is changed;
+ * links are left as they are, and a regular file with another name elsewhere (a hard link) is not
+ * touched. Depth and entries are bounded (the agent's tree is small and flat).
+ */
+#define HAND_OVER_DEPTH 8
+#define HAND_OVER_ENTRIES 4096
+static rp_err_t hand_over_tree(int dirfd, uid_t uid, gid_t gid, int depth, size_t *budget)
+{
+    struct dirent *e;
+    rp_err_t err = RP_OK;
+    int walk = dup(dirfd);
+    DIR *d = walk >= 0 ? fdopendir(walk) : NULL;
+
+    if (d == NULL) {
+        if (walk >= 0)
+            close(walk);
+        return RP_ERR_IO;
+    }
+    while (err == RP_OK && (e = readdir(d)) != NULL) {
+        struct stat st;
+        int fd;
+
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (*budget == 0 || depth >= HAND_OVER_DEPTH) {
+            err = RP_ERR_TOO_LARGE;
+            break;
+        }
+        (*budget)--;
+        fd = openat(dirfd, e->d_name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st) != 0) {
+            err = RP_ERR_IO;
+        } else if (S_ISDIR(st.st_mode)) {
+            int sub = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            err = sub >= 0 ? hand_over_tree(sub, uid, gid, depth + 1, budget) : RP_ERR_IO;
+            if (sub >= 0)
+                close(sub);
+            if (err == RP_OK && fchownat(fd, "", uid, gid, AT_EMPTY_PATH) != 0)
+                err = RP_ERR_IO;
+        } else if (S_ISREG(st.st_mode) && st.st_nlink == 1) {
+            if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH) != 0)
+                err = RP_ERR_IO;
+        }
+        if (err != RP_OK)
+            rp_log_error("%s: cannot hand it over: %s", e->d_name, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+    }
+    closedir(d);
+    return err;
+}
+
 rp_err_t rp_agent_dir_make(const char *state_dir, uid_t uid, gid_t gid)
 {
+    size_t budget = HAND_OVER_ENTRIES;
     char path[PATH_MAX + 16];
     struct stat sb;
     int fd;
@@ -278,6 +335,13 @@ rp_err_t rp_agent_dir_make(const char *state_dir, uid_t uid, gid_t gid)
         if (fd >= 0)
             close(fd);
         return RP_ERR_INVALID_ARG;
+    }
+    /* Its contents first: while the directory is still root's (0700), nothing else changes them. */
+    if (uid != 0 && (sb.st_uid != uid || sb.st_gid != gid) &&
+        hand_over_tree(fd, uid, gid, 0, &budget) != RP_OK) {
+        rp_log_error("%s: cannot hand what it holds to uid %u (said above)", path, (unsigned)uid);
+        close(fd);
+        return RP_ERR_IO;
     }
     if ((sb.st_uid != uid || sb.st_gid != gid) && fchown(fd, uid, gid) != 0) {
         rp_log_error("%s: cannot hand it to uid %u: %s", path, (unsigned)uid, strerror(errno));

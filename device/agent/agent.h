@@ -53,7 +53,8 @@ rp_err_t rp_agent_file(const rp_agent_t *a, const char *name, char *out, size_t 
 rp_err_t rp_agent_file_for_write(const rp_agent_t *a, const char *name, char *out,
                                  size_t cap) RP_MUST_CHECK;
 /* Make S/agent/ (0700) for uid, gid: the monitor for --agent-user, and provision as root. A
- * symlink or non-directory there is refused. */
+ * symlink or non-directory there is refused. Handed to a user other than root, what it holds goes
+ * with it (what single-process mode left as root's), never through a link. */
 rp_err_t rp_agent_dir_make(const char *state_dir, uid_t uid, gid_t gid) RP_MUST_CHECK;
 
 /* Whether the state directory (and its components/, image-keys/, update/) is this user's and

@@ -58,6 +58,14 @@ done
 # root, with no monitor: single-process mode (development), said once
 expect 0 "$AGENT" status --state-dir "$S"; err_has "single-process mode"
 
+# What single-process mode leaves in S/agent as root's (the agent's files: targets, downloads),
+# and what must not be reached through it: a link out, and a hard link to a file elsewhere.
+mkdir -m 700 "$S/agent/update"
+install -m 600 /dev/null "$S/agent/update/targets.json"
+install -m 600 /dev/null "$d/outside"; install -m 600 /dev/null "$d/outside2"
+ln -s "$d/outside" "$S/agent/link-out"
+ln "$d/outside2" "$S/agent/hard-link"
+
 # --- the monitor: as root, for the agent's user ------------------------------------------------
 MON_PID=
 start_monitor() {
@@ -71,6 +79,11 @@ start_monitor
 eq "$(stat -c '%a %U' "$S/agent")" "700 $U" "S/agent: the agent's user's, private"
 eq "$(stat -c '%a %U' "$S")" "711 root" "S: root's, passable"
 eq "$(stat -c '%U' "$S/monitor.sock")" "$U" "the socket's owner"
+for f in update update/targets.json; do
+  eq "$(stat -c %U "$S/agent/$f")" "$U" "S/agent/$f (single-process mode's), handed over with S/agent"
+done
+for f in outside outside2; do eq "$(stat -c %U "$d/$f")" root "$f, reached through a link, untouched"; done
+rm "$S/agent/link-out" "$S/agent/hard-link" "$S/agent/update/targets.json"
 # the agent's user cannot read the identity key: whatever it signs, the monitor signs
 expect_fail "${AS_U[@]}" cat "$S/identity.pem"
 expect 0 as_agent provision --state-dir "$S" --rot soft; out_has "$id"
