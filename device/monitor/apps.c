@@ -49,6 +49,7 @@ typedef struct app {
     uint32_t restarts;
     unsigned layers; /* of its last start */
     char missing[RP_MON_MISSING_MAX + 1];
+    int chan; /* the app's end of its channel for its next start (apps.h); -1: none yet */
 } app_t;
 
 static struct {
@@ -214,6 +215,17 @@ static rp_err_t legacy_tree(int in, const rp_apps_want_t *w, const char *dir, rp
     return err;
 }
 
+/* An image's manifest is its component's only when it names it (an image signed for one app and
+ * installed as another runs as neither). */
+static rp_err_t manifest_for(const rp_manifest_t *m, const rp_apps_want_t *w, char *why, size_t cap)
+{
+    if (strcmp(m->component_id, w->component) == 0)
+        return RP_OK;
+    snprintf(why, cap, "its manifest's ComponentId %s is not the component %s", m->component_id,
+             w->component);
+    return RP_ERR_MALFORMED;
+}
+
 /* Extract the image's payload into S/apps/C/NAME (made here; it must not exist). OUT: *m. */
 static rp_err_t extract(const rp_apps_want_t *w, const char *dir, rp_manifest_t *m, char *kind_out,
                         char *why, size_t cap)
@@ -234,11 +246,8 @@ static rp_err_t extract(const rp_apps_want_t *w, const char *dir, rp_manifest_t 
         *kind_out = 't';
         err = rp_apptree_extract(fd, w->payload_off, w->payload_len, dir, RP_APPS_TREE_BYTES_MAX,
                                  RP_APPTREE_ENTRIES_MAX, m, why, cap);
-        if (err == RP_OK && strcmp(m->component_id, w->component) != 0) {
-            snprintf(why, cap, "its manifest's ComponentId %s is not the component %s",
-                     m->component_id, w->component);
-            err = RP_ERR_MALFORMED;
-        }
+        if (err == RP_OK)
+            err = manifest_for(m, w, why, cap);
     } else if (err == RP_OK) {
         *kind_out = 'l';
         err = legacy_tree(fd, w, dir, m);
@@ -341,6 +350,13 @@ static void net_down(app_t *a)
     a->net_on = false;
 }
 
+static void drop_chan(app_t *a)
+{
+    if (a->chan >= 0)
+        close(a->chan);
+    a->chan = -1;
+}
+
 /* Start a's compartment from the tree in S/apps/C/TREE. */
 static rp_err_t compartment_up(app_t *a, const char *tree_name, char *why, size_t cap)
 {
@@ -378,8 +394,9 @@ static rp_err_t compartment_up(app_t *a, const char *tree_name, char *why, size_
     spec.gid = (gid_t)uid;
     spec.net_setup = net_setup;
     spec.net_ctx = a;
-    spec.channel_fd = -1; /* the app channel (appchan.c) is not served by the supervisor yet */
+    spec.channel_fd = a->chan;
     err = rp_compartment_start(&spec, &a->c, why, cap);
+    drop_chan(a); /* the app's alone now (or, failed, the monitor makes the next run another) */
     if (err != RP_OK) {
         rp_compartment_stop(&a->c);
         net_down(a);
@@ -415,6 +432,13 @@ static void start(app_t *a)
 
     if (a->held)
         return;
+    if (a->chan < 0) {
+        /* Its channel comes from the monitor (after the SET, or when its last run's closed):
+         * started when it arrives, or at the next tick. */
+        a->state = RP_MON_APP_RESTARTING;
+        a->next_start = now;
+        return;
+    }
     if (app_dirs(a->want.component) != RP_OK) {
         rp_log_error("%s: cannot make its directories", a->want.component);
         backoff(a, now);
@@ -536,8 +560,10 @@ static void apply_set(const rp_apps_msg_t *msg)
             memset(a, 0, sizeof(*a));
             a->used = true;
             a->net_slot = (uint32_t)(a - s.apps);
+            a->chan = -1;
         } else {
-            stop(a); /* a new version: the old one stops first */
+            stop(a);      /* a new version: the old one stops first */
+            drop_chan(a); /* the old version's: the monitor sends the new one's */
         }
         keep[a - s.apps] = true;
         a->want = *w;
@@ -552,6 +578,7 @@ static void apply_set(const rp_apps_msg_t *msg)
     for (size_t i = 0; i < RP_COMPONENTS_MAX; i++)
         if (s.apps[i].used && !keep[i]) {
             stop(&s.apps[i]); /* its component is gone, or no longer verifies */
+            drop_chan(&s.apps[i]);
             rp_log_info("%s: no longer installed: stopped", s.apps[i].want.component);
             s.apps[i].used = false;
         }
@@ -601,6 +628,7 @@ static void trial_reply(bool healthy, const char *detail)
     if (send(s.trial_fd, r, sizeof(*r), MSG_NOSIGNAL) != (ssize_t)sizeof(*r))
         rp_log_warn("the monitor did not take a trial's verdict");
     compartment_down(&s.trial);
+    drop_chan(&s.trial);
     if (app_path(s.trial.want.component, "trial-tree", dir, sizeof(dir)) == RP_OK &&
         rp_apptree_remove(dir) != RP_OK)
         rp_log_warn("%s: cannot remove", dir);
@@ -613,12 +641,15 @@ static void trial_reply(bool healthy, const char *detail)
     }
 }
 
-static void trial_begin(const rp_apps_msg_t *msg, int from)
+/* chan: the trial app's channel end (the install child serves it), or -1. */
+static void trial_begin(const rp_apps_msg_t *msg, int from, int chan)
 {
     char dir[PATH_MAX], why[512], kind;
     app_t *t = &s.trial, *owner;
 
     if (s.trial_on || msg->n != 1) {
+        if (chan >= 0)
+            close(chan);
         memset(&s.reply, 0, sizeof(s.reply));
         s.reply.seq = msg->seq;
         snprintf(s.reply.detail, sizeof(s.reply.detail), "another trial is running");
@@ -627,6 +658,7 @@ static void trial_begin(const rp_apps_msg_t *msg, int from)
     }
     s.trial_fd = from;
     memset(t, 0, sizeof(*t));
+    t->chan = chan;
     t->want = msg->want[0];
     t->want.component[RP_COMPONENT_NAME_MAX] = '\0';
     t->want.version[RP_MON_VERSION_MAX] = '\0';
@@ -692,6 +724,22 @@ static void trial_check(void)
 
 /* ---- the process ---- */
 
+/* The app's end of a channel for w's component at w's digest: kept for its next start (which is
+ * now, when it waits for nothing else). Anything else is closed: the monitor sends another. */
+static void app_channel(const rp_apps_want_t *w, int fd)
+{
+    app_t *a = find(w->component);
+
+    if (a == NULL || memcmp(a->want.digest, w->digest, RP_SHA256_LEN) != 0) {
+        close(fd); /* for a version that no longer runs */
+        return;
+    }
+    drop_chan(a);
+    a->chan = fd;
+    if (!a->running && !a->held && a->state == RP_MON_APP_RESTARTING && time(NULL) >= a->next_start)
+        start(a);
+}
+
 /* A request from the monitor (from: s.fd) or an install child (from: its channel); fd: the
  * descriptor that came with it, or -1. */
 static void handle(const rp_apps_msg_t *msg, int from, int fd)
@@ -706,9 +754,17 @@ static void handle(const rp_apps_msg_t *msg, int from, int fd)
         close(fd);
         return;
     }
+    if (msg->kind == RP_APPS_APP_CHANNEL && from == s.fd && fd >= 0 && msg->n == 1) {
+        app_channel(&msg->want[0], fd);
+        return;
+    }
+    if (msg->kind == RP_APPS_TRIAL && from != s.fd) {
+        trial_begin(msg, from, fd);
+        return;
+    }
     if (fd >= 0)
         close(fd);
-    if (from != s.fd && msg->kind != RP_APPS_TRIAL) {
+    if (from != s.fd) {
         rp_log_warn("an install channel may only ask for a trial");
         return;
     }
@@ -721,7 +777,6 @@ static void handle(const rp_apps_msg_t *msg, int from, int fd)
         if (send(s.fd, &s.reply, sizeof(s.reply), MSG_NOSIGNAL) != (ssize_t)sizeof(s.reply))
             rp_log_warn("the monitor did not take the app list");
         break;
-    case RP_APPS_TRIAL: trial_begin(msg, from); break;
     default: rp_log_warn("an unknown request from the monitor (%u)", msg->kind); break;
     }
 }
@@ -793,6 +848,9 @@ static int supervise(int sfd)
 
     for (size_t i = 0; i < RP_APPS_CHANNELS_MAX; i++)
         s.chan[i] = -1;
+    for (size_t i = 0; i < RP_COMPONENTS_MAX; i++)
+        s.apps[i].chan = -1;
+    s.trial.chan = -1;
     s.trial_fd = -1;
     found = pathf(run, sizeof(run), "%s/run/apps", s.state_dir) == RP_OK
                 ? rp_compartment_cleanup(s.state_dir, run)
@@ -959,25 +1017,39 @@ void rp_apps_wanted(rp_agent_t *a, rp_apps_msg_t *msg)
     }
 }
 
-rp_err_t rp_apps_call(int fd, rp_apps_msg_t *msg, rp_apps_reply_t *reply, int timeout_ms)
+/*
+ * Send msg (with give, a descriptor, unless -1: closed here once sent); for LIST and TRIAL wait
+ * for its reply. While waiting, serve chan (a trial app's channel) if it is not NULL.
+ */
+static rp_err_t call(int fd, rp_apps_msg_t *msg, int give, rp_apps_reply_t *reply, int timeout_ms,
+                     rp_appchan_t *chan, rp_agent_t *agent, const rp_appchan_peers_t *peers)
 {
     static uint32_t seq;
     long deadline = now_ms() + timeout_ms;
     ssize_t got;
+    rp_err_t err;
 
     msg->seq = ++seq;
-    if (send(fd, msg, sizeof(*msg), MSG_NOSIGNAL) != (ssize_t)sizeof(*msg))
+    err = rp_mon_send(fd, (const uint8_t *)msg, sizeof(*msg), give);
+    if (give >= 0)
+        close(give); /* the receiver's now: the sender holds no copy that would keep it open */
+    if (err != RP_OK)
         return RP_ERR_IO;
-    if (msg->kind == RP_APPS_SET)
+    if (msg->kind == RP_APPS_SET || msg->kind == RP_APPS_APP_CHANNEL)
         return RP_OK;
     for (;;) {
-        struct pollfd p = {fd, POLLIN, 0};
+        struct pollfd p[2] = {
+            {fd,                                      POLLIN, 0},
+            {chan != NULL ? rp_appchan_fd(chan) : -1, POLLIN, 0}
+        };
         long left = deadline - now_ms();
         if (left <= 0)
             return RP_ERR_EXPIRED;
-        if (poll(&p, 1, (int)left) < 0 && errno != EINTR)
+        if (poll(p, 2, (int)left) < 0 && errno != EINTR)
             return RP_ERR_IO;
-        if (p.revents == 0)
+        if (p[1].revents != 0 && rp_appchan_serve(chan, agent, peers) != RP_OK)
+            rp_log_debug("%s: the trial's channel is closed", chan->component);
+        if (p[0].revents == 0)
             continue;
         got = recv(fd, reply, sizeof(*reply), MSG_DONTWAIT);
         if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR))
@@ -988,11 +1060,141 @@ rp_err_t rp_apps_call(int fd, rp_apps_msg_t *msg, rp_apps_reply_t *reply, int ti
     }
 }
 
+rp_err_t rp_apps_call(int fd, rp_apps_msg_t *msg, rp_apps_reply_t *reply, int timeout_ms)
+{
+    return call(fd, msg, -1, reply, timeout_ms, NULL, NULL, NULL);
+}
+
+rp_err_t rp_apps_manifest(const char *state_dir, const rp_apps_want_t *w, rp_manifest_t *m,
+                          char *why, size_t cap)
+{
+    char slot[PATH_MAX];
+    rp_apptree_kind_t kind;
+    rp_err_t err;
+    int fd;
+
+    why[0] = '\0';
+    if (rp_slot_path(state_dir, w->component, w->slot, slot, sizeof(slot)) != RP_OK ||
+        (fd = open(slot, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+        snprintf(why, cap, "cannot open its slot");
+        return RP_ERR_IO;
+    }
+    err = rp_apptree_kind(fd, w->payload_off, w->payload_len, &kind);
+    if (err == RP_OK && kind == RP_APPTREE_TREE) {
+        err = rp_apptree_read_manifest(fd, w->payload_off, w->payload_len, m, why, cap);
+        if (err == RP_OK)
+            err = manifest_for(m, w, why, cap);
+    } else if (err == RP_OK) {
+        rp_manifest_legacy(m, w->component, "app");
+    }
+    close(fd);
+    if (err != RP_OK && why[0] == '\0')
+        snprintf(why, cap, "cannot read its payload");
+    return err;
+}
+
+static void chans_find(void *ctx, const char *component, rp_appchan_t **chan,
+                       const rp_manifest_t **manifest)
+{
+    rp_apps_chans_t *t = ctx;
+
+    *chan = NULL;
+    *manifest = NULL;
+    for (size_t i = 0; i < RP_COMPONENTS_MAX; i++) {
+        rp_apps_chan_t *e = &t->e[i];
+        if (e->used && strcmp(e->want.component, component) == 0) {
+            *manifest = &e->m;
+            *chan = e->c.fd >= 0 ? &e->c : NULL;
+            return;
+        }
+    }
+}
+
+rp_appchan_peers_t rp_apps_chans_peers(rp_apps_chans_t *t)
+{
+    return (rp_appchan_peers_t){.find = chans_find, .ctx = t};
+}
+
+/* Open e's channel and hand the app's end to the supervisor. */
+static void chan_open(rp_apps_chan_t *e, int fd)
+{
+    static rp_apps_msg_t msg;
+    int app_end;
+
+    if (rp_appchan_open(&e->c, e->want.component, &e->m, &app_end) != RP_OK) {
+        rp_log_error("%s: cannot open its channel: it waits to start", e->want.component);
+        return;
+    }
+    memset(&msg, 0, sizeof(msg));
+    msg.kind = RP_APPS_APP_CHANNEL;
+    msg.n = 1;
+    msg.want[0] = e->want;
+    if (call(fd, &msg, app_end, NULL, 0, NULL, NULL, NULL) != RP_OK) {
+        rp_log_error("%s: the app supervisor did not take its channel", e->want.component);
+        rp_appchan_close(&e->c);
+    }
+}
+
+void rp_apps_chans_sync(rp_apps_chans_t *t, const char *state_dir, const rp_apps_msg_t *set, int fd)
+{
+    bool keep[RP_COMPONENTS_MAX] = {false};
+    char why[256];
+
+    for (size_t i = 0; set != NULL && i < set->n && i < RP_COMPONENTS_MAX; i++) {
+        const rp_apps_want_t *w = &set->want[i];
+        rp_apps_chan_t *e = NULL, *free_e = NULL;
+        for (size_t j = 0; j < RP_COMPONENTS_MAX; j++) {
+            if (t->e[j].used && strcmp(t->e[j].want.component, w->component) == 0)
+                e = &t->e[j];
+            else if (!t->e[j].used && free_e == NULL && !keep[j])
+                free_e = &t->e[j];
+        }
+        if (e != NULL && memcmp(e->want.digest, w->digest, RP_SHA256_LEN) == 0) {
+            keep[e - t->e] = true;
+            continue;
+        }
+        if (e != NULL) {
+            rp_appchan_close(&e->c); /* a new version: a new channel (its manifest may differ) */
+            e->used = false;
+        } else {
+            e = free_e;
+        }
+        if (e == NULL)
+            continue;
+        memset(e, 0, sizeof(*e));
+        e->c.fd = -1;
+        e->want = *w;
+        if (rp_apps_manifest(state_dir, w, &e->m, why, sizeof(why)) != RP_OK) {
+            rp_log_error("%s %s: its manifest cannot be read for its channel: %s; it does not "
+                         "start",
+                         w->component, w->version, why);
+            continue;
+        }
+        e->used = true;
+        keep[e - t->e] = true;
+    }
+    for (size_t i = 0; i < RP_COMPONENTS_MAX; i++) {
+        rp_apps_chan_t *e = &t->e[i];
+        if (e->used && set != NULL && !keep[i]) {
+            rp_appchan_close(&e->c); /* no longer installed */
+            e->used = false;
+        } else if (e->used && e->c.fd < 0) {
+            chan_open(e, fd);
+        }
+    }
+}
+
 rp_err_t rp_apps_trial(void *ctx, const char *component, int slot, const rp_slot_image_t *img,
                        int seconds, bool *healthy, char *detail, size_t cap)
 {
     static rp_apps_msg_t msg;
     static rp_apps_reply_t reply;
+    static rp_manifest_t manifest;
+    rp_apps_trial_ctx_t *x = ctx;
+    rp_appchan_t chan = {.fd = -1};
+    rp_appchan_peers_t peers = rp_apps_chans_peers(x->chans);
+    char why[256];
+    int app_end = -1;
     rp_err_t err;
 
     memset(&msg, 0, sizeof(msg));
@@ -1005,9 +1207,22 @@ rp_err_t rp_apps_trial(void *ctx, const char *component, int slot, const rp_slot
     memcpy(msg.want[0].digest, img->digest, RP_SHA256_LEN);
     msg.want[0].payload_off = img->payload_off;
     msg.want[0].payload_len = img->payload_len;
+    /* The trial app has its channel as it will when it runs; this child answers it (with the
+     * root of trust the monitor lent it) until the verdict. */
+    if (rp_apps_manifest(x->agent->state_dir, &msg.want[0], &manifest, why, sizeof(why)) != RP_OK) {
+        *healthy = false;
+        snprintf(detail, cap, "its manifest cannot be read: %s", why);
+        return RP_OK;
+    }
+    if (rp_appchan_open(&chan, component, &manifest, &app_end) != RP_OK) {
+        *healthy = false;
+        snprintf(detail, cap, "cannot open its channel");
+        return RP_OK;
+    }
     /* Its running version stops first (up to its grace), the tree is extracted, then it runs. */
-    err = rp_apps_call(*(int *)ctx, &msg, &reply,
-                       seconds * 1000 + RP_APP_STOP_GRACE_MS * 2 + 60 * 1000);
+    err = call(x->fd, &msg, app_end, &reply, seconds * 1000 + RP_APP_STOP_GRACE_MS * 2 + 60 * 1000,
+               &chan, x->agent, &peers);
+    rp_appchan_close(&chan);
     *healthy = err == RP_OK && reply.healthy;
     if (err == RP_OK)
         snprintf(detail, cap, "%s", reply.detail);

@@ -14,7 +14,16 @@
  *   SET    the apps that should run (component, slot, version, digest, payload): no reply
  *   LIST   what runs: an APP_LIST reply's body (proto.h)
  *   TRIAL  an install's trial of a new version in its compartment: healthy or not, and why
- *          (asked by the monitor's install child on a socket of its own, given with CHANNEL)
+ *          (asked by the monitor's install child on a socket of its own, given with CHANNEL;
+ *          it carries the trial app's channel end, which the install child serves)
+ *   APP_CHANNEL  the app's end of a channel (appchan.h) for the next start of want[0]'s
+ *          component at want[0]'s digest: no reply
+ *
+ * App channels: the monitor (which holds the root of trust, so answers the identity requests)
+ * opens one channel per app that should run and hands the app's end to the supervisor, which
+ * gives it to that app's next start and closes its own copy: from then on only the app holds it.
+ * When the app exits, its channel closes at the monitor, which makes a new one for the next run.
+ * An app is never started without its channel.
  *
  * Per app, S/apps/COMPONENT/ holds tree/ (the extracted image, read-only; tree.digest says of
  * which image), uid (its uid and gid, allocated once, never shared), storage.img, log (its
@@ -28,6 +37,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "appchan.h"
 #include "proto.h"
 #include "slots.h"
 
@@ -50,7 +60,13 @@ typedef struct rp_apps_want {
 } rp_apps_want_t;
 
 /* CHANNEL carries a descriptor: a socket on which an install child asks for its TRIAL. */
-typedef enum { RP_APPS_SET = 1, RP_APPS_LIST, RP_APPS_TRIAL, RP_APPS_CHANNEL } rp_apps_kind_t;
+typedef enum {
+    RP_APPS_SET = 1,
+    RP_APPS_LIST,
+    RP_APPS_TRIAL,
+    RP_APPS_CHANNEL,
+    RP_APPS_APP_CHANNEL
+} rp_apps_kind_t;
 
 typedef struct rp_apps_msg {
     uint32_t kind; /* rp_apps_kind_t */
@@ -90,8 +106,41 @@ struct timespec rp_apps_state_stamp(const char *state_dir);
 rp_err_t rp_apps_call(int fd, rp_apps_msg_t *msg, rp_apps_reply_t *reply,
                       int timeout_ms) RP_MUST_CHECK;
 
-/* rp_install_opts_t's trial hook for the monitor's install child: ctx points at its channel to
- * the supervisor (CHANNEL). */
+/* The monitor's end of each app's channel: one per app component that should run. */
+typedef struct rp_apps_chan {
+    bool used;
+    rp_apps_want_t want; /* the version the channel is for (a new digest: a new channel) */
+    rp_manifest_t m;     /* its manifest, read from the verified slot */
+    rp_appchan_t c;      /* c.fd < 0: closed (its app exited): a new one is due */
+} rp_apps_chan_t;
+
+typedef struct rp_apps_chans {
+    rp_apps_chan_t e[RP_COMPONENTS_MAX];
+} rp_apps_chans_t;
+
+/* After a SET (set): close the channels of apps no longer wanted or whose version changed, and
+ * open and hand over (APP_CHANNEL on fd) one for each wanted app that has none. */
+void rp_apps_chans_sync(rp_apps_chans_t *t, const char *state_dir, const rp_apps_msg_t *set,
+                        int fd);
+
+/* How appchan.c finds a peer in t (for APP_CONNECT). */
+rp_appchan_peers_t rp_apps_chans_peers(rp_apps_chans_t *t);
+
+/* The manifest of want's verified image (its slot holds it): an app tree's, checked against the
+ * component, or the empty one of a legacy single-file app. The one reader of both kinds. */
+rp_err_t rp_apps_manifest(const char *state_dir, const rp_apps_want_t *w, rp_manifest_t *m,
+                          char *why, size_t cap) RP_MUST_CHECK;
+
+/* What the install child's trial hook needs: its channel to the supervisor (CHANNEL), the root
+ * of trust (to answer the trial app's channel) and the apps' channels (its peers). */
+typedef struct rp_apps_trial_ctx {
+    int fd;
+    rp_agent_t *agent;
+    rp_apps_chans_t *chans;
+} rp_apps_trial_ctx_t;
+
+/* rp_install_opts_t's trial hook for the monitor's install child: ctx is an
+ * rp_apps_trial_ctx_t. */
 rp_err_t rp_apps_trial(void *ctx, const char *component, int slot, const rp_slot_image_t *img,
                        int seconds, bool *healthy, char *detail, size_t cap) RP_MUST_CHECK;
 

@@ -62,7 +62,8 @@ static struct {
     rp_apps_reply_t apps_reply;
     pid_t install_pid; /* the install child running (0: none) */
     struct client *install_client;
-    int trial_fd; /* the install child's channel to the supervisor, for its trial */
+    rp_apps_trial_ctx_t trial; /* the install child's trial hook: its channel to the supervisor */
+    rp_apps_chans_t chans;     /* each app's channel (appchan.h): answered here */
 } m;
 
 /* Tell the app supervisor what should run (after an install, a recovery, or a change of the
@@ -75,6 +76,22 @@ static void apps_sync(void)
     rp_apps_wanted(&m.agent, &m.apps_msg);
     if (rp_apps_call(m.apps_fd, &m.apps_msg, NULL, 0) != RP_OK)
         rp_log_error("the app supervisor did not take the apps to run");
+    rp_apps_chans_sync(&m.chans, m.agent.state_dir, &m.apps_msg, m.apps_fd);
+}
+
+/* Answer the app channels with a packet waiting (p: their pollfds); a channel that closed (its
+ * app exited) is made again for the app's next run. */
+static void serve_apps(const struct pollfd *p)
+{
+    rp_appchan_peers_t peers = rp_apps_chans_peers(&m.chans);
+    bool closed = false;
+
+    for (int i = 0; i < RP_COMPONENTS_MAX; i++)
+        if (p[i].fd >= 0 && p[i].revents != 0 &&
+            rp_appchan_serve(&m.chans.e[i].c, &m.agent, &peers) != RP_OK)
+            closed = true;
+    if (closed)
+        rp_apps_chans_sync(&m.chans, m.agent.state_dir, NULL, m.apps_fd);
 }
 
 /* APP_LIST: the supervisor's answer, as the reply. */
@@ -286,7 +303,7 @@ static void install_in_child(struct client *c, int fd)
     }
     if (pid == 0) {
         close(ch[0]);
-        m.trial_fd = ch[1];
+        m.trial.fd = ch[1];
         rp_monitor_serve(&m.agent, &m.req, fd, peer_uid(c), &m.reply);
         reply_to(c);
         _exit(0); /* nothing of the parent's is closed or flushed: the root of trust stays its */
@@ -414,7 +431,8 @@ static void accept_one(int lfd)
 
 static int loop(int lfd, int sfd)
 {
-    struct pollfd p[CLIENTS_MAX + 3];
+    struct pollfd p[CLIENTS_MAX + 3 + RP_COMPONENTS_MAX];
+    struct pollfd *chan = p + CLIENTS_MAX + 3;
 
     for (;;) {
         time_t now = time(NULL);
@@ -431,7 +449,12 @@ static int loop(int lfd, int sfd)
                 drop(&m.clients[i]);
             p[i + 3] = (struct pollfd){m.clients[i].held ? -1 : m.clients[i].fd, POLLIN, 0};
         }
-        if (poll(p, CLIENTS_MAX + 3, 1000) < 0) {
+        /* The apps' channels wait while an install child uses the root of trust. */
+        for (int i = 0; i < RP_COMPONENTS_MAX; i++)
+            chan[i] = (struct pollfd){
+                m.install_pid > 0 || !m.chans.e[i].used ? -1 : rp_appchan_fd(&m.chans.e[i].c),
+                POLLIN, 0};
+        if (poll(p, CLIENTS_MAX + 3 + RP_COMPONENTS_MAX, 1000) < 0) {
             if (errno == EINTR)
                 continue;
             rp_log_error("poll: %s", strerror(errno));
@@ -460,6 +483,8 @@ static int loop(int lfd, int sfd)
         for (int i = 0; i < CLIENTS_MAX; i++)
             if (m.clients[i].fd >= 0 && !m.clients[i].held && p[i + 3].revents != 0)
                 serve_one(&m.clients[i]);
+        if (m.install_pid == 0)
+            serve_apps(chan);
         if (p[0].revents & POLLIN)
             accept_one(lfd);
     }
@@ -539,8 +564,10 @@ int main(int argc, char **argv)
         rp_log_error("cannot start the app supervisor: %s", strerror(errno));
         return 1;
     }
-    m.trial_fd = -1; /* each install child has its own channel */
-    rp_monitor_set_trial(rp_apps_trial, &m.trial_fd);
+    m.trial = (rp_apps_trial_ctx_t){.fd = -1, .agent = &m.agent, .chans = &m.chans};
+    for (int i = 0; i < RP_COMPONENTS_MAX; i++)
+        m.chans.e[i].c.fd = -1;
+    rp_monitor_set_trial(rp_apps_trial, &m.trial);
     err = rp_agent_open(&m.agent, state_dir, NULL);
     if (err != RP_OK) {
         rp_log_error("%s: cannot open the root of trust: %s", state_dir, rp_strerror(err));

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# End to end, the app channel as rampart-monitor serves it to the apps it runs (descriptor 4;
+# apps.h, appchan.h): two apps whose manifests list each other talk over a socket the monitor
+# hands them, during an install's trial and once installed; a third app, which its peer does not
+# list, is refused and the refusal is a security event; an app killed and restarted gets a new
+# channel and talks again; a new version gets its own. Runs as root (the monitor does).
+. "$(dirname "$0")/lib.sh"
+: "${AGENT:?set AGENT}" "${MONITOR:?set MONITOR}" "${MONITOR_CALL:?set MONITOR_CALL}"
+: "${APP_PEER:?set APP_PEER to the app-peer test app}"
+[ "$(id -u)" = 0 ] || fail "the app channel test runs as root (as CI does)"
+d=$E2E_DIR
+chmod 755 "$d"
+S=$d/S SOCK=$d/S/monitor.sock LOG=$d/monitor.log
+# Component names of their own: cgroups are named after them.
+SINK=ac-sink$$ SRC=ac-src$$ STRANGER=ac-stranger$$
+
+MON_PID=
+full_cleanup() {
+  [ -n "$MON_PID" ] && kill -TERM "$MON_PID" 2>/dev/null && wait "$MON_PID" 2>/dev/null
+  cleanup
+}
+trap full_cleanup EXIT
+
+expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/k.key"
+expect 0 "$RAMPART" key public --key "$d/k.key" --out "$d/k.pub"
+expect 0 "$AGENT" provision --state-dir "$S" --rot soft --image-key "$d/k.pub"
+
+# app NAME PEERS SCRIPT: a tree with app-peer, a run script and a manifest listing PEERS (JSON).
+app() {
+  mkdir -p "$d/$1/bin"
+  cp "$APP_PEER" "$d/$1/bin/app-peer"
+  printf '#!/bin/sh\n%s\n' "$3" >"$d/$1/bin/run"
+  chmod 755 "$d/$1" "$d/$1/bin" "$d/$1/bin/app-peer" "$d/$1/bin/run"
+  cat >"$d/$1/app_manifest.json" <<EOF
+{"SchemaVersion": 1, "Name": "$1", "ComponentId": "$1", "EntryPoint": "bin/run",
+ "AllowedApplicationConnections": $2}
+EOF
+}
+# The sink answers every caller, one at a time, for as long as it runs.
+app "$SINK" "[\"$SRC\"]" 'echo ready >&"$RAMPART_READY_FD"
+while :; do /app/bin/app-peer answer 600000 || sleep 1; done'
+# Callers call the sink once per run, then say they are ready and stay up.
+caller='/app/bin/app-peer call '"$SINK"' "hello $RAMPART_VERSION"
+echo ready >&"$RAMPART_READY_FD"
+exec sleep 3600'
+app "$SRC" "[\"$SINK\"]" "$caller"
+app "$STRANGER" "[\"$SINK\"]" "$caller"
+# The stranger lists the sink; the sink does not list the stranger: refused.
+for a in "$SINK" "$SRC" "$STRANGER"; do
+  expect 0 "$RAMPART" image sign --key "$d/k.key" --version 1.0.0 --type app "$d/$a" "$d/$a-1.img"
+done
+expect 0 "$RAMPART" image sign --key "$d/k.key" --version 2.0.0 --type app "$d/$SRC" "$d/$SRC-2.img"
+
+"$MONITOR" --state-dir "$S" >>"$LOG" 2>&1 &
+MON_PID=$!
+answers() { "$MONITOR_CALL" "$SOCK" hello >/dev/null 2>&1; }
+wait_until 60 answers || { cat "$LOG" >&2; fail "the monitor did not answer"; }
+
+app_field() {
+  "$AGENT" app list --state-dir "$S" --output json 2>/dev/null |
+    jq -r --arg c "$1" ".[] | select(.component == \$c) | $2"
+}
+log_of() { "$AGENT" app logs --state-dir "$S" "$1" 2>/dev/null; }
+# count NAME TEXT: how many lines of NAME's log hold TEXT.
+count() { log_of "$1" | grep -cF -- "$2" || true; }
+at_least() { [ "$(count "$1" "$2")" -ge "$3" ]; }
+wait_lines() { # NAME TEXT N: until NAME's log holds TEXT on N lines
+  wait_until 90 at_least "$@" || {
+    cat "$LOG" >&2
+    log_of "$1" >&2
+    fail "$1's log never held '$2' $3 time(s)"
+  }
+  E2E_CHECKS=$((E2E_CHECKS + 1))
+}
+
+expect 0 "$MONITOR_CALL" "$SOCK" install "$SINK" "$d/$SINK-1.img" 30
+out_has "installed: started and said it is ready"
+ready() { [ "$(app_field "$1" .state)" = ready ]; }
+wait_until 60 ready "$SINK" || fail "the sink is not ready"
+
+# --- the trial's channel, then the installed app's ---------------------------------------------
+# The caller's trial runs while the install child holds the root of trust: that child answers the
+# trial app's channel, and hands the sink its socket.
+expect 0 "$MONITOR_CALL" "$SOCK" install "$SRC" "$d/$SRC-1.img" 30
+out_has "installed: started and said it is ready"
+wait_lines "$SRC" "answer: got hello 1.0.0+0 from $SRC" 2 # in its trial, then running
+wait_lines "$SINK" "got hello 1.0.0+0 from $SRC" 2
+
+# --- one-sided: refused, and an event -------------------------------------------------------------
+expect 0 "$MONITOR_CALL" "$SOCK" install "$STRANGER" "$d/$STRANGER-1.img" 30
+wait_lines "$STRANGER" "refused: $SINK does not list this app" 2
+[ "$(count "$SINK" "from $STRANGER")" = 0 ] || fail "the sink heard from an app it does not list"
+expect 0 "$AGENT" events --state-dir "$S" --output json
+jq -e --arg r "$STRANGER -> $SINK refused: $SINK's manifest does not list $STRANGER" \
+  '[.events[] | select(.app == $s and .kind == "app_connection" and .reason == $r)] | length >= 1' \
+  --arg s "$STRANGER" "$d/out" >/dev/null || fail "no app_connection event for the refusal: $(cat "$d/out")"
+
+# --- a killed app comes back with a new channel, and talks again ------------------------------
+pid=$(app_field "$SRC" .pid)
+[ -n "$pid" ] && [ "$pid" -gt 0 ] || fail "no pid for $SRC"
+kill -KILL "$pid"
+restarted() { [ "$(app_field "$SRC" .restarts)" -ge 1 ] && ready "$SRC"; }
+wait_until 90 restarted || fail "$SRC was not restarted"
+wait_lines "$SRC" "answer: got hello 1.0.0+0 from $SRC" 3
+wait_lines "$SINK" "got hello 1.0.0+0 from $SRC" 3
+
+# --- a new version: its own channel -------------------------------------------------------------
+expect 0 "$MONITOR_CALL" "$SOCK" install "$SRC" "$d/$SRC-2.img" 30
+out_has "installed: started and said it is ready"
+wait_lines "$SRC" "answer: got hello 2.0.0+0 from $SRC" 2
+wait_lines "$SINK" "got hello 2.0.0+0 from $SRC" 2
+
+# The monitor stayed up throughout, and its log says no channel was refused as malformed.
+kill -0 "$MON_PID" || { cat "$LOG" >&2; fail "the monitor died"; }
+grep -q "was refused (" "$LOG" && { cat "$LOG" >&2; fail "a channel request was refused as malformed"; }
+done_ok
