@@ -635,7 +635,7 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IONBF, 0);
     /*
      * `escape-app stay CASE [ARG...]`: as an app the monitor supervises (tests/e2e/escape.sh). It
-     * says "net: ADDRESS GATEWAY", tries CASE, says "result: STATUS", then that it is ready and
+     * says "started" and "net: ADDRESS GATEWAY", tries CASE, says "result: STATUS", then that it is ready and
      * stays up until stopped: the install's trial ends at "ready" (so a refused attempt does not
      * fail the install), and the confirmed version, started again, tries once more without being
      * restarted over and over. CASE may be a list, "A,B,C" (cases without arguments): each is
@@ -644,6 +644,7 @@ int main(int argc, char **argv)
     if (argc > 2 && strcmp(argv[1], "stay") == 0) {
         int rc;
         signal(SIGTERM, on_term);
+        printf("started\n");
         net_line();
         argv[1] = argv[0]; /* the program, as write-tree expects it */
         if (strchr(argv[2], ',') != NULL) {

@@ -36,6 +36,7 @@
 : "${AGENT:?set AGENT to the rampart-agent binary}"
 : "${MONITOR:?set MONITOR to the rampart-monitor binary}"
 : "${DRIVER:?set DRIVER to the netpolicy-driver binary: the servers of the test internet}"
+: "${APP_PEER:?set APP_PEER to the app-peer test app (with the app channel client library)}"
 . "$(dirname "$0")/lib.sh"
 for tool in ip nsenter unshare dnsmasq nft jq gcc losetup setpriv; do
   command -v "$tool" >/dev/null || fail "escape.sh needs $tool"
@@ -113,6 +114,34 @@ jq '.AllowedConnections = ["allowed.test:8080"]' "$d/hostile.json" >"$d/hostile-
 jq -n --arg dev "$testdev" '{SchemaVersion: 1, Name: "listener", ComponentId: "listener",
   EntryPoint: "escape-app", AllowedTcpServerPorts: [8080], AllowedUdpServerPorts: [5683],
   Devices: [$dev], MutableStorage: {SizeKB: 1024}}' >"$d/listener.json"
+# The apps that talk to each other over the app channel (descriptor 4): app-peer, linked with the
+# client library (device/app/), run by a script that says it is ready and stays up like the
+# hostile app. Each manifest lists the apps it may talk to; the answerer lists the caller, not the
+# stranger.
+mkdir -m 755 "$d/peer"
+cp "$APP_PEER" "$d/peer/app-peer"
+cat >"$d/peer/peer.sh" <<'EOF'
+#!/bin/sh
+# app-peer as an app the monitor supervises: its answers, or its call; then it stays up
+echo started
+trap 'exit 0' TERM
+if [ "$1" = answer ]; then
+  echo ready >&"$RAMPART_READY_FD"
+  while :; do /app/app-peer answer 3600000 & wait $!; done
+fi
+/app/app-peer "$@"
+echo "result: $?"
+echo ready >&"$RAMPART_READY_FD"
+while :; do sleep 3600 & wait $!; done
+EOF
+chmod 755 "$d/peer/app-peer" "$d/peer/peer.sh"
+peer_manifest() { # NAME PEER...
+  jq -n --arg n "$1" '{SchemaVersion: 1, Name: $n, ComponentId: $n, EntryPoint: "peer.sh",
+    AllowedApplicationConnections: $ARGS.positional}' --args "${@:2}" >"$d/$1.json"
+}
+peer_manifest answerer esc-caller
+peer_manifest caller esc-answerer
+peer_manifest stranger esc-answerer
 mknod -m 666 "$testdev" c 1 3 # devices of our own (they behave as /dev/null)
 mknod -m 666 "$otherdev" c 1 3
 
@@ -261,7 +290,7 @@ device_stop() {
     eq "$(jq -r --arg c "esc-$label" '.[] | select(.component == $c) | .restarts' "$d/list.json")" 0 \
       "esc-$label's restarts (refused, not killed)"
     no_escape "$label"
-    [ "$(grep -c '^net: ' "$d/$label.log")" -ge 2 ] || { cat "$d/$label.log" >&2; fail "$label: not both runs (trial, confirmed) in its log"; }
+    [ "$(grep -c '^started$' "$d/$label.log")" -ge 2 ] || { cat "$d/$label.log" >&2; fail "$label: not both runs (trial, confirmed) in its log"; }
     E2E_CHECKS=$((E2E_CHECKS + 1))
   done
   events_json || fail "rampart-agent events: $(cat "$d/events.err")"
@@ -314,17 +343,18 @@ room() {
 }
 
 # ---- launching a case
-# launch [--manifest M] [--device DEV]... [--fails] LABEL -- APP ARGS...
+# launch [--manifest M] [--device DEV]... [--fails] [--peer] LABEL -- APP ARGS...
 # makes the app image of the case: a tree with the escape-app binary, a file of data and its
 # manifest (M, default the hostile one; component esc-LABEL; Cmdline "stay" APP ARGS...; DEV added
-# to its Devices), signed; then installs it on the device as the agent's user, which returns once
+# to its Devices), or with --peer the app-peer tree (Cmdline ARGS...), signed; then installs it on the device as the agent's user, which returns once
 # the monitor's trial of it is over (the app said it is ready). --fails: the install must be
 # refused (the trial failed). What the install said is $d/LABEL.out.
 launch() {
-  local manifest=$d/hostile.json fails=0 devs=() rc=0
+  local manifest=$d/hostile.json fails=0 devs=() rc=0 peer=0
   while :; do
     case $1 in
       --manifest) manifest=$2; shift 2 ;;
+      --peer) peer=1; shift ;;
       --device) devs+=("$2"); shift 2 ;;
       --fails) fails=1; shift ;;
       *) break ;;
@@ -335,9 +365,14 @@ launch() {
   [ "${1:-}" = -- ] && shift
   room 1
   mkdir -m 755 "$tree"
-  cp -p "$d/escape-app" "$d/data.txt" "$tree/"
+  if [ $peer = 1 ]; then
+    cp -p "$d/peer/app-peer" "$d/peer/peer.sh" "$tree/"
+  else
+    cp -p "$d/escape-app" "$d/data.txt" "$tree/"
+    set -- stay "$@"
+  fi
   jq --arg c "esc-$label" --arg devs "$(IFS=,; echo "${devs[*]}")" \
-    '.ComponentId = $c | .Name = $c | .Cmdline = ["stay"] + $ARGS.positional
+    '.ComponentId = $c | .Name = $c | .Cmdline = $ARGS.positional
      | if $devs == "" then . else .Devices = ((.Devices // []) + ($devs | split(","))) end' \
     "$manifest" --args "$@" >"$tree/app_manifest.json"
   "$RAMPART" image sign --key "$d/img.key" --version 1.0.0 --type app "$tree" "$d/pub/$label.img" \
@@ -527,8 +562,8 @@ size_kb=$(sed -n 's/^quota: refused after \([0-9]*\) KB.*/\1/p' "$d/quota.log" |
 [ -n "$size_kb" ] && [ "$size_kb" -le 1024 ] || fail "wrote ${size_kb:-?} KB into a 1024 KB quota"
 
 # ==== another app beside them: the listener, with its device, storage and server ports; the
-# cases that need it run on its device
-room 4
+# cases that need it run on its device (and the apps that talk to each other)
+room 7
 launch --manifest "$d/listener.json" listener -- serve 8080 9001 5683 5684 "$testdev"
 wait_ready listener
 log_has listener "device: ok ($testdev written)"
@@ -592,8 +627,26 @@ expect 0 innet "$DRIVER" connect "$app_addr" 8080
 out_has listener-ok
 allowed # another app lives on
 
-# ==== SLOT: app-to-app (the monitor serves the app channel, being built): an app talking to one
-# that did not list it must be refused and recorded ("app_connection" event).
+# ==== app to app, over the app channel the monitor gives each app: a socket to another app only
+# when both manifests list each other
+launch --peer --manifest "$d/answerer.json" answerer -- answer
+wait_ready answerer
+launch --peer --manifest "$d/caller.json" caller -- call esc-answerer hello
+log_has caller "answer: got hello from esc-caller"
+log_has answerer "got hello from esc-caller"
+no_event_of caller
+no_event_of answerer
+allowed # an allowed pair talks
+# talking to an app that did not allow it: refused by the monitor, recorded; the app never hears
+# of it
+launch --peer --manifest "$d/stranger.json" stranger -- call esc-answerer hello
+TRIED=$((TRIED + 1))
+log_has stranger "refused: esc-answerer does not list this app"
+log_has stranger "result: 2"
+REFUSED=$((REFUSED + 1))
+event stranger app_connection "esc-stranger -> esc-answerer refused: esc-answerer's manifest does not list esc-stranger"
+logs answerer
+! grep -q "from esc-stranger" "$d/answerer.log" || fail "the answerer heard from the stranger: $(cat "$d/answerer.log")"
 
 device_stop
 
@@ -608,7 +661,6 @@ echo "escape suite: $TRIED escapes tried, $REFUSED refused, $RECORDED recorded a
   "$UNSEEN refused where no event can be seen by design; allowed paths working: $ALLOWED"
 for u in "${UNSEEN_LIST[@]}"; do echo "  no event: $u"; done
 echo "  $DEV devices, $((SECONDS - START)) s"
-echo "  app-to-app: a slot, not counted (the monitor does not serve the app channel yet)"
 [ "$TRIED" = "$REFUSED" ] || fail "$((TRIED - REFUSED)) escapes not refused"
 [ "$TRIED" -ge 25 ] || fail "only $TRIED escapes tried"
 [ $((RECORDED + UNSEEN)) = "$TRIED" ] || fail "recorded $RECORDED + unseen $UNSEEN != tried $TRIED"
