@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The escape suite (issue 10, section 6): a hostile app in C (tests/e2e/escape-app.c, built here)
-# tries, one app per case, every way out of its compartment we know of. Each attempt must fail,
+# tries every way out of its compartment we know of, one app per case (the system calls the
+# seccomp allow-list refuses: four apps, by theme, each call told apart by its event's reason). Each attempt must fail,
 # and be recorded as a security event wherever the kernel or the monitor can see it; where a
 # refusal is by design invisible to them (a path that is simply not in the compartment, a
 # read-only mount, Landlock), the case says why and is counted apart. Each allowed path must work.
@@ -14,7 +15,8 @@
 # an operator would: `rampart-agent app logs` (what the app said), `rampart-agent events --output
 # json` (app, kind, reason), `rampart-agent app list --output json` (state, restarts, the limits
 # in force). Each app tries its escape, says "result: N" and that it is ready, then stays up:
-# the install's trial and the confirmed version each try it once (escape-app.c, "stay").
+# the install's trial and the confirmed version each try it once (escape-app.c, "stay"). Two apps
+# talk over the app channel the monitor serves them, and a third, not listed, is refused.
 #
 # A device holds at most 16 components (RP_COMPONENTS_MAX, device/monitor/slots.h) and nothing
 # removes one, so the cases are spread over several devices (state directories), one after the
@@ -38,7 +40,7 @@
 : "${DRIVER:?set DRIVER to the netpolicy-driver binary: the servers of the test internet}"
 : "${APP_PEER:?set APP_PEER to the app-peer test app (with the app channel client library)}"
 . "$(dirname "$0")/lib.sh"
-for tool in ip nsenter unshare dnsmasq nft jq gcc losetup setpriv; do
+for tool in ip nsenter unshare dnsmasq nft jq gcc losetup setpriv python3; do
   command -v "$tool" >/dev/null || fail "escape.sh needs $tool"
 done
 U=daemon # the agent's user: rampart-agent runs unprivileged, as on a device
