@@ -2,8 +2,9 @@
  * The hostile app of the escape suite (tests/e2e/escape.sh) and of tests/e2e/compartment.sh,
  * built by the test: `escape-app CASE [ARG...]` tries one escape (or one allowed thing) and prints
  * "CASE: refused (why)" or "CASE: ok (...)"; an escape that works prints "CASE: ESCAPED (...)"
- * and exits 1, an allowed path that does not work prints "CASE: FAILED (...)" and exits 1. Each
- * case runs in a compartment of its own. docs/compartments.md ("The escape suite") lists them.
+ * and exits 1, an allowed path that does not work prints "CASE: FAILED (...)" and exits 1. As an
+ * app rampart-monitor supervises, `escape-app stay CASE...` (main) tries its case, then says it is
+ * ready and stays up. docs/compartments.md ("The escape suite") lists the cases.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -11,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/netlink.h>
@@ -78,6 +80,43 @@ static int absent(const char *c, int n, char **paths)
             printf("%s: refused (%s: %s)\n", c, paths[i], strerror(errno));
     }
     return escaped;
+}
+
+/* The app's gateway (the monitor's end of its link) from its default route, "-" without one. */
+static void gateway(char *out, size_t cap)
+{
+    char line[256], ifname[32];
+    unsigned long dst, gw;
+    FILE *f = fopen("/proc/self/net/route", "r");
+
+    snprintf(out, cap, "-");
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "%31s %lx %lx", ifname, &dst, &gw) == 3 && dst == 0 && gw != 0) {
+            struct in_addr a = {.s_addr = (uint32_t)gw}; /* as the kernel keeps it */
+            inet_ntop(AF_INET, &a, out, (socklen_t)cap);
+            break;
+        }
+    if (f != NULL)
+        fclose(f);
+}
+
+/* "net: ADDRESS GATEWAY": the app's own address on its link and its gateway ("-" for none), by
+ * which the test reaches the app and the device behind its gateway. */
+static void net_line(void)
+{
+    char addr[INET_ADDRSTRLEN] = "-", gw[INET_ADDRSTRLEN];
+    struct ifaddrs *ifa, *i;
+
+    if (getifaddrs(&ifa) == 0) {
+        for (i = ifa; i != NULL; i = i->ifa_next)
+            if (i->ifa_addr != NULL && i->ifa_addr->sa_family == AF_INET &&
+                strcmp(i->ifa_name, "lo") != 0)
+                inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr, addr,
+                          sizeof(addr));
+        freeifaddrs(ifa);
+    }
+    gateway(gw, sizeof(gw));
+    printf("net: %s %s\n", addr, gw);
 }
 
 /* A TCP connection to host:port (a name resolves through the app's /etc/hosts only), with what
@@ -268,13 +307,12 @@ static int route_change(const char *c)
     return refused(c, -1);
 }
 
-int main(int argc, char **argv)
+static int run_case(int argc, char **argv)
 {
     const char *c = argc > 1 ? argv[1] : "";
     const char *arg = argc > 2 ? argv[2] : "";
     const char *arg2 = argc > 3 ? argv[3] : "";
 
-    setvbuf(stdout, NULL, _IONBF, 0);
     /* ---- system calls the filter refuses (each reaches the monitor: a "syscall" event) */
     if (!strcmp(c, "ptrace"))
         return refused(c, ptrace(PTRACE_ATTACH, 1, 0, 0));
@@ -421,8 +459,13 @@ int main(int argc, char **argv)
         return route_change(c);
     /* ---- the network: only what the manifest lists */
     if (!strcmp(c, "connect") || !strcmp(c, "connect-refused")) {
-        char said[256];
-        int rc = tcp_connect(arg, arg2, said, sizeof(said));
+        char said[256], gw[INET_ADDRSTRLEN];
+        int rc;
+        if (!strcmp(arg, "gateway")) { /* the device itself, behind the app's gateway */
+            gateway(gw, sizeof(gw));
+            arg = gw;
+        }
+        rc = tcp_connect(arg, arg2, said, sizeof(said));
         if (!strcmp(c, "connect")) { /* allowed */
             if (rc != 0) {
                 printf("%s: FAILED (%s:%s: %s)\n", c, arg, arg2, rc == -2 ? said : strerror(errno));
@@ -528,10 +571,7 @@ int main(int argc, char **argv)
     if (!strcmp(c, "allowed")) {
         /* the contract and the allowed paths: ready, /data, /tmp, the tree, a listed device */
         char buf[64];
-        int fd;
-        if (write(3, "ready", 5) != 5)
-            return printf("%s: FAILED ready\n", c), 1;
-        fd = open("/data/kept", O_WRONLY | O_CREAT | O_APPEND, 0600);
+        int fd = open("/data/kept", O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (fd < 0 || write(fd, "x", 1) != 1)
             return printf("%s: FAILED /data (%s)\n", c, strerror(errno)), 1;
         close(fd);
@@ -551,6 +591,9 @@ int main(int argc, char **argv)
         }
         struct stat st;
         stat("/data/kept", &st);
+        /* last: a trial ends when the app says it is ready, and the storage is kept across runs */
+        if (write(3, "ready", 5) != 5)
+            return printf("%s: FAILED ready\n", c), 1;
         printf("%s: ok kept=%lld env=%s,%s,%s,%s,%s cwd=%s\n", c, (long long)st.st_size,
                getenv("RAMPART_COMPONENT"), getenv("RAMPART_VERSION"), getenv("RAMPART_READY_FD"),
                getenv("RAMPART_DATA_DIR"), getenv("HOME"), getcwd(buf, sizeof(buf)));
@@ -564,4 +607,58 @@ int main(int argc, char **argv)
     }
     printf("unknown case %s\n", c);
     return 2;
+}
+
+static void on_term(int sig)
+{
+    (void)sig;
+    _exit(0);
+}
+
+/* One case of a list, in a process of its own (what one case changes, e.g. its personality,
+ * stays its own): its status, or 128 + the signal that ended it. */
+static int run_one(char *prog, char *c)
+{
+    char *args[] = {prog, c, NULL};
+    int st = 0;
+    pid_t pid = fork();
+
+    if (pid == 0)
+        _exit(run_case(2, args));
+    if (pid < 0 || waitpid(pid, &st, 0) != pid)
+        return printf("%s: FAILED (fork: %s)\n", c, strerror(errno)), 1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);
+    /*
+     * `escape-app stay CASE [ARG...]`: as an app the monitor supervises (tests/e2e/escape.sh). It
+     * says "started" and "net: ADDRESS GATEWAY", tries CASE, says "result: STATUS", then that it is ready and
+     * stays up until stopped: the install's trial ends at "ready" (so a refused attempt does not
+     * fail the install), and the confirmed version, started again, tries once more without being
+     * restarted over and over. CASE may be a list, "A,B,C" (cases without arguments): each is
+     * tried in turn, in a process of its own, and says "result: A STATUS".
+     */
+    if (argc > 2 && strcmp(argv[1], "stay") == 0) {
+        int rc;
+        signal(SIGTERM, on_term);
+        printf("started\n");
+        net_line();
+        argv[1] = argv[0]; /* the program, as write-tree expects it */
+        if (strchr(argv[2], ',') != NULL) {
+            for (char *save = NULL, *c = strtok_r(argv[2], ",", &save); c != NULL;
+                 c = strtok_r(NULL, ",", &save))
+                printf("result: %s %d\n", c, run_one(argv[0], c));
+        } else {
+            rc = run_case(argc - 1, argv + 1);
+            printf("result: %d\n", rc);
+        }
+        if (write(3, "ready", 5) != 5)
+            printf("stay: FAILED (ready: %s)\n", strerror(errno));
+        for (;;)
+            pause();
+    }
+    return run_case(argc, argv);
 }
