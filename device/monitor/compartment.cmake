@@ -44,10 +44,10 @@ target_link_libraries(bench-app-start PRIVATE rampart_compartment)
 set_target_properties(bench-app-start PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bin)
 # The benchmarks still run (their figures are for `make bench`, never asserted here).
 add_test(NAME e2e.bench_app_start_runs COMMAND bench-app-start --rounds 2)
-set_tests_properties(e2e.bench_app_start_runs PROPERTIES LABELS e2e TIMEOUT 120)
+set_tests_properties(e2e.bench_app_start_runs PROPERTIES LABELS "e2e;gcc_only" TIMEOUT 120)
 add_test(NAME e2e.bench_footprint_runs COMMAND ${CMAKE_SOURCE_DIR}/bench/footprint.sh
                                                ${CMAKE_BINARY_DIR}/bin)
 # It starts rampart-monitor, whose app supervisor binds the host's NFLOG group and owns the table
 # inet rampart: one at a time with the other tests that do.
-set_tests_properties(e2e.bench_footprint_runs PROPERTIES LABELS e2e TIMEOUT 120
+set_tests_properties(e2e.bench_footprint_runs PROPERTIES LABELS "e2e;gcc_only" TIMEOUT 120
                      RESOURCE_LOCK rampart_nftables)

@@ -44,7 +44,7 @@ expect 0 "$MONITOR_CALL" "$SOCK" install "$OTHER" "$d/$OTHER.img" 30
 out_has "installed: started and said it is ready"
 
 # The install waits out the health window (the app never says ready): the trial runs meanwhile.
-"$MONITOR_CALL" "$SOCK" install "$APP" "$d/$APP.img" 60 >"$d/install.out" 2>&1 &
+"$MONITOR_CALL" "$SOCK" install "$APP" "$d/$APP.img" 25 >"$d/install.out" 2>&1 &
 INSTALL=$!
 E2E_PIDS+=("$INSTALL")
 L=$S/apps/$APP/log
