@@ -42,20 +42,10 @@ rp_err_t rp_token_new(char *secret, size_t cap, uint8_t hash[RP_SHA256_LEN])
     return err;
 }
 
-static json_t *time_or_null(int64_t t)
-{
-    char iso[32];
-
-    if (t == 0)
-        return json_null();
-    rp_iso_time(t, iso);
-    return json_string(iso);
-}
-
 static json_t *tenant_json(const rp_tenant_t *t)
 {
     return json_pack("{s:s, s:s, s:o}", "id", t->id, "name", t->name, "created",
-                     time_or_null(t->created));
+                     rp_iso_time_json(t->created));
 }
 
 static void collect_tenant(void *ctx, const rp_tenant_t *t)
@@ -124,8 +114,8 @@ static json_t *token_json(const rp_token_t *t)
 {
     int64_t now = (int64_t)time(NULL);
     json_t *o = json_pack("{s:s, s:s, s:o, s:o, s:o, s:s}", "id", t->id, "role",
-                          rp_role_name(t->role), "created", time_or_null(t->created), "expires",
-                          time_or_null(t->expires), "last_used", time_or_null(t->last_used),
+                          rp_role_name(t->role), "created", rp_iso_time_json(t->created), "expires",
+                          rp_iso_time_json(t->expires), "last_used", rp_iso_time_json(t->last_used),
                           "status", t->expires != 0 && t->expires <= now ? "expired" : "active");
 
     if (t->tenant_id[0] != '\0')
@@ -320,21 +310,22 @@ void rp_h_token_self(rp_req_t *r)
 
 static json_t *device_json(const rp_device_t *d)
 {
-    json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:o}", "device_id", d->id, "tenant", d->tenant_id,
-                          "status", d->blocked ? "blocked" : "active", "claimed_at",
-                          time_or_null(d->claimed_at), "blocked_at", time_or_null(d->blocked_at));
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:o, s:o}", "device_id", d->id, "tenant", d->tenant_id, "status",
+                  d->blocked ? "blocked" : "active", "claimed_at", rp_iso_time_json(d->claimed_at),
+                  "blocked_at", rp_iso_time_json(d->blocked_at));
 
-    json_object_set_new(o, "last_attestation",
-                        d->last_attested_at == 0
-                            ? json_null()
-                            : json_pack("{s:o, s:s, s:s}", "at", time_or_null(d->last_attested_at),
-                                        "result", d->last_passed ? "pass" : "fail", "reason",
-                                        d->last_reason));
+    json_object_set_new(
+        o, "last_attestation",
+        d->last_attested_at == 0
+            ? json_null()
+            : json_pack("{s:o, s:s, s:s}", "at", rp_iso_time_json(d->last_attested_at), "result",
+                        d->last_passed ? "pass" : "fail", "reason", d->last_reason));
     json_object_set_new(o, "certificate",
                         d->cert_serial[0] == '\0'
                             ? json_null()
                             : json_pack("{s:s, s:o}", "serial", d->cert_serial, "not_after",
-                                        time_or_null(d->cert_not_after)));
+                                        rp_iso_time_json(d->cert_not_after)));
     return o;
 }
 
@@ -419,7 +410,7 @@ static void collect_attestation(void *ctx, const rp_attestation_t *a)
 
     json_array_append_new(((struct attest_list *)ctx)->list,
                           json_pack("{s:I, s:o, s:s, s:s, s:o, s:o}", "id", (json_int_t)a->id, "at",
-                                    time_or_null(a->at), "result", a->passed ? "pass" : "fail",
+                                    rp_iso_time_json(a->at), "result", a->passed ? "pass" : "fail",
                                     "reason", a->reason, "certificate_serial",
                                     a->cert_serial[0] ? json_string(a->cert_serial) : json_null(),
                                     "claims", claims != NULL ? claims : json_null()));
@@ -522,7 +513,7 @@ static json_t *policy_json(const rp_policy_t *p)
     return json_pack("{s:b, s:b, s:b, s:b, s:o}", "require_components", p->require_components,
                      "require_measurement_register", p->require_register, "allow_debug",
                      p->allow_debug, "allow_development", p->allow_development, "updated",
-                     time_or_null(p->updated));
+                     rp_iso_time_json(p->updated));
 }
 
 /*
@@ -809,9 +800,9 @@ static void collect_unproven(void *ctx, const rp_unproven_source_t *u)
 {
     json_array_append_new(ctx, json_pack("{s:s, s:I, s:o, s:o, s:s, s:s}", "address", u->address,
                                          "count", (json_int_t)u->count, "first_at",
-                                         time_or_null(u->first_at), "last_at",
-                                         time_or_null(u->last_at), "last_reason", u->last_reason,
-                                         "last_device_id", u->last_device_id));
+                                         rp_iso_time_json(u->first_at), "last_at",
+                                         rp_iso_time_json(u->last_at), "last_reason",
+                                         u->last_reason, "last_device_id", u->last_device_id));
 }
 
 /* GET /api/v1/unproven-attestations (system): who sends evidence that proves nothing, newest

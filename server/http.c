@@ -65,6 +65,16 @@ void rp_iso_time(int64_t t, char out[32])
         snprintf(out, 32, "%lld", (long long)t);
 }
 
+json_t *rp_iso_time_json(int64_t t)
+{
+    char iso[32];
+
+    if (t == 0)
+        return json_null();
+    rp_iso_time(t, iso);
+    return json_string(iso);
+}
+
 static void count_status(rp_req_t *r, int status)
 {
     struct evhttp_connection *conn = evhttp_request_get_connection(r->req);

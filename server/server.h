@@ -239,6 +239,8 @@ bool rp_unclaimed_allowed(rp_req_t *r);
 
 /* An ISO 8601 UTC time, "2026-11-25T12:00:00Z". */
 void rp_iso_time(int64_t t, char out[32]);
+/* The same as a JSON string; 0 (never) is null. */
+json_t *rp_iso_time_json(int64_t t);
 
 /* GET /readyz (ready.c): 200 when the service can write now - a database transaction and a file
  * in the data directory, both synced - else 503 with the reason. Checked at most once a second;

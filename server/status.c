@@ -170,16 +170,6 @@ void rp_h_device_status(rp_req_t *r)
                             (json_int_t)nevents, "new_events", (json_int_t)fresh));
 }
 
-static json_t *iso_or_null(int64_t t)
-{
-    char iso[32];
-
-    if (t == 0)
-        return json_null();
-    rp_iso_time(t, iso);
-    return json_string(iso);
-}
-
 static void collect_app(void *ctx, const rp_device_app_t *a)
 {
     json_array_append_new(ctx, json_pack("{s:s, s:s, s:s, s:I}", "component", a->component,
@@ -195,12 +185,12 @@ struct event_page {
 static void collect_event(void *ctx, const rp_device_event_t *e)
 {
     struct event_page *p = ctx;
-    json_t *at = iso_or_null(e->at);
+    json_t *at = rp_iso_time_json(e->at);
 
     json_array_append_new(p->list,
                           json_pack("{s:I, s:o, s:s, s:s, s:s, s:o}", "seq", (json_int_t)e->seq,
                                     "at", at, "kind", e->kind, "app", e->app, "reason", e->reason,
-                                    "received", iso_or_null(e->received)));
+                                    "received", rp_iso_time_json(e->received)));
     p->last = e->seq;
 }
 
@@ -222,10 +212,10 @@ json_t *rp_device_report_json(rp_req_t *r, const char *device_id)
         return err == RP_ERR_NOT_FOUND ? json_null() : NULL;
     }
     return json_pack("{s:o, s:o, s:o, s:I, s:{s:I, s:I}, s:o}", "reported_at",
-                     iso_or_null(rep.reported_at), "apps_at", iso_or_null(rep.apps_at), "apps",
-                     apps, "events_kept", (json_int_t)rep.events_kept, "events_dropped", "device",
-                     (json_int_t)rep.dropped_device, "service", (json_int_t)rep.dropped_service,
-                     "recent_events", recent.list);
+                     rp_iso_time_json(rep.reported_at), "apps_at", rp_iso_time_json(rep.apps_at),
+                     "apps", apps, "events_kept", (json_int_t)rep.events_kept, "events_dropped",
+                     "device", (json_int_t)rep.dropped_device, "service",
+                     (json_int_t)rep.dropped_service, "recent_events", recent.list);
 }
 
 /* A query integer in [lo, hi]; false when it is not one. */

@@ -40,16 +40,6 @@
 #define IMAGE_KEYS_MAX 32        /* image keys a tenant may have */
 #define UPLOAD_STALE (24 * 3600) /* an upload not finished in a day is dropped */
 
-static json_t *iso_or_null(int64_t t)
-{
-    char iso[32];
-
-    if (t == 0)
-        return json_null();
-    rp_iso_time(t, iso);
-    return json_string(iso);
-}
-
 /* DATA_DIR/<sub>[/<name>], with sub made (0700) when missing. */
 static bool data_path(rp_req_t *r, const char *sub, const char *name, char *out, size_t cap)
 {
@@ -93,7 +83,7 @@ static json_t *image_key_json(const rp_image_key_record_t *k)
 {
     char *b64 = NULL;
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:o}", "id", k->id, "name", k->name, "type", k->alg,
-                          "keyhash", k->keyhash, "created", iso_or_null(k->created));
+                          "keyhash", k->keyhash, "created", rp_iso_time_json(k->created));
 
     /* The key itself (DER SubjectPublicKeyInfo, base64), for the root metadata's images role. */
     if (rp_base64_encode(k->spki, k->spki_len, &b64) == RP_OK)
@@ -242,7 +232,7 @@ static json_t *upload_json(const rp_upload_t *u, uint64_t received)
 {
     return json_pack("{s:s, s:I, s:I, s:i, s:o}", "id", u->id, "size", (json_int_t)u->size,
                      "received", (json_int_t)received, "chunk_max", RP_UPLOAD_CHUNK_MAX, "created",
-                     iso_or_null(u->created));
+                     rp_iso_time_json(u->created));
 }
 
 static bool query_u64(rp_req_t *r, const char *key, uint64_t *out)
@@ -387,7 +377,7 @@ static json_t *image_json(const rp_image_record_t *m)
                      m->component, "version", m->version, "security_counter",
                      m->has_security_counter ? json_integer(m->security_counter) : json_null(),
                      "type", m->type, "size", (json_int_t)m->size, "image_hash", m->image_hash,
-                     "key_id", m->key_id, "uploaded", iso_or_null(m->uploaded));
+                     "key_id", m->key_id, "uploaded", rp_iso_time_json(m->uploaded));
 }
 
 /* The image as an upload's answer: with what the operator should know of it ("warnings"). */
@@ -692,7 +682,7 @@ void rp_h_image_get(rp_req_t *r)
 static json_t *product_json(const rp_product_t *p)
 {
     return json_pack("{s:s, s:s, s:o}", "id", p->id, "name", p->name, "created",
-                     iso_or_null(p->created));
+                     rp_iso_time_json(p->created));
 }
 
 static void collect_product(void *ctx, const rp_product_t *p)
@@ -704,7 +694,7 @@ static json_t *group_json(const rp_group_t *g)
 {
     return json_pack("{s:s, s:s, s:s, s:b, s:o}", "id", g->id, "product", g->product_id, "name",
                      g->name, "allow_unknown_images", g->allow_unknown_images, "created",
-                     iso_or_null(g->created));
+                     rp_iso_time_json(g->created));
 }
 
 static void collect_group(void *ctx, const rp_group_t *g, int64_t ndevices)
@@ -974,7 +964,7 @@ static void show_update(void *ctx, const rp_device_update_t *u)
         json_object_set_new(ds->devices, u->device_id, dev = json_object());
     json_object_set_new(dev, "state", json_string(u->state));
     json_object_set_new(dev, "detail", json_string(u->detail));
-    json_object_set_new(dev, "at", iso_or_null(u->at));
+    json_object_set_new(dev, "at", rp_iso_time_json(u->at));
 }
 
 static json_t *deployment_json(rp_req_t *r, const rp_deployment_t *d, bool with_devices)
@@ -990,7 +980,7 @@ static json_t *deployment_json(rp_req_t *r, const rp_deployment_t *d, bool with_
                                                   m.component, "version", m.version));
     }
     o = json_pack("{s:s, s:s, s:i, s:o, s:o}", "id", d->id, "group", d->group_id, "rollout",
-                  d->rollout, "images", imgs, "created", iso_or_null(d->created));
+                  d->rollout, "images", imgs, "created", rp_iso_time_json(d->created));
     if (rp_store_group_get(r->w->store, d->tenant_id, d->group_id, &g) == RP_OK) {
         json_object_set_new(o, "group_name", json_string(g.name));
         if (rp_store_product_find(r->w->store, d->tenant_id, g.product_id, &p) == RP_OK)
