@@ -42,14 +42,7 @@ static const char *const allowed[] = {
 };
 // clang-format on
 
-/* LeakSanitizer stops the process with ptrace to look for leaks at exit (tests only). */
-#if defined(__SANITIZE_ADDRESS__)
-#define SANITIZER_BUILD 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SANITIZER_BUILD 1
-#endif
-#endif
+/* LeakSanitizer's tracer at exit (SANITIZER_BUILD, seccomp_allow.h). */
 #ifdef SANITIZER_BUILD
 static const char *const sanitizer[] = {"ptrace", "process_vm_readv", "clone",
                                         "wait4",  "getdents",         "getppid",

@@ -44,15 +44,7 @@ static const char *const allowed[] = {
 };
 // clang-format on
 
-/* LeakSanitizer stops the process with ptrace to look for leaks at exit: in a sanitizer build
- * (tests only) that much more is allowed, or every exit would be a kill. */
-#if defined(__SANITIZE_ADDRESS__)
-#define SANITIZER_BUILD 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SANITIZER_BUILD 1
-#endif
-#endif
+/* LeakSanitizer's tracer at exit (SANITIZER_BUILD, seccomp_allow.h). */
 #ifdef SANITIZER_BUILD
 static const char *const allowed_sanitizer[] = {"ptrace", "process_vm_readv", "getdents"};
 #endif

@@ -12,6 +12,16 @@
 
 #include "rampart/error.h"
 
+/* SANITIZER_BUILD: an ASan build (tests only), whose LeakSanitizer stops the process with ptrace
+ * at exit; a filter allows that much more there, or every exit would be a kill. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZER_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZER_BUILD 1
+#endif
+#endif
+
 /* Allow each of names[0..n) in ctx, with no condition. 0, or libseccomp's negative errno. */
 int rp_seccomp_allow(scmp_filter_ctx ctx, const char *const *names, size_t n);
 
