@@ -34,7 +34,7 @@ set_target_properties(compartment-run PROPERTIES RUNTIME_OUTPUT_DIRECTORY
                                                  ${CMAKE_BINARY_DIR}/tests)
 add_test(NAME e2e.compartment COMMAND ${CMAKE_SOURCE_DIR}/tests/e2e/compartment.sh)
 set_tests_properties(e2e.compartment PROPERTIES
-  LABELS e2e
+  LABELS "e2e;gcc_only"
   TIMEOUT 300
   ENVIRONMENT "COMPARTMENT_RUN=$<TARGET_FILE:compartment-run>;AGENT=$<TARGET_FILE:rampart-agent>")
 

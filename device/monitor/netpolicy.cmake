@@ -25,7 +25,7 @@ target_link_libraries(netpolicy-driver PRIVATE rampart_netpolicy resolv)
 set_target_properties(netpolicy-driver PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
 add_test(NAME e2e.netpolicy COMMAND ${RP_NP_TESTS}/e2e/netpolicy.sh)
 set_tests_properties(e2e.netpolicy PROPERTIES
-  LABELS e2e
+  LABELS "e2e;gcc_only"
   TIMEOUT 300
   ENVIRONMENT "DRIVER=$<TARGET_FILE:netpolicy-driver>"
   RESOURCE_LOCK rampart_nftables) # one owner at a time of the host's table inet rampart
