@@ -611,7 +611,10 @@ static void collect_first_sample(void *ctx, const rp_report_row_t *row)
                       "received", rp_iso_time_json(row->received), "version", row->version);
 }
 
-/* A bucket as the list and show give it (signature's fields, counts, times). */
+static void symbolicate(rp_req_t *r, json_t *frames, size_t *named);
+
+/* A bucket as the list and show give it (signature's fields, counts, times); its frames named
+ * where the tenant uploaded their debug files. */
 static json_t *bucket_json(rp_req_t *r, const rp_bucket_t *b)
 {
     json_t *sig = json_loads(b->signature, 0, NULL);
@@ -629,6 +632,11 @@ static json_t *bucket_json(rp_req_t *r, const rp_bucket_t *b)
                   "count", (json_int_t)b->count, "first_seen", rp_iso_time_json(b->first_seen),
                   "last_seen", rp_iso_time_json(b->last_seen), "counts", counts);
     json_decref(sig);
+    if (o != NULL) {
+        size_t named = 0;
+        symbolicate(r, json_object_get(o, "frames"), &named);
+        json_object_set_new(o, "symbolicated", json_boolean(named > 0));
+    }
     return o;
 }
 
@@ -756,7 +764,7 @@ void rp_h_failure_get(rp_req_t *r)
     const char *id = rp_req_param(r, "bucket");
     struct bucket_list one = {r, NULL};
     json_t *samples, *stack = NULL;
-    size_t named = 0, named_stack = 0;
+    size_t named_stack = 0;
     rp_err_t err;
 
     if (strlen(id) != RP_BUCKET_ID_LEN) {
@@ -776,13 +784,11 @@ void rp_h_failure_get(rp_req_t *r)
         rp_reply_error(r, 500, "internal", "cannot read the bucket");
         return;
     }
-    symbolicate(r, json_object_get(one.list, "frames"), &named);
     /* The first sample's whole stack, named the same way. */
     stack = json_deep_copy(json_object_get(
         json_object_get(json_object_get(json_array_get(samples, 0), "report"), "crash"), "frames"));
     if (stack != NULL)
         symbolicate(r, stack, &named_stack);
-    json_object_set_new(one.list, "symbolicated", json_boolean(named > 0));
     json_object_set_new(one.list, "stack", stack != NULL ? stack : json_array());
     json_object_set_new(one.list, "samples", samples);
     rp_reply_json(r, 200, one.list);

@@ -117,6 +117,8 @@ jq -e '.frames[1].function == "main" and .stack[0].function == "crash_here"' "$d
 expect 0 "$RAMPART" failure show --tenant "$acme" "$bucket"
 out_has "crash_here ($want_file:$want_line)"
 out_has "versions:      1.0.0+0: 1 1.1.0+0: 1"
+expect 0 "$RAMPART" failure list --tenant "$acme"
+out_has "app+$crash_off  crash_here ($want_file:$want_line)"
 # Another tenant's symbols do not name acme's frames, nor do its operators see acme's buckets.
 http GET "/api/v1/tenants/$acme/failures/$bucket" "$d/globex.token"; is_status 404
 http GET "/api/v1/tenants/$globex/failures/$bucket" "$d/globex.token"; is_status 404
