@@ -286,7 +286,8 @@ rp_err_t rp_report_batch_decode(const uint8_t *body, size_t len, rp_report_batch
         *why = "the batch is larger than 256 KiB";
         return RP_ERR_TOO_LARGE;
     }
-    doc = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, NULL);
+    /* A NUL in a string refuses its report (text_of), not the whole batch. */
+    doc = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
     if (!json_is_object(doc)) {
         json_decref(doc);
         *why = "the body is not a JSON object";
