@@ -65,6 +65,16 @@ static const char ops_usage[] =
     "      a new online key for the service; used once the next root names it (prints it)\n"
     "  (products and groups are named by ID or by name)\n"
     "\n"
+    "Failure reports (docs/failure-reporting.md):\n"
+    "  rampart failure list --tenant T [--offset N] [--limit N]   crash buckets, last seen first\n"
+    "  rampart failure show --tenant T BUCKET   its signature, frames (named once the debug\n"
+    "                                           file is uploaded), counts, samples\n"
+    "  rampart event list --tenant T [--device D] [--kind K] [--offset N] [--limit N]\n"
+    "      the devices' stored failure reports, newest first (the monitor's security events\n"
+    "      of the status report are in `rampart device show`)\n"
+    "  rampart symbols upload --tenant T FILE.debug   a debug file (objcopy --only-keep-debug),\n"
+    "      kept by its build ID (contributor; at most 1 MiB); prints the build ID\n"
+    "\n"
     "Options (or the environment variables in brackets):\n"
     "  --server URL        the service, e.g. https://127.0.0.1:8443  [RAMPART_SERVER]\n"
     "  --token-file FILE   a file holding the API token               [RAMPART_TOKEN_FILE]\n"
@@ -625,6 +635,8 @@ int cmd_ops(int argc, char **argv)
         {"allow-development",     required_argument, NULL, 'V'},
         {"device",                required_argument, NULL, 'd'},
         {"kind",                  required_argument, NULL, 'N'},
+        {"offset",                required_argument, NULL, 'F'},
+        {"limit",                 required_argument, NULL, 'Z'},
         {"help",                  no_argument,       NULL, 'h'},
         {NULL,                    0,                 NULL, 0  },
     };
@@ -642,7 +654,7 @@ int cmd_ops(int argc, char **argv)
     o.ca_file = getenv("RAMPART_CA_FILE");
     optind = 0;
     while ((c = getopt_long(argc - 1, argv + 1,
-                            "s:t:c:T:r:o:O:P:G:k:n:C:R:ULK:J:E:I:X:D:M:Y:V:d:N:h", opts, NULL)) !=
+                            "s:t:c:T:r:o:O:P:G:k:n:C:R:ULK:J:E:I:X:D:M:Y:V:d:N:F:Z:h", opts, NULL)) !=
            -1) {
         switch (c) {
         case 's': o.server = optarg; break;
@@ -674,6 +686,8 @@ int cmd_ops(int argc, char **argv)
         case 'V': o.allow_development = optarg; break;
         case 'd': o.device = optarg; break;
         case 'N': o.kind = optarg; break;
+        case 'F': o.offset = optarg; break;
+        case 'Z': o.limit = optarg; break;
         case 'h': fputs(ops_usage, stdout); return CLI_OK;
         default: return cli_usage(NULL, "bad option");
         }
@@ -715,6 +729,9 @@ int cmd_ops(int argc, char **argv)
         rc = ops_group_cmd(&o, argv[1]);
     else if (strcmp(argv[0], "update-root") == 0)
         rc = ops_update_root_cmd(&o, argv[1]);
+    else if (strcmp(argv[0], "failure") == 0 || strcmp(argv[0], "event") == 0 ||
+             strcmp(argv[0], "symbols") == 0)
+        rc = ops_failures_cmd(&o, argv[0], argv[1]);
     else
         rc = ops_deployment_cmd(&o, argv[1]);
     memset(o.token, 0, sizeof(o.token));

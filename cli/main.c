@@ -33,6 +33,7 @@ static const char usage_text[] =
     "  image-key add|list, image upload|list                  the tenant's signed images\n"
     "  product, device-group, device assign, deployment       who runs which images\n"
     "  update-root sign --tenant T --root-key ROOT.pem        the signed root of update trust\n"
+    "  failure list|show, event list, symbols upload          devices' failure reports\n"
     "  (the service commands take --server, --token-file, --ca-file; see `rampart device "
     "--help`)\n"
     "\n"
@@ -135,7 +136,8 @@ int main(int argc, char **argv)
         strcmp(argv[0], "device") == 0 || strcmp(argv[0], "ca") == 0 ||
         strcmp(argv[0], "image-key") == 0 || strcmp(argv[0], "product") == 0 ||
         strcmp(argv[0], "device-group") == 0 || strcmp(argv[0], "deployment") == 0 ||
-        strcmp(argv[0], "update-root") == 0)
+        strcmp(argv[0], "update-root") == 0 || strcmp(argv[0], "failure") == 0 ||
+        strcmp(argv[0], "event") == 0 || strcmp(argv[0], "symbols") == 0)
         return cmd_ops(argc, argv);
     if (strcmp(argv[0], "help") == 0) {
         fputs(usage_text, stdout);

@@ -20,7 +20,8 @@ struct ops {
     const char *expires_in, *expires_at; /* a new token's expiry */
     const char *allow_debug, *require_components, *require_register; /* "yes" or "no" */
     const char *allow_development;                                   /* "yes" or "no" */
-    const char *device, *kind; /* device capability create */
+    const char *device, *kind; /* device capability create; event list */
+    const char *offset, *limit; /* a page of a list (failure list, event list) */
     cli_output_t output;
     char token[512];
     char **args;
@@ -45,5 +46,7 @@ int ops_group_cmd(struct ops *o, const char *verb);
 int ops_device_assign(struct ops *o);
 int ops_deployment_cmd(struct ops *o, const char *verb);
 int ops_update_root_cmd(struct ops *o, const char *verb);
+/* cmd_failures.c: failure list|show, event list, symbols upload */
+int ops_failures_cmd(struct ops *o, const char *group, const char *verb);
 
 #endif /* RAMPART_CLI_OPS_H */

@@ -18,6 +18,7 @@
 #include "names.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
+#include "reports.h"
 #include "server.h"
 
 #define TOKEN_PREFIX "rpt_"
@@ -889,6 +890,7 @@ void rp_h_metrics(rp_req_t *r)
                         "rampart_attestations_unproven_total %llu\n",
                         (unsigned long long)atomic_load(&m->attestations_unproven));
     rp_conn_metrics(r->w->srv, buf);
+    rp_reports_metrics(buf);
     rp_reply_bytes(r, 200, "text/plain; version=0.0.4", evbuffer_pullup(buf, -1),
                    evbuffer_get_length(buf));
     evbuffer_free(buf);

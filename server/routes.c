@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "rampart/log.h"
+#include "reports.h"
 #include "routes.h"
 #include "server.h"
 
@@ -54,6 +55,7 @@ const rp_route_t rp_routes[] = {
     {GET,    "/api/v1/device/deltas/{from}/{to}", DEVICE, 0, rp_h_device_delta, "a delta between two images (Range)"},
     {POST,   "/api/v1/device/updates",            DEVICE, 0, rp_h_device_report, "how an update went"},
     {POST,   "/api/v1/device/status",             DEVICE, 0, rp_h_device_status, "the device's status report: the apps that run, its new security events"},
+    {POST,   "/api/v1/device/reports",            DEVICE, 0, rp_h_device_reports, "a batch of failure reports (crashes, exits, security events), limited per device"},
 
     /* Operators, by their token. */
     {GET,    "/api/v1/tenants",                   READER, 0, rp_h_tenants_list, "the tenants the token sees"},
@@ -74,6 +76,10 @@ const rp_route_t rp_routes[] = {
     {GET,    T "/devices/{device}",               READER, 0, rp_h_device_get, "a device"},
     {GET,    T "/devices/{device}/attestations",  READER, 0, rp_h_device_attestations, "a device's last attestations"},
     {GET,    T "/devices/{device}/events",        READER, 0, rp_h_device_events, "a device's reported security events, newest first (?before=SEQ&limit=N)"},
+    {GET,    T "/failures",                       READER, 0, rp_h_failures_list, "the tenant's crash buckets, last seen first (?offset=N&limit=N)"},
+    {GET,    T "/failures/{bucket}",              READER, 0, rp_h_failure_get, "a crash bucket: signature, frames named once symbols are uploaded, counts, samples"},
+    {GET,    T "/reports",                        READER, 0, rp_h_reports_list, "the devices' stored failure reports, newest first (?device=D&kind=K&offset=N&limit=N)"},
+    {POST,   T "/symbols",                        CONTRIBUTOR, 0, rp_h_symbols_upload, "a debug file (raw ELF), kept by its build ID to name crash frames"},
     {POST,   T "/devices/{device}/block",         ADMIN, 0, rp_h_device_block, "block a device, revoking its certificates"},
     {POST,   T "/devices/{device}/unblock",       ADMIN, 0, rp_h_device_unblock, "unblock a device"},
     {POST,   T "/devices/{device}/capabilities",  ADMIN, 0, rp_h_device_capability_create, "a signed capability for one device (development mode)"},

@@ -533,4 +533,76 @@ typedef void (*rp_device_event_fn)(void *ctx, const rp_device_event_t *e);
 rp_err_t rp_store_device_events(rp_store_t *s, const char *device_id, int64_t before, int limit,
                                 rp_device_event_fn fn, void *ctx) RP_MUST_CHECK;
 
+/* ---- failure reports (reports.c, store_reports.c; docs/failure-reporting.md) ----
+ * Each device's reports, once each by (device, seq), the newest RP_REPORTS_KEEP per device (the
+ * rest pruned and counted); each tenant's crash buckets, with counts per version, per device
+ * group and per day (the service's day, UTC), first and last seen, and the first
+ * RP_BUCKET_SAMPLES reports as samples; and which debug files a tenant uploaded, by build ID. */
+#define RP_REPORTS_KEEP 1000
+#define RP_BUCKET_SAMPLES 5
+
+/* One decoded report to store; every pointer borrowed for the call. */
+typedef struct rp_report_put {
+    int64_t seq, at;
+    const char *kind, *component, *version, *code, *reason;
+    const char *bucket; /* a crash's bucket ID; NULL for anything else */
+    int signal;
+    const char *signature; /* a crash: its bucket's signature (JSON), kept with a new bucket */
+    const char *json;      /* the report as the device sent it (compact JSON) */
+} rp_report_put_t;
+
+/*
+ * Store a batch of device_id (of tenant_id) at now, in one transaction: each report once (one
+ * already stored, or older than the newest RP_REPORTS_KEEP, is a duplicate), crashes counted in
+ * their buckets; then the device's oldest past RP_REPORTS_KEEP pruned. OUT: stored[i] (report i
+ * new), *nstored, *ndup, *pruned.
+ */
+rp_err_t rp_store_reports_put(rp_store_t *s, const char *tenant_id, const char *device_id,
+                              int64_t now, const rp_report_put_t *r, size_t n, int64_t dropped,
+                              bool *stored, size_t *nstored, size_t *ndup,
+                              int64_t *pruned) RP_MUST_CHECK;
+
+typedef struct rp_report_row {
+    char device_id[RP_DEVICE_ID_SIZE];
+    int64_t seq, at, received;
+    char kind[33], component[33], version[48], code[33], reason[256];
+    char bucket[33]; /* "" when not a crash */
+    const char *json; /* borrowed for the callback */
+} rp_report_row_t;
+typedef void (*rp_report_row_fn)(void *ctx, const rp_report_row_t *row);
+/* The tenant's reports, newest received first, skipping offset, at most limit; device_id and
+ * kind narrow it (NULL: any). */
+rp_err_t rp_store_reports_list(rp_store_t *s, const char *tenant_id, const char *device_id,
+                               const char *kind, int64_t offset, int limit, rp_report_row_fn fn,
+                               void *ctx) RP_MUST_CHECK;
+
+typedef struct rp_bucket {
+    char id[33];
+    char component[33];
+    int signal;
+    int64_t count, first_seen, last_seen;
+    const char *signature; /* borrowed for the callback (JSON) */
+} rp_bucket_t;
+typedef void (*rp_bucket_fn)(void *ctx, const rp_bucket_t *b);
+/* The tenant's buckets, last seen newest first, skipping offset, at most limit. */
+rp_err_t rp_store_buckets_list(rp_store_t *s, const char *tenant_id, int64_t offset, int limit,
+                               rp_bucket_fn fn, void *ctx) RP_MUST_CHECK;
+/* One bucket: RP_ERR_NOT_FOUND when the tenant has none of that ID. */
+rp_err_t rp_store_bucket_get(rp_store_t *s, const char *tenant_id, const char *id, rp_bucket_fn fn,
+                             void *ctx) RP_MUST_CHECK;
+/* A bucket's counts: dim is "version", "group" (a group ID, "" for none) or "day". */
+typedef void (*rp_bucket_count_fn)(void *ctx, const char *dim, const char *value, int64_t count);
+rp_err_t rp_store_bucket_counts(rp_store_t *s, const char *tenant_id, const char *id,
+                                rp_bucket_count_fn fn, void *ctx) RP_MUST_CHECK;
+/* A bucket's samples, oldest first. */
+rp_err_t rp_store_bucket_samples(rp_store_t *s, const char *tenant_id, const char *id,
+                                 rp_report_row_fn fn, void *ctx) RP_MUST_CHECK;
+
+/* A debug file the tenant uploaded (kept in the data directory by build ID). */
+rp_err_t rp_store_symbols_put(rp_store_t *s, const char *tenant_id, const char *build_id,
+                              int64_t size, int64_t now) RP_MUST_CHECK;
+/* RP_ERR_NOT_FOUND when the tenant has no debug file of that build ID. */
+rp_err_t rp_store_symbols_get(rp_store_t *s, const char *tenant_id, const char *build_id,
+                              int64_t *uploaded) RP_MUST_CHECK;
+
 #endif /* RAMPART_STORE_H */

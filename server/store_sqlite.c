@@ -168,6 +168,34 @@ static const char *const migrations[] = {
     " seq INTEGER NOT NULL, at INTEGER NOT NULL, kind TEXT NOT NULL, app TEXT NOT NULL,"
     " reason TEXT NOT NULL, received INTEGER NOT NULL, PRIMARY KEY (device_id, seq))"
     " WITHOUT ROWID;",
+    /* 11: failure reports (store_reports.c): each device's reports once each by (device, seq)
+     * and what was pruned; each tenant's crash buckets, their counts per version, group and day,
+     * their samples; the debug files uploaded, by build ID */
+    "CREATE TABLE reports (device_id TEXT NOT NULL REFERENCES devices(id),"
+    " seq INTEGER NOT NULL, tenant_id TEXT NOT NULL, at INTEGER NOT NULL,"
+    " received INTEGER NOT NULL, kind TEXT NOT NULL, component TEXT NOT NULL,"
+    " version TEXT NOT NULL, code TEXT NOT NULL, reason TEXT NOT NULL, bucket TEXT,"
+    " body TEXT NOT NULL, PRIMARY KEY (device_id, seq)) WITHOUT ROWID;"
+    "CREATE INDEX reports_tenant ON reports(tenant_id, received);"
+    "CREATE TABLE report_devices (device_id TEXT PRIMARY KEY REFERENCES devices(id),"
+    " kept INTEGER NOT NULL, pruned INTEGER NOT NULL, pruned_below INTEGER NOT NULL,"
+    " dropped_device INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE crash_buckets (tenant_id TEXT NOT NULL, id TEXT NOT NULL,"
+    " component TEXT NOT NULL, signal INTEGER NOT NULL, signature TEXT NOT NULL,"
+    " count INTEGER NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,"
+    " PRIMARY KEY (tenant_id, id)) WITHOUT ROWID;"
+    "CREATE INDEX crash_buckets_last ON crash_buckets(tenant_id, last_seen);"
+    "CREATE TABLE crash_bucket_counts (tenant_id TEXT NOT NULL, bucket TEXT NOT NULL,"
+    " dim TEXT NOT NULL, value TEXT NOT NULL, count INTEGER NOT NULL,"
+    " PRIMARY KEY (tenant_id, bucket, dim, value)) WITHOUT ROWID;"
+    "CREATE TABLE crash_samples (tenant_id TEXT NOT NULL, bucket TEXT NOT NULL,"
+    " device_id TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL,"
+    " received INTEGER NOT NULL, version TEXT NOT NULL, body TEXT NOT NULL,"
+    " PRIMARY KEY (tenant_id, bucket, device_id, seq)) WITHOUT ROWID;"
+    "CREATE TABLE debug_files (tenant_id TEXT NOT NULL REFERENCES tenants(id),"
+    " build_id TEXT NOT NULL, size INTEGER NOT NULL, uploaded INTEGER NOT NULL,"
+    " PRIMARY KEY (tenant_id, build_id)) WITHOUT ROWID;",
+    /* 12: (H4, threat detection) */
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -1,0 +1,274 @@
+/*
+ * `rampart failure list|show`, `rampart event list`, `rampart symbols upload`: the operator's
+ * view of the failure reports devices send (docs/failure-reporting.md) and the debug files that
+ * name a crash's frames.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops.h"
+#include "rampart/file.h"
+#include "rampart/http_client.h"
+#include "rampart/log.h"
+
+#define SYMBOLS_MAX (1024 * 1024) /* what the service takes (server/reports.h RP_SYMBOLS_MAX) */
+
+/* GET path; the 200 body in *out, others reported. */
+static int get(struct ops *o, const char *path, json_t **out)
+{
+    long status;
+    json_t *body;
+    int rc = ops_api(o, "GET", path, NULL, &status, &body, NULL, NULL);
+
+    *out = NULL;
+    if (rc != CLI_OK)
+        return rc;
+    if (status != 200)
+        return ops_refused(status, body);
+    *out = body;
+    return CLI_OK;
+}
+
+/* "&offset=N&limit=N" from --offset/--limit, appended to path. */
+static void page_args(struct ops *o, char *path, size_t cap)
+{
+    size_t n = strlen(path);
+
+    if (o->offset != NULL)
+        n += (size_t)snprintf(path + n, n < cap ? cap - n : 0, "%soffset=%s",
+                              strchr(path, '?') ? "&" : "?", o->offset);
+    if (o->limit != NULL && n < cap)
+        snprintf(path + n, cap - n, "%slimit=%s", strchr(path, '?') ? "&" : "?", o->limit);
+}
+
+/* A frame as one line: "function (file:line)" once named, else "module+offset [build ID]". */
+static void print_frame(size_t i, json_t *f)
+{
+    const char *fn = json_string_value(json_object_get(f, "function"));
+
+    printf("  #%-2zu %s+%s", i, ops_str(f, "module"), ops_str(f, "offset"));
+    if (fn != NULL) {
+        printf("  %s", fn);
+        if (json_object_get(f, "line") != NULL)
+            printf(" (%s:%lld)", ops_str(f, "file"),
+                   (long long)json_integer_value(json_object_get(f, "line")));
+    } else {
+        printf("  [%s]", ops_str(f, "build_id"));
+    }
+    putchar('\n');
+}
+
+static void print_counts(const char *title, json_t *o)
+{
+    const char *k;
+    json_t *v;
+
+    printf("%-14s", title);
+    if (json_object_size(o) == 0)
+        printf(" -");
+    json_object_foreach(o, k, v)
+    {
+        printf(" %s: %lld", k[0] ? k : "(none)", (long long)json_integer_value(v));
+    }
+    putchar('\n');
+}
+
+static int failure_list(struct ops *o)
+{
+    char path[512];
+    json_t *body, *b, *list;
+    size_t i;
+
+    snprintf(path, sizeof(path), "/api/v1/tenants/%s/failures", o->tenant);
+    page_args(o, path, sizeof(path));
+    if (get(o, path, &body) != CLI_OK)
+        return CLI_FAIL;
+    if (o->output == CLI_OUTPUT_JSON) {
+        ops_print_json(body);
+        json_decref(body);
+        return CLI_OK;
+    }
+    list = json_object_get(body, "buckets");
+    printf("%-32s  %6s  %-12s %-9s  %-20s  %-20s  %s\n", "BUCKET", "COUNT", "COMPONENT", "SIGNAL",
+           "FIRST SEEN", "LAST SEEN", "VERSIONS");
+    json_array_foreach(list, i, b)
+    {
+        json_t *vers = json_object_get(json_object_get(b, "counts"), "version");
+        const char *k;
+        json_t *v;
+        bool first = true;
+
+        printf("%-32s  %6lld  %-12s %-9s  %-20s  %-20s  ", ops_str(b, "id"),
+               (long long)json_integer_value(json_object_get(b, "count")), ops_str(b, "component"),
+               ops_str(b, "signal_name"), ops_str(b, "first_seen"), ops_str(b, "last_seen"));
+        json_object_foreach(vers, k, v)
+        {
+            printf("%s%s (%lld)", first ? "" : ", ", k[0] ? k : "-",
+                   (long long)json_integer_value(v));
+            first = false;
+        }
+        putchar('\n');
+        if (json_array_size(json_object_get(b, "frames")) > 0)
+            print_frame(0, json_array_get(json_object_get(b, "frames"), 0));
+        if (json_is_object(json_object_get(b, "sample")))
+            printf("  sample: device %s seq %lld\n",
+                   ops_str(json_object_get(b, "sample"), "device"),
+                   (long long)json_integer_value(
+                       json_object_get(json_object_get(b, "sample"), "seq")));
+    }
+    if (json_is_integer(json_object_get(body, "next_offset")))
+        printf("(more: --offset %lld)\n",
+               (long long)json_integer_value(json_object_get(body, "next_offset")));
+    json_decref(body);
+    return CLI_OK;
+}
+
+static int failure_show(struct ops *o)
+{
+    char path[512];
+    json_t *body, *counts, *f, *s;
+    size_t i;
+
+    if (o->nargs != 1)
+        return cli_usage("failure ", "failure show --tenant T BUCKET");
+    snprintf(path, sizeof(path), "/api/v1/tenants/%s/failures/%s", o->tenant, o->args[0]);
+    if (get(o, path, &body) != CLI_OK)
+        return CLI_FAIL;
+    if (o->output == CLI_OUTPUT_JSON) {
+        ops_print_json(body);
+        json_decref(body);
+        return CLI_OK;
+    }
+    counts = json_object_get(body, "counts");
+    printf("bucket:        %s\n", ops_str(body, "id"));
+    printf("component:     %s\n", ops_str(body, "component"));
+    printf("signal:        %s (%lld)\n", ops_str(body, "signal_name"),
+           (long long)json_integer_value(json_object_get(body, "signal")));
+    printf("count:         %lld\n", (long long)json_integer_value(json_object_get(body, "count")));
+    printf("first seen:    %s\n", ops_str(body, "first_seen"));
+    printf("last seen:     %s\n", ops_str(body, "last_seen"));
+    printf("symbolicated:  %s\n",
+           json_is_true(json_object_get(body, "symbolicated")) ? "yes" : "no");
+    print_counts("versions:", json_object_get(counts, "version"));
+    print_counts("groups:", json_object_get(counts, "group"));
+    print_counts("days:", json_object_get(counts, "day"));
+    printf("signature (top frames):\n");
+    json_array_foreach(json_object_get(body, "frames"), i, f) print_frame(i, f);
+    printf("stack of the first sample:\n");
+    json_array_foreach(json_object_get(body, "stack"), i, f) print_frame(i, f);
+    printf("samples:\n");
+    json_array_foreach(json_object_get(body, "samples"), i, s)
+    {
+        printf("  device %s seq %lld at %s, version %s\n", ops_str(s, "device"),
+               (long long)json_integer_value(json_object_get(s, "seq")), ops_str(s, "at"),
+               ops_str(s, "version"));
+    }
+    json_decref(body);
+    return CLI_OK;
+}
+
+static int event_list(struct ops *o)
+{
+    char path[1024], *dev = NULL, *kind = NULL;
+    json_t *body, *r;
+    size_t i;
+    int n;
+
+    if (o->device != NULL && (dev = rp_http_escape(o->device)) == NULL)
+        return CLI_FAIL;
+    if (o->kind != NULL && (kind = rp_http_escape(o->kind)) == NULL) {
+        free(dev);
+        return CLI_FAIL;
+    }
+    n = snprintf(path, sizeof(path), "/api/v1/tenants/%s/reports%s%s%s%s%s", o->tenant,
+                 dev || kind ? "?" : "", dev ? "device=" : "", dev ? dev : "",
+                 dev && kind ? "&kind="
+                 : kind      ? "kind="
+                             : "",
+                 kind ? kind : "");
+    free(dev);
+    free(kind);
+    if (n < 0 || (size_t)n >= sizeof(path))
+        return cli_usage("event ", "--device or --kind is too long");
+    page_args(o, path, sizeof(path));
+    if (get(o, path, &body) != CLI_OK)
+        return CLI_FAIL;
+    if (o->output == CLI_OUTPUT_JSON) {
+        ops_print_json(body);
+        json_decref(body);
+        return CLI_OK;
+    }
+    printf("%-20s  %-26s %8s  %-18s %-12s %s\n", "RECEIVED", "DEVICE", "SEQ", "KIND", "COMPONENT",
+           "REASON");
+    json_array_foreach(json_object_get(body, "reports"), i, r)
+    {
+        printf("%-20s  %-26s %8lld  %-18s %-12s %s%s%s\n", ops_str(r, "received"),
+               ops_str(r, "device"), (long long)json_integer_value(json_object_get(r, "seq")),
+               ops_str(r, "kind"),
+               json_string_length(json_object_get(r, "component")) > 0 ? ops_str(r, "component")
+                                                                       : "-",
+               ops_str(r, "reason"), json_is_string(json_object_get(r, "bucket")) ? " bucket " : "",
+               json_is_string(json_object_get(r, "bucket")) ? ops_str(r, "bucket") : "");
+    }
+    if (json_is_integer(json_object_get(body, "next_offset")))
+        printf("(more: --offset %lld)\n",
+               (long long)json_integer_value(json_object_get(body, "next_offset")));
+    json_decref(body);
+    return CLI_OK;
+}
+
+static int symbols_upload(struct ops *o)
+{
+    char url[1024];
+    rp_http_opts_t h = {o->ca_file, o->token, "application/octet-stream", 120, NULL, NULL,
+                        NULL,       NULL};
+    rp_http_response_t r;
+    uint8_t *data;
+    size_t len;
+    json_t *body;
+    rp_err_t err;
+
+    if (o->nargs != 1)
+        return cli_usage("symbols ", "symbols upload --tenant T FILE.debug");
+    err = rp_read_file(o->args[0], SYMBOLS_MAX, &data, &len);
+    if (err != RP_OK) {
+        rp_log_error("%s: cannot read it (%s; the service takes at most %d bytes)", o->args[0],
+                     rp_strerror(err), SYMBOLS_MAX);
+        return CLI_FAIL;
+    }
+    snprintf(url, sizeof(url), "%s/api/v1/tenants/%s/symbols", o->server, o->tenant);
+    err = rp_http_request("POST", url, &h, data, len, &r);
+    free(data);
+    if (err != RP_OK) {
+        rp_log_error("%s: %s", o->server, r.error);
+        return CLI_FAIL;
+    }
+    body = json_loadb(r.body, r.len, 0, NULL);
+    rp_http_response_free(&r);
+    if (r.status != 201)
+        return ops_refused(r.status, body);
+    if (o->output == CLI_OUTPUT_JSON)
+        ops_print_json(body);
+    else
+        printf("%s\n", ops_str(body, "build_id"));
+    json_decref(body);
+    return CLI_OK;
+}
+
+int ops_failures_cmd(struct ops *o, const char *group, const char *verb)
+{
+    if (ops_need_tenant(o) != CLI_OK)
+        return CLI_USAGE;
+    if (strcmp(group, "failure") == 0 && strcmp(verb, "list") == 0 && o->nargs == 0)
+        return failure_list(o);
+    if (strcmp(group, "failure") == 0 && strcmp(verb, "show") == 0)
+        return failure_show(o);
+    if (strcmp(group, "event") == 0 && strcmp(verb, "list") == 0 && o->nargs == 0)
+        return event_list(o);
+    if (strcmp(group, "symbols") == 0 && strcmp(verb, "upload") == 0)
+        return symbols_upload(o);
+    return cli_usage(NULL,
+                     "unknown command '%s %s' (failure list|show, event list, symbols upload)",
+                     group, verb);
+}

@@ -1,0 +1,878 @@
+/*
+ * Failure reports (docs/failure-reporting.md), the service's side:
+ *
+ *   devices    POST /api/v1/device/reports                 a batch of reports
+ *   operators  GET  /api/v1/tenants/T/failures             crash buckets, newest first, paged
+ *              GET  /api/v1/tenants/T/failures/B           one bucket: signature, frames
+ *                                                           (symbolicated), counts, samples
+ *              GET  /api/v1/tenants/T/reports              the stored reports (?device, ?kind)
+ *              POST /api/v1/tenants/T/symbols              a debug file, by its build ID
+ *
+ * The one owner of a report's keys and bounds (the contract's tables), of a crash's bucket ID,
+ * and of the per-device limit on batches. The tenant of everything a batch carries is the
+ * calling device's, from its certificate: a report has no tenant nor device of its own.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <event2/keyvalq_struct.h>
+
+#include "rampart/component.h"
+#include "rampart/crypto.h"
+#include "rampart/file.h"
+#include "rampart/hex.h"
+#include "rampart/log.h"
+#include "reports.h"
+#include "server.h"
+#include "threat.h"
+
+/* Per device, per replica (each service process keeps its own buckets): a burst of batches
+ * at once, then one a second. A device sending more is answered 429 with Retry-After. */
+#define DEVICE_BURST 30.0
+#define DEVICE_RATE 1.0
+#define DEVICE_RETRY_AFTER "1"
+#define PAGE_DEFAULT 50
+#define PAGE_MAX 500
+
+/* The contract's kinds, in its order. */
+static const char *const kinds[] = {
+    "crash",
+    "exit",
+    "oom",
+    "health",
+    "restart_loop",
+    "attestation_failed",
+    "image_refused",
+    "metadata_refused",
+    "sandbox_denial",
+    "rot_error",
+    "cert_expiring",
+    "clock_jump",
+};
+
+/* The metrics: what came in and what became of it. */
+static atomic_ullong m_batches_ok, m_batches_malformed, m_batches_too_large, m_batches_limited;
+static atomic_ullong m_stored, m_duplicates, m_refused, m_pruned, m_failed;
+
+bool rp_report_kind_known(const char *kind)
+{
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+        if (strcmp(kind, kinds[i]) == 0)
+            return true;
+    return false;
+}
+
+/* 1 to max of [a-z_] (or 0 when empty_ok and empty). */
+static bool word_valid(const char *s, size_t max, bool empty_ok)
+{
+    size_t n = strlen(s);
+
+    if (n == 0)
+        return empty_ok;
+    if (n > max)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || s[i] == '_'))
+            return false;
+    return true;
+}
+
+/* A JSON string of at most max bytes with no NUL; NULL otherwise. */
+static const char *text_of(json_t *v, size_t max)
+{
+    const char *s = json_string_value(v);
+
+    if (s == NULL || json_string_length(v) > max || strlen(s) != json_string_length(v))
+        return NULL;
+    return s;
+}
+
+/* Printable ASCII only: what a module file name and a signal name may hold. */
+static bool printable(const char *s)
+{
+    for (; *s != '\0'; s++)
+        if (*s < 0x20 || *s > 0x7e)
+            return false;
+    return true;
+}
+
+/* "0x" and 1 to 16 hex digits. */
+static bool hex_u64(json_t *v, uint64_t *out)
+{
+    const char *s = text_of(v, 18);
+    uint64_t x = 0;
+    size_t n;
+
+    if (s == NULL || s[0] != '0' || s[1] != 'x')
+        return false;
+    n = strlen(s + 2);
+    if (n == 0 || n > 16)
+        return false;
+    for (const char *p = s + 2; *p != '\0'; p++) {
+        int d = (*p >= '0' && *p <= '9')   ? *p - '0'
+                : (*p >= 'a' && *p <= 'f') ? *p - 'a' + 10
+                : (*p >= 'A' && *p <= 'F') ? *p - 'A' + 10
+                                           : -1;
+        if (d < 0)
+            return false;
+        x = x << 4 | (uint64_t)d;
+    }
+    *out = x;
+    return true;
+}
+
+/* An integer in [lo, hi]. */
+static bool int_in(json_t *v, int64_t lo, int64_t hi, int64_t *out)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return false;
+    *out = json_integer_value(v);
+    return true;
+}
+
+/* Whether o is an object with exactly the n keys named. */
+static bool has_exactly(json_t *o, const char *const *keys, size_t n)
+{
+    if (!json_is_object(o) || json_object_size(o) != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (json_object_get(o, keys[i]) == NULL)
+            return false;
+    return true;
+}
+
+static const char *frame_parse(json_t *o, rp_report_frame_t *f)
+{
+    static const char *const keys[] = {"build_id", "module", "offset"};
+    const char *id, *mod;
+    size_t n;
+
+    if (!has_exactly(o, keys, 3))
+        return "a frame is not {\"build_id\", \"module\", \"offset\"}";
+    id = text_of(json_object_get(o, "build_id"), 2 * RP_REPORT_BUILD_ID_MAX);
+    n = id != NULL ? strlen(id) : 0;
+    if (id == NULL || n % 2 != 0)
+        return "a frame's \"build_id\" is not \"\" or lowercase hex of at most 40 bytes";
+    for (size_t i = 0; i < n; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+            return "a frame's \"build_id\" is not \"\" or lowercase hex of at most 40 bytes";
+    mod = text_of(json_object_get(o, "module"), RP_REPORT_MODULE_MAX);
+    if (mod == NULL || !printable(mod) || strchr(mod, '/') != NULL)
+        return "a frame's \"module\" is not a file name of at most 64 printable bytes";
+    if (!hex_u64(json_object_get(o, "offset"), &f->offset))
+        return "a frame's \"offset\" is not 0x and 1 to 16 hex digits";
+    memcpy(f->build_id, id, n + 1);
+    snprintf(f->module, sizeof(f->module), "%s", mod);
+    return NULL;
+}
+
+static const char *crash_parse(json_t *o, rp_report_crash_t *c)
+{
+    static const char *const keys[] = {"signal",    "signal_name", "code",  "address",
+                                       "uptime_ms", "frames",      "stderr"};
+    const char *name, *err;
+    json_t *frames = json_object_get(o, "frames"), *v;
+    int64_t sig;
+    size_t i;
+
+    if (!has_exactly(o, keys, 7))
+        return "\"crash\" is not {\"signal\", \"signal_name\", \"code\", \"address\", "
+               "\"uptime_ms\", \"frames\", \"stderr\"}";
+    if (!int_in(json_object_get(o, "signal"), 1, 64, &sig))
+        return "\"crash.signal\" is not 1 to 64";
+    c->signal = (int)sig;
+    name = text_of(json_object_get(o, "signal_name"), RP_REPORT_SIGNAL_NAME_MAX);
+    if (name == NULL || !printable(name))
+        return "\"crash.signal_name\" is not at most 16 printable bytes";
+    snprintf(c->signal_name, sizeof(c->signal_name), "%s", name);
+    if (!int_in(json_object_get(o, "code"), INT32_MIN, INT32_MAX, &c->code))
+        return "\"crash.code\" is not an integer (si_code)";
+    if (!hex_u64(json_object_get(o, "address"), &c->address))
+        return "\"crash.address\" is not 0x and 1 to 16 hex digits";
+    if (!int_in(json_object_get(o, "uptime_ms"), 0, RP_REPORT_SEQ_LIMIT - 1, &c->uptime_ms))
+        return "\"crash.uptime_ms\" is not >= 0";
+    if (text_of(json_object_get(o, "stderr"), RP_REPORT_STDERR_MAX) == NULL)
+        return "\"crash.stderr\" is not a string of at most 4096 bytes";
+    if (!json_is_array(frames) || json_array_size(frames) > RP_REPORT_FRAMES_MAX)
+        return "\"crash.frames\" is not a list of at most 64";
+    c->nframes = 0;
+    json_array_foreach(frames, i, v)
+    {
+        if ((err = frame_parse(v, &c->frames[c->nframes])) != NULL)
+            return err;
+        c->nframes++;
+    }
+    return NULL;
+}
+
+/* One report into *r; NULL, or why it is refused. */
+static const char *report_parse(json_t *o, rp_report_t *r)
+{
+    static const char *const keys[] = {"seq",     "at",     "kind", "component",
+                                       "version", "reason", "code"};
+    json_t *crash = json_object_get(o, "crash");
+    const char *kind, *comp, *ver, *reason, *code;
+
+    if (!json_is_object(o))
+        return "a report is not an object";
+    /* Its number first, so that a refusal can name it. */
+    if (!int_in(json_object_get(o, "seq"), 0, RP_REPORT_SEQ_LIMIT - 1, &r->seq)) {
+        r->seq = -1;
+        return "\"seq\" is not an integer in [0, 2^53)";
+    }
+    if (!has_exactly(o, keys, 7) && !(crash != NULL && json_object_size(o) == 8))
+        return "a report has exactly \"seq\", \"at\", \"kind\", \"component\", \"version\", "
+               "\"reason\", \"code\" (and \"crash\" for a crash)";
+    for (size_t i = 0; i < 7; i++)
+        if (json_object_get(o, keys[i]) == NULL)
+            return "a report has exactly \"seq\", \"at\", \"kind\", \"component\", \"version\", "
+                   "\"reason\", \"code\" (and \"crash\" for a crash)";
+    if (!int_in(json_object_get(o, "at"), 0, RP_REPORT_SEQ_LIMIT - 1, &r->at))
+        return "\"at\" is not unix seconds";
+    kind = text_of(json_object_get(o, "kind"), RP_REPORT_KIND_MAX);
+    if (kind == NULL || !word_valid(kind, RP_REPORT_KIND_MAX, false) || !rp_report_kind_known(kind))
+        return "\"kind\" is not one of the contract's kinds";
+    snprintf(r->kind, sizeof(r->kind), "%s", kind);
+    comp = text_of(json_object_get(o, "component"), RP_COMPONENT_NAME_MAX);
+    if (comp == NULL || (comp[0] != '\0' && !rp_component_name_valid(comp, strlen(comp))))
+        return "\"component\" is not \"\" or a component name";
+    snprintf(r->component, sizeof(r->component), "%s", comp);
+    ver = text_of(json_object_get(o, "version"), RP_REPORT_VERSION_MAX);
+    if (ver == NULL || !printable(ver))
+        return "\"version\" is not at most 47 printable bytes";
+    snprintf(r->version, sizeof(r->version), "%s", ver);
+    reason = text_of(json_object_get(o, "reason"), RP_REPORT_REASON_MAX);
+    if (reason == NULL)
+        return "\"reason\" is not a string of at most 255 bytes";
+    snprintf(r->reason, sizeof(r->reason), "%s", reason);
+    code = text_of(json_object_get(o, "code"), RP_REPORT_CODE_MAX);
+    if (code == NULL || !word_valid(code, RP_REPORT_CODE_MAX, true))
+        return "\"code\" is not \"\" or [a-z_], at most 32";
+    snprintf(r->code, sizeof(r->code), "%s", code);
+    r->has_crash = strcmp(r->kind, "crash") == 0;
+    if (r->has_crash != (crash != NULL))
+        return "\"crash\" is there when, and only when, the kind is \"crash\"";
+    if (r->has_crash) {
+        const char *err = crash_parse(crash, &r->crash);
+        if (err != NULL)
+            return err;
+        rp_report_bucket_id(r->component, &r->crash, r->bucket);
+    }
+    r->json = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    if (r->json == NULL)
+        return "the report cannot be encoded again";
+    if (strlen(r->json) > RP_REPORT_BYTES) {
+        free(r->json);
+        r->json = NULL;
+        return "the report is larger than 16 KiB";
+    }
+    return NULL;
+}
+
+rp_err_t rp_report_batch_decode(const uint8_t *body, size_t len, rp_report_batch_t *out,
+                                const char **why)
+{
+    json_t *doc, *reports, *dropped, *v;
+    size_t known, i;
+
+    memset(out, 0, sizeof(*out));
+    *why = NULL;
+    if (len > RP_REPORTS_BATCH_BYTES) {
+        *why = "the batch is larger than 256 KiB";
+        return RP_ERR_TOO_LARGE;
+    }
+    /* A NUL in a string refuses its report (text_of), not the whole batch. */
+    doc = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        *why = "the body is not a JSON object";
+        return RP_ERR_MALFORMED;
+    }
+    reports = json_object_get(doc, "reports");
+    dropped = json_object_get(doc, "dropped");
+    known = (reports != NULL) + (dropped != NULL);
+    if (json_object_size(doc) != known || !json_is_array(reports))
+        *why = "a batch is {\"reports\": [...], \"dropped\": N}, and nothing else";
+    else if (dropped != NULL && !int_in(dropped, 0, INT64_MAX, &out->dropped))
+        *why = "\"dropped\" is not a count";
+    else if (json_array_size(reports) > RP_REPORTS_BATCH_MAX) {
+        *why = "a batch holds at most 64 reports";
+        json_decref(doc);
+        return RP_ERR_TOO_LARGE;
+    }
+    if (*why != NULL) {
+        json_decref(doc);
+        return RP_ERR_MALFORMED;
+    }
+    out->reports = calloc(json_array_size(reports) + 1, sizeof(*out->reports));
+    if (out->reports == NULL) {
+        json_decref(doc);
+        *why = "out of memory";
+        return RP_ERR_NO_MEMORY;
+    }
+    json_array_foreach(reports, i, v)
+    {
+        rp_report_t *r = &out->reports[out->n++];
+        r->refused = report_parse(v, r);
+        if (r->refused != NULL && r->json != NULL) {
+            free(r->json);
+            r->json = NULL;
+        }
+    }
+    json_decref(doc);
+    return RP_OK;
+}
+
+void rp_report_batch_free(rp_report_batch_t *b)
+{
+    for (size_t i = 0; b->reports != NULL && i < b->n; i++)
+        free(b->reports[i].json);
+    free(b->reports);
+    memset(b, 0, sizeof(*b));
+}
+
+/* A field into the hash, after its length (4 bytes, big-endian): no two field lists hash the
+ * same bytes. */
+static bool hash_field(rp_sha256_t *h, const void *p, size_t n)
+{
+    uint8_t l[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+
+    return rp_sha256_update(h, l, sizeof(l)) == RP_OK && rp_sha256_update(h, p, n) == RP_OK;
+}
+
+void rp_report_bucket_id(const char *component, const rp_report_crash_t *c,
+                         char out[RP_BUCKET_ID_LEN + 1])
+{
+    uint8_t d[RP_SHA256_LEN];
+    char num[32];
+    rp_sha256_t h;
+    bool ok = rp_sha256_init(&h) == RP_OK;
+
+    ok = ok && hash_field(&h, "rampart-bucket-1", 16);
+    ok = ok && hash_field(&h, component, strlen(component));
+    snprintf(num, sizeof(num), "%d", c->signal);
+    ok = ok && hash_field(&h, num, strlen(num));
+    for (size_t i = 0; i < c->nframes && i < RP_BUCKET_FRAMES; i++) {
+        const rp_report_frame_t *f = &c->frames[i];
+        /* A frame without a build ID is named by its module: "m:" keeps the two apart. */
+        if (f->build_id[0] != '\0')
+            ok = ok && hash_field(&h, f->build_id, strlen(f->build_id));
+        else {
+            char m[RP_REPORT_MODULE_MAX + 3];
+            snprintf(m, sizeof(m), "m:%s", f->module);
+            ok = ok && hash_field(&h, m, strlen(m));
+        }
+        snprintf(num, sizeof(num), "%llx", (unsigned long long)f->offset);
+        ok = ok && hash_field(&h, num, strlen(num));
+    }
+    ok = ok && rp_sha256_final(&h, d) == RP_OK;
+    if (!ok || rp_hex_encode(d, RP_BUCKET_ID_LEN / 2, out, RP_BUCKET_ID_LEN + 1) != RP_OK)
+        memset(out, '0', RP_BUCKET_ID_LEN), out[RP_BUCKET_ID_LEN] = '\0'; /* cannot happen */
+}
+
+void rp_reports_metrics(struct evbuffer *buf)
+{
+    evbuffer_add_printf(
+        buf,
+        "# HELP rampart_report_batches_total Failure report batches, by outcome.\n"
+        "# TYPE rampart_report_batches_total counter\n"
+        "rampart_report_batches_total{result=\"ok\"} %llu\n"
+        "rampart_report_batches_total{result=\"malformed\"} %llu\n"
+        "rampart_report_batches_total{result=\"too_large\"} %llu\n"
+        "rampart_report_batches_total{result=\"rate_limited\"} %llu\n"
+        "rampart_report_batches_total{result=\"failed\"} %llu\n"
+        "# HELP rampart_reports_total Failure reports in accepted batches, by outcome.\n"
+        "# TYPE rampart_reports_total counter\n"
+        "rampart_reports_total{result=\"stored\"} %llu\n"
+        "rampart_reports_total{result=\"duplicate\"} %llu\n"
+        "rampart_reports_total{result=\"refused\"} %llu\n"
+        "# HELP rampart_reports_pruned_total Stored reports dropped past each device's newest "
+        "%d.\n# TYPE rampart_reports_pruned_total counter\n"
+        "rampart_reports_pruned_total %llu\n",
+        (unsigned long long)atomic_load(&m_batches_ok),
+        (unsigned long long)atomic_load(&m_batches_malformed),
+        (unsigned long long)atomic_load(&m_batches_too_large),
+        (unsigned long long)atomic_load(&m_batches_limited),
+        (unsigned long long)atomic_load(&m_failed), (unsigned long long)atomic_load(&m_stored),
+        (unsigned long long)atomic_load(&m_duplicates), (unsigned long long)atomic_load(&m_refused),
+        RP_REPORTS_KEEP, (unsigned long long)atomic_load(&m_pruned));
+}
+
+/* ---- POST /api/v1/device/reports ---- */
+
+static rp_ratelimit_t *device_limit;
+static pthread_once_t device_limit_once = PTHREAD_ONCE_INIT;
+
+static void device_limit_init(void)
+{
+    if (rp_ratelimit_new(DEVICE_RATE, DEVICE_BURST, &device_limit) != RP_OK)
+        device_limit = NULL; /* checked by the caller: no limit means no reports (fail closed) */
+}
+
+/* The top frames of a crash as the bucket's signature (JSON). */
+static json_t *frames_json(const rp_report_crash_t *c, size_t max)
+{
+    json_t *a = json_array();
+    char off[24];
+
+    for (size_t i = 0; i < c->nframes && i < max; i++) {
+        snprintf(off, sizeof(off), "0x%llx", (unsigned long long)c->frames[i].offset);
+        json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "build_id", c->frames[i].build_id,
+                                           "module", c->frames[i].module, "offset", off));
+    }
+    return a;
+}
+
+void rp_h_device_reports(rp_req_t *r)
+{
+    static _Thread_local rp_report_put_t puts[RP_REPORTS_BATCH_MAX];
+    static _Thread_local char *sigs[RP_REPORTS_BATCH_MAX];
+    struct timespec now;
+    rp_report_batch_t b;
+    rp_threat_signal_t signals[RP_REPORTS_BATCH_MAX];
+    bool stored[RP_REPORTS_BATCH_MAX];
+    size_t len, nput = 0, nstored = 0, ndup = 0, nsig = 0;
+    int64_t pruned = 0;
+    const uint8_t *body;
+    const char *why;
+    json_t *refused;
+    rp_err_t err;
+
+    pthread_once(&device_limit_once, device_limit_init);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (device_limit == NULL ||
+        !rp_ratelimit_allow(device_limit, r->device.id, strlen(r->device.id),
+                            (double)now.tv_sec + now.tv_nsec / 1e9)) {
+        atomic_fetch_add(&m_batches_limited, 1);
+        evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After",
+                          DEVICE_RETRY_AFTER);
+        rp_reply_error(r, 429, "rate_limited",
+                       "this device sends batches faster than the service takes them: retry "
+                       "after the Retry-After seconds");
+        return;
+    }
+    body = rp_req_body_upto(r, RP_REPORTS_BATCH_BYTES, &len);
+    if (body == NULL) {
+        atomic_fetch_add(&m_batches_too_large, 1);
+        return;
+    }
+    err = rp_report_batch_decode(body, len, &b, &why);
+    if (err != RP_OK) {
+        if (err == RP_ERR_TOO_LARGE)
+            atomic_fetch_add(&m_batches_too_large, 1);
+        else if (err == RP_ERR_MALFORMED)
+            atomic_fetch_add(&m_batches_malformed, 1);
+        rp_reply_error(r,
+                       err == RP_ERR_TOO_LARGE   ? 413
+                       : err == RP_ERR_MALFORMED ? 400
+                                                 : 500,
+                       err == RP_ERR_TOO_LARGE   ? "too_large"
+                       : err == RP_ERR_MALFORMED ? "invalid"
+                                                 : "internal",
+                       "%s", why);
+        return;
+    }
+    refused = json_array();
+    for (size_t i = 0; i < b.n; i++) {
+        rp_report_t *rep = &b.reports[i];
+        if (rep->refused != NULL) {
+            json_array_append_new(refused,
+                                  json_pack("{s:o, s:s}", "seq",
+                                            rep->seq >= 0 ? json_integer(rep->seq) : json_null(),
+                                            "reason", rep->refused));
+            continue;
+        }
+        sigs[nput] = NULL;
+        if (rep->has_crash) {
+            json_t *sig = json_pack("{s:s, s:i, s:s, s:o}", "component", rep->component, "signal",
+                                    rep->crash.signal, "signal_name", rep->crash.signal_name,
+                                    "frames", frames_json(&rep->crash, RP_BUCKET_FRAMES));
+            sigs[nput] = sig != NULL ? json_dumps(sig, JSON_COMPACT) : NULL;
+            json_decref(sig);
+        }
+        puts[nput] = (rp_report_put_t){
+            rep->seq,          rep->at,    rep->kind,   rep->component,
+            rep->version,      rep->code,  rep->reason, rep->has_crash ? rep->bucket : NULL,
+            rep->crash.signal, sigs[nput], rep->json};
+        if (rep->has_crash && sigs[nput] == NULL) {
+            err = RP_ERR_NO_MEMORY;
+            break;
+        }
+        nput++;
+    }
+    if (err == RP_OK)
+        err = rp_store_reports_put(r->w->store, r->device.tenant_id, r->device.id,
+                                   (int64_t)time(NULL), puts, nput, b.dropped, stored, &nstored,
+                                   &ndup, &pruned);
+    if (err != RP_OK) {
+        for (size_t i = 0; i < nput; i++)
+            free(sigs[i]);
+        rp_report_batch_free(&b);
+        json_decref(refused);
+        atomic_fetch_add(&m_failed, 1);
+        evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "10");
+        rp_reply_error(r, 503, "unavailable", "cannot store the reports now: retry later");
+        return;
+    }
+    for (size_t i = 0; i < nput; i++) {
+        if (stored[i])
+            signals[nsig++] =
+                (rp_threat_signal_t){r->device.tenant_id, r->device.id,   puts[i].kind,
+                                     puts[i].bucket,      puts[i].reason, puts[i].at};
+        free(sigs[i]);
+    }
+    atomic_fetch_add(&m_batches_ok, 1);
+    atomic_fetch_add(&m_stored, nstored);
+    atomic_fetch_add(&m_duplicates, ndup);
+    atomic_fetch_add(&m_refused, json_array_size(refused));
+    atomic_fetch_add(&m_pruned, (unsigned long long)pruned);
+    if (nsig > 0)
+        rp_threat_observe(r->w, signals, nsig);
+    rp_report_batch_free(&b);
+    rp_reply_json(r, 200,
+                  json_pack("{s:I, s:I, s:o}", "stored", (json_int_t)nstored, "duplicates",
+                            (json_int_t)ndup, "refused", refused));
+}
+
+/* ---- operators ---- */
+
+/* ?offset=N&limit=N and the names in extra (their values into vals, NULL when absent); false:
+ * 400 sent. */
+static bool page_query(rp_req_t *r, int64_t *offset, int64_t *limit, const char *const *extra,
+                       char (*vals)[96], size_t nextra)
+{
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(r->req));
+    struct evkeyvalq q;
+    bool ok = true;
+
+    *offset = 0;
+    *limit = PAGE_DEFAULT;
+    for (size_t i = 0; i < nextra; i++)
+        vals[i][0] = '\0';
+    if (query == NULL)
+        return true;
+    ok = evhttp_parse_query_str(query, &q) == 0;
+    for (struct evkeyval *kv = ok ? q.tqh_first : NULL; kv != NULL; kv = kv->next.tqe_next) {
+        char *end;
+        long long v = strtoll(kv->value, &end, 10);
+        bool num = kv->value[0] != '\0' && *end == '\0';
+        bool matched = false;
+        if (strcmp(kv->key, "offset") == 0)
+            ok = ok && num && v >= 0 && v <= INT32_MAX && ((*offset = v), true);
+        else if (strcmp(kv->key, "limit") == 0)
+            ok = ok && num && v >= 1 && v <= PAGE_MAX && ((*limit = v), true);
+        else {
+            for (size_t i = 0; i < nextra; i++)
+                if (strcmp(kv->key, extra[i]) == 0 && strlen(kv->value) > 0 &&
+                    strlen(kv->value) < sizeof(vals[i])) {
+                    snprintf(vals[i], sizeof(vals[i]), "%s", kv->value);
+                    matched = true;
+                }
+            ok = ok && matched;
+        }
+    }
+    evhttp_clear_headers(&q);
+    if (!ok)
+        rp_reply_error(r, 400, "invalid",
+                       "this list takes ?offset=N (>= 0) and ?limit=N (1 to %d)%s", PAGE_MAX,
+                       nextra > 0 ? ", and ?device=D and ?kind=K" : "");
+    return ok;
+}
+
+static json_t *next_offset(json_t *list, int64_t offset, int64_t limit)
+{
+    return (int64_t)json_array_size(list) == limit ? json_integer(offset + limit) : json_null();
+}
+
+struct bucket_list {
+    rp_req_t *r;
+    json_t *list;
+};
+
+static void collect_count(void *ctx, const char *dim, const char *value, int64_t count)
+{
+    json_t *o = json_object_get(ctx, dim);
+
+    if (o != NULL)
+        json_object_set_new(o, value, json_integer(count));
+}
+
+static void collect_first_sample(void *ctx, const rp_report_row_t *row)
+{
+    json_t **out = ctx;
+
+    if (*out == NULL)
+        *out =
+            json_pack("{s:s, s:I, s:o, s:s}", "device", row->device_id, "seq", (json_int_t)row->seq,
+                      "received", rp_iso_time_json(row->received), "version", row->version);
+}
+
+static void symbolicate(rp_req_t *r, json_t *frames, size_t *named);
+
+/* A bucket as the list and show give it (signature's fields, counts, times); its frames named
+ * where the tenant uploaded their debug files. */
+static json_t *bucket_json(rp_req_t *r, const rp_bucket_t *b)
+{
+    json_t *sig = json_loads(b->signature, 0, NULL);
+    json_t *counts = json_pack("{s:{}, s:{}, s:{}}", "version", "group", "day");
+    json_t *o;
+
+    if (rp_store_bucket_counts(r->w->store, r->tenant.id, b->id, collect_count, counts) != RP_OK) {
+        json_decref(sig);
+        json_decref(counts);
+        return NULL;
+    }
+    o = json_pack("{s:s, s:s, s:i, s:O?, s:O?, s:I, s:o, s:o, s:o}", "id", b->id, "component",
+                  b->component, "signal", b->signal, "signal_name",
+                  json_object_get(sig, "signal_name"), "frames", json_object_get(sig, "frames"),
+                  "count", (json_int_t)b->count, "first_seen", rp_iso_time_json(b->first_seen),
+                  "last_seen", rp_iso_time_json(b->last_seen), "counts", counts);
+    json_decref(sig);
+    if (o != NULL) {
+        size_t named = 0;
+        symbolicate(r, json_object_get(o, "frames"), &named);
+        json_object_set_new(o, "symbolicated", json_boolean(named > 0));
+    }
+    return o;
+}
+
+static void collect_bucket(void *ctx, const rp_bucket_t *b)
+{
+    struct bucket_list *l = ctx;
+    json_t *o = bucket_json(l->r, b), *sample = NULL;
+
+    if (o == NULL)
+        return;
+    if (rp_store_bucket_samples(l->r->w->store, l->r->tenant.id, b->id, collect_first_sample,
+                                &sample) == RP_OK)
+        json_object_set_new(o, "sample", sample != NULL ? sample : json_null());
+    else
+        json_decref(sample);
+    json_array_append_new(l->list, o);
+}
+
+/* GET .../failures[?offset=N][&limit=N]: the tenant's crash buckets, last seen newest first. */
+void rp_h_failures_list(rp_req_t *r)
+{
+    struct bucket_list l = {r, NULL};
+    int64_t offset, limit;
+
+    if (!page_query(r, &offset, &limit, NULL, NULL, 0))
+        return;
+    l.list = json_array();
+    if (rp_store_buckets_list(r->w->store, r->tenant.id, offset, (int)limit, collect_bucket, &l) !=
+        RP_OK) {
+        json_decref(l.list);
+        rp_reply_error(r, 500, "internal", "cannot list the crash buckets");
+        return;
+    }
+    rp_reply_json(r, 200,
+                  json_pack("{s:o, s:o}", "buckets", l.list, "next_offset",
+                            next_offset(l.list, offset, limit)));
+}
+
+/* Where the tenant's debug files are kept (build_id NULL: their directory, else the file of a
+ * build ID); false when the path does not fit. */
+static bool symbols_path(rp_req_t *r, const char *build_id, char *out, size_t cap)
+{
+    int n = build_id != NULL
+                ? snprintf(out, cap, "%s/symbols/%s/%s.debug", r->w->srv->data_dir, r->tenant.id,
+                           build_id)
+                : snprintf(out, cap, "%s/symbols/%s", r->w->srv->data_dir, r->tenant.id);
+    return n > 0 && (size_t)n < cap;
+}
+
+/*
+ * Add function, file and line to each frame of list (JSON frames, innermost first) whose build
+ * ID the tenant uploaded a debug file for. A frame past the innermost holds a return address:
+ * its line is looked up one byte before, in the call. OUT: *named, the frames named.
+ */
+static void symbolicate(rp_req_t *r, json_t *frames, size_t *named)
+{
+    size_t n = json_array_size(frames);
+
+    *named = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *f = json_array_get(frames, i);
+        const char *id = json_string_value(json_object_get(f, "build_id"));
+        uint64_t offs[RP_REPORT_FRAMES_MAX];
+        size_t idx[RP_REPORT_FRAMES_MAX], k = 0;
+        rp_symbol_t sym[RP_REPORT_FRAMES_MAX];
+        char path[PATH_MAX];
+        int64_t uploaded;
+
+        if (id == NULL || id[0] == '\0' || json_object_get(f, "function") != NULL ||
+            json_object_get(f, "looked_up") != NULL)
+            continue;
+        /* Every frame of this build ID at once: the file is opened once. */
+        for (size_t j = i; j < n && k < RP_REPORT_FRAMES_MAX; j++) {
+            json_t *g = json_array_get(frames, j);
+            const char *gid = json_string_value(json_object_get(g, "build_id"));
+            uint64_t off;
+            if (gid == NULL || strcmp(gid, id) != 0 || !hex_u64(json_object_get(g, "offset"), &off))
+                continue;
+            offs[k] = j > 0 && off > 0 ? off - 1 : off;
+            idx[k++] = j;
+            json_object_set_new(g, "looked_up", json_true());
+        }
+        if (rp_store_symbols_get(r->w->store, r->tenant.id, id, &uploaded) != RP_OK)
+            continue;
+        if (!symbols_path(r, id, path, sizeof(path)) ||
+            rp_symbols_resolve(path, offs, k, sym) != RP_OK) {
+            rp_log_warn("%s: cannot read the debug file", path);
+            continue;
+        }
+        for (size_t j = 0; j < k; j++) {
+            json_t *g = json_array_get(frames, idx[j]);
+            if (sym[j].function[0] == '\0')
+                continue;
+            json_object_set_new(g, "function", json_string(sym[j].function));
+            if (sym[j].line > 0) {
+                json_object_set_new(g, "file", json_string(sym[j].file));
+                json_object_set_new(g, "line", json_integer(sym[j].line));
+            }
+            (*named)++;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        json_object_del(json_array_get(frames, i), "looked_up");
+}
+
+static void collect_sample(void *ctx, const rp_report_row_t *row)
+{
+    json_array_append_new(ctx,
+                          json_pack("{s:s, s:I, s:o, s:o, s:s, s:o}", "device", row->device_id,
+                                    "seq", (json_int_t)row->seq, "at", rp_iso_time_json(row->at),
+                                    "received", rp_iso_time_json(row->received), "version",
+                                    row->version, "report", json_loads(row->json, 0, NULL)));
+}
+
+static void take_bucket(void *ctx, const rp_bucket_t *b)
+{
+    struct bucket_list *l = ctx;
+
+    l->list = bucket_json(l->r, b);
+}
+
+/* GET .../failures/B: one bucket, its frames named where the debug files are uploaded. */
+void rp_h_failure_get(rp_req_t *r)
+{
+    const char *id = rp_req_param(r, "bucket");
+    struct bucket_list one = {r, NULL};
+    json_t *samples, *stack = NULL;
+    size_t named_stack = 0;
+    rp_err_t err;
+
+    if (strlen(id) != RP_BUCKET_ID_LEN) {
+        rp_reply_error(r, 404, "not_found", "no such bucket");
+        return;
+    }
+    err = rp_store_bucket_get(r->w->store, r->tenant.id, id, take_bucket, &one);
+    if (err == RP_ERR_NOT_FOUND) {
+        rp_reply_error(r, 404, "not_found", "no such bucket");
+        return;
+    }
+    samples = json_array();
+    if (err != RP_OK || one.list == NULL ||
+        rp_store_bucket_samples(r->w->store, r->tenant.id, id, collect_sample, samples) != RP_OK) {
+        json_decref(one.list);
+        json_decref(samples);
+        rp_reply_error(r, 500, "internal", "cannot read the bucket");
+        return;
+    }
+    /* The first sample's whole stack, named the same way. */
+    stack = json_deep_copy(json_object_get(
+        json_object_get(json_object_get(json_array_get(samples, 0), "report"), "crash"), "frames"));
+    if (stack != NULL)
+        symbolicate(r, stack, &named_stack);
+    json_object_set_new(one.list, "stack", stack != NULL ? stack : json_array());
+    json_object_set_new(one.list, "samples", samples);
+    rp_reply_json(r, 200, one.list);
+}
+
+static void collect_report(void *ctx, const rp_report_row_t *row)
+{
+    json_array_append_new(
+        ctx, json_pack("{s:s, s:I, s:o, s:o, s:s, s:s, s:s, s:s, s:s, s:s?, s:o}", "device",
+                       row->device_id, "seq", (json_int_t)row->seq, "at", rp_iso_time_json(row->at),
+                       "received", rp_iso_time_json(row->received), "kind", row->kind, "component",
+                       row->component, "version", row->version, "code", row->code, "reason",
+                       row->reason, "bucket", row->bucket[0] ? row->bucket : NULL, "report",
+                       json_loads(row->json, 0, NULL)));
+}
+
+/* GET .../reports[?device=D][&kind=K][&offset=N][&limit=N]: the stored reports, newest first. */
+void rp_h_reports_list(rp_req_t *r)
+{
+    static const char *const extra[] = {"device", "kind"};
+    char vals[2][96];
+    int64_t offset, limit;
+    json_t *list;
+
+    if (!page_query(r, &offset, &limit, extra, vals, 2))
+        return;
+    if (vals[1][0] != '\0' && !rp_report_kind_known(vals[1])) {
+        rp_reply_error(r, 400, "invalid", "?kind= is not one of the report kinds");
+        return;
+    }
+    list = json_array();
+    if (rp_store_reports_list(r->w->store, r->tenant.id, vals[0][0] ? vals[0] : NULL,
+                              vals[1][0] ? vals[1] : NULL, offset, (int)limit, collect_report,
+                              list) != RP_OK) {
+        json_decref(list);
+        rp_reply_error(r, 500, "internal", "cannot list the reports");
+        return;
+    }
+    rp_reply_json(
+        r, 200,
+        json_pack("{s:o, s:o}", "reports", list, "next_offset", next_offset(list, offset, limit)));
+}
+
+static bool mkdir_ok(const char *path)
+{
+    return mkdir(path, 0700) == 0 || errno == EEXIST;
+}
+
+/* POST .../symbols: a debug file (the body, raw ELF), kept by its build ID. */
+void rp_h_symbols_upload(rp_req_t *r)
+{
+    char id[2 * RP_REPORT_BUILD_ID_MAX + 1], dir[PATH_MAX], path[PATH_MAX];
+    size_t len;
+    const uint8_t *body = rp_req_body_upto(r, RP_SYMBOLS_MAX, &len);
+    rp_err_t err;
+    int n;
+
+    if (body == NULL)
+        return;
+    err = rp_symbols_build_id(body, len, id);
+    if (err != RP_OK) {
+        rp_reply_error(r, 400, "invalid",
+                       "not a debug file: an ELF file with a GNU build ID and a symbol table or "
+                       "DWARF (objcopy --only-keep-debug), at most %d bytes",
+                       RP_SYMBOLS_MAX);
+        return;
+    }
+    n = snprintf(dir, sizeof(dir), "%s/symbols", r->w->srv->data_dir);
+    if (n <= 0 || (size_t)n >= sizeof(dir) || !mkdir_ok(dir) ||
+        !symbols_path(r, NULL, dir, sizeof(dir)) || !mkdir_ok(dir) ||
+        !symbols_path(r, id, path, sizeof(path))) {
+        rp_reply_error(r, 500, "internal", "cannot keep the debug file");
+        return;
+    }
+    /* The file first, then its row: a row always has its file. */
+    err = rp_write_file_atomic(path, body, len, 0600, 0);
+    if (err == RP_OK)
+        err =
+            rp_store_symbols_put(r->w->store, r->tenant.id, id, (int64_t)len, (int64_t)time(NULL));
+    if (err != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot keep the debug file");
+        return;
+    }
+    rp_log_info("tenant %s: debug file for build ID %s (%zu bytes)", r->tenant.id, id, len);
+    rp_reply_json(r, 201, json_pack("{s:s, s:I}", "build_id", id, "size", (json_int_t)len));
+}

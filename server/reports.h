@@ -1,0 +1,129 @@
+/*
+ * Failure reports (docs/failure-reporting.md): the one owner of a report batch's decoding and
+ * bounds, of a crash's bucket ID, and of the routes that take reports in and show them. The
+ * decoder is pure (JSON bytes in, a decoded batch or the reason out): the fuzz target and the
+ * unit tests call it without a request.
+ */
+#ifndef RAMPART_SERVER_REPORTS_H
+#define RAMPART_SERVER_REPORTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/buffer.h>
+
+#include "rampart/error.h"
+
+#define RP_REPORTS_BATCH_BYTES (256 * 1024) /* a batch's body at most */
+#define RP_REPORTS_BATCH_MAX 64             /* reports in one batch */
+#define RP_REPORT_BYTES 16384               /* one report, as compact JSON */
+#define RP_REPORT_KIND_MAX 32
+#define RP_REPORT_VERSION_MAX 47
+#define RP_REPORT_REASON_MAX 255
+#define RP_REPORT_CODE_MAX 32
+#define RP_REPORT_FRAMES_MAX 64
+#define RP_REPORT_BUILD_ID_MAX 40 /* bytes: 80 hex digits */
+#define RP_REPORT_MODULE_MAX 64
+#define RP_REPORT_SIGNAL_NAME_MAX 16
+#define RP_REPORT_STDERR_MAX 4096
+#define RP_REPORT_SEQ_LIMIT (INT64_C(1) << 53) /* seq and at are below it */
+#define RP_BUCKET_FRAMES 3                     /* top frames in a bucket's key */
+#define RP_BUCKET_ID_LEN 32                    /* hex digits: the first 16 bytes of a SHA-256 */
+
+typedef struct rp_report_frame {
+    char build_id[2 * RP_REPORT_BUILD_ID_MAX + 1]; /* lowercase hex, or "" */
+    char module[RP_REPORT_MODULE_MAX + 1];
+    uint64_t offset; /* in the module's own ELF address space */
+} rp_report_frame_t;
+
+typedef struct rp_report_crash {
+    int signal;
+    char signal_name[RP_REPORT_SIGNAL_NAME_MAX + 1];
+    int64_t code;
+    uint64_t address;
+    int64_t uptime_ms;
+    size_t nframes;
+    rp_report_frame_t frames[RP_REPORT_FRAMES_MAX]; /* innermost first */
+} rp_report_crash_t;
+
+/* One decoded report. A refused one has refused set (and seq -1 when its seq was unreadable);
+ * the rest of it is then not to be used. */
+typedef struct rp_report {
+    int64_t seq, at;
+    char kind[RP_REPORT_KIND_MAX + 1];
+    char component[33]; /* "" when about no component */
+    char version[RP_REPORT_VERSION_MAX + 1];
+    char code[RP_REPORT_CODE_MAX + 1];
+    bool has_crash; /* kind "crash" */
+    rp_report_crash_t crash;
+    char bucket[RP_BUCKET_ID_LEN + 1]; /* a crash's bucket, set by the decoder */
+    char *json;                        /* the report as compact JSON (keys sorted), malloc'd */
+    char reason[RP_REPORT_REASON_MAX + 1];
+    const char *refused; /* why it was refused (a static string), or NULL */
+} rp_report_t;
+
+typedef struct rp_report_batch {
+    size_t n;
+    rp_report_t *reports; /* n of them, malloc'd */
+    int64_t dropped;      /* the device queue's drops over its life */
+} rp_report_batch_t;
+
+/*
+ * Decode a batch body: {"reports": [REPORT...] (at most RP_REPORTS_BATCH_MAX), "dropped": N
+ * (optional)}. RP_OK: *out holds every report, each either decoded or refused with its reason
+ * (the batch as a whole stands); free it with rp_report_batch_free. RP_ERR_MALFORMED: the
+ * envelope is not a batch (400), RP_ERR_TOO_LARGE: more than len or report bounds allow (413);
+ * *why says which. Pure.
+ */
+rp_err_t rp_report_batch_decode(const uint8_t *body, size_t len, rp_report_batch_t *out,
+                                const char **why) RP_MUST_CHECK;
+void rp_report_batch_free(rp_report_batch_t *b);
+
+/*
+ * A crash's bucket ID: SHA-256 over (component, signal, the top RP_BUCKET_FRAMES frames, each
+ * as its build ID, or its module name when the device knew no build ID, and its offset), each
+ * field length-prefixed, cut to RP_BUCKET_ID_LEN hex digits. The version is not in it: a rebuild
+ * changes the build IDs already, and the same binary under a new version number is the same
+ * crash.
+ */
+void rp_report_bucket_id(const char *component, const rp_report_crash_t *c,
+                         char out[RP_BUCKET_ID_LEN + 1]);
+
+/* Whether a kind is one the contract names. */
+bool rp_report_kind_known(const char *kind);
+
+/* The routes (routes.c's table names them). */
+struct rp_req;
+void rp_h_device_reports(struct rp_req *r); /* POST /api/v1/device/reports */
+void rp_h_failures_list(struct rp_req *r);  /* GET  .../failures */
+void rp_h_failure_get(struct rp_req *r);    /* GET  .../failures/{bucket} */
+void rp_h_reports_list(struct rp_req *r);   /* GET  .../reports */
+void rp_h_symbols_upload(struct rp_req *r); /* POST .../symbols */
+
+/* The reports' counters for GET /metrics. */
+void rp_reports_metrics(struct evbuffer *buf);
+
+/* ---- symbols.c: debug files, read with elfutils ---- */
+
+#define RP_SYMBOLS_MAX (1024 * 1024) /* an uploaded debug file at most (one request body) */
+
+/* The GNU build ID of an ELF file in memory, as lowercase hex. RP_ERR_INVALID_ARG when it is
+ * not an ELF file, has no build ID, or holds neither DWARF line data nor a symbol table. */
+rp_err_t rp_symbols_build_id(const uint8_t *data, size_t len,
+                             char out[2 * RP_REPORT_BUILD_ID_MAX + 1]) RP_MUST_CHECK;
+
+/* What a debug file says of an address: its function ("" when none) and source line (file "",
+ * line 0 when none). */
+typedef struct rp_symbol {
+    char function[256];
+    char file[256];
+    int line;
+} rp_symbol_t;
+
+/* Resolve n offsets (in the module's own ELF address space) with the debug file at path, through
+ * libdwfl offline. RP_ERR_IO when the file cannot be read as ELF. */
+rp_err_t rp_symbols_resolve(const char *path, const uint64_t *offsets, size_t n,
+                            rp_symbol_t *out) RP_MUST_CHECK;
+
+#endif /* RAMPART_SERVER_REPORTS_H */

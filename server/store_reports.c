@@ -1,0 +1,431 @@
+/*
+ * The SQLite backend's failure reports (store.h, "failure reports"): each device's reports once
+ * each by (device, seq), the newest RP_REPORTS_KEEP of them with the rest pruned and counted;
+ * each tenant's crash buckets with their counts per version, group and day, and their samples;
+ * the debug files each tenant uploaded.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "store_sqlite.h"
+
+#define BIND_TEXT(st, i, v) sqlite3_bind_text((st), (i), (v), -1, SQLITE_STATIC)
+
+static const char SQL_DEV_GET[] =
+    "SELECT kept, pruned, pruned_below FROM report_devices WHERE device_id = ?";
+static const char SQL_DEV_PUT[] =
+    "INSERT OR REPLACE INTO report_devices (device_id, kept, pruned, pruned_below,"
+    " dropped_device) VALUES (?1, ?2, ?3, ?4, max(?5, coalesce((SELECT dropped_device FROM"
+    " report_devices WHERE device_id = ?1), 0)))";
+static const char SQL_GROUP[] = "SELECT group_id FROM group_members WHERE device_id = ?";
+static const char SQL_PUT[] =
+    "INSERT OR IGNORE INTO reports (device_id, seq, tenant_id, at, received, kind, component,"
+    " version, code, reason, bucket, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+static const char SQL_BUCKET_PUT[] =
+    "INSERT INTO crash_buckets (tenant_id, id, component, signal, signature, count, first_seen,"
+    " last_seen) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6) ON CONFLICT (tenant_id, id) DO UPDATE"
+    " SET count = count + 1, last_seen = max(last_seen, ?6)";
+static const char SQL_COUNT_PUT[] =
+    "INSERT INTO crash_bucket_counts (tenant_id, bucket, dim, value, count)"
+    " VALUES (?, ?, ?, ?, 1) ON CONFLICT (tenant_id, bucket, dim, value) DO UPDATE"
+    " SET count = count + 1";
+static const char SQL_SAMPLE_PUT[] =
+    "INSERT OR IGNORE INTO crash_samples (tenant_id, bucket, device_id, seq, at, received,"
+    " version, body) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE (SELECT count(*) FROM"
+    " crash_samples WHERE tenant_id = ?1 AND bucket = ?2) < ?9";
+/* The oldest number kept once the newest RP_REPORTS_KEEP are kept. */
+static const char SQL_FLOOR[] = "SELECT seq FROM reports WHERE device_id = ?"
+                                " ORDER BY seq DESC LIMIT 1 OFFSET ?";
+static const char SQL_PRUNE[] = "DELETE FROM reports WHERE device_id = ? AND seq < ?";
+static const char SQL_LIST[] =
+    "SELECT device_id, seq, at, received, kind, component, version, code, reason,"
+    " coalesce(bucket, ''), body FROM reports WHERE tenant_id = ?1"
+    " AND (?2 IS NULL OR device_id = ?2) AND (?3 IS NULL OR kind = ?3)"
+    " ORDER BY received DESC, device_id, seq DESC LIMIT ?5 OFFSET ?4";
+static const char SQL_BUCKETS[] =
+    "SELECT id, component, signal, count, first_seen, last_seen, signature FROM crash_buckets"
+    " WHERE tenant_id = ? ORDER BY last_seen DESC, id LIMIT ? OFFSET ?";
+static const char SQL_BUCKET_GET[] =
+    "SELECT id, component, signal, count, first_seen, last_seen, signature FROM crash_buckets"
+    " WHERE tenant_id = ? AND id = ?";
+static const char SQL_COUNTS[] = "SELECT dim, value, count FROM crash_bucket_counts"
+                                 " WHERE tenant_id = ? AND bucket = ? ORDER BY dim, value";
+static const char SQL_SAMPLES[] =
+    "SELECT device_id, seq, at, received, version, body FROM crash_samples"
+    " WHERE tenant_id = ? AND bucket = ? ORDER BY received, device_id, seq";
+static const char SQL_SYMBOLS_PUT[] =
+    "INSERT OR REPLACE INTO debug_files (tenant_id, build_id, size, uploaded) VALUES (?,?,?,?)";
+static const char SQL_SYMBOLS_GET[] =
+    "SELECT uploaded FROM debug_files WHERE tenant_id = ? AND build_id = ?";
+
+/* A statement's single integer row (none: *found false). */
+static rp_err_t one_int(rp_store_t *s, sqlite3_stmt *st, int64_t *out, bool *found)
+{
+    int rc = sqlite3_step(st);
+
+    *found = rc == SQLITE_ROW;
+    if (*found)
+        *out = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? RP_OK : sq_error(s, "reports");
+}
+
+/* Count a stored crash in its bucket: the bucket, its counts, perhaps a sample. */
+static rp_err_t bucket_count(rp_store_t *s, const char *tenant_id, const char *device_id,
+                             const char *group, int64_t now, const rp_report_put_t *r)
+{
+    const char *dims[3][2] = {
+        {"version", r->version},
+        {"group",   group     },
+        {"day",     NULL      }
+    };
+    char day[16];
+    time_t t = (time_t)now;
+    struct tm tm;
+    sqlite3_stmt *st = sq_stmt(s, SQL_BUCKET_PUT);
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    BIND_TEXT(st, 2, r->bucket);
+    BIND_TEXT(st, 3, r->component);
+    sqlite3_bind_int(st, 4, r->signal);
+    BIND_TEXT(st, 5, r->signature != NULL ? r->signature : "{}");
+    sqlite3_bind_int64(st, 6, now);
+    err = sq_step_done(s, st, NULL);
+    gmtime_r(&t, &tm);
+    strftime(day, sizeof(day), "%Y-%m-%d", &tm);
+    dims[2][1] = day;
+    for (int i = 0; err == RP_OK && i < 3; i++) {
+        st = sq_stmt(s, SQL_COUNT_PUT);
+        if (st == NULL)
+            return RP_ERR_IO;
+        BIND_TEXT(st, 1, tenant_id);
+        BIND_TEXT(st, 2, r->bucket);
+        BIND_TEXT(st, 3, dims[i][0]);
+        BIND_TEXT(st, 4, dims[i][1]);
+        err = sq_step_done(s, st, NULL);
+    }
+    if (err != RP_OK)
+        return err;
+    st = sq_stmt(s, SQL_SAMPLE_PUT);
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    BIND_TEXT(st, 2, r->bucket);
+    BIND_TEXT(st, 3, device_id);
+    sqlite3_bind_int64(st, 4, r->seq);
+    sqlite3_bind_int64(st, 5, r->at);
+    sqlite3_bind_int64(st, 6, now);
+    BIND_TEXT(st, 7, r->version);
+    BIND_TEXT(st, 8, r->json);
+    sqlite3_bind_int(st, 9, RP_BUCKET_SAMPLES);
+    return sq_step_done(s, st, NULL);
+}
+
+/* Keep the device's newest RP_REPORTS_KEEP; *kept and *pruned_below follow, *gone counts. */
+static rp_err_t prune(rp_store_t *s, const char *device_id, int64_t *kept, int64_t *pruned_below,
+                      int64_t *gone)
+{
+    sqlite3_stmt *st;
+    int64_t floor = 0;
+    bool found;
+    int n = 0;
+    rp_err_t err;
+
+    *gone = 0;
+    if (*kept <= RP_REPORTS_KEEP)
+        return RP_OK;
+    st = sq_stmt(s, SQL_FLOOR);
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, device_id);
+    sqlite3_bind_int(st, 2, RP_REPORTS_KEEP - 1);
+    err = one_int(s, st, &floor, &found);
+    if (err != RP_OK || !found)
+        return err;
+    st = sq_stmt(s, SQL_PRUNE);
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, device_id);
+    sqlite3_bind_int64(st, 2, floor);
+    err = sq_step_done(s, st, &n);
+    if (err == RP_OK) {
+        *gone = n;
+        *kept -= n;
+        if (floor > *pruned_below)
+            *pruned_below = floor; /* a report below it, sent again, is not taken again */
+    }
+    return err;
+}
+
+rp_err_t rp_store_reports_put(rp_store_t *s, const char *tenant_id, const char *device_id,
+                              int64_t now, const rp_report_put_t *r, size_t n, int64_t dropped,
+                              bool *stored, size_t *nstored, size_t *ndup, int64_t *pruned)
+{
+    int64_t kept = 0, pruned_total = 0, pruned_below = 0, gone = 0;
+    char group[RP_ID_SIZE] = "";
+    sqlite3_stmt *st;
+    int rc;
+    rp_err_t err;
+
+    *nstored = *ndup = 0;
+    *pruned = 0;
+    for (size_t i = 0; i < n; i++)
+        stored[i] = false;
+    err = sq_begin(s);
+    if (err != RP_OK)
+        return err;
+    st = sq_stmt(s, SQL_DEV_GET);
+    if (st == NULL)
+        return sq_end(s, RP_ERR_IO);
+    BIND_TEXT(st, 1, device_id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        kept = sqlite3_column_int64(st, 0);
+        pruned_total = sqlite3_column_int64(st, 1);
+        pruned_below = sqlite3_column_int64(st, 2);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return sq_end(s, sq_error(s, "report device"));
+    st = sq_stmt(s, SQL_GROUP);
+    if (st == NULL)
+        return sq_end(s, RP_ERR_IO);
+    BIND_TEXT(st, 1, device_id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        sq_text_col(st, 0, group, sizeof(group));
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return sq_end(s, sq_error(s, "device group"));
+    for (size_t i = 0; err == RP_OK && i < n; i++) {
+        int changed = 0;
+        if (r[i].seq < pruned_below) {
+            (*ndup)++; /* taken before, and pruned with its elders since */
+            continue;
+        }
+        st = sq_stmt(s, SQL_PUT);
+        if (st == NULL) {
+            err = RP_ERR_IO;
+            break;
+        }
+        BIND_TEXT(st, 1, device_id);
+        sqlite3_bind_int64(st, 2, r[i].seq);
+        BIND_TEXT(st, 3, tenant_id);
+        sqlite3_bind_int64(st, 4, r[i].at);
+        sqlite3_bind_int64(st, 5, now);
+        BIND_TEXT(st, 6, r[i].kind);
+        BIND_TEXT(st, 7, r[i].component);
+        BIND_TEXT(st, 8, r[i].version);
+        BIND_TEXT(st, 9, r[i].code);
+        BIND_TEXT(st, 10, r[i].reason);
+        if (r[i].bucket != NULL)
+            BIND_TEXT(st, 11, r[i].bucket);
+        else
+            sqlite3_bind_null(st, 11);
+        BIND_TEXT(st, 12, r[i].json);
+        err = sq_step_done(s, st, &changed);
+        if (err != RP_OK)
+            break;
+        if (changed == 0) {
+            (*ndup)++;
+            continue;
+        }
+        stored[i] = true;
+        (*nstored)++;
+        kept++;
+        if (r[i].bucket != NULL)
+            err = bucket_count(s, tenant_id, device_id, group, now, &r[i]);
+    }
+    if (err == RP_OK)
+        err = prune(s, device_id, &kept, &pruned_below, &gone);
+    if (err == RP_OK) {
+        st = sq_stmt(s, SQL_DEV_PUT);
+        err = st != NULL ? RP_OK : RP_ERR_IO;
+    }
+    if (err == RP_OK) {
+        BIND_TEXT(st, 1, device_id);
+        sqlite3_bind_int64(st, 2, kept);
+        sqlite3_bind_int64(st, 3, pruned_total + gone);
+        sqlite3_bind_int64(st, 4, pruned_below);
+        sqlite3_bind_int64(st, 5, dropped);
+        err = sq_step_done(s, st, NULL);
+    }
+    err = sq_end(s, err);
+    if (err != RP_OK) {
+        *nstored = *ndup = 0;
+        for (size_t i = 0; i < n; i++)
+            stored[i] = false;
+        return err;
+    }
+    *pruned = gone;
+    return RP_OK;
+}
+
+static void row_common(sqlite3_stmt *st, rp_report_row_t *row)
+{
+    memset(row, 0, sizeof(*row));
+    sq_text_col(st, 0, row->device_id, sizeof(row->device_id));
+    row->seq = sqlite3_column_int64(st, 1);
+    row->at = sqlite3_column_int64(st, 2);
+    row->received = sqlite3_column_int64(st, 3);
+}
+
+rp_err_t rp_store_reports_list(rp_store_t *s, const char *tenant_id, const char *device_id,
+                               const char *kind, int64_t offset, int limit, rp_report_row_fn fn,
+                               void *ctx)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_LIST);
+    rp_report_row_t row;
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    if (device_id != NULL)
+        BIND_TEXT(st, 2, device_id);
+    if (kind != NULL)
+        BIND_TEXT(st, 3, kind);
+    sqlite3_bind_int64(st, 4, offset);
+    sqlite3_bind_int(st, 5, limit);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        row_common(st, &row);
+        sq_text_col(st, 4, row.kind, sizeof(row.kind));
+        sq_text_col(st, 5, row.component, sizeof(row.component));
+        sq_text_col(st, 6, row.version, sizeof(row.version));
+        sq_text_col(st, 7, row.code, sizeof(row.code));
+        sq_text_col(st, 8, row.reason, sizeof(row.reason));
+        sq_text_col(st, 9, row.bucket, sizeof(row.bucket));
+        row.json = (const char *)sqlite3_column_text(st, 10);
+        fn(ctx, &row);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "reports");
+}
+
+/* Each bucket row of st to fn. OUT: *any. */
+static rp_err_t buckets_each(rp_store_t *s, sqlite3_stmt *st, rp_bucket_fn fn, void *ctx, bool *any)
+{
+    rp_bucket_t b;
+    int rc;
+
+    *any = false;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        memset(&b, 0, sizeof(b));
+        sq_text_col(st, 0, b.id, sizeof(b.id));
+        sq_text_col(st, 1, b.component, sizeof(b.component));
+        b.signal = sqlite3_column_int(st, 2);
+        b.count = sqlite3_column_int64(st, 3);
+        b.first_seen = sqlite3_column_int64(st, 4);
+        b.last_seen = sqlite3_column_int64(st, 5);
+        b.signature = (const char *)sqlite3_column_text(st, 6);
+        *any = true;
+        fn(ctx, &b);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "crash buckets");
+}
+
+rp_err_t rp_store_buckets_list(rp_store_t *s, const char *tenant_id, int64_t offset, int limit,
+                               rp_bucket_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_BUCKETS);
+    bool any;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    sqlite3_bind_int(st, 2, limit);
+    sqlite3_bind_int64(st, 3, offset);
+    return buckets_each(s, st, fn, ctx, &any);
+}
+
+rp_err_t rp_store_bucket_get(rp_store_t *s, const char *tenant_id, const char *id, rp_bucket_fn fn,
+                             void *ctx)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_BUCKET_GET);
+    bool any;
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    BIND_TEXT(st, 2, id);
+    err = buckets_each(s, st, fn, ctx, &any);
+    return err == RP_OK && !any ? RP_ERR_NOT_FOUND : err;
+}
+
+rp_err_t rp_store_bucket_counts(rp_store_t *s, const char *tenant_id, const char *id,
+                                rp_bucket_count_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_COUNTS);
+    char dim[16], value[64];
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    BIND_TEXT(st, 2, id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        sq_text_col(st, 0, dim, sizeof(dim));
+        sq_text_col(st, 1, value, sizeof(value));
+        fn(ctx, dim, value, sqlite3_column_int64(st, 2));
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "bucket counts");
+}
+
+rp_err_t rp_store_bucket_samples(rp_store_t *s, const char *tenant_id, const char *id,
+                                 rp_report_row_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_SAMPLES);
+    rp_report_row_t row;
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    BIND_TEXT(st, 2, id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        row_common(st, &row);
+        sq_text_col(st, 4, row.version, sizeof(row.version));
+        snprintf(row.kind, sizeof(row.kind), "crash");
+        snprintf(row.bucket, sizeof(row.bucket), "%s", id);
+        row.json = (const char *)sqlite3_column_text(st, 5);
+        fn(ctx, &row);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "bucket samples");
+}
+
+rp_err_t rp_store_symbols_put(rp_store_t *s, const char *tenant_id, const char *build_id,
+                              int64_t size, int64_t now)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_SYMBOLS_PUT);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    BIND_TEXT(st, 2, build_id);
+    sqlite3_bind_int64(st, 3, size);
+    sqlite3_bind_int64(st, 4, now);
+    return sq_step_done(s, st, NULL);
+}
+
+rp_err_t rp_store_symbols_get(rp_store_t *s, const char *tenant_id, const char *build_id,
+                              int64_t *uploaded)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_SYMBOLS_GET);
+    bool found;
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    BIND_TEXT(st, 2, build_id);
+    err = one_int(s, st, uploaded, &found);
+    return err == RP_OK && !found ? RP_ERR_NOT_FOUND : err;
+}

@@ -1,0 +1,139 @@
+/*
+ * Debug files read with elfutils (reports.h, "symbols.c"): the build ID of an uploaded file
+ * (libelf, libdwelf) and what it says of an offset, its function and source line (libdwfl
+ * offline). Never a DWARF reader of our own.
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <elfutils/libdw.h>
+#include <elfutils/libdwelf.h>
+#include <elfutils/libdwfl.h>
+#include <gelf.h>
+#include <libelf.h>
+
+#include "rampart/hex.h"
+#include "reports.h"
+
+static pthread_once_t elf_once = PTHREAD_ONCE_INIT;
+static bool elf_ok;
+
+static void elf_init(void)
+{
+    elf_ok = elf_version(EV_CURRENT) != EV_NONE;
+}
+
+/* Whether the file has a symbol table or DWARF line data: something to name functions by. */
+static bool has_symbols(Elf *elf)
+{
+    size_t shstrndx;
+    Elf_Scn *scn = NULL;
+
+    if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+        return false;
+    while ((scn = elf_nextscn(elf, scn)) != NULL) {
+        GElf_Shdr sh;
+        const char *name;
+        if (gelf_getshdr(scn, &sh) == NULL)
+            return false;
+        if (sh.sh_type == SHT_NOBITS)
+            continue;
+        if (sh.sh_type == SHT_SYMTAB)
+            return true;
+        name = elf_strptr(elf, shstrndx, sh.sh_name);
+        if (name != NULL && (strcmp(name, ".debug_line") == 0 || strcmp(name, ".debug_info") == 0))
+            return true;
+    }
+    return false;
+}
+
+rp_err_t rp_symbols_build_id(const uint8_t *data, size_t len,
+                             char out[2 * RP_REPORT_BUILD_ID_MAX + 1])
+{
+    const void *id = NULL;
+    char *copy;
+    Elf *elf;
+    ssize_t n;
+    rp_err_t err = RP_ERR_INVALID_ARG;
+
+    out[0] = '\0';
+    pthread_once(&elf_once, elf_init);
+    if (!elf_ok || len == 0 || len > RP_SYMBOLS_MAX)
+        return RP_ERR_INVALID_ARG;
+    copy = malloc(len); /* libelf takes a writable image */
+    if (copy == NULL)
+        return RP_ERR_NO_MEMORY;
+    memcpy(copy, data, len);
+    elf = elf_memory(copy, len);
+    if (elf != NULL && elf_kind(elf) == ELF_K_ELF) {
+        n = dwelf_elf_gnu_build_id(elf, &id);
+        if (n > 0 && n <= RP_REPORT_BUILD_ID_MAX && has_symbols(elf) &&
+            rp_hex_encode(id, (size_t)n, out, 2 * RP_REPORT_BUILD_ID_MAX + 1) == RP_OK)
+            err = RP_OK;
+    }
+    if (elf != NULL)
+        elf_end(elf);
+    free(copy);
+    if (err != RP_OK)
+        out[0] = '\0';
+    return err;
+}
+
+/* The debug file is the whole module: never look for another. */
+static int no_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
+                        const char *file_name, const char *debuglink_file, GElf_Word debuglink_crc,
+                        char **debuginfo_file_name)
+{
+    (void)mod, (void)userdata, (void)modname, (void)base, (void)file_name;
+    (void)debuglink_file, (void)debuglink_crc, (void)debuginfo_file_name;
+    return -1;
+}
+
+static const Dwfl_Callbacks offline_callbacks = {
+    .find_elf = dwfl_build_id_find_elf,
+    .find_debuginfo = no_debuginfo,
+    .section_address = dwfl_offline_section_address,
+};
+
+rp_err_t rp_symbols_resolve(const char *path, const uint64_t *offsets, size_t n, rp_symbol_t *out)
+{
+    Dwfl *dwfl;
+    Dwfl_Module *mod;
+    GElf_Addr bias = 0;
+
+    memset(out, 0, n * sizeof(*out));
+    dwfl = dwfl_begin(&offline_callbacks);
+    if (dwfl == NULL)
+        return RP_ERR_NO_MEMORY;
+    dwfl_report_begin(dwfl);
+    mod = dwfl_report_offline(dwfl, "debug", path, -1);
+    if (mod == NULL || dwfl_report_end(dwfl, NULL, NULL) != 0 ||
+        dwfl_module_getelf(mod, &bias) == NULL) {
+        dwfl_end(dwfl);
+        return RP_ERR_IO;
+    }
+    for (size_t i = 0; i < n; i++) {
+        GElf_Addr addr = offsets[i] + bias;
+        GElf_Off off;
+        GElf_Sym sym;
+        const char *fn = dwfl_module_addrinfo(mod, addr, &off, &sym, NULL, NULL, NULL);
+        Dwfl_Line *line = dwfl_module_getsrc(mod, addr);
+        const char *src = NULL;
+        int lineno = 0;
+
+        if (fn != NULL)
+            snprintf(out[i].function, sizeof(out[i].function), "%s", fn);
+        if (line != NULL)
+            src = dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL);
+        if (src != NULL && lineno > 0) {
+            snprintf(out[i].file, sizeof(out[i].file), "%s", src);
+            out[i].line = lineno;
+        }
+    }
+    dwfl_end(dwfl);
+    return RP_OK;
+}

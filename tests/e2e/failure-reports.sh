@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# End to end, the service's side of failure reports (server/reports.c): devices post batches over
+# mutual TLS with their certificates; the same crash on two devices is one bucket of count 2;
+# after `rampart symbols upload` of the crashing binary's debug file, `rampart failure show` names
+# the function and its source line (as eu-addr2line does); another top frame is another bucket;
+# malformed, oversized, replayed, flooding and other-tenant reports are refused, deduplicated or
+# kept apart, and counted on /metrics. (The device's side: H1's crash capture, H2's queue.)
+. "$(dirname "$0")/lib.sh"
+: "${AGENT:?set AGENT to the rampart-agent binary}"
+d=$E2E_DIR
+
+start_server "$d/srv"
+export RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN
+expect 0 "$RAMPART" tenant create acme; acme=$(cat "$d/out")
+expect 0 "$RAMPART" tenant create globex; globex=$(cat "$d/out")
+for t in "$acme" "$globex"; do
+  expect 0 "$RAMPART" tenant policy --tenant "$t" --allow-debug yes --require-components no
+done
+expect 0 "$RAMPART" token create --tenant "$globex" --role admin; cp "$d/out" "$d/globex.token"
+# device NAME TENANT: a provisioned, claimed, attested device with its certificate in $d/NAME.
+device() {
+  expect 0 "$AGENT" provision --state-dir "$d/$1" --rot soft; tail -n1 "$d/out" >"$d/$1.id"
+  expect 0 "$RAMPART" device claim --tenant "$2" "$(cat "$d/$1.id")"
+  expect 0 "$AGENT" attest --state-dir "$d/$1" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+}
+device one "$acme"; device two "$acme"; device flood "$acme"; device other "$globex"
+one=$(cat "$d/one.id"); two=$(cat "$d/two.id")
+# Device two is in a group, device one in none: the buckets count per group.
+expect 0 "$RAMPART" product create --tenant "$acme" Thermostat
+expect 0 "$RAMPART" device assign --tenant "$acme" --product Thermostat --group "Field Test" "$two"
+expect 0 "$RAMPART" device-group list --tenant "$acme" --product Thermostat --output json
+field=$(jq -r '(if type == "array" then . else .groups end)[] | select(.name == "Field Test") | .id' "$d/out")
+[ -n "$field" ] || fail "no Field Test group: $(cat "$d/out")"
+
+# post DEVICE FILE: a batch; the status in $status, the answer in body, headers in $d/headers.
+post() {
+  status=$(curl -s -o "$d/body" -D "$d/headers" -w '%{http_code}' --cacert "$SERVER_CA" \
+    --cert "$d/$1/agent/device.crt" --key "$d/$1/identity.pem" \
+    -H 'Content-Type: application/json' --data-binary "@$2" "$SERVER_URL/api/v1/device/reports")
+}
+
+# --- a real binary, built with -g: its build ID and two functions' offsets -------------------
+cat >"$d/app.c" <<'EOF'
+#include <stdio.h>
+volatile int *target;
+__attribute__((noinline)) int crash_here(int x)
+{
+    return *target + x; /* the fault */
+}
+__attribute__((noinline)) int other_place(int x)
+{
+    return *target - x;
+}
+int main(int argc, char **argv)
+{
+    (void)argv;
+    printf("%d\n", argc > 5 ? other_place(argc) : crash_here(argc));
+    return 0;
+}
+EOF
+gcc -g -O1 -Wl,--build-id -o "$d/app" "$d/app.c" || fail "cannot build the test app"
+objcopy --only-keep-debug "$d/app" "$d/app.debug"
+build_id=$(readelf -n "$d/app" | sed -n 's/.*Build ID: \([0-9a-f]*\).*/\1/p')
+[ ${#build_id} -eq 40 ] || fail "no build ID in the test app"
+# offset_of FUNCTION: the first instruction's offset past the function's start that a source
+# line holds (what a fault there would report), as 0x hex.
+offset_of() {
+  local start
+  start=$(nm "$d/app" | awk -v f="$1" '$3 == f { print $1 }')
+  [ -n "$start" ] || fail "no $1 in the test app"
+  printf '0x%x' $((16#$start))
+}
+crash_off=$(offset_of crash_here); other_off=$(offset_of other_place); main_off=$(offset_of main)
+# What elfutils says of them, independently of the service.
+# FILE:LINE[:COLUMN] (the test directory has no colon)
+want_line=$(eu-addr2line -e "$d/app" "$crash_off" | sed -E 's/^([^:]*):([0-9]+).*/\2/')
+want_file=$(eu-addr2line -e "$d/app" "$crash_off" | sed -E 's/^([^:]*):([0-9]+).*/\1/')
+eu-addr2line -f -e "$d/app" "$crash_off" | head -n1 | grep -qx crash_here || fail "eu-addr2line does not name crash_here"
+[ -n "$want_line" ] && [ "$want_line" -gt 0 ] || fail "eu-addr2line gave no line"
+
+# crash SEQ TOP_OFFSET [VERSION]: a crash report as the device sends it.
+crash() {
+  printf '{"seq": %s, "at": 1764300000, "kind": "crash", "component": "sensor", "version": "%s",
+   "reason": "killed by SIGSEGV", "code": "",
+   "crash": {"signal": 11, "signal_name": "SIGSEGV", "code": 1, "address": "0x0", "uptime_ms": 1500,
+    "frames": [{"build_id": "%s", "module": "app", "offset": "%s"},
+               {"build_id": "%s", "module": "app", "offset": "0x%x"}],
+    "stderr": "about to crash\\n"}}' "$1" "${3:-1.0.0+0}" "$build_id" "$2" "$build_id" $((main_off + 8))
+}
+event() { printf '{"seq": %s, "at": 1764300000, "kind": "%s", "component": "", "version": "", "reason": "%s", "code": "%s"}' "$@"; }
+batch() { local IFS=,; printf '{"reports": [%s], "dropped": 0}\n' "$*"; }
+
+# --- the same crash on two devices: one bucket, count 2 --------------------------------------
+batch "$(crash 1 "$crash_off")" "$(event 2 image_refused "signed by an unknown key" unknown_key)" >"$d/b1.json"
+post one "$d/b1.json"; is_status 200; body_has '.stored == 2 and .duplicates == 0 and .refused == []'
+batch "$(crash 7 "$crash_off" 1.1.0+0)" >"$d/b2.json"
+post two "$d/b2.json"; is_status 200; body_has '.stored == 1'
+expect 0 "$RAMPART" failure list --tenant "$acme" --output json
+jq -e '.buckets | length == 1' "$d/out" >/dev/null || fail "not one bucket: $(cat "$d/out")"
+jq -e '.buckets[0] | .count == 2 and .component == "sensor" and .signal_name == "SIGSEGV"' "$d/out" >/dev/null || fail "bucket: $(cat "$d/out")"
+jq -e '.buckets[0].counts.version == {"1.0.0+0": 1, "1.1.0+0": 1}' "$d/out" >/dev/null || fail "versions: $(cat "$d/out")"
+jq -e --arg g "$field" '.buckets[0].counts.group == {"": 1, ($g): 1} and (.buckets[0].counts.day | add == 2)' "$d/out" >/dev/null || fail "groups, days: $(cat "$d/out")"
+bucket=$(jq -r '.buckets[0].id' "$d/out")
+expect 0 "$RAMPART" failure list --tenant "$acme"
+out_has "$bucket       2  sensor       SIGSEGV"
+out_has "1.0.0+0 (1), 1.1.0+0 (1)"
+# Before the symbols: frames by build ID and offset, no names.
+expect 0 "$RAMPART" failure show --tenant "$acme" "$bucket" --output json
+jq -e '.symbolicated == false and (.frames[0] | has("function") | not) and (.samples | length == 2)' "$d/out" >/dev/null || fail "show before symbols: $(cat "$d/out")"
+
+# --- the debug file names the function and its line ------------------------------------------
+expect 0 "$RAMPART" symbols upload --tenant "$acme" "$d/app.debug"; out_has "$build_id"
+expect 1 "$RAMPART" symbols upload --tenant "$acme" "$d/app.c"; err_has "not a debug file"
+expect 0 "$RAMPART" failure show --tenant "$acme" "$bucket" --output json
+jq -e --arg l "$want_line" '.symbolicated == true and .frames[0].function == "crash_here" and .frames[0].line == ($l | tonumber)' "$d/out" >/dev/null || fail "show after symbols: $(cat "$d/out")"
+jq -e '.frames[1].function == "main" and .stack[0].function == "crash_here"' "$d/out" >/dev/null || fail "outer frame: $(cat "$d/out")"
+expect 0 "$RAMPART" failure show --tenant "$acme" "$bucket"
+out_has "crash_here ($want_file:$want_line)"
+out_has "versions:      1.0.0+0: 1 1.1.0+0: 1"
+expect 0 "$RAMPART" failure list --tenant "$acme"
+out_has "app+$crash_off  crash_here ($want_file:$want_line)"
+# Another tenant's symbols do not name acme's frames, nor do its operators see acme's buckets.
+http GET "/api/v1/tenants/$acme/failures/$bucket" "$d/globex.token"; is_status 404
+http GET "/api/v1/tenants/$globex/failures/$bucket" "$d/globex.token"; is_status 404
+
+# --- another top frame: another bucket ----------------------------------------------------------
+batch "$(crash 8 "$other_off")" >"$d/b3.json"
+post two "$d/b3.json"; is_status 200; body_has '.stored == 1'
+expect 0 "$RAMPART" failure list --tenant "$acme" --output json
+jq -e '.buckets | length == 2' "$d/out" >/dev/null || fail "not two buckets: $(cat "$d/out")"
+jq -e --arg b "$bucket" '[.buckets[] | select(.id == $b) | .count] == [2]' "$d/out" >/dev/null || fail "first bucket changed: $(cat "$d/out")"
+other=$(jq -r --arg b "$bucket" '.buckets[] | select(.id != $b) | .id' "$d/out")
+expect 0 "$RAMPART" failure show --tenant "$acme" "$other" --output json
+jq -e '.frames[0].function == "other_place" and .count == 1' "$d/out" >/dev/null || fail "second bucket: $(cat "$d/out")"
+expect 0 "$RAMPART" failure list --tenant "$acme" --limit 1 --output json
+jq -e '(.buckets | length == 1) and .next_offset == 1' "$d/out" >/dev/null || fail "page: $(cat "$d/out")"
+
+# --- replayed: acknowledged, not stored twice, counted ----------------------------------------
+post one "$d/b1.json"; is_status 200; body_has '.stored == 0 and .duplicates == 2'
+expect 0 "$RAMPART" failure list --tenant "$acme" --output json
+jq -e --arg b "$bucket" '[.buckets[] | select(.id == $b) | .count] == [2]' "$d/out" >/dev/null || fail "a replay counted: $(cat "$d/out")"
+
+# --- the events: every stored report, by device and kind -----------------------------------------
+expect 0 "$RAMPART" event list --tenant "$acme" --output json
+jq -e '.reports | length == 4' "$d/out" >/dev/null || fail "event list: $(cat "$d/out")"
+expect 0 "$RAMPART" event list --tenant "$acme" --device "$one" --kind image_refused --output json
+jq -e '.reports | length == 1 and .[0].code == "unknown_key" and .[0].report.reason == "signed by an unknown key"' "$d/out" >/dev/null || fail "event list --kind: $(cat "$d/out")"
+expect 0 "$RAMPART" event list --tenant "$acme" --device "$two"
+out_has "crash"; out_has "bucket $bucket"
+expect 1 "$RAMPART" event list --tenant "$acme" --kind nonsense
+
+# --- other tenants: a report is about the calling device, in its tenant only ----------------------
+batch "$(crash 1 "$crash_off")" >"$d/g1.json"
+post other "$d/g1.json"; is_status 200; body_has '.stored == 1'
+expect 0 "$RAMPART" failure list --tenant "$acme" --output json
+jq -e --arg b "$bucket" '[.buckets[] | select(.id == $b) | .count] == [2]' "$d/out" >/dev/null || fail "globex's crash counted in acme: $(cat "$d/out")"
+RAMPART_TOKEN_FILE=$d/globex.token expect 0 "$RAMPART" failure list --tenant "$globex" --output json
+jq -e --arg b "$bucket" '.buckets | length == 1 and .[0].id == $b and .[0].count == 1' "$d/out" >/dev/null || fail "globex: $(cat "$d/out")"
+# Globex has no debug file: its bucket stays unnamed.
+RAMPART_TOKEN_FILE=$d/globex.token expect 0 "$RAMPART" failure show --tenant "$globex" "$bucket" --output json
+jq -e '.symbolicated == false' "$d/out" >/dev/null || fail "acme's symbols named globex's frames"
+# A report cannot say whose it is: a tenant or device key is refused.
+printf '{"reports": [%s], "tenant": "%s"}\n' "$(event 40 clock_jump x "")" "$acme" >"$d/bad.json"
+post other "$d/bad.json"; is_status 400
+printf '{"reports": [{"seq": 41, "at": 1, "kind": "clock_jump", "component": "", "version": "", "reason": "", "code": "", "device": "%s"}]}\n' "$one" >"$d/bad.json"
+post other "$d/bad.json"; is_status 200; body_has '.stored == 0 and .refused[0].seq == 41'
+expect 0 "$RAMPART" event list --tenant "$acme" --output json
+jq -e '.reports | length == 4' "$d/out" >/dev/null || fail "globex's device wrote into acme: $(cat "$d/out")"
+# Without a certificate, nothing.
+status=$(curl -s -o "$d/body" -w '%{http_code}' --cacert "$SERVER_CA" --data-binary "@$d/b1.json" "$SERVER_URL/api/v1/device/reports")
+[ "$status" = 401 ] || [ "$status" = 403 ] || fail "a batch without a certificate: HTTP $status"
+
+# --- malformed and oversized: refused with the reason -------------------------------------------
+bad() { # STATUS REASON-FRAGMENT JSON
+  printf '%s\n' "$3" >"$d/bad.json"; post one "$d/bad.json"; is_status "$1"
+  jq -e --arg m "$2" '.message | contains($m)' "$d/body" >/dev/null || fail "$3: $(head -c 300 "$d/body")"
+}
+bad 400 "not a JSON object" '[1, 2]'
+bad 400 "not a JSON object" '{"reports": ['
+bad 400 "and nothing else" '{"reports": [], "extra": 1}'
+bad 400 "and nothing else" '{"reports": {}}'
+bad 400 '"dropped" is not a count' '{"reports": [], "dropped": -1}'
+many=(); for i in $(seq 100 164); do many+=("$(event "$i" clock_jump x "")"); done
+bad 413 "at most 64 reports" "$(batch "${many[@]}")"
+{ printf '{"reports": [], "pad": "'; head -c 270000 /dev/zero | tr '\0' x; printf '"}'; } >"$d/big.json"
+post one "$d/big.json"; is_status 413
+# A bad report in a good batch: refused by itself, with its number and reason; the rest stored.
+batch "$(event 50 clock_jump "jumped" "")" "$(event 51 no_such_kind x "")" \
+  "$(crash 52 "$crash_off" | jq -c '.crash.signal = 99')" \
+  "$(event 53 clock_jump "$(printf '%0256d' 0)" "")" \
+  "$(crash 54 "$crash_off" | jq -c '.crash.frames[0].offset = "12"')" \
+  "$(event 55 exit x "" | jq -c '.crash = {}')" >"$d/b4.json"
+post one "$d/b4.json"; is_status 200
+body_has '.stored == 1 and ([.refused[].seq] == [51, 52, 53, 54, 55])'
+body_has '.refused[0].reason | contains("kind")'
+body_has '.refused[1].reason | contains("signal")'
+
+# --- flooding: one device's batches are limited; the others go on ---------------------------------
+batch >"$d/empty.json"
+# 60 batches on one connection, faster than 1 a second: the burst of 30 passes, then 429s.
+urls=(); for i in $(seq 1 60); do urls+=(-o /dev/null "$SERVER_URL/api/v1/device/reports"); done
+curl -s -D "$d/headers" -w '%{http_code}\n' --cacert "$SERVER_CA" \
+  --cert "$d/flood/agent/device.crt" --key "$d/flood/identity.pem" \
+  -H 'Content-Type: application/json' --data-binary "@$d/empty.json" "${urls[@]}" >"$d/codes"
+ok=$(grep -c "^200$" "$d/codes" || true); limited=$(grep -c "^429$" "$d/codes" || true)
+[ "$ok" -ge 30 ] && [ "$limited" -ge 1 ] && [ $((ok + limited)) -eq 60 ] || fail "flood: $ok passed, $limited limited: $(sort "$d/codes" | uniq -c)"
+grep -qi '^retry-after: [0-9]' "$d/headers" || fail "429 without Retry-After"
+post two "$d/empty.json"; is_status 200
+
+# --- the metrics count all of it ------------------------------------------------------------------
+curl -s --cacert "$SERVER_CA" "$SERVER_URL/metrics" >"$d/metrics"
+metric() { awk -v m="$1" '$1 == m { print $2 }' "$d/metrics"; }
+[ "$(metric 'rampart_report_batches_total{result="malformed"}')" -ge 5 ] || fail "malformed not counted: $(grep report "$d/metrics")"
+[ "$(metric 'rampart_report_batches_total{result="too_large"}')" -ge 2 ] || fail "oversized not counted"
+[ "$(metric 'rampart_report_batches_total{result="rate_limited"}')" -ge 1 ] || fail "limited not counted"
+[ "$(metric 'rampart_reports_total{result="duplicate"}')" -ge 2 ] || fail "replays not counted"
+[ "$(metric 'rampart_reports_total{result="refused"}')" -ge 6 ] || fail "refused not counted"
+[ "$(metric 'rampart_reports_total{result="stored"}')" -eq 6 ] || fail "stored: $(grep report "$d/metrics")"
+done_ok

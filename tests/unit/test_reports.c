@@ -1,0 +1,477 @@
+/*
+ * Failure reports (server/reports.c, server/store_reports.c): the batch decoder's every bound,
+ * the crash bucket ID (the same crash on two devices is one bucket; another top frame, another),
+ * and the store's once-each and newest-1000 rules against a real SQLite database.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "rampart/log.h"
+#include "reports.h"
+#include "store.h"
+
+#define BUILD_ID "0123456789abcdef0123456789abcdef01234567"
+
+/* A crash report as JSON (a new reference): seq, the top frame's offset. */
+static json_t *crash(int64_t seq, const char *top)
+{
+    return json_pack("{s:I, s:i, s:s, s:s, s:s, s:s, s:s, s:{s:i, s:s, s:i, s:s, s:i, s:[{s:s, "
+                     "s:s, s:s}, {s:s, s:s, s:s}, {s:s, s:s, s:s}, {s:s, s:s, s:s}], s:s}}",
+                     "seq", (json_int_t)seq, "at", 1764300000, "kind", "crash", "component",
+                     "sensor", "version", "1.0.0+0", "reason", "killed", "code", "", "crash",
+                     "signal", 11, "signal_name", "SIGSEGV", "code", 1, "address", "0x0",
+                     "uptime_ms", 10, "frames", "build_id", BUILD_ID, "module", "app", "offset",
+                     top, "build_id", BUILD_ID, "module", "app", "offset", "0x2000", "build_id", "",
+                     "module", "libc.so.6", "offset", "0x3000", "build_id", BUILD_ID, "module",
+                     "app", "offset", "0x4000", "stderr", "");
+}
+
+static json_t *event(int64_t seq, const char *kind)
+{
+    return json_pack("{s:I, s:i, s:s, s:s, s:s, s:s, s:s}", "seq", (json_int_t)seq, "at", 1, "kind",
+                     kind, "component", "", "version", "", "reason", "r", "code", "");
+}
+
+/* Decode {"reports": [r]} (takes r). OUT: *b; the decoder's answer. */
+static rp_err_t decode_one(json_t *r, rp_report_batch_t *b)
+{
+    json_t *doc = json_pack("{s:[o], s:i}", "reports", r, "dropped", 0);
+    char *text = json_dumps(doc, JSON_COMPACT);
+    const char *why;
+    rp_err_t err = rp_report_batch_decode((const uint8_t *)text, strlen(text), b, &why);
+
+    free(text);
+    json_decref(doc);
+    return err;
+}
+
+/* Whether r, alone in a batch, is refused (the batch itself stands). */
+static bool refused(json_t *r)
+{
+    rp_report_batch_t b;
+    bool out;
+
+    assert_int_equal(decode_one(r, &b), RP_OK);
+    assert_int_equal(b.n, 1);
+    out = b.reports[0].refused != NULL;
+    rp_report_batch_free(&b);
+    return out;
+}
+
+static rp_err_t decode_text(const char *text)
+{
+    rp_report_batch_t b;
+    const char *why;
+    rp_err_t err = rp_report_batch_decode((const uint8_t *)text, strlen(text), &b, &why);
+
+    if (err == RP_OK)
+        rp_report_batch_free(&b);
+    else
+        assert_non_null(why);
+    return err;
+}
+
+static void decode_good(void **state)
+{
+    rp_report_batch_t b;
+
+    (void)state;
+    assert_int_equal(decode_one(crash(7, "0x1139"), &b), RP_OK);
+    assert_null(b.reports[0].refused);
+    assert_int_equal(b.reports[0].seq, 7);
+    assert_string_equal(b.reports[0].kind, "crash");
+    assert_true(b.reports[0].has_crash);
+    assert_int_equal(b.reports[0].crash.nframes, 4);
+    assert_int_equal(b.reports[0].crash.frames[0].offset, 0x1139);
+    assert_string_equal(b.reports[0].crash.frames[2].module, "libc.so.6");
+    assert_int_equal(strlen(b.reports[0].bucket), RP_BUCKET_ID_LEN);
+    assert_non_null(b.reports[0].json);
+    rp_report_batch_free(&b);
+}
+
+static void decode_envelope(void **state)
+{
+    char *big;
+
+    (void)state;
+    assert_int_equal(decode_text("{\"reports\": []}"), RP_OK);
+    assert_int_equal(decode_text("{\"reports\": [], \"dropped\": 3}"), RP_OK);
+    assert_int_equal(decode_text("[]"), RP_ERR_MALFORMED);
+    assert_int_equal(decode_text("{\"reports\": ["), RP_ERR_MALFORMED);
+    assert_int_equal(decode_text("{}"), RP_ERR_MALFORMED);
+    assert_int_equal(decode_text("{\"reports\": {}}"), RP_ERR_MALFORMED);
+    assert_int_equal(decode_text("{\"reports\": [], \"x\": 1}"), RP_ERR_MALFORMED);
+    assert_int_equal(decode_text("{\"reports\": [], \"tenant\": \"t_1\"}"), RP_ERR_MALFORMED);
+    assert_int_equal(decode_text("{\"reports\": [], \"dropped\": -1}"), RP_ERR_MALFORMED);
+    assert_int_equal(decode_text("{\"reports\": [], \"reports\": []}"), RP_ERR_MALFORMED);
+    /* 64 reports, and one more */
+    for (int n = 64; n <= 65; n++) {
+        json_t *a = json_array(), *doc;
+        char *text;
+        for (int i = 0; i < n; i++)
+            json_array_append_new(a, event(i, "clock_jump"));
+        doc = json_pack("{s:o}", "reports", a);
+        text = json_dumps(doc, JSON_COMPACT);
+        assert_int_equal(decode_text(text), n == 64 ? RP_OK : RP_ERR_TOO_LARGE);
+        free(text);
+        json_decref(doc);
+    }
+    /* the bytes: 256 KiB at most, checked before parsing */
+    big = malloc(RP_REPORTS_BATCH_BYTES + 2);
+    memset(big, ' ', RP_REPORTS_BATCH_BYTES + 1);
+    memcpy(big, "{\"reports\": []}", 15);
+    big[RP_REPORTS_BATCH_BYTES] = '\0';
+    assert_int_equal(decode_text(big), RP_OK);
+    big[RP_REPORTS_BATCH_BYTES] = ' ';
+    big[RP_REPORTS_BATCH_BYTES + 1] = '\0';
+    assert_int_equal(decode_text(big), RP_ERR_TOO_LARGE);
+    free(big);
+}
+
+/* A crash report with one change made by a JSON path of objects. */
+static json_t *crash_with(const char *key, json_t *v)
+{
+    json_t *r = crash(1, "0x10");
+
+    json_object_set_new(json_object_get(r, "crash"), key, v);
+    return r;
+}
+
+static json_t *frames_named(size_t n, const char *build_id, const char *module)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "build_id", build_id, "module",
+                                           module, "offset", "0xffffffffffffffff"));
+    return a;
+}
+
+static json_t *frames_of(size_t n, const char *build_id)
+{
+    return frames_named(n, build_id, "app");
+}
+
+static void decode_report_bounds(void **state)
+{
+    char s[RP_REPORT_STDERR_MAX + 2], id[2 * RP_REPORT_BUILD_ID_MAX + 3];
+    json_t *r;
+
+    (void)state;
+    /* seq and at */
+    r = event(0, "exit");
+    assert_false(refused(r));
+    assert_false(refused(event(RP_REPORT_SEQ_LIMIT - 1, "exit")));
+    assert_true(refused(event(RP_REPORT_SEQ_LIMIT, "exit")));
+    assert_true(refused(event(-1, "exit")));
+    r = event(1, "exit");
+    json_object_set_new(r, "at", json_string("now"));
+    assert_true(refused(r));
+    /* kinds: the contract's, no other */
+    assert_false(refused(event(1, "attestation_failed")));
+    assert_true(refused(event(1, "no_such_kind")));
+    assert_true(refused(event(1, "Crash")));
+    /* a crash without its object, an object on another kind */
+    assert_true(refused(event(1, "crash")));
+    {
+        json_t *c = crash(1, "0x1");
+        r = event(1, "exit");
+        json_object_set(r, "crash", json_object_get(c, "crash"));
+        json_decref(c);
+        assert_true(refused(r));
+    }
+    /* unknown keys: a device or tenant of its own above all */
+    r = event(1, "exit");
+    json_object_set_new(r, "device", json_string("d"));
+    assert_true(refused(r));
+    r = event(1, "exit");
+    json_object_del(r, "code");
+    assert_true(refused(r));
+    r = crash(1, "0x1");
+    json_object_set_new(json_object_get(r, "crash"), "tenant", json_string("t"));
+    assert_true(refused(r));
+    /* strings */
+    r = event(1, "exit");
+    json_object_set_new(r, "component", json_string("../x"));
+    assert_true(refused(r));
+    r = event(1, "exit");
+    memset(s, 'a', 256);
+    s[256] = '\0';
+    json_object_set_new(r, "reason", json_string(s));
+    assert_true(refused(r));
+    s[255] = '\0';
+    r = event(1, "exit");
+    json_object_set_new(r, "reason", json_string(s));
+    assert_false(refused(r));
+    r = event(1, "exit");
+    json_object_set_new(r, "version",
+                        json_string("123456789012345678901234567890123456789012345678"));
+    assert_true(refused(r));
+    r = event(1, "exit");
+    json_object_set_new(r, "code", json_string("Bad"));
+    assert_true(refused(r));
+    /* a NUL in a string: that report refused, not the batch */
+    r = event(1, "exit");
+    json_object_set_new(r, "reason", json_stringn("a\0b", 3));
+    assert_true(refused(r));
+    r = event(1, "exit");
+    json_object_set_new(r, "version", json_stringn("1\0", 2));
+    assert_true(refused(r));
+    /* the crash's fields */
+    assert_true(refused(crash_with("signal", json_integer(0))));
+    assert_true(refused(crash_with("signal", json_integer(65))));
+    assert_false(refused(crash_with("signal", json_integer(64))));
+    assert_true(refused(crash_with("address", json_string("0x"))));
+    assert_true(refused(crash_with("address", json_string("0x12345678901234567"))));
+    assert_false(refused(crash_with("address", json_string("0xffffffffffffffff"))));
+    assert_true(refused(crash_with("address", json_string("12"))));
+    assert_true(refused(crash_with("uptime_ms", json_integer(-1))));
+    memset(s, 'e', RP_REPORT_STDERR_MAX + 1);
+    s[RP_REPORT_STDERR_MAX + 1] = '\0';
+    assert_true(refused(crash_with("stderr", json_string(s))));
+    s[RP_REPORT_STDERR_MAX] = '\0';
+    assert_false(refused(crash_with("stderr", json_string(s))));
+    /* frames: at most 64; a build ID of lowercase hex, at most 40 bytes */
+    assert_false(refused(crash_with("frames", frames_of(64, BUILD_ID))));
+    assert_true(refused(crash_with("frames", frames_of(65, BUILD_ID))));
+    assert_false(refused(crash_with("frames", frames_of(0, BUILD_ID))));
+    memset(id, 'a', sizeof(id));
+    id[2 * RP_REPORT_BUILD_ID_MAX] = '\0';
+    assert_false(refused(crash_with("frames", frames_of(1, id))));
+    id[2 * RP_REPORT_BUILD_ID_MAX] = 'a';
+    id[2 * RP_REPORT_BUILD_ID_MAX + 2] = '\0';
+    assert_true(refused(crash_with("frames", frames_of(1, id))));
+    assert_true(refused(crash_with("frames", frames_of(1, "abc"))));
+    assert_true(refused(crash_with("frames", frames_of(1, "ABCD"))));
+    r = crash(1, "0x1");
+    json_object_set_new(json_array_get(json_object_get(json_object_get(r, "crash"), "frames"), 0),
+                        "module", json_string("a/b"));
+    assert_true(refused(r));
+    /* every bound at once is more than a report may be: 16 KiB as JSON */
+    {
+        char mod[RP_REPORT_MODULE_MAX + 1], *text;
+        memset(mod, 'm', RP_REPORT_MODULE_MAX);
+        mod[RP_REPORT_MODULE_MAX] = '\0';
+        memset(id, 'b', sizeof(id));
+        id[2 * RP_REPORT_BUILD_ID_MAX] = '\0';
+        r = crash_with("frames", frames_named(64, id, mod));
+        json_object_set_new(json_object_get(r, "crash"), "stderr", json_string(s));
+        text = json_dumps(r, JSON_COMPACT);
+        assert_true(strlen(text) > RP_REPORT_BYTES);
+        free(text);
+        assert_true(refused(r));
+        r = crash_with("frames", frames_named(64, id, mod)); /* without the stderr: it fits */
+        assert_false(refused(r));
+    }
+}
+
+/* A bad report beside good ones: refused by itself, named by its seq. */
+static void decode_mixed(void **state)
+{
+    json_t *doc =
+        json_pack("{s:[o, o, o]}", "reports", event(1, "exit"), event(2, "bogus"), crash(3, "0x1"));
+    char *text = json_dumps(doc, JSON_COMPACT);
+    rp_report_batch_t b;
+    const char *why;
+
+    (void)state;
+    assert_int_equal(rp_report_batch_decode((const uint8_t *)text, strlen(text), &b, &why), RP_OK);
+    assert_int_equal(b.n, 3);
+    assert_null(b.reports[0].refused);
+    assert_non_null(b.reports[1].refused);
+    assert_int_equal(b.reports[1].seq, 2);
+    assert_null(b.reports[1].json);
+    assert_null(b.reports[2].refused);
+    rp_report_batch_free(&b);
+    free(text);
+    json_decref(doc);
+}
+
+static void bucket_of(json_t *r, char out[RP_BUCKET_ID_LEN + 1])
+{
+    rp_report_batch_t b;
+
+    assert_int_equal(decode_one(r, &b), RP_OK);
+    assert_null(b.reports[0].refused);
+    memcpy(out, b.reports[0].bucket, RP_BUCKET_ID_LEN + 1);
+    rp_report_batch_free(&b);
+}
+
+static void bucket_id(void **state)
+{
+    char a[RP_BUCKET_ID_LEN + 1], b[RP_BUCKET_ID_LEN + 1];
+    json_t *r;
+
+    (void)state;
+    /* the same crash from two devices (other numbers, times, versions, stderr): one bucket */
+    bucket_of(crash(1, "0x1139"), a);
+    r = crash(99, "0x1139");
+    json_object_set_new(r, "version", json_string("1.1.0+0"));
+    json_object_set_new(r, "at", json_integer(5));
+    json_object_set_new(json_object_get(r, "crash"), "stderr", json_string("other"));
+    json_object_set_new(json_object_get(r, "crash"), "address", json_string("0x8"));
+    bucket_of(r, b);
+    assert_string_equal(a, b);
+    /* below the top three frames: still the same bucket */
+    r = crash(2, "0x1139");
+    json_object_set_new(json_array_get(json_object_get(json_object_get(r, "crash"), "frames"), 3),
+                        "offset", json_string("0x9999"));
+    bucket_of(r, b);
+    assert_string_equal(a, b);
+    /* another top frame: another bucket */
+    bucket_of(crash(1, "0x1145"), b);
+    assert_string_not_equal(a, b);
+    /* another signal, component, build ID of a top frame, module of a frame without one */
+    r = crash(1, "0x1139");
+    json_object_set_new(json_object_get(r, "crash"), "signal", json_integer(6));
+    bucket_of(r, b);
+    assert_string_not_equal(a, b);
+    r = crash(1, "0x1139");
+    json_object_set_new(r, "component", json_string("relay"));
+    bucket_of(r, b);
+    assert_string_not_equal(a, b);
+    r = crash(1, "0x1139");
+    json_object_set_new(json_array_get(json_object_get(json_object_get(r, "crash"), "frames"), 1),
+                        "build_id", json_string("ff"));
+    bucket_of(r, b);
+    assert_string_not_equal(a, b);
+    r = crash(1, "0x1139");
+    json_object_set_new(json_array_get(json_object_get(json_object_get(r, "crash"), "frames"), 2),
+                        "module", json_string("libm.so.6"));
+    bucket_of(r, b);
+    assert_string_not_equal(a, b);
+}
+
+/* --- the store ------------------------------------------------------------------------------ */
+
+struct db {
+    char dir[64];
+    rp_store_t *s;
+    rp_tenant_t tenant, other;
+};
+
+static int db_setup(void **state)
+{
+    struct db *db = calloc(1, sizeof(*db));
+
+    rp_log_init("test_reports", RP_LOG_ERROR);
+    snprintf(db->dir, sizeof(db->dir), "/tmp/rampart-reports-XXXXXX");
+    if (mkdtemp(db->dir) == NULL || rp_store_open(db->dir, &db->s) != RP_OK ||
+        rp_store_tenant_create(db->s, "acme", &db->tenant) != RP_OK ||
+        rp_store_tenant_create(db->s, "globex", &db->other) != RP_OK)
+        return -1;
+    *state = db;
+    return 0;
+}
+
+static int db_teardown(void **state)
+{
+    struct db *db = *state;
+    char cmd[128];
+
+    rp_store_close(db->s);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", db->dir);
+    free(db);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void count_bucket(void *ctx, const rp_bucket_t *b)
+{
+    *(int64_t *)ctx += b->count;
+}
+
+static void count_row(void *ctx, const rp_report_row_t *row)
+{
+    (void)row;
+    (*(int64_t *)ctx)++;
+}
+
+static rp_report_put_t put(int64_t seq, const char *bucket)
+{
+    return (rp_report_put_t){seq,    1,  bucket ? "crash" : "exit", "sensor", "1.0.0+0", "", "r",
+                             bucket, 11, bucket ? "{}" : NULL,      "{}"};
+}
+
+static void store_once_and_bounded(void **state)
+{
+    struct db *db = *state;
+    const char *d1 = "1111111111111111111111111111111111111111111111111111111111111111";
+    const char *d2 = "2222222222222222222222222222222222222222222222222222222222222222";
+    const char *bk = "0123456789abcdef0123456789abcdef";
+    rp_report_put_t r[64];
+    bool stored[64];
+    size_t ns, nd;
+    int64_t pruned, total = 0, rows = 0;
+
+    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, d1, 1000), RP_OK);
+    assert_int_equal(rp_store_device_claim(db->s, db->other.id, d2, 1000), RP_OK);
+    /* the same crash from two devices of acme... */
+    r[0] = put(5, bk);
+    assert_int_equal(
+        rp_store_reports_put(db->s, db->tenant.id, d1, 100, r, 1, 0, stored, &ns, &nd, &pruned),
+        RP_OK);
+    assert_true(stored[0]);
+    /* ...sent again: a duplicate, not counted twice */
+    assert_int_equal(
+        rp_store_reports_put(db->s, db->tenant.id, d1, 101, r, 1, 0, stored, &ns, &nd, &pruned),
+        RP_OK);
+    assert_false(stored[0]);
+    assert_int_equal(ns, 0);
+    assert_int_equal(nd, 1);
+    assert_int_equal(rp_store_bucket_get(db->s, db->tenant.id, bk, count_bucket, &total), RP_OK);
+    assert_int_equal(total, 1);
+    /* another tenant's device with the same bucket ID: its own bucket */
+    assert_int_equal(
+        rp_store_reports_put(db->s, db->other.id, d2, 102, r, 1, 0, stored, &ns, &nd, &pruned),
+        RP_OK);
+    total = 0;
+    assert_int_equal(rp_store_bucket_get(db->s, db->tenant.id, bk, count_bucket, &total), RP_OK);
+    assert_int_equal(total, 1);
+    /* the newest RP_REPORTS_KEEP per device: the rest pruned and counted */
+    for (int64_t seq = 10, left = RP_REPORTS_KEEP + 100; left > 0;) {
+        size_t n = left > 64 ? 64 : (size_t)left;
+        for (size_t i = 0; i < n; i++)
+            r[i] = put(seq++, NULL);
+        assert_int_equal(
+            rp_store_reports_put(db->s, db->tenant.id, d1, 103, r, n, 0, stored, &ns, &nd, &pruned),
+            RP_OK);
+        assert_int_equal(ns, n);
+        left -= (int64_t)n;
+    }
+    assert_int_equal(
+        rp_store_reports_list(db->s, db->tenant.id, d1, NULL, 0, 5000, count_row, &rows), RP_OK);
+    assert_int_equal(rows, RP_REPORTS_KEEP);
+    /* a pruned report sent again is a duplicate, not taken again */
+    r[0] = put(10, NULL);
+    assert_int_equal(
+        rp_store_reports_put(db->s, db->tenant.id, d1, 104, r, 1, 0, stored, &ns, &nd, &pruned),
+        RP_OK);
+    assert_int_equal(nd, 1);
+    rows = 0;
+    assert_int_equal(
+        rp_store_reports_list(db->s, db->tenant.id, NULL, "exit", 0, 5000, count_row, &rows),
+        RP_OK);
+    assert_int_equal(rows, RP_REPORTS_KEEP);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(decode_good),
+        cmocka_unit_test(decode_envelope),
+        cmocka_unit_test(decode_report_bounds),
+        cmocka_unit_test(decode_mixed),
+        cmocka_unit_test(bucket_id),
+        cmocka_unit_test_setup_teardown(store_once_and_bounded, db_setup, db_teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
