@@ -84,6 +84,14 @@ expect 0 "$RAMPART" alert list --tenant "$acme"; out_has "kind:syscall"
 http GET /metrics -; is_status 200
 grep -q "^rampart_threat_alert_open{tenant=\"$acme\",kind=\"syscall\",alert=\"[0-9]*\"} 9$" "$d/body" || fail "/metrics: $(grep threat "$d/body")"
 grep -q "^rampart_threat_alerts_total{tenant=\"$acme\"} 1$" "$d/body" || fail "/metrics: total"
+# The storm goes on (a fourth device, and its report sent again): the same alert, extended, not
+# another; an event counts once however often it is sent (2, not 4: the device stays under the
+# policy's threshold of 3).
+events syscall 100 2 >"$d/more.json"
+post 4 "$d/more.json"; is_status 200; body_has '.new_events == 2'
+post 4 "$d/more.json"; is_status 200; body_has '.new_events == 0'
+alerts
+jq -e '.alerts | length == 1 and .[0].count == 11 and .[0].devices == 4 and .[0].signals == 5' "$d/out" >/dev/null || fail "alerts: $(cat "$d/out")"
 # At the receiver, signed: the alert, and the three quarantines (the first try was answered 500).
 hooked() { [ "$(jq -s "map(select(.type == \"$1\")) | length" "$d/hook.out" 2>/dev/null)" = "$2" ]; }
 wait_until 30 hooked alert 1 || fail "the webhook did not get the alert: $(cat "$d/hook.out" 2>/dev/null)"
@@ -121,7 +129,8 @@ jq -e '.status == "active" and .quarantine == null' "$d/out" >/dev/null || fail 
 expect 0 "$RAMPART" quarantine actions --tenant "$acme" --output json
 jq -e '[.actions[] | select(.action == "quarantine" and .actor == "policy")] | length == 3' "$d/out" >/dev/null || fail "actions: $(cat "$d/out")"
 
-# --- proven attestation failures are signals too: the fourth device, refused 3 times -------------
+# --- proven attestation failures are signals too: the fourth device (2 syscall denials counted)
+# is quarantined at its first refusal -----------------------------------------------------------
 expect 0 "$RAMPART" tenant policy --tenant "$acme" --require-components yes
 for i in 1 2 3; do
   expect 1 "$AGENT" attest --state-dir "$d/dev4" --server "$SERVER_URL" --server-ca "$SERVER_CA"
