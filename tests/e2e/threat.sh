@@ -120,9 +120,15 @@ done
 expect 0 "$RAMPART" device show --tenant "$acme" "${id[1]}"; out_has "status:            quarantined"
 expect 0 "$RAMPART" device attestations --tenant "$acme" "${id[1]}"
 jq -e '.attestations[0].reason == "quarantined"' "$d/out" >/dev/null || fail "attestations: $(head -c 600 "$d/out")"
-# Its old certificate no longer reports.
+# Its old certificate no longer reports, renews (EST) nor fetches updates, and says why.
 events syscall 10 1 >"$d/late.json"
-post 1 "$d/late.json"; is_status 403
+post 1 "$d/late.json"; is_status 403; body_has '.error == "quarantined"'
+for path in "/.well-known/est/$acme/simplereenroll" /api/v1/device/targets; do
+  method=GET; [ "${path#*simplereenroll}" != "$path" ] && method=POST
+  status=$(curl -s -o "$d/body" -w '%{http_code}' --cacert "$SERVER_CA" -X "$method" \
+    --cert "$d/dev2/agent/device.crt" --key "$d/dev2/identity.pem" "$SERVER_URL$path")
+  is_status 403; body_has '.error == "quarantined"'
+done
 grep -qi "Serial Number: ${serial[4]}" "$d/crl.txt" && fail "the bystander's certificate is in the CRL"
 expect 0 "$RAMPART" device show --tenant "$acme" "${id[4]}" --output json
 jq -e '.status == "active" and .quarantine == null' "$d/out" >/dev/null || fail "device 4: $(cat "$d/out")"
