@@ -33,5 +33,7 @@ int cmd_image(int argc, char **argv);
 int cmd_app(int argc, char **argv);
 /* tenant, token, device, ca: the service's operator API. argv[0] is the group, argv[1] the verb. */
 int cmd_ops(int argc, char **argv);
+/* alert, threat, quarantine, webhook, device release: threat detection (cmd_threat.c). */
+int cmd_threat(int argc, char **argv);
 
 #endif /* RAMPART_CLI_H */

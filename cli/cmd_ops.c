@@ -606,6 +606,27 @@ static int ca_cmd(struct ops *o, const char *verb)
     return rc;
 }
 
+int ops_token_load(struct ops *o)
+{
+    uint8_t *token;
+    size_t len;
+
+    if (o->server == NULL || o->token_file == NULL || o->ca_file == NULL)
+        return cli_usage(NULL, "the service needs --server, --token-file and --ca-file (or "
+                               "RAMPART_SERVER, RAMPART_TOKEN_FILE, RAMPART_CA_FILE)");
+    if (rp_read_file(o->token_file, sizeof(o->token) - 1, &token, &len) != RP_OK) {
+        rp_log_error("%s: cannot read the token", o->token_file);
+        return CLI_FAIL;
+    }
+    while (len > 0 && (token[len - 1] == '\n' || token[len - 1] == '\r' || token[len - 1] == ' '))
+        len--;
+    memcpy(o->token, token, len);
+    o->token[len] = '\0';
+    memset(token, 0, len);
+    free(token);
+    return CLI_OK;
+}
+
 int cmd_ops(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -641,8 +662,6 @@ int cmd_ops(int argc, char **argv)
         {NULL,                    0,                 NULL, 0  },
     };
     struct ops o = {0};
-    uint8_t *token;
-    size_t len;
     int c, rc;
 
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -694,19 +713,9 @@ int cmd_ops(int argc, char **argv)
     }
     o.args = argv + 1 + optind;
     o.nargs = argc - 1 - optind;
-    if (o.server == NULL || o.token_file == NULL || o.ca_file == NULL)
-        return cli_usage(NULL, "the service needs --server, --token-file and --ca-file (or "
-                               "RAMPART_SERVER, RAMPART_TOKEN_FILE, RAMPART_CA_FILE)");
-    if (rp_read_file(o.token_file, sizeof(o.token) - 1, &token, &len) != RP_OK) {
-        rp_log_error("%s: cannot read the token", o.token_file);
-        return CLI_FAIL;
-    }
-    while (len > 0 && (token[len - 1] == '\n' || token[len - 1] == '\r' || token[len - 1] == ' '))
-        len--;
-    memcpy(o.token, token, len);
-    o.token[len] = '\0';
-    memset(token, 0, len);
-    free(token);
+    rc = ops_token_load(&o);
+    if (rc != CLI_OK)
+        return rc;
     if (strcmp(argv[0], "tenant") == 0)
         rc = tenant_cmd(&o, argv[1]);
     else if (strcmp(argv[0], "token") == 0)

@@ -34,6 +34,7 @@ static const char usage_text[] =
     "  product, device-group, device assign, deployment       who runs which images\n"
     "  update-root sign --tenant T --root-key ROOT.pem        the signed root of update trust\n"
     "  failure list|show, event list, symbols upload          devices' failure reports\n"
+    "  alert list, threat, quarantine, webhook, device release  threat detection and quarantine\n"
     "  (the service commands take --server, --token-file, --ca-file; see `rampart device "
     "--help`)\n"
     "\n"
@@ -132,6 +133,10 @@ int main(int argc, char **argv)
         return cmd_image(argc, argv);
     if (strcmp(argv[0], "app") == 0)
         return cmd_app(argc, argv);
+    if (strcmp(argv[0], "alert") == 0 || strcmp(argv[0], "threat") == 0 ||
+        strcmp(argv[0], "quarantine") == 0 || strcmp(argv[0], "webhook") == 0 ||
+        (strcmp(argv[0], "device") == 0 && argc > 1 && strcmp(argv[1], "release") == 0))
+        return cmd_threat(argc, argv);
     if (strcmp(argv[0], "tenant") == 0 || strcmp(argv[0], "token") == 0 ||
         strcmp(argv[0], "device") == 0 || strcmp(argv[0], "ca") == 0 ||
         strcmp(argv[0], "image-key") == 0 || strcmp(argv[0], "product") == 0 ||

@@ -38,6 +38,9 @@ void ops_print_json(json_t *j);
 /* A string member, or "-". */
 const char *ops_str(json_t *o, const char *key);
 int ops_need_tenant(struct ops *o);
+/* Check that --server, --token-file and --ca-file (or their variables) are given, and read the
+ * token into o->token (the caller wipes it). */
+int ops_token_load(struct ops *o);
 
 int ops_image_key_cmd(struct ops *o, const char *verb);
 int ops_image_cmd(struct ops *o, const char *verb); /* upload, list */

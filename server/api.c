@@ -20,6 +20,7 @@
 #include "rampart/log.h"
 #include "reports.h"
 #include "server.h"
+#include "threat.h"
 
 #define TOKEN_PREFIX "rpt_"
 #define TOKEN_BYTES 32
@@ -311,10 +312,21 @@ void rp_h_token_self(rp_req_t *r)
 
 static json_t *device_json(const rp_device_t *d)
 {
+    /* Blocked (by an operator) and quarantined (by the tenant's policy: threat.c) are refused
+     * alike, and shown apart: each has its own time, and a quarantine its reason. */
     json_t *o =
         json_pack("{s:s, s:s, s:s, s:o, s:o}", "device_id", d->id, "tenant", d->tenant_id, "status",
-                  d->blocked ? "blocked" : "active", "claimed_at", rp_iso_time_json(d->claimed_at),
-                  "blocked_at", rp_iso_time_json(d->blocked_at));
+                  d->blocked               ? "blocked"
+                  : d->quarantined_at != 0 ? "quarantined"
+                                           : "active",
+                  "claimed_at", rp_iso_time_json(d->claimed_at), "blocked_at",
+                  rp_iso_time_json(d->blocked_at));
+
+    json_object_set_new(o, "quarantine",
+                        d->quarantined_at == 0
+                            ? json_null()
+                            : json_pack("{s:o, s:s}", "since", rp_iso_time_json(d->quarantined_at),
+                                        "reason", d->quarantine_reason));
 
     json_object_set_new(
         o, "last_attestation",
@@ -891,6 +903,7 @@ void rp_h_metrics(rp_req_t *r)
                         (unsigned long long)atomic_load(&m->attestations_unproven));
     rp_conn_metrics(r->w->srv, buf);
     rp_reports_metrics(buf);
+    rp_threat_metrics(r->w, buf);
     rp_reply_bytes(r, 200, "text/plain; version=0.0.4", evbuffer_pullup(buf, -1),
                    evbuffer_get_length(buf));
     evbuffer_free(buf);

@@ -18,6 +18,7 @@
 #include "rampart/hex.h"
 #include "rampart/log.h"
 #include "server.h"
+#include "threat.h"
 
 void rp_attest_nonce(rp_req_t *r)
 {
@@ -177,6 +178,9 @@ static const char *reason_message(rp_attest_reason_t reason)
     case RP_REASON_DEVELOPMENT:
         return "the device is in development mode (it holds a development capability), and its "
                "tenant's policy refuses that";
+    case RP_REASON_QUARANTINED:
+        return "the device is quarantined by its tenant's policy (its security events matched "
+               "it) until an operator releases it";
     default: return "passed";
     }
 }
@@ -226,6 +230,30 @@ struct pending {
 };
 
 static void recorded(rp_record_job_t *job);
+
+/* A device the store refuses (rp_store_device_standing): quarantined, or blocked by an operator.
+ * On a store failure *failed is set. */
+static rp_attest_reason_t blocked_reason(rp_store_t *store, const char *device_id, bool *failed)
+{
+    int64_t since = 0;
+
+    if (rp_store_device_quarantine(store, device_id, &since, NULL) != RP_OK)
+        *failed = true;
+    return since != 0 ? RP_REASON_QUARANTINED : RP_REASON_BLOCKED;
+}
+
+/*
+ * Whether a refusal is a signal for threat detection (threat.h): only what is proven about the
+ * device (a failure that proves nothing could come from anyone who knows its public key, and
+ * must not move its counts nor get it quarantined), of a device a tenant holds, and not the
+ * refusal of a device already blocked or quarantined (that is the action's effect, not news).
+ */
+static bool is_signal(const struct pending *p, bool unproven)
+{
+    return !unproven && p->att.tenant_id[0] != '\0' && p->reason != RP_REASON_PASS &&
+           p->reason != RP_REASON_UNCLAIMED && p->reason != RP_REASON_BLOCKED &&
+           p->reason != RP_REASON_QUARANTINED;
+}
 
 /*
  * Hand the verdict to the recorder; the answer goes out when it is written. On a pass, cert is
@@ -330,6 +358,14 @@ static void recorded(rp_record_job_t *job)
                       json_pack("{s:s, s:s, s:s}", "error", "attestation_failed", "reason",
                                 rp_attest_reason_code(p->reason), "message",
                                 reason_message(p->reason)));
+        if (is_signal(p, unproven)) {
+            char why[RP_DEVICE_EVENT_REASON_MAX + 1];
+            rp_threat_signal_t sig = {
+                p->att.tenant_id, p->att.device_id, "attestation_failed", NULL, why, p->att.at};
+            snprintf(why, sizeof(why), "%s: %s", rp_attest_reason_code(p->reason),
+                     reason_message(p->reason));
+            rp_threat_observe(job->worker, &sig, 1); /* after the record is on disk */
+        }
     }
     json_decref(p->answer);
     free(p);
@@ -465,7 +501,7 @@ void rp_attest(rp_req_t *r)
         if (v.device == NULL)
             v.reason = RP_REASON_UNCLAIMED;
         else if (device.blocked)
-            v.reason = RP_REASON_BLOCKED;
+            v.reason = blocked_reason(r->w->store, device.id, &failed);
         else
             v.reason = appraise(r->w->store, &device, claims, &failed);
         if (failed) {

@@ -398,6 +398,13 @@ bool rp_device_auth(rp_req_t *r, rp_device_t *device)
         rp_reply_error(r, 401, "unauthorized", "not a device certificate of a tenant here");
         return false;
     }
+    /* Before the revocation (a quarantine revokes): the device hears why it is refused. */
+    if (device->quarantined_at != 0 && !device->blocked) {
+        rp_reply_error(r, 403, "quarantined",
+                       "the device is quarantined by its tenant's policy until an operator "
+                       "releases it");
+        return false;
+    }
     rp_cert_serial_hex(peer, serial);
     if (rp_store_cert_get(r->w->store, serial, &rec) != RP_OK || rec.revoked_at != 0 ||
         strcmp(rec.device_id, id) != 0) {

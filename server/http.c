@@ -49,6 +49,7 @@ static const char *const reason_codes[RP_REASON_COUNT] = {
     [RP_REASON_NO_REGISTER] = "no_measurement_register",
     [RP_REASON_SECURITY_COUNTER] = "security_counter_mismatch",
     [RP_REASON_DEVELOPMENT] = "development_mode",
+    [RP_REASON_QUARANTINED] = "quarantined",
 };
 
 const char *rp_attest_reason_code(rp_attest_reason_t r)

@@ -134,6 +134,17 @@ void rp_h_device_events(rp_req_t *r);
 /* The device's newest status report as GET .../devices/D shows it ("report"): null when it never
  * reported, NULL when it cannot be read. */
 json_t *rp_device_report_json(rp_req_t *r, const char *device_id);
+/* threat.c: threat detection and quarantine */
+void rp_h_alerts_list(rp_req_t *r);
+void rp_h_threat_get(rp_req_t *r);
+void rp_h_threat_set(rp_req_t *r);
+void rp_h_webhook_get(rp_req_t *r);
+void rp_h_webhook_set(rp_req_t *r);
+void rp_h_webhook_delete(rp_req_t *r);
+void rp_h_quarantine_policy_get(rp_req_t *r);
+void rp_h_quarantine_policy_set(rp_req_t *r);
+void rp_h_quarantine_actions(rp_req_t *r);
+void rp_h_device_release(rp_req_t *r);
 /* api.c: the path's {device}, if the request's tenant holds it; false: 404 or 500 sent. */
 bool rp_tenant_device(rp_req_t *r, rp_device_t *d);
 /* device_api.c: the device a certificate belongs to, if it may be served (RP_AUTH_DEVICE);

@@ -54,6 +54,7 @@ typedef enum rp_attest_reason {
     RP_REASON_NO_REGISTER,      /* no measurement register, and the policy requires it */
     RP_REASON_SECURITY_COUNTER, /* a known image with another security counter than it holds */
     RP_REASON_DEVELOPMENT,      /* in development mode, and the tenant's policy refuses it */
+    RP_REASON_QUARANTINED,      /* quarantined by the tenant's policy (threat.c) until released */
     RP_REASON_COUNT,
 } rp_attest_reason_t;
 

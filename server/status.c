@@ -17,6 +17,7 @@
 
 #include "rampart/component.h"
 #include "server.h"
+#include "threat.h"
 
 #define REPORT_EVENTS_MAX 100 /* events one report may carry */
 #define RECENT_EVENTS 10      /* shown with the device */
@@ -112,6 +113,20 @@ static const char REPORT_FORM[] =
     "(at most 64; optional), \"events\": [{\"seq\", \"at\", \"kind\", \"app\", \"reason\"}] "
     "(at most 100; optional), \"events_dropped\": N (optional)}";
 
+/* Threat detection counts each event new to the service once (a report sent again adds none):
+ * one signal per event the store just took (its received set). */
+static void observe_fresh(rp_req_t *r, const rp_device_event_t *events, size_t n)
+{
+    static _Thread_local rp_threat_signal_t sig[REPORT_EVENTS_MAX];
+    size_t k = 0;
+
+    for (size_t i = 0; i < n && k < REPORT_EVENTS_MAX; i++)
+        if (events[i].received != 0)
+            sig[k++] = (rp_threat_signal_t){r->device.tenant_id, r->device.id, events[i].kind, NULL,
+                                            events[i].reason,    events[i].at};
+    rp_threat_observe(r->w, sig, k);
+}
+
 /* POST /api/v1/device/status: the device (its certificate) says what runs and what was refused. */
 void rp_h_device_status(rp_req_t *r)
 {
@@ -164,6 +179,7 @@ void rp_h_device_status(rp_req_t *r)
         return;
     }
     json_decref(body);
+    observe_fresh(r, events, nevents);
     rp_reply_json(r, 200,
                   json_pack("{s:o, s:I, s:I}", "apps",
                             ja != NULL ? json_integer((json_int_t)napps) : json_null(), "events",

@@ -19,6 +19,7 @@
 #define RP_NAME_MAX 128
 #define RP_SERIAL_SIZE 41 /* certificate serials: 20 bytes in hex, with a NUL */
 #define RP_REASON_MAX 64
+#define RP_QUARANTINE_REASON_MAX 255 /* why a device was quarantined, for people */
 
 typedef enum rp_role {
     RP_ROLE_NONE = 0,
@@ -61,6 +62,9 @@ typedef struct rp_device {
     /* the current certificate, if any */
     char cert_serial[RP_SERIAL_SIZE];
     int64_t cert_not_after;
+    /* quarantined by the tenant's policy (threat.c): since when (0: not), and why */
+    int64_t quarantined_at;
+    char quarantine_reason[RP_QUARANTINE_REASON_MAX + 1];
 } rp_device_t;
 
 /* One attestation as recorded: pass, or the exact reason it failed. */
@@ -516,11 +520,12 @@ typedef struct rp_device_report {
  * Record one status report of device_id at now: apps (napps of them; apps NULL: the report had no
  * app list, the kept one stays), events (each kept once: one already kept, or older than the
  * newest RP_DEVICE_EVENTS_KEEP, is not taken again), and the device's dropped count. One
- * transaction. OUT: *fresh, the events new to the service.
+ * transaction. OUT: *fresh, the events new to the service, and each event's received: now when
+ * it was new, 0 when it was not (threat detection counts the new ones only).
  */
 rp_err_t rp_store_device_status_put(rp_store_t *s, const char *device_id, int64_t now,
                                     const rp_device_app_t *apps, size_t napps,
-                                    const rp_device_event_t *events, size_t nevents,
+                                    rp_device_event_t *events, size_t nevents,
                                     int64_t dropped_device, size_t *fresh) RP_MUST_CHECK;
 /* RP_ERR_NOT_FOUND when the device never reported. */
 rp_err_t rp_store_device_status_get(rp_store_t *s, const char *device_id,
@@ -604,5 +609,148 @@ rp_err_t rp_store_symbols_put(rp_store_t *s, const char *tenant_id, const char *
 /* RP_ERR_NOT_FOUND when the tenant has no debug file of that build ID. */
 rp_err_t rp_store_symbols_get(rp_store_t *s, const char *tenant_id, const char *build_id,
                               int64_t *uploaded) RP_MUST_CHECK;
+/* ---- threat detection and quarantine (threat.c, store_threat.c) ----
+ * Per tenant: counts of signals per subject (an event kind, "kind:K", or a crash bucket,
+ * "bucket:B") per time slot (one slot is the tenant's window), kept RP_THREAT_HISTORY; the
+ * distinct devices of the current slot; alerts (one open per subject while its spike lasts); the
+ * webhook; the quarantine policy, the signals it counts per device, and every automatic action. */
+#define RP_THREAT_HISTORY (8 * 86400) /* seconds of counts kept: the longest baseline and a day */
+#define RP_THREAT_SUBJECT_MAX 80      /* "kind:" or "bucket:" and the name */
+#define RP_THREAT_KINDS_MAX 16        /* kinds a quarantine policy may list */
+#define RP_WEBHOOK_URL_MAX 512
+#define RP_WEBHOOK_SALT_LEN 16
+
+/* When a subject spikes: its count in the current window is at least factor times its baseline
+ * (the mean count per window over the baseline_days before it, never below floor), from at least
+ * min_devices distinct devices. */
+typedef struct rp_threat_settings {
+    int factor;        /* 2..1000 */
+    int baseline_days; /* 1..7 */
+    int64_t window;    /* seconds, 10..86400 */
+    int min_devices;   /* 1..100000 */
+    int floor;         /* the baseline a subject never seen has, per window: 1..1000000 */
+    int64_t updated;   /* 0: never set (the default) */
+} rp_threat_settings_t;
+
+#define RP_THREAT_SETTINGS_DEFAULT ((rp_threat_settings_t){5, 7, 3600, 3, 1, 0})
+
+rp_err_t rp_store_threat_settings_get(rp_store_t *s, const char *tenant_id,
+                                      rp_threat_settings_t *out) RP_MUST_CHECK;
+rp_err_t rp_store_threat_settings_set(rp_store_t *s, const char *tenant_id,
+                                      rp_threat_settings_t *in) RP_MUST_CHECK;
+
+/* One signal to count: its device and subject; OUT what the subject's counts are now. The
+ * current slot is the window that holds now (slots start at multiples of the window). */
+typedef struct rp_threat_count {
+    const char *device_id;
+    char subject[RP_THREAT_SUBJECT_MAX + 1];
+    int64_t count;          /* OUT: signals in the current slot, this one included */
+    int64_t devices;        /* OUT: distinct devices among them */
+    int64_t prev_count;     /* OUT: signals in the slot before */
+    int64_t prev_devices;   /* OUT: distinct devices among them */
+    int64_t elapsed;        /* OUT: seconds of the current slot gone by */
+    int64_t baseline_total; /* OUT: signals in the baseline_days before the slot before */
+} rp_threat_count_t;
+
+/* Count n signals of one tenant at now, in one transaction; each item's OUT fields say its
+ * subject's counts after it. Counts older than RP_THREAT_HISTORY are dropped on the way. */
+rp_err_t rp_store_threat_count(rp_store_t *s, const char *tenant_id,
+                               const rp_threat_settings_t *set, int64_t now,
+                               rp_threat_count_t *items, size_t n) RP_MUST_CHECK;
+
+typedef struct rp_threat_alert {
+    int64_t id;
+    char tenant_id[RP_ID_SIZE];
+    char subject[RP_THREAT_SUBJECT_MAX + 1];
+    int64_t opened_at, last_at;
+    int64_t expires_at; /* open while closed_at is 0 and expires_at is later than now */
+    int64_t closed_at;  /* 0: not closed (it may still have expired) */
+    int64_t count;      /* signals in the window, at the last one */
+    int64_t devices;    /* distinct devices in the window, at the last one */
+    double baseline;    /* the mean per window it was compared with (the floor included) */
+    int64_t signals;    /* signals counted while it was open */
+    char reason[RP_DEVICE_EVENT_REASON_MAX + 1]; /* the last signal's reason, as a sample */
+} rp_threat_alert_t;
+
+/* The subject spikes at a->last_at: extend its open alert, or open one (OUT *opened; a->id and
+ * a->opened_at are set either way). a->signals is how many signals this adds. */
+rp_err_t rp_store_threat_alert_raise(rp_store_t *s, rp_threat_alert_t *a,
+                                     bool *opened) RP_MUST_CHECK;
+/* The subject no longer spikes: close its open alert, if any. */
+rp_err_t rp_store_threat_alert_close(rp_store_t *s, const char *tenant_id, const char *subject,
+                                     int64_t now) RP_MUST_CHECK;
+typedef void (*rp_threat_alert_fn)(void *ctx, const rp_threat_alert_t *a);
+/* The tenant's alerts (tenant_id NULL: every tenant's open ones at now), newest first, at most
+ * limit. */
+rp_err_t rp_store_threat_alerts(rp_store_t *s, const char *tenant_id, int64_t now, int limit,
+                                rp_threat_alert_fn fn, void *ctx) RP_MUST_CHECK;
+/* How many alerts each tenant has had (for /metrics). */
+typedef void (*rp_threat_tally_fn)(void *ctx, const char *tenant_id, int64_t alerts);
+rp_err_t rp_store_threat_alert_totals(rp_store_t *s, rp_threat_tally_fn fn,
+                                      void *ctx) RP_MUST_CHECK;
+
+/* The tenant's webhook: where alerts are POSTed, and the salt its secret is derived with (the
+ * secret itself is never stored: threat.c derives it from the master key). get:
+ * RP_ERR_NOT_FOUND when none is set. */
+typedef struct rp_webhook {
+    char url[RP_WEBHOOK_URL_MAX + 1];
+    uint8_t salt[RP_WEBHOOK_SALT_LEN];
+    int64_t updated;
+} rp_webhook_t;
+rp_err_t rp_store_webhook_get(rp_store_t *s, const char *tenant_id,
+                              rp_webhook_t *out) RP_MUST_CHECK;
+rp_err_t rp_store_webhook_set(rp_store_t *s, const char *tenant_id,
+                              const rp_webhook_t *in) RP_MUST_CHECK;
+rp_err_t rp_store_webhook_delete(rp_store_t *s, const char *tenant_id) RP_MUST_CHECK;
+
+/* Automatic quarantine, off unless the tenant turns it on: a device with threshold signals of the
+ * listed kinds within window seconds is quarantined. */
+typedef struct rp_quarantine_policy {
+    bool enabled;
+    size_t nkinds;
+    char kinds[RP_THREAT_KINDS_MAX][RP_DEVICE_EVENT_KIND_MAX + 1];
+    int threshold;   /* 1..10000 */
+    int64_t window;  /* seconds, 1..30 days */
+    int64_t updated; /* 0: never set */
+} rp_quarantine_policy_t;
+
+rp_err_t rp_store_quarantine_policy_get(rp_store_t *s, const char *tenant_id,
+                                        rp_quarantine_policy_t *out) RP_MUST_CHECK;
+rp_err_t rp_store_quarantine_policy_set(rp_store_t *s, const char *tenant_id,
+                                        rp_quarantine_policy_t *in) RP_MUST_CHECK;
+
+/*
+ * Count one signal of a listed kind against the device at now (the policy p, already matched),
+ * and quarantine the device when it reaches the threshold: in one transaction, mark it (since
+ * now, with reason), revoke its certificates (the CRL's count moves) and record the action. OUT:
+ * *quarantined, true when this call quarantined it. A device already quarantined, or no longer
+ * the tenant's, counts nothing. detail (the signal's reason) goes into the quarantine's reason.
+ */
+rp_err_t rp_store_quarantine_signal(rp_store_t *s, const char *tenant_id, const char *device_id,
+                                    const char *kind, const char *detail,
+                                    const rp_quarantine_policy_t *p, int64_t now,
+                                    bool *quarantined) RP_MUST_CHECK;
+/* Whether the device is quarantined: OUT *since (0: not) and its reason (may be NULL). */
+rp_err_t rp_store_device_quarantine(rp_store_t *s, const char *device_id, int64_t *since,
+                                    char reason[RP_QUARANTINE_REASON_MAX + 1]) RP_MUST_CHECK;
+/* Release a quarantined device (its counted signals are forgotten) and record who did it:
+ * RP_ERR_NOT_FOUND when the tenant does not hold it, RP_ERR_INVALID_ARG when it is not
+ * quarantined. */
+rp_err_t rp_store_device_release(rp_store_t *s, const char *tenant_id, const char *device_id,
+                                 const char *actor, const char *reason, int64_t now) RP_MUST_CHECK;
+
+/* Every quarantine and release, with who (the policy, or a token) and why. */
+typedef struct rp_threat_action {
+    int64_t id;
+    int64_t at;
+    char device_id[RP_DEVICE_ID_SIZE];
+    char action[16];            /* "quarantine", "release" */
+    char actor[RP_ID_SIZE + 8]; /* "policy", or "token:" and the token's ID */
+    char reason[RP_QUARANTINE_REASON_MAX + 1];
+} rp_threat_action_t;
+typedef void (*rp_threat_action_fn)(void *ctx, const rp_threat_action_t *a);
+/* The tenant's actions (device_id NULL: every device's), newest first, at most limit. */
+rp_err_t rp_store_threat_actions(rp_store_t *s, const char *tenant_id, const char *device_id,
+                                 int limit, rp_threat_action_fn fn, void *ctx) RP_MUST_CHECK;
 
 #endif /* RAMPART_STORE_H */

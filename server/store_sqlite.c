@@ -195,7 +195,40 @@ static const char *const migrations[] = {
     "CREATE TABLE debug_files (tenant_id TEXT NOT NULL REFERENCES tenants(id),"
     " build_id TEXT NOT NULL, size INTEGER NOT NULL, uploaded INTEGER NOT NULL,"
     " PRIMARY KEY (tenant_id, build_id)) WITHOUT ROWID;",
-    /* 12: (H4, threat detection) */
+    /* 12: threat detection and quarantine (store_threat.c): per-tenant settings, counts per
+     * subject per slot and the current slot's devices, alerts, webhooks, quarantine policies,
+     * the signals they count per device, each device's quarantine, and every action taken */
+    "CREATE TABLE threat_settings (tenant_id TEXT PRIMARY KEY REFERENCES tenants(id),"
+    " factor INTEGER NOT NULL, baseline_days INTEGER NOT NULL, window_seconds INTEGER NOT NULL,"
+    " min_devices INTEGER NOT NULL, floor INTEGER NOT NULL, updated INTEGER NOT NULL)"
+    " WITHOUT ROWID;"
+    "CREATE TABLE threat_counts (tenant_id TEXT NOT NULL, subject TEXT NOT NULL,"
+    " slot INTEGER NOT NULL, count INTEGER NOT NULL, devices INTEGER NOT NULL,"
+    " PRIMARY KEY (tenant_id, subject, slot)) WITHOUT ROWID;"
+    "CREATE TABLE threat_devices (tenant_id TEXT NOT NULL, subject TEXT NOT NULL,"
+    " slot INTEGER NOT NULL, device_id TEXT NOT NULL,"
+    " PRIMARY KEY (tenant_id, subject, slot, device_id)) WITHOUT ROWID;"
+    "CREATE TABLE threat_alerts (id INTEGER PRIMARY KEY, tenant_id TEXT NOT NULL,"
+    " subject TEXT NOT NULL, opened_at INTEGER NOT NULL, last_at INTEGER NOT NULL,"
+    " expires_at INTEGER NOT NULL, closed_at INTEGER NOT NULL, count INTEGER NOT NULL,"
+    " devices INTEGER NOT NULL, baseline REAL NOT NULL, signals INTEGER NOT NULL,"
+    " reason TEXT NOT NULL);"
+    "CREATE INDEX threat_alerts_tenant ON threat_alerts(tenant_id, id);"
+    "CREATE INDEX threat_alerts_open ON threat_alerts(closed_at, expires_at);"
+    "CREATE TABLE webhooks (tenant_id TEXT PRIMARY KEY REFERENCES tenants(id),"
+    " url TEXT NOT NULL, salt BLOB NOT NULL, updated INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE quarantine_policies (tenant_id TEXT PRIMARY KEY REFERENCES tenants(id),"
+    " enabled INTEGER NOT NULL, kinds TEXT NOT NULL, threshold INTEGER NOT NULL,"
+    " window_seconds INTEGER NOT NULL, updated INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE quarantine_signals (id INTEGER PRIMARY KEY, device_id TEXT NOT NULL,"
+    " kind TEXT NOT NULL, at INTEGER NOT NULL);"
+    "CREATE INDEX quarantine_signals_device ON quarantine_signals(device_id, at);"
+    "ALTER TABLE devices ADD COLUMN quarantined_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN quarantine_reason TEXT NOT NULL DEFAULT '';"
+    "CREATE TABLE threat_actions (id INTEGER PRIMARY KEY, tenant_id TEXT NOT NULL,"
+    " device_id TEXT NOT NULL, at INTEGER NOT NULL, action TEXT NOT NULL, actor TEXT NOT NULL,"
+    " reason TEXT NOT NULL);"
+    "CREATE INDEX threat_actions_tenant ON threat_actions(tenant_id, id);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -823,14 +856,18 @@ static const char SQL_DEVICE_CLAIM[] =
     "INSERT INTO devices (id, tenant_id, claimed_at) VALUES (?, ?, ?)"
     " ON CONFLICT(id) DO NOTHING";
 static const char SQL_DEVICE_OWNER[] = "SELECT tenant_id FROM devices WHERE id = ?";
-static const char SQL_DEVICE_STANDING[] = "SELECT tenant_id, blocked FROM devices WHERE id = ?";
+/* A quarantined device is refused wherever a blocked one is (its reason is told apart where it is
+ * shown: rp_store_device_quarantine). */
+static const char SQL_DEVICE_STANDING[] =
+    "SELECT tenant_id, blocked OR quarantined_at <> 0 FROM devices WHERE id = ?";
 /* The device, its last attestation, and its newest unrevoked certificate. */
 #define DEVICE_COLUMNS                                                                             \
     "SELECT d.id, d.tenant_id, d.blocked, d.claimed_at, d.blocked_at, d.spki,"                     \
     " a.at, a.passed, a.reason,"                                                                   \
     " (SELECT serial FROM certificates c WHERE c.device_id = d.id AND c.revoked_at = 0"            \
     "   ORDER BY c.not_after DESC LIMIT 1),"                                                       \
-    " (SELECT max(not_after) FROM certificates c WHERE c.device_id = d.id AND c.revoked_at = 0)"   \
+    " (SELECT max(not_after) FROM certificates c WHERE c.device_id = d.id AND c.revoked_at = 0),"  \
+    " d.quarantined_at, d.quarantine_reason"                                                       \
     " FROM devices d LEFT JOIN attestations a ON a.id = d.last_attestation"
 static const char SQL_DEVICE_GET[] = DEVICE_COLUMNS " WHERE d.id = ?";
 static const char SQL_DEVICE_LIST[] = DEVICE_COLUMNS " WHERE d.tenant_id = ? ORDER BY d.id";
@@ -893,6 +930,8 @@ static void device_row(sqlite3_stmt *st, rp_device_t *d)
     sq_text_col(st, 8, d->last_reason, sizeof(d->last_reason));
     sq_text_col(st, 9, d->cert_serial, sizeof(d->cert_serial));
     d->cert_not_after = sqlite3_column_int64(st, 10);
+    d->quarantined_at = sqlite3_column_int64(st, 11);
+    sq_text_col(st, 12, d->quarantine_reason, sizeof(d->quarantine_reason));
 }
 
 rp_err_t rp_store_device_standing(rp_store_t *s, const char *device_id, char tenant_id[RP_ID_SIZE],
@@ -1295,7 +1334,7 @@ static const char SQL_REVOKED_LIST[] =
     " WHERE tenant_id = ? AND revoked_at != 0 AND not_after > ? ORDER BY revoked_at, serial";
 
 static const char SQL_DEVICE_REISSUE[] =
-    "SELECT d.tenant_id, d.blocked, a.passed, a.at FROM devices d"
+    "SELECT d.tenant_id, d.blocked OR d.quarantined_at <> 0, a.passed, a.at FROM devices d"
     " LEFT JOIN attestations a ON a.id = d.last_attestation WHERE d.id = ?";
 
 /* Inside the caller's transaction: may the device get cert, renewing old_serial? */

@@ -136,7 +136,7 @@ static rp_err_t prune(rp_store_t *s, const char *device_id, rp_device_report_t *
 
 rp_err_t rp_store_device_status_put(rp_store_t *s, const char *device_id, int64_t now,
                                     const rp_device_app_t *apps, size_t napps,
-                                    const rp_device_event_t *events, size_t nevents,
+                                    rp_device_event_t *events, size_t nevents,
                                     int64_t dropped_device, size_t *fresh)
 {
     rp_device_report_t r;
@@ -155,8 +155,10 @@ rp_err_t rp_store_device_status_put(rp_store_t *s, const char *device_id, int64_
         err = apps_replace(s, device_id, apps, napps);
         r.apps_at = now;
     }
+    for (size_t i = 0; i < nevents; i++)
+        events[i].received = 0;
     for (size_t i = 0; err == RP_OK && i < nevents; i++) {
-        const rp_device_event_t *e = &events[i];
+        rp_device_event_t *e = &events[i];
         int changed = 0;
         if (e->seq < pruned_below)
             continue; /* older than what is kept: taken before, or dropped with its elders */
@@ -174,6 +176,7 @@ rp_err_t rp_store_device_status_put(rp_store_t *s, const char *device_id, int64_
         sqlite3_bind_int64(st, 7, now);
         err = sq_step_done(s, st, &changed);
         *fresh += changed > 0 ? 1 : 0;
+        e->received = changed > 0 ? now : 0;
         if (e->seq + 1 > r.next_seq)
             r.next_seq = e->seq + 1;
     }
@@ -194,9 +197,13 @@ rp_err_t rp_store_device_status_put(rp_store_t *s, const char *device_id, int64_
         sqlite3_bind_int64(st, 7, pruned_below);
         err = sq_step_done(s, st, NULL);
     }
-    if (err != RP_OK)
+    err = sq_end(s, err);
+    if (err != RP_OK) {
         *fresh = 0;
-    return sq_end(s, err);
+        for (size_t i = 0; i < nevents; i++)
+            events[i].received = 0;
+    }
+    return err;
 }
 
 rp_err_t rp_store_device_status_get(rp_store_t *s, const char *device_id, rp_device_report_t *out)

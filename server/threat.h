@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <event2/buffer.h>
+
 #include "server.h"
 
 /* One thing a device reported or the service saw of it. Borrowed for the call only. */
@@ -29,5 +31,46 @@ typedef struct rp_threat_signal {
  * what goes wrong here is logged and counted in the metrics, and the data stays stored.
  */
 void rp_threat_observe(rp_worker_t *w, const rp_threat_signal_t *sig, size_t n);
+
+/* ---- inside threat.c, for its callers and its tests ---- */
+
+#define RP_THREAT_BATCH_MAX 256 /* signals one call counts (the rest are logged and dropped) */
+
+/*
+ * The spike rule, pure: the subject's rate over the last window (the current slot, and the slot
+ * before weighted by how much of it the window still covers) against its baseline (the mean per
+ * window over the baseline days, never below set->floor), and its distinct devices (the larger of
+ * the two slots': a lower bound). A spike: rate >= factor x baseline and devices >= min_devices.
+ * OUT (each may be NULL): *rate, *baseline, *devices.
+ */
+bool rp_threat_spike(const rp_threat_settings_t *set, const rp_threat_count_t *c, double *rate,
+                     double *baseline, int64_t *devices);
+
+/* What processing signals did, for the caller to act on (webhook, logs). */
+typedef struct rp_threat_hooks {
+    void (*alert_opened)(void *ctx, const rp_threat_alert_t *a);
+    void (*quarantined)(void *ctx, const char *tenant_id, const char *device_id, const char *kind);
+    void *ctx;
+} rp_threat_hooks_t;
+
+/* rp_threat_observe's work at a given time, on a store: count, raise or close alerts, apply the
+ * tenant's quarantine policy. Tests drive time through now. hooks may be NULL. */
+rp_err_t rp_threat_process(rp_store_t *s, const rp_threat_signal_t *sig, size_t n, int64_t now,
+                           const rp_threat_hooks_t *hooks) RP_MUST_CHECK;
+
+/* A subject's parts: OUT *type ("kind" or "bucket") and *name (pointers into subject). */
+void rp_threat_subject_split(const char *subject, const char **type, const char **name);
+
+/* The tenant's webhook secret: 64 hex digits, HMAC-SHA256 under a key derived from the master
+ * key, of the tenant ID and the webhook's salt. Never stored; wiped by the caller. */
+rp_err_t rp_webhook_secret(const uint8_t master[RP_MASTER_KEY_LEN], const char *tenant_id,
+                           const uint8_t salt[RP_WEBHOOK_SALT_LEN], char out[65]) RP_MUST_CHECK;
+/* "sha256=" and the hex HMAC-SHA256 of body under the secret (its 64 hex characters as bytes):
+ * the X-Rampart-Signature header. */
+rp_err_t rp_webhook_sign(const char *secret, const void *body, size_t len,
+                         char out[72]) RP_MUST_CHECK;
+
+/* /metrics: open alerts, alerts per tenant, webhook deliveries, quarantines. */
+void rp_threat_metrics(rp_worker_t *w, struct evbuffer *buf);
 
 #endif /* RAMPART_SERVER_THREAT_H */

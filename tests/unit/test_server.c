@@ -161,7 +161,7 @@ static void store_schema(void **state)
 {
     struct db *db = *state;
 
-    assert_int_equal(rp_store_schema_version(db->s), 10);
+    assert_int_equal(rp_store_schema_version(db->s), 12);
 }
 
 /* One write: a verdict, maybe a certificate, maybe a nonce to spend. */
@@ -950,6 +950,13 @@ static void store_name_keys_filled_at_open(void **state)
     assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
     /* Back to schema 7 ... */
     assert_int_equal(sqlite3_exec(raw,
+                                  "DROP TABLE threat_settings; DROP TABLE threat_counts;"
+                                  "DROP TABLE threat_devices; DROP TABLE threat_alerts;"
+                                  "DROP TABLE webhooks; DROP TABLE quarantine_policies;"
+                                  "DROP TABLE quarantine_signals; DROP TABLE threat_actions;"
+                                  "ALTER TABLE devices DROP COLUMN quarantined_at;"
+                                  "ALTER TABLE devices DROP COLUMN quarantine_reason;"
+                                  "DELETE FROM schema_version WHERE version IN (11, 12);"
                                   "DROP TABLE device_reports; DROP TABLE device_apps;"
                                   "DROP TABLE device_events;"
                                   "DELETE FROM schema_version WHERE version = 10;"
@@ -981,7 +988,7 @@ static void store_name_keys_filled_at_open(void **state)
                      SQLITE_OK);
     rp_store_close(db->s);
     assert_int_equal(rp_store_open(db->dir, &db->s), RP_OK);
-    assert_int_equal(rp_store_schema_version(db->s), 10);
+    assert_int_equal(rp_store_schema_version(db->s), 12);
     assert_int_equal(rp_store_tenant_create(db->s, "acme", &t), RP_ERR_EXISTS);
     assert_int_equal(rp_store_tenant_create(db->s, "globex", &t), RP_ERR_EXISTS);
     assert_int_equal(rp_store_tenant_create(db->s, "Beta", &t), RP_ERR_EXISTS);

@@ -1,0 +1,724 @@
+/*
+ * The SQLite backend's records of threat detection and quarantine (store.h, "threat detection
+ * and quarantine"): per-tenant settings, counts per subject per slot with the current slots'
+ * devices, alerts, webhooks, quarantine policies and the signals they count, each device's
+ * quarantine, and the actions taken. threat.c decides; this file only keeps.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "store_sqlite.h"
+
+#define BIND_TEXT(st, i, v) sqlite3_bind_text((st), (i), (v), -1, SQLITE_STATIC)
+
+/* Run a prepared statement with no rows, or fail with RP_ERR_IO when it could not be prepared. */
+#define STEP(s, st, changes) ((st) != NULL ? sq_step_done((s), (st), (changes)) : RP_ERR_IO)
+
+/* ---- settings ---- */
+
+static const char SQL_SETTINGS_GET[] =
+    "SELECT factor, baseline_days, window_seconds, min_devices, floor, updated"
+    " FROM threat_settings WHERE tenant_id = ?";
+static const char SQL_SETTINGS_PUT[] =
+    "INSERT OR REPLACE INTO threat_settings (tenant_id, factor, baseline_days, window_seconds,"
+    " min_devices, floor, updated) VALUES (?, ?, ?, ?, ?, ?, ?)";
+
+rp_err_t rp_store_threat_settings_get(rp_store_t *s, const char *tenant_id,
+                                      rp_threat_settings_t *out)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_SETTINGS_GET);
+    int rc;
+
+    *out = RP_THREAT_SETTINGS_DEFAULT;
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        out->factor = sqlite3_column_int(st, 0);
+        out->baseline_days = sqlite3_column_int(st, 1);
+        out->window = sqlite3_column_int64(st, 2);
+        out->min_devices = sqlite3_column_int(st, 3);
+        out->floor = sqlite3_column_int(st, 4);
+        out->updated = sqlite3_column_int64(st, 5);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? RP_OK : sq_error(s, "threat settings");
+}
+
+rp_err_t rp_store_threat_settings_set(rp_store_t *s, const char *tenant_id,
+                                      rp_threat_settings_t *in)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_SETTINGS_PUT);
+
+    in->updated = (int64_t)time(NULL);
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    sqlite3_bind_int(st, 2, in->factor);
+    sqlite3_bind_int(st, 3, in->baseline_days);
+    sqlite3_bind_int64(st, 4, in->window);
+    sqlite3_bind_int(st, 5, in->min_devices);
+    sqlite3_bind_int(st, 6, in->floor);
+    sqlite3_bind_int64(st, 7, in->updated);
+    return sq_step_done(s, st, NULL);
+}
+
+/* ---- counts ---- */
+
+static const char SQL_DEVICE_SEEN[] =
+    "INSERT INTO threat_devices (tenant_id, subject, slot, device_id) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT DO NOTHING";
+static const char SQL_COUNT_ADD[] =
+    "INSERT INTO threat_counts (tenant_id, subject, slot, count, devices) VALUES (?, ?, ?, 1, ?)"
+    " ON CONFLICT (tenant_id, subject, slot) DO UPDATE SET count = count + 1,"
+    " devices = devices + excluded.devices";
+static const char SQL_COUNT_GET[] =
+    "SELECT count, devices FROM threat_counts WHERE tenant_id = ? AND subject = ? AND slot = ?";
+static const char SQL_COUNT_SUM[] =
+    "SELECT coalesce(sum(count), 0) FROM threat_counts WHERE tenant_id = ? AND subject = ?"
+    " AND slot >= ? AND slot < ?";
+static const char SQL_COUNTS_PRUNE[] =
+    "DELETE FROM threat_counts WHERE tenant_id = ? AND subject = ? AND slot < ?";
+static const char SQL_DEVICES_PRUNE[] =
+    "DELETE FROM threat_devices WHERE tenant_id = ? AND subject = ? AND slot < ?";
+
+/* A subject's count and devices in one slot (zeros when it has no row). */
+static rp_err_t slot_get(rp_store_t *s, const char *tenant_id, const char *subject, int64_t slot,
+                         int64_t *count, int64_t *devices)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_COUNT_GET);
+    int rc;
+
+    *count = *devices = 0;
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    BIND_TEXT(st, 2, subject);
+    sqlite3_bind_int64(st, 3, slot);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *count = sqlite3_column_int64(st, 0);
+        *devices = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? RP_OK : sq_error(s, "threat counts");
+}
+
+/* Delete what a subject keeps before `before` with sql (counts or devices). */
+static rp_err_t prune(rp_store_t *s, const char *sql, const char *tenant_id, const char *subject,
+                      int64_t before)
+{
+    sqlite3_stmt *st = sq_stmt(s, sql);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    BIND_TEXT(st, 2, subject);
+    sqlite3_bind_int64(st, 3, before);
+    return sq_step_done(s, st, NULL);
+}
+
+static rp_err_t count_one(rp_store_t *s, const char *tenant_id, const rp_threat_settings_t *set,
+                          int64_t now, rp_threat_count_t *c)
+{
+    int64_t slot = now - now % set->window, prev = slot - set->window;
+    sqlite3_stmt *st = sq_stmt(s, SQL_DEVICE_SEEN);
+    int fresh = 0;
+    rp_err_t err;
+
+    c->elapsed = now - slot;
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    BIND_TEXT(st, 2, c->subject);
+    sqlite3_bind_int64(st, 3, slot);
+    BIND_TEXT(st, 4, c->device_id);
+    err = sq_step_done(s, st, &fresh);
+    if (err != RP_OK)
+        return err;
+    st = sq_stmt(s, SQL_COUNT_ADD);
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    BIND_TEXT(st, 2, c->subject);
+    sqlite3_bind_int64(st, 3, slot);
+    sqlite3_bind_int(st, 4, fresh > 0 ? 1 : 0);
+    err = sq_step_done(s, st, NULL);
+    if (err == RP_OK)
+        err = slot_get(s, tenant_id, c->subject, slot, &c->count, &c->devices);
+    if (err == RP_OK)
+        err = slot_get(s, tenant_id, c->subject, prev, &c->prev_count, &c->prev_devices);
+    if (err != RP_OK)
+        return err;
+    st = sq_stmt(s, SQL_COUNT_SUM);
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    BIND_TEXT(st, 2, c->subject);
+    sqlite3_bind_int64(st, 3, prev - (int64_t)set->baseline_days * 86400);
+    sqlite3_bind_int64(st, 4, prev);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return sq_error(s, "threat baseline");
+    }
+    c->baseline_total = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    /* Bounded: counts for RP_THREAT_HISTORY, device sets for the two slots the rule reads. */
+    err = prune(s, SQL_COUNTS_PRUNE, tenant_id, c->subject, now - RP_THREAT_HISTORY);
+    if (err == RP_OK)
+        err = prune(s, SQL_DEVICES_PRUNE, tenant_id, c->subject, prev);
+    return err;
+}
+
+rp_err_t rp_store_threat_count(rp_store_t *s, const char *tenant_id,
+                               const rp_threat_settings_t *set, int64_t now,
+                               rp_threat_count_t *items, size_t n)
+{
+    rp_err_t err;
+
+    if (set->window <= 0 || now < 0)
+        return RP_ERR_INVALID_ARG;
+    err = sq_begin(s);
+    if (err != RP_OK)
+        return err;
+    for (size_t i = 0; err == RP_OK && i < n; i++)
+        err = count_one(s, tenant_id, set, now, &items[i]);
+    return sq_end(s, err);
+}
+
+/* ---- alerts ---- */
+
+#define ALERT_COLUMNS                                                                              \
+    "SELECT id, tenant_id, subject, opened_at, last_at, expires_at, closed_at, count, devices,"    \
+    " baseline, signals, reason FROM threat_alerts"
+static const char SQL_ALERT_OPEN[] =
+    "SELECT id, opened_at FROM threat_alerts WHERE tenant_id = ? AND subject = ? AND closed_at = 0"
+    " AND expires_at > ? ORDER BY id DESC LIMIT 1";
+static const char SQL_ALERT_EXPIRE[] =
+    "UPDATE threat_alerts SET closed_at = expires_at WHERE tenant_id = ? AND subject = ?"
+    " AND closed_at = 0 AND expires_at <= ?";
+static const char SQL_ALERT_EXTEND[] =
+    "UPDATE threat_alerts SET last_at = ?, expires_at = ?, count = ?, devices = ?, baseline = ?,"
+    " signals = signals + ?, reason = ? WHERE id = ?";
+static const char SQL_ALERT_INSERT[] =
+    "INSERT INTO threat_alerts (tenant_id, subject, opened_at, last_at, expires_at, closed_at,"
+    " count, devices, baseline, signals, reason) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)";
+static const char SQL_ALERT_CLOSE[] =
+    "UPDATE threat_alerts SET closed_at = ? WHERE tenant_id = ? AND subject = ? AND closed_at = 0";
+static const char SQL_ALERTS_TENANT[] =
+    ALERT_COLUMNS " WHERE tenant_id = ? ORDER BY id DESC LIMIT ?";
+static const char SQL_ALERTS_OPEN[] =
+    ALERT_COLUMNS " WHERE closed_at = 0 AND expires_at > ? ORDER BY id DESC LIMIT ?";
+static const char SQL_ALERT_TOTALS[] =
+    "SELECT tenant_id, count(*) FROM threat_alerts GROUP BY tenant_id ORDER BY tenant_id";
+
+rp_err_t rp_store_threat_alert_raise(rp_store_t *s, rp_threat_alert_t *a, bool *opened)
+{
+    sqlite3_stmt *st;
+    int rc;
+    rp_err_t err;
+
+    *opened = false;
+    err = sq_begin(s);
+    if (err != RP_OK)
+        return err;
+    st = sq_stmt(s, SQL_ALERT_EXPIRE);
+    if (st != NULL) {
+        BIND_TEXT(st, 1, a->tenant_id);
+        BIND_TEXT(st, 2, a->subject);
+        sqlite3_bind_int64(st, 3, a->last_at);
+    }
+    err = STEP(s, st, NULL);
+    st = err == RP_OK ? sq_stmt(s, SQL_ALERT_OPEN) : NULL;
+    if (err == RP_OK && st == NULL)
+        err = RP_ERR_IO;
+    if (err == RP_OK) {
+        BIND_TEXT(st, 1, a->tenant_id);
+        BIND_TEXT(st, 2, a->subject);
+        sqlite3_bind_int64(st, 3, a->last_at);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            a->id = sqlite3_column_int64(st, 0);
+            a->opened_at = sqlite3_column_int64(st, 1);
+        } else if (rc == SQLITE_DONE) {
+            a->id = 0;
+        } else {
+            err = sq_error(s, "threat alert");
+        }
+        sqlite3_reset(st);
+    }
+    if (err == RP_OK && a->id != 0) {
+        st = sq_stmt(s, SQL_ALERT_EXTEND);
+        if (st != NULL) {
+            sqlite3_bind_int64(st, 1, a->last_at);
+            sqlite3_bind_int64(st, 2, a->expires_at);
+            sqlite3_bind_int64(st, 3, a->count);
+            sqlite3_bind_int64(st, 4, a->devices);
+            sqlite3_bind_double(st, 5, a->baseline);
+            sqlite3_bind_int64(st, 6, a->signals);
+            BIND_TEXT(st, 7, a->reason);
+            sqlite3_bind_int64(st, 8, a->id);
+        }
+        err = STEP(s, st, NULL);
+    } else if (err == RP_OK) {
+        st = sq_stmt(s, SQL_ALERT_INSERT);
+        a->opened_at = a->last_at;
+        if (st != NULL) {
+            BIND_TEXT(st, 1, a->tenant_id);
+            BIND_TEXT(st, 2, a->subject);
+            sqlite3_bind_int64(st, 3, a->opened_at);
+            sqlite3_bind_int64(st, 4, a->last_at);
+            sqlite3_bind_int64(st, 5, a->expires_at);
+            sqlite3_bind_int64(st, 6, a->count);
+            sqlite3_bind_int64(st, 7, a->devices);
+            sqlite3_bind_double(st, 8, a->baseline);
+            sqlite3_bind_int64(st, 9, a->signals);
+            BIND_TEXT(st, 10, a->reason);
+        }
+        err = STEP(s, st, NULL);
+        if (err == RP_OK) {
+            a->id = sqlite3_last_insert_rowid(s->db);
+            *opened = true;
+        }
+    }
+    err = sq_end(s, err);
+    if (err != RP_OK)
+        *opened = false;
+    return err;
+}
+
+rp_err_t rp_store_threat_alert_close(rp_store_t *s, const char *tenant_id, const char *subject,
+                                     int64_t now)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_ALERT_CLOSE);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_int64(st, 1, now);
+    BIND_TEXT(st, 2, tenant_id);
+    BIND_TEXT(st, 3, subject);
+    return sq_step_done(s, st, NULL);
+}
+
+rp_err_t rp_store_threat_alerts(rp_store_t *s, const char *tenant_id, int64_t now, int limit,
+                                rp_threat_alert_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = sq_stmt(s, tenant_id != NULL ? SQL_ALERTS_TENANT : SQL_ALERTS_OPEN);
+    rp_threat_alert_t a;
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    if (tenant_id != NULL)
+        BIND_TEXT(st, 1, tenant_id);
+    else
+        sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int(st, 2, limit);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        memset(&a, 0, sizeof(a));
+        a.id = sqlite3_column_int64(st, 0);
+        sq_text_col(st, 1, a.tenant_id, sizeof(a.tenant_id));
+        sq_text_col(st, 2, a.subject, sizeof(a.subject));
+        a.opened_at = sqlite3_column_int64(st, 3);
+        a.last_at = sqlite3_column_int64(st, 4);
+        a.expires_at = sqlite3_column_int64(st, 5);
+        a.closed_at = sqlite3_column_int64(st, 6);
+        a.count = sqlite3_column_int64(st, 7);
+        a.devices = sqlite3_column_int64(st, 8);
+        a.baseline = sqlite3_column_double(st, 9);
+        a.signals = sqlite3_column_int64(st, 10);
+        sq_text_col(st, 11, a.reason, sizeof(a.reason));
+        fn(ctx, &a);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "threat alerts");
+}
+
+rp_err_t rp_store_threat_alert_totals(rp_store_t *s, rp_threat_tally_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_ALERT_TOTALS);
+    char tenant_id[RP_ID_SIZE];
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        sq_text_col(st, 0, tenant_id, sizeof(tenant_id));
+        fn(ctx, tenant_id, sqlite3_column_int64(st, 1));
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "threat alert totals");
+}
+
+/* ---- webhooks ---- */
+
+static const char SQL_WEBHOOK_GET[] = "SELECT url, salt, updated FROM webhooks WHERE tenant_id = ?";
+static const char SQL_WEBHOOK_PUT[] =
+    "INSERT OR REPLACE INTO webhooks (tenant_id, url, salt, updated) VALUES (?, ?, ?, ?)";
+static const char SQL_WEBHOOK_DELETE[] = "DELETE FROM webhooks WHERE tenant_id = ?";
+
+rp_err_t rp_store_webhook_get(rp_store_t *s, const char *tenant_id, rp_webhook_t *out)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_WEBHOOK_GET);
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        sq_text_col(st, 0, out->url, sizeof(out->url));
+        if (sqlite3_column_bytes(st, 1) == RP_WEBHOOK_SALT_LEN)
+            memcpy(out->salt, sqlite3_column_blob(st, 1), RP_WEBHOOK_SALT_LEN);
+        else
+            rc = SQLITE_CORRUPT;
+        out->updated = sqlite3_column_int64(st, 2);
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE)
+        return RP_ERR_NOT_FOUND;
+    return rc == SQLITE_ROW ? RP_OK : sq_error(s, "webhook");
+}
+
+rp_err_t rp_store_webhook_set(rp_store_t *s, const char *tenant_id, const rp_webhook_t *in)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_WEBHOOK_PUT);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    BIND_TEXT(st, 2, in->url);
+    sqlite3_bind_blob(st, 3, in->salt, RP_WEBHOOK_SALT_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, in->updated);
+    return sq_step_done(s, st, NULL);
+}
+
+rp_err_t rp_store_webhook_delete(rp_store_t *s, const char *tenant_id)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_WEBHOOK_DELETE);
+    int changes = 0;
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    err = sq_step_done(s, st, &changes);
+    return err == RP_OK && changes == 0 ? RP_ERR_NOT_FOUND : err;
+}
+
+/* ---- quarantine ---- */
+
+static const char SQL_QPOLICY_GET[] =
+    "SELECT enabled, kinds, threshold, window_seconds, updated FROM quarantine_policies"
+    " WHERE tenant_id = ?";
+static const char SQL_QPOLICY_PUT[] =
+    "INSERT OR REPLACE INTO quarantine_policies (tenant_id, enabled, kinds, threshold,"
+    " window_seconds, updated) VALUES (?, ?, ?, ?, ?, ?)";
+/* A new policy counts afresh: what the old one counted meant something else. */
+static const char SQL_QSIGNALS_FORGET_TENANT[] = "DELETE FROM quarantine_signals WHERE device_id "
+                                                 "IN (SELECT id FROM devices WHERE tenant_id = ?)";
+static const char SQL_QDEVICE[] = "SELECT tenant_id, quarantined_at, quarantine_reason FROM devices"
+                                  " WHERE id = ?";
+static const char SQL_QSIGNAL_ADD[] =
+    "INSERT INTO quarantine_signals (device_id, kind, at) VALUES (?, ?, ?)";
+static const char SQL_QSIGNALS_PRUNE[] =
+    "DELETE FROM quarantine_signals WHERE device_id = ? AND at <= ?";
+static const char SQL_QSIGNALS_COUNT[] =
+    "SELECT count(*) FROM quarantine_signals WHERE device_id = ? AND at > ?";
+static const char SQL_QSIGNALS_FORGET[] = "DELETE FROM quarantine_signals WHERE device_id = ?";
+static const char SQL_QUARANTINE[] =
+    "UPDATE devices SET quarantined_at = ?, quarantine_reason = ? WHERE id = ? AND tenant_id = ?";
+static const char SQL_RELEASE[] =
+    "UPDATE devices SET quarantined_at = 0, quarantine_reason = '' WHERE id = ? AND tenant_id = ?";
+static const char SQL_Q_REVOKE[] =
+    "UPDATE certificates SET revoked_at = ? WHERE device_id = ? AND revoked_at = 0";
+static const char SQL_Q_CRL_BUMP[] =
+    "UPDATE cas SET crl_number = crl_number + 1 WHERE tenant_id = ?";
+static const char SQL_ACTION_ADD[] =
+    "INSERT INTO threat_actions (tenant_id, device_id, at, action, actor, reason)"
+    " VALUES (?, ?, ?, ?, ?, ?)";
+static const char SQL_ACTIONS[] =
+    "SELECT id, at, device_id, action, actor, reason FROM threat_actions WHERE tenant_id = ?"
+    " ORDER BY id DESC LIMIT ?";
+static const char SQL_ACTIONS_DEVICE[] =
+    "SELECT id, at, device_id, action, actor, reason FROM threat_actions WHERE tenant_id = ?"
+    " AND device_id = ? ORDER BY id DESC LIMIT ?";
+
+rp_err_t rp_store_quarantine_policy_get(rp_store_t *s, const char *tenant_id,
+                                        rp_quarantine_policy_t *out)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_QPOLICY_GET);
+    char kinds[RP_THREAT_KINDS_MAX * (RP_DEVICE_EVENT_KIND_MAX + 1) + 1];
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    out->threshold = 5;
+    out->window = 3600;
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        out->enabled = sqlite3_column_int(st, 0) != 0;
+        sq_text_col(st, 1, kinds, sizeof(kinds));
+        out->threshold = sqlite3_column_int(st, 2);
+        out->window = sqlite3_column_int64(st, 3);
+        out->updated = sqlite3_column_int64(st, 4);
+        /* Written by rp_store_quarantine_policy_set: names of [a-z_] joined by ','. */
+        for (char *save = NULL, *k = strtok_r(kinds, ",", &save);
+             k != NULL && out->nkinds < RP_THREAT_KINDS_MAX; k = strtok_r(NULL, ",", &save))
+            snprintf(out->kinds[out->nkinds++], sizeof(out->kinds[0]), "%s", k);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? RP_OK : sq_error(s, "quarantine policy");
+}
+
+rp_err_t rp_store_quarantine_policy_set(rp_store_t *s, const char *tenant_id,
+                                        rp_quarantine_policy_t *in)
+{
+    char kinds[RP_THREAT_KINDS_MAX * (RP_DEVICE_EVENT_KIND_MAX + 1) + 1] = "";
+    sqlite3_stmt *st;
+    rp_err_t err;
+
+    if (in->nkinds > RP_THREAT_KINDS_MAX)
+        return RP_ERR_INVALID_ARG;
+    for (size_t i = 0; i < in->nkinds; i++)
+        snprintf(kinds + strlen(kinds), sizeof(kinds) - strlen(kinds), "%s%s", i ? "," : "",
+                 in->kinds[i]);
+    in->updated = (int64_t)time(NULL);
+    err = sq_begin(s);
+    if (err != RP_OK)
+        return err;
+    st = sq_stmt(s, SQL_QPOLICY_PUT);
+    if (st != NULL) {
+        BIND_TEXT(st, 1, tenant_id);
+        sqlite3_bind_int(st, 2, in->enabled ? 1 : 0);
+        BIND_TEXT(st, 3, kinds);
+        sqlite3_bind_int(st, 4, in->threshold);
+        sqlite3_bind_int64(st, 5, in->window);
+        sqlite3_bind_int64(st, 6, in->updated);
+    }
+    err = STEP(s, st, NULL);
+    if (err == RP_OK) {
+        st = sq_stmt(s, SQL_QSIGNALS_FORGET_TENANT);
+        if (st != NULL)
+            BIND_TEXT(st, 1, tenant_id);
+        err = STEP(s, st, NULL);
+    }
+    return sq_end(s, err);
+}
+
+/* The device's tenant and quarantine (RP_ERR_NOT_FOUND: no tenant holds it). */
+static rp_err_t qdevice(rp_store_t *s, const char *device_id, char tenant_id[RP_ID_SIZE],
+                        int64_t *since, char *reason, size_t reason_cap)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_QDEVICE);
+    int rc;
+
+    *since = 0;
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, device_id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        sq_text_col(st, 0, tenant_id, RP_ID_SIZE);
+        *since = sqlite3_column_int64(st, 1);
+        if (reason != NULL)
+            sq_text_col(st, 2, reason, reason_cap);
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE)
+        return RP_ERR_NOT_FOUND;
+    return rc == SQLITE_ROW ? RP_OK : sq_error(s, "device quarantine");
+}
+
+static rp_err_t action_add(rp_store_t *s, const char *tenant_id, const char *device_id, int64_t now,
+                           const char *action, const char *actor, const char *reason)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_ACTION_ADD);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    BIND_TEXT(st, 2, device_id);
+    sqlite3_bind_int64(st, 3, now);
+    BIND_TEXT(st, 4, action);
+    BIND_TEXT(st, 5, actor);
+    BIND_TEXT(st, 6, reason);
+    return sq_step_done(s, st, NULL);
+}
+
+/* Statements of one device ID (and maybe a time): forget, prune, count. */
+static sqlite3_stmt *device_stmt(rp_store_t *s, const char *sql, const char *device_id)
+{
+    sqlite3_stmt *st = sq_stmt(s, sql);
+
+    if (st != NULL)
+        BIND_TEXT(st, 1, device_id);
+    return st;
+}
+
+/* Inside the transaction: mark the device quarantined, revoke its certificates, record it. */
+static rp_err_t quarantine(rp_store_t *s, const char *tenant_id, const char *device_id,
+                           const char *reason, int64_t now)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_QUARANTINE);
+    int changes = 0;
+    rp_err_t err;
+
+    if (st != NULL) {
+        sqlite3_bind_int64(st, 1, now);
+        BIND_TEXT(st, 2, reason);
+        BIND_TEXT(st, 3, device_id);
+        BIND_TEXT(st, 4, tenant_id);
+    }
+    err = STEP(s, st, &changes);
+    if (err == RP_OK && changes == 0)
+        err = RP_ERR_NOT_FOUND;
+    if (err == RP_OK) {
+        st = sq_stmt(s, SQL_Q_REVOKE);
+        if (st != NULL) {
+            sqlite3_bind_int64(st, 1, now);
+            BIND_TEXT(st, 2, device_id);
+        }
+        err = STEP(s, st, NULL);
+    }
+    if (err == RP_OK) {
+        st = sq_stmt(s, SQL_Q_CRL_BUMP);
+        if (st != NULL)
+            BIND_TEXT(st, 1, tenant_id);
+        err = STEP(s, st, NULL);
+    }
+    if (err == RP_OK)
+        err = STEP(s, device_stmt(s, SQL_QSIGNALS_FORGET, device_id), NULL);
+    if (err == RP_OK)
+        err = action_add(s, tenant_id, device_id, now, "quarantine", "policy", reason);
+    return err;
+}
+
+rp_err_t rp_store_quarantine_signal(rp_store_t *s, const char *tenant_id, const char *device_id,
+                                    const char *kind, const char *detail,
+                                    const rp_quarantine_policy_t *p, int64_t now, bool *quarantined)
+{
+    char owner[RP_ID_SIZE] = "", reason[RP_QUARANTINE_REASON_MAX + 1], kinds[256] = "";
+    int64_t since = 0, count = 0;
+    sqlite3_stmt *st;
+    rp_err_t err;
+
+    *quarantined = false;
+    err = sq_begin(s);
+    if (err != RP_OK)
+        return err;
+    err = qdevice(s, device_id, owner, &since, NULL, 0);
+    if (err == RP_ERR_NOT_FOUND || (err == RP_OK && (since != 0 || strcmp(owner, tenant_id) != 0)))
+        return sq_end(s, RP_OK) == RP_OK ? RP_OK : RP_ERR_IO; /* nothing to count */
+    if (err == RP_OK) {
+        st = device_stmt(s, SQL_QSIGNAL_ADD, device_id);
+        if (st != NULL) {
+            BIND_TEXT(st, 2, kind);
+            sqlite3_bind_int64(st, 3, now);
+        }
+        err = STEP(s, st, NULL);
+    }
+    if (err == RP_OK) {
+        st = device_stmt(s, SQL_QSIGNALS_PRUNE, device_id);
+        if (st != NULL)
+            sqlite3_bind_int64(st, 2, now - p->window);
+        err = STEP(s, st, NULL);
+    }
+    if (err == RP_OK) {
+        st = device_stmt(s, SQL_QSIGNALS_COUNT, device_id);
+        if (st == NULL) {
+            err = RP_ERR_IO;
+        } else {
+            sqlite3_bind_int64(st, 2, now - p->window);
+            if (sqlite3_step(st) == SQLITE_ROW)
+                count = sqlite3_column_int64(st, 0);
+            else
+                err = sq_error(s, "quarantine signals");
+            sqlite3_reset(st);
+        }
+    }
+    if (err == RP_OK && count >= p->threshold) {
+        for (size_t i = 0; i < p->nkinds; i++)
+            snprintf(kinds + strlen(kinds), sizeof(kinds) - strlen(kinds), "%s%s", i ? "," : "",
+                     p->kinds[i]);
+        snprintf(
+            reason, sizeof(reason),
+            "%lld signals of %s within %llds (the policy's threshold %d); the last: %s: %.120s",
+            (long long)count, kinds, (long long)p->window, p->threshold, kind,
+            detail != NULL && detail[0] != '\0' ? detail : "(no reason given)");
+        err = quarantine(s, tenant_id, device_id, reason, now);
+        *quarantined = err == RP_OK;
+    }
+    err = sq_end(s, err);
+    if (err != RP_OK)
+        *quarantined = false;
+    return err;
+}
+
+rp_err_t rp_store_device_quarantine(rp_store_t *s, const char *device_id, int64_t *since,
+                                    char reason[RP_QUARANTINE_REASON_MAX + 1])
+{
+    char owner[RP_ID_SIZE];
+
+    return qdevice(s, device_id, owner, since, reason, RP_QUARANTINE_REASON_MAX + 1);
+}
+
+rp_err_t rp_store_device_release(rp_store_t *s, const char *tenant_id, const char *device_id,
+                                 const char *actor, const char *reason, int64_t now)
+{
+    char owner[RP_ID_SIZE] = "";
+    int64_t since = 0;
+    sqlite3_stmt *st;
+    rp_err_t err = sq_begin(s);
+
+    if (err != RP_OK)
+        return err;
+    err = qdevice(s, device_id, owner, &since, NULL, 0);
+    if (err == RP_OK && strcmp(owner, tenant_id) != 0)
+        err = RP_ERR_NOT_FOUND;
+    if (err == RP_OK && since == 0)
+        err = RP_ERR_INVALID_ARG;
+    if (err == RP_OK) {
+        st = device_stmt(s, SQL_RELEASE, device_id);
+        if (st != NULL)
+            BIND_TEXT(st, 2, tenant_id);
+        err = STEP(s, st, NULL);
+    }
+    if (err == RP_OK)
+        err = STEP(s, device_stmt(s, SQL_QSIGNALS_FORGET, device_id), NULL);
+    if (err == RP_OK)
+        err = action_add(s, tenant_id, device_id, now, "release", actor, reason);
+    return sq_end(s, err);
+}
+
+rp_err_t rp_store_threat_actions(rp_store_t *s, const char *tenant_id, const char *device_id,
+                                 int limit, rp_threat_action_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = sq_stmt(s, device_id != NULL ? SQL_ACTIONS_DEVICE : SQL_ACTIONS);
+    rp_threat_action_t a;
+    int rc, i = 1;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, i++, tenant_id);
+    if (device_id != NULL)
+        BIND_TEXT(st, i++, device_id);
+    sqlite3_bind_int(st, i, limit);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        memset(&a, 0, sizeof(a));
+        a.id = sqlite3_column_int64(st, 0);
+        a.at = sqlite3_column_int64(st, 1);
+        sq_text_col(st, 2, a.device_id, sizeof(a.device_id));
+        sq_text_col(st, 3, a.action, sizeof(a.action));
+        sq_text_col(st, 4, a.actor, sizeof(a.actor));
+        sq_text_col(st, 5, a.reason, sizeof(a.reason));
+        fn(ctx, &a);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "threat actions");
+}

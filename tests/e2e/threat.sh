@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# End to end, threat detection and automatic quarantine (server/threat.c): real devices (soft
+# root of trust, real certificates) post status reports with security events over mutual TLS, as
+# e2e.device_status does. One device's flood raises no alert (the distinct-device rule); a storm
+# from three raises one alert, seen on `rampart alert list`, on /metrics and at a webhook receiver
+# on loopback that checks the HMAC signature (its first answer is a 500: the delivery is retried);
+# with the quarantine policy on, the three are quarantined: `rampart device show` says why, their
+# certificates are in the CRL, attestation refuses them (reason quarantined), their reports are
+# refused; repeated proven attestation failures quarantine a fourth; release restores them.
+. "$(dirname "$0")/lib.sh"
+: "${AGENT:?set AGENT to the rampart-agent binary}"
+d=$E2E_DIR
+tools=$(dirname "$0")/../tools
+
+start_server "$d/srv"
+export RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN
+expect 0 "$RAMPART" tenant create acme; acme=$(cat "$d/out")
+expect 0 "$RAMPART" tenant policy --tenant "$acme" --allow-debug yes --require-components no
+expect 0 "$RAMPART" token create --tenant "$acme" --role reader; cp "$d/out" "$d/reader.token"
+
+# The webhook receiver (its secret file is written once the service has shown the secret).
+python3 "$tools/webhook-receiver.py" "$d/hook.port" "$d/hook.secret" "$d/hook.out" --fail-first 1 &
+E2E_PIDS+=("$!")
+wait_until 30 test -s "$d/hook.port" || fail "the webhook receiver did not start"
+hook_url="http://127.0.0.1:$(cat "$d/hook.port")/hook"
+
+# --- settings: defaults, the webhook (its secret shown once), a reader cannot set ------------------
+expect 0 "$RAMPART" threat show --tenant "$acme" --output json
+jq -e '.factor == 5 and .baseline_days == 7 and .window == 3600 and .min_devices == 3 and .floor == 1 and .updated == null' "$d/out" >/dev/null || fail "defaults: $(cat "$d/out")"
+expect 0 "$RAMPART" quarantine policy show --tenant "$acme"; out_has "enabled:    no"
+expect 1 "$RAMPART" webhook set --tenant "$acme" --url "ftp://127.0.0.1/x"; err_has "http or https URL"
+expect 1 "$RAMPART" webhook set --tenant "$acme" --url "$hook_url" --token-file "$d/reader.token"; err_has "admin"
+expect 0 "$RAMPART" webhook set --tenant "$acme" --url "$hook_url" --output json
+secret=$(jq -r .secret "$d/out"); [ "${#secret}" = 64 ] || fail "no secret: $(cat "$d/out")"
+printf '%s' "$secret" >"$d/hook.secret"
+expect 0 "$RAMPART" webhook show --tenant "$acme" --output json
+jq -e --arg u "$hook_url" '.url == $u and (has("secret") | not)' "$d/out" >/dev/null || fail "webhook show: $(cat "$d/out")"
+expect 0 "$RAMPART" webhook set --tenant "$acme" --url "$hook_url"; out_has "secret:  unchanged"
+expect 0 "$RAMPART" quarantine policy set --tenant "$acme" --kinds syscall,attestation_failed --threshold 3 --window 600
+out_has "enabled:    yes"; out_has "kinds:      syscall,attestation_failed"
+expect 2 "$RAMPART" quarantine policy set --tenant "$acme" --kinds syscall --threshold 0 --window 600
+expect 1 "$RAMPART" quarantine policy set --tenant "$acme" --kinds Bad-Kind --threshold 3 --window 600
+err_has "a kind is not"
+
+# --- four devices with certificates ---------------------------------------------------------------
+for n in 1 2 3 4; do
+  expect 0 "$AGENT" provision --state-dir "$d/dev$n" --rot soft; id[$n]=$(tail -n1 "$d/out")
+  expect 0 "$RAMPART" device claim --tenant "$acme" "${id[$n]}"
+  expect 0 "$AGENT" attest --state-dir "$d/dev$n" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+  serial[$n]=$(openssl x509 -in "$d/dev$n/agent/device.crt" -noout -serial | cut -d= -f2)
+done
+
+# post N FILE: device N's status report; the status in $status, the answer in $d/body.
+post() {
+  status=$(curl -s -o "$d/body" -w '%{http_code}' --cacert "$SERVER_CA" \
+    --cert "$d/dev$1/agent/device.crt" --key "$d/dev$1/identity.pem" \
+    -H 'Content-Type: application/json' --data-binary "@$2" "$SERVER_URL/api/v1/device/status")
+}
+# events KIND FROM COUNT: a report of COUNT events numbered from FROM.
+events() {
+  printf '{"events": ['
+  for i in $(seq "$2" $(($2 + $3 - 1))); do
+    printf '{"seq": %d, "at": 1764300000, "kind": "%s", "app": "sensor", "reason": "ptrace (%d)"}' "$i" "$1" "$i"
+    [ "$i" -lt $(($2 + $3 - 1)) ] && printf ,
+  done
+  printf ']}\n'
+}
+alerts() { expect 0 "$RAMPART" alert list --tenant "$acme" --output json; }
+
+# --- one device's flood: no alert (fewer than 3 devices), and "file" is not in the policy ---------
+events file 0 40 >"$d/flood.json"
+post 4 "$d/flood.json"; is_status 200; body_has '.new_events == 40'
+alerts; jq -e '.alerts == []' "$d/out" >/dev/null || fail "an alert from one device: $(cat "$d/out")"
+# Sent again (its answer lost): nothing new is counted either.
+post 4 "$d/flood.json"; is_status 200; body_has '.new_events == 0'
+
+# --- the storm: three devices, three syscall denials each ----------------------------------------
+events syscall 0 3 >"$d/storm.json"
+for n in 1 2 3; do post "$n" "$d/storm.json"; is_status 200; body_has '.new_events == 3'; done
+alerts
+jq -e '.alerts | length == 1' "$d/out" >/dev/null || fail "alerts: $(cat "$d/out")"
+jq -e '.alerts[0] | .subject == "kind:syscall" and .kind == "syscall" and .state == "open" and .devices == 3 and .count == 9 and .baseline == 1 and .reason == "ptrace (2)"' "$d/out" >/dev/null || fail "the alert: $(cat "$d/out")"
+expect 0 "$RAMPART" alert list --tenant "$acme"; out_has "kind:syscall"
+http GET /metrics -; is_status 200
+grep -q "^rampart_threat_alert_open{tenant=\"$acme\",kind=\"syscall\",alert=\"[0-9]*\"} 9$" "$d/body" || fail "/metrics: $(grep threat "$d/body")"
+grep -q "^rampart_threat_alerts_total{tenant=\"$acme\"} 1$" "$d/body" || fail "/metrics: total"
+# The storm goes on (a fourth device, and its report sent again): the same alert, extended, not
+# another; an event counts once however often it is sent (2, not 4: the device stays under the
+# policy's threshold of 3).
+events syscall 100 2 >"$d/more.json"
+post 4 "$d/more.json"; is_status 200; body_has '.new_events == 2'
+post 4 "$d/more.json"; is_status 200; body_has '.new_events == 0'
+alerts
+jq -e '.alerts | length == 1 and .[0].count == 11 and .[0].devices == 4 and .[0].signals == 5' "$d/out" >/dev/null || fail "alerts: $(cat "$d/out")"
+# At the receiver, signed: the alert, and the three quarantines (the first try was answered 500).
+hooked() { [ "$(jq -s "map(select(.type == \"$1\")) | length" "$d/hook.out" 2>/dev/null)" = "$2" ]; }
+wait_until 30 hooked alert 1 || fail "the webhook did not get the alert: $(cat "$d/hook.out" 2>/dev/null)"
+wait_until 30 hooked quarantine 3 || fail "the webhook did not get 3 quarantines: $(cat "$d/hook.out")"
+jq -s -e --arg t "$acme" 'map(select(.type == "alert"))[0] | .tenant == $t and .alert.subject == "kind:syscall" and .alert.devices == 3' "$d/hook.out" >/dev/null || fail "the webhook's alert: $(cat "$d/hook.out")"
+[ ! -e "$d/hook.out.rejected" ] || fail "the receiver refused a signature: $(cat "$d/hook.out.rejected")"
+http GET /metrics -
+grep -q '^rampart_threat_webhook_deliveries_total{result="retried"} [1-9]' "$d/body" || fail "no retry counted"
+grep -q '^rampart_threat_quarantines_total 3$' "$d/body" || fail "quarantines: $(grep quarantines "$d/body")"
+# The receiver does check: a body signed with another secret is refused.
+forged='{"type":"alert","tenant":"'"$acme"'"}'
+sig=$(printf '%s' "$forged" | openssl dgst -sha256 -hmac "not-the-secret" | sed 's/.*= //')
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Rampart-Signature: sha256=$sig" --data-binary "$forged" "$hook_url")
+eq "$code" 401 "a forged webhook at the receiver"
+
+# --- the three are quarantined -------------------------------------------------------------------
+expect 0 "$RAMPART" ca crl --tenant "$acme" --out "$d/crl.pem"
+openssl crl -in "$d/crl.pem" -noout -text >"$d/crl.txt"
+for n in 1 2 3; do
+  expect 0 "$RAMPART" device show --tenant "$acme" "${id[$n]}" --output json
+  jq -e '.status == "quarantined" and (.quarantine.reason | contains("3 signals of syscall,attestation_failed within 600s")) and (.quarantine.since | type == "string") and .certificate == null' "$d/out" >/dev/null || fail "device $n: $(cat "$d/out")"
+  grep -qi "Serial Number: ${serial[$n]}" "$d/crl.txt" || fail "device $n's certificate ${serial[$n]} is not in the CRL"
+  expect 1 "$AGENT" attest --state-dir "$d/dev$n" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+  err_has "quarantined"
+done
+expect 0 "$RAMPART" device show --tenant "$acme" "${id[1]}"; out_has "status:            quarantined"
+expect 0 "$RAMPART" device attestations --tenant "$acme" "${id[1]}"
+jq -e '.attestations[0].reason == "quarantined"' "$d/out" >/dev/null || fail "attestations: $(head -c 600 "$d/out")"
+# Its old certificate no longer reports, renews (EST) nor fetches updates, and says why.
+events syscall 10 1 >"$d/late.json"
+post 1 "$d/late.json"; is_status 403; body_has '.error == "quarantined"'
+for path in "/.well-known/est/$acme/simplereenroll" /api/v1/device/targets; do
+  method=GET; [ "${path#*simplereenroll}" != "$path" ] && method=POST
+  status=$(curl -s -o "$d/body" -w '%{http_code}' --cacert "$SERVER_CA" -X "$method" \
+    --cert "$d/dev2/agent/device.crt" --key "$d/dev2/identity.pem" "$SERVER_URL$path")
+  is_status 403; body_has '.error == "quarantined"'
+done
+grep -qi "Serial Number: ${serial[4]}" "$d/crl.txt" && fail "the bystander's certificate is in the CRL"
+expect 0 "$RAMPART" device show --tenant "$acme" "${id[4]}" --output json
+jq -e '.status == "active" and .quarantine == null' "$d/out" >/dev/null || fail "device 4: $(cat "$d/out")"
+expect 0 "$RAMPART" quarantine actions --tenant "$acme" --output json
+jq -e '[.actions[] | select(.action == "quarantine" and .actor == "policy")] | length == 3' "$d/out" >/dev/null || fail "actions: $(cat "$d/out")"
+
+# --- proven attestation failures are signals too: the fourth device (2 syscall denials counted)
+# is quarantined at its first refusal -----------------------------------------------------------
+expect 0 "$RAMPART" tenant policy --tenant "$acme" --require-components yes
+for i in 1 2 3; do
+  expect 1 "$AGENT" attest --state-dir "$d/dev4" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+done
+expect 0 "$RAMPART" device show --tenant "$acme" "${id[4]}" --output json
+jq -e '.status == "quarantined" and (.quarantine.reason | contains("attestation_failed: no_components"))' "$d/out" >/dev/null || fail "device 4: $(cat "$d/out")"
+expect 0 "$RAMPART" tenant policy --tenant "$acme" --require-components no
+expect 1 "$AGENT" attest --state-dir "$d/dev4" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+err_has "quarantined"
+
+# --- release: a reader cannot; an admin can, recorded; the device attests again ---------------------
+expect 1 "$RAMPART" device release --tenant "$acme" "${id[1]}" --token-file "$d/reader.token"; err_has "admin"
+expect 0 "$RAMPART" device release --tenant "$acme" "${id[1]}" --reason "reflashed"
+out_has "${id[1]} released"
+expect 1 "$RAMPART" device release --tenant "$acme" "${id[1]}"; err_has "not quarantined"
+expect 0 "$RAMPART" device release --tenant "$acme" "${id[4]}" --output json
+jq -e '.released == true' "$d/out" >/dev/null || fail "release: $(cat "$d/out")"
+for n in 1 4; do
+  expect 0 "$AGENT" attest --state-dir "$d/dev$n" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+  expect 0 "$RAMPART" device show --tenant "$acme" "${id[$n]}" --output json
+  jq -e '.status == "active" and .quarantine == null and (.certificate | type == "object")' "$d/out" >/dev/null || fail "device $n: $(cat "$d/out")"
+done
+expect 1 "$AGENT" attest --state-dir "$d/dev2" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+err_has "quarantined"
+expect 0 "$RAMPART" quarantine actions --tenant "$acme" --output json
+jq -e '.actions[0] | .action == "release" and (.actor | startswith("token:")) and .reason == "released by an operator"' "$d/out" >/dev/null || fail "actions: $(cat "$d/out")"
+jq -e '[.actions[] | select(.action == "release" and .reason == "reflashed")] | length == 1' "$d/out" >/dev/null || fail "actions: $(cat "$d/out")"
+expect 0 "$RAMPART" quarantine policy off --tenant "$acme"; out_has "enabled:    no"
+done_ok
