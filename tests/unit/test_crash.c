@@ -193,8 +193,8 @@ static void cut_anywhere(void **state)
         uint64_t count = 0, last = 0;
         for (uint64_t from = 0;; from = seq + 1) {
             size_t len = read_whole(dir, from, &seq, &dropped);
-            if (len == 0)
-                break;
+            if (seq == 0)
+                break; /* none left (an empty file is a kept crash, and must parse) */
             assert_int_equal(rp_crash_parse(file, len, &got), RP_OK);
             assert_true(seq > last);
             last = seq;
