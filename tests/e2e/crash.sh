@@ -124,6 +124,11 @@ killed() { grep -q "killed by signal 9" "$S/apps/$P-live/exits" 2>/dev/null; }
 wait_until 20 killed || { cat "$LOG" >&2; fail "the kill was not recorded as an exit"; }
 eq "$(crashes | jq --arg c "$P-live" '[.crashes[] | select(.component == $c)] | length')" 0 \
   "crashes after kill -9"
+# The unwinding ran under the agent's own seccomp filter (libdw reads what the app's author made).
+"${AS_U[@]}" "$AGENT" crashes --state-dir "$S" --verbose >/dev/null 2>"$d/verbose.err" ||
+  fail "crashes failed: $(cat "$d/verbose.err")"
+grep -q "seccomp: the agent's allow-list is in force" "$d/verbose.err" ||
+  fail "crashes did not run under the agent's filter: $(cat "$d/verbose.err")"
 # The agent's user reads none of S/crashes/ itself: only through the monitor.
 "${AS_U[@]}" ls "$S/crashes" >/dev/null 2>&1 && fail "the agent's user can list S/crashes/"
 E2E_CHECKS=$((E2E_CHECKS + 1))
