@@ -22,6 +22,7 @@
 #include "agent.h"
 #include "capability.h"
 #include "confine.h"
+#include "crashes.h"
 #include "events.h"
 #include "proto.h"
 #include "report.h"
@@ -100,6 +101,9 @@ static const char usage[] =
     "  app stop|start|restart --state-dir S NAME\n"
     "      Stop an app (it stays stopped, across restarts and new versions, until started),\n"
     "      start it again, or restart it at once.\n"
+    "  crashes --state-dir S [--output json]\n"
+    "      The crashes the monitor kept (signal, address, frames as module+offset and build ID,\n"
+    "      unwound here), oldest first.\n"
     "  events --state-dir S [--output json]\n"
     "      The security events the monitor recorded (time, kind, app, reason), oldest first:\n"
     "      each refusal its compartments saw; the newest 1000 are kept, the drop counted.\n"
@@ -510,6 +514,8 @@ static int cmd_peer(const struct args *a, const char *verb)
     return err == RP_OK ? OK : FAIL;
 }
 
+#define CRASH_POLL_SECONDS 60 /* how soon `run` hands a kept crash to the report queue */
+
 static int cmd_run(const struct args *a)
 {
     struct sigaction sa = {0}, sc = {0};
@@ -612,8 +618,13 @@ static int cmd_run(const struct args *a)
         } else if (access(root, R_OK) != 0) {
             next_update = next_attest; /* nothing to check against until the device has a root */
         }
+        /* The monitor's kept crashes, each a report for the queue (crashes.h). */
+        if (!direct(&agent))
+            rp_crashes_report_new(&agent);
         now = time(NULL);
         wait = (next_attest < next_update ? next_attest : next_update) - now;
+        if (!direct(&agent) && wait > CRASH_POLL_SECONDS)
+            wait = CRASH_POLL_SECONDS; /* a new crash is reported within this */
         sleep_until_stopped(wait > 0 ? wait : 1);
     }
     if (supervisor != NULL)
@@ -1254,6 +1265,26 @@ static int cmd_events(const struct args *a)
     return OK;
 }
 
+/* crashes: the crashes the monitor kept, unwound here (crashes.h). */
+static int cmd_crashes(const struct args *a)
+{
+    rp_agent_t agent;
+
+    if (a->output != NULL && strcmp(a->output, "json") != 0 && strcmp(a->output, "text") != 0)
+        return usage_error("--output must be text or json");
+    if (rp_agent_attach_records(&agent, a->state_dir) != RP_OK) {
+        rp_log_error("%s: cannot read the kept crashes", a->state_dir);
+        return FAIL;
+    }
+    /* libdw reads what an app's author made (its ELF, its CFI): under the agent's own filter,
+     * as in `run`, whenever the monitor serves S. */
+    if (agent.monitor[0] != '\0' && rp_agent_confine() != RP_OK)
+        return FAIL;
+    return rp_crashes_list(&agent, a->output != NULL && strcmp(a->output, "json") == 0, stdout)
+               ? FAIL
+               : OK;
+}
+
 /* The service the device talks to: given, or the one it last attested with. */
 static int service_of(const struct args *a, const rp_agent_t *agent, char *server, size_t scap,
                       char *ca, size_t ccap)
@@ -1475,5 +1506,7 @@ int main(int argc, char **argv)
         return usage_error("app install IMAGE | app logs NAME | app list | app stop|start|restart NAME");
     if (strcmp(cmd, "events") == 0)
         return cmd_events(&a);
+    if (strcmp(cmd, "crashes") == 0)
+        return cmd_crashes(&a);
     return usage_error("unknown command");
 }

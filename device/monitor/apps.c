@@ -27,6 +27,7 @@
 #include "netpolicy.h"
 #include "rampart/apptree.h"
 #include "rampart/file.h"
+#include "crash.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
 
@@ -113,10 +114,14 @@ static rp_err_t app_dirs(const char *name)
     char p[PATH_MAX];
     rp_err_t err = pathf(p, sizeof(p), "%s/apps", s.state_dir);
 
-    if (err == RP_OK)
-        err = mkdir_p(p, 0700);
-    if (err == RP_OK && (err = app_path(name, "", p, sizeof(p))) == RP_OK)
-        err = mkdir_p(p, 0700);
+    /* S/apps and S/apps/C are passable, not listable (0711): the unprivileged agent opens an app's
+     * tree (read-only, made from a signed image it downloaded itself) to unwind its crashes
+     * (crash.h); every other file there is root's alone (0600). */
+    if (err == RP_OK && (err = mkdir_p(p, 0711)) == RP_OK && chmod(p, 0711) != 0)
+        err = RP_ERR_IO;
+    if (err == RP_OK && (err = app_path(name, "", p, sizeof(p))) == RP_OK &&
+        (err = mkdir_p(p, 0711)) == RP_OK && chmod(p, 0711) != 0)
+        err = RP_ERR_IO;
     if (err == RP_OK && (err = pathf(p, sizeof(p), "%s/run", s.state_dir)) == RP_OK)
         err = mkdir_p(p, 0700);
     if (err == RP_OK && (err = pathf(p, sizeof(p), "%s/run/apps", s.state_dir)) == RP_OK)
@@ -320,7 +325,7 @@ static rp_err_t tree_ensure(const rp_apps_want_t *w, rp_manifest_t *m, char *why
     have[2 * RP_SHA256_LEN + 1] = kind;
     have[2 * RP_SHA256_LEN + 2] = '\0';
     if (err == RP_OK)
-        err = rp_write_file_atomic(marker, have, strlen(have), 0600, 0);
+        err = rp_write_file_atomic(marker, have, strlen(have), 0644, 0); /* the agent's too */
     if (err != RP_OK)
         snprintf(why, cap, "cannot put its tree in place: %s", strerror(errno));
     else
@@ -528,12 +533,56 @@ static void describe_exit(int status, char *out, size_t cap)
         snprintf(out, cap, "killed by signal %d", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 
+/* A crash its init captured, kept in S/crashes/ with what the supervisor knows (crash.h); the
+ * compartment goes down here (its last words reach the log first). */
+static void keep_crash(app_t *a, const char *tree)
+{
+    static uint8_t tail[RP_CRASH_LOG_MAX];
+    uint8_t *capture = a->c.crash;
+    size_t capture_len = a->c.crash_len, tail_len = 0;
+    long uptime = rp_app_uptime_ms(&a->c.run);
+    char path[PATH_MAX];
+    uint64_t seq;
+    struct stat st;
+    int fd;
+
+    a->c.crash = NULL;
+    compartment_down(a);
+    if (capture == NULL)
+        return;
+    if (app_path(a->want.component, "log", path, sizeof(path)) == RP_OK &&
+        (fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) >= 0) {
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+            off_t from = st.st_size > RP_CRASH_LOG_MAX ? st.st_size - RP_CRASH_LOG_MAX : 0;
+            ssize_t n = pread(fd, tail, (size_t)(st.st_size - from), from);
+            tail_len = n > 0 ? (size_t)n : 0;
+        }
+        close(fd);
+    }
+    rp_crash_meta_t m = {.at = time(NULL),
+                         .uptime_ms = uptime > 0 ? (uint64_t)uptime : 0,
+                         .component = a->want.component,
+                         .version = a->want.version,
+                         .tree = tree,
+                         .digest = a->want.digest,
+                         .log = tail,
+                         .log_len = tail_len};
+    if (rp_crash_store_put(s.state_dir, &m, capture, capture_len, &seq) == RP_OK)
+        rp_log_warn("%s %s: crashed; kept as crash %llu", a->want.component, a->want.version,
+                    (unsigned long long)seq);
+    else
+        rp_log_warn("%s %s: crashed; the capture cannot be kept", a->want.component,
+                    a->want.version);
+    free(capture);
+}
+
 static void exited(app_t *a)
 {
     char what[64];
     time_t now = time(NULL);
 
     describe_exit(a->c.status, what, sizeof(what));
+    keep_crash(a, "tree");
     compartment_down(a);
     a->restarts++;
     record_exit(a, what);
@@ -730,6 +779,7 @@ static void trial_check(void)
         return;
     if (rp_compartment_poll(&s.trial.c, 0)) {
         describe_exit(s.trial.c.status, detail, sizeof(detail));
+        keep_crash(&s.trial, "trial-tree");
         strncat(detail, " at start", sizeof(detail) - strlen(detail) - 1);
         trial_reply(false, detail);
     } else if (s.trial.c.run.ready) {

@@ -29,6 +29,7 @@
 #include <linux/landlock.h>
 #include <linux/loop.h>
 #include <linux/netlink.h>
+#include <elf.h>
 #include <linux/securebits.h>
 #include <poll.h>
 #include <sched.h>
@@ -42,16 +43,20 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/user.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "compartment.h"
+#include "crash.h"
 #include "events.h"
 #include "rampart/file.h"
 #include "rampart/log.h"
@@ -80,10 +85,11 @@ struct rp_ll_net_port_attr {
 #endif
 
 /* The supervisor <-> child protocol, over a SOCK_SEQPACKET pair. */
-enum { M_GO = 1, M_USERNS, M_MAPPED, M_SECCOMP, M_READY, M_ERROR, M_EXIT };
+enum { M_GO = 1, M_USERNS, M_MAPPED, M_SECCOMP, M_READY, M_ERROR, M_EXIT, M_CRASH };
 typedef struct msg {
     int type;
-    int value;      /* M_USERNS: 1 made; M_READY: layers; M_EXIT: the app's wait status */
+    int value;      /* M_USERNS: 1 made; M_READY: layers; M_EXIT: the app's wait status;
+                       M_CRASH: the length of the capture, the next packet */
     int value2;     /* M_READY: Landlock ABI */
     char text[480]; /* M_ERROR: why; M_READY: the layers missing */
 } msg_t;
@@ -1135,6 +1141,167 @@ static void close_all_but(int k0, int k1, int k2, int k3, int k4)
     (void)close_range(from, ~0U, 0);
 }
 
+/* ---------------------------------------------------------------- crash capture (the init) */
+
+/* The init traces the app's main process (its threads too) to capture a crash: registers, a
+ * bounded stack window, the module list from /proc (no ELF read here: crash.h). Every other stop
+ * is passed on as the kernel would have it. */
+
+static bool fatal_signal(int sig)
+{
+    return sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE || sig == SIGABRT ||
+           sig == SIGTRAP || sig == SIGSYS;
+}
+
+/* Whether sig takes its default action in tid: not caught, not ignored (a fault the process
+ * blocked or ignored was reset to the default by the kernel before the stop). A signal the app
+ * handles (a runtime's own SIGSEGV handler) is not a crash. */
+static bool default_action(pid_t tid, int sig)
+{
+    char path[64], text[4096];
+    unsigned long long caught = ~0ULL, ignored = ~0ULL;
+    char *p;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+    if (read_text(path, text, sizeof(text)) != 0)
+        return false;
+    if ((p = strstr(text, "\nSigIgn:")) != NULL)
+        ignored = strtoull(p + 8, NULL, 16);
+    if ((p = strstr(text, "\nSigCgt:")) != NULL)
+        caught = strtoull(p + 8, NULL, 16);
+    return !((caught | ignored) & (1ULL << (sig - 1)));
+}
+
+/* The mappings of files, and the end of the one holding sp. */
+static void capture_maps(pid_t tid, rp_crash_capture_t *c, uint64_t *stack_end)
+{
+    static char text[256 * 1024];
+    char path[64], *line, *save = NULL;
+    size_t len = 0;
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%d/maps", (int)tid);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return;
+    while (len < sizeof(text) - 1 && (n = read(fd, text + len, sizeof(text) - 1 - len)) > 0)
+        len += (size_t)n;
+    close(fd);
+    text[len] = '\0';
+    for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+        unsigned long long start, end, off, inode;
+        int at = 0;
+        if (sscanf(line, "%llx-%llx %*s %llx %*s %llu %n", &start, &end, &off, &inode, &at) != 4 ||
+            at == 0)
+            continue;
+        if (c->sp >= start && c->sp < end)
+            *stack_end = end;
+        if (inode == 0 || line[at] != '/' || strlen(line + at) > RP_CRASH_PATH_MAX ||
+            c->nmods == RP_CRASH_MODULES_MAX)
+            continue; /* anonymous, a special one ([stack], [vdso]), too long, or too many */
+        rp_crash_module_t *m = &c->mods[c->nmods++];
+        m->start = start;
+        m->end = end;
+        m->offset = off;
+        snprintf(m->path, sizeof(m->path), "%s", line + at);
+    }
+}
+
+/* tid is in a signal-delivery-stop for a fatal signal: capture, and send it to the supervisor. */
+static void capture(pid_t tid, int sync_fd)
+{
+    static rp_crash_capture_t c;
+    static uint8_t out[RP_CRASH_CAPTURE_MAX];
+    static bool done; /* one capture a run: the supervisor reads it once the init is gone */
+    siginfo_t si;
+    struct iovec iov = {.iov_base = c.regs, .iov_len = sizeof(c.regs)};
+    uint64_t stack_end = 0;
+    size_t len;
+
+    if (done)
+        return;
+    done = true;
+    memset(&c, 0, sizeof(c));
+    if (ptrace(PTRACE_GETSIGINFO, tid, NULL, &si) != 0 ||
+        ptrace(PTRACE_GETREGSET, tid, (void *)NT_PRSTATUS, &iov) != 0)
+        return;
+    c.signo = si.si_signo;
+    c.code = si.si_code;
+    c.addr = (uint64_t)(uintptr_t)si.si_addr;
+    c.tid = (uint32_t)tid;
+    c.regs_len = iov.iov_len;
+#if defined(__x86_64__)
+    c.arch = EM_X86_64;
+    c.sp = ((struct user_regs_struct *)c.regs)->rsp;
+#elif defined(__aarch64__)
+    c.arch = EM_AARCH64;
+    c.sp = ((struct user_regs_struct *)c.regs)->sp;
+#else
+    return; /* an architecture the unwinder is not told about: the exit alone is recorded */
+#endif
+    capture_maps(tid, &c, &stack_end);
+    if (stack_end > c.sp) {
+        struct iovec local = {.iov_base = c.stack,
+                              .iov_len = stack_end - c.sp < RP_CRASH_STACK_MAX
+                                             ? (size_t)(stack_end - c.sp)
+                                             : RP_CRASH_STACK_MAX};
+        struct iovec remote = {.iov_base = (void *)(uintptr_t)c.sp, .iov_len = local.iov_len};
+        ssize_t got = process_vm_readv(tid, &local, 1, &remote, 1, 0);
+        c.stack_len = got > 0 ? (size_t)got : 0;
+    }
+    if (rp_crash_capture_encode(&c, out, sizeof(out), &len) == RP_OK) {
+        msg_t m = {.type = M_CRASH, .value = (int)len};
+        int room = 2 * RP_CRASH_CAPTURE_MAX;
+        (void)setsockopt(sync_fd, SOL_SOCKET, SO_SNDBUF, &room, sizeof(room));
+        if (send_msg(sync_fd, &m, -1) == 0)
+            (void)send(sync_fd, out, len, MSG_NOSIGNAL);
+    }
+}
+
+/* One stop of a traced thread, passed on. */
+static void on_stop(pid_t tid, int st, int sync_fd)
+{
+    int sig = WSTOPSIG(st), event = (unsigned)st >> 16;
+
+    if (event == PTRACE_EVENT_STOP) {
+        /* A group-stop stays a stop (LISTEN: the tracee stays stopped until SIGCONT); the
+         * initial stop of a new thread just goes on. */
+        if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU)
+            (void)ptrace(PTRACE_LISTEN, tid, NULL, NULL);
+        else
+            (void)ptrace(PTRACE_CONT, tid, NULL, NULL);
+        return;
+    }
+    if (event != 0) { /* PTRACE_EVENT_CLONE: the new thread is traced too */
+        (void)ptrace(PTRACE_CONT, tid, NULL, NULL);
+        return;
+    }
+    if (fatal_signal(sig) && default_action(tid, sig))
+        capture(tid, sync_fd);
+    (void)ptrace(PTRACE_CONT, tid, NULL, (void *)(uintptr_t)sig); /* delivered as it was */
+}
+
+/* The init's own filter: the app's list, plus ptrace and process_vm_readv for the capture
+ * (docs/compartments.md, "Crash capture"). The app loads its own filter, without them, between
+ * its fork and its exec. Refusals here are plain EPERM: the init is ours, not the app's. */
+static int init_seccomp(bool trace, char *why, size_t cap)
+{
+    static const char *const trace_calls[] = {"ptrace", "process_vm_readv"};
+    scmp_filter_ctx ctx = seccomp_build(SCMP_ACT_ERRNO(EPERM), false);
+    int rc = ctx == NULL ? -EINVAL : 0;
+
+    if (rc == 0 && trace)
+        rc = rp_seccomp_allow(ctx, trace_calls, 2);
+    if (rc == 0)
+        rc = seccomp_load(ctx);
+    if (ctx != NULL)
+        seccomp_release(ctx);
+    if (rc != 0)
+        snprintf(why, cap, "cannot load the init's seccomp filter: %s",
+                 strerror(rc < 0 ? -rc : EINVAL));
+    return rc == 0 ? 0 : -1;
+}
+
 static int child_main(child_args_t *a)
 {
     const rp_compartment_spec_t *s = a->spec;
@@ -1149,7 +1316,9 @@ static int child_main(child_args_t *a)
     char *argv[RP_MANIFEST_ARGS_MAX + 2];
     unsigned layers =
         RP_LAYER_MOUNTNS | RP_LAYER_PIDNS | RP_LAYER_IPCNS | RP_LAYER_UTSNS | RP_LAYER_NETNS;
-    int abi = 0, notify_fd = -1, status = 0;
+    int abi = 0, notify_fd = -1, status = 0, up[2], down[2];
+    bool traced = false;
+    char go = 0;
     msg_t msg;
     pid_t app;
 
@@ -1211,39 +1380,13 @@ static int child_main(child_args_t *a)
         child_fail(a->sync_fd, "cannot apply the Landlock rules");
     if (m->storage_kb > 0)
         layers |= RP_LAYER_STORAGE;
-    if (seccomp_apply(!(s->without & RP_LAYER_SECCOMP_NOTIFY), s->debug, &notify_fd, why,
-                      sizeof(why)) != 0)
-        child_fail(a->sync_fd, why);
-    if (s->debug)
-        note_missing(missing, sizeof(missing),
-                     "ptrace allowed among its processes (development capability)");
-    layers |= RP_LAYER_SECCOMP;
-    if (notify_fd >= 0) {
-        layers |= RP_LAYER_SECCOMP_NOTIFY;
-        memset(&msg, 0, sizeof(msg));
-        msg.type = M_SECCOMP;
-        if (send_msg(a->sync_fd, &msg, notify_fd) != 0)
-            _exit(125);
-        close(notify_fd);
-    } else
-        note_missing(missing, sizeof(missing),
-                     s->without & RP_LAYER_SECCOMP_NOTIFY
-                         ? "seccomp refusals are not seen" TURNED_OFF
-                           ": refused calls get EPERM and make no event"
-                         : "seccomp refusals are not seen (the kernel has no "
-                           "SECCOMP_RET_USER_NOTIF): refused calls get EPERM and make no event");
-    /* The init is never dumpable (the app's exec makes the app so again): with ptrace allowed
+    /* The init is never dumpable (the app makes itself so before its exec): with ptrace allowed
      * (debug), the app's processes reach one another, never the init and its channel to the
      * supervisor (its memory is the host user namespace's: no capability of the app's counts). */
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
         child_fail(a->sync_fd, "cannot make the compartment's init undumpable");
-    memset(&msg, 0, sizeof(msg));
-    msg.type = M_READY;
-    msg.value = (int)layers;
-    msg.value2 = abi;
-    snprintf(msg.text, sizeof(msg.text), "%s", missing);
-    if (send_msg(a->sync_fd, &msg, -1) != 0)
-        _exit(125);
+    if (pipe2(up, O_CLOEXEC) != 0 || pipe2(down, O_CLOEXEC) != 0)
+        child_fail(a->sync_fd, "pipe failed");
 
     /* The app, under the contract. */
     snprintf(env_component, sizeof(env_component), "RAMPART_COMPONENT=%s", s->component);
@@ -1265,6 +1408,49 @@ static int child_main(child_args_t *a)
     if (app == 0) {
         sigset_t none;
         int channel = -1;
+        /* Traced by the init (crash capture) unless in development mode: dumpable for it, then
+         * its word that it seized us (or could not), then the app's filter, which refuses
+         * ptrace and process_vm_* to the app itself (the init's own filter allows them). */
+        close(up[0]);
+        close(down[1]);
+        if (!s->debug && prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0)
+            _exit(126);
+        if (write(up[1], "x", 1) != 1 || read(down[0], &go, 1) != 1)
+            _exit(125);
+        close(up[1]);
+        close(down[0]);
+        if (seccomp_apply(!(s->without & RP_LAYER_SECCOMP_NOTIFY), s->debug, &notify_fd, why,
+                          sizeof(why)) != 0)
+            child_fail(a->sync_fd, why);
+        if (s->debug)
+            note_missing(missing, sizeof(missing),
+                         "ptrace allowed among its processes (development capability)");
+        else if (go != '1')
+            note_missing(missing, sizeof(missing),
+                         "no crash capture (the kernel refused the init's ptrace)");
+        layers |= RP_LAYER_SECCOMP;
+        if (notify_fd >= 0) {
+            layers |= RP_LAYER_SECCOMP_NOTIFY;
+            memset(&msg, 0, sizeof(msg));
+            msg.type = M_SECCOMP;
+            if (send_msg(a->sync_fd, &msg, notify_fd) != 0)
+                _exit(125);
+            close(notify_fd);
+        } else
+            note_missing(missing, sizeof(missing),
+                         s->without & RP_LAYER_SECCOMP_NOTIFY
+                             ? "seccomp refusals are not seen" TURNED_OFF
+                               ": refused calls get EPERM and make no event"
+                             : "seccomp refusals are not seen (the kernel has no "
+                               "SECCOMP_RET_USER_NOTIF): refused calls get EPERM and make no "
+                               "event");
+        memset(&msg, 0, sizeof(msg));
+        msg.type = M_READY;
+        msg.value = (int)layers;
+        msg.value2 = abi;
+        snprintf(msg.text, sizeof(msg.text), "%s", missing);
+        if (send_msg(a->sync_fd, &msg, -1) != 0)
+            _exit(125);
         setsid();
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
@@ -1287,7 +1473,20 @@ static int child_main(child_args_t *a)
         dprintf(STDERR_FILENO, "rampart: cannot start %s: %s\n", exe, strerror(errno));
         _exit(127);
     }
-    /* Its init: forward a stop, reap everything, report the app's status. */
+    /* Its init: trace the app for a crash, forward a stop, reap everything, report the app's
+     * status. */
+    close(up[1]);
+    close(down[0]);
+    if (read(up[0], &go, 1) == 1 && !s->debug)
+        traced = ptrace(PTRACE_SEIZE, app, NULL,
+                        (void *)(uintptr_t)(PTRACE_O_TRACECLONE | PTRACE_O_EXITKILL)) == 0;
+    if (init_seccomp(traced, why, sizeof(why)) != 0) {
+        kill(app, SIGKILL);
+        child_fail(a->sync_fd, why);
+    }
+    (void)!write(down[1], traced ? "1" : "0", 1);
+    close(up[0]);
+    close(down[1]);
     close(a->log_fd);
     close(a->null_fd);
     close(a->ready_fd);
@@ -1307,10 +1506,14 @@ static int child_main(child_args_t *a)
     }
     for (;;) {
         int st;
-        pid_t w = waitpid(-1, &st, 0);
+        pid_t w = waitpid(-1, &st, __WALL);
         if (forward_sig) {
             kill(-app, forward_sig);
             forward_sig = 0;
+        }
+        if (w > 0 && WIFSTOPPED(st)) {
+            on_stop(w, st, a->sync_fd);
+            continue;
         }
         if (w == app) {
             status = st;
@@ -1528,15 +1731,36 @@ static void check_counters(rp_compartment_t *c)
     }
 }
 
+/* The init's capture, the packet after M_CRASH: kept as it came (bounded; the monitor does not
+ * read it: crash.h), the first of a run only. */
+static void take_crash(rp_compartment_t *c)
+{
+    uint8_t *buf = c->crash == NULL ? malloc(RP_CRASH_CAPTURE_MAX) : NULL;
+    ssize_t n;
+
+    if (buf == NULL)
+        return;
+    n = recv(c->sync_fd, buf, RP_CRASH_CAPTURE_MAX, MSG_DONTWAIT | MSG_TRUNC);
+    if (n <= 0 || n > RP_CRASH_CAPTURE_MAX) {
+        free(buf);
+        return;
+    }
+    c->crash = buf;
+    c->crash_len = (size_t)n;
+}
+
 static void reap(rp_compartment_t *c, int init_status)
 {
     msg_t msg;
     struct pollfd p = {.fd = c->sync_fd, .events = POLLIN};
 
     c->status = init_status; /* unless the init reported the app's own */
-    while (c->sync_fd >= 0 && poll(&p, 1, 0) == 1 && recv_msg(c->sync_fd, &msg, NULL) == 1)
+    while (c->sync_fd >= 0 && poll(&p, 1, 0) == 1 && recv_msg(c->sync_fd, &msg, NULL) == 1) {
         if (msg.type == M_EXIT)
             c->status = msg.value;
+        else if (msg.type == M_CRASH)
+            take_crash(c);
+    }
     c->exited = true;
     check_counters(c);
     c->run.pid =
@@ -1675,6 +1899,9 @@ void rp_compartment_stop(rp_compartment_t *c)
     close_fd(&c->pidfd);
     close_fd(&c->data_fd);
     close_fd(&c->sync_fd);
+    free(c->crash);
+    c->crash = NULL;
+    c->crash_len = 0;
     c->run.pid = 0;
     rp_app_exited(&c->run);
     cgroups_remove(c);

@@ -15,16 +15,28 @@ target_include_directories(rampart_events PUBLIC device/monitor)
 target_link_libraries(rampart_events PUBLIC rampart_host)
 
 # app.c: the ready rule of the app contract has one owner, shared with the agent.
+# The crash store (crash.c: the init's encoding, S/crashes/) and its reader (crash_parse.c: the
+# agent's; the monitor never calls it, so it is never linked into it).
+add_library(rampart_crash STATIC device/monitor/crash.c device/monitor/crash_parse.c)
+target_include_directories(rampart_crash PUBLIC device/monitor)
+target_link_libraries(rampart_crash PUBLIC rampart_monitor_proto rampart_host)
+
 add_library(rampart_compartment STATIC device/monitor/compartment.c device/agent/app.c)
 target_include_directories(rampart_compartment PUBLIC device/monitor device/agent)
-target_link_libraries(rampart_compartment PUBLIC rampart_events rampart_seccomp rampart_host
-                      PkgConfig::SECCOMP)
+target_link_libraries(rampart_compartment PUBLIC rampart_events rampart_seccomp rampart_crash
+                      rampart_host PkgConfig::SECCOMP)
 
 add_executable(test_events tests/unit/test_events.c)
 target_link_libraries(test_events PRIVATE rampart_events PkgConfig::RP_C_CMOCKA)
 set_target_properties(test_events PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
 add_test(NAME unit.events COMMAND test_events)
 set_tests_properties(unit.events PROPERTIES LABELS unit)
+
+add_executable(test_crash tests/unit/test_crash.c)
+target_link_libraries(test_crash PRIVATE rampart_crash PkgConfig::RP_C_CMOCKA)
+set_target_properties(test_crash PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+add_test(NAME unit.crash COMMAND test_crash)
+set_tests_properties(unit.crash PROPERTIES LABELS unit)
 
 add_executable(compartment-run tests/tools/compartment-run.c)
 # the network policy as its net_setup hook (rampart_netpolicy: device/monitor/netpolicy.cmake);

@@ -139,6 +139,10 @@ typedef struct rp_compartment {
     unsigned events, events_suppressed;
     int status; /* the app's wait status once exited */
     bool exited;
+    /* When the app died of a fatal signal: its init's capture (crash.h), bytes the monitor keeps
+     * without reading them; NULL otherwise. Valid until rp_compartment_stop, which frees it. */
+    uint8_t *crash;
+    size_t crash_len;
     long last_check_ms;
 } rp_compartment_t;
 

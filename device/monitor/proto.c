@@ -154,6 +154,7 @@ static const struct {
     [RP_MON_EVENTS] = {"events",         8,                             RP_MON_CHANNEL_AGENT},
     [RP_MON_APP_LOG] = {"app-log",        2 + RP_COMPONENT_NAME_MAX + 8, RP_MON_CHANNEL_AGENT},
     [RP_MON_APP_CONTROL] = {"app-control",    2 + RP_COMPONENT_NAME_MAX + 1, RP_MON_CHANNEL_AGENT},
+    [RP_MON_CRASHES] = {"crashes",        8 + 4,                         RP_MON_CHANNEL_AGENT},
 };
 
 _Static_assert(RP_MON_REASON_MAX == RP_EVENT_REASON_MAX, "EVENTS carries a whole reason");
@@ -165,6 +166,8 @@ _Static_assert(RP_MON_HEADER_LEN + 2 + 8 + 8 + 1 + 1 +
                "an EVENTS reply must fit in a packet");
 _Static_assert(RP_MON_HEADER_LEN + 2 + 8 + 8 + 2 + RP_MON_LOG_CHUNK <= RP_MON_PACKET_MAX,
                "an APP_LOG reply must fit in a packet");
+_Static_assert(RP_MON_HEADER_LEN + 2 + 8 + 8 + 4 + 4 + 2 + RP_MON_LOG_CHUNK <= RP_MON_PACKET_MAX,
+               "a CRASHES reply must fit in a packet");
 
 /* The longest APP_LIST reply fits in a packet (the transport's buffers are RP_MON_PACKET_MAX). */
 _Static_assert(RP_MON_HEADER_LEN + 2 + 1 +
@@ -316,6 +319,10 @@ rp_err_t rp_mon_request_encode(const rp_mon_request_t *q, uint8_t *buf, size_t c
         put_str(&w, q->u.app_control.component, RP_COMPONENT_NAME_MAX);
         put_u8(&w, q->u.app_control.action);
         break;
+    case RP_MON_CRASHES:
+        put_u64(&w, q->u.crashes.from);
+        put_u32(&w, q->u.crashes.offset);
+        break;
     default: /* STATUS, ID, RECOVER, APP_LIST, TRUST_ROOT, APP_IDENTITY, APP_INCOMING: no body */
         break;
     }
@@ -365,6 +372,12 @@ rp_err_t rp_mon_request_decode(const uint8_t *buf, size_t len, rp_mon_request_t 
             r.err = RP_ERR_MALFORMED;
         break;
     case RP_MON_EVENTS: q->u.events.from = get_u64(&r); break;
+    case RP_MON_CRASHES:
+        q->u.crashes.from = get_u64(&r);
+        q->u.crashes.offset = get_u32(&r);
+        if (r.err == RP_OK && q->u.crashes.offset > RP_MON_CRASH_MAX)
+            r.err = RP_ERR_MALFORMED;
+        break;
     case RP_MON_APP_LOG:
         get_str(&r, q->u.app_log.component, RP_COMPONENT_NAME_MAX);
         q->u.app_log.offset = get_u64(&r);
@@ -486,6 +499,13 @@ rp_err_t rp_mon_reply_encode(const rp_mon_reply_t *p, uint8_t *buf, size_t cap, 
         put_u64(&w, p->u.app_log.offset);
         put_bytes(&w, p->u.app_log.data, p->u.app_log.len, RP_MON_LOG_CHUNK);
         break;
+    case RP_MON_CRASHES:
+        put_u64(&w, p->u.crashes.seq);
+        put_u64(&w, p->u.crashes.dropped);
+        put_u32(&w, p->u.crashes.size);
+        put_u32(&w, p->u.crashes.offset);
+        put_bytes(&w, p->u.crashes.data, p->u.crashes.len, RP_MON_LOG_CHUNK);
+        break;
     default: break;
     }
     return finish(&w, len);
@@ -606,6 +626,19 @@ rp_err_t rp_mon_reply_decode(const uint8_t *buf, size_t len, rp_mon_reply_t *p)
         if (r.err == RP_OK && (p->u.app_log.offset > p->u.app_log.size ||
                                p->u.app_log.len > p->u.app_log.size - p->u.app_log.offset))
             r.err = RP_ERR_MALFORMED; /* bytes past the end it names */
+        break;
+    case RP_MON_CRASHES:
+        p->u.crashes.seq = get_u64(&r);
+        p->u.crashes.dropped = get_u64(&r);
+        p->u.crashes.size = get_u32(&r);
+        p->u.crashes.offset = get_u32(&r);
+        get_bytes(&r, p->u.crashes.data, &p->u.crashes.len, 0, RP_MON_LOG_CHUNK);
+        /* A file of its bound, bytes within it; no crash, no bytes. */
+        if (r.err == RP_OK &&
+            (p->u.crashes.size > RP_MON_CRASH_MAX || p->u.crashes.offset > p->u.crashes.size ||
+             p->u.crashes.len > p->u.crashes.size - p->u.crashes.offset ||
+             (p->u.crashes.seq == 0 && p->u.crashes.size != 0)))
+            r.err = RP_ERR_MALFORMED;
         break;
     default: break;
     }

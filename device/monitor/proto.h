@@ -80,6 +80,9 @@ typedef struct rp_mon_event {
 /* APP_LOG: the bytes of an app's log one reply carries at most. */
 #define RP_MON_LOG_CHUNK 8000
 _Static_assert(RP_MON_LOG_CHUNK + 32 <= RP_EAT_MAX_SIZE, "APP_LOG must fit RP_MON_PACKET_MAX");
+/* CRASHES: a kept crash's file (device/monitor/crash.h) is at most this large; it travels in
+ * pieces of RP_MON_LOG_CHUNK bytes. */
+#define RP_MON_CRASH_MAX (128 * 1024)
 /* The largest root metadata TRUST_ROOT reads from its descriptor (a root is about 2 KiB). */
 #define RP_MON_ROOT_MAX (64 * 1024)
 
@@ -109,7 +112,8 @@ typedef enum rp_mon_type {
     RP_MON_EVENTS = 15,      /* events numbered from `from` on, at most RP_MON_EVENTS_PER_REPLY */
     RP_MON_APP_LOG = 16,     /* at most RP_MON_LOG_CHUNK bytes of an app's log from an offset */
     RP_MON_APP_CONTROL = 17, /* stop, start or restart an app (an operator's word, kept) */
-    RP_MON_TYPE_END = 18     /* one past the last type: new types go before it */
+    RP_MON_CRASHES = 18,     /* a kept crash (`from` or after), RP_MON_LOG_CHUNK bytes at a time */
+    RP_MON_TYPE_END = 19     /* one past the last type: new types go before it */
 } rp_mon_type_t;
 
 /* Where a type may be asked: the one owner of "agent types on the agent's socket, app types on
@@ -169,6 +173,10 @@ typedef struct rp_mon_request {
             char component[RP_COMPONENT_NAME_MAX + 1]; /* rp_component_name_valid() */
             uint8_t action;                            /* rp_mon_app_action_t */
         } app_control;
+        struct {
+            uint64_t from;   /* the first crash number wanted (0: the oldest kept) */
+            uint32_t offset; /* where to read its file from */
+        } crashes;
     } u;
 } rp_mon_request_t;
 
@@ -243,6 +251,14 @@ typedef struct rp_mon_reply {
             uint8_t data[RP_MON_LOG_CHUNK];
             size_t len;
         } app_log;
+        struct {
+            uint64_t seq;     /* the crash these bytes are of (the first kept >= from); 0: none */
+            uint64_t dropped; /* crashes kept once but dropped since (the store was full) */
+            uint32_t size;    /* its file's size (at most RP_MON_CRASH_MAX; 0 when seq is 0) */
+            uint32_t offset;  /* where data starts */
+            uint8_t data[RP_MON_LOG_CHUNK];
+            size_t len;
+        } crashes;
         /* APP_SIGN_TLS13: u.sign_tls13; APP_CONNECT: no field (the descriptor) */
     } u;
 } rp_mon_reply_t;

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crash.h"
 #include "events.h"
 #include "rampart/file.h"
 #include "rampart/log.h"
@@ -295,6 +296,22 @@ static void do_events(rp_agent_t *a, const rp_mon_request_t *q, rp_mon_reply_t *
     }
 }
 
+/* CRASHES: a piece of the kept crash numbered from or after (S/crashes/ is root's). The monitor
+ * reads no field of it: the agent parses and unwinds it. */
+static void do_crashes(rp_agent_t *a, const rp_mon_request_t *q, rp_mon_reply_t *p)
+{
+    rp_err_t err =
+        rp_crash_store_read(a->state_dir, q->u.crashes.from, q->u.crashes.offset, p->u.crashes.data,
+                            sizeof(p->u.crashes.data), &p->u.crashes.len, &p->u.crashes.seq,
+                            &p->u.crashes.size, &p->u.crashes.dropped);
+
+    if (err != RP_OK)
+        refuse(p, err, "cannot read the kept crashes: %s", rp_strerror(err));
+    else
+        p->u.crashes.offset =
+            q->u.crashes.offset < p->u.crashes.size ? q->u.crashes.offset : p->u.crashes.size;
+}
+
 /* APP_LOG: up to RP_MON_LOG_CHUNK bytes of S/apps/NAME/log (the name checked by the decoder)
  * from an offset; past the end, none and the size (the client's first question). */
 static void do_app_log(rp_agent_t *a, const rp_mon_request_t *q, rp_mon_reply_t *p)
@@ -391,6 +408,7 @@ void rp_monitor_serve(rp_agent_t *a, const rp_mon_request_t *q, int fd, uid_t pe
     case RP_MON_TRUST_ROOT: do_trust_root(a, fd, peer, p); break;
     case RP_MON_EVENTS: do_events(a, q, p); break;
     case RP_MON_APP_LOG: do_app_log(a, q, p); break;
+    case RP_MON_CRASHES: do_crashes(a, q, p); break;
     default: refuse(p, RP_ERR_UNSUPPORTED, "unknown request"); break;
     }
     if (err != RP_OK)

@@ -478,6 +478,8 @@ int main(int argc, char **argv)
             continue;
         if (!a->c.exited)
             printf("%s%s: stopping\n", a->prefix, stop_now ? "signal" : "timeout");
+        if (a->c.crash != NULL)
+            printf("%scrash captured: %zu bytes\n", a->prefix, a->c.crash_len);
         rp_compartment_stop(&a->c);
         rp_appchan_close(&a->chan);
         if (WIFEXITED(a->c.status))

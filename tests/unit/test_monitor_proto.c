@@ -610,7 +610,7 @@ static void test_record_types(void **state)
     size_t len, at;
 
     (void)state;
-    assert_int_equal(RP_MON_TYPE_END, 18);
+    assert_int_equal(RP_MON_TYPE_END, 19);
     assert_int_equal(rp_mon_type_channel(RP_MON_EVENTS), RP_MON_CHANNEL_AGENT);
     assert_int_equal(rp_mon_type_channel(RP_MON_APP_LOG), RP_MON_CHANNEL_AGENT);
     assert_string_equal(rp_mon_type_name(RP_MON_EVENTS), "events");
@@ -742,6 +742,66 @@ static void test_record_types(void **state)
     assert_int_equal(rp_mon_reply_decode(buf, len, &r2), RP_ERR_MALFORMED);
 }
 
+/* 18 CRASHES: a kept crash's file, piece by piece; bounds checked on decode. */
+static void test_crashes_type(void **state)
+{
+    size_t len;
+
+    (void)state;
+    assert_int_equal(rp_mon_type_channel(RP_MON_CRASHES), RP_MON_CHANNEL_AGENT);
+    assert_string_equal(rp_mon_type_name(RP_MON_CRASHES), "crashes");
+    assert_false(rp_mon_type_takes_fd(RP_MON_CRASHES));
+    assert_int_equal(rp_mon_request_body_max(RP_MON_CRASHES), 12);
+    memset(&q, 0, sizeof(q));
+    q.type = RP_MON_CRASHES;
+    q.u.crashes.from = 0x0102030405060708ull;
+    q.u.crashes.offset = RP_MON_CRASH_MAX;
+    request_round_trip();
+    assert_true(q2.u.crashes.from == q.u.crashes.from && q2.u.crashes.offset == RP_MON_CRASH_MAX);
+    q.u.crashes.offset = RP_MON_CRASH_MAX + 1; /* past any file */
+    len = enc_req();
+    assert_int_equal(rp_mon_request_decode(buf, len, &q2), RP_ERR_MALFORMED);
+    assert_int_equal(rp_mon_request_decode(buf, len - 1, &q2), RP_ERR_TRUNCATED);
+
+    /* The largest reply fits a packet. */
+    memset(&r, 0, sizeof(r));
+    r.type = RP_MON_CRASHES;
+    r.u.crashes.seq = 9;
+    r.u.crashes.dropped = 3;
+    r.u.crashes.size = RP_MON_CRASH_MAX;
+    r.u.crashes.offset = RP_MON_CRASH_MAX - RP_MON_LOG_CHUNK;
+    r.u.crashes.len = RP_MON_LOG_CHUNK;
+    memset(r.u.crashes.data, 'c', RP_MON_LOG_CHUNK);
+    reply_round_trip();
+    assert_true(r2.u.crashes.seq == 9 && r2.u.crashes.dropped == 3);
+    assert_int_equal(r2.u.crashes.len, RP_MON_LOG_CHUNK);
+    assert_memory_equal(r2.u.crashes.data, r.u.crashes.data, RP_MON_LOG_CHUNK);
+    /* None kept from there: no size, no bytes. */
+    memset(&r.u, 0, sizeof(r.u));
+    reply_round_trip();
+    assert_true(r2.u.crashes.seq == 0 && r2.u.crashes.size == 0);
+    /* Refused: a file past its bound, bytes past the size, a size with no crash. */
+    r.u.crashes.seq = 1;
+    r.u.crashes.size = RP_MON_CRASH_MAX + 1;
+    assert_int_equal(rp_mon_reply_encode(&r, buf, sizeof(buf), &len), RP_OK);
+    assert_int_equal(rp_mon_reply_decode(buf, len, &r2), RP_ERR_MALFORMED);
+    r.u.crashes.size = 100;
+    r.u.crashes.offset = 95;
+    r.u.crashes.len = 6;
+    assert_int_equal(rp_mon_reply_encode(&r, buf, sizeof(buf), &len), RP_OK);
+    assert_int_equal(rp_mon_reply_decode(buf, len, &r2), RP_ERR_MALFORMED);
+    r.u.crashes.offset = 101;
+    r.u.crashes.len = 0;
+    assert_int_equal(rp_mon_reply_encode(&r, buf, sizeof(buf), &len), RP_OK);
+    assert_int_equal(rp_mon_reply_decode(buf, len, &r2), RP_ERR_MALFORMED);
+    r.u.crashes.seq = 0;
+    r.u.crashes.offset = 0;
+    assert_int_equal(rp_mon_reply_encode(&r, buf, sizeof(buf), &len), RP_OK);
+    assert_int_equal(rp_mon_reply_decode(buf, len, &r2), RP_ERR_MALFORMED);
+    r.u.crashes.len = RP_MON_LOG_CHUNK + 1;
+    assert_int_equal(rp_mon_reply_encode(&r, buf, sizeof(buf), &len), RP_ERR_INVALID_ARG);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -749,7 +809,7 @@ int main(void)
         cmocka_unit_test(test_app_types),          cmocka_unit_test(test_requests_round_trip),
         cmocka_unit_test(test_replies_round_trip), cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_tls13_content),      cmocka_unit_test(test_transport),
-        cmocka_unit_test(test_record_types),
+        cmocka_unit_test(test_record_types),       cmocka_unit_test(test_crashes_type),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# End to end, crash capture on the device (docs/failure-reporting.md, "Crash capture on the
+# device"): apps installed as signed images through the real rampart-monitor crash in their
+# compartments; the compartment's init captures each crash (registers, a bounded stack window, the
+# module list), the app supervisor keeps it in S/crashes/, and the unprivileged agent reads it
+# through the monitor (CRASHES) and unwinds it with libdw. Checked: the signal and the fault
+# address; the top frame names the app's module and build ID at an offset eu-addr2line turns into
+# the known function; abort() is a SIGABRT crash; a huge stack is cut at the window; an app that
+# makes every kind of stop (threads, a child, a handled SIGSEGV, a stop and a continue) lives on
+# and is no crash; kill -9 of an app is an exit, not a capture. Runs as root (the monitor does).
+. "$(dirname "$0")/lib.sh"
+: "${AGENT:?set AGENT}" "${MONITOR:?set MONITOR}" "${MONITOR_CALL:?set MONITOR_CALL}"
+[ "$(id -u)" = 0 ] || fail "the crash test runs as root (as CI does)"
+for tool in gcc jq eu-addr2line eu-readelf setpriv; do
+  command -v "$tool" >/dev/null || fail "needs $tool (scripts/install-deps)"
+done
+d=$E2E_DIR
+chmod 755 "$d"
+S=$d/S SOCK=$d/S/monitor.sock LOG=$d/monitor.log
+U=daemon # the agent's user: it unwinds unprivileged
+AS_U=(setpriv --reuid="$U" --regid="$(id -g "$U")" --clear-groups)
+expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/k.key"
+expect 0 "$RAMPART" key public --key "$d/k.key" --out "$d/k.pub"
+expect 0 "$AGENT" provision --state-dir "$S" --rot soft --image-key "$d/k.pub"
+
+# The app, with debug information and a build ID; the image carries it as built.
+gcc -g -O0 -Wl,--build-id=sha1 -pthread -o "$d/crash-app" "$(dirname "$0")/crash-app.c" ||
+  fail "cannot build the crash app"
+BUILD_ID=$(eu-readelf -n "$d/crash-app" | awk '/Build ID:/ {print $3}')
+[ -n "$BUILD_ID" ] || fail "the app has no build ID"
+P=cr$$
+app_image() { # NAME MODE
+  mkdir -p "$d/$1/bin"
+  cp "$d/crash-app" "$d/$1/bin/crash-app"
+  chmod 755 "$d/$1" "$d/$1/bin" "$d/$1/bin/crash-app"
+  cat >"$d/$1/app_manifest.json" <<EOF2
+{"SchemaVersion": 1, "Name": "$1", "ComponentId": "$1", "EntryPoint": "bin/crash-app",
+ "Cmdline": ["$2"]}
+EOF2
+  expect 0 "$RAMPART" image sign --key "$d/k.key" --version 1.0.0 --type app "$d/$1" "$d/$1.img"
+}
+app_image "$P-segv" segv
+app_image "$P-abort" abort
+app_image "$P-big" bigstack
+app_image "$P-live" live
+
+start_monitor "$S" "$SOCK" "$LOG" --agent-user "$U"
+for m in segv abort big live; do
+  expect 0 "$MONITOR_CALL" "$SOCK" install "$P-$m" "$d/$P-$m.img" 30
+done
+crashes() { "${AS_U[@]}" "$AGENT" crashes --state-dir "$S" --output json 2>"$d/crashes.err"; }
+# The newest crash of component $1 whose top frame is in the app's own module.
+crash_of() {
+  crashes | jq -c --arg c "$1" \
+    '[.crashes[] | select(.component == $c and .frames[0].module == "crash-app")] | last // empty'
+}
+have_crash() { [ -n "$(crash_of "$1")" ]; }
+
+# SIGSEGV in the known function: signal, address, module, build ID, offset.
+wait_until 25 have_crash "$P-segv" || {
+  cat "$LOG" "$d/crashes.err" >&2
+  crashes >&2
+  fail "no crash of $P-segv unwound into its own module"
+}
+c=$(crash_of "$P-segv")
+eq "$(jq -r .signal <<<"$c")" 11 "the signal"
+eq "$(jq -r .signal_name <<<"$c")" SIGSEGV "the signal's name"
+eq "$(jq -r .address <<<"$c")" 0x10 "the fault address"
+eq "$(jq -r .version <<<"$c")" 1.0.0+0 "the version"
+eq "$(jq -r '.frames[0].build_id' <<<"$c")" "$BUILD_ID" "the top frame's build ID"
+off=$(jq -r '.frames[0].offset' <<<"$c")
+fn=$(eu-addr2line -f -e "$d/crash-app" "$off" | head -1)
+eq "$fn" rampart_test_crash_here "the function at the top frame's offset $off"
+# and its caller, main, one frame out
+fn=$(eu-addr2line -f -e "$d/crash-app" "$(jq -r '.frames[1].offset' <<<"$c")" | head -1)
+eq "$fn" main "the function one frame out"
+jq -e '.stderr | contains("crash-app: segv now")' <<<"$c" >/dev/null ||
+  fail "the crash lacks the app's last words: $(jq .stderr <<<"$c")"
+jq -e '.uptime_ms >= 900' <<<"$c" >/dev/null || fail "uptime: $(jq .uptime_ms <<<"$c")"
+E2E_CHECKS=$((E2E_CHECKS + 2))
+# The app was still killed by it, and it restarts as before.
+grep -q "killed by signal 11" "$S/apps/$P-segv/exits" || fail "the exit was not recorded"
+
+# abort(): SIGABRT, through libc, out to the app's main.
+any_crash() { crashes | jq -e --arg c "$1" 'any(.crashes[]; .component == $c)' >/dev/null; }
+wait_until 25 any_crash "$P-abort" || { cat "$LOG" >&2; fail "no crash of $P-abort"; }
+c=$(crashes | jq -c --arg c "$P-abort" '[.crashes[] | select(.component == $c)] | last')
+eq "$(jq -r .signal_name <<<"$c")" SIGABRT "abort's signal"
+off=$(jq -r '[.frames[] | select(.module == "crash-app")][0].offset // empty' <<<"$c")
+[ -n "$off" ] || fail "abort's frames do not reach the app: $(jq -c .frames <<<"$c")"
+eq "$(eu-addr2line -f -e "$d/crash-app" "$off" | head -1)" main "abort's caller"
+jq -e '[.frames[] | select(.module | test("^libc"))] | length > 0' <<<"$c" >/dev/null ||
+  fail "abort's frames name no libc: $(jq -c .frames <<<"$c")"
+E2E_CHECKS=$((E2E_CHECKS + 1))
+
+# A huge stack is cut at the window (32 KiB), and the top frame is still found.
+wait_until 25 have_crash "$P-big" || { cat "$LOG" >&2; fail "no crash of $P-big"; }
+c=$(crash_of "$P-big")
+eq "$(jq -r .stack_bytes <<<"$c")" 32768 "the stack window"
+eq "$(eu-addr2line -f -e "$d/crash-app" "$(jq -r '.frames[0].offset' <<<"$c")" | head -1)" \
+  rampart_test_crash_here "the top frame under a huge stack"
+for f in "$S"/crashes/*; do
+  [ "$(stat -c %s "$f")" -le $((96 * 1024)) ] || fail "$f is larger than its bound"
+done
+
+# The live app: every stop passed on, nothing captured, still ready.
+app_field() {
+  "$AGENT" app list --state-dir "$S" --output json 2>/dev/null |
+    jq -r --arg c "$1" ".[] | select(.component == \$c) | $2"
+}
+live_said() { grep -q "all-good handled=1" "$S/apps/$P-live/log" 2>/dev/null; }
+wait_until 25 live_said || { cat "$S/apps/$P-live/log" "$LOG" >&2; fail "the live app did not get through"; }
+eq "$(app_field "$P-live" .state)" ready "the live app's state"
+eq "$(app_field "$P-live" .restarts)" 0 "the live app's restarts"
+eq "$(crashes | jq --arg c "$P-live" '[.crashes[] | select(.component == $c)] | length')" 0 \
+  "crashes of the live app"
+
+# kill -9 of the app (the init's child): an exit, no capture.
+init=$(app_field "$P-live" .pid)
+app=$(pgrep -P "$init" | head -1)
+[ -n "$app" ] || fail "no app process under the init $init"
+kill -KILL "$app"
+killed() { grep -q "killed by signal 9" "$S/apps/$P-live/exits" 2>/dev/null; }
+wait_until 20 killed || { cat "$LOG" >&2; fail "the kill was not recorded as an exit"; }
+eq "$(crashes | jq --arg c "$P-live" '[.crashes[] | select(.component == $c)] | length')" 0 \
+  "crashes after kill -9"
+# The unwinding ran under the agent's own seccomp filter (libdw reads what the app's author made).
+"${AS_U[@]}" "$AGENT" crashes --state-dir "$S" --verbose >/dev/null 2>"$d/verbose.err" ||
+  fail "crashes failed: $(cat "$d/verbose.err")"
+grep -q "seccomp: the agent's allow-list is in force" "$d/verbose.err" ||
+  fail "crashes did not run under the agent's filter: $(cat "$d/verbose.err")"
+# The agent's user reads none of S/crashes/ itself: only through the monitor.
+"${AS_U[@]}" ls "$S/crashes" >/dev/null 2>&1 && fail "the agent's user can list S/crashes/"
+E2E_CHECKS=$((E2E_CHECKS + 1))
+done_ok
