@@ -24,7 +24,7 @@ expect 0 "$RAMPART" key public --key "$d/k.key" --out "$d/k.pub"
 expect 0 "$AGENT" provision --state-dir "$S" --rot soft --image-key "$d/k.pub"
 
 # The app, with debug information and a build ID; the image carries it as built.
-gcc -g -O0 -Wl,--build-id=sha1 -pthread -o "$d/crash-app" "$(dirname "$0")/crash-app.c" ||
+gcc -g -O0 -Wl,--build-id=sha1 -pthread -o "$d/crash-app" "$(dirname "$0")/crasher.c" ||
   fail "cannot build the crash app"
 BUILD_ID=$(eu-readelf -n "$d/crash-app" | awk '/Build ID:/ {print $3}')
 [ -n "$BUILD_ID" ] || fail "the app has no build ID"
