@@ -676,6 +676,9 @@ typedef struct rp_threat_alert {
  * a->opened_at are set either way). a->signals is how many signals this adds. */
 rp_err_t rp_store_threat_alert_raise(rp_store_t *s, rp_threat_alert_t *a,
                                      bool *opened) RP_MUST_CHECK;
+/* Whether the subject has an alert open at now. */
+rp_err_t rp_store_threat_alert_is_open(rp_store_t *s, const char *tenant_id, const char *subject,
+                                       int64_t now, bool *open) RP_MUST_CHECK;
 /* The subject no longer spikes: close its open alert, if any. */
 rp_err_t rp_store_threat_alert_close(rp_store_t *s, const char *tenant_id, const char *subject,
                                      int64_t now) RP_MUST_CHECK;

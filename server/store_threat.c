@@ -289,6 +289,24 @@ rp_err_t rp_store_threat_alert_raise(rp_store_t *s, rp_threat_alert_t *a, bool *
     return err;
 }
 
+rp_err_t rp_store_threat_alert_is_open(rp_store_t *s, const char *tenant_id, const char *subject,
+                                       int64_t now, bool *open)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_ALERT_OPEN);
+    int rc;
+
+    *open = false;
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    BIND_TEXT(st, 2, subject);
+    sqlite3_bind_int64(st, 3, now);
+    rc = sqlite3_step(st);
+    *open = rc == SQLITE_ROW;
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? RP_OK : sq_error(s, "threat alert");
+}
+
 rp_err_t rp_store_threat_alert_close(rp_store_t *s, const char *tenant_id, const char *subject,
                                      int64_t now)
 {

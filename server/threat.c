@@ -44,8 +44,8 @@ static atomic_ullong quarantines, threat_errors;
 
 /* ---- the rule ---- */
 
-bool rp_threat_spike(const rp_threat_settings_t *set, const rp_threat_count_t *c, double *rate,
-                     double *baseline, int64_t *devices)
+bool rp_threat_spike(const rp_threat_settings_t *set, const rp_threat_count_t *c, bool open,
+                     double *rate, double *baseline, int64_t *devices)
 {
     double w = (double)set->window, left = w - (double)c->elapsed, r, b, slots;
     int64_t d = c->devices > c->prev_devices ? c->devices : c->prev_devices;
@@ -64,7 +64,7 @@ bool rp_threat_spike(const rp_threat_settings_t *set, const rp_threat_count_t *c
         *baseline = b;
     if (devices != NULL)
         *devices = d;
-    return r >= (double)set->factor * b && d >= set->min_devices;
+    return r >= (double)set->factor * b / (open ? 2.0 : 1.0) && d >= set->min_devices;
 }
 
 void rp_threat_subject_split(const char *subject, const char **type, const char **name)
@@ -126,7 +126,7 @@ static rp_err_t process_tenant(rp_store_t *s, const char *tenant_id, const rp_th
         rp_threat_alert_t al;
         int64_t nsig = 0;
         double rate, base;
-        bool opened;
+        bool opened, open = false;
         if (done[a])
             continue;
         for (size_t b = 0; b <= a; b++) {
@@ -136,7 +136,10 @@ static rp_err_t process_tenant(rp_store_t *s, const char *tenant_id, const rp_th
             }
         }
         memset(&al, 0, sizeof(al));
-        if (!rp_threat_spike(&set, &items[a], &rate, &base, &al.devices)) {
+        err = rp_store_threat_alert_is_open(s, tenant_id, items[a].subject, now, &open);
+        if (err != RP_OK)
+            break;
+        if (!rp_threat_spike(&set, &items[a], open, &rate, &base, &al.devices)) {
             err = rp_store_threat_alert_close(s, tenant_id, items[a].subject, now);
             continue;
         }

@@ -41,10 +41,11 @@ void rp_threat_observe(rp_worker_t *w, const rp_threat_signal_t *sig, size_t n);
  * before weighted by how much of it the window still covers) against its baseline (the mean per
  * window over the baseline days, never below set->floor), and its distinct devices (the larger of
  * the two slots': a lower bound). A spike: rate >= factor x baseline and devices >= min_devices.
- * OUT (each may be NULL): *rate, *baseline, *devices.
+ * While an alert is open (open), half the rate keeps it: a storm hovering about the threshold
+ * stays one alert instead of many. OUT (each may be NULL): *rate, *baseline, *devices.
  */
-bool rp_threat_spike(const rp_threat_settings_t *set, const rp_threat_count_t *c, double *rate,
-                     double *baseline, int64_t *devices);
+bool rp_threat_spike(const rp_threat_settings_t *set, const rp_threat_count_t *c, bool open,
+                     double *rate, double *baseline, int64_t *devices);
 
 /* What processing signals did, for the caller to act on (webhook, logs). */
 typedef struct rp_threat_hooks {

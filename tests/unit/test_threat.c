@@ -107,36 +107,47 @@ static void spike_rule(void **state)
     /* A kind never seen: the floor (1 a window) is its baseline, so 5 from 3 devices spike... */
     memset(&c, 0, sizeof(c));
     c.count = 5, c.devices = 3;
-    assert_true(rp_threat_spike(&set, &c, &rate, &base, &devices));
+    assert_true(rp_threat_spike(&set, &c, false, &rate, &base, &devices));
     assert_true(rate == 5.0 && base == 1.0 && devices == 3);
     /* ...4 do not, nor 5 from 2 devices (one device cannot raise an alert alone). */
     c.count = 4;
-    assert_false(rp_threat_spike(&set, &c, NULL, NULL, NULL));
+    assert_false(rp_threat_spike(&set, &c, false, NULL, NULL, NULL));
     c.count = 5, c.devices = 2;
-    assert_false(rp_threat_spike(&set, &c, NULL, NULL, NULL));
+    assert_false(rp_threat_spike(&set, &c, false, NULL, NULL, NULL));
     /* A baseline of 7 days x 24 windows x 10: 10 a window; 49 is under 5x, 50 is not. */
     c.devices = 3, c.baseline_total = 7 * 24 * 10, c.count = 49;
-    assert_false(rp_threat_spike(&set, &c, &rate, &base, NULL));
+    assert_false(rp_threat_spike(&set, &c, false, &rate, &base, NULL));
     assert_true(base == 10.0);
     c.count = 50;
-    assert_true(rp_threat_spike(&set, &c, NULL, NULL, NULL));
+    assert_true(rp_threat_spike(&set, &c, false, NULL, NULL, NULL));
     /* The slot before counts for the part of it the window still covers: 30 min into this slot,
      * half of the 40 before. */
     c.count = 30, c.prev_count = 40, c.elapsed = 1800;
-    assert_true(rp_threat_spike(&set, &c, &rate, NULL, NULL));
+    assert_true(rp_threat_spike(&set, &c, false, &rate, NULL, NULL));
     assert_true(rate == 50.0);
     c.elapsed = 1801;
-    assert_false(rp_threat_spike(&set, &c, NULL, NULL, NULL));
+    assert_false(rp_threat_spike(&set, &c, false, NULL, NULL, NULL));
     /* Devices: the larger of the two slots' (a lower bound of the distinct ones). */
     c.count = 100, c.devices = 1, c.prev_devices = 3;
-    assert_true(rp_threat_spike(&set, &c, NULL, NULL, &devices));
+    assert_true(rp_threat_spike(&set, &c, false, NULL, NULL, &devices));
     assert_int_equal(devices, 3);
+    /* An open alert stays open down to half the rate (never below the devices): a storm
+     * hovering about the threshold is one alert. */
+    c.devices = 3, c.prev_devices = 0, c.prev_count = 0, c.baseline_total = 7 * 24 * 10;
+    c.count = 25;
+    assert_false(rp_threat_spike(&set, &c, false, NULL, NULL, NULL));
+    assert_true(rp_threat_spike(&set, &c, true, NULL, NULL, NULL));
+    c.count = 24;
+    assert_false(rp_threat_spike(&set, &c, true, NULL, NULL, NULL));
+    c.count = 100, c.devices = 2;
+    assert_false(rp_threat_spike(&set, &c, true, NULL, NULL, NULL));
+    c.devices = 3;
     /* Another factor and floor. */
     set.factor = 2, set.floor = 100, c.baseline_total = 0, c.prev_count = 0, c.count = 199;
-    assert_false(rp_threat_spike(&set, &c, NULL, &base, NULL));
+    assert_false(rp_threat_spike(&set, &c, false, NULL, &base, NULL));
     assert_true(base == 100.0);
     c.count = 200;
-    assert_true(rp_threat_spike(&set, &c, NULL, NULL, NULL));
+    assert_true(rp_threat_spike(&set, &c, false, NULL, NULL, NULL));
 }
 
 /* ---- signals through the store, the time driven ---- */
