@@ -148,6 +148,7 @@ jq -e '.reports | length == 1 and .[0].code == "unknown_key" and .[0].report.rea
 expect 0 "$RAMPART" event list --tenant "$acme" --device "$two"
 out_has "crash"; out_has "bucket $bucket"
 expect 1 "$RAMPART" event list --tenant "$acme" --kind nonsense
+expect 1 "$RAMPART" failure show --tenant "$acme" "../devices"; err_has "no such bucket"
 
 # --- other tenants: a report is about the calling device, in its tenant only ----------------------
 batch "$(crash 1 "$crash_off")" >"$d/g1.json"
