@@ -217,6 +217,14 @@ static int event_list(struct ops *o)
                ops_str(r, "reason"), json_is_string(json_object_get(r, "bucket")) ? " bucket " : "",
                json_is_string(json_object_get(r, "bucket")) ? ops_str(r, "bucket") : "");
     }
+    if (json_is_object(json_object_get(body, "device"))) {
+        json_t *counts = json_object_get(body, "device");
+        printf("device: %lld report(s) kept, %lld pruned by the service, %lld dropped by the "
+               "device\n",
+               (long long)json_integer_value(json_object_get(counts, "kept")),
+               (long long)json_integer_value(json_object_get(counts, "pruned")),
+               (long long)json_integer_value(json_object_get(counts, "dropped")));
+    }
     if (json_is_integer(json_object_get(body, "next_offset")))
         printf("(more: --offset %lld)\n",
                (long long)json_integer_value(json_object_get(body, "next_offset")));
