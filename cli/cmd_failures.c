@@ -129,11 +129,17 @@ static int failure_show(struct ops *o)
     char path[512];
     json_t *body, *counts, *f, *s;
     size_t i;
+    char *id;
+    int rc;
 
     if (o->nargs != 1)
         return cli_usage("failure ", "failure show --tenant T BUCKET");
-    snprintf(path, sizeof(path), "/api/v1/tenants/%s/failures/%s", o->tenant, o->args[0]);
-    if (get(o, path, &body) != CLI_OK)
+    if ((id = rp_http_escape(o->args[0])) == NULL)
+        return CLI_FAIL;
+    snprintf(path, sizeof(path), "/api/v1/tenants/%s/failures/%s", o->tenant, id);
+    free(id);
+    rc = get(o, path, &body);
+    if (rc != CLI_OK)
         return CLI_FAIL;
     if (o->output == CLI_OUTPUT_JSON) {
         ops_print_json(body);
@@ -210,6 +216,14 @@ static int event_list(struct ops *o)
                                                                        : "-",
                ops_str(r, "reason"), json_is_string(json_object_get(r, "bucket")) ? " bucket " : "",
                json_is_string(json_object_get(r, "bucket")) ? ops_str(r, "bucket") : "");
+    }
+    if (json_is_object(json_object_get(body, "device"))) {
+        json_t *counts = json_object_get(body, "device");
+        printf("device: %lld report(s) kept, %lld pruned by the service, %lld dropped by the "
+               "device\n",
+               (long long)json_integer_value(json_object_get(counts, "kept")),
+               (long long)json_integer_value(json_object_get(counts, "pruned")),
+               (long long)json_integer_value(json_object_get(counts, "dropped")));
     }
     if (json_is_integer(json_object_get(body, "next_offset")))
         printf("(more: --offset %lld)\n",

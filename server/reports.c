@@ -828,6 +828,23 @@ void rp_h_reports_list(rp_req_t *r)
         rp_reply_error(r, 500, "internal", "cannot list the reports");
         return;
     }
+    if (vals[0][0] != '\0') {
+        /* One device's: what the service and the device's queue dropped of it. */
+        int64_t kept, pruned, dropped;
+        rp_err_t err = rp_store_report_device_get(r->w->store, r->tenant.id, vals[0], &kept,
+                                                  &pruned, &dropped);
+        if (err != RP_OK && err != RP_ERR_NOT_FOUND) {
+            json_decref(list);
+            rp_reply_error(r, 500, "internal", "cannot read the device's counts");
+            return;
+        }
+        rp_reply_json(r, 200,
+                      json_pack("{s:o, s:o, s:{s:I, s:I, s:I}}", "reports", list, "next_offset",
+                                next_offset(list, offset, limit), "device", "kept",
+                                (json_int_t)kept, "pruned", (json_int_t)pruned, "dropped",
+                                (json_int_t)dropped));
+        return;
+    }
     rp_reply_json(
         r, 200,
         json_pack("{s:o, s:o}", "reports", list, "next_offset", next_offset(list, offset, limit)));

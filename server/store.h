@@ -603,6 +603,13 @@ rp_err_t rp_store_bucket_counts(rp_store_t *s, const char *tenant_id, const char
 rp_err_t rp_store_bucket_samples(rp_store_t *s, const char *tenant_id, const char *id,
                                  rp_report_row_fn fn, void *ctx) RP_MUST_CHECK;
 
+/* What the service counts of a device's reports: kept now, pruned past RP_REPORTS_KEEP, and the
+ * largest "dropped" the device's queue said it dropped. RP_ERR_NOT_FOUND when the tenant holds no
+ * such device or it never sent a batch. */
+rp_err_t rp_store_report_device_get(rp_store_t *s, const char *tenant_id, const char *device_id,
+                                    int64_t *kept, int64_t *pruned,
+                                    int64_t *dropped) RP_MUST_CHECK;
+
 /* A debug file the tenant uploaded (kept in the data directory by build ID). */
 rp_err_t rp_store_symbols_put(rp_store_t *s, const char *tenant_id, const char *build_id,
                               int64_t size, int64_t now) RP_MUST_CHECK;

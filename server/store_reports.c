@@ -54,6 +54,9 @@ static const char SQL_COUNTS[] = "SELECT dim, value, count FROM crash_bucket_cou
 static const char SQL_SAMPLES[] =
     "SELECT device_id, seq, at, received, version, body FROM crash_samples"
     " WHERE tenant_id = ? AND bucket = ? ORDER BY received, device_id, seq";
+static const char SQL_DEV_COUNTS[] =
+    "SELECT r.kept, r.pruned, r.dropped_device FROM report_devices r JOIN devices d"
+    " ON d.id = r.device_id WHERE r.device_id = ? AND d.tenant_id = ?";
 static const char SQL_SYMBOLS_PUT[] =
     "INSERT OR REPLACE INTO debug_files (tenant_id, build_id, size, uploaded) VALUES (?,?,?,?)";
 static const char SQL_SYMBOLS_GET[] =
@@ -428,4 +431,27 @@ rp_err_t rp_store_symbols_get(rp_store_t *s, const char *tenant_id, const char *
     BIND_TEXT(st, 2, build_id);
     err = one_int(s, st, uploaded, &found);
     return err == RP_OK && !found ? RP_ERR_NOT_FOUND : err;
+}
+
+rp_err_t rp_store_report_device_get(rp_store_t *s, const char *tenant_id, const char *device_id,
+                                    int64_t *kept, int64_t *pruned, int64_t *dropped)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_DEV_COUNTS);
+    int rc;
+
+    *kept = *pruned = *dropped = 0;
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, device_id);
+    BIND_TEXT(st, 2, tenant_id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *kept = sqlite3_column_int64(st, 0);
+        *pruned = sqlite3_column_int64(st, 1);
+        *dropped = sqlite3_column_int64(st, 2);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return sq_error(s, "report device");
+    return rc == SQLITE_ROW ? RP_OK : RP_ERR_NOT_FOUND;
 }

@@ -147,7 +147,18 @@ expect 0 "$RAMPART" event list --tenant "$acme" --device "$one" --kind image_ref
 jq -e '.reports | length == 1 and .[0].code == "unknown_key" and .[0].report.reason == "signed by an unknown key"' "$d/out" >/dev/null || fail "event list --kind: $(cat "$d/out")"
 expect 0 "$RAMPART" event list --tenant "$acme" --device "$two"
 out_has "crash"; out_has "bucket $bucket"
+# What the device's queue dropped is kept with what the service kept of it.
+printf '{"reports": [%s], "dropped": 7}\n' "$(event 3 cert_expiring "renewal fails" "")" >"$d/b5.json"
+post one "$d/b5.json"; is_status 200; body_has '.stored == 1'
+expect 0 "$RAMPART" event list --tenant "$acme" --device "$one" --output json
+jq -e '.device == {"kept": 3, "pruned": 0, "dropped": 7} and (.reports | length == 3)' "$d/out" >/dev/null || fail "device counts: $(cat "$d/out")"
+expect 0 "$RAMPART" event list --tenant "$acme" --device "$one"
+out_has "device: 3 report(s) kept, 0 pruned by the service, 7 dropped by the device"
+# Another tenant's token learns nothing of acme's device.
+http GET "/api/v1/tenants/$globex/reports?device=$one" "$d/globex.token"; is_status 200
+body_has '.reports == [] and .device == {"kept": 0, "pruned": 0, "dropped": 0}'
 expect 1 "$RAMPART" event list --tenant "$acme" --kind nonsense
+expect 1 "$RAMPART" failure show --tenant "$acme" "../devices"; err_has "no such bucket"
 
 # --- other tenants: a report is about the calling device, in its tenant only ----------------------
 batch "$(crash 1 "$crash_off")" >"$d/g1.json"
@@ -165,7 +176,7 @@ post other "$d/bad.json"; is_status 400
 printf '{"reports": [{"seq": 41, "at": 1, "kind": "clock_jump", "component": "", "version": "", "reason": "", "code": "", "device": "%s"}]}\n' "$one" >"$d/bad.json"
 post other "$d/bad.json"; is_status 200; body_has '.stored == 0 and .refused[0].seq == 41'
 expect 0 "$RAMPART" event list --tenant "$acme" --output json
-jq -e '.reports | length == 4' "$d/out" >/dev/null || fail "globex's device wrote into acme: $(cat "$d/out")"
+jq -e '.reports | length == 5' "$d/out" >/dev/null || fail "globex's device wrote into acme: $(cat "$d/out")"
 # Without a certificate, nothing.
 status=$(curl -s -o "$d/body" -w '%{http_code}' --cacert "$SERVER_CA" --data-binary "@$d/b1.json" "$SERVER_URL/api/v1/device/reports")
 [ "$status" = 401 ] || [ "$status" = 403 ] || fail "a batch without a certificate: HTTP $status"
@@ -215,5 +226,5 @@ metric() { awk -v m="$1" '$1 == m { print $2 }' "$d/metrics"; }
 [ "$(metric 'rampart_report_batches_total{result="rate_limited"}')" -ge 1 ] || fail "limited not counted"
 [ "$(metric 'rampart_reports_total{result="duplicate"}')" -ge 2 ] || fail "replays not counted"
 [ "$(metric 'rampart_reports_total{result="refused"}')" -ge 6 ] || fail "refused not counted"
-[ "$(metric 'rampart_reports_total{result="stored"}')" -eq 6 ] || fail "stored: $(grep report "$d/metrics")"
+[ "$(metric 'rampart_reports_total{result="stored"}')" -eq 7 ] || fail "stored: $(grep report "$d/metrics")"
 done_ok
