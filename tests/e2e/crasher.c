@@ -1,7 +1,8 @@
 /*
- * The app of tests/e2e/crash.sh: crashes in a known function, aborts, crashes under a huge
- * stack, or lives while doing what makes a traced process stop (threads, a child, a handled
- * SIGSEGV, a stop and a continue). Says it is ready first (the app contract).
+ * The app of tests/e2e/crash.sh and failure-flow.sh: crashes in a known function, aborts,
+ * crashes under a huge stack, or lives while doing what makes a traced process stop (threads, a
+ * child, a handled SIGSEGV, a stop and a continue). Says it is ready first (the app contract).
+ * With "once" after the mode, it does so in one run only, then lives quietly.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -46,11 +47,25 @@ static void *thread_main(void *arg)
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "segv";
+    int once = argc > 2 && strcmp(argv[2], "once") == 0;
+
+    /* "once": crash in one run only (a mark per mode in its storage, made just before),
+     * then live; so that a test counts exactly one crash per device */
+    char mark_path[64];
+    snprintf(mark_path, sizeof(mark_path), "/data/crashed-%s", mode);
+    if (once && access(mark_path, F_OK) == 0)
+        mode = "quiet";
 
     ready();
     /* Long enough for an install's trial to end on its ready first (that run is stopped), so
      * that the crash is the installed version's. */
     sleep(1);
+    if (once && strcmp(mode, "quiet") != 0) {
+        FILE *mark = fopen(mark_path, "w");
+        if (mark == NULL || fclose(mark) != 0)
+            return 4;
+        sync();
+    }
     fprintf(stderr, "crash-app: %s now\n", mode);
     fflush(stderr);
     if (strcmp(mode, "segv") == 0)
@@ -59,7 +74,10 @@ int main(int argc, char **argv)
         abort();
     else if (strcmp(mode, "bigstack") == 0)
         deep(1);
-    else if (strcmp(mode, "live") == 0) {
+    else if (strcmp(mode, "quiet") == 0) {
+        for (;;)
+            pause();
+    } else if (strcmp(mode, "live") == 0) {
         pthread_t t;
         pid_t child;
         signal(SIGSEGV, on_segv);
