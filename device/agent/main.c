@@ -1354,11 +1354,11 @@ static int cmd_reports(const struct args *a)
     }
     rp_agent_close(&agent);
     if (a->output != NULL && strcmp(a->output, "json") == 0) {
-        json_t *out = json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:I}", "reports", list, "bytes",
-                                (json_int_t)st.bytes, "dropped", (json_int_t)st.dropped,
-                                "refused", (json_int_t)st.refused, "next_seq",
-                                (json_int_t)st.next_seq, "retry_at", (json_int_t)st.retry_at,
-                                "backoff", (json_int_t)st.backoff);
+        json_t *out =
+            json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:I}", "reports", list, "bytes",
+                      (json_int_t)st.bytes, "dropped", (json_int_t)st.dropped, "refused",
+                      (json_int_t)st.refused, "next_seq", (json_int_t)st.next_seq, "retry_at",
+                      (json_int_t)st.retry_at, "backoff", (json_int_t)st.backoff);
         json_dumpf(out, stdout, JSON_INDENT(2));
         putchar('\n');
         json_decref(out);
