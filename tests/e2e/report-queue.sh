@@ -6,7 +6,8 @@
 # answers the real service cannot be made to give: a dropped connection keeps the batch and backs
 # off, a 429's Retry-After is waited out, also by the next process; 413 splits the batch; 400 and
 # a single report too large are dropped and counted, the count travelling in the next batch; 200
-# removes; every report arrives, once, in order.
+# removes; every report arrives, once, in order. Then `run`'s own events: a clock jump, and the
+# certificate near its end while renewal fails.
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT to the rampart-agent binary}"
 d=$E2E_DIR
@@ -128,5 +129,35 @@ if grep -q "HTTP 404" "$d/out"; then
 else
   eq "$rc" 0 "report to the real service: $(cat "$d/out")"
   queue '.reports == []'
+fi
+
+# --- the daemon's own events: a clock jump, and the certificate near its end while renewal fails --
+# `run` under libfaketime, its wall clock read from a file at each call (the monotonic clock left
+# alone): 23 hours on, the 24-hour certificate has 1 left and the blocked device cannot renew it.
+# (Skipped where libfaketime cannot be preloaded: the sanitizers' build.)
+ft=/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1
+echo "+0" >"$d/faketime"
+fake() { env LD_PRELOAD="$ft" FAKETIME_TIMESTAMP_FILE="$d/faketime" FAKETIME_NO_CACHE=1 \
+  DONT_FAKE_MONOTONIC=1 "$@"; }
+if [ -e "$ft" ] && fake "$AGENT" --version >/dev/null 2>&1; then
+  fake "$AGENT" run --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$SERVER_CA" \
+    --renew-after 1 >"$d/run.log" 2>&1 &
+  run_pid=$!
+  E2E_PIDS+=("$run_pid")
+  refused_again() { grep -q "attestation refused" "$d/run.log"; }
+  wait_until 20 refused_again || { cat "$d/run.log" >&2; fail "run did not attest"; }
+  queue '[.reports[] | select(.kind == "cert_expiring" or .kind == "clock_jump")] == []'
+  echo "+23h" >"$d/faketime"
+  both() {
+    "$AGENT" reports --state-dir "$d/dev" --output json >"$d/q.json" 2>/dev/null &&
+      jq -e '[.reports[].kind] | index("clock_jump") and index("cert_expiring")' "$d/q.json" >/dev/null
+  }
+  wait_until 30 both || { cat "$d/run.log" "$d/q.json" >&2; fail "no clock_jump and cert_expiring"; }
+  kill "$run_pid"
+  queue '[.reports[] | select(.kind == "clock_jump" and .code == "forward")] | length == 1'
+  queue '[.reports[] | select(.kind == "cert_expiring" and .code == "renewal_fails")] | length == 1'
+  queue '.reports[] | select(.kind == "cert_expiring") | .reason | contains("blocked")'
+else
+  echo "skipped: libfaketime cannot be preloaded here"
 fi
 done_ok
