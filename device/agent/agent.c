@@ -838,6 +838,21 @@ rp_err_t rp_agent_check_certificate(rp_agent_t *a)
     return RP_OK;
 }
 
+int64_t rp_agent_cert_not_before(const rp_agent_t *a)
+{
+    char path[PATH_MAX + 16], why[64];
+    const ASN1_TIME *nb;
+    struct tm tm;
+    int64_t t = 0;
+    X509 *cert = read_cert(a, "device.crt", path, sizeof(path), why, sizeof(why));
+
+    if (cert != NULL && (nb = X509_get0_notBefore(cert)) != NULL && ASN1_TIME_to_tm(nb, &tm) == 1)
+        t = (int64_t)timegm(&tm);
+    X509_free(cert);
+    ERR_clear_error();
+    return t;
+}
+
 int64_t rp_agent_cert_not_after(const rp_agent_t *a)
 {
     char path[PATH_MAX + 16], why[64];

@@ -18,6 +18,7 @@
  *     service.json                the service it last attested with
  *     update/targets.json, update/downloads/   its update metadata and downloads
  *     report.json                 the status report's cursor: the next security event to send
+ *     reports/                    the report queue (reportq.h): one file per report, state.json
  */
 #ifndef RAMPART_AGENT_H
 #define RAMPART_AGENT_H
@@ -145,5 +146,7 @@ rp_err_t rp_agent_check_certificate(rp_agent_t *a) RP_MUST_CHECK;
 
 /* When the current certificate expires (0 if there is none, or it is corrupt: said). */
 int64_t rp_agent_cert_not_after(const rp_agent_t *a);
+/* When it became valid (0 if there is none, or it is corrupt). */
+int64_t rp_agent_cert_not_before(const rp_agent_t *a);
 
 #endif /* RAMPART_AGENT_H */

@@ -19,6 +19,7 @@
 #include <openssl/x509.h>
 
 #include "agent.h"
+#include "reportq.h"
 #include "rampart/base64.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
@@ -324,6 +325,10 @@ rp_err_t rp_agent_attest(rp_agent_t *a, const char *server, const char *ca_file,
 
     /* Evidence, signed inside the root of trust, and the key it is signed with. */
     err = rp_agent_ask_evidence(a, nonce, nonce_len, evidence, sizeof(evidence), &evidence_len);
+    if (err != RP_OK) {
+        rp_reportq_event(a, RP_REPORT_ROT_ERROR, NULL, RP_REPORT_CODE_EVIDENCE,
+                         "the root of trust made no evidence: %s", rp_strerror(err));
+    }
     if (err == RP_OK)
         err = rp_base64_encode(evidence, evidence_len, &b64);
     if (err == RP_OK) {

@@ -8,21 +8,12 @@
 #include <time.h>
 
 #include "crashes.h"
+#include "reportq.h"
 #include "rampart/file.h"
 #include "rampart/log.h"
 #include "unwind.h"
 
 #define CURSOR_FILE "crashes.json"
-
-/* Until the report queue lands (H2's device/agent/reportq.c defines the real one): a weak
- * definition that takes nothing, so that this branch builds alone. The lead removes it when
- * merging. */
-__attribute__((weak)) rp_err_t rp_reportq_add(const rp_agent_t *a, json_t *report)
-{
-    (void)a;
-    (void)report;
-    return RP_ERR_UNSUPPORTED;
-}
 
 rp_err_t rp_crashes_get(const rp_agent_t *a, uint64_t from, rp_crash_t *c, bool *found,
                         uint64_t *dropped)
@@ -233,10 +224,14 @@ void rp_crashes_report_new(const rp_agent_t *a)
                            "code", "", "crash", crash);
         rp_err_t err = report != NULL ? rp_reportq_add(a, report) : RP_ERR_NO_MEMORY;
         json_decref(report);
-        if (err != RP_OK)
+        if (err == RP_ERR_MALFORMED) /* never queueable: passed over, or it would stop the rest */
+            rp_log_warn("crash %" PRIu64 " of %s %s is not a report the queue takes; not sent",
+                        c.seq, c.component, c.version);
+        else if (err != RP_OK)
             return; /* kept: handed again next time */
-        rp_log_info("crash %" PRIu64 " of %s %s queued for the service: %s", c.seq, c.component,
-                    c.version, why);
+        else
+            rp_log_info("crash %" PRIu64 " of %s %s queued for the service: %s", c.seq,
+                        c.component, c.version, why);
         next = c.seq + 1;
         cursor_put(a, next);
     }

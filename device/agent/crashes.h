@@ -15,9 +15,6 @@
 #include "agent.h"
 #include "crash.h"
 
-/* The report queue's entry point (device/agent/reportq.h, H2's). */
-rp_err_t rp_reportq_add(const rp_agent_t *a, json_t *report);
-
 /* The kept crash numbered from or after: through the monitor (CRASHES, piece by piece) when it
  * serves S, otherwise from S/crashes/. OUT: *c, *found (false: none from there), *dropped. */
 rp_err_t rp_crashes_get(const rp_agent_t *a, uint64_t from, rp_crash_t *c, bool *found,

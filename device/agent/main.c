@@ -26,6 +26,7 @@
 #include "events.h"
 #include "proto.h"
 #include "report.h"
+#include "reportq.h"
 #include "slots.h"
 #include "supervise.h"
 #include "update.h"
@@ -107,6 +108,14 @@ static const char usage[] =
     "  events --state-dir S [--output json]\n"
     "      The security events the monitor recorded (time, kind, app, reason), oldest first:\n"
     "      each refusal its compartments saw; the newest 1000 are kept, the drop counted.\n"
+    "  report --state-dir S [--server URL --server-ca FILE]\n"
+    "      Send the report queue now (crashes, the agent's own security events: see\n"
+    "      docs/failure-reporting.md), batch after batch, and say what happened; a wait the\n"
+    "      service asked for (Retry-After) or a backoff in force is kept. Exit 0 when the\n"
+    "      queue is empty afterwards.\n"
+    "  reports --state-dir S [--output json]\n"
+    "      The report queue: each report (seq, time, kind, code, component, reason), the\n"
+    "      drop count, the next upload's wait.\n"
     "  status --state-dir S [--output json]\n"
     "      Components: version, active slot, security counter, last update result; for\n"
     "      an app, what the daemon does with it (starting, ready, running, restarting...).\n"
@@ -297,6 +306,12 @@ static int attest_once(rp_agent_t *agent, const struct args *a, rp_agent_result_
         return FAIL;
     }
     if (!res->passed) {
+        /* A verdict (403), not a busy service: a security event, with the service's code. */
+        if (res->http_status == 403)
+            rp_reportq_event(agent, RP_REPORT_ATTESTATION_FAILED, NULL,
+                             rp_report_code_valid(res->reason) ? res->reason
+                                                               : RP_REPORT_CODE_REFUSED,
+                             "the service refused the attestation: %s", res->reason);
         if (res->retry_after > 0)
             rp_log_error("attestation refused (HTTP %ld): %s (the service asks to wait %ld s)",
                          res->http_status, res->reason, res->retry_after);
@@ -472,6 +487,67 @@ static void status_report(rp_agent_t *agent, const char *server, const char *ca)
         rp_log_info("status report: %zu event(s) taken by the service", sum.events);
 }
 
+/* The report queue's upload (reportq.h), beside the status report: best effort, logged. The
+ * crashes kept since the last one are queued first, so each upload carries them. */
+static void reports_upload(rp_agent_t *agent, const char *server, const char *ca)
+{
+    rp_reportq_upload_t up;
+    rp_err_t err;
+
+    rp_crashes_report_new(agent);
+    err = rp_reportq_upload(agent, server, ca, &up);
+
+    if (up.sent + up.dropped > 0)
+        rp_log_info("reports: %zu sent (%zu stored, %zu known already, %zu refused), %zu dropped, "
+                    "%zu left",
+                    up.sent, up.stored, up.duplicates, up.refused, up.dropped, up.left);
+    if (err != RP_OK && up.waiting)
+        rp_log_debug("reports: %s", up.detail);
+    else if (err != RP_OK)
+        rp_log_warn("reports: %s", up.detail);
+}
+
+/* Two of the agent's own security events, looked for at each turn of its loop: the certificate
+ * near its end while renewal fails, and the wall clock jumping against the monotonic clock. */
+struct watch {
+    int64_t wall, mono;    /* at the last turn (0: none yet) */
+    int64_t cert_reported; /* the not_after of the certificate reported as expiring */
+};
+
+static void watch_clock(const rp_agent_t *agent, struct watch *w)
+{
+    struct timespec ts;
+    int64_t wall = (int64_t)time(NULL), mono, jump;
+
+    if (clock_gettime(CLOCK_BOOTTIME, &ts) != 0)
+        return;
+    mono = (int64_t)ts.tv_sec;
+    if (w->mono != 0 && (jump = rp_report_clock_jump(wall - w->wall, mono - w->mono)) != 0) {
+        rp_log_warn("the wall clock jumped %lld s %s", (long long)(jump > 0 ? jump : -jump),
+                    jump > 0 ? "forward" : "backward");
+        rp_reportq_event(agent, RP_REPORT_CLOCK_JUMP, NULL,
+                         jump > 0 ? RP_REPORT_CODE_FORWARD : RP_REPORT_CODE_BACKWARD,
+                         "the wall clock moved %lld s %s against the monotonic clock",
+                         (long long)(jump > 0 ? jump : -jump), jump > 0 ? "forward" : "backward");
+    }
+    w->wall = wall;
+    w->mono = mono;
+}
+
+/* After a failed renewal: the certificate near its end is reported once. */
+static void watch_cert(const rp_agent_t *agent, struct watch *w, const rp_agent_result_t *res)
+{
+    int64_t nb = rp_agent_cert_not_before(agent), na = rp_agent_cert_not_after(agent),
+            now = (int64_t)time(NULL);
+
+    if (!rp_report_cert_expiring(nb, na, now) || w->cert_reported == na)
+        return;
+    w->cert_reported = na;
+    rp_reportq_event(agent, RP_REPORT_CERT_EXPIRING, NULL, RP_REPORT_CODE_RENEWAL_FAILS,
+                     "the device certificate ends in %lld s and renewal fails: %s",
+                     (long long)(na - now), res->reason[0] != '\0' ? res->reason : "no answer");
+}
+
 /* "host:port" into its parts. */
 static bool host_port(const char *s, char *host, size_t cap, int *port)
 {
@@ -525,6 +601,7 @@ static int cmd_run(const struct args *a)
     rp_update_summary_t sum;
     rp_agent_t agent;
     char root[PATH_MAX + 32];
+    struct watch watch = {0, 0, 0};
 
     if (a->server == NULL || a->server_ca == NULL)
         return usage_error("run needs --server URL and --server-ca FILE");
@@ -571,6 +648,7 @@ static int cmd_run(const struct args *a)
         }
     }
     while (!stopping) {
+        watch_clock(&agent, &watch);
         now = time(NULL);
         if (now >= next_attest) {
             if (attest_once(&agent, a, &res) == OK) {
@@ -585,6 +663,7 @@ static int cmd_run(const struct args *a)
                 backoff = 5;
                 status_report(&agent, a->server, a->server_ca);
             } else {
+                watch_cert(&agent, &watch, &res);
                 /* Exponential backoff with full jitter, capped at an hour; never sooner than
                  * the service asked (Retry-After, when it is busy or limiting). */
                 wait = jitter(1, backoff + 1);
@@ -594,6 +673,8 @@ static int cmd_run(const struct args *a)
             }
             next_attest = time(NULL) + wait;
             rp_log_info("next attestation in %ld s", wait);
+            /* Pass or fail: a refusal is itself a report (with a certificate still valid). */
+            reports_upload(&agent, a->server, a->server_ca);
         }
         /* Updates: at start, then every interval (+-10%), or at once on SIGUSR1; installed only
          * inside the update window, if there is one. Only with an update root. */
@@ -612,6 +693,7 @@ static int cmd_run(const struct args *a)
                 if (supervisor != NULL)
                     rp_supervisor_sync(supervisor); /* a new confirmed version replaces the old */
                 status_report(&agent, a->server, a->server_ca);
+                reports_upload(&agent, a->server, a->server_ca);
                 next_update =
                     time(NULL) + jitter(interval - interval / 10, interval + interval / 10 + 1);
             }
@@ -1285,6 +1367,66 @@ static int cmd_crashes(const struct args *a)
                : OK;
 }
 
+/* reports: what the report queue holds. */
+static int cmd_reports(const struct args *a)
+{
+    rp_reportq_stat_t st;
+    json_t *list = NULL, *r;
+    uint64_t last;
+    rp_agent_t agent;
+    size_t i;
+
+    if (a->output != NULL && strcmp(a->output, "json") != 0 && strcmp(a->output, "text") != 0)
+        return usage_error("--output must be text or json");
+    if (open_agent(a, &agent) != OK)
+        return FAIL;
+    if (rp_reportq_peek(&agent, RP_REPORTQ_MAX_REPORTS, SIZE_MAX, &list, &last) != RP_OK ||
+        rp_reportq_stat(&agent, &st) != RP_OK) {
+        rp_log_error("%s: cannot read the report queue", a->state_dir);
+        json_decref(list);
+        rp_agent_close(&agent);
+        return FAIL;
+    }
+    rp_agent_close(&agent);
+    if (a->output != NULL && strcmp(a->output, "json") == 0) {
+        json_t *out =
+            json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:I}", "reports", list, "bytes",
+                      (json_int_t)st.bytes, "dropped", (json_int_t)st.dropped, "refused",
+                      (json_int_t)st.refused, "next_seq", (json_int_t)st.next_seq, "retry_at",
+                      (json_int_t)st.retry_at, "backoff", (json_int_t)st.backoff);
+        json_dumpf(out, stdout, JSON_INDENT(2));
+        putchar('\n');
+        json_decref(out);
+        return OK;
+    }
+    json_array_foreach(list, i, r)
+    {
+        char when[32];
+        time_t t = (time_t)json_integer_value(json_object_get(r, "at"));
+        struct tm tm;
+        const char *code = json_string_value(json_object_get(r, "code")),
+                   *comp = json_string_value(json_object_get(r, "component"));
+        if (gmtime_r(&t, &tm) == NULL ||
+            strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+            snprintf(when, sizeof(when), "%lld", (long long)t);
+        printf("%llu %s %-18s %-16s %-16s %s\n",
+               (unsigned long long)json_integer_value(json_object_get(r, "seq")), when,
+               json_string_value(json_object_get(r, "kind")),
+               code != NULL && code[0] != '\0' ? code : "-",
+               comp != NULL && comp[0] != '\0' ? comp : "-",
+               json_string_value(json_object_get(r, "reason")) ?: "");
+    }
+    printf("%zu report(s) queued (%zu bytes); %llu dropped over the queue's life, %llu refused by "
+           "the service\n",
+           json_array_size(list), st.bytes, (unsigned long long)st.dropped,
+           (unsigned long long)st.refused);
+    if (st.retry_at > (int64_t)time(NULL))
+        printf("next upload in %lld s at the earliest\n",
+               (long long)(st.retry_at - (int64_t)time(NULL)));
+    json_decref(list);
+    return OK;
+}
+
 /* The service the device talks to: given, or the one it last attested with. */
 static int service_of(const struct args *a, const rp_agent_t *agent, char *server, size_t scap,
                       char *ca, size_t ccap)
@@ -1360,12 +1502,48 @@ static int cmd_check_now(const struct args *a)
     memset(&sum, 0, sizeof(sum));
     rc = update_check_locked(&agent, server, ca, a, &sum);
     status_report(&agent, server, ca); /* what runs now, and the events since the last report */
+    reports_upload(&agent, server, ca);
     rp_agent_close(&agent);
     if (rc != OK && sum.installed + sum.unchanged + sum.refused + sum.rolled_back + sum.failed == 0)
         return FAIL; /* the check itself stopped: said so */
     printf("update check: %d installed, %d up to date, %d refused, %d rolled back, %d failed\n",
            sum.installed, sum.unchanged, sum.refused, sum.rolled_back, sum.failed);
     return rc;
+}
+
+static int cmd_report(const struct args *a)
+{
+    char server[1024], ca[PATH_MAX];
+    rp_reportq_upload_t up;
+    rp_agent_t agent;
+    rp_err_t err;
+    int rc;
+
+    if (open_agent(a, &agent) != OK)
+        return FAIL;
+    rc = service_of(a, &agent, server, sizeof(server), ca, sizeof(ca));
+    if (rc != OK) {
+        rp_agent_close(&agent);
+        return rc;
+    }
+    rp_crashes_report_new(&agent);
+    err = rp_reportq_upload(&agent, server, ca, &up);
+    rp_agent_close(&agent);
+    printf("reports: %zu sent in %zu batch(es) (%zu stored, %zu known already, %zu refused), "
+           "%zu dropped, %zu left\n",
+           up.sent, up.batches, up.stored, up.duplicates, up.refused, up.dropped, up.left);
+    if (err != RP_OK) {
+        if (up.waiting)
+            printf("reports: not sent: %s\n", up.detail);
+        else
+            printf("reports: stopped: %s%s\n", up.detail,
+                   up.retry_at > (int64_t)time(NULL) ? "; the next upload waits" : "");
+        if (up.retry_at > (int64_t)time(NULL))
+            printf("reports: next upload in %lld s at the earliest\n",
+                   (long long)(up.retry_at - (int64_t)time(NULL)));
+        return FAIL;
+    }
+    return OK;
 }
 
 int main(int argc, char **argv)
@@ -1508,5 +1686,9 @@ int main(int argc, char **argv)
         return cmd_events(&a);
     if (strcmp(cmd, "crashes") == 0)
         return cmd_crashes(&a);
+    if (strcmp(cmd, "report") == 0)
+        return cmd_report(&a);
+    if (strcmp(cmd, "reports") == 0)
+        return cmd_reports(&a);
     return usage_error("unknown command");
 }

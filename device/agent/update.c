@@ -20,6 +20,7 @@
 #include "rampart/image.h"
 #include "rampart/log.h"
 #include "update.h"
+#include "reportq.h"
 
 #define TARGETS_FILE "update/targets.json"
 
@@ -187,6 +188,8 @@ static rp_err_t update_roots(struct client *c, rp_md_root_t *root, rp_update_sum
         err = rp_md_root_accept(next, strlen(next), &trust, accepted, s->detail, sizeof(s->detail));
         if (err != RP_OK) {
             rp_log_error("update refused: %s", s->detail);
+            rp_reportq_event(c->a, RP_REPORT_METADATA_REFUSED, NULL, rp_report_code_of(err),
+                             "root metadata: %s", s->detail);
             break;
         }
         err = keep_next_root(c->a, next, strlen(next), s);
@@ -205,9 +208,12 @@ static rp_err_t update_roots(struct client *c, rp_md_root_t *root, rp_update_sum
     }
     json_decref(list);
     free(accepted);
-    if (err == RP_OK && root->expires <= (int64_t)time(NULL))
+    if (err == RP_OK && root->expires <= (int64_t)time(NULL)) {
         err = refuse(s, RP_ERR_EXPIRED,
                      "the update root has expired and the service has no newer one (freeze)");
+        rp_reportq_event(c->a, RP_REPORT_METADATA_REFUSED, NULL, RP_REPORT_CODE_EXPIRED, "%s",
+                         s->detail);
+    }
     return err;
 }
 
@@ -253,10 +259,13 @@ static rp_err_t update_targets(struct client *c, const rp_md_root_t *root, rp_md
         return refuse(s, err, "%s is not usable (see above)", kept_path);
     }
     err = rp_md_targets_accept(r.body, r.len, &trust, targets, s->detail, sizeof(s->detail));
-    if (err == RP_OK)
+    if (err == RP_OK) {
         err = keep_targets(c->a, r.body, r.len);
-    else
+    } else {
         rp_log_error("update refused: %s", s->detail);
+        rp_reportq_event(c->a, RP_REPORT_METADATA_REFUSED, NULL, rp_report_code_of(err),
+                         "targets metadata: %s", s->detail);
+    }
     rp_http_response_free(&r);
     return err;
 }
@@ -374,10 +383,12 @@ static rp_err_t image_identity(rp_agent_t *a, const char *name, const char *path
 
 /* A target refused before it reached rp_install: recorded on the device and reported. */
 static void refused_target(struct client *c, const char *deployment, const char *name,
-                           const char *version, rp_update_summary_t *s, const char *detail)
+                           const char *version, rp_update_summary_t *s, const char *code,
+                           const char *detail)
 {
     s->refused++;
     rp_log_error("%s %s: refused: %s", name, version, detail);
+    rp_reportq_event(c->a, RP_REPORT_IMAGE_REFUSED, name, code, "%s %s: %s", name, version, detail);
     rp_component_t existing;
 
     /* Recorded on a component the device has; names the metadata made up make no state (each
@@ -505,7 +516,7 @@ static rp_err_t apply_target(struct client *c, const char *deployment, const rp_
     if (rp_image_version_format(&t->version, version, sizeof(version)) != RP_OK)
         return RP_ERR_INVALID_ARG;
     if (size > RP_UPDATE_IMAGE_MAX) {
-        refused_target(c, deployment, name, version, s,
+        refused_target(c, deployment, name, version, s, RP_REPORT_CODE_TOO_LARGE,
                        "larger than the 256 MiB this device takes");
         return RP_OK;
     }
@@ -537,7 +548,7 @@ static rp_err_t apply_target(struct client *c, const char *deployment, const rp_
     if (err == RP_ERR_TOO_LARGE) { /* endless data: what came is dropped */
         close(fd);
         (void)unlink(path);
-        refused_target(c, deployment, name, version, s, error);
+        refused_target(c, deployment, name, version, s, RP_REPORT_CODE_TOO_LARGE, error);
         return RP_OK;
     }
     if (err != RP_OK || (status != 200 && status != 206)) {
@@ -555,7 +566,7 @@ static rp_err_t apply_target(struct client *c, const char *deployment, const rp_
         return err;
     if ((uint64_t)sb.st_size != size || strcmp(got, image) != 0) {
         (void)unlink(path);
-        refused_target(c, deployment, name, version, s,
+        refused_target(c, deployment, name, version, s, RP_REPORT_CODE_HASH_MISMATCH,
                        "the download is not the image the metadata names");
         return RP_OK;
     }
@@ -572,7 +583,7 @@ static rp_err_t apply_target(struct client *c, const char *deployment, const rp_
              img.has_security_counter != t->has_security_counter ||
              img.security_counter != t->security_counter)) {
             (void)unlink(path);
-            refused_target(c, deployment, name, version, s,
+            refused_target(c, deployment, name, version, s, RP_REPORT_CODE_MISMATCH,
                            "the image's version, digest or security counter differ from the "
                            "metadata");
             return RP_OK;
@@ -585,7 +596,11 @@ static rp_err_t apply_target(struct client *c, const char *deployment, const rp_
     switch (res.state) {
     case RP_UPDATE_INSTALLED: s->installed++; break;
     case RP_UPDATE_UNCHANGED: s->unchanged++; break;
-    case RP_UPDATE_REFUSED: s->refused++; break;
+    case RP_UPDATE_REFUSED:
+        s->refused++;
+        rp_reportq_event(c->a, RP_REPORT_IMAGE_REFUSED, name, rp_report_code_of_detail(res.detail),
+                         "%s %s: %s", name, version, res.detail);
+        break;
     case RP_UPDATE_ROLLED_BACK: s->rolled_back++; break;
     default: s->failed++; break;
     }

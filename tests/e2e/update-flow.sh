@@ -197,6 +197,15 @@ sqlite3 "$d/srv/rampart.db" "DELETE FROM device_updates WHERE deployment_id = '$
   DELETE FROM deployment_images WHERE deployment_id = '$dep9'; DELETE FROM deployments WHERE id = '$dep9'"
 expect 1 check 1; err_has "is older than the"; err_has "(rollback)"
 eq "$(version_of 1)" 1.5.0+0 "dev1 still runs 1.5.0"
+# each refusal above is a report in dev1's queue, with its reason code (docs/failure-reporting.md)
+expect 0 "$AGENT" reports --state-dir "$d/dev1" --output json
+for kc in image_refused:rollback image_refused:hash_mismatch image_refused:too_large \
+  image_refused:unknown_key metadata_refused:bad_signature metadata_refused:expired \
+  metadata_refused:rollback; do
+  jq -e --arg k "${kc%%:*}" --arg c "${kc#*:}" \
+    '[.reports[] | select(.kind == $k and .code == $c)] | length >= 1' "$d/out" >/dev/null ||
+    fail "no $kc report: $(jq -c '[.reports[] | [.kind, .code]]' "$d/out")"
+done
 
 # --- the daemon: checks at start and on its interval; an update window holds installs back -------
 sign 1.6.0 2 "$d/good.sh"; v160=$(upload 1.6.0)

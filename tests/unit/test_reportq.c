@@ -1,0 +1,511 @@
+/*
+ * The device's report queue (device/agent/reportq.c): the contract's bounds, the queue's bounds
+ * (the oldest dropped and counted), numbers never given twice (after a restart, a corrupt state
+ * file, the directory removed), a link refused, and a power cut at every step of rp_reportq_add
+ * (the failpoints: this program runs itself as the child that is cut) leaving the report either
+ * fully queued or not at all, the drop count matching what is gone. Also the agent's rules for
+ * its clock and certificate events.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <dirent.h>
+
+#include "rampart/failpoint.h"
+#include "reportq.h"
+
+static uint64_t fake_now;
+static uint64_t fake_clock(void)
+{
+    return fake_now;
+}
+
+static void agent_in(rp_agent_t *a, const char *dir)
+{
+    memset(a, 0, sizeof(*a));
+    snprintf(a->state_dir, sizeof(a->state_dir), "%s", dir);
+}
+
+static int make_dir(void **state)
+{
+    /* On a tmpfs where there is one: the queue's fsyncs (a thousand here) cost nothing there, and
+     * the cuts below are the process's, which fsync does not change. */
+    char *dir = strdup(access("/dev/shm", W_OK) == 0 ? "/dev/shm/rp-reportq-XXXXXX"
+                                                     : "/tmp/rp-reportq-XXXXXX"),
+         agent[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(agent, sizeof(agent), "%s/agent", dir);
+    assert_int_equal(mkdir(agent, 0700), 0);
+    *state = dir;
+    fake_now = 1000;
+    rp_reportq_set_clock(fake_clock);
+    return 0;
+}
+
+static int remove_dir(void **state)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", (char *)*state);
+    assert_int_equal(system(cmd), 0);
+    free(*state);
+    rp_reportq_set_clock(NULL);
+    return 0;
+}
+
+static json_t *event(const char *reason)
+{
+    json_t *r = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s}", "at", (json_int_t)1764300000, "kind",
+                          "attestation_failed", "component", "", "version", "", "reason", reason,
+                          "code", "blocked");
+    assert_non_null(r);
+    return r;
+}
+
+static void add(const rp_agent_t *a, const char *reason)
+{
+    json_t *r = event(reason);
+    assert_int_equal(rp_reportq_add(a, r), RP_OK);
+    assert_null(json_object_get(r, "seq")); /* the caller's object is left as it was */
+    json_decref(r);
+}
+
+/* The queue's reports, oldest first. OUT: seqs and reasons (up to max). */
+static size_t queued(const rp_agent_t *a, uint64_t *seqs, char reasons[][64], size_t max)
+{
+    json_t *list, *r;
+    uint64_t last;
+    size_t i;
+
+    assert_int_equal(rp_reportq_peek(a, 1000, SIZE_MAX, &list, &last), RP_OK);
+    json_array_foreach(list, i, r)
+    {
+        if (i >= max)
+            break;
+        seqs[i] = (uint64_t)json_integer_value(json_object_get(r, "seq"));
+        snprintf(reasons[i], 64, "%s", json_string_value(json_object_get(r, "reason")));
+    }
+    i = json_array_size(list);
+    json_decref(list);
+    return i;
+}
+
+/* ---- the contract ---- */
+
+static void check_refuses(const char *json, const char *why_has)
+{
+    char why[160] = "";
+    json_t *r = json_loads(json, 0, NULL);
+    assert_non_null(r);
+    assert_int_equal(rp_report_check(r, false, why, sizeof(why)), RP_ERR_MALFORMED);
+    if (strstr(why, why_has) == NULL)
+        fail_msg("%s: '%s' lacks '%s'", json, why, why_has);
+    json_decref(r);
+}
+
+static void contract_bounds(void **state)
+{
+    char why[160], big[300];
+    json_t *r = event("fine");
+    rp_agent_t a;
+
+    agent_in(&a, *state);
+    assert_int_equal(rp_report_check(r, false, why, sizeof(why)), RP_OK);
+    json_decref(r);
+    assert_int_equal(
+        rp_report_check(json_loads("{\"at\":1,\"kind\":\"crash\",\"crash\":{\"signal\":11,"
+                                   "\"signal_name\":\"SIGSEGV\",\"address\":\"0x10\","
+                                   "\"frames\":[{\"build_id\":\"ab12\",\"module\":\"app\","
+                                   "\"offset\":\"0x1f\"}],\"stderr\":\"x\"}}",
+                                   0, NULL),
+                        false, why, sizeof(why)),
+        RP_OK);
+    check_refuses("[]", "JSON object");
+    check_refuses("{\"at\":1,\"kind\":\"nonsense\"}", "kind");
+    check_refuses("{\"at\":-1,\"kind\":\"exit\"}", "at");
+    check_refuses("{\"at\":1,\"kind\":\"exit\",\"seq\":4}", "seq is the queue's");
+    check_refuses("{\"at\":1,\"kind\":\"exit\",\"extra\":4}", "unknown key");
+    check_refuses("{\"at\":1,\"kind\":\"exit\",\"code\":\"Bad-Code\"}", "code");
+    check_refuses("{\"at\":1,\"kind\":\"exit\",\"component\":\"../etc\"}", "component");
+    check_refuses("{\"at\":1,\"kind\":\"exit\",\"crash\":{\"signal\":11}}", "kind crash only");
+    check_refuses("{\"at\":1,\"kind\":\"crash\"}", "lacks its crash");
+    check_refuses("{\"at\":1,\"kind\":\"crash\",\"crash\":{\"signal\":65}}", "signal");
+    check_refuses("{\"at\":1,\"kind\":\"crash\",\"crash\":{\"signal\":6,\"address\":\"0x\"}}",
+                  "address");
+    check_refuses(
+        "{\"at\":1,\"kind\":\"crash\",\"crash\":{\"signal\":6,\"frames\":[{\"offset\":1}]}}",
+        "offset");
+    memset(big, 'a', 256);
+    big[256] = '\0';
+    r = event(big);
+    assert_int_equal(rp_report_check(r, false, why, sizeof(why)), RP_ERR_MALFORMED);
+    assert_non_null(strstr(why, "reason"));
+    /* Refused by the queue too, which then holds nothing. */
+    assert_int_equal(rp_reportq_add(&a, r), RP_ERR_MALFORMED);
+    json_decref(r);
+    {
+        rp_reportq_stat_t st;
+        assert_int_equal(rp_reportq_stat(&a, &st), RP_OK);
+        assert_int_equal(st.reports, 0);
+    }
+    /* 16 KiB as JSON at most: a crash's stderr of 4096 escaped bytes (\u0001: 6 each) breaks it. */
+    {
+        char *err = malloc(4097);
+        memset(err, 1, 4096);
+        err[4096] = '\0';
+        r = json_pack("{s:i, s:s, s:{s:i, s:s}}", "at", 1, "kind", "crash", "crash", "signal", 11,
+                      "stderr", err);
+        assert_int_equal(rp_report_check(r, false, why, sizeof(why)), RP_ERR_MALFORMED);
+        assert_non_null(strstr(why, "at most 16384"));
+        json_decref(r);
+        free(err);
+    }
+}
+
+static void kinds_and_codes(void **state)
+{
+    (void)state;
+    assert_string_equal(rp_report_kind_name(RP_REPORT_CRASH), "crash");
+    assert_string_equal(rp_report_kind_name(RP_REPORT_CLOCK_JUMP), "clock_jump");
+    assert_string_equal(rp_report_kind_name(RP_REPORT_KIND_END), "unknown");
+    for (int k = 0; k < RP_REPORT_KIND_END; k++)
+        assert_true(rp_report_code_valid(rp_report_kind_name((rp_report_kind_t)k)));
+    assert_string_equal(rp_report_code_of(RP_ERR_WRONG_KEY), "unknown_key");
+    assert_string_equal(rp_report_code_of(RP_ERR_BAD_SIGNATURE), "bad_signature");
+    assert_string_equal(rp_report_code_of(RP_ERR_ROLLBACK), "rollback");
+    assert_string_equal(rp_report_code_of_detail(rp_strerror(RP_ERR_WRONG_KEY)), "unknown_key");
+    assert_string_equal(rp_report_code_of_detail("version 1.0.0 is older than the running 2.0.0 "
+                                                 "(rollback refused)"),
+                        "rollback");
+    assert_true(rp_report_code_valid(""));
+    assert_false(rp_report_code_valid("a_very_long_code_of_more_than_32_b"));
+    /* The certificate: less than a fifth of its life left. */
+    assert_false(rp_report_cert_expiring(1000, 2000, 1700));
+    assert_true(rp_report_cert_expiring(1000, 2000, 1801));
+    assert_false(rp_report_cert_expiring(0, 0, 1801)); /* none */
+    /* The clock: more than 5 minutes against the monotonic clock, either way. */
+    assert_int_equal(rp_report_clock_jump(60, 60), 0);
+    assert_int_equal(rp_report_clock_jump(360, 60), 0);
+    assert_int_equal(rp_report_clock_jump(361 + 60, 60), 361);
+    assert_int_equal(rp_report_clock_jump(-3600, 10), -3610);
+}
+
+/* ---- the queue ---- */
+
+static void add_peek_remove(void **state)
+{
+    rp_agent_t a;
+    uint64_t seqs[8], last;
+    char reasons[8][64];
+    size_t removed;
+    json_t *list;
+
+    agent_in(&a, *state);
+    add(&a, "one");
+    add(&a, "two");
+    add(&a, "three");
+    assert_int_equal(queued(&a, seqs, reasons, 8), 3);
+    assert_string_equal(reasons[0], "one");
+    assert_string_equal(reasons[2], "three");
+    assert_true(seqs[0] < seqs[1] && seqs[1] < seqs[2]);
+    /* A batch of two, then removed through the second. */
+    assert_int_equal(rp_reportq_peek(&a, 2, SIZE_MAX, &list, &last), RP_OK);
+    assert_int_equal(json_array_size(list), 2);
+    assert_int_equal(last, seqs[1]);
+    json_decref(list);
+    assert_int_equal(rp_reportq_remove_through(&a, last, false, &removed), RP_OK);
+    assert_int_equal(removed, 2);
+    assert_int_equal(queued(&a, seqs, reasons, 8), 1);
+    assert_string_equal(reasons[0], "three");
+    {
+        rp_reportq_stat_t st;
+        assert_int_equal(rp_reportq_stat(&a, &st), RP_OK);
+        assert_int_equal(st.dropped, 0); /* acknowledged is not dropped */
+    }
+    /* A byte bound keeps at least one report. */
+    assert_int_equal(rp_reportq_peek(&a, 64, 1, &list, &last), RP_OK);
+    assert_int_equal(json_array_size(list), 1);
+    json_decref(list);
+}
+
+static void full_drops_oldest_counted(void **state)
+{
+    rp_agent_t a;
+    static uint64_t seqs[RP_REPORTQ_MAX_REPORTS + 20];
+    static char reasons[RP_REPORTQ_MAX_REPORTS + 20][64];
+    char reason[32];
+    rp_reportq_stat_t st;
+
+    agent_in(&a, *state);
+    for (int i = 0; i < RP_REPORTQ_MAX_REPORTS + 10; i++) {
+        snprintf(reason, sizeof(reason), "r%d", i);
+        add(&a, reason);
+    }
+    assert_int_equal(queued(&a, seqs, reasons, RP_REPORTQ_MAX_REPORTS + 20),
+                     RP_REPORTQ_MAX_REPORTS);
+    assert_string_equal(reasons[0], "r10"); /* the oldest went */
+    assert_int_equal(rp_reportq_stat(&a, &st), RP_OK);
+    assert_int_equal(st.dropped, 10);
+    assert_int_equal(st.reports, RP_REPORTQ_MAX_REPORTS);
+}
+
+static void bytes_bound(void **state)
+{
+    rp_agent_t a;
+    rp_reportq_stat_t st;
+    char *err = malloc(4091);
+    int n = 0;
+
+    agent_in(&a, *state);
+    memset(err, 'x', 4090);
+    err[4090] = '\0';
+    /* About 4.1 KiB each: 1 MiB holds 252 of them, so the byte bound bites first. */
+    for (n = 0; n < 300; n++) {
+        json_t *r = json_pack("{s:i, s:s, s:{s:i, s:s}}", "at", n, "kind", "crash", "crash",
+                              "signal", 11, "stderr", err);
+        assert_int_equal(rp_reportq_add(&a, r), RP_OK);
+        json_decref(r);
+    }
+    free(err);
+    assert_int_equal(rp_reportq_stat(&a, &st), RP_OK);
+    assert_true(st.bytes <= RP_REPORTQ_MAX_BYTES);
+    assert_true(st.bytes > RP_REPORTQ_MAX_BYTES - 5000);
+    assert_int_equal(st.dropped, 300 - st.reports);
+    assert_true(st.reports < RP_REPORTQ_MAX_REPORTS);
+}
+
+static void seq_never_reused(void **state)
+{
+    rp_agent_t a;
+    uint64_t seqs[8], top;
+    char reasons[8][64], path[512], cmd[600];
+    size_t removed;
+    FILE *f;
+
+    agent_in(&a, *state);
+    add(&a, "a");
+    add(&a, "b");
+    assert_int_equal(queued(&a, seqs, reasons, 8), 2);
+    top = seqs[1];
+    /* All acknowledged: the queue is empty, its counter is not. (The clock stands still here:
+     * only the counter can keep the numbers going.) */
+    assert_int_equal(rp_reportq_remove_through(&a, top, false, &removed), RP_OK);
+    add(&a, "c"); /* a "restart": nothing is kept in memory between calls */
+    assert_int_equal(queued(&a, seqs, reasons, 8), 1);
+    assert_true(seqs[0] > top);
+    top = seqs[0];
+    /* A corrupt state file: the numbers go on above every report file left. */
+    snprintf(path, sizeof(path), "%s/agent/reports/state.json", (char *)*state);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("{not json", f);
+    fclose(f);
+    add(&a, "d");
+    assert_int_equal(queued(&a, seqs, reasons, 8), 2);
+    assert_true(seqs[1] > top);
+    top = seqs[1];
+    /* The directory removed: a queue made anew numbers from the wall clock (in microseconds),
+     * past every number given while the clock moved on. */
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s/agent/reports'", (char *)*state);
+    assert_int_equal(system(cmd), 0);
+    fake_now = top + 1;
+    add(&a, "e");
+    assert_int_equal(queued(&a, seqs, reasons, 8), 1);
+    assert_true(seqs[0] > top);
+}
+
+static void link_refused(void **state)
+{
+    rp_agent_t a;
+    char path[512], target[512];
+    json_t *r = event("x");
+
+    agent_in(&a, *state);
+    snprintf(target, sizeof(target), "%s/elsewhere", (char *)*state);
+    snprintf(path, sizeof(path), "%s/agent/reports", (char *)*state);
+    assert_int_equal(mkdir(target, 0700), 0);
+    assert_int_equal(symlink(target, path), 0);
+    assert_int_not_equal(rp_reportq_add(&a, r), RP_OK);
+    /* Nothing was written through it. */
+    {
+        DIR *d = opendir(target);
+        struct dirent *e;
+        int n = 0;
+        while ((e = readdir(d)) != NULL)
+            n += e->d_name[0] != '.';
+        closedir(d);
+        assert_int_equal(n, 0);
+    }
+    /* A directory open to others is refused too. */
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(mkdir(path, 0777), 0);
+    assert_int_equal(chmod(path, 0777), 0);
+    assert_int_not_equal(rp_reportq_add(&a, r), RP_OK);
+    json_decref(r);
+}
+
+/* ---- a power cut at every step of rp_reportq_add ---- */
+
+static const char *self;
+
+/* Run this program as the child that queues one report in dir ("cut" as its reason), with env
+ * (NAME=VALUE) set. Its exit status. */
+static int child_add(const char *dir, const char *env)
+{
+    pid_t pid = fork();
+    int status;
+
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char name[64], *eq;
+        snprintf(name, sizeof(name), "%s", env);
+        eq = strchr(name, '=');
+        *eq = '\0';
+        setenv(name, eq + 1, 1);
+        execl(self, self, "--add", dir, (char *)NULL);
+        _exit(127);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+/* Every report file in dir/agent/reports/ parses as a whole report: none is torn. */
+static void no_torn_file(const char *dir)
+{
+    char path[700], file[1000], why[160];
+    DIR *d;
+    struct dirent *e;
+
+    snprintf(path, sizeof(path), "%s/agent/reports", dir);
+    d = opendir(path);
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        json_t *r;
+        if (strlen(e->d_name) != 25 || strcmp(e->d_name + 20, ".json") != 0)
+            continue;
+        snprintf(file, sizeof(file), "%s/%s", path, e->d_name);
+        r = json_load_file(file, 0, NULL);
+        if (r == NULL || rp_report_check(r, true, why, sizeof(why)) != RP_OK)
+            fail_msg("%s is torn", file);
+        json_decref(r);
+    }
+    closedir(d);
+}
+
+/* A queue with n reports, then a cut at each step of adding one more: before the cut's step,
+ * the queue is as it was; after, it holds the new report and, if it had to drop, the drop is
+ * counted exactly when the oldest is gone. Then the next report still goes in, numbered above. */
+static void walk(const char *base, int n)
+{
+    char trace[600], dir[600], cmd[1400], env[700], line[128];
+    int steps = 0;
+    FILE *f;
+    rp_agent_t a;
+    char reason[32];
+    rp_reportq_stat_t before, st;
+    static uint64_t seqs[RP_REPORTQ_MAX_REPORTS + 4];
+    static char reasons[RP_REPORTQ_MAX_REPORTS + 4][64];
+
+    snprintf(dir, sizeof(dir), "%s/base", base);
+    snprintf(cmd, sizeof(cmd), "mkdir -p '%s/agent' && chmod 700 '%s/agent'", dir, dir);
+    assert_int_equal(system(cmd), 0);
+    agent_in(&a, dir);
+    rp_reportq_set_clock(NULL);
+    for (int i = 0; i < n; i++) {
+        snprintf(reason, sizeof(reason), "old %d", i);
+        add(&a, reason);
+    }
+    assert_int_equal(rp_reportq_stat(&a, &before), RP_OK);
+    /* How many steps: the failpoints one add passes. */
+    snprintf(trace, sizeof(trace), "%s/trace", base);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s/probe' && cp -a '%s' '%s/probe'", base, dir, base);
+    assert_int_equal(system(cmd), 0);
+    snprintf(env, sizeof(env), "RAMPART_FAILPOINT_TRACE=%s", trace);
+    snprintf(cmd, sizeof(cmd), "%s/probe", base);
+    assert_int_equal(child_add(cmd, env), 0);
+    f = fopen(trace, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f) != NULL)
+        steps++;
+    fclose(f);
+    assert_true(steps >= 4); /* the state and the report, each written and synced */
+    for (int k = 1; k <= steps; k++) {
+        char cut[600];
+        bool has_new = false;
+        size_t m;
+        snprintf(cut, sizeof(cut), "%s/cut%d", base, k);
+        snprintf(cmd, sizeof(cmd), "cp -a '%s' '%s'", dir, cut);
+        assert_int_equal(system(cmd), 0);
+        snprintf(env, sizeof(env), "RAMPART_FAILPOINT=%d", k);
+        assert_int_equal(child_add(cut, env), RP_FAILPOINT_EXIT);
+        no_torn_file(cut);
+        agent_in(&a, cut);
+        m = queued(&a, seqs, reasons, RP_REPORTQ_MAX_REPORTS + 4);
+        assert_int_equal(rp_reportq_stat(&a, &st), RP_OK);
+        for (size_t i = 0; i < m; i++)
+            has_new |= strcmp(reasons[i], "cut") == 0;
+        if (has_new) { /* queued whole, and room made for it, counted */
+            assert_string_equal(reasons[m - 1], "cut");
+            assert_int_equal(m + st.dropped - before.dropped, before.reports + 1);
+        } else { /* not queued; a drop made before the cut is counted exactly */
+            assert_int_equal(m + st.dropped - before.dropped, before.reports);
+        }
+        assert_true(m <= RP_REPORTQ_MAX_REPORTS);
+        /* The next report goes in, numbered above everything. */
+        add(&a, "after");
+        m = queued(&a, seqs, reasons, RP_REPORTQ_MAX_REPORTS + 4);
+        assert_string_equal(reasons[m - 1], "after");
+        for (size_t i = 0; i + 1 < m; i++)
+            assert_true(seqs[i] < seqs[i + 1]);
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", cut);
+        assert_int_equal(system(cmd), 0);
+    }
+}
+
+static void power_cut_with_room(void **state)
+{
+    walk(*state, 3);
+}
+
+static void power_cut_when_full(void **state)
+{
+    walk(*state, RP_REPORTQ_MAX_REPORTS);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(kinds_and_codes),
+        cmocka_unit_test_setup_teardown(contract_bounds, make_dir, remove_dir),
+        cmocka_unit_test_setup_teardown(add_peek_remove, make_dir, remove_dir),
+        cmocka_unit_test_setup_teardown(full_drops_oldest_counted, make_dir, remove_dir),
+        cmocka_unit_test_setup_teardown(bytes_bound, make_dir, remove_dir),
+        cmocka_unit_test_setup_teardown(seq_never_reused, make_dir, remove_dir),
+        cmocka_unit_test_setup_teardown(link_refused, make_dir, remove_dir),
+        cmocka_unit_test_setup_teardown(power_cut_with_room, make_dir, remove_dir),
+        cmocka_unit_test_setup_teardown(power_cut_when_full, make_dir, remove_dir),
+    };
+
+    /* The child of the power-cut walk: one report, cut where RAMPART_FAILPOINT says. */
+    if (argc == 3 && strcmp(argv[1], "--add") == 0) {
+        rp_agent_t a;
+        json_t *r = event("cut");
+        rp_err_t err;
+        agent_in(&a, argv[2]);
+        err = rp_reportq_add(&a, r);
+        json_decref(r);
+        return err == RP_OK ? 0 : 1;
+    }
+    self = argv[0];
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
