@@ -57,11 +57,12 @@ device() {
   expect 0 "$RAMPART" device assign --tenant "$acme" --product Thermostat --group "Field Test" "$id"
   expect 0 as_agent attest --state-dir "$S" --server "$SERVER_URL" --server-ca "$CA"
 }
-# The crash the device's agent has unwound, of version $1, whose top frame is in the app.
+# The crash the device's agent has unwound, of version $1, with a frame in the app's own code
+# (an abort's top frames are libc's).
 crash_of() {
   as_agent crashes --state-dir "$S" --output json 2>"$d/crashes.err" |
     jq -c --arg c "$APP" --arg v "$1" \
-      '[.crashes[] | select(.component == $c and .version == $v and .frames[0].module == "crash-app")] | last // empty'
+      '[.crashes[] | select(.component == $c and .version == $v and any(.frames[]; .module == "crash-app"))] | last // empty'
 }
 has_crash() { [ -n "$(crash_of "$1")" ]; }
 # take VERSION: the device's check installs the deployed version; its crash is captured, then
@@ -93,11 +94,11 @@ jq -e '(.samples | length == 2) and ([.samples[].device] | unique | length == 2)
   fail "the samples are not one per device: $(cat "$d/out")"
 
 # --- its debug file: the function and its line ----------------------------------------------------
+off=$(jq -r '.samples[0].report.crash.frames[0].offset' "$d/out")
 objcopy --only-keep-debug "$d/crash-app" "$d/crash-app.debug"
 expect 0 "$RAMPART" symbols upload --tenant "$acme" "$d/crash-app.debug"
-off=$(jq -r '.samples[0].report.crash.frames[0].offset' "$d/out")
-want=$(eu-addr2line -e "$d/crash-app" "$off")
-line=${want##*:}
+want=$(eu-addr2line -e "$d/crash-app" "$off") # FILE:LINE[:COLUMN]
+line=$(sed -E 's/^[^:]*:([0-9]+).*/\1/' <<<"$want")
 [[ $want == */crasher.c:* && $line =~ ^[0-9]+$ ]] || fail "eu-addr2line gave $want for $off"
 expect 0 "$RAMPART" failure show --tenant "$acme" "$bucket" --output json
 jq -e --arg l "$line" '.symbolicated and .frames[0].function == "rampart_test_crash_here" and .frames[0].line == ($l | tonumber)' "$d/out" >/dev/null ||
