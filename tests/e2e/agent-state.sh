@@ -144,6 +144,8 @@ for how in garbage empty huge; do
   corrupt "$S" agent/service.json "$how" 1 "give --server URL --server-ca FILE" check-now
   corrupt "$S" update/root.json "$how" 1 "rampart-agent trust --update-root" status
   corrupt "$S" agent/update/targets.json "$how" 1 "is corrupt" check-now
+  corrupt "$S" agent/reports/state.json "$how" 0 "the report queue's counters start again" reports
+  corrupt "$S" agent/reports/00000000000000000001.json "$how" 0 "a corrupt report" reports
   corrupt "$S" components/app/a.img "$how" 1 "does not verify" recover
   corrupt "$T" tcti "$how" 1 "is corrupt" id
   corrupt "$T" identity.tss2 "$how" 1 "identity.tss2" id

@@ -7,7 +7,7 @@
 # off, a 429's Retry-After is waited out, also by the next process; 413 splits the batch; 400 and
 # a single report too large are dropped and counted, the count travelling in the next batch; 200
 # removes; every report arrives, once, in order. Then `run`'s own events: a clock jump, and the
-# certificate near its end while renewal fails.
+# certificate near its end while renewal fails; and a root-of-trust error.
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT to the rampart-agent binary}"
 d=$E2E_DIR
@@ -42,6 +42,15 @@ out_has "attestation_failed blocked"
 out_has "4 report(s) queued"
 expect 0 "$AGENT" reports --state-dir "$d/dev" --output json
 first4=$(jq -c '[.reports[].seq]' "$d/out")
+
+# A root-of-trust error (a copy of the device whose soft measurement register is corrupt): the
+# evidence is not made, and that is a report too.
+cp -a "$d/dev" "$d/dev-rot"
+printf 'garbage\001\n' >"$d/dev-rot/measurements"
+expect 1 "$AGENT" attest --state-dir "$d/dev-rot" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+expect 0 "$AGENT" reports --state-dir "$d/dev-rot" --output json
+jq -e '.reports[-1] | .kind == "rot_error" and .code == "evidence"' "$d/out" >/dev/null ||
+  fail "no rot_error: $(cat "$d/out")"
 
 # --- the receiver: mutual TLS, its certificate from a CA of the test's own ------------------------
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=test-ca \
