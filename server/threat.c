@@ -102,7 +102,7 @@ static rp_err_t process_tenant(rp_store_t *s, const char *tenant_id, const rp_th
 
     /* All of it one transaction: one sync per batch of signals rather than one per subject
      * (a storm of a few dozen subjects made ingestion wait on dozens of syncs per batch). */
-    if (err == RP_OK && (err = rp_store_group_begin(s)) != RP_OK) {
+    if (err != RP_OK || (err = rp_store_group_begin(s)) != RP_OK) {
         free(items);
         free(from);
         free(done);
