@@ -50,6 +50,7 @@ fuzz: deps
 bench: build
 	@$(BUILD)/bin/bench-image-verify
 	@$(BUILD)/bin/bench-attest
+	@$(BUILD)/bin/bench-reports
 	@bench/update.sh $(BUILD)/bin
 	@$(BUILD)/bin/bench-app-start
 	@bench/footprint.sh $(BUILD)/bin

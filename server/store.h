@@ -763,4 +763,13 @@ typedef void (*rp_threat_action_fn)(void *ctx, const rp_threat_action_t *a);
 rp_err_t rp_store_threat_actions(rp_store_t *s, const char *tenant_id, const char *device_id,
                                  int limit, rp_threat_action_fn fn, void *ctx) RP_MUST_CHECK;
 
+/* ---- groups of calls (issue 11: ingestion's speed) ----
+ * Several calls as one transaction: one commit, hence one sync of the log, for all of them. The
+ * calls inside that take a transaction of their own nest in it (each keeps or undoes only its own
+ * part when it fails); rp_store_group_end commits the lot when err is RP_OK, else undoes it, and
+ * returns the outcome. The group holds the process's write lock: keep it short, and call nothing
+ * slow (the network, other connections) inside it. */
+rp_err_t rp_store_group_begin(rp_store_t *s) RP_MUST_CHECK;
+rp_err_t rp_store_group_end(rp_store_t *s, rp_err_t err) RP_MUST_CHECK;
+
 #endif /* RAMPART_STORE_H */

@@ -993,6 +993,13 @@ rp_err_t sq_begin(rp_store_t *s)
 {
     rp_err_t err;
 
+    if (s->depth > 0) {
+        /* Inside a group (rp_store_group_begin): this connection holds the write lock already. */
+        err = sq_exec(s, "SAVEPOINT sq_nested");
+        if (err == RP_OK)
+            s->depth++;
+        return err;
+    }
     pthread_mutex_lock(&write_lock);
     err = sq_exec(s, "BEGIN IMMEDIATE");
     if (err != RP_OK) {
@@ -1000,18 +1007,40 @@ rp_err_t sq_begin(rp_store_t *s)
         return err;
     }
     s->in_txn = true;
+    s->depth = 1;
     return RP_OK;
 }
 
 rp_err_t sq_end(rp_store_t *s, rp_err_t err)
 {
+    if (s->depth > 1) {
+        if (err == RP_OK)
+            err = sq_exec(s, "RELEASE sq_nested");
+        if (err != RP_OK) {
+            (void)sq_exec(s, "ROLLBACK TO sq_nested");
+            (void)sq_exec(s, "RELEASE sq_nested");
+        }
+        s->depth--;
+        return err;
+    }
     if (err == RP_OK)
         err = sq_exec(s, "COMMIT");
     if (err != RP_OK)
         (void)sq_exec(s, "ROLLBACK");
     s->in_txn = false;
+    s->depth = 0;
     pthread_mutex_unlock(&write_lock);
     return err;
+}
+
+rp_err_t rp_store_group_begin(rp_store_t *s)
+{
+    return sq_begin(s);
+}
+
+rp_err_t rp_store_group_end(rp_store_t *s, rp_err_t err)
+{
+    return sq_end(s, err);
 }
 
 rp_err_t rp_store_device_block(rp_store_t *s, const char *tenant_id, const char *device_id,

@@ -18,6 +18,7 @@
 struct rp_store {
     sqlite3 *db;
     bool in_txn; /* this connection holds the process's write lock inside BEGIN ... COMMIT */
+    int depth;   /* sq_begin()s not yet ended: past the first, each is a savepoint */
     /* Prepared statements by SQL string. The keys are the backend's static strings, so the cache
      * holds at most as many as the backend has (about 80): it grows to that, never further. */
     struct sq_cached {
@@ -42,7 +43,9 @@ sqlite3_stmt *sq_stmt(rp_store_t *s, const char *sql);
  * constraint failure is RP_ERR_EXISTS. OUT: *changes (may be NULL). */
 rp_err_t sq_step_done(rp_store_t *s, sqlite3_stmt *st, int *changes) RP_MUST_CHECK;
 /* A transaction: sq_begin() takes the write lock and BEGIN IMMEDIATE; sq_end() commits when err
- * is RP_OK, rolls back otherwise, and returns the outcome. */
+ * is RP_OK, rolls back otherwise, and returns the outcome. Inside a transaction (a caller's
+ * rp_store_group_begin), they nest as a savepoint: sq_end() keeps or undoes only its own part,
+ * and the outermost end commits (one sync for the lot). */
 rp_err_t sq_begin(rp_store_t *s) RP_MUST_CHECK;
 rp_err_t sq_end(rp_store_t *s, rp_err_t err) RP_MUST_CHECK;
 /* A text column into a bounded buffer ("" for NULL). */

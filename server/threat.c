@@ -90,10 +90,26 @@ static rp_err_t process_tenant(rp_store_t *s, const char *tenant_id, const rp_th
     rp_threat_settings_t set;
     rp_quarantine_policy_t policy;
     rp_threat_count_t *items = calloc(2 * n + 1, sizeof(*items));
-    size_t *from = calloc(2 * n + 1, sizeof(*from)), k = 0;
+    size_t *from = calloc(2 * n + 1, sizeof(*from)), k = 0, nopened = 0, nquarantined = 0;
     bool *done = calloc(2 * n + 1, sizeof(*done));
-    rp_err_t err = items != NULL && from != NULL && done != NULL ? RP_OK : RP_ERR_NO_MEMORY;
+    /* What to tell once it is committed: alerts opened, devices quarantined (signal indexes). */
+    rp_threat_alert_t *opened_alerts = calloc(2 * n + 1, sizeof(*opened_alerts));
+    size_t *quarantined_at = calloc(n + 1, sizeof(*quarantined_at));
+    rp_err_t err = items != NULL && from != NULL && done != NULL && opened_alerts != NULL &&
+                           quarantined_at != NULL
+                       ? RP_OK
+                       : RP_ERR_NO_MEMORY;
 
+    /* All of it one transaction: one sync per batch of signals rather than one per subject
+     * (a storm of a few dozen subjects made ingestion wait on dozens of syncs per batch). */
+    if (err != RP_OK || (err = rp_store_group_begin(s)) != RP_OK) {
+        free(items);
+        free(from);
+        free(done);
+        free(opened_alerts);
+        free(quarantined_at);
+        return err;
+    }
     if (err == RP_OK)
         err = rp_store_threat_settings_get(s, tenant_id, &set);
     if (err == RP_OK)
@@ -153,14 +169,8 @@ static rp_err_t process_tenant(rp_store_t *s, const char *tenant_id, const rp_th
         al.baseline = base;
         al.signals = nsig;
         err = rp_store_threat_alert_raise(s, &al, &opened);
-        if (err == RP_OK && opened) {
-            rp_log_warn("tenant %s: alert %lld: %s spikes: %lld in the last window from %lld "
-                        "device(s), baseline %.2f",
-                        tenant_id, (long long)al.id, al.subject, (long long)al.count,
-                        (long long)al.devices, al.baseline);
-            if (hooks != NULL && hooks->alert_opened != NULL)
-                hooks->alert_opened(hooks->ctx, &al);
-        }
+        if (err == RP_OK && opened)
+            opened_alerts[nopened++] = al;
     }
     /* Quarantine: each signal of a listed kind counts against its own device only. Once a
      * device is quarantined, the rest of its batch counts nothing (done[] marks them). */
@@ -177,13 +187,29 @@ static rp_err_t process_tenant(rp_store_t *s, const char *tenant_id, const rp_th
             for (size_t j = i + 1; j < n; j++)
                 done[j] = done[j] || strcmp(sig[j].device_id != NULL ? sig[j].device_id : "",
                                             sig[i].device_id) == 0;
-            atomic_fetch_add(&quarantines, 1);
-            rp_log_warn("tenant %s: device %s quarantined by the policy (%s)", tenant_id,
-                        sig[i].device_id, sig[i].kind);
-            if (hooks != NULL && hooks->quarantined != NULL)
-                hooks->quarantined(hooks->ctx, tenant_id, sig[i].device_id, sig[i].kind);
+            quarantined_at[nquarantined++] = i;
         }
     }
+    err = rp_store_group_end(s, err);
+    for (size_t a = 0; err == RP_OK && a < nopened; a++) {
+        const rp_threat_alert_t *al = &opened_alerts[a];
+        rp_log_warn("tenant %s: alert %lld: %s spikes: %lld in the last window from %lld "
+                    "device(s), baseline %.2f",
+                    tenant_id, (long long)al->id, al->subject, (long long)al->count,
+                    (long long)al->devices, al->baseline);
+        if (hooks != NULL && hooks->alert_opened != NULL)
+            hooks->alert_opened(hooks->ctx, al);
+    }
+    for (size_t q = 0; err == RP_OK && q < nquarantined; q++) {
+        const rp_threat_signal_t *g = &sig[quarantined_at[q]];
+        atomic_fetch_add(&quarantines, 1);
+        rp_log_warn("tenant %s: device %s quarantined by the policy (%s)", tenant_id, g->device_id,
+                    g->kind);
+        if (hooks != NULL && hooks->quarantined != NULL)
+            hooks->quarantined(hooks->ctx, tenant_id, g->device_id, g->kind);
+    }
+    free(opened_alerts);
+    free(quarantined_at);
     free(items);
     free(from);
     free(done);

@@ -94,6 +94,47 @@ static void signal_n(struct db *db, const char *kind, const char *bucket, int n,
     assert_int_equal(rp_threat_process(db->s, sig, (size_t)n, now, &hooks), RP_OK);
 }
 
+/* ---- one transaction per batch ---- */
+
+static int commits;
+
+static int count_commit(void *ctx)
+{
+    (void)ctx;
+    commits++;
+    return 0; /* let it commit */
+}
+
+/* A batch of signals over many subjects, each spiking, is counted and alerted in one transaction
+ * (one sync of the log): ingestion waited on one per subject before (bench/reports). The alerts
+ * are told after the commit. A group that fails undoes what was done inside it. */
+static void one_commit_per_batch(void **state)
+{
+    struct db *db = *state;
+    static const char *const devs[] = {DEV1, DEV2, DEV3, DEV4};
+    static const char *const kinds[] = {"syscall", "connection", "crash",      "exit",
+                                        "oom",     "health",     "clock_jump", "rot_error"};
+    rp_threat_hooks_t hooks = {on_alert, on_quarantine, db};
+    rp_threat_signal_t sig[64];
+    rp_tenant_t t;
+    int64_t now = 1700000000;
+
+    for (int i = 0; i < 64; i++)
+        sig[i] =
+            (rp_threat_signal_t){db->tenant.id, devs[i % 4], kinds[i / 8], NULL, "a reason", now};
+    commits = 0;
+    sqlite3_commit_hook(db->s->db, count_commit, NULL);
+    assert_int_equal(rp_threat_process(db->s, sig, 64, now, &hooks), RP_OK);
+    assert_int_equal(db->opened, 8); /* 8 from 4 devices each: every kind spikes */
+    assert_int_equal(commits, 1);
+    assert_int_equal(rp_store_group_begin(db->s), RP_OK);
+    assert_int_equal(rp_store_tenant_create(db->s, "initech", &t), RP_OK);
+    assert_int_equal(rp_store_group_end(db->s, RP_ERR_IO), RP_ERR_IO);
+    assert_int_equal(rp_store_tenant_get(db->s, t.id, &t), RP_ERR_NOT_FOUND);
+    assert_int_equal(commits, 1);
+    sqlite3_commit_hook(db->s->db, NULL, NULL);
+}
+
 /* ---- the rule alone ---- */
 
 static void spike_rule(void **state)
@@ -438,6 +479,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(spike_new_kind_floor_and_buckets, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(quarantine_policy, db_setup, db_teardown),
         cmocka_unit_test(webhook_signature),
+        cmocka_unit_test_setup_teardown(one_commit_per_batch, db_setup, db_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
