@@ -1499,6 +1499,12 @@ static int cmd_check_now(const struct args *a)
         rp_agent_close(&agent);
         return rc;
     }
+    /* Under the monitor, its own allow-list as in `run`: the check parses the network's answers,
+     * and the upload unwinds crashes with libdw, reading what an app's author made. */
+    if (!direct(&agent) && rp_agent_confine() != RP_OK) {
+        rp_agent_close(&agent);
+        return FAIL;
+    }
     memset(&sum, 0, sizeof(sum));
     rc = update_check_locked(&agent, server, ca, a, &sum);
     status_report(&agent, server, ca); /* what runs now, and the events since the last report */
@@ -1525,6 +1531,10 @@ static int cmd_report(const struct args *a)
     if (rc != OK) {
         rp_agent_close(&agent);
         return rc;
+    }
+    if (!direct(&agent) && rp_agent_confine() != RP_OK) { /* as in check-now */
+        rp_agent_close(&agent);
+        return FAIL;
     }
     rp_crashes_report_new(&agent);
     err = rp_reportq_upload(&agent, server, ca, &up);
