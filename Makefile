@@ -3,7 +3,8 @@
 #   make test     build, then run every test, and every test again built with ASan+UBSan
 #   make demo     build, then walk through signed images, a security service on loopback,
 #                 two devices (soft and swtpm) attesting, getting certificates, taking updates,
-#                 one blocked, and (as root) apps in compartments under rampart-monitor
+#                 one blocked, and (as root) apps in compartments under rampart-monitor, a crash
+#                 bucket and a quarantine
 #   make fuzz     run each libFuzzer target for FUZZ_SECONDS (default 60)
 #   make bench    run the benchmarks in bench/
 #   make size     build, then print the lines of C that run privileged (rampart-monitor)

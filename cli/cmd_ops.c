@@ -408,10 +408,14 @@ static void print_device(json_t *d)
 {
     json_t *last = json_object_get(d, "last_attestation"),
            *cert = json_object_get(d, "certificate");
+    json_t *quarantine = json_object_get(d, "quarantine");
 
     printf("device:            %s\n", ops_str(d, "device_id"));
     printf("tenant:            %s\n", ops_str(d, "tenant"));
     printf("status:            %s\n", ops_str(d, "status"));
+    if (json_is_object(quarantine)) /* the policy's act: since when, and why */
+        printf("quarantined:       since %s: %s\n", ops_str(quarantine, "since"),
+               ops_str(quarantine, "reason"));
     printf("claimed:           %s\n", ops_str(d, "claimed_at"));
     if (json_is_object(last) && strcmp(ops_str(last, "result"), "pass") == 0)
         printf("last attestation:  %s, passed\n", ops_str(last, "at"));

@@ -2,7 +2,8 @@
 # End to end: README.md's 5-minute tour, exactly as written there (its sh blocks after the first,
 # on a free port instead of 8443), must do what the README says it does: the image verifies, the
 # unclaimed device is refused and the claimed one attested, the blocked one refused again, the
-# update installed on the second device. The tour is what a newcomer runs first.
+# update installed on the second device, the third device quarantined by the tenant's policy and
+# released. The tour is what a newcomer runs first.
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT to the rampart-agent binary}"
 d=$E2E_DIR
@@ -34,5 +35,14 @@ has "root version 1 signed and uploaded"
 has "app: installed: started and said it is ready"
 grep -Eq '^app +1\.1\.0\+0 +[ab] +1 +1 +installed' "$d/tour.out" || fail "the tour: status of dev2"
 grep -Eq '^installed +1$' "$d/tour.out" || fail "the tour: the deployment does not count dev2 installed"
+# failure reporting: three refused attestations quarantine dev3, and `device show` says why;
+# quarantined, it is refused even once the appraisal would pass; released, it attests again
+has "attestation refused (HTTP 403): no_components"
+has "status:            quarantined"
+grep -Eq '^quarantined: +since .*: 3 signals of attestation_failed within 600s' "$d/tour.out" ||
+  fail "the tour: device show does not say why dev3 is quarantined"
+has "attestation refused (HTTP 403): quarantined"
+awk '/ released$/ {r = 1} r && /^attested: device/ {ok = 1} END {exit !ok}' "$d/tour.out" ||
+  fail "the tour: dev3 did not attest again after its release"
 eq "$(grep -c "ERROR\|Segmentation\|AddressSanitizer" "$d/tour.out" || true)" 0 "crashes in the tour"
 done_ok
