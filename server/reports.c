@@ -870,8 +870,9 @@ void rp_h_symbols_upload(rp_req_t *r)
     if (err != RP_OK) {
         rp_reply_error(r, 400, "invalid",
                        "not a debug file: an ELF file with a GNU build ID and a symbol table or "
-                       "DWARF (objcopy --only-keep-debug), at most %d bytes",
-                       RP_SYMBOLS_MAX);
+                       "DWARF (objcopy --only-keep-debug), at most %d bytes, its sections at "
+                       "most %d bytes decompressed",
+                       RP_SYMBOLS_MAX, RP_SYMBOLS_UNPACKED_MAX);
         return;
     }
     n = snprintf(dir, sizeof(dir), "%s/symbols", r->w->srv->data_dir);

@@ -51,6 +51,50 @@ static bool has_symbols(Elf *elf)
     return false;
 }
 
+/*
+ * Whether the sections stay within RP_SYMBOLS_UNPACKED_MAX once decompressed, as their headers
+ * claim (libelf allocates what the header says before it inflates): SHF_COMPRESSED ones by their
+ * Chdr, GNU .zdebug ones by their "ZLIB" header's size, the others by their size in the file.
+ */
+static bool unpacked_ok(Elf *elf)
+{
+    size_t shstrndx;
+    uint64_t total = 0;
+    Elf_Scn *scn = NULL;
+
+    if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+        return false;
+    while ((scn = elf_nextscn(elf, scn)) != NULL) {
+        GElf_Shdr sh;
+        const char *name;
+        uint64_t size;
+        if (gelf_getshdr(scn, &sh) == NULL)
+            return false;
+        if (sh.sh_type == SHT_NOBITS)
+            continue;
+        name = elf_strptr(elf, shstrndx, sh.sh_name);
+        size = sh.sh_size;
+        if ((sh.sh_flags & SHF_COMPRESSED) != 0) {
+            GElf_Chdr ch;
+            if (gelf_getchdr(scn, &ch) == NULL)
+                return false;
+            size = ch.ch_size;
+        } else if (name != NULL && strncmp(name, ".zdebug", 7) == 0) {
+            Elf_Data *d = elf_rawdata(scn, NULL);
+            const uint8_t *b = d != NULL ? d->d_buf : NULL;
+            if (b == NULL || d->d_size < 12 || memcmp(b, "ZLIB", 4) != 0)
+                return false;
+            size = 0;
+            for (int i = 4; i < 12; i++)
+                size = size << 8 | b[i];
+        }
+        if (size > RP_SYMBOLS_UNPACKED_MAX - total)
+            return false;
+        total += size;
+    }
+    return true;
+}
+
 rp_err_t rp_symbols_build_id(const uint8_t *data, size_t len,
                              char out[2 * RP_REPORT_BUILD_ID_MAX + 1])
 {
@@ -71,7 +115,7 @@ rp_err_t rp_symbols_build_id(const uint8_t *data, size_t len,
     elf = elf_memory(copy, len);
     if (elf != NULL && elf_kind(elf) == ELF_K_ELF) {
         n = dwelf_elf_gnu_build_id(elf, &id);
-        if (n > 0 && n <= RP_REPORT_BUILD_ID_MAX && has_symbols(elf) &&
+        if (n > 0 && n <= RP_REPORT_BUILD_ID_MAX && has_symbols(elf) && unpacked_ok(elf) &&
             rp_hex_encode(id, (size_t)n, out, 2 * RP_REPORT_BUILD_ID_MAX + 1) == RP_OK)
             err = RP_OK;
     }

@@ -111,6 +111,14 @@ jq -e '.symbolicated == false and (.frames[0] | has("function") | not) and (.sam
 # --- the debug file names the function and its line ------------------------------------------
 expect 0 "$RAMPART" symbols upload --tenant "$acme" "$d/app.debug"; out_has "$build_id"
 expect 1 "$RAMPART" symbols upload --tenant "$acme" "$d/app.c"; err_has "not a debug file"
+# A debug file whose sections claim far more once decompressed (32 MiB of zeros as .debug_str,
+# some 32 KiB with zlib; 1 MiB can claim 1 GiB): refused, never inflated by libdw on a worker's
+# event loop each time a frame is named.
+head -c 32M /dev/zero >"$d/zeros"
+objcopy --update-section .debug_str="$d/zeros" "$d/app.debug" "$d/bomb.debug" || fail "cannot make the bomb"
+objcopy --compress-debug-sections=zlib "$d/bomb.debug" && rm -f "$d/zeros"
+[ "$(stat -c %s "$d/bomb.debug")" -lt 1048576 ] || fail "the bomb is larger than an upload"
+expect 1 "$RAMPART" symbols upload --tenant "$acme" "$d/bomb.debug"; err_has "decompressed"
 expect 0 "$RAMPART" failure show --tenant "$acme" "$bucket" --output json
 jq -e --arg l "$want_line" '.symbolicated == true and .frames[0].function == "crash_here" and .frames[0].line == ($l | tonumber)' "$d/out" >/dev/null || fail "show after symbols: $(cat "$d/out")"
 jq -e '.frames[1].function == "main" and .stack[0].function == "crash_here"' "$d/out" >/dev/null || fail "outer frame: $(cat "$d/out")"
