@@ -73,6 +73,14 @@ post 4 "$d/flood.json"; is_status 200; body_has '.new_events == 40'
 alerts; jq -e '.alerts == []' "$d/out" >/dev/null || fail "an alert from one device: $(cat "$d/out")"
 # Sent again (its answer lost): nothing new is counted either.
 post 4 "$d/flood.json"; is_status 200; body_has '.new_events == 0'
+# An event's reason is the device's (it may quote a path an app chose): shown to an operator, its
+# escape sequences and newlines are neutralised, never sent to the terminal.
+printf '{"events": [{"seq": 500, "at": 1764300000, "kind": "file", "app": "sensor", "reason": "open \\u001b]0;owned\\u0007\\u001b[2J\\nforged line \\u009b"}]}\n' >"$d/escape.json"
+post 4 "$d/escape.json"; is_status 200; body_has '.new_events == 1'
+expect 0 "$RAMPART" device show --tenant "$acme" "${id[4]}"
+out_has "open ?]0;owned??[2J?forged line ??"
+! grep -q $'\e' "$d/out" || fail "an escape sequence reached the terminal: $(od -c "$d/out" | grep -m1 033)"
+! grep -q '^forged line' "$d/out" || fail "a device forged a line of device show"
 
 # --- the storm: three devices, three syscall denials each ----------------------------------------
 events syscall 0 3 >"$d/storm.json"
