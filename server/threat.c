@@ -256,6 +256,7 @@ rp_err_t rp_webhook_sign(const char *secret, const void *body, size_t len, char 
 struct delivery {
     struct delivery *next;
     char url[RP_WEBHOOK_URL_MAX + 1];
+    char tenant[64]; /* what the logs name: the URL may hold a credential (a path token) */
     char signature[72];
     char *body;
     size_t len;
@@ -316,7 +317,7 @@ static bool post_once(const struct delivery *d)
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
     if (rc != CURLE_OK || status < 200 || status > 299)
-        rp_log_info("webhook %s: try %d failed: %s", d->url, d->attempts + 1,
+        rp_log_info("tenant %s: webhook try %d failed: %s", d->tenant, d->attempts + 1,
                     rc != CURLE_OK ? curl_easy_strerror(rc) : "an answer other than 2xx");
     return rc == CURLE_OK && status >= 200 && status <= 299;
 }
@@ -356,7 +357,7 @@ static void *deliver_loop(void *arg)
             d = NULL;
         } else if (++d->attempts >= WEBHOOK_ATTEMPTS) {
             atomic_fetch_add(&webhook_failed, 1);
-            rp_log_warn("webhook %s: given up after %d tries", d->url, d->attempts);
+            rp_log_warn("tenant %s: webhook given up after %d tries", d->tenant, d->attempts);
             free(d->body);
             free(d);
             d = NULL;
@@ -431,6 +432,7 @@ static void webhook_queue(rp_worker_t *w, const char *tenant_id, json_t *body)
         return;
     }
     snprintf(d->url, sizeof(d->url), "%s", hook.url);
+    snprintf(d->tenant, sizeof(d->tenant), "%s", tenant_id);
     d->body = text;
     d->len = strlen(text);
     clock_gettime(CLOCK_MONOTONIC, &d->due);

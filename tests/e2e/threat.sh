@@ -22,7 +22,8 @@ expect 0 "$RAMPART" token create --tenant "$acme" --role reader; cp "$d/out" "$d
 python3 "$tools/webhook-receiver.py" "$d/hook.port" "$d/hook.secret" "$d/hook.out" --fail-first 1 &
 E2E_PIDS+=("$!")
 wait_until 30 test -s "$d/hook.port" || fail "the webhook receiver did not start"
-hook_url="http://127.0.0.1:$(cat "$d/hook.port")/hook"
+# Its URL holds a credential, as many receivers' do (a token in the path or query): never logged.
+hook_url="http://127.0.0.1:$(cat "$d/hook.port")/hook?token=url-credential-4f1e"
 
 # --- settings: defaults, the webhook (its secret shown once), a reader cannot set ------------------
 expect 0 "$RAMPART" threat show --tenant "$acme" --output json
@@ -106,6 +107,8 @@ wait_until 30 hooked alert 1 || fail "the webhook did not get the alert: $(cat "
 wait_until 30 hooked quarantine 3 || fail "the webhook did not get 3 quarantines: $(cat "$d/hook.out")"
 jq -s -e --arg t "$acme" 'map(select(.type == "alert"))[0] | .tenant == $t and .alert.subject == "kind:syscall" and .alert.devices == 3' "$d/hook.out" >/dev/null || fail "the webhook's alert: $(cat "$d/hook.out")"
 [ ! -e "$d/hook.out.rejected" ] || fail "the receiver refused a signature: $(cat "$d/hook.out.rejected")"
+grep -q "try 1 failed" "$d/srv.log" || fail "the failed first try was not logged"
+! grep -q "url-credential" "$d/srv.log" || fail "the webhook's URL (its credential) was logged: $(grep -m1 url-credential "$d/srv.log")"
 http GET /metrics -
 grep -q '^rampart_threat_webhook_deliveries_total{result="retried"} [1-9]' "$d/body" || fail "no retry counted"
 grep -q '^rampart_threat_quarantines_total 3$' "$d/body" || fail "quarantines: $(grep quarantines "$d/body")"
