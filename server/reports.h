@@ -130,4 +130,14 @@ typedef struct rp_symbol {
 rp_err_t rp_symbols_resolve(const char *path, const uint64_t *offsets, size_t n,
                             rp_symbol_t *out) RP_MUST_CHECK;
 
+/* The same in steps, so that a request opens each debug file once however many frames name it
+ * (a device can make any number of buckets of one build ID): open (RP_ERR_IO when the file
+ * cannot be read as ELF), look up as often as needed, close. */
+typedef struct rp_symbols rp_symbols_t;
+rp_err_t rp_symbols_open(const char *path, rp_symbols_t **out) RP_MUST_CHECK;
+void rp_symbols_lookup(rp_symbols_t *h, const uint64_t *offsets, size_t n, rp_symbol_t *out);
+void rp_symbols_close(rp_symbols_t *h);
+/* How many debug files have been opened (GET /metrics). */
+unsigned long long rp_symbols_opened(void);
+
 #endif /* RAMPART_SERVER_REPORTS_H */

@@ -5,6 +5,7 @@
  */
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,29 +144,58 @@ static const Dwfl_Callbacks offline_callbacks = {
     .section_address = dwfl_offline_section_address,
 };
 
-rp_err_t rp_symbols_resolve(const char *path, const uint64_t *offsets, size_t n, rp_symbol_t *out)
-{
+struct rp_symbols {
     Dwfl *dwfl;
     Dwfl_Module *mod;
-    GElf_Addr bias = 0;
+    GElf_Addr bias;
+};
 
-    memset(out, 0, n * sizeof(*out));
-    dwfl = dwfl_begin(&offline_callbacks);
-    if (dwfl == NULL)
+static atomic_ullong m_opened;
+
+unsigned long long rp_symbols_opened(void)
+{
+    return atomic_load(&m_opened);
+}
+
+rp_err_t rp_symbols_open(const char *path, rp_symbols_t **out)
+{
+    rp_symbols_t *h = calloc(1, sizeof(*h));
+
+    *out = NULL;
+    if (h == NULL || (h->dwfl = dwfl_begin(&offline_callbacks)) == NULL) {
+        free(h);
         return RP_ERR_NO_MEMORY;
-    dwfl_report_begin(dwfl);
-    mod = dwfl_report_offline(dwfl, "debug", path, -1);
-    if (mod == NULL || dwfl_report_end(dwfl, NULL, NULL) != 0 ||
-        dwfl_module_getelf(mod, &bias) == NULL) {
-        dwfl_end(dwfl);
+    }
+    atomic_fetch_add(&m_opened, 1);
+    dwfl_report_begin(h->dwfl);
+    h->mod = dwfl_report_offline(h->dwfl, "debug", path, -1);
+    if (h->mod == NULL || dwfl_report_end(h->dwfl, NULL, NULL) != 0 ||
+        dwfl_module_getelf(h->mod, &h->bias) == NULL) {
+        rp_symbols_close(h);
         return RP_ERR_IO;
     }
+    *out = h;
+    return RP_OK;
+}
+
+void rp_symbols_close(rp_symbols_t *h)
+{
+    if (h == NULL)
+        return;
+    if (h->dwfl != NULL)
+        dwfl_end(h->dwfl);
+    free(h);
+}
+
+void rp_symbols_lookup(rp_symbols_t *h, const uint64_t *offsets, size_t n, rp_symbol_t *out)
+{
+    memset(out, 0, n * sizeof(*out));
     for (size_t i = 0; i < n; i++) {
-        GElf_Addr addr = offsets[i] + bias;
+        GElf_Addr addr = offsets[i] + h->bias;
         GElf_Off off;
         GElf_Sym sym;
-        const char *fn = dwfl_module_addrinfo(mod, addr, &off, &sym, NULL, NULL, NULL);
-        Dwfl_Line *line = dwfl_module_getsrc(mod, addr);
+        const char *fn = dwfl_module_addrinfo(h->mod, addr, &off, &sym, NULL, NULL, NULL);
+        Dwfl_Line *line = dwfl_module_getsrc(h->mod, addr);
         const char *src = NULL;
         int lineno = 0;
 
@@ -178,6 +208,17 @@ rp_err_t rp_symbols_resolve(const char *path, const uint64_t *offsets, size_t n,
             out[i].line = lineno;
         }
     }
-    dwfl_end(dwfl);
+}
+
+rp_err_t rp_symbols_resolve(const char *path, const uint64_t *offsets, size_t n, rp_symbol_t *out)
+{
+    rp_symbols_t *h;
+    rp_err_t err;
+
+    memset(out, 0, n * sizeof(*out));
+    if ((err = rp_symbols_open(path, &h)) != RP_OK)
+        return err;
+    rp_symbols_lookup(h, offsets, n, out);
+    rp_symbols_close(h);
     return RP_OK;
 }

@@ -138,6 +138,13 @@ expect 0 "$RAMPART" failure list --tenant "$acme" --output json
 jq -e '.buckets | length == 2' "$d/out" >/dev/null || fail "not two buckets: $(cat "$d/out")"
 jq -e --arg b "$bucket" '[.buckets[] | select(.id == $b) | .count] == [2]' "$d/out" >/dev/null || fail "first bucket changed: $(cat "$d/out")"
 other=$(jq -r --arg b "$bucket" '.buckets[] | select(.id != $b) | .id' "$d/out")
+# Two buckets of one build ID: a list opens its debug file once (a device can make any number of
+# buckets of a build ID; each must not cost a worker another libdw open).
+opened() { http GET /metrics -; sed -n 's/^rampart_symbols_files_opened_total //p' "$d/body"; }
+before=$(opened); [ -n "$before" ] || fail "no rampart_symbols_files_opened_total on /metrics"
+expect 0 "$RAMPART" failure list --tenant "$acme" --output json
+jq -e '[.buckets[] | .frames[0].function] | sort == ["crash_here", "other_place"]' "$d/out" >/dev/null || fail "both buckets named: $(cat "$d/out")"
+eq "$(opened)" $((before + 1)) "debug files opened by one list of two buckets of one build ID"
 expect 0 "$RAMPART" failure show --tenant "$acme" "$other" --output json
 jq -e '.frames[0].function == "other_place" and .count == 1' "$d/out" >/dev/null || fail "second bucket: $(cat "$d/out")"
 expect 0 "$RAMPART" failure list --tenant "$acme" --limit 1 --output json
