@@ -229,9 +229,7 @@ static void decode_report_bounds(void **state)
      * sequence would act there, a newline forge a line); UTF-8 text is fine */
     {
         static const char *const bad[] = {"a\x1b]0;pwned\x07", "line\nforged", "tab\there",
-                                          "del\x7f",
-                                          "csi \xc2\x9b"
-                                          "2J"};
+                                          "del\x7f", "csi \xc2\x9b[2J"};
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
             r = event(1, "exit");
             json_object_set_new(r, "reason", json_string(bad[i]));
