@@ -92,7 +92,10 @@ static rp_err_t process_tenant(rp_store_t *s, const char *tenant_id, const rp_th
     rp_threat_count_t *items = calloc(2 * n + 1, sizeof(*items));
     size_t *from = calloc(2 * n + 1, sizeof(*from)), k = 0;
     bool *done = calloc(2 * n + 1, sizeof(*done));
-    rp_err_t err = items != NULL && from != NULL && done != NULL ? RP_OK : RP_ERR_NO_MEMORY;
+    const char **qkind = calloc(n + 1, sizeof(*qkind)), **qdetail = calloc(n + 1, sizeof(*qdetail));
+    rp_err_t err = items != NULL && from != NULL && done != NULL && qkind != NULL && qdetail != NULL
+                       ? RP_OK
+                       : RP_ERR_NO_MEMORY;
 
     if (err == RP_OK)
         err = rp_store_threat_settings_get(s, tenant_id, &set);
@@ -167,26 +170,35 @@ static rp_err_t process_tenant(rp_store_t *s, const char *tenant_id, const rp_th
     for (size_t i = 0; err == RP_OK && i < n; i++)
         done[i] = false;
     for (size_t i = 0; err == RP_OK && policy.enabled && i < n; i++) {
-        bool quarantined = false;
+        size_t m = 0, at;
         if (done[i] || sig[i].kind == NULL || sig[i].device_id == NULL ||
             !in_policy(&policy, sig[i].kind))
             continue;
-        err = rp_store_quarantine_signal(s, tenant_id, sig[i].device_id, sig[i].kind, sig[i].reason,
-                                         &policy, now, &quarantined);
-        if (err == RP_OK && quarantined) {
-            for (size_t j = i + 1; j < n; j++)
-                done[j] = done[j] || strcmp(sig[j].device_id != NULL ? sig[j].device_id : "",
-                                            sig[i].device_id) == 0;
+        /* All of this device's signals of the batch at once: one transaction, not one each (a
+         * device's batch of 64 would otherwise be 64 commits under the store's write lock). */
+        for (size_t j = i; j < n; j++) {
+            if (done[j] || sig[j].kind == NULL || sig[j].device_id == NULL ||
+                strcmp(sig[j].device_id, sig[i].device_id) != 0 || !in_policy(&policy, sig[j].kind))
+                continue;
+            done[j] = true;
+            qkind[m] = sig[j].kind;
+            qdetail[m++] = sig[j].reason;
+        }
+        err = rp_store_quarantine_signals(s, tenant_id, sig[i].device_id, qkind, qdetail, m,
+                                          &policy, now, &at);
+        if (err == RP_OK && at < m) {
             atomic_fetch_add(&quarantines, 1);
             rp_log_warn("tenant %s: device %s quarantined by the policy (%s)", tenant_id,
-                        sig[i].device_id, sig[i].kind);
+                        sig[i].device_id, qkind[at]);
             if (hooks != NULL && hooks->quarantined != NULL)
-                hooks->quarantined(hooks->ctx, tenant_id, sig[i].device_id, sig[i].kind);
+                hooks->quarantined(hooks->ctx, tenant_id, sig[i].device_id, qkind[at]);
         }
     }
     free(items);
     free(from);
     free(done);
+    free(qkind);
+    free(qdetail);
     return err;
 }
 
