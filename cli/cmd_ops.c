@@ -128,10 +128,38 @@ void ops_print_json(json_t *j)
     putchar('\n');
 }
 
+/* Whether c (a byte, next its follower) starts a control character: C0, DEL, or C1 in UTF-8. */
+static bool control_at(const unsigned char *c)
+{
+    return c[0] < 0x20 || c[0] == 0x7f || (c[0] == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f);
+}
+
+/*
+ * Text the service keeps came from devices and apps (an event's reason may quote a path an app
+ * chose): printed as it is, an escape sequence would act on the operator's terminal and a newline
+ * forge a line. Each control character is shown as '?' (the object keeps the shown copy).
+ */
 const char *ops_str(json_t *o, const char *key)
 {
     const char *s = json_string_value(json_object_get(o, key));
+    char *copy;
+    bool clean = true;
 
+    if (s == NULL)
+        return "-";
+    for (const unsigned char *p = (const unsigned char *)s; clean && *p != '\0'; p++)
+        clean = !control_at(p);
+    if (clean || (copy = strdup(s)) == NULL)
+        return clean ? s : "-";
+    for (unsigned char *p = (unsigned char *)copy; *p != '\0'; p++)
+        if (control_at(p)) {
+            if (p[0] == 0xc2)
+                *p++ = '?';
+            *p = '?';
+        }
+    json_object_set_new(o, key, json_string(copy));
+    free(copy);
+    s = json_string_value(json_object_get(o, key));
     return s != NULL ? s : "-";
 }
 
@@ -677,8 +705,8 @@ int cmd_ops(int argc, char **argv)
     o.ca_file = getenv("RAMPART_CA_FILE");
     optind = 0;
     while ((c = getopt_long(argc - 1, argv + 1,
-                            "s:t:c:T:r:o:O:P:G:k:n:C:R:ULK:J:E:I:X:D:M:Y:V:d:N:F:Z:h", opts, NULL)) !=
-           -1) {
+                            "s:t:c:T:r:o:O:P:G:k:n:C:R:ULK:J:E:I:X:D:M:Y:V:d:N:F:Z:h", opts,
+                            NULL)) != -1) {
         switch (c) {
         case 's': o.server = optarg; break;
         case 't': o.token_file = optarg; break;

@@ -35,7 +35,7 @@ int ops_api(struct ops *o, const char *method, const char *path, json_t *req, lo
 /* Report a non-2xx answer, with the service's own message when it gave one; frees body. */
 int ops_refused(long status, json_t *body);
 void ops_print_json(json_t *j);
-/* A string member, or "-". */
+/* A string member, or "-"; its control characters shown as "?" (it is printed). */
 const char *ops_str(json_t *o, const char *key);
 int ops_need_tenant(struct ops *o);
 /* Check that --server, --token-file and --ca-file (or their variables) are given, and read the

@@ -101,6 +101,18 @@ static bool printable(const char *s)
     return true;
 }
 
+/* No control character, ASCII (C0, DEL) or Unicode's C1 (U+0080-U+009F, "\xc2\x80"-"\xc2\x9f"
+ * in UTF-8, which Jansson has already checked): a device's sentence is printed to operators'
+ * terminals (`rampart event list`), where an escape sequence or a newline would act or forge a
+ * line. */
+static bool no_controls(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++)
+        if (*p < 0x20 || *p == 0x7f || (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
+            return false;
+    return true;
+}
+
 /* "0x" and 1 to 16 hex digits. */
 static bool hex_u64(json_t *v, uint64_t *out)
 {
@@ -247,8 +259,8 @@ static const char *report_parse(json_t *o, rp_report_t *r)
         return "\"version\" is not at most 47 printable bytes";
     snprintf(r->version, sizeof(r->version), "%s", ver);
     reason = text_of(json_object_get(o, "reason"), RP_REPORT_REASON_MAX);
-    if (reason == NULL)
-        return "\"reason\" is not a string of at most 255 bytes";
+    if (reason == NULL || !no_controls(reason))
+        return "\"reason\" is not a string of at most 255 bytes without control characters";
     snprintf(r->reason, sizeof(r->reason), "%s", reason);
     code = text_of(json_object_get(o, "code"), RP_REPORT_CODE_MAX);
     if (code == NULL || !word_valid(code, RP_REPORT_CODE_MAX, true))
@@ -393,14 +405,17 @@ void rp_reports_metrics(struct evbuffer *buf)
         "rampart_reports_total{result=\"refused\"} %llu\n"
         "# HELP rampart_reports_pruned_total Stored reports dropped past each device's newest "
         "%d.\n# TYPE rampart_reports_pruned_total counter\n"
-        "rampart_reports_pruned_total %llu\n",
+        "rampart_reports_pruned_total %llu\n"
+        "# HELP rampart_symbols_files_opened_total Debug files opened to name frames (once per "
+        "request and file).\n# TYPE rampart_symbols_files_opened_total counter\n"
+        "rampart_symbols_files_opened_total %llu\n",
         (unsigned long long)atomic_load(&m_batches_ok),
         (unsigned long long)atomic_load(&m_batches_malformed),
         (unsigned long long)atomic_load(&m_batches_too_large),
         (unsigned long long)atomic_load(&m_batches_limited),
         (unsigned long long)atomic_load(&m_failed), (unsigned long long)atomic_load(&m_stored),
         (unsigned long long)atomic_load(&m_duplicates), (unsigned long long)atomic_load(&m_refused),
-        RP_REPORTS_KEEP, (unsigned long long)atomic_load(&m_pruned));
+        RP_REPORTS_KEEP, (unsigned long long)atomic_load(&m_pruned), rp_symbols_opened());
 }
 
 /* ---- POST /api/v1/device/reports ---- */
@@ -589,9 +604,28 @@ static json_t *next_offset(json_t *list, int64_t offset, int64_t limit)
     return (int64_t)json_array_size(list) == limit ? json_integer(offset + limit) : json_null();
 }
 
+/* The debug files a request has opened, by build ID (h NULL: the tenant has none for it, or it
+ * cannot be read): each is opened once per request, however many buckets and frames name it. */
+#define SYMCACHE_MAX 32
+typedef struct symcache {
+    size_t n;
+    struct {
+        char id[2 * RP_REPORT_BUILD_ID_MAX + 1];
+        rp_symbols_t *h;
+    } e[SYMCACHE_MAX];
+} symcache_t;
+
+static void symcache_free(symcache_t *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        rp_symbols_close(c->e[i].h);
+    c->n = 0;
+}
+
 struct bucket_list {
     rp_req_t *r;
     json_t *list;
+    symcache_t *syms;
 };
 
 static void collect_count(void *ctx, const char *dim, const char *value, int64_t count)
@@ -612,11 +646,11 @@ static void collect_first_sample(void *ctx, const rp_report_row_t *row)
                       "received", rp_iso_time_json(row->received), "version", row->version);
 }
 
-static void symbolicate(rp_req_t *r, json_t *frames, size_t *named);
+static void symbolicate(rp_req_t *r, symcache_t *syms, json_t *frames, size_t *named);
 
 /* A bucket as the list and show give it (signature's fields, counts, times); its frames named
  * where the tenant uploaded their debug files. */
-static json_t *bucket_json(rp_req_t *r, const rp_bucket_t *b)
+static json_t *bucket_json(rp_req_t *r, symcache_t *syms, const rp_bucket_t *b)
 {
     json_t *sig = json_loads(b->signature, 0, NULL);
     json_t *counts = json_pack("{s:{}, s:{}, s:{}}", "version", "group", "day");
@@ -635,7 +669,7 @@ static json_t *bucket_json(rp_req_t *r, const rp_bucket_t *b)
     json_decref(sig);
     if (o != NULL) {
         size_t named = 0;
-        symbolicate(r, json_object_get(o, "frames"), &named);
+        symbolicate(r, syms, json_object_get(o, "frames"), &named);
         json_object_set_new(o, "symbolicated", json_boolean(named > 0));
     }
     return o;
@@ -644,7 +678,7 @@ static json_t *bucket_json(rp_req_t *r, const rp_bucket_t *b)
 static void collect_bucket(void *ctx, const rp_bucket_t *b)
 {
     struct bucket_list *l = ctx;
-    json_t *o = bucket_json(l->r, b), *sample = NULL;
+    json_t *o = bucket_json(l->r, l->syms, b), *sample = NULL;
 
     if (o == NULL)
         return;
@@ -659,14 +693,17 @@ static void collect_bucket(void *ctx, const rp_bucket_t *b)
 /* GET .../failures[?offset=N][&limit=N]: the tenant's crash buckets, last seen newest first. */
 void rp_h_failures_list(rp_req_t *r)
 {
-    struct bucket_list l = {r, NULL};
+    symcache_t syms = {.n = 0};
+    struct bucket_list l = {r, NULL, &syms};
     int64_t offset, limit;
+    rp_err_t err;
 
     if (!page_query(r, &offset, &limit, NULL, NULL, 0))
         return;
     l.list = json_array();
-    if (rp_store_buckets_list(r->w->store, r->tenant.id, offset, (int)limit, collect_bucket, &l) !=
-        RP_OK) {
+    err = rp_store_buckets_list(r->w->store, r->tenant.id, offset, (int)limit, collect_bucket, &l);
+    symcache_free(&syms);
+    if (err != RP_OK) {
         json_decref(l.list);
         rp_reply_error(r, 500, "internal", "cannot list the crash buckets");
         return;
@@ -692,7 +729,34 @@ static bool symbols_path(rp_req_t *r, const char *build_id, char *out, size_t ca
  * ID the tenant uploaded a debug file for. A frame past the innermost holds a return address:
  * its line is looked up one byte before, in the call. OUT: *named, the frames named.
  */
-static void symbolicate(rp_req_t *r, json_t *frames, size_t *named)
+/* The opened debug file of build ID id, or NULL (none, or unreadable); through the cache. OUT:
+ * *uncached, a handle the caller closes (the cache is full). */
+static rp_symbols_t *symbols_for(rp_req_t *r, symcache_t *c, const char *id,
+                                 rp_symbols_t **uncached)
+{
+    char path[PATH_MAX];
+    int64_t uploaded;
+    rp_symbols_t *h = NULL;
+
+    *uncached = NULL;
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->e[i].id, id) == 0)
+            return c->e[i].h;
+    if (rp_store_symbols_get(r->w->store, r->tenant.id, id, &uploaded) == RP_OK) {
+        if (!symbols_path(r, id, path, sizeof(path)) || rp_symbols_open(path, &h) != RP_OK) {
+            rp_log_warn("%s: cannot read the debug file", path);
+            h = NULL;
+        }
+    }
+    if (c->n < SYMCACHE_MAX) {
+        snprintf(c->e[c->n].id, sizeof(c->e[c->n].id), "%s", id);
+        c->e[c->n++].h = h;
+    } else
+        *uncached = h;
+    return h;
+}
+
+static void symbolicate(rp_req_t *r, symcache_t *syms, json_t *frames, size_t *named)
 {
     size_t n = json_array_size(frames);
 
@@ -703,8 +767,7 @@ static void symbolicate(rp_req_t *r, json_t *frames, size_t *named)
         uint64_t offs[RP_REPORT_FRAMES_MAX];
         size_t idx[RP_REPORT_FRAMES_MAX], k = 0;
         rp_symbol_t sym[RP_REPORT_FRAMES_MAX];
-        char path[PATH_MAX];
-        int64_t uploaded;
+        rp_symbols_t *h, *uncached;
 
         if (id == NULL || id[0] == '\0' || json_object_get(f, "function") != NULL ||
             json_object_get(f, "looked_up") != NULL)
@@ -720,13 +783,10 @@ static void symbolicate(rp_req_t *r, json_t *frames, size_t *named)
             idx[k++] = j;
             json_object_set_new(g, "looked_up", json_true());
         }
-        if (rp_store_symbols_get(r->w->store, r->tenant.id, id, &uploaded) != RP_OK)
+        if ((h = symbols_for(r, syms, id, &uncached)) == NULL)
             continue;
-        if (!symbols_path(r, id, path, sizeof(path)) ||
-            rp_symbols_resolve(path, offs, k, sym) != RP_OK) {
-            rp_log_warn("%s: cannot read the debug file", path);
-            continue;
-        }
+        rp_symbols_lookup(h, offs, k, sym);
+        rp_symbols_close(uncached);
         for (size_t j = 0; j < k; j++) {
             json_t *g = json_array_get(frames, idx[j]);
             if (sym[j].function[0] == '\0')
@@ -756,14 +816,15 @@ static void take_bucket(void *ctx, const rp_bucket_t *b)
 {
     struct bucket_list *l = ctx;
 
-    l->list = bucket_json(l->r, b);
+    l->list = bucket_json(l->r, l->syms, b);
 }
 
 /* GET .../failures/B: one bucket, its frames named where the debug files are uploaded. */
 void rp_h_failure_get(rp_req_t *r)
 {
     const char *id = rp_req_param(r, "bucket");
-    struct bucket_list one = {r, NULL};
+    symcache_t syms = {.n = 0};
+    struct bucket_list one = {r, NULL, &syms};
     json_t *samples, *stack = NULL;
     size_t named_stack = 0;
     rp_err_t err;
@@ -780,6 +841,7 @@ void rp_h_failure_get(rp_req_t *r)
     samples = json_array();
     if (err != RP_OK || one.list == NULL ||
         rp_store_bucket_samples(r->w->store, r->tenant.id, id, collect_sample, samples) != RP_OK) {
+        symcache_free(&syms);
         json_decref(one.list);
         json_decref(samples);
         rp_reply_error(r, 500, "internal", "cannot read the bucket");
@@ -789,7 +851,8 @@ void rp_h_failure_get(rp_req_t *r)
     stack = json_deep_copy(json_object_get(
         json_object_get(json_object_get(json_array_get(samples, 0), "report"), "crash"), "frames"));
     if (stack != NULL)
-        symbolicate(r, stack, &named_stack);
+        symbolicate(r, &syms, stack, &named_stack);
+    symcache_free(&syms);
     json_object_set_new(one.list, "stack", stack != NULL ? stack : json_array());
     json_object_set_new(one.list, "samples", samples);
     rp_reply_json(r, 200, one.list);
@@ -870,8 +933,9 @@ void rp_h_symbols_upload(rp_req_t *r)
     if (err != RP_OK) {
         rp_reply_error(r, 400, "invalid",
                        "not a debug file: an ELF file with a GNU build ID and a symbol table or "
-                       "DWARF (objcopy --only-keep-debug), at most %d bytes",
-                       RP_SYMBOLS_MAX);
+                       "DWARF (objcopy --only-keep-debug), at most %d bytes, its sections at "
+                       "most %d bytes decompressed",
+                       RP_SYMBOLS_MAX, RP_SYMBOLS_UNPACKED_MAX);
         return;
     }
     n = snprintf(dir, sizeof(dir), "%s/symbols", r->w->srv->data_dir);

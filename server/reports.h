@@ -107,9 +107,13 @@ void rp_reports_metrics(struct evbuffer *buf);
 /* ---- symbols.c: debug files, read with elfutils ---- */
 
 #define RP_SYMBOLS_MAX (1024 * 1024) /* an uploaded debug file at most (one request body) */
+/* Its sections at most once decompressed (SHF_COMPRESSED, .zdebug): libdw inflates them in
+ * memory, on a worker's thread, each time a frame is named; 1 MiB of zlib can claim 1 GiB. */
+#define RP_SYMBOLS_UNPACKED_MAX (16 * 1024 * 1024)
 
 /* The GNU build ID of an ELF file in memory, as lowercase hex. RP_ERR_INVALID_ARG when it is
- * not an ELF file, has no build ID, or holds neither DWARF line data nor a symbol table. */
+ * not an ELF file, has no build ID, holds neither DWARF line data nor a symbol table, or its
+ * sections would decompress to more than RP_SYMBOLS_UNPACKED_MAX. */
 rp_err_t rp_symbols_build_id(const uint8_t *data, size_t len,
                              char out[2 * RP_REPORT_BUILD_ID_MAX + 1]) RP_MUST_CHECK;
 
@@ -125,5 +129,15 @@ typedef struct rp_symbol {
  * libdwfl offline. RP_ERR_IO when the file cannot be read as ELF. */
 rp_err_t rp_symbols_resolve(const char *path, const uint64_t *offsets, size_t n,
                             rp_symbol_t *out) RP_MUST_CHECK;
+
+/* The same in steps, so that a request opens each debug file once however many frames name it
+ * (a device can make any number of buckets of one build ID): open (RP_ERR_IO when the file
+ * cannot be read as ELF), look up as often as needed, close. */
+typedef struct rp_symbols rp_symbols_t;
+rp_err_t rp_symbols_open(const char *path, rp_symbols_t **out) RP_MUST_CHECK;
+void rp_symbols_lookup(rp_symbols_t *h, const uint64_t *offsets, size_t n, rp_symbol_t *out);
+void rp_symbols_close(rp_symbols_t *h);
+/* How many debug files have been opened (GET /metrics). */
+unsigned long long rp_symbols_opened(void);
 
 #endif /* RAMPART_SERVER_REPORTS_H */

@@ -740,6 +740,15 @@ rp_err_t rp_store_quarantine_signal(rp_store_t *s, const char *tenant_id, const 
                                     const char *kind, const char *detail,
                                     const rp_quarantine_policy_t *p, int64_t now,
                                     bool *quarantined) RP_MUST_CHECK;
+/* The same for n signals of one device (kind[i], detail[i]), in one transaction: counted in turn
+ * until one reaches the threshold (the rest count nothing). OUT: *at, the index of the signal
+ * that quarantined the device, n when none did. */
+rp_err_t rp_store_quarantine_signals(rp_store_t *s, const char *tenant_id, const char *device_id,
+                                     const char *const *kind, const char *const *detail, size_t n,
+                                     const rp_quarantine_policy_t *p, int64_t now,
+                                     size_t *at) RP_MUST_CHECK;
+/* How many write transactions the store has committed (tests: what a batch costs). */
+unsigned long long rp_store_commits(void);
 /* Whether the device is quarantined: OUT *since (0: not) and its reason (may be NULL). */
 rp_err_t rp_store_device_quarantine(rp_store_t *s, const char *device_id, int64_t *since,
                                     char reason[RP_QUARANTINE_REASON_MAX + 1]) RP_MUST_CHECK;

@@ -1011,6 +1011,13 @@ rp_err_t sq_begin(rp_store_t *s)
     return RP_OK;
 }
 
+static atomic_ullong commits;
+
+unsigned long long rp_store_commits(void)
+{
+    return atomic_load(&commits);
+}
+
 rp_err_t sq_end(rp_store_t *s, rp_err_t err)
 {
     if (s->depth > 1) {
@@ -1023,8 +1030,8 @@ rp_err_t sq_end(rp_store_t *s, rp_err_t err)
         s->depth--;
         return err;
     }
-    if (err == RP_OK)
-        err = sq_exec(s, "COMMIT");
+    if (err == RP_OK && (err = sq_exec(s, "COMMIT")) == RP_OK)
+        atomic_fetch_add(&commits, 1);
     if (err != RP_OK)
         (void)sq_exec(s, "ROLLBACK");
     s->in_txn = false;

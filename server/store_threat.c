@@ -617,16 +617,18 @@ static rp_err_t quarantine(rp_store_t *s, const char *tenant_id, const char *dev
     return err;
 }
 
-rp_err_t rp_store_quarantine_signal(rp_store_t *s, const char *tenant_id, const char *device_id,
-                                    const char *kind, const char *detail,
-                                    const rp_quarantine_policy_t *p, int64_t now, bool *quarantined)
+rp_err_t rp_store_quarantine_signals(rp_store_t *s, const char *tenant_id, const char *device_id,
+                                     const char *const *kind, const char *const *detail, size_t n,
+                                     const rp_quarantine_policy_t *p, int64_t now, size_t *at)
 {
     char owner[RP_ID_SIZE] = "", reason[RP_QUARANTINE_REASON_MAX + 1], kinds[256] = "";
     int64_t since = 0, count = 0;
     sqlite3_stmt *st;
     rp_err_t err;
 
-    *quarantined = false;
+    *at = n;
+    if (n == 0)
+        return RP_OK;
     err = sq_begin(s);
     if (err != RP_OK)
         return err;
@@ -634,47 +636,61 @@ rp_err_t rp_store_quarantine_signal(rp_store_t *s, const char *tenant_id, const 
     if (err == RP_ERR_NOT_FOUND || (err == RP_OK && (since != 0 || strcmp(owner, tenant_id) != 0)))
         return sq_end(s, RP_OK) == RP_OK ? RP_OK : RP_ERR_IO; /* nothing to count */
     if (err == RP_OK) {
-        st = device_stmt(s, SQL_QSIGNAL_ADD, device_id);
-        if (st != NULL) {
-            BIND_TEXT(st, 2, kind);
-            sqlite3_bind_int64(st, 3, now);
-        }
-        err = STEP(s, st, NULL);
-    }
-    if (err == RP_OK) {
         st = device_stmt(s, SQL_QSIGNALS_PRUNE, device_id);
         if (st != NULL)
             sqlite3_bind_int64(st, 2, now - p->window);
         err = STEP(s, st, NULL);
     }
-    if (err == RP_OK) {
-        st = device_stmt(s, SQL_QSIGNALS_COUNT, device_id);
-        if (st == NULL) {
-            err = RP_ERR_IO;
-        } else {
-            sqlite3_bind_int64(st, 2, now - p->window);
-            if (sqlite3_step(st) == SQLITE_ROW)
-                count = sqlite3_column_int64(st, 0);
-            else
-                err = sq_error(s, "quarantine signals");
-            sqlite3_reset(st);
+    /* Each signal in turn, as if alone, but one transaction (one commit, one fsync) for all. */
+    for (size_t k = 0; err == RP_OK && k < n && *at == n; k++) {
+        st = device_stmt(s, SQL_QSIGNAL_ADD, device_id);
+        if (st != NULL) {
+            BIND_TEXT(st, 2, kind[k]);
+            sqlite3_bind_int64(st, 3, now);
         }
-    }
-    if (err == RP_OK && count >= p->threshold) {
-        for (size_t i = 0; i < p->nkinds; i++)
-            snprintf(kinds + strlen(kinds), sizeof(kinds) - strlen(kinds), "%s%s", i ? "," : "",
-                     p->kinds[i]);
-        snprintf(
-            reason, sizeof(reason),
-            "%lld signals of %s within %llds (the policy's threshold %d); the last: %s: %.120s",
-            (long long)count, kinds, (long long)p->window, p->threshold, kind,
-            detail != NULL && detail[0] != '\0' ? detail : "(no reason given)");
-        err = quarantine(s, tenant_id, device_id, reason, now);
-        *quarantined = err == RP_OK;
+        err = STEP(s, st, NULL);
+        if (err == RP_OK) {
+            st = device_stmt(s, SQL_QSIGNALS_COUNT, device_id);
+            if (st == NULL) {
+                err = RP_ERR_IO;
+            } else {
+                sqlite3_bind_int64(st, 2, now - p->window);
+                if (sqlite3_step(st) == SQLITE_ROW)
+                    count = sqlite3_column_int64(st, 0);
+                else
+                    err = sq_error(s, "quarantine signals");
+                sqlite3_reset(st);
+            }
+        }
+        if (err == RP_OK && count >= p->threshold) {
+            for (size_t i = 0; i < p->nkinds; i++)
+                snprintf(kinds + strlen(kinds), sizeof(kinds) - strlen(kinds), "%s%s", i ? "," : "",
+                         p->kinds[i]);
+            snprintf(
+                reason, sizeof(reason),
+                "%lld signals of %s within %llds (the policy's threshold %d); the last: %s: %.120s",
+                (long long)count, kinds, (long long)p->window, p->threshold, kind[k],
+                detail[k] != NULL && detail[k][0] != '\0' ? detail[k] : "(no reason given)");
+            err = quarantine(s, tenant_id, device_id, reason, now);
+            if (err == RP_OK)
+                *at = k;
+        }
     }
     err = sq_end(s, err);
     if (err != RP_OK)
-        *quarantined = false;
+        *at = n;
+    return err;
+}
+
+rp_err_t rp_store_quarantine_signal(rp_store_t *s, const char *tenant_id, const char *device_id,
+                                    const char *kind, const char *detail,
+                                    const rp_quarantine_policy_t *p, int64_t now, bool *quarantined)
+{
+    size_t at;
+    rp_err_t err =
+        rp_store_quarantine_signals(s, tenant_id, device_id, &kind, &detail, 1, p, now, &at);
+
+    *quarantined = err == RP_OK && at == 0;
     return err;
 }
 

@@ -5,6 +5,7 @@
  */
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,50 @@ static bool has_symbols(Elf *elf)
     return false;
 }
 
+/*
+ * Whether the sections stay within RP_SYMBOLS_UNPACKED_MAX once decompressed, as their headers
+ * claim (libelf allocates what the header says before it inflates): SHF_COMPRESSED ones by their
+ * Chdr, GNU .zdebug ones by their "ZLIB" header's size, the others by their size in the file.
+ */
+static bool unpacked_ok(Elf *elf)
+{
+    size_t shstrndx;
+    uint64_t total = 0;
+    Elf_Scn *scn = NULL;
+
+    if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+        return false;
+    while ((scn = elf_nextscn(elf, scn)) != NULL) {
+        GElf_Shdr sh;
+        const char *name;
+        uint64_t size;
+        if (gelf_getshdr(scn, &sh) == NULL)
+            return false;
+        if (sh.sh_type == SHT_NOBITS)
+            continue;
+        name = elf_strptr(elf, shstrndx, sh.sh_name);
+        size = sh.sh_size;
+        if ((sh.sh_flags & SHF_COMPRESSED) != 0) {
+            GElf_Chdr ch;
+            if (gelf_getchdr(scn, &ch) == NULL)
+                return false;
+            size = ch.ch_size;
+        } else if (name != NULL && strncmp(name, ".zdebug", 7) == 0) {
+            Elf_Data *d = elf_rawdata(scn, NULL);
+            const uint8_t *b = d != NULL ? d->d_buf : NULL;
+            if (b == NULL || d->d_size < 12 || memcmp(b, "ZLIB", 4) != 0)
+                return false;
+            size = 0;
+            for (int i = 4; i < 12; i++)
+                size = size << 8 | b[i];
+        }
+        if (size > RP_SYMBOLS_UNPACKED_MAX - total)
+            return false;
+        total += size;
+    }
+    return true;
+}
+
 rp_err_t rp_symbols_build_id(const uint8_t *data, size_t len,
                              char out[2 * RP_REPORT_BUILD_ID_MAX + 1])
 {
@@ -71,7 +116,7 @@ rp_err_t rp_symbols_build_id(const uint8_t *data, size_t len,
     elf = elf_memory(copy, len);
     if (elf != NULL && elf_kind(elf) == ELF_K_ELF) {
         n = dwelf_elf_gnu_build_id(elf, &id);
-        if (n > 0 && n <= RP_REPORT_BUILD_ID_MAX && has_symbols(elf) &&
+        if (n > 0 && n <= RP_REPORT_BUILD_ID_MAX && has_symbols(elf) && unpacked_ok(elf) &&
             rp_hex_encode(id, (size_t)n, out, 2 * RP_REPORT_BUILD_ID_MAX + 1) == RP_OK)
             err = RP_OK;
     }
@@ -99,29 +144,58 @@ static const Dwfl_Callbacks offline_callbacks = {
     .section_address = dwfl_offline_section_address,
 };
 
-rp_err_t rp_symbols_resolve(const char *path, const uint64_t *offsets, size_t n, rp_symbol_t *out)
-{
+struct rp_symbols {
     Dwfl *dwfl;
     Dwfl_Module *mod;
-    GElf_Addr bias = 0;
+    GElf_Addr bias;
+};
 
-    memset(out, 0, n * sizeof(*out));
-    dwfl = dwfl_begin(&offline_callbacks);
-    if (dwfl == NULL)
+static atomic_ullong m_opened;
+
+unsigned long long rp_symbols_opened(void)
+{
+    return atomic_load(&m_opened);
+}
+
+rp_err_t rp_symbols_open(const char *path, rp_symbols_t **out)
+{
+    rp_symbols_t *h = calloc(1, sizeof(*h));
+
+    *out = NULL;
+    if (h == NULL || (h->dwfl = dwfl_begin(&offline_callbacks)) == NULL) {
+        free(h);
         return RP_ERR_NO_MEMORY;
-    dwfl_report_begin(dwfl);
-    mod = dwfl_report_offline(dwfl, "debug", path, -1);
-    if (mod == NULL || dwfl_report_end(dwfl, NULL, NULL) != 0 ||
-        dwfl_module_getelf(mod, &bias) == NULL) {
-        dwfl_end(dwfl);
+    }
+    atomic_fetch_add(&m_opened, 1);
+    dwfl_report_begin(h->dwfl);
+    h->mod = dwfl_report_offline(h->dwfl, "debug", path, -1);
+    if (h->mod == NULL || dwfl_report_end(h->dwfl, NULL, NULL) != 0 ||
+        dwfl_module_getelf(h->mod, &h->bias) == NULL) {
+        rp_symbols_close(h);
         return RP_ERR_IO;
     }
+    *out = h;
+    return RP_OK;
+}
+
+void rp_symbols_close(rp_symbols_t *h)
+{
+    if (h == NULL)
+        return;
+    if (h->dwfl != NULL)
+        dwfl_end(h->dwfl);
+    free(h);
+}
+
+void rp_symbols_lookup(rp_symbols_t *h, const uint64_t *offsets, size_t n, rp_symbol_t *out)
+{
+    memset(out, 0, n * sizeof(*out));
     for (size_t i = 0; i < n; i++) {
-        GElf_Addr addr = offsets[i] + bias;
+        GElf_Addr addr = offsets[i] + h->bias;
         GElf_Off off;
         GElf_Sym sym;
-        const char *fn = dwfl_module_addrinfo(mod, addr, &off, &sym, NULL, NULL, NULL);
-        Dwfl_Line *line = dwfl_module_getsrc(mod, addr);
+        const char *fn = dwfl_module_addrinfo(h->mod, addr, &off, &sym, NULL, NULL, NULL);
+        Dwfl_Line *line = dwfl_module_getsrc(h->mod, addr);
         const char *src = NULL;
         int lineno = 0;
 
@@ -134,6 +208,17 @@ rp_err_t rp_symbols_resolve(const char *path, const uint64_t *offsets, size_t n,
             out[i].line = lineno;
         }
     }
-    dwfl_end(dwfl);
+}
+
+rp_err_t rp_symbols_resolve(const char *path, const uint64_t *offsets, size_t n, rp_symbol_t *out)
+{
+    rp_symbols_t *h;
+    rp_err_t err;
+
+    memset(out, 0, n * sizeof(*out));
+    if ((err = rp_symbols_open(path, &h)) != RP_OK)
+        return err;
+    rp_symbols_lookup(h, offsets, n, out);
+    rp_symbols_close(h);
     return RP_OK;
 }

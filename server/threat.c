@@ -92,11 +92,16 @@ static rp_err_t process_tenant(rp_store_t *s, const char *tenant_id, const rp_th
     rp_threat_count_t *items = calloc(2 * n + 1, sizeof(*items));
     size_t *from = calloc(2 * n + 1, sizeof(*from)), k = 0, nopened = 0, nquarantined = 0;
     bool *done = calloc(2 * n + 1, sizeof(*done));
-    /* What to tell once it is committed: alerts opened, devices quarantined (signal indexes). */
+    /* What to tell once it is committed: alerts opened, devices quarantined (their first signal,
+     * and the kind of the one that reached the threshold). */
     rp_threat_alert_t *opened_alerts = calloc(2 * n + 1, sizeof(*opened_alerts));
     size_t *quarantined_at = calloc(n + 1, sizeof(*quarantined_at));
+    const char **quarantined_kind = calloc(n + 1, sizeof(*quarantined_kind));
+    /* One device's signals of a listed kind, counted at once */
+    const char **qkind = calloc(n + 1, sizeof(*qkind)), **qdetail = calloc(n + 1, sizeof(*qdetail));
     rp_err_t err = items != NULL && from != NULL && done != NULL && opened_alerts != NULL &&
-                           quarantined_at != NULL
+                           quarantined_at != NULL && quarantined_kind != NULL && qkind != NULL &&
+                           qdetail != NULL
                        ? RP_OK
                        : RP_ERR_NO_MEMORY;
 
@@ -108,6 +113,9 @@ static rp_err_t process_tenant(rp_store_t *s, const char *tenant_id, const rp_th
         free(done);
         free(opened_alerts);
         free(quarantined_at);
+        free(quarantined_kind);
+        free(qkind);
+        free(qdetail);
         return err;
     }
     if (err == RP_OK)
@@ -177,16 +185,24 @@ static rp_err_t process_tenant(rp_store_t *s, const char *tenant_id, const rp_th
     for (size_t i = 0; err == RP_OK && i < n; i++)
         done[i] = false;
     for (size_t i = 0; err == RP_OK && policy.enabled && i < n; i++) {
-        bool quarantined = false;
+        size_t m = 0, at;
         if (done[i] || sig[i].kind == NULL || sig[i].device_id == NULL ||
             !in_policy(&policy, sig[i].kind))
             continue;
-        err = rp_store_quarantine_signal(s, tenant_id, sig[i].device_id, sig[i].kind, sig[i].reason,
-                                         &policy, now, &quarantined);
-        if (err == RP_OK && quarantined) {
-            for (size_t j = i + 1; j < n; j++)
-                done[j] = done[j] || strcmp(sig[j].device_id != NULL ? sig[j].device_id : "",
-                                            sig[i].device_id) == 0;
+        /* All of this device's signals of the batch at once: one call, not one each (a
+         * device's batch of 64 would otherwise be 64 steps under the store's write lock). */
+        for (size_t j = i; j < n; j++) {
+            if (done[j] || sig[j].kind == NULL || sig[j].device_id == NULL ||
+                strcmp(sig[j].device_id, sig[i].device_id) != 0 || !in_policy(&policy, sig[j].kind))
+                continue;
+            done[j] = true;
+            qkind[m] = sig[j].kind;
+            qdetail[m++] = sig[j].reason;
+        }
+        err = rp_store_quarantine_signals(s, tenant_id, sig[i].device_id, qkind, qdetail, m,
+                                          &policy, now, &at);
+        if (err == RP_OK && at < m) {
+            quarantined_kind[nquarantined] = qkind[at];
             quarantined_at[nquarantined++] = i;
         }
     }
@@ -201,18 +217,23 @@ static rp_err_t process_tenant(rp_store_t *s, const char *tenant_id, const rp_th
             hooks->alert_opened(hooks->ctx, al);
     }
     for (size_t q = 0; err == RP_OK && q < nquarantined; q++) {
-        const rp_threat_signal_t *g = &sig[quarantined_at[q]];
+        const char *device_id = sig[quarantined_at[q]].device_id, *kind = quarantined_kind[q];
         atomic_fetch_add(&quarantines, 1);
-        rp_log_warn("tenant %s: device %s quarantined by the policy (%s)", tenant_id, g->device_id,
-                    g->kind);
+        rp_log_warn("tenant %s: device %s quarantined by the policy (%s)", tenant_id, device_id,
+                    kind);
         if (hooks != NULL && hooks->quarantined != NULL)
-            hooks->quarantined(hooks->ctx, tenant_id, g->device_id, g->kind);
+            hooks->quarantined(hooks->ctx, tenant_id, device_id, kind);
     }
     free(opened_alerts);
     free(quarantined_at);
+    free(quarantined_kind);
+    free(qkind);
+    free(qdetail);
     free(items);
     free(from);
     free(done);
+    free(qkind);
+    free(qdetail);
     return err;
 }
 
@@ -282,6 +303,7 @@ rp_err_t rp_webhook_sign(const char *secret, const void *body, size_t len, char 
 struct delivery {
     struct delivery *next;
     char url[RP_WEBHOOK_URL_MAX + 1];
+    char tenant[64]; /* what the logs name: the URL may hold a credential (a path token) */
     char signature[72];
     char *body;
     size_t len;
@@ -342,7 +364,7 @@ static bool post_once(const struct delivery *d)
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
     if (rc != CURLE_OK || status < 200 || status > 299)
-        rp_log_info("webhook %s: try %d failed: %s", d->url, d->attempts + 1,
+        rp_log_info("tenant %s: webhook try %d failed: %s", d->tenant, d->attempts + 1,
                     rc != CURLE_OK ? curl_easy_strerror(rc) : "an answer other than 2xx");
     return rc == CURLE_OK && status >= 200 && status <= 299;
 }
@@ -382,7 +404,7 @@ static void *deliver_loop(void *arg)
             d = NULL;
         } else if (++d->attempts >= WEBHOOK_ATTEMPTS) {
             atomic_fetch_add(&webhook_failed, 1);
-            rp_log_warn("webhook %s: given up after %d tries", d->url, d->attempts);
+            rp_log_warn("tenant %s: webhook given up after %d tries", d->tenant, d->attempts);
             free(d->body);
             free(d);
             d = NULL;
@@ -457,6 +479,7 @@ static void webhook_queue(rp_worker_t *w, const char *tenant_id, json_t *body)
         return;
     }
     snprintf(d->url, sizeof(d->url), "%s", hook.url);
+    snprintf(d->tenant, sizeof(d->tenant), "%s", tenant_id);
     d->body = text;
     d->len = strlen(text);
     clock_gettime(CLOCK_MONOTONIC, &d->due);

@@ -687,6 +687,13 @@ void rp_reportq_event(const rp_agent_t *a, rp_report_kind_t kind, const char *co
     if (n == sizeof(reason) - 1)
         while (n > 0 && ((unsigned char)reason[n] & 0xc0) == 0x80)
             reason[--n] = '\0';
+    /* The service refuses control characters in a reason (they would reach an operator's
+     * terminal): a message quoted from elsewhere gets spaces instead. */
+    for (unsigned char *p = (unsigned char *)reason; *p != '\0'; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+        else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+            p[0] = p[1] = ' ';
     if (code == NULL || !rp_report_code_valid(code))
         code = RP_REPORT_CODE_REFUSED;
     if (component == NULL || !rp_component_name_valid(component, strlen(component)))

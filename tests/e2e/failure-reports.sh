@@ -111,6 +111,14 @@ jq -e '.symbolicated == false and (.frames[0] | has("function") | not) and (.sam
 # --- the debug file names the function and its line ------------------------------------------
 expect 0 "$RAMPART" symbols upload --tenant "$acme" "$d/app.debug"; out_has "$build_id"
 expect 1 "$RAMPART" symbols upload --tenant "$acme" "$d/app.c"; err_has "not a debug file"
+# A debug file whose sections claim far more once decompressed (32 MiB of zeros as .debug_str,
+# some 32 KiB with zlib; 1 MiB can claim 1 GiB): refused, never inflated by libdw on a worker's
+# event loop each time a frame is named.
+head -c 32M /dev/zero >"$d/zeros"
+objcopy --update-section .debug_str="$d/zeros" "$d/app.debug" "$d/bomb.debug" || fail "cannot make the bomb"
+objcopy --compress-debug-sections=zlib "$d/bomb.debug" && rm -f "$d/zeros"
+[ "$(stat -c %s "$d/bomb.debug")" -lt 1048576 ] || fail "the bomb is larger than an upload"
+expect 1 "$RAMPART" symbols upload --tenant "$acme" "$d/bomb.debug"; err_has "decompressed"
 expect 0 "$RAMPART" failure show --tenant "$acme" "$bucket" --output json
 jq -e --arg l "$want_line" '.symbolicated == true and .frames[0].function == "crash_here" and .frames[0].line == ($l | tonumber)' "$d/out" >/dev/null || fail "show after symbols: $(cat "$d/out")"
 jq -e '.frames[1].function == "main" and .stack[0].function == "crash_here"' "$d/out" >/dev/null || fail "outer frame: $(cat "$d/out")"
@@ -130,6 +138,13 @@ expect 0 "$RAMPART" failure list --tenant "$acme" --output json
 jq -e '.buckets | length == 2' "$d/out" >/dev/null || fail "not two buckets: $(cat "$d/out")"
 jq -e --arg b "$bucket" '[.buckets[] | select(.id == $b) | .count] == [2]' "$d/out" >/dev/null || fail "first bucket changed: $(cat "$d/out")"
 other=$(jq -r --arg b "$bucket" '.buckets[] | select(.id != $b) | .id' "$d/out")
+# Two buckets of one build ID: a list opens its debug file once (a device can make any number of
+# buckets of a build ID; each must not cost a worker another libdw open).
+opened() { http GET /metrics -; sed -n 's/^rampart_symbols_files_opened_total //p' "$d/body"; }
+before=$(opened); [ -n "$before" ] || fail "no rampart_symbols_files_opened_total on /metrics"
+expect 0 "$RAMPART" failure list --tenant "$acme" --output json
+jq -e '[.buckets[] | .frames[0].function] | sort == ["crash_here", "other_place"]' "$d/out" >/dev/null || fail "both buckets named: $(cat "$d/out")"
+eq "$(opened)" $((before + 1)) "debug files opened by one list of two buckets of one build ID"
 expect 0 "$RAMPART" failure show --tenant "$acme" "$other" --output json
 jq -e '.frames[0].function == "other_place" and .count == 1' "$d/out" >/dev/null || fail "second bucket: $(cat "$d/out")"
 expect 0 "$RAMPART" failure list --tenant "$acme" --limit 1 --output json

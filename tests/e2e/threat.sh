@@ -22,7 +22,8 @@ expect 0 "$RAMPART" token create --tenant "$acme" --role reader; cp "$d/out" "$d
 python3 "$tools/webhook-receiver.py" "$d/hook.port" "$d/hook.secret" "$d/hook.out" --fail-first 1 &
 E2E_PIDS+=("$!")
 wait_until 30 test -s "$d/hook.port" || fail "the webhook receiver did not start"
-hook_url="http://127.0.0.1:$(cat "$d/hook.port")/hook"
+# Its URL holds a credential, as many receivers' do (a token in the path or query): never logged.
+hook_url="http://127.0.0.1:$(cat "$d/hook.port")/hook?token=url-credential-4f1e"
 
 # --- settings: defaults, the webhook (its secret shown once), a reader cannot set ------------------
 expect 0 "$RAMPART" threat show --tenant "$acme" --output json
@@ -73,6 +74,14 @@ post 4 "$d/flood.json"; is_status 200; body_has '.new_events == 40'
 alerts; jq -e '.alerts == []' "$d/out" >/dev/null || fail "an alert from one device: $(cat "$d/out")"
 # Sent again (its answer lost): nothing new is counted either.
 post 4 "$d/flood.json"; is_status 200; body_has '.new_events == 0'
+# An event's reason is the device's (it may quote a path an app chose): shown to an operator, its
+# escape sequences and newlines are neutralised, never sent to the terminal.
+printf '{"events": [{"seq": 500, "at": 1764300000, "kind": "file", "app": "sensor", "reason": "open \\u001b]0;owned\\u0007\\u001b[2J\\nforged line \\u009b"}]}\n' >"$d/escape.json"
+post 4 "$d/escape.json"; is_status 200; body_has '.new_events == 1'
+expect 0 "$RAMPART" device show --tenant "$acme" "${id[4]}"
+out_has "open ?]0;owned??[2J?forged line ??"
+! grep -q $'\e' "$d/out" || fail "an escape sequence reached the terminal: $(od -c "$d/out" | grep -m1 033)"
+! grep -q '^forged line' "$d/out" || fail "a device forged a line of device show"
 
 # --- the storm: three devices, three syscall denials each ----------------------------------------
 events syscall 0 3 >"$d/storm.json"
@@ -98,6 +107,8 @@ wait_until 30 hooked alert 1 || fail "the webhook did not get the alert: $(cat "
 wait_until 30 hooked quarantine 3 || fail "the webhook did not get 3 quarantines: $(cat "$d/hook.out")"
 jq -s -e --arg t "$acme" 'map(select(.type == "alert"))[0] | .tenant == $t and .alert.subject == "kind:syscall" and .alert.devices == 3' "$d/hook.out" >/dev/null || fail "the webhook's alert: $(cat "$d/hook.out")"
 [ ! -e "$d/hook.out.rejected" ] || fail "the receiver refused a signature: $(cat "$d/hook.out.rejected")"
+grep -q "try 1 failed" "$d/srv.log" || fail "the failed first try was not logged"
+! grep -q "url-credential" "$d/srv.log" || fail "the webhook's URL (its credential) was logged: $(grep -m1 url-credential "$d/srv.log")"
 http GET /metrics -
 grep -q '^rampart_threat_webhook_deliveries_total{result="retried"} [1-9]' "$d/body" || fail "no retry counted"
 grep -q '^rampart_threat_quarantines_total 3$' "$d/body" || fail "quarantines: $(grep quarantines "$d/body")"

@@ -199,6 +199,21 @@ static void kinds_and_codes(void **state)
 
 /* ---- the queue ---- */
 
+/* The agent's own events quote text from elsewhere (the service's refusals): control characters
+ * become spaces, since the service refuses a reason holding one. */
+static void event_reason_no_controls(void **state)
+{
+    rp_agent_t a;
+    uint64_t seqs[2];
+    char reasons[2][64];
+
+    agent_in(&a, *state);
+    rp_reportq_event(&a, RP_REPORT_ATTESTATION_FAILED, NULL, "blocked",
+                     "said \x1b[2J\nx\x7fy\xc2\x9bz");
+    assert_int_equal(queued(&a, seqs, reasons, 2), 1);
+    assert_string_equal(reasons[0], "said  [2J x y  z");
+}
+
 static void add_peek_remove(void **state)
 {
     rp_agent_t a;
@@ -486,6 +501,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(kinds_and_codes),
         cmocka_unit_test_setup_teardown(contract_bounds, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(add_peek_remove, make_dir, remove_dir),
+        cmocka_unit_test_setup_teardown(event_reason_no_controls, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(full_drops_oldest_counted, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(bytes_bound, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(seq_never_reused, make_dir, remove_dir),

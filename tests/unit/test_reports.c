@@ -225,6 +225,20 @@ static void decode_report_bounds(void **state)
     r = event(1, "exit");
     json_object_set_new(r, "version", json_stringn("1\0", 2));
     assert_true(refused(r));
+    /* a reason holds no control character: it reaches operators' terminals (an escape
+     * sequence would act there, a newline forge a line); UTF-8 text is fine */
+    {
+        static const char *const bad[] = {"a\x1b]0;pwned\x07", "line\nforged", "tab\there",
+                                          "del\x7f", "csi \xc2\x9b[2J"};
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            r = event(1, "exit");
+            json_object_set_new(r, "reason", json_string(bad[i]));
+            assert_true(refused(r));
+        }
+        r = event(1, "exit");
+        json_object_set_new(r, "reason", json_string("caf\xc3\xa9 \xc2\xa0ok"));
+        assert_false(refused(r));
+    }
     /* the crash's fields */
     assert_true(refused(crash_with("signal", json_integer(0))));
     assert_true(refused(crash_with("signal", json_integer(65))));
