@@ -232,8 +232,6 @@ static rp_err_t process_tenant(rp_store_t *s, const char *tenant_id, const rp_th
     free(items);
     free(from);
     free(done);
-    free(qkind);
-    free(qdetail);
     return err;
 }
 
