@@ -76,6 +76,39 @@ json_t *rp_iso_time_json(int64_t t)
     return json_string(iso);
 }
 
+const char *rp_json_text(json_t *v, size_t max)
+{
+    const char *s = json_string_value(v);
+
+    if (s == NULL || json_string_length(v) > max || strlen(s) != json_string_length(v))
+        return NULL;
+    return s;
+}
+
+bool rp_word_valid(const char *s, size_t max, bool empty_ok)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+
+    if (s == NULL || n > max)
+        return false;
+    if (n == 0)
+        return empty_ok;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || s[i] == '_'))
+            return false;
+    return true;
+}
+
+bool rp_json_has_exactly(json_t *o, const char *const *keys, size_t n)
+{
+    if (!json_is_object(o) || json_object_size(o) != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (json_object_get(o, keys[i]) == NULL)
+            return false;
+    return true;
+}
+
 static void count_status(rp_req_t *r, int status)
 {
     struct evhttp_connection *conn = evhttp_request_get_connection(r->req);

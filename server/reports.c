@@ -67,31 +67,6 @@ bool rp_report_kind_known(const char *kind)
     return false;
 }
 
-/* 1 to max of [a-z_] (or 0 when empty_ok and empty). */
-static bool word_valid(const char *s, size_t max, bool empty_ok)
-{
-    size_t n = strlen(s);
-
-    if (n == 0)
-        return empty_ok;
-    if (n > max)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || s[i] == '_'))
-            return false;
-    return true;
-}
-
-/* A JSON string of at most max bytes with no NUL; NULL otherwise. */
-static const char *text_of(json_t *v, size_t max)
-{
-    const char *s = json_string_value(v);
-
-    if (s == NULL || json_string_length(v) > max || strlen(s) != json_string_length(v))
-        return NULL;
-    return s;
-}
-
 /* Printable ASCII only: what a module file name and a signal name may hold. */
 static bool printable(const char *s)
 {
@@ -116,7 +91,7 @@ static bool no_controls(const char *s)
 /* "0x" and 1 to 16 hex digits. */
 static bool hex_u64(json_t *v, uint64_t *out)
 {
-    const char *s = text_of(v, 18);
+    const char *s = rp_json_text(v, 18);
     uint64_t x = 0;
     size_t n;
 
@@ -147,33 +122,22 @@ static bool int_in(json_t *v, int64_t lo, int64_t hi, int64_t *out)
     return true;
 }
 
-/* Whether o is an object with exactly the n keys named. */
-static bool has_exactly(json_t *o, const char *const *keys, size_t n)
-{
-    if (!json_is_object(o) || json_object_size(o) != n)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (json_object_get(o, keys[i]) == NULL)
-            return false;
-    return true;
-}
-
 static const char *frame_parse(json_t *o, rp_report_frame_t *f)
 {
     static const char *const keys[] = {"build_id", "module", "offset"};
     const char *id, *mod;
     size_t n;
 
-    if (!has_exactly(o, keys, 3))
+    if (!rp_json_has_exactly(o, keys, 3))
         return "a frame is not {\"build_id\", \"module\", \"offset\"}";
-    id = text_of(json_object_get(o, "build_id"), 2 * RP_REPORT_BUILD_ID_MAX);
+    id = rp_json_text(json_object_get(o, "build_id"), 2 * RP_REPORT_BUILD_ID_MAX);
     n = id != NULL ? strlen(id) : 0;
     if (id == NULL || n % 2 != 0)
         return "a frame's \"build_id\" is not \"\" or lowercase hex of at most 40 bytes";
     for (size_t i = 0; i < n; i++)
         if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
             return "a frame's \"build_id\" is not \"\" or lowercase hex of at most 40 bytes";
-    mod = text_of(json_object_get(o, "module"), RP_REPORT_MODULE_MAX);
+    mod = rp_json_text(json_object_get(o, "module"), RP_REPORT_MODULE_MAX);
     if (mod == NULL || !printable(mod) || strchr(mod, '/') != NULL)
         return "a frame's \"module\" is not a file name of at most 64 printable bytes";
     if (!hex_u64(json_object_get(o, "offset"), &f->offset))
@@ -192,13 +156,13 @@ static const char *crash_parse(json_t *o, rp_report_crash_t *c)
     int64_t sig;
     size_t i;
 
-    if (!has_exactly(o, keys, 7))
+    if (!rp_json_has_exactly(o, keys, 7))
         return "\"crash\" is not {\"signal\", \"signal_name\", \"code\", \"address\", "
                "\"uptime_ms\", \"frames\", \"stderr\"}";
     if (!int_in(json_object_get(o, "signal"), 1, 64, &sig))
         return "\"crash.signal\" is not 1 to 64";
     c->signal = (int)sig;
-    name = text_of(json_object_get(o, "signal_name"), RP_REPORT_SIGNAL_NAME_MAX);
+    name = rp_json_text(json_object_get(o, "signal_name"), RP_REPORT_SIGNAL_NAME_MAX);
     if (name == NULL || !printable(name))
         return "\"crash.signal_name\" is not at most 16 printable bytes";
     snprintf(c->signal_name, sizeof(c->signal_name), "%s", name);
@@ -208,7 +172,7 @@ static const char *crash_parse(json_t *o, rp_report_crash_t *c)
         return "\"crash.address\" is not 0x and 1 to 16 hex digits";
     if (!int_in(json_object_get(o, "uptime_ms"), 0, RP_REPORT_SEQ_LIMIT - 1, &c->uptime_ms))
         return "\"crash.uptime_ms\" is not >= 0";
-    if (text_of(json_object_get(o, "stderr"), RP_REPORT_STDERR_MAX) == NULL)
+    if (rp_json_text(json_object_get(o, "stderr"), RP_REPORT_STDERR_MAX) == NULL)
         return "\"crash.stderr\" is not a string of at most 4096 bytes";
     if (!json_is_array(frames) || json_array_size(frames) > RP_REPORT_FRAMES_MAX)
         return "\"crash.frames\" is not a list of at most 64";
@@ -237,7 +201,7 @@ static const char *report_parse(json_t *o, rp_report_t *r)
         r->seq = -1;
         return "\"seq\" is not an integer in [0, 2^53)";
     }
-    if (!has_exactly(o, keys, 7) && !(crash != NULL && json_object_size(o) == 8))
+    if (!rp_json_has_exactly(o, keys, 7) && !(crash != NULL && json_object_size(o) == 8))
         return "a report has exactly \"seq\", \"at\", \"kind\", \"component\", \"version\", "
                "\"reason\", \"code\" (and \"crash\" for a crash)";
     for (size_t i = 0; i < 7; i++)
@@ -246,24 +210,25 @@ static const char *report_parse(json_t *o, rp_report_t *r)
                    "\"reason\", \"code\" (and \"crash\" for a crash)";
     if (!int_in(json_object_get(o, "at"), 0, RP_REPORT_SEQ_LIMIT - 1, &r->at))
         return "\"at\" is not unix seconds";
-    kind = text_of(json_object_get(o, "kind"), RP_REPORT_KIND_MAX);
-    if (kind == NULL || !word_valid(kind, RP_REPORT_KIND_MAX, false) || !rp_report_kind_known(kind))
+    kind = rp_json_text(json_object_get(o, "kind"), RP_REPORT_KIND_MAX);
+    if (kind == NULL || !rp_word_valid(kind, RP_REPORT_KIND_MAX, false) ||
+        !rp_report_kind_known(kind))
         return "\"kind\" is not one of the contract's kinds";
     snprintf(r->kind, sizeof(r->kind), "%s", kind);
-    comp = text_of(json_object_get(o, "component"), RP_COMPONENT_NAME_MAX);
+    comp = rp_json_text(json_object_get(o, "component"), RP_COMPONENT_NAME_MAX);
     if (comp == NULL || (comp[0] != '\0' && !rp_component_name_valid(comp, strlen(comp))))
         return "\"component\" is not \"\" or a component name";
     snprintf(r->component, sizeof(r->component), "%s", comp);
-    ver = text_of(json_object_get(o, "version"), RP_REPORT_VERSION_MAX);
+    ver = rp_json_text(json_object_get(o, "version"), RP_REPORT_VERSION_MAX);
     if (ver == NULL || !printable(ver))
         return "\"version\" is not at most 47 printable bytes";
     snprintf(r->version, sizeof(r->version), "%s", ver);
-    reason = text_of(json_object_get(o, "reason"), RP_REPORT_REASON_MAX);
+    reason = rp_json_text(json_object_get(o, "reason"), RP_REPORT_REASON_MAX);
     if (reason == NULL || !no_controls(reason))
         return "\"reason\" is not a string of at most 255 bytes without control characters";
     snprintf(r->reason, sizeof(r->reason), "%s", reason);
-    code = text_of(json_object_get(o, "code"), RP_REPORT_CODE_MAX);
-    if (code == NULL || !word_valid(code, RP_REPORT_CODE_MAX, true))
+    code = rp_json_text(json_object_get(o, "code"), RP_REPORT_CODE_MAX);
+    if (code == NULL || !rp_word_valid(code, RP_REPORT_CODE_MAX, true))
         return "\"code\" is not \"\" or [a-z_], at most 32";
     snprintf(r->code, sizeof(r->code), "%s", code);
     r->has_crash = strcmp(r->kind, "crash") == 0;
@@ -298,7 +263,7 @@ rp_err_t rp_report_batch_decode(const uint8_t *body, size_t len, rp_report_batch
         *why = "the batch is larger than 256 KiB";
         return RP_ERR_TOO_LARGE;
     }
-    /* A NUL in a string refuses its report (text_of), not the whole batch. */
+    /* A NUL in a string refuses its report (rp_json_text), not the whole batch. */
     doc = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
     if (!json_is_object(doc)) {
         json_decref(doc);

@@ -243,6 +243,15 @@ void rp_iso_time(int64_t t, char out[32]);
 /* The same as a JSON string; 0 (never) is null. */
 json_t *rp_iso_time_json(int64_t t);
 
+/* What devices send as JSON, checked one way for every body (status.c, reports.c). A JSON string
+ * of at most max bytes holding no NUL, borrowed from v; NULL otherwise. */
+const char *rp_json_text(json_t *v, size_t max);
+/* Whether s is 1 to max of [a-z_]: a kind, state or code as the device spells it ("" only when
+ * empty_ok; NULL never). */
+bool rp_word_valid(const char *s, size_t max, bool empty_ok);
+/* Whether o is an object with exactly the n keys named. */
+bool rp_json_has_exactly(json_t *o, const char *const *keys, size_t n);
+
 /* GET /readyz (ready.c): 200 when the service can write now - a database transaction and a file
  * in the data directory, both synced - else 503 with the reason. Checked at most once a second;
  * requests in between get the last answer. */

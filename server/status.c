@@ -24,43 +24,9 @@
 #define PAGE_DEFAULT 100
 #define PAGE_MAX 1000
 
-/* 1 to max of [a-z_]: a state or kind name as the device spells it. */
-static bool word_valid(const char *s, size_t max)
-{
-    size_t n = s != NULL ? strlen(s) : 0;
-
-    if (n == 0 || n > max)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || s[i] == '_'))
-            return false;
-    return true;
-}
-
-/* A JSON string of at most max bytes with no NUL; NULL otherwise. */
-static const char *text_of(json_t *v, size_t max)
-{
-    const char *s = json_string_value(v);
-
-    if (s == NULL || json_string_length(v) > max || strlen(s) != json_string_length(v))
-        return NULL;
-    return s;
-}
-
 static bool component_valid(const char *s)
 {
     return s != NULL && rp_component_name_valid(s, strlen(s));
-}
-
-/* Whether o is an object with exactly the n keys named. */
-static bool has_exactly(json_t *o, const char *const *keys, size_t n)
-{
-    if (!json_is_object(o) || json_object_size(o) != n)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (json_object_get(o, keys[i]) == NULL)
-            return false;
-    return true;
 }
 
 static bool app_parse(json_t *o, rp_device_app_t *a)
@@ -69,12 +35,12 @@ static bool app_parse(json_t *o, rp_device_app_t *a)
     const char *c, *v, *st;
     json_t *n = json_object_get(o, "restarts");
 
-    if (!has_exactly(o, keys, 4))
+    if (!rp_json_has_exactly(o, keys, 4))
         return false;
-    c = text_of(json_object_get(o, "component"), RP_COMPONENT_NAME_MAX);
-    v = text_of(json_object_get(o, "version"), RP_DEVICE_APP_VERSION_MAX);
-    st = text_of(json_object_get(o, "state"), RP_DEVICE_APP_STATE_MAX);
-    if (!component_valid(c) || v == NULL || !word_valid(st, RP_DEVICE_APP_STATE_MAX) ||
+    c = rp_json_text(json_object_get(o, "component"), RP_COMPONENT_NAME_MAX);
+    v = rp_json_text(json_object_get(o, "version"), RP_DEVICE_APP_VERSION_MAX);
+    st = rp_json_text(json_object_get(o, "state"), RP_DEVICE_APP_STATE_MAX);
+    if (!component_valid(c) || v == NULL || !rp_word_valid(st, RP_DEVICE_APP_STATE_MAX, false) ||
         !json_is_integer(n) || json_integer_value(n) < 0 || json_integer_value(n) > UINT32_MAX)
         return false;
     snprintf(a->component, sizeof(a->component), "%s", c);
@@ -90,14 +56,14 @@ static bool event_parse(json_t *o, rp_device_event_t *e)
     json_t *seq = json_object_get(o, "seq"), *at = json_object_get(o, "at");
     const char *kind, *app, *reason;
 
-    if (!has_exactly(o, keys, 5))
+    if (!rp_json_has_exactly(o, keys, 5))
         return false;
-    kind = text_of(json_object_get(o, "kind"), RP_DEVICE_EVENT_KIND_MAX);
-    app = text_of(json_object_get(o, "app"), RP_COMPONENT_NAME_MAX);
-    reason = text_of(json_object_get(o, "reason"), RP_DEVICE_EVENT_REASON_MAX);
+    kind = rp_json_text(json_object_get(o, "kind"), RP_DEVICE_EVENT_KIND_MAX);
+    app = rp_json_text(json_object_get(o, "app"), RP_COMPONENT_NAME_MAX);
+    reason = rp_json_text(json_object_get(o, "reason"), RP_DEVICE_EVENT_REASON_MAX);
     if (!json_is_integer(seq) || json_integer_value(seq) < 0 ||
         json_integer_value(seq) >= INT64_MAX || !json_is_integer(at) ||
-        !word_valid(kind, RP_DEVICE_EVENT_KIND_MAX) || app == NULL ||
+        !rp_word_valid(kind, RP_DEVICE_EVENT_KIND_MAX, false) || app == NULL ||
         (app[0] != '\0' && !component_valid(app)) || reason == NULL)
         return false;
     e->seq = json_integer_value(seq);
