@@ -607,9 +607,10 @@ static void exited(app_t *a)
     if (other)
         app_event(a, RP_EVENT_EXIT, what);
     if (rp_event_loop_note(&a->loop, (int64_t)now)) {
-        snprintf(what, sizeof(what), "%d exits within %d s", RP_EVENT_LOOP_EXITS,
+        char loop[64];
+        snprintf(loop, sizeof(loop), "%d exits within %d s", RP_EVENT_LOOP_EXITS,
                  RP_EVENT_LOOP_SECONDS);
-        app_event(a, RP_EVENT_RESTART_LOOP, what);
+        app_event(a, RP_EVENT_RESTART_LOOP, loop);
     }
     if (now - a->started >= RP_APPS_STABLE_AFTER)
         a->backoff = 1;
