@@ -27,6 +27,7 @@
 #include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
+#include "rampart/text.h"
 #include "reports.h"
 #include "server.h"
 #include "threat.h"
@@ -72,18 +73,6 @@ static bool printable(const char *s)
 {
     for (; *s != '\0'; s++)
         if (*s < 0x20 || *s > 0x7e)
-            return false;
-    return true;
-}
-
-/* No control character, ASCII (C0, DEL) or Unicode's C1 (U+0080-U+009F, "\xc2\x80"-"\xc2\x9f"
- * in UTF-8, which Jansson has already checked): a device's sentence is printed to operators'
- * terminals (`rampart event list`), where an escape sequence or a newline would act or forge a
- * line. */
-static bool no_controls(const char *s)
-{
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++)
-        if (*p < 0x20 || *p == 0x7f || (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
             return false;
     return true;
 }
@@ -224,7 +213,7 @@ static const char *report_parse(json_t *o, rp_report_t *r)
         return "\"version\" is not at most 47 printable bytes";
     snprintf(r->version, sizeof(r->version), "%s", ver);
     reason = rp_json_text(json_object_get(o, "reason"), RP_REPORT_REASON_MAX);
-    if (reason == NULL || !no_controls(reason))
+    if (reason == NULL || !rp_text_no_controls(reason)) /* rampart/text.h: the one rule */
         return "\"reason\" is not a string of at most 255 bytes without control characters";
     snprintf(r->reason, sizeof(r->reason), "%s", reason);
     code = rp_json_text(json_object_get(o, "code"), RP_REPORT_CODE_MAX);

@@ -13,7 +13,7 @@
 #include "rampart/log.h"
 #include "unwind.h"
 
-#define CURSOR_FILE "crashes.json"
+#define LEGACY_CURSOR_FILE "crashes.json"
 
 rp_err_t rp_crashes_get(const rp_agent_t *a, uint64_t from, rp_crash_t *c, bool *found,
                         uint64_t *dropped)
@@ -177,14 +177,16 @@ int rp_crashes_list(const rp_agent_t *a, bool as_json, FILE *out)
     return 0;
 }
 
-static uint64_t cursor_get(const rp_agent_t *a)
+/* Where an older agent's cursor was (S/agent/crashes.json): read once, when the queue has no
+ * crash cursor yet. */
+static uint64_t legacy_cursor(const rp_agent_t *a)
 {
     char path[4096];
     uint8_t *data;
     size_t len;
     uint64_t next = 0;
 
-    if (rp_agent_file(a, CURSOR_FILE, path, sizeof(path)) != RP_OK ||
+    if (rp_agent_file(a, LEGACY_CURSOR_FILE, path, sizeof(path)) != RP_OK ||
         rp_read_file(path, 4096, &data, &len) != RP_OK)
         return 0;
     json_t *j = json_loadb((const char *)data, len, 0, NULL);
@@ -195,22 +197,17 @@ static uint64_t cursor_get(const rp_agent_t *a)
     return next;
 }
 
-static void cursor_put(const rp_agent_t *a, uint64_t next)
-{
-    char path[4096], text[64];
-    int n = snprintf(text, sizeof(text), "{\"next\": %" PRIu64 "}\n", next);
-
-    if (rp_agent_file_for_write(a, CURSOR_FILE, path, sizeof(path)) != RP_OK ||
-        rp_write_file_atomic(path, text, (size_t)n, 0600, 0) != RP_OK)
-        rp_log_warn("%s: cannot keep the crash cursor", path);
-}
-
 void rp_crashes_report_new(const rp_agent_t *a)
 {
     static rp_crash_t c;
-    uint64_t next = cursor_get(a), dropped;
-    bool found = true;
+    uint64_t next, dropped;
+    bool found = true, known;
 
+    /* The cursor is the queue's: it moves with the crash's report, in one atomic step. */
+    if (rp_reportq_cursor(a, RP_REPORTQ_CRASHES, &next, &known) != RP_OK)
+        return;
+    if (!known)
+        next = legacy_cursor(a);
     for (int i = 0; i < RP_CRASH_KEEP && found; i++) {
         if (rp_crashes_get(a, next, &c, &found, &dropped) != RP_OK || !found)
             return;
@@ -222,17 +219,20 @@ void rp_crashes_report_new(const rp_agent_t *a)
         report = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:o}", "at", (json_int_t)c.at, "kind",
                            "crash", "component", c.component, "version", c.version, "reason", why,
                            "code", "", "crash", crash);
-        rp_err_t err = report != NULL ? rp_reportq_add(a, report) : RP_ERR_NO_MEMORY;
+        rp_err_t err = report != NULL ? rp_reportq_add_from(a, report, RP_REPORTQ_CRASHES, c.seq)
+                                      : RP_ERR_NO_MEMORY;
         json_decref(report);
-        if (err == RP_ERR_MALFORMED) /* never queueable: passed over, or it would stop the rest */
+        if (err == RP_ERR_MALFORMED) { /* never queueable: passed over, or it would stop the rest */
             rp_log_warn("crash %" PRIu64 " of %s %s is not a report the queue takes; not sent",
                         c.seq, c.component, c.version);
-        else if (err != RP_OK)
+            if (rp_reportq_cursor_set(a, RP_REPORTQ_CRASHES, c.seq + 1) != RP_OK)
+                return;
+        } else if (err != RP_OK) {
             return; /* kept: handed again next time */
-        else
-            rp_log_info("crash %" PRIu64 " of %s %s queued for the service: %s", c.seq,
-                        c.component, c.version, why);
+        } else {
+            rp_log_info("crash %" PRIu64 " of %s %s queued for the service: %s", c.seq, c.component,
+                        c.version, why);
+        }
         next = c.seq + 1;
-        cursor_put(a, next);
     }
 }

@@ -26,8 +26,8 @@ json_t *rp_crash_object(const char *state_dir, const rp_crash_t *c);
 /* `rampart-agent crashes --state-dir S [--output json]`: 0 listed, 1 failed. */
 int rp_crashes_list(const rp_agent_t *a, bool json, FILE *out);
 
-/* In `run`: each crash past the cursor (S/agent/crashes.json) becomes a `crash` report handed
- * to the queue; the cursor moves past each one the queue took. */
+/* Before each upload: each crash past the queue's crash cursor (reportq.h) becomes a `crash`
+ * report, queued with the cursor moving past it in the same step (exactly once). */
 void rp_crashes_report_new(const rp_agent_t *a);
 
 #endif /* RAMPART_AGENT_CRASHES_H */

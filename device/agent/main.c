@@ -495,6 +495,7 @@ static void reports_upload(rp_agent_t *agent, const char *server, const char *ca
     rp_err_t err;
 
     rp_crashes_report_new(agent);
+    rp_report_events_new(agent); /* exits, OOM kills, restart loops, failed trials */
     err = rp_reportq_upload(agent, server, ca, &up);
 
     if (up.sent + up.dropped > 0)
@@ -701,8 +702,10 @@ static int cmd_run(const struct args *a)
             next_update = next_attest; /* nothing to check against until the device has a root */
         }
         /* The monitor's kept crashes, each a report for the queue (crashes.h). */
-        if (!direct(&agent))
+        if (!direct(&agent)) {
             rp_crashes_report_new(&agent);
+            rp_report_events_new(&agent);
+        }
         now = time(NULL);
         wait = (next_attest < next_update ? next_attest : next_update) - now;
         if (!direct(&agent) && wait > CRASH_POLL_SECONDS)
@@ -1212,7 +1215,8 @@ static int cmd_app_logs(const struct args *a)
 
 /* Ask the monitor serving state_dir about its apps (it alone knows: the apps are its processes);
  * a refusal, or no monitor, is said. */
-static rp_err_t ask_apps_monitor(const char *state_dir, const rp_mon_request_t *q, rp_mon_reply_t *r)
+static rp_err_t ask_apps_monitor(const char *state_dir, const rp_mon_request_t *q,
+                                 rp_mon_reply_t *r)
 {
     char sock[PATH_MAX];
     rp_err_t err;
@@ -1537,6 +1541,7 @@ static int cmd_report(const struct args *a)
         return FAIL;
     }
     rp_crashes_report_new(&agent);
+    rp_report_events_new(&agent);
     err = rp_reportq_upload(&agent, server, ca, &up);
     rp_agent_close(&agent);
     printf("reports: %zu sent in %zu batch(es) (%zu stored, %zu known already, %zu refused), "
@@ -1691,7 +1696,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "app") == 0 && strcmp(verb, "install") == 0)
         return cmd_app_install(&a);
     if (strcmp(cmd, "app") == 0)
-        return usage_error("app install IMAGE | app logs NAME | app list | app stop|start|restart NAME");
+        return usage_error(
+            "app install IMAGE | app logs NAME | app list | app stop|start|restart NAME");
     if (strcmp(cmd, "events") == 0)
         return cmd_events(&a);
     if (strcmp(cmd, "crashes") == 0)

@@ -12,6 +12,7 @@
 #include "rampart/http_client.h"
 #include "rampart/log.h"
 #include "report.h"
+#include "reportq.h"
 
 #define CURSOR_FILE "report.json"
 
@@ -77,6 +78,88 @@ void rp_report_event_print(const rp_event_t *e, FILE *out)
         snprintf(when, sizeof(when), "%lld", (long long)e->at);
     fprintf(out, "%s %-14s %-16s %s\n", when, rp_event_kind_name(e->kind),
             e->app[0] != '\0' ? e->app : "-", e->reason);
+}
+
+/* ---- an app's abnormal ends, as reports ---- */
+
+int rp_report_kind_of_event(rp_event_kind_t kind)
+{
+    switch (kind) {
+    case RP_EVENT_EXIT: return RP_REPORT_EXIT;
+    case RP_EVENT_OOM: return RP_REPORT_OOM;
+    case RP_EVENT_RESTART_LOOP: return RP_REPORT_RESTART_LOOP;
+    case RP_EVENT_HEALTH: return RP_REPORT_HEALTH;
+    default: return RP_REPORT_KIND_END;
+    }
+}
+
+json_t *rp_report_of_event(const rp_event_t *e)
+{
+    int kind = rp_report_kind_of_event(e->kind);
+    char version[RP_REPORT_VERSION_MAX + 1] = "", reason[RP_EVENT_REASON_MAX + 80];
+    const char *what = e->reason, *sep = strstr(e->reason, RP_EVENT_VERSION_SEP), *code;
+
+    if (kind == RP_REPORT_KIND_END)
+        return NULL;
+    /* "VERSION: what" (events.h), but from the compartment's oom event, which names none. */
+    if (e->kind != RP_EVENT_OOM && sep != NULL &&
+        (size_t)(sep - e->reason) <= RP_REPORT_VERSION_MAX) {
+        snprintf(version, sizeof(version), "%.*s", (int)(sep - e->reason), e->reason);
+        what = sep + strlen(RP_EVENT_VERSION_SEP);
+    }
+    switch (e->kind) {
+    case RP_EVENT_EXIT:
+        code =
+            strncmp(what, "exited", 6) == 0 ? RP_REPORT_CODE_NONZERO_STATUS : RP_REPORT_CODE_SIGNAL;
+        break;
+    case RP_EVENT_OOM: code = RP_REPORT_CODE_MEMORY_LIMIT; break;
+    case RP_EVENT_HEALTH: code = RP_REPORT_CODE_TRIAL_FAILED; break;
+    default: code = RP_REPORT_CODE_TOO_MANY_EXITS; break;
+    }
+    snprintf(reason, sizeof(reason), "%s%s%s%s%s", e->app, e->app[0] ? " " : "", version,
+             version[0] ? ": " : "", what);
+    return rp_report_new((rp_report_kind_t)kind, e->at, e->app, version, code, reason);
+}
+
+void rp_report_events_new(const rp_agent_t *a)
+{
+    static rp_event_t ev[RP_REPORT_EVENTS_MAX];
+    uint64_t from, next, dropped, moved;
+    bool known, more = true;
+
+    if (rp_reportq_cursor(a, RP_REPORTQ_EVENTS, &from, &known) != RP_OK)
+        return;
+    moved = from;
+    /* A bounded turn: RP_EVENTS_MAX events at most (the whole log); the rest next time. */
+    for (size_t seen = 0; more && seen < RP_EVENTS_MAX;) {
+        size_t n = 0;
+        if (rp_report_events(a, from, ev, RP_REPORT_EVENTS_MAX, &n, &next, &more, &dropped) !=
+            RP_OK)
+            break;
+        for (size_t i = 0; i < n; i++) {
+            json_t *r = rp_report_of_event(&ev[i]);
+            rp_err_t err;
+            if (r == NULL)
+                continue;
+            err = rp_reportq_add_from(a, r, RP_REPORTQ_EVENTS, ev[i].seq);
+            json_decref(r);
+            if (err != RP_OK && err != RP_ERR_MALFORMED)
+                return; /* kept: handed again next time */
+            if (err == RP_OK)
+                moved = ev[i].seq + 1; /* the cursor moved with it */
+            else
+                rp_log_warn("event %llu (%s of %s) is not a report the queue takes; not sent",
+                            (unsigned long long)ev[i].seq, rp_event_kind_name(ev[i].kind),
+                            ev[i].app);
+        }
+        seen += n;
+        if (next == from)
+            break;
+        from = next;
+    }
+    /* Past what this turn read and did not queue (security events, a report refused). */
+    if (from != moved && rp_reportq_cursor_set(a, RP_REPORTQ_EVENTS, from) != RP_OK)
+        rp_log_warn("cannot move the event cursor of the report queue");
 }
 
 /* ---- app logs ---- */
@@ -271,7 +354,8 @@ rp_err_t rp_report_status(rp_agent_t *a, const char *server, const char *server_
             break;
         }
         for (size_t i = 0; list != NULL && i < n; i++)
-            json_array_append_new(list, rp_report_event_json(&ev[i]));
+            if (rp_report_kind_of_event(ev[i].kind) == RP_REPORT_KIND_END) /* else a report */
+                json_array_append_new(list, rp_report_event_json(&ev[i]));
         body = json_pack("{s:o, s:I}", "events", list, "events_dropped", (json_int_t)dropped);
         if (body != NULL && first && apps != NULL)
             json_object_set(body, "apps", apps);

@@ -36,6 +36,23 @@ void rp_report_event_print(const rp_event_t *e, FILE *out);
 rp_err_t rp_report_app_log(const rp_agent_t *a, const char *component, uint64_t tail,
                            FILE *out) RP_MUST_CHECK;
 
+/* The report an event of the monitor's becomes (docs/failure-reporting.md): exit, oom,
+ * restart_loop and health events are an app's abnormal ends, reported through the report queue
+ * (rp_report_events_new) and so left out of the status report, which carries the security
+ * events: each is counted once by the service's threat detection. The one owner of that split.
+ * Its report kind, or RP_REPORT_KIND_END for a security event. */
+int rp_report_kind_of_event(rp_event_kind_t kind);
+
+/* The report an event of a report kind becomes (component, version from the reason's
+ * "VERSION: ", the code from what it says); NULL for another kind or no memory. */
+json_t *rp_report_of_event(const rp_event_t *e);
+
+/* Before each upload, as crashes are (crashes.h): each event past the queue's event cursor
+ * (reportq.h) that is of a report kind becomes its report, queued with the cursor moving past it
+ * in the same step; the cursor also moves past the security events between (not reported here).
+ * Best effort: a failure is logged, and what is left is handed next time. */
+void rp_report_events_new(const rp_agent_t *a);
+
 typedef struct rp_report_summary {
     int apps;         /* the apps reported; -1: not known here (single-process mode) */
     size_t events;    /* events the service took (new or already known) */

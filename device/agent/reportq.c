@@ -29,6 +29,7 @@
 #include "rampart/file.h"
 #include "rampart/http_client.h"
 #include "rampart/log.h"
+#include "rampart/text.h"
 
 #define STATE_FILE "state.json"
 #define STATE_MAX 4096
@@ -266,11 +267,12 @@ rp_err_t rp_report_check(const json_t *r, bool with_seq, char *why, size_t cap)
                 (s[0] != '\0' && !rp_component_name_valid(s, strlen(s))))
                 BREACH("component is not a component name");
         } else if (strcmp(key, "version") == 0) {
-            if (!text_ok(v, 47, &s))
+            if (!text_ok(v, RP_REPORT_VERSION_MAX, &s))
                 BREACH("version is not a string of at most 47 bytes");
         } else if (strcmp(key, "reason") == 0) {
-            if (!text_ok(v, 255, &s))
-                BREACH("reason is not a string of at most 255 bytes");
+            if (!text_ok(v, 255, &s) || !rp_text_no_controls(s))
+                BREACH("reason is not a string of at most 255 bytes without control "
+                       "characters");
         } else if (strcmp(key, "code") == 0) {
             if (!text_ok(v, 32, &s) || !rp_report_code_valid(s))
                 BREACH("code is not a reason code ([a-z_], at most 32)");
@@ -300,12 +302,25 @@ rp_err_t rp_report_check(const json_t *r, bool with_seq, char *why, size_t cap)
 
 /* ---- the queue's directory and state ---- */
 
+/* A source's cursor (reportq.h): next, once report seq is on disk; prev, if the add of seq was
+ * cut before its file was written. seq 0: nothing pending. */
+typedef struct qcursor {
+    bool known;
+    uint64_t next, prev, seq;
+} qcursor_t;
+
+static const char *const source_names[RP_REPORTQ_SOURCES] = {
+    [RP_REPORTQ_CRASHES] = "crashes",
+    [RP_REPORTQ_EVENTS] = "events",
+};
+
 typedef struct qstate {
     uint64_t next_seq; /* the least the next report gets */
     uint64_t floor;    /* files below it are gone already (acknowledged or dropped) */
     uint64_t dropped, refused;
     int64_t retry_at;
     long backoff;
+    qcursor_t cur[RP_REPORTQ_SOURCES];
 } qstate_t;
 
 typedef struct entry {
@@ -411,6 +426,21 @@ static void state_load(const queue_t *q, qstate_t *st)
     st->refused = (uint64_t)json_integer_value(json_object_get(j, "refused"));
     st->retry_at = (int64_t)json_integer_value(json_object_get(j, "retry_at"));
     st->backoff = (long)json_integer_value(json_object_get(j, "backoff"));
+    /* The cursors (none in an older agent's queue: each source then starts where it says). */
+    for (int i = 0; i < RP_REPORTQ_SOURCES; i++) {
+        json_t *c = json_object_get(json_object_get(j, "cursors"), source_names[i]);
+        if (c == NULL)
+            continue;
+        if (!int_in(json_object_get(c, "next"), 0, INT_LIMIT) ||
+            !int_in(json_object_get(c, "prev"), 0, INT_LIMIT) ||
+            !int_in(json_object_get(c, "seq"), 0, (json_int_t)SEQ_LIMIT)) {
+            rp_log_warn("%s: the %s cursor is corrupt: it starts again", path, source_names[i]);
+            continue;
+        }
+        st->cur[i] = (qcursor_t){true, (uint64_t)json_integer_value(json_object_get(c, "next")),
+                                 (uint64_t)json_integer_value(json_object_get(c, "prev")),
+                                 (uint64_t)json_integer_value(json_object_get(c, "seq"))};
+    }
     json_decref(j);
 }
 
@@ -422,8 +452,18 @@ static rp_err_t state_save(const queue_t *q)
                   (json_int_t)q->st.next_seq, "floor", (json_int_t)q->st.floor, "dropped",
                   (json_int_t)q->st.dropped, "refused", (json_int_t)q->st.refused, "retry_at",
                   (json_int_t)q->st.retry_at, "backoff", (json_int_t)q->st.backoff);
+    json_t *cursors = json_object();
     rp_err_t err;
 
+    for (int i = 0; i < RP_REPORTQ_SOURCES && cursors != NULL; i++)
+        if (q->st.cur[i].known)
+            json_object_set_new(cursors, source_names[i],
+                                json_pack("{s:I, s:I, s:I}", "next", (json_int_t)q->st.cur[i].next,
+                                          "prev", (json_int_t)q->st.cur[i].prev, "seq",
+                                          (json_int_t)q->st.cur[i].seq));
+    if (j != NULL && cursors != NULL && json_object_size(cursors) > 0)
+        json_object_set(j, "cursors", cursors);
+    json_decref(cursors);
     text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (text == NULL)
@@ -522,6 +562,35 @@ static rp_err_t list_files(queue_t *q)
     return RP_OK;
 }
 
+static bool live(const queue_t *q, uint64_t seq)
+{
+    for (size_t i = 0; i < q->n; i++)
+        if (q->e[i].seq == seq)
+            return true;
+    return false;
+}
+
+/* A cursor moved by an add that was cut before its report's file was written goes back (its
+ * source hands that report again); done before anything can move the floor past that number.
+ * A report below the floor, or still here, was queued: its cursor stands. */
+static rp_err_t cursors_settle(queue_t *q)
+{
+    bool changed = false;
+
+    for (int i = 0; i < RP_REPORTQ_SOURCES; i++) {
+        qcursor_t *c = &q->st.cur[i];
+        if (!c->known || c->seq == 0 || c->seq < q->st.floor || live(q, c->seq))
+            continue;
+        rp_log_warn("%s: report %" PRIu64 " was cut before it was written: the %s cursor goes "
+                    "back",
+                    q->dir, c->seq, source_names[i]);
+        c->next = c->prev;
+        c->seq = 0;
+        changed = true;
+    }
+    return changed ? state_save(q) : RP_OK;
+}
+
 static void queue_close(queue_t *q)
 {
     if (q->lock >= 0)
@@ -556,6 +625,8 @@ static rp_err_t queue_open(const rp_agent_t *a, queue_t *q)
         }
     state_load(q, &q->st);
     err = list_files(q);
+    if (err == RP_OK)
+        err = cursors_settle(q);
     if (err != RP_OK)
         queue_close(q);
     return err;
@@ -596,6 +667,12 @@ static rp_err_t forget_through(queue_t *q, uint64_t seq, bool count, size_t *rem
 /* ---- adding ---- */
 
 rp_err_t rp_reportq_add(const rp_agent_t *a, json_t *report)
+{
+    return rp_reportq_add_from(a, report, RP_REPORTQ_SOURCES, 0);
+}
+
+rp_err_t rp_reportq_add_from(const rp_agent_t *a, json_t *report, rp_reportq_source_t src,
+                             uint64_t id)
 {
     char why[160], path[PATH_MAX + 32], *text = NULL;
     json_t *r;
@@ -645,8 +722,13 @@ rp_err_t rp_reportq_add(const rp_agent_t *a, json_t *report)
     while (drop < q.n &&
            (q.n - drop + 1 > RP_REPORTQ_MAX_REPORTS || q.bytes - gone + len > RP_REPORTQ_MAX_BYTES))
         gone += q.e[drop++].size;
-    /* The counter (and the drop) first: a cut after it loses a number, never reuses one. */
+    /* The counter (and the drop, and the source's cursor) first: a cut after it loses a number,
+     * never reuses one; the cursor goes back at the next open if the file is not there. */
     q.st.next_seq = seq + 1;
+    if ((unsigned)src < RP_REPORTQ_SOURCES) {
+        qcursor_t *c = &q.st.cur[src];
+        *c = (qcursor_t){true, id + 1, c->known ? c->next : id, seq};
+    }
     if (drop > 0) {
         rp_log_warn("report queue full: dropping the %zu oldest report(s)", drop);
         err = forget_through(&q, q.e[drop - 1].seq, true, &removed);
@@ -670,42 +752,86 @@ rp_err_t rp_reportq_add(const rp_agent_t *a, json_t *report)
     return err;
 }
 
+json_t *rp_report_new(rp_report_kind_t kind, int64_t at, const char *component, const char *version,
+                      const char *code, const char *text)
+{
+    char reason[256];
+    size_t n;
+
+    snprintf(reason, sizeof(reason), "%s", text);
+    /* Cut at 255 bytes, never inside a UTF-8 sequence. */
+    n = strlen(reason);
+    if (n == sizeof(reason) - 1)
+        while (n > 0 && ((unsigned char)reason[n] & 0xc0) == 0x80)
+            reason[--n] = '\0';
+    /* The service refuses control characters in a reason (rampart/text.h): a message quoted from
+     * elsewhere gets spaces instead. */
+    for (char *p = reason; *p != '\0'; p++)
+        for (size_t k = rp_text_control_at(p); k > 0; k--)
+            p[k - 1] = ' ';
+    if (code == NULL || !rp_report_code_valid(code))
+        code = RP_REPORT_CODE_REFUSED;
+    if (component == NULL || !rp_component_name_valid(component, strlen(component)))
+        component = "";
+    if (version == NULL || strlen(version) > RP_REPORT_VERSION_MAX)
+        version = "";
+    return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s}", "at", (json_int_t)(at > 0 ? at : 0), "kind",
+                     rp_report_kind_name(kind), "component", component, "version", version,
+                     "reason", reason, "code", code);
+}
+
 void rp_reportq_event(const rp_agent_t *a, rp_report_kind_t kind, const char *component,
                       const char *code, const char *fmt, ...)
 {
     char reason[256];
     va_list ap;
-    size_t n;
     json_t *r;
     rp_err_t err;
 
     va_start(ap, fmt);
     vsnprintf(reason, sizeof(reason), fmt, ap);
     va_end(ap);
-    /* Cut at 255 bytes, never inside a UTF-8 sequence. */
-    n = strlen(reason);
-    if (n == sizeof(reason) - 1)
-        while (n > 0 && ((unsigned char)reason[n] & 0xc0) == 0x80)
-            reason[--n] = '\0';
-    /* The service refuses control characters in a reason (they would reach an operator's
-     * terminal): a message quoted from elsewhere gets spaces instead. */
-    for (unsigned char *p = (unsigned char *)reason; *p != '\0'; p++)
-        if (*p < 0x20 || *p == 0x7f)
-            *p = ' ';
-        else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
-            p[0] = p[1] = ' ';
-    if (code == NULL || !rp_report_code_valid(code))
-        code = RP_REPORT_CODE_REFUSED;
-    if (component == NULL || !rp_component_name_valid(component, strlen(component)))
-        component = "";
-    r = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s}", "at", (json_int_t)time(NULL), "kind",
-                  rp_report_kind_name(kind), "component", component, "version", "", "reason",
-                  reason, "code", code);
+    r = rp_report_new(kind, (int64_t)time(NULL), component, NULL, code, reason);
     err = r != NULL ? rp_reportq_add(a, r) : RP_ERR_NO_MEMORY;
     json_decref(r);
     if (err != RP_OK)
-        rp_log_warn("cannot queue the report (%s, %s): %s", rp_report_kind_name(kind), code,
-                    rp_strerror(err));
+        rp_log_warn("cannot queue the report (%s, %s): %s", rp_report_kind_name(kind),
+                    code != NULL ? code : "", rp_strerror(err));
+}
+
+rp_err_t rp_reportq_cursor(const rp_agent_t *a, rp_reportq_source_t src, uint64_t *next,
+                           bool *known)
+{
+    queue_t q;
+    rp_err_t err;
+
+    *next = 0;
+    *known = false;
+    if ((unsigned)src >= RP_REPORTQ_SOURCES)
+        return RP_ERR_INVALID_ARG;
+    if ((err = queue_open(a, &q)) != RP_OK)
+        return err;
+    *known = q.st.cur[src].known;
+    *next = q.st.cur[src].next;
+    queue_close(&q);
+    return RP_OK;
+}
+
+rp_err_t rp_reportq_cursor_set(const rp_agent_t *a, rp_reportq_source_t src, uint64_t next)
+{
+    queue_t q;
+    rp_err_t err;
+
+    if ((unsigned)src >= RP_REPORTQ_SOURCES || next >= SEQ_LIMIT)
+        return RP_ERR_INVALID_ARG;
+    if ((err = queue_open(a, &q)) != RP_OK)
+        return err;
+    if (!q.st.cur[src].known || q.st.cur[src].next != next || q.st.cur[src].seq != 0) {
+        q.st.cur[src] = (qcursor_t){true, next, next, 0};
+        err = state_save(&q);
+    }
+    queue_close(&q);
+    return err;
 }
 
 /* ---- reading ---- */

@@ -19,7 +19,8 @@
 
 /* The contract's bounds (docs/failure-reporting.md). */
 #define RP_REPORT_MAX_BYTES (16 * 1024) /* one report, compact JSON */
-#define RP_REPORTQ_BATCH_REPORTS 64     /* reports a batch carries */
+#define RP_REPORT_VERSION_MAX 47
+#define RP_REPORTQ_BATCH_REPORTS 64 /* reports a batch carries */
 #define RP_REPORTQ_BATCH_BYTES (256 * 1024)
 /* The queue's own bounds: past either, the oldest reports are dropped and counted. */
 #define RP_REPORTQ_MAX_REPORTS 256
@@ -62,6 +63,12 @@ const char *rp_report_kind_name(rp_report_kind_t kind);
 #define RP_REPORT_CODE_FORWARD "forward"
 #define RP_REPORT_CODE_BACKWARD "backward"
 #define RP_REPORT_CODE_REFUSED "refused" /* no finer reason known */
+/* An app's abnormal ends (the monitor's events, report.c): */
+#define RP_REPORT_CODE_NONZERO_STATUS "nonzero_status" /* exit: exited with a status not 0 */
+#define RP_REPORT_CODE_SIGNAL "signal"                 /* exit: killed by a signal, no crash */
+#define RP_REPORT_CODE_MEMORY_LIMIT "memory_limit"     /* oom */
+#define RP_REPORT_CODE_TRIAL_FAILED "trial_failed"     /* health: an install's trial */
+#define RP_REPORT_CODE_TOO_MANY_EXITS "too_many_exits" /* restart_loop */
 
 /* The reason code for an error that refused an image or metadata (bad_signature, unknown_key,
  * rollback, ...; "refused" for the rest). */
@@ -98,8 +105,39 @@ rp_err_t rp_report_check(const json_t *report, bool with_seq, char *why, size_t 
  */
 rp_err_t rp_reportq_add(const rp_agent_t *a, json_t *report) RP_MUST_CHECK;
 
+/*
+ * Where reports come from that the agent reads with a cursor: the monitor's kept crashes (their
+ * numbers) and its event log (the events' numbers). Each source's cursor (the next number to
+ * hand) lives in the queue's state.json and moves in the same atomic step as the report it
+ * queues (rp_reportq_add_from): a kill or a power cut anywhere leaves the report queued and the
+ * cursor past it, or neither; a report is never queued twice, never skipped.
+ */
+typedef enum rp_reportq_source {
+    RP_REPORTQ_CRASHES, /* crashes.c */
+    RP_REPORTQ_EVENTS,  /* report.c: exits, OOM kills, restart loops, failed trials */
+    RP_REPORTQ_SOURCES
+} rp_reportq_source_t;
+
+/* rp_reportq_add of report, which source numbers id: its cursor becomes id + 1 with it. */
+rp_err_t rp_reportq_add_from(const rp_agent_t *a, json_t *report, rp_reportq_source_t src,
+                             uint64_t id) RP_MUST_CHECK;
+/* The source's cursor. OUT: *next; *known false when the queue has none for it yet (a new
+ * queue, an older agent's, or a corrupt state.json: the caller says where it starts). */
+rp_err_t rp_reportq_cursor(const rp_agent_t *a, rp_reportq_source_t src, uint64_t *next,
+                           bool *known) RP_MUST_CHECK;
+/* Move the source's cursor without a report (past what is not reported). */
+rp_err_t rp_reportq_cursor_set(const rp_agent_t *a, rp_reportq_source_t src,
+                               uint64_t next) RP_MUST_CHECK;
+
 /* Tests: the wall clock in microseconds the queue numbers from (NULL: the real one). */
 void rp_reportq_set_clock(uint64_t (*now_us)(void));
+
+/* A report of kind (not queued: the caller's), the one maker of the plain ones: reason cut to the
+ * contract's 255 bytes (at a character's edge) and its control characters made spaces; a
+ * component that is no component name, a version too long or a code that is none become "" (the
+ * code "refused"). NULL: no memory. */
+json_t *rp_report_new(rp_report_kind_t kind, int64_t at, const char *component, const char *version,
+                      const char *code, const char *reason);
 
 /* One of the agent's own events, queued with rp_reportq_add: best effort, a failure is logged.
  * component and version may be NULL; code one of RP_REPORT_CODE_* (or a service's code). */

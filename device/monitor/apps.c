@@ -53,6 +53,7 @@ typedef struct app {
     char missing[RP_MON_MISSING_MAX + 1];
     int chan; /* the app's end of its channel for its next start (apps.h); -1: none yet */
     bool off; /* stopped by an operator (CONTROL): not started until started */
+    rp_event_loop_t loop; /* its version's exits, for the restart-loop rule (events.h) */
 } app_t;
 
 static struct {
@@ -576,16 +577,41 @@ static void keep_crash(app_t *a, const char *tree)
     free(capture);
 }
 
+/* An event about a's version: "VERSION: what" (events.h; the agent reports it). */
+static void app_event(const app_t *a, rp_event_kind_t kind, const char *what)
+{
+    char reason[RP_EVENT_REASON_MAX + 1];
+
+    snprintf(reason, sizeof(reason), "%s" RP_EVENT_VERSION_SEP "%s", a->want.version, what);
+    if (rp_event_record(s.state_dir, kind, a->want.component, reason) != RP_OK)
+        rp_log_warn("%s: cannot record its %s event", a->want.component, rp_event_kind_name(kind));
+}
+
 static void exited(app_t *a)
 {
     char what[64];
     time_t now = time(NULL);
+    int st = a->c.status;
+    /* A captured crash is reported from its capture, a kill by the OOM killer from its oom event
+     * (the counters were read at the exit): only the other abnormal ends are exit events. */
+    bool other =
+        a->c.crash == NULL &&
+        (WIFEXITED(st) ? WEXITSTATUS(st) != 0
+                       : !(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL && a->c.oom_seen > 0));
 
-    describe_exit(a->c.status, what, sizeof(what));
+    describe_exit(st, what, sizeof(what));
     keep_crash(a, "tree");
     compartment_down(a);
     a->restarts++;
     record_exit(a, what);
+    if (other)
+        app_event(a, RP_EVENT_EXIT, what);
+    if (rp_event_loop_note(&a->loop, (int64_t)now)) {
+        char loop[64];
+        snprintf(loop, sizeof(loop), "%d exits within %d s", RP_EVENT_LOOP_EXITS,
+                 RP_EVENT_LOOP_SECONDS);
+        app_event(a, RP_EVENT_RESTART_LOOP, loop);
+    }
     if (now - a->started >= RP_APPS_STABLE_AFTER)
         a->backoff = 1;
     rp_log_warn("%s %s: %s; restarting in %d s", a->want.component, a->want.version, what,
@@ -638,6 +664,7 @@ static void apply_set(const rp_apps_msg_t *msg)
         a->want.version[RP_MON_VERSION_MAX] = '\0';
         a->backoff = 1;
         a->restarts = 0;
+        memset(&a->loop, 0, sizeof(a->loop)); /* a loop is one version's */
         a->missing[0] = '\0';
         a->layers = 0;
         start(a);
@@ -763,6 +790,7 @@ static void trial_begin(const rp_apps_msg_t *msg, int from, int chan)
     if (compartment_up(t, "trial-tree", why, sizeof(why)) != RP_OK) {
         char detail[RP_SLOT_DETAIL_MAX + 1];
         snprintf(detail, sizeof(detail), "cannot start in its compartment: %.200s", why);
+        app_event(t, RP_EVENT_HEALTH, detail);
         trial_reply(false, detail);
         return;
     }
@@ -781,6 +809,7 @@ static void trial_check(void)
         describe_exit(s.trial.c.status, detail, sizeof(detail));
         keep_crash(&s.trial, "trial-tree");
         strncat(detail, " at start", sizeof(detail) - strlen(detail) - 1);
+        app_event(&s.trial, RP_EVENT_HEALTH, detail);
         trial_reply(false, detail);
     } else if (s.trial.c.run.ready) {
         trial_reply(true, "started and said it is ready");

@@ -57,13 +57,34 @@ static const char *const kind_names[] = {
     [RP_EVENT_IMAGE] = "image",
     [RP_EVENT_CAPABILITY] = "capability",
     [RP_EVENT_IDENTITY] = "identity",
+    [RP_EVENT_EXIT] = "exit",
+    [RP_EVENT_RESTART_LOOP] = "restart_loop",
+    [RP_EVENT_HEALTH] = "health",
 };
+_Static_assert(sizeof(kind_names) / sizeof(kind_names[0]) == RP_EVENT_KIND_END, "a name a kind");
 
 const char *rp_event_kind_name(rp_event_kind_t kind)
 {
     if ((unsigned)kind < sizeof(kind_names) / sizeof(kind_names[0]) && kind_names[kind] != NULL)
         return kind_names[kind];
     return "unknown";
+}
+
+bool rp_event_loop_note(rp_event_loop_t *l, int64_t now)
+{
+    int64_t oldest;
+    bool in;
+
+    l->at[l->n % RP_EVENT_LOOP_EXITS] = now;
+    l->n++;
+    oldest = l->at[l->n % RP_EVENT_LOOP_EXITS]; /* the slot the next exit takes */
+    in = l->n >= RP_EVENT_LOOP_EXITS && now - oldest <= RP_EVENT_LOOP_SECONDS;
+    if (in && !l->in_loop) {
+        l->in_loop = true;
+        return true;
+    }
+    l->in_loop = in;
+    return false;
 }
 
 static uint32_t crc32(const uint8_t *p, size_t len)

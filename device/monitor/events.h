@@ -33,6 +33,14 @@ typedef enum rp_event_kind {
     RP_EVENT_IMAGE,              /* an app image or tree refused at install ("image") */
     RP_EVENT_CAPABILITY,         /* development mode: refused without it, or an app started debuggable ("capability") */
     RP_EVENT_IDENTITY,           /* the device identity refused to an app ("identity") */
+    /* An app's abnormal ends: the agent turns each into a report of the same name
+     * (docs/failure-reporting.md); the reason starts "VERSION: " (RP_EVENT_VERSION_SEP). */
+    RP_EVENT_EXIT,               /* exited non-zero, or killed by a signal and neither a captured
+                                  * crash nor the OOM killer's ("exit") */
+    RP_EVENT_RESTART_LOOP,       /* RP_EVENT_LOOP_EXITS exits within RP_EVENT_LOOP_SECONDS, once
+                                  * per loop ("restart_loop") */
+    RP_EVENT_HEALTH,             /* an install's trial failed: it exited or could not start
+                                  * ("health") */
     RP_EVENT_KIND_END            /* one past the last kind: new kinds go before it */
 } rp_event_kind_t;
 
@@ -45,6 +53,29 @@ typedef struct rp_event {
 } rp_event_t;
 
 const char *rp_event_kind_name(rp_event_kind_t kind);
+
+/* An exit, restart_loop or health event's reason is "VERSION: what happened" (the version of the
+ * app that ran): the separator the agent reads the version up to. */
+#define RP_EVENT_VERSION_SEP ": "
+
+/*
+ * The restart-loop rule, its one owner: an app is in a restart loop when its last
+ * RP_EVENT_LOOP_EXITS exits fall within RP_EVENT_LOOP_SECONDS; a loop is recorded once, when it
+ * starts, and is over at the first exit that finds the last RP_EVENT_LOOP_EXITS spread wider
+ * (or when its version changes: a new rp_event_loop_t). The supervisor restarts with a backoff of
+ * 1 s doubling to a minute, so an app that dies at once is in a loop at its 5th exit, 15 s in.
+ */
+#define RP_EVENT_LOOP_EXITS 5
+#define RP_EVENT_LOOP_SECONDS 600
+
+typedef struct rp_event_loop {
+    int64_t at[RP_EVENT_LOOP_EXITS]; /* the newest exits' times, a ring */
+    unsigned n;                      /* exits seen (the ring holds the last RP_EVENT_LOOP_EXITS) */
+    bool in_loop;
+} rp_event_loop_t;
+
+/* Note an exit at time now. true when it starts a loop (record it: once per loop). */
+bool rp_event_loop_note(rp_event_loop_t *l, int64_t now);
 
 /* Append an event to S/events/ (crash-safe: an event recorded is never half-written). */
 rp_err_t rp_event_record(const char *state_dir, rp_event_kind_t kind, const char *app,

@@ -7,7 +7,11 @@
 # address; the top frame names the app's module and build ID at an offset eu-addr2line turns into
 # the known function; abort() is a SIGABRT crash; a huge stack is cut at the window; an app that
 # makes every kind of stop (threads, a child, a handled SIGSEGV, a stop and a continue) lives on
-# and is no crash; kill -9 of an app is an exit, not a capture. Runs as root (the monitor does).
+# and is no crash; kill -9 of an app is an exit, not a capture. Then the abnormal ends as reports
+# in the agent's queue (`rampart-agent reports`): an app that exits with status 3 is an `exit`
+# (nonzero_status) and, restarting, a `restart_loop` (once); one killed at its memory limit an
+# `oom` and no exit; the kill -9 an `exit` (signal); each crash one `crash` report, once, however
+# often the queue is fed. Runs as root (the monitor does).
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT}" "${MONITOR:?set MONITOR}" "${MONITOR_CALL:?set MONITOR_CALL}"
 [ "$(id -u)" = 0 ] || fail "the crash test runs as root (as CI does)"
@@ -29,13 +33,13 @@ gcc -g -O0 -Wl,--build-id=sha1 -pthread -o "$d/crash-app" "$(dirname "$0")/crash
 BUILD_ID=$(eu-readelf -n "$d/crash-app" | awk '/Build ID:/ {print $3}')
 [ -n "$BUILD_ID" ] || fail "the app has no build ID"
 P=cr$$
-app_image() { # NAME MODE
+app_image() { # NAME MODE [MANIFEST KEYS]
   mkdir -p "$d/$1/bin"
   cp "$d/crash-app" "$d/$1/bin/crash-app"
   chmod 755 "$d/$1" "$d/$1/bin" "$d/$1/bin/crash-app"
   cat >"$d/$1/app_manifest.json" <<EOF2
 {"SchemaVersion": 1, "Name": "$1", "ComponentId": "$1", "EntryPoint": "bin/crash-app",
- "Cmdline": ["$2"]}
+ "Cmdline": ["$2"]${3:+, $3}}
 EOF2
   expect 0 "$RAMPART" image sign --key "$d/k.key" --version 1.0.0 --type app "$d/$1" "$d/$1.img"
 }
@@ -43,9 +47,11 @@ app_image "$P-segv" segv
 app_image "$P-abort" abort
 app_image "$P-big" bigstack
 app_image "$P-live" live
+app_image "$P-exit" exit3
+app_image "$P-oom" oom '"Memory": {"LimitKB": 16384}'
 
 start_monitor "$S" "$SOCK" "$LOG" --agent-user "$U"
-for m in segv abort big live; do
+for m in exit oom segv abort big live; do
   expect 0 "$MONITOR_CALL" "$SOCK" install "$P-$m" "$d/$P-$m.img" 30
 done
 crashes() { "${AS_U[@]}" "$AGENT" crashes --state-dir "$S" --output json 2>"$d/crashes.err"; }
@@ -132,4 +138,40 @@ grep -q "seccomp: the agent's allow-list is in force" "$d/verbose.err" ||
 # The agent's user reads none of S/crashes/ itself: only through the monitor.
 "${AS_U[@]}" ls "$S/crashes" >/dev/null 2>&1 && fail "the agent's user can list S/crashes/"
 E2E_CHECKS=$((E2E_CHECKS + 1))
+
+# --- the abnormal ends, as reports: the agent queues them before each upload (here `report`,
+# to a service that is not there: the upload fails, the queue keeps them)
+feed() { "${AS_U[@]}" "$AGENT" report --state-dir "$S" --server https://127.0.0.1:9 --server-ca "$d/k.pub" >/dev/null 2>&1 || true; }
+queue() { feed; "${AS_U[@]}" "$AGENT" reports --state-dir "$S" --output json >"$d/q.json" 2>"$d/q.err"; }
+# of KIND COMPONENT: the queued reports of that kind about that component
+of() { jq -c --arg k "$1" --arg c "$2" '[.reports[] | select(.kind == $k and .component == $c)]' "$d/q.json"; }
+has_reports() { queue && [ "$(of exit "$P-exit" | jq length)" -ge 1 ] && [ "$(of oom "$P-oom" | jq length)" -ge 1 ] &&
+  [ "$(of restart_loop "$P-exit" | jq length)" -ge 1 ] && [ "$(of exit "$P-live" | jq length)" -ge 1 ]; }
+wait_until 60 has_reports || { cat "$d/q.json" "$d/q.err" >&2; "$AGENT" events --state-dir "$S" >&2; fail "the abnormal ends are not all reported"; }
+r=$(of exit "$P-exit" | jq -c '.[0]')
+eq "$(jq -r .code <<<"$r")" nonzero_status "an exit's code"
+eq "$(jq -r .version <<<"$r")" 1.0.0+0 "an exit's version"
+eq "$(jq -r .reason <<<"$r")" "$P-exit 1.0.0+0: exited with status 3" "an exit's reason"
+r=$(of exit "$P-live" | jq -c '.[0]')
+eq "$(jq -r .code <<<"$r")" signal "kill -9's code"
+jq -e '.reason | endswith(": killed by signal 9")' <<<"$r" >/dev/null || fail "kill -9's reason: $r"
+r=$(of oom "$P-oom" | jq -c '.[0]')
+eq "$(jq -r .code <<<"$r")" memory_limit "an OOM kill's code"
+jq -e '.reason | contains("killed at its memory limit")' <<<"$r" >/dev/null || fail "an OOM kill's reason: $r"
+r=$(of restart_loop "$P-exit" | jq -c '.[0]')
+eq "$(jq -r .code <<<"$r")" too_many_exits "a restart loop's code"
+eq "$(jq -r .reason <<<"$r")" "$P-exit 1.0.0+0: 5 exits within 600 s" "a restart loop's reason"
+# An OOM kill and a captured crash are not exits too; a loop is said once.
+eq "$(of exit "$P-oom" | jq length)" 0 "exit reports of the OOM-killed app"
+eq "$(of exit "$P-segv" | jq length)" 0 "exit reports of the crashing app"
+queue
+eq "$(of restart_loop "$P-exit" | jq length)" 1 "restart_loop reports of one loop"
+# Each crash once, however often the queue was fed: as many crash reports as crashes numbered
+# below the queue's crash cursor, none twice.
+jq -e '[.reports[] | select(.kind == "crash") | [.component, .at, .crash.uptime_ms, .crash.address]] | length > 0 and length == (unique | length)' \
+  "$d/q.json" >/dev/null || fail "a crash queued twice: $(jq -c '[.reports[] | select(.kind == "crash") | [.component, .at, .crash.uptime_ms]]' "$d/q.json")"
+# The security events stay out of the queue (the status report carries them).
+jq -e 'all(.reports[]; .kind | IN("crash", "exit", "oom", "restart_loop", "health"))' "$d/q.json" >/dev/null ||
+  fail "the queue holds another kind: $(jq -c '[.reports[].kind] | unique' "$d/q.json")"
+E2E_CHECKS=$((E2E_CHECKS + 4))
 done_ok

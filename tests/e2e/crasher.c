@@ -1,6 +1,6 @@
 /*
  * The app of tests/e2e/crash.sh and failure-flow.sh: crashes in a known function, aborts,
- * crashes under a huge stack, or lives while doing what makes a traced process stop (threads, a
+ * crashes under a huge stack, exits with status 3 (exit3), dies at its memory limit (oom), or lives while doing what makes a traced process stop (threads, a
  * child, a handled SIGSEGV, a stop and a continue). Says it is ready first (the app contract).
  * With "once" after the mode, it does so in one run only, then lives quietly.
  */
@@ -74,6 +74,15 @@ int main(int argc, char **argv)
         abort();
     else if (strcmp(mode, "bigstack") == 0)
         deep(1);
+    else if (strcmp(mode, "exit3") == 0)
+        return 3; /* an exit, no crash */
+    else if (strcmp(mode, "oom") == 0) {
+        for (;;) { /* until the OOM killer at its memory limit */
+            char *p = malloc(1 << 20);
+            if (p != NULL)
+                memset(p, 1, 1 << 20);
+        }
+    }
     else if (strcmp(mode, "quiet") == 0) {
         for (;;)
             pause();

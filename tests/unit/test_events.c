@@ -225,6 +225,45 @@ static void read_from_cursor(void **state)
     assert_string_equal(got[0].reason, "event 10");
 }
 
+/* The restart-loop rule (events.h): the 5th exit within 10 minutes starts a loop, said once;
+ * exits spread wider end it; the next loop is said again. */
+static void restart_loop_rule(void **state)
+{
+    rp_event_loop_t l = {0};
+    int64_t t = 1000000;
+
+    (void)state;
+    /* 4 quick exits: no loop yet; the 5th, 15 s in (the supervisor's backoff): a loop. */
+    for (int i = 0; i < RP_EVENT_LOOP_EXITS - 1; i++)
+        assert_false(rp_event_loop_note(&l, t + (1 << i) - 1));
+    assert_true(rp_event_loop_note(&l, t + 15));
+    /* It goes on, a minute apart: the same loop, not said again. */
+    for (int i = 1; i <= 20; i++)
+        assert_false(rp_event_loop_note(&l, t + 15 + 60 * i));
+    /* Exits more than 10 minutes apart for the last 5: over. */
+    t += 15 + 60 * 20;
+    for (int i = 1; i <= RP_EVENT_LOOP_EXITS; i++)
+        assert_false(rp_event_loop_note(&l, t + 200 * i));
+    assert_false(l.in_loop);
+    /* A new storm: the 5th exit within the window is a new loop, said. */
+    t += 200 * RP_EVENT_LOOP_EXITS + 1000;
+    for (int i = 0; i < RP_EVENT_LOOP_EXITS - 1; i++)
+        assert_false(rp_event_loop_note(&l, t + i));
+    assert_true(rp_event_loop_note(&l, t + 10));
+    /* Just at the bound: 5 exits spanning exactly 600 s are a loop; 601 s are not. */
+    rp_event_loop_t m = {0}, o = {0};
+    for (int i = 0; i < RP_EVENT_LOOP_EXITS - 1; i++) {
+        assert_false(rp_event_loop_note(&m, t + 150 * i));
+        assert_false(rp_event_loop_note(&o, t + 150 * i));
+    }
+    assert_true(rp_event_loop_note(&m, t + RP_EVENT_LOOP_SECONDS));
+    assert_false(rp_event_loop_note(&o, t + RP_EVENT_LOOP_SECONDS + 1));
+    /* The kinds' names travel (the agent reports them by these names). */
+    assert_string_equal(rp_event_kind_name(RP_EVENT_EXIT), "exit");
+    assert_string_equal(rp_event_kind_name(RP_EVENT_RESTART_LOOP), "restart_loop");
+    assert_string_equal(rp_event_kind_name(RP_EVENT_HEALTH), "health");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -235,6 +274,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(lagging_header_never_overwrites, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(long_fields_bounded, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(read_from_cursor, make_dir, remove_dir),
+        cmocka_unit_test(restart_loop_rule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

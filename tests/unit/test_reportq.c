@@ -22,6 +22,8 @@
 #include <dirent.h>
 
 #include "rampart/failpoint.h"
+#include "rampart/text.h"
+#include "report.h"
 #include "reportq.h"
 
 static uint64_t fake_now;
@@ -155,6 +157,27 @@ static void contract_bounds(void **state)
         assert_int_equal(rp_reportq_stat(&a, &st), RP_OK);
         assert_int_equal(st.reports, 0);
     }
+    /* No control character in a reason: the service's rule (rampart/text.h), held here too, so
+     * that the queue never keeps a report the service would refuse. */
+    {
+        static const char *const bad[] = {"esc \x1b[2J", "new\nline",   "del \x7f",
+                                          "c1 \xc2\x9b", "c1 \xc2\x80", "tab\t"};
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            r = event(bad[i]);
+            assert_int_equal(rp_report_check(r, false, why, sizeof(why)), RP_ERR_MALFORMED);
+            assert_non_null(strstr(why, "control"));
+            assert_int_equal(rp_reportq_add(&a, r), RP_ERR_MALFORMED);
+            json_decref(r);
+        }
+        /* Printable UTF-8 beside them stays: U+00A0 (\xc2\xa0), U+00E9, U+20AC. */
+        r = event("ok \xc2\xa0 \xc3\xa9 \xe2\x82\xac");
+        assert_int_equal(rp_report_check(r, false, why, sizeof(why)), RP_OK);
+        json_decref(r);
+        assert_true(rp_text_no_controls("plain"));
+        assert_int_equal(rp_text_control_at("\xc2\x85"), 2);
+        assert_int_equal(rp_text_control_at("\x7f"), 1);
+        assert_int_equal(rp_text_control_at(""), 0);
+    }
     /* 16 KiB as JSON at most: a crash's stderr of 4096 escaped bytes (\u0001: 6 each) breaks it. */
     {
         char *err = malloc(4097);
@@ -212,6 +235,102 @@ static void event_reason_no_controls(void **state)
                      "said \x1b[2J\nx\x7fy\xc2\x9bz");
     assert_int_equal(queued(&a, seqs, reasons, 2), 1);
     assert_string_equal(reasons[0], "said  [2J x y  z");
+}
+
+/* The sources' cursors move with their reports (reportq.h), and alone when told. */
+static void cursors(void **state)
+{
+    rp_agent_t a;
+    uint64_t next, seqs[4];
+    char reasons[4][64];
+    bool known;
+    json_t *r = event("from a crash");
+
+    agent_in(&a, *state);
+    assert_int_equal(rp_reportq_cursor(&a, RP_REPORTQ_CRASHES, &next, &known), RP_OK);
+    assert_false(known);
+    assert_int_equal(rp_reportq_add_from(&a, r, RP_REPORTQ_CRASHES, 7), RP_OK);
+    assert_int_equal(rp_reportq_cursor(&a, RP_REPORTQ_CRASHES, &next, &known), RP_OK);
+    assert_true(known);
+    assert_int_equal(next, 8);
+    assert_int_equal(rp_reportq_cursor(&a, RP_REPORTQ_EVENTS, &next, &known), RP_OK);
+    assert_false(known); /* each source its own */
+    /* A report the queue refuses moves nothing. */
+    json_object_set_new(r, "reason", json_string("bad \x1b"));
+    assert_int_equal(rp_reportq_add_from(&a, r, RP_REPORTQ_CRASHES, 8), RP_ERR_MALFORMED);
+    assert_int_equal(rp_reportq_cursor(&a, RP_REPORTQ_CRASHES, &next, &known), RP_OK);
+    assert_int_equal(next, 8);
+    /* Passed over by its caller; the events' cursor set alone. */
+    assert_int_equal(rp_reportq_cursor_set(&a, RP_REPORTQ_CRASHES, 9), RP_OK);
+    assert_int_equal(rp_reportq_cursor_set(&a, RP_REPORTQ_EVENTS, 30), RP_OK);
+    assert_int_equal(rp_reportq_cursor(&a, RP_REPORTQ_CRASHES, &next, &known), RP_OK);
+    assert_int_equal(next, 9);
+    assert_int_equal(rp_reportq_cursor(&a, RP_REPORTQ_EVENTS, &next, &known), RP_OK);
+    assert_int_equal(next, 30);
+    /* They survive the upload removing the report (the floor passes it). */
+    {
+        size_t removed;
+        json_t *list;
+        uint64_t last;
+        assert_int_equal(rp_reportq_peek(&a, 64, SIZE_MAX, &list, &last), RP_OK);
+        json_decref(list);
+        assert_int_equal(rp_reportq_remove_through(&a, last, false, &removed), RP_OK);
+        assert_int_equal(removed, 1);
+    }
+    assert_int_equal(rp_reportq_cursor(&a, RP_REPORTQ_CRASHES, &next, &known), RP_OK);
+    assert_int_equal(next, 9);
+    assert_int_equal(queued(&a, seqs, reasons, 4), 0);
+    json_decref(r);
+}
+
+/* An app's abnormal ends, as the monitor records them (events.h), become reports (report.h):
+ * kind, component, version from the reason, the code from what it says; the security events do
+ * not (the status report carries them: the service counts each once). */
+static void events_become_reports(void **state)
+{
+    static const struct {
+        rp_event_kind_t kind;
+        const char *reason, *rkind, *version, *code, *text;
+    } cases[] = {
+        {RP_EVENT_EXIT,         "1.2.0+0: exited with status 3",          "exit",         "1.2.0+0", "nonzero_status",
+         "app 1.2.0+0: exited with status 3"                                                                                                                       },
+        {RP_EVENT_EXIT,         "1.2.0+0: killed by signal 9",            "exit",         "1.2.0+0", "signal",
+         "app 1.2.0+0: killed by signal 9"                                                                                                                         },
+        {RP_EVENT_OOM,          "killed at its memory limit (1 process)", "oom",          "",        "memory_limit",
+         "app killed at its memory limit (1 process)"                                                                                                              },
+        {RP_EVENT_RESTART_LOOP, "1.2.0+0: 5 exits within 600 s",          "restart_loop", "1.2.0+0",
+         "too_many_exits",                                                                                             "app 1.2.0+0: 5 exits within 600 s"         },
+        {RP_EVENT_HEALTH,       "2.0.0+0: exited with status 7 at start", "health",       "2.0.0+0",
+         "trial_failed",                                                                                               "app 2.0.0+0: exited with status 7 at start"},
+    };
+    char why[160];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        rp_event_t e = {.seq = i, .at = 1764300000, .kind = cases[i].kind};
+        json_t *r;
+        snprintf(e.app, sizeof(e.app), "app");
+        snprintf(e.reason, sizeof(e.reason), "%s", cases[i].reason);
+        assert_int_not_equal(rp_report_kind_of_event(e.kind), RP_REPORT_KIND_END);
+        r = rp_report_of_event(&e);
+        assert_non_null(r);
+        assert_int_equal(rp_report_check(r, false, why, sizeof(why)), RP_OK);
+        assert_string_equal(json_string_value(json_object_get(r, "kind")), cases[i].rkind);
+        assert_string_equal(json_string_value(json_object_get(r, "component")), "app");
+        assert_string_equal(json_string_value(json_object_get(r, "version")), cases[i].version);
+        assert_string_equal(json_string_value(json_object_get(r, "code")), cases[i].code);
+        assert_string_equal(json_string_value(json_object_get(r, "reason")), cases[i].text);
+        assert_int_equal(json_integer_value(json_object_get(r, "at")), 1764300000);
+        json_decref(r);
+    }
+    for (int k = 1; k < RP_EVENT_KIND_END; k++) {
+        bool report = k == RP_EVENT_EXIT || k == RP_EVENT_OOM || k == RP_EVENT_RESTART_LOOP ||
+                      k == RP_EVENT_HEALTH;
+        rp_event_t e = {.kind = (rp_event_kind_t)k};
+        assert_int_equal(rp_report_kind_of_event(e.kind) != RP_REPORT_KIND_END, report);
+        if (!report)
+            assert_null(rp_report_of_event(&e));
+    }
 }
 
 static void add_peek_remove(void **state)
@@ -369,6 +488,7 @@ static void link_refused(void **state)
 /* ---- a power cut at every step of rp_reportq_add ---- */
 
 static const char *self;
+#define CUT_ID 41 /* the crash the cut child queues a report of */
 
 /* Run this program as the child that queues one report in dir ("cut" as its reason), with env
  * (NAME=VALUE) set. Its exit status. */
@@ -438,6 +558,8 @@ static void walk(const char *base, int n)
         snprintf(reason, sizeof(reason), "old %d", i);
         add(&a, reason);
     }
+    /* The crash source's cursor is at the crash the child reports. */
+    assert_int_equal(rp_reportq_cursor_set(&a, RP_REPORTQ_CRASHES, CUT_ID), RP_OK);
     assert_int_equal(rp_reportq_stat(&a, &before), RP_OK);
     /* How many steps: the failpoints one add passes. */
     snprintf(trace, sizeof(trace), "%s/trace", base);
@@ -474,6 +596,17 @@ static void walk(const char *base, int n)
             assert_int_equal(m + st.dropped - before.dropped, before.reports);
         }
         assert_true(m <= RP_REPORTQ_MAX_REPORTS);
+        /* Exactly once: the crash cursor is past the crash if and only if its report is queued
+         * (a cut between the two would send it again, or never). */
+        {
+            uint64_t next;
+            bool known;
+            assert_int_equal(rp_reportq_cursor(&a, RP_REPORTQ_CRASHES, &next, &known), RP_OK);
+            assert_true(known);
+            if (has_new != (next == CUT_ID + 1))
+                fail_msg("cut at step %d of %d: the report is %squeued, the cursor at %llu", k,
+                         steps, has_new ? "" : "not ", (unsigned long long)next);
+        }
         /* The next report goes in, numbered above everything. */
         add(&a, "after");
         m = queued(&a, seqs, reasons, RP_REPORTQ_MAX_REPORTS + 4);
@@ -501,6 +634,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(kinds_and_codes),
         cmocka_unit_test_setup_teardown(contract_bounds, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(add_peek_remove, make_dir, remove_dir),
+        cmocka_unit_test_setup_teardown(cursors, make_dir, remove_dir),
+        cmocka_unit_test(events_become_reports),
         cmocka_unit_test_setup_teardown(event_reason_no_controls, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(full_drops_oldest_counted, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(bytes_bound, make_dir, remove_dir),
@@ -516,7 +651,7 @@ int main(int argc, char **argv)
         json_t *r = event("cut");
         rp_err_t err;
         agent_in(&a, argv[2]);
-        err = rp_reportq_add(&a, r);
+        err = rp_reportq_add_from(&a, r, RP_REPORTQ_CRASHES, CUT_ID);
         json_decref(r);
         return err == RP_OK ? 0 : 1;
     }
