@@ -9,6 +9,7 @@
 
 #include "crashes.h"
 #include "reportq.h"
+#include "settings.h"
 #include "rampart/file.h"
 #include "rampart/log.h"
 #include "unwind.h"
@@ -209,11 +210,18 @@ void rp_crashes_report_new(const rp_agent_t *a)
 {
     static rp_crash_t c;
     uint64_t next = cursor_get(a), dropped;
-    bool found = true;
+    bool found = true, capture = rp_settings_load(a).crash_capture;
 
     for (int i = 0; i < RP_CRASH_KEEP && found; i++) {
         if (rp_crashes_get(a, next, &c, &found, &dropped) != RP_OK || !found)
             return;
+        if (!capture) { /* the operator said no: passed over for good, never sent later */
+            rp_log_info("crash %" PRIu64 " of %s %s not queued: crash capture is off for this "
+                        "device's group",
+                        c.seq, c.component, c.version);
+            cursor_put(a, next = c.seq + 1);
+            continue;
+        }
         json_t *crash = rp_crash_object(a->state_dir, &c), *report;
         char why[256];
         if (crash == NULL)
