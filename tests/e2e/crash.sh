@@ -7,7 +7,9 @@
 # address; the top frame names the app's module and build ID at an offset eu-addr2line turns into
 # the known function; abort() is a SIGABRT crash; a huge stack is cut at the window; an app that
 # makes every kind of stop (threads, a child, a handled SIGSEGV, a stop and a continue) lives on
-# and is no crash; kill -9 of an app is an exit, not a capture. Runs as root (the monitor does).
+# and is no crash; kill -9 of an app is an exit, not a capture; with crash capture off (the
+# agent's setting for its group) the kept crashes are passed over, never queued. Runs as root
+# (the monitor does).
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT}" "${MONITOR:?set MONITOR}" "${MONITOR_CALL:?set MONITOR_CALL}"
 [ "$(id -u)" = 0 ] || fail "the crash test runs as root (as CI does)"
@@ -132,4 +134,12 @@ grep -q "seccomp: the agent's allow-list is in force" "$d/verbose.err" ||
 # The agent's user reads none of S/crashes/ itself: only through the monitor.
 "${AS_U[@]}" ls "$S/crashes" >/dev/null 2>&1 && fail "the agent's user can list S/crashes/"
 E2E_CHECKS=$((E2E_CHECKS + 1))
+# Crash capture off for the device's group, as the agent keeps it (S/agent/settings.json, learned
+# from the service: e2e.failure_flow): the kept crashes are passed over for good, never queued.
+echo '{"crash_capture": false}' | "${AS_U[@]}" tee "$S/agent/settings.json" >/dev/null
+expect 0 "${AS_U[@]}" "$AGENT" report --state-dir "$S" --server https://127.0.0.1:9 --server-ca "$d/k.pub"
+err_has "not queued: crash capture is off"; out_has "0 sent"
+expect 0 "${AS_U[@]}" "$AGENT" reports --state-dir "$S" --output json
+jq -e '.reports == []' "$d/out" >/dev/null || fail "crashes queued with capture off: $(cat "$d/out")"
+jq -e '.next > 0' "$S/agent/crashes.json" >/dev/null || fail "the crash cursor did not move: $(cat "$S/agent/crashes.json")"
 done_ok
