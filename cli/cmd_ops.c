@@ -50,7 +50,11 @@ static const char ops_usage[] =
     "  rampart product create --tenant T NAME                        prints the product ID\n"
     "  rampart product list --tenant T\n"
     "  rampart device-group create --tenant T --product P NAME [--allow-unknown-images]\n"
+    "      [--crash-capture on|off]  (on by default: its devices capture and send crashes)\n"
     "  rampart device-group list --tenant T --product P\n"
+    "  rampart device-group show --tenant T --product P GROUP\n"
+    "  rampart device-group set --tenant T --product P GROUP --crash-capture on|off   (admin;\n"
+    "      its devices learn it at their next status report; off: they keep and send no crash)\n"
     "  rampart device assign --tenant T --product P --group G DEVICE_ID...\n"
     "  rampart deployment create --tenant T --product P --group G IMAGE_ID... [--rollout PCT]\n"
     "      [--ignore-counter-limits]  (admin: even past the security counters some devices\n"
@@ -690,6 +694,7 @@ int cmd_ops(int argc, char **argv)
         {"kind",                  required_argument, NULL, 'N'},
         {"offset",                required_argument, NULL, 'F'},
         {"limit",                 required_argument, NULL, 'Z'},
+        {"crash-capture",         required_argument, NULL, 'W'},
         {"help",                  no_argument,       NULL, 'h'},
         {NULL,                    0,                 NULL, 0  },
     };
@@ -705,7 +710,7 @@ int cmd_ops(int argc, char **argv)
     o.ca_file = getenv("RAMPART_CA_FILE");
     optind = 0;
     while ((c = getopt_long(argc - 1, argv + 1,
-                            "s:t:c:T:r:o:O:P:G:k:n:C:R:ULK:J:E:I:X:D:M:Y:V:d:N:F:Z:h", opts,
+                            "s:t:c:T:r:o:O:P:G:k:n:C:R:ULK:J:E:I:X:D:M:Y:V:d:N:F:Z:W:h", opts,
                             NULL)) != -1) {
         switch (c) {
         case 's': o.server = optarg; break;
@@ -739,6 +744,7 @@ int cmd_ops(int argc, char **argv)
         case 'N': o.kind = optarg; break;
         case 'F': o.offset = optarg; break;
         case 'Z': o.limit = optarg; break;
+        case 'W': o.crash_capture = optarg; break;
         case 'h': fputs(ops_usage, stdout); return CLI_OK;
         default: return cli_usage(NULL, "bad option");
         }

@@ -327,13 +327,34 @@ static char *seg(const char *s)
     return e;
 }
 
-/* ---- device-group create|list ---- */
+/* ---- device-group create|list|show|set ---- */
+
+/* --crash-capture on|off into *on; false: a usage error (said). */
+static bool crash_capture_arg(const char *v, bool *on)
+{
+    if (v != NULL && (strcmp(v, "on") == 0 || strcmp(v, "off") == 0)) {
+        *on = strcmp(v, "on") == 0;
+        return true;
+    }
+    cli_usage(NULL, "--crash-capture is on or off");
+    return false;
+}
+
+static void group_print(json_t *g)
+{
+    printf("id: %s\nname: %s\nunknown images: %s\ncrash capture: %s\ncreated: %s\n",
+           ops_str(g, "id"), ops_str(g, "name"),
+           json_is_true(json_object_get(g, "allow_unknown_images")) ? "allowed" : "refused",
+           json_is_false(json_object_get(g, "crash_capture")) ? "off" : "on",
+           ops_str(g, "created"));
+}
 
 int ops_group_cmd(struct ops *o, const char *verb)
 {
     char path[1024], *p;
-    json_t *body = NULL, *g;
+    json_t *body = NULL, *g, *req;
     size_t i;
+    bool capture = true;
 
     if (ops_need_tenant(o) != CLI_OK)
         return CLI_USAGE;
@@ -345,19 +366,44 @@ int ops_group_cmd(struct ops *o, const char *verb)
     if (strcmp(verb, "create") == 0) {
         if (o->nargs != 1)
             return cli_usage(NULL, "device-group create needs --tenant T --product P NAME");
-        return create(o, path,
-                      json_pack("{s:s, s:b}", "name", o->args[0], "allow_unknown_images",
-                                o->allow_unknown_images));
+        if (o->crash_capture != NULL && !crash_capture_arg(o->crash_capture, &capture))
+            return CLI_USAGE;
+        req = json_pack("{s:s, s:b}", "name", o->args[0], "allow_unknown_images",
+                        o->allow_unknown_images);
+        if (req != NULL && o->crash_capture != NULL)
+            json_object_set_new(req, "crash_capture", json_boolean(capture));
+        return create(o, path, req);
+    }
+    if (strcmp(verb, "show") == 0 || strcmp(verb, "set") == 0) {
+        bool set = strcmp(verb, "set") == 0;
+        size_t n = strlen(path);
+        if (o->nargs != 1 || (set && o->crash_capture == NULL))
+            return cli_usage(NULL, "device-group %s needs --tenant T --product P GROUP%s", verb,
+                             set ? " --crash-capture on|off" : "");
+        if (set && !crash_capture_arg(o->crash_capture, &capture))
+            return CLI_USAGE;
+        p = seg(o->args[0]);
+        snprintf(path + n, sizeof(path) - n, "/%s%s", p, set ? "/settings" : "");
+        free(p);
+        if (call(o, set ? "PUT" : "GET", path,
+                 set ? json_pack("{s:b}", "crash_capture", capture) : NULL, 200, &body) != CLI_OK)
+            return CLI_FAIL;
+        if (!printed_json(o, body))
+            group_print(body);
+        json_decref(body);
+        return CLI_OK;
     }
     if (strcmp(verb, "list") == 0) {
         if (call(o, "GET", path, NULL, 200, &body) != CLI_OK)
             return CLI_FAIL;
         if (!printed_json(o, body)) {
-            printf("%-28s %-8s %-14s %s\n", "ID", "DEVICES", "UNKNOWN IMAGES", "NAME");
+            printf("%-28s %-8s %-14s %-13s %s\n", "ID", "DEVICES", "UNKNOWN IMAGES",
+                   "CRASH CAPTURE", "NAME");
             json_array_foreach(json_object_get(body, "groups"), i, g) printf(
-                "%-28s %-8lld %-14s %s\n", ops_str(g, "id"),
+                "%-28s %-8lld %-14s %-13s %s\n", ops_str(g, "id"),
                 (long long)json_integer_value(json_object_get(g, "devices")),
                 json_is_true(json_object_get(g, "allow_unknown_images")) ? "allowed" : "refused",
+                json_is_false(json_object_get(g, "crash_capture")) ? "off" : "on",
                 ops_str(g, "name"));
         }
         json_decref(body);

@@ -20,8 +20,9 @@ struct ops {
     const char *expires_in, *expires_at; /* a new token's expiry */
     const char *allow_debug, *require_components, *require_register; /* "yes" or "no" */
     const char *allow_development;                                   /* "yes" or "no" */
-    const char *device, *kind; /* device capability create; event list */
+    const char *device, *kind;  /* device capability create; event list */
     const char *offset, *limit; /* a page of a list (failure list, event list) */
+    const char *crash_capture;  /* device-group create|set: "on" or "off" */
     cli_output_t output;
     char token[512];
     char **args;

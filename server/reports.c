@@ -59,6 +59,7 @@ static const char *const kinds[] = {
 /* The metrics: what came in and what became of it. */
 static atomic_ullong m_batches_ok, m_batches_malformed, m_batches_too_large, m_batches_limited;
 static atomic_ullong m_stored, m_duplicates, m_refused, m_pruned, m_failed;
+static atomic_ullong m_capture_off; /* crash reports refused: the device's group said no */
 
 bool rp_report_kind_known(const char *kind)
 {
@@ -370,6 +371,12 @@ void rp_reports_metrics(struct evbuffer *buf)
         (unsigned long long)atomic_load(&m_failed), (unsigned long long)atomic_load(&m_stored),
         (unsigned long long)atomic_load(&m_duplicates), (unsigned long long)atomic_load(&m_refused),
         RP_REPORTS_KEEP, (unsigned long long)atomic_load(&m_pruned), rp_symbols_opened());
+    evbuffer_add_printf(buf,
+                        "# HELP rampart_reports_crash_capture_off_total Crash reports refused "
+                        "because the device's group has crash capture off (also in refused).\n"
+                        "# TYPE rampart_reports_crash_capture_off_total counter\n"
+                        "rampart_reports_crash_capture_off_total %llu\n",
+                        (unsigned long long)atomic_load(&m_capture_off));
 }
 
 /* ---- POST /api/v1/device/reports ---- */
@@ -410,6 +417,7 @@ void rp_h_device_reports(rp_req_t *r)
     const uint8_t *body;
     const char *why;
     json_t *refused;
+    bool capture = true;
     rp_err_t err;
 
     pthread_once(&device_limit_once, device_limit_init);
@@ -446,9 +454,24 @@ void rp_h_device_reports(rp_req_t *r)
                        "%s", why);
         return;
     }
+    /* The operator's switch (the device's group): a device that has not heard it yet still sends
+     * no stack the operator refused. */
+    if (rp_store_device_crash_capture(r->w->store, r->device.id, &capture) != RP_OK) {
+        rp_report_batch_free(&b);
+        atomic_fetch_add(&m_failed, 1);
+        evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "10");
+        rp_reply_error(r, 503, "unavailable", "cannot read the device's group now: retry later");
+        return;
+    }
     refused = json_array();
     for (size_t i = 0; i < b.n; i++) {
         rp_report_t *rep = &b.reports[i];
+        if (rep->refused == NULL && !capture &&
+            (rep->has_crash || strcmp(rep->kind, "crash") == 0)) {
+            rep->refused = "crash capture is off for this device's group (the operator's "
+                           "setting): crash reports are not taken";
+            atomic_fetch_add(&m_capture_off, 1);
+        }
         if (rep->refused != NULL) {
             json_array_append_new(refused,
                                   json_pack("{s:o, s:s}", "seq",

@@ -107,6 +107,7 @@ const rp_route_t rp_routes[] = {
     {GET,    T "/products/{product}/groups",      READER, 0, rp_h_groups_list, "a product's device groups"},
     {POST,   T "/products/{product}/groups",      CONTRIBUTOR, ESCALATES, rp_h_group_create, "create a device group (admin if it allows unknown images)"},
     {GET,    T "/products/{product}/groups/{group}", READER, 0, rp_h_group_get, "a device group"},
+    {PUT,    T "/products/{product}/groups/{group}/settings", ADMIN, 0, rp_h_group_settings_set, "set a device group's settings (crash capture on or off)"},
     {GET,    T "/products/{product}/groups/{group}/devices", READER, 0, rp_h_group_devices, "a group's devices"},
     {POST,   T "/products/{product}/groups/{group}/devices", CONTRIBUTOR, ESCALATES, rp_h_group_assign, "move devices into a group (admin if it allows unknown images)"},
     {GET,    T "/deployments",                    READER, 0, rp_h_deployments_list, "the tenant's deployments"},

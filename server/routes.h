@@ -112,6 +112,7 @@ void rp_h_product_get(rp_req_t *r);
 void rp_h_groups_list(rp_req_t *r);
 void rp_h_group_create(rp_req_t *r);
 void rp_h_group_get(rp_req_t *r);
+void rp_h_group_settings_set(rp_req_t *r);
 void rp_h_group_devices(rp_req_t *r);
 void rp_h_group_assign(rp_req_t *r);
 void rp_h_deployments_list(rp_req_t *r);

@@ -101,6 +101,7 @@ void rp_h_device_status(rp_req_t *r)
     json_t *body = rp_req_json(r), *ja, *je, *jd, *v;
     size_t napps = 0, nevents = 0, fresh = 0, i, known = 0;
     const char *what = NULL;
+    bool capture = true;
 
     if (body == NULL)
         return;
@@ -146,10 +147,17 @@ void rp_h_device_status(rp_req_t *r)
     }
     json_decref(body);
     observe_fresh(r, events, nevents);
+    /* The device's settings from its group (the operator's switches), with every answer: a
+     * device learns a change at its next report. */
+    if (rp_store_device_crash_capture(r->w->store, r->device.id, &capture) != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot read the device's group");
+        return;
+    }
     rp_reply_json(r, 200,
-                  json_pack("{s:o, s:I, s:I}", "apps",
+                  json_pack("{s:o, s:I, s:I, s:{s:b}}", "apps",
                             ja != NULL ? json_integer((json_int_t)napps) : json_null(), "events",
-                            (json_int_t)nevents, "new_events", (json_int_t)fresh));
+                            (json_int_t)nevents, "new_events", (json_int_t)fresh, "settings",
+                            "crash_capture", capture));
 }
 
 static void collect_app(void *ctx, const rp_device_app_t *a)

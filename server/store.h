@@ -267,6 +267,7 @@ typedef struct rp_group {
     char name[RP_NAME_MAX + 1];
     bool allow_unknown_images; /* attestation lets its devices run images never uploaded */
     int64_t created;
+    bool crash_capture; /* its devices capture and send crashes (the operator's switch; on) */
 } rp_group_t;
 
 /* A set of images (one per component) for a group's devices; the newest deployment of a group is
@@ -332,6 +333,11 @@ rp_err_t rp_store_product_list(rp_store_t *s, const char *tenant_id, rp_product_
 
 rp_err_t rp_store_group_create(rp_store_t *s, const rp_product_t *product, const char *name,
                                bool allow_unknown_images, rp_group_t *out) RP_MUST_CHECK;
+/* Turn the group's crash capture on or off (g->crash_capture is set too). */
+rp_err_t rp_store_group_set_crash_capture(rp_store_t *s, rp_group_t *g, bool on) RP_MUST_CHECK;
+/* Whether a device's crashes are captured: its group's switch; on for a device in no group. */
+rp_err_t rp_store_device_crash_capture(rp_store_t *s, const char *device_id,
+                                       bool *on) RP_MUST_CHECK;
 /* By ID, or else by name, within the product. */
 rp_err_t rp_store_group_find(rp_store_t *s, const rp_product_t *product, const char *id_or_name,
                              rp_group_t *out) RP_MUST_CHECK;

@@ -229,6 +229,9 @@ static const char *const migrations[] = {
     " device_id TEXT NOT NULL, at INTEGER NOT NULL, action TEXT NOT NULL, actor TEXT NOT NULL,"
     " reason TEXT NOT NULL);"
     "CREATE INDEX threat_actions_tenant ON threat_actions(tenant_id, id);",
+    /* 13 (H3): the operator's crash capture switch per device group (store_updates.c): on
+     * unless turned off; its devices learn it in their status report's answer */
+    "ALTER TABLE device_groups ADD COLUMN crash_capture INTEGER NOT NULL DEFAULT 1;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -310,7 +310,8 @@ static const char SQL_GROUP_INSERT[] =
     "INSERT INTO device_groups (id, tenant_id, product_id, name, allow_unknown_images, created,"
     " name_key, name_key_written) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
 #define GROUP_COLUMNS                                                                              \
-    "SELECT g.id, g.tenant_id, g.product_id, g.name, g.allow_unknown_images, g.created"
+    "SELECT g.id, g.tenant_id, g.product_id, g.name, g.allow_unknown_images, g.created,"           \
+    " g.crash_capture"
 static const char SQL_GROUP_FIND[] = /* (as SQL_PRODUCT_FIND) */
     GROUP_COLUMNS " FROM device_groups g WHERE g.product_id = ?1"
                   " AND (g.id = ?2 OR g.name = ?2 OR g.name = ?3)"
@@ -328,6 +329,11 @@ static const char SQL_MEMBER_SET[] =
     " SELECT id, ?, ? FROM devices WHERE id = ? AND tenant_id = ?"
     " ON CONFLICT(device_id) DO UPDATE SET group_id = excluded.group_id,"
     " assigned = excluded.assigned";
+static const char SQL_GROUP_CRASH_CAPTURE[] =
+    "UPDATE device_groups SET crash_capture = ? WHERE id = ?";
+static const char SQL_DEVICE_CRASH_CAPTURE[] =
+    "SELECT g.crash_capture FROM group_members m JOIN device_groups g ON g.id = m.group_id"
+    " WHERE m.device_id = ?";
 static const char SQL_MEMBERS[] =
     "SELECT device_id FROM group_members WHERE group_id = ? ORDER BY device_id";
 
@@ -349,6 +355,7 @@ static void group_row(sqlite3_stmt *st, rp_group_t *g)
     sq_text_col(st, 3, g->name, sizeof(g->name));
     g->allow_unknown_images = sqlite3_column_int(st, 4) != 0;
     g->created = sqlite3_column_int64(st, 5);
+    g->crash_capture = sqlite3_column_int(st, 6) != 0;
 }
 
 static rp_err_t group_insert(rp_store_t *s, const rp_product_t *p, const char *name,
@@ -370,6 +377,7 @@ static rp_err_t group_insert(rp_store_t *s, const rp_product_t *p, const char *n
     snprintf(out->product_id, sizeof(out->product_id), "%s", p->id);
     out->allow_unknown_images = allow_unknown;
     out->created = (int64_t)time(NULL);
+    out->crash_capture = true; /* the column's default */
     BIND_TEXT(st, 1, out->id);
     BIND_TEXT(st, 2, out->tenant_id);
     BIND_TEXT(st, 3, out->product_id);
@@ -467,6 +475,39 @@ rp_err_t rp_store_group_create(rp_store_t *s, const rp_product_t *product, const
     return group_insert(s, product, name, allow_unknown_images, out);
 }
 
+rp_err_t rp_store_group_set_crash_capture(rp_store_t *s, rp_group_t *g, bool on)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_GROUP_CRASH_CAPTURE);
+    int changes = 0;
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_int(st, 1, on ? 1 : 0);
+    BIND_TEXT(st, 2, g->id);
+    err = sq_step_done(s, st, &changes);
+    if (err == RP_OK && changes == 0)
+        return RP_ERR_NOT_FOUND;
+    if (err == RP_OK)
+        g->crash_capture = on;
+    return err;
+}
+
+rp_err_t rp_store_device_crash_capture(rp_store_t *s, const char *device_id, bool *on)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_DEVICE_CRASH_CAPTURE);
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, device_id);
+    err = one_row(s, st, "device group");
+    *on = err != RP_OK || sqlite3_column_int(st, 0) != 0;
+    if (err == RP_OK)
+        sqlite3_reset(st);
+    return err == RP_ERR_NOT_FOUND ? RP_OK : err;
+}
+
 rp_err_t rp_store_group_find(rp_store_t *s, const rp_product_t *product, const char *id_or_name,
                              rp_group_t *out)
 {
@@ -516,7 +557,7 @@ rp_err_t rp_store_group_list(rp_store_t *s, const rp_product_t *product, rp_grou
     BIND_TEXT(st, 1, product->id);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         group_row(st, &g);
-        fn(ctx, &g, sqlite3_column_int64(st, 6));
+        fn(ctx, &g, sqlite3_column_int64(st, 7));
     }
     return list_done(s, st, rc, "device groups");
 }

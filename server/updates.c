@@ -692,9 +692,9 @@ static void collect_product(void *ctx, const rp_product_t *p)
 
 static json_t *group_json(const rp_group_t *g)
 {
-    return json_pack("{s:s, s:s, s:s, s:b, s:o}", "id", g->id, "product", g->product_id, "name",
-                     g->name, "allow_unknown_images", g->allow_unknown_images, "created",
-                     rp_iso_time_json(g->created));
+    return json_pack("{s:s, s:s, s:s, s:b, s:o, s:b}", "id", g->id, "product", g->product_id,
+                     "name", g->name, "allow_unknown_images", g->allow_unknown_images, "created",
+                     rp_iso_time_json(g->created), "crash_capture", g->crash_capture);
 }
 
 static void collect_group(void *ctx, const rp_group_t *g, int64_t ndevices)
@@ -853,32 +853,51 @@ void rp_h_groups_list(rp_req_t *r)
         reply_groups(r, &p, json_object());
 }
 
+/* A body's optional boolean key: its value into *out (unchanged when absent); false: 400 sent and
+ * body freed. */
+static bool body_bool(rp_req_t *r, json_t *body, const char *key, bool *out)
+{
+    json_t *v = json_object_get(body, key);
+
+    if (v == NULL)
+        return true;
+    if (!json_is_boolean(v)) {
+        json_decref(body);
+        rp_reply_error(r, 400, "invalid", "\"%s\" is true or false", key);
+        return false;
+    }
+    *out = json_is_true(v);
+    return true;
+}
+
 void rp_h_group_create(rp_req_t *r)
 {
     json_t *body;
     const char *name;
     rp_product_t p;
     rp_group_t g;
-    bool allow;
+    bool allow = false, capture = true;
     rp_err_t err;
 
     if (!find_product(r, &r->tenant, rp_req_param(r, "product"), &p) ||
-        (body = rp_req_json(r)) == NULL || (name = body_name(r, body)) == NULL)
+        (body = rp_req_json(r)) == NULL || (name = body_name(r, body)) == NULL ||
+        !body_bool(r, body, "allow_unknown_images", &allow) ||
+        !body_bool(r, body, "crash_capture", &capture))
         return;
-    if (json_object_get(body, "allow_unknown_images") != NULL &&
-        !json_is_boolean(json_object_get(body, "allow_unknown_images"))) {
-        json_decref(body);
-        rp_reply_error(r, 400, "invalid", "\"allow_unknown_images\" is true or false");
-        return;
-    }
-    allow = json_is_true(json_object_get(body, "allow_unknown_images"));
     /* Such a group lets its devices pass attestation with images the tenant never uploaded: as
      * much an admin's decision as which keys sign images. */
     if (allow && !rp_route_require(r, RP_ROLE_ADMIN, "a group that allows unknown images")) {
         json_decref(body);
         return;
     }
-    err = rp_store_group_create(r->w->store, &p, name, allow, &g);
+    /* A group made with capture off never has it on, even for a moment. */
+    err = rp_store_group_begin(r->w->store);
+    if (err == RP_OK) {
+        err = rp_store_group_create(r->w->store, &p, name, allow, &g);
+        if (err == RP_OK && !capture)
+            err = rp_store_group_set_crash_capture(r->w->store, &g, false);
+        err = rp_store_group_end(r->w->store, err);
+    }
     json_decref(body);
     if (err == RP_ERR_EXISTS)
         rp_reply_error(r, 409, "conflict", "the product has a group of that name");
@@ -903,6 +922,38 @@ void rp_h_group_get(rp_req_t *r)
 
     if (path_group(r, &g))
         rp_reply_json(r, 200, group_json(&g));
+}
+
+/* PUT .../groups/G/settings {"crash_capture": bool}: the operator's switches for the group's
+ * devices; they learn them in their next status report's answer (docs/failure-reporting.md). */
+void rp_h_group_settings_set(rp_req_t *r)
+{
+    static const char *const keys[] = {"crash_capture"};
+    json_t *body;
+    rp_group_t g;
+    bool capture = true;
+    rp_err_t err;
+
+    if (!path_group(r, &g) || (body = rp_req_json(r)) == NULL)
+        return;
+    if (!rp_json_has_exactly(body, keys, 1)) {
+        json_decref(body);
+        rp_reply_error(r, 400, "invalid", "the settings are {\"crash_capture\": true|false}");
+        return;
+    }
+    if (!body_bool(r, body, "crash_capture", &capture))
+        return;
+    json_decref(body);
+    err = rp_store_group_set_crash_capture(r->w->store, &g, capture);
+    if (err == RP_ERR_NOT_FOUND)
+        rp_reply_error(r, 404, "not_found", "no such device group");
+    else if (err != RP_OK)
+        rp_reply_error(r, 500, "internal", "cannot change the group's settings");
+    else {
+        rp_log_info("tenant %s: crash capture %s for device group %s (%s)", r->tenant.id,
+                    capture ? "on" : "off", g.name, g.id);
+        rp_reply_json(r, 200, group_json(&g));
+    }
 }
 
 void rp_h_group_devices(rp_req_t *r)

@@ -19,6 +19,7 @@
  *     update/targets.json, update/downloads/   its update metadata and downloads
  *     report.json                 the status report's cursor: the next security event to send
  *     reports/                    the report queue (reportq.h): one file per report, state.json
+ *     settings.json               the device group's settings the service gave (settings.h)
  */
 #ifndef RAMPART_AGENT_H
 #define RAMPART_AGENT_H

@@ -9,6 +9,7 @@
 
 #include "crashes.h"
 #include "reportq.h"
+#include "settings.h"
 #include "rampart/file.h"
 #include "rampart/log.h"
 #include "unwind.h"
@@ -201,7 +202,7 @@ void rp_crashes_report_new(const rp_agent_t *a)
 {
     static rp_crash_t c;
     uint64_t next, dropped;
-    bool found = true, known;
+    bool found = true, known, capture = rp_settings_load(a).crash_capture;
 
     /* The cursor is the queue's: it moves with the crash's report, in one atomic step. */
     if (rp_reportq_cursor(a, RP_REPORTQ_CRASHES, &next, &known) != RP_OK)
@@ -211,6 +212,15 @@ void rp_crashes_report_new(const rp_agent_t *a)
     for (int i = 0; i < RP_CRASH_KEEP && found; i++) {
         if (rp_crashes_get(a, next, &c, &found, &dropped) != RP_OK || !found)
             return;
+        if (!capture) { /* the operator said no: passed over for good, never sent later */
+            rp_log_info("crash %" PRIu64 " of %s %s not queued: crash capture is off for this "
+                        "device's group",
+                        c.seq, c.component, c.version);
+            if (rp_reportq_cursor_set(a, RP_REPORTQ_CRASHES, c.seq + 1) != RP_OK)
+                return;
+            next = c.seq + 1;
+            continue;
+        }
         json_t *crash = rp_crash_object(a->state_dir, &c), *report;
         char why[256];
         if (crash == NULL)

@@ -13,6 +13,7 @@
 #include "rampart/log.h"
 #include "report.h"
 #include "reportq.h"
+#include "settings.h"
 
 #define CURSOR_FILE "report.json"
 
@@ -316,6 +317,14 @@ static rp_err_t post(rp_agent_t *a, const char *server, const char *ca, json_t *
         err = RP_ERR_MALFORMED;
     } else {
         *taken = (size_t)json_integer_value(json_object_get(resp, "events"));
+        /* The group's settings ride on every answer (settings.h); a service without them says
+         * nothing, and the device keeps what it knew. */
+        rp_err_t serr = json_object_get(resp, "settings") == NULL
+                            ? RP_OK
+                            : rp_settings_learn(a, json_object_get(resp, "settings"));
+        if (serr != RP_OK)
+            rp_log_warn("the service's settings (crash capture) are not applied: %s",
+                        rp_strerror(serr));
     }
     json_decref(resp);
     rp_http_response_free(&r);

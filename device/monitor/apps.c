@@ -421,6 +421,7 @@ static rp_err_t compartment_up(app_t *a, const char *tree_name, char *why, size_
     spec.net_ctx = a;
     spec.channel_fd = a->chan;
     spec.debug = development(&dev);
+    spec.no_crash_capture = !rp_crash_capture_on(s.state_dir);
     err = rp_compartment_start(&spec, &a->c, why, cap);
     drop_chan(a); /* the app's alone now (or, failed, the monitor makes the next run another) */
     if (err != RP_OK) {
@@ -568,9 +569,13 @@ static void keep_crash(app_t *a, const char *tree)
                          .digest = a->want.digest,
                          .log = tail,
                          .log_len = tail_len};
-    if (rp_crash_store_put(s.state_dir, &m, capture, capture_len, &seq) == RP_OK)
+    rp_err_t err = rp_crash_store_put(s.state_dir, &m, capture, capture_len, &seq);
+    if (err == RP_OK)
         rp_log_warn("%s %s: crashed; kept as crash %llu", a->want.component, a->want.version,
                     (unsigned long long)seq);
+    else if (err == RP_ERR_DENIED)
+        rp_log_warn("%s %s: crashed; not kept (crash capture is off for the device's group)",
+                    a->want.component, a->want.version);
     else
         rp_log_warn("%s %s: crashed; the capture cannot be kept", a->want.component,
                     a->want.version);

@@ -1413,7 +1413,7 @@ static int child_main(child_args_t *a)
          * ptrace and process_vm_* to the app itself (the init's own filter allows them). */
         close(up[0]);
         close(down[1]);
-        if (!s->debug && prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0)
+        if (!s->debug && !s->no_crash_capture && prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0)
             _exit(126);
         if (write(up[1], "x", 1) != 1 || read(down[0], &go, 1) != 1)
             _exit(125);
@@ -1425,6 +1425,9 @@ static int child_main(child_args_t *a)
         if (s->debug)
             note_missing(missing, sizeof(missing),
                          "ptrace allowed among its processes (development capability)");
+        else if (s->no_crash_capture)
+            note_missing(missing, sizeof(missing),
+                         "no crash capture (turned off for the device's group)");
         else if (go != '1')
             note_missing(missing, sizeof(missing),
                          "no crash capture (the kernel refused the init's ptrace)");
@@ -1477,7 +1480,7 @@ static int child_main(child_args_t *a)
      * status. */
     close(up[1]);
     close(down[0]);
-    if (read(up[0], &go, 1) == 1 && !s->debug)
+    if (read(up[0], &go, 1) == 1 && !s->debug && !s->no_crash_capture)
         traced = ptrace(PTRACE_SEIZE, app, NULL,
                         (void *)(uintptr_t)(PTRACE_O_TRACECLONE | PTRACE_O_EXITKILL)) == 0;
     if (init_seccomp(traced, why, sizeof(why)) != 0) {

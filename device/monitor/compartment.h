@@ -93,6 +93,9 @@ typedef struct rp_compartment_spec {
      * debugger it ships, or gdbserver from the base system). The caller decides it at each start,
      * from a development capability in force; false otherwise. Named in .missing when on. */
     bool debug;
+    /* The operator turned crash capture off for the device's group (crash.h): the init does not
+     * trace the app, as in development mode (without its ptrace). Named in .missing. */
+    bool no_crash_capture;
 } rp_compartment_spec_t;
 
 #define RP_LAYER_OPTIONAL                                                                          \

@@ -16,6 +16,7 @@
 #include "crash.h"
 #include "proto.h"
 #include "rampart/file.h"
+#include "rampart/log.h"
 
 _Static_assert(RP_CRASH_FILE_MAX <= RP_MON_CRASH_MAX, "a kept crash travels in CRASHES");
 
@@ -165,6 +166,8 @@ rp_err_t rp_crash_store_put(const char *state_dir, const rp_crash_meta_t *m, con
 
     if (capture_len > RP_CRASH_CAPTURE_MAX)
         return RP_ERR_TOO_LARGE;
+    if (!rp_crash_capture_on(state_dir))
+        return RP_ERR_DENIED;
     if (crash_dir(state_dir, NULL, path, sizeof(path)) != 0 ||
         (mkdir(path, 0700) != 0 && errno != EEXIST) ||
         list_kept(state_dir, kept, sizeof(kept) / sizeof(kept[0]), &n, &hi) != 0)
@@ -196,6 +199,12 @@ rp_err_t rp_crash_store_put(const char *state_dir, const rp_crash_meta_t *m, con
         return RP_ERR_INVALID_ARG;
     if ((err = rp_write_file_atomic(path, buf, w.len, 0600, 1)) != RP_OK)
         return err;
+    /* The switch turned off while this was written (by the monitor, another process): its pass
+     * over the store may have run before the file was there, so the file goes here. */
+    if (!rp_crash_capture_on(state_dir)) {
+        (void)unlink(path);
+        return RP_ERR_DENIED;
+    }
     *seq = next;
     /* A cut here leaves one crash too many (removed at the next put) and the counter behind
      * (the kept numbers say more): nothing is lost or reused. */
@@ -209,6 +218,60 @@ rp_err_t rp_crash_store_put(const char *state_dir, const rp_crash_meta_t *m, con
     }
     if (dropped != read_counter(state_dir, "dropped"))
         (void)write_counter(state_dir, "dropped", dropped);
+    return RP_OK;
+}
+
+bool rp_crash_capture_on(const char *state_dir)
+{
+    char path[4096], text[8] = "";
+    ssize_t n = -1;
+    int fd;
+
+    if (crash_dir(state_dir, "capture", path, sizeof(path)) != 0)
+        return false;
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 && errno == ENOENT)
+        return true;
+    if (fd >= 0) {
+        n = read(fd, text, sizeof(text) - 1);
+        close(fd);
+    }
+    if (n == 3 && memcmp(text, "on\n", 3) == 0)
+        return true;
+    if (!(n == 4 && memcmp(text, "off\n", 4) == 0))
+        rp_log_warn("%s is unreadable or holds neither \"on\" nor \"off\": crash capture is off",
+                    path);
+    return false;
+}
+
+rp_err_t rp_crash_capture_set(const char *state_dir, bool on)
+{
+    uint64_t kept[RP_CRASH_KEEP + 64], hi;
+    char path[4096], name[17];
+    size_t n;
+    rp_err_t err;
+
+    if (crash_dir(state_dir, NULL, path, sizeof(path)) != 0)
+        return RP_ERR_INVALID_ARG;
+    if (mkdir(path, 0700) != 0 && errno != EEXIST)
+        return RP_ERR_IO;
+    if (crash_dir(state_dir, "capture", path, sizeof(path)) != 0)
+        return RP_ERR_INVALID_ARG;
+    if ((err = rp_write_file_atomic(path, on ? "on\n" : "off\n", on ? 3 : 4, 0600, 0)) != RP_OK)
+        return err;
+    if (on)
+        return RP_OK;
+    /* Every kept crash, however many (the listing holds a bounded number: again until none). */
+    do {
+        if (list_kept(state_dir, kept, sizeof(kept) / sizeof(kept[0]), &n, &hi) != 0)
+            return RP_ERR_IO;
+        for (size_t i = 0; i < n; i++) {
+            snprintf(name, sizeof(name), "%016" PRIx64, kept[i]);
+            if (crash_dir(state_dir, name, path, sizeof(path)) != 0 ||
+                (unlink(path) != 0 && errno != ENOENT))
+                return RP_ERR_IO;
+        }
+    } while (n == sizeof(kept) / sizeof(kept[0]));
     return RP_OK;
 }
 

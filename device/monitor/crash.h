@@ -24,6 +24,7 @@
 #ifndef RAMPART_MONITOR_CRASH_H
 #define RAMPART_MONITOR_CRASH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -96,11 +97,27 @@ typedef struct rp_crash_meta {
 /*
  * Keep one crash in S/crashes/: the file NUMBER (16 hex digits) written whole (a temporary,
  * fsync, rename, the directory fsync'd), then the oldest files past RP_CRASH_KEEP removed and
- * counted in S/crashes/dropped. capture is the init's bytes, kept as they are (at most
+ * counted in S/crashes/dropped. RP_ERR_DENIED, with nothing kept, while capture is off
+ * (rp_crash_capture_on). capture is the init's bytes, kept as they are (at most
  * RP_CRASH_CAPTURE_MAX; never parsed here). OUT: *seq, the crash's number.
  */
 rp_err_t rp_crash_store_put(const char *state_dir, const rp_crash_meta_t *m, const uint8_t *capture,
                             size_t capture_len, uint64_t *seq) RP_MUST_CHECK;
+
+/*
+ * The operator's crash capture switch for the device's group (docs/failure-reporting.md), as the
+ * agent last told the monitor (SETTINGS): S/crashes/capture holds "on\n" or "off\n". No file:
+ * on. Anything else (unreadable, another content): off, said once per call; a switch the
+ * operator may have turned off is never read as on.
+ */
+bool rp_crash_capture_on(const char *state_dir);
+
+/*
+ * Keep the switch (written atomically). Turned off, every kept crash is then deleted (the
+ * operator said no: they are not sent later); the numbers are not reused and the deletions are
+ * not counted as dropped. rp_crash_store_put keeps nothing while it is off.
+ */
+rp_err_t rp_crash_capture_set(const char *state_dir, bool on) RP_MUST_CHECK;
 
 /*
  * For CRASHES: the kept crash with the lowest number >= from, up to cap bytes of its file from

@@ -361,7 +361,7 @@ static void install_in_child(struct client *c, int fd)
 static bool uses_rot(rp_mon_type_t t)
 {
     return t != RP_MON_HELLO && t != RP_MON_APP_LIST && t != RP_MON_EVENTS && t != RP_MON_APP_LOG &&
-           t != RP_MON_APP_CONTROL && t != RP_MON_CRASHES;
+           t != RP_MON_APP_CONTROL && t != RP_MON_CRASHES && t != RP_MON_SETTINGS;
 }
 
 /* Answer the decoded request m.req of c (fd: its descriptor, or -1; closed here). */

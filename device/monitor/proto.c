@@ -155,6 +155,7 @@ static const struct {
     [RP_MON_APP_LOG] = {"app-log",        2 + RP_COMPONENT_NAME_MAX + 8, RP_MON_CHANNEL_AGENT},
     [RP_MON_APP_CONTROL] = {"app-control",    2 + RP_COMPONENT_NAME_MAX + 1, RP_MON_CHANNEL_AGENT},
     [RP_MON_CRASHES] = {"crashes",        8 + 4,                         RP_MON_CHANNEL_AGENT},
+    [RP_MON_SETTINGS] = {"settings",       1,                             RP_MON_CHANNEL_AGENT},
 };
 
 _Static_assert(RP_MON_REASON_MAX == RP_EVENT_REASON_MAX, "EVENTS carries a whole reason");
@@ -323,6 +324,7 @@ rp_err_t rp_mon_request_encode(const rp_mon_request_t *q, uint8_t *buf, size_t c
         put_u64(&w, q->u.crashes.from);
         put_u32(&w, q->u.crashes.offset);
         break;
+    case RP_MON_SETTINGS: put_u8(&w, q->u.settings.crash_capture); break;
     default: /* STATUS, ID, RECOVER, APP_LIST, TRUST_ROOT, APP_IDENTITY, APP_INCOMING: no body */
         break;
     }
@@ -376,6 +378,11 @@ rp_err_t rp_mon_request_decode(const uint8_t *buf, size_t len, rp_mon_request_t 
         q->u.crashes.from = get_u64(&r);
         q->u.crashes.offset = get_u32(&r);
         if (r.err == RP_OK && q->u.crashes.offset > RP_MON_CRASH_MAX)
+            r.err = RP_ERR_MALFORMED;
+        break;
+    case RP_MON_SETTINGS:
+        q->u.settings.crash_capture = get_u8(&r);
+        if (r.err == RP_OK && q->u.settings.crash_capture > 1)
             r.err = RP_ERR_MALFORMED;
         break;
     case RP_MON_APP_LOG:
@@ -506,6 +513,7 @@ rp_err_t rp_mon_reply_encode(const rp_mon_reply_t *p, uint8_t *buf, size_t cap, 
         put_u32(&w, p->u.crashes.offset);
         put_bytes(&w, p->u.crashes.data, p->u.crashes.len, RP_MON_LOG_CHUNK);
         break;
+    case RP_MON_SETTINGS: put_u8(&w, p->u.settings.crash_capture); break;
     default: break;
     }
     return finish(&w, len);
@@ -638,6 +646,11 @@ rp_err_t rp_mon_reply_decode(const uint8_t *buf, size_t len, rp_mon_reply_t *p)
             (p->u.crashes.size > RP_MON_CRASH_MAX || p->u.crashes.offset > p->u.crashes.size ||
              p->u.crashes.len > p->u.crashes.size - p->u.crashes.offset ||
              (p->u.crashes.seq == 0 && p->u.crashes.size != 0)))
+            r.err = RP_ERR_MALFORMED;
+        break;
+    case RP_MON_SETTINGS:
+        p->u.settings.crash_capture = get_u8(&r);
+        if (r.err == RP_OK && p->u.settings.crash_capture > 1)
             r.err = RP_ERR_MALFORMED;
         break;
     default: break;

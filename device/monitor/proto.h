@@ -113,7 +113,9 @@ typedef enum rp_mon_type {
     RP_MON_APP_LOG = 16,     /* at most RP_MON_LOG_CHUNK bytes of an app's log from an offset */
     RP_MON_APP_CONTROL = 17, /* stop, start or restart an app (an operator's word, kept) */
     RP_MON_CRASHES = 18,     /* a kept crash (`from` or after), RP_MON_LOG_CHUNK bytes at a time */
-    RP_MON_TYPE_END = 19     /* one past the last type: new types go before it */
+    RP_MON_SETTINGS = 19,    /* the settings the service gave the device (crash capture on or
+                                off), kept by the monitor */
+    RP_MON_TYPE_END = 20     /* one past the last type: new types go before it */
 } rp_mon_type_t;
 
 /* Where a type may be asked: the one owner of "agent types on the agent's socket, app types on
@@ -177,6 +179,9 @@ typedef struct rp_mon_request {
             uint64_t from;   /* the first crash number wanted (0: the oldest kept) */
             uint32_t offset; /* where to read its file from */
         } crashes;
+        struct {
+            uint8_t crash_capture; /* 1 on, 0 off (the device group's, as the service said) */
+        } settings;
     } u;
 } rp_mon_request_t;
 
@@ -259,6 +264,9 @@ typedef struct rp_mon_reply {
             uint8_t data[RP_MON_LOG_CHUNK];
             size_t len;
         } crashes;
+        struct {
+            uint8_t crash_capture; /* what is in force now: 1 on, 0 off */
+        } settings;
         /* APP_SIGN_TLS13: u.sign_tls13; APP_CONNECT: no field (the descriptor) */
     } u;
 } rp_mon_reply_t;

@@ -312,6 +312,25 @@ static void do_crashes(rp_agent_t *a, const rp_mon_request_t *q, rp_mon_reply_t 
             q->u.crashes.offset < p->u.crashes.size ? q->u.crashes.offset : p->u.crashes.size;
 }
 
+/* SETTINGS: the device group's crash capture as the service said it (the agent relays it). The
+ * switch is kept where the supervisor reads it at each start and each kept crash (crash.h);
+ * turned off, the kept crashes go. The reply says what is in force. */
+static void do_settings(rp_agent_t *a, const rp_mon_request_t *q, rp_mon_reply_t *p)
+{
+    bool on = q->u.settings.crash_capture != 0, was = rp_crash_capture_on(a->state_dir);
+    rp_err_t err = RP_OK;
+
+    /* Off is applied each time it is said (a crash kept in a race with the last time goes too). */
+    if ((!on || !was) && (err = rp_crash_capture_set(a->state_dir, on)) != RP_OK) {
+        refuse(p, err, "cannot apply the crash capture setting: %s", rp_strerror(err));
+        return;
+    }
+    if (on != was)
+        rp_log_info("crash capture turned %s for this device's group%s", on ? "on" : "off",
+                    on ? "" : ": kept crashes deleted, apps started from now on not traced");
+    p->u.settings.crash_capture = rp_crash_capture_on(a->state_dir) ? 1 : 0;
+}
+
 /* APP_LOG: up to RP_MON_LOG_CHUNK bytes of S/apps/NAME/log (the name checked by the decoder)
  * from an offset; past the end, none and the size (the client's first question). */
 static void do_app_log(rp_agent_t *a, const rp_mon_request_t *q, rp_mon_reply_t *p)
@@ -409,6 +428,7 @@ void rp_monitor_serve(rp_agent_t *a, const rp_mon_request_t *q, int fd, uid_t pe
     case RP_MON_EVENTS: do_events(a, q, p); break;
     case RP_MON_APP_LOG: do_app_log(a, q, p); break;
     case RP_MON_CRASHES: do_crashes(a, q, p); break;
+    case RP_MON_SETTINGS: do_settings(a, q, p); break;
     default: refuse(p, RP_ERR_UNSUPPORTED, "unknown request"); break;
     }
     if (err != RP_OK)

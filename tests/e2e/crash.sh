@@ -11,7 +11,8 @@
 # in the agent's queue (`rampart-agent reports`): an app that exits with status 3 is an `exit`
 # (nonzero_status) and, restarting, a `restart_loop` (once); one killed at its memory limit an
 # `oom` and no exit; the kill -9 an `exit` (signal); each crash one `crash` report, once, however
-# often the queue is fed. Runs as root (the monitor does).
+# often the queue is fed. Last, with crash capture off (the agent's setting for its group) a kept
+# crash is passed over, never queued. Runs as root (the monitor does).
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT}" "${MONITOR:?set MONITOR}" "${MONITOR_CALL:?set MONITOR_CALL}"
 [ "$(id -u)" = 0 ] || fail "the crash test runs as root (as CI does)"
@@ -174,4 +175,23 @@ jq -e '[.reports[] | select(.kind == "crash") | [.component, .at, .crash.uptime_
 jq -e 'all(.reports[]; .kind | IN("crash", "exit", "oom", "restart_loop", "health"))' "$d/q.json" >/dev/null ||
   fail "the queue holds another kind: $(jq -c '[.reports[].kind] | unique' "$d/q.json")"
 E2E_CHECKS=$((E2E_CHECKS + 4))
+
+# Crash capture off for the device's group, as the agent keeps it (S/agent/settings.json, learned
+# from the service: e2e.failure_flow): a crash kept after the queued ones is passed over for good,
+# never queued, and the queue's crash cursor moves past it. The crashing apps crash again at their
+# backoff (at most 60 s).
+cursor() { jq '.cursors.crashes.next // 0' "$S/agent/reports/state.json"; }
+ncrash() { jq '[.reports[] | select(.kind == "crash")] | length' "$d/q.json"; }
+queue
+before=$(ncrash)
+newer() { crashes >"$d/c.json" && [ "$(jq '[.crashes[].seq] | max // -1' "$d/c.json")" -ge "$(cursor)" ]; }
+wait_until 75 newer || fail "no crash was kept after the queued ones"
+echo '{"crash_capture": false}' | "${AS_U[@]}" tee "$S/agent/settings.json" >/dev/null
+expect 0 "${AS_U[@]}" "$AGENT" report --state-dir "$S" --server https://127.0.0.1:9 --server-ca "$d/k.pub"
+err_has "not queued: crash capture is off"
+queue
+eq "$(ncrash)" "$before" "crash reports after crash capture was turned off"
+[ "$(cursor)" -gt "$(jq '[.crashes[].seq] | max' "$d/c.json")" ] ||
+  fail "the crash cursor did not move past the passed-over crash: $(cat "$S/agent/reports/state.json")"
+E2E_CHECKS=$((E2E_CHECKS + 1))
 done_ok

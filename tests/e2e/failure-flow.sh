@@ -4,8 +4,11 @@
 # rampart-monitor; each device's unprivileged agent unwinds the crash the monitor captured, queues
 # it and uploads it at its next check; the service gives one bucket with count 2 and, once the
 # debug file is uploaded, names the function and its line; a different crash (an abort, deployed
-# as a new version) makes a second bucket. The devices run one after the other: one monitor per
-# host (docs/monitor.md). Runs as root (the monitor does).
+# as a new version) makes a second bucket. Then the operator turns crash capture off for the
+# devices' group: the device learns it at its next check, deletes what it kept, and an app that
+# crashes in a loop is neither captured nor reported; turned on again, its next crash is. The
+# devices run one after the other: one monitor per host (docs/monitor.md). Runs as root (the
+# monitor does).
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT}" "${MONITOR:?set MONITOR}" "${MONITOR_CALL:?set MONITOR_CALL}"
 : "${RAMPART_SERVER:?set RAMPART_SERVER}"
@@ -29,20 +32,21 @@ CA=$d/pub/server-ca.pem
 tenant_with_root "$d/pub/root.json"
 gcc -g -O0 -Wl,--build-id=sha1 -pthread -o "$d/crash-app" "$(dirname "$0")/crasher.c" ||
   fail "cannot build the crash app"
-app_image() { # VERSION MODE
+app_image() { # VERSION MODE [once|always]
   local t=$d/tree-$1
   mkdir -p "$t/bin"
   cp "$d/crash-app" "$t/bin/crash-app"
   chmod 755 "$t" "$t/bin" "$t/bin/crash-app"
   cat >"$t/app_manifest.json" <<EOF
 {"SchemaVersion": 1, "Name": "crashing app", "ComponentId": "$APP", "EntryPoint": "bin/crash-app",
- "Cmdline": ["$2", "once"], "MutableStorage": {"SizeKB": 1024}}
+ "Cmdline": ["$2", "${3:-once}"], "MutableStorage": {"SizeKB": 1024}}
 EOF
   expect 0 "$RAMPART" image sign --key "$d/img.key" --version "$1" --type app "$t" "$d/pub/$1.img"
   expect 0 "$RAMPART" image upload --tenant "$acme" --component "$APP" "$d/pub/$1.img"
 }
 app_image 1.0.0 segv; img1=$(cat "$d/out")
 app_image 1.1.0 abort; img2=$(cat "$d/out")
+app_image 1.2.0 segv always; img3=$(cat "$d/out") # crashes at every run
 chmod 644 "$d"/pub/*
 expect 0 "$RAMPART" product create --tenant "$acme" Thermostat
 expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$img1"
@@ -113,5 +117,40 @@ jq -e --arg b "$bucket" '[.buckets[] | select(.id == $b) | .count] == [2]' "$d/o
   fail "the first bucket changed: $(cat "$d/out")"
 jq -e --arg b "$bucket" '[.buckets[] | select(.id != $b)][0] | .signal_name == "SIGABRT" and .count == 1' "$d/out" >/dev/null ||
   fail "the second bucket: $(cat "$d/out")"
+
+# --- the operator turns crash capture off for the group (docs/failure-reporting.md) ---------------
+expect 0 "$RAMPART" device-group set --tenant "$acme" --product Thermostat "Field Test" --crash-capture off
+out_has "crash capture: off"
+# The device learns it in its status report's answer: kept by the agent and the monitor, whose
+# kept crashes are deleted.
+expect 0 as_agent check-now --state-dir "$S"
+jq -e '.crash_capture == false' "$S/agent/settings.json" >/dev/null || fail "the agent did not keep it: $(cat "$S/agent/settings.json")"
+eq "$(cat "$S/crashes/capture")" off "the monitor's switch"
+expect 0 as_agent crashes --state-dir "$S" --output json
+jq -e '.crashes == []' "$d/out" >/dev/null || fail "kept crashes not deleted: $(cat "$d/out")"
+# A version that crashes at every run: started untraced, crashes kept nowhere, nothing sent.
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$img3"
+expect 0 as_agent check-now --state-dir "$S" --health-seconds 1; out_has "1 installed"
+crashed() { [ "$(grep -c "1.2.0+0 killed by signal 11" "$S/apps/$APP/exits" 2>/dev/null)" -ge "$1" ]; }
+wait_until 30 crashed 2 || fail "1.2.0 did not crash twice: $(cat "$S/apps/$APP/exits")"
+"$AGENT" app list --state-dir "$S" --output json >"$d/apps.json"
+jq -e --arg c "$APP" '.[] | select(.component == $c) | .missing | contains("no crash capture (turned off")' "$d/apps.json" >/dev/null ||
+  fail "the app was started traced: $(cat "$d/apps.json")"
+[ -z "$(ls "$S/crashes" | grep -E '^[0-9a-f]{16}$')" ] || fail "a crash was kept: $(ls "$S/crashes")"
+expect 0 as_agent check-now --state-dir "$S"
+expect 0 as_agent reports --state-dir "$S" --output json
+jq -e '.reports == []' "$d/out" >/dev/null || fail "a report was queued: $(cat "$d/out")"
+expect 0 "$RAMPART" failure list --tenant "$acme" --output json
+jq -e --arg b "$bucket" '[.buckets[] | select(.id == $b) | .count] == [2]' "$d/out" >/dev/null ||
+  fail "a crash reached the service with capture off: $(cat "$d/out")"
+# --- on again: the app's next start is traced, its crash captured and bucketed ----------------------
+expect 0 "$RAMPART" device-group set --tenant "$acme" --product Thermostat "Field Test" --crash-capture on
+expect 0 as_agent check-now --state-dir "$S"
+eq "$(cat "$S/crashes/capture")" on "the monitor's switch, on again"
+wait_until 60 has_crash 1.2.0+0 || fail "no crash of 1.2.0 captured with capture on again"
+expect 0 as_agent check-now --state-dir "$S"
+expect 0 "$RAMPART" failure list --tenant "$acme" --output json
+jq -e --arg b "$bucket" '[.buckets[] | select(.id == $b) | .count][0] >= 3' "$d/out" >/dev/null ||
+  fail "the crash with capture on again did not reach its bucket: $(cat "$d/out")"
 stop_monitor
 done_ok

@@ -233,6 +233,44 @@ ok=$(grep -c "^200$" "$d/codes" || true); limited=$(grep -c "^429$" "$d/codes" |
 grep -qi '^retry-after: [0-9]' "$d/headers" || fail "429 without Retry-After"
 post two "$d/empty.json"; is_status 200
 
+# --- crash capture off for a group (the operator's privacy switch, docs/failure-reporting.md) -------
+# The group's devices learn it in the status report's answer; a crash report from one of them is
+# refused, counted, whatever the device believes; other reports, and other groups' crashes, go on.
+status_of() { # DEVICE: the status report's answer in body
+  status=$(curl -s -o "$d/body" -w '%{http_code}' --cacert "$SERVER_CA" \
+    --cert "$d/$1/agent/device.crt" --key "$d/$1/identity.pem" \
+    -H 'Content-Type: application/json' --data-binary '{}' "$SERVER_URL/api/v1/device/status")
+}
+status_of two; is_status 200; body_has '.settings == {"crash_capture": true}'
+expect 0 "$RAMPART" device-group set --tenant "$acme" --product Thermostat "Field Test" --crash-capture off --output json
+jq -e '.crash_capture == false and .name == "Field Test"' "$d/out" >/dev/null || fail "set: $(cat "$d/out")"
+expect 0 "$RAMPART" device-group show --tenant "$acme" --product Thermostat "Field Test"
+out_has "crash capture: off"
+expect 0 "$RAMPART" device-group list --tenant "$acme" --product Thermostat --output json
+jq -e '[.groups[] | select(.crash_capture == false) | .name] == ["Field Test"]' "$d/out" >/dev/null || fail "list: $(cat "$d/out")"
+status_of two; is_status 200; body_has '.settings.crash_capture == false'
+status_of one; is_status 200; body_has '.settings.crash_capture == true' # in no group
+batch "$(crash 60 "$crash_off")" "$(event 61 clock_jump "jumped" "")" >"$d/b6.json"
+post two "$d/b6.json"; is_status 200
+body_has '.stored == 1 and ([.refused[].seq] == [60]) and (.refused[0].reason | contains("crash capture is off"))'
+post one "$d/b6.json"; is_status 200; body_has '.stored == 2'
+expect 0 "$RAMPART" failure list --tenant "$acme" --output json
+jq -e --arg b "$bucket" '[.buckets[] | select(.id == $b) | .count] == [3]' "$d/out" >/dev/null || fail "capture off: $(cat "$d/out")"
+# Only an admin turns it; on again, the group's crashes are taken.
+expect 0 "$RAMPART" token create --tenant "$acme" --role contributor; cp "$d/out" "$d/contrib.token"
+RAMPART_TOKEN_FILE=$d/contrib.token expect 1 "$RAMPART" device-group set --tenant "$acme" --product Thermostat "Field Test" --crash-capture on
+expect 2 "$RAMPART" device-group set --tenant "$acme" --product Thermostat "Field Test" --crash-capture maybe
+printf '{"crash_capture": "no"}' >"$d/bad.json"
+http PUT "/api/v1/tenants/$acme/products/Thermostat/groups/$field/settings" "$ADMIN_TOKEN" "$d/bad.json"; is_status 400
+expect 0 "$RAMPART" device-group set --tenant "$acme" --product Thermostat "Field Test" --crash-capture on
+out_has "crash capture: on"
+batch "$(crash 62 "$crash_off")" >"$d/b7.json"
+post two "$d/b7.json"; is_status 200; body_has '.stored == 1 and .refused == []'
+status_of two; is_status 200; body_has '.settings.crash_capture == true'
+# A group made with it off.
+expect 0 "$RAMPART" device-group create --tenant "$acme" --product Thermostat Quiet --crash-capture off --output json
+jq -e '.crash_capture == false' "$d/out" >/dev/null || fail "create off: $(cat "$d/out")"
+
 # --- the metrics count all of it ------------------------------------------------------------------
 curl -s --cacert "$SERVER_CA" "$SERVER_URL/metrics" >"$d/metrics"
 metric() { awk -v m="$1" '$1 == m { print $2 }' "$d/metrics"; }
@@ -240,6 +278,7 @@ metric() { awk -v m="$1" '$1 == m { print $2 }' "$d/metrics"; }
 [ "$(metric 'rampart_report_batches_total{result="too_large"}')" -ge 2 ] || fail "oversized not counted"
 [ "$(metric 'rampart_report_batches_total{result="rate_limited"}')" -ge 1 ] || fail "limited not counted"
 [ "$(metric 'rampart_reports_total{result="duplicate"}')" -ge 2 ] || fail "replays not counted"
-[ "$(metric 'rampart_reports_total{result="refused"}')" -ge 6 ] || fail "refused not counted"
-[ "$(metric 'rampart_reports_total{result="stored"}')" -eq 7 ] || fail "stored: $(grep report "$d/metrics")"
+[ "$(metric 'rampart_reports_total{result="refused"}')" -ge 7 ] || fail "refused not counted"
+[ "$(metric 'rampart_reports_total{result="stored"}')" -eq 11 ] || fail "stored: $(grep report "$d/metrics")"
+[ "$(metric 'rampart_reports_crash_capture_off_total')" -eq 1 ] || fail "capture off not counted: $(grep report "$d/metrics")"
 done_ok

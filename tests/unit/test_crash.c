@@ -100,6 +100,44 @@ static size_t read_whole(const char *dir, uint64_t from, uint64_t *seq, uint64_t
     return off;
 }
 
+/* The operator's switch (rp_crash_capture_set): on with no file; off deletes every kept crash and
+ * keeps no new one; on again keeps them, numbered past every one before; a file that says
+ * anything else reads as off. */
+static void capture_switch(void **state)
+{
+    const char *dir = *state;
+    static const uint8_t digest[32] = {1};
+    rp_crash_meta_t m = {
+        .at = 1, .component = "app", .version = "1", .tree = "tree", .digest = digest};
+    uint64_t seq = 0, dropped;
+    char path[512];
+    size_t len;
+    FILE *f;
+
+    assert_true(rp_crash_capture_on(dir));
+    assert_int_equal(put(dir, 11), 1);
+    assert_int_equal(put(dir, 6), 2);
+    assert_int_equal(rp_crash_capture_set(dir, false), RP_OK);
+    assert_false(rp_crash_capture_on(dir));
+    read_whole(dir, 0, &seq, &dropped);
+    assert_int_equal(seq, 0); /* both gone */
+    assert_int_equal(dropped, 0);
+    len = sample(11);
+    seq = 0;
+    assert_int_equal(rp_crash_store_put(dir, &m, enc, len, &seq), RP_ERR_DENIED);
+    assert_int_equal(seq, 0);
+    read_whole(dir, 0, &seq, &dropped);
+    assert_int_equal(seq, 0);
+    assert_int_equal(rp_crash_capture_set(dir, true), RP_OK);
+    assert_true(rp_crash_capture_on(dir));
+    assert_int_equal(put(dir, 11), 3);
+    snprintf(path, sizeof(path), "%s/crashes/capture", dir);
+    assert_non_null(f = fopen(path, "w"));
+    fputs("yes\n", f);
+    fclose(f);
+    assert_false(rp_crash_capture_on(dir));
+}
+
 static void round_trip(void **state)
 {
     const char *dir = *state;
@@ -215,6 +253,7 @@ int main(int argc, char **argv)
         return 2;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(round_trip, make_dir, remove_dir),
+        cmocka_unit_test_setup_teardown(capture_switch, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(bounded_and_counted, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(cut_anywhere, make_dir, remove_dir),
     };

@@ -604,13 +604,45 @@ static void test_app_control(void **state)
     reply_round_trip();
 }
 
+/* 19 SETTINGS: the device group's crash capture, one byte each way: 0 or 1, nothing else. */
+static void test_settings_type(void **state)
+{
+    size_t len;
+
+    (void)state;
+    assert_int_equal(rp_mon_type_channel(RP_MON_SETTINGS), RP_MON_CHANNEL_AGENT);
+    assert_string_equal(rp_mon_type_name(RP_MON_SETTINGS), "settings");
+    assert_false(rp_mon_type_takes_fd(RP_MON_SETTINGS));
+    assert_int_equal(rp_mon_request_body_max(RP_MON_SETTINGS), 1);
+    memset(&q, 0, sizeof(q));
+    q.type = RP_MON_SETTINGS;
+    for (uint8_t v = 0; v <= 1; v++) {
+        q.u.settings.crash_capture = v;
+        request_round_trip();
+        assert_int_equal(q2.u.settings.crash_capture, v);
+    }
+    q.u.settings.crash_capture = 2; /* neither on nor off */
+    len = enc_req();
+    assert_int_equal(rp_mon_request_decode(buf, len, &q2), RP_ERR_MALFORMED);
+    assert_int_equal(rp_mon_request_decode(buf, len - 1, &q2), RP_ERR_TRUNCATED);
+
+    memset(&r, 0, sizeof(r));
+    r.type = RP_MON_SETTINGS;
+    r.u.settings.crash_capture = 1;
+    reply_round_trip();
+    assert_int_equal(r2.u.settings.crash_capture, 1);
+    r.u.settings.crash_capture = 0xff;
+    assert_int_equal(rp_mon_reply_encode(&r, buf, sizeof(buf), &len), RP_OK);
+    assert_int_equal(rp_mon_reply_decode(buf, len, &r2), RP_ERR_MALFORMED);
+}
+
 /* What the monitor recorded, for the agent (15 EVENTS, 16 APP_LOG): fields, bounds, refusals. */
 static void test_record_types(void **state)
 {
     size_t len, at;
 
     (void)state;
-    assert_int_equal(RP_MON_TYPE_END, 19);
+    assert_int_equal(RP_MON_TYPE_END, 20);
     assert_int_equal(rp_mon_type_channel(RP_MON_EVENTS), RP_MON_CHANNEL_AGENT);
     assert_int_equal(rp_mon_type_channel(RP_MON_APP_LOG), RP_MON_CHANNEL_AGENT);
     assert_string_equal(rp_mon_type_name(RP_MON_EVENTS), "events");
@@ -810,6 +842,7 @@ int main(void)
         cmocka_unit_test(test_replies_round_trip), cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_tls13_content),      cmocka_unit_test(test_transport),
         cmocka_unit_test(test_record_types),       cmocka_unit_test(test_crashes_type),
+        cmocka_unit_test(test_settings_type),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

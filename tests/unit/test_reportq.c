@@ -25,6 +25,7 @@
 #include "rampart/text.h"
 #include "report.h"
 #include "reportq.h"
+#include "settings.h"
 
 static uint64_t fake_now;
 static uint64_t fake_clock(void)
@@ -628,6 +629,58 @@ static void power_cut_when_full(void **state)
     walk(*state, RP_REPORTQ_MAX_REPORTS);
 }
 
+/* The device group's settings (settings.c): the service's object parsed strictly (a boolean,
+ * unknown keys ignored); kept across runs; none kept: on; a corrupt file: off. */
+static void settings_parse_and_keep(void **state)
+{
+    rp_settings_t st = RP_SETTINGS_DEFAULT;
+    rp_agent_t a;
+    char path[512];
+    json_t *o;
+    FILE *f;
+
+    agent_in(&a, *state);
+    assert_true(rp_settings_load(&a).crash_capture);
+    o = json_pack("{s:b, s:s}", "crash_capture", 0, "later", "ignored");
+    assert_int_equal(rp_settings_parse(o, &st), RP_OK);
+    assert_false(st.crash_capture);
+    json_decref(o);
+    /* Refused, *out untouched: not an object, no key, not a boolean. */
+    st.crash_capture = true;
+    o = json_pack("[b]", 0);
+    assert_int_equal(rp_settings_parse(o, &st), RP_ERR_MALFORMED);
+    json_decref(o);
+    o = json_object();
+    assert_int_equal(rp_settings_parse(o, &st), RP_ERR_MALFORMED);
+    json_decref(o);
+    o = json_pack("{s:i}", "crash_capture", 0);
+    assert_int_equal(rp_settings_parse(o, &st), RP_ERR_MALFORMED);
+    assert_int_equal(rp_settings_learn(&a, o), RP_ERR_MALFORMED);
+    json_decref(o);
+    o = json_pack("{s:s}", "crash_capture", "off");
+    assert_int_equal(rp_settings_parse(o, &st), RP_ERR_MALFORMED);
+    json_decref(o);
+    assert_int_equal(rp_settings_parse(NULL, &st), RP_ERR_MALFORMED);
+    assert_true(st.crash_capture);
+    assert_true(rp_settings_load(&a).crash_capture); /* nothing kept by a refusal */
+
+    /* Learned (no monitor serves this directory): kept, read back by another run. */
+    o = json_pack("{s:b}", "crash_capture", 0);
+    assert_int_equal(rp_settings_learn(&a, o), RP_OK);
+    json_decref(o);
+    assert_false(rp_settings_load(&a).crash_capture);
+    o = json_pack("{s:b}", "crash_capture", 1);
+    assert_int_equal(rp_settings_learn(&a, o), RP_OK);
+    json_decref(o);
+    assert_true(rp_settings_load(&a).crash_capture);
+    /* A file that does not parse: off until the service says again. */
+    snprintf(path, sizeof(path), "%s/agent/settings.json", (char *)*state);
+    assert_non_null(f = fopen(path, "w"));
+    fputs("{\"crash_capture\": tru", f);
+    fclose(f);
+    assert_false(rp_settings_load(&a).crash_capture);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -643,6 +696,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(link_refused, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(power_cut_with_room, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(power_cut_when_full, make_dir, remove_dir),
+        cmocka_unit_test_setup_teardown(settings_parse_and_keep, make_dir, remove_dir),
     };
 
     /* The child of the power-cut walk: one report, cut where RAMPART_FAILPOINT says. */

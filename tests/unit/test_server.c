@@ -161,7 +161,7 @@ static void store_schema(void **state)
 {
     struct db *db = *state;
 
-    assert_int_equal(rp_store_schema_version(db->s), 12);
+    assert_int_equal(rp_store_schema_version(db->s), 13);
 }
 
 /* One write: a verdict, maybe a certificate, maybe a nonce to spend. */
@@ -950,6 +950,8 @@ static void store_name_keys_filled_at_open(void **state)
     assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
     /* Back to schema 7 ... */
     assert_int_equal(sqlite3_exec(raw,
+                                  "ALTER TABLE device_groups DROP COLUMN crash_capture;"
+                                  "DELETE FROM schema_version WHERE version = 13;"
                                   "DROP TABLE threat_settings; DROP TABLE threat_counts;"
                                   "DROP TABLE threat_devices; DROP TABLE threat_alerts;"
                                   "DROP TABLE webhooks; DROP TABLE quarantine_policies;"
@@ -991,7 +993,7 @@ static void store_name_keys_filled_at_open(void **state)
                      SQLITE_OK);
     rp_store_close(db->s);
     assert_int_equal(rp_store_open(db->dir, &db->s), RP_OK);
-    assert_int_equal(rp_store_schema_version(db->s), 12);
+    assert_int_equal(rp_store_schema_version(db->s), 13);
     assert_int_equal(rp_store_tenant_create(db->s, "acme", &t), RP_ERR_EXISTS);
     assert_int_equal(rp_store_tenant_create(db->s, "globex", &t), RP_ERR_EXISTS);
     assert_int_equal(rp_store_tenant_create(db->s, "Beta", &t), RP_ERR_EXISTS);
@@ -1135,6 +1137,31 @@ static void store_groups_and_deployments(void **state)
     assert_int_equal(rp_store_device_group(db->s, dev1, &g), RP_OK);
     assert_string_equal(g.id, prod.id);
     assert_int_equal(rp_store_device_assign(db->s, &prod, dev2, 1200), RP_ERR_NOT_FOUND);
+
+    /* The crash capture switch (schema 13): on by default and for a device in no group; off for
+     * the group's devices only; kept; on again. */
+    bool on = false;
+    assert_true(prod.crash_capture && field.crash_capture);
+    assert_int_equal(rp_store_device_crash_capture(db->s, dev1, &on), RP_OK);
+    assert_true(on);
+    assert_int_equal(rp_store_device_crash_capture(db->s, dev2, &on), RP_OK);
+    assert_true(on);
+    assert_int_equal(rp_store_group_set_crash_capture(db->s, &prod, false), RP_OK);
+    assert_false(prod.crash_capture);
+    assert_int_equal(rp_store_device_crash_capture(db->s, dev1, &on), RP_OK);
+    assert_false(on);
+    assert_int_equal(rp_store_device_crash_capture(db->s, dev2, &on), RP_OK);
+    assert_true(on);
+    assert_int_equal(rp_store_group_find(db->s, &p, "Production", &g), RP_OK);
+    assert_false(g.crash_capture);
+    assert_int_equal(rp_store_group_find(db->s, &p, "Field Test", &g), RP_OK);
+    assert_true(g.crash_capture);
+    assert_int_equal(rp_store_group_set_crash_capture(db->s, &prod, true), RP_OK);
+    assert_int_equal(rp_store_device_crash_capture(db->s, dev1, &on), RP_OK);
+    assert_true(on);
+    memset(&g, 0, sizeof(g));
+    snprintf(g.id, sizeof(g.id), "g_none");
+    assert_int_equal(rp_store_group_set_crash_capture(db->s, &g, false), RP_ERR_NOT_FOUND);
 
     memset(&k, 0, sizeof(k));
     snprintf(k.tenant_id, sizeof(k.tenant_id), "%s", db->tenant.id);
