@@ -25,10 +25,11 @@
 #include "rampart/base64.h"
 #include "store.h"
 
-#define RP_MAX_BODY (64 * 1024)             /* no request body is larger, but for: */
-#define RP_UPLOAD_CHUNK_MAX (1024 * 1024)   /* one chunk of an image upload */
-#define RP_MAX_BODY_ANY RP_UPLOAD_CHUNK_MAX /* what evhttp reads at most (413 beyond) */
-#define RP_IMAGE_MAX (128ull * 1024 * 1024) /* an uploaded image */
+#define RP_MAX_BODY (64 * 1024)              /* no request body is larger, but for: */
+#define RP_UPLOAD_CHUNK_MAX (1024 * 1024)    /* one chunk of an image upload */
+#define RP_MAX_BODY_ANY RP_UPLOAD_CHUNK_MAX  /* what evhttp reads at most (413 beyond) */
+#define RP_IMAGE_MAX (128ull * 1024 * 1024)  /* an uploaded image */
+#define RP_UPLOAD_MAX (256ull * 1024 * 1024) /* an upload: an image or a debug file (reports.h) */
 #define RP_MAX_HEADERS (16 * 1024)
 #define RP_NONCE_LIFETIME 60 /* seconds a nonce stays usable */
 #define RP_CA_CACHE 32       /* tenant CAs each worker keeps decrypted */
@@ -251,6 +252,13 @@ const char *rp_json_text(json_t *v, size_t max);
 bool rp_word_valid(const char *s, size_t max, bool empty_ok);
 /* Whether o is an object with exactly the n keys named. */
 bool rp_json_has_exactly(json_t *o, const char *const *keys, size_t n);
+
+/* Another route's use of a finished upload (updates.c; debug files in reports.c): the tenant's
+ * upload id with all its bytes, its file's path in path. false: a reply was sent (404, 409 while
+ * bytes are missing, 500). Then rp_upload_forget: its row, and its file unless path is NULL (the
+ * caller moved it). */
+bool rp_upload_finished(struct rp_req *r, const char *id, rp_upload_t *u, char *path, size_t cap);
+void rp_upload_forget(struct rp_req *r, const char *id, const char *path);
 
 /* GET /readyz (ready.c): 200 when the service can write now - a database transaction and a file
  * in the data directory, both synced - else 503 with the reason. Checked at most once a second;
