@@ -25,15 +25,17 @@
 #include "rampart/base64.h"
 #include "store.h"
 
-#define RP_MAX_BODY (64 * 1024)              /* no request body is larger, but for: */
-#define RP_UPLOAD_CHUNK_MAX (1024 * 1024)    /* one chunk of an image upload */
-#define RP_MAX_BODY_ANY RP_UPLOAD_CHUNK_MAX  /* what evhttp reads at most (413 beyond) */
-#define RP_IMAGE_MAX (128ull * 1024 * 1024)  /* an uploaded image */
-#define RP_UPLOAD_MAX (256ull * 1024 * 1024) /* an upload: an image or a debug file (reports.h) */
+#define RP_MAX_BODY (64 * 1024)             /* no request body is larger, but for: */
+#define RP_UPLOAD_CHUNK_MAX (1024 * 1024)   /* one chunk of an image upload */
+#define RP_MAX_BODY_ANY RP_UPLOAD_CHUNK_MAX /* what evhttp reads at most (413 beyond) */
+#define RP_IMAGE_MAX (128ull * 1024 * 1024) /* an uploaded image */
 #define RP_MAX_HEADERS (16 * 1024)
 #define RP_NONCE_LIFETIME 60 /* seconds a nonce stays usable */
 #define RP_CA_CACHE 32       /* tenant CAs each worker keeps decrypted */
 #define RP_CA_CACHE_TTL 600  /* seconds before a cached CA is read again */
+
+/* An upload at most: an image (RP_IMAGE_MAX) or a debug file (reports.h, RP_SYMBOLS_MAX). */
+#define RP_UPLOAD_MAX (256ull * 1024 * 1024)
 
 /* Why an attestation failed: fixed codes, recorded and exported as metric labels. */
 typedef enum rp_attest_reason {
