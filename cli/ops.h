@@ -20,7 +20,7 @@ struct ops {
     const char *expires_in, *expires_at; /* a new token's expiry */
     const char *allow_debug, *require_components, *require_register; /* "yes" or "no" */
     const char *allow_development;                                   /* "yes" or "no" */
-    const char *device, *kind; /* device capability create; event list */
+    const char *device, *kind;  /* device capability create; event list */
     const char *offset, *limit; /* a page of a list (failure list, event list) */
     cli_output_t output;
     char token[512];
@@ -44,6 +44,9 @@ int ops_token_load(struct ops *o);
 
 int ops_image_key_cmd(struct ops *o, const char *verb);
 int ops_image_cmd(struct ops *o, const char *verb); /* upload, list */
+/* A file sent as a chunked upload (images, debug files), resumed after transient failures; OUT:
+ * the upload's ID in id. */
+int ops_upload_file(struct ops *o, const char *file, char *id, size_t idcap);
 int ops_product_cmd(struct ops *o, const char *verb);
 int ops_group_cmd(struct ops *o, const char *verb);
 int ops_device_assign(struct ops *o);

@@ -109,7 +109,18 @@ expect 0 "$RAMPART" failure show --tenant "$acme" "$bucket" --output json
 jq -e '.symbolicated == false and (.frames[0] | has("function") | not) and (.samples | length == 2)' "$d/out" >/dev/null || fail "show before symbols: $(cat "$d/out")"
 
 # --- the debug file names the function and its line ------------------------------------------
-expect 0 "$RAMPART" symbols upload --tenant "$acme" "$d/app.debug"; out_has "$build_id"
+# One request body (raw ELF, at most 1 MiB) is one form of the route...
+http POST "/api/v1/tenants/$acme/symbols" "$ADMIN_TOKEN" "$d/app.debug" application/octet-stream
+is_status 201; body_has ".build_id == \"$build_id\""
+# ...and the CLI sends any debug file as a chunked upload: this one is 3 MiB (real ones are tens).
+head -c 3M /dev/urandom >"$d/pad"
+objcopy --add-section .note.pad="$d/pad" "$d/app.debug" "$d/big.debug" || fail "cannot pad"
+[ "$(stat -c %s "$d/big.debug")" -gt 3145728 ] || fail "the padded debug file is not over 3 MiB"
+expect 0 "$RAMPART" symbols upload --tenant "$acme" "$d/big.debug"; out_has "$build_id"
+cmp -s "$d/srv/symbols/$acme/$build_id.debug" "$d/big.debug" || fail "the kept debug file is not the uploaded one"
+# Past the bound (RP_SYMBOLS_MAX, 256 MiB): refused before a byte is sent.
+http POST "/api/v1/tenants/$acme/uploads" "$ADMIN_TOKEN" <(echo '{"size": 268435457}')
+is_status 413
 expect 1 "$RAMPART" symbols upload --tenant "$acme" "$d/app.c"; err_has "not a debug file"
 # A debug file whose sections claim far more once decompressed (a compressed .debug_info whose
 # header says 1 GiB; a few KiB of zlib can claim that): refused, never inflated by libdw.
