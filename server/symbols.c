@@ -39,6 +39,7 @@
 #define CACHE_SLOTS 8192        /* offsets named, kept (about 4.5 MiB) */
 #define CACHE_PROBE 8
 #define FAILED_SLOTS 64
+#define RUN_ENV_MAX 8 /* variables a child is given (it inherits none) */
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static char helper[PATH_MAX];
@@ -134,14 +135,16 @@ static int64_t now_ms(void)
  * it exited 0 or 1 (*status) within the deadline, its answer (at most RP_SYMBOLIZE_ANSWER_MAX
  * bytes, NUL-terminated) in *out for the caller to free. RP_ERR_IO otherwise (logged, with why).
  */
-static rp_err_t run(const char *mode, int fd, const char *in, size_t inlen, char **out,
-                    size_t *outlen, int *status)
+static rp_err_t run(const char *mode, const char *arg, int fd, char *const *env, const char *in,
+                    size_t inlen, int wait_ms, char **out, size_t *outlen, int *status)
 {
-    char path[PATH_MAX], *argv[] = {"rampart-symbolize", (char *)mode, NULL};
-    char env_test[96], *envp[2] = {NULL, NULL};
+    char path[PATH_MAX], *argv[] = {"rampart-symbolize", (char *)mode, (char *)arg, NULL};
+    char env_test[96], *envp[RUN_ENV_MAX + 2] = {NULL};
     const char *test = getenv("RAMPART_SYMBOLIZE_TEST");
     int inp[2] = {-1, -1}, outp[2] = {-1, -1}, filefd = -1, timeout, st = 0, rc;
+    size_t nenv = 0;
     posix_spawn_file_actions_t fa;
+    posix_spawnattr_t sa;
     pid_t pid = -1;
     size_t len = 0, cap = 4096;
     char *buf = NULL;
@@ -155,13 +158,17 @@ static rp_err_t run(const char *mode, int fd, const char *in, size_t inlen, char
         rp_log_warn("symbols: cannot find rampart-symbolize");
         return RP_ERR_IO;
     }
+    if (wait_ms > 0)
+        timeout = wait_ms;
+    for (; env != NULL && env[nenv] != NULL && nenv < RUN_ENV_MAX; nenv++)
+        envp[nenv] = env[nenv];
     /* The helper is built with RP_SYMBOLIZE_TEST_HOOKS only in test builds; elsewhere ignored. */
     if (test != NULL && snprintf(env_test, sizeof(env_test), "RAMPART_SYMBOLIZE_TEST=%s", test) <
                             (int)sizeof(env_test))
-        envp[0] = env_test;
+        envp[nenv++] = env_test;
     /* Above 3, so that placing it at 3 clears its close-on-exec. */
     if (pipe2(inp, O_CLOEXEC) != 0 || pipe2(outp, O_CLOEXEC) != 0 ||
-        (filefd = fcntl(fd, F_DUPFD_CLOEXEC, 10)) < 0 || (buf = malloc(cap)) == NULL) {
+        (fd >= 0 && (filefd = fcntl(fd, F_DUPFD_CLOEXEC, 10)) < 0) || (buf = malloc(cap)) == NULL) {
         why = "cannot make its pipes";
         goto done;
     }
@@ -174,12 +181,24 @@ static rp_err_t run(const char *mode, int fd, const char *in, size_t inlen, char
         rc = posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
     if (rc == 0)
         rc = posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    if (rc == 0)
+    if (rc == 0 && filefd >= 0)
         rc = posix_spawn_file_actions_adddup2(&fa, filefd, 3);
     if (rc == 0)
         rc = posix_spawn_file_actions_addclosefrom_np(&fa, 4);
-    if (rc == 0)
-        rc = posix_spawn(&pid, path, &fa, NULL, argv, envp);
+    /* Signals as a new program expects them, whatever this thread blocks or ignores. */
+    if (rc == 0 && (rc = posix_spawnattr_init(&sa)) == 0) {
+        sigset_t none, all;
+        sigemptyset(&none);
+        sigfillset(&all);
+        rc = posix_spawnattr_setsigmask(&sa, &none);
+        if (rc == 0)
+            rc = posix_spawnattr_setsigdefault(&sa, &all);
+        if (rc == 0)
+            rc = posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+        if (rc == 0)
+            rc = posix_spawn(&pid, path, &fa, &sa, argv, envp);
+        posix_spawnattr_destroy(&sa);
+    }
     posix_spawn_file_actions_destroy(&fa);
     if (rc != 0) {
         pid = -1;
@@ -188,7 +207,8 @@ static rp_err_t run(const char *mode, int fd, const char *in, size_t inlen, char
     }
     close(inp[0]), inp[0] = -1;
     close(outp[1]), outp[1] = -1;
-    close(filefd), filefd = -1;
+    if (filefd >= 0)
+        close(filefd), filefd = -1;
     /* The queries fit the pipe's buffer (RP_SYMBOLIZE_QUERIES_MAX short lines); a child that
      * died early makes this fail, which its answer then shows. */
     if (inlen > 0 && write(inp[1], in, inlen) != (ssize_t)inlen)
@@ -346,7 +366,7 @@ rp_err_t rp_symbols_build_id_fd(int fd, char out[2 * RP_REPORT_BUILD_ID_MAX + 1]
     rp_err_t err;
 
     out[0] = '\0';
-    if (run("check", fd, NULL, 0, &ans, &len, &status) != RP_OK) {
+    if (run("check", NULL, fd, NULL, NULL, 0, 0, &ans, &len, &status) != RP_OK) {
         atomic_fetch_add(&m_runs_failed, 1);
         return RP_ERR_IO;
     }
@@ -502,7 +522,7 @@ static bool ask(rp_symbols_t *h, const uint64_t *offs, size_t n, rp_symbol_t *ou
 
     for (size_t i = 0; i < n; i++)
         qlen += (size_t)snprintf(q + qlen, sizeof(q) - qlen, "0x%" PRIx64 "\n", offs[i]);
-    if (run("lookup", h->fd, q, qlen, &ans, &len, &status) != RP_OK) {
+    if (run("lookup", NULL, h->fd, NULL, q, qlen, 0, &ans, &len, &status) != RP_OK) {
         atomic_fetch_add(&m_runs_failed, 1);
         return false;
     }
