@@ -384,6 +384,7 @@ void rp_reports_metrics(struct evbuffer *buf)
         (unsigned long long)atomic_load(&m_duplicates), (unsigned long long)atomic_load(&m_refused),
         RP_REPORTS_KEEP, (unsigned long long)atomic_load(&m_pruned), rp_symbols_opened());
     rp_symbols_metrics(buf);
+    rp_symbols_debuginfod_metrics(buf);
 }
 
 /* ---- POST /api/v1/device/reports ---- */
@@ -715,6 +716,9 @@ static rp_symbols_t *symbols_for(rp_req_t *r, symcache_t *c, const char *id,
             rp_log_warn("%s: cannot read the debug file", path);
             h = NULL;
         }
+    } else if (rp_symbols_debuginfod_path(id, path, sizeof(path)) &&
+               rp_symbols_open(path, &h) != RP_OK) { /* none uploaded: a debuginfod server's */
+        h = NULL;
     }
     if (c->n < SYMCACHE_MAX) {
         snprintf(c->e[c->n].id, sizeof(c->e[c->n].id), "%s", id);

@@ -151,6 +151,16 @@ unsigned long long rp_symbols_opened(void);
 /* The child's runs and the cache's hits, for GET /metrics. */
 void rp_symbols_metrics(struct evbuffer *buf);
 
+/* Debug files from a debuginfod server (rampart-server --debuginfod-url; off without it), for
+ * build IDs no tenant uploaded. start: fetched one at a time in the background by
+ * `rampart-symbolize fetch` (libdebuginfod, bounded in size and time), checked by a confined
+ * `check` (the same build ID), kept as DATA/debuginfod/ID.debug. path: true and its path when it
+ * is there; else it is asked for (not again for a while after the server lacked it) and false:
+ * a request never waits for the server. */
+rp_err_t rp_symbols_debuginfod_start(const char *url, const char *data_dir) RP_MUST_CHECK;
+bool rp_symbols_debuginfod_path(const char *build_id, char *path, size_t cap);
+void rp_symbols_debuginfod_metrics(struct evbuffer *buf);
+
 /* The child's answers, parsed strictly (symbolize.h): a check's build ID; a lookup's n frames.
  * RP_ERR_MALFORMED for anything else (out zeroed). */
 rp_err_t rp_symbols_parse_check(const char *buf, size_t len,

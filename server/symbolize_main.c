@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <elfutils/debuginfod.h>
 #include <jansson.h>
 #include <libelf.h>
 #include <seccomp.h>
@@ -115,6 +116,49 @@ static bool read_offsets(uint64_t *offs, size_t *n)
     return !ferror(stdin);
 }
 
+/* rampart-symbolize fetch HEX: libdebuginfod and libcurl only, no ELF read here (the service
+ * checks what comes in a confined `check`). Bounded by the size the service gives
+ * (DEBUGINFOD_MAXSIZE, also enforced here as it arrives, and as RLIMIT_FSIZE), by time
+ * (DEBUGINFOD_TIMEOUT, DEBUGINFOD_MAXTIME, the service's deadline) and by CPU seconds. */
+static long fetch_max;
+
+static int fetch_progress(debuginfod_client *c, long got, long total)
+{
+    (void)c;
+    return got > fetch_max || total > fetch_max; /* non-zero: stop */
+}
+
+static int fetch(const char *hex)
+{
+    const char *max = getenv(DEBUGINFOD_MAXSIZE_ENV_VAR);
+    size_t n = strlen(hex);
+    debuginfod_client *c;
+    char *path = NULL;
+    int fd, status;
+
+    fetch_max = max != NULL ? strtol(max, NULL, 10) : 0;
+    if (n < 2 || n > 2 * RP_REPORT_BUILD_ID_MAX || n % 2 != 0 ||
+        strspn(hex, "0123456789abcdef") != n || fetch_max <= 0 ||
+        (unsigned long long)fetch_max > RP_SYMBOLS_MAX)
+        return refuse("fetch takes a build ID (lowercase hex) and DEBUGINFOD_MAXSIZE");
+    if (!limit(RLIMIT_CPU, CPU_SECONDS) || !limit(RLIMIT_CORE, 0) ||
+        !limit(RLIMIT_FSIZE, (rlim_t)fetch_max + 4096))
+        return refuse("cannot limit rampart-symbolize");
+    if ((c = debuginfod_begin()) == NULL)
+        return refuse("cannot start libdebuginfod");
+    debuginfod_set_progressfn(c, fetch_progress);
+    fd = debuginfod_find_debuginfo(c, (const unsigned char *)hex, 0, &path);
+    debuginfod_end(c);
+    if (fd < 0) {
+        free(path);
+        return answer(json_pack("{s:s, s:b}", "error", strerror(-fd), "missing", fd == -ENOENT), 1);
+    }
+    close(fd);
+    status = answer(json_pack("{s:s}", "path", path), 0);
+    free(path);
+    return status;
+}
+
 /* Test builds only: make this child misbehave as a hostile file could (server/symbols.c's tests:
  * a hang, a crash, an answer that is not the protocol's). */
 static void test_hook(void)
@@ -146,8 +190,11 @@ int main(int argc, char **argv)
     size_t n = 0;
     bool lookup = argc == 2 && strcmp(argv[1], "lookup") == 0;
 
+    if (argc == 3 && strcmp(argv[1], "fetch") == 0)
+        return fetch(argv[2]);
     if (argc != 2 || (!lookup && strcmp(argv[1], "check") != 0)) {
-        fprintf(stderr, "usage: rampart-symbolize check|lookup (the debug file on descriptor 3)\n");
+        fprintf(stderr, "usage: rampart-symbolize check|lookup (the debug file on descriptor 3), "
+                        "or fetch BUILD_ID (from DEBUGINFOD_URLS)\n");
         return 2;
     }
     (void)elf_version(EV_CURRENT); /* before the filter: nothing of it needs a file */

@@ -591,3 +591,226 @@ rp_err_t rp_symbols_resolve(const char *path, const uint64_t *offsets, size_t n,
     rp_symbols_close(h);
     return RP_OK;
 }
+
+/* ---- debug files from a debuginfod server (--debuginfod-url) ---- */
+
+#define DEBUGINFOD_QUEUE 64          /* build IDs waiting to be fetched; more are dropped */
+#define DEBUGINFOD_REMEMBER 1024     /* build IDs tried lately */
+#define DEBUGINFOD_MISSING_RETRY 600 /* seconds before asking again for one the server lacks */
+#define DEBUGINFOD_FAILED_RETRY 60   /* ... for one whose fetch failed */
+#define DEBUGINFOD_DEADLINE_MS 45000 /* a fetch, at most (its child is killed then) */
+
+typedef char build_hex_t[2 * RP_REPORT_BUILD_ID_MAX + 1];
+
+static struct {
+    bool on;
+    char url[512];
+    char dir[PATH_MAX]; /* DATA/debuginfod: BUILD_ID.debug, and libdebuginfod's cache/ */
+    pthread_t thread;
+    pthread_cond_t wake;
+    build_hex_t queue[DEBUGINFOD_QUEUE];
+    size_t nqueue;
+    struct {
+        build_hex_t id;
+        time_t at;
+        int retry; /* seconds */
+    } tried[DEBUGINFOD_REMEMBER];
+} dfd = {.wake = PTHREAD_COND_INITIALIZER};
+
+static atomic_ullong m_fetch_ok, m_fetch_missing, m_fetch_failed, m_fetch_dropped;
+
+static bool build_hex_valid(const char *id)
+{
+    size_t n = strlen(id);
+    return n >= 2 && n <= 2 * RP_REPORT_BUILD_ID_MAX && n % 2 == 0 &&
+           strspn(id, "0123456789abcdef") == n;
+}
+
+void rp_symbols_debuginfod_metrics(struct evbuffer *buf)
+{
+    evbuffer_add_printf(
+        buf,
+        "# HELP rampart_debuginfod_fetches_total Debug files asked of the debuginfod server "
+        "(--debuginfod-url), by result (dropped: the queue was full).\n"
+        "# TYPE rampart_debuginfod_fetches_total counter\n"
+        "rampart_debuginfod_fetches_total{result=\"ok\"} %llu\n"
+        "rampart_debuginfod_fetches_total{result=\"missing\"} %llu\n"
+        "rampart_debuginfod_fetches_total{result=\"failed\"} %llu\n"
+        "rampart_debuginfod_fetches_total{result=\"dropped\"} %llu\n",
+        atomic_load(&m_fetch_ok), atomic_load(&m_fetch_missing), atomic_load(&m_fetch_failed),
+        atomic_load(&m_fetch_dropped));
+}
+
+/* Under lock: remember that id was tried now, not to be asked again for retry seconds. */
+static void tried_put(const char *id, time_t now, int retry)
+{
+    size_t oldest = 0;
+    for (size_t i = 0; i < DEBUGINFOD_REMEMBER; i++) {
+        if (strcmp(dfd.tried[i].id, id) == 0) {
+            oldest = i;
+            break;
+        }
+        if (dfd.tried[i].at < dfd.tried[oldest].at)
+            oldest = i;
+    }
+    snprintf(dfd.tried[oldest].id, sizeof(dfd.tried[oldest].id), "%s", id);
+    dfd.tried[oldest].at = now;
+    dfd.tried[oldest].retry = retry;
+}
+
+static bool tried_lately(const char *id, time_t now)
+{
+    for (size_t i = 0; i < DEBUGINFOD_REMEMBER; i++)
+        if (dfd.tried[i].at != 0 && strcmp(dfd.tried[i].id, id) == 0)
+            return now - dfd.tried[i].at < dfd.tried[i].retry;
+    return false;
+}
+
+/*
+ * One fetch: the child asks the server (libdebuginfod into DIR/cache), then a confined check of
+ * what came: a debug file of this very build ID (a server answering another file is refused),
+ * moved to DIR/ID.debug. Returns the retry delay to remember (0: fetched).
+ */
+static int fetch_one(const char *id)
+{
+    static const char *const ok_keys[] = {"path"}, *const err_keys[] = {"error", "missing"};
+    char env[5][PATH_MAX + 64], *envp[6], cdir[PATH_MAX], final[PATH_MAX], got[sizeof(build_hex_t)];
+    char *ans = NULL;
+    size_t len, n;
+    int status, fd, retry = DEBUGINFOD_FAILED_RETRY;
+    json_t *o = NULL;
+    const char *path;
+
+    if (snprintf(cdir, sizeof(cdir), "%s/cache", dfd.dir) >= (int)sizeof(cdir))
+        return DEBUGINFOD_FAILED_RETRY;
+    snprintf(env[0], sizeof(env[0]), "DEBUGINFOD_URLS=%s", dfd.url);
+    snprintf(env[1], sizeof(env[1]), "DEBUGINFOD_CACHE_PATH=%s", cdir);
+    snprintf(env[2], sizeof(env[2]), "DEBUGINFOD_MAXSIZE=%llu", (unsigned long long)RP_SYMBOLS_MAX);
+    snprintf(env[3], sizeof(env[3]), "DEBUGINFOD_TIMEOUT=%d", 10);
+    snprintf(env[4], sizeof(env[4]), "DEBUGINFOD_MAXTIME=%d", DEBUGINFOD_DEADLINE_MS / 1000 - 5);
+    for (size_t i = 0; i < 5; i++)
+        envp[i] = env[i];
+    envp[5] = NULL;
+    if (run("fetch", id, -1, envp, NULL, 0, DEBUGINFOD_DEADLINE_MS, &ans, &len, &status) != RP_OK)
+        goto failed;
+    o = load_answer(ans, len);
+    if (status == 1 && o != NULL && rp_json_has_exactly(o, err_keys, 2) &&
+        json_is_true(json_object_get(o, "missing"))) {
+        atomic_fetch_add(&m_fetch_missing, 1);
+        rp_log_info("debuginfod: %s has no debug file for build ID %s", dfd.url, id);
+        retry = DEBUGINFOD_MISSING_RETRY;
+        goto out;
+    }
+    path = status == 0 && o != NULL && rp_json_has_exactly(o, ok_keys, 1)
+               ? rp_json_text(json_object_get(o, "path"), PATH_MAX - 1)
+               : NULL;
+    n = strlen(cdir);
+    /* Only a file in the cache the child was given. */
+    if (path == NULL || strncmp(path, cdir, n) != 0 || path[n] != '/' ||
+        strstr(path, "/../") != NULL) {
+        rp_log_warn("debuginfod: build ID %s: %s", id,
+                    status == 1 ? json_string_value(json_object_get(o, "error"))
+                                : "an answer outside the protocol");
+        goto failed;
+    }
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+        goto failed;
+    status = rp_symbols_build_id_fd(fd, got) == RP_OK && strcmp(got, id) == 0;
+    close(fd);
+    if (!status) {
+        rp_log_warn("debuginfod: what %s sent for build ID %s is not its debug file", dfd.url, id);
+        (void)unlink(path);
+        goto failed;
+    }
+    if (snprintf(final, sizeof(final), "%s/%s.debug", dfd.dir, id) >= (int)sizeof(final) ||
+        rename(path, final) != 0)
+        goto failed;
+    atomic_fetch_add(&m_fetch_ok, 1);
+    rp_log_info("debuginfod: the debug file of build ID %s, from %s", id, dfd.url);
+    retry = 0;
+    goto out;
+failed:
+    atomic_fetch_add(&m_fetch_failed, 1);
+out:
+    json_decref(o);
+    free(ans);
+    return retry;
+}
+
+/* One fetch at a time, in the background: requests never wait for a debuginfod server. */
+static void *fetcher(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        build_hex_t id;
+        int retry;
+        pthread_mutex_lock(&lock);
+        while (dfd.nqueue == 0)
+            pthread_cond_wait(&dfd.wake, &lock);
+        memcpy(id, dfd.queue[0], sizeof(id));
+        memmove(dfd.queue[0], dfd.queue[1], (dfd.nqueue - 1) * sizeof(dfd.queue[0]));
+        dfd.nqueue--;
+        pthread_mutex_unlock(&lock);
+        retry = fetch_one(id);
+        pthread_mutex_lock(&lock);
+        tried_put(id, time(NULL), retry);
+        pthread_mutex_unlock(&lock);
+    }
+    return NULL;
+}
+
+rp_err_t rp_symbols_debuginfod_start(const char *url, const char *data_dir)
+{
+    char cdir[PATH_MAX];
+    pthread_attr_t attr;
+    int n;
+
+    if ((strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) ||
+        strlen(url) >= sizeof(dfd.url) || strpbrk(url, " \t\r\n") != NULL) {
+        rp_log_error("--debuginfod-url: one http:// or https:// URL");
+        return RP_ERR_INVALID_ARG;
+    }
+    n = snprintf(dfd.dir, sizeof(dfd.dir), "%s/debuginfod", data_dir);
+    if (n <= 0 || (size_t)n >= sizeof(dfd.dir) - 64 ||
+        (mkdir(dfd.dir, 0700) != 0 && errno != EEXIST))
+        return RP_ERR_IO;
+    if (snprintf(cdir, sizeof(cdir), "%s/cache", dfd.dir) >= (int)sizeof(cdir) ||
+        (mkdir(cdir, 0700) != 0 && errno != EEXIST))
+        return RP_ERR_IO;
+    snprintf(dfd.url, sizeof(dfd.url), "%s", url);
+    if (pthread_attr_init(&attr) != 0)
+        return RP_ERR_NO_MEMORY;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    n = pthread_create(&dfd.thread, &attr, fetcher, NULL);
+    pthread_attr_destroy(&attr);
+    if (n != 0)
+        return RP_ERR_NO_MEMORY;
+    dfd.on = true;
+    return RP_OK;
+}
+
+bool rp_symbols_debuginfod_path(const char *id, char *path, size_t cap)
+{
+    struct stat sb;
+    time_t now = time(NULL);
+    bool queued = false;
+    int n;
+
+    if (!dfd.on || id == NULL || !build_hex_valid(id))
+        return false;
+    n = snprintf(path, cap, "%s/%s.debug", dfd.dir, id);
+    if (n > 0 && (size_t)n < cap && lstat(path, &sb) == 0 && S_ISREG(sb.st_mode))
+        return true;
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < dfd.nqueue && !queued; i++)
+        queued = strcmp(dfd.queue[i], id) == 0;
+    if (!queued && !tried_lately(id, now)) {
+        if (dfd.nqueue < DEBUGINFOD_QUEUE) {
+            snprintf(dfd.queue[dfd.nqueue++], sizeof(build_hex_t), "%s", id);
+            pthread_cond_signal(&dfd.wake);
+        } else
+            atomic_fetch_add(&m_fetch_dropped, 1);
+    }
+    pthread_mutex_unlock(&lock);
+    return false;
+}

@@ -9,7 +9,20 @@
 : "${AGENT:?set AGENT to the rampart-agent binary}"
 d=$E2E_DIR
 
-start_server "$d/srv"
+# A real debuginfod server (Debian's, on loopback; it has no option to bind one address) for
+# build IDs no tenant uploaded: it scans $d/dfs, empty until a second build of the test app is
+# put there below. free_port may race another process: try again on another port.
+mkdir -p "$d/dfs"
+for try in 1 2 3 4 5; do
+  dport=$(free_port)
+  /usr/bin/debuginfod -F -p "$dport" -d "$d/dfs.sqlite" -t 1 -g 0 -c 1 "$d/dfs" >"$d/dfs.log" 2>&1 &
+  DFS_PID=$!; E2E_PIDS+=("$DFS_PID")
+  dfs_up() { kill -0 "$DFS_PID" 2>/dev/null && curl -sf "http://127.0.0.1:$dport/metrics" >/dev/null; }
+  wait_until 20 dfs_up && break
+  kill "$DFS_PID" 2>/dev/null || true; DFS_PID=
+done
+[ -n "$DFS_PID" ] || { cat "$d/dfs.log" >&2; fail "debuginfod did not start"; }
+start_server "$d/srv" --debuginfod-url "http://127.0.0.1:$dport"
 export RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN
 expect 0 "$RAMPART" tenant create acme; acme=$(cat "$d/out")
 expect 0 "$RAMPART" tenant create globex; globex=$(cat "$d/out")
@@ -251,6 +264,45 @@ ok=$(grep -c "^200$" "$d/codes" || true); limited=$(grep -c "^429$" "$d/codes" |
 grep -qi '^retry-after: [0-9]' "$d/headers" || fail "429 without Retry-After"
 post two "$d/empty.json"; is_status 200
 
+# --- debuginfod: a build nobody uploaded symbols for is named from the operator's server ------
+# Another build of the app (-O2: another build ID), unstripped, where debuginfod serves it.
+gcc -g -O2 -Wl,--build-id -o "$d/dfs/app2" "$d/app.c" || fail "cannot build the second app"
+build_id2=$(readelf -n "$d/dfs/app2" | sed -n 's/.*Build ID: \([0-9a-f]*\).*/\1/p')
+[ ${#build_id2} -eq 40 ] && [ "$build_id2" != "$build_id" ] || fail "no second build ID"
+crash2_off=$(printf '0x%x' $((16#$(nm "$d/dfs/app2" | awk '$3 == "crash_here" { print $1 }'))))
+want2_line=$(eu-addr2line -e "$d/dfs/app2" "$crash2_off" | sed -E 's/^([^:]*):([0-9]+).*/\2/')
+# Its scan done (debuginfod's own /metrics), never a sleep.
+dfs_scanned() { curl -s "http://127.0.0.1:$dport/metrics" | grep -q '^scanned_files_total{source="file"} [1-9]'; }
+wait_until 30 dfs_scanned || fail "debuginfod did not scan the second app: $(cat "$d/dfs.log")"
+crash 9 "$crash2_off" | jq -c --arg b "$build_id2" '.crash.frames |= map(.build_id = $b)' >"$d/c2.json"
+batch "$(cat "$d/c2.json")" >"$d/b6.json"
+post two "$d/b6.json"; is_status 200; body_has '.stored == 1'
+expect 0 "$RAMPART" failure list --tenant "$acme" --output json
+b2=$(jq -r --arg b "$build_id2" '.buckets[] | select(.frames[0].build_id == $b) | .id' "$d/out")
+[ -n "$b2" ] || fail "no bucket of the second build: $(cat "$d/out")"
+# The request does not wait for debuginfod: the fetch runs in the background; then it is named.
+dfs_metric() { http GET /metrics -; sed -n "s/^rampart_debuginfod_fetches_total{result=\"$1\"} //p" "$d/body"; }
+dfs_fetched() { [ "$(dfs_metric ok)" = 1 ]; }
+wait_until 60 dfs_fetched || fail "debuginfod: nothing fetched: $(tail -30 "$d/srv.log"; ls -la $d/srv/debuginfod/cache/*)"
+expect 0 "$RAMPART" failure show --tenant "$acme" "$b2" --output json
+jq -e --arg l "$want2_line" '.symbolicated == true and .frames[0].function == "crash_here" and .frames[0].line == ($l | tonumber)' "$d/out" >/dev/null || fail "not named through debuginfod: $(cat "$d/out")"
+[ -s "$d/srv/debuginfod/$build_id2.debug" ] || fail "the fetched debug file is not kept"
+# A build ID the server lacks: asked once, in the background, then remembered for a while.
+missing=$(dfs_metric missing)
+crash 10 "$crash_off" | jq -c '.crash.frames |= map(.build_id = "ab00ab00ab00ab00ab00ab00ab00ab00ab00ab00")' >"$d/c3.json"
+batch "$(cat "$d/c3.json")" >"$d/b7.json"
+post two "$d/b7.json"; is_status 200; body_has '.stored == 1'
+expect 0 "$RAMPART" failure list --tenant "$acme" --output json
+b3=$(jq -r '.buckets[] | select(.frames[0].build_id == "ab00ab00ab00ab00ab00ab00ab00ab00ab00ab00") | .id' "$d/out")
+[ -n "$b3" ] || fail "no bucket of the unknown build: $(cat "$d/out")"
+dfs_missing() { [ "$(dfs_metric missing)" -gt "$missing" ]; }
+wait_until 30 dfs_missing || fail "debuginfod: the unknown build ID was not asked"
+missing=$(dfs_metric missing)
+expect 0 "$RAMPART" failure show --tenant "$acme" "$b3" --output json
+jq -e '.symbolicated == false' "$d/out" >/dev/null || fail "an unknown build named: $(cat "$d/out")"
+eq "$(dfs_metric missing)" "$missing" "debuginfod asked again for a build ID it lacks"
+eq "$(dfs_metric ok)" 1 "debuginfod fetches"
+
 # --- the metrics count all of it ------------------------------------------------------------------
 curl -s --cacert "$SERVER_CA" "$SERVER_URL/metrics" >"$d/metrics"
 metric() { awk -v m="$1" '$1 == m { print $2 }' "$d/metrics"; }
@@ -259,5 +311,5 @@ metric() { awk -v m="$1" '$1 == m { print $2 }' "$d/metrics"; }
 [ "$(metric 'rampart_report_batches_total{result="rate_limited"}')" -ge 1 ] || fail "limited not counted"
 [ "$(metric 'rampart_reports_total{result="duplicate"}')" -ge 2 ] || fail "replays not counted"
 [ "$(metric 'rampart_reports_total{result="refused"}')" -ge 6 ] || fail "refused not counted"
-[ "$(metric 'rampart_reports_total{result="stored"}')" -eq 7 ] || fail "stored: $(grep report "$d/metrics")"
+[ "$(metric 'rampart_reports_total{result="stored"}')" -eq 9 ] || fail "stored: $(grep report "$d/metrics")"
 done_ok
