@@ -35,9 +35,11 @@ static const char *const allowed[] = {
     "rt_sigreturn", "exit", "exit_group", "clock_gettime", "fcntl", "getpid", "gettid",
     "sysinfo", /* qsort() sizes its buffer by it */ "tgkill", "rt_sigprocmask", /* abort() */
 };
+#ifndef SANITIZER_BUILD
 /* Looking for other files (a debuglink, a path made absolute, a dlopen): told no, not killed. */
 static const char *const refused[] = {"openat", "open", "readlink", "readlinkat", "getcwd",
                                       "stat", "lstat", "access", "faccessat", "faccessat2"};
+#endif
 #ifdef SANITIZER_BUILD
 static const char *const sanitizer[] = {"ptrace", "process_vm_readv", "clone", "wait4",
                                         "getdents64", "getppid", "kill", "sched_getaffinity",
