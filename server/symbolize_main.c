@@ -23,6 +23,10 @@
 #include "seccomp_allow.h"
 #include "symbolize.h"
 
+#ifdef SANITIZER_BUILD
+#include <sanitizer/lsan_interface.h>
+#endif
+
 #define FILE_FD 3
 #define CPU_SECONDS 10
 /* The file mapped, its sections inflated, libdw's tables: well past what a bound file needs. */
@@ -41,10 +45,11 @@ static const char *const refused[] = {"openat", "open", "readlink", "readlinkat"
                                       "stat", "lstat", "access", "faccessat", "faccessat2"};
 #endif
 #ifdef SANITIZER_BUILD
-static const char *const sanitizer[] = {"ptrace", "process_vm_readv", "clone", "wait4",
-                                        "getdents64", "getppid", "kill", "sched_getaffinity",
-                                        "rt_sigaction", "rt_sigprocmask", "sigaltstack",
-                                        "prctl", "uname", "openat", "readlink"};
+static const char *const sanitizer[] = {
+    "ptrace", "process_vm_readv", "clone", "wait4", "getdents", "getdents64", "getppid", "kill",
+    "sched_getaffinity", "rt_sigaction", "rt_sigprocmask", "sigaltstack", "prctl", "uname",
+    "open", "openat", "readlink", "sched_yield", "nanosleep", "clock_nanosleep",
+};
 #endif
 // clang-format on
 
@@ -146,11 +151,21 @@ static int fetch(const char *hex)
     if (!limit(RLIMIT_CPU, CPU_SECONDS) || !limit(RLIMIT_CORE, 0) ||
         !limit(RLIMIT_FSIZE, (rlim_t)fetch_max + 4096))
         return refuse("cannot limit rampart-symbolize");
+#ifndef SANITIZER_BUILD
+    if (!limit(RLIMIT_AS, AS_MAX))
+        return refuse("cannot limit rampart-symbolize");
+#endif
     if ((c = debuginfod_begin()) == NULL)
         return refuse("cannot start libdebuginfod");
     debuginfod_set_progressfn(c, fetch_progress);
+#ifdef SANITIZER_BUILD
+    __lsan_disable(); /* libdebuginfod's dprintf leaves glibc a stdio buffer: not a leak of ours */
+#endif
     fd = debuginfod_find_debuginfo(c, (const unsigned char *)hex, 0, &path);
     debuginfod_end(c);
+#ifdef SANITIZER_BUILD
+    __lsan_enable();
+#endif
     if (fd < 0) {
         free(path);
         return answer(json_pack("{s:s, s:b}", "error", strerror(-fd), "missing", fd == -ENOENT), 1);

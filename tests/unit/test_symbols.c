@@ -102,8 +102,11 @@ static void test_real_file(void **state)
     assert_int_equal(strlen(id), 40);
     assert_int_equal(rp_symbols_resolve(path, offs, 2, sym), RP_OK);
     assert_string_equal(sym[0].function, "symbols_test_named_function");
+#ifndef __clang__ /* elfutils 0.188 finds no line in clang's DWARF 5 here (eu-addr2line neither)   \
+                   */
     assert_true(sym[0].line > 0);
     assert_non_null(strstr(sym[0].file, "test_symbols.c"));
+#endif
     assert_int_equal(metric(RUNS_OK), ok + 2);
     /* Named again: from the cache, no child. */
     memset(sym, 0, sizeof(sym));
