@@ -134,6 +134,15 @@ cmp -s "$d/srv/symbols/$acme/$build_id.debug" "$d/big.debug" || fail "the kept d
 # Past the bound (RP_SYMBOLS_MAX, 256 MiB): refused before a byte is sent.
 http POST "/api/v1/tenants/$acme/uploads" "$ADMIN_TOKEN" <(echo '{"size": 268435457}')
 is_status 413
+# An upload may be that large for a debug file; an image stays at most 128 MiB (refused before
+# its bytes are looked at), and a debug file whose upload is missing bytes waits for them.
+http POST "/api/v1/tenants/$acme/uploads" "$ADMIN_TOKEN" <(echo '{"size": 134217729}'); is_status 201
+big_upload=$(jq -r .id "$d/body")
+http POST "/api/v1/tenants/$acme/images" "$ADMIN_TOKEN" <(printf '{"upload": "%s", "component": "app"}' "$big_upload")
+is_status 413
+http POST "/api/v1/tenants/$acme/uploads" "$ADMIN_TOKEN" <(echo '{"size": 100}'); is_status 201
+http POST "/api/v1/tenants/$acme/symbols" "$ADMIN_TOKEN" <(printf '{"upload": "%s"}' "$(jq -r .id "$d/body")")
+is_status 409
 expect 1 "$RAMPART" symbols upload --tenant "$acme" "$d/app.c"; err_has "not a debug file"
 # A debug file whose sections claim far more once decompressed (a compressed .debug_info whose
 # header says 1 GiB; a few KiB of zlib can claim that): refused, never inflated by libdw.
