@@ -12,8 +12,6 @@
 #include "rampart/http_client.h"
 #include "rampart/log.h"
 
-#define SYMBOLS_MAX (1024 * 1024) /* what the service takes (server/reports.h RP_SYMBOLS_MAX) */
-
 /* GET path; the 200 body in *out, others reported. */
 static int get(struct ops *o, const char *path, json_t **out)
 {
@@ -232,36 +230,30 @@ static int event_list(struct ops *o)
     return CLI_OK;
 }
 
+/* A debug file, sent as a chunked upload (any size the service takes, resumed after transient
+ * failures), then kept by the service as its build ID's: POST .../symbols {"upload": U}. */
 static int symbols_upload(struct ops *o)
 {
-    char url[1024];
-    rp_http_opts_t h = {o->ca_file, o->token, "application/octet-stream", 120, NULL, NULL,
-                        NULL,       NULL};
-    rp_http_response_t r;
-    uint8_t *data;
-    size_t len;
-    json_t *body;
-    rp_err_t err;
+    char upload[64], path[512];
+    long status;
+    json_t *body = NULL, *req;
+    int rc;
 
     if (o->nargs != 1)
         return cli_usage("symbols ", "symbols upload --tenant T FILE.debug");
-    err = rp_read_file(o->args[0], SYMBOLS_MAX, &data, &len);
-    if (err != RP_OK) {
-        rp_log_error("%s: cannot read it (%s; the service takes at most %d bytes)", o->args[0],
-                     rp_strerror(err), SYMBOLS_MAX);
+    if (ops_upload_file(o, o->args[0], upload, sizeof(upload)) != CLI_OK)
         return CLI_FAIL;
-    }
-    snprintf(url, sizeof(url), "%s/api/v1/tenants/%s/symbols", o->server, o->tenant);
-    err = rp_http_request("POST", url, &h, data, len, &r);
-    free(data);
-    if (err != RP_OK) {
-        rp_log_error("%s: %s", o->server, r.error);
+    snprintf(path, sizeof(path), "/api/v1/tenants/%s/symbols", o->tenant);
+    if ((req = json_pack("{s:s}", "upload", upload)) == NULL)
         return CLI_FAIL;
+    rc = ops_api(o, "POST", path, req, &status, &body, NULL, NULL);
+    json_decref(req);
+    if (rc != CLI_OK) {
+        json_decref(body);
+        return rc;
     }
-    body = json_loadb(r.body, r.len, 0, NULL);
-    rp_http_response_free(&r);
-    if (r.status != 201)
-        return ops_refused(r.status, body);
+    if (status != 201)
+        return ops_refused(status, body);
     if (o->output == CLI_OUTPUT_JSON)
         ops_print_json(body);
     else

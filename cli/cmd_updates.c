@@ -154,8 +154,8 @@ static int put_chunk(struct ops *o, const char *path, uint64_t off, const uint8_
     return CLI_USAGE; /* refused for good: no retry */
 }
 
-/* Upload a file in chunks, resuming after transient failures; OUT: upload ID in id. */
-static int upload_file(struct ops *o, const char *file, char *id, size_t idcap)
+/* Upload a file in chunks, resuming after transient failures; OUT: upload ID in id. (ops.h) */
+int ops_upload_file(struct ops *o, const char *file, char *id, size_t idcap)
 {
     char path[512];
     rp_file_image_t img;
@@ -248,7 +248,7 @@ int ops_image_cmd(struct ops *o, const char *verb)
             snprintf(component, sizeof(component), "%s", o->component);
         else
             default_component(o->args[0], component, sizeof(component));
-        if (upload_file(o, o->args[0], upload, sizeof(upload)) != CLI_OK)
+        if (ops_upload_file(o, o->args[0], upload, sizeof(upload)) != CLI_OK)
             return CLI_FAIL;
         snprintf(path, sizeof(path), "/api/v1/tenants/%s/images", o->tenant);
         body = NULL;

@@ -22,6 +22,7 @@
 #include "rampart/hex.h"
 #include "rampart/log.h"
 #include "listen.h"
+#include "reports.h"
 #include "server.h"
 
 SSL_CTX *rp_server_tls_context(const char *data_dir, const uint8_t master[RP_MASTER_KEY_LEN]);
@@ -32,7 +33,7 @@ rp_err_t rp_token_new(char *secret, size_t cap, uint8_t hash[RP_SHA256_LEN]);
 
 #define MAX_WORKERS 64
 
-enum { OPT_ROTATE = 256, OPT_ROUTES }; /* options with no short form */
+enum { OPT_ROTATE = 256, OPT_ROUTES, OPT_DINFOD }; /* options with no short form */
 
 static const char usage[] =
     "Usage: rampart-server --data-dir DIR [--listen HOST:PORT] [options]\n"
@@ -63,6 +64,10 @@ static const char usage[] =
     "                      seconds a client has to send a whole request - TLS handshake,\n"
     "                      headers and body - from its connection or from the end of the\n"
     "                      previous answer; then the connection is closed (default 60)\n"
+    "  --debuginfod-url URL\n"
+    "                      name crash frames whose build ID no tenant uploaded symbols for\n"
+    "                      with debug files from this debuginfod server, fetched in the\n"
+    "                      background and kept in DIR/debuginfod (default: off)\n"
     "  --routes            print every route (method, path, who may call it) as JSON lines,\n"
     "                      and exit\n"
     "  --verbose           debug logging\n"
@@ -345,11 +350,13 @@ int main(int argc, char **argv)
         {"verbose",                     no_argument,       NULL, 'v'       },
         {"rotate-admin-token",          no_argument,       NULL, OPT_ROTATE},
         {"routes",                      no_argument,       NULL, OPT_ROUTES},
+        {"debuginfod-url",              required_argument, NULL, OPT_DINFOD},
         {"help",                        no_argument,       NULL, 'h'       },
         {"version",                     no_argument,       NULL, 'V'       },
         {NULL,                          0,                 NULL, 0         },
     };
     const char *data_dir = NULL, *listen = "127.0.0.1:8443", *hostnames = NULL;
+    const char *debuginfod = NULL;
     const char *port_file = NULL, *master_path = NULL;
     long max_connections = 10000, per_address = 64, deadline = 60;
     double rate_limit = 50, unclaimed_rate = 20;
@@ -399,6 +406,7 @@ int main(int argc, char **argv)
         case 'h': fputs(usage, stdout); return 0;
         case 'V': printf("rampart-server %s\n", RP_VERSION); return 0;
         case OPT_ROUTES: rp_routes_print(stdout); return 0;
+        case OPT_DINFOD: debuginfod = optarg; break;
         default: fputs(usage, stderr); return 2;
         }
     }
@@ -483,6 +491,8 @@ int main(int argc, char **argv)
                            sizeof(srv.nonce_key));
     if (err == RP_OK)
         err = rp_recorder_start(data_dir, &srv.recorder);
+    if (err == RP_OK && debuginfod != NULL)
+        err = rp_symbols_debuginfod_start(debuginfod, data_dir);
     if (err == RP_OK && rate_limit > 0)
         err = rp_ratelimit_new(rate_limit, burst_of(rate_limit), &srv.ratelimit);
     if (err == RP_OK && unclaimed_rate > 0)

@@ -13,12 +13,14 @@
  * calling device's, from its certificate: a report has no tenant nor device of its own.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/keyvalq_struct.h>
 
@@ -377,6 +379,8 @@ void rp_reports_metrics(struct evbuffer *buf)
                         "# TYPE rampart_reports_crash_capture_off_total counter\n"
                         "rampart_reports_crash_capture_off_total %llu\n",
                         (unsigned long long)atomic_load(&m_capture_off));
+    rp_symbols_metrics(buf);
+    rp_symbols_debuginfod_metrics(buf);
 }
 
 /* ---- POST /api/v1/device/reports ---- */
@@ -724,6 +728,9 @@ static rp_symbols_t *symbols_for(rp_req_t *r, symcache_t *c, const char *id,
             rp_log_warn("%s: cannot read the debug file", path);
             h = NULL;
         }
+    } else if (rp_symbols_debuginfod_path(id, path, sizeof(path)) &&
+               rp_symbols_open(path, &h) != RP_OK) { /* none uploaded: a debuginfod server's */
+        h = NULL;
     }
     if (c->n < SYMCACHE_MAX) {
         snprintf(c->e[c->n].id, sizeof(c->e[c->n].id), "%s", id);
@@ -895,42 +902,121 @@ static bool mkdir_ok(const char *path)
     return mkdir(path, 0700) == 0 || errno == EEXIST;
 }
 
-/* POST .../symbols: a debug file (the body, raw ELF), kept by its build ID. */
-void rp_h_symbols_upload(rp_req_t *r)
+/* Why a debug file is refused, by what the child said (RP_ERR_INVALID_ARG: not a debug file;
+ * else its reader failed on it). */
+static void symbols_refused(rp_req_t *r, rp_err_t err)
 {
-    char id[2 * RP_REPORT_BUILD_ID_MAX + 1], dir[PATH_MAX], path[PATH_MAX];
-    size_t len;
-    const uint8_t *body = rp_req_body_upto(r, RP_SYMBOLS_MAX, &len);
+    if (err == RP_ERR_INVALID_ARG)
+        rp_reply_error(r, 400, "invalid",
+                       "not a debug file: an ELF file with a GNU build ID and a symbol table or "
+                       "DWARF (objcopy --only-keep-debug), at most %llu bytes, its sections at "
+                       "most %llu bytes decompressed",
+                       (unsigned long long)RP_SYMBOLS_MAX,
+                       (unsigned long long)RP_SYMBOLS_UNPACKED_MAX);
+    else
+        rp_reply_error(r, 400, "unreadable",
+                       "the debug file could not be read: its confined reader failed on it "
+                       "(crashed, ran out of time or memory)");
+}
+
+/* The tenant's directory of debug files made, and the path of build ID id in it. */
+static bool symbols_place(rp_req_t *r, const char *id, char *path, size_t cap)
+{
+    char dir[PATH_MAX];
+    int n = snprintf(dir, sizeof(dir), "%s/symbols", r->w->srv->data_dir);
+
+    return n > 0 && (size_t)n < sizeof(dir) && mkdir_ok(dir) &&
+           symbols_path(r, NULL, dir, sizeof(dir)) && mkdir_ok(dir) &&
+           symbols_path(r, id, path, cap);
+}
+
+static void symbols_kept(rp_req_t *r, const char *id, uint64_t len)
+{
+    /* The file first, then its row: a row always has its file. */
+    if (rp_store_symbols_put(r->w->store, r->tenant.id, id, (int64_t)len, (int64_t)time(NULL)) !=
+        RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot keep the debug file");
+        return;
+    }
+    rp_log_info("tenant %s: debug file for build ID %s (%llu bytes)", r->tenant.id, id,
+                (unsigned long long)len);
+    rp_reply_json(r, 201, json_pack("{s:s, s:I}", "build_id", id, "size", (json_int_t)len));
+}
+
+/* POST .../symbols {"upload": U}: a debug file sent as a chunked upload (updates.c), moved into
+ * place once the child has read its build ID; never held in memory. */
+static void symbols_from_upload(rp_req_t *r)
+{
+    static const char *const keys[] = {"upload"};
+    char id[2 * RP_REPORT_BUILD_ID_MAX + 1], from[PATH_MAX], path[PATH_MAX];
+    json_t *body = rp_req_json(r);
+    rp_upload_t u;
     rp_err_t err;
-    int n;
+    int fd;
 
     if (body == NULL)
         return;
-    err = rp_symbols_build_id(body, len, id);
-    if (err != RP_OK) {
-        rp_reply_error(r, 400, "invalid",
-                       "not a debug file: an ELF file with a GNU build ID and a symbol table or "
-                       "DWARF (objcopy --only-keep-debug), at most %d bytes, its sections at "
-                       "most %d bytes decompressed",
-                       RP_SYMBOLS_MAX, RP_SYMBOLS_UNPACKED_MAX);
+    if (!rp_json_has_exactly(body, keys, 1) ||
+        rp_json_text(json_object_get(body, "upload"), RP_ID_SIZE - 1) == NULL) {
+        json_decref(body);
+        rp_reply_error(r, 400, "invalid", "the body is {\"upload\": U}, a finished upload's ID");
         return;
     }
-    n = snprintf(dir, sizeof(dir), "%s/symbols", r->w->srv->data_dir);
-    if (n <= 0 || (size_t)n >= sizeof(dir) || !mkdir_ok(dir) ||
-        !symbols_path(r, NULL, dir, sizeof(dir)) || !mkdir_ok(dir) ||
-        !symbols_path(r, id, path, sizeof(path))) {
+    if (!rp_upload_finished(r, json_string_value(json_object_get(body, "upload")), &u, from,
+                            sizeof(from))) {
+        json_decref(body);
+        return;
+    }
+    json_decref(body);
+    if (u.size > RP_SYMBOLS_MAX) {
+        rp_upload_forget(r, u.id, from);
+        rp_reply_error(r, 413, "too_large", "a debug file is at most %llu bytes",
+                       (unsigned long long)RP_SYMBOLS_MAX);
+        return;
+    }
+    if ((fd = open(from, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+        rp_reply_error(r, 500, "internal", "cannot open the upload");
+        return;
+    }
+    err = rp_symbols_build_id_fd(fd, id);
+    close(fd);
+    if (err != RP_OK) {
+        rp_upload_forget(r, u.id, from); /* all its bytes are there: refused for good */
+        symbols_refused(r, err);
+        return;
+    }
+    if (!symbols_place(r, id, path, sizeof(path)) || rename(from, path) != 0) {
         rp_reply_error(r, 500, "internal", "cannot keep the debug file");
         return;
     }
-    /* The file first, then its row: a row always has its file. */
-    err = rp_write_file_atomic(path, body, len, 0600, 0);
-    if (err == RP_OK)
-        err =
-            rp_store_symbols_put(r->w->store, r->tenant.id, id, (int64_t)len, (int64_t)time(NULL));
-    if (err != RP_OK) {
+    rp_upload_forget(r, u.id, NULL); /* its file is the debug file now */
+    symbols_kept(r, id, u.size);
+}
+
+/* POST .../symbols: a debug file, kept by its build ID: the body itself (raw ELF, at most one
+ * request body), or {"upload": U} (Content-Type: application/json) for one sent in chunks. */
+void rp_h_symbols_upload(rp_req_t *r)
+{
+    const char *type = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Content-Type");
+    char id[2 * RP_REPORT_BUILD_ID_MAX + 1], path[PATH_MAX];
+    size_t len;
+    const uint8_t *body;
+    rp_err_t err;
+
+    if (type != NULL && strncmp(type, "application/json", 16) == 0) {
+        symbols_from_upload(r);
+        return;
+    }
+    if ((body = rp_req_body_upto(r, RP_MAX_BODY_ANY, &len)) == NULL)
+        return;
+    if ((err = rp_symbols_build_id(body, len, id)) != RP_OK) {
+        symbols_refused(r, err);
+        return;
+    }
+    if (!symbols_place(r, id, path, sizeof(path)) ||
+        rp_write_file_atomic(path, body, len, 0600, 0) != RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot keep the debug file");
         return;
     }
-    rp_log_info("tenant %s: debug file for build ID %s (%zu bytes)", r->tenant.id, id, len);
-    rp_reply_json(r, 201, json_pack("{s:s, s:I}", "build_id", id, "size", (json_int_t)len));
+    symbols_kept(r, id, len);
 }

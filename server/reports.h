@@ -104,18 +104,27 @@ void rp_h_symbols_upload(struct rp_req *r); /* POST .../symbols */
 /* The reports' counters for GET /metrics. */
 void rp_reports_metrics(struct evbuffer *buf);
 
-/* ---- symbols.c: debug files, read with elfutils ---- */
+/* ---- symbols.c: debug files, read by a confined child (symbolize.h), never in the service ---- */
 
-#define RP_SYMBOLS_MAX (1024 * 1024) /* an uploaded debug file at most (one request body) */
+struct evbuffer;
+/* A debug file at most: one request body up to RP_MAX_BODY_ANY, else a chunked upload. */
+#define RP_SYMBOLS_MAX (256ull * 1024 * 1024)
 /* Its sections at most once decompressed (SHF_COMPRESSED, .zdebug): libdw inflates them in
- * memory, on a worker's thread, each time a frame is named; 1 MiB of zlib can claim 1 GiB. */
-#define RP_SYMBOLS_UNPACKED_MAX (16 * 1024 * 1024)
+ * memory, in the child, each time it names frames; a few KiB of zlib can claim gigabytes. */
+#define RP_SYMBOLS_UNPACKED_MAX (512ull * 1024 * 1024)
 
-/* The GNU build ID of an ELF file in memory, as lowercase hex. RP_ERR_INVALID_ARG when it is
- * not an ELF file, has no build ID, holds neither DWARF line data nor a symbol table, or its
- * sections would decompress to more than RP_SYMBOLS_UNPACKED_MAX. */
+/* Where rampart-symbolize is (NULL: beside this program's binary) and how long a run may take
+ * (milliseconds; 0: as before, 5000 at first). */
+void rp_symbols_configure(const char *helper, int timeout_ms);
+
+/* The GNU build ID of a debug file, as lowercase hex, as the child reads it (in memory, or on
+ * fd: only read). RP_ERR_INVALID_ARG when it is not an ELF file, has no build ID, holds neither
+ * DWARF line data nor a symbol table, or its sections would decompress to more than
+ * RP_SYMBOLS_UNPACKED_MAX; RP_ERR_IO when the child failed (crashed, killed at its deadline,
+ * answered outside the protocol: logged). */
 rp_err_t rp_symbols_build_id(const uint8_t *data, size_t len,
                              char out[2 * RP_REPORT_BUILD_ID_MAX + 1]) RP_MUST_CHECK;
+rp_err_t rp_symbols_build_id_fd(int fd, char out[2 * RP_REPORT_BUILD_ID_MAX + 1]) RP_MUST_CHECK;
 
 /* What a debug file says of an address: its function ("" when none) and source line (file "",
  * line 0 when none). */
@@ -125,19 +134,38 @@ typedef struct rp_symbol {
     int line;
 } rp_symbol_t;
 
-/* Resolve n offsets (in the module's own ELF address space) with the debug file at path, through
- * libdwfl offline. RP_ERR_IO when the file cannot be read as ELF. */
+/* Resolve n offsets (in the module's own ELF address space) with the debug file at path.
+ * RP_ERR_IO when the file cannot be opened; frames the child cannot name stay empty. */
 rp_err_t rp_symbols_resolve(const char *path, const uint64_t *offsets, size_t n,
                             rp_symbol_t *out) RP_MUST_CHECK;
 
-/* The same in steps, so that a request opens each debug file once however many frames name it
- * (a device can make any number of buckets of one build ID): open (RP_ERR_IO when the file
- * cannot be read as ELF), look up as often as needed, close. */
+/* The same in steps, so that a request opens each debug file once however many frames name it:
+ * open (RP_ERR_IO when the file cannot be opened), look up as often as needed (offsets named
+ * before come from the cache; the others from one child per RP_SYMBOLIZE_QUERIES_MAX), close. */
 typedef struct rp_symbols rp_symbols_t;
 rp_err_t rp_symbols_open(const char *path, rp_symbols_t **out) RP_MUST_CHECK;
 void rp_symbols_lookup(rp_symbols_t *h, const uint64_t *offsets, size_t n, rp_symbol_t *out);
 void rp_symbols_close(rp_symbols_t *h);
 /* How many debug files have been opened (GET /metrics). */
 unsigned long long rp_symbols_opened(void);
+/* The child's runs and the cache's hits, for GET /metrics. */
+void rp_symbols_metrics(struct evbuffer *buf);
+
+/* Debug files from a debuginfod server (rampart-server --debuginfod-url; off without it), for
+ * build IDs no tenant uploaded. start: fetched one at a time in the background by
+ * `rampart-symbolize fetch` (libdebuginfod, bounded in size and time), checked by a confined
+ * `check` (the same build ID), kept as DATA/debuginfod/ID.debug. path: true and its path when it
+ * is there; else it is asked for (not again for a while after the server lacked it) and false:
+ * a request never waits for the server. */
+rp_err_t rp_symbols_debuginfod_start(const char *url, const char *data_dir) RP_MUST_CHECK;
+bool rp_symbols_debuginfod_path(const char *build_id, char *path, size_t cap);
+void rp_symbols_debuginfod_metrics(struct evbuffer *buf);
+
+/* The child's answers, parsed strictly (symbolize.h): a check's build ID; a lookup's n frames.
+ * RP_ERR_MALFORMED for anything else (out zeroed). */
+rp_err_t rp_symbols_parse_check(const char *buf, size_t len,
+                                char out[2 * RP_REPORT_BUILD_ID_MAX + 1]) RP_MUST_CHECK;
+rp_err_t rp_symbols_parse_lookup(const char *buf, size_t len, size_t n,
+                                 rp_symbol_t *out) RP_MUST_CHECK;
 
 #endif /* RAMPART_SERVER_REPORTS_H */

@@ -34,6 +34,9 @@
 #define RP_CA_CACHE 32       /* tenant CAs each worker keeps decrypted */
 #define RP_CA_CACHE_TTL 600  /* seconds before a cached CA is read again */
 
+/* An upload at most: an image (RP_IMAGE_MAX) or a debug file (reports.h, RP_SYMBOLS_MAX). */
+#define RP_UPLOAD_MAX (256ull * 1024 * 1024)
+
 /* Why an attestation failed: fixed codes, recorded and exported as metric labels. */
 typedef enum rp_attest_reason {
     RP_REASON_PASS = 0,
@@ -251,6 +254,13 @@ const char *rp_json_text(json_t *v, size_t max);
 bool rp_word_valid(const char *s, size_t max, bool empty_ok);
 /* Whether o is an object with exactly the n keys named. */
 bool rp_json_has_exactly(json_t *o, const char *const *keys, size_t n);
+
+/* Another route's use of a finished upload (updates.c; debug files in reports.c): the tenant's
+ * upload id with all its bytes, its file's path in path. false: a reply was sent (404, 409 while
+ * bytes are missing, 500). Then rp_upload_forget: its row, and its file unless path is NULL (the
+ * caller moved it). */
+bool rp_upload_finished(struct rp_req *r, const char *id, rp_upload_t *u, char *path, size_t cap);
+void rp_upload_forget(struct rp_req *r, const char *id, const char *path);
 
 /* GET /readyz (ready.c): 200 when the service can write now - a database transaction and a file
  * in the data directory, both synced - else 503 with the reason. Checked at most once a second;

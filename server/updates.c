@@ -325,9 +325,9 @@ void rp_h_upload_create(rp_req_t *r)
         return;
     size = json_integer_value(json_object_get(body, "size"));
     json_decref(body);
-    if (size <= 0 || (uint64_t)size > RP_IMAGE_MAX) {
+    if (size <= 0 || (uint64_t)size > RP_UPLOAD_MAX) {
         rp_reply_error(r, size > 0 ? 413 : 400, size > 0 ? "too_large" : "invalid",
-                       "\"size\" must be 1 to %llu bytes", (unsigned long long)RP_IMAGE_MAX);
+                       "\"size\" must be 1 to %llu bytes", (unsigned long long)RP_UPLOAD_MAX);
         return;
     }
     drop_stale_uploads(r);
@@ -568,6 +568,35 @@ static void forget_upload(rp_req_t *r, const char *id, const char *path)
         rp_log_warn("upload %s: cannot forget it", id);
 }
 
+void rp_upload_forget(rp_req_t *r, const char *id, const char *path)
+{
+    forget_upload(r, id, path);
+}
+
+bool rp_upload_finished(rp_req_t *r, const char *id, rp_upload_t *u, char *path, size_t cap)
+{
+    rp_err_t err = id != NULL && id_shape(id, 'u')
+                       ? rp_store_upload_get(r->w->store, r->tenant.id, id, u)
+                       : RP_ERR_NOT_FOUND;
+    uint64_t received;
+
+    if (err != RP_OK) {
+        rp_reply_error(r, err == RP_ERR_NOT_FOUND ? 404 : 500,
+                       err == RP_ERR_NOT_FOUND ? "not_found" : "internal", "no such upload");
+        return false;
+    }
+    if (!data_path(r, "uploads", u->id, path, cap)) {
+        rp_reply_error(r, 500, "internal", "cannot reach the upload");
+        return false;
+    }
+    if ((received = upload_received(r, u)) != u->size) {
+        rp_reply_error(r, 409, "incomplete", "the upload has %llu of its %llu bytes",
+                       (unsigned long long)received, (unsigned long long)u->size);
+        return false;
+    }
+    return true;
+}
+
 void rp_h_image_create(rp_req_t *r)
 {
     const rp_tenant_t *tenant = &r->tenant;
@@ -604,6 +633,12 @@ void rp_h_image_create(rp_req_t *r)
     }
     if (!data_path(r, "uploads", u.id, path, sizeof(path))) {
         rp_reply_error(r, 500, "internal", "cannot reach the upload");
+        return;
+    }
+    if (u.size > RP_IMAGE_MAX) { /* an upload may be larger, for a debug file */
+        forget_upload(r, u.id, path);
+        rp_reply_error(r, 413, "too_large", "an image is at most %llu bytes",
+                       (unsigned long long)RP_IMAGE_MAX);
         return;
     }
     if (!verify_upload(r, path, &u, &m, &discard)) {

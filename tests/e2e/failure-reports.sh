@@ -9,7 +9,20 @@
 : "${AGENT:?set AGENT to the rampart-agent binary}"
 d=$E2E_DIR
 
-start_server "$d/srv"
+# A real debuginfod server (Debian's, on loopback; it has no option to bind one address) for
+# build IDs no tenant uploaded: it scans $d/dfs, empty until a second build of the test app is
+# put there below. free_port may race another process: try again on another port.
+mkdir -p "$d/dfs"
+for try in 1 2 3 4 5; do
+  dport=$(free_port)
+  /usr/bin/debuginfod -F -p "$dport" -d "$d/dfs.sqlite" -t 1 -g 0 -c 1 "$d/dfs" >"$d/dfs.log" 2>&1 &
+  DFS_PID=$!; E2E_PIDS+=("$DFS_PID")
+  dfs_up() { kill -0 "$DFS_PID" 2>/dev/null && curl -sf "http://127.0.0.1:$dport/metrics" >/dev/null; }
+  wait_until 20 dfs_up && break
+  kill "$DFS_PID" 2>/dev/null || true; DFS_PID=
+done
+[ -n "$DFS_PID" ] || { cat "$d/dfs.log" >&2; fail "debuginfod did not start"; }
+start_server "$d/srv" --debuginfod-url "http://127.0.0.1:$dport"
 export RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN
 expect 0 "$RAMPART" tenant create acme; acme=$(cat "$d/out")
 expect 0 "$RAMPART" tenant create globex; globex=$(cat "$d/out")
@@ -109,15 +122,35 @@ expect 0 "$RAMPART" failure show --tenant "$acme" "$bucket" --output json
 jq -e '.symbolicated == false and (.frames[0] | has("function") | not) and (.samples | length == 2)' "$d/out" >/dev/null || fail "show before symbols: $(cat "$d/out")"
 
 # --- the debug file names the function and its line ------------------------------------------
-expect 0 "$RAMPART" symbols upload --tenant "$acme" "$d/app.debug"; out_has "$build_id"
+# One request body (raw ELF, at most 1 MiB) is one form of the route...
+http POST "/api/v1/tenants/$acme/symbols" "$ADMIN_TOKEN" "$d/app.debug" application/octet-stream
+is_status 201; body_has ".build_id == \"$build_id\""
+# ...and the CLI sends any debug file as a chunked upload: this one is 3 MiB (real ones are tens).
+head -c 3M /dev/urandom >"$d/pad"
+objcopy --add-section .note.pad="$d/pad" "$d/app.debug" "$d/big.debug" || fail "cannot pad"
+[ "$(stat -c %s "$d/big.debug")" -gt 3145728 ] || fail "the padded debug file is not over 3 MiB"
+expect 0 "$RAMPART" symbols upload --tenant "$acme" "$d/big.debug"; out_has "$build_id"
+cmp -s "$d/srv/symbols/$acme/$build_id.debug" "$d/big.debug" || fail "the kept debug file is not the uploaded one"
+# Past the bound (RP_SYMBOLS_MAX, 256 MiB): refused before a byte is sent.
+http POST "/api/v1/tenants/$acme/uploads" "$ADMIN_TOKEN" <(echo '{"size": 268435457}')
+is_status 413
+# An upload may be that large for a debug file; an image stays at most 128 MiB (refused before
+# its bytes are looked at), and a debug file whose upload is missing bytes waits for them.
+http POST "/api/v1/tenants/$acme/uploads" "$ADMIN_TOKEN" <(echo '{"size": 134217729}'); is_status 201
+big_upload=$(jq -r .id "$d/body")
+http POST "/api/v1/tenants/$acme/images" "$ADMIN_TOKEN" <(printf '{"upload": "%s", "component": "app"}' "$big_upload")
+is_status 413
+http POST "/api/v1/tenants/$acme/uploads" "$ADMIN_TOKEN" <(echo '{"size": 100}'); is_status 201
+http POST "/api/v1/tenants/$acme/symbols" "$ADMIN_TOKEN" <(printf '{"upload": "%s"}' "$(jq -r .id "$d/body")")
+is_status 409
 expect 1 "$RAMPART" symbols upload --tenant "$acme" "$d/app.c"; err_has "not a debug file"
-# A debug file whose sections claim far more once decompressed (32 MiB of zeros as .debug_str,
-# some 32 KiB with zlib; 1 MiB can claim 1 GiB): refused, never inflated by libdw on a worker's
-# event loop each time a frame is named.
-head -c 32M /dev/zero >"$d/zeros"
-objcopy --update-section .debug_str="$d/zeros" "$d/app.debug" "$d/bomb.debug" || fail "cannot make the bomb"
-objcopy --compress-debug-sections=zlib "$d/bomb.debug" && rm -f "$d/zeros"
-[ "$(stat -c %s "$d/bomb.debug")" -lt 1048576 ] || fail "the bomb is larger than an upload"
+# A debug file whose sections claim far more once decompressed (a compressed .debug_info whose
+# header says 1 GiB; a few KiB of zlib can claim that): refused, never inflated by libdw.
+objcopy --compress-debug-sections=zlib "$d/app.debug" "$d/bomb.debug" || fail "cannot compress"
+info_off=$(readelf -S -W "$d/bomb.debug" 2>/dev/null | sed -n 's/.*\] \.debug_info  *[A-Z]*  *[0-9a-f]* \([0-9a-f]*\) .*/\1/p')
+[ -n "$info_off" ] || fail "no .debug_info in the compressed copy"
+# Elf64_Chdr: ch_type, ch_reserved, then ch_size (little-endian): 0x40000000.
+printf '\000\000\000\100\000\000\000\000' | dd of="$d/bomb.debug" bs=1 seek=$((16#$info_off + 8)) conv=notrunc status=none
 expect 1 "$RAMPART" symbols upload --tenant "$acme" "$d/bomb.debug"; err_has "decompressed"
 expect 0 "$RAMPART" failure show --tenant "$acme" "$bucket" --output json
 jq -e --arg l "$want_line" '.symbolicated == true and .frames[0].function == "crash_here" and .frames[0].line == ($l | tonumber)' "$d/out" >/dev/null || fail "show after symbols: $(cat "$d/out")"
@@ -145,6 +178,13 @@ before=$(opened); [ -n "$before" ] || fail "no rampart_symbols_files_opened_tota
 expect 0 "$RAMPART" failure list --tenant "$acme" --output json
 jq -e '[.buckets[] | .frames[0].function] | sort == ["crash_here", "other_place"]' "$d/out" >/dev/null || fail "both buckets named: $(cat "$d/out")"
 eq "$(opened)" $((before + 1)) "debug files opened by one list of two buckets of one build ID"
+# Named once by the confined reader (rampart-symbolize), then from the service's cache: listing
+# again starts no reader.
+runs() { http GET /metrics -; sed -n 's/^rampart_symbols_runs_total{result="ok"} //p' "$d/body"; }
+runs_before=$(runs); [ -n "$runs_before" ] || fail "no rampart_symbols_runs_total on /metrics"
+expect 0 "$RAMPART" failure list --tenant "$acme" --output json
+jq -e '[.buckets[] | .frames[0].function] | sort == ["crash_here", "other_place"]' "$d/out" >/dev/null || fail "named from the cache: $(cat "$d/out")"
+eq "$(runs)" "$runs_before" "readers started by listing buckets already named"
 expect 0 "$RAMPART" failure show --tenant "$acme" "$other" --output json
 jq -e '.frames[0].function == "other_place" and .count == 1' "$d/out" >/dev/null || fail "second bucket: $(cat "$d/out")"
 expect 0 "$RAMPART" failure list --tenant "$acme" --limit 1 --output json
@@ -271,6 +311,45 @@ status_of two; is_status 200; body_has '.settings.crash_capture == true'
 expect 0 "$RAMPART" device-group create --tenant "$acme" --product Thermostat Quiet --crash-capture off --output json
 jq -e '.crash_capture == false' "$d/out" >/dev/null || fail "create off: $(cat "$d/out")"
 
+# --- debuginfod: a build nobody uploaded symbols for is named from the operator's server ------
+# Another build of the app (-O2: another build ID), unstripped, where debuginfod serves it.
+gcc -g -O2 -Wl,--build-id -o "$d/dfs/app2" "$d/app.c" || fail "cannot build the second app"
+build_id2=$(readelf -n "$d/dfs/app2" | sed -n 's/.*Build ID: \([0-9a-f]*\).*/\1/p')
+[ ${#build_id2} -eq 40 ] && [ "$build_id2" != "$build_id" ] || fail "no second build ID"
+crash2_off=$(printf '0x%x' $((16#$(nm "$d/dfs/app2" | awk '$3 == "crash_here" { print $1 }'))))
+want2_line=$(eu-addr2line -e "$d/dfs/app2" "$crash2_off" | sed -E 's/^([^:]*):([0-9]+).*/\2/')
+# Its scan done (debuginfod's own /metrics), never a sleep.
+dfs_scanned() { curl -s "http://127.0.0.1:$dport/metrics" | grep -q '^scanned_files_total{source="file"} [1-9]'; }
+wait_until 30 dfs_scanned || fail "debuginfod did not scan the second app: $(cat "$d/dfs.log")"
+crash 9 "$crash2_off" | jq -c --arg b "$build_id2" '.crash.frames |= map(.build_id = $b)' >"$d/c2.json"
+batch "$(cat "$d/c2.json")" >"$d/b6.json"
+post two "$d/b6.json"; is_status 200; body_has '.stored == 1'
+expect 0 "$RAMPART" failure list --tenant "$acme" --output json
+b2=$(jq -r --arg b "$build_id2" '.buckets[] | select(.frames[0].build_id == $b) | .id' "$d/out")
+[ -n "$b2" ] || fail "no bucket of the second build: $(cat "$d/out")"
+# The request does not wait for debuginfod: the fetch runs in the background; then it is named.
+dfs_metric() { http GET /metrics -; sed -n "s/^rampart_debuginfod_fetches_total{result=\"$1\"} //p" "$d/body"; }
+dfs_fetched() { [ "$(dfs_metric ok)" = 1 ]; }
+wait_until 60 dfs_fetched || fail "debuginfod: nothing fetched: $(grep -v migrated "$d/srv.log" | tail -30)"
+expect 0 "$RAMPART" failure show --tenant "$acme" "$b2" --output json
+jq -e --arg l "$want2_line" '.symbolicated == true and .frames[0].function == "crash_here" and .frames[0].line == ($l | tonumber)' "$d/out" >/dev/null || fail "not named through debuginfod: $(cat "$d/out")"
+[ -s "$d/srv/debuginfod/$build_id2.debug" ] || fail "the fetched debug file is not kept"
+# A build ID the server lacks: asked once, in the background, then remembered for a while.
+missing=$(dfs_metric missing)
+crash 10 "$crash_off" | jq -c '.crash.frames |= map(.build_id = "ab00ab00ab00ab00ab00ab00ab00ab00ab00ab00")' >"$d/c3.json"
+batch "$(cat "$d/c3.json")" >"$d/b7.json"
+post two "$d/b7.json"; is_status 200; body_has '.stored == 1'
+expect 0 "$RAMPART" failure list --tenant "$acme" --output json
+b3=$(jq -r '.buckets[] | select(.frames[0].build_id == "ab00ab00ab00ab00ab00ab00ab00ab00ab00ab00") | .id' "$d/out")
+[ -n "$b3" ] || fail "no bucket of the unknown build: $(cat "$d/out")"
+dfs_missing() { [ "$(dfs_metric missing)" -gt "$missing" ]; }
+wait_until 30 dfs_missing || fail "debuginfod: the unknown build ID was not asked"
+missing=$(dfs_metric missing)
+expect 0 "$RAMPART" failure show --tenant "$acme" "$b3" --output json
+jq -e '.symbolicated == false' "$d/out" >/dev/null || fail "an unknown build named: $(cat "$d/out")"
+eq "$(dfs_metric missing)" "$missing" "debuginfod asked again for a build ID it lacks"
+eq "$(dfs_metric ok)" 1 "debuginfod fetches"
+
 # --- the metrics count all of it ------------------------------------------------------------------
 curl -s --cacert "$SERVER_CA" "$SERVER_URL/metrics" >"$d/metrics"
 metric() { awk -v m="$1" '$1 == m { print $2 }' "$d/metrics"; }
@@ -279,6 +358,6 @@ metric() { awk -v m="$1" '$1 == m { print $2 }' "$d/metrics"; }
 [ "$(metric 'rampart_report_batches_total{result="rate_limited"}')" -ge 1 ] || fail "limited not counted"
 [ "$(metric 'rampart_reports_total{result="duplicate"}')" -ge 2 ] || fail "replays not counted"
 [ "$(metric 'rampart_reports_total{result="refused"}')" -ge 7 ] || fail "refused not counted"
-[ "$(metric 'rampart_reports_total{result="stored"}')" -eq 11 ] || fail "stored: $(grep report "$d/metrics")"
+[ "$(metric 'rampart_reports_total{result="stored"}')" -eq 13 ] || fail "stored: $(grep report "$d/metrics")"
 [ "$(metric 'rampart_reports_crash_capture_off_total')" -eq 1 ] || fail "capture off not counted: $(grep report "$d/metrics")"
 done_ok

@@ -1,0 +1,288 @@
+/*
+ * Symbolication out of the service's process (server/symbols.c, server/symbolize_main.c): the real
+ * rampart-symbolize on this test's own binary (a real ELF with DWARF), files it refuses, and a
+ * child that hangs, crashes or answers garbage (its test build, RAMPART_SYMBOLIZE_TEST): each is
+ * "not symbolicated" and the caller goes on. Then the strict parser of the child's answers.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/buffer.h>
+
+#include "rampart/log.h"
+#include "reports.h"
+
+static char dir[] = "/tmp/rampart-test-symbols.XXXXXX";
+static int copies;
+
+__attribute__((noinline)) int symbols_test_named_function(int x);
+__attribute__((noinline)) int symbols_test_named_function(int x)
+{
+    return x * 3 + 1;
+}
+
+/* A fresh copy of this test's binary (a new file: nothing cached of it). */
+static void copy_self(char *path, size_t cap)
+{
+    char cmd[PATH_MAX * 2];
+
+    snprintf(path, cap, "%s/self-%d", dir, copies++);
+    snprintf(cmd, sizeof(cmd), "cp /proc/%d/exe %s", (int)getpid(), path);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* The named function's offset in the ELF file's address space (a PIE: from its load base). */
+static uint64_t named_offset(void)
+{
+    Dl_info info;
+    assert_int_not_equal(dladdr((void *)symbols_test_named_function, &info), 0);
+    return (uint64_t)((uintptr_t)symbols_test_named_function - (uintptr_t)info.dli_fbase);
+}
+
+static unsigned long long metric(const char *name)
+{
+    struct evbuffer *b = evbuffer_new();
+    char *text, *at;
+    unsigned long long v = 0;
+    size_t len;
+
+    rp_symbols_metrics(b);
+    len = evbuffer_get_length(b);
+    text = calloc(1, len + 1);
+    evbuffer_remove(b, text, len);
+    at = strstr(text, name);
+    assert_non_null(at);
+    v = strtoull(at + strlen(name) + 1, NULL, 10);
+    free(text);
+    evbuffer_free(b);
+    return v;
+}
+
+#define RUNS_OK "rampart_symbols_runs_total{result=\"ok\"}"
+#define RUNS_FAILED "rampart_symbols_runs_total{result=\"failed\"}"
+#define RUNS_REFUSED "rampart_symbols_runs_total{result=\"refused\"}"
+
+/* No child is left behind, killed or not. */
+static void no_children(void)
+{
+    assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+    assert_int_equal(errno, ECHILD);
+}
+
+static void test_real_file(void **state)
+{
+    char path[PATH_MAX], id[2 * RP_REPORT_BUILD_ID_MAX + 1];
+    uint64_t offs[2] = {named_offset(), 0};
+    rp_symbol_t sym[2];
+    unsigned long long ok = metric(RUNS_OK);
+    int fd;
+
+    (void)state;
+    rp_symbols_configure(RP_SYMBOLIZE, 5000);
+    copy_self(path, sizeof(path));
+    fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(rp_symbols_build_id_fd(fd, id), RP_OK);
+    close(fd);
+    assert_int_equal(strlen(id), 40);
+    assert_int_equal(rp_symbols_resolve(path, offs, 2, sym), RP_OK);
+    assert_string_equal(sym[0].function, "symbols_test_named_function");
+#ifndef __clang__ /* elfutils 0.188 finds no line in clang's DWARF 5 here (eu-addr2line neither)   \
+                   */
+    assert_true(sym[0].line > 0);
+    assert_non_null(strstr(sym[0].file, "test_symbols.c"));
+#endif
+    assert_int_equal(metric(RUNS_OK), ok + 2);
+    /* Named again: from the cache, no child. */
+    memset(sym, 0, sizeof(sym));
+    assert_int_equal(rp_symbols_resolve(path, offs, 1, sym), RP_OK);
+    assert_string_equal(sym[0].function, "symbols_test_named_function");
+    assert_int_equal(metric(RUNS_OK), ok + 2);
+    no_children();
+}
+
+static void test_refused_files(void **state)
+{
+    char id[2 * RP_REPORT_BUILD_ID_MAX + 1];
+    uint8_t junk[4096];
+    unsigned long long refused = metric(RUNS_REFUSED);
+    int fd;
+
+    (void)state;
+    rp_symbols_configure(RP_SYMBOLIZE, 5000);
+    for (size_t i = 0; i < sizeof(junk); i++)
+        junk[i] = (uint8_t)(i * 7 + 3);
+    memcpy(junk, "\177ELF", 4); /* an ELF magic, and garbage after it */
+    assert_int_equal(rp_symbols_build_id(junk, sizeof(junk), id), RP_ERR_INVALID_ARG);
+    assert_string_equal(id, "");
+    /* Huge: 300 MiB (sparse), past any bound; never read into the service. */
+    fd = memfd_create("huge", MFD_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 300ll * 1024 * 1024), 0);
+    assert_int_equal(rp_symbols_build_id_fd(fd, id), RP_ERR_INVALID_ARG);
+    close(fd);
+    assert_int_equal(metric(RUNS_REFUSED), refused + 2);
+    no_children();
+}
+
+/* The test build of the child misbehaves as told: the caller gets RP_ERR_IO and goes on. */
+static void misbehaving(const char *how)
+{
+    char path[PATH_MAX], id[2 * RP_REPORT_BUILD_ID_MAX + 1];
+    uint64_t offs[1] = {named_offset()};
+    rp_symbol_t sym[1];
+    unsigned long long failed = metric(RUNS_FAILED), ok;
+    struct timespec t0, t1;
+    int fd;
+
+    rp_symbols_configure(RP_SYMBOLIZE_TEST, 400);
+    copy_self(path, sizeof(path));
+    assert_int_equal(setenv("RAMPART_SYMBOLIZE_TEST", how, 1), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(rp_symbols_build_id_fd(fd, id), RP_ERR_IO);
+    close(fd);
+    /* Frames stay unnamed; the file is not tried again for a while. */
+    assert_int_equal(rp_symbols_resolve(path, offs, 1, sym), RP_OK);
+    assert_string_equal(sym[0].function, "");
+    assert_int_equal(metric(RUNS_FAILED), failed + 2);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    /* Two runs, each killed at its deadline at worst (0.4 s): well under the CPU limit. */
+    assert_true(t1.tv_sec - t0.tv_sec < 5);
+    assert_int_equal(unsetenv("RAMPART_SYMBOLIZE_TEST"), 0);
+    rp_symbols_configure(RP_SYMBOLIZE, 5000);
+    ok = metric(RUNS_OK);
+    assert_int_equal(rp_symbols_resolve(path, offs, 1, sym), RP_OK);
+    assert_string_equal(sym[0].function, "");
+    assert_int_equal(metric(RUNS_OK), ok); /* negative cache: no child */
+    assert_int_equal(metric(RUNS_FAILED), failed + 2);
+    no_children();
+}
+
+static void test_child_hangs(void **state)
+{
+    (void)state;
+    misbehaving("hang");
+}
+
+static void test_child_crashes(void **state)
+{
+    (void)state;
+    misbehaving("crash");
+}
+
+static void test_child_garbage(void **state)
+{
+    (void)state;
+    misbehaving("garbage");
+}
+
+static rp_err_t lookup(const char *text, size_t n, rp_symbol_t *out)
+{
+    return rp_symbols_parse_lookup(text, strlen(text), n, out);
+}
+
+static void test_parse_lookup(void **state)
+{
+    rp_symbol_t s[2];
+    char big[600];
+
+    (void)state;
+    assert_int_equal(
+        lookup("{\"frames\": [{\"function\": \"f\", \"file\": \"a.c\", \"line\": 3}, {}]}", 2, s),
+        RP_OK);
+    assert_string_equal(s[0].function, "f");
+    assert_string_equal(s[0].file, "a.c");
+    assert_int_equal(s[0].line, 3);
+    assert_string_equal(s[1].function, "");
+    assert_int_equal(lookup("{\"frames\": [{\"function\": \"g\"}]}", 1, s), RP_OK);
+    assert_string_equal(s[0].function, "g");
+    assert_int_equal(s[0].line, 0);
+    static const char *const bad[] = {
+        "",
+        "[]",
+        "{\"frames\": [{}]} x",
+        "{\"frames\": [{}, {}]}",                             /* not one a query */
+        "{\"frames\": [{}], \"more\": 1}",                    /* a key too many */
+        "{\"frames\": [{\"function\": 7}]}",                  /* not a string */
+        "{\"frames\": [{\"function\": \"\"}]}",               /* empty */
+        "{\"frames\": [{\"function\": \"a\\u0000b\"}]}",      /* a NUL inside */
+        "{\"frames\": [{\"function\": \"f\", \"line\": 3}]}", /* a line without a file */
+        "{\"frames\": [{\"file\": \"a.c\", \"line\": 3, \"x\": 1}]}",
+        "{\"frames\": [{\"function\": \"f\", \"file\": \"a.c\", \"line\": 0}]}",
+        "{\"frames\": [{\"function\": \"f\", \"file\": \"a.c\", \"line\": 4294967296}]}",
+        "{\"frames\": [{\"function\": \"f\", \"file\": \"a.c\", \"line\": \"3\"}]}",
+        "{\"frames\": [{\"function\": \"f\", \"function\": \"g\"}]}", /* a duplicate key */
+        "{\"frames\": [7]}",
+        "{\"error\": \"not a debug file\"}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        s[0].line = 99;
+        assert_int_equal(lookup(bad[i], 1, s), RP_ERR_MALFORMED);
+        assert_int_equal(s[0].line, 0);
+    }
+    /* A name past what a frame keeps (255 bytes). */
+    snprintf(big, sizeof(big), "{\"frames\": [{\"function\": \"%0256d\"}]}", 0);
+    assert_int_equal(lookup(big, 1, s), RP_ERR_MALFORMED);
+    snprintf(big, sizeof(big), "{\"frames\": [{\"function\": \"%0255d\"}]}", 0);
+    assert_int_equal(lookup(big, 1, s), RP_OK);
+}
+
+static void test_parse_check(void **state)
+{
+    char id[2 * RP_REPORT_BUILD_ID_MAX + 1];
+    static const char *const bad[] = {
+        "{\"build_id\": \"ABCD\"}",         "{\"build_id\": \"abc\"}", "{\"build_id\": \"\"}",
+        "{\"build_id\": \"ab\", \"x\": 1}", "{\"build_id\": 12}",      "{\"error\": \"no\"}",
+        "{\"build_id\": \"zz\"}",
+    };
+
+    (void)state;
+    assert_int_equal(rp_symbols_parse_check("{\"build_id\": \"ab01\"}", 20, id), RP_OK);
+    assert_string_equal(id, "ab01");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(rp_symbols_parse_check(bad[i], strlen(bad[i]), id), RP_ERR_MALFORMED);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    return mkdtemp(dir) != NULL ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    char cmd[PATH_MAX];
+    (void)state;
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_real_file),     cmocka_unit_test(test_refused_files),
+        cmocka_unit_test(test_child_hangs),   cmocka_unit_test(test_child_crashes),
+        cmocka_unit_test(test_child_garbage), cmocka_unit_test(test_parse_lookup),
+        cmocka_unit_test(test_parse_check),
+    };
+    rp_log_init("test_symbols", RP_LOG_WARN);
+    signal(SIGPIPE, SIG_IGN);
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
