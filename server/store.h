@@ -571,7 +571,7 @@ typedef struct rp_report_row {
     char device_id[RP_DEVICE_ID_SIZE];
     int64_t seq, at, received;
     char kind[33], component[33], version[48], code[33], reason[256];
-    char bucket[33]; /* "" when not a crash */
+    char bucket[33];  /* "" when not a crash */
     const char *json; /* borrowed for the callback */
 } rp_report_row_t;
 typedef void (*rp_report_row_fn)(void *ctx, const rp_report_row_t *row);
@@ -607,8 +607,7 @@ rp_err_t rp_store_bucket_samples(rp_store_t *s, const char *tenant_id, const cha
  * largest "dropped" the device's queue said it dropped. RP_ERR_NOT_FOUND when the tenant holds no
  * such device or it never sent a batch. */
 rp_err_t rp_store_report_device_get(rp_store_t *s, const char *tenant_id, const char *device_id,
-                                    int64_t *kept, int64_t *pruned,
-                                    int64_t *dropped) RP_MUST_CHECK;
+                                    int64_t *kept, int64_t *pruned, int64_t *dropped) RP_MUST_CHECK;
 
 /* A debug file the tenant uploaded (kept in the data directory by build ID). */
 rp_err_t rp_store_symbols_put(rp_store_t *s, const char *tenant_id, const char *build_id,
@@ -660,7 +659,8 @@ typedef struct rp_threat_count {
 } rp_threat_count_t;
 
 /* Count n signals of one tenant at now, in one transaction; each item's OUT fields say its
- * subject's counts after it. Counts older than RP_THREAT_HISTORY are dropped on the way. */
+ * subject's counts after all n (each subject is counted and read once, however many of its
+ * signals there are). Counts older than RP_THREAT_HISTORY are dropped on the way. */
 rp_err_t rp_store_threat_count(rp_store_t *s, const char *tenant_id,
                                const rp_threat_settings_t *set, int64_t now,
                                rp_threat_count_t *items, size_t n) RP_MUST_CHECK;
@@ -779,6 +779,9 @@ rp_err_t rp_store_threat_actions(rp_store_t *s, const char *tenant_id, const cha
  * returns the outcome. The group holds the process's write lock: keep it short, and call nothing
  * slow (the network, other connections) inside it. */
 rp_err_t rp_store_group_begin(rp_store_t *s) RP_MUST_CHECK;
+/* The connection that does most of the process's writing (the recorder's): a larger page cache
+ * (64 MiB at most), so that what it writes next is read from memory, not from the file. */
+rp_err_t rp_store_writer_tune(rp_store_t *s) RP_MUST_CHECK;
 rp_err_t rp_store_group_end(rp_store_t *s, rp_err_t err) RP_MUST_CHECK;
 
 #endif /* RAMPART_STORE_H */

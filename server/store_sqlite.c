@@ -575,6 +575,15 @@ rp_err_t rp_store_open(const char *data_dir, rp_store_t **out)
     return RP_OK;
 }
 
+rp_err_t rp_store_writer_tune(rp_store_t *s)
+{
+    /* The one connection that writes most (the recorder's): its pages stay in its cache, since
+     * no other connection's commit invalidates them while it does nearly all the writing. */
+    /* Its savepoints (one per job of a round) keep their journals in memory, not in a temporary
+     * file written for each. */
+    return sq_exec(s, "PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;");
+}
+
 void rp_store_close(rp_store_t *s)
 {
     if (s == NULL)
