@@ -448,7 +448,11 @@ static void report_job_free(struct report_job *j)
 static rp_err_t report_job_store(rp_record_job_t *job, rp_store_t *s)
 {
     struct report_job *j = (struct report_job *)job;
+    /* Its crashes' bucket counts wait for the round's settle step: each bucket counted once. */
+    rp_err_t err = rp_store_buckets_defer(s);
 
+    if (err != RP_OK)
+        return err;
     return rp_store_reports_put(s, j->tenant_id, j->device_id, j->received, j->puts, j->nput,
                                 j->dropped, j->stored, &j->nstored, &j->ndup, &j->pruned);
 }
@@ -464,7 +468,8 @@ static int by_tenant(const void *a, const void *b, void *ctx)
     return c != 0 ? c : (x < y ? -1 : x > y);
 }
 
-/* The same, after every batch of the round has stored: threat detection counts all their
+/* The same, after every batch of the round has stored: their crashes are counted in their
+ * buckets, each bucket once (rp_store_buckets_flush), and threat detection counts all their
  * signals at once (each subject judged once per round, not once per batch), in the same
  * transaction; what it finds to tell rides with the first batch, told once committed. A failure
  * here loses no report (they stay stored, as rp_threat_observe promises). */
@@ -475,6 +480,9 @@ static void report_jobs_settle(rp_record_job_t *jobs, rp_store_t *s)
     size_t n = 0, cap = 0, *idx;
     rp_err_t err;
 
+    /* The buckets first (a failure loses counts, never a report: the rows are stored). */
+    if (rp_store_buckets_flush(s) != RP_OK)
+        rp_log_error("cannot count a round's crashes in their buckets (the reports stay stored)");
     for (rp_record_job_t *job = jobs; job != NULL; job = job->settle_next)
         cap += ((struct report_job *)job)->nstored;
     if (cap == 0)

@@ -567,6 +567,16 @@ rp_err_t rp_store_reports_put(rp_store_t *s, const char *tenant_id, const char *
                               bool *stored, size_t *nstored, size_t *ndup,
                               int64_t *pruned) RP_MUST_CHECK;
 
+/*
+ * Bucket counting for many batches at once (the recorder's round): after rp_store_buckets_defer,
+ * each rp_store_reports_put that succeeds leaves its crashes' bucket counts (the bucket, its counts
+ * per version, group and day, its samples) waiting instead of counting them one statement at a
+ * time; rp_store_buckets_flush counts them all, each bucket once with its whole count, in the
+ * caller's transaction, and ends the deferral. The puts' strings must stay valid until then.
+ */
+rp_err_t rp_store_buckets_defer(rp_store_t *s) RP_MUST_CHECK;
+rp_err_t rp_store_buckets_flush(rp_store_t *s) RP_MUST_CHECK;
+
 typedef struct rp_report_row {
     char device_id[RP_DEVICE_ID_SIZE];
     int64_t seq, at, received;

@@ -588,6 +588,7 @@ void rp_store_close(rp_store_t *s)
 {
     if (s == NULL)
         return;
+    sq_buckets_free(s);
     for (size_t i = 0; i < s->ncache; i++)
         sqlite3_finalize(s->cache[i].stmt);
     free(s->cache);
