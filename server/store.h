@@ -790,7 +790,8 @@ rp_err_t rp_store_threat_actions(rp_store_t *s, const char *tenant_id, const cha
  * slow (the network, other connections) inside it. */
 rp_err_t rp_store_group_begin(rp_store_t *s) RP_MUST_CHECK;
 /* The connection that does most of the process's writing (the recorder's): a larger page cache
- * (64 MiB at most), so that what it writes next is read from memory, not from the file. */
+ * (64 MiB at most), so that what it writes next is read from memory, not from the file; savepoint
+ * journals in memory; a checkpoint every 8192 pages of log. */
 rp_err_t rp_store_writer_tune(rp_store_t *s) RP_MUST_CHECK;
 rp_err_t rp_store_group_end(rp_store_t *s, rp_err_t err) RP_MUST_CHECK;
 
