@@ -34,7 +34,9 @@ void rp_threat_observe(rp_worker_t *w, const rp_threat_signal_t *sig, size_t n);
 
 /* ---- inside threat.c, for its callers and its tests ---- */
 
-#define RP_THREAT_BATCH_MAX 256 /* signals one call counts (the rest are logged and dropped) */
+#define RP_THREAT_BATCH_MAX                                                                        \
+    256 /* signals one rp_threat_process call counts (the rest are logged                          \
+         * and dropped); rp_threat_process_held takes any number */
 
 /*
  * The spike rule, pure: the subject's rate over the last window (the current slot, and the slot
