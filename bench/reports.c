@@ -9,8 +9,9 @@
  * /api/v1/device/reports: about half crashes (frames of a few dozen buckets: component, signal and
  * the top three frames drawn from a fixed set; deeper frames, addresses, uptimes and stderr vary),
  * the rest the contract's other kinds (attestation failures, refused images and metadata, sandbox
- * denials, exits, OOM kills...). Every batch is decoded, bounded, bucketed, stored in one
- * transaction and handed to threat detection, as in production.
+ * denials, exits, OOM kills...). Every batch is decoded, bounded and bucketed on a worker, stored
+ * by the recorder in one transaction with the batches that arrived with it (group commit) and
+ * counted by threat detection in the same transaction, as in production.
  *
  * The service limits each device to 30 batches at once, then one a second (reports.c). The
  * devices keep to it: each holds the same token bucket and waits for a token rather than be

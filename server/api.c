@@ -903,6 +903,7 @@ void rp_h_metrics(rp_req_t *r)
                         (unsigned long long)atomic_load(&m->attestations_unproven));
     rp_conn_metrics(r->w->srv, buf);
     rp_reports_metrics(buf);
+    rp_recorder_metrics(r->w->srv->recorder, buf);
     rp_threat_metrics(r->w, buf);
     rp_reply_bytes(r, 200, "text/plain; version=0.0.4", evbuffer_pullup(buf, -1),
                    evbuffer_get_length(buf));

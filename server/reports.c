@@ -408,19 +408,197 @@ static json_t *frames_json(const rp_report_crash_t *c, size_t max)
     return a;
 }
 
+/*
+ * A batch between its check and its answer: decoded and checked on the worker, stored by the
+ * recorder (server.h: group commit with whatever else queued up meanwhile, threat detection's
+ * counts in the same transaction), answered on the worker once that is committed.
+ */
+struct report_job {
+    rp_record_job_t job; /* first: the recorder hands this back */
+    struct evhttp_request *req;
+    char tenant_id[RP_ID_SIZE], device_id[RP_DEVICE_ID_SIZE];
+    int64_t received, dropped;
+    size_t nput, nstored, ndup, nrefused;
+    int64_t pruned;
+    json_t *refused;
+    rp_threat_news_t news; /* to tell once committed */
+    rp_report_put_t puts[RP_REPORTS_BATCH_MAX];
+    bool stored[RP_REPORTS_BATCH_MAX];
+    struct report_text {
+        char kind[RP_REPORT_KIND_MAX + 1], component[33], version[RP_REPORT_VERSION_MAX + 1],
+            code[RP_REPORT_CODE_MAX + 1], reason[RP_REPORT_REASON_MAX + 1],
+            bucket[RP_BUCKET_ID_LEN + 1];
+        char *signature, *json; /* malloc'd */
+    } text[RP_REPORTS_BATCH_MAX];
+};
+
+static void report_job_free(struct report_job *j)
+{
+    for (size_t i = 0; i < j->nput; i++) {
+        free(j->text[i].signature);
+        free(j->text[i].json);
+    }
+    json_decref(j->refused);
+    rp_threat_news_free(&j->news);
+    free(j);
+}
+
+/* On the recorder's thread, inside its round's transaction: the rows, buckets, counts and
+ * samples. */
+static rp_err_t report_job_store(rp_record_job_t *job, rp_store_t *s)
+{
+    struct report_job *j = (struct report_job *)job;
+    /* Its crashes' bucket counts wait for the round's settle step: each bucket counted once. */
+    rp_err_t err = rp_store_buckets_defer(s);
+
+    if (err != RP_OK)
+        return err;
+    return rp_store_reports_put(s, j->tenant_id, j->device_id, j->received, j->puts, j->nput,
+                                j->dropped, j->stored, &j->nstored, &j->ndup, &j->pruned);
+}
+
+/* By tenant, then place (stable: a device's signals keep their order, which quarantine counts
+ * in): rp_threat_process_held takes each tenant's signals as one run. */
+static int by_tenant(const void *a, const void *b, void *ctx)
+{
+    const rp_threat_signal_t *sig = ctx;
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    int c = strcmp(sig[x].tenant_id, sig[y].tenant_id);
+
+    return c != 0 ? c : (x < y ? -1 : x > y);
+}
+
+/* The same, after every batch of the round has stored: their crashes are counted in their
+ * buckets, each bucket once (rp_store_buckets_flush), and threat detection counts all their
+ * signals at once (each subject judged once per round, not once per batch), in the same
+ * transaction; what it finds to tell rides with the first batch, told once committed. A failure
+ * here loses no report (they stay stored, as rp_threat_observe promises). */
+static void report_jobs_settle(rp_record_job_t *jobs, rp_store_t *s)
+{
+    struct report_job *first = (struct report_job *)jobs;
+    rp_threat_signal_t *sig, *sorted;
+    size_t n = 0, cap = 0, *idx;
+    rp_err_t err;
+
+    /* The buckets first (a failure loses counts, never a report: the rows are stored). */
+    if (rp_store_buckets_flush(s) != RP_OK)
+        rp_log_error("cannot count a round's crashes in their buckets (the reports stay stored)");
+    for (rp_record_job_t *job = jobs; job != NULL; job = job->settle_next)
+        cap += ((struct report_job *)job)->nstored;
+    if (cap == 0)
+        return;
+    sig = calloc(cap, sizeof(*sig));
+    sorted = calloc(cap, sizeof(*sorted));
+    idx = calloc(cap, sizeof(*idx));
+    if (sig == NULL || sorted == NULL || idx == NULL) {
+        free(sig);
+        free(sorted);
+        free(idx);
+        rp_log_error("threat detection: cannot count %zu signal(s) (they stay stored)", cap);
+        return;
+    }
+    for (rp_record_job_t *job = jobs; job != NULL; job = job->settle_next) {
+        struct report_job *j = (struct report_job *)job;
+        for (size_t i = 0; i < j->nput && n < cap; i++)
+            if (j->stored[i])
+                sig[n++] =
+                    (rp_threat_signal_t){j->tenant_id,      j->device_id,      j->puts[i].kind,
+                                         j->puts[i].bucket, j->puts[i].reason, j->puts[i].at};
+    }
+    for (size_t i = 0; i < n; i++)
+        idx[i] = i;
+    qsort_r(idx, n, sizeof(*idx), by_tenant, sig);
+    for (size_t i = 0; i < n; i++)
+        sorted[i] = sig[idx[i]];
+    /* On failure, news holds the tenants whose part was kept (each tenant is a savepoint). */
+    err = rp_threat_process_held(s, sorted, n, (int64_t)time(NULL), &first->news);
+    if (err != RP_OK)
+        rp_log_error("threat detection: cannot count %zu signal(s) (they stay stored)", n);
+    free(sig);
+    free(sorted);
+    free(idx);
+}
+
+/* On the worker's loop, once the round that holds the batch is committed (or failed). */
+static void report_job_done(rp_record_job_t *job)
+{
+    struct report_job *j = (struct report_job *)job;
+    rp_req_t r = {.w = job->worker, .req = j->req};
+
+    if (job->err != RP_OK) {
+        atomic_fetch_add(&m_failed, 1);
+        evhttp_add_header(evhttp_request_get_output_headers(j->req), "Retry-After", "10");
+        rp_reply_error(&r, 503, "unavailable", "cannot store the reports now: retry later");
+        report_job_free(j);
+        return;
+    }
+    atomic_fetch_add(&m_batches_ok, 1);
+    atomic_fetch_add(&m_stored, j->nstored);
+    atomic_fetch_add(&m_duplicates, j->ndup);
+    atomic_fetch_add(&m_refused, j->nrefused);
+    atomic_fetch_add(&m_pruned, (unsigned long long)j->pruned);
+    rp_threat_tell(job->worker, &j->news); /* committed: alerts and quarantines may go out */
+    rp_reply_json(&r, 200,
+                  json_pack("{s:I, s:I, s:O}", "stored", (json_int_t)j->nstored, "duplicates",
+                            (json_int_t)j->ndup, "refused", j->refused));
+    report_job_free(j);
+}
+
+/* The decoded batch's reports into the job (its text copied, its JSON taken). */
+static rp_err_t report_job_fill(struct report_job *j, rp_report_batch_t *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        rp_report_t *rep = &b->reports[i];
+        struct report_text *t = &j->text[j->nput];
+        if (rep->refused != NULL) {
+            json_array_append_new(j->refused,
+                                  json_pack("{s:o, s:s}", "seq",
+                                            rep->seq >= 0 ? json_integer(rep->seq) : json_null(),
+                                            "reason", rep->refused));
+            j->nrefused++;
+            continue;
+        }
+        snprintf(t->kind, sizeof(t->kind), "%s", rep->kind);
+        snprintf(t->component, sizeof(t->component), "%s", rep->component);
+        snprintf(t->version, sizeof(t->version), "%s", rep->version);
+        snprintf(t->code, sizeof(t->code), "%s", rep->code);
+        snprintf(t->reason, sizeof(t->reason), "%s", rep->reason);
+        snprintf(t->bucket, sizeof(t->bucket), "%s", rep->bucket);
+        t->json = rep->json;
+        rep->json = NULL;
+        if (rep->has_crash) {
+            json_t *sig = json_pack("{s:s, s:i, s:s, s:o}", "component", rep->component, "signal",
+                                    rep->crash.signal, "signal_name", rep->crash.signal_name,
+                                    "frames", frames_json(&rep->crash, RP_BUCKET_FRAMES));
+            t->signature = sig != NULL ? json_dumps(sig, JSON_COMPACT) : NULL;
+            json_decref(sig);
+        }
+        j->puts[j->nput] = (rp_report_put_t){.seq = rep->seq,
+                                             .at = rep->at,
+                                             .kind = t->kind,
+                                             .component = t->component,
+                                             .version = t->version,
+                                             .code = t->code,
+                                             .reason = t->reason,
+                                             .bucket = rep->has_crash ? t->bucket : NULL,
+                                             .signal = rep->crash.signal,
+                                             .signature = t->signature,
+                                             .json = t->json};
+        j->nput++;
+        if (rep->has_crash && t->signature == NULL)
+            return RP_ERR_NO_MEMORY;
+    }
+    return RP_OK;
+}
+
 void rp_h_device_reports(rp_req_t *r)
 {
-    static _Thread_local rp_report_put_t puts[RP_REPORTS_BATCH_MAX];
-    static _Thread_local char *sigs[RP_REPORTS_BATCH_MAX];
     struct timespec now;
+    struct report_job *j;
     rp_report_batch_t b;
-    rp_threat_signal_t signals[RP_REPORTS_BATCH_MAX];
-    bool stored[RP_REPORTS_BATCH_MAX];
-    size_t len, nput = 0, nstored = 0, ndup = 0, nsig = 0;
-    int64_t pruned = 0;
+    size_t len;
     const uint8_t *body;
     const char *why;
-    json_t *refused;
     bool capture = true;
     rp_err_t err;
 
@@ -467,72 +645,43 @@ void rp_h_device_reports(rp_req_t *r)
         rp_reply_error(r, 503, "unavailable", "cannot read the device's group now: retry later");
         return;
     }
-    refused = json_array();
-    for (size_t i = 0; i < b.n; i++) {
+    for (size_t i = 0; i < b.n && !capture; i++) {
         rp_report_t *rep = &b.reports[i];
-        if (rep->refused == NULL && !capture &&
-            (rep->has_crash || strcmp(rep->kind, "crash") == 0)) {
+        if (rep->refused == NULL && (rep->has_crash || strcmp(rep->kind, "crash") == 0)) {
             rep->refused = "crash capture is off for this device's group (the operator's "
                            "setting): crash reports are not taken";
             atomic_fetch_add(&m_capture_off, 1);
         }
-        if (rep->refused != NULL) {
-            json_array_append_new(refused,
-                                  json_pack("{s:o, s:s}", "seq",
-                                            rep->seq >= 0 ? json_integer(rep->seq) : json_null(),
-                                            "reason", rep->refused));
-            continue;
-        }
-        sigs[nput] = NULL;
-        if (rep->has_crash) {
-            json_t *sig = json_pack("{s:s, s:i, s:s, s:o}", "component", rep->component, "signal",
-                                    rep->crash.signal, "signal_name", rep->crash.signal_name,
-                                    "frames", frames_json(&rep->crash, RP_BUCKET_FRAMES));
-            sigs[nput] = sig != NULL ? json_dumps(sig, JSON_COMPACT) : NULL;
-            json_decref(sig);
-        }
-        puts[nput] = (rp_report_put_t){
-            rep->seq,          rep->at,    rep->kind,   rep->component,
-            rep->version,      rep->code,  rep->reason, rep->has_crash ? rep->bucket : NULL,
-            rep->crash.signal, sigs[nput], rep->json};
-        if (rep->has_crash && sigs[nput] == NULL) {
-            err = RP_ERR_NO_MEMORY;
-            break;
-        }
-        nput++;
     }
-    if (err == RP_OK)
-        err = rp_store_reports_put(r->w->store, r->device.tenant_id, r->device.id,
-                                   (int64_t)time(NULL), puts, nput, b.dropped, stored, &nstored,
-                                   &ndup, &pruned);
-    if (err != RP_OK) {
-        for (size_t i = 0; i < nput; i++)
-            free(sigs[i]);
+    j = calloc(1, sizeof(*j));
+    if (j == NULL || (j->refused = json_array()) == NULL ||
+        (err = report_job_fill(j, &b)) != RP_OK) {
         rp_report_batch_free(&b);
-        json_decref(refused);
+        if (j != NULL)
+            report_job_free(j);
         atomic_fetch_add(&m_failed, 1);
         evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "10");
         rp_reply_error(r, 503, "unavailable", "cannot store the reports now: retry later");
         return;
     }
-    for (size_t i = 0; i < nput; i++) {
-        if (stored[i])
-            signals[nsig++] =
-                (rp_threat_signal_t){r->device.tenant_id, r->device.id,   puts[i].kind,
-                                     puts[i].bucket,      puts[i].reason, puts[i].at};
-        free(sigs[i]);
-    }
-    atomic_fetch_add(&m_batches_ok, 1);
-    atomic_fetch_add(&m_stored, nstored);
-    atomic_fetch_add(&m_duplicates, ndup);
-    atomic_fetch_add(&m_refused, json_array_size(refused));
-    atomic_fetch_add(&m_pruned, (unsigned long long)pruned);
-    if (nsig > 0)
-        rp_threat_observe(r->w, signals, nsig);
+    j->dropped = b.dropped;
     rp_report_batch_free(&b);
-    rp_reply_json(r, 200,
-                  json_pack("{s:I, s:I, s:o}", "stored", (json_int_t)nstored, "duplicates",
-                            (json_int_t)ndup, "refused", refused));
+    j->req = r->req;
+    snprintf(j->tenant_id, sizeof(j->tenant_id), "%s", r->device.tenant_id);
+    snprintf(j->device_id, sizeof(j->device_id), "%s", r->device.id);
+    j->received = (int64_t)time(NULL);
+    j->job.worker = r->w;
+    j->job.store = report_job_store;
+    j->job.settle = report_jobs_settle;
+    j->job.done = report_job_done;
+    /* What it holds while it waits: the job, and the request's body that evhttp keeps. */
+    j->job.bytes = sizeof(*j) + len;
+    if (!rp_recorder_submit(r->w->srv->recorder, &j->job)) {
+        report_job_free(j);
+        atomic_fetch_add(&m_failed, 1);
+        evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "5");
+        rp_reply_error(r, 503, "busy", "too many reports are waiting to be stored; retry");
+    }
 }
 
 /* ---- operators ---- */

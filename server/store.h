@@ -573,11 +573,21 @@ rp_err_t rp_store_reports_put(rp_store_t *s, const char *tenant_id, const char *
                               bool *stored, size_t *nstored, size_t *ndup,
                               int64_t *pruned) RP_MUST_CHECK;
 
+/*
+ * Bucket counting for many batches at once (the recorder's round): after rp_store_buckets_defer,
+ * each rp_store_reports_put that succeeds leaves its crashes' bucket counts (the bucket, its counts
+ * per version, group and day, its samples) waiting instead of counting them one statement at a
+ * time; rp_store_buckets_flush counts them all, each bucket once with its whole count, in the
+ * caller's transaction, and ends the deferral. The puts' strings must stay valid until then.
+ */
+rp_err_t rp_store_buckets_defer(rp_store_t *s) RP_MUST_CHECK;
+rp_err_t rp_store_buckets_flush(rp_store_t *s) RP_MUST_CHECK;
+
 typedef struct rp_report_row {
     char device_id[RP_DEVICE_ID_SIZE];
     int64_t seq, at, received;
     char kind[33], component[33], version[48], code[33], reason[256];
-    char bucket[33]; /* "" when not a crash */
+    char bucket[33];  /* "" when not a crash */
     const char *json; /* borrowed for the callback */
 } rp_report_row_t;
 typedef void (*rp_report_row_fn)(void *ctx, const rp_report_row_t *row);
@@ -613,8 +623,7 @@ rp_err_t rp_store_bucket_samples(rp_store_t *s, const char *tenant_id, const cha
  * largest "dropped" the device's queue said it dropped. RP_ERR_NOT_FOUND when the tenant holds no
  * such device or it never sent a batch. */
 rp_err_t rp_store_report_device_get(rp_store_t *s, const char *tenant_id, const char *device_id,
-                                    int64_t *kept, int64_t *pruned,
-                                    int64_t *dropped) RP_MUST_CHECK;
+                                    int64_t *kept, int64_t *pruned, int64_t *dropped) RP_MUST_CHECK;
 
 /* A debug file the tenant uploaded (kept in the data directory by build ID). */
 rp_err_t rp_store_symbols_put(rp_store_t *s, const char *tenant_id, const char *build_id,
@@ -666,7 +675,8 @@ typedef struct rp_threat_count {
 } rp_threat_count_t;
 
 /* Count n signals of one tenant at now, in one transaction; each item's OUT fields say its
- * subject's counts after it. Counts older than RP_THREAT_HISTORY are dropped on the way. */
+ * subject's counts after all n (each subject is counted and read once, however many of its
+ * signals there are). Counts older than RP_THREAT_HISTORY are dropped on the way. */
 rp_err_t rp_store_threat_count(rp_store_t *s, const char *tenant_id,
                                const rp_threat_settings_t *set, int64_t now,
                                rp_threat_count_t *items, size_t n) RP_MUST_CHECK;
@@ -785,6 +795,10 @@ rp_err_t rp_store_threat_actions(rp_store_t *s, const char *tenant_id, const cha
  * returns the outcome. The group holds the process's write lock: keep it short, and call nothing
  * slow (the network, other connections) inside it. */
 rp_err_t rp_store_group_begin(rp_store_t *s) RP_MUST_CHECK;
+/* The connection that does most of the process's writing (the recorder's): a larger page cache
+ * (64 MiB at most), so that what it writes next is read from memory, not from the file; savepoint
+ * journals in memory; a checkpoint every 8192 pages of log. */
+rp_err_t rp_store_writer_tune(rp_store_t *s) RP_MUST_CHECK;
 rp_err_t rp_store_group_end(rp_store_t *s, rp_err_t err) RP_MUST_CHECK;
 
 #endif /* RAMPART_STORE_H */

@@ -5,6 +5,7 @@
  * the debug files each tenant uploaded.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -164,6 +165,192 @@ static rp_err_t prune(rp_store_t *s, const char *device_id, int64_t *kept, int64
     return err;
 }
 
+/* ---- bucket counts deferred to the end of a round ---- */
+
+struct sq_bucket_wait {
+    char tenant_id[RP_ID_SIZE], device_id[RP_DEVICE_ID_SIZE], group[RP_ID_SIZE];
+    int64_t now;
+    size_t order;
+    rp_report_put_t put; /* its strings borrowed until the flush */
+};
+
+struct sq_bucket_queue {
+    struct sq_bucket_wait *w;
+    size_t n, cap;
+};
+
+void sq_buckets_free(rp_store_t *s)
+{
+    if (s->buckets != NULL)
+        free(s->buckets->w);
+    free(s->buckets);
+    s->buckets = NULL;
+}
+
+rp_err_t rp_store_buckets_defer(rp_store_t *s)
+{
+    if (s->buckets == NULL && (s->buckets = calloc(1, sizeof(*s->buckets))) == NULL)
+        return RP_ERR_NO_MEMORY;
+    return RP_OK;
+}
+
+/* The stored crashes of a batch that has committed (or is kept by the caller's group). */
+static rp_err_t bucket_defer(rp_store_t *s, const char *tenant_id, const char *device_id,
+                             const char *group, int64_t now, const rp_report_put_t *r, size_t n,
+                             const bool *stored)
+{
+    struct sq_bucket_queue *q = s->buckets;
+
+    for (size_t i = 0; i < n; i++) {
+        struct sq_bucket_wait *w;
+        if (!stored[i] || r[i].bucket == NULL)
+            continue;
+        if (q->n == q->cap) {
+            size_t cap = q->cap ? 2 * q->cap : 256;
+            struct sq_bucket_wait *p = realloc(q->w, cap * sizeof(*p));
+            if (p == NULL)
+                return RP_ERR_NO_MEMORY;
+            q->w = p;
+            q->cap = cap;
+        }
+        w = &q->w[q->n];
+        snprintf(w->tenant_id, sizeof(w->tenant_id), "%s", tenant_id);
+        snprintf(w->device_id, sizeof(w->device_id), "%s", device_id);
+        snprintf(w->group, sizeof(w->group), "%s", group);
+        w->now = now;
+        w->order = q->n++;
+        w->put = r[i];
+    }
+    return RP_OK;
+}
+
+static int by_bucket(const void *a, const void *b)
+{
+    const struct sq_bucket_wait *x = a, *y = b;
+    int c = strcmp(x->tenant_id, y->tenant_id);
+
+    if (c == 0)
+        c = strcmp(x->put.bucket, y->put.bucket);
+    return c != 0 ? c : (x->order < y->order ? -1 : x->order > y->order);
+}
+
+static const char SQL_BUCKET_ADD[] =
+    "INSERT INTO crash_buckets (tenant_id, id, component, signal, signature, count, first_seen,"
+    " last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (tenant_id, id) DO UPDATE"
+    " SET count = count + excluded.count, last_seen = max(last_seen, excluded.last_seen)";
+static const char SQL_COUNT_ADD[] =
+    "INSERT INTO crash_bucket_counts (tenant_id, bucket, dim, value, count)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant_id, bucket, dim, value) DO UPDATE"
+    " SET count = count + excluded.count";
+
+/* One bucket's waiting crashes w[0..m) (in the order they were stored): the bucket, its counts
+ * per dimension and value, its samples while it has room. */
+static rp_err_t bucket_flush_one(rp_store_t *s, const struct sq_bucket_wait *w, size_t m,
+                                 const char (*day)[16])
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_BUCKET_ADD);
+    int64_t first = w[0].now, last = w[0].now;
+    rp_err_t err;
+
+    for (size_t i = 1; i < m; i++) {
+        first = w[i].now < first ? w[i].now : first;
+        last = w[i].now > last ? w[i].now : last;
+    }
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, w[0].tenant_id);
+    BIND_TEXT(st, 2, w[0].put.bucket);
+    BIND_TEXT(st, 3, w[0].put.component);
+    sqlite3_bind_int(st, 4, w[0].put.signal);
+    BIND_TEXT(st, 5, w[0].put.signature != NULL ? w[0].put.signature : "{}");
+    sqlite3_bind_int64(st, 6, (int64_t)m);
+    sqlite3_bind_int64(st, 7, first);
+    sqlite3_bind_int64(st, 8, last);
+    err = sq_step_done(s, st, NULL);
+    /* Each (dimension, value) once, with how many of the m have it. */
+    for (int d = 0; err == RP_OK && d < 3; d++) {
+        for (size_t i = 0; err == RP_OK && i < m; i++) {
+            const char *v = d == 0 ? w[i].put.version : d == 1 ? w[i].group : day[i];
+            int64_t count = 0;
+            bool seen = false;
+            for (size_t k = 0; k < i && !seen; k++)
+                seen = strcmp(v, d == 0 ? w[k].put.version : d == 1 ? w[k].group : day[k]) == 0;
+            if (seen)
+                continue;
+            for (size_t k = i; k < m; k++)
+                count += strcmp(v, d == 0 ? w[k].put.version : d == 1 ? w[k].group : day[k]) == 0;
+            st = sq_stmt(s, SQL_COUNT_ADD);
+            if (st == NULL)
+                return RP_ERR_IO;
+            BIND_TEXT(st, 1, w[0].tenant_id);
+            BIND_TEXT(st, 2, w[0].put.bucket);
+            BIND_TEXT(st, 3, d == 0 ? "version" : d == 1 ? "group" : "day");
+            BIND_TEXT(st, 4, v);
+            sqlite3_bind_int64(st, 5, count);
+            err = sq_step_done(s, st, NULL);
+        }
+    }
+    /* The first samples, in order, until the bucket holds RP_BUCKET_SAMPLES. */
+    for (size_t i = 0; err == RP_OK && i < m; i++) {
+        int changed = 0;
+        st = sq_stmt(s, SQL_SAMPLE_PUT);
+        if (st == NULL)
+            return RP_ERR_IO;
+        BIND_TEXT(st, 1, w[i].tenant_id);
+        BIND_TEXT(st, 2, w[i].put.bucket);
+        BIND_TEXT(st, 3, w[i].device_id);
+        sqlite3_bind_int64(st, 4, w[i].put.seq);
+        sqlite3_bind_int64(st, 5, w[i].put.at);
+        sqlite3_bind_int64(st, 6, w[i].now);
+        BIND_TEXT(st, 7, w[i].put.version);
+        BIND_TEXT(st, 8, w[i].put.json);
+        sqlite3_bind_int(st, 9, RP_BUCKET_SAMPLES);
+        err = sq_step_done(s, st, &changed);
+        if (changed == 0)
+            break; /* full */
+    }
+    return err;
+}
+
+rp_err_t rp_store_buckets_flush(rp_store_t *s)
+{
+    struct sq_bucket_queue *q = s->buckets;
+    char(*day)[16];
+    bool begun;
+    rp_err_t err = RP_OK;
+
+    if (q == NULL || q->n == 0) {
+        sq_buckets_free(s);
+        return RP_OK;
+    }
+    day = calloc(q->n, sizeof(*day));
+    if (day == NULL) {
+        sq_buckets_free(s);
+        return RP_ERR_NO_MEMORY;
+    }
+    qsort(q->w, q->n, sizeof(*q->w), by_bucket);
+    for (size_t i = 0; i < q->n; i++) {
+        time_t t = (time_t)q->w[i].now;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(day[i], sizeof(day[i]), "%Y-%m-%d", &tm);
+    }
+    err = sq_begin(s);
+    begun = err == RP_OK;
+    for (size_t i = 0, j; err == RP_OK && i < q->n; i = j) {
+        for (j = i + 1; j < q->n && strcmp(q->w[j].tenant_id, q->w[i].tenant_id) == 0 &&
+                        strcmp(q->w[j].put.bucket, q->w[i].put.bucket) == 0;
+             j++)
+            ;
+        err = bucket_flush_one(s, q->w + i, j - i, day + i);
+    }
+    if (begun)
+        err = sq_end(s, err);
+    free(day);
+    sq_buckets_free(s);
+    return err;
+}
+
 rp_err_t rp_store_reports_put(rp_store_t *s, const char *tenant_id, const char *device_id,
                               int64_t now, const rp_report_put_t *r, size_t n, int64_t dropped,
                               bool *stored, size_t *nstored, size_t *ndup, int64_t *pruned)
@@ -240,7 +427,7 @@ rp_err_t rp_store_reports_put(rp_store_t *s, const char *tenant_id, const char *
         stored[i] = true;
         (*nstored)++;
         kept++;
-        if (r[i].bucket != NULL)
+        if (r[i].bucket != NULL && s->buckets == NULL)
             err = bucket_count(s, tenant_id, device_id, group, now, &r[i]);
     }
     if (err == RP_OK)
@@ -265,6 +452,8 @@ rp_err_t rp_store_reports_put(rp_store_t *s, const char *tenant_id, const char *
         return err;
     }
     *pruned = gone;
+    if (s->buckets != NULL)
+        return bucket_defer(s, tenant_id, device_id, group, now, r, n, stored);
     return RP_OK;
 }
 

@@ -578,10 +578,23 @@ rp_err_t rp_store_open(const char *data_dir, rp_store_t **out)
     return RP_OK;
 }
 
+rp_err_t rp_store_writer_tune(rp_store_t *s)
+{
+    /* The one connection that writes most (the recorder's): its pages stay in its cache, since
+     * no other connection's commit invalidates them while it does nearly all the writing. */
+    /* Its savepoints (one per job of a round) keep their journals in memory, not in a temporary
+     * file written for each. Its checkpoints come every 8192 pages of log (32 MiB) rather than
+     * 1000: a page rewritten by many rounds (a bucket's, a device's) is copied to the database
+     * once, not once per 1000 pages; they run after its commit, on its thread. */
+    return sq_exec(
+        s, "PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=8192;");
+}
+
 void rp_store_close(rp_store_t *s)
 {
     if (s == NULL)
         return;
+    sq_buckets_free(s);
     for (size_t i = 0; i < s->ncache; i++)
         sqlite3_finalize(s->cache[i].stmt);
     free(s->cache);

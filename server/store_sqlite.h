@@ -26,7 +26,13 @@ struct rp_store {
         sqlite3_stmt *stmt;
     } * cache;
     size_t ncache, cache_cap;
+    /* store_reports.c: crash bucket counts deferred to rp_store_buckets_flush (NULL: each
+     * counted as its report is stored) */
+    struct sq_bucket_queue *buckets;
 };
+
+/* Free the deferred bucket counts (store_reports.c; rp_store_close). */
+void sq_buckets_free(rp_store_t *s);
 
 /* Log the connection's last error; RP_ERR_IO. */
 rp_err_t sq_error(rp_store_t *s, const char *what);

@@ -5,6 +5,7 @@
  * quarantine, and the actions taken. threat.c decides; this file only keeps.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -71,8 +72,8 @@ static const char SQL_DEVICE_SEEN[] =
     "INSERT INTO threat_devices (tenant_id, subject, slot, device_id) VALUES (?, ?, ?, ?)"
     " ON CONFLICT DO NOTHING";
 static const char SQL_COUNT_ADD[] =
-    "INSERT INTO threat_counts (tenant_id, subject, slot, count, devices) VALUES (?, ?, ?, 1, ?)"
-    " ON CONFLICT (tenant_id, subject, slot) DO UPDATE SET count = count + 1,"
+    "INSERT INTO threat_counts (tenant_id, subject, slot, count, devices) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (tenant_id, subject, slot) DO UPDATE SET count = count + excluded.count,"
     " devices = devices + excluded.devices";
 static const char SQL_COUNT_GET[] =
     "SELECT count, devices FROM threat_counts WHERE tenant_id = ? AND subject = ? AND slot = ?";
@@ -120,43 +121,55 @@ static rp_err_t prune(rp_store_t *s, const char *sql, const char *tenant_id, con
     return sq_step_done(s, st, NULL);
 }
 
-static rp_err_t count_one(rp_store_t *s, const char *tenant_id, const rp_threat_settings_t *set,
-                          int64_t now, rp_threat_count_t *c)
+/* items[idx[0..m)]: the signals of one subject. Each distinct device is noted once, the count
+ * moves by m in one statement, and the counts are read back once, into every one of them. */
+static rp_err_t count_subject(rp_store_t *s, const char *tenant_id, const rp_threat_settings_t *set,
+                              int64_t now, rp_threat_count_t *items, const size_t *idx, size_t m)
 {
-    int64_t slot = now - now % set->window, prev = slot - set->window;
-    sqlite3_stmt *st = sq_stmt(s, SQL_DEVICE_SEEN);
-    int fresh = 0;
-    rp_err_t err;
+    int64_t slot = now - now % set->window, prev = slot - set->window, fresh_total = 0;
+    const char *subject = items[idx[0]].subject;
+    rp_threat_count_t *c = &items[idx[0]];
+    sqlite3_stmt *st;
+    rp_err_t err = RP_OK;
 
-    c->elapsed = now - slot;
-    if (st == NULL)
-        return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    BIND_TEXT(st, 2, c->subject);
-    sqlite3_bind_int64(st, 3, slot);
-    BIND_TEXT(st, 4, c->device_id);
-    err = sq_step_done(s, st, &fresh);
+    for (size_t i = 0; err == RP_OK && i < m; i++) {
+        int fresh = 0;
+        /* idx is sorted by device within the subject: a device seen just before is not new. */
+        if (i > 0 && strcmp(items[idx[i]].device_id, items[idx[i - 1]].device_id) == 0)
+            continue;
+        st = sq_stmt(s, SQL_DEVICE_SEEN);
+        if (st == NULL)
+            return RP_ERR_IO;
+        BIND_TEXT(st, 1, tenant_id);
+        BIND_TEXT(st, 2, subject);
+        sqlite3_bind_int64(st, 3, slot);
+        BIND_TEXT(st, 4, items[idx[i]].device_id);
+        err = sq_step_done(s, st, &fresh);
+        fresh_total += fresh > 0 ? 1 : 0;
+    }
     if (err != RP_OK)
         return err;
     st = sq_stmt(s, SQL_COUNT_ADD);
     if (st == NULL)
         return RP_ERR_IO;
     BIND_TEXT(st, 1, tenant_id);
-    BIND_TEXT(st, 2, c->subject);
+    BIND_TEXT(st, 2, subject);
     sqlite3_bind_int64(st, 3, slot);
-    sqlite3_bind_int(st, 4, fresh > 0 ? 1 : 0);
+    sqlite3_bind_int64(st, 4, (int64_t)m);
+    sqlite3_bind_int64(st, 5, fresh_total);
     err = sq_step_done(s, st, NULL);
+    c->elapsed = now - slot;
     if (err == RP_OK)
-        err = slot_get(s, tenant_id, c->subject, slot, &c->count, &c->devices);
+        err = slot_get(s, tenant_id, subject, slot, &c->count, &c->devices);
     if (err == RP_OK)
-        err = slot_get(s, tenant_id, c->subject, prev, &c->prev_count, &c->prev_devices);
+        err = slot_get(s, tenant_id, subject, prev, &c->prev_count, &c->prev_devices);
     if (err != RP_OK)
         return err;
     st = sq_stmt(s, SQL_COUNT_SUM);
     if (st == NULL)
         return RP_ERR_IO;
     BIND_TEXT(st, 1, tenant_id);
-    BIND_TEXT(st, 2, c->subject);
+    BIND_TEXT(st, 2, subject);
     sqlite3_bind_int64(st, 3, prev - (int64_t)set->baseline_days * 86400);
     sqlite3_bind_int64(st, 4, prev);
     if (sqlite3_step(st) != SQLITE_ROW) {
@@ -166,25 +179,61 @@ static rp_err_t count_one(rp_store_t *s, const char *tenant_id, const rp_threat_
     c->baseline_total = sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
     /* Bounded: counts for RP_THREAT_HISTORY, device sets for the two slots the rule reads. */
-    err = prune(s, SQL_COUNTS_PRUNE, tenant_id, c->subject, now - RP_THREAT_HISTORY);
+    err = prune(s, SQL_COUNTS_PRUNE, tenant_id, subject, now - RP_THREAT_HISTORY);
     if (err == RP_OK)
-        err = prune(s, SQL_DEVICES_PRUNE, tenant_id, c->subject, prev);
+        err = prune(s, SQL_DEVICES_PRUNE, tenant_id, subject, prev);
+    for (size_t i = 1; err == RP_OK && i < m; i++) {
+        rp_threat_count_t *o = &items[idx[i]];
+        o->count = c->count;
+        o->devices = c->devices;
+        o->prev_count = c->prev_count;
+        o->prev_devices = c->prev_devices;
+        o->elapsed = c->elapsed;
+        o->baseline_total = c->baseline_total;
+    }
     return err;
+}
+
+/* By subject, then device, then place: each subject's signals together, one device's in a row. */
+static int by_subject_device(const void *a, const void *b, void *ctx)
+{
+    const rp_threat_count_t *items = ctx;
+    const rp_threat_count_t *x = &items[*(const size_t *)a], *y = &items[*(const size_t *)b];
+    int c = strcmp(x->subject, y->subject);
+
+    if (c == 0)
+        c = strcmp(x->device_id, y->device_id);
+    return c != 0 ? c : (x < y ? -1 : x > y);
 }
 
 rp_err_t rp_store_threat_count(rp_store_t *s, const char *tenant_id,
                                const rp_threat_settings_t *set, int64_t now,
                                rp_threat_count_t *items, size_t n)
 {
+    size_t *idx;
     rp_err_t err;
 
     if (set->window <= 0 || now < 0)
         return RP_ERR_INVALID_ARG;
+    if (n == 0)
+        return RP_OK;
+    idx = calloc(n, sizeof(*idx));
+    if (idx == NULL)
+        return RP_ERR_NO_MEMORY;
     err = sq_begin(s);
-    if (err != RP_OK)
+    if (err != RP_OK) {
+        free(idx);
         return err;
-    for (size_t i = 0; err == RP_OK && i < n; i++)
-        err = count_one(s, tenant_id, set, now, &items[i]);
+    }
+    for (size_t i = 0; i < n; i++)
+        idx[i] = i;
+    qsort_r(idx, n, sizeof(*idx), by_subject_device, items);
+    for (size_t i = 0, j; err == RP_OK && i < n; i = j) {
+        for (j = i + 1; j < n && strcmp(items[idx[j]].subject, items[idx[i]].subject) == 0; j++)
+            ;
+        err = count_subject(s, tenant_id, set, now, items, idx + i, j - i);
+    }
+    free(idx);
     return sq_end(s, err);
 }
 

@@ -83,14 +83,60 @@ static bool in_policy(const rp_quarantine_policy_t *p, const char *kind)
     return false;
 }
 
+/* What a tenant's processing found, kept to be told once committed. */
+static rp_err_t news_alert(rp_threat_news_t *news, const rp_threat_alert_t *a)
+{
+    if (news->nalerts == news->alerts_cap) {
+        size_t cap = news->alerts_cap ? 2 * news->alerts_cap : 8;
+        rp_threat_alert_t *p = realloc(news->alerts, cap * sizeof(*p));
+        if (p == NULL)
+            return RP_ERR_NO_MEMORY;
+        news->alerts = p;
+        news->alerts_cap = cap;
+    }
+    news->alerts[news->nalerts++] = *a;
+    return RP_OK;
+}
+
+static rp_err_t news_quarantine(rp_threat_news_t *news, const char *tenant_id,
+                                const char *device_id, const char *kind)
+{
+    struct rp_threat_quarantine_news *q;
+
+    if (news->nquarantined == news->quarantined_cap) {
+        size_t cap = news->quarantined_cap ? 2 * news->quarantined_cap : 8;
+        q = realloc(news->quarantined, cap * sizeof(*q));
+        if (q == NULL)
+            return RP_ERR_NO_MEMORY;
+        news->quarantined = q;
+        news->quarantined_cap = cap;
+    }
+    q = &news->quarantined[news->nquarantined++];
+    snprintf(q->tenant_id, sizeof(q->tenant_id), "%s", tenant_id);
+    snprintf(q->device_id, sizeof(q->device_id), "%s", device_id);
+    snprintf(q->kind, sizeof(q->kind), "%s", kind);
+    return RP_OK;
+}
+
+/* Items by subject, then place (so a subject's last signal ends its run). */
+static int by_subject(const void *a, const void *b, void *ctx)
+{
+    const rp_threat_count_t *items = ctx;
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    int c = strcmp(items[x].subject, items[y].subject);
+
+    return c != 0 ? c : (x < y ? -1 : x > y);
+}
+
 /* The signals of one tenant: count them, raise or close alerts, apply the quarantine policy. */
 static rp_err_t process_tenant(rp_store_t *s, const char *tenant_id, const rp_threat_signal_t *sig,
-                               size_t n, int64_t now, const rp_threat_hooks_t *hooks)
+                               size_t n, int64_t now, rp_threat_news_t *news)
 {
     rp_threat_settings_t set;
     rp_quarantine_policy_t policy;
     rp_threat_count_t *items = calloc(2 * n + 1, sizeof(*items));
     size_t *from = calloc(2 * n + 1, sizeof(*from)), k = 0, nopened = 0, nquarantined = 0;
+    size_t *from_sorted = calloc(2 * n + 1, sizeof(*from_sorted));
     bool *done = calloc(2 * n + 1, sizeof(*done));
     /* What to tell once it is committed: alerts opened, devices quarantined (their first signal,
      * and the kind of the one that reached the threshold). */
@@ -99,9 +145,9 @@ static rp_err_t process_tenant(rp_store_t *s, const char *tenant_id, const rp_th
     const char **quarantined_kind = calloc(n + 1, sizeof(*quarantined_kind));
     /* One device's signals of a listed kind, counted at once */
     const char **qkind = calloc(n + 1, sizeof(*qkind)), **qdetail = calloc(n + 1, sizeof(*qdetail));
-    rp_err_t err = items != NULL && from != NULL && done != NULL && opened_alerts != NULL &&
-                           quarantined_at != NULL && quarantined_kind != NULL && qkind != NULL &&
-                           qdetail != NULL
+    rp_err_t err = items != NULL && from != NULL && from_sorted != NULL && done != NULL &&
+                           opened_alerts != NULL && quarantined_at != NULL &&
+                           quarantined_kind != NULL && qkind != NULL && qdetail != NULL
                        ? RP_OK
                        : RP_ERR_NO_MEMORY;
 
@@ -110,6 +156,7 @@ static rp_err_t process_tenant(rp_store_t *s, const char *tenant_id, const rp_th
     if (err != RP_OK || (err = rp_store_group_begin(s)) != RP_OK) {
         free(items);
         free(from);
+        free(from_sorted);
         free(done);
         free(opened_alerts);
         free(quarantined_at);
@@ -145,20 +192,23 @@ static rp_err_t process_tenant(rp_store_t *s, const char *tenant_id, const rp_th
     }
     if (err == RP_OK && k > 0)
         err = rp_store_threat_count(s, tenant_id, &set, now, items, k);
-    /* Each subject is judged once, on its counts after the batch's last signal of it. */
-    for (size_t a = k; err == RP_OK && a-- > 0;) {
+    /* Each subject is judged once, on its counts after the batch's last signal of it (a
+     * recorder's round can hold thousands of signals: sorted, not compared pairwise). */
+    for (size_t i = 0; i < k; i++)
+        from_sorted[i] = i;
+    qsort_r(from_sorted, k, sizeof(*from_sorted), by_subject, items);
+    for (size_t r = 0, e; err == RP_OK && r < k; r = e) {
         rp_threat_alert_t al;
-        int64_t nsig = 0;
+        int64_t nsig;
         double rate, base;
         bool opened, open = false;
-        if (done[a])
-            continue;
-        for (size_t b = 0; b <= a; b++) {
-            if (!done[b] && strcmp(items[b].subject, items[a].subject) == 0) {
-                done[b] = true;
-                nsig++;
-            }
-        }
+        size_t a;
+        for (e = r + 1;
+             e < k && strcmp(items[from_sorted[e]].subject, items[from_sorted[r]].subject) == 0;
+             e++)
+            ;
+        a = from_sorted[e - 1]; /* the subject's last signal */
+        nsig = (int64_t)(e - r);
         memset(&al, 0, sizeof(al));
         err = rp_store_threat_alert_is_open(s, tenant_id, items[a].subject, now, &open);
         if (err != RP_OK)
@@ -207,23 +257,13 @@ static rp_err_t process_tenant(rp_store_t *s, const char *tenant_id, const rp_th
         }
     }
     err = rp_store_group_end(s, err);
-    for (size_t a = 0; err == RP_OK && a < nopened; a++) {
-        const rp_threat_alert_t *al = &opened_alerts[a];
-        rp_log_warn("tenant %s: alert %lld: %s spikes: %lld in the last window from %lld "
-                    "device(s), baseline %.2f",
-                    tenant_id, (long long)al->id, al->subject, (long long)al->count,
-                    (long long)al->devices, al->baseline);
-        if (hooks != NULL && hooks->alert_opened != NULL)
-            hooks->alert_opened(hooks->ctx, al);
-    }
-    for (size_t q = 0; err == RP_OK && q < nquarantined; q++) {
-        const char *device_id = sig[quarantined_at[q]].device_id, *kind = quarantined_kind[q];
-        atomic_fetch_add(&quarantines, 1);
-        rp_log_warn("tenant %s: device %s quarantined by the policy (%s)", tenant_id, device_id,
-                    kind);
-        if (hooks != NULL && hooks->quarantined != NULL)
-            hooks->quarantined(hooks->ctx, tenant_id, device_id, kind);
-    }
+    /* Held, not told: inside a caller's group (the recorder's round) this was a savepoint, and
+     * only the caller knows when the outermost commit has made it true. */
+    for (size_t a = 0; err == RP_OK && a < nopened; a++)
+        err = news_alert(news, &opened_alerts[a]);
+    for (size_t q = 0; err == RP_OK && q < nquarantined; q++)
+        err =
+            news_quarantine(news, tenant_id, sig[quarantined_at[q]].device_id, quarantined_kind[q]);
     free(opened_alerts);
     free(quarantined_at);
     free(quarantined_kind);
@@ -231,27 +271,71 @@ static rp_err_t process_tenant(rp_store_t *s, const char *tenant_id, const rp_th
     free(qdetail);
     free(items);
     free(from);
+    free(from_sorted);
     free(done);
     return err;
 }
 
-rp_err_t rp_threat_process(rp_store_t *s, const rp_threat_signal_t *sig, size_t n, int64_t now,
-                           const rp_threat_hooks_t *hooks)
+rp_err_t rp_threat_process_held(rp_store_t *s, const rp_threat_signal_t *sig, size_t n, int64_t now,
+                                rp_threat_news_t *news)
 {
     rp_err_t err = RP_OK;
 
-    if (n > RP_THREAT_BATCH_MAX) {
-        rp_log_warn("threat: %zu signals at once; counting the first %d", n, RP_THREAT_BATCH_MAX);
-        n = RP_THREAT_BATCH_MAX;
-    }
     for (size_t i = 0, j; err == RP_OK && i < n; i = j) {
         for (j = i + 1; j < n && sig[i].tenant_id != NULL && sig[j].tenant_id != NULL &&
                         strcmp(sig[j].tenant_id, sig[i].tenant_id) == 0;
              j++)
             ;
         if (sig[i].tenant_id != NULL && sig[i].tenant_id[0] != '\0')
-            err = process_tenant(s, sig[i].tenant_id, sig + i, j - i, now, hooks);
+            err = process_tenant(s, sig[i].tenant_id, sig + i, j - i, now, news);
     }
+    return err;
+}
+
+void rp_threat_news_tell(rp_threat_news_t *news, const rp_threat_hooks_t *hooks)
+{
+    for (size_t a = 0; a < news->nalerts; a++) {
+        const rp_threat_alert_t *al = &news->alerts[a];
+        rp_log_warn("tenant %s: alert %lld: %s spikes: %lld in the last window from %lld "
+                    "device(s), baseline %.2f",
+                    al->tenant_id, (long long)al->id, al->subject, (long long)al->count,
+                    (long long)al->devices, al->baseline);
+        if (hooks != NULL && hooks->alert_opened != NULL)
+            hooks->alert_opened(hooks->ctx, al);
+    }
+    for (size_t q = 0; q < news->nquarantined; q++) {
+        const struct rp_threat_quarantine_news *qn = &news->quarantined[q];
+        atomic_fetch_add(&quarantines, 1);
+        rp_log_warn("tenant %s: device %s quarantined by the policy (%s)", qn->tenant_id,
+                    qn->device_id, qn->kind);
+        if (hooks != NULL && hooks->quarantined != NULL)
+            hooks->quarantined(hooks->ctx, qn->tenant_id, qn->device_id, qn->kind);
+    }
+    rp_threat_news_free(news);
+}
+
+void rp_threat_news_free(rp_threat_news_t *news)
+{
+    free(news->alerts);
+    free(news->quarantined);
+    memset(news, 0, sizeof(*news));
+}
+
+rp_err_t rp_threat_process(rp_store_t *s, const rp_threat_signal_t *sig, size_t n, int64_t now,
+                           const rp_threat_hooks_t *hooks)
+{
+    rp_threat_news_t news = {0};
+    rp_err_t err;
+
+    if (n > RP_THREAT_BATCH_MAX) {
+        rp_log_warn("threat: %zu signals at once; counting the first %d", n, RP_THREAT_BATCH_MAX);
+        n = RP_THREAT_BATCH_MAX;
+    }
+    err = rp_threat_process_held(s, sig, n, now, &news);
+
+    /* Outside a caller's group each tenant's part committed by itself: what it holds is true
+     * even when a later tenant's part failed. */
+    rp_threat_news_tell(&news, hooks);
     return err;
 }
 
@@ -545,6 +629,13 @@ static void hook_quarantined(void *ctx, const char *tenant_id, const char *devic
                      rp_iso_time_json((int64_t)time(NULL)));
     if (body != NULL)
         webhook_queue(w, tenant_id, body);
+}
+
+void rp_threat_tell(rp_worker_t *w, rp_threat_news_t *news)
+{
+    rp_threat_hooks_t hooks = {hook_alert, hook_quarantined, w};
+
+    rp_threat_news_tell(news, &hooks);
 }
 
 void rp_threat_observe(rp_worker_t *w, const rp_threat_signal_t *sig, size_t n)

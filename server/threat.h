@@ -34,7 +34,9 @@ void rp_threat_observe(rp_worker_t *w, const rp_threat_signal_t *sig, size_t n);
 
 /* ---- inside threat.c, for its callers and its tests ---- */
 
-#define RP_THREAT_BATCH_MAX 256 /* signals one call counts (the rest are logged and dropped) */
+#define RP_THREAT_BATCH_MAX                                                                        \
+    256 /* signals one rp_threat_process call counts (the rest are logged                          \
+         * and dropped); rp_threat_process_held takes any number */
 
 /*
  * The spike rule, pure: the subject's rate over the last window (the current slot, and the slot
@@ -58,6 +60,35 @@ typedef struct rp_threat_hooks {
  * tenant's quarantine policy. Tests drive time through now. hooks may be NULL. */
 rp_err_t rp_threat_process(rp_store_t *s, const rp_threat_signal_t *sig, size_t n, int64_t now,
                            const rp_threat_hooks_t *hooks) RP_MUST_CHECK;
+
+/*
+ * What processing found that the world is to hear of (alerts opened, devices quarantined), held
+ * until the transaction that holds it has committed: inside a caller's group
+ * (rp_store_group_begin, as the recorder's round is) a failed outer commit undoes it all, and
+ * nothing undone may be announced. Zeroed to start; rp_threat_news_tell or _free ends it.
+ */
+struct rp_threat_quarantine_news {
+    char tenant_id[RP_ID_SIZE];
+    char device_id[RP_DEVICE_ID_SIZE];
+    char kind[RP_DEVICE_EVENT_KIND_MAX + 1];
+};
+typedef struct rp_threat_news {
+    rp_threat_alert_t *alerts;
+    size_t nalerts, alerts_cap;
+    struct rp_threat_quarantine_news *quarantined;
+    size_t nquarantined, quarantined_cap;
+} rp_threat_news_t;
+
+/* rp_threat_process without telling: what it found is added to *news, for the caller to tell
+ * after its commit (or free, when the commit failed). */
+rp_err_t rp_threat_process_held(rp_store_t *s, const rp_threat_signal_t *sig, size_t n, int64_t now,
+                                rp_threat_news_t *news) RP_MUST_CHECK;
+/* Log and count what news holds, call the hooks (may be NULL), and free it. */
+void rp_threat_news_tell(rp_threat_news_t *news, const rp_threat_hooks_t *hooks);
+void rp_threat_news_free(rp_threat_news_t *news);
+/* The same with the worker's hooks (the tenant's webhook): on the worker's thread, once the
+ * transaction that holds news has committed. */
+void rp_threat_tell(rp_worker_t *w, rp_threat_news_t *news);
 
 /* A subject's parts: OUT *type ("kind" or "bucket") and *name (pointers into subject). */
 void rp_threat_subject_split(const char *subject, const char **type, const char **name);

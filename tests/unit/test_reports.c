@@ -476,6 +476,100 @@ static void store_once_and_bounded(void **state)
     assert_int_equal(rows, RP_REPORTS_KEEP);
 }
 
+struct counts_seen {
+    char text[1024];
+};
+
+static void collect_dim(void *ctx, const char *dim, const char *value, int64_t count)
+{
+    struct counts_seen *c = ctx;
+    size_t n = strlen(c->text);
+
+    snprintf(c->text + n, sizeof(c->text) - n, "%s=%s:%lld;", dim, value, (long long)count);
+}
+
+static void collect_sample_seq(void *ctx, const rp_report_row_t *row)
+{
+    struct counts_seen *c = ctx;
+    size_t n = strlen(c->text);
+
+    snprintf(c->text + n, sizeof(c->text) - n, "%lld,", (long long)row->seq);
+}
+
+/* What a tenant's bucket holds: its count, its counts per dimension, its samples' numbers. */
+static void bucket_state(struct db *db, const char *tenant_id, const char *bucket,
+                         struct counts_seen *out)
+{
+    int64_t total = 0;
+
+    memset(out, 0, sizeof(*out));
+    assert_int_equal(rp_store_bucket_get(db->s, tenant_id, bucket, count_bucket, &total), RP_OK);
+    snprintf(out->text, sizeof(out->text), "count=%lld;", (long long)total);
+    assert_int_equal(rp_store_bucket_counts(db->s, tenant_id, bucket, collect_dim, out), RP_OK);
+    assert_int_equal(rp_store_bucket_samples(db->s, tenant_id, bucket, collect_sample_seq, out),
+                     RP_OK);
+}
+
+/* Buckets counted at the end of a round (rp_store_buckets_defer/_flush, the recorder's way: each
+ * bucket once with its whole count) hold the same as buckets counted report by report: count,
+ * counts per version, group and day, the first 5 reports as samples; nothing is counted before
+ * the flush. */
+static void buckets_deferred_count_the_same(void **state)
+{
+    struct db *db = *state;
+    const char *d1 = "1111111111111111111111111111111111111111111111111111111111111111";
+    const char *d2 = "2222222222222222222222222222222222222222222222222222222222222222";
+    const char *ba = "0123456789abcdef0123456789abcdef", *bb = "fedcba9876543210fedcba9876543210";
+    rp_report_put_t r[10];
+    bool stored[10];
+    size_t ns, nd;
+    int64_t pruned, none = 0;
+    struct counts_seen now_a, now_b, later_a, later_b;
+
+    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, d1, 1000), RP_OK);
+    assert_int_equal(rp_store_device_claim(db->s, db->other.id, d2, 1000), RP_OK);
+    for (int i = 0; i < 10; i++) {
+        r[i] = put(i, i == 9 ? NULL : i == 8 ? bb : ba);
+        r[i].version = i % 3 == 0 ? "2.0" : "1.0";
+    }
+    /* Report by report, for acme; two batches. */
+    assert_int_equal(
+        rp_store_reports_put(db->s, db->tenant.id, d1, 1000, r, 4, 0, stored, &ns, &nd, &pruned),
+        RP_OK);
+    assert_int_equal(rp_store_reports_put(db->s, db->tenant.id, d1, 1001, r + 4, 6, 0, stored, &ns,
+                                          &nd, &pruned),
+                     RP_OK);
+    /* Deferred to a flush, for globex, in one group. */
+    assert_int_equal(rp_store_group_begin(db->s), RP_OK);
+    assert_int_equal(rp_store_buckets_defer(db->s), RP_OK);
+    assert_int_equal(
+        rp_store_reports_put(db->s, db->other.id, d2, 1000, r, 4, 0, stored, &ns, &nd, &pruned),
+        RP_OK);
+    assert_int_equal(
+        rp_store_reports_put(db->s, db->other.id, d2, 1001, r + 4, 6, 0, stored, &ns, &nd, &pruned),
+        RP_OK);
+    assert_int_equal(rp_store_bucket_get(db->s, db->other.id, ba, count_bucket, &none),
+                     RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_buckets_flush(db->s), RP_OK);
+    assert_int_equal(rp_store_group_end(db->s, RP_OK), RP_OK);
+    bucket_state(db, db->tenant.id, ba, &now_a);
+    bucket_state(db, db->tenant.id, bb, &now_b);
+    bucket_state(db, db->other.id, ba, &later_a);
+    bucket_state(db, db->other.id, bb, &later_b);
+    assert_string_equal(now_a.text, later_a.text);
+    assert_string_equal(now_b.text, later_b.text);
+    assert_non_null(strstr(now_a.text, "count=8;"));
+    assert_non_null(strstr(now_a.text, "version=1.0:5;version=2.0:3;"));
+    assert_non_null(strstr(now_a.text, "0,1,2,3,4,")); /* the first five */
+    /* After the flush, counting is report by report again. */
+    r[0] = put(20, ba);
+    assert_int_equal(
+        rp_store_reports_put(db->s, db->other.id, d2, 1002, r, 1, 0, stored, &ns, &nd, &pruned),
+        RP_OK);
+    bucket_state(db, db->other.id, ba, &later_a);
+    assert_non_null(strstr(later_a.text, "count=9;"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -485,6 +579,7 @@ int main(void)
         cmocka_unit_test(decode_mixed),
         cmocka_unit_test(bucket_id),
         cmocka_unit_test_setup_teardown(store_once_and_bounded, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(buckets_deferred_count_the_same, db_setup, db_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -457,6 +457,55 @@ static void quarantine_policy(void **state)
     }
 }
 
+/* Inside a caller's group (the recorder's round), what threat detection finds is held, not
+ * told: a quarantine and an alert that a failed outer commit undid are never announced; once the
+ * outer commit holds them, they are told once. */
+static void news_held_until_commit(void **state)
+{
+    static const char *const devs[] = {DEV1, DEV2, DEV3};
+    struct db *db = *state;
+    rp_threat_hooks_t hooks = {on_alert, on_quarantine, db};
+    rp_quarantine_policy_t p;
+    rp_threat_signal_t sig[6];
+    rp_threat_news_t news = {0};
+    int64_t now = 4000 * 86400, since = 0;
+    char sql[256];
+
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, devs[i], 1), RP_OK);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO cas (tenant_id, cert_pem, key_pem, not_after) VALUES ('%s', '', '', 0)",
+             db->tenant.id);
+    assert_int_equal(sq_exec(db->s, sql), RP_OK);
+    assert_int_equal(rp_store_quarantine_policy_get(db->s, db->tenant.id, &p), RP_OK);
+    p.enabled = true, p.nkinds = 1, p.threshold = 2, p.window = 60;
+    snprintf(p.kinds[0], sizeof(p.kinds[0]), "syscall");
+    assert_int_equal(rp_store_quarantine_policy_set(db->s, db->tenant.id, &p), RP_OK);
+    /* 6 syscall signals from 3 devices: the kind spikes (5 from 3), DEV1 reaches 2. */
+    for (int i = 0; i < 6; i++)
+        sig[i] = (rp_threat_signal_t){db->tenant.id, devs[i % 3], "syscall", NULL, "r", now};
+    assert_int_equal(rp_store_group_begin(db->s), RP_OK);
+    assert_int_equal(rp_threat_process_held(db->s, sig, 6, now, &news), RP_OK);
+    assert_int_equal(news.nalerts, 1);
+    assert_int_equal(news.nquarantined, 3);
+    assert_int_equal(db->opened + db->quarantined, 0); /* nothing told inside the group */
+    assert_int_equal(rp_store_group_end(db->s, RP_ERR_IO), RP_ERR_IO);
+    rp_threat_news_free(&news); /* what a failed commit does with it */
+    assert_int_equal(rp_store_device_quarantine(db->s, DEV1, &since, NULL), RP_OK);
+    assert_int_equal(since, 0);
+    /* The same, committed: stored, then told once. */
+    assert_int_equal(rp_store_group_begin(db->s), RP_OK);
+    assert_int_equal(rp_threat_process_held(db->s, sig, 6, now, &news), RP_OK);
+    assert_int_equal(rp_store_group_end(db->s, RP_OK), RP_OK);
+    assert_int_equal(db->opened + db->quarantined, 0);
+    rp_threat_news_tell(&news, &hooks);
+    assert_int_equal(db->opened, 1);
+    assert_int_equal(db->quarantined, 3);
+    assert_int_equal(rp_store_device_quarantine(db->s, DEV1, &since, NULL), RP_OK);
+    assert_true(since == now);
+    assert_int_equal(news.nalerts + news.nquarantined, 0); /* told, and freed */
+}
+
 /* ---- the webhook's secret and signature ---- */
 
 static void webhook_signature(void **state)
@@ -492,6 +541,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(quarantine_policy, db_setup, db_teardown),
         cmocka_unit_test(webhook_signature),
         cmocka_unit_test_setup_teardown(one_commit_per_batch, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(news_held_until_commit, db_setup, db_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
