@@ -23,6 +23,7 @@
 #include "rampart/log.h"
 #include "listen.h"
 #include "server.h"
+#include "threat.h"
 
 SSL_CTX *rp_server_tls_context(const char *data_dir, const uint8_t master[RP_MASTER_KEY_LEN]);
 void rp_server_tls_forget(void);
@@ -32,7 +33,7 @@ rp_err_t rp_token_new(char *secret, size_t cap, uint8_t hash[RP_SHA256_LEN]);
 
 #define MAX_WORKERS 64
 
-enum { OPT_ROTATE = 256, OPT_ROUTES }; /* options with no short form */
+enum { OPT_ROTATE = 256, OPT_ROUTES, OPT_WEBHOOK_PRIVATE }; /* options with no short form */
 
 static const char usage[] =
     "Usage: rampart-server --data-dir DIR [--listen HOST:PORT] [options]\n"
@@ -63,6 +64,10 @@ static const char usage[] =
     "                      seconds a client has to send a whole request - TLS handshake,\n"
     "                      headers and body - from its connection or from the end of the\n"
     "                      previous answer; then the connection is closed (default 60)\n"
+    "  --webhook-allow-private\n"
+    "                      let tenants' webhooks reach loopback, link-local and private\n"
+    "                      addresses (refused by default: a webhook URL must not reach\n"
+    "                      the service's own network); for tests and labs only\n"
     "  --routes            print every route (method, path, who may call it) as JSON lines,\n"
     "                      and exit\n"
     "  --verbose           debug logging\n"
@@ -330,24 +335,25 @@ static int connection_limit(long wanted, long nthreads)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"data-dir",                    required_argument, NULL, 'd'       },
-        {"listen",                      required_argument, NULL, 'l'       },
-        {"hostname",                    required_argument, NULL, 'n'       },
-        {"threads",                     required_argument, NULL, 't'       },
-        {"port-file",                   required_argument, NULL, 'p'       },
-        {"master-key",                  required_argument, NULL, 'm'       },
-        {"nonce-lifetime",              required_argument, NULL, 'N'       },
-        {"rate-limit",                  required_argument, NULL, 'R'       },
-        {"unclaimed-rate",              required_argument, NULL, 'U'       },
-        {"max-connections",             required_argument, NULL, 'C'       },
-        {"max-connections-per-address", required_argument, NULL, 'A'       },
-        {"request-deadline",            required_argument, NULL, 'D'       },
-        {"verbose",                     no_argument,       NULL, 'v'       },
-        {"rotate-admin-token",          no_argument,       NULL, OPT_ROTATE},
-        {"routes",                      no_argument,       NULL, OPT_ROUTES},
-        {"help",                        no_argument,       NULL, 'h'       },
-        {"version",                     no_argument,       NULL, 'V'       },
-        {NULL,                          0,                 NULL, 0         },
+        {"data-dir",                    required_argument, NULL, 'd'                },
+        {"listen",                      required_argument, NULL, 'l'                },
+        {"hostname",                    required_argument, NULL, 'n'                },
+        {"threads",                     required_argument, NULL, 't'                },
+        {"port-file",                   required_argument, NULL, 'p'                },
+        {"master-key",                  required_argument, NULL, 'm'                },
+        {"nonce-lifetime",              required_argument, NULL, 'N'                },
+        {"rate-limit",                  required_argument, NULL, 'R'                },
+        {"unclaimed-rate",              required_argument, NULL, 'U'                },
+        {"max-connections",             required_argument, NULL, 'C'                },
+        {"max-connections-per-address", required_argument, NULL, 'A'                },
+        {"request-deadline",            required_argument, NULL, 'D'                },
+        {"verbose",                     no_argument,       NULL, 'v'                },
+        {"rotate-admin-token",          no_argument,       NULL, OPT_ROTATE         },
+        {"routes",                      no_argument,       NULL, OPT_ROUTES         },
+        {"webhook-allow-private",       no_argument,       NULL, OPT_WEBHOOK_PRIVATE},
+        {"help",                        no_argument,       NULL, 'h'                },
+        {"version",                     no_argument,       NULL, 'V'                },
+        {NULL,                          0,                 NULL, 0                  },
     };
     const char *data_dir = NULL, *listen = "127.0.0.1:8443", *hostnames = NULL;
     const char *port_file = NULL, *master_path = NULL;
@@ -396,6 +402,7 @@ int main(int argc, char **argv)
             break;
         case 'v': rp_log_set_level(RP_LOG_DEBUG); break;
         case OPT_ROTATE: rotate = true; break;
+        case OPT_WEBHOOK_PRIVATE: srv.webhook_allow_private = true; break;
         case 'h': fputs(usage, stdout); return 0;
         case 'V': printf("rampart-server %s\n", RP_VERSION); return 0;
         case OPT_ROUTES: rp_routes_print(stdout); return 0;
@@ -483,6 +490,11 @@ int main(int argc, char **argv)
                            sizeof(srv.nonce_key));
     if (err == RP_OK)
         err = rp_recorder_start(data_dir, &srv.recorder);
+    if (err == RP_OK)
+        err = rp_webhook_sender_start(&srv);
+    if (err == RP_OK && srv.webhook_allow_private)
+        rp_log_warn("--webhook-allow-private: webhooks may reach loopback, link-local and "
+                    "private addresses (for tests and labs only)");
     if (err == RP_OK && rate_limit > 0)
         err = rp_ratelimit_new(rate_limit, burst_of(rate_limit), &srv.ratelimit);
     if (err == RP_OK && unclaimed_rate > 0)
@@ -562,6 +574,7 @@ out:
     /* After the workers (nothing more is submitted), before they are freed (they take back
      * what it wrote). */
     rp_recorder_stop(srv.recorder);
+    rp_webhook_sender_stop();
     rp_ratelimit_free(srv.ratelimit);
     rp_ratelimit_free(srv.unclaimed);
     for (long i = 0; i < nthreads; i++)
