@@ -2,7 +2,8 @@
  * The SQLite backend's records of threat detection and quarantine (store.h, "threat detection
  * and quarantine"): per-tenant settings, counts per subject per slot with the current slots'
  * devices, alerts, webhooks, quarantine policies and the signals they count, each device's
- * quarantine, and the actions taken. threat.c decides; this file only keeps.
+ * quarantine, the actions taken, and the webhook's outbox of deliveries waiting. threat.c decides;
+ * this file only keeps.
  */
 #include <stdio.h>
 #include <string.h>

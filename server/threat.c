@@ -10,9 +10,10 @@
  *   GET    /api/v1/tenants/T/quarantine/actions        every quarantine and release, with why
  *   POST   /api/v1/tenants/T/devices/D/release         bring a quarantined device back
  *
- * Everything it decides on is in the store (counts, alerts, policies), so replicas agree; the
- * webhook's deliveries are the one thing in memory: a thread of their own, off the event loops,
- * with libcurl, retries and backoff.
+ * Everything it decides on is in the store (counts, alerts, policies), so replicas agree; so are
+ * the webhook's deliveries (the outbox, queued in the transaction that raised them), sent by a
+ * thread of their own, off the event loops, with libcurl, retries and backoff, only to addresses
+ * outside the service's own network (the one owner of that rule).
  */
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -40,8 +41,9 @@
 #define METRICS_OPEN_MAX 1000    /* open alerts listed on /metrics */
 #define WEBHOOK_PENDING_MAX 1000 /* deliveries waiting per tenant; beyond, the oldest dropped */
 #define WEBHOOK_BACKOFF_MAX_MS (5 * 60 * 1000) /* tries 1 s apart, doubling to 5 min */
-#define WEBHOOK_EXPIRE_MS (24 * 3600 * 1000LL) /* a delivery is given up a day after it was made   \
-                                                */
+#define WEBHOOK_EXPIRE_MS                                                                          \
+    (24 * 3600 * 1000LL)       /* a delivery is given up a day after it was made                   \
+                                */
 #define WEBHOOK_LEASE_MS 60000 /* a try in flight: another process leaves it alone that long */
 #define WEBHOOK_POLL_MS 2000   /* the sender looks at the outbox at least this often */
 #define WEBHOOK_TIMEOUT 10     /* seconds for one try, connection included */
