@@ -744,7 +744,7 @@ rp_err_t rp_store_webhook_delete(rp_store_t *s, const char *tenant_id) RP_MUST_C
  * The webhook's outbox (threat.c): each delivery durable from the transaction that made it until
  * the receiver answers 2xx. put: queue body (JSON) under delivery id for the tenant's webhook, if
  * it has one (*queued false when not), due at now_ms; past max waiting for the tenant, the oldest
- * are dropped and counted. Times in milliseconds since the epoch.
+ * are dropped and counted (*dropped: how many now). Times in milliseconds since the epoch.
  */
 typedef struct rp_webhook_delivery {
     int64_t n; /* its place in the outbox */
@@ -755,8 +755,8 @@ typedef struct rp_webhook_delivery {
     int attempts;
 } rp_webhook_delivery_t;
 rp_err_t rp_store_webhook_outbox_put(rp_store_t *s, const char *tenant_id, const char *id,
-                                     const char *body, int64_t now_ms, int max,
-                                     bool *queued) RP_MUST_CHECK;
+                                     const char *body, int64_t now_ms, int max, bool *queued,
+                                     int *dropped) RP_MUST_CHECK;
 /* The delivery due first (RP_ERR_NOT_FOUND: none waits). */
 rp_err_t rp_store_webhook_outbox_next(rp_store_t *s, rp_webhook_delivery_t *out) RP_MUST_CHECK;
 /* Take delivery n for a try: its next_at moves from was to until (a lease: another process of the

@@ -787,13 +787,15 @@ static const char SQL_OUTBOX_DROPS[] =
     "SELECT dropped FROM webhook_outbox_dropped WHERE tenant_id = ?";
 
 rp_err_t rp_store_webhook_outbox_put(rp_store_t *s, const char *tenant_id, const char *id,
-                                     const char *body, int64_t now_ms, int max, bool *queued)
+                                     const char *body, int64_t now_ms, int max, bool *queued,
+                                     int *ndropped)
 {
     sqlite3_stmt *st;
     int changes = 0, dropped = 0;
     rp_err_t err = sq_begin(s);
 
     *queued = false;
+    *ndropped = 0;
     if (err != RP_OK)
         return err;
     st = sq_stmt(s, SQL_OUTBOX_PUT);
@@ -822,6 +824,7 @@ rp_err_t rp_store_webhook_outbox_put(rp_store_t *s, const char *tenant_id, const
     }
     err = sq_end(s, err);
     *queued = err == RP_OK && changes > 0;
+    *ndropped = err == RP_OK ? dropped : 0;
     return err;
 }
 

@@ -484,6 +484,7 @@ static rp_err_t outbox_put(rp_store_t *s, const char *tenant_id, json_t *body)
     uint8_t raw[16];
     char id[33], *text;
     bool queued = false;
+    int dropped = 0;
     rp_err_t err;
 
     if (body == NULL)
@@ -504,8 +505,13 @@ static rp_err_t outbox_put(rp_store_t *s, const char *tenant_id, json_t *body)
                                             : RP_ERR_CRYPTO;
     if (err == RP_OK)
         err = rp_store_webhook_outbox_put(s, tenant_id, id, text, now_ms(), WEBHOOK_PENDING_MAX,
-                                          &queued);
+                                          &queued, &dropped);
     free(text);
+    if (err == RP_OK && dropped > 0) {
+        atomic_fetch_add(&webhook_dropped, (unsigned long long)dropped);
+        rp_log_warn("tenant %s: %d webhook delivery(ies) dropped: %d were waiting", tenant_id,
+                    dropped, WEBHOOK_PENDING_MAX);
+    }
     return err;
 }
 

@@ -636,6 +636,7 @@ static void webhook_outbox(void **state)
     rp_webhook_delivery_t d;
     int64_t pending, dropped, now = 3000 * 86400 + 10;
     bool queued, taken;
+    int ndropped;
     char id[33];
 
     assert_int_equal(rp_store_webhook_set(db->s, db->tenant.id, &hook), RP_OK);
@@ -649,7 +650,8 @@ static void webhook_outbox(void **state)
     assert_int_equal(strlen(l.first), 32);
     /* the other tenant has no webhook: nothing queued for it */
     assert_int_equal(
-        rp_store_webhook_outbox_put(db->s, db->other.id, "0123", "{}", 1, 1000, &queued), RP_OK);
+        rp_store_webhook_outbox_put(db->s, db->other.id, "0123", "{}", 1, 1000, &queued, &ndropped),
+        RP_OK);
     assert_false(queued);
     /* taken once: a second taker (another process) finds it gone from under it */
     assert_int_equal(rp_store_webhook_outbox_next(db->s, &d), RP_OK);
@@ -670,10 +672,12 @@ static void webhook_outbox(void **state)
     /* bounded: 5 past the bound of 3, the oldest go first, counted */
     for (int i = 0; i < 5; i++) {
         snprintf(id, sizeof(id), "%032d", i);
-        assert_int_equal(
-            rp_store_webhook_outbox_put(db->s, db->tenant.id, id, "{}", 100 + i, 3, &queued),
-            RP_OK);
+        assert_int_equal(rp_store_webhook_outbox_put(db->s, db->tenant.id, id, "{}", 100 + i, 3,
+                                                     &queued, &ndropped),
+                         RP_OK);
         assert_true(queued);
+        /* 1 waited before these: the third new one is the fourth waiting */
+        assert_int_equal(ndropped, i < 2 ? 0 : 1);
     }
     memset(&l, 0, sizeof(l));
     assert_int_equal(rp_store_webhook_outbox_list(db->s, db->tenant.id, 10, collect_delivery, &l,
