@@ -33,7 +33,7 @@ rp_err_t rp_token_new(char *secret, size_t cap, uint8_t hash[RP_SHA256_LEN]);
 
 #define MAX_WORKERS 64
 
-enum { OPT_ROTATE = 256, OPT_ROUTES, OPT_WEBHOOK_PRIVATE }; /* options with no short form */
+enum { OPT_ROTATE = 256, OPT_ROUTES, OPT_HOOKS }; /* options with no short form */
 
 static const char usage[] =
     "Usage: rampart-server --data-dir DIR [--listen HOST:PORT] [options]\n"
@@ -335,25 +335,25 @@ static int connection_limit(long wanted, long nthreads)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"data-dir",                    required_argument, NULL, 'd'                },
-        {"listen",                      required_argument, NULL, 'l'                },
-        {"hostname",                    required_argument, NULL, 'n'                },
-        {"threads",                     required_argument, NULL, 't'                },
-        {"port-file",                   required_argument, NULL, 'p'                },
-        {"master-key",                  required_argument, NULL, 'm'                },
-        {"nonce-lifetime",              required_argument, NULL, 'N'                },
-        {"rate-limit",                  required_argument, NULL, 'R'                },
-        {"unclaimed-rate",              required_argument, NULL, 'U'                },
-        {"max-connections",             required_argument, NULL, 'C'                },
-        {"max-connections-per-address", required_argument, NULL, 'A'                },
-        {"request-deadline",            required_argument, NULL, 'D'                },
-        {"verbose",                     no_argument,       NULL, 'v'                },
-        {"rotate-admin-token",          no_argument,       NULL, OPT_ROTATE         },
-        {"routes",                      no_argument,       NULL, OPT_ROUTES         },
-        {"webhook-allow-private",       no_argument,       NULL, OPT_WEBHOOK_PRIVATE},
-        {"help",                        no_argument,       NULL, 'h'                },
-        {"version",                     no_argument,       NULL, 'V'                },
-        {NULL,                          0,                 NULL, 0                  },
+        {"data-dir",                    required_argument, NULL, 'd'       },
+        {"listen",                      required_argument, NULL, 'l'       },
+        {"hostname",                    required_argument, NULL, 'n'       },
+        {"threads",                     required_argument, NULL, 't'       },
+        {"port-file",                   required_argument, NULL, 'p'       },
+        {"master-key",                  required_argument, NULL, 'm'       },
+        {"nonce-lifetime",              required_argument, NULL, 'N'       },
+        {"rate-limit",                  required_argument, NULL, 'R'       },
+        {"unclaimed-rate",              required_argument, NULL, 'U'       },
+        {"max-connections",             required_argument, NULL, 'C'       },
+        {"max-connections-per-address", required_argument, NULL, 'A'       },
+        {"request-deadline",            required_argument, NULL, 'D'       },
+        {"verbose",                     no_argument,       NULL, 'v'       },
+        {"rotate-admin-token",          no_argument,       NULL, OPT_ROTATE},
+        {"routes",                      no_argument,       NULL, OPT_ROUTES},
+        {"webhook-allow-private",       no_argument,       NULL, OPT_HOOKS },
+        {"help",                        no_argument,       NULL, 'h'       },
+        {"version",                     no_argument,       NULL, 'V'       },
+        {NULL,                          0,                 NULL, 0         },
     };
     const char *data_dir = NULL, *listen = "127.0.0.1:8443", *hostnames = NULL;
     const char *port_file = NULL, *master_path = NULL;
@@ -402,7 +402,7 @@ int main(int argc, char **argv)
             break;
         case 'v': rp_log_set_level(RP_LOG_DEBUG); break;
         case OPT_ROTATE: rotate = true; break;
-        case OPT_WEBHOOK_PRIVATE: srv.webhook_allow_private = true; break;
+        case OPT_HOOKS: srv.webhook_allow_private = true; break;
         case 'h': fputs(usage, stdout); return 0;
         case 'V': printf("rampart-server %s\n", RP_VERSION); return 0;
         case OPT_ROUTES: rp_routes_print(stdout); return 0;

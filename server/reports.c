@@ -629,94 +629,91 @@ static void symcache_free(symcache_t *c)
     c->n = 0;
 }
 
-/* Where a tenant's debug files are kept (build_id NULL: their directory, else the file of a
- * build ID); false when the path does not fit. */
-static bool symbols_path(const rp_worker_t *w, const char *tenant_id, const char *build_id,
-                         char *out, size_t cap)
+struct bucket_list {
+    rp_req_t *r;
+    json_t *list;
+    symcache_t *syms;
+};
+
+static void collect_count(void *ctx, const char *dim, const char *value, int64_t count)
 {
-    int n = build_id != NULL ? snprintf(out, cap, "%s/symbols/%s/%s.debug", w->srv->data_dir,
-                                        tenant_id, build_id)
-                             : snprintf(out, cap, "%s/symbols/%s", w->srv->data_dir, tenant_id);
-    return n > 0 && (size_t)n < cap;
+    json_t *o = json_object_get(ctx, dim);
+
+    if (o != NULL)
+        json_object_set_new(o, value, json_integer(count));
 }
 
-/* The opened debug file of build ID id, or NULL (none, or unreadable); through the cache. OUT:
- * *uncached, a handle the caller closes (the cache is full). */
-static rp_symbols_t *symbols_for(symcache_t *c, const char *id, rp_symbols_t **uncached)
+static void collect_first_sample(void *ctx, const rp_report_row_t *row)
 {
-    char path[PATH_MAX];
-    int64_t uploaded;
-    rp_symbols_t *h = NULL;
+    json_t **out = ctx;
 
-    *uncached = NULL;
-    for (size_t i = 0; i < c->n; i++)
-        if (strcmp(c->e[i].id, id) == 0)
-            return c->e[i].h;
-    if (rp_store_symbols_get(c->w->store, c->tenant_id, id, &uploaded) == RP_OK) {
-        if (!symbols_path(c->w, c->tenant_id, id, path, sizeof(path)) ||
-            rp_symbols_open(path, &h) != RP_OK) {
-            rp_log_warn("%s: cannot read the debug file", path);
-            h = NULL;
-        }
-    }
-    if (c->n < SYMCACHE_MAX) {
-        snprintf(c->e[c->n].id, sizeof(c->e[c->n].id), "%s", id);
-        c->e[c->n++].h = h;
-    } else
-        *uncached = h;
-    return h;
+    if (*out == NULL)
+        *out =
+            json_pack("{s:s, s:I, s:o, s:s}", "device", row->device_id, "seq", (json_int_t)row->seq,
+                      "received", rp_iso_time_json(row->received), "version", row->version);
 }
 
-/*
- * Add function, file and line to each frame of list (JSON frames, innermost first) whose build
- * ID the tenant uploaded a debug file for. A frame past the innermost holds a return address:
- * its line is looked up one byte before, in the call. OUT: *named, the frames named.
- */
-static void symbolicate(symcache_t *syms, json_t *frames, size_t *named)
+static void symbolicate(symcache_t *syms, json_t *frames, size_t *named);
+
+static void collect_member(void *ctx, const rp_bucket_t *b)
 {
-    size_t n = json_array_size(frames);
+    json_t *sig = json_loads(b->signature, 0, NULL), *ids = json_array();
+    json_t *frames = json_object_get(sig, "frames");
 
-    *named = 0;
-    for (size_t i = 0; i < n; i++) {
-        json_t *f = json_array_get(frames, i);
-        const char *id = json_string_value(json_object_get(f, "build_id"));
-        uint64_t offs[RP_REPORT_FRAMES_MAX];
-        size_t idx[RP_REPORT_FRAMES_MAX], k = 0;
-        rp_symbol_t sym[RP_REPORT_FRAMES_MAX];
-        rp_symbols_t *h, *uncached;
+    for (size_t i = 0; i < json_array_size(frames); i++)
+        json_array_append(ids, json_object_get(json_array_get(frames, i), "build_id"));
+    json_array_append_new(ctx, json_pack("{s:s, s:I, s:o, s:o, s:o}", "id", b->id, "count",
+                                         (json_int_t)b->count, "first_seen",
+                                         rp_iso_time_json(b->first_seen), "last_seen",
+                                         rp_iso_time_json(b->last_seen), "build_ids", ids));
+    json_decref(sig);
+}
 
-        if (id == NULL || id[0] == '\0' || json_object_get(f, "function") != NULL ||
-            json_object_get(f, "looked_up") != NULL)
-            continue;
-        /* Every frame of this build ID at once: the file is opened once. */
-        for (size_t j = i; j < n && k < RP_REPORT_FRAMES_MAX; j++) {
-            json_t *g = json_array_get(frames, j);
-            const char *gid = json_string_value(json_object_get(g, "build_id"));
-            uint64_t off;
-            if (gid == NULL || strcmp(gid, id) != 0 || !hex_u64(json_object_get(g, "offset"), &off))
-                continue;
-            offs[k] = j > 0 && off > 0 ? off - 1 : off;
-            idx[k++] = j;
-            json_object_set_new(g, "looked_up", json_true());
-        }
-        if ((h = symbols_for(syms, id, &uncached)) == NULL)
-            continue;
-        rp_symbols_lookup(h, offs, k, sym);
-        rp_symbols_close(uncached);
-        for (size_t j = 0; j < k; j++) {
-            json_t *g = json_array_get(frames, idx[j]);
-            if (sym[j].function[0] == '\0')
-                continue;
-            json_object_set_new(g, "function", json_string(sym[j].function));
-            if (sym[j].line > 0) {
-                json_object_set_new(g, "file", json_string(sym[j].file));
-                json_object_set_new(g, "line", json_integer(sym[j].line));
-            }
-            (*named)++;
-        }
+/* A bucket as the list and show give it (signature's fields, counts, times, the build-level
+ * buckets it is made of); its frames named where the tenant uploaded their debug files. */
+static json_t *bucket_json(rp_req_t *r, symcache_t *syms, const rp_bucket_t *b)
+{
+    json_t *sig = json_loads(b->signature, 0, NULL);
+    json_t *counts = json_pack("{s:{}, s:{}, s:{}}", "version", "group", "day");
+    json_t *builds = json_array();
+    json_t *o;
+
+    if (rp_store_bucket_counts(r->w->store, r->tenant.id, b->id, collect_count, counts) != RP_OK ||
+        rp_store_bucket_members(r->w->store, r->tenant.id, b->id, collect_member, builds) !=
+            RP_OK) {
+        json_decref(sig);
+        json_decref(counts);
+        json_decref(builds);
+        return NULL;
     }
-    for (size_t i = 0; i < n; i++)
-        json_object_del(json_array_get(frames, i), "looked_up");
+    o = json_pack("{s:s, s:s, s:s, s:i, s:O?, s:O?, s:I, s:o, s:o, s:o, s:o}", "id", b->id, "key",
+                  b->symbolic ? "symbolic" : "build", "component", b->component, "signal",
+                  b->signal, "signal_name", json_object_get(sig, "signal_name"), "frames",
+                  json_object_get(sig, "frames"), "count", (json_int_t)b->count, "first_seen",
+                  rp_iso_time_json(b->first_seen), "last_seen", rp_iso_time_json(b->last_seen),
+                  "counts", counts, "builds", builds);
+    json_decref(sig);
+    if (o != NULL) {
+        size_t named = 0;
+        symbolicate(syms, json_object_get(o, "frames"), &named);
+        json_object_set_new(o, "symbolicated", json_boolean(named > 0));
+    }
+    return o;
+}
+
+static void collect_bucket(void *ctx, const rp_bucket_t *b)
+{
+    struct bucket_list *l = ctx;
+    json_t *o = bucket_json(l->r, l->syms, b), *sample = NULL;
+
+    if (o == NULL)
+        return;
+    if (rp_store_bucket_samples(l->r->w->store, l->r->tenant.id, b->id, collect_first_sample,
+                                &sample) == RP_OK)
+        json_object_set_new(o, "sample", sample != NULL ? sample : json_null());
+    else
+        json_decref(sample);
+    json_array_append_new(l->list, o);
 }
 
 /* ---- symbolic keys: buckets of different builds shown as one ---- */
@@ -865,91 +862,6 @@ static void key_new_buckets(rp_req_t *r, const rp_report_put_t *puts, const bool
  * left unkeyed). */
 #define KEY_ON_READ 256
 
-struct bucket_list {
-    rp_req_t *r;
-    json_t *list;
-    symcache_t *syms;
-};
-
-static void collect_count(void *ctx, const char *dim, const char *value, int64_t count)
-{
-    json_t *o = json_object_get(ctx, dim);
-
-    if (o != NULL)
-        json_object_set_new(o, value, json_integer(count));
-}
-
-static void collect_first_sample(void *ctx, const rp_report_row_t *row)
-{
-    json_t **out = ctx;
-
-    if (*out == NULL)
-        *out =
-            json_pack("{s:s, s:I, s:o, s:s}", "device", row->device_id, "seq", (json_int_t)row->seq,
-                      "received", rp_iso_time_json(row->received), "version", row->version);
-}
-
-static void collect_member(void *ctx, const rp_bucket_t *b)
-{
-    json_t *sig = json_loads(b->signature, 0, NULL), *ids = json_array();
-    json_t *frames = json_object_get(sig, "frames");
-
-    for (size_t i = 0; i < json_array_size(frames); i++)
-        json_array_append(ids, json_object_get(json_array_get(frames, i), "build_id"));
-    json_array_append_new(ctx, json_pack("{s:s, s:I, s:o, s:o, s:o}", "id", b->id, "count",
-                                         (json_int_t)b->count, "first_seen",
-                                         rp_iso_time_json(b->first_seen), "last_seen",
-                                         rp_iso_time_json(b->last_seen), "build_ids", ids));
-    json_decref(sig);
-}
-
-/* A bucket as the list and show give it (signature's fields, counts, times, the build-level
- * buckets it is made of); its frames named where the tenant uploaded their debug files. */
-static json_t *bucket_json(rp_req_t *r, symcache_t *syms, const rp_bucket_t *b)
-{
-    json_t *sig = json_loads(b->signature, 0, NULL);
-    json_t *counts = json_pack("{s:{}, s:{}, s:{}}", "version", "group", "day");
-    json_t *builds = json_array();
-    json_t *o;
-
-    if (rp_store_bucket_counts(r->w->store, r->tenant.id, b->id, collect_count, counts) != RP_OK ||
-        rp_store_bucket_members(r->w->store, r->tenant.id, b->id, collect_member, builds) !=
-            RP_OK) {
-        json_decref(sig);
-        json_decref(counts);
-        json_decref(builds);
-        return NULL;
-    }
-    o = json_pack("{s:s, s:s, s:s, s:i, s:O?, s:O?, s:I, s:o, s:o, s:o, s:o}", "id", b->id, "key",
-                  b->symbolic ? "symbolic" : "build", "component", b->component, "signal",
-                  b->signal, "signal_name", json_object_get(sig, "signal_name"), "frames",
-                  json_object_get(sig, "frames"), "count", (json_int_t)b->count, "first_seen",
-                  rp_iso_time_json(b->first_seen), "last_seen", rp_iso_time_json(b->last_seen),
-                  "counts", counts, "builds", builds);
-    json_decref(sig);
-    if (o != NULL) {
-        size_t named = 0;
-        symbolicate(syms, json_object_get(o, "frames"), &named);
-        json_object_set_new(o, "symbolicated", json_boolean(named > 0));
-    }
-    return o;
-}
-
-static void collect_bucket(void *ctx, const rp_bucket_t *b)
-{
-    struct bucket_list *l = ctx;
-    json_t *o = bucket_json(l->r, l->syms, b), *sample = NULL;
-
-    if (o == NULL)
-        return;
-    if (rp_store_bucket_samples(l->r->w->store, l->r->tenant.id, b->id, collect_first_sample,
-                                &sample) == RP_OK)
-        json_object_set_new(o, "sample", sample != NULL ? sample : json_null());
-    else
-        json_decref(sample);
-    json_array_append_new(l->list, o);
-}
-
 /* GET .../failures[?offset=N][&limit=N]: the tenant's crash buckets, last seen newest first. */
 void rp_h_failures_list(rp_req_t *r)
 {
@@ -973,6 +885,96 @@ void rp_h_failures_list(rp_req_t *r)
     rp_reply_json(r, 200,
                   json_pack("{s:o, s:o}", "buckets", l.list, "next_offset",
                             next_offset(l.list, offset, limit)));
+}
+
+/* Where a tenant's debug files are kept (build_id NULL: their directory, else the file of a
+ * build ID); false when the path does not fit. */
+static bool symbols_path(const rp_worker_t *w, const char *tenant_id, const char *build_id,
+                         char *out, size_t cap)
+{
+    int n = build_id != NULL ? snprintf(out, cap, "%s/symbols/%s/%s.debug", w->srv->data_dir,
+                                        tenant_id, build_id)
+                             : snprintf(out, cap, "%s/symbols/%s", w->srv->data_dir, tenant_id);
+    return n > 0 && (size_t)n < cap;
+}
+
+/* The opened debug file of build ID id, or NULL (none, or unreadable); through the cache. OUT:
+ * *uncached, a handle the caller closes (the cache is full). */
+static rp_symbols_t *symbols_for(symcache_t *c, const char *id, rp_symbols_t **uncached)
+{
+    char path[PATH_MAX];
+    int64_t uploaded;
+    rp_symbols_t *h = NULL;
+
+    *uncached = NULL;
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->e[i].id, id) == 0)
+            return c->e[i].h;
+    if (rp_store_symbols_get(c->w->store, c->tenant_id, id, &uploaded) == RP_OK) {
+        if (!symbols_path(c->w, c->tenant_id, id, path, sizeof(path)) ||
+            rp_symbols_open(path, &h) != RP_OK) {
+            rp_log_warn("%s: cannot read the debug file", path);
+            h = NULL;
+        }
+    }
+    if (c->n < SYMCACHE_MAX) {
+        snprintf(c->e[c->n].id, sizeof(c->e[c->n].id), "%s", id);
+        c->e[c->n++].h = h;
+    } else
+        *uncached = h;
+    return h;
+}
+
+/*
+ * Add function, file and line to each frame of list (JSON frames, innermost first) whose build
+ * ID the tenant uploaded a debug file for. A frame past the innermost holds a return address:
+ * its line is looked up one byte before, in the call. OUT: *named, the frames named.
+ */
+static void symbolicate(symcache_t *syms, json_t *frames, size_t *named)
+{
+    size_t n = json_array_size(frames);
+
+    *named = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *f = json_array_get(frames, i);
+        const char *id = json_string_value(json_object_get(f, "build_id"));
+        uint64_t offs[RP_REPORT_FRAMES_MAX];
+        size_t idx[RP_REPORT_FRAMES_MAX], k = 0;
+        rp_symbol_t sym[RP_REPORT_FRAMES_MAX];
+        rp_symbols_t *h, *uncached;
+
+        if (id == NULL || id[0] == '\0' || json_object_get(f, "function") != NULL ||
+            json_object_get(f, "looked_up") != NULL)
+            continue;
+        /* Every frame of this build ID at once: the file is opened once. */
+        for (size_t j = i; j < n && k < RP_REPORT_FRAMES_MAX; j++) {
+            json_t *g = json_array_get(frames, j);
+            const char *gid = json_string_value(json_object_get(g, "build_id"));
+            uint64_t off;
+            if (gid == NULL || strcmp(gid, id) != 0 || !hex_u64(json_object_get(g, "offset"), &off))
+                continue;
+            offs[k] = j > 0 && off > 0 ? off - 1 : off;
+            idx[k++] = j;
+            json_object_set_new(g, "looked_up", json_true());
+        }
+        if ((h = symbols_for(syms, id, &uncached)) == NULL)
+            continue;
+        rp_symbols_lookup(h, offs, k, sym);
+        rp_symbols_close(uncached);
+        for (size_t j = 0; j < k; j++) {
+            json_t *g = json_array_get(frames, idx[j]);
+            if (sym[j].function[0] == '\0')
+                continue;
+            json_object_set_new(g, "function", json_string(sym[j].function));
+            if (sym[j].line > 0) {
+                json_object_set_new(g, "file", json_string(sym[j].file));
+                json_object_set_new(g, "line", json_integer(sym[j].line));
+            }
+            (*named)++;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        json_object_del(json_array_get(frames, i), "looked_up");
 }
 
 static void collect_sample(void *ctx, const rp_report_row_t *row)
