@@ -41,9 +41,7 @@
 #define METRICS_OPEN_MAX 1000    /* open alerts listed on /metrics */
 #define WEBHOOK_PENDING_MAX 1000 /* deliveries waiting per tenant; beyond, the oldest dropped */
 #define WEBHOOK_BACKOFF_MAX_MS (5 * 60 * 1000) /* tries 1 s apart, doubling to 5 min */
-#define WEBHOOK_EXPIRE_MS                                                                          \
-    (24 * 3600 * 1000LL)       /* a delivery is given up a day after it was made                   \
-                                */
+#define WEBHOOK_EXPIRE_MS (24 * 3600 * 1000LL) /* given up a day after it was made */
 #define WEBHOOK_LEASE_MS 60000 /* a try in flight: another process leaves it alone that long */
 #define WEBHOOK_POLL_MS 2000   /* the sender looks at the outbox at least this often */
 #define WEBHOOK_TIMEOUT 10     /* seconds for one try, connection included */
