@@ -157,6 +157,21 @@ static int failure_show(struct ops *o)
     print_counts("versions:", json_object_get(counts, "version"));
     print_counts("groups:", json_object_get(counts, "group"));
     print_counts("days:", json_object_get(counts, "day"));
+    /* The build-level buckets shown as this one (one, unless their frames name the same
+     * functions and lines across builds): each still resolves to this bucket. */
+    printf("key:           %s\n",
+           json_is_string(json_object_get(body, "key")) ? ops_str(body, "key") : "build");
+    printf("builds:\n");
+    json_array_foreach(json_object_get(body, "builds"), i, s)
+    {
+        json_t *ids = json_object_get(s, "build_ids");
+        printf("  %s  %lld  last seen %s  build ID %s\n", ops_str(s, "id"),
+               (long long)json_integer_value(json_object_get(s, "count")), ops_str(s, "last_seen"),
+               json_string_value(json_array_get(ids, 0)) != NULL &&
+                       json_string_value(json_array_get(ids, 0))[0] != '\0'
+                   ? json_string_value(json_array_get(ids, 0))
+                   : "-");
+    }
     printf("signature (top frames):\n");
     json_array_foreach(json_object_get(body, "frames"), i, f) print_frame(i, f);
     printf("stack of the first sample:\n");

@@ -203,6 +203,20 @@ static int webhook_cmd(struct topts *t, const char *verb)
                    ops_str(body, "secret"));
         else if (strcmp(verb, "set") == 0)
             printf("secret:  unchanged (--rotate-secret makes a new one)\n");
+        if (json_is_integer(json_object_get(body, "pending"))) {
+            json_t *dl;
+            size_t i;
+            printf("waiting: %lld delivery(ies), %lld dropped when the outbox was full\n",
+                   (long long)json_integer_value(json_object_get(body, "pending")),
+                   (long long)json_integer_value(json_object_get(body, "dropped")));
+            json_array_foreach(json_object_get(body, "deliveries"), i, dl)
+            {
+                printf("  %s  made %s, %lld tries, next %s\n", ops_str(dl, "id"),
+                       ops_str(dl, "created"),
+                       (long long)json_integer_value(json_object_get(dl, "attempts")),
+                       ops_str(dl, "next_try"));
+            }
+        }
     }
     json_decref(body);
     return CLI_OK;

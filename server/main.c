@@ -24,6 +24,7 @@
 #include "listen.h"
 #include "reports.h"
 #include "server.h"
+#include "threat.h"
 
 SSL_CTX *rp_server_tls_context(const char *data_dir, const uint8_t master[RP_MASTER_KEY_LEN]);
 void rp_server_tls_forget(void);
@@ -33,7 +34,7 @@ rp_err_t rp_token_new(char *secret, size_t cap, uint8_t hash[RP_SHA256_LEN]);
 
 #define MAX_WORKERS 64
 
-enum { OPT_ROTATE = 256, OPT_ROUTES, OPT_DINFOD }; /* options with no short form */
+enum { OPT_ROTATE = 256, OPT_ROUTES, OPT_DINFOD, OPT_HOOKS }; /* options with no short form */
 
 static const char usage[] =
     "Usage: rampart-server --data-dir DIR [--listen HOST:PORT] [options]\n"
@@ -68,6 +69,10 @@ static const char usage[] =
     "                      name crash frames whose build ID no tenant uploaded symbols for\n"
     "                      with debug files from this debuginfod server, fetched in the\n"
     "                      background and kept in DIR/debuginfod (default: off)\n"
+    "  --webhook-allow-private\n"
+    "                      let tenants' webhooks reach loopback, link-local and private\n"
+    "                      addresses (refused by default: a webhook URL must not reach\n"
+    "                      the service's own network); for tests and labs only\n"
     "  --routes            print every route (method, path, who may call it) as JSON lines,\n"
     "                      and exit\n"
     "  --verbose           debug logging\n"
@@ -351,6 +356,7 @@ int main(int argc, char **argv)
         {"rotate-admin-token",          no_argument,       NULL, OPT_ROTATE},
         {"routes",                      no_argument,       NULL, OPT_ROUTES},
         {"debuginfod-url",              required_argument, NULL, OPT_DINFOD},
+        {"webhook-allow-private",       no_argument,       NULL, OPT_HOOKS },
         {"help",                        no_argument,       NULL, 'h'       },
         {"version",                     no_argument,       NULL, 'V'       },
         {NULL,                          0,                 NULL, 0         },
@@ -403,6 +409,7 @@ int main(int argc, char **argv)
             break;
         case 'v': rp_log_set_level(RP_LOG_DEBUG); break;
         case OPT_ROTATE: rotate = true; break;
+        case OPT_HOOKS: srv.webhook_allow_private = true; break;
         case 'h': fputs(usage, stdout); return 0;
         case 'V': printf("rampart-server %s\n", RP_VERSION); return 0;
         case OPT_ROUTES: rp_routes_print(stdout); return 0;
@@ -493,6 +500,11 @@ int main(int argc, char **argv)
         err = rp_recorder_start(data_dir, &srv.recorder);
     if (err == RP_OK && debuginfod != NULL)
         err = rp_symbols_debuginfod_start(debuginfod, data_dir);
+    if (err == RP_OK)
+        err = rp_webhook_sender_start(&srv);
+    if (err == RP_OK && srv.webhook_allow_private)
+        rp_log_warn("--webhook-allow-private: webhooks may reach loopback, link-local and "
+                    "private addresses (for tests and labs only)");
     if (err == RP_OK && rate_limit > 0)
         err = rp_ratelimit_new(rate_limit, burst_of(rate_limit), &srv.ratelimit);
     if (err == RP_OK && unclaimed_rate > 0)
@@ -572,6 +584,7 @@ out:
     /* After the workers (nothing more is submitted), before they are freed (they take back
      * what it wrote). */
     rp_recorder_stop(srv.recorder);
+    rp_webhook_sender_stop();
     rp_ratelimit_free(srv.ratelimit);
     rp_ratelimit_free(srv.unclaimed);
     for (long i = 0; i < nthreads; i++)

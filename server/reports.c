@@ -344,6 +344,42 @@ void rp_report_bucket_id(const char *component, const rp_report_crash_t *c,
         memset(out, '0', RP_BUCKET_ID_LEN), out[RP_BUCKET_ID_LEN] = '\0'; /* cannot happen */
 }
 
+bool rp_report_symbolic_id(const char *component, int signal, const rp_symbolic_frame_t *f,
+                           size_t n, char out[RP_BUCKET_ID_LEN + 1])
+{
+    uint8_t d[RP_SHA256_LEN];
+    char num[32];
+    rp_sha256_t h;
+    bool ok;
+
+    out[0] = '\0';
+    if (n == 0 || n > RP_BUCKET_FRAMES)
+        return false;
+    /* Every top frame named to its line, or no symbolic key: a frame known only by its build ID
+     * and offset would merge nothing across builds (it keeps the build-level key). */
+    for (size_t i = 0; i < n; i++)
+        if (f[i].module == NULL || f[i].function == NULL || f[i].function[0] == '\0' ||
+            f[i].file == NULL || f[i].file[0] == '\0' || f[i].line <= 0)
+            return false;
+    ok = rp_sha256_init(&h) == RP_OK;
+    /* Its own tag: no symbolic key is ever a build-level bucket's ID. */
+    ok = ok && hash_field(&h, "rampart-symbolic-1", 18);
+    ok = ok && hash_field(&h, component, strlen(component));
+    snprintf(num, sizeof(num), "%d", signal);
+    ok = ok && hash_field(&h, num, strlen(num));
+    for (size_t i = 0; i < n; i++) {
+        snprintf(num, sizeof(num), "%d", f[i].line);
+        ok = ok && hash_field(&h, f[i].module, strlen(f[i].module)) &&
+             hash_field(&h, f[i].function, strlen(f[i].function)) &&
+             hash_field(&h, f[i].file, strlen(f[i].file)) && hash_field(&h, num, strlen(num));
+    }
+    ok = ok && rp_sha256_final(&h, d) == RP_OK &&
+         rp_hex_encode(d, RP_BUCKET_ID_LEN / 2, out, RP_BUCKET_ID_LEN + 1) == RP_OK;
+    if (!ok)
+        out[0] = '\0';
+    return ok;
+}
+
 void rp_reports_metrics(struct evbuffer *buf)
 {
     evbuffer_add_printf(
@@ -538,6 +574,7 @@ static void report_job_done(rp_record_job_t *job)
     atomic_fetch_add(&m_refused, j->nrefused);
     atomic_fetch_add(&m_pruned, (unsigned long long)j->pruned);
     rp_threat_tell(job->worker, &j->news); /* committed: alerts and quarantines may go out */
+    key_new_buckets(job->worker, j->tenant_id, j->puts, j->stored, j->nput);
     rp_reply_json(&r, 200,
                   json_pack("{s:I, s:I, s:O}", "stored", (json_int_t)j->nstored, "duplicates",
                             (json_int_t)j->ndup, "refused", j->refused));
@@ -590,6 +627,8 @@ static rp_err_t report_job_fill(struct report_job *j, rp_report_batch_t *b)
     }
     return RP_OK;
 }
+static void key_new_buckets(rp_worker_t *w, const char *tenant_id, const rp_report_put_t *puts,
+                            const bool *stored, size_t n);
 
 void rp_h_device_reports(rp_req_t *r)
 {
@@ -735,9 +774,12 @@ static json_t *next_offset(json_t *list, int64_t offset, int64_t limit)
 }
 
 /* The debug files a request has opened, by build ID (h NULL: the tenant has none for it, or it
- * cannot be read): each is opened once per request, however many buckets and frames name it. */
+ * cannot be read): each is opened once per request, however many buckets and frames name it.
+ * The tenant's, through the worker's store. */
 #define SYMCACHE_MAX 32
 typedef struct symcache {
+    rp_worker_t *w;
+    const char *tenant_id;
     size_t n;
     struct {
         char id[2 * RP_REPORT_BUILD_ID_MAX + 1];
@@ -776,30 +818,49 @@ static void collect_first_sample(void *ctx, const rp_report_row_t *row)
                       "received", rp_iso_time_json(row->received), "version", row->version);
 }
 
-static void symbolicate(rp_req_t *r, symcache_t *syms, json_t *frames, size_t *named);
+static void symbolicate(symcache_t *syms, json_t *frames, size_t *named);
 
-/* A bucket as the list and show give it (signature's fields, counts, times); its frames named
- * where the tenant uploaded their debug files. */
+static void collect_member(void *ctx, const rp_bucket_t *b)
+{
+    json_t *sig = json_loads(b->signature, 0, NULL), *ids = json_array();
+    json_t *frames = json_object_get(sig, "frames");
+
+    for (size_t i = 0; i < json_array_size(frames); i++)
+        json_array_append(ids, json_object_get(json_array_get(frames, i), "build_id"));
+    json_array_append_new(ctx, json_pack("{s:s, s:I, s:o, s:o, s:o}", "id", b->id, "count",
+                                         (json_int_t)b->count, "first_seen",
+                                         rp_iso_time_json(b->first_seen), "last_seen",
+                                         rp_iso_time_json(b->last_seen), "build_ids", ids));
+    json_decref(sig);
+}
+
+/* A bucket as the list and show give it (signature's fields, counts, times, the build-level
+ * buckets it is made of); its frames named where the tenant uploaded their debug files. */
 static json_t *bucket_json(rp_req_t *r, symcache_t *syms, const rp_bucket_t *b)
 {
     json_t *sig = json_loads(b->signature, 0, NULL);
     json_t *counts = json_pack("{s:{}, s:{}, s:{}}", "version", "group", "day");
+    json_t *builds = json_array();
     json_t *o;
 
-    if (rp_store_bucket_counts(r->w->store, r->tenant.id, b->id, collect_count, counts) != RP_OK) {
+    if (rp_store_bucket_counts(r->w->store, r->tenant.id, b->id, collect_count, counts) != RP_OK ||
+        rp_store_bucket_members(r->w->store, r->tenant.id, b->id, collect_member, builds) !=
+            RP_OK) {
         json_decref(sig);
         json_decref(counts);
+        json_decref(builds);
         return NULL;
     }
-    o = json_pack("{s:s, s:s, s:i, s:O?, s:O?, s:I, s:o, s:o, s:o}", "id", b->id, "component",
-                  b->component, "signal", b->signal, "signal_name",
-                  json_object_get(sig, "signal_name"), "frames", json_object_get(sig, "frames"),
-                  "count", (json_int_t)b->count, "first_seen", rp_iso_time_json(b->first_seen),
-                  "last_seen", rp_iso_time_json(b->last_seen), "counts", counts);
+    o = json_pack("{s:s, s:s, s:s, s:i, s:O?, s:O?, s:I, s:o, s:o, s:o, s:o}", "id", b->id, "key",
+                  b->symbolic ? "symbolic" : "build", "component", b->component, "signal",
+                  b->signal, "signal_name", json_object_get(sig, "signal_name"), "frames",
+                  json_object_get(sig, "frames"), "count", (json_int_t)b->count, "first_seen",
+                  rp_iso_time_json(b->first_seen), "last_seen", rp_iso_time_json(b->last_seen),
+                  "counts", counts, "builds", builds);
     json_decref(sig);
     if (o != NULL) {
         size_t named = 0;
-        symbolicate(r, syms, json_object_get(o, "frames"), &named);
+        symbolicate(syms, json_object_get(o, "frames"), &named);
         json_object_set_new(o, "symbolicated", json_boolean(named > 0));
     }
     return o;
@@ -820,16 +881,165 @@ static void collect_bucket(void *ctx, const rp_bucket_t *b)
     json_array_append_new(l->list, o);
 }
 
+/* ---- symbolic keys: buckets of different builds shown as one ---- */
+
+#define KEY_PAGE 64 /* build-level buckets keyed in one transaction */
+
+/* The build-level buckets to key, copied out of the store's rows. */
+struct to_key {
+    size_t n;
+    struct {
+        char id[RP_BUCKET_ID_LEN + 1];
+        char component[33];
+        int signal;
+        char *signature;
+    } b[KEY_PAGE];
+};
+
+static void collect_to_key(void *ctx, const rp_bucket_t *b)
+{
+    struct to_key *k = ctx;
+
+    if (k->n >= KEY_PAGE)
+        return;
+    snprintf(k->b[k->n].id, sizeof(k->b[k->n].id), "%s", b->id);
+    snprintf(k->b[k->n].component, sizeof(k->b[k->n].component), "%s", b->component);
+    k->b[k->n].signal = b->signal;
+    k->b[k->n].signature = strdup(b->signature);
+    if (k->b[k->n].signature != NULL)
+        k->n++;
+}
+
+/* A build-level bucket's symbolic key from its signature, with the tenant's debug files as they
+ * are now ("" when its top frames do not all name a function and line). */
+static void symbolic_of(symcache_t *syms, const char *component, int signal, const char *signature,
+                        char key[RP_BUCKET_ID_LEN + 1])
+{
+    json_t *sig = json_loads(signature, 0, NULL);
+    json_t *frames = json_deep_copy(json_object_get(sig, "frames"));
+    rp_symbolic_frame_t f[RP_BUCKET_FRAMES];
+    size_t n = json_array_size(frames), named = 0;
+
+    key[0] = '\0';
+    if (n > 0 && n <= RP_BUCKET_FRAMES) {
+        symbolicate(syms, frames, &named);
+        for (size_t i = 0; i < n; i++) {
+            json_t *g = json_array_get(frames, i);
+            f[i] = (rp_symbolic_frame_t){json_string_value(json_object_get(g, "module")),
+                                         json_string_value(json_object_get(g, "function")),
+                                         json_string_value(json_object_get(g, "file")),
+                                         (int)json_integer_value(json_object_get(g, "line"))};
+        }
+        if (!rp_report_symbolic_id(component, signal, f, n, key))
+            key[0] = '\0';
+    }
+    json_decref(frames);
+    json_decref(sig);
+}
+
+/* Key the buckets of k in one transaction; frees their signatures. */
+static rp_err_t key_buckets(symcache_t *syms, struct to_key *k)
+{
+    char key[RP_BUCKET_ID_LEN + 1];
+    rp_err_t err = k->n > 0 ? rp_store_group_begin(syms->w->store) : RP_OK;
+    bool group = k->n > 0 && err == RP_OK;
+
+    for (size_t i = 0; i < k->n; i++) {
+        if (err == RP_OK) {
+            symbolic_of(syms, k->b[i].component, k->b[i].signal, k->b[i].signature, key);
+            err = rp_store_bucket_symbolic_set(syms->w->store, syms->tenant_id, k->b[i].id, key);
+        }
+        free(k->b[i].signature);
+    }
+    if (group)
+        err = rp_store_group_end(syms->w->store, err);
+    k->n = 0;
+    return err;
+}
+
+/*
+ * (Re)compute the symbolic key of the tenant's build-level buckets that build_id and unkeyed
+ * select (rp_store_buckets_to_key), KEY_PAGE to a transaction, at most max of them (0: all).
+ * This and the ingestion's keying of new buckets are what keep every bucket's key what the
+ * tenant's debug files say now: a new bucket is keyed after its batch is committed, and each
+ * upload re-keys every bucket its build ID names after the upload is committed, so whichever
+ * comes second sees the other.
+ */
+static rp_err_t rekey(symcache_t *syms, const char *build_id, bool unkeyed, size_t max)
+{
+    char after[RP_BUCKET_ID_LEN + 1] = "";
+    size_t done = 0, got;
+    struct to_key *k = calloc(1, sizeof(*k));
+    rp_err_t err = k != NULL ? RP_OK : RP_ERR_NO_MEMORY;
+
+    while (err == RP_OK) {
+        err = rp_store_buckets_to_key(syms->w->store, syms->tenant_id, NULL, build_id, unkeyed,
+                                      after, KEY_PAGE, collect_to_key, k);
+        got = k->n;
+        if (got > 0)
+            snprintf(after, sizeof(after), "%s", k->b[got - 1].id);
+        if (err == RP_OK)
+            err = key_buckets(syms, k);
+        for (size_t i = 0; i < k->n; i++)
+            free(k->b[i].signature);
+        k->n = 0;
+        done += got;
+        if (got < KEY_PAGE || (max > 0 && done >= max))
+            break;
+    }
+    free(k);
+    return err;
+}
+
+/* After a batch is stored: key its crashes' buckets that were never keyed (the new ones), all in
+ * one transaction. A failure leaves them unkeyed: the next crash in them, or the next listing,
+ * keys them. */
+static void key_new_buckets(rp_worker_t *w, const char *tenant_id, const rp_report_put_t *puts,
+                            const bool *stored, size_t n)
+{
+    symcache_t syms = {.w = w, .tenant_id = tenant_id, .n = 0};
+    struct to_key *k = calloc(1, sizeof(*k));
+    rp_err_t err = k != NULL ? RP_OK : RP_ERR_NO_MEMORY;
+
+    for (size_t i = 0; err == RP_OK && i < n && k->n < KEY_PAGE; i++) {
+        bool seen = false;
+        if (!stored[i] || puts[i].bucket == NULL)
+            continue;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen =
+                stored[j] && puts[j].bucket != NULL && strcmp(puts[j].bucket, puts[i].bucket) == 0;
+        if (!seen)
+            err = rp_store_buckets_to_key(w->store, syms.tenant_id, puts[i].bucket, NULL, true,
+                                          "", 1, collect_to_key, k);
+    }
+    if (err == RP_OK)
+        err = key_buckets(&syms, k);
+    if (k != NULL)
+        for (size_t i = 0; i < k->n; i++)
+            free(k->b[i].signature);
+    free(k);
+    symcache_free(&syms);
+    if (err != RP_OK)
+        rp_log_warn("tenant %s: cannot key new crash buckets now (%s): the next listing will",
+                    tenant_id, rp_strerror(err));
+}
+
+/* At most this many never-keyed buckets are keyed by a listing (those a failure or an upgrade
+ * left unkeyed). */
+#define KEY_ON_READ 256
+
 /* GET .../failures[?offset=N][&limit=N]: the tenant's crash buckets, last seen newest first. */
 void rp_h_failures_list(rp_req_t *r)
 {
-    symcache_t syms = {.n = 0};
+    symcache_t syms = {.w = r->w, .tenant_id = r->tenant.id, .n = 0};
     struct bucket_list l = {r, NULL, &syms};
     int64_t offset, limit;
     rp_err_t err;
 
     if (!page_query(r, &offset, &limit, NULL, NULL, 0))
         return;
+    if (rekey(&syms, NULL, true, KEY_ON_READ) != RP_OK)
+        rp_log_warn("tenant %s: cannot key crash buckets now", r->tenant.id);
     l.list = json_array();
     err = rp_store_buckets_list(r->w->store, r->tenant.id, offset, (int)limit, collect_bucket, &l);
     symcache_free(&syms);
@@ -843,26 +1053,20 @@ void rp_h_failures_list(rp_req_t *r)
                             next_offset(l.list, offset, limit)));
 }
 
-/* Where the tenant's debug files are kept (build_id NULL: their directory, else the file of a
+/* Where a tenant's debug files are kept (build_id NULL: their directory, else the file of a
  * build ID); false when the path does not fit. */
-static bool symbols_path(rp_req_t *r, const char *build_id, char *out, size_t cap)
+static bool symbols_path(const rp_worker_t *w, const char *tenant_id, const char *build_id,
+                         char *out, size_t cap)
 {
-    int n = build_id != NULL
-                ? snprintf(out, cap, "%s/symbols/%s/%s.debug", r->w->srv->data_dir, r->tenant.id,
-                           build_id)
-                : snprintf(out, cap, "%s/symbols/%s", r->w->srv->data_dir, r->tenant.id);
+    int n = build_id != NULL ? snprintf(out, cap, "%s/symbols/%s/%s.debug", w->srv->data_dir,
+                                        tenant_id, build_id)
+                             : snprintf(out, cap, "%s/symbols/%s", w->srv->data_dir, tenant_id);
     return n > 0 && (size_t)n < cap;
 }
 
-/*
- * Add function, file and line to each frame of list (JSON frames, innermost first) whose build
- * ID the tenant uploaded a debug file for. A frame past the innermost holds a return address:
- * its line is looked up one byte before, in the call. OUT: *named, the frames named.
- */
 /* The opened debug file of build ID id, or NULL (none, or unreadable); through the cache. OUT:
  * *uncached, a handle the caller closes (the cache is full). */
-static rp_symbols_t *symbols_for(rp_req_t *r, symcache_t *c, const char *id,
-                                 rp_symbols_t **uncached)
+static rp_symbols_t *symbols_for(symcache_t *c, const char *id, rp_symbols_t **uncached)
 {
     char path[PATH_MAX];
     int64_t uploaded;
@@ -872,8 +1076,9 @@ static rp_symbols_t *symbols_for(rp_req_t *r, symcache_t *c, const char *id,
     for (size_t i = 0; i < c->n; i++)
         if (strcmp(c->e[i].id, id) == 0)
             return c->e[i].h;
-    if (rp_store_symbols_get(r->w->store, r->tenant.id, id, &uploaded) == RP_OK) {
-        if (!symbols_path(r, id, path, sizeof(path)) || rp_symbols_open(path, &h) != RP_OK) {
+    if (rp_store_symbols_get(c->w->store, c->tenant_id, id, &uploaded) == RP_OK) {
+        if (!symbols_path(c->w, c->tenant_id, id, path, sizeof(path)) ||
+            rp_symbols_open(path, &h) != RP_OK) {
             rp_log_warn("%s: cannot read the debug file", path);
             h = NULL;
         }
@@ -889,7 +1094,12 @@ static rp_symbols_t *symbols_for(rp_req_t *r, symcache_t *c, const char *id,
     return h;
 }
 
-static void symbolicate(rp_req_t *r, symcache_t *syms, json_t *frames, size_t *named)
+/*
+ * Add function, file and line to each frame of list (JSON frames, innermost first) whose build
+ * ID the tenant uploaded a debug file for. A frame past the innermost holds a return address:
+ * its line is looked up one byte before, in the call. OUT: *named, the frames named.
+ */
+static void symbolicate(symcache_t *syms, json_t *frames, size_t *named)
 {
     size_t n = json_array_size(frames);
 
@@ -916,7 +1126,7 @@ static void symbolicate(rp_req_t *r, symcache_t *syms, json_t *frames, size_t *n
             idx[k++] = j;
             json_object_set_new(g, "looked_up", json_true());
         }
-        if ((h = symbols_for(r, syms, id, &uncached)) == NULL)
+        if ((h = symbols_for(syms, id, &uncached)) == NULL)
             continue;
         rp_symbols_lookup(h, offs, k, sym);
         rp_symbols_close(uncached);
@@ -938,26 +1148,36 @@ static void symbolicate(rp_req_t *r, symcache_t *syms, json_t *frames, size_t *n
 
 static void collect_sample(void *ctx, const rp_report_row_t *row)
 {
-    json_array_append_new(ctx,
-                          json_pack("{s:s, s:I, s:o, s:o, s:s, s:o}", "device", row->device_id,
-                                    "seq", (json_int_t)row->seq, "at", rp_iso_time_json(row->at),
-                                    "received", rp_iso_time_json(row->received), "version",
-                                    row->version, "report", json_loads(row->json, 0, NULL)));
+    json_array_append_new(
+        ctx, json_pack("{s:s, s:I, s:o, s:o, s:s, s:s, s:o}", "device", row->device_id, "seq",
+                       (json_int_t)row->seq, "at", rp_iso_time_json(row->at), "received",
+                       rp_iso_time_json(row->received), "version", row->version, "bucket",
+                       row->bucket, "report", json_loads(row->json, 0, NULL)));
 }
+
+struct bucket_one {
+    struct bucket_list l;
+    char id[RP_BUCKET_ID_LEN + 1]; /* as shown */
+};
 
 static void take_bucket(void *ctx, const rp_bucket_t *b)
 {
-    struct bucket_list *l = ctx;
+    struct bucket_one *one = ctx;
 
-    l->list = bucket_json(l->r, l->syms, b);
+    snprintf(one->id, sizeof(one->id), "%s", b->id);
+    one->l.list = bucket_json(one->l.r, one->l.syms, b);
 }
 
-/* GET .../failures/B: one bucket, its frames named where the debug files are uploaded. */
+/* GET .../failures/B: one bucket (B its shown ID, or the ID of a build-level bucket shown in
+ * it), its frames named where the debug files are uploaded. */
 void rp_h_failure_get(rp_req_t *r)
 {
     const char *id = rp_req_param(r, "bucket");
-    symcache_t syms = {.n = 0};
-    struct bucket_list one = {r, NULL, &syms};
+    symcache_t syms = {.w = r->w, .tenant_id = r->tenant.id, .n = 0};
+    struct bucket_one one = {
+        {r, NULL, &syms},
+        ""
+    };
     json_t *samples, *stack = NULL;
     size_t named_stack = 0;
     rp_err_t err;
@@ -966,16 +1186,20 @@ void rp_h_failure_get(rp_req_t *r)
         rp_reply_error(r, 404, "not_found", "no such bucket");
         return;
     }
+    if (rekey(&syms, NULL, true, KEY_ON_READ) != RP_OK)
+        rp_log_warn("tenant %s: cannot key crash buckets now", r->tenant.id);
     err = rp_store_bucket_get(r->w->store, r->tenant.id, id, take_bucket, &one);
     if (err == RP_ERR_NOT_FOUND) {
+        symcache_free(&syms);
         rp_reply_error(r, 404, "not_found", "no such bucket");
         return;
     }
     samples = json_array();
-    if (err != RP_OK || one.list == NULL ||
-        rp_store_bucket_samples(r->w->store, r->tenant.id, id, collect_sample, samples) != RP_OK) {
+    if (err != RP_OK || one.l.list == NULL ||
+        rp_store_bucket_samples(r->w->store, r->tenant.id, one.id, collect_sample, samples) !=
+            RP_OK) {
         symcache_free(&syms);
-        json_decref(one.list);
+        json_decref(one.l.list);
         json_decref(samples);
         rp_reply_error(r, 500, "internal", "cannot read the bucket");
         return;
@@ -984,11 +1208,11 @@ void rp_h_failure_get(rp_req_t *r)
     stack = json_deep_copy(json_object_get(
         json_object_get(json_object_get(json_array_get(samples, 0), "report"), "crash"), "frames"));
     if (stack != NULL)
-        symbolicate(r, &syms, stack, &named_stack);
+        symbolicate(&syms, stack, &named_stack);
     symcache_free(&syms);
-    json_object_set_new(one.list, "stack", stack != NULL ? stack : json_array());
-    json_object_set_new(one.list, "samples", samples);
-    rp_reply_json(r, 200, one.list);
+    json_object_set_new(one.l.list, "stack", stack != NULL ? stack : json_array());
+    json_object_set_new(one.l.list, "samples", samples);
+    rp_reply_json(r, 200, one.l.list);
 }
 
 static void collect_report(void *ctx, const rp_report_row_t *row)
@@ -1075,8 +1299,8 @@ static bool symbols_place(rp_req_t *r, const char *id, char *path, size_t cap)
     int n = snprintf(dir, sizeof(dir), "%s/symbols", r->w->srv->data_dir);
 
     return n > 0 && (size_t)n < sizeof(dir) && mkdir_ok(dir) &&
-           symbols_path(r, NULL, dir, sizeof(dir)) && mkdir_ok(dir) &&
-           symbols_path(r, id, path, cap);
+           symbols_path(r->w, r->tenant.id, NULL, dir, sizeof(dir)) && mkdir_ok(dir) &&
+           symbols_path(r->w, r->tenant.id, id, path, cap);
 }
 
 static void symbols_kept(rp_req_t *r, const char *id, uint64_t len)
@@ -1089,6 +1313,16 @@ static void symbols_kept(rp_req_t *r, const char *id, uint64_t len)
     }
     rp_log_info("tenant %s: debug file for build ID %s (%llu bytes)", r->tenant.id, id,
                 (unsigned long long)len);
+    /* Committed: every bucket its build ID names gets its symbolic key now (whatever number of
+     * them: a device can make any number of buckets of one build). */
+    {
+        symcache_t syms = {.w = r->w, .tenant_id = r->tenant.id, .n = 0};
+        rp_err_t err = rekey(&syms, id, false, 0);
+        symcache_free(&syms);
+        if (err != RP_OK)
+            rp_log_warn("tenant %s: cannot key the crash buckets of build ID %s now (%s)",
+                        r->tenant.id, id, rp_strerror(err));
+    }
     rp_reply_json(r, 201, json_pack("{s:s, s:I}", "build_id", id, "size", (json_int_t)len));
 }
 

@@ -90,6 +90,20 @@ void rp_report_batch_free(rp_report_batch_t *b);
 void rp_report_bucket_id(const char *component, const rp_report_crash_t *c,
                          char out[RP_BUCKET_ID_LEN + 1]);
 
+/*
+ * A crash's symbolic key, once debug files name its top frames: SHA-256 over (component, signal,
+ * each of the n top frames — n at most RP_BUCKET_FRAMES, the frames of its bucket's signature — as
+ * its module's file name, function, source file and line), under its own tag, cut like a bucket
+ * ID. false (out "") unless every one of the n frames has a function, a file and a line. Build-
+ * level buckets (of different builds, versions) with the same key are shown as one bucket.
+ */
+typedef struct rp_symbolic_frame {
+    const char *module, *function, *file;
+    int line;
+} rp_symbolic_frame_t;
+bool rp_report_symbolic_id(const char *component, int signal, const rp_symbolic_frame_t *f,
+                           size_t n, char out[RP_BUCKET_ID_LEN + 1]);
+
 /* Whether a kind is one the contract names. */
 bool rp_report_kind_known(const char *kind);
 

@@ -118,7 +118,8 @@ typedef struct rp_server {
      * counted in peers (NULL: no cap) */
     unsigned max_per_address;
     rp_peers_t *peers;
-    int request_deadline; /* seconds for a whole request to arrive (--request-deadline) */
+    int request_deadline;       /* seconds for a whole request to arrive (--request-deadline) */
+    bool webhook_allow_private; /* --webhook-allow-private: webhooks to inside addresses (tests) */
 } rp_server_t;
 
 typedef struct rp_record_job rp_record_job_t;

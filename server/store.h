@@ -597,27 +597,55 @@ rp_err_t rp_store_reports_list(rp_store_t *s, const char *tenant_id, const char 
                                const char *kind, int64_t offset, int limit, rp_report_row_fn fn,
                                void *ctx) RP_MUST_CHECK;
 
+/*
+ * A bucket as shown: the build-level buckets (one per crash key, rp_report_bucket_id) that share
+ * a symbolic key (rp_report_symbolic_id: their top frames name the same functions and lines) are
+ * shown as one, under that key; a bucket without one is shown under its own ID. count, first and
+ * last seen are over its members; signature is its newest member's.
+ */
 typedef struct rp_bucket {
     char id[33];
     char component[33];
     int signal;
     int64_t count, first_seen, last_seen;
     const char *signature; /* borrowed for the callback (JSON) */
+    int members;           /* build-level buckets shown as this one */
+    bool symbolic;         /* id is a symbolic key */
 } rp_bucket_t;
 typedef void (*rp_bucket_fn)(void *ctx, const rp_bucket_t *b);
-/* The tenant's buckets, last seen newest first, skipping offset, at most limit. */
+/* The tenant's buckets as shown, last seen newest first, skipping offset, at most limit. */
 rp_err_t rp_store_buckets_list(rp_store_t *s, const char *tenant_id, int64_t offset, int limit,
                                rp_bucket_fn fn, void *ctx) RP_MUST_CHECK;
-/* One bucket: RP_ERR_NOT_FOUND when the tenant has none of that ID. */
+/* One bucket as shown, by its shown ID or the ID of any of its members: RP_ERR_NOT_FOUND when
+ * the tenant has none. */
 rp_err_t rp_store_bucket_get(rp_store_t *s, const char *tenant_id, const char *id, rp_bucket_fn fn,
                              void *ctx) RP_MUST_CHECK;
-/* A bucket's counts: dim is "version", "group" (a group ID, "" for none) or "day". */
+/* The build-level buckets shown under id (a shown ID), last seen newest first (members 1,
+ * symbolic false). */
+rp_err_t rp_store_bucket_members(rp_store_t *s, const char *tenant_id, const char *id,
+                                 rp_bucket_fn fn, void *ctx) RP_MUST_CHECK;
+/* A shown bucket's counts, summed over its members: dim is "version", "group" (a group ID, ""
+ * for none) or "day". */
 typedef void (*rp_bucket_count_fn)(void *ctx, const char *dim, const char *value, int64_t count);
 rp_err_t rp_store_bucket_counts(rp_store_t *s, const char *tenant_id, const char *id,
                                 rp_bucket_count_fn fn, void *ctx) RP_MUST_CHECK;
-/* A bucket's samples, oldest first. */
+/* A shown bucket's samples (each member keeps its first RP_BUCKET_SAMPLES), oldest first, at
+ * most RP_BUCKET_SAMPLES_SHOWN; row->bucket is the member's ID. */
+#define RP_BUCKET_SAMPLES_SHOWN 20
 rp_err_t rp_store_bucket_samples(rp_store_t *s, const char *tenant_id, const char *id,
                                  rp_report_row_fn fn, void *ctx) RP_MUST_CHECK;
+/*
+ * Build-level buckets whose symbolic key is to be (re)computed, ordered by ID, after after (""
+ * from the start), at most limit: id (non-NULL) that one; build_id (non-NULL) those whose top
+ * frames name it; unkeyed those never looked at (symbolic NULL). fn gets id, component, signal
+ * and signature.
+ */
+rp_err_t rp_store_buckets_to_key(rp_store_t *s, const char *tenant_id, const char *id,
+                                 const char *build_id, bool unkeyed, const char *after, int limit,
+                                 rp_bucket_fn fn, void *ctx) RP_MUST_CHECK;
+/* Set a build-level bucket's symbolic key ("": its top frames do not all name a line). */
+rp_err_t rp_store_bucket_symbolic_set(rp_store_t *s, const char *tenant_id, const char *id,
+                                      const char *key) RP_MUST_CHECK;
 
 /* What the service counts of a device's reports: kept now, pruned past RP_REPORTS_KEEP, and the
  * largest "dropped" the device's queue said it dropped. RP_ERR_NOT_FOUND when the tenant holds no
@@ -728,6 +756,42 @@ rp_err_t rp_store_webhook_get(rp_store_t *s, const char *tenant_id,
 rp_err_t rp_store_webhook_set(rp_store_t *s, const char *tenant_id,
                               const rp_webhook_t *in) RP_MUST_CHECK;
 rp_err_t rp_store_webhook_delete(rp_store_t *s, const char *tenant_id) RP_MUST_CHECK;
+
+/*
+ * The webhook's outbox (threat.c): each delivery durable from the transaction that made it until
+ * the receiver answers 2xx. put: queue body (JSON) under delivery id for the tenant's webhook, if
+ * it has one (*queued false when not), due at now_ms; past max waiting for the tenant, the oldest
+ * are dropped and counted (*dropped: how many now). Times in milliseconds since the epoch.
+ */
+typedef struct rp_webhook_delivery {
+    int64_t n; /* its place in the outbox */
+    char id[33];
+    char tenant_id[RP_ID_SIZE];
+    char *body; /* malloc'd (next), free it */
+    int64_t created, next_at;
+    int attempts;
+} rp_webhook_delivery_t;
+rp_err_t rp_store_webhook_outbox_put(rp_store_t *s, const char *tenant_id, const char *id,
+                                     const char *body, int64_t now_ms, int max, bool *queued,
+                                     int *dropped) RP_MUST_CHECK;
+/* The delivery due first (RP_ERR_NOT_FOUND: none waits). */
+rp_err_t rp_store_webhook_outbox_next(rp_store_t *s, rp_webhook_delivery_t *out) RP_MUST_CHECK;
+/* Take delivery n for a try: its next_at moves from was to until (a lease: another process of the
+ * same store leaves it alone meanwhile). *taken false when another took it first. */
+rp_err_t rp_store_webhook_outbox_take(rp_store_t *s, int64_t n, int64_t was, int64_t until,
+                                      bool *taken) RP_MUST_CHECK;
+/* Delivered or given up: gone. */
+rp_err_t rp_store_webhook_outbox_remove(rp_store_t *s, int64_t n) RP_MUST_CHECK;
+/* A failed try: attempts and the next one's time. */
+rp_err_t rp_store_webhook_outbox_retry(rp_store_t *s, int64_t n, int attempts,
+                                       int64_t next_at) RP_MUST_CHECK;
+/* Every waiting delivery due at now_ms at the latest (a process starting tries them all). */
+rp_err_t rp_store_webhook_outbox_due(rp_store_t *s, int64_t now_ms) RP_MUST_CHECK;
+/* The tenant's waiting deliveries (the oldest first, at most limit to fn) and drops. */
+typedef void (*rp_webhook_delivery_fn)(void *ctx, const rp_webhook_delivery_t *d);
+rp_err_t rp_store_webhook_outbox_list(rp_store_t *s, const char *tenant_id, int limit,
+                                      rp_webhook_delivery_fn fn, void *ctx, int64_t *pending,
+                                      int64_t *dropped) RP_MUST_CHECK;
 
 /* Automatic quarantine, off unless the tenant turns it on: a device with threshold signals of the
  * listed kinds within window seconds is quarantined. */

@@ -1,8 +1,9 @@
 /*
  * The SQLite backend's failure reports (store.h, "failure reports"): each device's reports once
  * each by (device, seq), the newest RP_REPORTS_KEEP of them with the rest pruned and counted;
- * each tenant's crash buckets with their counts per version, group and day, and their samples;
- * the debug files each tenant uploaded.
+ * each tenant's crash buckets with their counts per version, group and day, and their samples,
+ * shown one per symbolic key when they have one (SHOWN: the one place a shown ID is made); the
+ * debug files each tenant uploaded.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,17 +45,39 @@ static const char SQL_LIST[] =
     " coalesce(bucket, ''), body FROM reports WHERE tenant_id = ?1"
     " AND (?2 IS NULL OR device_id = ?2) AND (?3 IS NULL OR kind = ?3)"
     " ORDER BY received DESC, device_id, seq DESC LIMIT ?5 OFFSET ?4";
+/* The one place a bucket's shown ID is made of its row: its symbolic key when it has one, else
+ * its own ID (docs/failure-reporting.md, "Buckets"). */
+#define SHOWN "coalesce(nullif(symbolic, ''), id)"
+/* The shown buckets: component and signal are in the symbolic key, so every member has the
+ * same; the signature is the newest member's. */
+#define SHOWN_COLUMNS                                                                              \
+    "SELECT k, component, signal, sum(count), min(first_seen), max(last_seen), count(*),"          \
+    " (SELECT signature FROM crash_buckets c WHERE c.tenant_id = ?1 AND"                           \
+    " coalesce(nullif(c.symbolic, ''), c.id) = k ORDER BY c.last_seen DESC, c.id LIMIT 1),"        \
+    " max(coalesce(symbolic, '') <> '') FROM (SELECT " SHOWN " AS k, * FROM crash_buckets"         \
+    " WHERE tenant_id = ?1"
 static const char SQL_BUCKETS[] =
-    "SELECT id, component, signal, count, first_seen, last_seen, signature FROM crash_buckets"
-    " WHERE tenant_id = ? ORDER BY last_seen DESC, id LIMIT ? OFFSET ?";
+    SHOWN_COLUMNS ") GROUP BY k ORDER BY max(last_seen) DESC, k LIMIT ?2 OFFSET ?3";
 static const char SQL_BUCKET_GET[] =
-    "SELECT id, component, signal, count, first_seen, last_seen, signature FROM crash_buckets"
-    " WHERE tenant_id = ? AND id = ?";
-static const char SQL_COUNTS[] = "SELECT dim, value, count FROM crash_bucket_counts"
-                                 " WHERE tenant_id = ? AND bucket = ? ORDER BY dim, value";
+    SHOWN_COLUMNS " AND " SHOWN " = (SELECT " SHOWN " FROM crash_buckets WHERE tenant_id = ?1 AND"
+                  " (id = ?2 OR symbolic = ?2) LIMIT 1)) GROUP BY k";
+static const char SQL_MEMBERS[] =
+    "SELECT id, component, signal, count, first_seen, last_seen, 1, signature, 0"
+    " FROM crash_buckets WHERE tenant_id = ?1 AND " SHOWN " = ?2 ORDER BY last_seen DESC, id";
+#define MEMBERS_OF "(SELECT id FROM crash_buckets WHERE tenant_id = ?1 AND " SHOWN " = ?2)"
+static const char SQL_COUNTS[] =
+    "SELECT dim, value, sum(count) FROM crash_bucket_counts WHERE tenant_id = ?1 AND bucket "
+    "IN " MEMBERS_OF " GROUP BY dim, value ORDER BY dim, value";
 static const char SQL_SAMPLES[] =
-    "SELECT device_id, seq, at, received, version, body FROM crash_samples"
-    " WHERE tenant_id = ? AND bucket = ? ORDER BY received, device_id, seq";
+    "SELECT device_id, seq, at, received, version, body, bucket FROM crash_samples"
+    " WHERE tenant_id = ?1 AND bucket IN " MEMBERS_OF " ORDER BY received, device_id, seq LIMIT ?3";
+static const char SQL_TO_KEY[] =
+    "SELECT id, component, signal, signature FROM crash_buckets WHERE tenant_id = ?1"
+    " AND (?2 IS NULL OR id = ?2) AND (?3 IS NULL OR EXISTS (SELECT 1 FROM"
+    " json_each(signature, '$.frames') f WHERE json_extract(f.value, '$.build_id') = ?3))"
+    " AND (?4 = 0 OR symbolic IS NULL) AND id > ?5 ORDER BY id LIMIT ?6";
+static const char SQL_SYMBOLIC_SET[] =
+    "UPDATE crash_buckets SET symbolic = ?3 WHERE tenant_id = ?1 AND id = ?2";
 static const char SQL_DEV_COUNTS[] =
     "SELECT r.kept, r.pruned, r.dropped_device FROM report_devices r JOIN devices d"
     " ON d.id = r.device_id WHERE r.device_id = ? AND d.tenant_id = ?";
@@ -498,7 +521,7 @@ rp_err_t rp_store_reports_list(rp_store_t *s, const char *tenant_id, const char 
     return rc == SQLITE_DONE ? RP_OK : sq_error(s, "reports");
 }
 
-/* Each bucket row of st to fn. OUT: *any. */
+/* Each bucket row of st (SHOWN_COLUMNS' order) to fn. OUT: *any. */
 static rp_err_t buckets_each(rp_store_t *s, sqlite3_stmt *st, rp_bucket_fn fn, void *ctx, bool *any)
 {
     rp_bucket_t b;
@@ -513,7 +536,11 @@ static rp_err_t buckets_each(rp_store_t *s, sqlite3_stmt *st, rp_bucket_fn fn, v
         b.count = sqlite3_column_int64(st, 3);
         b.first_seen = sqlite3_column_int64(st, 4);
         b.last_seen = sqlite3_column_int64(st, 5);
-        b.signature = (const char *)sqlite3_column_text(st, 6);
+        b.members = sqlite3_column_int(st, 6);
+        b.signature = (const char *)sqlite3_column_text(st, 7);
+        b.symbolic = sqlite3_column_int(st, 8) != 0;
+        if (b.signature == NULL)
+            b.signature = "{}";
         *any = true;
         fn(ctx, &b);
     }
@@ -550,6 +577,19 @@ rp_err_t rp_store_bucket_get(rp_store_t *s, const char *tenant_id, const char *i
     return err == RP_OK && !any ? RP_ERR_NOT_FOUND : err;
 }
 
+rp_err_t rp_store_bucket_members(rp_store_t *s, const char *tenant_id, const char *id,
+                                 rp_bucket_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_MEMBERS);
+    bool any;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    BIND_TEXT(st, 2, id);
+    return buckets_each(s, st, fn, ctx, &any);
+}
+
 rp_err_t rp_store_bucket_counts(rp_store_t *s, const char *tenant_id, const char *id,
                                 rp_bucket_count_fn fn, void *ctx)
 {
@@ -581,16 +621,63 @@ rp_err_t rp_store_bucket_samples(rp_store_t *s, const char *tenant_id, const cha
         return RP_ERR_IO;
     BIND_TEXT(st, 1, tenant_id);
     BIND_TEXT(st, 2, id);
+    sqlite3_bind_int(st, 3, RP_BUCKET_SAMPLES_SHOWN);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         row_common(st, &row);
         sq_text_col(st, 4, row.version, sizeof(row.version));
         snprintf(row.kind, sizeof(row.kind), "crash");
-        snprintf(row.bucket, sizeof(row.bucket), "%s", id);
+        sq_text_col(st, 6, row.bucket, sizeof(row.bucket));
         row.json = (const char *)sqlite3_column_text(st, 5);
         fn(ctx, &row);
     }
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? RP_OK : sq_error(s, "bucket samples");
+}
+
+rp_err_t rp_store_buckets_to_key(rp_store_t *s, const char *tenant_id, const char *id,
+                                 const char *build_id, bool unkeyed, const char *after, int limit,
+                                 rp_bucket_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_TO_KEY);
+    rp_bucket_t b;
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    if (id != NULL)
+        BIND_TEXT(st, 2, id);
+    if (build_id != NULL)
+        BIND_TEXT(st, 3, build_id);
+    sqlite3_bind_int(st, 4, unkeyed ? 1 : 0);
+    BIND_TEXT(st, 5, after != NULL ? after : "");
+    sqlite3_bind_int(st, 6, limit);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        memset(&b, 0, sizeof(b));
+        sq_text_col(st, 0, b.id, sizeof(b.id));
+        sq_text_col(st, 1, b.component, sizeof(b.component));
+        b.signal = sqlite3_column_int(st, 2);
+        b.signature = (const char *)sqlite3_column_text(st, 3);
+        b.members = 1;
+        if (b.signature == NULL)
+            b.signature = "{}";
+        fn(ctx, &b);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "crash buckets");
+}
+
+rp_err_t rp_store_bucket_symbolic_set(rp_store_t *s, const char *tenant_id, const char *id,
+                                      const char *key)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_SYMBOLIC_SET);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    BIND_TEXT(st, 2, id);
+    BIND_TEXT(st, 3, key);
+    return sq_step_done(s, st, NULL);
 }
 
 rp_err_t rp_store_symbols_put(rp_store_t *s, const char *tenant_id, const char *build_id,

@@ -229,9 +229,24 @@ static const char *const migrations[] = {
     " device_id TEXT NOT NULL, at INTEGER NOT NULL, action TEXT NOT NULL, actor TEXT NOT NULL,"
     " reason TEXT NOT NULL);"
     "CREATE INDEX threat_actions_tenant ON threat_actions(tenant_id, id);",
-    /* 13 (H3): the operator's crash capture switch per device group (store_updates.c): on
+    /* 13: the operator's crash capture switch per device group (store_updates.c): on
      * unless turned off; its devices learn it in their status report's answer */
     "ALTER TABLE device_groups ADD COLUMN crash_capture INTEGER NOT NULL DEFAULT 1;",
+    /* 14: each crash bucket's symbolic key (store_reports.c: NULL not looked at yet, ''
+     * its top frames do not all name a function and line, else the key its bucket is shown
+     * under), and the webhook's outbox (store_threat.c): deliveries waiting, durable, with the
+     * deliveries each tenant had dropped when full */
+    "ALTER TABLE crash_buckets ADD COLUMN symbolic TEXT;"
+    "CREATE INDEX crash_buckets_shown ON crash_buckets(tenant_id,"
+    " coalesce(nullif(symbolic, ''), id));"
+    "CREATE INDEX crash_buckets_unkeyed ON crash_buckets(tenant_id, id) WHERE symbolic IS NULL;"
+    "CREATE TABLE webhook_outbox (n INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,"
+    " tenant_id TEXT NOT NULL, body TEXT NOT NULL, created INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL, next_at INTEGER NOT NULL);"
+    "CREATE INDEX webhook_outbox_next ON webhook_outbox(next_at);"
+    "CREATE INDEX webhook_outbox_tenant ON webhook_outbox(tenant_id, n);"
+    "CREATE TABLE webhook_outbox_dropped (tenant_id TEXT PRIMARY KEY, dropped INTEGER NOT NULL)"
+    " WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -2,7 +2,8 @@
  * The SQLite backend's records of threat detection and quarantine (store.h, "threat detection
  * and quarantine"): per-tenant settings, counts per subject per slot with the current slots'
  * devices, alerts, webhooks, quarantine policies and the signals they count, each device's
- * quarantine, and the actions taken. threat.c decides; this file only keeps.
+ * quarantine, the actions taken, and the webhook's outbox of deliveries waiting. threat.c decides;
+ * this file only keeps.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -804,4 +805,204 @@ rp_err_t rp_store_threat_actions(rp_store_t *s, const char *tenant_id, const cha
     }
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? RP_OK : sq_error(s, "threat actions");
+}
+
+/* ---- the webhook's outbox ---- */
+
+static const char SQL_OUTBOX_PUT[] =
+    "INSERT INTO webhook_outbox (id, tenant_id, body, created, attempts, next_at)"
+    " SELECT ?1, ?2, ?3, ?4, 0, ?4 WHERE EXISTS (SELECT 1 FROM webhooks WHERE tenant_id = ?2)";
+/* The tenant's oldest past the newest max. */
+static const char SQL_OUTBOX_TRIM[] =
+    "DELETE FROM webhook_outbox WHERE tenant_id = ?1 AND n <= (SELECT n FROM webhook_outbox"
+    " WHERE tenant_id = ?1 ORDER BY n DESC LIMIT 1 OFFSET ?2)";
+static const char SQL_OUTBOX_DROPPED[] =
+    "INSERT INTO webhook_outbox_dropped (tenant_id, dropped) VALUES (?1, ?2)"
+    " ON CONFLICT (tenant_id) DO UPDATE SET dropped = dropped + excluded.dropped";
+static const char SQL_OUTBOX_NEXT[] =
+    "SELECT n, id, tenant_id, body, created, attempts, next_at FROM webhook_outbox"
+    " ORDER BY next_at, n LIMIT 1";
+static const char SQL_OUTBOX_TAKE[] =
+    "UPDATE webhook_outbox SET next_at = ?3 WHERE n = ?1 AND next_at = ?2";
+static const char SQL_OUTBOX_REMOVE[] = "DELETE FROM webhook_outbox WHERE n = ?";
+static const char SQL_OUTBOX_RETRY[] =
+    "UPDATE webhook_outbox SET attempts = ?2, next_at = ?3 WHERE n = ?1";
+static const char SQL_OUTBOX_DUE[] = "UPDATE webhook_outbox SET next_at = ?1 WHERE next_at > ?1";
+static const char SQL_OUTBOX_LIST[] =
+    "SELECT n, id, tenant_id, '', created, attempts, next_at FROM webhook_outbox"
+    " WHERE tenant_id = ? ORDER BY n LIMIT ?";
+static const char SQL_OUTBOX_PENDING[] = "SELECT count(*) FROM webhook_outbox WHERE tenant_id = ?";
+static const char SQL_OUTBOX_DROPS[] =
+    "SELECT dropped FROM webhook_outbox_dropped WHERE tenant_id = ?";
+
+rp_err_t rp_store_webhook_outbox_put(rp_store_t *s, const char *tenant_id, const char *id,
+                                     const char *body, int64_t now_ms, int max, bool *queued,
+                                     int *ndropped)
+{
+    sqlite3_stmt *st;
+    int changes = 0, dropped = 0;
+    rp_err_t err = sq_begin(s);
+
+    *queued = false;
+    *ndropped = 0;
+    if (err != RP_OK)
+        return err;
+    st = sq_stmt(s, SQL_OUTBOX_PUT);
+    if (st != NULL) {
+        BIND_TEXT(st, 1, id);
+        BIND_TEXT(st, 2, tenant_id);
+        BIND_TEXT(st, 3, body);
+        sqlite3_bind_int64(st, 4, now_ms);
+    }
+    err = STEP(s, st, &changes);
+    if (err == RP_OK && changes > 0) {
+        st = sq_stmt(s, SQL_OUTBOX_TRIM);
+        if (st != NULL) {
+            BIND_TEXT(st, 1, tenant_id);
+            sqlite3_bind_int(st, 2, max);
+        }
+        err = STEP(s, st, &dropped);
+    }
+    if (err == RP_OK && dropped > 0) {
+        st = sq_stmt(s, SQL_OUTBOX_DROPPED);
+        if (st != NULL) {
+            BIND_TEXT(st, 1, tenant_id);
+            sqlite3_bind_int(st, 2, dropped);
+        }
+        err = STEP(s, st, NULL);
+    }
+    err = sq_end(s, err);
+    *queued = err == RP_OK && changes > 0;
+    *ndropped = err == RP_OK ? dropped : 0;
+    return err;
+}
+
+static void delivery_row(sqlite3_stmt *st, rp_webhook_delivery_t *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->n = sqlite3_column_int64(st, 0);
+    sq_text_col(st, 1, d->id, sizeof(d->id));
+    sq_text_col(st, 2, d->tenant_id, sizeof(d->tenant_id));
+    d->created = sqlite3_column_int64(st, 4);
+    d->attempts = sqlite3_column_int(st, 5);
+    d->next_at = sqlite3_column_int64(st, 6);
+}
+
+rp_err_t rp_store_webhook_outbox_next(rp_store_t *s, rp_webhook_delivery_t *out)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_OUTBOX_NEXT);
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (st == NULL)
+        return RP_ERR_IO;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *body = (const char *)sqlite3_column_text(st, 3);
+        delivery_row(st, out);
+        out->body = strdup(body != NULL ? body : "");
+        if (out->body == NULL)
+            rc = SQLITE_NOMEM;
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE)
+        return RP_ERR_NOT_FOUND;
+    if (rc == SQLITE_NOMEM)
+        return RP_ERR_NO_MEMORY;
+    return rc == SQLITE_ROW ? RP_OK : sq_error(s, "webhook outbox");
+}
+
+rp_err_t rp_store_webhook_outbox_take(rp_store_t *s, int64_t n, int64_t was, int64_t until,
+                                      bool *taken)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_OUTBOX_TAKE);
+    int changes = 0;
+    rp_err_t err;
+
+    if (st != NULL) {
+        sqlite3_bind_int64(st, 1, n);
+        sqlite3_bind_int64(st, 2, was);
+        sqlite3_bind_int64(st, 3, until);
+    }
+    err = STEP(s, st, &changes);
+    *taken = err == RP_OK && changes > 0;
+    return err;
+}
+
+rp_err_t rp_store_webhook_outbox_remove(rp_store_t *s, int64_t n)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_OUTBOX_REMOVE);
+
+    if (st != NULL)
+        sqlite3_bind_int64(st, 1, n);
+    return STEP(s, st, NULL);
+}
+
+rp_err_t rp_store_webhook_outbox_retry(rp_store_t *s, int64_t n, int attempts, int64_t next_at)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_OUTBOX_RETRY);
+
+    if (st != NULL) {
+        sqlite3_bind_int64(st, 1, n);
+        sqlite3_bind_int(st, 2, attempts);
+        sqlite3_bind_int64(st, 3, next_at);
+    }
+    return STEP(s, st, NULL);
+}
+
+rp_err_t rp_store_webhook_outbox_due(rp_store_t *s, int64_t now_ms)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_OUTBOX_DUE);
+
+    if (st != NULL)
+        sqlite3_bind_int64(st, 1, now_ms);
+    return STEP(s, st, NULL);
+}
+
+/* A statement's single integer row (none: *found false, *out untouched). */
+static rp_err_t one_int64(rp_store_t *s, sqlite3_stmt *st, int64_t *out, bool *found)
+{
+    int rc = sqlite3_step(st);
+
+    *found = rc == SQLITE_ROW;
+    if (*found)
+        *out = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? RP_OK : sq_error(s, "webhook outbox");
+}
+
+rp_err_t rp_store_webhook_outbox_list(rp_store_t *s, const char *tenant_id, int limit,
+                                      rp_webhook_delivery_fn fn, void *ctx, int64_t *pending,
+                                      int64_t *dropped)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_OUTBOX_LIST);
+    rp_webhook_delivery_t d;
+    bool found;
+    int rc;
+    rp_err_t err;
+
+    *pending = *dropped = 0;
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    sqlite3_bind_int(st, 2, limit);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        delivery_row(st, &d);
+        fn(ctx, &d);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return sq_error(s, "webhook outbox");
+    st = sq_stmt(s, SQL_OUTBOX_PENDING);
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    err = one_int64(s, st, pending, &found);
+    if (err != RP_OK)
+        return err;
+    st = sq_stmt(s, SQL_OUTBOX_DROPS);
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, tenant_id);
+    return one_int64(s, st, dropped, &found);
 }

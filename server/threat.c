@@ -10,14 +10,20 @@
  *   GET    /api/v1/tenants/T/quarantine/actions        every quarantine and release, with why
  *   POST   /api/v1/tenants/T/devices/D/release         bring a quarantined device back
  *
- * Everything it decides on is in the store (counts, alerts, policies), so replicas agree; the
- * webhook's deliveries are the one thing in memory: a thread of their own, off the event loops,
- * with libcurl, retries and backoff.
+ * Everything it decides on is in the store (counts, alerts, policies), so replicas agree; so are
+ * the webhook's deliveries (the outbox, queued in the transaction that raised them), sent by a
+ * thread of their own, off the event loops, with libcurl, retries and backoff, only to addresses
+ * outside the service's own network (the one owner of that rule).
  */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -32,15 +38,34 @@
 
 #define ALERTS_PAGE_DEFAULT 100
 #define ALERTS_PAGE_MAX 1000
-#define METRICS_OPEN_MAX 1000  /* open alerts listed on /metrics */
-#define WEBHOOK_QUEUE_MAX 1000 /* deliveries waiting; beyond, new ones are dropped and counted */
-#define WEBHOOK_ATTEMPTS 6     /* tries of one delivery: at 0, 1, 2, 4, 8, 16 s (with jitter) */
+#define METRICS_OPEN_MAX 1000    /* open alerts listed on /metrics */
+#define WEBHOOK_PENDING_MAX 1000 /* deliveries waiting per tenant; beyond, the oldest dropped */
+#define WEBHOOK_BACKOFF_MAX_MS (5 * 60 * 1000) /* tries 1 s apart, doubling to 5 min */
+#define WEBHOOK_EXPIRE_MS (24 * 3600 * 1000LL) /* given up a day after it was made */
+#define WEBHOOK_LEASE_MS 60000 /* a try in flight: another process leaves it alone that long */
+#define WEBHOOK_POLL_MS 2000   /* the sender looks at the outbox at least this often */
 #define WEBHOOK_TIMEOUT 10     /* seconds for one try, connection included */
 #define WEBHOOK_BODY_MAX 16384
 
 /* This process's counts, for /metrics (alerts themselves are in the store). */
 static atomic_ullong webhook_delivered, webhook_failed, webhook_dropped, webhook_retries;
-static atomic_ullong quarantines, threat_errors;
+static atomic_ullong webhook_refused, quarantines, threat_errors;
+static atomic_bool sender_stopping;
+
+static int64_t now_ms(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static json_t *alert_json(const rp_threat_alert_t *a, int64_t now);
+static rp_err_t outbox_put(rp_store_t *s, const char *tenant_id, json_t *body);
+static void sender_wake(void);
+static json_t *webhook_alert_body(const rp_threat_alert_t *a);
+static json_t *webhook_quarantine_body(rp_store_t *s, const char *tenant_id, const char *device_id,
+                                       const char *kind);
 
 /* ---- the rule ---- */
 
@@ -256,6 +281,15 @@ static rp_err_t process_tenant(rp_store_t *s, const char *tenant_id, const rp_th
             quarantined_at[nquarantined++] = i;
         }
     }
+    /* The webhook's deliveries in the same transaction: committed with what they tell (a
+     * restart after the commit still delivers them), undone with it (never an alert or a
+     * quarantine the store does not hold). */
+    for (size_t a = 0; err == RP_OK && a < nopened; a++)
+        err = outbox_put(s, tenant_id, webhook_alert_body(&opened_alerts[a]));
+    for (size_t q = 0; err == RP_OK && q < nquarantined; q++)
+        err = outbox_put(s, tenant_id,
+                         webhook_quarantine_body(s, tenant_id, sig[quarantined_at[q]].device_id,
+                                                 quarantined_kind[q]));
     err = rp_store_group_end(s, err);
     /* Held, not told: inside a caller's group (the recorder's round) this was a savepoint, and
      * only the caller knows when the outermost commit has made it true. */
@@ -294,6 +328,9 @@ rp_err_t rp_threat_process_held(rp_store_t *s, const rp_threat_signal_t *sig, si
 
 void rp_threat_news_tell(rp_threat_news_t *news, const rp_threat_hooks_t *hooks)
 {
+    /* Committed: the webhook's deliveries, queued in the same transaction, are in the outbox. */
+    if (news->nalerts + news->nquarantined > 0)
+        sender_wake();
     for (size_t a = 0; a < news->nalerts; a++) {
         const rp_threat_alert_t *al = &news->alerts[a];
         rp_log_warn("tenant %s: alert %lld: %s spikes: %lld in the last window from %lld "
@@ -382,25 +419,203 @@ rp_err_t rp_webhook_sign(const char *secret, const void *body, size_t len, char 
     return err;
 }
 
-struct delivery {
-    struct delivery *next;
-    char url[RP_WEBHOOK_URL_MAX + 1];
-    char tenant[64]; /* what the logs name: the URL may hold a credential (a path token) */
-    char signature[72];
-    char *body;
-    size_t len;
-    int attempts;
-    struct timespec due; /* CLOCK_MONOTONIC */
-};
+/* ---- the webhook's target: where a delivery may connect (no SSRF) ---- */
+
+/* An IPv4 address (host order) a webhook may reach: a public one. */
+static bool v4_allowed(uint32_t a)
+{
+    static const struct {
+        uint32_t net, mask;
+    } refused[] = {
+        {0x00000000, 0xff000000}, /* 0.0.0.0/8: "this network", unspecified */
+        {0x0a000000, 0xff000000}, /* 10/8 private */
+        {0x64400000, 0xffc00000}, /* 100.64/10 carrier-grade NAT */
+        {0x7f000000, 0xff000000}, /* 127/8 loopback */
+        {0xa9fe0000, 0xffff0000}, /* 169.254/16 link-local, the cloud metadata address */
+        {0xac100000, 0xfff00000}, /* 172.16/12 private */
+        {0xc0000000, 0xffffff00}, /* 192.0.0/24 IETF protocol assignments */
+        {0xc0a80000, 0xffff0000}, /* 192.168/16 private */
+        {0xc6120000, 0xfffe0000}, /* 198.18/15 benchmarking */
+        {0xe0000000, 0xf0000000}, /* 224/4 multicast */
+        {0xf0000000, 0xf0000000}, /* 240/4 reserved, and the broadcast address */
+    };
+
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+        if ((a & refused[i].mask) == refused[i].net)
+            return false;
+    return true;
+}
+
+bool rp_webhook_addr_allowed(const struct sockaddr *sa)
+{
+    if (sa == NULL)
+        return false;
+    if (sa->sa_family == AF_INET)
+        return v4_allowed(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr));
+    if (sa->sa_family == AF_INET6) {
+        const uint8_t *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        static const uint8_t nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+        static const uint8_t zero[12] = {0};
+        uint32_t v4 = (uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15];
+        /* An IPv4 address inside IPv6 (mapped ::ffff:a.b.c.d, compatible ::a.b.c.d, which
+         * includes :: and ::1, NAT64 64:ff9b::a.b.c.d, 6to4 2002:AABB:CCDD::) is judged as
+         * IPv4: ::ffff:127.0.0.1 is loopback. */
+        if (memcmp(b, mapped, 12) == 0 || memcmp(b, zero, 12) == 0 || memcmp(b, nat64, 12) == 0)
+            return v4_allowed(v4);
+        if (b[0] == 0x20 && b[1] == 0x02)
+            return v4_allowed((uint32_t)b[2] << 24 | (uint32_t)b[3] << 16 | (uint32_t)b[4] << 8 |
+                              b[5]);
+        if ((b[0] & 0xfe) == 0xfc) /* fc00::/7 unique local (private) */
+            return false;
+        if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) /* fe80::/10 link-local */
+            return false;
+        if (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0) /* fec0::/10 site-local (deprecated) */
+            return false;
+        if (b[0] == 0xff) /* multicast */
+            return false;
+        return true;
+    }
+    return false;
+}
+
+rp_err_t rp_webhook_target(const char *url, bool allow_private, char *resolve, size_t cap,
+                           char *why, size_t why_cap)
+{
+    CURLU *u = curl_url();
+    char *host = NULL, *port = NULL, name[256], addr[INET6_ADDRSTRLEN];
+    struct addrinfo hints, *res = NULL;
+    rp_err_t err = RP_ERR_INVALID_ARG;
+    size_t hl;
+    int rc, n;
+
+    resolve[0] = '\0';
+    snprintf(why, why_cap, "the webhook's URL has no host");
+    if (u == NULL || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
+        (hl = strlen(host)) == 0 || hl >= sizeof(name))
+        goto out;
+    /* An IPv6 literal comes bracketed; the resolver takes it bare. */
+    if (host[0] == '[' && hl > 2 && host[hl - 1] == ']')
+        snprintf(name, sizeof(name), "%.*s", (int)(hl - 2), host + 1);
+    else
+        snprintf(name, sizeof(name), "%s", host);
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    rc = getaddrinfo(name, port, &hints, &res);
+    if (rc != 0 || res == NULL) {
+        snprintf(why, why_cap, "the webhook's host %s does not resolve (%s)", name,
+                 rc != 0 ? gai_strerror(rc) : "no address");
+        err = RP_ERR_NOT_FOUND;
+        goto out;
+    }
+    /* Every address the name has must be allowed (a name that also resolves to an inside address
+     * is refused, not filtered), and the delivery connects to the first: resolved once, here. */
+    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+        const void *a = ai->ai_family == AF_INET6
+                            ? (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
+                            : (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr;
+        if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
+            inet_ntop(ai->ai_family, a, addr, sizeof(addr)) == NULL) {
+            snprintf(why, why_cap, "the webhook's host %s resolves to an unknown address", name);
+            err = RP_ERR_DENIED;
+            goto out;
+        }
+        if (!allow_private && !rp_webhook_addr_allowed(ai->ai_addr)) {
+            snprintf(why, why_cap,
+                     "the webhook's host %s is %s, a loopback, link-local, private or unspecified "
+                     "address: refused (rampart-server --webhook-allow-private allows it, for "
+                     "tests and labs only)",
+                     name, addr);
+            err = RP_ERR_DENIED;
+            goto out;
+        }
+    }
+    {
+        const void *a = res->ai_family == AF_INET6
+                            ? (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr
+                            : (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr;
+        inet_ntop(res->ai_family, a, addr, sizeof(addr));
+        /* libcurl's "HOST:PORT:ADDRESS", the URL's host as written, an IPv6 address bracketed */
+        n = snprintf(resolve, cap, res->ai_family == AF_INET6 ? "%s:%s:[%s]" : "%s:%s:%s", name,
+                     port, addr);
+    }
+    if (n <= 0 || (size_t)n >= cap) {
+        resolve[0] = '\0';
+        snprintf(why, why_cap, "the webhook's host is too long");
+        goto out;
+    }
+    why[0] = '\0';
+    err = RP_OK;
+out:
+    if (res != NULL)
+        freeaddrinfo(res);
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+    return err;
+}
+
+/* ---- the webhook's outbox and its sender ---- */
+
+/* A delivery's body in the outbox, in the transaction that raised what it tells: the outbox is
+ * committed or undone with it. A tenant without a webhook gets nothing queued. */
+static rp_err_t outbox_put(rp_store_t *s, const char *tenant_id, json_t *body)
+{
+    uint8_t raw[16];
+    char id[33], *text;
+    bool queued = false;
+    int dropped = 0;
+    rp_err_t err;
+
+    if (body == NULL)
+        return RP_ERR_NO_MEMORY;
+    text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(body);
+    if (text == NULL)
+        return RP_ERR_NO_MEMORY;
+    if (strlen(text) > WEBHOOK_BODY_MAX) {
+        free(text);
+        rp_log_error("tenant %s: a webhook body over %d bytes, not queued", tenant_id,
+                     WEBHOOK_BODY_MAX);
+        return RP_OK; /* never: alerts and quarantines are bounded far below */
+    }
+    /* The delivery's ID, sent with every try (X-Rampart-Delivery): the receiver's to
+     * de-duplicate by. Random, so that replicas and restarts never reuse one. */
+    err = RAND_bytes(raw, sizeof(raw)) == 1 ? rp_hex_encode(raw, sizeof(raw), id, sizeof(id))
+                                            : RP_ERR_CRYPTO;
+    if (err == RP_OK)
+        err = rp_store_webhook_outbox_put(s, tenant_id, id, text, now_ms(), WEBHOOK_PENDING_MAX,
+                                          &queued, &dropped);
+    free(text);
+    if (err == RP_OK && dropped > 0) {
+        atomic_fetch_add(&webhook_dropped, (unsigned long long)dropped);
+        rp_log_warn("tenant %s: %d webhook delivery(ies) dropped: %d were waiting", tenant_id,
+                    dropped, WEBHOOK_PENDING_MAX);
+    }
+    return err;
+}
 
 static struct {
-    pthread_once_t once;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    struct delivery *head; /* unordered: the thread takes the earliest due */
-    size_t n;
-    bool running;
-} dq = {PTHREAD_ONCE_INIT, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, false};
+    bool running, stopping, woken;
+    pthread_t thread;
+    rp_server_t *srv;
+    rp_store_t *store;
+} sender = {
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, false, 0, NULL, NULL};
+
+/* Something was queued: the sender looks now rather than at its next poll. */
+static void sender_wake(void)
+{
+    pthread_mutex_lock(&sender.lock);
+    sender.woken = true;
+    pthread_cond_signal(&sender.cond);
+    pthread_mutex_unlock(&sender.lock);
+}
 
 static size_t discard(char *p, size_t size, size_t n, void *ctx)
 {
@@ -409,178 +624,249 @@ static size_t discard(char *p, size_t size, size_t n, void *ctx)
     return size * n;
 }
 
-/* One try: true when the receiver answered 2xx. */
-static bool post_once(const struct delivery *d)
+/* A try gives up at once when the service stops. */
+static int abort_on_stop(void *ctx, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
 {
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = NULL, *h2;
-    char sig[96];
+    (void)ctx, (void)a, (void)b, (void)c, (void)d;
+    return atomic_load(&sender_stopping) ? 1 : 0;
+}
+
+/* The connection goes only where the target resolved to: curl is handed that address
+ * (CURLOPT_RESOLVE); this checks, as the socket is made, that it is an allowed one. */
+static curl_socket_t open_checked(void *ctx, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    (void)purpose;
+    if (!*(const bool *)ctx && !rp_webhook_addr_allowed(&a->addr)) {
+        rp_log_warn("webhook: a connection to a refused address stopped");
+        return CURL_SOCKET_BAD;
+    }
+    return socket(a->family, a->socktype, a->protocol);
+}
+
+/* One try of d to url: true when the receiver answered 2xx. *refused: the URL's host is not one
+ * a webhook may reach. */
+static bool post_once(const rp_webhook_delivery_t *d, const char *url, const char *signature,
+                      bool *refused)
+{
+    bool allow_private = sender.srv->webhook_allow_private;
+    CURL *c = NULL;
+    struct curl_slist *h = NULL, *pin = NULL;
+    char sig[96], did[64], resolve[512], why[256];
     long status = 0;
     CURLcode rc = CURLE_FAILED_INIT;
 
-    snprintf(sig, sizeof(sig), "X-Rampart-Signature: %s", d->signature);
-    h2 = curl_slist_append(h, "Content-Type: application/json");
-    h = h2 != NULL ? curl_slist_append(h2, sig) : NULL;
-    if (h == NULL)
-        curl_slist_free_all(h2);
-    if (c != NULL && h != NULL) {
-        curl_easy_setopt(c, CURLOPT_URL, d->url);
+    *refused = false;
+    /* Resolved once, checked, and connected to that address: a name that resolves elsewhere at
+     * connection time (DNS rebinding) changes nothing. */
+    if (rp_webhook_target(url, allow_private, resolve, sizeof(resolve), why, sizeof(why)) !=
+        RP_OK) {
+        *refused = true;
+        rp_log_warn("tenant %s: webhook delivery %s not tried: %s", d->tenant_id, d->id, why);
+        return false;
+    }
+    snprintf(sig, sizeof(sig), "X-Rampart-Signature: %s", signature);
+    snprintf(did, sizeof(did), "X-Rampart-Delivery: %s", d->id);
+    c = curl_easy_init();
+    if ((h = curl_slist_append(NULL, "Content-Type: application/json")) != NULL) {
+        struct curl_slist *h2 = curl_slist_append(h, sig);
+        h = h2 != NULL ? curl_slist_append(h2, did) : NULL;
+        if (h == NULL)
+            curl_slist_free_all(h2);
+    }
+    pin = curl_slist_append(NULL, resolve);
+    if (c != NULL && h != NULL && pin != NULL) {
+        curl_easy_setopt(c, CURLOPT_URL, url);
 #if LIBCURL_VERSION_NUM >= 0x075500
         curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 #else
         curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
         curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L); /* the configured URL, nowhere else */
+        curl_easy_setopt(c, CURLOPT_PROXY, "");          /* nor through a proxy from the env */
+        curl_easy_setopt(c, CURLOPT_RESOLVE, pin);
+        curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_checked);
+        curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &allow_private);
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
         curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)WEBHOOK_TIMEOUT);
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, abort_on_stop);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
         curl_easy_setopt(c, CURLOPT_USERAGENT, "rampart-server webhook");
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, d->body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)d->len);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(d->body));
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
         rc = curl_easy_perform(c);
         if (rc == CURLE_OK)
             curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     }
     curl_slist_free_all(h);
+    curl_slist_free_all(pin);
     curl_easy_cleanup(c);
     if (rc != CURLE_OK || status < 200 || status > 299)
-        rp_log_info("tenant %s: webhook try %d failed: %s", d->tenant, d->attempts + 1,
+        rp_log_info("tenant %s: webhook delivery %s try %d failed: %s", d->tenant_id, d->id,
+                    d->attempts + 1,
                     rc != CURLE_OK ? curl_easy_strerror(rc) : "an answer other than 2xx");
     return rc == CURLE_OK && status >= 200 && status <= 299;
 }
 
-static bool ts_before(const struct timespec *a, const struct timespec *b)
+/* The wait before try attempts+1: 1 s doubling to WEBHOOK_BACKOFF_MAX_MS, each 50-100%. */
+static int64_t backoff_ms(int attempts)
 {
-    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+    uint32_t r = 0;
+    int64_t ms = attempts >= 20 ? WEBHOOK_BACKOFF_MAX_MS : 1000LL << (attempts - 1);
+
+    if (ms > WEBHOOK_BACKOFF_MAX_MS)
+        ms = WEBHOOK_BACKOFF_MAX_MS;
+    (void)RAND_bytes((unsigned char *)&r, sizeof(r));
+    return ms / 2 + (int64_t)(r % (uint32_t)(ms / 2 + 1));
 }
 
-static void *deliver_loop(void *arg)
+/* Wait up to ms, or until woken or stopping. */
+static void sender_wait(int64_t ms)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&sender.lock);
+    while (!sender.woken && !sender.stopping &&
+           pthread_cond_timedwait(&sender.cond, &sender.lock, &t) == 0)
+        ;
+    sender.woken = false;
+    pthread_mutex_unlock(&sender.lock);
+}
+
+/* One delivery due now: sign it with the tenant's secret as it is now, try it, and remove it
+ * (2xx, the webhook gone, too old) or put it back for later. */
+static void deliver(rp_webhook_delivery_t *d, int64_t now)
+{
+    rp_store_t *s = sender.store;
+    rp_webhook_t hook;
+    char secret[65] = "", signature[72] = "";
+    bool taken = false, refused = false, ok;
+    rp_err_t err;
+
+    if (now - d->created > WEBHOOK_EXPIRE_MS) {
+        atomic_fetch_add(&webhook_failed, 1);
+        rp_log_warn("tenant %s: webhook delivery %s given up after %d tries over a day",
+                    d->tenant_id, d->id, d->attempts);
+        if (rp_store_webhook_outbox_remove(s, d->n) != RP_OK)
+            rp_log_error("webhook: cannot remove delivery %s", d->id);
+        return;
+    }
+    /* Ours for a while: another process of the same store leaves it alone meanwhile. */
+    if (rp_store_webhook_outbox_take(s, d->n, d->next_at, now + WEBHOOK_LEASE_MS, &taken) !=
+            RP_OK ||
+        !taken)
+        return;
+    err = rp_store_webhook_get(s, d->tenant_id, &hook);
+    if (err == RP_ERR_NOT_FOUND) {
+        atomic_fetch_add(&webhook_dropped, 1);
+        rp_log_info("tenant %s: webhook delivery %s dropped: the webhook was deleted", d->tenant_id,
+                    d->id);
+        if (rp_store_webhook_outbox_remove(s, d->n) != RP_OK)
+            rp_log_error("webhook: cannot remove delivery %s", d->id);
+        return;
+    }
+    if (err == RP_OK)
+        err = rp_webhook_secret(sender.srv->master_key, d->tenant_id, hook.salt, secret);
+    if (err == RP_OK)
+        err = rp_webhook_sign(secret, d->body, strlen(d->body), signature);
+    rp_wipe(secret, sizeof(secret));
+    ok = err == RP_OK && post_once(d, hook.url, signature, &refused);
+    rp_wipe(&hook, sizeof(hook));
+    if (ok) {
+        atomic_fetch_add(&webhook_delivered, 1);
+        if (rp_store_webhook_outbox_remove(s, d->n) != RP_OK)
+            rp_log_error("webhook: cannot remove delivered %s (it may be sent again)", d->id);
+        return;
+    }
+    if (refused)
+        atomic_fetch_add(&webhook_refused, 1);
+    else
+        atomic_fetch_add(&webhook_retries, 1);
+    if (rp_store_webhook_outbox_retry(s, d->n, d->attempts + 1,
+                                      now_ms() + backoff_ms(d->attempts + 1)) != RP_OK)
+        rp_log_error("webhook: cannot reschedule delivery %s", d->id);
+}
+
+static void *sender_main(void *arg)
 {
     (void)arg;
-    pthread_mutex_lock(&dq.lock);
-    for (;;) {
-        struct delivery **pick = NULL, *d;
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        for (struct delivery **p = &dq.head; *p != NULL; p = &(*p)->next)
-            if (pick == NULL || ts_before(&(*p)->due, &(*pick)->due))
-                pick = p;
-        if (pick == NULL) {
-            pthread_cond_wait(&dq.cond, &dq.lock);
+    /* A process starting tries every waiting delivery at once (the restart may be the fix),
+     * then backs off again. */
+    if (rp_store_webhook_outbox_due(sender.store, now_ms()) != RP_OK)
+        rp_log_error("webhook: cannot read the outbox");
+    while (!atomic_load(&sender_stopping)) {
+        rp_webhook_delivery_t d;
+        int64_t now = now_ms();
+        rp_err_t err = rp_store_webhook_outbox_next(sender.store, &d);
+
+        if (err == RP_ERR_NOT_FOUND) {
+            sender_wait(WEBHOOK_POLL_MS);
             continue;
         }
-        if (ts_before(&now, &(*pick)->due)) {
-            pthread_cond_timedwait(&dq.cond, &dq.lock, &(*pick)->due);
+        if (err != RP_OK) {
+            rp_log_error("webhook: cannot read the outbox: %s", rp_strerror(err));
+            sender_wait(WEBHOOK_POLL_MS);
             continue;
         }
-        d = *pick;
-        *pick = d->next;
-        dq.n--;
-        pthread_mutex_unlock(&dq.lock);
-        if (post_once(d)) {
-            atomic_fetch_add(&webhook_delivered, 1);
-            free(d->body);
-            free(d);
-            d = NULL;
-        } else if (++d->attempts >= WEBHOOK_ATTEMPTS) {
-            atomic_fetch_add(&webhook_failed, 1);
-            rp_log_warn("tenant %s: webhook given up after %d tries", d->tenant, d->attempts);
-            free(d->body);
-            free(d);
-            d = NULL;
-        } else {
-            /* Exponential backoff with jitter: 1, 2, 4, 8, 16 s, each 50-100%. */
-            uint32_t r = 0;
-            int64_t ms = 1000LL << (d->attempts - 1);
-            (void)RAND_bytes((unsigned char *)&r, sizeof(r));
-            ms = ms / 2 + (int64_t)(r % (uint32_t)(ms / 2 + 1));
-            clock_gettime(CLOCK_MONOTONIC, &d->due);
-            d->due.tv_sec += ms / 1000;
-            d->due.tv_nsec += (ms % 1000) * 1000000L;
-            if (d->due.tv_nsec >= 1000000000L) {
-                d->due.tv_sec++;
-                d->due.tv_nsec -= 1000000000L;
-            }
-            atomic_fetch_add(&webhook_retries, 1);
+        if (d.next_at > now) {
+            free(d.body);
+            /* Other processes of the store may queue sooner ones: look again at least every
+             * WEBHOOK_POLL_MS. */
+            sender_wait(d.next_at - now < WEBHOOK_POLL_MS ? d.next_at - now : WEBHOOK_POLL_MS);
+            continue;
         }
-        pthread_mutex_lock(&dq.lock);
-        if (d != NULL) {
-            d->next = dq.head;
-            dq.head = d;
-            dq.n++;
-        }
+        deliver(&d, now);
+        free(d.body);
     }
     return NULL;
 }
 
-static void deliver_start(void)
+rp_err_t rp_webhook_sender_start(rp_server_t *srv)
 {
     pthread_condattr_t ca;
-    pthread_t t;
+    rp_err_t err;
 
-    /* Waits are on the monotonic clock: a clock step must not stall or rush retries. */
+    /* Waits are on the monotonic clock: a clock step must not stall or rush retries (the
+     * outbox's own times are the wall clock's, kept across restarts). */
     if (pthread_condattr_init(&ca) != 0 || pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
-        pthread_cond_init(&dq.cond, &ca) != 0)
-        return;
+        pthread_cond_init(&sender.cond, &ca) != 0)
+        return RP_ERR_IO;
     pthread_condattr_destroy(&ca);
-    if (pthread_create(&t, NULL, deliver_loop, NULL) != 0)
-        return;
-    pthread_detach(t);
-    dq.running = true;
+    err = rp_store_open(srv->data_dir, &sender.store);
+    if (err != RP_OK)
+        return err;
+    sender.srv = srv;
+    if (pthread_create(&sender.thread, NULL, sender_main, NULL) != 0) {
+        rp_store_close(sender.store);
+        sender.store = NULL;
+        return RP_ERR_IO;
+    }
+    sender.running = true;
+    return RP_OK;
 }
 
-/* Queue body for the tenant's webhook, if it has one (signed here, on the worker, where the master
- * key is; the delivery thread never sees a secret). Takes body. */
-static void webhook_queue(rp_worker_t *w, const char *tenant_id, json_t *body)
+void rp_webhook_sender_stop(void)
 {
-    rp_webhook_t hook;
-    struct delivery *d = NULL;
-    char secret[65] = "", *text = NULL;
-    rp_err_t err = rp_store_webhook_get(w->store, tenant_id, &hook);
-
-    if (err == RP_ERR_NOT_FOUND) {
-        json_decref(body);
+    if (!sender.running)
         return;
-    }
-    text = err == RP_OK ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    json_decref(body);
-    d = text != NULL && strlen(text) <= WEBHOOK_BODY_MAX ? calloc(1, sizeof(*d)) : NULL;
-    if (d != NULL &&
-        (rp_webhook_secret(w->srv->master_key, tenant_id, hook.salt, secret) != RP_OK ||
-         rp_webhook_sign(secret, text, strlen(text), d->signature) != RP_OK)) {
-        free(d);
-        d = NULL;
-    }
-    rp_wipe(secret, sizeof(secret));
-    if (d == NULL) {
-        atomic_fetch_add(&threat_errors, 1);
-        rp_log_error("tenant %s: cannot make the webhook's delivery", tenant_id);
-        free(text);
-        return;
-    }
-    snprintf(d->url, sizeof(d->url), "%s", hook.url);
-    snprintf(d->tenant, sizeof(d->tenant), "%s", tenant_id);
-    d->body = text;
-    d->len = strlen(text);
-    clock_gettime(CLOCK_MONOTONIC, &d->due);
-    pthread_once(&dq.once, deliver_start);
-    pthread_mutex_lock(&dq.lock);
-    if (!dq.running || dq.n >= WEBHOOK_QUEUE_MAX) {
-        pthread_mutex_unlock(&dq.lock);
-        atomic_fetch_add(&webhook_dropped, 1);
-        rp_log_warn("tenant %s: webhook delivery dropped (%s)", tenant_id,
-                    dq.running ? "too many waiting" : "no delivery thread");
-        free(d->body);
-        free(d);
-        return;
-    }
-    d->next = dq.head;
-    dq.head = d;
-    dq.n++;
-    pthread_cond_signal(&dq.cond);
-    pthread_mutex_unlock(&dq.lock);
+    atomic_store(&sender_stopping, true);
+    pthread_mutex_lock(&sender.lock);
+    sender.stopping = true;
+    pthread_cond_signal(&sender.cond);
+    pthread_mutex_unlock(&sender.lock);
+    pthread_join(sender.thread, NULL);
+    rp_store_close(sender.store);
+    sender.store = NULL;
+    sender.running = false;
 }
 
 /* ---- what operators see of an alert ---- */
@@ -602,49 +888,39 @@ static json_t *alert_json(const rp_threat_alert_t *a, int64_t now)
 
 /* ---- rp_threat_observe: the callers' entry ---- */
 
-static void hook_alert(void *ctx, const rp_threat_alert_t *a)
+/* What the webhook is told: its bodies (their fields are in docs/failure-reporting.md). */
+static json_t *webhook_alert_body(const rp_threat_alert_t *a)
 {
-    rp_worker_t *w = ctx;
-    json_t *body =
-        json_pack("{s:s, s:s, s:o, s:o}", "type", "alert", "tenant", a->tenant_id, "alert",
-                  alert_json(a, a->last_at), "sent_at", rp_iso_time_json((int64_t)time(NULL)));
-
-    if (body != NULL)
-        webhook_queue(w, a->tenant_id, body);
+    return json_pack("{s:s, s:s, s:o, s:o}", "type", "alert", "tenant", a->tenant_id, "alert",
+                     alert_json(a, a->last_at), "sent_at", rp_iso_time_json((int64_t)time(NULL)));
 }
 
-static void hook_quarantined(void *ctx, const char *tenant_id, const char *device_id,
-                             const char *kind)
+static json_t *webhook_quarantine_body(rp_store_t *s, const char *tenant_id, const char *device_id,
+                                       const char *kind)
 {
-    rp_worker_t *w = ctx;
     int64_t since = 0;
     char reason[RP_QUARANTINE_REASON_MAX + 1] = "";
-    json_t *body;
 
-    if (rp_store_device_quarantine(w->store, device_id, &since, reason) != RP_OK)
+    if (rp_store_device_quarantine(s, device_id, &since, reason) != RP_OK)
         reason[0] = '\0';
-    body = json_pack("{s:s, s:s, s:{s:s, s:s, s:o, s:s}, s:o}", "type", "quarantine", "tenant",
+    return json_pack("{s:s, s:s, s:{s:s, s:s, s:o, s:s}, s:o}", "type", "quarantine", "tenant",
                      tenant_id, "quarantine", "device_id", device_id, "kind", kind, "since",
                      rp_iso_time_json(since), "reason", reason, "sent_at",
                      rp_iso_time_json((int64_t)time(NULL)));
-    if (body != NULL)
-        webhook_queue(w, tenant_id, body);
 }
 
 void rp_threat_tell(rp_worker_t *w, rp_threat_news_t *news)
 {
-    rp_threat_hooks_t hooks = {hook_alert, hook_quarantined, w};
-
-    rp_threat_news_tell(news, &hooks);
+    (void)w; /* the webhook's deliveries wait in the outbox, committed with news */
+    rp_threat_news_tell(news, NULL);
 }
 
 void rp_threat_observe(rp_worker_t *w, const rp_threat_signal_t *sig, size_t n)
 {
-    rp_threat_hooks_t hooks = {hook_alert, hook_quarantined, w};
-
     if (n == 0)
         return;
-    if (rp_threat_process(w->store, sig, n, (int64_t)time(NULL), &hooks) != RP_OK) {
+    /* The webhook's deliveries are queued in rp_threat_process's own transaction: no hook. */
+    if (rp_threat_process(w->store, sig, n, (int64_t)time(NULL), NULL) != RP_OK) {
         atomic_fetch_add(&threat_errors, 1);
         rp_log_error("threat detection: cannot count %zu signal(s) (they stay stored)", n);
     }
@@ -709,6 +985,7 @@ void rp_threat_metrics(rp_worker_t *w, struct evbuffer *buf)
         "rampart_threat_webhook_deliveries_total{result=\"failed\"} %llu\n"
         "rampart_threat_webhook_deliveries_total{result=\"dropped\"} %llu\n"
         "rampart_threat_webhook_deliveries_total{result=\"retried\"} %llu\n"
+        "rampart_threat_webhook_deliveries_total{result=\"refused\"} %llu\n"
         "# HELP rampart_threat_quarantines_total Devices quarantined by a policy (this "
         "process).\n# TYPE rampart_threat_quarantines_total counter\n"
         "rampart_threat_quarantines_total %llu\n"
@@ -719,6 +996,7 @@ void rp_threat_metrics(rp_worker_t *w, struct evbuffer *buf)
         (unsigned long long)atomic_load(&webhook_failed),
         (unsigned long long)atomic_load(&webhook_dropped),
         (unsigned long long)atomic_load(&webhook_retries),
+        (unsigned long long)atomic_load(&webhook_refused),
         (unsigned long long)atomic_load(&quarantines),
         (unsigned long long)atomic_load(&threat_errors));
 }
@@ -874,8 +1152,21 @@ static bool webhook_url_valid(const char *url)
 }
 
 /* GET|PUT|DELETE /api/v1/tenants/T/webhook */
+/* The deliveries GET .../webhook shows, oldest first. */
+#define WEBHOOK_SHOWN 20
+
+static void collect_delivery(void *ctx, const rp_webhook_delivery_t *d)
+{
+    json_array_append_new(ctx,
+                          json_pack("{s:s, s:i, s:o, s:o}", "id", d->id, "attempts", d->attempts,
+                                    "created", rp_iso_time_json(d->created / 1000), "next_try",
+                                    rp_iso_time_json(d->next_at / 1000)));
+}
+
 void rp_h_webhook_get(rp_req_t *r)
 {
+    json_t *deliveries;
+    int64_t pending, dropped;
     rp_webhook_t hook;
     rp_err_t err = rp_store_webhook_get(r->w->store, r->tenant.id, &hook);
 
@@ -887,9 +1178,17 @@ void rp_h_webhook_get(rp_req_t *r)
         rp_reply_error(r, 500, "internal", "cannot read the webhook");
         return;
     }
-    rp_reply_json(
-        r, 200,
-        json_pack("{s:s, s:o}", "url", hook.url, "updated", rp_iso_time_json(hook.updated)));
+    deliveries = json_array();
+    if (rp_store_webhook_outbox_list(r->w->store, r->tenant.id, WEBHOOK_SHOWN, collect_delivery,
+                                     deliveries, &pending, &dropped) != RP_OK) {
+        json_decref(deliveries);
+        rp_reply_error(r, 500, "internal", "cannot read the webhook's outbox");
+        return;
+    }
+    rp_reply_json(r, 200,
+                  json_pack("{s:s, s:o, s:I, s:I, s:o}", "url", hook.url, "updated",
+                            rp_iso_time_json(hook.updated), "pending", (json_int_t)pending,
+                            "dropped", (json_int_t)dropped, "deliveries", deliveries));
 }
 
 void rp_h_webhook_set(rp_req_t *r)
@@ -913,6 +1212,18 @@ void rp_h_webhook_set(rp_req_t *r)
                        "\"rotate_secret\": true|false (optional)}",
                        RP_WEBHOOK_URL_MAX);
         return;
+    }
+    {
+        /* Where it leads, checked now (and again at each delivery): never the service's own
+         * network unless the operator said so. */
+        char resolve[512], why[256];
+        err = rp_webhook_target(url, r->w->srv->webhook_allow_private, resolve, sizeof(resolve),
+                                why, sizeof(why));
+        if (err != RP_OK) {
+            json_decref(body);
+            rp_reply_error(r, 400, "invalid", "%s", why);
+            return;
+        }
     }
     memset(&hook, 0, sizeof(hook));
     snprintf(hook.url, sizeof(hook.url), "%s", url);

@@ -105,4 +105,25 @@ rp_err_t rp_webhook_sign(const char *secret, const void *body, size_t len,
 /* /metrics: open alerts, alerts per tenant, webhook deliveries, quarantines. */
 void rp_threat_metrics(rp_worker_t *w, struct evbuffer *buf);
 
+/*
+ * Webhook deliveries (threat.c): queued in the store's outbox in the transaction that raised the
+ * alert or the quarantine, sent by one thread per process with its own store connection, retried
+ * with backoff until the receiver answers 2xx (or a day has passed), kept across restarts.
+ */
+rp_err_t rp_webhook_sender_start(rp_server_t *srv) RP_MUST_CHECK;
+void rp_webhook_sender_stop(void);
+
+/* Whether a webhook may connect to this address: not loopback, link-local (169.254/16, the cloud
+ * metadata address, fe80::/10), private (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7),
+ * unspecified, multicast or reserved; an IPv4 address inside IPv6 is judged as IPv4. */
+struct sockaddr;
+bool rp_webhook_addr_allowed(const struct sockaddr *sa);
+
+/* Resolve a webhook URL's host once and check every address it has (unless allow_private): RP_OK
+ * with resolve, libcurl's CURLOPT_RESOLVE entry pinning the first; RP_ERR_DENIED (an address
+ * refused), RP_ERR_NOT_FOUND (does not resolve) or RP_ERR_INVALID_ARG (no host) with why, a
+ * sentence for the operator (the host and address, never the URL's path or query). */
+rp_err_t rp_webhook_target(const char *url, bool allow_private, char *resolve, size_t cap,
+                           char *why, size_t why_cap) RP_MUST_CHECK;
+
 #endif /* RAMPART_SERVER_THREAT_H */

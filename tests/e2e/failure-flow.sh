@@ -107,6 +107,10 @@ line=$(sed -E 's/^[^:]*:([0-9]+).*/\1/' <<<"$want")
 expect 0 "$RAMPART" failure show --tenant "$acme" "$bucket" --output json
 jq -e --arg l "$line" '.symbolicated and .frames[0].function == "rampart_test_crash_here" and .frames[0].line == ($l | tonumber)' "$d/out" >/dev/null ||
   fail "the bucket is not symbolicated: $(cat "$d/out")"
+# Shown from now on under its symbolic key when all its top frames name a line (else its own ID),
+# made of the one build-level bucket it was.
+jq -e --arg b "$bucket" '.builds | map(.id) == [$b]' "$d/out" >/dev/null || fail "the bucket's builds: $(cat "$d/out")"
+bucket=$(jq -r .id "$d/out")
 
 # --- a different crash, by a new version: a second bucket -----------------------------------------
 expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$img2"

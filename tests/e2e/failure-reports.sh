@@ -154,6 +154,10 @@ printf '\000\000\000\100\000\000\000\000' | dd of="$d/bomb.debug" bs=1 seek=$((1
 expect 1 "$RAMPART" symbols upload --tenant "$acme" "$d/bomb.debug"; err_has "decompressed"
 expect 0 "$RAMPART" failure show --tenant "$acme" "$bucket" --output json
 jq -e --arg l "$want_line" '.symbolicated == true and .frames[0].function == "crash_here" and .frames[0].line == ($l | tonumber)' "$d/out" >/dev/null || fail "show after symbols: $(cat "$d/out")"
+# Its top frames all name a function and line now: it is shown under its symbolic key, made of
+# the one build-level bucket it was; that ID still finds it.
+shown=$(jq -r .id "$d/out")
+jq -e --arg b "$bucket" '.key == "symbolic" and .id != $b and (.builds | map(.id)) == [$b] and .count == 2' "$d/out" >/dev/null || fail "show after symbols: $(cat "$d/out")"
 jq -e '.frames[1].function == "main" and .stack[0].function == "crash_here"' "$d/out" >/dev/null || fail "outer frame: $(cat "$d/out")"
 expect 0 "$RAMPART" failure show --tenant "$acme" "$bucket"
 out_has "crash_here ($want_file:$want_line)"
@@ -169,8 +173,8 @@ batch "$(crash 8 "$other_off")" >"$d/b3.json"
 post two "$d/b3.json"; is_status 200; body_has '.stored == 1'
 expect 0 "$RAMPART" failure list --tenant "$acme" --output json
 jq -e '.buckets | length == 2' "$d/out" >/dev/null || fail "not two buckets: $(cat "$d/out")"
-jq -e --arg b "$bucket" '[.buckets[] | select(.id == $b) | .count] == [2]' "$d/out" >/dev/null || fail "first bucket changed: $(cat "$d/out")"
-other=$(jq -r --arg b "$bucket" '.buckets[] | select(.id != $b) | .id' "$d/out")
+jq -e --arg b "$shown" '[.buckets[] | select(.id == $b) | .count] == [2]' "$d/out" >/dev/null || fail "first bucket changed: $(cat "$d/out")"
+other=$(jq -r --arg b "$shown" '.buckets[] | select(.id != $b) | .id' "$d/out")
 # Two buckets of one build ID: a list opens its debug file once (a device can make any number of
 # buckets of a build ID; each must not cost a worker another libdw open).
 opened() { http GET /metrics -; sed -n 's/^rampart_symbols_files_opened_total //p' "$d/body"; }
@@ -193,7 +197,7 @@ jq -e '(.buckets | length == 1) and .next_offset == 1' "$d/out" >/dev/null || fa
 # --- replayed: acknowledged, not stored twice, counted ----------------------------------------
 post one "$d/b1.json"; is_status 200; body_has '.stored == 0 and .duplicates == 2'
 expect 0 "$RAMPART" failure list --tenant "$acme" --output json
-jq -e --arg b "$bucket" '[.buckets[] | select(.id == $b) | .count] == [2]' "$d/out" >/dev/null || fail "a replay counted: $(cat "$d/out")"
+jq -e --arg b "$shown" '[.buckets[] | select(.id == $b) | .count] == [2]' "$d/out" >/dev/null || fail "a replay counted: $(cat "$d/out")"
 
 # --- the events: every stored report, by device and kind -----------------------------------------
 expect 0 "$RAMPART" event list --tenant "$acme" --output json
@@ -219,7 +223,7 @@ expect 1 "$RAMPART" failure show --tenant "$acme" "../devices"; err_has "no such
 batch "$(crash 1 "$crash_off")" >"$d/g1.json"
 post other "$d/g1.json"; is_status 200; body_has '.stored == 1'
 expect 0 "$RAMPART" failure list --tenant "$acme" --output json
-jq -e --arg b "$bucket" '[.buckets[] | select(.id == $b) | .count] == [2]' "$d/out" >/dev/null || fail "globex's crash counted in acme: $(cat "$d/out")"
+jq -e --arg b "$shown" '[.buckets[] | select(.id == $b) | .count] == [2]' "$d/out" >/dev/null || fail "globex's crash counted in acme: $(cat "$d/out")"
 RAMPART_TOKEN_FILE=$d/globex.token expect 0 "$RAMPART" failure list --tenant "$globex" --output json
 jq -e --arg b "$bucket" '.buckets | length == 1 and .[0].id == $b and .[0].count == 1' "$d/out" >/dev/null || fail "globex: $(cat "$d/out")"
 # Globex has no debug file: its bucket stays unnamed.
@@ -235,6 +239,56 @@ jq -e '.reports | length == 5' "$d/out" >/dev/null || fail "globex's device wrot
 # Without a certificate, nothing.
 status=$(curl -s -o "$d/body" -w '%{http_code}' --cacert "$SERVER_CA" --data-binary "@$d/b1.json" "$SERVER_URL/api/v1/device/reports")
 [ "$status" = 401 ] || [ "$status" = 403 ] || fail "a batch without a certificate: HTTP $status"
+
+# --- the same source rebuilt: one bucket by function and line across builds --------------------
+# Build 2 (another build ID, version 2.0.0+0) crashes at the same place before its debug file is
+# uploaded: a bucket of its own (its frames name nothing yet); once uploaded, it joins the first:
+# one bucket, its counts per version holding both builds'. Build 3's debug file is uploaded before
+# its first crash: the new bucket joins at once. The other crash (other_place) stays apart.
+# build N: the test app again, with build ID N (20 bytes); its debug file and offsets.
+build() {
+  gcc -g -O1 "-Wl,--build-id=0x$(printf '%040x' "$1")" -o "$d/app$1" "$d/app.c" || fail "cannot build app $1"
+  objcopy --only-keep-debug "$d/app$1" "$d/app$1.debug"
+  bid[$1]=$(readelf -n "$d/app$1" | sed -n 's/.*Build ID: \([0-9a-f]*\).*/\1/p')
+  [ "${bid[$1]}" != "$build_id" ] && [ ${#bid[$1]} -eq 40 ] || fail "app $1's build ID: ${bid[$1]}"
+  boff[$1]=$(printf '0x%x' $((16#$(nm "$d/app$1" | awk '$3 == "crash_here" { print $1 }'))))
+  bmain[$1]=$(printf '0x%x' $((16#$(nm "$d/app$1" | awk '$3 == "main" { print $1 }') + 8)))
+}
+# crash_of N SEQ VERSION: a crash of build N at crash_here.
+crash_of() {
+  printf '{"seq": %s, "at": 1764300000, "kind": "crash", "component": "sensor", "version": "%s",
+   "reason": "killed by SIGSEGV", "code": "",
+   "crash": {"signal": 11, "signal_name": "SIGSEGV", "code": 1, "address": "0x0", "uptime_ms": 1500,
+    "frames": [{"build_id": "%s", "module": "app", "offset": "%s"},
+               {"build_id": "%s", "module": "app", "offset": "%s"}], "stderr": ""}}' "$2" "$3" "${bid[$1]}" "${boff[$1]}" "${bid[$1]}" "${bmain[$1]}"
+}
+build 2; build 3
+batch "$(crash_of 2 20 2.0.0+0)" >"$d/r2.json"
+post one "$d/r2.json"; is_status 200; body_has '.stored == 1'
+expect 0 "$RAMPART" failure list --tenant "$acme" --output json
+jq -e '.buckets | length == 3' "$d/out" >/dev/null || fail "build 2 before its symbols: $(cat "$d/out")"
+bucket2=$(jq -r --arg a "$shown" --arg b "$other" '.buckets[] | select(.id != $a and .id != $b) | .id' "$d/out")
+jq -e --arg b "$bucket2" '.buckets[] | select(.id == $b) | .key == "build" and .counts.version == {"2.0.0+0": 1}' "$d/out" >/dev/null || fail "build 2's own bucket: $(cat "$d/out")"
+expect 0 "$RAMPART" symbols upload --tenant "$acme" "$d/app2.debug"; out_has "${bid[2]}"
+expect 0 "$RAMPART" failure list --tenant "$acme" --output json
+jq -e '.buckets | length == 2' "$d/out" >/dev/null || fail "build 2 did not join: $(cat "$d/out")"
+jq -e --arg a "$shown" --arg b "$bucket" --arg b2 "$bucket2" '.buckets[] | select(.id == $a) | .count == 3 and .key == "symbolic" and .counts.version == {"1.0.0+0": 1, "1.1.0+0": 1, "2.0.0+0": 1} and ((.builds | map(.id) | sort) == ([$b, $b2] | sort))' "$d/out" >/dev/null || fail "the merged bucket: $(cat "$d/out")"
+jq -e --arg o "$other" '[.buckets[] | select(.id == $o) | .count] == [1]' "$d/out" >/dev/null || fail "the other crash joined: $(cat "$d/out")"
+# Build 3: symbols first, then its crash (a new bucket, keyed as it comes).
+expect 0 "$RAMPART" symbols upload --tenant "$acme" "$d/app3.debug"; out_has "${bid[3]}"
+batch "$(crash_of 3 21 3.0.0+0)" "$(crash_of 2 22 2.0.0+0)" >"$d/r3.json"
+post two "$d/r3.json"; is_status 200; body_has '.stored == 2'
+expect 0 "$RAMPART" failure list --tenant "$acme" --output json
+jq -e '.buckets | length == 2' "$d/out" >/dev/null || fail "build 3 did not join: $(cat "$d/out")"
+jq -e --arg a "$shown" '.buckets[] | select(.id == $a) | .count == 5 and (.builds | length == 3) and .counts.version == {"1.0.0+0": 1, "1.1.0+0": 1, "2.0.0+0": 2, "3.0.0+0": 1}' "$d/out" >/dev/null || fail "the merged bucket: $(cat "$d/out")"
+# Every ID finds it: its own, and each build-level bucket's.
+for b in "$shown" "$bucket" "$bucket2"; do
+  expect 0 "$RAMPART" failure show --tenant "$acme" "$b" --output json
+  jq -e --arg a "$shown" '.id == $a and .count == 5 and (.samples | length == 5) and .frames[0].function == "crash_here"' "$d/out" >/dev/null || fail "show $b: $(cat "$d/out")"
+done
+expect 0 "$RAMPART" failure show --tenant "$acme" "$bucket2"
+out_has "key:           symbolic"; out_has "$bucket2  2"
+out_has "versions:      1.0.0+0: 1 1.1.0+0: 1 2.0.0+0: 2 3.0.0+0: 1"
 
 # --- malformed and oversized: refused with the reason -------------------------------------------
 bad() { # STATUS REASON-FRAGMENT JSON
@@ -295,7 +349,7 @@ post two "$d/b6.json"; is_status 200
 body_has '.stored == 1 and ([.refused[].seq] == [60]) and (.refused[0].reason | contains("crash capture is off"))'
 post one "$d/b6.json"; is_status 200; body_has '.stored == 2'
 expect 0 "$RAMPART" failure list --tenant "$acme" --output json
-jq -e --arg b "$bucket" '[.buckets[] | select(.id == $b) | .count] == [3]' "$d/out" >/dev/null || fail "capture off: $(cat "$d/out")"
+jq -e --arg b "$shown" '[.buckets[] | select(.id == $b) | .count] == [6]' "$d/out" >/dev/null || fail "capture off: $(cat "$d/out")"
 # Only an admin turns it; on again, the group's crashes are taken.
 expect 0 "$RAMPART" token create --tenant "$acme" --role contributor; cp "$d/out" "$d/contrib.token"
 RAMPART_TOKEN_FILE=$d/contrib.token expect 1 "$RAMPART" device-group set --tenant "$acme" --product Thermostat "Field Test" --crash-capture on
@@ -358,6 +412,6 @@ metric() { awk -v m="$1" '$1 == m { print $2 }' "$d/metrics"; }
 [ "$(metric 'rampart_report_batches_total{result="rate_limited"}')" -ge 1 ] || fail "limited not counted"
 [ "$(metric 'rampart_reports_total{result="duplicate"}')" -ge 2 ] || fail "replays not counted"
 [ "$(metric 'rampart_reports_total{result="refused"}')" -ge 7 ] || fail "refused not counted"
-[ "$(metric 'rampart_reports_total{result="stored"}')" -eq 13 ] || fail "stored: $(grep report "$d/metrics")"
+[ "$(metric 'rampart_reports_total{result="stored"}')" -eq 16 ] || fail "stored: $(grep report "$d/metrics")"
 [ "$(metric 'rampart_reports_crash_capture_off_total')" -eq 1 ] || fail "capture off not counted: $(grep report "$d/metrics")"
 done_ok

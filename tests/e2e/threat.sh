@@ -12,7 +12,9 @@
 d=$E2E_DIR
 tools=$(dirname "$0")/../tools
 
-start_server "$d/srv"
+# --webhook-allow-private: the receiver is on loopback (refused without it: see the end).
+server_bin=$RAMPART_SERVER
+start_server "$d/srv" --webhook-allow-private
 export RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN
 expect 0 "$RAMPART" tenant create acme; acme=$(cat "$d/out")
 expect 0 "$RAMPART" tenant policy --tenant "$acme" --allow-debug yes --require-components no
@@ -20,7 +22,8 @@ expect 0 "$RAMPART" token create --tenant "$acme" --role reader; cp "$d/out" "$d
 
 # The webhook receiver (its secret file is written once the service has shown the secret).
 python3 "$tools/webhook-receiver.py" "$d/hook.port" "$d/hook.secret" "$d/hook.out" --fail-first 1 &
-E2E_PIDS+=("$!")
+hook_pid=$!
+E2E_PIDS+=("$hook_pid")
 wait_until 30 test -s "$d/hook.port" || fail "the webhook receiver did not start"
 # Its URL holds a credential, as many receivers' do (a token in the path or query): never logged.
 hook_url="http://127.0.0.1:$(cat "$d/hook.port")/hook?token=url-credential-4f1e"
@@ -35,7 +38,7 @@ expect 0 "$RAMPART" webhook set --tenant "$acme" --url "$hook_url" --output json
 secret=$(jq -r .secret "$d/out"); [ "${#secret}" = 64 ] || fail "no secret: $(cat "$d/out")"
 printf '%s' "$secret" >"$d/hook.secret"
 expect 0 "$RAMPART" webhook show --tenant "$acme" --output json
-jq -e --arg u "$hook_url" '.url == $u and (has("secret") | not)' "$d/out" >/dev/null || fail "webhook show: $(cat "$d/out")"
+jq -e --arg u "$hook_url" '.url == $u and (has("secret") | not) and .pending == 0 and .dropped == 0 and .deliveries == []' "$d/out" >/dev/null || fail "webhook show: $(cat "$d/out")"
 expect 0 "$RAMPART" webhook set --tenant "$acme" --url "$hook_url"; out_has "secret:  unchanged"
 expect 0 "$RAMPART" quarantine policy set --tenant "$acme" --kinds syscall,attestation_failed --threshold 3 --window 600
 out_has "enabled:    yes"; out_has "kinds:      syscall,attestation_failed"
@@ -107,6 +110,8 @@ wait_until 30 hooked alert 1 || fail "the webhook did not get the alert: $(cat "
 wait_until 30 hooked quarantine 3 || fail "the webhook did not get 3 quarantines: $(cat "$d/hook.out")"
 jq -s -e --arg t "$acme" 'map(select(.type == "alert"))[0] | .tenant == $t and .alert.subject == "kind:syscall" and .alert.devices == 3' "$d/hook.out" >/dev/null || fail "the webhook's alert: $(cat "$d/hook.out")"
 [ ! -e "$d/hook.out.rejected" ] || fail "the receiver refused a signature: $(cat "$d/hook.out.rejected")"
+# Each delivery has its own ID, the same at every try: 4 taken, 4 IDs (the retried one once).
+[ "$(sort -u "$d/hook.out.ids" | grep -c '^[0-9a-f]\{32\}$')" = 4 ] || fail "delivery IDs: $(cat "$d/hook.out.ids")"
 grep -q "try 1 failed" "$d/srv.log" || fail "the failed first try was not logged"
 ! grep -q "url-credential" "$d/srv.log" || fail "the webhook's URL (its credential) was logged: $(grep -m1 url-credential "$d/srv.log")"
 http GET /metrics -
@@ -176,4 +181,46 @@ expect 0 "$RAMPART" quarantine actions --tenant "$acme" --output json
 jq -e '.actions[0] | .action == "release" and (.actor | startswith("token:")) and .reason == "released by an operator"' "$d/out" >/dev/null || fail "actions: $(cat "$d/out")"
 jq -e '[.actions[] | select(.action == "release" and .reason == "reflashed")] | length == 1' "$d/out" >/dev/null || fail "actions: $(cat "$d/out")"
 expect 0 "$RAMPART" quarantine policy off --tenant "$acme"; out_has "enabled:    no"
+
+# --- a delivery outlives the service: the receiver down, an alert, kill -9; restarted, the same
+# delivery (its ID) arrives once. In between, a service without --webhook-allow-private refuses
+# loopback, link-local (the metadata address) and private webhook URLs, and delivers nothing there.
+kill "$hook_pid"; wait "$hook_pid" 2>/dev/null || true
+hook_port=$(cat "$d/hook.port")
+expect 0 "$RAMPART" threat set --tenant "$acme" --min-devices 1
+events connection 1000 10 >"$d/conn.json"
+post 1 "$d/conn.json"; is_status 200; body_has '.new_events == 10'
+# waiting N: the webhook's outbox holds N deliveries, the oldest tried at least once.
+waiting() {
+  http GET "/api/v1/tenants/$acme/webhook" "$ADMIN_TOKEN"
+  [ "$status" = 200 ] && jq -e --argjson n "$1" '.pending == $n and ($n == 0 or .deliveries[0].attempts >= 1)' "$d/body" >/dev/null
+}
+wait_until 30 waiting 1 || fail "no delivery waiting: $(cat "$d/body")"
+did=$(jq -r '.deliveries[0].id' "$d/body")
+kill -9 "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+RAMPART_SERVER=$server_bin start_server "$d/srv"
+export RAMPART_SERVER=$SERVER_URL
+for url in "$hook_url" "http://localhost:$hook_port/" "http://169.254.169.254/latest/meta-data/" \
+  "http://[::ffff:127.0.0.1]:$hook_port/" "http://10.1.2.3/" "http://0.0.0.0:$hook_port/"; do
+  expect 1 "$RAMPART" webhook set --tenant "$acme" --url "$url"
+  err_has "a loopback, link-local, private or unspecified address: refused"; err_has "--webhook-allow-private"
+done
+! grep -q "url-credential" "$d/out" "$d/err" 2>/dev/null || fail "the refusal quoted the URL's credential"
+expect 0 "$RAMPART" webhook show --tenant "$acme" --output json
+jq -e --arg u "$hook_url" --arg id "$did" '.url == $u and .pending == 1 and .deliveries[0].id == $id' "$d/out" >/dev/null || fail "after kill -9: $(cat "$d/out")"
+# This service tries it at its start, and refuses the address: nothing leaves, it stays waiting.
+refused() { http GET /metrics -; grep -q '^rampart_threat_webhook_deliveries_total{result="refused"} [1-9]' "$d/body"; }
+wait_until 30 refused || fail "the loopback delivery was not refused: $(grep webhook "$d/body")"
+waiting 1 || fail "the refused delivery is gone: $(cat "$d/body")"
+kill -9 "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+# The receiver back, then the service (with the flag): it tries the waiting delivery at its start.
+python3 "$tools/webhook-receiver.py" "$d/hook2.port" "$d/hook.secret" "$d/hook.out" --port "$hook_port" &
+E2E_PIDS+=("$!")
+wait_until 30 test -s "$d/hook2.port" || fail "the webhook receiver did not start again"
+RAMPART_SERVER=$server_bin start_server "$d/srv" --webhook-allow-private
+export RAMPART_SERVER=$SERVER_URL
+wait_until 30 waiting 0 || fail "the delivery did not arrive: $(cat "$d/body")"
+eq "$(grep -c "^$did\$" "$d/hook.out.ids")" 1 "deliveries of $did at the receiver"
+hooked alert 2 || fail "the alert after the restart: $(cat "$d/hook.out")"
+jq -s -e 'map(select(.type == "alert")) | last | .alert.subject == "kind:connection"' "$d/hook.out" >/dev/null || fail "the delivered alert: $(tail -n1 "$d/hook.out")"
 done_ok

@@ -6,9 +6,11 @@ It checks each POST the way a tenant's receiver should: X-Rampart-Signature must
 SECRET_FILE at each request, since the secret is shown only once the URL, which holds this
 receiver's port, has been set). A verified body is appended, one JSON line each, to OUT; a
 refused one is answered 401 and appended to OUT.rejected. The first --fail-first requests are
-answered 500 (after being checked), so that the service's retries are exercised.
+answered 500 (after being checked), so that the service's retries are exercised. The delivery's
+X-Rampart-Delivery ID of each body taken is appended to OUT.ids (a receiver de-duplicates by
+it). --port binds that port (a receiver started again where the service's URL points).
 
-Usage: webhook-receiver.py PORT_FILE SECRET_FILE OUT [--fail-first N]
+Usage: webhook-receiver.py PORT_FILE SECRET_FILE OUT [--fail-first N] [--port P]
 """
 import hashlib
 import hmac
@@ -17,7 +19,9 @@ import json
 import sys
 
 port_file, secret_file, out = sys.argv[1], sys.argv[2], sys.argv[3]
-fail_first = int(sys.argv[5]) if len(sys.argv) > 5 and sys.argv[4] == "--fail-first" else 0
+opts = dict(zip(sys.argv[4::2], sys.argv[5::2]))
+fail_first = int(opts.get("--fail-first", "0"))
+port = int(opts.get("--port", "0"))
 seen = 0
 
 
@@ -43,6 +47,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         with open(out if ok else out + ".rejected", "ab") as f:
             f.write(body.replace(b"\n", b" ") + b"\n")
+        if ok:
+            with open(out + ".ids", "a") as f:
+                f.write(self.headers.get("X-Rampart-Delivery", "") + "\n")
         self.send_response(200 if ok else 401)
         self.end_headers()
 
@@ -50,7 +57,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+http.server.HTTPServer.allow_reuse_address = True
+server = http.server.HTTPServer(("127.0.0.1", port), Handler)
 with open(port_file + ".tmp", "w") as f:
     f.write(str(server.server_address[1]))
 import os  # noqa: E402

@@ -364,6 +364,66 @@ static void bucket_id(void **state)
     assert_string_not_equal(a, b);
 }
 
+/* The symbolic key: the same functions and lines from two builds (other build IDs, offsets,
+ * versions) are one key; another line, function, module, component or signal another; a frame
+ * not named to its line gives none (the bucket keeps its build-level key). */
+static void symbolic_id(void **state)
+{
+    rp_symbolic_frame_t f[3] = {
+        {"app", "crash_here", "crasher.c", 12},
+        {"app", "middle",     "crasher.c", 20},
+        {"app", "main",       "crasher.c", 30},
+    };
+    rp_symbolic_frame_t g[3];
+    char a[RP_BUCKET_ID_LEN + 1], b[RP_BUCKET_ID_LEN + 1], c[RP_BUCKET_ID_LEN + 1];
+    rp_report_crash_t crash = {.signal = 11, .nframes = 1};
+
+    (void)state;
+    assert_true(rp_report_symbolic_id("sensor", 11, f, 3, a));
+    assert_int_equal(strlen(a), RP_BUCKET_ID_LEN);
+    memcpy(g, f, sizeof(f));
+    assert_true(rp_report_symbolic_id("sensor", 11, g, 3, b));
+    assert_string_equal(a, b);
+    g[1].line = 21;
+    assert_true(rp_report_symbolic_id("sensor", 11, g, 3, b));
+    assert_string_not_equal(a, b);
+    memcpy(g, f, sizeof(f));
+    g[0].function = "crash_there";
+    assert_true(rp_report_symbolic_id("sensor", 11, g, 3, b));
+    assert_string_not_equal(a, b);
+    memcpy(g, f, sizeof(f));
+    g[2].module = "libapp.so";
+    assert_true(rp_report_symbolic_id("sensor", 11, g, 3, b));
+    assert_string_not_equal(a, b);
+    assert_true(rp_report_symbolic_id("other", 11, f, 3, b));
+    assert_string_not_equal(a, b);
+    assert_true(rp_report_symbolic_id("sensor", 6, f, 3, b));
+    assert_string_not_equal(a, b);
+    /* the same text cut elsewhere between function and file: length-prefixed, another key */
+    memcpy(g, f, sizeof(f));
+    g[0].function = "crash_herecrasher";
+    g[0].file = ".c";
+    assert_true(rp_report_symbolic_id("sensor", 11, g, 3, b));
+    assert_string_not_equal(a, b);
+    /* a frame without a line, without a function, or none at all: no key */
+    memcpy(g, f, sizeof(f));
+    g[2].line = 0;
+    assert_false(rp_report_symbolic_id("sensor", 11, g, 3, b));
+    assert_string_equal(b, "");
+    memcpy(g, f, sizeof(f));
+    g[1].function = "";
+    assert_false(rp_report_symbolic_id("sensor", 11, g, 3, b));
+    g[1].function = NULL;
+    assert_false(rp_report_symbolic_id("sensor", 11, g, 3, b));
+    assert_false(rp_report_symbolic_id("sensor", 11, f, 0, b));
+    assert_false(rp_report_symbolic_id("sensor", 11, f, 4, b));
+    /* never a build-level bucket's ID (its own tag) */
+    snprintf(crash.frames[0].module, sizeof(crash.frames[0].module), "app");
+    rp_report_bucket_id("sensor", &crash, c);
+    assert_true(rp_report_symbolic_id("sensor", 11, f, 1, b));
+    assert_string_not_equal(b, c);
+}
+
 /* --- the store ------------------------------------------------------------------------------ */
 
 struct db {
@@ -568,6 +628,107 @@ static void buckets_deferred_count_the_same(void **state)
         RP_OK);
     bucket_state(db, db->other.id, ba, &later_a);
     assert_non_null(strstr(later_a.text, "count=9;"));
+struct shown {
+    int n;
+    rp_bucket_t b[4];
+};
+
+static void take_shown(void *ctx, const rp_bucket_t *b)
+{
+    struct shown *sh = ctx;
+
+    if (sh->n < 4)
+        sh->b[sh->n] = *b, sh->b[sh->n].signature = NULL;
+    sh->n++;
+}
+
+static void sum_version(void *ctx, const char *dim, const char *value, int64_t count)
+{
+    if (strcmp(dim, "version") == 0)
+        *(int64_t *)ctx += count * (strcmp(value, "1.0.0+0") == 0 ? 1 : 100);
+}
+
+/* Build-level buckets sharing a symbolic key are shown as one: under the key, with their counts
+ * summed (per version too), found by the key or by any member's ID; a bucket without a key, or
+ * with "" (not every frame named), stays apart under its own ID. */
+static void store_symbolic_merge(void **state)
+{
+    struct db *db = *state;
+    const char *d1 = "1111111111111111111111111111111111111111111111111111111111111111";
+    const char *b1 = "b1000000000000000000000000000000", *b2 = "b2000000000000000000000000000000";
+    const char *b3 = "b3000000000000000000000000000000";
+    const char *key = "5e000000000000000000000000000000";
+    rp_report_put_t r[3];
+    bool stored[3];
+    size_t ns, nd;
+    int64_t pruned, versions = 0, samples = 0;
+    struct shown sh = {0};
+
+    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, d1, 1000), RP_OK);
+    r[0] = put(1, b1);
+    r[1] = put(2, b2);
+    r[1].version = "2.0.0+0";
+    r[2] = put(3, b3);
+    assert_int_equal(
+        rp_store_reports_put(db->s, db->tenant.id, d1, 100, r, 3, 0, stored, &ns, &nd, &pruned),
+        RP_OK);
+    assert_int_equal(rp_store_buckets_list(db->s, db->tenant.id, 0, 50, take_shown, &sh), RP_OK);
+    assert_int_equal(sh.n, 3);
+    /* never looked at: all three to key; b1 and b2 get the same key, b3 none */
+    sh.n = 0;
+    assert_int_equal(
+        rp_store_buckets_to_key(db->s, db->tenant.id, NULL, NULL, true, "", 10, take_shown, &sh),
+        RP_OK);
+    assert_int_equal(sh.n, 3);
+    assert_int_equal(rp_store_bucket_symbolic_set(db->s, db->tenant.id, b1, key), RP_OK);
+    assert_int_equal(rp_store_bucket_symbolic_set(db->s, db->tenant.id, b2, key), RP_OK);
+    assert_int_equal(rp_store_bucket_symbolic_set(db->s, db->tenant.id, b3, ""), RP_OK);
+    sh.n = 0;
+    assert_int_equal(
+        rp_store_buckets_to_key(db->s, db->tenant.id, NULL, NULL, true, "", 10, take_shown, &sh),
+        RP_OK);
+    assert_int_equal(sh.n, 0);
+    sh.n = 0;
+    assert_int_equal(rp_store_buckets_list(db->s, db->tenant.id, 0, 50, take_shown, &sh), RP_OK);
+    assert_int_equal(sh.n, 2);
+    for (int i = 0; i < 2; i++) {
+        if (strcmp(sh.b[i].id, key) == 0) {
+            assert_true(sh.b[i].symbolic);
+            assert_int_equal(sh.b[i].count, 2);
+            assert_int_equal(sh.b[i].members, 2);
+        } else {
+            assert_string_equal(sh.b[i].id, b3);
+            assert_false(sh.b[i].symbolic);
+            assert_int_equal(sh.b[i].members, 1);
+        }
+    }
+    /* by the key, or by a member's ID: the merged bucket */
+    for (int i = 0; i < 3; i++) {
+        sh.n = 0;
+        assert_int_equal(rp_store_bucket_get(db->s, db->tenant.id, (const char *[]){key, b1, b2}[i],
+                                             take_shown, &sh),
+                         RP_OK);
+        assert_int_equal(sh.n, 1);
+        assert_string_equal(sh.b[0].id, key);
+        assert_int_equal(sh.b[0].count, 2);
+    }
+    sh.n = 0;
+    assert_int_equal(rp_store_bucket_members(db->s, db->tenant.id, key, take_shown, &sh), RP_OK);
+    assert_int_equal(sh.n, 2);
+    assert_int_equal(rp_store_bucket_counts(db->s, db->tenant.id, key, sum_version, &versions),
+                     RP_OK);
+    assert_int_equal(versions, 101); /* 1.0.0+0 once, 2.0.0+0 once */
+    assert_int_equal(rp_store_bucket_samples(db->s, db->tenant.id, key, count_row, &samples),
+                     RP_OK);
+    assert_int_equal(samples, 2);
+    /* another tenant sees none of it */
+    assert_int_equal(rp_store_bucket_get(db->s, db->other.id, key, take_shown, &sh),
+                     RP_ERR_NOT_FOUND);
+    /* the key taken back (a debug file replaced): apart again */
+    assert_int_equal(rp_store_bucket_symbolic_set(db->s, db->tenant.id, b2, ""), RP_OK);
+    sh.n = 0;
+    assert_int_equal(rp_store_buckets_list(db->s, db->tenant.id, 0, 50, take_shown, &sh), RP_OK);
+    assert_int_equal(sh.n, 3);
 }
 
 int main(void)
@@ -580,6 +741,8 @@ int main(void)
         cmocka_unit_test(bucket_id),
         cmocka_unit_test_setup_teardown(store_once_and_bounded, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(buckets_deferred_count_the_same, db_setup, db_teardown),
+        cmocka_unit_test(symbolic_id),
+        cmocka_unit_test_setup_teardown(store_symbolic_merge, db_setup, db_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -161,7 +161,7 @@ static void store_schema(void **state)
 {
     struct db *db = *state;
 
-    assert_int_equal(rp_store_schema_version(db->s), 13);
+    assert_int_equal(rp_store_schema_version(db->s), 14);
 }
 
 /* One write: a verdict, maybe a certificate, maybe a nonce to spend. */
@@ -961,7 +961,9 @@ static void store_name_keys_filled_at_open(void **state)
                                   "DROP TABLE reports; DROP TABLE report_devices;"
                                   "DROP TABLE crash_buckets; DROP TABLE crash_bucket_counts;"
                                   "DROP TABLE crash_samples; DROP TABLE debug_files;"
-                                  "DELETE FROM schema_version WHERE version IN (11, 12);"
+                                  "DROP TABLE webhook_outbox;"
+                                  "DROP TABLE webhook_outbox_dropped;"
+                                  "DELETE FROM schema_version WHERE version IN (11, 12, 14);"
                                   "DROP TABLE device_reports; DROP TABLE device_apps;"
                                   "DROP TABLE device_events;"
                                   "DELETE FROM schema_version WHERE version = 10;"
@@ -993,7 +995,7 @@ static void store_name_keys_filled_at_open(void **state)
                      SQLITE_OK);
     rp_store_close(db->s);
     assert_int_equal(rp_store_open(db->dir, &db->s), RP_OK);
-    assert_int_equal(rp_store_schema_version(db->s), 13);
+    assert_int_equal(rp_store_schema_version(db->s), 14);
     assert_int_equal(rp_store_tenant_create(db->s, "acme", &t), RP_ERR_EXISTS);
     assert_int_equal(rp_store_tenant_create(db->s, "globex", &t), RP_ERR_EXISTS);
     assert_int_equal(rp_store_tenant_create(db->s, "Beta", &t), RP_ERR_EXISTS);

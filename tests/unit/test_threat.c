@@ -17,6 +17,10 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include "rampart/log.h"
 #include "server.h"
 #include "store.h"
@@ -531,6 +535,216 @@ static void webhook_signature(void **state)
     assert_string_not_equal(s1, s3);
 }
 
+/* ---- the webhook: where it may connect, and its outbox ---- */
+
+static bool allowed(const char *text)
+{
+    struct sockaddr_storage ss;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+
+    memset(&ss, 0, sizeof(ss));
+    if (inet_pton(AF_INET, text, &v4->sin_addr) == 1)
+        v4->sin_family = AF_INET;
+    else if (inet_pton(AF_INET6, text, &v6->sin6_addr) == 1)
+        v6->sin6_family = AF_INET6;
+    else
+        fail_msg("not an address: %s", text);
+    return rp_webhook_addr_allowed((struct sockaddr *)&ss);
+}
+
+/* No webhook reaches the service's own network: loopback, link-local (the cloud metadata
+ * address), private, unspecified, multicast, reserved, nor those inside IPv6; public addresses
+ * pass. A URL is refused by what its host resolves to, and a delivery connects to the address
+ * checked (CURLOPT_RESOLVE's entry). */
+static void webhook_address_rule(void **state)
+{
+    static const char *const refused[] = {
+        "127.0.0.1",
+        "127.255.255.254",
+        "0.0.0.0",
+        "0.1.2.3",
+        "10.0.0.1",
+        "10.255.255.255",
+        "172.16.0.1",
+        "172.31.255.255",
+        "192.168.1.1",
+        "169.254.169.254",
+        "169.254.0.1",
+        "100.64.0.1",
+        "100.127.255.255",
+        "224.0.0.1",
+        "239.255.255.250",
+        "240.0.0.1",
+        "255.255.255.255",
+        "192.0.0.8",
+        "198.18.0.1",
+        "::",
+        "::1",
+        "fe80::1",
+        "febf::1",
+        "fc00::1",
+        "fd12:3456::1",
+        "ff02::1",
+        "fec0::1",
+        "::ffff:127.0.0.1",
+        "::ffff:169.254.169.254",
+        "::ffff:10.0.0.1",
+        "::127.0.0.1",
+        "64:ff9b::a00:1",
+        "2002:7f00:1::1",
+        "2002:a9fe:a9fe::1",
+    };
+    static const char *const fine[] = {
+        "8.8.8.8",          "1.1.1.1",
+        "172.15.255.255",   "172.32.0.1",
+        "192.169.0.1",      "100.63.255.255",
+        "100.128.0.1",      "169.253.255.255",
+        "11.0.0.1",         "2001:4860:4860::8888",
+        "2606:4700::1111",  "::ffff:8.8.8.8",
+        "64:ff9b::808:808", "2002:808:808::1",
+        "fe00::1",
+    };
+    char resolve[512], why[256];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+        if (allowed(refused[i]))
+            fail_msg("%s allowed", refused[i]);
+    for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++)
+        if (!allowed(fine[i]))
+            fail_msg("%s refused", fine[i]);
+    assert_false(rp_webhook_addr_allowed(NULL));
+    /* URLs: refused by their host's addresses, with the reason and the operator's flag named;
+     * never the URL's path or query (a credential) in the reason. */
+    assert_int_equal(rp_webhook_target("http://127.0.0.1:8080/h?token=s3cret", false, resolve,
+                                       sizeof(resolve), why, sizeof(why)),
+                     RP_ERR_DENIED);
+    assert_non_null(strstr(why, "127.0.0.1"));
+    assert_non_null(strstr(why, "--webhook-allow-private"));
+    assert_null(strstr(why, "s3cret"));
+    assert_string_equal(resolve, "");
+    assert_int_equal(
+        rp_webhook_target("http://localhost/", false, resolve, sizeof(resolve), why, sizeof(why)),
+        RP_ERR_DENIED);
+    assert_int_equal(rp_webhook_target("https://169.254.169.254/latest/meta-data/", false, resolve,
+                                       sizeof(resolve), why, sizeof(why)),
+                     RP_ERR_DENIED);
+    assert_int_equal(
+        rp_webhook_target("http://[::1]:9/", false, resolve, sizeof(resolve), why, sizeof(why)),
+        RP_ERR_DENIED);
+    assert_int_equal(rp_webhook_target("http://[::ffff:127.0.0.1]:9/", false, resolve,
+                                       sizeof(resolve), why, sizeof(why)),
+                     RP_ERR_DENIED);
+    /* with the operator's flag (tests, labs): allowed, pinned to the address checked */
+    assert_int_equal(rp_webhook_target("http://127.0.0.1:8080/h", true, resolve, sizeof(resolve),
+                                       why, sizeof(why)),
+                     RP_OK);
+    assert_string_equal(resolve, "127.0.0.1:8080:127.0.0.1");
+    assert_int_equal(
+        rp_webhook_target("http://[::1]:9/", true, resolve, sizeof(resolve), why, sizeof(why)),
+        RP_OK);
+    assert_string_equal(resolve, "::1:9:[::1]");
+    /* a public address: allowed, the scheme's port */
+    assert_int_equal(rp_webhook_target("https://8.8.8.8/hook", false, resolve, sizeof(resolve), why,
+                                       sizeof(why)),
+                     RP_OK);
+    assert_string_equal(resolve, "8.8.8.8:443:8.8.8.8");
+    assert_int_equal(rp_webhook_target("http://no-such-host.invalid/", false, resolve,
+                                       sizeof(resolve), why, sizeof(why)),
+                     RP_ERR_NOT_FOUND);
+    assert_int_not_equal(
+        rp_webhook_target("not a url", false, resolve, sizeof(resolve), why, sizeof(why)), RP_OK);
+}
+
+struct deliveries {
+    int n;
+    char first[33];
+    int attempts;
+};
+
+static void collect_delivery(void *ctx, const rp_webhook_delivery_t *d)
+{
+    struct deliveries *l = ctx;
+
+    if (l->n++ == 0) {
+        snprintf(l->first, sizeof(l->first), "%s", d->id);
+        l->attempts = d->attempts;
+    }
+}
+
+/* An alert raised is queued for the webhook in the same commit (none for a tenant without a
+ * webhook); the outbox keeps at most its bound per tenant, the oldest dropped and counted; a
+ * delivery taken by one process is not taken by another, and keeps its ID over its tries. */
+static void webhook_outbox(void **state)
+{
+    static const char *const three[] = {DEV1, DEV2, DEV3};
+    struct db *db = *state;
+    rp_webhook_t hook = {.url = "https://hooks.example/x", .updated = 1};
+    struct deliveries l = {0};
+    rp_webhook_delivery_t d;
+    int64_t pending, dropped, now = 3000 * 86400 + 10;
+    bool queued, taken;
+    int ndropped;
+    char id[33];
+
+    assert_int_equal(rp_store_webhook_set(db->s, db->tenant.id, &hook), RP_OK);
+    signal_n(db, "oom", NULL, 5, three, 3, now);
+    assert_int_equal(db->opened, 1);
+    assert_int_equal(rp_store_webhook_outbox_list(db->s, db->tenant.id, 10, collect_delivery, &l,
+                                                  &pending, &dropped),
+                     RP_OK);
+    assert_int_equal(pending, 1);
+    assert_int_equal(dropped, 0);
+    assert_int_equal(strlen(l.first), 32);
+    /* the other tenant has no webhook: nothing queued for it */
+    assert_int_equal(
+        rp_store_webhook_outbox_put(db->s, db->other.id, "0123", "{}", 1, 1000, &queued, &ndropped),
+        RP_OK);
+    assert_false(queued);
+    /* taken once: a second taker (another process) finds it gone from under it */
+    assert_int_equal(rp_store_webhook_outbox_next(db->s, &d), RP_OK);
+    assert_string_equal(d.id, l.first);
+    assert_non_null(strstr(d.body, "\"type\":\"alert\""));
+    free(d.body);
+    assert_int_equal(rp_store_webhook_outbox_take(db->s, d.n, d.next_at, d.next_at + 60000, &taken),
+                     RP_OK);
+    assert_true(taken);
+    assert_int_equal(rp_store_webhook_outbox_take(db->s, d.n, d.next_at, d.next_at + 60000, &taken),
+                     RP_OK);
+    assert_false(taken);
+    assert_int_equal(rp_store_webhook_outbox_retry(db->s, d.n, 1, d.next_at + 1000), RP_OK);
+    assert_int_equal(rp_store_webhook_outbox_next(db->s, &d), RP_OK);
+    free(d.body);
+    assert_string_equal(d.id, l.first);
+    assert_int_equal(d.attempts, 1);
+    /* bounded: 5 past the bound of 3, the oldest go first, counted */
+    for (int i = 0; i < 5; i++) {
+        snprintf(id, sizeof(id), "%032d", i);
+        assert_int_equal(rp_store_webhook_outbox_put(db->s, db->tenant.id, id, "{}", 100 + i, 3,
+                                                     &queued, &ndropped),
+                         RP_OK);
+        assert_true(queued);
+        /* 1 waited before these: the third new one is the fourth waiting */
+        assert_int_equal(ndropped, i < 2 ? 0 : 1);
+    }
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(rp_store_webhook_outbox_list(db->s, db->tenant.id, 10, collect_delivery, &l,
+                                                  &pending, &dropped),
+                     RP_OK);
+    assert_int_equal(pending, 3);
+    assert_int_equal(dropped, 3);
+    assert_string_equal(l.first, "00000000000000000000000000000002");
+    /* delivered: gone */
+    assert_int_equal(rp_store_webhook_outbox_next(db->s, &d), RP_OK);
+    free(d.body);
+    assert_int_equal(rp_store_webhook_outbox_remove(db->s, d.n), RP_OK);
+    assert_int_equal(rp_store_webhook_outbox_list(db->s, db->tenant.id, 10, collect_delivery, &l,
+                                                  &pending, &dropped),
+                     RP_OK);
+    assert_int_equal(pending, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -540,6 +754,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(spike_new_kind_floor_and_buckets, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(quarantine_policy, db_setup, db_teardown),
         cmocka_unit_test(webhook_signature),
+        cmocka_unit_test(webhook_address_rule),
+        cmocka_unit_test_setup_teardown(webhook_outbox, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(one_commit_per_batch, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(news_held_until_commit, db_setup, db_teardown),
     };
