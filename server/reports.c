@@ -444,6 +444,9 @@ static json_t *frames_json(const rp_report_crash_t *c, size_t max)
     return a;
 }
 
+static void key_new_buckets(rp_worker_t *w, const char *tenant_id, const rp_report_put_t *puts,
+                            const bool *stored, size_t n);
+
 /*
  * A batch between its check and its answer: decoded and checked on the worker, stored by the
  * recorder (server.h: group commit with whatever else queued up meanwhile, threat detection's
@@ -627,8 +630,6 @@ static rp_err_t report_job_fill(struct report_job *j, rp_report_batch_t *b)
     }
     return RP_OK;
 }
-static void key_new_buckets(rp_worker_t *w, const char *tenant_id, const rp_report_put_t *puts,
-                            const bool *stored, size_t n);
 
 void rp_h_device_reports(rp_req_t *r)
 {

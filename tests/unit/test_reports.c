@@ -628,6 +628,8 @@ static void buckets_deferred_count_the_same(void **state)
         RP_OK);
     bucket_state(db, db->other.id, ba, &later_a);
     assert_non_null(strstr(later_a.text, "count=9;"));
+}
+
 struct shown {
     int n;
     rp_bucket_t b[4];
