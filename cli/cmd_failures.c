@@ -256,7 +256,7 @@ static int symbols_upload(struct ops *o)
 
     if (o->nargs != 1)
         return cli_usage("symbols ", "symbols upload --tenant T FILE.debug");
-    if (ops_upload_file(o, o->args[0], upload, sizeof(upload)) != CLI_OK)
+    if (ops_upload_file(o, o->args[0], "symbols", upload, sizeof(upload)) != CLI_OK)
         return CLI_FAIL;
     snprintf(path, sizeof(path), "/api/v1/tenants/%s/symbols", o->tenant);
     if ((req = json_pack("{s:s}", "upload", upload)) == NULL)

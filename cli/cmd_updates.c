@@ -155,7 +155,7 @@ static int put_chunk(struct ops *o, const char *path, uint64_t off, const uint8_
 }
 
 /* Upload a file in chunks, resuming after transient failures; OUT: upload ID in id. (ops.h) */
-int ops_upload_file(struct ops *o, const char *file, char *id, size_t idcap)
+int ops_upload_file(struct ops *o, const char *file, const char *purpose, char *id, size_t idcap)
 {
     char path[512];
     rp_file_image_t img;
@@ -171,7 +171,8 @@ int ops_upload_file(struct ops *o, const char *file, char *id, size_t idcap)
     }
     size = img.io.size;
     snprintf(path, sizeof(path), "/api/v1/tenants/%s/uploads", o->tenant);
-    if (call(o, "POST", path, json_pack("{s:I}", "size", (json_int_t)size), 201, &body) != CLI_OK) {
+    if (call(o, "POST", path, json_pack("{s:I, s:s}", "size", (json_int_t)size, "for", purpose), 201,
+             &body) != CLI_OK) {
         rp_file_image_close(&img);
         return CLI_FAIL;
     }
@@ -248,7 +249,7 @@ int ops_image_cmd(struct ops *o, const char *verb)
             snprintf(component, sizeof(component), "%s", o->component);
         else
             default_component(o->args[0], component, sizeof(component));
-        if (ops_upload_file(o, o->args[0], upload, sizeof(upload)) != CLI_OK)
+        if (ops_upload_file(o, o->args[0], "image", upload, sizeof(upload)) != CLI_OK)
             return CLI_FAIL;
         snprintf(path, sizeof(path), "/api/v1/tenants/%s/images", o->tenant);
         body = NULL;

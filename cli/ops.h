@@ -47,7 +47,7 @@ int ops_image_key_cmd(struct ops *o, const char *verb);
 int ops_image_cmd(struct ops *o, const char *verb); /* upload, list */
 /* A file sent as a chunked upload (images, debug files), resumed after transient failures; OUT:
  * the upload's ID in id. */
-int ops_upload_file(struct ops *o, const char *file, char *id, size_t idcap);
+int ops_upload_file(struct ops *o, const char *file, const char *purpose, char *id, size_t idcap);
 int ops_product_cmd(struct ops *o, const char *verb);
 int ops_group_cmd(struct ops *o, const char *verb);
 int ops_device_assign(struct ops *o);

@@ -317,17 +317,30 @@ static uint64_t upload_received(rp_req_t *r, const rp_upload_t *u)
 
 void rp_h_upload_create(rp_req_t *r)
 {
-    json_t *body = rp_req_json(r);
+    json_t *body = rp_req_json(r), *what;
     json_int_t size;
+    uint64_t max = RP_IMAGE_MAX;
     rp_upload_t u;
 
     if (body == NULL)
         return;
     size = json_integer_value(json_object_get(body, "size"));
+    /* What it is for sets its bound: an image (the default) or a debug file (larger). */
+    what = json_object_get(body, "for");
+    if (what != NULL) {
+        const char *v = json_string_value(what);
+        if (v == NULL || (strcmp(v, "image") != 0 && strcmp(v, "symbols") != 0)) {
+            json_decref(body);
+            rp_reply_error(r, 400, "invalid", "\"for\" is \"image\" or \"symbols\"");
+            return;
+        }
+        if (strcmp(v, "symbols") == 0)
+            max = RP_UPLOAD_MAX;
+    }
     json_decref(body);
-    if (size <= 0 || (uint64_t)size > RP_UPLOAD_MAX) {
+    if (size <= 0 || (uint64_t)size > max) {
         rp_reply_error(r, size > 0 ? 413 : 400, size > 0 ? "too_large" : "invalid",
-                       "\"size\" must be 1 to %llu bytes", (unsigned long long)RP_UPLOAD_MAX);
+                       "\"size\" must be 1 to %llu bytes", (unsigned long long)max);
         return;
     }
     drop_stale_uploads(r);

@@ -591,12 +591,13 @@ static int run_case(int argc, char **argv)
         }
         struct stat st;
         stat("/data/kept", &st);
-        /* last: a trial ends when the app says it is ready, and the storage is kept across runs */
-        if (write(3, "ready", 5) != 5)
-            return printf("%s: FAILED ready\n", c), 1;
+        /* last: a trial ends when the app says it is ready (the monitor may stop it at once, so
+         * what it prints comes first), and the storage is kept across runs */
         printf("%s: ok kept=%lld env=%s,%s,%s,%s,%s cwd=%s\n", c, (long long)st.st_size,
                getenv("RAMPART_COMPONENT"), getenv("RAMPART_VERSION"), getenv("RAMPART_READY_FD"),
                getenv("RAMPART_DATA_DIR"), getenv("HOME"), getcwd(buf, sizeof(buf)));
+        if (write(3, "ready", 5) != 5)
+            return printf("%s: FAILED ready\n", c), 1;
         return 0;
     }
     if (!strcmp(c, "wait")) { /* holds its device until stopped */

@@ -132,15 +132,18 @@ objcopy --add-section .note.pad="$d/pad" "$d/app.debug" "$d/big.debug" || fail "
 expect 0 "$RAMPART" symbols upload --tenant "$acme" "$d/big.debug"; out_has "$build_id"
 cmp -s "$d/srv/symbols/$acme/$build_id.debug" "$d/big.debug" || fail "the kept debug file is not the uploaded one"
 # Past the bound (RP_SYMBOLS_MAX, 256 MiB): refused before a byte is sent.
-http POST "/api/v1/tenants/$acme/uploads" "$ADMIN_TOKEN" <(echo '{"size": 268435457}')
+http POST "/api/v1/tenants/$acme/uploads" "$ADMIN_TOKEN" <(echo '{"size": 268435457, "for": "symbols"}')
 is_status 413
-# An upload may be that large for a debug file; an image stays at most 128 MiB (refused before
-# its bytes are looked at), and a debug file whose upload is missing bytes waits for them.
-http POST "/api/v1/tenants/$acme/uploads" "$ADMIN_TOKEN" <(echo '{"size": 134217729}'); is_status 201
+# An upload may be that large for a debug file ("for": "symbols"); an image's stays at most
+# 128 MiB (the default), and the image route refuses a larger upload before its bytes are looked
+# at; a debug file whose upload is missing bytes waits for them.
+http POST "/api/v1/tenants/$acme/uploads" "$ADMIN_TOKEN" <(echo '{"size": 134217729}'); is_status 413
+http POST "/api/v1/tenants/$acme/uploads" "$ADMIN_TOKEN" <(echo '{"size": 1, "for": "firmware"}'); is_status 400
+http POST "/api/v1/tenants/$acme/uploads" "$ADMIN_TOKEN" <(echo '{"size": 134217729, "for": "symbols"}'); is_status 201
 big_upload=$(jq -r .id "$d/body")
 http POST "/api/v1/tenants/$acme/images" "$ADMIN_TOKEN" <(printf '{"upload": "%s", "component": "app"}' "$big_upload")
 is_status 413
-http POST "/api/v1/tenants/$acme/uploads" "$ADMIN_TOKEN" <(echo '{"size": 100}'); is_status 201
+http POST "/api/v1/tenants/$acme/uploads" "$ADMIN_TOKEN" <(echo '{"size": 100, "for": "symbols"}'); is_status 201
 http POST "/api/v1/tenants/$acme/symbols" "$ADMIN_TOKEN" <(printf '{"upload": "%s"}' "$(jq -r .id "$d/body")")
 is_status 409
 expect 1 "$RAMPART" symbols upload --tenant "$acme" "$d/app.c"; err_has "not a debug file"
