@@ -171,8 +171,8 @@ int ops_upload_file(struct ops *o, const char *file, const char *purpose, char *
     }
     size = img.io.size;
     snprintf(path, sizeof(path), "/api/v1/tenants/%s/uploads", o->tenant);
-    if (call(o, "POST", path, json_pack("{s:I, s:s}", "size", (json_int_t)size, "for", purpose), 201,
-             &body) != CLI_OK) {
+    if (call(o, "POST", path, json_pack("{s:I, s:s}", "size", (json_int_t)size, "for", purpose),
+             201, &body) != CLI_OK) {
         rp_file_image_close(&img);
         return CLI_FAIL;
     }

@@ -174,6 +174,8 @@ void rp_symbols_metrics(struct evbuffer *buf);
 rp_err_t rp_symbols_debuginfod_start(const char *url, const char *data_dir) RP_MUST_CHECK;
 bool rp_symbols_debuginfod_path(const char *build_id, char *path, size_t cap);
 void rp_symbols_debuginfod_metrics(struct evbuffer *buf);
+/* Build IDs waiting for the fetcher (not counting the one it fetches). */
+size_t rp_symbols_debuginfod_waiting(void);
 
 /* The child's answers, parsed strictly (symbolize.h): a check's build ID; a lookup's n frames.
  * RP_ERR_MALFORMED for anything else (out zeroed). */

@@ -610,6 +610,7 @@ static struct {
     pthread_cond_t wake;
     build_hex_t queue[DEBUGINFOD_QUEUE];
     size_t nqueue;
+    build_hex_t fetching; /* the one being fetched ("" none): asked again meanwhile, not queued */
     struct {
         build_hex_t id;
         time_t at;
@@ -750,10 +751,12 @@ static void *fetcher(void *arg)
         memcpy(id, dfd.queue[0], sizeof(id));
         memmove(dfd.queue[0], dfd.queue[1], (dfd.nqueue - 1) * sizeof(dfd.queue[0]));
         dfd.nqueue--;
+        memcpy(dfd.fetching, id, sizeof(id));
         pthread_mutex_unlock(&lock);
         retry = fetch_one(id);
         pthread_mutex_lock(&lock);
         tried_put(id, time(NULL), retry);
+        dfd.fetching[0] = '\0';
         pthread_mutex_unlock(&lock);
     }
     return NULL;
@@ -789,6 +792,16 @@ rp_err_t rp_symbols_debuginfod_start(const char *url, const char *data_dir)
     return RP_OK;
 }
 
+size_t rp_symbols_debuginfod_waiting(void)
+{
+    size_t n;
+
+    pthread_mutex_lock(&lock);
+    n = dfd.nqueue;
+    pthread_mutex_unlock(&lock);
+    return n;
+}
+
 bool rp_symbols_debuginfod_path(const char *id, char *path, size_t cap)
 {
     struct stat sb;
@@ -802,6 +815,7 @@ bool rp_symbols_debuginfod_path(const char *id, char *path, size_t cap)
     if (n > 0 && (size_t)n < cap && lstat(path, &sb) == 0 && S_ISREG(sb.st_mode))
         return true;
     pthread_mutex_lock(&lock);
+    queued = strcmp(dfd.fetching, id) == 0;
     for (size_t i = 0; i < dfd.nqueue && !queued; i++)
         queued = strcmp(dfd.queue[i], id) == 0;
     if (!queued && !tried_lately(id, now)) {

@@ -16,7 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <ftw.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -274,13 +279,79 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+static unsigned long long fetch_metric(const char *result)
+{
+    struct evbuffer *b = evbuffer_new();
+    char *text, *at, name[96];
+    unsigned long long v;
+    size_t len;
+
+    snprintf(name, sizeof(name), "rampart_debuginfod_fetches_total{result=\"%s\"} ", result);
+    rp_symbols_debuginfod_metrics(b);
+    len = evbuffer_get_length(b);
+    text = calloc(1, len + 1);
+    evbuffer_remove(b, text, len);
+    at = strstr(text, name);
+    assert_non_null(at);
+    v = strtoull(at + strlen(name), NULL, 10);
+    free(text);
+    evbuffer_free(b);
+    return v;
+}
+
+static int remove_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)sb, (void)type, (void)ftw;
+    return remove(path);
+}
+
+/* A build ID asked for again while its fetch is under way is not queued a second time (it was:
+ * fetched twice). The debuginfod server here accepts and never answers, until closed. */
+static void test_debuginfod_in_flight(void **state)
+{
+    static const char *id = "00112233445566778899aabbccddeeff00112233";
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    char ddir[] = "/tmp/rampart-dfd-XXXXXX", url[64], path[PATH_MAX];
+    unsigned long long failed = fetch_metric("failed") + fetch_metric("missing");
+    int lfd = socket(AF_INET, SOCK_STREAM, 0), cfd;
+    struct pollfd p;
+
+    (void)state;
+    rp_symbols_configure(RP_SYMBOLIZE, 5000);
+    assert_non_null(mkdtemp(ddir));
+    assert_true(lfd >= 0);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(lfd, 4), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+    assert_int_equal(rp_symbols_debuginfod_start(url, ddir), RP_OK);
+    assert_false(rp_symbols_debuginfod_path(id, path, sizeof(path)));
+    /* The fetch is under way once the server has its connection. */
+    p = (struct pollfd){.fd = lfd, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 30000), 1);
+    cfd = accept(lfd, NULL, NULL);
+    assert_true(cfd >= 0);
+    for (int i = 0; i < 3; i++)
+        assert_false(rp_symbols_debuginfod_path(id, path, sizeof(path)));
+    assert_int_equal(rp_symbols_debuginfod_waiting(), 0);
+    /* Closed: the fetch ends (its child reaped by the fetcher), and is not started again. */
+    close(cfd);
+    close(lfd);
+    for (int i = 0; i < 600 && fetch_metric("failed") + fetch_metric("missing") == failed; i++)
+        usleep(50000);
+    assert_true(fetch_metric("failed") + fetch_metric("missing") > failed);
+    assert_int_equal(rp_symbols_debuginfod_waiting(), 0);
+    assert_int_equal(nftw(ddir, remove_one, 8, FTW_DEPTH | FTW_PHYS), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_real_file),     cmocka_unit_test(test_refused_files),
         cmocka_unit_test(test_child_hangs),   cmocka_unit_test(test_child_crashes),
         cmocka_unit_test(test_child_garbage), cmocka_unit_test(test_parse_lookup),
-        cmocka_unit_test(test_parse_check),
+        cmocka_unit_test(test_parse_check),   cmocka_unit_test(test_debuginfod_in_flight),
     };
     rp_log_init("test_symbols", RP_LOG_WARN);
     signal(SIGPIPE, SIG_IGN);
