@@ -394,7 +394,7 @@ bool rp_device_auth(rp_req_t *r, rp_device_t *device)
             RP_DEVICE_ID_LEN ||
         !rp_device_id_valid(id) || rp_store_device_get(r->w->store, id, device) != RP_OK ||
         rp_worker_ca_by_id(r->w, device->tenant_id, &ca) != RP_OK ||
-        !rp_cert_chains_to(peer, ca->cert)) {
+        !rp_req_peer_chains_to(r, peer, ca->cert)) {
         rp_reply_error(r, 401, "unauthorized", "not a device certificate of a tenant here");
         return false;
     }

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -301,13 +302,83 @@ json_t *rp_req_json(rp_req_t *r)
     return j;
 }
 
-X509 *rp_req_peer_cert(rp_req_t *r)
+static SSL *req_ssl(rp_req_t *r)
 {
     struct evhttp_connection *conn = evhttp_request_get_connection(r->req);
     struct bufferevent *bev = conn != NULL ? evhttp_connection_get_bufferevent(conn) : NULL;
-    SSL *ssl = bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
+
+    return bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
+}
+
+X509 *rp_req_peer_cert(rp_req_t *r)
+{
+    SSL *ssl = req_ssl(r);
 
     return ssl != NULL ? SSL_get0_peer_certificate(ssl) : NULL;
+}
+
+/* What a connection's client certificate was verified against, kept on its SSL. TLS fixes the
+ * certificate for the connection's life (renegotiation is off), so a kept-alive device's chain is
+ * verified once, not on every request (6% of the service's CPU under the reports benchmark). Both
+ * certificates are referenced, so that neither address can be reused by another while kept. */
+struct peer_verified {
+    X509 *peer;
+    X509 *ca;
+};
+
+static int peer_verified_index = -1;
+static pthread_once_t peer_verified_once = PTHREAD_ONCE_INIT;
+
+static void peer_verified_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                               void *argp)
+{
+    struct peer_verified *pv = ptr;
+
+    (void)parent;
+    (void)ad;
+    (void)idx;
+    (void)argl;
+    (void)argp;
+    if (pv == NULL)
+        return;
+    X509_free(pv->peer);
+    X509_free(pv->ca);
+    free(pv);
+}
+
+static void peer_verified_init(void)
+{
+    peer_verified_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, peer_verified_free);
+}
+
+bool rp_req_peer_chains_to(rp_req_t *r, X509 *peer, X509 *ca)
+{
+    SSL *ssl = req_ssl(r);
+    struct peer_verified *pv;
+
+    if (ssl == NULL || peer == NULL || peer != SSL_get0_peer_certificate(ssl))
+        return rp_cert_chains_to(peer, ca);
+    if (pthread_once(&peer_verified_once, peer_verified_init) != 0 || peer_verified_index < 0)
+        return rp_cert_chains_to(peer, ca);
+    pv = SSL_get_ex_data(ssl, peer_verified_index);
+    /* Verified on this connection against this CA: only time can have changed the answer. */
+    if (pv != NULL && pv->peer == peer && pv->ca == ca)
+        return X509_cmp_current_time(X509_get0_notAfter(peer)) > 0 &&
+               X509_cmp_current_time(X509_get0_notAfter(ca)) > 0;
+    if (!rp_cert_chains_to(peer, ca))
+        return false;
+    if (pv == NULL) {
+        pv = calloc(1, sizeof(*pv));
+        if (pv == NULL || SSL_set_ex_data(ssl, peer_verified_index, pv) != 1) {
+            free(pv);
+            return true; /* verified now; only not kept */
+        }
+    }
+    X509_free(pv->peer);
+    X509_free(pv->ca);
+    pv->peer = X509_up_ref(peer) == 1 ? peer : NULL;
+    pv->ca = X509_up_ref(ca) == 1 ? ca : NULL;
+    return true;
 }
 
 rp_err_t rp_worker_ca(rp_worker_t *w, const rp_tenant_t *tenant, const rp_ca_t **out)

@@ -58,7 +58,7 @@ typedef struct rp_report {
     bool has_crash; /* kind "crash" */
     rp_report_crash_t crash;
     char bucket[RP_BUCKET_ID_LEN + 1]; /* a crash's bucket, set by the decoder */
-    char *json;                        /* the report as compact JSON (keys sorted), malloc'd */
+    char *json; /* the report as compact JSON (keys in the order received), malloc'd */
     char reason[RP_REPORT_REASON_MAX + 1];
     const char *refused; /* why it was refused (a static string), or NULL */
 } rp_report_t;

@@ -226,6 +226,10 @@ rp_err_t rp_worker_ca_by_id(rp_worker_t *w, const char *tenant_id,
 /* The client certificate of the request's TLS connection, or NULL. Not verified: callers verify
  * it against the right tenant's CA. */
 X509 *rp_req_peer_cert(rp_req_t *r);
+/* Whether peer, the request's client certificate, chains to ca and is valid now
+ * (rp_cert_chains_to), verified once per TLS connection and CA: later requests on the connection
+ * check only the time. Revocation, quarantine and blocking are for the caller, per request. */
+bool rp_req_peer_chains_to(rp_req_t *r, X509 *peer, X509 *ca);
 
 /*
  * The attestation request's body: {"evidence": base64 COSE_Sign1, "public_key": base64 DER

@@ -352,6 +352,19 @@ openssl verify -crl_check -CAfile "$d/ca+crl.pem" "$d/b/agent/device.crt" >/dev/
 RAMPART_TOKEN_FILE=$d/acme-admin.token expect 0 "$RAMPART" device unblock --tenant "$acme" "$a"
 expect 0 attest a
 
+# --- a kept-alive device connection: its chain is verified once, its revocation on every request --
+# One curl: a's request (200), then a's block by its admin (a connection of its own: no client
+# certificate), then a's request again on a's first connection (num_connects 0): refused, not
+# answered from what the connection's first request verified.
+a_roots=(--cacert "$SERVER_CA" --cert "$d/a/agent/device.crt" --key "$d/a/identity.pem"
+  -o /dev/null -w '%{http_code} %{num_connects}\n' "$SERVER_URL/api/v1/device/roots")
+curl -s "${a_roots[@]}" --next -s --cacert "$SERVER_CA" -o /dev/null -w '%{http_code} block\n' -X POST \
+  -H "Authorization: Bearer $(cat "$d/acme-admin.token")" "$SERVER_URL/api/v1/tenants/$acme/devices/$a/block" \
+  --next -s "${a_roots[@]}" >"$d/kept" || true
+eq "$(tr '\n' ' ' <"$d/kept")" "200 1 200 block 403 0 " "a's kept-alive connection across its block"
+RAMPART_TOKEN_FILE=$d/acme-admin.token expect 0 "$RAMPART" device unblock --tenant "$acme" "$a"
+expect 0 attest a
+
 # --- EST (RFC 7030) ----------------------------------------------------------------------------------
 curl -sf --cacert "$SERVER_CA" "$SERVER_URL/.well-known/est/$acme/cacerts" | base64 -d >"$d/cacerts.p7" ||
   fail "EST cacerts"
