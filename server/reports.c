@@ -186,6 +186,7 @@ static const char *report_parse(json_t *o, rp_report_t *r)
     json_t *crash = json_object_get(o, "crash");
     const char *kind, *comp, *ver, *reason, *code;
 
+    r->seq = -1; /* until read: a refusal before names no report (not seq 0, another's) */
     if (!json_is_object(o))
         return "a report is not an object";
     /* Its number first, so that a refusal can name it. */
@@ -1010,8 +1011,8 @@ static void key_new_buckets(rp_worker_t *w, const char *tenant_id, const rp_repo
             seen =
                 stored[j] && puts[j].bucket != NULL && strcmp(puts[j].bucket, puts[i].bucket) == 0;
         if (!seen)
-            err = rp_store_buckets_to_key(w->store, syms.tenant_id, puts[i].bucket, NULL, true,
-                                          "", 1, collect_to_key, k);
+            err = rp_store_buckets_to_key(w->store, syms.tenant_id, puts[i].bucket, NULL, true, "",
+                                          1, collect_to_key, k);
     }
     if (err == RP_OK)
         err = key_buckets(&syms, k);
