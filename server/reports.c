@@ -186,6 +186,7 @@ static const char *report_parse(json_t *o, rp_report_t *r)
     json_t *crash = json_object_get(o, "crash");
     const char *kind, *comp, *ver, *reason, *code;
 
+    r->seq = -1; /* until read: a refusal before names no report (not seq 0, another's) */
     if (!json_is_object(o))
         return "a report is not an object";
     /* Its number first, so that a refusal can name it. */

@@ -30,6 +30,7 @@
 #include <jansson.h>
 
 #include "rampart/log.h"
+#include "rampart/text.h"
 #include "reports.h"
 #include "server.h"
 #include "symbolize.h"
@@ -323,15 +324,18 @@ static bool parse_frame(json_t *f, rp_symbol_t *out)
         return true;
     if (!rp_json_has_exactly(f, named, 1) && !rp_json_has_exactly(f, lined, 3))
         return false;
+    /* The names come from a contributor's debug file and reach an operator's terminal (`rampart
+     * failure show`): no control character (an escape sequence), by the one rule of text.h. */
     fn = rp_json_text(json_object_get(f, "function"), sizeof(out->function) - 1);
-    if (fn == NULL || fn[0] == '\0')
+    if (fn == NULL || fn[0] == '\0' || !rp_text_no_controls(fn))
         return false;
     memcpy(out->function, fn, strlen(fn) + 1);
     if (json_object_size(f) == 1)
         return true;
     file = rp_json_text(json_object_get(f, "file"), sizeof(out->file) - 1);
     line = json_integer_value(json_object_get(f, "line"));
-    if (file == NULL || !json_is_integer(json_object_get(f, "line")) || line < 1 || line > INT_MAX)
+    if (file == NULL || !rp_text_no_controls(file) ||
+        !json_is_integer(json_object_get(f, "line")) || line < 1 || line > INT_MAX)
         return false;
     memcpy(out->file, file, strlen(file) + 1);
     out->line = (int)line;

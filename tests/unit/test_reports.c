@@ -307,6 +307,16 @@ static void decode_mixed(void **state)
     rp_report_batch_free(&b);
     free(text);
     json_decref(doc);
+    /* A report that is no object has no number: its refusal names none (seq -1, answered
+     * null), never seq 0, which is another report's (found by the attack review). */
+    text = "{\"reports\": [[], 7, \"x\"]}";
+    assert_int_equal(rp_report_batch_decode((const uint8_t *)text, strlen(text), &b, &why), RP_OK);
+    assert_int_equal(b.n, 3);
+    for (size_t i = 0; i < 3; i++) {
+        assert_non_null(b.reports[i].refused);
+        assert_int_equal(b.reports[i].seq, -1);
+    }
+    rp_report_batch_free(&b);
 }
 
 static void bucket_of(json_t *r, char out[RP_BUCKET_ID_LEN + 1])

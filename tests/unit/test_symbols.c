@@ -223,11 +223,13 @@ static void test_parse_lookup(void **state)
         "",
         "[]",
         "{\"frames\": [{}]} x",
-        "{\"frames\": [{}, {}]}",                             /* not one a query */
-        "{\"frames\": [{}], \"more\": 1}",                    /* a key too many */
-        "{\"frames\": [{\"function\": 7}]}",                  /* not a string */
-        "{\"frames\": [{\"function\": \"\"}]}",               /* empty */
-        "{\"frames\": [{\"function\": \"a\\u0000b\"}]}",      /* a NUL inside */
+        "{\"frames\": [{}, {}]}",                          /* not one a query */
+        "{\"frames\": [{}], \"more\": 1}",                 /* a key too many */
+        "{\"frames\": [{\"function\": 7}]}",               /* not a string */
+        "{\"frames\": [{\"function\": \"\"}]}",            /* empty */
+        "{\"frames\": [{\"function\": \"a\\u0000b\"}]}",   /* a NUL inside */
+        "{\"frames\": [{\"function\": \"\\u001b[2Jf\"}]}", /* a terminal's escape */
+        "{\"frames\": [{\"function\": \"f\", \"file\": \"a\\u009b.c\", \"line\": 3}]}", /* C1 */
         "{\"frames\": [{\"function\": \"f\", \"line\": 3}]}", /* a line without a file */
         "{\"frames\": [{\"file\": \"a.c\", \"line\": 3, \"x\": 1}]}",
         "{\"frames\": [{\"function\": \"f\", \"file\": \"a.c\", \"line\": 0}]}",
