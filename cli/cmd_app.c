@@ -108,6 +108,10 @@ static void print_text(const char *path, const char *what, const rp_manifest_t *
     printf("  %-24s%u KB\n", "memory limit", (unsigned)m->memory_kb);
     printf("  %-24s%u\n", "processes (pids) limit", (unsigned)m->pids);
     printf("  %-24s%u%% of one CPU\n", "CPU limit", (unsigned)m->cpu_percent);
+    if (m->watchdog_seconds > 0)
+        printf("  %-24s%u s\n", "watchdog", (unsigned)m->watchdog_seconds);
+    else
+        printf("  %-24snone\n", "watchdog");
 }
 
 static int report(const char *path, cli_output_t output, rp_err_t err, const char *why,

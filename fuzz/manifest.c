@@ -25,7 +25,8 @@ static void check_accepted(const rp_manifest_t *m)
         m->napp_connections > RP_MANIFEST_APP_CONNECTIONS_MAX ||
         m->storage_kb > RP_MANIFEST_STORAGE_KB_MAX || m->memory_kb < RP_MANIFEST_MEMORY_KB_MIN ||
         m->memory_kb > RP_MANIFEST_MEMORY_KB_MAX || m->pids == 0 ||
-        m->pids > RP_MANIFEST_PIDS_MAX || m->cpu_percent == 0 || m->cpu_percent > 100 || m->legacy)
+        m->pids > RP_MANIFEST_PIDS_MAX || m->cpu_percent == 0 || m->cpu_percent > 100 ||
+        m->watchdog_seconds > RP_MANIFEST_WATCHDOG_SECONDS_MAX || m->legacy)
         abort();
     for (size_t i = 0; i < m->ndevices; i++)
         if (strncmp(m->devices[i], "/dev/", 5) != 0 || strstr(m->devices[i], "..") != NULL)

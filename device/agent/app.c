@@ -174,6 +174,8 @@ bool rp_app_poll_ready(rp_app_run_t *run)
             else if (run->nsaid == READY_LEN)
                 run->ready = true;
         }
+        if (run->ready)
+            clock_gettime(CLOCK_MONOTONIC, &run->heard); /* "ready", or a heartbeat after it */
     }
     return run->ready;
 }
@@ -181,6 +183,11 @@ bool rp_app_poll_ready(rp_app_run_t *run)
 long rp_app_uptime_ms(const rp_app_run_t *run)
 {
     return elapsed_ms(&run->started);
+}
+
+long rp_app_silent_ms(const rp_app_run_t *run)
+{
+    return run->ready ? elapsed_ms(&run->heard) : 0;
 }
 
 void rp_app_stop(rp_app_run_t *run)

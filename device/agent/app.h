@@ -19,7 +19,9 @@
  *   RAMPART_MONITOR_FD 4: device identity and app-to-app requests (device/app/app_client.h)
  * (only when it has a channel; otherwise descriptor 4 is closed and the variable is absent).
  * "ready" counts only as the first five bytes written there; whatever follows, or anything else,
- * is read and ignored (the agent keeps reading, so writing never blocks the app or kills it).
+ * is read and ignored (the agent keeps reading, so writing never blocks the app or kills it),
+ * but for its time: once ready, every later write there is a heartbeat (run.heard), which an app
+ * whose manifest sets WatchdogSeconds must give at least that often (device/monitor/apps.c).
  */
 #ifndef RAMPART_AGENT_APP_H
 #define RAMPART_AGENT_APP_H
@@ -45,6 +47,7 @@ typedef struct rp_app_run {
     char said[8];
     size_t nsaid;
     struct timespec started; /* CLOCK_MONOTONIC */
+    struct timespec heard;   /* CLOCK_MONOTONIC: when it last wrote there, once ready */
 } rp_app_run_t;
 
 /*
@@ -59,6 +62,10 @@ bool rp_app_poll_ready(rp_app_run_t *run);
 
 /* How long the run has been up, in milliseconds. */
 long rp_app_uptime_ms(const rp_app_run_t *run);
+
+/* How long since it last wrote on its ready pipe, in milliseconds, once it said "ready" (its
+ * watchdog's measure); 0 before. */
+long rp_app_silent_ms(const rp_app_run_t *run);
 
 /* Stop the run: SIGTERM to its group, SIGKILL after RP_APP_STOP_GRACE_MS, the leader reaped;
  * whatever is left of its group killed. */

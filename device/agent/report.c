@@ -102,9 +102,9 @@ json_t *rp_report_of_event(const rp_event_t *e)
 
     if (kind == RP_REPORT_KIND_END)
         return NULL;
-    /* "VERSION: what" (events.h), but from the compartment's oom event, which names none. */
-    if (e->kind != RP_EVENT_OOM && sep != NULL &&
-        (size_t)(sep - e->reason) <= RP_REPORT_VERSION_MAX) {
+    /* "VERSION: what" (events.h; a monitor before this one named no version in an oom event,
+     * "killed at its memory limit (1 process)": no separator, no version). */
+    if (sep != NULL && (size_t)(sep - e->reason) <= RP_REPORT_VERSION_MAX) {
         snprintf(version, sizeof(version), "%.*s", (int)(sep - e->reason), e->reason);
         what = sep + strlen(RP_EVENT_VERSION_SEP);
     }
@@ -114,7 +114,11 @@ json_t *rp_report_of_event(const rp_event_t *e)
             strncmp(what, "exited", 6) == 0 ? RP_REPORT_CODE_NONZERO_STATUS : RP_REPORT_CODE_SIGNAL;
         break;
     case RP_EVENT_OOM: code = RP_REPORT_CODE_MEMORY_LIMIT; break;
-    case RP_EVENT_HEALTH: code = RP_REPORT_CODE_TRIAL_FAILED; break;
+    case RP_EVENT_HEALTH:
+        code = strncmp(what, RP_EVENT_WATCHDOG, strlen(RP_EVENT_WATCHDOG)) == 0
+                   ? RP_REPORT_CODE_WATCHDOG
+                   : RP_REPORT_CODE_TRIAL_FAILED;
+        break;
     default: code = RP_REPORT_CODE_TOO_MANY_EXITS; break;
     }
     snprintf(reason, sizeof(reason), "%s%s%s%s%s", e->app, e->app[0] ? " " : "", version,

@@ -68,6 +68,7 @@ const char *rp_report_kind_name(rp_report_kind_t kind);
 #define RP_REPORT_CODE_SIGNAL "signal"                 /* exit: killed by a signal, no crash */
 #define RP_REPORT_CODE_MEMORY_LIMIT "memory_limit"     /* oom */
 #define RP_REPORT_CODE_TRIAL_FAILED "trial_failed"     /* health: an install's trial */
+#define RP_REPORT_CODE_WATCHDOG "watchdog"             /* health: a running app went silent */
 #define RP_REPORT_CODE_TOO_MANY_EXITS "too_many_exits" /* restart_loop */
 
 /* The reason code for an error that refused an image or metadata (bad_signature, unknown_key,

@@ -1,6 +1,6 @@
 /*
  * The monitor's app supervisor (apps.h): its process (the apps' compartments, their network,
- * restarts, trials) and the monitor's side of talking to it.
+ * restarts, watchdogs, trials) and the monitor's side of talking to it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -592,24 +592,15 @@ static void app_event(const app_t *a, rp_event_kind_t kind, const char *what)
         rp_log_warn("%s: cannot record its %s event", a->want.component, rp_event_kind_name(kind));
 }
 
-static void exited(app_t *a)
+/* A run ended (what: how; its compartment is down): counted, recorded, restarted at its backoff.
+ * event: the end is an exit event (not one reported otherwise). */
+static void ended(app_t *a, const char *what, bool event)
 {
-    char what[64];
     time_t now = time(NULL);
-    int st = a->c.status;
-    /* A captured crash is reported from its capture, a kill by the OOM killer from its oom event
-     * (the counters were read at the exit): only the other abnormal ends are exit events. */
-    bool other =
-        a->c.crash == NULL &&
-        (WIFEXITED(st) ? WEXITSTATUS(st) != 0
-                       : !(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL && a->c.oom_seen > 0));
 
-    describe_exit(st, what, sizeof(what));
-    keep_crash(a, "tree");
-    compartment_down(a);
     a->restarts++;
     record_exit(a, what);
-    if (other)
+    if (event)
         app_event(a, RP_EVENT_EXIT, what);
     if (rp_event_loop_note(&a->loop, (int64_t)now)) {
         char loop[64];
@@ -622,6 +613,37 @@ static void exited(app_t *a)
     rp_log_warn("%s %s: %s; restarting in %d s", a->want.component, a->want.version, what,
                 a->backoff);
     backoff(a, now);
+}
+
+static void exited(app_t *a)
+{
+    char what[64];
+    int st = a->c.status;
+    /* A captured crash is reported from its capture, a kill by the OOM killer from its oom event
+     * (the counters were read at the exit): only the other abnormal ends are exit events. */
+    bool other =
+        a->c.crash == NULL &&
+        (WIFEXITED(st) ? WEXITSTATUS(st) != 0
+                       : !(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL && a->c.oom_seen > 0));
+
+    describe_exit(st, what, sizeof(what));
+    keep_crash(a, "tree");
+    compartment_down(a);
+    ended(a, what, other);
+}
+
+/* Silent past its watchdog (manifest WatchdogSeconds, counted from "ready" and each write after
+ * it on its ready descriptor): a health event, its compartment killed at once (a hung app heeds
+ * no SIGTERM), and restarted as after an exit. */
+static void missed_watchdog(app_t *a)
+{
+    char what[64];
+
+    snprintf(what, sizeof(what), RP_EVENT_WATCHDOG " (%u s)", a->m.watchdog_seconds);
+    app_event(a, RP_EVENT_HEALTH, what);
+    (void)kill(a->c.pid, SIGKILL); /* its init (the pid namespace goes with it); gone: no matter */
+    compartment_down(a);
+    ended(a, what, false);
 }
 
 static app_t *find(const char *name)
@@ -979,6 +1001,9 @@ static void watch(app_t *a)
         return;
     if (rp_compartment_poll(&a->c, 0)) {
         exited(a);
+    } else if (a->m.watchdog_seconds > 0 &&
+               rp_app_silent_ms(&a->c.run) >= a->m.watchdog_seconds * 1000L) {
+        missed_watchdog(a);
     } else if (a->state == RP_MON_APP_STARTING && a->c.run.ready) {
         a->state = RP_MON_APP_READY;
         rp_log_info("%s %s: ready (pid %d)", a->want.component, a->want.version, (int)a->c.pid);

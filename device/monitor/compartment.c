@@ -1700,8 +1700,10 @@ static void check_counters(rp_compartment_t *c)
     if (c->cg_memory[0] && read_text(c->cg_memory, text, sizeof(text)) == 0) {
         uint64_t n = keyed_value(text, "oom_kill");
         if (n > c->oom_seen) {
-            snprintf(reason, sizeof(reason), "killed at its memory limit (%llu process%s)",
-                     (unsigned long long)(n - c->oom_seen), n - c->oom_seen > 1 ? "es" : "");
+            snprintf(reason, sizeof(reason),
+                     "%s" RP_EVENT_VERSION_SEP "killed at its memory limit (%llu process%s)",
+                     c->version, (unsigned long long)(n - c->oom_seen),
+                     n - c->oom_seen > 1 ? "es" : "");
             c->oom_seen = n;
             record(c, RP_EVENT_OOM, reason);
         }
@@ -1931,6 +1933,7 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
         return err;
     m = s->manifest;
     snprintf(c->component, sizeof(c->component), "%s", s->component);
+    snprintf(c->version, sizeof(c->version), "%s", s->version);
     snprintf(c->state_dir, sizeof(c->state_dir), "%s", s->state_dir);
     c->layers = 0;
 

@@ -116,6 +116,7 @@ typedef struct rp_compartment_spec {
 /* One running compartment. */
 typedef struct rp_compartment {
     char component[RP_COMPONENT_NAME_MAX + 1];
+    char version[48]; /* its image's (RP_MON_VERSION_MAX): an oom event names it, "VERSION: ..." */
     char state_dir[4096];
     pid_t pid;       /* its init (pid 1 inside), the host's child; 0: not running */
     int pidfd;       /* readable when the init exits; -1 if the kernel has no pidfd */

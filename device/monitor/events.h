@@ -39,8 +39,8 @@ typedef enum rp_event_kind {
                                   * crash nor the OOM killer's ("exit") */
     RP_EVENT_RESTART_LOOP,       /* RP_EVENT_LOOP_EXITS exits within RP_EVENT_LOOP_SECONDS, once
                                   * per loop ("restart_loop") */
-    RP_EVENT_HEALTH,             /* an install's trial failed: it exited or could not start
-                                  * ("health") */
+    RP_EVENT_HEALTH,             /* an install's trial failed: it exited or could not start;
+                                  * or it missed its watchdog (RP_EVENT_WATCHDOG) ("health") */
     RP_EVENT_KIND_END            /* one past the last kind: new kinds go before it */
 } rp_event_kind_t;
 
@@ -57,6 +57,10 @@ const char *rp_event_kind_name(rp_event_kind_t kind);
 /* An exit, restart_loop or health event's reason is "VERSION: what happened" (the version of the
  * app that ran): the separator the agent reads the version up to. */
 #define RP_EVENT_VERSION_SEP ": "
+
+/* A health event's what when the app missed its watchdog (manifest WatchdogSeconds): "VERSION:
+ * missed its watchdog (N s)". The agent tells it from a failed trial by this start. */
+#define RP_EVENT_WATCHDOG "missed its watchdog"
 
 /*
  * The restart-loop rule, its one owner: an app is in a restart loop when its last

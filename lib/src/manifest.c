@@ -512,6 +512,8 @@ static rp_err_t parse_key(const char *k, const json_t *v, rp_manifest_t *m, char
         m->device_authentication = json_is_true(v);
         return RP_OK;
     }
+    if (strcmp(k, "WatchdogSeconds") == 0)
+        return get_uint(v, k, 1, RP_MANIFEST_WATCHDOG_SECONDS_MAX, &m->watchdog_seconds, why, cap);
     return refuse(why, cap, "%s: unknown key (a misspelt capability is refused, not ignored)", k);
 }
 
@@ -689,5 +691,7 @@ json_t *rp_manifest_to_json(const rp_manifest_t *m)
         json_array_append_new(a, json_string(m->app_connections[i]));
     json_object_set_new(o, "AllowedApplicationConnections", a);
     json_object_set_new(o, "DeviceAuthentication", json_boolean(m->device_authentication));
+    if (m->watchdog_seconds > 0)
+        json_object_set_new(o, "WatchdogSeconds", json_integer(m->watchdog_seconds));
     return o;
 }

@@ -11,7 +11,9 @@
 # in the agent's queue (`rampart-agent reports`): an app that exits with status 3 is an `exit`
 # (nonzero_status) and, restarting, a `restart_loop` (once); one killed at its memory limit an
 # `oom` and no exit; the kill -9 an `exit` (signal); each crash one `crash` report, once, however
-# often the queue is fed. Last, with crash capture off (the agent's setting for its group) a kept
+# often the queue is fed. A watchdog (manifest WatchdogSeconds 2): an app that hangs after "ready"
+# is killed and restarted, a `health` report (watchdog) each time, no exit report; one that writes
+# on its ready descriptor every 500 ms lives on, never restarted. Last, with crash capture off (the agent's setting for its group) a kept
 # crash is passed over, never queued. Runs as root (the monitor does).
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT}" "${MONITOR:?set MONITOR}" "${MONITOR_CALL:?set MONITOR_CALL}"
@@ -50,9 +52,16 @@ app_image "$P-big" bigstack
 app_image "$P-live" live
 app_image "$P-exit" exit3
 app_image "$P-oom" oom '"Memory": {"LimitKB": 16384}'
+app_image "$P-hang" hang '"WatchdogSeconds": 2'
+app_image "$P-beat" heartbeat '"WatchdogSeconds": 2'
+expect 0 "$RAMPART" app check "$d/$P-hang" --output json
+eq "$(jq -r .manifest.WatchdogSeconds "$E2E_DIR/out")" 2 "the watchdog app check shows"
+sed -i 's/"WatchdogSeconds": 2/"WatchdogSeconds": 0/' "$d/$P-hang/app_manifest.json"
+expect 1 "$RAMPART" app check "$d/$P-hang"
+err_has "WatchdogSeconds: 0 is under the minimum of 1"
 
 start_monitor "$S" "$SOCK" "$LOG" --agent-user "$U"
-for m in exit oom segv abort big live; do
+for m in exit oom hang beat segv abort big live; do
   expect 0 "$MONITOR_CALL" "$SOCK" install "$P-$m" "$d/$P-$m.img" 30
 done
 crashes() { "${AS_U[@]}" "$AGENT" crashes --state-dir "$S" --output json 2>"$d/crashes.err"; }
@@ -158,7 +167,9 @@ eq "$(jq -r .code <<<"$r")" signal "kill -9's code"
 jq -e '.reason | endswith(": killed by signal 9")' <<<"$r" >/dev/null || fail "kill -9's reason: $r"
 r=$(of oom "$P-oom" | jq -c '.[0]')
 eq "$(jq -r .code <<<"$r")" memory_limit "an OOM kill's code"
-jq -e '.reason | contains("killed at its memory limit")' <<<"$r" >/dev/null || fail "an OOM kill's reason: $r"
+eq "$(jq -r .version <<<"$r")" 1.0.0+0 "an OOM kill's version"
+jq -e --arg p "$P-oom 1.0.0+0: killed at its memory limit" '.reason | startswith($p)' <<<"$r" >/dev/null ||
+  fail "an OOM kill's reason: $r"
 r=$(of restart_loop "$P-exit" | jq -c '.[0]')
 eq "$(jq -r .code <<<"$r")" too_many_exits "a restart loop's code"
 eq "$(jq -r .reason <<<"$r")" "$P-exit 1.0.0+0: 5 exits within 600 s" "a restart loop's reason"
@@ -175,6 +186,25 @@ jq -e '[.reports[] | select(.kind == "crash") | [.component, .at, .crash.uptime_
 jq -e 'all(.reports[]; .kind | IN("crash", "exit", "oom", "restart_loop", "health"))' "$d/q.json" >/dev/null ||
   fail "the queue holds another kind: $(jq -c '[.reports[].kind] | unique' "$d/q.json")"
 E2E_CHECKS=$((E2E_CHECKS + 4))
+
+# The watchdog: the app that hangs after "ready" is killed at its deadline and restarted (a second
+# miss is of its next run), each miss a `health` report, never an exit; the one that heartbeats
+# lives through 20 heartbeats (5 periods) in its first run.
+missed() { [ "$(grep -c " missed its watchdog (2 s)$" "$S/apps/$P-hang/exits" 2>/dev/null)" -ge 2 ]; }
+wait_until 30 missed || { cat "$LOG" >&2; fail "the hanging app was not killed and restarted by its watchdog"; }
+has_health() { queue && [ "$(of health "$P-hang" | jq length)" -ge 2 ]; }
+wait_until 20 has_health || { cat "$d/q.json" >&2; fail "no health report of each watchdog miss"; }
+r=$(of health "$P-hang" | jq -c '.[0]')
+eq "$(jq -r .code <<<"$r")" watchdog "a missed watchdog's code"
+eq "$(jq -r .version <<<"$r")" 1.0.0+0 "a missed watchdog's version"
+eq "$(jq -r .reason <<<"$r")" "$P-hang 1.0.0+0: missed its watchdog (2 s)" "a missed watchdog's reason"
+eq "$(of exit "$P-hang" | jq length)" 0 "exit reports of the app its watchdog killed"
+beat_lived() { grep -q "crash-app: 20 heartbeats" "$S/apps/$P-beat/log" 2>/dev/null; }
+wait_until 30 beat_lived || { cat "$S/apps/$P-beat/log" "$LOG" >&2; fail "the heartbeating app did not live 20 heartbeats"; }
+eq "$(app_field "$P-beat" .state)" ready "the heartbeating app's state"
+eq "$(app_field "$P-beat" .restarts)" 0 "the heartbeating app's restarts"
+queue
+eq "$(of health "$P-beat" | jq length)" 0 "health reports of the heartbeating app"
 
 # Crash capture off for the device's group, as the agent keeps it (S/agent/settings.json, learned
 # from the service: e2e.failure_flow): a crash kept after the queued ones is passed over for good,

@@ -1,7 +1,9 @@
 /*
  * The app of tests/e2e/crash.sh and failure-flow.sh: crashes in a known function, aborts,
- * crashes under a huge stack, exits with status 3 (exit3), dies at its memory limit (oom), or lives while doing what makes a traced process stop (threads, a
- * child, a handled SIGSEGV, a stop and a continue). Says it is ready first (the app contract).
+ * crashes under a huge stack, exits with status 3 (exit3), dies at its memory limit (oom), or lives
+ * while doing what makes a traced process stop (threads, a child, a handled SIGSEGV, a stop and a
+ * continue); under a watchdog (manifest WatchdogSeconds), hangs (hang: says nothing after "ready")
+ * or lives saying it is alive every 500 ms (heartbeat). Says it is ready first (the app contract).
  * With "once" after the mode, it does so in one run only, then lives quietly.
  */
 #include <errno.h>
@@ -82,10 +84,20 @@ int main(int argc, char **argv)
             if (p != NULL)
                 memset(p, 1, 1 << 20);
         }
-    }
-    else if (strcmp(mode, "quiet") == 0) {
+    } else if (strcmp(mode, "quiet") == 0 || strcmp(mode, "hang") == 0) {
         for (;;)
             pause();
+    } else if (strcmp(mode, "heartbeat") == 0) {
+        const char *fd = getenv("RAMPART_READY_FD");
+        for (unsigned n = 1;; n++) {
+            if (fd == NULL || dprintf(atoi(fd), "alive\n") < 0)
+                return 5;
+            if (n % 10 == 0) { /* the test waits for a number of periods lived */
+                fprintf(stderr, "crash-app: %u heartbeats\n", n);
+                fflush(stderr);
+            }
+            usleep(500 * 1000);
+        }
     } else if (strcmp(mode, "live") == 0) {
         pthread_t t;
         pid_t child;

@@ -28,7 +28,7 @@ static const char full[] =
     " \"MutableStorage\": {\"SizeKB\": 1024}, \"Memory\": {\"LimitKB\": 65536},"
     " \"Pids\": {\"Max\": 16}, \"CpuPercent\": 50,"
     " \"AllowedApplicationConnections\": [\"logger\", \"db.v2\"],"
-    " \"DeviceAuthentication\": true}";
+    " \"DeviceAuthentication\": true, \"WatchdogSeconds\": 30}";
 
 static const char minimal[] =
     "{\"SchemaVersion\": 1, \"Name\": \"m\", \"ComponentId\": \"m\", \"EntryPoint\": \"m\"}";
@@ -75,6 +75,7 @@ static void test_full(void **state)
     assert_int_equal(m.napp_connections, 2);
     assert_string_equal(m.app_connections[1], "db.v2");
     assert_true(m.device_authentication);
+    assert_int_equal(m.watchdog_seconds, 30);
 }
 
 static void test_defaults(void **state)
@@ -92,6 +93,7 @@ static void test_defaults(void **state)
     assert_int_equal(m.pids, RP_MANIFEST_PIDS_DEFAULT);
     assert_int_equal(m.cpu_percent, RP_MANIFEST_CPU_PERCENT_DEFAULT);
     assert_false(m.device_authentication);
+    assert_int_equal(m.watchdog_seconds, 0); /* no watchdog unless asked for */
     assert_false(m.legacy);
 }
 
@@ -112,6 +114,7 @@ static void test_legacy(void **state)
     assert_false(m.device_authentication);
     assert_int_equal(m.memory_kb, RP_MANIFEST_MEMORY_KB_DEFAULT);
     assert_int_equal(m.pids, RP_MANIFEST_PIDS_DEFAULT);
+    assert_int_equal(m.watchdog_seconds, 0);
 }
 
 /* One bad manifest: the full one with key set to value (JSON text), or removed (value NULL). */
@@ -262,6 +265,15 @@ static const struct bad bad[] = {
     {"DeviceAuthentication",          "1",                                                                     "DeviceAuthentication: must be true or false, not an integer"},
     {"DeviceAuthentication",          "\"true\"",                                                              "DeviceAuthentication: must be true or false"                },
     {"DeviceAuthentication",          "null",                                                                  "DeviceAuthentication: must be true or false, not null"      },
+ /* WatchdogSeconds */
+    {"WatchdogSeconds",               "0",                                                                     "WatchdogSeconds: 0 is under the minimum of 1"               },
+    {"WatchdogSeconds",               "3601",                                                                  "WatchdogSeconds: 3601 is over the limit of 3600"            },
+    {"WatchdogSeconds",               "-5",                                                                    "WatchdogSeconds: -5 is under the minimum of 1"              },
+    {"WatchdogSeconds",               "2.5",
+     "WatchdogSeconds: must be an integer from 1 to 3600, not a number with a fraction"                                                                                     },
+    {"WatchdogSeconds",               "\"30\"",
+     "WatchdogSeconds: must be an integer from 1 to 3600, not a string"                                                                                                     },
+    {"Watchdog",                      "30",                                                                    "Watchdog: unknown key"                                      },
 };
 
 static void test_bad_table(void **state)

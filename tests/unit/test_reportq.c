@@ -293,16 +293,21 @@ static void events_become_reports(void **state)
         rp_event_kind_t kind;
         const char *reason, *rkind, *version, *code, *text;
     } cases[] = {
-        {RP_EVENT_EXIT,         "1.2.0+0: exited with status 3",          "exit",         "1.2.0+0", "nonzero_status",
-         "app 1.2.0+0: exited with status 3"                                                                                                                       },
-        {RP_EVENT_EXIT,         "1.2.0+0: killed by signal 9",            "exit",         "1.2.0+0", "signal",
-         "app 1.2.0+0: killed by signal 9"                                                                                                                         },
-        {RP_EVENT_OOM,          "killed at its memory limit (1 process)", "oom",          "",        "memory_limit",
-         "app killed at its memory limit (1 process)"                                                                                                              },
-        {RP_EVENT_RESTART_LOOP, "1.2.0+0: 5 exits within 600 s",          "restart_loop", "1.2.0+0",
-         "too_many_exits",                                                                                             "app 1.2.0+0: 5 exits within 600 s"         },
-        {RP_EVENT_HEALTH,       "2.0.0+0: exited with status 7 at start", "health",       "2.0.0+0",
-         "trial_failed",                                                                                               "app 2.0.0+0: exited with status 7 at start"},
+        {RP_EVENT_EXIT,         "1.2.0+0: exited with status 3",                     "exit",         "1.2.0+0", "nonzero_status",
+         "app 1.2.0+0: exited with status 3"                                                                                                                                             },
+        {RP_EVENT_EXIT,         "1.2.0+0: killed by signal 9",                       "exit",         "1.2.0+0", "signal",
+         "app 1.2.0+0: killed by signal 9"                                                                                                                                               },
+        {RP_EVENT_OOM,          "killed at its memory limit (1 process)",            "oom",          "",        "memory_limit",
+         "app killed at its memory limit (1 process)"                                                                                                                                    },
+ /* an oom event names its version now (an older monitor's, above, named none) */
+        {RP_EVENT_OOM,          "1.2.0+0: killed at its memory limit (2 processes)", "oom",          "1.2.0+0",
+         "memory_limit",                                                                                                          "app 1.2.0+0: killed at its memory limit (2 processes)"},
+        {RP_EVENT_HEALTH,       "1.2.0+0: missed its watchdog (2 s)",                "health",       "1.2.0+0", "watchdog",
+         "app 1.2.0+0: missed its watchdog (2 s)"                                                                                                                                        },
+        {RP_EVENT_RESTART_LOOP, "1.2.0+0: 5 exits within 600 s",                     "restart_loop", "1.2.0+0",
+         "too_many_exits",                                                                                                        "app 1.2.0+0: 5 exits within 600 s"                    },
+        {RP_EVENT_HEALTH,       "2.0.0+0: exited with status 7 at start",            "health",       "2.0.0+0",
+         "trial_failed",                                                                                                          "app 2.0.0+0: exited with status 7 at start"           },
     };
     char why[160];
 

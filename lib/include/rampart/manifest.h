@@ -21,7 +21,8 @@
  *     "Pids": {"Max": 32},                 default RP_MANIFEST_PIDS_DEFAULT
  *     "CpuPercent": 50,                    of one CPU; default 100
  *     "AllowedApplicationConnections": ["logger"],  other apps' ComponentIds
- *     "DeviceAuthentication": true         may use the device identity (through the monitor)
+ *     "DeviceAuthentication": true,        may use the device identity (through the monitor)
+ *     "WatchdogSeconds": 30                must say it is alive this often once ready; default none
  *   }
  *
  * Only SchemaVersion, Name, ComponentId and EntryPoint are required.
@@ -57,6 +58,7 @@
 #define RP_MANIFEST_PIDS_MAX 4096u
 #define RP_MANIFEST_PIDS_DEFAULT 32u
 #define RP_MANIFEST_CPU_PERCENT_DEFAULT 100u /* 1..100, of one CPU */
+#define RP_MANIFEST_WATCHDOG_SECONDS_MAX 3600u
 
 /* One entry of AllowedConnections. */
 typedef struct rp_manifest_host {
@@ -87,6 +89,7 @@ typedef struct rp_manifest {
     char app_connections[RP_MANIFEST_APP_CONNECTIONS_MAX][RP_COMPONENT_NAME_MAX + 1];
     size_t napp_connections;
     bool device_authentication;
+    uint32_t watchdog_seconds; /* 0: no watchdog */
 } rp_manifest_t;
 
 /*
