@@ -1020,14 +1020,14 @@ static rp_err_t rekey(symcache_t *syms, const char *build_id, bool unkeyed, size
  * a committed batch's buckets (those never keyed: the new ones), and, when a debug file is
  * fetched from the debuginfod server, every bucket of every tenant whose top frames name its
  * build ID. Naming frames may start rampart-symbolize children (up to their deadline each), so
- * none of it runs on a worker's loop. Bounded: KEYER_MAX buckets wait (each (tenant, bucket)
+ * none of it runs on a worker's loop. Bounded: 768 buckets wait (each (tenant, bucket)
  * once, however many batches name it); past that a batch's buckets are dropped, counted, and
  * stay unkeyed (symbolic NULL), which the next listing keys (KEY_ON_READ). Fetched build IDs
  * wait in a queue of their own that drops nothing (a dropped one would leave its buckets keyed
  * "" for good): the fetcher, a background thread itself, waits for room.
  */
-#define KEYER_MAX 1024 /* buckets waiting to be keyed (a hash table: dedup on the worker is O(1))  \
-                        */
+/* A hash table of the buckets waiting (dedup on the worker is O(1)), filled to 3/4 at most. */
+#define KEYER_MAX 1024
 #define KEYER_BUILDS 64
 
 struct key_slot {
@@ -1094,10 +1094,12 @@ bool rp_reports_key_later(const char *tenant_id, const char *const *ids, size_t 
     pthread_mutex_unlock(&keyer.lock);
     atomic_fetch_add(&m_key_queued, added);
     if (dropped > 0) {
-        atomic_fetch_add(&m_key_dropped, dropped);
-        rp_log_warn("tenant %s: %zu crash bucket(s) not keyed now (the keyer is full or stopped): "
-                    "the next listing keys them",
-                    tenant_id, dropped);
+        /* Said at the first drop and every 1000th after it: under a storm, no line per batch. */
+        unsigned long long before = atomic_fetch_add(&m_key_dropped, dropped);
+        if (before == 0 || before / 1000 != (before + dropped) / 1000)
+            rp_log_warn("tenant %s: crash buckets not keyed now (the keyer is full or stopped; "
+                        "%llu so far, rampart_bucket_keyings_total): the next listing keys them",
+                        tenant_id, before + dropped);
     }
     return dropped == 0;
 }
