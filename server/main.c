@@ -504,6 +504,8 @@ int main(int argc, char **argv)
                            sizeof(srv.nonce_key));
     if (err == RP_OK)
         err = rp_recorder_start(data_dir, &srv.recorder);
+    if (err == RP_OK)
+        err = rp_reports_keyer_start(data_dir);
     if (err == RP_OK && debuginfod != NULL)
         err = rp_symbols_debuginfod_start(debuginfod, data_dir);
     if (err == RP_OK)
@@ -590,6 +592,7 @@ out:
     /* After the workers (nothing more is submitted), before they are freed (they take back
      * what it wrote). */
     rp_recorder_stop(srv.recorder);
+    rp_reports_keyer_stop(); /* after the recorder: its batches' answers queue keyings */
     rp_webhook_sender_stop();
     rp_ratelimit_free(srv.ratelimit);
     rp_ratelimit_free(srv.unclaimed);

@@ -62,6 +62,7 @@ static const char *const kinds[] = {
 static atomic_ullong m_batches_ok, m_batches_malformed, m_batches_too_large, m_batches_limited;
 static atomic_ullong m_stored, m_duplicates, m_refused, m_pruned, m_failed;
 static atomic_ullong m_capture_off; /* crash reports refused: the device's group said no */
+static atomic_ullong m_key_queued, m_key_dropped, m_key_builds; /* the keyer's (below) */
 
 bool rp_report_kind_known(const char *kind)
 {
@@ -422,6 +423,18 @@ void rp_reports_metrics(struct evbuffer *buf)
                         "# TYPE rampart_reports_crash_capture_off_total counter\n"
                         "rampart_reports_crash_capture_off_total %llu\n",
                         (unsigned long long)atomic_load(&m_capture_off));
+    evbuffer_add_printf(
+        buf,
+        "# HELP rampart_bucket_keyings_total Crash buckets handed to the keyer (symbolic keys, "
+        "off the workers), by outcome (dropped: it was full; the next listing keys them), and "
+        "debuginfod files whose buckets it keyed again (build).\n"
+        "# TYPE rampart_bucket_keyings_total counter\n"
+        "rampart_bucket_keyings_total{result=\"queued\"} %llu\n"
+        "rampart_bucket_keyings_total{result=\"dropped\"} %llu\n"
+        "rampart_bucket_keyings_total{result=\"build\"} %llu\n",
+        (unsigned long long)atomic_load(&m_key_queued),
+        (unsigned long long)atomic_load(&m_key_dropped),
+        (unsigned long long)atomic_load(&m_key_builds));
     rp_symbols_metrics(buf);
     rp_symbols_debuginfod_metrics(buf);
 }
@@ -450,9 +463,6 @@ static json_t *frames_json(const rp_report_crash_t *c, size_t max)
     }
     return a;
 }
-
-static void key_new_buckets(rp_worker_t *w, const char *tenant_id, const rp_report_put_t *puts,
-                            const bool *stored, size_t n);
 
 /*
  * A batch between its check and its answer: decoded and checked on the worker, stored by the
@@ -584,7 +594,17 @@ static void report_job_done(rp_record_job_t *job)
     atomic_fetch_add(&m_refused, j->nrefused);
     atomic_fetch_add(&m_pruned, (unsigned long long)j->pruned);
     rp_threat_tell(job->worker, &j->news); /* committed: alerts and quarantines may go out */
-    key_new_buckets(job->worker, j->tenant_id, j->puts, j->stored, j->nput);
+    {
+        /* Committed: its new buckets are keyed on the keyer's thread, never on this loop (a
+         * debug file's child may take seconds); one it cannot take stays unkeyed. */
+        const char *ids[RP_REPORTS_BATCH_MAX];
+        size_t n = 0;
+        for (size_t i = 0; i < j->nput; i++)
+            if (j->stored[i] && j->puts[i].bucket != NULL)
+                ids[n++] = j->puts[i].bucket;
+        if (n > 0)
+            (void)rp_reports_key_later(j->tenant_id, ids, n);
+    }
     rp_reply_json(&r, 200,
                   json_pack("{s:I, s:I, s:O}", "stored", (json_int_t)j->nstored, "duplicates",
                             (json_int_t)j->ndup, "refused", j->refused));
@@ -783,10 +803,11 @@ static json_t *next_offset(json_t *list, int64_t offset, int64_t limit)
 
 /* The debug files a request has opened, by build ID (h NULL: the tenant has none for it, or it
  * cannot be read): each is opened once per request, however many buckets and frames name it.
- * The tenant's, through the worker's store. */
+ * The tenant's, through the caller's store. */
 #define SYMCACHE_MAX 32
 typedef struct symcache {
-    rp_worker_t *w;
+    rp_store_t *store; /* the caller's connection: a worker's, or the keyer's */
+    const char *data_dir;
     const char *tenant_id;
     size_t n;
     struct {
@@ -949,18 +970,18 @@ static void symbolic_of(symcache_t *syms, const char *component, int signal, con
 static rp_err_t key_buckets(symcache_t *syms, struct to_key *k)
 {
     char key[RP_BUCKET_ID_LEN + 1];
-    rp_err_t err = k->n > 0 ? rp_store_group_begin(syms->w->store) : RP_OK;
+    rp_err_t err = k->n > 0 ? rp_store_group_begin(syms->store) : RP_OK;
     bool group = k->n > 0 && err == RP_OK;
 
     for (size_t i = 0; i < k->n; i++) {
         if (err == RP_OK) {
             symbolic_of(syms, k->b[i].component, k->b[i].signal, k->b[i].signature, key);
-            err = rp_store_bucket_symbolic_set(syms->w->store, syms->tenant_id, k->b[i].id, key);
+            err = rp_store_bucket_symbolic_set(syms->store, syms->tenant_id, k->b[i].id, key);
         }
         free(k->b[i].signature);
     }
     if (group)
-        err = rp_store_group_end(syms->w->store, err);
+        err = rp_store_group_end(syms->store, err);
     k->n = 0;
     return err;
 }
@@ -981,8 +1002,8 @@ static rp_err_t rekey(symcache_t *syms, const char *build_id, bool unkeyed, size
     rp_err_t err = k != NULL ? RP_OK : RP_ERR_NO_MEMORY;
 
     while (err == RP_OK) {
-        err = rp_store_buckets_to_key(syms->w->store, syms->tenant_id, NULL, build_id, unkeyed,
-                                      after, KEY_PAGE, collect_to_key, k);
+        err = rp_store_buckets_to_key(syms->store, syms->tenant_id, NULL, build_id, unkeyed, after,
+                                      KEY_PAGE, collect_to_key, k);
         got = k->n;
         if (got > 0)
             snprintf(after, sizeof(after), "%s", k->b[got - 1].id);
@@ -999,37 +1020,306 @@ static rp_err_t rekey(symcache_t *syms, const char *build_id, bool unkeyed, size
     return err;
 }
 
-/* After a batch is stored: key its crashes' buckets that were never keyed (the new ones), all in
- * one transaction. A failure leaves them unkeyed: the next crash in them, or the next listing,
- * keys them. */
-static void key_new_buckets(rp_worker_t *w, const char *tenant_id, const rp_report_put_t *puts,
-                            const bool *stored, size_t n)
-{
-    symcache_t syms = {.w = w, .tenant_id = tenant_id, .n = 0};
-    struct to_key *k = calloc(1, sizeof(*k));
-    rp_err_t err = k != NULL ? RP_OK : RP_ERR_NO_MEMORY;
+/*
+ * ---- the keyer: symbolic keys made off the workers' loops ----
+ *
+ * One thread with its own store connection keys what ingestion and debuginfod leave to key:
+ * a committed batch's buckets (those never keyed: the new ones), and, when a debug file is
+ * fetched from the debuginfod server, every bucket of every tenant whose top frames name its
+ * build ID. Naming frames may start rampart-symbolize children (up to their deadline each), so
+ * none of it runs on a worker's loop. Bounded: 768 buckets wait (each (tenant, bucket)
+ * once, however many batches name it); past that a batch's buckets are dropped, counted, and
+ * stay unkeyed (symbolic NULL), which the next listing keys (KEY_ON_READ). Fetched build IDs
+ * wait in a queue of their own that drops nothing (a dropped one would leave its buckets keyed
+ * "" for good): the fetcher, a background thread itself, waits for room.
+ */
+/* A hash table of the buckets waiting (dedup on the worker is O(1)), filled to 3/4 at most. */
+#define KEYER_MAX 1024
+#define KEYER_BUILDS 64
 
-    for (size_t i = 0; err == RP_OK && i < n && k->n < KEY_PAGE; i++) {
-        bool seen = false;
-        if (!stored[i] || puts[i].bucket == NULL)
+struct key_slot {
+    bool used;
+    char tenant_id[RP_ID_SIZE];
+    char id[RP_BUCKET_ID_LEN + 1];
+};
+typedef char key_build_t[2 * RP_REPORT_BUILD_ID_MAX + 1];
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake, idle, room;
+    pthread_t thread;
+    bool running, stopping, busy;
+    rp_store_t *store;
+    char data_dir[PATH_MAX];
+    struct key_slot *table, *taken; /* KEYER_MAX each: waiting, and the round being keyed */
+    size_t n;
+    key_build_t builds[KEYER_BUILDS];
+    size_t nbuilds;
+} keyer = {.lock = PTHREAD_MUTEX_INITIALIZER,
+           .wake = PTHREAD_COND_INITIALIZER,
+           .idle = PTHREAD_COND_INITIALIZER,
+           .room = PTHREAD_COND_INITIALIZER};
+
+/* A bucket ID is hex of a SHA-256: its first digits are as good a hash as any. */
+static size_t key_slot_of(const char *id)
+{
+    size_t h = 0;
+
+    for (size_t i = 0; i < 8 && id[i] != '\0'; i++)
+        h = h << 4 | (size_t)(id[i] <= '9' ? id[i] - '0' : (id[i] | 0x20) - 'a' + 10);
+    return h % KEYER_MAX;
+}
+
+bool rp_reports_key_later(const char *tenant_id, const char *const *ids, size_t n)
+{
+    size_t added = 0, dropped = 0;
+
+    pthread_mutex_lock(&keyer.lock);
+    for (size_t i = 0; i < n; i++) {
+        size_t at = key_slot_of(ids[i]);
+        bool there = false;
+        if (!keyer.running || keyer.stopping || keyer.n >= KEYER_MAX * 3 / 4) {
+            dropped++;
             continue;
-        for (size_t j = 0; j < i && !seen; j++)
-            seen =
-                stored[j] && puts[j].bucket != NULL && strcmp(puts[j].bucket, puts[i].bucket) == 0;
-        if (!seen)
-            err = rp_store_buckets_to_key(w->store, syms.tenant_id, puts[i].bucket, NULL, true, "",
-                                          1, collect_to_key, k);
+        }
+        for (; keyer.table[at].used; at = (at + 1) % KEYER_MAX)
+            if (strcmp(keyer.table[at].id, ids[i]) == 0 &&
+                strcmp(keyer.table[at].tenant_id, tenant_id) == 0) {
+                there = true;
+                break;
+            }
+        if (there)
+            continue;
+        keyer.table[at].used = true;
+        snprintf(keyer.table[at].tenant_id, sizeof(keyer.table[at].tenant_id), "%s", tenant_id);
+        snprintf(keyer.table[at].id, sizeof(keyer.table[at].id), "%s", ids[i]);
+        keyer.n++;
+        added++;
     }
-    if (err == RP_OK)
-        err = key_buckets(&syms, k);
-    if (k != NULL)
-        for (size_t i = 0; i < k->n; i++)
-            free(k->b[i].signature);
+    if (added > 0)
+        pthread_cond_signal(&keyer.wake);
+    pthread_mutex_unlock(&keyer.lock);
+    atomic_fetch_add(&m_key_queued, added);
+    if (dropped > 0) {
+        /* Said at the first drop and every 1000th after it: under a storm, no line per batch. */
+        unsigned long long before = atomic_fetch_add(&m_key_dropped, dropped);
+        if (before == 0 || before / 1000 != (before + dropped) / 1000)
+            rp_log_warn("tenant %s: crash buckets not keyed now (the keyer is full or stopped; "
+                        "%llu so far, rampart_bucket_keyings_total): the next listing keys them",
+                        tenant_id, before + dropped);
+    }
+    return dropped == 0;
+}
+
+/* From the debuginfod fetcher's thread, once a fetched debug file is kept. */
+static void key_build_later(const char *build_id)
+{
+    bool there = false;
+
+    pthread_mutex_lock(&keyer.lock);
+    while (keyer.running && !keyer.stopping && keyer.nbuilds >= KEYER_BUILDS)
+        pthread_cond_wait(&keyer.room, &keyer.lock);
+    for (size_t i = 0; i < keyer.nbuilds && !there; i++)
+        there = strcmp(keyer.builds[i], build_id) == 0;
+    if (keyer.running && !keyer.stopping && !there) {
+        snprintf(keyer.builds[keyer.nbuilds++], sizeof(key_build_t), "%s", build_id);
+        pthread_cond_signal(&keyer.wake);
+    }
+    pthread_mutex_unlock(&keyer.lock);
+}
+
+static int key_slot_by_tenant(const void *a, const void *b)
+{
+    return strcmp(((const struct key_slot *)a)->tenant_id, ((const struct key_slot *)b)->tenant_id);
+}
+
+/* The taken buckets that were never keyed, tenant by tenant, KEY_PAGE to a transaction. */
+static void key_taken(struct key_slot *t, size_t n)
+{
+    struct to_key *k = calloc(1, sizeof(*k));
+
+    if (k == NULL) {
+        rp_log_warn("cannot key %zu crash bucket(s) now: the next listing will", n);
+        return;
+    }
+    qsort(t, n, sizeof(*t), key_slot_by_tenant);
+    for (size_t i = 0; i < n;) {
+        symcache_t syms = {
+            .store = keyer.store, .data_dir = keyer.data_dir, .tenant_id = t[i].tenant_id, .n = 0};
+        rp_err_t err = RP_OK;
+        size_t j = i;
+        for (; j < n && strcmp(t[j].tenant_id, t[i].tenant_id) == 0; j++) {
+            if (err == RP_OK)
+                err = rp_store_buckets_to_key(keyer.store, t[j].tenant_id, t[j].id, NULL, true, "",
+                                              1, collect_to_key, k);
+            if (err == RP_OK && k->n == KEY_PAGE)
+                err = key_buckets(&syms, k);
+        }
+        if (err == RP_OK)
+            err = key_buckets(&syms, k);
+        for (size_t x = 0; x < k->n; x++)
+            free(k->b[x].signature);
+        k->n = 0;
+        symcache_free(&syms);
+        if (err != RP_OK)
+            rp_log_warn("tenant %s: cannot key new crash buckets now (%s): the next listing will",
+                        t[i].tenant_id, rp_strerror(err));
+        i = j;
+    }
     free(k);
-    symcache_free(&syms);
+}
+
+struct tenants {
+    size_t n, cap;
+    char (*id)[RP_ID_SIZE];
+};
+
+static void collect_tenant(void *ctx, const char *tenant_id)
+{
+    struct tenants *t = ctx;
+
+    if (t->n == t->cap) {
+        size_t cap = t->cap > 0 ? 2 * t->cap : 16;
+        void *p = realloc(t->id, cap * sizeof(*t->id));
+        if (p == NULL)
+            return;
+        t->id = p;
+        t->cap = cap;
+    }
+    snprintf(t->id[t->n++], RP_ID_SIZE, "%s", tenant_id);
+}
+
+/* A debug file of build_id came from the debuginfod server (one for every tenant): every
+ * tenant's buckets it left without a key are keyed again. */
+static void key_build(const char *build_id)
+{
+    struct tenants t = {0};
+    rp_err_t err = rp_store_buckets_tenants_naming(keyer.store, build_id, collect_tenant, &t);
+
+    for (size_t i = 0; err == RP_OK && i < t.n; i++) {
+        symcache_t syms = {
+            .store = keyer.store, .data_dir = keyer.data_dir, .tenant_id = t.id[i], .n = 0};
+        err = rekey(&syms, build_id, false, 0);
+        symcache_free(&syms);
+    }
+    free(t.id);
+    atomic_fetch_add(&m_key_builds, 1);
     if (err != RP_OK)
-        rp_log_warn("tenant %s: cannot key new crash buckets now (%s): the next listing will",
-                    tenant_id, rp_strerror(err));
+        rp_log_warn("cannot key the crash buckets of build ID %s (from debuginfod) now (%s)",
+                    build_id, rp_strerror(err));
+}
+
+static void *keyer_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&keyer.lock);
+    for (;;) {
+        key_build_t builds[KEYER_BUILDS];
+        size_t n = 0, nb;
+        while (!keyer.stopping && keyer.n == 0 && keyer.nbuilds == 0)
+            pthread_cond_wait(&keyer.wake, &keyer.lock);
+        if (keyer.stopping)
+            break; /* what waits stays unkeyed: the next listing keys it */
+        for (size_t i = 0; i < KEYER_MAX; i++)
+            if (keyer.table[i].used)
+                keyer.taken[n++] = keyer.table[i];
+        memset(keyer.table, 0, KEYER_MAX * sizeof(*keyer.table));
+        keyer.n = 0;
+        nb = keyer.nbuilds;
+        memcpy(builds, keyer.builds, nb * sizeof(builds[0]));
+        keyer.nbuilds = 0;
+        keyer.busy = true;
+        pthread_cond_broadcast(&keyer.room);
+        pthread_mutex_unlock(&keyer.lock);
+        if (n > 0)
+            key_taken(keyer.taken, n);
+        for (size_t i = 0; i < nb; i++)
+            key_build(builds[i]);
+        pthread_mutex_lock(&keyer.lock);
+        keyer.busy = false;
+        pthread_cond_broadcast(&keyer.idle);
+    }
+    keyer.busy = false;
+    pthread_cond_broadcast(&keyer.idle);
+    pthread_mutex_unlock(&keyer.lock);
+    return NULL;
+}
+
+rp_err_t rp_reports_keyer_start(const char *data_dir)
+{
+    rp_err_t err;
+
+    if (keyer.running)
+        return RP_ERR_INVALID_ARG;
+    if (snprintf(keyer.data_dir, sizeof(keyer.data_dir), "%s", data_dir) >=
+        (int)sizeof(keyer.data_dir))
+        return RP_ERR_INVALID_ARG;
+    keyer.stopping = false; /* before the thread: it may be started again after a stop */
+    keyer.table = calloc(KEYER_MAX, sizeof(*keyer.table));
+    keyer.taken = calloc(KEYER_MAX, sizeof(*keyer.taken));
+    err = keyer.table != NULL && keyer.taken != NULL ? rp_store_open(data_dir, &keyer.store)
+                                                     : RP_ERR_NO_MEMORY;
+    if (err == RP_OK && pthread_create(&keyer.thread, NULL, keyer_main, NULL) != 0) {
+        rp_store_close(keyer.store);
+        err = RP_ERR_NO_MEMORY;
+    }
+    if (err != RP_OK) {
+        free(keyer.table);
+        free(keyer.taken);
+        keyer.table = keyer.taken = NULL;
+        keyer.store = NULL;
+        return err;
+    }
+    pthread_mutex_lock(&keyer.lock);
+    keyer.n = keyer.nbuilds = 0;
+    keyer.running = true;
+    pthread_mutex_unlock(&keyer.lock);
+    rp_symbols_debuginfod_on_fetch(key_build_later);
+    return RP_OK;
+}
+
+bool rp_reports_keyer_idle(int timeout_ms)
+{
+    struct timespec until;
+    bool idle;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&keyer.lock);
+    while (keyer.running && (keyer.busy || keyer.n > 0 || keyer.nbuilds > 0))
+        if (pthread_cond_timedwait(&keyer.idle, &keyer.lock, &until) != 0)
+            break;
+    idle = !keyer.busy && keyer.n == 0 && keyer.nbuilds == 0;
+    pthread_mutex_unlock(&keyer.lock);
+    return idle;
+}
+
+void rp_reports_keyer_stop(void)
+{
+    pthread_mutex_lock(&keyer.lock);
+    if (!keyer.running) {
+        pthread_mutex_unlock(&keyer.lock);
+        return;
+    }
+    keyer.stopping = true;
+    pthread_cond_broadcast(&keyer.wake);
+    pthread_cond_broadcast(&keyer.room);
+    pthread_mutex_unlock(&keyer.lock);
+    pthread_join(keyer.thread, NULL);
+    pthread_mutex_lock(&keyer.lock);
+    keyer.running = false;
+    keyer.n = keyer.nbuilds = 0;
+    pthread_mutex_unlock(&keyer.lock);
+    rp_store_close(keyer.store);
+    keyer.store = NULL;
+    free(keyer.table);
+    free(keyer.taken);
+    keyer.table = keyer.taken = NULL;
 }
 
 /* At most this many never-keyed buckets are keyed by a listing (those a failure or an upgrade
@@ -1039,7 +1329,8 @@ static void key_new_buckets(rp_worker_t *w, const char *tenant_id, const rp_repo
 /* GET .../failures[?offset=N][&limit=N]: the tenant's crash buckets, last seen newest first. */
 void rp_h_failures_list(rp_req_t *r)
 {
-    symcache_t syms = {.w = r->w, .tenant_id = r->tenant.id, .n = 0};
+    symcache_t syms = {
+        .store = r->w->store, .data_dir = r->w->srv->data_dir, .tenant_id = r->tenant.id, .n = 0};
     struct bucket_list l = {r, NULL, &syms};
     int64_t offset, limit;
     rp_err_t err;
@@ -1063,12 +1354,12 @@ void rp_h_failures_list(rp_req_t *r)
 
 /* Where a tenant's debug files are kept (build_id NULL: their directory, else the file of a
  * build ID); false when the path does not fit. */
-static bool symbols_path(const rp_worker_t *w, const char *tenant_id, const char *build_id,
+static bool symbols_path(const char *data_dir, const char *tenant_id, const char *build_id,
                          char *out, size_t cap)
 {
-    int n = build_id != NULL ? snprintf(out, cap, "%s/symbols/%s/%s.debug", w->srv->data_dir,
-                                        tenant_id, build_id)
-                             : snprintf(out, cap, "%s/symbols/%s", w->srv->data_dir, tenant_id);
+    int n = build_id != NULL
+                ? snprintf(out, cap, "%s/symbols/%s/%s.debug", data_dir, tenant_id, build_id)
+                : snprintf(out, cap, "%s/symbols/%s", data_dir, tenant_id);
     return n > 0 && (size_t)n < cap;
 }
 
@@ -1084,8 +1375,8 @@ static rp_symbols_t *symbols_for(symcache_t *c, const char *id, rp_symbols_t **u
     for (size_t i = 0; i < c->n; i++)
         if (strcmp(c->e[i].id, id) == 0)
             return c->e[i].h;
-    if (rp_store_symbols_get(c->w->store, c->tenant_id, id, &uploaded) == RP_OK) {
-        if (!symbols_path(c->w, c->tenant_id, id, path, sizeof(path)) ||
+    if (rp_store_symbols_get(c->store, c->tenant_id, id, &uploaded) == RP_OK) {
+        if (!symbols_path(c->data_dir, c->tenant_id, id, path, sizeof(path)) ||
             rp_symbols_open(path, &h) != RP_OK) {
             rp_log_warn("%s: cannot read the debug file", path);
             h = NULL;
@@ -1181,7 +1472,8 @@ static void take_bucket(void *ctx, const rp_bucket_t *b)
 void rp_h_failure_get(rp_req_t *r)
 {
     const char *id = rp_req_param(r, "bucket");
-    symcache_t syms = {.w = r->w, .tenant_id = r->tenant.id, .n = 0};
+    symcache_t syms = {
+        .store = r->w->store, .data_dir = r->w->srv->data_dir, .tenant_id = r->tenant.id, .n = 0};
     struct bucket_one one = {
         {r, NULL, &syms},
         ""
@@ -1307,8 +1599,8 @@ static bool symbols_place(rp_req_t *r, const char *id, char *path, size_t cap)
     int n = snprintf(dir, sizeof(dir), "%s/symbols", r->w->srv->data_dir);
 
     return n > 0 && (size_t)n < sizeof(dir) && mkdir_ok(dir) &&
-           symbols_path(r->w, r->tenant.id, NULL, dir, sizeof(dir)) && mkdir_ok(dir) &&
-           symbols_path(r->w, r->tenant.id, id, path, cap);
+           symbols_path(r->w->srv->data_dir, r->tenant.id, NULL, dir, sizeof(dir)) &&
+           mkdir_ok(dir) && symbols_path(r->w->srv->data_dir, r->tenant.id, id, path, cap);
 }
 
 static void symbols_kept(rp_req_t *r, const char *id, uint64_t len)
@@ -1324,7 +1616,10 @@ static void symbols_kept(rp_req_t *r, const char *id, uint64_t len)
     /* Committed: every bucket its build ID names gets its symbolic key now (whatever number of
      * them: a device can make any number of buckets of one build). */
     {
-        symcache_t syms = {.w = r->w, .tenant_id = r->tenant.id, .n = 0};
+        symcache_t syms = {.store = r->w->store,
+                           .data_dir = r->w->srv->data_dir,
+                           .tenant_id = r->tenant.id,
+                           .n = 0};
         rp_err_t err = rekey(&syms, id, false, 0);
         symcache_free(&syms);
         if (err != RP_OK)

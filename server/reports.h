@@ -118,6 +118,20 @@ void rp_h_symbols_upload(struct rp_req *r); /* POST .../symbols */
 /* The reports' counters for GET /metrics. */
 void rp_reports_metrics(struct evbuffer *buf);
 
+/*
+ * The keyer: one thread with its own store connection that makes crash buckets' symbolic keys
+ * off the workers' loops (naming frames may start rampart-symbolize children). start: after the
+ * store is migrated (and before --debuginfod-url's fetches: a fetched debug file re-keys the
+ * buckets naming its build ID, of every tenant); stop: after the workers. key_later: a committed
+ * batch's buckets, those never keyed to be keyed; false when some were dropped (the keyer is
+ * full or not running: they stay unkeyed, symbolic NULL, and the next listing keys them).
+ * idle: waits up to timeout_ms for nothing to be waiting or keyed (tests).
+ */
+rp_err_t rp_reports_keyer_start(const char *data_dir) RP_MUST_CHECK;
+void rp_reports_keyer_stop(void);
+bool rp_reports_key_later(const char *tenant_id, const char *const *ids, size_t n);
+bool rp_reports_keyer_idle(int timeout_ms);
+
 /* ---- symbols.c: debug files, read by a confined child (symbolize.h), never in the service ---- */
 
 struct evbuffer;
@@ -173,6 +187,9 @@ void rp_symbols_metrics(struct evbuffer *buf);
  * a request never waits for the server. */
 rp_err_t rp_symbols_debuginfod_start(const char *url, const char *data_dir) RP_MUST_CHECK;
 bool rp_symbols_debuginfod_path(const char *build_id, char *path, size_t cap);
+/* Called on the fetcher's thread with each build ID whose debug file was fetched and kept (the
+ * keyer's; NULL: none). */
+void rp_symbols_debuginfod_on_fetch(void (*fn)(const char *build_id));
 void rp_symbols_debuginfod_metrics(struct evbuffer *buf);
 /* Build IDs waiting for the fetcher (not counting the one it fetches). */
 size_t rp_symbols_debuginfod_waiting(void);

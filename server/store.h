@@ -646,6 +646,11 @@ rp_err_t rp_store_buckets_to_key(rp_store_t *s, const char *tenant_id, const cha
 /* Set a build-level bucket's symbolic key ("": its top frames do not all name a line). */
 rp_err_t rp_store_bucket_symbolic_set(rp_store_t *s, const char *tenant_id, const char *id,
                                       const char *key) RP_MUST_CHECK;
+/* The tenants holding a build-level bucket keyed "" (not every top frame named) whose top
+ * frames name build_id: those a debug file of it, fetched for every tenant, may key now. */
+rp_err_t rp_store_buckets_tenants_naming(rp_store_t *s, const char *build_id,
+                                         void (*fn)(void *ctx, const char *tenant_id),
+                                         void *ctx) RP_MUST_CHECK;
 
 /* What the service counts of a device's reports: kept now, pruned past RP_REPORTS_KEEP, and the
  * largest "dropped" the device's queue said it dropped. RP_ERR_NOT_FOUND when the tenant holds no

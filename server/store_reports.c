@@ -76,6 +76,10 @@ static const char SQL_TO_KEY[] =
     " AND (?2 IS NULL OR id = ?2) AND (?3 IS NULL OR EXISTS (SELECT 1 FROM"
     " json_each(signature, '$.frames') f WHERE json_extract(f.value, '$.build_id') = ?3))"
     " AND (?4 = 0 OR symbolic IS NULL) AND id > ?5 ORDER BY id LIMIT ?6";
+static const char SQL_TENANTS_NAMING[] =
+    "SELECT DISTINCT tenant_id FROM crash_buckets WHERE symbolic = '' AND EXISTS (SELECT 1 FROM"
+    " json_each(signature, '$.frames') f WHERE json_extract(f.value, '$.build_id') = ?1)"
+    " ORDER BY tenant_id";
 static const char SQL_SYMBOLIC_SET[] =
     "UPDATE crash_buckets SET symbolic = ?3 WHERE tenant_id = ?1 AND id = ?2";
 static const char SQL_DEV_COUNTS[] =
@@ -678,6 +682,21 @@ rp_err_t rp_store_bucket_symbolic_set(rp_store_t *s, const char *tenant_id, cons
     BIND_TEXT(st, 2, id);
     BIND_TEXT(st, 3, key);
     return sq_step_done(s, st, NULL);
+}
+
+rp_err_t rp_store_buckets_tenants_naming(rp_store_t *s, const char *build_id,
+                                         void (*fn)(void *ctx, const char *tenant_id), void *ctx)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_TENANTS_NAMING);
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, build_id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        fn(ctx, (const char *)sqlite3_column_text(st, 0));
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "crash buckets");
 }
 
 rp_err_t rp_store_symbols_put(rp_store_t *s, const char *tenant_id, const char *build_id,

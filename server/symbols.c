@@ -620,7 +620,15 @@ static struct {
         time_t at;
         int retry; /* seconds */
     } tried[DEBUGINFOD_REMEMBER];
+    void (*on_fetch)(const char *id); /* told of each debug file kept */
 } dfd = {.wake = PTHREAD_COND_INITIALIZER};
+
+void rp_symbols_debuginfod_on_fetch(void (*fn)(const char *build_id))
+{
+    pthread_mutex_lock(&lock);
+    dfd.on_fetch = fn;
+    pthread_mutex_unlock(&lock);
+}
 
 static atomic_ullong m_fetch_ok, m_fetch_missing, m_fetch_failed, m_fetch_dropped;
 
@@ -749,6 +757,7 @@ static void *fetcher(void *arg)
     for (;;) {
         build_hex_t id;
         int retry;
+        void (*told)(const char *);
         pthread_mutex_lock(&lock);
         while (dfd.nqueue == 0)
             pthread_cond_wait(&dfd.wake, &lock);
@@ -761,7 +770,12 @@ static void *fetcher(void *arg)
         pthread_mutex_lock(&lock);
         tried_put(id, time(NULL), retry);
         dfd.fetching[0] = '\0';
+        told = retry == 0 ? dfd.on_fetch : NULL;
         pthread_mutex_unlock(&lock);
+        /* Kept: the buckets it names were keyed without it (no file then); they are keyed again
+         * (the keyer, on its thread; this one may wait for room there). */
+        if (told != NULL)
+            told(id);
     }
     return NULL;
 }

@@ -406,6 +406,25 @@ expect 0 "$RAMPART" failure show --tenant "$acme" "$b3" --output json
 jq -e '.symbolicated == false' "$d/out" >/dev/null || fail "an unknown build named: $(cat "$d/out")"
 eq "$(dfs_metric missing)" "$missing" "debuginfod asked again for a build ID it lacks"
 eq "$(dfs_metric ok)" 1 "debuginfod fetches"
+# A build whose debug file only debuginfod serves (build 4: -O1 like builds 1 to 3, another build
+# ID), crashing where they did: its new bucket is keyed "" (no file yet; the keying asks for it),
+# and once the file is fetched the keyer keys again the buckets that name its build ID: it joins
+# the shown bucket (key "symbolic"), with no upload. Polled, never slept.
+build 4
+dfs_files() { curl -s "http://127.0.0.1:$dport/metrics" | sed -n 's/^scanned_files_total{source="file"} //p'; }
+scanned=$(dfs_files)
+cp "$d/app4" "$d/dfs/app4"
+dfs_scanned4() { [ "$(dfs_files)" -gt "$scanned" ]; }
+wait_until 30 dfs_scanned4 || fail "debuginfod did not scan app 4: $(cat "$d/dfs.log")"
+batch "$(crash_of 4 23 4.0.0+0)" >"$d/r4.json"
+post two "$d/r4.json"; is_status 200; body_has '.stored == 1'
+dfs_fetched2() { [ "$(dfs_metric ok)" = 2 ]; }
+wait_until 60 dfs_fetched2 || fail "debuginfod: app 4 not fetched: $(grep -v migrated "$d/srv.log" | tail -30)"
+joined4() {
+  "$RAMPART" failure list --tenant "$acme" --output json >"$d/out" 2>/dev/null &&
+    jq -e --arg a "$shown" --arg b4 "${bid[4]}" '(.buckets[] | select(.id == $a) | .key == "symbolic" and .counts.version["4.0.0+0"] == 1 and (.builds | map(.build_ids[0]) | index($b4) != null)) and ([.buckets[] | select(.frames[0].build_id == $b4 and .key == "build")] | length == 0)' "$d/out" >/dev/null
+}
+wait_until 30 joined4 || fail "build 4 (named through debuginfod) did not join the shown bucket: $(cat "$d/out")"
 
 # --- the metrics count all of it ------------------------------------------------------------------
 curl -s --cacert "$SERVER_CA" "$SERVER_URL/metrics" >"$d/metrics"
@@ -415,6 +434,6 @@ metric() { awk -v m="$1" '$1 == m { print $2 }' "$d/metrics"; }
 [ "$(metric 'rampart_report_batches_total{result="rate_limited"}')" -ge 1 ] || fail "limited not counted"
 [ "$(metric 'rampart_reports_total{result="duplicate"}')" -ge 2 ] || fail "replays not counted"
 [ "$(metric 'rampart_reports_total{result="refused"}')" -ge 7 ] || fail "refused not counted"
-[ "$(metric 'rampart_reports_total{result="stored"}')" -eq 16 ] || fail "stored: $(grep report "$d/metrics")"
+[ "$(metric 'rampart_reports_total{result="stored"}')" -eq 17 ] || fail "stored: $(grep report "$d/metrics")"
 [ "$(metric 'rampart_reports_crash_capture_off_total')" -eq 1 ] || fail "capture off not counted: $(grep report "$d/metrics")"
 done_ok
