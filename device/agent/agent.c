@@ -258,6 +258,19 @@ rp_err_t rp_agent_file_for_write(const rp_agent_t *a, const char *name, char *ou
     return make_parents(a->state_dir, out);
 }
 
+rp_err_t rp_agent_json_keep(const rp_agent_t *a, const char *name, json_t *j)
+{
+    char path[PATH_MAX + 64], *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+    rp_err_t err =
+        text != NULL ? rp_agent_file_for_write(a, name, path, sizeof(path)) : RP_ERR_NO_MEMORY;
+
+    json_decref(j);
+    if (err == RP_OK)
+        err = rp_write_file_atomic(path, text, strlen(text), 0600, 0);
+    free(text);
+    return err;
+}
+
 /*
  * Hand over what S/agent holds with it: a device run in single-process mode (as root) before its
  * monitor's first start left the agent's files there as root's (targets.json, the certificate,

@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <jansson.h>
 #include <openssl/ssl.h>
 
 #include "proto.h"
@@ -54,6 +55,9 @@ rp_err_t rp_agent_file(const rp_agent_t *a, const char *name, char *out, size_t 
 /* Where it is written: S/agent/NAME, its directories made (0700) if need be. */
 rp_err_t rp_agent_file_for_write(const rp_agent_t *a, const char *name, char *out,
                                  size_t cap) RP_MUST_CHECK;
+/* The agent's file NAME replaced atomically (0600) by j as compact JSON; takes j (NULL: no
+ * memory). */
+rp_err_t rp_agent_json_keep(const rp_agent_t *a, const char *name, json_t *j) RP_MUST_CHECK;
 /* Make S/agent/ (0700) for uid, gid: the monitor for --agent-user, and provision as root. A
  * symlink or non-directory there is refused. Handed to a user other than root, what it holds goes
  * with it (what single-process mode left as root's), never through a link. */

@@ -241,18 +241,7 @@ static uint64_t cursor_load(const rp_agent_t *a)
 
 static rp_err_t cursor_save(const rp_agent_t *a, uint64_t next)
 {
-    char path[PATH_MAX + 64], *text;
-    json_t *j = json_pack("{s:I}", "next_event", (json_int_t)next);
-    rp_err_t err = rp_agent_file_for_write(a, CURSOR_FILE, path, sizeof(path));
-
-    text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    if (text == NULL)
-        err = RP_ERR_NO_MEMORY;
-    if (err == RP_OK)
-        err = rp_write_file_atomic(path, text, strlen(text), 0600, 0);
-    free(text);
-    return err;
+    return rp_agent_json_keep(a, CURSOR_FILE, json_pack("{s:I}", "next_event", (json_int_t)next));
 }
 
 /* The apps the monitor runs (APP_LIST), as the report carries them; NULL on failure (said). */

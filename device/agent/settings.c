@@ -51,18 +51,8 @@ rp_settings_t rp_settings_load(const rp_agent_t *a)
 
 static rp_err_t keep(const rp_agent_t *a, const rp_settings_t *s)
 {
-    char path[PATH_MAX + 64], *text;
-    json_t *j = json_pack("{s:b}", "crash_capture", s->crash_capture);
-    rp_err_t err = rp_agent_file_for_write(a, SETTINGS_FILE, path, sizeof(path));
-
-    text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    if (text == NULL)
-        err = RP_ERR_NO_MEMORY;
-    if (err == RP_OK)
-        err = rp_write_file_atomic(path, text, strlen(text), 0600, 0);
-    free(text);
-    return err;
+    return rp_agent_json_keep(a, SETTINGS_FILE,
+                              json_pack("{s:b}", "crash_capture", s->crash_capture));
 }
 
 rp_err_t rp_settings_learn(const rp_agent_t *a, const json_t *o)
