@@ -147,7 +147,7 @@ out_has "event: pids hostile refused"
 # Memory: the app dies at its limit (SIGKILL from the OOM killer), the driver lives; recorded.
 run_case memory
 out_has "signal: 9"
-out_has "event: oom hostile killed at its memory limit"
+out_has "event: oom hostile 1.2.3: killed at its memory limit"
 # Storage quota: ENOSPC at SizeKB, recorded.
 run_case quota
 log_has quota "quota: refused after"

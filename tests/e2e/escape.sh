@@ -634,7 +634,7 @@ launch --fails memory -- memory
 TRIED=$((TRIED + 1))
 out_of memory "killed by signal 9"
 REFUSED=$((REFUSED + 1))
-event memory oom "killed at its memory limit"
+event memory oom "1.0.0+0: killed at its memory limit"
 kill -0 "$MON_PID" || fail "the monitor died with the hostile app"
 wait_ready listener
 eq "$(app_field listener .pid)" "$listener_pid" "the listener's pid after the hostile app died"
