@@ -114,10 +114,10 @@ jq -e '.attestations[0].reason == "pass" and (.attestations[0].claims | has("dev
   || fail "dev2's attestation: $(head -c 600 "$d/out")"
 
 # Expired: the device stops counting it, by its own clock.
-expect 0 faketime -f '+3h' "$AGENT" capability show --state-dir "$d/dev1"; out_has "no capability in force: the capability has expired"
-expect 0 faketime -f '+3h' "$AGENT" capability show --state-dir "$d/dev1" --output json
+expect 0 at_clock '+3h' "$AGENT" capability show --state-dir "$d/dev1"; out_has "no capability in force: the capability has expired"
+expect 0 at_clock '+3h' "$AGENT" capability show --state-dir "$d/dev1" --output json
 jq -e '.kind == null and .reason == "the capability has expired"' "$d/out" >/dev/null || fail "show, expired: $(cat "$d/out")"
-expect 1 faketime -f '+3h' "$AGENT" install --state-dir "$d/dev1" --component app --health-seconds 1 "$d/app.img"
+expect 1 at_clock '+3h' "$AGENT" install --state-dir "$d/dev1" --component app --health-seconds 1 "$d/app.img"
 err_has "the capability has expired"
 
 # Removed: gone, and sideloading with it.

@@ -74,6 +74,16 @@ wait_until() {
   done
 }
 
+# at_clock OFFSET CMD...: run CMD with its wall clock moved by OFFSET (libfaketime's form: '+3h',
+# '+2d'). libfaketime is preloaded directly, not through the `faketime` wrapper: the wrapper makes a
+# named semaphore per pid and refuses to run when one is left over from a killed run whose pid has
+# come round again.
+at_clock() {
+  local offset=$1
+  shift
+  env LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 FAKETIME="$offset" "$@"
+}
+
 # A free TCP port on loopback (the kernel picks it; another process could take it before use, so
 # servers here bind to port 0 where they can).
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -190,7 +190,7 @@ expect 1 check 1; err_has "root version 1 is not signed by the keys of version 2
 sqlite3 "$d/srv/rampart.db" "DELETE FROM update_roots WHERE tenant_id = '$acme' AND version = 3"
 # a freeze: targets past their expiry are refused (the device's clock two days ahead: what it is
 # given is then as old as a replay of two-day-old metadata would be)
-expect 1 faketime -f '+2d' "$AGENT" check-now --state-dir "$d/dev1" --health-seconds 1
+expect 1 at_clock '+2d' "$AGENT" check-now --state-dir "$d/dev1" --health-seconds 1
 err_has "the targets have expired (freeze)"
 # a rollback of the metadata: the service serves an older deployment than the device has seen
 sqlite3 "$d/srv/rampart.db" "DELETE FROM device_updates WHERE deployment_id = '$dep9';
