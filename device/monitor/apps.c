@@ -25,11 +25,12 @@
 #include "compartment.h"
 #include "events.h"
 #include "netpolicy.h"
-#include "rampart/apptree.h"
+#include "rampart/apptree.h" /* rp_apptree_remove only: the reading is rampart-unpack's */
 #include "rampart/file.h"
 #include "crash.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
+#include "unpack.h"
 
 #define TRIAL_SLOT RP_COMPONENTS_MAX /* the network slot of the one trial at a time */
 #define EXITS_MAX (64 * 1024)
@@ -226,6 +227,8 @@ static rp_err_t legacy_tree(int in, const rp_apps_want_t *w, const char *dir, rp
 
 /* An image's manifest is its component's only when it names it (an image signed for one app and
  * installed as another runs as neither). */
+static rp_err_t manifest_of(const rp_apps_want_t *w, rp_manifest_t *m, char *why, size_t cap);
+
 static rp_err_t manifest_for(const rp_manifest_t *m, const rp_apps_want_t *w, char *why, size_t cap)
 {
     if (strcmp(m->component_id, w->component) == 0)
@@ -235,12 +238,13 @@ static rp_err_t manifest_for(const rp_manifest_t *m, const rp_apps_want_t *w, ch
     return RP_ERR_MALFORMED;
 }
 
-/* Extract the image's payload into S/apps/C/NAME (made here; it must not exist). OUT: *m. */
+/* Extract the image's payload into S/apps/C/NAME (made here; it must not exist) by the confined
+ * rampart-unpack (unpack.h): no archive is read in this process. OUT: *m. */
 static rp_err_t extract(const rp_apps_want_t *w, const char *dir, rp_manifest_t *m, char *kind_out,
                         char *why, size_t cap)
 {
     char slot[PATH_MAX];
-    rp_apptree_kind_t kind;
+    bool is_tree = false;
     int fd;
     rp_err_t err;
 
@@ -250,13 +254,11 @@ static rp_err_t extract(const rp_apps_want_t *w, const char *dir, rp_manifest_t 
         snprintf(why, cap, "cannot open its slot");
         return RP_ERR_IO;
     }
-    err = rp_apptree_kind(fd, w->payload_off, w->payload_len, &kind);
-    if (err == RP_OK && kind == RP_APPTREE_TREE) {
+    err = rp_unpack_extract(fd, w->payload_off, w->payload_len, w->component, dir, m, &is_tree, why,
+                            cap);
+    if (err == RP_OK && is_tree) {
         *kind_out = 't';
-        err = rp_apptree_extract(fd, w->payload_off, w->payload_len, dir, RP_APPS_TREE_BYTES_MAX,
-                                 RP_APPTREE_ENTRIES_MAX, m, why, cap);
-        if (err == RP_OK)
-            err = manifest_for(m, w, why, cap);
+        err = manifest_for(m, w, why, cap);
     } else if (err == RP_OK) {
         *kind_out = 'l';
         err = legacy_tree(fd, w, dir, m);
@@ -267,7 +269,7 @@ static rp_err_t extract(const rp_apps_want_t *w, const char *dir, rp_manifest_t 
     if (err != RP_OK) {
         if (why[0] == '\0')
             snprintf(why, cap, "cannot read its payload");
-        if (rp_apptree_remove(dir) != RP_OK)
+        if (rp_unpack_remove(dir) != RP_OK)
             rp_log_warn("%s: cannot remove", dir);
     }
     return err;
@@ -932,6 +934,22 @@ static void app_channel(const rp_apps_want_t *w, int fd)
         start(a);
 }
 
+/* MANIFEST, from the monitor or an install child: answered on the socket it came on. */
+static void manifest_reply(const rp_apps_msg_t *msg, int to)
+{
+    rp_apps_reply_t *r = &s.reply;
+    rp_err_t err;
+
+    memset(r, 0, sizeof(*r));
+    r->seq = msg->seq;
+    err = manifest_of(&msg->want[0], &r->manifest, r->detail, sizeof(r->detail));
+    r->status = (uint32_t)err;
+    if (err != RP_OK)
+        memset(&r->manifest, 0, sizeof(r->manifest));
+    if (send(to, r, sizeof(*r), MSG_NOSIGNAL) != (ssize_t)sizeof(*r))
+        rp_log_warn("the monitor did not take a manifest");
+}
+
 /* A request from the monitor (from: s.fd) or an install child (from: its channel); fd: the
  * descriptor that came with it, or -1. */
 static void handle(const rp_apps_msg_t *msg, int from, int fd)
@@ -952,6 +970,10 @@ static void handle(const rp_apps_msg_t *msg, int from, int fd)
     }
     if (msg->kind == RP_APPS_TRIAL && from != s.fd) {
         trial_begin(msg, from, fd);
+        return;
+    }
+    if (msg->kind == RP_APPS_MANIFEST && fd < 0 && msg->n == 1) {
+        manifest_reply(msg, from);
         return;
     }
     if (fd >= 0)
@@ -1267,32 +1289,51 @@ rp_err_t rp_apps_call(int fd, rp_apps_msg_t *msg, rp_apps_reply_t *reply, int ti
     return call(fd, msg, -1, reply, timeout_ms, NULL, NULL, NULL);
 }
 
-rp_err_t rp_apps_manifest(const char *state_dir, const rp_apps_want_t *w, rp_manifest_t *m,
-                          char *why, size_t cap)
+/* The supervisor's side of MANIFEST: the manifest of w's verified image, read by rampart-unpack. */
+static rp_err_t manifest_of(const rp_apps_want_t *w, rp_manifest_t *m, char *why, size_t cap)
 {
     char slot[PATH_MAX];
-    rp_apptree_kind_t kind;
+    bool is_tree = false;
     rp_err_t err;
     int fd;
 
     why[0] = '\0';
-    if (rp_slot_path(state_dir, w->component, w->slot, slot, sizeof(slot)) != RP_OK ||
+    if (rp_slot_path(s.state_dir, w->component, w->slot, slot, sizeof(slot)) != RP_OK ||
         (fd = open(slot, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
         snprintf(why, cap, "cannot open its slot");
         return RP_ERR_IO;
     }
-    err = rp_apptree_kind(fd, w->payload_off, w->payload_len, &kind);
-    if (err == RP_OK && kind == RP_APPTREE_TREE) {
-        err = rp_apptree_read_manifest(fd, w->payload_off, w->payload_len, m, why, cap);
-        if (err == RP_OK)
-            err = manifest_for(m, w, why, cap);
-    } else if (err == RP_OK) {
-        rp_manifest_legacy(m, w->component, "app");
-    }
+    err =
+        rp_unpack_manifest(fd, w->payload_off, w->payload_len, w->component, m, &is_tree, why, cap);
     close(fd);
+    if (err == RP_OK && is_tree)
+        err = manifest_for(m, w, why, cap);
     if (err != RP_OK && why[0] == '\0')
         snprintf(why, cap, "cannot read its payload");
     return err;
+}
+
+rp_err_t rp_apps_manifest(int fd, const rp_apps_want_t *w, rp_manifest_t *m, char *why, size_t cap)
+{
+    static rp_apps_msg_t msg;
+    static rp_apps_reply_t reply;
+    rp_err_t err;
+
+    memset(&msg, 0, sizeof(msg));
+    msg.kind = RP_APPS_MANIFEST;
+    msg.n = 1;
+    msg.want[0] = *w;
+    err = call(fd, &msg, -1, &reply, (RP_UNPACK_SECONDS + 30) * 1000, NULL, NULL, NULL);
+    if (err != RP_OK) {
+        snprintf(why, cap, "the app supervisor did not answer: %s", rp_strerror(err));
+        return err;
+    }
+    if (reply.status != RP_OK) {
+        snprintf(why, cap, "%s", reply.detail);
+        return (rp_err_t)reply.status;
+    }
+    *m = reply.manifest;
+    return RP_OK;
 }
 
 static void chans_find(void *ctx, const char *component, rp_appchan_t **chan,
@@ -1337,7 +1378,7 @@ static void chan_open(rp_apps_chan_t *e, int fd)
     }
 }
 
-void rp_apps_chans_sync(rp_apps_chans_t *t, const char *state_dir, const rp_apps_msg_t *set, int fd)
+void rp_apps_chans_sync(rp_apps_chans_t *t, const rp_apps_msg_t *set, int fd)
 {
     bool keep[RP_COMPONENTS_MAX] = {false};
     char why[256];
@@ -1366,7 +1407,7 @@ void rp_apps_chans_sync(rp_apps_chans_t *t, const char *state_dir, const rp_apps
         memset(e, 0, sizeof(*e));
         e->c.fd = -1;
         e->want = *w;
-        if (rp_apps_manifest(state_dir, w, &e->m, why, sizeof(why)) != RP_OK) {
+        if (rp_apps_manifest(fd, w, &e->m, why, sizeof(why)) != RP_OK) {
             rp_log_error("%s %s: its manifest cannot be read for its channel: %s; it does not "
                          "start",
                          w->component, w->version, why);
@@ -1413,7 +1454,7 @@ rp_err_t rp_apps_trial(void *ctx, const char *component, int slot, const rp_slot
     msg.want[0].payload_len = img->payload_len;
     /* The trial app has its channel as it will when it runs; this child answers it (with the
      * root of trust the monitor lent it) until the verdict. */
-    if (rp_apps_manifest(x->agent->state_dir, &msg.want[0], &manifest, why, sizeof(why)) != RP_OK) {
+    if (rp_apps_manifest(x->fd, &msg.want[0], &manifest, why, sizeof(why)) != RP_OK) {
         *healthy = false;
         snprintf(detail, cap, "its manifest cannot be read: %s", why);
         return RP_OK;

@@ -48,7 +48,6 @@
 #define RP_APPS_UID_COUNT 65536u
 #define RP_APPS_BACKOFF_MAX 60  /* seconds between restarts, at most */
 #define RP_APPS_STABLE_AFTER 60 /* a run this long resets the backoff */
-#define RP_APPS_TREE_BYTES_MAX (256ull * 1024 * 1024)
 
 /* One app the monitor wants running (it verified the slot). */
 typedef struct rp_apps_want {
@@ -66,7 +65,8 @@ typedef enum {
     RP_APPS_TRIAL,
     RP_APPS_CHANNEL,
     RP_APPS_APP_CHANNEL,
-    RP_APPS_CONTROL
+    RP_APPS_CONTROL,
+    RP_APPS_MANIFEST /* want[0]'s manifest, read by rampart-unpack (the monitor cannot exec) */
 } rp_apps_kind_t;
 
 typedef struct rp_apps_msg {
@@ -84,10 +84,11 @@ typedef struct rp_apps_msg {
 typedef struct rp_apps_reply {
     uint32_t seq;
     uint32_t healthy; /* TRIAL */
-    uint32_t status;  /* CONTROL: rp_err_t */
+    uint32_t status;  /* CONTROL, MANIFEST: rp_err_t */
     char detail[RP_SLOT_DETAIL_MAX + 1];
     uint32_t n; /* LIST: app[0..n) */
     rp_mon_app_t app[RP_MON_APPS_MAX];
+    rp_manifest_t manifest; /* MANIFEST (status: rp_err_t, detail: why not) */
 } rp_apps_reply_t;
 
 /*
@@ -127,16 +128,16 @@ typedef struct rp_apps_chans {
 /* After a SET (set; NULL: the last one still holds): close the channels of apps no longer wanted,
  * whose version changed or that an operator stopped, and open and hand over (APP_CHANNEL on fd)
  * one for each other wanted app that has none. */
-void rp_apps_chans_sync(rp_apps_chans_t *t, const char *state_dir, const rp_apps_msg_t *set,
-                        int fd);
+void rp_apps_chans_sync(rp_apps_chans_t *t, const rp_apps_msg_t *set, int fd);
 
 /* How appchan.c finds a peer in t (for APP_CONNECT). */
 rp_appchan_peers_t rp_apps_chans_peers(rp_apps_chans_t *t);
 
 /* The manifest of want's verified image (its slot holds it): an app tree's, checked against the
- * component, or the empty one of a legacy single-file app. The one reader of both kinds. */
-rp_err_t rp_apps_manifest(const char *state_dir, const rp_apps_want_t *w, rp_manifest_t *m,
-                          char *why, size_t cap) RP_MUST_CHECK;
+ * component, or the empty one of a legacy single-file app. Asked of the app supervisor on fd (its
+ * socket to the monitor, or an install child's channel), which has rampart-unpack read it. */
+rp_err_t rp_apps_manifest(int fd, const rp_apps_want_t *w, rp_manifest_t *m, char *why,
+                          size_t cap) RP_MUST_CHECK;
 
 /* What the install child's trial hook needs: its channel to the supervisor (CHANNEL), the root
  * of trust (to answer the trial app's channel) and the apps' channels (its peers). */

@@ -77,7 +77,7 @@ static void apps_sync(void)
     rp_apps_wanted(&m.agent, &m.apps_msg);
     if (rp_apps_call(m.apps_fd, &m.apps_msg, NULL, 0) != RP_OK)
         rp_log_error("the app supervisor did not take the apps to run");
-    rp_apps_chans_sync(&m.chans, m.agent.state_dir, &m.apps_msg, m.apps_fd);
+    rp_apps_chans_sync(&m.chans, &m.apps_msg, m.apps_fd);
 }
 
 /* Answer the app channels with a packet waiting (p: their pollfds); a channel that closed (its
@@ -92,7 +92,7 @@ static void serve_apps(const struct pollfd *p)
             rp_appchan_serve(&m.chans.e[i].c, &m.agent, &peers) != RP_OK)
             closed = true;
     if (closed)
-        rp_apps_chans_sync(&m.chans, m.agent.state_dir, NULL, m.apps_fd);
+        rp_apps_chans_sync(&m.chans, NULL, m.apps_fd);
 }
 
 /* While an install child holds the root of trust the channels are not served, but one whose app
@@ -109,7 +109,7 @@ static void apps_hung_up(const struct pollfd *p)
             closed = true;
         }
     if (closed)
-        rp_apps_chans_sync(&m.chans, m.agent.state_dir, NULL, m.apps_fd);
+        rp_apps_chans_sync(&m.chans, NULL, m.apps_fd);
 }
 
 /* APP_LIST: the supervisor's answer, as the reply. */
@@ -390,7 +390,7 @@ static void dispatch(struct client *c, int fd)
         m.reply.type = m.req.type;
         m.reply.id = m.req.id;
         apps_control(&m.reply);
-        rp_apps_chans_sync(&m.chans, m.agent.state_dir, NULL, m.apps_fd);
+        rp_apps_chans_sync(&m.chans, NULL, m.apps_fd);
     } else if (m.req.type == RP_MON_INSTALL) {
         memset(&m.reply, 0, sizeof(m.reply));
         m.reply.type = m.req.type;

@@ -94,6 +94,18 @@ for c in "$TREE:$tuid" "$LEG:$luid"; do
 done
 grep -q "^tree app 1.0.0+0$" "$d/log" && fail "the legacy app's log has the tree app's lines"
 
+# --- app images are read by rampart-unpack, confined, never by the monitor (docs/monitor.md) -----
+# Neither the monitor nor its app supervisor has the archive reader mapped; the tree the unpack
+# user wrote is root's now, and its staging directory is gone.
+for p in "$MON_PID" $(pgrep -P "$MON_PID" || true); do
+  if grep -q libarchive "/proc/$p/maps" 2>/dev/null; then fail "process $p of the monitor maps libarchive"; fi
+done
+owned=$(find "$S/apps/$TREE/tree" ! -user 0 -print -quit)
+[ -z "$owned" ] || fail "the extracted tree holds $owned, not root's"
+staged=$(find "$S/apps" -maxdepth 2 -name '*.unpack' -print -quit)
+[ -z "$staged" ] || fail "a staging directory is left: $staged"
+E2E_CHECKS=$((E2E_CHECKS + 3))
+
 # --- app list: state, restarts, the limits in force ---------------------------------------------
 expect 0 "$AGENT" app list --state-dir "$S" --output json
 jq -e --arg c "$TREE" '.[] | select(.component == $c) | .restarts == 0 and .pid > 0

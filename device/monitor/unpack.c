@@ -1,0 +1,235 @@
+/*
+ * The app supervisor's side of rampart-unpack (unpack.h): start the confined child as its own
+ * user, read its answer within a deadline, parse the manifest it sends again, and take its tree
+ * over (root's, durable) before anything uses it.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rampart/apptree.h"
+#include "rampart/log.h"
+#include "seccomp_allow.h" /* SANITIZER_BUILD */
+#include "unpack.h"
+
+extern char **environ;
+
+#define STAGE_SUFFIX ".unpack"
+
+static bool limit(int res, rlim_t n)
+{
+    struct rlimit rl = {n, n};
+    return setrlimit(res, &rl) == 0;
+}
+
+/* In the child, before exec: the slot on stdin, the answer and the reason on two pipes, limits,
+ * the unpack user, no other descriptor. Never returns. */
+static void child(const char *helper, char *const argv[], int slot_fd, int out, int err,
+                  const char *cwd)
+{
+    if (dup2(slot_fd, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
+        dup2(err, STDERR_FILENO) < 0 || chdir(cwd) != 0 || !limit(RLIMIT_CORE, 0) ||
+        !limit(RLIMIT_CPU, RP_UNPACK_SECONDS) || !limit(RLIMIT_FSIZE, RP_UNPACK_TREE_BYTES_MAX) ||
+        !limit(RLIMIT_NOFILE, 64))
+        _exit(126);
+#ifndef SANITIZER_BUILD /* ASan reserves terabytes of shadow */
+    if (!limit(RLIMIT_AS, 2ull * 1024 * 1024 * 1024))
+        _exit(126);
+#endif
+    if (setgroups(0, NULL) != 0 || setresgid(RP_UNPACK_UID, RP_UNPACK_UID, RP_UNPACK_UID) != 0 ||
+        setresuid(RP_UNPACK_UID, RP_UNPACK_UID, RP_UNPACK_UID) != 0)
+        _exit(126);
+    closefrom(3);
+    execve(helper, argv, environ);
+    _exit(127);
+}
+
+static long now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Read both pipes to their end, or until the deadline. */
+static bool drain(int out, char *obuf, size_t ocap, size_t *olen, int err, char *ebuf, size_t ecap)
+{
+    long deadline = now_ms() + RP_UNPACK_SECONDS * 1000L;
+    size_t elen = 0;
+    struct pollfd p[2] = {
+        {out, POLLIN, 0},
+        {err, POLLIN, 0}
+    };
+
+    *olen = 0;
+    while (p[0].fd >= 0 || p[1].fd >= 0) {
+        long left = deadline - now_ms();
+        if (left <= 0 || (poll(p, 2, (int)left) < 0 && errno != EINTR))
+            return false;
+        for (int i = 0; i < 2; i++) {
+            char *buf = i == 0 ? obuf : ebuf;
+            size_t *len = i == 0 ? olen : &elen, cap = i == 0 ? ocap : ecap - 1;
+            char scratch[512];
+            ssize_t n;
+            if (p[i].fd < 0 || p[i].revents == 0)
+                continue;
+            /* Past the cap the rest is read and dropped: an answer too long is refused below. */
+            n = *len < cap ? read(p[i].fd, buf + *len, cap - *len)
+                           : read(p[i].fd, scratch, sizeof(scratch));
+            if (n > 0 && *len < cap)
+                *len += (size_t)n;
+            else if (n > 0 && i == 0)
+                *olen = ocap + 1;
+            else if (n == 0 || (errno != EINTR && errno != EAGAIN))
+                p[i].fd = -1;
+        }
+    }
+    ebuf[elen] = '\0';
+    return true;
+}
+
+static rp_err_t run(const char *mode, int slot_fd, uint64_t off, uint64_t len,
+                    const char *component, const char *cwd, rp_manifest_t *m, bool *is_tree,
+                    char *why, size_t cap)
+{
+    static char answer[1 + RP_MANIFEST_MAX_BYTES + 1];
+    char helper[PATH_MAX], a_off[24], a_len[24], reason[RP_UNPACK_WHY_MAX + 1] = "";
+    char *argv[] = {"rampart-unpack", (char *)mode, a_off, a_len, NULL};
+    ssize_t n = readlink("/proc/self/exe", helper, sizeof(helper) - 1);
+    char *slash = n > 0 ? memrchr(helper, '/', (size_t)n) : NULL;
+    int out[2] = {-1, -1}, err[2] = {-1, -1}, status = -1;
+    size_t alen = 0;
+    bool done;
+    pid_t pid;
+
+    snprintf(a_off, sizeof(a_off), "%" PRIu64, off);
+    snprintf(a_len, sizeof(a_len), "%" PRIu64, len);
+    if (slash == NULL || (size_t)(slash - helper) + sizeof("/rampart-unpack") > sizeof(helper)) {
+        snprintf(why, cap, "cannot find rampart-unpack");
+        return RP_ERR_IO;
+    }
+    memcpy(slash, "/rampart-unpack", sizeof("/rampart-unpack"));
+    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0 || (pid = fork()) < 0) {
+        for (int i = 0; i < 2; i++) {
+            if (out[i] >= 0)
+                close(out[i]);
+            if (err[i] >= 0)
+                close(err[i]);
+        }
+        snprintf(why, cap, "cannot start rampart-unpack: %s", strerror(errno));
+        return RP_ERR_IO;
+    }
+    if (pid == 0)
+        child(helper, argv, slot_fd, out[1], err[1], cwd);
+    close(out[1]);
+    close(err[1]);
+    done = drain(out[0], answer, sizeof(answer) - 1, &alen, err[0], reason, sizeof(reason));
+    if (!done)
+        kill(pid, SIGKILL);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    close(out[0]);
+    close(err[0]);
+    reason[strcspn(reason, "\n")] = '\0';
+    if (!done || !WIFEXITED(status) || WEXITSTATUS(status) > 1) {
+        snprintf(why, cap, "rampart-unpack %s", !done ? "did not answer in time" : "failed");
+        rp_log_warn("%s: rampart-unpack %s: %s (status %d)%s%s", component, mode,
+                    !done ? "killed at its deadline" : "failed", status, reason[0] ? ": " : "",
+                    reason);
+        return RP_ERR_IO;
+    }
+    if (WEXITSTATUS(status) == 1) {
+        snprintf(why, cap, "%s", reason[0] != '\0' ? reason : "refused");
+        return RP_ERR_MALFORMED;
+    }
+    if (alen == 1 && answer[0] == 'l') {
+        *is_tree = false;
+        rp_manifest_legacy(m, component, "app");
+        return RP_OK;
+    }
+    if (alen < 2 || alen > sizeof(answer) - 1 || answer[0] != 't') {
+        snprintf(why, cap, "rampart-unpack answered outside its protocol");
+        return RP_ERR_MALFORMED;
+    }
+    *is_tree = true;
+    return rp_manifest_parse(answer + 1, alen - 1, m, why, cap);
+}
+
+rp_err_t rp_unpack_manifest(int slot_fd, uint64_t off, uint64_t len, const char *component,
+                            rp_manifest_t *m, bool *is_tree, char *why, size_t cap)
+{
+    return run("manifest", slot_fd, off, len, component, "/", m, is_tree, why, cap);
+}
+
+/* Every entry root's: nothing the unpack user could change later stays its. A child that made
+ * something a tree never holds (not a directory, a file or a link) has its tree refused. */
+static int take(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+    (void)flag;
+    (void)f;
+    if (!S_ISDIR(st->st_mode) && !S_ISREG(st->st_mode) && !S_ISLNK(st->st_mode))
+        return 1;
+    return lchown(path, 0, 0) != 0 ? 1 : 0;
+}
+
+rp_err_t rp_unpack_remove(const char *path)
+{
+    char stage[PATH_MAX];
+
+    if (snprintf(stage, sizeof(stage), "%s" STAGE_SUFFIX, path) >= (int)sizeof(stage))
+        return RP_ERR_INVALID_ARG;
+    return rp_apptree_remove(stage) == RP_OK && rp_apptree_remove(path) == RP_OK ? RP_OK
+                                                                                 : RP_ERR_IO;
+}
+
+rp_err_t rp_unpack_extract(int slot_fd, uint64_t off, uint64_t len, const char *component,
+                           const char *dest, rp_manifest_t *m, bool *is_tree, char *why, size_t cap)
+{
+    char stage[PATH_MAX], tree[PATH_MAX + sizeof(RP_UNPACK_TREE) + 1];
+    rp_err_t err;
+    int fd;
+
+    why[0] = '\0';
+    if (snprintf(stage, sizeof(stage), "%s" STAGE_SUFFIX, dest) >= (int)sizeof(stage) ||
+        snprintf(tree, sizeof(tree), "%s/" RP_UNPACK_TREE, stage) >= (int)sizeof(tree))
+        return RP_ERR_INVALID_ARG;
+    /* The staging directory is the unpack user's, and the only place it may write. */
+    if (rp_apptree_remove(stage) != RP_OK || mkdir(stage, 0700) != 0 ||
+        chown(stage, RP_UNPACK_UID, RP_UNPACK_UID) != 0) {
+        snprintf(why, cap, "cannot make its staging directory");
+        return RP_ERR_IO;
+    }
+    err = run("extract", slot_fd, off, len, component, stage, m, is_tree, why, cap);
+    if (err == RP_OK && *is_tree) {
+        if (nftw(tree, take, 16, FTW_PHYS | FTW_DEPTH) != 0 ||
+            (fd = open(tree, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+            snprintf(why, cap, "cannot take its tree over");
+            err = RP_ERR_IO;
+        } else {
+            if (syncfs(fd) != 0 || rename(tree, dest) != 0) {
+                snprintf(why, cap, "cannot put its tree in place");
+                err = RP_ERR_IO;
+            }
+            close(fd);
+        }
+    }
+    if (rp_apptree_remove(stage) != RP_OK)
+        rp_log_warn("%s: cannot remove", stage);
+    if (err != RP_OK)
+        memset(m, 0, sizeof(*m));
+    return err;
+}

@@ -1,0 +1,38 @@
+/*
+ * Reading app images without parsing them here: the app supervisor asks rampart-unpack
+ * (device/unpack/main.c), a confined child running as its own unprivileged user, for an image's
+ * manifest or its extracted tree. This header is the protocol between the two; unpack.c is the
+ * supervisor's side. What comes back is checked as if it came from the image itself: the manifest
+ * is parsed again with its one parser (manifest.h), the tree is taken over by root before it is
+ * used, and anything else (a crash, a deadline, a malformed answer) refuses the app.
+ */
+#ifndef RAMPART_MONITOR_UNPACK_H
+#define RAMPART_MONITOR_UNPACK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "rampart/error.h"
+#include "rampart/manifest.h"
+
+#define RP_UNPACK_UID 0x7dffffffu /* the child's uid and gid: just below the apps' (apps.h) */
+#define RP_UNPACK_TREE "tree"     /* what extract makes in its staging directory */
+#define RP_UNPACK_WHY_MAX 255     /* a refusal's reason, on the child's stderr */
+#define RP_UNPACK_SECONDS 60      /* the child's deadline (and its CPU seconds) */
+#define RP_UNPACK_TREE_BYTES_MAX (256ull * 1024 * 1024) /* an extracted tree, at most */
+
+/* The manifest of the payload [off, off + len) of slot_fd. OUT: *m; *is_tree: false for a
+ * single-file image (then *m is the empty manifest of component, rp_manifest_legacy). */
+rp_err_t rp_unpack_manifest(int slot_fd, uint64_t off, uint64_t len, const char *component,
+                            rp_manifest_t *m, bool *is_tree, char *why, size_t cap) RP_MUST_CHECK;
+
+/* Extract the payload's tree as dest (made here: it must not exist; root's, read-only, durable).
+ * A single-file image: *is_tree false, *m as above, and nothing is made. */
+rp_err_t rp_unpack_extract(int slot_fd, uint64_t off, uint64_t len, const char *component,
+                           const char *dest, rp_manifest_t *m, bool *is_tree, char *why,
+                           size_t cap) RP_MUST_CHECK;
+
+/* Remove a tree made by rp_unpack_extract (or a staging directory it left); RP_OK if absent. */
+rp_err_t rp_unpack_remove(const char *path) RP_MUST_CHECK;
+
+#endif /* RAMPART_MONITOR_UNPACK_H */

@@ -1,0 +1,167 @@
+/*
+ * rampart-unpack: reads one app image's payload for the monitor's app supervisor, confined
+ * (device/monitor/unpack.h has the protocol). The payload is a tar archive holding the app's tree
+ * and its app_manifest.json; libarchive and the manifest's parser are large, so they run here, in
+ * a short-lived process of their own, never in the privileged monitor. The supervisor starts it as
+ * an unprivileged user of its own, with limits (CPU seconds, address space, file size) already
+ * set; here the process shuts itself in further before it reads a byte: Landlock lets it touch
+ * nothing but its staging directory (extract) or nothing at all (manifest), and a seccomp
+ * allow-list holds it to reading its descriptor and writing the tree. Whatever the payload does to
+ * libarchive, the worst is this process dying or lying about a tree only it could write, which
+ * the supervisor takes as "the app does not start".
+ *
+ *   rampart-unpack manifest OFF LEN      stdin: the slot
+ *   rampart-unpack extract OFF LEN       stdin: the slot; cwd: the staging directory (./tree)
+ *
+ * Answer on stdout: 'l' (a single-file image made before app trees: no manifest), or 't' and the
+ * manifest as JSON (rp_manifest_to_json, which the supervisor parses again: one owner of its
+ * rules). A refusal: exit status 1, the reason on stderr.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <linux/landlock.h>
+#include <seccomp.h>
+
+#include "rampart/apptree.h"
+#include "rampart/manifest.h"
+#include "seccomp_allow.h"
+#include "unpack.h"
+
+// clang-format off
+static const char *const allowed[] = {
+    "read", "pread64", "readv", "write", "writev", "lseek", "fstat", "newfstatat", "statx",
+    "close", "brk", "mmap", "munmap", "mremap", "madvise", "mprotect", "futex", "getrandom",
+    "rt_sigreturn", "exit", "exit_group", "clock_gettime", "fcntl", "getpid", "gettid",
+    "tgkill", "rt_sigprocmask", /* abort() */
+    /* writing the tree (extract; Landlock keeps it inside the staging directory) */
+    "openat", "mkdirat", "symlinkat", "fchmod", "fchmodat", "fsync", "syncfs", "getdents64",
+    "unlinkat", "dup", "readlinkat", "utimensat", "ftruncate", "mkdir", "rmdir", "unlink",
+    "open", "stat", "lstat",
+};
+#ifdef SANITIZER_BUILD
+static const char *const sanitizer[] = {
+    "ptrace", "process_vm_readv", "clone", "wait4", "getdents", "getppid", "kill",
+    "sched_getaffinity", "rt_sigaction", "sigaltstack", "prctl", "uname", "open", "readlink",
+    "sched_yield", "nanosleep", "clock_nanosleep",
+};
+#endif
+// clang-format on
+
+static int refuse(const char *why)
+{
+    fprintf(stderr, "%s\n", why);
+    return 1;
+}
+
+/* Landlock: every file right handled; none granted, but beneath the staging directory when
+ * extracting. Without Landlock (an old kernel) the user and the filter still hold. */
+static bool fence(bool extract)
+{
+    long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+    struct landlock_ruleset_attr attr = {.handled_access_fs = (1ULL << 13) - 1}; /* ABI 1 */
+    int rs;
+    bool ok = true;
+
+    if (abi <= 0)
+        return true;
+    if (abi >= 2)
+        attr.handled_access_fs |= LANDLOCK_ACCESS_FS_REFER;
+    if (abi >= 3)
+        attr.handled_access_fs |= 1ULL << 14; /* TRUNCATE */
+    rs = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof(attr), 0);
+    if (rs < 0)
+        return false;
+    if (extract) {
+        struct landlock_path_beneath_attr pb = {.allowed_access = attr.handled_access_fs};
+        pb.parent_fd = open(".", O_PATH | O_CLOEXEC | O_DIRECTORY);
+        ok = pb.parent_fd >= 0 &&
+             syscall(SYS_landlock_add_rule, rs, LANDLOCK_RULE_PATH_BENEATH, &pb, 0) == 0;
+        if (pb.parent_fd >= 0)
+            close(pb.parent_fd);
+    }
+    ok = ok && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+         syscall(SYS_landlock_restrict_self, rs, 0) == 0;
+    close(rs);
+    return ok;
+}
+
+static bool confine(bool extract)
+{
+    scmp_filter_ctx ctx;
+    int rc;
+
+    if (!fence(extract) || (ctx = seccomp_init(SCMP_ACT_KILL_PROCESS)) == NULL)
+        return false;
+    rc = rp_seccomp_allow(ctx, allowed, sizeof(allowed) / sizeof(allowed[0]));
+#ifdef SANITIZER_BUILD
+    if (rc == 0)
+        rc = rp_seccomp_allow(ctx, sanitizer, sizeof(sanitizer) / sizeof(sanitizer[0]));
+#endif
+    if (rc != 0) {
+        seccomp_release(ctx);
+        return false;
+    }
+    return rp_seccomp_load(ctx, "rampart-unpack") == RP_OK;
+}
+
+static bool number(const char *s, uint64_t *out)
+{
+    char *end;
+
+    errno = 0;
+    *out = strtoull(s, &end, 10);
+    return s[0] >= '0' && s[0] <= '9' && errno == 0 && *end == '\0';
+}
+
+static int answer(const rp_manifest_t *m)
+{
+    json_t *j = rp_manifest_to_json(m);
+    char *text = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    int status = 0;
+
+    if (text == NULL || strlen(text) > RP_MANIFEST_MAX_BYTES || fputc('t', stdout) == EOF ||
+        fputs(text, stdout) == EOF || fflush(stdout) != 0)
+        status = refuse("cannot write the manifest out");
+    free(text);
+    json_decref(j);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    static rp_manifest_t m;
+    char why[RP_UNPACK_WHY_MAX + 1] = "";
+    rp_apptree_kind_t kind;
+    uint64_t off, len;
+    bool extract;
+    rp_err_t err;
+
+    if (argc != 4 || (strcmp(argv[1], "manifest") != 0 && strcmp(argv[1], "extract") != 0) ||
+        !number(argv[2], &off) || !number(argv[3], &len))
+        return refuse("usage: rampart-unpack manifest|extract OFF LEN (the slot on stdin)");
+    extract = strcmp(argv[1], "extract") == 0;
+    if (!confine(extract))
+        return refuse("cannot confine rampart-unpack");
+    err = rp_apptree_kind(STDIN_FILENO, off, len, &kind);
+    if (err != RP_OK)
+        return refuse("cannot read the payload");
+    if (kind != RP_APPTREE_TREE)
+        return fputc('l', stdout) == EOF || fflush(stdout) != 0 ? 2 : 0;
+    if (extract)
+        err = rp_apptree_extract(STDIN_FILENO, off, len, RP_UNPACK_TREE, RP_UNPACK_TREE_BYTES_MAX,
+                                 RP_APPTREE_ENTRIES_MAX, &m, why, sizeof(why));
+    else
+        err = rp_apptree_read_manifest(STDIN_FILENO, off, len, &m, why, sizeof(why));
+    if (err != RP_OK)
+        return refuse(why[0] != '\0' ? why : "cannot read the payload");
+    return answer(&m);
+}
