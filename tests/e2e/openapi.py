@@ -366,6 +366,14 @@ class Client:
                 self.err(what, "no %s header" % name)
 
 
+def upload(c, T, token, data, component, want):
+    """An upload of data in one chunk, made an image: the image's answer."""
+    _, _, _, up = c.call("POST", T + "/uploads", token=token, body={"size": len(data)}, want=201)
+    c.call("PUT", "%s/uploads/%s?offset=0" % (T, up["id"]), token=token, raw=data, want=200)
+    return c.call("POST", T + "/images", token=token, body={"upload": up["id"], "component": component},
+                  want=want)[3]
+
+
 def exercise(doc_path):
     env = os.environ
     base, ca = env["SERVER_URL"], env["SERVER_CA"]
@@ -456,6 +464,11 @@ def exercise(doc_path):
     c.call("GET", T + "/images/" + image, token=tok["reader"], want=200)
     c.call("GET", T + "/images/" + "0" * 64, token=tok["reader"], want=404)
     c.call("POST", T + "/uploads", token=tok["contributor"], body={"size": 200 * 1024 * 1024}, want=413)
+    upload(c, T, tok["contributor"], b"not an image" * 10, "app", 422)
+    with open(os.path.join(work, "app-65.img"), "rb") as f:
+        big = upload(c, T, tok["contributor"], f.read(), "app", 201)
+    if not big["warnings"]:
+        fail("no warning for a security counter of 65")
 
     # --- products, groups, the root of update trust --------------------------------------------
     c.call("POST", T + "/products", token=tok["contributor"], body={"name": "Thermostat"}, want=201)
@@ -523,6 +536,8 @@ def exercise(doc_path):
     c.call("GET", "/api/v1/device/targets", want=401)
     c.call("GET", "/api/v1/device/roots?after=0", device=dev, want=200)
     c.call("GET", "/api/v1/device/targets?security_counter_max=64", device=dev, want=200)
+    c.call("POST", T + "/deployments", token=tok["contributor"], want=409,
+           body={"product": "Thermostat", "group": "Field Test", "images": [big["id"]]})
     c.call("GET", "/api/v1/device/images/" + image, device=dev, want=200)
     c.call("GET", "/api/v1/device/images/" + image, device=dev, headers={"Range": "bytes=0-99"}, want=206)
     c.call("GET", "/api/v1/device/images/" + image, device=dev, headers={"Range": "bytes=99999999-"}, want=416)
@@ -575,6 +590,8 @@ def exercise(doc_path):
     c.call("GET", T + "/threat", token=tok["reader"], want=200)
     c.call("PUT", T + "/threat", token=tok["admin"], body={"factor": 2, "min_devices": 1, "floor": 1}, want=200)
     c.call("PUT", T + "/threat", token=tok["admin"], body={"factor": 1}, want=400, bad=True)
+    c.call("POST", "/api/v1/device/status", device=dev, want=200, body={"events": [
+        {"seq": n, "at": 1764300000, "kind": "syscall", "app": "app", "reason": "ptrace"} for n in (10, 11, 12)]})
     c.call("GET", T + "/webhook", token=tok["reader"], want=404)
     c.call("PUT", T + "/webhook", token=tok["admin"], body={"url": "http://127.0.0.1:9/hook"}, want=200)
     c.call("PUT", T + "/webhook", token=tok["admin"], body={"url": "ftp://x"}, want=400, bad=True)
@@ -595,7 +612,9 @@ def exercise(doc_path):
         time.sleep(0.05)
     c.call("GET", "/api/v1/device/targets", device=dev, want=403)
     c.call("GET", T + "/webhook", token=tok["reader"], want=200)
-    c.call("GET", T + "/alerts?limit=10", token=tok["reader"], want=200)
+    _, _, _, j = c.call("GET", T + "/alerts?limit=10", token=tok["reader"], want=200)
+    if not j["alerts"]:
+        fail("three syscall events with min_devices 1 raised no alert")
     c.call("GET", T + "/quarantine/actions?limit=10", token=tok["reader"], want=200)
     c.call("POST", D + "/release", token=tok["admin"], body={"reason": "checked"}, want=200)
     c.call("DELETE", T + "/webhook", token=tok["admin"], want=200)
@@ -619,7 +638,7 @@ def main():
     if len(sys.argv) == 4 and sys.argv[1] == "check":
         check(sys.argv[2], sys.argv[3])
     elif len(sys.argv) == 3 and sys.argv[1] == "exercise":
-        # SERVER_URL, SERVER_CA, ADMIN_TOKEN (a file), E2E_DIR (img.pub, app.img, root.key,
+        # SERVER_URL, SERVER_CA, ADMIN_TOKEN (a file), E2E_DIR (img.pub, app.img, app-65.img, root.key,
         # dev/ and dev.id, app.debug and debug.build-id), RAMPART, AGENT
         exercise(sys.argv[2])
     else:

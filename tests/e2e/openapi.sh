@@ -4,7 +4,7 @@
 # soft-RoT device over mutual TLS with the certificate it attested for), and every answer is
 # validated against the document as the server serves it (/api/v1/openapi.json): its status,
 # Content-Type, JSON body and required headers. The work is openapi.py's; this makes what it
-# needs: the server, an image key and a signed image, a root key, a provisioned device, a debug
+# needs: the server, an image key and signed images, a root key, a provisioned device, a debug
 # file.
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT to the rampart-agent binary}"
@@ -18,6 +18,8 @@ expect 0 "$RAMPART" key public --key "$d/img.key" --out "$d/img.pub"
 expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/root.key"
 printf '#!/bin/sh\nexec sleep 60\n' >"$d/app.sh"
 expect 0 "$RAMPART" image sign --key "$d/img.key" --version 1.0.0 --type app "$d/app.sh" "$d/app.img"
+# (more than a TPM can hold: a deployment of it to a device that said so is refused)
+expect 0 "$RAMPART" image sign --key "$d/img.key" --version 1.1.0 --security-counter 65 --type app "$d/app.sh" "$d/app-65.img"
 expect 0 "$AGENT" provision --state-dir "$d/dev" --rot soft
 tail -n1 "$d/out" >"$d/dev.id"
 printf 'int main(void) { return 0; }\n' >"$d/app.c"
