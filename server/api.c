@@ -16,6 +16,7 @@
 #include <openssl/rand.h>
 
 #include "names.h"
+#include "openapi.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
 #include "reports.h"
@@ -807,6 +808,21 @@ void rp_h_crl_get(rp_req_t *r)
         rp_reply_bytes(r, 200, "application/pkix-crl", c->der, c->len);
     }
     free(crl.der);
+}
+
+/* GET /api/v1/openapi.json (public): the API's description, compiled in (openapi.h). It changes
+ * only with the server, so clients keep it and revalidate (no-cache) with its ETag: 304. */
+void rp_h_openapi(rp_req_t *r)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+    const char *inm = evhttp_find_header(evhttp_request_get_input_headers(r->req), "If-None-Match");
+
+    evhttp_add_header(h, "ETag", rp_openapi_etag);
+    evhttp_add_header(h, "Cache-Control", "public, no-cache");
+    if (etag_matches(inm, rp_openapi_etag))
+        rp_reply_bytes(r, 304, "application/json", "", 0);
+    else
+        rp_reply_bytes(r, 200, "application/json", rp_openapi_json, rp_openapi_json_len);
 }
 
 static void collect_unproven(void *ctx, const rp_unproven_source_t *u)

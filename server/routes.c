@@ -38,6 +38,7 @@ const rp_route_t rp_routes[] = {
     {GET,    "/healthz",                          PUBLIC, 0, rp_h_healthz, "liveness: 200 while the process serves"},
     {GET,    "/readyz",                           PUBLIC, 0, rp_ready_handle, "readiness: 200 while the data directory and database can be written"},
     {GET,    "/metrics",                          PUBLIC, 0, rp_h_metrics, "Prometheus metrics"},
+    {GET,    "/api/v1/openapi.json",              PUBLIC, 0, rp_h_openapi, "this API described: OpenAPI 3.1 (docs/openapi.yaml)"},
 
     /* Devices before they hold a certificate: attestation, limited per address. */
     {POST,   "/api/v1/attest/nonce",              PUBLIC, LIMITED, rp_attest_nonce, "a single-use attestation nonce for a device"},

@@ -91,6 +91,7 @@ void rp_h_policy_get(rp_req_t *r);
 void rp_h_policy_set(rp_req_t *r);
 void rp_h_ca_get(rp_req_t *r);
 void rp_h_crl_get(rp_req_t *r);
+void rp_h_openapi(rp_req_t *r);
 void rp_h_devices_list(rp_req_t *r);
 void rp_h_devices_claim(rp_req_t *r);
 void rp_h_device_get(rp_req_t *r);
