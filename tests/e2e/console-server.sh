@@ -179,6 +179,28 @@ jq -e '.devices == {"total": 4, "attested": 1, "cert_expiring": 0, "failed": 1, 
 req GET "/api/v1/tenants/$globex/fleet" -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")"
 jq -e '.devices.total == 1 and .devices.failed == 1 and .devices.attested == 0' "$d/body" >/dev/null ||
   fail "another tenant's fleet: $(cat "$d/body")"
+# A page of devices, in ID order, by state or by the start of an ID; without a query, all of them.
+sorted=$(printf '%s\n' "$dev1" "$dev2" "$dev3" "$dev4" | sort | tr '\n' ' ')
+ack=(-H "Cookie: rampart_session=$link_cookie")
+req GET "/api/v1/tenants/$acme/devices?limit=3" "${ack[@]}"; eq "$status" 200 "a page of devices"
+p1=$(jq -r '[.devices[].device_id] | join(" ")' "$d/body"); next=$(jq -r .next_after "$d/body")
+eq "$next" "$(echo $sorted | cut -d' ' -f3)" "the next page's start"
+req GET "/api/v1/tenants/$acme/devices?limit=3&after=$next" "${ack[@]}"
+p2=$(jq -r '[.devices[].device_id] | join(" ")' "$d/body")
+eq "$p1 $p2 " "$sorted" "two pages, every device once, in order"
+body_has '.next_after == null'
+for spec in blocked:$dev2 never_seen:$dev3 failed:$dev4 attested:$dev1; do
+  req GET "/api/v1/tenants/$acme/devices?state=${spec%%:*}" "${ack[@]}"
+  eq "$(jq -r '[.devices[].device_id] | join(" ")' "$d/body")" "${spec##*:}" "the ${spec%%:*} devices"
+done
+req GET "/api/v1/tenants/$acme/devices?prefix=${dev1:0:12}&limit=1000" "${ack[@]}"
+eq "$(jq -r '.devices[0].device_id' "$d/body")" "$dev1" "devices by the start of an ID"
+req GET "/api/v1/tenants/$acme/devices" "${ack[@]}"
+body_has '(.devices | length) == 4 and (has("next_after") | not)'
+for q in state=bogus limit=0 limit=1001 after=xyz prefix=XYZ other=1; do
+  req GET "/api/v1/tenants/$acme/devices?$q" "${ack[@]}"; eq "$status" 400 "devices?$q"
+done
+
 now=$(date +%s)
 req GET "/api/v1/tenants/$acme/attestations/histogram?since=$((now - 3600))&step=600" -H "Cookie: rampart_session=$link_cookie"
 eq "$status" 200 "the histogram"
