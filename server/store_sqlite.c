@@ -247,6 +247,16 @@ static const char *const migrations[] = {
     "CREATE INDEX webhook_outbox_tenant ON webhook_outbox(tenant_id, n);"
     "CREATE TABLE webhook_outbox_dropped (tenant_id TEXT PRIMARY KEY, dropped INTEGER NOT NULL)"
     " WITHOUT ROWID;",
+    /* 15: the web console (store_console.c): sessions and one-time login links, each by the
+     * SHA-256 of its secret and tied to a token (revoking the token ends them); attestations by
+     * tenant and time, for the console's histogram */
+    "CREATE TABLE console_sessions (hash BLOB PRIMARY KEY, token_id TEXT NOT NULL,"
+    " created INTEGER NOT NULL, expires INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX console_sessions_expires ON console_sessions(expires);"
+    "CREATE TABLE console_links (hash BLOB PRIMARY KEY, token_id TEXT NOT NULL,"
+    " expires INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX console_links_expires ON console_links(expires);"
+    "CREATE INDEX attestations_tenant_at ON attestations(tenant_id, at);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -836,7 +846,7 @@ rp_err_t rp_store_system_token_rotate(rp_store_t *s, const uint8_t hash[RP_SHA25
     return sq_end(s, err);
 }
 
-static void token_row(sqlite3_stmt *st, rp_token_t *t)
+void sq_token_row(sqlite3_stmt *st, rp_token_t *t)
 {
     memset(t, 0, sizeof(*t));
     sq_text_col(st, 0, t->id, sizeof(t->id));
@@ -860,7 +870,7 @@ rp_err_t rp_store_token_lookup(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN],
         return RP_ERR_NOT_FOUND;
     if (rc != SQLITE_ROW)
         return sq_error(s, "token");
-    token_row(st, out);
+    sq_token_row(st, out);
     sqlite3_reset(st);
     return RP_OK;
 }
@@ -876,7 +886,7 @@ rp_err_t rp_store_token_list(rp_store_t *s, const char *tenant_id, rp_token_fn f
     if (tenant_id != NULL)
         sqlite3_bind_text(st, 1, tenant_id, -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        token_row(st, &t);
+        sq_token_row(st, &t);
         fn(ctx, &t);
     }
     sqlite3_reset(st);
@@ -892,16 +902,8 @@ static const char SQL_DEVICE_OWNER[] = "SELECT tenant_id FROM devices WHERE id =
 static const char SQL_DEVICE_STANDING[] =
     "SELECT tenant_id, blocked OR quarantined_at <> 0 FROM devices WHERE id = ?";
 /* The device, its last attestation, and its newest unrevoked certificate. */
-#define DEVICE_COLUMNS                                                                             \
-    "SELECT d.id, d.tenant_id, d.blocked, d.claimed_at, d.blocked_at, d.spki,"                     \
-    " a.at, a.passed, a.reason,"                                                                   \
-    " (SELECT serial FROM certificates c WHERE c.device_id = d.id AND c.revoked_at = 0"            \
-    "   ORDER BY c.not_after DESC LIMIT 1),"                                                       \
-    " (SELECT max(not_after) FROM certificates c WHERE c.device_id = d.id AND c.revoked_at = 0),"  \
-    " d.quarantined_at, d.quarantine_reason"                                                       \
-    " FROM devices d LEFT JOIN attestations a ON a.id = d.last_attestation"
-static const char SQL_DEVICE_GET[] = DEVICE_COLUMNS " WHERE d.id = ?";
-static const char SQL_DEVICE_LIST[] = DEVICE_COLUMNS " WHERE d.tenant_id = ? ORDER BY d.id";
+static const char SQL_DEVICE_GET[] = SQ_DEVICE_COLUMNS " WHERE d.id = ?";
+static const char SQL_DEVICE_LIST[] = SQ_DEVICE_COLUMNS " WHERE d.tenant_id = ? ORDER BY d.id";
 static const char SQL_DEVICE_BLOCK[] =
     "UPDATE devices SET blocked = 1, blocked_at = ? WHERE id = ? AND tenant_id = ?";
 static const char SQL_DEVICE_UNBLOCK[] =
@@ -941,7 +943,7 @@ rp_err_t rp_store_device_claim(rp_store_t *s, const char *tenant_id, const char 
     return strcmp(owner, tenant_id) == 0 ? RP_OK : RP_ERR_EXISTS;
 }
 
-static void device_row(sqlite3_stmt *st, rp_device_t *d)
+void sq_device_row(sqlite3_stmt *st, rp_device_t *d)
 {
     int n;
 
@@ -998,7 +1000,7 @@ rp_err_t rp_store_device_get(rp_store_t *s, const char *device_id, rp_device_t *
         return RP_ERR_NOT_FOUND;
     if (rc != SQLITE_ROW)
         return sq_error(s, "device");
-    device_row(st, out);
+    sq_device_row(st, out);
     sqlite3_reset(st);
     return RP_OK;
 }
@@ -1013,7 +1015,7 @@ rp_err_t rp_store_device_list(rp_store_t *s, const char *tenant_id, rp_device_fn
         return RP_ERR_IO;
     sqlite3_bind_text(st, 1, tenant_id, -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        device_row(st, &d);
+        sq_device_row(st, &d);
         fn(ctx, &d);
     }
     sqlite3_reset(st);
