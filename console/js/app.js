@@ -85,6 +85,7 @@ async function route() {
     await found.draw(ctx);
   } catch (e) {
     if (!(e instanceof ApiError && e.status === 401)) {
+      if (!main.querySelector('h1')) main.prepend(h('h1', { tabindex: -1 }, found.title));
       main.append(h('div', { class: 'notice error', role: 'alert' }, `Could not load this page: ${errorText(e)}`));
     }
   }

@@ -80,6 +80,7 @@ export async function detail(ctx) {
     if (d.status === 'quarantined') actions.append(act('Release from quarantine', 'release', { reason: 'released from the console' }));
   }
   const report = d.report || {};
+  const lastClaims = (att.attestations || []).find((a) => a.claims && Array.isArray(a.claims.components));
   ctx.main.append(
     h('h1', { tabindex: -1 }, 'Device ', h('code', {}, id)),
     actions, msg,
@@ -95,14 +96,20 @@ export async function detail(ctx) {
     h('section', { 'aria-labelledby': 'cert-h' }, h('h2', { id: 'cert-h' }, 'Certificate'), d.certificate
       ? facts([['Serial', h('code', {}, d.certificate.serial)], ['Valid until', when(d.certificate.not_after)]])
       : h('p', { class: 'empty' }, 'No certificate: the device has not attested.')),
-    h('section', { 'aria-labelledby': 'app-h' }, h('h2', { id: 'app-h' }, 'Components and versions'),
-      h('p', { class: 'meta' }, 'Last status report: ', when(report.reported_at)),
-      table('Components running', [
+    h('section', { 'aria-labelledby': 'comp-h' }, h('h2', { id: 'comp-h' }, 'Components and versions'),
+      h('p', { class: 'meta' }, 'As measured in the newest attestation\'s evidence', lastClaims ? [' (', when(lastClaims.at), ')'] : '', '.'),
+      table('Components measured', [
+        { title: 'Component', cell: (c) => c.name },
+        { title: 'Version', cell: (c) => c.version },
+        { title: 'Digest', cell: (c) => h('code', {}, short(c.digest, 16)) },
+      ], (lastClaims && lastClaims.claims.components) || [], 'No component measured.'),
+      h('p', { class: 'meta' }, 'Apps running, as the last status report said: ', when(report.reported_at)),
+      table('Apps running', [
         { title: 'Component', cell: (a) => a.component },
         { title: 'Version', cell: (a) => a.version },
         { title: 'State', cell: (a) => a.state },
         { title: 'Restarts', cell: (a) => count(a.restarts) },
-      ], report.apps || [], 'The device has not said what it runs.')),
+      ], report.apps || [], 'No app list reported (a device without rampart-monitor sends none).')),
     h('section', { 'aria-labelledby': 'upd-h' }, h('h2', { id: 'upd-h' }, 'Update state'),
       updateState(d)),
     h('section', { 'aria-labelledby': 'att-h' }, h('h2', { id: 'att-h' }, 'Attestation history'),

@@ -1,0 +1,214 @@
+// The console's browser test, driven by console.sh (which starts the server and a device and
+// exports what is named below). Each step waits for a state in the page, never for a time; a
+// screenshot of each page goes to $RAMPART_SCREENSHOTS; any console error, uncaught exception or
+// CSP violation in the page fails the test.
+'use strict';
+const path = require('path');
+const fs = require('fs');
+const { execFileSync } = require('child_process');
+const puppeteer = require(path.join(process.env.CONSOLE_NODE_MODULES, 'puppeteer-core'));
+
+const env = process.env;
+const base = env.SERVER_URL;
+const shots = env.RAMPART_SCREENSHOTS;
+const WAIT = { timeout: 20000 };
+let checks = 0;
+let at = 'start'; // the step running, for the failure message
+const problems = [];
+let signedOut = false; // after signing out, the test's own API call is refused on purpose
+
+function ok(cond, what) {
+  checks++;
+  if (!cond) throw new Error(`FAIL: ${what}`);
+}
+
+// The operator's and the device's commands, as console.sh's e2e helpers run them.
+function run(cmd, args, wantOk = true) {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    if (wantOk) throw new Error(`${cmd} ${args.join(' ')}: ${e.stderr || e.message}`);
+    return null;
+  }
+}
+const agent = (...a) => run(env.AGENT, [...a, '--state-dir', env.STATE_DIR]);
+const rampart = (...a) => run(env.RAMPART, a);
+
+async function main() {
+  const browser = await puppeteer.launch({
+    executablePath: env.CHROMIUM,
+    headless: true,
+    args: [
+      ...(process.getuid && process.getuid() === 0 ? ['--no-sandbox'] : []),
+      `--ignore-certificate-errors-spki-list=${env.SPKI}`,
+      '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
+      '--disable-component-update', '--no-first-run', '--window-size=1366,900',
+    ],
+    defaultViewport: { width: 1366, height: 900 },
+  });
+  try {
+    await steps(browser);
+  } finally {
+    await browser.close();
+  }
+}
+
+async function steps(browser) {
+  const page = await browser.newPage();
+  // What the page says of itself: errors, exceptions, CSP violations (also reported as console
+  // errors; counted here from the event too, so that none is missed).
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() !== 'error' && !/Content.Security.Policy/i.test(m.text())) return;
+    const url = (m.location() && m.location().url) || '';
+    // The refused logins and the first look for a session answer 401 on purpose: Chromium logs
+    // each failed fetch as an error. Only those, on the session route, are expected.
+    if (/status of 401/.test(m.text()) && (url.endsWith('/console/session') || signedOut)) return;
+    problems.push(`console ${m.type()}: ${m.text()} (${url})`);
+  });
+  await page.evaluateOnNewDocument(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`);
+    });
+  });
+  page.on('dialog', (dlg) => dlg.accept());
+  const shot = async (name) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+  const go = async (hash) => {
+    await page.evaluate((h) => { location.hash = h; }, hash);
+  };
+  const heading = async (text) => page.waitForFunction(
+    (t) => { const h = document.querySelector('main h1'); return h && h.textContent.startsWith(t); }, WAIT, text);
+  const text = async (sel, re) => page.waitForFunction(
+    (s, src) => [...document.querySelectorAll(s)].some((e) => new RegExp(src).test(e.textContent)), WAIT, sel, re.source);
+
+  // --- the page and its headers: served by rampart-server, under the CSP ---
+  at = 'the page and its headers: served by rampart-server, under the CSP';
+  const res = await page.goto(`${base}/console/`, { waitUntil: 'load' });
+  ok(res.status() === 200, `GET /console/: ${res.status()}`);
+  const csp = res.headers()['content-security-policy'] || '';
+  ok(csp.includes("script-src 'self'") && csp.includes("default-src 'none'"), `the console's CSP: ${csp}`);
+
+  // --- a wrong token is refused; the right one signs in ---
+  at = 'a wrong token is refused; the right one signs in';
+  await page.waitForSelector('form.login input[name=token]', WAIT);
+  await shot('login');
+  await page.type('input[name=token]', 'rp_this-is-not-a-token');
+  await page.click('form.login button[type=submit]');
+  await text('.notice.error', /That token was refused/);
+  const cookies0 = await page.cookies();
+  ok(!cookies0.some((c) => c.name === 'rampart_session'), 'a refused token got a session cookie');
+  await shot('login-refused');
+  await page.$eval('input[name=token]', (e) => { e.value = ''; });
+  await page.type('input[name=token]', fs.readFileSync(env.ACME_TOKEN, 'utf8').trim());
+  await page.click('form.login button[type=submit]');
+  await heading('Fleet');
+  const cookie = (await page.cookies()).find((c) => c.name === 'rampart_session');
+  ok(cookie && cookie.httpOnly && cookie.secure && cookie.sameSite === 'Strict', `the session cookie: ${JSON.stringify(cookie)}`);
+  ok(!(await page.evaluate(() => document.cookie)).includes('rampart_session'), 'the session cookie is readable by scripts');
+  await page.waitForSelector('.chart .uplot', WAIT);
+  await shot('fleet');
+
+  // --- a product, through the console ---
+  at = 'a product, through the console';
+  await go('#/products');
+  await heading('Products and groups');
+  await page.type('input[name=name]', 'Thermostat');
+  await page.click('form.inline button[type=submit]');
+  await text('main h2', /^Groups of Thermostat$/);
+  await text('main td', /^Field Test$/);
+  await shot('products');
+
+  // --- a signed image, uploaded through the console ---
+  at = 'a signed image, uploaded through the console';
+  await go('#/images');
+  await heading('Images and keys');
+  const input = await page.$('input[type=file]');
+  await input.uploadFile(env.IMAGE);
+  await page.click('form[aria-labelledby=up-h] button[type=submit]');
+  await text('main td', /^1\.1\.0\+0$/);
+  await shot('images');
+
+  // --- the device attests: the console shows it ---
+  at = 'the device attests: the console shows it';
+  rampart('device', 'assign', '--tenant', env.ACME, '--product', 'Thermostat', '--group', 'Field Test', env.DEVICE);
+  agent('attest', '--server', base, '--server-ca', env.SERVER_CA);
+  await go('#/devices');
+  await heading('Devices');
+  await text('main td a', new RegExp(`^${env.DEVICE.slice(0, 16)}`));
+  await text('main td', /pass/);
+  await shot('devices');
+  await go('#/fleet');
+  await heading('Fleet');
+  await text('.card-attested .card-n', /^1$/);
+
+  // --- a deployment, created in the console, watched live while the device updates ---
+  at = 'a deployment, created in the console, watched live while the device updates';
+  await go('#/deployments');
+  await heading('Deployments');
+  await page.waitForSelector('select[name=product] option:nth-child(2)', WAIT);
+  await page.select('select[name=product]', await page.$eval('select[name=product] option:nth-child(2)', (o) => o.value));
+  await page.waitForSelector('select[name=group]:not([disabled])', WAIT);
+  const group = await page.$$eval('select[name=group] option', (os) => os.find((o) => o.textContent.startsWith('Field Test')).value);
+  await page.select('select[name=group]', group);
+  await page.click('fieldset.images input[type=checkbox]');
+  await page.$eval('input[name=rollout]', (e) => { e.value = '100'; });
+  await page.click('form[aria-labelledby=new-dep-h] button[type=submit]');
+  await heading('Deployment');
+  await text('.progress-n[data-state=installed]', /^0 of 1$/);
+  await shot('deployment-created');
+  agent('check-now', '--health-seconds', '1');
+  // the live view polls: it shows the device's report without a reload
+  await text('.progress-n[data-state=installed]', /^1 of 1$/);
+  await text('.progress-n[data-state=reached]', /^1 of 1$/);
+  await text('main td', /^installed$/);
+  await shot('deployment-live');
+  await go('#/deployments');
+  await heading('Deployments');
+  await shot('deployments');
+
+  // --- the device's detail (it attests again: its evidence measures the new version), then
+  // blocked from the console ---
+  at = 'the device detail, then blocked';
+  agent('attest', '--server', base, '--server-ca', env.SERVER_CA);
+  await go(`#/devices/${env.DEVICE}`);
+  await heading('Device');
+  await text('main td', /^1\.1\.0/);
+  await text('main td .badge-pass', /^pass$/);
+  await shot('device');
+  await page.click('.actions button.danger');
+  await text('.facts dd .badge', /^blocked$/);
+  await shot('device-blocked');
+
+  // --- tokens, failures: each page draws ---
+  at = 'tokens, failures: each page draws';
+  await go('#/tokens');
+  await heading('Tokens');
+  await page.waitForSelector('select[name=role]', WAIT);
+  await page.select('select[name=role]', 'reader');
+  await page.click('form[aria-labelledby=nt-h] button[type=submit]');
+  await page.waitForSelector('#new-token', WAIT);
+  ok((await page.$eval('#new-token', (e) => e.value)).length > 20, 'the new token is shown');
+  await shot('tokens');
+  await go('#/failures');
+  await heading('Failures');
+  await shot('failures');
+
+  // --- signing out ends the session: the next API call is refused ---
+  at = 'signing out ends the session: the next API call is refused';
+  signedOut = true;
+  await page.click('#logout');
+  await page.waitForSelector('form.login', WAIT);
+  const after = await page.evaluate(async (t) => (await fetch(`/api/v1/tenants/${t}/devices`)).status, env.ACME);
+  ok(after === 401, `an API call after signing out: ${after}`);
+
+  ok(problems.length === 0, `the page reported problems:\n  ${problems.join('\n  ')}`);
+}
+
+main().then(() => {
+  fs.writeFileSync(path.join(env.WORK, 'browser-checks'), String(checks));
+  console.log(`browser: ${checks} checks; screenshots in ${shots}`);
+}).catch((e) => {
+  console.error(`FAIL at step "${at}": ${e.message || e}`);
+  if (problems.length) console.error(`page problems:\n  ${problems.join('\n  ')}`);
+  process.exit(1);
+});
