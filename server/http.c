@@ -175,7 +175,8 @@ void rp_reply_file(rp_req_t *r, int status, const char *type, int fd, uint64_t o
         return;
     }
     evhttp_add_header(h, "Content-Type", type);
-    evhttp_add_header(h, "Cache-Control", "no-store");
+    if (evhttp_find_header(h, "Cache-Control") == NULL) /* the console's files say otherwise */
+        evhttp_add_header(h, "Cache-Control", "no-store");
     send_reply(r, status, buf, len);
     if (buf != NULL)
         evbuffer_free(buf);

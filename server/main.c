@@ -36,6 +36,7 @@ rp_err_t rp_token_new(char *secret, size_t cap, uint8_t hash[RP_SHA256_LEN]);
 #define MAX_WORKERS 64
 
 enum { OPT_ROTATE = 256, OPT_ROUTES, OPT_DINFOD, OPT_HOOKS }; /* options with no short form */
+enum { OPT_CDIR = 320 };                                      /* --console-dir */
 
 static const char usage[] =
     "Usage: rampart-server --data-dir DIR [--listen HOST:PORT] [options]\n"
@@ -74,6 +75,8 @@ static const char usage[] =
     "                      let tenants' webhooks reach loopback, link-local and private\n"
     "                      addresses (refused by default: a webhook URL must not reach\n"
     "                      the service's own network); for tests and labs only\n"
+    "  --console-dir DIR   the web console's files, served under /console/ (default:\n"
+    "                      ../share/rampart/console beside this program's directory)\n"
     "  --routes            print every route (method, path, who may call it) as JSON lines,\n"
     "                      and exit\n"
     "  --verbose           debug logging\n"
@@ -86,6 +89,41 @@ static const char usage[] =
     "by --rotate-admin-token (or at a start that finds none at all).\n";
 
 static struct event_base *main_base;
+
+/* Where the console's files are: --console-dir, or ../share/rampart/console from the program's
+ * own directory (build/bin finds build/share, /usr/bin finds /usr/share). Resolved once, so that
+ * each file served can be checked to lie inside it; missing, the console answers 404 and this
+ * says so once. */
+static void console_init(rp_server_t *srv, const char *dir)
+{
+    char self[PATH_MAX], wanted[PATH_MAX + 32], *slash;
+    ssize_t n;
+    struct stat sb;
+
+    srv->console_dir[0] = '\0';
+    if (dir == NULL) {
+        n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        if (n <= 0) {
+            rp_log_warn("console: cannot find this program's directory: use --console-dir");
+            return;
+        }
+        self[n] = '\0';
+        if ((slash = strrchr(self, '/')) != NULL)
+            *slash = '\0';
+        snprintf(wanted, sizeof(wanted), "%s/../share/rampart/console", self);
+    } else {
+        snprintf(wanted, sizeof(wanted), "%s", dir);
+    }
+    errno = 0;
+    if (realpath(wanted, srv->console_dir) == NULL || stat(srv->console_dir, &sb) != 0 ||
+        !S_ISDIR(sb.st_mode)) {
+        rp_log_warn("console: no directory %s (%s): /console/ answers 404", wanted,
+                    errno != 0 ? strerror(errno) : "not a directory");
+        srv->console_dir[0] = '\0';
+        return;
+    }
+    rp_log_info("console: serving %s under /console/", srv->console_dir);
+}
 
 static void on_signal(evutil_socket_t sig, short events, void *arg)
 {
@@ -358,12 +396,13 @@ int main(int argc, char **argv)
         {"routes",                      no_argument,       NULL, OPT_ROUTES},
         {"debuginfod-url",              required_argument, NULL, OPT_DINFOD},
         {"webhook-allow-private",       no_argument,       NULL, OPT_HOOKS },
+        {"console-dir",                 required_argument, NULL, OPT_CDIR  },
         {"help",                        no_argument,       NULL, 'h'       },
         {"version",                     no_argument,       NULL, 'V'       },
         {NULL,                          0,                 NULL, 0         },
     };
     const char *data_dir = NULL, *listen = "127.0.0.1:8443", *hostnames = NULL;
-    const char *debuginfod = NULL;
+    const char *debuginfod = NULL, *console_dir = NULL;
     const char *port_file = NULL, *master_path = NULL;
     long max_connections = 10000, per_address = 64, deadline = 60;
     double rate_limit = 50, unclaimed_rate = 20;
@@ -420,6 +459,7 @@ int main(int argc, char **argv)
         case 'V': printf("rampart-server %s\n", RP_VERSION); return 0;
         case OPT_ROUTES: rp_routes_print(stdout); return 0;
         case OPT_DINFOD: debuginfod = optarg; break;
+        case OPT_CDIR: console_dir = optarg; break;
         default: fputs(usage, stderr); return 2;
         }
     }
@@ -497,6 +537,7 @@ int main(int argc, char **argv)
         rp_log_error("cannot prepare %s: %s", data_dir, rp_strerror(err));
         return 1;
     }
+    console_init(&srv, console_dir);
     srv.ssl_ctx = rp_server_tls_context(data_dir, srv.master_key);
     if (srv.ssl_ctx == NULL)
         return 1;

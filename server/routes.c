@@ -28,6 +28,7 @@
 #define CONTRIBUTOR RP_AUTH_TOKEN, RP_ROLE_CONTRIBUTOR
 #define ADMIN RP_AUTH_TOKEN, RP_ROLE_ADMIN
 #define SYSTEM RP_AUTH_TOKEN, RP_ROLE_SYSTEM
+#define SESSION RP_AUTH_SESSION, RP_ROLE_NONE
 #define LIMITED RP_ROUTE_RATE_LIMITED
 #define ESCALATES RP_ROUTE_ESCALATES
 #define T "/api/v1/tenants/{tenant}"
@@ -38,6 +39,14 @@ const rp_route_t rp_routes[] = {
     {GET,    "/healthz",                          PUBLIC, 0, rp_h_healthz, "liveness: 200 while the process serves"},
     {GET,    "/readyz",                           PUBLIC, 0, rp_ready_handle, "readiness: 200 while the data directory and database can be written"},
     {GET,    "/metrics",                          PUBLIC, 0, rp_h_metrics, "Prometheus metrics"},
+
+    /* The web console (console.c): its files, and its session (a cookie opened with a token or
+     * a one-time login link; every operator route below takes it instead of a bearer token). */
+    {POST,   "/console/session",                  PUBLIC, LIMITED, rp_h_console_session_create, "open a console session with a token or a login link's code (sets the session cookie)"},
+    {GET,    "/console/session",                  SESSION, 0, rp_h_console_session_get, "the console session: tenant, role, expiry, CSRF value"},
+    {DELETE, "/console/session",                  SESSION, 0, rp_h_console_session_delete, "end the console session"},
+    {GET,    "/console",                          PUBLIC, 0, rp_h_console_file, "the console's page"},
+    {GET,    "/console/{file+}",                  PUBLIC, 0, rp_h_console_file, "the console's files (a page's own address: its page)"},
 
     /* Devices before they hold a certificate: attestation, limited per address. */
     {POST,   "/api/v1/attest/nonce",              PUBLIC, LIMITED, rp_attest_nonce, "a single-use attestation nonce for a device"},
@@ -64,6 +73,7 @@ const rp_route_t rp_routes[] = {
     {GET,    "/api/v1/tokens",                    SYSTEM, 0, rp_h_system_tokens_list, "the system tokens"},
     {DELETE, "/api/v1/tokens/{token}",            READER, ESCALATES, rp_h_system_token_revoke, "revoke a system token (system; any token may revoke itself: self)"},
     {GET,    "/api/v1/tokens/self",               READER, 0, rp_h_token_self, "the calling token itself"},
+    {POST,   "/api/v1/console/links",             ADMIN, 0, rp_h_console_link_create, "a one-time console login link (10 minutes; {\"tenant\": ID}: as a new admin token of it)"},
     {GET,    "/api/v1/unproven-attestations",     SYSTEM, 0, rp_h_unproven_list, "sources of attestations that proved nothing about a device"},
     {GET,    T "/tokens",                         ADMIN, 0, rp_h_tokens_list, "the tenant's tokens"},
     {POST,   T "/tokens",                         ADMIN, 0, rp_h_token_create, "a new token (no more powerful than the caller's)"},
@@ -73,6 +83,8 @@ const rp_route_t rp_routes[] = {
     {GET,    T "/ca",                             READER, 0, rp_h_ca_get, "the tenant CA certificate"},
     {GET,    T "/devices",                        READER, 0, rp_h_devices_list, "the tenant's devices"},
     {POST,   T "/devices",                        CONTRIBUTOR, 0, rp_h_devices_claim, "claim devices"},
+    {GET,    T "/fleet",                          READER, 0, rp_h_fleet, "the tenant's devices by state and the versions they run"},
+    {GET,    T "/attestations/histogram",         READER, 0, rp_h_attest_histogram, "attestations passed and failed per step (?since=S&step=s, at most 1000 buckets)"},
     {GET,    T "/devices/{device}",               READER, 0, rp_h_device_get, "a device"},
     {GET,    T "/devices/{device}/attestations",  READER, 0, rp_h_device_attestations, "a device's last attestations"},
     {GET,    T "/devices/{device}/events",        READER, 0, rp_h_device_events, "a device's reported security events, newest first (?before=SEQ&limit=N)"},
@@ -164,6 +176,12 @@ static bool is_param(const char *seg, size_t len)
     return len >= 2 && seg[0] == '{' && seg[len - 1] == '}';
 }
 
+/* "{name+}": the rest of the path, one segment or more. */
+static bool is_rest(const char *seg, size_t len)
+{
+    return is_param(seg, len) && len >= 3 && seg[len - 2] == '+';
+}
+
 /* Whether the request's path segments fit the route's path. */
 static bool path_matches(const rp_route_t *route, const rp_req_t *r)
 {
@@ -174,6 +192,8 @@ static bool path_matches(const rp_route_t *route, const rp_req_t *r)
     while (next_segment(&p, &seg, &len)) {
         if (i == r->nparts)
             return false;
+        if (is_rest(seg, len))
+            return true;
         if (!is_param(seg, len) && (strlen(r->parts[i]) != len || memcmp(seg, r->parts[i], len)))
             return false;
         i++;
@@ -195,20 +215,33 @@ const char *rp_req_param(const rp_req_t *r, const char *name)
     return NULL;
 }
 
-/* The bearer token's record; on failure a 401 has been sent. */
+/* Whether the method changes nothing (a session needs no CSRF value for it). */
+static bool safe_method(const rp_req_t *r)
+{
+    return r->method == EVHTTP_REQ_GET || r->method == EVHTTP_REQ_HEAD;
+}
+
+/* The bearer token's record (or, without an Authorization header, the console session's
+ * token); on failure a 401 or 403 has been sent. */
 static bool authenticate(rp_req_t *r)
 {
     const char *h = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Authorization");
-    uint8_t hash[RP_SHA256_LEN];
-    int64_t now;
-    rp_err_t err;
 
+    if (h == NULL && rp_console_has_cookie(r))
+        return rp_console_session_auth(r, !safe_method(r));
     if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) { /* the scheme's case: RFC 7235 */
         evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate", "Bearer");
         rp_reply_error(r, 401, "unauthorized", "a bearer token is required");
         return false;
     }
-    h += 7;
+    return rp_route_token_secret(r, h + 7);
+}
+
+bool rp_route_token_secret(rp_req_t *r, const char *h)
+{
+    uint8_t hash[RP_SHA256_LEN];
+    rp_err_t err;
+
     if (strlen(h) > 256 || rp_sha256(h, strlen(h), hash) != RP_OK) {
         rp_reply_error(r, 401, "unauthorized", "invalid token");
         return false;
@@ -225,7 +258,13 @@ static bool authenticate(rp_req_t *r)
         rp_reply_error(r, 500, "internal", "cannot check the token");
         return false;
     }
-    now = (int64_t)time(NULL);
+    return rp_route_token_current(r);
+}
+
+bool rp_route_token_current(rp_req_t *r)
+{
+    int64_t now = (int64_t)time(NULL);
+
     if (r->tok.expires != 0 && r->tok.expires <= now) {
         char iso[32];
         rp_iso_time(r->tok.expires, iso);
@@ -297,6 +336,7 @@ static bool allowed(rp_req_t *r)
             return false;
         }
         return tenant_id == NULL || load_tenant(r, tenant_id);
+    case RP_AUTH_SESSION: return rp_console_session_auth(r, !safe_method(r));
     case RP_AUTH_TOKEN:
         if (!authenticate(r))
             return false;
@@ -358,6 +398,7 @@ static const char *auth_name(rp_auth_t a)
     case RP_AUTH_PUBLIC: return "public";
     case RP_AUTH_TOKEN: return "token";
     case RP_AUTH_DEVICE: return "device";
+    case RP_AUTH_SESSION: return "session";
     }
     return "?";
 }
@@ -366,12 +407,13 @@ void rp_routes_print(FILE *out)
 {
     for (size_t i = 0; i < rp_nroutes; i++) {
         const rp_route_t *rt = &rp_routes[i];
-        json_t *o =
-            json_pack("{s:s, s:s, s:s, s:s?, s:b, s:b, s:s}", "method", method_name(rt->method),
-                      "path", rt->path, "auth", auth_name(rt->auth), "role",
-                      rt->auth == RP_AUTH_TOKEN ? rp_role_name(rt->role) : NULL, "rate_limited",
-                      (rt->flags & RP_ROUTE_RATE_LIMITED) != 0, "escalates",
-                      (rt->flags & RP_ROUTE_ESCALATES) != 0, "summary", rt->summary);
+        json_t *o = json_pack(
+            "{s:s, s:s, s:s, s:s?, s:b, s:b, s:b, s:s}", "method", method_name(rt->method), "path",
+            rt->path, "auth", auth_name(rt->auth), "role",
+            rt->auth == RP_AUTH_TOKEN ? rp_role_name(rt->role) : NULL, "rate_limited",
+            (rt->flags & RP_ROUTE_RATE_LIMITED) != 0, "escalates",
+            (rt->flags & RP_ROUTE_ESCALATES) != 0, "session_cookie",
+            rt->auth == RP_AUTH_TOKEN || rt->auth == RP_AUTH_SESSION, "summary", rt->summary);
         char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
 
         if (text != NULL)

@@ -23,10 +23,13 @@ typedef struct rp_req rp_req_t;
 typedef enum rp_auth {
     RP_AUTH_PUBLIC = 0, /* anyone (relying parties, devices before they have a certificate) */
     RP_AUTH_TOKEN,      /* a bearer token with at least the route's role; on a path naming
-                         * {tenant}, a token of that tenant (or a system token) */
+                         * {tenant}, a token of that tenant (or a system token). Or instead,
+                         * with no Authorization header, the console's session cookie: the
+                         * session's token, and X-CSRF-Token on any method but GET and HEAD */
     RP_AUTH_DEVICE,     /* a device certificate (mutual TLS): current, not revoked, from the CA
                          * of the tenant holding the device, which is not blocked; on a path
                          * naming {tenant}, that tenant */
+    RP_AUTH_SESSION,    /* the console's session cookie only (console.c): its own routes */
 } rp_auth_t;
 
 /* Route flags. */
@@ -38,7 +41,8 @@ typedef enum rp_auth {
 typedef struct rp_route {
     enum evhttp_cmd_type method;
     /* Segments separated by '/'; "{name}" matches any one segment, which the handler reads with
-     * rp_req_param(). "{tenant}" is the tenant the caller must be allowed to act on. */
+     * rp_req_param(). "{tenant}" is the tenant the caller must be allowed to act on. A last
+     * segment "{name+}" matches one or more segments (the handler reads r->parts). */
     const char *path;
     rp_auth_t auth;
     rp_role_t role; /* RP_AUTH_TOKEN: the least role (RP_ROLE_SYSTEM: system tokens only) */
@@ -61,6 +65,12 @@ const char *rp_req_param(const rp_req_t *r, const char *name);
 /* For a route flagged RP_ROUTE_ESCALATES: whether the token has the role (why says for what);
  * false: 403 sent. */
 bool rp_route_require(rp_req_t *r, rp_role_t role, const char *why);
+
+/* A token's secret, as a bearer token is checked: into r->tok when it is a current token;
+ * false: 401 sent. (console.c: a session opened with a token.) */
+bool rp_route_token_secret(rp_req_t *r, const char *secret);
+/* Whether r->tok, as read from the store, has not expired (and its use noted); false: 401 sent. */
+bool rp_route_token_current(rp_req_t *r);
 
 /* The table as JSON text, one route per line (`rampart-server --routes`). */
 void rp_routes_print(FILE *out);
@@ -146,6 +156,19 @@ void rp_h_quarantine_policy_get(rp_req_t *r);
 void rp_h_quarantine_policy_set(rp_req_t *r);
 void rp_h_quarantine_actions(rp_req_t *r);
 void rp_h_device_release(rp_req_t *r);
+/* console.c: the web console */
+void rp_h_console_file(rp_req_t *r);
+void rp_h_console_session_create(rp_req_t *r);
+void rp_h_console_session_get(rp_req_t *r);
+void rp_h_console_session_delete(rp_req_t *r);
+void rp_h_console_link_create(rp_req_t *r);
+void rp_h_fleet(rp_req_t *r);
+void rp_h_attest_histogram(rp_req_t *r);
+/* The request's session cookie, current (its token's role and tenant into r->tok), and with
+ * need_csrf its X-CSRF-Token header right; false: 401 or 403 sent. */
+bool rp_console_session_auth(rp_req_t *r, bool need_csrf);
+/* Whether the request carries a session cookie at all (well-formed or not). */
+bool rp_console_has_cookie(rp_req_t *r);
 /* api.c: the path's {device}, if the request's tenant holds it; false: 404 or 500 sent. */
 bool rp_tenant_device(rp_req_t *r, rp_device_t *d);
 /* device_api.c: the device a certificate belongs to, if it may be served (RP_AUTH_DEVICE);

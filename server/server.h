@@ -120,6 +120,7 @@ typedef struct rp_server {
     rp_peers_t *peers;
     int request_deadline;       /* seconds for a whole request to arrive (--request-deadline) */
     bool webhook_allow_private; /* --webhook-allow-private: webhooks to inside addresses (tests) */
+    char console_dir[PATH_MAX]; /* the console's files (--console-dir), resolved; "": none */
 } rp_server_t;
 
 typedef struct rp_record_job rp_record_job_t;
@@ -198,6 +199,8 @@ typedef struct rp_req {
     rp_token_t tok;               /* RP_AUTH_TOKEN: the caller's token */
     rp_tenant_t tenant;           /* a path naming {tenant}: that tenant */
     rp_device_t device;           /* RP_AUTH_DEVICE: the caller */
+    bool by_session;              /* authenticated by the console's session cookie */
+    int64_t session_expires;      /* then: when the session ends */
 } rp_req_t;
 
 /* Responses. Every error is JSON: {"error": code, "message": text}. */

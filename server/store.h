@@ -857,6 +857,51 @@ typedef void (*rp_threat_action_fn)(void *ctx, const rp_threat_action_t *a);
 rp_err_t rp_store_threat_actions(rp_store_t *s, const char *tenant_id, const char *device_id,
                                  int limit, rp_threat_action_fn fn, void *ctx) RP_MUST_CHECK;
 
+/* ---- The web console (store_console.c) ----
+ * Sessions and one-time login links are kept by the SHA-256 of their secret, each tied to a
+ * token: a token revoked (its row gone) or expired ends them, whatever their own expiry. */
+rp_err_t rp_store_session_add(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN],
+                              const char *token_id, int64_t now, int64_t expires) RP_MUST_CHECK;
+/* The session's token and expiry, if the session is not past its expiry at now and its token
+ * still exists; RP_ERR_NOT_FOUND otherwise. The token's own expiry is the caller's to check. */
+rp_err_t rp_store_session_lookup(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN], int64_t now,
+                                 rp_token_t *tok, int64_t *expires) RP_MUST_CHECK;
+rp_err_t rp_store_session_delete(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN]) RP_MUST_CHECK;
+/* Forget sessions and links past their expiry at now. */
+rp_err_t rp_store_console_purge(rp_store_t *s, int64_t now) RP_MUST_CHECK;
+rp_err_t rp_store_link_add(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN], const char *token_id,
+                           int64_t expires) RP_MUST_CHECK;
+/* Use a login link: it is forgotten in the same transaction that reads it, so it serves once.
+ * OUT: *tok, its token. RP_ERR_NOT_FOUND when there is no such link, it expired, or its token
+ * is gone. */
+rp_err_t rp_store_link_take(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN], int64_t now,
+                            rp_token_t *tok) RP_MUST_CHECK;
+
+/* A tenant's devices by state, for the console's fleet page. The states overlap: a device is
+ * counted in each that is true of it. */
+typedef struct rp_fleet_counts {
+    int64_t total;
+    int64_t attested;      /* last attestation passed, and neither blocked nor quarantined */
+    int64_t cert_expiring; /* its newest current certificate ends within RP_FLEET_EXPIRING */
+    int64_t failed;        /* last attestation failed */
+    int64_t blocked;
+    int64_t quarantined;
+    int64_t never_seen; /* no attestation recorded */
+} rp_fleet_counts_t;
+#define RP_FLEET_EXPIRING (4 * 3600) /* seconds: a 24-hour certificate not renewed for 20 hours */
+rp_err_t rp_store_fleet_counts(rp_store_t *s, const char *tenant_id, int64_t now,
+                               rp_fleet_counts_t *out) RP_MUST_CHECK;
+/* How many of the tenant's devices run each (product, component, version), as their status
+ * reports say (product "" for devices in no group), most devices first, at most limit rows. */
+typedef void (*rp_fleet_version_fn)(void *ctx, const char *product, const char *component,
+                                    const char *version, int64_t devices);
+rp_err_t rp_store_fleet_versions(rp_store_t *s, const char *tenant_id, int limit,
+                                 rp_fleet_version_fn fn, void *ctx) RP_MUST_CHECK;
+/* The tenant's attestations from since, in n buckets of step seconds: pass[i] and fail[i] (the
+ * caller's arrays, zeroed here). */
+rp_err_t rp_store_attest_histogram(rp_store_t *s, const char *tenant_id, int64_t since,
+                                   int64_t step, int n, int64_t *pass, int64_t *fail) RP_MUST_CHECK;
+
 /* ---- groups of calls (issue 11: ingestion's speed) ----
  * Several calls as one transaction: one commit, hence one sync of the log, for all of them. The
  * calls inside that take a transaction of their own nest in it (each keeps or undoes only its own

@@ -247,6 +247,16 @@ static const char *const migrations[] = {
     "CREATE INDEX webhook_outbox_tenant ON webhook_outbox(tenant_id, n);"
     "CREATE TABLE webhook_outbox_dropped (tenant_id TEXT PRIMARY KEY, dropped INTEGER NOT NULL)"
     " WITHOUT ROWID;",
+    /* 15: the web console (store_console.c): sessions and one-time login links, each by the
+     * SHA-256 of its secret and tied to a token (revoking the token ends them); attestations by
+     * tenant and time, for the console's histogram */
+    "CREATE TABLE console_sessions (hash BLOB PRIMARY KEY, token_id TEXT NOT NULL,"
+    " created INTEGER NOT NULL, expires INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX console_sessions_expires ON console_sessions(expires);"
+    "CREATE TABLE console_links (hash BLOB PRIMARY KEY, token_id TEXT NOT NULL,"
+    " expires INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX console_links_expires ON console_links(expires);"
+    "CREATE INDEX attestations_tenant_at ON attestations(tenant_id, at);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -836,7 +846,7 @@ rp_err_t rp_store_system_token_rotate(rp_store_t *s, const uint8_t hash[RP_SHA25
     return sq_end(s, err);
 }
 
-static void token_row(sqlite3_stmt *st, rp_token_t *t)
+void sq_token_row(sqlite3_stmt *st, rp_token_t *t)
 {
     memset(t, 0, sizeof(*t));
     sq_text_col(st, 0, t->id, sizeof(t->id));
@@ -860,7 +870,7 @@ rp_err_t rp_store_token_lookup(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN],
         return RP_ERR_NOT_FOUND;
     if (rc != SQLITE_ROW)
         return sq_error(s, "token");
-    token_row(st, out);
+    sq_token_row(st, out);
     sqlite3_reset(st);
     return RP_OK;
 }
@@ -876,7 +886,7 @@ rp_err_t rp_store_token_list(rp_store_t *s, const char *tenant_id, rp_token_fn f
     if (tenant_id != NULL)
         sqlite3_bind_text(st, 1, tenant_id, -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        token_row(st, &t);
+        sq_token_row(st, &t);
         fn(ctx, &t);
     }
     sqlite3_reset(st);

@@ -60,6 +60,9 @@ void sq_text_col(sqlite3_stmt *st, int col, char *out, size_t cap);
  * breaks the rule. */
 rp_err_t sq_name(const char *name, char canonical[RP_NAME_MAX + 1],
                  rp_name_keys_t *keys) RP_MUST_CHECK;
+/* A token from a row whose first columns are TOKEN_COLUMNS' (store_sqlite.c): id, tenant_id,
+ * role, created, expires, last_used. */
+void sq_token_row(sqlite3_stmt *st, rp_token_t *t);
 /* A new random ID, "<prefix>_" and 24 hex digits. */
 rp_err_t sq_random_id(char prefix, char *out, size_t cap) RP_MUST_CHECK;
 

@@ -24,6 +24,7 @@
 #include <netinet/in.h>
 #include <sys/un.h>
 
+#include "console.h"
 #include "names.h"
 #include "nonce.h"
 #include "server.h"
@@ -161,7 +162,7 @@ static void store_schema(void **state)
 {
     struct db *db = *state;
 
-    assert_int_equal(rp_store_schema_version(db->s), 14);
+    assert_int_equal(rp_store_schema_version(db->s), 15);
 }
 
 /* One write: a verdict, maybe a certificate, maybe a nonce to spend. */
@@ -578,6 +579,165 @@ static void store_tokens(void **state)
     assert_int_equal(n, 1);
 }
 
+/* Console sessions and login links (store_console.c): a session ends at its expiry and with its
+ * token; a link serves once, and never once expired. */
+static void store_console_sessions(void **state)
+{
+    struct db *db = *state;
+    uint8_t tok_hash[RP_SHA256_LEN] = {7}, s1[RP_SHA256_LEN] = {8}, l1[RP_SHA256_LEN] = {9},
+            l2[RP_SHA256_LEN] = {10};
+    rp_token_t t, got;
+    int64_t exp = 0;
+
+    assert_int_equal(rp_store_token_add(db->s, db->tenant.id, RP_ROLE_ADMIN, tok_hash, 0, &t),
+                     RP_OK);
+    assert_int_equal(rp_store_session_add(db->s, s1, t.id, 1000, 2000), RP_OK);
+    assert_int_equal(rp_store_session_lookup(db->s, s1, 1999, &got, &exp), RP_OK);
+    assert_string_equal(got.id, t.id);
+    assert_string_equal(got.tenant_id, db->tenant.id);
+    assert_int_equal(got.role, RP_ROLE_ADMIN);
+    assert_int_equal(exp, 2000);
+    assert_int_equal(rp_store_session_lookup(db->s, s1, 2000, &got, &exp), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_session_lookup(db->s, l1, 1500, &got, &exp), RP_ERR_NOT_FOUND);
+
+    /* a link: once */
+    assert_int_equal(rp_store_link_add(db->s, l1, t.id, 1600), RP_OK);
+    assert_int_equal(rp_store_link_take(db->s, l1, 1500, &got), RP_OK);
+    assert_string_equal(got.id, t.id);
+    assert_int_equal(rp_store_link_take(db->s, l1, 1500, &got), RP_ERR_NOT_FOUND);
+    /* expired: refused, and forgotten */
+    assert_int_equal(rp_store_link_add(db->s, l2, t.id, 1600), RP_OK);
+    assert_int_equal(rp_store_link_take(db->s, l2, 1600, &got), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_link_take(db->s, l2, 1500, &got), RP_ERR_NOT_FOUND);
+
+    /* the token revoked: its session ends, and so does a link made for it */
+    assert_int_equal(rp_store_link_add(db->s, l1, t.id, 1600), RP_OK);
+    assert_int_equal(rp_store_session_lookup(db->s, s1, 1500, &got, &exp), RP_OK);
+    assert_int_equal(rp_store_token_revoke(db->s, db->tenant.id, t.id), RP_OK);
+    assert_int_equal(rp_store_session_lookup(db->s, s1, 1500, &got, &exp), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_link_take(db->s, l1, 1500, &got), RP_ERR_NOT_FOUND);
+    /* ended sessions are forgotten */
+    assert_int_equal(rp_store_console_purge(db->s, 3000), RP_OK);
+    assert_int_equal(rp_store_session_delete(db->s, s1), RP_OK);
+}
+
+/* Which console paths are served: plain names below the directory, nothing else. */
+static void console_paths(void **state)
+{
+    static const char *const ok[][3] = {
+        {"index.html"   },
+        {"app.js"       },
+        {"vendor",        "uplot", "uPlot.min.js"},
+        {"a-b_c.1.css"}
+    };
+    static const char *const bad[][3] = {
+        {".."     },
+        {"."      },
+        {"vendor",  ".."},
+        {"..",         "etc"},
+        {".hidden"},
+        {"a/b"},
+        {"a\\b"    },
+        {"%2e%2e"   },
+        {"" },
+        {"a b"       },
+        {"x",     "", "y"},
+        {"ü.js"      },
+        {"a;b"     },
+        {"vendor",   "."},
+        {"a?b"    }
+    };
+    char longseg[200];
+    const char *segs[20];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        int n = 0;
+        while (n < 3 && ok[i][n] != NULL)
+            n++;
+        if (!rp_console_path_ok(ok[i], n))
+            fail_msg("refused: %s", ok[i][0]);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int n = 0;
+        while (n < 3 && bad[i][n] != NULL)
+            n++;
+        if (rp_console_path_ok(bad[i], n))
+            fail_msg("allowed: %s", bad[i][0]);
+    }
+    assert_false(rp_console_path_ok(NULL, 0));
+    memset(longseg, 'a', sizeof(longseg) - 1);
+    longseg[sizeof(longseg) - 1] = '\0';
+    segs[0] = longseg;
+    assert_false(rp_console_path_ok(segs, 1));
+    for (int i = 0; i < 20; i++)
+        segs[i] = "d";
+    assert_true(rp_console_path_ok(segs, 16));
+    assert_false(rp_console_path_ok(segs, 17));
+
+    assert_string_equal(rp_console_type("app.js"), "text/javascript; charset=utf-8");
+    assert_string_equal(rp_console_type("index.html"), "text/html; charset=utf-8");
+    assert_string_equal(rp_console_type("f.woff2"), "font/woff2");
+    assert_null(rp_console_type("app.js.bak"));
+    assert_null(rp_console_type("Makefile"));
+    assert_null(rp_console_type(".js"));
+    assert_null(rp_console_type("x.exe"));
+}
+
+/* The session cookie in a Cookie header. */
+static void console_cookie(void **state)
+{
+    char v[80], big[RP_COOKIE_HEADER_MAX + 20];
+
+    (void)state;
+    assert_int_equal(rp_cookie_get("rampart_session=abc", "rampart_session", v, sizeof(v)), RP_OK);
+    assert_string_equal(v, "abc");
+    assert_int_equal(
+        rp_cookie_get("a=1; rampart_session=xyz ;b=2", "rampart_session", v, sizeof(v)), RP_OK);
+    assert_string_equal(v, "xyz");
+    /* a longer or shorter name is another cookie */
+    assert_int_equal(
+        rp_cookie_get("xrampart_session=1; rampart_sessio=2", "rampart_session", v, sizeof(v)),
+        RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_cookie_get(NULL, "rampart_session", v, sizeof(v)), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_cookie_get("", "rampart_session", v, sizeof(v)), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_cookie_get("rampart_session", "rampart_session", v, sizeof(v)),
+                     RP_ERR_NOT_FOUND);
+    /* twice: refused, whichever is first */
+    assert_int_equal(
+        rp_cookie_get("rampart_session=a; rampart_session=b", "rampart_session", v, sizeof(v)),
+        RP_ERR_MALFORMED);
+    assert_string_equal(v, "");
+    /* empty, too long, bytes a cookie never holds */
+    assert_int_equal(rp_cookie_get("rampart_session=", "rampart_session", v, sizeof(v)),
+                     RP_ERR_MALFORMED);
+    assert_int_equal(rp_cookie_get("rampart_session=abc", "rampart_session", v, 3),
+                     RP_ERR_MALFORMED);
+    assert_int_equal(rp_cookie_get("rampart_session=\"a\"", "rampart_session", v, sizeof(v)),
+                     RP_ERR_MALFORMED);
+    assert_int_equal(rp_cookie_get("rampart_session=a b", "rampart_session", v, sizeof(v)),
+                     RP_ERR_MALFORMED);
+    assert_int_equal(rp_cookie_get("rampart_session=a\\b", "rampart_session", v, sizeof(v)),
+                     RP_ERR_MALFORMED);
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    memcpy(big, "rampart_session=", 16);
+    assert_int_equal(rp_cookie_get(big, "rampart_session", v, sizeof(v)), RP_ERR_MALFORMED);
+
+    assert_true(
+        rp_console_secret_ok("rps_0123456789abcdef0123456789abcdef0123456789abcdef0123456789"
+                             "abcdef",
+                             RP_SESSION_PREFIX));
+    assert_false(
+        rp_console_secret_ok("rps_0123456789ABCDEF0123456789abcdef0123456789abcdef012345678"
+                             "9abcdef",
+                             RP_SESSION_PREFIX));
+    assert_false(rp_console_secret_ok("rpl_0123456789abcdef0123456789abcdef0123456789abcdef01234567"
+                                      "89abcdef",
+                                      RP_SESSION_PREFIX));
+    assert_false(rp_console_secret_ok("rps_00", RP_SESSION_PREFIX));
+}
+
 /* --- names ------------------------------------------------------------------------------------ */
 
 static void name_ok(const char *in, const char *want)
@@ -950,6 +1110,9 @@ static void store_name_keys_filled_at_open(void **state)
     assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
     /* Back to schema 7 ... */
     assert_int_equal(sqlite3_exec(raw,
+                                  "DROP TABLE console_sessions; DROP TABLE console_links;"
+                                  "DROP INDEX attestations_tenant_at;"
+                                  "DELETE FROM schema_version WHERE version = 15;"
                                   "ALTER TABLE device_groups DROP COLUMN crash_capture;"
                                   "DELETE FROM schema_version WHERE version = 13;"
                                   "DROP TABLE threat_settings; DROP TABLE threat_counts;"
@@ -995,7 +1158,7 @@ static void store_name_keys_filled_at_open(void **state)
                      SQLITE_OK);
     rp_store_close(db->s);
     assert_int_equal(rp_store_open(db->dir, &db->s), RP_OK);
-    assert_int_equal(rp_store_schema_version(db->s), 14);
+    assert_int_equal(rp_store_schema_version(db->s), 15);
     assert_int_equal(rp_store_tenant_create(db->s, "acme", &t), RP_ERR_EXISTS);
     assert_int_equal(rp_store_tenant_create(db->s, "globex", &t), RP_ERR_EXISTS);
     assert_int_equal(rp_store_tenant_create(db->s, "Beta", &t), RP_ERR_EXISTS);
@@ -1519,6 +1682,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_reissue_checks, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_reissue_races_with_block, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_tokens, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_console_sessions, db_setup, db_teardown),
+        cmocka_unit_test(console_paths),
+        cmocka_unit_test(console_cookie),
         cmocka_unit_test(names_rule),
         cmocka_unit_test(names_prefix),
         cmocka_unit_test(names_keys),

@@ -1,0 +1,235 @@
+/*
+ * The web console's records in the SQLite backend: sessions and one-time login links (by the
+ * SHA-256 of their secret, tied to a token), and the counts its fleet page shows - devices by
+ * state, versions running, attestations over time - each one SQL query over indexed rows.
+ */
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "store_sqlite.h"
+
+static const char SQL_SESSION_ADD[] =
+    "INSERT INTO console_sessions (hash, token_id, created, expires) VALUES (?, ?, ?, ?)";
+/* A revoked token's row is gone: the join finds no session for it. */
+static const char SQL_SESSION_LOOKUP[] =
+    "SELECT t.id, t.tenant_id, t.role, t.created, t.expires, t.last_used, s.expires"
+    " FROM console_sessions s JOIN tokens t ON t.id = s.token_id"
+    " WHERE s.hash = ? AND s.expires > ?";
+static const char SQL_SESSION_DELETE[] = "DELETE FROM console_sessions WHERE hash = ?";
+static const char SQL_SESSION_PURGE[] = "DELETE FROM console_sessions WHERE expires <= ?";
+static const char SQL_LINK_PURGE[] = "DELETE FROM console_links WHERE expires <= ?";
+static const char SQL_LINK_ADD[] =
+    "INSERT INTO console_links (hash, token_id, expires) VALUES (?, ?, ?)";
+static const char SQL_LINK_GET[] =
+    "SELECT t.id, t.tenant_id, t.role, t.created, t.expires, t.last_used"
+    " FROM console_links l JOIN tokens t ON t.id = l.token_id"
+    " WHERE l.hash = ? AND l.expires > ?";
+static const char SQL_LINK_DELETE[] = "DELETE FROM console_links WHERE hash = ?";
+
+rp_err_t rp_store_session_add(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN],
+                              const char *token_id, int64_t now, int64_t expires)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_SESSION_ADD);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_blob(st, 1, hash, RP_SHA256_LEN, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, token_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now);
+    sqlite3_bind_int64(st, 4, expires);
+    return sq_step_done(s, st, NULL);
+}
+
+rp_err_t rp_store_session_lookup(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN], int64_t now,
+                                 rp_token_t *tok, int64_t *expires)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_SESSION_LOOKUP);
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_blob(st, 1, hash, RP_SHA256_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(st);
+        return RP_ERR_NOT_FOUND;
+    }
+    if (rc != SQLITE_ROW)
+        return sq_error(s, "console session");
+    sq_token_row(st, tok);
+    *expires = sqlite3_column_int64(st, 6);
+    sqlite3_reset(st);
+    return RP_OK;
+}
+
+rp_err_t rp_store_session_delete(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN])
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_SESSION_DELETE);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_blob(st, 1, hash, RP_SHA256_LEN, SQLITE_STATIC);
+    return sq_step_done(s, st, NULL);
+}
+
+rp_err_t rp_store_console_purge(rp_store_t *s, int64_t now)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_SESSION_PURGE);
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_int64(st, 1, now);
+    err = sq_step_done(s, st, NULL);
+    if (err != RP_OK)
+        return err;
+    if ((st = sq_stmt(s, SQL_LINK_PURGE)) == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_int64(st, 1, now);
+    return sq_step_done(s, st, NULL);
+}
+
+rp_err_t rp_store_link_add(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN], const char *token_id,
+                           int64_t expires)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_LINK_ADD);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_blob(st, 1, hash, RP_SHA256_LEN, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, token_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, expires);
+    return sq_step_done(s, st, NULL);
+}
+
+rp_err_t rp_store_link_take(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN], int64_t now,
+                            rp_token_t *tok)
+{
+    sqlite3_stmt *st;
+    rp_err_t err;
+    int rc, changes = 0;
+
+    if ((err = sq_begin(s)) != RP_OK)
+        return err;
+    if ((st = sq_stmt(s, SQL_LINK_GET)) == NULL)
+        return sq_end(s, RP_ERR_IO);
+    sqlite3_bind_blob(st, 1, hash, RP_SHA256_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        sq_token_row(st, tok);
+    else if (rc == SQLITE_DONE)
+        err = RP_ERR_NOT_FOUND;
+    else
+        err = sq_error(s, "login link");
+    sqlite3_reset(st);
+    /* Forgotten whether it served or had expired; a link whose token is gone goes too. */
+    if ((st = sq_stmt(s, SQL_LINK_DELETE)) == NULL)
+        return sq_end(s, RP_ERR_IO);
+    sqlite3_bind_blob(st, 1, hash, RP_SHA256_LEN, SQLITE_STATIC);
+    if (err == RP_OK || err == RP_ERR_NOT_FOUND) {
+        rp_err_t del = sq_step_done(s, st, &changes);
+        if (del != RP_OK)
+            err = del;
+    }
+    if (err == RP_ERR_NOT_FOUND)
+        return sq_end(s, RP_OK) == RP_OK ? RP_ERR_NOT_FOUND : RP_ERR_IO;
+    return sq_end(s, err);
+}
+
+/* The newest current certificate per device is what "expiring" looks at: a device that renewed
+ * has a later one. */
+static const char SQL_FLEET_COUNTS[] =
+    "SELECT count(*),"
+    " coalesce(sum(a.passed = 1 AND d.blocked = 0 AND d.quarantined_at = 0), 0),"
+    " coalesce(sum((SELECT max(not_after) FROM certificates c"
+    "   WHERE c.device_id = d.id AND c.revoked_at = 0) BETWEEN ?2 + 1 AND ?2 + ?3), 0),"
+    " coalesce(sum(a.passed = 0), 0),"
+    " coalesce(sum(d.blocked != 0), 0),"
+    " coalesce(sum(d.quarantined_at != 0), 0),"
+    " coalesce(sum(d.last_attestation IS NULL), 0)"
+    " FROM devices d LEFT JOIN attestations a ON a.id = d.last_attestation"
+    " WHERE d.tenant_id = ?1";
+
+rp_err_t rp_store_fleet_counts(rp_store_t *s, const char *tenant_id, int64_t now,
+                               rp_fleet_counts_t *out)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_FLEET_COUNTS);
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_text(st, 1, tenant_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_int64(st, 3, RP_FLEET_EXPIRING);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW)
+        return sq_error(s, "fleet counts");
+    out->total = sqlite3_column_int64(st, 0);
+    out->attested = sqlite3_column_int64(st, 1);
+    out->cert_expiring = sqlite3_column_int64(st, 2);
+    out->failed = sqlite3_column_int64(st, 3);
+    out->blocked = sqlite3_column_int64(st, 4);
+    out->quarantined = sqlite3_column_int64(st, 5);
+    out->never_seen = sqlite3_column_int64(st, 6);
+    sqlite3_reset(st);
+    return RP_OK;
+}
+
+static const char SQL_FLEET_VERSIONS[] =
+    "SELECT coalesce(p.name, ''), a.component, a.version, count(*) AS n"
+    " FROM devices d JOIN device_apps a ON a.device_id = d.id"
+    " LEFT JOIN group_members m ON m.device_id = d.id"
+    " LEFT JOIN device_groups g ON g.id = m.group_id"
+    " LEFT JOIN products p ON p.id = g.product_id"
+    " WHERE d.tenant_id = ? GROUP BY 1, 2, 3 ORDER BY n DESC, 1, 2, 3 LIMIT ?";
+
+rp_err_t rp_store_fleet_versions(rp_store_t *s, const char *tenant_id, int limit,
+                                 rp_fleet_version_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_FLEET_VERSIONS);
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_text(st, 1, tenant_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, limit);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        fn(ctx, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+           (const char *)sqlite3_column_text(st, 2), sqlite3_column_int64(st, 3));
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "fleet versions");
+}
+
+static const char SQL_HISTOGRAM[] =
+    "SELECT (at - ?2) / ?3 AS b, sum(passed != 0), sum(passed = 0) FROM attestations"
+    " WHERE tenant_id = ?1 AND at >= ?2 AND at < ?4 GROUP BY b";
+
+rp_err_t rp_store_attest_histogram(rp_store_t *s, const char *tenant_id, int64_t since,
+                                   int64_t step, int n, int64_t *pass, int64_t *fail)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_HISTOGRAM);
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    if (step < 1 || n < 1)
+        return RP_ERR_INVALID_ARG;
+    memset(pass, 0, (size_t)n * sizeof(*pass));
+    memset(fail, 0, (size_t)n * sizeof(*fail));
+    sqlite3_bind_text(st, 1, tenant_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, since);
+    sqlite3_bind_int64(st, 3, step);
+    sqlite3_bind_int64(st, 4, since + step * n);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t b = sqlite3_column_int64(st, 0);
+        if (b >= 0 && b < n) {
+            pass[b] = sqlite3_column_int64(st, 1);
+            fail[b] = sqlite3_column_int64(st, 2);
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "attestation histogram");
+}
