@@ -14,6 +14,16 @@ const shots = env.RAMPART_SCREENSHOTS;
 const WAIT = { timeout: 20000 };
 let checks = 0;
 let at = 'start'; // the step running, for the failure message
+const t0 = Date.now();
+let tStep = t0;
+const times = [];
+// A step begins: what it is, for the failure message; how long the one before took, for the log.
+function step(name) {
+  const now = Date.now();
+  times.push(`${((now - tStep) / 1000).toFixed(1)} s  ${at}`);
+  tStep = now;
+  at = name;
+}
 const problems = [];
 let signedOut = false; // after signing out, the test's own API call is refused on purpose
 
@@ -54,6 +64,7 @@ async function main() {
 }
 
 async function steps(browser) {
+  step('the browser started');
   const page = await browser.newPage();
   // What the page says of itself: errors, exceptions, CSP violations (also reported as console
   // errors; counted here from the event too, so that none is missed).
@@ -82,14 +93,14 @@ async function steps(browser) {
     (s, src) => [...document.querySelectorAll(s)].some((e) => new RegExp(src).test(e.textContent)), WAIT, sel, re.source);
 
   // --- the page and its headers: served by rampart-server, under the CSP ---
-  at = 'the page and its headers: served by rampart-server, under the CSP';
+  step('the page and its headers: served by rampart-server, under the CSP');
   const res = await page.goto(`${base}/console/`, { waitUntil: 'load' });
   ok(res.status() === 200, `GET /console/: ${res.status()}`);
   const csp = res.headers()['content-security-policy'] || '';
   ok(csp.includes("script-src 'self'") && csp.includes("default-src 'none'"), `the console's CSP: ${csp}`);
 
   // --- a wrong token is refused; the right one signs in ---
-  at = 'a wrong token is refused; the right one signs in';
+  step('a wrong token is refused; the right one signs in');
   await page.waitForSelector('form.login input[name=token]', WAIT);
   await shot('login');
   await page.type('input[name=token]', 'rp_this-is-not-a-token');
@@ -109,7 +120,7 @@ async function steps(browser) {
   await shot('fleet');
 
   // --- a product, through the console ---
-  at = 'a product, through the console';
+  step('a product, through the console');
   await go('#/products');
   await heading('Products and groups');
   await page.type('input[name=name]', 'Thermostat');
@@ -119,7 +130,7 @@ async function steps(browser) {
   await shot('products');
 
   // --- a signed image, uploaded through the console ---
-  at = 'a signed image, uploaded through the console';
+  step('a signed image, uploaded through the console');
   await go('#/images');
   await heading('Images and keys');
   const input = await page.$('input[type=file]');
@@ -129,7 +140,7 @@ async function steps(browser) {
   await shot('images');
 
   // --- the device attests: the console shows it ---
-  at = 'the device attests: the console shows it';
+  step('the device attests: the console shows it');
   rampart('device', 'assign', '--tenant', env.ACME, '--product', 'Thermostat', '--group', 'Field Test', env.DEVICE);
   agent('attest', '--server', base, '--server-ca', env.SERVER_CA);
   await go('#/devices');
@@ -142,7 +153,7 @@ async function steps(browser) {
   await text('.card-attested .card-n', /^1$/);
 
   // --- a deployment, created in the console, watched live while the device updates ---
-  at = 'a deployment, created in the console, watched live while the device updates';
+  step('a deployment, created in the console, watched live while the device updates');
   await go('#/deployments');
   await heading('Deployments');
   await page.waitForSelector('select[name=product] option:nth-child(2)', WAIT);
@@ -168,7 +179,7 @@ async function steps(browser) {
 
   // --- the device's detail (it attests again: its evidence measures the new version), then
   // blocked from the console ---
-  at = 'the device detail, then blocked';
+  step('the device detail, then blocked');
   agent('attest', '--server', base, '--server-ca', env.SERVER_CA);
   await go(`#/devices/${env.DEVICE}`);
   await heading('Device');
@@ -180,7 +191,7 @@ async function steps(browser) {
   await shot('device-blocked');
 
   // --- tokens, failures: each page draws ---
-  at = 'tokens, failures: each page draws';
+  step('tokens, failures: each page draws');
   await go('#/tokens');
   await heading('Tokens');
   await page.waitForSelector('select[name=role]', WAIT);
@@ -194,19 +205,34 @@ async function steps(browser) {
   await shot('failures');
 
   // --- signing out ends the session: the next API call is refused ---
-  at = 'signing out ends the session: the next API call is refused';
+  step('signing out ends the session: the next API call is refused');
   signedOut = true;
   await page.click('#logout');
   await page.waitForSelector('form.login', WAIT);
   const after = await page.evaluate(async (t) => (await fetch(`/api/v1/tenants/${t}/devices`)).status, env.ACME);
   ok(after === 401, `an API call after signing out: ${after}`);
 
+  // --- a one-time login link (what `rampart console link` prints) signs in once ---
+  step('a one-time login link signs in once');
+  const link = JSON.parse(run('curl', ['-sf', '--cacert', env.SERVER_CA, '-X', 'POST', '-H',
+    `Authorization: Bearer ${fs.readFileSync(env.ACME_TOKEN, 'utf8').trim()}`, `${base}/api/v1/console/links`]));
+  ok(/\/console\/login#code=/.test(link.url), `the login link: ${link.url}`);
+  await page.goto(link.url, { waitUntil: 'load' });
+  await heading('Fleet');
+  ok(!(await page.evaluate(() => location.href)).includes('code='), 'the code stays in the address bar');
+  await page.click('#logout');
+  await page.waitForSelector('form.login', WAIT);
+  await page.goto(link.url, { waitUntil: 'load' });
+  await text('.notice.error', /login link was refused/);
+
   ok(problems.length === 0, `the page reported problems:\n  ${problems.join('\n  ')}`);
 }
 
 main().then(() => {
   fs.writeFileSync(path.join(env.WORK, 'browser-checks'), String(checks));
-  console.log(`browser: ${checks} checks; screenshots in ${shots}`);
+  step('end');
+  console.log(times.join('\n'));
+  console.log(`browser: ${checks} checks in ${((Date.now() - t0) / 1000).toFixed(1)} s; screenshots in ${shots}`);
 }).catch((e) => {
   console.error(`FAIL at step "${at}": ${e.message || e}`);
   if (problems.length) console.error(`page problems:\n  ${problems.join('\n  ')}`);
