@@ -35,5 +35,7 @@ int cmd_app(int argc, char **argv);
 int cmd_ops(int argc, char **argv);
 /* alert, threat, quarantine, webhook, device release: threat detection (cmd_threat.c). */
 int cmd_threat(int argc, char **argv);
+/* console link: a one-time login link to the web console (cmd_console.c). */
+int cmd_console(int argc, char **argv);
 
 #endif /* RAMPART_CLI_H */

@@ -35,6 +35,7 @@ static const char usage_text[] =
     "  update-root sign --tenant T --root-key ROOT.pem        the signed root of update trust\n"
     "  failure list|show, event list, symbols upload          devices' failure reports\n"
     "  alert list, threat, quarantine, webhook, device release  threat detection and quarantine\n"
+    "  console link [--tenant T]                             a one-time web console login link\n"
     "  (the service commands take --server, --token-file, --ca-file; see `rampart device "
     "--help`)\n"
     "\n"
@@ -137,6 +138,8 @@ int main(int argc, char **argv)
         strcmp(argv[0], "quarantine") == 0 || strcmp(argv[0], "webhook") == 0 ||
         (strcmp(argv[0], "device") == 0 && argc > 1 && strcmp(argv[1], "release") == 0))
         return cmd_threat(argc, argv);
+    if (strcmp(argv[0], "console") == 0)
+        return cmd_console(argc, argv);
     if (strcmp(argv[0], "tenant") == 0 || strcmp(argv[0], "token") == 0 ||
         strcmp(argv[0], "device") == 0 || strcmp(argv[0], "ca") == 0 ||
         strcmp(argv[0], "image-key") == 0 || strcmp(argv[0], "product") == 0 ||

@@ -49,6 +49,7 @@ methods_for() {
   local m p rest
   while IFS=$'\t' read -r m p rest; do
     p=${p//\{tenant\}/$acme}
+    while [[ $p =~ \{[a-z_]+\+\} ]]; do p=${p/"${BASH_REMATCH[0]}"/.+}; done
     while [[ $p =~ \{[a-z_]+\} ]]; do p=${p/"${BASH_REMATCH[0]}"/[^/]+}; done
     if [[ $1 =~ ^${p}$ ]]; then printf '%s ' "$m"; fi
   done <"$d/routes.tsv"
@@ -60,7 +61,7 @@ declare -A seen
 while IFS=$'\t' read -r method pattern auth role escalates; do
   routes=$((routes + 1))
   path=${pattern//\{tenant\}/$acme}
-  while [[ $path =~ \{[a-z_]+\} ]]; do path=${path/"${BASH_REMATCH[0]}"/nosuchthing}; done
+  while [[ $path =~ \{[a-z_]+\+?\} ]]; do path=${path/"${BASH_REMATCH[0]}"/nosuchthing}; done
   allowed=" $(methods_for "$path")"
   want_allow=""
   for m in GET HEAD POST PUT DELETE PATCH; do
@@ -98,6 +99,10 @@ while IFS=$'\t' read -r method pattern auth role escalates; do
     fi
     call "$method" "$path" "$(token_of "$need")"
     case $status in 401 | 403 | 405) fail "$method $pattern with its own role: $status $(cat "$d/body")" ;; esac
+    ;;
+  session)
+    call "$method" "$path" "$ADMIN_TOKEN"   # a token is no session (tests/e2e/console-server.sh)
+    eq "$status" 401 "$method $pattern without a session cookie"
     ;;
   device)
     call "$method" "$path" "$ADMIN_TOKEN"   # a token is no certificate

@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# End to end: the web console's server side (server/console.c). Its static files (the page, a
+# script with its type, a page's own address) with every security header, and nothing outside its
+# directory (.., encoded .., a symbolic link out, a kind it does not serve, a missing file);
+# sessions opened with a token (the cookie's flags exactly) or a one-time login link (once, and
+# not once expired), which authenticate operator routes (CSRF on every change), never device
+# routes, end on DELETE and with their token, and outlive a restart; the fleet page's counts and
+# histogram for real devices that attested.
+. "$(dirname "$0")/lib.sh"
+: "${AGENT:?set AGENT to the rampart-agent binary}"
+d=$E2E_DIR
+bin=$RAMPART_SERVER
+
+# A console directory: a page, scripts, a stylesheet linked from inside, links out.
+c=$d/console
+mkdir -p "$c/vendor"
+echo '<!doctype html><title>console</title><script src="app.js"></script>' >"$c/index.html"
+echo 'console.log("app")' >"$c/app.js"
+echo 'export const x = 1;' >"$c/vendor/lib.mjs"
+echo 'body {}' >"$c/vendor/real.css"
+ln -s vendor/real.css "$c/in.css"
+echo 'SECRET' >"$d/outside.js"
+ln -s "$d/outside.js" "$c/out.js"
+ln -s "$d" "$c/up"
+echo 'x' >"$c/tool.exe"
+start_server "$d/srv" --threads 2 --console-dir "$c"
+cli() { RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN "$RAMPART" "$@"; }
+
+# req METHOD PATH [CURL ARGS...]: status in $status, headers in $d/headers, body in $d/body.
+req() {
+  local m=(-X "$1") p=$2
+  [ "$1" = HEAD ] && m=(-I)
+  shift 2
+  status=$(curl -s --path-as-is -o "$d/body" -D "$d/headers" -w '%{http_code}' \
+    --cacert "$SERVER_CA" "${m[@]}" "$@" "$SERVER_URL$p")
+  E2E_CHECKS=$((E2E_CHECKS + 1))
+}
+header() { sed -n "s/^$1: //Ip" "$d/headers" | tr -d '\r'; }
+csp="default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+headers_ok() { # the headers every console answer carries
+  eq "$(header Content-Security-Policy)" "$csp" "CSP of $1"
+  eq "$(header X-Content-Type-Options)" nosniff "nosniff of $1"
+  eq "$(header Referrer-Policy)" no-referrer "Referrer-Policy of $1"
+  eq "$(header X-Frame-Options)" DENY "X-Frame-Options of $1"
+}
+
+# --- static files ---------------------------------------------------------------------------------
+req GET /console/; eq "$status" 200 "the page"; headers_ok /console/
+eq "$(header Content-Type)" "text/html; charset=utf-8" "the page's type"
+eq "$(header Cache-Control)" no-cache "the page's Cache-Control"
+grep -q 'src="app.js"' "$d/body" || fail "the page's body: $(cat "$d/body")"
+req GET /console; eq "$status" 308 "/console without its slash"; eq "$(header Location)" /console/ "its Location"
+req GET /console/app.js; eq "$status" 200 "a script"; headers_ok app.js
+eq "$(header Content-Type)" "text/javascript; charset=utf-8" "a script's type"
+eq "$(cat "$d/body")" 'console.log("app")' "a script's body"
+req GET /console/vendor/lib.mjs; eq "$status" 200 "a module in a folder"
+eq "$(header Content-Type)" "text/javascript; charset=utf-8" "a module's type"
+req GET /console/in.css; eq "$status" 200 "a link that stays inside"
+eq "$(header Content-Type)" "text/css; charset=utf-8" "a stylesheet's type"
+req GET /console/login; eq "$status" 200 "a page's own address"; grep -q '<title>console' "$d/body" || fail "login is not the page"
+req HEAD /console/app.js; eq "$status" 200 "HEAD of a script"
+for p in /console/../srv/admin.token /console/vendor/../../outside.js /console/%2e%2e/outside.js \
+  /console/vendor%2f..%2f..%2foutside.js /console/.%2e/outside.js /console/out.js \
+  /console/up/outside.js /console/up/srv/admin.token /console/tool.exe /console/nope.js \
+  /console/.hidden.js; do
+  req GET "$p"; eq "$status" 404 "$p is refused"
+  grep -q SECRET "$d/body" && fail "$p: the file outside was served"
+  headers_ok "$p"
+done
+req POST /console/app.js; eq "$status" 405 "POST a file"
+
+# --- sessions -------------------------------------------------------------------------------------
+# login JSON: POST /console/session; the cookie's value in $cookie, the CSRF value in $csrf.
+login() {
+  printf '%s' "$1" >"$d/login.json"
+  req POST /console/session -H 'Content-Type: application/json' --data-binary "@$d/login.json"
+  cookie=$(header Set-Cookie | sed -n 's/^rampart_session=\([^;]*\);.*/\1/p')
+  csrf=$(jq -r '.csrf // empty' "$d/body" 2>/dev/null || true)
+}
+login "{\"token\": \"$(cat "$ADMIN_TOKEN")\"}"; eq "$status" 200 "login with the system token"
+headers_ok "the session"
+[[ $cookie =~ ^rps_[0-9a-f]{64}$ ]] || fail "the cookie: $(header Set-Cookie)"
+eq "$(header Set-Cookie)" "rampart_session=$cookie; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=28800" "the cookie's flags"
+[[ $csrf =~ ^[0-9a-f]{64}$ ]] || fail "the CSRF value: $(cat "$d/body")"
+jq -e '.role == "system" and .tenant == null and (.expires | type) == "number"' "$d/body" >/dev/null ||
+  fail "the session: $(cat "$d/body")"
+sys_cookie=$cookie sys_csrf=$csrf
+login "{\"token\": \"rpt_$(openssl rand -hex 32)\"}"; eq "$status" 401 "login with a wrong token"
+[ -z "$(header Set-Cookie)" ] || fail "a wrong token got a cookie"
+printf '{"token": "%s"}' "$(cat "$ADMIN_TOKEN")" >"$d/login.json"
+req POST /console/session --data-binary "@$d/login.json" -H 'Content-Type: application/x-www-form-urlencoded'
+eq "$status" 415 "login posted as a form (another site's page could)"
+login '{"token": "a", "code": "b"}'; eq "$status" 400 "a token and a code"
+
+ck=(-H "Cookie: rampart_session=$sys_cookie")
+req GET /console/session "${ck[@]}"; eq "$status" 200 "the session, by its cookie"
+jq -e --arg c "$sys_csrf" '.csrf == $c and .role == "system"' "$d/body" >/dev/null || fail "GET session: $(cat "$d/body")"
+req GET /console/session; eq "$status" 401 "no cookie, no session"
+req GET /console/session -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")"; eq "$status" 401 "a bearer token is no session"
+req GET /api/v1/tenants "${ck[@]}"; eq "$status" 200 "the cookie authenticates an operator route"
+req GET /api/v1/tenants -H "Cookie: rampart_session=rps_$(openssl rand -hex 32)"; eq "$status" 401 "an unknown cookie"
+req GET /api/v1/tenants -H "Cookie: rampart_session=$sys_cookie; rampart_session=$sys_cookie"; eq "$status" 401 "the cookie twice"
+# CSRF: every change made with the cookie carries the session's value.
+j=(-H 'Content-Type: application/json')
+req POST /api/v1/tenants "${ck[@]}" "${j[@]}" --data-binary '{"name": "acme"}'
+eq "$status" 403 "POST with the cookie, no X-CSRF-Token"; body_has '.message == "csrf token missing or wrong"'
+req POST /api/v1/tenants "${ck[@]}" "${j[@]}" -H "X-CSRF-Token: ${sys_csrf/a/b}" --data-binary '{"name": "acme"}'
+eq "$status" 403 "POST with the cookie and a wrong X-CSRF-Token"
+req POST /api/v1/tenants "${ck[@]}" "${j[@]}" -H "X-CSRF-Token: $sys_csrf" --data-binary '{"name": "acme"}'
+eq "$status" 201 "POST with the cookie and its X-CSRF-Token"; acme=$(jq -r .id "$d/body")
+req POST /api/v1/tenants "${j[@]}" -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")" --data-binary '{"name": "globex"}'
+eq "$status" 201 "a bearer POST needs no CSRF"; globex=$(jq -r .id "$d/body")
+# Never a device route.
+req GET /api/v1/device/targets "${ck[@]}"; eq "$status" 401 "the cookie on a device route"
+
+# A tenant's admin token: its session sees its tenant only, and ends when the token is revoked.
+expect 0 cli token create --tenant "$acme" --role admin; acme_admin=$(cat "$d/out")
+req GET /api/v1/tokens/self -H "Authorization: Bearer $acme_admin"; acme_admin_id=$(jq -r .id "$d/body")
+login "{\"token\": \"$acme_admin\"}"; eq "$status" 200 "login with a tenant's admin token"
+jq -e --arg t "$acme" '.role == "admin" and .tenant == $t' "$d/body" >/dev/null || fail "tenant session: $(cat "$d/body")"
+ack=(-H "Cookie: rampart_session=$cookie"); acsrf=$csrf
+req GET "/api/v1/tenants/$acme/devices" "${ack[@]}"; eq "$status" 200 "the tenant's devices by cookie"
+req GET "/api/v1/tenants/$globex" "${ack[@]}"; eq "$status" 404 "another tenant by cookie"
+req DELETE "/api/v1/tenants/$acme/tokens/$acme_admin_id" -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")"
+eq "$status" 200 "revoke the tenant's admin token"
+req GET "/api/v1/tenants/$acme/devices" "${ack[@]}"; eq "$status" 401 "a revoked token's session"
+req GET /console/session "${ack[@]}"; eq "$status" 401 "a revoked token's session, itself"
+
+# --- one-time login links ---------------------------------------------------------------------------
+expect 0 cli console link --tenant "$acme"
+url=$(cat "$d/out")
+[[ $url == "$SERVER_URL/console/login#code=rpl_"* ]] || fail "the link: $url"
+code=${url#*#code=}
+login "{\"code\": \"$code\"}"; eq "$status" 200 "the link, once"
+jq -e --arg t "$acme" '.role == "admin" and .tenant == $t' "$d/body" >/dev/null || fail "link session: $(cat "$d/body")"
+link_cookie=$cookie
+req GET "/api/v1/tenants/$acme" -H "Cookie: rampart_session=$link_cookie"; eq "$status" 200 "the link's session"
+login "{\"code\": \"$code\"}"; eq "$status" 401 "the link, twice"
+[ -z "$(header Set-Cookie)" ] || fail "a used link got a cookie"
+login "{\"code\": \"rpl_$(openssl rand -hex 32)\"}"; eq "$status" 401 "a made-up link"
+# A tenant's admin may make one for its own tenant only; a reader none.
+expect 0 cli token create --tenant "$acme" --role reader; acme_reader=$(cat "$d/out")
+req POST /api/v1/console/links -H "Authorization: Bearer $acme_reader" "${j[@]}" --data-binary '{}'
+eq "$status" 403 "a reader makes no link"
+# The link's session made with the cookie (and its CSRF value): for its own token.
+req POST /api/v1/console/links -H "Cookie: rampart_session=$sys_cookie" -H "X-CSRF-Token: $sys_csrf" "${j[@]}" --data-binary '{}'
+eq "$status" 201 "a link made in a session"
+late_code=$(jq -r .url "$d/body"); late_code=${late_code#*#code=}
+
+# --- sessions end: DELETE ---------------------------------------------------------------------------
+login "{\"token\": \"$(cat "$ADMIN_TOKEN")\"}"; gone=$cookie gone_csrf=$csrf
+req DELETE /console/session -H "Cookie: rampart_session=$gone"; eq "$status" 403 "DELETE the session without CSRF"
+req DELETE /console/session -H "Cookie: rampart_session=$gone" -H "X-CSRF-Token: $gone_csrf"
+eq "$status" 204 "DELETE the session"
+eq "$(header Set-Cookie)" "rampart_session=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0" "the cookie cleared"
+req GET /api/v1/tenants -H "Cookie: rampart_session=$gone"; eq "$status" 401 "an ended session"
+
+# --- the fleet page: real devices -----------------------------------------------------------------
+# dev4 attests under the strict default policy (this machine's agents say debug is enabled):
+# it fails. Then the policy allows it: dev1 and dev2 pass; dev2 is blocked; dev3 never attests.
+for i in 1 2 3 4; do
+  expect 0 "$AGENT" provision --state-dir "$d/dev$i" --rot soft; eval "dev$i=$(cat "$d/out")"
+done
+expect 0 cli device claim --tenant "$acme" "$dev1" "$dev2" "$dev3" "$dev4"
+attest() { "$AGENT" attest --state-dir "$d/$1" --server "$SERVER_URL" --server-ca "$SERVER_CA" >"$d/out" 2>"$d/err"; }
+attest dev4 && fail "dev4 passed under the strict policy"
+expect 0 cli tenant policy --tenant "$acme" --allow-debug yes --require-components no
+attest dev1 || { cat "$d/err"; fail "dev1 did not attest"; }
+attest dev2 || { cat "$d/err"; fail "dev2 did not attest"; }
+expect 0 cli device block --tenant "$acme" "$dev2"
+req GET "/api/v1/tenants/$acme/fleet" -H "Cookie: rampart_session=$link_cookie"; eq "$status" 200 "the fleet"
+jq -e '.devices == {"total": 4, "attested": 1, "cert_expiring": 0, "failed": 1, "blocked": 1,
+  "quarantined": 0, "never_seen": 1} and (.versions | type) == "array"' "$d/body" >/dev/null ||
+  fail "the fleet's counts: $(cat "$d/body")"
+req GET "/api/v1/tenants/$globex/fleet" -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")"
+jq -e '.devices.total == 0' "$d/body" >/dev/null || fail "another tenant's fleet: $(cat "$d/body")"
+now=$(date +%s)
+req GET "/api/v1/tenants/$acme/attestations/histogram?since=$((now - 3600))&step=600" -H "Cookie: rampart_session=$link_cookie"
+eq "$status" 200 "the histogram"
+jq -e --argjson s $((now - 3600)) '.since == $s and .step == 600 and (.pass | length) == 7 and
+  (.fail | length) == 7 and (.pass | add) == 2 and (.fail | add) == 1' "$d/body" >/dev/null ||
+  fail "the histogram: $(cat "$d/body")"
+req GET "/api/v1/tenants/$acme/attestations/histogram?since=0&step=1" -H "Cookie: rampart_session=$link_cookie"
+eq "$status" 400 "a histogram of too many buckets"
+req GET "/api/v1/tenants/$acme/attestations/histogram?since=$((now + 100))" -H "Cookie: rampart_session=$link_cookie"
+eq "$status" 400 "a histogram from the future"
+
+# --- a restart, eleven minutes on: sessions outlive it, the unused link has expired --------------
+kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+printf '#!/bin/sh\nexec env LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 FAKETIME=+11m "%s" "$@"\n' "$bin" >"$d/late-server"
+chmod +x "$d/late-server"
+RAMPART_SERVER=$d/late-server start_server "$d/srv" --threads 2 --console-dir "$c"
+req GET /api/v1/tenants -H "Cookie: rampart_session=$sys_cookie"; eq "$status" 200 "a session after a restart"
+req GET /console/session -H "Cookie: rampart_session=$link_cookie"; eq "$status" 200 "the link's session after a restart"
+login "{\"code\": \"$late_code\"}"; eq "$status" 401 "a link eleven minutes old"
+done_ok
