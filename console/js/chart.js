@@ -8,7 +8,7 @@ const FAIL = '#c62828';
 const BAR = '#1f5f99';
 
 function width(el) {
-  return Math.max(320, Math.min(960, (el.clientWidth || 800) - 8));
+  return Math.max(320, Math.min(1200, (el.clientWidth || 800) - 24));
 }
 
 function mount(container, label, opts, data) {

@@ -34,13 +34,22 @@ export async function list(ctx) {
   });
   const params = { [LIST.limit]: PAGE, [LIST.cursor]: cursor, [LIST.state]: st, [LIST.name]: name };
   const r = await api('GET', `${T(ctx.tenant)}/devices${q(params)}`);
-  const rows = r.devices || [];
+  // A server that answers without the cursor key does not page or filter (it sent every device):
+  // show one page of it, say so, and offer no filter that would do nothing.
+  const paged = LIST.next in r;
+  const all = r.devices || [];
+  const rows = paged ? all : all.slice(0, PAGE);
   const next = r[LIST.next];
+  if (!paged) {
+    for (const el of form.elements) el.disabled = true;
+    form.append(h('p', { class: 'meta' }, 'This server does not page or filter the device list: ',
+      all.length > PAGE ? `the first ${PAGE} of ${count(all.length)} are shown.` : `all ${count(all.length)} are shown.`));
+  }
   const pager = h('nav', { class: 'pager', 'aria-label': 'Pages of devices' },
     cursor ? h('a', { href: `#/devices${q({ state: st, q: name })}` }, 'First page') : null,
     next ? h('a', { href: `#/devices${q({ state: st, q: name, cursor: next })}`, rel: 'next' }, 'Next page') : null);
   ctx.main.append(h('h1', { tabindex: -1 }, 'Devices'), form,
-    h('p', { class: 'meta' }, `${count(rows.length)} shown${r.total !== undefined ? ` of ${count(r.total)}` : ''}.`),
+    h('p', { class: 'meta' }, paged ? `${count(rows.length)} shown${r.total !== undefined ? ` of ${count(r.total)}` : ''}.` : ''),
     table('Devices', [
       { title: 'Device', cell: (d) => deviceLink(d.device_id) },
       { title: 'Status', cell: (d) => badge(d.status) },

@@ -117,7 +117,7 @@ async function steps(browser) {
   ok(cookie && cookie.httpOnly && cookie.secure && cookie.sameSite === 'Strict', `the session cookie: ${JSON.stringify(cookie)}`);
   ok(!(await page.evaluate(() => document.cookie)).includes('rampart_session'), 'the session cookie is readable by scripts');
   await page.waitForSelector('.chart .uplot', WAIT);
-  await shot('fleet');
+  await shot('fleet-new');
 
   // --- a product, through the console ---
   step('a product, through the console');
@@ -219,6 +219,9 @@ async function steps(browser) {
   ok(/\/console\/login#code=/.test(link.url), `the login link: ${link.url}`);
   await page.goto(link.url, { waitUntil: 'load' });
   await heading('Fleet');
+  await text('.card-blocked .card-n', /^1$/);
+  await page.waitForSelector('.chart .uplot', WAIT);
+  await shot('fleet');
   ok(!(await page.evaluate(() => location.href)).includes('code='), 'the code stays in the address bar');
   await page.click('#logout');
   await page.waitForSelector('form.login', WAIT);
