@@ -188,6 +188,16 @@ async function steps(browser) {
   await text('.progress-n[data-state=reached]', /^1 of 1$/);
   await text('main td', /^installed$/);
   await shot('deployment-live');
+  // What a device says is shown as text, never markup: a report whose detail is HTML (the
+  // device's own words, over its mutual TLS) appears verbatim, and nothing in it runs.
+  const dep = await page.evaluate(() => decodeURIComponent(location.hash.split('/')[2]));
+  const markup = '<img src=x onerror="document.title=\'pwned\'">';
+  run('curl', ['-sf', '--cacert', env.SERVER_CA, '--cert', path.join(env.STATE_DIR, 'agent/device.crt'),
+    '--key', path.join(env.STATE_DIR, 'identity.pem'), '-H', 'Content-Type: application/json', '--data-binary',
+    JSON.stringify({ deployment: dep, state: 'installed', detail: markup }), `${base}/api/v1/device/updates`]);
+  await page.waitForFunction((m) => [...document.querySelectorAll('main td')].some((td) => td.textContent === m), WAIT, markup);
+  ok(await page.evaluate(() => document.querySelector('main img') === null && document.title !== 'pwned'),
+    'a device\'s report became markup in the page');
   await go('#/deployments');
   await heading('Deployments');
   await shot('deployments');
@@ -242,6 +252,17 @@ async function steps(browser) {
   await page.waitForSelector('form.login', WAIT);
   await page.goto(link.url, { waitUntil: 'load' });
   await text('.notice.error', /login link was refused/);
+
+  // --- a system token sees every tenant: the switch, and the tenants page ---
+  step('a system token sees every tenant');
+  await page.$eval('input[name=token]', (e, v) => { e.value = v; }, fs.readFileSync(env.SYSTEM_TOKEN, 'utf8').trim());
+  await page.click('form.login button[type=submit]');
+  await heading('Fleet');
+  ok(await page.$eval('#tenant-select', (s) => [...s.options].some((o) => o.textContent === 'acme')), 'acme in the tenant switch');
+  await go('#/tenants');
+  await heading('Tenants');
+  await text('main td', /^acme$/);
+  await shot('tenants');
 
   ok(problems.length === 0, `the page reported problems:\n  ${problems.join('\n  ')}`);
 }

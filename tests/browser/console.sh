@@ -27,7 +27,7 @@ spki=$(openssl x509 -in "$d/srv/server.pem" -pubkey -noout | openssl pkey -pubin
   openssl dgst -sha256 -binary | base64)
 
 export SERVER_URL SERVER_CA ACME="$acme" DEVICE="$device" STATE_DIR="$d/dev" IMAGE="$d/app-1.1.0.img" \
-  ACME_TOKEN="$d/acme.token" CHROMIUM SPKI="$spki" WORK="$d" AGENT RAMPART \
+  ACME_TOKEN="$d/acme.token" SYSTEM_TOKEN="$ADMIN_TOKEN" CHROMIUM SPKI="$spki" WORK="$d" AGENT RAMPART \
   RAMPART_SCREENSHOTS="${RAMPART_SCREENSHOTS:-${RAMPART_SCREENSHOTS_DEFAULT:-$PWD/console-screenshots}}"
 mkdir -p "$RAMPART_SCREENSHOTS"
 node "$(dirname "$0")/console.js" || { tail -n 30 "$d/srv.log" >&2; fail "the browser test failed"; }
