@@ -429,16 +429,117 @@ static void collect_attestation(void *ctx, const rp_attestation_t *a)
                                     "claims", claims != NULL ? claims : json_null()));
 }
 
+#define DEVICE_PAGE_MAX 1000
+#define DEVICE_PAGE_DEFAULT 100
+
+/* A device state's name as the fleet's counts name it; RP_DEVICE_STATE_ANY: not one. */
+static rp_device_state_t device_state_parse(const char *s)
+{
+    static const char *const names[] = {"",        "attested",    "cert_expiring", "failed",
+                                        "blocked", "quarantined", "never_seen"};
+
+    for (size_t i = 1; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(s, names[i]) == 0)
+            return (rp_device_state_t)i;
+    return RP_DEVICE_STATE_ANY;
+}
+
+/* Whether s is 1 to RP_DEVICE_ID_LEN lowercase hex digits: the start of a device ID. */
+static bool device_prefix_ok(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > RP_DEVICE_ID_LEN)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+struct device_page {
+    json_t *list;
+    char last[RP_DEVICE_ID_SIZE];
+};
+
+static void page_device(void *ctx, const rp_device_t *d)
+{
+    struct device_page *p = ctx;
+
+    json_array_append_new(p->list, device_json(d));
+    snprintf(p->last, sizeof(p->last), "%s", d->id);
+}
+
+/*
+ * GET .../devices: every device (as before), or with any of ?limit=N, ?after=ID, ?state=S,
+ * ?prefix=HEX a page of them in ID order, and "next_after" to ask for the next (null after the
+ * last): what a console's list of 100,000 devices reads.
+ */
 void rp_h_devices_list(rp_req_t *r)
 {
-    json_t *list = json_array();
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(r->req));
+    struct device_page page = {json_array(), ""};
+    const char *after = "", *prefix = "";
+    rp_device_state_t state = RP_DEVICE_STATE_ANY;
+    long long limit = DEVICE_PAGE_DEFAULT;
+    struct evkeyvalq q;
+    bool parsed = query != NULL && query[0] != '\0', paged = false, ok = true;
+    rp_err_t err;
 
-    if (rp_store_device_list(r->w->store, r->tenant.id, collect_device, list) != RP_OK) {
-        json_decref(list);
+    if (parsed) {
+        ok = evhttp_parse_query_str(query, &q) == 0;
+        for (struct evkeyval *kv = ok ? q.tqh_first : NULL; kv != NULL; kv = kv->next.tqe_next) {
+            char *end;
+            paged = true;
+            if (strcmp(kv->key, "limit") == 0) {
+                limit = strtoll(kv->value, &end, 10);
+                ok = ok && kv->value[0] >= '1' && kv->value[0] <= '9' && *end == '\0' &&
+                     limit >= 1 && limit <= DEVICE_PAGE_MAX;
+            } else if (strcmp(kv->key, "after") == 0) {
+                after = kv->value;
+                ok = ok && rp_device_id_valid(after);
+            } else if (strcmp(kv->key, "prefix") == 0) {
+                prefix = kv->value;
+                ok = ok && device_prefix_ok(prefix);
+            } else if (strcmp(kv->key, "state") == 0) {
+                state = device_state_parse(kv->value);
+                ok = ok && state != RP_DEVICE_STATE_ANY;
+            } else {
+                ok = false;
+            }
+        }
+    }
+    if (!ok) {
+        if (parsed)
+            evhttp_clear_headers(&q);
+        json_decref(page.list);
+        rp_reply_error(r, 400, "invalid",
+                       "the devices take ?limit=N (1 to %d), ?after=DEVICE_ID, ?prefix=HEX and "
+                       "?state=attested|cert_expiring|failed|blocked|quarantined|never_seen",
+                       DEVICE_PAGE_MAX);
+        return;
+    }
+    if (paged)
+        err = rp_store_device_page(r->w->store, r->tenant.id, after, prefix, state,
+                                   (int64_t)time(NULL), (int)limit, page_device, &page);
+    else
+        err = rp_store_device_list(r->w->store, r->tenant.id, collect_device, page.list);
+    if (parsed)
+        evhttp_clear_headers(&q); /* (after and prefix pointed into it) */
+    if (err != RP_OK) {
+        json_decref(page.list);
         rp_reply_error(r, 500, "internal", "cannot list devices");
         return;
     }
-    rp_reply_json(r, 200, json_pack("{s:o}", "devices", list));
+    if (!paged) {
+        rp_reply_json(r, 200, json_pack("{s:o}", "devices", page.list));
+        return;
+    }
+    /* A full page may have more after it. */
+    rp_reply_json(r, 200,
+                  json_pack("{s:o, s:o}", "devices", page.list, "next_after",
+                            (long long)json_array_size(page.list) == limit ? json_string(page.last)
+                                                                           : json_null()));
 }
 
 bool rp_tenant_device(rp_req_t *r, rp_device_t *d)

@@ -877,6 +877,23 @@ rp_err_t rp_store_link_add(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN], con
 rp_err_t rp_store_link_take(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN], int64_t now,
                             rp_token_t *tok) RP_MUST_CHECK;
 
+/* The device states a page of devices may be filtered by (the counts' below). */
+typedef enum rp_device_state {
+    RP_DEVICE_STATE_ANY = 0,
+    RP_DEVICE_STATE_ATTESTED,
+    RP_DEVICE_STATE_CERT_EXPIRING,
+    RP_DEVICE_STATE_FAILED,
+    RP_DEVICE_STATE_BLOCKED,
+    RP_DEVICE_STATE_QUARANTINED,
+    RP_DEVICE_STATE_NEVER_SEEN,
+} rp_device_state_t;
+/* A page of the tenant's devices in ID order, after `after` ("": from the first), at most limit,
+ * only those whose ID starts with prefix ("": any) and in state. Indexed: a page reads the
+ * devices from `after` on, never those before it. */
+rp_err_t rp_store_device_page(rp_store_t *s, const char *tenant_id, const char *after,
+                              const char *prefix, rp_device_state_t state, int64_t now, int limit,
+                              rp_device_fn fn, void *ctx) RP_MUST_CHECK;
+
 /* A tenant's devices by state, for the console's fleet page. The states overlap: a device is
  * counted in each that is true of it. */
 typedef struct rp_fleet_counts {

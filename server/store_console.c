@@ -142,16 +142,12 @@ rp_err_t rp_store_link_take(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN], in
 /* The newest current certificate per device is what "expiring" looks at: a device that renewed
  * has a later one. */
 static const char SQL_FLEET_COUNTS[] =
-    "SELECT count(*),"
-    " coalesce(sum(a.passed = 1 AND d.blocked = 0 AND d.quarantined_at = 0), 0),"
-    " coalesce(sum((SELECT max(not_after) FROM certificates c"
-    "   WHERE c.device_id = d.id AND c.revoked_at = 0) BETWEEN ?2 + 1 AND ?2 + ?3), 0),"
-    " coalesce(sum(a.passed = 0), 0),"
-    " coalesce(sum(d.blocked != 0), 0),"
-    " coalesce(sum(d.quarantined_at != 0), 0),"
-    " coalesce(sum(d.last_attestation IS NULL), 0)"
+    "SELECT count(*), coalesce(sum(" SQ_DEV_ATTESTED "), 0),"
+    " coalesce(sum(" SQ_DEV_CERT_EXPIRING "), 0), coalesce(sum(" SQ_DEV_FAILED "), 0),"
+    " coalesce(sum(" SQ_DEV_BLOCKED "), 0), coalesce(sum(" SQ_DEV_QUARANTINED "), 0),"
+    " coalesce(sum(" SQ_DEV_NEVER_SEEN "), 0)"
     " FROM devices d LEFT JOIN attestations a ON a.id = d.last_attestation"
-    " WHERE d.tenant_id = ?1";
+    " WHERE d.tenant_id = :tenant";
 
 rp_err_t rp_store_fleet_counts(rp_store_t *s, const char *tenant_id, int64_t now,
                                rp_fleet_counts_t *out)
@@ -161,9 +157,10 @@ rp_err_t rp_store_fleet_counts(rp_store_t *s, const char *tenant_id, int64_t now
 
     if (st == NULL)
         return RP_ERR_IO;
-    sqlite3_bind_text(st, 1, tenant_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, now);
-    sqlite3_bind_int64(st, 3, RP_FLEET_EXPIRING);
+    sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":tenant"), tenant_id, -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":now"), now);
+    sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":window"), RP_FLEET_EXPIRING);
     rc = sqlite3_step(st);
     if (rc != SQLITE_ROW)
         return sq_error(s, "fleet counts");
@@ -176,6 +173,45 @@ rp_err_t rp_store_fleet_counts(rp_store_t *s, const char *tenant_id, int64_t now
     out->never_seen = sqlite3_column_int64(st, 6);
     sqlite3_reset(st);
     return RP_OK;
+}
+
+#define DEVICE_PAGE_STATE(n, pred) " OR (:state = " #n " AND " pred ")"
+static const char SQL_DEVICE_PAGE[] = SQ_DEVICE_COLUMNS
+    " WHERE d.tenant_id = :tenant AND d.id > :after"
+    " AND substr(d.id, 1, length(:prefix)) = :prefix AND (:state = 0" DEVICE_PAGE_STATE(
+        1, SQ_DEV_ATTESTED) DEVICE_PAGE_STATE(2, SQ_DEV_CERT_EXPIRING)
+        DEVICE_PAGE_STATE(3, SQ_DEV_FAILED) DEVICE_PAGE_STATE(4, SQ_DEV_BLOCKED)
+            DEVICE_PAGE_STATE(5, SQ_DEV_QUARANTINED)
+                DEVICE_PAGE_STATE(6, SQ_DEV_NEVER_SEEN) ") ORDER BY d.id LIMIT :limit";
+_Static_assert(RP_DEVICE_STATE_ATTESTED == 1 && RP_DEVICE_STATE_CERT_EXPIRING == 2 &&
+                   RP_DEVICE_STATE_FAILED == 3 && RP_DEVICE_STATE_BLOCKED == 4 &&
+                   RP_DEVICE_STATE_QUARANTINED == 5 && RP_DEVICE_STATE_NEVER_SEEN == 6,
+               "SQL_DEVICE_PAGE numbers the states");
+
+rp_err_t rp_store_device_page(rp_store_t *s, const char *tenant_id, const char *after,
+                              const char *prefix, rp_device_state_t state, int64_t now, int limit,
+                              rp_device_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_DEVICE_PAGE);
+    rp_device_t d;
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":tenant"), tenant_id, -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":after"), after, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":prefix"), prefix, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, sqlite3_bind_parameter_index(st, ":state"), (int)state);
+    sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":now"), now);
+    sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":window"), RP_FLEET_EXPIRING);
+    sqlite3_bind_int(st, sqlite3_bind_parameter_index(st, ":limit"), limit);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        sq_device_row(st, &d);
+        fn(ctx, &d);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "devices");
 }
 
 static const char SQL_FLEET_VERSIONS[] =

@@ -902,16 +902,8 @@ static const char SQL_DEVICE_OWNER[] = "SELECT tenant_id FROM devices WHERE id =
 static const char SQL_DEVICE_STANDING[] =
     "SELECT tenant_id, blocked OR quarantined_at <> 0 FROM devices WHERE id = ?";
 /* The device, its last attestation, and its newest unrevoked certificate. */
-#define DEVICE_COLUMNS                                                                             \
-    "SELECT d.id, d.tenant_id, d.blocked, d.claimed_at, d.blocked_at, d.spki,"                     \
-    " a.at, a.passed, a.reason,"                                                                   \
-    " (SELECT serial FROM certificates c WHERE c.device_id = d.id AND c.revoked_at = 0"            \
-    "   ORDER BY c.not_after DESC LIMIT 1),"                                                       \
-    " (SELECT max(not_after) FROM certificates c WHERE c.device_id = d.id AND c.revoked_at = 0),"  \
-    " d.quarantined_at, d.quarantine_reason"                                                       \
-    " FROM devices d LEFT JOIN attestations a ON a.id = d.last_attestation"
-static const char SQL_DEVICE_GET[] = DEVICE_COLUMNS " WHERE d.id = ?";
-static const char SQL_DEVICE_LIST[] = DEVICE_COLUMNS " WHERE d.tenant_id = ? ORDER BY d.id";
+static const char SQL_DEVICE_GET[] = SQ_DEVICE_COLUMNS " WHERE d.id = ?";
+static const char SQL_DEVICE_LIST[] = SQ_DEVICE_COLUMNS " WHERE d.tenant_id = ? ORDER BY d.id";
 static const char SQL_DEVICE_BLOCK[] =
     "UPDATE devices SET blocked = 1, blocked_at = ? WHERE id = ? AND tenant_id = ?";
 static const char SQL_DEVICE_UNBLOCK[] =
@@ -951,7 +943,7 @@ rp_err_t rp_store_device_claim(rp_store_t *s, const char *tenant_id, const char 
     return strcmp(owner, tenant_id) == 0 ? RP_OK : RP_ERR_EXISTS;
 }
 
-static void device_row(sqlite3_stmt *st, rp_device_t *d)
+void sq_device_row(sqlite3_stmt *st, rp_device_t *d)
 {
     int n;
 
@@ -1008,7 +1000,7 @@ rp_err_t rp_store_device_get(rp_store_t *s, const char *device_id, rp_device_t *
         return RP_ERR_NOT_FOUND;
     if (rc != SQLITE_ROW)
         return sq_error(s, "device");
-    device_row(st, out);
+    sq_device_row(st, out);
     sqlite3_reset(st);
     return RP_OK;
 }
@@ -1023,7 +1015,7 @@ rp_err_t rp_store_device_list(rp_store_t *s, const char *tenant_id, rp_device_fn
         return RP_ERR_IO;
     sqlite3_bind_text(st, 1, tenant_id, -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        device_row(st, &d);
+        sq_device_row(st, &d);
         fn(ctx, &d);
     }
     sqlite3_reset(st);

@@ -63,6 +63,29 @@ rp_err_t sq_name(const char *name, char canonical[RP_NAME_MAX + 1],
 /* A token from a row whose first columns are TOKEN_COLUMNS' (store_sqlite.c): id, tenant_id,
  * role, created, expires, last_used. */
 void sq_token_row(sqlite3_stmt *st, rp_token_t *t);
+/* A device's columns (rp_device_t), read by sq_device_row: FROM devices d LEFT JOIN attestations a
+ * ON a.id = d.last_attestation. */
+#define SQ_DEVICE_COLUMNS                                                                          \
+    "SELECT d.id, d.tenant_id, d.blocked, d.claimed_at, d.blocked_at, d.spki,"                     \
+    " a.at, a.passed, a.reason,"                                                                   \
+    " (SELECT serial FROM certificates c WHERE c.device_id = d.id AND c.revoked_at = 0"            \
+    "   ORDER BY c.not_after DESC LIMIT 1),"                                                       \
+    " (SELECT max(not_after) FROM certificates c WHERE c.device_id = d.id AND c.revoked_at = 0),"  \
+    " d.quarantined_at, d.quarantine_reason"                                                       \
+    " FROM devices d LEFT JOIN attestations a ON a.id = d.last_attestation"
+void sq_device_row(sqlite3_stmt *st, rp_device_t *d);
+
+/* The device states the console counts and filters by (store.h: rp_fleet_counts_t), over
+ * "devices d LEFT JOIN attestations a ON a.id = d.last_attestation"; :now and :window (seconds)
+ * bound an expiring certificate. */
+#define SQ_DEV_ATTESTED "(a.passed = 1 AND d.blocked = 0 AND d.quarantined_at = 0)"
+#define SQ_DEV_FAILED "(a.passed = 0)"
+#define SQ_DEV_BLOCKED "(d.blocked != 0)"
+#define SQ_DEV_QUARANTINED "(d.quarantined_at != 0)"
+#define SQ_DEV_NEVER_SEEN "(d.last_attestation IS NULL)"
+#define SQ_DEV_CERT_EXPIRING                                                                       \
+    "((SELECT max(not_after) FROM certificates c WHERE c.device_id = d.id AND c.revoked_at = 0)"   \
+    " BETWEEN :now + 1 AND :now + :window)"
 /* A new random ID, "<prefix>_" and 24 hex digits. */
 rp_err_t sq_random_id(char prefix, char *out, size_t cap) RP_MUST_CHECK;
 

@@ -23,6 +23,7 @@ echo 'SECRET' >"$d/outside.js"
 ln -s "$d/outside.js" "$c/out.js"
 ln -s "$d" "$c/up"
 echo 'x' >"$c/tool.exe"
+echo 'HIDDEN' >"$c/.hidden.js"
 start_server "$d/srv" --threads 2 --console-dir "$c"
 cli() { RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN "$RAMPART" "$@"; }
 
@@ -62,9 +63,9 @@ req HEAD /console/app.js; eq "$status" 200 "HEAD of a script"
 for p in /console/../srv/admin.token /console/vendor/../../outside.js /console/%2e%2e/outside.js \
   /console/vendor%2f..%2f..%2foutside.js /console/.%2e/outside.js /console/out.js \
   /console/up/outside.js /console/up/srv/admin.token /console/tool.exe /console/nope.js \
-  /console/.hidden.js; do
+  /console/.hidden.js /console/vendor/../app.js /console/vendor/%2e%2e/app.js; do
   req GET "$p"; eq "$status" 404 "$p is refused"
-  grep -q SECRET "$d/body" && fail "$p: the file outside was served"
+  grep -q 'SECRET\|HIDDEN\|console.log' "$d/body" && fail "$p: a file was served"
   headers_ok "$p"
 done
 req POST /console/app.js; eq "$status" 405 "POST a file"
@@ -158,12 +159,15 @@ req GET /api/v1/tenants -H "Cookie: rampart_session=$gone"; eq "$status" 401 "an
 # --- the fleet page: real devices -----------------------------------------------------------------
 # dev4 attests under the strict default policy (this machine's agents say debug is enabled):
 # it fails. Then the policy allows it: dev1 and dev2 pass; dev2 is blocked; dev3 never attests.
-for i in 1 2 3 4; do
+for i in 1 2 3 4 5; do
   expect 0 "$AGENT" provision --state-dir "$d/dev$i" --rot soft; eval "dev$i=$(cat "$d/out")"
 done
 expect 0 cli device claim --tenant "$acme" "$dev1" "$dev2" "$dev3" "$dev4"
 attest() { "$AGENT" attest --state-dir "$d/$1" --server "$SERVER_URL" --server-ca "$SERVER_CA" >"$d/out" 2>"$d/err"; }
 attest dev4 && fail "dev4 passed under the strict policy"
+# dev5 is another tenant's, and fails there too: counted there only.
+expect 0 cli device claim --tenant "$globex" "$dev5"
+attest dev5 && fail "dev5 passed under the strict policy"
 expect 0 cli tenant policy --tenant "$acme" --allow-debug yes --require-components no
 attest dev1 || { cat "$d/err"; fail "dev1 did not attest"; }
 attest dev2 || { cat "$d/err"; fail "dev2 did not attest"; }
@@ -173,7 +177,30 @@ jq -e '.devices == {"total": 4, "attested": 1, "cert_expiring": 0, "failed": 1, 
   "quarantined": 0, "never_seen": 1} and (.versions | type) == "array"' "$d/body" >/dev/null ||
   fail "the fleet's counts: $(cat "$d/body")"
 req GET "/api/v1/tenants/$globex/fleet" -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")"
-jq -e '.devices.total == 0' "$d/body" >/dev/null || fail "another tenant's fleet: $(cat "$d/body")"
+jq -e '.devices.total == 1 and .devices.failed == 1 and .devices.attested == 0' "$d/body" >/dev/null ||
+  fail "another tenant's fleet: $(cat "$d/body")"
+# A page of devices, in ID order, by state or by the start of an ID; without a query, all of them.
+sorted=$(printf '%s\n' "$dev1" "$dev2" "$dev3" "$dev4" | sort | tr '\n' ' ')
+ack=(-H "Cookie: rampart_session=$link_cookie")
+req GET "/api/v1/tenants/$acme/devices?limit=3" "${ack[@]}"; eq "$status" 200 "a page of devices"
+p1=$(jq -r '[.devices[].device_id] | join(" ")' "$d/body"); next=$(jq -r .next_after "$d/body")
+eq "$next" "$(echo $sorted | cut -d' ' -f3)" "the next page's start"
+req GET "/api/v1/tenants/$acme/devices?limit=3&after=$next" "${ack[@]}"
+p2=$(jq -r '[.devices[].device_id] | join(" ")' "$d/body")
+eq "$p1 $p2 " "$sorted" "two pages, every device once, in order"
+body_has '.next_after == null'
+for spec in blocked:$dev2 never_seen:$dev3 failed:$dev4 attested:$dev1; do
+  req GET "/api/v1/tenants/$acme/devices?state=${spec%%:*}" "${ack[@]}"
+  eq "$(jq -r '[.devices[].device_id] | join(" ")' "$d/body")" "${spec##*:}" "the ${spec%%:*} devices"
+done
+req GET "/api/v1/tenants/$acme/devices?prefix=${dev1:0:12}&limit=1000" "${ack[@]}"
+eq "$(jq -r '.devices[0].device_id' "$d/body")" "$dev1" "devices by the start of an ID"
+req GET "/api/v1/tenants/$acme/devices" "${ack[@]}"
+body_has '(.devices | length) == 4 and (has("next_after") | not)'
+for q in state=bogus limit=0 limit=1001 after=xyz prefix=XYZ other=1; do
+  req GET "/api/v1/tenants/$acme/devices?$q" "${ack[@]}"; eq "$status" 400 "devices?$q"
+done
+
 now=$(date +%s)
 req GET "/api/v1/tenants/$acme/attestations/histogram?since=$((now - 3600))&step=600" -H "Cookie: rampart_session=$link_cookie"
 eq "$status" 200 "the histogram"
