@@ -5,7 +5,7 @@ import { h, table, facts, when, short, badge, field, select, notice, errorText, 
 
 const PAGE = 50;
 // The devices list's query parameters and its answer's cursor (docs/api.md): in one place.
-const LIST = { limit: 'limit', cursor: 'cursor', state: 'state', name: 'q', next: 'next_cursor' };
+const LIST = { limit: 'limit', cursor: 'after', state: 'state', name: 'prefix', next: 'next_after' };
 const STATE_FILTERS = [
   ['', 'Any state'], ['attested', 'Attested'], ['cert_expiring', 'Certificate expiring'],
   ['failed', 'Failed attestation'], ['blocked', 'Blocked'], ['quarantined', 'Quarantined'],
@@ -25,15 +25,24 @@ export async function list(ctx) {
   const name = ctx.query.get('q') || '';
   const cursor = ctx.query.get('cursor') || '';
   const stateSel = select(STATE_FILTERS, st, { name: 'state' });
-  const nameIn = h('input', { type: 'search', name: 'q', value: name, spellcheck: 'false', placeholder: 'device ID or its start' });
+  const nameIn = h('input', { type: 'search', name: 'q', value: name, spellcheck: 'false', placeholder: 'the start of a device ID (hex)' });
   const form = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter devices' },
     field('State', stateSel), field('Device ID', nameIn), h('button', { type: 'submit' }, 'Filter'));
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
-    ctx.go(`#/devices${q({ state: stateSel.value, q: nameIn.value.trim() })}`);
+    ctx.go(`#/devices${q({ state: stateSel.value, q: nameIn.value.trim().toLowerCase() })}`);
   });
   const params = { [LIST.limit]: PAGE, [LIST.cursor]: cursor, [LIST.state]: st, [LIST.name]: name };
-  const r = await api('GET', `${T(ctx.tenant)}/devices${q(params)}`);
+  let r;
+  try {
+    r = await api('GET', `${T(ctx.tenant)}/devices${q(params)}`);
+  } catch (e) {
+    if (e.status !== 400) throw e;
+    // a filter the server refuses (a device ID's start is hexadecimal): say so beside the form
+    ctx.main.append(h('h1', { tabindex: -1 }, 'Devices'), form,
+      h('div', { class: 'notice error', role: 'alert' }, `Not a filter the server takes: ${errorText(e)}`));
+    return;
+  }
   // A server that answers without the cursor key does not page or filter (it sent every device):
   // show one page of it, say so, and offer no filter that would do nothing.
   const paged = LIST.next in r;

@@ -214,6 +214,17 @@ async function steps(browser) {
   await page.click('.actions button.danger');
   await text('.facts dd .badge', /^blocked$/);
   await shot('device-blocked');
+  // the devices list, filtered by the server: by state, and by the start of the device's ID
+  await go('#/devices?state=blocked');
+  await heading('Devices');
+  await text('main td a', new RegExp(`^${env.DEVICE.slice(0, 16)}`));
+  await go('#/devices?state=attested');
+  await text('main p.empty', /^No device matches\.$/);
+  await page.$eval('input[name=q]', (e, v) => { e.value = v; }, env.DEVICE.slice(0, 6).toUpperCase());
+  await page.select('select[name=state]', '');
+  await page.click('form.filters button[type=submit]');
+  await text('main td a', new RegExp(`^${env.DEVICE.slice(0, 16)}`));
+  await shot('devices-filtered');
 
   // --- tokens, failures: each page draws ---
   step('tokens, failures: each page draws');
@@ -225,6 +236,10 @@ async function steps(browser) {
   await page.waitForSelector('#new-token', WAIT);
   ok((await page.$eval('#new-token', (e) => e.value)).length > 20, 'the new token is shown');
   await shot('tokens');
+  // revoked from the console: the reader token leaves the list
+  await page.$$eval('main tbody tr', (rows) => rows.find((r) => r.cells[1].textContent === 'reader').querySelector('button').click());
+  await page.waitForFunction(() => document.querySelector('main h1') && ![...document.querySelectorAll('main tbody tr')]
+    .some((r) => r.cells[1].textContent === 'reader') && document.querySelectorAll('main tbody tr').length > 0, WAIT);
   await go('#/failures');
   await heading('Failures');
   await shot('failures');
