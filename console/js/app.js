@@ -136,7 +136,9 @@ async function started(s) {
   state.session = s;
   nav.hidden = false;
   who.hidden = false;
-  document.getElementById('role').textContent = s.role;
+  // the role, and when the session ends (it asks for the token again then)
+  const until = s.expires ? new Date(s.expires * 1000).toISOString().slice(11, 16) : null;
+  document.getElementById('role').textContent = until ? `${s.role} · until ${until} UTC` : s.role;
   await loadTenants();
   if (!location.hash || location.hash === '#' || location.hash.startsWith('#code=')) {
     history.replaceState(null, '', '/console/#/fleet');
