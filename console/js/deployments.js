@@ -107,7 +107,8 @@ export async function detail(ctx) {
   const draw = (d) => {
     const states = d.states || {};
     const selected = d.devices_selected || 0;
-    const reached = d.reached !== undefined ? d.reached : selected - (states.pending || 0);
+    // reached: the devices that reported anything of it (the server's count when it gives one)
+    const reached = d.progress && typeof d.progress.reached === 'number' ? d.progress.reached : selected - (states.pending || 0);
     const status = d.status || 'active';
     actions.replaceChildren();
     if (can(ctx.role, 'contributor') && 'status' in d) {
