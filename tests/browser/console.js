@@ -243,6 +243,17 @@ async function steps(browser) {
   await go('#/failures');
   await heading('Failures');
   await shot('failures');
+  // the failures' chart (no crash here to draw it): drawn in the page from its own module
+  ok(await page.evaluate(async () => {
+    const m = await import('/console/js/chart.js');
+    const box = document.createElement('div');
+    document.querySelector('main').append(box);
+    const plot = m.dailyBars(box, 'reports per day', [[1795219200, 3], [1795305600, 5]]);
+    const drawn = box.querySelector('.uplot canvas') !== null;
+    plot.destroy();
+    box.remove();
+    return drawn;
+  }), 'the failures chart draws');
 
   // --- signing out ends the session: the next API call is refused ---
   step('signing out ends the session: the next API call is refused');
