@@ -1113,6 +1113,23 @@ static json_t *deployment_json(rp_req_t *r, const rp_deployment_t *d, bool with_
             json_object_set_new(v, "device_id", json_string(id));
             json_array_append(list, v);
         }
+        /* What the console's live view shows: reached is every device that reported anything
+         * of this deployment (the rest of the selected ones are still pending). */
+        json_object_set_new(
+            o, "progress",
+            json_pack(
+                "{s:I, s:I, s:I, s:I, s:I}", "selected", ds.selected, "reached",
+                (json_int_t)json_object_size(ds.devices) -
+                    json_integer_value(
+                        json_object_get(counts, rp_update_state_name(RP_UPDATE_PENDING))),
+                "installed",
+                json_integer_value(
+                    json_object_get(counts, rp_update_state_name(RP_UPDATE_INSTALLED))),
+                "failed",
+                json_integer_value(json_object_get(counts, rp_update_state_name(RP_UPDATE_FAILED))),
+                "rolled_back",
+                json_integer_value(
+                    json_object_get(counts, rp_update_state_name(RP_UPDATE_ROLLED_BACK)))));
         json_decref(ds.devices);
         json_object_set_new(o, "devices_in_group", json_integer(ds.in_group));
         json_object_set_new(o, "devices_selected", json_integer(ds.selected));

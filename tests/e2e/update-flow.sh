@@ -51,7 +51,7 @@ dep1=$(cat "$d/out")
 for i in 1 2 3 4 5; do expect 0 check "$i"; done
 for i in 1 2 3 4; do eq "$(version_of "$i")" 1.1.0+0 "dev$i runs 1.1.0"; done
 eq "$(version_of 5)" none "the Production device is untouched"
-shown "$dep1" '.states.installed == 4 and .devices_selected == 4'
+shown "$dep1" '.states.installed == 4 and .devices_selected == 4 and .progress.reached == 4 and .progress.installed == 4'
 # Every state a device can be in keeps its key, counted or not (scripts rely on them): the
 # service's answer, the CLI's JSON and its text.
 all_states='["downloading","failed","installed","pending","refused","rolled_back"]'
@@ -81,6 +81,8 @@ expect 1 check 1; out_has "app: rolled_back: exited with status 7 at start"
 expect 1 check 2
 eq "$(version_of 1)" 1.1.0+0 "dev1 still runs 1.1.0"
 shown "$dep2" '.states.rolled_back == 2 and .states.pending == 2'
+# The console's live view: reached is every device that reported (the pending ones have not).
+shown "$dep2" '.progress == {"selected": 4, "reached": 2, "installed": 0, "failed": 0, "rolled_back": 2}'
 shown "$dep2" "[.devices[] | select(.state == \"rolled_back\") | .detail] | all(contains(\"exited with status 7\"))"
 
 # --- a downgrade to 1.0.0: refused by the devices ----------------------------------------------
