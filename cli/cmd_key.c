@@ -13,7 +13,7 @@
 #include "rampart/key.h"
 #include "rampart/log.h"
 
-static const char key_usage[] =
+const char cli_key_usage[] =
     "Usage:\n"
     "  rampart key generate --type ecdsa-p256|ed25519 --out KEY.pem [--force]\n"
     "      Make a new private signing key, written as PKCS#8 PEM with mode 0600.\n"
@@ -41,15 +41,17 @@ static int describe_key(EVP_PKEY *key, const char *path)
     return CLI_OK;
 }
 
+/* Its getopt table; also the completion's and the help's (commands.c). */
+const struct option cli_key_generate_options[] = {
+    {"type",  required_argument, NULL, 't'},
+    {"out",   required_argument, NULL, 'o'},
+    {"force", no_argument,       NULL, 'f'},
+    {"help",  no_argument,       NULL, 'h'},
+    {NULL,    0,                 NULL, 0  },
+};
+
 static int key_generate(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"type",  required_argument, NULL, 't'},
-        {"out",   required_argument, NULL, 'o'},
-        {"force", no_argument,       NULL, 'f'},
-        {"help",  no_argument,       NULL, 'h'},
-        {NULL,    0,                 NULL, 0  },
-    };
     const char *type = NULL, *out = NULL;
     bool force = false;
     rp_sig_alg_t alg;
@@ -58,12 +60,12 @@ static int key_generate(int argc, char **argv)
     int c, rc;
 
     optind = 0;
-    while ((c = getopt_long(argc, argv, "t:o:fh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "t:o:fh", cli_key_generate_options, NULL)) != -1) {
         switch (c) {
         case 't': type = optarg; break;
         case 'o': out = optarg; break;
         case 'f': force = true; break;
-        case 'h': fputs(key_usage, stdout); return CLI_OK;
+        case 'h': fputs(cli_key_usage, stdout); return CLI_OK;
         default: return cli_usage("key ", "bad option");
         }
     }
@@ -88,14 +90,16 @@ static int key_generate(int argc, char **argv)
     return rc;
 }
 
+/* Its getopt table; also the completion's and the help's (commands.c). */
+const struct option cli_key_public_options[] = {
+    {"key",  required_argument, NULL, 'k'},
+    {"out",  required_argument, NULL, 'o'},
+    {"help", no_argument,       NULL, 'h'},
+    {NULL,   0,                 NULL, 0  },
+};
+
 static int key_public(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"key",  required_argument, NULL, 'k'},
-        {"out",  required_argument, NULL, 'o'},
-        {"help", no_argument,       NULL, 'h'},
-        {NULL,   0,                 NULL, 0  },
-    };
     const char *in = NULL, *out = NULL;
     EVP_PKEY *key = NULL;
     bool is_private;
@@ -103,11 +107,11 @@ static int key_public(int argc, char **argv)
     int c, ok;
 
     optind = 0;
-    while ((c = getopt_long(argc, argv, "k:o:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "k:o:h", cli_key_public_options, NULL)) != -1) {
         switch (c) {
         case 'k': in = optarg; break;
         case 'o': out = optarg; break;
-        case 'h': fputs(key_usage, stdout); return CLI_OK;
+        case 'h': fputs(cli_key_usage, stdout); return CLI_OK;
         default: return cli_usage("key ", "bad option");
         }
     }
@@ -146,7 +150,7 @@ static int key_public(int argc, char **argv)
 int cmd_key(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        fputs(key_usage, argc < 2 ? stderr : stdout);
+        fputs(cli_key_usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_USAGE : CLI_OK;
     }
     if (strcmp(argv[1], "generate") == 0)
