@@ -40,9 +40,10 @@ typedef struct {
     const char *name;
     uint64_t total; /* bytes; 0: not known (yet) */
     uint64_t base;  /* what cli_progress_http adds to the transfer's own count (earlier chunks) */
-    bool shown, finished;
+    bool shown, finished, drawn_once;
     int last_percent;
     double last_drawn;
+    uint64_t drawn_done; /* what the screen shows */
 } cli_progress_t;
 void cli_progress_start(cli_progress_t *p, const char *name, uint64_t total, cli_output_t format);
 void cli_progress_update(cli_progress_t *p, uint64_t done);

@@ -390,8 +390,12 @@ void cli_progress_update(cli_progress_t *p, uint64_t done)
         return;
     if (percent != 100 && t - p->last_drawn < 0.1)
         return;
+    if (p->drawn_once && done == p->drawn_done)
+        return; /* the same as on the screen */
     p->last_percent = percent;
     p->last_drawn = t;
+    p->drawn_done = done;
+    p->drawn_once = true;
     if (p->total == 0) {
         fprintf(stderr, "\r%s: %.1f MiB", p->name, (double)done / 1048576.0);
         return;
