@@ -36,7 +36,8 @@ static const char help_usage[] =
     "Usage:\n"
     "  rampart help                the list of commands (rampart --help)\n"
     "  rampart help COMMAND        that command's own help (rampart COMMAND --help)\n"
-    "  rampart help --all          every command's own help, one after the other\n";
+    "  rampart help --all          every command's own help, one after the other\n"
+    "  rampart help --topics       a line per help text: the commands it covers (for scripts)\n";
 
 static int cmd_completion(int argc, char **argv);
 static int cmd_help(int argc, char **argv);
