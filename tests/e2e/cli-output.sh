@@ -51,7 +51,11 @@ expect 2 "$RAMPART" image show --output xml x; err_has "--output must be text|js
 
 # Offline: an image's details.
 expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/img.key"
+hash=$(sed -n 's/.*key hash //p' "$d/out")
 expect 0 "$RAMPART" key public --key "$d/img.key" --out "$d/img.pub"
+formats "key public" "$RAMPART" key public --key "$d/img.key"
+eq "$(jq -r .key_hash "$d/json")" "$hash" "key public's key hash"
+eq "$(jq -r .public_key "$d/json")" "$(cat "$d/img.pub")" "key public's PEM"
 head -c 700000 /dev/urandom >"$d/payload"
 expect 0 "$RAMPART" image sign --key "$d/img.key" --version 1.2.3 --security-counter 7 "$d/payload" "$d/fw.img"
 formats "image show" "$RAMPART" image show "$d/fw.img"
