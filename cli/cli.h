@@ -34,6 +34,12 @@ bool cli_parse_output(const char *s, cli_output_t *out);
  * aligned table (a list of objects: a column per key; an object: a row per key) or as YAML. */
 int cli_output_print(cli_output_t format, json_t *value);
 
+/* Text that came from devices and apps is printed with each control character shown as '?' (an
+ * escape sequence would act on the operator's terminal, a newline forge a line): whether s has
+ * none, and s with them replaced in place. */
+bool cli_text_clean(const char *s);
+void cli_text_sanitize(char *s);
+
 /* A progress bar on stderr for an upload or a download, drawn only when stderr is a terminal and
  * the output is text (never beside JSON or YAML). */
 typedef struct {

@@ -132,12 +132,6 @@ void ops_print(const struct ops *o, json_t *j)
     cli_output_print(o->output, j);
 }
 
-/* Whether c (a byte, next its follower) starts a control character: C0, DEL, or C1 in UTF-8. */
-static bool control_at(const unsigned char *c)
-{
-    return c[0] < 0x20 || c[0] == 0x7f || (c[0] == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f);
-}
-
 /*
  * Text the service keeps came from devices and apps (an event's reason may quote a path an app
  * chose): printed as it is, an escape sequence would act on the operator's terminal and a newline
@@ -147,20 +141,14 @@ const char *ops_str(json_t *o, const char *key)
 {
     const char *s = json_string_value(json_object_get(o, key));
     char *copy;
-    bool clean = true;
+    bool clean;
 
     if (s == NULL)
         return "-";
-    for (const unsigned char *p = (const unsigned char *)s; clean && *p != '\0'; p++)
-        clean = !control_at(p);
+    clean = cli_text_clean(s);
     if (clean || (copy = strdup(s)) == NULL)
         return clean ? s : "-";
-    for (unsigned char *p = (unsigned char *)copy; *p != '\0'; p++)
-        if (control_at(p)) {
-            if (p[0] == 0xc2)
-                *p++ = '?';
-            *p = '?';
-        }
+    cli_text_sanitize(copy);
     json_object_set_new(o, key, json_string(copy));
     free(copy);
     s = json_string_value(json_object_get(o, key));

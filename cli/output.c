@@ -42,6 +42,24 @@ static bool control_at(const unsigned char *c)
     return c[0] < 0x20 || c[0] == 0x7f || (c[0] == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f);
 }
 
+bool cli_text_clean(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++)
+        if (control_at(p))
+            return false;
+    return true;
+}
+
+void cli_text_sanitize(char *s)
+{
+    for (unsigned char *p = (unsigned char *)s; *p != '\0'; p++)
+        if (control_at(p)) {
+            if (p[0] == 0xc2)
+                *p++ = '?';
+            *p = '?';
+        }
+}
+
 /* A cell's text (malloc'd): strings as they are, null as "-", anything else as compact JSON; a
  * control character shown as '?' (text from devices must not act on the operator's terminal). */
 static char *cell_text(json_t *v)
@@ -54,14 +72,8 @@ static char *cell_text(json_t *v)
         s = strdup(json_string_value(v));
     else
         s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (s == NULL)
-        return NULL;
-    for (unsigned char *p = (unsigned char *)s; *p != '\0'; p++)
-        if (control_at(p)) {
-            if (p[0] == 0xc2)
-                *p++ = '?';
-            *p = '?';
-        }
+    if (s != NULL)
+        cli_text_sanitize(s);
     return s;
 }
 
@@ -95,11 +107,13 @@ static int print_rows(json_t *rows)
     width = calloc(ncol > 0 ? ncol : 1, sizeof(*width));
     if (width == NULL)
         return CLI_FAIL;
-    json_array_foreach(rows, i, row) for (c = 0; c < ncol; c++)
+    json_array_foreach(rows, i, row)
     {
-        size_t w = display_width(json_string_value(json_array_get(row, c)));
-        if (w > width[c])
-            width[c] = w;
+        for (c = 0; c < ncol; c++) {
+            size_t w = display_width(json_string_value(json_array_get(row, c)));
+            if (w > width[c])
+                width[c] = w;
+        }
     }
     json_array_foreach(rows, i, row)
     {
@@ -140,19 +154,27 @@ static int table_of_list(json_t *list)
         json_object_foreach(item, key, v)
         {
             bool seen = false;
-            json_array_foreach(keys, j, k) seen = seen || strcmp(json_string_value(k), key) == 0;
+            json_array_foreach(keys, j, k)
+            {
+                seen = seen || strcmp(json_string_value(k), key) == 0;
+            }
             if (!seen)
                 ok = ok && json_array_append_new(keys, json_string(key)) == 0;
         }
     }
-    json_array_foreach(keys, j, k) ok = ok && add_cell(header, header_text(json_string_value(k)));
+    json_array_foreach(keys, j, k)
+    {
+        ok = ok && add_cell(header, header_text(json_string_value(k)));
+    }
     ok = ok && json_array_append(rows, header) == 0;
     json_array_foreach(list, i, item)
     {
         json_t *row = json_array();
         ok = ok && row != NULL;
-        json_array_foreach(keys, j, k) ok =
-            ok && add_cell(row, cell_text(json_object_get(item, json_string_value(k))));
+        json_array_foreach(keys, j, k)
+        {
+            ok = ok && add_cell(row, cell_text(json_object_get(item, json_string_value(k))));
+        }
         ok = ok && json_array_append(rows, row) == 0;
         json_decref(row);
     }
