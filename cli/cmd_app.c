@@ -20,9 +20,9 @@
 #include "rampart/log.h"
 #include "rampart/manifest.h"
 
-static const char app_usage[] =
+const char cli_app_usage[] =
     "Usage:\n"
-    "  rampart app check DIR|IMAGE [--output text|json]\n"
+    "  rampart app check DIR|IMAGE [--output text|json|table|yaml]\n"
     "      Check an app offline: a directory (app_manifest.json at its root and its files, as\n"
     "      `rampart image sign --type app` packs it) or a signed app image (its payload a tree,\n"
     "      or a single file made before manifests). Prints the capabilities and limits in\n"
@@ -117,7 +117,7 @@ static void print_text(const char *path, const char *what, const rp_manifest_t *
 static int report(const char *path, cli_output_t output, rp_err_t err, const char *why,
                   const char *kind, const rp_manifest_t *m)
 {
-    if (output == CLI_OUTPUT_JSON) {
+    if (output != CLI_OUTPUT_TEXT) {
         json_t *o = json_object();
         json_t *p = json_string(path); /* NULL for a name that is not UTF-8 */
         json_object_set_new(o, "path", p != NULL ? p : json_null());
@@ -135,8 +135,7 @@ static int report(const char *path, cli_output_t output, rp_err_t err, const cha
                 json_object_set_new(o, "in_force", rp_manifest_to_json(m));
             }
         }
-        json_dumpf(o, stdout, JSON_INDENT(2));
-        putchar('\n');
+        cli_output_print(output, o);
         json_decref(o);
     }
     if (err != RP_OK) {
@@ -222,13 +221,15 @@ out:
     return err;
 }
 
+/* Its getopt table; also the completion's and the help's (commands.c). */
+const struct option cli_app_check_options[] = {
+    {"output", required_argument, NULL, 'o'},
+    {"help",   no_argument,       NULL, 'h'},
+    {NULL,     0,                 NULL, 0  },
+};
+
 static int app_check(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"output", required_argument, NULL, 'o'},
-        {"help",   no_argument,       NULL, 'h'},
-        {NULL,     0,                 NULL, 0  },
-    };
     cli_output_t output = CLI_OUTPUT_TEXT;
     const char *path, *kind = "tree";
     rp_manifest_t *m = malloc(sizeof(*m));
@@ -240,16 +241,16 @@ static int app_check(int argc, char **argv)
     if (m == NULL)
         return CLI_FAIL;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:h", cli_app_check_options, NULL)) != -1) {
         switch (c) {
         case 'o':
             if (!cli_parse_output(optarg, &output)) {
                 free(m);
-                return cli_usage("app ", "--output must be text or json");
+                return cli_usage("app ", "--output must be " CLI_OUTPUT_NAMES);
             }
             break;
         case 'h':
-            fputs(app_usage, stdout);
+            fputs(cli_app_usage, stdout);
             free(m);
             return CLI_OK;
         default: free(m); return cli_usage("app ", "bad option");
@@ -278,7 +279,7 @@ static int app_check(int argc, char **argv)
 int cmd_app(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        fputs(app_usage, argc < 2 ? stderr : stdout);
+        fputs(cli_app_usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_USAGE : CLI_OK;
     }
     if (strcmp(argv[1], "check") == 0)

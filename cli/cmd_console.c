@@ -13,7 +13,7 @@
 #include "cli.h"
 #include "ops.h"
 
-static const char console_usage[] =
+const char cli_console_usage[] =
     "Usage:\n"
     "  rampart console link [--tenant T]                                  (admin or system)\n"
     "      print a one-time login link to the web console, usable once within 10 minutes.\n"
@@ -21,7 +21,17 @@ static const char console_usage[] =
     "      tenant T (made for the session, ending with it; `rampart token revoke` ends it).\n"
     "\n"
     "Options: --server, --token-file, --ca-file (or RAMPART_SERVER, RAMPART_TOKEN_FILE,\n"
-    "RAMPART_CA_FILE), --output text|json.\n";
+    "RAMPART_CA_FILE), --output " CLI_OUTPUT_NAMES ".\n";
+
+const struct option cli_console_options[] = {
+    {"server",     required_argument, NULL, 's'},
+    {"token-file", required_argument, NULL, 't'},
+    {"ca-file",    required_argument, NULL, 'c'},
+    {"tenant",     required_argument, NULL, 'T'},
+    {"output",     required_argument, NULL, 'O'},
+    {"help",       no_argument,       NULL, 'h'},
+    {NULL,         0,                 NULL, 0  },
+};
 
 static int link_cmd(struct ops *o)
 {
@@ -37,38 +47,29 @@ static int link_cmd(struct ops *o)
         return rc;
     if (status < 200 || status > 299)
         return ops_refused(status, body);
-    if (o->output == CLI_OUTPUT_JSON)
-        ops_print_json(body);
-    else
+    if (o->output == CLI_OUTPUT_TEXT)
         printf("%s\n", ops_str(body, "url"));
+    else
+        ops_print(o, body);
     json_decref(body);
     return CLI_OK;
 }
 
 int cmd_console(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"server",     required_argument, NULL, 's'},
-        {"token-file", required_argument, NULL, 't'},
-        {"ca-file",    required_argument, NULL, 'c'},
-        {"tenant",     required_argument, NULL, 'T'},
-        {"output",     required_argument, NULL, 'O'},
-        {"help",       no_argument,       NULL, 'h'},
-        {NULL,         0,                 NULL, 0  },
-    };
     struct ops o;
     int c, rc;
 
     memset(&o, 0, sizeof(o));
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        fputs(console_usage, argc < 2 ? stderr : stdout);
+        fputs(cli_console_usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_USAGE : CLI_OK;
     }
     o.server = getenv("RAMPART_SERVER");
     o.token_file = getenv("RAMPART_TOKEN_FILE");
     o.ca_file = getenv("RAMPART_CA_FILE");
     optind = 0;
-    while ((c = getopt_long(argc - 1, argv + 1, "s:t:c:T:O:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc - 1, argv + 1, "s:t:c:T:O:h", cli_console_options, NULL)) != -1) {
         switch (c) {
         case 's': o.server = optarg; break;
         case 't': o.token_file = optarg; break;
@@ -76,9 +77,9 @@ int cmd_console(int argc, char **argv)
         case 'T': o.tenant = optarg; break;
         case 'O':
             if (!cli_parse_output(optarg, &o.output))
-                return cli_usage(NULL, "--output must be text or json");
+                return cli_usage(NULL, "--output must be " CLI_OUTPUT_NAMES);
             break;
-        case 'h': fputs(console_usage, stdout); return CLI_OK;
+        case 'h': fputs(cli_console_usage, stdout); return CLI_OK;
         default: return cli_usage("console ", "bad option");
         }
     }

@@ -82,8 +82,8 @@ static int failure_list(struct ops *o)
     page_args(o, path, sizeof(path));
     if (get(o, path, &body) != CLI_OK)
         return CLI_FAIL;
-    if (o->output == CLI_OUTPUT_JSON) {
-        ops_print_json(body);
+    if (o->output != CLI_OUTPUT_TEXT) {
+        ops_print(o, body);
         json_decref(body);
         return CLI_OK;
     }
@@ -139,8 +139,8 @@ static int failure_show(struct ops *o)
     rc = get(o, path, &body);
     if (rc != CLI_OK)
         return CLI_FAIL;
-    if (o->output == CLI_OUTPUT_JSON) {
-        ops_print_json(body);
+    if (o->output != CLI_OUTPUT_TEXT) {
+        ops_print(o, body);
         json_decref(body);
         return CLI_OK;
     }
@@ -213,8 +213,8 @@ static int event_list(struct ops *o)
     page_args(o, path, sizeof(path));
     if (get(o, path, &body) != CLI_OK)
         return CLI_FAIL;
-    if (o->output == CLI_OUTPUT_JSON) {
-        ops_print_json(body);
+    if (o->output != CLI_OUTPUT_TEXT) {
+        ops_print(o, body);
         json_decref(body);
         return CLI_OK;
     }
@@ -269,8 +269,8 @@ static int symbols_upload(struct ops *o)
     }
     if (status != 201)
         return ops_refused(status, body);
-    if (o->output == CLI_OUTPUT_JSON)
-        ops_print_json(body);
+    if (o->output != CLI_OUTPUT_TEXT)
+        ops_print(o, body);
     else
         printf("%s\n", ops_str(body, "build_id"));
     json_decref(body);

@@ -27,7 +27,7 @@
 /* TLV values longer than this are cut short in text output (JSON always has them whole). */
 #define TEXT_VALUE_MAX 32
 
-static const char image_usage[] =
+const char cli_image_usage[] =
     "Usage:\n"
     "  rampart image sign --key KEY.pem --version X.Y.Z+B [options] PAYLOAD OUT\n"
     "      Sign PAYLOAD into an MCUboot-format image OUT.\n"
@@ -42,10 +42,10 @@ static const char image_usage[] =
     "        --public-key-format hash|full  name the key by its hash (default) or embed it\n"
     "        --load-addr ADDR           load address in the header (default 0)\n"
     "        --pad-byte N               header padding, the flash's erased value (default 0xff)\n"
-    "  rampart image verify --key PUB.pem [--key PUB.pem...] [--output json] IMAGE\n"
+    "  rampart image verify --key PUB.pem [--key PUB.pem...] [--output FORMAT] IMAGE\n"
     "      Exit 0 and print one line if IMAGE is signed by one of the keys and intact;\n"
     "      otherwise exit 1 with the reason.\n"
-    "  rampart image show IMAGE [--output text|json]\n"
+    "  rampart image show IMAGE [--output text|json|table|yaml]\n"
     "      Print the header, version, security counter, sizes, TLVs and digest.\n"
     "      Checks the digest but not the signature (that needs a key: use verify).\n";
 
@@ -170,20 +170,22 @@ static rp_err_t pack_app(const char *dir, const char *out, char *tree_path, size
     return RP_OK;
 }
 
+/* Its getopt table; also the completion's and the help's (commands.c). */
+const struct option cli_image_sign_options[] = {
+    {"key",               required_argument, NULL, 'k'},
+    {"version",           required_argument, NULL, 'v'},
+    {"security-counter",  required_argument, NULL, 's'},
+    {"header-size",       required_argument, NULL, 'H'},
+    {"type",              required_argument, NULL, 't'},
+    {"public-key-format", required_argument, NULL, 'p'},
+    {"load-addr",         required_argument, NULL, 'l'},
+    {"pad-byte",          required_argument, NULL, 'P'},
+    {"help",              no_argument,       NULL, 'h'},
+    {NULL,                0,                 NULL, 0  },
+};
+
 static int image_sign(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"key",               required_argument, NULL, 'k'},
-        {"version",           required_argument, NULL, 'v'},
-        {"security-counter",  required_argument, NULL, 's'},
-        {"header-size",       required_argument, NULL, 'H'},
-        {"type",              required_argument, NULL, 't'},
-        {"public-key-format", required_argument, NULL, 'p'},
-        {"load-addr",         required_argument, NULL, 'l'},
-        {"pad-byte",          required_argument, NULL, 'P'},
-        {"help",              no_argument,       NULL, 'h'},
-        {NULL,                0,                 NULL, 0  },
-    };
     const char *key_path = NULL, *version = NULL, *counter = NULL;
     char tree_path[PATH_MAX];
     rp_image_info_t info;
@@ -196,7 +198,7 @@ static int image_sign(int argc, char **argv)
 
     rp_sign_opts_init(&so);
     optind = 0;
-    while ((c = getopt_long(argc, argv, "k:v:s:H:t:p:l:P:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "k:v:s:H:t:p:l:P:h", cli_image_sign_options, NULL)) != -1) {
         switch (c) {
         case 'k': key_path = optarg; break;
         case 'v': version = optarg; break;
@@ -225,7 +227,7 @@ static int image_sign(int argc, char **argv)
                 return cli_usage("image ", "--pad-byte must be 0 to 255");
             so.pad_byte = (uint8_t)v;
             break;
-        case 'h': fputs(image_usage, stdout); return CLI_OK;
+        case 'h': fputs(cli_image_usage, stdout); return CLI_OK;
         default: return cli_usage("image ", "bad option");
         }
     }
@@ -353,8 +355,8 @@ static void explain_unsupported(const char *path)
                      path, rp_crypto_backend());
 }
 
-static void print_verify_json(const char *path, const rp_image_info_t *info, rp_err_t err,
-                              const char *key_path, uint64_t file_size)
+static void print_verify_json(cli_output_t output, const char *path, const rp_image_info_t *info,
+                              rp_err_t err, const char *key_path, uint64_t file_size)
 {
     char ver[RP_IMAGE_VERSION_STR_MAX], hex[2 * RP_SHA256_LEN + 1];
     json_t *o = json_object();
@@ -378,19 +380,20 @@ static void print_verify_json(const char *path, const rp_image_info_t *info, rp_
         json_object_set_new(o, "image_size", json_integer((json_int_t)info->layout.total_size));
         json_object_set_new(o, "file_size", json_integer((json_int_t)file_size));
     }
-    json_dumpf(o, stdout, JSON_INDENT(2));
-    putchar('\n');
+    cli_output_print(output, o);
     json_decref(o);
 }
 
+/* Its getopt table; also the completion's and the help's (commands.c). */
+const struct option cli_image_verify_options[] = {
+    {"key",    required_argument, NULL, 'k'},
+    {"output", required_argument, NULL, 'o'},
+    {"help",   no_argument,       NULL, 'h'},
+    {NULL,     0,                 NULL, 0  },
+};
+
 static int image_verify(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"key",    required_argument, NULL, 'k'},
-        {"output", required_argument, NULL, 'o'},
-        {"help",   no_argument,       NULL, 'h'},
-        {NULL,     0,                 NULL, 0  },
-    };
     const char *key_paths[MAX_KEYS];
     uint8_t spki[MAX_KEYS][RP_PUBKEY_DER_MAX];
     rp_image_key_t keys[MAX_KEYS];
@@ -403,7 +406,7 @@ static int image_verify(int argc, char **argv)
     int c;
 
     optind = 0;
-    while ((c = getopt_long(argc, argv, "k:o:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "k:o:h", cli_image_verify_options, NULL)) != -1) {
         switch (c) {
         case 'k':
             if (nkeys == MAX_KEYS)
@@ -412,9 +415,9 @@ static int image_verify(int argc, char **argv)
             break;
         case 'o':
             if (!cli_parse_output(optarg, &output))
-                return cli_usage("image ", "--output must be text or json");
+                return cli_usage("image ", "--output must be " CLI_OUTPUT_NAMES);
             break;
-        case 'h': fputs(image_usage, stdout); return CLI_OK;
+        case 'h': fputs(cli_image_usage, stdout); return CLI_OK;
         default: return cli_usage("image ", "bad option");
         }
     }
@@ -440,8 +443,8 @@ static int image_verify(int argc, char **argv)
     }
 
     err = verify_path(path, keys, nkeys, &info, &file_size);
-    if (output == CLI_OUTPUT_JSON)
-        print_verify_json(path, &info, err, err == RP_OK ? key_paths[info.signer] : NULL,
+    if (output != CLI_OUTPUT_TEXT)
+        print_verify_json(output, path, &info, err, err == RP_OK ? key_paths[info.signer] : NULL,
                           file_size);
     if (err != RP_OK) {
         log_image_error(path, "refused", err);
@@ -626,13 +629,15 @@ static void show_text(const char *path, json_t *o)
     }
 }
 
+/* Its getopt table; also the completion's and the help's (commands.c). */
+const struct option cli_image_show_options[] = {
+    {"output", required_argument, NULL, 'o'},
+    {"help",   no_argument,       NULL, 'h'},
+    {NULL,     0,                 NULL, 0  },
+};
+
 static int image_show(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"output", required_argument, NULL, 'o'},
-        {"help",   no_argument,       NULL, 'h'},
-        {NULL,     0,                 NULL, 0  },
-    };
     cli_output_t output = CLI_OUTPUT_TEXT;
     rp_file_image_t img;
     struct shown s;
@@ -643,13 +648,13 @@ static int image_show(int argc, char **argv)
     int c;
 
     optind = 0;
-    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:h", cli_image_show_options, NULL)) != -1) {
         switch (c) {
         case 'o':
             if (!cli_parse_output(optarg, &output))
-                return cli_usage("image ", "--output must be text or json");
+                return cli_usage("image ", "--output must be " CLI_OUTPUT_NAMES);
             break;
-        case 'h': fputs(image_usage, stdout); return CLI_OK;
+        case 'h': fputs(cli_image_usage, stdout); return CLI_OK;
         default: return cli_usage("image ", "bad option");
         }
     }
@@ -682,9 +687,8 @@ static int image_show(int argc, char **argv)
     o = show_json(path, img.io.size, &s);
     rp_file_image_close(&img);
     json_decref(s.tlvs);
-    if (output == CLI_OUTPUT_JSON) {
-        json_dumpf(o, stdout, JSON_INDENT(2));
-        putchar('\n');
+    if (output != CLI_OUTPUT_TEXT) {
+        cli_output_print(output, o);
     } else {
         show_text(path, o);
     }
@@ -695,7 +699,7 @@ static int image_show(int argc, char **argv)
 int cmd_image(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        fputs(image_usage, argc < 2 ? stderr : stdout);
+        fputs(cli_image_usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_USAGE : CLI_OK;
     }
     if (strcmp(argv[1], "upload") == 0 || strcmp(argv[1], "list") == 0)

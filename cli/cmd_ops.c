@@ -16,7 +16,7 @@
 #include "rampart/http_client.h"
 #include "rampart/log.h"
 
-static const char ops_usage[] =
+const char cli_ops_usage[] =
     "Usage:\n"
     "  rampart tenant create NAME                      prints the tenant ID\n"
     "  rampart tenant list\n"
@@ -83,7 +83,7 @@ static const char ops_usage[] =
     "  --server URL        the service, e.g. https://127.0.0.1:8443  [RAMPART_SERVER]\n"
     "  --token-file FILE   a file holding the API token               [RAMPART_TOKEN_FILE]\n"
     "  --ca-file FILE      the service's CA certificate (server-ca.pem) [RAMPART_CA_FILE]\n"
-    "  --output text|json  json for scripts (stable keys)\n";
+    "  --output text|json|table|yaml  json or yaml for scripts (stable keys), table for people\n";
 
 /* Call the API. OUT: *status and *body (the parsed JSON, or NULL when it was not JSON). */
 int ops_api(struct ops *o, const char *method, const char *path, json_t *req, long *status,
@@ -91,7 +91,8 @@ int ops_api(struct ops *o, const char *method, const char *path, json_t *req, lo
 {
     char url[2048], *text = NULL;
     rp_http_opts_t h = {
-        o->ca_file, o->token, req != NULL ? "application/json" : NULL, 30, NULL, NULL, NULL, NULL};
+        o->ca_file, o->token, req != NULL ? "application/json" : NULL,        30,
+        NULL,       NULL,     o->progress != NULL ? cli_progress_http : NULL, o->progress};
     rp_http_response_t r;
     rp_err_t err;
 
@@ -126,16 +127,9 @@ int ops_refused(long status, json_t *body)
     return CLI_FAIL;
 }
 
-void ops_print_json(json_t *j)
+void ops_print(const struct ops *o, json_t *j)
 {
-    json_dumpf(j, stdout, JSON_INDENT(2));
-    putchar('\n');
-}
-
-/* Whether c (a byte, next its follower) starts a control character: C0, DEL, or C1 in UTF-8. */
-static bool control_at(const unsigned char *c)
-{
-    return c[0] < 0x20 || c[0] == 0x7f || (c[0] == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f);
+    cli_output_print(o->output, j);
 }
 
 /*
@@ -147,20 +141,14 @@ const char *ops_str(json_t *o, const char *key)
 {
     const char *s = json_string_value(json_object_get(o, key));
     char *copy;
-    bool clean = true;
+    bool clean;
 
     if (s == NULL)
         return "-";
-    for (const unsigned char *p = (const unsigned char *)s; clean && *p != '\0'; p++)
-        clean = !control_at(p);
+    clean = cli_text_clean(s);
     if (clean || (copy = strdup(s)) == NULL)
         return clean ? s : "-";
-    for (unsigned char *p = (unsigned char *)copy; *p != '\0'; p++)
-        if (control_at(p)) {
-            if (p[0] == 0xc2)
-                *p++ = '?';
-            *p = '?';
-        }
+    cli_text_sanitize(copy);
     json_object_set_new(o, key, json_string(copy));
     free(copy);
     s = json_string_value(json_object_get(o, key));
@@ -215,8 +203,8 @@ static int tenant_policy_cmd(struct ops *o)
         return rc;
     if (status != 200)
         return ops_refused(status, body);
-    if (o->output == CLI_OUTPUT_JSON) {
-        ops_print_json(body);
+    if (o->output != CLI_OUTPUT_TEXT) {
+        ops_print(o, body);
     } else {
         printf("require components:           %s\n",
                json_is_true(json_object_get(body, "require_components")) ? "yes" : "no");
@@ -252,8 +240,8 @@ static int tenant_cmd(struct ops *o, const char *verb)
             return rc;
         if (status != 201)
             return ops_refused(status, body);
-        if (o->output == CLI_OUTPUT_JSON)
-            ops_print_json(body);
+        if (o->output != CLI_OUTPUT_TEXT)
+            ops_print(o, body);
         else
             printf("%s\n", ops_str(body, "id"));
         json_decref(body);
@@ -264,8 +252,8 @@ static int tenant_cmd(struct ops *o, const char *verb)
             return CLI_FAIL;
         if (status != 200)
             return ops_refused(status, body);
-        if (o->output == CLI_OUTPUT_JSON) {
-            ops_print_json(body);
+        if (o->output != CLI_OUTPUT_TEXT) {
+            ops_print(o, body);
         } else {
             printf("%-28s %-20s %s\n", "ID", "CREATED", "NAME");
             json_array_foreach(json_object_get(body, "tenants"), i, t) printf(
@@ -356,8 +344,8 @@ static int token_cmd(struct ops *o, const char *verb)
             return rc;
         if (status != 201)
             return ops_refused(status, body);
-        if (o->output == CLI_OUTPUT_JSON)
-            ops_print_json(body);
+        if (o->output != CLI_OUTPUT_TEXT)
+            ops_print(o, body);
         else
             printf("%s\n", ops_str(body, "token"));
         json_decref(body);
@@ -370,8 +358,8 @@ static int token_cmd(struct ops *o, const char *verb)
             return CLI_FAIL;
         if (status != 200)
             return ops_refused(status, body);
-        if (o->output == CLI_OUTPUT_JSON)
-            ops_print_json(body);
+        if (o->output != CLI_OUTPUT_TEXT)
+            ops_print(o, body);
         else
             print_tokens(body);
         json_decref(body);
@@ -392,8 +380,8 @@ static int token_cmd(struct ops *o, const char *verb)
             return rc;
         if (status != 200)
             return ops_refused(status, body);
-        if (o->output == CLI_OUTPUT_JSON)
-            ops_print_json(body);
+        if (o->output != CLI_OUTPUT_TEXT)
+            ops_print(o, body);
         else
             printf("revoked %s\n", ops_str(body, "id"));
         json_decref(body);
@@ -489,8 +477,8 @@ static int device_cmd(struct ops *o, const char *verb)
             return rc;
         if (status != 201)
             return ops_refused(status, body);
-        if (o->output == CLI_OUTPUT_JSON)
-            ops_print_json(body);
+        if (o->output != CLI_OUTPUT_TEXT)
+            ops_print(o, body);
         else
             json_array_foreach(json_object_get(body, "claimed"), i, d)
                 printf("claimed %s\n", json_string_value(d));
@@ -503,8 +491,8 @@ static int device_cmd(struct ops *o, const char *verb)
             return CLI_FAIL;
         if (status != 200)
             return ops_refused(status, body);
-        if (o->output == CLI_OUTPUT_JSON) {
-            ops_print_json(body);
+        if (o->output != CLI_OUTPUT_TEXT) {
+            ops_print(o, body);
         } else {
             printf("%-64s %-8s %-22s %s\n", "DEVICE", "STATUS", "LAST ATTESTATION", "RESULT");
             json_array_foreach(json_object_get(body, "devices"), i, d)
@@ -527,8 +515,8 @@ static int device_cmd(struct ops *o, const char *verb)
             return CLI_FAIL;
         if (status != 200)
             return ops_refused(status, body);
-        if (o->output == CLI_OUTPUT_JSON || strcmp(verb, "attestations") == 0)
-            ops_print_json(body);
+        if (o->output != CLI_OUTPUT_TEXT || strcmp(verb, "attestations") == 0)
+            ops_print(o, body);
         else
             print_device(body);
         json_decref(body);
@@ -541,8 +529,8 @@ static int device_cmd(struct ops *o, const char *verb)
             return CLI_FAIL;
         if (status != 200)
             return ops_refused(status, body);
-        if (o->output == CLI_OUTPUT_JSON)
-            ops_print_json(body);
+        if (o->output != CLI_OUTPUT_TEXT)
+            ops_print(o, body);
         else
             printf("%s %sed\n", o->args[0], verb);
         json_decref(body);
@@ -571,6 +559,21 @@ static int write_out(const char *path, const char *raw, size_t len, mode_t mode)
     return CLI_OK;
 }
 
+/* A call whose answer is a file the CLI writes (to name): drawn as a download. */
+static int download(struct ops *o, const char *method, const char *path, json_t *req,
+                    const char *name, long *status, json_t **body, char **raw, size_t *raw_len)
+{
+    cli_progress_t bar;
+    int rc;
+
+    cli_progress_start(&bar, name, 0, o->output);
+    o->progress = &bar;
+    rc = ops_api(o, method, path, req, status, body, raw, raw_len);
+    o->progress = NULL;
+    cli_progress_end(&bar, rc == CLI_OK ? *raw_len : 0);
+    return rc;
+}
+
 /* rampart device capability create --tenant T --device D --kind development [--expires-in D]
  * --out cap.json */
 static int capability_cmd(struct ops *o)
@@ -594,7 +597,7 @@ static int capability_cmd(struct ops *o)
         json_object_set_new(req, "expires_in", json_integer((json_int_t)seconds));
     snprintf(path, sizeof(path), "/api/v1/tenants/%s/devices/%s/capabilities", o->tenant,
              o->device);
-    rc = ops_api(o, "POST", path, req, &status, &body, &raw, &len);
+    rc = download(o, "POST", path, req, o->out, &status, &body, &raw, &len);
     json_decref(req);
     if (rc != CLI_OK)
         return rc;
@@ -628,7 +631,7 @@ static int ca_cmd(struct ops *o, const char *verb)
         snprintf(path, sizeof(path), "/api/v1/tenants/%s/crl?format=pem", o->tenant);
     else
         return cli_usage(NULL, "unknown ca command '%s'", verb);
-    if (ops_api(o, "GET", path, NULL, &status, &body, &raw, &len) != CLI_OK)
+    if (download(o, "GET", path, NULL, o->out, &status, &body, &raw, &len) != CLI_OK)
         return CLI_FAIL;
     if (status != 200) {
         free(raw);
@@ -663,46 +666,48 @@ int ops_token_load(struct ops *o)
     return CLI_OK;
 }
 
+/* Its getopt table; also the completion's and the help's (commands.c). */
+const struct option cli_ops_options[] = {
+    {"server",                required_argument, NULL, 's'},
+    {"token-file",            required_argument, NULL, 't'},
+    {"ca-file",               required_argument, NULL, 'c'},
+    {"tenant",                required_argument, NULL, 'T'},
+    {"role",                  required_argument, NULL, 'r'},
+    {"out",                   required_argument, NULL, 'o'},
+    {"output",                required_argument, NULL, 'O'},
+    {"product",               required_argument, NULL, 'P'},
+    {"group",                 required_argument, NULL, 'G'},
+    {"key",                   required_argument, NULL, 'k'},
+    {"name",                  required_argument, NULL, 'n'},
+    {"component",             required_argument, NULL, 'C'},
+    {"rollout",               required_argument, NULL, 'R'},
+    {"allow-unknown-images",  no_argument,       NULL, 'U'},
+    {"ignore-counter-limits", no_argument,       NULL, 'L'},
+    {"root-key",              required_argument, NULL, 'K'},
+    {"previous-root-key",     required_argument, NULL, 'J'},
+    {"expires-days",          required_argument, NULL, 'E'},
+    {"expires-in",            required_argument, NULL, 'I'},
+    {"expires-at",            required_argument, NULL, 'X'},
+    {"allow-debug",           required_argument, NULL, 'D'},
+    {"require-components",    required_argument, NULL, 'M'},
+    {"require-register",      required_argument, NULL, 'Y'},
+    {"allow-development",     required_argument, NULL, 'V'},
+    {"device",                required_argument, NULL, 'd'},
+    {"kind",                  required_argument, NULL, 'N'},
+    {"offset",                required_argument, NULL, 'F'},
+    {"limit",                 required_argument, NULL, 'Z'},
+    {"crash-capture",         required_argument, NULL, 'W'},
+    {"help",                  no_argument,       NULL, 'h'},
+    {NULL,                    0,                 NULL, 0  },
+};
+
 int cmd_ops(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"server",                required_argument, NULL, 's'},
-        {"token-file",            required_argument, NULL, 't'},
-        {"ca-file",               required_argument, NULL, 'c'},
-        {"tenant",                required_argument, NULL, 'T'},
-        {"role",                  required_argument, NULL, 'r'},
-        {"out",                   required_argument, NULL, 'o'},
-        {"output",                required_argument, NULL, 'O'},
-        {"product",               required_argument, NULL, 'P'},
-        {"group",                 required_argument, NULL, 'G'},
-        {"key",                   required_argument, NULL, 'k'},
-        {"name",                  required_argument, NULL, 'n'},
-        {"component",             required_argument, NULL, 'C'},
-        {"rollout",               required_argument, NULL, 'R'},
-        {"allow-unknown-images",  no_argument,       NULL, 'U'},
-        {"ignore-counter-limits", no_argument,       NULL, 'L'},
-        {"root-key",              required_argument, NULL, 'K'},
-        {"previous-root-key",     required_argument, NULL, 'J'},
-        {"expires-days",          required_argument, NULL, 'E'},
-        {"expires-in",            required_argument, NULL, 'I'},
-        {"expires-at",            required_argument, NULL, 'X'},
-        {"allow-debug",           required_argument, NULL, 'D'},
-        {"require-components",    required_argument, NULL, 'M'},
-        {"require-register",      required_argument, NULL, 'Y'},
-        {"allow-development",     required_argument, NULL, 'V'},
-        {"device",                required_argument, NULL, 'd'},
-        {"kind",                  required_argument, NULL, 'N'},
-        {"offset",                required_argument, NULL, 'F'},
-        {"limit",                 required_argument, NULL, 'Z'},
-        {"crash-capture",         required_argument, NULL, 'W'},
-        {"help",                  no_argument,       NULL, 'h'},
-        {NULL,                    0,                 NULL, 0  },
-    };
     struct ops o = {0};
     int c, rc;
 
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        fputs(ops_usage, argc < 2 ? stderr : stdout);
+        fputs(cli_ops_usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_USAGE : CLI_OK;
     }
     o.server = getenv("RAMPART_SERVER");
@@ -710,8 +715,8 @@ int cmd_ops(int argc, char **argv)
     o.ca_file = getenv("RAMPART_CA_FILE");
     optind = 0;
     while ((c = getopt_long(argc - 1, argv + 1,
-                            "s:t:c:T:r:o:O:P:G:k:n:C:R:ULK:J:E:I:X:D:M:Y:V:d:N:F:Z:W:h", opts,
-                            NULL)) != -1) {
+                            "s:t:c:T:r:o:O:P:G:k:n:C:R:ULK:J:E:I:X:D:M:Y:V:d:N:F:Z:W:h",
+                            cli_ops_options, NULL)) != -1) {
         switch (c) {
         case 's': o.server = optarg; break;
         case 't': o.token_file = optarg; break;
@@ -721,7 +726,7 @@ int cmd_ops(int argc, char **argv)
         case 'o': o.out = optarg; break;
         case 'O':
             if (!cli_parse_output(optarg, &o.output))
-                return cli_usage(NULL, "--output must be text or json");
+                return cli_usage(NULL, "--output must be " CLI_OUTPUT_NAMES);
             break;
         case 'P': o.product = optarg; break;
         case 'G': o.group = optarg; break;
@@ -745,7 +750,7 @@ int cmd_ops(int argc, char **argv)
         case 'F': o.offset = optarg; break;
         case 'Z': o.limit = optarg; break;
         case 'W': o.crash_capture = optarg; break;
-        case 'h': fputs(ops_usage, stdout); return CLI_OK;
+        case 'h': fputs(cli_ops_usage, stdout); return CLI_OK;
         default: return cli_usage(NULL, "bad option");
         }
     }

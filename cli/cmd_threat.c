@@ -2,7 +2,7 @@
  * The operator's commands for threat detection and quarantine (docs/failure-reporting.md):
  * alerts, the spike rule's settings, the webhook, the quarantine policy and its actions, and
  * releasing a quarantined device. Each is one call of the service's API (server/threat.c), with
- * --output json printing the service's answer as it is.
+ * --output json|table|yaml printing the service's answer as it is.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -16,7 +16,7 @@
 #include "rampart/http_client.h"
 #include "rampart/log.h"
 
-static const char threat_usage[] =
+const char cli_threat_usage[] =
     "Usage:\n"
     "  rampart alert list --tenant T [--limit N]\n"
     "      the tenant's alerts, newest first: what spiked (an event kind or a crash bucket),\n"
@@ -44,7 +44,7 @@ static const char threat_usage[] =
     "      bring a quarantined device back: it may attest and get a certificate again\n"
     "\n"
     "Options: --server, --token-file, --ca-file (or RAMPART_SERVER, RAMPART_TOKEN_FILE,\n"
-    "RAMPART_CA_FILE), --output text|json.\n";
+    "RAMPART_CA_FILE), --output text|json|table|yaml.\n";
 
 struct topts {
     struct ops o;
@@ -99,8 +99,8 @@ static int alert_cmd(struct topts *t, const char *verb)
     rc = call(t, "GET", path, NULL, &body);
     if (rc != CLI_OK)
         return rc;
-    if (t->o.output == CLI_OUTPUT_JSON) {
-        ops_print_json(body);
+    if (t->o.output != CLI_OUTPUT_TEXT) {
+        ops_print(&t->o, body);
     } else {
         printf("%-6s %-7s %-30s %-20s %-20s %7s %7s %9s\n", "ID", "STATE", "SUBJECT", "OPENED",
                "LAST", "SIGNALS", "DEVICES", "BASELINE");
@@ -146,8 +146,8 @@ static int threat_cmd(struct topts *t, const char *verb)
     rc = call(t, req != NULL ? "PUT" : "GET", path, req, &body);
     if (rc != CLI_OK)
         return rc;
-    if (t->o.output == CLI_OUTPUT_JSON) {
-        ops_print_json(body);
+    if (t->o.output != CLI_OUTPUT_TEXT) {
+        ops_print(&t->o, body);
     } else {
         printf("factor:          %lld\n",
                (long long)json_integer_value(json_object_get(body, "factor")));
@@ -190,8 +190,8 @@ static int webhook_cmd(struct topts *t, const char *verb)
     rc = call(t, method, path, req, &body);
     if (rc != CLI_OK)
         return rc;
-    if (t->o.output == CLI_OUTPUT_JSON) {
-        ops_print_json(body);
+    if (t->o.output != CLI_OUTPUT_TEXT) {
+        ops_print(&t->o, body);
     } else if (strcmp(verb, "delete") == 0) {
         printf("webhook deleted\n");
     } else {
@@ -254,8 +254,8 @@ static int quarantine_cmd(struct topts *t, const char *verb)
         rc = call(t, "GET", path, NULL, &body);
         if (rc != CLI_OK)
             return rc;
-        if (t->o.output == CLI_OUTPUT_JSON) {
-            ops_print_json(body);
+        if (t->o.output != CLI_OUTPUT_TEXT) {
+            ops_print(&t->o, body);
         } else {
             printf("%-20s %-10s %-64s %-30s %s\n", "AT", "ACTION", "DEVICE", "BY", "REASON");
             json_array_foreach(json_object_get(body, "actions"), i, a)
@@ -295,8 +295,8 @@ static int quarantine_cmd(struct topts *t, const char *verb)
     rc = call(t, req != NULL ? "PUT" : "GET", path, req, &body);
     if (rc != CLI_OK)
         return rc;
-    if (t->o.output == CLI_OUTPUT_JSON)
-        ops_print_json(body);
+    if (t->o.output != CLI_OUTPUT_TEXT)
+        ops_print(&t->o, body);
     else
         print_policy(body);
     json_decref(body);
@@ -320,50 +320,52 @@ static int release_cmd(struct topts *t)
               &body);
     if (rc != CLI_OK)
         return rc;
-    if (t->o.output == CLI_OUTPUT_JSON)
-        ops_print_json(body);
+    if (t->o.output != CLI_OUTPUT_TEXT)
+        ops_print(&t->o, body);
     else
         printf("%s released\n", ops_str(body, "device_id"));
     json_decref(body);
     return CLI_OK;
 }
 
+/* Its getopt table; also the completion's and the help's (commands.c). */
+const struct option cli_threat_options[] = {
+    {"server",        required_argument, NULL, 's'},
+    {"token-file",    required_argument, NULL, 't'},
+    {"ca-file",       required_argument, NULL, 'c'},
+    {"tenant",        required_argument, NULL, 'T'},
+    {"output",        required_argument, NULL, 'O'},
+    {"limit",         required_argument, NULL, 'l'},
+    {"factor",        required_argument, NULL, 'f'},
+    {"baseline-days", required_argument, NULL, 'b'},
+    {"window",        required_argument, NULL, 'w'},
+    {"min-devices",   required_argument, NULL, 'm'},
+    {"floor",         required_argument, NULL, 'F'},
+    {"url",           required_argument, NULL, 'u'},
+    {"rotate-secret", no_argument,       NULL, 'R'},
+    {"kinds",         required_argument, NULL, 'k'},
+    {"threshold",     required_argument, NULL, 'n'},
+    {"reason",        required_argument, NULL, 'r'},
+    {"help",          no_argument,       NULL, 'h'},
+    {NULL,            0,                 NULL, 0  },
+};
+
 int cmd_threat(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"server",        required_argument, NULL, 's'},
-        {"token-file",    required_argument, NULL, 't'},
-        {"ca-file",       required_argument, NULL, 'c'},
-        {"tenant",        required_argument, NULL, 'T'},
-        {"output",        required_argument, NULL, 'O'},
-        {"limit",         required_argument, NULL, 'l'},
-        {"factor",        required_argument, NULL, 'f'},
-        {"baseline-days", required_argument, NULL, 'b'},
-        {"window",        required_argument, NULL, 'w'},
-        {"min-devices",   required_argument, NULL, 'm'},
-        {"floor",         required_argument, NULL, 'F'},
-        {"url",           required_argument, NULL, 'u'},
-        {"rotate-secret", no_argument,       NULL, 'R'},
-        {"kinds",         required_argument, NULL, 'k'},
-        {"threshold",     required_argument, NULL, 'n'},
-        {"reason",        required_argument, NULL, 'r'},
-        {"help",          no_argument,       NULL, 'h'},
-        {NULL,            0,                 NULL, 0  },
-    };
     struct topts t;
     int c, rc;
 
     memset(&t, 0, sizeof(t));
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        fputs(threat_usage, argc < 2 ? stderr : stdout);
+        fputs(cli_threat_usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_USAGE : CLI_OK;
     }
     t.o.server = getenv("RAMPART_SERVER");
     t.o.token_file = getenv("RAMPART_TOKEN_FILE");
     t.o.ca_file = getenv("RAMPART_CA_FILE");
     optind = 0;
-    while ((c = getopt_long(argc - 1, argv + 1, "s:t:c:T:O:l:f:b:w:m:F:u:Rk:n:r:h", opts, NULL)) !=
-           -1) {
+    while ((c = getopt_long(argc - 1, argv + 1, "s:t:c:T:O:l:f:b:w:m:F:u:Rk:n:r:h",
+                            cli_threat_options, NULL)) != -1) {
         switch (c) {
         case 's': t.o.server = optarg; break;
         case 't': t.o.token_file = optarg; break;
@@ -371,7 +373,7 @@ int cmd_threat(int argc, char **argv)
         case 'T': t.o.tenant = optarg; break;
         case 'O':
             if (!cli_parse_output(optarg, &t.o.output))
-                return cli_usage(NULL, "--output must be text or json");
+                return cli_usage(NULL, "--output must be " CLI_OUTPUT_NAMES);
             break;
         case 'l': t.limit = optarg; break;
         case 'f': t.factor = optarg; break;
@@ -384,7 +386,7 @@ int cmd_threat(int argc, char **argv)
         case 'k': t.kinds = optarg; break;
         case 'n': t.threshold = optarg; break;
         case 'r': t.reason = optarg; break;
-        case 'h': fputs(threat_usage, stdout); return CLI_OK;
+        case 'h': fputs(cli_threat_usage, stdout); return CLI_OK;
         default: return cli_usage(NULL, "bad option");
         }
     }

@@ -45,9 +45,9 @@ static int call(struct ops *o, const char *method, const char *path, json_t *req
 /* Print body as JSON when asked to; returns whether it was. */
 static bool printed_json(struct ops *o, json_t *body)
 {
-    if (o->output != CLI_OUTPUT_JSON)
+    if (o->output == CLI_OUTPUT_TEXT)
         return false;
-    ops_print_json(body);
+    ops_print(o, body);
     return true;
 }
 
@@ -110,23 +110,13 @@ int ops_image_key_cmd(struct ops *o, const char *verb)
 
 /* ---- image upload|list ---- */
 
-static void progress(bool tty, const char *name, uint64_t done, uint64_t total)
-{
-    if (!tty)
-        return;
-    fprintf(stderr, "\r%s: %.1f of %.1f MiB (%3d%%)", name, (double)done / 1048576.0,
-            (double)total / 1048576.0, total > 0 ? (int)(done * 100 / total) : 100);
-    if (done == total)
-        fputc('\n', stderr);
-}
-
 /* PUT one chunk at off. OUT: *received (what the service has now). */
 static int put_chunk(struct ops *o, const char *path, uint64_t off, const uint8_t *buf, size_t len,
-                     uint64_t *received)
+                     cli_progress_t *bar, uint64_t *received)
 {
     char url[2048];
-    rp_http_opts_t h = {o->ca_file, o->token, "application/octet-stream", 120, NULL, NULL,
-                        NULL,       NULL};
+    rp_http_opts_t h = {o->ca_file, o->token, "application/octet-stream", 120,
+                        NULL,       NULL,     cli_progress_http,          bar};
     rp_http_response_t r;
     json_t *body;
     json_int_t got;
@@ -162,7 +152,7 @@ int ops_upload_file(struct ops *o, const char *file, const char *purpose, char *
     json_t *body;
     uint64_t size, sent = 0, chunk;
     uint8_t *buf;
-    bool tty = isatty(STDERR_FILENO) != 0;
+    cli_progress_t bar;
     int tries = 0, rc = CLI_OK;
 
     if (rp_file_image_open(&img, file) != RP_OK) {
@@ -185,7 +175,7 @@ int ops_upload_file(struct ops *o, const char *file, const char *purpose, char *
         return CLI_FAIL;
     }
     snprintf(path, sizeof(path), "/api/v1/tenants/%s/uploads/%s", o->tenant, id);
-    progress(tty, file, 0, size);
+    cli_progress_start(&bar, file, size, o->output);
     while (sent < size) {
         size_t n = size - sent < chunk ? (size_t)(size - sent) : (size_t)chunk;
         uint64_t received = sent;
@@ -194,7 +184,8 @@ int ops_upload_file(struct ops *o, const char *file, const char *purpose, char *
             rc = CLI_FAIL;
             break;
         }
-        rc = put_chunk(o, path, sent, buf, n, &received);
+        bar.base = sent; /* the chunk's own bytes are counted from here */
+        rc = put_chunk(o, path, sent, buf, n, &bar, &received);
         if (rc == CLI_USAGE) {
             rc = CLI_FAIL;
             break;
@@ -203,7 +194,7 @@ int ops_upload_file(struct ops *o, const char *file, const char *purpose, char *
         if (received > sent) {
             tries = 0;
             sent = received;
-            progress(tty, file, sent, size);
+            cli_progress_update(&bar, sent);
             continue;
         }
         if (++tries >= UPLOAD_TRIES) {
@@ -217,6 +208,7 @@ int ops_upload_file(struct ops *o, const char *file, const char *purpose, char *
         else
             sleep((unsigned)tries);
     }
+    cli_progress_end(&bar, sent);
     free(buf);
     rp_file_image_close(&img);
     return rc;

@@ -24,6 +24,7 @@ struct ops {
     const char *offset, *limit; /* a page of a list (failure list, event list) */
     const char *crash_capture;  /* device-group create|set: "on" or "off" */
     cli_output_t output;
+    cli_progress_t *progress; /* ops_api draws the answer's download here, when not NULL */
     char token[512];
     char **args;
     int nargs;
@@ -35,7 +36,8 @@ int ops_api(struct ops *o, const char *method, const char *path, json_t *req, lo
             json_t **body, char **raw, size_t *raw_len);
 /* Report a non-2xx answer, with the service's own message when it gave one; frees body. */
 int ops_refused(long status, json_t *body);
-void ops_print_json(json_t *j);
+/* The answer as --output says (json, table or yaml; JSON for a command with no text form). */
+void ops_print(const struct ops *o, json_t *j);
 /* A string member, or "-"; its control characters shown as "?" (it is printed). */
 const char *ops_str(json_t *o, const char *key);
 int ops_need_tenant(struct ops *o);

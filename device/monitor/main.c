@@ -33,9 +33,13 @@
 #define IDLE_SECONDS 60 /* a connection that says nothing for this long is closed */
 
 static const char usage[] =
-    "usage: rampart-monitor --state-dir S [--socket PATH] [--agent-user USER]\n"
-    "  Serve the device's root of trust and A/B slots to root and USER on S/monitor.sock\n"
-    "  (or PATH); one monitor per state directory. SIGTERM stops it.\n";
+    "Usage: rampart-monitor --state-dir S [--socket PATH] [--agent-user USER]\n"
+    "\n"
+    "Serve the device's root of trust and A/B slots to root and USER on S/monitor.sock\n"
+    "(or PATH); one monitor per state directory. SIGTERM stops it.\n"
+    "\n"
+    "  --help     this help\n"
+    "  --version  the version\n";
 
 struct client {
     int fd;
@@ -581,6 +585,7 @@ int main(int argc, char **argv)
         {"agent-user",       required_argument, NULL, 'u'},
         {"seccomp-selftest", no_argument,       NULL, 'T'},
         {"help",             no_argument,       NULL, 'h'},
+        {"version",          no_argument,       NULL, 'V'},
         {NULL,               0,                 NULL, 0  }
     };
     const char *state_dir = NULL, *sock = NULL, *user = NULL;
@@ -597,6 +602,7 @@ int main(int argc, char **argv)
         case 'u': user = optarg; break;
         case 'T': selftest = true; break;
         case 'h': fputs(usage, stdout); return 0;
+        case 'V': printf("rampart-monitor %s\n", RP_VERSION); return 0;
         default: fputs(usage, stderr); return 2;
         }
     }

@@ -108,9 +108,26 @@ static void setup(CURL *curl, const char *url, const rp_http_opts_t *o, long def
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
 }
 
+struct request_progress {
+    const rp_http_opts_t *o;
+    bool sending; /* a request with a body reports it going out; one without, the answer */
+};
+
+static int on_request_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                               curl_off_t ulnow)
+{
+    const struct request_progress *p = arg;
+    curl_off_t now = p->sending ? ulnow : dlnow, total = p->sending ? ultotal : dltotal;
+
+    if (now >= 0 && total >= 0)
+        p->o->progress(p->o->progress_arg, (uint64_t)now, (uint64_t)total);
+    return 0;
+}
+
 rp_err_t rp_http_request(const char *method, const char *url, const rp_http_opts_t *o,
                          const void *body, size_t len, rp_http_response_t *resp)
 {
+    struct request_progress progress = {o, body != NULL};
     char auth[512], ctype[128];
     struct curl_slist *headers = NULL;
     struct sink sink = {NULL, 0, false};
@@ -149,6 +166,11 @@ rp_err_t rp_http_request(const char *method, const char *url, const rp_http_opts
     if (o->ssl_ctx_fn != NULL) {
         curl_easy_setopt(curl, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
         curl_easy_setopt(curl, CURLOPT_SSL_CTX_DATA, &cb);
+    }
+    if (o->progress != NULL) {
+        curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_request_progress);
+        curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &progress);
+        curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
     }
     rc = curl_easy_perform(curl);
     if (rc == CURLE_OK) {

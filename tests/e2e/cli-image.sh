@@ -24,7 +24,7 @@ expect 2 "$RAMPART" image sign --key k --version 1 --header-size 16 a b
 expect 2 "$RAMPART" image sign --key k --version 1 --type firmwear a b
 expect 2 "$RAMPART" image sign --key k --version 1 --security-counter -1 a b
 expect 2 "$RAMPART" image show
-expect 2 "$RAMPART" image show --output yaml x
+expect 2 "$RAMPART" image show --output xml x
 expect 2 "$RAMPART" key generate --type rsa --out "$d/x.pem"
 expect 2 "$RAMPART" key generate --type ed25519
 
@@ -218,7 +218,7 @@ printf '#!/bin/sh\necho ready >&3\nexec sleep 3600\n' >"$d/app/bin/demo"; chmod 
 echo "some data" >"$d/app/share/data"; ln -s ../share/data "$d/app/bin/data"
 expect 0 "$RAMPART" app --help; out_has "app check DIR|IMAGE"
 expect 2 "$RAMPART" app;  expect 2 "$RAMPART" app frob; expect 2 "$RAMPART" app check
-expect 2 "$RAMPART" app check --output yaml "$d/app"
+expect 2 "$RAMPART" app check --output xml "$d/app"
 expect 0 "$RAMPART" app check "$d/app"
 out_has "valid: app tree"; out_has "broker.example:8883, [fd00::1]:443"; out_has "memory limit            2048 KB"
 out_has "device authentication   yes"; out_has "processes (pids) limit  32"

@@ -85,6 +85,13 @@ expect 0 "$RAMPART" device show --tenant "$acme" "${id[4]}"
 out_has "open ?]0;owned??[2J?forged line ??"
 ! grep -q $'\e' "$d/out" || fail "an escape sequence reached the terminal: $(od -c "$d/out" | grep -m1 033)"
 ! grep -q '^forged line' "$d/out" || fail "a device forged a line of device show"
+# ... and in the forms for people and for YAML readers (YAML escapes it; a table shows '?')
+for f in table yaml; do
+  expect 0 "$RAMPART" device show --tenant "$acme" "${id[4]}" --output $f
+  ! LC_ALL=C grep -qP '[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]' "$d/out" ||
+    fail "a control character reached the terminal in --output $f: $(od -c "$d/out" | grep -m1 033)"
+  ! grep -q '^forged line' "$d/out" || fail "a device forged a line of device show --output $f"
+done
 
 # --- the storm: three devices, three syscall denials each ----------------------------------------
 events syscall 0 3 >"$d/storm.json"

@@ -23,7 +23,9 @@ typedef struct rp_http_opts {
      * key in a TPM cannot be named by a file). NULL: no client certificate. */
     int (*ssl_ctx_fn)(SSL_CTX *ctx, void *arg);
     void *ssl_ctx_arg;
-    /* rp_http_download: told now and then how far it is (bytes in the file, of total). */
+    /* Told now and then how far it is: rp_http_download, bytes in the file of total;
+     * rp_http_request, bytes of its body sent (of len), or with no body, of the answer
+     * received (total 0 until known). NULL: not told. */
     void (*progress)(void *arg, uint64_t done, uint64_t total);
     void *progress_arg;
 } rp_http_opts_t;
