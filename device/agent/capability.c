@@ -105,3 +105,23 @@ rp_err_t rp_capability_development(const char *state_dir, const char *device_id,
         snprintf(detail, cap, "%s", why);
     return RP_OK;
 }
+
+rp_err_t rp_capability_sideload(const char *state_dir, const char *device_id, bool *allowed,
+                                char *why, size_t cap)
+{
+    rp_md_role_t *role = malloc(sizeof(*role));
+    bool have_root = false;
+    rp_err_t err =
+        role != NULL ? rp_update_image_keys(state_dir, role, &have_root) : RP_ERR_NO_MEMORY;
+
+    free(role);
+    *allowed = false;
+    why[0] = '\0';
+    if (err != RP_OK) /* a corrupt root: said */
+        snprintf(why, cap, "the device's update root cannot be read: %s", rp_strerror(err));
+    else if (!have_root)
+        *allowed = true;
+    else
+        err = rp_capability_development(state_dir, device_id, allowed, NULL, why, cap);
+    return err;
+}

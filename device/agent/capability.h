@@ -30,4 +30,14 @@ rp_err_t rp_capability_remove(const char *state_dir) RP_MUST_CHECK;
 rp_err_t rp_capability_development(const char *state_dir, const char *device_id, bool *have,
                                    rp_md_capability_t *out, char *detail, size_t cap) RP_MUST_CHECK;
 
+/*
+ * Whether an image the device's targets do not name may be installed (a local install, a
+ * sideload): on an unmanaged device (no update root: its image keys are root's S/image-keys/),
+ * always; on a managed one, only while a development capability is in force. The one owner of
+ * that rule: the agent asks before it installs locally, the monitor at each INSTALL. OUT:
+ * *allowed; why (when not allowed).
+ */
+rp_err_t rp_capability_sideload(const char *state_dir, const char *device_id, bool *allowed,
+                                char *why, size_t cap) RP_MUST_CHECK;
+
 #endif /* RAMPART_AGENT_CAPABILITY_H */

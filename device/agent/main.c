@@ -796,18 +796,13 @@ image_key:
  */
 static bool may_install_locally(const rp_agent_t *agent)
 {
-    rp_md_role_t role;
-    rp_md_capability_t cap;
-    bool have_root = false, dev = false;
     char why[256] = "";
+    bool allowed = false;
 
-    if (rp_update_image_keys(agent->state_dir, &role, &have_root) != RP_OK)
+    if (rp_capability_sideload(agent->state_dir, agent->device_id, &allowed, why, sizeof(why)) !=
+        RP_OK)
         return false; /* a corrupt root: said */
-    if (!have_root)
-        return true;
-    if (rp_capability_development(agent->state_dir, agent->device_id, &dev, &cap, why,
-                                  sizeof(why)) == RP_OK &&
-        dev)
+    if (allowed)
         return true;
     rp_log_error("this device is managed (it has an update root): it takes images through "
                  "deployments. Installing one locally needs a development capability for it "

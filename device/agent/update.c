@@ -24,15 +24,6 @@
 
 #define TARGETS_FILE "update/targets.json"
 
-/* The targets: the agent's own (rp_agent_file: S/agent/update/targets.json). */
-static rp_err_t keep_targets(rp_agent_t *a, const char *text, size_t len)
-{
-    char path[PATH_MAX];
-    rp_err_t err = rp_agent_file_for_write(a, TARGETS_FILE, path, sizeof(path));
-
-    return err == RP_OK ? rp_write_file_atomic(path, text, len, 0600, 0) : err;
-}
-
 /* ---- talking to the service ---- */
 
 struct client {
@@ -217,14 +208,35 @@ static rp_err_t update_roots(struct client *c, rp_md_root_t *root, rp_update_sum
     return err;
 }
 
-/* The targets: fetched, accepted (rp_md_targets_accept), kept. OUT: *targets. */
+/* The targets, through the monitor (TARGETS, the document as a descriptor): it checks them with
+ * the root it owns, keeps them, and installs only what they name. */
+static rp_err_t hand_targets(rp_agent_t *a, const char *env, size_t len, rp_update_summary_t *s)
+{
+    static rp_mon_reply_t r;
+    rp_mon_request_t q = {.type = RP_MON_TARGETS};
+    rp_err_t err;
+    int fd;
+
+    memset(&r, 0, sizeof(r));
+    err = rp_update_root_fd(env, len, &fd);
+    if (err == RP_OK) {
+        err = rp_agent_monitor_call(a, &q, fd, &r);
+        close(fd);
+    }
+    if (err == RP_OK)
+        return RP_OK;
+    snprintf(s->detail, sizeof(s->detail), "the monitor did not take them: %s",
+             r.status != RP_OK ? r.message : rp_strerror(err));
+    return r.status != RP_OK ? (rp_err_t)r.status : err;
+}
+
+/* The targets: fetched, accepted and kept (rp_update_take_targets: the agent's copy, then the
+ * monitor's when one serves the device). OUT: *targets. */
 static rp_err_t update_targets(struct client *c, const rp_md_root_t *root, rp_md_targets_t *targets,
                                rp_update_summary_t *s)
 {
-    rp_md_targets_trust_t trust = {root, c->a->device_id, 0, (int64_t)time(NULL), false};
     rp_http_response_t r;
-    char *env = NULL, path[96], kept_path[PATH_MAX];
-    size_t len;
+    char path[96], kept_path[PATH_MAX];
     rp_err_t err;
 
     /* The device says what its root of trust accepts, so that the service refuses a deployment
@@ -234,34 +246,15 @@ static rp_err_t update_targets(struct client *c, const rp_md_root_t *root, rp_md
     err = get(c, path, &r, s->detail, sizeof(s->detail));
     if (err != RP_OK)
         return err;
-    /* The version to stay above: that of the kept targets if the current root's online keys
-     * signed them (what a replaced online key signed does not count, whether or not a crash
-     * kept the device from forgetting it when the root changed), whatever their age. A kept file
-     * that is not a targets document is corrupt: without it the device could not refuse older
-     * targets, so the update stops. */
-    err = rp_agent_file(c->a, TARGETS_FILE, kept_path, sizeof(kept_path));
+    err = rp_agent_file_for_write(c->a, TARGETS_FILE, kept_path, sizeof(kept_path));
     if (err == RP_OK)
-        err = rp_update_load_kept(kept_path, false, &env, &len);
-    if (err == RP_OK) {
-        rp_md_targets_trust_t kept = {root, c->a->device_id, 0, 0, true};
-        char detail[256];
-        err = rp_md_targets_accept(env, len, &kept, targets, detail, sizeof(detail));
-        if (err == RP_OK)
-            trust.min_version = targets->version;
-        else if (err == RP_ERR_BAD_SIGNATURE)
-            err = RP_OK; /* signed by an online key the root no longer names: does not count */
-        else
-            rp_update_kept_corrupt(kept_path, false, detail);
-    }
-    free(env);
-    if (err != RP_OK && err != RP_ERR_NOT_FOUND) {
-        rp_http_response_free(&r);
-        return refuse(s, err, "%s is not usable (see above)", kept_path);
-    }
-    err = rp_md_targets_accept(r.body, r.len, &trust, targets, s->detail, sizeof(s->detail));
-    if (err == RP_OK) {
-        err = keep_targets(c->a, r.body, r.len);
-    } else {
+        err = rp_update_take_targets(kept_path, c->a->device_id, root, r.body, r.len, targets,
+                                     s->detail, sizeof(s->detail));
+    else
+        snprintf(s->detail, sizeof(s->detail), "cannot keep the targets: %s", rp_strerror(err));
+    if (err == RP_OK && c->a->rot == NULL)
+        err = hand_targets(c->a, r.body, r.len, s);
+    if (err != RP_OK) {
         rp_log_error("update refused: %s", s->detail);
         rp_reportq_event(c->a, RP_REPORT_METADATA_REFUSED, NULL, rp_report_code_of(err),
                          "targets metadata: %s", s->detail);
@@ -575,19 +568,12 @@ static rp_err_t apply_target(struct client *c, const char *deployment, const rp_
     err = image_identity(c->a, name, path, &img);
     if (err != RP_OK)
         return err;
-    {
-        char ihash[2 * RP_SHA256_LEN + 1] = "";
-        (void)rp_hex_encode(img.digest, RP_SHA256_LEN, ihash, sizeof(ihash));
-        if (img.version[0] != '\0' &&
-            (rp_image_version_cmp(&img.ver, &t->version) != 0 || strcmp(ihash, hash) != 0 ||
-             img.has_security_counter != t->has_security_counter ||
-             img.security_counter != t->security_counter)) {
-            (void)unlink(path);
-            refused_target(c, deployment, name, version, s, RP_REPORT_CODE_MISMATCH,
-                           "the image's version, digest or security counter differ from the "
-                           "metadata");
-            return RP_OK;
-        }
+    if (img.version[0] != '\0' && !rp_update_target_matches(t, &img)) {
+        (void)unlink(path);
+        refused_target(c, deployment, name, version, s, RP_REPORT_CODE_MISMATCH,
+                       "the image's version, digest or security counter differ from the "
+                       "metadata");
+        return RP_OK;
     }
     err = rp_agent_install(c->a, name, path, opts, &res);
     (void)unlink(path);

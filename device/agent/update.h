@@ -41,6 +41,29 @@ rp_err_t rp_update_load_kept(const char *path, bool is_root, char **env, size_t 
 /* Say that a kept envelope is corrupt: which file, why, and what to do. */
 void rp_update_kept_corrupt(const char *path, bool is_root, const char *why);
 
+/*
+ * Take the targets metadata env[0..len) as the device's newest and keep it at kept_path: signed
+ * by root's online keys, for device_id, not older than the targets kept there (when root's online
+ * keys signed those: what a replaced online key signed does not count), not expired
+ * (rp_md_targets_accept). The one owner of those rules: the agent's update check (its copy,
+ * S/agent/update/targets.json) and the monitor's TARGETS (its own, RP_UPDATE_TARGETS_FILE) both
+ * call it. A refusal changes nothing; detail says why. OUT: *out.
+ */
+rp_err_t rp_update_take_targets(const char *kept_path, const char *device_id,
+                                const rp_md_root_t *root, const char *env, size_t len,
+                                rp_md_targets_t *out, char *detail, size_t cap) RP_MUST_CHECK;
+/* The targets kept at kept_path, checked again as rp_update_take_targets took them (expired_ok:
+ * whatever their age). RP_ERR_NOT_FOUND when none are kept; detail says why on a refusal. */
+rp_err_t rp_update_kept_targets(const char *kept_path, const char *device_id,
+                                const rp_md_root_t *root, bool expired_ok, rp_md_targets_t *out,
+                                char *detail, size_t cap) RP_MUST_CHECK;
+/* The monitor's copy of the targets, in S (root's). */
+#define RP_UPDATE_TARGETS_FILE "update/targets.json"
+/* Whether img (verified: rp_slot_check) is the image target t names: its version, MCUboot digest
+ * and security counter. (The file's SHA-256 and size are the caller's to compare: t->image,
+ * t->size.) */
+bool rp_update_target_matches(const rp_md_target_t *t, const rp_slot_image_t *img);
+
 /* The image keys of the device's root, if it has one. OUT: *role; *have_root. */
 rp_err_t rp_update_image_keys(const char *state_dir, rp_md_role_t *role,
                               bool *have_root) RP_MUST_CHECK;

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "rampart/file.h"
+#include "rampart/hex.h"
 #include "rampart/log.h"
 #include "update.h"
 
@@ -152,6 +153,57 @@ rp_err_t rp_update_trust_root(const char *state_dir, const char *path)
     }
     free(data);
     return err;
+}
+
+rp_err_t rp_update_kept_targets(const char *kept_path, const char *device_id,
+                                const rp_md_root_t *root, bool expired_ok, rp_md_targets_t *out,
+                                char *detail, size_t cap)
+{
+    rp_md_targets_trust_t trust = {root, device_id, 0, (int64_t)time(NULL), expired_ok};
+    char *env = NULL;
+    size_t len;
+    rp_err_t err = rp_update_load_kept(kept_path, false, &env, &len);
+
+    if (err == RP_OK)
+        err = rp_md_targets_accept(env, len, &trust, out, detail, cap);
+    else
+        snprintf(detail, cap, "%s", err == RP_ERR_NOT_FOUND ? "none kept" : rp_strerror(err));
+    free(env);
+    return err;
+}
+
+rp_err_t rp_update_take_targets(const char *kept_path, const char *device_id,
+                                const rp_md_root_t *root, const char *env, size_t len,
+                                rp_md_targets_t *out, char *detail, size_t cap)
+{
+    rp_md_targets_trust_t trust = {root, device_id, 0, (int64_t)time(NULL), false};
+    char why[256];
+    rp_err_t err = rp_update_kept_targets(kept_path, device_id, root, true, out, why, sizeof(why));
+
+    /* The version to stay above: that of the kept targets if root's online keys signed them,
+     * whatever their age. A kept file that is not a targets document is corrupt: without it the
+     * device could not refuse older targets, so nothing is taken. */
+    if (err == RP_OK) {
+        trust.min_version = out->version;
+    } else if (err != RP_ERR_NOT_FOUND && err != RP_ERR_BAD_SIGNATURE) {
+        rp_update_kept_corrupt(kept_path, false, why);
+        snprintf(detail, cap, "%s is not usable: %s", kept_path, why);
+        return err;
+    }
+    err = rp_md_targets_accept(env, len, &trust, out, detail, cap);
+    if (err == RP_OK && (err = rp_write_file_atomic(kept_path, env, len, 0600, 0)) != RP_OK)
+        snprintf(detail, cap, "cannot keep them in %s: %s", kept_path, rp_strerror(err));
+    return err;
+}
+
+bool rp_update_target_matches(const rp_md_target_t *t, const rp_slot_image_t *img)
+{
+    char hash[2 * RP_SHA256_LEN + 1];
+
+    return rp_hex_encode(img->digest, RP_SHA256_LEN, hash, sizeof(hash)) == RP_OK &&
+           strcmp(hash, t->image_hash) == 0 && rp_image_version_cmp(&img->ver, &t->version) == 0 &&
+           img->has_security_counter == t->has_security_counter &&
+           img->security_counter == t->security_counter;
 }
 
 rp_err_t rp_update_image_keys(const char *state_dir, rp_md_role_t *role, bool *have_root)

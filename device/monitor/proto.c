@@ -156,6 +156,7 @@ static const struct {
     [RP_MON_APP_CONTROL] = {"app-control",    2 + RP_COMPONENT_NAME_MAX + 1, RP_MON_CHANNEL_AGENT},
     [RP_MON_CRASHES] = {"crashes",        8 + 4,                         RP_MON_CHANNEL_AGENT},
     [RP_MON_SETTINGS] = {"settings",       1,                             RP_MON_CHANNEL_AGENT},
+    [RP_MON_TARGETS] = {"targets",        0,                             RP_MON_CHANNEL_AGENT},
 };
 
 _Static_assert(RP_MON_REASON_MAX == RP_EVENT_REASON_MAX, "EVENTS carries a whole reason");
@@ -200,7 +201,7 @@ int rp_mon_type_known(unsigned type)
 
 int rp_mon_type_takes_fd(rp_mon_type_t type)
 {
-    return type == RP_MON_INSTALL || type == RP_MON_TRUST_ROOT;
+    return type == RP_MON_INSTALL || type == RP_MON_TRUST_ROOT || type == RP_MON_TARGETS;
 }
 
 static void put_u64(wr_t *w, uint64_t v)
@@ -325,7 +326,8 @@ rp_err_t rp_mon_request_encode(const rp_mon_request_t *q, uint8_t *buf, size_t c
         put_u32(&w, q->u.crashes.offset);
         break;
     case RP_MON_SETTINGS: put_u8(&w, q->u.settings.crash_capture); break;
-    default: /* STATUS, ID, RECOVER, APP_LIST, TRUST_ROOT, APP_IDENTITY, APP_INCOMING: no body */
+    default: /* STATUS, ID, RECOVER, APP_LIST, TRUST_ROOT, TARGETS, APP_IDENTITY, APP_INCOMING:
+              * no body */
         break;
     }
     return finish(&w, len);
@@ -485,6 +487,7 @@ rp_err_t rp_mon_reply_encode(const rp_mon_reply_t *p, uint8_t *buf, size_t cap, 
         }
         break;
     case RP_MON_TRUST_ROOT: put_u64(&w, p->u.trust_root.version); break;
+    case RP_MON_TARGETS: put_u64(&w, p->u.targets.version); break;
     case RP_MON_EVENTS:
         if (p->u.events.n > RP_MON_EVENTS_PER_REPLY || p->u.events.more > 1)
             return RP_ERR_INVALID_ARG;
@@ -602,6 +605,7 @@ rp_err_t rp_mon_reply_decode(const uint8_t *buf, size_t len, rp_mon_reply_t *p)
         }
         break;
     case RP_MON_TRUST_ROOT: p->u.trust_root.version = get_u64(&r); break;
+    case RP_MON_TARGETS: p->u.targets.version = get_u64(&r); break;
     case RP_MON_EVENTS:
         p->u.events.next = get_u64(&r);
         p->u.events.dropped = get_u64(&r);

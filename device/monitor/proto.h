@@ -9,8 +9,8 @@
  *           per-field maximum (a string holds no NUL)
  * A reply has the request's type with RP_MON_REPLY set and the request's id; its body opens with
  * a u16 status (an rp_err_t: 0 is success), then on success the type's fields, otherwise a string
- * saying why. Descriptors (INSTALL's image, TRUST_ROOT's metadata) travel beside the packet as
- * SCM_RIGHTS.
+ * saying why. Descriptors (INSTALL's image, TRUST_ROOT's and TARGETS' metadata) travel beside the
+ * packet as SCM_RIGHTS.
  *
  * Decoding is bounded and allocation-free: anything short, long, of another magic or version, of an
  * unknown type, with bytes left over, or with a field past its maximum is refused with its own
@@ -85,6 +85,9 @@ _Static_assert(RP_MON_LOG_CHUNK + 32 <= RP_EAT_MAX_SIZE, "APP_LOG must fit RP_MO
 #define RP_MON_CRASH_MAX (128 * 1024)
 /* The largest root metadata TRUST_ROOT reads from its descriptor (a root is about 2 KiB). */
 #define RP_MON_ROOT_MAX (64 * 1024)
+/* The largest targets metadata TARGETS reads from its descriptor: 16 targets, each with a delta,
+ * are about 12 KiB in their envelope (every field is bounded: rampart/metadata.h). */
+#define RP_MON_TARGETS_MAX (64 * 1024)
 
 typedef enum rp_mon_type {
     RP_MON_HELLO = 1,  /* the versions each side speaks */
@@ -115,7 +118,9 @@ typedef enum rp_mon_type {
     RP_MON_CRASHES = 18,     /* a kept crash (`from` or after), RP_MON_LOG_CHUNK bytes at a time */
     RP_MON_SETTINGS = 19,    /* the settings the service gave the device (crash capture on or
                                 off), kept by the monitor */
-    RP_MON_TYPE_END = 20     /* one past the last type: new types go before it */
+    RP_MON_TARGETS = 20,     /* the device's signed targets, from a descriptor: checked with the
+                                monitor's update root, kept; INSTALL takes only what they name */
+    RP_MON_TYPE_END = 21     /* one past the last type: new types go before it */
 } rp_mon_type_t;
 
 /* Where a type may be asked: the one owner of "agent types on the agent's socket, app types on
@@ -237,6 +242,9 @@ typedef struct rp_mon_reply {
             uint64_t version; /* of the root the device keeps now */
         } trust_root;
         struct {
+            uint64_t version; /* of the targets the monitor keeps now */
+        } targets;
+        struct {
             uint8_t chain[RP_MON_CHAIN_MAX]; /* PEM, not parsed by the monitor */
             size_t len;
         } app_identity;
@@ -281,7 +289,8 @@ const char *rp_mon_app_state_name(unsigned state);
 int rp_mon_type_known(unsigned type);
 /* Where type may be asked (RP_MON_CHANNEL_NONE for an unknown type). */
 rp_mon_channel_t rp_mon_type_channel(rp_mon_type_t type);
-/* Whether a request of this type comes with a descriptor (INSTALL, TRUST_ROOT); no other may. */
+/* Whether a request of this type comes with a descriptor (INSTALL, TRUST_ROOT, TARGETS); no other
+ * may. */
 int rp_mon_type_takes_fd(rp_mon_type_t type);
 
 /* Requests: the client encodes, the monitor decodes. OUT: buf[0..*len) / *r. */

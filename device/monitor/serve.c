@@ -12,15 +12,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "capability.h"
 #include "crash.h"
 #include "events.h"
 #include "rampart/file.h"
+#include "rampart/hex.h"
 #include "rampart/log.h"
 #include "serve.h"
 #include "slots.h"
 #include "update.h"
 
 #define COPY_CHUNK (64 * 1024)
+
+/* What INSTALL's gate knows of the image beyond its verification: the file's ID (its SHA-256,
+ * hex) and size, as targets name it. */
+struct gate {
+    rp_agent_t *a;
+    char id[2 * RP_SHA256_LEN + 1];
+    uint64_t size;
+};
 
 static rp_trial_fn trial_fn;
 static void *trial_ctx;
@@ -96,23 +106,24 @@ static void do_status(rp_agent_t *a, rp_mon_reply_t *p)
 
 /* Copy the client's image into a file only the monitor reaches: what is verified and installed is
  * then what the monitor holds, whatever the client does with its descriptor afterwards. */
-static rp_err_t copy_in(int fd, const char *dir, char *path, size_t cap)
+static rp_err_t copy_in(int fd, const char *dir, char *path, size_t cap, struct gate *g)
 {
-    uint8_t *buf = malloc(COPY_CHUNK);
+    uint8_t *buf = malloc(COPY_CHUNK), id[RP_SHA256_LEN];
     uint64_t total = 0;
     struct stat st;
+    rp_sha256_t sha;
     int out = -1;
     ssize_t n;
-    rp_err_t err = RP_OK;
+    rp_err_t err = rp_sha256_init(&sha);
 
     if (buf == NULL)
-        return RP_ERR_NO_MEMORY;
+        err = RP_ERR_NO_MEMORY;
     /* A regular file only: a pipe or socket whose writer never finishes would hold the monitor. */
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+    if (err == RP_OK && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)))
         err = RP_ERR_INVALID_ARG;
-    else if (snprintf(path, cap, "%s/monitor-tmp", dir) >= (int)cap ||
-             (mkdir(path, 0700) != 0 && errno != EEXIST) ||
-             snprintf(path, cap, "%s/monitor-tmp/install.img", dir) >= (int)cap)
+    else if (err == RP_OK && (snprintf(path, cap, "%s/monitor-tmp", dir) >= (int)cap ||
+                              (mkdir(path, 0700) != 0 && errno != EEXIST) ||
+                              snprintf(path, cap, "%s/monitor-tmp/install.img", dir) >= (int)cap))
         err = RP_ERR_IO;
     if (err == RP_OK) {
         unlink(path);
@@ -128,58 +139,172 @@ static rp_err_t copy_in(int fd, const char *dir, char *path, size_t cap)
             err = RP_ERR_IO;
         else if ((total += (uint64_t)n) > RP_UPDATE_IMAGE_MAX)
             err = RP_ERR_TOO_LARGE;
-        else
-            err = rp_write_all(out, buf, (size_t)n);
+        else if ((err = rp_write_all(out, buf, (size_t)n)) == RP_OK)
+            err = rp_sha256_update(&sha, buf, (size_t)n);
     }
     if (out >= 0 && close(out) != 0 && err == RP_OK)
         err = RP_ERR_IO;
+    /* The file's SHA-256 and size: what targets name an image by (its ID). */
+    if (rp_sha256_final(&sha, id) != RP_OK && err == RP_OK)
+        err = RP_ERR_IO;
+    if (err == RP_OK)
+        err = rp_hex_encode(id, sizeof(id), g->id, sizeof(g->id));
+    g->size = total;
     free(buf);
     return err;
 }
 
-/*
- * TRUST_ROOT: the one JSON document the monitor parses (docs/monitor.md). It owns the trust anchor,
- * whose image keys decide what installs: were the agent to keep the root, a compromised agent would
- * choose the image keys. So the monitor reads the root from the descriptor (a regular file, at
- * most RP_MON_ROOT_MAX bytes) and keeps it only if rp_md_root_accept (fuzzed: fuzz/metadata.c)
- * finds it the next version signed by the kept root's keys and its own; a first root (none kept)
- * only from root.
- */
-static void do_trust_root(rp_agent_t *a, int fd, uid_t peer, rp_mon_reply_t *p)
+/* A signed metadata document from a client's descriptor (a regular file), at most max bytes:
+ * one byte more is read, so that a longer one is refused whole, never cut. OUT: *env (malloc'd;
+ * free it, also on a refusal), *len. The refusal is said in p. */
+static rp_err_t read_doc(int fd, size_t max, const char *what, char **env, size_t *len,
+                         rp_mon_reply_t *p)
 {
-    char *env = malloc(RP_MON_ROOT_MAX + 1), detail[RP_MON_MESSAGE_MAX - 32];
     struct stat st;
-    uint64_t version = 0;
-    size_t len = 0;
     ssize_t n;
-    rp_err_t err = env != NULL ? RP_OK : RP_ERR_NO_MEMORY;
+    rp_err_t err = (*env = malloc(max + 1)) != NULL ? RP_OK : RP_ERR_NO_MEMORY;
 
+    *len = 0;
     if (err == RP_OK && (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)))
         err = RP_ERR_INVALID_ARG;
-    /* One byte more than the limit is read: a longer document is refused, never cut. */
-    while (err == RP_OK && len <= RP_MON_ROOT_MAX &&
-           (n = pread(fd, env + len, RP_MON_ROOT_MAX + 1 - len, (off_t)len)) != 0) {
+    while (err == RP_OK && *len <= max &&
+           (n = pread(fd, *env + *len, max + 1 - *len, (off_t)*len)) != 0) {
         if (n < 0 && errno != EINTR)
             err = RP_ERR_IO;
         else if (n > 0)
-            len += (size_t)n;
+            *len += (size_t)n;
     }
-    if (err == RP_OK && len > RP_MON_ROOT_MAX)
+    if (err == RP_OK && *len > max)
         err = RP_ERR_TOO_LARGE;
     if (err == RP_ERR_INVALID_ARG)
-        refuse(p, err, "trust-root needs the root metadata as a descriptor of a regular file");
+        refuse(p, err, "%s needs the %s metadata as a descriptor of a regular file",
+               rp_mon_type_name(p->type), what);
     else if (err == RP_ERR_TOO_LARGE)
-        refuse(p, err, "the root metadata is larger than %d bytes", RP_MON_ROOT_MAX);
+        refuse(p, err, "the %s metadata is larger than %zu bytes", what, max);
     else if (err != RP_OK)
-        refuse(p, err, "cannot read the root metadata: %s", rp_strerror(err));
-    else if ((err = rp_update_take_root(a->state_dir, env, len, peer == 0, &version, detail,
-                                        sizeof(detail))) != RP_OK)
+        refuse(p, err, "cannot read the %s metadata: %s", what, rp_strerror(err));
+    return err;
+}
+
+/*
+ * TRUST_ROOT: the monitor owns the trust anchor (docs/monitor.md), whose image keys decide what
+ * installs: were the agent to keep the root, a compromised agent would choose the image keys. So
+ * the monitor reads the root from the descriptor (at most RP_MON_ROOT_MAX bytes) and keeps it only
+ * if rp_md_root_accept (fuzzed: fuzz/metadata.c) finds it the next version signed by the kept
+ * root's keys and its own; a first root (none kept) only from root.
+ */
+static void do_trust_root(rp_agent_t *a, int fd, uid_t peer, rp_mon_reply_t *p)
+{
+    char *env = NULL, detail[RP_MON_MESSAGE_MAX - 32];
+    uint64_t version = 0;
+    size_t len = 0;
+    rp_err_t err = read_doc(fd, RP_MON_ROOT_MAX, "root", &env, &len, p);
+
+    if (err == RP_OK && (err = rp_update_take_root(a->state_dir, env, len, peer == 0, &version,
+                                                   detail, sizeof(detail))) != RP_OK)
         refuse(p, err, "root metadata refused: %s", detail);
-    else {
+    else if (err == RP_OK) {
         p->u.trust_root.version = version;
         rp_log_info("update root version %llu kept", (unsigned long long)version);
     }
     free(env);
+}
+
+/* The monitor's copy of the targets, S/update/targets.json. */
+static rp_err_t targets_path(const rp_agent_t *a, char *path, size_t cap)
+{
+    int n = snprintf(path, cap, "%s/%s", a->state_dir, RP_UPDATE_TARGETS_FILE);
+
+    return n > 0 && (size_t)n < cap ? RP_OK : RP_ERR_INVALID_ARG;
+}
+
+/*
+ * TARGETS: the device's signed targets, which INSTALL then holds every image to (install_gate).
+ * Checked with the root the monitor owns, by the agent's own rules (rp_update_take_targets: the
+ * online keys, this device, never older than the kept ones, not expired), at most
+ * RP_MON_TARGETS_MAX bytes, and kept in S/update/targets.json.
+ */
+static void do_targets(rp_agent_t *a, int fd, rp_mon_reply_t *p)
+{
+    rp_md_root_t *root = calloc(1, sizeof(*root));
+    rp_md_targets_t *t = calloc(1, sizeof(*t));
+    char *env = NULL, path[PATH_MAX], detail[RP_MON_MESSAGE_MAX - 32];
+    size_t len = 0;
+    rp_err_t err = root != NULL && t != NULL ? RP_OK : RP_ERR_NO_MEMORY;
+
+    if (err == RP_OK && read_doc(fd, RP_MON_TARGETS_MAX, "targets", &env, &len, p) != RP_OK)
+        goto out;
+    if (err == RP_OK)
+        err = targets_path(a, path, sizeof(path));
+    if (err == RP_OK && (err = rp_update_root(a->state_dir, root)) == RP_ERR_NOT_FOUND)
+        snprintf(detail, sizeof(detail), "the device has no update root to check them with");
+    else if (err != RP_OK)
+        snprintf(detail, sizeof(detail), "%s", rp_strerror(err));
+    else
+        err = rp_update_take_targets(path, a->device_id, root, env, len, t, detail, sizeof(detail));
+    if (err != RP_OK) {
+        refuse(p, err, "targets metadata refused: %s", detail);
+    } else {
+        p->u.targets.version = (uint64_t)t->version;
+        rp_log_info("targets version %lld kept (%zu target(s))", (long long)t->version,
+                    t->ntargets);
+    }
+out:
+    free(env);
+    free(root);
+    free(t);
+}
+
+/*
+ * INSTALL's gate, asked once the image verifies: the image must be one the targets the monitor
+ * keeps name for this component (its file's SHA-256 and size, its version, digest and security
+ * counter), the targets still in force; otherwise only a sideload the device allows
+ * (rp_capability_sideload: no update root, or a development capability in force). A compromised
+ * agent so cannot install an image its tenant signed that the service did not deploy to it.
+ */
+static bool install_gate(void *ctx, const char *component, const rp_slot_image_t *img, char *why,
+                         size_t cap)
+{
+    struct gate *g = ctx;
+    rp_md_root_t *root = calloc(1, sizeof(*root));
+    rp_md_targets_t *t = calloc(1, sizeof(*t));
+    char path[PATH_MAX], named[160] = "", dev[128] = "";
+    bool allowed = false;
+    rp_err_t err = root != NULL && t != NULL ? RP_OK : RP_ERR_NO_MEMORY;
+
+    if (err == RP_OK && (err = rp_update_root(g->a->state_dir, root)) == RP_OK &&
+        (err = targets_path(g->a, path, sizeof(path))) == RP_OK)
+        err = rp_update_kept_targets(path, g->a->device_id, root, false, t, named, sizeof(named));
+    else
+        snprintf(named, sizeof(named), "no usable update root: %s", rp_strerror(err));
+    for (size_t i = 0; err == RP_OK && !allowed && i < t->ntargets; i++) {
+        const rp_md_target_t *x = &t->targets[i];
+        char v[RP_IMAGE_VERSION_STR_MAX] = "?";
+        if (strcmp(x->component, component) != 0)
+            continue;
+        allowed =
+            strcmp(x->image, g->id) == 0 && x->size == g->size && rp_update_target_matches(x, img);
+        if (rp_image_version_format(&x->version, v, sizeof(v)) != RP_OK)
+            v[0] = '\0';
+        snprintf(named, sizeof(named), "version %lld names %s %s, image %.16s",
+                 (long long)t->version, component, v, x->image);
+    }
+    if (err == RP_OK && !allowed && named[0] == '\0')
+        snprintf(named, sizeof(named), "version %lld names no %s", (long long)t->version,
+                 component);
+    /* Otherwise a sideload, if the device allows one (the agent's own rule, one owner). */
+    if (!allowed && err != RP_ERR_NO_MEMORY &&
+        rp_capability_sideload(g->a->state_dir, g->a->device_id, &allowed, dev, sizeof(dev)) !=
+            RP_OK)
+        allowed = false;
+    if (!allowed)
+        snprintf(why, cap,
+                 "not an image the device's signed targets name (%s), and no development "
+                 "capability is in force%s%s",
+                 named, dev[0] != '\0' ? ": " : "", dev);
+    free(root);
+    free(t);
+    return allowed;
 }
 
 rp_err_t rp_monitor_agent_dir(const char *state_dir, uid_t uid, gid_t gid)
@@ -211,18 +336,19 @@ rp_err_t rp_monitor_agent_dir(const char *state_dir, uid_t uid, gid_t gid)
 
 static void do_install(rp_agent_t *a, const rp_mon_request_t *q, int fd, rp_mon_reply_t *p)
 {
+    struct gate g = {.a = a};
     rp_install_opts_t opts = {
         (int)(q->u.install.health_seconds > 600 ? 600 : q->u.install.health_seconds), trial_fn,
-        trial_ctx};
+        trial_ctx, install_gate, &g};
     rp_install_result_t res;
-    char path[PATH_MAX];
+    char path[PATH_MAX] = "";
     rp_err_t err;
 
     if (fd < 0) {
         refuse(p, RP_ERR_INVALID_ARG, "install needs the image as a descriptor (SCM_RIGHTS)");
         return;
     }
-    err = copy_in(fd, a->state_dir, path, sizeof(path));
+    err = copy_in(fd, a->state_dir, path, sizeof(path), &g);
     if (err == RP_ERR_INVALID_ARG) {
         refuse(p, err, "the image's descriptor must be a regular file opened for reading");
     } else if (err == RP_ERR_TOO_LARGE) {
@@ -425,6 +551,7 @@ void rp_monitor_serve(rp_agent_t *a, const rp_mon_request_t *q, int fd, uid_t pe
             close(lock);
         break;
     case RP_MON_TRUST_ROOT: do_trust_root(a, fd, peer, p); break;
+    case RP_MON_TARGETS: do_targets(a, fd, p); break;
     case RP_MON_EVENTS: do_events(a, q, p); break;
     case RP_MON_APP_LOG: do_app_log(a, q, p); break;
     case RP_MON_CRASHES: do_crashes(a, q, p); break;

@@ -705,9 +705,11 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
         err = rp_slot_check(a, &c, image_path, &src);
         if (err != RP_OK)
             return err;
-        if (!src.valid) {
-            res->state = RP_UPDATE_REFUSED;
-            snprintf(res->detail, sizeof(res->detail), "%s", rp_strerror(src.error));
+        if (!src.valid || (opts->gate != NULL && !opts->gate(opts->gate_ctx, name, &src,
+                                                             res->detail, sizeof(res->detail)))) {
+            res->state = RP_UPDATE_REFUSED; /* no state: another's name takes no counter */
+            if (!src.valid)
+                snprintf(res->detail, sizeof(res->detail), "%s", rp_strerror(src.error));
             rp_log_info("%s: refused: %s", name, res->detail);
             return RP_OK;
         }
@@ -729,6 +731,9 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
                       src.error == RP_ERR_ROLLBACK
                           ? "its security counter is below the device's (rollback refused)"
                           : rp_strerror(src.error));
+    if (opts->gate != NULL &&
+        !opts->gate(opts->gate_ctx, name, &src, res->detail, sizeof(res->detail)))
+        return finish(a, &c, res, RP_UPDATE_REFUSED, src.version, "%s", res->detail);
     if (src.security_counter > rp_rot_seccnt_max(a->rot))
         return finish(a, &c, res, RP_UPDATE_REFUSED, src.version,
                       "its security counter %lu is more than this device's root of trust can "

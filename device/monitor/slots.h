@@ -70,12 +70,20 @@ typedef rp_err_t (*rp_trial_fn)(void *ctx, const char *component, int slot,
                                 const rp_slot_image_t *img, int seconds, bool *healthy,
                                 char *detail, size_t cap);
 
+/* Whether an image that verified may be installed as component (the monitor's: is it one the
+ * device's signed targets name?); when not, why says so (it becomes the refusal's detail). */
+typedef bool (*rp_install_gate_fn)(void *ctx, const char *component, const rp_slot_image_t *img,
+                                   char *why, size_t cap);
+
 typedef struct rp_install_opts {
     int health_seconds; /* how long a new app must stay up (it may say sooner that it is ready);
                          * 0: RP_APP_HEALTH_SECONDS */
     /* The monitor's: an app's trial in its compartment (apps.h). NULL: a plain process (app.h). */
     rp_trial_fn trial;
     void *trial_ctx;
+    /* The monitor's: asked once the image verifies, before anything is written. NULL: any. */
+    rp_install_gate_fn gate;
+    void *gate_ctx;
 } rp_install_opts_t;
 
 typedef struct rp_install_result {

@@ -9,6 +9,7 @@
 # Runs as root (the monitor does; the agent is started as the user with setpriv).
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT}" "${MONITOR:?set MONITOR}" "${RAMPART_SERVER:?set RAMPART_SERVER}"
+: "${MONITOR_CALL:?set MONITOR_CALL}"
 [ "$(id -u)" = 0 ] || fail "the two-process test runs as root (as CI does)"
 command -v setpriv >/dev/null || fail "needs setpriv (util-linux)"
 U=daemon
@@ -18,6 +19,8 @@ chmod 711 "$d"
 mkdir -m 755 "$d/pub" # what the agent's user may read: images, roots, the service's CA
 AS_U=(setpriv --reuid="$U" --regid="$(id -g "$U")" --clear-groups)
 as_agent() { "${AS_U[@]}" "$AGENT" "$@"; }
+# a compromised agent: its user, the monitor's socket, a raw client of the protocol (no agent code)
+as_call() { "${AS_U[@]}" "$MONITOR_CALL" "$S/monitor.sock" "$@"; }
 # in the background: "${AS_U[@]}" "$AGENT" ... & (setpriv execs the agent: $! is the agent's pid)
 
 # --- the service, the operator's keys, the images ----------------------------------------------
@@ -40,6 +43,7 @@ sign 1.0.3 4 "$d/quiet.sh"
 sign 1.0.4 5 "$d/big.sh"
 sign 1.0.6 5 "$d/quiet.sh"
 sign 1.0.7 6 "$d/good.sh"
+sign 1.0.8 6 "$d/good.sh" # signed by the tenant, never deployed to the device
 chmod 644 "$d"/pub/*
 
 # --- provision: as root, before the monitor's first start ---------------------------------------
@@ -68,12 +72,18 @@ ln "$d/outside2" "$S/agent/hard-link"
 
 # --- the monitor: as root, for the agent's user ------------------------------------------------
 MON_PID=
-start_monitor() {
-  "$MONITOR" --state-dir "$S" --agent-user "$U" >>"$d/monitor.log" 2>&1 &
-  MON_PID=$!
-  E2E_PIDS+=("$MON_PID")
+start_monitor() { # [CMD...]: what runs the monitor (at_clock OFFSET)
+  "$@" "$MONITOR" --state-dir "$S" --agent-user "$U" >>"$d/monitor.log" 2>&1 &
+  E2E_PIDS+=("$!")
   serving() { as_agent id --state-dir "$S" >/dev/null 2>&1; }
   wait_until 60 serving || { cat "$d/monitor.log" >&2; fail "the monitor did not serve $S"; }
+  MON_PID=$(head -n1 "$S/monitor.lock") # the monitor's own pid ($! may be a wrapper's)
+  E2E_PIDS+=("$MON_PID")
+}
+stop_monitor() {
+  kill -TERM "$MON_PID"; wait "$MON_PID" 2>/dev/null || true
+  stopped() { ! kill -0 "$MON_PID" 2>/dev/null; }
+  wait_until 60 stopped || fail "the monitor did not stop"
 }
 start_monitor
 eq "$(stat -c '%a %U' "$S/agent")" "700 $U" "S/agent: the agent's user's, private"
@@ -169,6 +179,9 @@ eq "$(stat -c '%a %U' "$S/update/root.json")" "644 root" "the root: the monitor'
 # a managed device takes images through deployments: a local install needs a development capability
 expect 1 as_agent install --state-dir "$S" --component app "$d/pub/app-1.0.7.img"
 err_has "this device is managed"
+# ...and the monitor holds to it when the agent is bypassed: no targets yet, no capability
+expect 0 as_call install app "$d/pub/app-1.0.7.img" 1
+out_has "refused: not an image the device's signed targets name (none kept), and no development capability is in force"
 
 # --- attestation through the monitor -------------------------------------------------------------
 expect 0 "$RAMPART" product create --tenant "$acme" Thermostat
@@ -207,6 +220,39 @@ expect 0 "$RAMPART" deployment show --tenant "$acme" "$dep" --output json
 jq -e '.states.installed == 1' "$d/out" >/dev/null || fail "the service's record: $(cat "$d/out")"
 [ -z "$(ls -A "$S/agent/update/downloads")" ] || fail "a download was left"
 expect 0 as_agent check-now --state-dir "$S" --health-seconds 1; out_has "1 up to date"
+
+# --- the monitor installs only what the device's signed targets name ----------------------------
+# The agent handed the targets to the monitor (TARGETS), which keeps its own copy, root's.
+eq "$(stat -c '%a %U' "$S/update/targets.json")" "600 root" "the monitor's targets"
+grep -q "targets version [0-9]* kept" "$d/monitor.log" || fail "the monitor kept no targets"
+install -m 644 "$S/update/targets.json" "$d/pub/targets-old.json"
+# a compromised agent asks for images the tenant signed that the service did not deploy here:
+# a version never deployed, and the deployed image as another component. Refused, nothing changes.
+expect 0 as_call install app "$d/pub/app-1.0.8.img" 1
+out_has "refused: not an image the device's signed targets name (version "
+out_has "names app 1.0.7+0, image "
+expect 0 as_call install other "$d/pub/app-1.0.7.img" 1
+out_has "refused: not an image the device's signed targets name (version "; out_has "names no other)"
+[ ! -e "$S/components/other" ] || fail "a refused image of a component the device lacks left state"
+expect 0 as_agent status --state-dir "$S" --output json
+jq -e '[.components[] | select(.name == "app")][0] | .version == "1.0.7+0"' "$d/out" >/dev/null \
+  || fail "a refused install changed what runs: $(cat "$d/out")"
+# what the targets name installs (unchanged: it runs), whoever asks
+expect 0 as_call install app "$d/pub/app-1.0.7.img" 1; out_has "unchanged: 1.0.7+0 is running already"
+# targets the monitor cannot take (not a document; too large) are refused and change nothing
+printf 'garbage' >"$d/pub/garbage.json"; chmod 644 "$d/pub/garbage.json"
+expect 1 as_call targets "$d/pub/garbage.json"; out_has "targets metadata refused"
+head -c $((64 * 1024 + 1)) /dev/zero | tr '\0' ' ' >"$d/pub/huge-targets.json"; chmod 644 "$d/pub/huge-targets.json"
+expect 1 as_call targets "$d/pub/huge-targets.json"; out_has "the targets metadata is larger than 65536 bytes"
+cmp -s "$S/update/targets.json" "$d/pub/targets-old.json" || fail "a refused targets changed the kept ones"
+# expired targets: the monitor's own clock says so (two days on; targets live one)
+stop_monitor
+start_monitor at_clock '+2d'
+expect 1 as_call targets "$d/pub/targets-old.json"; out_has "targets metadata refused: the targets have expired (freeze)"
+expect 0 as_call install app "$d/pub/app-1.0.7.img" 1
+out_has "refused: not an image the device's signed targets name (the targets have expired (freeze))"
+stop_monitor
+start_monitor
 # the device-to-service connection is TLS 1.3 only: a service that stops at TLS 1.2 is refused
 # (what the monitor signs is a TLS 1.3 CertificateVerify, and nothing else)
 port=$(free_port)
@@ -233,6 +279,9 @@ expect 0 "$RAMPART" update-root sign --tenant "$acme" --root-key "$d/root.key" -
 expect 0 as_agent check-now --state-dir "$S" --health-seconds 1; out_has "app: installed"
 grep -q "update root version 2 kept" "$d/monitor.log" || fail "the monitor did not keep root 2"
 holds "after root rotation"
+# the targets of the first deployment, handed back by a compromised agent: a rollback, refused
+expect 1 as_call targets "$d/pub/targets-old.json"
+out_has "targets metadata refused: targets version "; out_has "(rollback)"
 # a root the agent hands over that the kept root did not sign is refused, and changes nothing
 expect 0 "$RAMPART" tenant create evil; evil=$(cat "$d/out")
 expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/rogue.key"

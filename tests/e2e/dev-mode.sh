@@ -9,6 +9,7 @@
 # user reads them through the monitor once it serves them (EVENTS, APP_LOG).
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT}" "${MONITOR:?set MONITOR}" "${RAMPART_SERVER:?set RAMPART_SERVER}"
+: "${MONITOR_CALL:?set MONITOR_CALL}"
 [ "$(id -u)" = 0 ] || fail "the development-mode test runs as root (as CI does)"
 for tool in setpriv gcc jq; do command -v "$tool" >/dev/null || fail "needs $tool"; done
 U=daemon
@@ -115,4 +116,10 @@ jq -e --arg c "$APP" 'any(.events[]; .kind == "syscall" and .app == $c and (.rea
 # and sideloading with it
 expect 1 as_agent app install --state-dir "$S" --health-seconds 1 "$d/pub/app.img"
 err_has "this device is managed"
+# the monitor's own check, the agent bypassed (its user, a raw client): no targets name it, and no
+# capability is in force now
+expect 0 setpriv --reuid="$U" --regid="$(id -g "$U")" --clear-groups "$MONITOR_CALL" "$S/monitor.sock" \
+  install single "$d/pub/single.img" 1
+out_has "refused: not an image the device's signed targets name (none kept), and no development capability is in force"
+[ ! -e "$S/components/single" ] || fail "a refused sideload left component single"
 done_ok

@@ -5,6 +5,7 @@
  *                                              prints the DER signature in hex
  *   monitor-call SOCK evidence NONCE_HEX OUT   writes the EAT to OUT
  *   monitor-call SOCK install NAME FILE [HEALTH_SECONDS]
+ *   monitor-call SOCK targets FILE             hands the targets metadata in FILE (TARGETS)
  *   monitor-call SOCK raw HEX                  sends those bytes as one packet
  *   monitor-call SOCK junk N                   sends N bytes of 0xA5 as one packet
  * Exit: 0 the monitor said yes; 1 it said no ("error N: why"); 3 no answer (the connection was
@@ -99,6 +100,11 @@ int main(int argc, char **argv)
         fd = open(argv[4], O_RDONLY);
         if (fd < 0)
             return 2;
+    } else if (strcmp(cmd, "targets") == 0 && argc == 4) {
+        q.type = RP_MON_TARGETS;
+        fd = open(argv[3], O_RDONLY);
+        if (fd < 0)
+            return 2;
     } else if (strcmp(cmd, "raw") == 0 && argc == 4) {
         size_t n = strlen(argv[3]) / 2;
         if (n > sizeof(buf) || rp_hex_decode(argv[3], strlen(argv[3]), buf, n) != RP_OK)
@@ -156,6 +162,9 @@ int main(int argc, char **argv)
         printf("%s: %s\n", rp_update_state_name(r.u.install.state) ?: "?", r.u.install.detail);
         break;
     case RP_MON_RECOVER: printf("unbootable %u\n", r.u.recover.unbootable); break;
+    case RP_MON_TARGETS:
+        printf("targets version %llu kept\n", (unsigned long long)r.u.targets.version);
+        break;
     default: break;
     }
     return 0;

@@ -636,13 +636,62 @@ static void test_settings_type(void **state)
     assert_int_equal(rp_mon_reply_decode(buf, len, &r2), RP_ERR_MALFORMED);
 }
 
+/* TARGETS (20): the signed targets as a descriptor, no body; the kept version back. */
+static void test_targets_type(void **state)
+{
+    size_t len;
+
+    (void)state;
+    assert_int_equal(RP_MON_TARGETS, 20);
+    assert_int_equal(rp_mon_type_channel(RP_MON_TARGETS), RP_MON_CHANNEL_AGENT);
+    assert_string_equal(rp_mon_type_name(RP_MON_TARGETS), "targets");
+    assert_true(rp_mon_type_known(RP_MON_TARGETS));
+    assert_false(rp_mon_type_known(RP_MON_TYPE_END));
+    assert_true(rp_mon_type_takes_fd(RP_MON_TARGETS));
+    assert_int_equal(rp_mon_request_body_max(RP_MON_TARGETS), 0);
+    /* The document is bounded where the monitor reads it, not in a packet. */
+    assert_true(RP_MON_TARGETS_MAX >= 16 * 1024 && RP_MON_TARGETS_MAX <= 64 * 1024);
+    memset(&q, 0, sizeof(q));
+    q.type = RP_MON_TARGETS;
+    q.id = 20;
+    request_round_trip();
+    assert_int_equal(q2.type, RP_MON_TARGETS);
+    /* A body, even one byte, is more than the type takes: refused before any field is read. */
+    len = enc_req();
+    buf[len] = 0;
+    buf[15] = 1; /* body length */
+    assert_int_equal(rp_mon_request_decode(buf, len + 1, &q2), RP_ERR_TOO_LARGE);
+    assert_int_equal(q2.id, 20);
+    /* A header cut short. */
+    assert_int_equal(rp_mon_request_decode(buf, RP_MON_HEADER_LEN - 1, &q2), RP_ERR_TRUNCATED);
+    /* A request sent as a reply's type is not one. */
+    len = enc_req();
+    buf[6] |= 0x80;
+    assert_int_equal(rp_mon_request_decode(buf, len, &q2), RP_ERR_UNSUPPORTED);
+
+    /* Its reply: the kept version, all 64 bits; short and long replies refused. */
+    memset(&r, 0, sizeof(r));
+    r.type = RP_MON_TARGETS;
+    r.u.targets.version = 0x8070605040302010ull;
+    reply_round_trip();
+    assert_true(r2.u.targets.version == 0x8070605040302010ull);
+    assert_int_equal(rp_mon_reply_encode(&r, buf, sizeof(buf), &len), RP_OK);
+    assert_int_equal(rp_mon_reply_decode(buf, len - 1, &r2), RP_ERR_TRUNCATED);
+    /* The refusal's reason travels instead of the version. */
+    r.status = RP_ERR_ROLLBACK;
+    snprintf(r.message, sizeof(r.message), "targets metadata refused: older than the device's");
+    reply_round_trip();
+    assert_int_equal(r2.status, RP_ERR_ROLLBACK);
+    assert_string_equal(r2.message, "targets metadata refused: older than the device's");
+}
+
 /* What the monitor recorded, for the agent (15 EVENTS, 16 APP_LOG): fields, bounds, refusals. */
 static void test_record_types(void **state)
 {
     size_t len, at;
 
     (void)state;
-    assert_int_equal(RP_MON_TYPE_END, 20);
+    assert_int_equal(RP_MON_TYPE_END, 21);
     assert_int_equal(rp_mon_type_channel(RP_MON_EVENTS), RP_MON_CHANNEL_AGENT);
     assert_int_equal(rp_mon_type_channel(RP_MON_APP_LOG), RP_MON_CHANNEL_AGENT);
     assert_string_equal(rp_mon_type_name(RP_MON_EVENTS), "events");
@@ -842,7 +891,7 @@ int main(void)
         cmocka_unit_test(test_replies_round_trip), cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_tls13_content),      cmocka_unit_test(test_transport),
         cmocka_unit_test(test_record_types),       cmocka_unit_test(test_crashes_type),
-        cmocka_unit_test(test_settings_type),
+        cmocka_unit_test(test_settings_type),      cmocka_unit_test(test_targets_type),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
