@@ -383,7 +383,7 @@ static struct {
     rp_server_t *srv;
     rp_worker_t *workers;
     int started;
-    bool notified_ready;
+    bool notified_ready, stalled;
     long long stale_ms; /* a worker whose loop has not turned for this long holds the watchdog */
     char serving[400];  /* STATUS= once ready */
 } run;
@@ -488,9 +488,10 @@ static void on_heartbeat(evutil_socket_t fd, short events, void *arg)
     }
     if (turning)
         rp_notify_watchdog();
-    else if (run.notified_ready)
+    else if (run.notified_ready && !run.stalled) /* said once a stall */
         rp_log_warn("a worker's event loop has not turned for %lld ms: the watchdog is not fed",
                     run.stale_ms);
+    run.stalled = !turning;
 }
 
 int main(int argc, char **argv)
@@ -561,6 +562,9 @@ int main(int argc, char **argv)
     if (file[0] != '\0')
         rp_log_debug("settings from %s", file);
     signal(SIGPIPE, SIG_IGN);
+    /* A reload asked for while the service starts is not its end (SIGHUP's default): ignored
+     * until the main loop takes it over. */
+    signal(SIGHUP, SIG_IGN);
     umask(077); /* the database holds token hashes and encrypted keys: owner only */
     strcpy(srv.data_dir, cfg->data_dir);
     if (rotate) /* (in a data directory that exists: a typo must not make one) */
