@@ -492,12 +492,14 @@ bool rp_rate_allowed(rp_req_t *r)
 bool rp_unclaimed_allowed(rp_req_t *r)
 {
     static const char key[] = "unclaimed";
+    char retry[16];
 
     if (r->w->srv->unclaimed == NULL ||
         rp_ratelimit_allow(r->w->srv->unclaimed, key, sizeof(key) - 1, monotonic_now()))
         return true;
     atomic_fetch_add(&r->w->srv->metrics.limited_unclaimed, 1);
-    too_many(r, r->w->srv->unclaimed_retry,
+    snprintf(retry, sizeof(retry), "%d", atomic_load(&r->w->srv->unclaimed_retry));
+    too_many(r, retry,
              "too many attestations from devices no tenant has claimed: claim the device, or "
              "retry later, with backoff");
     return false;
@@ -657,7 +659,7 @@ static void conn_shut(conn_t *c)
 
 static void deadline_start(conn_t *c)
 {
-    struct timeval tv = {c->w->srv->request_deadline, 0};
+    struct timeval tv = {atomic_load(&c->w->srv->request_deadline), 0};
 
     if (evtimer_add(c->timer, &tv) != 0)
         conn_shut(c); /* never a connection without its deadline */
@@ -763,10 +765,13 @@ static void pause_accepting(rp_worker_t *w)
 static struct bufferevent *make_bev(struct event_base *base, void *arg)
 {
     rp_worker_t *w = arg;
-    SSL *ssl = SSL_new(w->srv->ssl_ctx);
     conn_t *c = calloc(1, sizeof(*c));
+    SSL *ssl;
     int n;
 
+    pthread_mutex_lock(&w->ctx_lock);
+    ssl = SSL_new(w->ssl_ctx); /* holds its context: a reload does not take it away */
+    pthread_mutex_unlock(&w->ctx_lock);
     if (ssl != NULL && c != NULL) {
         c->w = w;
         c->ssl = ssl;
@@ -987,7 +992,9 @@ SSL_CTX *rp_server_tls_context(const char *data_dir, const uint8_t master[RP_MAS
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_any);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"rampart", 7);
+    pthread_mutex_lock(&ticket_lock); /* again at a reload, while workers derive ticket keys */
     memcpy(ticket_master, master, sizeof(ticket_master));
+    pthread_mutex_unlock(&ticket_lock);
     SSL_CTX_set_timeout(ctx, TICKET_DAYS * 86400L);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF); /* tickets only: no state */
     SSL_CTX_set_num_tickets(ctx, 1);
@@ -1064,6 +1071,25 @@ static void accept_error(struct evconnlistener *lev, void *arg)
         evconnlistener_enable(lev);
 }
 
+static void beat_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    rp_ready_beat(arg);
+}
+
+void rp_worker_set_tls(rp_worker_t *w, SSL_CTX *ctx)
+{
+    SSL_CTX *old;
+
+    if (SSL_CTX_up_ref(ctx) != 1)
+        return; /* (cannot fail in OpenSSL 3: a counter) */
+    pthread_mutex_lock(&w->ctx_lock);
+    old = w->ssl_ctx;
+    w->ssl_ctx = ctx;
+    pthread_mutex_unlock(&w->ctx_lock);
+    SSL_CTX_free(old); /* connections made with it keep it until they close */
+}
+
 rp_err_t rp_worker_init(rp_worker_t *w, rp_server_t *srv, int listen_fd);
 rp_err_t rp_worker_init(rp_worker_t *w, rp_server_t *srv, int listen_fd)
 {
@@ -1074,7 +1100,14 @@ rp_err_t rp_worker_init(rp_worker_t *w, rp_server_t *srv, int listen_fd)
     memset(w, 0, sizeof(*w));
     if (pthread_mutex_init(&w->recorded_lock, NULL) != 0)
         return RP_ERR_NO_MEMORY;
+    if (pthread_mutex_init(&w->ctx_lock, NULL) != 0) {
+        pthread_mutex_destroy(&w->recorded_lock);
+        return RP_ERR_NO_MEMORY;
+    }
     w->srv = srv; /* from here on rp_worker_free() undoes what was done */
+    if (SSL_CTX_up_ref(srv->ssl_ctx) != 1)
+        return RP_ERR_NO_MEMORY;
+    w->ssl_ctx = srv->ssl_ctx;
     err = rp_store_open(srv->data_dir, &w->store);
     if (err != RP_OK)
         return err;
@@ -1108,8 +1141,12 @@ rp_err_t rp_worker_init(rp_worker_t *w, rp_server_t *srv, int listen_fd)
     evhttp_set_bevcb(w->http, make_bev, w);
     evhttp_set_gencb(w->http, on_request, w);
     w->accept_timer = evtimer_new(w->base, accept_timer_cb, w);
-    if (w->accept_timer == NULL)
+    w->beat_timer = event_new(w->base, -1, EV_PERSIST, beat_cb, w);
+    if (w->accept_timer == NULL || w->beat_timer == NULL ||
+        event_add(w->beat_timer,
+                  &(struct timeval){srv->beat_ms / 1000, srv->beat_ms % 1000 * 1000}) != 0)
         return RP_ERR_NO_MEMORY;
+    event_active(w->beat_timer, EV_TIMEOUT, 0); /* the first beat as soon as the loop runs */
     bound = evhttp_accept_socket_with_handle(w->http, listen_fd);
     if (bound == NULL)
         return RP_ERR_IO;
@@ -1127,15 +1164,20 @@ void rp_worker_free(rp_worker_t *w)
         answer_recorded(-1, 0, w);
         event_free(w->recorded);
     }
-    if (w->srv != NULL)
+    if (w->srv != NULL) {
         pthread_mutex_destroy(&w->recorded_lock);
+        pthread_mutex_destroy(&w->ctx_lock);
+    }
     if (w->accept_timer != NULL)
         event_free(w->accept_timer);
+    if (w->beat_timer != NULL)
+        event_free(w->beat_timer);
     for (int i = 0; i < RP_CA_CACHE; i++)
         rp_ca_free(&w->cas[i]);
     if (w->http != NULL)
         evhttp_free(w->http);
     if (w->base != NULL)
         event_base_free(w->base);
+    SSL_CTX_free(w->ssl_ctx); /* after the connections, each holding its own reference */
     rp_store_close(w->store);
 }

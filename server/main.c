@@ -1,7 +1,10 @@
 /*
  * rampart-server: the security service. It prepares its data directory on first start
  * (database, TLS identity, master key, bootstrap admin token), then serves HTTPS with one worker
- * thread per core until SIGINT or SIGTERM.
+ * thread per core until SIGINT or SIGTERM. Its settings come from flags over a config file
+ * (config.h); SIGHUP reloads both, and the TLS identity, without dropping a connection; the
+ * service manager hears when it is ready, reloading or stopping, and its watchdog is fed while
+ * every event loop turns (rampart/notify.h).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -22,6 +25,8 @@
 #include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
+#include "rampart/notify.h"
+#include "config.h"
 #include "listen.h"
 #include "reports.h"
 #include "server.h"
@@ -35,15 +40,19 @@ rp_err_t rp_token_new(char *secret, size_t cap, uint8_t hash[RP_SHA256_LEN]);
 
 #define MAX_WORKERS 64
 
-enum { OPT_ROTATE = 256, OPT_ROUTES, OPT_DINFOD, OPT_HOOKS }; /* options with no short form */
-enum { OPT_CDIR = 320 };                                      /* --console-dir */
-
 static const char usage[] =
     "Usage: rampart-server --data-dir DIR [--listen HOST:PORT] [options]\n"
+    "       rampart-server --config FILE [options]\n"
     "\n"
     "The Rampart security service: attests devices, issues 24-hour device certificates from\n"
     "tenant CAs, and serves the operator API, over HTTPS.\n"
     "\n"
+    "  --config FILE       settings from FILE: `key = value` lines, a key for every option\n"
+    "                      below but the actions (--routes, --rotate-admin-token), named as\n"
+    "                      the option (data-dir = /var/lib/rampart; flags: verbose = true);\n"
+    "                      flags given here override it. Without --config,\n"
+    "                      " RP_CONFIG_DEFAULT " is read when it exists. SIGHUP reads it\n"
+    "                      again, and the TLS identity (DIR/server.pem, DIR/server.key)\n"
     "  --data-dir DIR      where everything is kept; made and initialised on first start\n"
     "  --listen HOST:PORT  address to serve on (default 127.0.0.1:8443; port 0 picks one)\n"
     "  --hostname NAMES    extra names for the server certificate (comma-separated)\n"
@@ -80,6 +89,7 @@ static const char usage[] =
     "  --routes            print every route (method, path, who may call it) as JSON lines,\n"
     "                      and exit\n"
     "  --verbose           debug logging\n"
+    "  --version           print the version, and exit\n"
     "  --rotate-admin-token  write a new system token to DIR/admin.token, revoke every other\n"
     "                      system token, and exit (the service may be running); refused\n"
     "                      where DIR holds no database or no system token to replace\n"
@@ -130,6 +140,7 @@ static void on_signal(evutil_socket_t sig, short events, void *arg)
     (void)events;
     (void)arg;
     rp_log_info("signal %d: stopping", (int)sig);
+    rp_notify("STOPPING=1\nSTATUS=stopping");
     event_base_loopbreak(main_base);
 }
 
@@ -335,15 +346,6 @@ static bool split_listen(const char *listen, char *host, size_t hcap, char *port
     return host[0] != '\0' && port[0] != '\0';
 }
 
-/* A rate limit's value: requests a second, 0 to 1000000, fractions allowed; -1 if it is not. */
-static double parse_rate(const char *s)
-{
-    char *end;
-    double v = strtod(s, &end);
-
-    return end != s && *end == '\0' && v >= 0 && v <= 1000000 ? v : -1;
-}
-
 /* Bursts of ten seconds' worth, and at least one request. */
 static double burst_of(double rate)
 {
@@ -376,206 +378,310 @@ static int connection_limit(long wanted, long nthreads)
     return (int)fit;
 }
 
+/* The command line's options, kept for a reload (flags override the file then too). */
+struct cli {
+    int n;
+    struct {
+        rp_config_id_t id;
+        const char *value;
+    } * v;
+    const char *config; /* --config, or NULL */
+};
+
+/* The settings: defaults, then the config file (--config, or RP_CONFIG_DEFAULT if it exists),
+ * then the flags. false with why when any is refused. OUT: *c, *file (the file read, or ""). */
+static bool settings(const struct cli *cli, rp_config_t *c, char *file, size_t fcap, char *why,
+                     size_t cap)
+{
+    char reason[256];
+
+    rp_config_defaults(c);
+    file[0] = '\0';
+    if (cli->config != NULL || access(RP_CONFIG_DEFAULT, F_OK) == 0) {
+        snprintf(file, fcap, "%s", cli->config != NULL ? cli->config : RP_CONFIG_DEFAULT);
+        if (rp_config_load(file, c, why, cap) != RP_OK)
+            return false;
+    }
+    for (int i = 0; i < cli->n; i++) {
+        if (!rp_config_set(c, cli->v[i].id, cli->v[i].value, reason, sizeof(reason))) {
+            snprintf(why, cap, "--%s%s%s: %s", rp_config_name(cli->v[i].id),
+                     cli->v[i].value != NULL ? " " : "",
+                     cli->v[i].value != NULL ? cli->v[i].value : "", reason);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* What the main loop needs at a reload and at its heartbeat. */
+static struct {
+    struct cli cli;
+    rp_config_t cfg; /* the settings in force */
+    rp_server_t *srv;
+    rp_worker_t *workers;
+    int started;
+    bool notified_ready, stalled;
+    long long stale_ms; /* a worker whose loop has not turned for this long holds the watchdog */
+    char serving[400];  /* STATUS= once ready */
+} run;
+
+static int unclaimed_retry_of(double unclaimed_rate)
+{
+    /* A 429 for unclaimed devices asks for the time one token takes to come back, at least
+     * 10 s. */
+    return unclaimed_rate > 0 && unclaimed_rate < 0.1 ? (int)(1 / unclaimed_rate + 0.999) : 10;
+}
+
+/* The settings a running service takes: every one rp_config_reloadable() says. */
+static void apply_reloadable(rp_server_t *srv, const rp_config_t *c)
+{
+    rp_log_set_level(c->verbose ? RP_LOG_DEBUG : RP_LOG_INFO);
+    atomic_store(&srv->nonce_lifetime, c->nonce_lifetime);
+    rp_ratelimit_set(srv->ratelimit, c->rate_limit, burst_of(c->rate_limit));
+    rp_ratelimit_set(srv->unclaimed, c->unclaimed_rate, burst_of(c->unclaimed_rate));
+    atomic_store(&srv->unclaimed_retry, unclaimed_retry_of(c->unclaimed_rate));
+    atomic_store(&srv->request_deadline, (int)c->request_deadline);
+    atomic_store(&srv->webhook_allow_private, c->webhook_allow_private);
+}
+
+static unsigned long long monotonic_usec(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (unsigned long long)t.tv_sec * 1000000ull + (unsigned long long)t.tv_nsec / 1000u;
+}
+
+/*
+ * SIGHUP: the config file and the TLS identity again. All or nothing: a file that is refused, or
+ * a certificate or key that cannot be used, changes nothing (the service goes on as it was, and
+ * says why). Connections already open keep the TLS context they were made with; new handshakes
+ * take the new one. What a running service cannot change is left as it is, with a warning.
+ */
+static void on_reload(evutil_socket_t sig, short events, void *arg)
+{
+    rp_config_t next;
+    char file[PATH_MAX], why[PATH_MAX + 256];
+    SSL_CTX *ctx;
+    int changed = 0;
+
+    (void)sig, (void)events, (void)arg;
+    rp_notify("RELOADING=1\nSTATUS=reloading\nMONOTONIC_USEC=%llu", monotonic_usec());
+    rp_log_info("SIGHUP: reloading the configuration and the TLS identity");
+    if (!settings(&run.cli, &next, file, sizeof(file), why, sizeof(why))) {
+        rp_log_error("reload refused, nothing changed: %s", why);
+        rp_notify("READY=1\nSTATUS=%s (the last reload was refused: %.200s)", run.serving, why);
+        return;
+    }
+    ctx = rp_server_tls_context(run.srv->data_dir, run.srv->master_key);
+    if (ctx == NULL) {
+        rp_log_error("reload refused, nothing changed: the TLS identity in %s (server.pem, "
+                     "server.key) cannot be used (above); the one in use stays",
+                     run.srv->data_dir);
+        rp_notify("READY=1\nSTATUS=%s (the last reload was refused: TLS identity)", run.serving);
+        return;
+    }
+    for (int i = 0; i < run.started; i++)
+        rp_worker_set_tls(&run.workers[i], ctx);
+    SSL_CTX_free(run.srv->ssl_ctx);
+    run.srv->ssl_ctx = ctx;
+    for (int id = 0; id < RP_CFG_COUNT; id++) {
+        if (!rp_config_is_setting(id) || !rp_config_differs(&run.cfg, &next, id))
+            continue;
+        if (rp_config_reloadable(id)) {
+            rp_config_copy(&run.cfg, &next, id);
+            changed++;
+        } else {
+            rp_log_warn("reload: %s changed, which needs a restart: the running service keeps "
+                        "the value it started with",
+                        rp_config_name(id));
+        }
+    }
+    apply_reloadable(run.srv, &run.cfg);
+    rp_log_info("reloaded: %s%s%d setting(s) changed; new connections take the TLS identity "
+                "read now",
+                file[0] ? file : "no config file", file[0] ? ": " : ", ", changed);
+    rp_notify("READY=1\nSTATUS=%s", run.serving);
+}
+
+/*
+ * The main loop's heartbeat: READY=1 once every worker's loop turns and the write check passes
+ * (ready.c); then WATCHDOG=1 at half the watchdog's timeout, only while every worker's loop turns
+ * (this one's does, or this would not run).
+ */
+static void on_heartbeat(evutil_socket_t fd, short events, void *arg)
+{
+    char why[256];
+    bool turning = rp_ready_loops_turn(run.workers, run.started, run.stale_ms);
+
+    (void)fd, (void)events, (void)arg;
+    if (!run.notified_ready) {
+        if (turning && rp_ready_state(why, sizeof(why))) {
+            run.notified_ready = true;
+            rp_notify("READY=1\nSTATUS=%s\nMAINPID=%ld", run.serving, (long)getpid());
+        } else {
+            rp_notify("STATUS=starting: %s", turning ? why : "the workers' loops are starting");
+        }
+    }
+    if (turning)
+        rp_notify_watchdog();
+    else if (run.notified_ready && !run.stalled) /* said once a stall */
+        rp_log_warn("a worker's event loop has not turned for %lld ms: the watchdog is not fed",
+                    run.stale_ms);
+    run.stalled = !turning;
+}
+
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"data-dir",                    required_argument, NULL, 'd'       },
-        {"listen",                      required_argument, NULL, 'l'       },
-        {"hostname",                    required_argument, NULL, 'n'       },
-        {"threads",                     required_argument, NULL, 't'       },
-        {"port-file",                   required_argument, NULL, 'p'       },
-        {"master-key",                  required_argument, NULL, 'm'       },
-        {"nonce-lifetime",              required_argument, NULL, 'N'       },
-        {"rate-limit",                  required_argument, NULL, 'R'       },
-        {"unclaimed-rate",              required_argument, NULL, 'U'       },
-        {"max-connections",             required_argument, NULL, 'C'       },
-        {"max-connections-per-address", required_argument, NULL, 'A'       },
-        {"request-deadline",            required_argument, NULL, 'D'       },
-        {"verbose",                     no_argument,       NULL, 'v'       },
-        {"rotate-admin-token",          no_argument,       NULL, OPT_ROTATE},
-        {"routes",                      no_argument,       NULL, OPT_ROUTES},
-        {"debuginfod-url",              required_argument, NULL, OPT_DINFOD},
-        {"webhook-allow-private",       no_argument,       NULL, OPT_HOOKS },
-        {"console-dir",                 required_argument, NULL, OPT_CDIR  },
-        {"help",                        no_argument,       NULL, 'h'       },
-        {"version",                     no_argument,       NULL, 'V'       },
-        {NULL,                          0,                 NULL, 0         },
-    };
-    const char *data_dir = NULL, *listen = "127.0.0.1:8443", *hostnames = NULL;
-    const char *debuginfod = NULL, *console_dir = NULL;
-    const char *port_file = NULL, *master_path = NULL;
-    long max_connections = 10000, per_address = 64, deadline = 60;
-    double rate_limit = 50, unclaimed_rate = 20;
-    char *end;
+    struct option opts[RP_CFG_COUNT + 1];
+    char shorts[2 * RP_CFG_COUNT + 1], file[PATH_MAX], why[PATH_MAX + 256];
     static rp_server_t srv;
     static rp_worker_t workers[MAX_WORKERS];
     char host[256], port[16], path[PATH_MAX + 16], message[512];
+    const char *master_path;
     rp_listen_t claim = {.fd = -1, .claim_fd = -1, .serve_fd = -1};
-    long nthreads = sysconf(_SC_NPROCESSORS_ONLN);
-    struct event *sigint, *sigterm;
+    long nthreads;
+    uint64_t watchdog_usec;
+    struct event *sigint, *sigterm, *sighup = NULL, *heartbeat = NULL;
     rp_store_t *store = NULL;
-    int c, fd, bound = 0, started = 0, status = 1;
+    rp_config_t *cfg = &run.cfg;
+    int c, fd, bound = 0, started = 0, status = 1, id;
     bool rotate = false;
     rp_err_t err;
 
     rp_log_init("rampart-server", RP_LOG_INFO);
-    srv.nonce_lifetime = RP_NONCE_LIFETIME;
     pthread_mutex_init(&srv.crl_lock, NULL);
     /* A decoded batch of reports is about 700 KiB (room for 64 frames each), allocated and freed
      * per request: kept in the heap rather than mapped, and not trimmed away, so that it is not
      * faulted in afresh each time (a tenth of the decoder's time when it was). */
     if (mallopt(M_MMAP_THRESHOLD, 4 << 20) != 1 || mallopt(M_TRIM_THRESHOLD, 32 << 20) != 1)
         rp_log_warn("malloc thresholds not set: batches may be faulted in each time");
-    while ((c = getopt_long(argc, argv, "d:l:n:t:p:m:N:R:U:C:A:D:vhV", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd': data_dir = optarg; break;
-        case 'l': listen = optarg; break;
-        case 'n': hostnames = optarg; break;
-        case 't': nthreads = strtol(optarg, NULL, 10); break;
-        case 'p': port_file = optarg; break;
-        case 'm': master_path = optarg; break;
-        case 'N': srv.nonce_lifetime = (int)strtol(optarg, NULL, 10); break;
-        case 'R': rate_limit = parse_rate(optarg); break;
-        case 'U': unclaimed_rate = parse_rate(optarg); break;
-        case 'C':
-            max_connections = strtol(optarg, &end, 10);
-            if (end == optarg || *end != '\0')
-                max_connections = -1; /* refused below */
-            break;
-        case 'A':
-            per_address = strtol(optarg, &end, 10);
-            if (end == optarg || *end != '\0')
-                per_address = -1;
-            break;
-        case 'D':
-            deadline = strtol(optarg, &end, 10);
-            if (end == optarg || *end != '\0')
-                deadline = -1;
-            break;
-        case 'v': rp_log_set_level(RP_LOG_DEBUG); break;
-        case OPT_ROTATE: rotate = true; break;
-        case OPT_HOOKS: srv.webhook_allow_private = true; break;
-        case 'h': fputs(usage, stdout); return 0;
-        case 'V': printf("rampart-server %s\n", RP_VERSION); return 0;
-        case OPT_ROUTES: rp_routes_print(stdout); return 0;
-        case OPT_DINFOD: debuginfod = optarg; break;
-        case OPT_CDIR: console_dir = optarg; break;
-        default: fputs(usage, stderr); return 2;
+    run.cli.v = calloc((size_t)argc + 1, sizeof(*run.cli.v));
+    if (run.cli.v == NULL)
+        return 1;
+    rp_config_getopt(opts, shorts, sizeof(shorts));
+    while ((c = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
+        switch (id = rp_config_from_getopt(c)) {
+        case RP_CFG_HELP: fputs(usage, stdout); return 0;
+        case RP_CFG_VERSION: printf("rampart-server %s\n", RP_VERSION); return 0;
+        case RP_CFG_ROUTES: rp_routes_print(stdout); return 0;
+        case RP_CFG_ROTATE: rotate = true; break;
+        case RP_CFG_CONFIG: run.cli.config = optarg; break;
+        case -1: fputs(usage, stderr); return 2;
+        default:
+            run.cli.v[run.cli.n].id = (rp_config_id_t)id;
+            run.cli.v[run.cli.n++].value = optarg; /* NULL for a flag */
         }
     }
-    if (data_dir == NULL || optind != argc) {
+    if (optind != argc) {
         fputs(usage, stderr);
         return 2;
     }
-    if (srv.nonce_lifetime < 1 || srv.nonce_lifetime > 3600) {
-        fprintf(stderr, "rampart-server: --nonce-lifetime must be 1 to 3600 seconds\n");
+    if (!settings(&run.cli, cfg, file, sizeof(file), why, sizeof(why))) {
+        fprintf(stderr, "rampart-server: %s\n", why);
         return 2;
     }
-    if (rate_limit < 0) {
-        fprintf(stderr, "rampart-server: --rate-limit must be 0 to 1000000 (fractions allowed)\n");
+    if (cfg->data_dir[0] == '\0') {
+        fputs(usage, stderr);
         return 2;
     }
-    if (unclaimed_rate < 0) {
-        fprintf(stderr,
-                "rampart-server: --unclaimed-rate must be 0 to 1000000 (fractions allowed)\n");
+    if (!split_listen(cfg->listen, host, sizeof(host), port, sizeof(port))) {
+        fprintf(stderr, "rampart-server: --listen wants HOST:PORT, not '%s'\n", cfg->listen);
         return 2;
     }
-    if (max_connections < 1 || max_connections > 1000000) {
-        fprintf(stderr, "rampart-server: --max-connections must be 1 to 1000000\n");
-        return 2;
-    }
-    if (per_address < 0 || per_address > 1000000) {
-        fprintf(stderr,
-                "rampart-server: --max-connections-per-address must be 0 (no cap) to 1000000\n");
-        return 2;
-    }
-    if (deadline < 1 || deadline > 86400) {
-        fprintf(stderr, "rampart-server: --request-deadline must be 1 to 86400 seconds\n");
-        return 2;
-    }
-    if (nthreads < 1 || nthreads > MAX_WORKERS) {
-        fprintf(stderr, "rampart-server: --threads must be 1 to %d\n", MAX_WORKERS);
-        return 2;
-    }
-    if (!split_listen(listen, host, sizeof(host), port, sizeof(port))) {
-        fprintf(stderr, "rampart-server: --listen wants HOST:PORT, not '%s'\n", listen);
-        return 2;
-    }
-    if (strlen(data_dir) >= sizeof(srv.data_dir)) {
-        fprintf(stderr, "rampart-server: --data-dir is too long\n");
-        return 2;
-    }
+    nthreads = cfg->threads > 0 ? cfg->threads : sysconf(_SC_NPROCESSORS_ONLN);
+    if (nthreads < 1)
+        nthreads = 1;
+    if (nthreads > MAX_WORKERS)
+        nthreads = MAX_WORKERS;
+    if (cfg->verbose)
+        rp_log_set_level(RP_LOG_DEBUG);
+    if (file[0] != '\0')
+        rp_log_debug("settings from %s", file);
     signal(SIGPIPE, SIG_IGN);
+    /* A reload asked for while the service starts is not its end (SIGHUP's default): ignored
+     * until the main loop takes it over. */
+    signal(SIGHUP, SIG_IGN);
     umask(077); /* the database holds token hashes and encrypted keys: owner only */
-    strcpy(srv.data_dir, data_dir);
+    strcpy(srv.data_dir, cfg->data_dir);
     if (rotate) /* (in a data directory that exists: a typo must not make one) */
-        return rotate_admin_token(data_dir) == RP_OK ? 0 : 1;
-    if (mkdir(data_dir, 0700) != 0 && errno != EEXIST) {
-        rp_log_error("%s: %s", data_dir, strerror(errno));
+        return rotate_admin_token(cfg->data_dir) == RP_OK ? 0 : 1;
+    if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
+        rp_log_error("%s: %s", cfg->data_dir, strerror(errno));
         return 1;
     }
     if (evthread_use_pthreads() != 0) {
         rp_log_error("libevent has no thread support");
         return 1;
     }
+    rp_notify("STATUS=preparing %s", cfg->data_dir);
 
     /* Prepare the data directory: identity, master key, database, bootstrap token. */
-    err = rp_service_identity_init(data_dir, hostnames);
+    err = rp_service_identity_init(cfg->data_dir, cfg->hostnames[0] ? cfg->hostnames : NULL);
     if (err == RP_OK) {
-        if (master_path == NULL) {
-            snprintf(path, sizeof(path), "%s/master.key", data_dir);
+        master_path = cfg->master_key;
+        if (master_path[0] == '\0') {
+            snprintf(path, sizeof(path), "%s/master.key", cfg->data_dir);
             master_path = path;
         }
         err = rp_master_key_load(master_path, srv.master_key);
     }
     if (err == RP_OK)
-        err = rp_store_open(data_dir, &store);
+        err = rp_store_open(cfg->data_dir, &store);
     if (err == RP_OK)
         err = bootstrap_token(&srv, store);
     rp_store_close(store);
     if (err != RP_OK) {
-        rp_log_error("cannot prepare %s: %s", data_dir, rp_strerror(err));
+        rp_log_error("cannot prepare %s: %s", cfg->data_dir, rp_strerror(err));
         return 1;
     }
-    console_init(&srv, console_dir);
-    srv.ssl_ctx = rp_server_tls_context(data_dir, srv.master_key);
+    console_init(&srv, cfg->console_dir[0] != '\0' ? cfg->console_dir : NULL);
+    srv.ssl_ctx = rp_server_tls_context(cfg->data_dir, srv.master_key);
     if (srv.ssl_ctx == NULL)
         return 1;
     err = rp_master_derive(srv.master_key, "rampart attestation nonces", srv.nonce_key,
                            sizeof(srv.nonce_key));
     if (err == RP_OK)
-        err = rp_recorder_start(data_dir, &srv.recorder);
+        err = rp_recorder_start(cfg->data_dir, &srv.recorder);
     if (err == RP_OK)
-        err = rp_reports_keyer_start(data_dir);
-    if (err == RP_OK && debuginfod != NULL)
-        err = rp_symbols_debuginfod_start(debuginfod, data_dir);
+        err = rp_reports_keyer_start(cfg->data_dir);
+    if (err == RP_OK && cfg->debuginfod_url[0] != '\0')
+        err = rp_symbols_debuginfod_start(cfg->debuginfod_url, cfg->data_dir);
     if (err == RP_OK)
         err = rp_webhook_sender_start(&srv);
-    if (err == RP_OK && srv.webhook_allow_private)
+    if (err == RP_OK && cfg->webhook_allow_private)
         rp_log_warn("--webhook-allow-private: webhooks may reach loopback, link-local and "
                     "private addresses (for tests and labs only)");
-    if (err == RP_OK && rate_limit > 0)
-        err = rp_ratelimit_new(rate_limit, burst_of(rate_limit), &srv.ratelimit);
-    if (err == RP_OK && unclaimed_rate > 0)
-        err = rp_ratelimit_new(unclaimed_rate, burst_of(unclaimed_rate), &srv.unclaimed);
-    srv.max_connections = connection_limit(max_connections, nthreads);
-    srv.max_per_address = (unsigned)per_address;
-    srv.request_deadline = (int)deadline;
+    /* Both limiters always exist (a rate of 0 lifts one): a reload may set either. */
+    if (err == RP_OK)
+        err = rp_ratelimit_new(1, 1, &srv.ratelimit);
+    if (err == RP_OK)
+        err = rp_ratelimit_new(1, 1, &srv.unclaimed);
+    if (err == RP_OK)
+        apply_reloadable(&srv, cfg);
+    srv.max_connections = connection_limit(cfg->max_connections, nthreads);
+    srv.max_per_address = (unsigned)cfg->per_address;
     /* Every connection the service may hold, and those over the limit being refused. */
-    if (err == RP_OK && per_address > 0)
+    if (err == RP_OK && cfg->per_address > 0)
         err = rp_peers_new((size_t)srv.max_connections + 64 * (size_t)nthreads, &srv.peers);
-    /* A 429 for unclaimed devices asks for the time one token takes to come back, at least 10 s. */
-    snprintf(srv.unclaimed_retry, sizeof(srv.unclaimed_retry), "%ld",
-             unclaimed_rate > 0 && unclaimed_rate < 0.1 ? (long)(1 / unclaimed_rate + 0.999) : 10L);
     if (err != RP_OK) {
         rp_log_error("cannot start: %s", rp_strerror(err));
         SSL_CTX_free(srv.ssl_ctx);
         return 1;
     }
+    /* The loops' heartbeat: every second, or a quarter of the watchdog's timeout when that is
+     * shorter; a loop silent for half the timeout (at least three beats) holds the watchdog. */
+    watchdog_usec = rp_notify_watchdog_usec();
+    srv.beat_ms = 1000;
+    if (watchdog_usec > 0 && watchdog_usec / 4000 < 1000)
+        srv.beat_ms = watchdog_usec / 4000 > 10 ? (int)(watchdog_usec / 4000) : 10;
+    run.stale_ms = watchdog_usec / 2000 > 3 * (uint64_t)srv.beat_ms
+                       ? (long long)(watchdog_usec / 2000)
+                       : 3LL * srv.beat_ms;
 
     /* One listening socket per worker on the same port (SO_REUSEPORT), which no process of
      * another data directory may share (listen.h). */
-    err = rp_listen_claim(data_dir, host, port, &claim, message, sizeof(message));
+    err = rp_listen_claim(cfg->data_dir, host, port, &claim, message, sizeof(message));
     if (err != RP_OK) {
         rp_log_error("%s", message);
         goto out;
@@ -585,7 +691,7 @@ int main(int argc, char **argv)
         fd = i == 0 ? claim.fd : rp_listen_another(&claim);
         claim.fd = -1; /* the first worker's now */
         if (fd < 0) {
-            rp_log_error("cannot listen on %s: %s", listen, strerror(errno));
+            rp_log_error("cannot listen on %s: %s", cfg->listen, strerror(errno));
             goto out;
         }
         err = rp_worker_init(&workers[i], &srv, fd);
@@ -599,30 +705,42 @@ int main(int argc, char **argv)
     }
     rp_listen_claimed(&claim);
 
+    run.srv = &srv;
+    run.workers = workers;
+    run.started = started;
     main_base = event_base_new();
     sigint = evsignal_new(main_base, SIGINT, on_signal, NULL);
     sigterm = evsignal_new(main_base, SIGTERM, on_signal, NULL);
-    if (main_base == NULL || sigint == NULL || sigterm == NULL || event_add(sigint, NULL) != 0 ||
-        event_add(sigterm, NULL) != 0)
+    sighup = evsignal_new(main_base, SIGHUP, on_reload, NULL);
+    heartbeat = event_new(main_base, -1, EV_PERSIST, on_heartbeat, NULL);
+    if (main_base == NULL || sigint == NULL || sigterm == NULL || sighup == NULL ||
+        heartbeat == NULL || event_add(sigint, NULL) != 0 || event_add(sigterm, NULL) != 0 ||
+        event_add(sighup, NULL) != 0 ||
+        event_add(heartbeat, &(struct timeval){srv.beat_ms / 1000, srv.beat_ms % 1000 * 1000}) != 0)
         goto out;
     atomic_store(&srv.ready, true);
-    if (port_file != NULL) {
+    if (cfg->port_file[0] != '\0') {
         rp_atomic_file_t f;
         char text[16];
         snprintf(text, sizeof(text), "%d\n", bound);
-        if (rp_atomic_begin(&f, port_file, 0644, 0) != RP_OK ||
+        if (rp_atomic_begin(&f, cfg->port_file, 0644, 0) != RP_OK ||
             rp_atomic_write(&f, text, strlen(text)) != RP_OK || rp_atomic_commit(&f, 0) != RP_OK)
-            rp_log_error("cannot write %s", port_file);
+            rp_log_error("cannot write %s", cfg->port_file);
     }
-    rp_log_info(
-        "serving https://%s%s%s:%d/ with %d workers (data: %s)%s", strchr(host, ':') ? "[" : "",
-        host, strchr(host, ':') ? "]" : "", bound, started, data_dir,
-        claim.joined ? ", beside the processes of the same data directory already there" : "");
+    snprintf(run.serving, sizeof(run.serving), "serving https://%s%s%s:%d/ with %d workers",
+             strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", bound, started);
+    rp_log_info("%s (data: %s)%s", run.serving, cfg->data_dir,
+                claim.joined ? ", beside the processes of the same data directory already there"
+                             : "");
     event_base_dispatch(main_base);
     event_free(sigint);
     event_free(sigterm);
     status = 0;
 out:
+    if (sighup != NULL)
+        event_free(sighup);
+    if (heartbeat != NULL)
+        event_free(heartbeat);
     /* Before the sockets close: whoever finds the port held from now on must not take us for a
      * process still serving it. */
     rp_listen_release(&claim);
@@ -650,5 +768,6 @@ out:
     free(srv.crls);
     rp_wipe(srv.master_key, sizeof(srv.master_key));
     rp_wipe(srv.nonce_key, sizeof(srv.nonce_key));
+    free(run.cli.v);
     return status;
 }

@@ -1,5 +1,6 @@
 /* Per-address token buckets (see ratelimit.h). */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@ struct bucket {
 
 struct rp_ratelimit {
     double rate, burst;
+    atomic_bool off; /* rate 0 (rp_ratelimit_set): every request allowed */
     uint8_t secret[16];
     pthread_mutex_t lock;
     struct bucket b[RP_RATELIMIT_SLOTS];
@@ -66,11 +68,27 @@ static uint64_t key_of(const rp_ratelimit_t *rl, const void *addr, size_t len)
     return k != 0 ? k : 1;
 }
 
+void rp_ratelimit_set(rp_ratelimit_t *rl, double rate, double burst)
+{
+    pthread_mutex_lock(&rl->lock);
+    if (rate > 0) {
+        rl->rate = rate;
+        rl->burst = burst < 1 ? 1 : burst;
+    }
+    atomic_store(&rl->off, !(rate > 0));
+    pthread_mutex_unlock(&rl->lock);
+}
+
 bool rp_ratelimit_allow(rp_ratelimit_t *rl, const void *addr, size_t len, double now)
 {
-    uint64_t k = key_of(rl, addr, len);
-    struct bucket *b = &rl->b[k % RP_RATELIMIT_SLOTS];
+    uint64_t k;
+    struct bucket *b;
     bool ok;
+
+    if (atomic_load(&rl->off))
+        return true;
+    k = key_of(rl, addr, len);
+    b = &rl->b[k % RP_RATELIMIT_SLOTS];
 
     pthread_mutex_lock(&rl->lock);
     if (b->key != k) { /* a new address (or another's slot, reused): a full bucket */

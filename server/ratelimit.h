@@ -20,6 +20,9 @@ typedef struct rp_ratelimit rp_ratelimit_t;
 /* rate requests a second on average, burst at once. OUT: *rl. */
 rp_err_t rp_ratelimit_new(double rate, double burst, rp_ratelimit_t **rl) RP_MUST_CHECK;
 void rp_ratelimit_free(rp_ratelimit_t *rl);
+/* A new rate and burst for every address from now on (a reload); rate 0 lifts the limit, and a
+ * later rate above 0 puts one back. Buckets already full keep at most the new burst. */
+void rp_ratelimit_set(rp_ratelimit_t *rl, double rate, double burst);
 /* Whether a request from addr (len bytes, any form: the text of an IP address) may go ahead at
  * time now (seconds, monotonic); it takes a token when it may. */
 bool rp_ratelimit_allow(rp_ratelimit_t *rl, const void *addr, size_t len, double now);

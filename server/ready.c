@@ -9,6 +9,10 @@
  * The check writes to the disk, and anyone may ask for it: it runs at most once a second in a
  * process, and every request in between, or while it runs, gets the last answer - unless it has
  * run for longer than STALLED: a disk that hangs a write is no more ready than one that fails it.
+ *
+ * The service manager is told the same (main.c: READY=1 once the first check passes, which each
+ * worker loop's heartbeat runs until then), and the heartbeats are what its watchdog hears: a
+ * WATCHDOG=1 goes out only while every worker's loop turns.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -110,32 +114,27 @@ static bool check(rp_worker_t *w, char *why, size_t cap)
     return true;
 }
 
-void rp_ready_handle(rp_req_t *r)
+/* The check when it is due (on w's loop); else the last result. ok and why: the answer. */
+static void check_if_due(rp_worker_t *w, bool *answer, char *why, size_t cap)
 {
-    char why[sizeof(reason)];
     double now = now_monotonic();
     bool ok, run = false;
 
-    if (!atomic_load(&r->w->srv->ready)) {
-        rp_reply_error(r, 503, "starting", "the service is starting");
-        return;
-    }
     pthread_mutex_lock(&lock);
     if (!checking && (!checked || now - checked_at >= CHECK_EVERY)) {
         checking = run = true;
         check_began = now;
     }
     ok = ready;
-    snprintf(why, sizeof(why), "%s", checked ? reason : "the first check is under way");
+    snprintf(why, cap, "%s", checked ? reason : "the first check is under way");
     if (checking && !run && now - check_began > STALLED) {
         ok = false;
-        snprintf(why, sizeof(why),
-                 "the write check has not finished in %.0f seconds: the disk may hang",
+        snprintf(why, cap, "the write check has not finished in %.0f seconds: the disk may hang",
                  now - check_began);
     }
     pthread_mutex_unlock(&lock);
     if (run) {
-        ok = check(r->w, why, sizeof(why));
+        ok = check(w, why, cap);
         pthread_mutex_lock(&lock);
         if (checked ? ok != ready : !ok) { /* a change, or trouble from the start */
             if (ok)
@@ -150,8 +149,63 @@ void rp_ready_handle(rp_req_t *r)
         checking = false;
         pthread_mutex_unlock(&lock);
     }
+    *answer = ok;
+}
+
+void rp_ready_handle(rp_req_t *r)
+{
+    char why[sizeof(reason)];
+    bool ok;
+
+    if (!atomic_load(&r->w->srv->ready)) {
+        rp_reply_error(r, 503, "starting", "the service is starting");
+        return;
+    }
+    check_if_due(r->w, &ok, why, sizeof(why));
     if (ok)
         rp_reply_json(r, 200, json_pack("{s:s}", "status", "ready"));
     else
         rp_reply_error(r, 503, "not_ready", "%s", why);
+}
+
+void rp_ready_beat(rp_worker_t *w)
+{
+    struct timespec t;
+    char why[sizeof(reason)];
+    bool ok, known;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    atomic_store(&w->beat, (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000);
+    pthread_mutex_lock(&lock);
+    known = checked && ready;
+    pthread_mutex_unlock(&lock);
+    /* Until the first check passes (then /readyz's requests run it): READY=1 waits for it. */
+    if (!known && atomic_load(&w->srv->ready))
+        check_if_due(w, &ok, why, sizeof(why));
+}
+
+bool rp_ready_state(char *why, size_t cap)
+{
+    bool ok;
+
+    pthread_mutex_lock(&lock);
+    ok = checked && ready;
+    snprintf(why, cap, "%s", checked ? reason : "the first check is under way");
+    pthread_mutex_unlock(&lock);
+    return ok;
+}
+
+bool rp_ready_loops_turn(const rp_worker_t *workers, int n, long long stale_ms)
+{
+    struct timespec t;
+    long long now;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    now = (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+    for (int i = 0; i < n; i++) {
+        long long beat = atomic_load(&workers[i].beat);
+        if (beat == 0 || now - beat > stale_ms)
+            return false;
+    }
+    return true;
 }

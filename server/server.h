@@ -96,16 +96,16 @@ typedef struct rp_server {
     char data_dir[PATH_MAX];
     uint8_t master_key[RP_MASTER_KEY_LEN];
     uint8_t nonce_key[RP_NONCE_KEY_LEN]; /* derived from the master key */
-    SSL_CTX *ssl_ctx;
-    int nonce_lifetime;
+    SSL_CTX *ssl_ctx; /* the TLS identity the workers take at start (each keeps its own: reload) */
+    atomic_int nonce_lifetime; /* atomic: changed at SIGHUP (main.c), as are those marked so */
     rp_recorder_t *recorder;
     rp_ratelimit_t *ratelimit; /* for the requests anyone may make; NULL: none */
     /* one bucket for all attestations of unclaimed devices (NULL: none), and the Retry-After of
      * its 429: the seconds a token takes to come back, at least 10 */
     rp_ratelimit_t *unclaimed;
-    char unclaimed_retry[16];
-    int max_connections;    /* open at once, over all workers */
-    atomic_int connections; /* open now (TLS state allocated) */
+    atomic_int unclaimed_retry; /* seconds (reload) */
+    int max_connections;        /* open at once, over all workers */
+    atomic_int connections;     /* open now (TLS state allocated) */
     rp_metrics_t metrics;
     atomic_bool ready;
     /* Each tenant's CRL as made and signed, shared by the workers (so every worker answers with
@@ -118,8 +118,9 @@ typedef struct rp_server {
      * counted in peers (NULL: no cap) */
     unsigned max_per_address;
     rp_peers_t *peers;
-    int request_deadline;       /* seconds for a whole request to arrive (--request-deadline) */
-    bool webhook_allow_private; /* --webhook-allow-private: webhooks to inside addresses (tests) */
+    atomic_int request_deadline;       /* seconds for a whole request to arrive (reload) */
+    atomic_bool webhook_allow_private; /* webhooks to inside addresses (tests; reload) */
+    int beat_ms; /* how often each worker's loop says it turns (ready.c), in ms */
     char console_dir[PATH_MAX]; /* the console's files (--console-dir), resolved; "": none */
 } rp_server_t;
 
@@ -139,6 +140,13 @@ typedef struct rp_worker {
     struct event *accept_timer;
     pthread_mutex_t recorded_lock;
     rp_record_job_t *recorded_head;
+    /* The TLS identity new connections take; a reload swaps it under ctx_lock (a connection
+     * keeps the one it was made with). */
+    pthread_mutex_t ctx_lock;
+    SSL_CTX *ssl_ctx;
+    /* The loop's heartbeat (ready.c): the monotonic ms it last ran at, every srv->beat_ms. */
+    struct event *beat_timer;
+    atomic_llong beat;
 } rp_worker_t;
 
 /*
@@ -293,6 +301,16 @@ void rp_upload_forget(struct rp_req *r, const char *id, const char *path);
  * in the data directory, both synced - else 503 with the reason. Checked at most once a second;
  * requests in between get the last answer. */
 void rp_ready_handle(rp_req_t *r);
+/* A worker's loop has turned (its beat_timer, every srv->beat_ms): stamp w->beat; until the
+ * service is ready, the first worker also runs the write check /readyz runs. */
+void rp_ready_beat(rp_worker_t *w);
+/* Whether the service is ready, as the last write check found (why: the reason, when not), and
+ * whether every one of n workers' loops turned within the last stale_ms. For READY=1 and the
+ * watchdog (main.c). */
+bool rp_ready_state(char *why, size_t cap);
+bool rp_ready_loops_turn(const rp_worker_t *workers, int n, long long stale_ms);
+/* New connections of w take ctx from now on (a reference is taken; the old one is let go). */
+void rp_worker_set_tls(rp_worker_t *w, SSL_CTX *ctx);
 /* Metrics of the per-address cap and the request deadline (http.c), for rp_metrics_handle(). */
 void rp_conn_metrics(rp_server_t *srv, struct evbuffer *buf);
 

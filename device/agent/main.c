@@ -36,6 +36,7 @@
 #include "rampart/hex.h"
 #include "rampart/image.h"
 #include "rampart/log.h"
+#include "rampart/notify.h"
 #include "rampart/manifest.h"
 
 enum { OK = 0, FAIL = 1, USAGE = 2 };
@@ -373,6 +374,7 @@ static rp_supervisor_t *supervisor; /* the daemon's, while it runs */
 static void sleep_until_stopped(long seconds)
 {
     for (long s = 0; s < seconds && !stopping && !check_requested; s++) {
+        rp_notify_watchdog(); /* the daemon's loop turns (rampart/notify.h) */
         sleep(1);
         if (supervisor != NULL)
             rp_supervisor_tick(supervisor);
@@ -648,7 +650,9 @@ static int cmd_run(const struct args *a)
             return FAIL;
         }
     }
+    rp_notify("READY=1\nSTATUS=running for device %s", agent.device_id);
     while (!stopping) {
+        rp_notify_watchdog();
         watch_clock(&agent, &watch);
         now = time(NULL);
         if (now >= next_attest) {
@@ -712,6 +716,7 @@ static int cmd_run(const struct args *a)
             wait = CRASH_POLL_SECONDS; /* a new crash is reported within this */
         sleep_until_stopped(wait > 0 ? wait : 1);
     }
+    rp_notify("STOPPING=1");
     if (supervisor != NULL)
         rp_supervisor_stop(supervisor);
     free(supervisor);

@@ -25,6 +25,7 @@
 
 #include "apps.h"
 #include "rampart/log.h"
+#include "rampart/notify.h"
 #include "sandbox.h"
 #include "serve.h"
 #include "slots.h"
@@ -545,6 +546,7 @@ static int loop(int lfd, int sfd)
             rp_log_error("poll: %s", strerror(errno));
             return 1;
         }
+        rp_notify_watchdog(); /* the loop turns: at least once a second (poll's timeout) */
         if (p[1].revents != 0) {
             struct signalfd_siginfo si;
             if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si) && si.ssi_signo == SIGCHLD) {
@@ -552,6 +554,7 @@ static int loop(int lfd, int sfd)
                     return 1;
             } else {
                 rp_log_info("stopping (signal)");
+                rp_notify("STOPPING=1");
                 return 0;
             }
         }
@@ -697,6 +700,7 @@ int main(int argc, char **argv)
         rp_sandbox_enter() == RP_OK) {
         rp_log_info("serving %s on %s (device %s)", state_dir, m.sock_path, m.agent.device_id);
         apps_sync();
+        rp_notify("READY=1\nSTATUS=serving %s", state_dir);
         rc = loop(lfd, sfd);
     }
     /* An install under way finishes (a cut one is put right at the next start anyway, but its

@@ -496,14 +496,24 @@ for reason in no_components debug_enabled no_measurement_register security_count
 done
 
 # --- the agent as a daemon: attests at start and renews --------------------------------------------
+# ...and tells its service manager (a notification socket read here): ready, watchdog, stopping.
 first=$(openssl x509 -in "$d/t/agent/device.crt" -noout -serial)
-"$AGENT" run --state-dir "$d/t" --server "$SERVER_URL" --server-ca "$SERVER_CA" --renew-after 1 \
+python3 "$(dirname "$0")/notify-listen.py" "$d/agent-notify.sock" "$d/agent-notes" &
+E2E_PIDS+=("$!")
+wait_until 30 test -S "$d/agent-notify.sock" || fail "the notification socket did not appear"
+NOTIFY_SOCKET=$d/agent-notify.sock WATCHDOG_USEC=2000000 \
+  "$AGENT" run --state-dir "$d/t" --server "$SERVER_URL" --server-ca "$SERVER_CA" --renew-after 1 \
   >"$d/run.log" 2>&1 &
 run_pid=$!
 E2E_PIDS+=("$run_pid")
 renewed() { [ "$(grep -c '^attested' "$d/run.log")" -ge 2 ]; }
 wait_until 60 renewed || fail "the daemon did not renew: $(cat "$d/run.log")"
+agent_watchdogs() { [ "$(grep -c '^WATCHDOG=1$' "$d/agent-notes")" -ge 2 ]; }
+wait_until 30 agent_watchdogs || fail "the daemon fed no watchdog: $(cat "$d/agent-notes")"
+grep -q '^READY=1 | STATUS=running for device ' "$d/agent-notes" || fail "no READY=1: $(cat "$d/agent-notes")"
 kill -TERM "$run_pid"; wait "$run_pid" || fail "the daemon did not stop cleanly"
+grep -q '^STOPPING=1$' "$d/agent-notes" || fail "no STOPPING=1: $(cat "$d/agent-notes")"
+E2E_CHECKS=$((E2E_CHECKS + 3))
 [ "$(openssl x509 -in "$d/t/agent/device.crt" -noout -serial)" != "$first" ] || fail "certificate not renewed"
 
 # --- metrics count what happened ----------------------------------------------------------------------
