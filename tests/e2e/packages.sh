@@ -41,8 +41,10 @@ if [ "${1:-}" != inside ]; then
   key=$(printf '%s %s' "$MIRROR" "$deps" | sha256sum | cut -c1-12)
   root=$CACHE/bookworm-$key
   mkdir -p "$CACHE"
+  # Made under an exclusive lock (it removes roots for other Depends); used under a shared one,
+  # held by descriptor 9 until the run ends, so no run removes the root another one uses.
   exec 9>"$CACHE/.lock"
-  flock 9
+  flock -x 9
   if [ ! -e "$root/.rampart-complete" ]; then
     echo "e2e.packages: making a fresh Debian 12 root in $root (once: mmdebstrap from $MIRROR," \
       "a few minutes; later runs reuse it)" >&2
@@ -55,7 +57,7 @@ if [ "${1:-}" != inside ]; then
     touch "$root/.rampart-complete"
     echo "fresh root made in $((SECONDS - t1)) s"
   fi
-  flock -u 9
+  flock -s 9
   export PKG_ROOT=$root PKG_DEBS="${debs[*]}" PKG_T0=$t0
   # 3. The rest in namespaces of its own: mounts, the loopback interface, processes.
   exec unshare --mount --net --pid --fork --propagation private "$0" inside
