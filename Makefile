@@ -8,6 +8,7 @@
 #   make fuzz     run each libFuzzer target for FUZZ_SECONDS (default 60)
 #   make bench    run the benchmarks in bench/
 #   make size     build, then print the lines of C that run privileged (rampart-monitor)
+#   make package  build, then the Debian packages into build/packages/ (scripts/package)
 # Each of them first installs any missing Debian package (scripts/install-deps).
 
 BUILD        ?= build
@@ -17,7 +18,7 @@ JOBS         ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 CMAKE        ?= cmake
 
-.PHONY: all build deps asan test demo fuzz bench size format clean
+.PHONY: all build deps asan test demo fuzz bench size package format clean
 
 all: build
 
@@ -58,6 +59,9 @@ bench: build
 
 size: build
 	@scripts/size $(BUILD)/rampart-monitor.map
+
+package: build
+	@scripts/package $(BUILD)
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
