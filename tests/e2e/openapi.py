@@ -7,7 +7,8 @@ The API description (docs/openapi.yaml) held against the server, by the two test
       resolving, every operation well formed; and its paths both ways against the route table
       (`rampart-server --routes`): a route the document lacks, or a path or method the server does
       not have, fails; so does an operation whose security differs from the route's caller
-      (public, a bearer token of a role, a device certificate).
+      (public, a bearer token of a role and the console's session cookie, the cookie alone, a
+      device certificate). A route's "{name+}" (the rest of the path) is the document's "{name}".
 
   openapi.py exercise DOC   (environment: see main())
       a real rampart-server on loopback: every route called at least once, as an operator with
@@ -106,6 +107,24 @@ class Doc:
 
 # ---- check: the document alone, and against the route table ----------------------------------
 
+def route_as_document(route_path):
+    """The document's path for a route's: the route table's "{name+}" (the rest of the path, one
+    segment or more) is OpenAPI's "{name}", which has no such form."""
+    return re.sub(r"\{([A-Za-z_][A-Za-z0-9_]*)\+\}", r"{\1}", route_path)
+
+
+def scheme_kind(s):
+    """What a security scheme is, as the route table says who calls: a bearer token, a device
+    certificate, the console's session cookie (anything else: None)."""
+    if s.get("type") == "http" and s.get("scheme") == "bearer":
+        return "bearer"
+    if s.get("type") == "mutualTLS":
+        return "device"
+    if s.get("type") == "apiKey" and s.get("in") == "cookie" and s.get("name") == "rampart_session":
+        return "cookie"
+    return None
+
+
 def security_of(op, doc):
     sec = op.get("security", doc.get("security"))
     if sec is None:
@@ -191,7 +210,7 @@ def check(doc_path, server):
     table = subprocess.run([server, "--routes"], check=True, capture_output=True, text=True).stdout
     for line in table.splitlines():
         r = json.loads(line)
-        routes[(r["method"], r["path"])] = r
+        routes[(r["method"], route_as_document(r["path"]))] = r
     if len(routes) < 40:
         errors.append("%s --routes printed %d routes" % (server, len(routes)))
     described = {(m.upper(), path): op for path, m, _, op in d.operations()}
@@ -201,11 +220,14 @@ def check(doc_path, server):
             continue
         op = described[key]
         sec = security_of(op, raw)
-        if r["auth"] == "public":
-            ok = sec == []
-        else:
-            ok = sec is not None and len(sec) == 1 and schemes.get(sec[0], {}).get("type") == (
-                "http" if r["auth"] == "token" else "mutualTLS")
+        # The schemes the route's caller may use: a token's route takes the console's session
+        # cookie too where the table says so (each scheme one alternative).
+        want = {"public": [], "device": ["device"], "token": ["bearer"], "session": ["cookie"]}.get(r["auth"])
+        if r["auth"] == "token" and r.get("session_cookie"):
+            want = ["bearer", "cookie"]
+        alternatives = op.get("security", raw.get("security")) or []
+        ok = sec is not None and all(len(req) == 1 for req in alternatives) and \
+            sorted(scheme_kind(schemes.get(k, {})) or "?" for k in sec) == want
         if not ok:
             errors.append("%s %s: the route's caller is %s, the document's security %s" % (key + (r["auth"], sec)))
         if r["auth"] == "token" and op.get("x-rampart-role") != r["role"]:
@@ -327,7 +349,7 @@ class Client:
             if rb is None:
                 self.err(what, "a request body the document does not describe")
             elif media not in rb.get("content", {}):
-                self.err(what, "request Content-Type %s is not one of %s" % (media, list(rb["content"])))
+                refusals.append("request Content-Type %s is not one of %s" % (media, list(rb["content"])))
             elif req_json is not None and "schema" in rb["content"][media]:
                 for e in d.validate(rb["content"][media]["schema"], req_json):
                     refusals.append("request body: " + e)
@@ -512,6 +534,7 @@ def exercise(doc_path):
     c.call("GET", T + "/deployments", token=tok["reader"], want=200)
     c.call("GET", T + "/deployments/" + dep["id"], token=tok["reader"], want=200)
     c.call("GET", T + "/devices", token=tok["reader"], want=200)
+    c.call("GET", T + "/devices?prefix=XYZ", token=tok["reader"], want=400, bad=True)
     c.call("GET", D, token=tok["reader"], want=200)
 
     _, _, _, n = c.call("POST", "/api/v1/attest/nonce", body={"device_id": device}, want=200)
@@ -570,6 +593,25 @@ def exercise(doc_path):
 
     # --- what the operator sees of it ---------------------------------------------------------
     c.call("GET", D, token=tok["reader"], want=200)
+    _, _, _, j = c.call("GET", T + "/devices?limit=1&state=attested&prefix=" + device[:4], token=tok["reader"], want=200)
+    if [x["device_id"] for x in j["devices"]] != [device] or j["next_after"] != device:
+        fail("the attested device's page: %s" % j)
+    _, _, _, j = c.call("GET", T + "/devices?limit=1&after=" + device, token=tok["reader"], want=200)
+    if j != {"devices": [], "next_after": None}:
+        fail("the page after the last device: %s" % j)
+    _, _, _, j = c.call("GET", T + "/deployments/" + dep["id"], token=tok["reader"], want=200)
+    if j["progress"] != {"selected": 1, "reached": 1, "installed": 1, "failed": 0, "rolled_back": 0}:
+        fail("the deployment's progress after the device installed it: %s" % j["progress"])
+    _, _, _, j = c.call("GET", T + "/fleet", token=tok["reader"], want=200)
+    if j["devices"]["total"] != 1 or j["devices"]["attested"] != 1 or \
+            [(v["component"], v["version"], v["devices"]) for v in j["versions"]] != [("app", "1.0.0+0", 1)]:
+        fail("the fleet: %s" % j)
+    _, _, _, j = c.call("GET", T + "/attestations/histogram?since=%d&step=60" % (time.time() - 3600),
+                        token=tok["reader"], want=200)
+    if sum(j["pass"]) != 1 or sum(j["fail"]) != 0 or len(j["pass"]) != 61:
+        fail("the attestations' histogram: %s" % j)
+    c.call("GET", T + "/attestations/histogram?step=0", token=tok["reader"], want=400, bad=True)
+    c.call("GET", T + "/attestations/histogram?since=%d" % (time.time() + 86400), token=tok["reader"], want=400)
     c.call("GET", D + "/events?limit=10", token=tok["reader"], want=200)
     c.call("GET", D + "/events?limit=0", token=tok["reader"], want=400, bad=True)
     _, _, _, fl = c.call("GET", T + "/failures?offset=0&limit=10", token=tok["reader"], want=200)
@@ -622,6 +664,43 @@ def exercise(doc_path):
     c.call("POST", D + "/block", token=tok["admin"], want=200)
     c.call("POST", D + "/unblock", token=tok["admin"], want=200)
     c.call("POST", T + "/update/online-key", token=tok["admin"], want=201)
+
+    # --- the web console: its files; a session opened with a token, then with a login link ------
+    c.call("GET", "/console", want=308)
+    c.call("GET", "/console/", want=200)
+    c.call("GET", "/console/app.js", want=200)
+    c.call("GET", "/console/login", want=200)   # a page's own address: the page
+    c.call("GET", "/console/tool.exe", want=404)
+    c.call("POST", "/console/session", raw=b"token=" + tok["admin"].encode(),
+           ctype="application/x-www-form-urlencoded", want=415, bad=True)
+    c.call("POST", "/console/session", body={"token": "rpt_" + "0" * 64}, want=401)
+    c.call("POST", "/console/session", body={"token": tok["admin"], "code": "x"}, want=400, bad=True)
+    _, rh, _, s = c.call("POST", "/console/session", body={"token": tok["admin"]}, want=200)
+    if (s["tenant"], s["role"]) != (acme, "admin"):
+        fail("the admin token's session: %s" % s)
+    jar = {"Cookie": (rh.get("Set-Cookie") or "").split(";")[0]}
+    csrf = dict(jar, **{"X-CSRF-Token": s["csrf"]})
+    c.call("GET", "/console/session", headers=jar, want=200)
+    c.call("GET", "/console/session", want=401)
+    c.call("GET", T + "/devices?limit=10", headers=jar, want=200)    # an operator route, by the cookie
+    c.call("POST", "/api/v1/console/links", headers=jar, body={}, want=403)   # no CSRF value
+    _, _, _, link = c.call("POST", "/api/v1/console/links", headers=csrf, body={}, want=201)
+    c.call("POST", "/api/v1/console/links", token=tok["reader"], want=403)
+    c.call("POST", "/api/v1/console/links", token=system, body={"tenant": "t_" + "0" * 24}, want=404)
+    c.call("POST", "/api/v1/console/links", token=tok["admin"], body={"tenant": 5}, want=400, bad=True)
+    _, _, _, j = c.call("POST", "/api/v1/console/links", token=system, body={"tenant": acme}, want=201)
+    code = j["url"].split("#code=", 1)[1]
+    _, _, _, s2 = c.call("POST", "/console/session", body={"code": code}, want=200)
+    if (s2["tenant"], s2["role"]) != (acme, "admin"):
+        fail("the login link's session: %s" % s2)
+    c.call("POST", "/console/session", body={"code": code}, want=401)   # once only
+    c.call("DELETE", "/console/session", headers=jar, want=403)
+    c.call("DELETE", "/console/session", headers=csrf, want=204)
+    c.call("GET", "/console/session", headers=jar, want=401)
+    # The link made with the session's own token logs in as that token.
+    _, _, _, s3 = c.call("POST", "/console/session", body={"code": link["url"].split("#code=", 1)[1]}, want=200)
+    if (s3["tenant"], s3["role"]) != (acme, "admin"):
+        fail("the session's own login link: %s" % s3)
 
     missing = sorted(set((m.upper(), p) for p, m, _, _ in c.doc.operations()) - c.reached)
     for m, p in missing:

@@ -3,16 +3,23 @@
 # Every route is called at least once (as an operator with tokens of each role, and as a real
 # soft-RoT device over mutual TLS with the certificate it attested for), and every answer is
 # validated against the document as the server serves it (/api/v1/openapi.json): its status,
-# Content-Type, JSON body and required headers. The work is openapi.py's; this makes what it
-# needs: the server, an image key and signed images, a root key, a provisioned device, a debug
-# file.
+# Content-Type, JSON body and required headers. The console's routes too, with a real session
+# (opened with a token and with a login link; its cookie and CSRF value on operator routes).
+# The work is openapi.py's; this makes what it needs: the server, a console directory, an image
+# key and signed images, a root key, a provisioned device, a debug file.
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT to the rampart-agent binary}"
 d=$E2E_DIR
 here=$(cd "$(dirname "$0")" && pwd)
 
+# A console directory of its own (the test does not need the built console): a page, a script,
+# a file of a kind the console does not serve.
+mkdir -p "$d/console"
+echo '<!doctype html><title>console</title><script src="app.js"></script>' >"$d/console/index.html"
+echo 'console.log("app")' >"$d/console/app.js"
+echo 'x' >"$d/console/tool.exe"
 # (the webhook the test sets points at loopback)
-start_server "$d/srv" --webhook-allow-private
+start_server "$d/srv" --webhook-allow-private --console-dir "$d/console"
 expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/img.key"
 expect 0 "$RAMPART" key public --key "$d/img.key" --out "$d/img.pub"
 expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/root.key"
