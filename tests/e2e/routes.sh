@@ -4,7 +4,8 @@
 # a missing or wrong token (401), a token of another tenant (404) and one whose role is too low
 # (403), and reach their handler with the role they name; device routes refuse a caller without
 # a certificate. Then what the router itself refuses (a NUL hidden in a path segment), and the
-# public CRL served from a cache that a block refreshes at once.
+# public CRL served from a cache that a block refreshes at once. The loops of requests run in
+# routes.py (kept-alive connections, one per token); the setup and the one-off checks stay here.
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT to the rampart-agent binary}"
 d=$E2E_DIR
@@ -37,85 +38,11 @@ call() {
   E2E_CHECKS=$((E2E_CHECKS + 1))
 }
 header() { sed -n "s/^$1: //Ip" "$d/headers" | tr -d '\r'; }
-# role_rank NAME: reader 1 .. system 4
-role_rank() { case $1 in reader) echo 1 ;; contributor) echo 2 ;; admin) echo 3 ;; system) echo 4 ;; esac; }
-# token_of RANK: a token of tenant acme with exactly that role (system: the bootstrap token).
-token_of() { case $1 in 1) echo "$d/acme-reader.token" ;; 2) echo "$d/acme-contributor.token" ;; 3) echo "$d/acme-admin.token" ;; 4) echo "$ADMIN_TOKEN" ;; esac; }
-
-# The table as "METHOD PATH AUTH ROLE ESCALATES" lines.
-jq -r '[.method, .path, .auth, (.role // "-"), .escalates] | @tsv' "$d/routes.jsonl" >"$d/routes.tsv"
-# methods_for PATH: the methods of every route whose path PATH fits ("{x}" is any one segment).
-methods_for() {
-  local m p rest
-  while IFS=$'\t' read -r m p rest; do
-    p=${p//\{tenant\}/$acme}
-    while [[ $p =~ \{[a-z_]+\+\} ]]; do p=${p/"${BASH_REMATCH[0]}"/.+}; done
-    while [[ $p =~ \{[a-z_]+\} ]]; do p=${p/"${BASH_REMATCH[0]}"/[^/]+}; done
-    if [[ $1 =~ ^${p}$ ]]; then printf '%s ' "$m"; fi
-  done <"$d/routes.tsv"
-  return 0
-}
-
-routes=0
-declare -A seen
-while IFS=$'\t' read -r method pattern auth role escalates; do
-  routes=$((routes + 1))
-  path=${pattern//\{tenant\}/$acme}
-  while [[ $path =~ \{[a-z_]+\+?\} ]]; do path=${path/"${BASH_REMATCH[0]}"/nosuchthing}; done
-  allowed=" $(methods_for "$path")"
-  want_allow=""
-  for m in GET HEAD POST PUT DELETE PATCH; do
-    if [[ $allowed == *" $m "* ]] || { [ $m = HEAD ] && [[ $allowed == *" GET "* ]]; }; then
-      want_allow+="${want_allow:+, }$m"
-    fi
-  done
-  # Every other method: 405, and Allow names exactly the table's (once a path).
-  [ -n "${seen[$pattern]:-}" ] && want_allow=""
-  seen[$pattern]=1
-  for m in GET POST PUT DELETE PATCH; do
-    [ -z "$want_allow" ] && break
-    [[ $allowed == *" $m "* ]] && continue
-    call "$m" "$path" "$ADMIN_TOKEN"
-    eq "$status" 405 "$m $pattern (the table has:$allowed)"
-    eq "$(header Allow)" "$want_allow" "Allow of $pattern"
-  done
-  case $auth in
-  token)
-    need=$(role_rank "$role")
-    call "$method" "$path" -; eq "$status" 401 "$method $pattern without a token"
-    call "$method" "$path" "$d/wrong.token"; eq "$status" 401 "$method $pattern with a wrong token"
-    if [[ $pattern == *"{tenant}"* ]]; then
-      call "$method" "$path" "$d/globex-admin.token"
-      eq "$status" 404 "$method $pattern with another tenant's admin token"
-    fi
-    if [ "$need" -gt 1 ]; then
-      call "$method" "$path" "$(token_of $((need - 1)))"
-      eq "$status" 403 "$method $pattern with a role below $role"
-    fi
-    # With its role, the handler answers (a route that escalates may ask for more, depending on
-    # the request: the most its path allows then).
-    if [ "$escalates" = true ]; then
-      if [[ $pattern == *"{tenant}"* ]]; then need=3; else need=4; fi
-    fi
-    call "$method" "$path" "$(token_of "$need")"
-    case $status in 401 | 403 | 405) fail "$method $pattern with its own role: $status $(cat "$d/body")" ;; esac
-    ;;
-  session)
-    call "$method" "$path" "$ADMIN_TOKEN"   # a token is no session (tests/e2e/console-server.sh)
-    eq "$status" 401 "$method $pattern without a session cookie"
-    ;;
-  device)
-    call "$method" "$path" "$ADMIN_TOKEN"   # a token is no certificate
-    eq "$status" 401 "$method $pattern without a device certificate"
-    ;;
-  public)
-    call "$method" "$path" -
-    case $status in 401 | 403 | 405) fail "$method $pattern is public: $status $(cat "$d/body")" ;; esac
-    ;;
-  *) fail "route $pattern: unknown auth '$auth'" ;;
-  esac
-done <"$d/routes.tsv"
-echo "checked $routes routes"
+# The route loop: every route x every method x every role, in routes.py over kept-alive
+# connections (a curl process per request took minutes). It prints how many requests it checked.
+routes_py() { /usr/bin/python3 "$(dirname "$0")/routes.py" "$SERVER_URL" "$SERVER_CA" "$@"; }
+n=$(routes_py table "$d/routes.jsonl" "$acme" "$ADMIN_TOKEN" "$d") || fail "the route table (routes.py, above)"
+E2E_CHECKS=$((E2E_CHECKS + n))
 
 # What the router refuses before any route: a NUL hidden in a segment would have cut the tenant's
 # ID short of the "x" (and answered for the tenant).
@@ -202,9 +129,9 @@ header Cache-Control | grep -q no-cache || fail "CRL Cache-Control: $(header Cac
 [ -n "$(header Expires)" ] || fail "the CRL has no Expires (its nextUpdate)"
 cp "$d/crl.der" "$d/crl.first"
 b0=$(builds)
-for i in $(seq 1 40); do crl; done
-eq "$etag" "$first" "the CRL's ETag while nothing is revoked"
-cmp -s "$d/crl.der" "$d/crl.first" || fail "the cached CRL changed"
+# 40 requests, each the same ETag and bytes as the first.
+n=$(routes_py crl-repeat "$acme" 40 "$first" "$d/crl.first") || fail "the cached CRL (above)"
+E2E_CHECKS=$((E2E_CHECKS + n))
 eq "$(($(builds) - b0))" 0 "CRLs made for 40 requests (the first one's is served)"
 crl "$first"; eq "$status" 304 "If-None-Match with the current ETag"
 # A block is in the very next CRL.
@@ -224,9 +151,10 @@ status=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$SERVER_CA" "$SERVER_U
 eq "$status" 400 "a CRL query with something else in it"
 # The cache holds every tenant's CRL: a flood cycling over more tenants than a fixed cache would
 # hold makes each CRL once.
-for i in $(seq 1 40); do "$RAMPART" tenant create "many-$i" >>"$d/many.ids"; done
+routes_py tenants "$ADMIN_TOKEN" 40 many >"$d/many.ids" || fail "40 tenants"
 for round in 1 2; do
-  while read -r t; do curl -s -o /dev/null --cacert "$SERVER_CA" "$SERVER_URL/api/v1/tenants/$t/crl"; done <"$d/many.ids"
+  n=$(routes_py crls "$d/many.ids") || fail "the CRLs of 40 tenants (above)"
+  E2E_CHECKS=$((E2E_CHECKS + n))
   [ $round = 1 ] && b1=$(builds)
 done
 eq "$(($(builds) - b1))" 0 "CRLs made again on a second round over 40 tenants"
