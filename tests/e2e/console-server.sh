@@ -105,7 +105,11 @@ req GET /api/v1/tenants -H "Cookie: rampart_session=$sys_cookie; rampart_session
 j=(-H 'Content-Type: application/json')
 req POST /api/v1/tenants "${ck[@]}" "${j[@]}" --data-binary '{"name": "acme"}'
 eq "$status" 403 "POST with the cookie, no X-CSRF-Token"; body_has '.message == "csrf token missing or wrong"'
-req POST /api/v1/tenants "${ck[@]}" "${j[@]}" -H "X-CSRF-Token: ${sys_csrf/a/b}" --data-binary '{"name": "acme"}'
+# (its last hex digit changed: a substitution of some digit would leave a value without it as it was)
+last=${sys_csrf: -1}
+wrong_csrf=${sys_csrf%?}$([ "$last" = 0 ] && echo 1 || echo 0)
+[ "$wrong_csrf" != "$sys_csrf" ] || fail "the wrong CSRF value is the right one"
+req POST /api/v1/tenants "${ck[@]}" "${j[@]}" -H "X-CSRF-Token: $wrong_csrf" --data-binary '{"name": "acme"}'
 eq "$status" 403 "POST with the cookie and a wrong X-CSRF-Token"
 req POST /api/v1/tenants "${ck[@]}" "${j[@]}" -H "X-CSRF-Token: $sys_csrf" --data-binary '{"name": "acme"}'
 eq "$status" 201 "POST with the cookie and its X-CSRF-Token"; acme=$(jq -r .id "$d/body")
