@@ -61,7 +61,10 @@ static void send_console_file(rp_req_t *r, const char *rel, const char *type)
         rp_reply_error(r, 404, "not_found", "no such file in the console");
         return;
     }
-    fd = open(real, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    /* O_NONBLOCK: a named pipe put in the directory would otherwise block this open until some
+     * writer came, and hold the worker (and every connection it serves) until then; it is no
+     * regular file, so fstat() below refuses it. A regular file reads as without the flag. */
+    fd = open(real, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         if (fd >= 0)
             close(fd);

@@ -24,6 +24,7 @@ ln -s "$d/outside.js" "$c/out.js"
 ln -s "$d" "$c/up"
 echo 'x' >"$c/tool.exe"
 echo 'HIDDEN' >"$c/.hidden.js"
+mkfifo "$c/pipe.js" # no writer ever: opening it to read would wait for one, and hold a worker
 start_server "$d/srv" --threads 2 --console-dir "$c"
 cli() { RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN "$RAMPART" "$@"; }
 
@@ -69,6 +70,12 @@ for p in /console/../srv/admin.token /console/vendor/../../outside.js /console/%
   headers_ok "$p"
 done
 req POST /console/app.js; eq "$status" 405 "POST a file"
+# A named pipe is no file: refused at once, on every worker (the bound only turns a hang into a
+# failure; the answer comes in milliseconds).
+for i in 1 2 3 4; do
+  req GET /console/pipe.js --max-time 20; eq "$status" 404 "a named pipe in the console's directory ($i)"
+done
+req GET /console/app.js --max-time 20; eq "$status" 200 "a script after the pipe"
 
 # --- sessions -------------------------------------------------------------------------------------
 # login JSON: POST /console/session; the cookie's value in $cookie, the CSRF value in $csrf.
