@@ -1743,6 +1743,77 @@ static void page_params_and_cut(void **state)
     json_decref(list);
 }
 
+struct id_list {
+    char ids[8][RP_DEVICE_ID_SIZE];
+    int n;
+};
+
+static void page_id(void *ctx, const rp_device_t *d)
+{
+    struct id_list *l = ctx;
+
+    if (l->n < 8)
+        snprintf(l->ids[l->n++], sizeof(l->ids[0]), "%s", d->id);
+}
+
+/* rp_store_device_page: ID order, from the cursor, a short page at the end, the prefix filter
+ * (an index range: a whole ID as the prefix, and a prefix ending in 0, find theirs). */
+static void store_device_page(void **state)
+{
+    struct db *db = *state;
+    char ids[5][RP_DEVICE_ID_SIZE];
+    const char lead[5][3] = {"b0", "ab", "a0", "ac", "00"};
+    struct id_list l;
+
+    for (int i = 0; i < 5; i++) {
+        memset(ids[i], i == 1 ? 'f' : '0', RP_DEVICE_ID_LEN);
+        memcpy(ids[i], lead[i], 2);
+        ids[i][RP_DEVICE_ID_LEN] = '\0';
+        assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, ids[i], 1000), RP_OK);
+    }
+    /* order and the cursor: 00.., a0.., ab.., then ac.., b0.. */
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(rp_store_device_page(db->s, db->tenant.id, "", "", RP_DEVICE_STATE_ANY, 2000,
+                                          3, page_id, &l),
+                     RP_OK);
+    assert_int_equal(l.n, 3);
+    assert_string_equal(l.ids[0], ids[4]);
+    assert_string_equal(l.ids[1], ids[2]);
+    assert_string_equal(l.ids[2], ids[1]);
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(rp_store_device_page(db->s, db->tenant.id, ids[1], "", RP_DEVICE_STATE_ANY,
+                                          2000, 3, page_id, &l),
+                     RP_OK);
+    assert_int_equal(l.n, 2); /* the end: a short page */
+    assert_string_equal(l.ids[0], ids[3]);
+    assert_string_equal(l.ids[1], ids[0]);
+    /* the prefix: "a" from the cursor, a whole ID, one ending in 0, none */
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(rp_store_device_page(db->s, db->tenant.id, ids[2], "a", RP_DEVICE_STATE_ANY,
+                                          2000, 10, page_id, &l),
+                     RP_OK);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.ids[0], ids[1]);
+    assert_string_equal(l.ids[1], ids[3]);
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(rp_store_device_page(db->s, db->tenant.id, "", ids[3], RP_DEVICE_STATE_ANY,
+                                          2000, 10, page_id, &l),
+                     RP_OK);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.ids[0], ids[3]);
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(rp_store_device_page(db->s, db->tenant.id, "", "b0", RP_DEVICE_STATE_ANY, 2000,
+                                          10, page_id, &l),
+                     RP_OK);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.ids[0], ids[0]);
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(rp_store_device_page(db->s, db->tenant.id, "", "c", RP_DEVICE_STATE_ANY, 2000,
+                                          10, page_id, &l),
+                     RP_OK);
+    assert_int_equal(l.n, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1776,6 +1847,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_counter_max, db_setup, db_teardown),
         cmocka_unit_test(peers_cap),
         cmocka_unit_test(page_params_and_cut),
+        cmocka_unit_test_setup_teardown(store_device_page, db_setup, db_teardown),
         cmocka_unit_test(peers_churn),
         cmocka_unit_test_setup_teardown(store_write_check, db_setup, db_teardown),
     };
