@@ -17,6 +17,7 @@
 
 #include "names.h"
 #include "openapi.h"
+#include "paging.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
 #include "reports.h"
@@ -190,14 +191,18 @@ static bool token_expiry(rp_req_t *r, json_t *body, int64_t now, int64_t *expire
 
 void rp_h_tokens_list(rp_req_t *r)
 {
-    json_t *list = json_array();
+    json_t *list;
+    rp_page_t pg;
 
+    if (!rp_page_request(r, &pg))
+        return;
+    list = json_array();
     if (rp_store_token_list(r->w->store, r->tenant.id, collect_token, list) != RP_OK) {
         json_decref(list);
         rp_reply_error(r, 500, "internal", "cannot list tokens");
         return;
     }
-    rp_reply_json(r, 200, json_pack("{s:o}", "tokens", list));
+    rp_page_reply(r, "tokens", list, &pg, "id", "id");
 }
 
 void rp_h_token_create(rp_req_t *r)

@@ -33,6 +33,7 @@
 #include "rampart/imgsign.h"
 #include "rampart/key.h"
 #include "names.h"
+#include "paging.h"
 #include "rampart/log.h"
 #include "rampart/update_state.h"
 #include "server.h"
@@ -131,14 +132,18 @@ static bool parse_image_key(rp_req_t *r, const char *pem, rp_image_key_record_t 
 
 void rp_h_image_keys_list(rp_req_t *r)
 {
-    json_t *list = json_array();
+    json_t *list;
+    rp_page_t pg;
 
+    if (!rp_page_request(r, &pg))
+        return;
+    list = json_array();
     if (rp_store_image_key_list(r->w->store, r->tenant.id, collect_image_key, list) != RP_OK) {
         json_decref(list);
         rp_reply_error(r, 500, "internal", "cannot list image keys");
         return;
     }
-    rp_reply_json(r, 200, json_pack("{s:o}", "image_keys", list));
+    rp_page_reply(r, "image_keys", list, &pg, "id", "name");
 }
 
 /* Which keys may sign a tenant's images is the tenant's most powerful setting: admin only. */
@@ -699,14 +704,18 @@ void rp_h_image_create(rp_req_t *r)
 
 void rp_h_images_list(rp_req_t *r)
 {
-    json_t *list = json_array();
+    json_t *list;
+    rp_page_t pg;
 
+    if (!rp_page_request(r, &pg))
+        return;
+    list = json_array();
     if (rp_store_image_list(r->w->store, r->tenant.id, collect_image, list) != RP_OK) {
         json_decref(list);
         rp_reply_error(r, 500, "internal", "cannot list images");
         return;
     }
-    rp_reply_json(r, 200, json_pack("{s:o}", "images", list));
+    rp_page_reply(r, "images", list, &pg, "id", "component");
 }
 
 void rp_h_image_get(rp_req_t *r)
@@ -837,14 +846,18 @@ static void assign_devices(rp_req_t *r, const rp_group_t *g)
 
 void rp_h_products_list(rp_req_t *r)
 {
-    json_t *list = json_array();
+    json_t *list;
+    rp_page_t pg;
 
+    if (!rp_page_request(r, &pg))
+        return;
+    list = json_array();
     if (rp_store_product_list(r->w->store, r->tenant.id, collect_product, list) != RP_OK) {
         json_decref(list);
         rp_reply_error(r, 500, "internal", "cannot list products");
         return;
     }
-    rp_reply_json(r, 200, json_pack("{s:o}", "products", list));
+    rp_page_reply(r, "products", list, &pg, "id", "name");
 }
 
 void rp_h_product_create(rp_req_t *r)
@@ -870,16 +883,29 @@ void rp_h_product_create(rp_req_t *r)
     rp_reply_json(r, 201, product_json(&p));
 }
 
-/* The product's groups, in out (taken) as "groups"; on failure a 500 was sent. */
-static void reply_groups(rp_req_t *r, const rp_product_t *p, json_t *out)
+/* The product's groups, in out (taken) as "groups" (pg paged: a page of them, and "next_after");
+ * on failure a 500 was sent. */
+static void reply_groups(rp_req_t *r, const rp_product_t *p, json_t *out, const rp_page_t *pg)
 {
-    json_t *list = json_array();
+    json_t *list = json_array(), *next;
 
     if (rp_store_group_list(r->w->store, p, collect_group, list) != RP_OK) {
         json_decref(list);
         json_decref(out);
         rp_reply_error(r, 500, "internal", "cannot list groups");
         return;
+    }
+    if (pg != NULL && pg->paged) {
+        json_t *page = rp_page_cut(list, pg, "id", "name", &next);
+
+        json_decref(list);
+        if (page == NULL) {
+            json_decref(out);
+            rp_reply_error(r, 500, "internal", "out of memory");
+            return;
+        }
+        list = page;
+        json_object_set_new(out, "next_after", next);
     }
     json_object_set_new(out, "groups", list);
     rp_reply_json(r, 200, out);
@@ -890,15 +916,16 @@ void rp_h_product_get(rp_req_t *r)
     rp_product_t p;
 
     if (find_product(r, &r->tenant, rp_req_param(r, "product"), &p))
-        reply_groups(r, &p, product_json(&p));
+        reply_groups(r, &p, product_json(&p), NULL);
 }
 
 void rp_h_groups_list(rp_req_t *r)
 {
     rp_product_t p;
+    rp_page_t pg;
 
-    if (find_product(r, &r->tenant, rp_req_param(r, "product"), &p))
-        reply_groups(r, &p, json_object());
+    if (rp_page_request(r, &pg) && find_product(r, &r->tenant, rp_req_param(r, "product"), &p))
+        reply_groups(r, &p, json_object(), &pg);
 }
 
 /* A body's optional boolean key: its value into *out (unchanged when absent); false: 400 sent and
@@ -1309,25 +1336,33 @@ void rp_h_deployment_create(rp_req_t *r)
 
 void rp_h_deployments_list(rp_req_t *r)
 {
-    struct deploy_list dl = {r, json_array()};
+    struct deploy_list dl = {r, NULL};
+    rp_page_t pg;
 
+    if (!rp_page_request(r, &pg))
+        return;
+    dl.list = json_array();
     if (rp_store_deployment_list(r->w->store, r->tenant.id, collect_deployment, &dl) != RP_OK) {
         json_decref(dl.list);
         rp_reply_error(r, 500, "internal", "cannot list deployments");
         return;
     }
-    rp_reply_json(r, 200, json_pack("{s:o}", "deployments", dl.list));
+    rp_page_reply(r, "deployments", dl.list, &pg, "id", "id");
 }
 
 void rp_h_deployment_get(rp_req_t *r)
 {
     const char *deployment_id = rp_req_param(r, "deployment");
     rp_deployment_t d;
-    json_t *out;
-    rp_err_t err = id_shape(deployment_id, 'd')
-                       ? rp_store_deployment_get(r->w->store, r->tenant.id, deployment_id, &d)
-                       : RP_ERR_NOT_FOUND;
+    rp_page_t pg;
+    json_t *out, *page, *next;
+    rp_err_t err;
 
+    if (!rp_page_request(r, &pg))
+        return;
+    err = id_shape(deployment_id, 'd')
+              ? rp_store_deployment_get(r->w->store, r->tenant.id, deployment_id, &d)
+              : RP_ERR_NOT_FOUND;
     if (err == RP_ERR_NOT_FOUND) {
         rp_reply_error(r, 404, "not_found", "no such deployment in this tenant");
         return;
@@ -1335,6 +1370,18 @@ void rp_h_deployment_get(rp_req_t *r)
     if (err != RP_OK || (out = deployment_json(r, &d, true)) == NULL) {
         rp_reply_error(r, 500, "internal", "cannot read the deployment");
         return;
+    }
+    /* Paged: the counts ("progress", "states") stay the whole deployment's; only the devices
+     * listed are a page, in device ID order (what the console polls every 2 s). */
+    if (pg.paged) {
+        page = rp_page_cut(json_object_get(out, "devices"), &pg, "device_id", "device_id", &next);
+        if (page == NULL) {
+            json_decref(out);
+            rp_reply_error(r, 500, "internal", "out of memory");
+            return;
+        }
+        json_object_set_new(out, "devices", page);
+        json_object_set_new(out, "next_after", next);
     }
     rp_reply_json(r, 200, out);
 }

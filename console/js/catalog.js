@@ -3,13 +3,17 @@
 // signed, and the service verifies it against the tenant's image keys.
 import { api, T, can } from './api.js';
 import { h, table, when, short, field, select, notice, errorText, count } from './dom.js';
+import { listPage } from './paging.js';
 
 export async function images(ctx) {
   const base = T(ctx.tenant);
-  const [imgs, keys] = await Promise.all([api('GET', `${base}/images`), api('GET', `${base}/image-keys`)]);
+  const [imgs, keys] = await Promise.all([
+    listPage(ctx, { url: `${base}/images`, key: 'images', name: 'images', route: '#/images', filter: 'Component starts with' }),
+    listPage(ctx, { url: `${base}/image-keys`, key: 'image_keys', name: 'keys', route: '#/images', filter: 'Key name starts with' }),
+  ]);
   ctx.main.append(h('h1', { tabindex: -1 }, 'Images and keys'));
   if (can(ctx.role, 'contributor')) ctx.main.append(uploadForm(ctx));
-  ctx.main.append(h('h2', {}, 'Images'), table('Images', [
+  ctx.main.append(h('h2', {}, 'Images'), imgs.form, table('Images', [
     { title: 'Image', cell: (i) => h('code', {}, short(i.id)) },
     { title: 'Component', cell: (i) => i.component },
     { title: 'Version', cell: (i) => i.version },
@@ -17,13 +21,13 @@ export async function images(ctx) {
     { title: 'Type', cell: (i) => i.type },
     { title: 'Size', cell: (i) => `${count(i.size)} B` },
     { title: 'Uploaded', cell: (i) => when(i.uploaded) },
-  ], imgs.images || [], 'No image yet.'));
-  ctx.main.append(h('h2', {}, 'Image signing keys'), table('Image signing keys (public halves)', [
+  ], imgs.rows, 'No image yet.'), imgs.pager);
+  ctx.main.append(h('h2', {}, 'Image signing keys'), keys.form, table('Image signing keys (public halves)', [
     { title: 'Name', cell: (k) => k.name },
     { title: 'Type', cell: (k) => k.type },
     { title: 'Key hash', cell: (k) => h('code', {}, short(k.keyhash, 16)) },
     { title: 'Added', cell: (k) => when(k.created) },
-  ], keys.image_keys || [], 'No image key: add the public half of the key you sign images with.'));
+  ], keys.rows, 'No image key: add the public half of the key you sign images with.'), keys.pager);
   if (can(ctx.role, 'admin')) ctx.main.append(keyForm(ctx));
 }
 
@@ -83,7 +87,8 @@ function keyForm(ctx) {
 
 export async function products(ctx) {
   const base = T(ctx.tenant);
-  const list = (await api('GET', `${base}/products`)).products || [];
+  const pg = await listPage(ctx, { url: `${base}/products`, key: 'products', name: 'products', route: '#/products', filter: 'Name starts with' });
+  const list = pg.rows;
   const chosen = ctx.query.get('product') || (list[0] && list[0].id);
   ctx.main.append(h('h1', { tabindex: -1 }, 'Products and groups'));
   if (can(ctx.role, 'contributor')) {
@@ -101,10 +106,10 @@ export async function products(ctx) {
     });
     ctx.main.append(form);
   }
-  ctx.main.append(h('h2', {}, 'Products'), table('Products', [
+  ctx.main.append(h('h2', {}, 'Products'), pg.form, table('Products', [
     { title: 'Product', cell: (p) => h('a', { href: `#/products?product=${encodeURIComponent(p.id)}`, 'aria-current': p.id === chosen ? 'true' : null }, p.name) },
     { title: 'Created', cell: (p) => when(p.created) },
-  ], list, 'No product yet.'));
+  ], list, 'No product yet.'), pg.pager);
   if (!chosen) return;
   const p = await api('GET', `${base}/products/${encodeURIComponent(chosen)}`);
   const sec = h('section', { 'aria-labelledby': 'g-h' }, h('h2', { id: 'g-h' }, `Groups of ${p.name}`),

@@ -4,21 +4,26 @@
 import { api, T, q, can } from './api.js';
 import { h, table, facts, when, short, badge, field, select, notice, errorText, count } from './dom.js';
 import { deviceLink } from './devices.js';
+import { listPage } from './paging.js';
 
 const POLL_MS = 2000;
+// The devices shown of a deployment at once: the server sends one page of them (docs/api.md,
+// "Paging the lists") with the counts of all, so a poll stays small at 100,000 devices.
+const DEVICE_PAGE = 50;
 
 const imagesText = (imgs) => (imgs || []).map((i) => `${i.component} ${i.version}`).join(', ');
 
 export async function list(ctx) {
   const base = T(ctx.tenant);
   const [deps, products] = await Promise.all([
-    api('GET', `${base}/deployments`),
+    listPage(ctx, { url: `${base}/deployments`, key: 'deployments', name: 'deployments', route: '#/deployments', filter: 'Deployment ID starts with' }),
     api('GET', `${base}/products`),
   ]);
-  const rows = (deps.deployments || []).slice().reverse();
+  // a page in ID order; newest first within it
+  const rows = deps.rows.slice().sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0));
   ctx.main.append(h('h1', { tabindex: -1 }, 'Deployments'));
   if (can(ctx.role, 'contributor')) ctx.main.append(await createForm(ctx, products.products || []));
-  ctx.main.append(h('h2', {}, 'All deployments, newest first'),
+  ctx.main.append(h('h2', {}, 'Deployments'), deps.form,
     table('Deployments', [
       { title: 'Deployment', cell: (d) => h('a', { href: `#/deployments/${encodeURIComponent(d.id)}` }, short(d.id)) },
       { title: 'Product', cell: (d) => d.product || '—' },
@@ -27,7 +32,7 @@ export async function list(ctx) {
       { title: 'Rollout', cell: (d) => `${d.rollout} %` },
       { title: 'Status', cell: (d) => badge(d.status || 'active') },
       { title: 'Created', cell: (d) => when(d.created) },
-    ], rows, 'No deployment yet.'));
+    ], rows, 'No deployment yet.'), deps.pager);
 }
 
 async function createForm(ctx, products) {
@@ -90,6 +95,8 @@ export async function detail(ctx) {
   ctx.main.append(h('h1', { tabindex: -1 }, 'Deployment ', h('code', {}, short(id, 16))), actions, msg, stamp, live);
   let timer = null;
   let stopped = false;
+  // The `after` of each page of devices looked at, the one shown last: Previous pops it.
+  const cursors = [''];
   ctx.onLeave(() => { stopped = true; clearTimeout(timer); });
 
   const control = (verb, label, cls) => h('button', {
@@ -120,7 +127,13 @@ export async function detail(ctx) {
       h('span', { class: 'progress-label' }, label),
       h('progress', { max: Math.max(selected, 1), value: n, 'aria-label': label }),
       h('span', { class: 'progress-n', 'data-state': label }, `${count(n)} of ${count(selected)}`));
-    const devs = d.devices || [];
+    // A server that answers without next_after does not page (it sent every device): show 200.
+    const paged = 'next_after' in d;
+    const devs = paged ? d.devices || [] : (d.devices || []).slice(0, 200);
+    const turn = (label, go) => h('button', { type: 'button', onclick: async () => { go(); await poll(); } }, label);
+    const pager = paged ? h('nav', { class: 'pager', 'aria-label': 'Pages of the deployment\'s devices' },
+      cursors.length > 1 ? turn('Previous page', () => cursors.pop()) : null,
+      d.next_after ? turn('Next page', () => cursors.push(d.next_after)) : null) : null;
     live.replaceChildren(
       facts([
         ['Status', badge(status)],
@@ -132,19 +145,20 @@ export async function detail(ctx) {
         bar('reached', reached), bar('installed', states.installed || 0), bar('failed', states.failed || 0),
         bar('rolled back', states.rolled_back || 0), bar('refused', states.refused || 0)),
       h('section', { 'aria-labelledby': 'devs-h' }, h('h2', { id: 'devs-h' }, 'Devices'),
-        devs.length > 200 ? h('p', { class: 'meta' }, `The first 200 of ${count(devs.length)}.`) : null,
+        !paged && (d.devices || []).length > 200 ? h('p', { class: 'meta' }, `The first 200 of ${count(d.devices.length)}.`) : null,
+        paged ? h('p', { class: 'meta page-meta' }, `Page ${count(cursors.length)}: ${count(devs.length)} shown, in device ID order.`) : null,
         table('Devices of the deployment', [
           { title: 'Device', cell: (x) => deviceLink(x.device_id) },
           { title: 'State', cell: (x) => badge(x.state) },
           { title: 'Detail', cell: (x) => x.detail || '—' },
           { title: 'When', cell: (x) => when(x.at) },
-        ], devs.slice(0, 200), 'No device selected.')));
+        ], devs, cursors.length > 1 ? 'No device on this page.' : 'No device selected.'), pager));
   };
 
   const poll = async () => {
     clearTimeout(timer);
     try {
-      const d = await api('GET', path);
+      const d = await api('GET', `${path}${q({ limit: DEVICE_PAGE, after: cursors[cursors.length - 1] })}`);
       if (stopped) return;
       draw(d);
       stamp.replaceChildren('Live: refreshed every 2 s; last at ', when(new Date().toISOString()));

@@ -1,6 +1,7 @@
 // Tokens: the tenant's (admin), created with a role and an expiry and shown once; revoked here.
 import { api, T, can } from './api.js';
 import { h, table, when, short, field, select, notice, errorText } from './dom.js';
+import { listPage } from './paging.js';
 
 const EXPIRIES = [['', 'never (until revoked)'], ['86400', '1 day'], ['604800', '7 days'], ['2592000', '30 days'], ['7776000', '90 days']];
 
@@ -11,7 +12,6 @@ export async function page(ctx) {
     return;
   }
   const base = T(ctx.tenant);
-  const r = await api('GET', `${base}/tokens`);
   const roles = ['reader', 'contributor', 'admin'].filter((x) => can(ctx.role, x));
   const roleSel = select(roles.map((x) => [x, x]), 'reader', { name: 'role' });
   const expSel = select(EXPIRIES, '2592000', { name: 'expires_in' });
@@ -31,10 +31,16 @@ export async function page(ctx) {
       out.focus();
       out.select();
       ctx.announce('Token created: shown once');
-      listBox.replaceChildren(tokenTable(ctx, (await api('GET', `${base}/tokens`)).tokens || [], msg));
+      await fill();
     } catch (e) { msg.fail(`Not created: ${errorText(e)}`); }
   });
-  const listBox = h('div', {}, tokenTable(ctx, r.tokens || [], msg));
+  // One page of the tokens (refreshed in place after a creation, which keeps the secret shown).
+  const listBox = h('div', {});
+  const fill = async () => {
+    const pg = await listPage(ctx, { url: `${base}/tokens`, key: 'tokens', name: 'tokens', route: '#/tokens', filter: 'Token ID starts with' });
+    listBox.replaceChildren(pg.form, tokenTable(ctx, pg.rows, msg), pg.pager);
+  };
+  await fill();
   ctx.main.append(form, h('h2', {}, 'Tokens of this tenant'), listBox);
 }
 

@@ -187,6 +187,8 @@ async function steps(browser) {
   await text('.progress-n[data-state=installed]', /^1 of 1$/);
   await text('.progress-n[data-state=reached]', /^1 of 1$/);
   await text('main td', /^installed$/);
+  // the live view asks for a page of the devices (the counts above stay the whole deployment's)
+  await text('main p.page-meta', /^Page 1: 1 shown/);
   await shot('deployment-live');
   // What a device says is shown as text, never markup: a report whose detail is HTML (the
   // device's own words, over its mutual TLS) appears verbatim, and nothing in it runs.
@@ -240,6 +242,10 @@ async function steps(browser) {
   await page.$$eval('main tbody tr', (rows) => rows.find((r) => r.cells[1].textContent === 'reader').querySelector('button').click());
   await page.waitForFunction(() => document.querySelector('main h1') && ![...document.querySelectorAll('main tbody tr')]
     .some((r) => r.cells[1].textContent === 'reader') && document.querySelectorAll('main tbody tr').length > 0, WAIT);
+  // the list is the server's page, filtered by the server: no token ID starts with "zz"
+  await go('#/tokens?tokens_prefix=zz');
+  await heading('Tokens');
+  await text('main p.empty', /^No token\.$/);
   await go('#/failures');
   await heading('Failures');
   await shot('failures');

@@ -445,6 +445,10 @@ def exercise(doc_path):
     c.call("DELETE", T + "/tokens/" + j["id"], token=tok["admin"], want=404)
     c.call("POST", T + "/tokens", token=tok["reader"], body={"role": "reader"}, want=403)
     c.call("GET", T + "/tokens", token=tok["admin"], want=200)
+    _, _, _, j = c.call("GET", T + "/tokens?limit=1", token=tok["admin"], want=200)
+    if len(j["tokens"]) != 1 or j["next_after"] != j["tokens"][0]["id"]:
+        fail("a page of one token: %s" % j)
+    c.call("GET", T + "/tokens?limit=1001", token=tok["admin"], want=400, bad=True)
     c.call("GET", "/api/v1/tokens", token=system, want=200)
     c.call("GET", "/api/v1/tokens/self", token=tok["reader"], want=200)
     c.call("GET", "/api/v1/tokens/self", token=system, want=200)
@@ -467,6 +471,7 @@ def exercise(doc_path):
     with open(os.path.join(work, "img.pub")) as f:
         pub = f.read()
     c.call("GET", T + "/image-keys", token=tok["reader"], want=200)
+    c.call("GET", T + "/image-keys?limit=5&prefix=rel", token=tok["reader"], want=200)
     c.call("POST", T + "/image-keys", token=tok["admin"], body={"name": "release", "public_key": pub}, want=201)
     c.call("POST", T + "/image-keys", token=tok["admin"], body={"name": "again", "public_key": pub}, want=409)
     with open(os.path.join(work, "app.img"), "rb") as f:
@@ -483,6 +488,9 @@ def exercise(doc_path):
     image = im["id"]
     c.call("GET", U, token=tok["contributor"], want=404)
     c.call("GET", T + "/images", token=tok["reader"], want=200)
+    _, _, _, j = c.call("GET", T + "/images?limit=1000&prefix=app", token=tok["reader"], want=200)
+    if [x["id"] for x in j["images"]] != [image] or j["next_after"] is not None:
+        fail("the images' page by component: %s" % j)
     c.call("GET", T + "/images/" + image, token=tok["reader"], want=200)
     c.call("GET", T + "/images/" + "0" * 64, token=tok["reader"], want=404)
     c.call("POST", T + "/uploads", token=tok["contributor"], body={"size": 200 * 1024 * 1024}, want=413)
@@ -496,9 +504,18 @@ def exercise(doc_path):
     c.call("POST", T + "/products", token=tok["contributor"], body={"name": "Thermostat"}, want=201)
     c.call("POST", T + "/products", token=tok["contributor"], body={"name": "Thermostat"}, want=409)
     c.call("GET", T + "/products", token=tok["reader"], want=200)
+    _, _, _, j = c.call("GET", T + "/products?prefix=Thermo&limit=1", token=tok["reader"], want=200)
+    if [x["name"] for x in j["products"]] != ["Thermostat"]:
+        fail("the products' page by name: %s" % j)
+    c.call("GET", T + "/products?limit=0", token=tok["reader"], want=400, bad=True)
     P = T + "/products/Thermostat"
     c.call("GET", P, token=tok["reader"], want=200)
     c.call("GET", P + "/groups", token=tok["reader"], want=200)
+    _, _, _, j = c.call("GET", P + "/groups?limit=2", token=tok["reader"], want=200)
+    _, _, _, k = c.call("GET", P + "/groups?limit=2&after=" + j["next_after"], token=tok["reader"], want=200)
+    ids = [x["id"] for x in j["groups"] + k["groups"]]
+    if len(j["groups"]) != 2 or ids != sorted(ids) or len(set(ids)) != len(ids) or k["next_after"] is not None:
+        fail("the groups' pages (three default groups): %s then %s" % (j, k))
     c.call("POST", P + "/groups", token=tok["contributor"], body={"name": "Beta", "crash_capture": False}, want=201)
     c.call("POST", P + "/groups", token=tok["contributor"],
            body={"name": "Lab", "allow_unknown_images": True}, want=403)
@@ -532,7 +549,11 @@ def exercise(doc_path):
     _, _, _, dep = c.call("POST", T + "/deployments", token=tok["contributor"],
                           body={"product": "Thermostat", "group": "Field Test", "images": [image]}, want=201)
     c.call("GET", T + "/deployments", token=tok["reader"], want=200)
+    _, _, _, j = c.call("GET", T + "/deployments?limit=100&prefix=d_", token=tok["reader"], want=200)
+    if [x["id"] for x in j["deployments"]] != [dep["id"]] or j["next_after"] is not None:
+        fail("the deployments' page: %s" % j)
     c.call("GET", T + "/deployments/" + dep["id"], token=tok["reader"], want=200)
+    c.call("GET", T + "/deployments/" + dep["id"] + "?after=", token=tok["reader"], want=400, bad=True)
     c.call("GET", T + "/devices", token=tok["reader"], want=200)
     c.call("GET", T + "/devices?prefix=XYZ", token=tok["reader"], want=400, bad=True)
     c.call("GET", D, token=tok["reader"], want=200)
@@ -602,6 +623,14 @@ def exercise(doc_path):
     _, _, _, j = c.call("GET", T + "/deployments/" + dep["id"], token=tok["reader"], want=200)
     if j["progress"] != {"selected": 1, "reached": 1, "installed": 1, "failed": 0, "rolled_back": 0}:
         fail("the deployment's progress after the device installed it: %s" % j["progress"])
+    # A page of its devices past the only one: none listed, the counts still whole.
+    _, _, _, k = c.call("GET", T + "/deployments/%s?limit=1&after=%s" % (dep["id"], device),
+                        token=tok["reader"], want=200)
+    if k["devices"] != [] or k["next_after"] is not None or k["progress"] != j["progress"]:
+        fail("the deployment's page after its last device: %s" % k)
+    _, _, _, k = c.call("GET", T + "/deployments/%s?limit=1" % dep["id"], token=tok["reader"], want=200)
+    if [x["device_id"] for x in k["devices"]] != [device] or k["next_after"] != device:
+        fail("the deployment's first page of devices: %s" % k)
     _, _, _, j = c.call("GET", T + "/fleet", token=tok["reader"], want=200)
     if j["devices"]["total"] != 1 or j["devices"]["attested"] != 1 or \
             [(v["component"], v["version"], v["devices"]) for v in j["versions"]] != [("app", "1.0.0+0", 1)]:

@@ -27,6 +27,7 @@
 #include "console.h"
 #include "names.h"
 #include "nonce.h"
+#include "paging.h"
 #include "server.h"
 #include "rampart/log.h"
 #include "store.h"
@@ -1668,6 +1669,151 @@ static void store_device_status(void **state)
     assert_true(g.n == 10 && g.first == 99 && g.last == 90);
 }
 
+/* The paging of lists read whole (paging.h): the parameters' bounds, then order, cursor, filter
+ * and the end of a list. */
+static void page_params_and_cut(void **state)
+{
+    rp_page_t p;
+    json_t *list = json_array(), *page, *next;
+    const char *ids[] = {"t_c", "t_a", "t_e", "t_b", "t_d"};
+    const char *names[] = {"cam", "alpha", "echo", "beta", "cat"};
+
+    (void)state;
+    assert_true(rp_page_parse(NULL, &p));
+    assert_false(p.paged);
+    assert_true(rp_page_parse("", &p));
+    assert_false(p.paged);
+    assert_true(rp_page_parse("limit=2&after=t_a&prefix=c", &p));
+    assert_true(p.paged);
+    assert_int_equal(p.limit, 2);
+    assert_string_equal(p.after, "t_a");
+    assert_string_equal(p.prefix, "c");
+    assert_true(rp_page_parse("after=x", &p));
+    assert_int_equal(p.limit, RP_PAGE_DEFAULT);
+    assert_true(rp_page_parse("limit=1000", &p));
+    const char *bad[] = {"limit=0",  "limit=1001",      "limit=-1",
+                         "limit=1x", "limit=",          "limit=01",
+                         "after=",   "prefix=",         "prefix=%01",
+                         "bogus=1",  "limit=1&limit=2", "limit=99999999999999999999"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_false(rp_page_parse(bad[i], &p));
+    char longkey[RP_PAGE_KEY_MAX + 16] = "after=";
+    memset(longkey + 6, 'a', RP_PAGE_KEY_MAX + 1);
+    longkey[6 + RP_PAGE_KEY_MAX + 1] = '\0';
+    assert_false(rp_page_parse(longkey, &p));
+    longkey[6 + RP_PAGE_KEY_MAX] = '\0';
+    assert_true(rp_page_parse(longkey, &p));
+
+    for (size_t i = 0; i < 5; i++)
+        json_array_append_new(list, json_pack("{s:s, s:s}", "id", ids[i], "name", names[i]));
+    /* ID order, a full page says where to go on */
+    assert_true(rp_page_parse("limit=2", &p));
+    page = rp_page_cut(list, &p, "id", "name", &next);
+    assert_int_equal(json_array_size(page), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(page, 0), "id")), "t_a");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(page, 1), "id")), "t_b");
+    assert_string_equal(json_string_value(next), "t_b");
+    json_decref(page);
+    json_decref(next);
+    /* from the cursor on, then the end: a short page and null */
+    assert_true(rp_page_parse("limit=2&after=t_c", &p));
+    page = rp_page_cut(list, &p, "id", "name", &next);
+    assert_int_equal(json_array_size(page), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(page, 0), "id")), "t_d");
+    assert_string_equal(json_string_value(next), "t_e");
+    json_decref(page);
+    json_decref(next);
+    assert_true(rp_page_parse("limit=2&after=t_d", &p));
+    page = rp_page_cut(list, &p, "id", "name", &next);
+    assert_int_equal(json_array_size(page), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(page, 0), "id")), "t_e");
+    assert_true(json_is_null(next));
+    json_decref(page);
+    /* the filter on the name, still in ID order */
+    assert_true(rp_page_parse("prefix=ca", &p));
+    page = rp_page_cut(list, &p, "id", "name", &next);
+    assert_int_equal(json_array_size(page), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(page, 0), "id")), "t_c");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(page, 1), "id")), "t_d");
+    assert_true(json_is_null(next));
+    json_decref(page);
+    /* the list itself is untouched */
+    assert_int_equal(json_array_size(list), 5);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "id")), "t_c");
+    json_decref(list);
+}
+
+struct id_list {
+    char ids[8][RP_DEVICE_ID_SIZE];
+    int n;
+};
+
+static void page_id(void *ctx, const rp_device_t *d)
+{
+    struct id_list *l = ctx;
+
+    if (l->n < 8)
+        snprintf(l->ids[l->n++], sizeof(l->ids[0]), "%s", d->id);
+}
+
+/* rp_store_device_page: ID order, from the cursor, a short page at the end, the prefix filter
+ * (an index range: a whole ID as the prefix, and a prefix ending in 0, find theirs). */
+static void store_device_page(void **state)
+{
+    struct db *db = *state;
+    char ids[5][RP_DEVICE_ID_SIZE];
+    const char lead[5][3] = {"b0", "ab", "a0", "ac", "00"};
+    struct id_list l;
+
+    for (int i = 0; i < 5; i++) {
+        memset(ids[i], i == 1 ? 'f' : '0', RP_DEVICE_ID_LEN);
+        memcpy(ids[i], lead[i], 2);
+        ids[i][RP_DEVICE_ID_LEN] = '\0';
+        assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, ids[i], 1000), RP_OK);
+    }
+    /* order and the cursor: 00.., a0.., ab.., then ac.., b0.. */
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(rp_store_device_page(db->s, db->tenant.id, "", "", RP_DEVICE_STATE_ANY, 2000,
+                                          3, page_id, &l),
+                     RP_OK);
+    assert_int_equal(l.n, 3);
+    assert_string_equal(l.ids[0], ids[4]);
+    assert_string_equal(l.ids[1], ids[2]);
+    assert_string_equal(l.ids[2], ids[1]);
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(rp_store_device_page(db->s, db->tenant.id, ids[1], "", RP_DEVICE_STATE_ANY,
+                                          2000, 3, page_id, &l),
+                     RP_OK);
+    assert_int_equal(l.n, 2); /* the end: a short page */
+    assert_string_equal(l.ids[0], ids[3]);
+    assert_string_equal(l.ids[1], ids[0]);
+    /* the prefix: "a" from the cursor, a whole ID, one ending in 0, none */
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(rp_store_device_page(db->s, db->tenant.id, ids[2], "a", RP_DEVICE_STATE_ANY,
+                                          2000, 10, page_id, &l),
+                     RP_OK);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.ids[0], ids[1]);
+    assert_string_equal(l.ids[1], ids[3]);
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(rp_store_device_page(db->s, db->tenant.id, "", ids[3], RP_DEVICE_STATE_ANY,
+                                          2000, 10, page_id, &l),
+                     RP_OK);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.ids[0], ids[3]);
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(rp_store_device_page(db->s, db->tenant.id, "", "b0", RP_DEVICE_STATE_ANY, 2000,
+                                          10, page_id, &l),
+                     RP_OK);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.ids[0], ids[0]);
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(rp_store_device_page(db->s, db->tenant.id, "", "c", RP_DEVICE_STATE_ANY, 2000,
+                                          10, page_id, &l),
+                     RP_OK);
+    assert_int_equal(l.n, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1700,6 +1846,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_groups_and_deployments, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_counter_max, db_setup, db_teardown),
         cmocka_unit_test(peers_cap),
+        cmocka_unit_test(page_params_and_cut),
+        cmocka_unit_test_setup_teardown(store_device_page, db_setup, db_teardown),
         cmocka_unit_test(peers_churn),
         cmocka_unit_test_setup_teardown(store_write_check, db_setup, db_teardown),
     };
