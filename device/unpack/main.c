@@ -51,7 +51,7 @@ static const char *const allowed[] = {
 static const char *const sanitizer[] = {
     "ptrace", "process_vm_readv", "clone", "wait4", "getdents", "getppid", "kill",
     "sched_getaffinity", "rt_sigaction", "sigaltstack", "prctl", "uname", "open", "readlink",
-    "sched_yield", "nanosleep", "clock_nanosleep",
+    "sched_yield", "nanosleep", "clock_nanosleep", "ioctl",
 };
 #endif
 // clang-format on
@@ -71,6 +71,9 @@ static bool fence(bool extract)
     int rs;
     bool ok = true;
 
+#ifdef SANITIZER_BUILD /* LeakSanitizer reads /proc at exit: the test build keeps the rest */
+    abi = 0;
+#endif
     if (abi <= 0)
         return true;
     if (abi >= 2)
