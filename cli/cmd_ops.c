@@ -61,6 +61,8 @@ const char cli_ops_usage[] =
     "      said they accept; they will refuse the image)\n"
     "  rampart deployment list --tenant T\n"
     "  rampart deployment show --tenant T DEPLOYMENT_ID            devices per update state\n"
+    "  rampart deployment pause|resume|stop --tenant T DEPLOYMENT_ID   (contributor) paused or\n"
+    "      stopped: offered only to the devices it reached; resume a paused one; stop is final\n"
     "  rampart update-root sign --tenant T --root-key ROOT.pem [--previous-root-key OLD.pem]\n"
     "        [--expires-days 365] [--out root.json]\n"
     "      sign the next root metadata (the tenant's image keys and the service's online key)\n"

@@ -461,6 +461,7 @@ static void print_deployment(json_t *d)
     printf("group:       %s / %s (%s)\n", ops_str(d, "product"), ops_str(d, "group_name"),
            ops_str(d, "group"));
     printf("created:     %s\n", ops_str(d, "created"));
+    printf("status:      %s\n", ops_str(d, "status"));
     printf("rollout:     %lld%% (%lld of %lld devices in the group)\n",
            (long long)json_integer_value(json_object_get(d, "rollout")),
            (long long)json_integer_value(json_object_get(d, "devices_selected")),
@@ -548,11 +549,11 @@ int ops_deployment_cmd(struct ops *o, const char *verb)
         if (call(o, "GET", path, NULL, 200, &body) != CLI_OK)
             return CLI_FAIL;
         if (!printed_json(o, body)) {
-            printf("%-28s %-28s %-8s %s\n", "ID", "GROUP", "ROLLOUT", "CREATED");
+            printf("%-28s %-28s %-8s %-8s %s\n", "ID", "GROUP", "ROLLOUT", "STATUS", "CREATED");
             json_array_foreach(json_object_get(body, "deployments"), i, d)
-                printf("%-28s %-28s %-7lld%% %s\n", ops_str(d, "id"), ops_str(d, "group"),
+                printf("%-28s %-28s %-7lld%% %-8s %s\n", ops_str(d, "id"), ops_str(d, "group"),
                        (long long)json_integer_value(json_object_get(d, "rollout")),
-                       ops_str(d, "created"));
+                       ops_str(d, "status"), ops_str(d, "created"));
         }
         json_decref(body);
         return CLI_OK;
@@ -566,6 +567,18 @@ int ops_deployment_cmd(struct ops *o, const char *verb)
         complete_states(body);
         if (!printed_json(o, body))
             print_deployment(body);
+        json_decref(body);
+        return CLI_OK;
+    }
+    if (strcmp(verb, "pause") == 0 || strcmp(verb, "resume") == 0 || strcmp(verb, "stop") == 0) {
+        if (o->nargs != 1)
+            return cli_usage(NULL, "deployment %s needs --tenant T DEPLOYMENT_ID", verb);
+        snprintf(path, sizeof(path), "/api/v1/tenants/%s/deployments/%s/%s", o->tenant, o->args[0],
+                 verb);
+        if (call(o, "POST", path, NULL, 200, &body) != CLI_OK)
+            return CLI_FAIL;
+        if (!printed_json(o, body))
+            printf("%s %s\n", ops_str(body, "id"), ops_str(body, "status"));
         json_decref(body);
         return CLI_OK;
     }

@@ -655,6 +655,15 @@ void rp_h_device_targets(rp_req_t *r)
     snprintf(t->deployment, sizeof(t->deployment), "%s", have ? dep.id : "");
     t->version = have ? dep.seq : 0;
     t->expires = (int64_t)time(NULL) + TARGETS_LIFETIME;
+    /* Recorded before it is served: a deployment paused later stays offered to this device, so
+     * its targets version never goes back. */
+    err =
+        have ? rp_store_deployment_reached(r->w->store, dep.id, d->id, (int64_t)time(NULL)) : RP_OK;
+    if (err != RP_OK) {
+        free(t);
+        rp_reply_error(r, 500, "internal", "cannot record the device's targets");
+        return;
+    }
     err = signing_key(r, d->tenant_id, &key);
     if (err == RP_OK)
         err = rp_md_targets_sign(t, key, &env, detail, sizeof(detail));

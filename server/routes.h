@@ -129,6 +129,9 @@ void rp_h_group_assign(rp_req_t *r);
 void rp_h_deployments_list(rp_req_t *r);
 void rp_h_deployment_create(rp_req_t *r);
 void rp_h_deployment_get(rp_req_t *r);
+void rp_h_deployment_pause(rp_req_t *r);
+void rp_h_deployment_resume(rp_req_t *r);
+void rp_h_deployment_stop(rp_req_t *r);
 /* device_api.c */
 void rp_h_online_key_get(rp_req_t *r);
 void rp_h_online_key_rotate(rp_req_t *r);

@@ -270,6 +270,16 @@ typedef struct rp_group {
     bool crash_capture; /* its devices capture and send crashes (the operator's switch; on) */
 } rp_group_t;
 
+/* A deployment's status: active ones are offered to the devices they select; paused and stopped
+ * ones only to the devices they reached already (fetched targets naming them). Resume makes a
+ * paused one active again; stopped is final. */
+typedef enum rp_deploy_status {
+    RP_DEPLOY_ACTIVE,
+    RP_DEPLOY_PAUSED,
+    RP_DEPLOY_STOPPED,
+} rp_deploy_status_t;
+const char *rp_deploy_status_name(rp_deploy_status_t st);
+
 /* A set of images (one per component) for a group's devices; the newest deployment of a group is
  * what its devices should run. rollout: the percentage of the group's devices it reaches, a
  * stable choice (rp_deployment_selects). */
@@ -280,6 +290,7 @@ typedef struct rp_deployment {
     int rollout;
     int64_t created;
     int64_t seq; /* grows with each deployment: the version of the metadata that names it */
+    rp_deploy_status_t status;
     size_t nimages;
     char image_ids[RP_DEPLOY_IMAGES_MAX][RP_IMAGE_ID_SIZE];
 } rp_deployment_t;
@@ -368,10 +379,23 @@ typedef void (*rp_deployment_fn)(void *ctx, const rp_deployment_t *d);
 rp_err_t rp_store_deployment_list(rp_store_t *s, const char *tenant_id, rp_deployment_fn fn,
                                   void *ctx) RP_MUST_CHECK;
 
-/* The newest deployment of the group that reaches the device (rp_deployment_selects):
- * RP_ERR_NOT_FOUND when none does. */
+/* The newest deployment of the group that selects the device (rp_deployment_selects) and is
+ * active or reached it already: RP_ERR_NOT_FOUND when none does. So a paused deployment leaves
+ * the devices it has not reached on the one before, and a device's targets version never goes
+ * back (what it was served stays offered to it). */
 rp_err_t rp_store_deployment_for_device(rp_store_t *s, const char *group_id, const char *device_id,
                                         rp_deployment_t *out) RP_MUST_CHECK;
+/* That the device was served targets naming the deployment (kept once). */
+rp_err_t rp_store_deployment_reached(rp_store_t *s, const char *deployment_id,
+                                     const char *device_id, int64_t at) RP_MUST_CHECK;
+typedef void (*rp_reached_fn)(void *ctx, const char *device_id);
+rp_err_t rp_store_deployment_reached_list(rp_store_t *s, const char *deployment_id,
+                                          rp_reached_fn fn, void *ctx) RP_MUST_CHECK;
+/* Pause (from active), resume (to active, from paused) or stop (final): *out is the deployment
+ * after. RP_ERR_NOT_FOUND: no such deployment in the tenant; RP_ERR_DENIED: it is stopped (only
+ * stopping again is allowed). */
+rp_err_t rp_store_deployment_set_status(rp_store_t *s, const char *tenant_id, const char *id,
+                                        rp_deploy_status_t to, rp_deployment_t *out) RP_MUST_CHECK;
 
 /* The service's online keys for a tenant's update metadata, numbered from 1: PKCS#8 PEM
  * encrypted under the master key. put: RP_ERR_EXISTS when that number exists (another worker

@@ -257,6 +257,15 @@ static const char *const migrations[] = {
     " expires INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE INDEX console_links_expires ON console_links(expires);"
     "CREATE INDEX attestations_tenant_at ON attestations(tenant_id, at);",
+    /* 16: a deployment's status (store_updates.c: active, paused, stopped) and the devices each
+     * reached (fetched targets naming it): a paused or stopped one is offered only to those.
+     * Devices that reported a deployment had fetched targets naming it. */
+    "ALTER TABLE deployments ADD COLUMN status TEXT NOT NULL DEFAULT 'active';"
+    "CREATE TABLE deployment_reached (deployment_id TEXT NOT NULL REFERENCES deployments(id),"
+    " device_id TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (deployment_id, device_id))"
+    " WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO deployment_reached (deployment_id, device_id, at)"
+    " SELECT deployment_id, device_id, at FROM device_updates;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -619,12 +619,25 @@ static const char SQL_DEPLOY_INSERT[] =
 static const char SQL_DEPLOY_IMAGE_INSERT[] =
     "INSERT INTO deployment_images (deployment_id, tenant_id, image_id) VALUES (?, ?, ?)";
 static const char SQL_IMAGE_EXISTS[] = "SELECT 1 FROM images WHERE tenant_id = ? AND id = ?";
-#define DEPLOY_COLUMNS "SELECT id, tenant_id, group_id, rollout, created, seq FROM deployments"
+#define DEPLOY_COLUMNS                                                                             \
+    "SELECT id, tenant_id, group_id, rollout, created, seq, status FROM deployments"
 static const char SQL_DEPLOY_GET[] = DEPLOY_COLUMNS " WHERE tenant_id = ? AND id = ?";
 static const char SQL_DEPLOY_CURRENT[] =
     DEPLOY_COLUMNS " WHERE group_id = ? ORDER BY seq DESC LIMIT 1";
 static const char SQL_DEPLOY_LIST[] = DEPLOY_COLUMNS " WHERE tenant_id = ? ORDER BY seq";
-static const char SQL_DEPLOY_OF_GROUP[] = DEPLOY_COLUMNS " WHERE group_id = ? ORDER BY seq DESC";
+/* Column 7: whether it may be offered to the device (?2): active, or the device had it. */
+static const char SQL_DEPLOY_OF_GROUP[] =
+    "SELECT id, tenant_id, group_id, rollout, created, seq, status, status = 'active' OR EXISTS"
+    " (SELECT 1 FROM deployment_reached r WHERE r.deployment_id = deployments.id AND"
+    " r.device_id = ?2) FROM deployments WHERE group_id = ?1 ORDER BY seq DESC";
+static const char SQL_REACHED_INSERT[] = "INSERT OR IGNORE INTO deployment_reached"
+                                         " (deployment_id, device_id, at) VALUES (?, ?, ?)";
+static const char SQL_REACHED_LIST[] =
+    "SELECT device_id FROM deployment_reached WHERE deployment_id = ? ORDER BY device_id";
+/* Stopped is final: only stopping again changes (nothing in) a stopped one. */
+static const char SQL_DEPLOY_STATUS_SET[] =
+    "UPDATE deployments SET status = ?1 WHERE tenant_id = ?2"
+    " AND id = ?3 AND (status != 'stopped' OR ?1 = 'stopped')";
 static const char SQL_DEPLOY_IMAGES[] = "SELECT di.image_id FROM deployment_images di JOIN images i"
                                         " ON i.tenant_id = di.tenant_id AND i.id = di.image_id"
                                         " WHERE di.deployment_id = ? ORDER BY i.component";
@@ -684,6 +697,29 @@ rp_err_t rp_store_deployment_create(rp_store_t *s, rp_deployment_t *d)
     return sq_end(s, err);
 }
 
+static const char *const deploy_status_names[] = {
+    [RP_DEPLOY_ACTIVE] = "active",
+    [RP_DEPLOY_PAUSED] = "paused",
+    [RP_DEPLOY_STOPPED] = "stopped",
+};
+
+const char *rp_deploy_status_name(rp_deploy_status_t st)
+{
+    return (unsigned)st < sizeof(deploy_status_names) / sizeof(deploy_status_names[0])
+               ? deploy_status_names[st]
+               : "stopped";
+}
+
+/* A status the store does not know (a newer server wrote it) reads as stopped: offered to no
+ * device it has not reached. */
+static rp_deploy_status_t deploy_status_parse(const char *name)
+{
+    for (size_t i = 0; i < sizeof(deploy_status_names) / sizeof(deploy_status_names[0]); i++)
+        if (strcmp(name, deploy_status_names[i]) == 0)
+            return (rp_deploy_status_t)i;
+    return RP_DEPLOY_STOPPED;
+}
+
 /* The deployment in st's current row, with its images. */
 static rp_err_t deployment_row(rp_store_t *s, sqlite3_stmt *st, rp_deployment_t *d)
 {
@@ -697,6 +733,11 @@ static rp_err_t deployment_row(rp_store_t *s, sqlite3_stmt *st, rp_deployment_t 
     d->rollout = sqlite3_column_int(st, 3);
     d->created = sqlite3_column_int64(st, 4);
     d->seq = sqlite3_column_int64(st, 5);
+    {
+        char status[16];
+        sq_text_col(st, 6, status, sizeof(status));
+        d->status = deploy_status_parse(status);
+    }
     im = sq_stmt(s, SQL_DEPLOY_IMAGES);
     if (im == NULL)
         return RP_ERR_IO;
@@ -827,13 +868,15 @@ rp_err_t rp_store_deployment_for_device(rp_store_t *s, const char *group_id, con
     if (st == NULL)
         return RP_ERR_IO;
     BIND_TEXT(st, 1, group_id);
-    /* Newest first; deciding needs only the ID and rollout, the images are read for the one. */
+    BIND_TEXT(st, 2, device_id);
+    /* Newest first; deciding needs only the ID, rollout and whether it may be offered; the images
+     * are read for the one. */
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         rp_deployment_t d;
         memset(&d, 0, sizeof(d));
         sq_text_col(st, 0, d.id, sizeof(d.id));
         d.rollout = sqlite3_column_int(st, 3);
-        if (rp_deployment_selects(&d, device_id)) {
+        if (sqlite3_column_int(st, 7) != 0 && rp_deployment_selects(&d, device_id)) {
             err = deployment_row(s, st, out);
             break;
         }
@@ -842,6 +885,58 @@ rp_err_t rp_store_deployment_for_device(rp_store_t *s, const char *group_id, con
         err = sq_error(s, "deployments");
     sqlite3_reset(st);
     return err;
+}
+
+rp_err_t rp_store_deployment_reached(rp_store_t *s, const char *deployment_id,
+                                     const char *device_id, int64_t at)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_REACHED_INSERT);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, deployment_id);
+    BIND_TEXT(st, 2, device_id);
+    sqlite3_bind_int64(st, 3, at);
+    return sq_step_done(s, st, NULL);
+}
+
+rp_err_t rp_store_deployment_reached_list(rp_store_t *s, const char *deployment_id,
+                                          rp_reached_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_REACHED_LIST);
+    char id[RP_DEVICE_ID_SIZE];
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    BIND_TEXT(st, 1, deployment_id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        sq_text_col(st, 0, id, sizeof(id));
+        fn(ctx, id);
+    }
+    return list_done(s, st, rc, "deployment devices reached");
+}
+
+rp_err_t rp_store_deployment_set_status(rp_store_t *s, const char *tenant_id, const char *id,
+                                        rp_deploy_status_t to, rp_deployment_t *out)
+{
+    sqlite3_stmt *st;
+    rp_err_t err = sq_begin(s);
+
+    if (err != RP_OK)
+        return err;
+    st = sq_stmt(s, SQL_DEPLOY_STATUS_SET);
+    if (st == NULL)
+        return sq_end(s, RP_ERR_IO);
+    BIND_TEXT(st, 1, rp_deploy_status_name(to));
+    BIND_TEXT(st, 2, tenant_id);
+    BIND_TEXT(st, 3, id);
+    err = sq_step_done(s, st, NULL);
+    if (err == RP_OK)
+        err = rp_store_deployment_get(s, tenant_id, id, out);
+    if (err == RP_OK && out->status != to)
+        err = RP_ERR_DENIED;
+    return sq_end(s, err);
 }
 
 /* ---- update metadata ---- */

@@ -1065,6 +1065,7 @@ struct deploy_show {
     rp_store_t *store;
     const rp_deployment_t *d;
     json_t *devices; /* device ID -> {"state", ...} for the selected devices */
+    json_t *reached; /* device ID -> true: served targets naming it (deployment_reached) */
     json_int_t in_group, selected;
 };
 
@@ -1093,6 +1094,15 @@ static void show_update(void *ctx, const rp_device_update_t *u)
     json_object_set_new(dev, "at", rp_iso_time_json(u->at));
 }
 
+/* A device served targets naming the deployment: reached, though it may not have reported yet. */
+static void show_reached(void *ctx, const char *device_id)
+{
+    struct deploy_show *ds = ctx;
+
+    if (json_object_get(ds->devices, device_id) != NULL)
+        json_object_set_new(ds->reached, device_id, json_true());
+}
+
 static json_t *deployment_json(rp_req_t *r, const rp_deployment_t *d, bool with_devices)
 {
     json_t *imgs = json_array(), *o;
@@ -1105,8 +1115,9 @@ static json_t *deployment_json(rp_req_t *r, const rp_deployment_t *d, bool with_
             json_array_append_new(imgs, json_pack("{s:s, s:s, s:s}", "id", m.id, "component",
                                                   m.component, "version", m.version));
     }
-    o = json_pack("{s:s, s:s, s:i, s:o, s:o}", "id", d->id, "group", d->group_id, "rollout",
-                  d->rollout, "images", imgs, "created", rp_iso_time_json(d->created));
+    o = json_pack("{s:s, s:s, s:i, s:s, s:o, s:o}", "id", d->id, "group", d->group_id, "rollout",
+                  d->rollout, "status", rp_deploy_status_name(d->status), "images", imgs, "created",
+                  rp_iso_time_json(d->created));
     if (rp_store_group_get(r->w->store, d->tenant_id, d->group_id, &g) == RP_OK) {
         json_object_set_new(o, "group_name", json_string(g.name));
         if (rp_store_product_find(r->w->store, d->tenant_id, g.product_id, &p) == RP_OK)
@@ -1114,7 +1125,7 @@ static json_t *deployment_json(rp_req_t *r, const rp_deployment_t *d, bool with_
     }
 
     if (with_devices) {
-        struct deploy_show ds = {r->w->store, d, json_object(), 0, 0};
+        struct deploy_show ds = {r->w->store, d, json_object(), json_object(), 0, 0};
         json_t *counts = json_object(), *list = json_array(), *v;
         const char *id;
 
@@ -1124,31 +1135,34 @@ static json_t *deployment_json(rp_req_t *r, const rp_deployment_t *d, bool with_
                 json_object_set_new(counts, rp_update_state_name((rp_update_state_t)i),
                                     json_integer(0));
         if (rp_store_group_members(r->w->store, d->group_id, show_member, &ds) != RP_OK ||
-            rp_store_device_updates(r->w->store, d->id, show_update, &ds) != RP_OK) {
+            rp_store_device_updates(r->w->store, d->id, show_update, &ds) != RP_OK ||
+            rp_store_deployment_reached_list(r->w->store, d->id, show_reached, &ds) != RP_OK) {
             json_decref(ds.devices);
+            json_decref(ds.reached);
             json_decref(counts);
             json_decref(list);
             json_decref(o);
             return NULL;
         }
+        json_int_t reached = 0;
         json_object_foreach(ds.devices, id, v)
         {
             const char *state = json_string_value(json_object_get(v, "state"));
+            if (json_object_get(ds.reached, id) != NULL ||
+                strcmp(state, rp_update_state_name(RP_UPDATE_PENDING)) != 0)
+                reached++;
             json_object_set_new(
                 counts, state,
                 json_integer(json_integer_value(json_object_get(counts, state)) + 1));
             json_object_set_new(v, "device_id", json_string(id));
             json_array_append(list, v);
         }
-        /* What the console's live view shows: reached is every device that reported anything
-         * of this deployment (the rest of the selected ones are still pending). */
+        /* What the console's live view shows: reached is every device that was served targets
+         * naming this deployment or reported anything of it (a pause keeps these on it). */
         json_object_set_new(
             o, "progress",
             json_pack(
-                "{s:I, s:I, s:I, s:I, s:I}", "selected", ds.selected, "reached",
-                (json_int_t)json_object_size(ds.devices) -
-                    json_integer_value(
-                        json_object_get(counts, rp_update_state_name(RP_UPDATE_PENDING))),
+                "{s:I, s:I, s:I, s:I, s:I}", "selected", ds.selected, "reached", reached,
                 "installed",
                 json_integer_value(
                     json_object_get(counts, rp_update_state_name(RP_UPDATE_INSTALLED))),
@@ -1158,6 +1172,7 @@ static json_t *deployment_json(rp_req_t *r, const rp_deployment_t *d, bool with_
                 json_integer_value(
                     json_object_get(counts, rp_update_state_name(RP_UPDATE_ROLLED_BACK)))));
         json_decref(ds.devices);
+        json_decref(ds.reached);
         json_object_set_new(o, "devices_in_group", json_integer(ds.in_group));
         json_object_set_new(o, "devices_selected", json_integer(ds.selected));
         json_object_set_new(o, "states", counts);
@@ -1384,4 +1399,49 @@ void rp_h_deployment_get(rp_req_t *r)
         json_object_set_new(out, "next_after", next);
     }
     rp_reply_json(r, 200, out);
+}
+
+/* Pause, resume or stop: what a paused or stopped deployment means to devices is in
+ * rp_store_deployment_for_device. */
+static void deployment_status_set(rp_req_t *r, rp_deploy_status_t to, const char *verb)
+{
+    const char *deployment_id = rp_req_param(r, "deployment");
+    rp_deployment_t d;
+    json_t *out;
+    rp_err_t err =
+        id_shape(deployment_id, 'd')
+            ? rp_store_deployment_set_status(r->w->store, r->tenant.id, deployment_id, to, &d)
+            : RP_ERR_NOT_FOUND;
+
+    if (err == RP_ERR_NOT_FOUND) {
+        rp_reply_error(r, 404, "not_found", "no such deployment in this tenant");
+        return;
+    }
+    if (err == RP_ERR_DENIED) {
+        rp_reply_error(r, 409, "stopped",
+                       "deployment %s is stopped, which is final: deploy again to continue",
+                       deployment_id);
+        return;
+    }
+    if (err != RP_OK || (out = deployment_json(r, &d, false)) == NULL) {
+        rp_reply_error(r, 500, "internal", "cannot change the deployment");
+        return;
+    }
+    rp_log_info("tenant %s: deployment %s %s", r->tenant.id, d.id, verb);
+    rp_reply_json(r, 200, out);
+}
+
+void rp_h_deployment_pause(rp_req_t *r)
+{
+    deployment_status_set(r, RP_DEPLOY_PAUSED, "paused");
+}
+
+void rp_h_deployment_resume(rp_req_t *r)
+{
+    deployment_status_set(r, RP_DEPLOY_ACTIVE, "resumed");
+}
+
+void rp_h_deployment_stop(rp_req_t *r)
+{
+    deployment_status_set(r, RP_DEPLOY_STOPPED, "stopped");
 }

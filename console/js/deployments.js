@@ -102,7 +102,7 @@ export async function detail(ctx) {
   const control = (verb, label, cls) => h('button', {
     type: 'button', class: cls || '',
     onclick: async () => {
-      if (verb === 'stop' && !window.confirm('Stop this deployment? Devices not yet updated will not get it.')) return;
+      if (verb === 'stop' && !window.confirm('Stop this deployment for good? Devices it has not reached will not get it; those it reached keep it.')) return;
       try {
         await api('POST', `${path}/${verb}`);
         ctx.announce(`Deployment: ${label} done`);
@@ -114,7 +114,7 @@ export async function detail(ctx) {
   const draw = (d) => {
     const states = d.states || {};
     const selected = d.devices_selected || 0;
-    // reached: the devices that reported anything of it (the server's count when it gives one)
+    // reached: the devices served targets naming it or that reported (the server's count)
     const reached = d.progress && typeof d.progress.reached === 'number' ? d.progress.reached : selected - (states.pending || 0);
     const status = d.status || 'active';
     actions.replaceChildren();

@@ -200,6 +200,18 @@ async function steps(browser) {
   await page.waitForFunction((m) => [...document.querySelectorAll('main td')].some((td) => td.textContent === m), WAIT, markup);
   ok(await page.evaluate(() => document.querySelector('main img') === null && document.title !== 'pwned'),
     'a device\'s report became markup in the page');
+  // pause, resume, stop: the buttons send the session's CSRF value, as every change does
+  const press = async (label) => {
+    await page.waitForFunction((l) => [...document.querySelectorAll('.actions button')].some((b) => b.textContent === l), WAIT, label);
+    await page.evaluate((l) => [...document.querySelectorAll('.actions button')].find((b) => b.textContent === l).click(), label);
+  };
+  await press('Pause');
+  await text('.facts dd .badge', /^paused$/);
+  await press('Resume');
+  await text('.facts dd .badge', /^active$/);
+  await press('Stop');
+  await text('.facts dd .badge', /^stopped$/);
+  ok(await page.evaluate(() => document.querySelectorAll('.actions button').length === 0), 'a stopped deployment still has buttons');
   await go('#/deployments');
   await heading('Deployments');
   await shot('deployments');

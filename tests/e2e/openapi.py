@@ -631,6 +631,14 @@ def exercise(doc_path):
     _, _, _, k = c.call("GET", T + "/deployments/%s?limit=1" % dep["id"], token=tok["reader"], want=200)
     if [x["device_id"] for x in k["devices"]] != [device] or k["next_after"] != device:
         fail("the deployment's first page of devices: %s" % k)
+    # pause, resume, stop (final: resuming it is refused); the device it reached keeps it
+    for verb, status in (("pause", "paused"), ("resume", "active"), ("stop", "stopped")):
+        _, _, _, j = c.call("POST", T + "/deployments/%s/%s" % (dep["id"], verb), token=tok["contributor"], want=200)
+        if j["status"] != status:
+            fail("the deployment after %s: %s" % (verb, j))
+    c.call("POST", T + "/deployments/%s/resume" % dep["id"], token=tok["contributor"], want=409)
+    c.call("POST", T + "/deployments/%s/pause" % dep["id"], token=tok["reader"], want=403)
+    c.call("POST", T + "/deployments/d_%s/stop" % ("0" * 24), token=tok["contributor"], want=404)
     _, _, _, j = c.call("GET", T + "/fleet", token=tok["reader"], want=200)
     if j["devices"]["total"] != 1 or j["devices"]["attested"] != 1 or \
             [(v["component"], v["version"], v["devices"]) for v in j["versions"]] != [("app", "1.0.0+0", 1)]:

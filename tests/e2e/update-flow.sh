@@ -81,7 +81,8 @@ expect 1 check 1; out_has "app: rolled_back: exited with status 7 at start"
 expect 1 check 2
 eq "$(version_of 1)" 1.1.0+0 "dev1 still runs 1.1.0"
 shown "$dep2" '.states.rolled_back == 2 and .states.pending == 2'
-# The console's live view: reached is every device that reported (the pending ones have not).
+# The console's live view: reached is every device served targets naming it or that reported (the
+# pending ones have not fetched them).
 shown "$dep2" '.progress == {"selected": 4, "reached": 2, "installed": 0, "failed": 0, "rolled_back": 2}'
 shown "$dep2" "[.devices[] | select(.state == \"rolled_back\") | .detail] | all(contains(\"exited with status 7\"))"
 
@@ -150,6 +151,41 @@ for i in 1 2 3 4; do
 done
 shown "$dep5" ".devices_selected == $want and .states.installed == $want"
 eq "$(version_of 5)" none "the Production device is still untouched"
+
+# --- pause, resume, stop: offered only to the devices a paused or stopped deployment reached -----
+# (reached: served targets naming it). The others keep what they had; no targets version goes
+# back (the agent would refuse it as a rollback).
+targets_of() { jq -r ".signed | @base64d | fromjson | .$2" "$d/dev$1/agent/update/targets.json"; }
+sign 1.4.1 2 "$d/good.sh"; v141=$(upload 1.4.1)
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v141"
+depp=$(cat "$d/out")
+expect 0 check 1; out_has "app: installed"; eq "$(version_of 1)" 1.4.1+0 "dev1 runs 1.4.1"
+had2=$(version_of 2) was2=$(targets_of 2 deployment) ver2=$(targets_of 2 version)
+expect 0 "$RAMPART" deployment pause --tenant "$acme" "$depp"; out_has "$depp paused"
+shown "$depp" '.status == "paused" and .progress.reached == 1 and .progress.installed == 1'
+expect 0 check 2; out_has "0 installed"
+eq "$(version_of 2)" "$had2" "dev2, not reached, does not get the paused deployment"
+eq "$(targets_of 2 deployment)" "$was2" "dev2's targets name what they named before"
+eq "$(targets_of 2 version)" "$ver2" "dev2's targets version"
+expect 0 check 1; out_has "1 up to date"             # dev1 keeps it (not a rollback)
+eq "$(targets_of 1 deployment)" "$depp" "dev1's targets still name the paused deployment"
+expect 0 "$RAMPART" deployment list --tenant "$acme" --output json
+jq -e --arg id "$depp" '.deployments[] | select(.id == $id) | .status == "paused"' "$d/out" >/dev/null \
+  || fail "deployment list: $(cat "$d/out")"
+expect 0 "$RAMPART" deployment resume --tenant "$acme" "$depp"; out_has "$depp active"
+expect 0 check 2; out_has "app: installed"; eq "$(version_of 2)" 1.4.1+0 "dev2 gets it once resumed"
+# stopped: never offered to a device it had not reached, and final
+sign 1.4.2 2 "$d/good.sh"; v142=$(upload 1.4.2)
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v142"
+deps=$(cat "$d/out")
+expect 0 "$RAMPART" deployment stop --tenant "$acme" "$deps"; out_has "$deps stopped"
+expect 1 "$RAMPART" deployment resume --tenant "$acme" "$deps"; err_has "(HTTP 409)"; err_has "stopped"
+shown "$deps" '.status == "stopped" and .progress.reached == 0'
+expect 0 check 2; out_has "0 installed"; eq "$(version_of 2)" 1.4.1+0 "a stopped deployment is not offered"
+eq "$(targets_of 2 deployment)" "$depp" "dev2's targets name the one before the stopped one"
+# stopping the one dev1 has: it keeps it
+expect 0 "$RAMPART" deployment stop --tenant "$acme" "$depp"
+expect 0 check 1; out_has "1 up to date"; eq "$(targets_of 1 deployment)" "$depp" "dev1 keeps the stopped one"
 
 # --- root rotation: a second image key, trusted once the operator signs root version 2 -----------
 expect 0 "$RAMPART" key generate --type ed25519 --out "$d/img2.key"

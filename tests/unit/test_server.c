@@ -163,7 +163,7 @@ static void store_schema(void **state)
 {
     struct db *db = *state;
 
-    assert_int_equal(rp_store_schema_version(db->s), 15);
+    assert_int_equal(rp_store_schema_version(db->s), 16);
 }
 
 /* One write: a verdict, maybe a certificate, maybe a nonce to spend. */
@@ -1111,6 +1111,9 @@ static void store_name_keys_filled_at_open(void **state)
     assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
     /* Back to schema 7 ... */
     assert_int_equal(sqlite3_exec(raw,
+                                  "DROP TABLE deployment_reached;"
+                                  "ALTER TABLE deployments DROP COLUMN status;"
+                                  "DELETE FROM schema_version WHERE version = 16;"
                                   "DROP TABLE console_sessions; DROP TABLE console_links;"
                                   "DROP INDEX attestations_tenant_at;"
                                   "DELETE FROM schema_version WHERE version = 15;"
@@ -1159,7 +1162,7 @@ static void store_name_keys_filled_at_open(void **state)
                      SQLITE_OK);
     rp_store_close(db->s);
     assert_int_equal(rp_store_open(db->dir, &db->s), RP_OK);
-    assert_int_equal(rp_store_schema_version(db->s), 15);
+    assert_int_equal(rp_store_schema_version(db->s), 16);
     assert_int_equal(rp_store_tenant_create(db->s, "acme", &t), RP_ERR_EXISTS);
     assert_int_equal(rp_store_tenant_create(db->s, "globex", &t), RP_ERR_EXISTS);
     assert_int_equal(rp_store_tenant_create(db->s, "Beta", &t), RP_ERR_EXISTS);
@@ -1366,6 +1369,73 @@ static void store_groups_and_deployments(void **state)
     assert_int_equal(cur.nimages, 1);
     assert_string_equal(cur.image_ids[0], img.id);
     assert_int_equal(rp_store_deployment_get(db->s, other.id, d2.id, &cur), RP_ERR_NOT_FOUND);
+    assert_int_equal(cur.status, RP_DEPLOY_ACTIVE);
+
+    /* Pause and stop (schema 16): a paused or stopped deployment stays offered to the devices it
+     * reached (served targets naming it) and to no other, so no device's targets version goes
+     * back; resume makes a paused one active; stopped is final. */
+    static const char dev3[] = "3333333333333333333333333333333333333333333333333333333333333333";
+    rp_deployment_t d3, d4, before, got;
+    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, dev3, 1000), RP_OK);
+    assert_int_equal(rp_store_device_assign(db->s, &prod, dev3, 1200), RP_OK);
+    assert_int_equal(rp_store_deployment_for_device(db->s, prod.id, dev3, &before), RP_OK);
+    assert_string_equal(before.id, rp_deployment_selects(&d2, dev3) ? d2.id : d1.id);
+    assert_int_equal(rp_store_deployment_reached(db->s, before.id, dev3, 1300), RP_OK);
+    d3 = d1;
+    assert_int_equal(rp_store_deployment_create(db->s, &d3), RP_OK);
+    assert_int_equal(rp_store_deployment_for_device(db->s, prod.id, dev1, &got), RP_OK);
+    assert_string_equal(got.id, d3.id);
+    assert_int_equal(rp_store_deployment_reached(db->s, d3.id, dev1, 1300), RP_OK);
+    assert_int_equal(rp_store_deployment_reached(db->s, d3.id, dev1, 1400), RP_OK); /* kept once */
+    assert_int_equal(
+        rp_store_deployment_set_status(db->s, db->tenant.id, d3.id, RP_DEPLOY_PAUSED, &got), RP_OK);
+    assert_int_equal(got.status, RP_DEPLOY_PAUSED);
+    assert_int_equal(rp_store_deployment_get(db->s, db->tenant.id, d3.id, &got), RP_OK);
+    assert_int_equal(got.status, RP_DEPLOY_PAUSED);
+    assert_string_equal(rp_deploy_status_name(got.status), "paused");
+    /* dev1 had it: keeps it (not d2 or d1, a lower version); dev3 did not: keeps what it had */
+    assert_int_equal(rp_store_deployment_for_device(db->s, prod.id, dev1, &got), RP_OK);
+    assert_string_equal(got.id, d3.id);
+    assert_int_equal(rp_store_deployment_for_device(db->s, prod.id, dev3, &got), RP_OK);
+    assert_string_equal(got.id, before.id);
+    assert_int_equal(rp_store_deployment_get(db->s, db->tenant.id, d3.id, &d3), RP_OK);
+    assert_true(got.seq < d3.seq);
+    assert_int_equal(
+        rp_store_deployment_set_status(db->s, db->tenant.id, d3.id, RP_DEPLOY_ACTIVE, &got), RP_OK);
+    assert_int_equal(got.status, RP_DEPLOY_ACTIVE);
+    assert_int_equal(rp_store_deployment_for_device(db->s, prod.id, dev3, &got), RP_OK);
+    assert_string_equal(got.id, d3.id);
+    assert_int_equal(rp_store_deployment_reached(db->s, d3.id, dev3, 1500), RP_OK);
+    /* stopped before reaching anyone: offered to no device, and final */
+    d4 = d1;
+    assert_int_equal(rp_store_deployment_create(db->s, &d4), RP_OK);
+    assert_int_equal(
+        rp_store_deployment_set_status(db->s, db->tenant.id, d4.id, RP_DEPLOY_STOPPED, &got),
+        RP_OK);
+    assert_int_equal(got.status, RP_DEPLOY_STOPPED);
+    assert_int_equal(rp_store_deployment_for_device(db->s, prod.id, dev1, &got), RP_OK);
+    assert_string_equal(got.id, d3.id);
+    assert_int_equal(rp_store_deployment_for_device(db->s, prod.id, dev3, &got), RP_OK);
+    assert_string_equal(got.id, d3.id);
+    assert_int_equal(
+        rp_store_deployment_set_status(db->s, db->tenant.id, d4.id, RP_DEPLOY_ACTIVE, &got),
+        RP_ERR_DENIED);
+    assert_int_equal(
+        rp_store_deployment_set_status(db->s, db->tenant.id, d4.id, RP_DEPLOY_PAUSED, &got),
+        RP_ERR_DENIED);
+    assert_int_equal(rp_store_deployment_get(db->s, db->tenant.id, d4.id, &got), RP_OK);
+    assert_int_equal(got.status, RP_DEPLOY_STOPPED);
+    assert_int_equal(
+        rp_store_deployment_set_status(db->s, db->tenant.id, d4.id, RP_DEPLOY_STOPPED, &got),
+        RP_OK);
+    assert_int_equal(rp_store_deployment_set_status(db->s, other.id, d3.id, RP_DEPLOY_PAUSED, &got),
+                     RP_ERR_NOT_FOUND);
+    /* stopping the one a device has: it keeps it */
+    assert_int_equal(
+        rp_store_deployment_set_status(db->s, db->tenant.id, d3.id, RP_DEPLOY_STOPPED, &got),
+        RP_OK);
+    assert_int_equal(rp_store_deployment_for_device(db->s, prod.id, dev3, &got), RP_OK);
+    assert_string_equal(got.id, d3.id);
 }
 
 /* The Range header of an image download: the forms a resuming device sends, and the rest. */
