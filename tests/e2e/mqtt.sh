@@ -114,6 +114,7 @@ E2E_CHECKS=$((E2E_CHECKS + 2))
 # it connects), and a device it is presented to (by openssl s_client) refuses it. (peer_pair a u
 # timed out: a waited its 30 s for a peer that never came, and never saw the certificate.)
 expect 1 "$AGENT" peer connect --state-dir "$d/u" --peer 127.0.0.1:9
+err_has "ca-chain.pem is corrupt (not found): it should hold the tenant CA that issued device.crt"
 sp=$(free_port) s_rc=0
 "$AGENT" peer serve --state-dir "$d/a" --listen "127.0.0.1:$sp" >"$d/serve.out" 2>"$d/serve.err" &
 pid=$!
