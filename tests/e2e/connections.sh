@@ -25,6 +25,41 @@ start_server "$d/srv" --request-deadline $D
 port=$(cat "$d/srv.port")
 export RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN
 
+# A download that takes longer than the deadline to send is not cut: the deadline is for the
+# request to arrive, not for the answer to leave. A device that attested, in a group with a
+# deployment, fetches a 16 MiB image (more than the loopback's socket buffers hold) at 1 MiB/s.
+expect 0 "$RAMPART" tenant create acme; acme=$(cat "$d/out")
+# This machine's kernel is not locked down: its agents say debug is enabled.
+expect 0 "$RAMPART" tenant policy --tenant "$acme" --allow-debug yes --require-components no
+expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/root.key"
+expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/img.key"
+expect 0 "$RAMPART" key public --key "$d/img.key" --out "$d/img.pub"
+expect 0 "$RAMPART" image-key add --tenant "$acme" --key "$d/img.pub" --name release
+expect 0 "$RAMPART" update-root sign --tenant "$acme" --root-key "$d/root.key" --out "$d/root.json"
+head -c $((16 * 1024 * 1024)) /dev/urandom >"$d/payload"
+expect 0 "$RAMPART" image sign --key "$d/img.key" --version 1.0.0 --security-counter 1 --type app \
+  "$d/payload" "$d/app.img"
+expect 0 "$RAMPART" image upload --tenant "$acme" --component app "$d/app.img"; image=$(cat "$d/out")
+expect 0 "$RAMPART" product create --tenant "$acme" Thermostat
+expect 0 "$AGENT" provision --state-dir "$d/dev" --rot soft; dev=$(tail -n1 "$d/out")
+expect 0 "$RAMPART" device claim --tenant "$acme" "$dev"
+expect 0 "$RAMPART" device assign --tenant "$acme" --product Thermostat --group "Field Test" "$dev"
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$image"
+expect 0 "$AGENT" attest --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+# It runs while the three clients below do (the test takes the download's time, not the
+# download's and then a deadline's), served by a replica of the same data directory with the same
+# deadline: the connection counts checked below are the first process's, the clients' only.
+"$server_bin" --data-dir "$d/srv" --listen 127.0.0.1:0 --port-file "$d/dl.port" --request-deadline $D \
+  >"$d/dl.log" 2>&1 &
+dl_server=$!
+E2E_PIDS+=("$dl_server")
+wait_until 60 test -s "$d/dl.port" || fail "the replica did not start: $(cat "$d/dl.log")"
+curl -s --cacert "$SERVER_CA" --cert "$d/dev/agent/device.crt" --key "$d/dev/identity.pem" \
+  --limit-rate 1M -o "$d/downloaded" -w '%{time_total}' \
+  "https://127.0.0.1:$(cat "$d/dl.port")/api/v1/device/images/$image" >"$d/took" &
+download=$!
+E2E_PIDS+=("$download")
+
 # The three clients at once: their times overlap, the test takes one deadline, not three.
 python3 "$client" slowloris "$port" "$SERVER_CA" 120 >"$d/slowloris" 2>&1 &
 slow=$!
@@ -53,36 +88,15 @@ eq "$(head -n 3 "$d/keepalive" | tr '\n' ' ')" "200 200 200 " "a kept-alive conn
 http GET /metrics -; is_status 200
 eq "$(metric 'rampart_connections_closed_total{reason="request_deadline"}')" 2 "connections cut at the deadline"
 
-# A download that takes longer than the deadline to send is not cut: the deadline is for the
-# request to arrive, not for the answer to leave. A device that attested, in a group with a
-# deployment, fetches a 16 MiB image (more than the loopback's socket buffers hold) at 1 MiB/s.
-expect 0 "$RAMPART" tenant create acme; acme=$(cat "$d/out")
-# This machine's kernel is not locked down: its agents say debug is enabled.
-expect 0 "$RAMPART" tenant policy --tenant "$acme" --allow-debug yes --require-components no
-expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/root.key"
-expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/img.key"
-expect 0 "$RAMPART" key public --key "$d/img.key" --out "$d/img.pub"
-expect 0 "$RAMPART" image-key add --tenant "$acme" --key "$d/img.pub" --name release
-expect 0 "$RAMPART" update-root sign --tenant "$acme" --root-key "$d/root.key" --out "$d/root.json"
-head -c $((16 * 1024 * 1024)) /dev/urandom >"$d/payload"
-expect 0 "$RAMPART" image sign --key "$d/img.key" --version 1.0.0 --security-counter 1 --type app \
-  "$d/payload" "$d/app.img"
-expect 0 "$RAMPART" image upload --tenant "$acme" --component app "$d/app.img"; image=$(cat "$d/out")
-expect 0 "$RAMPART" product create --tenant "$acme" Thermostat
-expect 0 "$AGENT" provision --state-dir "$d/dev" --rot soft; dev=$(tail -n1 "$d/out")
-expect 0 "$RAMPART" device claim --tenant "$acme" "$dev"
-expect 0 "$RAMPART" device assign --tenant "$acme" --product Thermostat --group "Field Test" "$dev"
-expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$image"
-expect 0 "$AGENT" attest --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$SERVER_CA"
-took=$(curl -s --cacert "$SERVER_CA" --cert "$d/dev/agent/device.crt" --key "$d/dev/identity.pem" \
-  --limit-rate 1M -o "$d/downloaded" -w '%{time_total}' "$SERVER_URL/api/v1/device/images/$image") ||
-  fail "the slow download failed (curl $?)"
+wait "$download" || fail "the slow download failed (curl $?)"
+took=$(cat "$d/took")
 cmp -s "$d/app.img" "$d/downloaded" || fail "the slow download is not the image"
 at_least "$took" $((D + 2)) || fail "the download took $took s: too fast to show the deadline spares it"
 E2E_CHECKS=$((E2E_CHECKS + 1))
 # (Once the service has sent its last byte, the connection waits for a next request like any
 # other: the socket buffers may take longer than the deadline to drain at 1 MiB/s, and it may be
 # cut then, with every byte delivered. So the count is not checked here.)
+kill "$dl_server"; wait "$dl_server" 2>/dev/null || true
 
 # --- connections per address -------------------------------------------------------------------------
 kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
