@@ -12,7 +12,10 @@
 
 #include "rampart/error.h"
 
-#define RP_SESSION_COOKIE "rampart_session"
+/* __Host-: a browser keeps it only when set Secure, with Path=/ and no Domain, by this origin
+ * itself; a sibling site (a.example setting a cookie for example) or a plain-HTTP page cannot
+ * plant or overwrite a cookie of this name. */
+#define RP_SESSION_COOKIE "__Host-rampart_session"
 #define RP_SESSION_PREFIX "rps_"      /* a session cookie's value: prefix and 64 hex digits */
 #define RP_SESSION_VALUE_LEN (4 + 64) /* without the NUL */
 #define RP_SESSION_LIFETIME 28800     /* seconds a session lasts at most (8 hours) */

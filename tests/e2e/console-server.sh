@@ -82,13 +82,13 @@ req GET /console/app.js --max-time 20; eq "$status" 200 "a script after the pipe
 login() {
   printf '%s' "$1" >"$d/login.json"
   req POST /console/session -H 'Content-Type: application/json' --data-binary "@$d/login.json"
-  cookie=$(header Set-Cookie | sed -n 's/^rampart_session=\([^;]*\);.*/\1/p')
+  cookie=$(header Set-Cookie | sed -n 's/^__Host-rampart_session=\([^;]*\);.*/\1/p')
   csrf=$(jq -r '.csrf // empty' "$d/body" 2>/dev/null || true)
 }
 login "{\"token\": \"$(cat "$ADMIN_TOKEN")\"}"; eq "$status" 200 "login with the system token"
 headers_ok "the session"
 [[ $cookie =~ ^rps_[0-9a-f]{64}$ ]] || fail "the cookie: $(header Set-Cookie)"
-eq "$(header Set-Cookie)" "rampart_session=$cookie; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=28800" "the cookie's flags"
+eq "$(header Set-Cookie)" "__Host-rampart_session=$cookie; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=28800" "the cookie's flags"
 [[ $csrf =~ ^[0-9a-f]{64}$ ]] || fail "the CSRF value: $(cat "$d/body")"
 jq -e '.role == "system" and .tenant == null and (.expires | type) == "number"' "$d/body" >/dev/null ||
   fail "the session: $(cat "$d/body")"
@@ -100,14 +100,16 @@ req POST /console/session --data-binary "@$d/login.json" -H 'Content-Type: appli
 eq "$status" 415 "login posted as a form (another site's page could)"
 login '{"token": "a", "code": "b"}'; eq "$status" 400 "a token and a code"
 
-ck=(-H "Cookie: rampart_session=$sys_cookie")
+ck=(-H "Cookie: __Host-rampart_session=$sys_cookie")
 req GET /console/session "${ck[@]}"; eq "$status" 200 "the session, by its cookie"
 jq -e --arg c "$sys_csrf" '.csrf == $c and .role == "system"' "$d/body" >/dev/null || fail "GET session: $(cat "$d/body")"
 req GET /console/session; eq "$status" 401 "no cookie, no session"
 req GET /console/session -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")"; eq "$status" 401 "a bearer token is no session"
 req GET /api/v1/tenants "${ck[@]}"; eq "$status" 200 "the cookie authenticates an operator route"
-req GET /api/v1/tenants -H "Cookie: rampart_session=rps_$(openssl rand -hex 32)"; eq "$status" 401 "an unknown cookie"
-req GET /api/v1/tenants -H "Cookie: rampart_session=$sys_cookie; rampart_session=$sys_cookie"; eq "$status" 401 "the cookie twice"
+req GET /api/v1/tenants -H "Cookie: __Host-rampart_session=rps_$(openssl rand -hex 32)"; eq "$status" 401 "an unknown cookie"
+req GET /api/v1/tenants -H "Cookie: __Host-rampart_session=$sys_cookie; __Host-rampart_session=$sys_cookie"; eq "$status" 401 "the cookie twice"
+# Without its __Host- prefix (a name a sibling site or a plain-HTTP page could set): no session.
+req GET /api/v1/tenants -H "Cookie: rampart_session=$sys_cookie"; eq "$status" 401 "the cookie without __Host-"
 # CSRF: every change made with the cookie carries the session's value.
 j=(-H 'Content-Type: application/json')
 req POST /api/v1/tenants "${ck[@]}" "${j[@]}" --data-binary '{"name": "acme"}'
@@ -130,7 +132,7 @@ expect 0 cli token create --tenant "$acme" --role admin; acme_admin=$(cat "$d/ou
 req GET /api/v1/tokens/self -H "Authorization: Bearer $acme_admin"; acme_admin_id=$(jq -r .id "$d/body")
 login "{\"token\": \"$acme_admin\"}"; eq "$status" 200 "login with a tenant's admin token"
 jq -e --arg t "$acme" '.role == "admin" and .tenant == $t' "$d/body" >/dev/null || fail "tenant session: $(cat "$d/body")"
-ack=(-H "Cookie: rampart_session=$cookie"); acsrf=$csrf
+ack=(-H "Cookie: __Host-rampart_session=$cookie"); acsrf=$csrf
 req GET "/api/v1/tenants/$acme/devices" "${ack[@]}"; eq "$status" 200 "the tenant's devices by cookie"
 req GET "/api/v1/tenants/$globex" "${ack[@]}"; eq "$status" 404 "another tenant by cookie"
 req DELETE "/api/v1/tenants/$acme/tokens/$acme_admin_id" -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")"
@@ -146,7 +148,7 @@ code=${url#*#code=}
 login "{\"code\": \"$code\"}"; eq "$status" 200 "the link, once"
 jq -e --arg t "$acme" '.role == "admin" and .tenant == $t' "$d/body" >/dev/null || fail "link session: $(cat "$d/body")"
 link_cookie=$cookie
-req GET "/api/v1/tenants/$acme" -H "Cookie: rampart_session=$link_cookie"; eq "$status" 200 "the link's session"
+req GET "/api/v1/tenants/$acme" -H "Cookie: __Host-rampart_session=$link_cookie"; eq "$status" 200 "the link's session"
 login "{\"code\": \"$code\"}"; eq "$status" 401 "the link, twice"
 [ -z "$(header Set-Cookie)" ] || fail "a used link got a cookie"
 login "{\"code\": \"rpl_$(openssl rand -hex 32)\"}"; eq "$status" 401 "a made-up link"
@@ -155,17 +157,17 @@ expect 0 cli token create --tenant "$acme" --role reader; acme_reader=$(cat "$d/
 req POST /api/v1/console/links -H "Authorization: Bearer $acme_reader" "${j[@]}" --data-binary '{}'
 eq "$status" 403 "a reader makes no link"
 # The link's session made with the cookie (and its CSRF value): for its own token.
-req POST /api/v1/console/links -H "Cookie: rampart_session=$sys_cookie" -H "X-CSRF-Token: $sys_csrf" "${j[@]}" --data-binary '{}'
+req POST /api/v1/console/links -H "Cookie: __Host-rampart_session=$sys_cookie" -H "X-CSRF-Token: $sys_csrf" "${j[@]}" --data-binary '{}'
 eq "$status" 201 "a link made in a session"
 late_code=$(jq -r .url "$d/body"); late_code=${late_code#*#code=}
 
 # --- sessions end: DELETE ---------------------------------------------------------------------------
 login "{\"token\": \"$(cat "$ADMIN_TOKEN")\"}"; gone=$cookie gone_csrf=$csrf
-req DELETE /console/session -H "Cookie: rampart_session=$gone"; eq "$status" 403 "DELETE the session without CSRF"
-req DELETE /console/session -H "Cookie: rampart_session=$gone" -H "X-CSRF-Token: $gone_csrf"
+req DELETE /console/session -H "Cookie: __Host-rampart_session=$gone"; eq "$status" 403 "DELETE the session without CSRF"
+req DELETE /console/session -H "Cookie: __Host-rampart_session=$gone" -H "X-CSRF-Token: $gone_csrf"
 eq "$status" 204 "DELETE the session"
-eq "$(header Set-Cookie)" "rampart_session=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0" "the cookie cleared"
-req GET /api/v1/tenants -H "Cookie: rampart_session=$gone"; eq "$status" 401 "an ended session"
+eq "$(header Set-Cookie)" "__Host-rampart_session=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0" "the cookie cleared"
+req GET /api/v1/tenants -H "Cookie: __Host-rampart_session=$gone"; eq "$status" 401 "an ended session"
 
 # --- the fleet page: real devices -----------------------------------------------------------------
 # dev4 attests under the strict default policy (this machine's agents say debug is enabled):
@@ -183,7 +185,7 @@ expect 0 cli tenant policy --tenant "$acme" --allow-debug yes --require-componen
 attest dev1 || { cat "$d/err"; fail "dev1 did not attest"; }
 attest dev2 || { cat "$d/err"; fail "dev2 did not attest"; }
 expect 0 cli device block --tenant "$acme" "$dev2"
-req GET "/api/v1/tenants/$acme/fleet" -H "Cookie: rampart_session=$link_cookie"; eq "$status" 200 "the fleet"
+req GET "/api/v1/tenants/$acme/fleet" -H "Cookie: __Host-rampart_session=$link_cookie"; eq "$status" 200 "the fleet"
 jq -e '.devices == {"total": 4, "attested": 1, "cert_expiring": 0, "failed": 1, "blocked": 1,
   "quarantined": 0, "never_seen": 1} and (.versions | type) == "array"' "$d/body" >/dev/null ||
   fail "the fleet's counts: $(cat "$d/body")"
@@ -192,7 +194,7 @@ jq -e '.devices.total == 1 and .devices.failed == 1 and .devices.attested == 0' 
   fail "another tenant's fleet: $(cat "$d/body")"
 # A page of devices, in ID order, by state or by the start of an ID; without a query, all of them.
 sorted=$(printf '%s\n' "$dev1" "$dev2" "$dev3" "$dev4" | sort | tr '\n' ' ')
-ack=(-H "Cookie: rampart_session=$link_cookie")
+ack=(-H "Cookie: __Host-rampart_session=$link_cookie")
 req GET "/api/v1/tenants/$acme/devices?limit=3" "${ack[@]}"; eq "$status" 200 "a page of devices"
 p1=$(jq -r '[.devices[].device_id] | join(" ")' "$d/body"); next=$(jq -r .next_after "$d/body")
 eq "$next" "$(echo $sorted | cut -d' ' -f3)" "the next page's start"
@@ -213,14 +215,14 @@ for q in state=bogus limit=0 limit=1001 after=xyz prefix=XYZ other=1; do
 done
 
 now=$(date +%s)
-req GET "/api/v1/tenants/$acme/attestations/histogram?since=$((now - 3600))&step=600" -H "Cookie: rampart_session=$link_cookie"
+req GET "/api/v1/tenants/$acme/attestations/histogram?since=$((now - 3600))&step=600" -H "Cookie: __Host-rampart_session=$link_cookie"
 eq "$status" 200 "the histogram"
 jq -e --argjson s $((now - 3600)) '.since == $s and .step == 600 and (.pass | length) == 7 and
   (.fail | length) == 7 and (.pass | add) == 2 and (.fail | add) == 1' "$d/body" >/dev/null ||
   fail "the histogram: $(cat "$d/body")"
-req GET "/api/v1/tenants/$acme/attestations/histogram?since=0&step=1" -H "Cookie: rampart_session=$link_cookie"
+req GET "/api/v1/tenants/$acme/attestations/histogram?since=0&step=1" -H "Cookie: __Host-rampart_session=$link_cookie"
 eq "$status" 400 "a histogram of too many buckets"
-req GET "/api/v1/tenants/$acme/attestations/histogram?since=$((now + 100))" -H "Cookie: rampart_session=$link_cookie"
+req GET "/api/v1/tenants/$acme/attestations/histogram?since=$((now + 100))" -H "Cookie: __Host-rampart_session=$link_cookie"
 eq "$status" 400 "a histogram from the future"
 
 # --- a restart, eleven minutes on: sessions outlive it, the unused link has expired --------------
@@ -228,7 +230,7 @@ kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
 printf '#!/bin/sh\nexec env LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 FAKETIME=+11m "%s" "$@"\n' "$bin" >"$d/late-server"
 chmod +x "$d/late-server"
 RAMPART_SERVER=$d/late-server start_server "$d/srv" --threads 2 --console-dir "$c"
-req GET /api/v1/tenants -H "Cookie: rampart_session=$sys_cookie"; eq "$status" 200 "a session after a restart"
-req GET /console/session -H "Cookie: rampart_session=$link_cookie"; eq "$status" 200 "the link's session after a restart"
+req GET /api/v1/tenants -H "Cookie: __Host-rampart_session=$sys_cookie"; eq "$status" 200 "a session after a restart"
+req GET /console/session -H "Cookie: __Host-rampart_session=$link_cookie"; eq "$status" 200 "the link's session after a restart"
 login "{\"code\": \"$late_code\"}"; eq "$status" 401 "a link eleven minutes old"
 done_ok
