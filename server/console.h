@@ -30,7 +30,8 @@
  * Whether segs[0..n) (decoded path segments below /console/) name a file that may be served:
  * 1 to 16 segments, each 1 to 128 of [A-Za-z0-9._-] not starting with '.' (so no "..", ".",
  * hidden file, "/" or "\" hidden in a segment, NUL, or percent sign), RP_CONSOLE_PATH_MAX in all.
- * It says nothing of symbolic links: the caller resolves the path and checks it stays inside.
+ * It says nothing of symbolic links: the caller opens it with openat2() beneath the console's
+ * directory, through no symbolic link.
  * Pure: unit-tested.
  */
 bool rp_console_path_ok(const char *const *segs, int n);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End to end: the web console's server side (server/console.c). Its static files (the page, a
 # script with its type, a page's own address) with every security header, and nothing outside its
-# directory (.., encoded .., a symbolic link out, a kind it does not serve, a missing file);
+# directory (.., encoded .., any symbolic link - out or in -, a kind it does not serve, a missing file);
 # sessions opened with a token (the cookie's flags exactly) or a one-time login link (once, and
 # not once expired), which authenticate operator routes (CSRF on every change), never device
 # routes, end on DELETE and with their token, and outlive a restart; the fleet page's counts and
@@ -19,6 +19,7 @@ echo 'console.log("app")' >"$c/app.js"
 echo 'export const x = 1;' >"$c/vendor/lib.mjs"
 echo 'body {}' >"$c/vendor/real.css"
 ln -s vendor/real.css "$c/in.css"
+ln -s vendor "$c/lib"
 echo 'SECRET' >"$d/outside.js"
 ln -s "$d/outside.js" "$c/out.js"
 ln -s "$d" "$c/up"
@@ -57,14 +58,15 @@ eq "$(header Content-Type)" "text/javascript; charset=utf-8" "a script's type"
 eq "$(cat "$d/body")" 'console.log("app")' "a script's body"
 req GET /console/vendor/lib.mjs; eq "$status" 200 "a module in a folder"
 eq "$(header Content-Type)" "text/javascript; charset=utf-8" "a module's type"
-req GET /console/in.css; eq "$status" 200 "a link that stays inside"
+req GET /console/vendor/real.css; eq "$status" 200 "a stylesheet"
 eq "$(header Content-Type)" "text/css; charset=utf-8" "a stylesheet's type"
 req GET /console/login; eq "$status" 200 "a page's own address"; grep -q '<title>console' "$d/body" || fail "login is not the page"
 req HEAD /console/app.js; eq "$status" 200 "HEAD of a script"
 for p in /console/../srv/admin.token /console/vendor/../../outside.js /console/%2e%2e/outside.js \
   /console/vendor%2f..%2f..%2foutside.js /console/.%2e/outside.js /console/out.js \
   /console/up/outside.js /console/up/srv/admin.token /console/tool.exe /console/nope.js \
-  /console/.hidden.js /console/vendor/../app.js /console/vendor/%2e%2e/app.js; do
+  /console/.hidden.js /console/vendor/../app.js /console/vendor/%2e%2e/app.js \
+  /console/in.css /console/lib/lib.mjs /console/lib%2flib.mjs /console/%2fetc/passwd; do
   req GET "$p"; eq "$status" 404 "$p is refused"
   grep -q 'SECRET\|HIDDEN\|console.log' "$d/body" && fail "$p: a file was served"
   headers_ok "$p"
