@@ -420,7 +420,7 @@ void rp_h_console_link_create(rp_req_t *r)
     static const char *const keys[] = {"tenant"};
     char code[RP_LINK_CODE_LEN + 1], secret[128], url[512];
     uint8_t raw[32], hash[RP_SHA256_LEN];
-    int64_t now = (int64_t)time(NULL), expires = now + RP_LINK_LIFETIME;
+    int64_t now = (int64_t)time(NULL), expires = now + RP_LINK_LIFETIME, until;
     const char *tenant_id = NULL, *host = request_host(r);
     rp_token_t made = r->tok;
     rp_tenant_t tenant;
@@ -446,6 +446,15 @@ void rp_h_console_link_create(rp_req_t *r)
         rp_reply_error(r, 400, "invalid", "the request's Host header cannot be put in a link");
         return;
     }
+    /* Nothing the link opens outlives the caller: not its token (a token ending in an hour makes
+     * no 8-hour session), nor, made in a session, that session. */
+    until = expires + RP_SESSION_LIFETIME;
+    if (r->tok.expires != 0 && r->tok.expires < until)
+        until = r->tok.expires;
+    if (r->by_session && r->session_expires < until)
+        until = r->session_expires;
+    if (until < expires)
+        expires = until;
     if (tenant_id != NULL) {
         /* As routes.c answers for a path's tenant: another's does not exist. */
         err = r->tok.role == RP_ROLE_SYSTEM || strcmp(r->tok.tenant_id, tenant_id) == 0
@@ -455,8 +464,7 @@ void rp_h_console_link_create(rp_req_t *r)
             err = rp_token_new(secret, sizeof(secret), hash);
         rp_wipe(secret, sizeof(secret));
         if (err == RP_OK)
-            err = rp_store_token_add(r->w->store, tenant.id, RP_ROLE_ADMIN, hash,
-                                     expires + RP_SESSION_LIFETIME, &made);
+            err = rp_store_token_add(r->w->store, tenant.id, RP_ROLE_ADMIN, hash, until, &made);
         rp_wipe(hash, sizeof(hash));
         json_decref(body);
         if (err == RP_ERR_NOT_FOUND) {

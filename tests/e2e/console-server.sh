@@ -162,6 +162,25 @@ eq "$status" 403 "a reader makes no link"
 req POST /api/v1/console/links -H "Cookie: __Host-rampart_session=$sys_cookie" -H "X-CSRF-Token: $sys_csrf" "${j[@]}" --data-binary '{}'
 eq "$status" 201 "a link made in a session"
 late_code=$(jq -r .url "$d/body"); late_code=${late_code#*#code=}
+# A link made with a token that ends within the hour: the link, the token it makes and the session
+# it opens all end by then, not 8 hours on.
+expect 0 cli token create --tenant "$acme" --role admin --expires-in 1h; short=$(cat "$d/out")
+short_end=$(($(date +%s) + 3600)) # (read after the token was made: its expiry is no later)
+for body in "{\"tenant\": \"$acme\"}" '{}'; do
+  req POST /api/v1/console/links -H "Authorization: Bearer $short" "${j[@]}" --data-binary "$body"
+  eq "$status" 201 "a link made with a token ending within the hour ($body)"
+  jq -e --argjson e $short_end '.expires <= $e' "$d/body" >/dev/null || fail "the short link: $(cat "$d/body")"
+  made=$(jq -r .token "$d/body"); code=$(jq -r .url "$d/body"); code=${code#*#code=}
+  login "{\"code\": \"$code\"}"; eq "$status" 200 "the short token's link"
+  jq -e --argjson e $short_end '.expires <= $e' "$d/body" >/dev/null ||
+    fail "a session past its link's token ($body): $(cat "$d/body"), the token ends by $short_end"
+  max_age=$(header Set-Cookie | sed -n 's/.*Max-Age=\([0-9]*\).*/\1/p')
+  [ -n "$max_age" ] && [ "$max_age" -le 3600 ] || fail "the short session's cookie: $(header Set-Cookie)"
+  req GET "/api/v1/tenants/$acme/tokens" -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")"
+  jq -e --arg id "$made" --argjson e $short_end '.tokens[] | select(.id == $id) |
+    .expires != null and (.expires | fromdateiso8601) <= $e' "$d/body" >/dev/null ||
+    fail "the link's token outlives the token it was made with: $(jq -c --arg id "$made" '.tokens[] | select(.id == $id)' "$d/body")"
+done
 
 # --- sessions end: DELETE ---------------------------------------------------------------------------
 login "{\"token\": \"$(cat "$ADMIN_TOKEN")\"}"; gone=$cookie gone_csrf=$csrf
