@@ -348,6 +348,7 @@ void rp_h_console_session_create(rp_req_t *r)
         rp_reply_error(r, 500, "internal", "cannot open a session");
         return;
     }
+    rp_login_succeeded(r); /* only failed logins count against the address */
     rp_log_info("console session opened for token %s (%s), until %lld", r->tok.id,
                 code != NULL ? "login link" : "token", (long long)expires);
     set_cookie(r, cookie, expires - now);

@@ -250,8 +250,33 @@ eq "$status" 400 "a histogram from the future"
 kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
 printf '#!/bin/sh\nexec env LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 FAKETIME=+11m "%s" "$@"\n' "$bin" >"$d/late-server"
 chmod +x "$d/late-server"
-RAMPART_SERVER=$d/late-server start_server "$d/srv" --threads 2 --console-dir "$c"
+# (--login-rate 0.001: a try comes back in 1000 s, so the burst below is counted exactly however
+# slow the machine)
+RAMPART_SERVER=$d/late-server start_server "$d/srv" --threads 2 --console-dir "$c" --login-rate 0.001
 req GET /api/v1/tenants -H "Cookie: __Host-rampart_session=$sys_cookie"; eq "$status" 200 "a session after a restart"
 req GET /console/session -H "Cookie: __Host-rampart_session=$link_cookie"; eq "$status" 200 "the link's session after a restart"
 login "{\"code\": \"$late_code\"}"; eq "$status" 401 "a link eleven minutes old"
+
+# --- failed logins: a bucket of their own (bursts of 10) -------------------------------------------
+# A burst of wrong tokens is refused with 429 and Retry-After past the burst (one try is spent
+# above), right or wrong from then on; attestation, another bucket, is served as before.
+n=0
+while [ $n -lt 12 ]; do
+  n=$((n + 1))
+  login "{\"token\": \"rpt_$(openssl rand -hex 32)\"}"
+  [ "$status" = 401 ] || break
+done
+eq "$status" 429 "wrong token $n of a burst"
+eq "$n" 10 "the wrong token refused: the bucket holds 10, one spent on the old link"
+body_has '.error == "rate_limited"'
+eq "$(header Retry-After)" 1000 "a refused login's Retry-After (the time a try takes to come back)"
+login "{\"token\": \"$(cat "$ADMIN_TOKEN")\"}"; eq "$status" 429 "a right token, while the address is over"
+printf '{"device_id":"%s"}' "$dev1" >"$d/nreq.json"
+for i in 1 2 3; do
+  req POST /api/v1/attest/nonce -H 'Content-Type: application/json' --data-binary "@$d/nreq.json"
+  eq "$status" 200 "an attestation nonce ($i) while logins are refused"
+done
+req GET /metrics
+grep -q '^rampart_rate_limited_total{limit="login"} [1-9]' "$d/body" || fail "the login limit's count: $(grep rate_limited "$d/body")"
+grep -q '^rampart_rate_limited_total{limit="address"} 0$' "$d/body" || fail "logins counted as attestation: $(grep rate_limited "$d/body")"
 done_ok
