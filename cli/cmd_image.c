@@ -594,6 +594,8 @@ static void show_text(const char *path, json_t *o)
         printf("security counter:   none\n");
     if (json_is_string(json_object_get(o, "type")))
         printf("type:               %s\n", json_string_value(json_object_get(o, "type")));
+    else
+        printf("type:               none (no type TLV)\n");
     printf("header size:        0x%llx (%lld)\n",
            (long long)json_integer_value(json_object_get(o, "header_size")),
            (long long)json_integer_value(json_object_get(o, "header_size")));

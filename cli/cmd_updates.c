@@ -267,10 +267,11 @@ int ops_image_cmd(struct ops *o, const char *verb)
         if (call(o, "GET", path, NULL, 200, &body) != CLI_OK)
             return CLI_FAIL;
         if (!printed_json(o, body)) {
-            printf("%-64s %-16s %-14s %s\n", "ID", "COMPONENT", "VERSION", "SIZE");
-            json_array_foreach(json_object_get(body, "images"), i, m) printf(
-                "%-64s %-16s %-14s %lld\n", ops_str(m, "id"), ops_str(m, "component"),
-                ops_str(m, "version"), (long long)json_integer_value(json_object_get(m, "size")));
+            printf("%-64s %-16s %-14s %-8s %s\n", "ID", "COMPONENT", "VERSION", "TYPE", "SIZE");
+            json_array_foreach(json_object_get(body, "images"), i, m)
+                printf("%-64s %-16s %-14s %-8s %lld\n", ops_str(m, "id"), ops_str(m, "component"),
+                       ops_str(m, "version"), ops_str(m, "type"),
+                       (long long)json_integer_value(json_object_get(m, "size")));
         }
         json_decref(body);
         return CLI_OK;

@@ -59,6 +59,8 @@ eq "$(jq -r .public_key "$d/json")" "$(cat "$d/img.pub")" "key public's PEM"
 head -c 700000 /dev/urandom >"$d/payload"
 expect 0 "$RAMPART" image sign --key "$d/img.key" --version 1.2.3 --security-counter 7 "$d/payload" "$d/fw.img"
 formats "image show" "$RAMPART" image show "$d/fw.img"
+jq -e '.type == null' "$d/json" >/dev/null || fail "image show: an image without a type TLV: $(jq -c .type "$d/json")"
+grep -q '^TYPE  *-$' "$d/table" || fail "image show table: no type is not '-': $(grep '^TYPE' "$d/table")"
 # an object with a list inside: a row per key, the list as compact JSON
 grep -q '^VERSION  *1\.2\.3+0$' "$d/table" || fail "image show table: $(cat "$d/table")"
 grep -q '^TLVS  *\[{' "$d/table" || fail "image show table: the TLVs"
@@ -108,6 +110,21 @@ expect 0 script -qefc "'$RAMPART' image upload --tenant '$acme' '$d/fw.img' --ou
 expect 0 script -qefc "'$RAMPART' ca download --tenant '$acme' --out '$d/ca.pem'" /dev/null
 grep -q "ca.pem \[##############################\] .*(100%)" "$d/out" || fail "no download bar: $(cat -A "$d/out")"
 openssl x509 -in "$d/ca.pem" -noout || fail "the downloaded CA"
+
+# --- an image signed without --type: no type, said so, never "(null)" -------------------------------
+formats "image list" "$RAMPART" image list --tenant "$acme"
+jq -e '[.images[].type] == [null]' "$d/json" >/dev/null || fail "image list: the type: $(jq -c '[.images[].type]' "$d/json")"
+! grep -q '(null)' "$d/json" "$d/yaml" "$d/table" || fail "(null) in image list: $(cat "$d/table")"
+grep -qE '^[0-9a-f]{64}  +fw  +1\.2\.3\+0  +7  +-  ' "$d/table" || fail "image list table: no type is not '-': $(cat "$d/table")"
+expect 0 "$RAMPART" image list --tenant "$acme" # the text form
+grep -qE '^[0-9a-f]{64} +fw +1\.2\.3\+0 +- +[0-9]+$' "$d/out" || fail "image list text: $(cat "$d/out")"
+expect 0 "$RAMPART" image show "$d/fw.img"; out_has "type:               none (no type TLV)"
+# stored as no type ("", not the "(null)" snprintf made of a NULL name) ...
+eq "$(sqlite3 -cmd ".timeout 10000" "$d/srv/rampart.db" "SELECT DISTINCT quote(type) FROM images")" "''" "the stored type"
+# ... and one stored by a service before this fix, as "(null)", read as none too
+sqlite3 -cmd ".timeout 10000" "$d/srv/rampart.db" "UPDATE images SET type = '(null)'" || fail "sqlite3"
+expect 0 "$RAMPART" image list --tenant "$acme" --output json
+jq -e '[.images[].type] == [null]' "$d/out" >/dev/null || fail "a stored (null): $(cat "$d/out")"
 
 # --- completion ---------------------------------------------------------------------------------
 expect 0 "$RAMPART" completion bash; cp "$d/out" "$d/rampart.bash"
