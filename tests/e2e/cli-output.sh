@@ -190,6 +190,25 @@ for b in "$RAMPART" "$server_bin" "$AGENT" "$MONITOR"; do
 done
 "$RAMPART" help --all >"$d/all.help"
 documents "$d/rampart.txt" "$d/all.help"
+# Every flag's text is two spaces or a line after it (help2man takes a flag and its text parted by
+# one space for one long flag, and runs them together in the man page): on each line that starts
+# with a flag, at most one word (its value: N, FILE, a|b) before two spaces.
+"$PY" - "$d/rampart-server.help" "$d/rampart-agent.help" "$d/rampart-monitor.help" "$d/all.help" <<'PY' ||
+import re, sys
+bad, seen = [], 0
+for f in sys.argv[1:]:
+    for line in open(f):
+        m = re.match(r"^ +(-[A-Za-z], )?--[a-z][a-z0-9-]*(.*)$", line.rstrip("\n"))
+        if m:
+            seen += 1
+            if len(m.group(2).split("  ", 1)[0].split()) > 1:
+                bad.append("%s: %s" % (f.rsplit("/", 1)[1], line.strip()))
+if seen < 30:
+    bad.append("only %d flag lines: the check reads no help" % seen)
+sys.exit("\n".join(bad) if bad else 0)
+PY
+  fail "a flag and its text one space apart"
+E2E_CHECKS=$((E2E_CHECKS + 1))
 for w in $(complete_words rampart ""); do
   case $w in -*) continue ;; esac
   grep -qE "(^| )$w( |$)" "$d/rampart.txt" || fail "rampart.1 lacks the command $w"
