@@ -125,6 +125,14 @@ eq "$(sqlite3 -cmd ".timeout 10000" "$d/srv/rampart.db" "SELECT DISTINCT quote(t
 sqlite3 -cmd ".timeout 10000" "$d/srv/rampart.db" "UPDATE images SET type = '(null)'" || fail "sqlite3"
 expect 0 "$RAMPART" image list --tenant "$acme" --output json
 jq -e '[.images[].type] == [null]' "$d/out" >/dev/null || fail "a stored (null): $(cat "$d/out")"
+expect 0 "$RAMPART" image sign --key "$d/img.key" --version 1.2.3 --output json "$d/payload" "$d/fw2.img"
+jq -e '.valid == true and .type == null and .version == "1.2.3+0"' "$d/out" >/dev/null || fail "image sign --output json: $(cat "$d/out")"
+# written files, said as data
+expect 0 "$RAMPART" ca download --tenant "$acme" --out "$d/ca2.pem" --output json
+jq -e --arg f "$d/ca2.pem" '.file == $f' "$d/out" >/dev/null || fail "ca download --output json: $(cat "$d/out")"
+expect 0 "$RAMPART" update-root rotate-online-key --tenant "$acme" --output yaml
+"$PY" -c 'import sys, yaml; d = yaml.safe_load(open(sys.argv[1])); assert d["public_key"].startswith("-----BEGIN PUBLIC KEY-----"), d' "$d/out" ||
+  fail "rotate-online-key --output yaml: $(cat "$d/out")"
 
 # --- completion ---------------------------------------------------------------------------------
 expect 0 "$RAMPART" completion bash; cp "$d/out" "$d/rampart.bash"
@@ -147,6 +155,16 @@ for w in $(complete_words rampart ""); do
   case $w in -*) continue ;; esac
   expect 0 "$RAMPART" "$w" --help
 done
+# Every command that prints takes --output (walked from the command table, through the completion
+# made from it): all but completion and help, which print a script or help, not data.
+pairs=0
+while read -r group verb flags; do
+  pairs=$((pairs + 1))
+  case $group in completion | help) continue ;; esac
+  [[ " $flags " == *" --output "* ]] || fail "rampart $group $verb takes no --output: $flags"
+done < <(sed -n 's/^ *"\([a-z-]*\) \([a-z-]*\)") flags="\([^"]*\)".*/\1 \2 \3/p' "$d/rampart.bash")
+[ "$pairs" -gt 40 ] || fail "only $pairs commands in the completion: the walk read nothing"
+E2E_CHECKS=$((E2E_CHECKS + 1))
 expect 2 "$RAMPART" completion fish; err_has "bash or zsh"
 expect 0 "$RAMPART" completion zsh; cp "$d/out" "$d/_rampart"
 if command -v zsh >/dev/null; then
