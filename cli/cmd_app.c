@@ -200,7 +200,8 @@ static rp_err_t check_image(const char *path, rp_manifest_t *m, const char **kin
     }
     if (id.type != RP_IMAGE_TYPE_NONE && id.type != RP_IMAGE_TYPE_APP) {
         err = RP_ERR_INVALID_ARG;
-        snprintf(why, cap, "an image of type %s, not an app", rp_image_type_name(id.type));
+        snprintf(why, cap, "an image of type %s, not an app",
+                 rp_image_type_name(id.type) != NULL ? rp_image_type_name(id.type) : "unknown");
         goto out;
     }
     err = rp_apptree_kind(img.fd, id.layout.hdr.hdr_size, id.layout.hdr.img_size, &k);

@@ -38,10 +38,14 @@ const char cli_image_usage[] =
     "                                   auto derives it from the version as imgtool does\n"
     "                                   (large: a TPM holds at most 64, so sign says so)\n"
     "        --header-size N            header area size (default 0x200)\n"
-    "        --type firmware|app|system what the image is (protected Rampart TLV)\n"
+    "        --type firmware|app|system\n"
+    "                                   what the image is (protected Rampart TLV; without\n"
+    "                                   it the image has no type: `image show` says null)\n"
     "        --public-key-format hash|full  name the key by its hash (default) or embed it\n"
     "        --load-addr ADDR           load address in the header (default 0)\n"
     "        --pad-byte N               header padding, the flash's erased value (default 0xff)\n"
+    "        --output FORMAT            text (one line, the default), json, table or yaml: the\n"
+    "                                   signed image as `image verify --output` shows it\n"
     "  rampart image verify --key PUB.pem [--key PUB.pem...] [--output FORMAT] IMAGE\n"
     "      Exit 0 and print one line if IMAGE is signed by one of the keys and intact;\n"
     "      otherwise exit 1 with the reason.\n"
@@ -180,9 +184,13 @@ const struct option cli_image_sign_options[] = {
     {"public-key-format", required_argument, NULL, 'p'},
     {"load-addr",         required_argument, NULL, 'l'},
     {"pad-byte",          required_argument, NULL, 'P'},
+    {"output",            required_argument, NULL, 'o'},
     {"help",              no_argument,       NULL, 'h'},
     {NULL,                0,                 NULL, 0  },
 };
+
+static void print_verify_json(cli_output_t output, const char *path, const rp_image_info_t *info,
+                              rp_err_t err, const char *key_path, uint64_t file_size);
 
 static int image_sign(int argc, char **argv)
 {
@@ -194,11 +202,13 @@ static int image_sign(int argc, char **argv)
     bool is_private, is_dir;
     uint32_t v;
     rp_err_t err;
+    cli_output_t output = CLI_OUTPUT_TEXT;
     int c;
 
     rp_sign_opts_init(&so);
     optind = 0;
-    while ((c = getopt_long(argc, argv, "k:v:s:H:t:p:l:P:h", cli_image_sign_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "k:v:s:H:t:p:l:P:o:h", cli_image_sign_options, NULL)) !=
+           -1) {
         switch (c) {
         case 'k': key_path = optarg; break;
         case 'v': version = optarg; break;
@@ -226,6 +236,10 @@ static int image_sign(int argc, char **argv)
             if (!cli_parse_u32(optarg, UINT8_MAX, &v))
                 return cli_usage("image ", "--pad-byte must be 0 to 255");
             so.pad_byte = (uint8_t)v;
+            break;
+        case 'o':
+            if (!cli_parse_output(optarg, &output))
+                return cli_usage("image ", "--output must be " CLI_OUTPUT_NAMES);
             break;
         case 'h': fputs(cli_image_usage, stdout); return CLI_OK;
         default: return cli_usage("image ", "bad option");
@@ -288,7 +302,13 @@ static int image_sign(int argc, char **argv)
                      rp_strerror(err));
         return CLI_FAIL;
     }
-    print_valid(argv[optind + 1], &info, key_path);
+    if (output == CLI_OUTPUT_TEXT) {
+        print_valid(argv[optind + 1], &info, key_path);
+    } else {
+        struct stat st;
+        print_verify_json(output, argv[optind + 1], &info, RP_OK, key_path,
+                          stat(argv[optind + 1], &st) == 0 ? (uint64_t)st.st_size : 0);
+    }
     {
         char warning[256];
         if (rp_image_seccnt_warning(info.has_security_counter, info.security_counter,
@@ -594,6 +614,8 @@ static void show_text(const char *path, json_t *o)
         printf("security counter:   none\n");
     if (json_is_string(json_object_get(o, "type")))
         printf("type:               %s\n", json_string_value(json_object_get(o, "type")));
+    else
+        printf("type:               none (no type TLV)\n");
     printf("header size:        0x%llx (%lld)\n",
            (long long)json_integer_value(json_object_get(o, "header_size")),
            (long long)json_integer_value(json_object_get(o, "header_size")));

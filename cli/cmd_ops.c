@@ -4,6 +4,7 @@
  * --server, --token-file and --ca-file, or RAMPART_SERVER, RAMPART_TOKEN_FILE and RAMPART_CA_FILE.
  */
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -541,6 +542,23 @@ static int device_cmd(struct ops *o, const char *verb)
     return cli_usage(NULL, "unknown device command '%s'", verb);
 }
 
+/* What a command that wrote a file says: the text, or (--output) what it is as data. Takes j. */
+static void said(const struct ops *o, json_t *j, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void said(const struct ops *o, json_t *j, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (o->output != CLI_OUTPUT_TEXT) {
+        ops_print(o, j);
+    } else {
+        va_start(ap, fmt);
+        vprintf(fmt, ap);
+        va_end(ap);
+    }
+    json_decref(j);
+}
+
 /* Write raw[0..len) to path, replacing it atomically. */
 static int write_out(const char *path, const char *raw, size_t len, mode_t mode)
 {
@@ -611,7 +629,8 @@ static int capability_cmd(struct ops *o)
     rc = write_out(o->out, raw, len, 0644);
     free(raw);
     if (rc == CLI_OK)
-        printf("wrote %s: a %s capability for device %s\n", o->out, o->kind, o->device);
+        said(o, json_pack("{s:s, s:s, s:s}", "file", o->out, "kind", o->kind, "device", o->device),
+             "wrote %s: a %s capability for device %s\n", o->out, o->kind, o->device);
     return rc;
 }
 
@@ -643,7 +662,7 @@ static int ca_cmd(struct ops *o, const char *verb)
     rc = write_out(o->out, raw, len, 0644);
     free(raw);
     if (rc == CLI_OK)
-        printf("wrote %s\n", o->out);
+        said(o, json_pack("{s:s}", "file", o->out), "wrote %s\n", o->out);
     return rc;
 }
 

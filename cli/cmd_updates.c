@@ -267,10 +267,11 @@ int ops_image_cmd(struct ops *o, const char *verb)
         if (call(o, "GET", path, NULL, 200, &body) != CLI_OK)
             return CLI_FAIL;
         if (!printed_json(o, body)) {
-            printf("%-64s %-16s %-14s %s\n", "ID", "COMPONENT", "VERSION", "SIZE");
-            json_array_foreach(json_object_get(body, "images"), i, m) printf(
-                "%-64s %-16s %-14s %lld\n", ops_str(m, "id"), ops_str(m, "component"),
-                ops_str(m, "version"), (long long)json_integer_value(json_object_get(m, "size")));
+            printf("%-64s %-16s %-14s %-8s %s\n", "ID", "COMPONENT", "VERSION", "TYPE", "SIZE");
+            json_array_foreach(json_object_get(body, "images"), i, m)
+                printf("%-64s %-16s %-14s %-8s %lld\n", ops_str(m, "id"), ops_str(m, "component"),
+                       ops_str(m, "version"), ops_str(m, "type"),
+                       (long long)json_integer_value(json_object_get(m, "size")));
         }
         json_decref(body);
         return CLI_OK;
@@ -665,7 +666,19 @@ int ops_update_root_cmd(struct ops *o, const char *verb)
             return ops_refused(status, body);
         }
         json_decref(body);
-        fwrite(raw, 1, raw_len, stdout);
+        if (o->output != CLI_OUTPUT_TEXT) {
+            /* the answer is the key's PEM: as `key public --output` names it */
+            json_t *j = json_pack("{s:s%}", "public_key", raw != NULL ? raw : "", raw_len);
+            if (j == NULL) {
+                rp_log_error("the service's answer is not a public key's PEM");
+                free(raw);
+                return CLI_FAIL;
+            }
+            ops_print(o, j);
+            json_decref(j);
+        } else {
+            fwrite(raw, 1, raw_len, stdout); /* the service's answer (PEM), as it came */
+        }
         free(raw);
         rp_log_info("a new online key: the service signs with it once a root names it (rampart "
                     "update-root sign)");
@@ -753,8 +766,14 @@ int ops_update_root_cmd(struct ops *o, const char *verb)
             goto out;
         }
     }
-    printf("root version %lld signed and uploaded%s%s\n", (long long)version,
-           o->out != NULL ? "; written to " : "", o->out != NULL ? o->out : "");
+    if (o->output != CLI_OUTPUT_TEXT) {
+        json_t *j = json_pack("{s:I, s:s?}", "version", (json_int_t)version, "file", o->out);
+        ops_print(o, j);
+        json_decref(j);
+    } else {
+        printf("root version %lld signed and uploaded%s%s\n", (long long)version,
+               o->out != NULL ? "; written to " : "", o->out != NULL ? o->out : "");
+    }
     rc = CLI_OK;
 out:
     for (size_t n = 0; n < 2; n++)

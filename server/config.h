@@ -35,6 +35,7 @@ typedef enum rp_config_id {
     RP_CFG_DEBUGINFOD_URL,
     RP_CFG_CONSOLE_DIR,
     RP_CFG_WEBHOOK_ALLOW_PRIVATE,
+    RP_CFG_LOGIN_RATE,
     /* Actions, not settings: command line only. */
     RP_CFG_CONFIG,
     RP_CFG_ROTATE,
@@ -54,6 +55,7 @@ typedef struct rp_config {
     char master_key[PATH_MAX];
     int nonce_lifetime;
     double rate_limit, unclaimed_rate;
+    double login_rate; /* failed console logins a second per address (bursts of 10) */
     long max_connections, per_address, request_deadline;
     bool verbose;
     char debuginfod_url[1024];

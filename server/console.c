@@ -8,13 +8,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/openat2.h>
 
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -45,26 +49,54 @@ static void console_headers(rp_req_t *r)
 
 /* ---- static files ---- */
 
-/* Reply with the console file at rel (checked by the caller), or 404. The path is resolved, and
- * must stay inside the console's directory: a symbolic link out of it is refused like a file that
- * is not there. */
+/*
+ * The console file at rel (checked by the caller), opened read-only beneath the console's
+ * directory by the kernel itself: openat2() with RESOLVE_BENEATH (no "..", no absolute path gets
+ * out), RESOLVE_NO_SYMLINKS (no symbolic link at all, inside or out: the console's files are
+ * plain files) and RESOLVE_NO_MAGICLINKS (no /proc/self/fd/N), so no path checked here and then
+ * swapped for a link before the open can lead outside. -1 with errno; ENOSYS: a kernel before
+ * 5.6.
+ */
+static int open_beneath(const char *root, const char *rel)
+{
+    struct open_how how = {
+        /* O_NONBLOCK: a named pipe put in the directory would otherwise block this open until
+         * some writer came, and hold the worker (and every connection it serves) until then; it
+         * is no regular file, so the caller's fstat() refuses it. A regular file reads as
+         * without the flag. */
+        .flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK,
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    };
+    int dir = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC), fd, saved;
+
+    if (dir < 0)
+        return -1;
+    fd = (int)syscall(SYS_openat2, dir, rel, &how, sizeof(how));
+    saved = errno;
+    close(dir);
+    errno = saved;
+    return fd;
+}
+
+/* Reply with the console file at rel (checked by the caller), or 404: a file that is not there,
+ * or not a regular file, or reached through a symbolic link, is the same. */
 static void send_console_file(rp_req_t *r, const char *rel, const char *type)
 {
-    const char *root = r->w->srv->console_dir;
-    char path[PATH_MAX], real[PATH_MAX];
-    size_t rlen = strlen(root);
+    static atomic_bool said_enosys;
     struct stat sb;
-    int fd;
+    int fd = open_beneath(r->w->srv->console_dir, rel);
 
-    if ((size_t)snprintf(path, sizeof(path), "%s/%s", root, rel) >= sizeof(path) ||
-        realpath(path, real) == NULL || strncmp(real, root, rlen) != 0 || real[rlen] != '/') {
-        rp_reply_error(r, 404, "not_found", "no such file in the console");
+    if (fd < 0 && errno == ENOSYS) {
+        /* Fail closed: without openat2 there is no open that cannot be led out of the
+         * directory. */
+        if (!atomic_exchange(&said_enosys, true))
+            rp_log_error("this kernel has no openat2() (Linux 5.6 or later): the console's files "
+                         "are not served");
+        rp_reply_error(r, 503, "console_unavailable",
+                       "this server's kernel cannot open the console's files safely (openat2, "
+                       "Linux 5.6 or later)");
         return;
     }
-    /* O_NONBLOCK: a named pipe put in the directory would otherwise block this open until some
-     * writer came, and hold the worker (and every connection it serves) until then; it is no
-     * regular file, so fstat() below refuses it. A regular file reads as without the flag. */
-    fd = open(real, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         if (fd >= 0)
             close(fd);
@@ -316,6 +348,7 @@ void rp_h_console_session_create(rp_req_t *r)
         rp_reply_error(r, 500, "internal", "cannot open a session");
         return;
     }
+    rp_login_succeeded(r); /* only failed logins count against the address */
     rp_log_info("console session opened for token %s (%s), until %lld", r->tok.id,
                 code != NULL ? "login link" : "token", (long long)expires);
     set_cookie(r, cookie, expires - now);
@@ -388,7 +421,7 @@ void rp_h_console_link_create(rp_req_t *r)
     static const char *const keys[] = {"tenant"};
     char code[RP_LINK_CODE_LEN + 1], secret[128], url[512];
     uint8_t raw[32], hash[RP_SHA256_LEN];
-    int64_t now = (int64_t)time(NULL), expires = now + RP_LINK_LIFETIME;
+    int64_t now = (int64_t)time(NULL), expires = now + RP_LINK_LIFETIME, until;
     const char *tenant_id = NULL, *host = request_host(r);
     rp_token_t made = r->tok;
     rp_tenant_t tenant;
@@ -414,6 +447,15 @@ void rp_h_console_link_create(rp_req_t *r)
         rp_reply_error(r, 400, "invalid", "the request's Host header cannot be put in a link");
         return;
     }
+    /* Nothing the link opens outlives the caller: not its token (a token ending in an hour makes
+     * no 8-hour session), nor, made in a session, that session. */
+    until = expires + RP_SESSION_LIFETIME;
+    if (r->tok.expires != 0 && r->tok.expires < until)
+        until = r->tok.expires;
+    if (r->by_session && r->session_expires < until)
+        until = r->session_expires;
+    if (until < expires)
+        expires = until;
     if (tenant_id != NULL) {
         /* As routes.c answers for a path's tenant: another's does not exist. */
         err = r->tok.role == RP_ROLE_SYSTEM || strcmp(r->tok.tenant_id, tenant_id) == 0
@@ -423,8 +465,7 @@ void rp_h_console_link_create(rp_req_t *r)
             err = rp_token_new(secret, sizeof(secret), hash);
         rp_wipe(secret, sizeof(secret));
         if (err == RP_OK)
-            err = rp_store_token_add(r->w->store, tenant.id, RP_ROLE_ADMIN, hash,
-                                     expires + RP_SESSION_LIFETIME, &made);
+            err = rp_store_token_add(r->w->store, tenant.id, RP_ROLE_ADMIN, hash, until, &made);
         rp_wipe(hash, sizeof(hash));
         json_decref(body);
         if (err == RP_ERR_NOT_FOUND) {

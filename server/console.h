@@ -12,7 +12,10 @@
 
 #include "rampart/error.h"
 
-#define RP_SESSION_COOKIE "rampart_session"
+/* __Host-: a browser keeps it only when set Secure, with Path=/ and no Domain, by this origin
+ * itself; a sibling site (a.example setting a cookie for example) or a plain-HTTP page cannot
+ * plant or overwrite a cookie of this name. */
+#define RP_SESSION_COOKIE "__Host-rampart_session"
 #define RP_SESSION_PREFIX "rps_"      /* a session cookie's value: prefix and 64 hex digits */
 #define RP_SESSION_VALUE_LEN (4 + 64) /* without the NUL */
 #define RP_SESSION_LIFETIME 28800     /* seconds a session lasts at most (8 hours) */
@@ -27,7 +30,8 @@
  * Whether segs[0..n) (decoded path segments below /console/) name a file that may be served:
  * 1 to 16 segments, each 1 to 128 of [A-Za-z0-9._-] not starting with '.' (so no "..", ".",
  * hidden file, "/" or "\" hidden in a segment, NUL, or percent sign), RP_CONSOLE_PATH_MAX in all.
- * It says nothing of symbolic links: the caller resolves the path and checks it stays inside.
+ * It says nothing of symbolic links: the caller opens it with openat2() beneath the console's
+ * directory, through no symbolic link.
  * Pure: unit-tested.
  */
 bool rp_console_path_ok(const char *const *segs, int n);

@@ -489,6 +489,41 @@ bool rp_rate_allowed(rp_req_t *r)
     return false;
 }
 
+/* The request's client address, as the limits key it (libevent's text of it); NULL: unknown. */
+static const char *peer_host(rp_req_t *r)
+{
+    struct evhttp_connection *conn = evhttp_request_get_connection(r->req);
+    char *host = NULL;
+    ev_uint16_t port = 0;
+
+    if (conn == NULL)
+        return NULL;
+    evhttp_connection_get_peer(conn, &host, &port);
+    return host;
+}
+
+bool rp_login_allowed(rp_req_t *r)
+{
+    const char *host = peer_host(r);
+    char retry[16];
+
+    if (r->w->srv->login_limit == NULL || host == NULL ||
+        rp_ratelimit_allow(r->w->srv->login_limit, host, strlen(host), monotonic_now()))
+        return true;
+    atomic_fetch_add(&r->w->srv->metrics.limited_login, 1);
+    snprintf(retry, sizeof(retry), "%d", atomic_load(&r->w->srv->login_retry));
+    too_many(r, retry, "too many failed logins from this address: retry later");
+    return false;
+}
+
+void rp_login_succeeded(rp_req_t *r)
+{
+    const char *host = peer_host(r);
+
+    if (r->w->srv->login_limit != NULL && host != NULL)
+        rp_ratelimit_refund(r->w->srv->login_limit, host, strlen(host));
+}
+
 bool rp_unclaimed_allowed(rp_req_t *r)
 {
     static const char key[] = "unclaimed";

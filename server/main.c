@@ -66,7 +66,11 @@ static const char usage[] =
     "  --unclaimed-rate N  attestations a second of devices no tenant has claimed, all of them\n"
     "                      together (bursts of 10 x N, at least 1; fractions allowed); 0 lifts\n"
     "                      the limit (default 20)\n"
-    "  --max-connections N connections open at once; more are refused after their ClientHello\n"
+    "  --login-rate N      failed console logins a second from one address, on average (bursts\n"
+    "                      of 10; fractions allowed; a bucket of its own, apart from\n"
+    "                      attestation's); 0 lifts the limit (default 0.1)\n"
+    "  --max-connections N\n"
+    "                      connections open at once; more are refused after their ClientHello\n"
     "                      (default 10000, less if the file descriptor limit is lower)\n"
     "  --max-connections-per-address N\n"
     "                      connections open at once from one client address (an IPv6 /64);\n"
@@ -425,6 +429,8 @@ static struct {
     char serving[400];  /* STATUS= once ready */
 } run;
 
+#define LOGIN_BURST 10
+
 static int unclaimed_retry_of(double unclaimed_rate)
 {
     /* A 429 for unclaimed devices asks for the time one token takes to come back, at least
@@ -440,6 +446,11 @@ static void apply_reloadable(rp_server_t *srv, const rp_config_t *c)
     rp_ratelimit_set(srv->ratelimit, c->rate_limit, burst_of(c->rate_limit));
     rp_ratelimit_set(srv->unclaimed, c->unclaimed_rate, burst_of(c->unclaimed_rate));
     atomic_store(&srv->unclaimed_retry, unclaimed_retry_of(c->unclaimed_rate));
+    /* Failed logins: bursts of 10 whatever the rate (a person mistypes a few times), and a 429
+     * asks for the time one token takes to come back. */
+    rp_ratelimit_set(srv->login_limit, c->login_rate, LOGIN_BURST);
+    atomic_store(&srv->login_retry,
+                 c->login_rate > 0 && c->login_rate < 1 ? (int)(1 / c->login_rate + 0.999) : 1);
     atomic_store(&srv->request_deadline, (int)c->request_deadline);
     atomic_store(&srv->webhook_allow_private, c->webhook_allow_private);
 }
@@ -652,11 +663,13 @@ int main(int argc, char **argv)
     if (err == RP_OK && cfg->webhook_allow_private)
         rp_log_warn("--webhook-allow-private: webhooks may reach loopback, link-local and "
                     "private addresses (for tests and labs only)");
-    /* Both limiters always exist (a rate of 0 lifts one): a reload may set either. */
+    /* The limiters always exist (a rate of 0 lifts one): a reload may set any. */
     if (err == RP_OK)
         err = rp_ratelimit_new(1, 1, &srv.ratelimit);
     if (err == RP_OK)
         err = rp_ratelimit_new(1, 1, &srv.unclaimed);
+    if (err == RP_OK)
+        err = rp_ratelimit_new(1, 1, &srv.login_limit);
     if (err == RP_OK)
         apply_reloadable(&srv, cfg);
     srv.max_connections = connection_limit(cfg->max_connections, nthreads);
@@ -755,6 +768,7 @@ out:
     rp_webhook_sender_stop();
     rp_ratelimit_free(srv.ratelimit);
     rp_ratelimit_free(srv.unclaimed);
+    rp_ratelimit_free(srv.login_limit);
     for (long i = 0; i < nthreads; i++)
         if (workers[i].srv != NULL) /* initialised, if only in part */
             rp_worker_free(&workers[i]);

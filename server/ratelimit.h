@@ -26,5 +26,8 @@ void rp_ratelimit_set(rp_ratelimit_t *rl, double rate, double burst);
 /* Whether a request from addr (len bytes, any form: the text of an IP address) may go ahead at
  * time now (seconds, monotonic); it takes a token when it may. */
 bool rp_ratelimit_allow(rp_ratelimit_t *rl, const void *addr, size_t len, double now);
+/* Give back the token an allowed request from addr took (it turned out not to count: a login
+ * that succeeded); never past the burst. */
+void rp_ratelimit_refund(rp_ratelimit_t *rl, const void *addr, size_t len);
 
 #endif /* RAMPART_RATELIMIT_H */

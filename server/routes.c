@@ -30,6 +30,7 @@
 #define SYSTEM RP_AUTH_TOKEN, RP_ROLE_SYSTEM
 #define SESSION RP_AUTH_SESSION, RP_ROLE_NONE
 #define LIMITED RP_ROUTE_RATE_LIMITED
+#define LOGIN_LIMITED RP_ROUTE_LOGIN_LIMITED
 #define ESCALATES RP_ROUTE_ESCALATES
 #define T "/api/v1/tenants/{tenant}"
 
@@ -43,7 +44,7 @@ const rp_route_t rp_routes[] = {
 
     /* The web console (console.c): its files, and its session (a cookie opened with a token or
      * a one-time login link; every operator route below takes it instead of a bearer token). */
-    {POST,   "/console/session",                  PUBLIC, LIMITED, rp_h_console_session_create, "open a console session with a token or a login link's code (sets the session cookie)"},
+    {POST,   "/console/session",                  PUBLIC, LOGIN_LIMITED, rp_h_console_session_create, "open a console session with a token or a login link's code (sets the session cookie)"},
     {GET,    "/console/session",                  SESSION, 0, rp_h_console_session_get, "the console session: tenant, role, expiry, CSRF value"},
     {DELETE, "/console/session",                  SESSION, 0, rp_h_console_session_delete, "end the console session"},
     {GET,    "/console",                          PUBLIC, 0, rp_h_console_file, "the console's page"},
@@ -392,6 +393,8 @@ void rp_route_dispatch(rp_req_t *r)
     }
     if ((r->route->flags & RP_ROUTE_RATE_LIMITED) && !rp_rate_allowed(r))
         return;
+    if ((r->route->flags & RP_ROUTE_LOGIN_LIMITED) && !rp_login_allowed(r))
+        return;
     if (allowed(r))
         r->route->handler(r);
 }
@@ -412,10 +415,11 @@ void rp_routes_print(FILE *out)
     for (size_t i = 0; i < rp_nroutes; i++) {
         const rp_route_t *rt = &rp_routes[i];
         json_t *o = json_pack(
-            "{s:s, s:s, s:s, s:s?, s:b, s:b, s:b, s:s}", "method", method_name(rt->method), "path",
-            rt->path, "auth", auth_name(rt->auth), "role",
+            "{s:s, s:s, s:s, s:s?, s:b, s:b, s:b, s:b, s:s}", "method", method_name(rt->method),
+            "path", rt->path, "auth", auth_name(rt->auth), "role",
             rt->auth == RP_AUTH_TOKEN ? rp_role_name(rt->role) : NULL, "rate_limited",
-            (rt->flags & RP_ROUTE_RATE_LIMITED) != 0, "escalates",
+            (rt->flags & (RP_ROUTE_RATE_LIMITED | RP_ROUTE_LOGIN_LIMITED)) != 0, "login_limited",
+            (rt->flags & RP_ROUTE_LOGIN_LIMITED) != 0, "escalates",
             (rt->flags & RP_ROUTE_ESCALATES) != 0, "session_cookie",
             rt->auth == RP_AUTH_TOKEN || rt->auth == RP_AUTH_SESSION, "summary", rt->summary);
         char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;

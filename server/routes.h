@@ -33,7 +33,8 @@ typedef enum rp_auth {
 } rp_auth_t;
 
 /* Route flags. */
-#define RP_ROUTE_RATE_LIMITED 0x1u /* limited per client address (--rate-limit) */
+#define RP_ROUTE_RATE_LIMITED 0x1u  /* limited per client address (--rate-limit) */
+#define RP_ROUTE_LOGIN_LIMITED 0x4u /* failed logins limited per client address (--login-rate) */
 #define RP_ROUTE_ESCALATES                                                                         \
     0x2u /* the handler may ask for a higher role, depending on what the                           \
           * request does (rp_route_require); the summary says when */

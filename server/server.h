@@ -72,6 +72,7 @@ typedef struct rp_metrics {
     atomic_ullong image_bytes_sent;  /* image bytes devices were sent (ranges count their part) */
     atomic_ullong limited_address;   /* attestation requests answered 429: their address's limit */
     atomic_ullong limited_unclaimed; /* ...: the limit shared by every unclaimed device */
+    atomic_ullong limited_login; /* console logins answered 429: failed logins from the address */
     atomic_ullong connections_refused; /* at the connection limit, refused after the ClientHello */
     atomic_ullong crl_builds;          /* CRLs made and signed (the rest were served cached) */
     atomic_ullong attestations_unproven; /* failures that prove nothing about the device: counted
@@ -122,6 +123,10 @@ typedef struct rp_server {
     atomic_bool webhook_allow_private; /* webhooks to inside addresses (tests; reload) */
     int beat_ms; /* how often each worker's loop says it turns (ready.c), in ms */
     char console_dir[PATH_MAX]; /* the console's files (--console-dir), resolved; "": none */
+    /* Failed console logins per address (--login-rate; NULL: none), and the Retry-After of its
+     * 429 in seconds (reload). */
+    rp_ratelimit_t *login_limit;
+    atomic_int login_retry;
 } rp_server_t;
 
 typedef struct rp_record_job rp_record_job_t;
@@ -275,6 +280,11 @@ bool rp_rate_allowed(rp_req_t *r);
  * sent. All unclaimed devices share one budget (--unclaimed-rate), so that keys made up by the
  * million, from as many addresses, cannot fill the attestation records. */
 bool rp_unclaimed_allowed(rp_req_t *r);
+/* Whether a console login from the request's address may be tried now (--login-rate: failed
+ * logins, in a bucket of their own, apart from attestation's); false: 429 sent. A login that
+ * succeeds gives its token back (rp_login_succeeded), so only failures use the budget. */
+bool rp_login_allowed(rp_req_t *r);
+void rp_login_succeeded(rp_req_t *r);
 
 /* An ISO 8601 UTC time, "2026-11-25T12:00:00Z". */
 void rp_iso_time(int64_t t, char out[32]);

@@ -246,7 +246,7 @@ typedef struct rp_image_record {
     char version[RP_VERSION_MAX];
     bool has_security_counter;
     uint32_t security_counter;
-    char type[16]; /* firmware, app, system, or "unspecified" */
+    char type[16]; /* firmware, app, system, or "": no type TLV (JSON null) */
     uint64_t size;
     char image_hash[2 * RP_SHA256_LEN + 1]; /* MCUboot's digest: what a device measures */
     char key_id[RP_ID_SIZE];                /* the image key that signed it */

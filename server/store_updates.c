@@ -204,6 +204,9 @@ static void image_row(sqlite3_stmt *st, rp_image_record_t *m)
     m->has_security_counter = sqlite3_column_type(st, 4) != SQLITE_NULL;
     m->security_counter = (uint32_t)sqlite3_column_int64(st, 4);
     sq_text_col(st, 5, m->type, sizeof(m->type));
+    /* Images without a type TLV stored before it was "" were stored as "(null)": the same. */
+    if (strcmp(m->type, "(null)") == 0)
+        m->type[0] = '\0';
     m->size = (uint64_t)sqlite3_column_int64(st, 6);
     sq_text_col(st, 7, m->image_hash, sizeof(m->image_hash));
     sq_text_col(st, 8, m->key_id, sizeof(m->key_id));

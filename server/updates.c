@@ -391,11 +391,12 @@ void rp_h_upload_put(rp_req_t *r)
 
 static json_t *image_json(const rp_image_record_t *m)
 {
-    return json_pack("{s:s, s:s, s:s, s:o, s:s, s:I, s:s, s:s, s:o}", "id", m->id, "component",
+    return json_pack("{s:s, s:s, s:s, s:o, s:o, s:I, s:s, s:s, s:o}", "id", m->id, "component",
                      m->component, "version", m->version, "security_counter",
                      m->has_security_counter ? json_integer(m->security_counter) : json_null(),
-                     "type", m->type, "size", (json_int_t)m->size, "image_hash", m->image_hash,
-                     "key_id", m->key_id, "uploaded", rp_iso_time_json(m->uploaded));
+                     "type", m->type[0] != '\0' ? json_string(m->type) : json_null(), "size",
+                     (json_int_t)m->size, "image_hash", m->image_hash, "key_id", m->key_id,
+                     "uploaded", rp_iso_time_json(m->uploaded));
 }
 
 /* The image as an upload's answer: with what the operator should know of it ("warnings"). */
@@ -541,7 +542,10 @@ static bool verify_upload(rp_req_t *r, const char *path, const rp_upload_t *u, r
     }
     m->has_security_counter = info.has_security_counter;
     m->security_counter = info.security_counter;
-    snprintf(m->type, sizeof(m->type), "%s", rp_image_type_name(info.type));
+    /* No type TLV: no type, kept as "" (rp_image_type_name has no name for it, and "%s" of NULL
+     * once stored "(null)"). */
+    snprintf(m->type, sizeof(m->type), "%s",
+             rp_image_type_name(info.type) != NULL ? rp_image_type_name(info.type) : "");
     m->size = u->size;
     snprintf(m->key_id, sizeof(m->key_id), "%s", kr->keys[info.signer].id);
     ok = true;

@@ -121,16 +121,16 @@ async function steps(browser) {
   await page.click('form.login button[type=submit]');
   await text('.notice.error', /That token was refused/);
   const cookies0 = await page.cookies();
-  ok(!cookies0.some((c) => c.name === 'rampart_session'), 'a refused token got a session cookie');
+  ok(!cookies0.some((c) => c.name === '__Host-rampart_session'), 'a refused token got a session cookie');
   await shot('login-refused');
   // pasted, as an operator would (typing it key by key only costs time)
   await page.$eval('input[name=token]', (e, v) => { e.value = v; }, fs.readFileSync(env.ACME_TOKEN, 'utf8').trim());
   await page.focus('input[name=token]');
   await page.keyboard.press('Enter'); // the keyboard alone signs in
   await heading('Fleet');
-  const cookie = (await page.cookies()).find((c) => c.name === 'rampart_session');
-  ok(cookie && cookie.httpOnly && cookie.secure && cookie.sameSite === 'Strict', `the session cookie: ${JSON.stringify(cookie)}`);
-  ok(!(await page.evaluate(() => document.cookie)).includes('rampart_session'), 'the session cookie is readable by scripts');
+  const cookie = (await page.cookies()).find((c) => c.name === '__Host-rampart_session');
+  ok(cookie && cookie.httpOnly && cookie.secure && cookie.sameSite === 'Strict' && cookie.path === '/', `the session cookie: ${JSON.stringify(cookie)}`);
+  ok(!(await page.evaluate(() => document.cookie)).includes('__Host-rampart_session'), 'the session cookie is readable by scripts');
   await page.waitForSelector('.chart .uplot', WAIT);
   await shot('fleet-new');
 

@@ -59,6 +59,8 @@ eq "$(jq -r .public_key "$d/json")" "$(cat "$d/img.pub")" "key public's PEM"
 head -c 700000 /dev/urandom >"$d/payload"
 expect 0 "$RAMPART" image sign --key "$d/img.key" --version 1.2.3 --security-counter 7 "$d/payload" "$d/fw.img"
 formats "image show" "$RAMPART" image show "$d/fw.img"
+jq -e '.type == null' "$d/json" >/dev/null || fail "image show: an image without a type TLV: $(jq -c .type "$d/json")"
+grep -q '^TYPE  *-$' "$d/table" || fail "image show table: no type is not '-': $(grep '^TYPE' "$d/table")"
 # an object with a list inside: a row per key, the list as compact JSON
 grep -q '^VERSION  *1\.2\.3+0$' "$d/table" || fail "image show table: $(cat "$d/table")"
 grep -q '^TLVS  *\[{' "$d/table" || fail "image show table: the TLVs"
@@ -109,6 +111,29 @@ expect 0 script -qefc "'$RAMPART' ca download --tenant '$acme' --out '$d/ca.pem'
 grep -q "ca.pem \[##############################\] .*(100%)" "$d/out" || fail "no download bar: $(cat -A "$d/out")"
 openssl x509 -in "$d/ca.pem" -noout || fail "the downloaded CA"
 
+# --- an image signed without --type: no type, said so, never "(null)" -------------------------------
+formats "image list" "$RAMPART" image list --tenant "$acme"
+jq -e '[.images[].type] == [null]' "$d/json" >/dev/null || fail "image list: the type: $(jq -c '[.images[].type]' "$d/json")"
+! grep -q '(null)' "$d/json" "$d/yaml" "$d/table" || fail "(null) in image list: $(cat "$d/table")"
+grep -qE '^[0-9a-f]{64}  +fw  +1\.2\.3\+0  +7  +-  ' "$d/table" || fail "image list table: no type is not '-': $(cat "$d/table")"
+expect 0 "$RAMPART" image list --tenant "$acme" # the text form
+grep -qE '^[0-9a-f]{64} +fw +1\.2\.3\+0 +- +[0-9]+$' "$d/out" || fail "image list text: $(cat "$d/out")"
+expect 0 "$RAMPART" image show "$d/fw.img"; out_has "type:               none (no type TLV)"
+# stored as no type ("", not the "(null)" snprintf made of a NULL name) ...
+eq "$(sqlite3 -cmd ".timeout 10000" "$d/srv/rampart.db" "SELECT DISTINCT quote(type) FROM images")" "''" "the stored type"
+# ... and one stored by a service before this fix, as "(null)", read as none too
+sqlite3 -cmd ".timeout 10000" "$d/srv/rampart.db" "UPDATE images SET type = '(null)'" || fail "sqlite3"
+expect 0 "$RAMPART" image list --tenant "$acme" --output json
+jq -e '[.images[].type] == [null]' "$d/out" >/dev/null || fail "a stored (null): $(cat "$d/out")"
+expect 0 "$RAMPART" image sign --key "$d/img.key" --version 1.2.3 --output json "$d/payload" "$d/fw2.img"
+jq -e '.valid == true and .type == null and .version == "1.2.3+0"' "$d/out" >/dev/null || fail "image sign --output json: $(cat "$d/out")"
+# written files, said as data
+expect 0 "$RAMPART" ca download --tenant "$acme" --out "$d/ca2.pem" --output json
+jq -e --arg f "$d/ca2.pem" '.file == $f' "$d/out" >/dev/null || fail "ca download --output json: $(cat "$d/out")"
+expect 0 "$RAMPART" update-root rotate-online-key --tenant "$acme" --output yaml
+"$PY" -c 'import sys, yaml; d = yaml.safe_load(open(sys.argv[1])); assert d["public_key"].startswith("-----BEGIN PUBLIC KEY-----"), d' "$d/out" ||
+  fail "rotate-online-key --output yaml: $(cat "$d/out")"
+
 # --- completion ---------------------------------------------------------------------------------
 expect 0 "$RAMPART" completion bash; cp "$d/out" "$d/rampart.bash"
 bash -n "$d/rampart.bash" || fail "the bash completion does not parse"
@@ -130,6 +155,16 @@ for w in $(complete_words rampart ""); do
   case $w in -*) continue ;; esac
   expect 0 "$RAMPART" "$w" --help
 done
+# Every command that prints takes --output (walked from the command table, through the completion
+# made from it): all but completion and help, which print a script or help, not data.
+pairs=0
+while read -r group verb flags; do
+  pairs=$((pairs + 1))
+  case $group in completion | help) continue ;; esac
+  [[ " $flags " == *" --output "* ]] || fail "rampart $group $verb takes no --output: $flags"
+done < <(sed -n 's/^ *"\([a-z-]*\) \([a-z-]*\)") flags="\([^"]*\)".*/\1 \2 \3/p' "$d/rampart.bash")
+[ "$pairs" -gt 40 ] || fail "only $pairs commands in the completion: the walk read nothing"
+E2E_CHECKS=$((E2E_CHECKS + 1))
 expect 2 "$RAMPART" completion fish; err_has "bash or zsh"
 expect 0 "$RAMPART" completion zsh; cp "$d/out" "$d/_rampart"
 if command -v zsh >/dev/null; then
@@ -173,6 +208,25 @@ for b in "$RAMPART" "$server_bin" "$AGENT" "$MONITOR"; do
 done
 "$RAMPART" help --all >"$d/all.help"
 documents "$d/rampart.txt" "$d/all.help"
+# Every flag's text is two spaces or a line after it (help2man takes a flag and its text parted by
+# one space for one long flag, and runs them together in the man page): on each line that starts
+# with a flag, at most one word (its value: N, FILE, a|b) before two spaces.
+"$PY" - "$d/rampart-server.help" "$d/rampart-agent.help" "$d/rampart-monitor.help" "$d/all.help" <<'PY' ||
+import re, sys
+bad, seen = [], 0
+for f in sys.argv[1:]:
+    for line in open(f):
+        m = re.match(r"^ +(-[A-Za-z], )?--[a-z][a-z0-9-]*(.*)$", line.rstrip("\n"))
+        if m:
+            seen += 1
+            if len(m.group(2).split("  ", 1)[0].split()) > 1:
+                bad.append("%s: %s" % (f.rsplit("/", 1)[1], line.strip()))
+if seen < 30:
+    bad.append("only %d flag lines: the check reads no help" % seen)
+sys.exit("\n".join(bad) if bad else 0)
+PY
+  fail "a flag and its text one space apart"
+E2E_CHECKS=$((E2E_CHECKS + 1))
 for w in $(complete_words rampart ""); do
   case $w in -*) continue ;; esac
   grep -qE "(^| )$w( |$)" "$d/rampart.txt" || fail "rampart.1 lacks the command $w"

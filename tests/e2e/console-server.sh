@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End to end: the web console's server side (server/console.c). Its static files (the page, a
 # script with its type, a page's own address) with every security header, and nothing outside its
-# directory (.., encoded .., a symbolic link out, a kind it does not serve, a missing file);
+# directory (.., encoded .., any symbolic link - out or in -, a kind it does not serve, a missing file);
 # sessions opened with a token (the cookie's flags exactly) or a one-time login link (once, and
 # not once expired), which authenticate operator routes (CSRF on every change), never device
 # routes, end on DELETE and with their token, and outlive a restart; the fleet page's counts and
@@ -19,6 +19,7 @@ echo 'console.log("app")' >"$c/app.js"
 echo 'export const x = 1;' >"$c/vendor/lib.mjs"
 echo 'body {}' >"$c/vendor/real.css"
 ln -s vendor/real.css "$c/in.css"
+ln -s vendor "$c/lib"
 echo 'SECRET' >"$d/outside.js"
 ln -s "$d/outside.js" "$c/out.js"
 ln -s "$d" "$c/up"
@@ -57,14 +58,15 @@ eq "$(header Content-Type)" "text/javascript; charset=utf-8" "a script's type"
 eq "$(cat "$d/body")" 'console.log("app")' "a script's body"
 req GET /console/vendor/lib.mjs; eq "$status" 200 "a module in a folder"
 eq "$(header Content-Type)" "text/javascript; charset=utf-8" "a module's type"
-req GET /console/in.css; eq "$status" 200 "a link that stays inside"
+req GET /console/vendor/real.css; eq "$status" 200 "a stylesheet"
 eq "$(header Content-Type)" "text/css; charset=utf-8" "a stylesheet's type"
 req GET /console/login; eq "$status" 200 "a page's own address"; grep -q '<title>console' "$d/body" || fail "login is not the page"
 req HEAD /console/app.js; eq "$status" 200 "HEAD of a script"
 for p in /console/../srv/admin.token /console/vendor/../../outside.js /console/%2e%2e/outside.js \
   /console/vendor%2f..%2f..%2foutside.js /console/.%2e/outside.js /console/out.js \
   /console/up/outside.js /console/up/srv/admin.token /console/tool.exe /console/nope.js \
-  /console/.hidden.js /console/vendor/../app.js /console/vendor/%2e%2e/app.js; do
+  /console/.hidden.js /console/vendor/../app.js /console/vendor/%2e%2e/app.js \
+  /console/in.css /console/lib/lib.mjs /console/lib%2flib.mjs /console/%2fetc/passwd; do
   req GET "$p"; eq "$status" 404 "$p is refused"
   grep -q 'SECRET\|HIDDEN\|console.log' "$d/body" && fail "$p: a file was served"
   headers_ok "$p"
@@ -82,13 +84,13 @@ req GET /console/app.js --max-time 20; eq "$status" 200 "a script after the pipe
 login() {
   printf '%s' "$1" >"$d/login.json"
   req POST /console/session -H 'Content-Type: application/json' --data-binary "@$d/login.json"
-  cookie=$(header Set-Cookie | sed -n 's/^rampart_session=\([^;]*\);.*/\1/p')
+  cookie=$(header Set-Cookie | sed -n 's/^__Host-rampart_session=\([^;]*\);.*/\1/p')
   csrf=$(jq -r '.csrf // empty' "$d/body" 2>/dev/null || true)
 }
 login "{\"token\": \"$(cat "$ADMIN_TOKEN")\"}"; eq "$status" 200 "login with the system token"
 headers_ok "the session"
 [[ $cookie =~ ^rps_[0-9a-f]{64}$ ]] || fail "the cookie: $(header Set-Cookie)"
-eq "$(header Set-Cookie)" "rampart_session=$cookie; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=28800" "the cookie's flags"
+eq "$(header Set-Cookie)" "__Host-rampart_session=$cookie; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=28800" "the cookie's flags"
 [[ $csrf =~ ^[0-9a-f]{64}$ ]] || fail "the CSRF value: $(cat "$d/body")"
 jq -e '.role == "system" and .tenant == null and (.expires | type) == "number"' "$d/body" >/dev/null ||
   fail "the session: $(cat "$d/body")"
@@ -100,14 +102,16 @@ req POST /console/session --data-binary "@$d/login.json" -H 'Content-Type: appli
 eq "$status" 415 "login posted as a form (another site's page could)"
 login '{"token": "a", "code": "b"}'; eq "$status" 400 "a token and a code"
 
-ck=(-H "Cookie: rampart_session=$sys_cookie")
+ck=(-H "Cookie: __Host-rampart_session=$sys_cookie")
 req GET /console/session "${ck[@]}"; eq "$status" 200 "the session, by its cookie"
 jq -e --arg c "$sys_csrf" '.csrf == $c and .role == "system"' "$d/body" >/dev/null || fail "GET session: $(cat "$d/body")"
 req GET /console/session; eq "$status" 401 "no cookie, no session"
 req GET /console/session -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")"; eq "$status" 401 "a bearer token is no session"
 req GET /api/v1/tenants "${ck[@]}"; eq "$status" 200 "the cookie authenticates an operator route"
-req GET /api/v1/tenants -H "Cookie: rampart_session=rps_$(openssl rand -hex 32)"; eq "$status" 401 "an unknown cookie"
-req GET /api/v1/tenants -H "Cookie: rampart_session=$sys_cookie; rampart_session=$sys_cookie"; eq "$status" 401 "the cookie twice"
+req GET /api/v1/tenants -H "Cookie: __Host-rampart_session=rps_$(openssl rand -hex 32)"; eq "$status" 401 "an unknown cookie"
+req GET /api/v1/tenants -H "Cookie: __Host-rampart_session=$sys_cookie; __Host-rampart_session=$sys_cookie"; eq "$status" 401 "the cookie twice"
+# Without its __Host- prefix (a name a sibling site or a plain-HTTP page could set): no session.
+req GET /api/v1/tenants -H "Cookie: rampart_session=$sys_cookie"; eq "$status" 401 "the cookie without __Host-"
 # CSRF: every change made with the cookie carries the session's value.
 j=(-H 'Content-Type: application/json')
 req POST /api/v1/tenants "${ck[@]}" "${j[@]}" --data-binary '{"name": "acme"}'
@@ -130,7 +134,7 @@ expect 0 cli token create --tenant "$acme" --role admin; acme_admin=$(cat "$d/ou
 req GET /api/v1/tokens/self -H "Authorization: Bearer $acme_admin"; acme_admin_id=$(jq -r .id "$d/body")
 login "{\"token\": \"$acme_admin\"}"; eq "$status" 200 "login with a tenant's admin token"
 jq -e --arg t "$acme" '.role == "admin" and .tenant == $t' "$d/body" >/dev/null || fail "tenant session: $(cat "$d/body")"
-ack=(-H "Cookie: rampart_session=$cookie"); acsrf=$csrf
+ack=(-H "Cookie: __Host-rampart_session=$cookie"); acsrf=$csrf
 req GET "/api/v1/tenants/$acme/devices" "${ack[@]}"; eq "$status" 200 "the tenant's devices by cookie"
 req GET "/api/v1/tenants/$globex" "${ack[@]}"; eq "$status" 404 "another tenant by cookie"
 req DELETE "/api/v1/tenants/$acme/tokens/$acme_admin_id" -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")"
@@ -146,7 +150,7 @@ code=${url#*#code=}
 login "{\"code\": \"$code\"}"; eq "$status" 200 "the link, once"
 jq -e --arg t "$acme" '.role == "admin" and .tenant == $t' "$d/body" >/dev/null || fail "link session: $(cat "$d/body")"
 link_cookie=$cookie
-req GET "/api/v1/tenants/$acme" -H "Cookie: rampart_session=$link_cookie"; eq "$status" 200 "the link's session"
+req GET "/api/v1/tenants/$acme" -H "Cookie: __Host-rampart_session=$link_cookie"; eq "$status" 200 "the link's session"
 login "{\"code\": \"$code\"}"; eq "$status" 401 "the link, twice"
 [ -z "$(header Set-Cookie)" ] || fail "a used link got a cookie"
 login "{\"code\": \"rpl_$(openssl rand -hex 32)\"}"; eq "$status" 401 "a made-up link"
@@ -155,17 +159,36 @@ expect 0 cli token create --tenant "$acme" --role reader; acme_reader=$(cat "$d/
 req POST /api/v1/console/links -H "Authorization: Bearer $acme_reader" "${j[@]}" --data-binary '{}'
 eq "$status" 403 "a reader makes no link"
 # The link's session made with the cookie (and its CSRF value): for its own token.
-req POST /api/v1/console/links -H "Cookie: rampart_session=$sys_cookie" -H "X-CSRF-Token: $sys_csrf" "${j[@]}" --data-binary '{}'
+req POST /api/v1/console/links -H "Cookie: __Host-rampart_session=$sys_cookie" -H "X-CSRF-Token: $sys_csrf" "${j[@]}" --data-binary '{}'
 eq "$status" 201 "a link made in a session"
 late_code=$(jq -r .url "$d/body"); late_code=${late_code#*#code=}
+# A link made with a token that ends within the hour: the link, the token it makes and the session
+# it opens all end by then, not 8 hours on.
+expect 0 cli token create --tenant "$acme" --role admin --expires-in 1h; short=$(cat "$d/out")
+short_end=$(($(date +%s) + 3600)) # (read after the token was made: its expiry is no later)
+for body in "{\"tenant\": \"$acme\"}" '{}'; do
+  req POST /api/v1/console/links -H "Authorization: Bearer $short" "${j[@]}" --data-binary "$body"
+  eq "$status" 201 "a link made with a token ending within the hour ($body)"
+  jq -e --argjson e $short_end '.expires <= $e' "$d/body" >/dev/null || fail "the short link: $(cat "$d/body")"
+  made=$(jq -r .token "$d/body"); code=$(jq -r .url "$d/body"); code=${code#*#code=}
+  login "{\"code\": \"$code\"}"; eq "$status" 200 "the short token's link"
+  jq -e --argjson e $short_end '.expires <= $e' "$d/body" >/dev/null ||
+    fail "a session past its link's token ($body): $(cat "$d/body"), the token ends by $short_end"
+  max_age=$(header Set-Cookie | sed -n 's/.*Max-Age=\([0-9]*\).*/\1/p')
+  [ -n "$max_age" ] && [ "$max_age" -le 3600 ] || fail "the short session's cookie: $(header Set-Cookie)"
+  req GET "/api/v1/tenants/$acme/tokens" -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")"
+  jq -e --arg id "$made" --argjson e $short_end '.tokens[] | select(.id == $id) |
+    .expires != null and (.expires | fromdateiso8601) <= $e' "$d/body" >/dev/null ||
+    fail "the link's token outlives the token it was made with: $(jq -c --arg id "$made" '.tokens[] | select(.id == $id)' "$d/body")"
+done
 
 # --- sessions end: DELETE ---------------------------------------------------------------------------
 login "{\"token\": \"$(cat "$ADMIN_TOKEN")\"}"; gone=$cookie gone_csrf=$csrf
-req DELETE /console/session -H "Cookie: rampart_session=$gone"; eq "$status" 403 "DELETE the session without CSRF"
-req DELETE /console/session -H "Cookie: rampart_session=$gone" -H "X-CSRF-Token: $gone_csrf"
+req DELETE /console/session -H "Cookie: __Host-rampart_session=$gone"; eq "$status" 403 "DELETE the session without CSRF"
+req DELETE /console/session -H "Cookie: __Host-rampart_session=$gone" -H "X-CSRF-Token: $gone_csrf"
 eq "$status" 204 "DELETE the session"
-eq "$(header Set-Cookie)" "rampart_session=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0" "the cookie cleared"
-req GET /api/v1/tenants -H "Cookie: rampart_session=$gone"; eq "$status" 401 "an ended session"
+eq "$(header Set-Cookie)" "__Host-rampart_session=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0" "the cookie cleared"
+req GET /api/v1/tenants -H "Cookie: __Host-rampart_session=$gone"; eq "$status" 401 "an ended session"
 
 # --- the fleet page: real devices -----------------------------------------------------------------
 # dev4 attests under the strict default policy (this machine's agents say debug is enabled):
@@ -183,7 +206,7 @@ expect 0 cli tenant policy --tenant "$acme" --allow-debug yes --require-componen
 attest dev1 || { cat "$d/err"; fail "dev1 did not attest"; }
 attest dev2 || { cat "$d/err"; fail "dev2 did not attest"; }
 expect 0 cli device block --tenant "$acme" "$dev2"
-req GET "/api/v1/tenants/$acme/fleet" -H "Cookie: rampart_session=$link_cookie"; eq "$status" 200 "the fleet"
+req GET "/api/v1/tenants/$acme/fleet" -H "Cookie: __Host-rampart_session=$link_cookie"; eq "$status" 200 "the fleet"
 jq -e '.devices == {"total": 4, "attested": 1, "cert_expiring": 0, "failed": 1, "blocked": 1,
   "quarantined": 0, "never_seen": 1} and (.versions | type) == "array"' "$d/body" >/dev/null ||
   fail "the fleet's counts: $(cat "$d/body")"
@@ -192,7 +215,7 @@ jq -e '.devices.total == 1 and .devices.failed == 1 and .devices.attested == 0' 
   fail "another tenant's fleet: $(cat "$d/body")"
 # A page of devices, in ID order, by state or by the start of an ID; without a query, all of them.
 sorted=$(printf '%s\n' "$dev1" "$dev2" "$dev3" "$dev4" | sort | tr '\n' ' ')
-ack=(-H "Cookie: rampart_session=$link_cookie")
+ack=(-H "Cookie: __Host-rampart_session=$link_cookie")
 req GET "/api/v1/tenants/$acme/devices?limit=3" "${ack[@]}"; eq "$status" 200 "a page of devices"
 p1=$(jq -r '[.devices[].device_id] | join(" ")' "$d/body"); next=$(jq -r .next_after "$d/body")
 eq "$next" "$(echo $sorted | cut -d' ' -f3)" "the next page's start"
@@ -213,22 +236,47 @@ for q in state=bogus limit=0 limit=1001 after=xyz prefix=XYZ other=1; do
 done
 
 now=$(date +%s)
-req GET "/api/v1/tenants/$acme/attestations/histogram?since=$((now - 3600))&step=600" -H "Cookie: rampart_session=$link_cookie"
+req GET "/api/v1/tenants/$acme/attestations/histogram?since=$((now - 3600))&step=600" -H "Cookie: __Host-rampart_session=$link_cookie"
 eq "$status" 200 "the histogram"
 jq -e --argjson s $((now - 3600)) '.since == $s and .step == 600 and (.pass | length) == 7 and
   (.fail | length) == 7 and (.pass | add) == 2 and (.fail | add) == 1' "$d/body" >/dev/null ||
   fail "the histogram: $(cat "$d/body")"
-req GET "/api/v1/tenants/$acme/attestations/histogram?since=0&step=1" -H "Cookie: rampart_session=$link_cookie"
+req GET "/api/v1/tenants/$acme/attestations/histogram?since=0&step=1" -H "Cookie: __Host-rampart_session=$link_cookie"
 eq "$status" 400 "a histogram of too many buckets"
-req GET "/api/v1/tenants/$acme/attestations/histogram?since=$((now + 100))" -H "Cookie: rampart_session=$link_cookie"
+req GET "/api/v1/tenants/$acme/attestations/histogram?since=$((now + 100))" -H "Cookie: __Host-rampart_session=$link_cookie"
 eq "$status" 400 "a histogram from the future"
 
 # --- a restart, eleven minutes on: sessions outlive it, the unused link has expired --------------
 kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
 printf '#!/bin/sh\nexec env LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 FAKETIME=+11m "%s" "$@"\n' "$bin" >"$d/late-server"
 chmod +x "$d/late-server"
-RAMPART_SERVER=$d/late-server start_server "$d/srv" --threads 2 --console-dir "$c"
-req GET /api/v1/tenants -H "Cookie: rampart_session=$sys_cookie"; eq "$status" 200 "a session after a restart"
-req GET /console/session -H "Cookie: rampart_session=$link_cookie"; eq "$status" 200 "the link's session after a restart"
+# (--login-rate 0.001: a try comes back in 1000 s, so the burst below is counted exactly however
+# slow the machine)
+RAMPART_SERVER=$d/late-server start_server "$d/srv" --threads 2 --console-dir "$c" --login-rate 0.001
+req GET /api/v1/tenants -H "Cookie: __Host-rampart_session=$sys_cookie"; eq "$status" 200 "a session after a restart"
+req GET /console/session -H "Cookie: __Host-rampart_session=$link_cookie"; eq "$status" 200 "the link's session after a restart"
 login "{\"code\": \"$late_code\"}"; eq "$status" 401 "a link eleven minutes old"
+
+# --- failed logins: a bucket of their own (bursts of 10) -------------------------------------------
+# A burst of wrong tokens is refused with 429 and Retry-After past the burst (one try is spent
+# above), right or wrong from then on; attestation, another bucket, is served as before.
+n=0
+while [ $n -lt 12 ]; do
+  n=$((n + 1))
+  login "{\"token\": \"rpt_$(openssl rand -hex 32)\"}"
+  [ "$status" = 401 ] || break
+done
+eq "$status" 429 "wrong token $n of a burst"
+eq "$n" 10 "the wrong token refused: the bucket holds 10, one spent on the old link"
+body_has '.error == "rate_limited"'
+eq "$(header Retry-After)" 1000 "a refused login's Retry-After (the time a try takes to come back)"
+login "{\"token\": \"$(cat "$ADMIN_TOKEN")\"}"; eq "$status" 429 "a right token, while the address is over"
+printf '{"device_id":"%s"}' "$dev1" >"$d/nreq.json"
+for i in 1 2 3; do
+  req POST /api/v1/attest/nonce -H 'Content-Type: application/json' --data-binary "@$d/nreq.json"
+  eq "$status" 200 "an attestation nonce ($i) while logins are refused"
+done
+req GET /metrics
+grep -q '^rampart_rate_limited_total{limit="login"} [1-9]' "$d/body" || fail "the login limit's count: $(grep rate_limited "$d/body")"
+grep -q '^rampart_rate_limited_total{limit="address"} 0$' "$d/body" || fail "logins counted as attestation: $(grep rate_limited "$d/body")"
 done_ok

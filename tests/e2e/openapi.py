@@ -120,7 +120,7 @@ def scheme_kind(s):
         return "bearer"
     if s.get("type") == "mutualTLS":
         return "device"
-    if s.get("type") == "apiKey" and s.get("in") == "cookie" and s.get("name") == "rampart_session":
+    if s.get("type") == "apiKey" and s.get("in") == "cookie" and s.get("name") == "__Host-rampart_session":
         return "cookie"
     return None
 
