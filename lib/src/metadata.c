@@ -273,7 +273,8 @@ rp_err_t rp_md_verify(const rp_md_signed_t *s, const rp_md_role_t *role, char *d
         return RP_ERR_CRYPTO;
     for (size_t k = 0; k < role->nkeys; k++) {
         rp_sig_alg_t alg;
-        if (rp_sha256(role->spki[k], role->spki_len[k], want) != RP_OK ||
+        if (role->spki_len[k] > RP_PUBKEY_DER_MAX ||
+            rp_sha256(role->spki[k], role->spki_len[k], want) != RP_OK ||
             rp_pubkey_alg(role->spki[k], role->spki_len[k], &alg) != RP_OK)
             continue;
         for (size_t i = 0; i < s->nsigs; i++)
