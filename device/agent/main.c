@@ -726,16 +726,30 @@ static int cmd_run(const struct args *a)
     return OK;
 }
 
-/* trust --update-root through the monitor: TRUST_ROOT, the file as a descriptor. */
+/* trust --update-root through the monitor: TRUST_ROOT, the root unpacked here into its binary
+ * form (the monitor parses no JSON it has not verified), as a descriptor. */
 static int trust_root_by_monitor(const struct args *a, rp_agent_t *agent)
 {
     static rp_mon_reply_t r;
+    static rp_md_signed_t doc;
     rp_mon_request_t q = {.type = RP_MON_TRUST_ROOT};
-    int fd = open(a->update_root, O_RDONLY | O_CLOEXEC);
-    rp_err_t err;
+    uint8_t *data = NULL;
+    char detail[256];
+    size_t len;
+    int fd = -1;
+    rp_err_t err = rp_read_file(a->update_root, RP_MON_ROOT_MAX, &data, &len);
 
-    if (fd < 0) {
-        rp_log_error("%s: %s", a->update_root, strerror(errno));
+    if (err == RP_ERR_TOO_LARGE)
+        snprintf(detail, sizeof(detail), "larger than %d bytes", RP_MON_ROOT_MAX);
+    else if (err != RP_OK)
+        snprintf(detail, sizeof(detail), "%s", rp_strerror(err));
+    else if ((err = rp_md_unpack((const char *)data, len, &doc, detail, sizeof(detail))) == RP_OK &&
+             (err = rp_update_signed_fd(&doc, &fd)) != RP_OK)
+        snprintf(detail, sizeof(detail), "%s", rp_strerror(err));
+    free(data);
+    rp_md_signed_free(&doc);
+    if (err != RP_OK) {
+        rp_log_error("%s: root metadata refused: %s", a->update_root, detail);
         return FAIL;
     }
     err = rp_agent_monitor_call(agent, &q, fd, &r);

@@ -115,36 +115,42 @@ static rp_err_t keep_next_root(rp_agent_t *a, const char *env, size_t len, rp_up
 {
     static rp_mon_reply_t r;
     rp_mon_request_t q = {.type = RP_MON_TRUST_ROOT};
-    rp_err_t err;
+    rp_md_signed_t *doc = calloc(1, sizeof(*doc));
+    char detail[256] = "cannot hand it over";
+    uint64_t version;
+    rp_err_t err =
+        doc != NULL ? rp_md_unpack(env, len, doc, detail, sizeof(detail)) : RP_ERR_NO_MEMORY;
     int fd;
 
-    if (a->rot != NULL) { /* single-process mode: kept here, with the monitor's own check */
-        char detail[256];
-        uint64_t version;
-        err = rp_update_take_root(a->state_dir, env, len, false, &version, detail, sizeof(detail));
-        return err == RP_OK ? RP_OK : refuse(s, err, "%s", detail);
-    }
-    err = rp_update_root_fd(env, len, &fd);
-    if (err == RP_OK) {
+    if (err == RP_OK && a->rot != NULL) /* single-process mode: kept here, with the same check */
+        err = rp_update_take_root(a->state_dir, doc, false, &version, detail, sizeof(detail));
+    else if (err == RP_OK && (err = rp_update_signed_fd(doc, &fd)) == RP_OK) {
         err = rp_agent_monitor_call(a, &q, fd, &r);
         close(fd);
+        if (err != RP_OK)
+            snprintf(detail, sizeof(detail), "the monitor did not take the next root (see above)");
     }
-    if (err != RP_OK)
-        return refuse(s, err, "the monitor did not take the next root (see above)");
-    return RP_OK;
+    rp_md_signed_free(doc);
+    free(doc);
+    return err == RP_OK ? RP_OK : refuse(s, err, "%s", detail);
 }
 
-rp_err_t rp_update_root_fd(const char *env, size_t len, int *fd)
+rp_err_t rp_update_signed_fd(const rp_md_signed_t *doc, int *fd)
 {
-    *fd = memfd_create("rampart-root", MFD_CLOEXEC);
-    if (*fd < 0)
-        return RP_ERR_IO;
-    if (rp_write_all(*fd, env, len) != RP_OK) {
+    uint8_t *bin = NULL;
+    size_t len;
+    rp_err_t err = rp_md_signed_encode(doc, &bin, &len);
+
+    *fd = err == RP_OK ? memfd_create("rampart-metadata", MFD_CLOEXEC) : -1;
+    if (err == RP_OK && *fd < 0)
+        err = RP_ERR_IO;
+    if (err == RP_OK && rp_write_all(*fd, bin, len) != RP_OK) {
         close(*fd);
         *fd = -1;
-        return RP_ERR_IO;
+        err = RP_ERR_IO;
     }
-    return RP_OK;
+    free(bin);
+    return err;
 }
 
 /* Newer roots, each signed by the keys of the one before and by its own (rp_md_root_accept).
@@ -210,7 +216,7 @@ static rp_err_t update_roots(struct client *c, rp_md_root_t *root, rp_update_sum
 
 /* The targets, through the monitor (TARGETS, the document as a descriptor): it checks them with
  * the root it owns, keeps them, and installs only what they name. */
-static rp_err_t hand_targets(rp_agent_t *a, const char *env, size_t len, rp_update_summary_t *s)
+static rp_err_t hand_targets(rp_agent_t *a, const rp_md_signed_t *doc, rp_update_summary_t *s)
 {
     static rp_mon_reply_t r;
     rp_mon_request_t q = {.type = RP_MON_TARGETS};
@@ -218,7 +224,7 @@ static rp_err_t hand_targets(rp_agent_t *a, const char *env, size_t len, rp_upda
     int fd;
 
     memset(&r, 0, sizeof(r));
-    err = rp_update_root_fd(env, len, &fd);
+    err = rp_update_signed_fd(doc, &fd);
     if (err == RP_OK) {
         err = rp_agent_monitor_call(a, &q, fd, &r);
         close(fd);
@@ -236,6 +242,7 @@ static rp_err_t update_targets(struct client *c, const rp_md_root_t *root, rp_md
                                rp_update_summary_t *s)
 {
     rp_http_response_t r;
+    rp_md_signed_t *doc = NULL;
     char path[96], kept_path[PATH_MAX];
     rp_err_t err;
 
@@ -247,13 +254,19 @@ static rp_err_t update_targets(struct client *c, const rp_md_root_t *root, rp_md
     if (err != RP_OK)
         return err;
     err = rp_agent_file_for_write(c->a, TARGETS_FILE, kept_path, sizeof(kept_path));
-    if (err == RP_OK)
-        err = rp_update_take_targets(kept_path, c->a->device_id, root, r.body, r.len, targets,
-                                     s->detail, sizeof(s->detail));
-    else
+    if (err != RP_OK)
         snprintf(s->detail, sizeof(s->detail), "cannot keep the targets: %s", rp_strerror(err));
+    else if ((doc = calloc(1, sizeof(*doc))) == NULL)
+        err = RP_ERR_NO_MEMORY;
+    /* Unpacked here, unprivileged: the monitor takes the binary form and parses no JSON it has
+     * not verified. */
+    else if ((err = rp_md_unpack(r.body, r.len, doc, s->detail, sizeof(s->detail))) == RP_OK)
+        err = rp_update_take_targets(kept_path, c->a->device_id, root, doc, targets, s->detail,
+                                     sizeof(s->detail));
     if (err == RP_OK && c->a->rot == NULL)
-        err = hand_targets(c->a, r.body, r.len, s);
+        err = hand_targets(c->a, doc, s);
+    rp_md_signed_free(doc);
+    free(doc);
     if (err != RP_OK) {
         rp_log_error("update refused: %s", s->detail);
         rp_reportq_event(c->a, RP_REPORT_METADATA_REFUSED, NULL, rp_report_code_of(err),

@@ -20,13 +20,14 @@
 rp_err_t rp_update_trust_root(const char *state_dir, const char *path) RP_MUST_CHECK;
 
 /*
- * Take the root metadata env[0..len) as the device's root of update trust, kept in
+ * Take the root metadata doc (an envelope unpacked: rp_md_unpack, or the monitor's binary form)
+ * as the device's root of update trust, kept in
  * S/update/root.json (0644: public). operator (root, provisioning the device): a first root, signed
  * by its own keys, replacing any kept root not newer. Otherwise (the agent, through the monitor's
  * TRUST_ROOT): only the next version of the kept root, signed by its keys as well as its own; a
  * device without a root refuses. detail says why on a refusal. OUT: *version, the kept root's.
  */
-rp_err_t rp_update_take_root(const char *state_dir, const char *env, size_t len, bool from_operator,
+rp_err_t rp_update_take_root(const char *state_dir, const rp_md_signed_t *doc, bool from_operator,
                              uint64_t *version, char *detail, size_t cap) RP_MUST_CHECK;
 
 /* The root the device keeps (S/update/root.json): accepted when it was kept, and still signed by
@@ -42,7 +43,8 @@ rp_err_t rp_update_load_kept(const char *path, bool is_root, char **env, size_t 
 void rp_update_kept_corrupt(const char *path, bool is_root, const char *why);
 
 /*
- * Take the targets metadata env[0..len) as the device's newest and keep it at kept_path: signed
+ * Take the targets metadata doc (unpacked) as the device's newest and keep it, as its JSON
+ * envelope, at kept_path: signed
  * by root's online keys, for device_id, not older than the targets kept there (when root's online
  * keys signed those: what a replaced online key signed does not count), not expired
  * (rp_md_targets_accept). The one owner of those rules: the agent's update check (its copy,
@@ -50,7 +52,7 @@ void rp_update_kept_corrupt(const char *path, bool is_root, const char *why);
  * call it. A refusal changes nothing; detail says why. OUT: *out.
  */
 rp_err_t rp_update_take_targets(const char *kept_path, const char *device_id,
-                                const rp_md_root_t *root, const char *env, size_t len,
+                                const rp_md_root_t *root, const rp_md_signed_t *doc,
                                 rp_md_targets_t *out, char *detail, size_t cap) RP_MUST_CHECK;
 /* The targets kept at kept_path, checked again as rp_update_take_targets took them (expired_ok:
  * whatever their age). RP_ERR_NOT_FOUND when none are kept; detail says why on a refusal. */
@@ -74,8 +76,9 @@ rp_err_t rp_agent_install(rp_agent_t *a, const char *name, const char *path,
                           const rp_install_opts_t *opts, rp_install_result_t *res) RP_MUST_CHECK;
 /* Recovery (rp_components_recover): through the monitor (RECOVER), or here. */
 rp_err_t rp_agent_recover(rp_agent_t *a, int *unbootable) RP_MUST_CHECK;
-/* A memory file holding env[0..len), for TRUST_ROOT. OUT: *fd (close it). */
-rp_err_t rp_update_root_fd(const char *env, size_t len, int *fd) RP_MUST_CHECK;
+/* A memory file holding doc in its binary form (rp_md_signed_encode), for TRUST_ROOT and
+ * TARGETS: the monitor parses no JSON it has not verified. OUT: *fd (close it). */
+rp_err_t rp_update_signed_fd(const rp_md_signed_t *doc, int *fd) RP_MUST_CHECK;
 
 typedef struct rp_update_summary {
     int installed, unchanged, refused, rolled_back, failed; /* components */

@@ -95,9 +95,10 @@ rp_err_t rp_update_root(const char *state_dir, rp_md_root_t *root)
     return err;
 }
 
-rp_err_t rp_update_take_root(const char *state_dir, const char *env, size_t len, bool from_operator,
+rp_err_t rp_update_take_root(const char *state_dir, const rp_md_signed_t *doc, bool from_operator,
                              uint64_t *version, char *detail, size_t cap)
 {
+    char *env = NULL;
     rp_md_root_trust_t trust = {NULL, NULL, (int64_t)time(NULL), true};
     rp_md_root_t *root = calloc(1, sizeof(*root)), *kept = calloc(1, sizeof(*kept));
     rp_err_t err = root != NULL && kept != NULL ? RP_OK : RP_ERR_NO_MEMORY, have = RP_ERR_NOT_FOUND;
@@ -119,19 +120,23 @@ rp_err_t rp_update_take_root(const char *state_dir, const char *env, size_t len,
     }
     /* From root (the operator provisioning the device): a first root, signed by its own keys. */
     if (err == RP_OK)
-        err = rp_md_root_accept(env, len, &trust, root, detail, cap);
+        err = rp_md_root_accept_signed(doc, &trust, root, detail, cap);
     /* Never step back: a root the device has is kept if it is newer. */
     if (err == RP_OK && have == RP_OK && kept->version > root->version) {
         snprintf(detail, cap, "the device keeps root version %lld, newer than this one (%lld)",
                  (long long)kept->version, (long long)root->version);
         err = RP_ERR_ROLLBACK;
     }
+    /* Kept as its JSON envelope: the agent reads it, and S/update/ is root's (trusted storage). */
     if (err == RP_OK)
-        err = keep_root(state_dir, env, len);
+        err = rp_md_pack(doc, &env);
+    if (err == RP_OK)
+        err = keep_root(state_dir, env, strlen(env));
     if (err == RP_OK)
         *version = (uint64_t)root->version;
     else if (detail[0] == '\0')
         snprintf(detail, cap, "cannot keep it: %s", rp_strerror(err));
+    free(env);
     free(root);
     free(kept);
     return err;
@@ -139,18 +144,20 @@ rp_err_t rp_update_take_root(const char *state_dir, const char *env, size_t len,
 
 rp_err_t rp_update_trust_root(const char *state_dir, const char *path)
 {
+    rp_md_signed_t *doc = calloc(1, sizeof(*doc));
     uint8_t *data = NULL;
     char detail[256];
     uint64_t version;
     size_t len;
-    rp_err_t err = rp_read_file(path, RP_MD_MAX, &data, &len);
+    rp_err_t err = doc != NULL ? rp_read_file(path, RP_MD_MAX, &data, &len) : RP_ERR_NO_MEMORY;
 
-    if (err == RP_OK) {
-        err = rp_update_take_root(state_dir, (const char *)data, len, true, &version, detail,
-                                  sizeof(detail));
-        if (err != RP_OK)
-            rp_log_error("%s: %s", path, detail);
-    }
+    if (err == RP_OK &&
+        (err = rp_md_unpack((const char *)data, len, doc, detail, sizeof(detail))) == RP_OK)
+        err = rp_update_take_root(state_dir, doc, true, &version, detail, sizeof(detail));
+    if (err != RP_OK && data != NULL)
+        rp_log_error("%s: %s", path, detail);
+    rp_md_signed_free(doc);
+    free(doc);
     free(data);
     return err;
 }
@@ -173,11 +180,11 @@ rp_err_t rp_update_kept_targets(const char *kept_path, const char *device_id,
 }
 
 rp_err_t rp_update_take_targets(const char *kept_path, const char *device_id,
-                                const rp_md_root_t *root, const char *env, size_t len,
+                                const rp_md_root_t *root, const rp_md_signed_t *doc,
                                 rp_md_targets_t *out, char *detail, size_t cap)
 {
     rp_md_targets_trust_t trust = {root, device_id, 0, (int64_t)time(NULL), false};
-    char why[256];
+    char why[256], *env = NULL;
     rp_err_t err = rp_update_kept_targets(kept_path, device_id, root, true, out, why, sizeof(why));
 
     /* The version to stay above: that of the kept targets if root's online keys signed them,
@@ -190,9 +197,13 @@ rp_err_t rp_update_take_targets(const char *kept_path, const char *device_id,
         snprintf(detail, cap, "%s is not usable: %s", kept_path, why);
         return err;
     }
-    err = rp_md_targets_accept(env, len, &trust, out, detail, cap);
-    if (err == RP_OK && (err = rp_write_file_atomic(kept_path, env, len, 0600, 0)) != RP_OK)
+    err = rp_md_targets_accept_signed(doc, &trust, out, detail, cap);
+    /* Kept as their JSON envelope, in a file only its owner writes (trusted storage). */
+    if (err == RP_OK &&
+        ((err = rp_md_pack(doc, &env)) != RP_OK ||
+         (err = rp_write_file_atomic(kept_path, env, strlen(env), 0600, 0)) != RP_OK))
         snprintf(detail, cap, "cannot keep them in %s: %s", kept_path, rp_strerror(err));
+    free(env);
     return err;
 }
 

@@ -186,28 +186,49 @@ static rp_err_t read_doc(int fd, size_t max, const char *what, char **env, size_
     return err;
 }
 
+/* A signed document in its binary form (rp_md_signed_decode, fuzzed: fuzz/monitor_proto.c) from
+ * the descriptor, at most max bytes: the agent unpacked its JSON, so that nothing here parses
+ * JSON before its signatures hold. OUT: *doc (rp_md_signed_free). The refusal is said in p. */
+static rp_err_t read_signed(int fd, size_t max, const char *what, rp_md_signed_t *doc,
+                            rp_mon_reply_t *p)
+{
+    char *bin = NULL, detail[RP_MON_MESSAGE_MAX - 48];
+    size_t len = 0;
+    rp_err_t err = read_doc(fd, max, what, &bin, &len, p);
+
+    if (err == RP_OK && (err = rp_md_signed_decode((const uint8_t *)bin, len, doc, detail,
+                                                   sizeof(detail))) != RP_OK)
+        refuse(p, err, "%s metadata refused: %s", what, detail);
+    free(bin);
+    return err;
+}
+
 /*
  * TRUST_ROOT: the monitor owns the trust anchor (docs/monitor.md), whose image keys decide what
  * installs: were the agent to keep the root, a compromised agent would choose the image keys. So
- * the monitor reads the root from the descriptor (at most RP_MON_ROOT_MAX bytes) and keeps it only
- * if rp_md_root_accept (fuzzed: fuzz/metadata.c) finds it the next version signed by the kept
- * root's keys and its own; a first root (none kept) only from root.
+ * the monitor reads the root from the descriptor (its binary form, at most RP_MON_ROOT_MAX bytes)
+ * and keeps it only if rp_md_root_accept_signed finds it signed by the kept root's keys (checked
+ * before its payload is parsed), the next version and signed by its own; a first root (none kept)
+ * only from root.
  */
 static void do_trust_root(rp_agent_t *a, int fd, uid_t peer, rp_mon_reply_t *p)
 {
-    char *env = NULL, detail[RP_MON_MESSAGE_MAX - 32];
+    rp_md_signed_t *doc = calloc(1, sizeof(*doc));
+    char detail[RP_MON_MESSAGE_MAX - 32];
     uint64_t version = 0;
-    size_t len = 0;
-    rp_err_t err = read_doc(fd, RP_MON_ROOT_MAX, "root", &env, &len, p);
+    rp_err_t err =
+        doc != NULL ? read_signed(fd, RP_MON_ROOT_MAX, "root", doc, p) : RP_ERR_NO_MEMORY;
 
-    if (err == RP_OK && (err = rp_update_take_root(a->state_dir, env, len, peer == 0, &version,
-                                                   detail, sizeof(detail))) != RP_OK)
+    if (err == RP_OK && (err = rp_update_take_root(a->state_dir, doc, peer == 0, &version, detail,
+                                                   sizeof(detail))) != RP_OK)
         refuse(p, err, "root metadata refused: %s", detail);
     else if (err == RP_OK) {
         p->u.trust_root.version = version;
         rp_log_info("update root version %llu kept", (unsigned long long)version);
-    }
-    free(env);
+    } else if (doc == NULL)
+        refuse(p, err, "%s", rp_strerror(err));
+    rp_md_signed_free(doc);
+    free(doc);
 }
 
 /* The monitor's copy of the targets, S/update/targets.json. */
@@ -220,19 +241,20 @@ static rp_err_t targets_path(const rp_agent_t *a, char *path, size_t cap)
 
 /*
  * TARGETS: the device's signed targets, which INSTALL then holds every image to (install_gate).
- * Checked with the root the monitor owns, by the agent's own rules (rp_update_take_targets: the
- * online keys, this device, never older than the kept ones, not expired), at most
- * RP_MON_TARGETS_MAX bytes, and kept in S/update/targets.json.
+ * Their binary form (at most RP_MON_TARGETS_MAX bytes), checked with the root the monitor owns
+ * before the payload is parsed, by the agent's own rules (rp_update_take_targets: the online
+ * keys, this device, never older than the kept ones, not expired), and kept in
+ * S/update/targets.json (root's: trusted storage, read again at each INSTALL).
  */
 static void do_targets(rp_agent_t *a, int fd, rp_mon_reply_t *p)
 {
     rp_md_root_t *root = calloc(1, sizeof(*root));
     rp_md_targets_t *t = calloc(1, sizeof(*t));
-    char *env = NULL, path[PATH_MAX], detail[RP_MON_MESSAGE_MAX - 32];
-    size_t len = 0;
-    rp_err_t err = root != NULL && t != NULL ? RP_OK : RP_ERR_NO_MEMORY;
+    rp_md_signed_t *doc = calloc(1, sizeof(*doc));
+    char path[PATH_MAX], detail[RP_MON_MESSAGE_MAX - 32] = "out of memory";
+    rp_err_t err = root != NULL && t != NULL && doc != NULL ? RP_OK : RP_ERR_NO_MEMORY;
 
-    if (err == RP_OK && read_doc(fd, RP_MON_TARGETS_MAX, "targets", &env, &len, p) != RP_OK)
+    if (err == RP_OK && read_signed(fd, RP_MON_TARGETS_MAX, "targets", doc, p) != RP_OK)
         goto out;
     if (err == RP_OK)
         err = targets_path(a, path, sizeof(path));
@@ -241,7 +263,7 @@ static void do_targets(rp_agent_t *a, int fd, rp_mon_reply_t *p)
     else if (err != RP_OK)
         snprintf(detail, sizeof(detail), "%s", rp_strerror(err));
     else
-        err = rp_update_take_targets(path, a->device_id, root, env, len, t, detail, sizeof(detail));
+        err = rp_update_take_targets(path, a->device_id, root, doc, t, detail, sizeof(detail));
     if (err != RP_OK) {
         refuse(p, err, "targets metadata refused: %s", detail);
     } else {
@@ -250,7 +272,8 @@ static void do_targets(rp_agent_t *a, int fd, rp_mon_reply_t *p)
                     t->ntargets);
     }
 out:
-    free(env);
+    rp_md_signed_free(doc);
+    free(doc);
     free(root);
     free(t);
 }

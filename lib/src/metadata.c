@@ -17,34 +17,61 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
-#define SIG_MAX 128
+static rp_err_t say(char *detail, size_t cap, rp_err_t err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
-static rp_err_t keyid_of(const uint8_t *spki, size_t len, char hex[2 * RP_SHA256_LEN + 1])
+void rp_md_signed_free(rp_md_signed_t *s)
 {
-    uint8_t h[RP_SHA256_LEN];
-    rp_err_t err = rp_sha256(spki, len, h);
-
-    return err == RP_OK ? rp_hex_encode(h, sizeof(h), hex, 2 * RP_SHA256_LEN + 1) : err;
+    if (s == NULL)
+        return;
+    free(s->payload);
+    memset(s, 0, sizeof(*s));
 }
 
 rp_err_t rp_md_sign(const char *payload, size_t len, EVP_PKEY *const *keys, size_t nkeys,
                     char **envelope)
 {
-    uint8_t digest[RP_SHA256_LEN], sig[SIG_MAX], spki[RP_PUBKEY_DER_MAX];
-    char keyid[2 * RP_SHA256_LEN + 1], *b64 = NULL;
-    json_t *sigs = json_array(), *env = NULL;
-    size_t sig_len, spki_len;
-    rp_err_t err = sigs != NULL ? rp_sha256(payload, len, digest) : RP_ERR_NO_MEMORY;
+    uint8_t digest[RP_SHA256_LEN], spki[RP_PUBKEY_DER_MAX];
+    rp_md_signed_t *s = calloc(1, sizeof(*s));
+    size_t spki_len;
+    rp_err_t err = s == NULL ? RP_ERR_NO_MEMORY
+                   : nkeys > RP_MD_SIGS_MAX || len == 0 || len > RP_MD_MAX
+                       ? RP_ERR_INVALID_ARG
+                       : rp_sha256(payload, len, digest);
 
     *envelope = NULL;
+    if (err == RP_OK && (s->payload = malloc(len)) == NULL)
+        err = RP_ERR_NO_MEMORY;
+    if (err == RP_OK) {
+        memcpy(s->payload, payload, len);
+        s->len = len;
+    }
     for (size_t i = 0; err == RP_OK && i < nkeys; i++) {
+        rp_md_sig_t *g = &s->sigs[s->nsigs++];
         err = rp_key_spki(keys[i], spki, sizeof(spki), &spki_len);
         if (err == RP_OK)
-            err = keyid_of(spki, spki_len, keyid);
+            err = rp_sha256(spki, spki_len, g->keyid);
         if (err == RP_OK)
-            err = rp_key_sign_digest(keys[i], digest, sig, sizeof(sig), &sig_len);
+            err = rp_key_sign_digest(keys[i], digest, g->sig, sizeof(g->sig), &g->len);
+    }
+    if (err == RP_OK)
+        err = rp_md_pack(s, envelope);
+    rp_md_signed_free(s);
+    free(s);
+    return err;
+}
+
+rp_err_t rp_md_pack(const rp_md_signed_t *s, char **envelope)
+{
+    char keyid[2 * RP_SHA256_LEN + 1], *b64 = NULL;
+    json_t *sigs = json_array(), *env = NULL;
+    rp_err_t err = sigs != NULL ? RP_OK : RP_ERR_NO_MEMORY;
+
+    *envelope = NULL;
+    for (size_t i = 0; err == RP_OK && i < s->nsigs && i < RP_MD_SIGS_MAX; i++) {
+        err = rp_hex_encode(s->sigs[i].keyid, RP_SHA256_LEN, keyid, sizeof(keyid));
         if (err == RP_OK)
-            err = rp_base64_encode(sig, sig_len, &b64);
+            err = rp_base64_encode(s->sigs[i].sig, s->sigs[i].len, &b64);
         if (err == RP_OK &&
             json_array_append_new(sigs, json_pack("{s:s, s:s}", "keyid", keyid, "sig", b64)) != 0)
             err = RP_ERR_NO_MEMORY;
@@ -52,7 +79,7 @@ rp_err_t rp_md_sign(const char *payload, size_t len, EVP_PKEY *const *keys, size
         b64 = NULL;
     }
     if (err == RP_OK)
-        err = rp_base64_encode((const uint8_t *)payload, len, &b64);
+        err = rp_base64_encode(s->payload, s->len, &b64);
     if (err == RP_OK) {
         env = json_pack("{s:s, s:O}", "signed", b64, "signatures", sigs);
         *envelope = env != NULL ? json_dumps(env, JSON_INDENT(2)) : NULL;
@@ -65,64 +92,230 @@ rp_err_t rp_md_sign(const char *payload, size_t len, EVP_PKEY *const *keys, size
     return err;
 }
 
-rp_err_t rp_md_open(const char *envelope, size_t len, const rp_md_role_t *role, json_t **payload)
+rp_err_t rp_md_unpack(const char *envelope, size_t len, rp_md_signed_t *s, char *detail, size_t cap)
 {
-    json_t *env, *sigs, *s;
-    const char *signed_b64;
-    uint8_t *bytes = NULL, *sig = NULL, digest[RP_SHA256_LEN];
-    bool used[RP_MD_KEYS_MAX] = {false};
-    size_t nbytes, sig_len, good = 0, i;
-    rp_err_t err = RP_OK;
+    json_t *env, *sigs, *e;
+    const char *b64;
+    size_t i;
 
-    *payload = NULL;
-    if (len > RP_MD_MAX || role->nkeys > RP_MD_KEYS_MAX || role->threshold == 0)
-        return len > RP_MD_MAX ? RP_ERR_TOO_LARGE : RP_ERR_INVALID_ARG;
+    memset(s, 0, sizeof(*s));
+    if (len > RP_MD_MAX)
+        return say(detail, cap, RP_ERR_TOO_LARGE, "an envelope of more than %d bytes", RP_MD_MAX);
     env = json_loadb(envelope, len, JSON_REJECT_DUPLICATES, NULL);
-    signed_b64 = json_string_value(json_object_get(env, "signed"));
+    b64 = json_string_value(json_object_get(env, "signed"));
     sigs = json_object_get(env, "signatures");
-    if (signed_b64 == NULL || !json_is_array(sigs) || json_array_size(sigs) > 2 * RP_MD_KEYS_MAX ||
-        rp_base64_decode(signed_b64, strlen(signed_b64), &bytes, &nbytes) != RP_OK ||
-        rp_sha256(bytes, nbytes, digest) != RP_OK) {
+    if (b64 == NULL || !json_is_array(sigs) || json_array_size(sigs) > RP_MD_SIGS_MAX ||
+        rp_base64_decode(b64, strlen(b64), &s->payload, &s->len) != RP_OK || s->len == 0 ||
+        s->len > RP_MD_MAX) {
         json_decref(env);
-        free(bytes);
-        return RP_ERR_MALFORMED;
+        rp_md_signed_free(s);
+        return say(detail, cap, RP_ERR_MALFORMED,
+                   "not a metadata envelope {signed: BASE64, signatures: [at most %d]}",
+                   RP_MD_SIGS_MAX);
     }
-    json_array_foreach(sigs, i, s)
+    json_array_foreach(sigs, i, e)
     {
-        const char *keyid = json_string_value(json_object_get(s, "keyid"));
-        const char *sig_b64 = json_string_value(json_object_get(s, "sig"));
-        if (keyid == NULL || sig_b64 == NULL)
+        const char *keyid = json_string_value(json_object_get(e, "keyid"));
+        const char *sig = json_string_value(json_object_get(e, "sig"));
+        rp_md_sig_t *g = &s->sigs[s->nsigs];
+        uint8_t *der = NULL;
+        size_t n = 0;
+        /* What could never verify is left out here, as verifying would ignore it. */
+        if (keyid == NULL || sig == NULL || strlen(keyid) != 2 * RP_SHA256_LEN ||
+            rp_hex_decode(keyid, strlen(keyid), g->keyid, RP_SHA256_LEN) != RP_OK ||
+            rp_base64_decode(sig, strlen(sig), &der, &n) != RP_OK || n == 0 || n > RP_MD_SIG_MAX) {
+            free(der);
+            memset(g, 0, sizeof(*g));
             continue;
-        for (size_t k = 0; k < role->nkeys; k++) {
-            char want[2 * RP_SHA256_LEN + 1];
-            rp_sig_alg_t alg;
-            if (used[k] || keyid_of(role->spki[k], role->spki_len[k], want) != RP_OK ||
-                strcmp(want, keyid) != 0 ||
-                rp_pubkey_alg(role->spki[k], role->spki_len[k], &alg) != RP_OK ||
-                rp_base64_decode(sig_b64, strlen(sig_b64), &sig, &sig_len) != RP_OK)
-                continue;
-            if (rp_sig_verify(alg, role->spki[k], role->spki_len[k], digest, sig, sig_len) ==
-                RP_OK) {
-                used[k] = true; /* each key counts once */
-                good++;
-            }
-            free(sig);
-            sig = NULL;
-            break; /* this signature's keyid was this key's: no other key can match it */
         }
+        memcpy(g->sig, der, n);
+        g->len = n;
+        s->nsigs++;
+        free(der);
     }
     json_decref(env);
-    if (good < role->threshold) {
-        free(bytes);
-        return RP_ERR_BAD_SIGNATURE;
+    return RP_OK;
+}
+
+/* ---- the binary form (metadata.h) ---- */
+
+#define SIGNED_MAGIC 0x52505344u /* "RPSD" */
+#define SIGNED_FORM 1
+
+static void put_be(uint8_t *p, uint64_t v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+}
+
+static uint64_t get_be(const uint8_t *p, size_t n)
+{
+    uint64_t v = 0;
+
+    for (size_t i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+rp_err_t rp_md_signed_encode(const rp_md_signed_t *s, uint8_t **out, size_t *len)
+{
+    size_t n = 4 + 2 + 4 + s->len + 1, at = 0;
+    uint8_t *b;
+
+    *out = NULL;
+    *len = 0;
+    if (s->payload == NULL || s->len == 0 || s->len > RP_MD_MAX || s->nsigs > RP_MD_SIGS_MAX)
+        return RP_ERR_INVALID_ARG;
+    for (size_t i = 0; i < s->nsigs; i++) {
+        if (s->sigs[i].len == 0 || s->sigs[i].len > RP_MD_SIG_MAX)
+            return RP_ERR_INVALID_ARG;
+        n += RP_SHA256_LEN + 2 + s->sigs[i].len;
     }
-    *payload = json_loadb((const char *)bytes, nbytes, JSON_REJECT_DUPLICATES, NULL);
-    free(bytes);
-    if (!json_is_object(*payload)) {
-        json_decref(*payload);
-        *payload = NULL;
-        err = RP_ERR_MALFORMED;
+    if ((b = malloc(n)) == NULL)
+        return RP_ERR_NO_MEMORY;
+    put_be(b + at, SIGNED_MAGIC, 4);
+    put_be(b + at + 4, SIGNED_FORM, 2);
+    put_be(b + at + 6, s->len, 4);
+    memcpy(b + (at += 10), s->payload, s->len);
+    b[at += s->len] = (uint8_t)s->nsigs;
+    at++;
+    for (size_t i = 0; i < s->nsigs; i++) {
+        memcpy(b + at, s->sigs[i].keyid, RP_SHA256_LEN);
+        put_be(b + at + RP_SHA256_LEN, s->sigs[i].len, 2);
+        memcpy(b + (at += RP_SHA256_LEN + 2), s->sigs[i].sig, s->sigs[i].len);
+        at += s->sigs[i].len;
     }
+    *out = b;
+    *len = n;
+    return RP_OK;
+}
+
+rp_err_t rp_md_signed_decode(const uint8_t *buf, size_t len, rp_md_signed_t *s, char *detail,
+                             size_t cap)
+{
+    size_t at = 10, n;
+    rp_err_t err = RP_OK;
+
+    memset(s, 0, sizeof(*s));
+    if (len < 4 || get_be(buf, 4) != SIGNED_MAGIC ||
+        (len >= 6 && get_be(buf + 4, 2) != SIGNED_FORM))
+        return say(detail, cap, len < 4 ? RP_ERR_TRUNCATED : RP_ERR_BAD_MAGIC,
+                   "not a signed document in its binary form (\"RPSD\", form %d)", SIGNED_FORM);
+    if (len < at)
+        return say(detail, cap, RP_ERR_TRUNCATED, "the document ends in its header");
+    n = (size_t)get_be(buf + 6, 4);
+    if (n == 0 || n > RP_MD_MAX)
+        return say(detail, cap, n == 0 ? RP_ERR_MALFORMED : RP_ERR_TOO_LARGE,
+                   "a signed payload of %zu bytes (1 to %d)", n, RP_MD_MAX);
+    if (len - at < n + 1)
+        return say(detail, cap, RP_ERR_TRUNCATED, "the document ends in its payload");
+    s->nsigs = buf[at + n];
+    if (s->nsigs > RP_MD_SIGS_MAX) {
+        s->nsigs = 0;
+        return say(detail, cap, RP_ERR_TOO_LARGE, "%u signatures (at most %d)", buf[at + n],
+                   RP_MD_SIGS_MAX);
+    }
+    at += n + 1;
+    for (size_t i = 0; err == RP_OK && i < s->nsigs; i++) {
+        rp_md_sig_t *g = &s->sigs[i];
+        if (len - at < RP_SHA256_LEN + 2) {
+            err = say(detail, cap, RP_ERR_TRUNCATED, "the document ends in signature %zu", i + 1);
+            break;
+        }
+        memcpy(g->keyid, buf + at, RP_SHA256_LEN);
+        g->len = (size_t)get_be(buf + at + RP_SHA256_LEN, 2);
+        at += RP_SHA256_LEN + 2;
+        if (g->len == 0 || g->len > RP_MD_SIG_MAX)
+            err = say(detail, cap, g->len == 0 ? RP_ERR_MALFORMED : RP_ERR_TOO_LARGE,
+                      "signature %zu is %zu bytes (1 to %d)", i + 1, g->len, RP_MD_SIG_MAX);
+        else if (len - at < g->len)
+            err = say(detail, cap, RP_ERR_TRUNCATED, "the document ends in signature %zu", i + 1);
+        else
+            memcpy(g->sig, buf + at, g->len);
+        at += g->len;
+    }
+    if (err == RP_OK && at != len)
+        err = say(detail, cap, RP_ERR_MALFORMED, "%zu bytes after the last signature", len - at);
+    if (err == RP_OK && (s->payload = malloc(n)) == NULL)
+        err = RP_ERR_NO_MEMORY;
+    if (err == RP_OK) {
+        memcpy(s->payload, buf + 10, n);
+        s->len = n;
+    } else {
+        rp_md_signed_free(s);
+    }
+    return err;
+}
+
+/* ---- the signature rule ---- */
+
+rp_err_t rp_md_verify(const rp_md_signed_t *s, const rp_md_role_t *role, char *detail, size_t cap)
+{
+    uint8_t digest[RP_SHA256_LEN], want[RP_SHA256_LEN];
+    char hex[17];
+    size_t good = 0;
+
+    if (role->nkeys > RP_MD_KEYS_MAX || role->threshold == 0)
+        return RP_ERR_INVALID_ARG;
+    if (s->nsigs > RP_MD_SIGS_MAX || s->payload == NULL || s->len == 0 || s->len > RP_MD_MAX)
+        return say(detail, cap, RP_ERR_BAD_SIGNATURE, "more than %d signatures, or no payload",
+                   RP_MD_SIGS_MAX);
+    /* One key signing twice never counts twice: refused, not merely counted once, so that no
+     * list of signatures means two things. */
+    for (size_t i = 0; i < s->nsigs; i++)
+        for (size_t j = 0; j < i; j++)
+            if (memcmp(s->sigs[i].keyid, s->sigs[j].keyid, RP_SHA256_LEN) == 0) {
+                if (rp_hex_encode(s->sigs[i].keyid, 8, hex, sizeof(hex)) != RP_OK)
+                    hex[0] = '\0';
+                return say(detail, cap, RP_ERR_BAD_SIGNATURE, "key %s... signs twice", hex);
+            }
+    if (rp_sha256(s->payload, s->len, digest) != RP_OK)
+        return RP_ERR_CRYPTO;
+    for (size_t k = 0; k < role->nkeys; k++) {
+        rp_sig_alg_t alg;
+        if (role->spki_len[k] > RP_PUBKEY_DER_MAX ||
+            rp_sha256(role->spki[k], role->spki_len[k], want) != RP_OK ||
+            rp_pubkey_alg(role->spki[k], role->spki_len[k], &alg) != RP_OK)
+            continue;
+        for (size_t i = 0; i < s->nsigs; i++)
+            if (memcmp(s->sigs[i].keyid, want, RP_SHA256_LEN) == 0) {
+                if (rp_sig_verify(alg, role->spki[k], role->spki_len[k], digest, s->sigs[i].sig,
+                                  s->sigs[i].len) == RP_OK)
+                    good++; /* keyids are distinct: each key counts once */
+                break;
+            }
+    }
+    if (good < role->threshold)
+        return say(detail, cap, RP_ERR_BAD_SIGNATURE, "%zu of the %zu signatures needed verify",
+                   good, role->threshold);
+    return RP_OK;
+}
+
+/* The payload of a verified (or, for a first root, trusted) envelope as JSON: an object, or
+ * RP_ERR_MALFORMED. */
+static rp_err_t payload_json(const rp_md_signed_t *s, json_t **payload)
+{
+    *payload = json_loadb((const char *)s->payload, s->len, JSON_REJECT_DUPLICATES, NULL);
+    if (json_is_object(*payload))
+        return RP_OK;
+    json_decref(*payload);
+    *payload = NULL;
+    return RP_ERR_MALFORMED;
+}
+
+rp_err_t rp_md_open(const char *envelope, size_t len, const rp_md_role_t *role, json_t **payload)
+{
+    rp_md_signed_t *s = calloc(1, sizeof(*s));
+    rp_err_t err = s != NULL ? RP_OK : RP_ERR_NO_MEMORY;
+
+    *payload = NULL;
+    if (err == RP_OK && (role->nkeys > RP_MD_KEYS_MAX || role->threshold == 0))
+        err = RP_ERR_INVALID_ARG;
+    if (err == RP_OK && (err = rp_md_unpack(envelope, len, s, NULL, 0)) == RP_OK &&
+        (err = rp_md_verify(s, role, NULL, 0)) == RP_OK)
+        err = payload_json(s, payload);
+    rp_md_signed_free(s);
+    free(s);
     return err;
 }
 
@@ -234,35 +427,10 @@ json_t *rp_md_role_json(const uint8_t *const *spki, const size_t *spki_len, size
                         : NULL;
 }
 
-/* An envelope's payload, parsed but NOT verified: a new root names the keys it must be signed
- * with. RP_ERR_MALFORMED unless an object. */
-static rp_err_t md_peek(const char *envelope, size_t len, json_t **payload)
-{
-    json_t *j = len <= RP_MD_MAX ? json_loadb(envelope, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
-    const char *b64 = json_string_value(json_object_get(j, "signed"));
-    uint8_t *bytes = NULL;
-    size_t n;
-
-    *payload = NULL;
-    if (b64 != NULL && rp_base64_decode(b64, strlen(b64), &bytes, &n) == RP_OK)
-        *payload = json_loadb((const char *)bytes, n, JSON_REJECT_DUPLICATES, NULL);
-    free(bytes);
-    json_decref(j);
-    if (!json_is_object(*payload)) {
-        json_decref(*payload);
-        *payload = NULL;
-        return RP_ERR_MALFORMED;
-    }
-    return RP_OK;
-}
-
 /* ---- the documents ---- */
 
 #define TYPE_ROOT "rampart-root"
 #define TYPE_TARGETS "rampart-targets"
-
-static rp_err_t say(char *detail, size_t cap, rp_err_t err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 
 static rp_err_t say(char *detail, size_t cap, rp_err_t err, const char *fmt, ...)
 {
@@ -566,36 +734,34 @@ rp_err_t rp_md_targets_sign(const rp_md_targets_t *targets, EVP_PKEY *key, char 
 
 /* ---- accepting ---- */
 
-rp_err_t rp_md_root_accept(const char *envelope, size_t len, const rp_md_root_trust_t *trust,
-                           rp_md_root_t *out, char *detail, size_t cap)
+rp_err_t rp_md_root_accept_signed(const rp_md_signed_t *s, const rp_md_root_trust_t *trust,
+                                  rp_md_root_t *out, char *detail, size_t cap)
 {
     rp_md_root_t *r = calloc(1, sizeof(*r));
-    json_t *p = NULL, *verified = NULL;
+    json_t *p = NULL;
+    char why[96] = "";
     rp_err_t err = r != NULL ? RP_OK : RP_ERR_NO_MEMORY;
 
     if (out != NULL)
         memset(out, 0, sizeof(*out));
-    if (envelope == NULL || trust == NULL || out == NULL)
+    if (s == NULL || trust == NULL || out == NULL)
         err = RP_ERR_INVALID_ARG;
-    else if (err == RP_OK && len > RP_MD_MAX)
-        err = say(detail, cap, RP_ERR_TOO_LARGE, "a root of more than %d bytes", RP_MD_MAX);
-    else if (err == RP_OK && md_peek(envelope, len, &p) != RP_OK)
+    /* The next root: signed by the kept root's keys before a byte of it is parsed. */
+    if (err == RP_OK && trust->current != NULL &&
+        rp_md_verify(s, &trust->current->root, why, sizeof(why)) != RP_OK)
+        err = say(detail, cap, RP_ERR_BAD_SIGNATURE,
+                  "the root is not signed by the keys of version %lld (%s)",
+                  (long long)trust->current->version, why);
+    /* A first root (the operator's) is parsed before it is verified, only to learn which keys
+     * must have signed it; nothing it says is used unless they did. */
+    if (err == RP_OK && payload_json(s, &p) != RP_OK)
         err = say(detail, cap, RP_ERR_MALFORMED, "not a metadata envelope with a JSON payload");
-    /* Parsed before it is verified only to learn which keys must have signed it; nothing it says
-     * is used unless the signatures hold. */
     if (err == RP_OK)
         err = root_from_json(p, r, detail, cap);
-    if (err == RP_OK && rp_md_open(envelope, len, &r->root, &verified) != RP_OK)
+    if (err == RP_OK && rp_md_verify(s, &r->root, why, sizeof(why)) != RP_OK)
         err = say(detail, cap, RP_ERR_BAD_SIGNATURE,
-                  "root version %lld is not signed by its own root keys (threshold %zu)",
-                  (long long)r->version, r->root.threshold);
-    json_decref(verified);
-    verified = NULL;
-    if (err == RP_OK && trust->current != NULL &&
-        rp_md_open(envelope, len, &trust->current->root, &verified) != RP_OK)
-        err = say(detail, cap, RP_ERR_BAD_SIGNATURE,
-                  "root version %lld is not signed by the keys of version %lld",
-                  (long long)r->version, (long long)trust->current->version);
+                  "root version %lld is not signed by its own root keys (threshold %zu: %s)",
+                  (long long)r->version, r->root.threshold, why);
     if (err == RP_OK && trust->current != NULL &&
         (r->version != trust->current->version + 1 ||
          strcmp(r->tenant, trust->current->tenant) != 0))
@@ -611,30 +777,49 @@ rp_err_t rp_md_root_accept(const char *envelope, size_t len, const rp_md_root_tr
                   (long long)r->version);
     if (err == RP_OK)
         *out = *r;
-    json_decref(verified);
     json_decref(p);
     free(r);
     return err;
 }
 
-rp_err_t rp_md_targets_accept(const char *envelope, size_t len, const rp_md_targets_trust_t *trust,
-                              rp_md_targets_t *out, char *detail, size_t cap)
+rp_err_t rp_md_root_accept(const char *envelope, size_t len, const rp_md_root_trust_t *trust,
+                           rp_md_root_t *out, char *detail, size_t cap)
+{
+    rp_md_signed_t *s = calloc(1, sizeof(*s));
+    rp_err_t err = s != NULL ? RP_OK : RP_ERR_NO_MEMORY;
+
+    if (out != NULL)
+        memset(out, 0, sizeof(*out));
+    if (envelope == NULL || trust == NULL || out == NULL)
+        err = RP_ERR_INVALID_ARG;
+    else if (err == RP_OK && len > RP_MD_MAX)
+        err = say(detail, cap, RP_ERR_TOO_LARGE, "a root of more than %d bytes", RP_MD_MAX);
+    else if (err == RP_OK && rp_md_unpack(envelope, len, s, NULL, 0) != RP_OK)
+        err = say(detail, cap, RP_ERR_MALFORMED, "not a metadata envelope with a JSON payload");
+    if (err == RP_OK)
+        err = rp_md_root_accept_signed(s, trust, out, detail, cap);
+    rp_md_signed_free(s);
+    free(s);
+    return err;
+}
+
+rp_err_t rp_md_targets_accept_signed(const rp_md_signed_t *s, const rp_md_targets_trust_t *trust,
+                                     rp_md_targets_t *out, char *detail, size_t cap)
 {
     rp_md_targets_t *t = calloc(1, sizeof(*t));
     json_t *p = NULL;
+    char why[96] = "";
     rp_err_t err = t != NULL ? RP_OK : RP_ERR_NO_MEMORY;
 
     if (out != NULL)
         memset(out, 0, sizeof(*out));
-    if (envelope == NULL || trust == NULL || trust->root == NULL || trust->device == NULL ||
-        out == NULL)
+    if (s == NULL || trust == NULL || trust->root == NULL || trust->device == NULL || out == NULL)
         err = RP_ERR_INVALID_ARG;
-    else if (err == RP_OK && len > RP_MD_MAX)
-        err = say(detail, cap, RP_ERR_TOO_LARGE, "targets of more than %d bytes", RP_MD_MAX);
-    else if (err == RP_OK && (err = rp_md_open(envelope, len, &trust->root->online, &p)) != RP_OK)
-        err = err == RP_ERR_BAD_SIGNATURE
-                  ? say(detail, cap, err, "the targets are not signed by the root's online key")
-                  : say(detail, cap, err, "not a metadata envelope with a JSON payload");
+    else if (err == RP_OK && rp_md_verify(s, &trust->root->online, why, sizeof(why)) != RP_OK)
+        err = say(detail, cap, RP_ERR_BAD_SIGNATURE,
+                  "the targets are not signed by the root's online key (%s)", why);
+    else if (err == RP_OK && payload_json(s, &p) != RP_OK)
+        err = say(detail, cap, RP_ERR_MALFORMED, "not a metadata envelope with a JSON payload");
     if (err == RP_OK)
         err = targets_from_json(p, t, detail, cap);
     if (err == RP_OK &&
@@ -650,6 +835,27 @@ rp_err_t rp_md_targets_accept(const char *envelope, size_t len, const rp_md_targ
         *out = *t;
     json_decref(p);
     free(t);
+    return err;
+}
+
+rp_err_t rp_md_targets_accept(const char *envelope, size_t len, const rp_md_targets_trust_t *trust,
+                              rp_md_targets_t *out, char *detail, size_t cap)
+{
+    rp_md_signed_t *s = calloc(1, sizeof(*s));
+    rp_err_t err = s != NULL ? RP_OK : RP_ERR_NO_MEMORY;
+
+    if (out != NULL)
+        memset(out, 0, sizeof(*out));
+    if (envelope == NULL || trust == NULL || out == NULL)
+        err = RP_ERR_INVALID_ARG;
+    else if (err == RP_OK && len > RP_MD_MAX)
+        err = say(detail, cap, RP_ERR_TOO_LARGE, "targets of more than %d bytes", RP_MD_MAX);
+    else if (err == RP_OK && rp_md_unpack(envelope, len, s, NULL, 0) != RP_OK)
+        err = say(detail, cap, RP_ERR_MALFORMED, "not a metadata envelope with a JSON payload");
+    if (err == RP_OK)
+        err = rp_md_targets_accept_signed(s, trust, out, detail, cap);
+    rp_md_signed_free(s);
+    free(s);
     return err;
 }
 

@@ -241,10 +241,23 @@ jq -e '[.components[] | select(.name == "app")][0] | .version == "1.0.7+0"' "$d/
 expect 0 as_call install app "$d/pub/app-1.0.7.img" 1; out_has "unchanged: 1.0.7+0 is running already"
 # targets the monitor cannot take (not a document; too large) are refused and change nothing
 printf 'garbage' >"$d/pub/garbage.json"; chmod 644 "$d/pub/garbage.json"
-expect 1 as_call targets "$d/pub/garbage.json"; out_has "targets metadata refused"
+expect 1 as_call targets "$d/pub/garbage.json" json; out_has "targets metadata refused"
 head -c $((64 * 1024 + 1)) /dev/zero | tr '\0' ' ' >"$d/pub/huge-targets.json"; chmod 644 "$d/pub/huge-targets.json"
-expect 1 as_call targets "$d/pub/huge-targets.json"; out_has "the targets metadata is larger than 65536 bytes"
+expect 1 as_call targets "$d/pub/huge-targets.json" json; out_has "the targets metadata is larger than 65536 bytes"
+# the monitor parses no JSON it has not verified: the envelope comes unpacked, in its binary form
+# (the agent unpacks it), and every bound of that form holds; each refusal says why
+expect 1 as_call targets "$d/pub/targets-old.json" json
+out_has "targets metadata refused: not a signed document in its binary form"
+expect 1 as_call targets "$d/pub/targets-old.json" truncated; out_has "the document ends in signature 1"
+expect 1 as_call targets "$d/pub/targets-old.json" many; out_has "17 signatures (at most 16)"
+expect 1 as_call targets "$d/pub/targets-old.json" bigsig; out_has "signature 1 is 129 bytes (1 to 128)"
+expect 1 as_call targets "$d/pub/targets-old.json" dup
+out_has "not signed by the root's online key (key "; out_has "... signs twice)"
+expect 1 as_call targets "$d/pub/targets-old.json" other
+out_has "not signed by the root's online key (0 of the 1 signatures needed verify)"
 cmp -s "$S/update/targets.json" "$d/pub/targets-old.json" || fail "a refused targets changed the kept ones"
+expect 0 as_call targets "$d/pub/targets-old.json"; out_has "targets version "
+cmp -s "$S/update/targets.json" "$d/pub/targets-old.json" || fail "the same targets, kept again, changed"
 # expired targets: the monitor's own clock says so (two days on; targets live one)
 stop_monitor
 start_monitor at_clock '+2d'

@@ -5,7 +5,13 @@
  *                                              prints the DER signature in hex
  *   monitor-call SOCK evidence NONCE_HEX OUT   writes the EAT to OUT
  *   monitor-call SOCK install NAME FILE [HEALTH_SECONDS]
- *   monitor-call SOCK targets FILE             hands the targets metadata in FILE (TARGETS)
+ *   monitor-call SOCK targets FILE [HOW]       hands the targets metadata in FILE (a JSON envelope)
+ *                                              to TARGETS in its binary form, as the agent does;
+ *                                              HOW makes it what a compromised agent might send:
+ *                                              json (FILE's bytes as they are), dup (its first
+ *                                              signature twice), many (RP_MD_SIGS_MAX + 1
+ *                                              signatures), bigsig (a signature of RP_MD_SIG_MAX +
+ * 1 bytes), truncated (its last byte cut), other (a payload byte changed after signing)
  *   monitor-call SOCK raw HEX                  sends those bytes as one packet
  *   monitor-call SOCK junk N                   sends N bytes of 0xA5 as one packet
  * Exit: 0 the monitor said yes; 1 it said no ("error N: why"); 3 no answer (the connection was
@@ -15,12 +21,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "proto.h"
+#include "rampart/file.h"
 #include "rampart/hex.h"
+#include "rampart/metadata.h"
 #include "rampart/update_state.h"
 
 static uint8_t buf[RP_MON_PACKET_MAX + 4096];
@@ -56,6 +65,60 @@ static int raw(const char *path, const uint8_t *p, size_t n)
         printf("closed\n");
     close(s);
     return rc;
+}
+
+/* The targets in path, unpacked and encoded as the agent does, then changed as how says (the
+ * binary form's layout: rampart/metadata.h). OUT: a memory file's descriptor, or -1. */
+static int targets_fd(const char *path, const char *how)
+{
+    static rp_md_signed_t doc;
+    uint8_t *data = NULL, *bin = NULL, *out = NULL;
+    size_t len = 0, n = 0, entry, head;
+    int fd = memfd_create("targets", 0);
+
+    if (fd < 0 || rp_read_file(path, RP_MD_MAX, &data, &len) != RP_OK)
+        return -1;
+    if (strcmp(how, "json") == 0) {
+        out = data;
+        n = len;
+    } else if (rp_md_unpack((const char *)data, len, &doc, NULL, 0) != RP_OK || doc.nsigs < 1) {
+        return -1;
+    } else {
+        doc.nsigs = 1;
+        if (strcmp(how, "dup") == 0)
+            doc.sigs[doc.nsigs++] = doc.sigs[0];
+        if (strcmp(how, "other") == 0)
+            doc.payload[doc.len - 1] ^= 1;
+        if (rp_md_signed_encode(&doc, &bin, &n) != RP_OK)
+            return -1;
+        out = bin;
+        head = 4 + 2 + 4 + doc.len; /* where the count of signatures is */
+        entry = n - head - 1;       /* one signature: keyid, length, bytes */
+        if (strcmp(how, "truncated") == 0) {
+            n--;
+        } else if (strcmp(how, "many") == 0 || strcmp(how, "bigsig") == 0) {
+            size_t copies = strcmp(how, "many") == 0 ? RP_MD_SIGS_MAX + 1 : 1;
+            size_t extra = strcmp(how, "bigsig") == 0 ? RP_MD_SIG_MAX + 1 - doc.sigs[0].len : 0;
+            out = calloc(1, head + 1 + copies * entry + extra);
+            if (out == NULL)
+                return -1;
+            memcpy(out, bin, head);
+            out[head] = (uint8_t)copies;
+            for (size_t i = 0; i < copies; i++)
+                memcpy(out + head + 1 + i * entry, bin + head + 1, entry);
+            if (extra > 0) { /* its length says RP_MD_SIG_MAX + 1, and as many bytes follow */
+                out[head + 1 + RP_SHA256_LEN] = (uint8_t)((RP_MD_SIG_MAX + 1) >> 8);
+                out[head + 1 + RP_SHA256_LEN + 1] = (uint8_t)(RP_MD_SIG_MAX + 1);
+            }
+            n = head + 1 + copies * entry + extra;
+        } else if (strcmp(how, "binary") != 0 && strcmp(how, "dup") != 0 &&
+                   strcmp(how, "other") != 0) {
+            return -1;
+        }
+    }
+    if (rp_write_all(fd, out, n) != RP_OK)
+        return -1;
+    return fd;
 }
 
 int main(int argc, char **argv)
@@ -100,9 +163,9 @@ int main(int argc, char **argv)
         fd = open(argv[4], O_RDONLY);
         if (fd < 0)
             return 2;
-    } else if (strcmp(cmd, "targets") == 0 && argc == 4) {
+    } else if (strcmp(cmd, "targets") == 0 && (argc == 4 || argc == 5)) {
         q.type = RP_MON_TARGETS;
-        fd = open(argv[3], O_RDONLY);
+        fd = targets_fd(argv[3], argc == 5 ? argv[4] : "binary");
         if (fd < 0)
             return 2;
     } else if (strcmp(cmd, "raw") == 0 && argc == 4) {

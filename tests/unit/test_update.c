@@ -249,6 +249,140 @@ static void envelope_threshold_and_tampering(void **state)
     json_decref(two);
 }
 
+/* The binary form the monitor takes (rp_md_signed_decode) and the signature rule's one owner
+ * (rp_md_verify): every bound holds, each refusal says why, a key signing twice is refused
+ * outright, and signatures are checked before a byte of the payload is parsed. */
+static void binary_form_and_verify(void **state)
+{
+    struct keys *k = *state;
+    EVP_PKEY *both[2] = {k->root1, k->root2}, *twice[2] = {k->root1, k->root1};
+    static rp_md_signed_t s, back;
+    rp_md_role_t r, lax;
+    json_t *two = role(both, 2, 2), *one_of_two = role(both, 2, 1), *payload;
+    char *env = sign(json_pack("{s:i}", "x", 1), both, 2), *again = NULL, detail[256];
+    uint8_t *bin = NULL, *bin2 = NULL, *buf;
+    size_t n, n2, head;
+
+    assert_int_equal(rp_md_role_parse(two, &r), RP_OK);
+    assert_int_equal(rp_md_role_parse(one_of_two, &lax), RP_OK);
+    json_decref(two);
+    json_decref(one_of_two);
+    /* JSON -> binary -> back: the same signatures over the same bytes, and the same JSON text
+     * (a device's kept files read as they did before) */
+    assert_int_equal(rp_md_unpack(env, strlen(env), &s, detail, sizeof(detail)), RP_OK);
+    assert_int_equal(s.nsigs, 2);
+    assert_int_equal(rp_md_pack(&s, &again), RP_OK);
+    assert_string_equal(again, env);
+    free(again);
+    assert_int_equal(rp_md_signed_encode(&s, &bin, &n), RP_OK);
+    assert_int_equal(rp_md_signed_decode(bin, n, &back, detail, sizeof(detail)), RP_OK);
+    assert_int_equal(rp_md_verify(&back, &r, detail, sizeof(detail)), RP_OK);
+    assert_int_equal(rp_md_signed_encode(&back, &bin2, &n2), RP_OK);
+    assert_int_equal(n2, n);
+    assert_memory_equal(bin2, bin, n);
+    free(bin2);
+    rp_md_signed_free(&back);
+    /* truncated anywhere: refused */
+    for (size_t cut = 0; cut < n; cut++)
+        assert_int_not_equal(rp_md_signed_decode(bin, cut, &back, detail, sizeof(detail)), RP_OK);
+    assert_int_equal(rp_md_signed_decode(bin, n - 1, &back, detail, sizeof(detail)),
+                     RP_ERR_TRUNCATED);
+    assert_non_null(strstr(detail, "ends in signature 2"));
+    assert_null(back.payload); /* nothing is kept on refusal */
+    /* a byte left over; another magic (a JSON envelope) */
+    buf = malloc(n + 1);
+    assert_non_null(buf);
+    memcpy(buf, bin, n);
+    buf[n] = 0;
+    assert_int_equal(rp_md_signed_decode(buf, n + 1, &back, detail, sizeof(detail)),
+                     RP_ERR_MALFORMED);
+    assert_int_equal(
+        rp_md_signed_decode((const uint8_t *)env, strlen(env), &back, detail, sizeof(detail)),
+        RP_ERR_BAD_MAGIC);
+    assert_non_null(strstr(detail, "not a signed document in its binary form"));
+    /* a payload past RP_MD_MAX, or empty: its length field alone is refused */
+    head = 10 + s.len; /* where the count of signatures is */
+    memcpy(buf, bin, n);
+    buf[6] = (uint8_t)((RP_MD_MAX + 1) >> 24), buf[7] = (uint8_t)((RP_MD_MAX + 1) >> 16);
+    buf[8] = (uint8_t)((RP_MD_MAX + 1) >> 8), buf[9] = (uint8_t)(RP_MD_MAX + 1);
+    assert_int_equal(rp_md_signed_decode(buf, n, &back, detail, sizeof(detail)), RP_ERR_TOO_LARGE);
+    buf[6] = buf[7] = buf[8] = buf[9] = 0;
+    assert_int_equal(rp_md_signed_decode(buf, n, &back, detail, sizeof(detail)), RP_ERR_MALFORMED);
+    /* more signatures than RP_MD_SIGS_MAX */
+    memcpy(buf, bin, n);
+    buf[head] = RP_MD_SIGS_MAX + 1;
+    assert_int_equal(rp_md_signed_decode(buf, n, &back, detail, sizeof(detail)), RP_ERR_TOO_LARGE);
+    assert_non_null(strstr(detail, "17 signatures (at most 16)"));
+    /* a signature longer than RP_MD_SIG_MAX, or empty */
+    memcpy(buf, bin, n);
+    buf[head + 1 + RP_SHA256_LEN] = 0, buf[head + 1 + RP_SHA256_LEN + 1] = RP_MD_SIG_MAX + 1;
+    assert_int_equal(rp_md_signed_decode(buf, n, &back, detail, sizeof(detail)), RP_ERR_TOO_LARGE);
+    buf[head + 1 + RP_SHA256_LEN + 1] = 0;
+    assert_int_equal(rp_md_signed_decode(buf, n, &back, detail, sizeof(detail)), RP_ERR_MALFORMED);
+    free(buf);
+    free(bin);
+    /* a signature over other bytes */
+    s.payload[0] ^= 1;
+    assert_int_equal(rp_md_verify(&s, &r, detail, sizeof(detail)), RP_ERR_BAD_SIGNATURE);
+    assert_non_null(strstr(detail, "0 of the 2 signatures needed verify"));
+    s.payload[0] ^= 1;
+    /* more than RP_MD_SIGS_MAX signatures, made by hand, are refused by verify too */
+    s.nsigs = RP_MD_SIGS_MAX + 1;
+    assert_int_equal(rp_md_verify(&s, &r, detail, sizeof(detail)), RP_ERR_BAD_SIGNATURE);
+    s.nsigs = 2;
+    /* the same key twice: refused outright, even where one of its signatures would do */
+    s.sigs[1] = s.sigs[0];
+    assert_int_equal(rp_md_verify(&s, &lax, detail, sizeof(detail)), RP_ERR_BAD_SIGNATURE);
+    assert_non_null(strstr(detail, "signs twice"));
+    rp_md_signed_free(&s);
+    free(env);
+    env = sign(json_pack("{s:i}", "x", 1), twice, 2);
+    assert_int_equal(rp_md_open(env, strlen(env), &lax, &payload), RP_ERR_BAD_SIGNATURE);
+    free(env);
+    /* signatures before the payload: bytes that are no JSON, signed by a key the role does not
+     * list, are a bad signature, not a malformed payload (the parser never saw them) */
+    {
+        rp_md_role_t online = one_key(k->online);
+        rp_md_root_t v1 = root_struct("t_1", 1, k->root1, k->online, k->image);
+        rp_md_targets_trust_t tt = {&v1, DEVICE, 0, NOW, false};
+        rp_md_root_trust_t rt = {&v1, NULL, NOW, false};
+        rp_md_targets_t got_t;
+        rp_md_root_t got_r;
+        assert_int_equal(rp_md_sign("not json", 8, &k->rogue, 1, &env), RP_OK);
+        assert_int_equal(
+            rp_md_targets_accept(env, strlen(env), &tt, &got_t, detail, sizeof(detail)),
+            RP_ERR_BAD_SIGNATURE);
+        assert_int_equal(rp_md_root_accept(env, strlen(env), &rt, &got_r, detail, sizeof(detail)),
+                         RP_ERR_BAD_SIGNATURE);
+        assert_non_null(strstr(detail, "not signed by the keys of version 1"));
+        free(env);
+        assert_int_equal(rp_md_sign("not json", 8, &k->online, 1, &env), RP_OK);
+        assert_int_equal(
+            rp_md_targets_accept(env, strlen(env), &tt, &got_t, detail, sizeof(detail)),
+            RP_ERR_MALFORMED);
+        assert_int_equal(rp_md_open(env, strlen(env), &online, &payload), RP_ERR_MALFORMED);
+        free(env);
+    }
+    /* a JSON envelope with more than RP_MD_SIGS_MAX signatures is not unpacked */
+    {
+        EVP_PKEY *many[RP_MD_SIGS_MAX + 1];
+        for (size_t i = 0; i < RP_MD_SIGS_MAX + 1; i++)
+            many[i] = k->rogue;
+        assert_int_equal(rp_md_sign("{}", 2, many, RP_MD_SIGS_MAX + 1, &env), RP_ERR_INVALID_ARG);
+        env = sign(json_pack("{s:i}", "x", 1), many, RP_MD_SIGS_MAX);
+        {
+            json_t *j = json_loads(env, 0, NULL), *sigs = json_object_get(j, "signatures");
+            json_array_append(sigs, json_array_get(sigs, 0));
+            free(env);
+            env = json_dumps(j, 0);
+            json_decref(j);
+        }
+        assert_int_equal(rp_md_unpack(env, strlen(env), &s, detail, sizeof(detail)),
+                         RP_ERR_MALFORMED);
+        free(env);
+    }
+}
+
 static void root_rotation(void **state)
 {
     struct keys *k = *state;
@@ -762,6 +896,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(envelope_threshold_and_tampering),
+        cmocka_unit_test(binary_form_and_verify),
         cmocka_unit_test(root_rotation),
         cmocka_unit_test(root_rules),
         cmocka_unit_test(targets_rules),

@@ -11,7 +11,19 @@
  * keyid is the SHA-256 of the signer's DER SubjectPublicKeyInfo; sig is over SHA-256(payload),
  * as images are signed (DER ECDSA P-256, or Ed25519 over the digest). Verifying never
  * canonicalizes JSON: the signature covers the bytes, which are parsed only once it verifies
- * (a new root is parsed first only to learn the keys that must have signed it).
+ * (a first root, with no root before it, is parsed first only to learn the keys that must have
+ * signed it).
+ *
+ * The same envelope has a binary form (rp_md_signed_t on the wire), for the privileged monitor,
+ * which parses no JSON it has not verified: the unprivileged agent unpacks the JSON
+ * (rp_md_unpack) and hands over
+ *
+ *   magic u32 "RPSD" | form u16 (1) | payload: u32 length, bytes | u8 count of signatures |
+ *   each: keyid (32 bytes) | u16 length, sig bytes
+ *
+ * (big-endian, every length bounded, nothing left over: rp_md_signed_decode). The monitor checks
+ * the signatures over the payload's bytes (rp_md_verify, the one owner of the signature rule),
+ * and only then parses the payload.
  */
 #ifndef RAMPART_METADATA_H
 #define RAMPART_METADATA_H
@@ -35,9 +47,31 @@
 #define RP_MD_ID_MAX 64        /* a tenant or deployment ID: [A-Za-z0-9._-] */
 #define RP_MD_DEVICE_ID_LEN 64 /* a device ID: 64 lowercase hex digits */
 #define RP_MD_HASH_HEX_LEN 64  /* a SHA-256 in lowercase hex */
+#define RP_MD_SIG_MAX 128      /* one signature (DER ECDSA P-256 is at most 72, Ed25519 64) */
+/* Signatures one envelope carries at most: a root rotating every key is signed by the old
+ * root keys and the new ones. */
+#define RP_MD_SIGS_MAX (2 * RP_MD_KEYS_MAX)
 /* An MCUboot image's payload size is 32 bits and its header and TLV areas 16 bits each; no image
  * file (nor a delta of one) is larger than this. */
 #define RP_MD_IMAGE_SIZE_MAX ((uint64_t)UINT32_MAX + 3 * (uint64_t)UINT16_MAX)
+
+/* One signature of an envelope. */
+typedef struct rp_md_sig {
+    uint8_t keyid[RP_SHA256_LEN]; /* SHA-256 of the signer's DER SPKI */
+    uint8_t sig[RP_MD_SIG_MAX];
+    size_t len; /* 1 to RP_MD_SIG_MAX */
+} rp_md_sig_t;
+
+/* An envelope unpacked: the signed bytes and the signatures over them (not verified). */
+typedef struct rp_md_signed {
+    uint8_t *payload; /* malloc'd: rp_md_signed_free() */
+    size_t len;       /* 1 to RP_MD_MAX */
+    rp_md_sig_t sigs[RP_MD_SIGS_MAX];
+    size_t nsigs; /* 0 to RP_MD_SIGS_MAX */
+} rp_md_signed_t;
+
+/* Free what s holds, and zero it. */
+void rp_md_signed_free(rp_md_signed_t *s);
 
 /* The keys a role trusts, and how many of them must sign. */
 typedef struct rp_md_role {
@@ -124,8 +158,8 @@ rp_err_t rp_md_targets_sign(const rp_md_targets_t *targets, EVP_PKEY *key, char 
                             char *detail, size_t cap) RP_MUST_CHECK;
 
 /* Sign a capability with the online key; as rp_md_root_sign(). OUT: *envelope (malloc'd). */
-rp_err_t rp_md_capability_sign(const rp_md_capability_t *capability, EVP_PKEY *key,
-                               char **envelope, char *detail, size_t cap) RP_MUST_CHECK;
+rp_err_t rp_md_capability_sign(const rp_md_capability_t *capability, EVP_PKEY *key, char **envelope,
+                               char *detail, size_t cap) RP_MUST_CHECK;
 
 /* ---- accepting: envelope + trust -> struct ---- */
 
@@ -152,6 +186,11 @@ typedef struct rp_md_root_trust {
 rp_err_t rp_md_root_accept(const char *envelope, size_t len, const rp_md_root_trust_t *trust,
                            rp_md_root_t *out, char *detail, size_t cap) RP_MUST_CHECK;
 
+/* rp_md_root_accept on an unpacked envelope (the monitor's binary form). With trust->current,
+ * its root keys' signatures are checked before the payload is parsed. */
+rp_err_t rp_md_root_accept_signed(const rp_md_signed_t *s, const rp_md_root_trust_t *trust,
+                                  rp_md_root_t *out, char *detail, size_t cap) RP_MUST_CHECK;
+
 /* What targets are checked against. */
 typedef struct rp_md_targets_trust {
     const rp_md_root_t *root; /* its online keys must sign them; they are for its tenant */
@@ -171,6 +210,10 @@ typedef struct rp_md_targets_trust {
  */
 rp_err_t rp_md_targets_accept(const char *envelope, size_t len, const rp_md_targets_trust_t *trust,
                               rp_md_targets_t *out, char *detail, size_t cap) RP_MUST_CHECK;
+
+/* rp_md_targets_accept on an unpacked envelope (the monitor's binary form). */
+rp_err_t rp_md_targets_accept_signed(const rp_md_signed_t *s, const rp_md_targets_trust_t *trust,
+                                     rp_md_targets_t *out, char *detail, size_t cap) RP_MUST_CHECK;
 
 /* What a capability is checked against. */
 typedef struct rp_md_capability_trust {
@@ -205,13 +248,48 @@ json_t *rp_md_role_json(const uint8_t *const *spki, const size_t *spki_len, size
 
 /* ---- the envelope alone (the functions above use it; tests and fuzzing reach it here) ---- */
 
+/* The binary form's largest encoding, and its first bytes ("RPSD"). */
+#define RP_MD_SIGNED_MAX                                                                           \
+    (4 + 2 + 4 + RP_MD_MAX + 1 + RP_MD_SIGS_MAX * (RP_SHA256_LEN + 2 + RP_MD_SIG_MAX))
+
+/*
+ * The JSON envelope's signatures and signed bytes, parsed but NOT verified. A signature entry
+ * that could never verify (a keyid that is not 64 hex digits, a sig that is not base64 or is
+ * longer than RP_MD_SIG_MAX) is left out, as no key would count it. RP_ERR_TOO_LARGE past
+ * RP_MD_MAX; RP_ERR_MALFORMED otherwise (detail says why). OUT: *s (rp_md_signed_free).
+ */
+rp_err_t rp_md_unpack(const char *envelope, size_t len, rp_md_signed_t *s, char *detail,
+                      size_t cap) RP_MUST_CHECK;
+/* The JSON envelope of s. OUT: *envelope (malloc'd text). */
+rp_err_t rp_md_pack(const rp_md_signed_t *s, char **envelope) RP_MUST_CHECK;
+
+/* The binary form of s (the header's layout). OUT: *out (malloc'd), *len. */
+rp_err_t rp_md_signed_encode(const rp_md_signed_t *s, uint8_t **out, size_t *len) RP_MUST_CHECK;
+/*
+ * The binary form back, held to every bound: RP_ERR_BAD_MAGIC (not this form), RP_ERR_TRUNCATED
+ * (shorter than its lengths say), RP_ERR_TOO_LARGE (a payload, a signature or a count past its
+ * maximum), RP_ERR_MALFORMED (an empty payload or signature, bytes left over); detail says
+ * which. OUT: *s (rp_md_signed_free; zeroed on refusal).
+ */
+rp_err_t rp_md_signed_decode(const uint8_t *buf, size_t len, rp_md_signed_t *s, char *detail,
+                             size_t cap) RP_MUST_CHECK;
+
+/*
+ * The signature rule, its one owner: at least role->threshold distinct keys of the role signed
+ * s's payload (a signature by a key the role does not list is ignored). A key that signs twice,
+ * or more than RP_MD_SIGS_MAX signatures, is refused outright. RP_ERR_BAD_SIGNATURE (detail
+ * says why); RP_ERR_INVALID_ARG for a role outside its bounds.
+ */
+rp_err_t rp_md_verify(const rp_md_signed_t *s, const rp_md_role_t *role, char *detail,
+                      size_t cap) RP_MUST_CHECK;
+
 /* Sign payload (the exact bytes) with each key. OUT: *envelope (malloc'd JSON text). */
 rp_err_t rp_md_sign(const char *payload, size_t len, EVP_PKEY *const *keys, size_t nkeys,
                     char **envelope) RP_MUST_CHECK;
 
 /*
- * Open an envelope: at least role->threshold distinct keys of the role must have signed it
- * (signatures by other keys are ignored). OUT: *payload (the parsed JSON object; json_decref).
+ * Open an envelope: rp_md_unpack, then rp_md_verify, then the payload is parsed. OUT: *payload
+ * (the parsed JSON object; json_decref).
  * RP_ERR_MALFORMED for a bad envelope or payload, RP_ERR_BAD_SIGNATURE when too few signatures
  * verify.
  */
