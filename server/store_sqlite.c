@@ -609,7 +609,11 @@ static void sql_selects(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         return;
     }
     d.rollout = sqlite3_value_int(argv[1]);
-    snprintf(d.id, sizeof(d.id), "%s", (const char *)id);
+    /* (all or none: the rule answers without the ID, so it is not copied for every device) */
+    if (d.rollout > 0 && d.rollout < 100)
+        snprintf(d.id, sizeof(d.id), "%s", (const char *)id);
+    else
+        d.id[0] = '\0';
     sqlite3_result_int(ctx, rp_deployment_selects(&d, (const char *)device));
 }
 
