@@ -1941,9 +1941,10 @@ static int device_page_steps(struct db *db, const rp_page_t *p)
     sq_bind_page(st, p);
     sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":tenant"), db->tenant.id, -1,
                       SQLITE_STATIC);
+    sqlite3_bind_int(st, sqlite3_bind_parameter_index(st, ":state"), RP_DEVICE_STATE_ANY);
     while (sqlite3_step(st) == SQLITE_ROW)
         rows++;
-    assert_true(rows <= p->limit);
+    assert_int_equal(rows, p->limit);
     rows = sqlite3_stmt_status(st, SQLITE_STMTSTATUS_VM_STEP, 0);
     sqlite3_finalize(st);
     return rows;
@@ -1983,22 +1984,22 @@ static void store_page_plans(void **state)
     assert_non_null(strstr(plan, "COVERING INDEX device_updates_state (deployment_id=?)"));
     assert_null(strstr(plan, "TEMP B-TREE"));
 
-    /* 3000 devices: a page's steps, first or far on or under a prefix, stay those of a page */
+    /* 3000 devices, their IDs spread over the key space: a page's steps, first, far on, or under
+     * a prefix (in the middle: a cursor's bound alone would read every ID before it), stay those
+     * of a page */
     assert_int_equal(sqlite3_exec(db->s->db,
                                   "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
                                   " WHERE i < 3000) INSERT INTO devices (id, tenant_id, claimed_at)"
-                                  " SELECT printf('%064x', i * 1000003), (SELECT id FROM tenants"
-                                  " WHERE name = 'acme'), 1 FROM n",
+                                  " SELECT printf('%08x%056d', (i * 2654435761) % 4294967296, i),"
+                                  " (SELECT id FROM tenants WHERE name = 'acme'), 1 FROM n",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     first = device_page_steps(db, mkpage(&p, "", "", 10));
-    far = device_page_steps(
-        db, mkpage(&p, "0000000000000000000000000000000000000000000000000000000000b00000", "", 10));
-    prefixed = device_page_steps(db, mkpage(&p, "",
-                                            "0000000000000000000000000000000000000000"
-                                            "0000000000000000000000b",
-                                            10));
+    far = device_page_steps(db, mkpage(&p, "b", "", 10));
+    prefixed = device_page_steps(db, mkpage(&p, "", "b", 10));
     assert_true(far < 2 * first + 100);
+    assert_true(prefixed < 2 * first + 100);
+    prefixed = device_page_steps(db, mkpage(&p, "a", "b", 10)); /* a cursor before the prefix */
     assert_true(prefixed < 2 * first + 100);
 }
 
