@@ -347,4 +347,21 @@ expect 0 as acme-reader "$RAMPART" deployment show --tenant "$acme" "$dep" --out
 eq "$(jq -c '.devices | map(.device_id) | sort' "$d/out")" "$(jq -c '.devices | map(.device_id) | sort' "$d/dep.json")" "after a restart"
 expect 0 as acme-reader "$RAMPART" image list --tenant "$acme" --output json
 jq -e '.images | length == 9' "$d/out" >/dev/null || fail "images after a restart"
+
+# --- the CLI reads a long list a page at a time (1000 a page), through next_after ------------------
+http GET "/api/v1/tenants/$acme/devices" "$d/acme-reader.token"; is_status 200
+had=$(jq -c '.devices | map(.device_id)' "$d/body")
+mapfile -t many < <(printf 'aa%062x\n' $(seq 1 1001))
+expect 0 "$RAMPART" device claim --tenant "$acme" "${many[@]:0:500}"
+expect 0 "$RAMPART" device claim --tenant "$acme" "${many[@]:500}"
+expect 0 as acme-reader "$RAMPART" device list --tenant "$acme" --output json
+jq -e --argjson had "$had" --arg many "${many[*]}" '(has("next_after") | not) and
+  (.devices | map(.device_id)) == ($had + ($many | split(" ")) | sort)' "$d/out" >/dev/null ||
+  fail "device list over two pages: $(jq -c '.devices | length' "$d/out")"
+# two requests, not one: the 2xx answers counted around it, less those of the counting alone
+ok2xx() { http GET /metrics -; sed -n 's/^rampart_http_requests_total{code="2xx"} //p' "$d/body"; }
+m0=$(ok2xx); m1=$(ok2xx)
+expect 0 as acme-reader "$RAMPART" device list --tenant "$acme" --output json
+m2=$(ok2xx)
+eq "$(( (m2 - m1) - (m1 - m0) ))" 2 "the device list's pages"
 done_ok
