@@ -57,25 +57,22 @@ static void collect_tenant(void *ctx, const rp_tenant_t *t)
     json_array_append_new(ctx, tenant_json(t));
 }
 
+/* GET /api/v1/tenants: every tenant for a system token, the token's own otherwise; pages. */
 void rp_h_tenants_list(rp_req_t *r)
 {
-    json_t *list = json_array();
-    rp_tenant_t t;
-    rp_err_t err;
+    json_t *list;
+    rp_page_t pg;
 
-    if (r->tok.role == RP_ROLE_SYSTEM) {
-        err = rp_store_tenant_list(r->w->store, collect_tenant, list);
-    } else {
-        err = rp_store_tenant_get(r->w->store, r->tok.tenant_id, &t);
-        if (err == RP_OK)
-            collect_tenant(list, &t);
-    }
-    if (err != RP_OK) {
+    if (!rp_page_request(r, &pg))
+        return;
+    list = json_array();
+    if (rp_store_tenant_list(r->w->store, r->tok.role == RP_ROLE_SYSTEM ? NULL : r->tok.tenant_id,
+                             &pg, collect_tenant, list) != RP_OK) {
         json_decref(list);
         rp_reply_error(r, 500, "internal", "cannot list tenants");
         return;
     }
-    rp_reply_json(r, 200, json_pack("{s:o}", "tenants", list));
+    rp_page_reply(r, "tenants", list, &pg, "id");
 }
 
 void rp_h_tenant_create(rp_req_t *r)

@@ -126,7 +126,10 @@ int rp_store_schema_version(rp_store_t *store);
 rp_err_t rp_store_tenant_create(rp_store_t *s, const char *name, rp_tenant_t *out) RP_MUST_CHECK;
 rp_err_t rp_store_tenant_get(rp_store_t *s, const char *id, rp_tenant_t *out) RP_MUST_CHECK;
 typedef void (*rp_tenant_fn)(void *ctx, const rp_tenant_t *t);
-rp_err_t rp_store_tenant_list(rp_store_t *s, rp_tenant_fn fn, void *ctx) RP_MUST_CHECK;
+/* Every tenant (only: just that one, if it exists), oldest first; page: by ID, filtered on the
+ * name. */
+rp_err_t rp_store_tenant_list(rp_store_t *s, const char *only, const rp_page_t *page,
+                              rp_tenant_fn fn, void *ctx) RP_MUST_CHECK;
 
 /* A token is stored by the SHA-256 of its secret; the secret itself never is (rp_store_token_add
  * below makes one). */

@@ -720,7 +720,9 @@ rp_err_t sq_step_done(rp_store_t *s, sqlite3_stmt *st, int *changes)
 static const char SQL_TENANT_INSERT[] =
     "INSERT INTO tenants (id, name, created, name_key, name_key_written) VALUES (?, ?, ?, ?, ?)";
 static const char SQL_TENANT_GET[] = "SELECT id, name, created FROM tenants WHERE id = ?";
-static const char SQL_TENANT_LIST[] = "SELECT id, name, created FROM tenants ORDER BY created, id";
+#define TENANT_LIST "SELECT id, name, created FROM tenants WHERE (?1 IS NULL OR id = ?1)"
+static const char SQL_TENANT_LIST[] = TENANT_LIST " ORDER BY created, id";
+static const char SQL_TENANT_PAGE[] = TENANT_LIST SQ_PAGE("id", "name");
 
 rp_err_t rp_store_tenant_create(rp_store_t *s, const char *name, rp_tenant_t *out)
 {
@@ -770,14 +772,20 @@ rp_err_t rp_store_tenant_get(rp_store_t *s, const char *id, rp_tenant_t *out)
     return RP_OK;
 }
 
-rp_err_t rp_store_tenant_list(rp_store_t *s, rp_tenant_fn fn, void *ctx)
+rp_err_t rp_store_tenant_list(rp_store_t *s, const char *only, const rp_page_t *page,
+                              rp_tenant_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_TENANT_LIST);
+    bool paged = page != NULL && page->paged;
+    sqlite3_stmt *st = sq_stmt(s, paged ? SQL_TENANT_PAGE : SQL_TENANT_LIST);
     rp_tenant_t t;
     int rc;
 
     if (st == NULL)
         return RP_ERR_IO;
+    if (paged)
+        sq_bind_page(st, page);
+    if (only != NULL)
+        sqlite3_bind_text(st, 1, only, -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         tenant_row(st, &t);
         fn(ctx, &t);

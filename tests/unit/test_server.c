@@ -2019,6 +2019,16 @@ static void page_product(void *ctx, const rp_product_t *p)
     }
 }
 
+static void page_tenant(void *ctx, const rp_tenant_t *t)
+{
+    struct names *l = ctx;
+
+    if (l->n < 16) {
+        snprintf(l->v[l->n], sizeof(l->v[0]), "%s", t->name);
+        snprintf(l->ids[l->n++], sizeof(l->ids[0]), "%s", t->id);
+    }
+}
+
 static void page_member(void *ctx, const char *device_id)
 {
     struct names *l = ctx;
@@ -2113,6 +2123,31 @@ static void store_lists_paged(void **state)
                                                       "1"));
     walk_products(db, "%FF", 5, &l);
     assert_int_equal(l.n, 0);
+
+    /* tenants: all, or only one; a page by name prefix, across pages */
+    rp_tenant_t t1, t2;
+    assert_int_equal(rp_store_tenant_create(db->s, "bravo", &t1), RP_OK);
+    assert_int_equal(rp_store_tenant_create(db->s, "beta", &t2), RP_OK);
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(rp_store_tenant_list(db->s, NULL, mkpage(&p, "", "b", 1), page_tenant, &l),
+                     RP_OK);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.ids[0], strcmp(t1.id, t2.id) < 0 ? t1.id : t2.id);
+    assert_int_equal(
+        rp_store_tenant_list(db->s, NULL, mkpage(&p, l.ids[0], "b", 1), page_tenant, &l), RP_OK);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.ids[1], strcmp(t1.id, t2.id) < 0 ? t2.id : t1.id);
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(rp_store_tenant_list(db->s, t1.id, NULL, page_tenant, &l), RP_OK);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.v[0], "bravo");
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(rp_store_tenant_list(db->s, t1.id, mkpage(&p, "", "be", 10), page_tenant, &l),
+                     RP_OK);
+    assert_int_equal(l.n, 0);
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(rp_store_tenant_list(db->s, NULL, NULL, page_tenant, &l), RP_OK);
+    assert_int_equal(l.n, 3);
 
     /* a group's devices: ID order, the cursor, a prefix */
     assert_int_equal(rp_store_group_find(db->s, &pr, "Field Test", &g), RP_OK);
