@@ -120,6 +120,63 @@ int ops_api(struct ops *o, const char *method, const char *path, json_t *req, lo
     return CLI_OK;
 }
 
+/* The page size the CLI asks for: the server's largest (paging.h). */
+#define OPS_PAGE 1000
+
+int ops_get_all(struct ops *o, const char *path, const char *key, long *status, json_t **body)
+{
+    char url[1024], after[160] = "";
+    json_t *page = NULL, *all;
+    int rc;
+
+    *body = NULL;
+    for (;;) {
+        const char *next;
+        if (snprintf(url, sizeof(url), "%s%slimit=%d%s%s", path, strchr(path, '?') ? "&" : "?",
+                     OPS_PAGE, after[0] ? "&after=" : "", after) >= (int)sizeof(url)) {
+            json_decref(*body);
+            *body = NULL;
+            return CLI_FAIL;
+        }
+        rc = ops_api(o, "GET", url, NULL, status, &page, NULL, NULL);
+        if (rc != CLI_OK || *status != 200) {
+            json_decref(*body);
+            *body = page;
+            return rc;
+        }
+        all = json_object_get(page, key);
+        if (!json_is_array(all)) {
+            json_decref(page);
+            json_decref(*body);
+            *body = NULL;
+            rp_log_error("the service's answer has no \"%s\" list", key);
+            return CLI_FAIL;
+        }
+        next = json_string_value(json_object_get(page, "next_after"));
+        /* (the cursor is an ID, sent as it came: anything else is refused, never sent) */
+        if (next != NULL &&
+            (strlen(next) >= sizeof(after) ||
+             strspn(next, "0123456789abcdefghijklmnopqrstuvwxyz_") != strlen(next))) {
+            json_decref(page);
+            json_decref(*body);
+            *body = NULL;
+            rp_log_error("the service's next_after is not an ID");
+            return CLI_FAIL;
+        }
+        if (next != NULL)
+            snprintf(after, sizeof(after), "%s", next);
+        json_object_del(page, "next_after");
+        if (*body == NULL) {
+            *body = page;
+        } else {
+            json_array_extend(json_object_get(*body, key), all);
+            json_decref(page);
+        }
+        if (next == NULL)
+            return CLI_OK;
+    }
+}
+
 /* Report a non-2xx answer: the service's own message when it gave one. */
 int ops_refused(long status, json_t *body)
 {
@@ -490,7 +547,7 @@ static int device_cmd(struct ops *o, const char *verb)
     }
     if (strcmp(verb, "list") == 0) {
         snprintf(path, sizeof(path), "/api/v1/tenants/%s/devices", o->tenant);
-        if (ops_api(o, "GET", path, NULL, &status, &body, NULL, NULL) != CLI_OK)
+        if (ops_get_all(o, path, "devices", &status, &body) != CLI_OK)
             return CLI_FAIL;
         if (status != 200)
             return ops_refused(status, body);

@@ -522,6 +522,7 @@ int ops_deployment_cmd(struct ops *o, const char *verb)
 {
     char path[512];
     json_t *body = NULL, *d;
+    long status;
     size_t i;
 
     if (ops_need_tenant(o) != CLI_OK)
@@ -563,8 +564,11 @@ int ops_deployment_cmd(struct ops *o, const char *verb)
         if (o->nargs != 1)
             return cli_usage(NULL, "deployment show needs --tenant T DEPLOYMENT_ID");
         snprintf(path, sizeof(path), "/api/v1/tenants/%s/deployments/%s", o->tenant, o->args[0]);
-        if (call(o, "GET", path, NULL, 200, &body) != CLI_OK)
+        /* (its devices a page at a time: the counts are the whole deployment's on each page) */
+        if (ops_get_all(o, path, "devices", &status, &body) != CLI_OK)
             return CLI_FAIL;
+        if (status != 200)
+            return ops_refused(status, body);
         complete_states(body);
         if (!printed_json(o, body))
             print_deployment(body);

@@ -34,6 +34,10 @@ struct ops {
  * when it was not JSON); *raw and *raw_len (the body as it came; free()) unless raw is NULL. */
 int ops_api(struct ops *o, const char *method, const char *path, json_t *req, long *status,
             json_t **body, char **raw, size_t *raw_len);
+/* GET a list the service pages (docs/api.md, "Paging the lists") whole, a page at a time through
+ * "next_after": *body is the first page's answer with every page's `key` rows and no next_after,
+ * so the server never builds a 100,000-row answer. As ops_api otherwise (a non-200's body). */
+int ops_get_all(struct ops *o, const char *path, const char *key, long *status, json_t **body);
 /* Report a non-2xx answer, with the service's own message when it gave one; frees body. */
 int ops_refused(long status, json_t *body);
 /* The answer as --output says (json, table or yaml; JSON for a command with no text form). */

@@ -57,25 +57,22 @@ static void collect_tenant(void *ctx, const rp_tenant_t *t)
     json_array_append_new(ctx, tenant_json(t));
 }
 
+/* GET /api/v1/tenants: every tenant for a system token, the token's own otherwise; pages. */
 void rp_h_tenants_list(rp_req_t *r)
 {
-    json_t *list = json_array();
-    rp_tenant_t t;
-    rp_err_t err;
+    json_t *list;
+    rp_page_t pg;
 
-    if (r->tok.role == RP_ROLE_SYSTEM) {
-        err = rp_store_tenant_list(r->w->store, collect_tenant, list);
-    } else {
-        err = rp_store_tenant_get(r->w->store, r->tok.tenant_id, &t);
-        if (err == RP_OK)
-            collect_tenant(list, &t);
-    }
-    if (err != RP_OK) {
+    if (!rp_page_request(r, &pg))
+        return;
+    list = json_array();
+    if (rp_store_tenant_list(r->w->store, r->tok.role == RP_ROLE_SYSTEM ? NULL : r->tok.tenant_id,
+                             &pg, collect_tenant, list) != RP_OK) {
         json_decref(list);
         rp_reply_error(r, 500, "internal", "cannot list tenants");
         return;
     }
-    rp_reply_json(r, 200, json_pack("{s:o}", "tenants", list));
+    rp_page_reply(r, "tenants", list, &pg, "id");
 }
 
 void rp_h_tenant_create(rp_req_t *r)
@@ -197,12 +194,12 @@ void rp_h_tokens_list(rp_req_t *r)
     if (!rp_page_request(r, &pg))
         return;
     list = json_array();
-    if (rp_store_token_list(r->w->store, r->tenant.id, collect_token, list) != RP_OK) {
+    if (rp_store_token_list(r->w->store, r->tenant.id, &pg, collect_token, list) != RP_OK) {
         json_decref(list);
         rp_reply_error(r, 500, "internal", "cannot list tokens");
         return;
     }
-    rp_page_reply(r, "tokens", list, &pg, "id", "id");
+    rp_page_reply(r, "tokens", list, &pg, "id");
 }
 
 void rp_h_token_create(rp_req_t *r)
@@ -300,14 +297,18 @@ void rp_h_system_token_revoke(rp_req_t *r)
 
 void rp_h_system_tokens_list(rp_req_t *r)
 {
-    json_t *list = json_array();
+    json_t *list;
+    rp_page_t pg;
 
-    if (rp_store_token_list(r->w->store, NULL, collect_token, list) != RP_OK) {
+    if (!rp_page_request(r, &pg))
+        return;
+    list = json_array();
+    if (rp_store_token_list(r->w->store, NULL, &pg, collect_token, list) != RP_OK) {
         json_decref(list);
         rp_reply_error(r, 500, "internal", "cannot list tokens");
         return;
     }
-    rp_reply_json(r, 200, json_pack("{s:o}", "tokens", list));
+    rp_page_reply(r, "tokens", list, &pg, "id");
 }
 
 /* Any token reads its own record. */
@@ -435,9 +436,6 @@ static void collect_attestation(void *ctx, const rp_attestation_t *a)
                                     "claims", claims != NULL ? claims : json_null()));
 }
 
-#define DEVICE_PAGE_MAX 1000
-#define DEVICE_PAGE_DEFAULT 100
-
 /* A device state's name as the fleet's counts name it; RP_DEVICE_STATE_ANY: not one. */
 static rp_device_state_t device_state_parse(const char *s)
 {
@@ -485,9 +483,9 @@ void rp_h_devices_list(rp_req_t *r)
 {
     const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(r->req));
     struct device_page page = {json_array(), ""};
-    const char *after = "", *prefix = "";
+    rp_page_t pg = {.limit = RP_PAGE_DEFAULT, .no_upto = true};
     rp_device_state_t state = RP_DEVICE_STATE_ANY;
-    long long limit = DEVICE_PAGE_DEFAULT;
+    long long limit;
     struct evkeyvalq q;
     bool parsed = query != NULL && query[0] != '\0', paged = false, ok = true;
     rp_err_t err;
@@ -500,13 +498,16 @@ void rp_h_devices_list(rp_req_t *r)
             if (strcmp(kv->key, "limit") == 0) {
                 limit = strtoll(kv->value, &end, 10);
                 ok = ok && kv->value[0] >= '1' && kv->value[0] <= '9' && *end == '\0' &&
-                     limit >= 1 && limit <= DEVICE_PAGE_MAX;
+                     limit >= 1 && limit <= RP_PAGE_MAX;
+                pg.limit = ok ? (int)limit : RP_PAGE_DEFAULT;
             } else if (strcmp(kv->key, "after") == 0) {
-                after = kv->value;
-                ok = ok && rp_device_id_valid(after);
+                ok = ok && rp_device_id_valid(kv->value);
+                if (ok)
+                    snprintf(pg.after, sizeof(pg.after), "%s", kv->value);
             } else if (strcmp(kv->key, "prefix") == 0) {
-                prefix = kv->value;
-                ok = ok && device_prefix_ok(prefix);
+                ok = ok && device_prefix_ok(kv->value);
+                if (ok)
+                    rp_page_set_prefix(&pg, kv->value);
             } else if (strcmp(kv->key, "state") == 0) {
                 state = device_state_parse(kv->value);
                 ok = ok && state != RP_DEVICE_STATE_ANY;
@@ -522,16 +523,17 @@ void rp_h_devices_list(rp_req_t *r)
         rp_reply_error(r, 400, "invalid",
                        "the devices take ?limit=N (1 to %d), ?after=DEVICE_ID, ?prefix=HEX and "
                        "?state=attested|cert_expiring|failed|blocked|quarantined|never_seen",
-                       DEVICE_PAGE_MAX);
+                       RP_PAGE_MAX);
         return;
     }
+    pg.paged = paged;
+    if (parsed)
+        evhttp_clear_headers(&q);
     if (paged)
-        err = rp_store_device_page(r->w->store, r->tenant.id, after, prefix, state,
-                                   (int64_t)time(NULL), (int)limit, page_device, &page);
+        err = rp_store_device_page(r->w->store, r->tenant.id, &pg, state, (int64_t)time(NULL),
+                                   page_device, &page);
     else
         err = rp_store_device_list(r->w->store, r->tenant.id, collect_device, page.list);
-    if (parsed)
-        evhttp_clear_headers(&q); /* (after and prefix pointed into it) */
     if (err != RP_OK) {
         json_decref(page.list);
         rp_reply_error(r, 500, "internal", "cannot list devices");
@@ -544,7 +546,7 @@ void rp_h_devices_list(rp_req_t *r)
     /* A full page may have more after it. */
     rp_reply_json(r, 200,
                   json_pack("{s:o, s:o}", "devices", page.list, "next_after",
-                            (long long)json_array_size(page.list) == limit ? json_string(page.last)
+                            json_array_size(page.list) == (size_t)pg.limit ? json_string(page.last)
                                                                            : json_null()));
 }
 

@@ -292,7 +292,7 @@ static rp_err_t rotate_admin_token(const char *data_dir)
         return RP_ERR_IO;
     err = rp_store_open(data_dir, &store);
     if (err == RP_OK)
-        err = rp_store_token_list(store, NULL, count_token, &existing);
+        err = rp_store_token_list(store, NULL, NULL, count_token, &existing);
     if (err == RP_OK && existing == 0) {
         rp_log_error("cannot rotate the system token: the database in %s has no system token to "
                      "replace; nothing was done (the service makes one in %s/admin.token when it "

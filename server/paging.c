@@ -1,10 +1,8 @@
 /*
- * Paging of the operator's lists that are read whole (paging.h): the parameters' one parser and
- * bounds, and the page cut from such a list. These lists are the ones an operator makes by hand
- * (tokens, keys, images, products, groups, deployments) or a deployment's devices, whose progress
- * counts need every row anyway: the page bounds the answer (and the console's work), not the read.
+ * Paging of the operator's lists (paging.h): the parameters' one parser and bounds, a prefix's
+ * index range, and the answer with "next_after". The store reads each page in SQL, from `after`
+ * on in its index, so a page costs the same at the first row and at the 100,000th.
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include <event2/http.h>
@@ -31,6 +29,7 @@ bool rp_page_parse(const char *query, rp_page_t *p)
 
     memset(p, 0, sizeof(*p));
     p->limit = RP_PAGE_DEFAULT;
+    p->no_upto = true;
     if (query == NULL || query[0] == '\0')
         return true;
     if (evhttp_parse_query_str(query, &q) != 0)
@@ -54,7 +53,7 @@ bool rp_page_parse(const char *query, rp_page_t *p)
             seen_prefix = true;
             ok = key_ok(kv->value);
             if (ok)
-                memcpy(p->prefix, kv->value, strlen(kv->value) + 1);
+                rp_page_set_prefix(p, kv->value);
         } else {
             ok = false; /* unknown or repeated */
         }
@@ -73,66 +72,45 @@ bool rp_page_request(rp_req_t *r, rp_page_t *p)
     return false;
 }
 
-static const char *row_str(json_t *row, const char *key)
+void rp_page_set_prefix(rp_page_t *p, const char *prefix)
 {
-    const char *s = json_string_value(json_object_get(row, key));
+    size_t n = strlen(prefix);
 
-    return s != NULL ? s : "";
+    if (n > RP_PAGE_KEY_MAX)
+        n = RP_PAGE_KEY_MAX; /* (callers check first: rp_page_parse, the devices' own) */
+    memcpy(p->prefix, prefix, n);
+    p->prefix[n] = '\0';
+    /* The successor: drop the trailing 0xff bytes (no byte follows them), then add one to the
+     * last. "ab\xff" -> "ac": every string that starts with it is below, none at or above. */
+    memcpy(p->upto, p->prefix, n + 1);
+    while (n > 0 && (unsigned char)p->upto[n - 1] == 0xff)
+        p->upto[--n] = '\0';
+    p->no_upto = n == 0;
+    if (n > 0)
+        p->upto[n - 1] = (char)((unsigned char)p->upto[n - 1] + 1);
 }
 
-struct keyed {
-    const char *id;
+json_t *rp_page_next(json_t *page, const rp_page_t *p, const char *id_key)
+{
+    size_t n = json_array_size(page);
     json_t *row;
-};
+    const char *last;
 
-static int by_id(const void *a, const void *b)
-{
-    return strcmp(((const struct keyed *)a)->id, ((const struct keyed *)b)->id);
+    /* A full page may have more after it (the next page may be empty). */
+    if (!p->paged || n == 0 || n < (size_t)p->limit)
+        return json_null();
+    row = json_array_get(page, n - 1);
+    last = json_string_value(json_is_string(row) ? row : json_object_get(row, id_key));
+    return last != NULL ? json_string(last) : json_null();
 }
 
-json_t *rp_page_cut(json_t *list, const rp_page_t *p, const char *id_key, const char *filter_key,
-                    json_t **next)
+void rp_page_reply(rp_req_t *r, const char *key, json_t *page, const rp_page_t *p,
+                   const char *id_key)
 {
-    size_t n = json_array_size(list), taken = 0, plen = strlen(p->prefix);
-    struct keyed *rows = NULL;
-    json_t *page = json_array();
-
-    *next = json_null();
-    if (n > 0 && (rows = malloc(n * sizeof(*rows))) == NULL) {
-        json_decref(page);
-        return NULL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        json_t *row = json_array_get(list, i);
-        const char *id = row_str(row, id_key);
-
-        if (strcmp(id, p->after) > 0 && strncmp(row_str(row, filter_key), p->prefix, plen) == 0)
-            rows[taken++] = (struct keyed){id, row};
-    }
-    qsort(rows, taken, sizeof(*rows), by_id);
-    for (size_t i = 0; i < taken && i < (size_t)p->limit; i++)
-        json_array_append(page, rows[i].row);
-    /* A full page may have more after it (as the devices' store page says). */
-    if (json_array_size(page) == (size_t)p->limit)
-        *next = json_string(rows[p->limit - 1].id);
-    free(rows);
-    return page;
-}
-
-void rp_page_reply(rp_req_t *r, const char *key, json_t *list, const rp_page_t *p,
-                   const char *id_key, const char *filter_key)
-{
-    json_t *page, *next;
-
     if (!p->paged) {
-        rp_reply_json(r, 200, json_pack("{s:o}", key, list));
+        rp_reply_json(r, 200, json_pack("{s:o}", key, page));
         return;
     }
-    page = rp_page_cut(list, p, id_key, filter_key, &next);
-    json_decref(list);
-    if (page == NULL) {
-        rp_reply_error(r, 500, "internal", "out of memory");
-        return;
-    }
-    rp_reply_json(r, 200, json_pack("{s:o, s:o}", key, page, "next_after", next));
+    rp_reply_json(r, 200,
+                  json_pack("{s:o, s:o}", key, page, "next_after", rp_page_next(page, p, id_key)));
 }

@@ -21,6 +21,23 @@
 #define RP_REASON_MAX 64
 #define RP_QUARANTINE_REASON_MAX 255 /* why a device was quarantined, for people */
 
+/*
+ * A page of one of the operator's lists (server/paging.c makes it from ?limit&after&prefix): the
+ * rows in key order whose key is above `after` ("": from the first) and whose filtered column
+ * starts with `prefix` ("": any), at most limit; not paged: the whole list, in its own order. The
+ * store reads it in SQL, the prefix as the index range [prefix, upto): bytewise, as SQLite's BINARY
+ * collation compares TEXT (no LIKE, whose '%', '_' and case rules are not a prefix's).
+ */
+#define RP_PAGE_KEY_MAX 128 /* bytes of ?after and ?prefix */
+typedef struct rp_page {
+    bool paged; /* any paging parameter given: a page, else the whole list as before */
+    int limit;
+    char after[RP_PAGE_KEY_MAX + 1];
+    char prefix[RP_PAGE_KEY_MAX + 1];
+    char upto[RP_PAGE_KEY_MAX + 1]; /* the least string above every one that starts with prefix */
+    bool no_upto;                   /* prefix is "" or all 0xff bytes: there is none */
+} rp_page_t;
+
 typedef enum rp_role {
     RP_ROLE_NONE = 0,
     RP_ROLE_READER = 1,      /* read the tenant's objects */
@@ -109,15 +126,19 @@ int rp_store_schema_version(rp_store_t *store);
 rp_err_t rp_store_tenant_create(rp_store_t *s, const char *name, rp_tenant_t *out) RP_MUST_CHECK;
 rp_err_t rp_store_tenant_get(rp_store_t *s, const char *id, rp_tenant_t *out) RP_MUST_CHECK;
 typedef void (*rp_tenant_fn)(void *ctx, const rp_tenant_t *t);
-rp_err_t rp_store_tenant_list(rp_store_t *s, rp_tenant_fn fn, void *ctx) RP_MUST_CHECK;
+/* Every tenant (only: just that one, if it exists), oldest first; page: by ID, filtered on the
+ * name. */
+rp_err_t rp_store_tenant_list(rp_store_t *s, const char *only, const rp_page_t *page,
+                              rp_tenant_fn fn, void *ctx) RP_MUST_CHECK;
 
 /* A token is stored by the SHA-256 of its secret; the secret itself never is (rp_store_token_add
  * below makes one). */
 rp_err_t rp_store_token_lookup(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN],
                                rp_token_t *out) RP_MUST_CHECK;
 typedef void (*rp_token_fn)(void *ctx, const rp_token_t *t);
-rp_err_t rp_store_token_list(rp_store_t *s, const char *tenant_id, rp_token_fn fn,
-                             void *ctx) RP_MUST_CHECK;
+/* The tenant's tokens (NULL: the system's); page: see rp_page_t (by ID, filtered on the ID). */
+rp_err_t rp_store_token_list(rp_store_t *s, const char *tenant_id, const rp_page_t *page,
+                             rp_token_fn fn, void *ctx) RP_MUST_CHECK;
 
 /*
  * Claim a device for a tenant. Claiming it again for the same tenant is a no-op (RP_OK);
@@ -307,8 +328,9 @@ typedef struct rp_device_update {
 /* RP_ERR_EXISTS when the tenant has a key with that name or that key already. */
 rp_err_t rp_store_image_key_add(rp_store_t *s, rp_image_key_record_t *key) RP_MUST_CHECK;
 typedef void (*rp_image_key_fn)(void *ctx, const rp_image_key_record_t *k);
-rp_err_t rp_store_image_key_list(rp_store_t *s, const char *tenant_id, rp_image_key_fn fn,
-                                 void *ctx) RP_MUST_CHECK;
+/* page (NULL: every key, oldest first): by ID, filtered on the name. */
+rp_err_t rp_store_image_key_list(rp_store_t *s, const char *tenant_id, const rp_page_t *page,
+                                 rp_image_key_fn fn, void *ctx) RP_MUST_CHECK;
 
 rp_err_t rp_store_upload_create(rp_store_t *s, const char *tenant_id, uint64_t size,
                                 rp_upload_t *out) RP_MUST_CHECK;
@@ -328,8 +350,9 @@ rp_err_t rp_store_image_get(rp_store_t *s, const char *tenant_id, const char *id
 rp_err_t rp_store_image_by_hash(rp_store_t *s, const char *tenant_id, const char *image_hash,
                                 rp_image_record_t *out) RP_MUST_CHECK;
 typedef void (*rp_image_fn)(void *ctx, const rp_image_record_t *img);
-rp_err_t rp_store_image_list(rp_store_t *s, const char *tenant_id, rp_image_fn fn,
-                             void *ctx) RP_MUST_CHECK;
+/* page (NULL: every image, by component): by ID, filtered on the component. */
+rp_err_t rp_store_image_list(rp_store_t *s, const char *tenant_id, const rp_page_t *page,
+                             rp_image_fn fn, void *ctx) RP_MUST_CHECK;
 
 /* A product and its default groups (Development, which allows unknown images, Field Test and
  * Production), in one transaction. RP_ERR_EXISTS when the tenant has a product of that name. */
@@ -339,8 +362,9 @@ rp_err_t rp_store_product_create(rp_store_t *s, const char *tenant_id, const cha
 rp_err_t rp_store_product_find(rp_store_t *s, const char *tenant_id, const char *id_or_name,
                                rp_product_t *out) RP_MUST_CHECK;
 typedef void (*rp_product_fn)(void *ctx, const rp_product_t *p);
-rp_err_t rp_store_product_list(rp_store_t *s, const char *tenant_id, rp_product_fn fn,
-                               void *ctx) RP_MUST_CHECK;
+/* page (NULL: every product, by name): by ID, filtered on the name. */
+rp_err_t rp_store_product_list(rp_store_t *s, const char *tenant_id, const rp_page_t *page,
+                               rp_product_fn fn, void *ctx) RP_MUST_CHECK;
 
 rp_err_t rp_store_group_create(rp_store_t *s, const rp_product_t *product, const char *name,
                                bool allow_unknown_images, rp_group_t *out) RP_MUST_CHECK;
@@ -356,8 +380,9 @@ rp_err_t rp_store_group_find(rp_store_t *s, const rp_product_t *product, const c
 rp_err_t rp_store_group_get(rp_store_t *s, const char *tenant_id, const char *id,
                             rp_group_t *out) RP_MUST_CHECK;
 typedef void (*rp_group_fn)(void *ctx, const rp_group_t *g, int64_t ndevices);
-rp_err_t rp_store_group_list(rp_store_t *s, const rp_product_t *product, rp_group_fn fn,
-                             void *ctx) RP_MUST_CHECK;
+/* page (NULL: every group, oldest first): by ID, filtered on the name. */
+rp_err_t rp_store_group_list(rp_store_t *s, const rp_product_t *product, const rp_page_t *page,
+                             rp_group_fn fn, void *ctx) RP_MUST_CHECK;
 /* Put a device of the group's tenant in the group (out of any other): RP_ERR_NOT_FOUND when the
  * tenant does not hold the device. */
 rp_err_t rp_store_device_assign(rp_store_t *s, const rp_group_t *group, const char *device_id,
@@ -365,8 +390,9 @@ rp_err_t rp_store_device_assign(rp_store_t *s, const rp_group_t *group, const ch
 /* The group a device is in: RP_ERR_NOT_FOUND when it is in none. */
 rp_err_t rp_store_device_group(rp_store_t *s, const char *device_id, rp_group_t *out) RP_MUST_CHECK;
 typedef void (*rp_member_fn)(void *ctx, const char *device_id);
-rp_err_t rp_store_group_members(rp_store_t *s, const char *group_id, rp_member_fn fn,
-                                void *ctx) RP_MUST_CHECK;
+/* In device ID order; page (NULL: all): filtered on the device ID, an index range. */
+rp_err_t rp_store_group_members(rp_store_t *s, const char *group_id, const rp_page_t *page,
+                                rp_member_fn fn, void *ctx) RP_MUST_CHECK;
 
 /* d->id and d->created are set here; every image must be the tenant's (else RP_ERR_NOT_FOUND). */
 rp_err_t rp_store_deployment_create(rp_store_t *s, rp_deployment_t *d) RP_MUST_CHECK;
@@ -376,8 +402,9 @@ rp_err_t rp_store_deployment_get(rp_store_t *s, const char *tenant_id, const cha
 rp_err_t rp_store_deployment_current(rp_store_t *s, const char *group_id,
                                      rp_deployment_t *out) RP_MUST_CHECK;
 typedef void (*rp_deployment_fn)(void *ctx, const rp_deployment_t *d);
-rp_err_t rp_store_deployment_list(rp_store_t *s, const char *tenant_id, rp_deployment_fn fn,
-                                  void *ctx) RP_MUST_CHECK;
+/* page (NULL: every deployment, oldest first): by ID, filtered on the ID. */
+rp_err_t rp_store_deployment_list(rp_store_t *s, const char *tenant_id, const rp_page_t *page,
+                                  rp_deployment_fn fn, void *ctx) RP_MUST_CHECK;
 
 /* The newest deployment of the group that selects the device (rp_deployment_selects) and is
  * active or reached it already: RP_ERR_NOT_FOUND when none does. So a paused deployment leaves
@@ -391,6 +418,24 @@ rp_err_t rp_store_deployment_reached(rp_store_t *s, const char *deployment_id,
 typedef void (*rp_reached_fn)(void *ctx, const char *device_id);
 rp_err_t rp_store_deployment_reached_list(rp_store_t *s, const char *deployment_id,
                                           rp_reached_fn fn, void *ctx) RP_MUST_CHECK;
+/* A deployment's devices in device ID order (page: see rp_page_t, filtered on the device ID;
+ * NULL: all): the devices of its group it selects, and any that reported it (moved out of the
+ * group since), each with its report; u->state is "pending" (and at 0) for one that has none. */
+typedef void (*rp_device_update_fn)(void *ctx, const rp_device_update_t *u);
+rp_err_t rp_store_deployment_devices(rp_store_t *s, const rp_deployment_t *d, const rp_page_t *page,
+                                     rp_device_update_fn fn, void *ctx) RP_MUST_CHECK;
+/* A deployment's progress over all its devices (those rp_store_deployment_devices lists), counted
+ * in SQL: fn gets each reported state's count; the devices without a report are `unreported`. */
+typedef struct rp_deploy_progress {
+    int64_t in_group;   /* devices in its group now */
+    int64_t selected;   /* of those, the ones its rollout selects */
+    int64_t unreported; /* selected devices without a report (pending) */
+    int64_t reached;    /* devices served targets naming it, or that reported past pending */
+} rp_deploy_progress_t;
+typedef void (*rp_state_count_fn)(void *ctx, const char *state, int64_t n);
+rp_err_t rp_store_deployment_progress(rp_store_t *s, const rp_deployment_t *d,
+                                      rp_deploy_progress_t *out, rp_state_count_fn fn,
+                                      void *ctx) RP_MUST_CHECK;
 /* Pause (from active), resume (to active, from paused) or stop (final): *out is the deployment
  * after. RP_ERR_NOT_FOUND: no such deployment in the tenant; RP_ERR_DENIED: it is stopped (only
  * stopping again is allowed). */
@@ -436,7 +481,6 @@ rp_err_t rp_store_group_counter_max_below(rp_store_t *s, const char *group_id, u
                                           rp_counter_max_fn fn, void *ctx) RP_MUST_CHECK;
 
 rp_err_t rp_store_device_update_set(rp_store_t *s, const rp_device_update_t *u) RP_MUST_CHECK;
-typedef void (*rp_device_update_fn)(void *ctx, const rp_device_update_t *u);
 rp_err_t rp_store_device_updates(rp_store_t *s, const char *deployment_id, rp_device_update_fn fn,
                                  void *ctx) RP_MUST_CHECK;
 
@@ -911,12 +955,12 @@ typedef enum rp_device_state {
     RP_DEVICE_STATE_QUARANTINED,
     RP_DEVICE_STATE_NEVER_SEEN,
 } rp_device_state_t;
-/* A page of the tenant's devices in ID order, after `after` ("": from the first), at most limit,
- * only those whose ID starts with prefix ("": any) and in state. Indexed: a page reads the
- * devices from `after` on, never those before it. */
-rp_err_t rp_store_device_page(rp_store_t *s, const char *tenant_id, const char *after,
-                              const char *prefix, rp_device_state_t state, int64_t now, int limit,
-                              rp_device_fn fn, void *ctx) RP_MUST_CHECK;
+/* A page of the tenant's devices in ID order (rp_page_t: filtered on the ID), only those in
+ * state. Indexed: a page reads the devices from `after` (and the prefix) on, never those before;
+ * a state filter reads on until the page is full. */
+rp_err_t rp_store_device_page(rp_store_t *s, const char *tenant_id, const rp_page_t *page,
+                              rp_device_state_t state, int64_t now, rp_device_fn fn,
+                              void *ctx) RP_MUST_CHECK;
 
 /* A tenant's devices by state, for the console's fleet page. The states overlap: a device is
  * counted in each that is true of it. */

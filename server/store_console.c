@@ -177,49 +177,33 @@ rp_err_t rp_store_fleet_counts(rp_store_t *s, const char *tenant_id, int64_t now
 
 #define DEVICE_PAGE_STATE(n, pred) " OR (:state = " #n " AND " pred ")"
 static const char SQL_DEVICE_PAGE[] = SQ_DEVICE_COLUMNS
-    " WHERE d.tenant_id = :tenant AND d.id > max(:after, :floor) AND d.id < :prefix || 'g'"
-    " AND substr(d.id, 1, length(:prefix)) = :prefix AND (:state = 0" DEVICE_PAGE_STATE(
-        1, SQ_DEV_ATTESTED) DEVICE_PAGE_STATE(2, SQ_DEV_CERT_EXPIRING)
-        DEVICE_PAGE_STATE(3, SQ_DEV_FAILED) DEVICE_PAGE_STATE(4, SQ_DEV_BLOCKED)
-            DEVICE_PAGE_STATE(5, SQ_DEV_QUARANTINED)
-                DEVICE_PAGE_STATE(6, SQ_DEV_NEVER_SEEN) ") ORDER BY d.id LIMIT :limit";
+    " WHERE d.tenant_id = :tenant AND (:state = 0" DEVICE_PAGE_STATE(1, SQ_DEV_ATTESTED)
+        DEVICE_PAGE_STATE(2, SQ_DEV_CERT_EXPIRING) DEVICE_PAGE_STATE(3, SQ_DEV_FAILED)
+            DEVICE_PAGE_STATE(4, SQ_DEV_BLOCKED) DEVICE_PAGE_STATE(5, SQ_DEV_QUARANTINED)
+                DEVICE_PAGE_STATE(6, SQ_DEV_NEVER_SEEN) ")" SQ_PAGE_ON("d.id");
 _Static_assert(RP_DEVICE_STATE_ATTESTED == 1 && RP_DEVICE_STATE_CERT_EXPIRING == 2 &&
                    RP_DEVICE_STATE_FAILED == 3 && RP_DEVICE_STATE_BLOCKED == 4 &&
                    RP_DEVICE_STATE_QUARANTINED == 5 && RP_DEVICE_STATE_NEVER_SEEN == 6,
                "SQL_DEVICE_PAGE numbers the states");
+const char *const sq_sql_device_page = SQL_DEVICE_PAGE;
 
-rp_err_t rp_store_device_page(rp_store_t *s, const char *tenant_id, const char *after,
-                              const char *prefix, rp_device_state_t state, int64_t now, int limit,
-                              rp_device_fn fn, void *ctx)
+rp_err_t rp_store_device_page(rp_store_t *s, const char *tenant_id, const rp_page_t *page,
+                              rp_device_state_t state, int64_t now, rp_device_fn fn, void *ctx)
 {
     sqlite3_stmt *st = sq_stmt(s, SQL_DEVICE_PAGE);
-    /* The index range of the IDs that start with prefix (IDs are lowercase hex, prefix too): above
-     * floor (prefix, its last digit less one, then 'g': above every ID before the prefix's, below
-     * every one in it) and below prefix "g". Without it a filtered page scans the tenant. */
-    char floor[RP_DEVICE_ID_LEN + 2] = "";
-    size_t plen = strlen(prefix);
     rp_device_t d;
     int rc;
 
     if (st == NULL)
         return RP_ERR_IO;
-    if (plen > RP_DEVICE_ID_LEN)
-        return RP_ERR_INVALID_ARG;
-    if (plen > 0) {
-        memcpy(floor, prefix, plen);
-        floor[plen - 1]--;
-        floor[plen] = 'g';
-        floor[plen + 1] = '\0';
-    }
+    /* devices_tenant (tenant_id, id) is read in one range: the cursor's, the prefix's (SQ_PAGE_ON).
+     */
+    sq_bind_page(st, page);
     sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":tenant"), tenant_id, -1,
                       SQLITE_STATIC);
-    sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":after"), after, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":prefix"), prefix, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":floor"), floor, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, sqlite3_bind_parameter_index(st, ":state"), (int)state);
     sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":now"), now);
     sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":window"), RP_FLEET_EXPIRING);
-    sqlite3_bind_int(st, sqlite3_bind_parameter_index(st, ":limit"), limit);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         sq_device_row(st, &d);
         fn(ctx, &d);

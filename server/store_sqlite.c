@@ -266,6 +266,9 @@ static const char *const migrations[] = {
     " WITHOUT ROWID;"
     "INSERT OR IGNORE INTO deployment_reached (deployment_id, device_id, at)"
     " SELECT deployment_id, device_id, at FROM device_updates;",
+    /* 17: a deployment's devices counted by state in SQL, on an index that holds both (the
+     * table's rows carry each device's detail: counting on them read every row) */
+    "CREATE INDEX device_updates_state ON device_updates(deployment_id, state);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -576,6 +579,44 @@ static rp_err_t name_keys_fill(rp_store_t *s)
     return err;
 }
 
+void sq_bind_page(sqlite3_stmt *st, const rp_page_t *p)
+{
+    bool paged = p != NULL && p->paged;
+
+    sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":after"), paged ? p->after : "", -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":lo"), paged ? p->prefix : "", -1,
+                      SQLITE_STATIC);
+    /* No upper bound: a zero-length BLOB, above every TEXT value in SQLite's order (a BLOB is
+     * never converted by a TEXT column's affinity), so the range stays one the index can use. */
+    if (paged && !p->no_upto)
+        sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":hi"), p->upto, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_zeroblob(st, sqlite3_bind_parameter_index(st, ":hi"), 0);
+    sqlite3_bind_int(st, sqlite3_bind_parameter_index(st, ":limit"), paged ? p->limit : -1);
+}
+
+/* rp_selects(deployment ID, rollout, device ID) in SQL: rp_deployment_selects, the rule's one
+ * owner, so that a deployment's counts and pages choose its devices where they are read. */
+static void sql_selects(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    rp_deployment_t d;
+    const unsigned char *id = sqlite3_value_text(argv[0]), *device = sqlite3_value_text(argv[2]);
+
+    (void)argc;
+    if (id == NULL || device == NULL) {
+        sqlite3_result_null(ctx);
+        return;
+    }
+    d.rollout = sqlite3_value_int(argv[1]);
+    /* (all or none: the rule answers without the ID, so it is not copied for every device) */
+    if (d.rollout > 0 && d.rollout < 100)
+        snprintf(d.id, sizeof(d.id), "%s", (const char *)id);
+    else
+        d.id[0] = '\0';
+    sqlite3_result_int(ctx, rp_deployment_selects(&d, (const char *)device));
+}
+
 rp_err_t rp_store_open(const char *data_dir, rp_store_t **out)
 {
     char path[4096];
@@ -596,6 +637,13 @@ rp_err_t rp_store_open(const char *data_dir, rp_store_t **out)
         return RP_ERR_IO;
     }
     sqlite3_busy_timeout(s->db, 10000);
+    if (sqlite3_create_function(s->db, "rp_selects", 3,
+                                SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
+                                sql_selects, NULL, NULL) != SQLITE_OK) {
+        rp_log_error("database %s: %s", path, sqlite3_errmsg(s->db));
+        rp_store_close(s);
+        return RP_ERR_IO;
+    }
     /* WAL: readers never wait for the writer. FULL: a commit is on disk before it returns. */
     /* (No mmap: the file grows with every commit, and SQLite would remap it on the next read,
      * which costs far more than the reads it saves.) */
@@ -672,7 +720,9 @@ rp_err_t sq_step_done(rp_store_t *s, sqlite3_stmt *st, int *changes)
 static const char SQL_TENANT_INSERT[] =
     "INSERT INTO tenants (id, name, created, name_key, name_key_written) VALUES (?, ?, ?, ?, ?)";
 static const char SQL_TENANT_GET[] = "SELECT id, name, created FROM tenants WHERE id = ?";
-static const char SQL_TENANT_LIST[] = "SELECT id, name, created FROM tenants ORDER BY created, id";
+#define TENANT_LIST "SELECT id, name, created FROM tenants WHERE (?1 IS NULL OR id = ?1)"
+static const char SQL_TENANT_LIST[] = TENANT_LIST " ORDER BY created, id";
+static const char SQL_TENANT_PAGE[] = TENANT_LIST SQ_PAGE("id", "name");
 
 rp_err_t rp_store_tenant_create(rp_store_t *s, const char *name, rp_tenant_t *out)
 {
@@ -722,14 +772,20 @@ rp_err_t rp_store_tenant_get(rp_store_t *s, const char *id, rp_tenant_t *out)
     return RP_OK;
 }
 
-rp_err_t rp_store_tenant_list(rp_store_t *s, rp_tenant_fn fn, void *ctx)
+rp_err_t rp_store_tenant_list(rp_store_t *s, const char *only, const rp_page_t *page,
+                              rp_tenant_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_TENANT_LIST);
+    bool paged = page != NULL && page->paged;
+    sqlite3_stmt *st = sq_stmt(s, paged ? SQL_TENANT_PAGE : SQL_TENANT_LIST);
     rp_tenant_t t;
     int rc;
 
     if (st == NULL)
         return RP_ERR_IO;
+    if (paged)
+        sq_bind_page(st, page);
+    if (only != NULL)
+        sqlite3_bind_text(st, 1, only, -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         tenant_row(st, &t);
         fn(ctx, &t);
@@ -743,6 +799,7 @@ static const char SQL_TOKEN_INSERT[] =
 #define TOKEN_COLUMNS "SELECT id, tenant_id, role, created, expires, last_used FROM tokens"
 static const char SQL_TOKEN_LOOKUP[] = TOKEN_COLUMNS " WHERE hash = ?";
 static const char SQL_TOKEN_LIST[] = TOKEN_COLUMNS " WHERE tenant_id IS ? ORDER BY created, id";
+static const char SQL_TOKEN_PAGE[] = TOKEN_COLUMNS " WHERE tenant_id IS ?" SQ_PAGE_ON("id");
 static const char SQL_TOKEN_REVOKE[] = "DELETE FROM tokens WHERE id = ? AND tenant_id IS ?";
 static const char SQL_TOKEN_USED[] = "UPDATE tokens SET last_used = ? WHERE id = ?";
 static const char SQL_TOKEN_SYSTEM_COUNT[] = "SELECT count(*) FROM tokens WHERE tenant_id IS NULL";
@@ -884,14 +941,18 @@ rp_err_t rp_store_token_lookup(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN],
     return RP_OK;
 }
 
-rp_err_t rp_store_token_list(rp_store_t *s, const char *tenant_id, rp_token_fn fn, void *ctx)
+rp_err_t rp_store_token_list(rp_store_t *s, const char *tenant_id, const rp_page_t *page,
+                             rp_token_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_TOKEN_LIST);
+    bool paged = page != NULL && page->paged;
+    sqlite3_stmt *st = sq_stmt(s, paged ? SQL_TOKEN_PAGE : SQL_TOKEN_LIST);
     rp_token_t t;
     int rc;
 
     if (st == NULL)
         return RP_ERR_IO;
+    if (paged)
+        sq_bind_page(st, page);
     if (tenant_id != NULL)
         sqlite3_bind_text(st, 1, tenant_id, -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

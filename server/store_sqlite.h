@@ -75,6 +75,22 @@ void sq_token_row(sqlite3_stmt *st, rp_token_t *t);
     " FROM devices d LEFT JOIN attestations a ON a.id = d.last_attestation"
 void sq_device_row(sqlite3_stmt *st, rp_device_t *d);
 
+/* A page's condition and order (store.h's rp_page_t), after a WHERE clause: the rows whose key is
+ * above :after and whose col is in the prefix's range [:lo, :hi), in key order, at most :limit.
+ * SQ_PAGE_ON(key): the prefix is the key's own, and the page one index range, from the greater
+ * of the cursor and the prefix (one bound: SQLite seeks on one lower bound only, and the cursor's
+ * alone would read every row between it and the prefix) to the prefix's end. */
+#define SQ_PAGE(key, col)                                                                          \
+    " AND " key " > :after AND " col " >= :lo AND " col " < :hi ORDER BY " key " LIMIT :limit"
+#define SQ_KEY_RANGE(key) key " >= max(:after, :lo) AND " key " != :after AND " key " < :hi"
+#define SQ_PAGE_ON(key) " AND " SQ_KEY_RANGE(key) " ORDER BY " key " LIMIT :limit"
+/* Bind SQ_PAGE's (or SQ_PAGE_ON's) parameters (by name) from p; NULL or not paged: every row. */
+void sq_bind_page(sqlite3_stmt *st, const rp_page_t *p);
+/* The statements of the pages that must stay index ranges, for the test of their query plans. */
+extern const char *const sq_sql_device_page,
+    *const sq_sql_members_page, *const sq_sql_deploy_devices, *const sq_sql_deploy_counts,
+                                                                  *const sq_sql_deploy_states;
+
 /* The device states the console counts and filters by (store.h: rp_fleet_counts_t), over
  * "devices d LEFT JOIN attestations a ON a.id = d.last_attestation"; :now and :window (seconds)
  * bound an expiring certificate. */

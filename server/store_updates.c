@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "rampart/hex.h"
+#include "rampart/update_state.h"
 #include "store_sqlite.h"
 
 /* Bind a text parameter that outlives the statement's use. */
@@ -38,8 +39,10 @@ static rp_err_t list_done(rp_store_t *s, sqlite3_stmt *st, int rc, const char *w
 static const char SQL_IKEY_INSERT[] =
     "INSERT INTO image_keys (id, tenant_id, name, alg, spki,"
     " keyhash, created, name_key, name_key_written) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
-static const char SQL_IKEY_LIST[] = "SELECT id, tenant_id, name, alg, spki, keyhash, created"
-                                    " FROM image_keys WHERE tenant_id = ? ORDER BY created, id";
+#define IKEY_COLUMNS                                                                               \
+    "SELECT id, tenant_id, name, alg, spki, keyhash, created FROM image_keys WHERE tenant_id = ?"
+static const char SQL_IKEY_LIST[] = IKEY_COLUMNS " ORDER BY created, id";
+static const char SQL_IKEY_PAGE[] = IKEY_COLUMNS SQ_PAGE("id", "name");
 
 rp_err_t rp_store_image_key_add(rp_store_t *s, rp_image_key_record_t *k)
 {
@@ -69,10 +72,21 @@ rp_err_t rp_store_image_key_add(rp_store_t *s, rp_image_key_record_t *k)
     return sq_step_done(s, st, NULL);
 }
 
-rp_err_t rp_store_image_key_list(rp_store_t *s, const char *tenant_id, rp_image_key_fn fn,
-                                 void *ctx)
+/* The list's statement: its page's (bound) when page asks for one, else the whole list's. */
+static sqlite3_stmt *list_stmt(rp_store_t *s, const rp_page_t *page, const char *whole,
+                               const char *paged)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_IKEY_LIST);
+    sqlite3_stmt *st = sq_stmt(s, page != NULL && page->paged ? paged : whole);
+
+    if (st != NULL && page != NULL && page->paged)
+        sq_bind_page(st, page);
+    return st;
+}
+
+rp_err_t rp_store_image_key_list(rp_store_t *s, const char *tenant_id, const rp_page_t *page,
+                                 rp_image_key_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = list_stmt(s, page, SQL_IKEY_LIST, SQL_IKEY_PAGE);
     rp_image_key_record_t k;
     int rc;
 
@@ -193,6 +207,8 @@ static const char SQL_IMAGE_INSERT[] =
 static const char SQL_IMAGE_GET[] = IMAGE_COLUMNS " WHERE tenant_id = ? AND id = ?";
 static const char SQL_IMAGE_LIST[] =
     IMAGE_COLUMNS " WHERE tenant_id = ? ORDER BY component, uploaded, id";
+static const char SQL_IMAGE_PAGE[] =
+    IMAGE_COLUMNS " WHERE tenant_id = ?" SQ_PAGE("id", "component");
 
 static void image_row(sqlite3_stmt *st, rp_image_record_t *m)
 {
@@ -274,9 +290,10 @@ rp_err_t rp_store_image_by_hash(rp_store_t *s, const char *tenant_id, const char
     return err;
 }
 
-rp_err_t rp_store_image_list(rp_store_t *s, const char *tenant_id, rp_image_fn fn, void *ctx)
+rp_err_t rp_store_image_list(rp_store_t *s, const char *tenant_id, const rp_page_t *page,
+                             rp_image_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_IMAGE_LIST);
+    sqlite3_stmt *st = list_stmt(s, page, SQL_IMAGE_LIST, SQL_IMAGE_PAGE);
     rp_image_record_t m;
     int rc;
 
@@ -309,6 +326,8 @@ static const char SQL_PRODUCT_FIND[] =
     " AND (id = ?2 OR name = ?2 OR name = ?3) ORDER BY id = ?2 DESC, name = ?2 DESC LIMIT 1";
 static const char SQL_PRODUCT_LIST[] =
     "SELECT id, tenant_id, name, created FROM products WHERE tenant_id = ? ORDER BY name";
+static const char SQL_PRODUCT_PAGE[] = "SELECT id, tenant_id, name, created FROM products"
+                                       " WHERE tenant_id = ?" SQ_PAGE("id", "name");
 static const char SQL_GROUP_INSERT[] =
     "INSERT INTO device_groups (id, tenant_id, product_id, name, allow_unknown_images, created,"
     " name_key, name_key_written) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
@@ -321,9 +340,11 @@ static const char SQL_GROUP_FIND[] = /* (as SQL_PRODUCT_FIND) */
                   " ORDER BY g.id = ?2 DESC, g.name = ?2 DESC LIMIT 1";
 static const char SQL_GROUP_GET[] =
     GROUP_COLUMNS " FROM device_groups g WHERE g.id = ? AND g.tenant_id = ?";
-static const char SQL_GROUP_LIST[] =
-    GROUP_COLUMNS ", (SELECT count(*) FROM group_members m WHERE m.group_id = g.id)"
-                  " FROM device_groups g WHERE g.product_id = ? ORDER BY g.rowid";
+#define GROUP_LIST                                                                                 \
+    GROUP_COLUMNS ", (SELECT count(*) FROM group_members m WHERE m.group_id = g.id)"               \
+                  " FROM device_groups g WHERE g.product_id = ?"
+static const char SQL_GROUP_LIST[] = GROUP_LIST " ORDER BY g.rowid";
+static const char SQL_GROUP_PAGE[] = GROUP_LIST SQ_PAGE("g.id", "g.name");
 static const char SQL_DEVICE_GROUP[] =
     GROUP_COLUMNS " FROM group_members m JOIN device_groups g ON g.id = m.group_id"
                   " WHERE m.device_id = ?";
@@ -339,6 +360,8 @@ static const char SQL_DEVICE_CRASH_CAPTURE[] =
     " WHERE m.device_id = ?";
 static const char SQL_MEMBERS[] =
     "SELECT device_id FROM group_members WHERE group_id = ? ORDER BY device_id";
+static const char SQL_MEMBERS_PAGE[] =
+    "SELECT device_id FROM group_members WHERE group_id = ?" SQ_PAGE_ON("device_id");
 
 static void product_row(sqlite3_stmt *st, rp_product_t *p)
 {
@@ -456,9 +479,10 @@ rp_err_t rp_store_product_find(rp_store_t *s, const char *tenant_id, const char 
     return err;
 }
 
-rp_err_t rp_store_product_list(rp_store_t *s, const char *tenant_id, rp_product_fn fn, void *ctx)
+rp_err_t rp_store_product_list(rp_store_t *s, const char *tenant_id, const rp_page_t *page,
+                               rp_product_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_PRODUCT_LIST);
+    sqlite3_stmt *st = list_stmt(s, page, SQL_PRODUCT_LIST, SQL_PRODUCT_PAGE);
     rp_product_t p;
     int rc;
 
@@ -549,9 +573,10 @@ rp_err_t rp_store_group_get(rp_store_t *s, const char *tenant_id, const char *id
     return err;
 }
 
-rp_err_t rp_store_group_list(rp_store_t *s, const rp_product_t *product, rp_group_fn fn, void *ctx)
+rp_err_t rp_store_group_list(rp_store_t *s, const rp_product_t *product, const rp_page_t *page,
+                             rp_group_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_GROUP_LIST);
+    sqlite3_stmt *st = list_stmt(s, page, SQL_GROUP_LIST, SQL_GROUP_PAGE);
     rp_group_t g;
     int rc;
 
@@ -598,9 +623,10 @@ rp_err_t rp_store_device_group(rp_store_t *s, const char *device_id, rp_group_t 
     return err;
 }
 
-rp_err_t rp_store_group_members(rp_store_t *s, const char *group_id, rp_member_fn fn, void *ctx)
+rp_err_t rp_store_group_members(rp_store_t *s, const char *group_id, const rp_page_t *page,
+                                rp_member_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_MEMBERS);
+    sqlite3_stmt *st = list_stmt(s, page, SQL_MEMBERS, SQL_MEMBERS_PAGE);
     char id[RP_DEVICE_ID_SIZE];
     int rc;
 
@@ -628,6 +654,7 @@ static const char SQL_DEPLOY_GET[] = DEPLOY_COLUMNS " WHERE tenant_id = ? AND id
 static const char SQL_DEPLOY_CURRENT[] =
     DEPLOY_COLUMNS " WHERE group_id = ? ORDER BY seq DESC LIMIT 1";
 static const char SQL_DEPLOY_LIST[] = DEPLOY_COLUMNS " WHERE tenant_id = ? ORDER BY seq";
+static const char SQL_DEPLOY_PAGE[] = DEPLOY_COLUMNS " WHERE tenant_id = ?" SQ_PAGE_ON("id");
 /* Column 7: whether it may be offered to the device (?2): active, or the device had it. */
 static const char SQL_DEPLOY_OF_GROUP[] =
     "SELECT id, tenant_id, group_id, rollout, created, seq, status, status = 'active' OR EXISTS"
@@ -785,10 +812,10 @@ rp_err_t rp_store_deployment_current(rp_store_t *s, const char *group_id, rp_dep
     return deployment_one(s, st, out);
 }
 
-rp_err_t rp_store_deployment_list(rp_store_t *s, const char *tenant_id, rp_deployment_fn fn,
-                                  void *ctx)
+rp_err_t rp_store_deployment_list(rp_store_t *s, const char *tenant_id, const rp_page_t *page,
+                                  rp_deployment_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_DEPLOY_LIST);
+    sqlite3_stmt *st = list_stmt(s, page, SQL_DEPLOY_LIST, SQL_DEPLOY_PAGE);
     rp_deployment_t d;
     rp_err_t err = RP_OK;
     int rc;
@@ -918,6 +945,115 @@ rp_err_t rp_store_deployment_reached_list(rp_store_t *s, const char *deployment_
         fn(ctx, id);
     }
     return list_done(s, st, rc, "deployment devices reached");
+}
+
+/*
+ * A deployment's devices, as its detail lists them: the devices of its group its rollout selects
+ * (rp_selects: rp_deployment_selects in SQL), and any that reported it (moved out of the group
+ * since). Each with its report (none: pending). The page is the merge of two index ranges in
+ * device ID order (device_updates' key, group_members_group: the members without a report), so
+ * it reads its own rows only.
+ */
+static const char SQL_DEPLOY_DEVICES[] =
+    "SELECT device_id, state, detail, at FROM device_updates WHERE deployment_id = :dep"
+    " AND " SQ_KEY_RANGE(
+        "device_id") " UNION ALL"
+                     " SELECT device_id, NULL, NULL, NULL FROM group_members m WHERE group_id = "
+                     ":group"
+                     " AND " SQ_KEY_RANGE(
+                         "device_id") " AND rp_selects(:dep, :rollout, device_id)"
+                                      " AND NOT EXISTS (SELECT 1 FROM device_updates u WHERE "
+                                      "u.deployment_id = :dep"
+                                      " AND u.device_id = m.device_id) ORDER BY 1 LIMIT :limit";
+/* Its counts over every device: the group's (an index count), those selected, the selected
+ * ones that reported (the rest are pending without a report; CROSS JOIN: read from the reports,
+ * fewer than the group's devices, never the other way), the reports past pending, and the
+ * devices reached but whose report (if any) says pending: each an index range of its own. */
+static const char SQL_DEPLOY_COUNTS[] =
+    "SELECT (SELECT count(*) FROM group_members WHERE group_id = :group),"
+    " (SELECT count(*) FROM group_members WHERE group_id = :group"
+    "  AND rp_selects(:dep, :rollout, device_id)),"
+    " (SELECT count(*) FROM device_updates u CROSS JOIN group_members m"
+    "  ON m.device_id = u.device_id"
+    "  WHERE u.deployment_id = :dep AND m.group_id = :group"
+    "  AND rp_selects(:dep, :rollout, u.device_id)),"
+    " (SELECT count(*) FROM device_updates WHERE deployment_id = :dep AND state != 'pending'),"
+    " (SELECT count(*) FROM deployment_reached r LEFT JOIN device_updates u"
+    "  ON u.deployment_id = r.deployment_id AND u.device_id = r.device_id"
+    "  WHERE r.deployment_id = :dep AND CASE WHEN u.device_id IS NULL THEN"
+    "  EXISTS (SELECT 1 FROM group_members m WHERE m.device_id = r.device_id"
+    "  AND m.group_id = :group) AND rp_selects(:dep, :rollout, r.device_id)"
+    "  ELSE u.state = 'pending' END)";
+static const char SQL_DEPLOY_STATES[] =
+    "SELECT state, count(*) FROM device_updates WHERE deployment_id = :dep GROUP BY state";
+
+const char *const sq_sql_members_page = SQL_MEMBERS_PAGE,
+                  *const sq_sql_deploy_devices = SQL_DEPLOY_DEVICES,
+                  *const sq_sql_deploy_counts = SQL_DEPLOY_COUNTS,
+                  *const sq_sql_deploy_states = SQL_DEPLOY_STATES;
+
+static void bind_deployment(sqlite3_stmt *st, const rp_deployment_t *d)
+{
+    BIND_TEXT(st, sqlite3_bind_parameter_index(st, ":dep"), d->id);
+    BIND_TEXT(st, sqlite3_bind_parameter_index(st, ":group"), d->group_id);
+    sqlite3_bind_int(st, sqlite3_bind_parameter_index(st, ":rollout"), d->rollout);
+}
+
+rp_err_t rp_store_deployment_devices(rp_store_t *s, const rp_deployment_t *d, const rp_page_t *page,
+                                     rp_device_update_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_DEPLOY_DEVICES);
+    rp_device_update_t u;
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    sq_bind_page(st, page);
+    bind_deployment(st, d);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        memset(&u, 0, sizeof(u));
+        sq_text_col(st, 0, u.device_id, sizeof(u.device_id));
+        snprintf(u.deployment_id, sizeof(u.deployment_id), "%s", d->id);
+        if (sqlite3_column_type(st, 1) == SQLITE_NULL) {
+            snprintf(u.state, sizeof(u.state), "%s", rp_update_state_name(RP_UPDATE_PENDING));
+        } else {
+            sq_text_col(st, 1, u.state, sizeof(u.state));
+            sq_text_col(st, 2, u.detail, sizeof(u.detail));
+            u.at = sqlite3_column_int64(st, 3);
+        }
+        fn(ctx, &u);
+    }
+    return list_done(s, st, rc, "deployment devices");
+}
+
+rp_err_t rp_store_deployment_progress(rp_store_t *s, const rp_deployment_t *d,
+                                      rp_deploy_progress_t *out, rp_state_count_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = sq_stmt(s, SQL_DEPLOY_COUNTS);
+    int64_t reported_selected, past_pending, reached_pending;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (st == NULL)
+        return RP_ERR_IO;
+    bind_deployment(st, d);
+    if ((rc = sqlite3_step(st)) != SQLITE_ROW)
+        return list_done(s, st, rc, "deployment counts");
+    out->in_group = sqlite3_column_int64(st, 0);
+    out->selected = sqlite3_column_int64(st, 1);
+    reported_selected = sqlite3_column_int64(st, 2);
+    past_pending = sqlite3_column_int64(st, 3);
+    reached_pending = sqlite3_column_int64(st, 4);
+    sqlite3_reset(st);
+    out->unreported = out->selected - reported_selected;
+    out->reached = past_pending + reached_pending;
+    st = sq_stmt(s, SQL_DEPLOY_STATES);
+    if (st == NULL)
+        return RP_ERR_IO;
+    bind_deployment(st, d);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        fn(ctx, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1));
+    return list_done(s, st, rc, "deployment states");
 }
 
 rp_err_t rp_store_deployment_set_status(rp_store_t *s, const char *tenant_id, const char *id,

@@ -138,12 +138,12 @@ void rp_h_image_keys_list(rp_req_t *r)
     if (!rp_page_request(r, &pg))
         return;
     list = json_array();
-    if (rp_store_image_key_list(r->w->store, r->tenant.id, collect_image_key, list) != RP_OK) {
+    if (rp_store_image_key_list(r->w->store, r->tenant.id, &pg, collect_image_key, list) != RP_OK) {
         json_decref(list);
         rp_reply_error(r, 500, "internal", "cannot list image keys");
         return;
     }
-    rp_page_reply(r, "image_keys", list, &pg, "id", "name");
+    rp_page_reply(r, "image_keys", list, &pg, "id");
 }
 
 /* Which keys may sign a tenant's images is the tenant's most powerful setting: admin only. */
@@ -172,7 +172,7 @@ void rp_h_image_key_add(rp_req_t *r)
     snprintf(k.tenant_id, sizeof(k.tenant_id), "%s", tenant->id);
     {
         size_t n = 0;
-        rp_err_t lerr = rp_store_image_key_list(r->w->store, tenant->id, count_key, &n);
+        rp_err_t lerr = rp_store_image_key_list(r->w->store, tenant->id, NULL, count_key, &n);
         if (lerr != RP_OK || n >= IMAGE_KEYS_MAX) {
             json_decref(body);
             if (lerr != RP_OK)
@@ -493,7 +493,7 @@ static bool verify_upload(rp_req_t *r, const char *path, const rp_upload_t *u, r
 
     *discard = false;
     if (kr == NULL || scratch == NULL ||
-        rp_store_image_key_list(r->w->store, u->tenant_id, collect_key, kr) != RP_OK) {
+        rp_store_image_key_list(r->w->store, u->tenant_id, NULL, collect_key, kr) != RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot read the tenant's image keys");
         goto out;
     }
@@ -714,12 +714,12 @@ void rp_h_images_list(rp_req_t *r)
     if (!rp_page_request(r, &pg))
         return;
     list = json_array();
-    if (rp_store_image_list(r->w->store, r->tenant.id, collect_image, list) != RP_OK) {
+    if (rp_store_image_list(r->w->store, r->tenant.id, &pg, collect_image, list) != RP_OK) {
         json_decref(list);
         rp_reply_error(r, 500, "internal", "cannot list images");
         return;
     }
-    rp_page_reply(r, "images", list, &pg, "id", "component");
+    rp_page_reply(r, "images", list, &pg, "id");
 }
 
 void rp_h_image_get(rp_req_t *r)
@@ -856,12 +856,12 @@ void rp_h_products_list(rp_req_t *r)
     if (!rp_page_request(r, &pg))
         return;
     list = json_array();
-    if (rp_store_product_list(r->w->store, r->tenant.id, collect_product, list) != RP_OK) {
+    if (rp_store_product_list(r->w->store, r->tenant.id, &pg, collect_product, list) != RP_OK) {
         json_decref(list);
         rp_reply_error(r, 500, "internal", "cannot list products");
         return;
     }
-    rp_page_reply(r, "products", list, &pg, "id", "name");
+    rp_page_reply(r, "products", list, &pg, "id");
 }
 
 void rp_h_product_create(rp_req_t *r)
@@ -891,26 +891,16 @@ void rp_h_product_create(rp_req_t *r)
  * on failure a 500 was sent. */
 static void reply_groups(rp_req_t *r, const rp_product_t *p, json_t *out, const rp_page_t *pg)
 {
-    json_t *list = json_array(), *next;
+    json_t *list = json_array();
 
-    if (rp_store_group_list(r->w->store, p, collect_group, list) != RP_OK) {
+    if (rp_store_group_list(r->w->store, p, pg, collect_group, list) != RP_OK) {
         json_decref(list);
         json_decref(out);
         rp_reply_error(r, 500, "internal", "cannot list groups");
         return;
     }
-    if (pg != NULL && pg->paged) {
-        json_t *page = rp_page_cut(list, pg, "id", "name", &next);
-
-        json_decref(list);
-        if (page == NULL) {
-            json_decref(out);
-            rp_reply_error(r, 500, "internal", "out of memory");
-            return;
-        }
-        list = page;
-        json_object_set_new(out, "next_after", next);
-    }
+    if (pg != NULL && pg->paged)
+        json_object_set_new(out, "next_after", rp_page_next(list, pg, "id"));
     json_object_set_new(out, "groups", list);
     rp_reply_json(r, 200, out);
 }
@@ -1035,20 +1025,26 @@ void rp_h_group_settings_set(rp_req_t *r)
     }
 }
 
+/* GET .../groups/G/devices: the group's device IDs in ID order (paged: ?limit&after&prefix, a
+ * prefix of the ID, read as an index range; "next_after"). */
 void rp_h_group_devices(rp_req_t *r)
 {
-    json_t *list;
+    json_t *list, *out;
     rp_group_t g;
+    rp_page_t pg;
 
-    if (!path_group(r, &g))
+    if (!rp_page_request(r, &pg) || !path_group(r, &g))
         return;
     list = json_array();
-    if (rp_store_group_members(r->w->store, g.id, collect_member, list) != RP_OK) {
+    if (rp_store_group_members(r->w->store, g.id, &pg, collect_member, list) != RP_OK) {
         json_decref(list);
         rp_reply_error(r, 500, "internal", "cannot list the group's devices");
         return;
     }
-    rp_reply_json(r, 200, json_pack("{s:s, s:o}", "group", g.id, "devices", list));
+    out = json_pack("{s:s, s:o}", "group", g.id, "devices", list);
+    if (pg.paged)
+        json_object_set_new(out, "next_after", rp_page_next(list, &pg, NULL));
+    rp_reply_json(r, 200, out);
 }
 
 void rp_h_group_assign(rp_req_t *r)
@@ -1065,49 +1061,26 @@ void rp_h_group_assign(rp_req_t *r)
 
 /* ---- deployments ---- */
 
-struct deploy_show {
-    rp_store_t *store;
-    const rp_deployment_t *d;
-    json_t *devices; /* device ID -> {"state", ...} for the selected devices */
-    json_t *reached; /* device ID -> true: served targets naming it (deployment_reached) */
-    json_int_t in_group, selected;
-};
-
-static void show_member(void *ctx, const char *device_id)
-{
-    struct deploy_show *ds = ctx;
-
-    ds->in_group++;
-    if (!rp_deployment_selects(ds->d, device_id))
-        return;
-    ds->selected++;
-    json_object_set_new(ds->devices, device_id,
-                        json_pack("{s:s, s:s, s:n}", "state",
-                                  rp_update_state_name(RP_UPDATE_PENDING), "detail", "", "at"));
-}
-
 static void show_update(void *ctx, const rp_device_update_t *u)
 {
-    struct deploy_show *ds = ctx;
-    json_t *dev = json_object_get(ds->devices, u->device_id);
-
-    if (dev == NULL) /* reported, then moved out of the group: still shown */
-        json_object_set_new(ds->devices, u->device_id, dev = json_object());
-    json_object_set_new(dev, "state", json_string(u->state));
-    json_object_set_new(dev, "detail", json_string(u->detail));
-    json_object_set_new(dev, "at", rp_iso_time_json(u->at));
+    json_array_append_new(ctx,
+                          json_pack("{s:s, s:s, s:o, s:s}", "state", u->state, "detail", u->detail,
+                                    "at", u->at != 0 ? rp_iso_time_json(u->at) : json_null(),
+                                    "device_id", u->device_id));
 }
 
-/* A device served targets naming the deployment: reached, though it may not have reported yet. */
-static void show_reached(void *ctx, const char *device_id)
+static void show_state(void *ctx, const char *state, int64_t n)
 {
-    struct deploy_show *ds = ctx;
+    json_t *counts = ctx;
 
-    if (json_object_get(ds->devices, device_id) != NULL)
-        json_object_set_new(ds->reached, device_id, json_true());
+    if (state != NULL)
+        json_object_set_new(counts, state,
+                            json_integer(json_integer_value(json_object_get(counts, state)) + n));
 }
 
-static json_t *deployment_json(rp_req_t *r, const rp_deployment_t *d, bool with_devices)
+/* The deployment as the API shows it; with its progress and devices (a page of them, or all when
+ * devices is not paged) unless devices is NULL. NULL on failure. */
+static json_t *deployment_json(rp_req_t *r, const rp_deployment_t *d, const rp_page_t *devices)
 {
     json_t *imgs = json_array(), *o;
     rp_image_record_t m;
@@ -1128,46 +1101,31 @@ static json_t *deployment_json(rp_req_t *r, const rp_deployment_t *d, bool with_
             json_object_set_new(o, "product", json_string(p.name));
     }
 
-    if (with_devices) {
-        struct deploy_show ds = {r->w->store, d, json_object(), json_object(), 0, 0};
-        json_t *counts = json_object(), *list = json_array(), *v;
-        const char *id;
+    if (devices != NULL) {
+        json_t *counts = json_object(), *list = json_array();
+        rp_deploy_progress_t pr;
 
         /* Every state a device can be in, counted or not: scripts rely on the keys. */
         for (int i = 0; i < RP_UPDATE_STATE_COUNT; i++)
             if (rp_update_state_reported((rp_update_state_t)i))
                 json_object_set_new(counts, rp_update_state_name((rp_update_state_t)i),
                                     json_integer(0));
-        if (rp_store_group_members(r->w->store, d->group_id, show_member, &ds) != RP_OK ||
-            rp_store_device_updates(r->w->store, d->id, show_update, &ds) != RP_OK ||
-            rp_store_deployment_reached_list(r->w->store, d->id, show_reached, &ds) != RP_OK) {
-            json_decref(ds.devices);
-            json_decref(ds.reached);
+        /* The counts cover every device, counted in SQL; the devices listed are the page's. */
+        if (rp_store_deployment_progress(r->w->store, d, &pr, show_state, counts) != RP_OK ||
+            rp_store_deployment_devices(r->w->store, d, devices, show_update, list) != RP_OK) {
             json_decref(counts);
             json_decref(list);
             json_decref(o);
             return NULL;
         }
-        json_int_t reached = 0;
-        json_object_foreach(ds.devices, id, v)
-        {
-            const char *state = json_string_value(json_object_get(v, "state"));
-            if (json_object_get(ds.reached, id) != NULL ||
-                strcmp(state, rp_update_state_name(RP_UPDATE_PENDING)) != 0)
-                reached++;
-            json_object_set_new(
-                counts, state,
-                json_integer(json_integer_value(json_object_get(counts, state)) + 1));
-            json_object_set_new(v, "device_id", json_string(id));
-            json_array_append(list, v);
-        }
+        show_state(counts, rp_update_state_name(RP_UPDATE_PENDING), pr.unreported);
         /* What the console's live view shows: reached is every device that was served targets
          * naming this deployment or reported anything of it (a pause keeps these on it). */
         json_object_set_new(
             o, "progress",
             json_pack(
-                "{s:I, s:I, s:I, s:I, s:I}", "selected", ds.selected, "reached", reached,
-                "installed",
+                "{s:I, s:I, s:I, s:I, s:I}", "selected", (json_int_t)pr.selected, "reached",
+                (json_int_t)pr.reached, "installed",
                 json_integer_value(
                     json_object_get(counts, rp_update_state_name(RP_UPDATE_INSTALLED))),
                 "failed",
@@ -1175,12 +1133,12 @@ static json_t *deployment_json(rp_req_t *r, const rp_deployment_t *d, bool with_
                 "rolled_back",
                 json_integer_value(
                     json_object_get(counts, rp_update_state_name(RP_UPDATE_ROLLED_BACK)))));
-        json_decref(ds.devices);
-        json_decref(ds.reached);
-        json_object_set_new(o, "devices_in_group", json_integer(ds.in_group));
-        json_object_set_new(o, "devices_selected", json_integer(ds.selected));
+        json_object_set_new(o, "devices_in_group", json_integer(pr.in_group));
+        json_object_set_new(o, "devices_selected", json_integer(pr.selected));
         json_object_set_new(o, "states", counts);
         json_object_set_new(o, "devices", list);
+        if (devices->paged)
+            json_object_set_new(o, "next_after", rp_page_next(list, devices, "device_id"));
     }
     return o;
 }
@@ -1194,7 +1152,7 @@ static void collect_deployment(void *ctx, const rp_deployment_t *d)
 {
     struct deploy_list *dl = ctx;
 
-    json_array_append_new(dl->list, deployment_json(dl->r, d, false));
+    json_array_append_new(dl->list, deployment_json(dl->r, d, NULL));
 }
 
 struct counter_refusal {
@@ -1349,7 +1307,7 @@ void rp_h_deployment_create(rp_req_t *r)
     }
     rp_log_info("tenant %s: deployment %s of %zu image(s) to group %s (%d%%)", tenant->id, d.id,
                 d.nimages, g.id, d.rollout);
-    out = deployment_json(r, &d, false);
+    out = deployment_json(r, &d, NULL);
     rp_reply_json(r, 201, out);
 }
 
@@ -1361,12 +1319,13 @@ void rp_h_deployments_list(rp_req_t *r)
     if (!rp_page_request(r, &pg))
         return;
     dl.list = json_array();
-    if (rp_store_deployment_list(r->w->store, r->tenant.id, collect_deployment, &dl) != RP_OK) {
+    if (rp_store_deployment_list(r->w->store, r->tenant.id, &pg, collect_deployment, &dl) !=
+        RP_OK) {
         json_decref(dl.list);
         rp_reply_error(r, 500, "internal", "cannot list deployments");
         return;
     }
-    rp_page_reply(r, "deployments", dl.list, &pg, "id", "id");
+    rp_page_reply(r, "deployments", dl.list, &pg, "id");
 }
 
 void rp_h_deployment_get(rp_req_t *r)
@@ -1374,7 +1333,7 @@ void rp_h_deployment_get(rp_req_t *r)
     const char *deployment_id = rp_req_param(r, "deployment");
     rp_deployment_t d;
     rp_page_t pg;
-    json_t *out, *page, *next;
+    json_t *out;
     rp_err_t err;
 
     if (!rp_page_request(r, &pg))
@@ -1386,21 +1345,11 @@ void rp_h_deployment_get(rp_req_t *r)
         rp_reply_error(r, 404, "not_found", "no such deployment in this tenant");
         return;
     }
-    if (err != RP_OK || (out = deployment_json(r, &d, true)) == NULL) {
-        rp_reply_error(r, 500, "internal", "cannot read the deployment");
-        return;
-    }
     /* Paged: the counts ("progress", "states") stay the whole deployment's; only the devices
      * listed are a page, in device ID order (what the console polls every 2 s). */
-    if (pg.paged) {
-        page = rp_page_cut(json_object_get(out, "devices"), &pg, "device_id", "device_id", &next);
-        if (page == NULL) {
-            json_decref(out);
-            rp_reply_error(r, 500, "internal", "out of memory");
-            return;
-        }
-        json_object_set_new(out, "devices", page);
-        json_object_set_new(out, "next_after", next);
+    if (err != RP_OK || (out = deployment_json(r, &d, &pg)) == NULL) {
+        rp_reply_error(r, 500, "internal", "cannot read the deployment");
+        return;
     }
     rp_reply_json(r, 200, out);
 }
@@ -1427,7 +1376,7 @@ static void deployment_status_set(rp_req_t *r, rp_deploy_status_t to, const char
                        deployment_id);
         return;
     }
-    if (err != RP_OK || (out = deployment_json(r, &d, false)) == NULL) {
+    if (err != RP_OK || (out = deployment_json(r, &d, NULL)) == NULL) {
         rp_reply_error(r, 500, "internal", "cannot change the deployment");
         return;
     }

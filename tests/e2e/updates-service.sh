@@ -243,6 +243,30 @@ jq -e '.groups | map([.name, .devices]) == [["Development",0],["Field Test",10],
 expect 0 as acme-contributor "$RAMPART" device assign --tenant "$acme" --product Thermostat --group Canary "${ids[11]}"
 http GET "/api/v1/tenants/$acme/products/Thermostat/groups/Production/devices" "$d/acme-reader.token"
 is_status 200; body_has ".devices == [\"${ids[10]}\"]"
+# a group's devices in pages (ID order, a prefix of the ID: an index range), walked by next_after
+http GET "/api/v1/tenants/$acme/products/Thermostat/groups/Field%20Test/devices" "$d/acme-reader.token"
+is_status 200; all=$(jq -c .devices "$d/body")
+http GET "/api/v1/tenants/$acme/products/Thermostat/groups/Field%20Test/devices?limit=4" "$d/acme-reader.token"
+is_status 200; body_has '(.devices | length) == 4 and .next_after == .devices[3]'
+p1=$(jq -c .devices "$d/body"); next=$(jq -r .next_after "$d/body")
+http GET "/api/v1/tenants/$acme/products/Thermostat/groups/Field%20Test/devices?limit=6&after=$next" "$d/acme-reader.token"
+is_status 200; body_has '(.devices | length) == 6 and .next_after != null'
+eq "$(jq -c --argjson a "$p1" '$a + .devices' "$d/body")" "$(jq -c 'sort' <<<"$all")" "the group's pages"
+next=$(jq -r .next_after "$d/body")
+http GET "/api/v1/tenants/$acme/products/Thermostat/groups/Field%20Test/devices?after=$next" "$d/acme-reader.token"
+is_status 200; body_has '.devices == [] and .next_after == null'
+pre=${ids[3]:0:2}
+http GET "/api/v1/tenants/$acme/products/Thermostat/groups/Field%20Test/devices?prefix=$pre" "$d/acme-reader.token"
+is_status 200
+eq "$(jq -c .devices "$d/body")" "$(jq -c --arg p "$pre" 'map(select(startswith($p))) | sort' <<<"$all")" "prefix $pre"
+http GET "/api/v1/tenants/$acme/products/Thermostat/groups/Field%20Test/devices?limit=0" "$d/acme-reader.token"
+is_status 400
+# the system tokens page too
+http GET "/api/v1/tokens?limit=1" "$ADMIN_TOKEN"; is_status 200
+body_has '(.tokens | length) == 1 and .next_after == .tokens[0].id'
+http GET "/api/v1/tokens?limit=1&after=$(jq -r .next_after "$d/body")" "$ADMIN_TOKEN"; is_status 200
+body_has '.tokens == [] and .next_after == null'
+http GET "/api/v1/tokens?other=1" "$ADMIN_TOKEN"; is_status 400
 
 # --- deployments and staged rollout ------------------------------------------------------------
 expect 0 as acme-contributor "$RAMPART" deployment create --tenant "$acme" --product Thermostat \
@@ -262,6 +286,13 @@ jq -e ".devices_in_group == 10 and .devices_selected == $want and .states.pendin
   .group_name == \"Field Test\" and .product == \"Thermostat\" and
   (.devices | length) == $want and .rollout == 50 and (.images | map(.component) | sort) == [\"app\",\"mcu\"]" \
   "$d/dep.json" >/dev/null || fail "deployment show: $(cat "$d/dep.json")"
+# a page of its devices: the counts stay the whole deployment's (counted in SQL)
+http GET "/api/v1/tenants/$acme/deployments/$dep?limit=1" "$d/acme-reader.token"; is_status 200
+jq -e --slurpfile dep "$d/dep.json" "(.devices | length) == ([$want, 1] | min) and
+  .devices_selected == $want and .states.pending == $want and .progress.selected == $want and
+  (.next_after == null) == ($want == 0) and
+  .devices[0].device_id == (\$dep[0].devices | map(.device_id) | sort | .[0])" "$d/body" >/dev/null ||
+  fail "a page of the deployment: $(head -c 500 "$d/body")"
 expect 0 as acme-reader "$RAMPART" deployment show --tenant "$acme" "$dep"
 out_has "rollout:     50% ($want of 10 devices in the group)"
 out_has "pending      $want"
@@ -316,4 +347,21 @@ expect 0 as acme-reader "$RAMPART" deployment show --tenant "$acme" "$dep" --out
 eq "$(jq -c '.devices | map(.device_id) | sort' "$d/out")" "$(jq -c '.devices | map(.device_id) | sort' "$d/dep.json")" "after a restart"
 expect 0 as acme-reader "$RAMPART" image list --tenant "$acme" --output json
 jq -e '.images | length == 9' "$d/out" >/dev/null || fail "images after a restart"
+
+# --- the CLI reads a long list a page at a time (1000 a page), through next_after ------------------
+http GET "/api/v1/tenants/$acme/devices" "$d/acme-reader.token"; is_status 200
+had=$(jq -c '.devices | map(.device_id)' "$d/body")
+mapfile -t many < <(printf 'aa%062x\n' $(seq 1 1001))
+expect 0 "$RAMPART" device claim --tenant "$acme" "${many[@]:0:500}"
+expect 0 "$RAMPART" device claim --tenant "$acme" "${many[@]:500}"
+expect 0 as acme-reader "$RAMPART" device list --tenant "$acme" --output json
+jq -e --argjson had "$had" --arg many "${many[*]}" '(has("next_after") | not) and
+  (.devices | map(.device_id)) == ($had + ($many | split(" ")) | sort)' "$d/out" >/dev/null ||
+  fail "device list over two pages: $(jq -c '.devices | length' "$d/out")"
+# two requests, not one: the 2xx answers counted around it, less those of the counting alone
+ok2xx() { http GET /metrics -; sed -n 's/^rampart_http_requests_total{code="2xx"} //p' "$d/body"; }
+m0=$(ok2xx); m1=$(ok2xx)
+expect 0 as acme-reader "$RAMPART" device list --tenant "$acme" --output json
+m2=$(ok2xx)
+eq "$(( (m2 - m1) - (m1 - m0) ))" 2 "the device list's pages"
 done_ok

@@ -163,7 +163,7 @@ static void store_schema(void **state)
 {
     struct db *db = *state;
 
-    assert_int_equal(rp_store_schema_version(db->s), 16);
+    assert_int_equal(rp_store_schema_version(db->s), 17);
 }
 
 /* One write: a verdict, maybe a certificate, maybe a nonce to spend. */
@@ -576,7 +576,7 @@ static void store_tokens(void **state)
     assert_int_equal(revoked, 1);
     assert_int_equal(rp_store_token_lookup(db->s, h2, &got), RP_ERR_NOT_FOUND);
     assert_int_equal(rp_store_token_lookup(db->s, h4, &got), RP_OK);
-    assert_int_equal(rp_store_token_list(db->s, NULL, count_tokens, &n), RP_OK);
+    assert_int_equal(rp_store_token_list(db->s, NULL, NULL, count_tokens, &n), RP_OK);
     assert_int_equal(n, 1);
 }
 
@@ -1111,6 +1111,8 @@ static void store_name_keys_filled_at_open(void **state)
     assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
     /* Back to schema 7 ... */
     assert_int_equal(sqlite3_exec(raw,
+                                  "DROP INDEX device_updates_state;"
+                                  "DELETE FROM schema_version WHERE version = 17;"
                                   "DROP TABLE deployment_reached;"
                                   "ALTER TABLE deployments DROP COLUMN status;"
                                   "DELETE FROM schema_version WHERE version = 16;"
@@ -1162,7 +1164,7 @@ static void store_name_keys_filled_at_open(void **state)
                      SQLITE_OK);
     rp_store_close(db->s);
     assert_int_equal(rp_store_open(db->dir, &db->s), RP_OK);
-    assert_int_equal(rp_store_schema_version(db->s), 16);
+    assert_int_equal(rp_store_schema_version(db->s), 17);
     assert_int_equal(rp_store_tenant_create(db->s, "acme", &t), RP_ERR_EXISTS);
     assert_int_equal(rp_store_tenant_create(db->s, "globex", &t), RP_ERR_EXISTS);
     assert_int_equal(rp_store_tenant_create(db->s, "Beta", &t), RP_ERR_EXISTS);
@@ -1748,14 +1750,27 @@ static void store_device_status(void **state)
     assert_true(g.n == 10 && g.first == 99 && g.last == 90);
 }
 
-/* The paging of lists read whole (paging.h): the parameters' bounds, then order, cursor, filter
- * and the end of a list. */
-static void page_params_and_cut(void **state)
+/* A page as the API's parameters make it (rp_page_parse: the one parser). */
+static rp_page_t *mkpage(rp_page_t *p, const char *after, const char *prefix, int limit)
+{
+    char q[600];
+    int n = snprintf(q, sizeof(q), "limit=%d", limit);
+
+    /* (the test's keys need no percent-encoding but the 0xff bytes, which it spells %FF) */
+    if (after[0] != '\0')
+        n += snprintf(q + n, sizeof(q) - (size_t)n, "&after=%s", after);
+    if (prefix[0] != '\0')
+        snprintf(q + n, sizeof(q) - (size_t)n, "&prefix=%s", prefix);
+    assert_true(rp_page_parse(q, p));
+    return p;
+}
+
+/* The paging parameters (paging.h): their bounds; a prefix's range [prefix, upto) bytewise, with
+ * its edges (a last byte of 0xff carries, '%' and '_' are bytes like any other); next_after. */
+static void page_params_and_range(void **state)
 {
     rp_page_t p;
-    json_t *list = json_array(), *page, *next;
-    const char *ids[] = {"t_c", "t_a", "t_e", "t_b", "t_d"};
-    const char *names[] = {"cam", "alpha", "echo", "beta", "cat"};
+    json_t *page, *next;
 
     (void)state;
     assert_true(rp_page_parse(NULL, &p));
@@ -1767,8 +1782,11 @@ static void page_params_and_cut(void **state)
     assert_int_equal(p.limit, 2);
     assert_string_equal(p.after, "t_a");
     assert_string_equal(p.prefix, "c");
+    assert_string_equal(p.upto, "d");
+    assert_false(p.no_upto);
     assert_true(rp_page_parse("after=x", &p));
     assert_int_equal(p.limit, RP_PAGE_DEFAULT);
+    assert_true(p.no_upto); /* no prefix: no end */
     assert_true(rp_page_parse("limit=1000", &p));
     const char *bad[] = {"limit=0",  "limit=1001",      "limit=-1",
                          "limit=1x", "limit=",          "limit=01",
@@ -1783,43 +1801,40 @@ static void page_params_and_cut(void **state)
     longkey[6 + RP_PAGE_KEY_MAX] = '\0';
     assert_true(rp_page_parse(longkey, &p));
 
-    for (size_t i = 0; i < 5; i++)
-        json_array_append_new(list, json_pack("{s:s, s:s}", "id", ids[i], "name", names[i]));
-    /* ID order, a full page says where to go on */
+    /* the prefix's successor */
+    assert_true(rp_page_parse("prefix=ab", &p));
+    assert_string_equal(p.upto, "ac");
+    assert_true(rp_page_parse("prefix=a%FF", &p));
+    assert_string_equal(p.prefix, "a\xff");
+    assert_string_equal(p.upto, "b");
+    assert_false(p.no_upto);
+    assert_true(rp_page_parse("prefix=a%FE%FF%FF", &p));
+    assert_string_equal(p.upto, "a\xff");
+    assert_true(rp_page_parse("prefix=%FF%FF", &p));
+    assert_true(p.no_upto);
+    assert_true(rp_page_parse("prefix=c%25", &p)); /* "c%" */
+    assert_string_equal(p.upto, "c&");
+    assert_true(rp_page_parse("prefix=c_", &p));
+    assert_string_equal(p.upto, "c`");
+    assert_true(rp_page_parse("prefix=%C3%A9", &p)); /* é: the next code point's bytes */
+    assert_string_equal(p.upto, "\xc3\xaa");
+
+    /* next_after: the last ID of a full page, null after a short one (or unpaged) */
+    page = json_pack("[{s:s}, {s:s}]", "id", "t_a", "id", "t_b");
     assert_true(rp_page_parse("limit=2", &p));
-    page = rp_page_cut(list, &p, "id", "name", &next);
-    assert_int_equal(json_array_size(page), 2);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(page, 0), "id")), "t_a");
-    assert_string_equal(json_string_value(json_object_get(json_array_get(page, 1), "id")), "t_b");
+    next = rp_page_next(page, &p, "id");
     assert_string_equal(json_string_value(next), "t_b");
-    json_decref(page);
     json_decref(next);
-    /* from the cursor on, then the end: a short page and null */
-    assert_true(rp_page_parse("limit=2&after=t_c", &p));
-    page = rp_page_cut(list, &p, "id", "name", &next);
-    assert_int_equal(json_array_size(page), 2);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(page, 0), "id")), "t_d");
-    assert_string_equal(json_string_value(next), "t_e");
-    json_decref(page);
-    json_decref(next);
-    assert_true(rp_page_parse("limit=2&after=t_d", &p));
-    page = rp_page_cut(list, &p, "id", "name", &next);
-    assert_int_equal(json_array_size(page), 1);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(page, 0), "id")), "t_e");
+    assert_true(rp_page_parse("limit=3", &p));
+    next = rp_page_next(page, &p, "id");
     assert_true(json_is_null(next));
     json_decref(page);
-    /* the filter on the name, still in ID order */
-    assert_true(rp_page_parse("prefix=ca", &p));
-    page = rp_page_cut(list, &p, "id", "name", &next);
-    assert_int_equal(json_array_size(page), 2);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(page, 0), "id")), "t_c");
-    assert_string_equal(json_string_value(json_object_get(json_array_get(page, 1), "id")), "t_d");
-    assert_true(json_is_null(next));
+    page = json_pack("[s, s]", "d1", "d2"); /* a list of IDs */
+    assert_true(rp_page_parse("limit=2", &p));
+    next = rp_page_next(page, &p, NULL);
+    assert_string_equal(json_string_value(next), "d2");
+    json_decref(next);
     json_decref(page);
-    /* the list itself is untouched */
-    assert_int_equal(json_array_size(list), 5);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "id")), "t_c");
-    json_decref(list);
 }
 
 struct id_list {
@@ -1843,6 +1858,7 @@ static void store_device_page(void **state)
     char ids[5][RP_DEVICE_ID_SIZE];
     const char lead[5][3] = {"b0", "ab", "a0", "ac", "00"};
     struct id_list l;
+    rp_page_t p;
 
     for (int i = 0; i < 5; i++) {
         memset(ids[i], i == 1 ? 'f' : '0', RP_DEVICE_ID_LEN);
@@ -1852,45 +1868,517 @@ static void store_device_page(void **state)
     }
     /* order and the cursor: 00.., a0.., ab.., then ac.., b0.. */
     memset(&l, 0, sizeof(l));
-    assert_int_equal(rp_store_device_page(db->s, db->tenant.id, "", "", RP_DEVICE_STATE_ANY, 2000,
-                                          3, page_id, &l),
+    assert_int_equal(rp_store_device_page(db->s, db->tenant.id, mkpage(&p, "", "", 3),
+                                          RP_DEVICE_STATE_ANY, 2000, page_id, &l),
                      RP_OK);
     assert_int_equal(l.n, 3);
     assert_string_equal(l.ids[0], ids[4]);
     assert_string_equal(l.ids[1], ids[2]);
     assert_string_equal(l.ids[2], ids[1]);
     memset(&l, 0, sizeof(l));
-    assert_int_equal(rp_store_device_page(db->s, db->tenant.id, ids[1], "", RP_DEVICE_STATE_ANY,
-                                          2000, 3, page_id, &l),
+    assert_int_equal(rp_store_device_page(db->s, db->tenant.id, mkpage(&p, ids[1], "", 3),
+                                          RP_DEVICE_STATE_ANY, 2000, page_id, &l),
                      RP_OK);
     assert_int_equal(l.n, 2); /* the end: a short page */
     assert_string_equal(l.ids[0], ids[3]);
     assert_string_equal(l.ids[1], ids[0]);
-    /* the prefix: "a" from the cursor, a whole ID, one ending in 0, none */
+    /* the prefix: "a" from the cursor, a whole ID, one ending in 0, none; a cursor before the
+     * prefix's range */
     memset(&l, 0, sizeof(l));
-    assert_int_equal(rp_store_device_page(db->s, db->tenant.id, ids[2], "a", RP_DEVICE_STATE_ANY,
-                                          2000, 10, page_id, &l),
+    assert_int_equal(rp_store_device_page(db->s, db->tenant.id, mkpage(&p, ids[2], "a", 10),
+                                          RP_DEVICE_STATE_ANY, 2000, page_id, &l),
                      RP_OK);
     assert_int_equal(l.n, 2);
     assert_string_equal(l.ids[0], ids[1]);
     assert_string_equal(l.ids[1], ids[3]);
     memset(&l, 0, sizeof(l));
-    assert_int_equal(rp_store_device_page(db->s, db->tenant.id, "", ids[3], RP_DEVICE_STATE_ANY,
-                                          2000, 10, page_id, &l),
+    assert_int_equal(rp_store_device_page(db->s, db->tenant.id, mkpage(&p, "", ids[3], 10),
+                                          RP_DEVICE_STATE_ANY, 2000, page_id, &l),
                      RP_OK);
     assert_int_equal(l.n, 1);
     assert_string_equal(l.ids[0], ids[3]);
     memset(&l, 0, sizeof(l));
-    assert_int_equal(rp_store_device_page(db->s, db->tenant.id, "", "b0", RP_DEVICE_STATE_ANY, 2000,
-                                          10, page_id, &l),
+    assert_int_equal(rp_store_device_page(db->s, db->tenant.id, mkpage(&p, "", "b0", 10),
+                                          RP_DEVICE_STATE_ANY, 2000, page_id, &l),
                      RP_OK);
     assert_int_equal(l.n, 1);
     assert_string_equal(l.ids[0], ids[0]);
     memset(&l, 0, sizeof(l));
-    assert_int_equal(rp_store_device_page(db->s, db->tenant.id, "", "c", RP_DEVICE_STATE_ANY, 2000,
-                                          10, page_id, &l),
+    assert_int_equal(rp_store_device_page(db->s, db->tenant.id, mkpage(&p, "", "c", 10),
+                                          RP_DEVICE_STATE_ANY, 2000, page_id, &l),
                      RP_OK);
     assert_int_equal(l.n, 0);
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(rp_store_device_page(db->s, db->tenant.id, mkpage(&p, ids[4], "ab", 10),
+                                          RP_DEVICE_STATE_ANY, 2000, page_id, &l),
+                     RP_OK);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.ids[0], ids[1]);
+}
+
+/* The query plan of sql (the store's statement) as one string: each step's detail, "; " apart. */
+static void query_plan(struct db *db, const char *sql, char *out, size_t cap)
+{
+    sqlite3_stmt *st;
+    char explain[4096];
+    size_t n = 0;
+
+    snprintf(explain, sizeof(explain), "EXPLAIN QUERY PLAN %s", sql);
+    assert_int_equal(sqlite3_prepare_v2(db->s->db, explain, -1, &st, NULL), SQLITE_OK);
+    out[0] = '\0';
+    while (sqlite3_step(st) == SQLITE_ROW && n < cap)
+        n += (size_t)snprintf(out + n, cap - n, "%s; ", (const char *)sqlite3_column_text(st, 3));
+    sqlite3_finalize(st);
+}
+
+/* Whether the plan reads no table whole (a constant row is no table). */
+static bool no_scan(const char *plan)
+{
+    for (const char *p = strstr(plan, "SCAN "); p != NULL; p = strstr(p + 1, "SCAN "))
+        if (strncmp(p, "SCAN CONSTANT ROW", 17) != 0)
+            return false;
+    return true;
+}
+
+/* How many virtual machine steps one page of the device list takes (what the read costs). */
+static int device_page_steps(struct db *db, const rp_page_t *p)
+{
+    sqlite3_stmt *st;
+    int rows = 0;
+
+    assert_int_equal(sqlite3_prepare_v2(db->s->db, sq_sql_device_page, -1, &st, NULL), SQLITE_OK);
+    sq_bind_page(st, p);
+    sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":tenant"), db->tenant.id, -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_int(st, sqlite3_bind_parameter_index(st, ":state"), RP_DEVICE_STATE_ANY);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        rows++;
+    assert_int_equal(rows, p->limit);
+    rows = sqlite3_stmt_status(st, SQLITE_STMTSTATUS_VM_STEP, 0);
+    sqlite3_finalize(st);
+    return rows;
+}
+
+/* The pages that must stay index ranges at 100,000 devices do (EXPLAIN QUERY PLAN: one SEARCH
+ * each, no table scan, no sort), and a page's cost does not grow with the rows before it or
+ * outside its prefix: the device list's prefix is a range of devices_tenant, not a filter. */
+static void store_page_plans(void **state)
+{
+    struct db *db = *state;
+    char plan[2048];
+    rp_page_t p;
+    int first, far, prefixed;
+
+    query_plan(db, sq_sql_device_page, plan, sizeof(plan));
+    assert_non_null(strstr(plan, "SEARCH d USING INDEX devices_tenant (tenant_id=? AND id>? AND "
+                                 "id<?)"));
+    assert_null(strstr(plan, "TEMP B-TREE"));
+    query_plan(db, sq_sql_members_page, plan, sizeof(plan));
+    assert_non_null(strstr(plan, "USING COVERING INDEX group_members_group (group_id=? AND "
+                                 "device_id>? AND device_id<?)"));
+    assert_null(strstr(plan, "TEMP B-TREE"));
+    query_plan(db, sq_sql_deploy_devices, plan, sizeof(plan));
+    assert_non_null(strstr(plan, "MERGE (UNION ALL)"));
+    assert_non_null(strstr(plan, "group_members_group (group_id=? AND device_id>? AND "
+                                 "device_id<?)"));
+    assert_non_null(strstr(plan, "PRIMARY KEY (deployment_id=? AND device_id>? AND device_id<?)"));
+    assert_true(no_scan(plan));
+    assert_null(strstr(plan, "TEMP B-TREE"));
+    query_plan(db, sq_sql_deploy_counts, plan, sizeof(plan));
+    assert_true(no_scan(plan));
+    /* the reports of selected members: read from the deployment's reports, not the group's */
+    assert_non_null(strstr(plan, "SEARCH u USING COVERING INDEX device_updates_state "
+                                 "(deployment_id=?); SEARCH m"));
+    query_plan(db, sq_sql_deploy_states, plan, sizeof(plan));
+    assert_non_null(strstr(plan, "COVERING INDEX device_updates_state (deployment_id=?)"));
+    assert_null(strstr(plan, "TEMP B-TREE"));
+
+    /* 3000 devices, their IDs spread over the key space: a page's steps, first, far on, or under
+     * a prefix (in the middle: a cursor's bound alone would read every ID before it), stay those
+     * of a page */
+    assert_int_equal(sqlite3_exec(db->s->db,
+                                  "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+                                  " WHERE i < 3000) INSERT INTO devices (id, tenant_id, claimed_at)"
+                                  " SELECT printf('%08x%056d', (i * 2654435761) % 4294967296, i),"
+                                  " (SELECT id FROM tenants WHERE name = 'acme'), 1 FROM n",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    first = device_page_steps(db, mkpage(&p, "", "", 10));
+    far = device_page_steps(db, mkpage(&p, "b", "", 10));
+    prefixed = device_page_steps(db, mkpage(&p, "", "b", 10));
+    assert_true(far < 2 * first + 100);
+    assert_true(prefixed < 2 * first + 100);
+    prefixed = device_page_steps(db, mkpage(&p, "a", "b", 10)); /* a cursor before the prefix */
+    assert_true(prefixed < 2 * first + 100);
+}
+
+struct names {
+    int n;
+    char v[16][RP_NAME_MAX + 1];
+    char ids[16][RP_ID_SIZE];
+};
+
+static void page_product(void *ctx, const rp_product_t *p)
+{
+    struct names *l = ctx;
+
+    if (l->n < 16) {
+        snprintf(l->v[l->n], sizeof(l->v[0]), "%s", p->name);
+        snprintf(l->ids[l->n++], sizeof(l->ids[0]), "%s", p->id);
+    }
+}
+
+static void page_tenant(void *ctx, const rp_tenant_t *t)
+{
+    struct names *l = ctx;
+
+    if (l->n < 16) {
+        snprintf(l->v[l->n], sizeof(l->v[0]), "%s", t->name);
+        snprintf(l->ids[l->n++], sizeof(l->ids[0]), "%s", t->id);
+    }
+}
+
+static void page_member(void *ctx, const char *device_id)
+{
+    struct names *l = ctx;
+
+    if (l->n < 16)
+        snprintf(l->v[l->n++], sizeof(l->v[0]), "%s", device_id);
+}
+
+/* Every product whose name starts with prefix, by paging with limit through next_after. */
+static int walk_products(struct db *db, const char *prefix, int limit, struct names *all)
+{
+    char after[RP_ID_SIZE] = "";
+    rp_page_t p;
+
+    memset(all, 0, sizeof(*all));
+    for (int pages = 0; pages < 20; pages++) {
+        struct names one = {0};
+
+        assert_int_equal(rp_store_product_list(db->s, db->tenant.id,
+                                               mkpage(&p, after, prefix, limit), page_product,
+                                               &one),
+                         RP_OK);
+        for (int i = 0; i < one.n && all->n < 16; i++) {
+            if (all->n > 0)
+                assert_true(strcmp(all->ids[all->n - 1], one.ids[i]) < 0); /* ID order */
+            memcpy(all->v[all->n], one.v[i], sizeof(one.v[i]));
+            memcpy(all->ids[all->n++], one.ids[i], sizeof(one.ids[i]));
+        }
+        if (one.n < limit)
+            return pages + 1;
+        snprintf(after, sizeof(after), "%s", one.ids[one.n - 1]);
+    }
+    fail();
+    return 0;
+}
+
+static bool has_name(const struct names *l, const char *name)
+{
+    for (int i = 0; i < l->n; i++)
+        if (strcmp(l->v[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* The lists paged in SQL: across page boundaries in ID order with no row twice or lost; a prefix
+ * is bytes (not LIKE: '%' and '_' match themselves only), in byte order (é's range ends before
+ * ê), and a last byte 0xff carries; a group's devices page too. */
+static void store_lists_paged(void **state)
+{
+    struct db *db = *state;
+    static const char *const names[] = {"cam", "cat",   "c%t",       "c_t",
+                                        "ca",  "alpha", "Caf\u00e9", "Caf\u00ea"};
+    struct names all, l;
+    rp_product_t pr;
+    rp_group_t g;
+    rp_page_t p;
+    char dev[RP_DEVICE_ID_SIZE];
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        assert_int_equal(rp_store_product_create(db->s, db->tenant.id, names[i], &pr), RP_OK);
+    /* two names the API never takes (no UTF-8), straight into the table: 0xff bytes */
+    assert_int_equal(sqlite3_exec(db->s->db,
+                                  "INSERT INTO products (id, tenant_id, name, created) SELECT"
+                                  " 'p_ff1', id, CAST(x'7aff' AS TEXT), 1 FROM tenants WHERE"
+                                  " name = 'acme';"
+                                  "INSERT INTO products (id, tenant_id, name, created) SELECT"
+                                  " 'p_ff2', id, CAST(x'7aff31' AS TEXT), 1 FROM tenants WHERE"
+                                  " name = 'acme';"
+                                  "INSERT INTO products (id, tenant_id, name, created) SELECT"
+                                  " 'p_ff3', id, '{', 1 FROM tenants WHERE name = 'acme'",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(walk_products(db, "", 3, &all), 4); /* 11 rows: 3 + 3 + 3 + 2 */
+    assert_int_equal(all.n, 11);
+    assert_int_equal(walk_products(db, "", 11, &all), 2); /* a full last page: then an empty one */
+    assert_int_equal(all.n, 11);
+    walk_products(db, "c%", 1, &l);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.v[0], "c%t");
+    walk_products(db, "c_", 2, &l);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.v[0], "c_t");
+    walk_products(db, "ca", 2, &l);
+    assert_int_equal(l.n, 3);
+    assert_true(has_name(&l, "ca") && has_name(&l, "cam") && has_name(&l, "cat"));
+    walk_products(db, "Caf%C3%A9", 2, &l);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.v[0], "Caf\u00e9");
+    walk_products(db, "z%FF", 1, &l);
+    assert_int_equal(l.n, 2);
+    assert_true(has_name(&l, "z\xff") && has_name(&l, "z\xff"
+                                                      "1"));
+    walk_products(db, "%FF", 5, &l);
+    assert_int_equal(l.n, 0);
+
+    /* tenants: all, or only one; a page by name prefix, across pages */
+    rp_tenant_t t1, t2;
+    assert_int_equal(rp_store_tenant_create(db->s, "bravo", &t1), RP_OK);
+    assert_int_equal(rp_store_tenant_create(db->s, "beta", &t2), RP_OK);
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(rp_store_tenant_list(db->s, NULL, mkpage(&p, "", "b", 1), page_tenant, &l),
+                     RP_OK);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.ids[0], strcmp(t1.id, t2.id) < 0 ? t1.id : t2.id);
+    assert_int_equal(
+        rp_store_tenant_list(db->s, NULL, mkpage(&p, l.ids[0], "b", 1), page_tenant, &l), RP_OK);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.ids[1], strcmp(t1.id, t2.id) < 0 ? t2.id : t1.id);
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(rp_store_tenant_list(db->s, t1.id, NULL, page_tenant, &l), RP_OK);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.v[0], "bravo");
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(rp_store_tenant_list(db->s, t1.id, mkpage(&p, "", "be", 10), page_tenant, &l),
+                     RP_OK);
+    assert_int_equal(l.n, 0);
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(rp_store_tenant_list(db->s, NULL, NULL, page_tenant, &l), RP_OK);
+    assert_int_equal(l.n, 3);
+
+    /* a group's devices: ID order, the cursor, a prefix */
+    assert_int_equal(rp_store_group_find(db->s, &pr, "Field Test", &g), RP_OK);
+    for (int i = 0; i < 5; i++) {
+        snprintf(dev, sizeof(dev), "%c%063d", "ba9ab"[i], i);
+        assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, dev, 1000), RP_OK);
+        assert_int_equal(rp_store_device_assign(db->s, &g, dev, 1000), RP_OK);
+    }
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(rp_store_group_members(db->s, g.id, mkpage(&p, "", "", 2), page_member, &l),
+                     RP_OK);
+    assert_int_equal(l.n, 2);
+    assert_true(l.v[0][0] == '9' && l.v[1][0] == 'a');
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(
+        rp_store_group_members(db->s, g.id, mkpage(&p, l.v[1], "", 9), page_member, &l), RP_OK);
+    assert_int_equal(l.n, 5); /* (the cursor was "": l was cleared first) */
+    snprintf(dev, sizeof(dev), "a%063d", 1);
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(rp_store_group_members(db->s, g.id, mkpage(&p, dev, "", 9), page_member, &l),
+                     RP_OK);
+    assert_int_equal(l.n, 3);
+    assert_true(l.v[0][0] == 'a' && l.v[1][0] == 'b' && l.v[2][0] == 'b');
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(rp_store_group_members(db->s, g.id, mkpage(&p, "", "b", 9), page_member, &l),
+                     RP_OK);
+    assert_int_equal(l.n, 2);
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(rp_store_group_members(db->s, g.id, NULL, page_member, &l), RP_OK);
+    assert_int_equal(l.n, 5);
+}
+
+/* What the old detail computed in C from every row, as the reference for the SQL counts. */
+struct expect {
+    const rp_deployment_t *d;
+    int selected, in_group;
+};
+
+static void count_member(void *ctx, const char *device_id)
+{
+    struct expect *e = ctx;
+
+    e->in_group++;
+    e->selected += rp_deployment_selects(e->d, device_id);
+}
+
+struct states {
+    int64_t pending, installed, failed, other;
+};
+
+static void count_state(void *ctx, const char *state, int64_t n)
+{
+    struct states *c = ctx;
+
+    if (strcmp(state, "pending") == 0)
+        c->pending += n;
+    else if (strcmp(state, "installed") == 0)
+        c->installed += n;
+    else if (strcmp(state, "failed") == 0)
+        c->failed += n;
+    else
+        c->other += n;
+}
+
+struct dev_rows {
+    int n;
+    char last[RP_DEVICE_ID_SIZE];
+    char moved[RP_DEVICE_ID_SIZE];
+    bool saw_moved, sorted;
+    int pending;
+};
+
+static void deploy_row(void *ctx, const rp_device_update_t *u)
+{
+    struct dev_rows *r = ctx;
+
+    if (r->n > 0 && strcmp(r->last, u->device_id) >= 0)
+        r->sorted = false;
+    snprintf(r->last, sizeof(r->last), "%s", u->device_id);
+    r->n++;
+    r->saw_moved |= strcmp(u->device_id, r->moved) == 0;
+    r->pending += strcmp(u->state, "pending") == 0;
+}
+
+/* A deployment's progress counted in SQL equals what counting every row gives, with a partial
+ * rollout, reports of each kind, a device reached but not reporting, one reporting "pending", and
+ * one that reported and left the group; its devices page through in ID order, all of them. */
+static void store_deployment_progress(void **state)
+{
+    struct db *db = *state;
+    rp_product_t pr;
+    rp_group_t g, other;
+    rp_deployment_t d;
+    rp_image_key_record_t k;
+    rp_image_record_t img;
+    rp_deploy_progress_t got;
+    struct expect e = {&d, 0, 0};
+    struct states st = {0};
+    struct dev_rows rows = {.sorted = true};
+    rp_device_update_t u;
+    rp_page_t p;
+    char ids[300][RP_DEVICE_ID_SIZE];
+    int selected_seen = 0, n_updates = 0;
+
+    assert_int_equal(rp_store_product_create(db->s, db->tenant.id, "Meter", &pr), RP_OK);
+    assert_int_equal(rp_store_group_find(db->s, &pr, "Field Test", &g), RP_OK);
+    assert_int_equal(rp_store_group_find(db->s, &pr, "Production", &other), RP_OK);
+    memset(&k, 0, sizeof(k));
+    snprintf(k.tenant_id, sizeof(k.tenant_id), "%s", db->tenant.id);
+    snprintf(k.name, sizeof(k.name), "release");
+    snprintf(k.alg, sizeof(k.alg), "ecdsa-p256");
+    k.spki_len = 4;
+    snprintf(k.keyhash, sizeof(k.keyhash), "%064d", 1);
+    assert_int_equal(rp_store_image_key_add(db->s, &k), RP_OK);
+    memset(&img, 0, sizeof(img));
+    snprintf(img.id, sizeof(img.id), "%064d", 7);
+    snprintf(img.tenant_id, sizeof(img.tenant_id), "%s", db->tenant.id);
+    snprintf(img.component, sizeof(img.component), "app");
+    snprintf(img.key_id, sizeof(img.key_id), "%s", k.id);
+    assert_int_equal(rp_store_image_add(db->s, &img), RP_OK);
+    memset(&d, 0, sizeof(d));
+    snprintf(d.tenant_id, sizeof(d.tenant_id), "%s", db->tenant.id);
+    snprintf(d.group_id, sizeof(d.group_id), "%s", g.id);
+    d.rollout = 40;
+    d.nimages = 1;
+    snprintf(d.image_ids[0], RP_IMAGE_ID_SIZE, "%s", img.id);
+    assert_int_equal(rp_store_deployment_create(db->s, &d), RP_OK);
+
+    assert_int_equal(sq_begin(db->s), RP_OK);
+    for (int i = 0; i < 300; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "%08x%056d", (unsigned)(i * 2654435761u), i);
+        assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, ids[i], 1000), RP_OK);
+        assert_int_equal(rp_store_device_assign(db->s, &g, ids[i], 1000), RP_OK);
+    }
+    assert_int_equal(sq_end(db->s, RP_OK), RP_OK);
+    /* reports from the selected devices: installed, failed, pending (reached or not) */
+    for (int i = 0; i < 300; i++) {
+        if (!rp_deployment_selects(&d, ids[i]))
+            continue;
+        selected_seen++;
+        memset(&u, 0, sizeof(u));
+        memcpy(u.device_id, ids[i], sizeof(u.device_id));
+        snprintf(u.deployment_id, sizeof(u.deployment_id), "%s", d.id);
+        u.at = 2000;
+        if (selected_seen % 5 == 0 || selected_seen % 5 == 1)
+            snprintf(u.state, sizeof(u.state), "%s", selected_seen % 5 ? "failed" : "installed");
+        else if (selected_seen % 5 == 2)
+            snprintf(u.state, sizeof(u.state), "pending");
+        if (u.state[0] != '\0') {
+            assert_int_equal(rp_store_device_update_set(db->s, &u), RP_OK);
+            n_updates++;
+        }
+        if (selected_seen % 5 == 3) /* reached, no report */
+            assert_int_equal(rp_store_deployment_reached(db->s, d.id, ids[i], 2000), RP_OK);
+        if (selected_seen == 2) /* reported "pending" and reached */
+            assert_int_equal(rp_store_deployment_reached(db->s, d.id, ids[i], 2000), RP_OK);
+        if (selected_seen == 1) /* reported (failed), then left the group */
+            memcpy(rows.moved, ids[i], sizeof(rows.moved));
+    }
+    assert_true(selected_seen > 60 && selected_seen < 180);
+    assert_int_equal(rp_store_device_assign(db->s, &other, rows.moved, 3000), RP_OK);
+    /* a device that is not selected but reported anyway (an older targets' answer) */
+    for (int i = 0; i < 300; i++) {
+        if (rp_deployment_selects(&d, ids[i]))
+            continue;
+        memset(&u, 0, sizeof(u));
+        memcpy(u.device_id, ids[i], sizeof(u.device_id));
+        snprintf(u.deployment_id, sizeof(u.deployment_id), "%s", d.id);
+        snprintf(u.state, sizeof(u.state), "installed");
+        assert_int_equal(rp_store_device_update_set(db->s, &u), RP_OK);
+        n_updates++;
+        break;
+    }
+
+    assert_int_equal(rp_store_group_members(db->s, g.id, NULL, count_member, &e), RP_OK);
+    assert_int_equal(rp_store_deployment_progress(db->s, &d, &got, count_state, &st), RP_OK);
+    assert_int_equal(got.in_group, 299);
+    assert_int_equal(got.in_group, e.in_group);
+    assert_int_equal(got.selected, e.selected);
+    assert_int_equal(got.selected, selected_seen - 1); /* the one that left */
+    /* reported: 1/5 installed (+1 not selected), 1/5 failed (one moved away, still shown), 1/5
+     * pending; the rest of the selected have no report */
+    int n5 = selected_seen / 5, r = selected_seen % 5;
+    int64_t installed = n5 + 1, failed = n5 + (r >= 1), pending_rows = n5 + (r >= 2);
+    assert_int_equal(st.installed, installed);
+    assert_int_equal(st.failed, failed);
+    assert_int_equal(st.pending, pending_rows);
+    assert_int_equal(st.other, 0);
+    assert_int_equal(n_updates, installed + failed + pending_rows);
+    /* the selected members with no report: all selected but those that reported (the moved one
+     * is no longer a member) */
+    assert_int_equal(got.unreported, (selected_seen - 1) - (n_updates - 1 - 1));
+    /* reached: every report past pending, those reached without one, and the one reporting
+     * pending that was reached */
+    assert_int_equal(got.reached, installed + failed + (n5 + (r >= 3)) + 1);
+
+    /* its devices: every selected member and every device that reported, in ID order */
+    assert_int_equal(rp_store_deployment_devices(db->s, &d, NULL, deploy_row, &rows), RP_OK);
+    assert_true(rows.sorted && rows.saw_moved);
+    assert_int_equal(rows.n, got.selected + 2); /* + the moved one, + the unselected reporter */
+    assert_int_equal(rows.pending, got.unreported + pending_rows);
+    /* paged through with a cursor, 7 at a time: the same rows */
+    struct dev_rows paged = {.sorted = true};
+    char after[RP_DEVICE_ID_SIZE] = "";
+    snprintf(paged.moved, sizeof(paged.moved), "%s", rows.moved);
+    for (int pages = 0; pages < 100; pages++) {
+        int before = paged.n;
+        assert_int_equal(
+            rp_store_deployment_devices(db->s, &d, mkpage(&p, after, "", 7), deploy_row, &paged),
+            RP_OK);
+        if (paged.n - before < 7)
+            break;
+        snprintf(after, sizeof(after), "%s", paged.last);
+    }
+    assert_true(paged.sorted && paged.saw_moved);
+    assert_int_equal(paged.n, rows.n);
+    assert_int_equal(paged.pending, rows.pending);
+    /* with a prefix: only those IDs */
+    struct dev_rows pre = {.sorted = true};
+    assert_int_equal(
+        rp_store_deployment_devices(db->s, &d, mkpage(&p, "", "0", 1000), deploy_row, &pre), RP_OK);
+    assert_true(pre.n > 0 && pre.n < rows.n && pre.last[0] == '0');
 }
 
 int main(void)
@@ -1925,8 +2413,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_groups_and_deployments, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_counter_max, db_setup, db_teardown),
         cmocka_unit_test(peers_cap),
-        cmocka_unit_test(page_params_and_cut),
+        cmocka_unit_test(page_params_and_range),
         cmocka_unit_test_setup_teardown(store_device_page, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_page_plans, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_lists_paged, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_deployment_progress, db_setup, db_teardown),
         cmocka_unit_test(peers_churn),
         cmocka_unit_test_setup_teardown(store_write_check, db_setup, db_teardown),
     };
