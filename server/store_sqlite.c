@@ -266,6 +266,17 @@ static const char *const migrations[] = {
     " WITHOUT ROWID;"
     "INSERT OR IGNORE INTO deployment_reached (deployment_id, device_id, at)"
     " SELECT deployment_id, device_id, at FROM device_updates;",
+    /* 17 and 18: other branches' (issue 13), filled in when they merge; nothing here */
+    "SELECT 1;",
+    "SELECT 1;",
+    /* 19: each device's targets version (store_updates.c: rp_store_device_targets_version), so
+     * that moving a device to a group whose deployment is older never lowers it; seeded with the
+     * newest deployment each device was served */
+    "CREATE TABLE device_targets (device_id TEXT PRIMARY KEY REFERENCES devices(id),"
+    " version INTEGER NOT NULL, deployment_id TEXT NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO device_targets (device_id, version, deployment_id)"
+    " SELECT r.device_id, max(d.seq), d.id FROM deployment_reached r"
+    " JOIN deployments d ON d.id = r.deployment_id GROUP BY r.device_id;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
