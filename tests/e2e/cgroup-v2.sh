@@ -84,4 +84,25 @@ rc=0; wait "$drv" || rc=$?
 gone() { [ ! -d "$app_cg" ]; }
 wait_until 30 gone || fail "the app's cgroup is left: $app_cg"
 eq "$(cat "$T/rampart-monitor/cgroup.procs")" "" "processes left in the leaf"
+
+# a process of someone else's in the monitor's cgroup (a login shell, run by hand): not moved;
+# the limits are named missing, saying why
+sleep 600 &
+other=$!
+E2E_PIDS+=("$other")
+echo "$other" >"$T/cgroup.procs"
+unshare -m sh -c "mount --make-rprivate / && for m in ${v1[*]}; do umount \"\$m\" || exit 9; done &&
+  echo \$\$ >'$T/cgroup.procs' &&
+  exec '$cr' --state-dir '$state' --run-dir '$run' --tree '$tree' --entry app.sh \
+    --component v2app --uid 61236 --gid 61236 --log '$d/app.log' --timeout-ms 120000" \
+  >"$d/driver.out" 2>&1 &
+drv=$!
+E2E_PIDS+=("$drv")
+wait_until 60 ready || { cat "$d/driver.out" >&2; fail "the app never said it was ready"; }
+grep -q "^missing: no memory limit (cgroup v2: $T holds other processes (pid $other): the monitor needs a cgroup of its own (systemd: Delegate=yes))" \
+  "$d/driver.out" || fail "the other process is not named: $(cat "$d/driver.out")"
+grep -qx "$other" "$T/cgroup.procs" || fail "someone else's process was moved"
+kill -TERM "$drv"; wait "$drv" || true
+kill "$other"; wait "$other" 2>/dev/null || true
+E2E_CHECKS=$((E2E_CHECKS + 2))
 done_ok
