@@ -161,11 +161,13 @@ static void apps_control(rp_mon_reply_t *p)
 /*
  * Remove an app: the tombstone first (from then on it runs nothing: a cut leaves the mark, and
  * the next start finishes), its compartment stopped and its channel closed, its files deleted by
- * the supervisor, then its slots. why: what the state and the event say.
+ * the supervisor, then its slots. why: what the state and the event say (NULL: finishing a cut
+ * removal at start, whose event was recorded when it began).
  */
 static rp_err_t remove_app(const char *name, const char *why)
 {
-    rp_err_t err = rp_component_remove_begin(&m.agent, name, why);
+    rp_err_t err = rp_component_remove_begin(
+        &m.agent, name, why != NULL ? why : "removed (finished at the monitor's start)");
 
     if (err == RP_OK && why != NULL &&
         rp_event_record(m.agent.state_dir, RP_EVENT_REMOVED, name, why) != RP_OK)
