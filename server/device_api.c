@@ -653,12 +653,18 @@ void rp_h_device_targets(rp_req_t *r)
     snprintf(t->tenant, sizeof(t->tenant), "%s", d->tenant_id);
     snprintf(t->device, sizeof(t->device), "%s", d->id);
     snprintf(t->deployment, sizeof(t->deployment), "%s", have ? dep.id : "");
-    t->version = have ? dep.seq : 0;
     t->expires = (int64_t)time(NULL) + TARGETS_LIFETIME;
     /* Recorded before it is served: a deployment paused later stays offered to this device, so
-     * its targets version never goes back. */
+     * its targets version never goes back; nor does moving it to a group whose deployment is
+     * older (the version is the device's own, not the deployment's global number). */
     err =
         have ? rp_store_deployment_reached(r->w->store, dep.id, d->id, (int64_t)time(NULL)) : RP_OK;
+    if (err == RP_OK) {
+        int64_t version = 0;
+        err = rp_store_device_targets_version(r->w->store, d->id, have ? dep.id : "",
+                                              have ? dep.seq : 0, &version);
+        t->version = version;
+    }
     if (err != RP_OK) {
         free(t);
         rp_reply_error(r, 500, "internal", "cannot record the device's targets");

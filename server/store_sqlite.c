@@ -269,6 +269,14 @@ static const char *const migrations[] = {
     /* 17: a deployment's devices counted by state in SQL, on an index that holds both (the
      * table's rows carry each device's detail: counting on them read every row) */
     "CREATE INDEX device_updates_state ON device_updates(deployment_id, state);",
+    /* 18: each device's targets version (store_updates.c: rp_store_device_targets_version), so
+     * that moving a device to a group whose deployment is older never lowers it; seeded with the
+     * newest deployment each device was served */
+    "CREATE TABLE device_targets (device_id TEXT PRIMARY KEY REFERENCES devices(id),"
+    " version INTEGER NOT NULL, deployment_id TEXT NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO device_targets (device_id, version, deployment_id)"
+    " SELECT r.device_id, max(d.seq), d.id FROM deployment_reached r"
+    " JOIN deployments d ON d.id = r.deployment_id GROUP BY r.device_id;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -930,6 +930,51 @@ rp_err_t rp_store_deployment_reached(rp_store_t *s, const char *deployment_id,
     return sq_step_done(s, st, NULL);
 }
 
+static const char SQL_TARGETS_GET[] =
+    "SELECT version, deployment_id FROM device_targets WHERE device_id = ?";
+static const char SQL_TARGETS_SET[] =
+    "INSERT INTO device_targets (device_id, version, deployment_id) VALUES (?1, ?2, ?3)"
+    " ON CONFLICT(device_id) DO UPDATE SET version = ?2, deployment_id = ?3";
+
+rp_err_t rp_store_device_targets_version(rp_store_t *s, const char *device_id,
+                                         const char *deployment_id, int64_t seq, int64_t *version)
+{
+    char had_dep[RP_ID_SIZE] = "";
+    int64_t had = 0;
+    bool found = false;
+    sqlite3_stmt *st;
+    rp_err_t err = sq_begin(s);
+    int rc;
+
+    if (err != RP_OK)
+        return err;
+    st = sq_stmt(s, SQL_TARGETS_GET);
+    if (st == NULL)
+        return sq_end(s, RP_ERR_IO);
+    BIND_TEXT(st, 1, device_id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        found = true;
+        had = sqlite3_column_int64(st, 0);
+        sq_text_col(st, 1, had_dep, sizeof(had_dep));
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return sq_end(s, sq_error(s, "device targets"));
+    if (found && strcmp(had_dep, deployment_id) == 0) {
+        *version = had;
+        return sq_end(s, RP_OK);
+    }
+    *version = found && had >= seq ? had + 1 : seq;
+    st = sq_stmt(s, SQL_TARGETS_SET);
+    if (st == NULL)
+        return sq_end(s, RP_ERR_IO);
+    BIND_TEXT(st, 1, device_id);
+    sqlite3_bind_int64(st, 2, *version);
+    BIND_TEXT(st, 3, deployment_id);
+    return sq_end(s, sq_step_done(s, st, NULL));
+}
+
 rp_err_t rp_store_deployment_reached_list(rp_store_t *s, const char *deployment_id,
                                           rp_reached_fn fn, void *ctx)
 {

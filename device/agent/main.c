@@ -103,6 +103,9 @@ static const char usage[] =
     "  app stop|start|restart --state-dir S NAME\n"
     "      Stop an app (it stays stopped, across restarts and new versions, until started),\n"
     "      start it again, or restart it at once.\n"
+    "  app remove --state-dir S NAME\n"
+    "      Remove an app: stopped, its files, storage and slots deleted. Only an app the\n"
+    "      device's signed targets no longer name, or under a development capability.\n"
     "  crashes --state-dir S [--output json]\n"
     "      The crashes the monitor kept (signal, address, frames as module+offset and build ID,\n"
     "      unwound here), oldest first.\n"
@@ -1278,6 +1281,26 @@ static int cmd_app_control(const struct args *a, rp_mon_app_action_t action)
     return OK;
 }
 
+/* app remove NAME: the monitor removes the app (its tree, storage, log, slots) if the device's
+ * signed targets no longer name it or a development capability is in force. */
+static int cmd_app_remove(const struct args *a)
+{
+    static rp_mon_reply_t r;
+    rp_mon_request_t q = {.type = RP_MON_APP_REMOVE, .id = 1};
+
+    if (a->nrest != 1)
+        return usage_error("app remove takes one NAME");
+    if (!rp_component_name_valid(a->rest[0], strlen(a->rest[0]))) {
+        rp_log_error("%s: not a component name", a->rest[0]);
+        return FAIL;
+    }
+    snprintf(q.u.app_remove.component, sizeof(q.u.app_remove.component), "%s", a->rest[0]);
+    if (ask_apps_monitor(a->state_dir, &q, &r) != RP_OK)
+        return FAIL;
+    printf("%s: removed\n", a->rest[0]);
+    return OK;
+}
+
 /* app list: what the monitor runs. A contract: docs/monitor.md ("Apps"). */
 static int cmd_app_list(const struct args *a)
 {
@@ -1707,11 +1730,13 @@ int main(int argc, char **argv)
         return cmd_app_control(&a, RP_MON_APP_RESTART);
     if (strcmp(cmd, "app") == 0 && strcmp(verb, "list") == 0)
         return cmd_app_list(&a);
+    if (strcmp(cmd, "app") == 0 && strcmp(verb, "remove") == 0)
+        return cmd_app_remove(&a);
     if (strcmp(cmd, "app") == 0 && strcmp(verb, "install") == 0)
         return cmd_app_install(&a);
     if (strcmp(cmd, "app") == 0)
         return usage_error(
-            "app install IMAGE | app logs NAME | app list | app stop|start|restart NAME");
+            "app install IMAGE | app logs NAME | app list | app stop|start|restart|remove NAME");
     if (strcmp(cmd, "events") == 0)
         return cmd_events(&a);
     if (strcmp(cmd, "crashes") == 0)

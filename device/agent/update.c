@@ -236,6 +236,34 @@ static rp_err_t hand_targets(rp_agent_t *a, const rp_md_signed_t *doc, rp_update
     return r.status != RP_OK ? (rp_err_t)r.status : err;
 }
 
+/* The apps old named and now does not (a deployment that dropped them, a move to another
+ * group): the monitor removes them (APP_REMOVE, which checks that its own targets no longer name
+ * them). Only these: an app the device never had targets for (a sideload) stays. */
+static void remove_dropped(rp_agent_t *a, const rp_md_targets_t *old, const rp_md_targets_t *now)
+{
+    static rp_mon_reply_t r;
+
+    for (size_t i = 0; i < old->ntargets; i++) {
+        rp_mon_request_t q = {.type = RP_MON_APP_REMOVE};
+        bool named = false;
+        rp_err_t err;
+        for (size_t j = 0; j < now->ntargets && !named; j++)
+            named = strcmp(old->targets[i].component, now->targets[j].component) == 0;
+        if (named)
+            continue;
+        snprintf(q.u.app_remove.component, sizeof(q.u.app_remove.component), "%s",
+                 old->targets[i].component);
+        memset(&r, 0, sizeof(r));
+        err = rp_agent_monitor_call(a, &q, -1, &r);
+        if (err == RP_OK)
+            rp_log_info("%s: removed (the device's targets no longer name it)",
+                        q.u.app_remove.component);
+        else if (r.status != RP_ERR_NOT_FOUND)
+            rp_log_warn("%s: the targets no longer name it, and it was not removed: %s",
+                        q.u.app_remove.component, r.status != RP_OK ? r.message : rp_strerror(err));
+    }
+}
+
 /* The targets: fetched, accepted and kept (rp_update_take_targets: the agent's copy, then the
  * monitor's when one serves the device). OUT: *targets. */
 static rp_err_t update_targets(struct client *c, const rp_md_root_t *root, rp_md_targets_t *targets,
@@ -243,7 +271,8 @@ static rp_err_t update_targets(struct client *c, const rp_md_root_t *root, rp_md
 {
     rp_http_response_t r;
     rp_md_signed_t *doc = NULL;
-    char path[96], kept_path[PATH_MAX];
+    rp_md_targets_t *old;
+    char path[96], kept_path[PATH_MAX], why[128];
     rp_err_t err;
 
     /* The device says what its root of trust accepts, so that the service refuses a deployment
@@ -254,6 +283,12 @@ static rp_err_t update_targets(struct client *c, const rp_md_root_t *root, rp_md
     if (err != RP_OK)
         return err;
     err = rp_agent_file_for_write(c->a, TARGETS_FILE, kept_path, sizeof(kept_path));
+    /* What the kept ones named (whatever their age), to remove what the new ones drop. */
+    old = c->a->rot == NULL ? calloc(1, sizeof(*old)) : NULL;
+    if (err == RP_OK && old != NULL &&
+        rp_update_kept_targets(kept_path, c->a->device_id, root, true, old, why, sizeof(why)) !=
+            RP_OK)
+        old->ntargets = 0;
     if (err != RP_OK)
         snprintf(s->detail, sizeof(s->detail), "cannot keep the targets: %s", rp_strerror(err));
     else if ((doc = calloc(1, sizeof(*doc))) == NULL)
@@ -267,6 +302,9 @@ static rp_err_t update_targets(struct client *c, const rp_md_root_t *root, rp_md
         err = hand_targets(c->a, doc, s);
     rp_md_signed_free(doc);
     free(doc);
+    if (err == RP_OK && old != NULL)
+        remove_dropped(c->a, old, targets);
+    free(old);
     if (err != RP_OK) {
         rp_log_error("update refused: %s", s->detail);
         rp_reportq_event(c->a, RP_REPORT_METADATA_REFUSED, NULL, rp_report_code_of(err),

@@ -916,6 +916,35 @@ static void control(const rp_apps_msg_t *msg)
         rp_log_warn("the monitor did not take an app control's answer");
 }
 
+/* REMOVE: the monitor marked the component removed (it runs nothing from now on). Its devices,
+ * network rules and cgroups go with its compartment; then its files. Asked again after a cut. */
+static void remove_app(const rp_apps_msg_t *msg)
+{
+    rp_apps_reply_t *r = &s.reply;
+    const char *name = msg->want[0].component;
+    app_t *a = msg->n == 1 ? find(name) : NULL;
+    char dir[PATH_MAX];
+
+    memset(r, 0, sizeof(*r));
+    r->seq = msg->seq;
+    if (a != NULL) {
+        stop(a);
+        drop_chan(a);
+        a->used = false;
+    }
+    if (msg->n != 1 ||
+        !rp_component_name_valid(name, strnlen(name, sizeof(msg->want[0].component))))
+        r->status = RP_ERR_INVALID_ARG;
+    else if (app_path(name, "", dir, sizeof(dir)) != RP_OK || rp_apptree_remove(dir) != RP_OK)
+        r->status = RP_ERR_IO;
+    if (r->status != RP_OK)
+        snprintf(r->detail, sizeof(r->detail), "cannot delete S/apps/%.32s", name);
+    else
+        rp_log_info("%s: removed (its tree, storage and log deleted)", name);
+    if (send(s.fd, r, sizeof(*r), MSG_NOSIGNAL) != (ssize_t)sizeof(*r))
+        rp_log_warn("the monitor did not take an app removal's answer");
+}
+
 /* ---- the process ---- */
 
 /* The app's end of a channel for w's component at w's digest: kept for its next start (which is
@@ -992,6 +1021,7 @@ static void handle(const rp_apps_msg_t *msg, int from, int fd)
             rp_log_warn("the monitor did not take the app list");
         break;
     case RP_APPS_CONTROL: control(msg); break;
+    case RP_APPS_REMOVE: remove_app(msg); break;
     default: rp_log_warn("an unknown request from the monitor (%u)", msg->kind); break;
     }
 }

@@ -21,6 +21,8 @@
  *          component at want[0]'s digest: no reply
  *   CONTROL  an operator's stop, start or restart of want[0]'s component (action): status and
  *          detail. A stop is kept (S/apps/COMPONENT/stopped) until a start.
+ *   REMOVE   want[0]'s component is being removed (APP_REMOVE): stop it, delete S/apps/COMPONENT
+ *          (its tree, storage image, log, uid: the uid is free again): status and detail.
  *
  * App channels: the monitor (which holds the root of trust, so answers the identity requests)
  * opens one channel per app that should run and hands the app's end to the supervisor, which
@@ -66,7 +68,9 @@ typedef enum {
     RP_APPS_CHANNEL,
     RP_APPS_APP_CHANNEL,
     RP_APPS_CONTROL,
-    RP_APPS_MANIFEST /* want[0]'s manifest, read by rampart-unpack (the monitor cannot exec) */
+    RP_APPS_MANIFEST, /* want[0]'s manifest, read by rampart-unpack (the monitor cannot exec) */
+    RP_APPS_REMOVE    /* want[0]'s component removed: stopped, S/apps/COMPONENT deleted (its tree,
+                         storage, log, uid): status and detail */
 } rp_apps_kind_t;
 
 typedef struct rp_apps_msg {

@@ -63,6 +63,9 @@
 #include "seccomp_allow.h"
 
 #define CG_PREFIX "rampart."
+/* cgroup v2: the leaf the monitor's processes move into (never CG_PREFIX...: the cleanup of
+ * leftovers would take it, and kill what is in it). */
+#define CG_LEAF "rampart-monitor"
 #define SETUP_DEADLINE_MS 15000
 #define PATH_ENV "PATH=/usr/local/bin:/usr/bin:/bin"
 
@@ -281,8 +284,8 @@ static int own_cgroup(const char *controller, char *out, size_t cap)
             continue;
         *c2 = '\0';
         bool match = false;
-        if (controller == NULL)
-            match = strcmp(line, "0") == 0 && c1 + 1 == c2;
+        if (controller == NULL) /* "0::PATH": hierarchy 0, no controller list */
+            match = c1 == line + 1 && line[0] == '0' && c1 + 1 == c2;
         else {
             char *list = c1 + 1, *s2 = NULL;
             for (char *t = strtok_r(list, ",", &s2); t; t = strtok_r(NULL, ",", &s2))
@@ -294,6 +297,38 @@ static int own_cgroup(const char *controller, char *out, size_t cap)
         }
     }
     return -1;
+}
+
+int rp_compartment_cg_parent(const char *own, char *out, size_t cap)
+{
+    size_t n = strlen(own), leaf = strlen("/" CG_LEAF);
+
+    if (n >= leaf && strcmp(own + n - leaf, "/" CG_LEAF) == 0)
+        n -= leaf;
+    return pathf(out, cap, "%.*s", (int)n, own);
+}
+
+/* Whether word is one of the space-separated words of list ("cpu" is not "cpuset"). */
+static bool has_word(const char *list, const char *word)
+{
+    size_t n = strlen(word);
+
+    for (const char *p = list; (p = strstr(p, word)) != NULL; p += n)
+        if ((p == list || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' ' || p[n] == '\n'))
+            return true;
+    return false;
+}
+
+/* The directory the apps' cgroups go in, of the hierarchy mounted at mnt for controller (NULL:
+ * cgroup2): the monitor's own cgroup, or, in v2 once it moved into its leaf, the leaf's parent. */
+static int cg_parent(const char *mnt, const char *controller, char *out, size_t cap)
+{
+    char own[512], base[512];
+
+    if (own_cgroup(controller, own, sizeof(own)) != 0 ||
+        rp_compartment_cg_parent(own, base, sizeof(base)) != 0)
+        return -1;
+    return pathf(out, cap, "%s%s", mnt, base);
 }
 
 /* The mount point of the v1 hierarchy holding controller, or of cgroup2 (controller NULL). */
@@ -372,14 +407,71 @@ static int cg_make(const char *dir)
     return mkdir(dir, 0755);
 }
 
+/*
+ * cgroup v2 allows no process in a cgroup whose children have controllers ("no internal
+ * processes"): under systemd the monitor's service cgroup holds the monitor and its supervisor, so
+ * enabling a controller there is EBUSY. Once per process, this process and its parent (the
+ * supervisor and the monitor) move into dir/CG_LEAF; the controllers are then enabled in dir and
+ * the apps' cgroups made beside the leaf. Any other process in dir is not the monitor's to move (a
+ * login session's shell, say): refused, with why. The root cgroup is exempt: nothing moves. 0, or
+ * -1 with why.
+ */
+static int cg_v2_leaf(const char *dir, bool root, char *why, size_t cap)
+{
+    static int done; /* 0 not yet, 1 moved, -1 failed */
+    char leaf[600], procs[600], buf[4096];
+    long other = 0;
+
+    if (root || done > 0)
+        return 0;
+    if (done < 0 || pathf(leaf, sizeof(leaf), "%s/" CG_LEAF, dir) != 0 ||
+        pathf(procs, sizeof(procs), "%s/cgroup.procs", dir) != 0 ||
+        (mkdir(leaf, 0755) != 0 && errno != EEXIST) || read_text(procs, buf, sizeof(buf)) != 0) {
+        snprintf(why, cap, "cgroup v2: cannot make the monitor's leaf cgroup %.160s/" CG_LEAF, dir);
+        done = -1;
+        return -1;
+    }
+    for (char *p = buf, *end; *p != '\0'; p = end) {
+        char text[24];
+        long pid = strtol(p, &end, 10);
+        if (end == p)
+            break;
+        while (*end == '\n')
+            end++;
+        if (pid != (long)getpid() && pid != (long)getppid()) {
+            other = pid;
+            continue;
+        }
+        snprintf(text, sizeof(text), "%ld", pid);
+        if (cg_write(leaf, "cgroup.procs", text) != 0) {
+            snprintf(why, cap, "cgroup v2: cannot move pid %ld into %.160s: %s", pid, leaf,
+                     strerror(errno));
+            done = -1;
+            return -1;
+        }
+    }
+    if (other != 0) {
+        snprintf(why, cap,
+                 "cgroup v2: %.160s holds other processes (pid %ld): the monitor needs a cgroup of "
+                 "its own (systemd: Delegate=yes)",
+                 dir, other);
+        done = -1;
+        return -1;
+    }
+    rp_log_info("cgroup v2: moved into %s, so that %s may delegate controllers", leaf, dir);
+    done = 1;
+    return 0;
+}
+
 static void cgroups_setup(rp_compartment_t *c, const rp_manifest_t *m, unsigned without)
 {
     static const char *const ctl[3] = {"memory", "pids", "cpu"};
     static const unsigned bit[3] = {RP_LAYER_CG_MEMORY, RP_LAYER_CG_PIDS, RP_LAYER_CG_CPU};
-    char mnt[512], own[512], dir[512], v2dir[512] = "", text[64], note[256];
+    char mnt[512], own[512], dir[512], v2dir[512] = "", text[64], note[512], why[400];
 
     for (int i = 0; i < 3; i++) {
         bool ok = false;
+        why[0] = '\0';
         if (without & bit[i]) {
             snprintf(note, sizeof(note), "no %s limit" TURNED_OFF, ctl[i]);
             note_missing(c->missing, sizeof(c->missing), note);
@@ -409,47 +501,71 @@ static void cgroups_setup(rp_compartment_t *c, const rp_manifest_t *m, unsigned 
             }
         } else if (cgroup_mount(NULL, mnt, sizeof(mnt)) == 0 &&
                    own_cgroup(NULL, own, sizeof(own)) == 0) {
-            /* v2: one directory for every controller; the monitor's cgroup must delegate it */
-            char parent[512], avail[512];
-            pathf(parent, sizeof(parent), "%s%s", mnt, own);
-            pathf(note, sizeof(note), "%s/cgroup.controllers", parent);
-            snprintf(text, sizeof(text), "+%s", ctl[i]);
-            if (read_text(note, avail, sizeof(avail)) == 0 && strstr(avail, ctl[i]) != NULL &&
-                cg_write(parent, "cgroup.subtree_control", text) == 0) {
-                if (v2dir[0] == '\0') {
-                    pathf(v2dir, sizeof(v2dir), "%s/" CG_PREFIX "%s.%08x", parent, c->component,
-                          state_tag(c->state_dir));
-                    if (cg_make(v2dir) == 0) {
-                        snprintf(c->cg_dir[c->ncg++], sizeof(c->cg_dir[0]), "%s", v2dir);
-                        c->cg_v2 = true;
-                    } else
-                        v2dir[0] = '\0';
-                }
-                if (v2dir[0] != '\0') {
-                    if (i == 0) {
-                        snprintf(text, sizeof(text), "%llu",
-                                 (unsigned long long)m->memory_kb * 1024);
-                        ok = cg_write(v2dir, "memory.max", text) == 0;
-                        (void)cg_write(v2dir, "memory.swap.max", "0");
-                        snprintf(c->cg_memory, sizeof(c->cg_memory), "%s/memory.events", v2dir);
-                    } else if (i == 1) {
-                        snprintf(text, sizeof(text), "%u", m->pids);
-                        ok = cg_write(v2dir, "pids.max", text) == 0;
-                        snprintf(c->cg_pids, sizeof(c->cg_pids), "%s/pids.events", v2dir);
-                    } else {
-                        snprintf(text, sizeof(text), "%u 100000", m->cpu_percent * 1000);
-                        ok = cg_write(v2dir, "cpu.max", text) == 0;
-                    }
+            /* v2: one directory for every controller, beside the monitor's leaf (cg_v2_leaf),
+             * made whatever controllers its cgroup has; each limit needs its controller
+             * delegated to the monitor's cgroup (cgroup.controllers) and enabled for its
+             * children (cgroup.subtree_control). */
+            char parent[512], avail[512] = "", enabled[512] = "";
+            bool root =
+                rp_compartment_cg_parent(own, parent, sizeof(parent)) == 0 && parent[0] == '\0';
+            if (cg_parent(mnt, NULL, parent, sizeof(parent)) != 0 ||
+                cg_v2_leaf(parent, root, why, sizeof(why)) != 0)
+                goto missing;
+            if (v2dir[0] == '\0') {
+                pathf(v2dir, sizeof(v2dir), "%s/" CG_PREFIX "%s.%08x", parent, c->component,
+                      state_tag(c->state_dir));
+                if (cg_make(v2dir) == 0) {
+                    snprintf(c->cg_dir[c->ncg++], sizeof(c->cg_dir[0]), "%s", v2dir);
+                    c->cg_v2 = true;
+                } else {
+                    snprintf(why, sizeof(why), "cgroup v2: cannot make %.200s: %s", v2dir,
+                             strerror(errno));
+                    v2dir[0] = '\0';
+                    goto missing;
                 }
             }
+            pathf(note, sizeof(note), "%s/cgroup.controllers", parent);
+            (void)read_text(note, avail, sizeof(avail));
+            avail[strcspn(avail, "\n")] = '\0';
+            pathf(note, sizeof(note), "%s/cgroup.subtree_control", parent);
+            (void)read_text(note, enabled, sizeof(enabled));
+            snprintf(text, sizeof(text), "+%s", ctl[i]);
+            if (!has_word(avail, ctl[i])) {
+                snprintf(why, sizeof(why),
+                         "cgroup v2: \"%s\" not delegated to %.160s: Delegate=yes", ctl[i],
+                         parent[strlen(mnt)] != '\0' ? parent + strlen(mnt) : "/");
+                goto missing;
+            }
+            if (!has_word(enabled, ctl[i]) &&
+                cg_write(parent, "cgroup.subtree_control", text) != 0) {
+                snprintf(why, sizeof(why), "cgroup v2: cannot enable \"%s\" in %.160s: %s", ctl[i],
+                         parent, strerror(errno));
+                goto missing;
+            }
+            if (i == 0) {
+                snprintf(text, sizeof(text), "%llu", (unsigned long long)m->memory_kb * 1024);
+                ok = cg_write(v2dir, "memory.max", text) == 0;
+                (void)cg_write(v2dir, "memory.swap.max", "0");
+                snprintf(c->cg_memory, sizeof(c->cg_memory), "%s/memory.events", v2dir);
+            } else if (i == 1) {
+                snprintf(text, sizeof(text), "%u", m->pids);
+                ok = cg_write(v2dir, "pids.max", text) == 0;
+                snprintf(c->cg_pids, sizeof(c->cg_pids), "%s/pids.events", v2dir);
+            } else {
+                snprintf(text, sizeof(text), "%u 100000", m->cpu_percent * 1000);
+                ok = cg_write(v2dir, "cpu.max", text) == 0;
+            }
         }
+    missing:
         if (ok)
             c->layers |= bit[i];
         else {
-            snprintf(note, sizeof(note),
-                     "no %s limit (cgroup controller \"%s\" not available to the monitor: neither "
-                     "a v1 hierarchy nor delegated in cgroup v2)",
-                     ctl[i], ctl[i]);
+            if (why[0] == '\0')
+                snprintf(why, sizeof(why),
+                         "cgroup controller \"%s\" not available to the monitor: neither a v1 "
+                         "hierarchy nor cgroup2 mounted",
+                         ctl[i]);
+            snprintf(note, sizeof(note), "no %s limit (%s)", ctl[i], why);
             note_missing(c->missing, sizeof(c->missing), note);
         }
     }
@@ -1785,8 +1901,7 @@ static void log_cut(rp_compartment_t *c)
     if (rp_pread_all(c->log_out, tail, sizeof(tail), (uint64_t)st.st_size - sizeof(tail)) !=
             RP_OK ||
         pwrite(c->log_out, tail, sizeof(tail), 0) != (ssize_t)sizeof(tail) ||
-        ftruncate(c->log_out, sizeof(tail)) != 0 ||
-        lseek(c->log_out, sizeof(tail), SEEK_SET) < 0)
+        ftruncate(c->log_out, sizeof(tail)) != 0 || lseek(c->log_out, sizeof(tail), SEEK_SET) < 0)
         rp_log_warn("%s: its log cannot be cut back", c->component);
 }
 
@@ -2161,10 +2276,9 @@ int rp_compartment_cleanup(const char *state_dir, const char *run_dir)
             snprintf(parent, sizeof(parent), "%s%s", mnt, own);
             found += cleanup_cgroups_in(parent, tag);
         }
-    if (cgroup_mount(NULL, mnt, sizeof(mnt)) == 0 && own_cgroup(NULL, own, sizeof(own)) == 0) {
-        snprintf(parent, sizeof(parent), "%s%s", mnt, own);
-        found += cleanup_cgroups_in(parent, tag);
-    }
+    if (cgroup_mount(NULL, mnt, sizeof(mnt)) == 0 &&
+        cg_parent(mnt, NULL, parent, sizeof(parent)) == 0)
+        found += cleanup_cgroups_in(parent, tag); /* beside the monitor's leaf, if it moved */
     /* Mounts under run_dir in the monitor's own namespace (none in normal running: the
      * compartment's are in its own namespace). */
     if (run_dir != NULL) {

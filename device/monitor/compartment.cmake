@@ -38,6 +38,12 @@ set_target_properties(test_crash PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BIN
 add_test(NAME unit.crash COMMAND test_crash)
 set_tests_properties(unit.crash PROPERTIES LABELS unit)
 
+add_executable(test_cgroup tests/unit/test_cgroup.c)
+target_link_libraries(test_cgroup PRIVATE rampart_compartment PkgConfig::RP_C_CMOCKA)
+set_target_properties(test_cgroup PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+add_test(NAME unit.cgroup COMMAND test_cgroup)
+set_tests_properties(unit.cgroup PROPERTIES LABELS unit)
+
 add_executable(compartment-run tests/tools/compartment-run.c)
 # the network policy as its net_setup hook (rampart_netpolicy: device/monitor/netpolicy.cmake);
 # --channel serves the app channel (rampart_monitor)

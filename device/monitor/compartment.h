@@ -189,4 +189,10 @@ void rp_compartment_layers_describe(unsigned mask, char *out, size_t cap);
 /* The layer bit of one of those words; 0 if none. */
 unsigned rp_compartment_layer_parse(const char *word);
 
+/* cgroup v2: the cgroup the apps' cgroups go in, from the monitor's own path in the hierarchy
+ * (own, as /proc/self/cgroup says it; "" the root): own itself, or its parent once the monitor
+ * moved into its leaf child "rampart-monitor" (no process may stay in a cgroup whose controllers
+ * are enabled for its children). OUT: out ("" the root). 0, or -1 when it does not fit. */
+int rp_compartment_cg_parent(const char *own, char *out, size_t cap);
+
 #endif /* RAMPART_MONITOR_COMPARTMENT_H */

@@ -60,6 +60,7 @@ static const char *const kind_names[] = {
     [RP_EVENT_EXIT] = "exit",
     [RP_EVENT_RESTART_LOOP] = "restart_loop",
     [RP_EVENT_HEALTH] = "health",
+    [RP_EVENT_REMOVED] = "removed",
 };
 _Static_assert(sizeof(kind_names) / sizeof(kind_names[0]) == RP_EVENT_KIND_END, "a name a kind");
 

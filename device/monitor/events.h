@@ -41,6 +41,8 @@ typedef enum rp_event_kind {
                                   * per loop ("restart_loop") */
     RP_EVENT_HEALTH,             /* an install's trial failed: it exited or could not start;
                                   * or it missed its watchdog (RP_EVENT_WATCHDOG) ("health") */
+    RP_EVENT_REMOVED,            /* an app removed: its files, storage and slots deleted
+                                  * (APP_REMOVE: docs/monitor.md) ("removed") */
     RP_EVENT_KIND_END            /* one past the last kind: new kinds go before it */
 } rp_event_kind_t;
 

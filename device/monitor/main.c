@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "apps.h"
+#include "events.h"
 #include "rampart/log.h"
 #include "rampart/notify.h"
 #include "sandbox.h"
@@ -155,6 +156,97 @@ static void apps_control(rp_mon_reply_t *p)
         p->status = (uint16_t)m.apps_reply.status;
         snprintf(p->message, sizeof(p->message), "%s", m.apps_reply.detail);
     }
+}
+
+/*
+ * Remove an app: the tombstone first (from then on it runs nothing: a cut leaves the mark, and
+ * the next start finishes), its compartment stopped and its channel closed, its files deleted by
+ * the supervisor, then its slots. why: what the state and the event say (NULL: finishing a cut
+ * removal at start, whose event was recorded when it began).
+ */
+static rp_err_t remove_app(const char *name, const char *why)
+{
+    rp_err_t err = rp_component_remove_begin(
+        &m.agent, name, why != NULL ? why : "removed (finished at the monitor's start)");
+
+    if (err == RP_OK && why != NULL &&
+        rp_event_record(m.agent.state_dir, RP_EVENT_REMOVED, name, why) != RP_OK)
+        rp_log_warn("%s: the removal could not be recorded as an event", name);
+    if (err == RP_OK) {
+        apps_sync(); /* no longer wanted: its channel closes */
+        memset(&m.apps_msg, 0, sizeof(m.apps_msg));
+        m.apps_msg.kind = RP_APPS_REMOVE;
+        m.apps_msg.n = 1;
+        snprintf(m.apps_msg.want[0].component, sizeof(m.apps_msg.want[0].component), "%s", name);
+        err = rp_apps_call(m.apps_fd, &m.apps_msg, &m.apps_reply, 30 * 1000);
+        if (err == RP_OK)
+            err = (rp_err_t)m.apps_reply.status;
+    }
+    if (err == RP_OK)
+        err = rp_component_remove_finish(&m.agent, name);
+    if (err != RP_OK)
+        rp_log_error("%s: its removal is not finished (%s): the next start finishes it", name,
+                     rp_strerror(err));
+    return err;
+}
+
+/* At start: finish the removals a cut left (their mark). */
+static void finish_removals(void)
+{
+    char names[RP_COMPONENTS_MAX][RP_COMPONENT_NAME_MAX + 1];
+    size_t n = 0;
+
+    if (rp_component_names(m.agent.state_dir, names, RP_COMPONENTS_MAX, &n) != RP_OK)
+        n = 0;
+    for (size_t i = 0; i < n; i++)
+        if (rp_component_removing(m.agent.state_dir, names[i]) &&
+            remove_app(names[i], NULL) == RP_OK)
+            rp_log_info("%s: a removal a cut left is finished", names[i]);
+}
+
+/* APP_REMOVE: an app (never firmware or a system image) the device's signed targets no longer
+ * name, or a sideload the device allows; one that is not installed is not found. */
+static void apps_remove(rp_mon_reply_t *p)
+{
+    const char *name = m.req.u.app_remove.component;
+    char path[PATH_MAX], why[RP_MON_MESSAGE_MAX - 16] = "", event[RP_EVENT_REASON_MAX + 1];
+    int lock = rp_monitor_slots_lock(m.agent.state_dir, false);
+    rp_component_t c;
+    rp_slot_image_t img;
+    rp_err_t err = lock >= 0 ? rp_component_load(m.agent.state_dir, name, &c) : RP_ERR_EXISTS;
+
+    if (err == RP_OK && c.active < 0 && !rp_component_removing(m.agent.state_dir, name))
+        err = RP_ERR_NOT_FOUND; /* removed already, or never installed */
+    if (err == RP_OK && c.active >= 0 &&
+        rp_slot_path(m.agent.state_dir, name, c.active, path, sizeof(path)) == RP_OK &&
+        rp_slot_check(&m.agent, &c, path, &img) == RP_OK && img.valid &&
+        img.type != RP_IMAGE_TYPE_APP) {
+        err = RP_ERR_DENIED;
+        snprintf(why, sizeof(why), "%s is not an app: only apps are removed", name);
+    }
+    if (err == RP_OK && !rp_monitor_remove_allowed(&m.agent, name, why, sizeof(why)))
+        err = RP_ERR_DENIED;
+    if (err == RP_OK) {
+        snprintf(event, sizeof(event), "%.47s removed: %s", c.confirmed_version, why);
+        why[0] = '\0';
+        err = remove_app(name, event);
+        if (err != RP_OK)
+            snprintf(why, sizeof(why),
+                     "its removal is not finished (%s): the monitor's next start "
+                     "finishes it",
+                     rp_strerror(err));
+    }
+    if (lock >= 0)
+        close(lock);
+    if (err == RP_ERR_NOT_FOUND)
+        snprintf(why, sizeof(why), "no app %s is installed on this device", name);
+    else if (err == RP_ERR_EXISTS)
+        snprintf(why, sizeof(why), "the slots are busy (an install is running): try again");
+    else if (err != RP_OK && why[0] == '\0')
+        snprintf(why, sizeof(why), "%s", rp_strerror(err));
+    p->status = (uint16_t)err;
+    if (err != RP_OK)
+        snprintf(p->message, sizeof(p->message), "not removed: %s", why);
 }
 
 /* The lock that makes this the state directory's only monitor; held until exit. */
@@ -396,6 +488,11 @@ static void dispatch(struct client *c, int fd)
         m.reply.id = m.req.id;
         apps_control(&m.reply);
         rp_apps_chans_sync(&m.chans, NULL, m.apps_fd);
+    } else if (m.req.type == RP_MON_APP_REMOVE) {
+        memset(&m.reply, 0, sizeof(m.reply));
+        m.reply.type = m.req.type;
+        m.reply.id = m.req.id;
+        apps_remove(&m.reply);
     } else if (m.req.type == RP_MON_INSTALL) {
         memset(&m.reply, 0, sizeof(m.reply));
         m.reply.type = m.req.type;
@@ -690,6 +787,8 @@ int main(int argc, char **argv)
         rp_log_error("recovery failed: %s", rp_strerror(err));
     else if (unbootable > 0)
         rp_log_warn("%d component(s) hold no verified image (said above)", unbootable);
+    if (err == RP_OK)
+        finish_removals();
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);

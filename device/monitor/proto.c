@@ -157,6 +157,7 @@ static const struct {
     [RP_MON_CRASHES] = {"crashes",        8 + 4,                         RP_MON_CHANNEL_AGENT},
     [RP_MON_SETTINGS] = {"settings",       1,                             RP_MON_CHANNEL_AGENT},
     [RP_MON_TARGETS] = {"targets",        0,                             RP_MON_CHANNEL_AGENT},
+    [RP_MON_APP_REMOVE] = {"app-remove",     2 + RP_COMPONENT_NAME_MAX,     RP_MON_CHANNEL_AGENT},
 };
 
 _Static_assert(RP_MON_REASON_MAX == RP_EVENT_REASON_MAX, "EVENTS carries a whole reason");
@@ -305,6 +306,7 @@ rp_err_t rp_mon_request_encode(const rp_mon_request_t *q, uint8_t *buf, size_t c
         put_bytes(&w, q->u.sign_tls13.hash, q->u.sign_tls13.hash_len, RP_TLS13_HASH_MAX);
         break;
     case RP_MON_APP_CONNECT: put_str(&w, q->u.app_connect.component, RP_COMPONENT_NAME_MAX); break;
+    case RP_MON_APP_REMOVE: put_str(&w, q->u.app_remove.component, RP_COMPONENT_NAME_MAX); break;
     case RP_MON_EVIDENCE:
         put_bytes(&w, q->u.evidence.nonce, q->u.evidence.nonce_len, RP_EAT_NONCE_MAX);
         break;
@@ -375,6 +377,12 @@ rp_err_t rp_mon_request_decode(const uint8_t *buf, size_t len, rp_mon_request_t 
                                                        strlen(q->u.app_connect.component)))
             r.err = RP_ERR_MALFORMED;
         break;
+    case RP_MON_APP_REMOVE:
+        get_str(&r, q->u.app_remove.component, RP_COMPONENT_NAME_MAX);
+        if (r.err == RP_OK &&
+            !rp_component_name_valid(q->u.app_remove.component, strlen(q->u.app_remove.component)))
+            r.err = RP_ERR_MALFORMED;
+        break;
     case RP_MON_EVENTS: q->u.events.from = get_u64(&r); break;
     case RP_MON_CRASHES:
         q->u.crashes.from = get_u64(&r);
@@ -397,10 +405,10 @@ rp_err_t rp_mon_request_decode(const uint8_t *buf, size_t len, rp_mon_request_t 
     case RP_MON_APP_CONTROL:
         get_str(&r, q->u.app_control.component, RP_COMPONENT_NAME_MAX);
         q->u.app_control.action = get_u8(&r);
-        if (r.err == RP_OK && (!rp_component_name_valid(q->u.app_control.component,
-                                                        strlen(q->u.app_control.component)) ||
-                               q->u.app_control.action == 0 ||
-                               q->u.app_control.action >= RP_MON_APP_ACTION_END))
+        if (r.err == RP_OK &&
+            (!rp_component_name_valid(q->u.app_control.component,
+                                      strlen(q->u.app_control.component)) ||
+             q->u.app_control.action == 0 || q->u.app_control.action >= RP_MON_APP_ACTION_END))
             r.err = RP_ERR_MALFORMED;
         break;
     default: break;

@@ -120,7 +120,9 @@ typedef enum rp_mon_type {
                                 off), kept by the monitor */
     RP_MON_TARGETS = 20,     /* the device's signed targets, from a descriptor: checked with the
                                 monitor's update root, kept; INSTALL takes only what they name */
-    RP_MON_TYPE_END = 21     /* one past the last type: new types go before it */
+    RP_MON_APP_REMOVE = 21,  /* remove an app: stopped, its files, storage and slots gone
+                                (the targets no longer name it, or a sideload) */
+    RP_MON_TYPE_END = 22     /* one past the last type: new types go before it */
 } rp_mon_type_t;
 
 /* Where a type may be asked: the one owner of "agent types on the agent's socket, app types on
@@ -180,6 +182,9 @@ typedef struct rp_mon_request {
             char component[RP_COMPONENT_NAME_MAX + 1]; /* rp_component_name_valid() */
             uint8_t action;                            /* rp_mon_app_action_t */
         } app_control;
+        struct {
+            char component[RP_COMPONENT_NAME_MAX + 1]; /* rp_component_name_valid() */
+        } app_remove;
         struct {
             uint64_t from;   /* the first crash number wanted (0: the oldest kept) */
             uint32_t offset; /* where to read its file from */

@@ -330,6 +330,45 @@ static bool install_gate(void *ctx, const char *component, const rp_slot_image_t
     return allowed;
 }
 
+bool rp_monitor_remove_allowed(rp_agent_t *a, const char *component, char *why, size_t cap)
+{
+    rp_md_root_t *root = calloc(1, sizeof(*root));
+    rp_md_targets_t *t = calloc(1, sizeof(*t));
+    char path[PATH_MAX], named[160] = "", dev[128] = "";
+    bool allowed = false;
+    rp_err_t err = root != NULL && t != NULL ? RP_OK : RP_ERR_NO_MEMORY;
+
+    if (err == RP_OK && (err = rp_update_root(a->state_dir, root)) == RP_OK &&
+        (err = targets_path(a, path, sizeof(path))) == RP_OK)
+        err = rp_update_kept_targets(path, a->device_id, root, false, t, named, sizeof(named));
+    else
+        snprintf(named, sizeof(named), "no usable update root: %s", rp_strerror(err));
+    if (err == RP_OK) {
+        allowed = true;
+        for (size_t i = 0; i < t->ntargets; i++)
+            allowed = allowed && strcmp(t->targets[i].component, component) != 0;
+        snprintf(named, sizeof(named), "version %lld %s %s", (long long)t->version,
+                 allowed ? "does not name" : "names", component);
+    } else if (named[0] == '\0')
+        snprintf(named, sizeof(named), "none usable: %s", rp_strerror(err));
+    if (!allowed && err != RP_ERR_NO_MEMORY &&
+        rp_capability_sideload(a->state_dir, a->device_id, &allowed, dev, sizeof(dev)) != RP_OK)
+        allowed = false;
+    if (!allowed)
+        snprintf(why, cap,
+                 "the device's signed targets still name it or cannot be read (%s), and no "
+                 "development capability is in force%s%s",
+                 named, dev[0] != '\0' ? ": " : "", dev);
+    else if (err == RP_OK && strstr(named, "does not name") != NULL)
+        snprintf(why, cap, "the signed targets %s", named);
+    else
+        snprintf(why, cap, "a sideload the device allows (%s)",
+                 err == RP_OK ? named : "no targets to check it against");
+    free(root);
+    free(t);
+    return allowed;
+}
+
 rp_err_t rp_monitor_agent_dir(const char *state_dir, uid_t uid, gid_t gid)
 {
     static const char *const readable[] = {"update/root.json", "capability.json"};

@@ -33,5 +33,9 @@ rp_err_t rp_monitor_sign_tls13(rp_agent_t *a, const rp_mon_request_t *q,
 /* S/update.lock, which whatever changes the slots holds (the agent's install, recover and update
  * checks take it too). wait false: -1 at once when it is held. The descriptor, or -1. */
 int rp_monitor_slots_lock(const char *state_dir, bool wait);
+/* APP_REMOVE's authorisation, install's own: the targets the monitor keeps (verifying, in force)
+ * do not name the component, or the device allows a sideload (rp_capability_sideload). OUT: why,
+ * why not, or what allowed it. */
+bool rp_monitor_remove_allowed(rp_agent_t *a, const char *component, char *why, size_t cap);
 
 #endif /* RAMPART_MONITOR_SERVE_H */

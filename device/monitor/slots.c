@@ -668,6 +668,85 @@ static rp_err_t component_open(rp_agent_t *a, const char *name, rp_component_t *
     return err == RP_OK ? component_save(state_dir, c) : err;
 }
 
+/* ---- removal (slots.h) ---- */
+
+bool rp_component_removing(const char *state_dir, const char *name)
+{
+    char path[PATH_MAX];
+    struct stat st;
+
+    return component_file(state_dir, name, "removing", path, sizeof(path)) == RP_OK &&
+           lstat(path, &st) == 0;
+}
+
+/* The state of a removed component: nothing in a slot, nothing confirmed, the counter kept. */
+static rp_err_t tombstone(rp_agent_t *a, rp_component_t *c, const char *why)
+{
+    if (c->active < 0 && c->trial < 0 && c->confirmed[0][0] == '\0' && c->confirmed[1][0] == '\0')
+        return RP_OK;
+    c->active = c->trial = -1;
+    c->confirmed[0][0] = c->confirmed[1][0] = '\0';
+    record(c, RP_UPDATE_NONE, c->confirmed_version, why);
+    return component_save(a->state_dir, c);
+}
+
+rp_err_t rp_component_remove_begin(rp_agent_t *a, const char *name, const char *why)
+{
+    char path[PATH_MAX], dir[PATH_MAX];
+    rp_component_t c;
+    int fd = -1;
+    rp_err_t err = component_load_bound(a, name, &c);
+
+    if (err == RP_OK && (err = component_dir(a->state_dir, name, dir, sizeof(dir))) == RP_OK)
+        err = component_file(a->state_dir, name, "removing", path, sizeof(path));
+    if (err == RP_OK && ((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0 ||
+                         fsync(fd) != 0))
+        err = RP_ERR_IO;
+    if (fd >= 0)
+        close(fd);
+    if (err == RP_OK)
+        err = sync_dir(dir);
+    rp_failpoint("remove: marked");
+    return err == RP_OK ? tombstone(a, &c, why) : err;
+}
+
+rp_err_t rp_component_remove_finish(rp_agent_t *a, const char *name)
+{
+    char dir[PATH_MAX];
+    rp_component_t c;
+    struct dirent *e;
+    DIR *d;
+    rp_err_t err = component_load_bound(a, name, &c);
+
+    if (err == RP_OK)
+        err = tombstone(a, &c, "removed (finished at the monitor's start)");
+    if (err == RP_OK)
+        err = component_dir(a->state_dir, name, dir, sizeof(dir));
+    if (err != RP_OK)
+        return err;
+    d = opendir(dir);
+    if (d == NULL)
+        return RP_ERR_IO;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+            strcmp(e->d_name, "state") != 0 && strcmp(e->d_name, "removing") != 0 &&
+            unlinkat(dirfd(d), e->d_name, 0) != 0 && errno != ENOENT)
+            err = RP_ERR_IO; /* the slots, their extracted programs, a state's temporary file */
+    closedir(d);
+    if (err == RP_OK)
+        err = sync_dir(dir);
+    rp_failpoint("remove: slots deleted");
+    if (err == RP_OK) {
+        char mark[PATH_MAX];
+        err = component_file(a->state_dir, name, "removing", mark, sizeof(mark));
+        if (err == RP_OK && unlink(mark) != 0 && errno != ENOENT)
+            err = RP_ERR_IO;
+        if (err == RP_OK)
+            err = sync_dir(dir);
+    }
+    return err;
+}
+
 rp_err_t rp_component_note(rp_agent_t *a, const char *name, rp_update_state_t result,
                            const char *version, const char *detail)
 {

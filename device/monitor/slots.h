@@ -138,4 +138,17 @@ rp_err_t rp_components_recover(rp_agent_t *a, int *unbootable) RP_MUST_CHECK;
  * "the device restarted before the update was confirmed"). */
 rp_err_t rp_components_recover_cut(rp_agent_t *a, int *unbootable, const char *why) RP_MUST_CHECK;
 
+/*
+ * Removing an app component (the monitor's APP_REMOVE; docs/monitor.md). Its state stays, as a
+ * tombstone: no slot, nothing confirmed, its security counter index and binding kept (the counter
+ * cannot go down, and a reinstall of the same component takes it up again, at least at its
+ * floor). begin marks the removal (S/components/NAME/removing, durable) and then writes the
+ * tombstone: from there the component runs nothing. finish deletes its slot images and every
+ * other file but the state, then the mark. A cut anywhere leaves the mark, and the monitor's next
+ * start finishes (rp_component_removing); begin and finish may each be run again.
+ */
+rp_err_t rp_component_remove_begin(rp_agent_t *a, const char *name, const char *why) RP_MUST_CHECK;
+rp_err_t rp_component_remove_finish(rp_agent_t *a, const char *name) RP_MUST_CHECK;
+bool rp_component_removing(const char *state_dir, const char *name);
+
 #endif /* RAMPART_MONITOR_SLOTS_H */

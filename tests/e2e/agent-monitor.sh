@@ -3,7 +3,8 @@
 # that unprivileged user for every command. Provision (as root, before the monitor), the refusal
 # with no monitor, a local install, the first root only from root, attestation, an update check
 # from a real rampart-server over mutual TLS 1.3 with the key behind the monitor, root rotation
-# through TRUST_ROOT (a forged root refused), `run` under the agent's own seccomp filter, and kill
+# through TRUST_ROOT (a forged root refused), `run` under the agent's own seccomp filter, an app
+# removed once a deployment drops it (never while its targets name it), and kill
 # -9 of either process during installs: the device always holds a bootable verified image, and
 # its security counter never falls.
 # Runs as root (the monitor does; the agent is started as the user with setpriv).
@@ -331,6 +332,23 @@ kill -TERM "$runner"
 rc=0; wait "$runner" || rc=$?
 eq "$rc" 0 "run's exit status after SIGTERM (a seccomp kill would be 159)"
 expect 159 "$AGENT" --seccomp-selftest # 128 + SIGSYS
+
+# --- removing an app (APP_REMOVE): not while the device's targets name it; once a deployment -----
+# drops it (here: the device moved to a group with none), the agent's next check removes it
+expect 1 as_agent app remove --state-dir "$S" app
+err_has "not removed: the device's signed targets still name it"
+[ -e "$S/apps/app/tree" ] || fail "a refused removal deleted the app's files"
+expect 0 "$RAMPART" device assign --tenant "$acme" --product Thermostat --group Production "$id"
+expect 0 as_agent check-now --state-dir "$S" --health-seconds 1
+err_has "app: removed (the device's targets no longer name it)"
+[ ! -e "$S/apps/app" ] || fail "the removed app's files are left: $(ls -la "$S/apps/app")"
+eq "$(ls "$S/components/app")" state "what is left of the removed app: its tombstone"
+expect 0 as_agent events --state-dir "$S" --output json
+jq -e '[.events[] | select(.kind == "removed" and .app == "app" and
+  (.reason | test(" removed: the signed targets version [0-9]+ does not name app$")))] | length == 1' \
+  "$d/out" >/dev/null || fail "no removed event: $(cat "$d/out")"
+expect 0 as_agent check-now --state-dir "$S" --health-seconds 1 # nothing more to remove
+! grep -q "app: removed\|was not removed" "$d/err" || fail "a second check removed again: $(cat "$d/err")"
 
 kill -TERM "$MON_PID"; wait "$MON_PID" || true
 

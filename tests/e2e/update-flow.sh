@@ -157,6 +157,10 @@ eq "$(version_of 5)" none "the Production device is still untouched"
 # back (the agent would refuse it as a rollback).
 targets_of() { jq -r ".signed | @base64d | fromjson | .$2" "$d/dev$1/agent/update/targets.json"; }
 sign 1.4.1 2 "$d/good.sh"; v141=$(upload 1.4.1)
+# (a group with a deployment older than the next one, for a move below)
+expect 0 "$RAMPART" device-group create --tenant "$acme" --product Thermostat Canary
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group Canary "$v141"
+depc=$(cat "$d/out")
 expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v141"
 depp=$(cat "$d/out")
 expect 0 check 1; out_has "app: installed"; eq "$(version_of 1)" 1.4.1+0 "dev1 runs 1.4.1"
@@ -186,6 +190,18 @@ eq "$(targets_of 2 deployment)" "$depp" "dev2's targets name the one before the 
 # stopping the one dev1 has: it keeps it
 expect 0 "$RAMPART" deployment stop --tenant "$acme" "$depp"
 expect 0 check 1; out_has "1 up to date"; eq "$(targets_of 1 deployment)" "$depp" "dev1 keeps the stopped one"
+# Moving a device to a group whose deployment is older (deployment numbers are global) does not
+# lower its targets version (it would refuse them as a rollback and be stuck), nor does moving it
+# back.
+ver1=$(targets_of 1 version)
+expect 0 "$RAMPART" device assign --tenant "$acme" --product Thermostat --group Canary "${ids[0]}"
+expect 0 check 1; out_has "1 up to date"
+eq "$(targets_of 1 deployment)" "$depc" "dev1's targets name Canary's deployment"
+[ "$(targets_of 1 version)" -gt "$ver1" ] || fail "dev1's targets version went from $ver1 to $(targets_of 1 version)"
+ver1=$(targets_of 1 version)
+expect 0 "$RAMPART" device assign --tenant "$acme" --product Thermostat --group "Field Test" "${ids[0]}"
+expect 0 check 1; out_has "1 up to date"; eq "$(targets_of 1 deployment)" "$depp" "dev1 back in Field Test"
+[ "$(targets_of 1 version)" -gt "$ver1" ] || fail "dev1's targets version went from $ver1 to $(targets_of 1 version)"
 
 # --- root rotation: a second image key, trusted once the operator signs root version 2 -----------
 expect 0 "$RAMPART" key generate --type ed25519 --out "$d/img2.key"
@@ -231,8 +247,11 @@ sqlite3 "$d/srv/rampart.db" "DELETE FROM update_roots WHERE tenant_id = '$acme' 
 expect 1 at_clock '+2d' "$AGENT" check-now --state-dir "$d/dev1" --health-seconds 1
 err_has "the targets have expired (freeze)"
 # a rollback of the metadata: the service serves an older deployment than the device has seen
+# (its database rewritten: the newest deployment and the device's targets version gone)
 sqlite3 "$d/srv/rampart.db" "DELETE FROM device_updates WHERE deployment_id = '$dep9';
-  DELETE FROM deployment_images WHERE deployment_id = '$dep9'; DELETE FROM deployments WHERE id = '$dep9'"
+  DELETE FROM deployment_reached WHERE deployment_id = '$dep9';
+  DELETE FROM deployment_images WHERE deployment_id = '$dep9'; DELETE FROM deployments WHERE id = '$dep9';
+  DELETE FROM device_targets WHERE device_id = '${ids[0]}'"
 expect 1 check 1; err_has "is older than the"; err_has "(rollback)"
 eq "$(version_of 1)" 1.5.0+0 "dev1 still runs 1.5.0"
 # each refusal above is a report with its reason code (docs/failure-reporting.md): the service has

@@ -604,6 +604,44 @@ static void test_app_control(void **state)
     reply_round_trip();
 }
 
+/* 21 APP_REMOVE: the agent's, one component name (the one rule: no "/", no leading dot), no
+ * descriptor; no field in its reply. */
+static void test_app_remove(void **state)
+{
+    size_t len;
+
+    (void)state;
+    assert_int_equal(RP_MON_APP_REMOVE, 21);
+    assert_int_equal(rp_mon_type_channel(RP_MON_APP_REMOVE), RP_MON_CHANNEL_AGENT);
+    assert_string_equal(rp_mon_type_name(RP_MON_APP_REMOVE), "app-remove");
+    assert_false(rp_mon_type_takes_fd(RP_MON_APP_REMOVE));
+    assert_int_equal(rp_mon_request_body_max(RP_MON_APP_REMOVE), 2 + RP_COMPONENT_NAME_MAX);
+    memset(&q, 0, sizeof(q));
+    q.id = 21;
+    q.type = RP_MON_APP_REMOVE;
+    memset(q.u.app_remove.component, 'r', RP_COMPONENT_NAME_MAX);
+    request_round_trip();
+    assert_string_equal(q2.u.app_remove.component, q.u.app_remove.component);
+    len = enc_req();
+    assert_int_equal(rp_mon_request_decode(buf, len - 1, &q2), RP_ERR_TRUNCATED);
+    buf[len] = 0;
+    set_body_len(2 + RP_COMPONENT_NAME_MAX + 1);
+    assert_int_equal(rp_mon_request_decode(buf, len + 1, &q2), RP_ERR_TOO_LARGE);
+    for (size_t i = 0; i < 3; i++) {
+        static const char *const bad[] = {"../etc", ".hidden", ""};
+        snprintf(q.u.app_remove.component, sizeof(q.u.app_remove.component), "%s", bad[i]);
+        len = enc_req();
+        assert_int_equal(rp_mon_request_decode(buf, len, &q2), RP_ERR_MALFORMED);
+    }
+    memset(&r, 0, sizeof(r));
+    r.type = RP_MON_APP_REMOVE;
+    reply_round_trip();
+    r.status = RP_ERR_DENIED;
+    snprintf(r.message, sizeof(r.message), "not removed: the targets still name it");
+    reply_round_trip();
+    assert_string_equal(r2.message, r.message);
+}
+
 /* 19 SETTINGS: the device group's crash capture, one byte each way: 0 or 1, nothing else. */
 static void test_settings_type(void **state)
 {
@@ -691,7 +729,7 @@ static void test_record_types(void **state)
     size_t len, at;
 
     (void)state;
-    assert_int_equal(RP_MON_TYPE_END, 21);
+    assert_int_equal(RP_MON_TYPE_END, 22);
     assert_int_equal(rp_mon_type_channel(RP_MON_EVENTS), RP_MON_CHANNEL_AGENT);
     assert_int_equal(rp_mon_type_channel(RP_MON_APP_LOG), RP_MON_CHANNEL_AGENT);
     assert_string_equal(rp_mon_type_name(RP_MON_EVENTS), "events");
@@ -886,7 +924,7 @@ static void test_crashes_type(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_app_control),
+        cmocka_unit_test(test_app_control),        cmocka_unit_test(test_app_remove),
         cmocka_unit_test(test_app_types),          cmocka_unit_test(test_requests_round_trip),
         cmocka_unit_test(test_replies_round_trip), cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_tls13_content),      cmocka_unit_test(test_transport),

@@ -163,7 +163,7 @@ static void store_schema(void **state)
 {
     struct db *db = *state;
 
-    assert_int_equal(rp_store_schema_version(db->s), 17);
+    assert_int_equal(rp_store_schema_version(db->s), 18);
 }
 
 /* One write: a verdict, maybe a certificate, maybe a nonce to spend. */
@@ -1111,8 +1111,9 @@ static void store_name_keys_filled_at_open(void **state)
     assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
     /* Back to schema 7 ... */
     assert_int_equal(sqlite3_exec(raw,
+                                  "DROP TABLE device_targets;"
                                   "DROP INDEX device_updates_state;"
-                                  "DELETE FROM schema_version WHERE version = 17;"
+                                  "DELETE FROM schema_version WHERE version IN (17, 18);"
                                   "DROP TABLE deployment_reached;"
                                   "ALTER TABLE deployments DROP COLUMN status;"
                                   "DELETE FROM schema_version WHERE version = 16;"
@@ -1164,7 +1165,7 @@ static void store_name_keys_filled_at_open(void **state)
                      SQLITE_OK);
     rp_store_close(db->s);
     assert_int_equal(rp_store_open(db->dir, &db->s), RP_OK);
-    assert_int_equal(rp_store_schema_version(db->s), 17);
+    assert_int_equal(rp_store_schema_version(db->s), 18);
     assert_int_equal(rp_store_tenant_create(db->s, "acme", &t), RP_ERR_EXISTS);
     assert_int_equal(rp_store_tenant_create(db->s, "globex", &t), RP_ERR_EXISTS);
     assert_int_equal(rp_store_tenant_create(db->s, "Beta", &t), RP_ERR_EXISTS);
@@ -1408,6 +1409,21 @@ static void store_groups_and_deployments(void **state)
     assert_int_equal(rp_store_deployment_for_device(db->s, prod.id, dev3, &got), RP_OK);
     assert_string_equal(got.id, d3.id);
     assert_int_equal(rp_store_deployment_reached(db->s, d3.id, dev3, 1500), RP_OK);
+    /* A device's targets version (schema 18): the same while its deployment is; never lower
+     * when it changes to an older one (a move to another group); the first one is the seq. */
+    int64_t tv = 0, tv2 = 0;
+    assert_int_equal(rp_store_device_targets_version(db->s, dev3, "", 0, &tv), RP_OK);
+    assert_int_equal(tv, 0);
+    assert_int_equal(rp_store_device_targets_version(db->s, dev3, d3.id, d3.seq, &tv), RP_OK);
+    assert_int_equal(tv, d3.seq);
+    assert_int_equal(rp_store_device_targets_version(db->s, dev3, d3.id, d3.seq, &tv2), RP_OK);
+    assert_int_equal(tv2, tv);
+    assert_int_equal(rp_store_device_targets_version(db->s, dev3, d1.id, d1.seq, &tv2), RP_OK);
+    assert_true(d1.seq < d3.seq && tv2 == tv + 1);
+    assert_int_equal(rp_store_device_targets_version(db->s, dev3, d3.id, d3.seq, &tv), RP_OK);
+    assert_int_equal(tv, tv2 + 1);
+    assert_int_equal(rp_store_device_targets_version(db->s, dev3, "", 0, &tv2), RP_OK);
+    assert_int_equal(tv2, tv + 1);
     /* stopped before reaching anyone: offered to no device, and final */
     d4 = d1;
     assert_int_equal(rp_store_deployment_create(db->s, &d4), RP_OK);

@@ -6,8 +6,10 @@
  * With RAMPART_FAILPOINT=N in the environment, the Nth failpoint reached ends the process at once
  * with _exit(RP_FAILPOINT_EXIT): no cleanup, no flush, no atexit. With
  * RAMPART_FAILPOINT_TRACE=FILE, each failpoint reached appends its number and name to FILE, so a
- * test learns how many steps an operation has. Without either variable a failpoint costs one
- * branch.
+ * test learns how many steps an operation has. With RAMPART_FAILPOINT_FROM=PREFIX as well, the
+ * count (and the trace) starts at the first failpoint whose name starts with PREFIX: a long-lived
+ * process (the monitor) is cut in one operation whatever it wrote before. Without either variable
+ * a failpoint costs one branch.
  */
 #ifndef RAMPART_FAILPOINT_H
 #define RAMPART_FAILPOINT_H

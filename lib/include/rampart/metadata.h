@@ -116,7 +116,7 @@ typedef struct rp_md_targets {
     char tenant[RP_MD_ID_MAX + 1];
     char device[RP_MD_DEVICE_ID_LEN + 1];
     char deployment[RP_MD_ID_MAX + 1]; /* "" when no deployment reaches the device */
-    int64_t version;                   /* the deployment's sequence number: never goes down */
+    int64_t version;                   /* the device's own targets version: never goes down */
     int64_t expires;                   /* Unix time: a device refuses them past it (freeze) */
     size_t ntargets;                   /* 0 to RP_MD_TARGETS_MAX, one per component */
     rp_md_target_t targets[RP_MD_TARGETS_MAX];
