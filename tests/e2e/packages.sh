@@ -61,7 +61,11 @@ if [ "${1:-}" != inside ]; then
     # mmdebstrap starts with no descriptor but 0-2: apt runs its hook `cat >&N` with /bin/sh, and
     # dash takes one digit only ("Bad fd number" once the lock above and ctest's push N past 9).
     (
-      for fd in $(ls "/proc/$BASHPID/fd"); do [ "$fd" -le 2 ] || eval "exec $fd>&-"; done
+      for fd in "/proc/$BASHPID/fd/"*; do
+        fd=${fd##*/}
+        [ "$fd" -le 2 ] || eval "exec $fd>&-"
+      done
+      # shellcheck disable=SC2016 # the hook's $1 is the root, given to it by mmdebstrap
       exec mmdebstrap --variant=minbase --include="$deps" --skip=download/empty \
       --setup-hook='mkdir -p "$1/var/cache/apt/archives" &&
         { cp -al /var/cache/apt/archives/*.deb "$1/var/cache/apt/archives/" 2>/dev/null || true; }' \
@@ -124,17 +128,20 @@ nspawn=
 stop_root() {
   # Every process in the booted root's cgroup is killed (systemd-nspawn first: it would restart
   # nothing, but would report each death), the cgroups, then the mounts, are removed.
-  local d f pid i
+  local d f pid found
   [ -z "$nspawn" ] || kill -KILL "$nspawn" 2>/dev/null || true
-  for i in $(seq 100); do
-    pid=
+  for _ in $(seq 100); do # 10 s at most
+    found=
     for d in "${cgdirs[@]}"; do
       [ -d "$d" ] || continue
-      for f in $(find "$d" -name cgroup.procs); do
-        for pid in $(cat "$f" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
-      done
+      while read -r f; do
+        while read -r pid; do
+          found=1
+          kill -KILL "$pid" 2>/dev/null || true
+        done 2>/dev/null <"$f" || true # a cgroup gone meanwhile
+      done < <(find "$d" -name cgroup.procs 2>/dev/null)
     done
-    [ -n "$pid" ] || break
+    [ -n "$found" ] || break
     sleep 0.1
   done
   [ -z "$nspawn" ] || wait "$nspawn" 2>/dev/null || true
