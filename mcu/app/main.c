@@ -1,0 +1,56 @@
+/*
+ * The sample non-secure app: says hello, blinks user LED 0 in the board's FPGA I/O block, and
+ * stops the emulator. It is signed and booted like every firmware image (docs/mcu.md).
+ */
+#include <stdint.h>
+
+#include "an505.h"
+#include "semihost.h"
+#include "startup.h"
+
+extern uint32_t __stack_top[];
+void rp_app_reset(void);
+
+#define BLINKS 3
+
+static void delay(void)
+{
+    for (volatile uint32_t i = 0; i < 100000; i++)
+        ;
+}
+
+int main(void)
+{
+    rp_sh_out("app: hello from the non-secure world\n");
+    for (int i = 0; i < BLINKS; i++) {
+        FPGAIO_LED = 1;
+        rp_sh_out((FPGAIO_LED & 1) ? "app: LED0 on\n" : "app: LED0 stuck off\n");
+        delay();
+        FPGAIO_LED = 0;
+        rp_sh_out((FPGAIO_LED & 1) ? "app: LED0 stuck on\n" : "app: LED0 off\n");
+        delay();
+    }
+    rp_sh_out("app: done\n");
+    rp_sh_exit(0);
+}
+
+__attribute__((noreturn)) void rp_app_reset(void)
+{
+    rp_startup_init_memory();
+    main();
+    rp_sh_exit(1);
+}
+
+__attribute__((noreturn)) static void app_fault(void)
+{
+    rp_sh_out("app: fault\n");
+    rp_sh_exit(3);
+}
+
+__attribute__((section(".vectors"), used)) static const uintptr_t vectors[16] = {
+    (uintptr_t)__stack_top, (uintptr_t)rp_app_reset, (uintptr_t)app_fault, /* NMI */
+    (uintptr_t)app_fault,                                                  /* HardFault */
+    (uintptr_t)app_fault,                                                  /* MemManage */
+    (uintptr_t)app_fault,                                                  /* BusFault */
+    (uintptr_t)app_fault,                                                  /* UsageFault */
+};
