@@ -1,6 +1,7 @@
 /*
  * The sample non-secure app: says hello, blinks user LED 0 in the board's FPGA I/O block, and
- * stops the emulator. It is signed and booted like every firmware image (docs/mcu.md).
+ * stops the emulator. It is signed and booted like every firmware image (docs/mcu.md). Built
+ * again with RP_APP_PROBE as probe.bin, it tries to read secure storage instead, which must fault.
  */
 #include <stdint.h>
 
@@ -22,6 +23,14 @@ static void delay(void)
 int main(void)
 {
     rp_sh_out("app: hello from the non-secure world\n");
+#ifdef RP_APP_PROBE
+    /* The isolation probe (probe.bin, for tests): reading secure memory must fault, so the line
+     * after the read is never printed. */
+    rp_sh_out("app: reading secure memory\n");
+    if (RP_REG(RP_APP_PROBE) != 0x12345678u)
+        rp_sh_out("app: read secure memory\n");
+    rp_sh_exit(0);
+#endif
     for (int i = 0; i < BLINKS; i++) {
         FPGAIO_LED = 1;
         rp_sh_out((FPGAIO_LED & 1) ? "app: LED0 on\n" : "app: LED0 stuck off\n");

@@ -3,7 +3,9 @@
  * stops the board: it never falls through to the non-secure image.
  */
 #include <stdint.h>
+#include <string.h>
 
+#include "an505.h"
 #include "boot.h"
 #include "semihost.h"
 #include "startup.h"
@@ -26,7 +28,13 @@ __attribute__((noreturn)) void rp_boot_reset(void)
 __attribute__((noreturn)) static void fault(void)
 {
     if (rp_ns_started) {
-        rp_sh_out("boot: the non-secure image faulted (security violation or bad access)\n");
+        /* SFSR says why: 0x08 (AUVIOL) is an access the SAU attributes to the secure state. */
+        char line[64] = "boot: the non-secure image faulted: SFSR 0x";
+        uint32_t sfsr = SCB_SFSR;
+
+        rp_sh_hex(line, (const uint8_t[]){sfsr >> 24, sfsr >> 16, sfsr >> 8, sfsr}, 4);
+        strcat(line, "\n");
+        rp_sh_out(line);
         rp_sh_exit(3);
     }
     rp_sh_out("boot: refused: fault in the boot stage\n");

@@ -23,6 +23,7 @@
 /* The non-secure view of the SCB, from the secure state. */
 #define SCB_NS_VTOR RP_REG(0xE002ED08u)
 #define SCB_AIRCR RP_REG(0xE000ED0Cu)
+#define SCB_SFSR RP_REG(0xE000EDE4u) /* SecureFault status */
 
 /* The SSE-200 secure privilege control block (secure alias). */
 #define SECCTL_BASE 0x50080000u

@@ -2,8 +2,9 @@
 # End to end on the emulated microcontroller (QEMU mps2-an505, Cortex-M33 with TrustZone-M): the
 # sample app signed by the real `rampart image sign` boots through the secure boot stage; a
 # tampered image, an image signed by another key, an image below the security counter kept in
-# secure storage, a truncated one and one of another type are each refused with their reason, and
-# the flash file keeps the counter between runs. docs/mcu.md.
+# secure storage, a truncated one and one of another type are each refused with their reason; the
+# non-secure app cannot read secure storage; the flash file keeps the counter between runs.
+# docs/mcu.md.
 . "$(dirname "$0")/lib.sh"
 : "${MCU_BUILD:?set MCU_BUILD to the microcontroller build}" "${MCU_RUN:?set MCU_RUN to scripts/mcu-run}"
 : "${MCU_KEYS:?set MCU_KEYS to mcu/keys}"
@@ -65,6 +66,14 @@ out_has "boot: refused: "; out_lines 1
 sign "$d/app.img" 1.0.0 2 "$key" app
 run 1 --slot0 "$d/app.img"
 eq "$(cat "$d/out")" "boot: refused: not a firmware image (--type firmware)" "another type"
+
+# --- the non-secure app sees only its memory: reading secure storage faults (the SAU) ----------
+expect 0 "$RAMPART" image sign --type firmware --key "$key" --version 1.0.1 --security-counter 2 \
+  "$MCU_BUILD/probe.bin" "$d/probe.img"
+run 0 --slot0 "$d/probe.img"
+out_has "app: reading secure memory"
+! grep -q "app: read secure memory" "$d/out" || fail "the non-secure app read secure storage"
+err_has "boot: the non-secure image faulted: SFSR 0x00000008"
 
 # --- the good image boots again, and a newer counter is kept in secure storage -----------------
 sign "$d/v2.img" 1.1.0 3
