@@ -73,6 +73,8 @@ int main(void)
         refuse("crypto backend failure", NULL);
     banner(key_hash);
 
+    if (*(const volatile uint32_t *)slot == 0xFFFFFFFFu)
+        refuse("slot0 is empty (erased flash)", NULL);
     err = rp_image_verify(&io, &key, 1, scratch, sizeof(scratch), &info);
     if (err != RP_OK)
         refuse(rp_strerror(err), NULL);

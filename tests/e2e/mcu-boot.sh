@@ -30,6 +30,10 @@ expect 2 "$MCU_RUN" --flash "$flash" --timeout 0;     err_has "--timeout"
 expect 2 "$MCU_RUN" --flash "$flash" --slot0 "$d/none"; err_has "no image"
 [ ! -e "$flash" ] || fail "a refused command created the flash file"
 
+# --- an erased flash boots nothing ------------------------------------------------------------
+run 1
+eq "$(cat "$d/out")" "boot: refused: slot0 is empty (erased flash)" "empty slot"
+
 # --- a good image boots, and the app runs non-secure ---------------------------------------
 sign "$d/v1.img" 1.0.0 2
 expect 0 "$RAMPART" image verify --key "$key" "$d/v1.img"
