@@ -3,7 +3,8 @@
 # sample app signed by the real `rampart image sign` boots through the secure boot stage; a
 # tampered image, an image signed by another key, an image below the security counter kept in
 # secure storage, a truncated one and one of another type are each refused with their reason; the
-# non-secure app cannot read secure storage; the flash file keeps the counter between runs.
+# non-secure app cannot read secure storage; the flash file keeps the counter between runs, in two
+# copies: a raise cut short by a power loss does not count, and a corrupt copy refuses everything.
 # docs/mcu.md.
 . "$(dirname "$0")/lib.sh"
 : "${MCU_BUILD:?set MCU_BUILD to the microcontroller build}" "${MCU_RUN:?set MCU_RUN to scripts/mcu-run}"
@@ -86,4 +87,20 @@ eq "$(head -1 "$d/out")" "boot: slot0 version 1.1.0+0 counter 3: booting" "newer
 run 1 --slot0 "$d/v1.img" # counter 2 is now below the stored 3
 eq "$(cat "$d/out")" "boot: refused: rollback: security counter 2 is below the device's 3" \
   "the counter survived in the flash file"
+
+# --- secure storage: two copies of the counter; a raise cut short is ignored, corruption refuses --
+store=$(($(sed -n 's/^RP_MCU_SECSTORE_OFF=//p' "$MCU_BUILD/layout.env")))
+half=$(($(sed -n 's/^RP_MCU_SECSTORE_SIZE=//p' "$MCU_BUILD/layout.env") / 2))
+le32() { printf '%02x%02x%02x%02x' $(($1 & 255)) $(($1 >> 8 & 255)) $(($1 >> 16 & 255)) $(($1 >> 24 & 255)); }
+# The counter is 3 in copy 1 (sequence 2). Copy 0 now holds a raise to 9 that lost power before
+# its magic was written (sequence 3, counter 9, a right check): it must not count.
+put_bytes "$flash" "$store" "ffffffff$(le32 3)$(le32 9)$(le32 $(((~(9 ^ (3 * 0x9E3779B9))) & 0xffffffff)))"
+run 0 --slot0 "$d/v2.img"
+out_has "counter 3: booting"
+run 1 --slot0 "$d/v1.img"
+eq "$(cat "$d/out")" "boot: refused: rollback: security counter 2 is below the device's 3" \
+  "a raise cut short does not count"
+flip "$flash" $((store + half + 8)) # a byte of copy 1's counter: no power cut does that
+run 1 --slot0 "$d/v2.img"
+eq "$(cat "$d/out")" "boot: refused: secure storage is corrupt" "a corrupt counter refuses"
 done_ok
