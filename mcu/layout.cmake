@@ -8,10 +8,17 @@
 set(RP_MCU_FLASH_BASE      0x80000000) # the flash file's byte 0
 set(RP_MCU_FLASH_SIZE      0x01000000) # 16 MiB: the size of the file and of the PSRAM
 set(RP_MCU_SLOT0_OFF       0x00000000) # primary slot: the image that boots (non-secure code)
-set(RP_MCU_SLOT1_OFF       0x00100000) # secondary slot: an update, once upgrades exist
+set(RP_MCU_SLOT1_OFF       0x00100000) # secondary slot: an update (secure only)
 set(RP_MCU_SLOT_SIZE       0x00100000) # 1 MiB each
 set(RP_MCU_SECSTORE_OFF    0x00200000) # secure storage: the security counter (secure only)
 set(RP_MCU_SECSTORE_SIZE   0x00001000)
+# Upgrades (mcu/boot/swap.c): the erase unit the swap moves (a real part's flash page; the
+# board's PSRAM has none, so the boot stage erases by writing 0xFF), the swap status (two
+# sectors: the install log and the revert log) and the scratch sector, all secure. The last sector
+# of the primary slot is its trailer, never part of an image: the app confirms a trial there.
+set(RP_MCU_SECTOR_SIZE     0x00001000)
+set(RP_MCU_STATUS_OFF      0x00201000)
+set(RP_MCU_SCRATCH_OFF     0x00203000)
 # The image header area `rampart image sign` writes by default (lib: RP_SIGN_DEFAULT_HEADER_SIZE):
 # the app's vector table follows it, so a plain `image sign` makes a bootable image.
 set(RP_MCU_IMG_HDR_SIZE    0x200)

@@ -1,11 +1,13 @@
 /*
  * The sample non-secure app: says hello, blinks user LED 0 in the board's FPGA I/O block, and
- * stops the emulator. It is signed and booted like every firmware image (docs/mcu.md). Built
- * again with RP_APP_PROBE as probe.bin, it tries to read secure storage instead, which must fault.
+ * stops the emulator; booted on trial after an upgrade, it confirms itself. It is signed and booted
+ * like every firmware image (docs/mcu.md). Built again with RP_APP_PROBE as probe.bin, it tries to
+ * read secure storage instead, which must fault.
  */
 #include <stdint.h>
 
 #include "an505.h"
+#include "rp_mcu_trailer.h"
 #include "semihost.h"
 #include "startup.h"
 
@@ -39,6 +41,14 @@ int main(void)
         rp_sh_out((FPGAIO_LED & 1) ? "app: LED0 stuck on\n" : "app: LED0 off\n");
         delay();
     }
+    /* The self-test passed: keep this image if it boots on trial (docs/mcu.md, upgrades). Built
+     * as noconfirm.bin (for tests) it never does, so the next boot reverts it. */
+#ifndef RP_APP_NO_CONFIRM
+    if (RP_REG(RP_MCU_TRAILER_ADDR) != RP_MCU_CONFIRMED) {
+        RP_REG(RP_MCU_TRAILER_ADDR) = RP_MCU_CONFIRMED;
+        rp_sh_out("app: confirmed this image\n");
+    }
+#endif
     rp_sh_out("app: done\n");
     rp_sh_exit(0);
 }

@@ -18,6 +18,7 @@
 typedef struct rp_boot_record {
     uint32_t magic; /* RP_BOOT_RECORD_MAGIC once filled in */
     uint32_t slot;
+    uint32_t trial; /* 1: booted on trial, not confirmed yet (the counter is not raised) */
     rp_image_version_t version;
     uint32_t security_counter;
     uint8_t digest[RP_SHA256_LEN]; /* SHA-256 of the signed region, as verified */
@@ -33,6 +34,25 @@ extern rp_boot_record_t rp_boot_record;
 rp_err_t rp_secstore_counter(uint32_t *counter) RP_MUST_CHECK;
 /* Raise the stored counter to counter (never lowers it). */
 rp_err_t rp_secstore_advance(uint32_t counter) RP_MUST_CHECK;
+
+/* Flash (flash.c): erase a range (to 0xFFFFFFFF, from its start), program words, one word;
+ * offsets from the flash's start, lengths in bytes (whole words). Each call is one flash
+ * operation for the power-cut hook, which rp_flash_hook_init() arms in boot-cut.elf only. */
+#define RP_FLASH_ERASED 0xFFFFFFFFu
+void rp_flash_hook_init(void);
+void rp_flash_erase(uint32_t off, uint32_t len);
+void rp_flash_program(uint32_t off, const volatile uint32_t *src, uint32_t len);
+void rp_flash_word(uint32_t off, uint32_t value);
+
+/* Every check an image in a slot meets before it boots or is installed: the core's verification
+ * with the trusted key, the board's rules and the security counter. NULL when it passes, else the
+ * reason. OUT: *info. */
+const char *rp_boot_check(uint32_t slot_off, rp_image_info_t *info);
+
+/* Upgrades (swap.c): installs a verified slot1 image on trial, resumes an install or revert a
+ * power cut stopped, confirms or reverts a trial. OUT: *trial, slot0 boots on trial (the counter
+ * is not raised). RP_ERR_MALFORMED: the swap status is corrupt (nothing boots). */
+rp_err_t rp_swap_boot(bool *trial) RP_MUST_CHECK;
 
 /* Make the non-secure image's slot, its RAM and its peripherals non-secure (SAU, MPC, PPC);
  * everything else stays secure. */

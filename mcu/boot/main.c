@@ -2,9 +2,10 @@
  * The secure boot stage: verifies the primary slot with the portable core (the same MCUboot
  * format and the same code as the server and the Linux device), refuses an image below the
  * security counter kept in secure storage, records what it measured, gives the non-secure world
- * its memory and nothing else, and starts it. It prints a banner, the measurement and one line of
- * verdict ("boot: slot0 version V counter N: booting" or "boot: refused: REASON"), which
- * scripts/mcu-run and tests read.
+ * its memory and nothing else, and starts it. Before that, swap.c installs an upgrade from the
+ * secondary slot (or resumes, confirms or reverts one) with the same checks (rp_boot_check). It
+ * prints a banner, the measurement and one line of verdict ("boot: slot0 version V counter N:
+ * booting" or "boot: refused: REASON"), which scripts/mcu-run and tests read.
  */
 #include <string.h>
 
@@ -47,57 +48,90 @@ static void banner(const uint8_t key_hash[RP_SHA256_LEN])
     rp_sh_out(line);
 }
 
-/* A bootable Armv8-M vector table: its stack in the app's RAM, its entry in its own payload. */
-static bool vectors_sane(uint32_t vt, uint32_t payload_end)
+/*
+ * A bootable Armv8-M vector table: its stack in the app's RAM, its entry in its own payload once
+ * it runs from the primary slot (an image in slot1 is linked for slot0 too).
+ */
+static bool vectors_sane(uint32_t slot_off, uint32_t payload_end)
 {
-    const volatile uint32_t *v = (const volatile uint32_t *)vt;
+    const volatile uint32_t *v =
+        (const volatile uint32_t *)(RP_MCU_FLASH_BASE + slot_off + RP_MCU_IMG_HDR_SIZE);
+    const uint32_t vt = RP_MCU_FLASH_BASE + RP_MCU_SLOT0_OFF + RP_MCU_IMG_HDR_SIZE;
+    const uint32_t end = RP_MCU_FLASH_BASE + RP_MCU_SLOT0_OFF + payload_end;
     uint32_t sp = v[0], pc = v[1];
 
     return sp > RP_MCU_NS_RAM_BASE && sp <= RP_MCU_NS_RAM_BASE + RP_MCU_NS_RAM_SIZE &&
-           (sp & 7u) == 0 && (pc & 1u) == 1 && (pc & ~1u) >= vt + 8 && (pc & ~1u) < payload_end;
+           (sp & 7u) == 0 && (pc & 1u) == 1 && (pc & ~1u) >= vt + 8 && (pc & ~1u) < end;
+}
+
+const char *rp_boot_check(uint32_t slot_off, rp_image_info_t *info)
+{
+    static const rp_image_key_t key = {rp_mcu_key_spki, sizeof(rp_mcu_key_spki)};
+    static char reason[96];
+    rp_image_io_t io = {.mapped = (const uint8_t *)(RP_MCU_FLASH_BASE + slot_off),
+                        .size = RP_MCU_SLOT_SIZE};
+    uint32_t stored;
+    rp_err_t err;
+
+    if (*(const volatile uint32_t *)(RP_MCU_FLASH_BASE + slot_off) == 0xFFFFFFFFu)
+        return slot_off == RP_MCU_SLOT0_OFF ? "slot0 is empty (erased flash)"
+                                            : "slot1 is empty (erased flash)";
+    err = rp_image_verify(&io, &key, 1, scratch, sizeof(scratch), info);
+    if (err != RP_OK)
+        return rp_strerror(err);
+    if (info->type != RP_IMAGE_TYPE_FIRMWARE)
+        return "not a firmware image (--type firmware)";
+    if (info->layout.hdr.hdr_size != RP_MCU_IMG_HDR_SIZE || info->layout.hdr.flags != 0)
+        return "image header size or flags not what this board boots";
+    if (info->layout.total_size > RP_MCU_SLOT_SIZE - RP_MCU_SECTOR_SIZE)
+        return "the image reaches the slot's trailer (its last sector)";
+    if (!info->has_security_counter)
+        return "no security counter (--security-counter)";
+    if (rp_secstore_counter(&stored) != RP_OK)
+        return "secure storage is corrupt";
+    if (info->security_counter < stored) {
+        reason[0] = 0;
+        strcat(reason, "rollback: security counter ");
+        rp_sh_u32(reason, info->security_counter);
+        strcat(reason, " is below the device's ");
+        rp_sh_u32(reason, stored);
+        return reason;
+    }
+    if (!vectors_sane(slot_off, (uint32_t)info->layout.payload_end))
+        return "no bootable vector table after the header";
+    return NULL;
 }
 
 int main(void)
 {
     const uint32_t slot = RP_MCU_FLASH_BASE + RP_MCU_SLOT0_OFF;
-    const rp_image_key_t key = {rp_mcu_key_spki, sizeof(rp_mcu_key_spki)};
-    rp_image_io_t io = {.mapped = (const uint8_t *)slot, .size = RP_MCU_SLOT_SIZE};
-    rp_image_info_t info;
     uint8_t key_hash[RP_SHA256_LEN];
     char num[RP_IMAGE_VERSION_STR_MAX];
-    uint32_t stored, vt;
+    rp_image_info_t info;
+    const char *reason;
+    uint32_t stored;
+    bool trial;
     rp_err_t err;
 
+    rp_flash_hook_init();
     mbedtls_memory_buffer_alloc_init(mbedtls_pool, sizeof(mbedtls_pool));
-    if (rp_sha256(key.spki, key.spki_len, key_hash) != RP_OK)
+    if (rp_sha256(rp_mcu_key_spki, sizeof(rp_mcu_key_spki), key_hash) != RP_OK)
         refuse("crypto backend failure", NULL);
     banner(key_hash);
 
-    if (*(const volatile uint32_t *)slot == 0xFFFFFFFFu)
-        refuse("slot0 is empty (erased flash)", NULL);
-    err = rp_image_verify(&io, &key, 1, scratch, sizeof(scratch), &info);
+    /* An upgrade first: install slot1's image, resume a cut one, confirm or revert a trial. */
+    err = rp_swap_boot(&trial);
+    if (err == RP_ERR_MALFORMED)
+        refuse("the swap status is corrupt", NULL);
     if (err != RP_OK)
-        refuse(rp_strerror(err), NULL);
-    if (info.type != RP_IMAGE_TYPE_FIRMWARE)
-        refuse("not a firmware image (--type firmware)", NULL);
-    if (info.layout.hdr.hdr_size != RP_MCU_IMG_HDR_SIZE || info.layout.hdr.flags != 0)
-        refuse("image header size or flags not what this board boots", NULL);
-    if (!info.has_security_counter)
-        refuse("no security counter (--security-counter)", NULL);
-    if (rp_secstore_counter(&stored) != RP_OK)
-        refuse("secure storage is corrupt", NULL);
-    if (info.security_counter < stored) {
-        char detail[48] = "";
-        rp_sh_u32(detail, info.security_counter);
-        strcat(detail, " is below the device's ");
-        rp_sh_u32(detail, stored);
-        refuse("rollback: security counter ", detail);
-    }
-    vt = slot + RP_MCU_IMG_HDR_SIZE;
-    if (!vectors_sane(vt, slot + (uint32_t)info.layout.payload_end))
-        refuse("no bootable vector table after the header", NULL);
+        refuse("cannot write the security counter", NULL);
+
+    reason = rp_boot_check(RP_MCU_SLOT0_OFF, &info);
+    if (reason != NULL)
+        refuse(reason, NULL);
 
     rp_boot_record.slot = 0;
+    rp_boot_record.trial = trial;
     rp_boot_record.version = info.layout.hdr.version;
     rp_boot_record.security_counter = info.security_counter;
     memcpy(rp_boot_record.digest, info.digest, RP_SHA256_LEN);
@@ -109,8 +143,17 @@ int main(void)
     strcat(line, "\n");
     rp_sh_out(line);
 
-    if (rp_secstore_advance(info.security_counter) != RP_OK)
+    /* An image on trial has not confirmed itself yet: the counter waits for it. */
+    if (!trial && rp_secstore_advance(info.security_counter) != RP_OK)
         refuse("cannot write the security counter", NULL);
+    if (rp_secstore_counter(&stored) != RP_OK)
+        refuse("secure storage is corrupt", NULL);
+    line[0] = 0;
+    strcat(line, trial ? "boot: slot0 is on trial (it must confirm itself); security counter "
+                       : "boot: security counter ");
+    rp_sh_u32(line, stored);
+    strcat(line, "\n");
+    rp_sh_out(line);
 
     if (rp_image_version_format(&info.layout.hdr.version, num, sizeof(num)) != RP_OK)
         refuse("malformed version", NULL);
@@ -123,5 +166,5 @@ int main(void)
     rp_sh_out(line);
 
     rp_tz_configure();
-    rp_tz_jump_ns(vt);
+    rp_tz_jump_ns(slot + RP_MCU_IMG_HDR_SIZE);
 }

@@ -72,23 +72,18 @@ rp_err_t rp_secstore_advance(uint32_t counter)
     uint32_t now, seq;
     int current;
     rp_err_t err = read_store(&now, &seq, &current);
-    volatile uint32_t *c;
+    uint32_t off;
 
     if (err != RP_OK)
         return err;
     if (current >= 0 && counter <= now)
         return RP_OK;
-    c = COPY(current == 0 ? 1 : 0);
-    c[W_MAGIC] = ERASED; /* erase: the magic first, so a cut here leaves an ignored copy */
-    c[W_SEQ] = ERASED;
-    c[W_COUNTER] = ERASED;
-    c[W_CHECK] = ERASED;
-    c[W_SEQ] = seq + 1;
-    c[W_COUNTER] = counter;
-    c[W_CHECK] = check_of(seq + 1, counter);
-    __asm__ volatile("dsb" ::: "memory");
-    c[W_MAGIC] = MAGIC; /* the commit */
-    __asm__ volatile("dsb" ::: "memory");
+    off = RP_MCU_SECSTORE_OFF + (current == 0 ? 1u : 0u) * (RP_MCU_SECSTORE_SIZE / 2);
+    rp_flash_erase(off, W_COUNT * 4); /* the magic first, so a cut here leaves an ignored copy */
+    rp_flash_word(off + 4 * W_SEQ, seq + 1);
+    rp_flash_word(off + 4 * W_COUNTER, counter);
+    rp_flash_word(off + 4 * W_CHECK, check_of(seq + 1, counter));
+    rp_flash_word(off + 4 * W_MAGIC, MAGIC); /* the commit */
     err = read_store(&now, &seq, &current);
     return err == RP_OK && now == counter ? RP_OK : RP_ERR_IO;
 }
