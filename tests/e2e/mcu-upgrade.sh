@@ -4,8 +4,8 @@
 # (the security counter rises only then) or the next boot swaps the previous image back; a refused
 # slot1 image is named and the old image keeps booting; a corrupt swap status boots nothing; and
 # power cuts walked through the install, the confirmation and the revert (scripts/mcu-powercut,
-# every fifth or third cut point: every step of each) always end with the expected image booting
-# and the counter never ahead of the confirmed image.
+# a cut in every step of each) always end with the expected image booting and the counter never
+# ahead of the confirmed image.
 . "$(dirname "$0")/lib.sh"
 : "${MCU_BUILD:?set MCU_BUILD to the microcontroller build}" "${MCU_RUN:?set MCU_RUN to scripts/mcu-run}"
 : "${MCU_KEYS:?set MCU_KEYS to mcu/keys}"
@@ -94,12 +94,26 @@ eq "$(cat "$d/out")" "boot: refused: the swap status is corrupt" "a corrupt swap
 
 # --- power cuts: through the install, the confirmation and the revert ---------------------------
 # After any cut the next boot must boot the expected image with the counter of the confirmed one
-# (the counter never falls, so the cut itself left it no higher).
+# (the counter never falls, so the cut itself left it no higher). Cut point 2n+1 is just before
+# flash operation n, 2n+2 half-way through it (docs/mcu.md). The points below cut every step of
+# each once, at a different place within each swap step, and end at the last write (mcu-powercut
+# checks that the next point is past it, so a change to the writes shows here); the full walks
+# are in docs/mcu.md.
+# The install (50 points): the log's header (erase the revert log 1-2, the install log 3-4, the
+# sector count 5-6, its check 7-8, the magic 9-10), six swap steps of six points from 11 (erase
+# 0-1, program 2-3, mark 4-5), the trailer's erase 47-48, the TRIAL mark 49-50.
 expect 0 "$powercut" --base "$d/base-install.bin" --slot1 "$d/v2.img" --version 2.0.0+0 \
-  --counter 2 --stride 5
-out_has "cut points walked"
-expect 0 "$powercut" --base "$d/base-confirm.bin" --version 2.0.0+0 --counter 3 --stride 3
-out_has "cut points walked"
-expect 0 "$powercut" --base "$d/base-revert.bin" --version 1.0.0+0 --counter 2 --stride 5
-out_has "cut points walked"
+  --counter 2 --points "2 9 11 20 24 33 37 46 48 50"
+out_has "10 cut points walked"
+# The confirmation (18 points): the counter's raise (erase its copy 1-2, sequence 3-4, counter 5-6,
+# check 7-8, magic 9-10), the CONFIRMED mark 11-12, erasing slot1's first sector 13-14, the
+# install log 15-16, the revert log 17-18.
+expect 0 "$powercut" --base "$d/base-confirm.bin" --version 2.0.0+0 --counter 3 \
+  --points "2 7 9 11 14 16 18"
+out_has "7 cut points walked"
+# The revert (46 points): its magic 1-2, six swap steps of six points from 3, the REVERTED mark
+# 39-40, erasing slot1's first sector 41-42, the install log 43-44, the revert log 45-46.
+expect 0 "$powercut" --base "$d/base-revert.bin" --version 1.0.0+0 --counter 2 \
+  --points "1 3 12 16 25 29 38 39 42 44 46"
+out_has "11 cut points walked"
 done_ok
