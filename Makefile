@@ -9,16 +9,21 @@
 #   make bench    run the benchmarks in bench/
 #   make size     build, then print the lines of C that run privileged (rampart-monitor)
 #   make package  build, then the Debian packages into build/packages/ (scripts/package)
+#   make mcu      the microcontroller build into build-mcu/: the secure boot stage and the sample
+#                 app for QEMU's mps2-an505 (boot.elf, app.elf, app.bin); MCU_KEY=PUB.pem names
+#                 the key the boot stage trusts (default: the development key in mcu/keys/)
 # Each of them first installs any missing Debian package (scripts/install-deps).
 
 BUILD        ?= build
 ASAN_BUILD   ?= build-asan
 FUZZ_BUILD   ?= build-fuzz
+MCU_BUILD    ?= build-mcu
+MCU_KEY      ?=
 JOBS         ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 CMAKE        ?= cmake
 
-.PHONY: all build deps asan test demo fuzz bench size package format clean
+.PHONY: all build deps asan test demo fuzz bench size package mcu format clean
 
 all: build
 
@@ -63,8 +68,14 @@ size: build
 package: build
 	@scripts/package $(BUILD)
 
+mcu: deps
+	@$(CMAKE) -S mcu -B $(MCU_BUILD) -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/mcu/toolchain-arm-none-eabi.cmake \
+		-DCMAKE_BUILD_TYPE=MinSizeRel -DMBEDTLS_SRC="$$(scripts/install-deps --mbedtls-dir)" \
+		-DMCU_KEY="$(MCU_KEY)" >/dev/null
+	@$(CMAKE) --build $(MCU_BUILD) -j $(JOBS)
+
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(MCU_BUILD)

@@ -1,0 +1,61 @@
+/*
+ * Arm semihosting calls: the operation in r0, a pointer to its arguments in r1, and BKPT 0xAB,
+ * which the emulator traps.
+ */
+#include <string.h>
+
+#include "semihost.h"
+
+#define SYS_WRITE0 0x04
+#define SYS_EXIT_EXTENDED 0x20
+#define ADP_STOPPED_APPLICATION_EXIT 0x20026
+
+static uintptr_t sh_call(uintptr_t op, const void *arg)
+{
+    register uintptr_t r0 __asm__("r0") = op;
+    register const void *r1 __asm__("r1") = arg;
+
+    __asm__ volatile("bkpt 0xab" : "+r"(r0) : "r"(r1) : "memory");
+    return r0;
+}
+
+void rp_sh_out(const char *s)
+{
+    (void)sh_call(SYS_WRITE0, s);
+}
+
+void rp_sh_hex(char *out, const uint8_t *p, size_t len)
+{
+    static const char digits[] = "0123456789abcdef";
+
+    out += strlen(out);
+    for (size_t i = 0; i < len; i++) {
+        *out++ = digits[p[i] >> 4];
+        *out++ = digits[p[i] & 15];
+    }
+    *out = 0;
+}
+
+char *rp_sh_u32(char *out, uint32_t v)
+{
+    char tmp[11];
+    size_t n = 0;
+    char *o = out + strlen(out);
+
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    while (n > 0)
+        *o++ = tmp[--n];
+    *o = 0;
+    return out;
+}
+
+void rp_sh_exit(int status)
+{
+    uintptr_t args[2] = {ADP_STOPPED_APPLICATION_EXIT, (uintptr_t)status};
+
+    for (;;)
+        (void)sh_call(SYS_EXIT_EXTENDED, args);
+}

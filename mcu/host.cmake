@@ -1,0 +1,32 @@
+# The microcontroller build inside the host build (build/mcu), for its end-to-end test
+# (e2e.mcu_boot): the same mcu/ project `make mcu` builds into build-mcu/, cross-compiled over
+# Mbed TLS's source from scripts/install-deps. Not in the sanitizer or fuzzing builds.
+if(NOT RP_SANITIZE AND NOT RP_FUZZ)
+  execute_process(COMMAND ${CMAKE_SOURCE_DIR}/scripts/install-deps --mbedtls-dir
+                  OUTPUT_VARIABLE RP_MBEDTLS_SRC OUTPUT_STRIP_TRAILING_WHITESPACE)
+  find_program(RP_ARM_GCC arm-none-eabi-gcc)
+  if(RP_ARM_GCC AND EXISTS "${RP_MBEDTLS_SRC}/library/sha256.c")
+    include(ExternalProject)
+    ExternalProject_Add(rampart_mcu
+      SOURCE_DIR ${CMAKE_SOURCE_DIR}/mcu
+      BINARY_DIR ${CMAKE_BINARY_DIR}/mcu
+      CMAKE_ARGS -DCMAKE_TOOLCHAIN_FILE=${CMAKE_SOURCE_DIR}/mcu/toolchain-arm-none-eabi.cmake
+                 -DCMAKE_BUILD_TYPE=MinSizeRel -DMBEDTLS_SRC=${RP_MBEDTLS_SRC}
+      BUILD_ALWAYS ON
+      INSTALL_COMMAND "")
+  else()
+    message(WARNING "no arm-none-eabi-gcc or no Mbed TLS source (run scripts/install-deps): "
+                    "build/mcu is not built and e2e.mcu_boot will fail")
+  endif()
+  add_test(NAME e2e.mcu_boot COMMAND ${CMAKE_SOURCE_DIR}/tests/e2e/mcu-boot.sh)
+  set_tests_properties(e2e.mcu_boot PROPERTIES
+    LABELS "e2e;gcc_only"
+    TIMEOUT 120
+    ENVIRONMENT "RAMPART=$<TARGET_FILE:rampart>;MCU_BUILD=${CMAKE_BINARY_DIR}/mcu;MCU_RUN=${CMAKE_SOURCE_DIR}/scripts/mcu-run;MCU_KEYS=${CMAKE_SOURCE_DIR}/mcu/keys")
+  # Upgrades and power cuts (docs/mcu.md): its own test, so it runs beside e2e.mcu_boot.
+  add_test(NAME e2e.mcu_upgrade COMMAND ${CMAKE_SOURCE_DIR}/tests/e2e/mcu-upgrade.sh)
+  set_tests_properties(e2e.mcu_upgrade PROPERTIES
+    LABELS "e2e;gcc_only"
+    TIMEOUT 240
+    ENVIRONMENT "RAMPART=$<TARGET_FILE:rampart>;MCU_BUILD=${CMAKE_BINARY_DIR}/mcu;MCU_RUN=${CMAKE_SOURCE_DIR}/scripts/mcu-run;MCU_KEYS=${CMAKE_SOURCE_DIR}/mcu/keys")
+endif()

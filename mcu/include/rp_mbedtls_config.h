@@ -1,0 +1,50 @@
+/*
+ * Mbed TLS 2.28's configuration for the microcontroller build: exactly what the crypto port
+ * (core/port/mbedtls/crypto_mbedtls.c) needs to verify images, and nothing else. No C library
+ * heap and no OS: Mbed TLS's own allocator hands out a static pool (MEMORY_BUFFER_ALLOC_C) that
+ * the boot stage gives it; every byte it takes during a call is given back before the call ends.
+ */
+#ifndef RP_MBEDTLS_CONFIG_H
+#define RP_MBEDTLS_CONFIG_H
+
+/* The system: no time, no file system, no entropy source; memory from a static pool. */
+#define MBEDTLS_HAVE_ASM
+#define MBEDTLS_PLATFORM_C
+#define MBEDTLS_PLATFORM_MEMORY
+#define MBEDTLS_PLATFORM_NO_STD_FUNCTIONS
+#define MBEDTLS_MEMORY_BUFFER_ALLOC_C
+/* No C library exit() or snprintf(): the allocator's corruption check stops the board, and the
+ * one snprintf() user (OIDs as dotted text) is never called. mcu/common/mbedtls_platform.c. */
+int rp_mbedtls_snprintf(char *s, __SIZE_TYPE__ n, const char *fmt, ...);
+void rp_mbedtls_exit(int status);
+#define MBEDTLS_PLATFORM_SNPRINTF_MACRO rp_mbedtls_snprintf
+#define MBEDTLS_PLATFORM_EXIT_MACRO rp_mbedtls_exit
+
+/* SHA-256 (and the message-digest layer pk_verify uses to know its length). */
+#define MBEDTLS_SHA256_C
+#define MBEDTLS_SHA256_SMALLER
+#define MBEDTLS_MD_C
+
+/* ECDSA P-256 verification from a DER SubjectPublicKeyInfo. */
+#define MBEDTLS_BIGNUM_C
+#define MBEDTLS_ECP_C
+#define MBEDTLS_ECP_DP_SECP256R1_ENABLED
+#define MBEDTLS_ECP_NIST_OPTIM
+/* Verification works on public values only, so it needs no blinding and no internal RNG. */
+#define MBEDTLS_ECP_NO_INTERNAL_RNG
+#define MBEDTLS_ECP_WINDOW_SIZE 2
+#define MBEDTLS_ECP_FIXED_POINT_OPTIM 0
+#define MBEDTLS_ECDSA_C
+#define MBEDTLS_ASN1_PARSE_C
+#define MBEDTLS_ASN1_WRITE_C
+#define MBEDTLS_OID_C
+#define MBEDTLS_PK_C
+#define MBEDTLS_PK_PARSE_C
+#define MBEDTLS_PK_WRITE_C
+
+#define MBEDTLS_MPI_MAX_SIZE 32
+#define MBEDTLS_MPI_WINDOW_SIZE 1
+
+#include "mbedtls/check_config.h"
+
+#endif /* RP_MBEDTLS_CONFIG_H */

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# End to end on the emulated microcontroller (QEMU mps2-an505, Cortex-M33 with TrustZone-M): the
+# sample app signed by the real `rampart image sign` boots through the secure boot stage; a
+# tampered image, an image signed by another key, an image below the security counter kept in
+# secure storage, a truncated one and one of another type are each refused with their reason; the
+# non-secure app cannot read secure storage; the flash file keeps the counter between runs, in two
+# copies: a raise cut short by a power loss does not count, and a corrupt copy refuses everything.
+# docs/mcu.md.
+. "$(dirname "$0")/lib.sh"
+: "${MCU_BUILD:?set MCU_BUILD to the microcontroller build}" "${MCU_RUN:?set MCU_RUN to scripts/mcu-run}"
+: "${MCU_KEYS:?set MCU_KEYS to mcu/keys}"
+d=$E2E_DIR
+[ -f "$MCU_BUILD/boot.elf" ] && [ -f "$MCU_BUILD/app.bin" ] ||
+  fail "no microcontroller build in $MCU_BUILD (arm-none-eabi-gcc and Mbed TLS's source: scripts/install-deps)"
+export MCU_BUILD
+key=$MCU_KEYS/dev-p256.pem
+flash=$d/flash.bin
+sign() { # sign OUT VERSION COUNTER [KEY [TYPE]]
+  expect 0 "$RAMPART" image sign --type "${5:-firmware}" --key "${4:-$key}" --version "$2" \
+    --security-counter "$3" "$MCU_BUILD/app.bin" "$1"
+}
+run() { # run STATUS ARGS...: mcu-run on the test's flash file
+  local want=$1
+  shift
+  expect "$want" "$MCU_RUN" --flash "$flash" --timeout 30 "$@"
+}
+
+# --- usage: no emulator ---------------------------------------------------------------------
+expect 2 "$MCU_RUN";                                  err_has "usage: mcu-run"
+expect 2 "$MCU_RUN" --flash "$flash" --timeout 0;     err_has "--timeout"
+expect 2 "$MCU_RUN" --flash "$flash" --slot0 "$d/none"; err_has "no image"
+[ ! -e "$flash" ] || fail "a refused command created the flash file"
+
+# --- an erased flash boots nothing ------------------------------------------------------------
+run 1
+eq "$(cat "$d/out")" "boot: refused: slot0 is empty (erased flash)" "empty slot"
+
+# --- a good image boots, and the app runs non-secure ---------------------------------------
+sign "$d/v1.img" 1.0.0 2
+expect 0 "$RAMPART" image verify --key "$key" "$d/v1.img"
+digest=$(sed -n 's/.*sha256 \([0-9a-f]\{64\}\).*/\1/p' "$E2E_DIR/out")
+[ -n "$digest" ] || fail "no digest from image verify"
+run 0 --slot0 "$d/v1.img"
+eq "$(head -1 "$d/out")" "boot: slot0 version 1.0.0+0 counter 2: booting" "verdict line"
+out_has "app: hello from the non-secure world"
+out_has "app: LED0 on"; out_has "app: LED0 off"; out_has "app: done"
+err_has "trusts the DEVELOPMENT key"
+err_has "boot: measured slot0 sha256 $digest"
+eq "$(stat -c %s "$flash")" 16777216 "flash file size"
+
+# --- refusals, each with its reason; the stored counter is 2 from the boot above ----------------
+cp "$d/v1.img" "$d/tampered.img"
+flip "$d/tampered.img" 1024 # a payload byte
+run 1 --slot0 "$d/tampered.img"
+eq "$(cat "$d/out")" "boot: refused: hash mismatch: the image was modified" "tampered"
+
+expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/other.pem"
+sign "$d/other.img" 1.0.0 2 "$d/other.pem"
+run 1 --slot0 "$d/other.img"
+eq "$(cat "$d/out")" "boot: refused: not signed by a trusted key" "another key"
+
+sign "$d/old.img" 0.9.0 1
+run 1 --slot0 "$d/old.img"
+eq "$(cat "$d/out")" "boot: refused: rollback: security counter 1 is below the device's 2" \
+  "below the counter"
+
+head -c $(($(stat -c %s "$d/v1.img") - 40)) "$d/v1.img" >"$d/truncated.img"
+run 1 --slot0 "$d/truncated.img"
+out_has "boot: refused: "; out_lines 1
+
+sign "$d/app.img" 1.0.0 2 "$key" app
+run 1 --slot0 "$d/app.img"
+eq "$(cat "$d/out")" "boot: refused: not a firmware image (--type firmware)" "another type"
+
+# --- the non-secure app sees only its memory: reading secure storage faults (the SAU) ----------
+expect 0 "$RAMPART" image sign --type firmware --key "$key" --version 1.0.1 --security-counter 2 \
+  "$MCU_BUILD/probe.bin" "$d/probe.img"
+run 0 --slot0 "$d/probe.img"
+out_has "app: reading secure memory"
+! grep -q "app: read secure memory" "$d/out" || fail "the non-secure app read secure storage"
+err_has "boot: the non-secure image faulted: SFSR 0x00000008"
+
+# --- the good image boots again, and a newer counter is kept in secure storage -----------------
+sign "$d/v2.img" 1.1.0 3
+run 0 --slot0 "$d/v2.img"
+eq "$(head -1 "$d/out")" "boot: slot0 version 1.1.0+0 counter 3: booting" "newer image"
+run 1 --slot0 "$d/v1.img" # counter 2 is now below the stored 3
+eq "$(cat "$d/out")" "boot: refused: rollback: security counter 2 is below the device's 3" \
+  "the counter survived in the flash file"
+
+# --- secure storage: two copies of the counter; a raise cut short is ignored, corruption refuses --
+store=$(($(sed -n 's/^RP_MCU_SECSTORE_OFF=//p' "$MCU_BUILD/layout.env")))
+half=$(($(sed -n 's/^RP_MCU_SECSTORE_SIZE=//p' "$MCU_BUILD/layout.env") / 2))
+le32() { printf '%02x%02x%02x%02x' $(($1 & 255)) $(($1 >> 8 & 255)) $(($1 >> 16 & 255)) $(($1 >> 24 & 255)); }
+# The counter is 3 in copy 1 (sequence 2). Copy 0 now holds a raise to 9 that lost power before
+# its magic was written (sequence 3, counter 9, a right check): it must not count.
+put_bytes "$flash" "$store" "ffffffff$(le32 3)$(le32 9)$(le32 $(((~(9 ^ (3 * 0x9E3779B9))) & 0xffffffff)))"
+run 0 --slot0 "$d/v2.img"
+out_has "counter 3: booting"
+run 1 --slot0 "$d/v1.img"
+eq "$(cat "$d/out")" "boot: refused: rollback: security counter 2 is below the device's 3" \
+  "a raise cut short does not count"
+flip "$flash" $((store + half + 8)) # a byte of copy 1's counter: no power cut does that
+run 1 --slot0 "$d/v2.img"
+eq "$(cat "$d/out")" "boot: refused: secure storage is corrupt" "a corrupt counter refuses"
+done_ok
