@@ -49,22 +49,66 @@ static void console_headers(rp_req_t *r)
 
 /* ---- static files ---- */
 
+/* How a console file is opened: O_NONBLOCK, because a named pipe put in the directory would
+ * otherwise block this open until some writer came, and hold the worker (and every connection it
+ * serves) until then; it is no regular file, so the caller's fstat() refuses it. A regular file
+ * reads as without the flag. */
+#define CONSOLE_OPEN_FLAGS (O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+
+/*
+ * Without openat2 (a kernel before 5.6, or a system-call filter that does not know it: systemd-
+ * nspawn's gives ENOSYS): the same rule, one component at a time from the directory. Each
+ * directory is opened with O_NOFOLLOW | O_DIRECTORY and the file with O_NOFOLLOW, so that no
+ * symbolic link is followed anywhere on the way, and "..", "." and empty components are refused:
+ * nothing leads outside, whatever is swapped in meanwhile. -1 with errno.
+ */
+static int open_walk(int dir, const char *rel)
+{
+    char path[RP_CONSOLE_PATH_MAX + 1], *comp, *next;
+    int at = dir, fd = -1;
+
+    if (snprintf(path, sizeof(path), "%s", rel) >= (int)sizeof(path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (comp = path; comp != NULL; comp = next) {
+        next = strchr(comp, '/');
+        if (next != NULL)
+            *next++ = '\0';
+        if (comp[0] == '\0' || strcmp(comp, ".") == 0 || strcmp(comp, "..") == 0) {
+            fd = -1;
+            errno = ENOENT;
+            break;
+        }
+        fd = openat(at, comp,
+                    next != NULL ? O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC : CONSOLE_OPEN_FLAGS);
+        if (at != dir) {
+            int saved = errno;
+            close(at);
+            errno = saved;
+        }
+        if (fd < 0)
+            return -1;
+        at = fd;
+    }
+    if (fd < 0 && at != dir)
+        close(at);
+    return fd;
+}
+
 /*
  * The console file at rel (checked by the caller), opened read-only beneath the console's
  * directory by the kernel itself: openat2() with RESOLVE_BENEATH (no "..", no absolute path gets
  * out), RESOLVE_NO_SYMLINKS (no symbolic link at all, inside or out: the console's files are
  * plain files) and RESOLVE_NO_MAGICLINKS (no /proc/self/fd/N), so no path checked here and then
- * swapped for a link before the open can lead outside. -1 with errno; ENOSYS: a kernel before
- * 5.6.
+ * swapped for a link before the open can lead outside; open_walk where openat2 is missing. -1
+ * with errno.
  */
 static int open_beneath(const char *root, const char *rel)
 {
+    static atomic_bool said_enosys;
     struct open_how how = {
-        /* O_NONBLOCK: a named pipe put in the directory would otherwise block this open until
-         * some writer came, and hold the worker (and every connection it serves) until then; it
-         * is no regular file, so the caller's fstat() refuses it. A regular file reads as
-         * without the flag. */
-        .flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK,
+        .flags = CONSOLE_OPEN_FLAGS,
         .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
     };
     int dir = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC), fd, saved;
@@ -72,6 +116,13 @@ static int open_beneath(const char *root, const char *rel)
     if (dir < 0)
         return -1;
     fd = (int)syscall(SYS_openat2, dir, rel, &how, sizeof(how));
+    if (fd < 0 && errno == ENOSYS) {
+        if (!atomic_exchange(&said_enosys, true))
+            rp_log_info("no openat2() here (Linux 5.6 or later, or a system-call filter that "
+                        "does not know it): the console's files are opened one path component "
+                        "at a time, following no link");
+        fd = open_walk(dir, rel);
+    }
     saved = errno;
     close(dir);
     errno = saved;
@@ -82,21 +133,9 @@ static int open_beneath(const char *root, const char *rel)
  * or not a regular file, or reached through a symbolic link, is the same. */
 static void send_console_file(rp_req_t *r, const char *rel, const char *type)
 {
-    static atomic_bool said_enosys;
     struct stat sb;
     int fd = open_beneath(r->w->srv->console_dir, rel);
 
-    if (fd < 0 && errno == ENOSYS) {
-        /* Fail closed: without openat2 there is no open that cannot be led out of the
-         * directory. */
-        if (!atomic_exchange(&said_enosys, true))
-            rp_log_error("this kernel has no openat2() (Linux 5.6 or later): the console's files "
-                         "are not served");
-        rp_reply_error(r, 503, "console_unavailable",
-                       "this server's kernel cannot open the console's files safely (openat2, "
-                       "Linux 5.6 or later)");
-        return;
-    }
     if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         if (fd >= 0)
             close(fd);

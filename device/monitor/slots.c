@@ -20,6 +20,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "rampart/apptree.h"
 #include "rampart/failpoint.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
@@ -727,11 +728,20 @@ rp_err_t rp_component_remove_finish(rp_agent_t *a, const char *name)
     d = opendir(dir);
     if (d == NULL)
         return RP_ERR_IO;
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
-            strcmp(e->d_name, "state") != 0 && strcmp(e->d_name, "removing") != 0 &&
-            unlinkat(dirfd(d), e->d_name, 0) != 0 && errno != ENOENT)
-            err = RP_ERR_IO; /* the slots, their extracted programs, a state's temporary file */
+    while ((e = readdir(d)) != NULL) {
+        char sub[PATH_MAX];
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            strcmp(e->d_name, "state") == 0 || strcmp(e->d_name, "removing") == 0)
+            continue;
+        /* The slots, their extracted programs, a state's temporary file; a directory too: the
+         * data directory an app had when the agent ran it without a monitor. */
+        if (unlinkat(dirfd(d), e->d_name, 0) == 0 || errno == ENOENT)
+            continue;
+        if (errno != EISDIR ||
+            snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name) >= (int)sizeof(sub) ||
+            rp_apptree_remove(sub) != RP_OK)
+            err = RP_ERR_IO;
+    }
     closedir(d);
     if (err == RP_OK)
         err = sync_dir(dir);

@@ -59,6 +59,9 @@ install
 index=$(jq .security_counter_index "$S/components/$APP/state")
 
 # --- removed ---------------------------------------------------------------------------------------
+# What the agent leaves when it ran the app without a monitor (its data directory, not empty): a
+# removal deletes it too (it once stopped at the first directory, unfinished).
+mkdir -p "$S/components/$APP/data/sub" && echo x >"$S/components/$APP/data/sub/f"
 expect 0 "$AGENT" app remove --state-dir "$S" "$APP"; out_has "$APP: removed"
 gone "after app remove"
 eq "$(jq .security_counter_index "$S/components/$APP/state")" "$index" "its counter index, kept"
