@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,6 +25,7 @@
 #include <openssl/rand.h>
 
 #include "console.h"
+#include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
 #include "server.h"
@@ -62,7 +62,7 @@ static int open_beneath(const char *root, const char *rel)
     struct open_how how = {
         /* O_NONBLOCK: a named pipe put in the directory would otherwise block this open until
          * some writer came, and hold the worker (and every connection it serves) until then; it
-         * is no regular file, so the caller's fstat() refuses it. A regular file reads as
+         * is no regular file, so the caller (rp_read_fd) refuses it. A regular file reads as
          * without the flag. */
         .flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK,
         .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
@@ -83,7 +83,9 @@ static int open_beneath(const char *root, const char *rel)
 static void send_console_file(rp_req_t *r, const char *rel, const char *type)
 {
     static atomic_bool said_enosys;
-    struct stat sb;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    rp_err_t err = RP_ERR_NOT_FOUND;
     int fd = open_beneath(r->w->srv->console_dir, rel);
 
     if (fd < 0 && errno == ENOSYS) {
@@ -97,15 +99,26 @@ static void send_console_file(rp_req_t *r, const char *rel, const char *type)
                        "Linux 5.6 or later)");
         return;
     }
-    if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        if (fd >= 0)
-            close(fd);
+    /* Read whole, now, not mapped and sent as the client reads (rp_reply_file): a mapped file
+     * that shrinks meanwhile (an operator's cp over it while it is downloaded) faults the whole
+     * service with SIGBUS. The console's files are small. */
+    if (fd >= 0) {
+        err = rp_read_fd(fd, RP_CONSOLE_FILE_MAX, &data, &len);
+        close(fd);
+    }
+    if (err == RP_ERR_NOT_FOUND || err == RP_ERR_IO) {
         rp_reply_error(r, 404, "not_found", "no such file in the console");
+        return;
+    }
+    if (err != RP_OK) {
+        rp_log_error("console file %s: %s", rel, rp_strerror(err));
+        rp_reply_error(r, 500, "internal", "cannot read the console's file");
         return;
     }
     /* Revalidated each time: an upgraded server's console is seen at once. */
     evhttp_add_header(evhttp_request_get_output_headers(r->req), "Cache-Control", "no-cache");
-    rp_reply_file(r, 200, type, fd, 0, (uint64_t)sb.st_size);
+    rp_reply_bytes(r, 200, type, data, len);
+    free(data);
 }
 
 void rp_h_console_file(rp_req_t *r)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End to end: the web console's server side (server/console.c). Its static files (the page, a
 # script with its type, a page's own address) with every security header, and nothing outside its
-# directory (.., encoded .., any symbolic link - out or in -, a kind it does not serve, a missing file);
+# directory (.., encoded .., any symbolic link - out or in -, a kind it does not serve, a missing file),
+# and a file cut short while it is sent does not bring the service down;
 # sessions opened with a token (the cookie's flags exactly) or a one-time login link (once, and
 # not once expired), which authenticate operator routes (CSRF on every change), never device
 # routes, end on DELETE and with their token, and outlive a restart; the fleet page's counts and
@@ -78,6 +79,20 @@ for i in 1 2 3 4; do
   req GET /console/pipe.js --max-time 20; eq "$status" 404 "a named pipe in the console's directory ($i)"
 done
 req GET /console/app.js --max-time 20; eq "$status" 200 "a script after the pipe"
+# A file cut short while it is sent (an operator's cp over it): the answer is the file as it was
+# when asked for, and the service goes on (a file mapped and sent as the client reads would fault
+# it with SIGBUS). The client stalls with most of the answer still on the service's side.
+head -c 8000000 /dev/zero >"$c/big.js"
+"$(dirname "$0")/conn-client.py" stall "${SERVER_URL##*:}" "$SERVER_CA" /console/big.js "$d/go" >"$d/stall" 2>&1 &
+stall_pid=$!
+stalled() { grep -qs '^stalled 200' "$d/stall"; }
+wait_until 60 stalled || fail "the stalled download: $(cat "$d/stall")"
+: >"$c/big.js"
+touch "$d/go"
+wait "$stall_pid" || fail "the stalled client: $(cat "$d/stall")"
+kill -0 "$SERVER_PID" 2>/dev/null || fail "the server died while a console file it sent was cut short"
+eq "$(tail -1 "$d/stall")" "read 8000000 bytes" "a console file cut short while sent"
+rm "$c/big.js"
 
 # --- sessions -------------------------------------------------------------------------------------
 # login JSON: POST /console/session; the cookie's value in $cookie, the CSRF value in $csrf.
