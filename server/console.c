@@ -460,6 +460,16 @@ void rp_h_console_link_create(rp_req_t *r)
         rp_reply_error(r, 400, "invalid", "the request's Host header cannot be put in a link");
         return;
     }
+    /* A link for the caller's own token opens a session bounded by that token only: made in a
+     * session, it would open one that outlives this one, and so on for ever, without the token's
+     * secret. A tenant's link makes a token that ends with this session (below). */
+    if (r->by_session && tenant_id == NULL) {
+        json_decref(body);
+        rp_reply_error(r, 400, "invalid",
+                       "made in a console session, a link names its tenant ({\"tenant\": ID}): "
+                       "one for the session's own token would outlive the session");
+        return;
+    }
     /* Nothing the link opens outlives the caller: not its token (a token ending in an hour makes
      * no 8-hour session), nor, made in a session, that session. */
     until = expires + RP_SESSION_LIFETIME;

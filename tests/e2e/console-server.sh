@@ -3,10 +3,10 @@
 # script with its type, a page's own address) with every security header, and nothing outside its
 # directory (.., encoded .., any symbolic link - out or in -, a kind it does not serve, a missing file),
 # and a file cut short while it is sent does not bring the service down;
-# sessions opened with a token (the cookie's flags exactly) or a one-time login link (once, and
-# not once expired), which authenticate operator routes (CSRF on every change), never device
-# routes, end on DELETE and with their token, and outlive a restart; the fleet page's counts and
-# histogram for real devices that attested.
+# sessions opened with a token (the cookie's flags exactly) or a one-time login link (once, not
+# once expired, none made in a session outliving it), which authenticate operator routes (CSRF on
+# every change), never device routes, end on DELETE and with their token, and outlive a restart;
+# the fleet page's counts and histogram for real devices that attested.
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT to the rampart-agent binary}"
 d=$E2E_DIR
@@ -109,7 +109,7 @@ eq "$(header Set-Cookie)" "__Host-rampart_session=$cookie; Path=/; HttpOnly; Sec
 [[ $csrf =~ ^[0-9a-f]{64}$ ]] || fail "the CSRF value: $(cat "$d/body")"
 jq -e '.role == "system" and .tenant == null and (.expires | type) == "number"' "$d/body" >/dev/null ||
   fail "the session: $(cat "$d/body")"
-sys_cookie=$cookie sys_csrf=$csrf
+sys_cookie=$cookie sys_csrf=$csrf sys_expires=$(jq .expires "$d/body")
 login "{\"token\": \"rpt_$(openssl rand -hex 32)\"}"; eq "$status" 401 "login with a wrong token"
 [ -z "$(header Set-Cookie)" ] || fail "a wrong token got a cookie"
 printf '{"token": "%s"}' "$(cat "$ADMIN_TOKEN")" >"$d/login.json"
@@ -173,9 +173,20 @@ login "{\"code\": \"rpl_$(openssl rand -hex 32)\"}"; eq "$status" 401 "a made-up
 expect 0 cli token create --tenant "$acme" --role reader; acme_reader=$(cat "$d/out")
 req POST /api/v1/console/links -H "Authorization: Bearer $acme_reader" "${j[@]}" --data-binary '{}'
 eq "$status" 403 "a reader makes no link"
-# The link's session made with the cookie (and its CSRF value): for its own token.
-req POST /api/v1/console/links -H "Cookie: __Host-rampart_session=$sys_cookie" -H "X-CSRF-Token: $sys_csrf" "${j[@]}" --data-binary '{}'
-eq "$status" 201 "a link made in a session"
+# A link made with the cookie (and its CSRF value): for a tenant, whose new token ends with the
+# session. Not for the session's own token: its session would outlive this one, and a session
+# could renew itself for ever without the token's secret.
+sck=(-H "Cookie: __Host-rampart_session=$sys_cookie" -H "X-CSRF-Token: $sys_csrf")
+req POST /api/v1/console/links "${sck[@]}" "${j[@]}" --data-binary '{}'
+eq "$status" 400 "a link for the session's own token, made in the session"
+req POST /api/v1/console/links "${sck[@]}" "${j[@]}" --data-binary "{\"tenant\": \"$acme\"}"
+eq "$status" 201 "a tenant's link made in a session"
+code=$(jq -r .url "$d/body"); code=${code#*#code=}
+login "{\"code\": \"$code\"}"; eq "$status" 200 "the session's link"
+jq -e --argjson e "$sys_expires" '.expires <= $e' "$d/body" >/dev/null ||
+  fail "a link's session outlives the session it was made in (ends by $sys_expires): $(cat "$d/body")"
+req POST /api/v1/console/links "${sck[@]}" "${j[@]}" --data-binary "{\"tenant\": \"$acme\"}"
+eq "$status" 201 "another link made in a session"
 late_code=$(jq -r .url "$d/body"); late_code=${late_code#*#code=}
 # A link made with a token that ends within the hour: the link, the token it makes and the session
 # it opens all end by then, not 8 hours on.
