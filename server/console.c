@@ -187,12 +187,31 @@ static void csrf_of(const char *cookie, char out[RP_CSRF_LEN + 1])
     rp_wipe(mac, sizeof(mac));
 }
 
+/* The session cookie in the request's Cookie header (rp_cookie_get's answer). A request with two
+ * Cookie headers is refused as one with the cookie twice in one header is: which of them holds
+ * the session cannot be told (a browser sends one; evhttp_find_header would read the first only).
+ */
+static rp_err_t cookie_of(rp_req_t *r, char *out, size_t cap)
+{
+    const char *h = NULL;
+
+    for (struct evkeyval *kv = evhttp_request_get_input_headers(r->req)->tqh_first; kv != NULL;
+         kv = kv->next.tqe_next) {
+        if (strcasecmp(kv->key, "Cookie") != 0)
+            continue;
+        if (h != NULL) {
+            out[0] = '\0';
+            return RP_ERR_MALFORMED;
+        }
+        h = kv->value;
+    }
+    return rp_cookie_get(h, RP_SESSION_COOKIE, out, cap);
+}
+
 /* The request's session cookie, checked for its form; false: none, or not one the service made. */
 static bool session_cookie(rp_req_t *r, char out[RP_SESSION_VALUE_LEN + 1])
 {
-    const char *h = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Cookie");
-
-    if (rp_cookie_get(h, RP_SESSION_COOKIE, out, RP_SESSION_VALUE_LEN + 1) != RP_OK ||
+    if (cookie_of(r, out, RP_SESSION_VALUE_LEN + 1) != RP_OK ||
         !rp_console_secret_ok(out, RP_SESSION_PREFIX)) {
         rp_wipe(out, RP_SESSION_VALUE_LEN + 1);
         return false;
@@ -202,9 +221,8 @@ static bool session_cookie(rp_req_t *r, char out[RP_SESSION_VALUE_LEN + 1])
 
 bool rp_console_has_cookie(rp_req_t *r)
 {
-    const char *h = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Cookie");
     char v[RP_SESSION_VALUE_LEN + 1];
-    rp_err_t err = rp_cookie_get(h, RP_SESSION_COOKIE, v, sizeof(v));
+    rp_err_t err = cookie_of(r, v, sizeof(v));
 
     rp_wipe(v, sizeof(v));
     return err != RP_ERR_NOT_FOUND;

@@ -125,6 +125,8 @@ req GET /console/session -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")"; eq "$
 req GET /api/v1/tenants "${ck[@]}"; eq "$status" 200 "the cookie authenticates an operator route"
 req GET /api/v1/tenants -H "Cookie: __Host-rampart_session=rps_$(openssl rand -hex 32)"; eq "$status" 401 "an unknown cookie"
 req GET /api/v1/tenants -H "Cookie: __Host-rampart_session=$sys_cookie; __Host-rampart_session=$sys_cookie"; eq "$status" 401 "the cookie twice"
+req GET /api/v1/tenants -H "Cookie: __Host-rampart_session=$sys_cookie" -H "Cookie: __Host-rampart_session=rps_$(openssl rand -hex 32)"
+eq "$status" 401 "the cookie in two Cookie headers"
 # Without its __Host- prefix (a name a sibling site or a plain-HTTP page could set): no session.
 req GET /api/v1/tenants -H "Cookie: rampart_session=$sys_cookie"; eq "$status" 401 "the cookie without __Host-"
 # CSRF: every change made with the cookie carries the session's value.
