@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,6 +25,7 @@
 #include <openssl/rand.h>
 
 #include "console.h"
+#include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
 #include "server.h"
@@ -51,7 +51,7 @@ static void console_headers(rp_req_t *r)
 
 /* How a console file is opened: O_NONBLOCK, because a named pipe put in the directory would
  * otherwise block this open until some writer came, and hold the worker (and every connection it
- * serves) until then; it is no regular file, so the caller's fstat() refuses it. A regular file
+ * serves) until then; it is no regular file, so the caller (rp_read_fd) refuses it. A regular file
  * reads as without the flag. */
 #define CONSOLE_OPEN_FLAGS (O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
 
@@ -133,18 +133,31 @@ static int open_beneath(const char *root, const char *rel)
  * or not a regular file, or reached through a symbolic link, is the same. */
 static void send_console_file(rp_req_t *r, const char *rel, const char *type)
 {
-    struct stat sb;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    rp_err_t err = RP_ERR_NOT_FOUND;
     int fd = open_beneath(r->w->srv->console_dir, rel);
 
-    if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        if (fd >= 0)
-            close(fd);
+    /* Read whole, now, not mapped and sent as the client reads (rp_reply_file): a mapped file
+     * that shrinks meanwhile (an operator's cp over it while it is downloaded) faults the whole
+     * service with SIGBUS. The console's files are small. */
+    if (fd >= 0) {
+        err = rp_read_fd(fd, RP_CONSOLE_FILE_MAX, &data, &len);
+        close(fd);
+    }
+    if (err == RP_ERR_NOT_FOUND || err == RP_ERR_IO) {
         rp_reply_error(r, 404, "not_found", "no such file in the console");
+        return;
+    }
+    if (err != RP_OK) {
+        rp_log_error("console file %s: %s", rel, rp_strerror(err));
+        rp_reply_error(r, 500, "internal", "cannot read the console's file");
         return;
     }
     /* Revalidated each time: an upgraded server's console is seen at once. */
     evhttp_add_header(evhttp_request_get_output_headers(r->req), "Cache-Control", "no-cache");
-    rp_reply_file(r, 200, type, fd, 0, (uint64_t)sb.st_size);
+    rp_reply_bytes(r, 200, type, data, len);
+    free(data);
 }
 
 void rp_h_console_file(rp_req_t *r)
@@ -213,12 +226,31 @@ static void csrf_of(const char *cookie, char out[RP_CSRF_LEN + 1])
     rp_wipe(mac, sizeof(mac));
 }
 
+/* The session cookie in the request's Cookie header (rp_cookie_get's answer). A request with two
+ * Cookie headers is refused as one with the cookie twice in one header is: which of them holds
+ * the session cannot be told (a browser sends one; evhttp_find_header would read the first only).
+ */
+static rp_err_t cookie_of(rp_req_t *r, char *out, size_t cap)
+{
+    const char *h = NULL;
+
+    for (struct evkeyval *kv = evhttp_request_get_input_headers(r->req)->tqh_first; kv != NULL;
+         kv = kv->next.tqe_next) {
+        if (strcasecmp(kv->key, "Cookie") != 0)
+            continue;
+        if (h != NULL) {
+            out[0] = '\0';
+            return RP_ERR_MALFORMED;
+        }
+        h = kv->value;
+    }
+    return rp_cookie_get(h, RP_SESSION_COOKIE, out, cap);
+}
+
 /* The request's session cookie, checked for its form; false: none, or not one the service made. */
 static bool session_cookie(rp_req_t *r, char out[RP_SESSION_VALUE_LEN + 1])
 {
-    const char *h = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Cookie");
-
-    if (rp_cookie_get(h, RP_SESSION_COOKIE, out, RP_SESSION_VALUE_LEN + 1) != RP_OK ||
+    if (cookie_of(r, out, RP_SESSION_VALUE_LEN + 1) != RP_OK ||
         !rp_console_secret_ok(out, RP_SESSION_PREFIX)) {
         rp_wipe(out, RP_SESSION_VALUE_LEN + 1);
         return false;
@@ -228,9 +260,8 @@ static bool session_cookie(rp_req_t *r, char out[RP_SESSION_VALUE_LEN + 1])
 
 bool rp_console_has_cookie(rp_req_t *r)
 {
-    const char *h = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Cookie");
     char v[RP_SESSION_VALUE_LEN + 1];
-    rp_err_t err = rp_cookie_get(h, RP_SESSION_COOKIE, v, sizeof(v));
+    rp_err_t err = cookie_of(r, v, sizeof(v));
 
     rp_wipe(v, sizeof(v));
     return err != RP_ERR_NOT_FOUND;
@@ -484,6 +515,16 @@ void rp_h_console_link_create(rp_req_t *r)
     if (host == NULL) {
         json_decref(body);
         rp_reply_error(r, 400, "invalid", "the request's Host header cannot be put in a link");
+        return;
+    }
+    /* A link for the caller's own token opens a session bounded by that token only: made in a
+     * session, it would open one that outlives this one, and so on for ever, without the token's
+     * secret. A tenant's link makes a token that ends with this session (below). */
+    if (r->by_session && tenant_id == NULL) {
+        json_decref(body);
+        rp_reply_error(r, 400, "invalid",
+                       "made in a console session, a link names its tenant ({\"tenant\": ID}): "
+                       "one for the session's own token would outlive the session");
         return;
     }
     /* Nothing the link opens outlives the caller: not its token (a token ending in an hour makes

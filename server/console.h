@@ -26,6 +26,9 @@
 #define RP_CONSOLE_PATH_MAX 512   /* a console file's path below its directory */
 #define RP_COOKIE_HEADER_MAX 8192 /* a Cookie header read at most */
 
+/* A console file served at most (it is read whole when asked for). */
+#define RP_CONSOLE_FILE_MAX (32 * 1024 * 1024)
+
 /*
  * Whether segs[0..n) (decoded path segments below /console/) name a file that may be served:
  * 1 to 16 segments, each 1 to 128 of [A-Za-z0-9._-] not starting with '.' (so no "..", ".",

@@ -210,34 +210,25 @@ void rp_atomic_abort(rp_atomic_file_t *f)
     }
 }
 
-rp_err_t rp_read_file(const char *path, size_t max, uint8_t **data, size_t *len)
+rp_err_t rp_read_fd(int fd, size_t max, uint8_t **data, size_t *len)
 {
     struct stat st;
     uint8_t *buf = NULL, *grown;
     size_t used = 0, cap;
     rp_err_t err = RP_OK;
-    int fd;
 
     *data = NULL;
     *len = 0;
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not hang us */
-    if (fd < 0)
-        return errno == ENOENT ? RP_ERR_NOT_FOUND : RP_ERR_IO;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
         return RP_ERR_IO;
-    }
-    if ((uint64_t)st.st_size > max) {
-        close(fd);
+    if ((uint64_t)st.st_size > max)
         return RP_ERR_TOO_LARGE;
-    }
-    /* The size is a hint (procfs says 0): read until the end, never past max. */
+    /* The size is a hint (procfs says 0; a file may grow or shrink as it is read): read until the
+     * end, never past max. */
     cap = (size_t)st.st_size + 2; /* room for one byte more (growth) and the NUL */
     buf = malloc(cap);
-    if (buf == NULL) {
-        close(fd);
+    if (buf == NULL)
         return RP_ERR_NO_MEMORY;
-    }
     for (;;) {
         ssize_t n;
         if (used + 1 >= cap) {
@@ -266,7 +257,6 @@ rp_err_t rp_read_file(const char *path, size_t max, uint8_t **data, size_t *len)
             break;
         }
     }
-    close(fd);
     if (err != RP_OK) {
         memset(buf, 0, used); /* what was read may be a key */
         free(buf);
@@ -276,6 +266,21 @@ rp_err_t rp_read_file(const char *path, size_t max, uint8_t **data, size_t *len)
     *data = buf;
     *len = used;
     return RP_OK;
+}
+
+rp_err_t rp_read_file(const char *path, size_t max, uint8_t **data, size_t *len)
+{
+    rp_err_t err;
+    int fd;
+
+    *data = NULL;
+    *len = 0;
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not hang us */
+    if (fd < 0)
+        return errno == ENOENT ? RP_ERR_NOT_FOUND : RP_ERR_IO;
+    err = rp_read_fd(fd, max, data, len);
+    close(fd);
+    return err;
 }
 
 static int file_image_read(void *ctx, uint64_t off, void *buf, size_t len)

@@ -12,10 +12,16 @@
                              /healthz every second until it is killed or cut; prints "held" once
                              the first answer came. Never idle for long, so no timeout ends it:
                              what a test holds stays held.
+  stall PORT CA PATH FLAG    GET PATH on a connection with a small receive buffer, read the first
+                             64 KiB of the body, print "stalled", read nothing more until the file
+                             FLAG exists (at most 60 s), then the rest; prints "read N bytes", or
+                             "cut after N bytes" when the answer ends early. While it stalls, most
+                             of a large answer is still on the service's side.
 
 A slowloris is an attacker: it writes its request by hand on purpose, a byte at a time.
 """
 import http.client
+import os
 import socket
 import ssl
 import sys
@@ -92,6 +98,31 @@ def hold(port, ca, source):
         time.sleep(1)
 
 
+def stall(port, ca, path, flag):
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # (before connect: no autotuning)
+    raw.connect(("127.0.0.1", port))
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=context(ca))
+    c.sock = context(ca).wrap_socket(raw, server_hostname="127.0.0.1")
+    c.request("GET", path)
+    r = c.getresponse()
+    got = len(r.read(65536))
+    print("stalled", r.status, flush=True)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(flag) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        while True:
+            b = r.read(65536)
+            if not b:
+                break
+            got += len(b)
+    except (OSError, http.client.HTTPException):
+        print("cut after %d bytes" % got)
+        return
+    print("read %d bytes" % got)
+
+
 if __name__ == "__main__":
     what, port, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     if what == "slowloris":
@@ -102,5 +133,7 @@ if __name__ == "__main__":
         hold(port, ca, sys.argv[4] if len(sys.argv) > 4 else None)
     elif what == "keepalive":
         keepalive(port, ca, int(sys.argv[4]), float(sys.argv[5]))
+    elif what == "stall":
+        stall(port, ca, sys.argv[4], sys.argv[5])
     else:
         sys.exit("unknown client " + what)

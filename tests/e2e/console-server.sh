@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # End to end: the web console's server side (server/console.c). Its static files (the page, a
 # script with its type, a page's own address) with every security header, and nothing outside its
-# directory (.., encoded .., any symbolic link - out or in -, a kind it does not serve, a missing file);
-# sessions opened with a token (the cookie's flags exactly) or a one-time login link (once, and
-# not once expired), which authenticate operator routes (CSRF on every change), never device
-# routes, end on DELETE and with their token, and outlive a restart; the fleet page's counts and
-# histogram for real devices that attested.
+# directory (.., encoded .., any symbolic link - out or in -, a kind it does not serve, a missing file),
+# and a file cut short while it is sent does not bring the service down;
+# sessions opened with a token (the cookie's flags exactly) or a one-time login link (once, not
+# once expired, none made in a session outliving it), which authenticate operator routes (CSRF on
+# every change), never device routes, end on DELETE and with their token, and outlive a restart;
+# the fleet page's counts and histogram for real devices that attested.
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT to the rampart-agent binary}"
 d=$E2E_DIR
@@ -82,6 +83,20 @@ for i in 1 2 3 4; do
   req GET /console/pipe.js --max-time 20; eq "$status" 404 "a named pipe in the console's directory ($i)"
 done
 req GET /console/app.js --max-time 20; eq "$status" 200 "a script after the pipe"
+# A file cut short while it is sent (an operator's cp over it): the answer is the file as it was
+# when asked for, and the service goes on (a file mapped and sent as the client reads would fault
+# it with SIGBUS). The client stalls with most of the answer still on the service's side.
+head -c 8000000 /dev/zero >"$c/big.js"
+"$(dirname "$0")/conn-client.py" stall "${SERVER_URL##*:}" "$SERVER_CA" /console/big.js "$d/go" >"$d/stall" 2>&1 &
+stall_pid=$!
+stalled() { grep -qs '^stalled 200' "$d/stall"; }
+wait_until 60 stalled || fail "the stalled download: $(cat "$d/stall")"
+: >"$c/big.js"
+touch "$d/go"
+wait "$stall_pid" || fail "the stalled client: $(cat "$d/stall")"
+kill -0 "$SERVER_PID" 2>/dev/null || fail "the server died while a console file it sent was cut short"
+eq "$(tail -1 "$d/stall")" "read 8000000 bytes" "a console file cut short while sent"
+rm "$c/big.js"
 
 # --- sessions -------------------------------------------------------------------------------------
 # login JSON: POST /console/session; the cookie's value in $cookie, the CSRF value in $csrf.
@@ -98,7 +113,7 @@ eq "$(header Set-Cookie)" "__Host-rampart_session=$cookie; Path=/; HttpOnly; Sec
 [[ $csrf =~ ^[0-9a-f]{64}$ ]] || fail "the CSRF value: $(cat "$d/body")"
 jq -e '.role == "system" and .tenant == null and (.expires | type) == "number"' "$d/body" >/dev/null ||
   fail "the session: $(cat "$d/body")"
-sys_cookie=$cookie sys_csrf=$csrf
+sys_cookie=$cookie sys_csrf=$csrf sys_expires=$(jq .expires "$d/body")
 login "{\"token\": \"rpt_$(openssl rand -hex 32)\"}"; eq "$status" 401 "login with a wrong token"
 [ -z "$(header Set-Cookie)" ] || fail "a wrong token got a cookie"
 printf '{"token": "%s"}' "$(cat "$ADMIN_TOKEN")" >"$d/login.json"
@@ -114,6 +129,8 @@ req GET /console/session -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")"; eq "$
 req GET /api/v1/tenants "${ck[@]}"; eq "$status" 200 "the cookie authenticates an operator route"
 req GET /api/v1/tenants -H "Cookie: __Host-rampart_session=rps_$(openssl rand -hex 32)"; eq "$status" 401 "an unknown cookie"
 req GET /api/v1/tenants -H "Cookie: __Host-rampart_session=$sys_cookie; __Host-rampart_session=$sys_cookie"; eq "$status" 401 "the cookie twice"
+req GET /api/v1/tenants -H "Cookie: __Host-rampart_session=$sys_cookie" -H "Cookie: __Host-rampart_session=rps_$(openssl rand -hex 32)"
+eq "$status" 401 "the cookie in two Cookie headers"
 # Without its __Host- prefix (a name a sibling site or a plain-HTTP page could set): no session.
 req GET /api/v1/tenants -H "Cookie: rampart_session=$sys_cookie"; eq "$status" 401 "the cookie without __Host-"
 # CSRF: every change made with the cookie carries the session's value.
@@ -162,9 +179,20 @@ login "{\"code\": \"rpl_$(openssl rand -hex 32)\"}"; eq "$status" 401 "a made-up
 expect 0 cli token create --tenant "$acme" --role reader; acme_reader=$(cat "$d/out")
 req POST /api/v1/console/links -H "Authorization: Bearer $acme_reader" "${j[@]}" --data-binary '{}'
 eq "$status" 403 "a reader makes no link"
-# The link's session made with the cookie (and its CSRF value): for its own token.
-req POST /api/v1/console/links -H "Cookie: __Host-rampart_session=$sys_cookie" -H "X-CSRF-Token: $sys_csrf" "${j[@]}" --data-binary '{}'
-eq "$status" 201 "a link made in a session"
+# A link made with the cookie (and its CSRF value): for a tenant, whose new token ends with the
+# session. Not for the session's own token: its session would outlive this one, and a session
+# could renew itself for ever without the token's secret.
+sck=(-H "Cookie: __Host-rampart_session=$sys_cookie" -H "X-CSRF-Token: $sys_csrf")
+req POST /api/v1/console/links "${sck[@]}" "${j[@]}" --data-binary '{}'
+eq "$status" 400 "a link for the session's own token, made in the session"
+req POST /api/v1/console/links "${sck[@]}" "${j[@]}" --data-binary "{\"tenant\": \"$acme\"}"
+eq "$status" 201 "a tenant's link made in a session"
+code=$(jq -r .url "$d/body"); code=${code#*#code=}
+login "{\"code\": \"$code\"}"; eq "$status" 200 "the session's link"
+jq -e --argjson e "$sys_expires" '.expires <= $e' "$d/body" >/dev/null ||
+  fail "a link's session outlives the session it was made in (ends by $sys_expires): $(cat "$d/body")"
+req POST /api/v1/console/links "${sck[@]}" "${j[@]}" --data-binary "{\"tenant\": \"$acme\"}"
+eq "$status" 201 "another link made in a session"
 late_code=$(jq -r .url "$d/body"); late_code=${late_code#*#code=}
 # A link made with a token that ends within the hour: the link, the token it makes and the session
 # it opens all end by then, not 8 hours on.

@@ -721,7 +721,8 @@ def exercise(doc_path):
     c.call("GET", "/console/session", want=401)
     c.call("GET", T + "/devices?limit=10", headers=jar, want=200)    # an operator route, by the cookie
     c.call("POST", "/api/v1/console/links", headers=jar, body={}, want=403)   # no CSRF value
-    _, _, _, link = c.call("POST", "/api/v1/console/links", headers=csrf, body={}, want=201)
+    c.call("POST", "/api/v1/console/links", headers=csrf, body={}, want=400)   # in a session: a tenant's only
+    _, _, _, link = c.call("POST", "/api/v1/console/links", headers=csrf, body={"tenant": acme}, want=201)
     c.call("POST", "/api/v1/console/links", token=tok["reader"], want=403)
     c.call("POST", "/api/v1/console/links", token=system, body={"tenant": "t_" + "0" * 24}, want=404)
     c.call("POST", "/api/v1/console/links", token=tok["admin"], body={"tenant": 5}, want=400, bad=True)
@@ -734,7 +735,7 @@ def exercise(doc_path):
     c.call("DELETE", "/console/session", headers=jar, want=403)
     c.call("DELETE", "/console/session", headers=csrf, want=204)
     c.call("GET", "/console/session", headers=jar, want=401)
-    # The link made with the session's own token logs in as that token.
+    # The link made in the session logs in as a new admin token of its tenant.
     _, _, _, s3 = c.call("POST", "/console/session", body={"code": link["url"].split("#code=", 1)[1]}, want=200)
     if (s3["tenant"], s3["role"]) != (acme, "admin"):
         fail("the session's own login link: %s" % s3)

@@ -3,6 +3,7 @@
  * signature is deterministic), sign->verify round trips for both key types, refusing keys that
  * do not sign, constant-memory verification of a large image, and the file helpers.
  */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -421,6 +422,7 @@ static void test_read_file_bounds(void **state)
     rp_atomic_file_t f;
     uint8_t *data;
     size_t len;
+    int fd;
 
     (void)state;
     assert_int_equal(rp_atomic_begin(&f, tmp("ten"), 0644, 0), RP_OK);
@@ -434,6 +436,27 @@ static void test_read_file_bounds(void **state)
     assert_null(data);
     assert_int_equal(rp_read_file(tmp("absent"), 9, &data, &len), RP_ERR_NOT_FOUND);
     assert_int_equal(rp_read_file(tmpdir, 9, &data, &len), RP_ERR_IO);
+    /* From a descriptor: its bytes, the descriptor left open; a directory or a FIFO is no file. */
+    fd = open(tmp("ten"), O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(rp_read_fd(fd, 10, &data, &len), RP_OK);
+    assert_int_equal(len, 10);
+    assert_memory_equal(data, "0123456789", 10);
+    free(data);
+    assert_true(fcntl(fd, F_GETFD) >= 0); /* still open */
+    close(fd);
+    fd = open(tmp("ten"), O_RDONLY | O_CLOEXEC);
+    assert_int_equal(rp_read_fd(fd, 9, &data, &len), RP_ERR_TOO_LARGE);
+    assert_null(data);
+    close(fd);
+    fd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_int_equal(rp_read_fd(fd, 9, &data, &len), RP_ERR_IO);
+    close(fd);
+    assert_int_equal(mkfifo(tmp("fifo"), 0600), 0);
+    fd = open(tmp("fifo"), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    assert_int_equal(rp_read_fd(fd, 9, &data, &len), RP_ERR_IO);
+    close(fd);
+    unlink(tmp("fifo"));
 }
 
 static rp_err_t sign_with_key(void *ctx, const uint8_t digest[RP_SHA256_LEN], uint8_t *der,

@@ -55,6 +55,12 @@ rp_err_t rp_pread_all(int fd, void *buf, size_t len, uint64_t off) RP_MUST_CHECK
  * convenience, caller frees) and *len. A larger file is RP_ERR_TOO_LARGE.
  */
 rp_err_t rp_read_file(const char *path, size_t max, uint8_t **data, size_t *len) RP_MUST_CHECK;
+/*
+ * The same from an open file descriptor (read from its offset to the end; not closed): a regular
+ * file only (else RP_ERR_IO), whose bytes are copied now, so that the caller holds them whatever
+ * happens to the file later.
+ */
+rp_err_t rp_read_fd(int fd, size_t max, uint8_t **data, size_t *len) RP_MUST_CHECK;
 
 /*
  * Refuse a directory or file that holds secrets, or what a program trusts, when another user
