@@ -782,20 +782,32 @@ rp_err_t rp_md_root_accept_signed(const rp_md_signed_t *s, const rp_md_root_trus
     return err;
 }
 
+/* The JSON envelope's side of an accept: bounded, unpacked into a new *s (the caller frees it
+ * with rp_md_signed_free and free, whatever this returns). what: "a root", "targets". */
+static rp_err_t envelope_unpack(const char *envelope, size_t len, const void *trust, void *out,
+                                const char *what, rp_md_signed_t **s, char *detail, size_t cap)
+{
+    *s = calloc(1, sizeof(**s));
+    if (*s == NULL)
+        return RP_ERR_NO_MEMORY;
+    if (envelope == NULL || trust == NULL || out == NULL)
+        return RP_ERR_INVALID_ARG;
+    if (len > RP_MD_MAX)
+        return say(detail, cap, RP_ERR_TOO_LARGE, "%s of more than %d bytes", what, RP_MD_MAX);
+    if (rp_md_unpack(envelope, len, *s, NULL, 0) != RP_OK)
+        return say(detail, cap, RP_ERR_MALFORMED, "not a metadata envelope with a JSON payload");
+    return RP_OK;
+}
+
 rp_err_t rp_md_root_accept(const char *envelope, size_t len, const rp_md_root_trust_t *trust,
                            rp_md_root_t *out, char *detail, size_t cap)
 {
-    rp_md_signed_t *s = calloc(1, sizeof(*s));
-    rp_err_t err = s != NULL ? RP_OK : RP_ERR_NO_MEMORY;
+    rp_md_signed_t *s = NULL;
+    rp_err_t err;
 
     if (out != NULL)
         memset(out, 0, sizeof(*out));
-    if (envelope == NULL || trust == NULL || out == NULL)
-        err = RP_ERR_INVALID_ARG;
-    else if (err == RP_OK && len > RP_MD_MAX)
-        err = say(detail, cap, RP_ERR_TOO_LARGE, "a root of more than %d bytes", RP_MD_MAX);
-    else if (err == RP_OK && rp_md_unpack(envelope, len, s, NULL, 0) != RP_OK)
-        err = say(detail, cap, RP_ERR_MALFORMED, "not a metadata envelope with a JSON payload");
+    err = envelope_unpack(envelope, len, trust, out, "a root", &s, detail, cap);
     if (err == RP_OK)
         err = rp_md_root_accept_signed(s, trust, out, detail, cap);
     rp_md_signed_free(s);
@@ -841,17 +853,12 @@ rp_err_t rp_md_targets_accept_signed(const rp_md_signed_t *s, const rp_md_target
 rp_err_t rp_md_targets_accept(const char *envelope, size_t len, const rp_md_targets_trust_t *trust,
                               rp_md_targets_t *out, char *detail, size_t cap)
 {
-    rp_md_signed_t *s = calloc(1, sizeof(*s));
-    rp_err_t err = s != NULL ? RP_OK : RP_ERR_NO_MEMORY;
+    rp_md_signed_t *s = NULL;
+    rp_err_t err;
 
     if (out != NULL)
         memset(out, 0, sizeof(*out));
-    if (envelope == NULL || trust == NULL || out == NULL)
-        err = RP_ERR_INVALID_ARG;
-    else if (err == RP_OK && len > RP_MD_MAX)
-        err = say(detail, cap, RP_ERR_TOO_LARGE, "targets of more than %d bytes", RP_MD_MAX);
-    else if (err == RP_OK && rp_md_unpack(envelope, len, s, NULL, 0) != RP_OK)
-        err = say(detail, cap, RP_ERR_MALFORMED, "not a metadata envelope with a JSON payload");
+    err = envelope_unpack(envelope, len, trust, out, "targets", &s, detail, cap);
     if (err == RP_OK)
         err = rp_md_targets_accept_signed(s, trust, out, detail, cap);
     rp_md_signed_free(s);
