@@ -4,6 +4,13 @@
 # rampart-agent (soft root of trust) attesting and updating. The steps are in console.js; this
 # sets up what it needs: the server, a tenant with its root of update trust and image key, a
 # signed image, a provisioned device.
+# Chromium drops every request in flight with ERR_NETWORK_CHANGED when a network interface comes
+# or goes, and other tests running beside this one (the compartments' veth pairs) do exactly that.
+# So the whole test (server, agent, browser: all on loopback) runs in a network namespace of its
+# own, where nothing else changes the links. Root only; elsewhere it runs as it is.
+if [ -z "${RP_BROWSER_NETNS:-}" ] && [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
+  RP_BROWSER_NETNS=1 exec unshare --net sh -c 'ip link set lo up && exec "$0" "$@"' "$0" "$@"
+fi
 . "$(dirname "$0")/../e2e/lib.sh"
 : "${AGENT:?set AGENT to the rampart-agent binary}"
 : "${CONSOLE_NODE_MODULES:?set CONSOLE_NODE_MODULES to console/node_modules (scripts/install-deps)}"
