@@ -30,6 +30,7 @@ static const char *const messages[RP_ERR_COUNT] = {
     [RP_ERR_ROLLBACK] = "older than what is installed (rollback refused)",
     [RP_ERR_EXPIRED] = "expired",
     [RP_ERR_DENIED] = "not allowed",
+    [RP_ERR_BUSY] = "busy: try again",
 };
 
 _Static_assert(sizeof(messages) / sizeof(messages[0]) == RP_ERR_COUNT,

@@ -46,10 +46,11 @@ typedef enum rp_err {
     RP_ERR_ROLLBACK = 23,  /* older than what is already there (version or security counter) */
     RP_ERR_EXPIRED = 24,   /* past its expiry time */
     RP_ERR_DENIED = 25,    /* well-formed, but not allowed to this caller (a manifest, a rate) */
+    RP_ERR_BUSY = 26,      /* lost a race or a connection mid-way: the whole step may be retried */
 } rp_err_t;
 
 /* The number of codes; rp_strerror() of anything at or above this names it unknown. */
-#define RP_ERR_COUNT 26
+#define RP_ERR_COUNT 27
 
 /* A short, constant, lowercase description of err; never NULL. */
 const char *rp_strerror(rp_err_t err);

@@ -1,0 +1,88 @@
+/*
+ * The storage backend contract below the store: one SQL connection, behind a table of operations
+ * that each database engine implements once (db_sqlite.c: SQLite; db_pg.c: PostgreSQL through
+ * libpq), the way rot.h puts the TPM and the soft root of trust behind one table. The store's
+ * domain operations (store.h) are written once, in SQL both engines run, against this interface;
+ * where the engines' SQL differs, the driver owns the difference (placeholders, error classes,
+ * how a transaction takes the write lock, the type names of a migration).
+ *
+ * SQL given to prepare() uses SQLite's parameter forms, which the PostgreSQL driver rewrites:
+ * ":name" (one index per distinct name, in order of first use) and "?" (the next index). Indexes
+ * start at 1. One connection is used by one thread at a time.
+ */
+#ifndef RAMPART_STORE_DB_H
+#define RAMPART_STORE_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rampart/error.h"
+
+typedef struct rp_db rp_db_t;           /* one connection: a driver's struct starts with rp_db */
+typedef struct rp_db_stmt rp_db_stmt_t; /* one prepared statement of one connection */
+typedef struct rp_db_driver rp_db_driver_t;
+
+struct rp_db {
+    const rp_db_driver_t *drv;
+};
+struct rp_db_stmt {
+    const rp_db_driver_t *drv;
+};
+
+struct rp_db_driver {
+    const char *name; /* "sqlite", "postgresql" */
+    /*
+     * Open a connection: target is a file path (SQLite) or a libpq connection URI/string
+     * (PostgreSQL). Failure is logged with the engine's message, never with a password.
+     */
+    rp_err_t (*open)(const char *target, rp_db_t **out);
+    void (*close)(rp_db_t *db);
+    /* SQL with no parameters and no rows wanted; may hold several statements (migrations). */
+    rp_err_t (*exec)(rp_db_t *db, const char *sql);
+    /* Prepare (NULL on failure, logged). The store caches statements by its SQL's address. */
+    rp_db_stmt_t *(*prepare)(rp_db_t *db, const char *sql);
+    void (*finalize)(rp_db_stmt_t *st);
+    /* Forget the last run's rows and every binding (unbound parameters are NULL). */
+    void (*reset)(rp_db_stmt_t *st);
+    /* The index of a named parameter (":after"), 0 when the statement has none of that name. */
+    int (*param_index)(rp_db_stmt_t *st, const char *name);
+    rp_err_t (*bind_int64)(rp_db_stmt_t *st, int i, int64_t v);
+    rp_err_t (*bind_double)(rp_db_stmt_t *st, int i, double v);
+    rp_err_t (*bind_text)(rp_db_stmt_t *st, int i, const char *v, size_t len); /* copied */
+    rp_err_t (*bind_blob)(rp_db_stmt_t *st, int i, const void *v, size_t len); /* copied */
+    rp_err_t (*bind_null)(rp_db_stmt_t *st, int i);
+    /*
+     * The next row: RP_OK with *row true (a row to read) or false (done). The first step runs the
+     * statement. A unique, primary-key or foreign-key violation is RP_ERR_EXISTS; a lost
+     * serialisation race or a connection lost mid-transaction is RP_ERR_BUSY (the caller may run
+     * the whole transaction again); anything else RP_ERR_IO, logged.
+     */
+    rp_err_t (*step)(rp_db_stmt_t *st, bool *row);
+    /* The current row's columns, from 0. NULL reads as 0, "" or an empty blob. The pointers stay
+     * valid until the next step or reset. */
+    bool (*column_null)(rp_db_stmt_t *st, int col);
+    int64_t (*column_int64)(rp_db_stmt_t *st, int col);
+    double (*column_double)(rp_db_stmt_t *st, int col);
+    const char *(*column_text)(rp_db_stmt_t *st, int col);
+    const void *(*column_blob)(rp_db_stmt_t *st, int col, size_t *len);
+    /* Rows changed by the statement's last run. */
+    int64_t (*changes)(rp_db_stmt_t *st);
+    /*
+     * Transactions. begin() takes the database's write lock for the whole transaction (SQLite:
+     * BEGIN IMMEDIATE; PostgreSQL: BEGIN and a transaction-scoped advisory lock), so that two
+     * writers, in one process or on two replicas, never interleave. Savepoints nest inside.
+     */
+    rp_err_t (*begin)(rp_db_t *db);
+    rp_err_t (*commit)(rp_db_t *db);
+    rp_err_t (*rollback)(rp_db_t *db);
+};
+
+extern const rp_db_driver_t rp_db_sqlite;
+extern const rp_db_driver_t rp_db_postgresql;
+
+/* The driver a --database target names: "postgresql://" or "postgres://" → PostgreSQL, anything
+ * else a SQLite file. */
+const rp_db_driver_t *rp_db_driver_for(const char *target);
+
+#endif /* RAMPART_STORE_DB_H */
