@@ -1017,7 +1017,8 @@ static void refuse_instead(rp_attestation_write_t *w, rp_recorded_as_t as, const
 static const char SQL_UNPROVEN_UPSERT[] =
     "INSERT INTO unproven_sources (address, first_at, last_at, count, last_reason, last_device_id)"
     " VALUES (?1, ?2, ?2, 1, ?3, ?4) ON CONFLICT(address) DO UPDATE SET"
-    " last_at = max(last_at, excluded.last_at), count = count + 1,"
+    " last_at = greatest(unproven_sources.last_at, excluded.last_at),"
+    " count = unproven_sources.count + 1,"
     " last_reason = excluded.last_reason, last_device_id = excluded.last_device_id"
     " RETURNING count";
 static const char SQL_UNPROVEN_TRIM[] =

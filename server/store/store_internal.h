@@ -214,7 +214,7 @@ void sq_device_row(sq_st_t *st, rp_device_t *d);
  * alone would read every row between it and the prefix) to the prefix's end. */
 #define SQ_PAGE(key, col)                                                                          \
     " AND " key " > :after AND " col " >= :lo AND " col " < :hi ORDER BY " key " LIMIT :limit"
-#define SQ_KEY_RANGE(key) key " >= max(:after, :lo) AND " key " != :after AND " key " < :hi"
+#define SQ_KEY_RANGE(key) key " >= greatest(:after, :lo) AND " key " != :after AND " key " < :hi"
 #define SQ_PAGE_ON(key) " AND " SQ_KEY_RANGE(key) " ORDER BY " key " LIMIT :limit"
 /* Bind SQ_PAGE's (or SQ_PAGE_ON's) parameters (by name) from p; NULL or not paged: every row. */
 void sq_bind_page(sq_st_t *st, const rp_page_t *p);

@@ -15,25 +15,27 @@
 static const char SQL_DEV_GET[] =
     "SELECT kept, pruned, pruned_below FROM report_devices WHERE device_id = ?";
 static const char SQL_DEV_PUT[] =
-    "INSERT OR REPLACE INTO report_devices (device_id, kept, pruned, pruned_below,"
-    " dropped_device) VALUES (?1, ?2, ?3, ?4, max(?5, coalesce((SELECT dropped_device FROM"
-    " report_devices WHERE device_id = ?1), 0)))";
+    "INSERT INTO report_devices (device_id, kept, pruned, pruned_below, dropped_device)"
+    " VALUES (?1, ?2, ?3, ?4, greatest(?5, 0)) ON CONFLICT (device_id) DO UPDATE SET"
+    " kept = excluded.kept, pruned = excluded.pruned, pruned_below = excluded.pruned_below,"
+    " dropped_device = greatest(excluded.dropped_device, report_devices.dropped_device)";
 static const char SQL_GROUP[] = "SELECT group_id FROM group_members WHERE device_id = ?";
 static const char SQL_PUT[] =
-    "INSERT OR IGNORE INTO reports (device_id, seq, tenant_id, at, received, kind, component,"
-    " version, code, reason, bucket, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    "INSERT INTO reports (device_id, seq, tenant_id, at, received, kind, component, version,"
+    " code, reason, bucket, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT DO NOTHING";
 static const char SQL_BUCKET_PUT[] =
     "INSERT INTO crash_buckets (tenant_id, id, component, signal, signature, count, first_seen,"
     " last_seen) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6) ON CONFLICT (tenant_id, id) DO UPDATE"
-    " SET count = count + 1, last_seen = max(last_seen, ?6)";
+    " SET count = crash_buckets.count + 1, last_seen = greatest(crash_buckets.last_seen, ?6)";
 static const char SQL_COUNT_PUT[] =
     "INSERT INTO crash_bucket_counts (tenant_id, bucket, dim, value, count)"
     " VALUES (?, ?, ?, ?, 1) ON CONFLICT (tenant_id, bucket, dim, value) DO UPDATE"
     " SET count = count + 1";
 static const char SQL_SAMPLE_PUT[] =
-    "INSERT OR IGNORE INTO crash_samples (tenant_id, bucket, device_id, seq, at, received,"
-    " version, body) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE (SELECT count(*) FROM"
-    " crash_samples WHERE tenant_id = ?1 AND bucket = ?2) < ?9";
+    "INSERT INTO crash_samples (tenant_id, bucket, device_id, seq, at, received, version, body)"
+    " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE (SELECT count(*) FROM crash_samples"
+    " WHERE tenant_id = ?1 AND bucket = ?2) < ?9 ON CONFLICT DO NOTHING";
 /* The oldest number kept once the newest RP_REPORTS_KEEP are kept. */
 static const char SQL_FLOOR[] = "SELECT seq FROM reports WHERE device_id = ?"
                                 " ORDER BY seq DESC LIMIT 1 OFFSET ?";
@@ -84,7 +86,9 @@ static const char SQL_DEV_COUNTS[] =
     "SELECT r.kept, r.pruned, r.dropped_device FROM report_devices r JOIN devices d"
     " ON d.id = r.device_id WHERE r.device_id = ? AND d.tenant_id = ?";
 static const char SQL_SYMBOLS_PUT[] =
-    "INSERT OR REPLACE INTO debug_files (tenant_id, build_id, size, uploaded) VALUES (?,?,?,?)";
+    "INSERT INTO debug_files (tenant_id, build_id, size, uploaded) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (tenant_id, build_id) DO UPDATE SET size = excluded.size,"
+    " uploaded = excluded.uploaded";
 static const char SQL_SYMBOLS_GET[] =
     "SELECT uploaded FROM debug_files WHERE tenant_id = ? AND build_id = ?";
 
@@ -262,7 +266,8 @@ static int by_bucket(const void *a, const void *b)
 static const char SQL_BUCKET_ADD[] =
     "INSERT INTO crash_buckets (tenant_id, id, component, signal, signature, count, first_seen,"
     " last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (tenant_id, id) DO UPDATE"
-    " SET count = count + excluded.count, last_seen = max(last_seen, excluded.last_seen)";
+    " SET count = crash_buckets.count + excluded.count,"
+    " last_seen = greatest(crash_buckets.last_seen, excluded.last_seen)";
 static const char SQL_COUNT_ADD[] =
     "INSERT INTO crash_bucket_counts (tenant_id, bucket, dim, value, count)"
     " VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant_id, bucket, dim, value) DO UPDATE"

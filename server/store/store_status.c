@@ -12,17 +12,22 @@ static const char SQL_REPORT_GET[] =
     "SELECT reported_at, apps_at, dropped_device, dropped_service, next_seq, pruned_below"
     " FROM device_reports WHERE device_id = ?";
 static const char SQL_REPORT_PUT[] =
-    "INSERT OR REPLACE INTO device_reports (device_id, reported_at, apps_at, dropped_device,"
-    " dropped_service, next_seq, pruned_below) VALUES (?, ?, ?, ?, ?, ?, ?)";
+    "INSERT INTO device_reports (device_id, reported_at, apps_at, dropped_device,"
+    " dropped_service, next_seq, pruned_below) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (device_id) DO UPDATE SET reported_at = excluded.reported_at,"
+    " apps_at = excluded.apps_at, dropped_device = excluded.dropped_device,"
+    " dropped_service = excluded.dropped_service, next_seq = excluded.next_seq,"
+    " pruned_below = excluded.pruned_below";
 static const char SQL_APPS_CLEAR[] = "DELETE FROM device_apps WHERE device_id = ?";
 static const char SQL_APP_PUT[] =
-    "INSERT OR REPLACE INTO device_apps (device_id, component, version, state, restarts)"
-    " VALUES (?, ?, ?, ?, ?)";
+    "INSERT INTO device_apps (device_id, component, version, state, restarts)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id, component) DO UPDATE SET"
+    " version = excluded.version, state = excluded.state, restarts = excluded.restarts";
 static const char SQL_APPS[] = "SELECT component, version, state, restarts FROM device_apps"
                                " WHERE device_id = ? ORDER BY component";
 static const char SQL_EVENT_PUT[] =
-    "INSERT OR IGNORE INTO device_events (device_id, seq, at, kind, app, reason, received)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)";
+    "INSERT INTO device_events (device_id, seq, at, kind, app, reason, received)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING";
 static const char SQL_EVENTS_COUNT[] = "SELECT count(*) FROM device_events WHERE device_id = ?";
 /* The oldest number kept once the newest RP_DEVICE_EVENTS_KEEP are kept. */
 static const char SQL_EVENTS_FLOOR[] = "SELECT seq FROM device_events WHERE device_id = ?"

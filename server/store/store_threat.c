@@ -21,8 +21,11 @@ static const char SQL_SETTINGS_GET[] =
     "SELECT factor, baseline_days, window_seconds, min_devices, floor, updated"
     " FROM threat_settings WHERE tenant_id = ?";
 static const char SQL_SETTINGS_PUT[] =
-    "INSERT OR REPLACE INTO threat_settings (tenant_id, factor, baseline_days, window_seconds,"
-    " min_devices, floor, updated) VALUES (?, ?, ?, ?, ?, ?, ?)";
+    "INSERT INTO threat_settings (tenant_id, factor, baseline_days, window_seconds,"
+    " min_devices, floor, updated) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id)"
+    " DO UPDATE SET factor = excluded.factor, baseline_days = excluded.baseline_days,"
+    " window_seconds = excluded.window_seconds, min_devices = excluded.min_devices,"
+    " floor = excluded.floor, updated = excluded.updated";
 
 rp_err_t rp_store_threat_settings_get(rp_store_t *s, const char *tenant_id,
                                       rp_threat_settings_t *out)
@@ -421,7 +424,9 @@ rp_err_t rp_store_threat_alert_totals(rp_store_t *s, rp_threat_tally_fn fn, void
 
 static const char SQL_WEBHOOK_GET[] = "SELECT url, salt, updated FROM webhooks WHERE tenant_id = ?";
 static const char SQL_WEBHOOK_PUT[] =
-    "INSERT OR REPLACE INTO webhooks (tenant_id, url, salt, updated) VALUES (?, ?, ?, ?)";
+    "INSERT INTO webhooks (tenant_id, url, salt, updated) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (tenant_id) DO UPDATE SET url = excluded.url, salt = excluded.salt,"
+    " updated = excluded.updated";
 static const char SQL_WEBHOOK_DELETE[] = "DELETE FROM webhooks WHERE tenant_id = ?";
 
 rp_err_t rp_store_webhook_get(rp_store_t *s, const char *tenant_id, rp_webhook_t *out)
@@ -480,8 +485,10 @@ static const char SQL_QPOLICY_GET[] =
     "SELECT enabled, kinds, threshold, window_seconds, updated FROM quarantine_policies"
     " WHERE tenant_id = ?";
 static const char SQL_QPOLICY_PUT[] =
-    "INSERT OR REPLACE INTO quarantine_policies (tenant_id, enabled, kinds, threshold,"
-    " window_seconds, updated) VALUES (?, ?, ?, ?, ?, ?)";
+    "INSERT INTO quarantine_policies (tenant_id, enabled, kinds, threshold, window_seconds,"
+    " updated) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id) DO UPDATE SET"
+    " enabled = excluded.enabled, kinds = excluded.kinds, threshold = excluded.threshold,"
+    " window_seconds = excluded.window_seconds, updated = excluded.updated";
 /* A new policy counts afresh: what the old one counted meant something else. */
 static const char SQL_QSIGNALS_FORGET_TENANT[] = "DELETE FROM quarantine_signals WHERE device_id "
                                                  "IN (SELECT id FROM devices WHERE tenant_id = ?)";

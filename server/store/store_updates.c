@@ -659,8 +659,9 @@ static const char SQL_DEPLOY_OF_GROUP[] =
     "SELECT id, tenant_id, group_id, rollout, created, seq, status, status = 'active' OR EXISTS"
     " (SELECT 1 FROM deployment_reached r WHERE r.deployment_id = deployments.id AND"
     " r.device_id = ?2) FROM deployments WHERE group_id = ?1 ORDER BY seq DESC";
-static const char SQL_REACHED_INSERT[] = "INSERT OR IGNORE INTO deployment_reached"
-                                         " (deployment_id, device_id, at) VALUES (?, ?, ?)";
+static const char SQL_REACHED_INSERT[] =
+    "INSERT INTO deployment_reached (deployment_id, device_id, at) VALUES (?, ?, ?)"
+    " ON CONFLICT DO NOTHING";
 static const char SQL_REACHED_LIST[] =
     "SELECT device_id FROM deployment_reached WHERE deployment_id = ? ORDER BY device_id";
 /* Stopped is final: only stopping again changes (nothing in) a stopped one. */
