@@ -231,6 +231,12 @@ static rp_err_t bound(rp_db_stmt_t *st, int rc)
     return err_class(rc);
 }
 
+static rp_err_t too_long(void)
+{
+    rp_log_error("database: cannot bind a value of 2 GiB or more");
+    return RP_ERR_INVALID_ARG;
+}
+
 static rp_err_t sq_bind_int64(rp_db_stmt_t *st, int i, int64_t v)
 {
     return bound(st, sqlite3_bind_int64(ST(st), i, v));
@@ -244,7 +250,7 @@ static rp_err_t sq_bind_double(rp_db_stmt_t *st, int i, double v)
 static rp_err_t sq_bind_text(rp_db_stmt_t *st, int i, const char *v, size_t len)
 {
     if (len > INT32_MAX)
-        return RP_ERR_INVALID_ARG;
+        return too_long();
     return bound(st, sqlite3_bind_text(ST(st), i, v, (int)len, SQLITE_TRANSIENT));
 }
 
@@ -252,7 +258,7 @@ static rp_err_t sq_bind_text(rp_db_stmt_t *st, int i, const char *v, size_t len)
 static rp_err_t sq_bind_blob(rp_db_stmt_t *st, int i, const void *v, size_t len)
 {
     if (len > INT32_MAX)
-        return RP_ERR_INVALID_ARG;
+        return too_long();
     if (len == 0)
         return bound(st, sqlite3_bind_zeroblob(ST(st), i, 0));
     return bound(st, sqlite3_bind_blob(ST(st), i, v, (int)len, SQLITE_TRANSIENT));
