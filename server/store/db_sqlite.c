@@ -3,7 +3,7 @@
  * with full sync and foreign keys, statements prepared once for the connection's life, SQLite's
  * result codes turned into db.h's error classes, and the SQL functions the store's statements
  * use that SQLite lacks (greatest, least) or that only C can answer (rp_selects). The only file
- * of the service that calls SQLite (tests/CMakeLists.txt: lint.store_sqlite checks it).
+ * of the service that calls SQLite (unit.store_sqlite_confined checks it).
  */
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /*
- * The web console's records in the SQLite backend: sessions and one-time login links (by the
+ * The web console's records in the store: sessions and one-time login links (by the
  * SHA-256 of their secret, tied to a token), and the counts its fleet page shows - devices by
  * state, versions running, attestations over time - each one SQL query over indexed rows.
  */

@@ -1,5 +1,5 @@
 /*
- * The SQLite backend's failure reports (store.h, "failure reports"): each device's reports once
+ * The store's failure reports (store.h, "failure reports"): each device's reports once
  * each by (device, seq), the newest RP_REPORTS_KEEP of them with the rest pruned and counted;
  * each tenant's crash buckets with their counts per version, group and day, and their samples,
  * shown one per symbolic key when they have one (SHOWN: the one place a shown ID is made); the

@@ -1,5 +1,5 @@
 /*
- * The SQLite backend's records of what devices report of what runs (store.h, "what devices
+ * The store's records of what devices report of what runs (store.h, "what devices
  * report"): each device's newest app list, its security events once each by (device, seq), the
  * newest RP_DEVICE_EVENTS_KEEP of them, and the counts of what was dropped on either side.
  */

@@ -1,5 +1,5 @@
 /*
- * The SQLite backend's records of threat detection and quarantine (store.h, "threat detection
+ * The store's records of threat detection and quarantine (store.h, "threat detection
  * and quarantine"): per-tenant settings, counts per subject per slot with the current slots'
  * devices, alerts, webhooks, quarantine policies and the signals they count, each device's
  * quarantine, the actions taken, and the webhook's outbox of deliveries waiting. threat.c decides;

@@ -1,5 +1,5 @@
 /*
- * The SQLite backend's update records: image signing keys, uploads, images, products, device
+ * The store's update records: image signing keys, uploads, images, products, device
  * groups and their members, deployments, what each device reported of its update, and the
  * largest security counter each device's root of trust accepts.
  */

@@ -1,5 +1,5 @@
 /*
- * Threat detection and quarantine (server/threat.c, server/store_threat.c) against a real SQLite
+ * Threat detection and quarantine (server/threat.c, server/store/store_threat.c) against a real SQLite
  * database, with the time driven by the test: the spike rule alone (factor, baseline, distinct
  * devices, the floor of a subject never seen, the slot before weighed in), then signals counted
  * through rp_threat_process (a baseline built over a day, one alert per spike however long it
