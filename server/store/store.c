@@ -211,7 +211,11 @@ static rp_err_t keys_set(rp_store_t *s, size_t t, struct keyless *rows, size_t n
                 continue;
             db_bind_text(st[k], 1, rows[i].keys[k]);
             db_bind_text(st[k], 2, rows[i].id);
-            err = sq_step_done(s, st[k], NULL);
+            /* each in a savepoint of its own: a clash undoes only it (PostgreSQL would abort
+             * the whole transaction on a failed statement) */
+            err = sq_begin(s);
+            if (err == RP_OK)
+                err = sq_end(s, sq_step_done(s, st[k], NULL));
             if (err == RP_ERR_EXISTS) {
                 clash = true;
                 err = RP_OK;
@@ -966,7 +970,9 @@ rp_err_t rp_store_device_unblock(rp_store_t *s, const char *tenant_id, const cha
     return err == RP_OK && changes == 0 ? RP_ERR_NOT_FOUND : err;
 }
 
-static const char SQL_NONCE_SPEND[] = "INSERT INTO spent_nonces (nonce, expires) VALUES (?, ?)";
+/* (A nonce spent already is no error: PostgreSQL would abort the whole transaction on one.) */
+static const char SQL_NONCE_SPEND[] =
+    "INSERT INTO spent_nonces (nonce, expires) VALUES (?, ?) ON CONFLICT DO NOTHING";
 static const char SQL_NONCE_PURGE[] = "DELETE FROM spent_nonces WHERE expires < ?";
 
 rp_err_t rp_store_nonces_purge(rp_store_t *s, int64_t before)
@@ -1078,17 +1084,18 @@ static rp_err_t record_one(rp_store_t *s, rp_attestation_write_t *w, bool *grew)
     w->as = RP_RECORDED_AS_GIVEN;
     if (w->unproven) /* nothing else to do: it spends no nonce, issues nothing */
         return record_unproven(s, w, grew);
-    /* A nonce spent already leaves this insert undone (on its own: the transaction goes on).
-     * Whoever replays the device's evidence shows nothing new about the device: the replay is
-     * counted for its source, not in the device's history. */
+    /* A nonce spent already leaves this insert undone (nothing inserted: the transaction goes
+     * on). Whoever replays the device's evidence shows nothing new about the device: the replay
+     * is counted for its source, not in the device's history. */
     if (w->nonce != NULL) {
+        int spent = 0;
         st = sq_stmt(s, SQL_NONCE_SPEND);
         if (st == NULL)
             return RP_ERR_IO;
-        db_bind_blob(st, 1, w->nonce, (int)w->nonce_len);
+        db_bind_blob(st, 1, w->nonce, w->nonce_len);
         db_bind_int64(st, 2, w->nonce_expires);
-        err = sq_step_done(s, st, NULL);
-        if (err == RP_ERR_EXISTS) {
+        err = sq_step_done(s, st, &spent);
+        if (err == RP_OK && spent == 0) {
             refuse_instead(w, RP_RECORDED_AS_REPLAY, w->spent_reason);
             return record_unproven(s, w, grew);
         }
