@@ -854,7 +854,7 @@ rp_err_t sq_begin(rp_store_t *s)
         return err;
     }
     pthread_mutex_lock(&write_lock);
-    err = sq_exec(s, "BEGIN IMMEDIATE");
+    err = s->db->drv->begin(s->db);
     if (err != RP_OK) {
         pthread_mutex_unlock(&write_lock);
         return err;
@@ -883,10 +883,10 @@ rp_err_t sq_end(rp_store_t *s, rp_err_t err)
         s->depth--;
         return err;
     }
-    if (err == RP_OK && (err = sq_exec(s, "COMMIT")) == RP_OK)
+    if (err == RP_OK && (err = s->db->drv->commit(s->db)) == RP_OK)
         atomic_fetch_add(&commits, 1);
     if (err != RP_OK)
-        (void)sq_exec(s, "ROLLBACK");
+        (void)s->db->drv->rollback(s->db);
     s->in_txn = false;
     s->depth = 0;
     pthread_mutex_unlock(&write_lock);

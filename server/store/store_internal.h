@@ -180,8 +180,9 @@ sq_st_t *sq_stmt(rp_store_t *s, const char *sql);
 rp_err_t sq_step_done(rp_store_t *s, sq_st_t *st, int *changes) RP_MUST_CHECK;
 /* The same for an INSERT ... RETURNING id: OUT: *id, the new row's. */
 rp_err_t sq_step_id(rp_store_t *s, sq_st_t *st, int64_t *id) RP_MUST_CHECK;
-/* A transaction: sq_begin() takes the write lock and BEGIN IMMEDIATE; sq_end() commits when err
- * is RP_OK, rolls back otherwise, and returns the outcome. Inside a transaction (a caller's
+/* A transaction: sq_begin() takes the process's write lock and the driver's begin() (the
+ * database's write lock; SQLite: BEGIN IMMEDIATE); sq_end() commits when err is RP_OK, rolls
+ * back otherwise, and returns the outcome. Inside a transaction (a caller's
  * rp_store_group_begin), they nest as a savepoint: sq_end() keeps or undoes only its own part,
  * and the outermost end commits (one sync for the lot). */
 rp_err_t sq_begin(rp_store_t *s) RP_MUST_CHECK;
