@@ -548,9 +548,12 @@ static const char SQL_TOKEN_INSERT[] =
     "INSERT INTO tokens (id, hash, tenant_id, role, created, expires) VALUES (?, ?, ?, ?, ?, ?)";
 #define TOKEN_COLUMNS "SELECT id, tenant_id, role, created, expires, last_used FROM tokens"
 static const char SQL_TOKEN_LOOKUP[] = TOKEN_COLUMNS " WHERE hash = ?";
-static const char SQL_TOKEN_LIST[] = TOKEN_COLUMNS " WHERE tenant_id IS ? ORDER BY created, id";
-static const char SQL_TOKEN_PAGE[] = TOKEN_COLUMNS " WHERE tenant_id IS ?" SQ_PAGE_ON("id");
-static const char SQL_TOKEN_REVOKE[] = "DELETE FROM tokens WHERE id = ? AND tenant_id IS ?";
+static const char SQL_TOKEN_LIST[] =
+    TOKEN_COLUMNS " WHERE tenant_id IS NOT DISTINCT FROM ? ORDER BY created, id";
+static const char SQL_TOKEN_PAGE[] =
+    TOKEN_COLUMNS " WHERE tenant_id IS NOT DISTINCT FROM ?" SQ_PAGE_ON("id");
+static const char SQL_TOKEN_REVOKE[] =
+    "DELETE FROM tokens WHERE id = ? AND tenant_id IS NOT DISTINCT FROM ?";
 static const char SQL_TOKEN_USED[] = "UPDATE tokens SET last_used = ? WHERE id = ?";
 static const char SQL_TOKEN_SYSTEM_COUNT[] = "SELECT count(*) FROM tokens WHERE tenant_id IS NULL";
 static const char SQL_TOKEN_REVOKE_SYSTEM[] =
