@@ -24,14 +24,17 @@
 #include <netinet/in.h>
 #include <sys/un.h>
 
+#include <sqlite3.h>
+
 #include "console.h"
+#include "db_sqlite.h"
 #include "names.h"
 #include "nonce.h"
 #include "paging.h"
 #include "server.h"
 #include "rampart/log.h"
 #include "store.h"
-#include "store_sqlite.h"
+#include "store_internal.h"
 
 static const uint8_t key[RP_NONCE_KEY_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
 static const uint8_t dev_a[RP_SHA256_LEN] = {0xaa, 1};
@@ -1221,11 +1224,11 @@ static void store_statement_cache_grows(void **state)
     struct db *db = *state;
     enum { N = 4 * STMT_CACHE_INITIAL + 3 };
     static char sql[N][32];
-    sqlite3_stmt *first[N];
+    sq_st_t *first[N];
 
     for (int pass = 0; pass < 2; pass++) {
         for (int i = 0; i < N; i++) {
-            sqlite3_stmt *st;
+            sq_st_t *st;
             if (pass == 0)
                 snprintf(sql[i], sizeof(sql[i]), "SELECT %d", i);
             st = sq_stmt(db->s, sql[i]);
@@ -1234,9 +1237,9 @@ static void store_statement_cache_grows(void **state)
                 first[i] = st;
             else
                 assert_ptr_equal(st, first[i]); /* cached, not prepared again */
-            assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-            assert_int_equal(sqlite3_column_int(st, 0), i);
-            sqlite3_reset(st);
+            assert_int_equal(db_step(st), DB_ROW);
+            assert_int_equal(db_column_int(st, 0), i);
+            db_reset(st);
         }
     }
     /* the store's own statements still work beside them */
@@ -1940,7 +1943,8 @@ static void query_plan(struct db *db, const char *sql, char *out, size_t cap)
     size_t n = 0;
 
     snprintf(explain, sizeof(explain), "EXPLAIN QUERY PLAN %s", sql);
-    assert_int_equal(sqlite3_prepare_v2(db->s->db, explain, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(rp_db_sqlite_handle(db->s->db), explain, -1, &st, NULL),
+                     SQLITE_OK);
     out[0] = '\0';
     while (sqlite3_step(st) == SQLITE_ROW && n < cap)
         n += (size_t)snprintf(out + n, cap - n, "%s; ", (const char *)sqlite3_column_text(st, 3));
@@ -1959,19 +1963,18 @@ static bool no_scan(const char *plan)
 /* How many virtual machine steps one page of the device list takes (what the read costs). */
 static int device_page_steps(struct db *db, const rp_page_t *p)
 {
-    sqlite3_stmt *st;
+    sq_st_t *st = sq_prepare(db->s, sq_sql_device_page);
     int rows = 0;
 
-    assert_int_equal(sqlite3_prepare_v2(db->s->db, sq_sql_device_page, -1, &st, NULL), SQLITE_OK);
+    assert_non_null(st);
     sq_bind_page(st, p);
-    sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":tenant"), db->tenant.id, -1,
-                      SQLITE_STATIC);
-    sqlite3_bind_int(st, sqlite3_bind_parameter_index(st, ":state"), RP_DEVICE_STATE_ANY);
-    while (sqlite3_step(st) == SQLITE_ROW)
+    db_bind_text(st, db_param(st, ":tenant"), db->tenant.id);
+    db_bind_int(st, db_param(st, ":state"), RP_DEVICE_STATE_ANY);
+    while (db_step(st) == DB_ROW)
         rows++;
     assert_int_equal(rows, p->limit);
-    rows = sqlite3_stmt_status(st, SQLITE_STMTSTATUS_VM_STEP, 0);
-    sqlite3_finalize(st);
+    rows = sqlite3_stmt_status(rp_db_sqlite_stmt(st->h), SQLITE_STMTSTATUS_VM_STEP, 0);
+    sq_finalize(st);
     return rows;
 }
 
@@ -2012,7 +2015,7 @@ static void store_page_plans(void **state)
     /* 3000 devices, their IDs spread over the key space: a page's steps, first, far on, or under
      * a prefix (in the middle: a cursor's bound alone would read every ID before it), stay those
      * of a page */
-    assert_int_equal(sqlite3_exec(db->s->db,
+    assert_int_equal(sqlite3_exec(rp_db_sqlite_handle(db->s->db),
                                   "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
                                   " WHERE i < 3000) INSERT INTO devices (id, tenant_id, claimed_at)"
                                   " SELECT printf('%08x%056d', (i * 2654435761) % 4294967296, i),"
@@ -2115,7 +2118,7 @@ static void store_lists_paged(void **state)
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         assert_int_equal(rp_store_product_create(db->s, db->tenant.id, names[i], &pr), RP_OK);
     /* two names the API never takes (no UTF-8), straight into the table: 0xff bytes */
-    assert_int_equal(sqlite3_exec(db->s->db,
+    assert_int_equal(sqlite3_exec(rp_db_sqlite_handle(db->s->db),
                                   "INSERT INTO products (id, tenant_id, name, created) SELECT"
                                   " 'p_ff1', id, CAST(x'7aff' AS TEXT), 1 FROM tenants WHERE"
                                   " name = 'acme';"

@@ -1,5 +1,5 @@
 /*
- * Threat detection and quarantine (server/threat.c, server/store_threat.c) against a real SQLite
+ * Threat detection and quarantine (server/threat.c, server/store/store_threat.c) against a real SQLite
  * database, with the time driven by the test: the spike rule alone (factor, baseline, distinct
  * devices, the floor of a subject never seen, the slot before weighed in), then signals counted
  * through rp_threat_process (a baseline built over a day, one alert per spike however long it
@@ -21,10 +21,13 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <sqlite3.h>
+
+#include "db_sqlite.h"
 #include "rampart/log.h"
 #include "server.h"
 #include "store.h"
-#include "store_sqlite.h"
+#include "store_internal.h"
 #include "threat.h"
 
 #define DEV1 "1111111111111111111111111111111111111111111111111111111111111111"
@@ -127,7 +130,7 @@ static void one_commit_per_batch(void **state)
         sig[i] =
             (rp_threat_signal_t){db->tenant.id, devs[i % 4], kinds[i / 8], NULL, "a reason", now};
     commits = 0;
-    sqlite3_commit_hook(db->s->db, count_commit, NULL);
+    sqlite3_commit_hook(rp_db_sqlite_handle(db->s->db), count_commit, NULL);
     assert_int_equal(rp_threat_process(db->s, sig, 64, now, &hooks), RP_OK);
     assert_int_equal(db->opened, 8); /* 8 from 4 devices each: every kind spikes */
     assert_int_equal(commits, 1);
@@ -136,7 +139,7 @@ static void one_commit_per_batch(void **state)
     assert_int_equal(rp_store_group_end(db->s, RP_ERR_IO), RP_ERR_IO);
     assert_int_equal(rp_store_tenant_get(db->s, t.id, &t), RP_ERR_NOT_FOUND);
     assert_int_equal(commits, 1);
-    sqlite3_commit_hook(db->s->db, NULL, NULL);
+    sqlite3_commit_hook(rp_db_sqlite_handle(db->s->db), NULL, NULL);
 }
 
 /* ---- the rule alone ---- */

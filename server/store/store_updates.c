@@ -1,5 +1,5 @@
 /*
- * The SQLite backend's update records: image signing keys, uploads, images, products, device
+ * The store's update records: image signing keys, uploads, images, products, device
  * groups and their members, deployments, what each device reported of its update, and the
  * largest security counter each device's root of trust accepts.
  */
@@ -10,28 +10,27 @@
 
 #include "rampart/hex.h"
 #include "rampart/update_state.h"
-#include "store_sqlite.h"
+#include "store_internal.h"
 
 /* Bind a text parameter that outlives the statement's use. */
-#define BIND_TEXT(st, i, v) sqlite3_bind_text((st), (i), (v), -1, SQLITE_STATIC)
 
 /* Step a query that yields at most one row; RP_ERR_NOT_FOUND when it yields none. The caller
  * reads the row and resets the statement (when RP_OK). */
-static rp_err_t one_row(rp_store_t *s, sqlite3_stmt *st, const char *what)
+static rp_err_t one_row(rp_store_t *s, sq_st_t *st, const char *what)
 {
-    int rc = sqlite3_step(st);
+    int rc = db_step(st);
 
-    if (rc == SQLITE_ROW)
+    if (rc == DB_ROW)
         return RP_OK;
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? RP_ERR_NOT_FOUND : sq_error(s, what);
+    db_reset(st);
+    return rc == DB_DONE ? RP_ERR_NOT_FOUND : sq_error(s, what);
 }
 
 /* The end of a listing loop: reset, and say whether the query ran to its end. */
-static rp_err_t list_done(rp_store_t *s, sqlite3_stmt *st, int rc, const char *what)
+static rp_err_t list_done(rp_store_t *s, sq_st_t *st, int rc, const char *what)
 {
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? RP_OK : sq_error(s, what);
+    db_reset(st);
+    return rc == DB_DONE ? RP_OK : sq_error(s, what);
 }
 
 /* ---- image keys ---- */
@@ -46,7 +45,7 @@ static const char SQL_IKEY_PAGE[] = IKEY_COLUMNS SQ_PAGE("id", "name");
 
 rp_err_t rp_store_image_key_add(rp_store_t *s, rp_image_key_record_t *k)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_IKEY_INSERT);
+    sq_st_t *st = sq_stmt(s, SQL_IKEY_INSERT);
     char name[RP_NAME_MAX + 1];
     rp_name_keys_t keys;
     rp_err_t err;
@@ -60,23 +59,23 @@ rp_err_t rp_store_image_key_add(rp_store_t *s, rp_image_key_record_t *k)
         return err;
     snprintf(k->name, sizeof(k->name), "%s", name);
     k->created = (int64_t)time(NULL);
-    BIND_TEXT(st, 1, k->id);
-    BIND_TEXT(st, 2, k->tenant_id);
-    BIND_TEXT(st, 3, k->name);
-    BIND_TEXT(st, 4, k->alg);
-    sqlite3_bind_blob(st, 5, k->spki, (int)k->spki_len, SQLITE_STATIC);
-    BIND_TEXT(st, 6, k->keyhash);
-    sqlite3_bind_int64(st, 7, k->created);
-    BIND_TEXT(st, 8, keys.folded);
-    BIND_TEXT(st, 9, keys.as_written);
+    db_bind_text(st, 1, k->id);
+    db_bind_text(st, 2, k->tenant_id);
+    db_bind_text(st, 3, k->name);
+    db_bind_text(st, 4, k->alg);
+    db_bind_blob(st, 5, k->spki, (int)k->spki_len);
+    db_bind_text(st, 6, k->keyhash);
+    db_bind_int64(st, 7, k->created);
+    db_bind_text(st, 8, keys.folded);
+    db_bind_text(st, 9, keys.as_written);
     return sq_step_done(s, st, NULL);
 }
 
 /* The list's statement: its page's (bound) when page asks for one, else the whole list's. */
-static sqlite3_stmt *list_stmt(rp_store_t *s, const rp_page_t *page, const char *whole,
-                               const char *paged)
+static sq_st_t *list_stmt(rp_store_t *s, const rp_page_t *page, const char *whole,
+                          const char *paged)
 {
-    sqlite3_stmt *st = sq_stmt(s, page != NULL && page->paged ? paged : whole);
+    sq_st_t *st = sq_stmt(s, page != NULL && page->paged ? paged : whole);
 
     if (st != NULL && page != NULL && page->paged)
         sq_bind_page(st, page);
@@ -86,15 +85,15 @@ static sqlite3_stmt *list_stmt(rp_store_t *s, const rp_page_t *page, const char 
 rp_err_t rp_store_image_key_list(rp_store_t *s, const char *tenant_id, const rp_page_t *page,
                                  rp_image_key_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = list_stmt(s, page, SQL_IKEY_LIST, SQL_IKEY_PAGE);
+    sq_st_t *st = list_stmt(s, page, SQL_IKEY_LIST, SQL_IKEY_PAGE);
     rp_image_key_record_t k;
     int rc;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int n = sqlite3_column_bytes(st, 4);
+    db_bind_text(st, 1, tenant_id);
+    while ((rc = db_step(st)) == DB_ROW) {
+        int n = db_column_bytes(st, 4);
         memset(&k, 0, sizeof(k));
         sq_text_col(st, 0, k.id, sizeof(k.id));
         sq_text_col(st, 1, k.tenant_id, sizeof(k.tenant_id));
@@ -102,10 +101,10 @@ rp_err_t rp_store_image_key_list(rp_store_t *s, const char *tenant_id, const rp_
         sq_text_col(st, 3, k.alg, sizeof(k.alg));
         if (n <= 0 || (size_t)n > sizeof(k.spki))
             continue; /* cannot be stored so: the API checks keys before adding them */
-        memcpy(k.spki, sqlite3_column_blob(st, 4), (size_t)n);
+        memcpy(k.spki, db_column_blob(st, 4), (size_t)n);
         k.spki_len = (size_t)n;
         sq_text_col(st, 5, k.keyhash, sizeof(k.keyhash));
-        k.created = sqlite3_column_int64(st, 6);
+        k.created = db_column_int64(st, 6);
         fn(ctx, &k);
     }
     return list_done(s, st, rc, "image keys");
@@ -121,19 +120,19 @@ static const char SQL_UPLOAD_DELETE[] = "DELETE FROM uploads WHERE id = ?";
 static const char SQL_UPLOAD_STALE[] = "SELECT id, tenant_id, size, created FROM uploads"
                                        " WHERE created < ? ORDER BY created LIMIT ?";
 
-static void upload_row(sqlite3_stmt *st, rp_upload_t *u)
+static void upload_row(sq_st_t *st, rp_upload_t *u)
 {
     memset(u, 0, sizeof(*u));
     sq_text_col(st, 0, u->id, sizeof(u->id));
     sq_text_col(st, 1, u->tenant_id, sizeof(u->tenant_id));
-    u->size = (uint64_t)sqlite3_column_int64(st, 2);
-    u->created = sqlite3_column_int64(st, 3);
+    u->size = (uint64_t)db_column_int64(st, 2);
+    u->created = db_column_int64(st, 3);
 }
 
 rp_err_t rp_store_upload_create(rp_store_t *s, const char *tenant_id, uint64_t size,
                                 rp_upload_t *out)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_UPLOAD_INSERT);
+    sq_st_t *st = sq_stmt(s, SQL_UPLOAD_INSERT);
     rp_err_t err;
 
     if (st == NULL)
@@ -145,51 +144,51 @@ rp_err_t rp_store_upload_create(rp_store_t *s, const char *tenant_id, uint64_t s
     snprintf(out->tenant_id, sizeof(out->tenant_id), "%s", tenant_id);
     out->size = size;
     out->created = (int64_t)time(NULL);
-    BIND_TEXT(st, 1, out->id);
-    BIND_TEXT(st, 2, out->tenant_id);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)size);
-    sqlite3_bind_int64(st, 4, out->created);
+    db_bind_text(st, 1, out->id);
+    db_bind_text(st, 2, out->tenant_id);
+    db_bind_int64(st, 3, (int64_t)size);
+    db_bind_int64(st, 4, out->created);
     return sq_step_done(s, st, NULL);
 }
 
 rp_err_t rp_store_upload_get(rp_store_t *s, const char *tenant_id, const char *id, rp_upload_t *out)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_UPLOAD_GET);
+    sq_st_t *st = sq_stmt(s, SQL_UPLOAD_GET);
     rp_err_t err;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, id);
-    BIND_TEXT(st, 2, tenant_id);
+    db_bind_text(st, 1, id);
+    db_bind_text(st, 2, tenant_id);
     err = one_row(s, st, "upload");
     if (err == RP_OK) {
         upload_row(st, out);
-        sqlite3_reset(st);
+        db_reset(st);
     }
     return err;
 }
 
 rp_err_t rp_store_upload_delete(rp_store_t *s, const char *id)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_UPLOAD_DELETE);
+    sq_st_t *st = sq_stmt(s, SQL_UPLOAD_DELETE);
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, id);
+    db_bind_text(st, 1, id);
     return sq_step_done(s, st, NULL);
 }
 
 rp_err_t rp_store_upload_stale(rp_store_t *s, int64_t before, int max, rp_upload_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_UPLOAD_STALE);
+    sq_st_t *st = sq_stmt(s, SQL_UPLOAD_STALE);
     rp_upload_t u;
     int rc;
 
     if (st == NULL)
         return RP_ERR_IO;
-    sqlite3_bind_int64(st, 1, before);
-    sqlite3_bind_int(st, 2, max);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    db_bind_int64(st, 1, before);
+    db_bind_int(st, 2, max);
+    while ((rc = db_step(st)) == DB_ROW) {
         upload_row(st, &u);
         fn(ctx, &u);
     }
@@ -210,61 +209,61 @@ static const char SQL_IMAGE_LIST[] =
 static const char SQL_IMAGE_PAGE[] =
     IMAGE_COLUMNS " WHERE tenant_id = ?" SQ_PAGE("id", "component");
 
-static void image_row(sqlite3_stmt *st, rp_image_record_t *m)
+static void image_row(sq_st_t *st, rp_image_record_t *m)
 {
     memset(m, 0, sizeof(*m));
     sq_text_col(st, 0, m->id, sizeof(m->id));
     sq_text_col(st, 1, m->tenant_id, sizeof(m->tenant_id));
     sq_text_col(st, 2, m->component, sizeof(m->component));
     sq_text_col(st, 3, m->version, sizeof(m->version));
-    m->has_security_counter = sqlite3_column_type(st, 4) != SQLITE_NULL;
-    m->security_counter = (uint32_t)sqlite3_column_int64(st, 4);
+    m->has_security_counter = !db_column_null(st, 4);
+    m->security_counter = (uint32_t)db_column_int64(st, 4);
     sq_text_col(st, 5, m->type, sizeof(m->type));
     /* Images without a type TLV stored before it was "" were stored as "(null)": the same. */
     if (strcmp(m->type, "(null)") == 0)
         m->type[0] = '\0';
-    m->size = (uint64_t)sqlite3_column_int64(st, 6);
+    m->size = (uint64_t)db_column_int64(st, 6);
     sq_text_col(st, 7, m->image_hash, sizeof(m->image_hash));
     sq_text_col(st, 8, m->key_id, sizeof(m->key_id));
-    m->uploaded = sqlite3_column_int64(st, 9);
+    m->uploaded = db_column_int64(st, 9);
 }
 
 rp_err_t rp_store_image_add(rp_store_t *s, const rp_image_record_t *m)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_IMAGE_INSERT);
+    sq_st_t *st = sq_stmt(s, SQL_IMAGE_INSERT);
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, m->id);
-    BIND_TEXT(st, 2, m->tenant_id);
-    BIND_TEXT(st, 3, m->component);
-    BIND_TEXT(st, 4, m->version);
+    db_bind_text(st, 1, m->id);
+    db_bind_text(st, 2, m->tenant_id);
+    db_bind_text(st, 3, m->component);
+    db_bind_text(st, 4, m->version);
     if (m->has_security_counter)
-        sqlite3_bind_int64(st, 5, m->security_counter);
+        db_bind_int64(st, 5, m->security_counter);
     else
-        sqlite3_bind_null(st, 5);
-    BIND_TEXT(st, 6, m->type);
-    sqlite3_bind_int64(st, 7, (sqlite3_int64)m->size);
-    BIND_TEXT(st, 8, m->image_hash);
-    BIND_TEXT(st, 9, m->key_id);
-    sqlite3_bind_int64(st, 10, m->uploaded);
+        db_bind_null(st, 5);
+    db_bind_text(st, 6, m->type);
+    db_bind_int64(st, 7, (int64_t)m->size);
+    db_bind_text(st, 8, m->image_hash);
+    db_bind_text(st, 9, m->key_id);
+    db_bind_int64(st, 10, m->uploaded);
     return sq_step_done(s, st, NULL);
 }
 
 rp_err_t rp_store_image_get(rp_store_t *s, const char *tenant_id, const char *id,
                             rp_image_record_t *out)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_IMAGE_GET);
+    sq_st_t *st = sq_stmt(s, SQL_IMAGE_GET);
     rp_err_t err;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    BIND_TEXT(st, 2, id);
+    db_bind_text(st, 1, tenant_id);
+    db_bind_text(st, 2, id);
     err = one_row(s, st, "image");
     if (err == RP_OK) {
         image_row(st, out);
-        sqlite3_reset(st);
+        db_reset(st);
     }
     return err;
 }
@@ -275,17 +274,17 @@ static const char SQL_IMAGE_BY_HASH[] =
 rp_err_t rp_store_image_by_hash(rp_store_t *s, const char *tenant_id, const char *image_hash,
                                 rp_image_record_t *out)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_IMAGE_BY_HASH);
+    sq_st_t *st = sq_stmt(s, SQL_IMAGE_BY_HASH);
     rp_err_t err;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    BIND_TEXT(st, 2, image_hash);
+    db_bind_text(st, 1, tenant_id);
+    db_bind_text(st, 2, image_hash);
     err = one_row(s, st, "image");
     if (err == RP_OK) {
         image_row(st, out);
-        sqlite3_reset(st);
+        db_reset(st);
     }
     return err;
 }
@@ -293,14 +292,14 @@ rp_err_t rp_store_image_by_hash(rp_store_t *s, const char *tenant_id, const char
 rp_err_t rp_store_image_list(rp_store_t *s, const char *tenant_id, const rp_page_t *page,
                              rp_image_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = list_stmt(s, page, SQL_IMAGE_LIST, SQL_IMAGE_PAGE);
+    sq_st_t *st = list_stmt(s, page, SQL_IMAGE_LIST, SQL_IMAGE_PAGE);
     rp_image_record_t m;
     int rc;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    db_bind_text(st, 1, tenant_id);
+    while ((rc = db_step(st)) == DB_ROW) {
         image_row(st, &m);
         fn(ctx, &m);
     }
@@ -363,31 +362,31 @@ static const char SQL_MEMBERS[] =
 static const char SQL_MEMBERS_PAGE[] =
     "SELECT device_id FROM group_members WHERE group_id = ?" SQ_PAGE_ON("device_id");
 
-static void product_row(sqlite3_stmt *st, rp_product_t *p)
+static void product_row(sq_st_t *st, rp_product_t *p)
 {
     memset(p, 0, sizeof(*p));
     sq_text_col(st, 0, p->id, sizeof(p->id));
     sq_text_col(st, 1, p->tenant_id, sizeof(p->tenant_id));
     sq_text_col(st, 2, p->name, sizeof(p->name));
-    p->created = sqlite3_column_int64(st, 3);
+    p->created = db_column_int64(st, 3);
 }
 
-static void group_row(sqlite3_stmt *st, rp_group_t *g)
+static void group_row(sq_st_t *st, rp_group_t *g)
 {
     memset(g, 0, sizeof(*g));
     sq_text_col(st, 0, g->id, sizeof(g->id));
     sq_text_col(st, 1, g->tenant_id, sizeof(g->tenant_id));
     sq_text_col(st, 2, g->product_id, sizeof(g->product_id));
     sq_text_col(st, 3, g->name, sizeof(g->name));
-    g->allow_unknown_images = sqlite3_column_int(st, 4) != 0;
-    g->created = sqlite3_column_int64(st, 5);
-    g->crash_capture = sqlite3_column_int(st, 6) != 0;
+    g->allow_unknown_images = db_column_int(st, 4) != 0;
+    g->created = db_column_int64(st, 5);
+    g->crash_capture = db_column_int(st, 6) != 0;
 }
 
 static rp_err_t group_insert(rp_store_t *s, const rp_product_t *p, const char *name,
                              bool allow_unknown, rp_group_t *out)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_GROUP_INSERT);
+    sq_st_t *st = sq_stmt(s, SQL_GROUP_INSERT);
     rp_name_keys_t keys;
     rp_err_t err;
 
@@ -404,14 +403,14 @@ static rp_err_t group_insert(rp_store_t *s, const rp_product_t *p, const char *n
     out->allow_unknown_images = allow_unknown;
     out->created = (int64_t)time(NULL);
     out->crash_capture = true; /* the column's default */
-    BIND_TEXT(st, 1, out->id);
-    BIND_TEXT(st, 2, out->tenant_id);
-    BIND_TEXT(st, 3, out->product_id);
-    BIND_TEXT(st, 4, out->name);
-    sqlite3_bind_int(st, 5, allow_unknown ? 1 : 0);
-    sqlite3_bind_int64(st, 6, out->created);
-    BIND_TEXT(st, 7, keys.folded);
-    BIND_TEXT(st, 8, keys.as_written);
+    db_bind_text(st, 1, out->id);
+    db_bind_text(st, 2, out->tenant_id);
+    db_bind_text(st, 3, out->product_id);
+    db_bind_text(st, 4, out->name);
+    db_bind_int(st, 5, allow_unknown ? 1 : 0);
+    db_bind_int64(st, 6, out->created);
+    db_bind_text(st, 7, keys.folded);
+    db_bind_text(st, 8, keys.as_written);
     return sq_step_done(s, st, NULL);
 }
 
@@ -426,7 +425,7 @@ rp_err_t rp_store_product_create(rp_store_t *s, const char *tenant_id, const cha
         {"Field Test",  false},
         {"Production",  false},
     };
-    sqlite3_stmt *st;
+    sq_st_t *st;
     rp_name_keys_t keys;
     rp_group_t g;
     rp_err_t err;
@@ -445,12 +444,12 @@ rp_err_t rp_store_product_create(rp_store_t *s, const char *tenant_id, const cha
     st = sq_stmt(s, SQL_PRODUCT_INSERT);
     err = st != NULL ? RP_OK : RP_ERR_IO;
     if (err == RP_OK) {
-        BIND_TEXT(st, 1, out->id);
-        BIND_TEXT(st, 2, out->tenant_id);
-        BIND_TEXT(st, 3, out->name);
-        sqlite3_bind_int64(st, 4, out->created);
-        BIND_TEXT(st, 5, keys.folded);
-        BIND_TEXT(st, 6, keys.as_written);
+        db_bind_text(st, 1, out->id);
+        db_bind_text(st, 2, out->tenant_id);
+        db_bind_text(st, 3, out->name);
+        db_bind_int64(st, 4, out->created);
+        db_bind_text(st, 5, keys.folded);
+        db_bind_text(st, 6, keys.as_written);
         err = sq_step_done(s, st, NULL);
     }
     for (size_t i = 0; err == RP_OK && i < sizeof(defaults) / sizeof(defaults[0]); i++)
@@ -461,20 +460,20 @@ rp_err_t rp_store_product_create(rp_store_t *s, const char *tenant_id, const cha
 rp_err_t rp_store_product_find(rp_store_t *s, const char *tenant_id, const char *id_or_name,
                                rp_product_t *out)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_PRODUCT_FIND);
+    sq_st_t *st = sq_stmt(s, SQL_PRODUCT_FIND);
     char form[RP_NAME_MAX + 1];
     rp_err_t err;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    BIND_TEXT(st, 2, id_or_name);
+    db_bind_text(st, 1, tenant_id);
+    db_bind_text(st, 2, id_or_name);
     /* (copied: the buffer is gone when the cached statement is next used) */
-    sqlite3_bind_text(st, 3, lookup_form(id_or_name, form, sizeof(form)), -1, SQLITE_TRANSIENT);
+    db_bind_text(st, 3, lookup_form(id_or_name, form, sizeof(form)));
     err = one_row(s, st, "product");
     if (err == RP_OK) {
         product_row(st, out);
-        sqlite3_reset(st);
+        db_reset(st);
     }
     return err;
 }
@@ -482,14 +481,14 @@ rp_err_t rp_store_product_find(rp_store_t *s, const char *tenant_id, const char 
 rp_err_t rp_store_product_list(rp_store_t *s, const char *tenant_id, const rp_page_t *page,
                                rp_product_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = list_stmt(s, page, SQL_PRODUCT_LIST, SQL_PRODUCT_PAGE);
+    sq_st_t *st = list_stmt(s, page, SQL_PRODUCT_LIST, SQL_PRODUCT_PAGE);
     rp_product_t p;
     int rc;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    db_bind_text(st, 1, tenant_id);
+    while ((rc = db_step(st)) == DB_ROW) {
         product_row(st, &p);
         fn(ctx, &p);
     }
@@ -504,14 +503,14 @@ rp_err_t rp_store_group_create(rp_store_t *s, const rp_product_t *product, const
 
 rp_err_t rp_store_group_set_crash_capture(rp_store_t *s, rp_group_t *g, bool on)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_GROUP_CRASH_CAPTURE);
+    sq_st_t *st = sq_stmt(s, SQL_GROUP_CRASH_CAPTURE);
     int changes = 0;
     rp_err_t err;
 
     if (st == NULL)
         return RP_ERR_IO;
-    sqlite3_bind_int(st, 1, on ? 1 : 0);
-    BIND_TEXT(st, 2, g->id);
+    db_bind_int(st, 1, on ? 1 : 0);
+    db_bind_text(st, 2, g->id);
     err = sq_step_done(s, st, &changes);
     if (err == RP_OK && changes == 0)
         return RP_ERR_NOT_FOUND;
@@ -522,53 +521,53 @@ rp_err_t rp_store_group_set_crash_capture(rp_store_t *s, rp_group_t *g, bool on)
 
 rp_err_t rp_store_device_crash_capture(rp_store_t *s, const char *device_id, bool *on)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_DEVICE_CRASH_CAPTURE);
+    sq_st_t *st = sq_stmt(s, SQL_DEVICE_CRASH_CAPTURE);
     rp_err_t err;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, device_id);
+    db_bind_text(st, 1, device_id);
     err = one_row(s, st, "device group");
-    *on = err != RP_OK || sqlite3_column_int(st, 0) != 0;
+    *on = err != RP_OK || db_column_int(st, 0) != 0;
     if (err == RP_OK)
-        sqlite3_reset(st);
+        db_reset(st);
     return err == RP_ERR_NOT_FOUND ? RP_OK : err;
 }
 
 rp_err_t rp_store_group_find(rp_store_t *s, const rp_product_t *product, const char *id_or_name,
                              rp_group_t *out)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_GROUP_FIND);
+    sq_st_t *st = sq_stmt(s, SQL_GROUP_FIND);
     char form[RP_NAME_MAX + 1];
     rp_err_t err;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, product->id);
-    BIND_TEXT(st, 2, id_or_name);
+    db_bind_text(st, 1, product->id);
+    db_bind_text(st, 2, id_or_name);
     /* (copied: the buffer is gone when the cached statement is next used) */
-    sqlite3_bind_text(st, 3, lookup_form(id_or_name, form, sizeof(form)), -1, SQLITE_TRANSIENT);
+    db_bind_text(st, 3, lookup_form(id_or_name, form, sizeof(form)));
     err = one_row(s, st, "device group");
     if (err == RP_OK) {
         group_row(st, out);
-        sqlite3_reset(st);
+        db_reset(st);
     }
     return err;
 }
 
 rp_err_t rp_store_group_get(rp_store_t *s, const char *tenant_id, const char *id, rp_group_t *out)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_GROUP_GET);
+    sq_st_t *st = sq_stmt(s, SQL_GROUP_GET);
     rp_err_t err;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, id);
-    BIND_TEXT(st, 2, tenant_id);
+    db_bind_text(st, 1, id);
+    db_bind_text(st, 2, tenant_id);
     err = one_row(s, st, "device group");
     if (err == RP_OK) {
         group_row(st, out);
-        sqlite3_reset(st);
+        db_reset(st);
     }
     return err;
 }
@@ -576,16 +575,16 @@ rp_err_t rp_store_group_get(rp_store_t *s, const char *tenant_id, const char *id
 rp_err_t rp_store_group_list(rp_store_t *s, const rp_product_t *product, const rp_page_t *page,
                              rp_group_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = list_stmt(s, page, SQL_GROUP_LIST, SQL_GROUP_PAGE);
+    sq_st_t *st = list_stmt(s, page, SQL_GROUP_LIST, SQL_GROUP_PAGE);
     rp_group_t g;
     int rc;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, product->id);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    db_bind_text(st, 1, product->id);
+    while ((rc = db_step(st)) == DB_ROW) {
         group_row(st, &g);
-        fn(ctx, &g, sqlite3_column_int64(st, 7));
+        fn(ctx, &g, db_column_int64(st, 7));
     }
     return list_done(s, st, rc, "device groups");
 }
@@ -593,32 +592,32 @@ rp_err_t rp_store_group_list(rp_store_t *s, const rp_product_t *product, const r
 rp_err_t rp_store_device_assign(rp_store_t *s, const rp_group_t *group, const char *device_id,
                                 int64_t now)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_MEMBER_SET);
+    sq_st_t *st = sq_stmt(s, SQL_MEMBER_SET);
     int changes = 0;
     rp_err_t err;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, group->id);
-    sqlite3_bind_int64(st, 2, now);
-    BIND_TEXT(st, 3, device_id);
-    BIND_TEXT(st, 4, group->tenant_id);
+    db_bind_text(st, 1, group->id);
+    db_bind_int64(st, 2, now);
+    db_bind_text(st, 3, device_id);
+    db_bind_text(st, 4, group->tenant_id);
     err = sq_step_done(s, st, &changes);
     return err == RP_OK && changes == 0 ? RP_ERR_NOT_FOUND : err;
 }
 
 rp_err_t rp_store_device_group(rp_store_t *s, const char *device_id, rp_group_t *out)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_DEVICE_GROUP);
+    sq_st_t *st = sq_stmt(s, SQL_DEVICE_GROUP);
     rp_err_t err;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, device_id);
+    db_bind_text(st, 1, device_id);
     err = one_row(s, st, "device group");
     if (err == RP_OK) {
         group_row(st, out);
-        sqlite3_reset(st);
+        db_reset(st);
     }
     return err;
 }
@@ -626,14 +625,14 @@ rp_err_t rp_store_device_group(rp_store_t *s, const char *device_id, rp_group_t 
 rp_err_t rp_store_group_members(rp_store_t *s, const char *group_id, const rp_page_t *page,
                                 rp_member_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = list_stmt(s, page, SQL_MEMBERS, SQL_MEMBERS_PAGE);
+    sq_st_t *st = list_stmt(s, page, SQL_MEMBERS, SQL_MEMBERS_PAGE);
     char id[RP_DEVICE_ID_SIZE];
     int rc;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, group_id);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    db_bind_text(st, 1, group_id);
+    while ((rc = db_step(st)) == DB_ROW) {
         sq_text_col(st, 0, id, sizeof(id));
         fn(ctx, id);
     }
@@ -660,8 +659,9 @@ static const char SQL_DEPLOY_OF_GROUP[] =
     "SELECT id, tenant_id, group_id, rollout, created, seq, status, status = 'active' OR EXISTS"
     " (SELECT 1 FROM deployment_reached r WHERE r.deployment_id = deployments.id AND"
     " r.device_id = ?2) FROM deployments WHERE group_id = ?1 ORDER BY seq DESC";
-static const char SQL_REACHED_INSERT[] = "INSERT OR IGNORE INTO deployment_reached"
-                                         " (deployment_id, device_id, at) VALUES (?, ?, ?)";
+static const char SQL_REACHED_INSERT[] =
+    "INSERT INTO deployment_reached (deployment_id, device_id, at) VALUES (?, ?, ?)"
+    " ON CONFLICT DO NOTHING";
 static const char SQL_REACHED_LIST[] =
     "SELECT device_id FROM deployment_reached WHERE deployment_id = ? ORDER BY device_id";
 /* Stopped is final: only stopping again changes (nothing in) a stopped one. */
@@ -680,7 +680,7 @@ static const char SQL_UPDATES[] = "SELECT device_id, deployment_id, state, detai
 
 rp_err_t rp_store_deployment_create(rp_store_t *s, rp_deployment_t *d)
 {
-    sqlite3_stmt *st;
+    sq_st_t *st;
     rp_err_t err;
 
     err = sq_random_id('d', d->id, sizeof(d->id));
@@ -696,21 +696,21 @@ rp_err_t rp_store_deployment_create(rp_store_t *s, rp_deployment_t *d)
             err = RP_ERR_IO;
             break;
         }
-        BIND_TEXT(st, 1, d->tenant_id);
-        BIND_TEXT(st, 2, d->image_ids[i]);
+        db_bind_text(st, 1, d->tenant_id);
+        db_bind_text(st, 2, d->image_ids[i]);
         err = one_row(s, st, "image");
         if (err == RP_OK)
-            sqlite3_reset(st);
+            db_reset(st);
     }
     st = err == RP_OK ? sq_stmt(s, SQL_DEPLOY_INSERT) : NULL;
     if (err == RP_OK && st == NULL)
         err = RP_ERR_IO;
     if (err == RP_OK) {
-        BIND_TEXT(st, 1, d->id);
-        BIND_TEXT(st, 2, d->tenant_id);
-        BIND_TEXT(st, 3, d->group_id);
-        sqlite3_bind_int(st, 4, d->rollout);
-        sqlite3_bind_int64(st, 5, d->created);
+        db_bind_text(st, 1, d->id);
+        db_bind_text(st, 2, d->tenant_id);
+        db_bind_text(st, 3, d->group_id);
+        db_bind_int(st, 4, d->rollout);
+        db_bind_int64(st, 5, d->created);
         err = sq_step_done(s, st, NULL);
     }
     for (size_t i = 0; err == RP_OK && i < d->nimages; i++) {
@@ -719,9 +719,9 @@ rp_err_t rp_store_deployment_create(rp_store_t *s, rp_deployment_t *d)
             err = RP_ERR_IO;
             break;
         }
-        BIND_TEXT(st, 1, d->id);
-        BIND_TEXT(st, 2, d->tenant_id);
-        BIND_TEXT(st, 3, d->image_ids[i]);
+        db_bind_text(st, 1, d->id);
+        db_bind_text(st, 2, d->tenant_id);
+        db_bind_text(st, 3, d->image_ids[i]);
         err = sq_step_done(s, st, NULL);
     }
     return sq_end(s, err);
@@ -751,18 +751,18 @@ static rp_deploy_status_t deploy_status_parse(const char *name)
 }
 
 /* The deployment in st's current row, with its images. */
-static rp_err_t deployment_row(rp_store_t *s, sqlite3_stmt *st, rp_deployment_t *d)
+static rp_err_t deployment_row(rp_store_t *s, sq_st_t *st, rp_deployment_t *d)
 {
-    sqlite3_stmt *im;
+    sq_st_t *im;
     int rc;
 
     memset(d, 0, sizeof(*d));
     sq_text_col(st, 0, d->id, sizeof(d->id));
     sq_text_col(st, 1, d->tenant_id, sizeof(d->tenant_id));
     sq_text_col(st, 2, d->group_id, sizeof(d->group_id));
-    d->rollout = sqlite3_column_int(st, 3);
-    d->created = sqlite3_column_int64(st, 4);
-    d->seq = sqlite3_column_int64(st, 5);
+    d->rollout = db_column_int(st, 3);
+    d->created = db_column_int64(st, 4);
+    d->seq = db_column_int64(st, 5);
     {
         char status[16];
         sq_text_col(st, 6, status, sizeof(status));
@@ -771,21 +771,21 @@ static rp_err_t deployment_row(rp_store_t *s, sqlite3_stmt *st, rp_deployment_t 
     im = sq_stmt(s, SQL_DEPLOY_IMAGES);
     if (im == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(im, 1, d->id);
-    while ((rc = sqlite3_step(im)) == SQLITE_ROW && d->nimages < RP_DEPLOY_IMAGES_MAX)
+    db_bind_text(im, 1, d->id);
+    while ((rc = db_step(im)) == DB_ROW && d->nimages < RP_DEPLOY_IMAGES_MAX)
         sq_text_col(im, 0, d->image_ids[d->nimages++], RP_IMAGE_ID_SIZE);
-    if (rc == SQLITE_ROW) /* more than a deployment holds: the API never makes one */
-        rc = SQLITE_DONE;
+    if (rc == DB_ROW) /* more than a deployment holds: the API never makes one */
+        rc = DB_DONE;
     return list_done(s, im, rc, "deployment images");
 }
 
-static rp_err_t deployment_one(rp_store_t *s, sqlite3_stmt *st, rp_deployment_t *out)
+static rp_err_t deployment_one(rp_store_t *s, sq_st_t *st, rp_deployment_t *out)
 {
     rp_err_t err = one_row(s, st, "deployment");
 
     if (err == RP_OK) {
         err = deployment_row(s, st, out);
-        sqlite3_reset(st);
+        db_reset(st);
     }
     return err;
 }
@@ -793,43 +793,43 @@ static rp_err_t deployment_one(rp_store_t *s, sqlite3_stmt *st, rp_deployment_t 
 rp_err_t rp_store_deployment_get(rp_store_t *s, const char *tenant_id, const char *id,
                                  rp_deployment_t *out)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_DEPLOY_GET);
+    sq_st_t *st = sq_stmt(s, SQL_DEPLOY_GET);
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    BIND_TEXT(st, 2, id);
+    db_bind_text(st, 1, tenant_id);
+    db_bind_text(st, 2, id);
     return deployment_one(s, st, out);
 }
 
 rp_err_t rp_store_deployment_current(rp_store_t *s, const char *group_id, rp_deployment_t *out)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_DEPLOY_CURRENT);
+    sq_st_t *st = sq_stmt(s, SQL_DEPLOY_CURRENT);
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, group_id);
+    db_bind_text(st, 1, group_id);
     return deployment_one(s, st, out);
 }
 
 rp_err_t rp_store_deployment_list(rp_store_t *s, const char *tenant_id, const rp_page_t *page,
                                   rp_deployment_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = list_stmt(s, page, SQL_DEPLOY_LIST, SQL_DEPLOY_PAGE);
+    sq_st_t *st = list_stmt(s, page, SQL_DEPLOY_LIST, SQL_DEPLOY_PAGE);
     rp_deployment_t d;
     rp_err_t err = RP_OK;
     int rc;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    while (err == RP_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    db_bind_text(st, 1, tenant_id);
+    while (err == RP_OK && (rc = db_step(st)) == DB_ROW) {
         err = deployment_row(s, st, &d);
         if (err == RP_OK)
             fn(ctx, &d);
     }
     if (err != RP_OK) {
-        sqlite3_reset(st);
+        db_reset(st);
         return err;
     }
     return list_done(s, st, rc, "deployments");
@@ -854,35 +854,35 @@ bool rp_deployment_selects(const rp_deployment_t *d, const char *device_id)
 
 rp_err_t rp_store_device_update_set(rp_store_t *s, const rp_device_update_t *u)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_UPDATE_SET);
+    sq_st_t *st = sq_stmt(s, SQL_UPDATE_SET);
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, u->device_id);
-    BIND_TEXT(st, 2, u->deployment_id);
-    BIND_TEXT(st, 3, u->state);
-    BIND_TEXT(st, 4, u->detail);
-    sqlite3_bind_int64(st, 5, u->at);
+    db_bind_text(st, 1, u->device_id);
+    db_bind_text(st, 2, u->deployment_id);
+    db_bind_text(st, 3, u->state);
+    db_bind_text(st, 4, u->detail);
+    db_bind_int64(st, 5, u->at);
     return sq_step_done(s, st, NULL);
 }
 
 rp_err_t rp_store_device_updates(rp_store_t *s, const char *deployment_id, rp_device_update_fn fn,
                                  void *ctx)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_UPDATES);
+    sq_st_t *st = sq_stmt(s, SQL_UPDATES);
     rp_device_update_t u;
     int rc;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, deployment_id);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    db_bind_text(st, 1, deployment_id);
+    while ((rc = db_step(st)) == DB_ROW) {
         memset(&u, 0, sizeof(u));
         sq_text_col(st, 0, u.device_id, sizeof(u.device_id));
         sq_text_col(st, 1, u.deployment_id, sizeof(u.deployment_id));
         sq_text_col(st, 2, u.state, sizeof(u.state));
         sq_text_col(st, 3, u.detail, sizeof(u.detail));
-        u.at = sqlite3_column_int64(st, 4);
+        u.at = db_column_int64(st, 4);
         fn(ctx, &u);
     }
     return list_done(s, st, rc, "device updates");
@@ -891,42 +891,42 @@ rp_err_t rp_store_device_updates(rp_store_t *s, const char *deployment_id, rp_de
 rp_err_t rp_store_deployment_for_device(rp_store_t *s, const char *group_id, const char *device_id,
                                         rp_deployment_t *out)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_DEPLOY_OF_GROUP);
+    sq_st_t *st = sq_stmt(s, SQL_DEPLOY_OF_GROUP);
     rp_err_t err = RP_ERR_NOT_FOUND;
     int rc;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, group_id);
-    BIND_TEXT(st, 2, device_id);
+    db_bind_text(st, 1, group_id);
+    db_bind_text(st, 2, device_id);
     /* Newest first; deciding needs only the ID, rollout and whether it may be offered; the images
      * are read for the one. */
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = db_step(st)) == DB_ROW) {
         rp_deployment_t d;
         memset(&d, 0, sizeof(d));
         sq_text_col(st, 0, d.id, sizeof(d.id));
-        d.rollout = sqlite3_column_int(st, 3);
-        if (sqlite3_column_int(st, 7) != 0 && rp_deployment_selects(&d, device_id)) {
+        d.rollout = db_column_int(st, 3);
+        if (db_column_int(st, 7) != 0 && rp_deployment_selects(&d, device_id)) {
             err = deployment_row(s, st, out);
             break;
         }
     }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    if (rc != DB_ROW && rc != DB_DONE)
         err = sq_error(s, "deployments");
-    sqlite3_reset(st);
+    db_reset(st);
     return err;
 }
 
 rp_err_t rp_store_deployment_reached(rp_store_t *s, const char *deployment_id,
                                      const char *device_id, int64_t at)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_REACHED_INSERT);
+    sq_st_t *st = sq_stmt(s, SQL_REACHED_INSERT);
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, deployment_id);
-    BIND_TEXT(st, 2, device_id);
-    sqlite3_bind_int64(st, 3, at);
+    db_bind_text(st, 1, deployment_id);
+    db_bind_text(st, 2, device_id);
+    db_bind_int64(st, 3, at);
     return sq_step_done(s, st, NULL);
 }
 
@@ -942,7 +942,7 @@ rp_err_t rp_store_device_targets_version(rp_store_t *s, const char *device_id,
     char had_dep[RP_ID_SIZE] = "";
     int64_t had = 0;
     bool found = false;
-    sqlite3_stmt *st;
+    sq_st_t *st;
     rp_err_t err = sq_begin(s);
     int rc;
 
@@ -951,15 +951,15 @@ rp_err_t rp_store_device_targets_version(rp_store_t *s, const char *device_id,
     st = sq_stmt(s, SQL_TARGETS_GET);
     if (st == NULL)
         return sq_end(s, RP_ERR_IO);
-    BIND_TEXT(st, 1, device_id);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+    db_bind_text(st, 1, device_id);
+    rc = db_step(st);
+    if (rc == DB_ROW) {
         found = true;
-        had = sqlite3_column_int64(st, 0);
+        had = db_column_int64(st, 0);
         sq_text_col(st, 1, had_dep, sizeof(had_dep));
     }
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    db_reset(st);
+    if (rc != DB_ROW && rc != DB_DONE)
         return sq_end(s, sq_error(s, "device targets"));
     if (found && strcmp(had_dep, deployment_id) == 0) {
         *version = had;
@@ -969,23 +969,23 @@ rp_err_t rp_store_device_targets_version(rp_store_t *s, const char *device_id,
     st = sq_stmt(s, SQL_TARGETS_SET);
     if (st == NULL)
         return sq_end(s, RP_ERR_IO);
-    BIND_TEXT(st, 1, device_id);
-    sqlite3_bind_int64(st, 2, *version);
-    BIND_TEXT(st, 3, deployment_id);
+    db_bind_text(st, 1, device_id);
+    db_bind_int64(st, 2, *version);
+    db_bind_text(st, 3, deployment_id);
     return sq_end(s, sq_step_done(s, st, NULL));
 }
 
 rp_err_t rp_store_deployment_reached_list(rp_store_t *s, const char *deployment_id,
                                           rp_reached_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_REACHED_LIST);
+    sq_st_t *st = sq_stmt(s, SQL_REACHED_LIST);
     char id[RP_DEVICE_ID_SIZE];
     int rc;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, deployment_id);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    db_bind_text(st, 1, deployment_id);
+    while ((rc = db_step(st)) == DB_ROW) {
         sq_text_col(st, 0, id, sizeof(id));
         fn(ctx, id);
     }
@@ -1037,17 +1037,17 @@ const char *const sq_sql_members_page = SQL_MEMBERS_PAGE,
                   *const sq_sql_deploy_counts = SQL_DEPLOY_COUNTS,
                   *const sq_sql_deploy_states = SQL_DEPLOY_STATES;
 
-static void bind_deployment(sqlite3_stmt *st, const rp_deployment_t *d)
+static void bind_deployment(sq_st_t *st, const rp_deployment_t *d)
 {
-    BIND_TEXT(st, sqlite3_bind_parameter_index(st, ":dep"), d->id);
-    BIND_TEXT(st, sqlite3_bind_parameter_index(st, ":group"), d->group_id);
-    sqlite3_bind_int(st, sqlite3_bind_parameter_index(st, ":rollout"), d->rollout);
+    db_bind_text(st, db_param(st, ":dep"), d->id);
+    db_bind_text(st, db_param(st, ":group"), d->group_id);
+    db_bind_int(st, db_param(st, ":rollout"), d->rollout);
 }
 
 rp_err_t rp_store_deployment_devices(rp_store_t *s, const rp_deployment_t *d, const rp_page_t *page,
                                      rp_device_update_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_DEPLOY_DEVICES);
+    sq_st_t *st = sq_stmt(s, SQL_DEPLOY_DEVICES);
     rp_device_update_t u;
     int rc;
 
@@ -1055,16 +1055,16 @@ rp_err_t rp_store_deployment_devices(rp_store_t *s, const rp_deployment_t *d, co
         return RP_ERR_IO;
     sq_bind_page(st, page);
     bind_deployment(st, d);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = db_step(st)) == DB_ROW) {
         memset(&u, 0, sizeof(u));
         sq_text_col(st, 0, u.device_id, sizeof(u.device_id));
         snprintf(u.deployment_id, sizeof(u.deployment_id), "%s", d->id);
-        if (sqlite3_column_type(st, 1) == SQLITE_NULL) {
+        if (db_column_null(st, 1)) {
             snprintf(u.state, sizeof(u.state), "%s", rp_update_state_name(RP_UPDATE_PENDING));
         } else {
             sq_text_col(st, 1, u.state, sizeof(u.state));
             sq_text_col(st, 2, u.detail, sizeof(u.detail));
-            u.at = sqlite3_column_int64(st, 3);
+            u.at = db_column_int64(st, 3);
         }
         fn(ctx, &u);
     }
@@ -1074,7 +1074,7 @@ rp_err_t rp_store_deployment_devices(rp_store_t *s, const rp_deployment_t *d, co
 rp_err_t rp_store_deployment_progress(rp_store_t *s, const rp_deployment_t *d,
                                       rp_deploy_progress_t *out, rp_state_count_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_DEPLOY_COUNTS);
+    sq_st_t *st = sq_stmt(s, SQL_DEPLOY_COUNTS);
     int64_t reported_selected, past_pending, reached_pending;
     int rc;
 
@@ -1082,29 +1082,29 @@ rp_err_t rp_store_deployment_progress(rp_store_t *s, const rp_deployment_t *d,
     if (st == NULL)
         return RP_ERR_IO;
     bind_deployment(st, d);
-    if ((rc = sqlite3_step(st)) != SQLITE_ROW)
+    if ((rc = db_step(st)) != DB_ROW)
         return list_done(s, st, rc, "deployment counts");
-    out->in_group = sqlite3_column_int64(st, 0);
-    out->selected = sqlite3_column_int64(st, 1);
-    reported_selected = sqlite3_column_int64(st, 2);
-    past_pending = sqlite3_column_int64(st, 3);
-    reached_pending = sqlite3_column_int64(st, 4);
-    sqlite3_reset(st);
+    out->in_group = db_column_int64(st, 0);
+    out->selected = db_column_int64(st, 1);
+    reported_selected = db_column_int64(st, 2);
+    past_pending = db_column_int64(st, 3);
+    reached_pending = db_column_int64(st, 4);
+    db_reset(st);
     out->unreported = out->selected - reported_selected;
     out->reached = past_pending + reached_pending;
     st = sq_stmt(s, SQL_DEPLOY_STATES);
     if (st == NULL)
         return RP_ERR_IO;
     bind_deployment(st, d);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        fn(ctx, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1));
+    while ((rc = db_step(st)) == DB_ROW)
+        fn(ctx, (const char *)db_column_text(st, 0), db_column_int64(st, 1));
     return list_done(s, st, rc, "deployment states");
 }
 
 rp_err_t rp_store_deployment_set_status(rp_store_t *s, const char *tenant_id, const char *id,
                                         rp_deploy_status_t to, rp_deployment_t *out)
 {
-    sqlite3_stmt *st;
+    sq_st_t *st;
     rp_err_t err = sq_begin(s);
 
     if (err != RP_OK)
@@ -1112,9 +1112,9 @@ rp_err_t rp_store_deployment_set_status(rp_store_t *s, const char *tenant_id, co
     st = sq_stmt(s, SQL_DEPLOY_STATUS_SET);
     if (st == NULL)
         return sq_end(s, RP_ERR_IO);
-    BIND_TEXT(st, 1, rp_deploy_status_name(to));
-    BIND_TEXT(st, 2, tenant_id);
-    BIND_TEXT(st, 3, id);
+    db_bind_text(st, 1, rp_deploy_status_name(to));
+    db_bind_text(st, 2, tenant_id);
+    db_bind_text(st, 3, id);
     err = sq_step_done(s, st, NULL);
     if (err == RP_OK)
         err = rp_store_deployment_get(s, tenant_id, id, out);
@@ -1142,15 +1142,15 @@ static const char SQL_ROOTS_AFTER[] = "SELECT version, envelope, expires FROM up
 rp_err_t rp_store_update_key_put(rp_store_t *s, const char *tenant_id, int64_t seq,
                                  const char *key_pem, const uint8_t *spki, size_t spki_len)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_UKEY_INSERT);
+    sq_st_t *st = sq_stmt(s, SQL_UKEY_INSERT);
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    sqlite3_bind_int64(st, 2, seq);
-    BIND_TEXT(st, 3, key_pem);
-    sqlite3_bind_blob(st, 4, spki, (int)spki_len, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, (sqlite3_int64)time(NULL));
+    db_bind_text(st, 1, tenant_id);
+    db_bind_int64(st, 2, seq);
+    db_bind_text(st, 3, key_pem);
+    db_bind_blob(st, 4, spki, (int)spki_len);
+    db_bind_int64(st, 5, (int64_t)time(NULL));
     return sq_step_done(s, st, NULL);
 }
 
@@ -1158,48 +1158,48 @@ rp_err_t rp_store_update_key_get(rp_store_t *s, const char *tenant_id, int64_t s
                                  int64_t *seq_out, char **key_pem, uint8_t spki[RP_PUBKEY_DER_MAX],
                                  size_t *spki_len)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_UKEY_GET);
-    const unsigned char *pem;
+    sq_st_t *st = sq_stmt(s, SQL_UKEY_GET);
+    const char *pem;
     int n;
     rp_err_t err;
 
     *key_pem = NULL;
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    sqlite3_bind_int64(st, 2, seq);
-    sqlite3_bind_int64(st, 3, seq);
+    db_bind_text(st, 1, tenant_id);
+    db_bind_int64(st, 2, seq);
+    db_bind_int64(st, 3, seq);
     err = one_row(s, st, "update key");
     if (err != RP_OK)
         return err;
-    *seq_out = sqlite3_column_int64(st, 0);
-    pem = sqlite3_column_text(st, 1);
-    n = sqlite3_column_bytes(st, 2);
+    *seq_out = db_column_int64(st, 0);
+    pem = db_column_text(st, 1);
+    n = db_column_bytes(st, 2);
     if (pem == NULL || n <= 0 || n > RP_PUBKEY_DER_MAX) {
         err = RP_ERR_MALFORMED;
     } else {
-        memcpy(spki, sqlite3_column_blob(st, 2), (size_t)n);
+        memcpy(spki, db_column_blob(st, 2), (size_t)n);
         *spki_len = (size_t)n;
         *key_pem = strdup((const char *)pem);
         if (*key_pem == NULL)
             err = RP_ERR_NO_MEMORY;
     }
-    sqlite3_reset(st);
+    db_reset(st);
     return err;
 }
 
 rp_err_t rp_store_update_keys(rp_store_t *s, const char *tenant_id, rp_update_key_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_UKEY_LIST);
+    sq_st_t *st = sq_stmt(s, SQL_UKEY_LIST);
     int rc;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int n = sqlite3_column_bytes(st, 1);
+    db_bind_text(st, 1, tenant_id);
+    while ((rc = db_step(st)) == DB_ROW) {
+        int n = db_column_bytes(st, 1);
         if (n > 0 && n <= RP_PUBKEY_DER_MAX)
-            fn(ctx, sqlite3_column_int64(st, 0), sqlite3_column_blob(st, 1), (size_t)n);
+            fn(ctx, db_column_int64(st, 0), db_column_blob(st, 1), (size_t)n);
     }
     return list_done(s, st, rc, "update keys");
 }
@@ -1207,55 +1207,55 @@ rp_err_t rp_store_update_keys(rp_store_t *s, const char *tenant_id, rp_update_ke
 rp_err_t rp_store_root_add(rp_store_t *s, const char *tenant_id, int64_t version,
                            const char *envelope, int64_t expires)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_ROOT_INSERT);
+    sq_st_t *st = sq_stmt(s, SQL_ROOT_INSERT);
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    sqlite3_bind_int64(st, 2, version);
-    BIND_TEXT(st, 3, envelope);
-    sqlite3_bind_int64(st, 4, expires);
-    sqlite3_bind_int64(st, 5, (sqlite3_int64)time(NULL));
+    db_bind_text(st, 1, tenant_id);
+    db_bind_int64(st, 2, version);
+    db_bind_text(st, 3, envelope);
+    db_bind_int64(st, 4, expires);
+    db_bind_int64(st, 5, (int64_t)time(NULL));
     return sq_step_done(s, st, NULL);
 }
 
 rp_err_t rp_store_root_latest(rp_store_t *s, const char *tenant_id, int64_t *version,
                               char **envelope)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_ROOT_LATEST);
-    const unsigned char *text;
+    sq_st_t *st = sq_stmt(s, SQL_ROOT_LATEST);
+    const char *text;
     rp_err_t err;
 
     if (envelope != NULL)
         *envelope = NULL;
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
+    db_bind_text(st, 1, tenant_id);
     err = one_row(s, st, "root metadata");
     if (err != RP_OK)
         return err;
-    *version = sqlite3_column_int64(st, 0);
-    text = sqlite3_column_text(st, 1);
+    *version = db_column_int64(st, 0);
+    text = db_column_text(st, 1);
     if (envelope != NULL && (*envelope = strdup(text != NULL ? (const char *)text : "")) == NULL)
         err = RP_ERR_NO_MEMORY;
-    sqlite3_reset(st);
+    db_reset(st);
     return err;
 }
 
 rp_err_t rp_store_roots_after(rp_store_t *s, const char *tenant_id, int64_t after, rp_root_fn fn,
                               void *ctx)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_ROOTS_AFTER);
+    sq_st_t *st = sq_stmt(s, SQL_ROOTS_AFTER);
     int rc;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    sqlite3_bind_int64(st, 2, after);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const unsigned char *text = sqlite3_column_text(st, 1);
-        fn(ctx, sqlite3_column_int64(st, 0), text != NULL ? (const char *)text : "",
-           sqlite3_column_int64(st, 2));
+    db_bind_text(st, 1, tenant_id);
+    db_bind_int64(st, 2, after);
+    while ((rc = db_step(st)) == DB_ROW) {
+        const char *text = db_column_text(st, 1);
+        fn(ctx, db_column_int64(st, 0), text != NULL ? (const char *)text : "",
+           db_column_int64(st, 2));
     }
     return list_done(s, st, rc, "root metadata");
 }
@@ -1278,45 +1278,45 @@ static const char SQL_COUNTER_MAX_BELOW[] =
 rp_err_t rp_store_device_counter_max_set(rp_store_t *s, const char *device_id, uint32_t max,
                                          int64_t now)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_COUNTER_MAX_GET);
+    sq_st_t *st = sq_stmt(s, SQL_COUNTER_MAX_GET);
     int rc;
 
     /* Every targets request reports it, and it seldom changes: read first, so that a fleet's
      * polls cost no write transactions (which would queue behind the recorder's). */
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, device_id);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW && sqlite3_column_int64(st, 0) == (int64_t)max) {
-        sqlite3_reset(st);
+    db_bind_text(st, 1, device_id);
+    rc = db_step(st);
+    if (rc == DB_ROW && db_column_int64(st, 0) == (int64_t)max) {
+        db_reset(st);
         return RP_OK;
     }
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    db_reset(st);
+    if (rc != DB_ROW && rc != DB_DONE)
         return sq_error(s, "a device's security counter limit");
     st = sq_stmt(s, SQL_COUNTER_MAX_SET);
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, device_id);
-    sqlite3_bind_int64(st, 2, max);
-    sqlite3_bind_int64(st, 3, now);
+    db_bind_text(st, 1, device_id);
+    db_bind_int64(st, 2, max);
+    db_bind_int64(st, 3, now);
     return sq_step_done(s, st, NULL);
 }
 
 rp_err_t rp_store_group_counter_max_below(rp_store_t *s, const char *group_id, uint32_t counter,
                                           rp_counter_max_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_COUNTER_MAX_BELOW);
+    sq_st_t *st = sq_stmt(s, SQL_COUNTER_MAX_BELOW);
     char id[RP_DEVICE_ID_SIZE];
     int rc;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, group_id);
-    sqlite3_bind_int64(st, 2, counter);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    db_bind_text(st, 1, group_id);
+    db_bind_int64(st, 2, counter);
+    while ((rc = db_step(st)) == DB_ROW) {
         sq_text_col(st, 0, id, sizeof(id));
-        fn(ctx, id, (uint32_t)sqlite3_column_int64(st, 1));
+        fn(ctx, id, (uint32_t)db_column_int64(st, 1));
     }
     return list_done(s, st, rc, "devices' security counter limits");
 }

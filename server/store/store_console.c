@@ -1,13 +1,11 @@
 /*
- * The web console's records in the SQLite backend: sessions and one-time login links (by the
+ * The web console's records in the store: sessions and one-time login links (by the
  * SHA-256 of their secret, tied to a token), and the counts its fleet page shows - devices by
  * state, versions running, attestations over time - each one SQL query over indexed rows.
  */
 #include <string.h>
 
-#include <sqlite3.h>
-
-#include "store_sqlite.h"
+#include "store_internal.h"
 
 static const char SQL_SESSION_ADD[] =
     "INSERT INTO console_sessions (hash, token_id, created, expires) VALUES (?, ?, ?, ?)";
@@ -30,84 +28,84 @@ static const char SQL_LINK_DELETE[] = "DELETE FROM console_links WHERE hash = ?"
 rp_err_t rp_store_session_add(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN],
                               const char *token_id, int64_t now, int64_t expires)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_SESSION_ADD);
+    sq_st_t *st = sq_stmt(s, SQL_SESSION_ADD);
 
     if (st == NULL)
         return RP_ERR_IO;
-    sqlite3_bind_blob(st, 1, hash, RP_SHA256_LEN, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, token_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, now);
-    sqlite3_bind_int64(st, 4, expires);
+    db_bind_blob(st, 1, hash, RP_SHA256_LEN);
+    db_bind_text(st, 2, token_id);
+    db_bind_int64(st, 3, now);
+    db_bind_int64(st, 4, expires);
     return sq_step_done(s, st, NULL);
 }
 
 rp_err_t rp_store_session_lookup(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN], int64_t now,
                                  rp_token_t *tok, int64_t *expires)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_SESSION_LOOKUP);
+    sq_st_t *st = sq_stmt(s, SQL_SESSION_LOOKUP);
     int rc;
 
     if (st == NULL)
         return RP_ERR_IO;
-    sqlite3_bind_blob(st, 1, hash, RP_SHA256_LEN, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, now);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE) {
-        sqlite3_reset(st);
+    db_bind_blob(st, 1, hash, RP_SHA256_LEN);
+    db_bind_int64(st, 2, now);
+    rc = db_step(st);
+    if (rc == DB_DONE) {
+        db_reset(st);
         return RP_ERR_NOT_FOUND;
     }
-    if (rc != SQLITE_ROW)
+    if (rc != DB_ROW)
         return sq_error(s, "console session");
     sq_token_row(st, tok);
-    *expires = sqlite3_column_int64(st, 6);
-    sqlite3_reset(st);
+    *expires = db_column_int64(st, 6);
+    db_reset(st);
     return RP_OK;
 }
 
 rp_err_t rp_store_session_delete(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN])
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_SESSION_DELETE);
+    sq_st_t *st = sq_stmt(s, SQL_SESSION_DELETE);
 
     if (st == NULL)
         return RP_ERR_IO;
-    sqlite3_bind_blob(st, 1, hash, RP_SHA256_LEN, SQLITE_STATIC);
+    db_bind_blob(st, 1, hash, RP_SHA256_LEN);
     return sq_step_done(s, st, NULL);
 }
 
 rp_err_t rp_store_console_purge(rp_store_t *s, int64_t now)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_SESSION_PURGE);
+    sq_st_t *st = sq_stmt(s, SQL_SESSION_PURGE);
     rp_err_t err;
 
     if (st == NULL)
         return RP_ERR_IO;
-    sqlite3_bind_int64(st, 1, now);
+    db_bind_int64(st, 1, now);
     err = sq_step_done(s, st, NULL);
     if (err != RP_OK)
         return err;
     if ((st = sq_stmt(s, SQL_LINK_PURGE)) == NULL)
         return RP_ERR_IO;
-    sqlite3_bind_int64(st, 1, now);
+    db_bind_int64(st, 1, now);
     return sq_step_done(s, st, NULL);
 }
 
 rp_err_t rp_store_link_add(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN], const char *token_id,
                            int64_t expires)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_LINK_ADD);
+    sq_st_t *st = sq_stmt(s, SQL_LINK_ADD);
 
     if (st == NULL)
         return RP_ERR_IO;
-    sqlite3_bind_blob(st, 1, hash, RP_SHA256_LEN, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, token_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, expires);
+    db_bind_blob(st, 1, hash, RP_SHA256_LEN);
+    db_bind_text(st, 2, token_id);
+    db_bind_int64(st, 3, expires);
     return sq_step_done(s, st, NULL);
 }
 
 rp_err_t rp_store_link_take(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN], int64_t now,
                             rp_token_t *tok)
 {
-    sqlite3_stmt *st;
+    sq_st_t *st;
     rp_err_t err;
     int rc, changes = 0;
 
@@ -115,20 +113,20 @@ rp_err_t rp_store_link_take(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN], in
         return err;
     if ((st = sq_stmt(s, SQL_LINK_GET)) == NULL)
         return sq_end(s, RP_ERR_IO);
-    sqlite3_bind_blob(st, 1, hash, RP_SHA256_LEN, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, now);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
+    db_bind_blob(st, 1, hash, RP_SHA256_LEN);
+    db_bind_int64(st, 2, now);
+    rc = db_step(st);
+    if (rc == DB_ROW)
         sq_token_row(st, tok);
-    else if (rc == SQLITE_DONE)
+    else if (rc == DB_DONE)
         err = RP_ERR_NOT_FOUND;
     else
         err = sq_error(s, "login link");
-    sqlite3_reset(st);
+    db_reset(st);
     /* Forgotten whether it served or had expired; a link whose token is gone goes too. */
     if ((st = sq_stmt(s, SQL_LINK_DELETE)) == NULL)
         return sq_end(s, RP_ERR_IO);
-    sqlite3_bind_blob(st, 1, hash, RP_SHA256_LEN, SQLITE_STATIC);
+    db_bind_blob(st, 1, hash, RP_SHA256_LEN);
     if (err == RP_OK || err == RP_ERR_NOT_FOUND) {
         rp_err_t del = sq_step_done(s, st, &changes);
         if (del != RP_OK)
@@ -152,26 +150,25 @@ static const char SQL_FLEET_COUNTS[] =
 rp_err_t rp_store_fleet_counts(rp_store_t *s, const char *tenant_id, int64_t now,
                                rp_fleet_counts_t *out)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_FLEET_COUNTS);
+    sq_st_t *st = sq_stmt(s, SQL_FLEET_COUNTS);
     int rc;
 
     if (st == NULL)
         return RP_ERR_IO;
-    sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":tenant"), tenant_id, -1,
-                      SQLITE_STATIC);
-    sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":now"), now);
-    sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":window"), RP_FLEET_EXPIRING);
-    rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW)
+    db_bind_text(st, db_param(st, ":tenant"), tenant_id);
+    db_bind_int64(st, db_param(st, ":now"), now);
+    db_bind_int64(st, db_param(st, ":window"), RP_FLEET_EXPIRING);
+    rc = db_step(st);
+    if (rc != DB_ROW)
         return sq_error(s, "fleet counts");
-    out->total = sqlite3_column_int64(st, 0);
-    out->attested = sqlite3_column_int64(st, 1);
-    out->cert_expiring = sqlite3_column_int64(st, 2);
-    out->failed = sqlite3_column_int64(st, 3);
-    out->blocked = sqlite3_column_int64(st, 4);
-    out->quarantined = sqlite3_column_int64(st, 5);
-    out->never_seen = sqlite3_column_int64(st, 6);
-    sqlite3_reset(st);
+    out->total = db_column_int64(st, 0);
+    out->attested = db_column_int64(st, 1);
+    out->cert_expiring = db_column_int64(st, 2);
+    out->failed = db_column_int64(st, 3);
+    out->blocked = db_column_int64(st, 4);
+    out->quarantined = db_column_int64(st, 5);
+    out->never_seen = db_column_int64(st, 6);
+    db_reset(st);
     return RP_OK;
 }
 
@@ -190,7 +187,7 @@ const char *const sq_sql_device_page = SQL_DEVICE_PAGE;
 rp_err_t rp_store_device_page(rp_store_t *s, const char *tenant_id, const rp_page_t *page,
                               rp_device_state_t state, int64_t now, rp_device_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_DEVICE_PAGE);
+    sq_st_t *st = sq_stmt(s, SQL_DEVICE_PAGE);
     rp_device_t d;
     int rc;
 
@@ -199,17 +196,16 @@ rp_err_t rp_store_device_page(rp_store_t *s, const char *tenant_id, const rp_pag
     /* devices_tenant (tenant_id, id) is read in one range: the cursor's, the prefix's (SQ_PAGE_ON).
      */
     sq_bind_page(st, page);
-    sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":tenant"), tenant_id, -1,
-                      SQLITE_STATIC);
-    sqlite3_bind_int(st, sqlite3_bind_parameter_index(st, ":state"), (int)state);
-    sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":now"), now);
-    sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":window"), RP_FLEET_EXPIRING);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    db_bind_text(st, db_param(st, ":tenant"), tenant_id);
+    db_bind_int(st, db_param(st, ":state"), (int)state);
+    db_bind_int64(st, db_param(st, ":now"), now);
+    db_bind_int64(st, db_param(st, ":window"), RP_FLEET_EXPIRING);
+    while ((rc = db_step(st)) == DB_ROW) {
         sq_device_row(st, &d);
         fn(ctx, &d);
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "devices");
+    db_reset(st);
+    return rc == DB_DONE ? RP_OK : sq_error(s, "devices");
 }
 
 static const char SQL_FLEET_VERSIONS[] =
@@ -223,18 +219,18 @@ static const char SQL_FLEET_VERSIONS[] =
 rp_err_t rp_store_fleet_versions(rp_store_t *s, const char *tenant_id, int limit,
                                  rp_fleet_version_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_FLEET_VERSIONS);
+    sq_st_t *st = sq_stmt(s, SQL_FLEET_VERSIONS);
     int rc;
 
     if (st == NULL)
         return RP_ERR_IO;
-    sqlite3_bind_text(st, 1, tenant_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, limit);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        fn(ctx, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
-           (const char *)sqlite3_column_text(st, 2), sqlite3_column_int64(st, 3));
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "fleet versions");
+    db_bind_text(st, 1, tenant_id);
+    db_bind_int(st, 2, limit);
+    while ((rc = db_step(st)) == DB_ROW)
+        fn(ctx, (const char *)db_column_text(st, 0), (const char *)db_column_text(st, 1),
+           (const char *)db_column_text(st, 2), db_column_int64(st, 3));
+    db_reset(st);
+    return rc == DB_DONE ? RP_OK : sq_error(s, "fleet versions");
 }
 
 static const char SQL_HISTOGRAM[] =
@@ -244,7 +240,7 @@ static const char SQL_HISTOGRAM[] =
 rp_err_t rp_store_attest_histogram(rp_store_t *s, const char *tenant_id, int64_t since,
                                    int64_t step, int n, int64_t *pass, int64_t *fail)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_HISTOGRAM);
+    sq_st_t *st = sq_stmt(s, SQL_HISTOGRAM);
     int rc;
 
     if (st == NULL)
@@ -253,17 +249,17 @@ rp_err_t rp_store_attest_histogram(rp_store_t *s, const char *tenant_id, int64_t
         return RP_ERR_INVALID_ARG;
     memset(pass, 0, (size_t)n * sizeof(*pass));
     memset(fail, 0, (size_t)n * sizeof(*fail));
-    sqlite3_bind_text(st, 1, tenant_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, since);
-    sqlite3_bind_int64(st, 3, step);
-    sqlite3_bind_int64(st, 4, since + step * n);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t b = sqlite3_column_int64(st, 0);
+    db_bind_text(st, 1, tenant_id);
+    db_bind_int64(st, 2, since);
+    db_bind_int64(st, 3, step);
+    db_bind_int64(st, 4, since + step * n);
+    while ((rc = db_step(st)) == DB_ROW) {
+        int64_t b = db_column_int64(st, 0);
         if (b >= 0 && b < n) {
-            pass[b] = sqlite3_column_int64(st, 1);
-            fail[b] = sqlite3_column_int64(st, 2);
+            pass[b] = db_column_int64(st, 1);
+            fail[b] = db_column_int64(st, 2);
         }
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "attestation histogram");
+    db_reset(st);
+    return rc == DB_DONE ? RP_OK : sq_error(s, "attestation histogram");
 }

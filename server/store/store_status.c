@@ -1,30 +1,33 @@
 /*
- * The SQLite backend's records of what devices report of what runs (store.h, "what devices
+ * The store's records of what devices report of what runs (store.h, "what devices
  * report"): each device's newest app list, its security events once each by (device, seq), the
  * newest RP_DEVICE_EVENTS_KEEP of them, and the counts of what was dropped on either side.
  */
 #include <stdio.h>
 #include <string.h>
 
-#include "store_sqlite.h"
-
-#define BIND_TEXT(st, i, v) sqlite3_bind_text((st), (i), (v), -1, SQLITE_STATIC)
+#include "store_internal.h"
 
 static const char SQL_REPORT_GET[] =
     "SELECT reported_at, apps_at, dropped_device, dropped_service, next_seq, pruned_below"
     " FROM device_reports WHERE device_id = ?";
 static const char SQL_REPORT_PUT[] =
-    "INSERT OR REPLACE INTO device_reports (device_id, reported_at, apps_at, dropped_device,"
-    " dropped_service, next_seq, pruned_below) VALUES (?, ?, ?, ?, ?, ?, ?)";
+    "INSERT INTO device_reports (device_id, reported_at, apps_at, dropped_device,"
+    " dropped_service, next_seq, pruned_below) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (device_id) DO UPDATE SET reported_at = excluded.reported_at,"
+    " apps_at = excluded.apps_at, dropped_device = excluded.dropped_device,"
+    " dropped_service = excluded.dropped_service, next_seq = excluded.next_seq,"
+    " pruned_below = excluded.pruned_below";
 static const char SQL_APPS_CLEAR[] = "DELETE FROM device_apps WHERE device_id = ?";
 static const char SQL_APP_PUT[] =
-    "INSERT OR REPLACE INTO device_apps (device_id, component, version, state, restarts)"
-    " VALUES (?, ?, ?, ?, ?)";
+    "INSERT INTO device_apps (device_id, component, version, state, restarts)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id, component) DO UPDATE SET"
+    " version = excluded.version, state = excluded.state, restarts = excluded.restarts";
 static const char SQL_APPS[] = "SELECT component, version, state, restarts FROM device_apps"
                                " WHERE device_id = ? ORDER BY component";
 static const char SQL_EVENT_PUT[] =
-    "INSERT OR IGNORE INTO device_events (device_id, seq, at, kind, app, reason, received)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)";
+    "INSERT INTO device_events (device_id, seq, at, kind, app, reason, received)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING";
 static const char SQL_EVENTS_COUNT[] = "SELECT count(*) FROM device_events WHERE device_id = ?";
 /* The oldest number kept once the newest RP_DEVICE_EVENTS_KEEP are kept. */
 static const char SQL_EVENTS_FLOOR[] = "SELECT seq FROM device_events WHERE device_id = ?"
@@ -37,60 +40,60 @@ static const char SQL_EVENTS[] = "SELECT seq, at, kind, app, reason, received FR
 static rp_err_t report_get(rp_store_t *s, const char *device_id, rp_device_report_t *r,
                            int64_t *pruned_below)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_REPORT_GET);
+    sq_st_t *st = sq_stmt(s, SQL_REPORT_GET);
     int rc;
 
     memset(r, 0, sizeof(*r));
     *pruned_below = 0;
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, device_id);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        r->reported_at = sqlite3_column_int64(st, 0);
-        r->apps_at = sqlite3_column_int64(st, 1);
-        r->dropped_device = sqlite3_column_int64(st, 2);
-        r->dropped_service = sqlite3_column_int64(st, 3);
-        r->next_seq = sqlite3_column_int64(st, 4);
-        *pruned_below = sqlite3_column_int64(st, 5);
+    db_bind_text(st, 1, device_id);
+    rc = db_step(st);
+    if (rc == DB_ROW) {
+        r->reported_at = db_column_int64(st, 0);
+        r->apps_at = db_column_int64(st, 1);
+        r->dropped_device = db_column_int64(st, 2);
+        r->dropped_service = db_column_int64(st, 3);
+        r->next_seq = db_column_int64(st, 4);
+        *pruned_below = db_column_int64(st, 5);
     }
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    db_reset(st);
+    if (rc != DB_ROW && rc != DB_DONE)
         return sq_error(s, "device report");
-    return rc == SQLITE_ROW ? RP_OK : RP_ERR_NOT_FOUND;
+    return rc == DB_ROW ? RP_OK : RP_ERR_NOT_FOUND;
 }
 
 /* One integer a query yields (its first row's first column). */
-static rp_err_t one_int(rp_store_t *s, sqlite3_stmt *st, int64_t *out, bool *found)
+static rp_err_t one_int(rp_store_t *s, sq_st_t *st, int64_t *out, bool *found)
 {
-    int rc = sqlite3_step(st);
+    int rc = db_step(st);
 
-    *found = rc == SQLITE_ROW;
+    *found = rc == DB_ROW;
     if (*found)
-        *out = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? RP_OK : sq_error(s, "device events");
+        *out = db_column_int64(st, 0);
+    db_reset(st);
+    return rc == DB_ROW || rc == DB_DONE ? RP_OK : sq_error(s, "device events");
 }
 
 static rp_err_t apps_replace(rp_store_t *s, const char *device_id, const rp_device_app_t *apps,
                              size_t napps)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_APPS_CLEAR);
+    sq_st_t *st = sq_stmt(s, SQL_APPS_CLEAR);
     rp_err_t err = st != NULL ? RP_OK : RP_ERR_IO;
 
     if (err == RP_OK) {
-        BIND_TEXT(st, 1, device_id);
+        db_bind_text(st, 1, device_id);
         err = sq_step_done(s, st, NULL);
     }
     for (size_t i = 0; err == RP_OK && i < napps; i++) {
         st = sq_stmt(s, SQL_APP_PUT);
         if (st == NULL)
             return RP_ERR_IO;
-        BIND_TEXT(st, 1, device_id);
-        BIND_TEXT(st, 2, apps[i].component);
-        BIND_TEXT(st, 3, apps[i].version);
-        BIND_TEXT(st, 4, apps[i].state);
-        sqlite3_bind_int64(st, 5, apps[i].restarts);
+        db_bind_text(st, 1, device_id);
+        db_bind_text(st, 2, apps[i].component);
+        db_bind_text(st, 3, apps[i].version);
+        db_bind_text(st, 4, apps[i].state);
+        db_bind_int64(st, 5, apps[i].restarts);
         err = sq_step_done(s, st, NULL);
     }
     return err;
@@ -100,14 +103,14 @@ static rp_err_t apps_replace(rp_store_t *s, const char *device_id, const rp_devi
 static rp_err_t prune(rp_store_t *s, const char *device_id, rp_device_report_t *r,
                       int64_t *pruned_below)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_EVENTS_COUNT);
+    sq_st_t *st = sq_stmt(s, SQL_EVENTS_COUNT);
     int64_t count = 0, floor = 0;
     bool found;
     int gone = 0;
     rp_err_t err = st != NULL ? RP_OK : RP_ERR_IO;
 
     if (err == RP_OK) {
-        BIND_TEXT(st, 1, device_id);
+        db_bind_text(st, 1, device_id);
         err = one_int(s, st, &count, &found);
     }
     if (err != RP_OK || count <= RP_DEVICE_EVENTS_KEEP)
@@ -115,16 +118,16 @@ static rp_err_t prune(rp_store_t *s, const char *device_id, rp_device_report_t *
     st = sq_stmt(s, SQL_EVENTS_FLOOR);
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, device_id);
-    sqlite3_bind_int(st, 2, RP_DEVICE_EVENTS_KEEP - 1);
+    db_bind_text(st, 1, device_id);
+    db_bind_int(st, 2, RP_DEVICE_EVENTS_KEEP - 1);
     err = one_int(s, st, &floor, &found);
     if (err != RP_OK || !found)
         return err;
     st = sq_stmt(s, SQL_EVENTS_PRUNE);
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, device_id);
-    sqlite3_bind_int64(st, 2, floor);
+    db_bind_text(st, 1, device_id);
+    db_bind_int64(st, 2, floor);
     err = sq_step_done(s, st, &gone);
     if (err == RP_OK) {
         r->dropped_service += gone;
@@ -141,7 +144,7 @@ rp_err_t rp_store_device_status_put(rp_store_t *s, const char *device_id, int64_
 {
     rp_device_report_t r;
     int64_t pruned_below;
-    sqlite3_stmt *st;
+    sq_st_t *st;
     rp_err_t err;
 
     *fresh = 0;
@@ -167,13 +170,13 @@ rp_err_t rp_store_device_status_put(rp_store_t *s, const char *device_id, int64_
             err = RP_ERR_IO;
             break;
         }
-        BIND_TEXT(st, 1, device_id);
-        sqlite3_bind_int64(st, 2, e->seq);
-        sqlite3_bind_int64(st, 3, e->at);
-        BIND_TEXT(st, 4, e->kind);
-        BIND_TEXT(st, 5, e->app);
-        BIND_TEXT(st, 6, e->reason);
-        sqlite3_bind_int64(st, 7, now);
+        db_bind_text(st, 1, device_id);
+        db_bind_int64(st, 2, e->seq);
+        db_bind_int64(st, 3, e->at);
+        db_bind_text(st, 4, e->kind);
+        db_bind_text(st, 5, e->app);
+        db_bind_text(st, 6, e->reason);
+        db_bind_int64(st, 7, now);
         err = sq_step_done(s, st, &changed);
         *fresh += changed > 0 ? 1 : 0;
         e->received = changed > 0 ? now : 0;
@@ -187,14 +190,13 @@ rp_err_t rp_store_device_status_put(rp_store_t *s, const char *device_id, int64_
         err = st != NULL ? RP_OK : RP_ERR_IO;
     }
     if (err == RP_OK) {
-        BIND_TEXT(st, 1, device_id);
-        sqlite3_bind_int64(st, 2, now);
-        sqlite3_bind_int64(st, 3, r.apps_at);
-        sqlite3_bind_int64(st, 4,
-                           dropped_device > r.dropped_device ? dropped_device : r.dropped_device);
-        sqlite3_bind_int64(st, 5, r.dropped_service);
-        sqlite3_bind_int64(st, 6, r.next_seq);
-        sqlite3_bind_int64(st, 7, pruned_below);
+        db_bind_text(st, 1, device_id);
+        db_bind_int64(st, 2, now);
+        db_bind_int64(st, 3, r.apps_at);
+        db_bind_int64(st, 4, dropped_device > r.dropped_device ? dropped_device : r.dropped_device);
+        db_bind_int64(st, 5, r.dropped_service);
+        db_bind_int64(st, 6, r.next_seq);
+        db_bind_int64(st, 7, pruned_below);
         err = sq_step_done(s, st, NULL);
     }
     err = sq_end(s, err);
@@ -209,7 +211,7 @@ rp_err_t rp_store_device_status_put(rp_store_t *s, const char *device_id, int64_
 rp_err_t rp_store_device_status_get(rp_store_t *s, const char *device_id, rp_device_report_t *out)
 {
     int64_t pruned_below;
-    sqlite3_stmt *st;
+    sq_st_t *st;
     bool found;
     rp_err_t err = report_get(s, device_id, out, &pruned_below);
 
@@ -218,53 +220,53 @@ rp_err_t rp_store_device_status_get(rp_store_t *s, const char *device_id, rp_dev
     st = sq_stmt(s, SQL_EVENTS_COUNT);
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, device_id);
+    db_bind_text(st, 1, device_id);
     return one_int(s, st, &out->events_kept, &found);
 }
 
 rp_err_t rp_store_device_apps(rp_store_t *s, const char *device_id, rp_device_app_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_APPS);
+    sq_st_t *st = sq_stmt(s, SQL_APPS);
     rp_device_app_t a;
     int rc;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, device_id);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    db_bind_text(st, 1, device_id);
+    while ((rc = db_step(st)) == DB_ROW) {
         memset(&a, 0, sizeof(a));
         sq_text_col(st, 0, a.component, sizeof(a.component));
         sq_text_col(st, 1, a.version, sizeof(a.version));
         sq_text_col(st, 2, a.state, sizeof(a.state));
-        a.restarts = sqlite3_column_int64(st, 3);
+        a.restarts = db_column_int64(st, 3);
         fn(ctx, &a);
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "device apps");
+    db_reset(st);
+    return rc == DB_DONE ? RP_OK : sq_error(s, "device apps");
 }
 
 rp_err_t rp_store_device_events(rp_store_t *s, const char *device_id, int64_t before, int limit,
                                 rp_device_event_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_EVENTS);
+    sq_st_t *st = sq_stmt(s, SQL_EVENTS);
     rp_device_event_t e;
     int rc;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, device_id);
-    sqlite3_bind_int64(st, 2, before);
-    sqlite3_bind_int(st, 3, limit);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    db_bind_text(st, 1, device_id);
+    db_bind_int64(st, 2, before);
+    db_bind_int(st, 3, limit);
+    while ((rc = db_step(st)) == DB_ROW) {
         memset(&e, 0, sizeof(e));
-        e.seq = sqlite3_column_int64(st, 0);
-        e.at = sqlite3_column_int64(st, 1);
+        e.seq = db_column_int64(st, 0);
+        e.at = db_column_int64(st, 1);
         sq_text_col(st, 2, e.kind, sizeof(e.kind));
         sq_text_col(st, 3, e.app, sizeof(e.app));
         sq_text_col(st, 4, e.reason, sizeof(e.reason));
-        e.received = sqlite3_column_int64(st, 5);
+        e.received = db_column_int64(st, 5);
         fn(ctx, &e);
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "device events");
+    db_reset(st);
+    return rc == DB_DONE ? RP_OK : sq_error(s, "device events");
 }

@@ -1,5 +1,5 @@
 /*
- * The SQLite backend's failure reports (store.h, "failure reports"): each device's reports once
+ * The store's failure reports (store.h, "failure reports"): each device's reports once
  * each by (device, seq), the newest RP_REPORTS_KEEP of them with the rest pruned and counted;
  * each tenant's crash buckets with their counts per version, group and day, and their samples,
  * shown one per symbolic key when they have one (SHOWN: the one place a shown ID is made); the
@@ -10,32 +10,32 @@
 #include <string.h>
 #include <time.h>
 
-#include "store_sqlite.h"
-
-#define BIND_TEXT(st, i, v) sqlite3_bind_text((st), (i), (v), -1, SQLITE_STATIC)
+#include "store_internal.h"
 
 static const char SQL_DEV_GET[] =
     "SELECT kept, pruned, pruned_below FROM report_devices WHERE device_id = ?";
 static const char SQL_DEV_PUT[] =
-    "INSERT OR REPLACE INTO report_devices (device_id, kept, pruned, pruned_below,"
-    " dropped_device) VALUES (?1, ?2, ?3, ?4, max(?5, coalesce((SELECT dropped_device FROM"
-    " report_devices WHERE device_id = ?1), 0)))";
+    "INSERT INTO report_devices (device_id, kept, pruned, pruned_below, dropped_device)"
+    " VALUES (?1, ?2, ?3, ?4, greatest(?5, 0)) ON CONFLICT (device_id) DO UPDATE SET"
+    " kept = excluded.kept, pruned = excluded.pruned, pruned_below = excluded.pruned_below,"
+    " dropped_device = greatest(excluded.dropped_device, report_devices.dropped_device)";
 static const char SQL_GROUP[] = "SELECT group_id FROM group_members WHERE device_id = ?";
 static const char SQL_PUT[] =
-    "INSERT OR IGNORE INTO reports (device_id, seq, tenant_id, at, received, kind, component,"
-    " version, code, reason, bucket, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    "INSERT INTO reports (device_id, seq, tenant_id, at, received, kind, component, version,"
+    " code, reason, bucket, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT DO NOTHING";
 static const char SQL_BUCKET_PUT[] =
     "INSERT INTO crash_buckets (tenant_id, id, component, signal, signature, count, first_seen,"
     " last_seen) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6) ON CONFLICT (tenant_id, id) DO UPDATE"
-    " SET count = count + 1, last_seen = max(last_seen, ?6)";
+    " SET count = crash_buckets.count + 1, last_seen = greatest(crash_buckets.last_seen, ?6)";
 static const char SQL_COUNT_PUT[] =
     "INSERT INTO crash_bucket_counts (tenant_id, bucket, dim, value, count)"
     " VALUES (?, ?, ?, ?, 1) ON CONFLICT (tenant_id, bucket, dim, value) DO UPDATE"
     " SET count = count + 1";
 static const char SQL_SAMPLE_PUT[] =
-    "INSERT OR IGNORE INTO crash_samples (tenant_id, bucket, device_id, seq, at, received,"
-    " version, body) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE (SELECT count(*) FROM"
-    " crash_samples WHERE tenant_id = ?1 AND bucket = ?2) < ?9";
+    "INSERT INTO crash_samples (tenant_id, bucket, device_id, seq, at, received, version, body)"
+    " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE (SELECT count(*) FROM crash_samples"
+    " WHERE tenant_id = ?1 AND bucket = ?2) < ?9 ON CONFLICT DO NOTHING";
 /* The oldest number kept once the newest RP_REPORTS_KEEP are kept. */
 static const char SQL_FLOOR[] = "SELECT seq FROM reports WHERE device_id = ?"
                                 " ORDER BY seq DESC LIMIT 1 OFFSET ?";
@@ -86,20 +86,22 @@ static const char SQL_DEV_COUNTS[] =
     "SELECT r.kept, r.pruned, r.dropped_device FROM report_devices r JOIN devices d"
     " ON d.id = r.device_id WHERE r.device_id = ? AND d.tenant_id = ?";
 static const char SQL_SYMBOLS_PUT[] =
-    "INSERT OR REPLACE INTO debug_files (tenant_id, build_id, size, uploaded) VALUES (?,?,?,?)";
+    "INSERT INTO debug_files (tenant_id, build_id, size, uploaded) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (tenant_id, build_id) DO UPDATE SET size = excluded.size,"
+    " uploaded = excluded.uploaded";
 static const char SQL_SYMBOLS_GET[] =
     "SELECT uploaded FROM debug_files WHERE tenant_id = ? AND build_id = ?";
 
 /* A statement's single integer row (none: *found false). */
-static rp_err_t one_int(rp_store_t *s, sqlite3_stmt *st, int64_t *out, bool *found)
+static rp_err_t one_int(rp_store_t *s, sq_st_t *st, int64_t *out, bool *found)
 {
-    int rc = sqlite3_step(st);
+    int rc = db_step(st);
 
-    *found = rc == SQLITE_ROW;
+    *found = rc == DB_ROW;
     if (*found)
-        *out = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? RP_OK : sq_error(s, "reports");
+        *out = db_column_int64(st, 0);
+    db_reset(st);
+    return rc == DB_ROW || rc == DB_DONE ? RP_OK : sq_error(s, "reports");
 }
 
 /* Count a stored crash in its bucket: the bucket, its counts, perhaps a sample. */
@@ -114,17 +116,17 @@ static rp_err_t bucket_count(rp_store_t *s, const char *tenant_id, const char *d
     char day[16];
     time_t t = (time_t)now;
     struct tm tm;
-    sqlite3_stmt *st = sq_stmt(s, SQL_BUCKET_PUT);
+    sq_st_t *st = sq_stmt(s, SQL_BUCKET_PUT);
     rp_err_t err;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    BIND_TEXT(st, 2, r->bucket);
-    BIND_TEXT(st, 3, r->component);
-    sqlite3_bind_int(st, 4, r->signal);
-    BIND_TEXT(st, 5, r->signature != NULL ? r->signature : "{}");
-    sqlite3_bind_int64(st, 6, now);
+    db_bind_text(st, 1, tenant_id);
+    db_bind_text(st, 2, r->bucket);
+    db_bind_text(st, 3, r->component);
+    db_bind_int(st, 4, r->signal);
+    db_bind_text(st, 5, r->signature != NULL ? r->signature : "{}");
+    db_bind_int64(st, 6, now);
     err = sq_step_done(s, st, NULL);
     gmtime_r(&t, &tm);
     strftime(day, sizeof(day), "%Y-%m-%d", &tm);
@@ -133,10 +135,10 @@ static rp_err_t bucket_count(rp_store_t *s, const char *tenant_id, const char *d
         st = sq_stmt(s, SQL_COUNT_PUT);
         if (st == NULL)
             return RP_ERR_IO;
-        BIND_TEXT(st, 1, tenant_id);
-        BIND_TEXT(st, 2, r->bucket);
-        BIND_TEXT(st, 3, dims[i][0]);
-        BIND_TEXT(st, 4, dims[i][1]);
+        db_bind_text(st, 1, tenant_id);
+        db_bind_text(st, 2, r->bucket);
+        db_bind_text(st, 3, dims[i][0]);
+        db_bind_text(st, 4, dims[i][1]);
         err = sq_step_done(s, st, NULL);
     }
     if (err != RP_OK)
@@ -144,15 +146,15 @@ static rp_err_t bucket_count(rp_store_t *s, const char *tenant_id, const char *d
     st = sq_stmt(s, SQL_SAMPLE_PUT);
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    BIND_TEXT(st, 2, r->bucket);
-    BIND_TEXT(st, 3, device_id);
-    sqlite3_bind_int64(st, 4, r->seq);
-    sqlite3_bind_int64(st, 5, r->at);
-    sqlite3_bind_int64(st, 6, now);
-    BIND_TEXT(st, 7, r->version);
-    BIND_TEXT(st, 8, r->json);
-    sqlite3_bind_int(st, 9, RP_BUCKET_SAMPLES);
+    db_bind_text(st, 1, tenant_id);
+    db_bind_text(st, 2, r->bucket);
+    db_bind_text(st, 3, device_id);
+    db_bind_int64(st, 4, r->seq);
+    db_bind_int64(st, 5, r->at);
+    db_bind_int64(st, 6, now);
+    db_bind_text(st, 7, r->version);
+    db_bind_text(st, 8, r->json);
+    db_bind_int(st, 9, RP_BUCKET_SAMPLES);
     return sq_step_done(s, st, NULL);
 }
 
@@ -160,7 +162,7 @@ static rp_err_t bucket_count(rp_store_t *s, const char *tenant_id, const char *d
 static rp_err_t prune(rp_store_t *s, const char *device_id, int64_t *kept, int64_t *pruned_below,
                       int64_t *gone)
 {
-    sqlite3_stmt *st;
+    sq_st_t *st;
     int64_t floor = 0;
     bool found;
     int n = 0;
@@ -172,16 +174,16 @@ static rp_err_t prune(rp_store_t *s, const char *device_id, int64_t *kept, int64
     st = sq_stmt(s, SQL_FLOOR);
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, device_id);
-    sqlite3_bind_int(st, 2, RP_REPORTS_KEEP - 1);
+    db_bind_text(st, 1, device_id);
+    db_bind_int(st, 2, RP_REPORTS_KEEP - 1);
     err = one_int(s, st, &floor, &found);
     if (err != RP_OK || !found)
         return err;
     st = sq_stmt(s, SQL_PRUNE);
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, device_id);
-    sqlite3_bind_int64(st, 2, floor);
+    db_bind_text(st, 1, device_id);
+    db_bind_int64(st, 2, floor);
     err = sq_step_done(s, st, &n);
     if (err == RP_OK) {
         *gone = n;
@@ -264,7 +266,8 @@ static int by_bucket(const void *a, const void *b)
 static const char SQL_BUCKET_ADD[] =
     "INSERT INTO crash_buckets (tenant_id, id, component, signal, signature, count, first_seen,"
     " last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (tenant_id, id) DO UPDATE"
-    " SET count = count + excluded.count, last_seen = max(last_seen, excluded.last_seen)";
+    " SET count = crash_buckets.count + excluded.count,"
+    " last_seen = greatest(crash_buckets.last_seen, excluded.last_seen)";
 static const char SQL_COUNT_ADD[] =
     "INSERT INTO crash_bucket_counts (tenant_id, bucket, dim, value, count)"
     " VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant_id, bucket, dim, value) DO UPDATE"
@@ -275,7 +278,7 @@ static const char SQL_COUNT_ADD[] =
 static rp_err_t bucket_flush_one(rp_store_t *s, const struct sq_bucket_wait *w, size_t m,
                                  const char (*day)[16])
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_BUCKET_ADD);
+    sq_st_t *st = sq_stmt(s, SQL_BUCKET_ADD);
     int64_t first = w[0].now, last = w[0].now;
     rp_err_t err;
 
@@ -285,14 +288,14 @@ static rp_err_t bucket_flush_one(rp_store_t *s, const struct sq_bucket_wait *w, 
     }
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, w[0].tenant_id);
-    BIND_TEXT(st, 2, w[0].put.bucket);
-    BIND_TEXT(st, 3, w[0].put.component);
-    sqlite3_bind_int(st, 4, w[0].put.signal);
-    BIND_TEXT(st, 5, w[0].put.signature != NULL ? w[0].put.signature : "{}");
-    sqlite3_bind_int64(st, 6, (int64_t)m);
-    sqlite3_bind_int64(st, 7, first);
-    sqlite3_bind_int64(st, 8, last);
+    db_bind_text(st, 1, w[0].tenant_id);
+    db_bind_text(st, 2, w[0].put.bucket);
+    db_bind_text(st, 3, w[0].put.component);
+    db_bind_int(st, 4, w[0].put.signal);
+    db_bind_text(st, 5, w[0].put.signature != NULL ? w[0].put.signature : "{}");
+    db_bind_int64(st, 6, (int64_t)m);
+    db_bind_int64(st, 7, first);
+    db_bind_int64(st, 8, last);
     err = sq_step_done(s, st, NULL);
     /* Each (dimension, value) once, with how many of the m have it. */
     for (int d = 0; err == RP_OK && d < 3; d++) {
@@ -309,11 +312,11 @@ static rp_err_t bucket_flush_one(rp_store_t *s, const struct sq_bucket_wait *w, 
             st = sq_stmt(s, SQL_COUNT_ADD);
             if (st == NULL)
                 return RP_ERR_IO;
-            BIND_TEXT(st, 1, w[0].tenant_id);
-            BIND_TEXT(st, 2, w[0].put.bucket);
-            BIND_TEXT(st, 3, d == 0 ? "version" : d == 1 ? "group" : "day");
-            BIND_TEXT(st, 4, v);
-            sqlite3_bind_int64(st, 5, count);
+            db_bind_text(st, 1, w[0].tenant_id);
+            db_bind_text(st, 2, w[0].put.bucket);
+            db_bind_text(st, 3, d == 0 ? "version" : d == 1 ? "group" : "day");
+            db_bind_text(st, 4, v);
+            db_bind_int64(st, 5, count);
             err = sq_step_done(s, st, NULL);
         }
     }
@@ -323,15 +326,15 @@ static rp_err_t bucket_flush_one(rp_store_t *s, const struct sq_bucket_wait *w, 
         st = sq_stmt(s, SQL_SAMPLE_PUT);
         if (st == NULL)
             return RP_ERR_IO;
-        BIND_TEXT(st, 1, w[i].tenant_id);
-        BIND_TEXT(st, 2, w[i].put.bucket);
-        BIND_TEXT(st, 3, w[i].device_id);
-        sqlite3_bind_int64(st, 4, w[i].put.seq);
-        sqlite3_bind_int64(st, 5, w[i].put.at);
-        sqlite3_bind_int64(st, 6, w[i].now);
-        BIND_TEXT(st, 7, w[i].put.version);
-        BIND_TEXT(st, 8, w[i].put.json);
-        sqlite3_bind_int(st, 9, RP_BUCKET_SAMPLES);
+        db_bind_text(st, 1, w[i].tenant_id);
+        db_bind_text(st, 2, w[i].put.bucket);
+        db_bind_text(st, 3, w[i].device_id);
+        db_bind_int64(st, 4, w[i].put.seq);
+        db_bind_int64(st, 5, w[i].put.at);
+        db_bind_int64(st, 6, w[i].now);
+        db_bind_text(st, 7, w[i].put.version);
+        db_bind_text(st, 8, w[i].put.json);
+        db_bind_int(st, 9, RP_BUCKET_SAMPLES);
         err = sq_step_done(s, st, &changed);
         if (changed == 0)
             break; /* full */
@@ -384,7 +387,7 @@ rp_err_t rp_store_reports_put(rp_store_t *s, const char *tenant_id, const char *
 {
     int64_t kept = 0, pruned_total = 0, pruned_below = 0, gone = 0;
     char group[RP_ID_SIZE] = "";
-    sqlite3_stmt *st;
+    sq_st_t *st;
     int rc;
     rp_err_t err;
 
@@ -398,25 +401,25 @@ rp_err_t rp_store_reports_put(rp_store_t *s, const char *tenant_id, const char *
     st = sq_stmt(s, SQL_DEV_GET);
     if (st == NULL)
         return sq_end(s, RP_ERR_IO);
-    BIND_TEXT(st, 1, device_id);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        kept = sqlite3_column_int64(st, 0);
-        pruned_total = sqlite3_column_int64(st, 1);
-        pruned_below = sqlite3_column_int64(st, 2);
+    db_bind_text(st, 1, device_id);
+    rc = db_step(st);
+    if (rc == DB_ROW) {
+        kept = db_column_int64(st, 0);
+        pruned_total = db_column_int64(st, 1);
+        pruned_below = db_column_int64(st, 2);
     }
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    db_reset(st);
+    if (rc != DB_ROW && rc != DB_DONE)
         return sq_end(s, sq_error(s, "report device"));
     st = sq_stmt(s, SQL_GROUP);
     if (st == NULL)
         return sq_end(s, RP_ERR_IO);
-    BIND_TEXT(st, 1, device_id);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
+    db_bind_text(st, 1, device_id);
+    rc = db_step(st);
+    if (rc == DB_ROW)
         sq_text_col(st, 0, group, sizeof(group));
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    db_reset(st);
+    if (rc != DB_ROW && rc != DB_DONE)
         return sq_end(s, sq_error(s, "device group"));
     for (size_t i = 0; err == RP_OK && i < n; i++) {
         int changed = 0;
@@ -429,21 +432,21 @@ rp_err_t rp_store_reports_put(rp_store_t *s, const char *tenant_id, const char *
             err = RP_ERR_IO;
             break;
         }
-        BIND_TEXT(st, 1, device_id);
-        sqlite3_bind_int64(st, 2, r[i].seq);
-        BIND_TEXT(st, 3, tenant_id);
-        sqlite3_bind_int64(st, 4, r[i].at);
-        sqlite3_bind_int64(st, 5, now);
-        BIND_TEXT(st, 6, r[i].kind);
-        BIND_TEXT(st, 7, r[i].component);
-        BIND_TEXT(st, 8, r[i].version);
-        BIND_TEXT(st, 9, r[i].code);
-        BIND_TEXT(st, 10, r[i].reason);
+        db_bind_text(st, 1, device_id);
+        db_bind_int64(st, 2, r[i].seq);
+        db_bind_text(st, 3, tenant_id);
+        db_bind_int64(st, 4, r[i].at);
+        db_bind_int64(st, 5, now);
+        db_bind_text(st, 6, r[i].kind);
+        db_bind_text(st, 7, r[i].component);
+        db_bind_text(st, 8, r[i].version);
+        db_bind_text(st, 9, r[i].code);
+        db_bind_text(st, 10, r[i].reason);
         if (r[i].bucket != NULL)
-            BIND_TEXT(st, 11, r[i].bucket);
+            db_bind_text(st, 11, r[i].bucket);
         else
-            sqlite3_bind_null(st, 11);
-        BIND_TEXT(st, 12, r[i].json);
+            db_bind_null(st, 11);
+        db_bind_text(st, 12, r[i].json);
         err = sq_step_done(s, st, &changed);
         if (err != RP_OK)
             break;
@@ -464,11 +467,11 @@ rp_err_t rp_store_reports_put(rp_store_t *s, const char *tenant_id, const char *
         err = st != NULL ? RP_OK : RP_ERR_IO;
     }
     if (err == RP_OK) {
-        BIND_TEXT(st, 1, device_id);
-        sqlite3_bind_int64(st, 2, kept);
-        sqlite3_bind_int64(st, 3, pruned_total + gone);
-        sqlite3_bind_int64(st, 4, pruned_below);
-        sqlite3_bind_int64(st, 5, dropped);
+        db_bind_text(st, 1, device_id);
+        db_bind_int64(st, 2, kept);
+        db_bind_int64(st, 3, pruned_total + gone);
+        db_bind_int64(st, 4, pruned_below);
+        db_bind_int64(st, 5, dropped);
         err = sq_step_done(s, st, NULL);
     }
     err = sq_end(s, err);
@@ -484,33 +487,33 @@ rp_err_t rp_store_reports_put(rp_store_t *s, const char *tenant_id, const char *
     return RP_OK;
 }
 
-static void row_common(sqlite3_stmt *st, rp_report_row_t *row)
+static void row_common(sq_st_t *st, rp_report_row_t *row)
 {
     memset(row, 0, sizeof(*row));
     sq_text_col(st, 0, row->device_id, sizeof(row->device_id));
-    row->seq = sqlite3_column_int64(st, 1);
-    row->at = sqlite3_column_int64(st, 2);
-    row->received = sqlite3_column_int64(st, 3);
+    row->seq = db_column_int64(st, 1);
+    row->at = db_column_int64(st, 2);
+    row->received = db_column_int64(st, 3);
 }
 
 rp_err_t rp_store_reports_list(rp_store_t *s, const char *tenant_id, const char *device_id,
                                const char *kind, int64_t offset, int limit, rp_report_row_fn fn,
                                void *ctx)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_LIST);
+    sq_st_t *st = sq_stmt(s, SQL_LIST);
     rp_report_row_t row;
     int rc;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
+    db_bind_text(st, 1, tenant_id);
     if (device_id != NULL)
-        BIND_TEXT(st, 2, device_id);
+        db_bind_text(st, 2, device_id);
     if (kind != NULL)
-        BIND_TEXT(st, 3, kind);
-    sqlite3_bind_int64(st, 4, offset);
-    sqlite3_bind_int(st, 5, limit);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        db_bind_text(st, 3, kind);
+    db_bind_int64(st, 4, offset);
+    db_bind_int(st, 5, limit);
+    while ((rc = db_step(st)) == DB_ROW) {
         row_common(st, &row);
         sq_text_col(st, 4, row.kind, sizeof(row.kind));
         sq_text_col(st, 5, row.component, sizeof(row.component));
@@ -518,65 +521,65 @@ rp_err_t rp_store_reports_list(rp_store_t *s, const char *tenant_id, const char 
         sq_text_col(st, 7, row.code, sizeof(row.code));
         sq_text_col(st, 8, row.reason, sizeof(row.reason));
         sq_text_col(st, 9, row.bucket, sizeof(row.bucket));
-        row.json = (const char *)sqlite3_column_text(st, 10);
+        row.json = (const char *)db_column_text(st, 10);
         fn(ctx, &row);
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "reports");
+    db_reset(st);
+    return rc == DB_DONE ? RP_OK : sq_error(s, "reports");
 }
 
 /* Each bucket row of st (SHOWN_COLUMNS' order) to fn. OUT: *any. */
-static rp_err_t buckets_each(rp_store_t *s, sqlite3_stmt *st, rp_bucket_fn fn, void *ctx, bool *any)
+static rp_err_t buckets_each(rp_store_t *s, sq_st_t *st, rp_bucket_fn fn, void *ctx, bool *any)
 {
     rp_bucket_t b;
     int rc;
 
     *any = false;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = db_step(st)) == DB_ROW) {
         memset(&b, 0, sizeof(b));
         sq_text_col(st, 0, b.id, sizeof(b.id));
         sq_text_col(st, 1, b.component, sizeof(b.component));
-        b.signal = sqlite3_column_int(st, 2);
-        b.count = sqlite3_column_int64(st, 3);
-        b.first_seen = sqlite3_column_int64(st, 4);
-        b.last_seen = sqlite3_column_int64(st, 5);
-        b.members = sqlite3_column_int(st, 6);
-        b.signature = (const char *)sqlite3_column_text(st, 7);
-        b.symbolic = sqlite3_column_int(st, 8) != 0;
+        b.signal = db_column_int(st, 2);
+        b.count = db_column_int64(st, 3);
+        b.first_seen = db_column_int64(st, 4);
+        b.last_seen = db_column_int64(st, 5);
+        b.members = db_column_int(st, 6);
+        b.signature = (const char *)db_column_text(st, 7);
+        b.symbolic = db_column_int(st, 8) != 0;
         if (b.signature == NULL)
             b.signature = "{}";
         *any = true;
         fn(ctx, &b);
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "crash buckets");
+    db_reset(st);
+    return rc == DB_DONE ? RP_OK : sq_error(s, "crash buckets");
 }
 
 rp_err_t rp_store_buckets_list(rp_store_t *s, const char *tenant_id, int64_t offset, int limit,
                                rp_bucket_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_BUCKETS);
+    sq_st_t *st = sq_stmt(s, SQL_BUCKETS);
     bool any;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    sqlite3_bind_int(st, 2, limit);
-    sqlite3_bind_int64(st, 3, offset);
+    db_bind_text(st, 1, tenant_id);
+    db_bind_int(st, 2, limit);
+    db_bind_int64(st, 3, offset);
     return buckets_each(s, st, fn, ctx, &any);
 }
 
 rp_err_t rp_store_bucket_get(rp_store_t *s, const char *tenant_id, const char *id, rp_bucket_fn fn,
                              void *ctx)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_BUCKET_GET);
+    sq_st_t *st = sq_stmt(s, SQL_BUCKET_GET);
     bool any;
     rp_err_t err;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    BIND_TEXT(st, 2, id);
+    db_bind_text(st, 1, tenant_id);
+    db_bind_text(st, 2, id);
     err = buckets_each(s, st, fn, ctx, &any);
     return err == RP_OK && !any ? RP_ERR_NOT_FOUND : err;
 }
@@ -584,146 +587,146 @@ rp_err_t rp_store_bucket_get(rp_store_t *s, const char *tenant_id, const char *i
 rp_err_t rp_store_bucket_members(rp_store_t *s, const char *tenant_id, const char *id,
                                  rp_bucket_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_MEMBERS);
+    sq_st_t *st = sq_stmt(s, SQL_MEMBERS);
     bool any;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    BIND_TEXT(st, 2, id);
+    db_bind_text(st, 1, tenant_id);
+    db_bind_text(st, 2, id);
     return buckets_each(s, st, fn, ctx, &any);
 }
 
 rp_err_t rp_store_bucket_counts(rp_store_t *s, const char *tenant_id, const char *id,
                                 rp_bucket_count_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_COUNTS);
+    sq_st_t *st = sq_stmt(s, SQL_COUNTS);
     char dim[16], value[64];
     int rc;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    BIND_TEXT(st, 2, id);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    db_bind_text(st, 1, tenant_id);
+    db_bind_text(st, 2, id);
+    while ((rc = db_step(st)) == DB_ROW) {
         sq_text_col(st, 0, dim, sizeof(dim));
         sq_text_col(st, 1, value, sizeof(value));
-        fn(ctx, dim, value, sqlite3_column_int64(st, 2));
+        fn(ctx, dim, value, db_column_int64(st, 2));
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "bucket counts");
+    db_reset(st);
+    return rc == DB_DONE ? RP_OK : sq_error(s, "bucket counts");
 }
 
 rp_err_t rp_store_bucket_samples(rp_store_t *s, const char *tenant_id, const char *id,
                                  rp_report_row_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_SAMPLES);
+    sq_st_t *st = sq_stmt(s, SQL_SAMPLES);
     rp_report_row_t row;
     int rc;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    BIND_TEXT(st, 2, id);
-    sqlite3_bind_int(st, 3, RP_BUCKET_SAMPLES_SHOWN);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    db_bind_text(st, 1, tenant_id);
+    db_bind_text(st, 2, id);
+    db_bind_int(st, 3, RP_BUCKET_SAMPLES_SHOWN);
+    while ((rc = db_step(st)) == DB_ROW) {
         row_common(st, &row);
         sq_text_col(st, 4, row.version, sizeof(row.version));
         snprintf(row.kind, sizeof(row.kind), "crash");
         sq_text_col(st, 6, row.bucket, sizeof(row.bucket));
-        row.json = (const char *)sqlite3_column_text(st, 5);
+        row.json = (const char *)db_column_text(st, 5);
         fn(ctx, &row);
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "bucket samples");
+    db_reset(st);
+    return rc == DB_DONE ? RP_OK : sq_error(s, "bucket samples");
 }
 
 rp_err_t rp_store_buckets_to_key(rp_store_t *s, const char *tenant_id, const char *id,
                                  const char *build_id, bool unkeyed, const char *after, int limit,
                                  rp_bucket_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_TO_KEY);
+    sq_st_t *st = sq_stmt(s, SQL_TO_KEY);
     rp_bucket_t b;
     int rc;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
+    db_bind_text(st, 1, tenant_id);
     if (id != NULL)
-        BIND_TEXT(st, 2, id);
+        db_bind_text(st, 2, id);
     if (build_id != NULL)
-        BIND_TEXT(st, 3, build_id);
-    sqlite3_bind_int(st, 4, unkeyed ? 1 : 0);
-    BIND_TEXT(st, 5, after != NULL ? after : "");
-    sqlite3_bind_int(st, 6, limit);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        db_bind_text(st, 3, build_id);
+    db_bind_int(st, 4, unkeyed ? 1 : 0);
+    db_bind_text(st, 5, after != NULL ? after : "");
+    db_bind_int(st, 6, limit);
+    while ((rc = db_step(st)) == DB_ROW) {
         memset(&b, 0, sizeof(b));
         sq_text_col(st, 0, b.id, sizeof(b.id));
         sq_text_col(st, 1, b.component, sizeof(b.component));
-        b.signal = sqlite3_column_int(st, 2);
-        b.signature = (const char *)sqlite3_column_text(st, 3);
+        b.signal = db_column_int(st, 2);
+        b.signature = (const char *)db_column_text(st, 3);
         b.members = 1;
         if (b.signature == NULL)
             b.signature = "{}";
         fn(ctx, &b);
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "crash buckets");
+    db_reset(st);
+    return rc == DB_DONE ? RP_OK : sq_error(s, "crash buckets");
 }
 
 rp_err_t rp_store_bucket_symbolic_set(rp_store_t *s, const char *tenant_id, const char *id,
                                       const char *key)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_SYMBOLIC_SET);
+    sq_st_t *st = sq_stmt(s, SQL_SYMBOLIC_SET);
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    BIND_TEXT(st, 2, id);
-    BIND_TEXT(st, 3, key);
+    db_bind_text(st, 1, tenant_id);
+    db_bind_text(st, 2, id);
+    db_bind_text(st, 3, key);
     return sq_step_done(s, st, NULL);
 }
 
 rp_err_t rp_store_buckets_tenants_naming(rp_store_t *s, const char *build_id,
                                          void (*fn)(void *ctx, const char *tenant_id), void *ctx)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_TENANTS_NAMING);
+    sq_st_t *st = sq_stmt(s, SQL_TENANTS_NAMING);
     int rc;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, build_id);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        fn(ctx, (const char *)sqlite3_column_text(st, 0));
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "crash buckets");
+    db_bind_text(st, 1, build_id);
+    while ((rc = db_step(st)) == DB_ROW)
+        fn(ctx, (const char *)db_column_text(st, 0));
+    db_reset(st);
+    return rc == DB_DONE ? RP_OK : sq_error(s, "crash buckets");
 }
 
 rp_err_t rp_store_symbols_put(rp_store_t *s, const char *tenant_id, const char *build_id,
                               int64_t size, int64_t now)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_SYMBOLS_PUT);
+    sq_st_t *st = sq_stmt(s, SQL_SYMBOLS_PUT);
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    BIND_TEXT(st, 2, build_id);
-    sqlite3_bind_int64(st, 3, size);
-    sqlite3_bind_int64(st, 4, now);
+    db_bind_text(st, 1, tenant_id);
+    db_bind_text(st, 2, build_id);
+    db_bind_int64(st, 3, size);
+    db_bind_int64(st, 4, now);
     return sq_step_done(s, st, NULL);
 }
 
 rp_err_t rp_store_symbols_get(rp_store_t *s, const char *tenant_id, const char *build_id,
                               int64_t *uploaded)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_SYMBOLS_GET);
+    sq_st_t *st = sq_stmt(s, SQL_SYMBOLS_GET);
     bool found;
     rp_err_t err;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    BIND_TEXT(st, 2, build_id);
+    db_bind_text(st, 1, tenant_id);
+    db_bind_text(st, 2, build_id);
     err = one_int(s, st, uploaded, &found);
     return err == RP_OK && !found ? RP_ERR_NOT_FOUND : err;
 }
@@ -731,22 +734,22 @@ rp_err_t rp_store_symbols_get(rp_store_t *s, const char *tenant_id, const char *
 rp_err_t rp_store_report_device_get(rp_store_t *s, const char *tenant_id, const char *device_id,
                                     int64_t *kept, int64_t *pruned, int64_t *dropped)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_DEV_COUNTS);
+    sq_st_t *st = sq_stmt(s, SQL_DEV_COUNTS);
     int rc;
 
     *kept = *pruned = *dropped = 0;
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, device_id);
-    BIND_TEXT(st, 2, tenant_id);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *kept = sqlite3_column_int64(st, 0);
-        *pruned = sqlite3_column_int64(st, 1);
-        *dropped = sqlite3_column_int64(st, 2);
+    db_bind_text(st, 1, device_id);
+    db_bind_text(st, 2, tenant_id);
+    rc = db_step(st);
+    if (rc == DB_ROW) {
+        *kept = db_column_int64(st, 0);
+        *pruned = db_column_int64(st, 1);
+        *dropped = db_column_int64(st, 2);
     }
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    db_reset(st);
+    if (rc != DB_ROW && rc != DB_DONE)
         return sq_error(s, "report device");
-    return rc == SQLITE_ROW ? RP_OK : RP_ERR_NOT_FOUND;
+    return rc == DB_ROW ? RP_OK : RP_ERR_NOT_FOUND;
 }

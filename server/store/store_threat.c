@@ -1,5 +1,5 @@
 /*
- * The SQLite backend's records of threat detection and quarantine (store.h, "threat detection
+ * The store's records of threat detection and quarantine (store.h, "threat detection
  * and quarantine"): per-tenant settings, counts per subject per slot with the current slots'
  * devices, alerts, webhooks, quarantine policies and the signals they count, each device's
  * quarantine, the actions taken, and the webhook's outbox of deliveries waiting. threat.c decides;
@@ -10,9 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "store_sqlite.h"
-
-#define BIND_TEXT(st, i, v) sqlite3_bind_text((st), (i), (v), -1, SQLITE_STATIC)
+#include "store_internal.h"
 
 /* Run a prepared statement with no rows, or fail with RP_ERR_IO when it could not be prepared. */
 #define STEP(s, st, changes) ((st) != NULL ? sq_step_done((s), (st), (changes)) : RP_ERR_IO)
@@ -23,47 +21,50 @@ static const char SQL_SETTINGS_GET[] =
     "SELECT factor, baseline_days, window_seconds, min_devices, floor, updated"
     " FROM threat_settings WHERE tenant_id = ?";
 static const char SQL_SETTINGS_PUT[] =
-    "INSERT OR REPLACE INTO threat_settings (tenant_id, factor, baseline_days, window_seconds,"
-    " min_devices, floor, updated) VALUES (?, ?, ?, ?, ?, ?, ?)";
+    "INSERT INTO threat_settings (tenant_id, factor, baseline_days, window_seconds,"
+    " min_devices, floor, updated) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id)"
+    " DO UPDATE SET factor = excluded.factor, baseline_days = excluded.baseline_days,"
+    " window_seconds = excluded.window_seconds, min_devices = excluded.min_devices,"
+    " floor = excluded.floor, updated = excluded.updated";
 
 rp_err_t rp_store_threat_settings_get(rp_store_t *s, const char *tenant_id,
                                       rp_threat_settings_t *out)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_SETTINGS_GET);
+    sq_st_t *st = sq_stmt(s, SQL_SETTINGS_GET);
     int rc;
 
     *out = RP_THREAT_SETTINGS_DEFAULT;
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        out->factor = sqlite3_column_int(st, 0);
-        out->baseline_days = sqlite3_column_int(st, 1);
-        out->window = sqlite3_column_int64(st, 2);
-        out->min_devices = sqlite3_column_int(st, 3);
-        out->floor = sqlite3_column_int(st, 4);
-        out->updated = sqlite3_column_int64(st, 5);
+    db_bind_text(st, 1, tenant_id);
+    rc = db_step(st);
+    if (rc == DB_ROW) {
+        out->factor = db_column_int(st, 0);
+        out->baseline_days = db_column_int(st, 1);
+        out->window = db_column_int64(st, 2);
+        out->min_devices = db_column_int(st, 3);
+        out->floor = db_column_int(st, 4);
+        out->updated = db_column_int64(st, 5);
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? RP_OK : sq_error(s, "threat settings");
+    db_reset(st);
+    return rc == DB_ROW || rc == DB_DONE ? RP_OK : sq_error(s, "threat settings");
 }
 
 rp_err_t rp_store_threat_settings_set(rp_store_t *s, const char *tenant_id,
                                       rp_threat_settings_t *in)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_SETTINGS_PUT);
+    sq_st_t *st = sq_stmt(s, SQL_SETTINGS_PUT);
 
     in->updated = (int64_t)time(NULL);
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    sqlite3_bind_int(st, 2, in->factor);
-    sqlite3_bind_int(st, 3, in->baseline_days);
-    sqlite3_bind_int64(st, 4, in->window);
-    sqlite3_bind_int(st, 5, in->min_devices);
-    sqlite3_bind_int(st, 6, in->floor);
-    sqlite3_bind_int64(st, 7, in->updated);
+    db_bind_text(st, 1, tenant_id);
+    db_bind_int(st, 2, in->factor);
+    db_bind_int(st, 3, in->baseline_days);
+    db_bind_int64(st, 4, in->window);
+    db_bind_int(st, 5, in->min_devices);
+    db_bind_int(st, 6, in->floor);
+    db_bind_int64(st, 7, in->updated);
     return sq_step_done(s, st, NULL);
 }
 
@@ -90,35 +91,35 @@ static const char SQL_DEVICES_PRUNE[] =
 static rp_err_t slot_get(rp_store_t *s, const char *tenant_id, const char *subject, int64_t slot,
                          int64_t *count, int64_t *devices)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_COUNT_GET);
+    sq_st_t *st = sq_stmt(s, SQL_COUNT_GET);
     int rc;
 
     *count = *devices = 0;
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    BIND_TEXT(st, 2, subject);
-    sqlite3_bind_int64(st, 3, slot);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *count = sqlite3_column_int64(st, 0);
-        *devices = sqlite3_column_int64(st, 1);
+    db_bind_text(st, 1, tenant_id);
+    db_bind_text(st, 2, subject);
+    db_bind_int64(st, 3, slot);
+    rc = db_step(st);
+    if (rc == DB_ROW) {
+        *count = db_column_int64(st, 0);
+        *devices = db_column_int64(st, 1);
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? RP_OK : sq_error(s, "threat counts");
+    db_reset(st);
+    return rc == DB_ROW || rc == DB_DONE ? RP_OK : sq_error(s, "threat counts");
 }
 
 /* Delete what a subject keeps before `before` with sql (counts or devices). */
 static rp_err_t prune(rp_store_t *s, const char *sql, const char *tenant_id, const char *subject,
                       int64_t before)
 {
-    sqlite3_stmt *st = sq_stmt(s, sql);
+    sq_st_t *st = sq_stmt(s, sql);
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    BIND_TEXT(st, 2, subject);
-    sqlite3_bind_int64(st, 3, before);
+    db_bind_text(st, 1, tenant_id);
+    db_bind_text(st, 2, subject);
+    db_bind_int64(st, 3, before);
     return sq_step_done(s, st, NULL);
 }
 
@@ -130,7 +131,7 @@ static rp_err_t count_subject(rp_store_t *s, const char *tenant_id, const rp_thr
     int64_t slot = now - now % set->window, prev = slot - set->window, fresh_total = 0;
     const char *subject = items[idx[0]].subject;
     rp_threat_count_t *c = &items[idx[0]];
-    sqlite3_stmt *st;
+    sq_st_t *st;
     rp_err_t err = RP_OK;
 
     for (size_t i = 0; err == RP_OK && i < m; i++) {
@@ -141,10 +142,10 @@ static rp_err_t count_subject(rp_store_t *s, const char *tenant_id, const rp_thr
         st = sq_stmt(s, SQL_DEVICE_SEEN);
         if (st == NULL)
             return RP_ERR_IO;
-        BIND_TEXT(st, 1, tenant_id);
-        BIND_TEXT(st, 2, subject);
-        sqlite3_bind_int64(st, 3, slot);
-        BIND_TEXT(st, 4, items[idx[i]].device_id);
+        db_bind_text(st, 1, tenant_id);
+        db_bind_text(st, 2, subject);
+        db_bind_int64(st, 3, slot);
+        db_bind_text(st, 4, items[idx[i]].device_id);
         err = sq_step_done(s, st, &fresh);
         fresh_total += fresh > 0 ? 1 : 0;
     }
@@ -153,11 +154,11 @@ static rp_err_t count_subject(rp_store_t *s, const char *tenant_id, const rp_thr
     st = sq_stmt(s, SQL_COUNT_ADD);
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    BIND_TEXT(st, 2, subject);
-    sqlite3_bind_int64(st, 3, slot);
-    sqlite3_bind_int64(st, 4, (int64_t)m);
-    sqlite3_bind_int64(st, 5, fresh_total);
+    db_bind_text(st, 1, tenant_id);
+    db_bind_text(st, 2, subject);
+    db_bind_int64(st, 3, slot);
+    db_bind_int64(st, 4, (int64_t)m);
+    db_bind_int64(st, 5, fresh_total);
     err = sq_step_done(s, st, NULL);
     c->elapsed = now - slot;
     if (err == RP_OK)
@@ -169,16 +170,16 @@ static rp_err_t count_subject(rp_store_t *s, const char *tenant_id, const rp_thr
     st = sq_stmt(s, SQL_COUNT_SUM);
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    BIND_TEXT(st, 2, subject);
-    sqlite3_bind_int64(st, 3, prev - (int64_t)set->baseline_days * 86400);
-    sqlite3_bind_int64(st, 4, prev);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        sqlite3_reset(st);
+    db_bind_text(st, 1, tenant_id);
+    db_bind_text(st, 2, subject);
+    db_bind_int64(st, 3, prev - (int64_t)set->baseline_days * 86400);
+    db_bind_int64(st, 4, prev);
+    if (db_step(st) != DB_ROW) {
+        db_reset(st);
         return sq_error(s, "threat baseline");
     }
-    c->baseline_total = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
+    c->baseline_total = db_column_int64(st, 0);
+    db_reset(st);
     /* Bounded: counts for RP_THREAT_HISTORY, device sets for the two slots the rule reads. */
     err = prune(s, SQL_COUNTS_PRUNE, tenant_id, subject, now - RP_THREAT_HISTORY);
     if (err == RP_OK)
@@ -254,7 +255,8 @@ static const char SQL_ALERT_EXTEND[] =
     " signals = signals + ?, reason = ? WHERE id = ?";
 static const char SQL_ALERT_INSERT[] =
     "INSERT INTO threat_alerts (tenant_id, subject, opened_at, last_at, expires_at, closed_at,"
-    " count, devices, baseline, signals, reason) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)";
+    " count, devices, baseline, signals, reason) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)"
+    " RETURNING id";
 static const char SQL_ALERT_CLOSE[] =
     "UPDATE threat_alerts SET closed_at = ? WHERE tenant_id = ? AND subject = ? AND closed_at = 0";
 static const char SQL_ALERTS_TENANT[] =
@@ -266,7 +268,7 @@ static const char SQL_ALERT_TOTALS[] =
 
 rp_err_t rp_store_threat_alert_raise(rp_store_t *s, rp_threat_alert_t *a, bool *opened)
 {
-    sqlite3_stmt *st;
+    sq_st_t *st;
     int rc;
     rp_err_t err;
 
@@ -276,62 +278,60 @@ rp_err_t rp_store_threat_alert_raise(rp_store_t *s, rp_threat_alert_t *a, bool *
         return err;
     st = sq_stmt(s, SQL_ALERT_EXPIRE);
     if (st != NULL) {
-        BIND_TEXT(st, 1, a->tenant_id);
-        BIND_TEXT(st, 2, a->subject);
-        sqlite3_bind_int64(st, 3, a->last_at);
+        db_bind_text(st, 1, a->tenant_id);
+        db_bind_text(st, 2, a->subject);
+        db_bind_int64(st, 3, a->last_at);
     }
     err = STEP(s, st, NULL);
     st = err == RP_OK ? sq_stmt(s, SQL_ALERT_OPEN) : NULL;
     if (err == RP_OK && st == NULL)
         err = RP_ERR_IO;
     if (err == RP_OK) {
-        BIND_TEXT(st, 1, a->tenant_id);
-        BIND_TEXT(st, 2, a->subject);
-        sqlite3_bind_int64(st, 3, a->last_at);
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-            a->id = sqlite3_column_int64(st, 0);
-            a->opened_at = sqlite3_column_int64(st, 1);
-        } else if (rc == SQLITE_DONE) {
+        db_bind_text(st, 1, a->tenant_id);
+        db_bind_text(st, 2, a->subject);
+        db_bind_int64(st, 3, a->last_at);
+        rc = db_step(st);
+        if (rc == DB_ROW) {
+            a->id = db_column_int64(st, 0);
+            a->opened_at = db_column_int64(st, 1);
+        } else if (rc == DB_DONE) {
             a->id = 0;
         } else {
             err = sq_error(s, "threat alert");
         }
-        sqlite3_reset(st);
+        db_reset(st);
     }
     if (err == RP_OK && a->id != 0) {
         st = sq_stmt(s, SQL_ALERT_EXTEND);
         if (st != NULL) {
-            sqlite3_bind_int64(st, 1, a->last_at);
-            sqlite3_bind_int64(st, 2, a->expires_at);
-            sqlite3_bind_int64(st, 3, a->count);
-            sqlite3_bind_int64(st, 4, a->devices);
-            sqlite3_bind_double(st, 5, a->baseline);
-            sqlite3_bind_int64(st, 6, a->signals);
-            BIND_TEXT(st, 7, a->reason);
-            sqlite3_bind_int64(st, 8, a->id);
+            db_bind_int64(st, 1, a->last_at);
+            db_bind_int64(st, 2, a->expires_at);
+            db_bind_int64(st, 3, a->count);
+            db_bind_int64(st, 4, a->devices);
+            db_bind_double(st, 5, a->baseline);
+            db_bind_int64(st, 6, a->signals);
+            db_bind_text(st, 7, a->reason);
+            db_bind_int64(st, 8, a->id);
         }
         err = STEP(s, st, NULL);
     } else if (err == RP_OK) {
         st = sq_stmt(s, SQL_ALERT_INSERT);
         a->opened_at = a->last_at;
         if (st != NULL) {
-            BIND_TEXT(st, 1, a->tenant_id);
-            BIND_TEXT(st, 2, a->subject);
-            sqlite3_bind_int64(st, 3, a->opened_at);
-            sqlite3_bind_int64(st, 4, a->last_at);
-            sqlite3_bind_int64(st, 5, a->expires_at);
-            sqlite3_bind_int64(st, 6, a->count);
-            sqlite3_bind_int64(st, 7, a->devices);
-            sqlite3_bind_double(st, 8, a->baseline);
-            sqlite3_bind_int64(st, 9, a->signals);
-            BIND_TEXT(st, 10, a->reason);
+            db_bind_text(st, 1, a->tenant_id);
+            db_bind_text(st, 2, a->subject);
+            db_bind_int64(st, 3, a->opened_at);
+            db_bind_int64(st, 4, a->last_at);
+            db_bind_int64(st, 5, a->expires_at);
+            db_bind_int64(st, 6, a->count);
+            db_bind_int64(st, 7, a->devices);
+            db_bind_double(st, 8, a->baseline);
+            db_bind_int64(st, 9, a->signals);
+            db_bind_text(st, 10, a->reason);
         }
-        err = STEP(s, st, NULL);
-        if (err == RP_OK) {
-            a->id = sqlite3_last_insert_rowid(s->db);
+        err = st != NULL ? sq_step_id(s, st, &a->id) : RP_ERR_IO;
+        if (err == RP_OK)
             *opened = true;
-        }
     }
     err = sq_end(s, err);
     if (err != RP_OK)
@@ -342,137 +342,139 @@ rp_err_t rp_store_threat_alert_raise(rp_store_t *s, rp_threat_alert_t *a, bool *
 rp_err_t rp_store_threat_alert_is_open(rp_store_t *s, const char *tenant_id, const char *subject,
                                        int64_t now, bool *open)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_ALERT_OPEN);
+    sq_st_t *st = sq_stmt(s, SQL_ALERT_OPEN);
     int rc;
 
     *open = false;
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    BIND_TEXT(st, 2, subject);
-    sqlite3_bind_int64(st, 3, now);
-    rc = sqlite3_step(st);
-    *open = rc == SQLITE_ROW;
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? RP_OK : sq_error(s, "threat alert");
+    db_bind_text(st, 1, tenant_id);
+    db_bind_text(st, 2, subject);
+    db_bind_int64(st, 3, now);
+    rc = db_step(st);
+    *open = rc == DB_ROW;
+    db_reset(st);
+    return rc == DB_ROW || rc == DB_DONE ? RP_OK : sq_error(s, "threat alert");
 }
 
 rp_err_t rp_store_threat_alert_close(rp_store_t *s, const char *tenant_id, const char *subject,
                                      int64_t now)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_ALERT_CLOSE);
+    sq_st_t *st = sq_stmt(s, SQL_ALERT_CLOSE);
 
     if (st == NULL)
         return RP_ERR_IO;
-    sqlite3_bind_int64(st, 1, now);
-    BIND_TEXT(st, 2, tenant_id);
-    BIND_TEXT(st, 3, subject);
+    db_bind_int64(st, 1, now);
+    db_bind_text(st, 2, tenant_id);
+    db_bind_text(st, 3, subject);
     return sq_step_done(s, st, NULL);
 }
 
 rp_err_t rp_store_threat_alerts(rp_store_t *s, const char *tenant_id, int64_t now, int limit,
                                 rp_threat_alert_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = sq_stmt(s, tenant_id != NULL ? SQL_ALERTS_TENANT : SQL_ALERTS_OPEN);
+    sq_st_t *st = sq_stmt(s, tenant_id != NULL ? SQL_ALERTS_TENANT : SQL_ALERTS_OPEN);
     rp_threat_alert_t a;
     int rc;
 
     if (st == NULL)
         return RP_ERR_IO;
     if (tenant_id != NULL)
-        BIND_TEXT(st, 1, tenant_id);
+        db_bind_text(st, 1, tenant_id);
     else
-        sqlite3_bind_int64(st, 1, now);
-    sqlite3_bind_int(st, 2, limit);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        db_bind_int64(st, 1, now);
+    db_bind_int(st, 2, limit);
+    while ((rc = db_step(st)) == DB_ROW) {
         memset(&a, 0, sizeof(a));
-        a.id = sqlite3_column_int64(st, 0);
+        a.id = db_column_int64(st, 0);
         sq_text_col(st, 1, a.tenant_id, sizeof(a.tenant_id));
         sq_text_col(st, 2, a.subject, sizeof(a.subject));
-        a.opened_at = sqlite3_column_int64(st, 3);
-        a.last_at = sqlite3_column_int64(st, 4);
-        a.expires_at = sqlite3_column_int64(st, 5);
-        a.closed_at = sqlite3_column_int64(st, 6);
-        a.count = sqlite3_column_int64(st, 7);
-        a.devices = sqlite3_column_int64(st, 8);
-        a.baseline = sqlite3_column_double(st, 9);
-        a.signals = sqlite3_column_int64(st, 10);
+        a.opened_at = db_column_int64(st, 3);
+        a.last_at = db_column_int64(st, 4);
+        a.expires_at = db_column_int64(st, 5);
+        a.closed_at = db_column_int64(st, 6);
+        a.count = db_column_int64(st, 7);
+        a.devices = db_column_int64(st, 8);
+        a.baseline = db_column_double(st, 9);
+        a.signals = db_column_int64(st, 10);
         sq_text_col(st, 11, a.reason, sizeof(a.reason));
         fn(ctx, &a);
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "threat alerts");
+    db_reset(st);
+    return rc == DB_DONE ? RP_OK : sq_error(s, "threat alerts");
 }
 
 rp_err_t rp_store_threat_alert_totals(rp_store_t *s, rp_threat_tally_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_ALERT_TOTALS);
+    sq_st_t *st = sq_stmt(s, SQL_ALERT_TOTALS);
     char tenant_id[RP_ID_SIZE];
     int rc;
 
     if (st == NULL)
         return RP_ERR_IO;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = db_step(st)) == DB_ROW) {
         sq_text_col(st, 0, tenant_id, sizeof(tenant_id));
-        fn(ctx, tenant_id, sqlite3_column_int64(st, 1));
+        fn(ctx, tenant_id, db_column_int64(st, 1));
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "threat alert totals");
+    db_reset(st);
+    return rc == DB_DONE ? RP_OK : sq_error(s, "threat alert totals");
 }
 
 /* ---- webhooks ---- */
 
 static const char SQL_WEBHOOK_GET[] = "SELECT url, salt, updated FROM webhooks WHERE tenant_id = ?";
 static const char SQL_WEBHOOK_PUT[] =
-    "INSERT OR REPLACE INTO webhooks (tenant_id, url, salt, updated) VALUES (?, ?, ?, ?)";
+    "INSERT INTO webhooks (tenant_id, url, salt, updated) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (tenant_id) DO UPDATE SET url = excluded.url, salt = excluded.salt,"
+    " updated = excluded.updated";
 static const char SQL_WEBHOOK_DELETE[] = "DELETE FROM webhooks WHERE tenant_id = ?";
 
 rp_err_t rp_store_webhook_get(rp_store_t *s, const char *tenant_id, rp_webhook_t *out)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_WEBHOOK_GET);
+    sq_st_t *st = sq_stmt(s, SQL_WEBHOOK_GET);
     int rc;
 
     memset(out, 0, sizeof(*out));
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+    db_bind_text(st, 1, tenant_id);
+    rc = db_step(st);
+    if (rc == DB_ROW) {
         sq_text_col(st, 0, out->url, sizeof(out->url));
-        if (sqlite3_column_bytes(st, 1) == RP_WEBHOOK_SALT_LEN)
-            memcpy(out->salt, sqlite3_column_blob(st, 1), RP_WEBHOOK_SALT_LEN);
+        if (db_column_bytes(st, 1) == RP_WEBHOOK_SALT_LEN)
+            memcpy(out->salt, db_column_blob(st, 1), RP_WEBHOOK_SALT_LEN);
         else
-            rc = SQLITE_CORRUPT;
-        out->updated = sqlite3_column_int64(st, 2);
+            rc = DB_ERROR;
+        out->updated = db_column_int64(st, 2);
     }
-    sqlite3_reset(st);
-    if (rc == SQLITE_DONE)
+    db_reset(st);
+    if (rc == DB_DONE)
         return RP_ERR_NOT_FOUND;
-    return rc == SQLITE_ROW ? RP_OK : sq_error(s, "webhook");
+    return rc == DB_ROW ? RP_OK : sq_error(s, "webhook");
 }
 
 rp_err_t rp_store_webhook_set(rp_store_t *s, const char *tenant_id, const rp_webhook_t *in)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_WEBHOOK_PUT);
+    sq_st_t *st = sq_stmt(s, SQL_WEBHOOK_PUT);
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    BIND_TEXT(st, 2, in->url);
-    sqlite3_bind_blob(st, 3, in->salt, RP_WEBHOOK_SALT_LEN, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, in->updated);
+    db_bind_text(st, 1, tenant_id);
+    db_bind_text(st, 2, in->url);
+    db_bind_blob(st, 3, in->salt, RP_WEBHOOK_SALT_LEN);
+    db_bind_int64(st, 4, in->updated);
     return sq_step_done(s, st, NULL);
 }
 
 rp_err_t rp_store_webhook_delete(rp_store_t *s, const char *tenant_id)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_WEBHOOK_DELETE);
+    sq_st_t *st = sq_stmt(s, SQL_WEBHOOK_DELETE);
     int changes = 0;
     rp_err_t err;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
+    db_bind_text(st, 1, tenant_id);
     err = sq_step_done(s, st, &changes);
     return err == RP_OK && changes == 0 ? RP_ERR_NOT_FOUND : err;
 }
@@ -483,8 +485,10 @@ static const char SQL_QPOLICY_GET[] =
     "SELECT enabled, kinds, threshold, window_seconds, updated FROM quarantine_policies"
     " WHERE tenant_id = ?";
 static const char SQL_QPOLICY_PUT[] =
-    "INSERT OR REPLACE INTO quarantine_policies (tenant_id, enabled, kinds, threshold,"
-    " window_seconds, updated) VALUES (?, ?, ?, ?, ?, ?)";
+    "INSERT INTO quarantine_policies (tenant_id, enabled, kinds, threshold, window_seconds,"
+    " updated) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id) DO UPDATE SET"
+    " enabled = excluded.enabled, kinds = excluded.kinds, threshold = excluded.threshold,"
+    " window_seconds = excluded.window_seconds, updated = excluded.updated";
 /* A new policy counts afresh: what the old one counted meant something else. */
 static const char SQL_QSIGNALS_FORGET_TENANT[] = "DELETE FROM quarantine_signals WHERE device_id "
                                                  "IN (SELECT id FROM devices WHERE tenant_id = ?)";
@@ -518,7 +522,7 @@ static const char SQL_ACTIONS_DEVICE[] =
 rp_err_t rp_store_quarantine_policy_get(rp_store_t *s, const char *tenant_id,
                                         rp_quarantine_policy_t *out)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_QPOLICY_GET);
+    sq_st_t *st = sq_stmt(s, SQL_QPOLICY_GET);
     char kinds[RP_THREAT_KINDS_MAX * (RP_DEVICE_EVENT_KIND_MAX + 1) + 1];
     int rc;
 
@@ -527,28 +531,28 @@ rp_err_t rp_store_quarantine_policy_get(rp_store_t *s, const char *tenant_id,
     out->window = 3600;
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        out->enabled = sqlite3_column_int(st, 0) != 0;
+    db_bind_text(st, 1, tenant_id);
+    rc = db_step(st);
+    if (rc == DB_ROW) {
+        out->enabled = db_column_int(st, 0) != 0;
         sq_text_col(st, 1, kinds, sizeof(kinds));
-        out->threshold = sqlite3_column_int(st, 2);
-        out->window = sqlite3_column_int64(st, 3);
-        out->updated = sqlite3_column_int64(st, 4);
+        out->threshold = db_column_int(st, 2);
+        out->window = db_column_int64(st, 3);
+        out->updated = db_column_int64(st, 4);
         /* Written by rp_store_quarantine_policy_set: names of [a-z_] joined by ','. */
         for (char *save = NULL, *k = strtok_r(kinds, ",", &save);
              k != NULL && out->nkinds < RP_THREAT_KINDS_MAX; k = strtok_r(NULL, ",", &save))
             snprintf(out->kinds[out->nkinds++], sizeof(out->kinds[0]), "%s", k);
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? RP_OK : sq_error(s, "quarantine policy");
+    db_reset(st);
+    return rc == DB_ROW || rc == DB_DONE ? RP_OK : sq_error(s, "quarantine policy");
 }
 
 rp_err_t rp_store_quarantine_policy_set(rp_store_t *s, const char *tenant_id,
                                         rp_quarantine_policy_t *in)
 {
     char kinds[RP_THREAT_KINDS_MAX * (RP_DEVICE_EVENT_KIND_MAX + 1) + 1] = "";
-    sqlite3_stmt *st;
+    sq_st_t *st;
     rp_err_t err;
 
     if (in->nkinds > RP_THREAT_KINDS_MAX)
@@ -562,18 +566,18 @@ rp_err_t rp_store_quarantine_policy_set(rp_store_t *s, const char *tenant_id,
         return err;
     st = sq_stmt(s, SQL_QPOLICY_PUT);
     if (st != NULL) {
-        BIND_TEXT(st, 1, tenant_id);
-        sqlite3_bind_int(st, 2, in->enabled ? 1 : 0);
-        BIND_TEXT(st, 3, kinds);
-        sqlite3_bind_int(st, 4, in->threshold);
-        sqlite3_bind_int64(st, 5, in->window);
-        sqlite3_bind_int64(st, 6, in->updated);
+        db_bind_text(st, 1, tenant_id);
+        db_bind_int(st, 2, in->enabled ? 1 : 0);
+        db_bind_text(st, 3, kinds);
+        db_bind_int(st, 4, in->threshold);
+        db_bind_int64(st, 5, in->window);
+        db_bind_int64(st, 6, in->updated);
     }
     err = STEP(s, st, NULL);
     if (err == RP_OK) {
         st = sq_stmt(s, SQL_QSIGNALS_FORGET_TENANT);
         if (st != NULL)
-            BIND_TEXT(st, 1, tenant_id);
+            db_bind_text(st, 1, tenant_id);
         err = STEP(s, st, NULL);
     }
     return sq_end(s, err);
@@ -583,49 +587,49 @@ rp_err_t rp_store_quarantine_policy_set(rp_store_t *s, const char *tenant_id,
 static rp_err_t qdevice(rp_store_t *s, const char *device_id, char tenant_id[RP_ID_SIZE],
                         int64_t *since, char *reason, size_t reason_cap)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_QDEVICE);
+    sq_st_t *st = sq_stmt(s, SQL_QDEVICE);
     int rc;
 
     *since = 0;
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, device_id);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+    db_bind_text(st, 1, device_id);
+    rc = db_step(st);
+    if (rc == DB_ROW) {
         sq_text_col(st, 0, tenant_id, RP_ID_SIZE);
-        *since = sqlite3_column_int64(st, 1);
+        *since = db_column_int64(st, 1);
         if (reason != NULL)
             sq_text_col(st, 2, reason, reason_cap);
     }
-    sqlite3_reset(st);
-    if (rc == SQLITE_DONE)
+    db_reset(st);
+    if (rc == DB_DONE)
         return RP_ERR_NOT_FOUND;
-    return rc == SQLITE_ROW ? RP_OK : sq_error(s, "device quarantine");
+    return rc == DB_ROW ? RP_OK : sq_error(s, "device quarantine");
 }
 
 static rp_err_t action_add(rp_store_t *s, const char *tenant_id, const char *device_id, int64_t now,
                            const char *action, const char *actor, const char *reason)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_ACTION_ADD);
+    sq_st_t *st = sq_stmt(s, SQL_ACTION_ADD);
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    BIND_TEXT(st, 2, device_id);
-    sqlite3_bind_int64(st, 3, now);
-    BIND_TEXT(st, 4, action);
-    BIND_TEXT(st, 5, actor);
-    BIND_TEXT(st, 6, reason);
+    db_bind_text(st, 1, tenant_id);
+    db_bind_text(st, 2, device_id);
+    db_bind_int64(st, 3, now);
+    db_bind_text(st, 4, action);
+    db_bind_text(st, 5, actor);
+    db_bind_text(st, 6, reason);
     return sq_step_done(s, st, NULL);
 }
 
 /* Statements of one device ID (and maybe a time): forget, prune, count. */
-static sqlite3_stmt *device_stmt(rp_store_t *s, const char *sql, const char *device_id)
+static sq_st_t *device_stmt(rp_store_t *s, const char *sql, const char *device_id)
 {
-    sqlite3_stmt *st = sq_stmt(s, sql);
+    sq_st_t *st = sq_stmt(s, sql);
 
     if (st != NULL)
-        BIND_TEXT(st, 1, device_id);
+        db_bind_text(st, 1, device_id);
     return st;
 }
 
@@ -633,15 +637,15 @@ static sqlite3_stmt *device_stmt(rp_store_t *s, const char *sql, const char *dev
 static rp_err_t quarantine(rp_store_t *s, const char *tenant_id, const char *device_id,
                            const char *reason, int64_t now)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_QUARANTINE);
+    sq_st_t *st = sq_stmt(s, SQL_QUARANTINE);
     int changes = 0;
     rp_err_t err;
 
     if (st != NULL) {
-        sqlite3_bind_int64(st, 1, now);
-        BIND_TEXT(st, 2, reason);
-        BIND_TEXT(st, 3, device_id);
-        BIND_TEXT(st, 4, tenant_id);
+        db_bind_int64(st, 1, now);
+        db_bind_text(st, 2, reason);
+        db_bind_text(st, 3, device_id);
+        db_bind_text(st, 4, tenant_id);
     }
     err = STEP(s, st, &changes);
     if (err == RP_OK && changes == 0)
@@ -649,15 +653,15 @@ static rp_err_t quarantine(rp_store_t *s, const char *tenant_id, const char *dev
     if (err == RP_OK) {
         st = sq_stmt(s, SQL_Q_REVOKE);
         if (st != NULL) {
-            sqlite3_bind_int64(st, 1, now);
-            BIND_TEXT(st, 2, device_id);
+            db_bind_int64(st, 1, now);
+            db_bind_text(st, 2, device_id);
         }
         err = STEP(s, st, NULL);
     }
     if (err == RP_OK) {
         st = sq_stmt(s, SQL_Q_CRL_BUMP);
         if (st != NULL)
-            BIND_TEXT(st, 1, tenant_id);
+            db_bind_text(st, 1, tenant_id);
         err = STEP(s, st, NULL);
     }
     if (err == RP_OK)
@@ -673,7 +677,7 @@ rp_err_t rp_store_quarantine_signals(rp_store_t *s, const char *tenant_id, const
 {
     char owner[RP_ID_SIZE] = "", reason[RP_QUARANTINE_REASON_MAX + 1], kinds[256] = "";
     int64_t since = 0, count = 0;
-    sqlite3_stmt *st;
+    sq_st_t *st;
     rp_err_t err;
 
     *at = n;
@@ -688,15 +692,15 @@ rp_err_t rp_store_quarantine_signals(rp_store_t *s, const char *tenant_id, const
     if (err == RP_OK) {
         st = device_stmt(s, SQL_QSIGNALS_PRUNE, device_id);
         if (st != NULL)
-            sqlite3_bind_int64(st, 2, now - p->window);
+            db_bind_int64(st, 2, now - p->window);
         err = STEP(s, st, NULL);
     }
     /* Each signal in turn, as if alone, but one transaction (one commit, one fsync) for all. */
     for (size_t k = 0; err == RP_OK && k < n && *at == n; k++) {
         st = device_stmt(s, SQL_QSIGNAL_ADD, device_id);
         if (st != NULL) {
-            BIND_TEXT(st, 2, kind[k]);
-            sqlite3_bind_int64(st, 3, now);
+            db_bind_text(st, 2, kind[k]);
+            db_bind_int64(st, 3, now);
         }
         err = STEP(s, st, NULL);
         if (err == RP_OK) {
@@ -704,12 +708,12 @@ rp_err_t rp_store_quarantine_signals(rp_store_t *s, const char *tenant_id, const
             if (st == NULL) {
                 err = RP_ERR_IO;
             } else {
-                sqlite3_bind_int64(st, 2, now - p->window);
-                if (sqlite3_step(st) == SQLITE_ROW)
-                    count = sqlite3_column_int64(st, 0);
+                db_bind_int64(st, 2, now - p->window);
+                if (db_step(st) == DB_ROW)
+                    count = db_column_int64(st, 0);
                 else
                     err = sq_error(s, "quarantine signals");
-                sqlite3_reset(st);
+                db_reset(st);
             }
         }
         if (err == RP_OK && count >= p->threshold) {
@@ -757,7 +761,7 @@ rp_err_t rp_store_device_release(rp_store_t *s, const char *tenant_id, const cha
 {
     char owner[RP_ID_SIZE] = "";
     int64_t since = 0;
-    sqlite3_stmt *st;
+    sq_st_t *st;
     rp_err_t err = sq_begin(s);
 
     if (err != RP_OK)
@@ -770,7 +774,7 @@ rp_err_t rp_store_device_release(rp_store_t *s, const char *tenant_id, const cha
     if (err == RP_OK) {
         st = device_stmt(s, SQL_RELEASE, device_id);
         if (st != NULL)
-            BIND_TEXT(st, 2, tenant_id);
+            db_bind_text(st, 2, tenant_id);
         err = STEP(s, st, NULL);
     }
     if (err == RP_OK)
@@ -783,28 +787,28 @@ rp_err_t rp_store_device_release(rp_store_t *s, const char *tenant_id, const cha
 rp_err_t rp_store_threat_actions(rp_store_t *s, const char *tenant_id, const char *device_id,
                                  int limit, rp_threat_action_fn fn, void *ctx)
 {
-    sqlite3_stmt *st = sq_stmt(s, device_id != NULL ? SQL_ACTIONS_DEVICE : SQL_ACTIONS);
+    sq_st_t *st = sq_stmt(s, device_id != NULL ? SQL_ACTIONS_DEVICE : SQL_ACTIONS);
     rp_threat_action_t a;
     int rc, i = 1;
 
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, i++, tenant_id);
+    db_bind_text(st, i++, tenant_id);
     if (device_id != NULL)
-        BIND_TEXT(st, i++, device_id);
-    sqlite3_bind_int(st, i, limit);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        db_bind_text(st, i++, device_id);
+    db_bind_int(st, i, limit);
+    while ((rc = db_step(st)) == DB_ROW) {
         memset(&a, 0, sizeof(a));
-        a.id = sqlite3_column_int64(st, 0);
-        a.at = sqlite3_column_int64(st, 1);
+        a.id = db_column_int64(st, 0);
+        a.at = db_column_int64(st, 1);
         sq_text_col(st, 2, a.device_id, sizeof(a.device_id));
         sq_text_col(st, 3, a.action, sizeof(a.action));
         sq_text_col(st, 4, a.actor, sizeof(a.actor));
         sq_text_col(st, 5, a.reason, sizeof(a.reason));
         fn(ctx, &a);
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? RP_OK : sq_error(s, "threat actions");
+    db_reset(st);
+    return rc == DB_DONE ? RP_OK : sq_error(s, "threat actions");
 }
 
 /* ---- the webhook's outbox ---- */
@@ -839,7 +843,7 @@ rp_err_t rp_store_webhook_outbox_put(rp_store_t *s, const char *tenant_id, const
                                      const char *body, int64_t now_ms, int max, bool *queued,
                                      int *ndropped)
 {
-    sqlite3_stmt *st;
+    sq_st_t *st;
     int changes = 0, dropped = 0;
     rp_err_t err = sq_begin(s);
 
@@ -849,25 +853,25 @@ rp_err_t rp_store_webhook_outbox_put(rp_store_t *s, const char *tenant_id, const
         return err;
     st = sq_stmt(s, SQL_OUTBOX_PUT);
     if (st != NULL) {
-        BIND_TEXT(st, 1, id);
-        BIND_TEXT(st, 2, tenant_id);
-        BIND_TEXT(st, 3, body);
-        sqlite3_bind_int64(st, 4, now_ms);
+        db_bind_text(st, 1, id);
+        db_bind_text(st, 2, tenant_id);
+        db_bind_text(st, 3, body);
+        db_bind_int64(st, 4, now_ms);
     }
     err = STEP(s, st, &changes);
     if (err == RP_OK && changes > 0) {
         st = sq_stmt(s, SQL_OUTBOX_TRIM);
         if (st != NULL) {
-            BIND_TEXT(st, 1, tenant_id);
-            sqlite3_bind_int(st, 2, max);
+            db_bind_text(st, 1, tenant_id);
+            db_bind_int(st, 2, max);
         }
         err = STEP(s, st, &dropped);
     }
     if (err == RP_OK && dropped > 0) {
         st = sq_stmt(s, SQL_OUTBOX_DROPPED);
         if (st != NULL) {
-            BIND_TEXT(st, 1, tenant_id);
-            sqlite3_bind_int(st, 2, dropped);
+            db_bind_text(st, 1, tenant_id);
+            db_bind_int(st, 2, dropped);
         }
         err = STEP(s, st, NULL);
     }
@@ -877,52 +881,52 @@ rp_err_t rp_store_webhook_outbox_put(rp_store_t *s, const char *tenant_id, const
     return err;
 }
 
-static void delivery_row(sqlite3_stmt *st, rp_webhook_delivery_t *d)
+static void delivery_row(sq_st_t *st, rp_webhook_delivery_t *d)
 {
     memset(d, 0, sizeof(*d));
-    d->n = sqlite3_column_int64(st, 0);
+    d->n = db_column_int64(st, 0);
     sq_text_col(st, 1, d->id, sizeof(d->id));
     sq_text_col(st, 2, d->tenant_id, sizeof(d->tenant_id));
-    d->created = sqlite3_column_int64(st, 4);
-    d->attempts = sqlite3_column_int(st, 5);
-    d->next_at = sqlite3_column_int64(st, 6);
+    d->created = db_column_int64(st, 4);
+    d->attempts = db_column_int(st, 5);
+    d->next_at = db_column_int64(st, 6);
 }
 
 rp_err_t rp_store_webhook_outbox_next(rp_store_t *s, rp_webhook_delivery_t *out)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_OUTBOX_NEXT);
+    sq_st_t *st = sq_stmt(s, SQL_OUTBOX_NEXT);
     int rc;
 
     memset(out, 0, sizeof(*out));
     if (st == NULL)
         return RP_ERR_IO;
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        const char *body = (const char *)sqlite3_column_text(st, 3);
+    rc = db_step(st);
+    if (rc == DB_ROW) {
+        const char *body = (const char *)db_column_text(st, 3);
         delivery_row(st, out);
         out->body = strdup(body != NULL ? body : "");
         if (out->body == NULL)
-            rc = SQLITE_NOMEM;
+            rc = DB_NOMEM;
     }
-    sqlite3_reset(st);
-    if (rc == SQLITE_DONE)
+    db_reset(st);
+    if (rc == DB_DONE)
         return RP_ERR_NOT_FOUND;
-    if (rc == SQLITE_NOMEM)
+    if (rc == DB_NOMEM)
         return RP_ERR_NO_MEMORY;
-    return rc == SQLITE_ROW ? RP_OK : sq_error(s, "webhook outbox");
+    return rc == DB_ROW ? RP_OK : sq_error(s, "webhook outbox");
 }
 
 rp_err_t rp_store_webhook_outbox_take(rp_store_t *s, int64_t n, int64_t was, int64_t until,
                                       bool *taken)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_OUTBOX_TAKE);
+    sq_st_t *st = sq_stmt(s, SQL_OUTBOX_TAKE);
     int changes = 0;
     rp_err_t err;
 
     if (st != NULL) {
-        sqlite3_bind_int64(st, 1, n);
-        sqlite3_bind_int64(st, 2, was);
-        sqlite3_bind_int64(st, 3, until);
+        db_bind_int64(st, 1, n);
+        db_bind_int64(st, 2, was);
+        db_bind_int64(st, 3, until);
     }
     err = STEP(s, st, &changes);
     *taken = err == RP_OK && changes > 0;
@@ -931,51 +935,51 @@ rp_err_t rp_store_webhook_outbox_take(rp_store_t *s, int64_t n, int64_t was, int
 
 rp_err_t rp_store_webhook_outbox_remove(rp_store_t *s, int64_t n)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_OUTBOX_REMOVE);
+    sq_st_t *st = sq_stmt(s, SQL_OUTBOX_REMOVE);
 
     if (st != NULL)
-        sqlite3_bind_int64(st, 1, n);
+        db_bind_int64(st, 1, n);
     return STEP(s, st, NULL);
 }
 
 rp_err_t rp_store_webhook_outbox_retry(rp_store_t *s, int64_t n, int attempts, int64_t next_at)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_OUTBOX_RETRY);
+    sq_st_t *st = sq_stmt(s, SQL_OUTBOX_RETRY);
 
     if (st != NULL) {
-        sqlite3_bind_int64(st, 1, n);
-        sqlite3_bind_int(st, 2, attempts);
-        sqlite3_bind_int64(st, 3, next_at);
+        db_bind_int64(st, 1, n);
+        db_bind_int(st, 2, attempts);
+        db_bind_int64(st, 3, next_at);
     }
     return STEP(s, st, NULL);
 }
 
 rp_err_t rp_store_webhook_outbox_due(rp_store_t *s, int64_t now_ms)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_OUTBOX_DUE);
+    sq_st_t *st = sq_stmt(s, SQL_OUTBOX_DUE);
 
     if (st != NULL)
-        sqlite3_bind_int64(st, 1, now_ms);
+        db_bind_int64(st, 1, now_ms);
     return STEP(s, st, NULL);
 }
 
 /* A statement's single integer row (none: *found false, *out untouched). */
-static rp_err_t one_int64(rp_store_t *s, sqlite3_stmt *st, int64_t *out, bool *found)
+static rp_err_t one_int64(rp_store_t *s, sq_st_t *st, int64_t *out, bool *found)
 {
-    int rc = sqlite3_step(st);
+    int rc = db_step(st);
 
-    *found = rc == SQLITE_ROW;
+    *found = rc == DB_ROW;
     if (*found)
-        *out = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? RP_OK : sq_error(s, "webhook outbox");
+        *out = db_column_int64(st, 0);
+    db_reset(st);
+    return rc == DB_ROW || rc == DB_DONE ? RP_OK : sq_error(s, "webhook outbox");
 }
 
 rp_err_t rp_store_webhook_outbox_list(rp_store_t *s, const char *tenant_id, int limit,
                                       rp_webhook_delivery_fn fn, void *ctx, int64_t *pending,
                                       int64_t *dropped)
 {
-    sqlite3_stmt *st = sq_stmt(s, SQL_OUTBOX_LIST);
+    sq_st_t *st = sq_stmt(s, SQL_OUTBOX_LIST);
     rp_webhook_delivery_t d;
     bool found;
     int rc;
@@ -984,25 +988,25 @@ rp_err_t rp_store_webhook_outbox_list(rp_store_t *s, const char *tenant_id, int 
     *pending = *dropped = 0;
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
-    sqlite3_bind_int(st, 2, limit);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    db_bind_text(st, 1, tenant_id);
+    db_bind_int(st, 2, limit);
+    while ((rc = db_step(st)) == DB_ROW) {
         delivery_row(st, &d);
         fn(ctx, &d);
     }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
+    db_reset(st);
+    if (rc != DB_DONE)
         return sq_error(s, "webhook outbox");
     st = sq_stmt(s, SQL_OUTBOX_PENDING);
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
+    db_bind_text(st, 1, tenant_id);
     err = one_int64(s, st, pending, &found);
     if (err != RP_OK)
         return err;
     st = sq_stmt(s, SQL_OUTBOX_DROPS);
     if (st == NULL)
         return RP_ERR_IO;
-    BIND_TEXT(st, 1, tenant_id);
+    db_bind_text(st, 1, tenant_id);
     return one_int64(s, st, dropped, &found);
 }

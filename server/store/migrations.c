@@ -1,0 +1,311 @@
+/*
+ * The store's schema: its migrations, in order, each run once in its own transaction (the
+ * schema_version table counts them), whatever the driver. Never edit one that has shipped: add
+ * the next. Their SQL is SQLite's as it shipped; a driver for another engine owns what it must
+ * change of it (db.h: "the type names of a migration").
+ */
+#include <stdio.h>
+
+#include "rampart/log.h"
+#include "store_internal.h"
+
+/* Persisted: each migration runs once, in order, in its own transaction. Never edit one that has
+ * shipped; add the next. */
+const char *const rp_store_migrations[] = {
+    /* 1: tenants, tokens, devices, nonces, attestations, certificates, tenant CAs */
+    "CREATE TABLE tenants (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+    " created INTEGER NOT NULL);"
+    "CREATE TABLE tokens (id TEXT PRIMARY KEY, hash BLOB NOT NULL UNIQUE,"
+    " tenant_id TEXT REFERENCES tenants(id), role INTEGER NOT NULL, created INTEGER NOT NULL);"
+    "CREATE TABLE devices (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id),"
+    " blocked INTEGER NOT NULL DEFAULT 0, claimed_at INTEGER NOT NULL,"
+    " blocked_at INTEGER NOT NULL DEFAULT 0, spki BLOB, last_attestation INTEGER);"
+    "CREATE INDEX devices_tenant ON devices(tenant_id, id);"
+    "CREATE TABLE nonces (nonce BLOB PRIMARY KEY, device_id TEXT NOT NULL,"
+    " expires INTEGER NOT NULL, used INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    "CREATE INDEX nonces_expires ON nonces(expires);"
+    "CREATE TABLE attestations (id INTEGER PRIMARY KEY, device_id TEXT NOT NULL,"
+    " tenant_id TEXT, at INTEGER NOT NULL, passed INTEGER NOT NULL, reason TEXT NOT NULL,"
+    " claims TEXT NOT NULL, cert_serial TEXT);"
+    "CREATE INDEX attestations_device ON attestations(device_id, id);"
+    "CREATE TABLE certificates (serial TEXT PRIMARY KEY, tenant_id TEXT NOT NULL,"
+    " device_id TEXT NOT NULL, not_before INTEGER NOT NULL, not_after INTEGER NOT NULL,"
+    " revoked_at INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX certificates_device ON certificates(device_id, not_after);"
+    "CREATE INDEX certificates_revoked ON certificates(tenant_id, revoked_at);"
+    "CREATE TABLE cas (tenant_id TEXT PRIMARY KEY REFERENCES tenants(id),"
+    " cert_pem TEXT NOT NULL, key_pem TEXT NOT NULL, not_after INTEGER NOT NULL,"
+    " crl_number INTEGER NOT NULL DEFAULT 0);",
+    /* 2: nonces carry their own proof (server/nonce.h): only spent ones are kept, until they
+     * expire, so that each is used once. */
+    "DROP TABLE nonces;"
+    "CREATE TABLE spent_nonces (nonce BLOB PRIMARY KEY, expires INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX spent_nonces_expires ON spent_nonces(expires);",
+    /* 3: updates - image signing keys, images, uploads in progress, products, device groups,
+     * group membership, deployments and each device's update state */
+    "CREATE TABLE image_keys (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id),"
+    " name TEXT NOT NULL, alg TEXT NOT NULL, spki BLOB NOT NULL, keyhash TEXT NOT NULL,"
+    " created INTEGER NOT NULL, UNIQUE (tenant_id, name), UNIQUE (tenant_id, keyhash));"
+    "CREATE TABLE uploads (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id),"
+    " size INTEGER NOT NULL, created INTEGER NOT NULL);"
+    "CREATE INDEX uploads_created ON uploads(created);"
+    "CREATE TABLE images (tenant_id TEXT NOT NULL REFERENCES tenants(id), id TEXT NOT NULL,"
+    " component TEXT NOT NULL, version TEXT NOT NULL, security_counter INTEGER,"
+    " type TEXT NOT NULL, size INTEGER NOT NULL, image_hash TEXT NOT NULL,"
+    " key_id TEXT NOT NULL REFERENCES image_keys(id), uploaded INTEGER NOT NULL,"
+    " PRIMARY KEY (tenant_id, id)) WITHOUT ROWID;"
+    "CREATE INDEX images_hash ON images(tenant_id, image_hash);"
+    "CREATE TABLE products (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id),"
+    " name TEXT NOT NULL, created INTEGER NOT NULL, UNIQUE (tenant_id, name));"
+    "CREATE TABLE device_groups (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL,"
+    " product_id TEXT NOT NULL REFERENCES products(id), name TEXT NOT NULL,"
+    " allow_unknown_images INTEGER NOT NULL, created INTEGER NOT NULL,"
+    " UNIQUE (product_id, name));"
+    "CREATE TABLE group_members (device_id TEXT PRIMARY KEY REFERENCES devices(id),"
+    " group_id TEXT NOT NULL REFERENCES device_groups(id), assigned INTEGER NOT NULL);"
+    "CREATE INDEX group_members_group ON group_members(group_id, device_id);"
+    "CREATE TABLE deployments (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL,"
+    " group_id TEXT NOT NULL REFERENCES device_groups(id), rollout INTEGER NOT NULL,"
+    " created INTEGER NOT NULL, seq INTEGER NOT NULL);"
+    "CREATE INDEX deployments_group ON deployments(group_id, seq);"
+    "CREATE TABLE deployment_images (deployment_id TEXT NOT NULL REFERENCES deployments(id),"
+    " tenant_id TEXT NOT NULL, image_id TEXT NOT NULL, PRIMARY KEY (deployment_id, image_id),"
+    " FOREIGN KEY (tenant_id, image_id) REFERENCES images(tenant_id, id)) WITHOUT ROWID;"
+    "CREATE TABLE device_updates (device_id TEXT NOT NULL,"
+    " deployment_id TEXT NOT NULL REFERENCES deployments(id), state TEXT NOT NULL,"
+    " detail TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (deployment_id, device_id))"
+    " WITHOUT ROWID;",
+    /* 4: signed update metadata - the service's online key per tenant (encrypted under the
+     * master key) and the root metadata the operator signs */
+    "CREATE TABLE update_keys (tenant_id TEXT PRIMARY KEY REFERENCES tenants(id),"
+    " key_pem TEXT NOT NULL, spki BLOB NOT NULL, created INTEGER NOT NULL);"
+    "CREATE TABLE update_roots (tenant_id TEXT NOT NULL REFERENCES tenants(id),"
+    " version INTEGER NOT NULL, envelope TEXT NOT NULL, expires INTEGER NOT NULL,"
+    " created INTEGER NOT NULL, PRIMARY KEY (tenant_id, version)) WITHOUT ROWID;",
+    /* 5: online keys rotate: each tenant's are numbered, the newest being the one the next root
+     * should name */
+    "ALTER TABLE update_keys RENAME TO update_keys_4;"
+    "CREATE TABLE update_keys (tenant_id TEXT NOT NULL REFERENCES tenants(id),"
+    " seq INTEGER NOT NULL, key_pem TEXT NOT NULL, spki BLOB NOT NULL, created INTEGER NOT NULL,"
+    " PRIMARY KEY (tenant_id, seq)) WITHOUT ROWID;"
+    "INSERT INTO update_keys SELECT tenant_id, 1, key_pem, spki, created FROM update_keys_4;"
+    "DROP TABLE update_keys_4;",
+    /* 6: the largest security counter each device's root of trust accepts, as it reports it
+     * (a TPM: 64), so that a deployment none of them could install is refused */
+    "CREATE TABLE device_counter_max ("
+    " device_id TEXT PRIMARY KEY REFERENCES devices(id),"
+    " security_counter_max INTEGER NOT NULL, since INTEGER NOT NULL) WITHOUT ROWID;",
+    /* 7: attestation failures that prove nothing about a device, counted per source address
+     * instead of in the device's history; token expiry and last use; name keys; appraisal
+     * policies */
+    "CREATE TABLE unproven_sources (address TEXT PRIMARY KEY, first_at INTEGER NOT NULL,"
+    " last_at INTEGER NOT NULL, count INTEGER NOT NULL, last_reason TEXT NOT NULL,"
+    " last_device_id TEXT NOT NULL);"
+    "CREATE INDEX unproven_sources_last ON unproven_sources(last_at);"
+    /* tokens may expire (NULL: never) and remember when they were last used */
+    "ALTER TABLE tokens ADD COLUMN expires INTEGER;"
+    "ALTER TABLE tokens ADD COLUMN last_used INTEGER;"
+    /* each name's key (names.h), unique where the name is, so that look-alikes cannot coexist;
+     * rows made before get theirs at open (name_keys_fill: the key needs ICU, not SQL) */
+    "ALTER TABLE tenants ADD COLUMN name_key TEXT;"
+    "CREATE UNIQUE INDEX tenants_name_key ON tenants(name_key);"
+    "ALTER TABLE products ADD COLUMN name_key TEXT;"
+    "CREATE UNIQUE INDEX products_name_key ON products(tenant_id, name_key);"
+    "ALTER TABLE device_groups ADD COLUMN name_key TEXT;"
+    "CREATE UNIQUE INDEX device_groups_name_key ON device_groups(product_id, name_key);"
+    "ALTER TABLE image_keys ADD COLUMN name_key TEXT;"
+    "CREATE UNIQUE INDEX image_keys_name_key ON image_keys(tenant_id, name_key);"
+    /* each tenant's appraisal policy; a tenant without a row has the strict default. Tenants
+     * made before keep what appraisal did then: debug allowed, no components nor register
+     * required (their operators tighten it; docs/operations.md) */
+    "CREATE TABLE tenant_policies (tenant_id TEXT PRIMARY KEY REFERENCES tenants(id),"
+    " require_components INTEGER NOT NULL, require_register INTEGER NOT NULL,"
+    " allow_debug INTEGER NOT NULL, updated INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO tenant_policies SELECT id, 0, 0, 1, created FROM tenants;",
+    /* 8: names have two keys (names.h: the skeleton of the case fold, and the fold of the
+     * skeleton of the name as written), each unique where the name is; the first changed
+     * meaning, so every key is made again at open (name_keys_fill) */
+    "ALTER TABLE tenants ADD COLUMN name_key_written TEXT;"
+    "CREATE UNIQUE INDEX tenants_name_key_written ON tenants(name_key_written);"
+    "ALTER TABLE products ADD COLUMN name_key_written TEXT;"
+    "CREATE UNIQUE INDEX products_name_key_written ON products(tenant_id, name_key_written);"
+    "ALTER TABLE device_groups ADD COLUMN name_key_written TEXT;"
+    "CREATE UNIQUE INDEX device_groups_name_key_written"
+    " ON device_groups(product_id, name_key_written);"
+    "ALTER TABLE image_keys ADD COLUMN name_key_written TEXT;"
+    "CREATE UNIQUE INDEX image_keys_name_key_written ON image_keys(tenant_id, name_key_written);"
+    "UPDATE tenants SET name_key = NULL;"
+    "UPDATE products SET name_key = NULL;"
+    "UPDATE device_groups SET name_key = NULL;"
+    "UPDATE image_keys SET name_key = NULL;",
+    /* 9: whether a device in development mode (it holds a development capability) may pass */
+    "ALTER TABLE tenant_policies ADD COLUMN allow_development INTEGER NOT NULL DEFAULT 0;",
+    /* 10: what devices report of what runs (store_status.c): the newest app list, the security
+     * events once each by (device, seq), and per device the counts of what was dropped */
+    "CREATE TABLE device_reports (device_id TEXT PRIMARY KEY REFERENCES devices(id),"
+    " reported_at INTEGER NOT NULL, apps_at INTEGER NOT NULL, dropped_device INTEGER NOT NULL,"
+    " dropped_service INTEGER NOT NULL, next_seq INTEGER NOT NULL,"
+    " pruned_below INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE device_apps (device_id TEXT NOT NULL REFERENCES devices(id),"
+    " component TEXT NOT NULL, version TEXT NOT NULL, state TEXT NOT NULL,"
+    " restarts INTEGER NOT NULL, PRIMARY KEY (device_id, component)) WITHOUT ROWID;"
+    "CREATE TABLE device_events (device_id TEXT NOT NULL REFERENCES devices(id),"
+    " seq INTEGER NOT NULL, at INTEGER NOT NULL, kind TEXT NOT NULL, app TEXT NOT NULL,"
+    " reason TEXT NOT NULL, received INTEGER NOT NULL, PRIMARY KEY (device_id, seq))"
+    " WITHOUT ROWID;",
+    /* 11: failure reports (store_reports.c): each device's reports once each by (device, seq)
+     * and what was pruned; each tenant's crash buckets, their counts per version, group and day,
+     * their samples; the debug files uploaded, by build ID */
+    "CREATE TABLE reports (device_id TEXT NOT NULL REFERENCES devices(id),"
+    " seq INTEGER NOT NULL, tenant_id TEXT NOT NULL, at INTEGER NOT NULL,"
+    " received INTEGER NOT NULL, kind TEXT NOT NULL, component TEXT NOT NULL,"
+    " version TEXT NOT NULL, code TEXT NOT NULL, reason TEXT NOT NULL, bucket TEXT,"
+    " body TEXT NOT NULL, PRIMARY KEY (device_id, seq)) WITHOUT ROWID;"
+    "CREATE INDEX reports_tenant ON reports(tenant_id, received);"
+    "CREATE TABLE report_devices (device_id TEXT PRIMARY KEY REFERENCES devices(id),"
+    " kept INTEGER NOT NULL, pruned INTEGER NOT NULL, pruned_below INTEGER NOT NULL,"
+    " dropped_device INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE crash_buckets (tenant_id TEXT NOT NULL, id TEXT NOT NULL,"
+    " component TEXT NOT NULL, signal INTEGER NOT NULL, signature TEXT NOT NULL,"
+    " count INTEGER NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,"
+    " PRIMARY KEY (tenant_id, id)) WITHOUT ROWID;"
+    "CREATE INDEX crash_buckets_last ON crash_buckets(tenant_id, last_seen);"
+    "CREATE TABLE crash_bucket_counts (tenant_id TEXT NOT NULL, bucket TEXT NOT NULL,"
+    " dim TEXT NOT NULL, value TEXT NOT NULL, count INTEGER NOT NULL,"
+    " PRIMARY KEY (tenant_id, bucket, dim, value)) WITHOUT ROWID;"
+    "CREATE TABLE crash_samples (tenant_id TEXT NOT NULL, bucket TEXT NOT NULL,"
+    " device_id TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL,"
+    " received INTEGER NOT NULL, version TEXT NOT NULL, body TEXT NOT NULL,"
+    " PRIMARY KEY (tenant_id, bucket, device_id, seq)) WITHOUT ROWID;"
+    "CREATE TABLE debug_files (tenant_id TEXT NOT NULL REFERENCES tenants(id),"
+    " build_id TEXT NOT NULL, size INTEGER NOT NULL, uploaded INTEGER NOT NULL,"
+    " PRIMARY KEY (tenant_id, build_id)) WITHOUT ROWID;",
+    /* 12: threat detection and quarantine (store_threat.c): per-tenant settings, counts per
+     * subject per slot and the current slot's devices, alerts, webhooks, quarantine policies,
+     * the signals they count per device, each device's quarantine, and every action taken */
+    "CREATE TABLE threat_settings (tenant_id TEXT PRIMARY KEY REFERENCES tenants(id),"
+    " factor INTEGER NOT NULL, baseline_days INTEGER NOT NULL, window_seconds INTEGER NOT NULL,"
+    " min_devices INTEGER NOT NULL, floor INTEGER NOT NULL, updated INTEGER NOT NULL)"
+    " WITHOUT ROWID;"
+    "CREATE TABLE threat_counts (tenant_id TEXT NOT NULL, subject TEXT NOT NULL,"
+    " slot INTEGER NOT NULL, count INTEGER NOT NULL, devices INTEGER NOT NULL,"
+    " PRIMARY KEY (tenant_id, subject, slot)) WITHOUT ROWID;"
+    "CREATE TABLE threat_devices (tenant_id TEXT NOT NULL, subject TEXT NOT NULL,"
+    " slot INTEGER NOT NULL, device_id TEXT NOT NULL,"
+    " PRIMARY KEY (tenant_id, subject, slot, device_id)) WITHOUT ROWID;"
+    "CREATE TABLE threat_alerts (id INTEGER PRIMARY KEY, tenant_id TEXT NOT NULL,"
+    " subject TEXT NOT NULL, opened_at INTEGER NOT NULL, last_at INTEGER NOT NULL,"
+    " expires_at INTEGER NOT NULL, closed_at INTEGER NOT NULL, count INTEGER NOT NULL,"
+    " devices INTEGER NOT NULL, baseline REAL NOT NULL, signals INTEGER NOT NULL,"
+    " reason TEXT NOT NULL);"
+    "CREATE INDEX threat_alerts_tenant ON threat_alerts(tenant_id, id);"
+    "CREATE INDEX threat_alerts_open ON threat_alerts(closed_at, expires_at);"
+    "CREATE TABLE webhooks (tenant_id TEXT PRIMARY KEY REFERENCES tenants(id),"
+    " url TEXT NOT NULL, salt BLOB NOT NULL, updated INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE quarantine_policies (tenant_id TEXT PRIMARY KEY REFERENCES tenants(id),"
+    " enabled INTEGER NOT NULL, kinds TEXT NOT NULL, threshold INTEGER NOT NULL,"
+    " window_seconds INTEGER NOT NULL, updated INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE quarantine_signals (id INTEGER PRIMARY KEY, device_id TEXT NOT NULL,"
+    " kind TEXT NOT NULL, at INTEGER NOT NULL);"
+    "CREATE INDEX quarantine_signals_device ON quarantine_signals(device_id, at);"
+    "ALTER TABLE devices ADD COLUMN quarantined_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN quarantine_reason TEXT NOT NULL DEFAULT '';"
+    "CREATE TABLE threat_actions (id INTEGER PRIMARY KEY, tenant_id TEXT NOT NULL,"
+    " device_id TEXT NOT NULL, at INTEGER NOT NULL, action TEXT NOT NULL, actor TEXT NOT NULL,"
+    " reason TEXT NOT NULL);"
+    "CREATE INDEX threat_actions_tenant ON threat_actions(tenant_id, id);",
+    /* 13: the operator's crash capture switch per device group (store_updates.c): on
+     * unless turned off; its devices learn it in their status report's answer */
+    "ALTER TABLE device_groups ADD COLUMN crash_capture INTEGER NOT NULL DEFAULT 1;",
+    /* 14: each crash bucket's symbolic key (store_reports.c: NULL not looked at yet, ''
+     * its top frames do not all name a function and line, else the key its bucket is shown
+     * under), and the webhook's outbox (store_threat.c): deliveries waiting, durable, with the
+     * deliveries each tenant had dropped when full */
+    "ALTER TABLE crash_buckets ADD COLUMN symbolic TEXT;"
+    "CREATE INDEX crash_buckets_shown ON crash_buckets(tenant_id,"
+    " coalesce(nullif(symbolic, ''), id));"
+    "CREATE INDEX crash_buckets_unkeyed ON crash_buckets(tenant_id, id) WHERE symbolic IS NULL;"
+    "CREATE TABLE webhook_outbox (n INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,"
+    " tenant_id TEXT NOT NULL, body TEXT NOT NULL, created INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL, next_at INTEGER NOT NULL);"
+    "CREATE INDEX webhook_outbox_next ON webhook_outbox(next_at);"
+    "CREATE INDEX webhook_outbox_tenant ON webhook_outbox(tenant_id, n);"
+    "CREATE TABLE webhook_outbox_dropped (tenant_id TEXT PRIMARY KEY, dropped INTEGER NOT NULL)"
+    " WITHOUT ROWID;",
+    /* 15: the web console (store_console.c): sessions and one-time login links, each by the
+     * SHA-256 of its secret and tied to a token (revoking the token ends them); attestations by
+     * tenant and time, for the console's histogram */
+    "CREATE TABLE console_sessions (hash BLOB PRIMARY KEY, token_id TEXT NOT NULL,"
+    " created INTEGER NOT NULL, expires INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX console_sessions_expires ON console_sessions(expires);"
+    "CREATE TABLE console_links (hash BLOB PRIMARY KEY, token_id TEXT NOT NULL,"
+    " expires INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX console_links_expires ON console_links(expires);"
+    "CREATE INDEX attestations_tenant_at ON attestations(tenant_id, at);",
+    /* 16: a deployment's status (store_updates.c: active, paused, stopped) and the devices each
+     * reached (fetched targets naming it): a paused or stopped one is offered only to those.
+     * Devices that reported a deployment had fetched targets naming it. */
+    "ALTER TABLE deployments ADD COLUMN status TEXT NOT NULL DEFAULT 'active';"
+    "CREATE TABLE deployment_reached (deployment_id TEXT NOT NULL REFERENCES deployments(id),"
+    " device_id TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (deployment_id, device_id))"
+    " WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO deployment_reached (deployment_id, device_id, at)"
+    " SELECT deployment_id, device_id, at FROM device_updates;",
+    /* 17: a deployment's devices counted by state in SQL, on an index that holds both (the
+     * table's rows carry each device's detail: counting on them read every row) */
+    "CREATE INDEX device_updates_state ON device_updates(deployment_id, state);",
+    /* 18: each device's targets version (store_updates.c: rp_store_device_targets_version), so
+     * that moving a device to a group whose deployment is older never lowers it; seeded with the
+     * newest deployment each device was served */
+    "CREATE TABLE device_targets (device_id TEXT PRIMARY KEY REFERENCES devices(id),"
+    " version INTEGER NOT NULL, deployment_id TEXT NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO device_targets (device_id, version, deployment_id)"
+    " SELECT r.device_id, max(d.seq), d.id FROM deployment_reached r"
+    " JOIN deployments d ON d.id = r.deployment_id GROUP BY r.device_id;",
+};
+const int rp_store_schema_newest =
+    (int)(sizeof(rp_store_migrations) / sizeof(rp_store_migrations[0]));
+
+rp_err_t sq_migrate(rp_store_t *s)
+{
+    sq_st_t *st;
+    int version = 0, rc;
+    rp_err_t err;
+
+    err = sq_exec(s, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);");
+    if (err != RP_OK)
+        return err;
+    st = sq_prepare(s, "SELECT max(version) FROM schema_version");
+    if (st == NULL)
+        return RP_ERR_IO;
+    rc = db_step(st);
+    if (rc == DB_ROW)
+        version = db_column_int(st, 0);
+    sq_finalize(st);
+    if (rc == DB_ERROR)
+        return sq_error(s, "schema version");
+    if (version > rp_store_schema_newest) {
+        rp_log_error("database schema version %d is newer than this server (%d): upgrade it",
+                     version, rp_store_schema_newest);
+        return RP_ERR_UNSUPPORTED;
+    }
+    for (int v = version; v < rp_store_schema_newest; v++) {
+        char sql[64];
+
+        err = s->db->drv->begin(s->db);
+        if (err != RP_OK)
+            return err;
+        err = sq_exec(s, rp_store_migrations[v]);
+        snprintf(sql, sizeof(sql), "INSERT INTO schema_version VALUES (%d)", v + 1);
+        if (err == RP_OK)
+            err = sq_exec(s, sql);
+        if (err == RP_OK)
+            err = s->db->drv->commit(s->db);
+        if (err != RP_OK) {
+            (void)s->db->drv->rollback(s->db);
+            return err;
+        }
+        rp_log_info("database migrated to schema version %d", v + 1);
+    }
+    return RP_OK;
+}
