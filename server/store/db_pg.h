@@ -1,0 +1,38 @@
+/*
+ * The PostgreSQL driver's parts that stand without a server: the rewrite of SQLite's parameter
+ * forms into PostgreSQL's, which the driver's prepare() runs and fuzz/db_pg_params.c fuzzes.
+ */
+#ifndef RAMPART_STORE_DB_PG_H
+#define RAMPART_STORE_DB_PG_H
+
+#include <stddef.h>
+
+#include "rampart/error.h"
+
+#define RP_DB_PG_SQL_MAX (1u << 20) /* the longest SQL the rewrite takes */
+#define RP_DB_PG_PARAMS_MAX 65535   /* PostgreSQL's own limit on a statement's parameters */
+
+/* A statement's parameters after the rewrite: parameter n (from 1) is "$n" in sql; names[n - 1]
+ * is the ":name" it came from (offset and length in the SQL given), or length 0 for a "?". */
+typedef struct rp_db_pg_param {
+    size_t off, len;
+} rp_db_pg_param_t;
+
+typedef struct rp_db_pg_sql {
+    char *sql;                /* the SQL with "$n" placeholders (malloc'd) */
+    rp_db_pg_param_t *params; /* nparams entries (malloc'd; NULL when none) */
+    int nparams;
+} rp_db_pg_sql_t;
+
+/*
+ * Rewrite SQL in SQLite's parameter forms (":name", one index per distinct name in order of
+ * first use, and "?", the next index) into PostgreSQL's ("$n"). String literals, quoted
+ * identifiers, dollar-quoted strings, comments and "::" casts are left as they are. Refused
+ * (RP_ERR_MALFORMED): SQL longer than RP_DB_PG_SQL_MAX, an unterminated literal, identifier or
+ * comment, "?NNN", a "$n" of PostgreSQL's own, more than RP_DB_PG_PARAMS_MAX parameters.
+ * OUT: *out, freed with rp_db_pg_sql_free (also on failure: then empty).
+ */
+rp_err_t rp_db_pg_rewrite(const char *sql, rp_db_pg_sql_t *out) RP_MUST_CHECK;
+void rp_db_pg_sql_free(rp_db_pg_sql_t *s);
+
+#endif /* RAMPART_STORE_DB_PG_H */

@@ -1,0 +1,228 @@
+/*
+ * The rewrite of SQLite's parameter forms into PostgreSQL's (db_pg.h): a small lexer that knows
+ * just enough of both dialects to find parameters outside literals, identifiers and comments.
+ * Its input is the store's own SQL, but it is bounded, checked and fuzzed (fuzz/db_pg_params.c)
+ * all the same: every read is below the length found first, every write below the capacity.
+ */
+#include "store/db_pg.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Each parameter form is at least one character and its "$n" at most six ("$65535"). */
+#define REWRITE_GROWTH 6
+
+static bool is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static bool ident_start(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
+}
+
+static bool name_char(unsigned char c)
+{
+    return ident_start(c) || is_digit(c);
+}
+
+/* PostgreSQL's identifiers may hold '$' after their first character. */
+static bool ident_char(unsigned char c)
+{
+    return name_char(c) || c == '$';
+}
+
+/* The end (one past the closing quote) of the quoted run starting at sql[i], or 0 if it is
+ * unterminated. The quote doubled stands for itself; BACKSLASH: a backslash escapes the next
+ * character (PostgreSQL's E'...'). */
+static size_t quoted_end(const char *sql, size_t len, size_t i, char q, bool backslash)
+{
+    for (size_t k = i + 1; k < len; k++) {
+        if (backslash && sql[k] == '\\') {
+            k++;
+            continue;
+        }
+        if (sql[k] == q) {
+            if (k + 1 < len && sql[k + 1] == q) {
+                k++;
+                continue;
+            }
+            return k + 1;
+        }
+    }
+    return 0;
+}
+
+/* The end of the block comment starting at sql[i] ("/ *"), nested as PostgreSQL nests them, or 0
+ * if it is unterminated. */
+static size_t comment_end(const char *sql, size_t len, size_t i)
+{
+    size_t depth = 0;
+
+    for (size_t k = i; k + 1 < len; k++) {
+        if (sql[k] == '/' && sql[k + 1] == '*') {
+            depth++;
+            k++;
+        } else if (sql[k] == '*' && sql[k + 1] == '/') {
+            k++;
+            if (--depth == 0)
+                return k + 1;
+        }
+    }
+    return 0;
+}
+
+/* The end of the dollar-quoted string starting at sql[i] with a tag of TAG_LEN characters
+ * (both dollars included), or 0 if it is unterminated. */
+static size_t dollar_end(const char *sql, size_t len, size_t i, size_t tag_len)
+{
+    for (size_t k = i + tag_len; k + tag_len <= len; k++)
+        if (memcmp(sql + k, sql + i, tag_len) == 0)
+            return k + tag_len;
+    return 0;
+}
+
+typedef struct out_buf {
+    char *p;
+    size_t n, cap;
+} out_buf_t;
+
+static bool put(out_buf_t *o, const char *s, size_t n)
+{
+    if (n >= o->cap - o->n)
+        return false;
+    memcpy(o->p + o->n, s, n);
+    o->n += n;
+    o->p[o->n] = '\0';
+    return true;
+}
+
+static bool put_param(out_buf_t *o, int index)
+{
+    char num[16];
+    int n = snprintf(num, sizeof(num), "$%d", index);
+
+    return n > 0 && (size_t)n < sizeof(num) && put(o, num, (size_t)n);
+}
+
+/* A new parameter, its ":name" at sql[off..off+len) (len 0 for a "?"). OUT: *index. */
+static rp_err_t add_param(rp_db_pg_sql_t *out, size_t *cap, size_t off, size_t len, int *index)
+{
+    if (out->nparams >= RP_DB_PG_PARAMS_MAX)
+        return RP_ERR_MALFORMED;
+    if ((size_t)out->nparams == *cap) {
+        size_t grown_cap = *cap == 0 ? 8 : 2 * *cap;
+        rp_db_pg_param_t *grown = realloc(out->params, grown_cap * sizeof(*grown));
+        if (grown == NULL)
+            return RP_ERR_NO_MEMORY;
+        out->params = grown;
+        *cap = grown_cap;
+    }
+    out->params[out->nparams].off = off;
+    out->params[out->nparams].len = len;
+    *index = ++out->nparams;
+    return RP_OK;
+}
+
+static rp_err_t rewrite(const char *sql, size_t len, rp_db_pg_sql_t *out, out_buf_t *o)
+{
+    size_t params_cap = 0, i = 0;
+    rp_err_t err;
+
+    while (i < len) {
+        unsigned char c = (unsigned char)sql[i], next = i + 1 < len ? (unsigned char)sql[i + 1] : 0;
+        bool after_ident = i > 0 && ident_char((unsigned char)sql[i - 1]);
+        size_t end = i + 1;
+        int index;
+
+        if (c == '\'') {
+            /* E'...' (not the end of a longer name): backslash escapes */
+            bool e = i > 0 && (sql[i - 1] == 'E' || sql[i - 1] == 'e') &&
+                     !(i > 1 && ident_char((unsigned char)sql[i - 2]));
+            end = quoted_end(sql, len, i, '\'', e);
+        } else if (c == '"') {
+            end = quoted_end(sql, len, i, '"', false);
+        } else if (c == '-' && next == '-') {
+            const char *nl = memchr(sql + i, '\n', len - i);
+            end = nl != NULL ? (size_t)(nl - sql) + 1 : len;
+        } else if (c == '/' && next == '*') {
+            end = comment_end(sql, len, i);
+        } else if (c == '$' && !after_ident) {
+            size_t k = i + 1;
+            if (is_digit(next))
+                return RP_ERR_MALFORMED; /* PostgreSQL's own placeholder: not ours to mix */
+            if (k < len && ident_start((unsigned char)sql[k]))
+                while (k < len && name_char((unsigned char)sql[k]))
+                    k++;
+            if (k < len && sql[k] == '$')
+                end = dollar_end(sql, len, i, k - i + 1);
+        } else if (c == ':' && next == ':') {
+            end = i + 2; /* a cast: the type name after it is copied as any other word */
+        } else if (c == ':' && ident_start(next)) {
+            size_t k = i + 1;
+            while (k < len && name_char((unsigned char)sql[k]))
+                k++;
+            index = 0;
+            for (int p = 0; p < out->nparams && index == 0; p++)
+                if (out->params[p].len == k - i &&
+                    memcmp(sql + out->params[p].off, sql + i, k - i) == 0)
+                    index = p + 1;
+            if (index == 0 && (err = add_param(out, &params_cap, i, k - i, &index)) != RP_OK)
+                return err;
+            if (!put_param(o, index))
+                return RP_ERR_TOO_LARGE;
+            i = k;
+            continue;
+        } else if (c == '?') {
+            if (is_digit(next))
+                return RP_ERR_MALFORMED; /* "?NNN": not a form the contract has */
+            if ((err = add_param(out, &params_cap, i, 0, &index)) != RP_OK)
+                return err;
+            if (!put_param(o, index))
+                return RP_ERR_TOO_LARGE;
+            i++;
+            continue;
+        }
+        if (end == 0 || end > len)
+            return RP_ERR_MALFORMED; /* unterminated */
+        if (!put(o, sql + i, end - i))
+            return RP_ERR_TOO_LARGE;
+        i = end;
+    }
+    return RP_OK;
+}
+
+rp_err_t rp_db_pg_rewrite(const char *sql, rp_db_pg_sql_t *out)
+{
+    size_t len;
+    out_buf_t o;
+    rp_err_t err;
+
+    memset(out, 0, sizeof(*out));
+    if (sql == NULL)
+        return RP_ERR_INVALID_ARG;
+    len = strnlen(sql, (size_t)RP_DB_PG_SQL_MAX + 1);
+    if (len > RP_DB_PG_SQL_MAX)
+        return RP_ERR_TOO_LARGE;
+    o.cap = len * REWRITE_GROWTH + 1;
+    o.n = 0;
+    o.p = malloc(o.cap);
+    if (o.p == NULL)
+        return RP_ERR_NO_MEMORY;
+    o.p[0] = '\0';
+    err = rewrite(sql, len, out, &o);
+    out->sql = o.p;
+    if (err != RP_OK)
+        rp_db_pg_sql_free(out);
+    return err;
+}
+
+void rp_db_pg_sql_free(rp_db_pg_sql_t *s)
+{
+    free(s->sql);
+    free(s->params);
+    memset(s, 0, sizeof(*s));
+}
