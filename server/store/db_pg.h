@@ -12,7 +12,7 @@
 #define RP_DB_PG_SQL_MAX (1u << 20) /* the longest SQL the rewrite takes */
 #define RP_DB_PG_PARAMS_MAX 65535   /* PostgreSQL's own limit on a statement's parameters */
 
-/* A statement's parameters after the rewrite: parameter n (from 1) is "$n" in sql; names[n - 1]
+/* A statement's parameters after the rewrite: parameter n (from 1) is "$n" in sql; params[n - 1]
  * is the ":name" it came from (offset and length in the SQL given), or length 0 for a "?". */
 typedef struct rp_db_pg_param {
     size_t off, len;
@@ -25,11 +25,13 @@ typedef struct rp_db_pg_sql {
 } rp_db_pg_sql_t;
 
 /*
- * Rewrite SQL in SQLite's parameter forms (":name", one index per distinct name in order of
- * first use, and "?", the next index) into PostgreSQL's ("$n"). String literals, quoted
- * identifiers, dollar-quoted strings, comments and "::" casts are left as they are. Refused
- * (RP_ERR_MALFORMED): SQL longer than RP_DB_PG_SQL_MAX, an unterminated literal, identifier or
- * comment, "?NNN", a "$n" of PostgreSQL's own, more than RP_DB_PG_PARAMS_MAX parameters.
+ * Rewrite SQL in SQLite's parameter forms into PostgreSQL's ("$n"), numbered as SQLite numbers
+ * them: ":name" (a new name takes the index after the largest so far; a name used again, its
+ * own), "?" (the index after the largest so far) and "?NNN" (index NNN, which the store's SQL
+ * uses too). String literals (E'...' too), quoted identifiers, dollar-quoted strings, comments
+ * and "::" casts are left as they are. Refused (RP_ERR_MALFORMED): an unterminated literal,
+ * identifier or comment, "?0" or an index above RP_DB_PG_PARAMS_MAX, a "$n" of PostgreSQL's own;
+ * (RP_ERR_TOO_LARGE) SQL longer than RP_DB_PG_SQL_MAX.
  * OUT: *out, freed with rp_db_pg_sql_free (also on failure: then empty).
  */
 rp_err_t rp_db_pg_rewrite(const char *sql, rp_db_pg_sql_t *out) RP_MUST_CHECK;

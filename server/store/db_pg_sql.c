@@ -108,22 +108,32 @@ static bool put_param(out_buf_t *o, int index)
     return n > 0 && (size_t)n < sizeof(num) && put(o, num, (size_t)n);
 }
 
-/* A new parameter, its ":name" at sql[off..off+len) (len 0 for a "?"). OUT: *index. */
-static rp_err_t add_param(rp_db_pg_sql_t *out, size_t *cap, size_t off, size_t len, int *index)
+/* Parameter INDEX (from 1) exists, with the ":name" at sql[off..off+len) (len 0: a "?" or "?NNN");
+ * those below it that no form named yet are unnamed. */
+static rp_err_t set_param(rp_db_pg_sql_t *out, size_t *cap, int index, size_t off, size_t len)
 {
-    if (out->nparams >= RP_DB_PG_PARAMS_MAX)
+    if (index < 1 || index > RP_DB_PG_PARAMS_MAX)
         return RP_ERR_MALFORMED;
-    if ((size_t)out->nparams == *cap) {
+    if ((size_t)index > *cap) {
         size_t grown_cap = *cap == 0 ? 8 : 2 * *cap;
-        rp_db_pg_param_t *grown = realloc(out->params, grown_cap * sizeof(*grown));
+        rp_db_pg_param_t *grown;
+        if (grown_cap < (size_t)index)
+            grown_cap = (size_t)index;
+        grown = realloc(out->params, grown_cap * sizeof(*grown));
         if (grown == NULL)
             return RP_ERR_NO_MEMORY;
         out->params = grown;
         *cap = grown_cap;
     }
-    out->params[out->nparams].off = off;
-    out->params[out->nparams].len = len;
-    *index = ++out->nparams;
+    while (out->nparams < index) {
+        out->params[out->nparams].off = 0;
+        out->params[out->nparams].len = 0;
+        out->nparams++;
+    }
+    if (len > 0) {
+        out->params[index - 1].off = off;
+        out->params[index - 1].len = len;
+    }
     return RP_OK;
 }
 
@@ -170,20 +180,30 @@ static rp_err_t rewrite(const char *sql, size_t len, rp_db_pg_sql_t *out, out_bu
                 if (out->params[p].len == k - i &&
                     memcmp(sql + out->params[p].off, sql + i, k - i) == 0)
                     index = p + 1;
-            if (index == 0 && (err = add_param(out, &params_cap, i, k - i, &index)) != RP_OK)
+            /* a new name: the index after the largest so far, as SQLite numbers it */
+            if (index == 0 &&
+                (err = set_param(out, &params_cap, index = out->nparams + 1, i, k - i)) != RP_OK)
                 return err;
             if (!put_param(o, index))
                 return RP_ERR_TOO_LARGE;
             i = k;
             continue;
         } else if (c == '?') {
-            if (is_digit(next))
-                return RP_ERR_MALFORMED; /* "?NNN": not a form the contract has */
-            if ((err = add_param(out, &params_cap, i, 0, &index)) != RP_OK)
+            /* "?NNN" is parameter NNN (the store's SQL numbers many); "?" the one after the
+             * largest so far */
+            size_t k = i + 1;
+            index = 0;
+            while (k < len && is_digit((unsigned char)sql[k]) && index <= RP_DB_PG_PARAMS_MAX)
+                index = index * 10 + (sql[k++] - '0');
+            if (k == i + 1)
+                index = out->nparams + 1;
+            else if (k < len && is_digit((unsigned char)sql[k]))
+                return RP_ERR_MALFORMED; /* too large */
+            if ((err = set_param(out, &params_cap, index, i, 0)) != RP_OK)
                 return err;
             if (!put_param(o, index))
                 return RP_ERR_TOO_LARGE;
-            i++;
+            i = k;
             continue;
         }
         if (end == 0 || end > len)

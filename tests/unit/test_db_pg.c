@@ -116,9 +116,18 @@ static void test_rewrite(void **state)
     assert_int_equal(q.params[1].len, 0); /* "?" */
     assert_int_equal(q.params[4].len, 2); /* ":j" */
     rp_db_pg_sql_free(&q);
-    /* refused: unterminated, "?NNN", PostgreSQL's own "$1" */
-    static const char *const bad[] = {"SELECT 'x", "SELECT \"x",  "SELECT /* x",    "SELECT ?1",
-                                      "SELECT $1", "SELECT $$ x", "SELECT /* /* */"};
+    /* "?NNN" as SQLite numbers it: NNN, and a "?" or a new name after it the next */
+    assert_int_equal(rp_db_pg_rewrite("SELECT ?2, ?1, ?, :x, ?2, ?7", &q), RP_OK);
+    assert_string_equal(q.sql, "SELECT $2, $1, $3, $4, $2, $7");
+    assert_int_equal(q.nparams, 7);
+    assert_int_equal(q.params[3].len, 2); /* ":x" is $4 */
+    rp_db_pg_sql_free(&q);
+    /* refused: unterminated, "?0", past PostgreSQL's limit, PostgreSQL's own "$1" */
+    static const char *const bad[] = {"SELECT 'x",       "SELECT \"x",
+                                      "SELECT /* x",     "SELECT ?0",
+                                      "SELECT ?65536",   "SELECT ?99999999999999999999",
+                                      "SELECT $1",       "SELECT $$ x",
+                                      "SELECT /* /* */", "SELECT E'\\'"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_not_equal(rp_db_pg_rewrite(bad[i], &q), RP_OK);
         assert_null(q.sql);
@@ -156,7 +165,7 @@ static void test_placeholders(void **state)
     drv->finalize(st);
     /* bad SQL fails at prepare, as with SQLite */
     assert_null(drv->prepare(db, "SELEC 1"));
-    assert_null(drv->prepare(db, "SELECT ?1"));
+    assert_null(drv->prepare(db, "SELECT ?0"));
     drv->close(db);
 }
 
