@@ -625,6 +625,8 @@ static const char *pg_column_text(rp_db_stmt_t *s, int col)
         v = unescaped(st, col, &len);
         return v != NULL ? v : "";
     }
+    if (PQftype(st->res, col) == PG_OID_BOOL) /* as SQLite, whose comparisons are 1 or 0 */
+        return PQgetvalue(st->res, st->row, col)[0] == 't' ? "1" : "0";
     return PQgetvalue(st->res, st->row, col);
 }
 

@@ -155,6 +155,7 @@ static void test_placeholders(void **state)
     assert_string_equal(drv->column_text(st, 0), "x:b?yx::42");
     assert_int_equal(drv->column_int64(st, 1), 7);
     assert_int_equal(drv->column_int64(st, 2), 1); /* a boolean reads as 1 */
+    assert_string_equal(drv->column_text(st, 2), "1");
     assert_false(step(st));
     /* reset forgets the bindings: unbound is NULL */
     drv->reset(st);
