@@ -181,10 +181,14 @@ static rp_err_t run(pg_db_t *db, const char *sql, const char *what)
 static rp_err_t pg_open(const char *target, rp_db_t **out)
 {
     /* Ours first: the target's own values (a connect_timeout in the URI) win over them. */
-    static const char *const keys[] = {"connect_timeout",     "keepalives",       "keepalives_idle",
-                                       "keepalives_interval", "keepalives_count", "client_encoding",
-                                       "application_name",    "dbname",           NULL};
-    const char *values[] = {"10", "1", "30", "10", "3", "UTF8", "rampart-server", target, NULL};
+    /* (TCP: a dead peer is noticed in about a minute when idle, half a minute when sending) */
+    static const char *const keys[] = {"connect_timeout",  "keepalives",
+                                       "keepalives_idle",  "keepalives_interval",
+                                       "keepalives_count", "tcp_user_timeout",
+                                       "client_encoding",  "application_name",
+                                       "dbname",           NULL};
+    const char *values[] = {"10",   "1", "30", "10", "3", "30000", "UTF8", "rampart-server",
+                            target, NULL};
     pg_db_t *db;
 
     *out = NULL;
@@ -704,8 +708,9 @@ static rp_err_t pg_commit(rp_db_t *d)
     else if (strcmp(PQcmdStatus(r), "COMMIT") != 0)
         err = RP_ERR_IO;
     PQclear(r);
-    /* A commit whose answer was lost may or may not have happened: RP_ERR_BUSY says retry, which
-     * the store's idempotent writes make safe. */
+    /* A commit whose answer was lost may or may not have happened: RP_ERR_BUSY, never RP_OK, so
+     * that nothing is acknowledged that may be lost; the caller retries only what is idempotent
+     * (a write keyed by what it records) or reads first what is there. */
     db->in_txn = false;
     if (err != RP_OK && PQstatus(db->conn) == CONNECTION_OK &&
         PQtransactionStatus(db->conn) != PQTRANS_IDLE)

@@ -98,6 +98,46 @@ static int setup(void **state)
     return 0;
 }
 
+/* What every connection is opened with: its name, a lock wait bounded (RP_ERR_BUSY, not a hang),
+ * UTF-8; the target's own values win over them (a connect_timeout or name in the URI). */
+static void test_session(void **state)
+{
+    rp_db_t *db = connect_db();
+    char target[600];
+
+    (void)state;
+    assert_int_equal(query_int(db, "SELECT current_setting('application_name') ="
+                                   " 'rampart-server' AND current_setting('lock_timeout') = '10s'"
+                                   " AND current_setting('client_encoding') = 'UTF8'"),
+                     1);
+    drv->close(db);
+    snprintf(target, sizeof(target), "%s&application_name=other", uri);
+    db = connect_to(target);
+    assert_int_equal(query_int(db, "SELECT current_setting('application_name') = 'other'"), 1);
+    drv->close(db);
+    /* a server that is not there: RP_ERR_IO at open, logged without the password */
+    {
+        char log[4096] = "", path[] = "/tmp/rampart-dbpg-log.XXXXXX";
+        int fd = mkstemp(path), saved = dup(2);
+        ssize_t n;
+        assert_true(fd >= 0 && saved >= 0);
+        fflush(stderr);
+        assert_int_equal(dup2(fd, 2), 2);
+        assert_int_equal(drv->open("postgresql://rampart:s3cret@/postgres?host=/nonexistent", &db),
+                         RP_ERR_IO);
+        fflush(stderr);
+        assert_int_equal(dup2(saved, 2), 2);
+        close(saved);
+        n = pread(fd, log, sizeof(log) - 1, 0);
+        close(fd);
+        unlink(path);
+        assert_true(n > 0);
+        log[n] = '\0';
+        assert_non_null(strstr(log, "cannot connect"));
+        assert_null(strstr(log, "s3cret"));
+    }
+}
+
 /* The rewrite alone: names, repeats, "?", and what is not a parameter. */
 static void test_rewrite(void **state)
 {
@@ -834,15 +874,11 @@ static void test_schema_equals_sqlite(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rewrite),
-        cmocka_unit_test(test_placeholders),
-        cmocka_unit_test(test_values),
-        cmocka_unit_test(test_transactions),
-        cmocka_unit_test(test_write_lock),
-        cmocka_unit_test(test_restart),
-        cmocka_unit_test(test_install_race),
-        cmocka_unit_test(test_selects),
-        cmocka_unit_test(test_schema_equals_sqlite),
+        cmocka_unit_test(test_rewrite),      cmocka_unit_test(test_session),
+        cmocka_unit_test(test_placeholders), cmocka_unit_test(test_values),
+        cmocka_unit_test(test_transactions), cmocka_unit_test(test_write_lock),
+        cmocka_unit_test(test_restart),      cmocka_unit_test(test_install_race),
+        cmocka_unit_test(test_selects),      cmocka_unit_test(test_schema_equals_sqlite),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
