@@ -43,6 +43,7 @@ typedef struct pg_db {
     unsigned next_name;  /* statement names, unique for the connection's life */
     bool in_txn;
     bool txn_lost; /* the connection was lost mid-transaction: RP_ERR_BUSY until rollback() */
+    bool lost;     /* the last RP_ERR_BUSY was a lost connection (not a lost race) */
 } pg_db_t;
 
 typedef struct pg_stmt {
@@ -119,8 +120,10 @@ static rp_err_t classify(pg_db_t *db, PGresult *r, const char *what)
 
     if (msg == NULL || msg[0] == '\0')
         msg = PQerrorMessage(db->conn);
+    db->lost = false;
     if (connection_lost(db, state)) {
         rp_log_warn("database: connection lost (%s): %s", what, msg);
+        db->lost = true;
         if (db->in_txn)
             db->txn_lost = true;
         db->in_txn = false;
@@ -530,7 +533,14 @@ static rp_err_t pg_step(rp_db_stmt_t *s, bool *row)
 
     *row = false;
     if (!st->ran) {
+        pg_db_t *db = st->db;
+        bool alone = !db->in_txn && !db->txn_lost;
         rp_err_t err = stmt_run(st);
+        /* A read outside a transaction, on a connection found lost (a restarted server): once
+         * more on a new one, since reading twice changes nothing. A write is the caller's to
+         * retry: it may have been done before the connection went. */
+        if (err == RP_ERR_BUSY && db->lost && alone && !st->writes)
+            err = stmt_run(st);
         if (err != RP_OK)
             return err;
         st->ran = true;

@@ -429,14 +429,14 @@ static void restart_server(void)
     assert_int_equal(system(getenv("RAMPART_TEST_PG_RESTART")), 0);
 }
 
-/* The server restarted under live connections (one restart, two connections: the test's time):
- * the next use is RP_ERR_BUSY (the caller may retry), the one after reconnects and works, with a
- * statement prepared before; a transaction the restart ended stays failed (never half-kept, never
- * continued on a new connection) until it is rolled back. */
+/* The server restarted under live connections (one restart, three connections: the test's time):
+ * a read reconnects and answers; a write is RP_ERR_BUSY (the caller may retry) and the next one
+ * reconnects; a transaction the restart ended stays failed (never half-kept, never continued on
+ * a new connection) until it is rolled back. */
 static void test_restart(void **state)
 {
-    rp_db_t *db = connect_db(), *txn = connect_db();
-    rp_db_stmt_t *st;
+    rp_db_t *db = connect_db(), *txn = connect_db(), *idle = connect_db();
+    rp_db_stmt_t *st, *ins;
     bool row;
 
     (void)state;
@@ -449,16 +449,23 @@ static void test_restart(void **state)
     drv->reset(st);
     assert_int_equal(drv->begin(txn), RP_OK);
     assert_int_equal(insert_key(txn, 1), RP_OK);
+    ins = prep(idle, "INSERT INTO t_txn (k) VALUES (?)");
 
     restart_server();
-    /* idle */
-    assert_int_equal(drv->bind_int64(st, 1, 0), RP_OK);
-    assert_int_equal(drv->step(st, &row), RP_ERR_BUSY);
-    drv->reset(st);
+    /* idle: a read reconnects and answers (with a statement prepared before); a write is
+     * RP_ERR_BUSY once (done or not: the caller's to know), then reconnects */
     assert_int_equal(drv->bind_int64(st, 1, 0), RP_OK);
     assert_true(step(st));
     assert_int_equal(drv->column_int64(st, 0), 0);
     drv->reset(st);
+    assert_int_equal(drv->rollback(idle), RP_OK); /* nothing to roll back: no effect */
+    assert_int_equal(drv->bind_int64(ins, 1, 10), RP_OK);
+    assert_int_equal(drv->step(ins, &row), RP_ERR_BUSY);
+    drv->reset(ins);
+    assert_int_equal(drv->bind_int64(ins, 1, 10), RP_OK);
+    assert_false(step(ins));
+    assert_int_equal(drv->changes(ins), 1);
+    drv->finalize(ins);
     /* mid-transaction */
     assert_int_equal(insert_key(txn, 2), RP_ERR_BUSY);
     assert_int_equal(insert_key(txn, 3), RP_ERR_BUSY); /* not autocommitted on a new connection */
@@ -467,8 +474,9 @@ static void test_restart(void **state)
     assert_int_equal(drv->begin(txn), RP_OK);
     assert_int_equal(insert_key(txn, 4), RP_OK);
     assert_int_equal(drv->commit(txn), RP_OK);
-    assert_int_equal(count_rows(db), 1);
+    assert_int_equal(count_rows(db), 2);
     drv->finalize(st);
+    drv->close(idle);
     drv->close(txn);
     drv->close(db);
 }
