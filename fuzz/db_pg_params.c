@@ -1,7 +1,8 @@
 /*
- * The PostgreSQL driver's rewrite of SQLite's parameter forms (server/store/db_pg_sql.c): any
- * bytes as SQL. It must never read or write out of bounds; what it accepts it rewrites into SQL
- * with as many "$n" as parameters, each in 1..n, and no "?" or ":name" left outside quotes.
+ * The PostgreSQL driver's rewrites of SQLite's SQL (server/store/db_pg_sql.c): any bytes as SQL,
+ * through the parameter rewrite and the DDL type mapping. Neither may read or write out of
+ * bounds; what the first accepts names parameters within the SQL, what the second accepts is at
+ * most 8 times as long.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -28,6 +29,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
         rp_db_pg_sql_free(&q);
     } else if (q.sql != NULL || q.params != NULL) {
+        abort();
+    }
+    /* the same bytes as DDL: type names mapped, nothing else */
+    char *ddl = NULL;
+    if (rp_db_pg_ddl(sql, &ddl) == RP_OK) {
+        if (ddl == NULL || strlen(ddl) > 8 * strlen(sql))
+            abort();
+        free(ddl);
+    } else if (ddl != NULL) {
         abort();
     }
     free(sql);

@@ -2,9 +2,9 @@
  * The PostgreSQL driver of the SQL contract (db.h), through libpq: one connection per rp_db,
  * statements prepared once per connection (PQprepare, re-prepared after a reconnection), results
  * in text format, blobs bound in binary. It owns what differs from SQLite below the store's SQL:
- * the parameter forms (db_pg_sql.c), error classes by SQLSTATE, the write lock (an advisory lock
- * held for the transaction), a failed statement that leaves its transaction usable (SQLite's
- * statement-level rollback), and a connection lost and made again.
+ * the parameter forms and DDL's type names (db_pg_sql.c), error classes by SQLSTATE, the write lock
+ * (an advisory lock held for the transaction), a failed statement that leaves its transaction
+ * usable (SQLite's statement-level rollback), and a connection lost and made again.
  */
 #include "store/db.h"
 #include "store/db_pg.h"
@@ -234,12 +234,23 @@ static void pg_close(rp_db_t *d)
     free(db);
 }
 
+/* SQL run as it is, but DDL with SQLite's type names in PostgreSQL's (rp_db_pg_ddl): a migration
+ * is written once, for both engines. */
 static rp_err_t pg_exec(rp_db_t *d, const char *sql)
 {
     pg_db_t *db = pg(d);
-    rp_err_t err = ready(db);
+    char *mapped = NULL;
+    rp_err_t err = rp_db_pg_ddl(sql, &mapped);
 
-    return err != RP_OK ? err : run(db, sql, "exec");
+    if (err != RP_OK) {
+        rp_log_error("database: cannot run SQL: %s", rp_strerror(err));
+        return err == RP_ERR_NO_MEMORY ? err : RP_ERR_IO;
+    }
+    err = ready(db);
+    if (err == RP_OK)
+        err = run(db, mapped, "exec");
+    free(mapped);
+    return err;
 }
 
 /* A statement that only reads needs no savepoint of its own: its failure is the caller's to roll

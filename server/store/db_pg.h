@@ -1,6 +1,7 @@
 /*
- * The PostgreSQL driver's parts that stand without a server: the rewrite of SQLite's parameter
- * forms into PostgreSQL's, which the driver's prepare() runs and fuzz/db_pg_params.c fuzzes.
+ * The PostgreSQL driver's parts that stand without a server (db_pg_sql.c): the rewrite of
+ * SQLite's parameter forms into PostgreSQL's, which the driver's prepare() runs, and of SQLite's
+ * type names in DDL, which its exec() runs; fuzz/db_pg_params.c fuzzes both.
  */
 #ifndef RAMPART_STORE_DB_PG_H
 #define RAMPART_STORE_DB_PG_H
@@ -36,5 +37,15 @@ typedef struct rp_db_pg_sql {
  */
 rp_err_t rp_db_pg_rewrite(const char *sql, rp_db_pg_sql_t *out) RP_MUST_CHECK;
 void rp_db_pg_sql_free(rp_db_pg_sql_t *s);
+
+/*
+ * SQLite's DDL with its type names in the PostgreSQL baseline's (schema_pg.c), so that a
+ * migration is written once for both: in CREATE TABLE's columns and ALTER TABLE's ADD [COLUMN],
+ * INTEGER is BIGINT (INTEGER PRIMARY KEY, a rowid, an identity column), BLOB is BYTEA, REAL is
+ * DOUBLE PRECISION, TEXT is TEXT COLLATE "C" (unless a COLLATE follows); WITHOUT ROWID is dropped.
+ * Any other statement, and all within literals, identifiers and comments, is left as it is.
+ * Refused as rp_db_pg_rewrite refuses. OUT: *out (malloc'd; NULL on failure).
+ */
+rp_err_t rp_db_pg_ddl(const char *sql, char **out) RP_MUST_CHECK;
 
 #endif /* RAMPART_STORE_DB_PG_H */
