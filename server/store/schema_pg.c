@@ -7,6 +7,8 @@
  * 64-bit), BLOB is BYTEA, REAL is DOUBLE PRECISION, an INTEGER PRIMARY KEY (a rowid) is an
  * identity column, and every TEXT is COLLATE "C": compared bytewise as SQLite's BINARY collation
  * compares them, so ORDER BY and the pages' ranges (paging.c) give the same order on both.
+ * Migrations after 18 are written once, in SQLite's DDL: the driver's exec() maps their type
+ * names to these (db_pg.h: rp_db_pg_ddl).
  */
 #include "store/schema_pg.h"
 
