@@ -6,7 +6,6 @@
 #include <strings.h>
 
 #include "db.h"
-#include "rampart/log.h"
 
 static bool is_postgresql(const char *target)
 {
@@ -18,11 +17,7 @@ const rp_db_driver_t *rp_db_driver_for(const char *target)
 {
     if (target == NULL || target[0] == '\0')
         return NULL;
-    if (is_postgresql(target)) {
-        /* The PostgreSQL driver (db_pg.c) is not in this build yet: return &rp_db_postgresql
-         * here once it is. */
-        rp_log_error("database: this build has no PostgreSQL backend");
-        return NULL;
-    }
+    if (is_postgresql(target))
+        return &rp_db_postgresql;
     return &rp_db_sqlite;
 }

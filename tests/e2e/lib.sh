@@ -12,6 +12,7 @@ cleanup() {
   local pid
   for pid in "${E2E_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${E2E_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ -n "${PG_DIR-}" ]; then "$(dirname "${BASH_SOURCE[0]}")/../tools/pg" stop "$PG_DIR" || true; rm -rf "$PG_DIR"; fi
   rm -rf "$E2E_DIR"
 }
 trap cleanup EXIT
@@ -94,6 +95,15 @@ free_port_pair() { "$(dirname "${BASH_SOURCE[0]}")/../../scripts/free-port-pair"
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # listening PORT: a socket listens on loopback PORT (seen in the kernel's table, without connecting).
 listening() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
+
+# start_pg: a PostgreSQL 15 of the test's own (tests/tools/pg) on a socket in $PG_DIR (beside
+# $E2E_DIR, which its unprivileged owner could not enter), stopped and removed when the test ends;
+# its URI in PG_URI. restart_pg: stop and start it (its clients' connections break).
+start_pg() {
+  PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/rampart-pg.XXXXXX")
+  PG_URI=$("$(dirname "${BASH_SOURCE[0]}")/../tools/pg" start "$PG_DIR")
+}
+restart_pg() { "$(dirname "${BASH_SOURCE[0]}")/../tools/pg" restart "$PG_DIR"; }
 
 # start_server DIR [ARGS...]: run rampart-server on a free port; sets SERVER_URL, SERVER_CA,
 # SERVER_PID, ADMIN_TOKEN (a file). Its log is DIR.log.
