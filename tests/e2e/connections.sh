@@ -98,6 +98,28 @@ E2E_CHECKS=$((E2E_CHECKS + 1))
 # cut then, with every byte delivered. So the count is not checked here.)
 kill "$dl_server"; wait "$dl_server" 2>/dev/null || true
 
+# --- an image cut short while it is sent -----------------------------------------------------------
+# Images are sent a chunk at a time as the client reads, never mapped: an image truncated in place
+# in the data directory while a device downloads it (a mapped file would fault the service with
+# SIGBUS) ends that download early - fewer bytes than its Content-Length, none that are not the
+# image's - and the service goes on. The client stalls with most of the image on the service's side.
+python3 "$client" stall "$port" "$SERVER_CA" "/api/v1/device/images/$image" "$d/go" \
+  "$d/dev/agent/device.crt" "$d/dev/identity.pem" >"$d/stall" 2>&1 &
+stall_pid=$!
+E2E_PIDS+=("$stall_pid")
+stalled() { grep -qs '^stalled 200' "$d/stall"; }
+wait_until 60 stalled || fail "the stalled image download: $(cat "$d/stall")"
+truncate -s 100000 "$d/srv/images/$image"
+touch "$d/go"
+wait "$stall_pid" || fail "the stalled client: $(cat "$d/stall")"
+kill -0 "$SERVER_PID" 2>/dev/null || fail "the server died while an image it sent was cut short"
+got=$(sed -n 's/^cut after \([0-9]*\) bytes$/\1/p' "$d/stall")
+[ -n "$got" ] || fail "an image cut short while sent was not cut: $(cat "$d/stall")"
+[ "$got" -lt "$(stat -c %s "$d/app.img")" ] || fail "more bytes than the image had: $got"
+E2E_CHECKS=$((E2E_CHECKS + 2))
+grep -q "a file being sent ended at byte" "$d/srv.log" || fail "the cut was not logged: $(tail -3 "$d/srv.log")"
+http GET /healthz -; is_status 200
+
 # --- connections per address -------------------------------------------------------------------------
 kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
 RAMPART_SERVER=$server_bin start_server "$d/srv" --max-connections-per-address 3 --request-deadline 600
