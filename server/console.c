@@ -36,13 +36,13 @@ static const char CSP[] = "default-src 'none'; script-src 'self'; style-src 'sel
                           "img-src 'self' data:; connect-src 'self'; font-src 'self'; "
                           "base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/* What every console answer carries, its files' and its session's alike. */
+/* What every console answer carries, its files' and its session's alike (and what every answer
+ * of the service carries: nosniff, HSTS, from the transport: http.c). */
 static void console_headers(rp_req_t *r)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
 
     evhttp_add_header(h, "Content-Security-Policy", CSP);
-    evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
     evhttp_add_header(h, "Referrer-Policy", "no-referrer");
     evhttp_add_header(h, "X-Frame-Options", "DENY");
 }
@@ -81,7 +81,8 @@ static int open_walk(int dir, const char *rel)
             break;
         }
         fd = openat(at, comp,
-                    next != NULL ? O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC : CONSOLE_OPEN_FLAGS);
+                    next != NULL ? O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
+                                 : CONSOLE_OPEN_FLAGS);
         if (at != dir) {
             int saved = errno;
             close(at);

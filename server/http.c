@@ -31,6 +31,10 @@
 #include "rampart/log.h"
 #include "server.h"
 
+/* Strict-Transport-Security on every answer over TLS: a year. No includeSubDomains: the
+ * service's name may share its domain with sites it knows nothing of. */
+#define RP_HSTS "max-age=31536000"
+
 static const char *const reason_codes[RP_REASON_COUNT] = {
     [RP_REASON_PASS] = "pass",
     [RP_REASON_MALFORMED_EVIDENCE] = "malformed_evidence",
@@ -122,6 +126,27 @@ static void count_status(rp_req_t *r, int status)
     atomic_fetch_add(&r->w->srv->metrics.requests[cls >= 1 && cls <= 5 ? cls : 0], 1);
 }
 
+static bool is_tls(struct evhttp_request *req);
+
+/*
+ * The headers every answer of the service carries, set here and nowhere else: no browser guesses
+ * a type other than the Content-Type given (an error's JSON, a device's image or a debug file is
+ * never run as a script or a page), and a browser that has once reached the service over HTTPS
+ * never tries it over plain HTTP (the one answer without TLS, tls_required, goes over no TLS and
+ * carries no HSTS: browsers ignore it there anyway).
+ */
+static void transport_headers(rp_req_t *r)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+
+    evhttp_remove_header(h, "X-Content-Type-Options");
+    evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+    if (is_tls(r->req)) {
+        evhttp_remove_header(h, "Strict-Transport-Security");
+        evhttp_add_header(h, "Strict-Transport-Security", RP_HSTS);
+    }
+}
+
 /*
  * Send the reply. For HEAD: the headers a GET gets, its Content-Length included, and no body
  * (evhttp would send the body anyway and leave out only its length, and a keep-alive client would
@@ -133,6 +158,7 @@ static void send_reply(rp_req_t *r, int status, struct evbuffer *body, uint64_t 
 
     /* Counted first: a reply to a client that has gone frees the request at once. */
     count_status(r, status);
+    transport_headers(r);
     if (r->method == EVHTTP_REQ_HEAD) {
         char n[24];
         snprintf(n, sizeof(n), "%llu", (unsigned long long)len);
@@ -282,6 +308,7 @@ void rp_reply_file(rp_req_t *r, int status, const char *type, int fd, uint64_t o
     evhttp_remove_header(h, "Content-Length");
     evhttp_add_header(h, "Content-Length", n);
     count_status(r, status);
+    transport_headers(r);
     evhttp_connection_set_closecb(evcon, file_send_closed, s);
     evhttp_send_reply_start(r->req, status, NULL);
     file_send_next(evcon, s);
