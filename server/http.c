@@ -656,6 +656,28 @@ void rp_login_succeeded(rp_req_t *r)
         rp_ratelimit_refund(r->w->srv->login_limit, host, strlen(host));
 }
 
+bool rp_auth_allowed(rp_req_t *r)
+{
+    const char *host = peer_host(r);
+    char retry[16];
+
+    if (r->w->srv->auth_limit == NULL || host == NULL ||
+        rp_ratelimit_peek(r->w->srv->auth_limit, host, strlen(host), monotonic_now()))
+        return true;
+    atomic_fetch_add(&r->w->srv->metrics.limited_token, 1);
+    snprintf(retry, sizeof(retry), "%d", atomic_load(&r->w->srv->auth_retry));
+    too_many(r, retry, "too many wrong tokens from this address: retry later");
+    return false;
+}
+
+void rp_auth_failed(rp_req_t *r)
+{
+    const char *host = peer_host(r);
+
+    if (r->w->srv->auth_limit != NULL && host != NULL)
+        (void)rp_ratelimit_allow(r->w->srv->auth_limit, host, strlen(host), monotonic_now());
+}
+
 bool rp_unclaimed_allowed(rp_req_t *r)
 {
     static const char key[] = "unclaimed";

@@ -69,6 +69,10 @@ static const char usage[] =
     "  --login-rate N      failed console logins a second from one address, on average (bursts\n"
     "                      of 10; fractions allowed; a bucket of its own, apart from\n"
     "                      attestation's); 0 lifts the limit (default 0.1)\n"
+    "  --auth-fail-rate N  wrong bearer tokens a second from one address, on average (bursts\n"
+    "                      of 20; fractions allowed; a bucket of its own); past it the\n"
+    "                      address's token requests are answered 429 unchecked; 0 lifts the\n"
+    "                      limit (default 1)\n"
     "  --max-connections N\n"
     "                      connections open at once; more are refused after their ClientHello\n"
     "                      (default 10000, less if the file descriptor limit is lower)\n"
@@ -430,6 +434,13 @@ static struct {
 } run;
 
 #define LOGIN_BURST 10
+#define AUTH_FAIL_BURST 20
+
+/* A 429's Retry-After for a budget of rate a second: the time one token takes to come back. */
+static int retry_of(double rate)
+{
+    return rate > 0 && rate < 1 ? (int)(1 / rate + 0.999) : 1;
+}
 
 static int unclaimed_retry_of(double unclaimed_rate)
 {
@@ -449,8 +460,11 @@ static void apply_reloadable(rp_server_t *srv, const rp_config_t *c)
     /* Failed logins: bursts of 10 whatever the rate (a person mistypes a few times), and a 429
      * asks for the time one token takes to come back. */
     rp_ratelimit_set(srv->login_limit, c->login_rate, LOGIN_BURST);
-    atomic_store(&srv->login_retry,
-                 c->login_rate > 0 && c->login_rate < 1 ? (int)(1 / c->login_rate + 0.999) : 1);
+    atomic_store(&srv->login_retry, retry_of(c->login_rate));
+    /* Wrong bearer tokens: bursts of 20 (a script with a stale token, a few operators behind one
+     * NAT address), then a try per 1 / rate seconds. */
+    rp_ratelimit_set(srv->auth_limit, c->auth_fail_rate, AUTH_FAIL_BURST);
+    atomic_store(&srv->auth_retry, retry_of(c->auth_fail_rate));
     atomic_store(&srv->request_deadline, (int)c->request_deadline);
     atomic_store(&srv->webhook_allow_private, c->webhook_allow_private);
 }
@@ -671,6 +685,8 @@ int main(int argc, char **argv)
     if (err == RP_OK)
         err = rp_ratelimit_new(1, 1, &srv.login_limit);
     if (err == RP_OK)
+        err = rp_ratelimit_new(1, 1, &srv.auth_limit);
+    if (err == RP_OK)
         apply_reloadable(&srv, cfg);
     srv.max_connections = connection_limit(cfg->max_connections, nthreads);
     srv.max_per_address = (unsigned)cfg->per_address;
@@ -769,6 +785,7 @@ out:
     rp_ratelimit_free(srv.ratelimit);
     rp_ratelimit_free(srv.unclaimed);
     rp_ratelimit_free(srv.login_limit);
+    rp_ratelimit_free(srv.auth_limit);
     for (long i = 0; i < nthreads; i++)
         if (workers[i].srv != NULL) /* initialised, if only in part */
             rp_worker_free(&workers[i]);

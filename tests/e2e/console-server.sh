@@ -282,9 +282,10 @@ eq "$status" 400 "a histogram from the future"
 kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
 printf '#!/bin/sh\nexec env LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 FAKETIME=+11m "%s" "$@"\n' "$bin" >"$d/late-server"
 chmod +x "$d/late-server"
-# (--login-rate 0.001: a try comes back in 1000 s, so the burst below is counted exactly however
-# slow the machine)
-RAMPART_SERVER=$d/late-server start_server "$d/srv" --threads 2 --console-dir "$c" --login-rate 0.001
+# (--login-rate 0.001, --auth-fail-rate 0.001: a try comes back in 1000 s, so the bursts below
+# are counted exactly however slow the machine)
+RAMPART_SERVER=$d/late-server start_server "$d/srv" --threads 2 --console-dir "$c" --login-rate 0.001 \
+  --auth-fail-rate 0.001
 req GET /api/v1/tenants -H "Cookie: __Host-rampart_session=$sys_cookie"; eq "$status" 200 "a session after a restart"
 req GET /console/session -H "Cookie: __Host-rampart_session=$link_cookie"; eq "$status" 200 "the link's session after a restart"
 login "{\"code\": \"$late_code\"}"; eq "$status" 401 "a link eleven minutes old"
@@ -311,6 +312,28 @@ done
 req GET /metrics
 grep -q '^rampart_rate_limited_total{limit="login"} [1-9]' "$d/body" || fail "the login limit's count: $(grep rate_limited "$d/body")"
 grep -q '^rampart_rate_limited_total{limit="address"} 0$' "$d/body" || fail "logins counted as attestation: $(grep rate_limited "$d/body")"
+
+# --- wrong bearer tokens: a bucket of their own (bursts of 20) ---------------------------------------
+# Guessing tokens on the API: past 20 wrong ones the address's token requests are answered 429,
+# unchecked (a right guess would be told from a wrong one), with Retry-After; a good token from
+# another address is served as before, and so is a session (no token checked).
+n=0
+while [ $n -lt 22 ]; do
+  n=$((n + 1))
+  req GET /api/v1/tenants -H "Authorization: Bearer rpt_$(openssl rand -hex 32)"
+  [ "$status" = 401 ] || break
+done
+eq "$status" 429 "wrong bearer token $n of a burst"
+eq "$n" 21 "the wrong bearer token refused: the bucket holds 20"
+body_has '.error == "rate_limited"'
+eq "$(header Retry-After)" 1000 "a refused token's Retry-After (the time a try takes to come back)"
+req GET /api/v1/tenants -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")"; eq "$status" 429 "a right token, from the address over"
+status=$(curl -s -o "$d/body" -w '%{http_code}' --interface 127.0.0.2 --cacert "$SERVER_CA" \
+  -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")" "$SERVER_URL/api/v1/tenants")
+eq "$status" 200 "a right token from another address"
+req GET /api/v1/tenants -H "Cookie: __Host-rampart_session=$sys_cookie"; eq "$status" 200 "a session, from the address over"
+req GET /metrics
+grep -q '^rampart_rate_limited_total{limit="token"} 2$' "$d/body" || fail "the token limit's count: $(grep rate_limited "$d/body")"
 
 # --- without openat2 (an old kernel, or a filter that does not know it: systemd-nspawn's) ---------
 # The files are opened one component at a time, following no link: the same answers.
