@@ -396,19 +396,29 @@ struct cli {
     const char *config; /* --config, or NULL */
 };
 
-/* The settings: defaults, then the config file (--config, or RP_CONFIG_DEFAULT if it exists),
- * then the flags. false with why when any is refused. OUT: *c, *file (the file read, or ""). */
-static bool settings(const struct cli *cli, rp_config_t *c, char *file, size_t fcap, char *why,
-                     size_t cap)
+/* The settings: defaults, then the config file (--config, or RP_CONFIG_DEFAULT if it exists, or
+ * if had_default: the service started with it), then the flags. false with why when any is
+ * refused. OUT: *c, *file (the file read, or ""). */
+static bool settings(const struct cli *cli, bool had_default, rp_config_t *c, char *file,
+                     size_t fcap, char *why, size_t cap)
 {
     char reason[256];
 
     rp_config_defaults(c);
     file[0] = '\0';
-    if (cli->config != NULL || access(RP_CONFIG_DEFAULT, F_OK) == 0) {
+    /* The default file the service started with, gone at a reload (deleted, renamed away, an
+     * editor between its unlink and its write), is an error like a file that no longer parses:
+     * falling back to the defaults would silently undo every setting it held (a rate limit, the
+     * log level). To run without it, restart. */
+    if (cli->config != NULL || had_default || access(RP_CONFIG_DEFAULT, F_OK) == 0) {
         snprintf(file, fcap, "%s", cli->config != NULL ? cli->config : RP_CONFIG_DEFAULT);
-        if (rp_config_load(file, c, why, cap) != RP_OK)
+        if (rp_config_load(file, c, why, cap) != RP_OK) {
+            if (cli->config == NULL && had_default && access(RP_CONFIG_DEFAULT, F_OK) != 0)
+                snprintf(why + strlen(why), cap - strlen(why),
+                         " (the service started with it: put it back, or restart the service to "
+                         "run without it)");
             return false;
+        }
     }
     for (int i = 0; i < cli->n; i++) {
         if (!rp_config_set(c, cli->v[i].id, cli->v[i].value, reason, sizeof(reason))) {
@@ -424,7 +434,8 @@ static bool settings(const struct cli *cli, rp_config_t *c, char *file, size_t f
 /* What the main loop needs at a reload and at its heartbeat. */
 static struct {
     struct cli cli;
-    rp_config_t cfg; /* the settings in force */
+    bool had_default; /* started with RP_CONFIG_DEFAULT (no --config): a reload needs it too */
+    rp_config_t cfg;  /* the settings in force */
     rp_server_t *srv;
     rp_worker_t *workers;
     int started;
@@ -493,7 +504,7 @@ static void on_reload(evutil_socket_t sig, short events, void *arg)
     (void)sig, (void)events, (void)arg;
     rp_notify("RELOADING=1\nSTATUS=reloading\nMONOTONIC_USEC=%llu", monotonic_usec());
     rp_log_info("SIGHUP: reloading the configuration and the TLS identity");
-    if (!settings(&run.cli, &next, file, sizeof(file), why, sizeof(why))) {
+    if (!settings(&run.cli, run.had_default, &next, file, sizeof(file), why, sizeof(why))) {
         rp_log_error("reload refused, nothing changed: %s", why);
         rp_notify("READY=1\nSTATUS=%s (the last reload was refused: %.200s)", run.serving, why);
         return;
@@ -602,10 +613,11 @@ int main(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
-    if (!settings(&run.cli, cfg, file, sizeof(file), why, sizeof(why))) {
+    if (!settings(&run.cli, false, cfg, file, sizeof(file), why, sizeof(why))) {
         fprintf(stderr, "rampart-server: %s\n", why);
         return 2;
     }
+    run.had_default = run.cli.config == NULL && file[0] != '\0';
     if (cfg->data_dir[0] == '\0') {
         fputs(usage, stderr);
         return 2;
