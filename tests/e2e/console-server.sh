@@ -4,7 +4,7 @@
 # directory (.., encoded .., any symbolic link - out or in -, a kind it does not serve, a missing file),
 # and a file cut short while it is sent does not bring the service down;
 # sessions opened with a token (the cookie's flags exactly) or a one-time login link (once, not
-# once expired, none made in a session outliving it), which authenticate operator routes (CSRF on
+# once expired, none made in a session outliving it, none once its maker is revoked), which authenticate operator routes (CSRF on
 # every change), never device routes, end on DELETE and with their token, and outlive a restart;
 # the fleet page's counts and histogram for real devices that attested.
 . "$(dirname "$0")/lib.sh"
@@ -212,6 +212,21 @@ for body in "{\"tenant\": \"$acme\"}" '{}'; do
   jq -e --arg id "$made" --argjson e $short_end '.tokens[] | select(.id == $id) |
     .expires != null and (.expires | fromdateiso8601) <= $e' "$d/body" >/dev/null ||
     fail "the link's token outlives the token it was made with: $(jq -c --arg id "$made" '.tokens[] | select(.id == $id)' "$d/body")"
+done
+# Nor does a link outlive the token that made it: revoked, its links log no one in, a tenant's
+# link (which logs in as a new admin token, not as its maker) as much as one for the token itself.
+expect 0 cli token create --tenant "$acme" --role admin; maker=$(cat "$d/out")
+req GET /api/v1/tokens/self -H "Authorization: Bearer $maker"; maker_id=$(jq -r .id "$d/body")
+codes=()
+for body in "{\"tenant\": \"$acme\"}" '{}'; do
+  req POST /api/v1/console/links -H "Authorization: Bearer $maker" "${j[@]}" --data-binary "$body"
+  eq "$status" 201 "a link ($body) made with a token revoked below"
+  lc=$(jq -r .url "$d/body"); codes+=("${lc#*#code=}")
+done
+req DELETE "/api/v1/tenants/$acme/tokens/$maker_id" -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")"
+eq "$status" 200 "revoke the links' maker"
+for lc in "${codes[@]}"; do
+  login "{\"code\": \"$lc\"}"; eq "$status" 401 "a link whose maker was revoked"
 done
 
 # --- sessions end: DELETE ---------------------------------------------------------------------------
