@@ -194,6 +194,11 @@ void rp_reply_bytes(rp_req_t *r, int status, const char *type, const void *data,
  * instead: the client sees an answer shorter than its Content-Length, and no byte that is not
  * the file's.
  *
+ * A chunk at a time also keeps a slow download going past evhttp's 30-second timeout: evhttp reads
+ * while it writes (to see the client go), with its read timeout running, and a client sends
+ * nothing while it downloads; each chunk handed to evhttp enables reading again, which restarts
+ * that timeout, where a file handed over whole was cut 30 seconds in.
+ *
  * Its state lives until the answer is sent, or until evhttp closes the connection first (the
  * client went, a timeout, the cut above): evhttp then lets go of a request the handler has not
  * finished, which is this state's to free (file_send_closed).
