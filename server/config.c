@@ -40,6 +40,7 @@ static const struct row {
     [RP_CFG_CONSOLE_DIR] = {"console-dir",                 required_argument, 0,   SETTING         },
     [RP_CFG_WEBHOOK_ALLOW_PRIVATE] = {"webhook-allow-private",       no_argument,       0,   SETTING | RELOAD},
     [RP_CFG_LOGIN_RATE] = {"login-rate",                  required_argument, 0,   SETTING | RELOAD},
+    [RP_CFG_AUTH_FAIL_RATE] = {"auth-fail-rate",              required_argument, 0,   SETTING | RELOAD},
     [RP_CFG_CONFIG] = {"config",                      required_argument, 'c', 0               },
     [RP_CFG_ROTATE] = {"rotate-admin-token",          no_argument,       0,   0               },
     [RP_CFG_ROUTES] = {"routes",                      no_argument,       0,   0               },
@@ -55,6 +56,7 @@ void rp_config_defaults(rp_config_t *c)
     c->rate_limit = 50;
     c->unclaimed_rate = 20;
     c->login_rate = 0.1;
+    c->auth_fail_rate = 1;
     c->max_connections = 10000;
     c->per_address = 64;
     c->request_deadline = 60;
@@ -199,6 +201,10 @@ bool rp_config_set(rp_config_t *c, rp_config_id_t id, const char *value, char *w
         if (!rate(value, &c->login_rate))
             break;
         return true;
+    case RP_CFG_AUTH_FAIL_RATE:
+        if (!rate(value, &c->auth_fail_rate))
+            break;
+        return true;
     case RP_CFG_MAX_CONNECTIONS:
         if (!integer(value, 1, 1000000, &c->max_connections))
             break;
@@ -227,7 +233,10 @@ bool rp_config_set(rp_config_t *c, rp_config_id_t id, const char *value, char *w
     case RP_CFG_NONCE_LIFETIME: snprintf(why, cap, "must be 1 to 3600 seconds"); break;
     case RP_CFG_RATE_LIMIT:
     case RP_CFG_UNCLAIMED_RATE:
-    case RP_CFG_LOGIN_RATE: snprintf(why, cap, "must be 0 to 1000000 (fractions allowed)"); break;
+    case RP_CFG_LOGIN_RATE:
+    case RP_CFG_AUTH_FAIL_RATE:
+        snprintf(why, cap, "must be 0 to 1000000 (fractions allowed)");
+        break;
     case RP_CFG_MAX_CONNECTIONS: snprintf(why, cap, "must be 1 to 1000000"); break;
     case RP_CFG_PER_ADDRESS: snprintf(why, cap, "must be 0 (no cap) to 1000000"); break;
     case RP_CFG_REQUEST_DEADLINE: snprintf(why, cap, "must be 1 to 86400 seconds"); break;
@@ -249,6 +258,7 @@ bool rp_config_differs(const rp_config_t *a, const rp_config_t *b, rp_config_id_
     case RP_CFG_RATE_LIMIT: return a->rate_limit != b->rate_limit;
     case RP_CFG_UNCLAIMED_RATE: return a->unclaimed_rate != b->unclaimed_rate;
     case RP_CFG_LOGIN_RATE: return a->login_rate != b->login_rate;
+    case RP_CFG_AUTH_FAIL_RATE: return a->auth_fail_rate != b->auth_fail_rate;
     case RP_CFG_MAX_CONNECTIONS: return a->max_connections != b->max_connections;
     case RP_CFG_PER_ADDRESS: return a->per_address != b->per_address;
     case RP_CFG_REQUEST_DEADLINE: return a->request_deadline != b->request_deadline;
@@ -275,6 +285,7 @@ void rp_config_copy(rp_config_t *dst, const rp_config_t *src, rp_config_id_t id)
     case RP_CFG_RATE_LIMIT: dst->rate_limit = src->rate_limit; break;
     case RP_CFG_UNCLAIMED_RATE: dst->unclaimed_rate = src->unclaimed_rate; break;
     case RP_CFG_LOGIN_RATE: dst->login_rate = src->login_rate; break;
+    case RP_CFG_AUTH_FAIL_RATE: dst->auth_fail_rate = src->auth_fail_rate; break;
     case RP_CFG_MAX_CONNECTIONS: dst->max_connections = src->max_connections; break;
     case RP_CFG_PER_ADDRESS: dst->per_address = src->per_address; break;
     case RP_CFG_REQUEST_DEADLINE: dst->request_deadline = src->request_deadline; break;

@@ -36,6 +36,7 @@ typedef enum rp_config_id {
     RP_CFG_CONSOLE_DIR,
     RP_CFG_WEBHOOK_ALLOW_PRIVATE,
     RP_CFG_LOGIN_RATE,
+    RP_CFG_AUTH_FAIL_RATE,
     /* Actions, not settings: command line only. */
     RP_CFG_CONFIG,
     RP_CFG_ROTATE,
@@ -55,7 +56,8 @@ typedef struct rp_config {
     char master_key[PATH_MAX];
     int nonce_lifetime;
     double rate_limit, unclaimed_rate;
-    double login_rate; /* failed console logins a second per address (bursts of 10) */
+    double login_rate;     /* failed console logins a second per address (bursts of 10) */
+    double auth_fail_rate; /* wrong bearer tokens a second per address (bursts of 20) */
     long max_connections, per_address, request_deadline;
     bool verbose;
     char debuginfod_url[1024];

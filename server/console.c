@@ -36,13 +36,13 @@ static const char CSP[] = "default-src 'none'; script-src 'self'; style-src 'sel
                           "img-src 'self' data:; connect-src 'self'; font-src 'self'; "
                           "base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/* What every console answer carries, its files' and its session's alike. */
+/* What every console answer carries, its files' and its session's alike (and what every answer
+ * of the service carries: nosniff, HSTS, from the transport: http.c). */
 static void console_headers(rp_req_t *r)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
 
     evhttp_add_header(h, "Content-Security-Policy", CSP);
-    evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
     evhttp_add_header(h, "Referrer-Policy", "no-referrer");
     evhttp_add_header(h, "X-Frame-Options", "DENY");
 }
@@ -81,7 +81,8 @@ static int open_walk(int dir, const char *rel)
             break;
         }
         fd = openat(at, comp,
-                    next != NULL ? O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC : CONSOLE_OPEN_FLAGS);
+                    next != NULL ? O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
+                                 : CONSOLE_OPEN_FLAGS);
         if (at != dir) {
             int saved = errno;
             close(at);
@@ -348,6 +349,46 @@ static bool is_json(rp_req_t *r)
            (t[n] == '\0' || t[n] == ';' || t[n] == ' ');
 }
 
+/*
+ * A login link is two rows of console_links: the link's own (its code's hash, the token it logs in
+ * as) and its maker's (a hash derived from the link's, the token that made the link). A tenant's
+ * link logs in as a new admin token, not as its maker: with the first row alone, revoking the
+ * maker left its links working (found by review). Using a link takes both rows, and it logs in
+ * only when both are there and each still names a token (a revoked one's row joins none). The
+ * maker's hash is SHA-256 over a label and the link's hash: no code hashes to it, so the row opens
+ * nothing by itself.
+ */
+static rp_err_t link_maker_hash(const uint8_t link[RP_SHA256_LEN], uint8_t out[RP_SHA256_LEN])
+{
+    static const char label[] = "rampart console link maker"; /* (its NUL included) */
+    uint8_t in[sizeof(label) + RP_SHA256_LEN];
+    rp_err_t err;
+
+    memcpy(in, label, sizeof(label));
+    memcpy(in + sizeof(label), link, RP_SHA256_LEN);
+    err = rp_sha256(in, sizeof(in), out);
+    rp_wipe(in, sizeof(in));
+    return err;
+}
+
+/* Use the login link whose code's hash is hash. OUT: r->tok, the token it logs in as.
+ * RP_ERR_NOT_FOUND: unknown, used, expired, or its token or its maker's is gone. */
+static rp_err_t link_take(rp_req_t *r, const uint8_t hash[RP_SHA256_LEN], int64_t now)
+{
+    uint8_t maker_hash[RP_SHA256_LEN];
+    rp_token_t maker;
+    rp_err_t err = rp_store_link_take(r->w->store, hash, now, &r->tok), merr;
+
+    /* The maker's row goes whatever became of the link's (never left to be found later). */
+    merr = link_maker_hash(hash, maker_hash);
+    if (merr == RP_OK)
+        merr = rp_store_link_take(r->w->store, maker_hash, now, &maker);
+    rp_wipe(maker_hash, sizeof(maker_hash));
+    if (err == RP_OK && merr == RP_ERR_NOT_FOUND)
+        rp_log_info("login link for token %s refused: the token that made it is gone", r->tok.id);
+    return err != RP_OK ? err : merr;
+}
+
 /* POST /console/session {"token": T} or {"code": C}: a new session for the token, or for the
  * token a login link was made for. */
 void rp_h_console_session_create(rp_req_t *r)
@@ -382,7 +423,7 @@ void rp_h_console_session_create(rp_req_t *r)
         err = rp_console_secret_ok(code, RP_LINK_PREFIX) ? rp_sha256(code, strlen(code), hash)
                                                          : RP_ERR_NOT_FOUND;
         if (err == RP_OK)
-            err = rp_store_link_take(r->w->store, hash, now, &r->tok);
+            err = link_take(r, hash, now);
         rp_wipe(hash, sizeof(hash));
         ok = err == RP_OK;
         if (err == RP_ERR_NOT_FOUND)
@@ -570,6 +611,10 @@ void rp_h_console_link_create(rp_req_t *r)
         err = rp_sha256(code, strlen(code), hash);
     if (err == RP_OK)
         err = rp_store_link_add(r->w->store, hash, made.id, expires);
+    if (err == RP_OK) /* its maker's row (link_take); without it the link logs no one in */
+        err = link_maker_hash(hash, hash);
+    if (err == RP_OK)
+        err = rp_store_link_add(r->w->store, hash, r->tok.id, expires);
     rp_wipe(hash, sizeof(hash));
     if (err != RP_OK) {
         rp_wipe(code, sizeof(code));

@@ -31,6 +31,10 @@
 #include "rampart/log.h"
 #include "server.h"
 
+/* Strict-Transport-Security on every answer over TLS: a year. No includeSubDomains: the
+ * service's name may share its domain with sites it knows nothing of. */
+#define RP_HSTS "max-age=31536000"
+
 static const char *const reason_codes[RP_REASON_COUNT] = {
     [RP_REASON_PASS] = "pass",
     [RP_REASON_MALFORMED_EVIDENCE] = "malformed_evidence",
@@ -122,6 +126,27 @@ static void count_status(rp_req_t *r, int status)
     atomic_fetch_add(&r->w->srv->metrics.requests[cls >= 1 && cls <= 5 ? cls : 0], 1);
 }
 
+static bool is_tls(struct evhttp_request *req);
+
+/*
+ * The headers every answer of the service carries, set here and nowhere else: no browser guesses
+ * a type other than the Content-Type given (an error's JSON, a device's image or a debug file is
+ * never run as a script or a page), and a browser that has once reached the service over HTTPS
+ * never tries it over plain HTTP (the one answer without TLS, tls_required, goes over no TLS and
+ * carries no HSTS: browsers ignore it there anyway).
+ */
+static void transport_headers(rp_req_t *r)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+
+    evhttp_remove_header(h, "X-Content-Type-Options");
+    evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+    if (is_tls(r->req)) {
+        evhttp_remove_header(h, "Strict-Transport-Security");
+        evhttp_add_header(h, "Strict-Transport-Security", RP_HSTS);
+    }
+}
+
 /*
  * Send the reply. For HEAD: the headers a GET gets, its Content-Length included, and no body
  * (evhttp would send the body anyway and leave out only its length, and a keep-alive client would
@@ -133,6 +158,7 @@ static void send_reply(rp_req_t *r, int status, struct evbuffer *body, uint64_t 
 
     /* Counted first: a reply to a client that has gone frees the request at once. */
     count_status(r, status);
+    transport_headers(r);
     if (r->method == EVHTTP_REQ_HEAD) {
         char n[24];
         snprintf(n, sizeof(n), "%llu", (unsigned long long)len);
@@ -158,28 +184,139 @@ void rp_reply_bytes(rp_req_t *r, int status, const char *type, const void *data,
         evbuffer_free(buf);
 }
 
+/*
+ * A file sent as the client reads it: a chunk of RP_SEND_CHUNK bytes read (pread) into the answer
+ * each time the previous one has gone out, so a download holds one chunk of memory whatever the
+ * file's size. Never mapped: libevent 2.1's evbuffer_add_file() maps the file (or, told not to,
+ * reads all of it into memory at once), and a mapped file cut short while it is sent (an image
+ * replaced in place in the data directory) faults the whole service with SIGBUS on the next byte
+ * read past its new end. A file that ends before the length announced ends the connection
+ * instead: the client sees an answer shorter than its Content-Length, and no byte that is not
+ * the file's.
+ *
+ * A chunk at a time also keeps a slow download going past evhttp's 30-second timeout: evhttp reads
+ * while it writes (to see the client go), with its read timeout running, and a client sends
+ * nothing while it downloads; each chunk handed to evhttp enables reading again, which restarts
+ * that timeout, where a file handed over whole was cut 30 seconds in.
+ *
+ * Its state lives until the answer is sent, or until evhttp closes the connection first (the
+ * client went, a timeout, the cut above): evhttp then lets go of a request the handler has not
+ * finished, which is this state's to free (file_send_closed).
+ */
+#define RP_SEND_CHUNK (256 * 1024)
+
+typedef struct file_send {
+    struct evhttp_request *req;
+    struct evbuffer *chunk;
+    int fd;
+    uint64_t off, left;
+} file_send_t;
+
+/* End the request's connection from under evhttp, as the request deadline does (conn_shut):
+ * evhttp reads the end of it and frees the connection itself. */
+static void conn_shut_req(struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
+
+    if (fd >= 0)
+        shutdown(fd, SHUT_RDWR);
+}
+
+static void file_send_free(file_send_t *s)
+{
+    close(s->fd);
+    evbuffer_free(s->chunk);
+    free(s);
+}
+
+static void file_send_closed(struct evhttp_connection *evcon, void *arg)
+{
+    file_send_t *s = arg;
+
+    (void)evcon;
+    /* (On a connection evhttp frees with the request still on it - the service stopping - the
+     * request is evhttp's to free.) */
+    if (evhttp_request_get_connection(s->req) == NULL)
+        evhttp_request_free(s->req);
+    file_send_free(s);
+}
+
+/* The last chunk has gone out: the next one, or the end. */
+static void file_send_next(struct evhttp_connection *evcon, void *arg)
+{
+    file_send_t *s = arg;
+    size_t want = s->left < RP_SEND_CHUNK ? (size_t)s->left : RP_SEND_CHUNK;
+    struct evbuffer_iovec v;
+    ssize_t n = -1;
+
+    if (s->left == 0) {
+        evhttp_connection_set_closecb(evcon, NULL, NULL);
+        evhttp_send_reply_end(s->req);
+        file_send_free(s);
+        return;
+    }
+    if (evbuffer_reserve_space(s->chunk, (ev_ssize_t)want, &v, 1) == 1) {
+        do
+            n = pread(s->fd, v.iov_base, want < v.iov_len ? want : v.iov_len, (off_t)s->off);
+        while (n < 0 && errno == EINTR);
+    }
+    if (n <= 0) {
+        /* Cut short (0), or unreadable: what was sent cannot be taken back, and nothing else
+         * may follow it. evhttp sees the connection end and calls file_send_closed(). */
+        rp_log_warn("a file being sent %s at byte %llu, %llu before its end when it was asked "
+                    "for: the connection is closed",
+                    n == 0 ? "ended" : "could not be read", (unsigned long long)s->off,
+                    (unsigned long long)s->left);
+        conn_shut_req(s->req);
+        return;
+    }
+    v.iov_len = (size_t)n;
+    evbuffer_commit_space(s->chunk, &v, 1);
+    s->off += (uint64_t)n;
+    s->left -= (uint64_t)n;
+    evhttp_send_reply_chunk_with_cb(s->req, s->chunk, file_send_next, s);
+}
+
 void rp_reply_file(rp_req_t *r, int status, const char *type, int fd, uint64_t off, uint64_t len)
 {
-    struct evbuffer *buf = NULL;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+    file_send_t *s = NULL;
+    char n[24];
 
-    if (r->method == EVHTTP_REQ_HEAD) {
+    if (r->method != EVHTTP_REQ_HEAD && evcon != NULL && (s = calloc(1, sizeof(*s))) != NULL &&
+        (s->chunk = evbuffer_new()) == NULL) {
+        free(s);
+        s = NULL;
+    }
+    if (r->method != EVHTTP_REQ_HEAD && s == NULL) {
         close(fd);
-    } else if ((buf = evbuffer_new()) == NULL ||
-               evbuffer_add_file(buf, fd, (ev_off_t)off, (ev_off_t)len) != 0) {
-        if (buf != NULL)
-            evbuffer_free(buf);
-        else
-            close(fd);
         rp_reply_error(r, 500, "internal", "cannot send the file");
         return;
     }
     evhttp_add_header(h, "Content-Type", type);
     if (evhttp_find_header(h, "Cache-Control") == NULL) /* the console's files say otherwise */
         evhttp_add_header(h, "Cache-Control", "no-store");
-    send_reply(r, status, buf, len);
-    if (buf != NULL)
-        evbuffer_free(buf);
+    if (s == NULL) { /* HEAD: the headers only */
+        close(fd);
+        send_reply(r, status, NULL, len);
+        return;
+    }
+    s->req = r->req;
+    s->fd = fd;
+    s->off = off;
+    s->left = len;
+    /* Its length given: evhttp sends the chunks as they are, not chunked. */
+    snprintf(n, sizeof(n), "%llu", (unsigned long long)len);
+    evhttp_remove_header(h, "Content-Length");
+    evhttp_add_header(h, "Content-Length", n);
+    count_status(r, status);
+    transport_headers(r);
+    evhttp_connection_set_closecb(evcon, file_send_closed, s);
+    evhttp_send_reply_start(r->req, status, NULL);
+    file_send_next(evcon, s);
 }
 
 bool rp_range_parse(const char *h, uint64_t size, uint64_t *start, uint64_t *len,
@@ -522,6 +659,28 @@ void rp_login_succeeded(rp_req_t *r)
 
     if (r->w->srv->login_limit != NULL && host != NULL)
         rp_ratelimit_refund(r->w->srv->login_limit, host, strlen(host));
+}
+
+bool rp_auth_allowed(rp_req_t *r)
+{
+    const char *host = peer_host(r);
+    char retry[16];
+
+    if (r->w->srv->auth_limit == NULL || host == NULL ||
+        rp_ratelimit_peek(r->w->srv->auth_limit, host, strlen(host), monotonic_now()))
+        return true;
+    atomic_fetch_add(&r->w->srv->metrics.limited_token, 1);
+    snprintf(retry, sizeof(retry), "%d", atomic_load(&r->w->srv->auth_retry));
+    too_many(r, retry, "too many wrong tokens from this address: retry later");
+    return false;
+}
+
+void rp_auth_failed(rp_req_t *r)
+{
+    const char *host = peer_host(r);
+
+    if (r->w->srv->auth_limit != NULL && host != NULL)
+        (void)rp_ratelimit_allow(r->w->srv->auth_limit, host, strlen(host), monotonic_now());
 }
 
 bool rp_unclaimed_allowed(rp_req_t *r)

@@ -69,6 +69,10 @@ static const char usage[] =
     "  --login-rate N      failed console logins a second from one address, on average (bursts\n"
     "                      of 10; fractions allowed; a bucket of its own, apart from\n"
     "                      attestation's); 0 lifts the limit (default 0.1)\n"
+    "  --auth-fail-rate N  wrong bearer tokens a second from one address, on average (bursts\n"
+    "                      of 20; fractions allowed; a bucket of its own); past it the\n"
+    "                      address's token requests are answered 429 unchecked; 0 lifts the\n"
+    "                      limit (default 1)\n"
     "  --max-connections N\n"
     "                      connections open at once; more are refused after their ClientHello\n"
     "                      (default 10000, less if the file descriptor limit is lower)\n"
@@ -392,19 +396,29 @@ struct cli {
     const char *config; /* --config, or NULL */
 };
 
-/* The settings: defaults, then the config file (--config, or RP_CONFIG_DEFAULT if it exists),
- * then the flags. false with why when any is refused. OUT: *c, *file (the file read, or ""). */
-static bool settings(const struct cli *cli, rp_config_t *c, char *file, size_t fcap, char *why,
-                     size_t cap)
+/* The settings: defaults, then the config file (--config, or RP_CONFIG_DEFAULT if it exists, or
+ * if had_default: the service started with it), then the flags. false with why when any is
+ * refused. OUT: *c, *file (the file read, or ""). */
+static bool settings(const struct cli *cli, bool had_default, rp_config_t *c, char *file,
+                     size_t fcap, char *why, size_t cap)
 {
     char reason[256];
 
     rp_config_defaults(c);
     file[0] = '\0';
-    if (cli->config != NULL || access(RP_CONFIG_DEFAULT, F_OK) == 0) {
+    /* The default file the service started with, gone at a reload (deleted, renamed away, an
+     * editor between its unlink and its write), is an error like a file that no longer parses:
+     * falling back to the defaults would silently undo every setting it held (a rate limit, the
+     * log level). To run without it, restart. */
+    if (cli->config != NULL || had_default || access(RP_CONFIG_DEFAULT, F_OK) == 0) {
         snprintf(file, fcap, "%s", cli->config != NULL ? cli->config : RP_CONFIG_DEFAULT);
-        if (rp_config_load(file, c, why, cap) != RP_OK)
+        if (rp_config_load(file, c, why, cap) != RP_OK) {
+            if (cli->config == NULL && had_default && access(RP_CONFIG_DEFAULT, F_OK) != 0)
+                snprintf(why + strlen(why), cap - strlen(why),
+                         " (the service started with it: put it back, or restart the service to "
+                         "run without it)");
             return false;
+        }
     }
     for (int i = 0; i < cli->n; i++) {
         if (!rp_config_set(c, cli->v[i].id, cli->v[i].value, reason, sizeof(reason))) {
@@ -420,7 +434,8 @@ static bool settings(const struct cli *cli, rp_config_t *c, char *file, size_t f
 /* What the main loop needs at a reload and at its heartbeat. */
 static struct {
     struct cli cli;
-    rp_config_t cfg; /* the settings in force */
+    bool had_default; /* started with RP_CONFIG_DEFAULT (no --config): a reload needs it too */
+    rp_config_t cfg;  /* the settings in force */
     rp_server_t *srv;
     rp_worker_t *workers;
     int started;
@@ -430,6 +445,13 @@ static struct {
 } run;
 
 #define LOGIN_BURST 10
+#define AUTH_FAIL_BURST 20
+
+/* A 429's Retry-After for a budget of rate a second: the time one token takes to come back. */
+static int retry_of(double rate)
+{
+    return rate > 0 && rate < 1 ? (int)(1 / rate + 0.999) : 1;
+}
 
 static int unclaimed_retry_of(double unclaimed_rate)
 {
@@ -449,8 +471,11 @@ static void apply_reloadable(rp_server_t *srv, const rp_config_t *c)
     /* Failed logins: bursts of 10 whatever the rate (a person mistypes a few times), and a 429
      * asks for the time one token takes to come back. */
     rp_ratelimit_set(srv->login_limit, c->login_rate, LOGIN_BURST);
-    atomic_store(&srv->login_retry,
-                 c->login_rate > 0 && c->login_rate < 1 ? (int)(1 / c->login_rate + 0.999) : 1);
+    atomic_store(&srv->login_retry, retry_of(c->login_rate));
+    /* Wrong bearer tokens: bursts of 20 (a script with a stale token, a few operators behind one
+     * NAT address), then a try per 1 / rate seconds. */
+    rp_ratelimit_set(srv->auth_limit, c->auth_fail_rate, AUTH_FAIL_BURST);
+    atomic_store(&srv->auth_retry, retry_of(c->auth_fail_rate));
     atomic_store(&srv->request_deadline, (int)c->request_deadline);
     atomic_store(&srv->webhook_allow_private, c->webhook_allow_private);
 }
@@ -479,7 +504,7 @@ static void on_reload(evutil_socket_t sig, short events, void *arg)
     (void)sig, (void)events, (void)arg;
     rp_notify("RELOADING=1\nSTATUS=reloading\nMONOTONIC_USEC=%llu", monotonic_usec());
     rp_log_info("SIGHUP: reloading the configuration and the TLS identity");
-    if (!settings(&run.cli, &next, file, sizeof(file), why, sizeof(why))) {
+    if (!settings(&run.cli, run.had_default, &next, file, sizeof(file), why, sizeof(why))) {
         rp_log_error("reload refused, nothing changed: %s", why);
         rp_notify("READY=1\nSTATUS=%s (the last reload was refused: %.200s)", run.serving, why);
         return;
@@ -588,10 +613,11 @@ int main(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
-    if (!settings(&run.cli, cfg, file, sizeof(file), why, sizeof(why))) {
+    if (!settings(&run.cli, false, cfg, file, sizeof(file), why, sizeof(why))) {
         fprintf(stderr, "rampart-server: %s\n", why);
         return 2;
     }
+    run.had_default = run.cli.config == NULL && file[0] != '\0';
     if (cfg->data_dir[0] == '\0') {
         fputs(usage, stderr);
         return 2;
@@ -670,6 +696,8 @@ int main(int argc, char **argv)
         err = rp_ratelimit_new(1, 1, &srv.unclaimed);
     if (err == RP_OK)
         err = rp_ratelimit_new(1, 1, &srv.login_limit);
+    if (err == RP_OK)
+        err = rp_ratelimit_new(1, 1, &srv.auth_limit);
     if (err == RP_OK)
         apply_reloadable(&srv, cfg);
     srv.max_connections = connection_limit(cfg->max_connections, nthreads);
@@ -769,6 +797,7 @@ out:
     rp_ratelimit_free(srv.ratelimit);
     rp_ratelimit_free(srv.unclaimed);
     rp_ratelimit_free(srv.login_limit);
+    rp_ratelimit_free(srv.auth_limit);
     for (long i = 0; i < nthreads; i++)
         if (workers[i].srv != NULL) /* initialised, if only in part */
             rp_worker_free(&workers[i]);

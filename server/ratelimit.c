@@ -109,6 +109,22 @@ bool rp_ratelimit_allow(rp_ratelimit_t *rl, const void *addr, size_t len, double
     return ok;
 }
 
+bool rp_ratelimit_peek(rp_ratelimit_t *rl, const void *addr, size_t len, double now)
+{
+    uint64_t k;
+    const struct bucket *b;
+    double tokens;
+
+    if (atomic_load(&rl->off))
+        return true;
+    k = key_of(rl, addr, len);
+    b = &rl->b[k % RP_RATELIMIT_SLOTS];
+    pthread_mutex_lock(&rl->lock);
+    tokens = b->key != k ? rl->burst : b->tokens + (now > b->last ? (now - b->last) * rl->rate : 0);
+    pthread_mutex_unlock(&rl->lock);
+    return tokens >= 1;
+}
+
 void rp_ratelimit_refund(rp_ratelimit_t *rl, const void *addr, size_t len)
 {
     uint64_t k;

@@ -226,11 +226,14 @@ static bool safe_method(const rp_req_t *r)
     return r->method == EVHTTP_REQ_GET || r->method == EVHTTP_REQ_HEAD;
 }
 
+static bool token_secret(rp_req_t *r, const char *h, bool *unknown);
+
 /* The bearer token's record (or, without an Authorization header, the console session's
- * token); on failure a 401 or 403 has been sent. */
+ * token); on failure a 401, 403 or 429 has been sent. */
 static bool authenticate(rp_req_t *r)
 {
     const char *h = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Authorization");
+    bool unknown;
 
     if (h == NULL && rp_console_has_cookie(r))
         return rp_console_session_auth(r, !safe_method(r));
@@ -239,14 +242,32 @@ static bool authenticate(rp_req_t *r)
         rp_reply_error(r, 401, "unauthorized", "a bearer token is required");
         return false;
     }
-    return rp_route_token_secret(r, h + 7);
+    /* A token guessed at full speed: past its address's budget of wrong ones, not even looked
+     * up (the answer would tell a right guess from a wrong one). */
+    if (!rp_auth_allowed(r))
+        return false;
+    if (token_secret(r, h + 7, &unknown))
+        return true;
+    if (unknown)
+        rp_auth_failed(r);
+    return false;
 }
 
 bool rp_route_token_secret(rp_req_t *r, const char *h)
 {
+    bool unknown;
+
+    return token_secret(r, h, &unknown);
+}
+
+/* The token whose secret is h into r->tok; false: 401 or 500 sent, and *unknown when no token
+ * has that secret. */
+static bool token_secret(rp_req_t *r, const char *h, bool *unknown)
+{
     uint8_t hash[RP_SHA256_LEN];
     rp_err_t err;
 
+    *unknown = true;
     if (strlen(h) > 256 || rp_sha256(h, strlen(h), hash) != RP_OK) {
         rp_reply_error(r, 401, "unauthorized", "invalid token");
         return false;
@@ -259,6 +280,7 @@ bool rp_route_token_secret(rp_req_t *r, const char *h)
         rp_reply_error(r, 401, "unauthorized", "invalid token");
         return false;
     }
+    *unknown = false;
     if (err != RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot check the token");
         return false;

@@ -73,6 +73,7 @@ typedef struct rp_metrics {
     atomic_ullong limited_address;   /* attestation requests answered 429: their address's limit */
     atomic_ullong limited_unclaimed; /* ...: the limit shared by every unclaimed device */
     atomic_ullong limited_login; /* console logins answered 429: failed logins from the address */
+    atomic_ullong limited_token; /* token requests answered 429: wrong tokens from the address */
     atomic_ullong connections_refused; /* at the connection limit, refused after the ClientHello */
     atomic_ullong crl_builds;          /* CRLs made and signed (the rest were served cached) */
     atomic_ullong attestations_unproven; /* failures that prove nothing about the device: counted
@@ -121,12 +122,15 @@ typedef struct rp_server {
     rp_peers_t *peers;
     atomic_int request_deadline;       /* seconds for a whole request to arrive (reload) */
     atomic_bool webhook_allow_private; /* webhooks to inside addresses (tests; reload) */
-    int beat_ms; /* how often each worker's loop says it turns (ready.c), in ms */
+    int beat_ms;                /* how often each worker's loop says it turns (ready.c), in ms */
     char console_dir[PATH_MAX]; /* the console's files (--console-dir), resolved; "": none */
     /* Failed console logins per address (--login-rate; NULL: none), and the Retry-After of its
      * 429 in seconds (reload). */
     rp_ratelimit_t *login_limit;
     atomic_int login_retry;
+    /* Wrong bearer tokens per address (--auth-fail-rate), and its 429's Retry-After (reload). */
+    rp_ratelimit_t *auth_limit;
+    atomic_int auth_retry;
 } rp_server_t;
 
 typedef struct rp_record_job rp_record_job_t;
@@ -285,6 +289,12 @@ bool rp_unclaimed_allowed(rp_req_t *r);
  * succeeds gives its token back (rp_login_succeeded), so only failures use the budget. */
 bool rp_login_allowed(rp_req_t *r);
 void rp_login_succeeded(rp_req_t *r);
+/* Whether a bearer token from the request's address may be checked now (--auth-fail-rate: wrong
+ * tokens, in a bucket of their own); false: 429 sent, the token unchecked, right or wrong. Only a
+ * wrong token spends the budget (rp_auth_failed), so a good token never does, and one address's
+ * guesses never slow another's requests. */
+bool rp_auth_allowed(rp_req_t *r);
+void rp_auth_failed(rp_req_t *r);
 
 /* An ISO 8601 UTC time, "2026-11-25T12:00:00Z". */
 void rp_iso_time(int64_t t, char out[32]);

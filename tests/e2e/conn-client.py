@@ -12,11 +12,18 @@
                              /healthz every second until it is killed or cut; prints "held" once
                              the first answer came. Never idle for long, so no timeout ends it:
                              what a test holds stays held.
-  stall PORT CA PATH FLAG    GET PATH on a connection with a small receive buffer, read the first
-                             64 KiB of the body, print "stalled", read nothing more until the file
-                             FLAG exists (at most 60 s), then the rest; prints "read N bytes", or
-                             "cut after N bytes" when the answer ends early. While it stalls, most
-                             of a large answer is still on the service's side.
+  stall PORT CA PATH FLAG [CERT KEY]
+                             GET PATH on a connection with a small receive buffer (with the client
+                             certificate CERT and its KEY, if given), read the first 64 KiB of the
+                             body, print "stalled", read nothing more until the file FLAG exists
+                             (at most 60 s), then the rest; prints "read N bytes", or "cut after N
+                             bytes" when the answer ends early. While it stalls, most of a large
+                             answer is still on the service's side.
+  slowread PORT CA PATH RATE CERT KEY OUT
+                             GET PATH with the client certificate CERT and its KEY, on a connection
+                             with a small receive buffer, read at RATE bytes a second into the file
+                             OUT, sending nothing meanwhile; prints "read N bytes in T s", or "cut
+                             after N bytes" when the answer ends early.
 
 A slowloris is an attacker: it writes its request by hand on purpose, a byte at a time.
 """
@@ -98,12 +105,15 @@ def hold(port, ca, source):
         time.sleep(1)
 
 
-def stall(port, ca, path, flag):
+def stall(port, ca, path, flag, cert=None, key=None):
     raw = socket.socket()
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # (before connect: no autotuning)
     raw.connect(("127.0.0.1", port))
-    c = http.client.HTTPSConnection("127.0.0.1", port, context=context(ca))
-    c.sock = context(ca).wrap_socket(raw, server_hostname="127.0.0.1")
+    ctx = context(ca)
+    if cert:
+        ctx.load_cert_chain(cert, key)
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx)
+    c.sock = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
     c.request("GET", path)
     r = c.getresponse()
     got = len(r.read(65536))
@@ -120,7 +130,41 @@ def stall(port, ca, path, flag):
     except (OSError, http.client.HTTPException):
         print("cut after %d bytes" % got)
         return
+    if r.length:  # (http.client ends a read short of Content-Length quietly)
+        print("cut after %d bytes" % got)
+        return
     print("read %d bytes" % got)
+
+
+def slowread(port, ca, path, rate, cert, key, out_path):
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # (before connect: no autotuning)
+    raw.connect(("127.0.0.1", port))
+    ctx = context(ca)
+    ctx.load_cert_chain(cert, key)
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx)
+    c.sock = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+    start = time.monotonic()
+    c.request("GET", path)
+    r = c.getresponse()
+    got = 0
+    with open(out_path, "wb") as out:
+        try:
+            while True:
+                b = r.read(16384)
+                if not b:
+                    break
+                out.write(b)
+                got += len(b)
+                ahead = got / rate - (time.monotonic() - start)
+                if ahead > 0:
+                    time.sleep(ahead)
+        except (OSError, http.client.HTTPException):
+            r.length = 1
+    if r.status != 200 or r.length:
+        print("cut after %d bytes" % got)
+        return
+    print("read %d bytes in %.1f s" % (got, time.monotonic() - start))
 
 
 if __name__ == "__main__":
@@ -133,7 +177,9 @@ if __name__ == "__main__":
         hold(port, ca, sys.argv[4] if len(sys.argv) > 4 else None)
     elif what == "keepalive":
         keepalive(port, ca, int(sys.argv[4]), float(sys.argv[5]))
+    elif what == "slowread":
+        slowread(port, ca, sys.argv[4], float(sys.argv[5]), sys.argv[6], sys.argv[7], sys.argv[8])
     elif what == "stall":
-        stall(port, ca, sys.argv[4], sys.argv[5])
+        stall(port, ca, sys.argv[4], sys.argv[5], *sys.argv[6:8])
     else:
         sys.exit("unknown client " + what)

@@ -4,7 +4,7 @@
 # directory (.., encoded .., any symbolic link - out or in -, a kind it does not serve, a missing file),
 # and a file cut short while it is sent does not bring the service down;
 # sessions opened with a token (the cookie's flags exactly) or a one-time login link (once, not
-# once expired, none made in a session outliving it), which authenticate operator routes (CSRF on
+# once expired, none made in a session outliving it, none once its maker is revoked), which authenticate operator routes (CSRF on
 # every change), never device routes, end on DELETE and with their token, and outlive a restart;
 # the fleet page's counts and histogram for real devices that attested.
 . "$(dirname "$0")/lib.sh"
@@ -213,6 +213,21 @@ for body in "{\"tenant\": \"$acme\"}" '{}'; do
     .expires != null and (.expires | fromdateiso8601) <= $e' "$d/body" >/dev/null ||
     fail "the link's token outlives the token it was made with: $(jq -c --arg id "$made" '.tokens[] | select(.id == $id)' "$d/body")"
 done
+# Nor does a link outlive the token that made it: revoked, its links log no one in, a tenant's
+# link (which logs in as a new admin token, not as its maker) as much as one for the token itself.
+expect 0 cli token create --tenant "$acme" --role admin; maker=$(cat "$d/out")
+req GET /api/v1/tokens/self -H "Authorization: Bearer $maker"; maker_id=$(jq -r .id "$d/body")
+codes=()
+for body in "{\"tenant\": \"$acme\"}" '{}'; do
+  req POST /api/v1/console/links -H "Authorization: Bearer $maker" "${j[@]}" --data-binary "$body"
+  eq "$status" 201 "a link ($body) made with a token revoked below"
+  lc=$(jq -r .url "$d/body"); codes+=("${lc#*#code=}")
+done
+req DELETE "/api/v1/tenants/$acme/tokens/$maker_id" -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")"
+eq "$status" 200 "revoke the links' maker"
+for lc in "${codes[@]}"; do
+  login "{\"code\": \"$lc\"}"; eq "$status" 401 "a link whose maker was revoked"
+done
 
 # --- sessions end: DELETE ---------------------------------------------------------------------------
 login "{\"token\": \"$(cat "$ADMIN_TOKEN")\"}"; gone=$cookie gone_csrf=$csrf
@@ -282,9 +297,10 @@ eq "$status" 400 "a histogram from the future"
 kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
 printf '#!/bin/sh\nexec env LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 FAKETIME=+11m "%s" "$@"\n' "$bin" >"$d/late-server"
 chmod +x "$d/late-server"
-# (--login-rate 0.001: a try comes back in 1000 s, so the burst below is counted exactly however
-# slow the machine)
-RAMPART_SERVER=$d/late-server start_server "$d/srv" --threads 2 --console-dir "$c" --login-rate 0.001
+# (--login-rate 0.001, --auth-fail-rate 0.001: a try comes back in 1000 s, so the bursts below
+# are counted exactly however slow the machine)
+RAMPART_SERVER=$d/late-server start_server "$d/srv" --threads 2 --console-dir "$c" --login-rate 0.001 \
+  --auth-fail-rate 0.001
 req GET /api/v1/tenants -H "Cookie: __Host-rampart_session=$sys_cookie"; eq "$status" 200 "a session after a restart"
 req GET /console/session -H "Cookie: __Host-rampart_session=$link_cookie"; eq "$status" 200 "the link's session after a restart"
 login "{\"code\": \"$late_code\"}"; eq "$status" 401 "a link eleven minutes old"
@@ -311,6 +327,28 @@ done
 req GET /metrics
 grep -q '^rampart_rate_limited_total{limit="login"} [1-9]' "$d/body" || fail "the login limit's count: $(grep rate_limited "$d/body")"
 grep -q '^rampart_rate_limited_total{limit="address"} 0$' "$d/body" || fail "logins counted as attestation: $(grep rate_limited "$d/body")"
+
+# --- wrong bearer tokens: a bucket of their own (bursts of 20) ---------------------------------------
+# Guessing tokens on the API: past 20 wrong ones the address's token requests are answered 429,
+# unchecked (a right guess would be told from a wrong one), with Retry-After; a good token from
+# another address is served as before, and so is a session (no token checked).
+n=0
+while [ $n -lt 22 ]; do
+  n=$((n + 1))
+  req GET /api/v1/tenants -H "Authorization: Bearer rpt_$(openssl rand -hex 32)"
+  [ "$status" = 401 ] || break
+done
+eq "$status" 429 "wrong bearer token $n of a burst"
+eq "$n" 21 "the wrong bearer token refused: the bucket holds 20"
+body_has '.error == "rate_limited"'
+eq "$(header Retry-After)" 1000 "a refused token's Retry-After (the time a try takes to come back)"
+req GET /api/v1/tenants -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")"; eq "$status" 429 "a right token, from the address over"
+status=$(curl -s -o "$d/body" -w '%{http_code}' --interface 127.0.0.2 --cacert "$SERVER_CA" \
+  -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")" "$SERVER_URL/api/v1/tenants")
+eq "$status" 200 "a right token from another address"
+req GET /api/v1/tenants -H "Cookie: __Host-rampart_session=$sys_cookie"; eq "$status" 200 "a session, from the address over"
+req GET /metrics
+grep -q '^rampart_rate_limited_total{limit="token"} 2$' "$d/body" || fail "the token limit's count: $(grep rate_limited "$d/body")"
 
 # --- without openat2 (an old kernel, or a filter that does not know it: systemd-nspawn's) ---------
 # The files are opened one component at a time, following no link: the same answers.

@@ -13,7 +13,8 @@ The API description (docs/openapi.yaml) held against the server, by the two test
   openapi.py exercise DOC   (environment: see main())
       a real rampart-server on loopback: every route called at least once, as an operator with
       tokens and as a real device over mutual TLS, and each answer (status, Content-Type, JSON
-      body, required headers) validated against the document; each request's query and JSON body
+      body, required headers, and the headers every answer carries: x-rampart-every-answer)
+      validated against the document; each request's query and JSON body
       too. Fails listing every mismatch, and every route the run did not reach.
 
 HTTP is the standard library's (http.client, ssl); schemas are validated by python3-jsonschema.
@@ -320,6 +321,14 @@ class Client:
         refusals = []   # what the document says is wrong with the request
         u = urllib.parse.urlsplit(full)
         what = "%s %s -> %d" % (method, u.path, status)
+        # What every answer carries, whatever its route or status (x-rampart-every-answer).
+        for name, h in d.doc.get("x-rampart-every-answer", {}).get("headers", {}).items():
+            h = d.deref(h)
+            if rh.get(name) is None:
+                self.err(what, "no %s header (every answer carries it)" % name)
+                continue
+            for e in d.validate(h.get("schema", {}), rh.get(name)):
+                self.err(what, "%s: %s" % (name, e))
         tmpl, item, op = d.match(method, urllib.parse.unquote(u.path))
         if op is None:
             self.err(what, "the document has no such operation")

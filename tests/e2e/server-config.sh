@@ -4,7 +4,8 @@
 #   --help, and every refusal: unit.server_config);
 # - SIGHUP: a connection open before keeps working over its certificate, a new one gets the new
 #   certificate; an unusable certificate or a bad config file is refused and changes nothing;
-#   what needs a restart is said so;
+#   what needs a restart is said so; without --config, the default file gone at a reload is
+#   refused too (the running configuration stays);
 # - sd_notify (NOTIFY_SOCKET, a socket this test reads): READY=1, WATCHDOG=1 (WATCHDOG_USEC),
 #   RELOADING=1 then READY=1 around a reload, STOPPING=1; and log lines with the journal's
 #   priority prefix when stderr is the journal (JOURNAL_STREAM).
@@ -90,5 +91,33 @@ E2E_CHECKS=$((E2E_CHECKS + 1))
 # --- stopping --------------------------------------------------------------------------------------------
 kill -TERM "$SERVER_PID"
 wait_until 30 grep -q '^STOPPING=1' "$d/notes" || fail "no STOPPING=1: $(cat "$d/notes")"
+E2E_CHECKS=$((E2E_CHECKS + 1))
+
+# --- SIGHUP without --config: the default file gone ---------------------------------------------------
+# Started without --config, the service reads /etc/rampart/server.conf. Deleted before a reload, it
+# is refused like a file that no longer parses: the running configuration stays (verbose, here),
+# with an error saying so; it does not fall back to the defaults. Put back, it reloads. Run in a
+# private mount namespace where /etc is an overlay and /etc/rampart this test's directory (as root:
+# nothing of the host's /etc is touched).
+mkdir -p "$d/etc-up/rampart" "$d/etc-work" "$d/etc-rampart"
+printf 'verbose = true\n' >"$d/etc-rampart/server.conf"
+unshare --mount --propagation private sh -c 'mount -t overlay overlay -o "lowerdir=/etc,upperdir=$1,workdir=$2" /etc &&
+  mount --bind "$3" /etc/rampart && shift 3 && exec "$@"' sh "$d/etc-up" "$d/etc-work" "$d/etc-rampart" \
+  "$srvbin" --data-dir "$d/def" --listen 127.0.0.1:0 --port-file "$d/def.port" >"$d/def.log" 2>&1 &
+def_pid=$!
+E2E_PIDS+=("$def_pid")
+wait_until 60 test -s "$d/def.port" || fail "the server without --config did not start: $(cat "$d/def.log")"
+grep -q "debug: settings from /etc/rampart/server.conf" "$d/def.log" ||
+  fail "the default config file was not read: $(head -5 "$d/def.log")"
+rm "$d/etc-rampart/server.conf"
+kill -HUP "$def_pid"
+wait_until 30 grep -q "reload refused, nothing changed: /etc/rampart/server.conf: no such file (the service started with it" "$d/def.log" ||
+  fail "a reload without the default file it started with: $(tail -3 "$d/def.log")"
+! grep -q "reloaded: " "$d/def.log" || fail "reloaded without the default file: $(grep reloaded "$d/def.log")"
+E2E_CHECKS=$((E2E_CHECKS + 3))
+printf 'verbose = true\n' >"$d/etc-rampart/server.conf"
+kill -HUP "$def_pid"
+wait_until 30 grep -q "reloaded: /etc/rampart/server.conf: 0 setting(s) changed" "$d/def.log" ||
+  fail "a reload with the default file put back: $(tail -3 "$d/def.log")"
 E2E_CHECKS=$((E2E_CHECKS + 1))
 done_ok

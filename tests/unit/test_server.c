@@ -1519,6 +1519,17 @@ static void rate_limit(void **state)
     for (int i = 0; i < 3; i++)
         assert_true(rp_ratelimit_allow(rl, "10.0.0.2", 8, 1000.0));
     assert_false(rp_ratelimit_allow(rl, "10.0.0.2", 8, 1000.0));
+    /* A peek takes nothing (wrong tokens: checked before, charged after), and sees the refill;
+     * an address never seen has its whole burst. */
+    for (int i = 0; i < 10; i++)
+        assert_true(rp_ratelimit_peek(rl, "10.0.0.3", 8, 1000.0));
+    assert_false(rp_ratelimit_peek(rl, "10.0.0.2", 8, 1000.0));
+    assert_false(rp_ratelimit_peek(rl, "10.0.0.2", 8, 1000.2));
+    assert_true(rp_ratelimit_peek(rl, "10.0.0.2", 8, 1000.5));
+    assert_true(rp_ratelimit_allow(rl, "10.0.0.2", 8, 1000.5));
+    assert_false(rp_ratelimit_peek(rl, "10.0.0.2", 8, 1000.5));
+    rp_ratelimit_set(rl, 0, 0); /* lifted: every peek passes */
+    assert_true(rp_ratelimit_peek(rl, "10.0.0.2", 8, 1000.5));
     rp_ratelimit_free(rl);
 }
 
