@@ -26,17 +26,22 @@
 #include <event2/keyvalq_struct.h>
 #include <openssl/pem.h>
 
+#include "api.h"
+#include "context.h"
+#include "names.h"
+#include "paging.h"
 #include "rampart/apptree.h"
+#include "rampart/base64.h"
 #include "rampart/component.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/imgsign.h"
 #include "rampart/key.h"
-#include "names.h"
-#include "paging.h"
 #include "rampart/log.h"
 #include "rampart/update_state.h"
-#include "server.h"
+#include "req.h"
+#include "routes.h"
+#include "updates.h"
 
 #define IMAGE_KEYS_MAX 32        /* image keys a tenant may have */
 #define UPLOAD_STALE (24 * 3600) /* an upload not finished in a day is dropped */

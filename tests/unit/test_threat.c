@@ -22,7 +22,7 @@
 #include <sys/socket.h>
 
 #include "rampart/log.h"
-#include "server.h"
+#include "context.h"
 #include "store.h"
 #include "store_sqlite.h"
 #include "threat.h"
