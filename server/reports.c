@@ -36,7 +36,7 @@
 #include "req.h"
 #include "routes.h"
 #include "threat.h"
-#include "updates.h"
+#include "images.h"
 
 /* Per device, per replica (each service process keeps its own buckets): a burst of batches
  * at once, then one a second. A device sending more is answered 429 with Retry-After. */
@@ -1633,7 +1633,7 @@ static void symbols_kept(rp_req_t *r, const char *id, uint64_t len)
     rp_reply_json(r, 201, json_pack("{s:s, s:I}", "build_id", id, "size", (json_int_t)len));
 }
 
-/* POST .../symbols {"upload": U}: a debug file sent as a chunked upload (updates.c), moved into
+/* POST .../symbols {"upload": U}: a debug file sent as a chunked upload (images.c), moved into
  * place once the child has read its build ID; never held in memory. */
 static void symbols_from_upload(rp_req_t *r)
 {

@@ -19,6 +19,8 @@
 #include "context.h"
 #include "device_api.h"
 #include "est.h"
+#include "fleet.h"
+#include "images.h"
 #include "rampart/log.h"
 #include "ready.h"
 #include "reports.h"
@@ -26,7 +28,6 @@
 #include "routes.h"
 #include "status.h"
 #include "threat.h"
-#include "updates.h"
 
 #define GET EVHTTP_REQ_GET
 #define POST EVHTTP_REQ_POST

@@ -4,7 +4,7 @@
  * with its method, its caller authenticated and allowed, and its tenant (if its path names one)
  * loaded: handlers decide nothing about authorisation but the two escalations the table flags
  * (rp_route_require). The table is the one place that names handlers: each group's entry points
- * are in its own header (api.h, attest.h, updates.h...), and the transport (http.c) only calls
+ * are in its own header (api.h, attest.h, images.h...), and the transport (http.c) only calls
  * rp_route_dispatch().
  */
 #ifndef RAMPART_ROUTES_H

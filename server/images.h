@@ -1,9 +1,9 @@
 /*
- * The operator API for updates (updates.c): image signing keys, uploads and images; products,
- * device groups and deployments. Also the use other routes make of a finished upload.
+ * Image intake (images.c): image signing keys, uploads, images; the use other routes make of a
+ * finished upload; and the shape of the IDs the service makes, which the fleet's routes check too.
  */
-#ifndef RAMPART_SERVER_UPDATES_H
-#define RAMPART_SERVER_UPDATES_H
+#ifndef RAMPART_SERVER_IMAGES_H
+#define RAMPART_SERVER_IMAGES_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -24,21 +24,6 @@ void rp_h_upload_put(rp_req_t *r);
 void rp_h_images_list(rp_req_t *r);
 void rp_h_image_create(rp_req_t *r);
 void rp_h_image_get(rp_req_t *r);
-void rp_h_products_list(rp_req_t *r);
-void rp_h_product_create(rp_req_t *r);
-void rp_h_product_get(rp_req_t *r);
-void rp_h_groups_list(rp_req_t *r);
-void rp_h_group_create(rp_req_t *r);
-void rp_h_group_get(rp_req_t *r);
-void rp_h_group_settings_set(rp_req_t *r);
-void rp_h_group_devices(rp_req_t *r);
-void rp_h_group_assign(rp_req_t *r);
-void rp_h_deployments_list(rp_req_t *r);
-void rp_h_deployment_create(rp_req_t *r);
-void rp_h_deployment_get(rp_req_t *r);
-void rp_h_deployment_pause(rp_req_t *r);
-void rp_h_deployment_resume(rp_req_t *r);
-void rp_h_deployment_stop(rp_req_t *r);
 
 /* Another route's use of a finished upload (debug files in reports.c): the tenant's upload id
  * with all its bytes, its file's path in path. false: a reply was sent (404, 409 while bytes are
@@ -47,4 +32,10 @@ void rp_h_deployment_stop(rp_req_t *r);
 bool rp_upload_finished(rp_req_t *r, const char *id, rp_upload_t *u, char *path, size_t cap);
 void rp_upload_forget(rp_req_t *r, const char *id, const char *path);
 
-#endif /* RAMPART_SERVER_UPDATES_H */
+/* Whether s has the shape of an ID the service made: prefix ('u' an upload, 'd' a deployment),
+ * '_' and 24 lowercase hex digits. A path's ID of any other shape names nothing. */
+bool rp_object_id_valid(const char *s, char prefix);
+/* Whether s has the shape of an image ID: the SHA-256 of its bytes, 64 lowercase hex digits. */
+bool rp_image_id_valid(const char *s);
+
+#endif /* RAMPART_SERVER_IMAGES_H */
