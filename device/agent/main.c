@@ -1,14 +1,13 @@
 /*
  * rampart-agent: the device's side of attestation. It provisions the device identity in the root
  * of trust, makes evidence, attests with the security service and keeps a current certificate,
- * once or as a daemon.
+ * once or as a daemon. This file is its command line: the commands, their arguments, and the
+ * one-shot commands themselves; the daemon (`run`) is daemon.c.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,12 +16,12 @@
 
 #include <jansson.h>
 #include <openssl/pem.h>
-#include <openssl/rand.h>
 
 #include "agent.h"
 #include "capability.h"
 #include "confine.h"
 #include "crashes.h"
+#include "daemon.h"
 #include "events.h"
 #include "proto.h"
 #include "report.h"
@@ -36,7 +35,6 @@
 #include "rampart/hex.h"
 #include "rampart/image.h"
 #include "rampart/log.h"
-#include "rampart/notify.h"
 #include "rampart/manifest.h"
 
 enum { OK = 0, FAIL = 1, USAGE = 2 };
@@ -137,14 +135,6 @@ struct args {
     char **rest; /* positional arguments */
     int nrest;
 };
-
-static volatile sig_atomic_t stopping;
-
-static void on_stop(int sig)
-{
-    (void)sig;
-    stopping = 1;
-}
 
 static int usage_error(const char *msg)
 {
@@ -299,43 +289,6 @@ static int cmd_evidence(const struct args *a)
     return OK;
 }
 
-static int attest_once(rp_agent_t *agent, const struct args *a, rp_agent_result_t *res)
-{
-    char when[32];
-    time_t t;
-    rp_err_t err = rp_agent_attest(agent, a->server, a->server_ca, res);
-
-    if (err != RP_OK) {
-        rp_log_error("attestation failed: %s", res->reason[0] ? res->reason : rp_strerror(err));
-        return FAIL;
-    }
-    if (!res->passed) {
-        /* A verdict (403), not a busy service: a security event, with the service's code. */
-        if (res->http_status == 403)
-            rp_reportq_event(agent, RP_REPORT_ATTESTATION_FAILED, NULL,
-                             rp_report_code_valid(res->reason) ? res->reason
-                                                               : RP_REPORT_CODE_REFUSED,
-                             "the service refused the attestation: %s", res->reason);
-        if (res->retry_after > 0)
-            rp_log_error("attestation refused (HTTP %ld): %s (the service asks to wait %ld s)",
-                         res->http_status, res->reason, res->retry_after);
-        else
-            rp_log_error("attestation refused (HTTP %ld): %s", res->http_status, res->reason);
-        return FAIL;
-    }
-    t = (time_t)res->not_after;
-    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
-    {
-        char cert[PATH_MAX + 64];
-        if (rp_agent_file(agent, "device.crt", cert, sizeof(cert)) != RP_OK)
-            snprintf(cert, sizeof(cert), "device.crt");
-        printf("attested: device %s, certificate %s valid until %s (%s)\n", agent->device_id,
-               res->serial, when, cert);
-    }
-    fflush(stdout);
-    return OK;
-}
-
 static void remember_service(const struct args *a, const rp_agent_t *agent);
 
 static int cmd_attest(const struct args *a)
@@ -349,209 +302,9 @@ static int cmd_attest(const struct args *a)
     if (open_agent(a, &agent) != OK)
         return FAIL;
     remember_service(a, &agent);
-    rc = attest_once(&agent, a, &res);
+    rc = rp_daemon_attest(&agent, a->server, a->server_ca, &res) ? OK : FAIL;
     rp_agent_close(&agent);
     return rc;
-}
-
-/* Uniform in [lo, hi): spreads a fleet's requests so they do not arrive together. */
-static long jitter(long lo, long hi)
-{
-    uint32_t r;
-
-    if (hi <= lo || RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
-        return lo;
-    return lo + (long)(r % (uint32_t)(hi - lo));
-}
-
-static volatile sig_atomic_t check_requested;
-
-static void on_check(int sig)
-{
-    (void)sig;
-    check_requested = 1;
-}
-
-static rp_supervisor_t *supervisor; /* the daemon's, while it runs */
-
-static void sleep_until_stopped(long seconds)
-{
-    for (long s = 0; s < seconds && !stopping && !check_requested; s++) {
-        rp_notify_watchdog(); /* the daemon's loop turns (rampart/notify.h) */
-        sleep(1);
-        if (supervisor != NULL)
-            rp_supervisor_tick(supervisor);
-    }
-}
-
-/* "HH:MM-HH:MM" (local time; may wrap past midnight) into minutes of the day. */
-static bool parse_window(const char *s, int *from, int *to)
-{
-    int h1, m1, h2, m2;
-    char tail;
-
-    if (s == NULL || sscanf(s, "%d:%d-%d:%d%c", &h1, &m1, &h2, &m2, &tail) != 4 || h1 < 0 ||
-        h1 > 23 || h2 < 0 || h2 > 23 || m1 < 0 || m1 > 59 || m2 < 0 || m2 > 59)
-        return false;
-    *from = h1 * 60 + m1;
-    *to = h2 * 60 + m2;
-    return *from != *to;
-}
-
-/* How long the update window is open, in minutes (1440 without one). */
-static long window_minutes(const struct args *a)
-{
-    int from, to;
-
-    if (a->update_window == NULL || !parse_window(a->update_window, &from, &to))
-        return 1440;
-    return (to - from + 1440) % 1440;
-}
-
-/* Seconds until the update window opens: 0 inside it (or when there is none). */
-static long until_window(const struct args *a, time_t now)
-{
-    struct tm tm;
-    int from, to, minute;
-
-    if (a->update_window == NULL || !parse_window(a->update_window, &from, &to) ||
-        localtime_r(&now, &tm) == NULL)
-        return 0;
-    minute = tm.tm_hour * 60 + tm.tm_min;
-    if (from < to ? minute >= from && minute < to : minute >= from || minute < to)
-        return 0;
-    return (long)(((from - minute + 1440) % 1440) * 60 - tm.tm_sec);
-}
-
-/* S/update.lock, held by whatever changes the slots (install, recover, an update check, the
- * daemon's checks), so that they take turns. Through the monitor, which takes that lock itself
- * for each install, the agent's own S/agent/update.lock: its checks take turns over its
- * downloads. The descriptor, or -1. */
-static int lock_slots(const rp_agent_t *agent)
-{
-    char path[PATH_MAX + 64];
-    int fd = -1;
-
-    if (direct(agent))
-        snprintf(path, sizeof(path), "%s/update.lock", agent->state_dir);
-    else if (rp_agent_file_for_write(agent, "update.lock", path, sizeof(path)) != RP_OK)
-        return -1;
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd >= 0) {
-        int rc;
-        while ((rc = flock(fd, LOCK_EX)) != 0 && errno == EINTR)
-            ; /* a signal (SIGUSR1: check now) is no reason to give up */
-        if (rc != 0) {
-            close(fd);
-            fd = -1;
-        }
-    }
-    if (fd < 0)
-        rp_log_error("cannot lock %s", path);
-    return fd;
-}
-
-/* One update check, holding the slots' lock. */
-static int update_check_locked(rp_agent_t *agent, const char *server, const char *ca,
-                               const struct args *a, rp_update_summary_t *sum)
-{
-    rp_install_opts_t opts = {.health_seconds = a->health_seconds};
-    rp_err_t err;
-    int fd = lock_slots(agent);
-
-    if (fd < 0) {
-        snprintf(sum->detail, sizeof(sum->detail), "cannot lock the slots");
-        return FAIL;
-    }
-    err = rp_agent_recover(agent, NULL);
-    if (err == RP_OK)
-        err = rp_update_check(agent, server, ca, &opts, sum);
-    close(fd);
-    if (err != RP_OK) {
-        rp_log_error("update check: %s", sum->detail[0] ? sum->detail : rp_strerror(err));
-        return FAIL;
-    }
-    rp_log_info("update check: %d installed, %d up to date, %d refused, %d rolled back, %d failed",
-                sum->installed, sum->unchanged, sum->refused, sum->rolled_back, sum->failed);
-    return sum->refused + sum->rolled_back + sum->failed > 0 ? FAIL : OK;
-}
-
-/* The status report (report.h), after each update check and attestation: best effort, logged. */
-static void status_report(rp_agent_t *agent, const char *server, const char *ca)
-{
-    rp_report_summary_t sum;
-
-    if (rp_report_status(agent, server, ca, &sum) != RP_OK) {
-        rp_log_warn("status report: %s", sum.detail);
-        return;
-    }
-    if (sum.apps >= 0)
-        rp_log_info("status report: %d app(s), %zu event(s) taken by the service", sum.apps,
-                    sum.events);
-    else
-        rp_log_info("status report: %zu event(s) taken by the service", sum.events);
-}
-
-/* The report queue's upload (reportq.h), beside the status report: best effort, logged. The
- * crashes kept since the last one are queued first, so each upload carries them. */
-static void reports_upload(rp_agent_t *agent, const char *server, const char *ca)
-{
-    rp_reportq_upload_t up;
-    rp_err_t err;
-
-    rp_crashes_report_new(agent);
-    rp_report_events_new(agent); /* exits, OOM kills, restart loops, failed trials */
-    err = rp_reportq_upload(agent, server, ca, &up);
-
-    if (up.sent + up.dropped > 0)
-        rp_log_info("reports: %zu sent (%zu stored, %zu known already, %zu refused), %zu dropped, "
-                    "%zu left",
-                    up.sent, up.stored, up.duplicates, up.refused, up.dropped, up.left);
-    if (err != RP_OK && up.waiting)
-        rp_log_debug("reports: %s", up.detail);
-    else if (err != RP_OK)
-        rp_log_warn("reports: %s", up.detail);
-}
-
-/* Two of the agent's own security events, looked for at each turn of its loop: the certificate
- * near its end while renewal fails, and the wall clock jumping against the monotonic clock. */
-struct watch {
-    int64_t wall, mono;    /* at the last turn (0: none yet) */
-    int64_t cert_reported; /* the not_after of the certificate reported as expiring */
-};
-
-static void watch_clock(const rp_agent_t *agent, struct watch *w)
-{
-    struct timespec ts;
-    int64_t wall = (int64_t)time(NULL), mono, jump;
-
-    if (clock_gettime(CLOCK_BOOTTIME, &ts) != 0)
-        return;
-    mono = (int64_t)ts.tv_sec;
-    if (w->mono != 0 && (jump = rp_report_clock_jump(wall - w->wall, mono - w->mono)) != 0) {
-        rp_log_warn("the wall clock jumped %lld s %s", (long long)(jump > 0 ? jump : -jump),
-                    jump > 0 ? "forward" : "backward");
-        rp_reportq_event(agent, RP_REPORT_CLOCK_JUMP, NULL,
-                         jump > 0 ? RP_REPORT_CODE_FORWARD : RP_REPORT_CODE_BACKWARD,
-                         "the wall clock moved %lld s %s against the monotonic clock",
-                         (long long)(jump > 0 ? jump : -jump), jump > 0 ? "forward" : "backward");
-    }
-    w->wall = wall;
-    w->mono = mono;
-}
-
-/* After a failed renewal: the certificate near its end is reported once. */
-static void watch_cert(const rp_agent_t *agent, struct watch *w, const rp_agent_result_t *res)
-{
-    int64_t nb = rp_agent_cert_not_before(agent), na = rp_agent_cert_not_after(agent),
-            now = (int64_t)time(NULL);
-
-    if (!rp_report_cert_expiring(nb, na, now) || w->cert_reported == na)
-        return;
-    w->cert_reported = na;
-    rp_reportq_event(agent, RP_REPORT_CERT_EXPIRING, NULL, RP_REPORT_CODE_RENEWAL_FAILS,
-                     "the device certificate ends in %lld s and renewal fails: %s",
-                     (long long)(na - now), res->reason[0] != '\0' ? res->reason : "no answer");
 }
 
 /* "host:port" into its parts. */
@@ -596,137 +349,27 @@ static int cmd_peer(const struct args *a, const char *verb)
     return err == RP_OK ? OK : FAIL;
 }
 
-#define CRASH_POLL_SECONDS 60 /* how soon `run` hands a kept crash to the report queue */
-
+/* The daemon (daemon.c), with what the command line gives it. */
 static int cmd_run(const struct args *a)
 {
-    struct sigaction sa = {0}, sc = {0};
-    long backoff = 5, wait, interval = a->update_interval > 0 ? a->update_interval : 3600;
-    time_t next_attest = 0, next_update = 0, now;
-    rp_agent_result_t res;
-    rp_update_summary_t sum;
+    rp_daemon_opts_t o = {.state_dir = a->state_dir,
+                          .server = a->server,
+                          .server_ca = a->server_ca,
+                          .update_window = a->update_window,
+                          .renew_after = a->renew_after,
+                          .update_interval = a->update_interval,
+                          .health_seconds = a->health_seconds};
     rp_agent_t agent;
-    char root[PATH_MAX + 32];
-    struct watch watch = {0, 0, 0};
 
     if (a->server == NULL || a->server_ca == NULL)
         return usage_error("run needs --server URL and --server-ca FILE");
-    sa.sa_handler = on_stop;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sc.sa_handler = on_check; /* SIGUSR1: check for updates now */
-    sc.sa_flags = SA_RESTART;
-    sigaction(SIGUSR1, &sc, NULL);
-    if (a->update_window != NULL && !parse_window(a->update_window, &(int){0}, &(int){0}))
+    rp_daemon_signals();
+    if (a->update_window != NULL && !rp_daemon_window_parse(a->update_window, &(int){0}, &(int){0}))
         return usage_error("--update-window is HH:MM-HH:MM (local time)");
     if (open_agent(a, &agent) != OK)
         return FAIL;
     remember_service(a, &agent);
-    snprintf(root, sizeof(root), "%s/update/root.json", a->state_dir);
-    rp_log_info("running for device %s%s", agent.device_id,
-                direct(&agent) ? "" : ", through rampart-monitor");
-    /* First put right whatever a cut left: the evidence then measures what really runs. */
-    {
-        int unbootable = 0, lock = lock_slots(&agent);
-        rp_err_t err = lock >= 0 ? rp_agent_recover(&agent, &unbootable) : RP_ERR_IO;
-        if (lock >= 0)
-            close(lock);
-        if (err != RP_OK || unbootable > 0)
-            rp_log_error("recovery: %s; %d component(s) without a verified image", rp_strerror(err),
-                         unbootable);
-    }
-    /* The apps: supervised here in single-process mode; the monitor's otherwise. */
-    if (direct(&agent)) {
-        supervisor = calloc(1, sizeof(*supervisor));
-        if (supervisor == NULL) {
-            rp_agent_close(&agent);
-            return FAIL;
-        }
-        supervisor->a = &agent;
-        supervisor->health_seconds = a->health_seconds;
-        rp_supervisor_sync(supervisor); /* the apps, their confirmed versions */
-    } else {
-        rp_log_info("rampart-monitor serves %s: it runs the apps, each in its compartment",
-                    a->state_dir);
-        if (rp_agent_confine() != RP_OK) { /* its own allow-list from here on */
-            rp_agent_close(&agent);
-            return FAIL;
-        }
-    }
-    rp_notify("READY=1\nSTATUS=running for device %s", agent.device_id);
-    while (!stopping) {
-        rp_notify_watchdog();
-        watch_clock(&agent, &watch);
-        now = time(NULL);
-        if (now >= next_attest) {
-            if (attest_once(&agent, a, &res) == OK) {
-                long life = (long)(res.not_after - (int64_t)time(NULL));
-                /* Renew at two thirds of the certificate's life (at most a day), +-10%. */
-                wait = a->renew_after > 0 ? a->renew_after : life * 2 / 3;
-                if (wait > 24 * 3600)
-                    wait = 24 * 3600;
-                if (wait < 1)
-                    wait = 1;
-                wait = jitter(wait - wait / 10, wait + 1);
-                backoff = 5;
-                status_report(&agent, a->server, a->server_ca);
-            } else {
-                watch_cert(&agent, &watch, &res);
-                /* Exponential backoff with full jitter, capped at an hour; never sooner than
-                 * the service asked (Retry-After, when it is busy or limiting). */
-                wait = jitter(1, backoff + 1);
-                backoff = backoff < 1800 ? backoff * 2 : 3600;
-                if (res.retry_after > 0 && wait < res.retry_after)
-                    wait = jitter(res.retry_after, res.retry_after + res.retry_after / 2 + 1);
-            }
-            next_attest = time(NULL) + wait;
-            rp_log_info("next attestation in %ld s", wait);
-            /* Pass or fail: a refusal is itself a report (with a certificate still valid). */
-            reports_upload(&agent, a->server, a->server_ca);
-        }
-        /* Updates: at start, then every interval (+-10%), or at once on SIGUSR1; installed only
-         * inside the update window, if there is one. Only with an update root. */
-        now = time(NULL);
-        if (access(root, R_OK) == 0 && (check_requested || now >= next_update)) {
-            long closed = until_window(a, now);
-            check_requested = 0; /* one that arrives during the check makes another */
-            if (closed > 0) {
-                /* Not all at the opening second: spread over the window's first half hour. */
-                closed += jitter(0, 1800 < window_minutes(a) * 30 ? 1800 : window_minutes(a) * 30);
-                rp_log_info("outside the update window: next check in %ld s", closed);
-                next_update = now + closed;
-            } else {
-                memset(&sum, 0, sizeof(sum));
-                (void)update_check_locked(&agent, a->server, a->server_ca, a, &sum);
-                if (supervisor != NULL)
-                    rp_supervisor_sync(supervisor); /* a new confirmed version replaces the old */
-                status_report(&agent, a->server, a->server_ca);
-                reports_upload(&agent, a->server, a->server_ca);
-                next_update =
-                    time(NULL) + jitter(interval - interval / 10, interval + interval / 10 + 1);
-            }
-        } else if (access(root, R_OK) != 0) {
-            next_update = next_attest; /* nothing to check against until the device has a root */
-        }
-        /* The monitor's kept crashes, each a report for the queue (crashes.h). */
-        if (!direct(&agent)) {
-            rp_crashes_report_new(&agent);
-            rp_report_events_new(&agent);
-        }
-        now = time(NULL);
-        wait = (next_attest < next_update ? next_attest : next_update) - now;
-        if (!direct(&agent) && wait > CRASH_POLL_SECONDS)
-            wait = CRASH_POLL_SECONDS; /* a new crash is reported within this */
-        sleep_until_stopped(wait > 0 ? wait : 1);
-    }
-    rp_notify("STOPPING=1");
-    if (supervisor != NULL)
-        rp_supervisor_stop(supervisor);
-    free(supervisor);
-    supervisor = NULL;
-    rp_agent_close(&agent);
-    rp_log_info("stopped");
-    return OK;
+    return rp_daemon_run(&agent, &o) ? OK : FAIL;
 }
 
 /* trust --update-root through the monitor: TRUST_ROOT, the root unpacked here into its binary
@@ -906,7 +549,7 @@ static int install_image(const struct args *a, const char *component, const char
         rp_agent_close(&agent);
         return FAIL;
     }
-    if ((lock = lock_slots(&agent)) < 0) {
+    if ((lock = rp_agent_lock_slots(&agent)) < 0) {
         rp_agent_close(&agent);
         return FAIL;
     }
@@ -1011,7 +654,7 @@ static int cmd_recover(const struct args *a)
 
     if (open_agent(a, &agent) != OK)
         return FAIL;
-    if ((lock = lock_slots(&agent)) < 0) {
+    if ((lock = rp_agent_lock_slots(&agent)) < 0) {
         rp_agent_close(&agent);
         return FAIL;
     }
@@ -1547,9 +1190,10 @@ static int cmd_check_now(const struct args *a)
         return FAIL;
     }
     memset(&sum, 0, sizeof(sum));
-    rc = update_check_locked(&agent, server, ca, a, &sum);
-    status_report(&agent, server, ca); /* what runs now, and the events since the last report */
-    reports_upload(&agent, server, ca);
+    rc = rp_daemon_update_check(&agent, server, ca, a->health_seconds, &sum) ? OK : FAIL;
+    /* what runs now, and the events since the last report */
+    rp_daemon_status_report(&agent, server, ca);
+    rp_daemon_reports_upload(&agent, server, ca);
     rp_agent_close(&agent);
     if (rc != OK && sum.installed + sum.unchanged + sum.refused + sum.rolled_back + sum.failed == 0)
         return FAIL; /* the check itself stopped: said so */
