@@ -60,8 +60,18 @@ http_calls=$(called http.c.o)
 grep -qx rp_route_dispatch <<<"$http_calls" || fail "http.c.o does not call rp_route_dispatch"
 # What req.h declares: the transport's only face to handlers.
 req_api=$(grep -oE '\brp_[a-z0-9_]+\(' "$server/req.h" | tr -d '(' | sort -u)
+# What the handler groups' headers declare (declarations start in the first column).
+group_api=$(grep -hoE '^[a-z][^(]*\brp_[a-z0-9_]+\(' $handler_headers | grep -oE 'rp_[a-z0-9_]+\($' |
+  tr -d '(' | sort -u)
+for s in $(comm -12 <(echo "$http_calls") <(echo "$group_api")); do
+  fail "http.c calls $s, a handler group's function"
+done
+# Members by their file's name: two files of one name (in different folders) cannot be told apart
+# in the archive, so those are left to the checks above.
+twins=$(ar t "$lib" | sort | uniq -d)
 for f in $handler_files; do
   m=$(basename "$f").o
+  grep -qxF "$m" <<<"$twins" && continue
   d=$(defined "$m")
   [ -n "$d" ] || { fail "$m: not in $lib"; continue; }
   for s in $(comm -12 <(echo "$http_calls") <(echo "$d")); do
