@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "rampart/eat.h"
-#include "server.h"
+#include "attest.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

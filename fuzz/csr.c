@@ -8,7 +8,8 @@
 
 #include <openssl/x509.h>
 
-#include "server.h"
+#include "ca.h"
+#include "rampart/base64.h"
 
 static void parse(const uint8_t *data, size_t size)
 {

@@ -15,19 +15,24 @@
 #include <event2/keyvalq_struct.h>
 #include <openssl/rand.h>
 
+#include "api.h"
+#include "context.h"
 #include "names.h"
 #include "openapi.h"
 #include "paging.h"
+#include "rampart/base64.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
+#include "recorder.h"
 #include "reports.h"
-#include "server.h"
+#include "req.h"
+#include "routes.h"
+#include "status.h"
 #include "threat.h"
 
 #define TOKEN_PREFIX "rpt_"
 #define TOKEN_BYTES 32
 
-rp_err_t rp_token_new(char *secret, size_t cap, uint8_t hash[RP_SHA256_LEN]);
 rp_err_t rp_token_new(char *secret, size_t cap, uint8_t hash[RP_SHA256_LEN])
 {
     uint8_t raw[TOKEN_BYTES];
@@ -1031,7 +1036,14 @@ void rp_h_metrics(rp_req_t *r)
                         "# TYPE rampart_attestations_unproven_total counter\n"
                         "rampart_attestations_unproven_total %llu\n",
                         (unsigned long long)atomic_load(&m->attestations_unproven));
-    rp_conn_metrics(r->w->srv, buf);
+    evbuffer_add_printf(buf,
+                        "# HELP rampart_connections_closed_total Connections the service closed "
+                        "before they had a request answered, by reason.\n"
+                        "# TYPE rampart_connections_closed_total counter\n"
+                        "rampart_connections_closed_total{reason=\"per_address_cap\"} %llu\n"
+                        "rampart_connections_closed_total{reason=\"request_deadline\"} %llu\n",
+                        (unsigned long long)atomic_load(&m->connections_refused_address),
+                        (unsigned long long)atomic_load(&m->connections_deadline));
     rp_reports_metrics(buf);
     rp_recorder_metrics(r->w->srv->recorder, buf);
     rp_threat_metrics(r->w, buf);

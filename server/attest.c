@@ -14,10 +14,15 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 
+#include "attest.h"
+#include "context.h"
+#include "rampart/base64.h"
 #include "rampart/eat.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
-#include "server.h"
+#include "recorder.h"
+#include "req.h"
+#include "routes.h"
 #include "threat.h"
 
 void rp_attest_nonce(rp_req_t *r)

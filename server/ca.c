@@ -1,7 +1,8 @@
 /*
  * The service's certificates, on OpenSSL's X.509 API: the service identity, tenant CAs, device
- * certificates and CRLs. Private keys are generated here, kept encrypted at rest (tenant CAs:
- * PKCS#8 under the master key) or 0600 (the service's own), and freed (wiped) by OpenSSL.
+ * certificates and CRLs, and the check of a client certificate against a CA. Private keys are
+ * generated here, kept encrypted at rest (tenant CAs: PKCS#8 under the master key) or 0600 (the
+ * service's own), and freed (wiped) by OpenSSL.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -772,4 +773,34 @@ rp_err_t rp_ca_crl(rp_store_t *s, const rp_ca_t *ca, int64_t now, uint8_t **der,
     ASN1_INTEGER_free(number);
     ERR_clear_error();
     return err;
+}
+
+bool rp_cert_chains_to(X509 *cert, X509 *ca)
+{
+    X509_STORE *store = X509_STORE_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    bool ok = store != NULL && ctx != NULL && X509_STORE_add_cert(store, ca) == 1 &&
+              X509_STORE_CTX_init(ctx, store, cert, NULL) == 1 &&
+              X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT) == 1 &&
+              X509_verify_cert(ctx) == 1;
+
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(store);
+    ERR_clear_error();
+    return ok;
+}
+
+void rp_cert_serial_hex(X509 *cert, char out[RP_SERIAL_SIZE])
+{
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+    char *h = bn != NULL ? BN_bn2hex(bn) : NULL;
+
+    out[0] = '\0';
+    if (h != NULL) {
+        for (size_t i = 0; h[i] != '\0'; i++)
+            h[i] = (char)(h[i] >= 'A' && h[i] <= 'F' ? h[i] - 'A' + 'a' : h[i]);
+        snprintf(out, RP_SERIAL_SIZE, "%s", h);
+    }
+    OPENSSL_free(h);
+    BN_free(bn);
 }

@@ -1,11 +1,13 @@
 /*
  * Certificates the service makes: its own TLS identity (a service CA and a server certificate,
  * made on first start), one CA per tenant (ECDSA P-256, two years, its key stored encrypted under
- * the service's master key), 24-hour device certificates, and the tenant's CRL.
+ * the service's master key), 24-hour device certificates, and the tenant's CRL; and the check
+ * of a client certificate against a tenant CA.
  */
 #ifndef RAMPART_CA_H
 #define RAMPART_CA_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <openssl/evp.h>
@@ -76,5 +78,10 @@ rp_err_t rp_cert_pem(X509 *cert, char **pem) RP_MUST_CHECK;
 /* Parse and verify a PEM or DER CSR: well formed, self-signature valid, an ECDSA P-256 key.
  * (EST re-enrollment; attestation carries the key itself.) */
 rp_err_t rp_csr_parse(const uint8_t *data, size_t len, X509_REQ **csr) RP_MUST_CHECK;
+
+/* Whether cert chains to ca and is valid now for client authentication. */
+bool rp_cert_chains_to(X509 *cert, X509 *ca);
+/* A certificate's serial, lowercase hex. */
+void rp_cert_serial_hex(X509 *cert, char out[RP_SERIAL_SIZE]);
 
 #endif /* RAMPART_CA_H */

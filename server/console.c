@@ -24,13 +24,14 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "api.h"
 #include "console.h"
+#include "context.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
-#include "server.h"
-
-rp_err_t rp_token_new(char *secret, size_t cap, uint8_t hash[RP_SHA256_LEN]); /* api.c */
+#include "req.h"
+#include "routes.h"
 
 static const char CSP[] = "default-src 'none'; script-src 'self'; style-src 'self'; "
                           "img-src 'self' data:; connect-src 'self'; font-src 'self'; "

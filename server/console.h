@@ -56,4 +56,19 @@ rp_err_t rp_cookie_get(const char *header, const char *name, char *out, size_t c
  * lowercase hex digits); or, with the link prefix, a login link's code. */
 bool rp_console_secret_ok(const char *v, const char *prefix);
 
+/* ---- console.c: its routes, and the session check the route table makes ---- */
+typedef struct rp_req rp_req_t;
+void rp_h_console_file(rp_req_t *r);
+void rp_h_console_session_create(rp_req_t *r);
+void rp_h_console_session_get(rp_req_t *r);
+void rp_h_console_session_delete(rp_req_t *r);
+void rp_h_console_link_create(rp_req_t *r);
+void rp_h_fleet(rp_req_t *r);
+void rp_h_attest_histogram(rp_req_t *r);
+/* The request's session cookie, current (its token's role and tenant into r->tok), and with
+ * need_csrf its X-CSRF-Token header right; false: 401 or 403 sent. */
+bool rp_console_session_auth(rp_req_t *r, bool need_csrf);
+/* Whether the request carries a session cookie at all (well-formed or not). */
+bool rp_console_has_cookie(rp_req_t *r);
+
 #endif /* RAMPART_CONSOLE_H */

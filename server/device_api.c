@@ -26,6 +26,9 @@
 #include <event2/keyvalq_struct.h>
 #include <openssl/pem.h>
 
+#include "api.h"
+#include "context.h"
+#include "device_api.h"
 #include "rampart/base64.h"
 #include "rampart/delta.h"
 #include "rampart/file.h"
@@ -33,7 +36,8 @@
 #include "rampart/log.h"
 #include "rampart/metadata.h"
 #include "rampart/update_state.h"
-#include "server.h"
+#include "req.h"
+#include "routes.h"
 
 #define TARGETS_LIFETIME (24 * 3600) /* a targets document expires a day after it is signed */
 

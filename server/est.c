@@ -16,8 +16,12 @@
 #include <openssl/pkcs7.h>
 #include <openssl/x509v3.h>
 
+#include "context.h"
+#include "est.h"
+#include "rampart/base64.h"
 #include "rampart/log.h"
-#include "server.h"
+#include "req.h"
+#include "routes.h"
 
 /* Reply with certs-only PKCS#7 (DER, base64), as EST returns certificates. */
 static void reply_pkcs7(rp_req_t *r, X509 *cert)
@@ -42,36 +46,6 @@ static void reply_pkcs7(rp_req_t *r, X509 *cert)
     rp_reply_bytes(r, 200, "application/pkcs7-mime; smime-type=certs-only", b64, strlen(b64));
     OPENSSL_free(der);
     free(b64);
-}
-
-bool rp_cert_chains_to(X509 *cert, X509 *ca)
-{
-    X509_STORE *store = X509_STORE_new();
-    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
-    bool ok = store != NULL && ctx != NULL && X509_STORE_add_cert(store, ca) == 1 &&
-              X509_STORE_CTX_init(ctx, store, cert, NULL) == 1 &&
-              X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT) == 1 &&
-              X509_verify_cert(ctx) == 1;
-
-    X509_STORE_CTX_free(ctx);
-    X509_STORE_free(store);
-    ERR_clear_error();
-    return ok;
-}
-
-void rp_cert_serial_hex(X509 *cert, char out[RP_SERIAL_SIZE])
-{
-    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
-    char *h = bn != NULL ? BN_bn2hex(bn) : NULL;
-
-    out[0] = '\0';
-    if (h != NULL) {
-        for (size_t i = 0; h[i] != '\0'; i++)
-            h[i] = (char)(h[i] >= 'A' && h[i] <= 'F' ? h[i] - 'A' + 'a' : h[i]);
-        snprintf(out, RP_SERIAL_SIZE, "%s", h);
-    }
-    OPENSSL_free(h);
-    BN_free(bn);
 }
 
 static void refuse(rp_req_t *r, rp_reissue_t why)

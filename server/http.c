@@ -28,39 +28,16 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "context.h"
+#include "http.h"
 #include "rampart/log.h"
-#include "server.h"
+#include "recorder.h"
+#include "req.h"
+#include "routes.h"
 
 /* Strict-Transport-Security on every answer over TLS: a year. No includeSubDomains: the
  * service's name may share its domain with sites it knows nothing of. */
 #define RP_HSTS "max-age=31536000"
-
-static const char *const reason_codes[RP_REASON_COUNT] = {
-    [RP_REASON_PASS] = "pass",
-    [RP_REASON_MALFORMED_EVIDENCE] = "malformed_evidence",
-    [RP_REASON_BAD_SIGNATURE] = "bad_signature",
-    [RP_REASON_UEID_MISMATCH] = "ueid_mismatch",
-    [RP_REASON_NONCE_UNKNOWN] = "nonce_unknown",
-    [RP_REASON_NONCE_REPLAYED] = "nonce_replayed",
-    [RP_REASON_NONCE_EXPIRED] = "nonce_expired",
-    [RP_REASON_NONCE_WRONG_DEVICE] = "nonce_wrong_device",
-    [RP_REASON_UNCLAIMED] = "unclaimed",
-    [RP_REASON_BLOCKED] = "blocked",
-    [RP_REASON_MEASUREMENTS_INCONSISTENT] = "measurements_inconsistent",
-    [RP_REASON_POLICY] = "policy",
-    [RP_REASON_UNKNOWN_IMAGE] = "unknown_image",
-    [RP_REASON_DEBUG_ENABLED] = "debug_enabled",
-    [RP_REASON_NO_COMPONENTS] = "no_components",
-    [RP_REASON_NO_REGISTER] = "no_measurement_register",
-    [RP_REASON_SECURITY_COUNTER] = "security_counter_mismatch",
-    [RP_REASON_DEVELOPMENT] = "development_mode",
-    [RP_REASON_QUARANTINED] = "quarantined",
-};
-
-const char *rp_attest_reason_code(rp_attest_reason_t r)
-{
-    return (unsigned)r < RP_REASON_COUNT ? reason_codes[r] : "unknown";
-}
 
 void rp_iso_time(int64_t t, char out[32])
 {
@@ -519,55 +496,6 @@ bool rp_req_peer_chains_to(rp_req_t *r, X509 *peer, X509 *ca)
     return true;
 }
 
-rp_err_t rp_worker_ca(rp_worker_t *w, const rp_tenant_t *tenant, const rp_ca_t **out)
-{
-    int64_t now = (int64_t)time(NULL);
-    rp_ca_t *slot = NULL;
-    rp_err_t err;
-
-    for (int i = 0; i < RP_CA_CACHE; i++) {
-        rp_ca_t *c = &w->cas[i];
-        if (c->cert != NULL && strcmp(c->tenant_id, tenant->id) == 0) {
-            if (now - c->loaded < RP_CA_CACHE_TTL) {
-                *out = c;
-                return RP_OK;
-            }
-            slot = c;
-            break;
-        }
-        if (slot == NULL && c->cert == NULL)
-            slot = c;
-    }
-    if (slot == NULL) /* full: evict the oldest */
-        for (int i = 0; i < RP_CA_CACHE; i++)
-            if (slot == NULL || w->cas[i].loaded < slot->loaded)
-                slot = &w->cas[i];
-    rp_ca_free(slot);
-    err = rp_ca_get_or_create(w->store, w->srv->master_key, tenant, slot);
-    if (err != RP_OK)
-        return err;
-    *out = slot;
-    return RP_OK;
-}
-
-rp_err_t rp_worker_ca_by_id(rp_worker_t *w, const char *tenant_id, const rp_ca_t **out)
-{
-    int64_t now = (int64_t)time(NULL);
-    rp_tenant_t tenant;
-    rp_err_t err;
-
-    for (int i = 0; i < RP_CA_CACHE; i++) {
-        rp_ca_t *c = &w->cas[i];
-        if (c->cert != NULL && strcmp(c->tenant_id, tenant_id) == 0 &&
-            now - c->loaded < RP_CA_CACHE_TTL) {
-            *out = c;
-            return RP_OK;
-        }
-    }
-    err = rp_store_tenant_get(w->store, tenant_id, &tenant);
-    return err == RP_OK ? rp_worker_ca(w, &tenant, out) : err;
-}
-
 /*
  * Split the path into decoded segments, bounded. false: the path cannot name a resource (too many
  * segments, an empty or overlong one), or *bad: a segment hides a NUL ("%00"), which would cut it
@@ -730,14 +658,6 @@ static bool query_hides_nul(const struct evhttp_uri *uri)
     const char *q = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
 
     return q != NULL && strstr(q, "%00") != NULL;
-}
-
-void rp_h_healthz(rp_req_t *r)
-{
-    if (atomic_load(&r->w->srv->ready))
-        rp_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
-    else
-        rp_reply_error(r, 503, "starting", "the service is starting");
 }
 
 static void dispatch(struct evhttp_request *req, void *arg)
@@ -989,18 +909,6 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
                                           BEV_OPT_CLOSE_ON_FREE);
 }
 
-void rp_conn_metrics(rp_server_t *srv, struct evbuffer *buf)
-{
-    evbuffer_add_printf(buf,
-                        "# HELP rampart_connections_closed_total Connections the service closed "
-                        "before they had a request answered, by reason.\n"
-                        "# TYPE rampart_connections_closed_total counter\n"
-                        "rampart_connections_closed_total{reason=\"per_address_cap\"} %llu\n"
-                        "rampart_connections_closed_total{reason=\"request_deadline\"} %llu\n",
-                        (unsigned long long)atomic_load(&srv->metrics.connections_refused_address),
-                        (unsigned long long)atomic_load(&srv->metrics.connections_deadline));
-}
-
 /*
  * Client certificates are checked where they are used, against the CA of the tenant the device
  * belongs to, which is not known during the handshake. The handshake still proves the client holds
@@ -1092,7 +1000,6 @@ static int ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CI
     return rc;
 }
 
-void rp_server_tls_forget(void);
 void rp_server_tls_forget(void)
 {
     pthread_mutex_lock(&ticket_lock);
@@ -1164,7 +1071,6 @@ static SSL_TICKET_RETURN ticket_decrypted(SSL *ssl, SSL_SESSION *session,
     }
 }
 
-SSL_CTX *rp_server_tls_context(const char *data_dir, const uint8_t master[RP_MASTER_KEY_LEN]);
 SSL_CTX *rp_server_tls_context(const char *data_dir, const uint8_t master[RP_MASTER_KEY_LEN])
 {
     char cert[PATH_MAX + 16], key[PATH_MAX + 16];
@@ -1267,8 +1173,11 @@ static void accept_error(struct evconnlistener *lev, void *arg)
 
 static void beat_cb(evutil_socket_t fd, short what, void *arg)
 {
+    rp_worker_t *w = arg;
+
     (void)fd, (void)what;
-    rp_ready_beat(arg);
+    if (w->srv->on_beat != NULL)
+        w->srv->on_beat(w);
 }
 
 void rp_worker_set_tls(rp_worker_t *w, SSL_CTX *ctx)
@@ -1284,7 +1193,6 @@ void rp_worker_set_tls(rp_worker_t *w, SSL_CTX *ctx)
     SSL_CTX_free(old); /* connections made with it keep it until they close */
 }
 
-rp_err_t rp_worker_init(rp_worker_t *w, rp_server_t *srv, int listen_fd);
 rp_err_t rp_worker_init(rp_worker_t *w, rp_server_t *srv, int listen_fd)
 {
     struct evhttp_bound_socket *bound;
@@ -1349,7 +1257,6 @@ rp_err_t rp_worker_init(rp_worker_t *w, rp_server_t *srv, int listen_fd)
     return RP_OK;
 }
 
-void rp_worker_free(rp_worker_t *w);
 void rp_worker_free(rp_worker_t *w)
 {
     /* Records written after the loop stopped: their handlers answer (into connections that are

@@ -19,24 +19,24 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <event2/thread.h>
 #include <openssl/rand.h>
 
+#include "api.h"
+#include "config.h"
+#include "context.h"
+#include "http.h"
+#include "listen.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
 #include "rampart/notify.h"
-#include "config.h"
-#include "listen.h"
+#include "ready.h"
+#include "recorder.h"
 #include "reports.h"
-#include "server.h"
+#include "routes.h"
 #include "threat.h"
-
-SSL_CTX *rp_server_tls_context(const char *data_dir, const uint8_t master[RP_MASTER_KEY_LEN]);
-void rp_server_tls_forget(void);
-rp_err_t rp_worker_init(rp_worker_t *w, rp_server_t *srv, int listen_fd);
-void rp_worker_free(rp_worker_t *w);
-rp_err_t rp_token_new(char *secret, size_t cap, uint8_t hash[RP_SHA256_LEN]);
 
 #define MAX_WORKERS 64
 
@@ -714,6 +714,7 @@ int main(int argc, char **argv)
      * shorter; a loop silent for half the timeout (at least three beats) holds the watchdog. */
     watchdog_usec = rp_notify_watchdog_usec();
     srv.beat_ms = 1000;
+    srv.on_beat = rp_ready_beat;
     if (watchdog_usec > 0 && watchdog_usec / 4000 < 1000)
         srv.beat_ms = watchdog_usec / 4000 > 10 ? (int)(watchdog_usec / 4000) : 10;
     run.stale_ms = watchdog_usec / 2000 > 3 * (uint64_t)srv.beat_ms

@@ -11,7 +11,7 @@
 
 #include <jansson.h>
 
-#include "server.h"
+#include "req.h"
 
 #define RP_PAGE_MAX 1000
 #define RP_PAGE_DEFAULT 100

@@ -1,10 +1,11 @@
 /*
- * Readiness (GET /readyz): whether the service can do its work now, which for a service that
- * records every attestation means whether it can write. /healthz says only that the process
- * serves (liveness); a full disk or a read-only data directory leaves it serving and answering
- * 200 while every attestation fails. So /readyz writes: a database transaction, and a small file
- * in the data directory, each synced - the file because SQLite can go on reusing the pages of its
- * write-ahead log on a full disk, where a new block cannot be had.
+ * Liveness (GET /healthz) and readiness (GET /readyz). Readiness: whether the service can do its
+ * work now, which for a service that records every attestation means whether it can write.
+ * /healthz says only that the process serves (liveness); a full disk or a read-only data
+ * directory leaves it serving and answering 200 while every attestation fails. So /readyz writes:
+ * a database transaction, and a small file in the data directory, each synced - the file because
+ * SQLite can go on reusing the pages of its write-ahead log on a full disk, where a new block
+ * cannot be had.
  *
  * The check writes to the disk, and anyone may ask for it: it runs at most once a second in a
  * process, and every request in between, or while it runs, gets the last answer - unless it has
@@ -22,8 +23,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "context.h"
 #include "rampart/log.h"
-#include "server.h"
+#include "ready.h"
+#include "req.h"
 
 #define PROBE_NAME "ready.probe"
 #define PROBE_SIZE 4096 /* one block: a full file system cannot give it */
@@ -150,6 +153,14 @@ static void check_if_due(rp_worker_t *w, bool *answer, char *why, size_t cap)
         pthread_mutex_unlock(&lock);
     }
     *answer = ok;
+}
+
+void rp_h_healthz(rp_req_t *r)
+{
+    if (atomic_load(&r->w->srv->ready))
+        rp_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+    else
+        rp_reply_error(r, 503, "starting", "the service is starting");
 }
 
 void rp_ready_handle(rp_req_t *r)

@@ -15,8 +15,10 @@
 
 #include <event2/buffer.h>
 
+#include "context.h"
+#include "http.h"
 #include "rampart/log.h"
-#include "server.h"
+#include "recorder.h"
 
 #define PURGE_EVERY 60 /* seconds between purges of expired spent nonces */
 /* A round's jobs' bytes at most (a job larger still goes alone): a round holds the store's write

@@ -24,15 +24,19 @@
 
 #include <event2/keyvalq_struct.h>
 
+#include "context.h"
 #include "rampart/component.h"
 #include "rampart/crypto.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
 #include "rampart/text.h"
+#include "recorder.h"
 #include "reports.h"
-#include "server.h"
+#include "req.h"
+#include "routes.h"
 #include "threat.h"
+#include "images.h"
 
 /* Per device, per replica (each service process keeps its own buckets): a burst of batches
  * at once, then one a second. A device sending more is answered 429 with Retry-After. */
@@ -466,7 +470,7 @@ static json_t *frames_json(const rp_report_crash_t *c, size_t max)
 
 /*
  * A batch between its check and its answer: decoded and checked on the worker, stored by the
- * recorder (server.h: group commit with whatever else queued up meanwhile, threat detection's
+ * recorder (recorder.h: group commit with whatever else queued up meanwhile, threat detection's
  * counts in the same transaction), answered on the worker once that is committed.
  */
 struct report_job {
@@ -1629,7 +1633,7 @@ static void symbols_kept(rp_req_t *r, const char *id, uint64_t len)
     rp_reply_json(r, 201, json_pack("{s:s, s:I}", "build_id", id, "size", (json_int_t)len));
 }
 
-/* POST .../symbols {"upload": U}: a debug file sent as a chunked upload (updates.c), moved into
+/* POST .../symbols {"upload": U}: a debug file sent as a chunked upload (images.c), moved into
  * place once the child has read its build ID; never held in memory. */
 static void symbols_from_upload(rp_req_t *r)
 {

@@ -13,10 +13,21 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
+#include "api.h"
+#include "attest.h"
+#include "console.h"
+#include "context.h"
+#include "device_api.h"
+#include "est.h"
+#include "fleet.h"
+#include "images.h"
 #include "rampart/log.h"
+#include "ready.h"
 #include "reports.h"
+#include "req.h"
 #include "routes.h"
-#include "server.h"
+#include "status.h"
+#include "threat.h"
 
 #define GET EVHTTP_REQ_GET
 #define POST EVHTTP_REQ_POST

@@ -15,8 +15,12 @@
 
 #include <event2/keyvalq_struct.h>
 
+#include "api.h"
+#include "context.h"
 #include "rampart/component.h"
-#include "server.h"
+#include "req.h"
+#include "routes.h"
+#include "status.h"
 #include "threat.h"
 
 #define REPORT_EVENTS_MAX 100 /* events one report may carry */

@@ -29,10 +29,12 @@
 #include <event2/buffer.h>
 #include <jansson.h>
 
+#include "context.h"
 #include "rampart/log.h"
 #include "rampart/text.h"
 #include "reports.h"
-#include "server.h"
+#include "req.h"
+#include "routes.h"
 #include "symbolize.h"
 
 #define TIMEOUT_MS_DEFAULT 5000 /* a child answers within this, or is killed */

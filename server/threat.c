@@ -32,8 +32,12 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "api.h"
+#include "context.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
+#include "req.h"
+#include "routes.h"
 #include "threat.h"
 
 #define ALERTS_PAGE_DEFAULT 100

@@ -13,7 +13,7 @@
 
 #include <event2/buffer.h>
 
-#include "server.h"
+#include "context.h"
 
 /* One thing a device reported or the service saw of it. Borrowed for the call only. */
 typedef struct rp_threat_signal {
@@ -125,5 +125,19 @@ bool rp_webhook_addr_allowed(const struct sockaddr *sa);
  * sentence for the operator (the host and address, never the URL's path or query). */
 rp_err_t rp_webhook_target(const char *url, bool allow_private, char *resolve, size_t cap,
                            char *why, size_t why_cap) RP_MUST_CHECK;
+
+/* Its routes: alerts, the spike rule, the webhook, the quarantine policy and its actions, a
+ * device's release. */
+typedef struct rp_req rp_req_t;
+void rp_h_alerts_list(rp_req_t *r);
+void rp_h_threat_get(rp_req_t *r);
+void rp_h_threat_set(rp_req_t *r);
+void rp_h_webhook_get(rp_req_t *r);
+void rp_h_webhook_set(rp_req_t *r);
+void rp_h_webhook_delete(rp_req_t *r);
+void rp_h_quarantine_policy_get(rp_req_t *r);
+void rp_h_quarantine_policy_set(rp_req_t *r);
+void rp_h_quarantine_actions(rp_req_t *r);
+void rp_h_device_release(rp_req_t *r);
 
 #endif /* RAMPART_SERVER_THREAT_H */

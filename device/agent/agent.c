@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -881,4 +882,32 @@ int64_t rp_agent_cert_not_after(const rp_agent_t *a)
     X509_free(cert);
     ERR_clear_error();
     return t;
+}
+
+/* S/update.lock, held by whatever changes the slots (install, recover, an update check, the
+ * daemon's checks), so that they take turns. Through the monitor, which takes that lock itself
+ * for each install, the agent's own S/agent/update.lock: its checks take turns over its
+ * downloads. The descriptor, or -1. */
+int rp_agent_lock_slots(const rp_agent_t *agent)
+{
+    char path[PATH_MAX + 64];
+    int fd = -1;
+
+    if (agent->rot != NULL) /* single-process mode */
+        snprintf(path, sizeof(path), "%s/update.lock", agent->state_dir);
+    else if (rp_agent_file_for_write(agent, "update.lock", path, sizeof(path)) != RP_OK)
+        return -1;
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        int rc;
+        while ((rc = flock(fd, LOCK_EX)) != 0 && errno == EINTR)
+            ; /* a signal (SIGUSR1: check now) is no reason to give up */
+        if (rc != 0) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    if (fd < 0)
+        rp_log_error("cannot lock %s", path);
+    return fd;
 }

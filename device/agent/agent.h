@@ -154,4 +154,10 @@ int64_t rp_agent_cert_not_after(const rp_agent_t *a);
 /* When it became valid (0 if there is none, or it is corrupt). */
 int64_t rp_agent_cert_not_before(const rp_agent_t *a);
 
+/* S/update.lock, held by whatever changes the slots (install, recover, an update check, the
+ * daemon's checks), so that they take turns; through the monitor, which takes that lock itself for
+ * each install, the agent's own S/agent/update.lock: its checks take turns over its downloads.
+ * The descriptor (the caller closes it), or -1 (logged). */
+int rp_agent_lock_slots(const rp_agent_t *agent);
+
 #endif /* RAMPART_AGENT_H */

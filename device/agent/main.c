@@ -1,45 +1,25 @@
 /*
  * rampart-agent: the device's side of attestation. It provisions the device identity in the root
  * of trust, makes evidence, attests with the security service and keeps a current certificate,
- * once or as a daemon.
+ * once or as a daemon. This file is its command line: the usage, the options, the command table,
+ * and what every command shares (commands.h); the commands are cmd_*.c, the daemon (`run`) is
+ * daemon.c.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
-#include <openssl/pem.h>
-#include <openssl/rand.h>
 
 #include "agent.h"
-#include "capability.h"
+#include "commands.h"
 #include "confine.h"
-#include "crashes.h"
-#include "events.h"
+#include "daemon.h"
 #include "proto.h"
-#include "report.h"
-#include "reportq.h"
-#include "slots.h"
-#include "supervise.h"
-#include "update.h"
-#include "tls.h"
-#include "rampart/apptree.h"
 #include "rampart/file.h"
-#include "rampart/hex.h"
-#include "rampart/image.h"
 #include "rampart/log.h"
-#include "rampart/notify.h"
-#include "rampart/manifest.h"
-
-enum { OK = 0, FAIL = 1, USAGE = 2 };
 
 static const char usage[] =
     "Usage: rampart-agent COMMAND --state-dir S [options]\n"
@@ -129,24 +109,7 @@ static const char usage[] =
     "\n"
     "Exit status: 0 success, 1 failure or refusal, 2 usage error.\n";
 
-struct args {
-    const char *state_dir, *rot, *tcti, *server, *server_ca, *nonce, *out;
-    const char *listen, *peer, *image_key, *component, *output, *update_root, *update_window;
-    long renew_after, update_interval;
-    int health_seconds;
-    char **rest; /* positional arguments */
-    int nrest;
-};
-
-static volatile sig_atomic_t stopping;
-
-static void on_stop(int sig)
-{
-    (void)sig;
-    stopping = 1;
-}
-
-static int usage_error(const char *msg)
+int cmd_usage(const char *msg)
 {
     fprintf(stderr, "rampart-agent: %s\nTry 'rampart-agent --help'.\n", msg);
     return USAGE;
@@ -155,7 +118,7 @@ static int usage_error(const char *msg)
 /* The device identity: through the monitor when it serves S, otherwise opened here as root
  * (rp_agent_attach owns the choice and says a refusal). root stays root: for the commands that
  * write root's files (provision, trust, capability) or none of the agent's (id, evidence). */
-static int open_identity(const struct args *a, rp_agent_t *agent)
+int cmd_open_identity(const struct args *a, rp_agent_t *agent)
 {
     rp_err_t err = rp_agent_attach(agent, a->state_dir, a->tcti);
 
@@ -169,9 +132,9 @@ static int open_identity(const struct args *a, rp_agent_t *agent)
 }
 
 /* The same for the agent's own work: through the monitor, root acts as the agent's user. */
-static int open_agent(const struct args *a, rp_agent_t *agent)
+int cmd_open_agent(const struct args *a, rp_agent_t *agent)
 {
-    if (open_identity(a, agent) != OK)
+    if (cmd_open_identity(a, agent) != OK)
         return FAIL;
     if (rp_agent_become_agent_user(agent) != RP_OK) {
         rp_agent_close(agent);
@@ -181,1296 +144,14 @@ static int open_agent(const struct args *a, rp_agent_t *agent)
 }
 
 /* Whether this is single-process mode (the agent holds the root of trust and the slots). */
-static bool direct(const rp_agent_t *agent)
+bool cmd_direct(const rp_agent_t *agent)
 {
     return agent->rot != NULL;
 }
 
-static int cmd_trust(const struct args *a);
-
-static int cmd_provision(const struct args *a)
-{
-    rp_rot_config_t cfg = {0};
-    rp_agent_t agent;
-    bool created;
-    rp_err_t err;
-
-    if (a->rot == NULL)
-        return usage_error("provision needs --rot soft|tpm2");
-    if (rp_rot_kind_parse(a->rot, &cfg.kind) != RP_OK)
-        return usage_error("--rot must be soft or tpm2");
-    /* Once a monitor serves S, the identity is made: it is kept, and said. */
-    if (rp_agent_monitor_serves(a->state_dir)) {
-        if (open_identity(a, &agent) != OK)
-            return FAIL;
-        rp_log_info("kept the root of trust in %s (rampart-monitor serves it)", a->state_dir);
-        printf("%s\n", agent.device_id);
-        rp_agent_close(&agent);
-        if (a->image_key != NULL)
-            return cmd_trust(a);
-        return OK;
-    }
-    if (geteuid() != 0) {
-        rp_log_error("provision runs as root, before the monitor's first start (it makes the "
-                     "device identity in %s); once provisioned, start rampart-monitor --state-dir "
-                     "%s --agent-user USER",
-                     a->state_dir, a->state_dir);
-        return FAIL;
-    }
-    cfg.state_dir = a->state_dir;
-    cfg.tcti = a->tcti;
-    err = rp_rot_provision(&cfg, &created);
-    if (err == RP_OK && a->tcti != NULL && cfg.kind == RP_ROT_TPM2)
-        err = rp_agent_save_tcti(a->state_dir, a->tcti);
-    if (err == RP_OK)
-        err = rp_agent_dir_make(a->state_dir, 0, 0); /* the monitor hands it to --agent-user */
-    if (err != RP_OK) {
-        rp_log_error("cannot provision %s: %s", a->state_dir, rp_strerror(err));
-        return FAIL;
-    }
-    if (open_identity(a, &agent) != OK)
-        return FAIL;
-    if (a->image_key != NULL && (err = rp_trust_image_key(a->state_dir, a->image_key)) != RP_OK) {
-        rp_log_error("%s: cannot trust this image key: %s", a->image_key, rp_strerror(err));
-        rp_agent_close(&agent);
-        return FAIL;
-    }
-    rp_log_info("%s %s root of trust in %s", created ? "made a" : "kept the", a->rot, a->state_dir);
-    printf("%s\n", agent.device_id);
-    rp_agent_close(&agent);
-    return OK;
-}
-
-static int cmd_id(const struct args *a)
-{
-    rp_agent_t agent;
-    EVP_PKEY *key;
-    int rc = FAIL;
-
-    if (open_identity(a, &agent) != OK)
-        return FAIL;
-    printf("device id: %s\nroot of trust: %s\n", agent.device_id, rp_rot_kind_name(agent.kind));
-    key = rp_agent_pubkey(&agent);
-    if (key != NULL && PEM_write_PUBKEY(stdout, key) == 1)
-        rc = OK;
-    rp_agent_close(&agent);
-    return rc;
-}
-
-static int cmd_evidence(const struct args *a)
-{
-    uint8_t nonce[RP_EAT_NONCE_MAX], token[RP_EAT_MAX_SIZE];
-    char device_id[RP_DEVICE_ID_SIZE] = "";
-    size_t n, len;
-    rp_atomic_file_t f;
-    rp_agent_t agent;
-    rp_err_t err;
-    bool by_monitor;
-
-    if (a->nonce == NULL || a->out == NULL)
-        return usage_error("evidence needs --nonce HEX and --out FILE");
-    n = strlen(a->nonce);
-    if (n % 2 != 0 || n / 2 < RP_EAT_NONCE_MIN || n / 2 > RP_EAT_NONCE_MAX ||
-        rp_hex_decode(a->nonce, n, nonce, n / 2) != RP_OK)
-        return usage_error("--nonce must be 16 to 128 hex digits");
-    if (open_identity(a, &agent) != OK)
-        return FAIL;
-    err = rp_agent_ask_evidence(&agent, nonce, n / 2, token, sizeof(token), &len);
-    snprintf(device_id, sizeof(device_id), "%s", agent.device_id);
-    by_monitor = !direct(&agent);
-    rp_agent_close(&agent);
-    if (err == RP_OK)
-        err = rp_atomic_begin(&f, a->out, 0644, 0);
-    if (err == RP_OK) {
-        err = rp_atomic_write(&f, token, len);
-        if (err == RP_OK)
-            err = rp_atomic_commit(&f, 0);
-        else
-            rp_atomic_abort(&f);
-    }
-    if (err != RP_OK) {
-        rp_log_error("cannot make evidence: %s", rp_strerror(err));
-        return FAIL;
-    }
-    if (by_monitor)
-        printf("%s: %zu bytes of evidence, made by rampart-monitor\n", a->out, len);
-    else
-        printf("%s: %zu bytes of evidence for device %s\n", a->out, len, device_id);
-    return OK;
-}
-
-static int attest_once(rp_agent_t *agent, const struct args *a, rp_agent_result_t *res)
-{
-    char when[32];
-    time_t t;
-    rp_err_t err = rp_agent_attest(agent, a->server, a->server_ca, res);
-
-    if (err != RP_OK) {
-        rp_log_error("attestation failed: %s", res->reason[0] ? res->reason : rp_strerror(err));
-        return FAIL;
-    }
-    if (!res->passed) {
-        /* A verdict (403), not a busy service: a security event, with the service's code. */
-        if (res->http_status == 403)
-            rp_reportq_event(agent, RP_REPORT_ATTESTATION_FAILED, NULL,
-                             rp_report_code_valid(res->reason) ? res->reason
-                                                               : RP_REPORT_CODE_REFUSED,
-                             "the service refused the attestation: %s", res->reason);
-        if (res->retry_after > 0)
-            rp_log_error("attestation refused (HTTP %ld): %s (the service asks to wait %ld s)",
-                         res->http_status, res->reason, res->retry_after);
-        else
-            rp_log_error("attestation refused (HTTP %ld): %s", res->http_status, res->reason);
-        return FAIL;
-    }
-    t = (time_t)res->not_after;
-    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
-    {
-        char cert[PATH_MAX + 64];
-        if (rp_agent_file(agent, "device.crt", cert, sizeof(cert)) != RP_OK)
-            snprintf(cert, sizeof(cert), "device.crt");
-        printf("attested: device %s, certificate %s valid until %s (%s)\n", agent->device_id,
-               res->serial, when, cert);
-    }
-    fflush(stdout);
-    return OK;
-}
-
-static void remember_service(const struct args *a, const rp_agent_t *agent);
-
-static int cmd_attest(const struct args *a)
-{
-    rp_agent_result_t res;
-    rp_agent_t agent;
-    int rc;
-
-    if (a->server == NULL || a->server_ca == NULL)
-        return usage_error("attest needs --server URL and --server-ca FILE");
-    if (open_agent(a, &agent) != OK)
-        return FAIL;
-    remember_service(a, &agent);
-    rc = attest_once(&agent, a, &res);
-    rp_agent_close(&agent);
-    return rc;
-}
-
-/* Uniform in [lo, hi): spreads a fleet's requests so they do not arrive together. */
-static long jitter(long lo, long hi)
-{
-    uint32_t r;
-
-    if (hi <= lo || RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
-        return lo;
-    return lo + (long)(r % (uint32_t)(hi - lo));
-}
-
-static volatile sig_atomic_t check_requested;
-
-static void on_check(int sig)
-{
-    (void)sig;
-    check_requested = 1;
-}
-
-static rp_supervisor_t *supervisor; /* the daemon's, while it runs */
-
-static void sleep_until_stopped(long seconds)
-{
-    for (long s = 0; s < seconds && !stopping && !check_requested; s++) {
-        rp_notify_watchdog(); /* the daemon's loop turns (rampart/notify.h) */
-        sleep(1);
-        if (supervisor != NULL)
-            rp_supervisor_tick(supervisor);
-    }
-}
-
-/* "HH:MM-HH:MM" (local time; may wrap past midnight) into minutes of the day. */
-static bool parse_window(const char *s, int *from, int *to)
-{
-    int h1, m1, h2, m2;
-    char tail;
-
-    if (s == NULL || sscanf(s, "%d:%d-%d:%d%c", &h1, &m1, &h2, &m2, &tail) != 4 || h1 < 0 ||
-        h1 > 23 || h2 < 0 || h2 > 23 || m1 < 0 || m1 > 59 || m2 < 0 || m2 > 59)
-        return false;
-    *from = h1 * 60 + m1;
-    *to = h2 * 60 + m2;
-    return *from != *to;
-}
-
-/* How long the update window is open, in minutes (1440 without one). */
-static long window_minutes(const struct args *a)
-{
-    int from, to;
-
-    if (a->update_window == NULL || !parse_window(a->update_window, &from, &to))
-        return 1440;
-    return (to - from + 1440) % 1440;
-}
-
-/* Seconds until the update window opens: 0 inside it (or when there is none). */
-static long until_window(const struct args *a, time_t now)
-{
-    struct tm tm;
-    int from, to, minute;
-
-    if (a->update_window == NULL || !parse_window(a->update_window, &from, &to) ||
-        localtime_r(&now, &tm) == NULL)
-        return 0;
-    minute = tm.tm_hour * 60 + tm.tm_min;
-    if (from < to ? minute >= from && minute < to : minute >= from || minute < to)
-        return 0;
-    return (long)(((from - minute + 1440) % 1440) * 60 - tm.tm_sec);
-}
-
-/* S/update.lock, held by whatever changes the slots (install, recover, an update check, the
- * daemon's checks), so that they take turns. Through the monitor, which takes that lock itself
- * for each install, the agent's own S/agent/update.lock: its checks take turns over its
- * downloads. The descriptor, or -1. */
-static int lock_slots(const rp_agent_t *agent)
-{
-    char path[PATH_MAX + 64];
-    int fd = -1;
-
-    if (direct(agent))
-        snprintf(path, sizeof(path), "%s/update.lock", agent->state_dir);
-    else if (rp_agent_file_for_write(agent, "update.lock", path, sizeof(path)) != RP_OK)
-        return -1;
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd >= 0) {
-        int rc;
-        while ((rc = flock(fd, LOCK_EX)) != 0 && errno == EINTR)
-            ; /* a signal (SIGUSR1: check now) is no reason to give up */
-        if (rc != 0) {
-            close(fd);
-            fd = -1;
-        }
-    }
-    if (fd < 0)
-        rp_log_error("cannot lock %s", path);
-    return fd;
-}
-
-/* One update check, holding the slots' lock. */
-static int update_check_locked(rp_agent_t *agent, const char *server, const char *ca,
-                               const struct args *a, rp_update_summary_t *sum)
-{
-    rp_install_opts_t opts = {.health_seconds = a->health_seconds};
-    rp_err_t err;
-    int fd = lock_slots(agent);
-
-    if (fd < 0) {
-        snprintf(sum->detail, sizeof(sum->detail), "cannot lock the slots");
-        return FAIL;
-    }
-    err = rp_agent_recover(agent, NULL);
-    if (err == RP_OK)
-        err = rp_update_check(agent, server, ca, &opts, sum);
-    close(fd);
-    if (err != RP_OK) {
-        rp_log_error("update check: %s", sum->detail[0] ? sum->detail : rp_strerror(err));
-        return FAIL;
-    }
-    rp_log_info("update check: %d installed, %d up to date, %d refused, %d rolled back, %d failed",
-                sum->installed, sum->unchanged, sum->refused, sum->rolled_back, sum->failed);
-    return sum->refused + sum->rolled_back + sum->failed > 0 ? FAIL : OK;
-}
-
-/* The status report (report.h), after each update check and attestation: best effort, logged. */
-static void status_report(rp_agent_t *agent, const char *server, const char *ca)
-{
-    rp_report_summary_t sum;
-
-    if (rp_report_status(agent, server, ca, &sum) != RP_OK) {
-        rp_log_warn("status report: %s", sum.detail);
-        return;
-    }
-    if (sum.apps >= 0)
-        rp_log_info("status report: %d app(s), %zu event(s) taken by the service", sum.apps,
-                    sum.events);
-    else
-        rp_log_info("status report: %zu event(s) taken by the service", sum.events);
-}
-
-/* The report queue's upload (reportq.h), beside the status report: best effort, logged. The
- * crashes kept since the last one are queued first, so each upload carries them. */
-static void reports_upload(rp_agent_t *agent, const char *server, const char *ca)
-{
-    rp_reportq_upload_t up;
-    rp_err_t err;
-
-    rp_crashes_report_new(agent);
-    rp_report_events_new(agent); /* exits, OOM kills, restart loops, failed trials */
-    err = rp_reportq_upload(agent, server, ca, &up);
-
-    if (up.sent + up.dropped > 0)
-        rp_log_info("reports: %zu sent (%zu stored, %zu known already, %zu refused), %zu dropped, "
-                    "%zu left",
-                    up.sent, up.stored, up.duplicates, up.refused, up.dropped, up.left);
-    if (err != RP_OK && up.waiting)
-        rp_log_debug("reports: %s", up.detail);
-    else if (err != RP_OK)
-        rp_log_warn("reports: %s", up.detail);
-}
-
-/* Two of the agent's own security events, looked for at each turn of its loop: the certificate
- * near its end while renewal fails, and the wall clock jumping against the monotonic clock. */
-struct watch {
-    int64_t wall, mono;    /* at the last turn (0: none yet) */
-    int64_t cert_reported; /* the not_after of the certificate reported as expiring */
-};
-
-static void watch_clock(const rp_agent_t *agent, struct watch *w)
-{
-    struct timespec ts;
-    int64_t wall = (int64_t)time(NULL), mono, jump;
-
-    if (clock_gettime(CLOCK_BOOTTIME, &ts) != 0)
-        return;
-    mono = (int64_t)ts.tv_sec;
-    if (w->mono != 0 && (jump = rp_report_clock_jump(wall - w->wall, mono - w->mono)) != 0) {
-        rp_log_warn("the wall clock jumped %lld s %s", (long long)(jump > 0 ? jump : -jump),
-                    jump > 0 ? "forward" : "backward");
-        rp_reportq_event(agent, RP_REPORT_CLOCK_JUMP, NULL,
-                         jump > 0 ? RP_REPORT_CODE_FORWARD : RP_REPORT_CODE_BACKWARD,
-                         "the wall clock moved %lld s %s against the monotonic clock",
-                         (long long)(jump > 0 ? jump : -jump), jump > 0 ? "forward" : "backward");
-    }
-    w->wall = wall;
-    w->mono = mono;
-}
-
-/* After a failed renewal: the certificate near its end is reported once. */
-static void watch_cert(const rp_agent_t *agent, struct watch *w, const rp_agent_result_t *res)
-{
-    int64_t nb = rp_agent_cert_not_before(agent), na = rp_agent_cert_not_after(agent),
-            now = (int64_t)time(NULL);
-
-    if (!rp_report_cert_expiring(nb, na, now) || w->cert_reported == na)
-        return;
-    w->cert_reported = na;
-    rp_reportq_event(agent, RP_REPORT_CERT_EXPIRING, NULL, RP_REPORT_CODE_RENEWAL_FAILS,
-                     "the device certificate ends in %lld s and renewal fails: %s",
-                     (long long)(na - now), res->reason[0] != '\0' ? res->reason : "no answer");
-}
-
-/* "host:port" into its parts. */
-static bool host_port(const char *s, char *host, size_t cap, int *port)
-{
-    const char *colon = s != NULL ? strrchr(s, ':') : NULL;
-    char *end;
-    long p;
-
-    if (colon == NULL || (size_t)(colon - s) >= cap || colon == s)
-        return false;
-    memcpy(host, s, (size_t)(colon - s));
-    host[colon - s] = '\0';
-    p = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || p < 0 || p > 65535)
-        return false;
-    *port = (int)p;
-    return true;
-}
-
-static int cmd_peer(const struct args *a, const char *verb)
-{
-    char host[256] = "127.0.0.1";
-    int port = 0;
-    rp_agent_t agent;
-    rp_err_t err;
-
-    if (strcmp(verb, "serve") == 0) {
-        if (a->listen != NULL && !host_port(a->listen, host, sizeof(host), &port))
-            return usage_error("--listen wants HOST:PORT");
-    } else if (strcmp(verb, "connect") == 0) {
-        if (!host_port(a->peer, host, sizeof(host), &port))
-            return usage_error("peer connect needs --peer HOST:PORT");
-    } else {
-        return usage_error("peer serve or peer connect");
-    }
-    if (open_agent(a, &agent) != OK)
-        return FAIL;
-    err = strcmp(verb, "serve") == 0 ? rp_agent_peer_serve(&agent, host, port)
-                                     : rp_agent_peer_connect(&agent, host, port);
-    rp_agent_close(&agent);
-    return err == RP_OK ? OK : FAIL;
-}
-
-#define CRASH_POLL_SECONDS 60 /* how soon `run` hands a kept crash to the report queue */
-
-static int cmd_run(const struct args *a)
-{
-    struct sigaction sa = {0}, sc = {0};
-    long backoff = 5, wait, interval = a->update_interval > 0 ? a->update_interval : 3600;
-    time_t next_attest = 0, next_update = 0, now;
-    rp_agent_result_t res;
-    rp_update_summary_t sum;
-    rp_agent_t agent;
-    char root[PATH_MAX + 32];
-    struct watch watch = {0, 0, 0};
-
-    if (a->server == NULL || a->server_ca == NULL)
-        return usage_error("run needs --server URL and --server-ca FILE");
-    sa.sa_handler = on_stop;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sc.sa_handler = on_check; /* SIGUSR1: check for updates now */
-    sc.sa_flags = SA_RESTART;
-    sigaction(SIGUSR1, &sc, NULL);
-    if (a->update_window != NULL && !parse_window(a->update_window, &(int){0}, &(int){0}))
-        return usage_error("--update-window is HH:MM-HH:MM (local time)");
-    if (open_agent(a, &agent) != OK)
-        return FAIL;
-    remember_service(a, &agent);
-    snprintf(root, sizeof(root), "%s/update/root.json", a->state_dir);
-    rp_log_info("running for device %s%s", agent.device_id,
-                direct(&agent) ? "" : ", through rampart-monitor");
-    /* First put right whatever a cut left: the evidence then measures what really runs. */
-    {
-        int unbootable = 0, lock = lock_slots(&agent);
-        rp_err_t err = lock >= 0 ? rp_agent_recover(&agent, &unbootable) : RP_ERR_IO;
-        if (lock >= 0)
-            close(lock);
-        if (err != RP_OK || unbootable > 0)
-            rp_log_error("recovery: %s; %d component(s) without a verified image", rp_strerror(err),
-                         unbootable);
-    }
-    /* The apps: supervised here in single-process mode; the monitor's otherwise. */
-    if (direct(&agent)) {
-        supervisor = calloc(1, sizeof(*supervisor));
-        if (supervisor == NULL) {
-            rp_agent_close(&agent);
-            return FAIL;
-        }
-        supervisor->a = &agent;
-        supervisor->health_seconds = a->health_seconds;
-        rp_supervisor_sync(supervisor); /* the apps, their confirmed versions */
-    } else {
-        rp_log_info("rampart-monitor serves %s: it runs the apps, each in its compartment",
-                    a->state_dir);
-        if (rp_agent_confine() != RP_OK) { /* its own allow-list from here on */
-            rp_agent_close(&agent);
-            return FAIL;
-        }
-    }
-    rp_notify("READY=1\nSTATUS=running for device %s", agent.device_id);
-    while (!stopping) {
-        rp_notify_watchdog();
-        watch_clock(&agent, &watch);
-        now = time(NULL);
-        if (now >= next_attest) {
-            if (attest_once(&agent, a, &res) == OK) {
-                long life = (long)(res.not_after - (int64_t)time(NULL));
-                /* Renew at two thirds of the certificate's life (at most a day), +-10%. */
-                wait = a->renew_after > 0 ? a->renew_after : life * 2 / 3;
-                if (wait > 24 * 3600)
-                    wait = 24 * 3600;
-                if (wait < 1)
-                    wait = 1;
-                wait = jitter(wait - wait / 10, wait + 1);
-                backoff = 5;
-                status_report(&agent, a->server, a->server_ca);
-            } else {
-                watch_cert(&agent, &watch, &res);
-                /* Exponential backoff with full jitter, capped at an hour; never sooner than
-                 * the service asked (Retry-After, when it is busy or limiting). */
-                wait = jitter(1, backoff + 1);
-                backoff = backoff < 1800 ? backoff * 2 : 3600;
-                if (res.retry_after > 0 && wait < res.retry_after)
-                    wait = jitter(res.retry_after, res.retry_after + res.retry_after / 2 + 1);
-            }
-            next_attest = time(NULL) + wait;
-            rp_log_info("next attestation in %ld s", wait);
-            /* Pass or fail: a refusal is itself a report (with a certificate still valid). */
-            reports_upload(&agent, a->server, a->server_ca);
-        }
-        /* Updates: at start, then every interval (+-10%), or at once on SIGUSR1; installed only
-         * inside the update window, if there is one. Only with an update root. */
-        now = time(NULL);
-        if (access(root, R_OK) == 0 && (check_requested || now >= next_update)) {
-            long closed = until_window(a, now);
-            check_requested = 0; /* one that arrives during the check makes another */
-            if (closed > 0) {
-                /* Not all at the opening second: spread over the window's first half hour. */
-                closed += jitter(0, 1800 < window_minutes(a) * 30 ? 1800 : window_minutes(a) * 30);
-                rp_log_info("outside the update window: next check in %ld s", closed);
-                next_update = now + closed;
-            } else {
-                memset(&sum, 0, sizeof(sum));
-                (void)update_check_locked(&agent, a->server, a->server_ca, a, &sum);
-                if (supervisor != NULL)
-                    rp_supervisor_sync(supervisor); /* a new confirmed version replaces the old */
-                status_report(&agent, a->server, a->server_ca);
-                reports_upload(&agent, a->server, a->server_ca);
-                next_update =
-                    time(NULL) + jitter(interval - interval / 10, interval + interval / 10 + 1);
-            }
-        } else if (access(root, R_OK) != 0) {
-            next_update = next_attest; /* nothing to check against until the device has a root */
-        }
-        /* The monitor's kept crashes, each a report for the queue (crashes.h). */
-        if (!direct(&agent)) {
-            rp_crashes_report_new(&agent);
-            rp_report_events_new(&agent);
-        }
-        now = time(NULL);
-        wait = (next_attest < next_update ? next_attest : next_update) - now;
-        if (!direct(&agent) && wait > CRASH_POLL_SECONDS)
-            wait = CRASH_POLL_SECONDS; /* a new crash is reported within this */
-        sleep_until_stopped(wait > 0 ? wait : 1);
-    }
-    rp_notify("STOPPING=1");
-    if (supervisor != NULL)
-        rp_supervisor_stop(supervisor);
-    free(supervisor);
-    supervisor = NULL;
-    rp_agent_close(&agent);
-    rp_log_info("stopped");
-    return OK;
-}
-
-/* trust --update-root through the monitor: TRUST_ROOT, the root unpacked here into its binary
- * form (the monitor parses no JSON it has not verified), as a descriptor. */
-static int trust_root_by_monitor(const struct args *a, rp_agent_t *agent)
-{
-    static rp_mon_reply_t r;
-    static rp_md_signed_t doc;
-    rp_mon_request_t q = {.type = RP_MON_TRUST_ROOT};
-    uint8_t *data = NULL;
-    char detail[256];
-    size_t len;
-    int fd = -1;
-    rp_err_t err = rp_read_file(a->update_root, RP_MON_ROOT_MAX, &data, &len);
-
-    if (err == RP_ERR_TOO_LARGE)
-        snprintf(detail, sizeof(detail), "larger than %d bytes", RP_MON_ROOT_MAX);
-    else if (err != RP_OK)
-        snprintf(detail, sizeof(detail), "%s", rp_strerror(err));
-    else if ((err = rp_md_unpack((const char *)data, len, &doc, detail, sizeof(detail))) == RP_OK &&
-             (err = rp_update_signed_fd(&doc, &fd)) != RP_OK)
-        snprintf(detail, sizeof(detail), "%s", rp_strerror(err));
-    free(data);
-    rp_md_signed_free(&doc);
-    if (err != RP_OK) {
-        rp_log_error("%s: root metadata refused: %s", a->update_root, detail);
-        return FAIL;
-    }
-    err = rp_agent_monitor_call(agent, &q, fd, &r);
-    close(fd);
-    if (err != RP_OK)
-        return FAIL;
-    printf("trusting the update root in %s (version %llu, kept by rampart-monitor)\n",
-           a->update_root, (unsigned long long)r.u.trust_root.version);
-    return OK;
-}
-
-static int cmd_trust(const struct args *a)
-{
-    rp_agent_t agent;
-    rp_err_t err;
-    int rc;
-
-    if (a->update_root == NULL && a->image_key == NULL)
-        return usage_error("trust needs --update-root FILE or --image-key PUB.pem");
-    if (rp_agent_monitor_serves(a->state_dir)) {
-        if (a->update_root == NULL && geteuid() == 0)
-            goto image_key; /* root's files: the monitor reads them at each install */
-        if (a->update_root == NULL) {
-            rp_log_error("image keys are given by root (trust --image-key, as root), or come with "
-                         "an update root (trust --update-root)");
-            return FAIL;
-        }
-        if (open_identity(a, &agent) != OK)
-            return FAIL;
-        rc = trust_root_by_monitor(a, &agent);
-        rp_agent_close(&agent);
-        return rc;
-    }
-    if (geteuid() != 0) {
-        rp_log_error("no rampart-monitor serves %s: start it with rampart-monitor --state-dir %s "
-                     "--agent-user USER",
-                     a->state_dir, a->state_dir);
-        return FAIL;
-    }
-    if (a->update_root != NULL) {
-        err = rp_update_trust_root(a->state_dir, a->update_root);
-        if (err != RP_OK) {
-            rp_log_error("%s: not a root to trust: %s", a->update_root, rp_strerror(err));
-            return FAIL;
-        }
-        printf("trusting the update root in %s\n", a->update_root);
-        return OK;
-    }
-image_key:
-    err = rp_trust_image_key(a->state_dir, a->image_key);
-    if (err != RP_OK) {
-        rp_log_error("%s: cannot trust this image key: %s", a->image_key, rp_strerror(err));
-        return FAIL;
-    }
-    printf("trusting images signed with %s\n", a->image_key);
-    return OK;
-}
-
-/*
- * A device with an update root is managed: it takes images through deployments. A local install
- * is sideloading, allowed only with a development capability in force (docs/compartments.md).
- * Without a root (a board on a bench, trusting image keys it was given) it is how images get on.
- */
-static bool may_install_locally(const rp_agent_t *agent)
-{
-    char why[256] = "";
-    bool allowed = false;
-
-    if (rp_capability_sideload(agent->state_dir, agent->device_id, &allowed, why, sizeof(why)) !=
-        RP_OK)
-        return false; /* a corrupt root: said */
-    if (allowed)
-        return true;
-    rp_log_error("this device is managed (it has an update root): it takes images through "
-                 "deployments. Installing one locally needs a development capability for it "
-                 "(rampart device capability create, then rampart-agent capability apply)%s%s",
-                 why[0] != '\0' ? "; the one it holds does not count: " : "", why);
-    return false;
-}
-
-static int cmd_capability(const struct args *a, const char *verb)
-{
-    rp_md_capability_t cap;
-    rp_agent_t agent;
-    char detail[300] = "";
-    bool have = false;
-    rp_err_t err;
-    int rc = OK;
-
-    if (strcmp(verb, "remove") == 0) {
-        if (a->nrest != 0)
-            return usage_error("capability remove takes no argument");
-        if (rp_capability_remove(a->state_dir) != RP_OK) {
-            rp_log_error("%s: cannot remove the capability", a->state_dir);
-            return FAIL;
-        }
-        printf("no capability\n");
-        return OK;
-    }
-    if (strcmp(verb, "apply") != 0 && strcmp(verb, "show") != 0)
-        return usage_error("capability apply FILE, remove or show");
-    if ((strcmp(verb, "apply") == 0) != (a->nrest == 1) || a->nrest > 1)
-        return usage_error("capability apply takes one FILE; show takes none");
-    if (open_identity(a, &agent) != OK)
-        return FAIL;
-    if (strcmp(verb, "apply") == 0) {
-        err = rp_capability_apply(&agent, a->rest[0], &cap, detail, sizeof(detail));
-        have = err == RP_OK;
-        if (err != RP_OK) {
-            rp_log_error("%s: refused: %s", a->rest[0], detail);
-            rc = FAIL;
-        }
-    } else if (rp_capability_development(a->state_dir, agent.device_id, &have, &cap, detail,
-                                         sizeof(detail)) != RP_OK) {
-        rc = FAIL;
-    }
-    rp_agent_close(&agent);
-    if (rc != OK)
-        return rc;
-    if (a->output != NULL && strcmp(a->output, "json") == 0) {
-        json_t *j =
-            have ? json_pack("{s:s, s:s, s:I, s:I}", "kind", rp_md_capability_kind_name(cap.kind),
-                             "tenant", cap.tenant, "issued", (json_int_t)cap.issued, "expires",
-                             (json_int_t)cap.expires)
-                 : json_pack("{s:n, s:s}", "kind", "reason", detail);
-        json_dumpf(j, stdout, JSON_INDENT(2));
-        putchar('\n');
-        json_decref(j);
-    } else if (have) {
-        printf("%s capability from tenant %s, until %lld\n", rp_md_capability_kind_name(cap.kind),
-               cap.tenant, (long long)cap.expires);
-    } else {
-        printf("no capability in force%s%s\n", detail[0] != '\0' ? ": " : "", detail);
-    }
-    return OK;
-}
-
-/* The one local install (install, app install): the gate, the slots' lock, recovery, then the
- * install itself (through the monitor when one serves S). */
-static int install_image(const struct args *a, const char *component, const char *image)
-{
-    rp_install_opts_t opts = {.health_seconds = a->health_seconds};
-    rp_install_result_t res;
-    rp_agent_t agent;
-    rp_err_t err;
-    int lock;
-
-    if (open_agent(a, &agent) != OK)
-        return FAIL;
-    if (!may_install_locally(&agent)) {
-        rp_agent_close(&agent);
-        return FAIL;
-    }
-    if ((lock = lock_slots(&agent)) < 0) {
-        rp_agent_close(&agent);
-        return FAIL;
-    }
-    err = rp_agent_recover(&agent, NULL);
-    if (err == RP_OK)
-        err = rp_agent_install(&agent, component, image, &opts, &res);
-    close(lock);
-    rp_agent_close(&agent);
-    if (err != RP_OK) {
-        rp_log_error("%s: install failed: %s", component, rp_strerror(err));
-        return FAIL;
-    }
-    printf("%s: %s: %s\n", component, rp_update_state_name(res.state), res.detail);
-    return res.state == RP_UPDATE_INSTALLED || res.state == RP_UPDATE_UNCHANGED ? OK : FAIL;
-}
-
-static int cmd_install(const struct args *a)
-{
-    if (a->component == NULL || a->nrest != 1)
-        return usage_error("install needs --component NAME and one IMAGE");
-    if (!rp_component_name_valid(a->component, strlen(a->component)))
-        return usage_error("a component name is 1 to 32 of A-Z a-z 0-9 . _ - (no leading dot)");
-    return install_image(a, a->component, a->rest[0]);
-}
-
-/*
- * The component an app image installs as: its manifest's ComponentId (an app tree), else the
- * --component given (a legacy single-file app has no manifest). Read unverified: the monitor
- * verifies the image when it installs it, and runs a tree only under its manifest's ComponentId.
- * OUT: out (RP_COMPONENT_NAME_MAX + 1 bytes). On a refusal, why says what.
- */
-static rp_err_t app_image_component(const char *path, const char *given, char *out, char *why,
-                                    size_t cap)
-{
-    rp_manifest_t *m = malloc(sizeof(*m));
-    rp_image_identity_t id;
-    rp_apptree_kind_t kind;
-    rp_file_image_t img;
-    rp_err_t err;
-
-    if (m == NULL)
-        return RP_ERR_NO_MEMORY;
-    if ((err = rp_file_image_open(&img, path)) != RP_OK) {
-        snprintf(why, cap, "cannot open it: %s", rp_strerror(err));
-        free(m);
-        return err;
-    }
-    err = rp_image_identity_read(&img.io, &id);
-    if (err != RP_OK)
-        snprintf(why, cap, "not a valid image: %s", rp_strerror(err));
-    else if (id.type != RP_IMAGE_TYPE_APP) { /* the monitor runs only these as apps */
-        err = RP_ERR_INVALID_ARG;
-        snprintf(why, cap,
-                 "an image of type %s, not an app (rampart-agent install --component NAME "
-                 "installs it)",
-                 rp_image_type_name(id.type) != NULL ? rp_image_type_name(id.type) : "none");
-    } else if ((err = rp_apptree_kind(img.fd, id.layout.hdr.hdr_size, id.layout.hdr.img_size,
-                                      &kind)) != RP_OK)
-        snprintf(why, cap, "cannot read its payload: %s", rp_strerror(err));
-    else if (kind == RP_APPTREE_LEGACY) {
-        err = given != NULL ? RP_OK : RP_ERR_INVALID_ARG;
-        if (given == NULL)
-            snprintf(why, cap,
-                     "a single-file app image has no manifest to name its component: give "
-                     "--component NAME");
-        else
-            snprintf(out, RP_COMPONENT_NAME_MAX + 1, "%s", given);
-    } else if ((err = rp_apptree_read_manifest(img.fd, id.layout.hdr.hdr_size,
-                                               id.layout.hdr.img_size, m, why, cap)) == RP_OK) {
-        if (given != NULL && strcmp(given, m->component_id) != 0) {
-            err = RP_ERR_INVALID_ARG;
-            snprintf(why, cap, "its manifest says ComponentId %s, not %s", m->component_id, given);
-        } else
-            snprintf(out, RP_COMPONENT_NAME_MAX + 1, "%s", m->component_id);
-    }
-    rp_file_image_close(&img);
-    free(m);
-    return err;
-}
-
-/* Sideloading an app: the component is the image's own (app_image_component). */
-static int cmd_app_install(const struct args *a)
-{
-    char component[RP_COMPONENT_NAME_MAX + 1], why[512] = "";
-
-    if (a->nrest != 1)
-        return usage_error("app install needs one IMAGE");
-    if (a->component != NULL && !rp_component_name_valid(a->component, strlen(a->component)))
-        return usage_error("a component name is 1 to 32 of A-Z a-z 0-9 . _ - (no leading dot)");
-    if (app_image_component(a->rest[0], a->component, component, why, sizeof(why)) != RP_OK) {
-        rp_log_error("%s: refused: %s", a->rest[0], why);
-        return FAIL;
-    }
-    return install_image(a, component, a->rest[0]);
-}
-
-static int cmd_recover(const struct args *a)
-{
-    rp_agent_t agent;
-    int unbootable = 0, lock;
-    rp_err_t err;
-
-    if (open_agent(a, &agent) != OK)
-        return FAIL;
-    if ((lock = lock_slots(&agent)) < 0) {
-        rp_agent_close(&agent);
-        return FAIL;
-    }
-    err = rp_agent_recover(&agent, &unbootable);
-    close(lock);
-    rp_agent_close(&agent);
-    if (err != RP_OK) {
-        rp_log_error("recovery failed: %s", rp_strerror(err));
-        return FAIL;
-    }
-    if (unbootable > 0) {
-        rp_log_error("%d component(s) have no verified image", unbootable);
-        return FAIL;
-    }
-    return OK;
-}
-
-/*
- * The components as the monitor's STATUS gives them, in the JSON form of `status`: what it does
- * not say (the trial slot, the running image's own security counter, the update's time) is null,
- * and the apps are the monitor's to list.
- */
-static rp_err_t status_by_monitor(rp_agent_t *agent, json_t *list)
-{
-    static rp_mon_reply_t r;
-    rp_mon_request_t q = {.type = RP_MON_STATUS};
-    rp_err_t err = rp_agent_monitor_call(agent, &q, -1, &r);
-
-    for (size_t i = 0; err == RP_OK && i < r.u.status.n; i++) {
-        const rp_mon_component_t *c = &r.u.status.c[i];
-        const char *result = rp_update_state_name((rp_update_state_t)c->last_result);
-        json_array_append_new(
-            list, json_pack("{s:s, s:o, s:o, s:b, s:n, s:n, s:I, s:{s:s, s:s, s:s, s:n}, s:n}",
-                            "name", c->name, "version",
-                            c->version[0] ? json_string(c->version) : json_null(), "active_slot",
-                            c->active <= 1 ? json_sprintf("%c", "ab"[c->active]) : json_null(),
-                            "verified", c->version[0] != '\0', "trial_slot", "security_counter",
-                            "security_counter_floor", (json_int_t)c->security_counter,
-                            "last_update", "result", result != NULL ? result : "?", "version", "",
-                            "detail", c->last_detail, "at", "app"));
-    }
-    return err;
-}
-
-static int cmd_status(const struct args *a)
-{
-    char names[RP_COMPONENTS_MAX][RP_COMPONENT_NAME_MAX + 1], path[PATH_MAX];
-    json_t *list = json_array();
-    rp_agent_t agent;
-    size_t n = 0;
-    rp_err_t err;
-
-    if (a->output != NULL && strcmp(a->output, "json") != 0 && strcmp(a->output, "text") != 0) {
-        json_decref(list);
-        return usage_error("--output must be text or json");
-    }
-    if (open_agent(a, &agent) != OK) {
-        json_decref(list);
-        return FAIL;
-    }
-    if (!direct(&agent))
-        err = status_by_monitor(&agent, list);
-    else
-        err = rp_component_names(a->state_dir, names, RP_COMPONENTS_MAX, &n);
-    for (size_t i = 0; err == RP_OK && i < n; i++) {
-        rp_component_t c;
-        rp_slot_image_t img = {0};
-        uint32_t counter = 0;
-        json_t *run;
-        err = rp_component_load(a->state_dir, names[i], &c);
-        if (err == RP_OK)
-            err = rp_rot_seccnt_read(agent.rot, c.seccnt_index, &counter);
-        if (err == RP_OK && c.active >= 0 &&
-            rp_slot_path(a->state_dir, c.name, c.active, path, sizeof(path)) == RP_OK)
-            err = rp_slot_check(&agent, &c, path, &img);
-        if (err != RP_OK)
-            break;
-        if (rp_app_status_load(a->state_dir, c.name, &run) != RP_OK)
-            run = json_null(); /* never run by the daemon (or its record is corrupt: said so) */
-        /* security_counter: the running image's, null when it has none (or nothing verified
-         * runs); security_counter_floor: the root of trust's, below which nothing installs. */
-        json_array_append_new(
-            list,
-            json_pack(
-                "{s:s, s:o, s:o, s:b, s:o, s:o, s:I, s:{s:s, s:s, s:s, s:I}, s:o}", "name", c.name,
-                "version", img.valid ? json_string(img.version) : json_null(), "active_slot",
-                c.active >= 0 ? json_sprintf("%c", "ab"[c.active]) : json_null(), "verified",
-                img.valid, "trial_slot",
-                c.trial >= 0 ? json_sprintf("%c", "ab"[c.trial]) : json_null(), "security_counter",
-                img.valid && img.has_security_counter ? json_integer(img.security_counter)
-                                                      : json_null(),
-                "security_counter_floor", (json_int_t)counter, "last_update", "result",
-                rp_update_state_name(c.last_result), "version", c.last_version, "detail",
-                c.last_detail, "at", (json_int_t)c.last_at, "app", run));
-    }
-    rp_agent_close(&agent);
-    if (err != RP_OK) {
-        json_decref(list);
-        rp_log_error("cannot read the components: %s", rp_strerror(err));
-        return FAIL;
-    }
-    if (a->output != NULL && strcmp(a->output, "json") == 0) {
-        json_t *out = json_pack("{s:o}", "components", list);
-        json_dumpf(out, stdout, JSON_INDENT(2));
-        putchar('\n');
-        json_decref(out);
-        return OK;
-    }
-    printf("%-16s %-14s %-5s %-10s %-6s %s\n", "COMPONENT", "VERSION", "SLOT", "COUNTER", "FLOOR",
-           "LAST UPDATE");
-    for (size_t i = 0; i < json_array_size(list); i++) {
-        json_t *c = json_array_get(list, i), *l = json_object_get(c, "last_update");
-        json_t *run = json_object_get(c, "app");
-        const char *v = json_string_value(json_object_get(c, "version"));
-        const char *slot = json_string_value(json_object_get(c, "active_slot"));
-        json_t *cnt = json_object_get(c, "security_counter");
-        char counter_text[16];
-        if (json_is_integer(cnt))
-            snprintf(counter_text, sizeof(counter_text), "%lld",
-                     (long long)json_integer_value(cnt));
-        else
-            snprintf(counter_text, sizeof(counter_text), "none");
-        printf("%-16s %-14s %-5s %-10s %-6lld %s %s%s%s\n",
-               json_string_value(json_object_get(c, "name")), v != NULL ? v : "(none)",
-               slot != NULL ? slot : "-", counter_text,
-               (long long)json_integer_value(json_object_get(c, "security_counter_floor")),
-               json_string_value(json_object_get(l, "result")),
-               json_string_value(json_object_get(l, "version")),
-               *json_string_value(json_object_get(l, "detail")) ? ": " : "",
-               json_string_value(json_object_get(l, "detail")));
-        if (json_is_object(run)) {
-            json_int_t pid = json_integer_value(json_object_get(run, "pid"));
-            const char *exit = json_string_value(json_object_get(run, "last_exit"));
-            printf("%-16s app %s: %s", "", json_string_value(json_object_get(run, "version")) ?: "",
-                   json_string_value(json_object_get(run, "status")));
-            if (pid > 0)
-                printf(", pid %lld%s", (long long)pid,
-                       json_is_true(json_object_get(run, "alive")) ? "" : " (gone)");
-            printf(", %lld restart(s)%s%s\n",
-                   (long long)json_integer_value(json_object_get(run, "restarts")),
-                   exit != NULL ? ", last " : "", exit != NULL ? exit : "");
-        }
-    }
-    json_decref(list);
-    return OK;
-}
-
-#define APP_LOG_TAIL (64 * 1024) /* what `app logs` shows of an app's log, at most: its end */
-
-/* app logs NAME: the end of the app's stdout and stderr (S/components/NAME/app.log). */
-static int cmd_app_logs(const struct args *a)
-{
-    char path[PATH_MAX], buf[8192];
-    struct stat st;
-    off_t from;
-    ssize_t got;
-    int fd;
-
-    if (a->nrest != 1)
-        return usage_error("app logs needs one NAME");
-    if (!rp_component_name_valid(a->rest[0], strlen(a->rest[0])))
-        return usage_error("a component name is 1 to 32 of A-Z a-z 0-9 . _ - (no leading dot)");
-    /* Through the monitor when it serves S: the logs are root's (APP_LOG). */
-    {
-        rp_agent_t agent;
-        if (rp_agent_attach_records(&agent, a->state_dir) != RP_OK)
-            return FAIL;
-        if (agent.monitor[0] != '\0') {
-            rp_err_t err = rp_report_app_log(&agent, a->rest[0], APP_LOG_TAIL, stdout);
-            fflush(stdout);
-            return err == RP_OK ? OK : FAIL; /* a refusal is said */
-        }
-    }
-    /* The monitor's (S/apps/NAME/log: the app in its compartment) or, from an agent that ran it
-     * itself, S/components/NAME/app.log: whichever was written last. */
-    {
-        char mon[PATH_MAX];
-        struct stat ms, as;
-        if (snprintf(path, sizeof(path), "%s/components/%s/app.log", a->state_dir, a->rest[0]) >=
-                (int)sizeof(path) ||
-            snprintf(mon, sizeof(mon), "%s/apps/%s/log", a->state_dir, a->rest[0]) >=
-                (int)sizeof(mon))
-            return usage_error("the state directory's path is too long");
-        if (lstat(mon, &ms) == 0 &&
-            (lstat(path, &as) != 0 || ms.st_mtim.tv_sec > as.st_mtim.tv_sec ||
-             (ms.st_mtim.tv_sec == as.st_mtim.tv_sec && ms.st_mtim.tv_nsec >= as.st_mtim.tv_nsec)))
-            memcpy(path, mon, sizeof(mon));
-    }
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
-        rp_log_error("%s: %s", path,
-                     errno == ENOENT ? "no log: the app never ran on this device"
-                                     : strerror(errno));
-        return FAIL;
-    }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        rp_log_error("%s: not a regular file", path);
-        close(fd);
-        return FAIL;
-    }
-    from = st.st_size > APP_LOG_TAIL ? st.st_size - APP_LOG_TAIL : 0;
-    if (from > 0)
-        printf("[... %lld earlier bytes not shown]\n", (long long)from);
-    fflush(stdout);
-    if (lseek(fd, from, SEEK_SET) < 0) {
-        close(fd);
-        return FAIL;
-    }
-    /* Only what was there when it was opened: a chatty app cannot keep this going. */
-    for (off_t left = st.st_size - from; left > 0; left -= got) {
-        got = read(fd, buf, (size_t)left < sizeof(buf) ? (size_t)left : sizeof(buf));
-        if (got <= 0 || fwrite(buf, 1, (size_t)got, stdout) != (size_t)got)
-            break;
-    }
-    close(fd);
-    return OK;
-}
-
-/* Ask the monitor serving state_dir about its apps (it alone knows: the apps are its processes);
- * a refusal, or no monitor, is said. */
-static rp_err_t ask_apps_monitor(const char *state_dir, const rp_mon_request_t *q,
-                                 rp_mon_reply_t *r)
-{
-    char sock[PATH_MAX];
-    rp_err_t err;
-
-    if (!rp_agent_monitor_serves(state_dir)) {
-        rp_log_error("no rampart-monitor serves %s (nothing answers on %s/monitor.sock): the "
-                     "monitor runs the apps; start it with `rampart-monitor --state-dir %s`",
-                     state_dir, state_dir, state_dir);
-        return RP_ERR_NOT_FOUND;
-    }
-    snprintf(sock, sizeof(sock), "%s/monitor.sock", state_dir);
-    err = rp_mon_call(sock, q, -1, r);
-    if (err != RP_OK) {
-        rp_log_error("%s: the monitor did not answer: %s", sock, rp_strerror(err));
-        return RP_ERR_IO;
-    }
-    if (r->status != RP_OK) {
-        rp_log_error("the monitor refused: %s", r->message);
-        return (rp_err_t)r->status;
-    }
-    return RP_OK;
-}
-
-/* app stop|start|restart NAME: an operator's word to the monitor; a stop is kept (across the
- * monitor's restarts and new versions) until a start. */
-static int cmd_app_control(const struct args *a, rp_mon_app_action_t action)
-{
-    static rp_mon_reply_t r;
-    rp_mon_request_t q = {.type = RP_MON_APP_CONTROL, .id = 1};
-
-    if (a->nrest != 1)
-        return usage_error("app stop, start and restart take one NAME");
-    if (!rp_component_name_valid(a->rest[0], strlen(a->rest[0]))) {
-        rp_log_error("%s: not a component name", a->rest[0]);
-        return FAIL;
-    }
-    snprintf(q.u.app_control.component, sizeof(q.u.app_control.component), "%s", a->rest[0]);
-    q.u.app_control.action = (uint8_t)action;
-    if (ask_apps_monitor(a->state_dir, &q, &r) != RP_OK)
-        return FAIL;
-    printf("%s: %s\n", a->rest[0],
-           action == RP_MON_APP_STOP    ? "stopped (until `app start`)"
-           : action == RP_MON_APP_START ? "started"
-                                        : "restarted");
-    return OK;
-}
-
-/* app remove NAME: the monitor removes the app (its tree, storage, log, slots) if the device's
- * signed targets no longer name it or a development capability is in force. */
-static int cmd_app_remove(const struct args *a)
-{
-    static rp_mon_reply_t r;
-    rp_mon_request_t q = {.type = RP_MON_APP_REMOVE, .id = 1};
-
-    if (a->nrest != 1)
-        return usage_error("app remove takes one NAME");
-    if (!rp_component_name_valid(a->rest[0], strlen(a->rest[0]))) {
-        rp_log_error("%s: not a component name", a->rest[0]);
-        return FAIL;
-    }
-    snprintf(q.u.app_remove.component, sizeof(q.u.app_remove.component), "%s", a->rest[0]);
-    if (ask_apps_monitor(a->state_dir, &q, &r) != RP_OK)
-        return FAIL;
-    printf("%s: removed\n", a->rest[0]);
-    return OK;
-}
-
-/* app list: what the monitor runs. A contract: docs/monitor.md ("Apps"). */
-static int cmd_app_list(const struct args *a)
-{
-    static rp_mon_reply_t r;
-    rp_mon_request_t q = {.type = RP_MON_APP_LIST, .id = 1};
-    bool json = a->output != NULL && strcmp(a->output, "json") == 0;
-
-    if (a->output != NULL && !json && strcmp(a->output, "text") != 0)
-        return usage_error("--output must be text or json");
-    if (a->nrest != 0)
-        return usage_error("app list takes no NAME");
-    if (ask_apps_monitor(a->state_dir, &q, &r) != RP_OK)
-        return FAIL;
-    if (json) {
-        json_t *list = json_array();
-        char *text;
-        for (size_t i = 0; list != NULL && i < r.u.app_list.n; i++) {
-            const rp_mon_app_t *p = &r.u.app_list.a[i];
-            /* A limit not in force (its layer missing here, or no storage asked for) is null. */
-#define LIMIT(v) ((v) > 0 ? json_integer(v) : json_null())
-            json_array_append_new(
-                list,
-                json_pack("{s:s, s:s, s:s, s:I, s:o, s:{s:o, s:o, s:o, s:o}, s:s}", "component",
-                          p->component, "version", p->version, "state",
-                          rp_mon_app_state_name(p->state), "restarts", (json_int_t)p->restarts,
-                          "pid", LIMIT(p->pid), "limits", "memory_kb", LIMIT(p->memory_kb), "pids",
-                          LIMIT(p->pids), "cpu_percent", LIMIT(p->cpu_percent), "storage_kb",
-                          LIMIT(p->storage_kb), "missing", p->missing));
-#undef LIMIT
-        }
-        text = list != NULL ? json_dumps(list, JSON_INDENT(2)) : NULL;
-        json_decref(list);
-        if (text == NULL)
-            return FAIL;
-        puts(text);
-        free(text);
-        return OK;
-    }
-    if (r.u.app_list.n == 0)
-        printf("no apps\n");
-    for (size_t i = 0; i < r.u.app_list.n; i++) {
-        const rp_mon_app_t *p = &r.u.app_list.a[i];
-        printf("%s %s: %s, %u restart(s), pid %u; memory %u KiB, pids %u, cpu %u%%, storage %u "
-               "KiB%s%s\n",
-               p->component, p->version, rp_mon_app_state_name(p->state), (unsigned)p->restarts,
-               (unsigned)p->pid, (unsigned)p->memory_kb, (unsigned)p->pids,
-               (unsigned)p->cpu_percent, (unsigned)p->storage_kb,
-               p->missing[0] ? "; not in force: " : "", p->missing);
-    }
-    return OK;
-}
-
-/* events: the security events the monitor recorded (device/monitor/events.h), oldest first:
- * through the monitor when it serves S (the agent's user cannot read S/events/), else the file. */
-static int cmd_events(const struct args *a)
-{
-    static rp_event_t ev[RP_EVENTS_MAX];
-    uint64_t dropped = 0, next;
-    size_t n = 0;
-    bool more;
-    rp_agent_t agent;
-
-    if (a->output != NULL && strcmp(a->output, "json") != 0 && strcmp(a->output, "text") != 0)
-        return usage_error("--output must be text or json");
-    if (rp_agent_attach_records(&agent, a->state_dir) != RP_OK ||
-        rp_report_events(&agent, 0, ev, RP_EVENTS_MAX, &n, &next, &more, &dropped) != RP_OK) {
-        rp_log_error("%s: cannot read the security events", a->state_dir);
-        return FAIL;
-    }
-    if (a->output != NULL && strcmp(a->output, "json") == 0) {
-        json_t *list = json_array(), *out;
-        for (size_t i = 0; i < n; i++)
-            json_array_append_new(list, rp_report_event_json(&ev[i]));
-        out = json_pack("{s:o, s:I}", "events", list, "dropped", (json_int_t)dropped);
-        json_dumpf(out, stdout, JSON_INDENT(2));
-        putchar('\n');
-        json_decref(out);
-        return OK;
-    }
-    for (size_t i = 0; i < n; i++)
-        rp_report_event_print(&ev[i], stdout);
-    if (dropped > 0)
-        printf("(%llu older events dropped: the log keeps the newest %d)\n",
-               (unsigned long long)dropped, RP_EVENTS_MAX);
-    return OK;
-}
-
-/* crashes: the crashes the monitor kept, unwound here (crashes.h). */
-static int cmd_crashes(const struct args *a)
-{
-    rp_agent_t agent;
-
-    if (a->output != NULL && strcmp(a->output, "json") != 0 && strcmp(a->output, "text") != 0)
-        return usage_error("--output must be text or json");
-    if (rp_agent_attach_records(&agent, a->state_dir) != RP_OK) {
-        rp_log_error("%s: cannot read the kept crashes", a->state_dir);
-        return FAIL;
-    }
-    /* libdw reads what an app's author made (its ELF, its CFI): under the agent's own filter,
-     * as in `run`, whenever the monitor serves S. */
-    if (agent.monitor[0] != '\0' && rp_agent_confine() != RP_OK)
-        return FAIL;
-    return rp_crashes_list(&agent, a->output != NULL && strcmp(a->output, "json") == 0, stdout)
-               ? FAIL
-               : OK;
-}
-
-/* reports: what the report queue holds. */
-static int cmd_reports(const struct args *a)
-{
-    rp_reportq_stat_t st;
-    json_t *list = NULL, *r;
-    uint64_t last;
-    rp_agent_t agent;
-    size_t i;
-
-    if (a->output != NULL && strcmp(a->output, "json") != 0 && strcmp(a->output, "text") != 0)
-        return usage_error("--output must be text or json");
-    if (open_agent(a, &agent) != OK)
-        return FAIL;
-    if (rp_reportq_peek(&agent, RP_REPORTQ_MAX_REPORTS, SIZE_MAX, &list, &last) != RP_OK ||
-        rp_reportq_stat(&agent, &st) != RP_OK) {
-        rp_log_error("%s: cannot read the report queue", a->state_dir);
-        json_decref(list);
-        rp_agent_close(&agent);
-        return FAIL;
-    }
-    rp_agent_close(&agent);
-    if (a->output != NULL && strcmp(a->output, "json") == 0) {
-        json_t *out =
-            json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:I}", "reports", list, "bytes",
-                      (json_int_t)st.bytes, "dropped", (json_int_t)st.dropped, "refused",
-                      (json_int_t)st.refused, "next_seq", (json_int_t)st.next_seq, "retry_at",
-                      (json_int_t)st.retry_at, "backoff", (json_int_t)st.backoff);
-        json_dumpf(out, stdout, JSON_INDENT(2));
-        putchar('\n');
-        json_decref(out);
-        return OK;
-    }
-    json_array_foreach(list, i, r)
-    {
-        char when[32];
-        time_t t = (time_t)json_integer_value(json_object_get(r, "at"));
-        struct tm tm;
-        const char *code = json_string_value(json_object_get(r, "code")),
-                   *comp = json_string_value(json_object_get(r, "component"));
-        if (gmtime_r(&t, &tm) == NULL ||
-            strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-            snprintf(when, sizeof(when), "%lld", (long long)t);
-        printf("%llu %s %-18s %-16s %-16s %s\n",
-               (unsigned long long)json_integer_value(json_object_get(r, "seq")), when,
-               json_string_value(json_object_get(r, "kind")),
-               code != NULL && code[0] != '\0' ? code : "-",
-               comp != NULL && comp[0] != '\0' ? comp : "-",
-               json_string_value(json_object_get(r, "reason")) ?: "");
-    }
-    printf("%zu report(s) queued (%zu bytes); %llu dropped over the queue's life, %llu refused by "
-           "the service\n",
-           json_array_size(list), st.bytes, (unsigned long long)st.dropped,
-           (unsigned long long)st.refused);
-    if (st.retry_at > (int64_t)time(NULL))
-        printf("next upload in %lld s at the earliest\n",
-               (long long)(st.retry_at - (int64_t)time(NULL)));
-    json_decref(list);
-    return OK;
-}
-
 /* The service the device talks to: given, or the one it last attested with. */
-static int service_of(const struct args *a, const rp_agent_t *agent, char *server, size_t scap,
-                      char *ca, size_t ccap)
+int cmd_service_of(const struct args *a, const rp_agent_t *agent, char *server, size_t scap,
+                   char *ca, size_t ccap)
 {
     char path[PATH_MAX + 64];
     uint8_t *data;
@@ -1487,7 +168,7 @@ static int service_of(const struct args *a, const rp_agent_t *agent, char *serve
     if (err == RP_OK)
         err = rp_read_file(path, 8192, &data, &len);
     if (err == RP_ERR_NOT_FOUND)
-        return usage_error("which service? --server URL --server-ca FILE (or attest first)");
+        return cmd_usage("which service? --server URL --server-ca FILE (or attest first)");
     if (err == RP_OK) {
         j = json_loadb((const char *)data, len, 0, NULL);
         free(data);
@@ -1509,7 +190,7 @@ static int service_of(const struct args *a, const rp_agent_t *agent, char *serve
 }
 
 /* Remember the service for check-now (best effort). */
-static void remember_service(const struct args *a, const rp_agent_t *agent)
+void cmd_remember_service(const struct args *a, const rp_agent_t *agent)
 {
     char path[PATH_MAX + 64], ca[PATH_MAX], *text;
     json_t *j;
@@ -1526,76 +207,27 @@ static void remember_service(const struct args *a, const rp_agent_t *agent)
     free(text);
 }
 
-static int cmd_check_now(const struct args *a)
+/* The daemon (daemon.c), with what the command line gives it. */
+int cmd_run(const struct args *a)
 {
-    char server[1024], ca[PATH_MAX];
-    rp_update_summary_t sum;
+    rp_daemon_opts_t o = {.state_dir = a->state_dir,
+                          .server = a->server,
+                          .server_ca = a->server_ca,
+                          .update_window = a->update_window,
+                          .renew_after = a->renew_after,
+                          .update_interval = a->update_interval,
+                          .health_seconds = a->health_seconds};
     rp_agent_t agent;
-    int rc;
 
-    if (open_agent(a, &agent) != OK)
+    if (a->server == NULL || a->server_ca == NULL)
+        return cmd_usage("run needs --server URL and --server-ca FILE");
+    rp_daemon_signals();
+    if (a->update_window != NULL && !rp_daemon_window_parse(a->update_window, &(int){0}, &(int){0}))
+        return cmd_usage("--update-window is HH:MM-HH:MM (local time)");
+    if (cmd_open_agent(a, &agent) != OK)
         return FAIL;
-    rc = service_of(a, &agent, server, sizeof(server), ca, sizeof(ca));
-    if (rc != OK) {
-        rp_agent_close(&agent);
-        return rc;
-    }
-    /* Under the monitor, its own allow-list as in `run`: the check parses the network's answers,
-     * and the upload unwinds crashes with libdw, reading what an app's author made. */
-    if (!direct(&agent) && rp_agent_confine() != RP_OK) {
-        rp_agent_close(&agent);
-        return FAIL;
-    }
-    memset(&sum, 0, sizeof(sum));
-    rc = update_check_locked(&agent, server, ca, a, &sum);
-    status_report(&agent, server, ca); /* what runs now, and the events since the last report */
-    reports_upload(&agent, server, ca);
-    rp_agent_close(&agent);
-    if (rc != OK && sum.installed + sum.unchanged + sum.refused + sum.rolled_back + sum.failed == 0)
-        return FAIL; /* the check itself stopped: said so */
-    printf("update check: %d installed, %d up to date, %d refused, %d rolled back, %d failed\n",
-           sum.installed, sum.unchanged, sum.refused, sum.rolled_back, sum.failed);
-    return rc;
-}
-
-static int cmd_report(const struct args *a)
-{
-    char server[1024], ca[PATH_MAX];
-    rp_reportq_upload_t up;
-    rp_agent_t agent;
-    rp_err_t err;
-    int rc;
-
-    if (open_agent(a, &agent) != OK)
-        return FAIL;
-    rc = service_of(a, &agent, server, sizeof(server), ca, sizeof(ca));
-    if (rc != OK) {
-        rp_agent_close(&agent);
-        return rc;
-    }
-    if (!direct(&agent) && rp_agent_confine() != RP_OK) { /* as in check-now */
-        rp_agent_close(&agent);
-        return FAIL;
-    }
-    rp_crashes_report_new(&agent);
-    rp_report_events_new(&agent);
-    err = rp_reportq_upload(&agent, server, ca, &up);
-    rp_agent_close(&agent);
-    printf("reports: %zu sent in %zu batch(es) (%zu stored, %zu known already, %zu refused), "
-           "%zu dropped, %zu left\n",
-           up.sent, up.batches, up.stored, up.duplicates, up.refused, up.dropped, up.left);
-    if (err != RP_OK) {
-        if (up.waiting)
-            printf("reports: not sent: %s\n", up.detail);
-        else
-            printf("reports: stopped: %s%s\n", up.detail,
-                   up.retry_at > (int64_t)time(NULL) ? "; the next upload waits" : "");
-        if (up.retry_at > (int64_t)time(NULL))
-            printf("reports: next upload in %lld s at the earliest\n",
-                   (long long)(up.retry_at - (int64_t)time(NULL)));
-        return FAIL;
-    }
-    return OK;
+    cmd_remember_service(a, &agent);
+    return rp_daemon_run(&agent, &o) ? OK : FAIL;
 }
 
 int main(int argc, char **argv)
@@ -1629,7 +261,7 @@ int main(int argc, char **argv)
 
     rp_log_init("rampart-agent", RP_LOG_INFO);
     if (argc < 2)
-        return usage_error("a command is needed");
+        return cmd_usage("a command is needed");
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         fputs(usage, stdout);
         return OK;
@@ -1644,9 +276,9 @@ int main(int argc, char **argv)
     optind = 2;
     if (strcmp(cmd, "peer") == 0 || strcmp(cmd, "capability") == 0 || strcmp(cmd, "app") == 0) {
         if (argc < 3)
-            return usage_error(strcmp(cmd, "peer") == 0         ? "peer serve or peer connect"
-                               : strcmp(cmd, "capability") == 0 ? "capability apply, remove or show"
-                                                                : "app logs NAME");
+            return cmd_usage(strcmp(cmd, "peer") == 0         ? "peer serve or peer connect"
+                             : strcmp(cmd, "capability") == 0 ? "capability apply, remove or show"
+                                                              : "app logs NAME");
         verb = argv[2];
         optind = 3;
     }
@@ -1668,28 +300,28 @@ int main(int argc, char **argv)
         case 'H':
             a.health_seconds = (int)strtol(optarg, NULL, 10);
             if (a.health_seconds < 1 || a.health_seconds > 3600)
-                return usage_error("--health-seconds is 1 to 3600");
+                return cmd_usage("--health-seconds is 1 to 3600");
             break;
         case 'O': a.output = optarg; break;
         case 'U': a.update_root = optarg; break;
         case 'I':
             a.update_interval = strtol(optarg, NULL, 10);
             if (a.update_interval < 1 || a.update_interval > 7 * 24 * 3600)
-                return usage_error("--update-interval is 1 to 604800 seconds");
+                return cmd_usage("--update-interval is 1 to 604800 seconds");
             break;
         case 'W': a.update_window = optarg; break;
         case 'v': rp_log_set_level(RP_LOG_DEBUG); break;
         case 'h': fputs(usage, stdout); return OK;
-        default: return usage_error("bad option");
+        default: return cmd_usage("bad option");
         }
     }
     a.rest = argv + optind;
     a.nrest = argc - optind;
     if (a.nrest != 0 && strcmp(cmd, "install") != 0 && strcmp(cmd, "capability") != 0 &&
         strcmp(cmd, "app") != 0)
-        return usage_error("unexpected argument");
+        return cmd_usage("unexpected argument");
     if (a.state_dir == NULL)
-        return usage_error("--state-dir is required");
+        return cmd_usage("--state-dir is required");
     /* Whoever can write the state directory can be the device: refused, for every command. */
     switch (rp_agent_check_state_dir(a.state_dir)) {
     case RP_OK:
@@ -1735,7 +367,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "app") == 0 && strcmp(verb, "install") == 0)
         return cmd_app_install(&a);
     if (strcmp(cmd, "app") == 0)
-        return usage_error(
+        return cmd_usage(
             "app install IMAGE | app logs NAME | app list | app stop|start|restart|remove NAME");
     if (strcmp(cmd, "events") == 0)
         return cmd_events(&a);
@@ -1745,5 +377,5 @@ int main(int argc, char **argv)
         return cmd_report(&a);
     if (strcmp(cmd, "reports") == 0)
         return cmd_reports(&a);
-    return usage_error("unknown command");
+    return cmd_usage("unknown command");
 }

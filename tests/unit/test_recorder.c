@@ -18,9 +18,11 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <event2/event.h>
 
 #include "rampart/log.h"
-#include "server.h"
+#include "context.h"
+#include "recorder.h"
 #include "store.h"
 
 #define DEV "5555555555555555555555555555555555555555555555555555555555555555"

@@ -25,7 +25,7 @@
 
 #include "db_sqlite.h"
 #include "rampart/log.h"
-#include "server.h"
+#include "context.h"
 #include "store.h"
 #include "store_internal.h"
 #include "threat.h"

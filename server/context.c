@@ -1,0 +1,84 @@
+/*
+ * The server's shared context (context.h): the attestation reason codes the records and metrics
+ * use, and each worker's cache of decrypted tenant CAs, which handlers read through r->w.
+ */
+#include <string.h>
+#include <time.h>
+
+#include "context.h"
+
+static const char *const reason_codes[RP_REASON_COUNT] = {
+    [RP_REASON_PASS] = "pass",
+    [RP_REASON_MALFORMED_EVIDENCE] = "malformed_evidence",
+    [RP_REASON_BAD_SIGNATURE] = "bad_signature",
+    [RP_REASON_UEID_MISMATCH] = "ueid_mismatch",
+    [RP_REASON_NONCE_UNKNOWN] = "nonce_unknown",
+    [RP_REASON_NONCE_REPLAYED] = "nonce_replayed",
+    [RP_REASON_NONCE_EXPIRED] = "nonce_expired",
+    [RP_REASON_NONCE_WRONG_DEVICE] = "nonce_wrong_device",
+    [RP_REASON_UNCLAIMED] = "unclaimed",
+    [RP_REASON_BLOCKED] = "blocked",
+    [RP_REASON_MEASUREMENTS_INCONSISTENT] = "measurements_inconsistent",
+    [RP_REASON_POLICY] = "policy",
+    [RP_REASON_UNKNOWN_IMAGE] = "unknown_image",
+    [RP_REASON_DEBUG_ENABLED] = "debug_enabled",
+    [RP_REASON_NO_COMPONENTS] = "no_components",
+    [RP_REASON_NO_REGISTER] = "no_measurement_register",
+    [RP_REASON_SECURITY_COUNTER] = "security_counter_mismatch",
+    [RP_REASON_DEVELOPMENT] = "development_mode",
+    [RP_REASON_QUARANTINED] = "quarantined",
+};
+
+const char *rp_attest_reason_code(rp_attest_reason_t r)
+{
+    return (unsigned)r < RP_REASON_COUNT ? reason_codes[r] : "unknown";
+}
+
+rp_err_t rp_worker_ca(rp_worker_t *w, const rp_tenant_t *tenant, const rp_ca_t **out)
+{
+    int64_t now = (int64_t)time(NULL);
+    rp_ca_t *slot = NULL;
+    rp_err_t err;
+
+    for (int i = 0; i < RP_CA_CACHE; i++) {
+        rp_ca_t *c = &w->cas[i];
+        if (c->cert != NULL && strcmp(c->tenant_id, tenant->id) == 0) {
+            if (now - c->loaded < RP_CA_CACHE_TTL) {
+                *out = c;
+                return RP_OK;
+            }
+            slot = c;
+            break;
+        }
+        if (slot == NULL && c->cert == NULL)
+            slot = c;
+    }
+    if (slot == NULL) /* full: evict the oldest */
+        for (int i = 0; i < RP_CA_CACHE; i++)
+            if (slot == NULL || w->cas[i].loaded < slot->loaded)
+                slot = &w->cas[i];
+    rp_ca_free(slot);
+    err = rp_ca_get_or_create(w->store, w->srv->master_key, tenant, slot);
+    if (err != RP_OK)
+        return err;
+    *out = slot;
+    return RP_OK;
+}
+
+rp_err_t rp_worker_ca_by_id(rp_worker_t *w, const char *tenant_id, const rp_ca_t **out)
+{
+    int64_t now = (int64_t)time(NULL);
+    rp_tenant_t tenant;
+    rp_err_t err;
+
+    for (int i = 0; i < RP_CA_CACHE; i++) {
+        rp_ca_t *c = &w->cas[i];
+        if (c->cert != NULL && strcmp(c->tenant_id, tenant_id) == 0 &&
+            now - c->loaded < RP_CA_CACHE_TTL) {
+            *out = c;
+            return RP_OK;
+        }
+    }
+    err = rp_store_tenant_get(w->store, tenant_id, &tenant);
+    return err == RP_OK ? rp_worker_ca(w, &tenant, out) : err;
+}

@@ -1,0 +1,41 @@
+/*
+ * Image intake (images.c): image signing keys, uploads, images; the use other routes make of a
+ * finished upload; and the shape of the IDs the service makes, which the fleet's routes check too.
+ */
+#ifndef RAMPART_SERVER_IMAGES_H
+#define RAMPART_SERVER_IMAGES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "store.h"
+
+#define RP_IMAGE_MAX (128ull * 1024 * 1024) /* an uploaded image */
+/* An upload at most: an image (RP_IMAGE_MAX) or a debug file (reports.h, RP_SYMBOLS_MAX). */
+#define RP_UPLOAD_MAX (256ull * 1024 * 1024)
+
+typedef struct rp_req rp_req_t;
+
+void rp_h_image_keys_list(rp_req_t *r);
+void rp_h_image_key_add(rp_req_t *r);
+void rp_h_upload_create(rp_req_t *r);
+void rp_h_upload_get(rp_req_t *r);
+void rp_h_upload_put(rp_req_t *r);
+void rp_h_images_list(rp_req_t *r);
+void rp_h_image_create(rp_req_t *r);
+void rp_h_image_get(rp_req_t *r);
+
+/* Another route's use of a finished upload (debug files in reports.c): the tenant's upload id
+ * with all its bytes, its file's path in path. false: a reply was sent (404, 409 while bytes are
+ * missing, 500). Then rp_upload_forget: its row, and its file unless path is NULL (the caller
+ * moved it). */
+bool rp_upload_finished(rp_req_t *r, const char *id, rp_upload_t *u, char *path, size_t cap);
+void rp_upload_forget(rp_req_t *r, const char *id, const char *path);
+
+/* Whether s has the shape of an ID the service made: prefix ('u' an upload, 'd' a deployment),
+ * '_' and 24 lowercase hex digits. A path's ID of any other shape names nothing. */
+bool rp_object_id_valid(const char *s, char prefix);
+/* Whether s has the shape of an image ID: the SHA-256 of its bytes, 64 lowercase hex digits. */
+bool rp_image_id_valid(const char *s);
+
+#endif /* RAMPART_SERVER_IMAGES_H */

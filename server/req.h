@@ -1,0 +1,111 @@
+/*
+ * The request/reply interface: all a handler sees of the transport (http.c implements it). A
+ * handler gets an rp_req_t, reads the request with these accessors (the body, bounded; its JSON;
+ * the client certificate; the path's parameters through routes.h) and answers with one rp_reply_*
+ * call. Which handler runs is the route table's business (routes.c); the transport's own state
+ * (listeners, TLS, connections, the worker loops) is in http.h, which no handler includes.
+ */
+#ifndef RAMPART_SERVER_REQ_H
+#define RAMPART_SERVER_REQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/http.h>
+#include <jansson.h>
+#include <openssl/x509.h>
+
+#include "store.h"
+
+#define RP_MAX_BODY (64 * 1024)             /* no request body is larger, but for: */
+#define RP_UPLOAD_CHUNK_MAX (1024 * 1024)   /* one chunk of an image upload */
+#define RP_MAX_BODY_ANY RP_UPLOAD_CHUNK_MAX /* what evhttp reads at most (413 beyond) */
+#define RP_MAX_HEADERS (16 * 1024)
+
+typedef struct rp_worker rp_worker_t; /* the worker serving the request (context.h) */
+struct rp_route;
+
+/* What a handler needs: the worker, the request, and its parsed path. */
+typedef struct rp_req {
+    rp_worker_t *w;
+    struct evhttp_request *req;
+    enum evhttp_cmd_type method;
+    const char *path;
+    char *parts[10]; /* path segments, decoded */
+    int nparts;
+    /* Set by rp_route_dispatch() (routes.h) before the handler runs: */
+    const struct rp_route *route; /* the route matched */
+    rp_token_t tok;               /* RP_AUTH_TOKEN: the caller's token */
+    rp_tenant_t tenant;           /* a path naming {tenant}: that tenant */
+    rp_device_t device;           /* RP_AUTH_DEVICE: the caller */
+    bool by_session;              /* authenticated by the console's session cookie */
+    int64_t session_expires;      /* then: when the session ends */
+} rp_req_t;
+
+/* Responses. Every error is JSON: {"error": code, "message": text}. */
+void rp_reply_json(rp_req_t *r, int status, json_t *body); /* takes body */
+void rp_reply_error(rp_req_t *r, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void rp_reply_bytes(rp_req_t *r, int status, const char *type, const void *data, size_t len);
+
+/* The request body, at most max bytes; NULL when it is larger (413 sent) or cannot be read (500
+ * sent). rp_req_body() allows RP_MAX_BODY, what every request but an upload's chunk may carry. */
+const uint8_t *rp_req_body_upto(rp_req_t *r, size_t max, size_t *len);
+const uint8_t *rp_req_body(rp_req_t *r, size_t *len);
+/* The body parsed as a JSON object; on failure a 400 has been sent and NULL is returned. */
+json_t *rp_req_json(rp_req_t *r);
+
+/* The client certificate of the request's TLS connection, or NULL. Not verified: callers verify
+ * it against the right tenant's CA. */
+X509 *rp_req_peer_cert(rp_req_t *r);
+/* Whether peer, the request's client certificate, chains to ca and is valid now
+ * (rp_cert_chains_to), verified once per TLS connection and CA: later requests on the connection
+ * check only the time. Revocation, quarantine and blocking are for the caller, per request. */
+bool rp_req_peer_chains_to(rp_req_t *r, X509 *peer, X509 *ca);
+
+/* Reply with len bytes of a file from off (fd is taken and closed). */
+void rp_reply_file(rp_req_t *r, int status, const char *type, int fd, uint64_t off, uint64_t len);
+
+/*
+ * A Range header's first range against a size: "bytes=A-B", "bytes=A-" or "bytes=-N". OUT: *start,
+ * *len. false when the header is absent, not one of these forms, or several ranges (the whole
+ * body is sent); *unsatisfiable when it starts past the end (416). Pure: unit-tested.
+ */
+bool rp_range_parse(const char *h, uint64_t size, uint64_t *start, uint64_t *len,
+                    bool *unsatisfiable);
+
+/* Whether a request anyone may make is within its address's limit (--rate-limit); false: 429
+ * sent. */
+bool rp_rate_allowed(rp_req_t *r);
+/* Whether one more attestation of a device no tenant has claimed may be checked now; false: 429
+ * sent. All unclaimed devices share one budget (--unclaimed-rate), so that keys made up by the
+ * million, from as many addresses, cannot fill the attestation records. */
+bool rp_unclaimed_allowed(rp_req_t *r);
+/* Whether a console login from the request's address may be tried now (--login-rate: failed
+ * logins, in a bucket of their own, apart from attestation's); false: 429 sent. A login that
+ * succeeds gives its token back (rp_login_succeeded), so only failures use the budget. */
+bool rp_login_allowed(rp_req_t *r);
+void rp_login_succeeded(rp_req_t *r);
+/* Whether a bearer token from the request's address may be checked now (--auth-fail-rate: wrong
+ * tokens, in a bucket of their own); false: 429 sent, the token unchecked, right or wrong. Only a
+ * wrong token spends the budget (rp_auth_failed), so a good token never does, and one address's
+ * guesses never slow another's requests. */
+bool rp_auth_allowed(rp_req_t *r);
+void rp_auth_failed(rp_req_t *r);
+
+/* An ISO 8601 UTC time, "2026-11-25T12:00:00Z". */
+void rp_iso_time(int64_t t, char out[32]);
+/* The same as a JSON string; 0 (never) is null. */
+json_t *rp_iso_time_json(int64_t t);
+
+/* What devices send as JSON, checked one way for every body (status.c, reports.c). A JSON string
+ * of at most max bytes holding no NUL, borrowed from v; NULL otherwise. */
+const char *rp_json_text(json_t *v, size_t max);
+/* Whether s is 1 to max of [a-z_]: a kind, state or code as the device spells it ("" only when
+ * empty_ok; NULL never). */
+bool rp_word_valid(const char *s, size_t max, bool empty_ok);
+/* Whether o is an object with exactly the n keys named. */
+bool rp_json_has_exactly(json_t *o, const char *const *keys, size_t n);
+
+#endif /* RAMPART_SERVER_REQ_H */
