@@ -22,11 +22,17 @@ if(NOT RP_SANITIZE AND NOT RP_FUZZ)
   set_tests_properties(e2e.mcu_boot PROPERTIES
     LABELS "e2e;gcc_only"
     TIMEOUT 120
-    ENVIRONMENT "RAMPART=$<TARGET_FILE:rampart>;MCU_BUILD=${CMAKE_BINARY_DIR}/mcu;MCU_RUN=${CMAKE_SOURCE_DIR}/scripts/mcu-run;MCU_KEYS=${CMAKE_SOURCE_DIR}/mcu/keys")
+    ENVIRONMENT "RAMPART=$<TARGET_FILE:rampart>;MCU_BUILD=${CMAKE_BINARY_DIR}/mcu;MCU_RUN=${CMAKE_SOURCE_DIR}/scripts/mcu-run;MCU_KEYS=${CMAKE_SOURCE_DIR}/mcu/keys;EAT_CHECK=$<TARGET_FILE:eat-check>")
   # Upgrades and power cuts (docs/mcu.md): its own test, so it runs beside e2e.mcu_boot.
   add_test(NAME e2e.mcu_upgrade COMMAND ${CMAKE_SOURCE_DIR}/tests/e2e/mcu-upgrade.sh)
   set_tests_properties(e2e.mcu_upgrade PROPERTIES
     LABELS "e2e;gcc_only"
     TIMEOUT 240
     ENVIRONMENT "RAMPART=$<TARGET_FILE:rampart>;MCU_BUILD=${CMAKE_BINARY_DIR}/mcu;MCU_RUN=${CMAKE_SOURCE_DIR}/scripts/mcu-run;MCU_KEYS=${CMAKE_SOURCE_DIR}/mcu/keys")
+  # The Linux relay: the board attests to a real rampart-server (scripts/mcu-relay).
+  add_test(NAME e2e.mcu_attest COMMAND ${CMAKE_SOURCE_DIR}/tests/e2e/mcu-attest.sh)
+  set_tests_properties(e2e.mcu_attest PROPERTIES
+    LABELS "e2e;gcc_only"
+    TIMEOUT 120
+    ENVIRONMENT "RAMPART=$<TARGET_FILE:rampart>;RAMPART_SERVER=$<TARGET_FILE:rampart-server>;MCU_BUILD=${CMAKE_BINARY_DIR}/mcu;MCU_RUN=${CMAKE_SOURCE_DIR}/scripts/mcu-run;MCU_KEYS=${CMAKE_SOURCE_DIR}/mcu/keys")
 endif()

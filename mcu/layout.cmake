@@ -19,6 +19,10 @@ set(RP_MCU_SECSTORE_SIZE   0x00001000)
 set(RP_MCU_SECTOR_SIZE     0x00001000)
 set(RP_MCU_STATUS_OFF      0x00201000)
 set(RP_MCU_SCRATCH_OFF     0x00203000)
+# The device secret (mcu/boot/attest.c): a sector of secure flash the factory writes once with 32
+# random bytes (scripts/mcu-run does, when it creates a flash file); the attestation key is
+# derived from it at boot. Secure only, like secure storage beside it.
+set(RP_MCU_DEVSECRET_OFF   0x00204000)
 # The image header area `rampart image sign` writes by default (lib: RP_SIGN_DEFAULT_HEADER_SIZE):
 # the app's vector table follows it, so a plain `image sign` makes a bootable image.
 set(RP_MCU_IMG_HDR_SIZE    0x200)
@@ -27,6 +31,11 @@ set(RP_MCU_IMG_HDR_SIZE    0x200)
 # VTOR_S at 0x10000000.
 set(RP_MCU_BOOT_CODE_BASE  0x10000000)
 set(RP_MCU_BOOT_CODE_SIZE  0x00040000)
+# The boot stage's non-secure-callable veneers (CMSE: .gnu.sgstubs, the SG instructions the
+# attestation service's entry points start with) at a fixed place at the end of its code, so that
+# an app linked against the import library (boot-cmse.o) keeps working with a later boot stage.
+set(RP_MCU_NSC_BASE        0x1003FE00)
+set(RP_MCU_NSC_SIZE        0x00000200)
 set(RP_MCU_BOOT_RAM_BASE   0x38000000)
 set(RP_MCU_BOOT_RAM_SIZE   0x00040000)
 # The non-secure app's RAM: SSRAM3 (MPC2), every block of it made non-secure by the boot stage.

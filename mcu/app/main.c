@@ -1,12 +1,17 @@
 /*
- * The sample non-secure app: says hello, blinks user LED 0 in the board's FPGA I/O block, and
- * stops the emulator; booted on trial after an upgrade, it confirms itself. It is signed and booted
- * like every firmware image (docs/mcu.md). Built again with RP_APP_PROBE as probe.bin, it tries to
- * read secure storage instead, which must fault.
+ * The sample non-secure app: says hello, blinks user LED 0 in the board's FPGA I/O block, asks
+ * the secure attestation service for evidence over a nonce and prints it, and stops the emulator;
+ * booted on trial after an upgrade, it confirms itself. It is signed and booted like every
+ * firmware image (docs/mcu.md). Built again for tests: with RP_APP_PROBE (probe.bin,
+ * probe-key.bin) it tries to read secure memory instead, which must fault; with
+ * RP_APP_ATTEST_PROBE too (probe-key.bin), it first hands the attestation service memory that is
+ * not its own and bad lengths, and prints each answer.
  */
 #include <stdint.h>
+#include <string.h>
 
 #include "an505.h"
+#include "rp_mcu_attest.h"
 #include "rp_mcu_trailer.h"
 #include "semihost.h"
 #include "startup.h"
@@ -22,9 +27,107 @@ static void delay(void)
         ;
 }
 
+/* The nonce mcu-run passes ("nonce=HEX", 8 to 64 bytes), else a fixed sample one. OUT: *len. */
+static void nonce_of(uint8_t nonce[RP_MCU_NONCE_MAX], size_t *len)
+{
+    static const char sample[] = "rampart sample nonce";
+    static char cmdline[160];
+    const char *p = NULL;
+    size_t n = 0;
+
+    if (rp_sh_cmdline(cmdline, sizeof(cmdline)))
+        p = rp_sh_arg(cmdline, "nonce");
+    for (; p != NULL && n < RP_MCU_NONCE_MAX; n++, p += 2) {
+        int hi = rp_sh_hexval(p[0]), lo = hi < 0 ? -1 : rp_sh_hexval(p[1]);
+        if (lo < 0)
+            break;
+        nonce[n] = (uint8_t)(hi << 4 | lo);
+    }
+    if (n == 0) {
+        rp_sh_out("app: no nonce given: a sample one\n");
+        n = sizeof(sample) - 1;
+        memcpy(nonce, sample, n);
+    }
+    *len = n;
+}
+
+/* Evidence from the secure attestation service, printed as hex on one line. */
+static void attest(void)
+{
+    static uint8_t evidence[RP_MCU_ATTEST_MAX];
+    static char line[32 + 2 * RP_MCU_ATTEST_MAX];
+    uint8_t nonce[RP_MCU_NONCE_MAX];
+    size_t nonce_len, len;
+    rp_err_t err;
+
+    nonce_of(nonce, &nonce_len);
+    err = rp_attest(nonce, nonce_len, evidence, sizeof(evidence), &len);
+    line[0] = 0;
+    if (err != RP_OK) {
+        strcat(line, "app: no evidence: error ");
+        rp_sh_u32(line, (uint32_t)err);
+    } else {
+        strcat(line, "app: evidence ");
+        rp_sh_hex(line, evidence, len);
+    }
+    strcat(line, "\n");
+    rp_sh_out(line);
+}
+
+#ifdef RP_APP_ATTEST_PROBE
+/* The service must refuse memory that is not the caller's, and bound every length (tests). */
+static void attest_probe(void)
+{
+    static uint8_t out[RP_MCU_ATTEST_MAX];
+    static const uint8_t nonce[16] = "0123456789abcdef";
+    static size_t len;
+    static char line[80];
+    uint8_t *const secure_ram = (uint8_t *)RP_MCU_BOOT_RAM_BASE;
+    uint8_t *const ns_ram_end = (uint8_t *)(RP_MCU_NS_RAM_BASE + RP_MCU_NS_RAM_SIZE);
+    const uint8_t *const secret = (const uint8_t *)(RP_MCU_FLASH_BASE + RP_MCU_DEVSECRET_OFF);
+    const size_t big = sizeof(out);
+    const struct {
+        const char *name;
+        const uint8_t *nonce;
+        size_t nonce_len;
+        uint8_t *out;
+        size_t cap;
+        size_t *len;
+    } c[] = {
+        {"out-secure-ram",  nonce,  16,                   secure_ram,     big, &len                },
+        {"out-past-ns-ram", nonce,  16,                   ns_ram_end - 8, 64,  &len                },
+        {"nonce-secret",    secret, 16,                   out,            big, &len                },
+        {"len-secure",      nonce,  16,                   out,            big, (size_t *)secure_ram},
+        {"nonce-long",      nonce,  RP_MCU_NONCE_MAX + 1, out,            big, &len                },
+        {"nonce-short",     nonce,  7,                    out,            big, &len                },
+        {"out-small",       nonce,  16,                   out,            16,  &len                },
+        {"ok",              nonce,  16,                   out,            big, &len                },
+    };
+
+    for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+        rp_err_t err;
+
+        len = c[i].cap;
+        err = rp_attest_entry(c[i].nonce, c[i].nonce_len, c[i].out, c[i].len);
+        line[0] = 0;
+        strcat(line, "app: attest ");
+        strcat(line, c[i].name);
+        strcat(line, ": error ");
+        rp_sh_u32(line, (uint32_t)err);
+        strcat(line, " len ");
+        rp_sh_u32(line, c[i].len == &len ? (uint32_t)len : 0);
+        strcat(line, "\n");
+        rp_sh_out(line);
+    }
+}
+#endif
+
 int main(void)
 {
     rp_sh_out("app: hello from the non-secure world\n");
+#ifdef RP_APP_ATTEST_PROBE
+    attest_probe();
+#endif
 #ifdef RP_APP_PROBE
     /* The isolation probe (probe.bin, for tests): reading secure memory must fault, so the line
      * after the read is never printed. */
@@ -49,6 +152,7 @@ int main(void)
         rp_sh_out("app: confirmed this image\n");
     }
 #endif
+    attest();
     rp_sh_out("app: done\n");
     rp_sh_exit(0);
 }

@@ -13,7 +13,7 @@
 
 /*
  * What the boot stage measured of the image it started, kept in secure RAM for the attestation
- * service (a later step): the same facts an EAT's measurement carries.
+ * service (attest.c): the same facts an EAT's measurement carries.
  */
 typedef struct rp_boot_record {
     uint32_t magic; /* RP_BOOT_RECORD_MAGIC once filled in */
@@ -53,6 +53,10 @@ const char *rp_boot_check(uint32_t slot_off, rp_image_info_t *info);
  * power cut stopped, confirms or reverts a trial. OUT: *trial, slot0 boots on trial (the counter
  * is not raised). RP_ERR_MALFORMED: the swap status is corrupt (nothing boots). */
 rp_err_t rp_swap_boot(bool *trial) RP_MUST_CHECK;
+
+/* The attestation service (attest.c): derive the device key from the device secret and print
+ * its public key ("boot: attestation key SPKI-HEX"), or say the service is off without one. */
+void rp_attest_init(void);
 
 /* Make the non-secure image's slot, its RAM and its peripherals non-secure (SAU, MPC, PPC);
  * everything else stays secure. */

@@ -14,35 +14,18 @@
 #include "semihost.h"
 
 #ifdef RP_MCU_CUT_HOOK
-#define SYS_GET_CMDLINE 0x15
 static uint32_t cut_at;   /* 0: no cut */
 static uint32_t op_count; /* flash operations begun since reset */
-
-static uintptr_t sh_call(uintptr_t op, void *arg)
-{
-    register uintptr_t r0 __asm__("r0") = op;
-    register void *r1 __asm__("r1") = arg;
-
-    __asm__ volatile("bkpt 0xab" : "+r"(r0) : "r"(r1) : "memory");
-    return r0;
-}
 
 void rp_flash_hook_init(void)
 {
     static char cmdline[128];
-    uintptr_t args[2] = {(uintptr_t)cmdline, sizeof(cmdline) - 1};
     const char *p;
 
-    if (sh_call(SYS_GET_CMDLINE, args) != 0)
+    if (!rp_sh_cmdline(cmdline, sizeof(cmdline)) || (p = rp_sh_arg(cmdline, "cut")) == NULL)
         return;
-    cmdline[sizeof(cmdline) - 1] = 0;
-    for (p = cmdline; *p != 0; p++) {
-        if (p[0] == 'c' && p[1] == 'u' && p[2] == 't' && p[3] == '=') {
-            for (p += 4; *p >= '0' && *p <= '9' && cut_at < 100000000u; p++)
-                cut_at = cut_at * 10 + (uint32_t)(*p - '0');
-            break;
-        }
-    }
+    for (; *p >= '0' && *p <= '9' && cut_at < 100000000u; p++)
+        cut_at = cut_at * 10 + (uint32_t)(*p - '0');
 }
 
 __attribute__((noreturn)) static void power_cut(void)

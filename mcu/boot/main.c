@@ -154,6 +154,7 @@ int main(void)
     rp_sh_u32(line, stored);
     strcat(line, "\n");
     rp_sh_out(line);
+    rp_attest_init();
 
     if (rp_image_version_format(&info.layout.hdr.version, num, sizeof(num)) != RP_OK)
         refuse("malformed version", NULL);

@@ -27,6 +27,8 @@
 
 /* The SSE-200 secure privilege control block (secure alias). */
 #define SECCTL_BASE 0x50080000u
+#define SECCTL_NSCCFG RP_REG(SECCTL_BASE + 0x14u)       /* IDAU: which secure regions may be NSC */
+#define NSCCFG_CODENSC (1u << 0)                        /* the code region, 0x10000000-0x1FFFFFFF */
 #define SECCTL_APBNSPPCEXP2 RP_REG(SECCTL_BASE + 0x88u) /* bit n: expansion APB port n is NS */
 #define PPCEXP2_FPGAIO (1u << 2)
 

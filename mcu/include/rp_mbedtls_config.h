@@ -1,6 +1,7 @@
 /*
  * Mbed TLS 2.28's configuration for the microcontroller build: exactly what the crypto port
- * (core/port/mbedtls/crypto_mbedtls.c) needs to verify images, and nothing else. No C library
+ * (core/port/mbedtls/crypto_mbedtls.c) needs to verify images, and what the attestation service
+ * (mcu/boot/attest.c) needs to derive its key and sign, and nothing else. No C library
  * heap and no OS: Mbed TLS's own allocator hands out a static pool (MEMORY_BUFFER_ALLOC_C) that
  * the boot stage gives it; every byte it takes during a call is given back before the call ends.
  */
@@ -30,11 +31,17 @@ void rp_mbedtls_exit(int status);
 #define MBEDTLS_ECP_C
 #define MBEDTLS_ECP_DP_SECP256R1_ENABLED
 #define MBEDTLS_ECP_NIST_OPTIM
-/* Verification works on public values only, so it needs no blinding and no internal RNG. */
+/* Verification works on public values only, so it needs no blinding and no internal RNG; the
+ * attestation service's multiplications by its secret scalar pass their own blinding generator
+ * (an HMAC_DRBG seeded from the key, as deterministic ECDSA does). */
 #define MBEDTLS_ECP_NO_INTERNAL_RNG
 #define MBEDTLS_ECP_WINDOW_SIZE 2
 #define MBEDTLS_ECP_FIXED_POINT_OPTIM 0
 #define MBEDTLS_ECDSA_C
+/* The attestation service: deterministic ECDSA (RFC 6979: no entropy source on the board), and
+ * HMAC-SHA256 to derive the device key from the device secret. */
+#define MBEDTLS_ECDSA_DETERMINISTIC
+#define MBEDTLS_HMAC_DRBG_C
 #define MBEDTLS_ASN1_PARSE_C
 #define MBEDTLS_ASN1_WRITE_C
 #define MBEDTLS_OID_C

@@ -5,10 +5,12 @@
 # secure storage, a truncated one and one of another type are each refused with their reason; the
 # non-secure app cannot read secure storage; the flash file keeps the counter between runs, in two
 # copies: a raise cut short by a power loss does not count, and a corrupt copy refuses everything.
-# docs/mcu.md.
+# The secure attestation service: the app's evidence over a nonce verifies with the key the boot
+# stage printed and carries its measurement; the non-secure app cannot read the device secret,
+# and the service refuses memory that is not the caller's. docs/mcu.md.
 . "$(dirname "$0")/lib.sh"
 : "${MCU_BUILD:?set MCU_BUILD to the microcontroller build}" "${MCU_RUN:?set MCU_RUN to scripts/mcu-run}"
-: "${MCU_KEYS:?set MCU_KEYS to mcu/keys}"
+: "${MCU_KEYS:?set MCU_KEYS to mcu/keys}" "${EAT_CHECK:?set EAT_CHECK to tests/eat-check}"
 d=$E2E_DIR
 [ -f "$MCU_BUILD/boot.elf" ] && [ -f "$MCU_BUILD/app.bin" ] ||
   fail "no microcontroller build in $MCU_BUILD (arm-none-eabi-gcc and Mbed TLS's source: scripts/install-deps)"
@@ -41,12 +43,69 @@ expect 0 "$RAMPART" image verify --key "$key" "$d/v1.img"
 digest=$(sed -n 's/.*sha256 \([0-9a-f]\{64\}\).*/\1/p' "$E2E_DIR/out")
 [ -n "$digest" ] || fail "no digest from image verify"
 run 0 --slot0 "$d/v1.img"
+cp "$d/err" "$d/boot1.err"
 eq "$(head -1 "$d/out")" "boot: slot0 version 1.0.0+0 counter 2: booting" "verdict line"
 out_has "app: hello from the non-secure world"
 out_has "app: LED0 on"; out_has "app: LED0 off"; out_has "app: done"
 err_has "trusts the DEVELOPMENT key"
 err_has "boot: measured slot0 sha256 $digest"
 eq "$(stat -c %s "$flash")" 16777216 "flash file size"
+
+# --- attestation: evidence over the nonce, with the boot record's measurement, by the device key --
+nonce=00112233445566778899aabbccddeeff0102030405060708
+run 0 --slot0 "$d/v1.img" --nonce "$nonce"
+key_hex=$(sed -n 's/^boot: attestation key \([0-9a-f]*\)$/\1/p' "$d/err")
+ev=$(sed -n 's/^app: evidence \([0-9a-f]*\)$/\1/p' "$d/out")
+[ -n "$key_hex" ] || { cat "$d/err" >&2; fail "the boot stage printed no attestation key"; }
+[ -n "$ev" ] || { cat "$d/out" >&2; fail "the app printed no evidence"; }
+out_has "app: done"
+device=$(printf '%s' "$key_hex" | xxd -r -p | sha256sum | cut -c1-64)
+expect 0 "$EAT_CHECK" "$key_hex" "$nonce" "$ev"
+eq "$(cat "$d/out")" "device $device debug 0 bootcount 0
+component firmware 1.0.0+0 $digest 2" "the evidence's claims"
+# The same evidence read by third-party code (python3-cbor2, python3-cryptography).
+printf '%s' "$ev" | xxd -r -p >"$d/ev.cbor"
+printf '%s' "$key_hex" | xxd -r -p >"$d/key.der"
+expect 0 /usr/bin/python3 "$(dirname "$0")/../tools/check-eat.py" "$d/ev.cbor" "$d/key.der"
+out_has '"10": "'"$nonce"'"'
+# A changed byte anywhere fails: in the claims (the nonce's first byte), in the signature.
+expect 1 "$EAT_CHECK" "$key_hex" "$nonce" "${ev/00112233/01112233}"
+out_has "refused: "
+expect 1 "$EAT_CHECK" "$key_hex" "$nonce" "${ev%??}$(printf '%02x' $((0x${ev: -2} ^ 1)))"
+out_has "refused: "
+expect 1 "$EAT_CHECK" "$key_hex" "ffeeddccbbaa99887766554433221100" "$ev"
+eq "$(cat "$d/out")" "refused: another nonce" "evidence for another nonce"
+# The key is derived from the board's secret: the same at every boot (the boot above printed it
+# too), another on another board.
+eq "$(sed -n 's/^boot: attestation key //p' "$d/boot1.err")" "$key_hex" "the key at the next boot"
+expect 0 "$MCU_RUN" --flash "$d/other-board.bin" --slot0 "$d/v1.img" --timeout 30
+grep -q "^boot: attestation key " "$d/err" || fail "no key on the other board"
+! grep -q "^boot: attestation key $key_hex\$" "$d/err" || fail "two boards, one attestation key"
+# A board whose secret was never written (flash erased whole) boots with the service off.
+head -c 16777216 /dev/zero | tr '\0' '\377' >"$d/no-secret.bin"
+expect 0 "$MCU_RUN" --flash "$d/no-secret.bin" --slot0 "$d/v1.img" --timeout 30
+err_has "boot: no device secret provisioned: the attestation service is off"
+out_has "app: no evidence: error 21"
+out_has "app: done"
+# The non-secure app cannot make the service read or write secure memory for it, nor pass it a bad
+# length: each call is refused with its error (25 denied, 1 invalid argument, 16 buffer too small)
+# and *len kept; nor can it read the device secret itself (the SAU faults it before a byte is read).
+expect 0 "$RAMPART" image sign --type firmware --key "$key" --version 1.0.1 --security-counter 2 \
+  "$MCU_BUILD/probe-key.bin" "$d/probe-key.img"
+run 0 --slot0 "$d/probe-key.img"
+full=$(sed -n 's/^app: attest ok: error 0 len \([0-9]*\)$/\1/p' "$d/out")
+[ -n "$full" ] && [ "$full" -gt 64 ] || { cat "$d/out" >&2; fail "the probe's good call failed"; }
+eq "$(grep '^app: attest ' "$d/out")" "app: attest out-secure-ram: error 25 len 1024
+app: attest out-past-ns-ram: error 25 len 64
+app: attest nonce-secret: error 25 len 1024
+app: attest len-secure: error 25 len 0
+app: attest nonce-long: error 1 len 1024
+app: attest nonce-short: error 1 len 1024
+app: attest out-small: error 16 len $full
+app: attest ok: error 0 len $full" "the service's checks of what the caller hands it"
+out_has "app: reading secure memory"
+! grep -q "app: read secure memory" "$d/out" || fail "the non-secure app read the device secret"
+err_has "boot: the non-secure image faulted: SFSR 0x00000008"
 
 # --- refusals, each with its reason; the stored counter is 2 from the boot above ----------------
 cp "$d/v1.img" "$d/tampered.img"
