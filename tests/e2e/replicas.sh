@@ -2,13 +2,16 @@
 # End to end, two replicas: two rampart-server processes on one data directory (one SQLite
 # database, one master key), each on a loopback port of its own. What one replica issues the other
 # accepts, and what one spends the other refuses: a nonce issued by A is accepted by B and the same
-# evidence replayed at A is refused; a TLS session ticket issued by A resumes at B; a certificate
-# a device got from A verifies against the CRL B serves, and once the device is blocked through A,
-# B's CRL lists it at once. (Nonce and ticket keys derive from the master key; the spent nonces and
-# the revocations are in the database: docs/operations.md, "Running several replicas".)
+# evidence replayed at A is refused, and the same evidence sent to both at once passes once; a TLS
+# session ticket issued by A resumes at B; a certificate a device got from A verifies against the
+# CRL B serves, and once the device is blocked through A, B's CRL lists it at once; a process with
+# another master key does not start on the database. (Nonce and ticket keys derive from the master
+# key; the spent nonces and the revocations are in the database: docs/operations.md, "Running
+# several replicas".)
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT to the rampart-agent binary}"
 d=$E2E_DIR
+race=()
 RAMPART_SERVER_BIN=$RAMPART_SERVER
 
 start_server "$d/srv"
@@ -42,6 +45,22 @@ SERVER_URL=$A http POST /api/v1/attest - "$d/req.json"; is_status 403
 body_has '.reason == "nonce_replayed"'
 SERVER_URL=$B http POST /api/v1/attest - "$d/req.json"; is_status 403
 body_has '.reason == "nonce_replayed"'
+
+# The same fresh evidence at A and B at once: one passes, the other is refused as a replay (the
+# spent nonce is inserted in the transaction that records the verdict, in the one database).
+SERVER_URL=$A http POST /api/v1/attest/nonce - "$d/nreq.json"; is_status 200
+"$AGENT" evidence --state-dir "$d/dev" --nonce "$(jq -r .nonce "$d/body")" --out "$d/ev.cbor" >/dev/null 2>&1 || fail "evidence"
+jq --arg ev "$(base64 -w0 "$d/ev.cbor")" '.evidence = $ev' "$d/req.json" >"$d/race.json"
+for r in A B; do
+  url=$A; [ $r = B ] && url=$B
+  curl -s -o "$d/race.$r" -w '%{http_code}' --cacert "$SERVER_CA" --data-binary "@$d/race.json" \
+    -H "Content-Type: application/json" "$url/api/v1/attest" >"$d/race.$r.status" &
+  race[${#race[@]}]=$!
+done
+wait "${race[@]}"
+eq "$(printf '%s\n' "$(cat "$d/race.A.status")" "$(cat "$d/race.B.status")" | sort | tr '\n' ' ')" "200 403 " "racing replicas: one pass, one refusal"
+cat "$d/race.A" "$d/race.B" | jq -se 'map(.reason) | sort == [null, "nonce_replayed"]' >/dev/null ||
+  fail "racing replicas: $(cat "$d/race.A" "$d/race.B")"
 
 # --- a TLS 1.3 session ticket from A resumes at B -------------------------------------------------
 # s_client reads until the server closes (-ign_eof), so the ticket, sent after the handshake, is
@@ -79,5 +98,5 @@ openssl rand -hex 32 >"$d/other.key"; chmod 600 "$d/other.key"
 expect 1 timeout 60 "$RAMPART_SERVER_BIN" --data-dir "$d/srv" --listen 127.0.0.1:0 --master-key "$d/other.key"
 err_has "is not the master key this database's tenant CAs were made with"
 
-kill -0 "$A_PID" && kill -0 "$B_PID" || fail "a replica died"
+{ kill -0 "$A_PID" && kill -0 "$B_PID"; } || fail "a replica died"
 done_ok
