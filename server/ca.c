@@ -573,6 +573,46 @@ rp_err_t rp_ca_get_or_create(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_L
     return err;
 }
 
+#define MASTER_CHECK_TENANTS 8
+
+struct first_tenants {
+    char ids[MASTER_CHECK_TENANTS][RP_ID_SIZE];
+    int n;
+};
+
+static void first_tenant(void *ctx, const rp_tenant_t *t)
+{
+    struct first_tenants *f = ctx;
+
+    if (f->n < MASTER_CHECK_TENANTS)
+        snprintf(f->ids[f->n++], RP_ID_SIZE, "%s", t->id);
+}
+
+rp_err_t rp_ca_master_check(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LEN])
+{
+    rp_page_t page = {.paged = true, .limit = MASTER_CHECK_TENANTS, .no_upto = true};
+    struct first_tenants f = {0};
+    rp_ca_record_t rec;
+    rp_ca_t ca;
+    rp_err_t err = rp_store_tenant_list(s, NULL, &page, first_tenant, &f);
+
+    for (int i = 0; err == RP_OK && i < f.n; i++) {
+        err = rp_store_ca_get(s, f.ids[i], &rec);
+        if (err == RP_ERR_NOT_FOUND) { /* a tenant whose CA is made at its first use */
+            err = RP_OK;
+            continue;
+        }
+        if (err != RP_OK)
+            break;
+        err = load_ca(&rec, master, &ca); /* logs which tenant's CA it could not read */
+        rp_ca_record_free(&rec);
+        if (err == RP_OK)
+            rp_ca_free(&ca);
+        return err;
+    }
+    return err;
+}
+
 rp_err_t rp_csr_parse(const uint8_t *data, size_t len, X509_REQ **out)
 {
     X509_REQ *req = NULL;

@@ -56,6 +56,15 @@ rp_err_t rp_key_decrypt_pem(const uint8_t master[RP_MASTER_KEY_LEN], const char 
                             EVP_PKEY **key) RP_MUST_CHECK;
 
 /*
+ * Whether master is the key the database's tenant CA keys were encrypted under: the first of the
+ * first few tenants that has a CA is decrypted (a database with none passes). RP_ERR_BAD_KEY when
+ * it cannot be: a replica started with another master key (or one made afresh because master.key
+ * was not copied) would fail every certificate and issue nonces and tickets no other replica
+ * accepts, so it must not start.
+ */
+rp_err_t rp_ca_master_check(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LEN]) RP_MUST_CHECK;
+
+/*
  * The tenant's CA: loaded from the store, or created and stored if the tenant has none yet
  * (another replica creating it at the same moment wins, and its CA is used). OUT: *ca.
  */

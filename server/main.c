@@ -574,7 +574,7 @@ int main(int argc, char **argv)
     static rp_server_t srv;
     static rp_worker_t workers[MAX_WORKERS];
     char host[256], port[16], path[PATH_MAX + 16], message[512];
-    const char *master_path;
+    const char *master_path = "";
     rp_listen_t claim = {.fd = -1, .claim_fd = -1, .serve_fd = -1};
     long nthreads;
     uint64_t watchdog_usec;
@@ -665,6 +665,11 @@ int main(int argc, char **argv)
     }
     if (err == RP_OK)
         err = rp_store_open(cfg->data_dir, &store);
+    if (err == RP_OK && (err = rp_ca_master_check(store, srv.master_key)) == RP_ERR_BAD_KEY)
+        rp_log_error("%s is not the master key this database's tenant CAs were made with: every "
+                     "replica needs the same one (docs/operations.md, \"Running several "
+                     "replicas\")",
+                     master_path);
     if (err == RP_OK)
         err = bootstrap_token(&srv, store);
     rp_store_close(store);

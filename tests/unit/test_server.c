@@ -2413,6 +2413,26 @@ static void store_deployment_progress(void **state)
     assert_true(pre.n > 0 && pre.n < rows.n && pre.last[0] == '0');
 }
 
+/* A replica must hold the master key the database's tenant CAs were made with (rp_ca_master_check,
+ * at start): a database with no CA passes any key, one with a CA only the key it was made with. A
+ * tenant without a CA (acme here) is passed over, whichever order the tenants are listed in. */
+static void ca_master_check(void **state)
+{
+    struct db *db = *state;
+    uint8_t made_with[RP_MASTER_KEY_LEN], other[RP_MASTER_KEY_LEN];
+    rp_tenant_t globex;
+    rp_ca_t ca;
+
+    memset(made_with, 0x11, sizeof(made_with));
+    memset(other, 0x22, sizeof(other));
+    assert_int_equal(rp_ca_master_check(db->s, other), RP_OK);
+    assert_int_equal(rp_store_tenant_create(db->s, "globex", &globex), RP_OK);
+    assert_int_equal(rp_ca_get_or_create(db->s, made_with, &globex, &ca), RP_OK);
+    rp_ca_free(&ca);
+    assert_int_equal(rp_ca_master_check(db->s, made_with), RP_OK);
+    assert_int_equal(rp_ca_master_check(db->s, other), RP_ERR_BAD_KEY);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2452,6 +2472,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_deployment_progress, db_setup, db_teardown),
         cmocka_unit_test(peers_churn),
         cmocka_unit_test_setup_teardown(store_write_check, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(ca_master_check, db_setup, db_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# End to end, two replicas: two rampart-server processes on one data directory (one SQLite
+# database, one master key), each on a loopback port of its own. What one replica issues the other
+# accepts, and what one spends the other refuses: a nonce issued by A is accepted by B and the same
+# evidence replayed at A is refused, and the same evidence sent to both at once passes once; a TLS
+# session ticket issued by A resumes at B; a certificate a device got from A verifies against the
+# CRL B serves, and once the device is blocked through A, B's CRL lists it at once; a process with
+# another master key does not start on the database. (Nonce and ticket keys derive from the master
+# key; the spent nonces and the revocations are in the database: docs/operations.md, "Running
+# several replicas".)
+. "$(dirname "$0")/lib.sh"
+: "${AGENT:?set AGENT to the rampart-agent binary}"
+d=$E2E_DIR
+race=()
+RAMPART_SERVER_BIN=$RAMPART_SERVER
+
+start_server "$d/srv"
+A=$SERVER_URL A_PID=$SERVER_PID
+# The second replica: the same data directory, another port (it takes the identity, the master key
+# and the database the first one made).
+start_server "$d/srv"
+B=$SERVER_URL B_PID=$SERVER_PID
+[ "$A" != "$B" ] || fail "both replicas on one port"
+export RAMPART_SERVER=$A RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN
+
+expect 0 "$RAMPART" tenant create acme; acme=$(cat "$d/out")
+# A test machine may have no kernel lockdown (debug status enabled) and its agent measures no
+# components: the policy allows both.
+expect 0 "$RAMPART" tenant policy --tenant "$acme" --allow-debug yes --require-components no
+expect 0 "$AGENT" provision --state-dir "$d/dev" --rot soft
+dev=$("$AGENT" id --state-dir "$d/dev" 2>/dev/null | sed -n 's/^device id: //p')
+expect 0 "$RAMPART" device claim --tenant "$acme" "$dev"
+
+# --- a nonce from A, evidence to B; the same evidence again to A ----------------------------------
+printf '{"device_id":"%s"}' "$dev" >"$d/nreq.json"
+SERVER_URL=$A http POST /api/v1/attest/nonce - "$d/nreq.json"; is_status 200
+nonce=$(jq -r .nonce "$d/body")
+"$AGENT" evidence --state-dir "$d/dev" --nonce "$nonce" --out "$d/ev.cbor" >/dev/null 2>&1 || fail "evidence"
+jq -n --arg ev "$(base64 -w0 "$d/ev.cbor")" \
+  --arg key "$(openssl pkey -in "$d/dev/identity.pem" -pubout -outform DER 2>/dev/null | base64 -w0)" \
+  '{evidence: $ev, public_key: $key}' >"$d/req.json"
+SERVER_URL=$B http POST /api/v1/attest - "$d/req.json"; is_status 200
+body_has '.result == "pass" and (.certificate | startswith("-----BEGIN CERTIFICATE"))'
+SERVER_URL=$A http POST /api/v1/attest - "$d/req.json"; is_status 403
+body_has '.reason == "nonce_replayed"'
+SERVER_URL=$B http POST /api/v1/attest - "$d/req.json"; is_status 403
+body_has '.reason == "nonce_replayed"'
+
+# The same fresh evidence at A and B at once: one passes, the other is refused as a replay (the
+# spent nonce is inserted in the transaction that records the verdict, in the one database).
+SERVER_URL=$A http POST /api/v1/attest/nonce - "$d/nreq.json"; is_status 200
+"$AGENT" evidence --state-dir "$d/dev" --nonce "$(jq -r .nonce "$d/body")" --out "$d/ev.cbor" >/dev/null 2>&1 || fail "evidence"
+jq --arg ev "$(base64 -w0 "$d/ev.cbor")" '.evidence = $ev' "$d/req.json" >"$d/race.json"
+for r in A B; do
+  url=$A; [ $r = B ] && url=$B
+  curl -s -o "$d/race.$r" -w '%{http_code}' --cacert "$SERVER_CA" --data-binary "@$d/race.json" \
+    -H "Content-Type: application/json" "$url/api/v1/attest" >"$d/race.$r.status" &
+  race[${#race[@]}]=$!
+done
+wait "${race[@]}"
+eq "$(printf '%s\n' "$(cat "$d/race.A.status")" "$(cat "$d/race.B.status")" | sort | tr '\n' ' ')" "200 403 " "racing replicas: one pass, one refusal"
+cat "$d/race.A" "$d/race.B" | jq -se 'map(.reason) | sort == [null, "nonce_replayed"]' >/dev/null ||
+  fail "racing replicas: $(cat "$d/race.A" "$d/race.B")"
+
+# --- a TLS 1.3 session ticket from A resumes at B -------------------------------------------------
+# s_client reads until the server closes (-ign_eof), so the ticket, sent after the handshake, is
+# in the session it saves.
+tls() { # tls URL [s_client options...]
+  local hp=${1#https://}
+  shift
+  printf 'GET /healthz HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n' "$hp" |
+    openssl s_client -connect "$hp" -tls1_3 -CAfile "$SERVER_CA" -verify_return_error -ign_eof "$@" \
+      >"$d/out" 2>"$d/err" || true
+}
+tls "$A" -sess_out "$d/sess.pem"
+grep -q '^New, ' "$d/out" || fail "A: no full handshake: $(head -c 400 "$d/out")"
+openssl sess_id -in "$d/sess.pem" -noout -text | grep -q 'TLS session ticket' || fail "A sent no session ticket"
+tls "$B" -sess_in "$d/sess.pem"
+grep -q '^Reused, ' "$d/out" || fail "B did not resume A's session: $(grep -E '^(New|Reused),' "$d/out")"
+grep -q "^HTTP/1.1 200" "$d/out" || fail "B: no answer over the resumed session"
+E2E_CHECKS=$((E2E_CHECKS + 3))
+
+# --- a certificate from A, checked against the CRL B serves ---------------------------------------
+expect 0 "$AGENT" attest --state-dir "$d/dev" --server "$A" --server-ca "$SERVER_CA"; out_has "attested: device"
+expect 0 "$RAMPART" ca download --tenant "$acme" --out "$d/ca.pem"
+crl_from() { SERVER_URL=$1 http GET "/api/v1/tenants/$acme/crl?format=pem" -; is_status 200; cp "$d/body" "$d/crl.pem"; }
+crl_from "$B"
+expect 0 openssl verify -crl_check -CAfile "$d/ca.pem" -CRLfile "$d/crl.pem" "$d/dev/agent/device.crt"
+# Blocked through A: B's CRL (made and cached by B a moment ago) lists it at the next request.
+expect 0 "$RAMPART" device block --tenant "$acme" "$dev"
+crl_from "$B"
+expect 2 openssl verify -crl_check -CAfile "$d/ca.pem" -CRLfile "$d/crl.pem" "$d/dev/agent/device.crt"
+grep -q "certificate revoked" "$d/out" "$d/err" || fail "openssl verify: not revoked: $(cat "$d/out" "$d/err")"
+
+# --- a replica with another master key does not start ---------------------------------------------
+# (Its nonces and tickets would be refused everywhere else, and it could not read a tenant CA.)
+openssl rand -hex 32 >"$d/other.key"; chmod 600 "$d/other.key"
+expect 1 timeout 60 "$RAMPART_SERVER_BIN" --data-dir "$d/srv" --listen 127.0.0.1:0 --master-key "$d/other.key"
+err_has "is not the master key this database's tenant CAs were made with"
+
+{ kill -0 "$A_PID" && kill -0 "$B_PID"; } || fail "a replica died"
+done_ok
