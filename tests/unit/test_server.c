@@ -1,10 +1,10 @@
 /*
  * The security service's parts that stand alone: stateless nonces (each byte matters, the key
  * matters, the device matters, the clock matters) and the store's attestation records against a
- * real SQLite database (a batch records each attestation on its own; a nonce is spent once, even
- * within one batch and across batches; spent nonces are purged only once expired), a staged
- * rollout's choice of devices, products, groups and deployments in the store, and what each
- * device's root of trust accepts.
+ * real SQLite database, and PostgreSQL as unit.server_pg (store_target.h) (a batch records each
+ * attestation on its own; a nonce is spent once, even within one batch and across batches; spent
+ * nonces are purged only once expired), a staged rollout's choice of devices, products, groups and
+ * deployments in the store, and what each device's root of trust accepts.
  */
 #include <pthread.h>
 #include <sched.h>

@@ -1,11 +1,12 @@
 /*
  * Threat detection and quarantine (server/threat.c, server/store/store_threat.c) against a real
- * SQLite database, with the time driven by the test: the spike rule alone (factor, baseline,
- * distinct devices, the floor of a subject never seen, the slot before weighed in), then signals
- * counted through rp_threat_process (a baseline built over a day, one alert per spike however long
- * it lasts, closed when it ends, a crash bucket beside its kind), the quarantine policy (threshold
- * within the window, off by default, only the tenant's devices, certificates revoked, recorded,
- * released), and the webhook's secret and signature.
+ * SQLite database (and PostgreSQL, as unit.threat_pg: store_target.h), with the time driven by the
+ * test: the spike rule alone (factor, baseline, distinct devices, the floor of a subject never
+ * seen, the slot before weighed in), then signals counted through rp_threat_process (a baseline
+ * built over a day, one alert per spike however long it lasts, closed when it ends, a crash bucket
+ * beside its kind), the quarantine policy (threshold within the window, off by default, only the
+ * tenant's devices, certificates revoked, recorded, released), and the webhook's secret and
+ * signature.
  */
 #include <setjmp.h>
 #include <stdarg.h>
