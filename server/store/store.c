@@ -360,29 +360,40 @@ bool sq_text_storable(const rp_store_t *s, const char *text)
  * valid text is below it. */
 #define PAGE_TOP_REPEAT (RP_NAME_MAX / 4 + 1)
 
+/* Round bytes up to the least UTF-8 text at or above them, where that is a lead byte's first
+ * continuations appended (a prefix cut inside a character; a byte carried into a lead byte).
+ * False: no such text so near (a byte that is never UTF-8, 0xff). */
+static bool round_up_utf8(const rp_store_t *s, char *buf, size_t cap)
+{
+    size_t n = strlen(buf), end = n + 3;
+
+    while (!sq_text_storable(s, buf) && n < end && n + 1 < cap) {
+        buf[n++] = '\x80';
+        buf[n] = '\0';
+    }
+    return sq_text_storable(s, buf);
+}
+
 /*
- * A page's bounds on PostgreSQL, whose text is valid UTF-8 only (paging.c's bounds are bytes).
- * No upper bound: top. A prefix that is not UTF-8 has no text in its range: [top, top). An upper
- * bound that is not (the prefix's last byte carried into a lead byte) is rounded up to the least
- * text above it, the least continuation bytes appended (or, where that is not enough, none).
+ * A page's bounds on PostgreSQL, whose text is UTF-8 only (paging.c's bounds are bytes), each
+ * rounded up to text: the same rows as bytes would bound. No upper bound: top. Bounds that
+ * cannot be text (0xff), or a cursor that is not: no row, [top, top).
  */
 static void bind_page_pg(sq_st_t *st, const rp_page_t *p, bool paged)
 {
-    char top[4 * PAGE_TOP_REPEAT + 1], hi[4 * PAGE_TOP_REPEAT + RP_PAGE_KEY_MAX + 4];
-    const char *lo = paged ? p->prefix : "";
+    char top[4 * PAGE_TOP_REPEAT + 1], lo[sizeof(top) + RP_PAGE_KEY_MAX + 4], hi[sizeof(lo)];
 
     for (int i = 0; i < PAGE_TOP_REPEAT; i++)
         memcpy(top + 4 * i, "\xF4\x8F\xBF\xBF", 4);
     top[4 * PAGE_TOP_REPEAT] = '\0';
+    snprintf(lo, sizeof(lo), "%s", paged ? p->prefix : "");
     snprintf(hi, sizeof(hi), "%s", paged && !p->no_upto ? p->upto : top);
-    /* (hi is top, always UTF-8, when p is NULL) */
-    for (size_t n = strlen(hi);
-         !sq_text_storable(st->s, hi) && n + 1 < sizeof(hi) && n < strlen(p->upto) + 3; n++) {
-        hi[n] = '\x80';
-        hi[n + 1] = '\0';
+    if (!round_up_utf8(st->s, lo, sizeof(lo)) || !round_up_utf8(st->s, hi, sizeof(hi)) ||
+        (paged && !sq_text_storable(st->s, p->after))) {
+        snprintf(lo, sizeof(lo), "%s", top);
+        snprintf(hi, sizeof(hi), "%s", top);
+        db_bind_text(st, db_param(st, ":after"), top);
     }
-    if (!sq_text_storable(st->s, lo) || !sq_text_storable(st->s, hi))
-        lo = top, snprintf(hi, sizeof(hi), "%s", top);
     db_bind_text(st, db_param(st, ":lo"), lo);
     db_bind_text(st, db_param(st, ":hi"), hi);
 }
