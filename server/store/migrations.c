@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "rampart/log.h"
+#include "store/schema_pg.h"
 #include "store_internal.h"
 
 /* Persisted: each migration runs once, in order, in its own transaction. Never edit one that has
@@ -266,24 +267,11 @@ const char *const rp_store_migrations[] = {
 const int rp_store_schema_newest =
     (int)(sizeof(rp_store_migrations) / sizeof(rp_store_migrations[0]));
 
-rp_err_t sq_migrate(rp_store_t *s)
+/* From version (the database's) to the newest, one migration per transaction. */
+static rp_err_t migrate_from(rp_store_t *s, int version)
 {
-    sq_st_t *st;
-    int version = 0, rc;
     rp_err_t err;
 
-    err = sq_exec(s, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);");
-    if (err != RP_OK)
-        return err;
-    st = sq_prepare(s, "SELECT max(version) FROM schema_version");
-    if (st == NULL)
-        return RP_ERR_IO;
-    rc = db_step(st);
-    if (rc == DB_ROW)
-        version = db_column_int(st, 0);
-    sq_finalize(st);
-    if (rc == DB_ERROR)
-        return sq_error(s, "schema version");
     if (version > rp_store_schema_newest) {
         rp_log_error("database schema version %d is newer than this server (%d): upgrade it",
                      version, rp_store_schema_newest);
@@ -291,10 +279,29 @@ rp_err_t sq_migrate(rp_store_t *s)
     }
     for (int v = version; v < rp_store_schema_newest; v++) {
         char sql[64];
+        sq_st_t *st;
+        int now = -1;
 
         err = s->db->drv->begin(s->db);
         if (err != RP_OK)
             return err;
+        /* read again under the write lock: another process (a replica starting at the same
+         * time) may have run it since */
+        st = sq_prepare(s, "SELECT max(version) FROM schema_version");
+        if (st != NULL && db_step(st) == DB_ROW)
+            now = db_column_int(st, 0);
+        sq_finalize(st);
+        if (now < 0) {
+            (void)s->db->drv->rollback(s->db);
+            return sq_error(s, "schema version");
+        }
+        if (now > v) {
+            err = s->db->drv->commit(s->db);
+            if (err != RP_OK)
+                return err;
+            v = now - 1;
+            continue;
+        }
         err = sq_exec(s, rp_store_migrations[v]);
         snprintf(sql, sizeof(sql), "INSERT INTO schema_version VALUES (%d)", v + 1);
         if (err == RP_OK)
@@ -308,4 +315,34 @@ rp_err_t sq_migrate(rp_store_t *s)
         rp_log_info("database migrated to schema version %d", v + 1);
     }
     return RP_OK;
+}
+
+rp_err_t sq_migrate(rp_store_t *s)
+{
+    sq_st_t *st;
+    int version = 0, rc;
+    rp_err_t err;
+
+    if (sq_engine(s) == SQ_PG) {
+        /* PostgreSQL's schema starts at its baseline (schema_pg.c), installed in one step under
+         * the write lock; the migrations after it are the ones below, in SQLite's DDL, which the
+         * driver maps (db_pg.h). */
+        err = rp_schema_pg_install(s->db, &version);
+        if (err != RP_OK)
+            return err;
+        return migrate_from(s, version);
+    }
+    err = sq_exec(s, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);");
+    if (err != RP_OK)
+        return err;
+    st = sq_prepare(s, "SELECT max(version) FROM schema_version");
+    if (st == NULL)
+        return RP_ERR_IO;
+    rc = db_step(st);
+    if (rc == DB_ROW)
+        version = db_column_int(st, 0);
+    sq_finalize(st);
+    if (rc == DB_ERROR)
+        return sq_error(s, "schema version");
+    return migrate_from(s, version);
 }

@@ -316,19 +316,107 @@ static rp_err_t name_keys_fill(rp_store_t *s)
     return err;
 }
 
+sq_engine_t sq_engine(const rp_store_t *s)
+{
+    return s->db->drv == &rp_db_postgresql ? SQ_PG : SQ_SQLITE;
+}
+
+bool sq_text_storable(const rp_store_t *s, const char *text)
+{
+    const unsigned char *p = (const unsigned char *)text;
+
+    if (sq_engine(s) != SQ_PG)
+        return true;
+    /* UTF-8 as PostgreSQL takes it: shortest forms, no surrogates, nothing above U+10FFFF */
+    while (*p != 0) {
+        int n = *p < 0x80                  ? 0
+                : *p >= 0xC2 && *p <= 0xDF ? 1
+                : *p >= 0xE0 && *p <= 0xEF ? 2
+                : *p >= 0xF0 && *p <= 0xF4 ? 3
+                                           : -1;
+        unsigned char lo = 0x80, hi = 0xBF;
+
+        if (n < 0)
+            return false;
+        if (*p == 0xE0)
+            lo = 0xA0;
+        else if (*p == 0xED)
+            hi = 0x9F;
+        else if (*p == 0xF0)
+            lo = 0x90;
+        else if (*p == 0xF4)
+            hi = 0x8F;
+        p++;
+        for (int i = 0; i < n; i++, p++) {
+            if (*p < (i == 0 ? lo : 0x80) || *p > (i == 0 ? hi : 0xBF))
+                return false;
+        }
+    }
+    return true;
+}
+
+/* The greatest code point, U+10FFFF, repeated past the longest value a page's column holds
+ * (RP_NAME_MAX bytes): UTF-8 keeps code points' order bytewise (COLLATE "C"), so every shorter
+ * valid text is below it. */
+#define PAGE_TOP_REPEAT (RP_NAME_MAX / 4 + 1)
+
+/* Round bytes up to the least UTF-8 text at or above them, where that is a lead byte's first
+ * continuations appended (a prefix cut inside a character; a byte carried into a lead byte).
+ * False: no such text so near (a byte that is never UTF-8, 0xff). */
+static bool round_up_utf8(const rp_store_t *s, char *buf, size_t cap)
+{
+    size_t n = strlen(buf), end = n + 3;
+
+    while (!sq_text_storable(s, buf) && n < end && n + 1 < cap) {
+        buf[n++] = '\x80';
+        buf[n] = '\0';
+    }
+    return sq_text_storable(s, buf);
+}
+
+/*
+ * A page's bounds on PostgreSQL, whose text is UTF-8 only (paging.c's bounds are bytes), each
+ * rounded up to text: the same rows as bytes would bound. No upper bound: top. Bounds that
+ * cannot be text (0xff), or a cursor that is not: no row, [top, top).
+ */
+static void bind_page_pg(sq_st_t *st, const rp_page_t *p, bool paged)
+{
+    char top[4 * PAGE_TOP_REPEAT + 1], lo[sizeof(top) + RP_PAGE_KEY_MAX + 4], hi[sizeof(lo)];
+
+    for (int i = 0; i < PAGE_TOP_REPEAT; i++)
+        memcpy(top + 4 * i, "\xF4\x8F\xBF\xBF", 4);
+    top[4 * PAGE_TOP_REPEAT] = '\0';
+    snprintf(lo, sizeof(lo), "%s", paged ? p->prefix : "");
+    snprintf(hi, sizeof(hi), "%s", paged && !p->no_upto ? p->upto : top);
+    if (!round_up_utf8(st->s, lo, sizeof(lo)) || !round_up_utf8(st->s, hi, sizeof(hi)) ||
+        (paged && !sq_text_storable(st->s, p->after))) {
+        snprintf(lo, sizeof(lo), "%s", top);
+        snprintf(hi, sizeof(hi), "%s", top);
+        db_bind_text(st, db_param(st, ":after"), top);
+    }
+    db_bind_text(st, db_param(st, ":lo"), lo);
+    db_bind_text(st, db_param(st, ":hi"), hi);
+}
+
 void sq_bind_page(sq_st_t *st, const rp_page_t *p)
 {
     bool paged = p != NULL && p->paged;
 
     db_bind_text(st, db_param(st, ":after"), paged ? p->after : "");
-    db_bind_text(st, db_param(st, ":lo"), paged ? p->prefix : "");
-    /* No upper bound: a zero-length BLOB, above every TEXT value in SQLite's order (a BLOB is
-     * never converted by a TEXT column's affinity), so the range stays one the index can use. */
-    if (paged && !p->no_upto)
-        db_bind_text(st, db_param(st, ":hi"), p->upto);
-    else
-        db_bind_blob(st, db_param(st, ":hi"), "", 0);
-    db_bind_int(st, db_param(st, ":limit"), paged ? p->limit : -1);
+    if (sq_engine(st->s) == SQ_PG) {
+        bind_page_pg(st, p, paged);
+    } else {
+        db_bind_text(st, db_param(st, ":lo"), paged ? p->prefix : "");
+        /* No upper bound: a zero-length BLOB, above every TEXT value in SQLite's order (a BLOB
+         * is never converted by a TEXT column's affinity), so the range stays one the index can
+         * use. */
+        if (paged && !p->no_upto)
+            db_bind_text(st, db_param(st, ":hi"), p->upto);
+        else
+            db_bind_blob(st, db_param(st, ":hi"), "", 0);
+    }
+    /* every row: SQ_NO_LIMIT, which both engines take */
+    db_bind_int64(st, db_param(st, ":limit"), paged ? p->limit : INT64_MAX);
 }
 
 /* Open a store on a connection of drv's to target: its schema brought to the newest, its names'
@@ -375,12 +463,6 @@ rp_err_t rp_store_open_target(const char *target, rp_store_t **out)
     drv = rp_db_driver_for(target);
     if (drv == NULL)
         return RP_ERR_UNSUPPORTED;
-    if (drv == &rp_db_postgresql) {
-        /* The driver and its schema are in (unit.db_pg); the store's SQL is not yet proven on
-         * PostgreSQL by the conformance suite, so it is not offered. */
-        rp_log_error("database: the store does not run on PostgreSQL yet");
-        return RP_ERR_UNSUPPORTED;
-    }
     return store_open(drv, target, out);
 }
 
@@ -476,7 +558,8 @@ rp_err_t sq_step_id(rp_store_t *s, sq_st_t *st, int64_t *id)
 static const char SQL_TENANT_INSERT[] =
     "INSERT INTO tenants (id, name, created, name_key, name_key_written) VALUES (?, ?, ?, ?, ?)";
 static const char SQL_TENANT_GET[] = "SELECT id, name, created FROM tenants WHERE id = ?";
-#define TENANT_LIST "SELECT id, name, created FROM tenants WHERE (?1 IS NULL OR id = ?1)"
+#define TENANT_LIST                                                                                \
+    "SELECT id, name, created FROM tenants WHERE (CAST(?1 AS TEXT) IS NULL OR id = ?1)"
 static const char SQL_TENANT_LIST[] = TENANT_LIST " ORDER BY created, id";
 static const char SQL_TENANT_PAGE[] = TENANT_LIST SQ_PAGE("id", "name");
 
@@ -729,7 +812,8 @@ static const char SQL_DEVICE_OWNER[] = "SELECT tenant_id FROM devices WHERE id =
 /* A quarantined device is refused wherever a blocked one is (its reason is told apart where it is
  * shown: rp_store_device_quarantine). */
 static const char SQL_DEVICE_STANDING[] =
-    "SELECT tenant_id, blocked OR quarantined_at <> 0 FROM devices WHERE id = ?";
+    "SELECT tenant_id, CASE WHEN blocked <> 0 OR quarantined_at <> 0 THEN 1 ELSE 0 END FROM devices"
+    " WHERE id = ?";
 /* The device, its last attestation, and its newest unrevoked certificate. */
 static const char SQL_DEVICE_GET[] = SQ_DEVICE_COLUMNS " WHERE d.id = ?";
 static const char SQL_DEVICE_LIST[] = SQ_DEVICE_COLUMNS " WHERE d.tenant_id = ? ORDER BY d.id";
@@ -1038,7 +1122,7 @@ static const char SQL_UNPROVEN_UPSERT[] =
     " RETURNING count";
 static const char SQL_UNPROVEN_TRIM[] =
     "DELETE FROM unproven_sources WHERE address IN (SELECT address FROM unproven_sources"
-    " ORDER BY last_at DESC, address LIMIT -1 OFFSET ?)";
+    " ORDER BY last_at DESC, address LIMIT " SQ_NO_LIMIT " OFFSET ?)";
 static const char SQL_UNPROVEN_LIST[] =
     "SELECT address, first_at, last_at, count, last_reason, last_device_id FROM unproven_sources"
     " ORDER BY last_at DESC, address LIMIT ?";
@@ -1235,7 +1319,8 @@ static const char SQL_REVOKED_LIST[] =
     " WHERE tenant_id = ? AND revoked_at != 0 AND not_after > ? ORDER BY revoked_at, serial";
 
 static const char SQL_DEVICE_REISSUE[] =
-    "SELECT d.tenant_id, d.blocked OR d.quarantined_at <> 0, a.passed, a.at FROM devices d"
+    "SELECT d.tenant_id, CASE WHEN d.blocked <> 0 OR d.quarantined_at <> 0 THEN 1 ELSE 0 END,"
+    " a.passed, a.at FROM devices d"
     " LEFT JOIN attestations a ON a.id = d.last_attestation WHERE d.id = ?";
 
 /* Inside the caller's transaction: may the device get cert, renewing old_serial? */
@@ -1443,9 +1528,10 @@ rp_err_t rp_store_ca_get(rp_store_t *s, const char *tenant_id, rp_ca_record_t *o
     return RP_OK;
 }
 
-/* The database header's user_version is what changes: nothing else uses it, and a write that
- * changes nothing would not be written at all. (SQLite's: a driver for another engine needs its
- * own; the PostgreSQL one is to come.) */
+/* A write that must reach the disk, per engine. SQLite: the database header's user_version is
+ * what changes (nothing else uses it, and a write that changes nothing would not be written at
+ * all). PostgreSQL: the transaction takes an ID, which a standby or a read-only database refuses,
+ * and its commit is a WAL record flushed to disk. */
 rp_err_t rp_store_write_check(rp_store_t *s)
 {
     sq_st_t *st = NULL;
@@ -1455,7 +1541,8 @@ rp_err_t rp_store_write_check(rp_store_t *s)
 
     if (err != RP_OK)
         return err;
-    st = sq_prepare(s, "PRAGMA user_version");
+    st = sq_prepare(s,
+                    sq_engine(s) == SQ_PG ? "SELECT pg_current_xact_id()" : "PRAGMA user_version");
     if (st == NULL)
         err = RP_ERR_IO;
     else if (db_step(st) != DB_ROW)
@@ -1463,7 +1550,7 @@ rp_err_t rp_store_write_check(rp_store_t *s)
     else
         v = db_column_int(st, 0);
     sq_finalize(st);
-    if (err == RP_OK) {
+    if (err == RP_OK && sq_engine(s) == SQ_SQLITE) {
         snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v == INT32_MAX ? 0 : v + 1);
         err = sq_exec(s, sql);
     }

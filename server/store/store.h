@@ -120,7 +120,8 @@ typedef struct rp_store rp_store_t;
 /* Open (creating and migrating as needed) the database in data_dir (SQLite: rampart.db). */
 rp_err_t rp_store_open(const char *data_dir, rp_store_t **store) RP_MUST_CHECK;
 /* The same for a database target (db.h: rp_db_driver_for): a SQLite file's path, or a
- * postgresql:// URI. RP_ERR_UNSUPPORTED (logged): a backend this build does not have. */
+ * postgresql:// URI (a new database gets the schema's baseline, schema_pg.h). RP_ERR_UNSUPPORTED
+ * (logged): a backend this build does not have. */
 rp_err_t rp_store_open_target(const char *target, rp_store_t **store) RP_MUST_CHECK;
 void rp_store_close(rp_store_t *store);
 /* The schema version the database is at. */

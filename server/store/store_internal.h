@@ -43,6 +43,21 @@ struct rp_store {
     struct sq_bucket_queue *buckets;
 };
 
+/*
+ * The engine a connection speaks. The store's SQL is one text for both wherever it can be; what
+ * differs has one owner each: a statement's forms side by side where it is defined (an array
+ * indexed by this, taken by sq_stmt_of), the unbounded page (sq_bind_page), the schema's start
+ * (sq_migrate) and the write check (rp_store_write_check).
+ */
+typedef enum { SQ_SQLITE = 0, SQ_PG = 1, SQ_ENGINES = 2 } sq_engine_t;
+sq_engine_t sq_engine(const rp_store_t *s);
+/* No limit, in SQL both engines take (SQLite's LIMIT -1 is an error in PostgreSQL, PostgreSQL's
+ * LIMIT NULL one in SQLite): the greatest 64-bit integer. */
+#define SQ_NO_LIMIT "9223372036854775807"
+/* Whether text can be in the database: PostgreSQL holds valid UTF-8 only (and refuses any other
+ * text bound to a statement), so a lookup by other text finds nothing there. */
+bool sq_text_storable(const rp_store_t *s, const char *text);
+
 /* ---- the driver's operations on a statement, in the store's words ---- */
 
 /* db_step's answers: a row to read, done, or a failure (logged by the driver; its class is the
@@ -174,6 +189,8 @@ rp_err_t sq_exec(rp_store_t *s, const char *sql);
  * cache grows.
  */
 sq_st_t *sq_stmt(rp_store_t *s, const char *sql);
+/* The same for a statement whose SQL differs per engine: forms[SQ_SQLITE], forms[SQ_PG]. */
+#define sq_stmt_of(s, forms) sq_stmt((s), (forms)[sq_engine(s)])
 /* Run a statement that returns no rows, under the write lock unless inside sq_begin(). A
  * constraint failure is RP_ERR_EXISTS, a lost race RP_ERR_BUSY (db.h). OUT: *changes (may be
  * NULL). */

@@ -31,7 +31,7 @@ static const char SQL_BUCKET_PUT[] =
 static const char SQL_COUNT_PUT[] =
     "INSERT INTO crash_bucket_counts (tenant_id, bucket, dim, value, count)"
     " VALUES (?, ?, ?, ?, 1) ON CONFLICT (tenant_id, bucket, dim, value) DO UPDATE"
-    " SET count = count + 1";
+    " SET count = crash_bucket_counts.count + 1";
 static const char SQL_SAMPLE_PUT[] =
     "INSERT INTO crash_samples (tenant_id, bucket, device_id, seq, at, received, version, body)"
     " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE (SELECT count(*) FROM crash_samples"
@@ -43,7 +43,7 @@ static const char SQL_PRUNE[] = "DELETE FROM reports WHERE device_id = ? AND seq
 static const char SQL_LIST[] =
     "SELECT device_id, seq, at, received, kind, component, version, code, reason,"
     " coalesce(bucket, ''), body FROM reports WHERE tenant_id = ?1"
-    " AND (?2 IS NULL OR device_id = ?2) AND (?3 IS NULL OR kind = ?3)"
+    " AND (CAST(?2 AS TEXT) IS NULL OR device_id = ?2) AND (CAST(?3 AS TEXT) IS NULL OR kind = ?3)"
     " ORDER BY received DESC, device_id, seq DESC LIMIT ?5 OFFSET ?4";
 /* The one place a bucket's shown ID is made of its row: its symbolic key when it has one, else
  * its own ID (docs/failure-reporting.md, "Buckets"). */
@@ -51,16 +51,18 @@ static const char SQL_LIST[] =
 /* The shown buckets: component and signal are in the symbolic key, so every member has the
  * same; the signature is the newest member's. */
 #define SHOWN_COLUMNS                                                                              \
-    "SELECT k, component, signal, sum(count), min(first_seen), max(last_seen), count(*),"          \
+    "SELECT k, min(component), min(signal), sum(count), min(first_seen), max(last_seen), "         \
+    "count(*),"                                                                                    \
     " (SELECT signature FROM crash_buckets c WHERE c.tenant_id = ?1 AND"                           \
     " coalesce(nullif(c.symbolic, ''), c.id) = k ORDER BY c.last_seen DESC, c.id LIMIT 1),"        \
-    " max(coalesce(symbolic, '') <> '') FROM (SELECT " SHOWN " AS k, * FROM crash_buckets"         \
+    " max(CASE WHEN coalesce(symbolic, '') <> '' THEN 1 ELSE 0 END)"                               \
+    " FROM (SELECT " SHOWN " AS k, * FROM crash_buckets"                                           \
     " WHERE tenant_id = ?1"
 static const char SQL_BUCKETS[] =
-    SHOWN_COLUMNS ") GROUP BY k ORDER BY max(last_seen) DESC, k LIMIT ?2 OFFSET ?3";
+    SHOWN_COLUMNS ") b GROUP BY k ORDER BY max(last_seen) DESC, k LIMIT ?2 OFFSET ?3";
 static const char SQL_BUCKET_GET[] =
     SHOWN_COLUMNS " AND " SHOWN " = (SELECT " SHOWN " FROM crash_buckets WHERE tenant_id = ?1 AND"
-                  " (id = ?2 OR symbolic = ?2) LIMIT 1)) GROUP BY k";
+                  " (id = ?2 OR symbolic = ?2) LIMIT 1)) b GROUP BY k";
 static const char SQL_MEMBERS[] =
     "SELECT id, component, signal, count, first_seen, last_seen, 1, signature, 0"
     " FROM crash_buckets WHERE tenant_id = ?1 AND " SHOWN " = ?2 ORDER BY last_seen DESC, id";
@@ -71,15 +73,29 @@ static const char SQL_COUNTS[] =
 static const char SQL_SAMPLES[] =
     "SELECT device_id, seq, at, received, version, body, bucket FROM crash_samples"
     " WHERE tenant_id = ?1 AND bucket IN " MEMBERS_OF " ORDER BY received, device_id, seq LIMIT ?3";
-static const char SQL_TO_KEY[] =
-    "SELECT id, component, signal, signature FROM crash_buckets WHERE tenant_id = ?1"
-    " AND (?2 IS NULL OR id = ?2) AND (?3 IS NULL OR EXISTS (SELECT 1 FROM"
-    " json_each(signature, '$.frames') f WHERE json_extract(f.value, '$.build_id') = ?3))"
-    " AND (?4 = 0 OR symbolic IS NULL) AND id > ?5 ORDER BY id LIMIT ?6";
-static const char SQL_TENANTS_NAMING[] =
-    "SELECT DISTINCT tenant_id FROM crash_buckets WHERE symbolic = '' AND EXISTS (SELECT 1 FROM"
-    " json_each(signature, '$.frames') f WHERE json_extract(f.value, '$.build_id') = ?1)"
-    " ORDER BY tenant_id";
+/* Whether a bucket's signature has a frame of the build ID p: JSON read by each engine's own
+ * functions (SQLite's json1; PostgreSQL's jsonb), the one pair of forms for both statements. */
+#define HAS_BUILD_ID_SQLITE(p)                                                                     \
+    "EXISTS (SELECT 1 FROM json_each(signature, '$.frames') f"                                     \
+    " WHERE json_extract(f.value, '$.build_id') = " p ")"
+#define HAS_BUILD_ID_PG(p)                                                                         \
+    "EXISTS (SELECT 1 FROM jsonb_array_elements(CAST(signature AS jsonb) -> 'frames') f(value)"    \
+    " WHERE f.value ->> 'build_id' = " p ")"
+#define TO_KEY(has)                                                                                \
+    "SELECT id, component, signal, signature FROM crash_buckets WHERE tenant_id = ?1"              \
+    " AND (CAST(?2 AS TEXT) IS NULL OR id = ?2) AND (CAST(?3 AS TEXT) IS NULL OR " has ")"         \
+    " AND (?4 = 0 OR symbolic IS NULL) AND id > ?5 ORDER BY id LIMIT ?6"
+static const char *const SQL_TO_KEY[SQ_ENGINES] = {
+    [SQ_SQLITE] = TO_KEY(HAS_BUILD_ID_SQLITE("?3")),
+    [SQ_PG] = TO_KEY(HAS_BUILD_ID_PG("?3")),
+};
+#define TENANTS_NAMING(has)                                                                        \
+    "SELECT DISTINCT tenant_id FROM crash_buckets WHERE symbolic = '' AND " has                    \
+    " ORDER BY tenant_id"
+static const char *const SQL_TENANTS_NAMING[SQ_ENGINES] = {
+    [SQ_SQLITE] = TENANTS_NAMING(HAS_BUILD_ID_SQLITE("?1")),
+    [SQ_PG] = TENANTS_NAMING(HAS_BUILD_ID_PG("?1")),
+};
 static const char SQL_SYMBOLIC_SET[] =
     "UPDATE crash_buckets SET symbolic = ?3 WHERE tenant_id = ?1 AND id = ?2";
 static const char SQL_DEV_COUNTS[] =
@@ -271,7 +287,7 @@ static const char SQL_BUCKET_ADD[] =
 static const char SQL_COUNT_ADD[] =
     "INSERT INTO crash_bucket_counts (tenant_id, bucket, dim, value, count)"
     " VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant_id, bucket, dim, value) DO UPDATE"
-    " SET count = count + excluded.count";
+    " SET count = crash_bucket_counts.count + excluded.count";
 
 /* One bucket's waiting crashes w[0..m) (in the order they were stored): the bucket, its counts
  * per dimension and value, its samples while it has room. */
@@ -645,7 +661,7 @@ rp_err_t rp_store_buckets_to_key(rp_store_t *s, const char *tenant_id, const cha
                                  const char *build_id, bool unkeyed, const char *after, int limit,
                                  rp_bucket_fn fn, void *ctx)
 {
-    sq_st_t *st = sq_stmt(s, SQL_TO_KEY);
+    sq_st_t *st = sq_stmt_of(s, SQL_TO_KEY);
     rp_bucket_t b;
     int rc;
 
@@ -690,7 +706,7 @@ rp_err_t rp_store_bucket_symbolic_set(rp_store_t *s, const char *tenant_id, cons
 rp_err_t rp_store_buckets_tenants_naming(rp_store_t *s, const char *build_id,
                                          void (*fn)(void *ctx, const char *tenant_id), void *ctx)
 {
-    sq_st_t *st = sq_stmt(s, SQL_TENANTS_NAMING);
+    sq_st_t *st = sq_stmt_of(s, SQL_TENANTS_NAMING);
     int rc;
 
     if (st == NULL)

@@ -75,8 +75,9 @@ static const char SQL_DEVICE_SEEN[] =
     " ON CONFLICT DO NOTHING";
 static const char SQL_COUNT_ADD[] =
     "INSERT INTO threat_counts (tenant_id, subject, slot, count, devices) VALUES (?, ?, ?, ?, ?)"
-    " ON CONFLICT (tenant_id, subject, slot) DO UPDATE SET count = count + excluded.count,"
-    " devices = devices + excluded.devices";
+    " ON CONFLICT (tenant_id, subject, slot) DO UPDATE SET count = threat_counts.count + "
+    "excluded.count,"
+    " devices = threat_counts.devices + excluded.devices";
 static const char SQL_COUNT_GET[] =
     "SELECT count, devices FROM threat_counts WHERE tenant_id = ? AND subject = ? AND slot = ?";
 static const char SQL_COUNT_SUM[] =
@@ -822,7 +823,8 @@ static const char SQL_OUTBOX_TRIM[] =
     " WHERE tenant_id = ?1 ORDER BY n DESC LIMIT 1 OFFSET ?2)";
 static const char SQL_OUTBOX_DROPPED[] =
     "INSERT INTO webhook_outbox_dropped (tenant_id, dropped) VALUES (?1, ?2)"
-    " ON CONFLICT (tenant_id) DO UPDATE SET dropped = dropped + excluded.dropped";
+    " ON CONFLICT (tenant_id) DO UPDATE SET"
+    " dropped = webhook_outbox_dropped.dropped + excluded.dropped";
 static const char SQL_OUTBOX_NEXT[] =
     "SELECT n, id, tenant_id, body, created, attempts, next_at FROM webhook_outbox"
     " ORDER BY next_at, n LIMIT 1";

@@ -342,7 +342,11 @@ static const char SQL_GROUP_GET[] =
 #define GROUP_LIST                                                                                 \
     GROUP_COLUMNS ", (SELECT count(*) FROM group_members m WHERE m.group_id = g.id)"               \
                   " FROM device_groups g WHERE g.product_id = ?"
-static const char SQL_GROUP_LIST[] = GROUP_LIST " ORDER BY g.rowid";
+/* In the order they were made: SQLite's rowid; PostgreSQL's rows have none (its ctid moves). */
+static const char *const SQL_GROUP_LIST[SQ_ENGINES] = {
+    [SQ_SQLITE] = GROUP_LIST " ORDER BY g.rowid",
+    [SQ_PG] = GROUP_LIST " ORDER BY g.created, g.id",
+};
 static const char SQL_GROUP_PAGE[] = GROUP_LIST SQ_PAGE("g.id", "g.name");
 static const char SQL_DEVICE_GROUP[] =
     GROUP_COLUMNS " FROM group_members m JOIN device_groups g ON g.id = m.group_id"
@@ -464,6 +468,8 @@ rp_err_t rp_store_product_find(rp_store_t *s, const char *tenant_id, const char 
     char form[RP_NAME_MAX + 1];
     rp_err_t err;
 
+    if (!sq_text_storable(s, id_or_name))
+        return RP_ERR_NOT_FOUND;
     if (st == NULL)
         return RP_ERR_IO;
     db_bind_text(st, 1, tenant_id);
@@ -541,6 +547,8 @@ rp_err_t rp_store_group_find(rp_store_t *s, const rp_product_t *product, const c
     char form[RP_NAME_MAX + 1];
     rp_err_t err;
 
+    if (!sq_text_storable(s, id_or_name))
+        return RP_ERR_NOT_FOUND;
     if (st == NULL)
         return RP_ERR_IO;
     db_bind_text(st, 1, product->id);
@@ -575,7 +583,7 @@ rp_err_t rp_store_group_get(rp_store_t *s, const char *tenant_id, const char *id
 rp_err_t rp_store_group_list(rp_store_t *s, const rp_product_t *product, const rp_page_t *page,
                              rp_group_fn fn, void *ctx)
 {
-    sq_st_t *st = list_stmt(s, page, SQL_GROUP_LIST, SQL_GROUP_PAGE);
+    sq_st_t *st = list_stmt(s, page, SQL_GROUP_LIST[sq_engine(s)], SQL_GROUP_PAGE);
     rp_group_t g;
     int rc;
 
@@ -656,9 +664,9 @@ static const char SQL_DEPLOY_LIST[] = DEPLOY_COLUMNS " WHERE tenant_id = ? ORDER
 static const char SQL_DEPLOY_PAGE[] = DEPLOY_COLUMNS " WHERE tenant_id = ?" SQ_PAGE_ON("id");
 /* Column 7: whether it may be offered to the device (?2): active, or the device had it. */
 static const char SQL_DEPLOY_OF_GROUP[] =
-    "SELECT id, tenant_id, group_id, rollout, created, seq, status, status = 'active' OR EXISTS"
-    " (SELECT 1 FROM deployment_reached r WHERE r.deployment_id = deployments.id AND"
-    " r.device_id = ?2) FROM deployments WHERE group_id = ?1 ORDER BY seq DESC";
+    "SELECT id, tenant_id, group_id, rollout, created, seq, status, CASE WHEN status = 'active'"
+    " OR EXISTS (SELECT 1 FROM deployment_reached r WHERE r.deployment_id = deployments.id AND"
+    " r.device_id = ?2) THEN 1 ELSE 0 END FROM deployments WHERE group_id = ?1 ORDER BY seq DESC";
 static const char SQL_REACHED_INSERT[] =
     "INSERT INTO deployment_reached (deployment_id, device_id, at) VALUES (?, ?, ?)"
     " ON CONFLICT DO NOTHING";
@@ -1014,27 +1022,33 @@ static const char SQL_DEPLOY_DEVICES[] =
  * ones that reported (the rest are pending without a report; CROSS JOIN: read from the reports,
  * fewer than the group's devices, never the other way), the reports past pending, and the
  * devices reached but whose report (if any) says pending: each an index range of its own. */
-static const char SQL_DEPLOY_COUNTS[] =
-    "SELECT (SELECT count(*) FROM group_members WHERE group_id = :group),"
-    " (SELECT count(*) FROM group_members WHERE group_id = :group"
-    "  AND rp_selects(:dep, :rollout, device_id)),"
-    " (SELECT count(*) FROM device_updates u CROSS JOIN group_members m"
-    "  ON m.device_id = u.device_id"
-    "  WHERE u.deployment_id = :dep AND m.group_id = :group"
-    "  AND rp_selects(:dep, :rollout, u.device_id)),"
-    " (SELECT count(*) FROM device_updates WHERE deployment_id = :dep AND state != 'pending'),"
-    " (SELECT count(*) FROM deployment_reached r LEFT JOIN device_updates u"
-    "  ON u.deployment_id = r.deployment_id AND u.device_id = r.device_id"
-    "  WHERE r.deployment_id = :dep AND CASE WHEN u.device_id IS NULL THEN"
-    "  EXISTS (SELECT 1 FROM group_members m WHERE m.device_id = r.device_id"
-    "  AND m.group_id = :group) AND rp_selects(:dep, :rollout, r.device_id)"
-    "  ELSE u.state = 'pending' END)";
+#define DEPLOY_COUNTS(join)                                                                        \
+    "SELECT (SELECT count(*) FROM group_members WHERE group_id = :group),"                         \
+    " (SELECT count(*) FROM group_members WHERE group_id = :group"                                 \
+    "  AND rp_selects(:dep, :rollout, device_id)),"                                                \
+    " (SELECT count(*) FROM device_updates u " join " group_members m"                             \
+    "  ON m.device_id = u.device_id"                                                               \
+    "  WHERE u.deployment_id = :dep AND m.group_id = :group"                                       \
+    "  AND rp_selects(:dep, :rollout, u.device_id)),"                                              \
+    " (SELECT count(*) FROM device_updates WHERE deployment_id = :dep AND state != 'pending'),"    \
+    " (SELECT count(*) FROM deployment_reached r LEFT JOIN device_updates u"                       \
+    "  ON u.deployment_id = r.deployment_id AND u.device_id = r.device_id"                         \
+    "  WHERE r.deployment_id = :dep AND CASE WHEN u.device_id IS NULL THEN"                        \
+    "  EXISTS (SELECT 1 FROM group_members m WHERE m.device_id = r.device_id"                      \
+    "  AND m.group_id = :group) AND rp_selects(:dep, :rollout, r.device_id)"                       \
+    "  ELSE u.state = 'pending' END)"
+/* (PostgreSQL has no CROSS JOIN ... ON, nor SQLite's meaning of it: the order it says) */
+static const char SQL_DEPLOY_COUNTS_SQLITE[] = DEPLOY_COUNTS("CROSS JOIN");
+static const char *const SQL_DEPLOY_COUNTS[SQ_ENGINES] = {
+    [SQ_SQLITE] = SQL_DEPLOY_COUNTS_SQLITE,
+    [SQ_PG] = DEPLOY_COUNTS("JOIN"),
+};
 static const char SQL_DEPLOY_STATES[] =
     "SELECT state, count(*) FROM device_updates WHERE deployment_id = :dep GROUP BY state";
 
 const char *const sq_sql_members_page = SQL_MEMBERS_PAGE,
                   *const sq_sql_deploy_devices = SQL_DEPLOY_DEVICES,
-                  *const sq_sql_deploy_counts = SQL_DEPLOY_COUNTS,
+                  *const sq_sql_deploy_counts = SQL_DEPLOY_COUNTS_SQLITE,
                   *const sq_sql_deploy_states = SQL_DEPLOY_STATES;
 
 static void bind_deployment(sq_st_t *st, const rp_deployment_t *d)
@@ -1074,7 +1088,7 @@ rp_err_t rp_store_deployment_devices(rp_store_t *s, const rp_deployment_t *d, co
 rp_err_t rp_store_deployment_progress(rp_store_t *s, const rp_deployment_t *d,
                                       rp_deploy_progress_t *out, rp_state_count_fn fn, void *ctx)
 {
-    sq_st_t *st = sq_stmt(s, SQL_DEPLOY_COUNTS);
+    sq_st_t *st = sq_stmt_of(s, SQL_DEPLOY_COUNTS);
     int64_t reported_selected, past_pending, reached_pending;
     int rc;
 
@@ -1267,7 +1281,8 @@ static const char SQL_COUNTER_MAX_GET[] =
 static const char SQL_COUNTER_MAX_SET[] =
     "INSERT INTO device_counter_max (device_id, security_counter_max, since) VALUES (?, ?, ?)"
     " ON CONFLICT(device_id) DO UPDATE SET security_counter_max = excluded.security_counter_max,"
-    " since = excluded.since WHERE security_counter_max != excluded.security_counter_max";
+    " since = excluded.since"
+    " WHERE device_counter_max.security_counter_max != excluded.security_counter_max";
 static const char SQL_COUNTER_MAX_BELOW[] =
     "SELECT c.device_id, c.security_counter_max FROM group_members m"
     " JOIN device_counter_max c ON c.device_id = m.device_id"

@@ -1,7 +1,8 @@
 /*
- * Failure reports (server/reports.c, server/store/store_reports.c): the batch decoder's every bound,
- * the crash bucket ID (the same crash on two devices is one bucket; another top frame, another),
- * and the store's once-each and newest-1000 rules against a real SQLite database.
+ * Failure reports (server/reports.c, server/store/store_reports.c): the batch decoder's every
+ * bound, the crash bucket ID (the same crash on two devices is one bucket; another top frame,
+ * another), and the store's once-each and newest-1000 rules against a real SQLite database (and
+ * PostgreSQL, as unit.reports_pg: store_target.h).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 #include "rampart/log.h"
 #include "reports.h"
 #include "store.h"
+#include "store_target.h"
 
 #define BUILD_ID "0123456789abcdef0123456789abcdef01234567"
 
@@ -437,7 +439,7 @@ static void symbolic_id(void **state)
 /* --- the store ------------------------------------------------------------------------------ */
 
 struct db {
-    char dir[64];
+    struct rt_target t;
     rp_store_t *s;
     rp_tenant_t tenant, other;
 };
@@ -447,8 +449,7 @@ static int db_setup(void **state)
     struct db *db = calloc(1, sizeof(*db));
 
     rp_log_init("test_reports", RP_LOG_ERROR);
-    snprintf(db->dir, sizeof(db->dir), "/tmp/rampart-reports-XXXXXX");
-    if (mkdtemp(db->dir) == NULL || rp_store_open(db->dir, &db->s) != RP_OK ||
+    if (rt_target_make(&db->t) != 0 || rt_store_open(&db->t, &db->s) != RP_OK ||
         rp_store_tenant_create(db->s, "acme", &db->tenant) != RP_OK ||
         rp_store_tenant_create(db->s, "globex", &db->other) != RP_OK)
         return -1;
@@ -459,12 +460,12 @@ static int db_setup(void **state)
 static int db_teardown(void **state)
 {
     struct db *db = *state;
-    char cmd[128];
+    int rc;
 
     rp_store_close(db->s);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", db->dir);
+    rc = rt_target_remove(&db->t);
     free(db);
-    return system(cmd) == 0 ? 0 : -1;
+    return rc;
 }
 
 static void count_bucket(void *ctx, const rp_bucket_t *b)

@@ -1,11 +1,12 @@
 /*
- * Threat detection and quarantine (server/threat.c, server/store/store_threat.c) against a real SQLite
- * database, with the time driven by the test: the spike rule alone (factor, baseline, distinct
- * devices, the floor of a subject never seen, the slot before weighed in), then signals counted
- * through rp_threat_process (a baseline built over a day, one alert per spike however long it
- * lasts, closed when it ends, a crash bucket beside its kind), the quarantine policy (threshold
- * within the window, off by default, only the tenant's devices, certificates revoked, recorded,
- * released), and the webhook's secret and signature.
+ * Threat detection and quarantine (server/threat.c, server/store/store_threat.c) against a real
+ * SQLite database (and PostgreSQL, as unit.threat_pg: store_target.h), with the time driven by the
+ * test: the spike rule alone (factor, baseline, distinct devices, the floor of a subject never
+ * seen, the slot before weighed in), then signals counted through rp_threat_process (a baseline
+ * built over a day, one alert per spike however long it lasts, closed when it ends, a crash bucket
+ * beside its kind), the quarantine policy (threshold within the window, off by default, only the
+ * tenant's devices, certificates revoked, recorded, released), and the webhook's secret and
+ * signature.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,6 +28,7 @@
 #include "rampart/log.h"
 #include "context.h"
 #include "store.h"
+#include "store_target.h"
 #include "store_internal.h"
 #include "threat.h"
 
@@ -36,7 +38,7 @@
 #define DEV4 "4444444444444444444444444444444444444444444444444444444444444444"
 
 struct db {
-    char dir[64];
+    struct rt_target t;
     rp_store_t *s;
     rp_tenant_t tenant, other;
     int opened; /* alerts opened, as the hook saw them */
@@ -49,8 +51,7 @@ static int db_setup(void **state)
     struct db *db = calloc(1, sizeof(*db));
 
     rp_log_init("test_threat", RP_LOG_ERROR);
-    snprintf(db->dir, sizeof(db->dir), "/tmp/rampart-threat-XXXXXX");
-    if (db == NULL || mkdtemp(db->dir) == NULL || rp_store_open(db->dir, &db->s) != RP_OK ||
+    if (db == NULL || rt_target_make(&db->t) != 0 || rt_store_open(&db->t, &db->s) != RP_OK ||
         rp_store_tenant_create(db->s, "acme", &db->tenant) != RP_OK ||
         rp_store_tenant_create(db->s, "globex", &db->other) != RP_OK)
         return -1;
@@ -61,12 +62,12 @@ static int db_setup(void **state)
 static int db_teardown(void **state)
 {
     struct db *db = *state;
-    char cmd[128];
+    int rc;
 
     rp_store_close(db->s);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", db->dir);
+    rc = rt_target_remove(&db->t);
     free(db);
-    return system(cmd) == 0 ? 0 : -1;
+    return rc;
 }
 
 static void on_alert(void *ctx, const rp_threat_alert_t *a)
@@ -117,6 +118,7 @@ static int count_commit(void *ctx)
  * are told after the commit. A group that fails undoes what was done inside it. */
 static void one_commit_per_batch(void **state)
 {
+    RT_SQLITE_ONLY(); /* counts SQLite's commits */
     struct db *db = *state;
     static const char *const devs[] = {DEV1, DEV2, DEV3, DEV4};
     static const char *const kinds[] = {"syscall", "connection", "crash",      "exit",
