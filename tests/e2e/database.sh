@@ -66,6 +66,12 @@ http GET "/api/v1/tenants/$acme/devices/$dev" "$ADMIN_TOKEN"; is_status 200
 body_has ".device_id == \"$dev\""
 eq "$(sql "SELECT count(*) FROM certificates WHERE device_id = '$dev'")" 2 "certificates after a restart"
 
+# --rotate-admin-token on the same database: the new token works, the old one no longer.
+cp "$ADMIN_TOKEN" "$d/old.token"
+expect 0 "$bin" --data-dir "$d/srv" --database "$db" --rotate-admin-token
+http GET /api/v1/tenants "$ADMIN_TOKEN"; is_status 200
+http GET /api/v1/tenants "$d/old.token"; is_status 401
+
 # PostgreSQL restarted under the running server: its connections break; it answers again, without
 # a restart of its own, and what it acknowledges is in PostgreSQL.
 restart_pg >/dev/null
