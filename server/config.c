@@ -41,6 +41,7 @@ static const struct row {
     [RP_CFG_WEBHOOK_ALLOW_PRIVATE] = {"webhook-allow-private",       no_argument,       0,   SETTING | RELOAD},
     [RP_CFG_LOGIN_RATE] = {"login-rate",                  required_argument, 0,   SETTING | RELOAD},
     [RP_CFG_AUTH_FAIL_RATE] = {"auth-fail-rate",              required_argument, 0,   SETTING | RELOAD},
+    [RP_CFG_DATABASE] = {"database",                    required_argument, 0,   SETTING         },
     [RP_CFG_CONFIG] = {"config",                      required_argument, 'c', 0               },
     [RP_CFG_ROTATE] = {"rotate-admin-token",          no_argument,       0,   0               },
     [RP_CFG_ROUTES] = {"routes",                      no_argument,       0,   0               },
@@ -180,6 +181,7 @@ bool rp_config_set(rp_config_t *c, rp_config_id_t id, const char *value, char *w
     case RP_CFG_DEBUGINFOD_URL:
         return text(c->debuginfod_url, sizeof(c->debuginfod_url), value, why, cap);
     case RP_CFG_CONSOLE_DIR: return text(c->console_dir, sizeof(c->console_dir), value, why, cap);
+    case RP_CFG_DATABASE: return text(c->database, sizeof(c->database), value, why, cap);
     case RP_CFG_THREADS:
         if (!integer(value, 1, 64, &c->threads))
             break;
@@ -266,6 +268,7 @@ bool rp_config_differs(const rp_config_t *a, const rp_config_t *b, rp_config_id_
     case RP_CFG_DEBUGINFOD_URL: return strcmp(a->debuginfod_url, b->debuginfod_url) != 0;
     case RP_CFG_CONSOLE_DIR: return strcmp(a->console_dir, b->console_dir) != 0;
     case RP_CFG_WEBHOOK_ALLOW_PRIVATE: return a->webhook_allow_private != b->webhook_allow_private;
+    case RP_CFG_DATABASE: return strcmp(a->database, b->database) != 0;
     default: return false;
     }
 }
@@ -299,6 +302,7 @@ void rp_config_copy(rp_config_t *dst, const rp_config_t *src, rp_config_id_t id)
     case RP_CFG_WEBHOOK_ALLOW_PRIVATE:
         dst->webhook_allow_private = src->webhook_allow_private;
         break;
+    case RP_CFG_DATABASE: memcpy(dst->database, src->database, sizeof(dst->database)); break;
     default: break;
     }
 }

@@ -37,6 +37,7 @@ typedef enum rp_config_id {
     RP_CFG_WEBHOOK_ALLOW_PRIVATE,
     RP_CFG_LOGIN_RATE,
     RP_CFG_AUTH_FAIL_RATE,
+    RP_CFG_DATABASE,
     /* Actions, not settings: command line only. */
     RP_CFG_CONFIG,
     RP_CFG_ROTATE,
@@ -63,6 +64,7 @@ typedef struct rp_config {
     char debuginfod_url[1024];
     char console_dir[PATH_MAX]; /* "": ../share/rampart/console beside the program */
     bool webhook_allow_private;
+    char database[1024]; /* "": the SQLite file rampart.db in data_dir */
 } rp_config_t;
 
 /* The defaults (what --help says). */

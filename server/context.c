@@ -2,10 +2,12 @@
  * The server's shared context (context.h): the attestation reason codes the records and metrics
  * use, and each worker's cache of decrypted tenant CAs, which handlers read through r->w.
  */
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "context.h"
+#include "db.h"
 
 static const char *const reason_codes[RP_REASON_COUNT] = {
     [RP_REASON_PASS] = "pass",
@@ -81,4 +83,23 @@ rp_err_t rp_worker_ca_by_id(rp_worker_t *w, const char *tenant_id, const rp_ca_t
     }
     err = rp_store_tenant_get(w->store, tenant_id, &tenant);
     return err == RP_OK ? rp_worker_ca(w, &tenant, out) : err;
+}
+
+rp_err_t rp_server_store_open(const rp_server_t *srv, rp_store_t **store)
+{
+    if (srv->database[0] != '\0')
+        return rp_store_open_target(srv->database, store);
+    return rp_store_open(srv->data_dir, store);
+}
+
+void rp_server_database_describe(const rp_server_t *srv, char *out, size_t cap)
+{
+    char path[PATH_MAX + 16];
+
+    if (srv->database[0] != '\0') {
+        rp_db_target_describe(srv->database, out, cap);
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/rampart.db", srv->data_dir);
+    rp_db_target_describe(path, out, cap);
 }

@@ -85,6 +85,7 @@ typedef struct rp_crl_cached {
 
 typedef struct rp_server {
     char data_dir[PATH_MAX];
+    char database[1024]; /* --database: "" is the SQLite file rampart.db in data_dir */
     uint8_t master_key[RP_MASTER_KEY_LEN];
     uint8_t nonce_key[RP_NONCE_KEY_LEN]; /* derived from the master key */
     SSL_CTX *ssl_ctx; /* the TLS identity the workers take at start (each keeps its own: reload) */
@@ -162,5 +163,12 @@ rp_err_t rp_worker_ca(rp_worker_t *w, const rp_tenant_t *tenant, const rp_ca_t *
 /* The same by tenant ID: the tenant is read only when its CA is not cached. */
 rp_err_t rp_worker_ca_by_id(rp_worker_t *w, const char *tenant_id,
                             const rp_ca_t **ca) RP_MUST_CHECK;
+
+/* A connection to the service's database: srv->database when set (--database), else the SQLite
+ * file in srv->data_dir. Every store connection the service opens comes from here, so that no
+ * caller decides the engine. */
+rp_err_t rp_server_store_open(const rp_server_t *srv, rp_store_t **store) RP_MUST_CHECK;
+/* The database for messages, never with its password (db.h: rp_db_target_describe). */
+void rp_server_database_describe(const rp_server_t *srv, char *out, size_t cap);
 
 #endif /* RAMPART_SERVER_CONTEXT_H */

@@ -1210,7 +1210,7 @@ rp_err_t rp_worker_init(rp_worker_t *w, rp_server_t *srv, int listen_fd)
     if (SSL_CTX_up_ref(srv->ssl_ctx) != 1)
         return RP_ERR_NO_MEMORY;
     w->ssl_ctx = srv->ssl_ctx;
-    err = rp_store_open(srv->data_dir, &w->store);
+    err = rp_server_store_open(srv, &w->store);
     if (err != RP_OK)
         return err;
     /* The changelist folds the many enable/disable calls a TLS bufferevent makes in one loop

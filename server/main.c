@@ -54,6 +54,10 @@ static const char usage[] =
     "                      " RP_CONFIG_DEFAULT " is read when it exists. SIGHUP reads it\n"
     "                      again, and the TLS identity (DIR/server.pem, DIR/server.key)\n"
     "  --data-dir DIR      where everything is kept; made and initialised on first start\n"
+    "  --database TARGET   the database: a postgresql:// URI (shared by replicas; its\n"
+    "                      password is never logged) or a SQLite file (default DIR/rampart.db);\n"
+    "                      the files (master key, service CA, uploads) stay in DIR; a reload\n"
+    "                      that changes it is refused\n"
     "  --listen HOST:PORT  address to serve on (default 127.0.0.1:8443; port 0 picks one)\n"
     "  --hostname NAMES    extra names for the server certificate (comma-separated)\n"
     "  --threads N         worker threads (default: one per core)\n"
@@ -273,8 +277,9 @@ static void count_token(void *ctx, const rp_token_t *t)
  * a database is a typo (a rotation after a leak that "succeeded" there would leave the leaked
  * token working), and a database without system tokens gets one at the next start.
  */
-static rp_err_t rotate_admin_token(const char *data_dir)
+static rp_err_t rotate_admin_token(const rp_server_t *srv)
 {
+    const char *data_dir = srv->data_dir;
     char path[PATH_MAX + 16], db[PATH_MAX + 16];
     uint8_t hash[RP_SHA256_LEN];
     rp_store_t *store = NULL;
@@ -285,7 +290,9 @@ static rp_err_t rotate_admin_token(const char *data_dir)
     rp_err_t err;
 
     snprintf(db, sizeof(db), "%s/rampart.db", data_dir);
-    if (access(db, F_OK) != 0) {
+    if (srv->database[0] != '\0') /* (a server's database, not a file that may be a typo) */
+        rp_server_database_describe(srv, db, sizeof(db));
+    else if (access(db, F_OK) != 0) {
         rp_log_error("cannot rotate the system token: %s holds no Rampart database (%s: %s); "
                      "nothing was done. Is --data-dir the service's data directory?",
                      data_dir, db, strerror(errno));
@@ -294,7 +301,7 @@ static rp_err_t rotate_admin_token(const char *data_dir)
     lock = admin_token_lock(data_dir);
     if (lock < 0)
         return RP_ERR_IO;
-    err = rp_store_open(data_dir, &store);
+    err = rp_server_store_open(srv, &store);
     if (err == RP_OK)
         err = rp_store_token_list(store, NULL, NULL, count_token, &existing);
     if (err == RP_OK && existing == 0) {
@@ -509,6 +516,24 @@ static void on_reload(evutil_socket_t sig, short events, void *arg)
         rp_notify("READY=1\nSTATUS=%s (the last reload was refused: %.200s)", run.serving, why);
         return;
     }
+    if (rp_config_differs(&run.cfg, &next, RP_CFG_DATABASE)) {
+        /* Switching engines under running workers would split the acknowledged records between
+         * two databases: the whole reload is refused, the running database kept. */
+        char now[1200], asked[1200];
+        static rp_server_t shown; /* (large: not on the stack) */
+
+        rp_server_database_describe(run.srv, now, sizeof(now));
+        memset(&shown, 0, sizeof(shown));
+        memcpy(shown.data_dir, run.srv->data_dir, sizeof(shown.data_dir));
+        memcpy(shown.database, next.database, sizeof(shown.database));
+        rp_server_database_describe(&shown, asked, sizeof(asked));
+        rp_log_error("reload refused, nothing changed: database changed (to %s); a running "
+                     "service keeps its database (%s): restart it to use another",
+                     asked, now);
+        rp_notify("READY=1\nSTATUS=%s (the last reload was refused: database changed)",
+                  run.serving);
+        return;
+    }
     ctx = rp_server_tls_context(run.srv->data_dir, run.srv->master_key);
     if (ctx == NULL) {
         rp_log_error("reload refused, nothing changed: the TLS identity in %s (server.pem, "
@@ -641,8 +666,9 @@ int main(int argc, char **argv)
     signal(SIGHUP, SIG_IGN);
     umask(077); /* the database holds token hashes and encrypted keys: owner only */
     strcpy(srv.data_dir, cfg->data_dir);
+    memcpy(srv.database, cfg->database, sizeof(srv.database));
     if (rotate) /* (in a data directory that exists: a typo must not make one) */
-        return rotate_admin_token(cfg->data_dir) == RP_OK ? 0 : 1;
+        return rotate_admin_token(&srv) == RP_OK ? 0 : 1;
     if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
         rp_log_error("%s: %s", cfg->data_dir, strerror(errno));
         return 1;
@@ -663,8 +689,13 @@ int main(int argc, char **argv)
         }
         err = rp_master_key_load(master_path, srv.master_key);
     }
-    if (err == RP_OK)
-        err = rp_store_open(cfg->data_dir, &store);
+    if (err == RP_OK) {
+        char where[1200];
+
+        rp_server_database_describe(&srv, where, sizeof(where));
+        rp_log_info("database: %s", where);
+        err = rp_server_store_open(&srv, &store);
+    }
     if (err == RP_OK && (err = rp_ca_master_check(store, srv.master_key)) == RP_ERR_BAD_KEY)
         rp_log_error("%s is not the master key this database's tenant CAs were made with: every "
                      "replica needs the same one (docs/operations.md, \"Running several "
@@ -684,9 +715,9 @@ int main(int argc, char **argv)
     err = rp_master_derive(srv.master_key, "rampart attestation nonces", srv.nonce_key,
                            sizeof(srv.nonce_key));
     if (err == RP_OK)
-        err = rp_recorder_start(cfg->data_dir, &srv.recorder);
+        err = rp_recorder_start(&srv, &srv.recorder);
     if (err == RP_OK)
-        err = rp_reports_keyer_start(cfg->data_dir);
+        err = rp_reports_keyer_start(&srv);
     if (err == RP_OK && cfg->debuginfod_url[0] != '\0')
         err = rp_symbols_debuginfod_start(cfg->debuginfod_url, cfg->data_dir);
     if (err == RP_OK)

@@ -168,7 +168,7 @@ static void *recorder_main(void *arg)
     return NULL;
 }
 
-rp_err_t rp_recorder_start(const char *data_dir, rp_recorder_t **out)
+rp_err_t rp_recorder_start(const rp_server_t *srv, rp_recorder_t **out)
 {
     rp_recorder_t *rec = calloc(1, sizeof(*rec));
     rp_err_t err;
@@ -176,7 +176,7 @@ rp_err_t rp_recorder_start(const char *data_dir, rp_recorder_t **out)
     *out = NULL;
     if (rec == NULL)
         return RP_ERR_NO_MEMORY;
-    err = rp_store_open(data_dir, &rec->store);
+    err = rp_server_store_open(srv, &rec->store);
     if (err == RP_OK && (err = rp_store_writer_tune(rec->store)) != RP_OK)
         rp_store_close(rec->store);
     if (err != RP_OK) {

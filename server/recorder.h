@@ -45,7 +45,7 @@ struct rp_record_job {
 #define RP_RECORDER_BATCH_MAX 1024  /* records in one transaction */
 #define RP_RECORDER_QUEUE_BYTES (64u * 1024 * 1024) /* jobs' bytes waiting; beyond, 503 */
 
-rp_err_t rp_recorder_start(const char *data_dir, rp_recorder_t **rec) RP_MUST_CHECK;
+rp_err_t rp_recorder_start(const rp_server_t *srv, rp_recorder_t **rec) RP_MUST_CHECK;
 /* Queue a job; false (nothing queued) when RP_RECORDER_QUEUE_MAX are waiting already. */
 bool rp_recorder_submit(rp_recorder_t *rec, rp_record_job_t *job);
 /* Write everything submitted, hand it back to the workers, and stop. */

@@ -1249,19 +1249,19 @@ static void *keyer_main(void *arg)
     return NULL;
 }
 
-rp_err_t rp_reports_keyer_start(const char *data_dir)
+rp_err_t rp_reports_keyer_start(const rp_server_t *srv)
 {
     rp_err_t err;
 
     if (keyer.running)
         return RP_ERR_INVALID_ARG;
-    if (snprintf(keyer.data_dir, sizeof(keyer.data_dir), "%s", data_dir) >=
+    if (snprintf(keyer.data_dir, sizeof(keyer.data_dir), "%s", srv->data_dir) >=
         (int)sizeof(keyer.data_dir))
         return RP_ERR_INVALID_ARG;
     keyer.stopping = false; /* before the thread: it may be started again after a stop */
     keyer.table = calloc(KEYER_MAX, sizeof(*keyer.table));
     keyer.taken = calloc(KEYER_MAX, sizeof(*keyer.taken));
-    err = keyer.table != NULL && keyer.taken != NULL ? rp_store_open(data_dir, &keyer.store)
+    err = keyer.table != NULL && keyer.taken != NULL ? rp_server_store_open(srv, &keyer.store)
                                                      : RP_ERR_NO_MEMORY;
     if (err == RP_OK && pthread_create(&keyer.thread, NULL, keyer_main, NULL) != 0) {
         rp_store_close(keyer.store);

@@ -127,7 +127,8 @@ void rp_reports_metrics(struct evbuffer *buf);
  * full or not running: they stay unkeyed, symbolic NULL, and the next listing keys them).
  * idle: waits up to timeout_ms for nothing to be waiting or keyed (tests).
  */
-rp_err_t rp_reports_keyer_start(const char *data_dir) RP_MUST_CHECK;
+struct rp_server;
+rp_err_t rp_reports_keyer_start(const struct rp_server *srv) RP_MUST_CHECK;
 void rp_reports_keyer_stop(void);
 bool rp_reports_key_later(const char *tenant_id, const char *const *ids, size_t n);
 bool rp_reports_keyer_idle(int timeout_ms);

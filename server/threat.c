@@ -845,7 +845,7 @@ rp_err_t rp_webhook_sender_start(rp_server_t *srv)
         pthread_cond_init(&sender.cond, &ca) != 0)
         return RP_ERR_IO;
     pthread_condattr_destroy(&ca);
-    err = rp_store_open(srv->data_dir, &sender.store);
+    err = rp_server_store_open(srv, &sender.store);
     if (err != RP_OK)
         return err;
     sender.srv = srv;

@@ -84,5 +84,9 @@ extern const rp_db_driver_t rp_db_postgresql;
 /* The driver a --database target names: "postgresql://" or "postgres://" → PostgreSQL, anything
  * else a SQLite file. */
 const rp_db_driver_t *rp_db_driver_for(const char *target);
+/* A target for messages and logs, never with its password: "SQLite file PATH", or
+ * "PostgreSQL database DB on HOST:PORT as USER" from libpq's own parse of it (what libpq does not
+ * parse is "PostgreSQL (a target libpq cannot parse)": the text is not echoed). */
+void rp_db_target_describe(const char *target, char *out, size_t cap);
 
 #endif /* RAMPART_STORE_DB_H */

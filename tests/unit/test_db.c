@@ -281,6 +281,30 @@ static void driver_for_target(void **state)
     rp_store_close(s);
 }
 
+/* A target in a message: libpq's fields, never the password, wherever the target puts it. */
+static void target_described_without_password(void **state)
+{
+    static const char *const with_password[] = {
+        "postgresql://rampart:s3cret@db.example.com:5433/fleet",
+        "postgresql://rampart@db.example.com:5433/fleet?password=s3cret",
+        "postgres://rampart:s3cret@db.example.com:5433/fleet?sslmode=require",
+    };
+    char out[512];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(with_password) / sizeof(with_password[0]); i++) {
+        rp_db_target_describe(with_password[i], out, sizeof(out));
+        assert_string_equal(out, "PostgreSQL database fleet on db.example.com:5433 as rampart");
+    }
+    /* what libpq cannot parse is not echoed (it may hold a password too) */
+    rp_db_target_describe("postgresql://rampart:s3cret@[::1/fleet", out, sizeof(out));
+    assert_null(strstr(out, "s3cret"));
+    rp_db_target_describe("postgresql:///postgres?host=/tmp/pg&user=rampart", out, sizeof(out));
+    assert_string_equal(out, "PostgreSQL database postgres on /tmp/pg as rampart");
+    rp_db_target_describe("/var/lib/rampart/rampart.db", out, sizeof(out));
+    assert_string_equal(out, "SQLite file /var/lib/rampart/rampart.db");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -291,6 +315,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(greatest_least, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(store_bind_failure_not_run, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(driver_for_target, fx_setup, fx_teardown),
+        cmocka_unit_test(target_described_without_password),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -89,7 +89,8 @@ struct fixture {
     char dir[64];
     rp_store_t *s; /* the test's own connection, to see what is stored */
     rp_recorder_t *rec;
-    rp_worker_t w; /* a stand-in: the recorder hands jobs back to w.recorded_head */
+    rp_worker_t w;   /* a stand-in: the recorder hands jobs back to w.recorded_head */
+    rp_server_t srv; /* only its database: the SQLite file in dir */
 };
 
 static int setup(void **state)
@@ -102,7 +103,8 @@ static int setup(void **state)
     if (f == NULL || mkdtemp(f->dir) == NULL || rp_store_open(f->dir, &f->s) != RP_OK ||
         rp_store_tenant_create(f->s, "acme", &t) != RP_OK ||
         rp_store_device_claim(f->s, t.id, DEV, 1) != RP_OK ||
-        rp_recorder_start(f->dir, &f->rec) != RP_OK)
+        snprintf(f->srv.data_dir, sizeof(f->srv.data_dir), "%s", f->dir) < 0 ||
+        rp_recorder_start(&f->srv, &f->rec) != RP_OK)
         return -1;
     snprintf(tenant_id, sizeof(tenant_id), "%s", t.id);
     f->w.base = event_base_new();

@@ -88,7 +88,8 @@ static void values_and_sections(void **state)
                            "threads = 4\n"
                            "rate-limit = 0.5\n"
                            "verbose = yes\n"
-                           "webhook-allow-private = off\n",
+                           "webhook-allow-private = off\n"
+                           "database = postgresql:///rampart?host=/run/postgresql\n",
                            &c, why, sizeof(why)),
                      RP_OK);
     assert_string_equal(c.data_dir, "/var/lib/rampart");
@@ -97,8 +98,12 @@ static void values_and_sections(void **state)
     assert_true(c.rate_limit == 0.5);
     assert_true(c.verbose);
     assert_false(c.webhook_allow_private);
+    assert_string_equal(c.database, "postgresql:///rampart?host=/run/postgresql");
+    /* a running service never switches databases (main.c refuses the reload) */
+    assert_false(rp_config_reloadable(RP_CFG_DATABASE));
     assert_int_equal(c.request_deadline, 60); /* not given: the default */
     assert_int_equal(parse("", &c, why, sizeof(why)), RP_OK);
+    assert_string_equal(c.database, ""); /* not given: the SQLite file in data-dir */
 }
 
 static void refusals_name_file_and_line(void **state)

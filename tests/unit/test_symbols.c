@@ -33,6 +33,7 @@
 #include <event2/buffer.h>
 
 #include "rampart/log.h"
+#include "context.h"
 #include "reports.h"
 #include "store.h"
 
@@ -304,7 +305,9 @@ static void test_keyer_never_waits(void **state)
 
     /* Keyed on the keyer's thread, with the real child. */
     rp_symbols_configure(RP_SYMBOLIZE, 5000);
-    assert_int_equal(rp_reports_keyer_start(data), RP_OK);
+    static rp_server_t srv; /* the keyer's database: the SQLite file in data */
+    snprintf(srv.data_dir, sizeof(srv.data_dir), "%s", data);
+    assert_int_equal(rp_reports_keyer_start(&srv), RP_OK);
     assert_true(rp_reports_key_later(t.id, &b1, 1));
     assert_true(rp_reports_keyer_idle(30000));
     assert_false(unkeyed(s, t.id, b1));

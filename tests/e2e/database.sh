@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# End to end, --database: rampart-server on a real PostgreSQL (tests/tools/pg) instead of the
+# SQLite file in its data directory. A claimed device attests and gets its certificate; the
+# records are in PostgreSQL (read with psql; the data directory holds no rampart.db) and survive
+# a restart of the server; the log names the database without its password; a reload that
+# changes the database is refused and the service carries on; PostgreSQL is restarted under the
+# running server, which answers again without a restart of its own (the driver reconnects).
+. "$(dirname "$0")/lib.sh"
+: "${AGENT:?set AGENT to the rampart-agent binary}"
+d=$E2E_DIR
+PSQL=${PG_BIN:-/usr/lib/postgresql/15/bin}/psql
+bin=$RAMPART_SERVER # (RAMPART_SERVER becomes the CLI's URL)
+
+start_pg
+# A password in the target (the socket trusts any: it is there to be kept out of the log).
+db="$PG_URI&password=s3cret-not-logged"
+# The first start from the config file's key (a reload reads the file again), the second with
+# the flag.
+printf 'database = %s\n' "$db" >"$d/srv.conf"
+start_server "$d/srv" --config "$d/srv.conf"
+export RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN
+[ ! -e "$d/srv/rampart.db" ] || fail "--database given, yet a SQLite file was made in the data dir"
+grep -q "database: PostgreSQL database postgres on $PG_DIR as rampart" "$d/srv.log" ||
+  fail "the log does not name the database: $(grep database "$d/srv.log")"
+if grep -q s3cret "$d/srv.log"; then fail "the database's password is in the log"; fi
+
+expect 0 "$RAMPART" tenant create acme; acme=$(cat "$d/out")
+expect 0 "$RAMPART" tenant policy --tenant "$acme" --allow-debug yes --require-components no
+expect 0 "$AGENT" provision --state-dir "$d/dev" --rot soft
+dev=$("$AGENT" id --state-dir "$d/dev" 2>/dev/null | sed -n 's/^device id: //p')
+expect 0 "$RAMPART" device claim --tenant "$acme" "$dev"
+
+# attest: a nonce, the agent's evidence on it, the verdict (status in $status, body in $d/body)
+printf '{"device_id":"%s"}' "$dev" >"$d/nreq.json"
+key=$(openssl pkey -in "$d/dev/identity.pem" -pubout -outform DER 2>/dev/null | base64 -w0)
+attest() {
+  http POST /api/v1/attest/nonce - "$d/nreq.json"
+  [ "$status" = 200 ] || return 1
+  "$AGENT" evidence --state-dir "$d/dev" --nonce "$(jq -r .nonce "$d/body")" --out "$d/ev.cbor" \
+    >/dev/null 2>&1 || fail "evidence"
+  jq -n --arg ev "$(base64 -w0 "$d/ev.cbor")" --arg key "$key" \
+    '{evidence: $ev, public_key: $key}' >"$d/req.json"
+  http POST /api/v1/attest - "$d/req.json"
+  [ "$status" = 200 ]
+}
+attest || fail "attestation: $status $(head -c 300 "$d/body")"
+body_has '.result == "pass" and (.certificate | startswith("-----BEGIN CERTIFICATE"))'
+
+# In PostgreSQL, not anywhere else.
+sql() { "$PSQL" -X -At "$PG_URI" -c "$1"; }
+eq "$(sql "SELECT count(*) FROM certificates WHERE device_id = '$dev'")" 1 "certificates in PostgreSQL"
+eq "$(sql "SELECT count(*) FROM tenants WHERE id = '$acme'")" 1 "the tenant in PostgreSQL"
+
+# A reload that changes the database is refused; the running one is kept.
+printf 'database = %s/other.db\n' "$d" >"$d/srv.conf"
+kill -HUP "$SERVER_PID"
+refused() { grep -q "reload refused, nothing changed: database changed" "$d/srv.log"; }
+wait_until 20 refused || fail "a changed database was not refused at reload: $(tail -5 "$d/srv.log")"
+attest || fail "attestation after a refused reload: $status"
+
+# The server restarted (with the flag): the device's record and certificate are still there.
+kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+RAMPART_SERVER=$bin start_server "$d/srv" --database "$db"
+export RAMPART_SERVER=$SERVER_URL
+http GET "/api/v1/tenants/$acme/devices/$dev" "$ADMIN_TOKEN"; is_status 200
+body_has ".device_id == \"$dev\""
+eq "$(sql "SELECT count(*) FROM certificates WHERE device_id = '$dev'")" 2 "certificates after a restart"
+
+# --rotate-admin-token on the same database: the new token works, the old one no longer.
+cp "$ADMIN_TOKEN" "$d/old.token"
+expect 0 "$bin" --data-dir "$d/srv" --database "$db" --rotate-admin-token
+http GET /api/v1/tenants "$ADMIN_TOKEN"; is_status 200
+http GET /api/v1/tenants "$d/old.token"; is_status 401
+
+# PostgreSQL restarted under the running server: its connections break; it answers again, without
+# a restart of its own, and what it acknowledges is in PostgreSQL.
+restart_pg >/dev/null
+attest_noting() { attest || { echo "$status" >>"$d/seen"; false; }; }
+wait_until 30 attest_noting || fail "no attestation after PostgreSQL's restart: $status $(head -c 300 "$d/body")"
+kill -0 "$SERVER_PID" || fail "the server died when PostgreSQL restarted"
+eq "$(sql "SELECT count(*) FROM certificates WHERE device_id = '$dev'")" 3 "certificates after PostgreSQL's restart"
+if grep -q s3cret "$d/srv.log"; then fail "the database's password is in the log"; fi
+# What a request that found its connection broken got: an error answer (the server's own, not a
+# dropped connection), 500 or 503, and the log says the driver reconnected.
+while read -r st; do
+  case $st in 500 | 503) ;; *) fail "a request during PostgreSQL's restart got $st" ;; esac
+done < <(cat "$d/seen" 2>/dev/null)
+grep -q "database: reconnected" "$d/srv.log" || fail "no reconnection logged"
+done_ok
