@@ -31,15 +31,8 @@ dev=$("$AGENT" id --state-dir "$d/dev" 2>/dev/null | sed -n 's/^device id: //p')
 expect 0 "$RAMPART" device claim --tenant "$acme" "$dev"
 
 # attest: a nonce, the agent's evidence on it, the verdict (status in $status, body in $d/body)
-printf '{"device_id":"%s"}' "$dev" >"$d/nreq.json"
-key=$(openssl pkey -in "$d/dev/identity.pem" -pubout -outform DER 2>/dev/null | base64 -w0)
 attest() {
-  http POST /api/v1/attest/nonce - "$d/nreq.json"
-  [ "$status" = 200 ] || return 1
-  "$AGENT" evidence --state-dir "$d/dev" --nonce "$(jq -r .nonce "$d/body")" --out "$d/ev.cbor" \
-    >/dev/null 2>&1 || fail "evidence"
-  jq -n --arg ev "$(base64 -w0 "$d/ev.cbor")" --arg key "$key" \
-    '{evidence: $ev, public_key: $key}' >"$d/req.json"
+  attestation_request "$d/dev" "$d/req.json" || return 1
   http POST /api/v1/attest - "$d/req.json"
   [ "$status" = 200 ]
 }

@@ -175,6 +175,21 @@ http() {
   status=$(curl -s -o "$E2E_DIR/body" -w '%{http_code}' --cacert "$SERVER_CA" -X "$1" \
     "${auth[@]}" "${data[@]}" "$SERVER_URL$2")
 }
+# attestation_request STATE_DIR OUT: the body of an attestation (evidence on a fresh nonce from
+# the server SERVER_URL names, and the public key) of the agent's ($AGENT) device in STATE_DIR,
+# into OUT; false when no nonce was given ($status and $E2E_DIR/body say why).
+attestation_request() {
+  local id
+  id=$("$AGENT" id --state-dir "$1" 2>/dev/null | sed -n 's/^device id: //p')
+  printf '{"device_id":"%s"}' "$id" >"$E2E_DIR/nonce-request.json"
+  http POST /api/v1/attest/nonce - "$E2E_DIR/nonce-request.json"
+  [ "$status" = 200 ] || return 1
+  "$AGENT" evidence --state-dir "$1" --nonce "$(jq -r .nonce "$E2E_DIR/body")" \
+    --out "$E2E_DIR/evidence.cbor" >/dev/null 2>&1 || fail "evidence"
+  jq -n --arg ev "$(base64 -w0 "$E2E_DIR/evidence.cbor")" \
+    --arg key "$(openssl pkey -in "$1/identity.pem" -pubout -outform DER 2>/dev/null | base64 -w0)" \
+    '{evidence: $ev, public_key: $key}' >"$2"
+}
 is_status() { eq "$status" "$1" "HTTP status of the last call ($(head -c 300 "$E2E_DIR/body"))"; }
 body_has() { jq -e "$1" "$E2E_DIR/body" >/dev/null || fail "body fails $1: $(head -c 500 "$E2E_DIR/body")"; }
 

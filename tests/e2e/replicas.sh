@@ -32,13 +32,7 @@ dev=$("$AGENT" id --state-dir "$d/dev" 2>/dev/null | sed -n 's/^device id: //p')
 expect 0 "$RAMPART" device claim --tenant "$acme" "$dev"
 
 # --- a nonce from A, evidence to B; the same evidence again to A ----------------------------------
-printf '{"device_id":"%s"}' "$dev" >"$d/nreq.json"
-SERVER_URL=$A http POST /api/v1/attest/nonce - "$d/nreq.json"; is_status 200
-nonce=$(jq -r .nonce "$d/body")
-"$AGENT" evidence --state-dir "$d/dev" --nonce "$nonce" --out "$d/ev.cbor" >/dev/null 2>&1 || fail "evidence"
-jq -n --arg ev "$(base64 -w0 "$d/ev.cbor")" \
-  --arg key "$(openssl pkey -in "$d/dev/identity.pem" -pubout -outform DER 2>/dev/null | base64 -w0)" \
-  '{evidence: $ev, public_key: $key}' >"$d/req.json"
+SERVER_URL=$A attestation_request "$d/dev" "$d/req.json" || fail "no nonce from A: $status"
 SERVER_URL=$B http POST /api/v1/attest - "$d/req.json"; is_status 200
 body_has '.result == "pass" and (.certificate | startswith("-----BEGIN CERTIFICATE"))'
 SERVER_URL=$A http POST /api/v1/attest - "$d/req.json"; is_status 403
@@ -48,9 +42,7 @@ body_has '.reason == "nonce_replayed"'
 
 # The same fresh evidence at A and B at once: one passes, the other is refused as a replay (the
 # spent nonce is inserted in the transaction that records the verdict, in the one database).
-SERVER_URL=$A http POST /api/v1/attest/nonce - "$d/nreq.json"; is_status 200
-"$AGENT" evidence --state-dir "$d/dev" --nonce "$(jq -r .nonce "$d/body")" --out "$d/ev.cbor" >/dev/null 2>&1 || fail "evidence"
-jq --arg ev "$(base64 -w0 "$d/ev.cbor")" '.evidence = $ev' "$d/req.json" >"$d/race.json"
+SERVER_URL=$A attestation_request "$d/dev" "$d/race.json" || fail "no nonce from A: $status"
 for r in A B; do
   url=$A; [ $r = B ] && url=$B
   curl -s -o "$d/race.$r" -w '%{http_code}' --cacert "$SERVER_CA" --data-binary "@$d/race.json" \
