@@ -13,6 +13,7 @@
 #include <curl/curl.h>
 
 #include "rampart/http_client.h"
+#include "rampart/log.h"
 
 struct sink {
     char *buf;
@@ -124,8 +125,8 @@ static int on_request_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, 
     return 0;
 }
 
-rp_err_t rp_http_request(const char *method, const char *url, const rp_http_opts_t *o,
-                         const void *body, size_t len, rp_http_response_t *resp)
+static rp_err_t request_once(const char *method, const char *url, const rp_http_opts_t *o,
+                             const void *body, size_t len, rp_http_response_t *resp)
 {
     struct request_progress progress = {o, body != NULL};
     char auth[512], ctype[128];
@@ -192,6 +193,26 @@ rp_err_t rp_http_request(const char *method, const char *url, const rp_http_opts
     if (rc != CURLE_OK)
         return RP_ERR_IO;
     return resp->body != NULL ? RP_OK : RP_ERR_NO_MEMORY;
+}
+
+rp_err_t rp_http_request(const char *method, const char *url, const rp_http_opts_t *o,
+                         const void *body, size_t len, rp_http_response_t *resp)
+{
+    rp_err_t err = request_once(method, url, o, body, len, resp);
+
+    /* The service asked to be asked again shortly (its database busy or restarting): the
+     * request did nothing it cannot do again, so it is sent as it was. */
+    for (int i = 0;
+         i < o->busy_retries && err == RP_OK && resp->status == 503 && resp->retry_after > 0; i++) {
+        long wait =
+            resp->retry_after < RP_HTTP_BUSY_WAIT_MAX ? resp->retry_after : RP_HTTP_BUSY_WAIT_MAX;
+        rp_log_info("%s: the service is busy (503): trying again in %ld s (%d of %d)", url, wait,
+                    i + 1, o->busy_retries);
+        rp_http_response_free(resp);
+        sleep((unsigned)wait);
+        err = request_once(method, url, o, body, len, resp);
+    }
+    return err;
 }
 
 void rp_http_response_free(rp_http_response_t *resp)

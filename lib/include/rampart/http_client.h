@@ -28,7 +28,14 @@ typedef struct rp_http_opts {
      * received (total 0 until known). NULL: not told. */
     void (*progress)(void *arg, uint64_t done, uint64_t total);
     void *progress_arg;
+    /* rp_http_request: times a 503 that names its wait (Retry-After: the service's database
+     * busy or restarting) is waited out and the request sent again, each wait at most
+     * RP_HTTP_BUSY_WAIT_MAX seconds; 0: none (the 503 is the answer). */
+    int busy_retries;
 } rp_http_opts_t;
+
+#define RP_HTTP_BUSY_WAIT_MAX 30 /* seconds */
+#define RP_HTTP_BUSY_RETRIES 5   /* what the CLI and the agent's requests allow */
 
 typedef struct rp_http_response {
     long status;
@@ -38,8 +45,8 @@ typedef struct rp_http_response {
     char error[256];  /* transport failure, when the request did not complete */
 } rp_http_response_t;
 
-/* Perform one request. RP_OK means an HTTP response arrived (any status); otherwise
- * resp->error says why not. */
+/* Perform one request (again after a 503 with Retry-After, opts->busy_retries times at most).
+ * RP_OK means an HTTP response arrived (any status); otherwise resp->error says why not. */
 rp_err_t rp_http_request(const char *method, const char *url, const rp_http_opts_t *opts,
                          const void *body, size_t len, rp_http_response_t *resp) RP_MUST_CHECK;
 void rp_http_response_free(rp_http_response_t *resp);
