@@ -965,9 +965,12 @@ rp_err_t sq_end(rp_store_t *s, rp_err_t err)
         s->depth--;
         return err;
     }
-    if (err == RP_OK && (err = s->db->drv->commit(s->db)) == RP_OK)
-        atomic_fetch_add(&commits, 1);
-    sq_note(s, err);
+    if (err == RP_OK) {
+        err = s->db->drv->commit(s->db);
+        sq_note(s, err);
+        if (err == RP_OK)
+            atomic_fetch_add(&commits, 1);
+    }
     if (err != RP_OK)
         (void)s->db->drv->rollback(s->db);
     s->in_txn = false;

@@ -97,8 +97,8 @@ body_has '.error == "bad_path"'
 http GET "/api/v1/tenants/%C0%AF/products" "$ADMIN_TOKEN"; is_status 400
 
 # PostgreSQL down under the running server: requests get 503 with a Retry-After, never 500, and
-# /readyz says the database is the trouble. The CLI waits as asked and tries again; PostgreSQL
-# back, the same CLI call succeeds, with no restart of the server.
+# /readyz says the database is the trouble. The CLI and the agent wait as asked and try again;
+# PostgreSQL back, the same calls succeed, with no restart of the server.
 tools=$(dirname "$0")/../tools
 "$tools/pg" stop "$PG_DIR"
 retry_after=$(curl -s -o "$d/body" -D - --cacert "$SERVER_CA" -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")" \
@@ -111,11 +111,19 @@ wait_until 20 not_ready || fail "/readyz while PostgreSQL is down: $status $(hea
 "$RAMPART" device show --tenant "$acme" "$dev" >"$d/cli.out" 2>"$d/cli.err" &
 cli=$!
 E2E_PIDS+=("$cli")
+"$AGENT" attest --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$SERVER_CA" \
+  >"$d/agent.out" 2>"$d/agent.err" &
+agent=$!
+E2E_PIDS+=("$agent")
 cli_waits() { grep -q "busy (503): trying again" "$d/cli.err"; }
 wait_until 30 cli_waits || fail "the CLI did not wait for a 503: $(cat "$d/cli.err")"
+agent_waits() { grep -q "busy (503): trying again" "$d/agent.err"; }
+wait_until 30 agent_waits || fail "the agent did not wait for a 503: $(cat "$d/agent.err")"
 "$tools/pg" start "$PG_DIR" >/dev/null
 wait "$cli" || fail "the CLI's call after PostgreSQL came back: $(cat "$d/cli.err")"
 grep -q "$dev" "$d/cli.out" || fail "the CLI's answer: $(cat "$d/cli.out")"
+wait "$agent" || fail "the agent's attestation after PostgreSQL came back: $(cat "$d/agent.err")"
+eq "$(sql "SELECT count(*) FROM certificates WHERE device_id = '$dev'")" 4 "certificates after the agent's retry"
 ready() { http GET /readyz -; [ "$status" = 200 ]; }
 wait_until 20 ready || fail "/readyz after PostgreSQL came back: $status"
 
