@@ -200,8 +200,8 @@ rp_err_t rp_http_request(const char *method, const char *url, const rp_http_opts
 {
     rp_err_t err = request_once(method, url, o, body, len, resp);
 
-    /* The service asked to be asked again shortly (its database busy or restarting): the
-     * request did nothing it cannot do again, so it is sent as it was. */
+    /* A 503 that names its wait is the service asking for the request again (its database
+     * busy or restarting: the request was not done, or not acknowledged): sent as it was. */
     for (int i = 0;
          i < o->busy_retries && err == RP_OK && resp->status == 503 && resp->retry_after > 0; i++) {
         long wait =
