@@ -101,7 +101,7 @@ int ops_api(struct ops *o, const char *method, const char *path, json_t *req, lo
                         NULL,
                         o->progress != NULL ? cli_progress_http : NULL,
                         o->progress,
-                        RP_HTTP_BUSY_RETRIES};
+                        RP_HTTP_BUSY_WAIT};
     rp_http_response_t r;
     rp_err_t err;
 

@@ -45,7 +45,7 @@ static rp_err_t get(struct client *c, const char *path, rp_http_response_t *r, c
                     size_t cap)
 {
     char url[2048];
-    rp_http_opts_t h = {c->ca, NULL, NULL, 60, client_cert, c, NULL, NULL, RP_HTTP_BUSY_RETRIES};
+    rp_http_opts_t h = {c->ca, NULL, NULL, 60, client_cert, c, NULL, NULL, RP_HTTP_BUSY_WAIT};
 
     snprintf(url, sizeof(url), "%s%s", c->server, path);
     if (rp_http_request("GET", url, &h, NULL, 0, r) != RP_OK) {
@@ -68,8 +68,8 @@ static void report(struct client *c, const char *deployment, rp_update_state_t s
                    const char *fmt, ...)
 {
     char url[2048], detail[256], *text;
-    rp_http_opts_t h = {c->ca, NULL, "application/json",  30, client_cert, c,
-                        NULL,  NULL, RP_HTTP_BUSY_RETRIES};
+    rp_http_opts_t h = {c->ca, NULL, "application/json", 30, client_cert, c,
+                        NULL,  NULL, RP_HTTP_BUSY_WAIT};
     rp_http_response_t r;
     json_t *body;
     va_list ap;

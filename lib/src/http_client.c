@@ -195,21 +195,43 @@ static rp_err_t request_once(const char *method, const char *url, const rp_http_
     return resp->body != NULL ? RP_OK : RP_ERR_NO_MEMORY;
 }
 
+static bool (*wait_hook)(void);
+
+void rp_http_set_wait_hook(bool (*hook)(void))
+{
+    wait_hook = hook;
+}
+
+/* Sleep for seconds, telling the hook each second; false when it ends the wait. */
+static bool busy_sleep(long seconds)
+{
+    for (long s = 0; s < seconds; s++) {
+        if (wait_hook != NULL && !wait_hook())
+            return false;
+        sleep(1);
+    }
+    return wait_hook == NULL || wait_hook();
+}
+
 rp_err_t rp_http_request(const char *method, const char *url, const rp_http_opts_t *o,
                          const void *body, size_t len, rp_http_response_t *resp)
 {
     rp_err_t err = request_once(method, url, o, body, len, resp);
+    long left = o->busy_wait;
 
     /* A 503 that names its wait is the service asking for the request again (its database
      * busy or restarting: the request was not done, or not acknowledged): sent as it was. */
-    for (int i = 0;
-         i < o->busy_retries && err == RP_OK && resp->status == 503 && resp->retry_after > 0; i++) {
-        long wait =
-            resp->retry_after < RP_HTTP_BUSY_WAIT_MAX ? resp->retry_after : RP_HTTP_BUSY_WAIT_MAX;
-        rp_log_info("%s: the service is busy (503): trying again in %ld s (%d of %d)", url, wait,
-                    i + 1, o->busy_retries);
+    while (left > 0 && err == RP_OK && resp->status == 503 && resp->retry_after > 0) {
+        long wait = resp->retry_after;
+        if (wait > RP_HTTP_BUSY_WAIT_MAX)
+            wait = RP_HTTP_BUSY_WAIT_MAX;
+        if (wait > left)
+            wait = left;
+        left -= wait;
+        rp_log_info("%s: the service is busy (503): trying again in %ld s", url, wait);
+        if (!busy_sleep(wait))
+            break;
         rp_http_response_free(resp);
-        sleep((unsigned)wait);
         err = request_once(method, url, o, body, len, resp);
     }
     return err;
