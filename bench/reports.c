@@ -414,7 +414,7 @@ static double run_fleet(struct loop *loops, double duration, size_t batches)
 static json_t *call(const char *method, const char *path, json_t *body, const char *token)
 {
     char u[512], *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
-    rp_http_opts_t o = {ca_file, token, "application/json", 60, NULL, NULL, NULL, NULL};
+    rp_http_opts_t o = {ca_file, token, "application/json", 60, NULL, NULL, NULL, NULL, 0};
     rp_http_response_t r;
     json_t *j = NULL;
 

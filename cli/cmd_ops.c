@@ -93,9 +93,15 @@ int ops_api(struct ops *o, const char *method, const char *path, json_t *req, lo
             json_t **body, char **raw, size_t *raw_len)
 {
     char url[2048], *text = NULL;
-    rp_http_opts_t h = {
-        o->ca_file, o->token, req != NULL ? "application/json" : NULL,        30,
-        NULL,       NULL,     o->progress != NULL ? cli_progress_http : NULL, o->progress};
+    rp_http_opts_t h = {o->ca_file,
+                        o->token,
+                        req != NULL ? "application/json" : NULL,
+                        30,
+                        NULL,
+                        NULL,
+                        o->progress != NULL ? cli_progress_http : NULL,
+                        o->progress,
+                        RP_HTTP_BUSY_WAIT};
     rp_http_response_t r;
     rp_err_t err;
 

@@ -115,8 +115,8 @@ static int put_chunk(struct ops *o, const char *path, uint64_t off, const uint8_
                      cli_progress_t *bar, uint64_t *received)
 {
     char url[2048];
-    rp_http_opts_t h = {o->ca_file, o->token, "application/octet-stream", 120,
-                        NULL,       NULL,     cli_progress_http,          bar};
+    rp_http_opts_t h = {o->ca_file,        o->token, "application/octet-stream", 120, NULL, NULL,
+                        cli_progress_http, bar,      RP_HTTP_BUSY_WAIT};
     rp_http_response_t r;
     json_t *body;
     json_int_t got;
@@ -746,7 +746,8 @@ int ops_update_root_cmd(struct ops *o, const char *verb)
     }
     {
         char url[1024];
-        rp_http_opts_t h = {o->ca_file, o->token, "application/json", 30, NULL, NULL, NULL, NULL};
+        rp_http_opts_t h = {o->ca_file, o->token, "application/json", 30, NULL, NULL,
+                            NULL,       NULL,     RP_HTTP_BUSY_WAIT};
         rp_http_response_t r;
         json_t *answer;
         snprintf(path, sizeof(path), "/api/v1/tenants/%s/update/roots", o->tenant);

@@ -345,7 +345,7 @@ static void recorded(rp_record_job_t *job)
     if (job->err == RP_OK && unproven)
         atomic_fetch_add(&m->attestations_unproven, 1);
     if (job->err != RP_OK) {
-        rp_reply_error(&r, 500, "internal", "cannot record the attestation");
+        rp_reply_failure(&r, job->err, "cannot record the attestation");
     } else if (p->reason == RP_REASON_PASS) {
         atomic_fetch_add(&m->attestations[p->reason], 1);
         atomic_fetch_add(&m->certificates_issued, 1);

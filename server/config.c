@@ -42,6 +42,7 @@ static const struct row {
     [RP_CFG_LOGIN_RATE] = {"login-rate",                  required_argument, 0,   SETTING | RELOAD},
     [RP_CFG_AUTH_FAIL_RATE] = {"auth-fail-rate",              required_argument, 0,   SETTING | RELOAD},
     [RP_CFG_DATABASE] = {"database",                    required_argument, 0,   SETTING         },
+    [RP_CFG_DATABASE_WAIT] = {"database-wait",               required_argument, 0,   SETTING         },
     [RP_CFG_CONFIG] = {"config",                      required_argument, 'c', 0               },
     [RP_CFG_ROTATE] = {"rotate-admin-token",          no_argument,       0,   0               },
     [RP_CFG_ROUTES] = {"routes",                      no_argument,       0,   0               },
@@ -61,6 +62,7 @@ void rp_config_defaults(rp_config_t *c)
     c->max_connections = 10000;
     c->per_address = 64;
     c->request_deadline = 60;
+    c->database_wait = 60;
 }
 
 void rp_config_getopt(struct option out[RP_CFG_COUNT + 1], char *shorts, size_t cap)
@@ -219,6 +221,10 @@ bool rp_config_set(rp_config_t *c, rp_config_id_t id, const char *value, char *w
         if (!integer(value, 1, 86400, &c->request_deadline))
             break;
         return true;
+    case RP_CFG_DATABASE_WAIT:
+        if (!integer(value, 0, 86400, &c->database_wait))
+            break;
+        return true;
     case RP_CFG_VERBOSE:
         if (!boolean(value, &c->verbose))
             break;
@@ -242,6 +248,7 @@ bool rp_config_set(rp_config_t *c, rp_config_id_t id, const char *value, char *w
     case RP_CFG_MAX_CONNECTIONS: snprintf(why, cap, "must be 1 to 1000000"); break;
     case RP_CFG_PER_ADDRESS: snprintf(why, cap, "must be 0 (no cap) to 1000000"); break;
     case RP_CFG_REQUEST_DEADLINE: snprintf(why, cap, "must be 1 to 86400 seconds"); break;
+    case RP_CFG_DATABASE_WAIT: snprintf(why, cap, "must be 0 (no wait) to 86400 seconds"); break;
     default: snprintf(why, cap, "must be true or false (yes/no, on/off, 1/0)"); break;
     }
     return false;
@@ -269,6 +276,7 @@ bool rp_config_differs(const rp_config_t *a, const rp_config_t *b, rp_config_id_
     case RP_CFG_CONSOLE_DIR: return strcmp(a->console_dir, b->console_dir) != 0;
     case RP_CFG_WEBHOOK_ALLOW_PRIVATE: return a->webhook_allow_private != b->webhook_allow_private;
     case RP_CFG_DATABASE: return strcmp(a->database, b->database) != 0;
+    case RP_CFG_DATABASE_WAIT: return a->database_wait != b->database_wait;
     default: return false;
     }
 }
@@ -303,6 +311,7 @@ void rp_config_copy(rp_config_t *dst, const rp_config_t *src, rp_config_id_t id)
         dst->webhook_allow_private = src->webhook_allow_private;
         break;
     case RP_CFG_DATABASE: memcpy(dst->database, src->database, sizeof(dst->database)); break;
+    case RP_CFG_DATABASE_WAIT: dst->database_wait = src->database_wait; break;
     default: break;
     }
 }

@@ -31,6 +31,7 @@
 #include "context.h"
 #include "http.h"
 #include "rampart/log.h"
+#include "rampart/text.h"
 #include "recorder.h"
 #include "req.h"
 #include "routes.h"
@@ -362,7 +363,32 @@ void rp_reply_json(rp_req_t *r, int status, json_t *body)
     json_decref(body);
 }
 
-void rp_reply_error(rp_req_t *r, int status, const char *code, const char *fmt, ...)
+/*
+ * The one mapping of a failure to its status: a lost race or database connection is 503 with a
+ * Retry-After (the request may be sent again as it is, shortly), a value the database cannot hold
+ * the request's 400, the rest 500.
+ */
+static void reply_failure(rp_req_t *r, rp_err_t err, const char *msg)
+{
+    char text[640];
+
+    if (err == RP_ERR_BUSY) {
+        evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After",
+                          RP_RETRY_AFTER_BUSY);
+        snprintf(text, sizeof(text),
+                 "%s: the database is busy or out of reach; retry in " RP_RETRY_AFTER_BUSY
+                 " seconds",
+                 msg);
+        rp_reply_json(r, 503, json_pack("{s:s, s:s}", "error", "unavailable", "message", text));
+    } else if (err == RP_ERR_INVALID_ARG) {
+        snprintf(text, sizeof(text), "%s: the request holds a value the database cannot keep", msg);
+        rp_reply_json(r, 400, json_pack("{s:s, s:s}", "error", "bad_request", "message", text));
+    } else {
+        rp_reply_json(r, 500, json_pack("{s:s, s:s}", "error", "internal", "message", msg));
+    }
+}
+
+void rp_reply_failure(rp_req_t *r, rp_err_t err, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -370,7 +396,23 @@ void rp_reply_error(rp_req_t *r, int status, const char *code, const char *fmt, 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    rp_reply_json(r, status, json_pack("{s:s, s:s}", "error", code, "message", msg));
+    reply_failure(r, err, msg);
+}
+
+void rp_reply_error(rp_req_t *r, int status, const char *code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    rp_err_t noted = status == 500 && r->w != NULL ? rp_store_failure(r->w->store) : RP_OK;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    /* A handler's 500 after its store met a busy or lost database: what the store met says. */
+    if (noted != RP_OK)
+        reply_failure(r, noted, msg);
+    else
+        rp_reply_json(r, status, json_pack("{s:s, s:s}", "error", code, "message", msg));
 }
 
 const uint8_t *rp_req_body_upto(rp_req_t *r, size_t max, size_t *len)
@@ -512,7 +554,9 @@ static bool split_path(rp_req_t *r, char *copy, bool *bad)
         if (r->nparts == (int)(sizeof(r->parts) / sizeof(r->parts[0])))
             return false;
         dec = evhttp_uridecode(seg, 0, &len);
-        if (dec != NULL && strlen(dec) != len)
+        /* Nothing is named by a NUL or by text that is not UTF-8 (which PostgreSQL cannot even
+         * compare): refused here, the same for every engine. */
+        if (dec != NULL && (strlen(dec) != len || !rp_text_utf8_valid(dec)))
             *bad = true;
         if (dec == NULL || *bad || dec[0] == '\0' || len > 256) {
             free(dec);
@@ -674,6 +718,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
     }
     r->w = arg;
     r->req = req;
+    rp_store_failure_forget(r->w->store); /* what an earlier request met is not this one's */
     r->method = evhttp_request_get_command(req);
     r->path = path != NULL ? path : "/";
     if (strlen(r->path) >= sizeof(copy)) {
@@ -689,7 +734,8 @@ static void dispatch(struct evhttp_request *req, void *arg)
         rp_reply_error(r, 400, "bad_query", "the query holds a NUL character");
     } else if (!split_path(r, strcpy(copy, r->path), &bad)) {
         if (bad)
-            rp_reply_error(r, 400, "bad_path", "a path segment holds a NUL character");
+            rp_reply_error(r, 400, "bad_path",
+                           "a path segment holds a NUL character or is not valid UTF-8");
         else
             rp_reply_error(r, 404, "not_found", "no such resource");
     } else {

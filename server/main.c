@@ -17,6 +17,7 @@
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -58,6 +59,8 @@ static const char usage[] =
     "                      password is never logged) or a SQLite file (default DIR/rampart.db);\n"
     "                      the files (master key, service CA, uploads) stay in DIR; a reload\n"
     "                      that changes it is refused\n"
+    "  --database-wait S   at start, how long to wait for a database out of reach (down,\n"
+    "                      starting), trying again with backoff; 0 fails at once (default 60)\n"
     "  --listen HOST:PORT  address to serve on (default 127.0.0.1:8443; port 0 picks one)\n"
     "  --hostname NAMES    extra names for the server certificate (comma-separated)\n"
     "  --threads N         worker threads (default: one per core)\n"
@@ -209,6 +212,42 @@ static int admin_token_lock(const char *data_dir)
         }
     }
     return fd;
+}
+
+/*
+ * The database at start, waited for while it cannot be reached (RP_ERR_BUSY: down, starting,
+ * restarting) for at most wait seconds: tries 1, 2, 4... seconds apart (at most 10), each logged
+ * once with the database's description (where: never its password). Nothing listens meanwhile,
+ * so a probe of /readyz finds the service not ready; the service manager is told why (STATUS).
+ */
+static rp_err_t store_open_waiting(const rp_server_t *srv, const char *where, long wait,
+                                   rp_store_t **store)
+{
+    struct timespec start, now;
+    long pause = 1, waited;
+    rp_err_t err;
+
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (int attempt = 1;; attempt++) {
+        err = rp_server_store_open(srv, store);
+        if (err != RP_ERR_BUSY)
+            return err;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        waited = (long)(now.tv_sec - start.tv_sec);
+        if (waited >= wait) {
+            rp_log_error("database: %s out of reach%s", where,
+                         wait > 0 ? " for --database-wait's time: giving up" : "");
+            return err;
+        }
+        if (pause > wait - waited)
+            pause = wait - waited;
+        rp_log_warn("database: %s out of reach (attempt %d): trying again in %ld s, for at most "
+                    "%ld s more",
+                    where, attempt, pause, wait - waited);
+        rp_notify("STATUS=waiting for the database (%s)", where);
+        sleep((unsigned)pause);
+        pause = pause < 5 ? pause * 2 : 10;
+    }
 }
 
 /*
@@ -694,7 +733,7 @@ int main(int argc, char **argv)
 
         rp_server_database_describe(&srv, where, sizeof(where));
         rp_log_info("database: %s", where);
-        err = rp_server_store_open(&srv, &store);
+        err = store_open_waiting(&srv, where, cfg->database_wait, &store);
     }
     if (err == RP_OK && (err = rp_ca_master_check(store, srv.master_key)) == RP_ERR_BAD_KEY)
         rp_log_error("%s is not the master key this database's tenant CAs were made with: every "

@@ -110,6 +110,10 @@ static bool check(rp_worker_t *w, char *why, size_t cap)
     if (!file_writable(w->srv->data_dir, why, cap))
         return false;
     err = rp_store_write_check(w->store);
+    if (err == RP_ERR_BUSY) { /* its connection lost and not made again, or its lock held */
+        snprintf(why, cap, "cannot write to the database: it is out of reach or busy");
+        return false;
+    }
     if (err != RP_OK) {
         snprintf(why, cap, "cannot write to the database: %s", rp_strerror(err));
         return false;

@@ -43,10 +43,21 @@ typedef struct rp_req {
     int64_t session_expires;      /* then: when the session ends */
 } rp_req_t;
 
-/* Responses. Every error is JSON: {"error": code, "message": text}. */
+/* Seconds a client is asked to wait (Retry-After) when the database was busy or out of reach. */
+#define RP_RETRY_AFTER_BUSY "2"
+
+/*
+ * Responses. Every error is JSON: {"error": code, "message": text}. A 500 sent after the worker's
+ * store met a busy or unreachable database in this request (rp_store_failure) goes out as that
+ * failure's status instead (rp_reply_failure's), so that no handler decides it.
+ */
 void rp_reply_json(rp_req_t *r, int status, json_t *body); /* takes body */
 void rp_reply_error(rp_req_t *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* A failure of err's class, with the one status each has: RP_ERR_BUSY 503 "unavailable" with
+ * Retry-After: RP_RETRY_AFTER_BUSY; RP_ERR_INVALID_ARG 400 "bad_request"; any other 500. */
+void rp_reply_failure(rp_req_t *r, rp_err_t err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void rp_reply_bytes(rp_req_t *r, int status, const char *type, const void *data, size_t len);
 
 /* The request body, at most max bytes; NULL when it is larger (413 sent) or cannot be read (500

@@ -252,7 +252,8 @@ static rp_err_t post_json(const char *server, const char *path, const char *ca_f
                           json_t **resp, rp_agent_result_t *res)
 {
     char url[1024], *body = json_dumps(req, JSON_COMPACT);
-    rp_http_opts_t o = {ca_file, NULL, "application/json", 30, NULL, NULL, NULL, NULL};
+    rp_http_opts_t o = {ca_file, NULL, "application/json", 30, NULL, NULL,
+                        NULL,    NULL, RP_HTTP_BUSY_WAIT};
     rp_http_response_t r;
     rp_err_t err;
 

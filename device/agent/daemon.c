@@ -25,6 +25,7 @@
 #include "reportq.h"
 #include "supervise.h"
 #include "update.h"
+#include "rampart/http_client.h"
 #include "rampart/log.h"
 #include "rampart/notify.h"
 
@@ -92,6 +93,14 @@ static void on_check(int sig)
 }
 
 static rp_supervisor_t *supervisor; /* the daemon's, while it runs */
+
+/* While a request waits out the service's 503 (rp_http_set_wait_hook): the watchdog still hears
+ * the daemon, and a stop ends the wait. */
+static bool request_wait_tick(void)
+{
+    rp_notify_watchdog();
+    return !stopping;
+}
 
 static void sleep_until_stopped(long seconds)
 {
@@ -299,6 +308,7 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
             return false;
         }
     }
+    rp_http_set_wait_hook(request_wait_tick);
     rp_notify("READY=1\nSTATUS=running for device %s", agent->device_id);
     while (!stopping) {
         rp_notify_watchdog();

@@ -282,7 +282,7 @@ static rp_err_t post(rp_agent_t *a, const char *server, const char *ca, json_t *
                      rp_report_summary_t *sum)
 {
     static struct tls t;
-    rp_http_opts_t h = {ca, NULL, "application/json", 30, client_cert, &t, NULL, NULL};
+    rp_http_opts_t h = {ca, NULL, "application/json", 30, client_cert, &t, NULL, NULL, 0};
     rp_http_response_t r;
     char url[2048], *text = json_dumps(body, JSON_COMPACT);
     json_t *resp;

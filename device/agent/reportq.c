@@ -1037,7 +1037,7 @@ rp_err_t rp_reportq_upload(rp_agent_t *a, const char *server, const char *server
                            rp_reportq_upload_t *out)
 {
     static struct tls t;
-    rp_http_opts_t h = {server_ca, NULL, "application/json", 30, client_cert, &t, NULL, NULL};
+    rp_http_opts_t h = {server_ca, NULL, "application/json", 30, client_cert, &t, NULL, NULL, 0};
     size_t max_reports = RP_REPORTQ_BATCH_REPORTS, removed, refused;
     rp_reportq_stat_t st;
     char url[2048];

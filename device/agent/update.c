@@ -45,7 +45,7 @@ static rp_err_t get(struct client *c, const char *path, rp_http_response_t *r, c
                     size_t cap)
 {
     char url[2048];
-    rp_http_opts_t h = {c->ca, NULL, NULL, 60, client_cert, c, NULL, NULL};
+    rp_http_opts_t h = {c->ca, NULL, NULL, 60, client_cert, c, NULL, NULL, RP_HTTP_BUSY_WAIT};
 
     snprintf(url, sizeof(url), "%s%s", c->server, path);
     if (rp_http_request("GET", url, &h, NULL, 0, r) != RP_OK) {
@@ -68,7 +68,8 @@ static void report(struct client *c, const char *deployment, rp_update_state_t s
                    const char *fmt, ...)
 {
     char url[2048], detail[256], *text;
-    rp_http_opts_t h = {c->ca, NULL, "application/json", 30, client_cert, c, NULL, NULL};
+    rp_http_opts_t h = {c->ca, NULL, "application/json", 30, client_cert, c,
+                        NULL,  NULL, RP_HTTP_BUSY_WAIT};
     rp_http_response_t r;
     json_t *body;
     va_list ap;
@@ -457,7 +458,7 @@ static rp_err_t try_delta(struct client *c, const char *name, const char *image,
     const char *from = delta->from, *sha = delta->sha256;
     uint64_t dsize = delta->size;
     char slot[PATH_MAX], dpath[PATH_MAX], url[2048], error[256], got[2 * RP_SHA256_LEN + 1];
-    rp_http_opts_t h = {c->ca, NULL, NULL, 600, client_cert, c, NULL, NULL};
+    rp_http_opts_t h = {c->ca, NULL, NULL, 600, client_cert, c, NULL, NULL, 0};
     rp_component_t comp;
     long status;
     int fd;
@@ -544,7 +545,7 @@ static rp_err_t apply_target(struct client *c, const char *deployment, const rp_
     uint64_t size = t->size;
     char version[RP_IMAGE_VERSION_STR_MAX];
     char path[PATH_MAX], url[2048], error[256], got[2 * RP_SHA256_LEN + 1];
-    rp_http_opts_t h = {c->ca, NULL, NULL, 600, client_cert, c, NULL, NULL};
+    rp_http_opts_t h = {c->ca, NULL, NULL, 600, client_cert, c, NULL, NULL, 0};
     struct bar bar = {
         name, version, {0, 0},
           false

@@ -13,6 +13,7 @@
 #include <curl/curl.h>
 
 #include "rampart/http_client.h"
+#include "rampart/log.h"
 
 struct sink {
     char *buf;
@@ -124,8 +125,8 @@ static int on_request_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, 
     return 0;
 }
 
-rp_err_t rp_http_request(const char *method, const char *url, const rp_http_opts_t *o,
-                         const void *body, size_t len, rp_http_response_t *resp)
+static rp_err_t request_once(const char *method, const char *url, const rp_http_opts_t *o,
+                             const void *body, size_t len, rp_http_response_t *resp)
 {
     struct request_progress progress = {o, body != NULL};
     char auth[512], ctype[128];
@@ -192,6 +193,48 @@ rp_err_t rp_http_request(const char *method, const char *url, const rp_http_opts
     if (rc != CURLE_OK)
         return RP_ERR_IO;
     return resp->body != NULL ? RP_OK : RP_ERR_NO_MEMORY;
+}
+
+static bool (*wait_hook)(void);
+
+void rp_http_set_wait_hook(bool (*hook)(void))
+{
+    wait_hook = hook;
+}
+
+/* Sleep for seconds, telling the hook each second; false when it ends the wait. */
+static bool busy_sleep(long seconds)
+{
+    for (long s = 0; s < seconds; s++) {
+        if (wait_hook != NULL && !wait_hook())
+            return false;
+        sleep(1);
+    }
+    return wait_hook == NULL || wait_hook();
+}
+
+rp_err_t rp_http_request(const char *method, const char *url, const rp_http_opts_t *o,
+                         const void *body, size_t len, rp_http_response_t *resp)
+{
+    rp_err_t err = request_once(method, url, o, body, len, resp);
+    long left = o->busy_wait;
+
+    /* A 503 that names its wait is the service asking for the request again (its database
+     * busy or restarting: the request was not done, or not acknowledged): sent as it was. */
+    while (left > 0 && err == RP_OK && resp->status == 503 && resp->retry_after > 0) {
+        long wait = resp->retry_after;
+        if (wait > RP_HTTP_BUSY_WAIT_MAX)
+            wait = RP_HTTP_BUSY_WAIT_MAX;
+        if (wait > left)
+            wait = left;
+        left -= wait;
+        rp_log_info("%s: the service is busy (503): trying again in %ld s", url, wait);
+        if (!busy_sleep(wait))
+            break;
+        rp_http_response_free(resp);
+        err = request_once(method, url, o, body, len, resp);
+    }
+    return err;
 }
 
 void rp_http_response_free(rp_http_response_t *resp)

@@ -34,7 +34,8 @@ struct rp_db_driver {
     const char *name; /* "sqlite", "postgresql" */
     /*
      * Open a connection: target is a file path (SQLite) or a libpq connection URI/string
-     * (PostgreSQL). Failure is logged with the engine's message, never with a password.
+     * (PostgreSQL). Failure is logged with the engine's message, never with a password;
+     * RP_ERR_BUSY when the server cannot be reached now (down, starting): worth trying again.
      */
     rp_err_t (*open)(const char *target, rp_db_t **out);
     void (*close)(rp_db_t *db);

@@ -131,6 +131,13 @@ static rp_err_t classify(pg_db_t *db, PGresult *r, const char *what)
     }
     if (sqlstate_is(state, "23")) /* unique, foreign key, not null, check */
         return RP_ERR_EXISTS;
+    /* A data exception: a value the engine cannot hold (22021: text that is not UTF-8, which
+     * SQLite would have kept), too long, out of range. The request's, not the service's fault: the
+     * request layer refuses such text first (http.c), this is the second line. */
+    if (sqlstate_is(state, "22")) {
+        rp_log_warn("database: %s: %s", what, msg);
+        return RP_ERR_INVALID_ARG;
+    }
     if (sqlstate_is(state, "40001") || sqlstate_is(state, "40P01") ||
         sqlstate_is(state, "55P03")) { /* serialisation, deadlock, lock timeout */
         rp_log_warn("database: %s: %s", what, msg);
@@ -208,11 +215,18 @@ static rp_err_t pg_open(const char *target, rp_db_t **out)
         return RP_ERR_NO_MEMORY;
     }
     if (PQstatus(db->conn) != CONNECTION_OK) {
-        /* libpq's message names the host and user, never the password */
+        /* libpq's message names the host and user, never the password. A server that cannot be
+         * reached now may be later (starting, restarting): RP_ERR_BUSY, for the caller to wait
+         * (main.c: --database-wait); one that answers but refuses us (a wrong password, no such
+         * database) will not change by waiting. */
+        PGPing ping;
+
         rp_log_error("database: cannot connect: %s", PQerrorMessage(db->conn));
         PQfinish(db->conn);
         free(db);
-        return RP_ERR_IO;
+        /* not answering, or answering that it is starting or shutting down */
+        ping = PQpingParams(keys, values, 1);
+        return ping == PQPING_NO_RESPONSE || ping == PQPING_REJECT ? RP_ERR_BUSY : RP_ERR_IO;
     }
     PQsetNoticeProcessor(db->conn, pg_notice, NULL);
     if (!session_setup(db)) {
@@ -506,6 +520,12 @@ static rp_err_t stmt_run(pg_stmt_t *st)
         st->ncols = PQnfields(st->res);
         if (savepoint)
             err = run(db, "RELEASE SAVEPOINT rp_statement", "savepoint");
+    } else if (!st->writes && !db->in_txn &&
+               sqlstate_is(PQresultErrorField(st->res, PG_DIAG_SQLSTATE), "22021")) {
+        /* A read by text that is not UTF-8, outside a transaction (none is aborted): no row can
+         * hold such text, so none is found, as SQLite finds none. */
+        st->changes = 0;
+        st->nrows = st->ncols = 0;
     } else {
         err = classify(db, st->res, "statement");
         if (savepoint && db->in_txn) {

@@ -17,6 +17,7 @@
 #include "names.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
+#include "rampart/text.h"
 #include "store_internal.h"
 
 /*
@@ -61,12 +62,27 @@ rp_err_t sq_error(rp_store_t *s, const char *what)
 
     s->err = RP_OK;
     rp_log_error("database: %s failed", what);
-    return err == RP_ERR_BUSY || err == RP_ERR_NO_MEMORY ? err : RP_ERR_IO;
+    return err == RP_ERR_BUSY || err == RP_ERR_NO_MEMORY || err == RP_ERR_INVALID_ARG ? err
+                                                                                      : RP_ERR_IO;
 }
 
 rp_err_t sq_exec(rp_store_t *s, const char *sql)
 {
-    return s->db->drv->exec(s->db, sql);
+    rp_err_t err = s->db->drv->exec(s->db, sql);
+
+    sq_note(s, err);
+    return err;
+}
+
+rp_err_t rp_store_failure(const rp_store_t *s)
+{
+    return s != NULL ? s->noted : RP_OK;
+}
+
+void rp_store_failure_forget(rp_store_t *s)
+{
+    if (s != NULL)
+        s->noted = RP_OK;
 }
 
 sq_st_t *sq_prepare(rp_store_t *s, const char *sql)
@@ -323,36 +339,8 @@ sq_engine_t sq_engine(const rp_store_t *s)
 
 bool sq_text_storable(const rp_store_t *s, const char *text)
 {
-    const unsigned char *p = (const unsigned char *)text;
-
-    if (sq_engine(s) != SQ_PG)
-        return true;
     /* UTF-8 as PostgreSQL takes it: shortest forms, no surrogates, nothing above U+10FFFF */
-    while (*p != 0) {
-        int n = *p < 0x80                  ? 0
-                : *p >= 0xC2 && *p <= 0xDF ? 1
-                : *p >= 0xE0 && *p <= 0xEF ? 2
-                : *p >= 0xF0 && *p <= 0xF4 ? 3
-                                           : -1;
-        unsigned char lo = 0x80, hi = 0xBF;
-
-        if (n < 0)
-            return false;
-        if (*p == 0xE0)
-            lo = 0xA0;
-        else if (*p == 0xED)
-            hi = 0x9F;
-        else if (*p == 0xF0)
-            lo = 0x90;
-        else if (*p == 0xF4)
-            hi = 0x8F;
-        p++;
-        for (int i = 0; i < n; i++, p++) {
-            if (*p < (i == 0 ? lo : 0x80) || *p > (i == 0 ? hi : 0xBF))
-                return false;
-        }
-    }
-    return true;
+    return sq_engine(s) != SQ_PG || rp_text_utf8_valid(text);
 }
 
 /* The greatest code point, U+10FFFF, repeated past the longest value a page's column holds
@@ -948,6 +936,7 @@ rp_err_t sq_begin(rp_store_t *s)
     }
     pthread_mutex_lock(&write_lock);
     err = s->db->drv->begin(s->db);
+    sq_note(s, err);
     if (err != RP_OK) {
         pthread_mutex_unlock(&write_lock);
         return err;
@@ -976,8 +965,12 @@ rp_err_t sq_end(rp_store_t *s, rp_err_t err)
         s->depth--;
         return err;
     }
-    if (err == RP_OK && (err = s->db->drv->commit(s->db)) == RP_OK)
-        atomic_fetch_add(&commits, 1);
+    if (err == RP_OK) {
+        err = s->db->drv->commit(s->db);
+        sq_note(s, err);
+        if (err == RP_OK)
+            atomic_fetch_add(&commits, 1);
+    }
     if (err != RP_OK)
         (void)s->db->drv->rollback(s->db);
     s->in_txn = false;

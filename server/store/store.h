@@ -124,6 +124,15 @@ rp_err_t rp_store_open(const char *data_dir, rp_store_t **store) RP_MUST_CHECK;
  * (logged): a backend this build does not have. */
 rp_err_t rp_store_open_target(const char *target, rp_store_t **store) RP_MUST_CHECK;
 void rp_store_close(rp_store_t *store);
+/*
+ * A failure its caller should answer apart from "internal": RP_ERR_BUSY when a step since the
+ * last rp_store_failure_forget lost a race or the database's connection (the whole request may be
+ * retried shortly), else RP_ERR_INVALID_ARG when the database refused a value as data it cannot
+ * hold (text that is not UTF-8, for PostgreSQL), else RP_OK. The request path forgets it as each
+ * request starts and reads it when one fails (http.c: rp_reply_error).
+ */
+rp_err_t rp_store_failure(const rp_store_t *store);
+void rp_store_failure_forget(rp_store_t *store);
 /* The schema version the database is at. */
 int rp_store_schema_version(rp_store_t *store);
 

@@ -31,6 +31,9 @@ struct rp_store {
     bool in_txn;  /* this connection holds the process's write lock inside BEGIN ... COMMIT */
     int depth;    /* sq_begin()s not yet ended: past the first, each is a savepoint */
     rp_err_t err; /* the class (db.h) of the last failed step, for sq_error */
+    /* What rp_store_failure answers: RP_ERR_BUSY or RP_ERR_INVALID_ARG once a step failed so
+     * since rp_store_failure_forget (BUSY wins), else RP_OK. */
+    rp_err_t noted;
     /* Prepared statements by SQL string. The keys are the backend's static strings, so the cache
      * holds at most as many as the backend has (about 80): it grows to that, never further. */
     struct sq_cached {
@@ -64,6 +67,14 @@ bool sq_text_storable(const rp_store_t *s, const char *text);
  * connection's s->err, which sq_error returns). DB_NOMEM: the store's own, for a copy it failed
  * to make of a row. */
 enum { DB_NOMEM = -2, DB_ERROR = -1, DB_DONE = 0, DB_ROW = 1 };
+
+/* Keep in mind a failure a caller answers differently (rp_store_failure): a lost race or
+ * connection (RP_ERR_BUSY) before text the engine cannot hold (RP_ERR_INVALID_ARG). */
+static inline void sq_note(rp_store_t *s, rp_err_t err)
+{
+    if (err == RP_ERR_BUSY || (err == RP_ERR_INVALID_ARG && s->noted == RP_OK))
+        s->noted = err;
+}
 
 static inline void db_bound(sq_st_t *st, rp_err_t err)
 {
@@ -122,6 +133,7 @@ static inline int db_step(sq_st_t *st)
     if (err == RP_OK)
         err = st->h->drv->step(st->h, &row);
     st->s->err = err;
+    sq_note(st->s, err);
     if (err != RP_OK)
         return DB_ERROR;
     return row ? DB_ROW : DB_DONE;

@@ -115,7 +115,8 @@ static void test_session(void **state)
     db = connect_to(target);
     assert_int_equal(query_int(db, "SELECT current_setting('application_name') = 'other'"), 1);
     drv->close(db);
-    /* a server that is not there: RP_ERR_IO at open, logged without the password */
+    /* a server that is not there: RP_ERR_BUSY at open (worth waiting for: --database-wait),
+     * logged without the password */
     {
         char log[4096] = "", path[] = "/tmp/rampart-dbpg-log.XXXXXX";
         int fd = mkstemp(path), saved = dup(2);
@@ -124,7 +125,7 @@ static void test_session(void **state)
         fflush(stderr);
         assert_int_equal(dup2(fd, 2), 2);
         assert_int_equal(drv->open("postgresql://rampart:s3cret@/postgres?host=/nonexistent", &db),
-                         RP_ERR_IO);
+                         RP_ERR_BUSY);
         fflush(stderr);
         assert_int_equal(dup2(saved, 2), 2);
         close(saved);
@@ -135,6 +136,13 @@ static void test_session(void **state)
         log[n] = '\0';
         assert_non_null(strstr(log, "cannot connect"));
         assert_null(strstr(log, "s3cret"));
+    }
+    /* a server that answers but refuses (no such database): waiting will not help, RP_ERR_IO */
+    {
+        char *q = strstr(uri, "?");
+        assert_non_null(q);
+        snprintf(target, sizeof(target), "postgresql:///no_such_database%s", q);
+        assert_int_equal(drv->open(target, &db), RP_ERR_IO);
     }
 }
 
@@ -251,6 +259,7 @@ static void test_values(void **state)
     const char *utf8 = "h\xc3\xa9llo \xe2\x9c\x93 \xf0\x9f\x98\x80";
     const void *b;
     size_t len;
+    bool row;
 
     (void)state;
     for (size_t i = 0; i < sizeof(blob); i++)
@@ -282,6 +291,12 @@ static void test_values(void **state)
     assert_false(step(ins)); /* 3..5 unbound: NULL */
     /* text holds no NUL in PostgreSQL: refused at bind, not truncated */
     assert_int_equal(drv->bind_text(ins, 4, "a\0b", 3), RP_ERR_INVALID_ARG);
+    /* nor text that is not UTF-8: the server's data exception (22021) is the value's fault,
+     * RP_ERR_INVALID_ARG (a 400 for a request), not a failure of the service's; nothing kept */
+    drv->reset(ins);
+    assert_int_equal(drv->bind_int64(ins, 1, 4), RP_OK);
+    assert_int_equal(drv->bind_text(ins, 4, "\xff\xfe", 2), RP_OK);
+    assert_int_equal(drv->step(ins, &row), RP_ERR_INVALID_ARG);
 
     assert_int_equal(drv->bind_int64(sel, 1, 1), RP_OK);
     assert_true(step(sel));
@@ -389,7 +404,7 @@ static void test_transactions(void **state)
     /* an unexpected failure in a transaction fails its commit: nothing of it is kept */
     assert_int_equal(drv->begin(db), RP_OK);
     assert_int_equal(insert_key(db, 8), RP_OK);
-    assert_int_equal(drv->exec(db, "SELECT 1/0"), RP_ERR_IO);
+    assert_int_equal(drv->exec(db, "SELECT k FROM no_such_table"), RP_ERR_IO);
     assert_int_equal(drv->commit(db), RP_ERR_IO);
     assert_int_equal(count_rows(db), 5);
     assert_int_equal(drv->commit(db), RP_ERR_INVALID_ARG);

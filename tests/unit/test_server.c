@@ -35,6 +35,7 @@
 #include "recorder.h"
 #include "req.h"
 #include "rampart/log.h"
+#include "rampart/text.h"
 #include "store.h"
 #include "store_internal.h"
 #include "store_target.h"
@@ -1022,6 +1023,39 @@ static void store_names_unique(void **state)
     assert_int_equal(rp_store_product_find(db->s, db->tenant.id, "\xff", &q), RP_ERR_NOT_FOUND);
     assert_int_equal(rp_store_group_find(db->s, &p, "e\u0301te\u0301", &found_g), RP_OK);
     assert_string_equal(found_g.id, g.id);
+}
+
+/* The one UTF-8 check (core text.h), which the request path asks of every path segment. */
+static void text_utf8_valid(void **state)
+{
+    (void)state;
+    assert_true(rp_text_utf8_valid(""));
+    assert_true(rp_text_utf8_valid("acme \xc3\xa9\xe2\x9c\x93\xf0\x9f\x98\x80\xf4\x8f\xbf\xbf"));
+    assert_false(rp_text_utf8_valid("\xff"));
+    assert_false(rp_text_utf8_valid("\xc0\xaf"));         /* overlong "/" */
+    assert_false(rp_text_utf8_valid("\xe0\x80\xaf"));     /* overlong */
+    assert_false(rp_text_utf8_valid("\xed\xa0\x80"));     /* a surrogate */
+    assert_false(rp_text_utf8_valid("\xf4\x90\x80\x80")); /* above U+10FFFF */
+    assert_false(rp_text_utf8_valid("a\xc3"));            /* cut short */
+    assert_false(rp_text_utf8_valid("\x80"));             /* a continuation alone */
+}
+
+/* Lookups by an ID that is not UTF-8 (which PostgreSQL cannot hold, nor even compare): nothing
+ * found, the same on both engines, and no failure noted for the request (rp_store_failure). */
+static void store_lookup_not_utf8(void **state)
+{
+    struct db *db = *state;
+    rp_tenant_t t;
+    rp_device_t d;
+    rp_cert_record_t c;
+
+    rp_store_failure_forget(db->s);
+    assert_int_equal(rp_store_tenant_get(db->s, "t_\xff\xfe", &t), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_device_get(db->s, "\xc0\xaf", &d), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_cert_get(db->s, "\xed\xa0\x80", &c), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_failure(db->s), RP_OK);
+    /* the store still answers what is there */
+    assert_int_equal(rp_store_tenant_get(db->s, db->tenant.id, &t), RP_OK);
 }
 
 /* Whole-script look-alikes in capitals, and I for l, collide in every scope (each pair: the
@@ -2470,6 +2504,8 @@ int main(void)
         cmocka_unit_test(names_keys),
         cmocka_unit_test(names_lookup_form),
         cmocka_unit_test_setup_teardown(store_names_unique, db_setup, db_teardown),
+        cmocka_unit_test(text_utf8_valid),
+        cmocka_unit_test_setup_teardown(store_lookup_not_utf8, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_lookalikes_collide, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_name_keys_filled_at_open, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_policy, db_setup, db_teardown),

@@ -6,6 +6,9 @@
  * (server/reports.c), the device's queue refuses it before sending (device/agent/reportq.c) and
  * the agent's own messages are cleaned with it: both sides call this, so they always agree.
  *
+ * Also the one check of well-formed UTF-8, which the service asks of every path segment (so that a
+ * database that holds UTF-8 only never sees other text) and its store of every text it looks up.
+ *
  * Freestanding, like the rest of the core.
  */
 #ifndef RAMPART_TEXT_H
@@ -24,6 +27,10 @@ size_t rp_text_control_at(const char *s);
 
 /* Whether the NUL-terminated s holds no control character. */
 bool rp_text_no_controls(const char *s);
+
+/* Whether the NUL-terminated s is well-formed UTF-8 (RFC 3629): shortest forms only, no
+ * surrogates, nothing above U+10FFFF. */
+bool rp_text_utf8_valid(const char *s);
 
 #ifdef __cplusplus
 }

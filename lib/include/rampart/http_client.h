@@ -5,6 +5,7 @@
 #ifndef RAMPART_HTTP_CLIENT_H
 #define RAMPART_HTTP_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,7 +29,14 @@ typedef struct rp_http_opts {
      * received (total 0 until known). NULL: not told. */
     void (*progress)(void *arg, uint64_t done, uint64_t total);
     void *progress_arg;
+    /* rp_http_request: seconds in all that 503s naming their wait (Retry-After: the service's
+     * database busy or restarting) are waited out, the request sent again after each; each wait
+     * at most RP_HTTP_BUSY_WAIT_MAX seconds. 0: none (the 503 is the answer). */
+    long busy_wait;
 } rp_http_opts_t;
+
+#define RP_HTTP_BUSY_WAIT_MAX 30 /* seconds: one wait at most, whatever Retry-After says */
+#define RP_HTTP_BUSY_WAIT 60     /* seconds in all: what the CLI and the agent's requests allow */
 
 typedef struct rp_http_response {
     long status;
@@ -38,8 +46,13 @@ typedef struct rp_http_response {
     char error[256];  /* transport failure, when the request did not complete */
 } rp_http_response_t;
 
-/* Perform one request. RP_OK means an HTTP response arrived (any status); otherwise
- * resp->error says why not. */
+/* Called about once a second while rp_http_request waits out a 503 (busy_wait), so that a
+ * daemon's loop goes on telling its watchdog; false ends the wait (the 503 is the answer: the
+ * daemon is stopping). NULL, the default: the wait only sleeps. Set before any request. */
+void rp_http_set_wait_hook(bool (*hook)(void));
+
+/* Perform one request (again after a 503 with Retry-After, for opts->busy_wait seconds at most).
+ * RP_OK means an HTTP response arrived (any status); otherwise resp->error says why not. */
 rp_err_t rp_http_request(const char *method, const char *url, const rp_http_opts_t *opts,
                          const void *body, size_t len, rp_http_response_t *resp) RP_MUST_CHECK;
 void rp_http_response_free(rp_http_response_t *resp);
