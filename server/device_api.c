@@ -388,7 +388,8 @@ bool rp_device_auth(rp_req_t *r, rp_device_t *device)
     X509 *peer = rp_req_peer_cert(r);
     char id[RP_DEVICE_ID_SIZE] = "", serial[RP_SERIAL_SIZE];
     rp_cert_record_t rec;
-    const rp_ca_t *ca;
+    const rp_ca_t *ca = NULL;
+    rp_err_t err;
 
     if (peer == NULL) {
         rp_reply_error(r, 401, "unauthorized", "a device certificate is required (mutual TLS)");
@@ -396,9 +397,20 @@ bool rp_device_auth(rp_req_t *r, rp_device_t *device)
     }
     if (X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, id, sizeof(id)) !=
             RP_DEVICE_ID_LEN ||
-        !rp_device_id_valid(id) || rp_store_device_get(r->w->store, id, device) != RP_OK ||
-        rp_worker_ca_by_id(r->w, device->tenant_id, &ca) != RP_OK ||
-        !rp_req_peer_chains_to(r, peer, ca->cert)) {
+        !rp_device_id_valid(id)) {
+        rp_reply_error(r, 401, "unauthorized", "not a device certificate of a tenant here");
+        return false;
+    }
+    /* Only "not found" is the caller's fault: a database out of reach must not tell a valid
+     * device that its certificate is unknown (rp_reply_failure answers 503 for that). */
+    err = rp_store_device_get(r->w->store, id, device);
+    if (err == RP_OK)
+        err = rp_worker_ca_by_id(r->w, device->tenant_id, &ca);
+    if (err != RP_OK && err != RP_ERR_NOT_FOUND) {
+        rp_reply_failure(r, err, "cannot look up the device: %s", rp_strerror(err));
+        return false;
+    }
+    if (err != RP_OK || !rp_req_peer_chains_to(r, peer, ca->cert)) {
         rp_reply_error(r, 401, "unauthorized", "not a device certificate of a tenant here");
         return false;
     }
@@ -410,8 +422,12 @@ bool rp_device_auth(rp_req_t *r, rp_device_t *device)
         return false;
     }
     rp_cert_serial_hex(peer, serial);
-    if (rp_store_cert_get(r->w->store, serial, &rec) != RP_OK || rec.revoked_at != 0 ||
-        strcmp(rec.device_id, id) != 0) {
+    err = rp_store_cert_get(r->w->store, serial, &rec);
+    if (err != RP_OK && err != RP_ERR_NOT_FOUND) {
+        rp_reply_failure(r, err, "cannot look up the certificate: %s", rp_strerror(err));
+        return false;
+    }
+    if (err != RP_OK || rec.revoked_at != 0 || strcmp(rec.device_id, id) != 0) {
         rp_reply_error(r, 403, "forbidden", "the certificate is revoked or unknown");
         return false;
     }

@@ -120,6 +120,21 @@ eq "$(sql "SELECT count(*) FROM certificates WHERE device_id = '$dev'")" 4 "cert
 ready() { http GET /readyz -; [ "$status" = 200 ]; }
 wait_until 20 ready || fail "/readyz after PostgreSQL came back: $status"
 
+# A device's own requests (mutual TLS) while PostgreSQL is down: its certificate cannot be looked
+# up, which is the service's trouble, not the device's: 503 with Retry-After, never 401 "not a
+# device certificate" or 403 "revoked or unknown" (rp_device_auth); 200 once it is back.
+device_get() {
+  status=$(curl -s -o "$d/body" -w '%{http_code}' --cacert "$SERVER_CA" --cert "$d/dev/agent/device.crt" \
+    --key "$d/dev/identity.pem" "$SERVER_URL/api/v1/device/roots")
+}
+device_get; eq "$status" 200 "a device request with PostgreSQL up ($(head -c 300 "$d/body"))"
+"$tools/pg" stop "$PG_DIR"
+device_get; eq "$status" 503 "a device request with PostgreSQL down ($(head -c 300 "$d/body"))"
+eq "$(jq -r .error "$d/body")" unavailable "the error of a device request with PostgreSQL down"
+"$tools/pg" start "$PG_DIR" >/dev/null
+device_ok() { device_get; [ "$status" = 200 ]; }
+wait_until 20 device_ok || fail "a device request after PostgreSQL came back: $status"
+
 # The server started while PostgreSQL is down: it waits (no port, so nothing ready), logging each
 # attempt without the password, and serves once PostgreSQL is there. With --database-wait 0 it
 # gives up at once.
