@@ -38,6 +38,7 @@ typedef enum rp_config_id {
     RP_CFG_LOGIN_RATE,
     RP_CFG_AUTH_FAIL_RATE,
     RP_CFG_DATABASE,
+    RP_CFG_BLOBS,
     /* Actions, not settings: command line only. */
     RP_CFG_CONFIG,
     RP_CFG_ROTATE,
@@ -65,6 +66,7 @@ typedef struct rp_config {
     char console_dir[PATH_MAX]; /* "": ../share/rampart/console beside the program */
     bool webhook_allow_private;
     char database[1024]; /* "": the SQLite file rampart.db in data_dir */
+    int blobs;           /* where blobs live (store/blob.h: rp_blobs_kind_t): 0, dir */
 } rp_config_t;
 
 /* The defaults (what --help says). */
