@@ -529,6 +529,15 @@ static bool delta_for(rp_req_t *r, const rp_device_t *d, const rp_image_record_t
         strcmp(from.image_hash, target->image_hash) == 0 || from.size > RP_DELTA_MAX_IMAGE)
         return false;
     err = rp_store_delta_get(r->w->store, from.id, target->id, sha, &size);
+    if (err == RP_OK) {
+        /* made, but its blob gone (a data directory restored without it): made again */
+        char name[RP_BLOB_NAME_MAX + 1];
+        uint64_t blob_size;
+        delta_name(from.id, target->id, name);
+        if (rp_blob_stat(r->w->blobs, name, &blob_size) == RP_ERR_NOT_FOUND &&
+            rp_store_delta_release(r->w->store, from.id, target->id) == RP_OK)
+            err = RP_ERR_NOT_FOUND;
+    }
     if (err == RP_ERR_NOT_FOUND)
         (void)rp_deltas_request(r->w->srv->deltas, from.id, target->id);
     if (err != RP_OK || size * 2 > target->size)

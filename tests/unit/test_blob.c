@@ -167,12 +167,15 @@ static void blob_ranges(void **state)
     static const size_t len[] = {1, 2, 4096, RP_BLOB_CHUNK, RP_BLOB_CHUNK + 3, 600000};
     struct fx *f = *state;
     const uint64_t size = 3 * RP_BLOB_CHUNK + 12345;
-    uint8_t *got = malloc(700000), *want = malloc(700000);
+    uint8_t *got, *want;
     rp_blob_reader_t *r;
     uint64_t n;
     size_t g;
 
     DIR_ONCE(f);
+    got = malloc(700000);
+    want = malloc(700000);
+    assert_true(got != NULL && want != NULL);
     put(f->b, "images/r", size, 7);
     assert_int_equal(rp_blob_open(f->b, "images/r", &r, &n), RP_OK);
     for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
@@ -271,11 +274,11 @@ static void blob_append(void **state)
 {
     static const size_t pieces[] = {100000, 300000, 1, RP_BLOB_CHUNK, 2 * RP_BLOB_CHUNK + 5, 77};
     struct fx *f = *state;
-    uint8_t *buf = malloc(2 * RP_BLOB_CHUNK + 5);
+    uint8_t *buf;
     uint64_t at = 0, size = 0;
 
     DIR_ONCE(f);
-    assert_non_null(buf);
+    assert_non_null(buf = malloc(2 * RP_BLOB_CHUNK + 5));
     fill(buf, 10, 11, 0);
     /* a missing blob is empty: an append elsewhere than 0 lost a race */
     assert_int_equal(rp_blob_append(f->b, "uploads/u_a", 5, buf, 10), RP_ERR_BUSY);
