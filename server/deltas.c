@@ -78,7 +78,7 @@ static rp_err_t read_image(rp_blobs_t *b, const char *id, uint8_t **buf, size_t 
     rp_err_t err;
 
     *buf = NULL;
-    snprintf(name, sizeof(name), "images/%s", id);
+    rp_blob_name_image(id, name);
     err = rp_blob_open(b, name, &r, &size);
     if (err == RP_OK && size > RP_DELTA_MAX_IMAGE)
         err = RP_ERR_TOO_LARGE;
@@ -110,7 +110,7 @@ static void make(rp_deltas_t *d, rp_store_t *s, rp_blobs_t *b, const struct job 
         atomic_fetch_add(&d->duplicates, 1);
         return;
     }
-    snprintf(name, sizeof(name), "deltas/%s-%s.zst", j->from, j->to);
+    rp_blob_name_delta(j->from, j->to, name);
     if (err == RP_OK)
         err = read_image(b, j->from, &base, &blen);
     if (err == RP_OK)

@@ -505,12 +505,6 @@ static bool running_image(rp_req_t *r, const rp_device_t *d, const char *compone
            rp_store_image_by_hash(r->w->store, d->tenant_id, digest, m) == RP_OK;
 }
 
-/* The delta's blob: deltas/FROM-TO.zst. */
-static void delta_name(const char *from, const char *to, char out[RP_BLOB_NAME_MAX + 1])
-{
-    snprintf(out, RP_BLOB_NAME_MAX + 1, "deltas/%s-%s.zst", from, to);
-}
-
 /*
  * A delta from the image the device runs to the target, when it is made: the base image's ID,
  * the delta's SHA-256 and size. One not made yet is asked of the delta makers (deltas.h), off the
@@ -533,7 +527,7 @@ static bool delta_for(rp_req_t *r, const rp_device_t *d, const rp_image_record_t
         /* made, but its blob gone (a data directory restored without it): made again */
         char name[RP_BLOB_NAME_MAX + 1];
         uint64_t blob_size;
-        delta_name(from.id, target->id, name);
+        rp_blob_name_delta(from.id, target->id, name);
         if (rp_blob_stat(r->w->blobs, name, &blob_size) == RP_ERR_NOT_FOUND &&
             rp_store_delta_release(r->w->store, from.id, target->id) == RP_OK)
             err = RP_ERR_NOT_FOUND;
@@ -709,7 +703,7 @@ void rp_h_device_image(rp_req_t *r)
         rp_reply_error(r, 404, "not_found", "no such image in this device's targets");
         return;
     }
-    snprintf(name, sizeof(name), "images/%s", m.id);
+    rp_blob_name_image(m.id, name);
     serve_blob(r, name);
 }
 
@@ -733,7 +727,7 @@ void rp_h_device_delta(rp_req_t *r)
         rp_reply_error(r, 404, "not_found", "no such delta for this device");
         return;
     }
-    delta_name(a.id, b.id, name);
+    rp_blob_name_delta(a.id, b.id, name);
     serve_blob(r, name);
 }
 

@@ -45,12 +45,6 @@
 #define IMAGE_KEYS_MAX 32        /* image keys a tenant may have */
 #define UPLOAD_STALE (24 * 3600) /* an upload not finished in a day is dropped */
 
-/* A blob's name (store/blob.h): "uploads/U", "images/ID". */
-static void blob_name(const char *ns, const char *leaf, char out[RP_BLOB_NAME_MAX + 1])
-{
-    snprintf(out, RP_BLOB_NAME_MAX + 1, "%s/%s", ns, leaf);
-}
-
 bool rp_object_id_valid(const char *s, char prefix)
 {
     size_t n = strlen(s);
@@ -227,7 +221,7 @@ static void drop_stale_uploads(rp_req_t *r)
     for (int i = 0; i < st.n; i++) {
         if (rp_store_upload_delete(r->w->store, st.ids[i]) != RP_OK)
             return;
-        blob_name("uploads", st.ids[i], name);
+        rp_blob_name_upload(st.ids[i], name);
         rp_err_t err = rp_blob_remove(r->w->blobs, name);
         if (err != RP_OK && err != RP_ERR_NOT_FOUND) /* (none: nothing was ever sent) */
             rp_log_warn("upload %s: cannot remove its bytes", st.ids[i]);
@@ -270,7 +264,7 @@ static uint64_t upload_received(rp_req_t *r, const rp_upload_t *u)
     char name[RP_BLOB_NAME_MAX + 1];
     uint64_t size = 0;
 
-    blob_name("uploads", u->id, name);
+    rp_blob_name_upload(u->id, name);
     return rp_blob_stat(r->w->blobs, name, &size) == RP_OK ? size : 0;
 }
 
@@ -297,7 +291,7 @@ static bool upload_put(rp_req_t *r, const rp_upload_t *u, uint64_t *received)
                        (unsigned long long)u->size);
         return false;
     }
-    blob_name("uploads", u->id, name);
+    rp_blob_name_upload(u->id, name);
     /* Two requests for one upload (a client's retry racing its original, maybe at two replicas)
      * take turns: the one that finds the copy longer than it thought looks again. */
     for (int tries = 0; err == RP_ERR_BUSY && tries < 3; tries++) {
@@ -584,7 +578,7 @@ static void forget_upload(rp_req_t *r, const char *id, bool bytes)
     char name[RP_BLOB_NAME_MAX + 1];
     rp_err_t err;
 
-    blob_name("uploads", id, name);
+    rp_blob_name_upload(id, name);
     if (bytes && (err = rp_blob_remove(r->w->blobs, name)) != RP_OK && err != RP_ERR_NOT_FOUND)
         rp_log_warn("upload %s: cannot remove its bytes", id);
     if (rp_store_upload_delete(r->w->store, id) != RP_OK)
@@ -620,7 +614,7 @@ rp_err_t rp_upload_copy_out(rp_req_t *r, const rp_upload_t *u, const char *path)
 {
     char name[RP_BLOB_NAME_MAX + 1];
 
-    blob_name("uploads", u->id, name);
+    rp_blob_name_upload(u->id, name);
     return rp_blob_copy_to_file(r->w->blobs, name, path, 0600);
 }
 
@@ -659,7 +653,7 @@ void rp_h_image_create(rp_req_t *r)
                        err == RP_ERR_NOT_FOUND ? "not_found" : "internal", "no such upload");
         return;
     }
-    blob_name("uploads", u.id, upload);
+    rp_blob_name_upload(u.id, upload);
     if (u.size > RP_IMAGE_MAX) { /* an upload may be larger, for a debug file */
         forget_upload(r, u.id, true);
         rp_reply_error(r, 413, "too_large", "an image is at most %llu bytes",
@@ -685,7 +679,7 @@ void rp_h_image_create(rp_req_t *r)
         rp_reply_json(r, 200, uploaded_json(&existing));
         return;
     }
-    blob_name("images", m.id, image);
+    rp_blob_name_image(m.id, image);
     if (err != RP_ERR_NOT_FOUND || rp_blob_rename(r->w->blobs, upload, image) != RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot store the image");
         return;

@@ -4,6 +4,7 @@
  * exactly, hashing, copying out to a file).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,6 +73,21 @@ bool rp_blob_name_valid(const char *name)
             return false;
     }
     return true;
+}
+
+void rp_blob_name_upload(const char *upload_id, char out[RP_BLOB_NAME_MAX + 1])
+{
+    snprintf(out, RP_BLOB_NAME_MAX + 1, "uploads/%s", upload_id);
+}
+
+void rp_blob_name_image(const char *image_id, char out[RP_BLOB_NAME_MAX + 1])
+{
+    snprintf(out, RP_BLOB_NAME_MAX + 1, "images/%s", image_id);
+}
+
+void rp_blob_name_delta(const char *from, const char *to, char out[RP_BLOB_NAME_MAX + 1])
+{
+    snprintf(out, RP_BLOB_NAME_MAX + 1, "deltas/%s-%s.zst", from, to);
 }
 
 rp_err_t rp_blob_put_begin(rp_blobs_t *b, const char *name, rp_blob_writer_t **w)
@@ -162,56 +178,69 @@ rp_err_t rp_blob_read_all(rp_blob_reader_t *r, uint64_t off, void *buf, size_t l
     return err;
 }
 
-rp_err_t rp_blob_sha256_hex(rp_blobs_t *b, const char *name, char hex[65])
-{
-    uint8_t *buf = malloc(RP_BLOB_CHUNK), digest[32];
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    rp_blob_reader_t *r = NULL;
-    uint64_t size = 0, off = 0;
-    unsigned dlen = 0;
-    rp_err_t err = buf != NULL && md != NULL ? rp_blob_open(b, name, &r, &size) : RP_ERR_NO_MEMORY;
-
-    if (err == RP_OK && EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
-        err = RP_ERR_CRYPTO;
-    while (err == RP_OK && off < size) {
-        size_t want = size - off < RP_BLOB_CHUNK ? (size_t)(size - off) : RP_BLOB_CHUNK;
-        err = rp_blob_read_all(r, off, buf, want);
-        if (err == RP_OK && EVP_DigestUpdate(md, buf, want) != 1)
-            err = RP_ERR_CRYPTO;
-        off += want;
-    }
-    if (err == RP_OK && (EVP_DigestFinal_ex(md, digest, &dlen) != 1 || dlen != sizeof(digest)))
-        err = RP_ERR_CRYPTO;
-    if (err == RP_OK)
-        err = rp_hex_encode(digest, sizeof(digest), hex, 65);
-    rp_blob_close(r);
-    EVP_MD_CTX_free(md);
-    free(buf);
-    return err;
-}
-
-rp_err_t rp_blob_copy_to_file(rp_blobs_t *b, const char *name, const char *path, int mode)
+/* Each chunk of a blob, in order, to fn (which may fail the walk). */
+static rp_err_t each_chunk(rp_blobs_t *b, const char *name,
+                           rp_err_t (*fn)(void *ctx, const uint8_t *chunk, size_t len), void *ctx)
 {
     uint8_t *buf = malloc(RP_BLOB_CHUNK);
     rp_blob_reader_t *r = NULL;
-    rp_atomic_file_t f = {.fd = -1};
     uint64_t size = 0, off = 0;
     rp_err_t err = buf != NULL ? rp_blob_open(b, name, &r, &size) : RP_ERR_NO_MEMORY;
 
-    if (err == RP_OK)
-        err = rp_atomic_begin(&f, path, (mode_t)mode, 0);
     while (err == RP_OK && off < size) {
         size_t want = size - off < RP_BLOB_CHUNK ? (size_t)(size - off) : RP_BLOB_CHUNK;
         err = rp_blob_read_all(r, off, buf, want);
         if (err == RP_OK)
-            err = rp_atomic_write(&f, buf, want);
+            err = fn(ctx, buf, want);
         off += want;
     }
+    rp_blob_close(r);
+    free(buf);
+    return err;
+}
+
+static rp_err_t hash_chunk(void *ctx, const uint8_t *chunk, size_t len)
+{
+    return EVP_DigestUpdate(ctx, chunk, len) == 1 ? RP_OK : RP_ERR_CRYPTO;
+}
+
+rp_err_t rp_blob_sha256_hex(rp_blobs_t *b, const char *name, char hex[65])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    uint8_t digest[32];
+    unsigned dlen = 0;
+    rp_err_t err = md == NULL                                         ? RP_ERR_NO_MEMORY
+                   : EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ? RP_ERR_CRYPTO
+                                                                      : RP_OK;
+
+    if (err == RP_OK)
+        err = each_chunk(b, name, hash_chunk, md);
+    if (err == RP_OK && (EVP_DigestFinal_ex(md, digest, &dlen) != 1 || dlen != sizeof(digest)))
+        err = RP_ERR_CRYPTO;
+    if (err == RP_OK)
+        err = rp_hex_encode(digest, sizeof(digest), hex, 65);
+    EVP_MD_CTX_free(md);
+    return err;
+}
+
+static rp_err_t write_chunk(void *ctx, const uint8_t *chunk, size_t len)
+{
+    return rp_atomic_write(ctx, chunk, len);
+}
+
+rp_err_t rp_blob_copy_to_file(rp_blobs_t *b, const char *name, const char *path, int mode)
+{
+    rp_atomic_file_t f = {.fd = -1};
+    uint64_t size;
+    rp_err_t err = rp_blob_stat(b, name, &size); /* (none: no file made) */
+
+    if (err == RP_OK)
+        err = rp_atomic_begin(&f, path, (mode_t)mode, 0);
+    if (err == RP_OK)
+        err = each_chunk(b, name, write_chunk, &f);
     if (err == RP_OK)
         err = rp_atomic_commit(&f, 0);
     if (err != RP_OK)
         rp_atomic_abort(&f); /* safe on one never begun, or whose commit failed */
-    rp_blob_close(r);
-    free(buf);
     return err;
 }

@@ -104,6 +104,13 @@ rp_err_t rp_blobs_open(rp_blobs_kind_t kind, const char *data_dir, rp_store_t *s
                        rp_blobs_t **out) RP_MUST_CHECK;
 void rp_blobs_close(rp_blobs_t *b);
 
+/* The service's blobs' names, decided here only (the directory backend's layout, as it always
+ * was): an upload in progress "uploads/U", an image "images/ID" (ID: the SHA-256 of its bytes),
+ * the delta between two images "deltas/FROM-TO.zst". */
+void rp_blob_name_upload(const char *upload_id, char out[RP_BLOB_NAME_MAX + 1]);
+void rp_blob_name_image(const char *image_id, char out[RP_BLOB_NAME_MAX + 1]);
+void rp_blob_name_delta(const char *from, const char *to, char out[RP_BLOB_NAME_MAX + 1]);
+
 /* Whether name has the shape above (the backends refuse any other: RP_ERR_INVALID_ARG). */
 bool rp_blob_name_valid(const char *name);
 

@@ -100,7 +100,7 @@ static void made_once(rp_blobs_kind_t kind)
 
     /* kept: the blob, its hash and size */
     assert_int_equal(rp_store_delta_get(s, from_id, to_id, sha, &size), RP_OK);
-    snprintf(name, sizeof(name), "deltas/%s-%s.zst", from_id, to_id);
+    rp_blob_name_delta(from_id, to_id, name);
     assert_int_equal(rp_blob_stat(b, name, &blob_size), RP_OK);
     assert_int_equal(blob_size, size);
     assert_true(size > 0 && size < IMAGE_SIZE / 20);
