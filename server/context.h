@@ -87,14 +87,14 @@ typedef struct rp_crl_cached {
 
 typedef struct rp_server {
     char data_dir[PATH_MAX];
-    char database[1024]; /* --database: "" is the SQLite file rampart.db in data_dir */
+    char database[1024];   /* --database: "" is the SQLite file rampart.db in data_dir */
     rp_blobs_kind_t blobs; /* --blobs: uploads, images and deltas in data_dir or the database */
     uint8_t master_key[RP_MASTER_KEY_LEN];
     uint8_t nonce_key[RP_NONCE_KEY_LEN]; /* derived from the master key */
     SSL_CTX *ssl_ctx; /* the TLS identity the workers take at start (each keeps its own: reload) */
     atomic_int nonce_lifetime; /* atomic: changed at SIGHUP (main.c), as are those marked so */
     rp_recorder_t *recorder;
-    rp_deltas_t *deltas; /* the delta makers (deltas.h) */
+    rp_deltas_t *deltas;       /* the delta makers (deltas.h) */
     rp_ratelimit_t *ratelimit; /* for the requests anyone may make; NULL: none */
     /* one bucket for all attestations of unclaimed devices (NULL: none), and the Retry-After of
      * its 429: the seconds a token takes to come back, at least 10 */

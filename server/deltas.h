@@ -15,9 +15,9 @@
 
 #include "context.h"
 
-#define RP_DELTAS_THREADS 1     /* makers: a delta is CPU-bound, and devices can wait */
-#define RP_DELTAS_QUEUE_MAX 64  /* deltas waiting to be made; past it a request is dropped */
-#define RP_DELTAS_LEASE 600     /* seconds a maker holds a delta before another may take it */
+#define RP_DELTAS_THREADS 1    /* makers: a delta is CPU-bound, and devices can wait */
+#define RP_DELTAS_QUEUE_MAX 64 /* deltas waiting to be made; past it a request is dropped */
+#define RP_DELTAS_LEASE 600    /* seconds a maker holds a delta before another may take it */
 
 typedef struct rp_deltas rp_deltas_t;
 

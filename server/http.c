@@ -253,8 +253,8 @@ static void file_send_next(struct evhttp_connection *evcon, void *arg)
     evhttp_send_reply_chunk_with_cb(s->req, s->chunk, file_send_next, s);
 }
 
-void rp_reply_stream(rp_req_t *r, int status, const char *type, rp_reply_source_t src,
-                     uint64_t off, uint64_t len)
+void rp_reply_stream(rp_req_t *r, int status, const char *type, rp_reply_source_t src, uint64_t off,
+                     uint64_t len)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);

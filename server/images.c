@@ -689,7 +689,7 @@ void rp_h_image_create(rp_req_t *r)
     err = rp_store_image_add(r->w->store, &m);
     if (err == RP_OK || err == RP_ERR_EXISTS)
         forget_upload(r, u.id, false); /* its bytes are the image's now */
-    if (err == RP_ERR_EXISTS) {       /* the same bytes, uploaded twice at once */
+    if (err == RP_ERR_EXISTS) {        /* the same bytes, uploaded twice at once */
         if (rp_store_image_get(r->w->store, tenant->id, m.id, &existing) == RP_OK)
             rp_reply_json(r, 200, uploaded_json(&existing));
         else

@@ -77,8 +77,8 @@ typedef struct rp_reply_source {
     void *ctx;
 } rp_reply_source_t;
 /* Reply with len bytes of src from off (src is taken). */
-void rp_reply_stream(rp_req_t *r, int status, const char *type, rp_reply_source_t src,
-                     uint64_t off, uint64_t len);
+void rp_reply_stream(rp_req_t *r, int status, const char *type, rp_reply_source_t src, uint64_t off,
+                     uint64_t len);
 
 /*
  * A Range header's first range against a size: "bytes=A-B", "bytes=A-" or "bytes=-N". OUT: *start,

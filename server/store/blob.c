@@ -209,9 +209,9 @@ rp_err_t rp_blob_sha256_hex(rp_blobs_t *b, const char *name, char hex[65])
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     uint8_t digest[32];
     unsigned dlen = 0;
-    rp_err_t err = md == NULL                                         ? RP_ERR_NO_MEMORY
+    rp_err_t err = md == NULL                                       ? RP_ERR_NO_MEMORY
                    : EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ? RP_ERR_CRYPTO
-                                                                      : RP_OK;
+                                                                    : RP_OK;
 
     if (err == RP_OK)
         err = each_chunk(b, name, hash_chunk, md);

@@ -40,9 +40,9 @@ typedef enum rp_blobs_kind {
     RP_BLOBS_DATABASE = 1, /* --blobs database: rows in the service's database */
 } rp_blobs_kind_t;
 
-typedef struct rp_blobs rp_blobs_t;               /* one thread's handle on the store */
-typedef struct rp_blob_writer rp_blob_writer_t;   /* a put in progress */
-typedef struct rp_blob_reader rp_blob_reader_t;   /* a blob open for reading */
+typedef struct rp_blobs rp_blobs_t;             /* one thread's handle on the store */
+typedef struct rp_blob_writer rp_blob_writer_t; /* a put in progress */
+typedef struct rp_blob_reader rp_blob_reader_t; /* a blob open for reading */
 typedef struct rp_blob_ops rp_blob_ops_t;
 
 struct rp_blobs {
@@ -70,8 +70,7 @@ struct rp_blob_ops {
      * made): durable when it returns. RP_ERR_BUSY when the blob is not at bytes long (another
      * request appended first): read its size again.
      */
-    rp_err_t (*append)(rp_blobs_t *b, const char *name, uint64_t at, const void *data,
-                       size_t len);
+    rp_err_t (*append)(rp_blobs_t *b, const char *name, uint64_t at, const void *data, size_t len);
     /* RP_ERR_NOT_FOUND when there is none. OUT: *r, *size. */
     rp_err_t (*open)(rp_blobs_t *b, const char *name, rp_blob_reader_t **r, uint64_t *size);
     /* Up to len bytes at off into buf. OUT: *got (len, or less only at the blob's end). */
@@ -132,8 +131,7 @@ rp_err_t rp_blob_remove(rp_blobs_t *b, const char *name) RP_MUST_CHECK;
 rp_err_t rp_blobs_sweep(rp_blobs_t *b, int64_t before, unsigned *n) RP_MUST_CHECK;
 
 /* Read exactly len bytes at off (a blob that ends first: RP_ERR_TRUNCATED). */
-rp_err_t rp_blob_read_all(rp_blob_reader_t *r, uint64_t off, void *buf,
-                          size_t len) RP_MUST_CHECK;
+rp_err_t rp_blob_read_all(rp_blob_reader_t *r, uint64_t off, void *buf, size_t len) RP_MUST_CHECK;
 /* The SHA-256 of a blob's bytes, in hex, read a chunk at a time. */
 rp_err_t rp_blob_sha256_hex(rp_blobs_t *b, const char *name, char hex[65]) RP_MUST_CHECK;
 /* Copy a blob into a local file, atomically (a temp file beside path, synced, renamed). */

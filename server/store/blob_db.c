@@ -291,7 +291,8 @@ static rp_err_t db_read(rp_blob_reader_t *br, uint64_t off, void *buf, size_t le
     if ((st = sq_stmt(s, SQL_CHUNKS_READ)) == NULL)
         return RP_ERR_IO;
     db_bind_text(st, db_param(st, ":id"), r->id);
-    db_bind_int64(st, db_param(st, ":lo"), (int64_t)(off >= RP_BLOB_CHUNK ? off - RP_BLOB_CHUNK + 1 : 0));
+    db_bind_int64(st, db_param(st, ":lo"),
+                  (int64_t)(off >= RP_BLOB_CHUNK ? off - RP_BLOB_CHUNK + 1 : 0));
     db_bind_int64(st, db_param(st, ":end"), (int64_t)end);
     while (at < end && (rc = db_step(st)) == DB_ROW) {
         uint64_t pos = (uint64_t)db_column_int64(st, 0);

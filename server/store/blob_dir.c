@@ -79,8 +79,8 @@ static rp_err_t dir_put_begin(rp_blobs_t *b, const char *name, rp_blob_writer_t 
 {
     dir_writer_t *w = calloc(1, sizeof(*w));
     char path[PATH_MAX];
-    rp_err_t err = w != NULL ? blob_path((dir_blobs_t *)b, name, true, path, sizeof(path))
-                             : RP_ERR_NO_MEMORY;
+    rp_err_t err =
+        w != NULL ? blob_path((dir_blobs_t *)b, name, true, path, sizeof(path)) : RP_ERR_NO_MEMORY;
 
     if (err == RP_OK)
         err = rp_atomic_begin(&w->f, path, 0600, 0);

@@ -162,8 +162,8 @@ static void blob_put_read_replace(void **state)
 
 static void blob_ranges(void **state)
 {
-    static const uint64_t at[] = {0, 1, RP_BLOB_CHUNK - 1, RP_BLOB_CHUNK, RP_BLOB_CHUNK + 1,
-                                  2 * RP_BLOB_CHUNK - 7, 700000};
+    static const uint64_t at[] = {
+        0, 1, RP_BLOB_CHUNK - 1, RP_BLOB_CHUNK, RP_BLOB_CHUNK + 1, 2 * RP_BLOB_CHUNK - 7, 700000};
     static const size_t len[] = {1, 2, 4096, RP_BLOB_CHUNK, RP_BLOB_CHUNK + 3, 600000};
     struct fx *f = *state;
     const uint64_t size = 3 * RP_BLOB_CHUNK + 12345;
@@ -302,9 +302,17 @@ static void blob_append(void **state)
 
 static void blob_names(void **state)
 {
-    static const char *const bad[] = {"", "images", "/x", "images/", "Images/x", "images/.x",
-                                      "images/a/b", "images/a b", "images/x.tmpABCDEF",
-                                      "images/..", "a23456789012345678/x"};
+    static const char *const bad[] = {"",
+                                      "images",
+                                      "/x",
+                                      "images/",
+                                      "Images/x",
+                                      "images/.x",
+                                      "images/a/b",
+                                      "images/a b",
+                                      "images/x.tmpABCDEF",
+                                      "images/..",
+                                      "a23456789012345678/x"};
     struct fx *f = *state;
     rp_blob_writer_t *w;
     uint64_t size;
@@ -377,14 +385,14 @@ static void blob_64mib_bounded(void **state)
 }
 
 #define BOTH(t)                                                                                    \
-    cmocka_unit_test_setup_teardown(t, setup_dir, teardown),                                      \
+    cmocka_unit_test_setup_teardown(t, setup_dir, teardown),                                       \
         cmocka_unit_test_setup_teardown(t, setup_db, teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        BOTH(blob_put_read_replace), BOTH(blob_ranges),     BOTH(blob_abort_leaves_nothing),
-        BOTH(blob_killed_mid_put),   BOTH(blob_append),     BOTH(blob_names),
+        BOTH(blob_put_read_replace), BOTH(blob_ranges),        BOTH(blob_abort_leaves_nothing),
+        BOTH(blob_killed_mid_put),   BOTH(blob_append),        BOTH(blob_names),
         BOTH(blob_hash_and_copy),    BOTH(blob_64mib_bounded),
     };
 

@@ -108,7 +108,7 @@ static void values_and_sections(void **state)
     assert_false(rp_config_reloadable(RP_CFG_BLOBS));
     assert_int_equal(c.request_deadline, 60); /* not given: the default */
     assert_int_equal(parse("", &c, why, sizeof(why)), RP_OK);
-    assert_string_equal(c.database, ""); /* not given: the SQLite file in data-dir */
+    assert_string_equal(c.database, "");     /* not given: the SQLite file in data-dir */
     assert_int_equal(c.blobs, RP_BLOBS_DIR); /* not given: files in data-dir */
     assert_int_equal(parse("blobs = dir\n", &c, why, sizeof(why)), RP_OK);
     assert_int_equal(c.blobs, RP_BLOBS_DIR);
