@@ -50,8 +50,11 @@ static const char SQL_BLOB_DROP_CHUNKS[] = "DELETE FROM blob_chunks WHERE blob_i
 static const char SQL_BLOB_DROP[] = "DELETE FROM blobs WHERE id = :id";
 static const char SQL_CHUNK_ADD[] = "INSERT INTO blob_chunks (blob_id, pos, len, data)"
                                     " VALUES (:id, :pos, :len, :data)";
+/* (the index seeks from :lo; the rows that end before the range are left out before their data
+ * is read) */
 static const char SQL_CHUNKS_READ[] = "SELECT pos, data FROM blob_chunks WHERE blob_id = :id"
-                                      " AND pos >= :lo AND pos < :end ORDER BY pos";
+                                      " AND pos >= :lo AND pos < :end AND pos + len > :start"
+                                      " ORDER BY pos";
 static const char SQL_BLOB_ABANDONED[] =
     "SELECT id FROM blobs WHERE name IS NULL AND created < :before LIMIT 16";
 
@@ -294,6 +297,7 @@ static rp_err_t db_read(rp_blob_reader_t *br, uint64_t off, void *buf, size_t le
     db_bind_int64(st, db_param(st, ":lo"),
                   (int64_t)(off >= RP_BLOB_CHUNK ? off - RP_BLOB_CHUNK + 1 : 0));
     db_bind_int64(st, db_param(st, ":end"), (int64_t)end);
+    db_bind_int64(st, db_param(st, ":start"), (int64_t)off);
     while (at < end && (rc = db_step(st)) == DB_ROW) {
         uint64_t pos = (uint64_t)db_column_int64(st, 0);
         size_t n;
