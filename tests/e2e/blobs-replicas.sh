@@ -4,7 +4,7 @@
 # gets them) on one PostgreSQL, keeping uploads and images in it. An image uploaded through A is
 # not in A's data directory, and a device that attests and checks for updates at B downloads and
 # installs it from B; an upload's first chunk sent to A and its second to B make one image, taken
-# at B and read at A.
+# at B and read at A; the delta to it, asked for at B, is made once and served by A.
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT to the rampart-agent binary}"
 d=$E2E_DIR
@@ -61,5 +61,19 @@ http GET "/api/v1/tenants/$acme/uploads/$up" "$ADMIN_TOKEN"; is_status 200; body
 printf '{"upload": "%s", "component": "app"}' "$up" >"$d/img.json"
 SERVER_URL=$B http POST "/api/v1/tenants/$acme/images" "$ADMIN_TOKEN" "$d/img.json"; is_status 201
 eq "$(jq -r .id "$d/body")" "$(sha256sum "$d/big.img" | cut -c1-64)" "the image's ID"
-http GET "/api/v1/tenants/$acme/images/$(jq -r .id "$d/body")" "$ADMIN_TOKEN"; is_status 200
+v120=$(jq -r .id "$d/body")
+http GET "/api/v1/tenants/$acme/images/$v120" "$ADMIN_TOKEN"; is_status 200
+
+# a delta asked for at B (the device's targets) is made once, and served by A too
+expect 0 "$AGENT" attest --state-dir "$d/dev" --server "$B" --server-ca "$d/b/server-ca.pem"
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v120"
+as_dev() { curl -s -o "$d/got" -w '%{http_code}' --cacert "$d/b/server-ca.pem" --cert "$d/dev/agent/device.crt" \
+  --key "$d/dev/identity.pem" "$1/api/v1/device/$2"; }
+eq "$(as_dev "$B" targets)" 200 "targets at B"
+delta_at_a() { [ "$(as_dev "$A" "deltas/$v110/$v120")" = 200 ]; }
+wait_until 60 delta_at_a || fail "A does not serve the delta B made"
+made() { curl -s --cacert "$d/a/server-ca.pem" "$1/metrics" | sed -n 's/^rampart_deltas_total{result="made"} //p'; }
+eq "$(( $(made "$A") + $(made "$B") ))" 1 "deltas made by both replicas"
+eq "$(as_dev "$A" targets)" 200 "targets at A"
+eq "$(( $(made "$A") + $(made "$B") ))" 1 "deltas made by both replicas, asked at A too"
 echo "PASS"
