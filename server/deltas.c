@@ -110,9 +110,13 @@ static void make(rp_deltas_t *d, rp_store_t *s, rp_blobs_t *b, const struct job 
         atomic_fetch_add(&d->duplicates, 1);
         return;
     }
+    if (err != RP_OK) { /* no lease taken: nothing to give back; the next request tries again */
+        atomic_fetch_add(&d->failed, 1);
+        rp_log_warn("delta %.12s -> %.12s: %s", j->from, j->to, rp_strerror(err));
+        return;
+    }
     rp_blob_name_delta(j->from, j->to, name);
-    if (err == RP_OK)
-        err = read_image(b, j->from, &base, &blen);
+    err = read_image(b, j->from, &base, &blen);
     if (err == RP_OK)
         err = read_image(b, j->to, &target, &tlen);
     if (err == RP_OK)
