@@ -16,6 +16,7 @@
 #include <openssl/rand.h>
 
 #include "api.h"
+#include "deltas.h"
 #include "context.h"
 #include "names.h"
 #include "openapi.h"
@@ -1046,6 +1047,7 @@ void rp_h_metrics(rp_req_t *r)
                         (unsigned long long)atomic_load(&m->connections_deadline));
     rp_reports_metrics(buf);
     rp_recorder_metrics(r->w->srv->recorder, buf);
+    rp_deltas_metrics(r->w->srv->deltas, buf);
     rp_threat_metrics(r->w, buf);
     rp_reply_bytes(r, 200, "text/plain; version=0.0.4", evbuffer_pullup(buf, -1),
                    evbuffer_get_length(buf));

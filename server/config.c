@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "rampart/file.h"
+#include "store/blob.h"
 
 enum { SETTING = 1, RELOAD = 2 };
 
@@ -43,6 +44,7 @@ static const struct row {
     [RP_CFG_AUTH_FAIL_RATE] = {"auth-fail-rate",              required_argument, 0,   SETTING | RELOAD},
     [RP_CFG_DATABASE] = {"database",                    required_argument, 0,   SETTING         },
     [RP_CFG_DATABASE_WAIT] = {"database-wait",               required_argument, 0,   SETTING         },
+    [RP_CFG_BLOBS] = {"blobs",                       required_argument, 0,   SETTING         },
     [RP_CFG_CONFIG] = {"config",                      required_argument, 'c', 0               },
     [RP_CFG_ROTATE] = {"rotate-admin-token",          no_argument,       0,   0               },
     [RP_CFG_ROUTES] = {"routes",                      no_argument,       0,   0               },
@@ -184,6 +186,13 @@ bool rp_config_set(rp_config_t *c, rp_config_id_t id, const char *value, char *w
         return text(c->debuginfod_url, sizeof(c->debuginfod_url), value, why, cap);
     case RP_CFG_CONSOLE_DIR: return text(c->console_dir, sizeof(c->console_dir), value, why, cap);
     case RP_CFG_DATABASE: return text(c->database, sizeof(c->database), value, why, cap);
+    case RP_CFG_BLOBS: {
+        rp_blobs_kind_t kind;
+        if (!rp_blobs_kind_parse(value, &kind))
+            break;
+        c->blobs = (int)kind;
+        return true;
+    }
     case RP_CFG_THREADS:
         if (!integer(value, 1, 64, &c->threads))
             break;
@@ -249,6 +258,7 @@ bool rp_config_set(rp_config_t *c, rp_config_id_t id, const char *value, char *w
     case RP_CFG_PER_ADDRESS: snprintf(why, cap, "must be 0 (no cap) to 1000000"); break;
     case RP_CFG_REQUEST_DEADLINE: snprintf(why, cap, "must be 1 to 86400 seconds"); break;
     case RP_CFG_DATABASE_WAIT: snprintf(why, cap, "must be 0 (no wait) to 86400 seconds"); break;
+    case RP_CFG_BLOBS: snprintf(why, cap, "must be dir or database"); break;
     default: snprintf(why, cap, "must be true or false (yes/no, on/off, 1/0)"); break;
     }
     return false;
@@ -277,6 +287,7 @@ bool rp_config_differs(const rp_config_t *a, const rp_config_t *b, rp_config_id_
     case RP_CFG_WEBHOOK_ALLOW_PRIVATE: return a->webhook_allow_private != b->webhook_allow_private;
     case RP_CFG_DATABASE: return strcmp(a->database, b->database) != 0;
     case RP_CFG_DATABASE_WAIT: return a->database_wait != b->database_wait;
+    case RP_CFG_BLOBS: return a->blobs != b->blobs;
     default: return false;
     }
 }
@@ -312,6 +323,7 @@ void rp_config_copy(rp_config_t *dst, const rp_config_t *src, rp_config_id_t id)
         break;
     case RP_CFG_DATABASE: memcpy(dst->database, src->database, sizeof(dst->database)); break;
     case RP_CFG_DATABASE_WAIT: dst->database_wait = src->database_wait; break;
+    case RP_CFG_BLOBS: dst->blobs = src->blobs; break;
     default: break;
     }
 }

@@ -39,6 +39,7 @@ typedef enum rp_config_id {
     RP_CFG_AUTH_FAIL_RATE,
     RP_CFG_DATABASE,
     RP_CFG_DATABASE_WAIT,
+    RP_CFG_BLOBS,
     /* Actions, not settings: command line only. */
     RP_CFG_CONFIG,
     RP_CFG_ROTATE,
@@ -67,6 +68,7 @@ typedef struct rp_config {
     bool webhook_allow_private;
     char database[1024]; /* "": the SQLite file rampart.db in data_dir */
     long database_wait;  /* seconds to wait at start for a database out of reach; 0: none */
+    int blobs;           /* where blobs live (store/blob.h: rp_blobs_kind_t): 0, dir */
 } rp_config_t;
 
 /* The defaults (what --help says). */

@@ -140,7 +140,7 @@ static void send_console_file(rp_req_t *r, const char *rel, const char *type)
     rp_err_t err = RP_ERR_NOT_FOUND;
     int fd = open_beneath(r->w->srv->console_dir, rel);
 
-    /* Read whole, now, not mapped and sent as the client reads (rp_reply_file): a mapped file
+    /* Read whole, now, not mapped and sent as the client reads (rp_reply_stream): a mapped file
      * that shrinks meanwhile (an operator's cp over it while it is downloaded) faults the whole
      * service with SIGBUS. The console's files are small. */
     if (fd >= 0) {

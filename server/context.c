@@ -92,6 +92,11 @@ rp_err_t rp_server_store_open(const rp_server_t *srv, rp_store_t **store)
     return rp_store_open(srv->data_dir, store);
 }
 
+rp_err_t rp_server_blobs_open(const rp_server_t *srv, rp_store_t *store, rp_blobs_t **blobs)
+{
+    return rp_blobs_open(srv->blobs, srv->data_dir, store, blobs);
+}
+
 void rp_server_database_describe(const rp_server_t *srv, char *out, size_t cap)
 {
     char path[PATH_MAX + 16];

@@ -19,6 +19,7 @@
 #include "peers.h"
 #include "ratelimit.h"
 #include "store.h"
+#include "store/blob.h"
 
 #define RP_NONCE_LIFETIME 60 /* seconds a nonce stays usable */
 #define RP_CA_CACHE 32       /* tenant CAs each worker keeps decrypted */
@@ -70,6 +71,7 @@ typedef struct rp_metrics {
 } rp_metrics_t;
 
 typedef struct rp_recorder rp_recorder_t;     /* recorder.h */
+typedef struct rp_deltas rp_deltas_t;         /* deltas.h */
 typedef struct rp_record_job rp_record_job_t; /* recorder.h */
 typedef struct rp_worker rp_worker_t;         /* below */
 
@@ -85,12 +87,14 @@ typedef struct rp_crl_cached {
 
 typedef struct rp_server {
     char data_dir[PATH_MAX];
-    char database[1024]; /* --database: "" is the SQLite file rampart.db in data_dir */
+    char database[1024];   /* --database: "" is the SQLite file rampart.db in data_dir */
+    rp_blobs_kind_t blobs; /* --blobs: uploads, images and deltas in data_dir or the database */
     uint8_t master_key[RP_MASTER_KEY_LEN];
     uint8_t nonce_key[RP_NONCE_KEY_LEN]; /* derived from the master key */
     SSL_CTX *ssl_ctx; /* the TLS identity the workers take at start (each keeps its own: reload) */
     atomic_int nonce_lifetime; /* atomic: changed at SIGHUP (main.c), as are those marked so */
     rp_recorder_t *recorder;
+    rp_deltas_t *deltas;       /* the delta makers (deltas.h) */
     rp_ratelimit_t *ratelimit; /* for the requests anyone may make; NULL: none */
     /* one bucket for all attestations of unclaimed devices (NULL: none), and the Retry-After of
      * its 429: the seconds a token takes to come back, at least 10 */
@@ -140,6 +144,7 @@ struct rp_worker {
     struct event_base *base;
     struct evhttp *http;
     rp_store_t *store;
+    rp_blobs_t *blobs; /* the blob store (--blobs), on store's connection when in the database */
     rp_ca_t cas[RP_CA_CACHE];
     pthread_t thread;
     /* records the recorder has written, for this worker's loop to answer */
@@ -168,6 +173,9 @@ rp_err_t rp_worker_ca_by_id(rp_worker_t *w, const char *tenant_id,
  * file in srv->data_dir. Every store connection the service opens comes from here, so that no
  * caller decides the engine. */
 rp_err_t rp_server_store_open(const rp_server_t *srv, rp_store_t **store) RP_MUST_CHECK;
+/* The blob store (--blobs) for a thread whose store connection is store. */
+rp_err_t rp_server_blobs_open(const rp_server_t *srv, rp_store_t *store,
+                              rp_blobs_t **blobs) RP_MUST_CHECK;
 /* The database for messages, never with its password (db.h: rp_db_target_describe). */
 void rp_server_database_describe(const rp_server_t *srv, char *out, size_t cap);
 

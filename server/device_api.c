@@ -29,6 +29,7 @@
 #include "api.h"
 #include "context.h"
 #include "device_api.h"
+#include "deltas.h"
 #include "rampart/base64.h"
 #include "rampart/delta.h"
 #include "rampart/file.h"
@@ -520,72 +521,40 @@ static bool running_image(rp_req_t *r, const rp_device_t *d, const char *compone
            rp_store_image_by_hash(r->w->store, d->tenant_id, digest, m) == RP_OK;
 }
 
-static bool delta_path(rp_req_t *r, const char *from, const char *to, char *out, size_t cap)
-{
-    int n = snprintf(out, cap, "%s/deltas", r->w->srv->data_dir);
-
-    if (n < 0 || (size_t)n >= cap || (mkdir(out, 0700) != 0 && errno != EEXIST))
-        return false;
-    n = snprintf(out, cap, "%s/deltas/%s-%s.zst", r->w->srv->data_dir, from, to);
-    return n > 0 && (size_t)n < cap;
-}
-
 /*
- * A delta from the image the device runs to the target, made on first use and kept: the base
- * image's ID, the delta's SHA-256 and size. False when the service does not know what the device
- * runs, or a delta would not save most of the download.
+ * A delta from the image the device runs to the target, when it is made: the base image's ID,
+ * the delta's SHA-256 and size. One not made yet is asked of the delta makers (deltas.h), off the
+ * loop, and this device gets the whole image. False too when the service does not know what the
+ * device runs, or a delta would not save most of the download.
  */
 static bool delta_for(rp_req_t *r, const rp_device_t *d, const rp_image_record_t *target,
                       rp_md_delta_t *delta)
 {
-    char path[PATH_MAX], base[PATH_MAX], to[PATH_MAX];
     char sha[2 * RP_SHA256_LEN + 1];
     rp_image_record_t from;
-    struct stat sb;
-    int fd;
+    uint64_t size = 0;
     rp_err_t err;
 
     if (target->size > RP_DELTA_MAX_IMAGE || !running_image(r, d, target->component, &from) ||
-        strcmp(from.image_hash, target->image_hash) == 0 || from.size > RP_DELTA_MAX_IMAGE ||
-        !delta_path(r, from.id, target->id, path, sizeof(path)))
+        strcmp(from.image_hash, target->image_hash) == 0 || from.size > RP_DELTA_MAX_IMAGE)
         return false;
-    if (access(path, R_OK) != 0) {
-        char lock[PATH_MAX + 8];
-        struct stat ls;
-        if (snprintf(base, sizeof(base), "%s/images/%s", r->w->srv->data_dir, from.id) >=
-                (int)sizeof(base) ||
-            snprintf(to, sizeof(to), "%s/images/%s", r->w->srv->data_dir, target->id) >=
-                (int)sizeof(to) ||
-            snprintf(lock, sizeof(lock), "%s.lock", path) >= (int)sizeof(lock))
-            return false;
-        /* One maker per delta: while it works, the fleet's other requests get no delta (and
-         * download the whole image) rather than all making the same one at once. A lock left by
-         * a crash is taken over after ten minutes. */
-        fd = open(lock, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0) {
-            if (errno == EEXIST && stat(lock, &ls) == 0 && ls.st_mtime < time(NULL) - 600)
-                (void)unlink(lock);
-            return false;
-        }
-        close(fd);
-        err = rp_delta_make(base, to, path);
-        (void)unlink(lock);
-        if (err != RP_OK) {
-            rp_log_warn("delta %s -> %s: %s", from.id, target->id, rp_strerror(err));
-            return false;
-        }
-        rp_log_info("made the delta %.12s -> %.12s", from.id, target->id);
+    err = rp_store_delta_get(r->w->store, from.id, target->id, sha, &size);
+    if (err == RP_OK) {
+        /* made, but its blob gone (a data directory restored without it): made again */
+        char name[RP_BLOB_NAME_MAX + 1];
+        uint64_t blob_size;
+        rp_blob_name_delta(from.id, target->id, name);
+        if (rp_blob_stat(r->w->blobs, name, &blob_size) == RP_ERR_NOT_FOUND &&
+            rp_store_delta_release(r->w->store, from.id, target->id) == RP_OK)
+            err = RP_ERR_NOT_FOUND;
     }
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    err = fstat(fd, &sb) == 0 ? rp_fd_sha256_hex(fd, sha) : RP_ERR_IO;
-    close(fd);
-    if (err != RP_OK || (uint64_t)sb.st_size * 2 > target->size)
+    if (err == RP_ERR_NOT_FOUND)
+        (void)rp_deltas_request(r->w->srv->deltas, from.id, target->id);
+    if (err != RP_OK || size * 2 > target->size)
         return false;
     snprintf(delta->from, sizeof(delta->from), "%s", from.id);
     snprintf(delta->sha256, sizeof(delta->sha256), "%s", sha);
-    delta->size = (uint64_t)sb.st_size;
+    delta->size = size;
     return true;
 }
 
@@ -704,7 +673,7 @@ void rp_h_device_targets(rp_req_t *r)
     free(t);
 }
 
-static void serve_file(rp_req_t *r, const char *path);
+static void serve_blob(rp_req_t *r, const char *name);
 
 /*
  * Whether the device's current targets name the image: it is in the newest deployment of the
@@ -738,7 +707,7 @@ void rp_h_device_image(rp_req_t *r)
 {
     const rp_device_t *d = &r->device;
     const char *id = rp_req_param(r, "image");
-    char path[PATH_MAX];
+    char name[RP_BLOB_NAME_MAX + 1];
     rp_image_record_t m;
     bool yes;
 
@@ -746,22 +715,23 @@ void rp_h_device_image(rp_req_t *r)
         rp_reply_error(r, 500, "internal", "cannot read the device's targets");
         return;
     }
-    if (!yes || snprintf(path, sizeof(path), "%s/images/%s", r->w->srv->data_dir, m.id) >=
-                    (int)sizeof(path)) {
+    if (!yes) {
         rp_reply_error(r, 404, "not_found", "no such image in this device's targets");
         return;
     }
-    serve_file(r, path);
+    rp_blob_name_image(m.id, name);
+    serve_blob(r, name);
 }
 
-/* A delta the device's targets offered: to an image they name, from the one the device runs
- * (else 404). */
+/* A delta the device's targets offered: to an image they name, from the one the device runs,
+ * once made (else 404). */
 void rp_h_device_delta(rp_req_t *r)
 {
     const rp_device_t *d = &r->device;
     const char *from = rp_req_param(r, "from"), *to = rp_req_param(r, "to");
-    char path[PATH_MAX];
+    char name[RP_BLOB_NAME_MAX + 1], sha[2 * RP_SHA256_LEN + 1];
     rp_image_record_t a, b;
+    uint64_t size;
     bool yes;
 
     if (offered(r, d, to, &b, &yes) != RP_OK) {
@@ -769,53 +739,69 @@ void rp_h_device_delta(rp_req_t *r)
         return;
     }
     if (!yes || !running_image(r, d, b.component, &a) || strcmp(a.id, from) != 0 ||
-        !delta_path(r, a.id, b.id, path, sizeof(path)) || access(path, R_OK) != 0) {
+        rp_store_delta_get(r->w->store, a.id, b.id, sha, &size) != RP_OK) {
         rp_reply_error(r, 404, "not_found", "no such delta for this device");
         return;
     }
-    serve_file(r, path);
+    rp_blob_name_delta(a.id, b.id, name);
+    serve_blob(r, name);
 }
 
-/* A file, whole or the range asked for; its bytes counted as image bytes sent. */
-static void serve_file(rp_req_t *r, const char *path)
+/* A blob open for a reply (rp_reply_stream's source): read a chunk at a time on the loop (from
+ * the database, one query of at most RP_BLOB_CHUNK bytes on the worker's connection). */
+static ssize_t blob_source_read(void *ctx, uint64_t off, void *buf, size_t len)
+{
+    size_t got = 0;
+
+    return rp_blob_read(ctx, off, buf, len, &got) == RP_OK ? (ssize_t)got : -1;
+}
+
+static void blob_source_close(void *ctx)
+{
+    rp_blob_close(ctx);
+}
+
+/* A blob, whole or the range asked for; its bytes counted as image bytes sent. */
+static void serve_blob(rp_req_t *r, const char *name)
 {
     struct evkeyvalq *out = evhttp_request_get_output_headers(r->req);
     const char *range = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Range");
+    rp_blob_reader_t *blob = NULL;
+    rp_reply_source_t src = {blob_source_read, blob_source_close, NULL};
     char cr[96];
-    uint64_t start = 0, len;
+    uint64_t start = 0, len, size = 0;
     bool unsat;
-    struct stat sb;
-    int fd;
+    rp_err_t err = rp_blob_open(r->w->blobs, name, &blob, &size);
 
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || fstat(fd, &sb) != 0) {
-        if (fd >= 0)
-            close(fd);
+    if (err != RP_OK) {
+        if (err == RP_ERR_NOT_FOUND)
+            rp_log_error("%s: in the database but not in the blob store", name);
         rp_reply_error(r, 500, "internal", "cannot read the image");
         return;
     }
-    len = (uint64_t)sb.st_size;
+    src.ctx = blob;
+    len = size;
     evhttp_add_header(out, "Accept-Ranges", "bytes");
-    if (rp_range_parse(range, (uint64_t)sb.st_size, &start, &len, &unsat)) {
+    if (rp_range_parse(range, size, &start, &len, &unsat)) {
         snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)start,
-                 (unsigned long long)(start + len - 1), (unsigned long long)sb.st_size);
+                 (unsigned long long)(start + len - 1), (unsigned long long)size);
         evhttp_add_header(out, "Content-Range", cr);
         if (r->method != EVHTTP_REQ_HEAD)
             atomic_fetch_add(&r->w->srv->metrics.image_bytes_sent, len);
-        rp_reply_file(r, 206, "application/octet-stream", fd, start, len);
+        rp_reply_stream(r, 206, "application/octet-stream", src, start, len);
         return;
     }
     if (unsat) {
-        close(fd);
-        snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long)sb.st_size);
+        rp_blob_close(blob);
+        snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long)size);
         evhttp_add_header(out, "Content-Range", cr);
         rp_reply_error(r, 416, "range_not_satisfiable", "the image has %llu bytes",
-                       (unsigned long long)sb.st_size);
+                       (unsigned long long)size);
         return;
     }
     if (r->method != EVHTTP_REQ_HEAD) /* a HEAD is sent the headers only */
-        atomic_fetch_add(&r->w->srv->metrics.image_bytes_sent, (uint64_t)sb.st_size);
-    rp_reply_file(r, 200, "application/octet-stream", fd, 0, (uint64_t)sb.st_size);
+        atomic_fetch_add(&r->w->srv->metrics.image_bytes_sent, size);
+    rp_reply_stream(r, 200, "application/octet-stream", src, 0, size);
 }
 
 /* "pending|downloading|...": the states a device may report, for the refusal's message. */

@@ -186,7 +186,7 @@ void rp_reply_bytes(rp_req_t *r, int status, const char *type, const void *data,
 typedef struct file_send {
     struct evhttp_request *req;
     struct evbuffer *chunk;
-    int fd;
+    rp_reply_source_t src;
     uint64_t off, left;
 } file_send_t;
 
@@ -204,7 +204,7 @@ static void conn_shut_req(struct evhttp_request *req)
 
 static void file_send_free(file_send_t *s)
 {
-    close(s->fd);
+    s->src.close(s->src.ctx);
     evbuffer_free(s->chunk);
     free(s);
 }
@@ -235,11 +235,8 @@ static void file_send_next(struct evhttp_connection *evcon, void *arg)
         file_send_free(s);
         return;
     }
-    if (evbuffer_reserve_space(s->chunk, (ev_ssize_t)want, &v, 1) == 1) {
-        do
-            n = pread(s->fd, v.iov_base, want < v.iov_len ? want : v.iov_len, (off_t)s->off);
-        while (n < 0 && errno == EINTR);
-    }
+    if (evbuffer_reserve_space(s->chunk, (ev_ssize_t)want, &v, 1) == 1)
+        n = s->src.read(s->src.ctx, s->off, v.iov_base, want < v.iov_len ? want : v.iov_len);
     if (n <= 0) {
         /* Cut short (0), or unreadable: what was sent cannot be taken back, and nothing else
          * may follow it. evhttp sees the connection end and calls file_send_closed(). */
@@ -257,7 +254,8 @@ static void file_send_next(struct evhttp_connection *evcon, void *arg)
     evhttp_send_reply_chunk_with_cb(s->req, s->chunk, file_send_next, s);
 }
 
-void rp_reply_file(rp_req_t *r, int status, const char *type, int fd, uint64_t off, uint64_t len)
+void rp_reply_stream(rp_req_t *r, int status, const char *type, rp_reply_source_t src, uint64_t off,
+                     uint64_t len)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
@@ -270,7 +268,7 @@ void rp_reply_file(rp_req_t *r, int status, const char *type, int fd, uint64_t o
         s = NULL;
     }
     if (r->method != EVHTTP_REQ_HEAD && s == NULL) {
-        close(fd);
+        src.close(src.ctx);
         rp_reply_error(r, 500, "internal", "cannot send the file");
         return;
     }
@@ -278,12 +276,12 @@ void rp_reply_file(rp_req_t *r, int status, const char *type, int fd, uint64_t o
     if (evhttp_find_header(h, "Cache-Control") == NULL) /* the console's files say otherwise */
         evhttp_add_header(h, "Cache-Control", "no-store");
     if (s == NULL) { /* HEAD: the headers only */
-        close(fd);
+        src.close(src.ctx);
         send_reply(r, status, NULL, len);
         return;
     }
     s->req = r->req;
-    s->fd = fd;
+    s->src = src;
     s->off = off;
     s->left = len;
     /* Its length given: evhttp sends the chunks as they are, not chunked. */
@@ -1257,6 +1255,8 @@ rp_err_t rp_worker_init(rp_worker_t *w, rp_server_t *srv, int listen_fd)
         return RP_ERR_NO_MEMORY;
     w->ssl_ctx = srv->ssl_ctx;
     err = rp_server_store_open(srv, &w->store);
+    if (err == RP_OK)
+        err = rp_server_blobs_open(srv, w->store, &w->blobs);
     if (err != RP_OK)
         return err;
     /* The changelist folds the many enable/disable calls a TLS bufferevent makes in one loop
@@ -1326,5 +1326,6 @@ void rp_worker_free(rp_worker_t *w)
     if (w->base != NULL)
         event_base_free(w->base);
     SSL_CTX_free(w->ssl_ctx); /* after the connections, each holding its own reference */
+    rp_blobs_close(w->blobs); /* (on the store's connection: closed first) */
     rp_store_close(w->store);
 }

@@ -40,22 +40,10 @@
 #include "rampart/log.h"
 #include "req.h"
 #include "routes.h"
+#include "store/blob.h"
 
 #define IMAGE_KEYS_MAX 32        /* image keys a tenant may have */
 #define UPLOAD_STALE (24 * 3600) /* an upload not finished in a day is dropped */
-
-/* DATA_DIR/<sub>[/<name>], with sub made (0700) when missing. */
-static bool data_path(rp_req_t *r, const char *sub, const char *name, char *out, size_t cap)
-{
-    int n = snprintf(out, cap, "%s/%s", r->w->srv->data_dir, sub);
-
-    if (n < 0 || (size_t)n >= cap || (mkdir(out, 0700) != 0 && errno != EEXIST))
-        return false;
-    if (name == NULL)
-        return true;
-    n = snprintf(out, cap, "%s/%s/%s", r->w->srv->data_dir, sub, name);
-    return n > 0 && (size_t)n < cap;
-}
 
 bool rp_object_id_valid(const char *s, char prefix)
 {
@@ -219,11 +207,13 @@ static void collect_stale(void *ctx, const rp_upload_t *u)
     snprintf(st->ids[st->n++], RP_ID_SIZE, "%s", u->id);
 }
 
-/* Drop uploads left unfinished for a day: their rows, then their files. */
+/* Drop uploads left unfinished for a day: their rows, then their bytes; and what blob puts
+ * killed midway left behind. */
 static void drop_stale_uploads(rp_req_t *r)
 {
     struct stale st = {r, {{0}}, 0};
-    char path[PATH_MAX];
+    char name[RP_BLOB_NAME_MAX + 1];
+    unsigned swept = 0;
 
     if (rp_store_upload_stale(r->w->store, (int64_t)time(NULL) - UPLOAD_STALE, 16, collect_stale,
                               &st) != RP_OK)
@@ -231,9 +221,14 @@ static void drop_stale_uploads(rp_req_t *r)
     for (int i = 0; i < st.n; i++) {
         if (rp_store_upload_delete(r->w->store, st.ids[i]) != RP_OK)
             return;
-        if (data_path(r, "uploads", st.ids[i], path, sizeof(path)))
-            (void)unlink(path);
+        rp_blob_name_upload(st.ids[i], name);
+        rp_err_t err = rp_blob_remove(r->w->blobs, name);
+        if (err != RP_OK && err != RP_ERR_NOT_FOUND) /* (none: nothing was ever sent) */
+            rp_log_warn("upload %s: cannot remove its bytes", st.ids[i]);
     }
+    if (rp_blobs_sweep(r->w->blobs, (int64_t)time(NULL) - UPLOAD_STALE, &swept) == RP_OK &&
+        swept > 0)
+        rp_log_info("blob store: %u unfinished blob(s) dropped", swept);
 }
 
 static json_t *upload_json(const rp_upload_t *u, uint64_t received)
@@ -263,17 +258,27 @@ static bool query_u64(rp_req_t *r, const char *key, uint64_t *out)
     return ok;
 }
 
-/* Write one chunk at offset: appended when offset is where the copy ends; a chunk the service
- * has already (a retry) is accepted as is. OUT: *received. On failure a reply was sent. */
+/* The bytes the service has of an upload (0: none yet). */
+static uint64_t upload_received(rp_req_t *r, const rp_upload_t *u)
+{
+    char name[RP_BLOB_NAME_MAX + 1];
+    uint64_t size = 0;
+
+    rp_blob_name_upload(u->id, name);
+    return rp_blob_stat(r->w->blobs, name, &size) == RP_OK ? size : 0;
+}
+
+/* Write one chunk at offset: what of it lies past the service's copy is appended (a chunk the
+ * service has already, a retry, is accepted as is; its bytes are the same, and the image is
+ * verified whole anyway). Durable before it is acknowledged. OUT: *received. On failure a reply
+ * was sent. */
 static bool upload_put(rp_req_t *r, const rp_upload_t *u, uint64_t *received)
 {
-    char path[PATH_MAX];
+    char name[RP_BLOB_NAME_MAX + 1];
     const uint8_t *body;
-    uint64_t off;
-    struct stat sb;
+    uint64_t off, have = 0;
     size_t len;
-    int fd;
-    bool ok = false;
+    rp_err_t err = RP_ERR_BUSY;
 
     if (!query_u64(r, "offset", &off)) {
         rp_reply_error(r, 400, "invalid", "a chunk needs ?offset=N (a decimal byte offset)");
@@ -286,41 +291,31 @@ static bool upload_put(rp_req_t *r, const rp_upload_t *u, uint64_t *received)
                        (unsigned long long)u->size);
         return false;
     }
-    if (!data_path(r, "uploads", u->id, path, sizeof(path)) ||
-        (fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
-        rp_reply_error(r, 500, "internal", "cannot open the upload");
+    rp_blob_name_upload(u->id, name);
+    /* Two requests for one upload (a client's retry racing its original, maybe at two replicas)
+     * take turns: the one that finds the copy longer than it thought looks again. */
+    for (int tries = 0; err == RP_ERR_BUSY && tries < 3; tries++) {
+        have = upload_received(r, u);
+        if (off > have) {
+            json_t *e = json_pack("{s:s, s:s, s:I}", "error", "gap", "message",
+                                  "the chunk starts past what the service has: resume at received",
+                                  "received", (json_int_t)have);
+            rp_reply_json(r, 409, e);
+            return false;
+        }
+        if (off + len <= have) {
+            *received = have; /* had it already */
+            return true;
+        }
+        err = rp_blob_append(r->w->blobs, name, have, body + (have - off),
+                             len - (size_t)(have - off));
+    }
+    if (err != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot write the chunk");
         return false;
     }
-    /* Two requests for one upload (a client's retry racing its original) take turns. */
-    if (flock(fd, LOCK_EX) != 0 || fstat(fd, &sb) != 0) {
-        rp_reply_error(r, 500, "internal", "cannot lock the upload");
-    } else if (off > (uint64_t)sb.st_size) {
-        json_t *e = json_pack("{s:s, s:s, s:I}", "error", "gap", "message",
-                              "the chunk starts past what the service has: resume at received",
-                              "received", (json_int_t)sb.st_size);
-        rp_reply_json(r, 409, e);
-    } else if (off + len <= (uint64_t)sb.st_size) {
-        *received = (uint64_t)sb.st_size; /* had it already */
-        ok = true;
-    } else if (ftruncate(fd, (off_t)off) != 0 || lseek(fd, (off_t)off, SEEK_SET) < 0 ||
-               rp_write_all(fd, body, len) != RP_OK || fdatasync(fd) != 0) {
-        rp_reply_error(r, 500, "internal", "cannot write the chunk");
-    } else {
-        *received = off + len; /* on disk before it is acknowledged */
-        ok = true;
-    }
-    close(fd);
-    return ok;
-}
-
-static uint64_t upload_received(rp_req_t *r, const rp_upload_t *u)
-{
-    char path[PATH_MAX];
-    struct stat sb;
-
-    if (!data_path(r, "uploads", u->id, path, sizeof(path)) || stat(path, &sb) != 0)
-        return 0;
-    return (uint64_t)sb.st_size;
+    *received = off + len;
+    return true;
 }
 
 void rp_h_upload_create(rp_req_t *r)
@@ -434,12 +429,18 @@ static void collect_key(void *ctx, const rp_image_key_record_t *k)
         kr->keys[kr->n++] = *k;
 }
 
+/* An image source over a blob (the core's verifier reads through it). */
+static int blob_io_read(void *ctx, uint64_t off, void *buf, size_t len)
+{
+    return rp_blob_read_all(ctx, off, buf, len) == RP_OK ? 0 : -1;
+}
+
 /*
  * An app image whose payload is a tree (apptree.h) carries a manifest: it must be valid and name
  * the upload's component. Only the manifest is read; the tree is never extracted here. A legacy
  * single-file app passes. On failure a reply was sent, and *discard says whether for good.
  */
-static bool check_app_manifest(rp_req_t *r, const rp_file_image_t *img,
+static bool check_app_manifest(rp_req_t *r, const rp_image_io_t *io,
                                const rp_image_layout_t *layout, const char *component,
                                bool *discard)
 {
@@ -450,7 +451,7 @@ static bool check_app_manifest(rp_req_t *r, const rp_file_image_t *img,
     rp_err_t err;
 
     if (m == NULL ||
-        rp_apptree_kind(img->fd, layout->hdr.hdr_size, layout->hdr.img_size, &kind) != RP_OK) {
+        rp_apptree_kind_io(io, layout->hdr.hdr_size, layout->hdr.img_size, &kind) != RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot read the image's payload");
         goto out;
     }
@@ -458,8 +459,8 @@ static bool check_app_manifest(rp_req_t *r, const rp_file_image_t *img,
         ok = true;
         goto out;
     }
-    err = rp_apptree_read_manifest(img->fd, layout->hdr.hdr_size, layout->hdr.img_size, m, why,
-                                   sizeof(why));
+    err = rp_apptree_read_manifest_io(io, layout->hdr.hdr_size, layout->hdr.img_size, m, why,
+                                      sizeof(why));
     if (err == RP_ERR_IO || err == RP_ERR_NO_MEMORY) {
         rp_reply_error(r, 500, "internal", "cannot read the image's manifest");
         goto out;
@@ -479,17 +480,19 @@ out:
 }
 
 /*
- * Verify a finished upload against the tenant's image keys and describe it. OUT: *m (all but
- * tenant, component and time). On failure a reply was sent, and *discard says whether the upload
- * is refused for good (its bytes are all there, and are not an image the tenant may upload).
+ * Verify a finished upload (blob name) against the tenant's image keys and describe it. OUT: *m
+ * (all but tenant, component and time). On failure a reply was sent, and *discard says whether
+ * the upload is refused for good (its bytes are all there, and are not an image the tenant may
+ * upload).
  */
-static bool verify_upload(rp_req_t *r, const char *path, const rp_upload_t *u, rp_image_record_t *m,
+static bool verify_upload(rp_req_t *r, const char *name, const rp_upload_t *u, rp_image_record_t *m,
                           bool *discard)
 {
     struct keyring *kr = calloc(1, sizeof(*kr));
     rp_image_key_t keys[IMAGE_KEYS_MAX];
     uint8_t *scratch = malloc(RP_FILE_IMAGE_SCRATCH);
-    rp_file_image_t img = {.fd = -1};
+    rp_blob_reader_t *blob = NULL;
+    rp_image_io_t io = {blob_io_read, NULL, NULL, 0};
     rp_image_info_t info;
     rp_image_version_t ver;
     bool ok = false;
@@ -507,18 +510,26 @@ static bool verify_upload(rp_req_t *r, const char *path, const rp_upload_t *u, r
         *discard = true;
         goto out;
     }
-    if (rp_file_image_open(&img, path) != RP_OK) {
+    err = rp_blob_open(r->w->blobs, name, &blob, &io.size);
+    if (err == RP_ERR_NOT_FOUND) {
+        io.size = 0; /* nothing sent yet */
+    } else if (err != RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot open the upload");
         goto out;
     }
-    if (img.io.size != u->size) {
+    io.ctx = blob;
+    if (io.size != u->size) {
         rp_reply_error(r, 409, "incomplete", "the upload has %llu of its %llu bytes",
-                       (unsigned long long)img.io.size, (unsigned long long)u->size);
+                       (unsigned long long)io.size, (unsigned long long)u->size);
         goto out;
     }
     for (size_t i = 0; i < kr->n; i++)
         keys[i] = (rp_image_key_t){kr->keys[i].spki, kr->keys[i].spki_len};
-    err = rp_image_verify(&img.io, keys, kr->n, scratch, RP_FILE_IMAGE_SCRATCH, &info);
+    err = rp_image_verify(&io, keys, kr->n, scratch, RP_FILE_IMAGE_SCRATCH, &info);
+    if (err == RP_ERR_IO) {
+        rp_reply_error(r, 500, "internal", "cannot read the upload");
+        goto out;
+    }
     if (err != RP_OK) {
         rp_reply_error(r, 422, "invalid_image",
                        "the image does not verify against the tenant's image keys: %s",
@@ -534,13 +545,13 @@ static bool verify_upload(rp_req_t *r, const char *path, const rp_upload_t *u, r
         goto out;
     }
     if (info.type == RP_IMAGE_TYPE_APP &&
-        !check_app_manifest(r, &img, &info.layout, m->component, discard))
+        !check_app_manifest(r, &io, &info.layout, m->component, discard))
         goto out;
     ver = info.layout.hdr.version;
     if (rp_image_version_format(&ver, m->version, sizeof(m->version)) != RP_OK ||
         rp_hex_encode(info.digest, sizeof(info.digest), m->image_hash, sizeof(m->image_hash)) !=
             RP_OK ||
-        rp_fd_sha256_hex(img.fd, m->id) != RP_OK) {
+        rp_blob_sha256_hex(r->w->blobs, name, m->id) != RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot describe the image");
         goto out;
     }
@@ -554,52 +565,32 @@ static bool verify_upload(rp_req_t *r, const char *path, const rp_upload_t *u, r
     snprintf(m->key_id, sizeof(m->key_id), "%s", kr->keys[info.signer].id);
     ok = true;
 out:
-    if (img.fd >= 0)
-        rp_file_image_close(&img);
+    rp_blob_close(blob);
     free(scratch);
     free(kr);
     return ok;
 }
 
-/* Move a verified upload to DATA_DIR/images/<id>, durably (the file, then the directory). */
-static bool store_image_file(rp_req_t *r, const char *upload_path, const char *id)
+/* An upload that became an image (or was one already): its row, and its bytes unless they
+ * became the image's. What fails here is dropped with the stale uploads a day later. */
+static void forget_upload(rp_req_t *r, const char *id, bool bytes)
 {
-    char path[PATH_MAX], dir[PATH_MAX];
-    int fd;
-    bool ok;
+    char name[RP_BLOB_NAME_MAX + 1];
+    rp_err_t err;
 
-    if (!data_path(r, "images", id, path, sizeof(path)) ||
-        !data_path(r, "images", NULL, dir, sizeof(dir)))
-        return false;
-    fd = open(upload_path, O_RDONLY | O_CLOEXEC);
-    ok = fd >= 0 && fsync(fd) == 0;
-    if (fd >= 0)
-        close(fd);
-    if (!ok || rename(upload_path, path) != 0)
-        return false;
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    ok = fd >= 0 && fsync(fd) == 0;
-    if (fd >= 0)
-        close(fd);
-    return ok;
-}
-
-/* An upload that became an image (or was one already): its row, and its file when path is given.
- * What fails here is dropped with the stale uploads a day later. */
-static void forget_upload(rp_req_t *r, const char *id, const char *path)
-{
-    if (path != NULL && unlink(path) != 0)
-        rp_log_warn("upload %s: cannot remove %s", id, path);
+    rp_blob_name_upload(id, name);
+    if (bytes && (err = rp_blob_remove(r->w->blobs, name)) != RP_OK && err != RP_ERR_NOT_FOUND)
+        rp_log_warn("upload %s: cannot remove its bytes", id);
     if (rp_store_upload_delete(r->w->store, id) != RP_OK)
         rp_log_warn("upload %s: cannot forget it", id);
 }
 
-void rp_upload_forget(rp_req_t *r, const char *id, const char *path)
+void rp_upload_forget(rp_req_t *r, const char *id)
 {
-    forget_upload(r, id, path);
+    forget_upload(r, id, true);
 }
 
-bool rp_upload_finished(rp_req_t *r, const char *id, rp_upload_t *u, char *path, size_t cap)
+bool rp_upload_finished(rp_req_t *r, const char *id, rp_upload_t *u)
 {
     rp_err_t err = id != NULL && rp_object_id_valid(id, 'u')
                        ? rp_store_upload_get(r->w->store, r->tenant.id, id, u)
@@ -611,10 +602,6 @@ bool rp_upload_finished(rp_req_t *r, const char *id, rp_upload_t *u, char *path,
                        err == RP_ERR_NOT_FOUND ? "not_found" : "internal", "no such upload");
         return false;
     }
-    if (!data_path(r, "uploads", u->id, path, cap)) {
-        rp_reply_error(r, 500, "internal", "cannot reach the upload");
-        return false;
-    }
     if ((received = upload_received(r, u)) != u->size) {
         rp_reply_error(r, 409, "incomplete", "the upload has %llu of its %llu bytes",
                        (unsigned long long)received, (unsigned long long)u->size);
@@ -623,12 +610,20 @@ bool rp_upload_finished(rp_req_t *r, const char *id, rp_upload_t *u, char *path,
     return true;
 }
 
+rp_err_t rp_upload_copy_out(rp_req_t *r, const rp_upload_t *u, const char *path)
+{
+    char name[RP_BLOB_NAME_MAX + 1];
+
+    rp_blob_name_upload(u->id, name);
+    return rp_blob_copy_to_file(r->w->blobs, name, path, 0600);
+}
+
 void rp_h_image_create(rp_req_t *r)
 {
     const rp_tenant_t *tenant = &r->tenant;
     json_t *body = rp_req_json(r);
     const char *upload_id, *component;
-    char path[PATH_MAX];
+    char upload[RP_BLOB_NAME_MAX + 1], image[RP_BLOB_NAME_MAX + 1];
     rp_image_record_t m, existing;
     rp_upload_t u;
     bool discard;
@@ -658,19 +653,16 @@ void rp_h_image_create(rp_req_t *r)
                        err == RP_ERR_NOT_FOUND ? "not_found" : "internal", "no such upload");
         return;
     }
-    if (!data_path(r, "uploads", u.id, path, sizeof(path))) {
-        rp_reply_error(r, 500, "internal", "cannot reach the upload");
-        return;
-    }
+    rp_blob_name_upload(u.id, upload);
     if (u.size > RP_IMAGE_MAX) { /* an upload may be larger, for a debug file */
-        forget_upload(r, u.id, path);
+        forget_upload(r, u.id, true);
         rp_reply_error(r, 413, "too_large", "an image is at most %llu bytes",
                        (unsigned long long)RP_IMAGE_MAX);
         return;
     }
-    if (!verify_upload(r, path, &u, &m, &discard)) {
+    if (!verify_upload(r, upload, &u, &m, &discard)) {
         if (discard)
-            forget_upload(r, u.id, path);
+            forget_upload(r, u.id, true);
         return; /* else kept: the client may still send what is missing */
     }
     snprintf(m.tenant_id, sizeof(m.tenant_id), "%s", tenant->id);
@@ -678,7 +670,7 @@ void rp_h_image_create(rp_req_t *r)
     /* Content-addressed: the same bytes again are the same image (if it is the same component). */
     err = rp_store_image_get(r->w->store, tenant->id, m.id, &existing);
     if (err == RP_OK) {
-        forget_upload(r, u.id, path);
+        forget_upload(r, u.id, true);
         if (strcmp(existing.component, m.component) != 0) {
             rp_reply_error(r, 409, "conflict", "this image was uploaded as component %s",
                            existing.component);
@@ -687,16 +679,17 @@ void rp_h_image_create(rp_req_t *r)
         rp_reply_json(r, 200, uploaded_json(&existing));
         return;
     }
-    if (err != RP_ERR_NOT_FOUND || !store_image_file(r, path, m.id)) {
+    rp_blob_name_image(m.id, image);
+    if (err != RP_ERR_NOT_FOUND || rp_blob_rename(r->w->blobs, upload, image) != RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot store the image");
         return;
     }
-    /* The file is in place before the row that names it: a crash between them leaves a file no
+    /* The blob is in place before the row that names it: a crash between them leaves a blob no
      * row names, which the next upload of the same bytes takes over. */
     err = rp_store_image_add(r->w->store, &m);
     if (err == RP_OK || err == RP_ERR_EXISTS)
-        forget_upload(r, u.id, NULL); /* its file is the image's now */
-    if (err == RP_ERR_EXISTS) {       /* the same bytes, uploaded twice at once */
+        forget_upload(r, u.id, false); /* its bytes are the image's now */
+    if (err == RP_ERR_EXISTS) {        /* the same bytes, uploaded twice at once */
         if (rp_store_image_get(r->w->store, tenant->id, m.id, &existing) == RP_OK)
             rp_reply_json(r, 200, uploaded_json(&existing));
         else

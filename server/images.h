@@ -26,11 +26,12 @@ void rp_h_image_create(rp_req_t *r);
 void rp_h_image_get(rp_req_t *r);
 
 /* Another route's use of a finished upload (debug files in reports.c): the tenant's upload id
- * with all its bytes, its file's path in path. false: a reply was sent (404, 409 while bytes are
- * missing, 500). Then rp_upload_forget: its row, and its file unless path is NULL (the caller
- * moved it). */
-bool rp_upload_finished(rp_req_t *r, const char *id, rp_upload_t *u, char *path, size_t cap);
-void rp_upload_forget(rp_req_t *r, const char *id, const char *path);
+ * with all its bytes. false: a reply was sent (404, 409 while bytes are missing, 500). Then
+ * rp_upload_copy_out puts its bytes in a local file (atomically), and rp_upload_forget drops its
+ * row and its bytes. */
+bool rp_upload_finished(rp_req_t *r, const char *id, rp_upload_t *u);
+rp_err_t rp_upload_copy_out(rp_req_t *r, const rp_upload_t *u, const char *path) RP_MUST_CHECK;
+void rp_upload_forget(rp_req_t *r, const char *id);
 
 /* Whether s has the shape of an ID the service made: prefix ('u' an upload, 'd' a deployment),
  * '_' and 24 lowercase hex digits. A path's ID of any other shape names nothing. */

@@ -34,6 +34,7 @@
 #include "rampart/log.h"
 #include "rampart/notify.h"
 #include "ready.h"
+#include "deltas.h"
 #include "recorder.h"
 #include "reports.h"
 #include "routes.h"
@@ -57,10 +58,13 @@ static const char usage[] =
     "  --data-dir DIR      where everything is kept; made and initialised on first start\n"
     "  --database TARGET   the database: a postgresql:// URI (shared by replicas; its\n"
     "                      password is never logged) or a SQLite file (default DIR/rampart.db);\n"
-    "                      the files (master key, service CA, uploads) stay in DIR; a reload\n"
+    "                      the files (master key, service CA) stay in DIR; a reload\n"
     "                      that changes it is refused\n"
     "  --database-wait S   at start, how long to wait for a database out of reach (down,\n"
     "                      starting), trying again with backoff; 0 fails at once (default 60)\n"
+    "  --blobs dir|database  where uploads, images and deltas are kept: files in DIR (dir, the\n"
+    "                      default) or the database (database: replicas sharing one\n"
+    "                      PostgreSQL share them); a reload that changes it needs a restart\n"
     "  --listen HOST:PORT  address to serve on (default 127.0.0.1:8443; port 0 picks one)\n"
     "  --hostname NAMES    extra names for the server certificate (comma-separated)\n"
     "  --threads N         worker threads (default: one per core)\n"
@@ -706,6 +710,7 @@ int main(int argc, char **argv)
     umask(077); /* the database holds token hashes and encrypted keys: owner only */
     strcpy(srv.data_dir, cfg->data_dir);
     memcpy(srv.database, cfg->database, sizeof(srv.database));
+    srv.blobs = (rp_blobs_kind_t)cfg->blobs;
     if (rotate) /* (in a data directory that exists: a typo must not make one) */
         return rotate_admin_token(&srv) == RP_OK ? 0 : 1;
     if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
@@ -732,7 +737,7 @@ int main(int argc, char **argv)
         char where[1200];
 
         rp_server_database_describe(&srv, where, sizeof(where));
-        rp_log_info("database: %s", where);
+        rp_log_info("database: %s; blobs: %s", where, rp_blobs_kind_name(srv.blobs));
         err = store_open_waiting(&srv, where, cfg->database_wait, &store);
     }
     if (err == RP_OK && (err = rp_ca_master_check(store, srv.master_key)) == RP_ERR_BAD_KEY)
@@ -755,6 +760,8 @@ int main(int argc, char **argv)
                            sizeof(srv.nonce_key));
     if (err == RP_OK)
         err = rp_recorder_start(&srv, &srv.recorder);
+    if (err == RP_OK)
+        err = rp_deltas_start(&srv, &srv.deltas);
     if (err == RP_OK)
         err = rp_reports_keyer_start(&srv);
     if (err == RP_OK && cfg->debuginfod_url[0] != '\0')
@@ -868,6 +875,7 @@ out:
     /* After the workers (nothing more is submitted), before they are freed (they take back
      * what it wrote). */
     rp_recorder_stop(srv.recorder);
+    rp_deltas_stop(srv.deltas);
     rp_reports_keyer_stop(); /* after the recorder: its batches' answers queue keyings */
     rp_webhook_sender_stop();
     rp_ratelimit_free(srv.ratelimit);

@@ -1633,8 +1633,9 @@ static void symbols_kept(rp_req_t *r, const char *id, uint64_t len)
     rp_reply_json(r, 201, json_pack("{s:s, s:I}", "build_id", id, "size", (json_int_t)len));
 }
 
-/* POST .../symbols {"upload": U}: a debug file sent as a chunked upload (images.c), moved into
- * place once the child has read its build ID; never held in memory. */
+/* POST .../symbols {"upload": U}: a debug file sent as a chunked upload (images.c), copied out of
+ * the blob store beside its place, then moved into it once the child has read its build ID;
+ * never held in memory. */
 static void symbols_from_upload(rp_req_t *r)
 {
     static const char *const keys[] = {"upload"};
@@ -1652,34 +1653,44 @@ static void symbols_from_upload(rp_req_t *r)
         rp_reply_error(r, 400, "invalid", "the body is {\"upload\": U}, a finished upload's ID");
         return;
     }
-    if (!rp_upload_finished(r, json_string_value(json_object_get(body, "upload")), &u, from,
-                            sizeof(from))) {
+    if (!rp_upload_finished(r, json_string_value(json_object_get(body, "upload")), &u)) {
         json_decref(body);
         return;
     }
     json_decref(body);
     if (u.size > RP_SYMBOLS_MAX) {
-        rp_upload_forget(r, u.id, from);
+        rp_upload_forget(r, u.id);
         rp_reply_error(r, 413, "too_large", "a debug file is at most %llu bytes",
                        (unsigned long long)RP_SYMBOLS_MAX);
         return;
     }
+    /* (a name no build ID has: the tenant's directory and "upload-U") */
+    if (!symbols_place(r, "upload", path, sizeof(path)) ||
+        snprintf(from, sizeof(from), "%.*s-%s", (int)(strlen(path) - 6), path, u.id) >=
+            (int)sizeof(from) ||
+        rp_upload_copy_out(r, &u, from) != RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot read the upload");
+        return;
+    }
     if ((fd = open(from, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+        (void)unlink(from);
         rp_reply_error(r, 500, "internal", "cannot open the upload");
         return;
     }
     err = rp_symbols_build_id_fd(fd, id);
     close(fd);
     if (err != RP_OK) {
-        rp_upload_forget(r, u.id, from); /* all its bytes are there: refused for good */
+        (void)unlink(from);
+        rp_upload_forget(r, u.id); /* all its bytes are there: refused for good */
         symbols_refused(r, err);
         return;
     }
     if (!symbols_place(r, id, path, sizeof(path)) || rename(from, path) != 0) {
+        (void)unlink(from);
         rp_reply_error(r, 500, "internal", "cannot keep the debug file");
         return;
     }
-    rp_upload_forget(r, u.id, NULL); /* its file is the debug file now */
+    rp_upload_forget(r, u.id); /* its bytes are the debug file now */
     symbols_kept(r, id, u.size);
 }
 

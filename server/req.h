@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <event2/http.h>
 #include <jansson.h>
@@ -75,8 +76,20 @@ X509 *rp_req_peer_cert(rp_req_t *r);
  * check only the time. Revocation, quarantine and blocking are for the caller, per request. */
 bool rp_req_peer_chains_to(rp_req_t *r, X509 *peer, X509 *ca);
 
-/* Reply with len bytes of a file from off (fd is taken and closed). */
-void rp_reply_file(rp_req_t *r, int status, const char *type, int fd, uint64_t off, uint64_t len);
+/*
+ * Where a streamed reply's bytes come from (rp_reply_stream), read a chunk (at most 256 KiB) at a
+ * time on the worker's loop as the client takes the last one: read copies up to len bytes at off
+ * into buf and returns how many (0: the source ended before the length announced), or -1; close
+ * frees ctx, once, whatever happens to the reply.
+ */
+typedef struct rp_reply_source {
+    ssize_t (*read)(void *ctx, uint64_t off, void *buf, size_t len);
+    void (*close)(void *ctx);
+    void *ctx;
+} rp_reply_source_t;
+/* Reply with len bytes of src from off (src is taken). */
+void rp_reply_stream(rp_req_t *r, int status, const char *type, rp_reply_source_t src, uint64_t off,
+                     uint64_t len);
 
 /*
  * A Range header's first range against a size: "bytes=A-B", "bytes=A-" or "bytes=-N". OUT: *start,

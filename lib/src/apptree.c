@@ -135,6 +135,7 @@ static int open_parent(int root, const char *path, const char **base, char *why,
 
 struct region {
     int fd;
+    const rp_image_io_t *io; /* when set, read through it instead of fd */
     uint64_t off, len, pos;
     bool io_error;
     uint8_t buf[IO_CHUNK];
@@ -149,9 +150,12 @@ static la_ssize_t region_read(struct archive *a, void *client, const void **buf)
     *buf = r->buf;
     if (n == 0)
         return 0;
-    do
-        got = pread(r->fd, r->buf, n, (off_t)(r->off + r->pos));
-    while (got < 0 && errno == EINTR);
+    if (r->io != NULL)
+        got = rp_image_io_read(r->io, r->off + r->pos, r->buf, n) == RP_OK ? (ssize_t)n : -1;
+    else
+        do
+            got = pread(r->fd, r->buf, n, (off_t)(r->off + r->pos));
+        while (got < 0 && errno == EINTR);
     if (got <= 0) {
         r->io_error = true;
         archive_set_error(a, EIO, "cannot read the payload");
@@ -173,13 +177,16 @@ static la_int64_t region_skip(struct archive *a, void *client, la_int64_t reques
     return (la_int64_t)n;
 }
 
-/* A reader of the tar formats only (no compression), over fd[off, off+len). */
-static struct archive *region_open(struct region *r, int fd, uint64_t off, uint64_t len)
+/* A reader of the tar formats only (no compression), over fd[off, off+len), or io's when io is
+ * set. */
+static struct archive *region_open(struct region *r, int fd, const rp_image_io_t *io, uint64_t off,
+                                   uint64_t len)
 {
     struct archive *a = archive_read_new();
 
     memset(r, 0, sizeof(*r) - sizeof(r->buf));
     r->fd = fd;
+    r->io = io;
     r->off = off;
     r->len = len;
     if (a == NULL)
@@ -192,7 +199,8 @@ static struct archive *region_open(struct region *r, int fd, uint64_t off, uint6
     return a;
 }
 
-rp_err_t rp_apptree_kind(int fd, uint64_t off, uint64_t len, rp_apptree_kind_t *kind)
+static rp_err_t kind_of(int fd, const rp_image_io_t *io, uint64_t off, uint64_t len,
+                        rp_apptree_kind_t *kind)
 {
     struct region *r = malloc(sizeof(*r));
     struct archive_entry *e;
@@ -203,7 +211,7 @@ rp_err_t rp_apptree_kind(int fd, uint64_t off, uint64_t len, rp_apptree_kind_t *
         return kind == NULL ? RP_ERR_INVALID_ARG : RP_ERR_NO_MEMORY;
     }
     *kind = RP_APPTREE_LEGACY;
-    a = region_open(r, fd, off, len);
+    a = region_open(r, fd, io, off, len);
     if (a != NULL && archive_read_next_header(a, &e) == ARCHIVE_OK &&
         archive_entry_filetype(e) == AE_IFREG && archive_entry_pathname(e) != NULL &&
         strcmp(archive_entry_pathname(e), RP_MANIFEST_FILE) == 0)
@@ -281,8 +289,19 @@ static rp_err_t first_manifest(struct archive *a, rp_manifest_t *m, char **text,
     return err;
 }
 
-rp_err_t rp_apptree_read_manifest(int fd, uint64_t off, uint64_t len, rp_manifest_t *m, char *why,
-                                  size_t cap)
+rp_err_t rp_apptree_kind(int fd, uint64_t off, uint64_t len, rp_apptree_kind_t *kind)
+{
+    return kind_of(fd, NULL, off, len, kind);
+}
+
+rp_err_t rp_apptree_kind_io(const rp_image_io_t *io, uint64_t off, uint64_t len,
+                            rp_apptree_kind_t *kind)
+{
+    return kind_of(-1, io, off, len, kind);
+}
+
+static rp_err_t read_manifest(int fd, const rp_image_io_t *io, uint64_t off, uint64_t len,
+                              rp_manifest_t *m, char *why, size_t cap)
 {
     struct region *r = malloc(sizeof(*r));
     struct archive *a;
@@ -294,7 +313,7 @@ rp_err_t rp_apptree_read_manifest(int fd, uint64_t off, uint64_t len, rp_manifes
         free(r);
         return m == NULL ? RP_ERR_INVALID_ARG : RP_ERR_NO_MEMORY;
     }
-    a = region_open(r, fd, off, len);
+    a = region_open(r, fd, io, off, len);
     if (a == NULL)
         err = r->io_error ? RP_ERR_IO : refuse(why, cap, "not an app tree: not a tar archive");
     else
@@ -307,6 +326,18 @@ rp_err_t rp_apptree_read_manifest(int fd, uint64_t off, uint64_t len, rp_manifes
     }
     free(r);
     return err;
+}
+
+rp_err_t rp_apptree_read_manifest(int fd, uint64_t off, uint64_t len, rp_manifest_t *m, char *why,
+                                  size_t cap)
+{
+    return read_manifest(fd, NULL, off, len, m, why, cap);
+}
+
+rp_err_t rp_apptree_read_manifest_io(const rp_image_io_t *io, uint64_t off, uint64_t len,
+                                     rp_manifest_t *m, char *why, size_t cap)
+{
+    return read_manifest(-1, io, off, len, m, why, cap);
 }
 
 /* ---- extraction ---- */
@@ -482,7 +513,7 @@ rp_err_t rp_apptree_extract(int fd, uint64_t off, uint64_t len, const char *dest
         err = refuse(why, cap, "%s: cannot open it", dest_dir);
         goto out;
     }
-    a = region_open(r, fd, off, len);
+    a = region_open(r, fd, NULL, off, len);
     if (a == NULL) {
         err = refuse(why, cap, "not an app tree: not a tar archive");
         goto out;

@@ -24,22 +24,20 @@ static int window_log(size_t base, size_t target)
     return log;
 }
 
-rp_err_t rp_delta_make(const char *base, const char *target, const char *out)
+rp_err_t rp_delta_make_buf(const uint8_t *b, size_t blen, const uint8_t *t, size_t tlen,
+                           uint8_t **out, size_t *out_len)
 {
-    uint8_t *b = NULL, *t = NULL, *d = NULL;
-    size_t blen, tlen, cap, dlen;
-    ZSTD_CCtx *cctx = NULL;
-    rp_err_t err = rp_read_file(base, RP_DELTA_MAX_IMAGE, &b, &blen);
+    uint8_t *d = NULL;
+    size_t cap = ZSTD_compressBound(tlen), dlen = 0;
+    ZSTD_CCtx *cctx = ZSTD_createCCtx();
+    rp_err_t err = RP_OK;
 
-    if (err == RP_OK)
-        err = rp_read_file(target, RP_DELTA_MAX_IMAGE, &t, &tlen);
-    if (err == RP_OK) {
-        cap = ZSTD_compressBound(tlen);
-        d = malloc(cap);
-        cctx = ZSTD_createCCtx();
-        if (d == NULL || cctx == NULL)
-            err = RP_ERR_NO_MEMORY;
-    }
+    *out = NULL;
+    *out_len = 0;
+    if (blen > RP_DELTA_MAX_IMAGE || tlen > RP_DELTA_MAX_IMAGE)
+        err = RP_ERR_TOO_LARGE;
+    else if ((d = malloc(cap > 0 ? cap : 1)) == NULL || cctx == NULL)
+        err = RP_ERR_NO_MEMORY;
     if (err == RP_OK) {
         int wlog = window_log(blen, tlen);
         if (ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, DELTA_LEVEL)) ||
@@ -55,9 +53,28 @@ rp_err_t rp_delta_make(const char *base, const char *target, const char *out)
         if (ZSTD_isError(dlen))
             err = RP_ERR_IO;
     }
+    ZSTD_freeCCtx(cctx);
+    if (err != RP_OK) {
+        free(d);
+        return err;
+    }
+    *out = d;
+    *out_len = dlen;
+    return RP_OK;
+}
+
+rp_err_t rp_delta_make(const char *base, const char *target, const char *out)
+{
+    uint8_t *b = NULL, *t = NULL, *d = NULL;
+    size_t blen, tlen, dlen;
+    rp_err_t err = rp_read_file(base, RP_DELTA_MAX_IMAGE, &b, &blen);
+
+    if (err == RP_OK)
+        err = rp_read_file(target, RP_DELTA_MAX_IMAGE, &t, &tlen);
+    if (err == RP_OK)
+        err = rp_delta_make_buf(b, blen, t, tlen, &d, &dlen);
     if (err == RP_OK)
         err = rp_write_file_atomic(out, d, dlen, 0600, 0);
-    ZSTD_freeCCtx(cctx);
     free(b);
     free(t);
     free(d);

@@ -263,6 +263,18 @@ const char *const rp_store_migrations[] = {
     "INSERT INTO device_targets (device_id, version, deployment_id)"
     " SELECT r.device_id, max(d.seq), d.id FROM deployment_reached r"
     " JOIN deployments d ON d.id = r.deployment_id GROUP BY r.device_id;",
+    /* 19: the blob store in the database (store/blob_db.c, --blobs database): each blob's row
+     * (nameless while a put is written), its bytes in chunks of at most 256 KiB by their offset;
+     * and the deltas made between images (the blob is deltas/FROM-TO.zst), with their SHA-256 and
+     * size, and who is making one (a lease), so that a fleet asking at once makes it once */
+    "CREATE TABLE blobs (id TEXT PRIMARY KEY, name TEXT UNIQUE, size INTEGER NOT NULL,"
+    " created INTEGER NOT NULL);"
+    "CREATE INDEX blobs_created ON blobs(created);"
+    "CREATE TABLE blob_chunks (blob_id TEXT NOT NULL REFERENCES blobs(id), pos INTEGER NOT NULL,"
+    " len INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (blob_id, pos));"
+    "CREATE TABLE deltas (from_image TEXT NOT NULL, to_image TEXT NOT NULL, sha256 TEXT,"
+    " size INTEGER, lease_until INTEGER NOT NULL, PRIMARY KEY (from_image, to_image))"
+    " WITHOUT ROWID;",
 };
 const int rp_store_schema_newest =
     (int)(sizeof(rp_store_migrations) / sizeof(rp_store_migrations[0]));

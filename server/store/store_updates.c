@@ -195,6 +195,111 @@ rp_err_t rp_store_upload_stale(rp_store_t *s, int64_t before, int max, rp_upload
     return list_done(s, st, rc, "uploads");
 }
 
+/* ---- deltas (migration 19) ---- */
+
+static const char SQL_DELTA_GET[] =
+    "SELECT sha256, size, lease_until FROM deltas WHERE from_image = ? AND to_image = ?";
+static const char SQL_DELTA_NEW[] = "INSERT INTO deltas (from_image, to_image, sha256, size,"
+                                    " lease_until) VALUES (?, ?, NULL, NULL, ?)";
+static const char SQL_DELTA_LEASE[] =
+    "UPDATE deltas SET lease_until = ? WHERE from_image = ? AND to_image = ?";
+static const char SQL_DELTA_MADE[] = "UPDATE deltas SET sha256 = ?, size = ?, lease_until = 0"
+                                     " WHERE from_image = ? AND to_image = ?";
+static const char SQL_DELTA_DROP[] = "DELETE FROM deltas WHERE from_image = ? AND to_image = ?";
+
+/* The row: made (its hash and size) or not (its lease). RP_ERR_NOT_FOUND. */
+static rp_err_t delta_row(rp_store_t *s, const char *from, const char *to, char sha256[65],
+                          uint64_t *size, int64_t *lease)
+{
+    sq_st_t *st = sq_stmt(s, SQL_DELTA_GET);
+    rp_err_t err;
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    db_bind_text(st, 1, from);
+    db_bind_text(st, 2, to);
+    rc = db_step(st);
+    if (rc == DB_ROW) {
+        sq_text_col(st, 0, sha256, 65);
+        *size = (uint64_t)db_column_int64(st, 1);
+        *lease = db_column_int64(st, 2);
+        err = RP_OK;
+    } else {
+        err = rc == DB_DONE ? RP_ERR_NOT_FOUND : sq_error(s, "delta");
+    }
+    db_reset(st);
+    return err;
+}
+
+rp_err_t rp_store_delta_get(rp_store_t *s, const char *from, const char *to, char sha256[65],
+                            uint64_t *size)
+{
+    int64_t lease;
+    rp_err_t err = delta_row(s, from, to, sha256, size, &lease);
+
+    return err == RP_OK && sha256[0] == '\0' ? RP_ERR_NOT_FOUND : err;
+}
+
+rp_err_t rp_store_delta_claim(rp_store_t *s, const char *from, const char *to, int64_t now,
+                              int64_t lease_until)
+{
+    char sha[65];
+    uint64_t size;
+    int64_t lease;
+    sq_st_t *st;
+    rp_err_t err = sq_begin(s);
+
+    if (err != RP_OK)
+        return err;
+    err = delta_row(s, from, to, sha, &size, &lease);
+    if (err == RP_ERR_NOT_FOUND) {
+        err = (st = sq_stmt(s, SQL_DELTA_NEW)) != NULL ? RP_OK : RP_ERR_IO;
+        if (err == RP_OK) {
+            db_bind_text(st, 1, from);
+            db_bind_text(st, 2, to);
+            db_bind_int64(st, 3, lease_until);
+            err = sq_step_done(s, st, NULL);
+        }
+    } else if (err == RP_OK && (sha[0] != '\0' || lease >= now)) {
+        err = RP_ERR_EXISTS; /* made, or being made */
+    } else if (err == RP_OK) {
+        err = (st = sq_stmt(s, SQL_DELTA_LEASE)) != NULL ? RP_OK : RP_ERR_IO;
+        if (err == RP_OK) {
+            db_bind_int64(st, 1, lease_until);
+            db_bind_text(st, 2, from);
+            db_bind_text(st, 3, to);
+            err = sq_step_done(s, st, NULL);
+        }
+    }
+    return sq_end(s, err);
+}
+
+rp_err_t rp_store_delta_made(rp_store_t *s, const char *from, const char *to, const char *sha256,
+                             uint64_t size)
+{
+    sq_st_t *st = sq_stmt(s, SQL_DELTA_MADE);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    db_bind_text(st, 1, sha256);
+    db_bind_int64(st, 2, (int64_t)size);
+    db_bind_text(st, 3, from);
+    db_bind_text(st, 4, to);
+    return sq_step_done(s, st, NULL);
+}
+
+rp_err_t rp_store_delta_release(rp_store_t *s, const char *from, const char *to)
+{
+    sq_st_t *st = sq_stmt(s, SQL_DELTA_DROP);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    db_bind_text(st, 1, from);
+    db_bind_text(st, 2, to);
+    return sq_step_done(s, st, NULL);
+}
+
 /* ---- images ---- */
 
 #define IMAGE_COLUMNS                                                                              \

@@ -311,7 +311,16 @@ done
 expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v150" "$(cat "$d/sys1.id")"
 expect 0 check 2                                  # the first system image: whole
 expect 0 "$AGENT" attest --state-dir "$d/dev2" --server "$SERVER_URL" --server-ca "$SERVER_CA"   # the service learns it
+made() { curl -s --cacert "$SERVER_CA" "$SERVER_URL/metrics" | sed -n 's/^rampart_deltas_total{result="made"} //p'; }
+made_before=$(made)
 expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v150" "$(cat "$d/sys2.id")"
+# the first targets that need the delta ask for it, made off the service's loops; then it is
+# offered (and made once: asked again meanwhile, it is not made again)
+delta_ready() { [ "$(fetch_as 2 "deltas/$(cat "$d/sys$1.id")/$(cat "$d/sys$2.id")")" = 200 ]; }
+eq "$(fetch_as 2 targets)" 200 "targets asking for the delta"
+eq "$(fetch_as 2 targets)" 200 "targets asking for the delta again"
+wait_until 60 delta_ready 1 2 || fail "the delta 2.1.0 -> 2.2.0 was not made"
+eq "$(made)" $((made_before + 1)) "deltas made (once, though asked twice)"
 before=$(sent)
 expect 0 check 2; out_has "system: installed"; err_has "rebuilt from a"
 # the delta is dev2's: another device is not offered it, nor is dev2 once it runs the target
@@ -324,6 +333,8 @@ jq -e '.components | map(select(.name == "system"))[0].version == "2.2.0+0"' "$d
 # a delta the service holds corrupted: the device falls back to the whole image
 expect 0 "$AGENT" attest --state-dir "$d/dev2" --server "$SERVER_URL" --server-ca "$SERVER_CA"
 expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v150" "$(cat "$d/sys3.id")"
+eq "$(fetch_as 2 targets)" 200 "targets asking for the delta"
+wait_until 60 delta_ready 2 3 || fail "the delta 2.2.0 -> 2.3.0 was not made"
 head -c 3000 /dev/urandom >"$d/srv/deltas/$(cat "$d/sys2.id")-$(cat "$d/sys3.id").zst"
 expect 0 check 2; out_has "system: installed"; err_has "the delta failed"
 expect 0 "$AGENT" status --state-dir "$d/dev2" --output json

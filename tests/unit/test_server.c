@@ -169,7 +169,7 @@ static void store_schema(void **state)
 {
     struct db *db = *state;
 
-    assert_int_equal(rp_store_schema_version(db->s), 18);
+    assert_int_equal(rp_store_schema_version(db->s), 19);
 }
 
 /* One write: a verdict, maybe a certificate, maybe a nonce to spend. */
@@ -1151,6 +1151,8 @@ static void store_name_keys_filled_at_open(void **state)
     assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
     /* Back to schema 7 ... */
     assert_int_equal(sqlite3_exec(raw,
+                                  "DROP TABLE blob_chunks; DROP TABLE blobs; DROP TABLE deltas;"
+                                  "DELETE FROM schema_version WHERE version = 19;"
                                   "DROP TABLE device_targets;"
                                   "DROP INDEX device_updates_state;"
                                   "DELETE FROM schema_version WHERE version IN (17, 18);"
@@ -1205,7 +1207,7 @@ static void store_name_keys_filled_at_open(void **state)
                      SQLITE_OK);
     rp_store_close(db->s);
     assert_int_equal(rt_store_open(&db->t, &db->s), RP_OK);
-    assert_int_equal(rp_store_schema_version(db->s), 18);
+    assert_int_equal(rp_store_schema_version(db->s), 19);
     assert_int_equal(rp_store_tenant_create(db->s, "acme", &t), RP_ERR_EXISTS);
     assert_int_equal(rp_store_tenant_create(db->s, "globex", &t), RP_ERR_EXISTS);
     assert_int_equal(rp_store_tenant_create(db->s, "Beta", &t), RP_ERR_EXISTS);

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "store/blob.h"
 
 static rp_err_t parse(const char *text, rp_config_t *c, char *why, size_t cap)
 {
@@ -89,7 +90,8 @@ static void values_and_sections(void **state)
                            "rate-limit = 0.5\n"
                            "verbose = yes\n"
                            "webhook-allow-private = off\n"
-                           "database = postgresql:///rampart?host=/run/postgresql\n",
+                           "database = postgresql:///rampart?host=/run/postgresql\n"
+                           "blobs = database\n",
                            &c, why, sizeof(why)),
                      RP_OK);
     assert_string_equal(c.data_dir, "/var/lib/rampart");
@@ -101,9 +103,15 @@ static void values_and_sections(void **state)
     assert_string_equal(c.database, "postgresql:///rampart?host=/run/postgresql");
     /* a running service never switches databases (main.c refuses the reload) */
     assert_false(rp_config_reloadable(RP_CFG_DATABASE));
+    /* where blobs are kept: nor that (what is kept stays where it was) */
+    assert_int_equal(c.blobs, RP_BLOBS_DATABASE);
+    assert_false(rp_config_reloadable(RP_CFG_BLOBS));
     assert_int_equal(c.request_deadline, 60); /* not given: the default */
     assert_int_equal(parse("", &c, why, sizeof(why)), RP_OK);
-    assert_string_equal(c.database, ""); /* not given: the SQLite file in data-dir */
+    assert_string_equal(c.database, "");     /* not given: the SQLite file in data-dir */
+    assert_int_equal(c.blobs, RP_BLOBS_DIR); /* not given: files in data-dir */
+    assert_int_equal(parse("blobs = dir\n", &c, why, sizeof(why)), RP_OK);
+    assert_int_equal(c.blobs, RP_BLOBS_DIR);
 }
 
 static void refusals_name_file_and_line(void **state)
@@ -119,6 +127,8 @@ static void refusals_name_file_and_line(void **state)
     refused("rate-limit = nan\n", "f.conf:1: rate-limit: must be 0 to 1000000");
     refused("max-connections-per-address = -1\n", "f.conf:1: max-connections-per-address:");
     refused("verbose = maybe\n", "f.conf:1: verbose: must be true or false");
+    refused("blobs = s3\n", "f.conf:1: blobs: must be dir or database");
+    refused("blobs = Database\n", "f.conf:1: blobs: must be dir or database");
     refused("listen = a:1\n[server]\nlisten = b:2\n", "f.conf:3: listen: given twice");
     refused("listen = a:1\n  b:2\n", "f.conf:2: listen: given twice"); /* a continuation */
     refused("data-dir = /x\njust words\n", "f.conf:2: not `key = value`");

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "rampart/error.h"
+#include "rampart/image.h"
 #include "rampart/manifest.h"
 
 #define RP_APPTREE_ENTRIES_MAX 4096 /* what pack writes at most, the manifest included */
@@ -58,6 +59,11 @@ rp_err_t rp_apptree_kind(int fd, uint64_t off, uint64_t len, rp_apptree_kind_t *
  */
 rp_err_t rp_apptree_read_manifest(int fd, uint64_t off, uint64_t len, rp_manifest_t *m, char *why,
                                   size_t cap) RP_MUST_CHECK;
+/* The same two over an image source (the service reads its blob store so: store/blob.h). */
+rp_err_t rp_apptree_kind_io(const rp_image_io_t *io, uint64_t off, uint64_t len,
+                            rp_apptree_kind_t *kind) RP_MUST_CHECK;
+rp_err_t rp_apptree_read_manifest_io(const rp_image_io_t *io, uint64_t off, uint64_t len,
+                                     rp_manifest_t *m, char *why, size_t cap) RP_MUST_CHECK;
 
 /*
  * Extract the tree at fd[off, off+len) into dest_dir, which must not exist: it is made (0700

@@ -6,12 +6,17 @@
 #ifndef RAMPART_DELTA_H
 #define RAMPART_DELTA_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "rampart/error.h"
 
 #define RP_DELTA_MAX_IMAGE (256ull * 1024 * 1024) /* larger images get no delta */
 
+/* Make the delta from base (blen bytes) to target (tlen bytes), each at most RP_DELTA_MAX_IMAGE.
+ * OUT: *out (malloc'd; the caller frees it), *out_len. */
+rp_err_t rp_delta_make_buf(const uint8_t *base, size_t blen, const uint8_t *target, size_t tlen,
+                           uint8_t **out, size_t *out_len) RP_MUST_CHECK;
 /* Make the delta from base to target into out (written atomically). */
 rp_err_t rp_delta_make(const char *base, const char *target, const char *out) RP_MUST_CHECK;
 

@@ -1,0 +1,276 @@
+/*
+ * The delta makers (deltas.h): a queue of (from, to) image pairs and the threads that make them,
+ * each on its own store connection and blob store handle. Making one holds both images and the
+ * delta in memory (zstd's patch-from needs the base whole: at most RP_DELTA_MAX_IMAGE each), off
+ * the loops; the delta is then written to the blob store a chunk at a time.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "deltas.h"
+#include "rampart/crypto.h"
+#include "rampart/delta.h"
+#include "rampart/hex.h"
+#include "rampart/log.h"
+
+struct job {
+    char from[RP_IMAGE_ID_SIZE], to[RP_IMAGE_ID_SIZE];
+};
+
+struct rp_deltas {
+    const rp_server_t *srv;
+    pthread_mutex_t lock;
+    pthread_cond_t more, idle;
+    struct job queue[RP_DELTAS_QUEUE_MAX];
+    size_t head, n;
+    struct job making[RP_DELTAS_THREADS];
+    bool busy[RP_DELTAS_THREADS];
+    bool stopping;
+    pthread_t threads[RP_DELTAS_THREADS];
+    int started;
+    atomic_ullong made, duplicates, failed;
+};
+
+struct maker {
+    rp_deltas_t *d;
+    int slot;
+};
+
+static bool same(const struct job *a, const char *from, const char *to)
+{
+    return strcmp(a->from, from) == 0 && strcmp(a->to, to) == 0;
+}
+
+bool rp_deltas_request(rp_deltas_t *d, const char *from, const char *to)
+{
+    bool queued = false, dup = false;
+
+    if (d == NULL || strlen(from) >= RP_IMAGE_ID_SIZE || strlen(to) >= RP_IMAGE_ID_SIZE)
+        return false;
+    pthread_mutex_lock(&d->lock);
+    for (size_t i = 0; i < d->n && !dup; i++)
+        dup = same(&d->queue[(d->head + i) % RP_DELTAS_QUEUE_MAX], from, to);
+    for (int i = 0; i < RP_DELTAS_THREADS && !dup; i++)
+        dup = d->busy[i] && same(&d->making[i], from, to);
+    if (!dup && !d->stopping && d->n < RP_DELTAS_QUEUE_MAX) {
+        struct job *j = &d->queue[(d->head + d->n++) % RP_DELTAS_QUEUE_MAX];
+        snprintf(j->from, sizeof(j->from), "%s", from);
+        snprintf(j->to, sizeof(j->to), "%s", to);
+        queued = true;
+        pthread_cond_signal(&d->more);
+    }
+    pthread_mutex_unlock(&d->lock);
+    if (dup)
+        atomic_fetch_add(&d->duplicates, 1);
+    return queued;
+}
+
+/* A whole image blob into memory (at most RP_DELTA_MAX_IMAGE). OUT: *buf (malloc'd), *len. */
+static rp_err_t read_image(rp_blobs_t *b, const char *id, uint8_t **buf, size_t *len)
+{
+    char name[RP_BLOB_NAME_MAX + 1];
+    rp_blob_reader_t *r = NULL;
+    uint64_t size = 0;
+    rp_err_t err;
+
+    *buf = NULL;
+    rp_blob_name_image(id, name);
+    err = rp_blob_open(b, name, &r, &size);
+    if (err == RP_OK && size > RP_DELTA_MAX_IMAGE)
+        err = RP_ERR_TOO_LARGE;
+    if (err == RP_OK && (*buf = malloc(size > 0 ? (size_t)size : 1)) == NULL)
+        err = RP_ERR_NO_MEMORY;
+    if (err == RP_OK)
+        err = rp_blob_read_all(r, 0, *buf, (size_t)size);
+    rp_blob_close(r);
+    if (err != RP_OK) {
+        free(*buf);
+        *buf = NULL;
+        return err;
+    }
+    *len = (size_t)size;
+    return RP_OK;
+}
+
+/* Make one delta, if this maker wins its lease. */
+static void make(rp_deltas_t *d, rp_store_t *s, rp_blobs_t *b, const struct job *j)
+{
+    char name[RP_BLOB_NAME_MAX + 1], hex[2 * RP_SHA256_LEN + 1];
+    uint8_t *base = NULL, *target = NULL, *delta = NULL, digest[RP_SHA256_LEN];
+    size_t blen = 0, tlen = 0, dlen = 0;
+    rp_blob_writer_t *w = NULL;
+    int64_t now = (int64_t)time(NULL);
+    rp_err_t err = rp_store_delta_claim(s, j->from, j->to, now, now + RP_DELTAS_LEASE);
+
+    if (err == RP_ERR_EXISTS) { /* made, or being made by another replica */
+        atomic_fetch_add(&d->duplicates, 1);
+        return;
+    }
+    if (err != RP_OK) { /* no lease taken: nothing to give back; the next request tries again */
+        atomic_fetch_add(&d->failed, 1);
+        rp_log_warn("delta %.12s -> %.12s: %s", j->from, j->to, rp_strerror(err));
+        return;
+    }
+    rp_blob_name_delta(j->from, j->to, name);
+    err = read_image(b, j->from, &base, &blen);
+    if (err == RP_OK)
+        err = read_image(b, j->to, &target, &tlen);
+    if (err == RP_OK)
+        err = rp_delta_make_buf(base, blen, target, tlen, &delta, &dlen);
+    free(base);
+    free(target);
+    if (err == RP_OK)
+        err = rp_sha256(delta, dlen, digest);
+    if (err == RP_OK)
+        err = rp_hex_encode(digest, sizeof(digest), hex, sizeof(hex));
+    if (err == RP_OK)
+        err = rp_blob_put_begin(b, name, &w);
+    if (err == RP_OK) {
+        err = rp_blob_put_write(w, delta, dlen);
+        if (err == RP_OK)
+            err = rp_blob_put_commit(w);
+        else
+            rp_blob_put_abort(w);
+    }
+    free(delta);
+    /* The blob before the row that says it is made. */
+    if (err == RP_OK)
+        err = rp_store_delta_made(s, j->from, j->to, hex, dlen);
+    if (err != RP_OK) {
+        atomic_fetch_add(&d->failed, 1);
+        rp_log_warn("delta %.12s -> %.12s: %s", j->from, j->to, rp_strerror(err));
+        if (rp_store_delta_release(s, j->from, j->to) != RP_OK)
+            rp_log_warn("delta %.12s -> %.12s: its lease stays until it expires", j->from, j->to);
+        return;
+    }
+    atomic_fetch_add(&d->made, 1);
+    rp_log_info("made the delta %.12s -> %.12s (%zu bytes)", j->from, j->to, dlen);
+}
+
+static void *maker_main(void *arg)
+{
+    struct maker *m = arg;
+    rp_deltas_t *d = m->d;
+    int slot = m->slot;
+    rp_store_t *s = NULL;
+    rp_blobs_t *b = NULL;
+    rp_err_t err = rp_server_store_open(d->srv, &s);
+
+    free(m);
+    if (err == RP_OK)
+        err = rp_server_blobs_open(d->srv, s, &b);
+    if (err != RP_OK)
+        rp_log_error("delta maker: cannot open the store (%s): no deltas are made",
+                     rp_strerror(err));
+    pthread_mutex_lock(&d->lock);
+    for (;;) {
+        struct job j;
+        while (d->n == 0 && !d->stopping)
+            pthread_cond_wait(&d->more, &d->lock);
+        if (d->stopping)
+            break;
+        j = d->queue[d->head];
+        d->head = (d->head + 1) % RP_DELTAS_QUEUE_MAX;
+        d->n--;
+        d->making[slot] = j;
+        d->busy[slot] = true;
+        pthread_mutex_unlock(&d->lock);
+        if (err == RP_OK)
+            make(d, s, b, &j);
+        pthread_mutex_lock(&d->lock);
+        d->busy[slot] = false;
+        pthread_cond_broadcast(&d->idle);
+    }
+    pthread_mutex_unlock(&d->lock);
+    rp_blobs_close(b);
+    rp_store_close(s);
+    return NULL;
+}
+
+rp_err_t rp_deltas_start(const rp_server_t *srv, rp_deltas_t **out)
+{
+    rp_deltas_t *d = calloc(1, sizeof(*d));
+
+    *out = NULL;
+    if (d == NULL)
+        return RP_ERR_NO_MEMORY;
+    d->srv = srv;
+    if (pthread_mutex_init(&d->lock, NULL) != 0 || pthread_cond_init(&d->more, NULL) != 0 ||
+        pthread_cond_init(&d->idle, NULL) != 0) {
+        free(d);
+        return RP_ERR_NO_MEMORY;
+    }
+    for (int i = 0; i < RP_DELTAS_THREADS; i++) {
+        struct maker *m = malloc(sizeof(*m));
+        if (m == NULL)
+            break;
+        *m = (struct maker){d, i};
+        if (pthread_create(&d->threads[i], NULL, maker_main, m) != 0) {
+            free(m);
+            break;
+        }
+        d->started++;
+    }
+    if (d->started == 0) {
+        rp_deltas_stop(d);
+        return RP_ERR_NO_MEMORY;
+    }
+    *out = d;
+    return RP_OK;
+}
+
+void rp_deltas_drain(rp_deltas_t *d)
+{
+    bool busy = true;
+
+    pthread_mutex_lock(&d->lock);
+    while (busy) {
+        busy = d->n > 0;
+        for (int i = 0; i < RP_DELTAS_THREADS; i++)
+            busy = busy || d->busy[i];
+        if (busy)
+            pthread_cond_wait(&d->idle, &d->lock);
+    }
+    pthread_mutex_unlock(&d->lock);
+}
+
+void rp_deltas_stop(rp_deltas_t *d)
+{
+    if (d == NULL)
+        return;
+    pthread_mutex_lock(&d->lock);
+    d->stopping = true;
+    pthread_cond_broadcast(&d->more);
+    pthread_mutex_unlock(&d->lock);
+    for (int i = 0; i < d->started; i++)
+        pthread_join(d->threads[i], NULL);
+    pthread_cond_destroy(&d->more);
+    pthread_cond_destroy(&d->idle);
+    pthread_mutex_destroy(&d->lock);
+    free(d);
+}
+
+unsigned long long rp_deltas_made(rp_deltas_t *d)
+{
+    return d != NULL ? atomic_load(&d->made) : 0;
+}
+
+void rp_deltas_metrics(rp_deltas_t *d, struct evbuffer *buf)
+{
+    if (d == NULL)
+        return;
+    evbuffer_add_printf(buf,
+                        "# HELP rampart_deltas_total Deltas between images: made here, asked for "
+                        "again while queued or made elsewhere (dropped), failed.\n"
+                        "# TYPE rampart_deltas_total counter\n"
+                        "rampart_deltas_total{result=\"made\"} %llu\n"
+                        "rampart_deltas_total{result=\"dropped\"} %llu\n"
+                        "rampart_deltas_total{result=\"failed\"} %llu\n",
+                        (unsigned long long)atomic_load(&d->made),
+                        (unsigned long long)atomic_load(&d->duplicates),
+                        (unsigned long long)atomic_load(&d->failed));
+}

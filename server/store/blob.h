@@ -1,0 +1,141 @@
+/*
+ * The blob store contract: the service's large byte strings (uploads in progress, images,
+ * deltas) behind a table of operations that each backend implements once, the way db.h puts the
+ * SQL engines behind one table. blob_dir.c keeps them as files under the data directory (the
+ * default, and the layout the service always had: DATA_DIR/uploads/ID, images/SHA256,
+ * deltas/FROM-TO.zst); blob_db.c keeps them in the database, in rows of at most
+ * RP_BLOB_CHUNK bytes written through db.h, so that replicas sharing one database share them.
+ *
+ * A blob is named "NAMESPACE/LEAF": NAMESPACE 1 to 16 of a-z, LEAF 1 to 200 of A-Z a-z 0-9 . _ -
+ * not starting with a dot (rp_blob_name_valid). Images are content-addressed: their leaf is the
+ * SHA-256 of their bytes (the image ID), so the same bytes are one blob.
+ *
+ * Two ways in:
+ *   - a put: begin, write any number of times, then commit or abort. Nothing of it is visible
+ *     under its name before commit, which replaces any blob of that name at once; a process
+ *     killed mid-put leaves nothing visible (what it wrote is swept later, rp_blobs_sweep).
+ *   - an append (uploads, which arrive in chunks over many requests, maybe at several replicas):
+ *     the blob grows in place, visible as it grows; each append is durable when it returns.
+ * Reading: open (its size), read any range into the caller's buffer, close. Nothing here holds a
+ * whole blob in memory: a put buffers at most RP_BLOB_CHUNK bytes, a read what it is asked.
+ *
+ * A handle (rp_blobs_t) is used by one thread at a time; the database backend borrows that
+ * thread's store connection (the store's transactions and the blob store's share it).
+ */
+#ifndef RAMPART_STORE_BLOB_H
+#define RAMPART_STORE_BLOB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rampart/error.h"
+#include "store.h"
+
+#define RP_BLOB_CHUNK (256 * 1024) /* the database backend's row; a put's buffer */
+#define RP_BLOB_NAME_MAX 217       /* "NAMESPACE/LEAF" at most, without its NUL */
+
+typedef enum rp_blobs_kind {
+    RP_BLOBS_DIR = 0,      /* --blobs dir: files under the data directory (the default) */
+    RP_BLOBS_DATABASE = 1, /* --blobs database: rows in the service's database */
+} rp_blobs_kind_t;
+
+typedef struct rp_blobs rp_blobs_t;             /* one thread's handle on the store */
+typedef struct rp_blob_writer rp_blob_writer_t; /* a put in progress */
+typedef struct rp_blob_reader rp_blob_reader_t; /* a blob open for reading */
+typedef struct rp_blob_ops rp_blob_ops_t;
+
+struct rp_blobs {
+    const rp_blob_ops_t *ops;
+};
+struct rp_blob_writer {
+    rp_blobs_t *b;
+};
+struct rp_blob_reader {
+    rp_blobs_t *b;
+};
+
+struct rp_blob_ops {
+    const char *name; /* "dir", "database" */
+    void (*close)(rp_blobs_t *b);
+    /* A put of name (invisible until commit). OUT: *w. */
+    rp_err_t (*put_begin)(rp_blobs_t *b, const char *name, rp_blob_writer_t **w);
+    rp_err_t (*put_write)(rp_blob_writer_t *w, const void *data, size_t len);
+    /* Durable, then visible under its name (replacing any blob of it). w is freed either way:
+     * on failure nothing is visible. */
+    rp_err_t (*put_commit)(rp_blob_writer_t *w);
+    void (*put_abort)(rp_blob_writer_t *w); /* w is freed; nothing of it stays visible */
+    /*
+     * Add len bytes at offset at, which must be the blob's size now (a missing blob is empty and
+     * made): durable when it returns. RP_ERR_BUSY when the blob is not at bytes long (another
+     * request appended first): read its size again.
+     */
+    rp_err_t (*append)(rp_blobs_t *b, const char *name, uint64_t at, const void *data, size_t len);
+    /* RP_ERR_NOT_FOUND when there is none. OUT: *r, *size. */
+    rp_err_t (*open)(rp_blobs_t *b, const char *name, rp_blob_reader_t **r, uint64_t *size);
+    /* Up to len bytes at off into buf. OUT: *got (len, or less only at the blob's end). */
+    rp_err_t (*read)(rp_blob_reader_t *r, uint64_t off, void *buf, size_t len, size_t *got);
+    void (*close_reader)(rp_blob_reader_t *r);
+    /* Whether name exists: RP_OK and its size, or RP_ERR_NOT_FOUND. */
+    rp_err_t (*stat)(rp_blobs_t *b, const char *name, uint64_t *size);
+    /* Give blob from the name to (replacing any blob of it), durably. RP_ERR_NOT_FOUND. */
+    rp_err_t (*rename)(rp_blobs_t *b, const char *from, const char *to);
+    /* RP_ERR_NOT_FOUND when there was none. */
+    rp_err_t (*remove)(rp_blobs_t *b, const char *name);
+    /* Drop what puts begun before `before` (Unix seconds) left and never committed. OUT: *n. */
+    rp_err_t (*sweep)(rp_blobs_t *b, int64_t before, unsigned *n);
+};
+
+extern const rp_blob_ops_t rp_blob_dir_ops;
+extern const rp_blob_ops_t rp_blob_db_ops;
+
+/* The backend a --blobs value names: "dir" or "database"; false for anything else. */
+bool rp_blobs_kind_parse(const char *s, rp_blobs_kind_t *kind);
+const char *rp_blobs_kind_name(rp_blobs_kind_t kind);
+
+/* A handle on the files under data_dir (made 0700 where missing). */
+rp_err_t rp_blobs_open_dir(const char *data_dir, rp_blobs_t **out) RP_MUST_CHECK;
+/* A handle on the database of store, which it borrows: store must outlive it, and be used by
+ * the same thread. */
+rp_err_t rp_blobs_open_db(rp_store_t *store, rp_blobs_t **out) RP_MUST_CHECK;
+/* The one a kind names: data_dir for RP_BLOBS_DIR, store for RP_BLOBS_DATABASE. */
+rp_err_t rp_blobs_open(rp_blobs_kind_t kind, const char *data_dir, rp_store_t *store,
+                       rp_blobs_t **out) RP_MUST_CHECK;
+void rp_blobs_close(rp_blobs_t *b);
+
+/* The service's blobs' names, decided here only (the directory backend's layout, as it always
+ * was): an upload in progress "uploads/U", an image "images/ID" (ID: the SHA-256 of its bytes),
+ * the delta between two images "deltas/FROM-TO.zst". */
+void rp_blob_name_upload(const char *upload_id, char out[RP_BLOB_NAME_MAX + 1]);
+void rp_blob_name_image(const char *image_id, char out[RP_BLOB_NAME_MAX + 1]);
+void rp_blob_name_delta(const char *from, const char *to, char out[RP_BLOB_NAME_MAX + 1]);
+
+/* Whether name has the shape above (the backends refuse any other: RP_ERR_INVALID_ARG). */
+bool rp_blob_name_valid(const char *name);
+
+/* The operations, in the callers' words (each checks the name, then calls the backend's). */
+rp_err_t rp_blob_put_begin(rp_blobs_t *b, const char *name, rp_blob_writer_t **w) RP_MUST_CHECK;
+rp_err_t rp_blob_put_write(rp_blob_writer_t *w, const void *data, size_t len) RP_MUST_CHECK;
+rp_err_t rp_blob_put_commit(rp_blob_writer_t *w) RP_MUST_CHECK;
+void rp_blob_put_abort(rp_blob_writer_t *w);
+rp_err_t rp_blob_append(rp_blobs_t *b, const char *name, uint64_t at, const void *data,
+                        size_t len) RP_MUST_CHECK;
+rp_err_t rp_blob_open(rp_blobs_t *b, const char *name, rp_blob_reader_t **r,
+                      uint64_t *size) RP_MUST_CHECK;
+rp_err_t rp_blob_read(rp_blob_reader_t *r, uint64_t off, void *buf, size_t len,
+                      size_t *got) RP_MUST_CHECK;
+void rp_blob_close(rp_blob_reader_t *r);
+rp_err_t rp_blob_stat(rp_blobs_t *b, const char *name, uint64_t *size) RP_MUST_CHECK;
+rp_err_t rp_blob_rename(rp_blobs_t *b, const char *from, const char *to) RP_MUST_CHECK;
+rp_err_t rp_blob_remove(rp_blobs_t *b, const char *name) RP_MUST_CHECK;
+rp_err_t rp_blobs_sweep(rp_blobs_t *b, int64_t before, unsigned *n) RP_MUST_CHECK;
+
+/* Read exactly len bytes at off (a blob that ends first: RP_ERR_TRUNCATED). */
+rp_err_t rp_blob_read_all(rp_blob_reader_t *r, uint64_t off, void *buf, size_t len) RP_MUST_CHECK;
+/* The SHA-256 of a blob's bytes, in hex, read a chunk at a time. */
+rp_err_t rp_blob_sha256_hex(rp_blobs_t *b, const char *name, char hex[65]) RP_MUST_CHECK;
+/* Copy a blob into a local file, atomically (a temp file beside path, synced, renamed). */
+rp_err_t rp_blob_copy_to_file(rp_blobs_t *b, const char *name, const char *path,
+                              int mode) RP_MUST_CHECK;
+
+#endif /* RAMPART_STORE_BLOB_H */

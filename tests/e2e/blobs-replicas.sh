@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# End to end, --blobs database: two rampart-server replicas with data directories of their own
+# (the same master key and service CA copied into both, as docs/operations.md says a new replica
+# gets them) on one PostgreSQL, keeping uploads and images in it. An image uploaded through A is
+# not in A's data directory, and a device that attests and checks for updates at B downloads and
+# installs it from B; an upload's first chunk sent to A and its second to B make one image, taken
+# at B and read at A; the delta to it, asked for at B, is made once and served by A.
+. "$(dirname "$0")/lib.sh"
+: "${AGENT:?set AGENT to the rampart-agent binary}"
+d=$E2E_DIR
+
+start_pg
+start_server "$d/a" --database "$PG_URI" --blobs database
+A=$SERVER_URL
+mkdir -m 700 "$d/b"
+cp -p "$d/a/master.key" "$d/a/server-ca.pem" "$d/a/server-ca.key" "$d/b/"
+start_server "$d/b" --database "$PG_URI" --blobs database
+B=$SERVER_URL
+SERVER_URL=$A SERVER_CA=$d/a/server-ca.pem ADMIN_TOKEN=$d/a/admin.token
+grep -q "blobs: database" "$d/b.log" || fail "B does not say where its blobs are: $(head -20 "$d/b.log")"
+
+tenant_with_root "$d/root.json"
+printf '#!/bin/sh\necho ready >&"$RAMPART_READY_FD"\nexec sleep 60\n' >"$d/good.sh"
+expect 0 "$RAMPART" image sign --key "$d/img.key" --version 1.1.0 --security-counter 1 --type app \
+  "$d/good.sh" "$d/app.img"
+expect 0 "$RAMPART" image upload --tenant "$acme" --component app "$d/app.img"; v110=$(cat "$d/out")
+[ ! -e "$d/a/images/$v110" ] && [ ! -e "$d/b/images/$v110" ] ||
+  fail "--blobs database, yet the image is in a data directory"
+
+expect 0 "$RAMPART" product create --tenant "$acme" Thermostat
+expect 0 "$AGENT" provision --state-dir "$d/dev" --rot soft; dev=$(tail -n1 "$d/out")
+expect 0 "$AGENT" trust --state-dir "$d/dev" --update-root "$d/root.json"
+expect 0 "$RAMPART" device claim --tenant "$acme" "$dev"
+expect 0 "$RAMPART" device assign --tenant "$acme" --product Thermostat --group "Field Test" "$dev"
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v110"
+# the device knows B only: its targets, and the image, come from B
+expect 0 "$AGENT" attest --state-dir "$d/dev" --server "$B" --server-ca "$d/b/server-ca.pem"
+expect 0 "$AGENT" check-now --state-dir "$d/dev" --health-seconds 1
+out_has "1 installed"
+expect 0 "$AGENT" status --state-dir "$d/dev" --output json
+jq -e '.components[0].version == "1.1.0+0"' "$d/out" >/dev/null || fail "not installed: $(cat "$d/out")"
+sent() { curl -s --cacert "$d/a/server-ca.pem" "$1/metrics" | sed -n 's/^rampart_image_bytes_sent_total //p'; }
+eq "$(sent "$B")" "$(stat -c %s "$d/app.img")" "image bytes B sent"
+eq "$(sent "$A")" 0 "image bytes A sent"
+
+# one upload, its chunks at two replicas
+{ printf '#!/bin/sh\nexit 0\n# '; head -c 1200000 /dev/urandom | base64 -w0; echo; } >"$d/big.sh"
+expect 0 "$RAMPART" image sign --key "$d/img.key" --version 1.2.0 --security-counter 1 --type app \
+  "$d/big.sh" "$d/big.img"
+size=$(stat -c %s "$d/big.img")
+printf '{"size": %s}' "$size" >"$d/up.json"
+http POST "/api/v1/tenants/$acme/uploads" "$ADMIN_TOKEN" "$d/up.json"; is_status 201
+up=$(jq -r .id "$d/body"); max=$(jq -r .chunk_max "$d/body")
+head -c "$max" "$d/big.img" >"$d/chunk1"; tail -c +$((max + 1)) "$d/big.img" >"$d/chunk2"
+http PUT "/api/v1/tenants/$acme/uploads/$up?offset=0" "$ADMIN_TOKEN" "$d/chunk1" application/octet-stream
+is_status 200
+SERVER_URL=$B http PUT "/api/v1/tenants/$acme/uploads/$up?offset=$max" "$ADMIN_TOKEN" "$d/chunk2" \
+  application/octet-stream
+is_status 200; body_has ".received == $size"
+http GET "/api/v1/tenants/$acme/uploads/$up" "$ADMIN_TOKEN"; is_status 200; body_has ".received == $size"
+printf '{"upload": "%s", "component": "app"}' "$up" >"$d/img.json"
+SERVER_URL=$B http POST "/api/v1/tenants/$acme/images" "$ADMIN_TOKEN" "$d/img.json"; is_status 201
+eq "$(jq -r .id "$d/body")" "$(sha256sum "$d/big.img" | cut -c1-64)" "the image's ID"
+v120=$(jq -r .id "$d/body")
+http GET "/api/v1/tenants/$acme/images/$v120" "$ADMIN_TOKEN"; is_status 200
+
+# a delta asked for at B (the device's targets) is made once, and served by A too
+expect 0 "$AGENT" attest --state-dir "$d/dev" --server "$B" --server-ca "$d/b/server-ca.pem"
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v120"
+as_dev() { curl -s -o "$d/got" -w '%{http_code}' --cacert "$d/b/server-ca.pem" --cert "$d/dev/agent/device.crt" \
+  --key "$d/dev/identity.pem" "$1/api/v1/device/$2"; }
+eq "$(as_dev "$B" targets)" 200 "targets at B"
+delta_at_a() { [ "$(as_dev "$A" "deltas/$v110/$v120")" = 200 ]; }
+wait_until 60 delta_at_a || fail "A does not serve the delta B made"
+made() { curl -s --cacert "$d/a/server-ca.pem" "$1/metrics" | sed -n 's/^rampart_deltas_total{result="made"} //p'; }
+eq "$(( $(made "$A") + $(made "$B") ))" 1 "deltas made by both replicas"
+eq "$(as_dev "$A" targets)" 200 "targets at A"
+eq "$(( $(made "$A") + $(made "$B") ))" 1 "deltas made by both replicas, asked at A too"
+echo "PASS"
