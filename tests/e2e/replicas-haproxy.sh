@@ -30,12 +30,9 @@ command -v haproxy >/dev/null || fail "no haproxy (scripts/install-deps)"
 start_pg
 sql() { "$PSQL" -X -At "$PG_URI" -c "$1"; }
 
-# BLOBS: images, uploads and deltas are on a replica's own disk until the blob store (issue 12,
-# item 3); until then r2 reaches r1's directories through symbolic links. Once
-# `rampart-server --blobs database` exists, this is the one line to change: BLOBS=database.
-BLOBS=linked
-blob_args=()
-[ "$BLOBS" = database ] && blob_args=(--blobs database)
+# Uploads, images and deltas in the shared database (--blobs database), so that an image uploaded
+# through one replica is downloaded from the other.
+blob_args=(--blobs database)
 # Per-address limits lifted on the replicas: behind the balancer every client has the balancer's
 # address (docs/operations.md: kept at the balancer instead).
 # Nonces that outlive the test: evidence replayed at its end is refused as a replay, not as
@@ -49,9 +46,6 @@ R1=$SERVER_URL R1_PID=$SERVER_PID CA=$SERVER_CA TOKEN=$ADMIN_TOKEN
 # --- r2: a data directory of its own, with the three secrets a new replica needs -----------------
 mkdir -m 700 "$d/r2"
 for f in master.key server-ca.pem server-ca.key; do install -m 600 "$d/r1/$f" "$d/r2/$f"; done
-if [ "$BLOBS" = linked ]; then
-  for sub in images uploads deltas; do mkdir -p -m 700 "$d/r1/$sub"; ln -s "$d/r1/$sub" "$d/r2/$sub"; done
-fi
 RAMPART_SERVER=$bin start_server "$d/r2" "${replica_args[@]}"
 R2=$SERVER_URL R2_PID=$SERVER_PID
 [ ! -e "$d/r2/admin.token" ] || fail "r2 made a system token of its own"
