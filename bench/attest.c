@@ -512,11 +512,12 @@ static double cpu_self(void)
 }
 
 struct result {
-    double rate, p50, p99, server_cpu, client_cpu, resumed;
+    double rate, p50, p99, server_cpu, client_cpu, db_cpu, resumed;
     size_t passed, failed;
 };
 
-static pid_t servers[MAX_REPLICAS];
+static pid_t servers[MAX_REPLICAS], db_pid;
+static double cpu_tree(pid_t pid);
 
 /* The CPU seconds every replica has used so far. */
 static double servers_cpu(void)
@@ -533,7 +534,7 @@ static void run_phase(bool with_resume, double duration, size_t max_attestations
                       struct result *res)
 {
     struct loop *loops = calloc(nloops, sizeof(*loops));
-    double t0, elapsed, s0 = servers_cpu(), c0 = cpu_self();
+    double t0, elapsed, s0 = servers_cpu(), c0 = cpu_self(), d0 = cpu_tree(db_pid);
     size_t n, g = 0;
 
     if (loops == NULL)
@@ -583,6 +584,7 @@ static void run_phase(bool with_resume, double duration, size_t max_attestations
     res->rate = (double)res->passed / elapsed;
     res->server_cpu = (servers_cpu() - s0) / (double)(res->passed ? res->passed : 1);
     res->client_cpu = (cpu_self() - c0) / (double)(res->passed ? res->passed : 1);
+    res->db_cpu = (cpu_tree(db_pid) - d0) / (double)(res->passed ? res->passed : 1);
     res->resumed = res->passed ? (double)atomic_load(&resumed) / (double)res->passed : 0;
     n = atomic_load(&nlat) < lat_cap ? atomic_load(&nlat) : lat_cap;
     qsort(latencies, n, sizeof(double), cmp_double);
@@ -707,24 +709,57 @@ static void nginx_stop(void)
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", nginx_dir);
     if (nginx_dir[0] != '\0' && system(cmd) != 0)
         fprintf(stderr, "cannot remove %s\n", nginx_dir);
+    nginx_dir[0] = '\0';
 }
 
-/* The CPU seconds nginx's master and workers have used so far. */
-static double nginx_cpu(void)
+/* The CPU seconds a process and its children (nginx's workers, PostgreSQL's backends) have used
+ * so far; 0 for none. */
+static double cpu_tree(pid_t pid)
 {
     char path[96];
-    double t = cpu_of(nginx_pid);
+    double t;
     FILE *f;
     int child;
 
-    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)nginx_pid, (int)nginx_pid);
+    if (pid <= 0)
+        return 0;
+    t = cpu_of(pid);
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
     f = fopen(path, "r");
     if (f == NULL)
-        die("cannot read nginx's workers from /proc");
+        die("cannot read a process's children from /proc");
     while (fscanf(f, "%d", &child) == 1)
         t += cpu_of(child);
     fclose(f);
     return t;
+}
+
+static double nginx_cpu(void)
+{
+    return cpu_tree(nginx_pid);
+}
+
+/* PostgreSQL's postmaster, when the database is a socket directory holding its cluster as
+ * tests/tools/pg makes it (HOST/data/postmaster.pid): its CPU and its backends' is the service's
+ * too. 0 when unknown. */
+static pid_t database_pid(void)
+{
+    const char *h = database != NULL ? strstr(database, "host=") : NULL;
+    char path[512];
+    FILE *f;
+    int pid = 0;
+
+    if (h == NULL)
+        return 0;
+    h += 5;
+    snprintf(path, sizeof(path), "%.*s/data/postmaster.pid", (int)strcspn(h, "&"), h);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    if (fscanf(f, "%d", &pid) != 1)
+        pid = 0;
+    fclose(f);
+    return (pid_t)pid;
 }
 
 static double children_cpu(void)
@@ -823,6 +858,8 @@ static double q_nginx_cpu(size_t r) { return refs[r].server_cpu; }
 static double q_first_client(size_t r) { return firsts[r].client_cpu; }
 static double q_daily_client(size_t r) { return dailies[r].client_cpu; }
 static double q_nginx_client(size_t r) { return refs[r].client_cpu; }
+static double q_first_db(size_t r) { return firsts[r].db_cpu; }
+static double q_daily_db(size_t r) { return dailies[r].db_cpu; }
 
 static double median_of(double *v, double (*q)(size_t))
 {
@@ -839,11 +876,35 @@ static void print_phase(const char *name, const struct result *r, double bound, 
            r->passed, r->failed, 100.0 * r->resumed);
     printf("    throughput:          %.0f attestations/s\n", r->rate);
     printf("    latency:             p50 %.1f ms, p99 %.1f ms\n", r->p50 * 1e3, r->p99 * 1e3);
-    printf("    CPU per attestation: service %.0f us, simulated device %.0f us\n",
-           r->server_cpu * 1e6, r->client_cpu * 1e6);
+    printf("    CPU per attestation: service %.0f us, simulated device %.0f us", r->server_cpu * 1e6,
+           r->client_cpu * 1e6);
+    if (db_pid > 0)
+        printf(", PostgreSQL %.0f us", r->db_cpu * 1e6);
+    printf("\n");
     printf("    crypto bound:        %.0f attestations/s; ratio %.3f\n", bound, r->rate / bound);
     printf("    with TLS's own cost: %.0f attestations/s; ratio %.3f\n", tls_bound,
            r->rate / tls_bound);
+}
+
+/* On any exit, die() included: no server or nginx left running, no directory left behind. */
+static void stop_all(void)
+{
+    char cmd[512];
+
+    nginx_stop();
+    for (size_t i = 0; i < nreplicas; i++) {
+        if (servers[i] > 0) {
+            kill(servers[i], SIGTERM);
+            waitpid(servers[i], NULL, 0);
+            servers[i] = 0;
+        }
+    }
+    if (data_dir[0] != '\0') {
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'.[0-9]*", data_dir, data_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "cannot remove %s\n", data_dir);
+        data_dir[0] = '\0';
+    }
 }
 
 /* Start replica i on the database: its own data directory (the first one's secrets copied into
@@ -962,10 +1023,14 @@ int main(int argc, char **argv)
     *strrchr(server_bin, '/') = '\0';
     strcat(server_bin, "/rampart-server");
     snprintf(data_dir, sizeof(data_dir), "/tmp/rampart-bench-attest-XXXXXX");
-    if (mkdtemp(data_dir) == NULL)
+    if (mkdtemp(data_dir) == NULL) {
+        data_dir[0] = '\0';
         die("mkdtemp");
+    }
+    atexit(stop_all);
     for (size_t i = 0; i < nreplicas; i++)
         start_replica(i, server_bin);
+    db_pid = database_pid();
     snprintf(url, sizeof(url), "https://127.0.0.1:%d", ports[0]);
     snprintf(ca_file, sizeof(ca_file), "%s/server-ca.pem", data_dir);
     snprintf(path, sizeof(path), "%s/admin.token", data_dir);
@@ -1096,14 +1161,10 @@ int main(int argc, char **argv)
         failures += firsts[r].failed + dailies[r].failed;
         passes += firsts[r].passed + dailies[r].passed;
     }
-    nginx_stop();
-    for (size_t i = 0; i < nreplicas; i++) {
-        kill(servers[i], SIGTERM);
-        waitpid(servers[i], NULL, 0);
-    }
+    stop_all();
 
     {
-        double *v = calloc(rounds, sizeof(double)), rf, rd, nr, cf, cd, cn, ccf, ccd, ccn;
+        double *v = calloc(rounds, sizeof(double)), rf, rd, nr, cf, cd, cn, ccf, ccd, ccn, df, dd;
 
         if (v == NULL)
             die("out of memory");
@@ -1116,6 +1177,8 @@ int main(int argc, char **argv)
         ccf = median_of(v, q_first_client);
         ccd = median_of(v, q_daily_client);
         ccn = median_of(v, q_nginx_client);
+        df = median_of(v, q_first_db);
+        dd = median_of(v, q_daily_db);
         /* the round whose first contact is the median one, for the detailed figures */
         first = firsts[0];
         daily = dailies[0];
@@ -1142,17 +1205,16 @@ int main(int argc, char **argv)
         printf("  CPU of the clients (median): devices %.0f us first contact, %.0f us daily; "
                "s_time %.0f us\n",
                ccf * 1e6, ccd * 1e6, ccn * 1e6);
+        if (db_pid > 0)
+            printf("  CPU of PostgreSQL (median; part of the service's cost): %.0f us first "
+                   "contact, %.0f us daily\n",
+                   df * 1e6, dd * 1e6);
         printf("attest: first contact %.2f x nginx's handshakes/s (goal >= 1.0 on SQLite), daily "
                "%.2f x (goal >= 1.5); CPU per attestation %.2f x / %.2f x nginx's per "
-               "handshake\n",
-               rf, rd, cf / cn, cd / cn);
+               "handshake%s\n",
+               rf, rd, (cf + df) / cn, (cd + dd) / cn,
+               db_pid > 0 ? " (the service's and PostgreSQL's)" : "");
         free(v);
-    }
-    if (system(NULL)) {
-        char cmd[512];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'.[0-9]*", data_dir, data_dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "cannot remove %s\n", data_dir);
     }
     for (size_t i = 0; i < ndevices; i++) {
         EVP_PKEY_free(devices[i].key);

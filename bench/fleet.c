@@ -50,6 +50,19 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static char dir[64]; /* the SQLite database's temporary directory, or "" */
+
+static void remove_dir(void)
+{
+    char cmd[128];
+
+    if (dir[0] == '\0')
+        return;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", dir);
+}
+
 static void die(const char *what)
 {
     fprintf(stderr, "fleet bench: %s\n", what);
@@ -371,7 +384,7 @@ static double database_bytes(const char *target, bool pg)
 int main(int argc, char **argv)
 {
     const char *target = NULL;
-    char dir[64] = "", path[128], key_bytes[64];
+    char path[128], key_bytes[64];
     bool pg;
     const rp_db_driver_t *drv;
     rp_db_t *db;
@@ -415,6 +428,7 @@ int main(int argc, char **argv)
         snprintf(dir, sizeof(dir), "/tmp/rampart-bench-fleet-XXXXXX");
         if (mkdtemp(dir) == NULL)
             die("mkdtemp");
+        atexit(remove_dir);
         snprintf(path, sizeof(path), "%s/rampart.db", dir);
         target = path;
     }
@@ -479,12 +493,5 @@ int main(int argc, char **argv)
                times[0][i] / refs[0], times[1][i] * 1e6, times[1][i] / refs[1],
                (times[1][i] / refs[1]) / (times[0][i] / refs[0]));
     rp_store_close(s);
-    if (dir[0] != '\0') {
-        char cmd[128];
-
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "cannot remove %s\n", dir);
-    }
     return sink == 0; /* the callbacks saw rows */
 }
