@@ -387,7 +387,7 @@ int main(int argc, char **argv)
     char path[128], key_bytes[64];
     bool pg;
     const rp_db_driver_t *drv;
-    rp_db_t *db;
+    rp_db_t *db = NULL;
     rp_product_t product;
     double t0, load, refs[2], times[2][16];
     struct {
