@@ -335,14 +335,19 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /* The median time of one call of op, in seconds: called for about `budget` seconds, at least 3
- * times, at most 10,000. */
+ * times, at most 10,000; an operation whose first call took longer than the budget (one that
+ * reads the whole fleet) is timed by that call alone. */
 static double median_time(void (*op)(void))
 {
     static double t[10000];
-    double start = now();
+    double start = now(), first;
     size_t n = 0;
 
     op(); /* once to warm the statement cache */
+    first = now() - start;
+    if (first > budget)
+        return first;
+    start = now();
     while (n < 10000 && (n < 3 || now() - start < budget)) {
         double t0 = now();
         op();
@@ -433,6 +438,7 @@ int main(int argc, char **argv)
         target = path;
     }
     pg = strncmp(target, "postgres", 8) == 0;
+    rp_log_init("bench-fleet", RP_LOG_WARN); /* not the schema's migrations, one by one */
     clock_now = (int64_t)time(NULL);
 
     /* The schema, a tenant, a product and its group, through the store. */
