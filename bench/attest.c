@@ -633,7 +633,8 @@ static int free_port(void)
 
 static bool port_open(int p)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
                             .sin_port = htons((uint16_t)p)};
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
@@ -667,9 +668,8 @@ static void nginx_start(long cores)
              "    ssl_protocols TLSv1.3;\n    ssl_session_tickets off;\n"
              "    ssl_session_cache off;\n"
              "    location / { return 200 \"ok\\n\"; }\n  }\n}\n",
-             geteuid() == 0 ? "user nobody nogroup;\n" : "", cores, nginx_dir, nginx_dir,
-             nginx_dir, nginx_dir, nginx_dir, nginx_dir, nginx_dir, nginx_port, data_dir,
-             data_dir);
+             geteuid() == 0 ? "user nobody nogroup;\n" : "", cores, nginx_dir, nginx_dir, nginx_dir,
+             nginx_dir, nginx_dir, nginx_dir, nginx_dir, nginx_port, data_dir, data_dir);
     snprintf(path, sizeof(path), "%s/nginx.conf", nginx_dir);
     f = fopen(path, "w");
     if (f == NULL || fputs(conf, f) == EOF || fclose(f) != 0)
@@ -849,22 +849,43 @@ static double median(double *v, size_t n)
 static struct result *firsts, *dailies;
 static struct ref_result *refs;
 
-static double q_first_ratio(size_t r) { return firsts[r].rate / refs[r].rate; }
-static double q_daily_ratio(size_t r) { return dailies[r].rate / refs[r].rate; }
-static double q_nginx_rate(size_t r) { return refs[r].rate; }
-static double q_first_cpu(size_t r) { return firsts[r].server_cpu; }
-static double q_daily_cpu(size_t r) { return dailies[r].server_cpu; }
-static double q_nginx_cpu(size_t r) { return refs[r].server_cpu; }
-static double q_first_client(size_t r) { return firsts[r].client_cpu; }
-static double q_daily_client(size_t r) { return dailies[r].client_cpu; }
-static double q_nginx_client(size_t r) { return refs[r].client_cpu; }
-static double q_first_db(size_t r) { return firsts[r].db_cpu; }
-static double q_daily_db(size_t r) { return dailies[r].db_cpu; }
+/* The quantities the summary takes the median of, over the rounds. */
+enum quantity {
+    Q_FIRST_RATIO,
+    Q_DAILY_RATIO,
+    Q_NGINX_RATE,
+    Q_FIRST_CPU,
+    Q_DAILY_CPU,
+    Q_NGINX_CPU,
+    Q_FIRST_CLIENT,
+    Q_DAILY_CLIENT,
+    Q_NGINX_CLIENT,
+    Q_FIRST_DB,
+    Q_DAILY_DB
+};
 
-static double median_of(double *v, double (*q)(size_t))
+static double quantity(size_t r, enum quantity q)
+{
+    switch (q) {
+    case Q_FIRST_RATIO: return firsts[r].rate / refs[r].rate;
+    case Q_DAILY_RATIO: return dailies[r].rate / refs[r].rate;
+    case Q_NGINX_RATE: return refs[r].rate;
+    case Q_FIRST_CPU: return firsts[r].server_cpu;
+    case Q_DAILY_CPU: return dailies[r].server_cpu;
+    case Q_NGINX_CPU: return refs[r].server_cpu;
+    case Q_FIRST_CLIENT: return firsts[r].client_cpu;
+    case Q_DAILY_CLIENT: return dailies[r].client_cpu;
+    case Q_NGINX_CLIENT: return refs[r].client_cpu;
+    case Q_FIRST_DB: return firsts[r].db_cpu;
+    case Q_DAILY_DB: return dailies[r].db_cpu;
+    }
+    return 0;
+}
+
+static double median_of(double *v, enum quantity q)
 {
     for (size_t r = 0; r < rounds; r++)
-        v[r] = q(r);
+        v[r] = quantity(r, q);
     return median(v, rounds);
 }
 
@@ -876,8 +897,8 @@ static void print_phase(const char *name, const struct result *r, double bound, 
            r->passed, r->failed, 100.0 * r->resumed);
     printf("    throughput:          %.0f attestations/s\n", r->rate);
     printf("    latency:             p50 %.1f ms, p99 %.1f ms\n", r->p50 * 1e3, r->p99 * 1e3);
-    printf("    CPU per attestation: service %.0f us, simulated device %.0f us", r->server_cpu * 1e6,
-           r->client_cpu * 1e6);
+    printf("    CPU per attestation: service %.0f us, simulated device %.0f us",
+           r->server_cpu * 1e6, r->client_cpu * 1e6);
     if (db_pid > 0)
         printf(", PostgreSQL %.0f us", r->db_cpu * 1e6);
     printf("\n");
@@ -1139,8 +1160,9 @@ int main(int argc, char **argv)
     printf("attest: %zu devices, %zu attestations in flight, %s, %zu replica%s, %ld cores, "
            "%zu rounds of %.0f s each\n",
            ndevices, inflight,
-           database == NULL ? "SQLite" : strncmp(database, "postgres", 8) == 0 ? "PostgreSQL"
-                                                                             : "SQLite",
+           database == NULL                        ? "SQLite"
+           : strncmp(database, "postgres", 8) == 0 ? "PostgreSQL"
+                                                   : "SQLite",
            nreplicas, nreplicas > 1 ? "s" : "", cores, rounds, seconds);
     printf("  reference: nginx %s, TLS 1.3 full handshakes (P-256 certificate, no resumption, a "
            "3-byte response),\n             %zu `openssl s_time -new` at once\n",
@@ -1168,17 +1190,17 @@ int main(int argc, char **argv)
 
         if (v == NULL)
             die("out of memory");
-        rf = median_of(v, q_first_ratio);
-        rd = median_of(v, q_daily_ratio);
-        nr = median_of(v, q_nginx_rate);
-        cf = median_of(v, q_first_cpu);
-        cd = median_of(v, q_daily_cpu);
-        cn = median_of(v, q_nginx_cpu);
-        ccf = median_of(v, q_first_client);
-        ccd = median_of(v, q_daily_client);
-        ccn = median_of(v, q_nginx_client);
-        df = median_of(v, q_first_db);
-        dd = median_of(v, q_daily_db);
+        rf = median_of(v, Q_FIRST_RATIO);
+        rd = median_of(v, Q_DAILY_RATIO);
+        nr = median_of(v, Q_NGINX_RATE);
+        cf = median_of(v, Q_FIRST_CPU);
+        cd = median_of(v, Q_DAILY_CPU);
+        cn = median_of(v, Q_NGINX_CPU);
+        ccf = median_of(v, Q_FIRST_CLIENT);
+        ccd = median_of(v, Q_DAILY_CLIENT);
+        ccn = median_of(v, Q_NGINX_CLIENT);
+        df = median_of(v, Q_FIRST_DB);
+        dd = median_of(v, Q_DAILY_DB);
         /* the round whose first contact is the median one, for the detailed figures */
         first = firsts[0];
         daily = dailies[0];

@@ -7,8 +7,9 @@
  * million devices through the API would time the claim): every device claimed, in one group, one
  * attestation each as its last (1 in 50 failed), one current 24-hour certificate each, and the
  * first --blocked B (1,000) blocked with their certificates revoked. The loaded attestations have
- * negative IDs (device i's is -i), so that those the bench records get the engine's own. Device IDs are 64 hex digits:
- * 8 spread by a multiplicative hash, then the device's number (so that they arrive in no order).
+ * negative IDs (device i's is -i), so that those the bench records get the engine's own. Device IDs
+ * are 64 hex digits: 8 spread by a multiplicative hash, then the device's number (so that they
+ * arrive in no order).
  *
  * Then each operation is called through the store's API (server/store/store.h, as the service
  * calls it) on devices picked at random, repeated for about a second (at least 3 calls), and its
@@ -399,18 +400,18 @@ int main(int argc, char **argv)
         const char *name;
         void (*op)(void);
     } ops[] = {
-        {"device lookup (rp_store_device_get)", op_device_get},
-        {"device standing (what attestation reads)", op_device_standing},
-        {"attestation record write (one, committed)", op_attestation_write},
-        {"deployment target selection for a device", op_deployment_for_device},
-        {"its targets version (a write, committed)", op_targets_version},
-        {"CRL input: revocation count, revoked certificates", op_crl},
-        {"devices page of 100, first", op_page_first},
-        {"devices page of 100, after a random device", op_page_random},
-        {"devices page of 100, blocked only", op_page_blocked},
-        {"devices page of 100, failed only", op_page_failed},
-        {"fleet status counts (rp_store_fleet_counts)", op_fleet_counts},
-        {"deployment progress (counts over its devices)", op_deployment_progress},
+        {"device lookup (rp_store_device_get)",               op_device_get           },
+        {"device standing (what attestation reads)",          op_device_standing      },
+        {"attestation record write (one, committed)",         op_attestation_write    },
+        {"deployment target selection for a device",          op_deployment_for_device},
+        {"its targets version (a write, committed)",          op_targets_version      },
+        {"CRL input: revocation count, revoked certificates", op_crl                  },
+        {"devices page of 100, first",                        op_page_first           },
+        {"devices page of 100, after a random device",        op_page_random          },
+        {"devices page of 100, blocked only",                 op_page_blocked         },
+        {"devices page of 100, failed only",                  op_page_failed          },
+        {"fleet status counts (rp_store_fleet_counts)",       op_fleet_counts         },
+        {"deployment progress (counts over its devices)",     op_deployment_progress  },
     };
 
     for (int i = 1; i < argc; i += 2) {

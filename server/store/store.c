@@ -1316,7 +1316,8 @@ static const char SQL_CERT_GET[] =
     " WHERE serial = ?";
 /* revoked_at is 0 or the time of the revocation: "> 0", not "!= 0", so that both engines read
  * the revoked ones as a range of certificates_revoked (tenant_id, revoked_at), not every one of
- * the tenant's certificates (bench/fleet: a CRL's time grew with the fleet, not the revocations). */
+ * the tenant's certificates (bench/fleet: a CRL's time grew with the fleet, not the revocations).
+ */
 static const char SQL_REVOKED_LIST[] =
     "SELECT serial, tenant_id, device_id, not_before, not_after, revoked_at FROM certificates"
     " WHERE tenant_id = ? AND revoked_at > 0 AND not_after > ? ORDER BY revoked_at, serial";
