@@ -54,9 +54,22 @@ fuzz: deps
 	@$(CMAKE) --build $(FUZZ_BUILD) -j $(JOBS)
 	@scripts/fuzz $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
+# BENCH_DB=sqlite|postgresql|all (sqlite): which databases bench-attest and bench-fleet run on.
+# PostgreSQL: a throwaway PostgreSQL 15 per run, started and stopped by tests/tools/pg; bench-attest
+# with one replica and with two. BENCH_FLEET_DEVICES: the fleet bench-fleet loads (1000000).
+BENCH_DB ?= sqlite
+BENCH_FLEET_DEVICES ?= 1000000
+BENCH_PG = tests/tools/pg run sh -c '"$$0" --database "$$RAMPART_TEST_PG" "$$@"'
 bench: build
 	@$(BUILD)/bin/bench-image-verify
-	@$(BUILD)/bin/bench-attest
+	@if [ "$(BENCH_DB)" != postgresql ]; then $(BUILD)/bin/bench-attest; fi
+	@if [ "$(BENCH_DB)" != sqlite ]; then \
+		$(BENCH_PG) $(BUILD)/bin/bench-attest --seconds 4 && \
+		$(BENCH_PG) $(BUILD)/bin/bench-attest --seconds 4 --replicas 2; fi
+	@if [ "$(BENCH_DB)" != postgresql ]; then \
+		$(BUILD)/bin/bench-fleet --devices $(BENCH_FLEET_DEVICES); fi
+	@if [ "$(BENCH_DB)" != sqlite ]; then \
+		$(BENCH_PG) $(BUILD)/bin/bench-fleet --devices $(BENCH_FLEET_DEVICES); fi
 	@$(BUILD)/bin/bench-reports
 	@bench/update.sh $(BUILD)/bin
 	@$(BUILD)/bin/bench-app-start

@@ -20,6 +20,19 @@
  * A second reference, a TLS 1.3 handshake of both sides in memory with the same OpenSSL, shows how
  * much of the time the TLS library itself takes.
  *
+ * The reference a user compares with (issue 12): nginx on the same machine, in the same run, doing
+ * full TLS 1.3 handshakes with a P-256 certificate (the service's own server certificate), no
+ * resumption (no tickets, no session cache), a 3-byte response, driven by `openssl s_time -new
+ * -tls1_3 -www /`: as many s_time processes as attestations in flight (each one connection at a
+ * time, a full handshake per connection, verifying nginx's certificate against the service CA as
+ * the devices do). Service and nginx run in turn, interleaved: each round is first contact, nginx,
+ * daily; --rounds rounds (3), and the ratios printed are the medians of the rounds' ratios.
+ *
+ * The database: SQLite in the data directory (the default), or --database TARGET (a PostgreSQL
+ * URI) shared by --replicas N processes (1 or 2), each with its own data directory holding copies
+ * of the first one's master key and service CA (what docs/operations.md says a new replica needs),
+ * each on its own port; the attestations in flight are split evenly between them.
+ *
  * The devices are driven by libevent's HTTP client over OpenSSL with one shared client context, so
  * that the load generator costs little beside the service it measures.
  */
@@ -69,6 +82,7 @@ struct device {
 /* One attestation in flight. */
 struct slot {
     struct loop *loop;
+    int port; /* the replica it talks to */
     struct device *dev;
     struct evhttp_connection *conn;
     struct event *next; /* starts the next attestation outside the HTTP callbacks */
@@ -88,9 +102,15 @@ static struct device *devices;
 static size_t ndevices = 5000, inflight = 32, nloops = 2;
 static const char *server_threads = NULL; /* default: the server's own (one per core) */
 static double seconds = 10;
-static int port;
+#define MAX_REPLICAS 2
+static int ports[MAX_REPLICAS];
+static size_t nreplicas = 1, rounds = 3;
+static const char *database = NULL; /* NULL: SQLite in the first data directory */
+/* The devices the next phase draws from: first contact walks over them all (next_device), daily
+ * only over those that attested already (pool), so that each resumes a session it holds. */
+static atomic_size_t pool;
 static SSL_CTX *client_ctx;
-static atomic_size_t next_device, done, failed, resumed;
+static atomic_size_t next_device, next_daily, done, failed, resumed;
 static atomic_bool stop;
 static bool resume;
 static int device_index = -1; /* SSL ex_data: the slot */
@@ -248,7 +268,15 @@ static void next_round(evutil_socket_t fd, short what, void *arg)
     s->dev = NULL;
     if (atomic_load(&stop))
         return;
-    s->dev = &devices[atomic_fetch_add(&next_device, 1) % ndevices];
+    if (resume) {
+        s->dev = &devices[atomic_fetch_add(&next_daily, 1) % atomic_load(&pool)];
+    } else {
+        size_t k = atomic_fetch_add(&next_device, 1) % ndevices;
+        s->dev = &devices[k];
+        size_t p = atomic_load(&pool);
+        while (k + 1 > p && !atomic_compare_exchange_weak(&pool, &p, k + 1))
+            ;
+    }
     s->t0 = now();
     ssl = SSL_new(client_ctx);
     if (ssl == NULL || SSL_set_ex_data(ssl, device_index, s) != 1 ||
@@ -265,7 +293,7 @@ static void next_round(evutil_socket_t fd, short what, void *arg)
     if (bev == NULL)
         die("bufferevent");
     s->conn = evhttp_connection_base_bufferevent_new(s->loop->base, NULL, bev, "127.0.0.1",
-                                                     (unsigned short)port);
+                                                     (unsigned short)s->port);
     if (s->conn == NULL)
         die("connection");
     evhttp_connection_set_timeout(s->conn, 30);
@@ -484,17 +512,30 @@ static double cpu_self(void)
 }
 
 struct result {
-    double rate, p50, p99, server_cpu, client_cpu, resumed;
+    double rate, p50, p99, server_cpu, client_cpu, db_cpu, resumed;
     size_t passed, failed;
 };
 
+static pid_t servers[MAX_REPLICAS], db_pid;
+static double cpu_tree(pid_t pid);
+
+/* The CPU seconds every replica has used so far. */
+static double servers_cpu(void)
+{
+    double t = 0;
+
+    for (size_t i = 0; i < nreplicas; i++)
+        t += cpu_of(servers[i]);
+    return t;
+}
+
 /* One phase: every loop drives its slots until the time is up. */
-static void run_phase(pid_t server, bool with_resume, double duration, size_t max_attestations,
+static void run_phase(bool with_resume, double duration, size_t max_attestations,
                       struct result *res)
 {
     struct loop *loops = calloc(nloops, sizeof(*loops));
-    double t0, elapsed, s0 = cpu_of(server), c0 = cpu_self();
-    size_t n;
+    double t0, elapsed, s0 = servers_cpu(), c0 = cpu_self(), d0 = cpu_tree(db_pid);
+    size_t n, g = 0;
 
     if (loops == NULL)
         die("out of memory");
@@ -520,6 +561,7 @@ static void run_phase(pid_t server, bool with_resume, double duration, size_t ma
             die("event loop");
         for (size_t k = 0; k < l->nslots; k++) {
             l->slots[k].loop = l;
+            l->slots[k].port = ports[g++ % nreplicas];
             l->slots[k].next = event_new(l->base, -1, 0, next_round, &l->slots[k]);
         }
         l->tick = event_new(l->base, -1, EV_PERSIST, check_stop, l);
@@ -540,8 +582,9 @@ static void run_phase(pid_t server, bool with_resume, double duration, size_t ma
     res->passed = atomic_load(&done);
     res->failed = atomic_load(&failed);
     res->rate = (double)res->passed / elapsed;
-    res->server_cpu = (cpu_of(server) - s0) / (double)(res->passed ? res->passed : 1);
+    res->server_cpu = (servers_cpu() - s0) / (double)(res->passed ? res->passed : 1);
     res->client_cpu = (cpu_self() - c0) / (double)(res->passed ? res->passed : 1);
+    res->db_cpu = (cpu_tree(db_pid) - d0) / (double)(res->passed ? res->passed : 1);
     res->resumed = res->passed ? (double)atomic_load(&resumed) / (double)res->passed : 0;
     n = atomic_load(&nlat) < lat_cap ? atomic_load(&nlat) : lat_cap;
     qsort(latencies, n, sizeof(double), cmp_double);
@@ -560,93 +603,462 @@ static void run_phase(pid_t server, bool with_resume, double duration, size_t ma
     free(loops);
 }
 
+/* ---- the reference: nginx doing full TLS 1.3 handshakes, driven by openssl s_time ---- */
+
+static char nginx_dir[128];
+static pid_t nginx_pid = -1;
+static int nginx_port;
+
+struct ref_result {
+    double rate, server_cpu, client_cpu; /* handshakes/s; CPU seconds per handshake */
+    size_t handshakes;
+};
+
+/* A free port on loopback (the kernel's pick; nginx takes it a moment later). */
+static int free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), p = 0;
+
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        p = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    if (p == 0)
+        die("no free port for nginx");
+    return p;
+}
+
+static bool port_open(int p)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                            .sin_port = htons((uint16_t)p)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/* nginx in the foreground (daemon off), its prefix and files in a directory of its own, the
+ * service's certificate and key, as many workers as cores (the service has one per core). */
+static void nginx_start(long cores)
+{
+    char conf[4096], path[256];
+    FILE *f;
+
+    snprintf(nginx_dir, sizeof(nginx_dir), "%s-nginx", data_dir);
+    snprintf(path, sizeof(path), "%s/tmp", nginx_dir);
+    if (mkdir(nginx_dir, 0755) != 0 || mkdir(path, 0755) != 0)
+        die("cannot make nginx's directory");
+    nginx_port = free_port();
+    snprintf(conf, sizeof(conf),
+             "daemon off;\n%s"
+             "worker_processes %ld;\npid %s/nginx.pid;\nerror_log %s/error.log;\n"
+             "events { worker_connections 4096; }\n"
+             "http {\n  access_log off;\n"
+             "  client_body_temp_path %s/tmp;\n  proxy_temp_path %s/tmp;\n"
+             "  fastcgi_temp_path %s/tmp;\n  uwsgi_temp_path %s/tmp;\n  scgi_temp_path %s/tmp;\n"
+             "  server {\n    listen 127.0.0.1:%d ssl;\n"
+             "    ssl_certificate %s/server.pem;\n    ssl_certificate_key %s/server.key;\n"
+             "    ssl_protocols TLSv1.3;\n    ssl_session_tickets off;\n"
+             "    ssl_session_cache off;\n"
+             "    location / { return 200 \"ok\\n\"; }\n  }\n}\n",
+             geteuid() == 0 ? "user nobody nogroup;\n" : "", cores, nginx_dir, nginx_dir, nginx_dir,
+             nginx_dir, nginx_dir, nginx_dir, nginx_dir, nginx_port, data_dir, data_dir);
+    snprintf(path, sizeof(path), "%s/nginx.conf", nginx_dir);
+    f = fopen(path, "w");
+    if (f == NULL || fputs(conf, f) == EOF || fclose(f) != 0)
+        die("cannot write nginx.conf");
+    nginx_pid = fork();
+    if (nginx_pid == 0) {
+        char log[256];
+        int out;
+
+        snprintf(log, sizeof(log), "%s/nginx.out", nginx_dir);
+        out = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (out >= 0) {
+            dup2(out, 1);
+            dup2(out, 2);
+        }
+        execlp("nginx", "nginx", "-p", nginx_dir, "-c", path, "-e", "stderr", (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 1200 && !port_open(nginx_port); i++) {
+        if (waitpid(nginx_pid, NULL, WNOHANG) == nginx_pid)
+            die("nginx did not start (scripts/install-deps installs it; its log is nginx.out)");
+        usleep(50000);
+    }
+    if (!port_open(nginx_port))
+        die("nginx did not start");
+}
+
+static void nginx_stop(void)
+{
+    char cmd[300];
+
+    if (nginx_pid > 0) {
+        kill(nginx_pid, SIGQUIT);
+        waitpid(nginx_pid, NULL, 0);
+        nginx_pid = -1;
+    }
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", nginx_dir);
+    if (nginx_dir[0] != '\0' && system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", nginx_dir);
+    nginx_dir[0] = '\0';
+}
+
+/* The CPU seconds a process and its children (nginx's workers, PostgreSQL's backends) have used
+ * so far; 0 for none. */
+static double cpu_tree(pid_t pid)
+{
+    char path[96];
+    double t;
+    FILE *f;
+    int child;
+
+    if (pid <= 0)
+        return 0;
+    t = cpu_of(pid);
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        die("cannot read a process's children from /proc");
+    while (fscanf(f, "%d", &child) == 1)
+        t += cpu_of(child);
+    fclose(f);
+    return t;
+}
+
+static double nginx_cpu(void)
+{
+    return cpu_tree(nginx_pid);
+}
+
+/* PostgreSQL's postmaster, when the database is a socket directory holding its cluster as
+ * tests/tools/pg makes it (HOST/data/postmaster.pid): its CPU and its backends' is the service's
+ * too. 0 when unknown. */
+static pid_t database_pid(void)
+{
+    const char *h = database != NULL ? strstr(database, "host=") : NULL;
+    char path[512];
+    FILE *f;
+    int pid = 0;
+
+    if (h == NULL)
+        return 0;
+    h += 5;
+    snprintf(path, sizeof(path), "%.*s/data/postmaster.pid", (int)strcspn(h, "&"), h);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    if (fscanf(f, "%d", &pid) != 1)
+        pid = 0;
+    fclose(f);
+    return (pid_t)pid;
+}
+
+static double children_cpu(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_CHILDREN, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* `inflight` s_time processes at once, each making full handshakes one after the other for
+ * `duration` seconds (whole seconds: s_time's unit); the handshakes they report, over the time
+ * from the first start to the last exit. */
+static void nginx_phase(double duration, struct ref_result *r)
+{
+    pid_t *kids = calloc(inflight, sizeof(*kids));
+    char connect[32], secs[16], out[256], line[512];
+    double t0, n0, c0;
+    size_t total = 0;
+
+    if (kids == NULL)
+        die("out of memory");
+    snprintf(connect, sizeof(connect), "127.0.0.1:%d", nginx_port);
+    snprintf(secs, sizeof(secs), "%d", duration < 1 ? 1 : (int)(duration + 0.5));
+    n0 = nginx_cpu();
+    c0 = children_cpu();
+    t0 = now();
+    for (size_t i = 0; i < inflight; i++) {
+        kids[i] = fork();
+        if (kids[i] == 0) {
+            int fd, null = open("/dev/null", O_WRONLY);
+
+            snprintf(out, sizeof(out), "%s/s_time.%zu", nginx_dir, i);
+            fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            if (fd < 0 || null < 0)
+                _exit(127);
+            dup2(fd, 1);
+            dup2(null, 2);
+            execlp("openssl", "openssl", "s_time", "-connect", connect, "-new", "-tls1_3", "-www",
+                   "/", "-time", secs, "-CAfile", ca_file, "-verify", "2", (char *)NULL);
+            _exit(127);
+        }
+        if (kids[i] < 0)
+            die("fork");
+    }
+    for (size_t i = 0; i < inflight; i++) {
+        int status;
+
+        if (waitpid(kids[i], &status, 0) != kids[i] || !WIFEXITED(status) ||
+            WEXITSTATUS(status) != 0)
+            die("openssl s_time failed");
+    }
+    r->rate = now() - t0; /* the elapsed time, for now */
+    r->server_cpu = nginx_cpu() - n0;
+    r->client_cpu = children_cpu() - c0;
+    for (size_t i = 0; i < inflight; i++) {
+        FILE *f;
+        size_t n = 0;
+        long real;
+
+        snprintf(out, sizeof(out), "%s/s_time.%zu", nginx_dir, i);
+        f = fopen(out, "r");
+        while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+            if (sscanf(line, "%zu connections in %ld real seconds", &n, &real) == 2)
+                break;
+        if (f != NULL)
+            fclose(f);
+        if (n == 0)
+            die("openssl s_time reported no connection to nginx");
+        total += n;
+    }
+    r->handshakes = total;
+    r->rate = (double)total / r->rate;
+    r->server_cpu /= (double)total;
+    r->client_cpu /= (double)total;
+    free(kids);
+}
+
+static double median(double *v, size_t n)
+{
+    qsort(v, n, sizeof(*v), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Each round's figures, and the median over the rounds of one quantity of theirs. */
+static struct result *firsts, *dailies;
+static struct ref_result *refs;
+
+/* The quantities the summary takes the median of, over the rounds. */
+enum quantity {
+    Q_FIRST_RATIO,
+    Q_DAILY_RATIO,
+    Q_NGINX_RATE,
+    Q_FIRST_CPU,
+    Q_DAILY_CPU,
+    Q_NGINX_CPU,
+    Q_FIRST_CLIENT,
+    Q_DAILY_CLIENT,
+    Q_NGINX_CLIENT,
+    Q_FIRST_DB,
+    Q_DAILY_DB
+};
+
+static double quantity(size_t r, enum quantity q)
+{
+    switch (q) {
+    case Q_FIRST_RATIO: return firsts[r].rate / refs[r].rate;
+    case Q_DAILY_RATIO: return dailies[r].rate / refs[r].rate;
+    case Q_NGINX_RATE: return refs[r].rate;
+    case Q_FIRST_CPU: return firsts[r].server_cpu;
+    case Q_DAILY_CPU: return dailies[r].server_cpu;
+    case Q_NGINX_CPU: return refs[r].server_cpu;
+    case Q_FIRST_CLIENT: return firsts[r].client_cpu;
+    case Q_DAILY_CLIENT: return dailies[r].client_cpu;
+    case Q_NGINX_CLIENT: return refs[r].client_cpu;
+    case Q_FIRST_DB: return firsts[r].db_cpu;
+    case Q_DAILY_DB: return dailies[r].db_cpu;
+    }
+    return 0;
+}
+
+static double median_of(double *v, enum quantity q)
+{
+    for (size_t r = 0; r < rounds; r++)
+        v[r] = quantity(r, q);
+    return median(v, rounds);
+}
+
 static void print_phase(const char *name, const struct result *r, double bound, double tls_bound)
 {
     printf("  %s\n", name);
     printf("    attestations:        %zu passed, %zu failed; %.0f%% on a resumed TLS "
            "session\n",
            r->passed, r->failed, 100.0 * r->resumed);
-    printf("    throughput:          %.0f attestations/s   (target >= 1000)\n", r->rate);
+    printf("    throughput:          %.0f attestations/s\n", r->rate);
     printf("    latency:             p50 %.1f ms, p99 %.1f ms\n", r->p50 * 1e3, r->p99 * 1e3);
-    printf("    CPU per attestation: service %.0f us, simulated device %.0f us\n",
+    printf("    CPU per attestation: service %.0f us, simulated device %.0f us",
            r->server_cpu * 1e6, r->client_cpu * 1e6);
-    printf("    crypto bound:        %.0f attestations/s; ratio %.3f (target >= 0.5)\n", bound,
-           r->rate / bound);
+    if (db_pid > 0)
+        printf(", PostgreSQL %.0f us", r->db_cpu * 1e6);
+    printf("\n");
+    printf("    crypto bound:        %.0f attestations/s; ratio %.3f\n", bound, r->rate / bound);
     printf("    with TLS's own cost: %.0f attestations/s; ratio %.3f\n", tls_bound,
            r->rate / tls_bound);
 }
 
+/* On any exit, die() included: no server or nginx left running, no directory left behind. */
+static void stop_all(void)
+{
+    char cmd[512];
+
+    nginx_stop();
+    for (size_t i = 0; i < nreplicas; i++) {
+        if (servers[i] > 0) {
+            kill(servers[i], SIGTERM);
+            waitpid(servers[i], NULL, 0);
+            servers[i] = 0;
+        }
+    }
+    if (data_dir[0] != '\0') {
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'.[0-9]*", data_dir, data_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "cannot remove %s\n", data_dir);
+        data_dir[0] = '\0';
+    }
+}
+
+/* Start replica i on the database: its own data directory (the first one's secrets copied into
+ * it for the others), its own port. */
+static void start_replica(size_t i, const char *server_bin)
+{
+    char dir[96], port_file[128];
+    uint8_t *data;
+    size_t data_len;
+
+    if (i == 0) {
+        snprintf(dir, sizeof(dir), "%s", data_dir);
+    } else {
+        char cmd[512];
+
+        snprintf(dir, sizeof(dir), "%s.%zu", data_dir, i);
+        snprintf(cmd, sizeof(cmd),
+                 "umask 077 && mkdir '%s' && cp -p '%s/master.key' '%s/server-ca.pem' "
+                 "'%s/server-ca.key' '%s/'",
+                 dir, data_dir, data_dir, data_dir, dir);
+        if (system(cmd) != 0)
+            die("cannot copy the secrets to the second replica");
+    }
+    snprintf(port_file, sizeof(port_file), "%s.port", dir);
+    servers[i] = fork();
+    if (servers[i] == 0) {
+        const char *argv[20];
+        int n = 0, null = open("/dev/null", O_WRONLY);
+
+        dup2(null, 2);
+        argv[n++] = server_bin;
+        argv[n++] = "--data-dir";
+        argv[n++] = dir;
+        argv[n++] = "--listen";
+        argv[n++] = "127.0.0.1:0";
+        argv[n++] = "--port-file";
+        argv[n++] = port_file;
+        argv[n++] = "--rate-limit";
+        argv[n++] = "0";
+        argv[n++] = "--max-connections-per-address";
+        argv[n++] = "1000000";
+        if (server_threads != NULL) {
+            argv[n++] = "--threads";
+            argv[n++] = server_threads;
+        }
+        if (database != NULL) {
+            argv[n++] = "--database";
+            argv[n++] = database;
+        }
+        argv[n] = NULL;
+        execv(server_bin, (char *const *)argv);
+        _exit(127);
+    }
+    /* A bound for a loaded machine, not an expected time. */
+    for (int k = 0; k < 1200 && access(port_file, F_OK) != 0; k++) {
+        if (waitpid(servers[i], NULL, WNOHANG) == servers[i])
+            die("the server exited at start");
+        usleep(50000);
+    }
+    if (rp_read_file(port_file, 16, &data, &data_len) != RP_OK)
+        die("the server did not start");
+    ports[i] = atoi((char *)data);
+    free(data);
+    unlink(port_file);
+}
+
 int main(int argc, char **argv)
 {
-    char server_bin[4096], port_file[128], tok[256], tenant[64], path[4200];
+    char server_bin[4096], tok[256], tenant[64], path[4200];
     struct crypto_arg ca = {0};
     uint8_t *data;
     size_t data_len;
-    pid_t server;
     double t_sign, t_verify, t_x, t_hs, t_hs_resumed, full_bound, daily_bound, tls_bound,
         tls_daily_bound;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     struct result first, daily;
     json_t *j, *ids;
+    size_t failures = 0, passes = 0;
+    const char *usage = "usage: bench-attest [--devices N] [--inflight N] [--seconds S] "
+                        "[--rounds R] [--database TARGET] [--replicas 1|2] [--server-threads N] "
+                        "[--client-threads N]";
 
-    for (int i = 1; i + 1 < argc; i += 2) {
+    for (int i = 1; i < argc; i += 2) {
+        if (i + 1 >= argc)
+            die(usage);
         if (strcmp(argv[i], "--devices") == 0)
             ndevices = strtoul(argv[i + 1], NULL, 10);
         else if (strcmp(argv[i], "--inflight") == 0)
             inflight = strtoul(argv[i + 1], NULL, 10);
         else if (strcmp(argv[i], "--seconds") == 0)
             seconds = strtod(argv[i + 1], NULL);
+        else if (strcmp(argv[i], "--rounds") == 0)
+            rounds = strtoul(argv[i + 1], NULL, 10);
+        else if (strcmp(argv[i], "--database") == 0)
+            database = argv[i + 1];
+        else if (strcmp(argv[i], "--replicas") == 0)
+            nreplicas = strtoul(argv[i + 1], NULL, 10);
         else if (strcmp(argv[i], "--server-threads") == 0)
             server_threads = argv[i + 1];
         else if (strcmp(argv[i], "--client-threads") == 0)
             nloops = strtoul(argv[i + 1], NULL, 10);
         else
-            die("usage: bench-attest [--devices N] [--inflight N] [--seconds S] "
-                "[--server-threads N] [--client-threads N]");
+            die(usage);
     }
-    if (ndevices == 0 || inflight == 0 || seconds <= 0 || nloops == 0)
-        die("usage: bench-attest [--devices N] [--inflight N] [--seconds S]");
+    if (ndevices == 0 || inflight == 0 || seconds <= 0 || nloops == 0 || rounds == 0 ||
+        nreplicas == 0 || nreplicas > MAX_REPLICAS)
+        die(usage);
+    if (nreplicas > 1 && database == NULL)
+        die("--replicas 2 needs a shared --database (PostgreSQL)");
     if (inflight < nloops)
         nloops = inflight;
     signal(SIGPIPE, SIG_IGN);
 
-    /* The server: this build's, beside this program, one worker per core. */
+    /* The servers: this build's, beside this program, one worker per core each. */
     snprintf(server_bin, sizeof(server_bin), "%s", argv[0]);
     *strrchr(server_bin, '/') = '\0';
     strcat(server_bin, "/rampart-server");
     snprintf(data_dir, sizeof(data_dir), "/tmp/rampart-bench-attest-XXXXXX");
-    if (mkdtemp(data_dir) == NULL)
+    if (mkdtemp(data_dir) == NULL) {
+        data_dir[0] = '\0';
         die("mkdtemp");
-    snprintf(port_file, sizeof(port_file), "%s.port", data_dir);
-    server = fork();
-    if (server == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, 2);
-        if (server_threads != NULL)
-            execl(server_bin, server_bin, "--data-dir", data_dir, "--listen", "127.0.0.1:0",
-                  "--port-file", port_file, "--threads", server_threads, "--rate-limit", "0",
-                  "--max-connections-per-address", "1000000", (char *)NULL);
-        else
-            execl(server_bin, server_bin, "--data-dir", data_dir, "--listen", "127.0.0.1:0",
-                  "--port-file", port_file, "--rate-limit", "0", "--max-connections-per-address",
-                  "1000000", (char *)NULL);
-        _exit(127);
     }
-    /* A bound for a loaded machine, not an expected time. */
-    for (int i = 0; i < 1200 && access(port_file, F_OK) != 0; i++)
-        usleep(50000);
-    if (rp_read_file(port_file, 16, &data, &data_len) != RP_OK)
-        die("the server did not start");
-    port = atoi((char *)data);
-    free(data);
-    snprintf(url, sizeof(url), "https://127.0.0.1:%d", port);
+    atexit(stop_all);
+    for (size_t i = 0; i < nreplicas; i++)
+        start_replica(i, server_bin);
+    db_pid = database_pid();
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d", ports[0]);
     snprintf(ca_file, sizeof(ca_file), "%s/server-ca.pem", data_dir);
     snprintf(path, sizeof(path), "%s/admin.token", data_dir);
     if (rp_read_file(path, sizeof(tok) - 1, &data, &data_len) != RP_OK)
         die("no admin token");
     snprintf(tok, sizeof(tok), "%.*s", (int)strcspn((char *)data, "\n"), data);
     free(data);
-
     /* The devices' TLS: one context, the service CA as the only anchor. */
     client_ctx = SSL_CTX_new(TLS_client_method());
     device_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
@@ -739,30 +1151,92 @@ int main(int argc, char **argv)
 
     lat_cap = 1 << 22;
     latencies = malloc(lat_cap * sizeof(double));
-    if (latencies == NULL)
+    firsts = calloc(rounds, sizeof(*firsts));
+    dailies = calloc(rounds, sizeof(*dailies));
+    refs = calloc(rounds, sizeof(*refs));
+    if (latencies == NULL || firsts == NULL || dailies == NULL || refs == NULL)
         die("out of memory");
-    /* First contact: at most one attestation per device, so that none has a session yet. */
-    run_phase(server, false, seconds, ndevices, &first);
-    run_phase(server, true, seconds, 0, &daily);
-    kill(server, SIGTERM);
-    waitpid(server, NULL, 0);
+    nginx_start(cores);
+    printf("attest: %zu devices, %zu attestations in flight, %s, %zu replica%s, %ld cores, "
+           "%zu rounds of %.0f s each\n",
+           ndevices, inflight,
+           database == NULL                        ? "SQLite"
+           : strncmp(database, "postgres", 8) == 0 ? "PostgreSQL"
+                                                   : "SQLite",
+           nreplicas, nreplicas > 1 ? "s" : "", cores, rounds, seconds);
+    printf("  reference: nginx %s, TLS 1.3 full handshakes (P-256 certificate, no resumption, a "
+           "3-byte response),\n             %zu `openssl s_time -new` at once\n",
+           "(a worker per core)", inflight);
+    fflush(stdout);
+    /* Interleaved: first contact, nginx, daily; then again. First contact takes devices that
+     * have not attested yet (as long as there are: at most `ndevices` over all rounds would keep
+     * it so; past that they are full handshakes all the same, on devices the service knows). */
+    for (size_t r = 0; r < rounds; r++) {
+        run_phase(false, seconds, ndevices, &firsts[r]);
+        nginx_phase(seconds, &refs[r]);
+        run_phase(true, seconds, 0, &dailies[r]);
+        printf("  round %zu: first contact %.0f/s, nginx %.0f handshakes/s, daily %.0f/s "
+               "(%.0f%% resumed); CPU us per op: first %.0f, daily %.0f, nginx %.0f\n",
+               r + 1, firsts[r].rate, refs[r].rate, dailies[r].rate, 100.0 * dailies[r].resumed,
+               firsts[r].server_cpu * 1e6, dailies[r].server_cpu * 1e6, refs[r].server_cpu * 1e6);
+        fflush(stdout);
+        failures += firsts[r].failed + dailies[r].failed;
+        passes += firsts[r].passed + dailies[r].passed;
+    }
+    stop_all();
 
-    printf("attest: %zu devices, %zu attestations in flight, SQLite, %ld cores\n", ndevices,
-           inflight, cores);
-    printf("  references, one core: ECDSA P-256 sign %.1f us, verify %.1f us, X25519 %.1f us;\n"
-           "                        a TLS 1.3 handshake in memory, both sides: full %.0f us, "
-           "resumed %.0f us\n",
-           t_sign * 1e6, t_verify * 1e6, t_x * 1e6, t_hs * 1e6, t_hs_resumed * 1e6);
-    print_phase("first contact (a full TLS handshake each):", &first, full_bound, tls_bound);
-    print_phase("daily (each device resumes its TLS session):", &daily, daily_bound,
-                tls_daily_bound);
-    printf("attest: %.0f attestations/s daily, ratio %.3f; first contact %.0f/s, ratio %.3f\n",
-           daily.rate, daily.rate / daily_bound, first.rate, first.rate / full_bound);
-    if (system(NULL)) {
-        char cmd[256];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", data_dir, port_file);
-        if (system(cmd) != 0)
-            fprintf(stderr, "cannot remove %s\n", data_dir);
+    {
+        double *v = calloc(rounds, sizeof(double)), rf, rd, nr, cf, cd, cn, ccf, ccd, ccn, df, dd;
+
+        if (v == NULL)
+            die("out of memory");
+        rf = median_of(v, Q_FIRST_RATIO);
+        rd = median_of(v, Q_DAILY_RATIO);
+        nr = median_of(v, Q_NGINX_RATE);
+        cf = median_of(v, Q_FIRST_CPU);
+        cd = median_of(v, Q_DAILY_CPU);
+        cn = median_of(v, Q_NGINX_CPU);
+        ccf = median_of(v, Q_FIRST_CLIENT);
+        ccd = median_of(v, Q_DAILY_CLIENT);
+        ccn = median_of(v, Q_NGINX_CLIENT);
+        df = median_of(v, Q_FIRST_DB);
+        dd = median_of(v, Q_DAILY_DB);
+        /* the round whose first contact is the median one, for the detailed figures */
+        first = firsts[0];
+        daily = dailies[0];
+        for (size_t r = 0; r < rounds; r++) {
+            if (firsts[r].rate / refs[r].rate == rf)
+                first = firsts[r];
+            if (dailies[r].rate / refs[r].rate == rd)
+                daily = dailies[r];
+        }
+        printf("  references, one core: ECDSA P-256 sign %.1f us, verify %.1f us, X25519 %.1f us;\n"
+               "                        a TLS 1.3 handshake in memory, both sides: full %.0f us, "
+               "resumed %.0f us\n",
+               t_sign * 1e6, t_verify * 1e6, t_x * 1e6, t_hs * 1e6, t_hs_resumed * 1e6);
+        print_phase("first contact (a full TLS handshake each), the median round:", &first,
+                    full_bound, tls_bound);
+        print_phase("daily (each device resumes its TLS session), the median round:", &daily,
+                    daily_bound, tls_daily_bound);
+        printf("  nginx: %.0f handshakes/s (median); CPU per handshake: nginx %.0f us, s_time "
+               "%.0f us\n",
+               nr, cn * 1e6, ccn * 1e6);
+        printf("  CPU per operation (median): service %.0f us first contact, %.0f us daily; "
+               "nginx %.0f us a handshake\n",
+               cf * 1e6, cd * 1e6, cn * 1e6);
+        printf("  CPU of the clients (median): devices %.0f us first contact, %.0f us daily; "
+               "s_time %.0f us\n",
+               ccf * 1e6, ccd * 1e6, ccn * 1e6);
+        if (db_pid > 0)
+            printf("  CPU of PostgreSQL (median; part of the service's cost): %.0f us first "
+                   "contact, %.0f us daily\n",
+                   df * 1e6, dd * 1e6);
+        printf("attest: first contact %.2f x nginx's handshakes/s (goal >= 1.0 on SQLite), daily "
+               "%.2f x (goal >= 1.5); CPU per attestation %.2f x / %.2f x nginx's per "
+               "handshake%s\n",
+               rf, rd, (cf + df) / cn, (cd + dd) / cn,
+               db_pid > 0 ? " (the service's and PostgreSQL's)" : "");
+        free(v);
     }
     for (size_t i = 0; i < ndevices; i++) {
         EVP_PKEY_free(devices[i].key);
@@ -772,6 +1246,9 @@ int main(int argc, char **argv)
     }
     free(devices);
     free(latencies);
+    free(firsts);
+    free(dailies);
+    free(refs);
     EVP_PKEY_free(ca.ec);
     EVP_PKEY_free(ca.x2);
     SSL_SESSION_free(ca.session);
@@ -779,5 +1256,5 @@ int main(int argc, char **argv)
     SSL_CTX_free(ca.server_resume);
     SSL_CTX_free(ca.client);
     SSL_CTX_free(client_ctx);
-    return first.failed + daily.failed > (first.passed + daily.passed) / 100 ? 1 : 0;
+    return failures > passes / 100 ? 1 : 0;
 }

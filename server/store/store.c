@@ -1307,9 +1307,13 @@ rp_err_t rp_store_attestation_list(rp_store_t *s, const char *tenant_id, const c
 static const char SQL_CERT_GET[] =
     "SELECT serial, tenant_id, device_id, not_before, not_after, revoked_at FROM certificates"
     " WHERE serial = ?";
+/* revoked_at is 0 or the time of the revocation: "> 0", not "!= 0", so that both engines read
+ * the revoked ones as a range of certificates_revoked (tenant_id, revoked_at), not every one of
+ * the tenant's certificates (bench/fleet: a CRL's time grew with the fleet, not the revocations).
+ */
 static const char SQL_REVOKED_LIST[] =
     "SELECT serial, tenant_id, device_id, not_before, not_after, revoked_at FROM certificates"
-    " WHERE tenant_id = ? AND revoked_at != 0 AND not_after > ? ORDER BY revoked_at, serial";
+    " WHERE tenant_id = ? AND revoked_at > 0 AND not_after > ? ORDER BY revoked_at, serial";
 
 static const char SQL_DEVICE_REISSUE[] =
     "SELECT d.tenant_id, CASE WHEN d.blocked <> 0 OR d.quarantined_at <> 0 THEN 1 ELSE 0 END,"

@@ -139,13 +139,16 @@ rp_err_t rp_store_link_take(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN], in
 
 /* The newest current certificate per device is what "expiring" looks at: a device that renewed
  * has a later one. */
+/* The states are conditions: counted as CASE ... THEN 1, since PostgreSQL sums no booleans. */
+#define COUNT_IF(pred) ", coalesce(sum(CASE WHEN " pred " THEN 1 ELSE 0 END), 0)"
+/* clang-format off */
 static const char SQL_FLEET_COUNTS[] =
-    "SELECT count(*), coalesce(sum(" SQ_DEV_ATTESTED "), 0),"
-    " coalesce(sum(" SQ_DEV_CERT_EXPIRING "), 0), coalesce(sum(" SQ_DEV_FAILED "), 0),"
-    " coalesce(sum(" SQ_DEV_BLOCKED "), 0), coalesce(sum(" SQ_DEV_QUARANTINED "), 0),"
-    " coalesce(sum(" SQ_DEV_NEVER_SEEN "), 0)"
+    "SELECT count(*)"
+    COUNT_IF(SQ_DEV_ATTESTED) COUNT_IF(SQ_DEV_CERT_EXPIRING) COUNT_IF(SQ_DEV_FAILED)
+    COUNT_IF(SQ_DEV_BLOCKED) COUNT_IF(SQ_DEV_QUARANTINED) COUNT_IF(SQ_DEV_NEVER_SEEN)
     " FROM devices d LEFT JOIN attestations a ON a.id = d.last_attestation"
     " WHERE d.tenant_id = :tenant";
+/* clang-format on */
 
 rp_err_t rp_store_fleet_counts(rp_store_t *s, const char *tenant_id, int64_t now,
                                rp_fleet_counts_t *out)

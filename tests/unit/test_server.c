@@ -280,6 +280,59 @@ static void store_batch_spends_each_nonce_once(void **state)
     assert_int_equal(w[0].as, RP_RECORDED_AS_GIVEN);
 }
 
+static void count_revoked(void *ctx, const rp_cert_record_t *c)
+{
+    struct seen *s = ctx;
+
+    if (s->n < 8)
+        snprintf(s->reasons[s->n], sizeof(s->reasons[0]), "%s", c->serial);
+    s->n++;
+}
+
+/* The fleet's counts by state (the console's fleet page) and a CRL's input, on both engines: one
+ * device passed then blocked (its certificate revoked), one failed, one never seen, one passed. */
+static void store_fleet_counts_and_revoked(void **state)
+{
+    static const char dev3[] = "3333333333333333333333333333333333333333333333333333333333333333";
+    static const char dev4[] = "4444444444444444444444444444444444444444444444444444444444444444";
+    struct db *db = *state;
+    int64_t now = (int64_t)time(NULL);
+    rp_cert_record_t c1 = cert_for(db, dev1, "c1"), c4 = cert_for(db, dev4, "c4");
+    rp_attestation_t a[3];
+    rp_attestation_write_t w[3];
+    rp_fleet_counts_t n;
+    struct seen revoked = {0};
+
+    c1.not_before = c4.not_before = now;
+    c1.not_after = c4.not_after = now + 86400;
+    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, dev1, now), RP_OK);
+    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, dev2, now), RP_OK);
+    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, dev3, now), RP_OK);
+    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, dev4, now), RP_OK);
+    fill(&a[0], dev1, db->tenant.id, true);
+    w[0] = write_of(&a[0], &c1, NULL);
+    fill(&a[1], dev2, db->tenant.id, false);
+    w[1] = write_of(&a[1], NULL, NULL);
+    fill(&a[2], dev4, db->tenant.id, true);
+    w[2] = write_of(&a[2], &c4, NULL);
+    assert_int_equal(rp_store_attestations_record(db->s, w, 3), RP_OK);
+    assert_int_equal(rp_store_revoked_list(db->s, db->tenant.id, count_revoked, &revoked), RP_OK);
+    assert_int_equal(revoked.n, 0);
+    assert_int_equal(rp_store_device_block(db->s, db->tenant.id, dev1, now), RP_OK);
+
+    assert_int_equal(rp_store_fleet_counts(db->s, db->tenant.id, now, &n), RP_OK);
+    assert_int_equal(n.total, 4);
+    assert_int_equal(n.attested, 1); /* dev4: dev1 passed but is blocked */
+    assert_int_equal(n.failed, 1);
+    assert_int_equal(n.blocked, 1);
+    assert_int_equal(n.quarantined, 0);
+    assert_int_equal(n.never_seen, 1);
+    assert_int_equal(n.cert_expiring, 0);
+    assert_int_equal(rp_store_revoked_list(db->s, db->tenant.id, count_revoked, &revoked), RP_OK);
+    assert_int_equal(revoked.n, 1);
+    assert_string_equal(revoked.reasons[0], "c1");
+}
+
 /* Failures that prove nothing about a device (a bad signature, a bad nonce) leave its record as it
  * was: its last attestation and its history. They are counted per source address, in a table
  * that keeps RP_UNPROVEN_SOURCES_MAX addresses, the least recently seen dropped first. */
@@ -2495,6 +2548,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_pass_for_a_device_blocked_meanwhile, db_setup,
                                         db_teardown),
         cmocka_unit_test_setup_teardown(store_unproven_failures_apart, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_fleet_counts_and_revoked, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_reissue_checks, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_reissue_races_with_block, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_tokens, db_setup, db_teardown),

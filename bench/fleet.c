@@ -1,0 +1,504 @@
+/*
+ * bench/fleet: the store's operations that must stay fast at a fleet's size, on a fleet of
+ * --devices N (1,000,000) claimed devices in one tenant, in SQLite (a file in a temporary
+ * directory, the default) or in PostgreSQL (--database postgresql://...: an empty database).
+ *
+ * The fleet is bulk-loaded in one transaction with plain SQL, the documented path (claiming a
+ * million devices through the API would time the claim): every device claimed, in one group, one
+ * attestation each as its last (1 in 50 failed), one current 24-hour certificate each, and the
+ * first --blocked B (1,000) blocked with their certificates revoked. The loaded attestations have
+ * negative IDs (device i's is -i), so that those the bench records get the engine's own. Device IDs
+ * are 64 hex digits: 8 spread by a multiplicative hash, then the device's number (so that they
+ * arrive in no order).
+ *
+ * Then each operation is called through the store's API (server/store/store.h, as the service
+ * calls it) on devices picked at random, repeated for about a second (at least 3 calls), and its
+ * median time printed as a ratio to the reference measured in the same run: a primary-key lookup
+ * of a row in a table of one row (the tenant). An operation that stays near the reference does
+ * not grow with the fleet; one that is proportional to it shows as a ratio in the thousands.
+ * Also the database's size per device.
+ *
+ * Usage: bench-fleet [--devices N] [--blocked B] [--database TARGET] [--seconds S]
+ */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rampart/log.h"
+#include "db.h"
+#include "store.h"
+
+static size_t ndevices = 1000000, nblocked = 1000, loaded; /* loaded: devices 1 to it */
+static double budget = 1.0;
+static rp_store_t *s;
+static rp_tenant_t tenant;
+static rp_group_t group;
+static rp_deployment_t deployment;
+static uint64_t rng = 88172645463325252ull;
+static int64_t clock_now;
+static size_t sink; /* rows the callbacks saw, so that nothing is optimised away */
+
+static double now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static char dir[64]; /* the SQLite database's temporary directory, or "" */
+
+static void remove_dir(void)
+{
+    char cmd[128];
+
+    if (dir[0] == '\0')
+        return;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "fleet bench: %s\n", what);
+    exit(1);
+}
+
+static size_t pick(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return 1 + (size_t)(rng % loaded);
+}
+
+/* Device i's ID, as the bulk load made it (the SQL below computes the same). */
+static void device_id(size_t i, char out[RP_DEVICE_ID_SIZE])
+{
+    snprintf(out, RP_DEVICE_ID_SIZE, "%08x%056zu", (unsigned)((uint64_t)i * 2654435761u), i);
+}
+
+/* The bulk load, per engine: the same rows, devices %6$zu to %3$zu. %1$s the tenant, %2$s the
+ * group, %4$zu B (the first B devices are blocked), %5$lld now. */
+static const char LOAD_SQLITE[] =
+    "PRAGMA cache_size = -262144;"
+    "BEGIN;"
+    "CREATE TEMP TABLE n(i INTEGER PRIMARY KEY);"
+    "WITH RECURSIVE c(i) AS (SELECT %6$zu UNION ALL SELECT i + 1 FROM c WHERE i < %3$zu)"
+    " INSERT INTO n SELECT i FROM c;"
+    "CREATE TEMP TABLE ids AS SELECT i, printf('%%08x%%056d', (i * 2654435761) & 4294967295, i)"
+    " AS id FROM n;"
+    "INSERT INTO attestations (id, device_id, tenant_id, at, passed, reason, claims, cert_serial)"
+    " SELECT -i, id, '%1$s', %5$lld - i %% 86400, i %% 50 != 0,"
+    " CASE WHEN i %% 50 = 0 THEN 'bad_signature' ELSE '' END, '{}', printf('%%040x', i) FROM ids;"
+    "INSERT INTO devices (id, tenant_id, claimed_at, blocked, blocked_at, last_attestation)"
+    " SELECT id, '%1$s', %5$lld - 2592000, i <= %4$zu, CASE WHEN i <= %4$zu THEN %5$lld ELSE 0"
+    " END, -i FROM ids ORDER BY id;"
+    "INSERT INTO certificates (serial, tenant_id, device_id, not_before, not_after, revoked_at)"
+    " SELECT printf('%%040x', i), '%1$s', id, %5$lld - i %% 86400, %5$lld - i %% 86400 + 86400,"
+    " CASE WHEN i <= %4$zu THEN %5$lld ELSE 0 END FROM ids;"
+    "INSERT INTO group_members (device_id, group_id, assigned) SELECT id, '%2$s', %5$lld"
+    " FROM ids ORDER BY id;"
+    "DROP TABLE ids; DROP TABLE n;"
+    "COMMIT;"
+    "ANALYZE;";
+static const char LOAD_PG[] =
+    "BEGIN;"
+    "CREATE TEMP TABLE ids AS SELECT i, lpad(to_hex((i * 2654435761) %% 4294967296), 8, '0')"
+    " || lpad(i::text, 56, '0') AS id FROM generate_series(%6$zu, %3$zu) AS i;"
+    "INSERT INTO attestations (id, device_id, tenant_id, at, passed, reason, claims, cert_serial)"
+    " SELECT -i, id, '%1$s', %5$lld - i %% 86400, CASE WHEN i %% 50 = 0 THEN 0 ELSE 1 END,"
+    " CASE WHEN i %% 50 = 0 THEN 'bad_signature' ELSE '' END, '{}', lpad(to_hex(i), 40, '0')"
+    " FROM ids;"
+    "INSERT INTO devices (id, tenant_id, claimed_at, blocked, blocked_at, last_attestation)"
+    " SELECT id, '%1$s', %5$lld - 2592000, CASE WHEN i <= %4$zu THEN 1 ELSE 0 END,"
+    " CASE WHEN i <= %4$zu THEN %5$lld ELSE 0 END, -i FROM ids ORDER BY id;"
+    "INSERT INTO certificates (serial, tenant_id, device_id, not_before, not_after, revoked_at)"
+    " SELECT lpad(to_hex(i), 40, '0'), '%1$s', id, %5$lld - i %% 86400,"
+    " %5$lld - i %% 86400 + 86400, CASE WHEN i <= %4$zu THEN %5$lld ELSE 0 END FROM ids;"
+    "INSERT INTO group_members (device_id, group_id, assigned) SELECT id, '%2$s', %5$lld"
+    " FROM ids ORDER BY id;"
+    "DROP TABLE ids;"
+    "COMMIT;"
+    "ANALYZE;";
+/* An image key and an image for the deployment (%1$s the tenant, %2$s the key's bytes). */
+static const char IMAGE_SQL[] =
+    "INSERT INTO image_keys (id, tenant_id, name, alg, spki, keyhash, created)"
+    " VALUES ('i_bench', '%1$s', 'bench', 'ecdsa-p256', %2$s, 'bench', 0);"
+    "INSERT INTO images (tenant_id, id, component, version, type, size, image_hash, key_id,"
+    " uploaded) VALUES ('%1$s', '0000000000000000000000000000000000000000000000000000000000000001',"
+    " 'system', '1.0.0', 'system', 1, 'bench', 'i_bench', 0);";
+
+static void run_sql(const rp_db_driver_t *drv, rp_db_t *db, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void run_sql(const rp_db_driver_t *drv, rp_db_t *db, const char *fmt, ...)
+{
+    va_list ap;
+    char *sql;
+    int n;
+
+    va_start(ap, fmt);
+    n = vasprintf(&sql, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        die("out of memory");
+    if (drv->exec(db, sql) != RP_OK)
+        die("the bulk load failed (the log says why)");
+    free(sql);
+}
+
+/* ---- the operations ---- */
+
+static void count_device(void *ctx, const rp_device_t *d)
+{
+    (void)ctx;
+    (void)d;
+    sink++;
+}
+
+static void count_cert(void *ctx, const rp_cert_record_t *c)
+{
+    (void)ctx;
+    (void)c;
+    sink++;
+}
+
+static void count_state(void *ctx, const char *state, int64_t n)
+{
+    (void)ctx;
+    (void)state;
+    sink += (size_t)n;
+}
+
+static void op_reference(void)
+{
+    rp_tenant_t t;
+
+    if (rp_store_tenant_get(s, tenant.id, &t) != RP_OK)
+        die("tenant_get");
+}
+
+static void op_device_get(void)
+{
+    char id[RP_DEVICE_ID_SIZE];
+    rp_device_t d;
+
+    device_id(pick(), id);
+    if (rp_store_device_get(s, id, &d) != RP_OK)
+        die("device_get");
+}
+
+static void op_device_standing(void)
+{
+    char id[RP_DEVICE_ID_SIZE], t[RP_ID_SIZE];
+    bool blocked;
+
+    device_id(pick(), id);
+    if (rp_store_device_standing(s, id, t, &blocked) != RP_OK)
+        die("device_standing");
+}
+
+static size_t next_serial;
+
+/* One attestation recorded as the recorder does (a pass: the record, its certificate, the nonce
+ * spent, the device's last attestation), committed alone: one disk sync. */
+static void op_attestation_write(void)
+{
+    static rp_attestation_t a;
+    rp_cert_record_t cert = {0};
+    rp_attestation_write_t w = {0};
+    uint8_t nonce[32];
+    size_t i = pick();
+
+    memset(&a, 0, sizeof(a));
+    device_id(i, a.device_id);
+    snprintf(a.tenant_id, sizeof(a.tenant_id), "%s", tenant.id);
+    a.at = clock_now;
+    a.passed = true;
+    snprintf(a.claims_json, sizeof(a.claims_json), "{}");
+    snprintf(cert.serial, sizeof(cert.serial), "f%039zx", ++next_serial);
+    snprintf(a.cert_serial, sizeof(a.cert_serial), "%s", cert.serial);
+    snprintf(cert.tenant_id, sizeof(cert.tenant_id), "%s", tenant.id);
+    snprintf(cert.device_id, sizeof(cert.device_id), "%s", a.device_id);
+    cert.not_before = clock_now;
+    cert.not_after = clock_now + 86400;
+    for (size_t k = 0; k < sizeof(nonce); k++)
+        nonce[k] = (uint8_t)(pick() >> 3);
+    w.a = &a;
+    w.cert = &cert;
+    w.nonce = nonce;
+    w.nonce_len = sizeof(nonce);
+    w.nonce_expires = clock_now + 60;
+    w.spent_reason = "nonce_replayed";
+    w.blocked_reason = "device_blocked";
+    if (rp_store_attestations_record(s, &w, 1) != RP_OK)
+        die("attestations_record");
+}
+
+/* What a device's update check reads: the deployment that selects it, and its targets' version. */
+static void op_deployment_for_device(void)
+{
+    char id[RP_DEVICE_ID_SIZE];
+    rp_deployment_t d;
+    rp_group_t g;
+    rp_err_t err;
+
+    device_id(pick(), id);
+    if (rp_store_device_group(s, id, &g) != RP_OK)
+        die("device_group");
+    err = rp_store_deployment_for_device(s, g.id, id, &d);
+    if (err != RP_OK && err != RP_ERR_NOT_FOUND)
+        die("deployment_for_device");
+}
+
+/* The version of the targets it is served (kept per device: a write, committed). */
+static void op_targets_version(void)
+{
+    char id[RP_DEVICE_ID_SIZE];
+    int64_t version;
+
+    device_id(pick(), id);
+    if (rp_store_device_targets_version(s, id, deployment.id, deployment.seq, &version) != RP_OK)
+        die("device_targets_version");
+}
+
+/* What a CRL is made from: the revocation count, then every revoked certificate. */
+static void op_crl(void)
+{
+    int64_t version;
+
+    if (rp_store_crl_version(s, tenant.id, &version) != RP_OK ||
+        rp_store_revoked_list(s, tenant.id, count_cert, NULL) != RP_OK)
+        die("revoked_list");
+}
+
+static void page_of(const char *after, rp_device_state_t state)
+{
+    rp_page_t p = {.paged = true, .limit = 100, .no_upto = true};
+
+    snprintf(p.after, sizeof(p.after), "%s", after);
+    if (rp_store_device_page(s, tenant.id, &p, state, clock_now, count_device, NULL) != RP_OK)
+        die("device_page");
+}
+
+static void op_page_first(void)
+{
+    page_of("", RP_DEVICE_STATE_ANY);
+}
+
+static void op_page_random(void)
+{
+    char id[RP_DEVICE_ID_SIZE];
+
+    device_id(pick(), id);
+    page_of(id, RP_DEVICE_STATE_ANY);
+}
+
+static void op_page_blocked(void)
+{
+    page_of("", RP_DEVICE_STATE_BLOCKED);
+}
+
+static void op_page_failed(void)
+{
+    page_of("", RP_DEVICE_STATE_FAILED);
+}
+
+static void op_fleet_counts(void)
+{
+    rp_fleet_counts_t c;
+
+    if (rp_store_fleet_counts(s, tenant.id, clock_now, &c) != RP_OK)
+        die("fleet_counts");
+    if (c.total != (int64_t)loaded)
+        die("fleet_counts: not every device counted");
+}
+
+static void op_deployment_progress(void)
+{
+    rp_deploy_progress_t p;
+
+    if (rp_store_deployment_progress(s, &deployment, &p, count_state, NULL) != RP_OK)
+        die("deployment_progress");
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* The median time of one call of op, in seconds: called for about `budget` seconds, at least 3
+ * times, at most 10,000; an operation whose first call took longer than the budget (one that
+ * reads the whole fleet) is timed by that call alone. */
+static double median_time(void (*op)(void))
+{
+    static double t[10000];
+    double start = now(), first;
+    size_t n = 0;
+
+    op(); /* once to warm the statement cache */
+    first = now() - start;
+    if (first > budget)
+        return first;
+    start = now();
+    while (n < 10000 && (n < 3 || now() - start < budget)) {
+        double t0 = now();
+        op();
+        t[n++] = now() - t0;
+    }
+    qsort(t, n, sizeof(double), cmp_double);
+    return t[n / 2];
+}
+
+/* The database's bytes: the SQLite file and its write-ahead log, or PostgreSQL's own count. */
+static double database_bytes(const char *target, bool pg)
+{
+    if (pg) {
+        const rp_db_driver_t *drv = rp_db_driver_for(target);
+        rp_db_t *db;
+        rp_db_stmt_t *st;
+        bool row = false;
+        double bytes = 0;
+
+        if (drv->open(target, &db) != RP_OK)
+            die("cannot open the database");
+        st = drv->prepare(db, "SELECT pg_database_size(current_database())");
+        if (st != NULL && drv->step(st, &row) == RP_OK && row)
+            bytes = (double)drv->column_int64(st, 0);
+        if (st != NULL)
+            drv->finalize(st);
+        drv->close(db);
+        return bytes;
+    } else {
+        char wal[4200];
+        struct stat a, b;
+
+        snprintf(wal, sizeof(wal), "%s-wal", target);
+        return (stat(target, &a) == 0 ? (double)a.st_size : 0) +
+               (stat(wal, &b) == 0 ? (double)b.st_size : 0);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *target = NULL;
+    char path[128], key_bytes[64];
+    bool pg;
+    const rp_db_driver_t *drv;
+    rp_db_t *db = NULL;
+    rp_product_t product;
+    double t0, load, refs[2], times[2][16];
+    struct {
+        const char *name;
+        void (*op)(void);
+    } ops[] = {
+        {"device lookup (rp_store_device_get)",               op_device_get           },
+        {"device standing (what attestation reads)",          op_device_standing      },
+        {"attestation record write (one, committed)",         op_attestation_write    },
+        {"deployment target selection for a device",          op_deployment_for_device},
+        {"its targets version (a write, committed)",          op_targets_version      },
+        {"CRL input: revocation count, revoked certificates", op_crl                  },
+        {"devices page of 100, first",                        op_page_first           },
+        {"devices page of 100, after a random device",        op_page_random          },
+        {"devices page of 100, blocked only",                 op_page_blocked         },
+        {"devices page of 100, failed only",                  op_page_failed          },
+        {"fleet status counts (rp_store_fleet_counts)",       op_fleet_counts         },
+        {"deployment progress (counts over its devices)",     op_deployment_progress  },
+    };
+
+    for (int i = 1; i < argc; i += 2) {
+        if (i + 1 >= argc)
+            die("usage: bench-fleet [--devices N] [--blocked B] [--database TARGET] [--seconds S]");
+        if (strcmp(argv[i], "--devices") == 0)
+            ndevices = strtoul(argv[i + 1], NULL, 10);
+        else if (strcmp(argv[i], "--blocked") == 0)
+            nblocked = strtoul(argv[i + 1], NULL, 10);
+        else if (strcmp(argv[i], "--database") == 0)
+            target = argv[i + 1];
+        else if (strcmp(argv[i], "--seconds") == 0)
+            budget = strtod(argv[i + 1], NULL);
+        else
+            die("usage: bench-fleet [--devices N] [--blocked B] [--database TARGET] [--seconds S]");
+    }
+    if (ndevices == 0 || nblocked > ndevices || budget <= 0)
+        die("usage: bench-fleet [--devices N] [--blocked B] [--database TARGET] [--seconds S]");
+    if (target == NULL) {
+        snprintf(dir, sizeof(dir), "/tmp/rampart-bench-fleet-XXXXXX");
+        if (mkdtemp(dir) == NULL)
+            die("mkdtemp");
+        atexit(remove_dir);
+        snprintf(path, sizeof(path), "%s/rampart.db", dir);
+        target = path;
+    }
+    pg = strncmp(target, "postgres", 8) == 0;
+    rp_log_init("bench-fleet", RP_LOG_WARN); /* not the schema's migrations, one by one */
+    clock_now = (int64_t)time(NULL);
+
+    /* The schema, a tenant, a product and its group, through the store. */
+    if (rp_store_open_target(target, &s) != RP_OK)
+        die("cannot open the store");
+    if (rp_store_tenant_create(s, "bench", &tenant) != RP_OK ||
+        rp_store_product_create(s, tenant.id, "Bench", &product) != RP_OK ||
+        rp_store_group_find(s, &product, "Field Test", &group) != RP_OK)
+        die("cannot set the store up (an empty database is needed)");
+
+    /* An image key and an image (plain SQL: a deployment needs an image, whose upload this is
+     * not about), and a deployment to the group selecting half of its devices. */
+    drv = rp_db_driver_for(target);
+    if (drv == NULL || drv->open(target, &db) != RP_OK)
+        die("cannot open the database");
+    snprintf(key_bytes, sizeof(key_bytes), "%s", pg ? "'\\x00'::bytea" : "X'00'");
+    run_sql(drv, db, IMAGE_SQL, tenant.id, key_bytes);
+    memset(&deployment, 0, sizeof(deployment));
+    snprintf(deployment.tenant_id, sizeof(deployment.tenant_id), "%s", tenant.id);
+    snprintf(deployment.group_id, sizeof(deployment.group_id), "%s", group.id);
+    deployment.rollout = 50;
+    deployment.status = RP_DEPLOY_ACTIVE;
+    deployment.nimages = 1;
+    snprintf(deployment.image_ids[0], sizeof(deployment.image_ids[0]), "%064d", 1);
+    if (rp_store_deployment_create(s, &deployment) != RP_OK)
+        die("deployment_create");
+
+    /* Two fleets in one run: a hundredth of N, timed; then the rest loaded, timed again. What
+     * grows with the fleet shows as growth near 100; what does not, near 1. */
+    printf("fleet: %zu devices (%zu blocked), %s; each operation's median time, as a ratio to the "
+           "reference,\n       at N/100 and at N devices, and its growth between them\n",
+           ndevices, nblocked, pg ? "PostgreSQL" : "SQLite");
+    for (int step = 0; step < 2; step++) {
+        size_t from = loaded + 1, to = step == 0 ? (ndevices / 100 ? ndevices / 100 : 1) : ndevices;
+
+        t0 = now();
+        /* In one transaction on a connection of its own. */
+        run_sql(drv, db, pg ? LOAD_PG : LOAD_SQLITE, tenant.id, group.id, to,
+                nblocked < to ? nblocked : to, (long long)clock_now, from);
+        load = now() - t0;
+        loaded = to;
+        printf("  %zu devices: loaded %zu in %.1f s (%.0f devices/s); %.0f bytes of database per "
+               "device\n",
+               loaded, to - from + 1, load, (double)(to - from + 1) / load,
+               database_bytes(target, pg) / (double)loaded);
+        fflush(stdout);
+        refs[step] = median_time(op_reference);
+        for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+            times[step][i] = median_time(ops[i].op);
+    }
+    drv->close(db);
+    printf("  %-52s %9s %9s %9s %9s %7s\n", "", "us", "ratio", "us", "ratio", "growth");
+    printf("  %-52s %9.1f %9s %9.1f %9s %7.1f  (reference)\n",
+           "primary-key lookup in a 1-row table (tenant)", refs[0] * 1e6, "", refs[1] * 1e6, "",
+           refs[1] / refs[0]);
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+        printf("  %-52s %9.1f %9.1f %9.1f %9.1f %7.1f\n", ops[i].name, times[0][i] * 1e6,
+               times[0][i] / refs[0], times[1][i] * 1e6, times[1][i] / refs[1],
+               (times[1][i] / refs[1]) / (times[0][i] / refs[0]));
+    rp_store_close(s);
+    return sink == 0; /* the callbacks saw rows */
+}
