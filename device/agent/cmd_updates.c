@@ -239,6 +239,9 @@ int cmd_mcu_attach(const struct args *a)
                      rp_strerror(err));
         return FAIL;
     }
-    printf("%s: firmware for the MCU reached by %s\n", a->component, a->rest[0]);
+    printf("%s: firmware for the MCU the relay reaches:", a->component);
+    for (int i = 0; i < a->nrest; i++)
+        printf(" %s", a->rest[i]);
+    printf("\n");
     return OK;
 }
