@@ -217,8 +217,8 @@ int cmd_check_now(const struct args *a)
 }
 
 /* mcu attach: component NAME is firmware for the MCU the relay reaches (mcu.h); root's file, as
- * image keys are, which the installer (the monitor, or this agent in single-process mode) reads
- * at each install. */
+ * image keys are, which the installer reads at each install (this agent in single-process mode;
+ * the monitor cannot run a relay yet: docs/mcu.md). */
 int cmd_mcu_attach(const struct args *a)
 {
     rp_err_t err;

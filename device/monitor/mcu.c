@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -253,6 +254,13 @@ rp_err_t rp_mcu_boot(const rp_mcu_relay_t *r, const char *image, int timeout_s, 
     if (argc < 1 || argc > RP_MCU_RELAY_ARGS_MAX) {
         snprintf(detail, cap, "no relay to the MCU");
         return RP_ERR_INVALID_ARG;
+    }
+    /* Under a seccomp filter (rampart-monitor's has no exec) the relay could not start. */
+    if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 0) {
+        snprintf(detail, cap,
+                 "the MCU's relay cannot run under a seccomp filter: a device under "
+                 "rampart-monitor does not hand firmware to an MCU yet");
+        return RP_ERR_IO;
     }
     memcpy(argv, r->argv, (size_t)argc * sizeof(argv[0]));
     if (image != NULL) {

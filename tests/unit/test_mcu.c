@@ -3,7 +3,8 @@
  * (a verdict, a trial, a confirmation, a revert, a refusal; anything else, or a line that is
  * almost one, ignored), a component's relay kept and read back (a corrupt one refused), and a
  * relay run: its output read whole or a line too long skipped, a program that cannot run, one
- * that runs past the timeout (stopped, with what it started), one that says nothing of a boot.
+ * that runs past the timeout (stopped, with what it started), one that says nothing of a boot, and
+ * none started under a seccomp filter (the monitor's has no exec).
  * The outcome of an install from what two boots say is checked against scripted relays here;
  * e2e.mcu_deploy runs it against the emulated board.
  */
@@ -14,7 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -206,6 +211,36 @@ static void relay_runs(void **state)
     rp_mcu_relay_free(&r);
 }
 
+/* Under a seccomp filter (the monitor's has no exec) the relay is not started, and that is said. */
+static void relay_under_seccomp(void **state)
+{
+    struct sock_filter allow[] = {BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
+    struct sock_fprog prog = {1, allow};
+    int status;
+    pid_t pid;
+
+    (void)state;
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char detail[256];
+        rp_mcu_relay_t r;
+        rp_mcu_boot_t b;
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+            prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+            _exit(3);
+        scripted(&r, "sec", "echo 'boot: slot0 version 1.0.0+0 counter 1: booting'\n");
+        if (rp_mcu_boot(&r, NULL, 10, &b, detail, sizeof(detail)) != RP_ERR_IO || b.booted ||
+            strstr(detail, "cannot run under a seccomp filter") == NULL)
+            _exit(4);
+        rp_mcu_relay_free(&r);
+        _exit(0);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /* A board scripted by a state file: what it says when handed the image, then at the next boot. */
 static void outcome(const char *handed, const char *next, rp_update_state_t want,
                     const char *want_detail)
@@ -278,9 +313,8 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(boot_lines),
-        cmocka_unit_test(relay_kept),
-        cmocka_unit_test(relay_runs),
+        cmocka_unit_test(boot_lines),       cmocka_unit_test(relay_kept),
+        cmocka_unit_test(relay_runs),       cmocka_unit_test(relay_under_seccomp),
         cmocka_unit_test(install_outcomes),
     };
 
