@@ -6,7 +6,8 @@
 #                 one blocked, and (as root) apps in compartments under rampart-monitor, a crash
 #                 bucket and a quarantine
 #   make fuzz     run each libFuzzer target for FUZZ_SECONDS (default 60)
-#   make bench    run the benchmarks in bench/
+#   make bench    run the benchmarks in bench/ (bench/mcu.sh: the microcontroller's, when the host
+#                 build made build/mcu, which needs arm-none-eabi-gcc and qemu-system-arm)
 #   make size     build, then print the lines of C that run privileged (rampart-monitor)
 #   make package  build, then the Debian packages into build/packages/ (scripts/package)
 #   make mcu      the microcontroller build into build-mcu/: the secure boot stage and the sample
@@ -74,6 +75,7 @@ bench: build
 	@bench/update.sh $(BUILD)/bin
 	@$(BUILD)/bin/bench-app-start
 	@bench/footprint.sh $(BUILD)/bin
+	@bench/mcu.sh $(BUILD)/mcu $(BUILD)/bin/rampart
 
 size: build
 	@scripts/size $(BUILD)/rampart-monitor.map

@@ -35,4 +35,10 @@ if(NOT RP_SANITIZE AND NOT RP_FUZZ)
     LABELS "e2e;gcc_only"
     TIMEOUT 120
     ENVIRONMENT "RAMPART=$<TARGET_FILE:rampart>;RAMPART_SERVER=$<TARGET_FILE:rampart-server>;MCU_BUILD=${CMAKE_BINARY_DIR}/mcu;MCU_RUN=${CMAKE_SOURCE_DIR}/scripts/mcu-run;MCU_KEYS=${CMAKE_SOURCE_DIR}/mcu/keys")
+  # MCU firmware deployed through the update path: a real server and agent beside the board.
+  add_test(NAME e2e.mcu_deploy COMMAND ${CMAKE_SOURCE_DIR}/tests/e2e/mcu-deploy.sh)
+  set_tests_properties(e2e.mcu_deploy PROPERTIES
+    LABELS "e2e;gcc_only"
+    TIMEOUT 120
+    ENVIRONMENT "RAMPART=$<TARGET_FILE:rampart>;RAMPART_SERVER=$<TARGET_FILE:rampart-server>;AGENT=$<TARGET_FILE:rampart-agent>;MCU_BUILD=${CMAKE_BINARY_DIR}/mcu;MCU_RUN=${CMAKE_SOURCE_DIR}/scripts/mcu-run;MCU_KEYS=${CMAKE_SOURCE_DIR}/mcu/keys")
 endif()

@@ -10,6 +10,7 @@
  *   boot_id                       the kernel boot ID last seen: a change is a new boot
  *   measured                      what was measured this boot, in order (JSON, format 1: agent.c)
  *   components/NAME/              each component's slots and state (slots.h), an app's run
+ *   mcu/NAME.json                 component NAME's relay to a microcontroller (mcu.h)
  *   monitor.sock                  rampart-monitor's socket, while it serves S
  *   agent/                        the agent's own files, its user's (0700; the monitor makes it
  *                                 for --agent-user): rp_agent_file() owns each path

@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "confine.h"
 #include "daemon.h"
+#include "mcu.h"
 #include "slots.h"
 #include "update.h"
 #include "rampart/apptree.h"
@@ -213,4 +214,34 @@ int cmd_check_now(const struct args *a)
     printf("update check: %d installed, %d up to date, %d refused, %d rolled back, %d failed\n",
            sum.installed, sum.unchanged, sum.refused, sum.rolled_back, sum.failed);
     return rc;
+}
+
+/* mcu attach: component NAME is firmware for the MCU the relay reaches (mcu.h); root's file, as
+ * image keys are, which the installer reads at each install (this agent in single-process mode;
+ * the monitor cannot run a relay yet: docs/mcu.md). */
+int cmd_mcu_attach(const struct args *a)
+{
+    rp_err_t err;
+
+    if (a->component == NULL || a->nrest < 1)
+        return cmd_usage("mcu attach needs --component NAME -- /ABSOLUTE/RELAY [ARG...]");
+    if (!rp_component_name_valid(a->component, strlen(a->component)))
+        return cmd_usage("a component name is 1 to 32 of A-Z a-z 0-9 . _ - (no leading dot)");
+    if (a->rest[0][0] != '/' || a->nrest > RP_MCU_RELAY_ARGS_MAX)
+        return cmd_usage("the relay is an absolute path, with at most 15 arguments");
+    if (geteuid() != 0) {
+        rp_log_error("mcu attach runs as root: the installer runs the relay");
+        return FAIL;
+    }
+    err = rp_mcu_relay_save(a->state_dir, a->component, a->rest, a->nrest);
+    if (err != RP_OK) {
+        rp_log_error("%s: cannot attach %s to the MCU: %s", a->state_dir, a->component,
+                     rp_strerror(err));
+        return FAIL;
+    }
+    printf("%s: firmware for the MCU the relay reaches:", a->component);
+    for (int i = 0; i < a->nrest; i++)
+        printf(" %s", a->rest[i]);
+    printf("\n");
+    return OK;
 }

@@ -55,6 +55,7 @@ int cmd_install(const struct args *a);
 int cmd_app_install(const struct args *a);
 int cmd_recover(const struct args *a);
 int cmd_check_now(const struct args *a);
+int cmd_mcu_attach(const struct args *a);
 int cmd_status(const struct args *a);
 int cmd_app_logs(const struct args *a);
 int cmd_app_control(const struct args *a, rp_mon_app_action_t action);

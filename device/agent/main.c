@@ -62,6 +62,10 @@ static const char usage[] =
     "      app must stay up N seconds, default 3, or write \"ready\" to $RAMPART_READY_FD);\n"
     "      otherwise roll back. Refused: untrusted signer, older version, lower security\n"
     "      counter. Exit 0 when installed (or running already), 1 otherwise.\n"
+    "  mcu attach --state-dir S --component NAME -- /ABSOLUTE/RELAY [ARG...]\n"
+    "      Component NAME is firmware for a microcontroller beside the device: an install\n"
+    "      hands it to the MCU's boot stage through the relay (RELAY ARG... --slot1 IMAGE,\n"
+    "      as scripts/mcu-run), which must swap it in and confirm it (docs/mcu.md).\n"
     "  recover --state-dir S\n"
     "      What runs at start: roll back an update cut before it was confirmed, fall back to the\n"
     "      other slot if the active one does not verify. Exit 1 if a component has no\n"
@@ -274,10 +278,12 @@ int main(int argc, char **argv)
     }
     cmd = argv[1];
     optind = 2;
-    if (strcmp(cmd, "peer") == 0 || strcmp(cmd, "capability") == 0 || strcmp(cmd, "app") == 0) {
+    if (strcmp(cmd, "peer") == 0 || strcmp(cmd, "capability") == 0 || strcmp(cmd, "app") == 0 ||
+        strcmp(cmd, "mcu") == 0) {
         if (argc < 3)
             return cmd_usage(strcmp(cmd, "peer") == 0         ? "peer serve or peer connect"
                              : strcmp(cmd, "capability") == 0 ? "capability apply, remove or show"
+                             : strcmp(cmd, "mcu") == 0        ? "mcu attach"
                                                               : "app logs NAME");
         verb = argv[2];
         optind = 3;
@@ -318,7 +324,7 @@ int main(int argc, char **argv)
     a.rest = argv + optind;
     a.nrest = argc - optind;
     if (a.nrest != 0 && strcmp(cmd, "install") != 0 && strcmp(cmd, "capability") != 0 &&
-        strcmp(cmd, "app") != 0)
+        strcmp(cmd, "app") != 0 && strcmp(cmd, "mcu") != 0)
         return cmd_usage("unexpected argument");
     if (a.state_dir == NULL)
         return cmd_usage("--state-dir is required");
@@ -369,6 +375,10 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "app") == 0)
         return cmd_usage(
             "app install IMAGE | app logs NAME | app list | app stop|start|restart|remove NAME");
+    if (strcmp(cmd, "mcu") == 0 && strcmp(verb, "attach") == 0)
+        return cmd_mcu_attach(&a);
+    if (strcmp(cmd, "mcu") == 0)
+        return cmd_usage("mcu attach --component NAME -- /ABSOLUTE/RELAY [ARG...]");
     if (strcmp(cmd, "events") == 0)
         return cmd_events(&a);
     if (strcmp(cmd, "crashes") == 0)

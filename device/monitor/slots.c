@@ -28,6 +28,7 @@
 #include "rampart/log.h"
 #include "app.h"
 #include "binding.h"
+#include "mcu.h"
 #include "slots.h"
 #include "update.h"
 
@@ -525,13 +526,30 @@ rp_err_t rp_app_prepare(const char *state_dir, const char *name, int slot,
     return err;
 }
 
+/* Whether the image in the slot is healthy. A component attached to an MCU (mcu.h): the MCU's
+ * boot stage takes it and confirms it, and *unhealthy is its outcome otherwise (refused, rolled
+ * back, failed), with *on_mcu set; an app runs; other components verified already. */
 static rp_err_t health_check(rp_agent_t *a, const rp_component_t *c, int slot,
                              const rp_slot_image_t *img, const rp_install_opts_t *opts,
-                             bool *healthy, char *detail, size_t cap)
+                             bool *healthy, rp_update_state_t *unhealthy, bool *on_mcu,
+                             char *detail, size_t cap)
 {
     char exe[PATH_MAX];
-    rp_err_t err;
+    rp_mcu_relay_t relay;
+    rp_err_t err = rp_mcu_relay_load(a->state_dir, c->name, &relay);
 
+    *unhealthy = RP_UPDATE_ROLLED_BACK;
+    *on_mcu = err == RP_OK;
+    if (err == RP_OK) {
+        err = rp_slot_path(a->state_dir, c->name, slot, exe, sizeof(exe));
+        if (err == RP_OK)
+            rp_mcu_install(&relay, exe, img->version, unhealthy, detail, cap);
+        rp_mcu_relay_free(&relay);
+        *healthy = err == RP_OK && *unhealthy == RP_UPDATE_INSTALLED;
+        return err;
+    }
+    if (err != RP_ERR_NOT_FOUND)
+        return err;
     if (img->type != RP_IMAGE_TYPE_APP) {
         snprintf(detail, cap, "verified");
         *healthy = true;
@@ -775,7 +793,8 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
     char dir[PATH_MAX], slot_path[PATH_MAX];
     rp_slot_image_t src, cur, copy;
     rp_component_t c;
-    bool healthy = false, bootable;
+    bool healthy = false, bootable, on_mcu = false;
+    rp_update_state_t unhealthy = RP_UPDATE_ROLLED_BACK;
     int target;
     rp_err_t err;
 
@@ -887,10 +906,13 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
     c.trial = target;
     err = component_save(a->state_dir, &c);
     if (err == RP_OK)
-        err = health_check(a, &c, target, &copy, opts, &healthy, res->detail, sizeof(res->detail));
+        err = health_check(a, &c, target, &copy, opts, &healthy, &unhealthy, &on_mcu, res->detail,
+                           sizeof(res->detail));
     if (err != RP_OK)
         return err;
     c.trial = -1;
+    if (!healthy && on_mcu) /* the detail says what the MCU runs */
+        return finish(a, &c, res, unhealthy, src.version, "%s", res->detail);
     if (!healthy)
         return finish(a, &c, res, RP_UPDATE_ROLLED_BACK, src.version, "%s; %s is still running",
                       res->detail, c.active >= 0 ? cur.version : "nothing");

@@ -1,0 +1,82 @@
+/*
+ * Firmware for a microcontroller beside the device (docs/mcu.md, "Deploying firmware"): the one
+ * owner of the bridge between a component's install (slots.h) and the MCU's own secure boot
+ * stage. A component attached to an MCU (`rampart-agent mcu attach`, kept in S/mcu/NAME.json)
+ * is installed as any other (verified, written into its inactive slot, on trial), and its trial
+ * is the MCU's: the relay command writes the image into the MCU's secondary slot and resets the
+ * board, whose boot stage verifies it with its own key and counter and swaps it in on trial; a
+ * second reset lets the boot stage confirm it (the app confirmed itself) and raise its security
+ * counter, or revert it. What the boot stage says decides the install's outcome.
+ *
+ * The relay contract (scripts/mcu-run is one): RELAY [--slot1 IMAGE] writes IMAGE, when given,
+ * into the secondary slot, resets the board and prints the boot stage's lines ("boot: ...") on
+ * standard output or standard error, ending when the board stopped or settled.
+ */
+#ifndef RAMPART_MONITOR_MCU_H
+#define RAMPART_MONITOR_MCU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rampart/error.h"
+#include "rampart/update_state.h"
+
+#define RP_MCU_RELAY_ARGS_MAX 16   /* the relay's argv, its program first */
+#define RP_MCU_RELAY_FILE_MAX 8192 /* S/mcu/NAME.json */
+#define RP_MCU_LINE_MAX 256        /* a boot line longer than this is not one of the boot stage's */
+#define RP_MCU_REASON_MAX 160
+
+/* A component's relay: argv[0] an absolute path, then its arguments. */
+typedef struct rp_mcu_relay {
+    char *argv[RP_MCU_RELAY_ARGS_MAX + 3]; /* room for --slot1 IMAGE and the NULL */
+    int argc;
+    char *storage; /* what argv points into */
+} rp_mcu_relay_t;
+
+/* What one boot of the board said (rp_mcu_boot_line over each line). */
+typedef struct rp_mcu_boot {
+    bool booted; /* "boot: slot0 version V counter N: booting" */
+    char version[48];
+    uint32_t counter; /* the booted image's security counter */
+    bool has_stored;  /* "boot: [slot0 is on trial ...; ]security counter N" */
+    uint32_t stored;  /* the counter in the MCU's secure storage */
+    bool trial;       /* booted on trial: the counter waits for its confirmation */
+    bool confirmed;   /* a trial confirmed by its image: the counter raised */
+    bool reverted;    /* a trial that did not confirm itself: the previous image back */
+    char refused[RP_MCU_REASON_MAX];       /* "boot: refused: R": nothing boots */
+    char slot1_refused[RP_MCU_REASON_MAX]; /* "boot: slot1 refused: R" */
+    char verdict[RP_MCU_LINE_MAX];         /* the verdict line, as the board said it */
+} rp_mcu_boot_t;
+
+/* Whether component name is attached to an MCU: RP_OK with *r (free with rp_mcu_relay_free),
+ * RP_ERR_NOT_FOUND when it is not, RP_ERR_MALFORMED when its file is corrupt (said). */
+rp_err_t rp_mcu_relay_load(const char *state_dir, const char *name,
+                           rp_mcu_relay_t *r) RP_MUST_CHECK;
+void rp_mcu_relay_free(rp_mcu_relay_t *r);
+/* Attach component name to the MCU the relay argv[0..argc) reaches (argv[0] absolute, at most
+ * RP_MCU_RELAY_ARGS_MAX words); kept atomically in S/mcu/NAME.json. */
+rp_err_t rp_mcu_relay_save(const char *state_dir, const char *name, char *const argv[],
+                           int argc) RP_MUST_CHECK;
+
+/* One line of the board's output into *b (start from a zeroed *b); lines that are not the boot
+ * stage's are ignored. len bytes, no newline; any bytes. */
+void rp_mcu_boot_line(rp_mcu_boot_t *b, const char *line, size_t len);
+
+/* One boot: the relay run (with --slot1 image when image is not NULL), its output parsed into
+ * *b. RP_ERR_IO (said in detail) when it could not be run, ran past timeout_s, or said nothing of
+ * a boot. */
+rp_err_t rp_mcu_boot(const rp_mcu_relay_t *r, const char *image, int timeout_s, rp_mcu_boot_t *b,
+                     char *detail, size_t cap) RP_MUST_CHECK;
+
+/*
+ * The MCU's trial of the verified image at path (version its version): handed over (a boot with
+ * it in the secondary slot: the boot stage must swap it in on trial), then a boot that must
+ * confirm it. OUT: *state, installed (the MCU runs it, confirmed, its counter raised), refused
+ * (the boot stage refused it: its reason), rolled_back (it did not confirm itself: reverted) or
+ * failed (no relay, no boot); detail says so with what the MCU runs and its verdict line.
+ */
+void rp_mcu_install(const rp_mcu_relay_t *r, const char *path, const char *version,
+                    rp_update_state_t *state, char *detail, size_t cap);
+
+#endif /* RAMPART_MONITOR_MCU_H */

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# End to end: MCU firmware deployed through the update path (docs/mcu.md, "Deploying firmware").
+# A Linux device (rampart-agent) sits beside the emulated microcontroller, its component
+# "firmware" attached to the board through scripts/mcu-run (the relay). The operator uploads
+# firmware images and deploys them to the device's group; the agent downloads and checks each as
+# any component, and hands it to the board, whose boot stage verifies it with its own key and
+# counter, swaps it in on trial, and confirms it at the next boot (the counter rises only then).
+# The deployment shows what the board runs, or the boot stage's reason for refusing an image.
+. "$(dirname "$0")/lib.sh"
+: "${MCU_BUILD:?set MCU_BUILD to the microcontroller build}" "${MCU_RUN:?set MCU_RUN to scripts/mcu-run}"
+: "${MCU_KEYS:?set MCU_KEYS to mcu/keys}" "${RAMPART_SERVER:?set RAMPART_SERVER}"
+: "${AGENT:?set AGENT to the rampart-agent binary}"
+d=$E2E_DIR
+[ -f "$MCU_BUILD/boot.elf" ] && [ -f "$MCU_BUILD/app.bin" ] ||
+  fail "no microcontroller build in $MCU_BUILD (arm-none-eabi-gcc and Mbed TLS's source: scripts/install-deps)"
+export MCU_BUILD
+flash=$d/board.bin
+verdict() { grep -m1 '^boot: \(slot0 version\|refused\)' "$d/out"; }
+stored() { sed -n 's/^boot: .*security counter \([0-9]*\)$/\1/p' "$d/err" | tail -1; }
+
+# --- the service: a tenant whose images are signed by the MCU's key or by its release key ---------
+start_server "$d/srv"
+tenant_with_root "$d/root.json" # the release key, $d/img.key: one the board does not trust
+expect 0 "$RAMPART" image-key add --tenant "$acme" --key "$MCU_KEYS/dev-p256.pub.pem" --name mcu
+expect 0 "$RAMPART" update-root sign --tenant "$acme" --root-key "$d/root.key" --out "$d/root.json"
+fw() { # fw NAME KEY VERSION COUNTER: sign and upload; the image's ID in $d/NAME.id
+  expect 0 "$RAMPART" image sign --type firmware --key "$2" --version "$3" --security-counter "$4" \
+    "$MCU_BUILD/app.bin" "$d/$1.img"
+  expect 0 "$RAMPART" image upload --tenant "$acme" --component firmware "$d/$1.img"
+  cp "$d/out" "$d/$1.id"
+}
+fw v1 "$MCU_KEYS/dev-p256.pem" 1.0.0 2
+fw old "$MCU_KEYS/dev-p256.pem" 1.5.0 1
+fw v2 "$MCU_KEYS/dev-p256.pem" 2.0.0 3
+fw other "$d/img.key" 3.0.0 4
+
+# --- the board, as the factory leaves it: v1 ------------------------------------------------------
+expect 0 "$MCU_RUN" --flash "$flash" --slot0 "$d/v1.img"
+eq "$(verdict)" "boot: slot0 version 1.0.0+0 counter 2: booting" "the factory's image"
+
+# --- the Linux device beside it ---------------------------------------------------------------------
+expect 0 "$RAMPART" product create --tenant "$acme" Sensor
+expect 0 "$AGENT" provision --state-dir "$d/dev" --rot soft; dev=$(tail -n1 "$d/out")
+expect 0 "$AGENT" trust --state-dir "$d/dev" --update-root "$d/root.json"
+expect 2 "$AGENT" mcu attach --state-dir "$d/dev" --component firmware -- scripts/mcu-run
+err_has "absolute path"
+expect 0 "$AGENT" mcu attach --state-dir "$d/dev" --component firmware -- \
+  /usr/bin/env "MCU_BUILD=$MCU_BUILD" "$MCU_RUN" --flash "$flash" --timeout 30
+expect 0 "$RAMPART" device claim --tenant "$acme" "$dev"
+expect 0 "$RAMPART" device assign --tenant "$acme" --product Sensor --group "Field Test" "$dev"
+expect 0 "$AGENT" attest --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+deploy() { # deploy NAME: a deployment of that image to Field Test; its ID in $dep
+  expect 0 "$RAMPART" deployment create --tenant "$acme" --product Sensor --group "Field Test" \
+    "$(cat "$d/$1.id")"
+  dep=$(cat "$d/out")
+}
+shown() { # shown JQ: the deployment $dep, as the service shows it, satisfies JQ
+  expect 0 "$RAMPART" deployment show --tenant "$acme" "$dep" --output json
+  jq -e "$1" "$d/out" >/dev/null || fail "deployment $dep: $1: $(cat "$d/out")"
+}
+fw_status() { # the agent's record of the component, as JSON
+  expect 0 "$AGENT" status --state-dir "$d/dev" --output json
+  jq -c '.components[] | select(.name == "firmware")' "$d/out"
+}
+
+# --- an image below the board's counter: the agent has no floor yet, the boot stage refuses it ----
+deploy old
+expect 1 "$AGENT" check-now --state-dir "$d/dev"
+out_has "firmware: refused: the MCU's boot stage refused it: rollback: security counter 1 is below the device's 2; the MCU runs 1.0.0+0 (boot: slot0 version 1.0.0+0 counter 2: booting)"
+shown '.states.refused == 1 and .states.installed == 0 and
+  (.devices[0].detail | contains("refused it: rollback: security counter 1 is below"))'
+
+# --- v2: handed over, swapped in on trial, confirmed; the counter rises after the confirmation ----
+deploy v2
+expect 0 "$AGENT" check-now --state-dir "$d/dev"
+out_has "firmware: installed: confirmed on the MCU, its security counter now 3; the MCU runs 2.0.0+0 (boot: slot0 version 2.0.0+0 counter 3: booting)"
+shown '.states.installed == 1 and .progress.installed == 1 and
+  (.devices[0].detail | contains("the MCU runs 2.0.0+0 (boot: slot0 version 2.0.0+0 counter 3: booting)"))'
+fw_status >"$d/fw.json"
+jq -e '.version == "2.0.0+0" and .security_counter == 3 and .last_update.result == "installed"' \
+  "$d/fw.json" >/dev/null || fail "the agent's record: $(cat "$d/fw.json")"
+expect 0 "$MCU_RUN" --flash "$flash"
+eq "$(verdict)" "boot: slot0 version 2.0.0+0 counter 3: booting" "the board runs v2"
+eq "$(stored)" 3 "the board's counter after the confirmation"
+# Running already: nothing is handed over again.
+expect 0 "$AGENT" check-now --state-dir "$d/dev"
+out_has "update check: 0 installed, 1 up to date"
+
+# --- an image signed by a key the tenant trusts and the board does not: refused, v2 still runs ---
+deploy other
+expect 1 "$AGENT" check-now --state-dir "$d/dev"
+out_has "firmware: refused: the MCU's boot stage refused it: not signed by a trusted key; the MCU runs 2.0.0+0 (boot: slot0 version 2.0.0+0 counter 3: booting)"
+shown '.states.refused == 1 and .states.installed == 0 and
+  (.devices[0].detail | contains("refused it: not signed by a trusted key; the MCU runs 2.0.0+0"))'
+fw_status >"$d/fw.json"
+jq -e '.version == "2.0.0+0" and .security_counter == 3 and .last_update.result == "refused" and
+  (.last_update.detail | contains("not signed by a trusted key"))' "$d/fw.json" >/dev/null ||
+  fail "the agent's record: $(cat "$d/fw.json")"
+expect 0 "$MCU_RUN" --flash "$flash"
+eq "$(verdict)" "boot: slot0 version 2.0.0+0 counter 3: booting" "the board still runs v2"
+eq "$(stored)" 3 "the board's counter after the refusal"
+done_ok
