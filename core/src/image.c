@@ -702,7 +702,8 @@ static rp_err_t check_signatures(const rp_image_io_t *io, const rp_image_key_t *
 static rp_err_t check_unprotected_area(const rp_image_io_t *io, const rp_image_key_t *keys,
                                        size_t nkeys, rp_image_info_t *r, struct sig_state *st)
 {
-    uint8_t buf[RP_PUBKEY_DER_MAX];
+    /* Zeroed, as check_signatures()'s buffer is: no byte hashed is ever indeterminate. */
+    uint8_t buf[RP_PUBKEY_DER_MAX] = {0};
     uint8_t hdr[RP_IMAGE_TLV_HDR_SIZE];
     rp_image_layout_t *l = &r->layout;
     uint64_t off;

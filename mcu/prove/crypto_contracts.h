@@ -23,6 +23,7 @@ rp_err_t rp_sha256_init(rp_sha256_t *ctx);
 /*@ requires \valid(ctx);
     requires \initialized(ctx);
     requires len == 0 || \valid_read((const uint8_t *)data + (0 .. len - 1));
+    requires len == 0 || \initialized((const uint8_t *)data + (0 .. len - 1));
     assigns *ctx \from *ctx, ((const uint8_t *)data)[0 .. len - 1], len;
     assigns \result \from *ctx, len;
     ensures \initialized(ctx);
