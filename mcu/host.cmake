@@ -29,6 +29,10 @@ if(NOT RP_SANITIZE AND NOT RP_FUZZ)
     LABELS "e2e;gcc_only"
     TIMEOUT 240
     ENVIRONMENT "RAMPART=$<TARGET_FILE:rampart>;MCU_BUILD=${CMAKE_BINARY_DIR}/mcu;MCU_RUN=${CMAKE_SOURCE_DIR}/scripts/mcu-run;MCU_KEYS=${CMAKE_SOURCE_DIR}/mcu/keys")
+  # make prove: Frama-C's Eva over the boot stage's verification path (mcu/prove/run.sh), no alarm
+  # but those listed in mcu/prove/alarms.expected. About 7 s of CPU.
+  add_test(NAME prove.eva COMMAND ${CMAKE_SOURCE_DIR}/mcu/prove/run.sh)
+  set_tests_properties(prove.eva PROPERTIES LABELS "prove;gcc_only" TIMEOUT 300)
   # The Linux relay: the board attests to a real rampart-server (scripts/mcu-relay).
   add_test(NAME e2e.mcu_attest COMMAND ${CMAKE_SOURCE_DIR}/tests/e2e/mcu-attest.sh)
   set_tests_properties(e2e.mcu_attest PROPERTIES

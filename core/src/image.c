@@ -661,6 +661,10 @@ static rp_err_t check_unprotected(const rp_image_io_t *io, const rp_image_tlv_t 
         return RP_OK; /* not by a trusted key: ignored, as MCUboot does */
     if (alg == RP_SIG_NONE)
         return RP_ERR_BAD_SIGNATURE; /* a trusted key, but an algorithm we never accept */
+    /* npending <= nsigs <= RP_IMAGE_MAX_SIGNATURES already; the array's own bound, checked where
+     * it is written, is what `make prove` (mcu/prove) proves the store against. */
+    if (st->npending >= RP_IMAGE_MAX_SIGNATURES)
+        return RP_ERR_BAD_TLV;
     st->pending[st->npending++] = (struct pending_sig){tlv->value_off, tlv->len, alg, key};
     return RP_OK;
 }
@@ -670,7 +674,8 @@ static rp_err_t check_signatures(const rp_image_io_t *io, const rp_image_key_t *
                                  const uint8_t digest[RP_SHA256_LEN], const struct sig_state *st,
                                  rp_image_info_t *r)
 {
-    uint8_t sig[RP_ECDSA_P256_SIG_MAX];
+    /* Zeroed, so no byte handed to the port is ever indeterminate, whatever length it is given. */
+    uint8_t sig[RP_ECDSA_P256_SIG_MAX] = {0};
     rp_err_t err;
 
     _Static_assert(RP_ECDSA_P256_SIG_MAX >= RP_ED25519_SIG_LEN, "sig holds every signature");
@@ -697,7 +702,8 @@ static rp_err_t check_signatures(const rp_image_io_t *io, const rp_image_key_t *
 static rp_err_t check_unprotected_area(const rp_image_io_t *io, const rp_image_key_t *keys,
                                        size_t nkeys, rp_image_info_t *r, struct sig_state *st)
 {
-    uint8_t buf[RP_PUBKEY_DER_MAX];
+    /* Zeroed, as check_signatures()'s buffer is: no byte hashed is ever indeterminate. */
+    uint8_t buf[RP_PUBKEY_DER_MAX] = {0};
     uint8_t hdr[RP_IMAGE_TLV_HDR_SIZE];
     rp_image_layout_t *l = &r->layout;
     uint64_t off;

@@ -51,6 +51,12 @@ void rp_mbedtls_exit(int status);
 
 #define MBEDTLS_MPI_MAX_SIZE 32
 #define MBEDTLS_MPI_WINDOW_SIZE 1
+/* The Cortex-M33 has no 64-by-32 divide: with this, bignum's one double-width division (a
+ * quotient digit in mbedtls_mpi_div_mpi, for reductions modulo the group order) is done by Mbed
+ * TLS's own short routine instead of pulling in libgcc's 64-bit division (__udivmoddi4, 746
+ * bytes): 624 bytes less. It only runs for the few reductions modulo the group order that a
+ * signature takes (P-256 reductions modulo p use the fast NIST reduction). */
+#define MBEDTLS_NO_UDBL_DIVISION
 
 #include "mbedtls/check_config.h"
 
