@@ -397,3 +397,17 @@ void rp_mcu_install(const rp_mcu_relay_t *r, const char *path, const char *versi
 out:
     free(b);
 }
+
+rp_err_t rp_mcu_health(rp_agent_t *a, const char *name, const char *slot_path, const char *version,
+                       bool *healthy, rp_update_state_t *unhealthy, char *detail, size_t cap)
+{
+    rp_mcu_relay_t relay;
+    rp_err_t err = rp_mcu_relay_load(a->state_dir, name, &relay);
+
+    if (err != RP_OK)
+        return err;
+    rp_mcu_install(&relay, slot_path, version, unhealthy, detail, cap);
+    rp_mcu_relay_free(&relay);
+    *healthy = *unhealthy == RP_UPDATE_INSTALLED;
+    return RP_OK;
+}

@@ -21,6 +21,7 @@
 
 #include "rampart/error.h"
 #include "rampart/update_state.h"
+#include "slots.h"
 
 #define RP_MCU_RELAY_ARGS_MAX 16   /* the relay's argv, its program first */
 #define RP_MCU_RELAY_FILE_MAX 8192 /* S/mcu/NAME.json */
@@ -78,5 +79,13 @@ rp_err_t rp_mcu_boot(const rp_mcu_relay_t *r, const char *image, int timeout_s, 
  */
 void rp_mcu_install(const rp_mcu_relay_t *r, const char *path, const char *version,
                     rp_update_state_t *state, char *detail, size_t cap);
+
+/* The single-process agent's rp_install_opts_t.external (slots.h): a component attached to an MCU
+ * is installed there (rp_mcu_install); RP_ERR_NOT_FOUND when the component is not attached. Never
+ * the monitor's: its seccomp filter starts no program (the agent refuses such an install under
+ * the monitor, rp_agent_install). */
+rp_err_t rp_mcu_health(rp_agent_t *a, const char *name, const char *slot_path, const char *version,
+                       bool *healthy, rp_update_state_t *unhealthy, char *detail,
+                       size_t cap) RP_MUST_CHECK;
 
 #endif /* RAMPART_MONITOR_MCU_H */

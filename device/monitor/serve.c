@@ -400,8 +400,12 @@ static void do_install(rp_agent_t *a, const rp_mon_request_t *q, int fd, rp_mon_
 {
     struct gate g = {.a = a};
     rp_install_opts_t opts = {
-        (int)(q->u.install.health_seconds > 600 ? 600 : q->u.install.health_seconds), trial_fn,
-        trial_ctx, install_gate, &g};
+        .health_seconds =
+            (int)(q->u.install.health_seconds > 600 ? 600 : q->u.install.health_seconds),
+        .trial = trial_fn,
+        .trial_ctx = trial_ctx,
+        .gate = install_gate,
+        .gate_ctx = &g};
     rp_install_result_t res;
     char path[PATH_MAX] = "";
     rp_err_t err;

@@ -28,7 +28,6 @@
 #include "rampart/log.h"
 #include "app.h"
 #include "binding.h"
-#include "mcu.h"
 #include "slots.h"
 #include "update.h"
 
@@ -526,30 +525,30 @@ rp_err_t rp_app_prepare(const char *state_dir, const char *name, int slot,
     return err;
 }
 
-/* Whether the image in the slot is healthy. A component attached to an MCU (mcu.h): the MCU's
- * boot stage takes it and confirms it, and *unhealthy is its outcome otherwise (refused, rolled
- * back, failed), with *on_mcu set; an app runs; other components verified already. */
+/* Whether the image in the slot is healthy. A component that runs elsewhere (opts->external: an
+ * MCU): where it runs takes it and confirms it, and *unhealthy is its outcome otherwise (refused,
+ * rolled back, failed), with *on_mcu set; an app runs; other components verified already. */
 static rp_err_t health_check(rp_agent_t *a, const rp_component_t *c, int slot,
                              const rp_slot_image_t *img, const rp_install_opts_t *opts,
                              bool *healthy, rp_update_state_t *unhealthy, bool *on_mcu,
                              char *detail, size_t cap)
 {
     char exe[PATH_MAX];
-    rp_mcu_relay_t relay;
-    rp_err_t err = rp_mcu_relay_load(a->state_dir, c->name, &relay);
+    rp_err_t err;
 
     *unhealthy = RP_UPDATE_ROLLED_BACK;
-    *on_mcu = err == RP_OK;
-    if (err == RP_OK) {
+    *on_mcu = false;
+    if (opts->external != NULL) {
         err = rp_slot_path(a->state_dir, c->name, slot, exe, sizeof(exe));
         if (err == RP_OK)
-            rp_mcu_install(&relay, exe, img->version, unhealthy, detail, cap);
-        rp_mcu_relay_free(&relay);
-        *healthy = err == RP_OK && *unhealthy == RP_UPDATE_INSTALLED;
-        return err;
+            err = opts->external(a, c->name, exe, img->version, healthy, unhealthy, detail, cap);
+        if (err != RP_ERR_NOT_FOUND) {
+            *on_mcu = true;
+            if (err != RP_OK)
+                *healthy = false;
+            return err;
+        }
     }
-    if (err != RP_ERR_NOT_FOUND)
-        return err;
     if (img->type != RP_IMAGE_TYPE_APP) {
         snprintf(detail, cap, "verified");
         *healthy = true;

@@ -75,6 +75,13 @@ typedef rp_err_t (*rp_trial_fn)(void *ctx, const char *component, int slot,
 typedef bool (*rp_install_gate_fn)(void *ctx, const char *component, const rp_slot_image_t *img,
                                    char *why, size_t cap);
 
+/* Hand the verified image at slot_path to where the component runs and say how it went:
+ * RP_ERR_NOT_FOUND when the component does not run elsewhere (the usual health check applies);
+ * else *healthy, and *unhealthy the outcome when it is not (refused, rolled back, failed). */
+typedef rp_err_t (*rp_external_fn)(rp_agent_t *a, const char *name, const char *slot_path,
+                                   const char *version, bool *healthy,
+                                   rp_update_state_t *unhealthy, char *detail, size_t cap);
+
 typedef struct rp_install_opts {
     int health_seconds; /* how long a new app must stay up (it may say sooner that it is ready);
                          * 0: RP_APP_HEALTH_SECONDS */
@@ -84,6 +91,9 @@ typedef struct rp_install_opts {
     /* The monitor's: asked once the image verifies, before anything is written. NULL: any. */
     rp_install_gate_fn gate;
     void *gate_ctx;
+    /* The single-process agent's: a component that runs on another processor (an MCU beside the
+     * device: rp_mcu_health, mcu.h) is handed over and judged there. NULL: none (the monitor). */
+    rp_external_fn external;
 } rp_install_opts_t;
 
 typedef struct rp_install_result {
