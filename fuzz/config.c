@@ -21,8 +21,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (err == RP_OK) {
         if (c.threads < 0 || c.threads > 64 || c.nonce_lifetime < 1 || c.nonce_lifetime > 3600 ||
             c.rate_limit < 0 || c.unclaimed_rate < 0 || c.max_connections < 1 ||
-            c.per_address < 0 || c.request_deadline < 1 ||
-            memchr(c.data_dir, '\0', sizeof(c.data_dir)) == NULL ||
+            c.per_address < 0 || c.request_deadline < 1 || c.idle_timeout < 1 ||
+            c.idle_timeout > 3600 || memchr(c.data_dir, '\0', sizeof(c.data_dir)) == NULL ||
             memchr(c.hostnames, '\0', sizeof(c.hostnames)) == NULL)
             abort();
     } else if (strncmp(why, "f.conf", 6) != 0) {

@@ -36,6 +36,7 @@ static const struct row {
     [RP_CFG_MAX_CONNECTIONS] = {"max-connections",             required_argument, 'C', SETTING         },
     [RP_CFG_PER_ADDRESS] = {"max-connections-per-address", required_argument, 'A', SETTING         },
     [RP_CFG_REQUEST_DEADLINE] = {"request-deadline",            required_argument, 'D', SETTING | RELOAD},
+    [RP_CFG_IDLE_TIMEOUT] = {"idle-timeout",                required_argument, 0,   SETTING | RELOAD},
     [RP_CFG_VERBOSE] = {"verbose",                     no_argument,       'v', SETTING | RELOAD},
     [RP_CFG_DEBUGINFOD_URL] = {"debuginfod-url",              required_argument, 0,   SETTING         },
     [RP_CFG_CONSOLE_DIR] = {"console-dir",                 required_argument, 0,   SETTING         },
@@ -65,6 +66,7 @@ void rp_config_defaults(rp_config_t *c)
     c->per_address = 64;
     c->request_deadline = 60;
     c->database_wait = 60;
+    c->idle_timeout = 30;
 }
 
 void rp_config_getopt(struct option out[RP_CFG_COUNT + 1], char *shorts, size_t cap)
@@ -234,6 +236,10 @@ bool rp_config_set(rp_config_t *c, rp_config_id_t id, const char *value, char *w
         if (!integer(value, 0, 86400, &c->database_wait))
             break;
         return true;
+    case RP_CFG_IDLE_TIMEOUT:
+        if (!integer(value, 1, 3600, &c->idle_timeout))
+            break;
+        return true;
     case RP_CFG_VERBOSE:
         if (!boolean(value, &c->verbose))
             break;
@@ -247,7 +253,8 @@ bool rp_config_set(rp_config_t *c, rp_config_id_t id, const char *value, char *w
     /* The one statement of each setting's range (and --help's). */
     switch (id) {
     case RP_CFG_THREADS: snprintf(why, cap, "must be 1 to 64"); break;
-    case RP_CFG_NONCE_LIFETIME: snprintf(why, cap, "must be 1 to 3600 seconds"); break;
+    case RP_CFG_NONCE_LIFETIME:
+    case RP_CFG_IDLE_TIMEOUT: snprintf(why, cap, "must be 1 to 3600 seconds"); break;
     case RP_CFG_RATE_LIMIT:
     case RP_CFG_UNCLAIMED_RATE:
     case RP_CFG_LOGIN_RATE:
@@ -281,6 +288,7 @@ bool rp_config_differs(const rp_config_t *a, const rp_config_t *b, rp_config_id_
     case RP_CFG_MAX_CONNECTIONS: return a->max_connections != b->max_connections;
     case RP_CFG_PER_ADDRESS: return a->per_address != b->per_address;
     case RP_CFG_REQUEST_DEADLINE: return a->request_deadline != b->request_deadline;
+    case RP_CFG_IDLE_TIMEOUT: return a->idle_timeout != b->idle_timeout;
     case RP_CFG_VERBOSE: return a->verbose != b->verbose;
     case RP_CFG_DEBUGINFOD_URL: return strcmp(a->debuginfod_url, b->debuginfod_url) != 0;
     case RP_CFG_CONSOLE_DIR: return strcmp(a->console_dir, b->console_dir) != 0;
@@ -311,6 +319,7 @@ void rp_config_copy(rp_config_t *dst, const rp_config_t *src, rp_config_id_t id)
     case RP_CFG_MAX_CONNECTIONS: dst->max_connections = src->max_connections; break;
     case RP_CFG_PER_ADDRESS: dst->per_address = src->per_address; break;
     case RP_CFG_REQUEST_DEADLINE: dst->request_deadline = src->request_deadline; break;
+    case RP_CFG_IDLE_TIMEOUT: dst->idle_timeout = src->idle_timeout; break;
     case RP_CFG_VERBOSE: dst->verbose = src->verbose; break;
     case RP_CFG_DEBUGINFOD_URL:
         memcpy(dst->debuginfod_url, src->debuginfod_url, sizeof(dst->debuginfod_url));

@@ -31,6 +31,7 @@ typedef enum rp_config_id {
     RP_CFG_MAX_CONNECTIONS,
     RP_CFG_PER_ADDRESS,
     RP_CFG_REQUEST_DEADLINE,
+    RP_CFG_IDLE_TIMEOUT,
     RP_CFG_VERBOSE,
     RP_CFG_DEBUGINFOD_URL,
     RP_CFG_CONSOLE_DIR,
@@ -62,6 +63,7 @@ typedef struct rp_config {
     double login_rate;     /* failed console logins a second per address (bursts of 10) */
     double auth_fail_rate; /* wrong bearer tokens a second per address (bursts of 20) */
     long max_connections, per_address, request_deadline;
+    long idle_timeout; /* seconds a connection may send or take nothing */
     bool verbose;
     char debuginfod_url[1024];
     char console_dir[PATH_MAX]; /* "": ../share/rampart/console beside the program */

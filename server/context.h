@@ -115,6 +115,7 @@ typedef struct rp_server {
     unsigned max_per_address;
     rp_peers_t *peers;
     atomic_int request_deadline;       /* seconds for a whole request to arrive (reload) */
+    atomic_int idle_timeout;           /* seconds a connection may be idle (reload: new ones) */
     atomic_bool webhook_allow_private; /* webhooks to inside addresses (tests; reload) */
     int beat_ms; /* how often each worker's loop says it turns (ready.c), in ms */
     /* What a worker's loop runs at each beat, on its thread (main.c: rp_ready_beat). */

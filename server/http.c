@@ -172,10 +172,10 @@ void rp_reply_bytes(rp_req_t *r, int status, const char *type, const void *data,
  * instead: the client sees an answer shorter than its Content-Length, and no byte that is not
  * the file's.
  *
- * A chunk at a time also keeps a slow download going past evhttp's 30-second timeout: evhttp reads
- * while it writes (to see the client go), with its read timeout running, and a client sends
- * nothing while it downloads; each chunk handed to evhttp enables reading again, which restarts
- * that timeout, where a file handed over whole was cut 30 seconds in.
+ * A chunk at a time also keeps a slow download going past evhttp's timeout (--idle-timeout):
+ * evhttp reads while it writes (to see the client go), with its read timeout running, and a
+ * client sends nothing while it downloads; each chunk handed to evhttp enables reading again,
+ * which restarts that timeout, where a file handed over whole was cut that many seconds in.
  *
  * Its state lives until the answer is sent, or until evhttp closes the connection first (the
  * client went, a timeout, the cut above): evhttp then lets go of a request the handler has not
@@ -943,6 +943,10 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
         return NULL; /* evhttp goes on without TLS, and dispatch() refuses everything */
     }
     /* From here on conn_gone() frees c, with ssl. */
+    /* evhttp gives the new connection its server's timeout right after this returns (in
+     * evhttp_get_request): set here, on the worker's own thread, a reloaded --idle-timeout
+     * reaches every connection accepted since. */
+    evhttp_set_timeout(w->http, atomic_load(&w->srv->idle_timeout));
     n = atomic_fetch_add(&w->srv->connections, 1) + 1; /* with this one */
     if (n >= w->srv->max_connections)
         pause_accepting(w);
@@ -1274,7 +1278,7 @@ rp_err_t rp_worker_init(rp_worker_t *w, rp_server_t *srv, int listen_fd)
         return RP_ERR_NO_MEMORY;
     evhttp_set_max_body_size(w->http, RP_MAX_BODY_ANY);
     evhttp_set_max_headers_size(w->http, RP_MAX_HEADERS);
-    evhttp_set_timeout(w->http, 30);
+    evhttp_set_timeout(w->http, atomic_load(&srv->idle_timeout)); /* and again at each accept */
     /* A body over the limit is read and discarded before the 413 goes out: closing with unread
      * bytes makes the kernel send RST, and the client would see a reset instead of the answer.
      * Discarding costs no memory; the request deadline bounds how long it can go on. */

@@ -95,6 +95,9 @@ static const char usage[] =
     "                      seconds a client has to send a whole request - TLS handshake,\n"
     "                      headers and body - from its connection or from the end of the\n"
     "                      previous answer; then the connection is closed (default 60)\n"
+    "  --idle-timeout S    seconds a connection may send nothing while a request is awaited,\n"
+    "                      or take nothing of an answer being sent; then it is closed\n"
+    "                      (default 30; a reload applies to new connections)\n"
     "  --debuginfod-url URL\n"
     "                      name crash frames whose build ID no tenant uploaded symbols for\n"
     "                      with debug files from this debuginfod server, fetched in the\n"
@@ -527,6 +530,7 @@ static void apply_reloadable(rp_server_t *srv, const rp_config_t *c)
     rp_ratelimit_set(srv->auth_limit, c->auth_fail_rate, AUTH_FAIL_BURST);
     atomic_store(&srv->auth_retry, retry_of(c->auth_fail_rate));
     atomic_store(&srv->request_deadline, (int)c->request_deadline);
+    atomic_store(&srv->idle_timeout, (int)c->idle_timeout);
     atomic_store(&srv->webhook_allow_private, c->webhook_allow_private);
 }
 

@@ -8,6 +8,9 @@
   keepalive PORT CA N PAUSE  N requests to /healthz on one kept-alive connection (Python's
                              http.client), PAUSE seconds apart; prints each status, then the
                              seconds from the first request to the last answer
+  idle PORT CA SECONDS       one request to /healthz on a kept-alive connection, then nothing
+                             sent or read until the service closes it (at most SECONDS); prints
+                             "cut after T s" (from the answer) or "not cut"
   hold PORT CA [SOURCE]      one kept-alive connection (from address SOURCE) that asks for
                              /healthz every second until it is killed or cut; prints "held" once
                              the first answer came. Never idle for long, so no timeout ends it:
@@ -89,6 +92,30 @@ def keepalive(port, ca, n, pause):
         print(r.status)
     c.close()
     print("%.1f" % (time.monotonic() - start))
+
+
+def idle(port, ca, seconds):
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=context(ca))
+    c.request("GET", "/healthz")
+    r = c.getresponse()
+    r.read()
+    if r.status != 200 or c.sock is None:
+        sys.exit("idle: the request was answered %d, its connection %s" %
+                 (r.status, "kept" if c.sock else "closed"))
+    start = time.monotonic()
+    c.sock.settimeout(seconds)
+    try:
+        data = c.sock.recv(1)  # nothing comes but the end of the stream
+        if data == b"":
+            print("cut after %.1f s" % (time.monotonic() - start))
+            return
+    except (ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
+        print("cut after %.1f s" % (time.monotonic() - start))
+        return
+    except socket.timeout:
+        print("not cut")
+        return
+    sys.exit("idle: the service sent %r unasked" % data)
 
 
 def hold(port, ca, source):
@@ -175,6 +202,8 @@ if __name__ == "__main__":
         silent(port, ca, float(sys.argv[4]))
     elif what == "hold":
         hold(port, ca, sys.argv[4] if len(sys.argv) > 4 else None)
+    elif what == "idle":
+        idle(port, ca, float(sys.argv[4]))
     elif what == "keepalive":
         keepalive(port, ca, int(sys.argv[4]), float(sys.argv[5]))
     elif what == "slowread":

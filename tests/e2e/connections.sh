@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End to end, the service's connections: a request must arrive whole within --request-deadline
 # (a slowloris and a silent connection are cut; a kept-alive connection used now and then, and a
-# long download sent slowly, are not); one address holds at most --max-connections-per-address
+# long download sent slowly, are not); a connection idle for longer than --idle-timeout is closed
+# (one idle for less is not, nor a slow download); one address holds at most --max-connections-per-address
 # connections (the next is closed at once, other addresses are served); and a port is shared only
 # by the processes of one data directory (another data directory's server refuses to start on it,
 # a replica joins it and both serve).
@@ -16,6 +17,20 @@ cut_after() { sed -n 's/^cut after \([0-9.]*\) s$/\1/p' "$1"; }
 # at_least A B: A >= B, for decimals
 at_least() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b + 0) }'; }
 metric() { sed -n "s/^$1 //p" "$d/body"; }
+# was_cut FILE S WHAT: conn-client.py saw its connection cut, and not before it was due at S s
+# (a loaded machine can only make it later).
+was_cut() {
+  local t
+  t=$(cut_after "$1")
+  [ -n "$t" ] || fail "$3 was not cut: $(cat "$1")"
+  at_least "$t" $(($2 - 1)) || fail "$3 was cut after $t s, before it was due ($2 s)"
+  E2E_CHECKS=$((E2E_CHECKS + 1))
+}
+# kept FILE WHAT: a keepalive client's three answers, all on its one connection.
+kept() {
+  eq "$(head -n 3 "$1" | tr '\n' ' ')" "200 200 200 " "$2's answers ($(cat "$1"))"
+  ! grep -q reconnected "$1" || fail "$2 was cut"
+}
 
 # --- the request deadline --------------------------------------------------------------------------
 # 6 s: long enough that a loaded machine cannot stretch the kept-alive client's pauses of 2.5 s
@@ -26,11 +41,13 @@ port=$(cat "$d/srv.port")
 export RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN
 
 # A download that takes longer than the deadline to send is not cut: the deadline is for the
-# request to arrive, not for the answer to leave; nor by evhttp's read timeout (30 s), which ran
-# while an answer was written, the client sending nothing meanwhile. A device that attested, in a
-# group with a deployment, fetches a 16 MiB image at 380 kB/s with a small receive buffer (so that
-# 30 s in, 5 MB are still on the service's side); it is checked at the end, the rest of the test runs
-# meanwhile.
+# request to arrive, not for the answer to leave; nor by evhttp's read timeout (--idle-timeout),
+# which ran while an answer was written, the client sending nothing meanwhile. A device that
+# attested, in a group with a deployment, fetches a 16 MiB image at 1.5 MB/s with a small receive
+# buffer from a replica whose idle timeout is I = 3 s (so that I s in, 11 MB are still on the
+# service's side, and the download lasts over 3 I); it is checked at the end, the rest of the test
+# runs meanwhile.
+I=3
 expect 0 "$RAMPART" tenant create acme; acme=$(cat "$d/out")
 # This machine's kernel is not locked down: its agents say debug is enabled.
 expect 0 "$RAMPART" tenant policy --tenant "$acme" --allow-debug yes --require-components no
@@ -49,20 +66,30 @@ expect 0 "$RAMPART" device claim --tenant "$acme" "$dev"
 expect 0 "$RAMPART" device assign --tenant "$acme" --product Thermostat --group "Field Test" "$dev"
 expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$image"
 expect 0 "$AGENT" attest --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$SERVER_CA"
-# It runs while the three clients below do (the test takes the download's time, not the
-# download's and then a deadline's), served by a replica of the same data directory with the same
-# deadline: the connection counts checked below are the first process's, the clients' only.
+# It runs while the clients below do (the test takes the download's time, not the download's and
+# then a deadline's), served by a replica of the same data directory with the same deadline and
+# the idle timeout I: the connection counts checked below are the first process's, the clients'
+# only.
 "$server_bin" --data-dir "$d/srv" --listen 127.0.0.1:0 --port-file "$d/dl.port" --request-deadline $D \
-  >"$d/dl.log" 2>&1 &
+  --idle-timeout $I >"$d/dl.log" 2>&1 &
 dl_server=$!
 E2E_PIDS+=("$dl_server")
 wait_until 60 test -s "$d/dl.port" || fail "the replica did not start: $(cat "$d/dl.log")"
-python3 "$client" slowread "$(cat "$d/dl.port")" "$SERVER_CA" "/api/v1/device/images/$image" 380000 \
+dl_port=$(cat "$d/dl.port")
+python3 "$client" slowread "$dl_port" "$SERVER_CA" "/api/v1/device/images/$image" 1500000 \
   "$d/dev/agent/device.crt" "$d/dev/identity.pem" "$d/downloaded" >"$d/took" 2>&1 &
 download=$!
 E2E_PIDS+=("$download")
 
-# The three clients at once: their times overlap, the test takes one deadline, not three.
+# The idle timeout, on the replica (I = 3 s, under its deadline of 6 s): a kept-alive connection
+# left idle after its answer is closed I s later; one whose requests come 1 s apart is not.
+python3 "$client" idle "$dl_port" "$SERVER_CA" 60 >"$d/idle" 2>&1 &
+idle=$!
+python3 "$client" keepalive "$dl_port" "$SERVER_CA" 3 1 >"$d/busy" 2>&1 &
+busy=$!
+E2E_PIDS+=("$idle" "$busy")
+
+# The clients at once: their times overlap, the test takes one deadline, not three.
 python3 "$client" slowloris "$port" "$SERVER_CA" 120 >"$d/slowloris" 2>&1 &
 slow=$!
 python3 "$client" silent "$port" "$SERVER_CA" 120 >"$d/silent" 2>&1 &
@@ -70,25 +97,25 @@ quiet=$!
 python3 "$client" keepalive "$port" "$SERVER_CA" 3 2.5 >"$d/keepalive" 2>&1 &
 kept=$!
 E2E_PIDS+=("$slow" "$quiet" "$kept")
-for pid in "$slow" "$quiet" "$kept"; do
-  wait "$pid" || fail "a client failed: $(cat "$d/slowloris" "$d/silent" "$d/keepalive")"
+for pid in "$slow" "$quiet" "$kept" "$idle" "$busy"; do
+  wait "$pid" || fail "a client failed: $(cat "$d/slowloris" "$d/silent" "$d/keepalive" "$d/idle" "$d/busy")"
 done
-# A header line every 0.3 s keeps evhttp's per-read timeout from ever firing; the deadline cuts
-# it, not before it is due (a loaded machine can only make it later).
-t=$(cut_after "$d/slowloris")
-[ -n "$t" ] || fail "a slowloris was not cut: $(cat "$d/slowloris")"
-at_least "$t" $((D - 1)) || fail "the slowloris was cut after $t s, before the deadline ($D s)"
-E2E_CHECKS=$((E2E_CHECKS + 1))
-t=$(cut_after "$d/silent")
-[ -n "$t" ] || fail "a connection that sends nothing was not cut: $(cat "$d/silent")"
-at_least "$t" $((D - 1)) || fail "the silent connection was cut after $t s, before the deadline"
-E2E_CHECKS=$((E2E_CHECKS + 1))
+# A header line every 0.3 s keeps evhttp's per-read timeout from ever firing: the deadline cuts
+# it; and a connection that sends nothing.
+was_cut "$d/slowloris" $D "a slowloris"
+was_cut "$d/silent" $D "a connection that sends nothing"
 # Three requests 2.5 s apart on one connection: 5 s and more in all, each within the deadline of
 # the previous answer; none cut, no new connection.
-eq "$(head -n 3 "$d/keepalive" | tr '\n' ' ')" "200 200 200 " "a kept-alive connection's answers ($(cat "$d/keepalive"))"
-! grep -q reconnected "$d/keepalive" || fail "the kept-alive connection was cut"
+kept "$d/keepalive" "a kept-alive connection"
 http GET /metrics -; is_status 200
 eq "$(metric 'rampart_connections_closed_total{reason="request_deadline"}')" 2 "connections cut at the deadline"
+# The idle connection was cut by the idle timeout: not before it, and not by the deadline, which
+# the replica counts (and which would have come 3 s later); the one used every second was not.
+was_cut "$d/idle" $I "a connection idle past --idle-timeout"
+kept "$d/busy" "a connection idle for less than --idle-timeout"
+status=$(curl -s -o "$d/body" -w '%{http_code}' --cacert "$SERVER_CA" "https://127.0.0.1:$dl_port/metrics")
+is_status 200
+eq "$(metric 'rampart_connections_closed_total{reason="request_deadline"}')" 0 "the replica's connections cut at the deadline"
 
 # --- connections per address -------------------------------------------------------------------------
 kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
@@ -168,7 +195,7 @@ wait "$download" || fail "the slow download failed: $(cat "$d/took")"
 took=$(sed -n 's/^read [0-9]* bytes in \([0-9.]*\) s$/\1/p' "$d/took")
 [ -n "$took" ] || fail "the slow download was cut: $(cat "$d/took")"
 cmp -s "$d/app.img" "$d/downloaded" || fail "the slow download is not the image"
-at_least "$took" 40 || fail "the download took $took s: too fast to show that neither the deadline nor evhttp's read timeout cuts it"
+at_least "$took" $((3 * I)) || fail "the download took $took s: too fast to show that neither the deadline nor the idle timeout cuts it"
 E2E_CHECKS=$((E2E_CHECKS + 2))
 # (Once the service has sent its last byte, the connection waits for a next request like any
 # other: the socket buffers may take longer than the deadline to drain at 380 kB/s, and it may be
@@ -178,8 +205,15 @@ E2E_CHECKS=$((E2E_CHECKS + 2))
 # Images are sent a chunk at a time as the client reads, never mapped: an image truncated in place
 # in the data directory while a device downloads it (a mapped file would fault the service with
 # SIGBUS) ends that download early - fewer bytes than its Content-Length, none that are not the
-# image's - and the service goes on. The client stalls with most of the image on the service's side.
-python3 "$client" stall "$(cat "$d/dl.port")" "$d/srv/server-ca.pem" "/api/v1/device/images/$image" "$d/go" \
+# image's - and the service goes on. The client stalls with most of the image on the service's side,
+# on a replica with the default idle timeout (30 s): the stall, however long a loaded machine makes
+# it, is not what ends the download.
+kill "$dl_server"; wait "$dl_server" 2>/dev/null || true
+"$server_bin" --data-dir "$d/srv" --listen 127.0.0.1:0 --port-file "$d/st.port" >"$d/st.log" 2>&1 &
+dl_server=$!
+E2E_PIDS+=("$dl_server")
+wait_until 60 test -s "$d/st.port" || fail "the replica did not start: $(cat "$d/st.log")"
+python3 "$client" stall "$(cat "$d/st.port")" "$d/srv/server-ca.pem" "/api/v1/device/images/$image" "$d/go" \
   "$d/dev/agent/device.crt" "$d/dev/identity.pem" >"$d/stall" 2>&1 &
 stall_pid=$!
 E2E_PIDS+=("$stall_pid")
@@ -193,8 +227,8 @@ got=$(sed -n 's/^cut after \([0-9]*\) bytes$/\1/p' "$d/stall")
 [ -n "$got" ] || fail "an image cut short while sent was not cut: $(cat "$d/stall")"
 [ "$got" -lt "$(stat -c %s "$d/app.img")" ] || fail "more bytes than the image had: $got"
 E2E_CHECKS=$((E2E_CHECKS + 2))
-grep -q "a file being sent ended at byte" "$d/dl.log" || fail "the cut was not logged: $(tail -3 "$d/dl.log")"
-status=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$d/srv/server-ca.pem" "https://127.0.0.1:$(cat "$d/dl.port")/healthz")
+grep -q "a file being sent ended at byte" "$d/st.log" || fail "the cut was not logged: $(tail -3 "$d/st.log")"
+status=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$d/srv/server-ca.pem" "https://127.0.0.1:$(cat "$d/st.port")/healthz")
 is_status 200
 kill "$dl_server"; wait "$dl_server" 2>/dev/null || true
 

@@ -4,8 +4,9 @@
 #   --help, and every refusal: unit.server_config);
 # - SIGHUP: a connection open before keeps working over its certificate, a new one gets the new
 #   certificate; an unusable certificate or a bad config file is refused and changes nothing;
-#   what needs a restart is said so; without --config, the default file gone at a reload is
-#   refused too (the running configuration stays);
+#   what needs a restart is said so; a new idle-timeout reaches the connections made after the
+#   reload; without --config, the default file gone at a reload is refused too (the running
+#   configuration stays);
 # - sd_notify (NOTIFY_SOCKET, a socket this test reads): READY=1, WATCHDOG=1 (WATCHDOG_USEC),
 #   RELOADING=1 then READY=1 around a reload, STOPPING=1; and log lines with the journal's
 #   priority prefix when stderr is the journal (JOURNAL_STREAM).
@@ -69,14 +70,20 @@ E2E_CHECKS=$((E2E_CHECKS + 1))
 # service takes, one it cannot (said so), and a bad file (refused, nothing changes).
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/srv/server.key" \
   -out "$d/srv/server.pem" -days 2 -subj /CN=again 2>/dev/null
-sed -i 's/^verbose = true/verbose = false\nrate-limit = 7/; s/^threads = 2/threads = 3/' "$d/server.conf"
+sed -i 's/^verbose = true/verbose = false\nrate-limit = 7\nidle-timeout = 2/; s/^threads = 2/threads = 3/' "$d/server.conf"
 reloaded() { [ "$(grep -c "reloaded: $d/server.conf" "$d/srv.log")" -ge "$1" ]; }
 n=$(grep -c "reloaded: " "$d/srv.log" || true)
 kill -HUP "$SERVER_PID"
 wait_until 30 reloaded $((n + 1)) || fail "no reload: $(tail -5 "$d/srv.log")"
-grep -q "reloaded: $d/server.conf: 2 setting(s) changed" "$d/srv.log" || fail "$(tail -3 "$d/srv.log")"
+grep -q "reloaded: $d/server.conf: 3 setting(s) changed" "$d/srv.log" || fail "$(tail -3 "$d/srv.log")"
 grep -q "reload: threads changed, which needs a restart" "$d/srv.log" || fail "threads: $(tail -3 "$d/srv.log")"
 E2E_CHECKS=$((E2E_CHECKS + 3))
+# idle-timeout = 2 took: a new connection that sends nothing is closed about 2 s in (the default,
+# 30 s, would outlast the client's 20; the request deadline is 60 s).
+python3 "$here/conn-client.py" silent "$(cat "$d/srv.port")" "$d/srv/server-ca.pem" 20 >"$d/idle" 2>&1 ||
+  fail "the silent client: $(cat "$d/idle")"
+grep -q '^cut after [1-9]' "$d/idle" || fail "a connection idle past the reloaded idle-timeout: $(cat "$d/idle")"
+E2E_CHECKS=$((E2E_CHECKS + 1))
 # verbose = false took: no debug line after the reload
 n=$(wc -l <"$d/srv.log")
 printf 'rate-limit = 7\nbogus = 1\n' >>"$d/server.conf"

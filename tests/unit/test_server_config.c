@@ -91,7 +91,8 @@ static void values_and_sections(void **state)
                            "verbose = yes\n"
                            "webhook-allow-private = off\n"
                            "database = postgresql:///rampart?host=/run/postgresql\n"
-                           "blobs = database\n",
+                           "blobs = database\n"
+                           "idle-timeout = 5\n",
                            &c, why, sizeof(why)),
                      RP_OK);
     assert_string_equal(c.data_dir, "/var/lib/rampart");
@@ -101,6 +102,9 @@ static void values_and_sections(void **state)
     assert_true(c.verbose);
     assert_false(c.webhook_allow_private);
     assert_string_equal(c.database, "postgresql:///rampart?host=/run/postgresql");
+    assert_int_equal(c.idle_timeout, 5);
+    /* a reload gives new connections the new idle timeout (http.c: make_bev) */
+    assert_true(rp_config_reloadable(RP_CFG_IDLE_TIMEOUT));
     /* a running service never switches databases (main.c refuses the reload) */
     assert_false(rp_config_reloadable(RP_CFG_DATABASE));
     /* where blobs are kept: nor that (what is kept stays where it was) */
@@ -108,6 +112,7 @@ static void values_and_sections(void **state)
     assert_false(rp_config_reloadable(RP_CFG_BLOBS));
     assert_int_equal(c.request_deadline, 60); /* not given: the default */
     assert_int_equal(parse("", &c, why, sizeof(why)), RP_OK);
+    assert_int_equal(c.idle_timeout, 30);   /* not given: the default */
     assert_string_equal(c.database, "");     /* not given: the SQLite file in data-dir */
     assert_int_equal(c.blobs, RP_BLOBS_DIR); /* not given: files in data-dir */
     assert_int_equal(parse("blobs = dir\n", &c, why, sizeof(why)), RP_OK);
@@ -123,6 +128,8 @@ static void refusals_name_file_and_line(void **state)
     refused("threads = 0\n", "f.conf:1: threads: must be 1 to 64");
     refused("threads = 4x\n", "f.conf:1: threads: must be 1 to 64");
     refused("nonce-lifetime = 3601\n", "f.conf:1: nonce-lifetime: must be 1 to 3600 seconds");
+    refused("idle-timeout = 0\n", "f.conf:1: idle-timeout: must be 1 to 3600 seconds");
+    refused("idle-timeout = 3601\n", "f.conf:1: idle-timeout: must be 1 to 3600 seconds");
     refused("rate-limit = fast\n", "f.conf:1: rate-limit: must be 0 to 1000000");
     refused("rate-limit = nan\n", "f.conf:1: rate-limit: must be 0 to 1000000");
     refused("max-connections-per-address = -1\n", "f.conf:1: max-connections-per-address:");
