@@ -1,6 +1,6 @@
 /*
  * `rampart console link`: a one-time login link to the web console (docs/operations.md), made by
- * the service (POST /api/v1/console/links, server/console.c). The link opens a browser session
+ * the service (POST /api/v1/console/links, server/api/console.c). The link opens a browser session
  * once, within ten minutes; its code rides in the URL's fragment, which a browser never sends.
  */
 #include <getopt.h>

@@ -1,7 +1,7 @@
 /*
  * The operator's commands for threat detection and quarantine (docs/failure-reporting.md):
  * alerts, the spike rule's settings, the webhook, the quarantine policy and its actions, and
- * releasing a quarantined device. Each is one call of the service's API (server/threat.c), with
+ * releasing a quarantined device. Each is one call of the service's API (server/api/threat.c), with
  * --output json|table|yaml printing the service's answer as it is.
  */
 #include <getopt.h>

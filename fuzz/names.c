@@ -1,5 +1,5 @@
 /*
- * Fuzz target: the rule for operators' names (server/names.c) on any bytes. An accepted name's
+ * Fuzz target: the rule for operators' names (server/api/names.c) on any bytes. An accepted name's
  * canonical form must meet the rule itself, unchanged (NFC is stable), within its bounds, and
  * have its keys and be looked up as it is; a refusal always says why and leaves no output. Seeds:
  * fuzz/corpus/names.

@@ -1,6 +1,6 @@
 /*
  * Fuzz target: a list's paging parameters as a request's query carries them (rp_page_parse,
- * server/paging.c), then the page they ask for cut from a small list. Accepted values are within
+ * server/api/paging.c), then the page they ask for cut from a small list. Accepted values are within
  * their bounds; a page has at most limit rows, all after the cursor, in ID order.
  */
 #include <stdint.h>

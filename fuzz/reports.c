@@ -1,6 +1,6 @@
 /*
  * Fuzz target: the body of POST /api/v1/device/reports as the service decodes it
- * (rp_report_batch_decode, server/reports.c). A refused batch says why and holds nothing; an
+ * (rp_report_batch_decode, server/device/reports.c). A refused batch says why and holds nothing; an
  * accepted one holds at most 64 reports, each either refused with a reason or decoded within
  * every bound of docs/failure-reporting.md, a crash with its bucket ID. Seeds:
  * fuzz/corpus/reports.

@@ -1,5 +1,5 @@
 /*
- * Fuzz target: a debug file as rampart-symbolize reads it for the service (server/symbolize_elf.c:
+ * Fuzz target: a debug file as rampart-symbolize reads it for the service (server/device/symbolize_elf.c:
  * libelf reads its build ID, whether it names anything, and how large its sections are once
  * decompressed; then, when accepted, libdwfl offline names offsets), in-process here so that the
  * fuzzer sees it (the service itself runs it in the confined child). An accepted file has a build

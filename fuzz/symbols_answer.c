@@ -1,6 +1,6 @@
 /*
  * Fuzz target: what rampart-symbolize answers the service (rp_symbols_parse_lookup and
- * rp_symbols_parse_check, server/symbols.c). The child reads untrusted debug files, so its answer
+ * rp_symbols_parse_check, server/device/symbols.c). The child reads untrusted debug files, so its answer
  * is untrusted too: it is parsed strictly and bounded. The first byte picks how many frames were
  * asked; an accepted answer fills each frame within its bounds. Seeds: fuzz/corpus/symbols_answer.
  */

@@ -16,7 +16,7 @@ status=0
 fail() { echo "FAIL: $*" >&2; status=1; }
 
 # The handlers: the table's rows are {METHOD, "path", AUTH, FLAGS, handler, "summary"}.
-handlers=$(sed -n '/^const rp_route_t rp_routes\[\] = {/,/^};/p' "$server/routes.c" |
+handlers=$(sed -n '/^const rp_route_t rp_routes\[\] = {/,/^};/p' "$server/http/routes.c" |
   grep -oE ', rp_[a-z0-9_]+, "' | sed -E 's/^, (rp_[a-z0-9_]+), "$/\1/' | sort -u)
 [ "$(wc -l <<<"$handlers")" -ge 50 ] || fail "found only $(wc -l <<<"$handlers") handlers in routes.c"
 
@@ -31,14 +31,14 @@ handler_headers=$(grep -lwE "$alt" $(find "$server" -name '*.h') || true)
 [ "$(wc -l <<<"$handler_files")" -ge 8 ] || fail "found only: $handler_files"
 
 # http.c names no handler and includes none of their headers.
-for h in $(grep -owE "$alt" "$server/http.c" | sort -u); do
+for h in $(grep -owE "$alt" "$server/http/http.c" | sort -u); do
   fail "http.c names the handler $h: dispatch through routes.c"
 done
 for hdr in $handler_headers; do
-  grep -qE "^#include \"$(basename "$hdr")\"" "$server/http.c" &&
+  grep -qE "^#include \"$(basename "$hdr")\"" "$server/http/http.c" &&
     fail "http.c includes $(basename "$hdr"), a handler group's header"
 done
-grep -qE '^#include "routes.h"' "$server/http.c" || fail "http.c does not include routes.h"
+grep -qE '^#include "routes.h"' "$server/http/http.c" || fail "http.c does not include routes.h"
 
 # No handler file includes the transport's internals.
 for f in $handler_files; do
@@ -59,7 +59,7 @@ grep -qx rp_reply_json <<<"$http_defines" || fail "http.c.o does not define rp_r
 http_calls=$(called http.c.o)
 grep -qx rp_route_dispatch <<<"$http_calls" || fail "http.c.o does not call rp_route_dispatch"
 # What req.h declares: the transport's only face to handlers.
-req_api=$(grep -oE '\brp_[a-z0-9_]+\(' "$server/req.h" | tr -d '(' | sort -u)
+req_api=$(grep -oE '\brp_[a-z0-9_]+\(' "$server/http/req.h" | tr -d '(' | sort -u)
 # What the handler groups' headers declare (declarations start in the first column).
 group_api=$(grep -hoE '^[a-z][^(]*\brp_[a-z0-9_]+\(' $handler_headers | grep -oE 'rp_[a-z0-9_]+\($' |
   tr -d '(' | sort -u)

@@ -37,7 +37,7 @@ const char *const rp_store_migrations[] = {
     "CREATE TABLE cas (tenant_id TEXT PRIMARY KEY REFERENCES tenants(id),"
     " cert_pem TEXT NOT NULL, key_pem TEXT NOT NULL, not_after INTEGER NOT NULL,"
     " crl_number INTEGER NOT NULL DEFAULT 0);",
-    /* 2: nonces carry their own proof (server/nonce.h): only spent ones are kept, until they
+    /* 2: nonces carry their own proof (server/device/nonce.h): only spent ones are kept, until they
      * expire, so that each is used once. */
     "DROP TABLE nonces;"
     "CREATE TABLE spent_nonces (nonce BLOB PRIMARY KEY, expires INTEGER NOT NULL) WITHOUT ROWID;"

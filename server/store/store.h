@@ -22,7 +22,7 @@
 #define RP_QUARANTINE_REASON_MAX 255 /* why a device was quarantined, for people */
 
 /*
- * A page of one of the operator's lists (server/paging.c makes it from ?limit&after&prefix): the
+ * A page of one of the operator's lists (server/api/paging.c makes it from ?limit&after&prefix): the
  * rows in key order whose key is above `after` ("": from the first) and whose filtered column
  * starts with `prefix` ("": any), at most limit; not paged: the whole list, in its own order. The
  * store reads it in SQL, the prefix as the index range [prefix, upto): bytewise, as SQLite's BINARY

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End to end: the web console's server side (server/console.c). Its static files (the page, a
+# End to end: the web console's server side (server/api/console.c). Its static files (the page, a
 # script with its type, a page's own address) with every security header, and nothing outside its
 # directory (.., encoded .., any symbolic link - out or in -, a kind it does not serve, a missing file),
 # and a file cut short while it is sent does not bring the service down;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End to end, the service's side of the device's status report (server/status.c): a device posts
+# End to end, the service's side of the device's status report (server/device/status.c): a device posts
 # the apps it runs and its security events over mutual TLS with its certificate; the service keeps
 # the newest app list and each event once by (device, seq), the newest 1000 with the rest counted;
 # `rampart device show` (text and JSON) and GET .../devices/D/events (paged) show them; malformed,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End to end, the service's side of failure reports (server/reports.c): devices post batches over
+# End to end, the service's side of failure reports (server/device/reports.c): devices post batches over
 # mutual TLS with their certificates; the same crash on two devices is one bucket of count 2;
 # after `rampart symbols upload` of the crashing binary's debug file, `rampart failure show` names
 # the function and its source line (as eu-addr2line does); another top frame is another bucket;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End to end: the route table (server/routes.c), route by route, as the server prints it with
+# End to end: the route table (server/http/routes.c), route by route, as the server prints it with
 # --routes: every route answers only its methods (405 with Allow otherwise), token routes refuse
 # a missing or wrong token (401), a token of another tenant (404) and one whose role is too low
 # (403), and reach their handler with the role they name; device routes refuse a caller without

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End to end, threat detection and automatic quarantine (server/threat.c): real devices (soft
+# End to end, threat detection and automatic quarantine (server/api/threat.c): real devices (soft
 # root of trust, real certificates) post status reports with security events over mutual TLS, as
 # e2e.device_status does. One device's flood raises no alert (the distinct-device rule); a storm
 # from three raises one alert, seen on `rampart alert list`, on /metrics and at a webhook receiver

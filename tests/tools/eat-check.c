@@ -3,7 +3,7 @@
  * that are not Linux (e2e.mcu_boot: the microcontroller's attestation service):
  *   eat-check SPKI_HEX NONCE_HEX EVIDENCE_HEX
  * The evidence must be a COSE_Sign1 EAT that verifies with the key (rp_eat_verify, as
- * server/attest.c calls it), name that key's device ID (rp_device_id_of_spki), carry the nonce,
+ * server/device/attest.c calls it), name that key's device ID (rp_device_id_of_spki), carry the nonce,
  * and have a measurement register that is the chain of its components' digests. On success it
  * prints the device ID and one line per component ("component NAME VERSION DIGEST COUNTER", the
  * counter "-" when there is none), exit 0; otherwise "refused: WHY", exit 1 (2: usage).

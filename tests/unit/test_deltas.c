@@ -1,5 +1,5 @@
 /*
- * The delta makers (server/deltas.c): many requests for one delta at once, from many threads and
+ * The delta makers (server/device/deltas.c): many requests for one delta at once, from many threads and
  * through two makers on one database (two replicas), make it once; it is kept in the blob store
  * with its SHA-256 and size in the database, and asked again it is not made again. Run with the
  * blobs in the data directory and in the database, on SQLite (unit.deltas) and on a real

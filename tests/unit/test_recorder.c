@@ -1,5 +1,5 @@
 /*
- * The recorder's group commit (server/recorder.c), against a real SQLite database: writes that
+ * The recorder's group commit (server/device/recorder.c), against a real SQLite database: writes that
  * queue up while it is busy are stored together, in one transaction, and settled once (report
  * batches: threat detection counts the round's signals at once); a commit that fails answers every
  * write of its round with the error and keeps nothing of it (no device is told "stored" about

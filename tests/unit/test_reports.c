@@ -1,5 +1,5 @@
 /*
- * Failure reports (server/reports.c, server/store/store_reports.c): the batch decoder's every
+ * Failure reports (server/device/reports.c, server/store/store_reports.c): the batch decoder's every
  * bound, the crash bucket ID (the same crash on two devices is one bucket; another top frame,
  * another), and the store's once-each and newest-1000 rules against a real SQLite database (and
  * PostgreSQL, as unit.reports_pg: store_target.h).

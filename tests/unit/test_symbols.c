@@ -1,9 +1,9 @@
 /*
- * Symbolication out of the service's process (server/symbols.c, server/symbolize_main.c): the real
+ * Symbolication out of the service's process (server/device/symbols.c, server/device/symbolize_main.c): the real
  * rampart-symbolize on this test's own binary (a real ELF with DWARF), files it refuses, and a
  * child that hangs, crashes or answers garbage (its test build, RAMPART_SYMBOLIZE_TEST): each is
  * "not symbolicated" and the caller goes on. Then the strict parser of the child's answers, and
- * the keyer (server/reports.c): buckets' symbolic keys made on its own thread, so that a batch's
+ * the keyer (server/device/reports.c): buckets' symbolic keys made on its own thread, so that a batch's
  * answer never waits for a child.
  */
 #include <dlfcn.h>

@@ -1,5 +1,5 @@
 /*
- * Threat detection and quarantine (server/threat.c, server/store/store_threat.c) against a real
+ * Threat detection and quarantine (server/api/threat.c, server/store/store_threat.c) against a real
  * SQLite database (and PostgreSQL, as unit.threat_pg: store_target.h), with the time driven by the
  * test: the spike rule alone (factor, baseline, distinct devices, the floor of a subject never
  * seen, the slot before weighed in), then signals counted through rp_threat_process (a baseline

@@ -3,7 +3,7 @@
  * neither ASCII's (C0, DEL) nor Unicode's C1 (U+0080-U+009F, "\xc2\x80"-"\xc2\x9f" in UTF-8). Such
  * text is printed to operators' terminals (`rampart event list`), where an escape sequence or a
  * newline would act or forge a line. The service refuses a report's reason that breaks it
- * (server/reports.c), the device's queue refuses it before sending (device/agent/reportq.c) and
+ * (server/device/reports.c), the device's queue refuses it before sending (device/agent/reportq.c) and
  * the agent's own messages are cleaned with it: both sides call this, so they always agree.
  *
  * Also the one check of well-formed UTF-8, which the service asks of every path segment (so that a

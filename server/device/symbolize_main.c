@@ -176,7 +176,7 @@ static int fetch(const char *hex)
     return status;
 }
 
-/* Test builds only: make this child misbehave as a hostile file could (server/symbols.c's tests:
+/* Test builds only: make this child misbehave as a hostile file could (server/device/symbols.c's tests:
  * a hang, a crash, an answer that is not the protocol's). */
 static void test_hook(void)
 {

@@ -1,7 +1,7 @@
 /*
- * What reads debug files, in rampart-symbolize (server/symbolize_main.c), never in the service:
+ * What reads debug files, in rampart-symbolize (server/device/symbolize_main.c), never in the service:
  * libelf and libdwfl on an uploaded (untrusted) ELF file given as a descriptor. The service runs
- * it as a confined child (server/symbols.c) and parses its answer strictly.
+ * it as a confined child (server/device/symbols.c) and parses its answer strictly.
  *
  * The protocol between them (one owner: this header):
  *   rampart-symbolize check    the debug file on descriptor 3; answers {"build_id": "HEX"}
