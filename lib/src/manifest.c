@@ -733,6 +733,15 @@ static bool host_canonical(const rp_manifest_host_t *h)
     return dns_name(h->host, len, out) && strcmp(out, h->host) == 0;
 }
 
+/* Valid UTF-8, as Jansson holds every string of a manifest it parses (its check, not another). */
+static bool utf8(const char *s)
+{
+    json_t *v = json_string(s);
+
+    json_decref(v);
+    return v != NULL;
+}
+
 static bool ports_ok(const uint16_t *ports, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -752,11 +761,11 @@ rp_err_t rp_manifest_check(const rp_manifest_t *m, char *why, size_t cap)
         return refuse(why, cap, "manifest: a string not terminated or a list over its limit");
     if (m->name[0] == '\0' || !name_printable(m->name, strlen(m->name)) ||
         !rp_component_name_valid(m->component_id, strlen(m->component_id)) ||
-        !rp_manifest_path_clean(m->entry_point, strlen(m->entry_point)))
+        !rp_manifest_path_clean(m->entry_point, strlen(m->entry_point)) || !utf8(m->entry_point))
         return refuse(why, cap, "manifest: Name, ComponentId or EntryPoint breaks its rule");
     for (size_t i = 0; i < m->nargs; i++)
-        if (!TERMINATED(m->args[i]))
-            return refuse(why, cap, "Cmdline[%zu]: not terminated", i);
+        if (!TERMINATED(m->args[i]) || !utf8(m->args[i]))
+            return refuse(why, cap, "Cmdline[%zu]: not terminated, or not UTF-8", i);
     for (size_t i = 0; i < m->nconnections; i++) {
         const rp_manifest_host_t *h = &m->connections[i];
         if (!TERMINATED(h->host) || !host_canonical(h))
@@ -768,7 +777,8 @@ rp_err_t rp_manifest_check(const rp_manifest_t *m, char *why, size_t cap)
     if (!ports_ok(m->tcp_ports, m->ntcp_ports) || !ports_ok(m->udp_ports, m->nudp_ports))
         return refuse(why, cap, "manifest: a server port is 0 or listed twice");
     for (size_t i = 0; i < m->ndevices; i++) {
-        if (!TERMINATED(m->devices[i]) || !device_path(m->devices[i], strlen(m->devices[i])))
+        if (!TERMINATED(m->devices[i]) || !device_path(m->devices[i], strlen(m->devices[i])) ||
+            !utf8(m->devices[i]))
             return refuse(why, cap, "Devices[%zu]: not a device node's path", i);
         for (size_t j = 0; j < i; j++)
             if (strcmp(m->devices[j], m->devices[i]) == 0)

@@ -445,6 +445,9 @@ static void test_binary_form(void **state)
         {offsetof(rp_manifest_t, connections[1].host) + 1, '*',  "AllowedConnections[1]"           },
         {offsetof(rp_manifest_t, tcp_ports[1]),            0,    "server port"                     },
         {offsetof(rp_manifest_t, devices[0]) + 1,          'e',  "Devices[0]"                      },
+        {offsetof(rp_manifest_t, devices[0]) + 6,          0xf6, "Devices[0]"                      },
+        {offsetof(rp_manifest_t, entry_point) + 2,         0xf6, "EntryPoint"                      }, /* not UTF-8 */
+        {offsetof(rp_manifest_t, args[0]) + 2,             0xc3, "Cmdline[0]"                      },
         {offsetof(rp_manifest_t, app_connections[1]),      '.',  "AllowedApplicationConnections[1]"},
         {offsetof(rp_manifest_t, cpu_percent),             101,  "limit"                           },
         {offsetof(rp_manifest_t, device_authentication),   2,    "flag"                            },
