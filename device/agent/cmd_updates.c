@@ -14,6 +14,7 @@
 #include "daemon.h"
 #include "mcu.h"
 #include "slots.h"
+#include "supervise.h"
 #include "update.h"
 #include "rampart/apptree.h"
 #include "rampart/component.h"
@@ -48,9 +49,10 @@ static bool may_install_locally(const rp_agent_t *agent)
  * install itself (through the monitor when one serves S). */
 static int install_image(const struct args *a, const char *component, const char *image)
 {
-    rp_install_opts_t opts = {.health_seconds = a->health_seconds};
     rp_install_result_t res;
     rp_agent_t agent;
+    rp_install_opts_t opts = {
+        .health_seconds = a->health_seconds, .trial = rp_supervise_trial, .trial_ctx = &agent};
     rp_err_t err;
     int lock;
 

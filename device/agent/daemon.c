@@ -155,7 +155,8 @@ static long until_window(const rp_daemon_opts_t *o, time_t now)
 bool rp_daemon_update_check(rp_agent_t *agent, const char *server, const char *ca,
                             int health_seconds, rp_update_summary_t *sum)
 {
-    rp_install_opts_t opts = {.health_seconds = health_seconds};
+    rp_install_opts_t opts = {
+        .health_seconds = health_seconds, .trial = rp_supervise_trial, .trial_ctx = agent};
     rp_err_t err;
     int fd = rp_agent_lock_slots(agent);
 

@@ -1,6 +1,7 @@
 /* The daemon's app supervisor (see supervise.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,4 +282,61 @@ void rp_supervisor_stop(rp_supervisor_t *s)
 {
     for (size_t i = 0; i < s->n; i++)
         stop(s, &s->apps[i]);
+}
+
+/* ---- an install's trial, as a plain process (rp_trial_fn; the monitor's runs in a compartment)
+ * ---- */
+
+/*
+ * Start the app under the contract (app.h) and watch it: healthy when it says "ready" on its
+ * ready descriptor, or is still running after seconds; unhealthy when it exits first. The trial
+ * is then stopped (the supervisor runs the confirmed version). OUT: detail.
+ */
+static bool app_healthy(const char *state_dir, const char *name, const char *version,
+                        const char *exe, int seconds, char *detail, size_t cap)
+{
+    rp_app_run_t run;
+    bool healthy = false;
+    int status;
+
+    if (rp_app_start(state_dir, name, version, exe, &run, detail, cap) != RP_OK)
+        return false;
+    for (;;) {
+        struct pollfd p = {run.ready_fd, POLLIN, 0};
+
+        (void)poll(&p, 1, 50); /* a closed pipe (-1) is ignored: a 50 ms wait */
+        if (rp_app_poll_ready(&run)) {
+            snprintf(detail, cap, "started and said it is ready");
+            healthy = true;
+            break;
+        }
+        if (waitpid(run.pid, &status, WNOHANG) == run.pid) {
+            if (WIFEXITED(status))
+                snprintf(detail, cap, "exited with status %d at start", WEXITSTATUS(status));
+            else
+                snprintf(detail, cap, "killed by signal %d at start", WTERMSIG(status));
+            rp_app_exited(&run); /* whatever it started dies with the rejected version */
+            return false;
+        }
+        if (rp_app_uptime_ms(&run) >= (long)seconds * 1000) {
+            snprintf(detail, cap, "stayed up for %d s", seconds);
+            healthy = true;
+            break;
+        }
+    }
+    rp_app_stop(&run); /* the trial is over: its process group is stopped */
+    return healthy;
+}
+
+rp_err_t rp_supervise_trial(void *ctx, const char *component, int slot, const rp_slot_image_t *img,
+                            int seconds, bool *healthy, char *detail, size_t cap)
+{
+    const rp_agent_t *a = ctx;
+    char exe[PATH_MAX];
+    rp_err_t err = rp_app_prepare(a->state_dir, component, slot, img, true, exe);
+
+    if (err != RP_OK)
+        return err;
+    *healthy = app_healthy(a->state_dir, component, img->version, exe, seconds, detail, cap);
+    return RP_OK;
 }

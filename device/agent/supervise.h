@@ -69,4 +69,10 @@ void rp_supervisor_tick(rp_supervisor_t *s);
 /* Stop every app. */
 void rp_supervisor_stop(rp_supervisor_t *s);
 
+/* An install's trial as a plain process under the app contract (rp_install_opts_t's trial, for
+ * an install the agent makes itself: with no monitor). ctx: the rp_agent_t. Healthy when the app
+ * says "ready" or stays up for seconds; the trial is stopped either way. OUT: *healthy, detail. */
+rp_err_t rp_supervise_trial(void *ctx, const char *component, int slot, const rp_slot_image_t *img,
+                            int seconds, bool *healthy, char *detail, size_t cap) RP_MUST_CHECK;
+
 #endif /* RAMPART_AGENT_SUPERVISE_H */

@@ -275,13 +275,31 @@ static rp_err_t extract(const rp_apps_want_t *w, const char *dir, rp_manifest_t 
     return err;
 }
 
+/* The manifest kept beside a tree (S/apps/C/tree.manifest, root's): its binary form, decoded with
+ * every rule checked again; the JSON in the tree is never parsed here. */
+static rp_err_t manifest_kept(const char *path, rp_manifest_t *m)
+{
+    static uint8_t bin[RP_MANIFEST_BIN_LEN + 1];
+    char why[128];
+    ssize_t n = -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+    if (fd >= 0) {
+        n = read(fd, bin, sizeof(bin));
+        close(fd);
+    }
+    return n < 0 ? RP_ERR_NOT_FOUND : rp_manifest_decode(bin, (size_t)n, m, why, sizeof(why));
+}
+
 /*
  * S/apps/C/tree holds the image's tree: extracted once per version (tree.digest names the image
- * and the kind), swapped in whole. OUT: *m, its manifest (the empty one for a legacy image).
+ * and the kind), swapped in whole, its manifest's binary form beside it (tree.manifest, written
+ * before the marker: a marker names a tree and a manifest both in place). OUT: *m, its manifest
+ * (the empty one for a legacy image).
  */
 static rp_err_t tree_ensure(const rp_apps_want_t *w, rp_manifest_t *m, char *why, size_t cap)
 {
-    char tree[PATH_MAX], tmp[PATH_MAX], marker[PATH_MAX], mpath[PATH_MAX + 32];
+    char tree[PATH_MAX], tmp[PATH_MAX], marker[PATH_MAX], mpath[PATH_MAX];
     char want[2 * RP_SHA256_LEN + 4], have[2 * RP_SHA256_LEN + 4] = "", kind = 'l';
     struct stat st;
     int fd;
@@ -291,6 +309,7 @@ static rp_err_t tree_ensure(const rp_apps_want_t *w, rp_manifest_t *m, char *why
     if (app_path(w->component, "tree", tree, sizeof(tree)) != RP_OK ||
         app_path(w->component, "tree.new", tmp, sizeof(tmp)) != RP_OK ||
         app_path(w->component, "tree.digest", marker, sizeof(marker)) != RP_OK ||
+        app_path(w->component, "tree.manifest", mpath, sizeof(mpath)) != RP_OK ||
         rp_hex_encode(w->digest, RP_SHA256_LEN, want, sizeof(want)) != RP_OK)
         return RP_ERR_INVALID_ARG;
     if ((fd = open(marker, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) >= 0) {
@@ -304,8 +323,10 @@ static rp_err_t tree_ensure(const rp_apps_want_t *w, rp_manifest_t *m, char *why
             rp_manifest_legacy(m, w->component, "app");
             return RP_OK;
         }
-        snprintf(mpath, sizeof(mpath), "%s/%s", tree, RP_MANIFEST_FILE);
-        return rp_manifest_load(mpath, m, why, cap);
+        if (manifest_kept(mpath, m) == RP_OK)
+            return RP_OK;
+        rp_log_info("%s: its kept manifest is missing or of another version: extracted again",
+                    w->component);
     }
     /* Another image: extract it beside the old tree, then swap. The marker goes first, so that a
      * cut leaves no marker naming a tree it does not describe. */
@@ -322,6 +343,11 @@ static rp_err_t tree_ensure(const rp_apps_want_t *w, rp_manifest_t *m, char *why
             err = RP_ERR_IO;
     } else if (rename(tmp, tree) != 0) {
         err = RP_ERR_IO;
+    }
+    if (err == RP_OK && kind == 't') {
+        static uint8_t bin[RP_MANIFEST_BIN_LEN];
+        rp_manifest_encode(m, bin);
+        err = rp_write_file_atomic(mpath, bin, sizeof(bin), 0600, 0);
     }
     memcpy(have, want, 2 * RP_SHA256_LEN);
     have[2 * RP_SHA256_LEN] = ' ';

@@ -6,14 +6,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -462,47 +460,6 @@ static rp_err_t extract_payload(const char *slot_path, const rp_slot_image_t *im
     return err;
 }
 
-/*
- * Start the app under the contract (app.h) and watch it: healthy when it says "ready" on its
- * ready descriptor, or is still running after seconds; unhealthy when it exits first. The trial
- * is then stopped (the supervisor runs the confirmed version). OUT: detail.
- */
-static bool app_healthy(const char *state_dir, const char *name, const char *version,
-                        const char *exe, int seconds, char *detail, size_t cap)
-{
-    rp_app_run_t run;
-    bool healthy = false;
-    int status;
-
-    if (rp_app_start(state_dir, name, version, exe, &run, detail, cap) != RP_OK)
-        return false;
-    for (;;) {
-        struct pollfd p = {run.ready_fd, POLLIN, 0};
-
-        (void)poll(&p, 1, 50); /* a closed pipe (-1) is ignored: a 50 ms wait */
-        if (rp_app_poll_ready(&run)) {
-            snprintf(detail, cap, "started and said it is ready");
-            healthy = true;
-            break;
-        }
-        if (waitpid(run.pid, &status, WNOHANG) == run.pid) {
-            if (WIFEXITED(status))
-                snprintf(detail, cap, "exited with status %d at start", WEXITSTATUS(status));
-            else
-                snprintf(detail, cap, "killed by signal %d at start", WTERMSIG(status));
-            rp_app_exited(&run); /* whatever it started dies with the rejected version */
-            return false;
-        }
-        if (rp_app_uptime_ms(&run) >= (long)seconds * 1000) {
-            snprintf(detail, cap, "stayed up for %d s", seconds);
-            healthy = true;
-            break;
-        }
-    }
-    rp_app_stop(&run); /* the trial is over: its process group is stopped */
-    return healthy;
-}
-
 /* Whether the image in the slot is healthy: an app runs; other components verified already. */
 rp_err_t rp_app_prepare(const char *state_dir, const char *name, int slot,
                         const rp_slot_image_t *img, bool trial, char exe[PATH_MAX])
@@ -554,17 +511,13 @@ static rp_err_t health_check(rp_agent_t *a, const rp_component_t *c, int slot,
         *healthy = true;
         return RP_OK;
     }
-    if (opts->trial != NULL)
-        return opts->trial(opts->trial_ctx, c->name, slot, img,
-                           opts->health_seconds > 0 ? opts->health_seconds : RP_APP_HEALTH_SECONDS,
-                           healthy, detail, cap);
-    err = rp_app_prepare(a->state_dir, c->name, slot, img, true, exe);
-    if (err != RP_OK)
-        return err;
-    *healthy = app_healthy(a->state_dir, c->name, img->version, exe,
-                           opts->health_seconds > 0 ? opts->health_seconds : RP_APP_HEALTH_SECONDS,
-                           detail, cap);
-    return RP_OK;
+    if (opts->trial == NULL) { /* every caller says how: never an untried app */
+        snprintf(detail, cap, "no way to try an app was given");
+        return RP_ERR_INVALID_ARG;
+    }
+    return opts->trial(opts->trial_ctx, c->name, slot, img,
+                       opts->health_seconds > 0 ? opts->health_seconds : RP_APP_HEALTH_SECONDS,
+                       healthy, detail, cap);
 }
 
 /* ---- install ---- */

@@ -65,7 +65,7 @@ typedef struct rp_slot_image {
     uint64_t payload_off, payload_len;
 } rp_slot_image_t;
 
-/* How an app's trial runs when not as a plain process: healthy or not, and why (detail). */
+/* How an app's trial runs: healthy or not, and why (detail). */
 typedef rp_err_t (*rp_trial_fn)(void *ctx, const char *component, int slot,
                                 const rp_slot_image_t *img, int seconds, bool *healthy,
                                 char *detail, size_t cap);
@@ -85,7 +85,8 @@ typedef rp_err_t (*rp_external_fn)(rp_agent_t *a, const char *name, const char *
 typedef struct rp_install_opts {
     int health_seconds; /* how long a new app must stay up (it may say sooner that it is ready);
                          * 0: RP_APP_HEALTH_SECONDS */
-    /* The monitor's: an app's trial in its compartment (apps.h). NULL: a plain process (app.h). */
+    /* How an app's trial runs: the monitor's in its compartment (apps.h), the agent's as a plain
+     * process (rp_supervise_trial). NULL: an app is refused (never installed untried). */
     rp_trial_fn trial;
     void *trial_ctx;
     /* The monitor's: asked once the image verifies, before anything is written. NULL: any. */

@@ -1,6 +1,7 @@
 /*
  * The app supervisor's side of rampart-unpack (unpack.h): start the confined child as its own
- * user, read its answer within a deadline, parse the manifest it sends again, and take its tree
+ * user, read its answer within a deadline, check the manifest it sends (its binary form: no JSON
+ * is parsed here), and take its tree
  * over (root's, durable) before anything uses it.
  */
 
@@ -116,7 +117,7 @@ static rp_err_t run(const char *mode, int slot_fd, uint64_t off, uint64_t len,
                     const char *component, const char *cwd, rp_manifest_t *m, bool *is_tree,
                     char *why, size_t cap)
 {
-    static char answer[1 + RP_MANIFEST_MAX_BYTES + 1];
+    static char answer[1 + RP_MANIFEST_BIN_LEN + 1];
     char helper[PATH_MAX], a_off[24], a_len[24], reason[RP_UNPACK_WHY_MAX + 1] = "";
     char *argv[] = {"rampart-unpack", (char *)mode, a_off, a_len, NULL};
     ssize_t n = readlink("/proc/self/exe", helper, sizeof(helper) - 1);
@@ -176,7 +177,7 @@ static rp_err_t run(const char *mode, int slot_fd, uint64_t off, uint64_t len,
         return RP_ERR_MALFORMED;
     }
     *is_tree = true;
-    return rp_manifest_parse(answer + 1, alen - 1, m, why, cap);
+    return rp_manifest_decode((const uint8_t *)answer + 1, alen - 1, m, why, cap);
 }
 
 rp_err_t rp_unpack_manifest(int slot_fd, uint64_t off, uint64_t len, const char *component,

@@ -3,7 +3,8 @@
  * (device/unpack/main.c), a confined child running as its own unprivileged user, for an image's
  * manifest or its extracted tree. This header is the protocol between the two; unpack.c is the
  * supervisor's side. What comes back is checked as if it came from the image itself: the manifest
- * is parsed again with its one parser (manifest.h), the tree is taken over by root before it is
+ * comes in its binary form, every field held to the parser's rules (rp_manifest_decode, manifest.h),
+ * the tree is taken over by root before it is
  * used, and anything else (a crash, a deadline, a malformed answer) refuses the app.
  */
 #ifndef RAMPART_MONITOR_UNPACK_H

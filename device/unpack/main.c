@@ -14,8 +14,9 @@
  *   rampart-unpack extract OFF LEN       stdin: the slot; cwd: the staging directory (./tree)
  *
  * Answer on stdout: 'l' (a single-file image made before app trees: no manifest), or 't' and the
- * manifest as JSON (rp_manifest_to_json, which the supervisor parses again: one owner of its
- * rules). A refusal: exit status 1, the reason on stderr.
+ * manifest in its binary form (rp_manifest_encode; the supervisor decodes it with
+ * rp_manifest_decode, which holds every field to the parser's rules, so that the JSON is parsed
+ * here only, never with privilege). A refusal: exit status 1, the reason on stderr.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,7 +28,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <jansson.h>
 #include <linux/landlock.h>
 #include <seccomp.h>
 
@@ -127,16 +127,13 @@ static bool number(const char *s, uint64_t *out)
 
 static int answer(const rp_manifest_t *m)
 {
-    json_t *j = rp_manifest_to_json(m);
-    char *text = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    int status = 0;
+    static uint8_t bin[RP_MANIFEST_BIN_LEN];
 
-    if (text == NULL || strlen(text) > RP_MANIFEST_MAX_BYTES || fputc('t', stdout) == EOF ||
-        fputs(text, stdout) == EOF || fflush(stdout) != 0)
-        status = refuse("cannot write the manifest out");
-    free(text);
-    json_decref(j);
-    return status;
+    rp_manifest_encode(m, bin);
+    if (fputc('t', stdout) == EOF || fwrite(bin, 1, sizeof(bin), stdout) != sizeof(bin) ||
+        fflush(stdout) != 0)
+        return refuse("cannot write the manifest out");
+    return 0;
 }
 
 int main(int argc, char **argv)

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,6 +143,20 @@ bool rp_manifest_path_clean(const char *p, size_t len)
     return true;
 }
 
+static bool name_printable(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+            return false;
+    return true;
+}
+
+/* A device node's path: /dev/NAME, NAME a clean relative path. */
+static bool device_path(const char *s, size_t len)
+{
+    return len > 5 && strncmp(s, "/dev/", 5) == 0 && rp_manifest_path_clean(s + 5, len - 5);
+}
+
 static rp_err_t parse_name(const json_t *v, rp_manifest_t *m, char *why, size_t cap)
 {
     const char *s;
@@ -152,9 +167,8 @@ static rp_err_t parse_name(const json_t *v, rp_manifest_t *m, char *why, size_t 
         return err;
     if (len == 0)
         return refuse(why, cap, "Name: empty");
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
-            return refuse(why, cap, "Name: only printable ASCII characters are allowed");
+    if (!name_printable(s, len))
+        return refuse(why, cap, "Name: only printable ASCII characters are allowed");
     memcpy(m->name, s, len + 1);
     return RP_OK;
 }
@@ -416,7 +430,7 @@ static rp_err_t parse_devices(const json_t *v, rp_manifest_t *m, char *why, size
         err = get_string(x, key, RP_MANIFEST_PATH_MAX, &s, &len, why, cap);
         if (err != RP_OK)
             return err;
-        if (len <= 5 || strncmp(s, "/dev/", 5) != 0 || !rp_manifest_path_clean(s + 5, len - 5))
+        if (!device_path(s, len))
             return refuse(why, cap,
                           "%s: \"%s\" is not a device node's path (/dev/NAME: absolute, under "
                           "/dev/, no . or .., no //, no trailing /)",
@@ -694,4 +708,133 @@ json_t *rp_manifest_to_json(const rp_manifest_t *m)
     if (m->watchdog_seconds > 0)
         json_object_set_new(o, "WatchdogSeconds", json_integer(m->watchdog_seconds));
     return o;
+}
+
+/* ---- the checked binary form (manifest.h) ---- */
+
+#define BIN_MAGIC "RPMF"
+#define BIN_HEAD 12u /* magic, then the form's version and the struct's size (u32 each) */
+_Static_assert(RP_MANIFEST_BIN_LEN == BIN_HEAD + sizeof(rp_manifest_t), "the binary form's size");
+_Static_assert(sizeof(bool) == 1, "a bool is one byte of the binary form");
+
+#define TERMINATED(a) (memchr((a), '\0', sizeof(a)) != NULL)
+
+/* A host as parse_host() leaves it: an address's canonical text form, or a lower-case DNS name. */
+static bool host_canonical(const rp_manifest_host_t *h)
+{
+    char out[RP_MANIFEST_HOST_MAX + 1];
+    size_t len = strlen(h->host);
+    bool unspecified = true;
+
+    if (h->is_ip)
+        return ip_literal(strchr(h->host, ':') != NULL ? AF_INET6 : AF_INET, h->host, len, out,
+                          sizeof(out), &unspecified) &&
+               !unspecified && strcmp(out, h->host) == 0;
+    return dns_name(h->host, len, out) && strcmp(out, h->host) == 0;
+}
+
+/* Valid UTF-8, as Jansson holds every string of a manifest it parses (its check, not another). */
+static bool utf8(const char *s)
+{
+    json_t *v = json_string(s);
+
+    json_decref(v);
+    return v != NULL;
+}
+
+static bool ports_ok(const uint16_t *ports, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j <= i; j++)
+            if (ports[i] == 0 || (j < i && ports[j] == ports[i]))
+                return false;
+    return true;
+}
+
+rp_err_t rp_manifest_check(const rp_manifest_t *m, char *why, size_t cap)
+{
+    if (!TERMINATED(m->name) || !TERMINATED(m->component_id) || !TERMINATED(m->entry_point) ||
+        m->nargs > RP_MANIFEST_ARGS_MAX || m->nconnections > RP_MANIFEST_CONNECTIONS_MAX ||
+        m->ntcp_ports > RP_MANIFEST_PORTS_MAX || m->nudp_ports > RP_MANIFEST_PORTS_MAX ||
+        m->ndevices > RP_MANIFEST_DEVICES_MAX ||
+        m->napp_connections > RP_MANIFEST_APP_CONNECTIONS_MAX)
+        return refuse(why, cap, "manifest: a string not terminated or a list over its limit");
+    if (m->name[0] == '\0' || !name_printable(m->name, strlen(m->name)) ||
+        !rp_component_name_valid(m->component_id, strlen(m->component_id)) ||
+        !rp_manifest_path_clean(m->entry_point, strlen(m->entry_point)) || !utf8(m->entry_point))
+        return refuse(why, cap, "manifest: Name, ComponentId or EntryPoint breaks its rule");
+    for (size_t i = 0; i < m->nargs; i++)
+        if (!TERMINATED(m->args[i]) || !utf8(m->args[i]))
+            return refuse(why, cap, "Cmdline[%zu]: not terminated, or not UTF-8", i);
+    for (size_t i = 0; i < m->nconnections; i++) {
+        const rp_manifest_host_t *h = &m->connections[i];
+        if (!TERMINATED(h->host) || !host_canonical(h))
+            return refuse(why, cap, "AllowedConnections[%zu]: not a host in its canonical form", i);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(m->connections[j].host, h->host) == 0 && m->connections[j].port == h->port)
+                return refuse(why, cap, "AllowedConnections[%zu]: listed twice", i);
+    }
+    if (!ports_ok(m->tcp_ports, m->ntcp_ports) || !ports_ok(m->udp_ports, m->nudp_ports))
+        return refuse(why, cap, "manifest: a server port is 0 or listed twice");
+    for (size_t i = 0; i < m->ndevices; i++) {
+        if (!TERMINATED(m->devices[i]) || !device_path(m->devices[i], strlen(m->devices[i])) ||
+            !utf8(m->devices[i]))
+            return refuse(why, cap, "Devices[%zu]: not a device node's path", i);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(m->devices[j], m->devices[i]) == 0)
+                return refuse(why, cap, "Devices[%zu]: listed twice", i);
+    }
+    for (size_t i = 0; i < m->napp_connections; i++) {
+        const char *c = m->app_connections[i];
+        if (!TERMINATED(m->app_connections[i]) || !rp_component_name_valid(c, strlen(c)) ||
+            strcmp(c, m->component_id) == 0)
+            return refuse(why, cap, "AllowedApplicationConnections[%zu]: not another app", i);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(m->app_connections[j], c) == 0)
+                return refuse(why, cap, "AllowedApplicationConnections[%zu]: listed twice", i);
+    }
+    if (m->storage_kb > RP_MANIFEST_STORAGE_KB_MAX || m->memory_kb < RP_MANIFEST_MEMORY_KB_MIN ||
+        m->memory_kb > RP_MANIFEST_MEMORY_KB_MAX || m->pids == 0 ||
+        m->pids > RP_MANIFEST_PIDS_MAX || m->cpu_percent == 0 || m->cpu_percent > 100 ||
+        m->watchdog_seconds > RP_MANIFEST_WATCHDOG_SECONDS_MAX)
+        return refuse(why, cap, "manifest: a limit out of its range");
+    return RP_OK;
+}
+
+void rp_manifest_encode(const rp_manifest_t *m, uint8_t out[RP_MANIFEST_BIN_LEN])
+{
+    const uint32_t head[2] = {RP_MANIFEST_BIN_VERSION, (uint32_t)sizeof(*m)};
+
+    memcpy(out, BIN_MAGIC, 4);
+    memcpy(out + 4, head, sizeof(head));
+    memcpy(out + BIN_HEAD, m, sizeof(*m));
+}
+
+rp_err_t rp_manifest_decode(const uint8_t *buf, size_t len, rp_manifest_t *m, char *why, size_t cap)
+{
+    const uint8_t *body;
+    uint32_t head[2];
+    rp_err_t err;
+
+    defaults(m);
+    if (len != RP_MANIFEST_BIN_LEN || memcmp(buf, BIN_MAGIC, 4) != 0)
+        return refuse(why, cap, "not a manifest in its binary form (%zu bytes)", len);
+    body = buf + BIN_HEAD;
+    memcpy(head, buf + 4, sizeof(head));
+    if (head[0] != RP_MANIFEST_BIN_VERSION || head[1] != sizeof(*m))
+        return refuse(why, cap, "a manifest's binary form of another version (%u)", head[0]);
+    /* A bool's byte other than 0 or 1 would be undefined once read as one; a tree's manifest is
+     * never the legacy one (that is answered apart). */
+    if (body[offsetof(rp_manifest_t, legacy)] != 0 ||
+        body[offsetof(rp_manifest_t, device_authentication)] > 1)
+        return refuse(why, cap, "a manifest's binary form with a bad flag");
+    for (size_t i = 0; i < RP_MANIFEST_CONNECTIONS_MAX; i++)
+        if (body[offsetof(rp_manifest_t, connections) + i * sizeof(rp_manifest_host_t) +
+                 offsetof(rp_manifest_host_t, is_ip)] > 1)
+            return refuse(why, cap, "a manifest's binary form with a bad flag");
+    memcpy(m, body, sizeof(*m));
+    err = rp_manifest_check(m, why, cap);
+    if (err != RP_OK)
+        defaults(m);
+    return err;
 }

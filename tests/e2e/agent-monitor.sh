@@ -163,6 +163,10 @@ kill_monitor_at() {
   kill -9 "$MON_PID"; wait "$MON_PID" 2>/dev/null || true
   for k in $kids; do kill -9 "$k" 2>/dev/null || true; done
   wait "$pid" 2>/dev/null || true
+  # a process killed is gone only once the kernel has ended it: until then a child of the monitor
+  # (its supervisor, its install) holds the monitor's lock, and a new monitor would refuse to start
+  lock_free() { flock -n "$S/monitor.lock" true; }
+  wait_until 30 lock_free || fail "the killed monitor's processes still hold $S/monitor.lock"
   start_monitor
   holds "monitor killed while $1 ($2)"
   [ "$(state_of .trial)" = null ] || fail "a trial is left after recovery: $(cat "$S/components/app/state")"

@@ -107,6 +107,8 @@ owned=$(find "$S/apps/$TREE/tree" ! -user 0 -print -quit)
 [ -z "$owned" ] || fail "the extracted tree holds $owned, not root's"
 staged=$(find "$S/apps" -maxdepth 2 -name '*.unpack' -print -quit)
 [ -z "$staged" ] || fail "a staging directory is left: $staged"
+# the manifest came in its binary form, and is kept so beside the tree (no JSON read at a restart)
+eq "$(stat -c '%a %U' "$S/apps/$TREE/tree.manifest")" "600 root" "the tree's kept manifest"
 E2E_CHECKS=$((E2E_CHECKS + 3))
 
 # --- app list: state, restarts, the limits in force ---------------------------------------------
@@ -223,12 +225,18 @@ MON_PID=
 all_gone() { for p in $pids; do kill -0 "$p" 2>/dev/null && return 1; done; return 0; }
 wait_until 30 all_gone || fail "apps outlived their monitor (killed with -9)"
 : >"$LOG"
+# the tree app's kept manifest does not decode (as a tree an older monitor extracted has none):
+# that tree is extracted again, with its manifest; the legacy app's is not
+: >"$S/apps/$TREE/tree.manifest"
 start_monitor "$S" "$SOCK" "$LOG"
 wait_state "$TREE" 2.0.0+0 ready
 wait_state "$LEG" 1.1.0+0 running
 grep -q "leftover" "$LOG" || fail "the new monitor did not remove the leftovers: $(cat "$LOG")"
-grep -q "extracted" "$LOG" && fail "a restart extracted a tree again: $(cat "$LOG")"
-E2E_CHECKS=$((E2E_CHECKS + 2))
+grep -q "$TREE: its kept manifest is missing or of another version: extracted again" "$LOG" ||
+  fail "a tree without its kept manifest was not extracted again: $(cat "$LOG")"
+grep -q "$LEG .*extracted" "$LOG" && fail "a restart extracted a tree again: $(cat "$LOG")"
+[ "$(stat -c %s "$S/apps/$TREE/tree.manifest")" -gt 0 ] || fail "the manifest was not kept again"
+E2E_CHECKS=$((E2E_CHECKS + 4))
 
 # --- SIGTERM: every app stops, and nothing is left behind ------------------------------------------
 pids="$(app_field "$TREE" .pid) $(app_field "$LEG" .pid)"

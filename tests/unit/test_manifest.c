@@ -2,7 +2,8 @@
  * The app manifest (lib/src/manifest.c): a full manifest parses to exactly what it says, absent
  * keys get their defaults, and every rule refuses what breaks it with a message naming the key
  * (one big table of bad manifests, each a good one with one key changed, and the expected
- * fragment of the message). What rp_manifest_to_json() writes parses back to the same manifest.
+ * fragment of the message). What rp_manifest_to_json() writes parses back to the same manifest,
+ * and the binary form the monitor takes (rp_manifest_decode) holds every field to the same rules.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -422,6 +423,87 @@ static void test_round_trip(void **state)
     json_decref(j);
 }
 
+/* The binary form rampart-unpack hands the monitor: what the parser made comes back unchanged;
+ * any field that breaks a parser's rule, a bad flag, another length or version is refused. */
+static void test_binary_form(void **state)
+{
+    static uint8_t bin[RP_MANIFEST_BIN_LEN], broken[RP_MANIFEST_BIN_LEN];
+    static rp_manifest_t a, b;
+    const size_t head = RP_MANIFEST_BIN_LEN - sizeof(rp_manifest_t);
+    const struct {
+        size_t off;
+        uint8_t byte;
+        const char *why;
+    } breaks[] = {
+        {offsetof(rp_manifest_t, name),                    0,    "Name"                            }, /* empty */
+        {offsetof(rp_manifest_t, name),                    0x07, "Name"                            },
+        {offsetof(rp_manifest_t, component_id),            '.',  "ComponentId"                     },
+        {offsetof(rp_manifest_t, entry_point),             '/',  "EntryPoint"                      },
+        {offsetof(rp_manifest_t, connections[0].host),     'B',  "AllowedConnections[0]"           },
+        {offsetof(rp_manifest_t, connections[1].host),     'x',  "AllowedConnections[1]"           },
+        {offsetof(rp_manifest_t, connections[2].host) + 3, ':',  "AllowedConnections[2]"           },
+        {offsetof(rp_manifest_t, connections[1].host) + 1, '*',  "AllowedConnections[1]"           },
+        {offsetof(rp_manifest_t, tcp_ports[1]),            0,    "server port"                     },
+        {offsetof(rp_manifest_t, devices[0]) + 1,          'e',  "Devices[0]"                      },
+        {offsetof(rp_manifest_t, devices[0]) + 6,          0xf6, "Devices[0]"                      },
+        {offsetof(rp_manifest_t, entry_point) + 2,         0xf6, "EntryPoint"                      }, /* not UTF-8 */
+        {offsetof(rp_manifest_t, args[0]) + 2,             0xc3, "Cmdline[0]"                      },
+        {offsetof(rp_manifest_t, app_connections[1]),      '.',  "AllowedApplicationConnections[1]"},
+        {offsetof(rp_manifest_t, cpu_percent),             101,  "limit"                           },
+        {offsetof(rp_manifest_t, device_authentication),   2,    "flag"                            },
+        {offsetof(rp_manifest_t, legacy),                  1,    "flag"                            },
+        {offsetof(rp_manifest_t, connections[20].is_ip),   7,    "flag"                            },
+    };
+    char why[256];
+
+    (void)state;
+    assert_int_equal(rp_manifest_parse(full, strlen(full), &a, why, sizeof(why)), RP_OK);
+    rp_manifest_encode(&a, bin);
+    assert_int_equal(rp_manifest_decode(bin, sizeof(bin), &b, why, sizeof(why)), RP_OK);
+    assert_memory_equal(&a, &b, sizeof(a));
+    assert_int_equal(rp_manifest_check(&a, why, sizeof(why)), RP_OK);
+    for (size_t i = 0; i < sizeof(breaks) / sizeof(breaks[0]); i++) {
+        memcpy(broken, bin, sizeof(broken));
+        broken[head + breaks[i].off] = breaks[i].byte;
+        assert_int_equal(rp_manifest_decode(broken, sizeof(broken), &b, why, sizeof(why)),
+                         RP_ERR_MALFORMED);
+        if (strstr(why, breaks[i].why) == NULL)
+            fail_msg("break %zu: \"%s\" does not name %s", i, why, breaks[i].why);
+        assert_string_equal(b.component_id, ""); /* nothing half-taken */
+    }
+    /* Unterminated strings, a count past its array. */
+    memcpy(broken, bin, sizeof(broken));
+    memset(broken + head + offsetof(rp_manifest_t, args[0]), 'a', RP_MANIFEST_ARG_MAX + 1);
+    assert_int_equal(rp_manifest_decode(broken, sizeof(broken), &b, why, sizeof(why)),
+                     RP_ERR_MALFORMED);
+    memcpy(broken, bin, sizeof(broken));
+    memset(broken + head + offsetof(rp_manifest_t, name), 'a', RP_MANIFEST_NAME_MAX + 1);
+    assert_int_equal(rp_manifest_decode(broken, sizeof(broken), &b, why, sizeof(why)),
+                     RP_ERR_MALFORMED);
+    a.ndevices = RP_MANIFEST_DEVICES_MAX + 1;
+    rp_manifest_encode(&a, broken);
+    assert_int_equal(rp_manifest_decode(broken, sizeof(broken), &b, why, sizeof(why)),
+                     RP_ERR_MALFORMED);
+    /* Another length, magic or version. */
+    assert_int_equal(rp_manifest_decode(bin, sizeof(bin) - 1, &b, why, sizeof(why)),
+                     RP_ERR_MALFORMED);
+    assert_int_equal(rp_manifest_decode(bin, 0, &b, why, sizeof(why)), RP_ERR_MALFORMED);
+    memcpy(broken, bin, sizeof(broken));
+    broken[0] = 'X';
+    assert_int_equal(rp_manifest_decode(broken, sizeof(broken), &b, why, sizeof(why)),
+                     RP_ERR_MALFORMED);
+    memcpy(broken, bin, sizeof(broken));
+    broken[4] ^= 0x40;
+    assert_int_equal(rp_manifest_decode(broken, sizeof(broken), &b, why, sizeof(why)),
+                     RP_ERR_MALFORMED);
+    assert_non_null(strstr(why, "another version"));
+    /* The legacy manifest keeps every rule, but is never a tree's. */
+    rp_manifest_legacy(&a, "app", "app");
+    assert_int_equal(rp_manifest_check(&a, why, sizeof(why)), RP_OK);
+    rp_manifest_encode(&a, bin);
+    assert_int_equal(rp_manifest_decode(bin, sizeof(bin), &b, why, sizeof(why)), RP_ERR_MALFORMED);
+}
+
 static void test_path_clean(void **state)
 {
     static const char *const good[] = {"a", "bin/app", "a.b/c..d/..e/e..", ".hidden/x", "a b"};
@@ -443,7 +525,7 @@ int main(void)
         cmocka_unit_test(test_legacy),        cmocka_unit_test(test_bad_table),
         cmocka_unit_test(test_bad_documents), cmocka_unit_test(test_size_limit),
         cmocka_unit_test(test_load),          cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_path_clean),
+        cmocka_unit_test(test_path_clean),    cmocka_unit_test(test_binary_form),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

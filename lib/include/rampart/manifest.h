@@ -112,6 +112,30 @@ void rp_manifest_legacy(rp_manifest_t *m, const char *component, const char *ent
  * EntryPoint and for every name in an app tree (apptree.h). */
 bool rp_manifest_path_clean(const char *p, size_t len);
 
+/*
+ * The manifest's binary form: what rampart-unpack (which parses the JSON, unprivileged) hands the
+ * monitor's app supervisor, and what the supervisor keeps beside an app's extracted tree, so that
+ * no JSON is parsed with privilege. "RPMF", the form's version and the struct's size (u32 each,
+ * the host's order), then rp_manifest_t as it is in memory: a form between two programs of one
+ * build on one host, never stored anywhere a different build reads without checking the version.
+ * Raise RP_MANIFEST_BIN_VERSION with any change to rp_manifest_t.
+ */
+#define RP_MANIFEST_BIN_VERSION 1u
+#define RP_MANIFEST_BIN_LEN (12u + sizeof(rp_manifest_t))
+
+/* out: m's binary form (m as rp_manifest_parse or rp_manifest_decode left it, padding and all). */
+void rp_manifest_encode(const rp_manifest_t *m, uint8_t out[RP_MANIFEST_BIN_LEN]);
+
+/* A binary form read back (exactly RP_MANIFEST_BIN_LEN bytes), refused unless every field keeps
+ * every rule rp_manifest_parse() keeps (rp_manifest_check) and it is not the legacy manifest.
+ * Bounded, allocation-free, fuzzed (fuzz/manifest_bin.c). OUT: *m (the defaults on a refusal). */
+rp_err_t rp_manifest_decode(const uint8_t *buf, size_t len, rp_manifest_t *m, char *why,
+                            size_t cap) RP_MUST_CHECK;
+
+/* Whether m keeps every rule of a parsed manifest: strings terminated, lists within their
+ * limits, each entry valid and listed once, the limits in range. */
+rp_err_t rp_manifest_check(const rp_manifest_t *m, char *why, size_t cap) RP_MUST_CHECK;
+
 /* The manifest as JSON with every key, the defaults in force written out (what `rampart app
  * check` prints; rp_manifest_parse() of it gives m back). NULL when out of memory. OUT: a new
  * reference. */
