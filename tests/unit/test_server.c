@@ -2135,6 +2135,44 @@ static void store_device_state_pages(void **state)
                      RP_ERR_INVALID_ARG);
 }
 
+/* On PostgreSQL too, the rare states' pages read their partial index (EXPLAIN; the planner told
+ * not to read a table whole, which on a few rows it would rather do). */
+static void store_device_state_plans_pg(void **state)
+{
+    static const struct {
+        rp_device_state_t state;
+        const char *index;
+    } rare[] = {
+        {RP_DEVICE_STATE_BLOCKED, "devices_blocked"},
+        {RP_DEVICE_STATE_QUARANTINED, "devices_quarantined"},
+        {RP_DEVICE_STATE_FAILED, "devices_failed"},
+    };
+    struct db *db = *state;
+    rp_page_t p;
+
+    if (rt_pg_uri() == NULL)
+        skip(); /* PostgreSQL's plans; SQLite's: store_page_plans */
+    assert_int_equal(sq_exec(db->s, "SET enable_seqscan = off"), RP_OK);
+    for (size_t i = 0; i < sizeof(rare) / sizeof(rare[0]); i++) {
+        char *sql = NULL, plan[4096] = "";
+        size_t n = 0;
+        sq_st_t *st;
+
+        assert_true(asprintf(&sql, "EXPLAIN %s", sq_sql_device_page[rare[i].state]) > 0);
+        st = sq_prepare(db->s, sql);
+        assert_non_null(st);
+        sq_bind_page(st, mkpage(&p, "", "", 10));
+        db_bind_text(st, db_param(st, ":tenant"), db->tenant.id);
+        while (db_step(st) == DB_ROW && n < sizeof(plan))
+            n += (size_t)snprintf(plan + n, sizeof(plan) - n, "%s; ", db_column_text(st, 0));
+        sq_finalize(st);
+        free(sql);
+        if (strstr(plan, rare[i].index) == NULL)
+            fail_msg("state %d: %s", (int)rare[i].state, plan);
+    }
+    assert_int_equal(sq_exec(db->s, "RESET enable_seqscan"), RP_OK);
+}
+
 /* Migration 20 seeds each device's verdict from the attestation its row points at. */
 static void store_verdict_seeded(void **state)
 {
@@ -2733,6 +2771,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_device_page, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_device_state_pages, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_verdict_seeded, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_device_state_plans_pg, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_page_plans, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_lists_paged, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_deployment_progress, db_setup, db_teardown),
