@@ -257,8 +257,8 @@ extern const char *const sq_sql_device_page[RP_DEVICE_STATE_COUNT],
  * "devices d" (its row holds its last verdict: no join); :now and :window (seconds) bound an
  * expiring certificate. */
 #define SQ_DEV_ATTESTED "(d.last_passed = 1 AND d.blocked = 0 AND d.quarantined_at = 0)"
-#define SQ_DEV_FAILED "(d.last_passed = 0)" /* the index devices_failed's condition */
-#define SQ_DEV_BLOCKED "(d.blocked != 0)"           /* devices_blocked's */
+#define SQ_DEV_FAILED "(d.last_passed = 0)"          /* the index devices_failed's condition */
+#define SQ_DEV_BLOCKED "(d.blocked != 0)"            /* devices_blocked's */
 #define SQ_DEV_QUARANTINED "(d.quarantined_at != 0)" /* devices_quarantined's */
 #define SQ_DEV_NEVER_SEEN "(d.last_attestation IS NULL)"
 #define SQ_DEV_CERT_EXPIRING                                                                       \

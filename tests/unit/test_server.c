@@ -1189,6 +1189,12 @@ static int64_t sql_count(sqlite3 *raw, const char *sql)
     return n;
 }
 
+/* A SQLite file taken back from schema 20 to 19. */
+static const char UNDO_20[] = "DROP INDEX devices_blocked; DROP INDEX devices_quarantined;"
+                              "DROP INDEX devices_failed;"
+                              "ALTER TABLE devices DROP COLUMN last_passed;"
+                              "DELETE FROM schema_version WHERE version = 20;";
+
 /* Rows made before names had keys, or before the keys were what they are (schema 7: one key,
  * of another making), get theirs when the store opens; look-alikes among them both stay, and no
  * new look-alike may join them; names the rule refuses now stay too. */
@@ -1203,11 +1209,8 @@ static void store_name_keys_filled_at_open(void **state)
     snprintf(path, sizeof(path), "%s/rampart.db", db->t.dir);
     assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
     /* Back to schema 7 ... */
+    assert_int_equal(sqlite3_exec(raw, UNDO_20, NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_exec(raw,
-                                  "DROP INDEX devices_blocked; DROP INDEX devices_quarantined;"
-                                  "DROP INDEX devices_failed;"
-                                  "ALTER TABLE devices DROP COLUMN last_passed;"
-                                  "DELETE FROM schema_version WHERE version = 20;"
                                   "DROP TABLE blob_chunks; DROP TABLE blobs; DROP TABLE deltas;"
                                   "DELETE FROM schema_version WHERE version = 19;"
                                   "DROP TABLE device_targets;"
@@ -2063,9 +2066,9 @@ static struct id_list *state_page(struct db *db, rp_device_state_t state, struct
     rp_page_t p;
 
     memset(l, 0, sizeof(*l));
-    assert_int_equal(rp_store_device_page(db->s, db->tenant.id, mkpage(&p, "", "", 10), state,
-                                          2000, page_id, l),
-                     RP_OK);
+    assert_int_equal(
+        rp_store_device_page(db->s, db->tenant.id, mkpage(&p, "", "", 10), state, 2000, page_id, l),
+        RP_OK);
     return l;
 }
 
@@ -2135,30 +2138,32 @@ static void store_device_state_pages(void **state)
                      RP_ERR_INVALID_ARG);
 }
 
+/* The rare states, each page read from its own partial index (migration 20). */
+static const struct {
+    rp_device_state_t state;
+    const char *index;
+} rare_pages[] = {
+    {RP_DEVICE_STATE_BLOCKED,     "devices_blocked"    },
+    {RP_DEVICE_STATE_QUARANTINED, "devices_quarantined"},
+    {RP_DEVICE_STATE_FAILED,      "devices_failed"     },
+};
+
 /* On PostgreSQL too, the rare states' pages read their partial index (EXPLAIN; the planner told
  * not to read a table whole, which on a few rows it would rather do). */
 static void store_device_state_plans_pg(void **state)
 {
-    static const struct {
-        rp_device_state_t state;
-        const char *index;
-    } rare[] = {
-        {RP_DEVICE_STATE_BLOCKED, "devices_blocked"},
-        {RP_DEVICE_STATE_QUARANTINED, "devices_quarantined"},
-        {RP_DEVICE_STATE_FAILED, "devices_failed"},
-    };
     struct db *db = *state;
     rp_page_t p;
 
     if (rt_pg_uri() == NULL)
         skip(); /* PostgreSQL's plans; SQLite's: store_page_plans */
     assert_int_equal(sq_exec(db->s, "SET enable_seqscan = off"), RP_OK);
-    for (size_t i = 0; i < sizeof(rare) / sizeof(rare[0]); i++) {
+    for (size_t i = 0; i < sizeof(rare_pages) / sizeof(rare_pages[0]); i++) {
         char *sql = NULL, plan[4096] = "";
         size_t n = 0;
         sq_st_t *st;
 
-        assert_true(asprintf(&sql, "EXPLAIN %s", sq_sql_device_page[rare[i].state]) > 0);
+        assert_true(asprintf(&sql, "EXPLAIN %s", sq_sql_device_page[rare_pages[i].state]) > 0);
         st = sq_prepare(db->s, sql);
         assert_non_null(st);
         sq_bind_page(st, mkpage(&p, "", "", 10));
@@ -2167,8 +2172,8 @@ static void store_device_state_plans_pg(void **state)
             n += (size_t)snprintf(plan + n, sizeof(plan) - n, "%s; ", db_column_text(st, 0));
         sq_finalize(st);
         free(sql);
-        if (strstr(plan, rare[i].index) == NULL)
-            fail_msg("state %d: %s", (int)rare[i].state, plan);
+        if (strstr(plan, rare_pages[i].index) == NULL)
+            fail_msg("state %d: %s", (int)rare_pages[i].state, plan);
     }
     assert_int_equal(sq_exec(db->s, "RESET enable_seqscan"), RP_OK);
 }
@@ -2197,13 +2202,7 @@ static void store_verdict_seeded(void **state)
     }
     snprintf(path, sizeof(path), "%s/rampart.db", db->t.dir);
     assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(raw,
-                                  "DROP INDEX devices_blocked; DROP INDEX devices_quarantined;"
-                                  "DROP INDEX devices_failed;"
-                                  "ALTER TABLE devices DROP COLUMN last_passed;"
-                                  "DELETE FROM schema_version WHERE version = 20;",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw, UNDO_20, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(raw);
     rp_store_close(db->s);
     assert_int_equal(rt_store_open(&db->t, &db->s), RP_OK);
@@ -2272,21 +2271,14 @@ static void store_page_plans(void **state)
     assert_null(strstr(plan, "TEMP B-TREE"));
     /* the rare states' pages read their own partial index (migration 20), not the fleet */
     {
-        static const struct {
-            rp_device_state_t state;
-            const char *search;
-        } rare[] = {
-            {RP_DEVICE_STATE_BLOCKED, "SEARCH d USING INDEX devices_blocked (tenant_id=? AND "
-                                      "id>? AND id<?)"},
-            {RP_DEVICE_STATE_QUARANTINED, "SEARCH d USING INDEX devices_quarantined (tenant_id=? "
-                                          "AND id>? AND id<?)"},
-            {RP_DEVICE_STATE_FAILED, "SEARCH d USING INDEX devices_failed (tenant_id=? AND id>? "
-                                     "AND id<?)"},
-        };
-        for (size_t i = 0; i < sizeof(rare) / sizeof(rare[0]); i++) {
-            query_plan(db, sq_sql_device_page[rare[i].state], plan, sizeof(plan));
-            if (strstr(plan, rare[i].search) == NULL)
-                fail_msg("state %d: %s", (int)rare[i].state, plan);
+        for (size_t i = 0; i < sizeof(rare_pages) / sizeof(rare_pages[0]); i++) {
+            char search[128];
+            snprintf(search, sizeof(search),
+                     "SEARCH d USING INDEX %s (tenant_id=? AND id>? AND id<?)",
+                     rare_pages[i].index);
+            query_plan(db, sq_sql_device_page[rare_pages[i].state], plan, sizeof(plan));
+            if (strstr(plan, search) == NULL)
+                fail_msg("state %d: %s", (int)rare_pages[i].state, plan);
             assert_true(no_scan(plan));
             assert_null(strstr(plan, "TEMP B-TREE"));
         }
