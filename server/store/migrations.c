@@ -275,6 +275,16 @@ const char *const rp_store_migrations[] = {
     "CREATE TABLE deltas (from_image TEXT NOT NULL, to_image TEXT NOT NULL, sha256 TEXT,"
     " size INTEGER, lease_until INTEGER NOT NULL, PRIMARY KEY (from_image, to_image))"
     " WITHOUT ROWID;",
+    /* 20: the device states a page filters on, each an index range (store_console.c): blocked,
+     * quarantined, and failed - the verdict of the device's last attestation, kept on its row by
+     * the write that records the attestation (store.c: NULL none recorded, 0 failed, 1 passed),
+     * seeded from the attestation each device's row points at */
+    "ALTER TABLE devices ADD COLUMN last_passed INTEGER;"
+    "UPDATE devices SET last_passed = (SELECT a.passed FROM attestations a"
+    " WHERE a.id = devices.last_attestation) WHERE last_attestation IS NOT NULL;"
+    "CREATE INDEX devices_blocked ON devices(tenant_id, id) WHERE blocked != 0;"
+    "CREATE INDEX devices_quarantined ON devices(tenant_id, id) WHERE quarantined_at != 0;"
+    "CREATE INDEX devices_failed ON devices(tenant_id, id) WHERE last_passed = 0;",
 };
 const int rp_store_schema_newest =
     (int)(sizeof(rp_store_migrations) / sizeof(rp_store_migrations[0]));

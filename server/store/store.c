@@ -1075,7 +1075,8 @@ static const char SQL_ATTEST_INSERT[] =
     "INSERT INTO attestations (device_id, tenant_id, at, passed, reason, claims, cert_serial)"
     " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id";
 static const char SQL_DEVICE_ATTESTED[] =
-    "UPDATE devices SET last_attestation = ?, spki = coalesce(spki, ?) WHERE id = ?";
+    "UPDATE devices SET last_attestation = ?, last_passed = ?, spki = coalesce(spki, ?)"
+    " WHERE id = ?";
 static const char SQL_CERT_INSERT[] =
     "INSERT INTO certificates (serial, tenant_id, device_id, not_before, not_after)"
     " VALUES (?, ?, ?, ?, ?)";
@@ -1225,12 +1226,15 @@ static rp_err_t record_one(rp_store_t *s, rp_attestation_write_t *w, bool *grew)
     st = sq_stmt(s, SQL_DEVICE_ATTESTED);
     if (st == NULL)
         return RP_ERR_IO;
+    /* the row's verdict is the attestation's, in its transaction: the failed filter's index
+     * (migration 20) never disagrees with the record it points at */
     db_bind_int64(st, 1, a->id);
+    db_bind_int(st, 2, a->passed ? 1 : 0);
     if (w->cert != NULL && w->spki != NULL && w->spki_len > 0)
-        db_bind_blob(st, 2, w->spki, (int)w->spki_len);
+        db_bind_blob(st, 3, w->spki, (int)w->spki_len);
     else
-        db_bind_null(st, 2);
-    db_bind_text(st, 3, a->device_id);
+        db_bind_null(st, 3);
+    db_bind_text(st, 4, a->device_id);
     err = sq_step_done(s, st, NULL);
     return err == RP_ERR_EXISTS ? RP_ERR_IO : err;
 }

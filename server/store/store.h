@@ -990,10 +990,13 @@ typedef enum rp_device_state {
     RP_DEVICE_STATE_BLOCKED,
     RP_DEVICE_STATE_QUARANTINED,
     RP_DEVICE_STATE_NEVER_SEEN,
+    RP_DEVICE_STATE_COUNT /* not a state: how many there are */
 } rp_device_state_t;
 /* A page of the tenant's devices in ID order (rp_page_t: filtered on the ID), only those in
  * state. Indexed: a page reads the devices from `after` (and the prefix) on, never those before;
- * a state filter reads on until the page is full. */
+ * blocked, quarantined and failed are each an index of their own (a page reads only devices in
+ * that state); the other filters read on until the page is full. RP_ERR_INVALID_ARG: no such
+ * state. */
 rp_err_t rp_store_device_page(rp_store_t *s, const char *tenant_id, const rp_page_t *page,
                               rp_device_state_t state, int64_t now, rp_device_fn fn,
                               void *ctx) RP_MUST_CHECK;

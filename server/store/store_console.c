@@ -138,7 +138,7 @@ rp_err_t rp_store_link_take(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN], in
 }
 
 /* The newest current certificate per device is what "expiring" looks at: a device that renewed
- * has a later one. */
+ * has a later one. The verdict is the device row's own (migration 20): no attestation is read. */
 /* The states are conditions: counted as CASE ... THEN 1, since PostgreSQL sums no booleans. */
 #define COUNT_IF(pred) ", coalesce(sum(CASE WHEN " pred " THEN 1 ELSE 0 END), 0)"
 /* clang-format off */
@@ -146,8 +146,7 @@ static const char SQL_FLEET_COUNTS[] =
     "SELECT count(*)"
     COUNT_IF(SQ_DEV_ATTESTED) COUNT_IF(SQ_DEV_CERT_EXPIRING) COUNT_IF(SQ_DEV_FAILED)
     COUNT_IF(SQ_DEV_BLOCKED) COUNT_IF(SQ_DEV_QUARANTINED) COUNT_IF(SQ_DEV_NEVER_SEEN)
-    " FROM devices d LEFT JOIN attestations a ON a.id = d.last_attestation"
-    " WHERE d.tenant_id = :tenant";
+    " FROM devices d WHERE d.tenant_id = :tenant";
 /* clang-format on */
 
 rp_err_t rp_store_fleet_counts(rp_store_t *s, const char *tenant_id, int64_t now,
@@ -175,32 +174,35 @@ rp_err_t rp_store_fleet_counts(rp_store_t *s, const char *tenant_id, int64_t now
     return RP_OK;
 }
 
-#define DEVICE_PAGE_STATE(n, pred) " OR (:state = " #n " AND " pred ")"
-static const char SQL_DEVICE_PAGE[] = SQ_DEVICE_COLUMNS
-    " WHERE d.tenant_id = :tenant AND (:state = 0" DEVICE_PAGE_STATE(1, SQ_DEV_ATTESTED)
-        DEVICE_PAGE_STATE(2, SQ_DEV_CERT_EXPIRING) DEVICE_PAGE_STATE(3, SQ_DEV_FAILED)
-            DEVICE_PAGE_STATE(4, SQ_DEV_BLOCKED) DEVICE_PAGE_STATE(5, SQ_DEV_QUARANTINED)
-                DEVICE_PAGE_STATE(6, SQ_DEV_NEVER_SEEN) ")" SQ_PAGE_ON("d.id");
-_Static_assert(RP_DEVICE_STATE_ATTESTED == 1 && RP_DEVICE_STATE_CERT_EXPIRING == 2 &&
-                   RP_DEVICE_STATE_FAILED == 3 && RP_DEVICE_STATE_BLOCKED == 4 &&
-                   RP_DEVICE_STATE_QUARANTINED == 5 && RP_DEVICE_STATE_NEVER_SEEN == 6,
-               "SQL_DEVICE_PAGE numbers the states");
-const char *const sq_sql_device_page = SQL_DEVICE_PAGE;
+/* One statement per state, so that the blocked, quarantined and failed pages name their partial
+ * index's condition (migration 20) and are read from it: a statement choosing its state by a
+ * parameter could use none of them. */
+#define DEVICE_PAGE(pred) SQ_DEVICE_COLUMNS " WHERE d.tenant_id = :tenant" pred SQ_PAGE_ON("d.id")
+const char *const sq_sql_device_page[RP_DEVICE_STATE_COUNT] = {
+    [RP_DEVICE_STATE_ANY] = DEVICE_PAGE(""),
+    [RP_DEVICE_STATE_ATTESTED] = DEVICE_PAGE(" AND " SQ_DEV_ATTESTED),
+    [RP_DEVICE_STATE_CERT_EXPIRING] = DEVICE_PAGE(" AND " SQ_DEV_CERT_EXPIRING),
+    [RP_DEVICE_STATE_FAILED] = DEVICE_PAGE(" AND " SQ_DEV_FAILED),
+    [RP_DEVICE_STATE_BLOCKED] = DEVICE_PAGE(" AND " SQ_DEV_BLOCKED),
+    [RP_DEVICE_STATE_QUARANTINED] = DEVICE_PAGE(" AND " SQ_DEV_QUARANTINED),
+    [RP_DEVICE_STATE_NEVER_SEEN] = DEVICE_PAGE(" AND " SQ_DEV_NEVER_SEEN),
+};
 
 rp_err_t rp_store_device_page(rp_store_t *s, const char *tenant_id, const rp_page_t *page,
                               rp_device_state_t state, int64_t now, rp_device_fn fn, void *ctx)
 {
-    sq_st_t *st = sq_stmt(s, SQL_DEVICE_PAGE);
+    sq_st_t *st;
     rp_device_t d;
     int rc;
 
-    if (st == NULL)
+    if ((int)state < 0 || state >= RP_DEVICE_STATE_COUNT)
+        return RP_ERR_INVALID_ARG;
+    if ((st = sq_stmt(s, sq_sql_device_page[state])) == NULL)
         return RP_ERR_IO;
     /* devices_tenant (tenant_id, id) is read in one range: the cursor's, the prefix's (SQ_PAGE_ON).
      */
     sq_bind_page(st, page);
     db_bind_text(st, db_param(st, ":tenant"), tenant_id);
-    db_bind_int(st, db_param(st, ":state"), (int)state);
     db_bind_int64(st, db_param(st, ":now"), now);
     db_bind_int64(st, db_param(st, ":window"), RP_FLEET_EXPIRING);
     while ((rc = db_step(st)) == DB_ROW) {

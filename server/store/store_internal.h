@@ -249,17 +249,17 @@ void sq_device_row(sq_st_t *st, rp_device_t *d);
 /* Bind SQ_PAGE's (or SQ_PAGE_ON's) parameters (by name) from p; NULL or not paged: every row. */
 void sq_bind_page(sq_st_t *st, const rp_page_t *p);
 /* The statements of the pages that must stay index ranges, for the test of their query plans. */
-extern const char *const sq_sql_device_page,
+extern const char *const sq_sql_device_page[RP_DEVICE_STATE_COUNT],
     *const sq_sql_members_page, *const sq_sql_deploy_devices, *const sq_sql_deploy_counts,
                                                                   *const sq_sql_deploy_states;
 
 /* The device states the console counts and filters by (store.h: rp_fleet_counts_t), over
- * "devices d LEFT JOIN attestations a ON a.id = d.last_attestation"; :now and :window (seconds)
- * bound an expiring certificate. */
-#define SQ_DEV_ATTESTED "(a.passed = 1 AND d.blocked = 0 AND d.quarantined_at = 0)"
-#define SQ_DEV_FAILED "(a.passed = 0)"
-#define SQ_DEV_BLOCKED "(d.blocked != 0)"
-#define SQ_DEV_QUARANTINED "(d.quarantined_at != 0)"
+ * "devices d" (its row holds its last verdict: no join); :now and :window (seconds) bound an
+ * expiring certificate. */
+#define SQ_DEV_ATTESTED "(d.last_passed = 1 AND d.blocked = 0 AND d.quarantined_at = 0)"
+#define SQ_DEV_FAILED "(d.last_passed = 0)"          /* the index devices_failed's condition */
+#define SQ_DEV_BLOCKED "(d.blocked != 0)"            /* devices_blocked's */
+#define SQ_DEV_QUARANTINED "(d.quarantined_at != 0)" /* devices_quarantined's */
 #define SQ_DEV_NEVER_SEEN "(d.last_attestation IS NULL)"
 #define SQ_DEV_CERT_EXPIRING                                                                       \
     "((SELECT max(not_after) FROM certificates c WHERE c.device_id = d.id AND c.revoked_at = 0)"   \

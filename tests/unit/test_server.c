@@ -169,7 +169,7 @@ static void store_schema(void **state)
 {
     struct db *db = *state;
 
-    assert_int_equal(rp_store_schema_version(db->s), 19);
+    assert_int_equal(rp_store_schema_version(db->s), 20);
 }
 
 /* One write: a verdict, maybe a certificate, maybe a nonce to spend. */
@@ -1189,6 +1189,12 @@ static int64_t sql_count(sqlite3 *raw, const char *sql)
     return n;
 }
 
+/* A SQLite file taken back from schema 20 to 19. */
+static const char UNDO_20[] = "DROP INDEX devices_blocked; DROP INDEX devices_quarantined;"
+                              "DROP INDEX devices_failed;"
+                              "ALTER TABLE devices DROP COLUMN last_passed;"
+                              "DELETE FROM schema_version WHERE version = 20;";
+
 /* Rows made before names had keys, or before the keys were what they are (schema 7: one key,
  * of another making), get theirs when the store opens; look-alikes among them both stay, and no
  * new look-alike may join them; names the rule refuses now stay too. */
@@ -1203,6 +1209,7 @@ static void store_name_keys_filled_at_open(void **state)
     snprintf(path, sizeof(path), "%s/rampart.db", db->t.dir);
     assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
     /* Back to schema 7 ... */
+    assert_int_equal(sqlite3_exec(raw, UNDO_20, NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_exec(raw,
                                   "DROP TABLE blob_chunks; DROP TABLE blobs; DROP TABLE deltas;"
                                   "DELETE FROM schema_version WHERE version = 19;"
@@ -1260,7 +1267,7 @@ static void store_name_keys_filled_at_open(void **state)
                      SQLITE_OK);
     rp_store_close(db->s);
     assert_int_equal(rt_store_open(&db->t, &db->s), RP_OK);
-    assert_int_equal(rp_store_schema_version(db->s), 19);
+    assert_int_equal(rp_store_schema_version(db->s), 20);
     assert_int_equal(rp_store_tenant_create(db->s, "acme", &t), RP_ERR_EXISTS);
     assert_int_equal(rp_store_tenant_create(db->s, "globex", &t), RP_ERR_EXISTS);
     assert_int_equal(rp_store_tenant_create(db->s, "Beta", &t), RP_ERR_EXISTS);
@@ -2038,6 +2045,173 @@ static void store_device_page(void **state)
     assert_string_equal(l.ids[0], ids[1]);
 }
 
+/* The devices whose row's verdict (last_passed, migration 20) is not the one of the attestation
+ * it points at: none, ever (the recorder writes both in one transaction). */
+static int64_t verdicts_astray(struct db *db)
+{
+    sq_st_t *st = sq_prepare(db->s, "SELECT count(*) FROM devices d LEFT JOIN attestations a"
+                                    " ON a.id = d.last_attestation"
+                                    " WHERE d.last_passed IS DISTINCT FROM a.passed");
+    int64_t n;
+
+    assert_non_null(st);
+    assert_int_equal(db_step(st), DB_ROW);
+    n = db_column_int64(st, 0);
+    sq_finalize(st);
+    return n;
+}
+
+static struct id_list *state_page(struct db *db, rp_device_state_t state, struct id_list *l)
+{
+    rp_page_t p;
+
+    memset(l, 0, sizeof(*l));
+    assert_int_equal(
+        rp_store_device_page(db->s, db->tenant.id, mkpage(&p, "", "", 10), state, 2000, page_id, l),
+        RP_OK);
+    return l;
+}
+
+/* The pages of one state, on both engines: failed follows each device's latest verdict (pass,
+ * fail, pass again; an unproven failure changes nothing), blocked and quarantined their
+ * columns; a state that is none is refused. */
+static void store_device_state_pages(void **state)
+{
+    struct db *db = *state;
+    char ids[3][RP_DEVICE_ID_SIZE];
+    rp_attestation_t a;
+    rp_attestation_write_t w;
+    rp_page_t p;
+    struct id_list l;
+    sq_st_t *st;
+
+    for (int i = 0; i < 3; i++) {
+        memset(ids[i], 'a' + i, RP_DEVICE_ID_LEN);
+        ids[i][RP_DEVICE_ID_LEN] = '\0';
+        assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, ids[i], 1000), RP_OK);
+    }
+    assert_int_equal(verdicts_astray(db), 0);
+    assert_int_equal(state_page(db, RP_DEVICE_STATE_FAILED, &l)->n, 0);
+    assert_int_equal(state_page(db, RP_DEVICE_STATE_NEVER_SEEN, &l)->n, 3);
+    /* a fails, b passes, then a passes and b fails */
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 2; i++) {
+            fill(&a, ids[i], db->tenant.id, (i == 1) == (round == 0));
+            w = write_of(&a, NULL, NULL);
+            assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
+        }
+        assert_int_equal(verdicts_astray(db), 0);
+        state_page(db, RP_DEVICE_STATE_FAILED, &l);
+        assert_int_equal(l.n, 1);
+        assert_string_equal(l.ids[0], ids[round == 0 ? 0 : 1]);
+        state_page(db, RP_DEVICE_STATE_ATTESTED, &l);
+        assert_int_equal(l.n, 1);
+        assert_string_equal(l.ids[0], ids[round == 0 ? 1 : 0]);
+    }
+    /* an unproven failure (a bad signature) is not the device's verdict */
+    fill(&a, ids[0], db->tenant.id, false);
+    w = write_of(&a, NULL, NULL);
+    w.unproven = true;
+    w.source = "198.51.100.1";
+    assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
+    assert_int_equal(verdicts_astray(db), 0);
+    assert_string_equal(state_page(db, RP_DEVICE_STATE_FAILED, &l)->ids[0], ids[1]);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(state_page(db, RP_DEVICE_STATE_NEVER_SEEN, &l)->n, 1);
+    assert_string_equal(l.ids[0], ids[2]);
+
+    /* blocked: b; quarantined: c */
+    assert_int_equal(rp_store_device_block(db->s, db->tenant.id, ids[1], 1500), RP_OK);
+    st = sq_prepare(db->s, "UPDATE devices SET quarantined_at = 1500 WHERE id = ?");
+    assert_non_null(st);
+    db_bind_text(st, 1, ids[2]);
+    assert_int_equal(db_step(st), DB_DONE);
+    sq_finalize(st);
+    assert_int_equal(state_page(db, RP_DEVICE_STATE_BLOCKED, &l)->n, 1);
+    assert_string_equal(l.ids[0], ids[1]);
+    assert_int_equal(state_page(db, RP_DEVICE_STATE_QUARANTINED, &l)->n, 1);
+    assert_string_equal(l.ids[0], ids[2]);
+    assert_int_equal(rp_store_device_unblock(db->s, db->tenant.id, ids[1]), RP_OK);
+    assert_int_equal(state_page(db, RP_DEVICE_STATE_BLOCKED, &l)->n, 0);
+    assert_int_equal(rp_store_device_page(db->s, db->tenant.id, mkpage(&p, "", "", 10),
+                                          RP_DEVICE_STATE_COUNT, 2000, page_id, &l),
+                     RP_ERR_INVALID_ARG);
+}
+
+/* The rare states, each page read from its own partial index (migration 20). */
+static const struct {
+    rp_device_state_t state;
+    const char *index;
+} rare_pages[] = {
+    {RP_DEVICE_STATE_BLOCKED,     "devices_blocked"    },
+    {RP_DEVICE_STATE_QUARANTINED, "devices_quarantined"},
+    {RP_DEVICE_STATE_FAILED,      "devices_failed"     },
+};
+
+/* On PostgreSQL too, the rare states' pages read their partial index (EXPLAIN; the planner told
+ * not to read a table whole, which on a few rows it would rather do). */
+static void store_device_state_plans_pg(void **state)
+{
+    struct db *db = *state;
+    rp_page_t p;
+
+    if (rt_pg_uri() == NULL)
+        skip(); /* PostgreSQL's plans; SQLite's: store_page_plans */
+    assert_int_equal(sq_exec(db->s, "SET enable_seqscan = off"), RP_OK);
+    for (size_t i = 0; i < sizeof(rare_pages) / sizeof(rare_pages[0]); i++) {
+        char *sql = NULL, plan[4096] = "";
+        size_t n = 0;
+        sq_st_t *st;
+
+        assert_true(asprintf(&sql, "EXPLAIN %s", sq_sql_device_page[rare_pages[i].state]) > 0);
+        st = sq_prepare(db->s, sql);
+        assert_non_null(st);
+        sq_bind_page(st, mkpage(&p, "", "", 10));
+        db_bind_text(st, db_param(st, ":tenant"), db->tenant.id);
+        while (db_step(st) == DB_ROW && n < sizeof(plan))
+            n += (size_t)snprintf(plan + n, sizeof(plan) - n, "%s; ", db_column_text(st, 0));
+        sq_finalize(st);
+        free(sql);
+        if (strstr(plan, rare_pages[i].index) == NULL)
+            fail_msg("state %d: %s", (int)rare_pages[i].state, plan);
+    }
+    assert_int_equal(sq_exec(db->s, "RESET enable_seqscan"), RP_OK);
+}
+
+/* Migration 20 seeds each device's verdict from the attestation its row points at. */
+static void store_verdict_seeded(void **state)
+{
+    RT_SQLITE_ONLY(); /* SQLite's file, taken back to schema 19 */
+    struct db *db = *state;
+    char ids[3][RP_DEVICE_ID_SIZE];
+    rp_attestation_t a;
+    rp_attestation_write_t w;
+    struct id_list l;
+    sqlite3 *raw;
+    char path[128];
+
+    for (int i = 0; i < 3; i++) {
+        memset(ids[i], 'a' + i, RP_DEVICE_ID_LEN);
+        ids[i][RP_DEVICE_ID_LEN] = '\0';
+        assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, ids[i], 1000), RP_OK);
+        if (i < 2) { /* a fails, b passes, c never attests */
+            fill(&a, ids[i], db->tenant.id, i == 1);
+            w = write_of(&a, NULL, NULL);
+            assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
+        }
+    }
+    snprintf(path, sizeof(path), "%s/rampart.db", db->t.dir);
+    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw, UNDO_20, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(raw);
+    rp_store_close(db->s);
+    assert_int_equal(rt_store_open(&db->t, &db->s), RP_OK);
+    assert_int_equal(rp_store_schema_version(db->s), 20);
+    assert_int_equal(verdicts_astray(db), 0);
+    assert_int_equal(state_page(db, RP_DEVICE_STATE_FAILED, &l)->n, 1);
+    assert_string_equal(l.ids[0], ids[0]);
+}
+
 /* The query plan of sql (the store's statement) as one string: each step's detail, "; " apart. */
 static void query_plan(struct db *db, const char *sql, char *out, size_t cap)
 {
@@ -2066,13 +2240,12 @@ static bool no_scan(const char *plan)
 /* How many virtual machine steps one page of the device list takes (what the read costs). */
 static int device_page_steps(struct db *db, const rp_page_t *p)
 {
-    sq_st_t *st = sq_prepare(db->s, sq_sql_device_page);
+    sq_st_t *st = sq_prepare(db->s, sq_sql_device_page[RP_DEVICE_STATE_ANY]);
     int rows = 0;
 
     assert_non_null(st);
     sq_bind_page(st, p);
     db_bind_text(st, db_param(st, ":tenant"), db->tenant.id);
-    db_bind_int(st, db_param(st, ":state"), RP_DEVICE_STATE_ANY);
     while (db_step(st) == DB_ROW)
         rows++;
     assert_int_equal(rows, p->limit);
@@ -2092,10 +2265,24 @@ static void store_page_plans(void **state)
     rp_page_t p;
     int first, far, prefixed;
 
-    query_plan(db, sq_sql_device_page, plan, sizeof(plan));
+    query_plan(db, sq_sql_device_page[RP_DEVICE_STATE_ANY], plan, sizeof(plan));
     assert_non_null(strstr(plan, "SEARCH d USING INDEX devices_tenant (tenant_id=? AND id>? AND "
                                  "id<?)"));
     assert_null(strstr(plan, "TEMP B-TREE"));
+    /* the rare states' pages read their own partial index (migration 20), not the fleet */
+    {
+        for (size_t i = 0; i < sizeof(rare_pages) / sizeof(rare_pages[0]); i++) {
+            char search[128];
+            snprintf(search, sizeof(search),
+                     "SEARCH d USING INDEX %s (tenant_id=? AND id>? AND id<?)",
+                     rare_pages[i].index);
+            query_plan(db, sq_sql_device_page[rare_pages[i].state], plan, sizeof(plan));
+            if (strstr(plan, search) == NULL)
+                fail_msg("state %d: %s", (int)rare_pages[i].state, plan);
+            assert_true(no_scan(plan));
+            assert_null(strstr(plan, "TEMP B-TREE"));
+        }
+    }
     query_plan(db, sq_sql_members_page, plan, sizeof(plan));
     assert_non_null(strstr(plan, "USING COVERING INDEX group_members_group (group_id=? AND "
                                  "device_id>? AND device_id<?)"));
@@ -2574,6 +2761,9 @@ int main(void)
         cmocka_unit_test(peers_cap),
         cmocka_unit_test(page_params_and_range),
         cmocka_unit_test_setup_teardown(store_device_page, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_device_state_pages, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_verdict_seeded, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_device_state_plans_pg, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_page_plans, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_lists_paged, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_deployment_progress, db_setup, db_teardown),
