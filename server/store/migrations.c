@@ -11,7 +11,9 @@
 #include "store_internal.h"
 
 /* Persisted: each migration runs once, in order, in its own transaction. Never edit one that has
- * shipped; add the next. */
+ * shipped; add the next. Say of each whether a replica of the previous version may keep serving
+ * on it during a rolling upgrade (docs/operations.md, "Upgrading replicas"): yes when it adds only
+ * what an older server neither reads nor must write. */
 const char *const rp_store_migrations[] = {
     /* 1: tenants, tokens, devices, nonces, attestations, certificates, tenant CAs */
     "CREATE TABLE tenants (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
@@ -266,7 +268,8 @@ const char *const rp_store_migrations[] = {
     /* 19: the blob store in the database (store/blob_db.c, --blobs database): each blob's row
      * (nameless while a put is written), its bytes in chunks of at most 256 KiB by their offset;
      * and the deltas made between images (the blob is deltas/FROM-TO.zst), with their SHA-256 and
-     * size, and who is making one (a lease), so that a fleet asking at once makes it once */
+     * size, and who is making one (a lease), so that a fleet asking at once makes it once.
+     * Rolling upgrade: yes (new tables only) */
     "CREATE TABLE blobs (id TEXT PRIMARY KEY, name TEXT UNIQUE, size INTEGER NOT NULL,"
     " created INTEGER NOT NULL);"
     "CREATE INDEX blobs_created ON blobs(created);"
@@ -278,7 +281,8 @@ const char *const rp_store_migrations[] = {
     /* 20: the device states a page filters on, each an index range (store_console.c): blocked,
      * quarantined, and failed - the verdict of the device's last attestation, kept on its row by
      * the write that records the attestation (store.c: NULL none recorded, 0 failed, 1 passed),
-     * seeded from the attestation each device's row points at */
+     * seeded from the attestation each device's row points at. Not for a rolling upgrade: an
+     * older replica records attestations without it (the page lags until the next one) */
     "ALTER TABLE devices ADD COLUMN last_passed INTEGER;"
     "UPDATE devices SET last_passed = (SELECT a.passed FROM attestations a"
     " WHERE a.id = devices.last_attestation) WHERE last_attestation IS NOT NULL;"
