@@ -293,9 +293,13 @@ static bool upload_put(rp_req_t *r, const rp_upload_t *u, uint64_t *received)
     }
     rp_blob_name_upload(u->id, name);
     /* Two requests for one upload (a client's retry racing its original, maybe at two replicas)
-     * take turns: the one that finds the copy longer than it thought looks again. */
-    for (int tries = 0; err == RP_ERR_BUSY && tries < 3; tries++) {
+     * take turns: the one that finds the copy longer than it thought looks again, for as long as
+     * another writer makes progress (the upload's size bounds that), and three times without. */
+    for (int stalls = 0; err == RP_ERR_BUSY && stalls < 3;) {
+        uint64_t before = have;
+
         have = upload_received(r, u);
+        stalls = have > before ? 0 : stalls + 1;
         if (off > have) {
             json_t *e = json_pack("{s:s, s:s, s:I}", "error", "gap", "message",
                                   "the chunk starts past what the service has: resume at received",
@@ -310,8 +314,8 @@ static bool upload_put(rp_req_t *r, const rp_upload_t *u, uint64_t *received)
         err = rp_blob_append(r->w->blobs, name, have, body + (have - off),
                              len - (size_t)(have - off));
     }
-    if (err != RP_OK) {
-        rp_reply_error(r, 500, "internal", "cannot write the chunk");
+    if (err != RP_OK) { /* still losing the race, or the database out of reach: 503 */
+        rp_reply_failure(r, err, "cannot write the chunk: %s", rp_strerror(err));
         return false;
     }
     *received = off + len;
