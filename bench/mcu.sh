@@ -11,7 +11,10 @@
 #                 of the same image in the same run): the ratio is what the signature check, the
 #                 parsing and the rest cost beyond the hash
 # (the function counts run on to the attestation service's start, a few instructions past the
-# verification's last). Stack high-water is not measured (it needs the stack painted before the boot and read after).
+# verification's last)
+#   stack         the secure stack's high-water mark (the boot stage paints it at reset and prints
+#                 the deepest word written: mcu/boot/startup.c) at the jump to the app, after the
+#                 256 KiB image's verification, and after the app's call to the attestation service
 # Skipped when there is no microcontroller build or no qemu-system-arm. Takes about a minute
 # (the trace runs the emulator an instruction at a time).
 set -euo pipefail
@@ -30,7 +33,7 @@ echo "bench/mcu: the secure boot stage ($mcu/boot.elf)"
 read -r text data bss _ < <(arm-none-eabi-size "$mcu/boot.elf" | tail -1)
 printf '  flash %d bytes (%.1f KiB; goal 24 KiB): code and read-only data %d, initialised data %d\n' \
   $((text + data)) "$(echo "($text + $data) / 1024" | bc -l)" "$text" "$data"
-printf '  RAM   %d bytes of static data (data %d, bss %d: Mbed TLS'"'"'s pool, the stack, buffers)\n' \
+printf '  RAM   %d bytes of static data (data %d, bss %d: Mbed TLS'"'"'s pool, buffers; the stack has the rest of secure RAM)\n' \
   $((data + bss)) "$data" "$bss"
 echo "  code by object file (the .text sections the link kept; boot.map):"
 # A kept section is its name, then (on the same line, or the next when the name is long) its
@@ -67,12 +70,12 @@ awk -v size="$size" '
   $1 == "Trace" {
     fn = $NF
     if (fn == "rp_attest_init") exit # past the verification: the service starts
-    if (fn == "rp_image_verify") inside = 1
+    if (fn ~ /^rp_image_verify(\.|$)/) inside = 1 # under LTO: rp_image_verify.constprop.0
     if (!inside) next
     total++
     by[fn]++
     if (fn ~ /sha256/) sha++
-    if (fn == "rp_image_verify") { n = total; s = sha } # up to its last instruction
+    if (fn ~ /^rp_image_verify(\.|$)/) { n = total; s = sha } # up to its last instruction
   }
   END {
     if (s == 0) { print "  no SHA-256 instructions traced"; exit 1 }
@@ -83,3 +86,8 @@ awk -v size="$size" '
   }' "$d/trace"
 kill "$qemu" 2>/dev/null || true
 wait "$qemu" 2>/dev/null || true
+echo "bench/mcu: the secure stack's high-water mark (painted at reset; the deepest word written)"
+awk '
+  /^boot: stack high-water [0-9]+ of [0-9]+ bytes$/ { print "  at the jump to the app (the 256 KiB image verified): " $4 " of " $6 " bytes"; n++ }
+  /^boot: stack high-water [0-9]+ of [0-9]+ bytes, with the attestation service$/ { print "  after the app'"'"'s call to the attestation service:  " $4 " of " $6 " bytes"; n++ }
+  END { if (n != 2) { print "bench/mcu: the boot stage printed no stack high-water" > "/dev/stderr"; exit 1 } }' "$d/run"

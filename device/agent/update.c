@@ -355,7 +355,6 @@ rp_err_t rp_agent_install(rp_agent_t *a, const char *name, const char *path,
 {
     static rp_mon_reply_t r;
     rp_mon_request_t q = {.type = RP_MON_INSTALL};
-    rp_mcu_relay_t relay;
     rp_err_t err;
     int fd;
 
@@ -365,16 +364,8 @@ rp_err_t rp_agent_install(rp_agent_t *a, const char *name, const char *path,
         mine.external = rp_mcu_health;
         return rp_install(a, name, path, &mine, res);
     }
-    /* The monitor starts no relay (its seccomp filter): an MCU's firmware is handed over only by
-     * an agent in single-process mode, and installing it in a slot here would report it running. */
-    if (rp_mcu_relay_load(a->state_dir, name, &relay) == RP_OK) {
-        rp_mcu_relay_free(&relay);
-        res->state = RP_UPDATE_FAILED;
-        snprintf(res->detail, sizeof(res->detail),
-                 "attached to an MCU: its firmware is handed over only by an agent in "
-                 "single-process mode (docs/mcu.md)");
-        return RP_OK;
-    }
+    /* A component attached to an MCU: the monitor refuses it (do_install), since the agent's
+     * user cannot read root's S/mcu/ to tell. */
     if (strlen(name) >= sizeof(q.u.install.component))
         return RP_ERR_INVALID_ARG;
     strcpy(q.u.install.component, name);

@@ -53,6 +53,19 @@ static bool relay_words_valid(json_t *a)
     return true;
 }
 
+rp_err_t rp_mcu_attached(const char *state_dir, const char *name)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    rp_err_t err = relay_path(state_dir, name, path, sizeof(path));
+
+    if (err != RP_OK)
+        return err;
+    if (lstat(path, &st) == 0)
+        return RP_OK;
+    return errno == ENOENT ? RP_ERR_NOT_FOUND : RP_ERR_IO;
+}
+
 rp_err_t rp_mcu_relay_load(const char *state_dir, const char *name, rp_mcu_relay_t *r)
 {
     char path[PATH_MAX];

@@ -55,6 +55,10 @@ typedef struct rp_mcu_boot {
 rp_err_t rp_mcu_relay_load(const char *state_dir, const char *name,
                            rp_mcu_relay_t *r) RP_MUST_CHECK;
 void rp_mcu_relay_free(rp_mcu_relay_t *r);
+/* Whether component name is attached to an MCU, without reading its relay (the monitor, which
+ * starts no relay, refuses such an install): RP_OK when S/mcu/NAME.json is there,
+ * RP_ERR_NOT_FOUND when it is not, another error when that cannot be told. */
+rp_err_t rp_mcu_attached(const char *state_dir, const char *name) RP_MUST_CHECK;
 /* Attach component name to the MCU the relay argv[0..argc) reaches (argv[0] absolute, at most
  * RP_MCU_RELAY_ARGS_MAX words); kept atomically in S/mcu/NAME.json. */
 rp_err_t rp_mcu_relay_save(const char *state_dir, const char *name, char *const argv[],

@@ -15,6 +15,7 @@
 #include "capability.h"
 #include "crash.h"
 #include "events.h"
+#include "mcu.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
@@ -412,6 +413,20 @@ static void do_install(rp_agent_t *a, const rp_mon_request_t *q, int fd, rp_mon_
 
     if (fd < 0) {
         refuse(p, RP_ERR_INVALID_ARG, "install needs the image as a descriptor (SCM_RIGHTS)");
+        return;
+    }
+    /* The monitor starts no relay (its seccomp filter): firmware for an MCU is handed over only by
+     * an agent in single-process mode; installed in a slot here, it would be reported running. */
+    err = rp_mcu_attached(a->state_dir, q->u.install.component);
+    if (err != RP_ERR_NOT_FOUND) {
+        if (err == RP_OK) {
+            p->u.install.state = RP_UPDATE_FAILED;
+            snprintf(p->u.install.detail, sizeof(p->u.install.detail),
+                     "attached to an MCU: its firmware is handed over only by an agent in "
+                     "single-process mode (docs/mcu.md)");
+        } else
+            refuse(p, err, "%s: cannot tell whether it is attached to an MCU: %s",
+                   q->u.install.component, rp_strerror(err));
         return;
     }
     err = copy_in(fd, a->state_dir, path, sizeof(path), &g);

@@ -285,6 +285,7 @@ rp_attest_entry(const uint8_t *nonce, size_t nonce_len, uint8_t *out, size_t *le
         memcpy(out, evidence, ev_len);
     *len = err == RP_OK || err == RP_ERR_BUFFER_TOO_SMALL ? ev_len : 0;
     mbedtls_platform_zeroize(evidence, sizeof(evidence));
+    rp_stack_report(", with the attestation service\n");
     busy = false;
     return err;
 }

@@ -58,6 +58,11 @@ rp_err_t rp_swap_boot(bool *trial) RP_MUST_CHECK;
  * its public key ("boot: attestation key SPKI-HEX"), or say the service is off without one. */
 void rp_attest_init(void);
 
+/* The stack's high-water mark since reset, on the console: "boot: stack high-water N of M bytes"
+ * then after (its end of line included), N the deepest the stack went (the reset paints it: the
+ * words below it never written), M the room it has (secure RAM above the static data). */
+void rp_stack_report(const char *after);
+
 /* Make the non-secure image's slot, its RAM and its peripherals non-secure (SAU, MPC, PPC);
  * everything else stays secure. */
 void rp_tz_configure(void);

@@ -33,6 +33,7 @@ __attribute__((noreturn)) static void refuse(const char *reason, const char *det
         strcat(line, detail);
     strcat(line, "\n");
     rp_sh_out(line);
+    rp_stack_report("\n");
     rp_sh_exit(1);
 }
 
@@ -165,6 +166,7 @@ int main(void)
     rp_sh_u32(line, info.security_counter);
     strcat(line, ": booting\n");
     rp_sh_out(line);
+    rp_stack_report("\n");
 
     rp_tz_configure();
     rp_tz_jump_ns(slot + RP_MCU_IMG_HDR_SIZE);

@@ -36,6 +36,7 @@ expect 2 "$MCU_RUN" --flash "$flash" --slot0 "$d/none"; err_has "no image"
 # --- an erased flash boots nothing ------------------------------------------------------------
 run 1
 eq "$(cat "$d/out")" "boot: refused: slot0 is empty (erased flash)" "empty slot"
+err_has "boot: stack high-water " # on a refusal too, on standard error (the verdict stays one line)
 
 # --- a good image boots, and the app runs non-secure ---------------------------------------
 sign "$d/v1.img" 1.0.0 2
@@ -50,6 +51,13 @@ out_has "app: LED0 on"; out_has "app: LED0 off"; out_has "app: done"
 err_has "trusts the DEVELOPMENT key"
 err_has "boot: measured slot0 sha256 $digest"
 eq "$(stat -c %s "$flash")" 16777216 "flash file size"
+# The secure stack's high-water mark (the reset paints it): some of it used, far from all of it;
+# then deeper (or as deep) once the attestation service has run on it too.
+stack() { sed -n "s/^boot: stack high-water \([0-9]*\) of \([0-9]*\) bytes$1\$/\1 \2/p" "$d/err"; }
+read -r used room <<<"$(stack '')"
+[ "${used:-0}" -gt 256 ] && [ "$used" -lt $((room / 8)) ] || fail "stack high-water '$used' of '$room'"
+read -r used2 room2 <<<"$(stack ', with the attestation service')"
+[ "${used2:-0}" -ge "$used" ] && [ "$room2" -eq "$room" ] || fail "attestation stack '$used2' of '$room2'"
 
 # --- attestation: evidence over the nonce, with the boot record's measurement, by the device key --
 nonce=00112233445566778899aabbccddeeff0102030405060708

@@ -44,6 +44,9 @@ static void boot_lines(void **state)
     line(&b, "boot: Rampart secure boot stage; trusts a development key");
     line(&b, "boot: slot0 is on trial (it must confirm itself); security counter 2");
     line(&b, "boot: slot0 version 2.0.0+0 counter 3: booting");
+    /* The stack's high-water lines (after the verdict, and after an attestation) change nothing. */
+    line(&b, "boot: stack high-water 2048 of 249592 bytes");
+    line(&b, "boot: stack high-water 2352 of 249592 bytes, with the attestation service");
     assert_true(b.booted && b.trial && b.has_stored);
     assert_string_equal(b.version, "2.0.0+0");
     assert_int_equal(b.counter, 3);
