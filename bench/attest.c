@@ -33,16 +33,14 @@
  * of the first one's master key and service CA (what docs/operations.md says a new replica needs),
  * each on its own port; the attestations in flight are split evenly between them.
  *
- * The devices are driven by libevent's HTTP client over OpenSSL with one shared client context, so
- * that the load generator costs little beside the service it measures.
+ * The devices are bench/sim.c's (bench-fleet's storm drives them too): libevent's HTTP client over
+ * OpenSSL with one shared client context, so that the load generator costs little beside the
+ * service it measures.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,12 +50,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
-#include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <jansson.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>

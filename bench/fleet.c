@@ -60,10 +60,15 @@ static char dir[64]; /* the temporary directory (the SQLite database, the storm'
 static char bin[4096]; /* rampart-server, beside this program */
 static double database_bytes(const char *target, bool pg);
 
+static pid_t server; /* the storm's rampart-server while it runs, or 0 */
+
+/* On any exit, die() included: no server left running, no directory left behind. */
 static void remove_dir(void)
 {
     char cmd[128];
 
+    sim_server_stop(server);
+    server = 0;
     if (dir[0] == '\0')
         return;
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
@@ -91,11 +96,11 @@ static void device_id(size_t i, char out[RP_DEVICE_ID_SIZE])
     snprintf(out, RP_DEVICE_ID_SIZE, "%08x%056zu", (unsigned)((uint64_t)i * 2654435761u), i);
 }
 
-/* The bulk load, per engine: the same rows, devices %6$zu to %3$zu. %1$s the tenant, %2$s the
- * group, %4$zu B (the first B devices are blocked), %5$lld now. */
 #define USAGE                                                                                      \
     "usage: bench-fleet [--devices N] [--blocked B] [--database TARGET] [--seconds S] [--storm S]"
 
+/* The bulk load, per engine: the same rows, devices %6$zu to %3$zu. %1$s the tenant, %2$s the
+ * group, %4$zu B (the first B devices are blocked), %5$lld now. */
 static const char LOAD_SQLITE[] =
     "PRAGMA cache_size = -262144;"
     "BEGIN;"
@@ -403,7 +408,7 @@ struct storm {
     double bytes_per_dev; /* the database's, after the storm */
 };
 
-/* The storm's devices, claimed and put in the group in one transaction; the tenant's policy allows
+/* The storm's devices, claimed and put in the group, 500 to a statement; the tenant's policy allows
  * evidence without measured components (the simulated devices measure none). */
 static void storm_devices_claim(const rp_db_driver_t *drv, rp_db_t *db, const char *group_id)
 {
@@ -456,7 +461,7 @@ static void storm_run(const char *target, bool pg, struct storm *out)
     static bool inited;
     char data[96], ca[128];
     int port;
-    pid_t server, db_pid = pg ? sim_database_pid(target) : 0;
+    pid_t db_pid = pg ? sim_database_pid(target) : 0;
     struct sim_fleet f = {storm_devices, nstorm, STORM_INFLIGHT, 2, &port, &server, 1, db_pid};
     struct sim_result *phase[2] = {&out->first, &out->resumed};
 
@@ -477,6 +482,7 @@ static void storm_run(const char *target, bool pg, struct storm *out)
             die("the storm: not every attestation passed");
     }
     sim_server_stop(server);
+    server = 0;
     out->bytes_per_dev = database_bytes(target, pg) / (double)(loaded + nstorm);
 }
 
