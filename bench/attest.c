@@ -33,16 +33,14 @@
  * of the first one's master key and service CA (what docs/operations.md says a new replica needs),
  * each on its own port; the attestations in flight are split evenly between them.
  *
- * The devices are driven by libevent's HTTP client over OpenSSL with one shared client context, so
- * that the load generator costs little beside the service it measures.
+ * The devices are bench/sim.c's (bench-fleet's storm drives them too): libevent's HTTP client over
+ * OpenSSL with one shared client context, so that the load generator costs little beside the
+ * service it measures.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,79 +50,28 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
-#include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <jansson.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "rampart/base64.h"
-#include "rampart/evidence.h"
+#include "sim.h"
 #include "rampart/file.h"
-#include "rampart/hex.h"
 #include "rampart/http_client.h"
 #include "rampart/key.h"
 
-struct device {
-    EVP_PKEY *key;
-    char id[65];
-    char *key_b64;        /* the public key, as the device sends it */
-    SSL_SESSION *session; /* from its last attestation, resumed at the next */
-    pthread_mutex_t lock;
-};
-
-/* One attestation in flight. */
-struct slot {
-    struct loop *loop;
-    int port; /* the replica it talks to */
-    struct device *dev;
-    struct evhttp_connection *conn;
-    struct event *next; /* starts the next attestation outside the HTTP callbacks */
-    double t0;
-};
-
-/* A client thread: its event loop and its slots. */
-struct loop {
-    struct event_base *base;
-    struct event *tick; /* checks whether to stop */
-    struct slot *slots;
-    size_t nslots;
-    pthread_t thread;
-};
-
-static struct device *devices;
+static struct sim_device *devices;
 static size_t ndevices = 5000, inflight = 32, nloops = 2;
 static const char *server_threads = NULL; /* default: the server's own (one per core) */
 static double seconds = 10;
 #define MAX_REPLICAS 2
 static int ports[MAX_REPLICAS];
+static pid_t servers[MAX_REPLICAS], db_pid;
 static size_t nreplicas = 1, rounds = 3;
 static const char *database = NULL; /* NULL: SQLite in the first data directory */
 /* The devices the next phase draws from: first contact walks over them all (next_device), daily
  * only over those that attested already (pool), so that each resumes a session it holds. */
-static atomic_size_t pool;
-static SSL_CTX *client_ctx;
-static atomic_size_t next_device, next_daily, done, failed, resumed;
-static atomic_bool stop;
-static bool resume;
-static int device_index = -1; /* SSL ex_data: the slot */
-static double *latencies;
-static atomic_size_t nlat;
-static size_t lat_cap;
-
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void die(const char *what)
 {
@@ -132,217 +79,17 @@ static void die(const char *what)
     exit(1);
 }
 
-static rp_err_t sign_key(void *ctx, const uint8_t digest[RP_SHA256_LEN], uint8_t *der, size_t cap,
-                         size_t *len)
-{
-    return rp_key_sign_digest(ctx, digest, der, cap, len);
-}
-
-/* TLS 1.3 tickets arrive after the handshake: keep the newest for the device's next time. */
-static int new_session(SSL *ssl, SSL_SESSION *session)
-{
-    struct slot *s = SSL_get_ex_data(ssl, device_index);
-
-    if (s == NULL || s->dev == NULL)
-        return 0;
-    pthread_mutex_lock(&s->dev->lock);
-    SSL_SESSION_free(s->dev->session);
-    s->dev->session = session;
-    pthread_mutex_unlock(&s->dev->lock);
-    return 1; /* we keep the reference */
-}
-
-static void finish(struct slot *s, bool ok)
-{
-    SSL *ssl = s->conn != NULL
-                   ? bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(s->conn))
-                   : NULL;
-
-    if (ok && ssl != NULL && SSL_session_reused(ssl))
-        atomic_fetch_add(&resumed, 1);
-    if (ok) {
-        size_t i = atomic_fetch_add(&nlat, 1);
-        if (i < lat_cap)
-            latencies[i] = now() - s->t0;
-        atomic_fetch_add(&done, 1);
-    } else {
-        atomic_fetch_add(&failed, 1);
-    }
-    /* The connection cannot be freed inside its own callback: the next round does it. */
-    event_active(s->next, EV_TIMEOUT, 0);
-}
-
-static json_t *response_json(struct evhttp_request *req)
-{
-    struct evbuffer *in;
-    size_t len;
-
-    if (req == NULL || evhttp_request_get_response_code(req) != 200)
-        return NULL;
-    in = evhttp_request_get_input_buffer(req);
-    len = evbuffer_get_length(in);
-    return json_loadb((const char *)evbuffer_pullup(in, -1), len, 0, NULL);
-}
-
-static bool post(struct slot *s, const char *path, json_t *body,
-                 void (*cb)(struct evhttp_request *, void *))
-{
-    struct evhttp_request *req = evhttp_request_new(cb, s);
-    char *text = json_dumps(body, JSON_COMPACT);
-    struct evkeyvalq *h;
-    bool ok;
-
-    json_decref(body);
-    if (req == NULL || text == NULL) {
-        free(text);
-        if (req != NULL)
-            evhttp_request_free(req);
-        return false;
-    }
-    h = evhttp_request_get_output_headers(req);
-    evhttp_add_header(h, "Host", "127.0.0.1");
-    evhttp_add_header(h, "Content-Type", "application/json");
-    evbuffer_add(evhttp_request_get_output_buffer(req), text, strlen(text));
-    free(text);
-    /* On failure evhttp_make_request frees the request itself. */
-    ok = evhttp_make_request(s->conn, req, EVHTTP_REQ_POST, path) == 0;
-    return ok;
-}
-
-static void on_certificate(struct evhttp_request *req, void *arg)
-{
-    struct slot *s = arg;
-    json_t *j = response_json(req);
-
-    finish(s, j != NULL && json_is_string(json_object_get(j, "certificate")));
-    json_decref(j);
-}
-
-static void on_nonce(struct evhttp_request *req, void *arg)
-{
-    struct slot *s = arg;
-    json_t *j = response_json(req);
-    const char *nonce = json_string_value(json_object_get(j, "nonce"));
-    uint8_t token[RP_EAT_MAX_SIZE];
-    rp_eat_claims_t claims;
-    char *b64 = NULL;
-    size_t len;
-    bool ok;
-
-    memset(&claims, 0, sizeof(claims));
-    claims.nonce_len = 32;
-    claims.debug = RP_EAT_DEBUG_DISABLED;
-    claims.boot_count = 1;
-    claims.has_register = true; /* nothing measured: the register as it starts, all zeros */
-    ok = nonce != NULL && strlen(nonce) == 64 &&
-         rp_hex_decode(nonce, 64, claims.nonce, 32) == RP_OK &&
-         rp_hex_decode(s->dev->id, 64, claims.device_id, 32) == RP_OK &&
-         rp_evidence_make(&claims, sign_key, s->dev->key, token, sizeof(token), &len) == RP_OK &&
-         rp_base64_encode(token, len, &b64) == RP_OK &&
-         post(s, "/api/v1/attest",
-              json_pack("{s:s, s:s}", "evidence", b64, "public_key", s->dev->key_b64),
-              on_certificate);
-    free(b64);
-    json_decref(j);
-    if (!ok)
-        finish(s, false);
-}
-
-/* Free the last connection, then attest the next device on a new one. */
-static void next_round(evutil_socket_t fd, short what, void *arg)
-{
-    struct slot *s = arg;
-    struct bufferevent *bev;
-    int one = 1;
-    SSL *ssl;
-
-    (void)what;
-    if (s->conn != NULL) {
-        /* close_notify first: OpenSSL forgets the session of a connection freed without it. */
-        ssl = bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(s->conn));
-        if (ssl != NULL)
-            SSL_shutdown(ssl);
-        evhttp_connection_free(s->conn);
-    }
-    s->conn = NULL;
-    s->dev = NULL;
-    if (atomic_load(&stop))
-        return;
-    if (resume) {
-        s->dev = &devices[atomic_fetch_add(&next_daily, 1) % atomic_load(&pool)];
-    } else {
-        size_t k = atomic_fetch_add(&next_device, 1) % ndevices;
-        s->dev = &devices[k];
-        size_t p = atomic_load(&pool);
-        while (k + 1 > p && !atomic_compare_exchange_weak(&pool, &p, k + 1))
-            ;
-    }
-    s->t0 = now();
-    ssl = SSL_new(client_ctx);
-    if (ssl == NULL || SSL_set_ex_data(ssl, device_index, s) != 1 ||
-        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), "127.0.0.1") != 1)
-        die("SSL_new");
-    if (resume) {
-        pthread_mutex_lock(&s->dev->lock);
-        if (s->dev->session != NULL && SSL_set_session(ssl, s->dev->session) != 1)
-            die("SSL_set_session");
-        pthread_mutex_unlock(&s->dev->lock);
-    }
-    bev = bufferevent_openssl_socket_new(s->loop->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                         BEV_OPT_CLOSE_ON_FREE);
-    if (bev == NULL)
-        die("bufferevent");
-    s->conn = evhttp_connection_base_bufferevent_new(s->loop->base, NULL, bev, "127.0.0.1",
-                                                     (unsigned short)s->port);
-    if (s->conn == NULL)
-        die("connection");
-    evhttp_connection_set_timeout(s->conn, 30);
-    if (!post(s, "/api/v1/attest/nonce", json_pack("{s:s}", "device_id", s->dev->id), on_nonce)) {
-        finish(s, false);
-        return;
-    }
-    /* The socket exists once the request has started connecting: no Nagle delays on it, as a
-     * device's HTTP client does (the handshake's last flight and the request are separate
-     * writes; waiting for the peer's delayed ACK between them costs 40 ms). */
-    fd = bufferevent_getfd(bev);
-    if (fd < 0 || setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
-        die("TCP_NODELAY");
-}
-
-static void *run_loop(void *arg)
-{
-    struct loop *l = arg;
-
-    for (size_t i = 0; i < l->nslots; i++)
-        event_active(l->slots[i].next, EV_TIMEOUT, 0);
-    event_base_dispatch(l->base);
-    return NULL;
-}
-
-static void check_stop(evutil_socket_t fd, short what, void *arg)
-{
-    struct loop *l = arg;
-    bool busy = false;
-
-    (void)fd;
-    (void)what;
-    for (size_t i = 0; i < l->nslots; i++)
-        busy = busy || l->slots[i].dev != NULL;
-    if (atomic_load(&stop) && !busy)
-        event_base_loopbreak(l->base);
-}
-
 /* Seconds per operation of fn, run for about budget seconds. */
 static double per_op(void (*fn)(void *), void *arg, double budget)
 {
-    double t0 = now(), t;
+    double t0 = sim_now(), t;
     size_t n = 0;
 
     do {
         for (int i = 0; i < 16; i++)
             fn(arg);
         n += 16;
-        t = now();
+        t = sim_now();
     } while (t - t0 < budget);
     return (t - t0) / (double)n;
 }
@@ -452,13 +199,6 @@ static SSL_TICKET_RETURN renew_ticket(SSL *ssl, SSL_SESSION *session, const unsi
                : SSL_TICKET_RETURN_IGNORE_RENEW;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
-}
-
 static char url[256], ca_file[4200], data_dir[64];
 
 /* Call the service as the bootstrap admin. */
@@ -481,127 +221,8 @@ static json_t *admin(const char *method, const char *path, json_t *body, const c
 }
 
 /* CPU seconds (user + system) a process has used so far. */
-static double cpu_of(pid_t pid)
-{
-    char path[64], buf[1024], *p;
-    unsigned long utime, stime;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    f = fopen(path, "r");
-    if (f == NULL || fgets(buf, sizeof(buf), f) == NULL) {
-        if (f != NULL)
-            fclose(f);
-        return 0;
-    }
-    fclose(f);
-    p = strrchr(buf, ')'); /* the command name may hold spaces */
-    if (p == NULL ||
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
-        return 0;
-    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static double cpu_self(void)
-{
-    struct rusage ru;
-
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-struct result {
-    double rate, p50, p99, server_cpu, client_cpu, db_cpu, resumed;
-    size_t passed, failed;
-};
-
-static pid_t servers[MAX_REPLICAS], db_pid;
-static double cpu_tree(pid_t pid);
 
 /* The CPU seconds every replica has used so far. */
-static double servers_cpu(void)
-{
-    double t = 0;
-
-    for (size_t i = 0; i < nreplicas; i++)
-        t += cpu_of(servers[i]);
-    return t;
-}
-
-/* One phase: every loop drives its slots until the time is up. */
-static void run_phase(bool with_resume, double duration, size_t max_attestations,
-                      struct result *res)
-{
-    struct loop *loops = calloc(nloops, sizeof(*loops));
-    double t0, elapsed, s0 = servers_cpu(), c0 = cpu_self(), d0 = cpu_tree(db_pid);
-    size_t n, g = 0;
-
-    if (loops == NULL)
-        die("out of memory");
-    resume = with_resume;
-    atomic_store(&stop, false);
-    atomic_store(&done, 0);
-    atomic_store(&failed, 0);
-    atomic_store(&nlat, 0);
-    atomic_store(&resumed, 0);
-    for (size_t i = 0; i < nloops; i++) {
-        struct loop *l = &loops[i];
-        static const struct timeval tick = {0, 50000};
-
-        struct event_config *cfg = event_config_new();
-
-        if (cfg == NULL || event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST) != 0)
-            die("event config");
-        l->base = event_base_new_with_config(cfg);
-        event_config_free(cfg);
-        l->nslots = inflight / nloops + (i < inflight % nloops);
-        l->slots = calloc(l->nslots, sizeof(*l->slots));
-        if (l->base == NULL || l->slots == NULL)
-            die("event loop");
-        for (size_t k = 0; k < l->nslots; k++) {
-            l->slots[k].loop = l;
-            l->slots[k].port = ports[g++ % nreplicas];
-            l->slots[k].next = event_new(l->base, -1, 0, next_round, &l->slots[k]);
-        }
-        l->tick = event_new(l->base, -1, EV_PERSIST, check_stop, l);
-        if (l->tick == NULL || event_add(l->tick, &tick) != 0)
-            die("event");
-    }
-    t0 = now();
-    for (size_t i = 0; i < nloops; i++)
-        pthread_create(&loops[i].thread, NULL, run_loop, &loops[i]);
-    while (now() - t0 < duration &&
-           (max_attestations == 0 || atomic_load(&done) + atomic_load(&failed) < max_attestations))
-        usleep(20000);
-    atomic_store(&stop, true);
-    for (size_t i = 0; i < nloops; i++)
-        pthread_join(loops[i].thread, NULL);
-    elapsed = now() - t0;
-
-    res->passed = atomic_load(&done);
-    res->failed = atomic_load(&failed);
-    res->rate = (double)res->passed / elapsed;
-    res->server_cpu = (servers_cpu() - s0) / (double)(res->passed ? res->passed : 1);
-    res->client_cpu = (cpu_self() - c0) / (double)(res->passed ? res->passed : 1);
-    res->db_cpu = (cpu_tree(db_pid) - d0) / (double)(res->passed ? res->passed : 1);
-    res->resumed = res->passed ? (double)atomic_load(&resumed) / (double)res->passed : 0;
-    n = atomic_load(&nlat) < lat_cap ? atomic_load(&nlat) : lat_cap;
-    qsort(latencies, n, sizeof(double), cmp_double);
-    res->p50 = n ? latencies[n / 2] : 0;
-    res->p99 = n ? latencies[n * 99 / 100] : 0;
-    for (size_t i = 0; i < nloops; i++) {
-        for (size_t k = 0; k < loops[i].nslots; k++) {
-            if (loops[i].slots[k].conn != NULL)
-                evhttp_connection_free(loops[i].slots[k].conn);
-            event_free(loops[i].slots[k].next);
-        }
-        free(loops[i].slots);
-        event_free(loops[i].tick);
-        event_base_free(loops[i].base);
-    }
-    free(loops);
-}
 
 /* ---- the reference: nginx doing full TLS 1.3 handshakes, driven by openssl s_time ---- */
 
@@ -714,53 +335,15 @@ static void nginx_stop(void)
 
 /* The CPU seconds a process and its children (nginx's workers, PostgreSQL's backends) have used
  * so far; 0 for none. */
-static double cpu_tree(pid_t pid)
-{
-    char path[96];
-    double t;
-    FILE *f;
-    int child;
-
-    if (pid <= 0)
-        return 0;
-    t = cpu_of(pid);
-    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
-    f = fopen(path, "r");
-    if (f == NULL)
-        die("cannot read a process's children from /proc");
-    while (fscanf(f, "%d", &child) == 1)
-        t += cpu_of(child);
-    fclose(f);
-    return t;
-}
 
 static double nginx_cpu(void)
 {
-    return cpu_tree(nginx_pid);
+    return sim_cpu_tree(nginx_pid);
 }
 
 /* PostgreSQL's postmaster, when the database is a socket directory holding its cluster as
  * tests/tools/pg makes it (HOST/data/postmaster.pid): its CPU and its backends' is the service's
  * too. 0 when unknown. */
-static pid_t database_pid(void)
-{
-    const char *h = database != NULL ? strstr(database, "host=") : NULL;
-    char path[512];
-    FILE *f;
-    int pid = 0;
-
-    if (h == NULL)
-        return 0;
-    h += 5;
-    snprintf(path, sizeof(path), "%.*s/data/postmaster.pid", (int)strcspn(h, "&"), h);
-    f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    if (fscanf(f, "%d", &pid) != 1)
-        pid = 0;
-    fclose(f);
-    return (pid_t)pid;
-}
 
 static double children_cpu(void)
 {
@@ -787,7 +370,7 @@ static void nginx_phase(double duration, struct ref_result *r)
     snprintf(secs, sizeof(secs), "%d", duration < 1 ? 1 : (int)(duration + 0.5));
     n0 = nginx_cpu();
     c0 = children_cpu();
-    t0 = now();
+    t0 = sim_now();
     for (size_t i = 0; i < inflight; i++) {
         kids[i] = fork();
         if (kids[i] == 0) {
@@ -813,7 +396,7 @@ static void nginx_phase(double duration, struct ref_result *r)
             WEXITSTATUS(status) != 0)
             die("openssl s_time failed");
     }
-    r->rate = now() - t0; /* the elapsed time, for now */
+    r->rate = sim_now() - t0; /* the elapsed time, for now */
     r->server_cpu = nginx_cpu() - n0;
     r->client_cpu = children_cpu() - c0;
     for (size_t i = 0; i < inflight; i++) {
@@ -841,12 +424,12 @@ static void nginx_phase(double duration, struct ref_result *r)
 
 static double median(double *v, size_t n)
 {
-    qsort(v, n, sizeof(*v), cmp_double);
+    qsort(v, n, sizeof(*v), sim_cmp_double);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* Each round's figures, and the median over the rounds of one quantity of theirs. */
-static struct result *firsts, *dailies;
+static struct sim_result *firsts, *dailies;
 static struct ref_result *refs;
 
 /* The quantities the summary takes the median of, over the rounds. */
@@ -889,7 +472,8 @@ static double median_of(double *v, enum quantity q)
     return median(v, rounds);
 }
 
-static void print_phase(const char *name, const struct result *r, double bound, double tls_bound)
+static void print_phase(const char *name, const struct sim_result *r, double bound,
+                        double tls_bound)
 {
     printf("  %s\n", name);
     printf("    attestations:        %zu passed, %zu failed; %.0f%% on a resumed TLS "
@@ -914,11 +498,8 @@ static void stop_all(void)
 
     nginx_stop();
     for (size_t i = 0; i < nreplicas; i++) {
-        if (servers[i] > 0) {
-            kill(servers[i], SIGTERM);
-            waitpid(servers[i], NULL, 0);
-            servers[i] = 0;
-        }
+        sim_server_stop(servers[i]);
+        servers[i] = 0;
     }
     if (data_dir[0] != '\0') {
         snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'.[0-9]*", data_dir, data_dir);
@@ -932,9 +513,7 @@ static void stop_all(void)
  * it for the others), its own port. */
 static void start_replica(size_t i, const char *server_bin)
 {
-    char dir[96], port_file[128];
-    uint8_t *data;
-    size_t data_len;
+    char dir[96];
 
     if (i == 0) {
         snprintf(dir, sizeof(dir), "%s", data_dir);
@@ -949,47 +528,7 @@ static void start_replica(size_t i, const char *server_bin)
         if (system(cmd) != 0)
             die("cannot copy the secrets to the second replica");
     }
-    snprintf(port_file, sizeof(port_file), "%s.port", dir);
-    servers[i] = fork();
-    if (servers[i] == 0) {
-        const char *argv[20];
-        int n = 0, null = open("/dev/null", O_WRONLY);
-
-        dup2(null, 2);
-        argv[n++] = server_bin;
-        argv[n++] = "--data-dir";
-        argv[n++] = dir;
-        argv[n++] = "--listen";
-        argv[n++] = "127.0.0.1:0";
-        argv[n++] = "--port-file";
-        argv[n++] = port_file;
-        argv[n++] = "--rate-limit";
-        argv[n++] = "0";
-        argv[n++] = "--max-connections-per-address";
-        argv[n++] = "1000000";
-        if (server_threads != NULL) {
-            argv[n++] = "--threads";
-            argv[n++] = server_threads;
-        }
-        if (database != NULL) {
-            argv[n++] = "--database";
-            argv[n++] = database;
-        }
-        argv[n] = NULL;
-        execv(server_bin, (char *const *)argv);
-        _exit(127);
-    }
-    /* A bound for a loaded machine, not an expected time. */
-    for (int k = 0; k < 1200 && access(port_file, F_OK) != 0; k++) {
-        if (waitpid(servers[i], NULL, WNOHANG) == servers[i])
-            die("the server exited at start");
-        usleep(50000);
-    }
-    if (rp_read_file(port_file, 16, &data, &data_len) != RP_OK)
-        die("the server did not start");
-    ports[i] = atoi((char *)data);
-    free(data);
-    unlink(port_file);
+    servers[i] = sim_server_start(server_bin, dir, database, server_threads, &ports[i]);
 }
 
 int main(int argc, char **argv)
@@ -1001,7 +540,7 @@ int main(int argc, char **argv)
     double t_sign, t_verify, t_x, t_hs, t_hs_resumed, full_bound, daily_bound, tls_bound,
         tls_daily_bound;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    struct result first, daily;
+    struct sim_result first, daily;
     json_t *j, *ids;
     size_t failures = 0, passes = 0;
     const char *usage = "usage: bench-attest [--devices N] [--inflight N] [--seconds S] "
@@ -1051,7 +590,7 @@ int main(int argc, char **argv)
     atexit(stop_all);
     for (size_t i = 0; i < nreplicas; i++)
         start_replica(i, server_bin);
-    db_pid = database_pid();
+    db_pid = sim_database_pid(database);
     snprintf(url, sizeof(url), "https://127.0.0.1:%d", ports[0]);
     snprintf(ca_file, sizeof(ca_file), "%s/server-ca.pem", data_dir);
     snprintf(path, sizeof(path), "%s/admin.token", data_dir);
@@ -1060,15 +599,7 @@ int main(int argc, char **argv)
     snprintf(tok, sizeof(tok), "%.*s", (int)strcspn((char *)data, "\n"), data);
     free(data);
     /* The devices' TLS: one context, the service CA as the only anchor. */
-    client_ctx = SSL_CTX_new(TLS_client_method());
-    device_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-    if (client_ctx == NULL || device_index < 0 ||
-        SSL_CTX_load_verify_locations(client_ctx, ca_file, NULL) != 1)
-        die("client TLS context");
-    SSL_CTX_set_verify(client_ctx, SSL_VERIFY_PEER, NULL);
-    SSL_CTX_set_session_cache_mode(client_ctx,
-                                   SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
-    SSL_CTX_sess_set_new_cb(client_ctx, new_session);
+    sim_init(ca_file);
 
     /* A tenant and its devices, claimed. */
     j = admin("POST", "/api/v1/tenants", json_pack("{s:s}", "name", "bench"), tok);
@@ -1088,16 +619,7 @@ int main(int argc, char **argv)
         die("out of memory");
     ids = json_array();
     for (size_t i = 0; i < ndevices; i++) {
-        uint8_t spki[RP_PUBKEY_DER_MAX], id[32];
-        size_t len;
-
-        if (rp_key_generate(RP_SIG_ECDSA_P256, &devices[i].key) != RP_OK ||
-            rp_key_spki(devices[i].key, spki, sizeof(spki), &len) != RP_OK ||
-            rp_base64_encode(spki, len, &devices[i].key_b64) != RP_OK ||
-            rp_sha256(spki, len, id) != RP_OK ||
-            rp_hex_encode(id, 32, devices[i].id, sizeof(devices[i].id)) != RP_OK)
-            die("device key");
-        pthread_mutex_init(&devices[i].lock, NULL);
+        sim_device_new(&devices[i]);
         json_array_append_new(ids, json_string(devices[i].id));
         if (json_array_size(ids) == 500 || i + 1 == ndevices) {
             snprintf(path, sizeof(path), "/api/v1/tenants/%s/devices", tenant);
@@ -1149,12 +671,10 @@ int main(int argc, char **argv)
     tls_bound = (double)cores / (t_hs + 2 * t_sign + t_verify);
     tls_daily_bound = (double)cores / (t_hs_resumed + 2 * t_sign + t_verify);
 
-    lat_cap = 1 << 22;
-    latencies = malloc(lat_cap * sizeof(double));
     firsts = calloc(rounds, sizeof(*firsts));
     dailies = calloc(rounds, sizeof(*dailies));
     refs = calloc(rounds, sizeof(*refs));
-    if (latencies == NULL || firsts == NULL || dailies == NULL || refs == NULL)
+    if (firsts == NULL || dailies == NULL || refs == NULL)
         die("out of memory");
     nginx_start(cores);
     printf("attest: %zu devices, %zu attestations in flight, %s, %zu replica%s, %ld cores, "
@@ -1172,9 +692,12 @@ int main(int argc, char **argv)
      * have not attested yet (as long as there are: at most `ndevices` over all rounds would keep
      * it so; past that they are full handshakes all the same, on devices the service knows). */
     for (size_t r = 0; r < rounds; r++) {
-        run_phase(false, seconds, ndevices, &firsts[r]);
+        struct sim_fleet fleet = {devices, ndevices, inflight,  nloops,
+                                  ports,   servers,  nreplicas, db_pid};
+
+        sim_phase(&fleet, false, seconds, ndevices, &firsts[r]);
         nginx_phase(seconds, &refs[r]);
-        run_phase(true, seconds, 0, &dailies[r]);
+        sim_phase(&fleet, true, seconds, 0, &dailies[r]);
         printf("  round %zu: first contact %.0f/s, nginx %.0f handshakes/s, daily %.0f/s "
                "(%.0f%% resumed); CPU us per op: first %.0f, daily %.0f, nginx %.0f\n",
                r + 1, firsts[r].rate, refs[r].rate, dailies[r].rate, 100.0 * dailies[r].resumed,
@@ -1239,13 +762,9 @@ int main(int argc, char **argv)
         free(v);
     }
     for (size_t i = 0; i < ndevices; i++) {
-        EVP_PKEY_free(devices[i].key);
-        free(devices[i].key_b64);
-        SSL_SESSION_free(devices[i].session);
-        pthread_mutex_destroy(&devices[i].lock);
+        sim_device_free(&devices[i]);
     }
     free(devices);
-    free(latencies);
     free(firsts);
     free(dailies);
     free(refs);
@@ -1255,6 +774,5 @@ int main(int argc, char **argv)
     SSL_CTX_free(ca.server);
     SSL_CTX_free(ca.server_resume);
     SSL_CTX_free(ca.client);
-    SSL_CTX_free(client_ctx);
     return failures > passes / 100 ? 1 : 0;
 }

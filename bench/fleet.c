@@ -18,8 +18,19 @@
  * not grow with the fleet; one that is proportional to it shows as a ratio in the thousands.
  * Also the database's size per device.
  *
- * Usage: bench-fleet [--devices N] [--blocked B] [--database TARGET] [--seconds S]
+ * Then the re-attestation storm (--storm S devices, 2,000; 0: none): S more devices of the tenant
+ * hold real keys (bench/sim.c's simulated devices: a device's ID is its key's hash, all a claimed
+ * device's row needs), claimed with plain SQL like the rest, 500 to a statement. A real
+ * rampart-server is started on the database and the S devices attest at once, 64 in flight, each
+ * once: first contact (a full TLS handshake each), then resumed (each resumes the session of its
+ * first). The reference is the same storm measured in the same run on an empty fleet (the S
+ * devices alone, before the bulk load); the storm is run again at N devices and printed as ratios
+ * to it: attestations/s, p50 and p99, the service's CPU per attestation (and PostgreSQL's), the
+ * bytes written to storage per attestation, and the database's bytes per device.
+ *
+ * Usage: bench-fleet [--devices N] [--blocked B] [--database TARGET] [--seconds S] [--storm S]
  */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,11 +40,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sim.h"
 #include "rampart/log.h"
 #include "db.h"
 #include "store.h"
 
 static size_t ndevices = 1000000, nblocked = 1000, loaded; /* loaded: devices 1 to it */
+static size_t nstorm = 2000;                               /* the storm's devices, with real keys */
 static double budget = 1.0;
 static rp_store_t *s;
 static rp_tenant_t tenant;
@@ -43,20 +56,19 @@ static uint64_t rng = 88172645463325252ull;
 static int64_t clock_now;
 static size_t sink; /* rows the callbacks saw, so that nothing is optimised away */
 
-static double now(void)
-{
-    struct timespec ts;
+static char dir[64]; /* the temporary directory (the SQLite database, the storm's server), or "" */
+static char bin[4096]; /* rampart-server, beside this program */
+static double database_bytes(const char *target, bool pg);
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+static pid_t server; /* the storm's rampart-server while it runs, or 0 */
 
-static char dir[64]; /* the SQLite database's temporary directory, or "" */
-
+/* On any exit, die() included: no server left running, no directory left behind. */
 static void remove_dir(void)
 {
     char cmd[128];
 
+    sim_server_stop(server);
+    server = 0;
     if (dir[0] == '\0')
         return;
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
@@ -83,6 +95,9 @@ static void device_id(size_t i, char out[RP_DEVICE_ID_SIZE])
 {
     snprintf(out, RP_DEVICE_ID_SIZE, "%08x%056zu", (unsigned)((uint64_t)i * 2654435761u), i);
 }
+
+#define USAGE                                                                                      \
+    "usage: bench-fleet [--devices N] [--blocked B] [--database TARGET] [--seconds S] [--storm S]"
 
 /* The bulk load, per engine: the same rows, devices %6$zu to %3$zu. %1$s the tenant, %2$s the
  * group, %4$zu B (the first B devices are blocked), %5$lld now. */
@@ -317,7 +332,7 @@ static void op_fleet_counts(void)
 
     if (rp_store_fleet_counts(s, tenant.id, clock_now, &c) != RP_OK)
         die("fleet_counts");
-    if (c.total != (int64_t)loaded)
+    if (c.total != (int64_t)(loaded + nstorm))
         die("fleet_counts: not every device counted");
 }
 
@@ -329,33 +344,26 @@ static void op_deployment_progress(void)
         die("deployment_progress");
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
-}
-
 /* The median time of one call of op, in seconds: called for about `budget` seconds, at least 3
  * times, at most 10,000; an operation whose first call took longer than the budget (one that
  * reads the whole fleet) is timed by that call alone. */
 static double median_time(void (*op)(void))
 {
     static double t[10000];
-    double start = now(), first;
+    double start = sim_now(), first;
     size_t n = 0;
 
     op(); /* once to warm the statement cache */
-    first = now() - start;
+    first = sim_now() - start;
     if (first > budget)
         return first;
-    start = now();
-    while (n < 10000 && (n < 3 || now() - start < budget)) {
-        double t0 = now();
+    start = sim_now();
+    while (n < 10000 && (n < 3 || sim_now() - start < budget)) {
+        double t0 = sim_now();
         op();
-        t[n++] = now() - t0;
+        t[n++] = sim_now() - t0;
     }
-    qsort(t, n, sizeof(double), cmp_double);
+    qsort(t, n, sizeof(double), sim_cmp_double);
     return t[n / 2];
 }
 
@@ -388,6 +396,115 @@ static double database_bytes(const char *target, bool pg)
     }
 }
 
+/* ---- the re-attestation storm ---- */
+
+#define STORM_INFLIGHT 64
+
+static struct sim_device *storm_devices;
+
+struct storm {
+    struct sim_result first, resumed;
+    double written[2];    /* bytes written to storage per attestation, by the phase */
+    double bytes_per_dev; /* the database's, after the storm */
+};
+
+/* The storm's devices, claimed and put in the group, 500 to a statement; the tenant's policy allows
+ * evidence without measured components (the simulated devices measure none). */
+static void storm_devices_claim(const rp_db_driver_t *drv, rp_db_t *db, const char *group_id)
+{
+    enum { BATCH = 500 }; /* devices a statement: the drivers bound the SQL text they take */
+    rp_policy_t p = RP_POLICY_DEFAULT;
+    size_t cap = 64 + BATCH * 512, len = 0;
+    char *sql = malloc(cap);
+
+    storm_devices = calloc(nstorm, sizeof(*storm_devices));
+    if (storm_devices == NULL || sql == NULL)
+        die("out of memory");
+    for (size_t i = 0; i < nstorm; i++) {
+        sim_device_new(&storm_devices[i]);
+        len += (size_t)snprintf(sql + len, cap - len,
+                                "INSERT INTO devices (id, tenant_id, claimed_at) VALUES ('%s', "
+                                "'%s', %lld); INSERT INTO group_members (device_id, group_id, "
+                                "assigned) VALUES ('%s', '%s', %lld);",
+                                storm_devices[i].id, tenant.id, (long long)clock_now,
+                                storm_devices[i].id, group_id, (long long)clock_now);
+        if (len >= cap - 16)
+            die("the storm's claim does not fit");
+        if ((i + 1) % BATCH == 0 || i + 1 == nstorm) {
+            if (drv->exec(db, sql) != RP_OK)
+                die("cannot claim the storm's devices");
+            len = 0;
+        }
+    }
+    free(sql);
+    p.require_components = false;
+    if (rp_store_policy_set(s, tenant.id, &p) != RP_OK)
+        die("policy_set");
+}
+
+/* Before a storm, the database as a fleet's is in its steady state, not just after a bulk load:
+ * SQLite's log copied into the file and emptied; PostgreSQL's tables vacuumed (so that no
+ * autovacuum of the load runs during the storm, its CPU counted as PostgreSQL's) and its dirty
+ * pages written (a checkpoint: not the load's pages flushed during the storm, counted as its
+ * writes). */
+static void settle(const rp_db_driver_t *drv, rp_db_t *db, bool pg)
+{
+    if (pg ? drv->exec(db, "VACUUM") != RP_OK || drv->exec(db, "CHECKPOINT") != RP_OK
+           : drv->exec(db, "PRAGMA wal_checkpoint(TRUNCATE)") != RP_OK)
+        die("cannot settle the database before the storm");
+}
+
+/* A rampart-server on the database, the storm's devices attesting at once: first contact, then
+ * resumed; the server stopped. */
+static void storm_run(const char *target, bool pg, struct storm *out)
+{
+    static bool inited;
+    char data[96], ca[128];
+    int port;
+    pid_t db_pid = pg ? sim_database_pid(target) : 0;
+    struct sim_fleet f = {storm_devices, nstorm, STORM_INFLIGHT, 2, &port, &server, 1, db_pid};
+    struct sim_result *phase[2] = {&out->first, &out->resumed};
+
+    snprintf(data, sizeof(data), "%s/server", dir);
+    server = sim_server_start(bin, data, target, NULL, &port);
+    if (!inited) {
+        snprintf(ca, sizeof(ca), "%s/server-ca.pem", data);
+        sim_init(ca);
+        inited = true;
+    }
+    for (int i = 0; i < 2; i++) {
+        double w0 = sim_written_tree(server) + sim_written_tree(db_pid);
+
+        sim_phase(&f, i == 1, 3600, nstorm, phase[i]);
+        out->written[i] = (sim_written_tree(server) + sim_written_tree(db_pid) - w0) /
+                          (double)(phase[i]->passed ? phase[i]->passed : 1);
+        if (phase[i]->failed > 0 || phase[i]->passed < nstorm)
+            die("the storm: not every attestation passed");
+    }
+    sim_server_stop(server);
+    server = 0;
+    out->bytes_per_dev = database_bytes(target, pg) / (double)(loaded + nstorm);
+}
+
+static void storm_print(const char *what, const struct sim_result *ref, double wref,
+                        const struct sim_result *r, double w, bool pg)
+{
+    printf("  %s (%.0f%% on a resumed TLS session)\n", what, 100.0 * r->resumed);
+    printf("    %-42s %10.0f %10.0f %7.2f\n", "attestations/s", ref->rate, r->rate,
+           r->rate / ref->rate);
+    printf("    %-42s %10.1f %10.1f %7.2f\n", "p50 latency, ms", ref->p50 * 1e3, r->p50 * 1e3,
+           r->p50 / ref->p50);
+    printf("    %-42s %10.1f %10.1f %7.2f\n", "p99 latency, ms", ref->p99 * 1e3, r->p99 * 1e3,
+           r->p99 / ref->p99);
+    printf("    %-42s %10.0f %10.0f %7.2f\n", "the service's CPU per attestation, us",
+           ref->server_cpu * 1e6, r->server_cpu * 1e6, r->server_cpu / ref->server_cpu);
+    if (pg)
+        printf("    %-42s %10.0f %10.0f %7.2f\n", "PostgreSQL's CPU per attestation, us",
+               ref->db_cpu * 1e6, r->db_cpu * 1e6, ref->db_cpu > 0 ? r->db_cpu / ref->db_cpu : 0);
+    printf("    %-42s %10.0f %10.0f %7.2f\n", "bytes written to storage per attestation", wref, w,
+           wref > 0 ? w / wref : 0);
+}
+
 int main(int argc, char **argv)
 {
     const char *target = NULL;
@@ -397,6 +514,7 @@ int main(int argc, char **argv)
     rp_db_t *db = NULL;
     rp_product_t product;
     double t0, load, refs[2], times[2][16];
+    struct storm storms[2];
     struct {
         const char *name;
         void (*op)(void);
@@ -417,7 +535,7 @@ int main(int argc, char **argv)
 
     for (int i = 1; i < argc; i += 2) {
         if (i + 1 >= argc)
-            die("usage: bench-fleet [--devices N] [--blocked B] [--database TARGET] [--seconds S]");
+            die(USAGE);
         if (strcmp(argv[i], "--devices") == 0)
             ndevices = strtoul(argv[i + 1], NULL, 10);
         else if (strcmp(argv[i], "--blocked") == 0)
@@ -426,19 +544,25 @@ int main(int argc, char **argv)
             target = argv[i + 1];
         else if (strcmp(argv[i], "--seconds") == 0)
             budget = strtod(argv[i + 1], NULL);
+        else if (strcmp(argv[i], "--storm") == 0)
+            nstorm = strtoul(argv[i + 1], NULL, 10);
         else
-            die("usage: bench-fleet [--devices N] [--blocked B] [--database TARGET] [--seconds S]");
+            die(USAGE);
     }
     if (ndevices == 0 || nblocked > ndevices || budget <= 0)
-        die("usage: bench-fleet [--devices N] [--blocked B] [--database TARGET] [--seconds S]");
+        die(USAGE);
+    snprintf(dir, sizeof(dir), "/tmp/rampart-bench-fleet-XXXXXX");
+    if (mkdtemp(dir) == NULL)
+        die("mkdtemp");
+    atexit(remove_dir);
     if (target == NULL) {
-        snprintf(dir, sizeof(dir), "/tmp/rampart-bench-fleet-XXXXXX");
-        if (mkdtemp(dir) == NULL)
-            die("mkdtemp");
-        atexit(remove_dir);
         snprintf(path, sizeof(path), "%s/rampart.db", dir);
         target = path;
     }
+    snprintf(bin, sizeof(bin), "%s", argv[0]);
+    *strrchr(bin, '/') = '\0';
+    strcat(bin, "/rampart-server");
+    signal(SIGPIPE, SIG_IGN);
     pg = strncmp(target, "postgres", 8) == 0;
     rp_log_init("bench-fleet", RP_LOG_WARN); /* not the schema's migrations, one by one */
     clock_now = (int64_t)time(NULL);
@@ -467,6 +591,11 @@ int main(int argc, char **argv)
     snprintf(deployment.image_ids[0], sizeof(deployment.image_ids[0]), "%064d", 1);
     if (rp_store_deployment_create(s, &deployment) != RP_OK)
         die("deployment_create");
+    if (nstorm > 0) {
+        storm_devices_claim(drv, db, group.id);
+        settle(drv, db, pg);
+        storm_run(target, pg, &storms[0]);
+    }
 
     /* Two fleets in one run: a hundredth of N, timed; then the rest loaded, timed again. What
      * grows with the fleet shows as growth near 100; what does not, near 1. */
@@ -476,11 +605,11 @@ int main(int argc, char **argv)
     for (int step = 0; step < 2; step++) {
         size_t from = loaded + 1, to = step == 0 ? (ndevices / 100 ? ndevices / 100 : 1) : ndevices;
 
-        t0 = now();
+        t0 = sim_now();
         /* In one transaction on a connection of its own. */
         run_sql(drv, db, pg ? LOAD_PG : LOAD_SQLITE, tenant.id, group.id, to,
                 nblocked < to ? nblocked : to, (long long)clock_now, from);
-        load = now() - t0;
+        load = sim_now() - t0;
         loaded = to;
         printf("  %zu devices: loaded %zu in %.1f s (%.0f devices/s); %.0f bytes of database per "
                "device\n",
@@ -491,6 +620,10 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
             times[step][i] = median_time(ops[i].op);
     }
+    if (nstorm > 0) {
+        settle(drv, db, pg);
+        storm_run(target, pg, &storms[1]);
+    }
     drv->close(db);
     printf("  %-52s %9s %9s %9s %9s %7s\n", "", "us", "ratio", "us", "ratio", "growth");
     printf("  %-52s %9.1f %9s %9.1f %9s %7.1f  (reference)\n",
@@ -500,6 +633,29 @@ int main(int argc, char **argv)
         printf("  %-52s %9.1f %9.1f %9.1f %9.1f %7.1f\n", ops[i].name, times[0][i] * 1e6,
                times[0][i] / refs[0], times[1][i] * 1e6, times[1][i] / refs[1],
                (times[1][i] / refs[1]) / (times[0][i] / refs[0]));
+    if (nstorm > 0) {
+        struct storm *a = &storms[0], *b = &storms[1];
+
+        printf("storm: %zu devices attest at once (%d in flight), first contact then resumed;\n"
+               "       the same storm on an empty fleet (%zu devices), then at %zu devices\n",
+               nstorm, STORM_INFLIGHT, nstorm, loaded + nstorm);
+        printf("    %-42s %10s %10s %7s\n", "", "empty", "fleet", "ratio");
+        storm_print("first contact", &a->first, a->written[0], &b->first, b->written[0], pg);
+        storm_print("resumed", &a->resumed, a->written[1], &b->resumed, b->written[1], pg);
+        /* (the empty fleet's is mostly the schema's and the log's fixed size: no ratio) */
+        printf("    %-42s %10.0f %10.0f\n", "database bytes per device", a->bytes_per_dev,
+               b->bytes_per_dev);
+        printf("storm: at %zu devices, first contact %.2f x the empty fleet's attestations/s "
+               "(p99 %.2f x, CPU %.2f x), resumed %.2f x (p99 %.2f x, CPU %.2f x); %.0f database "
+               "bytes per device\n",
+               loaded + nstorm, b->first.rate / a->first.rate, b->first.p99 / a->first.p99,
+               b->first.server_cpu / a->first.server_cpu, b->resumed.rate / a->resumed.rate,
+               b->resumed.p99 / a->resumed.p99, b->resumed.server_cpu / a->resumed.server_cpu,
+               b->bytes_per_dev);
+        for (size_t i = 0; i < nstorm; i++)
+            sim_device_free(&storm_devices[i]);
+        free(storm_devices);
+    }
     rp_store_close(s);
     return sink == 0; /* the callbacks saw rows */
 }

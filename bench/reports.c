@@ -54,6 +54,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "sim.h"
 #include "rampart/base64.h"
 #include "rampart/evidence.h"
 #include "rampart/file.h"
@@ -140,14 +141,6 @@ static SSL_CTX *client_ctx;
 static _Atomic size_t nbatches, nreports, nrefused, nlimited, nfailed, nwaits;
 static _Atomic bool stop, one_each; /* one_each: a single batch per device, then wait */
 static char url[256], ca_file[4200];
-
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void die(const char *what)
 {
@@ -249,7 +242,7 @@ static void send_batch(evutil_socket_t fd, short what, void *arg);
 
 static void schedule(struct device *d)
 {
-    double t = now(), wait;
+    double t = sim_now(), wait;
 
     d->tokens += (t - d->at) * LIMIT_RATE;
     if (d->tokens > LIMIT_BURST)
@@ -394,19 +387,19 @@ static void *run_loop(void *arg)
 /* Run every device until the time is up (or, with one_each set, until each has sent one). */
 static double run_fleet(struct loop *loops, double duration, size_t batches)
 {
-    double t0 = now();
+    double t0 = sim_now();
 
     atomic_store(&stop, false);
     atomic_store(&one_each, batches > 0);
     for (size_t i = 0; i < nloops; i++)
         pthread_create(&loops[i].thread, NULL, run_loop, &loops[i]);
-    while (now() - t0 < duration &&
+    while (sim_now() - t0 < duration &&
            (batches == 0 || atomic_load(&nbatches) + atomic_load(&nfailed) < batches))
         usleep(10000);
     atomic_store(&stop, true);
     for (size_t i = 0; i < nloops; i++)
         pthread_join(loops[i].thread, NULL);
-    return now() - t0;
+    return sim_now() - t0;
 }
 
 /* ---- setup: the service, its tenant, the devices' certificates ---- */
@@ -478,37 +471,6 @@ static void attest(struct device *d)
     json_decref(j);
 }
 
-/* CPU seconds (user + system) a process has used so far. */
-static double cpu_of(pid_t pid)
-{
-    char path[64], buf[1024], *p;
-    unsigned long utime, stime;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    f = fopen(path, "r");
-    if (f == NULL || fgets(buf, sizeof(buf), f) == NULL) {
-        if (f != NULL)
-            fclose(f);
-        return 0;
-    }
-    fclose(f);
-    p = strrchr(buf, ')');
-    if (p == NULL ||
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
-        return 0;
-    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static double cpu_self(void)
-{
-    struct rusage ru;
-
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
 /* ---- the reference: the same rows, straight into the store ---- */
 
 /* The device's template batch, decoded now (not timed): its rows as rp_store_reports_put takes
@@ -561,7 +523,7 @@ static double raw_inserts(const char *dir, double duration, size_t *rows)
         if (rp_store_device_claim(s, t.id, devices[i].id, clock) != RP_OK)
             die("cannot claim in the reference's store");
     *rows = 0;
-    t0 = now();
+    t0 = sim_now();
     do {
         for (size_t i = 0; i < ndevices; i++) {
             struct device *d = &devices[i];
@@ -571,12 +533,12 @@ static double raw_inserts(const char *dir, double duration, size_t *rows)
                                      &ns, &nd, &pruned) != RP_OK)
                 die("the reference's insert failed");
             *rows += ns;
-            if (now() - t0 >= duration)
+            if (sim_now() - t0 >= duration)
                 break;
         }
         round++;
-    } while (now() - t0 < duration);
-    el = now() - t0;
+    } while (sim_now() - t0 < duration);
+    el = sim_now() - t0;
     rp_store_close(s);
     return (double)*rows / el;
 }
@@ -715,7 +677,7 @@ int main(int argc, char **argv)
         for (size_t k = l->first; k < l->first + l->n; k++) {
             devices[k].loop = l;
             devices[k].tokens = LIMIT_BURST;
-            devices[k].at = now();
+            devices[k].at = sim_now();
             connect_device(&devices[k]);
         }
     }
@@ -727,11 +689,11 @@ int main(int argc, char **argv)
     atomic_store(&nreports, 0);
     atomic_store(&nrefused, 0);
     atomic_store(&nwaits, 0);
-    s0 = cpu_of(server);
-    c0 = cpu_self();
+    s0 = sim_cpu_of(server);
+    c0 = sim_cpu_self();
     elapsed = run_fleet(loops, seconds, 0);
-    server_cpu = cpu_of(server) - s0;
-    client_cpu = cpu_self() - c0;
+    server_cpu = sim_cpu_of(server) - s0;
+    client_cpu = sim_cpu_self() - c0;
     batches_total = atomic_load(&nbatches);
     rate = (double)atomic_load(&nreports) / elapsed;
 
