@@ -552,29 +552,56 @@ static rp_err_t finish(rp_agent_t *a, rp_component_t *c, rp_install_result_t *re
     return component_save(a->state_dir, c);
 }
 
-/* A security counter index no other component uses. */
-static rp_err_t free_seccnt_index(const char *state_dir, unsigned *index)
+/*
+ * A security counter index no other component holds. Tombstones (no slot, no removal under way)
+ * do not count towards RP_COMPONENTS_MAX but hold their counter, so they and the live components
+ * are bounded by the RP_ROT_SECCNT_COUNT counters together. None free: the oldest tombstone whose
+ * counter is still 0 is forgotten and its counter taken (a raised floor is never handed on).
+ */
+static rp_err_t free_seccnt_index(rp_agent_t *a, unsigned *index)
 {
-    char names[RP_COMPONENTS_MAX][RP_COMPONENT_NAME_MAX + 1];
+    char names[RP_COMPONENTS_MAX][RP_COMPONENT_NAME_MAX + 1], path[PATH_MAX], dir[PATH_MAX];
     bool used[RP_ROT_SECCNT_COUNT] = {false};
-    rp_component_t other;
-    size_t n;
-    rp_err_t err = rp_component_names(state_dir, names, RP_COMPONENTS_MAX, &n);
+    rp_component_t c;
+    size_t n, live = 0, old = SIZE_MAX;
+    unsigned old_index = 0;
+    time_t old_at = 0;
+    struct stat st;
+    uint32_t floor;
+    rp_err_t err = rp_component_names(a->state_dir, names, RP_COMPONENTS_MAX, &n);
 
-    if (err != RP_OK)
-        return err;
-    if (n >= RP_COMPONENTS_MAX)
-        return RP_ERR_TOO_LARGE;
-    for (size_t i = 0; i < n; i++)
-        if (rp_component_load(state_dir, names[i], &other) == RP_OK)
-            used[other.seccnt_index] = true;
-    for (unsigned i = 0; i < RP_ROT_SECCNT_COUNT; i++) {
-        if (!used[i]) {
-            *index = i;
-            return RP_OK;
+    for (size_t i = 0; err == RP_OK && i < n; i++) {
+        if (rp_component_load(a->state_dir, names[i], &c) != RP_OK) {
+            live++; /* unreadable: never forgotten */
+            continue;
         }
+        used[c.seccnt_index] = true;
+        if (c.active >= 0 || c.trial >= 0 || rp_component_removing(a->state_dir, c.name))
+            live++;
+        else if (rp_rot_seccnt_read(a->rot, c.seccnt_index, &floor) == RP_OK && floor == 0 &&
+                 component_file(a->state_dir, c.name, "state", path, sizeof(path)) == RP_OK &&
+                 stat(path, &st) == 0 && (old == SIZE_MAX || st.st_mtime < old_at))
+            old = i, old_at = st.st_mtime, old_index = c.seccnt_index;
     }
-    return RP_ERR_TOO_LARGE;
+    if (err != RP_OK || live >= RP_COMPONENTS_MAX)
+        return err != RP_OK ? err : RP_ERR_TOO_LARGE;
+    for (*index = 0; *index < RP_ROT_SECCNT_COUNT; (*index)++)
+        if (!used[*index])
+            return RP_OK;
+    if (old == SIZE_MAX) {
+        rp_log_warn("no security counter free: the removed components hold theirs, raised");
+        return RP_ERR_TOO_LARGE;
+    }
+    /* Its state goes (durably) before the counter is handed on. */
+    if (component_file(a->state_dir, names[old], "state", path, sizeof(path)) != RP_OK ||
+        component_dir(a->state_dir, names[old], dir, sizeof(dir)) != RP_OK || unlink(path) != 0 ||
+        sync_dir(dir) != RP_OK)
+        return RP_ERR_IO;
+    (void)unlinkat(AT_FDCWD, dir, AT_REMOVEDIR); /* without a state it is no component */
+    rp_log_warn("%s: its tombstone forgotten (counter %u never raised), the counter reused",
+                names[old], old_index);
+    *index = old_index;
+    return RP_OK;
 }
 
 static rp_err_t recover_one(rp_agent_t *a, rp_component_t *c, bool *bootable, const char *why);
@@ -628,7 +655,7 @@ static rp_err_t component_open(rp_agent_t *a, const char *name, rp_component_t *
     memset(c, 0, sizeof(*c));
     snprintf(c->name, sizeof(c->name), "%s", name);
     c->active = c->trial = -1;
-    err = free_seccnt_index(state_dir, &c->seccnt_index);
+    err = free_seccnt_index(a, &c->seccnt_index);
     if (err == RP_OK)
         err = rp_binding_make(a->rot, c);
     if (snprintf(parent, sizeof(parent), "%s/components", state_dir) >= (int)sizeof(parent))
