@@ -152,6 +152,47 @@ static void test_ecdsa_layout_identical_to_imgtool(void **state)
     check_ecdsa_layout("ecdsa-p256-fullkey-hdr400-v3.0.0+1.bin", &so);
 }
 
+/* The signer writes in 64 KiB pieces aligned to the file (the header area shares the first): an
+ * empty payload, and payloads that end just before, at and after a piece's end and span several,
+ * come out as the header area, the very payload bytes, then the TLVs, and verify. */
+static void test_payload_across_write_pieces(void **state)
+{
+    static const size_t sizes[] = {0, 65536 - 0x80, 65536 - 0x80 + 1, 3 * 65536 + 100};
+    EVP_PKEY *key = NULL;
+    rp_image_info_t info;
+    rp_sign_opts_t so;
+    tu_buf_t pub;
+
+    (void)state;
+    assert_int_equal(rp_key_generate(RP_SIG_ED25519, &key), RP_OK);
+    pub = spki_of(key);
+    rp_sign_opts_init(&so);
+    so.hdr_size = 0x80;
+    so.pad_byte = 0xa5;
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        uint8_t *payload = malloc(sizes[i] + 1);
+        tu_buf_t img;
+
+        assert_non_null(payload);
+        for (size_t j = 0; j < sizes[i]; j++)
+            payload[j] = (uint8_t)(j * 7 + j / 251);
+        assert_int_equal(rp_write_file_atomic(tmp("pieces.bin"), payload, sizes[i], 0600, 0),
+                         RP_OK);
+        assert_int_equal(rp_image_sign_file(key, &so, tmp("pieces.bin"), tmp("pieces.img"), NULL),
+                         RP_OK);
+        img = tu_load(tmpdir, "pieces.img");
+        assert_int_equal(tu_verify(img.data, img.len, &pub, 1, &info), RP_OK);
+        assert_int_equal(info.layout.hdr.img_size, sizes[i]);
+        for (size_t j = RP_IMAGE_HEADER_SIZE; j < 0x80; j++)
+            assert_int_equal(img.data[j], 0xa5);
+        assert_memory_equal(img.data + 0x80, payload, sizes[i]);
+        tu_free(&img);
+        free(payload);
+    }
+    tu_free(&pub);
+    EVP_PKEY_free(key);
+}
+
 static void round_trip(rp_sig_alg_t alg)
 {
     EVP_PKEY *key = NULL, *other = NULL;
@@ -539,6 +580,7 @@ int main(void)
         cmocka_unit_test(test_unsupported_keys_are_refused),
         cmocka_unit_test(test_failed_sign_leaves_nothing),
         cmocka_unit_test(test_large_image_small_buffer),
+        cmocka_unit_test(test_payload_across_write_pieces),
         cmocka_unit_test(test_private_key_file_is_0600_and_kept),
         cmocka_unit_test(test_read_file_bounds),
         cmocka_unit_test(test_evidence_checked_independently),
