@@ -106,15 +106,17 @@ static rp_err_t public_key(mbedtls_ecp_group *grp, const mbedtls_mpi *d,
                            mbedtls_hmac_drbg_context *blind)
 {
     mbedtls_ecp_point q;
-    uint8_t point[RP_P256_POINT_LEN];
-    size_t n = 0;
+    uint8_t point[RP_P256_POINT_LEN] = {0x04}; /* uncompressed: 0x04, x, y */
     rp_err_t err = RP_ERR_CRYPTO;
 
+    /* ecp_mul gives the point normalised (Z = 1; 0 only at infinity, which a valid d never
+     * gives), so x and y are its coordinates as they are. */
     mbedtls_ecp_point_init(&q);
     if (mbedtls_ecp_mul(grp, &q, d, &grp->G, mbedtls_hmac_drbg_random, blind) != 0 ||
-        mbedtls_ecp_point_write_binary(grp, &q, MBEDTLS_ECP_PF_UNCOMPRESSED, &n, point,
-                                       sizeof(point)) != 0 ||
-        n != sizeof(point))
+        mbedtls_mpi_cmp_int(&q.Z, 1) != 0 ||
+        mbedtls_mpi_write_binary(&q.X, point + 1, RP_P256_POINT_LEN / 2) != 0 ||
+        mbedtls_mpi_write_binary(&q.Y, point + 1 + RP_P256_POINT_LEN / 2, RP_P256_POINT_LEN / 2) !=
+            0)
         goto out;
     err = rp_mbedtls_p256_spki(point, spki);
     if (err == RP_OK)
