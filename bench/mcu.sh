@@ -39,13 +39,15 @@ echo "  code by object file (the .text sections the link kept; boot.map):"
 # A kept section is its name, then (on the same line, or the next when the name is long) its
 # address, its size and the object it came from.
 awk '
-  /^ \.text/ { if (NF >= 4) { add($3, $4) } else { pending = 1 }; next }
-  pending && NF >= 3 && $1 ~ /^0x/ { add($2, $3) }
+  /^ \.text/ { if (NF >= 4) { add($2, $3, $4) } else { pending = 1 }; next }
+  pending && NF >= 3 && $1 ~ /^0x/ { add($1, $2, $3) }
   { pending = 0 }
   function hex(h,   i, v) { v = 0; h = tolower(substr(h, 3))
     for (i = 1; i <= length(h); i++) v = v * 16 + index("0123456789abcdef", substr(h, i, 1)) - 1
     return v }
-  function add(size, obj) { n = hex(size); if (n > 0) { sub(/.*\//, "", obj); bytes[obj] += n } }
+  # A section at address 0 is one the link discarded (the map lists those first).
+  function add(addr, size, obj) { n = hex(size)
+    if (n > 0 && hex(addr) > 0) { sub(/.*\//, "", obj); bytes[obj] += n } }
   END { for (o in bytes) printf "%8d  %s\n", bytes[o], o }' "$mcu/boot.map" |
   sort -rn | head -15 | sed 's/^/  /'
 

@@ -19,10 +19,10 @@
 #include <mbedtls/ecp.h>
 #include <mbedtls/hmac_drbg.h>
 #include <mbedtls/md.h>
-#include <mbedtls/pk.h>
 #include <mbedtls/platform_util.h>
 
 #include "boot.h"
+#include "crypto_mbedtls.h"
 #include "rampart/eat.h"
 #include "rp_mcu_attest.h"
 #include "semihost.h"
@@ -33,15 +33,13 @@
 #define SECRET_WORDS ((const volatile uint32_t *)(RP_MCU_FLASH_BASE + RP_MCU_DEVSECRET_OFF))
 /* What the key derivation hashes with the secret: a new label is a new key. */
 static const char key_label[] = "rampart mcu attestation key v1";
-#define SPKI_MAX 100
 #define CLAIMS_MAX 512
 
 _Static_assert(RP_MCU_NONCE_MIN == RP_EAT_NONCE_MIN && RP_MCU_NONCE_MAX == RP_EAT_NONCE_MAX,
                "rp_mcu_attest.h's nonce bounds are the EAT's");
 
 static bool have_key;
-static uint8_t spki[SPKI_MAX];
-static size_t spki_len;
+static uint8_t spki[RP_MBEDTLS_P256_SPKI_LEN];
 static uint8_t device_id[RP_SHA256_LEN];
 static volatile bool busy;
 
@@ -107,27 +105,24 @@ out:
 static rp_err_t public_key(mbedtls_ecp_group *grp, const mbedtls_mpi *d,
                            mbedtls_hmac_drbg_context *blind)
 {
-    mbedtls_pk_context pk;
-    mbedtls_ecp_keypair *ec;
-    uint8_t der[SPKI_MAX];
+    mbedtls_ecp_point q;
+    uint8_t point[RP_P256_POINT_LEN] = {0x04}; /* uncompressed: 0x04, x, y */
     rp_err_t err = RP_ERR_CRYPTO;
-    int n;
 
-    mbedtls_pk_init(&pk);
-    if (mbedtls_pk_setup(&pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) != 0)
+    /* ecp_mul gives the point normalised (Z = 1; 0 only at infinity, which a valid d never
+     * gives), so x and y are its coordinates as they are. */
+    mbedtls_ecp_point_init(&q);
+    if (mbedtls_ecp_mul(grp, &q, d, &grp->G, mbedtls_hmac_drbg_random, blind) != 0 ||
+        mbedtls_mpi_cmp_int(&q.Z, 1) != 0 ||
+        mbedtls_mpi_write_binary(&q.X, point + 1, RP_P256_POINT_LEN / 2) != 0 ||
+        mbedtls_mpi_write_binary(&q.Y, point + 1 + RP_P256_POINT_LEN / 2, RP_P256_POINT_LEN / 2) !=
+            0)
         goto out;
-    ec = mbedtls_pk_ec(pk);
-    if (mbedtls_ecp_group_load(&ec->grp, MBEDTLS_ECP_DP_SECP256R1) != 0 ||
-        mbedtls_ecp_mul(grp, &ec->Q, d, &grp->G, mbedtls_hmac_drbg_random, blind) != 0)
-        goto out;
-    n = mbedtls_pk_write_pubkey_der(&pk, der, sizeof(der)); /* written at the end of der */
-    if (n <= 0 || (size_t)n > sizeof(spki))
-        goto out;
-    memcpy(spki, der + sizeof(der) - (size_t)n, (size_t)n);
-    spki_len = (size_t)n;
-    err = rp_sha256(spki, spki_len, device_id);
+    err = rp_mbedtls_p256_spki(point, spki);
+    if (err == RP_OK)
+        err = rp_sha256(spki, sizeof(spki), device_id);
 out:
-    mbedtls_pk_free(&pk);
+    mbedtls_ecp_point_free(&q);
     return err;
 }
 
@@ -136,7 +131,7 @@ void rp_attest_init(void)
     mbedtls_ecp_group grp;
     mbedtls_mpi d;
     mbedtls_hmac_drbg_context blind;
-    char line[40 + 2 * SPKI_MAX];
+    char line[40 + 2 * RP_MBEDTLS_P256_SPKI_LEN];
     rp_err_t err;
 
     mbedtls_ecp_group_init(&grp);
@@ -159,7 +154,7 @@ void rp_attest_init(void)
     have_key = true;
     line[0] = 0;
     strcat(line, "boot: attestation key ");
-    rp_sh_hex(line, spki, spki_len);
+    rp_sh_hex(line, spki, sizeof(spki));
     strcat(line, "\n");
     rp_sh_out(line);
 }

@@ -21,12 +21,14 @@ void rp_mbedtls_exit(int status);
 #define MBEDTLS_PLATFORM_SNPRINTF_MACRO rp_mbedtls_snprintf
 #define MBEDTLS_PLATFORM_EXIT_MACRO rp_mbedtls_exit
 
-/* SHA-256 (and the message-digest layer pk_verify uses to know its length). */
+/* SHA-256 (and the message-digest layer HMAC and HMAC_DRBG use). */
 #define MBEDTLS_SHA256_C
 #define MBEDTLS_SHA256_SMALLER
 #define MBEDTLS_MD_C
 
-/* ECDSA P-256 verification from a DER SubjectPublicKeyInfo. */
+/* ECDSA P-256 verification. The port reads a key's DER SubjectPublicKeyInfo without the PK layer
+ * (core/port/mbedtls/crypto_mbedtls.c), so PK, its parser and writer, and the OID tables are out.
+ */
 #define MBEDTLS_BIGNUM_C
 #define MBEDTLS_ECP_C
 #define MBEDTLS_ECP_DP_SECP256R1_ENABLED
@@ -42,12 +44,10 @@ void rp_mbedtls_exit(int status);
  * HMAC-SHA256 to derive the device key from the device secret. */
 #define MBEDTLS_ECDSA_DETERMINISTIC
 #define MBEDTLS_HMAC_DRBG_C
+/* ASN.1 parsing for the images' DER signatures; ECDSA requires the writer, which nothing calls
+ * (--gc-sections drops it). */
 #define MBEDTLS_ASN1_PARSE_C
 #define MBEDTLS_ASN1_WRITE_C
-#define MBEDTLS_OID_C
-#define MBEDTLS_PK_C
-#define MBEDTLS_PK_PARSE_C
-#define MBEDTLS_PK_WRITE_C
 
 #define MBEDTLS_MPI_MAX_SIZE 32
 #define MBEDTLS_MPI_WINDOW_SIZE 1
