@@ -471,7 +471,9 @@ static void dispatch(struct client *c, int fd)
             close(fd);
         return;
     }
-    if (m.install_pid > 0 && m.req.type != RP_MON_INSTALL && uses_rot(m.req.type)) {
+    /* A second INSTALL waits its turn like the rest: the first one's client may already have its
+     * answer (the child replies, then exits) and send the next before the child is reaped. */
+    if (m.install_pid > 0 && uses_rot(m.req.type)) {
         c->pending = m.req; /* answered when the install is done */
         c->pending_fd = fd;
         c->waiting = c->held = true;
@@ -493,13 +495,6 @@ static void dispatch(struct client *c, int fd)
         m.reply.type = m.req.type;
         m.reply.id = m.req.id;
         apps_remove(&m.reply);
-    } else if (m.req.type == RP_MON_INSTALL) {
-        memset(&m.reply, 0, sizeof(m.reply));
-        m.reply.type = m.req.type;
-        m.reply.id = m.req.id;
-        m.reply.status = RP_ERR_EXISTS;
-        snprintf(m.reply.message, sizeof(m.reply.message),
-                 "the slots are busy (another install is running): try again");
     } else {
         rp_monitor_serve(&m.agent, &m.req, fd, peer_uid(c), &m.reply);
     }

@@ -61,7 +61,17 @@ expect 1 "$RAMPART" app check "$d/$P-hang"
 err_has "WatchdogSeconds: 0 is under the minimum of 1"
 
 start_monitor "$S" "$SOCK" "$LOG" --agent-user "$U"
-for m in exit oom hang beat segv abort big live; do
+# Two installs at once: the second waits its turn and succeeds (it was refused as "the slots are
+# busy", which also hit one install sent right after another's answer, before its child was reaped).
+"$MONITOR_CALL" "$SOCK" install "$P-exit" "$d/$P-exit.img" 30 >"$d/i1.out" 2>&1 &
+i1=$!
+"$MONITOR_CALL" "$SOCK" install "$P-oom" "$d/$P-oom.img" 30 >"$d/i2.out" 2>&1 &
+i2=$!
+E2E_PIDS+=("$i1" "$i2")
+wait "$i1" || fail "the first of two installs at once: $(cat "$d/i1.out")"
+wait "$i2" || fail "the second of two installs at once: $(cat "$d/i2.out")"
+E2E_CHECKS=$((E2E_CHECKS + 2))
+for m in hang beat segv abort big live; do
   expect 0 "$MONITOR_CALL" "$SOCK" install "$P-$m" "$d/$P-$m.img" 30
 done
 crashes() { "${AS_U[@]}" "$AGENT" crashes --state-dir "$S" --output json 2>"$d/crashes.err"; }
