@@ -475,17 +475,9 @@ int cmd_report(const struct args *a)
     rp_err_t err;
     int rc;
 
-    if (cmd_open_agent(a, &agent) != OK)
-        return FAIL;
-    rc = cmd_service_of(a, &agent, server, sizeof(server), ca, sizeof(ca));
-    if (rc != OK) {
-        rp_agent_close(&agent);
+    rc = cmd_open_online(a, &agent, server, sizeof(server), ca, sizeof(ca));
+    if (rc != OK)
         return rc;
-    }
-    if (!cmd_direct(&agent) && rp_agent_confine() != RP_OK) { /* as in check-now */
-        rp_agent_close(&agent);
-        return FAIL;
-    }
     rp_crashes_report_new(&agent);
     rp_report_events_new(&agent);
     err = rp_reportq_upload(&agent, server, ca, &up);

@@ -192,19 +192,11 @@ int cmd_check_now(const struct args *a)
     rp_agent_t agent;
     int rc;
 
-    if (cmd_open_agent(a, &agent) != OK)
-        return FAIL;
-    rc = cmd_service_of(a, &agent, server, sizeof(server), ca, sizeof(ca));
-    if (rc != OK) {
-        rp_agent_close(&agent);
-        return rc;
-    }
     /* Under the monitor, its own allow-list as in `run`: the check parses the network's answers,
      * and the upload unwinds crashes with libdw, reading what an app's author made. */
-    if (!cmd_direct(&agent) && rp_agent_confine() != RP_OK) {
-        rp_agent_close(&agent);
-        return FAIL;
-    }
+    rc = cmd_open_online(a, &agent, server, sizeof(server), ca, sizeof(ca));
+    if (rc != OK)
+        return rc;
     memset(&sum, 0, sizeof(sum));
     rc = rp_daemon_update_check(&agent, server, ca, a->health_seconds, &sum) ? OK : FAIL;
     /* what runs now, and the events since the last report */

@@ -39,6 +39,11 @@ bool cmd_direct(const rp_agent_t *agent);
 /* The service the device talks to: given, or the one it last attested with (OK, or said). */
 int cmd_service_of(const struct args *a, const rp_agent_t *agent, char *server, size_t scap,
                    char *ca, size_t ccap);
+/* For the commands that talk to the service from the command line (check-now, report): the agent
+ * opened (cmd_open_agent), its service found (cmd_service_of), and, under the monitor, confined
+ * as in `run` (it parses the network's answers). OK with *agent open, or said and closed. */
+int cmd_open_online(const struct args *a, rp_agent_t *agent, char *server, size_t scap, char *ca,
+                    size_t ccap);
 /* Remember the service for check-now (best effort). */
 void cmd_remember_service(const struct args *a, const rp_agent_t *agent);
 

@@ -153,6 +153,21 @@ bool cmd_direct(const rp_agent_t *agent)
     return agent->rot != NULL;
 }
 
+int cmd_open_online(const struct args *a, rp_agent_t *agent, char *server, size_t scap, char *ca,
+                    size_t ccap)
+{
+    int rc;
+
+    if (cmd_open_agent(a, agent) != OK)
+        return FAIL;
+    rc = cmd_service_of(a, agent, server, scap, ca, ccap);
+    if (rc == OK && !cmd_direct(agent) && rp_agent_confine() != RP_OK)
+        rc = FAIL;
+    if (rc != OK)
+        rp_agent_close(agent);
+    return rc;
+}
+
 /* The service the device talks to: given, or the one it last attested with. */
 int cmd_service_of(const struct args *a, const rp_agent_t *agent, char *server, size_t scap,
                    char *ca, size_t ccap)
