@@ -227,7 +227,7 @@ static void apps_remove(rp_mon_reply_t *p)
     if (err == RP_OK && !rp_monitor_remove_allowed(&m.agent, name, why, sizeof(why)))
         err = RP_ERR_DENIED;
     if (err == RP_OK) {
-        snprintf(event, sizeof(event), "%.47s removed: %s", c.confirmed_version, why);
+        snprintf(event, sizeof(event), "%.47s removed: %.190s", c.confirmed_version, why);
         why[0] = '\0';
         err = remove_app(name, event);
         if (err != RP_OK)

@@ -721,11 +721,14 @@ rp_err_t rp_store_quarantine_signals(rp_store_t *s, const char *tenant_id, const
             for (size_t i = 0; i < p->nkinds; i++)
                 snprintf(kinds + strlen(kinds), sizeof(kinds) - strlen(kinds), "%s%s", i ? "," : "",
                          p->kinds[i]);
-            snprintf(
-                reason, sizeof(reason),
-                "%lld signals of %s within %llds (the policy's threshold %d); the last: %s: %.120s",
-                (long long)count, kinds, (long long)p->window, p->threshold, kind[k],
-                detail[k] != NULL && detail[k][0] != '\0' ? detail[k] : "(no reason given)");
+            /* For people: a long one is cut at its end (what the signals were is in their rows). */
+            if (snprintf(reason, sizeof(reason),
+                         "%lld signals of %s within %llds (the policy's threshold %d); the last: "
+                         "%s: %.120s",
+                         (long long)count, kinds, (long long)p->window, p->threshold, kind[k],
+                         detail[k] != NULL && detail[k][0] != '\0' ? detail[k]
+                                                                    : "(no reason given)") < 0)
+                reason[0] = '\0';
             err = quarantine(s, tenant_id, device_id, reason, now);
             if (err == RP_OK)
                 *at = k;
