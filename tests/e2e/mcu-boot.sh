@@ -95,6 +95,20 @@ expect 0 "$MCU_RUN" --flash "$d/no-secret.bin" --slot0 "$d/v1.img" --timeout 30
 err_has "boot: no device secret provisioned: the attestation service is off"
 out_has "app: no evidence: error 21"
 out_has "app: done"
+# The attestation service is an image of its own beside the boot stage, which measures it before
+# it starts it: one changed byte of it (its last) and nothing boots.
+mkdir "$d/tampered-build"
+for f in "$MCU_BUILD"/*.elf "$MCU_BUILD/layout.env"; do ln -s "$f" "$d/tampered-build/"; done
+cp "$MCU_BUILD/attest.bin" "$d/attest.bin"
+last=$(($(stat -c %s "$d/attest.bin") - 1))
+printf "$(printf '\\x%02x' $((0x$(xxd -s "$last" -l 1 -p "$d/attest.bin") ^ 1)))" |
+  dd of="$d/attest.bin" bs=1 seek="$last" conv=notrunc status=none
+cmp -s "$d/attest.bin" "$MCU_BUILD/attest.bin" && fail "the tampered attestation service is unchanged"
+cp "$d/attest.bin" "$d/tampered-build/attest.bin"
+MCU_BUILD=$d/tampered-build run 1 --slot0 "$d/v1.img"
+eq "$(cat "$d/out")" \
+  "boot: refused: the attestation service is not the one this boot stage was built with" "tampered service"
+! grep -q "^boot: attestation key" "$d/err" || fail "the tampered attestation service ran"
 # The non-secure app cannot make the service read or write secure memory for it, nor pass it a bad
 # length: each call is refused with its error (25 denied, 1 invalid argument, 16 buffer too small)
 # and *len kept; nor can it read the device secret itself (the SAU faults it before a byte is read).
