@@ -1,8 +1,9 @@
 /*
  * The secure boot stage: verifies the primary slot with the portable core (the same MCUboot
  * format and the same code as the server and the Linux device), refuses an image below the
- * security counter kept in secure storage, records what it measured, gives the non-secure world
- * its memory and nothing else, and starts it. Before that, swap.c installs an upgrade from the
+ * security counter kept in secure storage, records what it measured, measures and starts the
+ * secure attestation service (linked apart, mcu/attest/), gives the non-secure world its memory
+ * and nothing else, and starts it. Before that, swap.c installs an upgrade from the
  * secondary slot (or resumes, confirms or reverts one) with the same checks (rp_boot_check). It
  * prints a banner, the measurement and one line of verdict ("boot: slot0 version V counter N:
  * booting" or "boot: refused: REASON"), which scripts/mcu-run and tests read.
@@ -11,8 +12,8 @@
 
 #include <mbedtls/memory_buffer_alloc.h>
 
-#include "boot.h"
 #include "attest_image.h"
+#include "boot.h"
 #include "boot_key.h"
 #include "semihost.h"
 
