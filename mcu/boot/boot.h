@@ -12,9 +12,6 @@
 #include "rampart/image.h"
 #include "rp_mcu_handoff.h"
 
-/* The boot record (rp_mcu_handoff.h) lives in the hand-off to the attestation service. */
-#define rp_boot_record (RP_MCU_HANDOFF->record)
-
 /* The stored security counter. RP_ERR_MALFORMED when secure storage holds neither a valid record
  * nor erased flash (fail closed: nothing boots). OUT: *counter (0 on a device never booted). */
 rp_err_t rp_secstore_counter(uint32_t *counter) RP_MUST_CHECK;

@@ -130,6 +130,7 @@ static const char *rp_attest_start(void)
 int main(void)
 {
     const uint32_t slot = RP_MCU_FLASH_BASE + RP_MCU_SLOT0_OFF;
+    rp_boot_record_t *rec = &RP_MCU_HANDOFF->record; /* in the hand-off to the service */
     uint8_t key_hash[RP_SHA256_LEN];
     char num[RP_IMAGE_VERSION_STR_MAX];
     rp_image_info_t info;
@@ -155,13 +156,13 @@ int main(void)
     if (reason != NULL)
         refuse(reason, NULL);
 
-    rp_boot_record.slot = 0;
-    rp_boot_record.trial = trial;
-    rp_boot_record.version = info.layout.hdr.version;
-    rp_boot_record.security_counter = info.security_counter;
-    memcpy(rp_boot_record.digest, info.digest, RP_SHA256_LEN);
-    memcpy(rp_boot_record.signer, key_hash, RP_SHA256_LEN);
-    rp_boot_record.magic = RP_BOOT_RECORD_MAGIC;
+    rec->slot = 0;
+    rec->trial = trial;
+    rec->version = info.layout.hdr.version;
+    rec->security_counter = info.security_counter;
+    memcpy(rec->digest, info.digest, RP_SHA256_LEN);
+    memcpy(rec->signer, key_hash, RP_SHA256_LEN);
+    rec->magic = RP_BOOT_RECORD_MAGIC;
     line[0] = 0;
     strcat(line, "boot: measured slot0 sha256 ");
     rp_sh_hex(line, info.digest, RP_SHA256_LEN);

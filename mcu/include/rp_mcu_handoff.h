@@ -33,6 +33,9 @@ typedef struct rp_mcu_handoff {
     uint32_t *stack_low, *stack_top;
 } rp_mcu_handoff_t;
 
+/* Both images are built from this header by one build; the sizes are pinned all the same. */
+_Static_assert(sizeof(rp_boot_record_t) == 88, "the boot record's layout");
+_Static_assert(sizeof(rp_mcu_handoff_t) == 96, "the hand-off's layout");
 _Static_assert(sizeof(rp_mcu_handoff_t) <= RP_MCU_SHARED_SIZE, "the hand-off fits its RAM");
 #define RP_MCU_HANDOFF ((rp_mcu_handoff_t *)RP_MCU_SHARED_BASE)
 
@@ -44,6 +47,7 @@ typedef struct rp_mcu_partition_header {
 
 #define RP_MCU_PARTITION_MAGIC 0x50415052u /* "RPAP" */
 #define RP_MCU_PARTITION ((const rp_mcu_partition_header_t *)RP_MCU_ATTEST_CODE_BASE)
+_Static_assert(sizeof(rp_mcu_partition_header_t) == 8, "the header's layout");
 
 /* The stack's paint (mcu/boot/startup.c): four different bytes, so the paint stays a loop (the
  * compiler turns a fill of one repeated byte into a memset call, whose own frame it would
