@@ -7,7 +7,8 @@
 # copies: a raise cut short by a power loss does not count, and a corrupt copy refuses everything.
 # The secure attestation service: the app's evidence over a nonce verifies with the key the boot
 # stage printed and carries its measurement; the non-secure app cannot read the device secret,
-# and the service refuses memory that is not the caller's. docs/mcu.md.
+# and the service refuses memory that is not the caller's, nor can the app call the service's code
+# but through its veneer; a service changed by one byte does not start. docs/mcu.md.
 . "$(dirname "$0")/lib.sh"
 : "${MCU_BUILD:?set MCU_BUILD to the microcontroller build}" "${MCU_RUN:?set MCU_RUN to scripts/mcu-run}"
 : "${MCU_KEYS:?set MCU_KEYS to mcu/keys}" "${EAT_CHECK:?set EAT_CHECK to tests/eat-check}"
@@ -160,6 +161,13 @@ run 0 --slot0 "$d/probe.img"
 out_has "app: reading secure memory"
 ! grep -q "app: read secure memory" "$d/out" || fail "the non-secure app read secure storage"
 err_has "boot: the non-secure image faulted: SFSR 0x00000008"
+# nor call the attestation service's code but through its veneer: an invalid entry point (INVEP)
+expect 0 "$RAMPART" image sign --type firmware --key "$key" --version 1.0.1 --security-counter 2 \
+  "$MCU_BUILD/probe-call.bin" "$d/probe-call.img"
+run 0 --slot0 "$d/probe-call.img"
+out_has "app: calling secure code"
+! grep -q "app: called secure code" "$d/out" || fail "the non-secure app called past the veneer"
+err_has "boot: the non-secure image faulted: SFSR 0x00000001"
 
 # --- the good image boots again, and a newer counter is kept in secure storage -----------------
 sign "$d/v2.img" 1.1.0 3
