@@ -5,7 +5,8 @@
  * firmware image (docs/mcu.md). Built again for tests: with RP_APP_PROBE (probe.bin,
  * probe-key.bin) it tries to read secure memory instead, which must fault; with
  * RP_APP_ATTEST_PROBE too (probe-key.bin), it first hands the attestation service memory that is
- * not its own and bad lengths, and prints each answer.
+ * not its own and bad lengths, and prints each answer; with RP_APP_CALL_PROBE (probe-call.bin) it
+ * calls the service's code directly, not through its veneer, which must fault.
  */
 #include <stdint.h>
 #include <string.h>
@@ -134,6 +135,14 @@ int main(void)
     rp_sh_out("app: reading secure memory\n");
     if (RP_REG(RP_APP_PROBE) != 0x12345678u)
         rp_sh_out("app: read secure memory\n");
+    rp_sh_exit(0);
+#endif
+#ifdef RP_APP_CALL_PROBE
+    /* The entry probe (probe-call.bin, for tests): a call into the attestation service's code
+     * anywhere but through its veneer must fault, so the line after it is never printed. */
+    rp_sh_out("app: calling secure code\n");
+    ((void (*)(void))(uintptr_t)((RP_APP_CALL_PROBE) | 1u))();
+    rp_sh_out("app: called secure code\n");
     rp_sh_exit(0);
 #endif
     for (int i = 0; i < BLINKS; i++) {
