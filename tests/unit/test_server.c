@@ -1586,8 +1586,33 @@ static void range_header(void **state)
     assert_false(rp_range_parse("bytes=a-", 1000, &start, &len, &unsat));
     assert_false(rp_range_parse("bytes=1-2x", 1000, &start, &len, &unsat));
     assert_false(rp_range_parse("items=1-2", 1000, &start, &len, &unsat));
+    /* RFC 9110 14.1.2: a zero suffix, or a first position at or past the end, however large,
+     * is unsatisfiable (416), not ignored */
     assert_false(rp_range_parse("bytes=-0", 1000, &start, &len, &unsat));
+    assert_true(unsat);
     assert_false(rp_range_parse("bytes=99999999999999999999-", 1000, &start, &len, &unsat));
+    assert_true(unsat);
+    assert_false(rp_range_parse("bytes=0-", 0, &start, &len, &unsat)); /* an empty body */
+    assert_true(unsat);
+    assert_false(rp_range_parse("bytes=1000-1,-0", 1000, &start, &len, &unsat)); /* invalid */
+    assert_false(unsat);
+    assert_false(rp_range_parse("bytes=1000-, -0", 1000, &start, &len, &unsat)); /* none fits */
+    assert_true(unsat);
+    assert_false(rp_range_parse("bytes=1000-,0-1", 1000, &start, &len, &unsat)); /* one fits */
+    assert_false(unsat);
+    /* overflowing positions saturate: a last one clips, a suffix takes the whole body */
+    assert_true(rp_range_parse("bytes=10-99999999999999999999999", 1000, &start, &len, &unsat));
+    assert_int_equal(start, 10);
+    assert_int_equal(len, 990);
+    assert_true(rp_range_parse("bytes=-99999999999999999999999", 1000, &start, &len, &unsat));
+    assert_int_equal(start, 0);
+    assert_int_equal(len, 1000);
+    assert_true(rp_range_parse("BYTES=0-0", 1000, &start, &len, &unsat)); /* unit: any case */
+    assert_int_equal(len, 1);
+    assert_false(rp_range_parse("bytes=", 1000, &start, &len, &unsat));
+    assert_false(unsat);
+    assert_false(rp_range_parse("bytes=-", 1000, &start, &len, &unsat));
+    assert_false(rp_range_parse("bytes=1--2", 1000, &start, &len, &unsat));
     assert_false(unsat);
 }
 
