@@ -360,11 +360,15 @@ rp_err_t rp_store_upload_stale(rp_store_t *s, int64_t before, int max, rp_upload
  * one is made once, by one maker, whichever replica is asked. get: RP_ERR_NOT_FOUND until it is
  * made (OUT: its SHA-256 in hex and size). claim: the caller makes it, until lease_until
  * (RP_OK); RP_ERR_EXISTS when it is made or another maker's lease runs (an expired lease is taken
- * over). made: its SHA-256 and size, the lease ended. release: a maker that failed gives it up.
+ * over). renew: a maker still at work moves its lease's end to lease_until (nothing when the delta
+ * is made or gone). made: its SHA-256 and size, the lease ended. release: a maker that failed
+ * gives it up.
  */
 rp_err_t rp_store_delta_get(rp_store_t *s, const char *from, const char *to, char sha256[65],
                             uint64_t *size) RP_MUST_CHECK;
 rp_err_t rp_store_delta_claim(rp_store_t *s, const char *from, const char *to, int64_t now,
+                              int64_t lease_until) RP_MUST_CHECK;
+rp_err_t rp_store_delta_renew(rp_store_t *s, const char *from, const char *to,
                               int64_t lease_until) RP_MUST_CHECK;
 rp_err_t rp_store_delta_made(rp_store_t *s, const char *from, const char *to, const char *sha256,
                              uint64_t size) RP_MUST_CHECK;

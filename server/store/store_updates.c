@@ -201,8 +201,8 @@ static const char SQL_DELTA_GET[] =
     "SELECT sha256, size, lease_until FROM deltas WHERE from_image = ? AND to_image = ?";
 static const char SQL_DELTA_NEW[] = "INSERT INTO deltas (from_image, to_image, sha256, size,"
                                     " lease_until) VALUES (?, ?, NULL, NULL, ?)";
-static const char SQL_DELTA_LEASE[] =
-    "UPDATE deltas SET lease_until = ? WHERE from_image = ? AND to_image = ?";
+static const char SQL_DELTA_LEASE[] = "UPDATE deltas SET lease_until = ?"
+                                     " WHERE from_image = ? AND to_image = ? AND sha256 IS NULL";
 static const char SQL_DELTA_MADE[] = "UPDATE deltas SET sha256 = ?, size = ?, lease_until = 0"
                                      " WHERE from_image = ? AND to_image = ?";
 static const char SQL_DELTA_DROP[] = "DELETE FROM deltas WHERE from_image = ? AND to_image = ?";
@@ -264,15 +264,21 @@ rp_err_t rp_store_delta_claim(rp_store_t *s, const char *from, const char *to, i
     } else if (err == RP_OK && (sha[0] != '\0' || lease >= now)) {
         err = RP_ERR_EXISTS; /* made, or being made */
     } else if (err == RP_OK) {
-        err = (st = sq_stmt(s, SQL_DELTA_LEASE)) != NULL ? RP_OK : RP_ERR_IO;
-        if (err == RP_OK) {
-            db_bind_int64(st, 1, lease_until);
-            db_bind_text(st, 2, from);
-            db_bind_text(st, 3, to);
-            err = sq_step_done(s, st, NULL);
-        }
+        err = rp_store_delta_renew(s, from, to, lease_until); /* an expired lease taken over */
     }
     return sq_end(s, err);
+}
+
+rp_err_t rp_store_delta_renew(rp_store_t *s, const char *from, const char *to, int64_t lease_until)
+{
+    sq_st_t *st = sq_stmt(s, SQL_DELTA_LEASE);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    db_bind_int64(st, 1, lease_until);
+    db_bind_text(st, 2, from);
+    db_bind_text(st, 3, to);
+    return sq_step_done(s, st, NULL);
 }
 
 rp_err_t rp_store_delta_made(rp_store_t *s, const char *from, const char *to, const char *sha256,

@@ -1558,6 +1558,23 @@ static void store_groups_and_deployments(void **state)
     assert_string_equal(got.id, d3.id);
 }
 
+/* A delta's lease: renewed by its maker's heartbeat, it keeps another maker out; left to lapse
+ * (its maker killed), another takes it over. */
+static void store_delta_lease_renewed(void **state)
+{
+    struct db *db = *state;
+    static const char from[] = "aaaa000000000000000000000000000000000000000000000000000000000001";
+    static const char to[] = "aaaa000000000000000000000000000000000000000000000000000000000002";
+
+    assert_int_equal(rp_store_delta_claim(db->s, from, to, 1000, 1015), RP_OK);
+    assert_int_equal(rp_store_delta_renew(db->s, from, to, 1030), RP_OK);
+    assert_int_equal(rp_store_delta_claim(db->s, from, to, 1020, 1035), RP_ERR_EXISTS);
+    assert_int_equal(rp_store_delta_claim(db->s, from, to, 1031, 1046), RP_OK); /* lapsed */
+    assert_int_equal(rp_store_delta_made(db->s, from, to, "ab", 2), RP_OK);
+    assert_int_equal(rp_store_delta_renew(db->s, from, to, 2000), RP_OK); /* made: no lease */
+    assert_int_equal(rp_store_delta_claim(db->s, from, to, 3000, 3015), RP_ERR_EXISTS);
+}
+
 /* The Range header of an image download: the forms a resuming device sends, and the rest. */
 static void range_header(void **state)
 {
@@ -2755,6 +2772,7 @@ int main(void)
         cmocka_unit_test(nonce_round_trip),
         cmocka_unit_test(nonce_refusals),
         cmocka_unit_test_setup_teardown(store_schema, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_delta_lease_renewed, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_device_status, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_batch_spends_each_nonce_once, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_pass_for_a_device_blocked_meanwhile, db_setup,
