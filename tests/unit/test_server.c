@@ -1558,6 +1558,53 @@ static void store_groups_and_deployments(void **state)
     assert_string_equal(got.id, d3.id);
 }
 
+/* A tenant's open uploads within its limits; and the sweep's conditional drop, which leaves an
+ * upload written to since it was found stale (another replica appending to it). */
+struct uploads_seen {
+    char ids[4][RP_ID_SIZE];
+    int n;
+};
+
+static void upload_seen(void *ctx, const rp_upload_t *u)
+{
+    struct uploads_seen *seen = ctx;
+
+    if (seen->n < 4)
+        snprintf(seen->ids[seen->n++], RP_ID_SIZE, "%s", u->id);
+}
+
+static void store_uploads_limits_and_sweep(void **state)
+{
+    struct db *db = *state;
+    rp_upload_t a, b, c;
+    struct uploads_seen seen = {{{0}}, 0};
+    int64_t now = (int64_t)time(NULL);
+
+    assert_int_equal(rp_store_upload_create(db->s, db->tenant.id, 600, 2, 1000, &a), RP_OK);
+    assert_int_equal(rp_store_upload_create(db->s, db->tenant.id, 401, 2, 1000, &b),
+                     RP_ERR_TOO_LARGE); /* 600 + 401 > 1000 */
+    assert_int_equal(rp_store_upload_create(db->s, db->tenant.id, 400, 2, 1000, &b), RP_OK);
+    assert_int_equal(rp_store_upload_create(db->s, db->tenant.id, 1, 2, 1000, &c), RP_ERR_DENIED);
+    assert_int_equal(rp_store_upload_create(db->s, db->tenant.id, 1001, 9, 1000, &c),
+                     RP_ERR_TOO_LARGE);
+    /* both stale as of now + 10; a chunk for a arrives (another replica) after they were found */
+    assert_int_equal(rp_store_upload_stale(db->s, now + 10, 16, upload_seen, &seen), RP_OK);
+    assert_int_equal(seen.n, 2);
+    assert_int_equal(rp_store_upload_touch(db->s, db->tenant.id, a.id, now + 20), RP_OK);
+    assert_int_equal(rp_store_upload_drop_stale(db->s, a.id, now + 10), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_upload_get(db->s, db->tenant.id, a.id, &c), RP_OK);
+    assert_int_equal(c.active, now + 20);
+    assert_int_equal(rp_store_upload_drop_stale(db->s, b.id, now + 10), RP_OK);
+    assert_int_equal(rp_store_upload_drop_stale(db->s, b.id, now + 10), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_upload_get(db->s, db->tenant.id, b.id, &c), RP_ERR_NOT_FOUND);
+    /* a chunk for an upload swept meanwhile finds none; another tenant's is not its */
+    assert_int_equal(rp_store_upload_touch(db->s, db->tenant.id, b.id, now), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_upload_touch(db->s, "t_0000000000000000000000", a.id, now),
+                     RP_ERR_NOT_FOUND);
+    /* the dropped one's room is free again */
+    assert_int_equal(rp_store_upload_create(db->s, db->tenant.id, 400, 2, 1000, &b), RP_OK);
+}
+
 /* A delta's lease: renewed by its maker's heartbeat, it keeps another maker out; left to lapse
  * (its maker killed), another takes it over. */
 static void store_delta_lease_renewed(void **state)
@@ -2772,6 +2819,7 @@ int main(void)
         cmocka_unit_test(nonce_round_trip),
         cmocka_unit_test(nonce_refusals),
         cmocka_unit_test_setup_teardown(store_schema, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_uploads_limits_and_sweep, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_delta_lease_renewed, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_device_status, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_batch_spends_each_nonce_once, db_setup, db_teardown),
