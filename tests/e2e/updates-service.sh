@@ -375,6 +375,11 @@ open_upload 1000; is_status 201; u1=$(jq -r .id "$d/body")
 head -c 10 /dev/urandom >"$d/c10"
 http PUT "/api/v1/tenants/$initech/uploads/$u1?offset=0" "$ADMIN_TOKEN" "$d/c10" application/octet-stream
 is_status 200; [ -e "$d/srv/uploads/$u1" ] || fail "the chunk is not in the data directory"
+# a chunk sent with chunked transfer coding (no Content-Length) and Expect: 100-continue is taken
+status=$(curl -s -o "$d/body" -w '%{http_code}' --cacert "$SERVER_CA" -X PUT -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")" \
+  -H 'Transfer-Encoding: chunked' -H 'Expect: 100-continue' -H 'Content-Type: application/octet-stream' \
+  --data-binary "@$d/c10" "$SERVER_URL/api/v1/tenants/$initech/uploads/$u1?offset=10")
+is_status 200; body_has '.received == 20'
 open_upload 1999001; is_status 413; body_has '.error == "uploads_too_large"'
 open_upload 1000; is_status 201; u2=$(jq -r .id "$d/body")
 open_upload 1; is_status 429; body_has '.error == "too_many_uploads" and (.message | test("--upload-max-open"))'
