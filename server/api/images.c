@@ -380,8 +380,8 @@ void rp_h_upload_create(rp_req_t *r)
     rp_uploads_sweep(r->w->store, r->w->blobs);
     max_open = atomic_load(&r->w->srv->upload_max_open);
     max_bytes = atomic_load(&r->w->srv->upload_max_bytes);
-    err = rp_store_upload_create(r->w->store, r->tenant.id, (uint64_t)size, max_open, max_bytes,
-                                 &u);
+    err =
+        rp_store_upload_create(r->w->store, r->tenant.id, (uint64_t)size, max_open, max_bytes, &u);
     if (err == RP_ERR_DENIED)
         rp_reply_error(r, 429, "too_many_uploads",
                        "the tenant has %u uploads open, its limit (--upload-max-open): finish or "

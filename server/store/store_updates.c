@@ -264,7 +264,7 @@ static const char SQL_DELTA_GET[] =
 static const char SQL_DELTA_NEW[] = "INSERT INTO deltas (from_image, to_image, sha256, size,"
                                     " lease_until) VALUES (?, ?, NULL, NULL, ?)";
 static const char SQL_DELTA_LEASE[] = "UPDATE deltas SET lease_until = ?"
-                                     " WHERE from_image = ? AND to_image = ? AND sha256 IS NULL";
+                                      " WHERE from_image = ? AND to_image = ? AND sha256 IS NULL";
 static const char SQL_DELTA_MADE[] = "UPDATE deltas SET sha256 = ?, size = ?, lease_until = 0"
                                      " WHERE from_image = ? AND to_image = ?";
 static const char SQL_DELTA_DROP[] = "DELETE FROM deltas WHERE from_image = ? AND to_image = ?";
