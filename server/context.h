@@ -117,6 +117,10 @@ typedef struct rp_server {
     atomic_int request_deadline;       /* seconds for a whole request to arrive (reload) */
     atomic_int idle_timeout;           /* seconds a connection may be idle (reload: new ones) */
     atomic_bool webhook_allow_private; /* webhooks to inside addresses (tests; reload) */
+    /* a tenant's open uploads at most, and their announced bytes together (--upload-max-open,
+     * --upload-max-bytes; reload) */
+    atomic_uint upload_max_open;
+    atomic_ullong upload_max_bytes;
     int beat_ms; /* how often each worker's loop says it turns (ready.c), in ms */
     /* What a worker's loop runs at each beat, on its thread (main.c: rp_ready_beat). */
     void (*on_beat)(rp_worker_t *w);

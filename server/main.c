@@ -28,6 +28,7 @@
 #include "config.h"
 #include "context.h"
 #include "http.h"
+#include "images.h"
 #include "listen.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
@@ -65,6 +66,10 @@ static const char usage[] =
     "  --blobs dir|database  where uploads, images and deltas are kept: files in DIR (dir, the\n"
     "                      default) or the database (database: replicas sharing one\n"
     "                      PostgreSQL share them); a reload that changes it needs a restart\n"
+    "  --upload-max-open N   uploads a tenant may have open at once (unfinished, or finished\n"
+    "                      and not yet an image); one more is 429 (default 16)\n"
+    "  --upload-max-bytes N  the sizes of a tenant's open uploads together, in bytes; an\n"
+    "                      upload past it is 413 (default 1073741824, 1 GiB)\n"
     "  --listen HOST:PORT  address to serve on (default 127.0.0.1:8443; port 0 picks one)\n"
     "  --hostname NAMES    extra names for the server certificate (comma-separated)\n"
     "  --threads N         worker threads (default: one per core)\n"
@@ -532,6 +537,8 @@ static void apply_reloadable(rp_server_t *srv, const rp_config_t *c)
     atomic_store(&srv->request_deadline, (int)c->request_deadline);
     atomic_store(&srv->idle_timeout, (int)c->idle_timeout);
     atomic_store(&srv->webhook_allow_private, c->webhook_allow_private);
+    atomic_store(&srv->upload_max_open, (unsigned)c->upload_max_open);
+    atomic_store(&srv->upload_max_bytes, (unsigned long long)c->upload_max_bytes);
 }
 
 static unsigned long long monotonic_usec(void)
@@ -617,6 +624,16 @@ static void on_reload(evutil_socket_t sig, short events, void *arg)
  * (ready.c); then WATCHDOG=1 at half the watchdog's timeout, only while every worker's loop turns
  * (this one's does, or this would not run).
  */
+/* The first worker's loop sweeps abandoned uploads: as soon as it runs, then every
+ * RP_UPLOADS_SWEEP_EVERY seconds (on its store connection: the loop's own thread). */
+static void on_uploads_sweep(evutil_socket_t fd, short events, void *arg)
+{
+    rp_worker_t *w = arg;
+
+    (void)fd, (void)events;
+    rp_uploads_sweep(w->store, w->blobs);
+}
+
 static void on_heartbeat(evutil_socket_t fd, short events, void *arg)
 {
     char why[256];
@@ -650,7 +667,7 @@ int main(int argc, char **argv)
     rp_listen_t claim = {.fd = -1, .claim_fd = -1, .serve_fd = -1};
     long nthreads;
     uint64_t watchdog_usec;
-    struct event *sigint, *sigterm, *sighup = NULL, *heartbeat = NULL;
+    struct event *sigint, *sigterm, *sighup = NULL, *heartbeat = NULL, *sweep = NULL;
     rp_store_t *store = NULL;
     rp_config_t *cfg = &run.cfg;
     int c, fd, bound = 0, started = 0, status = 1, id;
@@ -827,6 +844,14 @@ int main(int argc, char **argv)
             rp_log_error("cannot start a worker: %s", rp_strerror(err));
             goto out;
         }
+        if (i == 0 && ((sweep = event_new(workers[0].base, -1, EV_PERSIST, on_uploads_sweep,
+                                          &workers[0])) == NULL ||
+                       event_add(sweep, &(struct timeval){RP_UPLOADS_SWEEP_EVERY, 0}) != 0)) {
+            rp_log_error("cannot start the uploads' sweep");
+            goto out;
+        }
+        if (i == 0)
+            event_active(sweep, EV_TIMEOUT, 0); /* once as soon as the loop runs */
         if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0)
             goto out;
         started++;
@@ -876,6 +901,8 @@ out:
         event_base_loopbreak(workers[i].base);
         pthread_join(workers[i].thread, NULL);
     }
+    if (sweep != NULL) /* its loop stopped, before its base is freed */
+        event_free(sweep);
     /* After the workers (nothing more is submitted), before they are freed (they take back
      * what it wrote). */
     rp_recorder_stop(srv.recorder);

@@ -43,7 +43,8 @@
 #include "store/blob.h"
 
 #define IMAGE_KEYS_MAX 32        /* image keys a tenant may have */
-#define UPLOAD_STALE (24 * 3600) /* an upload not finished in a day is dropped */
+#define UPLOAD_STALE (24 * 3600) /* an upload nobody wrote to for a day is dropped */
+#define UPLOADS_SWEEP_BATCHES 64 /* of 16 uploads, in one sweep at most */
 
 bool rp_object_id_valid(const char *s, char prefix)
 {
@@ -195,7 +196,6 @@ void rp_h_image_key_add(rp_req_t *r)
 /* ---- uploads ---- */
 
 struct stale {
-    rp_req_t *r;
     char ids[16][RP_ID_SIZE];
     int n;
 };
@@ -207,35 +207,48 @@ static void collect_stale(void *ctx, const rp_upload_t *u)
     snprintf(st->ids[st->n++], RP_ID_SIZE, "%s", u->id);
 }
 
-/* Drop uploads left unfinished for a day: their rows, then their bytes; and what blob puts
- * killed midway left behind. */
-static void drop_stale_uploads(rp_req_t *r)
+void rp_uploads_sweep(rp_store_t *s, rp_blobs_t *b)
 {
-    struct stale st = {r, {{0}}, 0};
+    int64_t before = (int64_t)time(NULL) - UPLOAD_STALE;
+    struct stale st = {{{0}}, 0};
     char name[RP_BLOB_NAME_MAX + 1];
-    unsigned swept = 0;
+    unsigned swept = 0, dropped = 0;
 
-    if (rp_store_upload_stale(r->w->store, (int64_t)time(NULL) - UPLOAD_STALE, 16, collect_stale,
-                              &st) != RP_OK)
-        return;
-    for (int i = 0; i < st.n; i++) {
-        if (rp_store_upload_delete(r->w->store, st.ids[i]) != RP_OK)
-            return;
-        rp_blob_name_upload(st.ids[i], name);
-        rp_err_t err = rp_blob_remove(r->w->blobs, name);
-        if (err != RP_OK && err != RP_ERR_NOT_FOUND) /* (none: nothing was ever sent) */
-            rp_log_warn("upload %s: cannot remove its bytes", st.ids[i]);
+    /* 16 at a time, at most UPLOADS_SWEEP_BATCHES times a sweep (the rest at the next one) */
+    for (int batch = 0; batch < UPLOADS_SWEEP_BATCHES; batch++) {
+        st.n = 0;
+        if (rp_store_upload_stale(s, before, 16, collect_stale, &st) != RP_OK)
+            break;
+        for (int i = 0; i < st.n; i++) {
+            /* Only if still inactive: a chunk marks its upload active before it is written,
+             * and another replica's sweep may have dropped it already. Its row, then its bytes. */
+            rp_err_t err = rp_store_upload_drop_stale(s, st.ids[i], before);
+            if (err == RP_ERR_NOT_FOUND)
+                continue;
+            if (err != RP_OK) {
+                st.n = 0; /* the database out of reach: the next sweep */
+                break;
+            }
+            dropped++;
+            rp_blob_name_upload(st.ids[i], name);
+            err = rp_blob_remove(b, name);
+            if (err != RP_OK && err != RP_ERR_NOT_FOUND) /* (none: nothing was ever sent) */
+                rp_log_warn("upload %s: cannot remove its bytes", st.ids[i]);
+        }
+        if (st.n < 16)
+            break;
     }
-    if (rp_blobs_sweep(r->w->blobs, (int64_t)time(NULL) - UPLOAD_STALE, &swept) == RP_OK &&
-        swept > 0)
+    if (dropped > 0)
+        rp_log_info("uploads: %u left unwritten for a day dropped", dropped);
+    if (rp_blobs_sweep(b, before, &swept) == RP_OK && swept > 0)
         rp_log_info("blob store: %u unfinished blob(s) dropped", swept);
 }
 
 static json_t *upload_json(const rp_upload_t *u, uint64_t received)
 {
     return json_pack("{s:s, s:I, s:I, s:i, s:o}", "id", u->id, "size", (json_int_t)u->size,
-                     "received", (json_int_t)received, "chunk_max", RP_UPLOAD_CHUNK_MAX, "created",
-                     rp_iso_time_json(u->created));
+                     "received", (json_int_t)received, "chunk_max", RP_UPLOAD_CHUNK_MAX, "active",
+                     rp_iso_time_json(u->active));
 }
 
 static bool query_u64(rp_req_t *r, const char *key, uint64_t *out)
@@ -272,7 +285,7 @@ static uint64_t upload_received(rp_req_t *r, const rp_upload_t *u)
  * service has already, a retry, is accepted as is; its bytes are the same, and the image is
  * verified whole anyway). Durable before it is acknowledged. OUT: *received. On failure a reply
  * was sent. */
-static bool upload_put(rp_req_t *r, const rp_upload_t *u, uint64_t *received)
+static bool upload_put(rp_req_t *r, rp_upload_t *u, uint64_t *received)
 {
     char name[RP_BLOB_NAME_MAX + 1];
     const uint8_t *body;
@@ -291,6 +304,17 @@ static bool upload_put(rp_req_t *r, const rp_upload_t *u, uint64_t *received)
                        (unsigned long long)u->size);
         return false;
     }
+    /* Active now, in the database, before a byte is written: a sweep (of any replica) then
+     * leaves it; one that dropped it first makes this chunk a 404, not bytes of no upload. */
+    u->active = (int64_t)time(NULL);
+    if ((err = rp_store_upload_touch(r->w->store, u->tenant_id, u->id, u->active)) != RP_OK) {
+        if (err == RP_ERR_NOT_FOUND)
+            rp_reply_error(r, 404, "not_found", "no such upload (unfinished ones last a day)");
+        else
+            rp_reply_failure(r, err, "cannot write the chunk: %s", rp_strerror(err));
+        return false;
+    }
+    err = RP_ERR_BUSY;
     rp_blob_name_upload(u->id, name);
     /* Two requests for one upload (a client's retry racing its original, maybe at two replicas)
      * take turns: the one that finds the copy longer than it thought looks again, for as long as
@@ -327,7 +351,10 @@ void rp_h_upload_create(rp_req_t *r)
     json_t *body = rp_req_json(r), *what;
     json_int_t size;
     uint64_t max = RP_IMAGE_MAX;
+    unsigned long long max_bytes;
+    unsigned max_open;
     rp_upload_t u;
+    rp_err_t err;
 
     if (body == NULL)
         return;
@@ -350,12 +377,25 @@ void rp_h_upload_create(rp_req_t *r)
                        "\"size\" must be 1 to %llu bytes", (unsigned long long)max);
         return;
     }
-    drop_stale_uploads(r);
-    if (rp_store_upload_create(r->w->store, r->tenant.id, (uint64_t)size, &u) != RP_OK) {
-        rp_reply_error(r, 500, "internal", "cannot start the upload");
-        return;
-    }
-    rp_reply_json(r, 201, upload_json(&u, 0));
+    rp_uploads_sweep(r->w->store, r->w->blobs);
+    max_open = atomic_load(&r->w->srv->upload_max_open);
+    max_bytes = atomic_load(&r->w->srv->upload_max_bytes);
+    err =
+        rp_store_upload_create(r->w->store, r->tenant.id, (uint64_t)size, max_open, max_bytes, &u);
+    if (err == RP_ERR_DENIED)
+        rp_reply_error(r, 429, "too_many_uploads",
+                       "the tenant has %u uploads open, its limit (--upload-max-open): finish or "
+                       "abandon one (unwritten for a day, it is dropped)",
+                       max_open);
+    else if (err == RP_ERR_TOO_LARGE)
+        rp_reply_error(r, 413, "uploads_too_large",
+                       "%lld more bytes would take the tenant's open uploads past %llu bytes, its "
+                       "limit (--upload-max-bytes)",
+                       (long long)size, max_bytes);
+    else if (err != RP_OK)
+        rp_reply_failure(r, err, "cannot start the upload");
+    else
+        rp_reply_json(r, 201, upload_json(&u, 0));
 }
 
 /* The path's upload, if the tenant has it; false: 404 or 500 sent. */

@@ -295,56 +295,88 @@ void rp_reply_stream(rp_req_t *r, int status, const char *type, rp_reply_source_
     file_send_next(evcon, s);
 }
 
+/* Decimal digits at *p (at least one), saturating at UINT64_MAX: a position past any size is
+ * still a position (RFC 9110's first-pos, last-pos and suffix-length have no upper bound). */
+static bool range_number(const char **p, uint64_t *out)
+{
+    const char *s = *p;
+    uint64_t v = 0;
+
+    if (*s < '0' || *s > '9')
+        return false;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        unsigned d = (unsigned)(*s - '0');
+        v = v > (UINT64_MAX - d) / 10 ? UINT64_MAX : v * 10 + d;
+    }
+    *p = s;
+    *out = v;
+    return true;
+}
+
+/* One range-spec at *p (RFC 9110 14.1.2: int-range "A-[B]" or suffix-range "-N"). OUT: *sat
+ * whether it is satisfiable against size, and then *start, *len. false: not a range-spec. */
+static bool range_spec(const char **p, uint64_t size, bool *sat, uint64_t *start, uint64_t *len)
+{
+    uint64_t a, b;
+
+    if (**p == '-') { /* the last a bytes: none is unsatisfiable, more than size is all */
+        (*p)++;
+        if (!range_number(p, &a))
+            return false;
+        *sat = a > 0 && size > 0;
+        *start = a >= size ? 0 : size - a;
+        *len = size - *start;
+        return true;
+    }
+    if (!range_number(p, &a) || **p != '-')
+        return false;
+    (*p)++;
+    b = UINT64_MAX;
+    if (**p >= '0' && **p <= '9' && (!range_number(p, &b) || b < a))
+        return false; /* last before first: invalid, not unsatisfiable */
+    *sat = a < size;
+    if (*sat) {
+        *start = a;
+        *len = (b >= size ? size - 1 : b) - a + 1;
+    }
+    return true;
+}
+
 bool rp_range_parse(const char *h, uint64_t size, uint64_t *start, uint64_t *len,
                     bool *unsatisfiable)
 {
-    unsigned long long a = 0, b = 0;
     const char *p;
-    char *end;
-    bool suffix = false;
+    unsigned specs = 0, sat = 0;
 
     *unsatisfiable = false;
-    if (h == NULL || strncmp(h, "bytes=", 6) != 0 || strchr(h, ',') != NULL)
+    if (h == NULL || strncasecmp(h, "bytes=", 6) != 0) /* range units: case-insensitive */
         return false;
     p = h + 6;
-    if (*p == '-') {
-        suffix = true;
-        p++;
-    }
-    if (*p < '0' || *p > '9')
-        return false;
-    errno = 0;
-    a = strtoull(p, &end, 10);
-    if (errno != 0)
-        return false;
-    if (suffix) { /* the last a bytes */
-        if (*end != '\0' || a == 0)
+    for (;;) { /* 1#range-spec: elements separated by OWS "," OWS; empty ones allowed */
+        bool ok;
+        uint64_t s = 0, l = 0;
+
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (*p == '\0')
+            break;
+        if (!range_spec(&p, size, &ok, &s, &l))
+            return false; /* not a range-set: ignored, the whole body is sent */
+        if (*p != '\0' && *p != ',' && *p != ' ' && *p != '\t')
             return false;
-        *start = a >= size ? 0 : size - a;
-        *len = size - *start;
-        return size > 0;
+        specs++;
+        if (ok && sat++ == 0) {
+            *start = s;
+            *len = l;
+        }
     }
-    if (*end != '-')
+    if (specs == 0)
         return false;
-    p = end + 1;
-    if (*p == '\0') {
-        b = size > 0 ? size - 1 : 0;
-    } else {
-        if (*p < '0' || *p > '9')
-            return false;
-        b = strtoull(p, &end, 10);
-        if (errno != 0 || *end != '\0' || b < a)
-            return false;
-        if (b >= size)
-            b = size - 1;
-    }
-    if (a >= size) {
+    if (sat == 0) { /* not one range lies in the body: 416 */
         *unsatisfiable = true;
         return false;
     }
-    *start = a;
-    *len = b - a + 1;
-    return true;
+    return specs == 1; /* several ranges: the whole body (no multipart answers) */
 }
 
 void rp_reply_json(rp_req_t *r, int status, json_t *body)

@@ -92,9 +92,11 @@ void rp_reply_stream(rp_req_t *r, int status, const char *type, rp_reply_source_
                      uint64_t len);
 
 /*
- * A Range header's first range against a size: "bytes=A-B", "bytes=A-" or "bytes=-N". OUT: *start,
- * *len. false when the header is absent, not one of these forms, or several ranges (the whole
- * body is sent); *unsatisfiable when it starts past the end (416). Pure: unit-tested.
+ * A Range header (RFC 9110 14.2) against a body of size bytes: "bytes=A-B", "bytes=A-" or
+ * "bytes=-N", the unit in any case. OUT: *start, *len of the one range to send (206). false when
+ * the whole body is sent instead (200): no header, one that is not a range set, or several ranges
+ * of which one at least is satisfiable; or, with *unsatisfiable, when none is (416: each starts at
+ * or past the end, or is "-0"). Positions past 2^64 - 1 saturate. Pure: unit-tested and fuzzed.
  */
 bool rp_range_parse(const char *h, uint64_t size, uint64_t *start, uint64_t *len,
                     bool *unsatisfiable);

@@ -264,12 +264,13 @@ typedef struct rp_image_key_record {
     int64_t created;
 } rp_image_key_record_t;
 
-/* An upload in progress: its bytes are in DATA_DIR/uploads/<id> until it becomes an image. */
+/* An upload in progress: its bytes are in the blob uploads/<id> until it becomes an image. */
 typedef struct rp_upload {
     char id[RP_ID_SIZE];
     char tenant_id[RP_ID_SIZE];
-    uint64_t size; /* announced */
-    int64_t created;
+    uint64_t size;  /* announced */
+    int64_t active; /* made, or last written to (Unix seconds): the sweep's clock. The column is
+                     * uploads.created (schema 3): no migration renames it */
 } rp_upload_t;
 
 /* An uploaded image, verified against one of the tenant's image keys. Immutable. */
@@ -345,12 +346,26 @@ typedef void (*rp_image_key_fn)(void *ctx, const rp_image_key_record_t *k);
 rp_err_t rp_store_image_key_list(rp_store_t *s, const char *tenant_id, const rp_page_t *page,
                                  rp_image_key_fn fn, void *ctx) RP_MUST_CHECK;
 
+/*
+ * A new upload of size bytes, within the tenant's limits (counted in the write transaction, so
+ * that replicas creating at once cannot pass them): RP_ERR_DENIED when the tenant has max_open
+ * uploads open, RP_ERR_TOO_LARGE when their announced sizes and this one would pass max_bytes.
+ */
 rp_err_t rp_store_upload_create(rp_store_t *s, const char *tenant_id, uint64_t size,
+                                unsigned max_open, uint64_t max_bytes,
                                 rp_upload_t *out) RP_MUST_CHECK;
 rp_err_t rp_store_upload_get(rp_store_t *s, const char *tenant_id, const char *id,
                              rp_upload_t *out) RP_MUST_CHECK;
 rp_err_t rp_store_upload_delete(rp_store_t *s, const char *id) RP_MUST_CHECK;
-/* Uploads started before `before`, oldest first, at most max of them. */
+/* A chunk is about to be written: the upload is active at now (the sweep leaves it another
+ * day). RP_ERR_NOT_FOUND when it is gone (swept meanwhile: nothing may be written to it). */
+rp_err_t rp_store_upload_touch(rp_store_t *s, const char *tenant_id, const char *id,
+                               int64_t now) RP_MUST_CHECK;
+/* Forget the upload if it is still inactive since before: RP_OK (its bytes are then the caller's
+ * to remove), RP_ERR_NOT_FOUND when it is gone or was written to since (another replica's sweep,
+ * or a chunk: it stays). */
+rp_err_t rp_store_upload_drop_stale(rp_store_t *s, const char *id, int64_t before) RP_MUST_CHECK;
+/* Uploads inactive since before `before`, oldest first, at most max of them. */
 typedef void (*rp_upload_fn)(void *ctx, const rp_upload_t *u);
 rp_err_t rp_store_upload_stale(rp_store_t *s, int64_t before, int max, rp_upload_fn fn,
                                void *ctx) RP_MUST_CHECK;
@@ -360,11 +375,15 @@ rp_err_t rp_store_upload_stale(rp_store_t *s, int64_t before, int max, rp_upload
  * one is made once, by one maker, whichever replica is asked. get: RP_ERR_NOT_FOUND until it is
  * made (OUT: its SHA-256 in hex and size). claim: the caller makes it, until lease_until
  * (RP_OK); RP_ERR_EXISTS when it is made or another maker's lease runs (an expired lease is taken
- * over). made: its SHA-256 and size, the lease ended. release: a maker that failed gives it up.
+ * over). renew: a maker still at work moves its lease's end to lease_until (nothing when the delta
+ * is made or gone). made: its SHA-256 and size, the lease ended. release: a maker that failed
+ * gives it up.
  */
 rp_err_t rp_store_delta_get(rp_store_t *s, const char *from, const char *to, char sha256[65],
                             uint64_t *size) RP_MUST_CHECK;
 rp_err_t rp_store_delta_claim(rp_store_t *s, const char *from, const char *to, int64_t now,
+                              int64_t lease_until) RP_MUST_CHECK;
+rp_err_t rp_store_delta_renew(rp_store_t *s, const char *from, const char *to,
                               int64_t lease_until) RP_MUST_CHECK;
 rp_err_t rp_store_delta_made(rp_store_t *s, const char *from, const char *to, const char *sha256,
                              uint64_t size) RP_MUST_CHECK;

@@ -117,6 +117,11 @@ static const char SQL_UPLOAD_INSERT[] =
 static const char SQL_UPLOAD_GET[] =
     "SELECT id, tenant_id, size, created FROM uploads WHERE id = ? AND tenant_id = ?";
 static const char SQL_UPLOAD_DELETE[] = "DELETE FROM uploads WHERE id = ?";
+static const char SQL_UPLOAD_OPEN[] =
+    "SELECT count(*), coalesce(sum(size), 0) FROM uploads WHERE tenant_id = ?";
+static const char SQL_UPLOAD_TOUCH[] =
+    "UPDATE uploads SET created = ? WHERE id = ? AND tenant_id = ?";
+static const char SQL_UPLOAD_DROP_STALE[] = "DELETE FROM uploads WHERE id = ? AND created < ?";
 static const char SQL_UPLOAD_STALE[] = "SELECT id, tenant_id, size, created FROM uploads"
                                        " WHERE created < ? ORDER BY created LIMIT ?";
 
@@ -126,29 +131,86 @@ static void upload_row(sq_st_t *st, rp_upload_t *u)
     sq_text_col(st, 0, u->id, sizeof(u->id));
     sq_text_col(st, 1, u->tenant_id, sizeof(u->tenant_id));
     u->size = (uint64_t)db_column_int64(st, 2);
-    u->created = db_column_int64(st, 3);
+    u->active = db_column_int64(st, 3);
 }
 
-rp_err_t rp_store_upload_create(rp_store_t *s, const char *tenant_id, uint64_t size,
-                                rp_upload_t *out)
+/* The tenant's open uploads: how many, and their announced bytes. */
+static rp_err_t uploads_open(rp_store_t *s, const char *tenant_id, uint64_t *n, uint64_t *bytes)
 {
-    sq_st_t *st = sq_stmt(s, SQL_UPLOAD_INSERT);
+    sq_st_t *st = sq_stmt(s, SQL_UPLOAD_OPEN);
     rp_err_t err;
 
     if (st == NULL)
         return RP_ERR_IO;
+    db_bind_text(st, 1, tenant_id);
+    err = one_row(s, st, "uploads");
+    if (err == RP_OK) {
+        *n = (uint64_t)db_column_int64(st, 0);
+        *bytes = (uint64_t)db_column_int64(st, 1);
+        db_reset(st);
+    }
+    return err;
+}
+
+rp_err_t rp_store_upload_create(rp_store_t *s, const char *tenant_id, uint64_t size,
+                                unsigned max_open, uint64_t max_bytes, rp_upload_t *out)
+{
+    uint64_t n = 0, bytes = 0;
+    sq_st_t *st;
+    rp_err_t err;
+
     memset(out, 0, sizeof(*out));
-    err = sq_random_id('u', out->id, sizeof(out->id));
-    if (err != RP_OK)
+    if ((err = sq_random_id('u', out->id, sizeof(out->id))) != RP_OK)
         return err;
     snprintf(out->tenant_id, sizeof(out->tenant_id), "%s", tenant_id);
     out->size = size;
-    out->created = (int64_t)time(NULL);
-    db_bind_text(st, 1, out->id);
-    db_bind_text(st, 2, out->tenant_id);
-    db_bind_int64(st, 3, (int64_t)size);
-    db_bind_int64(st, 4, out->created);
-    return sq_step_done(s, st, NULL);
+    out->active = (int64_t)time(NULL);
+    if ((err = sq_begin(s)) != RP_OK)
+        return err;
+    err = uploads_open(s, tenant_id, &n, &bytes);
+    if (err == RP_OK && n >= max_open)
+        err = RP_ERR_DENIED;
+    else if (err == RP_OK && (size > max_bytes || bytes > max_bytes - size))
+        err = RP_ERR_TOO_LARGE;
+    if (err == RP_OK)
+        err = (st = sq_stmt(s, SQL_UPLOAD_INSERT)) != NULL ? RP_OK : RP_ERR_IO;
+    if (err == RP_OK) {
+        db_bind_text(st, 1, out->id);
+        db_bind_text(st, 2, out->tenant_id);
+        db_bind_int64(st, 3, (int64_t)size);
+        db_bind_int64(st, 4, out->active);
+        err = sq_step_done(s, st, NULL);
+    }
+    return sq_end(s, err);
+}
+
+rp_err_t rp_store_upload_touch(rp_store_t *s, const char *tenant_id, const char *id, int64_t now)
+{
+    sq_st_t *st = sq_stmt(s, SQL_UPLOAD_TOUCH);
+    int changes = 0;
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    db_bind_int64(st, 1, now);
+    db_bind_text(st, 2, id);
+    db_bind_text(st, 3, tenant_id);
+    err = sq_step_done(s, st, &changes);
+    return err == RP_OK && changes == 0 ? RP_ERR_NOT_FOUND : err;
+}
+
+rp_err_t rp_store_upload_drop_stale(rp_store_t *s, const char *id, int64_t before)
+{
+    sq_st_t *st = sq_stmt(s, SQL_UPLOAD_DROP_STALE);
+    int changes = 0;
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    db_bind_text(st, 1, id);
+    db_bind_int64(st, 2, before);
+    err = sq_step_done(s, st, &changes);
+    return err == RP_OK && changes == 0 ? RP_ERR_NOT_FOUND : err;
 }
 
 rp_err_t rp_store_upload_get(rp_store_t *s, const char *tenant_id, const char *id, rp_upload_t *out)
@@ -201,8 +263,8 @@ static const char SQL_DELTA_GET[] =
     "SELECT sha256, size, lease_until FROM deltas WHERE from_image = ? AND to_image = ?";
 static const char SQL_DELTA_NEW[] = "INSERT INTO deltas (from_image, to_image, sha256, size,"
                                     " lease_until) VALUES (?, ?, NULL, NULL, ?)";
-static const char SQL_DELTA_LEASE[] =
-    "UPDATE deltas SET lease_until = ? WHERE from_image = ? AND to_image = ?";
+static const char SQL_DELTA_LEASE[] = "UPDATE deltas SET lease_until = ?"
+                                      " WHERE from_image = ? AND to_image = ? AND sha256 IS NULL";
 static const char SQL_DELTA_MADE[] = "UPDATE deltas SET sha256 = ?, size = ?, lease_until = 0"
                                      " WHERE from_image = ? AND to_image = ?";
 static const char SQL_DELTA_DROP[] = "DELETE FROM deltas WHERE from_image = ? AND to_image = ?";
@@ -264,15 +326,21 @@ rp_err_t rp_store_delta_claim(rp_store_t *s, const char *from, const char *to, i
     } else if (err == RP_OK && (sha[0] != '\0' || lease >= now)) {
         err = RP_ERR_EXISTS; /* made, or being made */
     } else if (err == RP_OK) {
-        err = (st = sq_stmt(s, SQL_DELTA_LEASE)) != NULL ? RP_OK : RP_ERR_IO;
-        if (err == RP_OK) {
-            db_bind_int64(st, 1, lease_until);
-            db_bind_text(st, 2, from);
-            db_bind_text(st, 3, to);
-            err = sq_step_done(s, st, NULL);
-        }
+        err = rp_store_delta_renew(s, from, to, lease_until); /* an expired lease taken over */
     }
     return sq_end(s, err);
+}
+
+rp_err_t rp_store_delta_renew(rp_store_t *s, const char *from, const char *to, int64_t lease_until)
+{
+    sq_st_t *st = sq_stmt(s, SQL_DELTA_LEASE);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    db_bind_int64(st, 1, lease_until);
+    db_bind_text(st, 2, from);
+    db_bind_text(st, 3, to);
+    return sq_step_done(s, st, NULL);
 }
 
 rp_err_t rp_store_delta_made(rp_store_t *s, const char *from, const char *to, const char *sha256,

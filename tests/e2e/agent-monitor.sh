@@ -330,7 +330,7 @@ head -c $((64 * 1024 + 1)) /dev/zero | tr '\0' ' ' >"$d/pub/huge.json"; chmod 64
 expect 1 as_agent trust --state-dir "$S" --update-root "$d/pub/huge.json"; err_has "larger than 65536 bytes"
 
 # --- run: the daemon as the agent's user, under its own seccomp filter ---------------------------
-"${AS_U[@]}" "$AGENT" run --state-dir "$S" --server "$SERVER_URL" --server-ca "$CA" --health-seconds 1 \
+"${AS_U[@]}" "$AGENT" run --state-dir "$S" --server "$SERVER_URL" --server-ca "$CA" --health-seconds 1 --start-jitter 0 \
   >"$d/run.log" 2>&1 &
 runner=$!
 E2E_PIDS+=("$runner")

@@ -270,10 +270,10 @@ done
 sign 1.6.0 2 "$d/good.sh"; v160=$(upload 1.6.0)
 expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v160"
 h=$(date +%H); win=$(printf '%02d:00-%02d:00' $(( (10#$h + 2) % 24 )) $(( (10#$h + 3) % 24 )))
-"$AGENT" run --state-dir "$d/dev3" --server "$SERVER_URL" --server-ca "$SERVER_CA" --health-seconds 1 \
+"$AGENT" run --state-dir "$d/dev3" --server "$SERVER_URL" --server-ca "$SERVER_CA" --health-seconds 1 --start-jitter 0 \
   --update-interval 2 >"$d/run3.log" 2>&1 &
 run3=$!; E2E_PIDS+=("$run3")
-"$AGENT" run --state-dir "$d/dev4" --server "$SERVER_URL" --server-ca "$SERVER_CA" --health-seconds 1 \
+"$AGENT" run --state-dir "$d/dev4" --server "$SERVER_URL" --server-ca "$SERVER_CA" --health-seconds 1 --start-jitter 0 \
   --update-interval 2 --update-window "$win" >"$d/run4.log" 2>&1 &
 run4=$!; E2E_PIDS+=("$run4")
 runs_160() { [ "$(version_of 3)" = 1.6.0+0 ]; }

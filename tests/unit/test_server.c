@@ -1558,6 +1558,63 @@ static void store_groups_and_deployments(void **state)
     assert_string_equal(got.id, d3.id);
 }
 
+/* A tenant's open uploads within its limits; and the sweep's conditional drop, which leaves an
+ * upload written to since it was found stale (another replica appending to it). */
+static void upload_count(void *ctx, const rp_upload_t *u)
+{
+    (void)u;
+    (*(int *)ctx)++;
+}
+
+static void store_uploads_limits_and_sweep(void **state)
+{
+    struct db *db = *state;
+    rp_upload_t a, b, c;
+    int seen = 0;
+    int64_t now = (int64_t)time(NULL);
+
+    assert_int_equal(rp_store_upload_create(db->s, db->tenant.id, 600, 2, 1000, &a), RP_OK);
+    assert_int_equal(rp_store_upload_create(db->s, db->tenant.id, 401, 2, 1000, &b),
+                     RP_ERR_TOO_LARGE); /* 600 + 401 > 1000 */
+    assert_int_equal(rp_store_upload_create(db->s, db->tenant.id, 400, 2, 1000, &b), RP_OK);
+    assert_int_equal(rp_store_upload_create(db->s, db->tenant.id, 1, 2, 1000, &c), RP_ERR_DENIED);
+    assert_int_equal(rp_store_upload_create(db->s, db->tenant.id, 1001, 9, 1000, &c),
+                     RP_ERR_TOO_LARGE);
+    /* both stale as of now + 10; a chunk for a arrives (another replica) after they were found */
+    assert_int_equal(rp_store_upload_stale(db->s, now + 10, 16, upload_count, &seen), RP_OK);
+    assert_int_equal(seen, 2);
+    assert_int_equal(rp_store_upload_touch(db->s, db->tenant.id, a.id, now + 20), RP_OK);
+    assert_int_equal(rp_store_upload_drop_stale(db->s, a.id, now + 10), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_upload_get(db->s, db->tenant.id, a.id, &c), RP_OK);
+    assert_int_equal(c.active, now + 20);
+    assert_int_equal(rp_store_upload_drop_stale(db->s, b.id, now + 10), RP_OK);
+    assert_int_equal(rp_store_upload_drop_stale(db->s, b.id, now + 10), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_upload_get(db->s, db->tenant.id, b.id, &c), RP_ERR_NOT_FOUND);
+    /* a chunk for an upload swept meanwhile finds none; another tenant's is not its */
+    assert_int_equal(rp_store_upload_touch(db->s, db->tenant.id, b.id, now), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_upload_touch(db->s, "t_0000000000000000000000", a.id, now),
+                     RP_ERR_NOT_FOUND);
+    /* the dropped one's room is free again */
+    assert_int_equal(rp_store_upload_create(db->s, db->tenant.id, 400, 2, 1000, &b), RP_OK);
+}
+
+/* A delta's lease: renewed by its maker's heartbeat, it keeps another maker out; left to lapse
+ * (its maker killed), another takes it over. */
+static void store_delta_lease_renewed(void **state)
+{
+    struct db *db = *state;
+    static const char from[] = "aaaa000000000000000000000000000000000000000000000000000000000001";
+    static const char to[] = "aaaa000000000000000000000000000000000000000000000000000000000002";
+
+    assert_int_equal(rp_store_delta_claim(db->s, from, to, 1000, 1015), RP_OK);
+    assert_int_equal(rp_store_delta_renew(db->s, from, to, 1030), RP_OK);
+    assert_int_equal(rp_store_delta_claim(db->s, from, to, 1020, 1035), RP_ERR_EXISTS);
+    assert_int_equal(rp_store_delta_claim(db->s, from, to, 1031, 1046), RP_OK); /* lapsed */
+    assert_int_equal(rp_store_delta_made(db->s, from, to, "ab", 2), RP_OK);
+    assert_int_equal(rp_store_delta_renew(db->s, from, to, 2000), RP_OK); /* made: no lease */
+    assert_int_equal(rp_store_delta_claim(db->s, from, to, 3000, 3015), RP_ERR_EXISTS);
+}
+
 /* The Range header of an image download: the forms a resuming device sends, and the rest. */
 static void range_header(void **state)
 {
@@ -1586,8 +1643,33 @@ static void range_header(void **state)
     assert_false(rp_range_parse("bytes=a-", 1000, &start, &len, &unsat));
     assert_false(rp_range_parse("bytes=1-2x", 1000, &start, &len, &unsat));
     assert_false(rp_range_parse("items=1-2", 1000, &start, &len, &unsat));
+    /* RFC 9110 14.1.2: a zero suffix, or a first position at or past the end, however large,
+     * is unsatisfiable (416), not ignored */
     assert_false(rp_range_parse("bytes=-0", 1000, &start, &len, &unsat));
+    assert_true(unsat);
     assert_false(rp_range_parse("bytes=99999999999999999999-", 1000, &start, &len, &unsat));
+    assert_true(unsat);
+    assert_false(rp_range_parse("bytes=0-", 0, &start, &len, &unsat)); /* an empty body */
+    assert_true(unsat);
+    assert_false(rp_range_parse("bytes=1000-1,-0", 1000, &start, &len, &unsat)); /* invalid */
+    assert_false(unsat);
+    assert_false(rp_range_parse("bytes=1000-, -0", 1000, &start, &len, &unsat)); /* none fits */
+    assert_true(unsat);
+    assert_false(rp_range_parse("bytes=1000-,0-1", 1000, &start, &len, &unsat)); /* one fits */
+    assert_false(unsat);
+    /* overflowing positions saturate: a last one clips, a suffix takes the whole body */
+    assert_true(rp_range_parse("bytes=10-99999999999999999999999", 1000, &start, &len, &unsat));
+    assert_int_equal(start, 10);
+    assert_int_equal(len, 990);
+    assert_true(rp_range_parse("bytes=-99999999999999999999999", 1000, &start, &len, &unsat));
+    assert_int_equal(start, 0);
+    assert_int_equal(len, 1000);
+    assert_true(rp_range_parse("BYTES=0-0", 1000, &start, &len, &unsat)); /* unit: any case */
+    assert_int_equal(len, 1);
+    assert_false(rp_range_parse("bytes=", 1000, &start, &len, &unsat));
+    assert_false(unsat);
+    assert_false(rp_range_parse("bytes=-", 1000, &start, &len, &unsat));
+    assert_false(rp_range_parse("bytes=1--2", 1000, &start, &len, &unsat));
     assert_false(unsat);
 }
 
@@ -2730,6 +2812,8 @@ int main(void)
         cmocka_unit_test(nonce_round_trip),
         cmocka_unit_test(nonce_refusals),
         cmocka_unit_test_setup_teardown(store_schema, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_uploads_limits_and_sweep, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_delta_lease_renewed, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_device_status, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_batch_spends_each_nonce_once, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_pass_for_a_device_blocked_meanwhile, db_setup,
