@@ -621,7 +621,8 @@ int main(int argc, char **argv)
                 nblocked < to ? nblocked : to, (long long)clock_now, from);
         load = sim_now() - t0;
         loaded = to;
-        /* the load wrote around the store: its counters (migration 21) counted from the rows */
+        /* the load wrote around the store: its counters (migrations.c: COUNTERS_SEED) counted from
+         * the rows */
         t0 = sim_now();
         if (rp_store_counters_recount(s) != RP_OK)
             die("counters_recount");

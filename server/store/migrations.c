@@ -10,8 +10,8 @@
 #include "store/schema_pg.h"
 #include "store_internal.h"
 
-/* The counters of migration 21 counted from the rows, into empty device_counts and
- * deployment_counts (migration 21; rp_store_counters_recount): shipped with it, never edited. The
+/* The counters' migration's count of them from the rows, into empty device_counts and
+ * deployment_counts (that migration; rp_store_counters_recount): shipped with it, never edited. The
  * conditions are SQ_DEV_*'s and the rules of sq_device_counts_move and deploy_counts_move. */
 #define COUNTERS_SEED                                                                              \
     "INSERT INTO device_counts (tenant_id, state, n)"                                              \

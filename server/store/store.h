@@ -1002,8 +1002,8 @@ rp_err_t rp_store_device_page(rp_store_t *s, const char *tenant_id, const rp_pag
                               void *ctx) RP_MUST_CHECK;
 
 /* A tenant's devices by state, for the console's fleet page. The states overlap: a device is
- * counted in each that is true of it. Read from counters kept by the writes (migration 21): one
- * row per state, whatever the fleet's size. */
+ * counted in each that is true of it. Read from counters kept by the writes (migrations.c:
+ * COUNTERS_SEED): one row per state, whatever the fleet's size. */
 typedef struct rp_fleet_counts {
     int64_t total;
     int64_t attested;         /* last attestation passed, and neither blocked nor quarantined */
@@ -1017,7 +1017,7 @@ typedef struct rp_fleet_counts {
 #define RP_FLEET_EXPIRING (4 * 3600) /* seconds: a 24-hour certificate not renewed for 20 hours */
 rp_err_t rp_store_fleet_counts(rp_store_t *s, const char *tenant_id, int64_t now,
                                rp_fleet_counts_t *out) RP_MUST_CHECK;
-/* The counters the fleet's counts and a deployment's progress read (migration 21), counted again
+/* The counters the fleet's counts and a deployment's progress read (COUNTERS_SEED), counted again
  * from the rows, in one transaction: for a database written around the store (a bulk load). */
 rp_err_t rp_store_counters_recount(rp_store_t *s) RP_MUST_CHECK;
 /* "Expiring" is a matter of time, not of a write: counted over every device of the tenant (its

@@ -138,7 +138,7 @@ rp_err_t rp_store_link_take(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN], in
     return sq_end(s, err);
 }
 
-/* ---- the fleet's counts (migration 21) ---- */
+/* ---- the fleet's counts, kept as counters (migrations.c: COUNTERS_SEED) ---- */
 
 /* The states counted per tenant (device_counts.state), each the condition SQ_DEV_* names in SQL:
  * a device is in each whose condition is true of it. "Expiring" is a matter of time, not of a

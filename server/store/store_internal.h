@@ -263,7 +263,7 @@ extern const char *const sq_sql_device_page[RP_DEVICE_STATE_COUNT],
 #define SQ_DEV_CERT_EXPIRING                                                                       \
     "((SELECT max(not_after) FROM certificates c WHERE c.device_id = d.id AND c.revoked_at = 0)"   \
     " BETWEEN :now + 1 AND :now + :window)"
-/* A device's state as the fleet's counts see it (device_counts, migration 21). */
+/* A device's state as the fleet's counts see it (device_counts). */
 typedef struct sq_device_state {
     bool exists;
     char tenant_id[RP_ID_SIZE];

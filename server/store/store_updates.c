@@ -834,7 +834,7 @@ static const char SQL_DEPLOY_SELECTED[] =
     "UPDATE deployments SET selected = (SELECT count(*) FROM group_members"
     " WHERE group_id = ?2 AND rp_selects(?1, ?3, device_id)) WHERE id = ?1";
 
-/* ---- a deployment's progress, kept by the writes (migration 21) ---- */
+/* ---- a deployment's progress, kept by the writes (migrations.c: COUNTERS_SEED) ---- */
 
 /* A device's standing in one deployment, as its progress counts it. */
 typedef struct deploy_standing {
@@ -1370,7 +1370,7 @@ static const char SQL_DEPLOY_DEVICES[] =
                                       " AND NOT EXISTS (SELECT 1 FROM device_updates u WHERE "
                                       "u.deployment_id = :dep"
                                       " AND u.device_id = m.device_id) ORDER BY 1 LIMIT :limit";
-/* Its counts, kept by the writes (migration 21: deploy_counts_move, the groups' members): one
+/* Its counts, kept by the writes (deploy_counts_move, the groups' members): one
  * row each, whatever the group's size. */
 static const char SQL_DEPLOY_COUNTS[] =
     "SELECT g.members, d.selected, d.reported_selected, d.reached_pending FROM deployments d"

@@ -1189,19 +1189,20 @@ static int64_t sql_count(sqlite3 *raw, const char *sql)
     return n;
 }
 
-/* A SQLite file taken back from the newest schema to 20 (the counters, migration 21) ... */
-#define UNDO_21                                                                                    \
+/* A SQLite file taken back from the newest schema (the counters) to 20 ... */
+#define UNDO_COUNTERS                                                                              \
     "DROP TABLE device_counts; DROP TABLE fleet_summaries; DROP TABLE deployment_counts;"          \
     "ALTER TABLE device_groups DROP COLUMN members;"                                               \
     "ALTER TABLE deployments DROP COLUMN selected;"                                                \
     "ALTER TABLE deployments DROP COLUMN reported_selected;"                                       \
     "ALTER TABLE deployments DROP COLUMN reached_pending;"                                         \
-    "DELETE FROM schema_version WHERE version = 21;"
+    "DELETE FROM schema_version WHERE version > 20;"
 /* ... and to 19. */
-static const char UNDO_20[] = UNDO_21 "DROP INDEX devices_blocked; DROP INDEX devices_quarantined;"
-                                      "DROP INDEX devices_failed;"
-                                      "ALTER TABLE devices DROP COLUMN last_passed;"
-                                      "DELETE FROM schema_version WHERE version = 20;";
+static const char UNDO_20[] =
+    UNDO_COUNTERS "DROP INDEX devices_blocked; DROP INDEX devices_quarantined;"
+                  "DROP INDEX devices_failed;"
+                  "ALTER TABLE devices DROP COLUMN last_passed;"
+                  "DELETE FROM schema_version WHERE version = 20;";
 
 /* Rows made before names had keys, or before the keys were what they are (schema 7: one key,
  * of another making), get theirs when the store opens; look-alikes among them both stay, and no
@@ -1275,7 +1276,7 @@ static void store_name_keys_filled_at_open(void **state)
                      SQLITE_OK);
     rp_store_close(db->s);
     assert_int_equal(rt_store_open(&db->t, &db->s), RP_OK);
-    assert_int_equal(rp_store_schema_version(db->s), 21);
+    assert_int_equal(rp_store_schema_version(db->s), rp_store_schema_newest);
     assert_int_equal(rp_store_tenant_create(db->s, "acme", &t), RP_ERR_EXISTS);
     assert_int_equal(rp_store_tenant_create(db->s, "globex", &t), RP_ERR_EXISTS);
     assert_int_equal(rp_store_tenant_create(db->s, "Beta", &t), RP_ERR_EXISTS);
@@ -2302,7 +2303,7 @@ static void store_page_plans(void **state)
     assert_non_null(strstr(plan, "PRIMARY KEY (deployment_id=? AND device_id>? AND device_id<?)"));
     assert_true(no_scan(plan));
     assert_null(strstr(plan, "TEMP B-TREE"));
-    /* a deployment's counts are its rows' (migration 21): no statement counts its devices */
+    /* a deployment's counts are its rows' (the counters): no statement counts its devices */
 
     /* 3000 devices, their IDs spread over the key space: a page's steps, first, far on, or under
      * a prefix (in the middle: a cursor's bound alone would read every ID before it), stay those
@@ -2705,7 +2706,7 @@ static void store_deployment_progress(void **state)
     assert_true(pre.n > 0 && pre.n < rows.n && pre.last[0] == '0');
 }
 
-/* ---- the counters (migration 21) against a count of the rows ---- */
+/* ---- the counters (COUNTERS_SEED) against a count of the rows ---- */
 
 #define CTR_DEVICES 8
 
@@ -2849,7 +2850,7 @@ static void record_verdict(struct db *db, const char *device_id, bool passed)
     assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
 }
 
-/* The counters the console reads instead of counting (migration 21), kept by every write that
+/* The counters the console reads instead of counting (COUNTERS_SEED), kept by every write that
  * changes what they count, in its transaction: after each kind of change they are what a count
  * of the rows says, on both engines; a verdict repeated writes none (SQLite: the rows changed);
  * and a database upgraded to them has them right at once (SQLite: its file taken back). */
@@ -2963,7 +2964,7 @@ static void store_counters_match_rows(void **state)
     deploy_counters_match(db, &d2);
     deploy_counters_match(db, &d);
 
-    /* counted again from the rows (as migration 21 counts them): the same */
+    /* counted again from the rows (as their migration counts them): the same */
     assert_int_equal(rp_store_counters_recount(db->s), RP_OK);
     fleet_counters_match(db);
     deploy_counters_match(db, &d);
@@ -2973,7 +2974,7 @@ static void store_counters_match_rows(void **state)
         sqlite3 *raw;
         snprintf(path, sizeof(path), "%s/rampart.db", db->t.dir);
         assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
-        assert_int_equal(sqlite3_exec(raw, UNDO_21, NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(raw, UNDO_COUNTERS, NULL, NULL, NULL), SQLITE_OK);
         sqlite3_close(raw);
         rp_store_close(db->s);
         assert_int_equal(rt_store_open(&db->t, &db->s), RP_OK);
