@@ -26,6 +26,7 @@
 
 #include "api.h"
 #include "config.h"
+#include "console.h"
 #include "context.h"
 #include "http.h"
 #include "images.h"
@@ -789,6 +790,8 @@ int main(int argc, char **argv)
         err = rp_symbols_debuginfod_start(cfg->debuginfod_url, cfg->data_dir);
     if (err == RP_OK)
         err = rp_webhook_sender_start(&srv);
+    if (err == RP_OK)
+        err = rp_fleet_summaries_start(&srv);
     if (err == RP_OK && cfg->webhook_allow_private)
         rp_log_warn("--webhook-allow-private: webhooks may reach loopback, link-local and "
                     "private addresses (for tests and labs only)");
@@ -909,6 +912,7 @@ out:
     rp_deltas_stop(srv.deltas);
     rp_reports_keyer_stop(); /* after the recorder: its batches' answers queue keyings */
     rp_webhook_sender_stop();
+    rp_fleet_summaries_stop();
     rp_ratelimit_free(srv.ratelimit);
     rp_ratelimit_free(srv.unclaimed);
     rp_ratelimit_free(srv.login_limit);

@@ -22,8 +22,8 @@
 #define RP_QUARANTINE_REASON_MAX 255 /* why a device was quarantined, for people */
 
 /*
- * A page of one of the operator's lists (server/api/paging.c makes it from ?limit&after&prefix): the
- * rows in key order whose key is above `after` ("": from the first) and whose filtered column
+ * A page of one of the operator's lists (server/api/paging.c makes it from ?limit&after&prefix):
+ * the rows in key order whose key is above `after` ("": from the first) and whose filtered column
  * starts with `prefix` ("": any), at most limit; not paged: the whole list, in its own order. The
  * store reads it in SQL, the prefix as the index range [prefix, upto): bytewise, as SQLite's BINARY
  * collation compares TEXT (no LIKE, whose '%', '_' and case rules are not a prefix's).
@@ -1021,12 +1021,14 @@ rp_err_t rp_store_device_page(rp_store_t *s, const char *tenant_id, const rp_pag
                               void *ctx) RP_MUST_CHECK;
 
 /* A tenant's devices by state, for the console's fleet page. The states overlap: a device is
- * counted in each that is true of it. */
+ * counted in each that is true of it. Read from counters kept by the writes (migrations.c:
+ * COUNTERS_SEED): one row per state, whatever the fleet's size. */
 typedef struct rp_fleet_counts {
     int64_t total;
-    int64_t attested;      /* last attestation passed, and neither blocked nor quarantined */
-    int64_t cert_expiring; /* its newest current certificate ends within RP_FLEET_EXPIRING */
-    int64_t failed;        /* last attestation failed */
+    int64_t attested;         /* last attestation passed, and neither blocked nor quarantined */
+    int64_t cert_expiring;    /* its newest current certificate ends within RP_FLEET_EXPIRING, */
+    int64_t cert_expiring_at; /* as counted at this time (0: not counted yet): in the background */
+    int64_t failed;           /* last attestation failed */
     int64_t blocked;
     int64_t quarantined;
     int64_t never_seen; /* no attestation recorded */
@@ -1034,6 +1036,18 @@ typedef struct rp_fleet_counts {
 #define RP_FLEET_EXPIRING (4 * 3600) /* seconds: a 24-hour certificate not renewed for 20 hours */
 rp_err_t rp_store_fleet_counts(rp_store_t *s, const char *tenant_id, int64_t now,
                                rp_fleet_counts_t *out) RP_MUST_CHECK;
+/* The counters the fleet's counts and a deployment's progress read (COUNTERS_SEED), counted again
+ * from the rows, in one transaction: for a database written around the store (a bulk load). */
+rp_err_t rp_store_counters_recount(rp_store_t *s) RP_MUST_CHECK;
+/* "Expiring" is a matter of time, not of a write: counted over every device of the tenant (its
+ * newest current certificate's end) and kept with the time it was counted, which the fleet's
+ * counts show. OUT: *n. */
+rp_err_t rp_store_fleet_expiring_count(rp_store_t *s, const char *tenant_id, int64_t now,
+                                       int64_t *n) RP_MUST_CHECK;
+/* Count it again for every tenant whose count is older than max_age seconds (or missing): the
+ * background's pass. OUT: *counted, the tenants counted. */
+rp_err_t rp_store_fleet_summaries_refresh(rp_store_t *s, int64_t now, int64_t max_age,
+                                          size_t *counted) RP_MUST_CHECK;
 /* How many of the tenant's devices run each (product, component, version), as their status
  * reports say (product "" for devices in no group), most devices first, at most limit rows. */
 typedef void (*rp_fleet_version_fn)(void *ctx, const char *product, const char *component,
