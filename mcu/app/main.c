@@ -14,6 +14,7 @@
 #include "an505.h"
 #include "rp_mcu_attest.h"
 #include "rp_mcu_trailer.h"
+#include "rampart/hex.h"
 #include "semihost.h"
 #include "startup.h"
 
@@ -38,14 +39,14 @@ static void nonce_of(uint8_t nonce[RP_MCU_NONCE_MAX], size_t *len)
 
     if (rp_sh_cmdline(cmdline, sizeof(cmdline)))
         p = rp_sh_arg(cmdline, "nonce");
-    for (; p != NULL && n < RP_MCU_NONCE_MAX; n++, p += 2) {
-        int hi = rp_sh_hexval(p[0]), lo = hi < 0 ? -1 : rp_sh_hexval(p[1]);
-        if (lo < 0)
-            break;
-        nonce[n] = (uint8_t)(hi << 4 | lo);
+    if (p != NULL) {
+        size_t digits = strcspn(p, " ");
+        n = digits / 2;
+        if (digits % 2 != 0 || n > RP_MCU_NONCE_MAX || rp_hex_decode(p, digits, nonce, n) != RP_OK)
+            n = 0;
     }
     if (n == 0) {
-        rp_sh_out("app: no nonce given: a sample one\n");
+        rp_sh_out("app: no nonce given (1 to 64 bytes in hex): a sample one\n");
         n = sizeof(sample) - 1;
         memcpy(nonce, sample, n);
     }
