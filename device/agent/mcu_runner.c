@@ -153,7 +153,8 @@ static void relay(const char *state_dir, const char *name, const char *version, 
     if (runner < 0 && prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == 0)
         rp_mcu_runner_start(state_dir); /* a command that does not confine itself (install) */
     if (runner < 0) {
-        snprintf(d->detail, sizeof(d->detail), "no relay runner: the agent started none");
+        snprintf(d->detail, sizeof(d->detail),
+                 "no relay runner: S/mcu/ attached nothing when the agent started (restart it)");
         return;
     }
     if (send(runner, &job, sizeof(job), MSG_NOSIGNAL) == (ssize_t)sizeof(job)) {
