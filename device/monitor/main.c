@@ -33,10 +33,10 @@
 
 #define CLIENTS_MAX 16
 #define IDLE_SECONDS 60 /* a connection that says nothing for this long is closed */
-#define HANDED_SECONDS                                                                             \
-    300               /* firmware handed to the agent for an MCU: its verdict's deadline           \
-                       * (INSTALL's health_seconds when given) */
-#define HANDED_EXIT 3 /* the install child's status when it answered handed */
+/* Firmware handed to the agent for an MCU: its verdict's deadline (INSTALL's health_seconds when
+ * given), and the install child's exit status when it answered handed. */
+#define HANDED_SECONDS 300
+#define HANDED_EXIT 3
 
 static const char usage[] =
     "Usage: rampart-monitor --state-dir S [--socket PATH] [--agent-user USER]\n"
@@ -503,8 +503,7 @@ static void dispatch(struct client *c, int fd)
         m.reply.id = m.req.id;
         apps_remove(&m.reply);
     } else {
-        int none;
-        rp_monitor_serve(&m.agent, &m.req, fd, peer_uid(c), &m.reply, &none);
+        rp_monitor_serve(&m.agent, &m.req, fd, peer_uid(c), &m.reply, &(int){-1});
     }
     if (fd >= 0)
         close(fd);
