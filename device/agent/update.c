@@ -371,6 +371,10 @@ rp_err_t rp_agent_install(rp_agent_t *a, const char *name, const char *path,
         return RP_ERR_INVALID_ARG;
     strcpy(q.u.install.component, name);
     q.u.install.health_seconds = opts->health_seconds > 0 ? (uint32_t)opts->health_seconds : 0;
+    /* For an MCU it is how long the monitor waits for the board's verdict: its default, the
+     * relay's two boots, whatever an app's health window is. */
+    if (rp_mcu_attached(a->state_dir, name) == RP_OK)
+        q.u.install.health_seconds = 0;
     /* The monitor reads the image from this descriptor, never from a path the agent names. */
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
