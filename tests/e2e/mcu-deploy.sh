@@ -10,7 +10,8 @@
 # a device under rampart-monitor, the agent as an unprivileged user: the monitor verifies the
 # image and puts it on trial, hands the trial slot to the agent, whose relay runner relays it to
 # the board, and ends the install on the agent's verdict (MCU_VERDICT); then a raw client of the
-# protocol, as a dead or lying agent, has its verdicts refused and its silence time out.
+# protocol, as a dead or lying agent, has its verdicts refused and its silence time out, and a
+# handed trial cut by the monitor's kill -9 is rolled back at its next start.
 . "$(dirname "$0")/lib.sh"
 : "${MCU_BUILD:?set MCU_BUILD to the microcontroller build}" "${MCU_RUN:?set MCU_RUN to scripts/mcu-run}"
 : "${MCU_KEYS:?set MCU_KEYS to mcu/keys}" "${RAMPART_SERVER:?set RAMPART_SERVER}"
@@ -68,10 +69,13 @@ if [ -n "${MONITOR-}" ]; then
   eq "$(stat -c '%a' "$d/dev/mcu" "$d/dev/mcu/firmware.json" | tr '\n' ' ')" "755 644 " \
     "S/mcu: the relay, readable by the agent's user"
   cp "$SERVER_CA" "$d/ca.pem" && chmod 644 "$d/ca.pem" && ca=$d/ca.pem
-  "$MONITOR" --state-dir "$d/dev" --agent-user "$U" >>"$d/monitor.log" 2>&1 &
-  E2E_PIDS+=("$!")
-  serving() { "${AG[@]}" id --state-dir "$d/dev" >/dev/null 2>&1; }
-  wait_until 60 serving || { cat "$d/monitor.log" >&2; fail "the monitor did not serve"; }
+  start_monitor() {
+    "$MONITOR" --state-dir "$d/dev" --agent-user "$U" >>"$d/monitor.log" 2>&1 &
+    E2E_PIDS+=("$!")
+    serving() { "${AG[@]}" id --state-dir "$d/dev" >/dev/null 2>&1; }
+    wait_until 60 serving || { cat "$d/monitor.log" >&2; fail "the monitor did not serve"; }
+  }
+  start_monitor
 fi
 expect 0 "${AG[@]}" attest --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$ca"
 deploy() { # deploy NAME: a deployment of that image to Field Test; its ID in $dep
@@ -158,5 +162,19 @@ wait_until 30 no_verdict || fail "no verdict, yet: $(cat "$d/fw.json")"
 jq -e ".version == \"2.0.0+0\" and $counter3" "$d/fw.json" >/dev/null ||
   fail "after the deadline: $(cat "$d/fw.json")"
 expect 1 call mcu-verdict firmware "$digest" installed "too late"
+out_has "not the image on trial for an MCU"
+# The monitor killed (-9) while the firmware is handed over: its next start rolls the trial back,
+# and the verdict that comes after is refused.
+expect 0 call install firmware "$d/other.img" 600
+mon=$(head -n1 "$d/dev/monitor.lock")
+kill -9 "$mon"
+gone() { ! kill -0 "$mon" 2>/dev/null; }
+wait_until 30 gone || fail "the monitor outlived kill -9"
+start_monitor
+fw_status >"$d/fw.json"
+jq -e ".version == \"2.0.0+0\" and $counter3 and .last_update.result == \"rolled_back\" and
+  (.last_update.detail | contains(\"restarted\"))" "$d/fw.json" >/dev/null ||
+  fail "after the monitor's restart: $(cat "$d/fw.json")"
+expect 1 call mcu-verdict firmware "$digest" installed "after the cut"
 out_has "not the image on trial for an MCU"
 done_ok
