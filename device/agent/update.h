@@ -71,7 +71,8 @@ rp_err_t rp_update_image_keys(const char *state_dir, rp_md_role_t *role,
                               bool *have_root) RP_MUST_CHECK;
 
 /* Install the image at path as component name: through the monitor (INSTALL, the image as a
- * descriptor) when it serves the device, otherwise rp_install() here. */
+ * descriptor) when it serves the device, otherwise rp_install() here. Firmware for an MCU is
+ * answered handed by the monitor and relayed here (rp_mcu_hand_over, mcu_runner.h). */
 rp_err_t rp_agent_install(rp_agent_t *a, const char *name, const char *path,
                           const rp_install_opts_t *opts, rp_install_result_t *res) RP_MUST_CHECK;
 /* Recovery (rp_components_recover): through the monitor (RECOVER), or here. */
