@@ -95,6 +95,10 @@ bool rp_agent_monitor_serves(const char *state_dir);
  * a successful reply. */
 rp_err_t rp_agent_monitor_call(const rp_agent_t *a, rp_mon_request_t *q, int fd,
                                rp_mon_reply_t *r) RP_MUST_CHECK;
+/* The same, taking the descriptor the reply carries (INSTALL's handed answer) into *reply_fd (-1
+ * when none; close it). */
+rp_err_t rp_agent_monitor_call_fd(const rp_agent_t *a, rp_mon_request_t *q, int fd,
+                                  rp_mon_reply_t *r, int *reply_fd) RP_MUST_CHECK;
 /* The identity's public key (the root of trust's, or the monitor's answer). Owned by a. */
 EVP_PKEY *rp_agent_pubkey(const rp_agent_t *a);
 /* The largest security counter the device's root of trust holds. */

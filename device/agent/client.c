@@ -49,17 +49,27 @@ bool rp_agent_monitor_serves(const char *state_dir)
 
 rp_err_t rp_agent_monitor_call(const rp_agent_t *a, rp_mon_request_t *q, int fd, rp_mon_reply_t *r)
 {
+    return rp_agent_monitor_call_fd(a, q, fd, r, NULL);
+}
+
+rp_err_t rp_agent_monitor_call_fd(const rp_agent_t *a, rp_mon_request_t *q, int fd,
+                                  rp_mon_reply_t *r, int *reply_fd)
+{
     static uint32_t id;
     rp_err_t err;
 
     q->id = ++id;
-    err = rp_mon_call(a->monitor, q, fd, r);
+    err = rp_mon_call_fd(a->monitor, q, fd, r, reply_fd);
     if (err != RP_OK) {
         rp_log_error("%s: the monitor did not answer: %s", a->monitor, rp_strerror(err));
         return RP_ERR_IO;
     }
     if (r->status != RP_OK) {
         rp_log_error("the monitor refused: %s", r->message);
+        if (reply_fd != NULL && *reply_fd >= 0) {
+            close(*reply_fd);
+            *reply_fd = -1;
+        }
         return RP_ERR_IO;
     }
     return RP_OK;

@@ -20,6 +20,7 @@
 
 #include "agent.h"
 #include "confine.h"
+#include "mcu_runner.h"
 #include "crashes.h"
 #include "daemon.h"
 #include "report.h"
@@ -305,6 +306,7 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
     } else {
         rp_log_info("rampart-monitor serves %s: it runs the apps, each in its compartment",
                     o->state_dir);
+        rp_mcu_runner_start(o->state_dir); /* the relay to an MCU runs outside the filter */
         if (rp_agent_confine() != RP_OK) { /* its own allow-list from here on */
             rp_agent_close(agent);
             return false;

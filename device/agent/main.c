@@ -17,6 +17,7 @@
 #include "agent.h"
 #include "commands.h"
 #include "confine.h"
+#include "mcu_runner.h"
 #include "daemon.h"
 #include "proto.h"
 #include "rampart/file.h"
@@ -164,6 +165,8 @@ int cmd_open_online(const struct args *a, rp_agent_t *agent, char *server, size_
     if (cmd_open_agent(a, agent) != OK)
         return FAIL;
     rc = cmd_service_of(a, agent, server, scap, ca, ccap);
+    if (rc == OK && !cmd_direct(agent))
+        rp_mcu_runner_start(agent->state_dir); /* the relay to an MCU runs outside the filter */
     if (rc == OK && !cmd_direct(agent) && rp_agent_confine() != RP_OK)
         rc = FAIL;
     if (rc != OK)
