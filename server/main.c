@@ -45,6 +45,7 @@
 static const char usage[] =
     "Usage: rampart-server --data-dir DIR [--listen HOST:PORT] [options]\n"
     "       rampart-server --config FILE [options]\n"
+    "       rampart-server blobs move --from dir|database --to dir|database [options]\n"
     "\n"
     "The Rampart security service: attests devices, issues 24-hour device certificates from\n"
     "tenant CAs, and serves the operator API, over HTTPS.\n"
@@ -116,11 +117,135 @@ static const char usage[] =
     "                      system token, and exit (the service may be running); refused\n"
     "                      where DIR holds no database or no system token to replace\n"
     "\n"
+    "blobs move: move every blob (uploads, images, deltas) from one --blobs store to the\n"
+    "other, for the --data-dir and --database given (or the config file's), with every\n"
+    "replica stopped; then start them with --blobs set to --to's. Safe to kill and run\n"
+    "again; a second run moves nothing. A server refuses to start while the other store\n"
+    "holds blobs its own does not.\n"
+    "\n"
     "On first start it writes DIR/server-ca.pem (the certificate clients trust) and\n"
     "DIR/admin.token (a bootstrap system token, 0600). No other system token is ever made but\n"
     "by --rotate-admin-token (or at a start that finds none at all).\n";
 
 static struct event_base *main_base;
+
+/* The other --blobs store than kind, and its name. */
+static rp_blobs_kind_t other_blobs(rp_blobs_kind_t kind)
+{
+    return kind == RP_BLOBS_DIR ? RP_BLOBS_DATABASE : RP_BLOBS_DIR;
+}
+
+/*
+ * The check at start: blobs kept in the other --blobs store, which this one does not hold (a
+ * restart with another --blobs), would make their images unreadable; the server refuses to
+ * start, naming the command that moves them (RP_ERR_EXISTS).
+ */
+static rp_err_t blobs_check(const rp_server_t *srv, rp_store_t *store)
+{
+    rp_blobs_kind_t other = other_blobs(srv->blobs);
+    rp_blobs_t *mine = NULL, *theirs = NULL;
+    char first[RP_BLOB_NAME_MAX + 1];
+    unsigned missing = 0;
+    rp_err_t err = rp_server_blobs_open(srv, store, &mine);
+
+    if (err == RP_OK)
+        err = rp_blobs_open(other, srv->data_dir, store, &theirs);
+    if (err == RP_OK)
+        err = rp_blobs_missing(theirs, mine, &missing, first);
+    if (err == RP_OK && missing > 0) {
+        rp_log_error("%u blob(s) (%s among them) are kept with --blobs %s, not with --blobs %s as "
+                     "this server is started: their images would be unreadable. Stop every "
+                     "replica and move them: `rampart-server blobs move --from %s --to %s` with "
+                     "the same --data-dir and --database (docs/operations.md, \"Moving blobs "
+                     "between stores\"), or start with --blobs %s",
+                     missing, first, rp_blobs_kind_name(other), rp_blobs_kind_name(srv->blobs),
+                     rp_blobs_kind_name(other), rp_blobs_kind_name(srv->blobs),
+                     rp_blobs_kind_name(other));
+        err = RP_ERR_EXISTS;
+    } else if (err != RP_OK) {
+        rp_log_error("cannot check the blob stores: %s", rp_strerror(err));
+    }
+    rp_blobs_close(theirs);
+    rp_blobs_close(mine);
+    return err;
+}
+
+/* rampart-server blobs move: from's blobs into to's store (rp_blobs_move). */
+static int blobs_move(const rp_server_t *srv, rp_blobs_kind_t from, rp_blobs_kind_t to)
+{
+    rp_blobs_t *a = NULL, *b = NULL;
+    rp_store_t *store = NULL;
+    unsigned moved = 0, had = 0;
+    rp_err_t err;
+
+    if (from == to) {
+        rp_log_error("blobs move: --from and --to name the same store (%s)",
+                     rp_blobs_kind_name(from));
+        return 2;
+    }
+    if (access(srv->data_dir, F_OK) != 0) { /* (a typo must not make one) */
+        rp_log_error("blobs move: %s: %s", srv->data_dir, strerror(errno));
+        return 1;
+    }
+    err = rp_server_store_open(srv, &store);
+    if (err == RP_OK)
+        err = rp_blobs_open(from, srv->data_dir, store, &a);
+    if (err == RP_OK)
+        err = rp_blobs_open(to, srv->data_dir, store, &b);
+    if (err == RP_OK)
+        err = rp_blobs_move(a, b, &moved, &had);
+    rp_blobs_close(a);
+    rp_blobs_close(b);
+    rp_store_close(store);
+    if (err != RP_OK) {
+        rp_log_error("blobs move: %u moved, then stopped: %s (run it again to go on)", moved,
+                     rp_strerror(err));
+        return 1;
+    }
+    rp_log_info("blobs move: %u blob(s) moved from %s to %s (%u there already); start the "
+                "service with --blobs %s",
+                moved, rp_blobs_kind_name(from), rp_blobs_kind_name(to), had,
+                rp_blobs_kind_name(to));
+    return 0;
+}
+
+/*
+ * "blobs move --from K --to K" at the front of argv: its words taken out (OUT: *from, *to), the
+ * options that follow left for getopt. 0 when argv is no such command, 1 when it is, -1 (usage
+ * written) when it is one, wrongly written.
+ */
+static int blobs_command(int *argc, char **argv, rp_blobs_kind_t *from, rp_blobs_kind_t *to)
+{
+    bool have_from = false, have_to = false;
+    int n = 1;
+
+    if (*argc < 2 || strcmp(argv[1], "blobs") != 0)
+        return 0;
+    if (*argc < 3 || strcmp(argv[2], "move") != 0) {
+        fputs(usage, stderr);
+        return -1;
+    }
+    for (int i = 3; i < *argc; i++) {
+        bool is_from = strcmp(argv[i], "--from") == 0, is_to = strcmp(argv[i], "--to") == 0;
+        if (!is_from && !is_to) {
+            argv[n++] = argv[i];
+            continue;
+        }
+        if (i + 1 >= *argc || !rp_blobs_kind_parse(argv[i + 1], is_from ? from : to)) {
+            fprintf(stderr, "rampart-server: blobs move: %s wants dir or database\n", argv[i]);
+            return -1;
+        }
+        *(is_from ? &have_from : &have_to) = true;
+        i++;
+    }
+    if (!have_from || !have_to) {
+        fputs("rampart-server: blobs move wants --from and --to\n", stderr);
+        return -1;
+    }
+    argv[n] = NULL;
+    *argc = n;
+    return 1;
+}
 
 /* Where the console's files are: --console-dir, or ../share/rampart/console from the program's
  * own directory (build/bin finds build/share, /usr/bin finds /usr/share). Resolved once, so that
@@ -655,9 +780,13 @@ int main(int argc, char **argv)
     rp_config_t *cfg = &run.cfg;
     int c, fd, bound = 0, started = 0, status = 1, id;
     bool rotate = false;
+    rp_blobs_kind_t move_from = RP_BLOBS_DIR, move_to = RP_BLOBS_DIR;
+    int move;
     rp_err_t err;
 
     rp_log_init("rampart-server", RP_LOG_INFO);
+    if ((move = blobs_command(&argc, argv, &move_from, &move_to)) < 0)
+        return 2;
     pthread_mutex_init(&srv.crl_lock, NULL);
     /* A decoded batch of reports is about 700 KiB (room for 64 frames each), allocated and freed
      * per request: kept in the heap rather than mapped, and not trimmed away, so that it is not
@@ -717,6 +846,8 @@ int main(int argc, char **argv)
     srv.blobs = (rp_blobs_kind_t)cfg->blobs;
     if (rotate) /* (in a data directory that exists: a typo must not make one) */
         return rotate_admin_token(&srv) == RP_OK ? 0 : 1;
+    if (move)
+        return blobs_move(&srv, move_from, move_to);
     if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
         rp_log_error("%s: %s", cfg->data_dir, strerror(errno));
         return 1;
@@ -751,6 +882,8 @@ int main(int argc, char **argv)
                      master_path);
     if (err == RP_OK)
         err = bootstrap_token(&srv, store);
+    if (err == RP_OK)
+        err = blobs_check(&srv, store);
     rp_store_close(store);
     if (err != RP_OK) {
         rp_log_error("cannot prepare %s: %s", cfg->data_dir, rp_strerror(err));

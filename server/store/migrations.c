@@ -289,6 +289,11 @@ const char *const rp_store_migrations[] = {
     "CREATE INDEX devices_blocked ON devices(tenant_id, id) WHERE blocked != 0;"
     "CREATE INDEX devices_quarantined ON devices(tenant_id, id) WHERE quarantined_at != 0;"
     "CREATE INDEX devices_failed ON devices(tenant_id, id) WHERE last_passed = 0;",
+    /* 21: the image an upload became (api/images.c), kept on the upload's row until the stale
+     * uploads are dropped (a day), so that a POST of the same upload again - a client's retry
+     * of one that succeeded, or one racing it - answers that image. Rolling upgrade: yes (an
+     * older replica deletes the row as it did; a retry there is the 404 it was) */
+    "ALTER TABLE uploads ADD COLUMN image_id TEXT;",
 };
 const int rp_store_schema_newest =
     (int)(sizeof(rp_store_migrations) / sizeof(rp_store_migrations[0]));

@@ -264,12 +264,14 @@ typedef struct rp_image_key_record {
     int64_t created;
 } rp_image_key_record_t;
 
-/* An upload in progress: its bytes are in DATA_DIR/uploads/<id> until it becomes an image. */
+/* An upload in progress: its bytes are the blob uploads/<id> until it becomes an image; then
+ * the row stays, naming the image, until the stale uploads are dropped (migration 21). */
 typedef struct rp_upload {
     char id[RP_ID_SIZE];
     char tenant_id[RP_ID_SIZE];
     uint64_t size; /* announced */
     int64_t created;
+    char image_id[2 * 32 + 1]; /* the image it became ("": none yet) */
 } rp_upload_t;
 
 /* An uploaded image, verified against one of the tenant's image keys. Immutable. */
@@ -350,6 +352,8 @@ rp_err_t rp_store_upload_create(rp_store_t *s, const char *tenant_id, uint64_t s
 rp_err_t rp_store_upload_get(rp_store_t *s, const char *tenant_id, const char *id,
                              rp_upload_t *out) RP_MUST_CHECK;
 rp_err_t rp_store_upload_delete(rp_store_t *s, const char *id) RP_MUST_CHECK;
+/* The upload became image_id (its bytes are that image's): kept on its row. RP_ERR_NOT_FOUND. */
+rp_err_t rp_store_upload_became(rp_store_t *s, const char *id, const char *image_id) RP_MUST_CHECK;
 /* Uploads started before `before`, oldest first, at most max of them. */
 typedef void (*rp_upload_fn)(void *ctx, const rp_upload_t *u);
 rp_err_t rp_store_upload_stale(rp_store_t *s, int64_t before, int max, rp_upload_fn fn,

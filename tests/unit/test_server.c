@@ -169,7 +169,37 @@ static void store_schema(void **state)
 {
     struct db *db = *state;
 
-    assert_int_equal(rp_store_schema_version(db->s), 20);
+    assert_int_equal(rp_store_schema_version(db->s), 21);
+}
+
+static void collect_upload(void *ctx, const rp_upload_t *u)
+{
+    *(rp_upload_t *)ctx = *u;
+}
+
+/* Migration 21: an upload remembers the image it became (POST images is idempotent on it), on
+ * both engines; only that tenant sees it. */
+static void store_upload_became(void **state)
+{
+    struct db *db = *state;
+    const char *image = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    rp_upload_t u, got, stale;
+
+    assert_int_equal(rp_store_upload_create(db->s, db->tenant.id, 1000, &u), RP_OK);
+    assert_int_equal(rp_store_upload_get(db->s, db->tenant.id, u.id, &got), RP_OK);
+    assert_string_equal(got.image_id, "");
+    assert_int_equal(rp_store_upload_became(db->s, u.id, image), RP_OK);
+    assert_int_equal(rp_store_upload_became(db->s, u.id, image), RP_OK); /* again: the same */
+    assert_int_equal(rp_store_upload_get(db->s, db->tenant.id, u.id, &got), RP_OK);
+    assert_string_equal(got.image_id, image);
+    assert_int_equal(got.size, 1000);
+    assert_int_equal(rp_store_upload_get(db->s, "t_other", u.id, &got), RP_ERR_NOT_FOUND);
+    memset(&stale, 0, sizeof(stale));
+    assert_int_equal(rp_store_upload_stale(db->s, u.created + 1, 16, collect_upload, &stale),
+                     RP_OK);
+    assert_string_equal(stale.image_id, image);
+    assert_int_equal(rp_store_upload_delete(db->s, u.id), RP_OK);
+    assert_int_equal(rp_store_upload_became(db->s, u.id, image), RP_ERR_NOT_FOUND);
 }
 
 /* One write: a verdict, maybe a certificate, maybe a nonce to spend. */
@@ -1189,11 +1219,13 @@ static int64_t sql_count(sqlite3 *raw, const char *sql)
     return n;
 }
 
-/* A SQLite file taken back from schema 20 to 19. */
-static const char UNDO_20[] = "DROP INDEX devices_blocked; DROP INDEX devices_quarantined;"
-                              "DROP INDEX devices_failed;"
-                              "ALTER TABLE devices DROP COLUMN last_passed;"
-                              "DELETE FROM schema_version WHERE version = 20;";
+/* A SQLite file taken back from schema 21 to 20, and (UNDO_20) on to 19. */
+#define UNDO_21                                                                                    \
+    "ALTER TABLE uploads DROP COLUMN image_id; DELETE FROM schema_version WHERE version = 21;"
+static const char UNDO_20[] = UNDO_21 "DROP INDEX devices_blocked; DROP INDEX devices_quarantined;"
+                                      "DROP INDEX devices_failed;"
+                                      "ALTER TABLE devices DROP COLUMN last_passed;"
+                                      "DELETE FROM schema_version WHERE version = 20;";
 
 /* Rows made before names had keys, or before the keys were what they are (schema 7: one key,
  * of another making), get theirs when the store opens; look-alikes among them both stay, and no
@@ -1267,7 +1299,7 @@ static void store_name_keys_filled_at_open(void **state)
                      SQLITE_OK);
     rp_store_close(db->s);
     assert_int_equal(rt_store_open(&db->t, &db->s), RP_OK);
-    assert_int_equal(rp_store_schema_version(db->s), 20);
+    assert_int_equal(rp_store_schema_version(db->s), 21);
     assert_int_equal(rp_store_tenant_create(db->s, "acme", &t), RP_ERR_EXISTS);
     assert_int_equal(rp_store_tenant_create(db->s, "globex", &t), RP_ERR_EXISTS);
     assert_int_equal(rp_store_tenant_create(db->s, "Beta", &t), RP_ERR_EXISTS);
@@ -2206,7 +2238,7 @@ static void store_verdict_seeded(void **state)
     sqlite3_close(raw);
     rp_store_close(db->s);
     assert_int_equal(rt_store_open(&db->t, &db->s), RP_OK);
-    assert_int_equal(rp_store_schema_version(db->s), 20);
+    assert_int_equal(rp_store_schema_version(db->s), 21);
     assert_int_equal(verdicts_astray(db), 0);
     assert_int_equal(state_page(db, RP_DEVICE_STATE_FAILED, &l)->n, 1);
     assert_string_equal(l.ids[0], ids[0]);
@@ -2730,6 +2762,7 @@ int main(void)
         cmocka_unit_test(nonce_round_trip),
         cmocka_unit_test(nonce_refusals),
         cmocka_unit_test_setup_teardown(store_schema, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_upload_became, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_device_status, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_batch_spends_each_nonce_once, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_pass_for_a_device_blocked_meanwhile, db_setup,
