@@ -16,12 +16,7 @@ printf '#!/bin/sh\necho ready >&"$RAMPART_READY_FD"\nexec sleep 60\n' >"$d/good.
 expect 0 "$RAMPART" image sign --key "$d/img.key" --version 1.1.0 --security-counter 1 --type app \
   "$d/good.sh" "$d/app.img"
 expect 0 "$RAMPART" image upload --tenant "$acme" --component app "$d/app.img"; v=$(cat "$d/out")
-expect 0 "$RAMPART" product create --tenant "$acme" Thermostat
-expect 0 "$AGENT" provision --state-dir "$d/dev" --rot soft; dev=$(tail -n1 "$d/out")
-expect 0 "$RAMPART" device claim --tenant "$acme" "$dev"
-expect 0 "$RAMPART" device assign --tenant "$acme" --product Thermostat --group "Field Test" "$dev"
-expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v"
-expect 0 "$AGENT" attest --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+device_with_image "$v"
 download() { curl -s -o "$d/got" -w '%{http_code}' --cacert "$SERVER_CA" --cert "$d/dev/agent/device.crt" \
   --key "$d/dev/identity.pem" "$SERVER_URL/api/v1/device/images/$v"; }
 downloads() { eq "$(download)" 200 "download ($1)"; cmp -s "$d/got" "$d/app.img" || fail "other bytes ($1)"; }
