@@ -4,9 +4,11 @@
  * exactly, hashing, copying out to a file).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 
@@ -91,6 +93,12 @@ void rp_blob_name_image(const char *image_id, char out[RP_BLOB_NAME_MAX + 1])
 void rp_blob_name_delta(const char *from, const char *to, char out[RP_BLOB_NAME_MAX + 1])
 {
     snprintf(out, RP_BLOB_NAME_MAX + 1, "deltas/%s-%s.zst", from, to);
+}
+
+void rp_blob_name_symbols(const char *tenant_id, const char *build_id,
+                          char out[RP_BLOB_NAME_MAX + 1])
+{
+    snprintf(out, RP_BLOB_NAME_MAX + 1, "symbols/%s-%s", tenant_id, build_id);
 }
 
 rp_err_t rp_blob_put_begin(rp_blobs_t *b, const char *name, rp_blob_writer_t **w)
@@ -234,6 +242,33 @@ rp_err_t rp_blob_sha256_hex(rp_blobs_t *b, const char *name, char hex[65])
 static rp_err_t write_chunk(void *ctx, const uint8_t *chunk, size_t len)
 {
     return rp_atomic_write(ctx, chunk, len);
+}
+
+rp_err_t rp_blob_put_file(rp_blobs_t *b, const char *name, const char *path)
+{
+    uint8_t *buf = malloc(RP_BLOB_CHUNK);
+    rp_blob_writer_t *w = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    rp_err_t err = buf == NULL ? RP_ERR_NO_MEMORY : fd < 0 ? RP_ERR_IO : RP_OK;
+
+    if (err == RP_OK)
+        err = rp_blob_put_begin(b, name, &w);
+    while (err == RP_OK) {
+        ssize_t n = read(fd, buf, RP_BLOB_CHUNK);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            err = n == 0 ? rp_blob_put_commit(w) : RP_ERR_IO; /* (commit frees w) */
+            w = n == 0 ? NULL : w;
+            break;
+        }
+        err = rp_blob_put_write(w, buf, (size_t)n);
+    }
+    rp_blob_put_abort(w); /* (NULL: none, or committed) */
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+    return err;
 }
 
 rp_err_t rp_blob_copy_to_file(rp_blobs_t *b, const char *name, const char *path, int mode)

@@ -13,7 +13,8 @@
  *
  * A committed name is never replaced: a put's commit or a rename onto a name that holds a blob
  * drops the newcomer's bytes and keeps the blob there (RP_OK: the name holds the bytes the
- * caller meant, since every name that is put or renamed onto is content-addressed). So one
+ * caller meant, since the names put or renamed onto are content-addressed; a debug file's,
+ * which is not, is removed before it is put again). So one
  * tenant's upload of bytes another tenant has as an image never touches that image's blob, nor
  * a download of it in progress (in the database, a reader reads its blob's chunks by the blob's
  * ID: replacing it would delete them under the reader).
@@ -124,6 +125,11 @@ void rp_blobs_close(rp_blobs_t *b);
 void rp_blob_name_upload(const char *upload_id, char out[RP_BLOB_NAME_MAX + 1]);
 void rp_blob_name_image(const char *image_id, char out[RP_BLOB_NAME_MAX + 1]);
 void rp_blob_name_delta(const char *from, const char *to, char out[RP_BLOB_NAME_MAX + 1]);
+/* A tenant's debug file of a build ID (server/device/reports.c), kept in the blob store with
+ * --blobs database only: "symbols/TENANT-BUILDID". Not among rp_blob_namespaces: each replica
+ * keeps a copy in its data directory, which is what --blobs dir keeps. */
+void rp_blob_name_symbols(const char *tenant_id, const char *build_id,
+                          char out[RP_BLOB_NAME_MAX + 1]);
 
 /* Whether name has the shape above (the backends refuse any other: RP_ERR_INVALID_ARG). */
 bool rp_blob_name_valid(const char *name);
@@ -168,6 +174,8 @@ rp_err_t rp_blobs_missing(rp_blobs_t *other, rp_blobs_t *b, unsigned *missing,
 rp_err_t rp_blob_read_all(rp_blob_reader_t *r, uint64_t off, void *buf, size_t len) RP_MUST_CHECK;
 /* The SHA-256 of a blob's bytes, in hex, read a chunk at a time. */
 rp_err_t rp_blob_sha256_hex(rp_blobs_t *b, const char *name, char hex[65]) RP_MUST_CHECK;
+/* Put a local file's bytes into blob name (a put: see rp_blob_put_commit), a chunk at a time. */
+rp_err_t rp_blob_put_file(rp_blobs_t *b, const char *name, const char *path) RP_MUST_CHECK;
 /* Copy a blob into a local file, atomically (a temp file beside path, synced, renamed). */
 rp_err_t rp_blob_copy_to_file(rp_blobs_t *b, const char *name, const char *path,
                               int mode) RP_MUST_CHECK;
