@@ -51,7 +51,8 @@ static const char usage[] =
     "tenant CAs, and serves the operator API, over HTTPS.\n"
     "\n"
     "  --config FILE       settings from FILE: `key = value` lines, a key for every option\n"
-    "                      below but the actions (--routes, --rotate-admin-token), named as\n"
+    "                      below but the actions (--routes, --rotate-admin-token, blobs\n"
+    "                      move's --from and --to), named as\n"
     "                      the option (data-dir = /var/lib/rampart; flags: verbose = true);\n"
     "                      flags given here override it. Without --config,\n"
     "                      " RP_CONFIG_DEFAULT " is read when it exists. SIGHUP reads it\n"
@@ -207,44 +208,6 @@ static int blobs_move(const rp_server_t *srv, rp_blobs_kind_t from, rp_blobs_kin
                 moved, rp_blobs_kind_name(from), rp_blobs_kind_name(to), had,
                 rp_blobs_kind_name(to));
     return 0;
-}
-
-/*
- * "blobs move --from K --to K" at the front of argv: its words taken out (OUT: *from, *to), the
- * options that follow left for getopt. 0 when argv is no such command, 1 when it is, -1 (usage
- * written) when it is one, wrongly written.
- */
-static int blobs_command(int *argc, char **argv, rp_blobs_kind_t *from, rp_blobs_kind_t *to)
-{
-    bool have_from = false, have_to = false;
-    int n = 1;
-
-    if (*argc < 2 || strcmp(argv[1], "blobs") != 0)
-        return 0;
-    if (*argc < 3 || strcmp(argv[2], "move") != 0) {
-        fputs(usage, stderr);
-        return -1;
-    }
-    for (int i = 3; i < *argc; i++) {
-        bool is_from = strcmp(argv[i], "--from") == 0, is_to = strcmp(argv[i], "--to") == 0;
-        if (!is_from && !is_to) {
-            argv[n++] = argv[i];
-            continue;
-        }
-        if (i + 1 >= *argc || !rp_blobs_kind_parse(argv[i + 1], is_from ? from : to)) {
-            fprintf(stderr, "rampart-server: blobs move: %s wants dir or database\n", argv[i]);
-            return -1;
-        }
-        *(is_from ? &have_from : &have_to) = true;
-        i++;
-    }
-    if (!have_from || !have_to) {
-        fputs("rampart-server: blobs move wants --from and --to\n", stderr);
-        return -1;
-    }
-    argv[n] = NULL;
-    *argc = n;
-    return 1;
 }
 
 /* Where the console's files are: --console-dir, or ../share/rampart/console from the program's
@@ -781,12 +744,11 @@ int main(int argc, char **argv)
     int c, fd, bound = 0, started = 0, status = 1, id;
     bool rotate = false;
     rp_blobs_kind_t move_from = RP_BLOBS_DIR, move_to = RP_BLOBS_DIR;
-    int move;
+    int moving = 0; /* --from and --to seen: blobs move's, 1 each */
+    bool move = false;
     rp_err_t err;
 
     rp_log_init("rampart-server", RP_LOG_INFO);
-    if ((move = blobs_command(&argc, argv, &move_from, &move_to)) < 0)
-        return 2;
     pthread_mutex_init(&srv.crl_lock, NULL);
     /* A decoded batch of reports is about 700 KiB (room for 64 frames each), allocated and freed
      * per request: kept in the heap rather than mapped, and not trimmed away, so that it is not
@@ -804,14 +766,26 @@ int main(int argc, char **argv)
         case RP_CFG_ROUTES: rp_routes_print(stdout); return 0;
         case RP_CFG_ROTATE: rotate = true; break;
         case RP_CFG_CONFIG: run.cli.config = optarg; break;
+        case RP_CFG_FROM:
+        case RP_CFG_TO:
+            if (!rp_blobs_kind_parse(optarg, id == RP_CFG_FROM ? &move_from : &move_to)) {
+                fprintf(stderr, "rampart-server: --%s wants dir or database\n",
+                        rp_config_name((rp_config_id_t)id));
+                return 2;
+            }
+            moving |= id == RP_CFG_FROM ? 1 : 2;
+            break;
         case -1: fputs(usage, stderr); return 2;
         default:
             run.cli.v[run.cli.n].id = (rp_config_id_t)id;
             run.cli.v[run.cli.n++].value = optarg; /* NULL for a flag */
         }
     }
-    if (optind != argc) {
-        fputs(usage, stderr);
+    /* (getopt moves the words that are no options to the end) */
+    move = argc - optind == 2 && strcmp(argv[optind], "blobs") == 0 &&
+           strcmp(argv[optind + 1], "move") == 0;
+    if ((optind != argc && !move) || (move && moving != 3) || (!move && moving != 0)) {
+        fputs(move ? "rampart-server: blobs move wants --from and --to\n" : usage, stderr);
         return 2;
     }
     if (!settings(&run.cli, false, cfg, file, sizeof(file), why, sizeof(why))) {
