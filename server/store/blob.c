@@ -12,6 +12,7 @@
 
 #include <openssl/evp.h>
 
+#include "rampart/failpoint.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
@@ -325,6 +326,7 @@ static rp_err_t move_one(void *ctx, const char *name, uint64_t size)
         if (err == RP_OK)
             mv->moved++;
     }
+    rp_failpoint("blob move: copied, not yet removed");
     if (err == RP_OK && (err = rp_blob_remove(mv->from, name)) == RP_ERR_NOT_FOUND)
         err = RP_OK;
     if (err != RP_OK)

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "rampart/failpoint.h"
 #include "rampart/log.h"
 #include "store/blob.h"
 #include "store_internal.h"
@@ -225,6 +226,7 @@ static rp_err_t db_put_commit(rp_blob_writer_t *bw)
     rp_store_t *s = store_of(bw->b);
     rp_err_t err = flush(w);
 
+    rp_failpoint("blob db: written, not yet named");
     if (err == RP_OK)
         err = sq_begin(s);
     if (err == RP_OK)
