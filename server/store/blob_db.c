@@ -61,7 +61,7 @@ static const char SQL_CHUNKS_READ[] = "SELECT pos, data FROM blob_chunks WHERE b
 /* (a page of names at a time, in the UNIQUE index's order: whatever the collation, the same for
  * "> :after" as for the ORDER BY; a namespace is a-z only, no pattern character) */
 static const char SQL_BLOB_LIST[] = "SELECT name, size FROM blobs WHERE name LIKE :pattern"
-                                    " AND name > :after ORDER BY name LIMIT 32";
+                                    " AND name > :after ORDER BY name LIMIT 128";
 static const char SQL_BLOB_ABANDONED[] =
     "SELECT id FROM blobs WHERE name IS NULL AND created < :before LIMIT 16";
 
@@ -403,22 +403,27 @@ static rp_err_t db_sweep(rp_blobs_t *b, int64_t before, unsigned *n)
 static rp_err_t db_list(rp_blobs_t *b, const char *ns, rp_blob_name_fn fn, void *ctx)
 {
     rp_store_t *s = store_of(b);
-    char names[32][RP_BLOB_NAME_MAX + 1], after[RP_BLOB_NAME_MAX + 1], pattern[32];
-    uint64_t sizes[32];
-    rp_err_t err = RP_OK;
-    int k;
+    enum { PAGE = 128 }; /* (SQL_BLOB_LIST's LIMIT) */
+    char(*names)[RP_BLOB_NAME_MAX + 1] = malloc(PAGE * sizeof(*names));
+    char after[RP_BLOB_NAME_MAX + 1], pattern[32];
+    uint64_t sizes[PAGE];
+    rp_err_t err = names == NULL ? RP_ERR_NO_MEMORY
+                   : snprintf(pattern, sizeof(pattern), "%s/%%", ns) >= (int)sizeof(pattern)
+                       ? RP_ERR_INVALID_ARG
+                       : RP_OK;
+    int k = PAGE;
 
     after[0] = '\0';
-    if (snprintf(pattern, sizeof(pattern), "%s/%%", ns) >= (int)sizeof(pattern))
-        return RP_ERR_INVALID_ARG;
-    do {
+    while (err == RP_OK && k == PAGE) {
         sq_st_t *st = sq_stmt(s, SQL_BLOB_LIST);
         int rc = DB_DONE;
-        if (st == NULL)
-            return RP_ERR_IO;
+        if (st == NULL) {
+            err = RP_ERR_IO;
+            break;
+        }
         db_bind_text(st, db_param(st, ":pattern"), pattern);
         db_bind_text(st, db_param(st, ":after"), after);
-        for (k = 0; k < 32 && (rc = db_step(st)) == DB_ROW; k++) {
+        for (k = 0; k < PAGE && (rc = db_step(st)) == DB_ROW; k++) {
             sq_text_col(st, 0, names[k], sizeof(names[k]));
             sizes[k] = (uint64_t)db_column_int64(st, 1);
         }
@@ -429,7 +434,8 @@ static rp_err_t db_list(rp_blobs_t *b, const char *ns, rp_blob_name_fn fn, void 
             err = fn(ctx, names[i], sizes[i]);
         if (k > 0)
             memcpy(after, names[k - 1], sizeof(after));
-    } while (err == RP_OK && k == 32);
+    }
+    free(names);
     return err;
 }
 

@@ -226,6 +226,13 @@ static bool saw(const struct seen *s, const char *name, uint64_t size)
     return false;
 }
 
+static rp_err_t count(void *ctx, const char *name, uint64_t size)
+{
+    (void)name, (void)size;
+    (*(unsigned *)ctx)++;
+    return RP_OK;
+}
+
 /* A listing names each committed blob of a namespace, and nothing of a put not committed. */
 static void blob_list(void **state)
 {
@@ -251,6 +258,17 @@ static void blob_list(void **state)
     assert_int_equal(s.n, 1);
     assert_true(saw(&s, "uploads/u_9", 3));
     rp_blob_put_abort(w);
+    /* more than a page of the database's listing, each once */
+    for (int i = 0; i < 300; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "deltas/p%03d", i);
+        put(f->b, name, 1, (uint32_t)i);
+    }
+    {
+        unsigned n = 0;
+        assert_int_equal(rp_blobs_list(f->b, "deltas", count, &n), RP_OK);
+        assert_int_equal(n, 301);
+    }
 }
 
 static int setup_both(void **state)
