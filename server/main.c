@@ -130,7 +130,7 @@ static const char usage[] =
 
 static struct event_base *main_base;
 
-/* The other --blobs store than kind, and its name. */
+/* The --blobs store that kind is not. */
 static rp_blobs_kind_t other_blobs(rp_blobs_kind_t kind)
 {
     return kind == RP_BLOBS_DIR ? RP_BLOBS_DATABASE : RP_BLOBS_DIR;
@@ -744,7 +744,7 @@ int main(int argc, char **argv)
     int c, fd, bound = 0, started = 0, status = 1, id;
     bool rotate = false;
     rp_blobs_kind_t move_from = RP_BLOBS_DIR, move_to = RP_BLOBS_DIR;
-    int moving = 0; /* --from and --to seen: blobs move's, 1 each */
+    int moving = 0; /* blobs move's options seen: 1 --from, 2 --to */
     bool move = false;
     rp_err_t err;
 

@@ -14,10 +14,10 @@
  * A committed name is never replaced: a put's commit or a rename onto a name that holds a blob
  * drops the newcomer's bytes and keeps the blob there (RP_OK: the name holds the bytes the
  * caller meant, since the names put or renamed onto are content-addressed; a debug file's,
- * which is not, is removed before it is put again). So one
- * tenant's upload of bytes another tenant has as an image never touches that image's blob, nor
- * a download of it in progress (in the database, a reader reads its blob's chunks by the blob's
- * ID: replacing it would delete them under the reader).
+ * which is not, is removed before it is put again). So one tenant's upload of bytes another
+ * tenant has as an image never touches that image's blob, nor a download of it in progress (in
+ * the database, a reader reads its blob's chunks by the blob's ID: replacing it would delete them
+ * under the reader).
  *
  * Two ways in:
  *   - a put: begin, write any number of times, then commit or abort. Nothing of it is visible
