@@ -53,6 +53,8 @@ static const struct row {
     [RP_CFG_ROUTES] = {"routes",                      no_argument,       0,   0               },
     [RP_CFG_HELP] = {"help",                        no_argument,       'h', 0               },
     [RP_CFG_VERSION] = {"version",                     no_argument,       'V', 0               },
+    [RP_CFG_FROM] = {"from",                        required_argument, 0,   0               },
+    [RP_CFG_TO] = {"to",                          required_argument, 0,   0               },
 };
 
 void rp_config_defaults(rp_config_t *c)

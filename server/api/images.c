@@ -9,7 +9,8 @@
  *   POST uploads {"size": N}              -> {"id": U, "received": 0, "chunk_max": ...}
  *   PUT  uploads/U?offset=K  (bytes)      -> {"received": M}    each chunk on disk before 200
  *   GET  uploads/U                        -> {"received": M}
- *   POST images {"upload": U, "component": C}   -> the image, verified and stored
+ *   POST images {"upload": U, "component": C}   -> the image, verified and stored (201); the
+ *        upload's row then names it, so that the same POST again answers it (200)
  * An app image whose payload is a tree also has its manifest checked (rp_apptree_read_manifest).
  * A finished upload can serve another route too (debug files: reports.c, rp_upload_finished).
  */
@@ -244,11 +245,16 @@ void rp_uploads_sweep(rp_store_t *s, rp_blobs_t *b)
         rp_log_info("blob store: %u unfinished blob(s) dropped", swept);
 }
 
+/* (with "image": the image it became, once it became one) */
 static json_t *upload_json(const rp_upload_t *u, uint64_t received)
 {
-    return json_pack("{s:s, s:I, s:I, s:i, s:o}", "id", u->id, "size", (json_int_t)u->size,
-                     "received", (json_int_t)received, "chunk_max", RP_UPLOAD_CHUNK_MAX, "active",
-                     rp_iso_time_json(u->active));
+    json_t *o = json_pack("{s:s, s:I, s:I, s:i, s:o}", "id", u->id, "size", (json_int_t)u->size,
+                          "received", (json_int_t)received, "chunk_max", RP_UPLOAD_CHUNK_MAX,
+                          "active", rp_iso_time_json(u->active));
+
+    if (o != NULL && u->image_id[0] != '\0')
+        json_object_set_new(o, "image", json_string(u->image_id));
+    return o;
 }
 
 static bool query_u64(rp_req_t *r, const char *key, uint64_t *out)
@@ -271,12 +277,14 @@ static bool query_u64(rp_req_t *r, const char *key, uint64_t *out)
     return ok;
 }
 
-/* The bytes the service has of an upload (0: none yet). */
+/* The bytes the service has of an upload (0: none yet; all of them once it became an image). */
 static uint64_t upload_received(rp_req_t *r, const rp_upload_t *u)
 {
     char name[RP_BLOB_NAME_MAX + 1];
     uint64_t size = 0;
 
+    if (u->image_id[0] != '\0')
+        return u->size;
     rp_blob_name_upload(u->id, name);
     return rp_blob_stat(r->w->blobs, name, &size) == RP_OK ? size : 0;
 }
@@ -523,14 +531,17 @@ out:
     return ok;
 }
 
+/* What verify_upload found. GONE: its blob could not be opened or read through (no reply sent):
+ * a POST racing this one for the same upload may have made it an image meanwhile. */
+typedef enum verdict { VERIFIED, REPLIED, GONE } verdict_t;
+
 /*
- * Verify a finished upload (blob name) against the tenant's image keys and describe it. OUT: *m
- * (all but tenant, component and time). On failure a reply was sent, and *discard says whether
- * the upload is refused for good (its bytes are all there, and are not an image the tenant may
- * upload).
+ * Verify a finished upload (its bytes: blob name) against the tenant's image keys and describe
+ * it. OUT: *m (all but tenant, component and time). On REPLIED, *discard says whether the upload
+ * is refused for good (its bytes are all there, and are not an image the tenant may upload).
  */
-static bool verify_upload(rp_req_t *r, const char *name, const rp_upload_t *u, rp_image_record_t *m,
-                          bool *discard)
+static verdict_t verify_upload(rp_req_t *r, const char *name, const rp_upload_t *u,
+                               rp_image_record_t *m, bool *discard)
 {
     struct keyring *kr = calloc(1, sizeof(*kr));
     rp_image_key_t keys[IMAGE_KEYS_MAX];
@@ -539,7 +550,7 @@ static bool verify_upload(rp_req_t *r, const char *name, const rp_upload_t *u, r
     rp_image_io_t io = {blob_io_read, NULL, NULL, 0};
     rp_image_info_t info;
     rp_image_version_t ver;
-    bool ok = false;
+    verdict_t v = REPLIED;
     rp_err_t err;
 
     *discard = false;
@@ -554,11 +565,8 @@ static bool verify_upload(rp_req_t *r, const char *name, const rp_upload_t *u, r
         *discard = true;
         goto out;
     }
-    err = rp_blob_open(r->w->blobs, name, &blob, &io.size);
-    if (err == RP_ERR_NOT_FOUND) {
-        io.size = 0; /* nothing sent yet */
-    } else if (err != RP_OK) {
-        rp_reply_error(r, 500, "internal", "cannot open the upload");
+    if (rp_blob_open(r->w->blobs, name, &blob, &io.size) != RP_OK) {
+        v = GONE;
         goto out;
     }
     io.ctx = blob;
@@ -571,7 +579,7 @@ static bool verify_upload(rp_req_t *r, const char *name, const rp_upload_t *u, r
         keys[i] = (rp_image_key_t){kr->keys[i].spki, kr->keys[i].spki_len};
     err = rp_image_verify(&io, keys, kr->n, scratch, RP_FILE_IMAGE_SCRATCH, &info);
     if (err == RP_ERR_IO) {
-        rp_reply_error(r, 500, "internal", "cannot read the upload");
+        v = GONE;
         goto out;
     }
     if (err != RP_OK) {
@@ -594,9 +602,12 @@ static bool verify_upload(rp_req_t *r, const char *name, const rp_upload_t *u, r
     ver = info.layout.hdr.version;
     if (rp_image_version_format(&ver, m->version, sizeof(m->version)) != RP_OK ||
         rp_hex_encode(info.digest, sizeof(info.digest), m->image_hash, sizeof(m->image_hash)) !=
-            RP_OK ||
-        rp_blob_sha256_hex(r->w->blobs, name, m->id) != RP_OK) {
+            RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot describe the image");
+        goto out;
+    }
+    if (rp_blob_sha256_hex(r->w->blobs, name, m->id) != RP_OK) {
+        v = GONE;
         goto out;
     }
     m->has_security_counter = info.has_security_counter;
@@ -607,31 +618,26 @@ static bool verify_upload(rp_req_t *r, const char *name, const rp_upload_t *u, r
              rp_image_type_name(info.type) != NULL ? rp_image_type_name(info.type) : "");
     m->size = u->size;
     snprintf(m->key_id, sizeof(m->key_id), "%s", kr->keys[info.signer].id);
-    ok = true;
+    v = VERIFIED;
 out:
     rp_blob_close(blob);
     free(scratch);
     free(kr);
-    return ok;
+    return v;
 }
 
-/* An upload that became an image (or was one already): its row, and its bytes unless they
- * became the image's. What fails here is dropped with the stale uploads a day later. */
-static void forget_upload(rp_req_t *r, const char *id, bool bytes)
+/* An upload refused for good, or whose bytes are another's now: its bytes, then its row. What
+ * fails here is dropped with the stale uploads a day later. */
+void rp_upload_forget(rp_req_t *r, const char *id)
 {
     char name[RP_BLOB_NAME_MAX + 1];
     rp_err_t err;
 
     rp_blob_name_upload(id, name);
-    if (bytes && (err = rp_blob_remove(r->w->blobs, name)) != RP_OK && err != RP_ERR_NOT_FOUND)
+    if ((err = rp_blob_remove(r->w->blobs, name)) != RP_OK && err != RP_ERR_NOT_FOUND)
         rp_log_warn("upload %s: cannot remove its bytes", id);
     if (rp_store_upload_delete(r->w->store, id) != RP_OK)
         rp_log_warn("upload %s: cannot forget it", id);
-}
-
-void rp_upload_forget(rp_req_t *r, const char *id)
-{
-    forget_upload(r, id, true);
 }
 
 bool rp_upload_finished(rp_req_t *r, const char *id, rp_upload_t *u)
@@ -644,6 +650,10 @@ bool rp_upload_finished(rp_req_t *r, const char *id, rp_upload_t *u)
     if (err != RP_OK) {
         rp_reply_error(r, err == RP_ERR_NOT_FOUND ? 404 : 500,
                        err == RP_ERR_NOT_FOUND ? "not_found" : "internal", "no such upload");
+        return false;
+    }
+    if (u->image_id[0] != '\0') {
+        rp_reply_error(r, 409, "conflict", "the upload became image %s", u->image_id);
         return false;
     }
     if ((received = upload_received(r, u)) != u->size) {
@@ -662,15 +672,86 @@ rp_err_t rp_upload_copy_out(rp_req_t *r, const rp_upload_t *u, const char *path)
     return rp_blob_copy_to_file(r->w->blobs, name, path, 0600);
 }
 
+/* The tenant's image id as the answer to a POST that did not make it (200), if the tenant has it
+ * (else false, nothing sent); 409 when it was uploaded as another component. */
+static bool answer_image(rp_req_t *r, const char *id, const char *component)
+{
+    rp_image_record_t m;
+    rp_err_t err = rp_store_image_get(r->w->store, r->tenant.id, id, &m);
+
+    if (err == RP_ERR_NOT_FOUND)
+        return false;
+    if (err != RP_OK)
+        rp_reply_error(r, 500, "internal", "cannot read the image");
+    else if (strcmp(m.component, component) != 0)
+        rp_reply_error(r, 409, "conflict", "this image was uploaded as component %s", m.component);
+    else
+        rp_reply_json(r, 200, uploaded_json(&m));
+    return true;
+}
+
+/*
+ * The upload's bytes, verified (OUT: *m): read from the upload's blob, or, once the upload
+ * became an image (a POST racing this one got there first), from the image's. A read that finds
+ * them gone looks at the upload again: a racing POST that made the image and recorded it is
+ * answered here (the image, 200). On false a reply was sent.
+ */
+static bool verify_became(rp_req_t *r, rp_upload_t *u, rp_image_record_t *m)
+{
+    char name[RP_BLOB_NAME_MAX + 1];
+    uint64_t n;
+    bool discard;
+
+    for (int tries = 0;; tries++) {
+        rp_err_t err;
+        rp_blob_name_upload(u->id, name);
+        if (u->image_id[0] != '\0' && rp_blob_stat(r->w->blobs, name, &n) == RP_ERR_NOT_FOUND)
+            rp_blob_name_image(u->image_id, name);
+        switch (verify_upload(r, name, u, m, &discard)) {
+        case VERIFIED: return true;
+        case REPLIED:
+            if (discard)
+                rp_upload_forget(r, u->id);
+            return false; /* else kept: the client may still send what is missing */
+        case GONE: break;
+        }
+        /* (the upload's row names its image before its blob is renamed: a blob gone, and no
+         * image named, is an upload with nothing sent) */
+        err = rp_store_upload_get(r->w->store, r->tenant.id, u->id, u);
+        if (err == RP_OK && u->image_id[0] != '\0' && answer_image(r, u->image_id, m->component))
+            return false;
+        if (err == RP_OK && u->image_id[0] == '\0' &&
+            rp_blob_stat(r->w->blobs, name, &n) == RP_ERR_NOT_FOUND) {
+            rp_reply_error(r, 409, "incomplete", "the upload has 0 of its %llu bytes",
+                           (unsigned long long)u->size);
+            return false;
+        }
+        if (err != RP_OK || tries == 2) {
+            if (err == RP_ERR_NOT_FOUND)
+                rp_reply_error(r, 404, "not_found", "no such upload");
+            else
+                rp_reply_failure(r, err != RP_OK ? err : RP_ERR_IO, "cannot read the upload");
+            return false;
+        }
+    }
+}
+
+/*
+ * POST images: an upload becomes an image, once. The upload's row names the image before the
+ * blob is renamed to it and the image's row is added, so a POST of the same upload again - a
+ * retry of one whose answer was lost, or one racing it - finds the image and answers it: 201 to
+ * the POST that added the image's row, 200 to every other (and to an upload of bytes the tenant
+ * had already).
+ */
 void rp_h_image_create(rp_req_t *r)
 {
     const rp_tenant_t *tenant = &r->tenant;
     json_t *body = rp_req_json(r);
     const char *upload_id, *component;
     char upload[RP_BLOB_NAME_MAX + 1], image[RP_BLOB_NAME_MAX + 1];
-    rp_image_record_t m, existing;
+    rp_image_record_t m;
     rp_upload_t u;
-    bool discard;
+    uint64_t n;
     rp_err_t err;
 
     if (body == NULL)
@@ -697,51 +778,47 @@ void rp_h_image_create(rp_req_t *r)
                        err == RP_ERR_NOT_FOUND ? "not_found" : "internal", "no such upload");
         return;
     }
-    rp_blob_name_upload(u.id, upload);
+    if (u.image_id[0] != '\0' && answer_image(r, u.image_id, m.component))
+        return;                  /* it became that image already */
     if (u.size > RP_IMAGE_MAX) { /* an upload may be larger, for a debug file */
-        forget_upload(r, u.id, true);
+        rp_upload_forget(r, u.id);
         rp_reply_error(r, 413, "too_large", "an image is at most %llu bytes",
                        (unsigned long long)RP_IMAGE_MAX);
         return;
     }
-    if (!verify_upload(r, upload, &u, &m, &discard)) {
-        if (discard)
-            forget_upload(r, u.id, true);
-        return; /* else kept: the client may still send what is missing */
-    }
+    if (!verify_became(r, &u, &m))
+        return;
     snprintf(m.tenant_id, sizeof(m.tenant_id), "%s", tenant->id);
     m.uploaded = (int64_t)time(NULL);
-    /* Content-addressed: the same bytes again are the same image (if it is the same component). */
-    err = rp_store_image_get(r->w->store, tenant->id, m.id, &existing);
-    if (err == RP_OK) {
-        forget_upload(r, u.id, true);
-        if (strcmp(existing.component, m.component) != 0) {
-            rp_reply_error(r, 409, "conflict", "this image was uploaded as component %s",
-                           existing.component);
-            return;
-        }
-        rp_reply_json(r, 200, uploaded_json(&existing));
-        return;
-    }
+    rp_blob_name_upload(u.id, upload);
     rp_blob_name_image(m.id, image);
-    if (err != RP_ERR_NOT_FOUND || rp_blob_rename(r->w->blobs, upload, image) != RP_OK) {
-        rp_reply_error(r, 500, "internal", "cannot store the image");
-        return;
-    }
-    /* The blob is in place before the row that names it: a crash between them leaves a blob no
-     * row names, which the next upload of the same bytes takes over. */
-    err = rp_store_image_add(r->w->store, &m);
-    if (err == RP_OK || err == RP_ERR_EXISTS)
-        forget_upload(r, u.id, false); /* its bytes are the image's now */
-    if (err == RP_ERR_EXISTS) {        /* the same bytes, uploaded twice at once */
-        if (rp_store_image_get(r->w->store, tenant->id, m.id, &existing) == RP_OK)
-            rp_reply_json(r, 200, uploaded_json(&existing));
-        else
-            rp_reply_error(r, 500, "internal", "cannot read the image");
+    /* The upload names its image first: from now on a POST of it answers that image. */
+    err = rp_store_upload_became(r->w->store, u.id, m.id);
+    if (err == RP_ERR_NOT_FOUND) { /* dropped meanwhile (stale) */
+        rp_reply_error(r, 404, "not_found", "no such upload");
         return;
     }
     if (err != RP_OK) {
-        rp_reply_error(r, 500, "internal", "cannot record the image");
+        rp_reply_failure(r, err, "cannot record the upload's image");
+        return;
+    }
+    /* The blob is in place before the row that names it: a crash between them leaves a blob no
+     * row names, which the next upload of the same bytes takes over. Content-addressed: a name
+     * that holds a blob keeps it, and the upload's bytes are dropped (blob.h; the same bytes
+     * uploaded before, by this tenant or another); the same bytes again restore a blob lost. A
+     * racing POST may have renamed it first. */
+    err = rp_blob_rename(r->w->blobs, upload, image);
+    if (err == RP_ERR_NOT_FOUND && rp_blob_stat(r->w->blobs, image, &n) == RP_OK)
+        err = RP_OK;
+    if (err != RP_OK) {
+        rp_reply_failure(r, err, "cannot store the image");
+        return;
+    }
+    err = rp_store_image_add(r->w->store, &m);
+    if (err == RP_ERR_EXISTS && answer_image(r, m.id, m.component))
+        return; /* the tenant had it (200; 409 as another component), or a racing POST added it */
+    if (err != RP_OK) {
+        rp_reply_failure(r, err, "cannot record the image");
         return;
     }
     rp_log_info("tenant %s: image %s (%s %s) uploaded", tenant->id, m.id, m.component, m.version);

@@ -142,6 +142,11 @@ static void make(rp_deltas_t *d, int slot, rp_store_t *s, rp_blobs_t *b, const s
         err = rp_sha256(delta, dlen, digest);
     if (err == RP_OK)
         err = rp_hex_encode(digest, sizeof(digest), hex, sizeof(hex));
+    /* A blob of the name already is one a maker cut dead before its row left (none is served
+     * before its row says made): dropped, since a name kept keeps its bytes (blob.h) and these
+     * (of another zstd, maybe) are the ones hashed here. */
+    if (err == RP_OK && (err = rp_blob_remove(b, name)) == RP_ERR_NOT_FOUND)
+        err = RP_OK;
     if (err == RP_OK)
         err = rp_blob_put_begin(b, name, &w);
     if (err == RP_OK) {

@@ -342,6 +342,11 @@ const char *const rp_store_migrations[] = {
     "ALTER TABLE deployments ADD COLUMN reached_pending INTEGER NOT NULL DEFAULT 0;"
     "CREATE TABLE deployment_counts (deployment_id TEXT NOT NULL, state TEXT NOT NULL,"
     " n INTEGER NOT NULL, PRIMARY KEY (deployment_id, state)) WITHOUT ROWID;" COUNTERS_SEED,
+    /* 22: the image an upload became (api/images.c), kept on the upload's row until the stale
+     * uploads are dropped (a day), so that a POST of the same upload again - a client's retry
+     * of one that succeeded, or one racing it - answers that image. Rolling upgrade: yes (an
+     * older replica deletes the row as it did; a retry there is the 404 it was) */
+    "ALTER TABLE uploads ADD COLUMN image_id TEXT;",
 };
 const int rp_store_schema_newest =
     (int)(sizeof(rp_store_migrations) / sizeof(rp_store_migrations[0]));

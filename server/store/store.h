@@ -264,13 +264,15 @@ typedef struct rp_image_key_record {
     int64_t created;
 } rp_image_key_record_t;
 
-/* An upload in progress: its bytes are in the blob uploads/<id> until it becomes an image. */
+/* An upload in progress: its bytes are in the blob uploads/<id> until it becomes an image; then
+ * the row stays, naming the image, until the sweep drops it (a day after its last write). */
 typedef struct rp_upload {
     char id[RP_ID_SIZE];
     char tenant_id[RP_ID_SIZE];
     uint64_t size;  /* announced */
     int64_t active; /* made, or last written to (Unix seconds): the sweep's clock. The column is
                      * uploads.created (schema 3): no migration renames it */
+    char image_id[2 * 32 + 1]; /* the image it became ("": none yet) */
 } rp_upload_t;
 
 /* An uploaded image, verified against one of the tenant's image keys. Immutable. */
@@ -365,6 +367,8 @@ rp_err_t rp_store_upload_touch(rp_store_t *s, const char *tenant_id, const char 
  * to remove), RP_ERR_NOT_FOUND when it is gone or was written to since (another replica's sweep,
  * or a chunk: it stays). */
 rp_err_t rp_store_upload_drop_stale(rp_store_t *s, const char *id, int64_t before) RP_MUST_CHECK;
+/* The upload became image_id (its bytes are that image's): kept on its row. RP_ERR_NOT_FOUND. */
+rp_err_t rp_store_upload_became(rp_store_t *s, const char *id, const char *image_id) RP_MUST_CHECK;
 /* Uploads inactive since before `before`, oldest first, at most max of them. */
 typedef void (*rp_upload_fn)(void *ctx, const rp_upload_t *u);
 rp_err_t rp_store_upload_stale(rp_store_t *s, int64_t before, int max, rp_upload_fn fn,

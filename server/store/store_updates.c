@@ -114,15 +114,18 @@ rp_err_t rp_store_image_key_list(rp_store_t *s, const char *tenant_id, const rp_
 
 static const char SQL_UPLOAD_INSERT[] =
     "INSERT INTO uploads (id, tenant_id, size, created) VALUES (?, ?, ?, ?)";
-static const char SQL_UPLOAD_GET[] =
-    "SELECT id, tenant_id, size, created FROM uploads WHERE id = ? AND tenant_id = ?";
+static const char SQL_UPLOAD_GET[] = "SELECT id, tenant_id, size, created, image_id FROM uploads"
+                                     " WHERE id = ? AND tenant_id = ?";
 static const char SQL_UPLOAD_DELETE[] = "DELETE FROM uploads WHERE id = ?";
-static const char SQL_UPLOAD_OPEN[] =
-    "SELECT count(*), coalesce(sum(size), 0) FROM uploads WHERE tenant_id = ?";
+/* Open: not yet become an image (a row that did is kept a day for retries, counting for none). */
+static const char SQL_UPLOAD_OPEN[] = "SELECT count(*), coalesce(sum(size), 0) FROM uploads"
+                                      " WHERE tenant_id = ? AND image_id IS NULL";
+/* Only an open upload takes chunks: one that became an image is done with. */
 static const char SQL_UPLOAD_TOUCH[] =
-    "UPDATE uploads SET created = ? WHERE id = ? AND tenant_id = ?";
+    "UPDATE uploads SET created = ? WHERE id = ? AND tenant_id = ? AND image_id IS NULL";
 static const char SQL_UPLOAD_DROP_STALE[] = "DELETE FROM uploads WHERE id = ? AND created < ?";
-static const char SQL_UPLOAD_STALE[] = "SELECT id, tenant_id, size, created FROM uploads"
+static const char SQL_UPLOAD_BECAME[] = "UPDATE uploads SET image_id = ? WHERE id = ?";
+static const char SQL_UPLOAD_STALE[] = "SELECT id, tenant_id, size, created, image_id FROM uploads"
                                        " WHERE created < ? ORDER BY created LIMIT ?";
 
 static void upload_row(sq_st_t *st, rp_upload_t *u)
@@ -132,6 +135,7 @@ static void upload_row(sq_st_t *st, rp_upload_t *u)
     sq_text_col(st, 1, u->tenant_id, sizeof(u->tenant_id));
     u->size = (uint64_t)db_column_int64(st, 2);
     u->active = db_column_int64(st, 3);
+    sq_text_col(st, 4, u->image_id, sizeof(u->image_id)); /* (NULL: "") */
 }
 
 /* The tenant's open uploads: how many, and their announced bytes. */
@@ -238,6 +242,20 @@ rp_err_t rp_store_upload_delete(rp_store_t *s, const char *id)
         return RP_ERR_IO;
     db_bind_text(st, 1, id);
     return sq_step_done(s, st, NULL);
+}
+
+rp_err_t rp_store_upload_became(rp_store_t *s, const char *id, const char *image_id)
+{
+    sq_st_t *st = sq_stmt(s, SQL_UPLOAD_BECAME);
+    int changes = 0;
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    db_bind_text(st, 1, image_id);
+    db_bind_text(st, 2, id);
+    err = sq_step_done(s, st, &changes);
+    return err == RP_OK && changes == 0 ? RP_ERR_NOT_FOUND : err;
 }
 
 rp_err_t rp_store_upload_stale(rp_store_t *s, int64_t before, int max, rp_upload_fn fn, void *ctx)

@@ -4,9 +4,10 @@
 # gets them) on one PostgreSQL, keeping uploads and images in it. An image uploaded through A is
 # not in A's data directory, and a device that attests and checks for updates at B downloads and
 # installs it from B; an upload's first chunk sent to A and its second to B make one image, taken
-# at B and read at A; the delta to it, asked for at B, is made once and served by A. B, killed
-# with -9 while it makes another delta, leaves its lease to lapse within seconds (a heartbeat
-# renews a maker's lease, RP_DELTAS_LEASE): A then makes that delta.
+# at B and read at A; the delta to it, asked for at B, is made once and served by A. A debug file
+# uploaded through A names the frames of a crash B is asked about (it is in the database too). B,
+# killed with -9 while it makes another delta, leaves its lease to lapse within seconds (a
+# heartbeat renews a maker's lease, RP_DELTAS_LEASE): A then makes that delta.
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT to the rampart-agent binary}"
 d=$E2E_DIR
@@ -78,6 +79,29 @@ made() { curl -s --cacert "$d/a/server-ca.pem" "$1/metrics" | sed -n 's/^rampart
 eq "$(( $(made "$A") + $(made "$B") ))" 1 "deltas made by both replicas"
 eq "$(as_dev "$A" targets)" 200 "targets at A"
 eq "$(( $(made "$A") + $(made "$B") ))" 1 "deltas made by both replicas, asked at A too"
+
+# a debug file uploaded through A; a crash in it reported to B, and asked about at B
+printf '__attribute__((noinline)) int crash_here(volatile int *p) { return *p; }\nint main(void) { return crash_here(0); }\n' >"$d/app.c"
+gcc -g -O1 -Wl,--build-id -o "$d/app" "$d/app.c" || fail "cannot build the test app"
+objcopy --only-keep-debug "$d/app" "$d/app.debug"
+build_id=$(readelf -n "$d/app" | sed -n 's/.*Build ID: \([0-9a-f]*\).*/\1/p')
+off=$(printf '0x%x' $((16#$(nm "$d/app" | awk '$3 == "crash_here" { print $1 }'))))
+http POST "/api/v1/tenants/$acme/symbols" "$ADMIN_TOKEN" "$d/app.debug" application/octet-stream
+is_status 201
+[ -f "$d/a/symbols/$acme/$build_id.debug" ] && [ ! -e "$d/b/symbols/$acme/$build_id.debug" ] ||
+  fail "the debug file is not in A's data directory only"
+printf '{"reports": [{"seq": 1, "at": 1764300000, "kind": "crash", "component": "app", "version": "1.2.0",
+  "reason": "killed by SIGSEGV", "code": "", "crash": {"signal": 11, "signal_name": "SIGSEGV", "code": 1,
+  "address": "0x0", "uptime_ms": 10, "frames": [{"build_id": "%s", "module": "app", "offset": "%s"}],
+  "stderr": ""}}], "dropped": 0}' "$build_id" "$off" >"$d/batch.json"
+eq "$(curl -s -o "$d/got" -w '%{http_code}' --cacert "$d/b/server-ca.pem" --cert "$d/dev/agent/device.crt" \
+  --key "$d/dev/identity.pem" -H 'Content-Type: application/json' --data-binary "@$d/batch.json" \
+  "$B/api/v1/device/reports")" 200 "the crash report at B"
+SERVER_URL=$B http GET "/api/v1/tenants/$acme/failures" "$ADMIN_TOKEN"; is_status 200
+bucket=$(jq -r '.buckets[0].id' "$d/body")
+SERVER_URL=$B http GET "/api/v1/tenants/$acme/failures/$bucket" "$ADMIN_TOKEN"; is_status 200
+body_has '.symbolicated == true and .frames[0].function == "crash_here"'
+cmp -s "$d/b/symbols/$acme/$build_id.debug" "$d/app.debug" || fail "B keeps no copy of the debug file"
 
 # B killed with -9 while it makes a delta: held mid-making (the blob chunks locked by a psql
 # session, so that its maker waits on reading the images with its lease taken), then killed.

@@ -60,12 +60,7 @@ head -c $((16 * 1024 * 1024)) /dev/urandom >"$d/payload"
 expect 0 "$RAMPART" image sign --key "$d/img.key" --version 1.0.0 --security-counter 1 --type app \
   "$d/payload" "$d/app.img"
 expect 0 "$RAMPART" image upload --tenant "$acme" --component app "$d/app.img"; image=$(cat "$d/out")
-expect 0 "$RAMPART" product create --tenant "$acme" Thermostat
-expect 0 "$AGENT" provision --state-dir "$d/dev" --rot soft; dev=$(tail -n1 "$d/out")
-expect 0 "$RAMPART" device claim --tenant "$acme" "$dev"
-expect 0 "$RAMPART" device assign --tenant "$acme" --product Thermostat --group "Field Test" "$dev"
-expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$image"
-expect 0 "$AGENT" attest --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+device_with_image "$image"
 # It runs while the clients below do (the test takes the download's time, not the download's and
 # then a deadline's), served by a replica of the same data directory with the same deadline and
 # the idle timeout I: the connection counts checked below are the first process's, the clients'

@@ -132,7 +132,11 @@ http GET "/api/v1/tenants/$acme/uploads/$up" "$d/globex-admin.token"; is_status 
 http POST "/api/v1/tenants/$acme/images" "$d/acme-contributor.token" "$d/commit.json"; is_status 201
 body_has ".id == \"$(sha256sum "$d/app-1.1.1.img" | cut -c1-64)\" and .version == \"1.1.1+0\""
 app111=$(jq -r .id "$d/body")
-http GET "/api/v1/tenants/$acme/uploads/$up" "$d/acme-contributor.token"; is_status 404   # consumed
+# the upload names the image it became, and the same POST again answers it (issue 12)
+http GET "/api/v1/tenants/$acme/uploads/$up" "$d/acme-contributor.token"; is_status 200
+body_has ".image == \"$app111\""
+http POST "/api/v1/tenants/$acme/images" "$d/acme-contributor.token" "$d/commit.json"; is_status 200
+body_has ".id == \"$app111\""
 [ -z "$(ls -A "$d/srv/uploads")" ] || fail "an upload's file was left behind"
 
 # --- app trees: the manifest checked at upload (read, never extracted); legacy apps still pass ---

@@ -169,7 +169,37 @@ static void store_schema(void **state)
 {
     struct db *db = *state;
 
-    assert_int_equal(rp_store_schema_version(db->s), 21);
+    assert_int_equal(rp_store_schema_version(db->s), 22);
+}
+
+static void collect_upload(void *ctx, const rp_upload_t *u)
+{
+    *(rp_upload_t *)ctx = *u;
+}
+
+/* Migration 22: an upload remembers the image it became (POST images is idempotent on it), on
+ * both engines; only that tenant sees it. */
+static void store_upload_became(void **state)
+{
+    struct db *db = *state;
+    const char *image = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    rp_upload_t u, got, stale;
+
+    assert_int_equal(rp_store_upload_create(db->s, db->tenant.id, 1000, &u), RP_OK);
+    assert_int_equal(rp_store_upload_get(db->s, db->tenant.id, u.id, &got), RP_OK);
+    assert_string_equal(got.image_id, "");
+    assert_int_equal(rp_store_upload_became(db->s, u.id, image), RP_OK);
+    assert_int_equal(rp_store_upload_became(db->s, u.id, image), RP_OK); /* again: the same */
+    assert_int_equal(rp_store_upload_get(db->s, db->tenant.id, u.id, &got), RP_OK);
+    assert_string_equal(got.image_id, image);
+    assert_int_equal(got.size, 1000);
+    assert_int_equal(rp_store_upload_get(db->s, "t_other", u.id, &got), RP_ERR_NOT_FOUND);
+    memset(&stale, 0, sizeof(stale));
+    assert_int_equal(rp_store_upload_stale(db->s, u.active + 1, 16, collect_upload, &stale),
+                     RP_OK);
+    assert_string_equal(stale.image_id, image);
+    assert_int_equal(rp_store_upload_delete(db->s, u.id), RP_OK);
+    assert_int_equal(rp_store_upload_became(db->s, u.id, image), RP_ERR_NOT_FOUND);
 }
 
 /* One write: a verdict, maybe a certificate, maybe a nonce to spend. */
@@ -1189,9 +1219,12 @@ static int64_t sql_count(sqlite3 *raw, const char *sql)
     return n;
 }
 
-/* A SQLite file taken back from the newest schema (the counters) to 20 ... */
+/* A SQLite file taken back from the newest schema to 21 (the image an upload became) ... */
+#define UNDO_22                                                                                    \
+    "ALTER TABLE uploads DROP COLUMN image_id; DELETE FROM schema_version WHERE version = 22;"
+/* ... to 20 (the counters) ... */
 #define UNDO_COUNTERS                                                                              \
-    "DROP TABLE device_counts; DROP TABLE fleet_summaries; DROP TABLE deployment_counts;"          \
+    UNDO_22 "DROP TABLE device_counts; DROP TABLE fleet_summaries; DROP TABLE deployment_counts;"  \
     "ALTER TABLE device_groups DROP COLUMN members;"                                               \
     "ALTER TABLE deployments DROP COLUMN selected;"                                                \
     "ALTER TABLE deployments DROP COLUMN reported_selected;"                                       \
@@ -3094,6 +3127,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_schema, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_uploads_limits_and_sweep, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_delta_lease_renewed, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_upload_became, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_device_status, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_batch_spends_each_nonce_once, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_pass_for_a_device_blocked_meanwhile, db_setup,
