@@ -183,9 +183,9 @@ static void store_upload_became(void **state)
 {
     struct db *db = *state;
     const char *image = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-    rp_upload_t u, got, stale;
+    rp_upload_t u, got, stale, other;
 
-    assert_int_equal(rp_store_upload_create(db->s, db->tenant.id, 1000, &u), RP_OK);
+    assert_int_equal(rp_store_upload_create(db->s, db->tenant.id, 1000, 16, 1u << 30, &u), RP_OK);
     assert_int_equal(rp_store_upload_get(db->s, db->tenant.id, u.id, &got), RP_OK);
     assert_string_equal(got.image_id, "");
     assert_int_equal(rp_store_upload_became(db->s, u.id, image), RP_OK);
@@ -194,6 +194,10 @@ static void store_upload_became(void **state)
     assert_string_equal(got.image_id, image);
     assert_int_equal(got.size, 1000);
     assert_int_equal(rp_store_upload_get(db->s, "t_other", u.id, &got), RP_ERR_NOT_FOUND);
+    /* an upload that became an image is open no more: it counts for no limit, takes no chunk */
+    assert_int_equal(rp_store_upload_create(db->s, db->tenant.id, 1000, 1, 1000, &other), RP_OK);
+    assert_int_equal(rp_store_upload_touch(db->s, db->tenant.id, u.id, u.active), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_upload_delete(db->s, other.id), RP_OK);
     memset(&stale, 0, sizeof(stale));
     assert_int_equal(rp_store_upload_stale(db->s, u.active + 1, 16, collect_upload, &stale),
                      RP_OK);
