@@ -2751,9 +2751,9 @@ static void ca_issues_device_certs(void **state)
     assert_int_equal(rp_sha256(spki, len, id), RP_OK);
     assert_int_equal(rp_hex_encode(id, sizeof(id), device_id, sizeof(device_id)), RP_OK);
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(
-            rp_ca_issue_device_cert(&ca, spki, len, device_id, (int64_t)time(NULL), &certs[i], &rec),
-            RP_OK);
+        assert_int_equal(rp_ca_issue_device_cert(&ca, spki, len, device_id, (int64_t)time(NULL),
+                                                 &certs[i], &rec),
+                         RP_OK);
         snprintf(serials[i], sizeof(serials[i]), "%s", rec.serial);
         assert_int_equal(X509_get_signature_nid(certs[i]), NID_ecdsa_with_SHA256);
     }
