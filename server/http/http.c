@@ -126,11 +126,6 @@ static void transport_headers(rp_req_t *r)
 }
 
 /*
- * Send the reply. For HEAD: the headers a GET gets, its Content-Length included, and no body
- * (evhttp would send the body anyway and leave out only its length, and a keep-alive client would
- * read the body as the next response).
- */
-/*
  * An answer that fits in one TLS record goes out as one. bufferevent_openssl hands OpenSSL each
  * piece of its output buffer apart, one SSL_write() each: evhttp's headers and the body were two
  * records, two write() calls and two TCP segments (and two records for the client to read and
@@ -149,11 +144,16 @@ static void coalesce_output(struct evhttp_connection *evcon)
         (void)evbuffer_pullup(out, -1); /* a copy of at most 16 KiB; on failure, as it was */
 }
 
+/*
+ * Send the reply. For HEAD: the headers a GET gets, its Content-Length included, and no body
+ * (evhttp would send the body anyway and leave out only its length, and a keep-alive client would
+ * read the body as the next response).
+ */
 static void send_reply(rp_req_t *r, int status, struct evbuffer *body, uint64_t len)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
-    /* Taken first: a reply to a client that has gone frees the request at once (the connection,
-     * NULL then, lives on until the loop closes it). */
+    /* Taken first: a reply to a client that has gone frees the request at once (it then has no
+     * connection); a connection is never freed before the loop turns again. */
     struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
 
     /* Counted first, for the same reason. */
