@@ -126,6 +126,25 @@ static void transport_headers(rp_req_t *r)
 }
 
 /*
+ * An answer that fits in one TLS record goes out as one. bufferevent_openssl hands OpenSSL each
+ * piece of its output buffer apart, one SSL_write() each: evhttp's headers and the body were two
+ * records, two write() calls and two TCP segments (and two records for the client to read and
+ * decrypt). The answer is queued, not yet written, when evhttp_send_reply() returns (the write
+ * waits for the loop): its pieces are joined into one then.
+ */
+#define RP_ONE_RECORD (16 * 1024) /* TLS's largest record's plaintext */
+
+static void coalesce_output(struct evhttp_connection *evcon)
+{
+    struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    struct evbuffer *out = bev != NULL ? bufferevent_get_output(bev) : NULL;
+    size_t n = out != NULL ? evbuffer_get_length(out) : 0;
+
+    if (n > 0 && n <= RP_ONE_RECORD)
+        (void)evbuffer_pullup(out, -1); /* a copy of at most 16 KiB; on failure, as it was */
+}
+
+/*
  * Send the reply. For HEAD: the headers a GET gets, its Content-Length included, and no body
  * (evhttp would send the body anyway and leave out only its length, and a keep-alive client would
  * read the body as the next response).
@@ -133,8 +152,11 @@ static void transport_headers(rp_req_t *r)
 static void send_reply(rp_req_t *r, int status, struct evbuffer *body, uint64_t len)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+    /* Taken first: a reply to a client that has gone frees the request at once (it then has no
+     * connection); a connection is never freed before the loop turns again. */
+    struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
 
-    /* Counted first: a reply to a client that has gone frees the request at once. */
+    /* Counted first, for the same reason. */
     count_status(r, status);
     transport_headers(r);
     if (r->method == EVHTTP_REQ_HEAD) {
@@ -145,6 +167,7 @@ static void send_reply(rp_req_t *r, int status, struct evbuffer *body, uint64_t 
         body = NULL;
     }
     evhttp_send_reply(r->req, status, NULL, body);
+    coalesce_output(evcon);
 }
 
 void rp_reply_bytes(rp_req_t *r, int status, const char *type, const void *data, size_t len)

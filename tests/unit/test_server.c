@@ -34,6 +34,10 @@
 #include "context.h"
 #include "recorder.h"
 #include "req.h"
+#include <openssl/pem.h>
+
+#include "rampart/hex.h"
+#include "rampart/key.h"
 #include "rampart/log.h"
 #include "rampart/text.h"
 #include "store.h"
@@ -3123,6 +3127,54 @@ static void ca_master_check(void **state)
     assert_int_equal(rp_ca_master_check(db->s, other), RP_ERR_BAD_KEY);
 }
 
+/* A device certificate is signed by its tenant's CA with ECDSA-SHA256, each one with a copy of
+ * the CA's signing context made once (rp_ca_t's sign_ctx): every one verifies, in any order. */
+static void ca_issues_device_certs(void **state)
+{
+    struct db *db = *state;
+    uint8_t master[RP_MASTER_KEY_LEN], spki[RP_PUBKEY_DER_MAX], id[RP_SHA256_LEN];
+    char device_id[RP_DEVICE_ID_SIZE], serials[3][RP_SERIAL_SIZE];
+    rp_cert_record_t rec;
+    EVP_PKEY *device;
+    X509 *certs[3], *read;
+    char *pem;
+    BIO *bio;
+    size_t len;
+    rp_ca_t ca;
+
+    memset(master, 0x33, sizeof(master));
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, &ca), RP_OK);
+    assert_non_null(ca.sign_ctx);
+    assert_int_equal(rp_key_generate(RP_SIG_ECDSA_P256, &device), RP_OK);
+    assert_int_equal(rp_key_spki(device, spki, sizeof(spki), &len), RP_OK);
+    assert_int_equal(rp_sha256(spki, len, id), RP_OK);
+    assert_int_equal(rp_hex_encode(id, sizeof(id), device_id, sizeof(device_id)), RP_OK);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(rp_ca_issue_device_cert(&ca, spki, len, device_id, (int64_t)time(NULL),
+                                                 &certs[i], &rec),
+                         RP_OK);
+        snprintf(serials[i], sizeof(serials[i]), "%s", rec.serial);
+        assert_int_equal(X509_get_signature_nid(certs[i]), NID_ecdsa_with_SHA256);
+    }
+    assert_string_not_equal(serials[0], serials[1]);
+    for (int i = 2; i >= 0; i--) {
+        assert_int_equal(X509_verify(certs[i], X509_get0_pubkey(ca.cert)), 1);
+        /* as the device reads it: its PEM */
+        assert_int_equal(rp_cert_pem(certs[i], &pem), RP_OK);
+        bio = BIO_new_mem_buf(pem, -1);
+        read = bio != NULL ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+        assert_non_null(read);
+        assert_true(rp_cert_chains_to(read, ca.cert));
+        assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(read), device), 1); /* its key, as given */
+        X509_free(read);
+        BIO_free(bio);
+        free(pem);
+        X509_free(certs[i]);
+    }
+    EVP_PKEY_free(device);
+    rp_ca_free(&ca);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -3132,6 +3184,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_uploads_limits_and_sweep, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_delta_lease_renewed, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_upload_became, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(ca_issues_device_certs, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_device_status, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_batch_spends_each_nonce_once, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_pass_for_a_device_blocked_meanwhile, db_setup,
