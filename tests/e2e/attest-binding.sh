@@ -77,7 +77,34 @@ kill "$short"; wait "$short" 2>/dev/null || true
 attestation_request "$d/a" "$d/req.json" || fail "no nonce"
 http POST /api/v1/attest - "$d/req.json"; is_status 200; body_has '.result == "pass"'
 http POST /api/v1/attest - "$d/req.json"; is_status 403; body_has '.reason == "nonce_replayed"'
+# --- behind a proxy that ends TLS, the agent falls back to the nonce flow ------------------------
+# HAProxy holding the service's own certificate, opening its own TLS connection to the service:
+# the agent's binding is the agent-proxy connection's, the service sees the proxy's. (The proxy's
+# own leg is not what is tested: it does not verify the service.)
+cat "$d/srv/server.pem" "$d/srv/server.key" >"$d/proxy.pem"
+for try in 1 2 3 4 5; do
+  pport=$(free_port)
+  printf '%s\n' "defaults" "  mode tcp" "  timeout connect 5s" "  timeout client 30s" \
+    "  timeout server 30s" "frontend devices" "  bind 127.0.0.1:$pport ssl crt $d/proxy.pem" \
+    "  default_backend service" "backend service" \
+    "  server s1 ${SERVER_URL#https://} ssl verify none" \
+    >"$d/haproxy.cfg"
+  haproxy -db -f "$d/haproxy.cfg" >"$d/haproxy.log" 2>&1 &
+  hap=$!; E2E_PIDS+=("$hap")
+  hap_settled() { ! kill -0 "$hap" 2>/dev/null || listening "$pport"; }
+  wait_until 20 hap_settled || true
+  kill -0 "$hap" 2>/dev/null && listening "$pport" && break
+  kill "$hap" 2>/dev/null || true; hap=
+done
+[ -n "$hap" ] || { cat "$d/haproxy.log" >&2; fail "haproxy did not start"; }
+http GET /metrics -; nonces_before=$(sed -n 's/^rampart_nonces_issued_total //p' "$d/body")
+expect 0 "$AGENT" attest --state-dir "$d/a" --server "https://127.0.0.1:$pport" --server-ca "$SERVER_CA"
+err_has "refused evidence bound to the TLS connection (channel_mismatch): attesting with a nonce"
+jq -e '.passed == true' "$d/a/agent/attestation.json" >/dev/null ||
+  fail "the agent behind the proxy: $(cat "$d/a/agent/attestation.json")"
 http GET /metrics -; is_status 200
+[ "$(sed -n 's/^rampart_nonces_issued_total //p' "$d/body")" -gt "$nonces_before" ] ||
+  fail "the agent behind the proxy asked for no nonce"
 for reason in channel_mismatch channel_reused; do   # channel_expired: the replica counted it
   grep -Eq "^rampart_attestations_total\{result=\"fail\",reason=\"$reason\"\} [1-9]" "$d/body" ||
     fail "metrics: no $reason"
