@@ -126,8 +126,8 @@ static int on_request_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, 
     return 0;
 }
 
-/* A body made from the connection's binding (opts->bound_body), as curl first asks for it: by
- * then the connection is up and its handshake done. */
+/* A body made from the connection's binding (rp_http_post_bound's make), as curl first asks for it:
+ * by then the connection is up and its handshake done. */
 struct bound {
     CURL *curl;
     rp_http_bound_body_fn make; /* NULL: the request has no bound body */
