@@ -253,14 +253,15 @@ static char *attest_body(const struct slot *s, const uint8_t *nonce, size_t nonc
     size_t len;
     json_t *j;
 
+    if (nonce_len > sizeof(claims.nonce))
+        return NULL;
     memset(&claims, 0, sizeof(claims));
     memcpy(claims.nonce, nonce, nonce_len);
     claims.nonce_len = nonce_len;
     claims.debug = RP_EAT_DEBUG_DISABLED;
     claims.boot_count = 1;
     claims.has_register = true; /* nothing measured: the register as it starts, all zeros */
-    if (nonce_len <= sizeof(claims.nonce) &&
-        rp_hex_decode(s->dev->id, 64, claims.device_id, 32) == RP_OK &&
+    if (rp_hex_decode(s->dev->id, 64, claims.device_id, 32) == RP_OK &&
         rp_evidence_make(&claims, sign_key, s->dev->key, token, sizeof(token), &len) == RP_OK &&
         rp_base64_encode(token, len, &b64) == RP_OK) {
         j = json_pack("{s:s, s:s}", "evidence", b64, "public_key", s->dev->key_b64);
