@@ -471,7 +471,8 @@ static void storm_run(const char *target, bool pg, struct storm *out)
     char data[96], ca[128];
     int port;
     pid_t db_pid = pg ? sim_database_pid(target) : 0;
-    struct sim_fleet f = {storm_devices, nstorm, STORM_INFLIGHT, 2, &port, &server, 1, db_pid};
+    struct sim_fleet f = {storm_devices, nstorm, STORM_INFLIGHT, 2,    &port,
+                          &server,       1,      db_pid,         false};
     struct sim_result *phase[2] = {&out->first, &out->resumed};
 
     snprintf(data, sizeof(data), "%s/server", dir);

@@ -46,6 +46,9 @@ typedef enum rp_attest_reason {
     RP_REASON_SECURITY_COUNTER, /* a known image with another security counter than it holds */
     RP_REASON_DEVELOPMENT,      /* in development mode, and the tenant's policy refuses it */
     RP_REASON_QUARANTINED,      /* quarantined by the tenant's policy (threat.c) until released */
+    RP_REASON_CHANNEL_MISMATCH, /* bound evidence, bound to another TLS connection than its own */
+    RP_REASON_CHANNEL_EXPIRED,  /* ...to its own, older than a nonce's lifetime */
+    RP_REASON_CHANNEL_REUSED,   /* ...to its own, on which bound evidence attested already */
     RP_REASON_COUNT,
 } rp_attest_reason_t;
 

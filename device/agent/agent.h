@@ -142,7 +142,9 @@ typedef struct rp_agent_result {
 } rp_agent_result_t;
 
 /*
- * One attestation: nonce, evidence, CSR, verdict; on a pass, device.crt and ca-chain.pem are
+ * One attestation: evidence bound to its TLS connection in one request (or, once the service
+ * refused that as channel_mismatch or nonce_unknown, a nonce and then evidence for it), the
+ * verdict; on a pass, device.crt and ca-chain.pem are
  * replaced atomically. RP_OK when the service answered (res says what); an error when it could
  * not be reached or answered nonsense.
  */

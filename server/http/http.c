@@ -30,6 +30,7 @@
 
 #include "context.h"
 #include "http.h"
+#include "rampart/attest_binding.h"
 #include "rampart/log.h"
 #include "rampart/text.h"
 #include "recorder.h"
@@ -833,6 +834,8 @@ typedef struct conn {
     bool counted;        /* counted in srv->peers, under peer */
     bool refuse;         /* over the connection limit: refused after its ClientHello */
     bool answering;      /* a request has arrived, its answer is not sent yet */
+    bool bound_spent;    /* bound evidence attested on it (rp_req_binding_spend) */
+    int64_t born;        /* when it was accepted: seconds on the monotonic clock */
     uint8_t peer[RP_PEER_KEY_LEN];
 } conn_t;
 
@@ -859,6 +862,34 @@ static conn_t *conn_of(struct evhttp_request *req)
     SSL *ssl = bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
 
     return ssl != NULL ? SSL_get_ex_data(ssl, conn_index) : NULL;
+}
+
+static int64_t monotonic_seconds(void)
+{
+    struct timespec ts;
+
+    return clock_gettime(CLOCK_MONOTONIC, &ts) == 0 ? (int64_t)ts.tv_sec : 0;
+}
+
+rp_binding_result_t rp_req_binding_spend(rp_req_t *r, const uint8_t *binding, size_t len,
+                                         int max_age)
+{
+    uint8_t mine[RP_ATTEST_BINDING_LEN];
+    conn_t *c = conn_of(r->req);
+    bool same;
+
+    if (c == NULL || len != sizeof(mine) || rp_attest_binding(c->ssl, mine) != RP_OK)
+        return RP_BINDING_MISMATCH;
+    same = rp_ct_memcmp(mine, binding, sizeof(mine)) == 0;
+    OPENSSL_cleanse(mine, sizeof(mine));
+    if (!same)
+        return RP_BINDING_MISMATCH;
+    if (monotonic_seconds() - c->born > max_age)
+        return RP_BINDING_EXPIRED;
+    if (c->bound_spent)
+        return RP_BINDING_REUSED;
+    c->bound_spent = true;
+    return RP_BINDING_OK;
 }
 
 /* Close from under evhttp: it sees the end of the stream and frees the connection. */
@@ -988,6 +1019,7 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
     if (ssl != NULL && c != NULL) {
         c->w = w;
         c->ssl = ssl;
+        c->born = monotonic_seconds();
         c->timer = evtimer_new(base, conn_timer, c);
     }
     if (ssl == NULL || c == NULL || c->timer == NULL || SSL_set_ex_data(ssl, conn_index, c) != 1) {
