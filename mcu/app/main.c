@@ -8,6 +8,7 @@
  * not its own and bad lengths, and prints each answer; with RP_APP_CALL_PROBE (probe-call.bin) it
  * calls the service's code directly, not through its veneer, which must fault.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -29,28 +30,32 @@ static void delay(void)
         ;
 }
 
-/* The nonce mcu-run passes ("nonce=HEX", 8 to 64 bytes), else a fixed sample one. OUT: *len. */
-static void nonce_of(uint8_t nonce[RP_MCU_NONCE_MAX], size_t *len)
+/* The nonce mcu-run passes ("nonce=HEX", RP_MCU_NONCE_MIN to _MAX bytes): true with it in
+ * nonce[0..*len); with no nonce given, a fixed sample one (the demo's); false, said, for a nonce
+ * given that is not one (nothing is then signed: evidence over another nonce than asked would
+ * mislead whoever relays it). */
+static bool nonce_of(uint8_t nonce[RP_MCU_NONCE_MAX], size_t *len)
 {
     static const char sample[] = "rampart sample nonce";
     static char cmdline[160];
     const char *p = NULL;
-    size_t n = 0;
 
     if (rp_sh_cmdline(cmdline, sizeof(cmdline)))
         p = rp_sh_arg(cmdline, "nonce");
-    if (p != NULL) {
-        size_t digits = strcspn(p, " ");
-        n = digits / 2;
-        if (digits % 2 != 0 || n > RP_MCU_NONCE_MAX || rp_hex_decode(p, digits, nonce, n) != RP_OK)
-            n = 0;
+    if (p == NULL) {
+        rp_sh_out("app: no nonce given: a sample one\n");
+        *len = sizeof(sample) - 1;
+        memcpy(nonce, sample, *len);
+        return true;
     }
-    if (n == 0) {
-        rp_sh_out("app: no nonce given (1 to 64 bytes in hex): a sample one\n");
-        n = sizeof(sample) - 1;
-        memcpy(nonce, sample, n);
+    size_t digits = strcspn(p, " ");
+    *len = digits / 2;
+    if (digits % 2 != 0 || *len < RP_MCU_NONCE_MIN || *len > RP_MCU_NONCE_MAX ||
+        rp_hex_decode(p, digits, nonce, *len) != RP_OK) {
+        rp_sh_out("app: no evidence: the nonce given is not 8 to 64 bytes in hex\n");
+        return false;
     }
-    *len = n;
+    return true;
 }
 
 /* Evidence from the secure attestation service, printed as hex on one line. */
@@ -62,7 +67,8 @@ static void attest(void)
     size_t nonce_len, len;
     rp_err_t err;
 
-    nonce_of(nonce, &nonce_len);
+    if (!nonce_of(nonce, &nonce_len))
+        return;
     err = rp_attest(nonce, nonce_len, evidence, sizeof(evidence), &len);
     line[0] = 0;
     if (err != RP_OK) {
