@@ -257,24 +257,32 @@ static json_t *upload_json(const rp_upload_t *u, uint64_t received)
     return o;
 }
 
+/* The query's one `key`, a decimal number: false when it is missing, repeated (which one would be
+ * meant?) or not a number. */
 static bool query_u64(rp_req_t *r, const char *key, uint64_t *out)
 {
     const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(r->req));
     struct evkeyvalq kv;
-    const char *v;
     char *end;
+    int seen = 0;
     bool ok = false;
 
+    *out = 0;
     if (q == NULL || evhttp_parse_query_str(q, &kv) != 0)
         return false;
-    v = evhttp_find_header(&kv, key);
-    if (v != NULL && v[0] >= '0' && v[0] <= '9') {
-        errno = 0;
-        *out = strtoull(v, &end, 10);
-        ok = errno == 0 && *end == '\0';
+    for (struct evkeyval *e = kv.tqh_first; e != NULL; e = e->next.tqe_next) {
+        if (strcmp(e->key, key) != 0)
+            continue;
+        seen++;
+        ok = false;
+        if (e->value[0] >= '0' && e->value[0] <= '9') {
+            errno = 0;
+            *out = strtoull(e->value, &end, 10);
+            ok = errno == 0 && *end == '\0';
+        }
     }
     evhttp_clear_headers(&kv);
-    return ok;
+    return ok && seen == 1;
 }
 
 /* The bytes the service has of an upload (0: none yet; all of them once it became an image). */
@@ -385,7 +393,6 @@ void rp_h_upload_create(rp_req_t *r)
                        "\"size\" must be 1 to %llu bytes", (unsigned long long)max);
         return;
     }
-    rp_uploads_sweep(r->w->store, r->w->blobs);
     max_open = atomic_load(&r->w->srv->upload_max_open);
     max_bytes = atomic_load(&r->w->srv->upload_max_bytes);
     err =

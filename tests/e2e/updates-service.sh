@@ -115,6 +115,8 @@ head -c 100000 "$d/app-1.1.1.img" >"$d/c1"
 tail -c +100001 "$d/app-1.1.1.img" >"$d/c2"
 http PUT "/api/v1/tenants/$acme/uploads/$up?offset=100000" "$d/acme-contributor.token" "$d/c2" application/octet-stream
 is_status 409; body_has '.error == "gap" and .received == 0'
+http PUT "/api/v1/tenants/$acme/uploads/$up?offset=0&offset=100000" "$d/acme-contributor.token" "$d/c1" application/octet-stream
+is_status 400; body_has '.error == "invalid"'   # which offset? none is taken
 http PUT "/api/v1/tenants/$acme/uploads/$up?offset=0" "$d/acme-contributor.token" "$d/c1" application/octet-stream
 is_status 200; body_has '.received == 100000'
 http PUT "/api/v1/tenants/$acme/uploads/$up?offset=0" "$d/acme-contributor.token" "$d/c1" application/octet-stream
