@@ -144,6 +144,10 @@ expect 1 call mcu-verdict app "$digest" installed "lies"
 out_has "app: not the image on trial for an MCU" # not attached
 expect 1 call mcu-verdict firmware "$digest" unchanged "lies"
 out_has "error 22: request refused" # no outcome that ends an install: malformed
+# A detail with control characters (a newline that would forge a line in root's log, an escape):
+# malformed, refused by the protocol's decoder.
+expect 1 call mcu-verdict firmware "$digest" refused "$(printf 'ok\nrampart-monitor: forged\033[2J')"
+out_has "error 22: request refused"
 expect 0 call mcu-verdict firmware "$digest" rolled_back "the board reverted it"
 out_has "rolled_back: the board reverted it"
 expect 1 call mcu-verdict firmware "$digest" installed "again"
