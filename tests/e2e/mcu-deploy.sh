@@ -129,6 +129,16 @@ jq -e ".version == \"2.0.0+0\" and $counter3 and .last_update.result == \"refuse
 expect 0 "$MCU_RUN" --flash "$flash"
 eq "$(verdict)" "boot: slot0 version 2.0.0+0 counter 3: booting" "the board still runs v2"
 eq "$(stored)" 3 "the board's counter after the refusal"
+# One relay per board: a run waits while another holds the board's lock (FLASH.lock).
+exec 8>>"$flash.lock"
+flock 8 # held, as another relay would
+"$MCU_RUN" --flash "$flash" >"$d/locked.out" 2>&1 8>&- &
+held=$!
+waiting() { pgrep -P "$held" -x flock >/dev/null; }
+wait_until 30 waiting || fail "mcu-run did not wait for the board's lock: $(cat "$d/locked.out")"
+! pgrep -f "qemu-system-arm.*$flash" >/dev/null || fail "the emulator ran while the board was locked"
+exec 8>&-
+wait "$held" || fail "mcu-run after the lock: $(cat "$d/locked.out")"
 if [ -z "${MONITOR-}" ]; then done_ok; exit 0; fi
 
 # --- under the monitor: a dead or lying agent (a raw client, the agent's user) ---------------------
@@ -181,4 +191,52 @@ jq -e ".version == \"2.0.0+0\" and $counter3 and .last_update.result == \"rolled
   fail "after the monitor's restart: $(cat "$d/fw.json")"
 expect 1 call mcu-verdict firmware "$digest" installed "after the cut"
 out_has "not the image on trial for an MCU"
+
+# --- the relay runner: a dead one, an agent killed while it relays ------------------------------
+fw v4 "$MCU_KEYS/dev-p256.pem" 4.0.0 5
+# run's runner killed: run cannot fork another (its seccomp filter): the next relay fails saying
+# so, and run exits non-zero for its service manager to restart it (with a new runner).
+"${AG[@]}" run --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$ca" --start-jitter 0 \
+  >"$d/run.log" 2>&1 &
+ag=$!
+E2E_PIDS+=("$ag")
+checked() { grep -q "update check:" "$d/run.log"; }
+wait_until 120 checked || fail "run did no update check: $(cat "$d/run.log")"
+kill -9 "$(pgrep -P "$ag")"
+deploy v4
+kill -USR1 "$ag"
+stopped() { ! kill -0 "$ag" 2>/dev/null; }
+wait_until 120 stopped || fail "run outlived its relay runner: $(cat "$d/run.log")"
+rc=0; wait "$ag" || rc=$?
+[ "$rc" -ne 0 ] || fail "run exited 0 without its relay runner"
+grep -q "the MCU's relay runner died: exiting" "$d/run.log" || fail "run: $(cat "$d/run.log")"
+fw_status >"$d/fw.json"
+jq -e '.version == "2.0.0+0" and .last_update.result == "failed" and
+  (.last_update.detail | contains("relay runner died"))' "$d/fw.json" >/dev/null ||
+  fail "after the runner's death: $(cat "$d/fw.json")"
+# A copy that fails (a directory where the agent's copy goes): the verdict names the image the
+# monitor handed, which ends the trial at once (failed), not at its deadline.
+mkdir "$d/dev/agent/mcu/firmware.img"
+expect 1 "${AG[@]}" check-now --state-dir "$d/dev"
+out_has "firmware: failed: cannot copy the image handed over"
+fw_status >"$d/fw.json"
+jq -e '.version == "2.0.0+0" and .last_update.result == "failed" and
+  (.last_update.detail | contains("cannot copy"))' "$d/fw.json" >/dev/null ||
+  fail "after the bad copy: $(cat "$d/fw.json")"
+rmdir "$d/dev/agent/mcu/firmware.img"
+# The agent killed (-9) while its runner relays: the runner dies with it.
+"${AG[@]}" check-now --state-dir "$d/dev" >"$d/cn.log" 2>&1 &
+ag=$!
+E2E_PIDS+=("$ag")
+relaying() { pgrep -f "qemu-system-arm.*$flash" >/dev/null; }
+wait_until 60 relaying || fail "no relay: $(cat "$d/cn.log")"
+run=$(pgrep -P "$ag") || fail "no relay runner"
+kill -9 "$ag"
+run_gone() { ! kill -0 "$run" 2>/dev/null; }
+wait_until 30 run_gone || fail "the relay runner outlived its agent"
+# The next check's relay waits for the orphaned relay's boot, which holds the board's lock, and
+# boots after it: the board runs v4, which the orphan swapped in and the app confirmed; the trial
+# the monitor handed again is not the board's (docs/mcu.md, "A dead or silent agent").
+expect 1 "${AG[@]}" check-now --state-dir "$d/dev"
+out_has "firmware: failed: the MCU did not take it on trial: the MCU runs 4.0.0+0 (boot: slot0 version 4.0.0+0 counter 5: booting)"
 done_ok

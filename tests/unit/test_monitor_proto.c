@@ -696,8 +696,11 @@ static void test_mcu_verdict(void **state)
     snprintf(q.u.mcu_verdict.component, sizeof(q.u.mcu_verdict.component), "fw");
     {
         static const char *const forged[] = {"ok\nrampart-monitor: firmware 9.9.9: installed",
-                                             "\033[2J", "a\rb", "tab\there", "del\x7f",
-                                             "c1 \xc2\x9b" "2J"};
+                                             "\033[2J",
+                                             "a\rb",
+                                             "tab\there",
+                                             "del\x7f",
+                                             "c1 \xc2\x9b[2J"};
         for (size_t i = 0; i < sizeof(forged) / sizeof(forged[0]); i++) {
             snprintf(q.u.mcu_verdict.detail, sizeof(q.u.mcu_verdict.detail), "%s", forged[i]);
             len = enc_req();
