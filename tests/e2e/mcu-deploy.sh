@@ -10,8 +10,11 @@
 # a device under rampart-monitor, the agent as an unprivileged user: the monitor verifies the
 # image and puts it on trial, hands the trial slot to the agent, whose relay runner relays it to
 # the board, and ends the install on the agent's verdict (MCU_VERDICT); then a raw client of the
-# protocol, as a dead or lying agent, has its verdicts refused and its silence time out, and a
-# handed trial cut by the monitor's kill -9 is rolled back at its next start.
+# protocol, as a dead or lying agent, has its verdicts refused (a forged detail too) and its silence
+# time out, and a handed trial cut by the monitor's kill -9 is rolled back at its next start; the
+# relay runner: a dead one makes run exit, one dies with its agent, a bad copy ends the trial at
+# once; and two components' handed trials each keep their own deadline. Both modes: one relay per
+# board (scripts/mcu-run waits for the board's lock).
 . "$(dirname "$0")/lib.sh"
 : "${MCU_BUILD:?set MCU_BUILD to the microcontroller build}" "${MCU_RUN:?set MCU_RUN to scripts/mcu-run}"
 : "${MCU_KEYS:?set MCU_KEYS to mcu/keys}" "${RAMPART_SERVER:?set RAMPART_SERVER}"
