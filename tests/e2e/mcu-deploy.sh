@@ -238,27 +238,34 @@ kill -9 "$ag"
 run_gone() { ! kill -0 "$run" 2>/dev/null; }
 wait_until 30 run_gone || fail "the relay runner outlived its agent"
 # The next check's relay waits for the orphaned relay's boot, which holds the board's lock, and
-# boots after it: the board runs v4, which the orphan swapped in and the app confirmed; the trial
-# the monitor handed again is not the board's (docs/mcu.md, "A dead or silent agent").
+# boots after it: the board runs v4, which the orphan swapped in and the app confirmed, and does not
+# take the same image on trial in that boot: failed (docs/mcu.md, "A dead or silent agent").
 expect 1 "${AG[@]}" check-now --state-dir "$d/dev"
 out_has "firmware: failed: the MCU did not take it on trial: the MCU runs 4.0.0+0 (boot: slot0 version 4.0.0+0 counter 5: booting)"
+# The check after it hands v4 again, which the board takes again: the two agree (v4, counter 5).
+expect 0 "${AG[@]}" check-now --state-dir "$d/dev"
+out_has "firmware: installed: confirmed on the MCU, its security counter now 5"
 
 # --- each handed install its own deadline: a second component attached to a second board -------
 expect 0 "$MCU_RUN" --flash "$d/board2.bin" --slot0 "$d/v1.img"
 chown "$U" "$d/board2.bin"
 expect 0 "$AGENT" mcu attach --state-dir "$d/dev" --component fw2 -- \
   /usr/bin/env "MCU_BUILD=$MCU_BUILD" "$MCU_RUN" --flash "$d/board2.bin" --timeout 30
+fw other5 "$d/img.key" 5.0.0 6 # above the floor; the board refuses it (another key)
 expect 0 "$RAMPART" image sign --type firmware --key "$d/img.key" --version 3.0.0 \
   --security-counter 4 "$MCU_BUILD/app.bin" "$d/fw2.img"
 expect 0 "$RAMPART" image upload --tenant "$acme" --component fw2 "$d/fw2.img"
 cp "$d/out" "$d/fw2.id"
 expect 0 "$RAMPART" deployment create --tenant "$acme" --product Sensor --group "Field Test" \
-  "$(cat "$d/other.id")" "$(cat "$d/fw2.id")"
+  "$(cat "$d/other5.id")" "$(cat "$d/fw2.id")"
 expect 1 "${AG[@]}" check-now --state-dir "$d/dev" # the targets name both; each board refuses its
 out_has "fw2: refused: the MCU's boot stage refused it: not signed by a trusted key"
 # firmware handed with 600 s, then fw2 with 2 s: fw2's deadline rolls fw2's trial back alone.
-expect 0 call install firmware "$d/other.img" 600
+expect 0 call install firmware "$d/other5.img" 600
+digest=$(sed -n 's/^handed: \([0-9a-f]\{64\}\)$/\1/p' "$d/out")
+[ -n "$digest" ] || fail "the handed answer: $(cat "$d/out")"
 expect 0 call install fw2 "$d/fw2.img" 2
+out_has "handed: "
 fw2_late() {
   expect 0 "${AG[@]}" status --state-dir "$d/dev" --output json
   jq -e '.components[] | select(.name == "fw2") | .last_update.result == "rolled_back" and
