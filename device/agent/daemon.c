@@ -279,6 +279,7 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
     rp_update_summary_t sum;
     char root[PATH_MAX + 32];
     struct watch watch = {0, 0, 0};
+    bool lost = false; /* the MCU's relay runner died: exit non-zero */
 
     snprintf(root, sizeof(root), "%s/update/root.json", o->state_dir);
     rp_log_info("running for device %s%s", agent->device_id,
@@ -368,6 +369,12 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
                     rp_supervisor_sync(supervisor); /* a new confirmed version replaces the old */
                 rp_daemon_status_report(agent, o->server, o->server_ca);
                 rp_daemon_reports_upload(agent, o->server, o->server_ca);
+                if (rp_mcu_runner_lost()) { /* confined: it cannot fork another (mcu_runner.h) */
+                    rp_log_error("the MCU's relay runner died: exiting, for the service manager "
+                                 "to restart the agent with a new one");
+                    lost = true;
+                    break;
+                }
                 next_update =
                     time(NULL) + jitter(interval - interval / 10, interval + interval / 10 + 1);
             }
@@ -392,5 +399,5 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
     supervisor = NULL;
     rp_agent_close(agent);
     rp_log_info("stopped");
-    return true;
+    return !lost;
 }

@@ -3,6 +3,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +36,8 @@ typedef struct done {
     char detail[RP_SLOT_DETAIL_MAX + 1];
 } done_t;
 
-static int runner = -1; /* the agent's end of the pair; -1: no runner */
+static int runner = -1;  /* the agent's end of the pair; -1: no runner */
+static bool runner_lost; /* the runner died while the agent could not fork another */
 
 /* S/agent/mcu/NAME.img: the agent's copy of the image handed over. */
 static rp_err_t copy_path(const char *state_dir, const char *name, char *out, size_t cap, bool mk)
@@ -47,7 +50,7 @@ static rp_err_t copy_path(const char *state_dir, const char *name, char *out, si
     return n > 0 && (size_t)n < cap ? RP_OK : RP_ERR_INVALID_ARG;
 }
 
-static void runner_serve(int fd, const char *state_dir)
+static void runner_serve(int fd, const char *state_dir, pid_t agent)
 {
     char path[PATH_MAX];
     rp_mcu_relay_t relay;
@@ -56,6 +59,10 @@ static void runner_serve(int fd, const char *state_dir)
     done_t done;
     ssize_t n;
 
+    /* It dies with the agent (a kill -9 too), so that a restarted agent's runner is the only one;
+     * an agent gone before this took effect has made it an orphan already. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != agent)
+        _exit(0);
     for (;;) {
         n = recv(fd, &job, sizeof(job), 0);
         if (n < 0 && errno == EINTR)
@@ -103,7 +110,7 @@ static bool any_attached(const char *state_dir)
 void rp_mcu_runner_start(const char *state_dir)
 {
     int sv[2];
-    pid_t pid;
+    pid_t pid, agent = getpid();
 
     if (runner >= 0 || !any_attached(state_dir))
         return;
@@ -114,7 +121,7 @@ void rp_mcu_runner_start(const char *state_dir)
     pid = fork();
     if (pid == 0) {
         close(sv[0]);
-        runner_serve(sv[1], state_dir);
+        runner_serve(sv[1], state_dir, agent);
     }
     close(sv[1]);
     if (pid < 0) {
@@ -123,6 +130,12 @@ void rp_mcu_runner_start(const char *state_dir)
         return;
     }
     runner = sv[0];
+    runner_lost = false;
+}
+
+bool rp_mcu_runner_lost(void)
+{
+    return runner_lost;
 }
 
 /* The descriptor's bytes (a regular file, from its offset: 0, as the monitor opened it) into
@@ -144,26 +157,49 @@ static void relay(const char *state_dir, const char *name, const char *version, 
 {
     job_t job;
     ssize_t n;
+    bool confined = prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 0, again = !confined;
 
     memset(&job, 0, sizeof(job));
     memset(d, 0, sizeof(*d));
     d->state = RP_UPDATE_FAILED;
     snprintf(job.component, sizeof(job.component), "%s", name);
     snprintf(job.version, sizeof(job.version), "%s", version);
-    if (runner < 0 && prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == 0)
+retry:
+    if (runner < 0 && !confined)
         rp_mcu_runner_start(state_dir); /* a command that does not confine itself (install) */
+    if (runner < 0 && runner_lost) {
+        snprintf(d->detail, sizeof(d->detail),
+                 "the MCU's relay runner died: the agent exits for its service manager to restart "
+                 "it with a new one");
+        return;
+    }
     if (runner < 0) {
         snprintf(d->detail, sizeof(d->detail),
                  "no relay runner: S/mcu/ attached nothing when the agent started (restart it)");
         return;
     }
-    if (send(runner, &job, sizeof(job), MSG_NOSIGNAL) == (ssize_t)sizeof(job)) {
+    n = send(runner, &job, sizeof(job), MSG_NOSIGNAL);
+    if (n == (ssize_t)sizeof(job)) {
         do
             n = recv(runner, d, sizeof(*d), 0);
         while (n < 0 && errno == EINTR);
         if (n == (ssize_t)sizeof(*d) && memchr(d->detail, '\0', sizeof(d->detail)) != NULL &&
             rp_mon_outcome(d->state))
             return;
+    }
+    if (n == 0 || (n < 0 && (errno == EPIPE || errno == ECONNRESET))) {
+        /* The runner is gone (killed, crashed): never asked again. A command that may fork starts
+         * another and asks it once more; a confined one cannot (rp_mcu_runner_lost). */
+        rp_log_error("the MCU's relay runner died");
+        close(runner);
+        runner = -1;
+        runner_lost = confined;
+        memset(d, 0, sizeof(*d));
+        d->state = RP_UPDATE_FAILED;
+        if (again || confined) { /* once more with a new one; or say why there is none */
+            again = false;
+            goto retry;
+        }
     }
     memset(d, 0, sizeof(*d));
     d->state = RP_UPDATE_FAILED;
@@ -197,9 +233,13 @@ rp_err_t rp_mcu_hand_over(rp_agent_t *a, const char *name, int slot_fd, rp_insta
         snprintf(d.detail, sizeof(d.detail), "cannot copy the image handed over: %s",
                  rp_strerror(err));
     (void)unlink(path);
-    /* The verdict, whatever it is: the monitor ends the trial now rather than at its deadline. */
+    /* The verdict, whatever it is: the monitor ends the trial now rather than at its deadline.
+     * It names the image the monitor handed (its digest, as it said it), not the copy's, which a
+     * bad copy lacks. */
     snprintf(q.u.mcu_verdict.component, sizeof(q.u.mcu_verdict.component), "%s", name);
-    memcpy(q.u.mcu_verdict.digest, img.digest, sizeof(q.u.mcu_verdict.digest));
+    if (rp_hex_decode(res->detail, strlen(res->detail), q.u.mcu_verdict.digest,
+                      sizeof(q.u.mcu_verdict.digest)) != RP_OK)
+        memcpy(q.u.mcu_verdict.digest, img.digest, sizeof(q.u.mcu_verdict.digest));
     q.u.mcu_verdict.state = d.state;
     snprintf(q.u.mcu_verdict.detail, sizeof(q.u.mcu_verdict.detail), "%s", d.detail);
     if (rp_agent_monitor_call(a, &q, -1, &r) == RP_OK) {

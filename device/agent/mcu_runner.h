@@ -8,9 +8,10 @@
  * a child forked before it does: the runner, the agent's user and nothing more, unconfined. It
  * takes one job at a time on a socket pair (the component's name and version, fixed-size), runs
  * the relay kept in S/mcu/NAME.json on the agent's copy S/agent/mcu/NAME.img (rp_mcu_install),
- * and answers the outcome. It ends when the agent does (the pair closes). A confined agent so
- * gains one thing: the relay root attached, run on an image of its choosing, which the board's
- * boot stage verifies with its own key and counter.
+ * and answers the outcome. It ends when the agent does, a kill -9 too (its parent-death signal),
+ * while a relay it started ends at its own timeout, holding the board's lock until then
+ * (rp_mcu_install). A confined agent so gains one thing: the relay root attached, run on an image
+ * of its choosing, which the board's boot stage verifies with its own key and counter.
  */
 #ifndef RAMPART_AGENT_MCU_RUNNER_H
 #define RAMPART_AGENT_MCU_RUNNER_H
@@ -22,11 +23,17 @@
  * (S/mcu/ lists one); otherwise nothing. */
 void rp_mcu_runner_start(const char *state_dir);
 
+/* Whether the runner died in a confined agent, which cannot fork another: its relays fail from
+ * then on ("the MCU's relay runner died"), and `run` exits non-zero for its service manager to
+ * restart it with a new runner. (An agent that may fork starts another when it next needs one.) */
+bool rp_mcu_runner_lost(void);
+
 /* INSTALL answered handed (res: its detail; slot_fd: the trial slot, read-only; closed here):
  * the image copied out of the descriptor into the agent's directory and checked against the
- * monitor's word (its digest, in hex, is the answer's detail), relayed to the board by the runner, and the verdict
- * given to the monitor (MCU_VERDICT), whose answer becomes *res (failed, saying why, when it
- * refuses the verdict or does not answer: the install then ends at the monitor's deadline). */
+ * monitor's word (its digest, in hex, is the answer's detail), relayed to the board by the runner,
+ * and the verdict given to the monitor (MCU_VERDICT), whose answer becomes *res (failed, saying
+ * why, when it refuses the verdict or does not answer: the install then ends at the monitor's
+ * deadline). */
 rp_err_t rp_mcu_hand_over(rp_agent_t *a, const char *name, int slot_fd,
                           rp_install_result_t *res) RP_MUST_CHECK;
 

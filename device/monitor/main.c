@@ -75,7 +75,12 @@ static struct {
     rp_mon_request_t install_req; /* its request: answered here if the child dies first */
     rp_apps_trial_ctx_t trial; /* the install child's trial hook: its channel to the supervisor */
     rp_apps_chans_t chans;     /* each app's channel (appchan.h): answered here */
-    time_t handed_until; /* firmware handed to the agent: a trial left by then is rolled back */
+    /* Firmware handed to the agent, each component's: a trial left by its deadline is rolled
+     * back (0: none). */
+    struct {
+        char component[RP_COMPONENT_NAME_MAX + 1];
+        time_t until;
+    } handed[RP_COMPONENTS_MAX];
 } m;
 
 /* Tell the app supervisor what should run (after an install, a recovery, or a change of the
@@ -512,21 +517,46 @@ static void dispatch(struct client *c, int fd)
     reply_to(c, -1);
 }
 
-/* No verdict on firmware handed to the agent by its deadline (the agent died, or keeps silent):
- * outside an install child only a handed trial can be on trial, and recovery rolls it back. */
+/* Firmware for component handed to the agent (INSTALL's health_seconds: 0 is HANDED_SECONDS): its
+ * verdict's deadline, the component's own (a new one replaces its earlier one: that INSTALL ended
+ * the earlier trial). */
+static void handed_set(const char *component, uint32_t secs, time_t now)
+{
+    size_t i, free_at = RP_COMPONENTS_MAX;
+
+    for (i = 0; i < RP_COMPONENTS_MAX && strcmp(m.handed[i].component, component) != 0; i++)
+        if (m.handed[i].until == 0 && free_at == RP_COMPONENTS_MAX)
+            free_at = i;
+    if (i == RP_COMPONENTS_MAX)
+        i = free_at;
+    if (i == RP_COMPONENTS_MAX) /* cannot be: one per component */
+        return;
+    snprintf(m.handed[i].component, sizeof(m.handed[i].component), "%s", component);
+    m.handed[i].until = now + (secs == 0                  ? HANDED_SECONDS
+                               : secs > RP_MON_HEALTH_MAX ? RP_MON_HEALTH_MAX
+                                                          : secs);
+}
+
+/* No verdict on firmware handed to the agent by its component's deadline (the agent died, or
+ * keeps silent): outside an install child only a handed trial can be on trial, and recovery rolls
+ * that component's back (a verdict ended it already: nothing to do). */
 static void handed_expire(time_t now)
 {
+    bool bootable;
     int lock;
 
-    if (m.handed_until == 0 || now < m.handed_until ||
-        (lock = rp_monitor_slots_lock(m.agent.state_dir, false)) < 0)
-        return;
-    if (rp_components_recover_cut(&m.agent, NULL,
-                                  "no verdict from the agent on the firmware handed over for the "
-                                  "MCU in time") != RP_OK)
-        rp_log_error("firmware handed over: its trial is rolled back at the next start");
-    close(lock);
-    m.handed_until = 0;
+    for (size_t i = 0; i < RP_COMPONENTS_MAX; i++) {
+        if (m.handed[i].until == 0 || now < m.handed[i].until ||
+            (lock = rp_monitor_slots_lock(m.agent.state_dir, false)) < 0)
+            continue;
+        if (rp_component_recover_cut(&m.agent, m.handed[i].component, &bootable,
+                                     "no verdict from the agent on the firmware handed over for "
+                                     "the MCU in time") != RP_OK)
+            rp_log_error("%s: firmware handed over: its trial is rolled back at the next start",
+                         m.handed[i].component);
+        close(lock);
+        m.handed[i].until = 0;
+    }
 }
 
 /*
@@ -589,9 +619,9 @@ static bool reap_children(void)
 
     while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
         if (pid == m.install_pid) {
-            uint32_t secs = m.install_req.u.install.health_seconds;
-            if (WIFEXITED(st) && WEXITSTATUS(st) == HANDED_EXIT) /* the latest deadline */
-                m.handed_until = time(NULL) + (secs > 0 && secs <= 600 ? secs : HANDED_SECONDS);
+            if (WIFEXITED(st) && WEXITSTATUS(st) == HANDED_EXIT)
+                handed_set(m.install_req.u.install.component,
+                           m.install_req.u.install.health_seconds, time(NULL));
             else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
                 install_died(st);
             install_done();

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -104,6 +105,11 @@ rp_err_t rp_mcu_relay_load(const char *state_dir, const char *name, rp_mcu_relay
     }
     r->argc = (int)json_array_size(words);
     json_decref(j);
+    total = (size_t)snprintf(r->lock, sizeof(r->lock), "%s/agent/mcu/%s.lock", state_dir, name);
+    if (total >= sizeof(r->lock)) {
+        rp_mcu_relay_free(r);
+        return RP_ERR_INVALID_ARG;
+    }
     return RP_OK;
 }
 
@@ -368,15 +374,63 @@ static void runs(const rp_mcu_boot_t *b, char *out, size_t cap)
         snprintf(out, cap, "the MCU boots nothing (boot: refused: %s)", b->refused);
 }
 
+/* The board's lock (r->lock), taken: its descriptor, inherited by the relay (no O_CLOEXEC), or -1
+ * (detail said); INT_MAX when r names none. Another relay holding it is waited for, as long as
+ * one relay may run. */
+static int board_lock(const rp_mcu_relay_t *r, char *detail, size_t cap)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(r->lock, '/');
+    struct timespec t0, pause = {0, 100 * 1000 * 1000};
+    int fd;
+
+    if (r->lock[0] == '\0')
+        return INT_MAX;
+    if (slash != NULL && (size_t)(slash - r->lock) < sizeof(dir)) {
+        memcpy(dir, r->lock, (size_t)(slash - r->lock));
+        dir[slash - r->lock] = '\0';
+        slash = strrchr(dir, '/');
+        if (mkdir(dir, 0700) != 0 && errno == ENOENT && slash != NULL) { /* S/agent/ first */
+            dir[slash - dir] = '\0';
+            (void)mkdir(dir, 0700);
+            dir[slash - dir] = '/';
+            (void)mkdir(dir, 0700); /* S/agent/mcu/: the agent's */
+        }
+    }
+    fd = open(r->lock, O_RDWR | O_CREAT | O_NOFOLLOW, 0600); /* NOLINT: the relay inherits it */
+    if (fd < 0) {
+        snprintf(detail, cap, "cannot open the MCU's lock %s: %s", r->lock, strerror(errno));
+        return -1;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if ((errno != EWOULDBLOCK && errno != EINTR) || ms_since(&t0) > RELAY_TIMEOUT_S * 1000L) {
+            snprintf(detail, cap, "the MCU is busy: another relay holds %s (%s)", r->lock,
+                     strerror(errno));
+            close(fd);
+            return -1;
+        }
+        nanosleep(&pause, NULL);
+    }
+    return fd;
+}
+
 void rp_mcu_install(const rp_mcu_relay_t *r, const char *path, const char *version,
                     rp_update_state_t *state, char *detail, size_t cap)
 {
     rp_mcu_boot_t *b = calloc(1, sizeof(*b));
     char now[RP_MCU_LINE_MAX + 64];
+    int lock;
 
     *state = RP_UPDATE_FAILED;
     if (b == NULL) {
         snprintf(detail, cap, "no memory");
+        return;
+    }
+    /* One relay per board across both boots: one that interleaved would see the other's. */
+    lock = board_lock(r, detail, cap);
+    if (lock < 0) {
+        free(b);
         return;
     }
     /* Handed over: the boot stage verifies it with its own key and counter, and swaps it in on
@@ -409,6 +463,8 @@ void rp_mcu_install(const rp_mcu_relay_t *r, const char *path, const char *versi
         snprintf(detail, cap, "the MCU did not confirm it: %s", now);
     }
 out:
+    if (lock != INT_MAX)
+        close(lock); /* a relay still running (stopped at its timeout: its group killed) held it */
     free(b);
 }
 

@@ -15,6 +15,7 @@
 #ifndef RAMPART_MONITOR_MCU_H
 #define RAMPART_MONITOR_MCU_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,6 +34,10 @@ typedef struct rp_mcu_relay {
     char *argv[RP_MCU_RELAY_ARGS_MAX + 3]; /* room for --slot1 IMAGE and the NULL */
     int argc;
     char *storage; /* what argv points into */
+    /* The board's lock, S/agent/mcu/NAME.lock ("": none): rp_mcu_install holds it (flock) across
+     * its two boots, and the relay inherits it, so that two relays never drive one board at once,
+     * not even a relay that outlived its runner. */
+    char lock[PATH_MAX];
 } rp_mcu_relay_t;
 
 /* What one boot of the board said (rp_mcu_boot_line over each line). */

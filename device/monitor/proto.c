@@ -11,6 +11,7 @@
 
 #include "events.h"
 #include "proto.h"
+#include "rampart/text.h"
 
 /* ---- fields ---- */
 
@@ -128,6 +129,15 @@ static void get_str(rd_t *r, char *out, size_t max)
     get_bytes(r, (uint8_t *)out, &n, 0, max);
     out[n] = '\0';
     if (r->err == RP_OK && strlen(out) != n)
+        r->err = RP_ERR_MALFORMED;
+}
+
+/* Text a client sends for people: a string (get_str) with no control character (rampart/text.h),
+ * so that what the monitor logs or stores from it cannot forge a line or act on a terminal. */
+static void get_text(rd_t *r, char *out, size_t max)
+{
+    get_str(r, out, max);
+    if (r->err == RP_OK && !rp_text_no_controls(out))
         r->err = RP_ERR_MALFORMED;
 }
 
@@ -416,7 +426,7 @@ rp_err_t rp_mon_request_decode(const uint8_t *buf, size_t len, rp_mon_request_t 
         get_str(&r, q->u.mcu_verdict.component, RP_COMPONENT_NAME_MAX);
         get_bytes(&r, q->u.mcu_verdict.digest, &(size_t){0}, RP_SHA256_LEN, RP_SHA256_LEN);
         q->u.mcu_verdict.state = get_u8(&r);
-        get_str(&r, q->u.mcu_verdict.detail, RP_MON_DETAIL_MAX);
+        get_text(&r, q->u.mcu_verdict.detail, RP_MON_DETAIL_MAX);
         if (r.err == RP_OK && (!rp_component_name_valid(q->u.mcu_verdict.component,
                                                         strlen(q->u.mcu_verdict.component)) ||
                                !rp_mon_outcome(q->u.mcu_verdict.state)))

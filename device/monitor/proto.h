@@ -38,6 +38,7 @@
 #define RP_MON_MESSAGE_MAX 255 /* an error reply's reason */
 #define RP_MON_VERSION_MAX 47  /* a component's version text */
 #define RP_MON_DETAIL_MAX 255  /* an install's detail (rp_install_result_t) */
+#define RP_MON_HEALTH_MAX 600  /* INSTALL's health_seconds, at most (more is this) */
 #define RP_MON_COMPONENTS_MAX 16
 #define RP_MON_APPS_MAX 16     /* APP_LIST: the apps one reply lists */
 #define RP_MON_MISSING_MAX 255 /* APP_LIST: the layers not in force, and why */
@@ -170,7 +171,7 @@ typedef struct rp_mon_request {
         } evidence;
         struct {
             char component[RP_COMPONENT_NAME_MAX + 1]; /* rp_component_name_valid() */
-            uint32_t health_seconds;                   /* 0: the default */
+            uint32_t health_seconds; /* 0: the default; more than RP_MON_HEALTH_MAX is it */
         } install;
         struct {
             char component[RP_COMPONENT_NAME_MAX + 1]; /* the peer; rp_component_name_valid() */

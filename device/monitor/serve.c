@@ -413,13 +413,14 @@ static void do_install(rp_agent_t *a, const rp_mon_request_t *q, int fd, rp_mon_
                        int *reply_fd)
 {
     struct gate g = {.a = a};
-    rp_install_opts_t opts = {
-        .health_seconds =
-            (int)(q->u.install.health_seconds > 600 ? 600 : q->u.install.health_seconds),
-        .trial = trial_fn,
-        .trial_ctx = trial_ctx,
-        .gate = install_gate,
-        .gate_ctx = &g};
+    rp_install_opts_t opts = {.health_seconds =
+                                  (int)(q->u.install.health_seconds > RP_MON_HEALTH_MAX
+                                            ? RP_MON_HEALTH_MAX
+                                            : q->u.install.health_seconds),
+                              .trial = trial_fn,
+                              .trial_ctx = trial_ctx,
+                              .gate = install_gate,
+                              .gate_ctx = &g};
     rp_install_result_t res;
     char path[PATH_MAX] = "";
     rp_err_t err;

@@ -1035,25 +1035,31 @@ rp_err_t rp_components_recover(rp_agent_t *a, int *unbootable)
     return rp_components_recover_cut(a, unbootable, NULL);
 }
 
+rp_err_t rp_component_recover_cut(rp_agent_t *a, const char *name, bool *bootable, const char *why)
+{
+    rp_component_t c;
+    rp_err_t err = component_load_bound(a, name, &c);
+
+    *bootable = false;
+    return err == RP_OK ? recover_one(a, &c, bootable, why) : err;
+}
+
 rp_err_t rp_components_recover_cut(rp_agent_t *a, int *unbootable, const char *why)
 {
     char names[RP_COMPONENTS_MAX][RP_COMPONENT_NAME_MAX + 1];
-    rp_component_t c;
     size_t n;
     int bad = 0;
     rp_err_t err = rp_component_names(a->state_dir, names, RP_COMPONENTS_MAX, &n);
 
     for (size_t i = 0; err == RP_OK && i < n; i++) {
         bool bootable;
-        err = component_load_bound(a, names[i], &c);
+        err = rp_component_recover_cut(a, names[i], &bootable, why);
         if (err == RP_ERR_BAD_SIGNATURE) {
             /* Tampered (said): its counter is not touched, nor its slots; the others go on. */
             bad++;
             err = RP_OK;
             continue;
         }
-        if (err == RP_OK)
-            err = recover_one(a, &c, &bootable, why);
         if (err == RP_OK && !bootable)
             bad++;
     }

@@ -162,6 +162,9 @@ rp_err_t rp_components_recover(rp_agent_t *a, int *unbootable) RP_MUST_CHECK;
 /* The same, saying why the install was cut in each rolled-back component's state (why: NULL is
  * "the device restarted before the update was confirmed"). */
 rp_err_t rp_components_recover_cut(rp_agent_t *a, int *unbootable, const char *why) RP_MUST_CHECK;
+/* The same for the component name alone (a tampered one: RP_ERR_BAD_SIGNATURE, nothing done). */
+rp_err_t rp_component_recover_cut(rp_agent_t *a, const char *name, bool *bootable,
+                                  const char *why) RP_MUST_CHECK;
 
 /*
  * Removing an app component (the monitor's APP_REMOVE; docs/monitor.md). Its state stays, as a

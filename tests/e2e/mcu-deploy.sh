@@ -10,8 +10,11 @@
 # a device under rampart-monitor, the agent as an unprivileged user: the monitor verifies the
 # image and puts it on trial, hands the trial slot to the agent, whose relay runner relays it to
 # the board, and ends the install on the agent's verdict (MCU_VERDICT); then a raw client of the
-# protocol, as a dead or lying agent, has its verdicts refused and its silence time out, and a
-# handed trial cut by the monitor's kill -9 is rolled back at its next start.
+# protocol, as a dead or lying agent, has its verdicts refused (a forged detail too) and its silence
+# time out, and a handed trial cut by the monitor's kill -9 is rolled back at its next start; the
+# relay runner: a dead one makes run exit, one dies with its agent, a bad copy ends the trial at
+# once; and two components' handed trials each keep their own deadline. Both modes: one relay per
+# board (scripts/mcu-run waits for the board's lock).
 . "$(dirname "$0")/lib.sh"
 : "${MCU_BUILD:?set MCU_BUILD to the microcontroller build}" "${MCU_RUN:?set MCU_RUN to scripts/mcu-run}"
 : "${MCU_KEYS:?set MCU_KEYS to mcu/keys}" "${RAMPART_SERVER:?set RAMPART_SERVER}"
@@ -129,6 +132,16 @@ jq -e ".version == \"2.0.0+0\" and $counter3 and .last_update.result == \"refuse
 expect 0 "$MCU_RUN" --flash "$flash"
 eq "$(verdict)" "boot: slot0 version 2.0.0+0 counter 3: booting" "the board still runs v2"
 eq "$(stored)" 3 "the board's counter after the refusal"
+# One relay per board: a run waits while another holds the board's lock (FLASH.lock).
+exec 8>>"$flash.lock"
+flock 8 # held, as another relay would
+"$MCU_RUN" --flash "$flash" >"$d/locked.out" 2>&1 8>&- &
+held=$!
+waiting() { pgrep -P "$held" -x flock >/dev/null; }
+wait_until 30 waiting || fail "mcu-run did not wait for the board's lock: $(cat "$d/locked.out")"
+! pgrep -f "qemu-system-arm.*$flash" >/dev/null || fail "the emulator ran while the board was locked"
+exec 8>&-
+wait "$held" || fail "mcu-run after the lock: $(cat "$d/locked.out")"
 if [ -z "${MONITOR-}" ]; then done_ok; exit 0; fi
 
 # --- under the monitor: a dead or lying agent (a raw client, the agent's user) ---------------------
@@ -144,6 +157,10 @@ expect 1 call mcu-verdict app "$digest" installed "lies"
 out_has "app: not the image on trial for an MCU" # not attached
 expect 1 call mcu-verdict firmware "$digest" unchanged "lies"
 out_has "error 22: request refused" # no outcome that ends an install: malformed
+# A detail with control characters (a newline that would forge a line in root's log, an escape):
+# malformed, refused by the protocol's decoder.
+expect 1 call mcu-verdict firmware "$digest" refused "$(printf 'ok\nrampart-monitor: forged\033[2J')"
+out_has "error 22: request refused"
 expect 0 call mcu-verdict firmware "$digest" rolled_back "the board reverted it"
 out_has "rolled_back: the board reverted it"
 expect 1 call mcu-verdict firmware "$digest" installed "again"
@@ -177,4 +194,84 @@ jq -e ".version == \"2.0.0+0\" and $counter3 and .last_update.result == \"rolled
   fail "after the monitor's restart: $(cat "$d/fw.json")"
 expect 1 call mcu-verdict firmware "$digest" installed "after the cut"
 out_has "not the image on trial for an MCU"
+
+# --- the relay runner: a dead one, an agent killed while it relays ------------------------------
+fw v4 "$MCU_KEYS/dev-p256.pem" 4.0.0 5
+# run's runner killed: run cannot fork another (its seccomp filter): the next relay fails saying
+# so, and run exits non-zero for its service manager to restart it (with a new runner).
+"${AG[@]}" run --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$ca" --start-jitter 0 \
+  >"$d/run.log" 2>&1 &
+ag=$!
+E2E_PIDS+=("$ag")
+checked() { grep -q "update check:" "$d/run.log"; }
+wait_until 120 checked || fail "run did no update check: $(cat "$d/run.log")"
+kill -9 "$(pgrep -P "$ag")"
+deploy v4
+kill -USR1 "$ag"
+stopped() { ! kill -0 "$ag" 2>/dev/null; }
+wait_until 120 stopped || fail "run outlived its relay runner: $(cat "$d/run.log")"
+rc=0; wait "$ag" || rc=$?
+[ "$rc" -ne 0 ] || fail "run exited 0 without its relay runner"
+grep -q "the MCU's relay runner died: exiting" "$d/run.log" || fail "run: $(cat "$d/run.log")"
+fw_status >"$d/fw.json"
+jq -e '.version == "2.0.0+0" and .last_update.result == "failed" and
+  (.last_update.detail | contains("relay runner died"))' "$d/fw.json" >/dev/null ||
+  fail "after the runner's death: $(cat "$d/fw.json")"
+# A copy that fails (a directory where the agent's copy goes): the verdict names the image the
+# monitor handed, which ends the trial at once (failed), not at its deadline.
+mkdir "$d/dev/agent/mcu/firmware.img"
+expect 1 "${AG[@]}" check-now --state-dir "$d/dev"
+out_has "firmware: failed: cannot copy the image handed over"
+fw_status >"$d/fw.json"
+jq -e '.version == "2.0.0+0" and .last_update.result == "failed" and
+  (.last_update.detail | contains("cannot copy"))' "$d/fw.json" >/dev/null ||
+  fail "after the bad copy: $(cat "$d/fw.json")"
+rmdir "$d/dev/agent/mcu/firmware.img"
+# The agent killed (-9) while its runner relays: the runner dies with it.
+"${AG[@]}" check-now --state-dir "$d/dev" >"$d/cn.log" 2>&1 &
+ag=$!
+E2E_PIDS+=("$ag")
+relaying() { pgrep -f "qemu-system-arm.*$flash" >/dev/null; }
+wait_until 60 relaying || fail "no relay: $(cat "$d/cn.log")"
+run=$(pgrep -P "$ag") || fail "no relay runner"
+kill -9 "$ag"
+run_gone() { ! kill -0 "$run" 2>/dev/null; }
+wait_until 30 run_gone || fail "the relay runner outlived its agent"
+# The next check's relay waits for the orphaned relay's boot, which holds the board's lock, and
+# boots after it: the board runs v4, which the orphan swapped in and the app confirmed, and does not
+# take the same image on trial in that boot: failed (docs/mcu.md, "A dead or silent agent").
+expect 1 "${AG[@]}" check-now --state-dir "$d/dev"
+out_has "firmware: failed: the MCU did not take it on trial: the MCU runs 4.0.0+0 (boot: slot0 version 4.0.0+0 counter 5: booting)"
+# The check after it hands v4 again, which the board takes again: the two agree (v4, counter 5).
+expect 0 "${AG[@]}" check-now --state-dir "$d/dev"
+out_has "firmware: installed: confirmed on the MCU, its security counter now 5"
+
+# --- each handed install its own deadline: a second component attached to a second board -------
+expect 0 "$MCU_RUN" --flash "$d/board2.bin" --slot0 "$d/v1.img"
+chown "$U" "$d/board2.bin"
+expect 0 "$AGENT" mcu attach --state-dir "$d/dev" --component fw2 -- \
+  /usr/bin/env "MCU_BUILD=$MCU_BUILD" "$MCU_RUN" --flash "$d/board2.bin" --timeout 30
+fw other5 "$d/img.key" 5.0.0 6 # above the floor; the board refuses it (another key)
+expect 0 "$RAMPART" image sign --type firmware --key "$d/img.key" --version 3.0.0 \
+  --security-counter 4 "$MCU_BUILD/app.bin" "$d/fw2.img"
+expect 0 "$RAMPART" image upload --tenant "$acme" --component fw2 "$d/fw2.img"
+cp "$d/out" "$d/fw2.id"
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Sensor --group "Field Test" \
+  "$(cat "$d/other5.id")" "$(cat "$d/fw2.id")"
+expect 1 "${AG[@]}" check-now --state-dir "$d/dev" # the targets name both; each board refuses its
+out_has "fw2: refused: the MCU's boot stage refused it: not signed by a trusted key"
+# firmware handed with 600 s, then fw2 with 2 s: fw2's deadline rolls fw2's trial back alone.
+expect 0 call install firmware "$d/other5.img" 600
+digest=$(sed -n 's/^handed: \([0-9a-f]\{64\}\)$/\1/p' "$d/out")
+[ -n "$digest" ] || fail "the handed answer: $(cat "$d/out")"
+expect 0 call install fw2 "$d/fw2.img" 2
+out_has "handed: "
+fw2_late() {
+  expect 0 "${AG[@]}" status --state-dir "$d/dev" --output json
+  jq -e '.components[] | select(.name == "fw2") | .last_update.result == "rolled_back" and
+    (.last_update.detail | contains("no verdict"))' "$d/out" >/dev/null
+}
+wait_until 30 fw2_late || fail "fw2: no verdict, yet: $(cat "$d/out")"
+expect 0 call mcu-verdict firmware "$digest" rolled_back "firmware's trial still on"
+out_has "rolled_back: firmware's trial still on"
 done_ok

@@ -691,8 +691,26 @@ static void test_mcu_verdict(void **state)
     snprintf(q.u.mcu_verdict.component, sizeof(q.u.mcu_verdict.component), "../fw");
     len = enc_req();
     assert_int_equal(rp_mon_request_decode(buf, len, &q2), RP_ERR_MALFORMED);
-    /* A digest of 31 bytes: the field's length says so, the rest shifts. */
+    /* The detail is text for people, logged by root: a control character (a newline that would
+     * forge a log line, an escape, DEL, a C1 in UTF-8) is refused; other UTF-8 is kept. */
     snprintf(q.u.mcu_verdict.component, sizeof(q.u.mcu_verdict.component), "fw");
+    {
+        static const char *const forged[] = {"ok\nrampart-monitor: firmware 9.9.9: installed",
+                                             "\033[2J",
+                                             "a\rb",
+                                             "tab\there",
+                                             "del\x7f",
+                                             "c1 \xc2\x9b[2J"};
+        for (size_t i = 0; i < sizeof(forged) / sizeof(forged[0]); i++) {
+            snprintf(q.u.mcu_verdict.detail, sizeof(q.u.mcu_verdict.detail), "%s", forged[i]);
+            len = enc_req();
+            assert_int_equal(rp_mon_request_decode(buf, len, &q2), RP_ERR_MALFORMED);
+        }
+        snprintf(q.u.mcu_verdict.detail, sizeof(q.u.mcu_verdict.detail), "refus\xc3\xa9: key");
+        request_round_trip();
+        assert_string_equal(q2.u.mcu_verdict.detail, q.u.mcu_verdict.detail);
+    }
+    /* A digest of 31 bytes: the field's length says so, the rest shifts. */
     len = enc_req();
     assert_int_equal(buf[RP_MON_HEADER_LEN + 2 + 2], 0);
     assert_int_equal(buf[RP_MON_HEADER_LEN + 2 + 2 + 1], RP_SHA256_LEN);
