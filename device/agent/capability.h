@@ -1,7 +1,7 @@
 /*
  * The device's capabilities (docs/compartments.md, "Development mode"): a document signed by the
  * device's tenant for this one device (rp_md_capability_t), checked with the online key its
- * update root names, kept in S/capability.json until it expires or is removed. With a
+ * update root names, kept in S/capability.bin until it expires or is removed. With a
  * development capability in force, a device that has an update root (a managed device: it takes
  * images through deployments only) may install images locally, and its evidence says so
  * (dbgstat enabled, the development claim), for its tenant's appraisal policy to decide.

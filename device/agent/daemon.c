@@ -278,7 +278,7 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
     char root[PATH_MAX + 32];
     struct watch watch = {0, 0, 0};
 
-    snprintf(root, sizeof(root), "%s/update/root.json", o->state_dir);
+    snprintf(root, sizeof(root), "%s/" RP_UPDATE_ROOT_FILE, o->state_dir);
     rp_log_info("running for device %s%s", agent->device_id,
                 agent->rot != NULL ? "" : ", through rampart-monitor");
     /* First put right whatever a cut left: the evidence then measures what really runs. */

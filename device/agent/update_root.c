@@ -1,5 +1,5 @@
 /*
- * The device's root of update trust (update.h): the one kept in S/update/root.json, taking a new
+ * The device's root of update trust (update.h): the one kept in S/update/root.bin, taking a new
  * one, and the image keys it names. The monitor links this (it owns the trust anchor); the update
  * check itself, which talks to the service, is update.c, the agent's alone.
  */
@@ -9,13 +9,15 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
 #include "update.h"
 
-#define ROOT_FILE "update/root.json"
+#define ROOT_FILE RP_UPDATE_ROOT_FILE
+#define ROOT_FILE_BEFORE "update/root.json" /* the JSON envelope kept before the binary form */
 
 static rp_err_t state_file(const char *state_dir, const char *name, char *out, size_t cap)
 {
@@ -35,7 +37,7 @@ static rp_err_t ensure_dir(const char *state_dir, const char *name)
     return err;
 }
 
-/* Say that a kept envelope is corrupt: which file, why, and what to do. */
+/* Say that a kept document is corrupt: which file, why, and what to do. */
 void rp_update_kept_corrupt(const char *path, bool is_root, const char *why)
 {
     rp_log_error("%s is corrupt (%s): it should hold the signed %s metadata the device "
@@ -46,12 +48,12 @@ void rp_update_kept_corrupt(const char *path, bool is_root, const char *why)
                            "then cannot refuse targets older than the ones it had)");
 }
 
-/* A kept envelope (root or targets) at path. RP_ERR_NOT_FOUND when there is none. OUT: *env
- * (malloc'd, NUL-terminated), *len. */
+/* A kept file at path. RP_ERR_NOT_FOUND when there is none. OUT: *env (malloc'd,
+ * NUL-terminated), *len. */
 rp_err_t rp_update_load_kept(const char *path, bool is_root, char **env, size_t *len)
 {
     uint8_t *data;
-    rp_err_t err = rp_read_file(path, RP_MD_MAX, &data, len);
+    rp_err_t err = rp_read_file(path, 8 + RP_MD_DOC_BIN_MAX + RP_MD_SIGNED_MAX, &data, len);
 
     *env = NULL;
     if (err == RP_OK)
@@ -62,17 +64,32 @@ rp_err_t rp_update_load_kept(const char *path, bool is_root, char **env, size_t 
     return err;
 }
 
-/* The root: the monitor's (S/update/, root's), 0644 in a directory others may pass through, so
- * that the unprivileged agent reads the image keys and the chain's start (it is a public, signed
- * document). */
-static rp_err_t keep_root(const char *state_dir, const char *text, size_t len)
+rp_err_t rp_update_kept_read(const char *path, rp_md_kind_t kind, rp_md_signed_t *s, void *doc,
+                             char *detail, size_t cap)
 {
-    char path[PATH_MAX];
-    rp_err_t err = ensure_dir(state_dir, "update");
+    char *bin = NULL;
+    size_t len = 0;
+    rp_err_t err = rp_update_load_kept(path, kind == RP_MD_ROOT, &bin, &len);
 
     if (err == RP_OK)
-        err = state_file(state_dir, ROOT_FILE, path, sizeof(path));
-    return err == RP_OK ? rp_write_file_atomic(path, text, len, 0644, 0) : err;
+        err = rp_md_kept_decode(kind, (const uint8_t *)bin, len, s, doc, detail, cap);
+    else
+        snprintf(detail, cap, "%s", err == RP_ERR_NOT_FOUND ? "none kept" : rp_strerror(err));
+    free(bin);
+    return err;
+}
+
+rp_err_t rp_update_kept_write(const char *path, rp_md_kind_t kind, const rp_md_signed_t *s,
+                              const void *doc, mode_t mode)
+{
+    uint8_t *bin = NULL;
+    size_t len = 0;
+    rp_err_t err = rp_md_kept_encode(kind, s, doc, &bin, &len);
+
+    if (err == RP_OK)
+        err = rp_write_file_atomic(path, bin, len, mode, 0);
+    free(bin);
+    return err;
 }
 
 /* The root the device keeps: accepted when it was kept, and still signed by its own keys (its
@@ -80,25 +97,41 @@ static rp_err_t keep_root(const char *state_dir, const char *text, size_t len)
 rp_err_t rp_update_root(const char *state_dir, rp_md_root_t *root)
 {
     rp_md_root_trust_t trust = {NULL, NULL, 0, true};
-    char *env = NULL, detail[256], path[PATH_MAX];
-    size_t len;
-    rp_err_t err = state_file(state_dir, ROOT_FILE, path, sizeof(path));
+    rp_md_signed_t *s = calloc(1, sizeof(*s));
+    rp_md_root_t *kept = calloc(1, sizeof(*kept));
+    char detail[256], path[PATH_MAX], before[PATH_MAX];
+    struct stat st;
+    rp_err_t err = s != NULL && kept != NULL ? RP_OK : RP_ERR_NO_MEMORY;
 
     if (err == RP_OK)
-        err = rp_update_load_kept(path, true, &env, &len);
-    if (err == RP_OK) {
-        err = rp_md_root_accept(env, len, &trust, root, detail, sizeof(detail));
+        err = state_file(state_dir, ROOT_FILE, path, sizeof(path));
+    if (err == RP_OK &&
+        (err = rp_update_kept_read(path, RP_MD_ROOT, s, kept, detail, sizeof(detail))) == RP_OK) {
+        err =
+            rp_md_root_accept_with(s, &trust, rp_md_kept_parse, kept, root, detail, sizeof(detail));
         if (err != RP_OK)
             rp_update_kept_corrupt(path, true, detail);
+    } else if (err == RP_ERR_NOT_FOUND &&
+               state_file(state_dir, ROOT_FILE_BEFORE, before, sizeof(before)) == RP_OK &&
+               lstat(before, &st) == 0) {
+        /* A root kept before it was kept in its binary form: never "no root" (a managed device
+         * would take any image its local keys allow), but refused until taken again. */
+        rp_update_kept_corrupt(before, true, "kept in the JSON form of an older version");
+        err = RP_ERR_MALFORMED;
+    } else if (err != RP_OK && err != RP_ERR_NOT_FOUND) {
+        rp_update_kept_corrupt(path, true, detail);
     }
-    free(env);
+    rp_md_signed_free(s);
+    free(s);
+    free(kept);
     return err;
 }
 
 rp_err_t rp_update_take_root(const char *state_dir, const rp_md_signed_t *doc, bool from_operator,
-                             uint64_t *version, char *detail, size_t cap)
+                             rp_md_parse_fn parse, void *ctx, uint64_t *version, char *detail,
+                             size_t cap)
 {
-    char *env = NULL;
+    char path[PATH_MAX];
     rp_md_root_trust_t trust = {NULL, NULL, (int64_t)time(NULL), true};
     rp_md_root_t *root = calloc(1, sizeof(*root)), *kept = calloc(1, sizeof(*kept));
     rp_err_t err = root != NULL && kept != NULL ? RP_OK : RP_ERR_NO_MEMORY, have = RP_ERR_NOT_FOUND;
@@ -118,47 +151,31 @@ rp_err_t rp_update_take_root(const char *state_dir, const rp_md_signed_t *doc, b
                      "the device has no usable update root: its first is given by root "
                      "(rampart-agent trust --update-root FILE, run as root)");
     }
-    /* From root (the operator provisioning the device): a first root, signed by its own keys. */
+    /* From root (the operator provisioning the device): a first root, signed by its own keys.
+     * With a kept root, its keys verify the payload before parse reads it. */
     if (err == RP_OK)
-        err = rp_md_root_accept_signed(doc, &trust, root, detail, cap);
+        err = rp_md_root_accept_with(doc, &trust, parse, ctx, root, detail, cap);
     /* Never step back: a root the device has is kept if it is newer. */
     if (err == RP_OK && have == RP_OK && kept->version > root->version) {
         snprintf(detail, cap, "the device keeps root version %lld, newer than this one (%lld)",
                  (long long)kept->version, (long long)root->version);
         err = RP_ERR_ROLLBACK;
     }
-    /* Kept as its JSON envelope: the agent reads it, and S/update/ is root's (trusted storage). */
-    if (err == RP_OK)
-        err = rp_md_pack(doc, &env);
-    if (err == RP_OK)
-        err = keep_root(state_dir, env, strlen(env));
+    /* Kept in the binary form: what it says is never parsed again; 0644 in root's S/update/, the
+     * agent reads it (trusted storage). */
+    if (err == RP_OK && (err = ensure_dir(state_dir, "update")) == RP_OK &&
+        (err = state_file(state_dir, ROOT_FILE, path, sizeof(path))) == RP_OK)
+        err = rp_update_kept_write(path, RP_MD_ROOT, doc, root, 0644);
+    /* What an older version kept goes: the binary form stands for it now. */
+    if (err == RP_OK && state_file(state_dir, ROOT_FILE_BEFORE, path, sizeof(path)) == RP_OK &&
+        unlink(path) != 0 && errno != ENOENT)
+        rp_log_warn("%s: cannot remove it", path);
     if (err == RP_OK)
         *version = (uint64_t)root->version;
     else if (detail[0] == '\0')
         snprintf(detail, cap, "cannot keep it: %s", rp_strerror(err));
-    free(env);
     free(root);
     free(kept);
-    return err;
-}
-
-rp_err_t rp_update_trust_root(const char *state_dir, const char *path)
-{
-    rp_md_signed_t *doc = calloc(1, sizeof(*doc));
-    uint8_t *data = NULL;
-    char detail[256];
-    uint64_t version;
-    size_t len;
-    rp_err_t err = doc != NULL ? rp_read_file(path, RP_MD_MAX, &data, &len) : RP_ERR_NO_MEMORY;
-
-    if (err == RP_OK &&
-        (err = rp_md_unpack((const char *)data, len, doc, detail, sizeof(detail))) == RP_OK)
-        err = rp_update_take_root(state_dir, doc, true, &version, detail, sizeof(detail));
-    if (err != RP_OK && data != NULL)
-        rp_log_error("%s: %s", path, detail);
-    rp_md_signed_free(doc);
-    free(doc);
-    free(data);
     return err;
 }
 
@@ -167,25 +184,33 @@ rp_err_t rp_update_kept_targets(const char *kept_path, const char *device_id,
                                 char *detail, size_t cap)
 {
     rp_md_targets_trust_t trust = {root, device_id, 0, (int64_t)time(NULL), expired_ok};
-    char *env = NULL;
-    size_t len;
-    rp_err_t err = rp_update_load_kept(kept_path, false, &env, &len);
+    rp_md_signed_t *s = calloc(1, sizeof(*s));
+    rp_md_targets_t *kept = calloc(1, sizeof(*kept));
+    rp_err_t err = s != NULL && kept != NULL ? RP_OK : RP_ERR_NO_MEMORY;
 
-    if (err == RP_OK)
-        err = rp_md_targets_accept(env, len, &trust, out, detail, cap);
-    else
-        snprintf(detail, cap, "%s", err == RP_ERR_NOT_FOUND ? "none kept" : rp_strerror(err));
-    free(env);
+    if (err == RP_OK &&
+        (err = rp_update_kept_read(kept_path, RP_MD_TARGETS, s, kept, detail, cap)) == RP_OK)
+        err = rp_md_targets_accept_with(s, &trust, rp_md_kept_parse, kept, out, detail, cap);
+    rp_md_signed_free(s);
+    free(s);
+    free(kept);
     return err;
+}
+
+rp_err_t rp_update_keep_targets(const char *kept_path, const rp_md_signed_t *doc,
+                                const rp_md_targets_t *t)
+{
+    return rp_update_kept_write(kept_path, RP_MD_TARGETS, doc, t, 0600);
 }
 
 rp_err_t rp_update_take_targets(const char *kept_path, const char *device_id,
                                 const rp_md_root_t *root, const rp_md_signed_t *doc,
-                                rp_md_targets_t *out, char *detail, size_t cap)
+                                const rp_update_copy_t *copy, rp_md_targets_t *out, char *detail,
+                                size_t cap)
 {
     rp_md_targets_trust_t trust = {root, device_id, 0, (int64_t)time(NULL), false};
-    char why[256], *env = NULL;
-    rp_err_t err = rp_update_kept_targets(kept_path, device_id, root, true, out, why, sizeof(why));
+    char why[256];
+    rp_err_t err = copy->kept(kept_path, device_id, root, true, out, why, sizeof(why));
 
     /* The version to stay above: that of the kept targets if root's online keys signed them,
      * whatever their age. A kept file that is not a targets document is corrupt: without it the
@@ -197,13 +222,10 @@ rp_err_t rp_update_take_targets(const char *kept_path, const char *device_id,
         snprintf(detail, cap, "%s is not usable: %s", kept_path, why);
         return err;
     }
-    err = rp_md_targets_accept_signed(doc, &trust, out, detail, cap);
-    /* Kept as their JSON envelope, in a file only its owner writes (trusted storage). */
-    if (err == RP_OK &&
-        ((err = rp_md_pack(doc, &env)) != RP_OK ||
-         (err = rp_write_file_atomic(kept_path, env, strlen(env), 0600, 0)) != RP_OK))
+    err = rp_md_targets_accept_with(doc, &trust, copy->parse, copy->ctx, out, detail, cap);
+    /* Kept in a file only its owner writes (trusted storage). */
+    if (err == RP_OK && (err = copy->keep(kept_path, doc, out)) != RP_OK)
         snprintf(detail, cap, "cannot keep them in %s: %s", kept_path, rp_strerror(err));
-    free(env);
     return err;
 }
 

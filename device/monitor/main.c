@@ -761,6 +761,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < RP_COMPONENTS_MAX; i++)
         m.chans.e[i].c.fd = -1;
     rp_monitor_set_trial(rp_apps_trial, &m.trial);
+    rp_monitor_set_parser(rp_apps_md_parse, &m.apps_fd); /* metadata's JSON: rampart-unpack's */
     err = rp_agent_open(&m.agent, state_dir, NULL);
     if (err != RP_OK) {
         rp_log_error("%s: cannot open the root of trust: %s", state_dir, rp_strerror(err));

@@ -187,6 +187,27 @@ static rp_err_t read_doc(int fd, size_t max, const char *what, char **env, size_
     return err;
 }
 
+static rp_err_t no_parser(void *ctx, rp_md_kind_t kind, const uint8_t *payload, size_t len,
+                          void *out, char *detail, size_t cap)
+{
+    (void)ctx, (void)kind, (void)payload, (void)len, (void)out;
+    snprintf(detail, cap, "the monitor has no parser for metadata");
+    return RP_ERR_IO;
+}
+
+/* What reads a new document's payload: never this process (rp_monitor_set_parser). Unset, every
+ * document is refused. */
+static struct {
+    rp_md_parse_fn fn;
+    void *ctx;
+} parser = {no_parser, NULL};
+
+void rp_monitor_set_parser(rp_md_parse_fn fn, void *ctx)
+{
+    parser.fn = fn != NULL ? fn : no_parser;
+    parser.ctx = ctx;
+}
+
 /* A signed document in its binary form (rp_md_signed_decode, fuzzed: fuzz/monitor_proto.c) from
  * the descriptor, at most max bytes: the agent unpacked its JSON, so that nothing here parses
  * JSON before its signatures hold. OUT: *doc (rp_md_signed_free). The refusal is said in p. */
@@ -220,8 +241,9 @@ static void do_trust_root(rp_agent_t *a, int fd, uid_t peer, rp_mon_reply_t *p)
     rp_err_t err =
         doc != NULL ? read_signed(fd, RP_MON_ROOT_MAX, "root", doc, p) : RP_ERR_NO_MEMORY;
 
-    if (err == RP_OK && (err = rp_update_take_root(a->state_dir, doc, peer == 0, &version, detail,
-                                                   sizeof(detail))) != RP_OK)
+    if (err == RP_OK &&
+        (err = rp_update_take_root(a->state_dir, doc, peer == 0, parser.fn, parser.ctx, &version,
+                                   detail, sizeof(detail))) != RP_OK)
         refuse(p, err, "root metadata refused: %s", detail);
     else if (err == RP_OK) {
         p->u.trust_root.version = version;
@@ -249,6 +271,8 @@ static rp_err_t targets_path(const rp_agent_t *a, char *path, size_t cap)
  */
 static void do_targets(rp_agent_t *a, int fd, rp_mon_reply_t *p)
 {
+    const rp_update_copy_t copy = {rp_update_kept_targets, rp_update_keep_targets, parser.fn,
+                                   parser.ctx};
     rp_md_root_t *root = calloc(1, sizeof(*root));
     rp_md_targets_t *t = calloc(1, sizeof(*t));
     rp_md_signed_t *doc = calloc(1, sizeof(*doc));
@@ -264,7 +288,8 @@ static void do_targets(rp_agent_t *a, int fd, rp_mon_reply_t *p)
     else if (err != RP_OK)
         snprintf(detail, sizeof(detail), "%s", rp_strerror(err));
     else
-        err = rp_update_take_targets(path, a->device_id, root, doc, t, detail, sizeof(detail));
+        err =
+            rp_update_take_targets(path, a->device_id, root, doc, &copy, t, detail, sizeof(detail));
     if (err != RP_OK) {
         refuse(p, err, "targets metadata refused: %s", detail);
     } else {
@@ -372,7 +397,7 @@ bool rp_monitor_remove_allowed(rp_agent_t *a, const char *component, char *why, 
 
 rp_err_t rp_monitor_agent_dir(const char *state_dir, uid_t uid, gid_t gid)
 {
-    static const char *const readable[] = {"update/root.json", "capability.json"};
+    static const char *const readable[] = {"update/root.bin", "capability.bin"};
     char path[PATH_MAX];
     struct stat st;
     rp_err_t err;

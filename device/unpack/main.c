@@ -12,11 +12,16 @@
  *
  *   rampart-unpack manifest OFF LEN      stdin: the slot
  *   rampart-unpack extract OFF LEN       stdin: the slot; cwd: the staging directory (./tree)
+ *   rampart-unpack metadata KIND LEN     stdin: a signed metadata payload (its first LEN bytes);
+ *                                        KIND: root, targets or capability
  *
  * Answer on stdout: 'l' (a single-file image made before app trees: no manifest), or 't' and the
  * manifest in its binary form (rp_manifest_encode; the supervisor decodes it with
  * rp_manifest_decode, which holds every field to the parser's rules, so that the JSON is parsed
- * here only, never with privilege). A refusal: exit status 1, the reason on stderr.
+ * here only, never with privilege). metadata: 'd' and the document in its binary form
+ * (rp_md_doc_encode; the monitor decodes it with rp_md_doc_decode, which holds every field to the
+ * parser's rules: the monitor verified the payload's signatures, this process reads its JSON). A
+ * refusal: exit status 1, the reason on stderr.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +38,7 @@
 
 #include "rampart/apptree.h"
 #include "rampart/manifest.h"
+#include "rampart/metadata.h"
 #include "seccomp_allow.h"
 #include "unpack.h"
 
@@ -136,6 +142,41 @@ static int answer(const rp_manifest_t *m)
     return 0;
 }
 
+/* metadata: the payload (at most RP_MD_MAX bytes) read as kind, answered in its binary form. */
+static int metadata(const char *kind_name, uint64_t len)
+{
+    static const char *const kinds[] = {NULL, "root", "targets", "capability"};
+    static uint8_t payload[RP_MD_MAX], bin[RP_MD_DOC_BIN_MAX];
+    static union {
+        rp_md_root_t r;
+        rp_md_targets_t t;
+        rp_md_capability_t c;
+    } doc;
+    char why[RP_UNPACK_WHY_MAX + 1] = "";
+    rp_md_kind_t kind = 0;
+    size_t got = 0, n = 0;
+
+    for (int k = RP_MD_ROOT; k <= RP_MD_CAPABILITY; k++)
+        if (strcmp(kind_name, kinds[k]) == 0)
+            kind = (rp_md_kind_t)k;
+    if (kind == 0 || len == 0 || len > sizeof(payload))
+        return refuse("usage: rampart-unpack metadata root|targets|capability LEN (1 to 262144)");
+    while (got < len) {
+        ssize_t r = pread(STDIN_FILENO, payload + got, len - got, (off_t)got);
+        if (r <= 0 && !(r < 0 && errno == EINTR))
+            return refuse("cannot read the payload");
+        if (r > 0)
+            got += (size_t)r;
+    }
+    if (rp_md_parse(NULL, kind, payload, len, &doc, why, sizeof(why)) != RP_OK)
+        return refuse(why[0] != '\0' ? why : "the payload is refused");
+    if (rp_md_doc_encode(kind, &doc, bin, sizeof(bin), &n) != RP_OK)
+        return refuse("cannot encode the document");
+    if (fputc('d', stdout) == EOF || fwrite(bin, 1, n, stdout) != n || fflush(stdout) != 0)
+        return refuse("cannot write the document out");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static rp_manifest_t m;
@@ -145,9 +186,12 @@ int main(int argc, char **argv)
     bool extract;
     rp_err_t err;
 
+    if (argc == 4 && strcmp(argv[1], "metadata") == 0 && number(argv[3], &len))
+        return confine(false) ? metadata(argv[2], len) : refuse("cannot confine rampart-unpack");
     if (argc != 4 || (strcmp(argv[1], "manifest") != 0 && strcmp(argv[1], "extract") != 0) ||
         !number(argv[2], &off) || !number(argv[3], &len))
-        return refuse("usage: rampart-unpack manifest|extract OFF LEN (the slot on stdin)");
+        return refuse("usage: rampart-unpack manifest|extract OFF LEN (the slot on stdin), or "
+                      "metadata KIND LEN (the payload on stdin)");
     extract = strcmp(argv[1], "extract") == 0;
     if (!confine(extract))
         return refuse("cannot confine rampart-unpack");

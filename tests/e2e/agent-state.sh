@@ -42,7 +42,7 @@ for _ in $(seq 1 150); do jq -e '.status == "ready"' "$S/components/app/run.json
 jq -e '.status == "ready"' "$S/components/app/run.json" >/dev/null || fail "the app did not get ready: $(cat "$d/run.log")"
 kill "$runner"; wait "$runner" 2>/dev/null || true
 for f in rot identity.pem counter.boot seccnt.0 measurements boot_id measured agent/device.crt agent/ca-chain.pem \
-  agent/attestation.json agent/service.json update/root.json agent/update/targets.json components/app/state \
+  agent/attestation.json agent/service.json update/root.bin agent/update/targets.json components/app/state \
   components/app/run.json components/app/a.img; do
   [ -f "$S/$f" ] || fail "the device lacks $f"
 done
@@ -142,7 +142,7 @@ for how in garbage empty huge; do
   corrupt "$S" agent/device.crt "$how" 1 "attest again" check-now
   corrupt "$S" agent/ca-chain.pem "$how" 1 "attest again" check-now
   corrupt "$S" agent/service.json "$how" 1 "give --server URL --server-ca FILE" check-now
-  corrupt "$S" update/root.json "$how" 1 "rampart-agent trust --update-root" status
+  corrupt "$S" update/root.bin "$how" 1 "rampart-agent trust --update-root" status
   corrupt "$S" agent/update/targets.json "$how" 1 "is corrupt" check-now
   corrupt "$S" agent/reports/state.json "$how" 0 "the report queue's counters start again" reports
   corrupt "$S" agent/reports/00000000000000000001.json "$how" 0 "a corrupt report" reports
