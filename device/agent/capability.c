@@ -26,8 +26,8 @@ static rp_err_t path_of(const char *state_dir, char *out, size_t cap)
 
 /* Accept s as a capability of the device, by the root it keeps; parse reads its payload. */
 static rp_err_t accept(const char *state_dir, const char *device_id, const rp_md_signed_t *s,
-                       rp_md_parse_fn parse, void *ctx, rp_md_capability_t *out, char *detail,
-                       size_t cap)
+                       rp_md_parse_fn parse, void *ctx, rp_md_capability_t *out, uint8_t *bin,
+                       size_t *bin_len, char *detail, size_t cap)
 {
     rp_md_root_t *root = calloc(1, sizeof(*root));
     rp_md_capability_trust_t trust = {root, device_id, (int64_t)time(NULL)};
@@ -40,7 +40,7 @@ static rp_err_t accept(const char *state_dir, const char *device_id, const rp_md
     else if (err != RP_OK)
         snprintf(detail, cap, "the device's update root cannot be read: %s", rp_strerror(err));
     else
-        err = rp_md_capability_accept_with(s, &trust, parse, ctx, out, detail, cap);
+        err = rp_md_capability_accept_with(s, &trust, parse, ctx, out, bin, bin_len, detail, cap);
     free(root);
     return err;
 }
@@ -49,8 +49,9 @@ rp_err_t rp_capability_apply(const rp_agent_t *a, const char *path, rp_md_capabi
                              char *detail, size_t cap)
 {
     char kept[PATH_MAX];
+    static uint8_t bin[RP_MD_DOC_BIN_MAX];
     uint8_t *data = NULL;
-    size_t len = 0;
+    size_t len = 0, n = 0;
     rp_md_signed_t *s = calloc(1, sizeof(*s));
     rp_err_t err = s != NULL ? rp_read_file(path, RP_MD_MAX, &data, &len) : RP_ERR_NO_MEMORY;
 
@@ -62,12 +63,12 @@ rp_err_t rp_capability_apply(const rp_agent_t *a, const char *path, rp_md_capabi
     /* Read here, by the agent: what is kept is the binary form, which the monitor reads. */
     err = rp_md_unpack((const char *)data, len, s, detail, cap);
     if (err == RP_OK)
-        err = accept(a->state_dir, a->device_id, s, rp_md_parse, NULL, out, detail, cap);
+        err = accept(a->state_dir, a->device_id, s, rp_md_parse, NULL, out, bin, &n, detail, cap);
     if (err == RP_OK)
         err = path_of(a->state_dir, kept, sizeof(kept));
     if (err == RP_OK) {
         /* signed, not secret: the agent reads it */
-        err = rp_update_kept_write(kept, RP_MD_CAPABILITY, s, out, 0644);
+        err = rp_update_kept_write(kept, s, bin, n, 0644);
         if (err != RP_OK)
             snprintf(detail, cap, "cannot keep it in %s: %s", kept, rp_strerror(err));
     }
@@ -104,8 +105,8 @@ rp_err_t rp_capability_development(const char *state_dir, const char *device_id,
     }
     if (err != RP_OK) {
         snprintf(why, sizeof(why), "cannot read it: %s", rp_strerror(err));
-    } else if (accept(state_dir, device_id, s, rp_md_kept_parse, &kept, &c, why, sizeof(why)) ==
-               RP_OK) {
+    } else if (accept(state_dir, device_id, s, rp_md_kept_parse, &kept, &c, NULL, NULL, why,
+                      sizeof(why)) == RP_OK) {
         *have = c.kind == RP_MD_CAP_DEVELOPMENT;
         if (*have && out != NULL)
             *out = c;

@@ -178,13 +178,14 @@ static rp_err_t agent_kept_targets(const char *path, const char *device_id,
     return err;
 }
 
-static rp_err_t agent_keep_targets(const char *path, const rp_md_signed_t *doc,
-                                   const rp_md_targets_t *t)
+static rp_err_t agent_keep_targets(const char *path, const rp_md_signed_t *doc, const uint8_t *bin,
+                                   size_t n)
 {
     char *env = NULL;
     rp_err_t err = rp_md_pack(doc, &env);
 
-    (void)t;
+    (void)bin;
+    (void)n;
     if (err == RP_OK)
         err = rp_write_file_atomic(path, env, strlen(env), 0600, 0);
     free(env);

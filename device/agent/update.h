@@ -46,11 +46,12 @@ rp_err_t rp_update_load_kept(const char *path, bool is_root, char **env, size_t 
 /* Say that a kept document is corrupt: which file, why, and what to do. */
 void rp_update_kept_corrupt(const char *path, bool is_root, const char *why);
 /* A document kept in its kept binary form (rp_md_kept_decode) at path: read, or written
- * atomically with mode. RP_ERR_NOT_FOUND when none is kept (detail: "none kept"). */
+ * atomically with mode (doc: the document's binary form, n bytes, as parse gave it).
+ * RP_ERR_NOT_FOUND when none is kept (detail: "none kept"). */
 rp_err_t rp_update_kept_read(const char *path, rp_md_kind_t kind, rp_md_signed_t *s, void *doc,
                              char *detail, size_t cap) RP_MUST_CHECK;
-rp_err_t rp_update_kept_write(const char *path, rp_md_kind_t kind, const rp_md_signed_t *s,
-                              const void *doc, mode_t mode) RP_MUST_CHECK;
+rp_err_t rp_update_kept_write(const char *path, const rp_md_signed_t *s, const uint8_t *doc,
+                              size_t n, mode_t mode) RP_MUST_CHECK;
 
 /* How a copy of the targets is kept: the monitor's in the kept binary form
  * (rp_update_kept_targets, rp_update_keep_targets), the agent's own as the JSON envelope the
@@ -58,7 +59,7 @@ rp_err_t rp_update_kept_write(const char *path, rp_md_kind_t kind, const rp_md_s
 typedef struct rp_update_copy {
     rp_err_t (*kept)(const char *path, const char *device_id, const rp_md_root_t *root,
                      bool expired_ok, rp_md_targets_t *out, char *detail, size_t cap);
-    rp_err_t (*keep)(const char *path, const rp_md_signed_t *doc, const rp_md_targets_t *t);
+    rp_err_t (*keep)(const char *path, const rp_md_signed_t *doc, const uint8_t *bin, size_t n);
     rp_md_parse_fn parse;
     void *ctx;
 } rp_update_copy_t;
@@ -82,9 +83,10 @@ rp_err_t rp_update_take_targets(const char *kept_path, const char *device_id,
 rp_err_t rp_update_kept_targets(const char *kept_path, const char *device_id,
                                 const rp_md_root_t *root, bool expired_ok, rp_md_targets_t *out,
                                 char *detail, size_t cap) RP_MUST_CHECK;
-/* Keep t, accepted from doc, at kept_path in the kept binary form (0600). */
+/* Keep the targets accepted from doc (bin: their binary form, n bytes, as parse gave it) at
+ * kept_path in the kept binary form (0600). */
 rp_err_t rp_update_keep_targets(const char *kept_path, const rp_md_signed_t *doc,
-                                const rp_md_targets_t *t) RP_MUST_CHECK;
+                                const uint8_t *bin, size_t n) RP_MUST_CHECK;
 /* The root the device keeps, in S (root's, 0644: public): rp_update_root reads it. */
 #define RP_UPDATE_ROOT_FILE "update/root.bin"
 /* The monitor's copy of the targets, in S (root's). */

@@ -79,12 +79,12 @@ rp_err_t rp_update_kept_read(const char *path, rp_md_kind_t kind, rp_md_signed_t
     return err;
 }
 
-rp_err_t rp_update_kept_write(const char *path, rp_md_kind_t kind, const rp_md_signed_t *s,
-                              const void *doc, mode_t mode)
+rp_err_t rp_update_kept_write(const char *path, const rp_md_signed_t *s, const uint8_t *doc,
+                              size_t n, mode_t mode)
 {
     uint8_t *bin = NULL;
     size_t len = 0;
-    rp_err_t err = rp_md_kept_encode(kind, s, doc, &bin, &len);
+    rp_err_t err = rp_md_kept_encode(doc, n, s, &bin, &len);
 
     if (err == RP_OK)
         err = rp_write_file_atomic(path, bin, len, mode, 0);
@@ -107,8 +107,8 @@ rp_err_t rp_update_root(const char *state_dir, rp_md_root_t *root)
         err = state_file(state_dir, ROOT_FILE, path, sizeof(path));
     if (err == RP_OK &&
         (err = rp_update_kept_read(path, RP_MD_ROOT, s, kept, detail, sizeof(detail))) == RP_OK) {
-        err =
-            rp_md_root_accept_with(s, &trust, rp_md_kept_parse, kept, root, detail, sizeof(detail));
+        err = rp_md_root_accept_with(s, &trust, rp_md_kept_parse, kept, root, NULL, NULL, detail,
+                                     sizeof(detail));
         if (err != RP_OK)
             rp_update_kept_corrupt(path, true, detail);
     } else if (err == RP_ERR_NOT_FOUND &&
@@ -134,7 +134,10 @@ rp_err_t rp_update_take_root(const char *state_dir, const rp_md_signed_t *doc, b
     char path[PATH_MAX];
     rp_md_root_trust_t trust = {NULL, NULL, (int64_t)time(NULL), true};
     rp_md_root_t *root = calloc(1, sizeof(*root)), *kept = calloc(1, sizeof(*kept));
-    rp_err_t err = root != NULL && kept != NULL ? RP_OK : RP_ERR_NO_MEMORY, have = RP_ERR_NOT_FOUND;
+    uint8_t *bin = malloc(RP_MD_DOC_BIN_MAX);
+    size_t n = 0;
+    rp_err_t err = root != NULL && kept != NULL && bin != NULL ? RP_OK : RP_ERR_NO_MEMORY,
+             have = RP_ERR_NOT_FOUND;
 
     detail[0] = '\0';
     if (err == RP_OK)
@@ -154,7 +157,7 @@ rp_err_t rp_update_take_root(const char *state_dir, const rp_md_signed_t *doc, b
     /* From root (the operator provisioning the device): a first root, signed by its own keys.
      * With a kept root, its keys verify the payload before parse reads it. */
     if (err == RP_OK)
-        err = rp_md_root_accept_with(doc, &trust, parse, ctx, root, detail, cap);
+        err = rp_md_root_accept_with(doc, &trust, parse, ctx, root, bin, &n, detail, cap);
     /* Never step back: a root the device has is kept if it is newer. */
     if (err == RP_OK && have == RP_OK && kept->version > root->version) {
         snprintf(detail, cap, "the device keeps root version %lld, newer than this one (%lld)",
@@ -165,7 +168,7 @@ rp_err_t rp_update_take_root(const char *state_dir, const rp_md_signed_t *doc, b
      * agent reads it (trusted storage). */
     if (err == RP_OK && (err = ensure_dir(state_dir, "update")) == RP_OK &&
         (err = state_file(state_dir, ROOT_FILE, path, sizeof(path))) == RP_OK)
-        err = rp_update_kept_write(path, RP_MD_ROOT, doc, root, 0644);
+        err = rp_update_kept_write(path, doc, bin, n, 0644);
     /* What an older version kept goes: the binary form stands for it now. */
     if (err == RP_OK && state_file(state_dir, ROOT_FILE_BEFORE, path, sizeof(path)) == RP_OK &&
         unlink(path) != 0 && errno != ENOENT)
@@ -174,6 +177,7 @@ rp_err_t rp_update_take_root(const char *state_dir, const rp_md_signed_t *doc, b
         *version = (uint64_t)root->version;
     else if (detail[0] == '\0')
         snprintf(detail, cap, "cannot keep it: %s", rp_strerror(err));
+    free(bin);
     free(root);
     free(kept);
     return err;
@@ -190,7 +194,8 @@ rp_err_t rp_update_kept_targets(const char *kept_path, const char *device_id,
 
     if (err == RP_OK &&
         (err = rp_update_kept_read(kept_path, RP_MD_TARGETS, s, kept, detail, cap)) == RP_OK)
-        err = rp_md_targets_accept_with(s, &trust, rp_md_kept_parse, kept, out, detail, cap);
+        err = rp_md_targets_accept_with(s, &trust, rp_md_kept_parse, kept, out, NULL, NULL, detail,
+                                        cap);
     rp_md_signed_free(s);
     free(s);
     free(kept);
@@ -198,9 +203,9 @@ rp_err_t rp_update_kept_targets(const char *kept_path, const char *device_id,
 }
 
 rp_err_t rp_update_keep_targets(const char *kept_path, const rp_md_signed_t *doc,
-                                const rp_md_targets_t *t)
+                                const uint8_t *bin, size_t n)
 {
-    return rp_update_kept_write(kept_path, RP_MD_TARGETS, doc, t, 0600);
+    return rp_update_kept_write(kept_path, doc, bin, n, 0600);
 }
 
 rp_err_t rp_update_take_targets(const char *kept_path, const char *device_id,
@@ -209,6 +214,8 @@ rp_err_t rp_update_take_targets(const char *kept_path, const char *device_id,
                                 size_t cap)
 {
     rp_md_targets_trust_t trust = {root, device_id, 0, (int64_t)time(NULL), false};
+    static uint8_t bin[RP_MD_DOC_BIN_MAX];
+    size_t n = 0;
     char why[256];
     rp_err_t err = copy->kept(kept_path, device_id, root, true, out, why, sizeof(why));
 
@@ -222,9 +229,9 @@ rp_err_t rp_update_take_targets(const char *kept_path, const char *device_id,
         snprintf(detail, cap, "%s is not usable: %s", kept_path, why);
         return err;
     }
-    err = rp_md_targets_accept_with(doc, &trust, copy->parse, copy->ctx, out, detail, cap);
+    err = rp_md_targets_accept_with(doc, &trust, copy->parse, copy->ctx, out, bin, &n, detail, cap);
     /* Kept in a file only its owner writes (trusted storage). */
-    if (err == RP_OK && (err = copy->keep(kept_path, doc, out)) != RP_OK)
+    if (err == RP_OK && (err = copy->keep(kept_path, doc, bin, n)) != RP_OK)
         snprintf(detail, cap, "cannot keep them in %s: %s", kept_path, rp_strerror(err));
     return err;
 }

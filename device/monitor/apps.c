@@ -1428,7 +1428,7 @@ rp_err_t rp_apps_manifest(int fd, const rp_apps_want_t *w, rp_manifest_t *m, cha
 }
 
 rp_err_t rp_apps_md_parse(void *ctx, rp_md_kind_t kind, const uint8_t *payload, size_t len,
-                          void *out, char *detail, size_t cap)
+                          void *out, uint8_t *bin, size_t *bin_len, char *detail, size_t cap)
 {
     static rp_apps_msg_t msg;
     static rp_apps_reply_t reply;
@@ -1457,7 +1457,12 @@ rp_err_t rp_apps_md_parse(void *ctx, rp_md_kind_t kind, const uint8_t *payload, 
         snprintf(detail, cap, "rampart-unpack answered outside its protocol");
         return RP_ERR_MALFORMED;
     }
-    return rp_md_doc_decode(kind, reply.md, reply.md_len, out, detail, cap);
+    err = rp_md_doc_decode(kind, reply.md, reply.md_len, out, detail, cap);
+    if (err == RP_OK && bin != NULL) { /* what it decoded is what is kept */
+        memcpy(bin, reply.md, reply.md_len);
+        *bin_len = reply.md_len;
+    }
+    return err;
 }
 
 static void chans_find(void *ctx, const char *component, rp_appchan_t **chan,

@@ -153,10 +153,12 @@ rp_err_t rp_apps_manifest(int fd, const rp_apps_want_t *w, rp_manifest_t *m, cha
  * The monitor's rp_md_parse_fn (ctx: the int descriptor of its socket to the supervisor): the
  * payload handed over in a memory file the monitor wrote, read by rampart-unpack as the
  * supervisor starts it, the answer decoded here (rp_md_doc_decode: every field held to its
- * rules). No JSON is parsed in the monitor nor in the supervisor.
+ * rules) and, with bin, handed back as it came (what is kept). No JSON is parsed in the monitor
+ * nor in the supervisor.
  */
 rp_err_t rp_apps_md_parse(void *ctx, rp_md_kind_t kind, const uint8_t *payload, size_t len,
-                          void *out, char *detail, size_t cap) RP_MUST_CHECK;
+                          void *out, uint8_t *bin, size_t *bin_len, char *detail,
+                          size_t cap) RP_MUST_CHECK;
 
 /* What the install child's trial hook needs: its channel to the supervisor (CHANNEL), the root
  * of trust (to answer the trial app's channel) and the apps' channels (its peers). */

@@ -188,9 +188,9 @@ static rp_err_t read_doc(int fd, size_t max, const char *what, char **env, size_
 }
 
 static rp_err_t no_parser(void *ctx, rp_md_kind_t kind, const uint8_t *payload, size_t len,
-                          void *out, char *detail, size_t cap)
+                          void *out, uint8_t *bin, size_t *bin_len, char *detail, size_t cap)
 {
-    (void)ctx, (void)kind, (void)payload, (void)len, (void)out;
+    (void)ctx, (void)kind, (void)payload, (void)len, (void)out, (void)bin, (void)bin_len;
     snprintf(detail, cap, "the monitor has no parser for metadata");
     return RP_ERR_IO;
 }

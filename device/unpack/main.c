@@ -168,10 +168,8 @@ static int metadata(const char *kind_name, uint64_t len)
         if (r > 0)
             got += (size_t)r;
     }
-    if (rp_md_parse(NULL, kind, payload, len, &doc, why, sizeof(why)) != RP_OK)
+    if (rp_md_parse(NULL, kind, payload, len, &doc, bin, &n, why, sizeof(why)) != RP_OK)
         return refuse(why[0] != '\0' ? why : "the payload is refused");
-    if (rp_md_doc_encode(kind, &doc, bin, sizeof(bin), &n) != RP_OK)
-        return refuse("cannot encode the document");
     if (fputc('d', stdout) == EOF || fwrite(bin, 1, n, stdout) != n || fflush(stdout) != 0)
         return refuse("cannot write the document out");
     return 0;

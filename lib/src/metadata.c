@@ -737,12 +737,12 @@ rp_err_t rp_md_targets_sign(const rp_md_targets_t *targets, EVP_PKEY *key, char 
 rp_err_t rp_md_root_accept_signed(const rp_md_signed_t *s, const rp_md_root_trust_t *trust,
                                   rp_md_root_t *out, char *detail, size_t cap)
 {
-    return rp_md_root_accept_with(s, trust, rp_md_parse, NULL, out, detail, cap);
+    return rp_md_root_accept_with(s, trust, rp_md_parse, NULL, out, NULL, NULL, detail, cap);
 }
 
 rp_err_t rp_md_root_accept_with(const rp_md_signed_t *s, const rp_md_root_trust_t *trust,
-                                rp_md_parse_fn parse, void *ctx, rp_md_root_t *out, char *detail,
-                                size_t cap)
+                                rp_md_parse_fn parse, void *ctx, rp_md_root_t *out, uint8_t *bin,
+                                size_t *bin_len, char *detail, size_t cap)
 {
     rp_md_root_t *r = calloc(1, sizeof(*r));
     char why[96] = "";
@@ -761,7 +761,7 @@ rp_err_t rp_md_root_accept_with(const rp_md_signed_t *s, const rp_md_root_trust_
     /* A first root (the operator's) is parsed before it is verified, only to learn which keys
      * must have signed it; nothing it says is used unless they did. */
     if (err == RP_OK)
-        err = parse(ctx, RP_MD_ROOT, s->payload, s->len, r, detail, cap);
+        err = parse(ctx, RP_MD_ROOT, s->payload, s->len, r, bin, bin_len, detail, cap);
     if (err == RP_OK && rp_md_verify(s, &r->root, why, sizeof(why)) != RP_OK)
         err = say(detail, cap, RP_ERR_BAD_SIGNATURE,
                   "root version %lld is not signed by its own root keys (threshold %zu: %s)",
@@ -821,12 +821,12 @@ rp_err_t rp_md_root_accept(const char *envelope, size_t len, const rp_md_root_tr
 rp_err_t rp_md_targets_accept_signed(const rp_md_signed_t *s, const rp_md_targets_trust_t *trust,
                                      rp_md_targets_t *out, char *detail, size_t cap)
 {
-    return rp_md_targets_accept_with(s, trust, rp_md_parse, NULL, out, detail, cap);
+    return rp_md_targets_accept_with(s, trust, rp_md_parse, NULL, out, NULL, NULL, detail, cap);
 }
 
 rp_err_t rp_md_targets_accept_with(const rp_md_signed_t *s, const rp_md_targets_trust_t *trust,
                                    rp_md_parse_fn parse, void *ctx, rp_md_targets_t *out,
-                                   char *detail, size_t cap)
+                                   uint8_t *bin, size_t *bin_len, char *detail, size_t cap)
 {
     rp_md_targets_t *t = calloc(1, sizeof(*t));
     char why[96] = "";
@@ -841,7 +841,7 @@ rp_err_t rp_md_targets_accept_with(const rp_md_signed_t *s, const rp_md_targets_
         err = say(detail, cap, RP_ERR_BAD_SIGNATURE,
                   "the targets are not signed by the root's online key (%s)", why);
     else if (err == RP_OK)
-        err = parse(ctx, RP_MD_TARGETS, s->payload, s->len, t, detail, cap);
+        err = parse(ctx, RP_MD_TARGETS, s->payload, s->len, t, bin, bin_len, detail, cap);
     if (err == RP_OK &&
         (strcmp(t->tenant, trust->root->tenant) != 0 || strcmp(t->device, trust->device) != 0))
         err = say(detail, cap, RP_ERR_MALFORMED, "the targets are not this device's");
@@ -954,7 +954,8 @@ rp_err_t rp_md_capability_accept(const char *envelope, size_t len,
         return RP_ERR_INVALID_ARG;
     err = envelope_unpack(envelope, len, trust, out, "a capability", &s, detail, cap);
     if (err == RP_OK)
-        err = rp_md_capability_accept_with(s, trust, rp_md_parse, NULL, out, detail, cap);
+        err =
+            rp_md_capability_accept_with(s, trust, rp_md_parse, NULL, out, NULL, NULL, detail, cap);
     rp_md_signed_free(s);
     free(s);
     return err;
@@ -962,7 +963,8 @@ rp_err_t rp_md_capability_accept(const char *envelope, size_t len,
 
 rp_err_t rp_md_capability_accept_with(const rp_md_signed_t *s,
                                       const rp_md_capability_trust_t *trust, rp_md_parse_fn parse,
-                                      void *ctx, rp_md_capability_t *out, char *detail, size_t cap)
+                                      void *ctx, rp_md_capability_t *out, uint8_t *bin,
+                                      size_t *bin_len, char *detail, size_t cap)
 {
     rp_md_capability_t c;
     rp_err_t err;
@@ -976,7 +978,7 @@ rp_err_t rp_md_capability_accept_with(const rp_md_signed_t *s,
         return say(detail, cap, RP_ERR_BAD_SIGNATURE,
                    "the capability is not signed by the service's online key that the device's "
                    "update root names");
-    err = parse(ctx, RP_MD_CAPABILITY, s->payload, s->len, &c, detail, cap);
+    err = parse(ctx, RP_MD_CAPABILITY, s->payload, s->len, &c, bin, bin_len, detail, cap);
     if (err == RP_OK &&
         (strcmp(c.tenant, trust->root->tenant) != 0 || strcmp(c.device, trust->device) != 0))
         err = say(detail, cap, RP_ERR_MALFORMED, "the capability is for another device");
@@ -993,7 +995,7 @@ rp_err_t rp_md_capability_accept_with(const rp_md_signed_t *s,
 /* ---- parsing (rp_md_parse_fn) ---- */
 
 rp_err_t rp_md_parse(void *ctx, rp_md_kind_t kind, const uint8_t *payload, size_t len, void *out,
-                     char *detail, size_t cap)
+                     uint8_t *bin, size_t *bin_len, char *detail, size_t cap)
 {
     json_t *p = NULL;
     rp_err_t err;
@@ -1009,6 +1011,8 @@ rp_err_t rp_md_parse(void *ctx, rp_md_kind_t kind, const uint8_t *payload, size_
     default: err = RP_ERR_INVALID_ARG;
     }
     json_decref(p);
+    if (err == RP_OK && bin != NULL)
+        err = rp_md_doc_encode(kind, out, bin, RP_MD_DOC_BIN_MAX, bin_len);
     return err;
 }
 
@@ -1045,7 +1049,11 @@ static void put_bytes(struct wr *w, const void *p, size_t n, size_t width)
     w->at += n;
 }
 
-#define PUT_STR(w, f) put_bytes((w), (f), FIELD_LEN(f), 1)
+/* A string field of cap bytes (FIELD_LEN's rule). */
+static void put_str(struct wr *w, const char *f, size_t cap)
+{
+    put_bytes(w, f, strnlen(f, cap), 1);
+}
 
 static void put_role(struct wr *w, const rp_md_role_t *r)
 {
@@ -1083,7 +1091,7 @@ rp_err_t rp_md_doc_encode(rp_md_kind_t kind, const void *doc, uint8_t *out, size
     put(&w, kind, 1);
     if (kind == RP_MD_ROOT) {
         const rp_md_root_t *r = doc;
-        PUT_STR(&w, r->tenant);
+        put_str(&w, r->tenant, sizeof(r->tenant));
         put(&w, (uint64_t)r->version, 8);
         put(&w, (uint64_t)r->expires, 8);
         put_role(&w, &r->root);
@@ -1091,32 +1099,32 @@ rp_err_t rp_md_doc_encode(rp_md_kind_t kind, const void *doc, uint8_t *out, size
         put_role(&w, &r->images);
     } else if (kind == RP_MD_TARGETS) {
         const rp_md_targets_t *t = doc;
-        PUT_STR(&w, t->tenant);
-        PUT_STR(&w, t->device);
-        PUT_STR(&w, t->deployment);
+        put_str(&w, t->tenant, sizeof(t->tenant));
+        put_str(&w, t->device, sizeof(t->device));
+        put_str(&w, t->deployment, sizeof(t->deployment));
         put(&w, (uint64_t)t->version, 8);
         put(&w, (uint64_t)t->expires, 8);
         put(&w, t->ntargets, 1);
         for (size_t i = 0; i < t->ntargets; i++) {
             const rp_md_target_t *g = &t->targets[i];
-            PUT_STR(&w, g->component);
-            PUT_STR(&w, g->image);
+            put_str(&w, g->component, sizeof(g->component));
+            put_str(&w, g->image, sizeof(g->image));
             put(&w, g->size, 8);
             put_version(&w, &g->version);
             put(&w, g->has_security_counter, 1);
             put(&w, g->security_counter, 4);
-            PUT_STR(&w, g->image_hash);
+            put_str(&w, g->image_hash, sizeof(g->image_hash));
             put(&w, g->has_delta, 1);
             if (g->has_delta) {
-                PUT_STR(&w, g->delta.from);
-                PUT_STR(&w, g->delta.sha256);
+                put_str(&w, g->delta.from, sizeof(g->delta.from));
+                put_str(&w, g->delta.sha256, sizeof(g->delta.sha256));
                 put(&w, g->delta.size, 8);
             }
         }
     } else {
         const rp_md_capability_t *c = doc;
-        PUT_STR(&w, c->tenant);
-        PUT_STR(&w, c->device);
+        put_str(&w, c->tenant, sizeof(c->tenant));
+        put_str(&w, c->device, sizeof(c->device));
         put(&w, c->kind, 1);
         put(&w, (uint64_t)c->issued, 8);
         put(&w, (uint64_t)c->expires, 8);
@@ -1291,17 +1299,15 @@ rp_err_t rp_md_doc_decode(rp_md_kind_t kind, const uint8_t *buf, size_t len, voi
     return err;
 }
 
-rp_err_t rp_md_kept_encode(rp_md_kind_t kind, const rp_md_signed_t *s, const void *doc,
-                           uint8_t **out, size_t *len)
+rp_err_t rp_md_kept_encode(const uint8_t *doc, size_t n, const rp_md_signed_t *s, uint8_t **out,
+                           size_t *len)
 {
-    uint8_t *bin = malloc(RP_MD_DOC_BIN_MAX), *sig = NULL, *b = NULL;
-    size_t n = 0, slen = 0;
-    rp_err_t err = bin != NULL ? RP_OK : RP_ERR_NO_MEMORY;
+    uint8_t *sig = NULL, *b = NULL;
+    size_t slen = 0;
+    rp_err_t err = doc != NULL && n >= 7 && n <= RP_MD_DOC_BIN_MAX ? RP_OK : RP_ERR_INVALID_ARG;
 
     *out = NULL;
     *len = 0;
-    if (err == RP_OK)
-        err = rp_md_doc_encode(kind, doc, bin, RP_MD_DOC_BIN_MAX, &n);
     if (err == RP_OK)
         err = rp_md_signed_encode(s, &sig, &slen);
     if (err == RP_OK && (b = malloc(8 + n + slen)) == NULL)
@@ -1309,12 +1315,11 @@ rp_err_t rp_md_kept_encode(rp_md_kind_t kind, const rp_md_signed_t *s, const voi
     if (err == RP_OK) {
         put_be(b, KEPT_MAGIC, 4);
         put_be(b + 4, n, 4);
-        memcpy(b + 8, bin, n);
+        memcpy(b + 8, doc, n);
         memcpy(b + 8 + n, sig, slen);
         *out = b;
         *len = 8 + n + slen;
     }
-    free(bin);
     free(sig);
     return err;
 }
@@ -1341,11 +1346,12 @@ rp_err_t rp_md_kept_decode(rp_md_kind_t kind, const uint8_t *buf, size_t len, rp
 }
 
 rp_err_t rp_md_kept_parse(void *ctx, rp_md_kind_t kind, const uint8_t *payload, size_t len,
-                          void *out, char *detail, size_t cap)
+                          void *out, uint8_t *bin, size_t *bin_len, char *detail, size_t cap)
 {
     (void)payload;
     (void)len;
-    if (ctx == NULL || out == NULL ||
+    (void)bin_len;
+    if (ctx == NULL || out == NULL || bin != NULL ||
         (kind != RP_MD_ROOT && kind != RP_MD_TARGETS && kind != RP_MD_CAPABILITY))
         return say(detail, cap, RP_ERR_INVALID_ARG, "no kept document of kind %d", kind);
     memcpy(out, ctx, doc_size(kind));

@@ -310,26 +310,31 @@ typedef enum rp_md_kind {
  * What reads a payload (the exact signed bytes) into the struct of its kind, every field held to
  * its rules; its signatures, trust and place in the chain are the accept functions'. rp_md_parse
  * is Jansson's, in this process; the privileged monitor passes one that asks a confined child
- * (rampart-unpack metadata), whose answer is the binary form below. detail says why on a refusal.
+ * (rampart-unpack metadata), whose answer is the binary form below. bin, when not NULL
+ * (RP_MD_DOC_BIN_MAX bytes): the document's binary form too, *bin_len bytes: what is kept, so that
+ * the monitor keeps the form it decoded and links no encoder. detail says why on a refusal.
  */
 typedef rp_err_t (*rp_md_parse_fn)(void *ctx, rp_md_kind_t kind, const uint8_t *payload, size_t len,
-                                   void *out, char *detail, size_t cap);
+                                   void *out, uint8_t *bin, size_t *bin_len, char *detail,
+                                   size_t cap);
 rp_err_t rp_md_parse(void *ctx, rp_md_kind_t kind, const uint8_t *payload, size_t len, void *out,
-                     char *detail, size_t cap) RP_MUST_CHECK;
+                     uint8_t *bin, size_t *bin_len, char *detail, size_t cap) RP_MUST_CHECK;
 
-/* The accept functions above with the payload read by parse (ctx its own). A root with
- * trust->current: current's root keys verify it before parse is called, its own once parse
- * said which they are. Targets and a capability: the online keys verify them before. */
+/* The accept functions above with the payload read by parse (ctx its own; bin and bin_len handed
+ * to it). A root with trust->current: current's root keys verify it before parse is called, its
+ * own once parse said which they are. Targets and a capability: the online keys verify them
+ * before. */
 rp_err_t rp_md_root_accept_with(const rp_md_signed_t *s, const rp_md_root_trust_t *trust,
-                                rp_md_parse_fn parse, void *ctx, rp_md_root_t *out, char *detail,
-                                size_t cap) RP_MUST_CHECK;
+                                rp_md_parse_fn parse, void *ctx, rp_md_root_t *out, uint8_t *bin,
+                                size_t *bin_len, char *detail, size_t cap) RP_MUST_CHECK;
 rp_err_t rp_md_targets_accept_with(const rp_md_signed_t *s, const rp_md_targets_trust_t *trust,
                                    rp_md_parse_fn parse, void *ctx, rp_md_targets_t *out,
-                                   char *detail, size_t cap) RP_MUST_CHECK;
+                                   uint8_t *bin, size_t *bin_len, char *detail,
+                                   size_t cap) RP_MUST_CHECK;
 rp_err_t rp_md_capability_accept_with(const rp_md_signed_t *s,
                                       const rp_md_capability_trust_t *trust, rp_md_parse_fn parse,
-                                      void *ctx, rp_md_capability_t *out, char *detail,
-                                      size_t cap) RP_MUST_CHECK;
+                                      void *ctx, rp_md_capability_t *out, uint8_t *bin,
+                                      size_t *bin_len, char *detail, size_t cap) RP_MUST_CHECK;
 
 /*
  * A document's binary form, what rampart-unpack answers and what is kept (big-endian):
@@ -354,15 +359,17 @@ rp_err_t rp_md_doc_decode(rp_md_kind_t kind, const uint8_t *buf, size_t len, voi
  *
  *   magic u32 "RPKP" | u32 length, the document's binary form | the signed binary form
  *
- * rp_md_kept_decode holds both to their decoders; rp_md_kept_parse is the rp_md_parse_fn that
- * answers the kept document (ctx: it, of the kind asked), for the accept functions to check it
- * again. OUT: *out (malloc'd), *len; *s (rp_md_signed_free), *doc.
+ * rp_md_kept_encode takes the document's binary form as parse gave it (doc, n bytes);
+ * rp_md_kept_decode holds both parts to their decoders; rp_md_kept_parse is the rp_md_parse_fn
+ * that answers the kept document (ctx: it, of the kind asked; bin must be NULL), for the accept
+ * functions to check it again. OUT: *out (malloc'd), *len; *s (rp_md_signed_free), *doc.
  */
-rp_err_t rp_md_kept_encode(rp_md_kind_t kind, const rp_md_signed_t *s, const void *doc,
-                           uint8_t **out, size_t *len) RP_MUST_CHECK;
+rp_err_t rp_md_kept_encode(const uint8_t *doc, size_t n, const rp_md_signed_t *s, uint8_t **out,
+                           size_t *len) RP_MUST_CHECK;
 rp_err_t rp_md_kept_decode(rp_md_kind_t kind, const uint8_t *buf, size_t len, rp_md_signed_t *s,
                            void *doc, char *detail, size_t cap) RP_MUST_CHECK;
 rp_err_t rp_md_kept_parse(void *ctx, rp_md_kind_t kind, const uint8_t *payload, size_t len,
-                          void *out, char *detail, size_t cap) RP_MUST_CHECK;
+                          void *out, uint8_t *bin, size_t *bin_len, char *detail,
+                          size_t cap) RP_MUST_CHECK;
 
 #endif /* RAMPART_METADATA_H */
