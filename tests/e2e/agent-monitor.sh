@@ -331,6 +331,14 @@ cmp -s "$S/update/root.bin" "$d/root.kept" || fail "a refused root changed the k
 # more than 64 KiB: refused whole
 head -c $((64 * 1024 + 1)) /dev/zero | tr '\0' ' ' >"$d/pub/huge.json"; chmod 644 "$d/pub/huge.json"
 expect 1 as_agent trust --state-dir "$S" --update-root "$d/pub/huge.json"; err_has "larger than 65536 bytes"
+# The payload's JSON is read by rampart-unpack (confined), which answers the document's binary form
+# ("d", "RPMD"...); a payload that is not the kind asked is refused with the reason.
+UNPACK=$(dirname "$MONITOR")/rampart-unpack
+jq -r '.signed | @base64d' "$d/pub/root.json" >"$d/root.payload"
+expect 0 "$UNPACK" metadata root "$(stat -c %s "$d/root.payload")" <"$d/root.payload"
+eq "$(head -c 5 "$E2E_DIR/out")" dRPMD "rampart-unpack's answer to a root"
+expect 1 "$UNPACK" metadata targets "$(stat -c %s "$d/root.payload")" <"$d/root.payload"
+err_has "not targets (type rampart-targets)"
 
 # --- run: the daemon as the agent's user, under its own seccomp filter ---------------------------
 "${AS_U[@]}" "$AGENT" run --state-dir "$S" --server "$SERVER_URL" --server-ca "$CA" --health-seconds 1 \

@@ -150,6 +150,13 @@ for how in garbage empty huge; do
   corrupt "$T" tcti "$how" 1 "is corrupt" id
   corrupt "$T" identity.tss2 "$how" 1 "identity.tss2" id
 done
+# a root an older version kept as JSON: refused (never taken as "no root"), until given again
+fresh "$S"; mv "$C/update/root.bin" "$C/update/root.json"
+expect 1 "$AGENT" status --state-dir "$C"; err_has "$C/update/root.json"
+err_has "kept in the JSON form of an older version"; err_has "rampart-agent trust --update-root"
+expect 0 "$AGENT" trust --state-dir "$C" --update-root "$d/root.json"
+[ ! -e "$C/update/root.json" ] || fail "the root an older version kept is still there"
+expect 0 "$AGENT" status --state-dir "$C"
 # a corrupt rot file says which word to write back (the key file tells)
 corrupt "$S" rot garbage 1 "Fix: echo soft > $d/case/rot" id
 corrupt "$T" rot garbage 1 "Fix: echo tpm2 > $d/case/rot" id
