@@ -229,9 +229,9 @@ static rp_err_t read_signed(int fd, size_t max, const char *what, rp_md_signed_t
  * TRUST_ROOT: the monitor owns the trust anchor (docs/monitor.md), whose image keys decide what
  * installs: were the agent to keep the root, a compromised agent would choose the image keys. So
  * the monitor reads the root from the descriptor (its binary form, at most RP_MON_ROOT_MAX bytes)
- * and keeps it only if rp_md_root_accept_signed finds it signed by the kept root's keys (checked
- * before its payload is parsed), the next version and signed by its own; a first root (none kept)
- * only from root.
+ * and keeps it only if rp_md_root_accept_with finds it signed by the kept root's keys (checked
+ * before rampart-unpack reads its payload: parser), the next version and signed by its own; a
+ * first root (none kept) only from root.
  */
 static void do_trust_root(rp_agent_t *a, int fd, uid_t peer, rp_mon_reply_t *p)
 {
@@ -254,7 +254,7 @@ static void do_trust_root(rp_agent_t *a, int fd, uid_t peer, rp_mon_reply_t *p)
     free(doc);
 }
 
-/* The monitor's copy of the targets, S/update/targets.json. */
+/* The monitor's copy of the targets, S/update/targets.bin. */
 static rp_err_t targets_path(const rp_agent_t *a, char *path, size_t cap)
 {
     int n = snprintf(path, cap, "%s/%s", a->state_dir, RP_UPDATE_TARGETS_FILE);
@@ -265,9 +265,10 @@ static rp_err_t targets_path(const rp_agent_t *a, char *path, size_t cap)
 /*
  * TARGETS: the device's signed targets, which INSTALL then holds every image to (install_gate).
  * Their binary form (at most RP_MON_TARGETS_MAX bytes), checked with the root the monitor owns
- * before the payload is parsed, by the agent's own rules (rp_update_take_targets: the online
- * keys, this device, never older than the kept ones, not expired), and kept in
- * S/update/targets.json (root's: trusted storage, read again at each INSTALL).
+ * before rampart-unpack reads the payload (parser), by the agent's own rules
+ * (rp_update_take_targets: the online keys, this device, never older than the kept ones, not
+ * expired), and kept in S/update/targets.bin (root's: trusted storage, the kept binary form, read
+ * again at each INSTALL).
  */
 static void do_targets(rp_agent_t *a, int fd, rp_mon_reply_t *p)
 {
