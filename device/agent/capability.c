@@ -16,6 +16,7 @@
 #include "update.h"
 
 #define CAPABILITY_FILE "capability.bin" /* its kept binary form (rp_md_kept_encode) */
+#define CAPABILITY_FILE_BEFORE "capability.json" /* an older version's: its JSON envelope */
 
 static rp_err_t path_of(const char *state_dir, char *out, size_t cap)
 {
@@ -136,4 +137,36 @@ rp_err_t rp_capability_sideload(const char *state_dir, const char *device_id, bo
     else
         err = rp_capability_development(state_dir, device_id, allowed, NULL, why, cap);
     return err;
+}
+
+struct migrate_ctx {
+    const char *state_dir, *device_id;
+    const rp_update_migration_t *how;
+};
+
+/* A capability an older version kept: checked as one applied now (the root kept, this device,
+ * not expired). */
+static rp_err_t check_kept_before(void *arg, const rp_md_signed_t *s, uint8_t *bin, size_t *n,
+                                  char *detail, size_t cap)
+{
+    const struct migrate_ctx *m = arg;
+    rp_md_capability_t c;
+
+    return accept(m->state_dir, m->device_id, s, m->how->parse, m->how->parse_ctx, &c, bin, n,
+                  detail, cap);
+}
+
+rp_err_t rp_capability_migrate(const char *state_dir, const char *device_id,
+                               const rp_update_migration_t *how)
+{
+    struct migrate_ctx m = {state_dir, device_id, how};
+    char before[PATH_MAX], path[PATH_MAX];
+    int k = snprintf(before, sizeof(before), "%s/%s", state_dir, CAPABILITY_FILE_BEFORE);
+    bool migrated;
+    rp_err_t err = k > 0 && (size_t)k < sizeof(before) ? path_of(state_dir, path, sizeof(path))
+                                                       : RP_ERR_INVALID_ARG;
+
+    return err == RP_OK ? rp_update_migrate_file(how, before, path, 0644, check_kept_before, &m,
+                                                 &migrated)
+                        : err;
 }

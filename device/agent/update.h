@@ -87,6 +87,38 @@ rp_err_t rp_update_kept_targets(const char *kept_path, const char *device_id,
  * kept_path in the kept binary form (0600). */
 rp_err_t rp_update_keep_targets(const char *kept_path, const rp_md_signed_t *doc,
                                 const uint8_t *bin, size_t n) RP_MUST_CHECK;
+/*
+ * Migrating what an older version kept as JSON envelopes (S/update/root.json, targets.json,
+ * S/capability.json) to the kept binary form, once, by the monitor at its start (docs/monitor.md,
+ * "Upgrading"). unpack reads an envelope into its signed form (the monitor's asks rampart-unpack:
+ * no JSON is parsed with privilege); check verifies it as the document it is (arg: its own) and
+ * gives its binary form (bin, RP_MD_DOC_BIN_MAX bytes; *n). rp_update_migrate_file: with path
+ * (the binary form) already kept, a leftover before is removed; otherwise before is read, checked,
+ * path written atomically (mode), and only then before removed: a cut at any point leaves one of
+ * the two usable, and the next start finishes. RP_OK with nothing to do; a refusal is logged
+ * naming before and left as it is (what reads path then refuses, never "none kept").
+ */
+typedef rp_err_t (*rp_update_unpack_fn)(void *ctx, const char *env, size_t len, rp_md_signed_t *s,
+                                        char *detail, size_t cap);
+typedef rp_err_t (*rp_update_check_fn)(void *arg, const rp_md_signed_t *s, uint8_t *bin, size_t *n,
+                                       char *detail, size_t cap);
+typedef struct rp_update_migration {
+    rp_update_unpack_fn unpack;
+    void *unpack_ctx;
+    rp_md_parse_fn parse;
+    void *parse_ctx;
+} rp_update_migration_t;
+rp_err_t rp_update_migrate_file(const rp_update_migration_t *how, const char *before,
+                                const char *path, mode_t mode, rp_update_check_fn check, void *arg,
+                                bool *migrated) RP_MUST_CHECK;
+/* The root (by its own keys' threshold, whatever its age), then the monitor's targets (by the
+ * root migrated, whatever their age). */
+rp_err_t rp_update_migrate(const char *state_dir, const char *device_id,
+                           const rp_update_migration_t *how) RP_MUST_CHECK;
+/* An older version's copy of the monitor's targets, S/update/targets.json: while it is there
+ * (not migrated), the monitor takes no targets (it could not refuse older ones). */
+#define RP_UPDATE_TARGETS_BEFORE "update/targets.json"
+
 /* The root the device keeps, in S (root's, 0644: public): rp_update_root reads it. */
 #define RP_UPDATE_ROOT_FILE "update/root.bin"
 /* The monitor's copy of the targets, in S (root's). */

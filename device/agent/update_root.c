@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rampart/failpoint.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
@@ -116,7 +117,9 @@ rp_err_t rp_update_root(const char *state_dir, rp_md_root_t *root)
                lstat(before, &st) == 0) {
         /* A root kept before it was kept in its binary form: never "no root" (a managed device
          * would take any image its local keys allow), but refused until taken again. */
-        rp_update_kept_corrupt(before, true, "kept in the JSON form of an older version");
+        rp_update_kept_corrupt(before, true,
+                               "kept in the JSON form of an older version and not migrated: the "
+                               "monitor migrates it at its start, and said why not");
         err = RP_ERR_MALFORMED;
     } else if (err != RP_OK && err != RP_ERR_NOT_FOUND) {
         rp_update_kept_corrupt(path, true, detail);
@@ -256,4 +259,108 @@ rp_err_t rp_update_image_keys(const char *state_dir, rp_md_role_t *role, bool *h
         *role = root->images;
     free(root);
     return err == RP_ERR_NOT_FOUND ? RP_OK : err;
+}
+
+rp_err_t rp_update_migrate_file(const rp_update_migration_t *how, const char *before,
+                                const char *path, mode_t mode, rp_update_check_fn check, void *arg,
+                                bool *migrated)
+{
+    rp_md_signed_t *s = calloc(1, sizeof(*s));
+    uint8_t *data = NULL, *bin = malloc(RP_MD_DOC_BIN_MAX);
+    char detail[256] = "";
+    size_t len = 0, n = 0;
+    struct stat st;
+    rp_err_t err = s != NULL && bin != NULL ? RP_OK : RP_ERR_NO_MEMORY;
+
+    *migrated = false;
+    if (err == RP_OK && lstat(path, &st) == 0) {
+        /* Kept already (a cut after the rename): what is left of the older form goes. */
+        if (unlink(before) != 0 && errno != ENOENT)
+            rp_log_warn("%s: cannot remove it: %s", before, strerror(errno));
+        err = RP_ERR_EXISTS;
+    }
+    if (err == RP_OK && (err = rp_read_file(before, RP_MD_MAX, &data, &len)) != RP_OK &&
+        err != RP_ERR_NOT_FOUND)
+        snprintf(detail, sizeof(detail), "cannot read it: %s", rp_strerror(err));
+    if (err == RP_OK)
+        err = how->unpack(how->unpack_ctx, (const char *)data, len, s, detail, sizeof(detail));
+    if (err == RP_OK)
+        err = check(arg, s, bin, &n, detail, sizeof(detail));
+    if (err == RP_OK)
+        rp_failpoint("migrate write");
+    if (err == RP_OK && (err = rp_update_kept_write(path, s, bin, n, mode)) != RP_OK)
+        snprintf(detail, sizeof(detail), "cannot write %s: %s", path, rp_strerror(err));
+    if (err == RP_OK) {
+        rp_failpoint("migrate remove");
+        if (unlink(before) != 0 && errno != ENOENT) /* path stands for it: it is never read */
+            rp_log_warn("%s: cannot remove it: %s", before, strerror(errno));
+        rp_log_info("%s, kept by an older version, migrated to %s", before, path);
+        *migrated = true;
+    } else if (err != RP_ERR_EXISTS && err != RP_ERR_NOT_FOUND) {
+        rp_log_error("%s, kept by an older version, is refused and not migrated: %s", before,
+                     detail[0] != '\0' ? detail : rp_strerror(err));
+    }
+    rp_md_signed_free(s);
+    free(s);
+    free(bin);
+    free(data);
+    return err == RP_ERR_EXISTS || err == RP_ERR_NOT_FOUND ? RP_OK : err;
+}
+
+struct migrate_ctx {
+    const rp_update_migration_t *how;
+    const char *device_id;
+    rp_md_root_t *root;
+};
+
+/* The root an older version kept: it was verified before it was kept, in root's S/update/, so it
+ * is checked as a first root is: by its own root keys' threshold, whatever its age. */
+static rp_err_t check_root(void *arg, const rp_md_signed_t *s, uint8_t *bin, size_t *n,
+                           char *detail, size_t cap)
+{
+    const struct migrate_ctx *m = arg;
+    rp_md_root_trust_t trust = {NULL, NULL, (int64_t)time(NULL), true};
+
+    return rp_md_root_accept_with(s, &trust, m->how->parse, m->how->parse_ctx, m->root, bin, n,
+                                  detail, cap);
+}
+
+/* The targets an older version kept: by the online keys of the root migrated, whatever their
+ * age, for this device. */
+static rp_err_t check_targets(void *arg, const rp_md_signed_t *s, uint8_t *bin, size_t *n,
+                              char *detail, size_t cap)
+{
+    const struct migrate_ctx *m = arg;
+    rp_md_targets_trust_t trust = {m->root, m->device_id, 0, (int64_t)time(NULL), true};
+    rp_md_targets_t *t = calloc(1, sizeof(*t));
+    rp_err_t err = t != NULL ? rp_md_targets_accept_with(s, &trust, m->how->parse,
+                                                         m->how->parse_ctx, t, bin, n, detail, cap)
+                             : RP_ERR_NO_MEMORY;
+
+    free(t);
+    return err;
+}
+
+rp_err_t rp_update_migrate(const char *state_dir, const char *device_id,
+                           const rp_update_migration_t *how)
+{
+    char before[PATH_MAX], path[PATH_MAX];
+    struct migrate_ctx m = {how, device_id, calloc(1, sizeof(rp_md_root_t))};
+    bool migrated;
+    rp_err_t err = m.root != NULL ? RP_OK : RP_ERR_NO_MEMORY;
+
+    if (err == RP_OK && (err = state_file(state_dir, ROOT_FILE_BEFORE, before, sizeof(before))) ==
+                            RP_OK &&
+        (err = state_file(state_dir, ROOT_FILE, path, sizeof(path))) == RP_OK)
+        err = rp_update_migrate_file(how, before, path, 0644, check_root, &m, &migrated);
+    /* The targets: by the root kept now (migrated or not); without one, they wait. */
+    if (err == RP_OK && (err = rp_update_root(state_dir, m.root)) == RP_ERR_NOT_FOUND)
+        err = RP_OK;
+    else if (err == RP_OK &&
+             (err = state_file(state_dir, RP_UPDATE_TARGETS_BEFORE, before, sizeof(before))) ==
+                 RP_OK &&
+             (err = state_file(state_dir, RP_UPDATE_TARGETS_FILE, path, sizeof(path))) == RP_OK)
+        err = rp_update_migrate_file(how, before, path, 0600, check_targets, &m, &migrated);
+    free(m.root);
+    return err;
 }

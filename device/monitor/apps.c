@@ -1016,7 +1016,7 @@ static void metadata_reply(const rp_apps_msg_t *msg, int fd)
 
     memset(r, 0, sizeof(*r));
     r->seq = msg->seq;
-    err = rp_unpack_metadata(fd, msg->md_len, (rp_md_kind_t)msg->md_kind, r->md, sizeof(r->md), &n,
+    err = rp_unpack_metadata(fd, msg->md_len, (int)msg->md_kind, r->md, sizeof(r->md), &n,
                              r->detail, sizeof(r->detail));
     close(fd);
     r->status = (uint32_t)err;
@@ -1427,33 +1427,48 @@ rp_err_t rp_apps_manifest(int fd, const rp_apps_want_t *w, rp_manifest_t *m, cha
     return err;
 }
 
-rp_err_t rp_apps_md_parse(void *ctx, rp_md_kind_t kind, const uint8_t *payload, size_t len,
-                          void *out, uint8_t *bin, size_t *bin_len, char *detail, size_t cap)
+/* METADATA: payload (len bytes) handed over in a memory file this process wrote, read by
+ * rampart-unpack as kind (rp_md_kind_t, or RP_UNPACK_ENVELOPE); reply: its unchecked answer. */
+static rp_err_t ask_metadata(int fd, int kind, const uint8_t *payload, size_t len,
+                             rp_apps_reply_t *reply, char *detail, size_t cap)
 {
     static rp_apps_msg_t msg;
-    static rp_apps_reply_t reply;
-    int fd = -1;
-    rp_err_t err =
-        ctx != NULL && payload != NULL && len > 0 && len <= RP_MD_MAX ? RP_OK : RP_ERR_INVALID_ARG;
+    int mfd = -1;
+    rp_err_t err;
 
+    if (payload == NULL || len == 0 || len > RP_MD_MAX)
+        return RP_ERR_INVALID_ARG;
     /* The exact bytes the signatures were checked over, in a file only this process wrote. */
-    if (err == RP_OK && ((fd = memfd_create("rampart-metadata", MFD_CLOEXEC)) < 0 ||
-                         rp_write_all(fd, payload, len) != RP_OK)) {
+    if ((mfd = memfd_create("rampart-metadata", MFD_CLOEXEC)) < 0 ||
+        rp_write_all(mfd, payload, len) != RP_OK) {
         snprintf(detail, cap, "cannot hand the payload over: %s", strerror(errno));
-        if (fd >= 0)
-            close(fd);
+        if (mfd >= 0)
+            close(mfd);
         return RP_ERR_IO;
     }
-    if (err != RP_OK)
-        return err;
     memset(&msg, 0, sizeof(msg));
     msg.kind = RP_APPS_METADATA;
     msg.md_kind = (uint32_t)kind;
     msg.md_len = (uint32_t)len;
-    err = ask_unpack(*(int *)ctx, &msg, fd, &reply, detail, cap);
+    err = ask_unpack(fd, &msg, mfd, reply, detail, cap);
+    if (err == RP_OK && reply->md_len > sizeof(reply->md)) {
+        snprintf(detail, cap, "rampart-unpack answered outside its protocol");
+        return RP_ERR_MALFORMED;
+    }
+    return err;
+}
+
+rp_err_t rp_apps_md_parse(void *ctx, rp_md_kind_t kind, const uint8_t *payload, size_t len,
+                          void *out, uint8_t *bin, size_t *bin_len, char *detail, size_t cap)
+{
+    static rp_apps_reply_t reply;
+    rp_err_t err = ctx != NULL ? ask_metadata(*(int *)ctx, (int)kind, payload, len, &reply, detail,
+                                              cap)
+                               : RP_ERR_INVALID_ARG;
+
     if (err != RP_OK)
         return err;
-    if (reply.md_len > sizeof(reply.md)) {
+    if (reply.md_len > RP_MD_DOC_BIN_MAX) {
         snprintf(detail, cap, "rampart-unpack answered outside its protocol");
         return RP_ERR_MALFORMED;
     }
@@ -1463,6 +1478,17 @@ rp_err_t rp_apps_md_parse(void *ctx, rp_md_kind_t kind, const uint8_t *payload, 
         *bin_len = reply.md_len;
     }
     return err;
+}
+
+rp_err_t rp_apps_md_unpack(void *ctx, const char *env, size_t len, rp_md_signed_t *doc,
+                           char *detail, size_t cap)
+{
+    static rp_apps_reply_t reply;
+    rp_err_t err = ctx != NULL ? ask_metadata(*(int *)ctx, RP_UNPACK_ENVELOPE,
+                                              (const uint8_t *)env, len, &reply, detail, cap)
+                               : RP_ERR_INVALID_ARG;
+
+    return err == RP_OK ? rp_md_signed_decode(reply.md, reply.md_len, doc, detail, cap) : err;
 }
 
 static void chans_find(void *ctx, const char *component, rp_appchan_t **chan,

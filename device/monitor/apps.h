@@ -46,6 +46,7 @@
 #include "proto.h"
 #include "rampart/metadata.h"
 #include "slots.h"
+#include "unpack.h"
 
 #define RP_APPS_UID_BASE 0x7e000000u /* app uids (= gids) are allocated from here up */
 #define RP_APPS_UID_COUNT 65536u
@@ -98,8 +99,9 @@ typedef struct rp_apps_reply {
     rp_mon_app_t app[RP_MON_APPS_MAX];
     rp_manifest_t manifest; /* MANIFEST (status: rp_err_t, detail: why not) */
     uint32_t md_len;        /* METADATA: md[0..md_len), as rampart-unpack answered (unchecked) */
-    uint8_t md[RP_MD_DOC_BIN_MAX];
+    uint8_t md[RP_UNPACK_ENVELOPE_MAX]; /* a document (RP_MD_DOC_BIN_MAX) or an envelope */
 } rp_apps_reply_t;
+_Static_assert(RP_UNPACK_ENVELOPE_MAX >= RP_MD_DOC_BIN_MAX, "a document's answer fits the reply");
 
 /*
  * Fork the supervisor (call before rp_agent_open and the monitor's seccomp filter: the child holds
@@ -159,6 +161,12 @@ rp_err_t rp_apps_manifest(int fd, const rp_apps_want_t *w, rp_manifest_t *m, cha
 rp_err_t rp_apps_md_parse(void *ctx, rp_md_kind_t kind, const uint8_t *payload, size_t len,
                           void *out, uint8_t *bin, size_t *bin_len, char *detail,
                           size_t cap) RP_MUST_CHECK;
+
+/* The monitor's rp_update_unpack_fn (ctx as above): an older version's JSON envelope, read by
+ * rampart-unpack (metadata envelope), its answer decoded here (rp_md_signed_decode); its
+ * signatures are the caller's to verify. */
+rp_err_t rp_apps_md_unpack(void *ctx, const char *env, size_t len, rp_md_signed_t *doc,
+                           char *detail, size_t cap) RP_MUST_CHECK;
 
 /* What the install child's trial hook needs: its channel to the supervisor (CHANNEL), the root
  * of trust (to answer the trial app's channel) and the apps' channels (its peers). */

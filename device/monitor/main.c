@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "apps.h"
+#include "capability.h"
 #include "events.h"
 #include "rampart/log.h"
 #include "rampart/notify.h"
@@ -766,6 +767,16 @@ int main(int argc, char **argv)
     if (err != RP_OK) {
         rp_log_error("%s: cannot open the root of trust: %s", state_dir, rp_strerror(err));
         return 1;
+    }
+    /* What an older version kept as JSON: migrated once, read by rampart-unpack (docs/monitor.md,
+     * "Upgrading"). A refusal is said, naming the file, and the file stays refused. */
+    {
+        const rp_update_migration_t how = {rp_apps_md_unpack, &m.apps_fd, rp_apps_md_parse,
+                                           &m.apps_fd};
+        if (rp_update_migrate(state_dir, m.agent.device_id, &how) != RP_OK ||
+            rp_capability_migrate(state_dir, m.agent.device_id, &how) != RP_OK)
+            rp_log_warn("%s: what an older version kept is not all migrated (said above)",
+                        state_dir);
     }
     if (m.agent_uid != (uid_t)-1 &&
         rp_monitor_agent_dir(state_dir, m.agent_uid, m.agent_gid) != RP_OK) {

@@ -254,6 +254,17 @@ static void do_trust_root(rp_agent_t *a, int fd, uid_t peer, rp_mon_reply_t *p)
     free(doc);
 }
 
+/* Whether an older version's copy of the targets (S/update/targets.json) is there, not migrated
+ * (said when the monitor started). */
+static bool before_kept(const char *state_dir)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    int n = snprintf(path, sizeof(path), "%s/%s", state_dir, RP_UPDATE_TARGETS_BEFORE);
+
+    return n <= 0 || (size_t)n >= sizeof(path) || lstat(path, &st) == 0;
+}
+
 /* The monitor's copy of the targets, S/update/targets.bin. */
 static rp_err_t targets_path(const rp_agent_t *a, char *path, size_t cap)
 {
@@ -288,7 +299,12 @@ static void do_targets(rp_agent_t *a, int fd, rp_mon_reply_t *p)
         snprintf(detail, sizeof(detail), "the device has no update root to check them with");
     else if (err != RP_OK)
         snprintf(detail, sizeof(detail), "%s", rp_strerror(err));
-    else
+    else if (before_kept(a->state_dir)) { /* not migrated: it would be taken as "none kept" */
+        snprintf(detail, sizeof(detail),
+                 "S/" RP_UPDATE_TARGETS_BEFORE ", kept by an older version, was refused and not "
+                 "migrated (the monitor's log says why)");
+        err = RP_ERR_MALFORMED;
+    } else
         err =
             rp_update_take_targets(path, a->device_id, root, doc, &copy, t, detail, sizeof(detail));
     if (err != RP_OK) {

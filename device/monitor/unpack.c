@@ -196,11 +196,12 @@ static rp_err_t run(const char *mode, int slot_fd, uint64_t off, uint64_t len,
     return rp_manifest_decode((const uint8_t *)answer + 1, alen - 1, m, why, cap);
 }
 
-rp_err_t rp_unpack_metadata(int payload_fd, size_t len, rp_md_kind_t kind, uint8_t *out, size_t cap,
+rp_err_t rp_unpack_metadata(int payload_fd, size_t len, int kind, uint8_t *out, size_t cap,
                             size_t *n, char *why, size_t wcap)
 {
-    static char answer[1 + RP_MD_DOC_BIN_MAX + 1];
-    static const char *const kinds[] = {NULL, "root", "targets", "capability"};
+    static char answer[1 + RP_UNPACK_ENVELOPE_MAX + 1];
+    static const char *const kinds[] = {"envelope", "root", "targets", "capability"};
+    char form = kind == RP_UNPACK_ENVELOPE ? 's' : 'd';
     char a_len[24];
     char *argv[] = {"rampart-unpack", "metadata", NULL, a_len, NULL};
     size_t alen = 0;
@@ -208,7 +209,7 @@ rp_err_t rp_unpack_metadata(int payload_fd, size_t len, rp_md_kind_t kind, uint8
 
     *n = 0;
     why[0] = '\0';
-    if (kind < RP_MD_ROOT || kind > RP_MD_CAPABILITY || len == 0 || len > RP_MD_MAX) {
+    if (kind < RP_UNPACK_ENVELOPE || kind > RP_MD_CAPABILITY || len == 0 || len > RP_MD_MAX) {
         snprintf(why, wcap, "not a metadata document rampart-unpack reads");
         return RP_ERR_INVALID_ARG;
     }
@@ -217,7 +218,7 @@ rp_err_t rp_unpack_metadata(int payload_fd, size_t len, rp_md_kind_t kind, uint8
     err = spawn(argv, payload_fd, "/", kinds[kind], answer, sizeof(answer) - 1, &alen, why, wcap);
     if (err != RP_OK)
         return err;
-    if (alen < 1 || alen > sizeof(answer) - 1 || answer[0] != 'd' || alen - 1 > cap) {
+    if (alen < 1 || alen > sizeof(answer) - 1 || answer[0] != form || alen - 1 > cap) {
         snprintf(why, wcap, "rampart-unpack answered outside its protocol");
         return RP_ERR_MALFORMED;
     }

@@ -22,6 +22,8 @@
 #define RP_UNPACK_TREE "tree"     /* what extract makes in its staging directory */
 #define RP_UNPACK_WHY_MAX 255     /* a refusal's reason, on the child's stderr */
 #define RP_UNPACK_SECONDS 60      /* the child's deadline (and its CPU seconds) */
+#define RP_UNPACK_ENVELOPE 0 /* rp_unpack_metadata's kind for an older version's JSON envelope */
+#define RP_UNPACK_ENVELOPE_MAX (64 * 1024) /* its signed binary form, answered, at most */
 #define RP_UNPACK_TREE_BYTES_MAX (256ull * 1024 * 1024) /* an extracted tree, at most */
 
 /* The manifest of the payload [off, off + len) of slot_fd. OUT: *m; *is_tree: false for a
@@ -37,8 +39,11 @@ rp_err_t rp_unpack_extract(int slot_fd, uint64_t off, uint64_t len, const char *
 
 /* The metadata payload of payload_fd (its first len bytes, at most RP_MD_MAX), read as kind by
  * rampart-unpack: OUT: out[0..*n), its answer, the document's binary form NOT yet checked (the
- * monitor decodes it: rp_md_doc_decode). A refusal: RP_ERR_MALFORMED, why says why. */
-rp_err_t rp_unpack_metadata(int payload_fd, size_t len, rp_md_kind_t kind, uint8_t *out, size_t cap,
+ * monitor decodes it: rp_md_doc_decode). kind RP_UNPACK_ENVELOPE: payload_fd holds a JSON
+ * envelope an older version kept, answered in its signed binary form, NOT yet checked (the monitor
+ * decodes it, rp_md_signed_decode, and verifies its signatures). A refusal: RP_ERR_MALFORMED, why
+ * says why. */
+rp_err_t rp_unpack_metadata(int payload_fd, size_t len, int kind, uint8_t *out, size_t cap,
                             size_t *n, char *why, size_t wcap) RP_MUST_CHECK;
 
 /* Remove a tree made by rp_unpack_extract (or a staging directory it left); RP_OK if absent. */
