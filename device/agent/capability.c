@@ -162,11 +162,9 @@ rp_err_t rp_capability_migrate(const char *state_dir, const char *device_id,
     struct migrate_ctx m = {state_dir, device_id, how};
     char before[PATH_MAX], path[PATH_MAX];
     int k = snprintf(before, sizeof(before), "%s/%s", state_dir, CAPABILITY_FILE_BEFORE);
-    bool migrated;
     rp_err_t err = k > 0 && (size_t)k < sizeof(before) ? path_of(state_dir, path, sizeof(path))
                                                        : RP_ERR_INVALID_ARG;
 
-    return err == RP_OK ? rp_update_migrate_file(how, before, path, 0644, check_kept_before, &m,
-                                                 &migrated)
+    return err == RP_OK ? rp_update_migrate_file(how, before, path, 0644, check_kept_before, &m)
                         : err;
 }

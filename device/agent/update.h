@@ -109,8 +109,8 @@ typedef struct rp_update_migration {
     void *parse_ctx;
 } rp_update_migration_t;
 rp_err_t rp_update_migrate_file(const rp_update_migration_t *how, const char *before,
-                                const char *path, mode_t mode, rp_update_check_fn check, void *arg,
-                                bool *migrated) RP_MUST_CHECK;
+                                const char *path, mode_t mode, rp_update_check_fn check,
+                                void *arg) RP_MUST_CHECK;
 /* The root (by its own keys' threshold, whatever its age), then the monitor's targets (by the
  * root migrated, whatever their age). */
 rp_err_t rp_update_migrate(const char *state_dir, const char *device_id,

@@ -262,8 +262,7 @@ rp_err_t rp_update_image_keys(const char *state_dir, rp_md_role_t *role, bool *h
 }
 
 rp_err_t rp_update_migrate_file(const rp_update_migration_t *how, const char *before,
-                                const char *path, mode_t mode, rp_update_check_fn check, void *arg,
-                                bool *migrated)
+                                const char *path, mode_t mode, rp_update_check_fn check, void *arg)
 {
     rp_md_signed_t *s = calloc(1, sizeof(*s));
     uint8_t *data = NULL, *bin = malloc(RP_MD_DOC_BIN_MAX);
@@ -272,7 +271,6 @@ rp_err_t rp_update_migrate_file(const rp_update_migration_t *how, const char *be
     struct stat st;
     rp_err_t err = s != NULL && bin != NULL ? RP_OK : RP_ERR_NO_MEMORY;
 
-    *migrated = false;
     if (err == RP_OK && lstat(path, &st) == 0) {
         /* Kept already (a cut after the rename): what is left of the older form goes. */
         if (unlink(before) != 0 && errno != ENOENT)
@@ -295,7 +293,6 @@ rp_err_t rp_update_migrate_file(const rp_update_migration_t *how, const char *be
         if (unlink(before) != 0 && errno != ENOENT) /* path stands for it: it is never read */
             rp_log_warn("%s: cannot remove it: %s", before, strerror(errno));
         rp_log_info("%s, kept by an older version, migrated to %s", before, path);
-        *migrated = true;
     } else if (err != RP_ERR_EXISTS && err != RP_ERR_NOT_FOUND) {
         rp_log_error("%s, kept by an older version, is refused and not migrated: %s", before,
                      detail[0] != '\0' ? detail : rp_strerror(err));
@@ -346,13 +343,12 @@ rp_err_t rp_update_migrate(const char *state_dir, const char *device_id,
 {
     char before[PATH_MAX], path[PATH_MAX];
     struct migrate_ctx m = {how, device_id, calloc(1, sizeof(rp_md_root_t))};
-    bool migrated;
     rp_err_t err = m.root != NULL ? RP_OK : RP_ERR_NO_MEMORY;
 
-    if (err == RP_OK && (err = state_file(state_dir, ROOT_FILE_BEFORE, before, sizeof(before))) ==
-                            RP_OK &&
+    if (err == RP_OK &&
+        (err = state_file(state_dir, ROOT_FILE_BEFORE, before, sizeof(before))) == RP_OK &&
         (err = state_file(state_dir, ROOT_FILE, path, sizeof(path))) == RP_OK)
-        err = rp_update_migrate_file(how, before, path, 0644, check_root, &m, &migrated);
+        err = rp_update_migrate_file(how, before, path, 0644, check_root, &m);
     /* The targets: by the root kept now (migrated or not); without one, they wait. */
     if (err == RP_OK && (err = rp_update_root(state_dir, m.root)) == RP_ERR_NOT_FOUND)
         err = RP_OK;
@@ -360,7 +356,7 @@ rp_err_t rp_update_migrate(const char *state_dir, const char *device_id,
              (err = state_file(state_dir, RP_UPDATE_TARGETS_BEFORE, before, sizeof(before))) ==
                  RP_OK &&
              (err = state_file(state_dir, RP_UPDATE_TARGETS_FILE, path, sizeof(path))) == RP_OK)
-        err = rp_update_migrate_file(how, before, path, 0600, check_targets, &m, &migrated);
+        err = rp_update_migrate_file(how, before, path, 0600, check_targets, &m);
     free(m.root);
     return err;
 }

@@ -1462,9 +1462,9 @@ rp_err_t rp_apps_md_parse(void *ctx, rp_md_kind_t kind, const uint8_t *payload, 
                           void *out, uint8_t *bin, size_t *bin_len, char *detail, size_t cap)
 {
     static rp_apps_reply_t reply;
-    rp_err_t err = ctx != NULL ? ask_metadata(*(int *)ctx, (int)kind, payload, len, &reply, detail,
-                                              cap)
-                               : RP_ERR_INVALID_ARG;
+    rp_err_t err = ctx != NULL
+                       ? ask_metadata(*(int *)ctx, (int)kind, payload, len, &reply, detail, cap)
+                       : RP_ERR_INVALID_ARG;
 
     if (err != RP_OK)
         return err;
@@ -1484,8 +1484,8 @@ rp_err_t rp_apps_md_unpack(void *ctx, const char *env, size_t len, rp_md_signed_
                            char *detail, size_t cap)
 {
     static rp_apps_reply_t reply;
-    rp_err_t err = ctx != NULL ? ask_metadata(*(int *)ctx, RP_UNPACK_ENVELOPE,
-                                              (const uint8_t *)env, len, &reply, detail, cap)
+    rp_err_t err = ctx != NULL ? ask_metadata(*(int *)ctx, RP_UNPACK_ENVELOPE, (const uint8_t *)env,
+                                              len, &reply, detail, cap)
                                : RP_ERR_INVALID_ARG;
 
     return err == RP_OK ? rp_md_signed_decode(reply.md, reply.md_len, doc, detail, cap) : err;
