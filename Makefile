@@ -10,8 +10,9 @@
 #                 build made build/mcu, which needs arm-none-eabi-gcc and qemu-system-arm)
 #   make size     build, then print the lines of C that run privileged (rampart-monitor)
 #   make package  build, then the Debian packages into build/packages/ (scripts/package)
-#   make mcu      the microcontroller build into build-mcu/: the secure boot stage and the sample
-#                 app for QEMU's mps2-an505 (boot.elf, app.elf, app.bin); MCU_KEY=PUB.pem names
+#   make mcu      the microcontroller build into build-mcu/: the secure boot stage, the secure
+#                 attestation service linked apart and the sample app for QEMU's mps2-an505
+#                 (boot.elf, attest.elf and attest.bin, app.elf, app.bin); MCU_KEY=PUB.pem names
 #                 the key the boot stage trusts (default: the development key in mcu/keys/)
 #   make prove    Frama-C's Eva over the boot stage's verification path (mcu/prove/run.sh): fails
 #                 on any alarm not listed in mcu/prove/alarms.expected (docs/mcu.md, proof)

@@ -1,8 +1,11 @@
 /*
  * bench/attest: a fleet of simulated devices attesting at once against a real rampart-server
  * (SQLite, one worker per core) over loopback. Each attestation is the whole flow: a new TLS
- * connection, a nonce, evidence (a COSE_Sign1 EAT signed with the device's key), the verdict and a
- * 24-hour certificate, stored with its record before the answer goes out.
+ * connection, evidence (a COSE_Sign1 EAT signed with the device's key) bound to that connection's
+ * TLS exporter in one request (--flow bound, the default, as the agent does), or with --flow nonce
+ * a nonce first and then evidence for it (two requests, the flow of relayed evidence and of older
+ * agents); the verdict and a 24-hour certificate, stored with its record before the answer goes
+ * out.
  *
  * Two phases, as a fleet lives them:
  *   first contact - every device's first attestation: a full TLS handshake each time;
@@ -543,9 +546,10 @@ int main(int argc, char **argv)
     struct sim_result first, daily;
     json_t *j, *ids;
     size_t failures = 0, passes = 0;
+    bool nonce_flow = false;
     const char *usage = "usage: bench-attest [--devices N] [--inflight N] [--seconds S] "
                         "[--rounds R] [--database TARGET] [--replicas 1|2] [--server-threads N] "
-                        "[--client-threads N]";
+                        "[--client-threads N] [--flow bound|nonce]";
 
     for (int i = 1; i < argc; i += 2) {
         if (i + 1 >= argc)
@@ -566,6 +570,10 @@ int main(int argc, char **argv)
             server_threads = argv[i + 1];
         else if (strcmp(argv[i], "--client-threads") == 0)
             nloops = strtoul(argv[i + 1], NULL, 10);
+        else if (strcmp(argv[i], "--flow") == 0 && strcmp(argv[i + 1], "bound") == 0)
+            nonce_flow = false;
+        else if (strcmp(argv[i], "--flow") == 0 && strcmp(argv[i + 1], "nonce") == 0)
+            nonce_flow = true;
         else
             die(usage);
     }
@@ -678,12 +686,14 @@ int main(int argc, char **argv)
         die("out of memory");
     nginx_start(cores);
     printf("attest: %zu devices, %zu attestations in flight, %s, %zu replica%s, %ld cores, "
-           "%zu rounds of %.0f s each\n",
+           "%zu rounds of %.0f s each, %s\n",
            ndevices, inflight,
            database == NULL                        ? "SQLite"
            : strncmp(database, "postgres", 8) == 0 ? "PostgreSQL"
                                                    : "SQLite",
-           nreplicas, nreplicas > 1 ? "s" : "", cores, rounds, seconds);
+           nreplicas, nreplicas > 1 ? "s" : "", cores, rounds, seconds,
+           nonce_flow ? "the nonce flow (a nonce, then the evidence: two requests)"
+                      : "evidence bound to its TLS connection (one request)");
     printf("  reference: nginx %s, TLS 1.3 full handshakes (P-256 certificate, no resumption, a "
            "3-byte response),\n             %zu `openssl s_time -new` at once\n",
            "(a worker per core)", inflight);
@@ -692,8 +702,8 @@ int main(int argc, char **argv)
      * have not attested yet (as long as there are: at most `ndevices` over all rounds would keep
      * it so; past that they are full handshakes all the same, on devices the service knows). */
     for (size_t r = 0; r < rounds; r++) {
-        struct sim_fleet fleet = {devices, ndevices, inflight,  nloops,
-                                  ports,   servers,  nreplicas, db_pid};
+        struct sim_fleet fleet = {devices, ndevices,  inflight, nloops,    ports,
+                                  servers, nreplicas, db_pid,   nonce_flow};
 
         sim_phase(&fleet, false, seconds, ndevices, &firsts[r]);
         nginx_phase(seconds, &refs[r]);

@@ -49,7 +49,7 @@ busy=$(mem "$mon")
 # and backoff running); measured once it has said so.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=bench -days 1 \
   -keyout "$d/ca.key" -out "$d/ca.pem" >/dev/null 2>&1
-"$bin/rampart-agent" run --state-dir "$d/S" --server https://127.0.0.1:9 --server-ca "$d/ca.pem" \
+"$bin/rampart-agent" run --state-dir "$d/S" --server https://127.0.0.1:9 --server-ca "$d/ca.pem" --start-jitter 0 \
   >"$d/agent.log" 2>&1 &
 agent=$!
 for _ in $(seq 1 200); do grep -q "rampart-monitor serves" "$d/agent.log" 2>/dev/null && break; sleep 0.05; done

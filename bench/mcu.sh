@@ -4,7 +4,8 @@
 #   size          the secure boot stage's flash (code and read-only data, with its crypto) and RAM
 #                 (data, bss) from arm-none-eabi-size, against the goal of 24 KiB of flash; then
 #                 what takes the space: the code of each object file linked (its .text sections
-#                 in the link map), largest first
+#                 in the link map), largest first; and the same of the secure attestation service,
+#                 a partition linked apart (attest.elf), which the boot stage measures and starts
 #   instructions  a 256 KiB image verified by the boot stage on QEMU's mps2-an505, each instruction
 #                 traced (-singlestep -d exec: QEMU names the function of each): those executed
 #                 inside rp_image_verify, against those of them in the SHA-256 functions (the hash
@@ -24,32 +25,40 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 for t in arm-none-eabi-size qemu-system-arm; do
   command -v "$t" >/dev/null || { echo "bench/mcu: no $t (scripts/install-deps): skipped"; exit 0; }
 done
-[ -f "$mcu/boot.elf" ] && [ -f "$mcu/boot.map" ] && [ -f "$mcu/app.bin" ] ||
+[ -f "$mcu/boot.elf" ] && [ -f "$mcu/boot.map" ] && [ -f "$mcu/attest.map" ] && [ -f "$mcu/app.bin" ] ||
   { echo "bench/mcu: no microcontroller build in $mcu (make mcu): skipped"; exit 0; }
 d=$(mktemp -d /tmp/rampart-bench-mcu.XXXXXX)
 trap 'rm -rf "$d"' EXIT
 
-echo "bench/mcu: the secure boot stage ($mcu/boot.elf)"
-read -r text data bss _ < <(arm-none-eabi-size "$mcu/boot.elf" | tail -1)
-printf '  flash %d bytes (%.1f KiB; goal 24 KiB): code and read-only data %d, initialised data %d\n' \
-  $((text + data)) "$(echo "($text + $data) / 1024" | bc -l)" "$text" "$data"
-printf '  RAM   %d bytes of static data (data %d, bss %d: Mbed TLS'"'"'s pool, buffers; the stack has the rest of secure RAM)\n' \
-  $((data + bss)) "$data" "$bss"
-echo "  code by object file (the .text sections the link kept; boot.map):"
-# A kept section is its name, then (on the same line, or the next when the name is long) its
-# address, its size and the object it came from.
-awk '
-  /^ \.text/ { if (NF >= 4) { add($2, $3, $4) } else { pending = 1 }; next }
-  pending && NF >= 3 && $1 ~ /^0x/ { add($1, $2, $3) }
-  { pending = 0 }
-  function hex(h,   i, v) { v = 0; h = tolower(substr(h, 3))
-    for (i = 1; i <= length(h); i++) v = v * 16 + index("0123456789abcdef", substr(h, i, 1)) - 1
-    return v }
-  # A section at address 0 is one the link discarded (the map lists those first).
-  function add(addr, size, obj) { n = hex(size)
-    if (n > 0 && hex(addr) > 0) { sub(/.*\//, "", obj); bytes[obj] += n } }
-  END { for (o in bytes) printf "%8d  %s\n", bytes[o], o }' "$mcu/boot.map" |
-  sort -rn | head -15 | sed 's/^/  /'
+# The flash and RAM of one image (NAME ELF MAP), then its code by object file: a kept section is
+# its name, then (on the same line, or the next when the name is long) its address, its size and
+# the object it came from.
+measure() {
+  local text data bss
+  echo "bench/mcu: $1 ($2)"
+  read -r text data bss _ < <(arm-none-eabi-size "$2" | tail -1)
+  printf '  flash %d bytes (%.1f KiB%s): code and read-only data %d, initialised data %d\n' \
+    $((text + data)) "$(echo "($text + $data) / 1024" | bc -l)" "$4" "$text" "$data"
+  printf '  RAM   %d bytes of static data (data %d, bss %d: Mbed TLS'"'"'s pool, buffers)\n' \
+    $((data + bss)) "$data" "$bss"
+  echo "  code by object file (the .text sections the link kept; $(basename "$3")):"
+  awk '
+    /^ \.text/ { if (NF >= 4) { add($2, $3, $4) } else { pending = 1 }; next }
+    pending && NF >= 3 && $1 ~ /^0x/ { add($1, $2, $3) }
+    { pending = 0 }
+    function hex(h,   i, v) { v = 0; h = tolower(substr(h, 3))
+      for (i = 1; i <= length(h); i++) v = v * 16 + index("0123456789abcdef", substr(h, i, 1)) - 1
+      return v }
+    # A section at address 0 is one the link discarded (the map lists those first).
+    function add(addr, size, obj) { n = hex(size)
+      if (n > 0 && hex(addr) > 0) { sub(/.*\//, "", obj); bytes[obj] += n } }
+    END { for (o in bytes) printf "%8d  %s\n", bytes[o], o }' "$3" |
+    sort -rn | head -15 | sed 's/^/  /'
+}
+measure "the secure boot stage, with its crypto (the stack has the rest of its secure RAM)" \
+  "$mcu/boot.elf" "$mcu/boot.map" "; goal 24 KiB"
+measure "the secure attestation service, a partition linked apart (with its own crypto)" \
+  "$mcu/attest.elf" "$mcu/attest.map" ""
 
 echo "bench/mcu: instructions to verify a 256 KiB image (traced on the emulator)"
 pad=$((256 * 1024 - 0x200 - 1024 - $(stat -c %s "$mcu/app.bin")))
@@ -63,10 +72,12 @@ eval "$(grep -E '^RP_MCU_FLASH_SIZE=' "$mcu/layout.env")"
 mkfifo "$d/trace"
 # The boot stage verifies slot 0 once (no upgrade waiting); counted from rp_image_verify's first
 # instruction to its last, stopped when the attestation service starts (after the verification).
+# The service is loaded from its ELF here (the bytes of attest.bin, at the same addresses) so that
+# the trace names its functions.
 timeout 600 qemu-system-arm -M mps2-an505,memory-backend=flash -m "$((RP_MCU_FLASH_SIZE))"B \
   -object memory-backend-file,id=flash,mem-path="$d/flash.bin",size="$((RP_MCU_FLASH_SIZE))"B,share=on \
   -display none -serial null -monitor none -semihosting-config enable=on,target=native \
-  -kernel "$mcu/boot.elf" -singlestep -d exec,nochain -D "$d/trace" </dev/null >/dev/null 2>&1 &
+  -kernel "$mcu/boot.elf" -device loader,file="$mcu/attest.elf" -singlestep -d exec,nochain -D "$d/trace" </dev/null >/dev/null 2>&1 &
 qemu=$!
 awk -v size="$size" '
   $1 == "Trace" {

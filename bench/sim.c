@@ -24,6 +24,7 @@
 #include <openssl/x509v3.h>
 
 #include "sim.h"
+#include "rampart/attest_binding.h"
 #include "rampart/base64.h"
 #include "rampart/evidence.h"
 #include "rampart/file.h"
@@ -36,7 +37,9 @@ struct slot {
     int port; /* the replica it talks to */
     struct sim_device *dev;
     struct evhttp_connection *conn;
-    struct event *next; /* starts the next attestation outside the HTTP callbacks */
+    struct evhttp_request *bound; /* bound flow: the request waiting for its body, until the
+                                   * handshake is done (on_handshake) */
+    struct event *next;           /* starts the next attestation outside the HTTP callbacks */
     double t0;
 };
 
@@ -212,29 +215,23 @@ static json_t *response_json(struct evhttp_request *req)
     return json_loadb((const char *)evbuffer_pullup(in, -1), len, 0, NULL);
 }
 
-static bool post(struct slot *s, const char *path, json_t *body,
-                 void (*cb)(struct evhttp_request *, void *))
+/* POST text (NULL: no body yet, added before evhttp writes the request) on the slot's
+ * connection. OUT: the request, owned by evhttp, or NULL. */
+static struct evhttp_request *post(struct slot *s, const char *path, const char *text,
+                                   void (*cb)(struct evhttp_request *, void *))
 {
     struct evhttp_request *req = evhttp_request_new(cb, s);
-    char *text = json_dumps(body, JSON_COMPACT);
     struct evkeyvalq *h;
-    bool ok;
 
-    json_decref(body);
-    if (req == NULL || text == NULL) {
-        free(text);
-        if (req != NULL)
-            evhttp_request_free(req);
-        return false;
-    }
+    if (req == NULL)
+        return NULL;
     h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Host", "127.0.0.1");
     evhttp_add_header(h, "Content-Type", "application/json");
-    evbuffer_add(evhttp_request_get_output_buffer(req), text, strlen(text));
-    free(text);
+    if (text != NULL)
+        evbuffer_add(evhttp_request_get_output_buffer(req), text, strlen(text));
     /* On failure evhttp_make_request frees the request itself. */
-    ok = evhttp_make_request(s->conn, req, EVHTTP_REQ_POST, path) == 0;
-    return ok;
+    return evhttp_make_request(s->conn, req, EVHTTP_REQ_POST, path) == 0 ? req : NULL;
 }
 
 static void on_certificate(struct evhttp_request *req, void *arg)
@@ -246,34 +243,75 @@ static void on_certificate(struct evhttp_request *req, void *arg)
     json_decref(j);
 }
 
+/* The attestation request's body for the device's evidence with nonce (its eat_nonce); NULL on
+ * failure. */
+static char *attest_body(const struct slot *s, const uint8_t *nonce, size_t nonce_len)
+{
+    uint8_t token[RP_EAT_MAX_SIZE];
+    rp_eat_claims_t claims;
+    char *b64 = NULL, *text = NULL;
+    size_t len;
+    json_t *j;
+
+    if (nonce_len > sizeof(claims.nonce))
+        return NULL;
+    memset(&claims, 0, sizeof(claims));
+    memcpy(claims.nonce, nonce, nonce_len);
+    claims.nonce_len = nonce_len;
+    claims.debug = RP_EAT_DEBUG_DISABLED;
+    claims.boot_count = 1;
+    claims.has_register = true; /* nothing measured: the register as it starts, all zeros */
+    if (rp_hex_decode(s->dev->id, 64, claims.device_id, 32) == RP_OK &&
+        rp_evidence_make(&claims, sign_key, s->dev->key, token, sizeof(token), &len) == RP_OK &&
+        rp_base64_encode(token, len, &b64) == RP_OK) {
+        j = json_pack("{s:s, s:s}", "evidence", b64, "public_key", s->dev->key_b64);
+        text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+    }
+    free(b64);
+    return text;
+}
+
 static void on_nonce(struct evhttp_request *req, void *arg)
 {
     struct slot *s = arg;
     json_t *j = response_json(req);
-    const char *nonce = json_string_value(json_object_get(j, "nonce"));
-    uint8_t token[RP_EAT_MAX_SIZE];
-    rp_eat_claims_t claims;
-    char *b64 = NULL;
-    size_t len;
+    const char *hex = json_string_value(json_object_get(j, "nonce"));
+    uint8_t nonce[32];
+    char *text = NULL;
     bool ok;
 
-    memset(&claims, 0, sizeof(claims));
-    claims.nonce_len = 32;
-    claims.debug = RP_EAT_DEBUG_DISABLED;
-    claims.boot_count = 1;
-    claims.has_register = true; /* nothing measured: the register as it starts, all zeros */
-    ok = nonce != NULL && strlen(nonce) == 64 &&
-         rp_hex_decode(nonce, 64, claims.nonce, 32) == RP_OK &&
-         rp_hex_decode(s->dev->id, 64, claims.device_id, 32) == RP_OK &&
-         rp_evidence_make(&claims, sign_key, s->dev->key, token, sizeof(token), &len) == RP_OK &&
-         rp_base64_encode(token, len, &b64) == RP_OK &&
-         post(s, "/api/v1/attest",
-              json_pack("{s:s, s:s}", "evidence", b64, "public_key", s->dev->key_b64),
-              on_certificate);
-    free(b64);
+    ok = hex != NULL && strlen(hex) == 64 && rp_hex_decode(hex, 64, nonce, 32) == RP_OK &&
+         (text = attest_body(s, nonce, sizeof(nonce))) != NULL &&
+         post(s, "/api/v1/attest", text, on_certificate) != NULL;
+    free(text);
     json_decref(j);
     if (!ok)
         finish(s, false);
+}
+
+/*
+ * The bound flow: the request went to evhttp with no body, and evhttp writes it once the
+ * connection is up, which for TLS is once the handshake is done (its "connected" event). OpenSSL
+ * says the handshake is done first, here: the body is made now, from this connection's binding.
+ * Later calls (TLS 1.3 says "done" again after each post-handshake message) find it made. A
+ * failure leaves the body empty: the service answers 400 and the attestation counts as failed.
+ */
+static void on_handshake(const SSL *ssl, int where, int ret)
+{
+    struct slot *s = SSL_get_ex_data(ssl, device_index);
+    uint8_t binding[RP_ATTEST_BINDING_LEN];
+    char *text;
+
+    (void)ret;
+    if (!(where & SSL_CB_HANDSHAKE_DONE) || s == NULL || s->bound == NULL)
+        return;
+    if (rp_attest_binding((SSL *)ssl, binding) == RP_OK &&
+        (text = attest_body(s, binding, sizeof(binding))) != NULL) {
+        evbuffer_add(evhttp_request_get_output_buffer(s->bound), text, strlen(text));
+        free(text);
+    }
+    s->bound = NULL;
 }
 
 /* Free the last connection, then attest the next device on a new one. */
@@ -282,9 +320,11 @@ static void next_round(evutil_socket_t fd, short what, void *arg)
     struct slot *s = arg;
     struct bufferevent *bev;
     int one = 1;
+    bool ok;
     SSL *ssl;
 
     (void)what;
+    s->bound = NULL;
     if (s->conn != NULL) {
         /* close_notify first: OpenSSL forgets the session of a connection freed without it. */
         ssl = bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(s->conn));
@@ -325,7 +365,19 @@ static void next_round(evutil_socket_t fd, short what, void *arg)
     if (s->conn == NULL)
         die("connection");
     evhttp_connection_set_timeout(s->conn, 30);
-    if (!post(s, "/api/v1/attest/nonce", json_pack("{s:s}", "device_id", s->dev->id), on_nonce)) {
+    if (fleet->nonce_flow) {
+        json_t *j = json_pack("{s:s}", "device_id", s->dev->id);
+        char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+        ok = text != NULL && post(s, "/api/v1/attest/nonce", text, on_nonce) != NULL;
+        free(text);
+        json_decref(j);
+    } else {
+        SSL_set_info_callback(ssl, on_handshake);
+        s->bound = post(s, "/api/v1/attest", NULL, on_certificate);
+        ok = s->bound != NULL;
+    }
+    if (!ok) {
+        s->bound = NULL;
         finish(s, false);
         return;
     }

@@ -1,7 +1,9 @@
 /*
  * bench/sim: simulated devices attesting against a real rampart-server over TLS, as bench-attest
- * and bench-fleet's storm drive them. Each attestation is the whole flow on a new connection: a
- * nonce, evidence (a COSE_Sign1 EAT signed with the device's key), the verdict and a certificate.
+ * and bench-fleet's storm drive them. Each attestation is the whole flow on a new connection:
+ * evidence (a COSE_Sign1 EAT signed with the device's key) bound to that connection's TLS exporter
+ * (rampart/attest_binding.h) in one request, or with the nonce flow (nonce_flow) a nonce first,
+ * then the evidence for it; the verdict and a certificate.
  * A phase runs `inflight` attestations at once on `nloops` client threads (libevent's HTTP client
  * over OpenSSL, one shared client context); first contact walks over the devices in order (a full
  * TLS handshake each), a resumed phase draws only devices that attested already in this process,
@@ -35,6 +37,8 @@ struct sim_fleet {
     const pid_t *servers;
     size_t nservers;
     pid_t db_pid; /* PostgreSQL's postmaster (its CPU is counted), or 0 */
+    bool nonce_flow; /* a nonce asked for first (two requests), not the evidence bound to its
+                      * TLS connection (one request: the default, as the agent does) */
 };
 
 struct sim_result {

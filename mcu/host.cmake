@@ -45,4 +45,12 @@ if(NOT RP_SANITIZE AND NOT RP_FUZZ)
     LABELS "e2e;gcc_only"
     TIMEOUT 120
     ENVIRONMENT "RAMPART=$<TARGET_FILE:rampart>;RAMPART_SERVER=$<TARGET_FILE:rampart-server>;AGENT=$<TARGET_FILE:rampart-agent>;MCU_BUILD=${CMAKE_BINARY_DIR}/mcu;MCU_RUN=${CMAKE_SOURCE_DIR}/scripts/mcu-run;MCU_KEYS=${CMAKE_SOURCE_DIR}/mcu/keys")
+  # The same deployments on a device under rampart-monitor (root; the agent as its own user): the
+  # monitor hands the trial to the agent, which relays it and gives the board's verdict.
+  add_test(NAME e2e.mcu_deploy_monitor COMMAND ${CMAKE_SOURCE_DIR}/tests/e2e/mcu-deploy.sh)
+  set_tests_properties(e2e.mcu_deploy_monitor PROPERTIES
+    LABELS "e2e;gcc_only"
+    TIMEOUT 180
+    ENVIRONMENT "RAMPART=$<TARGET_FILE:rampart>;RAMPART_SERVER=$<TARGET_FILE:rampart-server>;AGENT=$<TARGET_FILE:rampart-agent>;MONITOR=$<TARGET_FILE:rampart-monitor>;MONITOR_CALL=$<TARGET_FILE:monitor-call>;MCU_BUILD=${CMAKE_BINARY_DIR}/mcu;MCU_RUN=${CMAKE_SOURCE_DIR}/scripts/mcu-run;MCU_KEYS=${CMAKE_SOURCE_DIR}/mcu/keys"
+    RESOURCE_LOCK rampart_nftables) # its monitor's app supervisor owns the NFLOG group and the table
 endif()

@@ -46,11 +46,15 @@ static const struct row {
     [RP_CFG_DATABASE] = {"database",                    required_argument, 0,   SETTING         },
     [RP_CFG_DATABASE_WAIT] = {"database-wait",               required_argument, 0,   SETTING         },
     [RP_CFG_BLOBS] = {"blobs",                       required_argument, 0,   SETTING         },
+    [RP_CFG_UPLOAD_MAX_OPEN] = {"upload-max-open",             required_argument, 0,   SETTING | RELOAD},
+    [RP_CFG_UPLOAD_MAX_BYTES] = {"upload-max-bytes",            required_argument, 0,   SETTING | RELOAD},
     [RP_CFG_CONFIG] = {"config",                      required_argument, 'c', 0               },
     [RP_CFG_ROTATE] = {"rotate-admin-token",          no_argument,       0,   0               },
     [RP_CFG_ROUTES] = {"routes",                      no_argument,       0,   0               },
     [RP_CFG_HELP] = {"help",                        no_argument,       'h', 0               },
     [RP_CFG_VERSION] = {"version",                     no_argument,       'V', 0               },
+    [RP_CFG_FROM] = {"from",                        required_argument, 0,   0               },
+    [RP_CFG_TO] = {"to",                          required_argument, 0,   0               },
 };
 
 void rp_config_defaults(rp_config_t *c)
@@ -67,6 +71,8 @@ void rp_config_defaults(rp_config_t *c)
     c->request_deadline = 60;
     c->database_wait = 60;
     c->idle_timeout = 30;
+    c->upload_max_open = 16;
+    c->upload_max_bytes = 1024L * 1024 * 1024;
 }
 
 void rp_config_getopt(struct option out[RP_CFG_COUNT + 1], char *shorts, size_t cap)
@@ -236,6 +242,14 @@ bool rp_config_set(rp_config_t *c, rp_config_id_t id, const char *value, char *w
         if (!integer(value, 0, 86400, &c->database_wait))
             break;
         return true;
+    case RP_CFG_UPLOAD_MAX_OPEN:
+        if (!integer(value, 1, 100000, &c->upload_max_open))
+            break;
+        return true;
+    case RP_CFG_UPLOAD_MAX_BYTES:
+        if (!integer(value, 1024L * 1024, 1024L * 1024 * 1024 * 1024, &c->upload_max_bytes))
+            break;
+        return true;
     case RP_CFG_IDLE_TIMEOUT:
         if (!integer(value, 1, 3600, &c->idle_timeout))
             break;
@@ -266,6 +280,10 @@ bool rp_config_set(rp_config_t *c, rp_config_id_t id, const char *value, char *w
     case RP_CFG_REQUEST_DEADLINE: snprintf(why, cap, "must be 1 to 86400 seconds"); break;
     case RP_CFG_DATABASE_WAIT: snprintf(why, cap, "must be 0 (no wait) to 86400 seconds"); break;
     case RP_CFG_BLOBS: snprintf(why, cap, "must be dir or database"); break;
+    case RP_CFG_UPLOAD_MAX_OPEN: snprintf(why, cap, "must be 1 to 100000"); break;
+    case RP_CFG_UPLOAD_MAX_BYTES:
+        snprintf(why, cap, "must be 1048576 (1 MiB) to 1099511627776 (1 TiB) bytes");
+        break;
     default: snprintf(why, cap, "must be true or false (yes/no, on/off, 1/0)"); break;
     }
     return false;
@@ -296,6 +314,8 @@ bool rp_config_differs(const rp_config_t *a, const rp_config_t *b, rp_config_id_
     case RP_CFG_DATABASE: return strcmp(a->database, b->database) != 0;
     case RP_CFG_DATABASE_WAIT: return a->database_wait != b->database_wait;
     case RP_CFG_BLOBS: return a->blobs != b->blobs;
+    case RP_CFG_UPLOAD_MAX_OPEN: return a->upload_max_open != b->upload_max_open;
+    case RP_CFG_UPLOAD_MAX_BYTES: return a->upload_max_bytes != b->upload_max_bytes;
     default: return false;
     }
 }
@@ -333,6 +353,8 @@ void rp_config_copy(rp_config_t *dst, const rp_config_t *src, rp_config_id_t id)
     case RP_CFG_DATABASE: memcpy(dst->database, src->database, sizeof(dst->database)); break;
     case RP_CFG_DATABASE_WAIT: dst->database_wait = src->database_wait; break;
     case RP_CFG_BLOBS: dst->blobs = src->blobs; break;
+    case RP_CFG_UPLOAD_MAX_OPEN: dst->upload_max_open = src->upload_max_open; break;
+    case RP_CFG_UPLOAD_MAX_BYTES: dst->upload_max_bytes = src->upload_max_bytes; break;
     default: break;
     }
 }

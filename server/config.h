@@ -41,12 +41,16 @@ typedef enum rp_config_id {
     RP_CFG_DATABASE,
     RP_CFG_DATABASE_WAIT,
     RP_CFG_BLOBS,
+    RP_CFG_UPLOAD_MAX_OPEN,
+    RP_CFG_UPLOAD_MAX_BYTES,
     /* Actions, not settings: command line only. */
     RP_CFG_CONFIG,
     RP_CFG_ROTATE,
     RP_CFG_ROUTES,
     RP_CFG_HELP,
     RP_CFG_VERSION,
+    RP_CFG_FROM, /* blobs move's: the store to move from */
+    RP_CFG_TO,   /* and to */
     RP_CFG_COUNT,
 } rp_config_id_t;
 
@@ -68,9 +72,11 @@ typedef struct rp_config {
     char debuginfod_url[1024];
     char console_dir[PATH_MAX]; /* "": ../share/rampart/console beside the program */
     bool webhook_allow_private;
-    char database[1024]; /* "": the SQLite file rampart.db in data_dir */
-    long database_wait;  /* seconds to wait at start for a database out of reach; 0: none */
-    int blobs;           /* where blobs live (store/blob.h: rp_blobs_kind_t): 0, dir */
+    char database[1024];   /* "": the SQLite file rampart.db in data_dir */
+    long database_wait;    /* seconds to wait at start for a database out of reach; 0: none */
+    int blobs;             /* where blobs live (store/blob.h: rp_blobs_kind_t): 0, dir */
+    long upload_max_open;  /* uploads a tenant may have open at once */
+    long upload_max_bytes; /* the announced bytes of a tenant's open uploads, together */
 } rp_config_t;
 
 /* The defaults (what --help says). */

@@ -29,6 +29,9 @@ static const char *const reason_codes[RP_REASON_COUNT] = {
     [RP_REASON_SECURITY_COUNTER] = "security_counter_mismatch",
     [RP_REASON_DEVELOPMENT] = "development_mode",
     [RP_REASON_QUARANTINED] = "quarantined",
+    [RP_REASON_CHANNEL_MISMATCH] = "channel_mismatch",
+    [RP_REASON_CHANNEL_EXPIRED] = "channel_expired",
+    [RP_REASON_CHANNEL_REUSED] = "channel_reused",
 };
 
 const char *rp_attest_reason_code(rp_attest_reason_t r)

@@ -46,6 +46,9 @@ typedef enum rp_attest_reason {
     RP_REASON_SECURITY_COUNTER, /* a known image with another security counter than it holds */
     RP_REASON_DEVELOPMENT,      /* in development mode, and the tenant's policy refuses it */
     RP_REASON_QUARANTINED,      /* quarantined by the tenant's policy (threat.c) until released */
+    RP_REASON_CHANNEL_MISMATCH, /* bound evidence, bound to another TLS connection than its own */
+    RP_REASON_CHANNEL_EXPIRED,  /* ...to its own, older than a nonce's lifetime */
+    RP_REASON_CHANNEL_REUSED,   /* ...to its own, on which bound evidence attested already */
     RP_REASON_COUNT,
 } rp_attest_reason_t;
 
@@ -117,6 +120,10 @@ typedef struct rp_server {
     atomic_int request_deadline;       /* seconds for a whole request to arrive (reload) */
     atomic_int idle_timeout;           /* seconds a connection may be idle (reload: new ones) */
     atomic_bool webhook_allow_private; /* webhooks to inside addresses (tests; reload) */
+    /* a tenant's open uploads at most, and their announced bytes together (--upload-max-open,
+     * --upload-max-bytes; reload) */
+    atomic_uint upload_max_open;
+    atomic_ullong upload_max_bytes;
     int beat_ms; /* how often each worker's loop says it turns (ready.c), in ms */
     /* What a worker's loop runs at each beat, on its thread (main.c: rp_ready_beat). */
     void (*on_beat)(rp_worker_t *w);

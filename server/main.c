@@ -26,8 +26,10 @@
 
 #include "api.h"
 #include "config.h"
+#include "console.h"
 #include "context.h"
 #include "http.h"
+#include "images.h"
 #include "listen.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
@@ -45,12 +47,14 @@
 static const char usage[] =
     "Usage: rampart-server --data-dir DIR [--listen HOST:PORT] [options]\n"
     "       rampart-server --config FILE [options]\n"
+    "       rampart-server blobs move --from dir|database --to dir|database [options]\n"
     "\n"
     "The Rampart security service: attests devices, issues 24-hour device certificates from\n"
     "tenant CAs, and serves the operator API, over HTTPS.\n"
     "\n"
     "  --config FILE       settings from FILE: `key = value` lines, a key for every option\n"
-    "                      below but the actions (--routes, --rotate-admin-token), named as\n"
+    "                      below but the actions (--routes, --rotate-admin-token, blobs\n"
+    "                      move's --from and --to), named as\n"
     "                      the option (data-dir = /var/lib/rampart; flags: verbose = true);\n"
     "                      flags given here override it. Without --config,\n"
     "                      " RP_CONFIG_DEFAULT " is read when it exists. SIGHUP reads it\n"
@@ -65,6 +69,10 @@ static const char usage[] =
     "  --blobs dir|database  where uploads, images and deltas are kept: files in DIR (dir, the\n"
     "                      default) or the database (database: replicas sharing one\n"
     "                      PostgreSQL share them); a reload that changes it needs a restart\n"
+    "  --upload-max-open N   uploads a tenant may have open at once (unfinished, or finished\n"
+    "                      and not yet an image); one more is 429 (default 16)\n"
+    "  --upload-max-bytes N  the sizes of a tenant's open uploads together, in bytes; an\n"
+    "                      upload past it is 413 (default 1073741824, 1 GiB)\n"
     "  --listen HOST:PORT  address to serve on (default 127.0.0.1:8443; port 0 picks one)\n"
     "  --hostname NAMES    extra names for the server certificate (comma-separated)\n"
     "  --threads N         worker threads (default: one per core)\n"
@@ -116,11 +124,97 @@ static const char usage[] =
     "                      system token, and exit (the service may be running); refused\n"
     "                      where DIR holds no database or no system token to replace\n"
     "\n"
+    "blobs move: move every blob (uploads, images, deltas) from one --blobs store to the\n"
+    "other, for the --data-dir and --database given (or the config file's), with every\n"
+    "replica stopped; then start them with --blobs set to --to's. Safe to kill and run\n"
+    "again; a second run moves nothing. A server refuses to start while the other store\n"
+    "holds blobs its own does not.\n"
+    "\n"
     "On first start it writes DIR/server-ca.pem (the certificate clients trust) and\n"
     "DIR/admin.token (a bootstrap system token, 0600). No other system token is ever made but\n"
     "by --rotate-admin-token (or at a start that finds none at all).\n";
 
 static struct event_base *main_base;
+
+/* The --blobs store that kind is not. */
+static rp_blobs_kind_t other_blobs(rp_blobs_kind_t kind)
+{
+    return kind == RP_BLOBS_DIR ? RP_BLOBS_DATABASE : RP_BLOBS_DIR;
+}
+
+/*
+ * The check at start: blobs kept in the other --blobs store, which this one does not hold (a
+ * restart with another --blobs), would make their images unreadable; the server refuses to
+ * start, naming the command that moves them (RP_ERR_EXISTS).
+ */
+static rp_err_t blobs_check(const rp_server_t *srv, rp_store_t *store)
+{
+    rp_blobs_kind_t other = other_blobs(srv->blobs);
+    rp_blobs_t *mine = NULL, *theirs = NULL;
+    char first[RP_BLOB_NAME_MAX + 1];
+    unsigned missing = 0;
+    rp_err_t err = rp_server_blobs_open(srv, store, &mine);
+
+    if (err == RP_OK)
+        err = rp_blobs_open(other, srv->data_dir, store, &theirs);
+    if (err == RP_OK)
+        err = rp_blobs_missing(theirs, mine, &missing, first);
+    if (err == RP_OK && missing > 0) {
+        rp_log_error("%u blob(s) (%s among them) are kept with --blobs %s, not with --blobs %s as "
+                     "this server is started: their images would be unreadable. Stop every "
+                     "replica and move them: `rampart-server blobs move --from %s --to %s` with "
+                     "the same --data-dir and --database (docs/operations.md, \"Moving blobs "
+                     "between stores\"), or start with --blobs %s",
+                     missing, first, rp_blobs_kind_name(other), rp_blobs_kind_name(srv->blobs),
+                     rp_blobs_kind_name(other), rp_blobs_kind_name(srv->blobs),
+                     rp_blobs_kind_name(other));
+        err = RP_ERR_EXISTS;
+    } else if (err != RP_OK) {
+        rp_log_error("cannot check the blob stores: %s", rp_strerror(err));
+    }
+    rp_blobs_close(theirs);
+    rp_blobs_close(mine);
+    return err;
+}
+
+/* rampart-server blobs move: from's blobs into to's store (rp_blobs_move). */
+static int blobs_move(const rp_server_t *srv, rp_blobs_kind_t from, rp_blobs_kind_t to)
+{
+    rp_blobs_t *a = NULL, *b = NULL;
+    rp_store_t *store = NULL;
+    unsigned moved = 0, had = 0;
+    rp_err_t err;
+
+    if (from == to) {
+        rp_log_error("blobs move: --from and --to name the same store (%s)",
+                     rp_blobs_kind_name(from));
+        return 2;
+    }
+    if (access(srv->data_dir, F_OK) != 0) { /* (a typo must not make one) */
+        rp_log_error("blobs move: %s: %s", srv->data_dir, strerror(errno));
+        return 1;
+    }
+    err = rp_server_store_open(srv, &store);
+    if (err == RP_OK)
+        err = rp_blobs_open(from, srv->data_dir, store, &a);
+    if (err == RP_OK)
+        err = rp_blobs_open(to, srv->data_dir, store, &b);
+    if (err == RP_OK)
+        err = rp_blobs_move(a, b, &moved, &had);
+    rp_blobs_close(a);
+    rp_blobs_close(b);
+    rp_store_close(store);
+    if (err != RP_OK) {
+        rp_log_error("blobs move: %u moved, then stopped: %s (run it again to go on)", moved,
+                     rp_strerror(err));
+        return 1;
+    }
+    rp_log_info("blobs move: %u blob(s) moved from %s to %s (%u there already); start the "
+                "service with --blobs %s",
+                moved, rp_blobs_kind_name(from), rp_blobs_kind_name(to), had,
+                rp_blobs_kind_name(to));
+    return 0;
+}
 
 /* Where the console's files are: --console-dir, or ../share/rampart/console from the program's
  * own directory (build/bin finds build/share, /usr/bin finds /usr/share). Resolved once, so that
@@ -532,6 +626,8 @@ static void apply_reloadable(rp_server_t *srv, const rp_config_t *c)
     atomic_store(&srv->request_deadline, (int)c->request_deadline);
     atomic_store(&srv->idle_timeout, (int)c->idle_timeout);
     atomic_store(&srv->webhook_allow_private, c->webhook_allow_private);
+    atomic_store(&srv->upload_max_open, (unsigned)c->upload_max_open);
+    atomic_store(&srv->upload_max_bytes, (unsigned long long)c->upload_max_bytes);
 }
 
 static unsigned long long monotonic_usec(void)
@@ -617,6 +713,16 @@ static void on_reload(evutil_socket_t sig, short events, void *arg)
  * (ready.c); then WATCHDOG=1 at half the watchdog's timeout, only while every worker's loop turns
  * (this one's does, or this would not run).
  */
+/* The first worker's loop sweeps abandoned uploads: as soon as it runs, then every
+ * RP_UPLOADS_SWEEP_EVERY seconds (on its store connection: the loop's own thread). */
+static void on_uploads_sweep(evutil_socket_t fd, short events, void *arg)
+{
+    rp_worker_t *w = arg;
+
+    (void)fd, (void)events;
+    rp_uploads_sweep(w->store, w->blobs);
+}
+
 static void on_heartbeat(evutil_socket_t fd, short events, void *arg)
 {
     char why[256];
@@ -650,11 +756,14 @@ int main(int argc, char **argv)
     rp_listen_t claim = {.fd = -1, .claim_fd = -1, .serve_fd = -1};
     long nthreads;
     uint64_t watchdog_usec;
-    struct event *sigint, *sigterm, *sighup = NULL, *heartbeat = NULL;
+    struct event *sigint, *sigterm, *sighup = NULL, *heartbeat = NULL, *sweep = NULL;
     rp_store_t *store = NULL;
     rp_config_t *cfg = &run.cfg;
     int c, fd, bound = 0, started = 0, status = 1, id;
     bool rotate = false;
+    rp_blobs_kind_t move_from = RP_BLOBS_DIR, move_to = RP_BLOBS_DIR;
+    int moving = 0; /* blobs move's options seen: 1 --from, 2 --to */
+    bool move = false;
     rp_err_t err;
 
     rp_log_init("rampart-server", RP_LOG_INFO);
@@ -675,14 +784,26 @@ int main(int argc, char **argv)
         case RP_CFG_ROUTES: rp_routes_print(stdout); return 0;
         case RP_CFG_ROTATE: rotate = true; break;
         case RP_CFG_CONFIG: run.cli.config = optarg; break;
+        case RP_CFG_FROM:
+        case RP_CFG_TO:
+            if (!rp_blobs_kind_parse(optarg, id == RP_CFG_FROM ? &move_from : &move_to)) {
+                fprintf(stderr, "rampart-server: --%s wants dir or database\n",
+                        rp_config_name((rp_config_id_t)id));
+                return 2;
+            }
+            moving |= id == RP_CFG_FROM ? 1 : 2;
+            break;
         case -1: fputs(usage, stderr); return 2;
         default:
             run.cli.v[run.cli.n].id = (rp_config_id_t)id;
             run.cli.v[run.cli.n++].value = optarg; /* NULL for a flag */
         }
     }
-    if (optind != argc) {
-        fputs(usage, stderr);
+    /* (getopt moves the words that are no options to the end) */
+    move = argc - optind == 2 && strcmp(argv[optind], "blobs") == 0 &&
+           strcmp(argv[optind + 1], "move") == 0;
+    if ((optind != argc && !move) || (move && moving != 3) || (!move && moving != 0)) {
+        fputs(move ? "rampart-server: blobs move wants --from and --to\n" : usage, stderr);
         return 2;
     }
     if (!settings(&run.cli, false, cfg, file, sizeof(file), why, sizeof(why))) {
@@ -717,6 +838,8 @@ int main(int argc, char **argv)
     srv.blobs = (rp_blobs_kind_t)cfg->blobs;
     if (rotate) /* (in a data directory that exists: a typo must not make one) */
         return rotate_admin_token(&srv) == RP_OK ? 0 : 1;
+    if (move)
+        return blobs_move(&srv, move_from, move_to);
     if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
         rp_log_error("%s: %s", cfg->data_dir, strerror(errno));
         return 1;
@@ -751,6 +874,8 @@ int main(int argc, char **argv)
                      master_path);
     if (err == RP_OK)
         err = bootstrap_token(&srv, store);
+    if (err == RP_OK)
+        err = blobs_check(&srv, store);
     rp_store_close(store);
     if (err != RP_OK) {
         rp_log_error("cannot prepare %s: %s", cfg->data_dir, rp_strerror(err));
@@ -772,6 +897,8 @@ int main(int argc, char **argv)
         err = rp_symbols_debuginfod_start(cfg->debuginfod_url, cfg->data_dir);
     if (err == RP_OK)
         err = rp_webhook_sender_start(&srv);
+    if (err == RP_OK)
+        err = rp_fleet_summaries_start(&srv);
     if (err == RP_OK && cfg->webhook_allow_private)
         rp_log_warn("--webhook-allow-private: webhooks may reach loopback, link-local and "
                     "private addresses (for tests and labs only)");
@@ -827,6 +954,14 @@ int main(int argc, char **argv)
             rp_log_error("cannot start a worker: %s", rp_strerror(err));
             goto out;
         }
+        if (i == 0 && ((sweep = event_new(workers[0].base, -1, EV_PERSIST, on_uploads_sweep,
+                                          &workers[0])) == NULL ||
+                       event_add(sweep, &(struct timeval){RP_UPLOADS_SWEEP_EVERY, 0}) != 0)) {
+            rp_log_error("cannot start the uploads' sweep");
+            goto out;
+        }
+        if (i == 0)
+            event_active(sweep, EV_TIMEOUT, 0); /* once as soon as the loop runs */
         if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0)
             goto out;
         started++;
@@ -876,12 +1011,15 @@ out:
         event_base_loopbreak(workers[i].base);
         pthread_join(workers[i].thread, NULL);
     }
+    if (sweep != NULL) /* its loop stopped, before its base is freed */
+        event_free(sweep);
     /* After the workers (nothing more is submitted), before they are freed (they take back
      * what it wrote). */
     rp_recorder_stop(srv.recorder);
     rp_deltas_stop(srv.deltas);
     rp_reports_keyer_stop(); /* after the recorder: its batches' answers queue keyings */
     rp_webhook_sender_stop();
+    rp_fleet_summaries_stop();
     rp_ratelimit_free(srv.ratelimit);
     rp_ratelimit_free(srv.unclaimed);
     rp_ratelimit_free(srv.login_limit);

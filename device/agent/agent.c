@@ -529,8 +529,9 @@ static rp_err_t measured_parse_lines(char *text, struct measured *m, char *why, 
             if (errno != 0 || *end != '\0' || cnt[0] == '-' || v > UINT32_MAX)
                 return bad(why, cap, "line %zu: the security counter is not a number", m->n + 2);
         }
-        snprintf(c->name, sizeof(c->name), "%s", name);
-        snprintf(c->version, sizeof(c->version), "%s", version);
+        /* Both lengths were checked above: they fit, with their terminators. */
+        memcpy(c->name, name, strlen(name) + 1);
+        memcpy(c->version, version, strlen(version) + 1);
         c->has_security_counter = strcmp(cnt, "-") != 0;
         c->security_counter = (uint32_t)v;
         m->n++;

@@ -95,6 +95,10 @@ bool rp_agent_monitor_serves(const char *state_dir);
  * a successful reply. */
 rp_err_t rp_agent_monitor_call(const rp_agent_t *a, rp_mon_request_t *q, int fd,
                                rp_mon_reply_t *r) RP_MUST_CHECK;
+/* The same, taking the descriptor the reply carries (INSTALL's handed answer) into *reply_fd (-1
+ * when none; close it). */
+rp_err_t rp_agent_monitor_call_fd(const rp_agent_t *a, rp_mon_request_t *q, int fd,
+                                  rp_mon_reply_t *r, int *reply_fd) RP_MUST_CHECK;
 /* The identity's public key (the root of trust's, or the monitor's answer). Owned by a. */
 EVP_PKEY *rp_agent_pubkey(const rp_agent_t *a);
 /* The largest security counter the device's root of trust holds. */
@@ -138,7 +142,9 @@ typedef struct rp_agent_result {
 } rp_agent_result_t;
 
 /*
- * One attestation: nonce, evidence, CSR, verdict; on a pass, device.crt and ca-chain.pem are
+ * One attestation: evidence bound to its TLS connection in one request (or, once the service
+ * refused that as channel_mismatch or nonce_unknown, a nonce and then evidence for it), the
+ * verdict; on a pass, device.crt and ca-chain.pem are
  * replaced atomically. RP_OK when the service answered (res says what); an error when it could
  * not be reached or answered nonsense.
  */

@@ -49,17 +49,27 @@ bool rp_agent_monitor_serves(const char *state_dir)
 
 rp_err_t rp_agent_monitor_call(const rp_agent_t *a, rp_mon_request_t *q, int fd, rp_mon_reply_t *r)
 {
+    return rp_agent_monitor_call_fd(a, q, fd, r, NULL);
+}
+
+rp_err_t rp_agent_monitor_call_fd(const rp_agent_t *a, rp_mon_request_t *q, int fd,
+                                  rp_mon_reply_t *r, int *reply_fd)
+{
     static uint32_t id;
     rp_err_t err;
 
     q->id = ++id;
-    err = rp_mon_call(a->monitor, q, fd, r);
+    err = rp_mon_call_fd(a->monitor, q, fd, r, reply_fd);
     if (err != RP_OK) {
         rp_log_error("%s: the monitor did not answer: %s", a->monitor, rp_strerror(err));
         return RP_ERR_IO;
     }
     if (r->status != RP_OK) {
         rp_log_error("the monitor refused: %s", r->message);
+        if (reply_fd != NULL && *reply_fd >= 0) {
+            close(*reply_fd);
+            *reply_fd = -1;
+        }
         return RP_ERR_IO;
     }
     return RP_OK;
@@ -246,22 +256,25 @@ static rp_err_t write_agent_file(const rp_agent_t *a, const char *name, const vo
     return err == RP_OK ? rp_write_file_atomic(path, data, len, 0644, 0) : err;
 }
 
-/* POST JSON to the service. OUT: the parsed response object (caller frees); res: the status,
- * any Retry-After, and on failure the reason. */
-static rp_err_t post_json(const char *server, const char *path, const char *ca_file, json_t *req,
-                          json_t **resp, rp_agent_result_t *res)
+/* POST JSON to the service: req, or with make (rp_http_post_bound) a body made from the
+ * connection's binding. OUT: the parsed response object (caller frees); res: the status, any
+ * Retry-After, and on failure the reason. */
+static rp_err_t post_json_or_bound(const char *server, const char *path, const char *ca_file,
+                                   json_t *req, rp_http_bound_body_fn make, void *arg,
+                                   json_t **resp, rp_agent_result_t *res)
 {
-    char url[1024], *body = json_dumps(req, JSON_COMPACT);
+    char url[1024], *body = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
     rp_http_opts_t o = {ca_file, NULL, "application/json", 30, NULL, NULL,
                         NULL,    NULL, RP_HTTP_BUSY_WAIT};
     rp_http_response_t r;
     rp_err_t err;
 
     *resp = NULL;
-    if (body == NULL)
+    if (body == NULL && make == NULL)
         return RP_ERR_NO_MEMORY;
     snprintf(url, sizeof(url), "%s%s", server, path);
-    err = rp_http_request("POST", url, &o, body, strlen(body), &r);
+    err = make != NULL ? rp_http_post_bound(url, &o, make, arg, &r)
+                       : rp_http_request("POST", url, &o, body, strlen(body), &r);
     free(body);
     if (err != RP_OK) {
         snprintf(res->reason, sizeof(res->reason), "%s", r.error);
@@ -281,6 +294,12 @@ static rp_err_t post_json(const char *server, const char *path, const char *ca_f
     return RP_OK;
 }
 
+static rp_err_t post_json(const char *server, const char *path, const char *ca_file, json_t *req,
+                          json_t **resp, rp_agent_result_t *res)
+{
+    return post_json_or_bound(server, path, ca_file, req, NULL, NULL, resp, res);
+}
+
 /* The service's reason for an answer other than 200, in res->reason. */
 static void refusal_reason(json_t *resp, rp_agent_result_t *res)
 {
@@ -291,61 +310,120 @@ static void refusal_reason(json_t *resp, rp_agent_result_t *res)
     snprintf(res->reason, sizeof(res->reason), "%s", why != NULL ? why : "refused");
 }
 
-rp_err_t rp_agent_attest(rp_agent_t *a, const char *server, const char *ca_file,
-                         rp_agent_result_t *res)
+/* The attestation request's body: the device's evidence for nonce (its eat_nonce: a nonce the
+ * service issued, or the connection's binding) and its public key. */
+struct attest_body {
+    rp_agent_t *a;
+    const char *key_b64;
+};
+
+static rp_err_t make_attest_body(void *arg, const uint8_t *nonce, size_t nonce_len, char **out,
+                                 size_t *out_len)
 {
-    uint8_t nonce[RP_EAT_NONCE_MAX], evidence[RP_EAT_MAX_SIZE], spki[RP_PUBKEY_DER_MAX];
-    size_t nonce_len, evidence_len, spki_len;
-    char *b64 = NULL, *key_b64 = NULL;
-    const char *nonce_hex, *cert, *chain, *serial, *not_after;
-    json_t *req = NULL, *resp = NULL;
-    struct tm tm;
+    struct attest_body *ab = arg;
+    uint8_t evidence[RP_EAT_MAX_SIZE];
+    size_t evidence_len;
+    char *b64 = NULL;
+    json_t *req = NULL;
     rp_err_t err;
 
-    memset(res, 0, sizeof(*res));
-    req = json_pack("{s:s}", "device_id", a->device_id);
-    err = post_json(server, "/api/v1/attest/nonce", ca_file, req, &resp, res);
-    json_decref(req);
-    req = NULL;
+    *out = NULL;
+    /* Evidence, signed inside the root of trust. */
+    err = rp_agent_ask_evidence(ab->a, nonce, nonce_len, evidence, sizeof(evidence), &evidence_len);
     if (err != RP_OK)
-        return err;
-    if (res->http_status != 200) { /* busy, rate-limited, ...: the service says why */
-        refusal_reason(resp, res);
-        goto out; /* recorded like a refused verdict */
-    }
-    nonce_hex = json_string_value(json_object_get(resp, "nonce"));
-    if (nonce_hex == NULL || strlen(nonce_hex) % 2 != 0 || strlen(nonce_hex) / 2 > sizeof(nonce) ||
-        rp_hex_decode(nonce_hex, strlen(nonce_hex), nonce, strlen(nonce_hex) / 2) != RP_OK) {
-        snprintf(res->reason, sizeof(res->reason), "the service's answer lacks a nonce");
-        json_decref(resp);
-        return RP_ERR_MALFORMED;
-    }
-    nonce_len = strlen(nonce_hex) / 2;
-    json_decref(resp);
-    resp = NULL;
-
-    /* Evidence, signed inside the root of trust, and the key it is signed with. */
-    err = rp_agent_ask_evidence(a, nonce, nonce_len, evidence, sizeof(evidence), &evidence_len);
-    if (err != RP_OK) {
-        rp_reportq_event(a, RP_REPORT_ROT_ERROR, NULL, RP_REPORT_CODE_EVIDENCE,
+        rp_reportq_event(ab->a, RP_REPORT_ROT_ERROR, NULL, RP_REPORT_CODE_EVIDENCE,
                          "the root of trust made no evidence: %s", rp_strerror(err));
-    }
     if (err == RP_OK)
         err = rp_base64_encode(evidence, evidence_len, &b64);
     if (err == RP_OK) {
-        uint8_t *p = spki;
-        int n = i2d_PUBKEY(rp_agent_pubkey(a), NULL);
-        err = n > 0 && n <= (int)sizeof(spki) && i2d_PUBKEY(rp_agent_pubkey(a), &p) == n
-                  ? RP_OK
-                  : RP_ERR_CRYPTO;
-        spki_len = (size_t)(n > 0 ? n : 0);
+        req = json_pack("{s:s, s:s}", "evidence", b64, "public_key", ab->key_b64);
+        *out = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
+        err = *out != NULL ? RP_OK : RP_ERR_NO_MEMORY;
     }
     if (err == RP_OK)
-        err = rp_base64_encode(spki, spki_len, &key_b64);
-    if (err == RP_OK) {
-        req = json_pack("{s:s, s:s}", "evidence", b64, "public_key", key_b64);
-        err = post_json(server, "/api/v1/attest", ca_file, req, &resp, res);
+        *out_len = strlen(*out);
+    json_decref(req);
+    free(b64);
+    return err;
+}
+
+/* The nonce flow: a nonce, then the evidence for it (two requests). OUT: *resp, res. */
+static rp_err_t attest_with_nonce(struct attest_body *ab, const char *server, const char *ca_file,
+                                  json_t **resp, rp_agent_result_t *res)
+{
+    uint8_t nonce[RP_EAT_NONCE_MAX];
+    size_t nonce_len, body_len;
+    const char *nonce_hex;
+    char *body = NULL;
+    json_t *req = json_pack("{s:s}", "device_id", ab->a->device_id);
+    rp_err_t err = post_json(server, "/api/v1/attest/nonce", ca_file, req, resp, res);
+
+    json_decref(req);
+    if (err != RP_OK || res->http_status != 200) /* busy, rate-limited...: the service says why */
+        return err;
+    nonce_hex = json_string_value(json_object_get(*resp, "nonce"));
+    if (nonce_hex == NULL || strlen(nonce_hex) % 2 != 0 || strlen(nonce_hex) / 2 > sizeof(nonce) ||
+        rp_hex_decode(nonce_hex, strlen(nonce_hex), nonce, strlen(nonce_hex) / 2) != RP_OK) {
+        snprintf(res->reason, sizeof(res->reason), "the service's answer lacks a nonce");
+        json_decref(*resp);
+        *resp = NULL;
+        return RP_ERR_MALFORMED;
     }
+    nonce_len = strlen(nonce_hex) / 2;
+    json_decref(*resp);
+    *resp = NULL;
+    err = make_attest_body(ab, nonce, nonce_len, &body, &body_len);
+    if (err == RP_OK) {
+        req = json_loadb(body, body_len, 0, NULL);
+        err = req != NULL ? post_json(server, "/api/v1/attest", ca_file, req, resp, res)
+                          : RP_ERR_NO_MEMORY;
+        json_decref(req);
+    }
+    free(body);
+    return err;
+}
+
+/* Once the service refused bound evidence as bound to another connection (a proxy that ends TLS
+ * sits between) or as a nonce it never issued (a service older than the bound flow), this
+ * process attests with the nonce flow. */
+static bool nonce_flow_only;
+
+rp_err_t rp_agent_attest(rp_agent_t *a, const char *server, const char *ca_file,
+                         rp_agent_result_t *res)
+{
+    uint8_t spki[RP_PUBKEY_DER_MAX], *p = spki;
+    char *key_b64 = NULL;
+    const char *cert, *chain, *serial, *not_after, *why;
+    json_t *resp = NULL;
+    struct attest_body ab = {a, NULL};
+    struct tm tm;
+    rp_err_t err;
+    int n;
+
+    memset(res, 0, sizeof(*res));
+    /* The key the evidence is signed with: the device's ID is its hash. */
+    n = i2d_PUBKEY(rp_agent_pubkey(a), NULL);
+    err = n > 0 && n <= (int)sizeof(spki) && i2d_PUBKEY(rp_agent_pubkey(a), &p) == n
+              ? rp_base64_encode(spki, (size_t)n, &key_b64)
+              : RP_ERR_CRYPTO;
+    ab.key_b64 = key_b64;
+    if (err == RP_OK && !nonce_flow_only) {
+        /* One request: the evidence bound to the connection that carries it. */
+        err = post_json_or_bound(server, "/api/v1/attest", ca_file, NULL, make_attest_body, &ab,
+                                 &resp, res);
+        why = json_string_value(json_object_get(resp, "reason"));
+        if (err == RP_OK && res->http_status == 403 && why != NULL &&
+            (strcmp(why, "channel_mismatch") == 0 || strcmp(why, "nonce_unknown") == 0)) {
+            rp_log_info("the service refused evidence bound to the TLS connection (%s): "
+                        "attesting with a nonce from now on",
+                        why);
+            nonce_flow_only = true;
+            json_decref(resp);
+            resp = NULL;
+        }
+    }
+    if (err == RP_OK && nonce_flow_only)
+        err = attest_with_nonce(&ab, server, ca_file, &resp, res);
     if (err != RP_OK)
         goto out;
     if (res->http_status != 200) {
@@ -384,8 +462,6 @@ out : {
     json_decref(st);
 }
     free(key_b64);
-    free(b64);
-    json_decref(req);
     json_decref(resp);
     return err;
 }

@@ -20,6 +20,7 @@ enum { OK = 0, FAIL = 1, USAGE = 2 }; /* exit codes */
 struct args {
     const char *state_dir, *rot, *tcti, *server, *server_ca, *nonce, *out;
     const char *listen, *peer, *image_key, *component, *output, *update_root, *update_window;
+    const char *start_jitter; /* run: --start-jitter, as given (NULL: the default) */
     long renew_after, update_interval;
     int health_seconds;
     char **rest; /* positional arguments */

@@ -3,7 +3,8 @@
  * reported on, and the steps it schedules, which the one-shot commands (attest, check-now) run
  * too: an attestation, an update check under the slots' lock, the status report and the report
  * queue's upload. Its schedule: re-attestation at two thirds of the certificate's life (with
- * jitter; backoff and the service's Retry-After on failure), update checks every interval and on
+ * jitter; backoff and the service's Retry-After on failure; the first one after start, with the
+ * first update check, at a random second of --start-jitter), update checks every interval and on
  * SIGUSR1 (inside the update window, if one is set), the monitor's kept crashes polled, the
  * watchdog told at each turn. The command line is main.c's.
  */
@@ -19,6 +20,7 @@
 
 #include "agent.h"
 #include "confine.h"
+#include "mcu_runner.h"
 #include "crashes.h"
 #include "daemon.h"
 #include "report.h"
@@ -304,12 +306,18 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
     } else {
         rp_log_info("rampart-monitor serves %s: it runs the apps, each in its compartment",
                     o->state_dir);
+        rp_mcu_runner_start(o->state_dir); /* the relay to an MCU runs outside the filter */
         if (rp_agent_confine() != RP_OK) { /* its own allow-list from here on */
             rp_agent_close(agent);
             return false;
         }
     }
     rp_http_set_wait_hook(request_wait_tick);
+    if (o->start_jitter > 0) { /* not all of a fleet at once after a power cut */
+        next_attest = next_update = time(NULL) + jitter(1, o->start_jitter + 1);
+        rp_log_info("first attestation in %ld s (--start-jitter %ld)",
+                    (long)(next_attest - time(NULL)), o->start_jitter);
+    }
     rp_notify("READY=1\nSTATUS=running for device %s", agent->device_id);
     while (!stopping) {
         rp_notify_watchdog();

@@ -17,7 +17,14 @@ typedef struct rp_daemon_opts {
     long renew_after;          /* seconds; 0: two thirds of the certificate's life */
     long update_interval;      /* seconds between update checks; 0: an hour */
     int health_seconds;        /* a trial's health check (rp_install_opts_t) */
+    long start_jitter;         /* the first attestation and check: 1 to this many s after start */
 } rp_daemon_opts_t;
+
+/* --start-jitter's default: after a regional power cut a fleet's devices start within seconds of
+ * each other; each waits up to this long before its first request, so that they do not arrive
+ * at the service in the same second (docs/scale.md). 0: at once. */
+#define RP_DAEMON_START_JITTER 30
+#define RP_DAEMON_START_JITTER_MAX 3600
 
 /* SIGTERM and SIGINT stop the loop, SIGUSR1 asks for an update check now: set before the agent is
  * opened, so that a stop asked meanwhile is kept. */

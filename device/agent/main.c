@@ -5,6 +5,7 @@
  * and what every command shares (commands.h); the commands are cmd_*.c, the daemon (`run`) is
  * daemon.c.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "agent.h"
 #include "commands.h"
 #include "confine.h"
+#include "mcu_runner.h"
 #include "daemon.h"
 #include "proto.h"
 #include "rampart/file.h"
@@ -39,7 +41,9 @@ static const char usage[] =
     "      and accepts only certificates from its own tenant CA; prints the peer's device ID.\n"
     "  run --state-dir S --server URL --server-ca FILE [--renew-after SECONDS]\n"
     "        [--update-interval SECONDS] [--update-window HH:MM-HH:MM] [--health-seconds N]\n"
-    "      Attest now, then again well before the certificate expires (at two thirds of its\n"
+    "        [--start-jitter SECONDS]\n"
+    "      Attest within --start-jitter seconds of starting (a random second, default 30;\n"
+    "      0: at once), then again well before the certificate expires (at two thirds of its\n"
     "      life, at most every 24 hours), retrying failures with backoff and jitter. With an\n"
     "      update root, check for updates at start and every interval (default 3600, +-10%),\n"
     "      or at once on SIGUSR1; install only inside the window (local time), if given.\n"
@@ -161,6 +165,8 @@ int cmd_open_online(const struct args *a, rp_agent_t *agent, char *server, size_
     if (cmd_open_agent(a, agent) != OK)
         return FAIL;
     rc = cmd_service_of(a, agent, server, scap, ca, ccap);
+    if (rc == OK && !cmd_direct(agent))
+        rp_mcu_runner_start(agent->state_dir); /* the relay to an MCU runs outside the filter */
     if (rc == OK && !cmd_direct(agent) && rp_agent_confine() != RP_OK)
         rc = FAIL;
     if (rc != OK)
@@ -235,11 +241,20 @@ int cmd_run(const struct args *a)
                           .update_window = a->update_window,
                           .renew_after = a->renew_after,
                           .update_interval = a->update_interval,
-                          .health_seconds = a->health_seconds};
+                          .health_seconds = a->health_seconds,
+                          .start_jitter = RP_DAEMON_START_JITTER};
     rp_agent_t agent;
+    char *end;
 
     if (a->server == NULL || a->server_ca == NULL)
         return cmd_usage("run needs --server URL and --server-ca FILE");
+    if (a->start_jitter != NULL) {
+        errno = 0;
+        o.start_jitter = strtol(a->start_jitter, &end, 10);
+        if (errno != 0 || end == a->start_jitter || *end != '\0' || o.start_jitter < 0 ||
+            o.start_jitter > RP_DAEMON_START_JITTER_MAX)
+            return cmd_usage("--start-jitter is 0 to 3600 seconds");
+    }
     rp_daemon_signals();
     if (a->update_window != NULL && !rp_daemon_window_parse(a->update_window, &(int){0}, &(int){0}))
         return cmd_usage("--update-window is HH:MM-HH:MM (local time)");
@@ -269,6 +284,7 @@ int main(int argc, char **argv)
         {"update-root",     required_argument, NULL, 'U'},
         {"update-interval", required_argument, NULL, 'I'},
         {"update-window",   required_argument, NULL, 'W'},
+        {"start-jitter",    required_argument, NULL, 'J'},
         {"verbose",         no_argument,       NULL, 'v'},
         {"help",            no_argument,       NULL, 'h'},
         {"version",         no_argument,       NULL, 'V'},
@@ -303,7 +319,7 @@ int main(int argc, char **argv)
         verb = argv[2];
         optind = 3;
     }
-    while ((c = getopt_long(argc, argv, "s:r:t:S:C:n:o:R:l:p:k:c:H:O:U:I:W:vhV", opts, NULL)) !=
+    while ((c = getopt_long(argc, argv, "s:r:t:S:C:n:o:R:l:p:k:c:H:O:U:I:W:J:vhV", opts, NULL)) !=
            -1) {
         switch (c) {
         case 's': a.state_dir = optarg; break;
@@ -331,6 +347,7 @@ int main(int argc, char **argv)
                 return cmd_usage("--update-interval is 1 to 604800 seconds");
             break;
         case 'W': a.update_window = optarg; break;
+        case 'J': a.start_jitter = optarg; break;
         case 'v': rp_log_set_level(RP_LOG_DEBUG); break;
         case 'h': fputs(usage, stdout); return OK;
         default: return cmd_usage("bad option");

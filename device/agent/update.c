@@ -19,6 +19,7 @@
 #include "rampart/http_client.h"
 #include "rampart/image.h"
 #include "rampart/log.h"
+#include "mcu_runner.h"
 #include "update.h"
 #include "mcu.h"
 #include "reportq.h"
@@ -413,7 +414,7 @@ rp_err_t rp_agent_install(rp_agent_t *a, const char *name, const char *path,
     static rp_mon_reply_t r;
     rp_mon_request_t q = {.type = RP_MON_INSTALL};
     rp_err_t err;
-    int fd;
+    int fd, slot = -1;
 
     if (a->rot != NULL) {
         rp_install_opts_t mine = *opts;
@@ -421,23 +422,35 @@ rp_err_t rp_agent_install(rp_agent_t *a, const char *name, const char *path,
         mine.external = rp_mcu_health;
         return rp_install(a, name, path, &mine, res);
     }
-    /* A component attached to an MCU: the monitor refuses it (do_install), since the agent's
-     * user cannot read root's S/mcu/ to tell. */
+    /* A component attached to an MCU: the monitor verifies it, puts it on trial and answers
+     * handed with the trial slot (the monitor tells by root's S/mcu/); the agent relays it. */
     if (strlen(name) >= sizeof(q.u.install.component))
         return RP_ERR_INVALID_ARG;
     strcpy(q.u.install.component, name);
     q.u.install.health_seconds = opts->health_seconds > 0 ? (uint32_t)opts->health_seconds : 0;
+    /* For an MCU it is how long the monitor waits for the board's verdict: its default, the
+     * relay's two boots, whatever an app's health window is. */
+    if (rp_mcu_attached(a->state_dir, name) == RP_OK)
+        q.u.install.health_seconds = 0;
     /* The monitor reads the image from this descriptor, never from a path the agent names. */
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         rp_log_error("%s: %s", path, strerror(errno));
         return RP_ERR_IO;
     }
-    err = rp_agent_monitor_call(a, &q, fd, &r);
+    err = rp_agent_monitor_call_fd(a, &q, fd, &r, &slot);
     close(fd);
     if (err == RP_OK) {
         res->state = (rp_update_state_t)r.u.install.state;
         snprintf(res->detail, sizeof(res->detail), "%s", r.u.install.detail);
+    }
+    if (err == RP_OK && res->state == RP_UPDATE_HANDED && slot >= 0)
+        return rp_mcu_hand_over(a, name, slot, res);
+    if (slot >= 0)
+        close(slot);
+    if (err == RP_OK && res->state == RP_UPDATE_HANDED) {
+        res->state = RP_UPDATE_FAILED; /* (never without its descriptor) */
+        snprintf(res->detail, sizeof(res->detail), "handed over without the image");
     }
     return err;
 }
@@ -458,8 +471,8 @@ rp_err_t rp_agent_recover(rp_agent_t *a, int *unbootable)
 
 /* What the image says of itself, unverified (the monitor verifies it when it installs): through
  * the monitor, the agent holds no keys' verdict, only the bytes the metadata named. */
-static rp_err_t image_identity(rp_agent_t *a, const char *name, const char *path,
-                               rp_slot_image_t *img)
+rp_err_t rp_agent_image_identity(rp_agent_t *a, const char *name, const char *path,
+                                 rp_slot_image_t *img)
 {
     uint8_t scratch[4096];
     rp_image_identity_t id;
@@ -681,7 +694,7 @@ static rp_err_t apply_target(struct client *c, const char *deployment, const rp_
     }
     /* What the image says of itself (its fields are read before the security counter floor is
      * applied: rp_install applies that). */
-    err = image_identity(c->a, name, path, &img);
+    err = rp_agent_image_identity(c->a, name, path, &img);
     if (err != RP_OK)
         return err;
     if (img.version[0] != '\0' && !rp_update_target_matches(t, &img)) {

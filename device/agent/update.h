@@ -133,11 +133,17 @@ rp_err_t rp_update_image_keys(const char *state_dir, rp_md_role_t *role,
                               bool *have_root) RP_MUST_CHECK;
 
 /* Install the image at path as component name: through the monitor (INSTALL, the image as a
- * descriptor) when it serves the device, otherwise rp_install() here. */
+ * descriptor) when it serves the device, otherwise rp_install() here. Firmware for an MCU is
+ * answered handed by the monitor and relayed here (rp_mcu_hand_over, mcu_runner.h). */
 rp_err_t rp_agent_install(rp_agent_t *a, const char *name, const char *path,
                           const rp_install_opts_t *opts, rp_install_result_t *res) RP_MUST_CHECK;
 /* Recovery (rp_components_recover): through the monitor (RECOVER), or here. */
 rp_err_t rp_agent_recover(rp_agent_t *a, int *unbootable) RP_MUST_CHECK;
+/* What the image at path says of itself: verified in single-process mode (rp_slot_check);
+ * through the monitor, unverified (the version, counter and digest its header and TLVs give; all
+ * zero when it is no image), since the monitor verifies what it installs. OUT: *img. */
+rp_err_t rp_agent_image_identity(rp_agent_t *a, const char *name, const char *path,
+                                 rp_slot_image_t *img) RP_MUST_CHECK;
 /* A memory file holding doc in its binary form (rp_md_signed_encode), for TRUST_ROOT and
  * TARGETS: the monitor parses no JSON it has not verified. OUT: *fd (close it). */
 rp_err_t rp_update_signed_fd(const rp_md_signed_t *doc, int *fd) RP_MUST_CHECK;

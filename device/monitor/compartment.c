@@ -546,11 +546,11 @@ static void cgroups_setup(rp_compartment_t *c, const rp_manifest_t *m, unsigned 
                 snprintf(text, sizeof(text), "%llu", (unsigned long long)m->memory_kb * 1024);
                 ok = cg_write(v2dir, "memory.max", text) == 0;
                 (void)cg_write(v2dir, "memory.swap.max", "0");
-                snprintf(c->cg_memory, sizeof(c->cg_memory), "%s/memory.events", v2dir);
+                (void)pathf(c->cg_memory, sizeof(c->cg_memory), "%s/memory.events", v2dir);
             } else if (i == 1) {
                 snprintf(text, sizeof(text), "%u", m->pids);
                 ok = cg_write(v2dir, "pids.max", text) == 0;
-                snprintf(c->cg_pids, sizeof(c->cg_pids), "%s/pids.events", v2dir);
+                (void)pathf(c->cg_pids, sizeof(c->cg_pids), "%s/pids.events", v2dir);
             } else {
                 snprintf(text, sizeof(text), "%u 100000", m->cpu_percent * 1000);
                 ok = cg_write(v2dir, "cpu.max", text) == 0;
@@ -2061,7 +2061,7 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
         if ((err = take_lock(c, "devices", m->devices[i], why, cap)) != RP_OK) {
             if (err == RP_ERR_EXISTS) {
                 snprintf(why, cap, "device %s is owned by another running app", m->devices[i]);
-                snprintf(reason, sizeof(reason), "%s: owned by another running app", m->devices[i]);
+                snprintf(reason, sizeof(reason), "%.200s: owned by another running app", m->devices[i]);
                 record(c, RP_EVENT_DEVICE, reason);
             }
             goto fail;

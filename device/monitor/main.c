@@ -34,6 +34,10 @@
 
 #define CLIENTS_MAX 16
 #define IDLE_SECONDS 60 /* a connection that says nothing for this long is closed */
+/* Firmware handed to the agent for an MCU: its verdict's deadline (INSTALL's health_seconds when
+ * given), and the install child's exit status when it answered handed. */
+#define HANDED_SECONDS 300
+#define HANDED_EXIT 3
 
 static const char usage[] =
     "Usage: rampart-monitor --state-dir S [--socket PATH] [--agent-user USER]\n"
@@ -72,6 +76,7 @@ static struct {
     rp_mon_request_t install_req; /* its request: answered here if the child dies first */
     rp_apps_trial_ctx_t trial; /* the install child's trial hook: its channel to the supervisor */
     rp_apps_chans_t chans;     /* each app's channel (appchan.h): answered here */
+    time_t handed_until; /* firmware handed to the agent: a trial left by then is rolled back */
 } m;
 
 /* Tell the app supervisor what should run (after an install, a recovery, or a change of the
@@ -228,7 +233,7 @@ static void apps_remove(rp_mon_reply_t *p)
     if (err == RP_OK && !rp_monitor_remove_allowed(&m.agent, name, why, sizeof(why)))
         err = RP_ERR_DENIED;
     if (err == RP_OK) {
-        snprintf(event, sizeof(event), "%.47s removed: %s", c.confirmed_version, why);
+        snprintf(event, sizeof(event), "%.47s removed: %.190s", c.confirmed_version, why);
         why[0] = '\0';
         err = remove_app(name, event);
         if (err != RP_OK)
@@ -393,14 +398,14 @@ static void serve_one(struct client *c)
     dispatch(c, fd);
 }
 
-/* Encode and send m.reply to c; a client that cannot take it is dropped. */
-static void reply_to(struct client *c)
+/* Encode and send m.reply (and fd, when not -1) to c; a client that cannot take it is dropped. */
+static void reply_to(struct client *c, int fd)
 {
     size_t len;
     rp_err_t err = rp_mon_reply_encode(&m.reply, m.buf, sizeof(m.buf), &len);
 
     if (err == RP_OK)
-        err = rp_mon_send(c->fd, m.buf, len, -1);
+        err = rp_mon_send(c->fd, m.buf, len, fd);
     if (err != RP_OK) {
         rp_log_warn("a %s reply could not be sent (%s): the client is dropped",
                     rp_mon_type_name(m.req.type), rp_strerror(err));
@@ -426,7 +431,7 @@ static void install_in_child(struct client *c, int fd)
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ch) != 0) {
         m.reply.status = RP_ERR_IO;
         snprintf(m.reply.message, sizeof(m.reply.message), "cannot start the install");
-        reply_to(c);
+        reply_to(c, -1);
         return;
     }
     memset(&m.apps_msg, 0, sizeof(m.apps_msg));
@@ -437,15 +442,17 @@ static void install_in_child(struct client *c, int fd)
         close(ch[1]);
         m.reply.status = RP_ERR_IO;
         snprintf(m.reply.message, sizeof(m.reply.message), "cannot start the install");
-        reply_to(c);
+        reply_to(c, -1);
         return;
     }
     if (pid == 0) {
+        int slot;
         close(ch[0]);
         m.trial.fd = ch[1];
-        rp_monitor_serve(&m.agent, &m.req, fd, peer_uid(c), &m.reply);
-        reply_to(c);
-        _exit(0); /* nothing of the parent's is closed or flushed: the root of trust stays its */
+        rp_monitor_serve(&m.agent, &m.req, fd, peer_uid(c), &m.reply, &slot);
+        reply_to(c, slot);
+        /* nothing of the parent's is closed or flushed: the root of trust stays its */
+        _exit(!m.reply.status && m.reply.u.install.state == RP_UPDATE_HANDED ? HANDED_EXIT : 0);
     }
     close(ch[0]);
     close(ch[1]);
@@ -497,13 +504,30 @@ static void dispatch(struct client *c, int fd)
         m.reply.id = m.req.id;
         apps_remove(&m.reply);
     } else {
-        rp_monitor_serve(&m.agent, &m.req, fd, peer_uid(c), &m.reply);
+        rp_monitor_serve(&m.agent, &m.req, fd, peer_uid(c), &m.reply, &(int){-1});
     }
     if (fd >= 0)
         close(fd);
     if (m.req.type == RP_MON_RECOVER)
         apps_sync(); /* what runs may have changed */
-    reply_to(c);
+    reply_to(c, -1);
+}
+
+/* No verdict on firmware handed to the agent by its deadline (the agent died, or keeps silent):
+ * outside an install child only a handed trial can be on trial, and recovery rolls it back. */
+static void handed_expire(time_t now)
+{
+    int lock;
+
+    if (m.handed_until == 0 || now < m.handed_until ||
+        (lock = rp_monitor_slots_lock(m.agent.state_dir, false)) < 0)
+        return;
+    if (rp_components_recover_cut(&m.agent, NULL,
+                                  "no verdict from the agent on the firmware handed over for the "
+                                  "MCU in time") != RP_OK)
+        rp_log_error("firmware handed over: its trial is rolled back at the next start");
+    close(lock);
+    m.handed_until = 0;
 }
 
 /*
@@ -535,7 +559,7 @@ static void install_died(int status)
     snprintf(m.reply.message, sizeof(m.reply.message), "the install stopped before it finished; %s",
              err == RP_OK ? "the slots were put right (an unconfirmed version rolled back)"
                           : "the slots are put right at the monitor's next start");
-    reply_to(m.install_client);
+    reply_to(m.install_client, -1);
 }
 
 /* The install child is done: its client is read again, the apps synced, held requests answered. */
@@ -566,7 +590,10 @@ static bool reap_children(void)
 
     while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
         if (pid == m.install_pid) {
-            if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            uint32_t secs = m.install_req.u.install.health_seconds;
+            if (WIFEXITED(st) && WEXITSTATUS(st) == HANDED_EXIT) /* the latest deadline */
+                m.handed_until = time(NULL) + (secs > 0 && secs <= 600 ? secs : HANDED_SECONDS);
+            else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
                 install_died(st);
             install_done();
         } else if (pid == m.apps_pid) {
@@ -619,6 +646,8 @@ static int loop(int lfd, int sfd)
         if (m.install_pid == 0 &&
             (stamp.tv_sec != m.apps_seen.tv_sec || stamp.tv_nsec != m.apps_seen.tv_nsec))
             apps_sync(); /* another command installed or rolled back */
+        if (m.install_pid == 0)
+            handed_expire(now); /* (while a child runs, its own trial may be on) */
         p[0] = (struct pollfd){lfd, POLLIN, 0};
         p[1] = (struct pollfd){sfd, POLLIN, 0};
         p[2] = (struct pollfd){m.apps_fd, POLLIN, 0};

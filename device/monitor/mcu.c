@@ -125,7 +125,8 @@ rp_err_t rp_mcu_relay_save(const char *state_dir, const char *name, char *const 
         err = RP_ERR_INVALID_ARG;
     if (snprintf(dir, sizeof(dir), "%s/mcu", state_dir) >= (int)sizeof(dir))
         err = RP_ERR_INVALID_ARG;
-    if (err == RP_OK && mkdir(dir, 0700) != 0 && errno != EEXIST)
+    /* Readable by all (no secret in it): under the monitor the agent's user runs the relay. */
+    if (err == RP_OK && ((mkdir(dir, 0755) != 0 && errno != EEXIST) || chmod(dir, 0755) != 0))
         err = RP_ERR_IO;
     j = err == RP_OK ? json_pack("{s:O}", "relay", words) : NULL;
     json_decref(words);
@@ -135,7 +136,7 @@ rp_err_t rp_mcu_relay_save(const char *state_dir, const char *name, char *const 
     json_decref(j);
     if (text == NULL)
         return RP_ERR_NO_MEMORY;
-    err = rp_write_file_atomic(path, text, strlen(text), 0600, 0);
+    err = rp_write_file_atomic(path, text, strlen(text), 0644, 0);
     free(text);
     return err;
 }
@@ -271,8 +272,8 @@ rp_err_t rp_mcu_boot(const rp_mcu_relay_t *r, const char *image, int timeout_s, 
     /* Under a seccomp filter (rampart-monitor's has no exec) the relay could not start. */
     if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 0) {
         snprintf(detail, cap,
-                 "the MCU's relay cannot run under a seccomp filter: a device under "
-                 "rampart-monitor does not hand firmware to an MCU yet");
+                 "the MCU's relay cannot run under a seccomp filter (under rampart-monitor the "
+                 "agent's relay runner runs it)");
         return RP_ERR_IO;
     }
     memcpy(argv, r->argv, (size_t)argc * sizeof(argv[0]));

@@ -56,11 +56,12 @@ rp_err_t rp_mcu_relay_load(const char *state_dir, const char *name,
                            rp_mcu_relay_t *r) RP_MUST_CHECK;
 void rp_mcu_relay_free(rp_mcu_relay_t *r);
 /* Whether component name is attached to an MCU, without reading its relay (the monitor, which
- * starts no relay, refuses such an install): RP_OK when S/mcu/NAME.json is there,
+ * starts no relay, hands such an install to its agent): RP_OK when S/mcu/NAME.json is there,
  * RP_ERR_NOT_FOUND when it is not, another error when that cannot be told. */
 rp_err_t rp_mcu_attached(const char *state_dir, const char *name) RP_MUST_CHECK;
 /* Attach component name to the MCU the relay argv[0..argc) reaches (argv[0] absolute, at most
- * RP_MCU_RELAY_ARGS_MAX words); kept atomically in S/mcu/NAME.json. */
+ * RP_MCU_RELAY_ARGS_MAX words); kept atomically in S/mcu/NAME.json (S/mcu/ 0755, the file 0644:
+ * under the monitor the agent's user runs the relay). */
 rp_err_t rp_mcu_relay_save(const char *state_dir, const char *name, char *const argv[],
                            int argc) RP_MUST_CHECK;
 
@@ -86,8 +87,8 @@ void rp_mcu_install(const rp_mcu_relay_t *r, const char *path, const char *versi
 
 /* The single-process agent's rp_install_opts_t.external (slots.h): a component attached to an MCU
  * is installed there (rp_mcu_install); RP_ERR_NOT_FOUND when the component is not attached. Never
- * the monitor's: its seccomp filter starts no program (the agent refuses such an install under
- * the monitor, rp_agent_install). */
+ * the monitor's: its seccomp filter starts no program (it hands the trial to its agent, whose
+ * relay runner runs rp_mcu_install: device/agent/mcu_runner.h). */
 rp_err_t rp_mcu_health(rp_agent_t *a, const char *name, const char *slot_path, const char *version,
                        bool *healthy, rp_update_state_t *unhealthy, char *detail,
                        size_t cap) RP_MUST_CHECK;

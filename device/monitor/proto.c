@@ -133,6 +133,9 @@ static void get_str(rd_t *r, char *out, size_t max)
 
 /* ---- header ---- */
 
+/* MCU_VERDICT: component str(32), digest bytes(32), state u8, detail str(255). */
+#define VERDICT_MAX (2 + RP_COMPONENT_NAME_MAX + 2 + RP_SHA256_LEN + 1 + 2 + RP_MON_DETAIL_MAX)
+
 static const struct {
     const char *name;
     size_t body_max;          /* a request's */
@@ -158,6 +161,7 @@ static const struct {
     [RP_MON_SETTINGS] = {"settings",       1,                             RP_MON_CHANNEL_AGENT},
     [RP_MON_TARGETS] = {"targets",        0,                             RP_MON_CHANNEL_AGENT},
     [RP_MON_APP_REMOVE] = {"app-remove",     2 + RP_COMPONENT_NAME_MAX,     RP_MON_CHANNEL_AGENT},
+    [RP_MON_MCU_VERDICT] = {"mcu-verdict",    VERDICT_MAX,                   RP_MON_CHANNEL_AGENT},
 };
 
 _Static_assert(RP_MON_REASON_MAX == RP_EVENT_REASON_MAX, "EVENTS carries a whole reason");
@@ -328,6 +332,12 @@ rp_err_t rp_mon_request_encode(const rp_mon_request_t *q, uint8_t *buf, size_t c
         put_u32(&w, q->u.crashes.offset);
         break;
     case RP_MON_SETTINGS: put_u8(&w, q->u.settings.crash_capture); break;
+    case RP_MON_MCU_VERDICT:
+        put_str(&w, q->u.mcu_verdict.component, RP_COMPONENT_NAME_MAX);
+        put_bytes(&w, q->u.mcu_verdict.digest, RP_SHA256_LEN, RP_SHA256_LEN);
+        put_u8(&w, q->u.mcu_verdict.state);
+        put_str(&w, q->u.mcu_verdict.detail, RP_MON_DETAIL_MAX);
+        break;
     default: /* STATUS, ID, RECOVER, APP_LIST, TRUST_ROOT, TARGETS, APP_IDENTITY, APP_INCOMING:
               * no body */
         break;
@@ -402,6 +412,16 @@ rp_err_t rp_mon_request_decode(const uint8_t *buf, size_t len, rp_mon_request_t 
             !rp_component_name_valid(q->u.app_log.component, strlen(q->u.app_log.component)))
             r.err = RP_ERR_MALFORMED;
         break;
+    case RP_MON_MCU_VERDICT:
+        get_str(&r, q->u.mcu_verdict.component, RP_COMPONENT_NAME_MAX);
+        get_bytes(&r, q->u.mcu_verdict.digest, &(size_t){0}, RP_SHA256_LEN, RP_SHA256_LEN);
+        q->u.mcu_verdict.state = get_u8(&r);
+        get_str(&r, q->u.mcu_verdict.detail, RP_MON_DETAIL_MAX);
+        if (r.err == RP_OK && (!rp_component_name_valid(q->u.mcu_verdict.component,
+                                                        strlen(q->u.mcu_verdict.component)) ||
+                               !rp_mon_outcome(q->u.mcu_verdict.state)))
+            r.err = RP_ERR_MALFORMED;
+        break;
     case RP_MON_APP_CONTROL:
         get_str(&r, q->u.app_control.component, RP_COMPONENT_NAME_MAX);
         q->u.app_control.action = get_u8(&r);
@@ -470,6 +490,7 @@ rp_err_t rp_mon_reply_encode(const rp_mon_reply_t *p, uint8_t *buf, size_t cap, 
         put_bytes(&w, p->u.evidence.eat, p->u.evidence.len, RP_EAT_MAX_SIZE);
         break;
     case RP_MON_INSTALL:
+    case RP_MON_MCU_VERDICT:
         put_u8(&w, p->u.install.state);
         put_str(&w, p->u.install.detail, RP_MON_DETAIL_MAX);
         break;
@@ -587,6 +608,7 @@ rp_err_t rp_mon_reply_decode(const uint8_t *buf, size_t len, rp_mon_reply_t *p)
         get_bytes(&r, p->u.evidence.eat, &p->u.evidence.len, 1, RP_EAT_MAX_SIZE);
         break;
     case RP_MON_INSTALL:
+    case RP_MON_MCU_VERDICT:
         p->u.install.state = get_u8(&r);
         get_str(&r, p->u.install.detail, RP_MON_DETAIL_MAX);
         break;
@@ -753,12 +775,20 @@ rp_err_t rp_mon_recv(int sock, uint8_t *buf, size_t cap, size_t *len, int *fd)
 
 rp_err_t rp_mon_call(const char *path, const rp_mon_request_t *q, int fd, rp_mon_reply_t *reply)
 {
+    return rp_mon_call_fd(path, q, fd, reply, NULL);
+}
+
+rp_err_t rp_mon_call_fd(const char *path, const rp_mon_request_t *q, int fd, rp_mon_reply_t *reply,
+                        int *reply_fd)
+{
     static uint8_t buf[RP_MON_PACKET_MAX]; /* one call at a time per process */
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     size_t len;
-    int sock, got_fd;
+    int sock, got_fd = -1;
     rp_err_t err;
 
+    if (reply_fd != NULL)
+        *reply_fd = -1;
     if (strlen(path) >= sizeof(addr.sun_path))
         return RP_ERR_INVALID_ARG;
     memcpy(addr.sun_path, path, strlen(path) + 1);
@@ -774,8 +804,9 @@ rp_err_t rp_mon_call(const char *path, const rp_mon_request_t *q, int fd, rp_mon
         err = rp_mon_send(sock, buf, len, fd);
     if (err == RP_OK)
         err = rp_mon_recv(sock, buf, sizeof(buf), &len, &got_fd);
-    if (err == RP_OK && got_fd >= 0) {
-        close(got_fd); /* no reply carries one */
+    if (err == RP_OK && got_fd >= 0 && reply_fd == NULL) {
+        close(got_fd); /* not asked for */
+        got_fd = -1;
         err = RP_ERR_MALFORMED;
     }
     if (err == RP_OK)
@@ -783,5 +814,9 @@ rp_err_t rp_mon_call(const char *path, const rp_mon_request_t *q, int fd, rp_mon
     if (err == RP_OK && (reply->id != q->id || reply->type != q->type))
         err = RP_ERR_MALFORMED;
     close(sock);
+    if (err == RP_OK && reply_fd != NULL)
+        *reply_fd = got_fd;
+    else if (got_fd >= 0)
+        close(got_fd);
     return err;
 }

@@ -9,8 +9,8 @@
  *           per-field maximum (a string holds no NUL)
  * A reply has the request's type with RP_MON_REPLY set and the request's id; its body opens with
  * a u16 status (an rp_err_t: 0 is success), then on success the type's fields, otherwise a string
- * saying why. Descriptors (INSTALL's image, TRUST_ROOT's and TARGETS' metadata) travel beside the
- * packet as SCM_RIGHTS.
+ * saying why. Descriptors (INSTALL's image, TRUST_ROOT's and TARGETS' metadata; INSTALL's handed
+ * answer's trial slot) travel beside the packet as SCM_RIGHTS.
  *
  * Decoding is bounded and allocation-free: anything short, long, of another magic or version, of an
  * unknown type, with bytes left over, or with a field past its maximum is refused with its own
@@ -26,6 +26,7 @@
 #include "rampart/crypto.h"
 #include "rampart/eat.h"
 #include "rampart/error.h"
+#include "rampart/update_state.h"
 
 #define RP_MON_MAGIC 0x52504d4eu /* "RPMN" */
 #define RP_MON_VERSION 1
@@ -122,7 +123,10 @@ typedef enum rp_mon_type {
                                 monitor's update root, kept; INSTALL takes only what they name */
     RP_MON_APP_REMOVE = 21,  /* remove an app: stopped, its files, storage and slots gone
                                 (the targets no longer name it, or a sideload) */
-    RP_MON_TYPE_END = 22     /* one past the last type: new types go before it */
+    RP_MON_MCU_VERDICT = 22, /* the MCU's verdict on firmware INSTALL handed to the agent
+                                (answered handed, with the trial slot's descriptor): the
+                                install ends with it (docs/mcu.md) */
+    RP_MON_TYPE_END = 23     /* one past the last type: new types go before it */
 } rp_mon_type_t;
 
 /* Where a type may be asked: the one owner of "agent types on the agent's socket, app types on
@@ -192,6 +196,12 @@ typedef struct rp_mon_request {
         struct {
             uint8_t crash_capture; /* 1 on, 0 off (the device group's, as the service said) */
         } settings;
+        struct {
+            char component[RP_COMPONENT_NAME_MAX + 1]; /* rp_component_name_valid() */
+            uint8_t digest[RP_SHA256_LEN]; /* of the image handed over (INSTALL's detail, hex) */
+            uint8_t state; /* rp_update_state_t: installed, refused, rolled_back or failed */
+            char detail[RP_MON_DETAIL_MAX + 1]; /* the agent's word, recorded */
+        } mcu_verdict;
     } u;
 } rp_mon_request_t;
 
@@ -235,7 +245,7 @@ typedef struct rp_mon_reply {
         struct {
             uint8_t state; /* rp_update_state_t */
             char detail[RP_MON_DETAIL_MAX + 1];
-        } install;
+        } install; /* and MCU_VERDICT's */
         struct {
             uint32_t unbootable;
         } recover;
@@ -298,6 +308,17 @@ rp_mon_channel_t rp_mon_type_channel(rp_mon_type_t type);
  * may. */
 int rp_mon_type_takes_fd(rp_mon_type_t type);
 
+/* Whether state (rp_update_state_t) ends an install: installed, failed, rolled_back or refused
+ * (MCU_VERDICT's outcome, and the agent's relay runner's). */
+_Static_assert(RP_UPDATE_FAILED == RP_UPDATE_INSTALLED + 1 &&
+                   RP_UPDATE_ROLLED_BACK == RP_UPDATE_INSTALLED + 2 &&
+                   RP_UPDATE_REFUSED == RP_UPDATE_INSTALLED + 3,
+               "the four outcomes, in a row");
+static inline int rp_mon_outcome(unsigned state)
+{
+    return state >= RP_UPDATE_INSTALLED && state <= RP_UPDATE_REFUSED;
+}
+
 /* Requests: the client encodes, the monitor decodes. OUT: buf[0..*len) / *r. */
 rp_err_t rp_mon_request_encode(const rp_mon_request_t *r, uint8_t *buf, size_t cap,
                                size_t *len) RP_MUST_CHECK;
@@ -323,5 +344,9 @@ rp_err_t rp_mon_recv(int sock, uint8_t *buf, size_t cap, size_t *len, int *fd) R
 /* A client's whole call: connect to path, send r (and fd), read the reply. OUT: *reply. */
 rp_err_t rp_mon_call(const char *path, const rp_mon_request_t *r, int fd,
                      rp_mon_reply_t *reply) RP_MUST_CHECK;
+/* The same, taking the descriptor a reply may carry (INSTALL's, handed) into *reply_fd (-1 when
+ * none came; close it); rp_mon_call refuses a reply that carries one. */
+rp_err_t rp_mon_call_fd(const char *path, const rp_mon_request_t *r, int fd, rp_mon_reply_t *reply,
+                        int *reply_fd) RP_MUST_CHECK;
 
 #endif /* RAMPART_MONITOR_PROTO_H */

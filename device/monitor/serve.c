@@ -439,7 +439,20 @@ rp_err_t rp_monitor_agent_dir(const char *state_dir, uid_t uid, gid_t gid)
     return err;
 }
 
-static void do_install(rp_agent_t *a, const rp_mon_request_t *q, int fd, rp_mon_reply_t *p)
+/* INSTALL's external for a component attached to an MCU: the board's trial is run by the agent
+ * (the monitor runs no program), so the install answers handed, on trial until MCU_VERDICT. */
+static rp_err_t hand_over(rp_agent_t *a, const char *name, const char *slot_path,
+                          const char *version, bool *healthy, rp_update_state_t *unhealthy,
+                          char *detail, size_t cap)
+{
+    (void)a, (void)name, (void)slot_path, (void)version, (void)detail, (void)cap;
+    *healthy = false;
+    *unhealthy = RP_UPDATE_HANDED;
+    return RP_OK;
+}
+
+static void do_install(rp_agent_t *a, const rp_mon_request_t *q, int fd, rp_mon_reply_t *p,
+                       int *reply_fd)
 {
     struct gate g = {.a = a};
     rp_install_opts_t opts = {
@@ -457,18 +470,13 @@ static void do_install(rp_agent_t *a, const rp_mon_request_t *q, int fd, rp_mon_
         refuse(p, RP_ERR_INVALID_ARG, "install needs the image as a descriptor (SCM_RIGHTS)");
         return;
     }
-    /* The monitor starts no relay (its seccomp filter): firmware for an MCU is handed over only by
-     * an agent in single-process mode; installed in a slot here, it would be reported running. */
+    /* Firmware for an MCU: verified and on trial here, its trial handed to the agent. */
     err = rp_mcu_attached(a->state_dir, q->u.install.component);
-    if (err != RP_ERR_NOT_FOUND) {
-        if (err == RP_OK) {
-            p->u.install.state = RP_UPDATE_FAILED;
-            snprintf(p->u.install.detail, sizeof(p->u.install.detail),
-                     "attached to an MCU: its firmware is handed over only by an agent in "
-                     "single-process mode (docs/mcu.md)");
-        } else
-            refuse(p, err, "%s: cannot tell whether it is attached to an MCU: %s",
-                   q->u.install.component, rp_strerror(err));
+    if (err == RP_OK)
+        opts.external = hand_over;
+    else if (err != RP_ERR_NOT_FOUND) {
+        refuse(p, err, "%s: cannot tell whether it is attached to an MCU: %s",
+               q->u.install.component, rp_strerror(err));
         return;
     }
     err = copy_in(fd, a->state_dir, path, sizeof(path), &g);
@@ -484,13 +492,42 @@ static void do_install(rp_agent_t *a, const rp_mon_request_t *q, int fd, rp_mon_
         if (err == RP_OK) {
             p->u.install.state = (uint8_t)res.state;
             snprintf(p->u.install.detail, sizeof(p->u.install.detail), "%s", res.detail);
-        } else {
+        }
+        /* Handed: the trial slot, read-only, beside the answer (never a path to swap). Should it
+         * not open, the agent gets none, gives no verdict, and the deadline rolls it back. */
+        if (err == RP_OK && res.state == RP_UPDATE_HANDED) { /* the detail: its digest, hex */
+            char slot[PATH_MAX];
+            if (rp_hex_encode(res.digest, RP_SHA256_LEN, p->u.install.detail,
+                              sizeof(p->u.install.detail)) == RP_OK &&
+                rp_slot_path(a->state_dir, q->u.install.component, res.slot, slot, sizeof(slot)) ==
+                    RP_OK)
+                *reply_fd = open(slot, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        } else if (err != RP_OK) {
             refuse(p, err, "%s: the install failed: %s", q->u.install.component,
                    err == RP_ERR_BAD_SIGNATURE ? "its state's counter binding is tampered"
                                                : rp_strerror(err));
         }
     }
     unlink(path);
+}
+
+/* MCU_VERDICT: the agent's word on firmware INSTALL handed over ends the install, only for a
+ * component attached to an MCU whose trial slot still holds that image (docs/mcu.md, trust). */
+static void do_verdict(rp_agent_t *a, const rp_mon_request_t *q, rp_mon_reply_t *p)
+{
+    rp_install_result_t res;
+    rp_err_t err = rp_mcu_attached(a->state_dir, q->u.mcu_verdict.component);
+
+    if (err == RP_OK)
+        err = rp_install_end(a, q->u.mcu_verdict.component, q->u.mcu_verdict.digest,
+                             (rp_update_state_t)q->u.mcu_verdict.state, q->u.mcu_verdict.detail,
+                             &res);
+    if (err == RP_OK) {
+        p->u.install.state = (uint8_t)res.state;
+        snprintf(p->u.install.detail, sizeof(p->u.install.detail), "%s", res.detail);
+    } else
+        refuse(p, err, "%s: %s", q->u.mcu_verdict.component,
+               err == RP_ERR_NOT_FOUND ? "not the image on trial for an MCU" : rp_strerror(err));
 }
 
 /*
@@ -626,12 +663,13 @@ static void do_app_log(rp_agent_t *a, const rp_mon_request_t *q, rp_mon_reply_t 
 }
 
 void rp_monitor_serve(rp_agent_t *a, const rp_mon_request_t *q, int fd, uid_t peer,
-                      rp_mon_reply_t *p)
+                      rp_mon_reply_t *p, int *reply_fd)
 {
     rp_err_t err = RP_OK;
     int unbootable = 0, lock;
 
     memset(p, 0, sizeof(*p));
+    *reply_fd = -1;
     p->type = q->type;
     p->id = q->id;
     /* The agent's socket answers the agent's types only (proto.c owns which are which): an app's
@@ -661,13 +699,16 @@ void rp_monitor_serve(rp_agent_t *a, const rp_mon_request_t *q, int fd, uid_t pe
         break;
     case RP_MON_INSTALL:
     case RP_MON_RECOVER:
+    case RP_MON_MCU_VERDICT:
         /* Taking turns with an agent that still changes the slots itself; never waiting for it
          * (the monitor would stop serving everyone else). */
         lock = rp_monitor_slots_lock(a->state_dir, false);
         if (lock < 0)
             refuse(p, RP_ERR_EXISTS, "the slots are busy (S/update.lock is held): try again");
         else if (q->type == RP_MON_INSTALL)
-            do_install(a, q, fd, p);
+            do_install(a, q, fd, p, reply_fd);
+        else if (q->type == RP_MON_MCU_VERDICT)
+            do_verdict(a, q, p);
         else if ((err = rp_components_recover(a, &unbootable)) == RP_OK)
             p->u.recover.unbootable = (uint32_t)unbootable; /* the union: not for INSTALL */
         if (lock >= 0)

@@ -14,9 +14,9 @@
 
 /* Answer q (fd: the descriptor that came with it, or -1; the caller closes it; peer: the client's
  * uid, SO_PEERCRED). OUT: *p, always a reply to send (an error reply when the monitor could not do
- * it). */
+ * it); *reply_fd, a descriptor to send beside it (INSTALL's handed trial slot; close it), or -1. */
 void rp_monitor_serve(rp_agent_t *a, const rp_mon_request_t *q, int fd, uid_t peer,
-                      rp_mon_reply_t *p);
+                      rp_mon_reply_t *p, int *reply_fd);
 
 /* For --agent-user: S and S/update made passable (0711), the public documents in them (the update
  * root, the capability) readable, and S/agent/ made the agent's (rp_agent_dir_make). */

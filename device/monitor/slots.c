@@ -766,6 +766,29 @@ rp_err_t rp_component_note(rp_agent_t *a, const char *name, rp_update_state_t re
     return component_save(a->state_dir, &c);
 }
 
+/* The end of a trial (res->detail says how it went): recorded; installed makes the trial slot
+ * active, then raises the security counter to its image's. */
+static rp_err_t conclude(rp_agent_t *a, rp_component_t *c, int target, const rp_slot_image_t *copy,
+                         rp_update_state_t state, rp_install_result_t *res)
+{
+    rp_err_t err;
+
+    c->trial = -1;
+    if (state != RP_UPDATE_INSTALLED)
+        return finish(a, c, res, state, copy->version, "%s", res->detail);
+    c->active = target;
+    if (rp_hex_encode(copy->digest, RP_SHA256_LEN, c->confirmed[target],
+                      sizeof(c->confirmed[target])) != RP_OK)
+        return RP_ERR_INVALID_ARG;
+    snprintf(c->confirmed_version, sizeof(c->confirmed_version), "%s", copy->version);
+    err = finish(a, c, res, RP_UPDATE_INSTALLED, copy->version, "%s", res->detail);
+    if (err == RP_OK) {
+        rp_failpoint("security counter");
+        err = rp_rot_seccnt_advance(a->rot, c->seccnt_index, copy->security_counter);
+    }
+    return err;
+}
+
 rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
                     const rp_install_opts_t *opts, rp_install_result_t *res)
 {
@@ -889,25 +912,42 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
                            sizeof(res->detail));
     if (err != RP_OK)
         return err;
-    c.trial = -1;
-    if (!healthy && on_mcu) /* the detail says what the MCU runs */
-        return finish(a, &c, res, unhealthy, src.version, "%s", res->detail);
-    if (!healthy)
+    if (!healthy && on_mcu && unhealthy == RP_UPDATE_HANDED) {
+        /* Handed over (the monitor's): on trial until its verdict (rp_install_end). */
+        res->state = RP_UPDATE_HANDED;
+        res->slot = target;
+        memcpy(res->digest, copy.digest, RP_SHA256_LEN);
+        return RP_OK;
+    }
+    if (!healthy && !on_mcu) { /* (an MCU's detail says what the MCU runs) */
+        c.trial = -1;
         return finish(a, &c, res, RP_UPDATE_ROLLED_BACK, src.version, "%s; %s is still running",
                       res->detail, c.active >= 0 ? cur.version : "nothing");
-
-    /* Confirmed: the new slot is active, then the security counter rises to the new image's. */
-    c.active = target;
-    if (rp_hex_encode(copy.digest, RP_SHA256_LEN, c.confirmed[target],
-                      sizeof(c.confirmed[target])) != RP_OK)
-        return RP_ERR_INVALID_ARG;
-    snprintf(c.confirmed_version, sizeof(c.confirmed_version), "%s", copy.version);
-    err = finish(a, &c, res, RP_UPDATE_INSTALLED, src.version, "%s", res->detail);
-    if (err == RP_OK) {
-        rp_failpoint("security counter");
-        err = rp_rot_seccnt_advance(a->rot, c.seccnt_index, copy.security_counter);
     }
-    return err;
+    return conclude(a, &c, target, &copy, healthy ? RP_UPDATE_INSTALLED : unhealthy, res);
+}
+
+rp_err_t rp_install_end(rp_agent_t *a, const char *name, const uint8_t *digest,
+                        rp_update_state_t state, const char *detail, rp_install_result_t *res)
+{
+    char path[PATH_MAX];
+    rp_slot_image_t img;
+    rp_component_t c;
+    rp_err_t err = component_load_bound(a, name, &c);
+
+    memset(res, 0, sizeof(*res));
+    if (err == RP_OK && c.trial < 0)
+        err = RP_ERR_NOT_FOUND;
+    if (err == RP_OK)
+        err = rp_slot_path(a->state_dir, name, c.trial, path, sizeof(path));
+    if (err == RP_OK)
+        err = rp_slot_check(a, &c, path, &img);
+    if (err == RP_OK && (!img.valid || memcmp(img.digest, digest, RP_SHA256_LEN) != 0))
+        err = RP_ERR_NOT_FOUND;
+    if (err != RP_OK)
+        return err;
+    snprintf(res->detail, sizeof(res->detail), "%s", detail);
+    return conclude(a, &c, c.trial, &img, state, res);
 }
 
 /* ---- recovery ---- */

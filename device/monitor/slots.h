@@ -77,10 +77,11 @@ typedef bool (*rp_install_gate_fn)(void *ctx, const char *component, const rp_sl
 
 /* Hand the verified image at slot_path to where the component runs and say how it went:
  * RP_ERR_NOT_FOUND when the component does not run elsewhere (the usual health check applies);
- * else *healthy, and *unhealthy the outcome when it is not (refused, rolled back, failed). */
+ * else *healthy, and *unhealthy the outcome when it is not (refused, rolled back, failed; or
+ * RP_UPDATE_HANDED: it is left on trial, rp_install answers handed, rp_install_end ends it). */
 typedef rp_err_t (*rp_external_fn)(rp_agent_t *a, const char *name, const char *slot_path,
-                                   const char *version, bool *healthy,
-                                   rp_update_state_t *unhealthy, char *detail, size_t cap);
+                                   const char *version, bool *healthy, rp_update_state_t *unhealthy,
+                                   char *detail, size_t cap);
 
 typedef struct rp_install_opts {
     int health_seconds; /* how long a new app must stay up (it may say sooner that it is ready);
@@ -92,14 +93,18 @@ typedef struct rp_install_opts {
     /* The monitor's: asked once the image verifies, before anything is written. NULL: any. */
     rp_install_gate_fn gate;
     void *gate_ctx;
-    /* The single-process agent's: a component that runs on another processor (an MCU beside the
-     * device: rp_mcu_health, mcu.h) is handed over and judged there. NULL: none (the monitor). */
+    /* A component that runs on another processor (an MCU beside the device) is handed over and
+     * judged there: the single-process agent's rp_mcu_health (mcu.h); the monitor's says handed
+     * (its agent relays it, serve.c). NULL: none. */
     rp_external_fn external;
 } rp_install_opts_t;
 
 typedef struct rp_install_result {
-    rp_update_state_t state; /* installed, refused, rolled_back, failed, unchanged */
+    rp_update_state_t state; /* installed, refused, rolled_back, failed, unchanged; handed */
     char detail[RP_SLOT_DETAIL_MAX + 1];
+    /* Handed (an external that said RP_UPDATE_HANDED): the trial slot and its image's digest. */
+    int slot;
+    uint8_t digest[RP_SHA256_LEN];
 } rp_install_result_t;
 
 /* Load a component's state; RP_ERR_NOT_FOUND when it was never installed. */
@@ -132,6 +137,15 @@ rp_err_t rp_trust_image_key(const char *state_dir, const char *pem_path) RP_MUST
  */
 rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
                     const rp_install_opts_t *opts, rp_install_result_t *res) RP_MUST_CHECK;
+
+/* End an install its external handed over (res->state RP_UPDATE_HANDED: the component left on
+ * trial) with how it went elsewhere: state installed (the trial slot becomes active, the counter
+ * rises to its image's) or refused, rolled_back or failed (the trial dropped), detail recorded.
+ * digest: the handed image's, which the trial slot must still hold and verify. RP_ERR_NOT_FOUND
+ * when no such trial is there. (A trial no verdict ends is rolled back by recovery.) */
+rp_err_t rp_install_end(rp_agent_t *a, const char *name, const uint8_t *digest,
+                        rp_update_state_t state, const char *detail,
+                        rp_install_result_t *res) RP_MUST_CHECK;
 
 /* Record an update's outcome that never reached rp_install (a download refused: too long, not
  * the image the metadata names) in the component's state, making the state if need be. */

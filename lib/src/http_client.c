@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <curl/curl.h>
 
+#include "rampart/attest_binding.h"
 #include "rampart/http_client.h"
 #include "rampart/log.h"
 
@@ -125,8 +126,47 @@ static int on_request_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, 
     return 0;
 }
 
+/* A body made from the connection's binding (rp_http_post_bound's make), as curl first asks for it:
+ * by then the connection is up and its handshake done. */
+struct bound {
+    CURL *curl;
+    rp_http_bound_body_fn make; /* NULL: the request has no bound body */
+    void *arg;
+    char *body;
+    size_t len, off;
+    bool made;
+    rp_err_t err;
+};
+
+static size_t on_bound_read(char *buf, size_t size, size_t n, void *arg)
+{
+    struct bound *b = arg;
+    struct curl_tlssessioninfo *tls = NULL;
+    uint8_t binding[RP_ATTEST_BINDING_LEN];
+    size_t take;
+
+    if (!b->made) {
+        b->made = true;
+        b->err = curl_easy_getinfo(b->curl, CURLINFO_TLS_SSL_PTR, &tls) == CURLE_OK &&
+                         tls != NULL && tls->backend == CURLSSLBACKEND_OPENSSL &&
+                         tls->internals != NULL
+                     ? rp_attest_binding(tls->internals, binding)
+                     : RP_ERR_UNSUPPORTED;
+        if (b->err == RP_OK)
+            b->err = b->make(b->arg, binding, sizeof(binding), &b->body, &b->len);
+        OPENSSL_cleanse(binding, sizeof(binding));
+    }
+    if (b->err != RP_OK)
+        return CURL_READFUNC_ABORT;
+    take = b->len - b->off < size * n ? b->len - b->off : size * n;
+    memcpy(buf, b->body + b->off, take);
+    b->off += take;
+    return take;
+}
+
 static rp_err_t request_once(const char *method, const char *url, const rp_http_opts_t *o,
-                             const void *body, size_t len, rp_http_response_t *resp)
+                             const void *body, size_t len, rp_http_bound_body_fn make, void *arg,
+                             rp_http_response_t *resp)
 {
     struct request_progress progress = {o, body != NULL};
     char auth[512], ctype[128];
@@ -134,6 +174,7 @@ static rp_err_t request_once(const char *method, const char *url, const rp_http_
     struct sink sink = {NULL, 0, false};
     struct ssl_cb cb = {o->ssl_ctx_fn, o->ssl_ctx_arg};
     char errbuf[CURL_ERROR_SIZE] = "";
+    struct bound bound = {0};
     CURLcode rc;
     CURL *curl;
 
@@ -142,6 +183,9 @@ static rp_err_t request_once(const char *method, const char *url, const rp_http_
     curl = curl_easy_init();
     if (curl == NULL)
         return RP_ERR_NO_MEMORY;
+    bound.curl = curl;
+    bound.make = make;
+    bound.arg = arg;
     if (o->token != NULL) {
         snprintf(auth, sizeof(auth), "Authorization: Bearer %s", o->token);
         headers = curl_slist_append(headers, auth);
@@ -163,6 +207,10 @@ static rp_err_t request_once(const char *method, const char *url, const rp_http_
     if (body != NULL) {
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    } else if (make != NULL) { /* its length unknown until then: sent chunked */
+        curl_easy_setopt(curl, CURLOPT_POST, 1L);
+        curl_easy_setopt(curl, CURLOPT_READFUNCTION, on_bound_read);
+        curl_easy_setopt(curl, CURLOPT_READDATA, &bound);
     }
     if (o->ssl_ctx_fn != NULL) {
         curl_easy_setopt(curl, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
@@ -184,10 +232,13 @@ static rp_err_t request_once(const char *method, const char *url, const rp_http_
     } else {
         snprintf(resp->error, sizeof(resp->error), "%s",
                  sink.too_large ? "the response is too large"
-                 : errbuf[0]    ? errbuf
-                                : curl_easy_strerror(rc));
+                 : bound.made && bound.err != RP_OK
+                     ? "cannot make the request's body from the connection's binding"
+                 : errbuf[0] ? errbuf
+                             : curl_easy_strerror(rc));
         free(sink.buf);
     }
+    free(bound.body);
     curl_slist_free_all(headers);
     curl_easy_cleanup(curl);
     if (rc != CURLE_OK)
@@ -213,10 +264,12 @@ static bool busy_sleep(long seconds)
     return wait_hook == NULL || wait_hook();
 }
 
-rp_err_t rp_http_request(const char *method, const char *url, const rp_http_opts_t *o,
-                         const void *body, size_t len, rp_http_response_t *resp)
+/* One request, and again after each 503 that names its wait, for o->busy_wait seconds at most. */
+static rp_err_t request(const char *method, const char *url, const rp_http_opts_t *o,
+                        const void *body, size_t len, rp_http_bound_body_fn make, void *arg,
+                        rp_http_response_t *resp)
 {
-    rp_err_t err = request_once(method, url, o, body, len, resp);
+    rp_err_t err = request_once(method, url, o, body, len, make, arg, resp);
     long left = o->busy_wait;
 
     /* A 503 that names its wait is the service asking for the request again (its database
@@ -232,9 +285,25 @@ rp_err_t rp_http_request(const char *method, const char *url, const rp_http_opts
         if (!busy_sleep(wait))
             break;
         rp_http_response_free(resp);
-        err = request_once(method, url, o, body, len, resp);
+        err = request_once(method, url, o, body, len, make, arg, resp);
     }
     return err;
+}
+
+rp_err_t rp_http_request(const char *method, const char *url, const rp_http_opts_t *o,
+                         const void *body, size_t len, rp_http_response_t *resp)
+{
+    return request(method, url, o, body, len, NULL, NULL, resp);
+}
+
+rp_err_t rp_http_post_bound(const char *url, const rp_http_opts_t *o, rp_http_bound_body_fn make,
+                            void *arg, rp_http_response_t *resp)
+{
+    if (make == NULL) {
+        memset(resp, 0, sizeof(*resp));
+        return RP_ERR_INVALID_ARG;
+    }
+    return request("POST", url, o, NULL, 0, make, arg, resp);
 }
 
 void rp_http_response_free(rp_http_response_t *resp)

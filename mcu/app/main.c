@@ -5,14 +5,17 @@
  * firmware image (docs/mcu.md). Built again for tests: with RP_APP_PROBE (probe.bin,
  * probe-key.bin) it tries to read secure memory instead, which must fault; with
  * RP_APP_ATTEST_PROBE too (probe-key.bin), it first hands the attestation service memory that is
- * not its own and bad lengths, and prints each answer.
+ * not its own and bad lengths, and prints each answer; with RP_APP_CALL_PROBE (probe-call.bin) it
+ * calls the service's code directly, not through its veneer, which must fault.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "an505.h"
 #include "rp_mcu_attest.h"
 #include "rp_mcu_trailer.h"
+#include "rampart/hex.h"
 #include "semihost.h"
 #include "startup.h"
 
@@ -27,28 +30,32 @@ static void delay(void)
         ;
 }
 
-/* The nonce mcu-run passes ("nonce=HEX", 8 to 64 bytes), else a fixed sample one. OUT: *len. */
-static void nonce_of(uint8_t nonce[RP_MCU_NONCE_MAX], size_t *len)
+/* The nonce mcu-run passes ("nonce=HEX", RP_MCU_NONCE_MIN to _MAX bytes): true with it in
+ * nonce[0..*len); with no nonce given, a fixed sample one (the demo's); false, said, for a nonce
+ * given that is not one (nothing is then signed: evidence over another nonce than asked would
+ * mislead whoever relays it). */
+static bool nonce_of(uint8_t nonce[RP_MCU_NONCE_MAX], size_t *len)
 {
     static const char sample[] = "rampart sample nonce";
     static char cmdline[160];
     const char *p = NULL;
-    size_t n = 0;
 
     if (rp_sh_cmdline(cmdline, sizeof(cmdline)))
         p = rp_sh_arg(cmdline, "nonce");
-    for (; p != NULL && n < RP_MCU_NONCE_MAX; n++, p += 2) {
-        int hi = rp_sh_hexval(p[0]), lo = hi < 0 ? -1 : rp_sh_hexval(p[1]);
-        if (lo < 0)
-            break;
-        nonce[n] = (uint8_t)(hi << 4 | lo);
-    }
-    if (n == 0) {
+    if (p == NULL) {
         rp_sh_out("app: no nonce given: a sample one\n");
-        n = sizeof(sample) - 1;
-        memcpy(nonce, sample, n);
+        *len = sizeof(sample) - 1;
+        memcpy(nonce, sample, *len);
+        return true;
     }
-    *len = n;
+    size_t digits = strcspn(p, " ");
+    *len = digits / 2;
+    if (digits % 2 != 0 || *len < RP_MCU_NONCE_MIN || *len > RP_MCU_NONCE_MAX ||
+        rp_hex_decode(p, digits, nonce, *len) != RP_OK) {
+        rp_sh_out("app: no evidence: the nonce given is not 8 to 64 bytes in hex\n");
+        return false;
+    }
+    return true;
 }
 
 /* Evidence from the secure attestation service, printed as hex on one line. */
@@ -60,7 +67,8 @@ static void attest(void)
     size_t nonce_len, len;
     rp_err_t err;
 
-    nonce_of(nonce, &nonce_len);
+    if (!nonce_of(nonce, &nonce_len))
+        return;
     err = rp_attest(nonce, nonce_len, evidence, sizeof(evidence), &len);
     line[0] = 0;
     if (err != RP_OK) {
@@ -134,6 +142,14 @@ int main(void)
     rp_sh_out("app: reading secure memory\n");
     if (RP_REG(RP_APP_PROBE) != 0x12345678u)
         rp_sh_out("app: read secure memory\n");
+    rp_sh_exit(0);
+#endif
+#ifdef RP_APP_CALL_PROBE
+    /* The entry probe (probe-call.bin, for tests): a call into the attestation service's code
+     * anywhere but through its veneer must fault, so the line after it is never printed. */
+    rp_sh_out("app: calling secure code\n");
+    ((void (*)(void))(uintptr_t)((RP_APP_CALL_PROBE) | 1u))();
+    rp_sh_out("app: called secure code\n");
     rp_sh_exit(0);
 #endif
     for (int i = 0; i < BLINKS; i++) {

@@ -10,24 +10,7 @@
 
 #include "rampart/crypto.h"
 #include "rampart/image.h"
-
-/*
- * What the boot stage measured of the image it started, kept in secure RAM for the attestation
- * service (attest.c): the same facts an EAT's measurement carries.
- */
-typedef struct rp_boot_record {
-    uint32_t magic; /* RP_BOOT_RECORD_MAGIC once filled in */
-    uint32_t slot;
-    uint32_t trial; /* 1: booted on trial, not confirmed yet (the counter is not raised) */
-    rp_image_version_t version;
-    uint32_t security_counter;
-    uint8_t digest[RP_SHA256_LEN]; /* SHA-256 of the signed region, as verified */
-    uint8_t signer[RP_SHA256_LEN]; /* SHA-256 of the trusted key that signed it */
-} rp_boot_record_t;
-
-#define RP_BOOT_RECORD_MAGIC 0x52504252u /* "RBPR" */
-
-extern rp_boot_record_t rp_boot_record;
+#include "rp_mcu_handoff.h"
 
 /* The stored security counter. RP_ERR_MALFORMED when secure storage holds neither a valid record
  * nor erased flash (fail closed: nothing boots). OUT: *counter (0 on a device never booted). */
@@ -54,14 +37,9 @@ const char *rp_boot_check(uint32_t slot_off, rp_image_info_t *info);
  * is not raised). RP_ERR_MALFORMED: the swap status is corrupt (nothing boots). */
 rp_err_t rp_swap_boot(bool *trial) RP_MUST_CHECK;
 
-/* The attestation service (attest.c): derive the device key from the device secret and print
- * its public key ("boot: attestation key SPKI-HEX"), or say the service is off without one. */
-void rp_attest_init(void);
-
-/* The stack's high-water mark since reset, on the console: "boot: stack high-water N of M bytes"
- * then after (its end of line included), N the deepest the stack went (the reset paints it: the
- * words below it never written), M the room it has (secure RAM above the static data). */
-void rp_stack_report(const char *after);
+/* The secure stack (the boot stage's RAM above its static data): its high-water mark. */
+extern uint32_t __stack_top[], __bss_end[];
+#define rp_boot_stack_report(after) rp_stack_report(__bss_end, __stack_top, after)
 
 /* Make the non-secure image's slot, its RAM and its peripherals non-secure (SAU, MPC, PPC);
  * everything else stays secure. */

@@ -1,8 +1,9 @@
 /*
  * The secure boot stage: verifies the primary slot with the portable core (the same MCUboot
  * format and the same code as the server and the Linux device), refuses an image below the
- * security counter kept in secure storage, records what it measured, gives the non-secure world
- * its memory and nothing else, and starts it. Before that, swap.c installs an upgrade from the
+ * security counter kept in secure storage, records what it measured, measures and starts the
+ * secure attestation service (linked apart, mcu/attest/), gives the non-secure world its memory
+ * and nothing else, and starts it. Before that, swap.c installs an upgrade from the
  * secondary slot (or resumes, confirms or reverts one) with the same checks (rp_boot_check). It
  * prints a banner, the measurement and one line of verdict ("boot: slot0 version V counter N:
  * booting" or "boot: refused: REASON"), which scripts/mcu-run and tests read.
@@ -11,6 +12,7 @@
 
 #include <mbedtls/memory_buffer_alloc.h>
 
+#include "attest_image.h"
 #include "boot.h"
 #include "boot_key.h"
 #include "semihost.h"
@@ -19,8 +21,6 @@
 static unsigned char mbedtls_pool[RP_MCU_MBEDTLS_POOL];
 /* The hashing buffer; the slot is memory-mapped, so the core reads it in place. */
 static uint8_t scratch[RP_IMAGE_SCRATCH_MIN];
-
-rp_boot_record_t rp_boot_record;
 
 static char line[160];
 
@@ -33,7 +33,7 @@ __attribute__((noreturn)) static void refuse(const char *reason, const char *det
         strcat(line, detail);
     strcat(line, "\n");
     rp_sh_out(line);
-    rp_stack_report("\n");
+    rp_boot_stack_report("\n");
     rp_sh_exit(1);
 }
 
@@ -103,9 +103,34 @@ const char *rp_boot_check(uint32_t slot_off, rp_image_info_t *info)
     return NULL;
 }
 
+/*
+ * The attestation service holds the device key: it runs only as it was built with this boot
+ * stage, its whole image (its veneers, header, code and data) measured against the digest the
+ * build recorded (attest_image.h), before the boot stage calls it or opens its veneers.
+ */
+static const char *rp_attest_start(void)
+{
+    uint8_t digest[RP_SHA256_LEN];
+
+    if (rp_sha256((const void *)RP_MCU_NSC_BASE, RP_MCU_ATTEST_IMAGE_LEN, digest) != RP_OK ||
+        memcmp(digest, rp_mcu_attest_image_sha256, RP_SHA256_LEN) != 0 ||
+        RP_MCU_PARTITION->magic != RP_MCU_PARTITION_MAGIC)
+        return "the attestation service is not the one this boot stage was built with";
+    line[0] = 0;
+    strcat(line, "boot: measured the attestation service sha256 ");
+    rp_sh_hex(line, digest, RP_SHA256_LEN);
+    strcat(line, "\n");
+    rp_sh_out(line);
+    RP_MCU_HANDOFF->stack_low = __bss_end;
+    RP_MCU_HANDOFF->stack_top = __stack_top;
+    RP_MCU_PARTITION->start();
+    return NULL;
+}
+
 int main(void)
 {
     const uint32_t slot = RP_MCU_FLASH_BASE + RP_MCU_SLOT0_OFF;
+    rp_boot_record_t *rec = &RP_MCU_HANDOFF->record; /* in the hand-off to the service */
     uint8_t key_hash[RP_SHA256_LEN];
     char num[RP_IMAGE_VERSION_STR_MAX];
     rp_image_info_t info;
@@ -131,13 +156,13 @@ int main(void)
     if (reason != NULL)
         refuse(reason, NULL);
 
-    rp_boot_record.slot = 0;
-    rp_boot_record.trial = trial;
-    rp_boot_record.version = info.layout.hdr.version;
-    rp_boot_record.security_counter = info.security_counter;
-    memcpy(rp_boot_record.digest, info.digest, RP_SHA256_LEN);
-    memcpy(rp_boot_record.signer, key_hash, RP_SHA256_LEN);
-    rp_boot_record.magic = RP_BOOT_RECORD_MAGIC;
+    rec->slot = 0;
+    rec->trial = trial;
+    rec->version = info.layout.hdr.version;
+    rec->security_counter = info.security_counter;
+    memcpy(rec->digest, info.digest, RP_SHA256_LEN);
+    memcpy(rec->signer, key_hash, RP_SHA256_LEN);
+    rec->magic = RP_BOOT_RECORD_MAGIC;
     line[0] = 0;
     strcat(line, "boot: measured slot0 sha256 ");
     rp_sh_hex(line, info.digest, RP_SHA256_LEN);
@@ -155,7 +180,9 @@ int main(void)
     rp_sh_u32(line, stored);
     strcat(line, "\n");
     rp_sh_out(line);
-    rp_attest_init();
+    reason = rp_attest_start();
+    if (reason != NULL)
+        refuse(reason, NULL);
 
     if (rp_image_version_format(&info.layout.hdr.version, num, sizeof(num)) != RP_OK)
         refuse("malformed version", NULL);
@@ -166,7 +193,7 @@ int main(void)
     rp_sh_u32(line, info.security_counter);
     strcat(line, ": booting\n");
     rp_sh_out(line);
-    rp_stack_report("\n");
+    rp_boot_stack_report("\n");
 
     rp_tz_configure();
     rp_tz_jump_ns(slot + RP_MCU_IMG_HDR_SIZE);

@@ -8,15 +8,11 @@
 
 #include "an505.h"
 #include "boot.h"
+#include "rp_mcu_handoff.h"
 #include "semihost.h"
 #include "startup.h"
 
-extern uint32_t __stack_top[], __bss_end[];
 int main(void);
-
-/* The stack's paint: four different bytes, so the loop below stays a loop (the compiler turns a
- * fill of one repeated byte into a memset call, whose own frame the fill would overwrite). */
-#define STACK_PAINT 0x5AC3E1F7u
 
 __attribute__((noreturn)) void rp_boot_reset(void)
 {
@@ -27,27 +23,10 @@ __attribute__((noreturn)) void rp_boot_reset(void)
      * lies below this frame, before anything else runs. */
     __asm__ volatile("mov %0, sp" : "=r"(sp));
     while ((uintptr_t)p < sp)
-        *p++ = STACK_PAINT;
+        *p++ = RP_STACK_PAINT;
     rp_startup_init_memory();
     main();
     rp_sh_exit(1);
-}
-
-void rp_stack_report(const char *after)
-{
-    const volatile uint32_t *p = __bss_end;
-    char line[96];
-
-    line[0] = 0;
-    strcat(line, "boot: stack high-water ");
-    while (p < __stack_top && *p == STACK_PAINT)
-        p++;
-    rp_sh_u32(line, (uint32_t)((uintptr_t)__stack_top - (uintptr_t)p));
-    strcat(line, " of ");
-    rp_sh_u32(line, (uint32_t)((uintptr_t)__stack_top - (uintptr_t)__bss_end));
-    strcat(line, " bytes");
-    strcat(line, after);
-    rp_sh_out(line);
 }
 
 /*

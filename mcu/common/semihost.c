@@ -4,6 +4,7 @@
  */
 #include <string.h>
 
+#include "rampart/hex.h"
 #include "semihost.h"
 
 #define SYS_WRITE0 0x04
@@ -47,25 +48,7 @@ const char *rp_sh_arg(const char *cmdline, const char *name)
 
 void rp_sh_hex(char *out, const uint8_t *p, size_t len)
 {
-    static const char digits[] = "0123456789abcdef";
-
-    out += strlen(out);
-    for (size_t i = 0; i < len; i++) {
-        *out++ = digits[p[i] >> 4];
-        *out++ = digits[p[i] & 15];
-    }
-    *out = 0;
-}
-
-int rp_sh_hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    (void)rp_hex_encode(p, len, out + strlen(out), 2 * len + 1);
 }
 
 char *rp_sh_u32(char *out, uint32_t v)

@@ -11,10 +11,9 @@
 
 /* Write a NUL-terminated string to the board's console (scripts/mcu-run prints it). */
 void rp_sh_out(const char *s);
-/* Append the lowercase hex of len bytes to out (2 * len + 1 bytes, NUL-terminated). */
+/* Append the lowercase hex of len bytes to out (2 * len + 1 bytes free, NUL-terminated):
+ * rp_hex_encode() at the string's end. */
 void rp_sh_hex(char *out, const uint8_t *p, size_t len);
-/* The value of a hex digit, or -1. */
-int rp_sh_hexval(char c);
 /* Append the decimal of v to out (at least 11 bytes), NUL-terminated; returns out. */
 char *rp_sh_u32(char *out, uint32_t v);
 /* The semihosting command line (scripts/mcu-run's "NAME=VALUE" arguments after the image name),

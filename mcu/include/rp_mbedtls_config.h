@@ -1,7 +1,7 @@
 /*
  * Mbed TLS 2.28's configuration for the microcontroller build: exactly what the crypto port
  * (core/port/mbedtls/crypto_mbedtls.c) needs to verify images, and what the attestation service
- * (mcu/boot/attest.c) needs to derive its key and sign, and nothing else. No C library
+ * (mcu/attest/attest.c) needs to derive its key and sign, and nothing else. No C library
  * heap and no OS: Mbed TLS's own allocator hands out a static pool (MEMORY_BUFFER_ALLOC_C) that
  * the boot stage gives it; every byte it takes during a call is given back before the call ends.
  */

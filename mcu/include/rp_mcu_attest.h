@@ -1,9 +1,10 @@
 /*
  * The secure attestation service's interface to the non-secure world (docs/mcu.md): one
- * non-secure-callable entry point in the secure boot stage, reached through its CMSE veneer (the
- * import library build-mcu/boot-cmse.o), which returns evidence (an EAT over the caller's nonce
- * with the boot record's measurements, as a COSE_Sign1 signed by the device key) in the format
- * docs/protocol.md describes and the service verifies.
+ * non-secure-callable entry point in the secure attestation service (a secure partition beside
+ * the boot stage), reached through its CMSE veneer (the import library build-mcu/attest-cmse.o),
+ * which returns evidence (an EAT over the caller's nonce with the boot record's measurements, as a
+ * COSE_Sign1 signed by the device key) in the format docs/protocol.md describes and the service
+ * verifies.
  */
 #ifndef RP_MCU_ATTEST_H
 #define RP_MCU_ATTEST_H

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -658,13 +659,88 @@ void rp_h_fleet(rp_req_t *r)
         rp_reply_error(r, 500, "internal", "cannot count the fleet");
         return;
     }
-    rp_reply_json(r, 200,
-                  json_pack("{s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o}", "devices", "total",
-                            (json_int_t)c.total, "attested", (json_int_t)c.attested,
-                            "cert_expiring", (json_int_t)c.cert_expiring, "failed",
-                            (json_int_t)c.failed, "blocked", (json_int_t)c.blocked, "quarantined",
-                            (json_int_t)c.quarantined, "never_seen", (json_int_t)c.never_seen,
-                            "versions", versions));
+    rp_reply_json(
+        r, 200,
+        json_pack("{s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o, s:o}", "devices", "total",
+                  (json_int_t)c.total, "attested", (json_int_t)c.attested, "cert_expiring",
+                  (json_int_t)c.cert_expiring, "failed", (json_int_t)c.failed, "blocked",
+                  (json_int_t)c.blocked, "quarantined", (json_int_t)c.quarantined, "never_seen",
+                  (json_int_t)c.never_seen, "cert_expiring_counted_at",
+                  c.cert_expiring_at != 0 ? rp_iso_time_json(c.cert_expiring_at) : json_null(),
+                  "versions", versions));
+}
+
+/* ---- the fleet's summaries, counted in the background ---- */
+
+#define SUMMARY_POLL_S 60 /* how often it looks for a count grown old */
+
+static struct {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    rp_store_t *store;
+    bool running, stopping;
+} summaries = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void *summaries_main(void *arg)
+{
+    struct timespec t;
+
+    (void)arg;
+    pthread_mutex_lock(&summaries.lock);
+    while (!summaries.stopping) {
+        size_t counted = 0;
+        rp_err_t err;
+        pthread_mutex_unlock(&summaries.lock);
+        err = rp_store_fleet_summaries_refresh(summaries.store, (int64_t)time(NULL),
+                                               RP_FLEET_SUMMARY_AGE, &counted);
+        if (err != RP_OK)
+            rp_log_error("the fleet's summaries: %s", rp_strerror(err));
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        t.tv_sec += SUMMARY_POLL_S;
+        pthread_mutex_lock(&summaries.lock);
+        while (!summaries.stopping &&
+               pthread_cond_timedwait(&summaries.cond, &summaries.lock, &t) == 0)
+            ;
+    }
+    pthread_mutex_unlock(&summaries.lock);
+    return NULL;
+}
+
+rp_err_t rp_fleet_summaries_start(struct rp_server *srv)
+{
+    pthread_condattr_t ca;
+    rp_err_t err;
+
+    if (pthread_condattr_init(&ca) != 0 || pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+        pthread_cond_init(&summaries.cond, &ca) != 0)
+        return RP_ERR_IO;
+    pthread_condattr_destroy(&ca);
+    err = rp_server_store_open(srv, &summaries.store);
+    if (err != RP_OK)
+        return err;
+    summaries.stopping = false;
+    if (pthread_create(&summaries.thread, NULL, summaries_main, NULL) != 0) {
+        rp_store_close(summaries.store);
+        summaries.store = NULL;
+        return RP_ERR_IO;
+    }
+    summaries.running = true;
+    return RP_OK;
+}
+
+void rp_fleet_summaries_stop(void)
+{
+    if (!summaries.running)
+        return;
+    pthread_mutex_lock(&summaries.lock);
+    summaries.stopping = true;
+    pthread_cond_signal(&summaries.cond);
+    pthread_mutex_unlock(&summaries.lock);
+    pthread_join(summaries.thread, NULL);
+    rp_store_close(summaries.store);
+    summaries.store = NULL;
+    summaries.running = false;
 }
 
 static bool query_int(const char *v, int64_t lo, int64_t hi, int64_t *out)

@@ -64,6 +64,13 @@ void rp_h_console_session_get(rp_req_t *r);
 void rp_h_console_session_delete(rp_req_t *r);
 void rp_h_console_link_create(rp_req_t *r);
 void rp_h_fleet(rp_req_t *r);
+/* The fleet's "expiring" count is a matter of time, not of a write: a thread of its own counts
+ * it again for each tenant whose count is older than RP_FLEET_SUMMARY_AGE seconds (every device
+ * read: seconds at a million), and the fleet page shows it with the time it was counted. */
+#define RP_FLEET_SUMMARY_AGE 600
+struct rp_server;
+rp_err_t rp_fleet_summaries_start(struct rp_server *srv) RP_MUST_CHECK;
+void rp_fleet_summaries_stop(void);
 void rp_h_attest_histogram(rp_req_t *r);
 /* The request's session cookie, current (its token's role and tenant into r->tok), and with
  * need_csrf its X-CSRF-Token header right; false: 401 or 403 sent. */

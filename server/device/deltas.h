@@ -3,7 +3,8 @@
  * connection and blob store handle, that makes the zstd delta between two images (lib's
  * rp_delta_make_buf) and keeps it in the blob store as deltas/FROM-TO.zst, its SHA-256 and size
  * in the database (rp_store_delta_*). A delta is made once: a request for one already queued or
- * being made here is dropped, and the database's lease keeps two replicas from making the same.
+ * being made here is dropped, and the database's lease keeps two replicas from making the same
+ * (while its maker's heartbeat renews it: a replica that dies midway lets go of it in seconds).
  * The device whose targets asked first gets the whole image meanwhile; those after, the delta.
  */
 #ifndef RAMPART_SERVER_DELTAS_H
@@ -17,7 +18,11 @@
 
 #define RP_DELTAS_THREADS 1    /* makers: a delta is CPU-bound, and devices can wait */
 #define RP_DELTAS_QUEUE_MAX 64 /* deltas waiting to be made; past it a request is dropped */
-#define RP_DELTAS_LEASE 600    /* seconds a maker holds a delta before another may take it */
+/* A maker's lease on a delta lasts RP_DELTAS_LEASE seconds and is renewed every RP_DELTAS_BEAT
+ * while it works (a thread of its own: making one is a long call), so that a replica killed
+ * midway lets another make it within seconds, not minutes. */
+#define RP_DELTAS_LEASE 15
+#define RP_DELTAS_BEAT 4
 
 typedef struct rp_deltas rp_deltas_t;
 

@@ -773,10 +773,17 @@ static void serve_blob(rp_req_t *r, const char *name)
     bool unsat;
     rp_err_t err = rp_blob_open(r->w->blobs, name, &blob, &size);
 
+    if (err == RP_ERR_NOT_FOUND) { /* (the server checks at start that none is elsewhere) */
+        rp_log_error("%s: in the database but not in the blob store (--blobs %s)", name,
+                     rp_blobs_kind_name(r->w->srv->blobs));
+        rp_reply_error(r, 500, "blob_missing",
+                       "the service has lost this image's bytes (%s): its operator must restore "
+                       "them (docs/operations.md, \"Moving blobs between stores\")",
+                       name);
+        return;
+    }
     if (err != RP_OK) {
-        if (err == RP_ERR_NOT_FOUND)
-            rp_log_error("%s: in the database but not in the blob store", name);
-        rp_reply_error(r, 500, "internal", "cannot read the image");
+        rp_reply_failure(r, err, "cannot read the image: %s", rp_strerror(err));
         return;
     }
     src.ctx = blob;

@@ -37,6 +37,7 @@
 #include "routes.h"
 #include "threat.h"
 #include "images.h"
+#include "store/blob.h"
 
 /* Per device, per replica (each service process keeps its own buckets): a burst of batches
  * at once, then one a second. A device sending more is answered 429 with Retry-After. */
@@ -811,6 +812,7 @@ static json_t *next_offset(json_t *list, int64_t offset, int64_t limit)
 #define SYMCACHE_MAX 32
 typedef struct symcache {
     rp_store_t *store; /* the caller's connection: a worker's, or the keyer's */
+    rp_blobs_t *blobs; /* on store: with --blobs database, where a file not here is (else NULL) */
     const char *data_dir;
     const char *tenant_id;
     size_t n;
@@ -819,6 +821,13 @@ typedef struct symcache {
         rp_symbols_t *h;
     } e[SYMCACHE_MAX];
 } symcache_t;
+
+/* With --blobs database a debug file is kept in the database too, so that every replica has it:
+ * the request's blob store then, else NULL (--blobs dir: the data directory is the record). */
+static rp_blobs_t *shared_symbols(rp_req_t *r)
+{
+    return r->w->srv->blobs == RP_BLOBS_DATABASE ? r->w->blobs : NULL;
+}
 
 static void symcache_free(symcache_t *c)
 {
@@ -1054,6 +1063,7 @@ static struct {
     pthread_t thread;
     bool running, stopping, busy;
     rp_store_t *store;
+    rp_blobs_t *blobs; /* on store, with --blobs database (symcache_t) */
     char data_dir[PATH_MAX];
     struct key_slot *table, *taken; /* KEYER_MAX each: waiting, and the round being keyed */
     size_t n;
@@ -1148,8 +1158,11 @@ static void key_taken(struct key_slot *t, size_t n)
     }
     qsort(t, n, sizeof(*t), key_slot_by_tenant);
     for (size_t i = 0; i < n;) {
-        symcache_t syms = {
-            .store = keyer.store, .data_dir = keyer.data_dir, .tenant_id = t[i].tenant_id, .n = 0};
+        symcache_t syms = {.store = keyer.store,
+                           .blobs = keyer.blobs,
+                           .data_dir = keyer.data_dir,
+                           .tenant_id = t[i].tenant_id,
+                           .n = 0};
         rp_err_t err = RP_OK;
         size_t j = i;
         for (; j < n && strcmp(t[j].tenant_id, t[i].tenant_id) == 0; j++) {
@@ -1201,8 +1214,11 @@ static void key_build(const char *build_id)
     rp_err_t err = rp_store_buckets_tenants_naming(keyer.store, build_id, collect_tenant, &t);
 
     for (size_t i = 0; err == RP_OK && i < t.n; i++) {
-        symcache_t syms = {
-            .store = keyer.store, .data_dir = keyer.data_dir, .tenant_id = t.id[i], .n = 0};
+        symcache_t syms = {.store = keyer.store,
+                           .blobs = keyer.blobs,
+                           .data_dir = keyer.data_dir,
+                           .tenant_id = t.id[i],
+                           .n = 0};
         err = rekey(&syms, build_id, false, 0);
         symcache_free(&syms);
     }
@@ -1263,7 +1279,12 @@ rp_err_t rp_reports_keyer_start(const rp_server_t *srv)
     keyer.taken = calloc(KEYER_MAX, sizeof(*keyer.taken));
     err = keyer.table != NULL && keyer.taken != NULL ? rp_server_store_open(srv, &keyer.store)
                                                      : RP_ERR_NO_MEMORY;
+    keyer.blobs = NULL;
+    if (err == RP_OK && srv->blobs == RP_BLOBS_DATABASE &&
+        (err = rp_server_blobs_open(srv, keyer.store, &keyer.blobs)) != RP_OK)
+        rp_store_close(keyer.store);
     if (err == RP_OK && pthread_create(&keyer.thread, NULL, keyer_main, NULL) != 0) {
+        rp_blobs_close(keyer.blobs);
         rp_store_close(keyer.store);
         err = RP_ERR_NO_MEMORY;
     }
@@ -1319,6 +1340,8 @@ void rp_reports_keyer_stop(void)
     keyer.running = false;
     keyer.n = keyer.nbuilds = 0;
     pthread_mutex_unlock(&keyer.lock);
+    rp_blobs_close(keyer.blobs); /* (on the store's connection: closed first) */
+    keyer.blobs = NULL;
     rp_store_close(keyer.store);
     keyer.store = NULL;
     free(keyer.table);
@@ -1333,8 +1356,11 @@ void rp_reports_keyer_stop(void)
 /* GET .../failures[?offset=N][&limit=N]: the tenant's crash buckets, last seen newest first. */
 void rp_h_failures_list(rp_req_t *r)
 {
-    symcache_t syms = {
-        .store = r->w->store, .data_dir = r->w->srv->data_dir, .tenant_id = r->tenant.id, .n = 0};
+    symcache_t syms = {.store = r->w->store,
+                       .blobs = shared_symbols(r),
+                       .data_dir = r->w->srv->data_dir,
+                       .tenant_id = r->tenant.id,
+                       .n = 0};
     struct bucket_list l = {r, NULL, &syms};
     int64_t offset, limit;
     rp_err_t err;
@@ -1367,6 +1393,40 @@ static bool symbols_path(const char *data_dir, const char *tenant_id, const char
     return n > 0 && (size_t)n < cap;
 }
 
+static bool mkdir_ok(const char *path)
+{
+    return mkdir(path, 0700) == 0 || errno == EEXIST;
+}
+
+/* The tenant's directory of debug files in data_dir made, and the path of build ID id in it. */
+static bool symbols_make_place(const char *data_dir, const char *tenant_id, const char *id,
+                               char *path, size_t cap)
+{
+    char dir[PATH_MAX];
+    int n = snprintf(dir, sizeof(dir), "%s/symbols", data_dir);
+
+    return n > 0 && (size_t)n < sizeof(dir) && mkdir_ok(dir) &&
+           symbols_path(data_dir, tenant_id, NULL, dir, sizeof(dir)) && mkdir_ok(dir) &&
+           symbols_path(data_dir, tenant_id, id, path, cap);
+}
+
+/* A debug file the tenant uploaded through another replica: copied from the blob store into this
+ * one's data directory (path, atomically), where it stays. */
+static bool symbols_fetch(symcache_t *c, const char *id, const char *path)
+{
+    char name[RP_BLOB_NAME_MAX + 1], place[PATH_MAX];
+    rp_err_t err;
+
+    if (c->blobs == NULL ||
+        !symbols_make_place(c->data_dir, c->tenant_id, id, place, sizeof(place)))
+        return false;
+    rp_blob_name_symbols(c->tenant_id, id, name);
+    err = rp_blob_copy_to_file(c->blobs, name, path, 0600);
+    if (err != RP_OK)
+        rp_log_warn("%s: not in the blob store either (%s)", name, rp_strerror(err));
+    return err == RP_OK;
+}
+
 /* The opened debug file of build ID id, or NULL (none, or unreadable); through the cache. OUT:
  * *uncached, a handle the caller closes (the cache is full). */
 static rp_symbols_t *symbols_for(symcache_t *c, const char *id, rp_symbols_t **uncached)
@@ -1380,8 +1440,12 @@ static rp_symbols_t *symbols_for(symcache_t *c, const char *id, rp_symbols_t **u
         if (strcmp(c->e[i].id, id) == 0)
             return c->e[i].h;
     if (rp_store_symbols_get(c->store, c->tenant_id, id, &uploaded) == RP_OK) {
-        if (!symbols_path(c->data_dir, c->tenant_id, id, path, sizeof(path)) ||
-            rp_symbols_open(path, &h) != RP_OK) {
+        struct stat sb;
+        bool here = symbols_path(c->data_dir, c->tenant_id, id, path, sizeof(path));
+        /* (a file another replica took, or replaced since this one's copy was written) */
+        if (here && c->blobs != NULL && (stat(path, &sb) != 0 || sb.st_mtime < uploaded))
+            (void)symbols_fetch(c, id, path);
+        if (!here || rp_symbols_open(path, &h) != RP_OK) {
             rp_log_warn("%s: cannot read the debug file", path);
             h = NULL;
         }
@@ -1476,8 +1540,11 @@ static void take_bucket(void *ctx, const rp_bucket_t *b)
 void rp_h_failure_get(rp_req_t *r)
 {
     const char *id = rp_req_param(r, "bucket");
-    symcache_t syms = {
-        .store = r->w->store, .data_dir = r->w->srv->data_dir, .tenant_id = r->tenant.id, .n = 0};
+    symcache_t syms = {.store = r->w->store,
+                       .blobs = shared_symbols(r),
+                       .data_dir = r->w->srv->data_dir,
+                       .tenant_id = r->tenant.id,
+                       .n = 0};
     struct bucket_one one = {
         {r, NULL, &syms},
         ""
@@ -1574,11 +1641,6 @@ void rp_h_reports_list(rp_req_t *r)
         json_pack("{s:o, s:o}", "reports", list, "next_offset", next_offset(list, offset, limit)));
 }
 
-static bool mkdir_ok(const char *path)
-{
-    return mkdir(path, 0700) == 0 || errno == EEXIST;
-}
-
 /* Why a debug file is refused, by what the child said (RP_ERR_INVALID_ARG: not a debug file;
  * else its reader failed on it). */
 static void symbols_refused(rp_req_t *r, rp_err_t err)
@@ -1599,16 +1661,28 @@ static void symbols_refused(rp_req_t *r, rp_err_t err)
 /* The tenant's directory of debug files made, and the path of build ID id in it. */
 static bool symbols_place(rp_req_t *r, const char *id, char *path, size_t cap)
 {
-    char dir[PATH_MAX];
-    int n = snprintf(dir, sizeof(dir), "%s/symbols", r->w->srv->data_dir);
-
-    return n > 0 && (size_t)n < sizeof(dir) && mkdir_ok(dir) &&
-           symbols_path(r->w->srv->data_dir, r->tenant.id, NULL, dir, sizeof(dir)) &&
-           mkdir_ok(dir) && symbols_path(r->w->srv->data_dir, r->tenant.id, id, path, cap);
+    return symbols_make_place(r->w->srv->data_dir, r->tenant.id, id, path, cap);
 }
 
-static void symbols_kept(rp_req_t *r, const char *id, uint64_t len)
+/* The debug file of build ID id, kept at path: into the blob store shared by the replicas (with
+ * --blobs database), then its row. */
+static void symbols_kept(rp_req_t *r, const char *id, const char *path, uint64_t len)
 {
+    char name[RP_BLOB_NAME_MAX + 1];
+    rp_err_t put;
+
+    rp_blob_name_symbols(r->tenant.id, id, name);
+    /* (not content-addressed: a debug file replaced is removed first, since a name kept keeps
+     * its bytes, blob.h; a replica fetching it meanwhile names no frame with it this once) */
+    put = shared_symbols(r) != NULL ? rp_blob_remove(r->w->blobs, name) : RP_OK;
+    if (put == RP_ERR_NOT_FOUND)
+        put = RP_OK;
+    if (put == RP_OK && shared_symbols(r) != NULL)
+        put = rp_blob_put_file(r->w->blobs, name, path);
+    if (put != RP_OK) {
+        rp_reply_failure(r, put, "cannot keep the debug file: %s", rp_strerror(put));
+        return;
+    }
     /* The file first, then its row: a row always has its file. */
     if (rp_store_symbols_put(r->w->store, r->tenant.id, id, (int64_t)len, (int64_t)time(NULL)) !=
         RP_OK) {
@@ -1621,6 +1695,7 @@ static void symbols_kept(rp_req_t *r, const char *id, uint64_t len)
      * them: a device can make any number of buckets of one build). */
     {
         symcache_t syms = {.store = r->w->store,
+                           .blobs = shared_symbols(r),
                            .data_dir = r->w->srv->data_dir,
                            .tenant_id = r->tenant.id,
                            .n = 0};
@@ -1691,7 +1766,7 @@ static void symbols_from_upload(rp_req_t *r)
         return;
     }
     rp_upload_forget(r, u.id); /* its bytes are the debug file now */
-    symbols_kept(r, id, u.size);
+    symbols_kept(r, id, path, u.size);
 }
 
 /* POST .../symbols: a debug file, kept by its build ID: the body itself (raw ELF, at most one
@@ -1719,5 +1794,5 @@ void rp_h_symbols_upload(rp_req_t *r)
         rp_reply_error(r, 500, "internal", "cannot keep the debug file");
         return;
     }
-    symbols_kept(r, id, len);
+    symbols_kept(r, id, path, len);
 }

@@ -30,6 +30,7 @@
 
 #include "context.h"
 #include "http.h"
+#include "rampart/attest_binding.h"
 #include "rampart/log.h"
 #include "rampart/text.h"
 #include "recorder.h"
@@ -126,6 +127,25 @@ static void transport_headers(rp_req_t *r)
 }
 
 /*
+ * An answer that fits in one TLS record goes out as one. bufferevent_openssl hands OpenSSL each
+ * piece of its output buffer apart, one SSL_write() each: evhttp's headers and the body were two
+ * records, two write() calls and two TCP segments (and two records for the client to read and
+ * decrypt). The answer is queued, not yet written, when evhttp_send_reply() returns (the write
+ * waits for the loop): its pieces are joined into one then.
+ */
+#define RP_ONE_RECORD (16 * 1024) /* TLS's largest record's plaintext */
+
+static void coalesce_output(struct evhttp_connection *evcon)
+{
+    struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    struct evbuffer *out = bev != NULL ? bufferevent_get_output(bev) : NULL;
+    size_t n = out != NULL ? evbuffer_get_length(out) : 0;
+
+    if (n > 0 && n <= RP_ONE_RECORD)
+        (void)evbuffer_pullup(out, -1); /* a copy of at most 16 KiB; on failure, as it was */
+}
+
+/*
  * Send the reply. For HEAD: the headers a GET gets, its Content-Length included, and no body
  * (evhttp would send the body anyway and leave out only its length, and a keep-alive client would
  * read the body as the next response).
@@ -133,8 +153,11 @@ static void transport_headers(rp_req_t *r)
 static void send_reply(rp_req_t *r, int status, struct evbuffer *body, uint64_t len)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+    /* Taken first: a reply to a client that has gone frees the request at once (it then has no
+     * connection); a connection is never freed before the loop turns again. */
+    struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
 
-    /* Counted first: a reply to a client that has gone frees the request at once. */
+    /* Counted first, for the same reason. */
     count_status(r, status);
     transport_headers(r);
     if (r->method == EVHTTP_REQ_HEAD) {
@@ -145,6 +168,7 @@ static void send_reply(rp_req_t *r, int status, struct evbuffer *body, uint64_t 
         body = NULL;
     }
     evhttp_send_reply(r->req, status, NULL, body);
+    coalesce_output(evcon);
 }
 
 void rp_reply_bytes(rp_req_t *r, int status, const char *type, const void *data, size_t len)
@@ -295,56 +319,88 @@ void rp_reply_stream(rp_req_t *r, int status, const char *type, rp_reply_source_
     file_send_next(evcon, s);
 }
 
+/* Decimal digits at *p (at least one), saturating at UINT64_MAX: a position past any size is
+ * still a position (RFC 9110's first-pos, last-pos and suffix-length have no upper bound). */
+static bool range_number(const char **p, uint64_t *out)
+{
+    const char *s = *p;
+    uint64_t v = 0;
+
+    if (*s < '0' || *s > '9')
+        return false;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        unsigned d = (unsigned)(*s - '0');
+        v = v > (UINT64_MAX - d) / 10 ? UINT64_MAX : v * 10 + d;
+    }
+    *p = s;
+    *out = v;
+    return true;
+}
+
+/* One range-spec at *p (RFC 9110 14.1.2: int-range "A-[B]" or suffix-range "-N"). OUT: *sat
+ * whether it is satisfiable against size, and then *start, *len. false: not a range-spec. */
+static bool range_spec(const char **p, uint64_t size, bool *sat, uint64_t *start, uint64_t *len)
+{
+    uint64_t a, b;
+
+    if (**p == '-') { /* the last a bytes: none is unsatisfiable, more than size is all */
+        (*p)++;
+        if (!range_number(p, &a))
+            return false;
+        *sat = a > 0 && size > 0;
+        *start = a >= size ? 0 : size - a;
+        *len = size - *start;
+        return true;
+    }
+    if (!range_number(p, &a) || **p != '-')
+        return false;
+    (*p)++;
+    b = UINT64_MAX;
+    if (**p >= '0' && **p <= '9' && (!range_number(p, &b) || b < a))
+        return false; /* last before first: invalid, not unsatisfiable */
+    *sat = a < size;
+    if (*sat) {
+        *start = a;
+        *len = (b >= size ? size - 1 : b) - a + 1;
+    }
+    return true;
+}
+
 bool rp_range_parse(const char *h, uint64_t size, uint64_t *start, uint64_t *len,
                     bool *unsatisfiable)
 {
-    unsigned long long a = 0, b = 0;
     const char *p;
-    char *end;
-    bool suffix = false;
+    unsigned specs = 0, sat = 0;
 
     *unsatisfiable = false;
-    if (h == NULL || strncmp(h, "bytes=", 6) != 0 || strchr(h, ',') != NULL)
+    if (h == NULL || strncasecmp(h, "bytes=", 6) != 0) /* range units: case-insensitive */
         return false;
     p = h + 6;
-    if (*p == '-') {
-        suffix = true;
-        p++;
-    }
-    if (*p < '0' || *p > '9')
-        return false;
-    errno = 0;
-    a = strtoull(p, &end, 10);
-    if (errno != 0)
-        return false;
-    if (suffix) { /* the last a bytes */
-        if (*end != '\0' || a == 0)
+    for (;;) { /* 1#range-spec: elements separated by OWS "," OWS; empty ones allowed */
+        bool ok;
+        uint64_t s = 0, l = 0;
+
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (*p == '\0')
+            break;
+        if (!range_spec(&p, size, &ok, &s, &l))
+            return false; /* not a range-set: ignored, the whole body is sent */
+        if (*p != '\0' && *p != ',' && *p != ' ' && *p != '\t')
             return false;
-        *start = a >= size ? 0 : size - a;
-        *len = size - *start;
-        return size > 0;
+        specs++;
+        if (ok && sat++ == 0) {
+            *start = s;
+            *len = l;
+        }
     }
-    if (*end != '-')
+    if (specs == 0)
         return false;
-    p = end + 1;
-    if (*p == '\0') {
-        b = size > 0 ? size - 1 : 0;
-    } else {
-        if (*p < '0' || *p > '9')
-            return false;
-        b = strtoull(p, &end, 10);
-        if (errno != 0 || *end != '\0' || b < a)
-            return false;
-        if (b >= size)
-            b = size - 1;
-    }
-    if (a >= size) {
+    if (sat == 0) { /* not one range lies in the body: 416 */
         *unsatisfiable = true;
         return false;
     }
-    *start = a;
-    *len = b - a + 1;
-    return true;
+    return specs == 1; /* several ranges: the whole body (no multipart answers) */
 }
 
 void rp_reply_json(rp_req_t *r, int status, json_t *body)
@@ -778,6 +834,8 @@ typedef struct conn {
     bool counted;        /* counted in srv->peers, under peer */
     bool refuse;         /* over the connection limit: refused after its ClientHello */
     bool answering;      /* a request has arrived, its answer is not sent yet */
+    bool bound_spent;    /* bound evidence attested on it (rp_req_binding_spend) */
+    int64_t born;        /* when it was accepted: seconds on the monotonic clock */
     uint8_t peer[RP_PEER_KEY_LEN];
 } conn_t;
 
@@ -804,6 +862,34 @@ static conn_t *conn_of(struct evhttp_request *req)
     SSL *ssl = bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
 
     return ssl != NULL ? SSL_get_ex_data(ssl, conn_index) : NULL;
+}
+
+static int64_t monotonic_seconds(void)
+{
+    struct timespec ts;
+
+    return clock_gettime(CLOCK_MONOTONIC, &ts) == 0 ? (int64_t)ts.tv_sec : 0;
+}
+
+rp_binding_result_t rp_req_binding_spend(rp_req_t *r, const uint8_t *binding, size_t len,
+                                         int max_age)
+{
+    uint8_t mine[RP_ATTEST_BINDING_LEN];
+    conn_t *c = conn_of(r->req);
+    bool same;
+
+    if (c == NULL || len != sizeof(mine) || rp_attest_binding(c->ssl, mine) != RP_OK)
+        return RP_BINDING_MISMATCH;
+    same = rp_ct_memcmp(mine, binding, sizeof(mine)) == 0;
+    OPENSSL_cleanse(mine, sizeof(mine));
+    if (!same)
+        return RP_BINDING_MISMATCH;
+    if (monotonic_seconds() - c->born > max_age)
+        return RP_BINDING_EXPIRED;
+    if (c->bound_spent)
+        return RP_BINDING_REUSED;
+    c->bound_spent = true;
+    return RP_BINDING_OK;
 }
 
 /* Close from under evhttp: it sees the end of the stream and frees the connection. */
@@ -933,6 +1019,7 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
     if (ssl != NULL && c != NULL) {
         c->w = w;
         c->ssl = ssl;
+        c->born = monotonic_seconds();
         c->timer = evtimer_new(base, conn_timer, c);
     }
     if (ssl == NULL || c == NULL || c->timer == NULL || SSL_set_ex_data(ssl, conn_index, c) != 1) {

@@ -77,6 +77,25 @@ X509 *rp_req_peer_cert(rp_req_t *r);
 bool rp_req_peer_chains_to(rp_req_t *r, X509 *peer, X509 *ca);
 
 /*
+ * Channel-bound attestation (rampart/attest_binding.h): whether evidence whose eat_nonce is
+ * binding (RP_ATTEST_BINDING_LEN bytes) may attest on the request's connection, and if so the
+ * connection's use of it, spent. In order: RP_BINDING_MISMATCH unless binding is this
+ * connection's exporter (compared in constant time; a connection that is not TLS 1.3 has none),
+ * RP_BINDING_EXPIRED when the connection is more than max_age seconds old (counted from its
+ * accept: the nonce flow's lifetime, so that bound evidence is as fresh as a nonce's), and
+ * RP_BINDING_REUSED when bound evidence already passed this check on it: a connection attests
+ * once. Nothing is written: the state is the connection's, and goes with it.
+ */
+typedef enum rp_binding_result {
+    RP_BINDING_OK = 0,
+    RP_BINDING_MISMATCH,
+    RP_BINDING_EXPIRED,
+    RP_BINDING_REUSED,
+} rp_binding_result_t;
+rp_binding_result_t rp_req_binding_spend(rp_req_t *r, const uint8_t *binding, size_t len,
+                                         int max_age);
+
+/*
  * Where a streamed reply's bytes come from (rp_reply_stream), read a chunk (at most 256 KiB) at a
  * time on the worker's loop as the client takes the last one: read copies up to len bytes at off
  * into buf and returns how many (0: the source ended before the length announced), or -1; close
@@ -92,9 +111,11 @@ void rp_reply_stream(rp_req_t *r, int status, const char *type, rp_reply_source_
                      uint64_t len);
 
 /*
- * A Range header's first range against a size: "bytes=A-B", "bytes=A-" or "bytes=-N". OUT: *start,
- * *len. false when the header is absent, not one of these forms, or several ranges (the whole
- * body is sent); *unsatisfiable when it starts past the end (416). Pure: unit-tested.
+ * A Range header (RFC 9110 14.2) against a body of size bytes: "bytes=A-B", "bytes=A-" or
+ * "bytes=-N", the unit in any case. OUT: *start, *len of the one range to send (206). false when
+ * the whole body is sent instead (200): no header, one that is not a range set, or several ranges
+ * of which one at least is satisfiable; or, with *unsatisfiable, when none is (416: each starts at
+ * or past the end, or is "-0"). Positions past 2^64 - 1 saturate. Pure: unit-tested and fuzzed.
  */
 bool rp_range_parse(const char *h, uint64_t size, uint64_t *start, uint64_t *len,
                     bool *unsatisfiable);

@@ -4,18 +4,24 @@
  * exactly, hashing, copying out to a file).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 
+#include "rampart/failpoint.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
+#include "rampart/log.h"
 #include "store/blob.h"
 
 #define NAMESPACE_MAX 16
 #define LEAF_MAX 200
+
+const char *const rp_blob_namespaces[] = {"uploads", "images", "deltas", NULL};
 
 bool rp_blobs_kind_parse(const char *s, rp_blobs_kind_t *kind)
 {
@@ -88,6 +94,12 @@ void rp_blob_name_image(const char *image_id, char out[RP_BLOB_NAME_MAX + 1])
 void rp_blob_name_delta(const char *from, const char *to, char out[RP_BLOB_NAME_MAX + 1])
 {
     snprintf(out, RP_BLOB_NAME_MAX + 1, "deltas/%s-%s.zst", from, to);
+}
+
+void rp_blob_name_symbols(const char *tenant_id, const char *build_id,
+                          char out[RP_BLOB_NAME_MAX + 1])
+{
+    snprintf(out, RP_BLOB_NAME_MAX + 1, "symbols/%s-%s", tenant_id, build_id);
 }
 
 rp_err_t rp_blob_put_begin(rp_blobs_t *b, const char *name, rp_blob_writer_t **w)
@@ -168,6 +180,11 @@ rp_err_t rp_blobs_sweep(rp_blobs_t *b, int64_t before, unsigned *n)
     return b->ops->sweep(b, before, n);
 }
 
+rp_err_t rp_blobs_list(rp_blobs_t *b, const char *ns, rp_blob_name_fn fn, void *ctx)
+{
+    return b->ops->list(b, ns, fn, ctx);
+}
+
 rp_err_t rp_blob_read_all(rp_blob_reader_t *r, uint64_t off, void *buf, size_t len)
 {
     size_t got;
@@ -228,6 +245,33 @@ static rp_err_t write_chunk(void *ctx, const uint8_t *chunk, size_t len)
     return rp_atomic_write(ctx, chunk, len);
 }
 
+rp_err_t rp_blob_put_file(rp_blobs_t *b, const char *name, const char *path)
+{
+    uint8_t *buf = malloc(RP_BLOB_CHUNK);
+    rp_blob_writer_t *w = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    rp_err_t err = buf == NULL ? RP_ERR_NO_MEMORY : fd < 0 ? RP_ERR_IO : RP_OK;
+
+    if (err == RP_OK)
+        err = rp_blob_put_begin(b, name, &w);
+    while (err == RP_OK) {
+        ssize_t n = read(fd, buf, RP_BLOB_CHUNK);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            err = n == 0 ? rp_blob_put_commit(w) : RP_ERR_IO; /* (commit frees w) */
+            w = n == 0 ? NULL : w;
+            break;
+        }
+        err = rp_blob_put_write(w, buf, (size_t)n);
+    }
+    rp_blob_put_abort(w); /* (NULL: none, or committed) */
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+    return err;
+}
+
 rp_err_t rp_blob_copy_to_file(rp_blobs_t *b, const char *name, const char *path, int mode)
 {
     rp_atomic_file_t f = {.fd = -1};
@@ -242,5 +286,96 @@ rp_err_t rp_blob_copy_to_file(rp_blobs_t *b, const char *name, const char *path,
         err = rp_atomic_commit(&f, 0);
     if (err != RP_OK)
         rp_atomic_abort(&f); /* safe on one never begun, or whose commit failed */
+    return err;
+}
+
+static rp_err_t put_chunk(void *ctx, const uint8_t *chunk, size_t len)
+{
+    return rp_blob_put_write(ctx, chunk, len);
+}
+
+struct move {
+    rp_blobs_t *from, *to;
+    unsigned moved, had;
+};
+
+/* One blob of a move: copied unless to has it (a move killed after the copy, before the
+ * remove), then removed from from. */
+static rp_err_t move_one(void *ctx, const char *name, uint64_t size)
+{
+    struct move *mv = ctx;
+    rp_blob_writer_t *w = NULL;
+    uint64_t there = 0;
+    rp_err_t err = rp_blob_stat(mv->to, name, &there);
+
+    if (err == RP_OK && there != size) {
+        rp_log_error("%s: in both stores, with %llu and %llu bytes: left where it is", name,
+                     (unsigned long long)size, (unsigned long long)there);
+        return RP_ERR_EXISTS;
+    }
+    if (err == RP_OK) {
+        mv->had++;
+    } else if (err == RP_ERR_NOT_FOUND) {
+        err = rp_blob_put_begin(mv->to, name, &w);
+        if (err == RP_OK)
+            err = each_chunk(mv->from, name, put_chunk, w);
+        if (err == RP_OK)
+            err = rp_blob_put_commit(w); /* (frees w) */
+        else
+            rp_blob_put_abort(w);
+        if (err == RP_OK)
+            mv->moved++;
+    }
+    rp_failpoint("blob move: copied, not yet removed");
+    if (err == RP_OK && (err = rp_blob_remove(mv->from, name)) == RP_ERR_NOT_FOUND)
+        err = RP_OK;
+    if (err != RP_OK)
+        rp_log_error("%s: cannot move it: %s", name, rp_strerror(err));
+    return err;
+}
+
+rp_err_t rp_blobs_move(rp_blobs_t *from, rp_blobs_t *to, unsigned *moved, unsigned *had)
+{
+    struct move mv = {from, to, 0, 0};
+    rp_err_t err = RP_OK;
+
+    for (size_t i = 0; err == RP_OK && rp_blob_namespaces[i] != NULL; i++)
+        err = rp_blobs_list(from, rp_blob_namespaces[i], move_one, &mv);
+    *moved = mv.moved;
+    *had = mv.had;
+    return err;
+}
+
+struct missing {
+    rp_blobs_t *b;
+    unsigned n;
+    char *first;
+};
+
+static rp_err_t count_missing(void *ctx, const char *name, uint64_t size)
+{
+    struct missing *m = ctx;
+    uint64_t there;
+    rp_err_t err = rp_blob_stat(m->b, name, &there);
+
+    (void)size;
+    if (err != RP_ERR_NOT_FOUND)
+        return err;
+    if (m->n++ == 0 && m->first != NULL)
+        snprintf(m->first, RP_BLOB_NAME_MAX + 1, "%s", name);
+    return RP_OK;
+}
+
+rp_err_t rp_blobs_missing(rp_blobs_t *other, rp_blobs_t *b, unsigned *missing,
+                          char first[RP_BLOB_NAME_MAX + 1])
+{
+    struct missing m = {b, 0, first};
+    rp_err_t err = RP_OK;
+
+    if (first != NULL)
+        first[0] = '\0';
+    for (size_t i = 0; err == RP_OK && rp_blob_namespaces[i] != NULL; i++)
+        err = rp_blobs_list(other, rp_blob_namespaces[i], count_missing, &m);
+    *missing = m.n;
     return err;
 }

@@ -8,12 +8,21 @@
  *
  * A blob is named "NAMESPACE/LEAF": NAMESPACE 1 to 16 of a-z, LEAF 1 to 200 of A-Z a-z 0-9 . _ -
  * not starting with a dot (rp_blob_name_valid). Images are content-addressed: their leaf is the
- * SHA-256 of their bytes (the image ID), so the same bytes are one blob.
+ * SHA-256 of their bytes (the image ID), so the same bytes are one blob, whichever tenant
+ * uploaded them; a delta's name is its two images'.
+ *
+ * A committed name is never replaced: a put's commit or a rename onto a name that holds a blob
+ * drops the newcomer's bytes and keeps the blob there (RP_OK: the name holds the bytes the
+ * caller meant, since the names put or renamed onto are content-addressed; a debug file's,
+ * which is not, is removed before it is put again). So one tenant's upload of bytes another
+ * tenant has as an image never touches that image's blob, nor a download of it in progress (in
+ * the database, a reader reads its blob's chunks by the blob's ID: replacing it would delete them
+ * under the reader).
  *
  * Two ways in:
  *   - a put: begin, write any number of times, then commit or abort. Nothing of it is visible
- *     under its name before commit, which replaces any blob of that name at once; a process
- *     killed mid-put leaves nothing visible (what it wrote is swept later, rp_blobs_sweep).
+ *     under its name before commit; a process killed mid-put leaves nothing visible (what it
+ *     wrote is swept later, rp_blobs_sweep).
  *   - an append (uploads, which arrive in chunks over many requests, maybe at several replicas):
  *     the blob grows in place, visible as it grows; each append is durable when it returns.
  * Reading: open (its size), read any range into the caller's buffer, close. Nothing here holds a
@@ -44,6 +53,9 @@ typedef struct rp_blobs rp_blobs_t;             /* one thread's handle on the st
 typedef struct rp_blob_writer rp_blob_writer_t; /* a put in progress */
 typedef struct rp_blob_reader rp_blob_reader_t; /* a blob open for reading */
 typedef struct rp_blob_ops rp_blob_ops_t;
+/* A blob a listing found: RP_OK goes on, anything else stops it (and is what the listing
+ * returns). The callback may remove the blob it is given. */
+typedef rp_err_t (*rp_blob_name_fn)(void *ctx, const char *name, uint64_t size);
 
 struct rp_blobs {
     const rp_blob_ops_t *ops;
@@ -61,8 +73,8 @@ struct rp_blob_ops {
     /* A put of name (invisible until commit). OUT: *w. */
     rp_err_t (*put_begin)(rp_blobs_t *b, const char *name, rp_blob_writer_t **w);
     rp_err_t (*put_write)(rp_blob_writer_t *w, const void *data, size_t len);
-    /* Durable, then visible under its name (replacing any blob of it). w is freed either way:
-     * on failure nothing is visible. */
+    /* Durable, then visible under its name; a name that holds a blob keeps it, and what w wrote
+     * is dropped (RP_OK). w is freed either way: on failure nothing of it is visible. */
     rp_err_t (*put_commit)(rp_blob_writer_t *w);
     void (*put_abort)(rp_blob_writer_t *w); /* w is freed; nothing of it stays visible */
     /*
@@ -78,12 +90,16 @@ struct rp_blob_ops {
     void (*close_reader)(rp_blob_reader_t *r);
     /* Whether name exists: RP_OK and its size, or RP_ERR_NOT_FOUND. */
     rp_err_t (*stat)(rp_blobs_t *b, const char *name, uint64_t *size);
-    /* Give blob from the name to (replacing any blob of it), durably. RP_ERR_NOT_FOUND. */
+    /* Give blob from the name to, durably; when to holds a blob already, it keeps it and from's
+     * blob is dropped (RP_OK either way). RP_ERR_NOT_FOUND when from holds none. */
     rp_err_t (*rename)(rp_blobs_t *b, const char *from, const char *to);
     /* RP_ERR_NOT_FOUND when there was none. */
     rp_err_t (*remove)(rp_blobs_t *b, const char *name);
     /* Drop what puts begun before `before` (Unix seconds) left and never committed. OUT: *n. */
     rp_err_t (*sweep)(rp_blobs_t *b, int64_t before, unsigned *n);
+    /* Every committed blob of namespace ns ("images"), to fn, each once (in no promised order);
+     * a blob made while it lists may be left out. */
+    rp_err_t (*list)(rp_blobs_t *b, const char *ns, rp_blob_name_fn fn, void *ctx);
 };
 
 extern const rp_blob_ops_t rp_blob_dir_ops;
@@ -109,6 +125,11 @@ void rp_blobs_close(rp_blobs_t *b);
 void rp_blob_name_upload(const char *upload_id, char out[RP_BLOB_NAME_MAX + 1]);
 void rp_blob_name_image(const char *image_id, char out[RP_BLOB_NAME_MAX + 1]);
 void rp_blob_name_delta(const char *from, const char *to, char out[RP_BLOB_NAME_MAX + 1]);
+/* A tenant's debug file of a build ID (server/device/reports.c), kept in the blob store with
+ * --blobs database only: "symbols/TENANT-BUILDID". Not among rp_blob_namespaces: each replica
+ * keeps a copy in its data directory, which is what --blobs dir keeps. */
+void rp_blob_name_symbols(const char *tenant_id, const char *build_id,
+                          char out[RP_BLOB_NAME_MAX + 1]);
 
 /* Whether name has the shape above (the backends refuse any other: RP_ERR_INVALID_ARG). */
 bool rp_blob_name_valid(const char *name);
@@ -129,11 +150,32 @@ rp_err_t rp_blob_stat(rp_blobs_t *b, const char *name, uint64_t *size) RP_MUST_C
 rp_err_t rp_blob_rename(rp_blobs_t *b, const char *from, const char *to) RP_MUST_CHECK;
 rp_err_t rp_blob_remove(rp_blobs_t *b, const char *name) RP_MUST_CHECK;
 rp_err_t rp_blobs_sweep(rp_blobs_t *b, int64_t before, unsigned *n) RP_MUST_CHECK;
+rp_err_t rp_blobs_list(rp_blobs_t *b, const char *ns, rp_blob_name_fn fn, void *ctx) RP_MUST_CHECK;
+
+/* The namespaces the service writes ("uploads", "images", "deltas"), NULL-terminated. */
+extern const char *const rp_blob_namespaces[];
+
+/*
+ * Move every blob of from into to (rampart-server blobs move): each copied with a put (atomic:
+ * a kill leaves it whole in to, or not there), then removed from from. A blob to has already is
+ * not copied again, only removed from from: so a move killed at any point and run again ends
+ * the job, and a move run twice does nothing the second time. OUT: *moved (copied), *had (in
+ * both already). The service must not be running on either meanwhile (uploads append).
+ */
+rp_err_t rp_blobs_move(rp_blobs_t *from, rp_blobs_t *to, unsigned *moved,
+                       unsigned *had) RP_MUST_CHECK;
+/* How many committed blobs other holds that b does not (rampart-server's check at start, that
+ * images kept with another --blobs are not silently unreadable). OUT: *missing, and the first
+ * such name in first (may be NULL). */
+rp_err_t rp_blobs_missing(rp_blobs_t *other, rp_blobs_t *b, unsigned *missing,
+                          char first[RP_BLOB_NAME_MAX + 1]) RP_MUST_CHECK;
 
 /* Read exactly len bytes at off (a blob that ends first: RP_ERR_TRUNCATED). */
 rp_err_t rp_blob_read_all(rp_blob_reader_t *r, uint64_t off, void *buf, size_t len) RP_MUST_CHECK;
 /* The SHA-256 of a blob's bytes, in hex, read a chunk at a time. */
 rp_err_t rp_blob_sha256_hex(rp_blobs_t *b, const char *name, char hex[65]) RP_MUST_CHECK;
+/* Put a local file's bytes into blob name (a put: see rp_blob_put_commit), a chunk at a time. */
+rp_err_t rp_blob_put_file(rp_blobs_t *b, const char *name, const char *path) RP_MUST_CHECK;
 /* Copy a blob into a local file, atomically (a temp file beside path, synced, renamed). */
 rp_err_t rp_blob_copy_to_file(rp_blobs_t *b, const char *name, const char *path,
                               int mode) RP_MUST_CHECK;

@@ -7,8 +7,10 @@
  *
  * A put makes its `blobs` row with no name, writes its chunks each in its own short transaction
  * as its buffer fills (never the whole blob in memory, nor one long transaction holding the
- * write lock), and commit names it in one transaction, dropping any blob that had the name: a
- * kill before that leaves a nameless row that no reader can reach and rp_blobs_sweep drops. An
+ * write lock), and commit names it in one transaction, unless the name holds a blob, which
+ * keeps it (the put's rows are dropped instead: a reader of the blob there reads its chunks by
+ * its ID, and deleting them would cut it): a kill before that leaves a nameless row that no
+ * reader can reach and rp_blobs_sweep drops. An
  * append adds chunks at the blob's end and its new size in one transaction. A read selects the
  * chunks that overlap the range: by the key (blob, pos) from RP_BLOB_CHUNK before the range's
  * start, since no chunk is longer.
@@ -17,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "rampart/failpoint.h"
 #include "rampart/log.h"
 #include "store/blob.h"
 #include "store_internal.h"
@@ -55,6 +58,10 @@ static const char SQL_CHUNK_ADD[] = "INSERT INTO blob_chunks (blob_id, pos, len,
 static const char SQL_CHUNKS_READ[] = "SELECT pos, data FROM blob_chunks WHERE blob_id = :id"
                                       " AND pos >= :lo AND pos < :end AND pos + len > :start"
                                       " ORDER BY pos";
+/* (a page of names at a time, in the UNIQUE index's order: whatever the collation, the same for
+ * "> :after" as for the ORDER BY; a namespace is a-z only, no pattern character) */
+static const char SQL_BLOB_LIST[] = "SELECT name, size FROM blobs WHERE name LIKE :pattern"
+                                    " AND name > :after ORDER BY name LIMIT 128";
 static const char SQL_BLOB_ABANDONED[] =
     "SELECT id FROM blobs WHERE name IS NULL AND created < :before LIMIT 16";
 
@@ -104,16 +111,25 @@ static rp_err_t drop(rp_store_t *s, const char *id)
     return err == RP_OK ? by_id(s, SQL_BLOB_DROP, id) : err;
 }
 
-/* Whatever blob holds name, dropped (inside the caller's transaction), unless it is keep. */
-static rp_err_t drop_name(rp_store_t *s, const char *name, const char *keep)
+/* Give blob id the name, with its size (inside the caller's transaction): unless the name holds
+ * another blob already, which keeps it, and id is dropped. */
+static rp_err_t name_it(rp_store_t *s, const char *id, const char *name, uint64_t size)
 {
-    char id[RP_ID_SIZE];
-    uint64_t size;
-    rp_err_t err = by_name(s, name, id, &size);
+    char there[RP_ID_SIZE];
+    uint64_t n;
+    sq_st_t *st;
+    rp_err_t err = by_name(s, name, there, &n);
 
-    if (err == RP_ERR_NOT_FOUND || (err == RP_OK && keep != NULL && strcmp(id, keep) == 0))
-        return RP_OK;
-    return err == RP_OK ? drop(s, id) : err;
+    if (err == RP_OK)
+        return strcmp(there, id) == 0 ? RP_OK : drop(s, id);
+    if (err != RP_ERR_NOT_FOUND)
+        return err;
+    if ((st = sq_stmt(s, SQL_BLOB_NAME)) == NULL)
+        return RP_ERR_IO;
+    db_bind_text(st, db_param(st, ":name"), name);
+    db_bind_int64(st, db_param(st, ":size"), (int64_t)size);
+    db_bind_text(st, db_param(st, ":id"), id);
+    return sq_step_done(s, st, NULL);
 }
 
 static rp_err_t new_row(rp_store_t *s, const char *name, char id[RP_ID_SIZE])
@@ -210,19 +226,11 @@ static rp_err_t db_put_commit(rp_blob_writer_t *bw)
     rp_store_t *s = store_of(bw->b);
     rp_err_t err = flush(w);
 
+    rp_failpoint("blob db: written, not yet named");
     if (err == RP_OK)
         err = sq_begin(s);
-    if (err == RP_OK) {
-        sq_st_t *st = sq_stmt(s, SQL_BLOB_NAME);
-        err = st != NULL ? drop_name(s, w->name, NULL) : RP_ERR_IO;
-        if (err == RP_OK) {
-            db_bind_text(st, db_param(st, ":name"), w->name);
-            db_bind_int64(st, db_param(st, ":size"), (int64_t)w->size);
-            db_bind_text(st, db_param(st, ":id"), w->id);
-            err = sq_step_done(s, st, NULL);
-        }
-        err = sq_end(s, err);
-    }
+    if (err == RP_OK)
+        err = sq_end(s, name_it(s, w->id, w->name, w->size));
     if (err != RP_OK) {
         db_put_abort(bw);
         return err;
@@ -342,18 +350,7 @@ static rp_err_t db_rename(rp_blobs_t *b, const char *from, const char *to)
         return err;
     err = by_name(s, from, id, &size);
     if (err == RP_OK)
-        err = drop_name(s, to, id);
-    if (err == RP_OK) {
-        sq_st_t *st = sq_stmt(s, SQL_BLOB_NAME);
-        if (st == NULL) {
-            err = RP_ERR_IO;
-        } else {
-            db_bind_text(st, db_param(st, ":name"), to);
-            db_bind_int64(st, db_param(st, ":size"), (int64_t)size);
-            db_bind_text(st, db_param(st, ":id"), id);
-            err = sq_step_done(s, st, NULL);
-        }
-    }
+        err = name_it(s, id, to, size);
     return sq_end(s, err);
 }
 
@@ -401,6 +398,47 @@ static rp_err_t db_sweep(rp_blobs_t *b, int64_t before, unsigned *n)
     return err;
 }
 
+/* A page of names at a time, the statement reset before fn sees them (fn may use the
+ * connection: read the blob, remove it). */
+static rp_err_t db_list(rp_blobs_t *b, const char *ns, rp_blob_name_fn fn, void *ctx)
+{
+    rp_store_t *s = store_of(b);
+    enum { PAGE = 128 }; /* (SQL_BLOB_LIST's LIMIT) */
+    char(*names)[RP_BLOB_NAME_MAX + 1] = malloc(PAGE * sizeof(*names));
+    char after[RP_BLOB_NAME_MAX + 1], pattern[32];
+    uint64_t sizes[PAGE];
+    rp_err_t err = names == NULL ? RP_ERR_NO_MEMORY
+                   : snprintf(pattern, sizeof(pattern), "%s/%%", ns) >= (int)sizeof(pattern)
+                       ? RP_ERR_INVALID_ARG
+                       : RP_OK;
+    int k = PAGE;
+
+    after[0] = '\0';
+    while (err == RP_OK && k == PAGE) {
+        sq_st_t *st = sq_stmt(s, SQL_BLOB_LIST);
+        int rc = DB_DONE;
+        if (st == NULL) {
+            err = RP_ERR_IO;
+            break;
+        }
+        db_bind_text(st, db_param(st, ":pattern"), pattern);
+        db_bind_text(st, db_param(st, ":after"), after);
+        for (k = 0; k < PAGE && (rc = db_step(st)) == DB_ROW; k++) {
+            sq_text_col(st, 0, names[k], sizeof(names[k]));
+            sizes[k] = (uint64_t)db_column_int64(st, 1);
+        }
+        if (rc == DB_ERROR)
+            err = sq_error(s, "blob names");
+        db_reset(st);
+        for (int i = 0; err == RP_OK && i < k; i++)
+            err = fn(ctx, names[i], sizes[i]);
+        if (k > 0)
+            memcpy(after, names[k - 1], sizeof(after));
+    }
+    free(names);
+    return err;
+}
+
 const rp_blob_ops_t rp_blob_db_ops = {
     .name = "database",
     .close = db_close,
@@ -416,6 +454,7 @@ const rp_blob_ops_t rp_blob_db_ops = {
     .rename = db_rename,
     .remove = db_remove,
     .sweep = db_sweep,
+    .list = db_list,
 };
 
 rp_err_t rp_blobs_open_db(rp_store_t *store, rp_blobs_t **out)

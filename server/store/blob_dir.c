@@ -1,10 +1,12 @@
 /*
  * The blob store in the data directory (blob.h, --blobs dir, the default): blob NS/LEAF is the
  * file DATA_DIR/NS/LEAF, the layout the service always had. A put is a temporary file beside it
- * (LEAF.tmpXXXXXX, rp_atomic_begin) that commit syncs and renames over the name, then syncs the
- * directory: a kill at any point leaves the old blob or the new one, and at worst a temporary
- * that rp_blobs_sweep removes. An append is a write at the file's end under flock(), synced
- * before it returns.
+ * (LEAF.tmpXXXXXX, rp_atomic_begin) that commit syncs and links to the name (never over a blob
+ * there: link(2) fails on it, and the temporary is dropped), then syncs the directory: a kill at
+ * any point leaves the old blob or the new one, and at worst a temporary that rp_blobs_sweep
+ * removes. A rename is a link too, then the old name's unlink (a kill between them leaves both
+ * names: the next rename finds its target there and drops the old). An append is a write at the
+ * file's end under flock(), synced before it returns.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -35,9 +37,6 @@ typedef struct dir_reader {
     rp_blob_reader_t r;
     int fd;
 } dir_reader_t;
-
-/* The namespaces the service writes: the directories a sweep looks in. */
-static const char *const namespaces[] = {"uploads", "images", "deltas"};
 
 /* The blob's path (its namespace's directory made 0700 when make_dir). */
 static rp_err_t blob_path(dir_blobs_t *d, const char *name, bool make_dir, char *out, size_t cap)
@@ -101,12 +100,12 @@ static rp_err_t dir_put_write(rp_blob_writer_t *bw, const void *data, size_t len
 static rp_err_t dir_put_commit(rp_blob_writer_t *bw)
 {
     dir_writer_t *w = (dir_writer_t *)bw;
-    rp_err_t err = rp_atomic_commit(&w->f, 0);
+    rp_err_t err = rp_atomic_commit(&w->f, 1); /* (exclusive: a link, never over a blob) */
 
     if (err != RP_OK)
         rp_atomic_abort(&w->f);
     free(w);
-    return err;
+    return err == RP_ERR_EXISTS ? RP_OK : err; /* the name keeps its blob */
 }
 
 static void dir_put_abort(rp_blob_writer_t *bw)
@@ -227,10 +226,13 @@ static rp_err_t dir_rename(rp_blobs_t *b, const char *from, const char *to)
         return errno == ENOENT ? RP_ERR_NOT_FOUND : RP_ERR_IO;
     err = fsync(fd) == 0 ? RP_OK : RP_ERR_IO;
     close(fd);
-    if (err == RP_OK && rename(a, z) != 0)
+    /* (link(2) never replaces: a blob at z keeps its name, and a's is dropped) */
+    if (err == RP_OK && link(a, z) != 0 && errno != EEXIST)
         err = errno == ENOENT ? RP_ERR_NOT_FOUND : RP_ERR_IO;
     if (err == RP_OK)
         err = sync_dir_of(z);
+    if (err == RP_OK && unlink(a) != 0 && errno != ENOENT)
+        err = RP_ERR_IO;
     if (err == RP_OK && strcmp(strrchr(a, '/'), strrchr(z, '/')) != 0)
         err = sync_dir_of(a);
     return err;
@@ -260,12 +262,12 @@ static rp_err_t dir_sweep(rp_blobs_t *b, int64_t before, unsigned *n)
 {
     dir_blobs_t *d = (dir_blobs_t *)b;
 
-    for (size_t i = 0; i < sizeof(namespaces) / sizeof(namespaces[0]); i++) {
+    for (size_t i = 0; rp_blob_namespaces[i] != NULL; i++) {
         char dir[PATH_MAX];
         struct dirent *e;
         struct stat sb;
         DIR *dh;
-        int n0 = snprintf(dir, sizeof(dir), "%s/%s", d->root, namespaces[i]);
+        int n0 = snprintf(dir, sizeof(dir), "%s/%s", d->root, rp_blob_namespaces[i]);
 
         if (n0 < 0 || (size_t)n0 >= sizeof(dir) || (dh = opendir(dir)) == NULL)
             continue;
@@ -280,6 +282,34 @@ static rp_err_t dir_sweep(rp_blobs_t *b, int64_t before, unsigned *n)
         closedir(dh);
     }
     return RP_OK;
+}
+
+static rp_err_t dir_list(rp_blobs_t *b, const char *ns, rp_blob_name_fn fn, void *ctx)
+{
+    dir_blobs_t *d = (dir_blobs_t *)b;
+    char dir[PATH_MAX], name[RP_BLOB_NAME_MAX + 1];
+    struct dirent *e;
+    struct stat sb;
+    rp_err_t err = RP_OK;
+    DIR *dh;
+    int n = snprintf(dir, sizeof(dir), "%s/%s", d->root, ns);
+
+    if (n < 0 || (size_t)n >= sizeof(dir))
+        return RP_ERR_INVALID_ARG;
+    if ((dh = opendir(dir)) == NULL)
+        return errno == ENOENT ? RP_OK : RP_ERR_IO; /* (none made yet) */
+    while (err == RP_OK && (errno = 0, e = readdir(dh)) != NULL) {
+        n = snprintf(name, sizeof(name), "%s/%s", ns, e->d_name);
+        /* (a put's temporary, or a file the service did not write, is no blob) */
+        if (n < 0 || (size_t)n >= sizeof(name) || !rp_blob_name_valid(name) ||
+            fstatat(dirfd(dh), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(sb.st_mode))
+            continue;
+        err = fn(ctx, name, (uint64_t)sb.st_size);
+    }
+    if (err == RP_OK && errno != 0)
+        err = RP_ERR_IO;
+    closedir(dh);
+    return err;
 }
 
 const rp_blob_ops_t rp_blob_dir_ops = {
@@ -297,6 +327,7 @@ const rp_blob_ops_t rp_blob_dir_ops = {
     .rename = dir_rename,
     .remove = dir_remove,
     .sweep = dir_sweep,
+    .list = dir_list,
 };
 
 rp_err_t rp_blobs_open_dir(const char *data_dir, rp_blobs_t **out)

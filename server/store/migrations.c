@@ -10,6 +10,42 @@
 #include "store/schema_pg.h"
 #include "store_internal.h"
 
+/* The counters' migration's count of them from the rows, into empty device_counts and
+ * deployment_counts (that migration; rp_store_counters_recount): shipped with it, never edited. The
+ * conditions are SQ_DEV_*'s and the rules of sq_device_counts_move and deploy_counts_move. */
+#define COUNTERS_SEED                                                                              \
+    "INSERT INTO device_counts (tenant_id, state, n)"                                              \
+    " SELECT tenant_id, 'total', count(*) FROM devices GROUP BY tenant_id;"                        \
+    "INSERT INTO device_counts (tenant_id, state, n) SELECT tenant_id, 'attested', count(*)"       \
+    " FROM devices WHERE last_passed = 1 AND blocked = 0 AND quarantined_at = 0"                   \
+    " GROUP BY tenant_id;"                                                                         \
+    "INSERT INTO device_counts (tenant_id, state, n) SELECT tenant_id, 'failed', count(*)"         \
+    " FROM devices WHERE last_passed = 0 GROUP BY tenant_id;"                                      \
+    "INSERT INTO device_counts (tenant_id, state, n) SELECT tenant_id, 'blocked', count(*)"        \
+    " FROM devices WHERE blocked != 0 GROUP BY tenant_id;"                                         \
+    "INSERT INTO device_counts (tenant_id, state, n) SELECT tenant_id, 'quarantined', count(*)"    \
+    " FROM devices WHERE quarantined_at != 0 GROUP BY tenant_id;"                                  \
+    "INSERT INTO device_counts (tenant_id, state, n) SELECT tenant_id, 'never_seen', count(*)"     \
+    " FROM devices WHERE last_attestation IS NULL GROUP BY tenant_id;"                             \
+    "UPDATE device_groups SET members ="                                                           \
+    " (SELECT count(*) FROM group_members m WHERE m.group_id = device_groups.id);"                 \
+    "UPDATE deployments SET selected = (SELECT count(*) FROM group_members m"                      \
+    " WHERE m.group_id = deployments.group_id"                                                     \
+    " AND rp_selects(deployments.id, deployments.rollout, m.device_id)),"                          \
+    " reported_selected = (SELECT count(*) FROM device_updates u JOIN group_members m"             \
+    " ON m.device_id = u.device_id WHERE u.deployment_id = deployments.id"                         \
+    " AND m.group_id = deployments.group_id"                                                       \
+    " AND rp_selects(deployments.id, deployments.rollout, u.device_id)),"                          \
+    " reached_pending = (SELECT count(*) FROM deployment_reached r LEFT JOIN device_updates u"     \
+    " ON u.deployment_id = r.deployment_id AND u.device_id = r.device_id"                          \
+    " WHERE r.deployment_id = deployments.id AND CASE WHEN u.device_id IS NULL THEN"               \
+    " EXISTS (SELECT 1 FROM group_members m WHERE m.device_id = r.device_id"                       \
+    " AND m.group_id = deployments.group_id)"                                                      \
+    " AND rp_selects(deployments.id, deployments.rollout, r.device_id)"                            \
+    " ELSE u.state = 'pending' END);"                                                              \
+    "INSERT INTO deployment_counts (deployment_id, state, n)"                                      \
+    " SELECT deployment_id, state, count(*) FROM device_updates GROUP BY deployment_id, state;"
+
 /* Persisted: each migration runs once, in order, in its own transaction. Never edit one that has
  * shipped; add the next. Say of each whether a replica of the previous version may keep serving
  * on it during a rolling upgrade (docs/operations.md, "Upgrading replicas"): yes when it adds only
@@ -289,6 +325,28 @@ const char *const rp_store_migrations[] = {
     "CREATE INDEX devices_blocked ON devices(tenant_id, id) WHERE blocked != 0;"
     "CREATE INDEX devices_quarantined ON devices(tenant_id, id) WHERE quarantined_at != 0;"
     "CREATE INDEX devices_failed ON devices(tenant_id, id) WHERE last_passed = 0;",
+    /* 21: counters read instead of counting rows (docs/scale.md): each tenant's devices per
+     * state (store_console.c: sq_device_counts_move, moved in the transaction of every write of
+     * a device's state), each tenant's devices whose certificate is expiring as last counted in
+     * the background and when; each group's members; per deployment its reports per state, the
+     * members it selects, those of them that reported, and the devices reached whose report
+     * is pending or missing (store_updates.c: deploy_counts_move). All counted from the rows
+     * (COUNTERS_SEED). Not for a rolling upgrade: an older replica's writes would not move them */
+    "CREATE TABLE device_counts (tenant_id TEXT NOT NULL, state TEXT NOT NULL,"
+    " n INTEGER NOT NULL, PRIMARY KEY (tenant_id, state)) WITHOUT ROWID;"
+    "CREATE TABLE fleet_summaries (tenant_id TEXT PRIMARY KEY, cert_expiring INTEGER NOT NULL,"
+    " counted_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "ALTER TABLE device_groups ADD COLUMN members INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE deployments ADD COLUMN selected INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE deployments ADD COLUMN reported_selected INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE deployments ADD COLUMN reached_pending INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE deployment_counts (deployment_id TEXT NOT NULL, state TEXT NOT NULL,"
+    " n INTEGER NOT NULL, PRIMARY KEY (deployment_id, state)) WITHOUT ROWID;" COUNTERS_SEED,
+    /* 22: the image an upload became (api/images.c), kept on the upload's row until the stale
+     * uploads are dropped (a day), so that a POST of the same upload again - a client's retry
+     * of one that succeeded, or one racing it - answers that image. Rolling upgrade: yes (an
+     * older replica deletes the row as it did; a retry there is the 404 it was) */
+    "ALTER TABLE uploads ADD COLUMN image_id TEXT;",
 };
 const int rp_store_schema_newest =
     (int)(sizeof(rp_store_migrations) / sizeof(rp_store_migrations[0]));
@@ -371,4 +429,14 @@ rp_err_t sq_migrate(rp_store_t *s)
     if (rc == DB_ERROR)
         return sq_error(s, "schema version");
     return migrate_from(s, version);
+}
+
+rp_err_t rp_store_counters_recount(rp_store_t *s)
+{
+    rp_err_t err = sq_begin(s);
+
+    if (err != RP_OK)
+        return err;
+    return sq_end(
+        s, sq_exec(s, "DELETE FROM device_counts; DELETE FROM deployment_counts;" COUNTERS_SEED));
 }

@@ -815,9 +815,15 @@ static const char SQL_CERT_REVOKE_DEVICE[] =
 static const char SQL_CRL_BUMP[] = "UPDATE cas SET crl_number = crl_number + 1 WHERE tenant_id = ?";
 static const char SQL_CRL_VERSION[] = "SELECT crl_number FROM cas WHERE tenant_id = ?";
 
-rp_err_t rp_store_device_claim(rp_store_t *s, const char *tenant_id, const char *device_id,
-                               int64_t now)
+/* What a write of a device's state is given (sq_device_write's ctx). */
+typedef struct device_op {
+    const char *tenant_id, *device_id;
+    int64_t now;
+} device_op_t;
+
+static rp_err_t claim_write(rp_store_t *s, void *ctx)
 {
+    const device_op_t *op = ctx;
     sq_st_t *st = sq_stmt(s, SQL_DEVICE_CLAIM);
     char owner[RP_ID_SIZE];
     int changes, rc;
@@ -825,9 +831,9 @@ rp_err_t rp_store_device_claim(rp_store_t *s, const char *tenant_id, const char 
 
     if (st == NULL)
         return RP_ERR_IO;
-    db_bind_text(st, 1, device_id);
-    db_bind_text(st, 2, tenant_id);
-    db_bind_int64(st, 3, now);
+    db_bind_text(st, 1, op->device_id);
+    db_bind_text(st, 2, op->tenant_id);
+    db_bind_int64(st, 3, op->now);
     err = sq_step_done(s, st, &changes);
     if (err != RP_OK || changes == 1)
         return err;
@@ -835,13 +841,21 @@ rp_err_t rp_store_device_claim(rp_store_t *s, const char *tenant_id, const char 
     st = sq_stmt(s, SQL_DEVICE_OWNER);
     if (st == NULL)
         return RP_ERR_IO;
-    db_bind_text(st, 1, device_id);
+    db_bind_text(st, 1, op->device_id);
     rc = db_step(st);
     if (rc != DB_ROW)
         return sq_error(s, "device owner");
     sq_text_col(st, 0, owner, sizeof(owner));
     db_reset(st);
-    return strcmp(owner, tenant_id) == 0 ? RP_OK : RP_ERR_EXISTS;
+    return strcmp(owner, op->tenant_id) == 0 ? RP_OK : RP_ERR_EXISTS;
+}
+
+rp_err_t rp_store_device_claim(rp_store_t *s, const char *tenant_id, const char *device_id,
+                               int64_t now)
+{
+    device_op_t op = {tenant_id, device_id, now};
+
+    return sq_device_write(s, device_id, claim_write, &op);
 }
 
 void sq_device_row(sq_st_t *st, rp_device_t *d)
@@ -989,21 +1003,17 @@ rp_err_t rp_store_group_end(rp_store_t *s, rp_err_t err)
     return sq_end(s, err);
 }
 
-rp_err_t rp_store_device_block(rp_store_t *s, const char *tenant_id, const char *device_id,
-                               int64_t now)
+static rp_err_t block_write(rp_store_t *s, void *ctx)
 {
-    sq_st_t *st;
+    const device_op_t *op = ctx;
+    sq_st_t *st = sq_stmt(s, SQL_DEVICE_BLOCK);
     int changes = 0;
-    rp_err_t err = sq_begin(s);
+    rp_err_t err = st != NULL ? RP_OK : RP_ERR_IO;
 
-    if (err != RP_OK)
-        return err;
-    st = sq_stmt(s, SQL_DEVICE_BLOCK);
-    err = st != NULL ? RP_OK : RP_ERR_IO;
     if (err == RP_OK) {
-        db_bind_int64(st, 1, now);
-        db_bind_text(st, 2, device_id);
-        db_bind_text(st, 3, tenant_id);
+        db_bind_int64(st, 1, op->now);
+        db_bind_text(st, 2, op->device_id);
+        db_bind_text(st, 3, op->tenant_id);
         err = sq_step_done(s, st, &changes);
     }
     if (err == RP_OK && changes == 0)
@@ -1013,8 +1023,8 @@ rp_err_t rp_store_device_block(rp_store_t *s, const char *tenant_id, const char 
         err = st != NULL ? RP_OK : RP_ERR_IO;
     }
     if (err == RP_OK) {
-        db_bind_int64(st, 1, now);
-        db_bind_text(st, 2, device_id);
+        db_bind_int64(st, 1, op->now);
+        db_bind_text(st, 2, op->device_id);
         err = sq_step_done(s, st, NULL);
     }
     if (err == RP_OK) {
@@ -1022,10 +1032,18 @@ rp_err_t rp_store_device_block(rp_store_t *s, const char *tenant_id, const char 
         err = st != NULL ? RP_OK : RP_ERR_IO;
     }
     if (err == RP_OK) {
-        db_bind_text(st, 1, tenant_id);
+        db_bind_text(st, 1, op->tenant_id);
         err = sq_step_done(s, st, NULL);
     }
-    return sq_end(s, err);
+    return err;
+}
+
+rp_err_t rp_store_device_block(rp_store_t *s, const char *tenant_id, const char *device_id,
+                               int64_t now)
+{
+    device_op_t op = {tenant_id, device_id, now};
+
+    return sq_device_write(s, device_id, block_write, &op);
 }
 
 rp_err_t rp_store_crl_version(rp_store_t *s, const char *tenant_id, int64_t *version)
@@ -1042,18 +1060,26 @@ rp_err_t rp_store_crl_version(rp_store_t *s, const char *tenant_id, int64_t *ver
     return rc == DB_ROW || rc == DB_DONE ? RP_OK : sq_error(s, "CRL version");
 }
 
-rp_err_t rp_store_device_unblock(rp_store_t *s, const char *tenant_id, const char *device_id)
+static rp_err_t unblock_write(rp_store_t *s, void *ctx)
 {
+    const device_op_t *op = ctx;
     sq_st_t *st = sq_stmt(s, SQL_DEVICE_UNBLOCK);
     int changes = 0;
     rp_err_t err;
 
     if (st == NULL)
         return RP_ERR_IO;
-    db_bind_text(st, 1, device_id);
-    db_bind_text(st, 2, tenant_id);
+    db_bind_text(st, 1, op->device_id);
+    db_bind_text(st, 2, op->tenant_id);
     err = sq_step_done(s, st, &changes);
     return err == RP_OK && changes == 0 ? RP_ERR_NOT_FOUND : err;
+}
+
+rp_err_t rp_store_device_unblock(rp_store_t *s, const char *tenant_id, const char *device_id)
+{
+    device_op_t op = {tenant_id, device_id, 0};
+
+    return sq_device_write(s, device_id, unblock_write, &op);
 }
 
 /* (A nonce spent already is no error: PostgreSQL would abort the whole transaction on one.) */
@@ -1164,6 +1190,7 @@ static rp_err_t record_one(rp_store_t *s, rp_attestation_write_t *w, bool *grew)
 {
     rp_attestation_t *a = w->a;
     char tenant_id[RP_ID_SIZE];
+    sq_device_state_t before, after;
     bool blocked = false;
     sq_st_t *st;
     rp_err_t err = RP_OK;
@@ -1223,6 +1250,14 @@ static rp_err_t record_one(rp_store_t *s, rp_attestation_write_t *w, bool *grew)
         return err == RP_ERR_EXISTS ? RP_ERR_IO : err;
     if (a->tenant_id[0] == '\0')
         return RP_OK;
+    /* the fleet's counters move only when the verdict does (sq_device_counts_move): a pass
+     * after a pass writes none */
+    err = sq_device_state(s, a->device_id, &before);
+    if (err != RP_OK)
+        return err;
+    after = before;
+    after.seen = true;
+    after.passed = a->passed ? 1 : 0;
     st = sq_stmt(s, SQL_DEVICE_ATTESTED);
     if (st == NULL)
         return RP_ERR_IO;
@@ -1236,6 +1271,8 @@ static rp_err_t record_one(rp_store_t *s, rp_attestation_write_t *w, bool *grew)
         db_bind_null(st, 3);
     db_bind_text(st, 4, a->device_id);
     err = sq_step_done(s, st, NULL);
+    if (err == RP_OK)
+        err = sq_device_counts_move(s, &before, &after);
     return err == RP_ERR_EXISTS ? RP_ERR_IO : err;
 }
 

@@ -22,8 +22,8 @@
 #define RP_QUARANTINE_REASON_MAX 255 /* why a device was quarantined, for people */
 
 /*
- * A page of one of the operator's lists (server/api/paging.c makes it from ?limit&after&prefix): the
- * rows in key order whose key is above `after` ("": from the first) and whose filtered column
+ * A page of one of the operator's lists (server/api/paging.c makes it from ?limit&after&prefix):
+ * the rows in key order whose key is above `after` ("": from the first) and whose filtered column
  * starts with `prefix` ("": any), at most limit; not paged: the whole list, in its own order. The
  * store reads it in SQL, the prefix as the index range [prefix, upto): bytewise, as SQLite's BINARY
  * collation compares TEXT (no LIKE, whose '%', '_' and case rules are not a prefix's).
@@ -264,12 +264,15 @@ typedef struct rp_image_key_record {
     int64_t created;
 } rp_image_key_record_t;
 
-/* An upload in progress: its bytes are in DATA_DIR/uploads/<id> until it becomes an image. */
+/* An upload in progress: its bytes are in the blob uploads/<id> until it becomes an image; then
+ * the row stays, naming the image, until the sweep drops it (a day after its last write). */
 typedef struct rp_upload {
     char id[RP_ID_SIZE];
     char tenant_id[RP_ID_SIZE];
-    uint64_t size; /* announced */
-    int64_t created;
+    uint64_t size;  /* announced */
+    int64_t active; /* made, or last written to (Unix seconds): the sweep's clock. The column is
+                     * uploads.created (schema 3): no migration renames it */
+    char image_id[2 * 32 + 1]; /* the image it became ("": none yet) */
 } rp_upload_t;
 
 /* An uploaded image, verified against one of the tenant's image keys. Immutable. */
@@ -345,12 +348,28 @@ typedef void (*rp_image_key_fn)(void *ctx, const rp_image_key_record_t *k);
 rp_err_t rp_store_image_key_list(rp_store_t *s, const char *tenant_id, const rp_page_t *page,
                                  rp_image_key_fn fn, void *ctx) RP_MUST_CHECK;
 
+/*
+ * A new upload of size bytes, within the tenant's limits (counted in the write transaction, so
+ * that replicas creating at once cannot pass them): RP_ERR_DENIED when the tenant has max_open
+ * uploads open, RP_ERR_TOO_LARGE when their announced sizes and this one would pass max_bytes.
+ */
 rp_err_t rp_store_upload_create(rp_store_t *s, const char *tenant_id, uint64_t size,
+                                unsigned max_open, uint64_t max_bytes,
                                 rp_upload_t *out) RP_MUST_CHECK;
 rp_err_t rp_store_upload_get(rp_store_t *s, const char *tenant_id, const char *id,
                              rp_upload_t *out) RP_MUST_CHECK;
 rp_err_t rp_store_upload_delete(rp_store_t *s, const char *id) RP_MUST_CHECK;
-/* Uploads started before `before`, oldest first, at most max of them. */
+/* A chunk is about to be written: the upload is active at now (the sweep leaves it another
+ * day). RP_ERR_NOT_FOUND when it is gone (swept meanwhile: nothing may be written to it). */
+rp_err_t rp_store_upload_touch(rp_store_t *s, const char *tenant_id, const char *id,
+                               int64_t now) RP_MUST_CHECK;
+/* Forget the upload if it is still inactive since before: RP_OK (its bytes are then the caller's
+ * to remove), RP_ERR_NOT_FOUND when it is gone or was written to since (another replica's sweep,
+ * or a chunk: it stays). */
+rp_err_t rp_store_upload_drop_stale(rp_store_t *s, const char *id, int64_t before) RP_MUST_CHECK;
+/* The upload became image_id (its bytes are that image's): kept on its row. RP_ERR_NOT_FOUND. */
+rp_err_t rp_store_upload_became(rp_store_t *s, const char *id, const char *image_id) RP_MUST_CHECK;
+/* Uploads inactive since before `before`, oldest first, at most max of them. */
 typedef void (*rp_upload_fn)(void *ctx, const rp_upload_t *u);
 rp_err_t rp_store_upload_stale(rp_store_t *s, int64_t before, int max, rp_upload_fn fn,
                                void *ctx) RP_MUST_CHECK;
@@ -360,11 +379,15 @@ rp_err_t rp_store_upload_stale(rp_store_t *s, int64_t before, int max, rp_upload
  * one is made once, by one maker, whichever replica is asked. get: RP_ERR_NOT_FOUND until it is
  * made (OUT: its SHA-256 in hex and size). claim: the caller makes it, until lease_until
  * (RP_OK); RP_ERR_EXISTS when it is made or another maker's lease runs (an expired lease is taken
- * over). made: its SHA-256 and size, the lease ended. release: a maker that failed gives it up.
+ * over). renew: a maker still at work moves its lease's end to lease_until (nothing when the delta
+ * is made or gone). made: its SHA-256 and size, the lease ended. release: a maker that failed
+ * gives it up.
  */
 rp_err_t rp_store_delta_get(rp_store_t *s, const char *from, const char *to, char sha256[65],
                             uint64_t *size) RP_MUST_CHECK;
 rp_err_t rp_store_delta_claim(rp_store_t *s, const char *from, const char *to, int64_t now,
+                              int64_t lease_until) RP_MUST_CHECK;
+rp_err_t rp_store_delta_renew(rp_store_t *s, const char *from, const char *to,
                               int64_t lease_until) RP_MUST_CHECK;
 rp_err_t rp_store_delta_made(rp_store_t *s, const char *from, const char *to, const char *sha256,
                              uint64_t size) RP_MUST_CHECK;
@@ -1002,12 +1025,14 @@ rp_err_t rp_store_device_page(rp_store_t *s, const char *tenant_id, const rp_pag
                               void *ctx) RP_MUST_CHECK;
 
 /* A tenant's devices by state, for the console's fleet page. The states overlap: a device is
- * counted in each that is true of it. */
+ * counted in each that is true of it. Read from counters kept by the writes (migrations.c:
+ * COUNTERS_SEED): one row per state, whatever the fleet's size. */
 typedef struct rp_fleet_counts {
     int64_t total;
-    int64_t attested;      /* last attestation passed, and neither blocked nor quarantined */
-    int64_t cert_expiring; /* its newest current certificate ends within RP_FLEET_EXPIRING */
-    int64_t failed;        /* last attestation failed */
+    int64_t attested;         /* last attestation passed, and neither blocked nor quarantined */
+    int64_t cert_expiring;    /* its newest current certificate ends within RP_FLEET_EXPIRING, */
+    int64_t cert_expiring_at; /* as counted at this time (0: not counted yet): in the background */
+    int64_t failed;           /* last attestation failed */
     int64_t blocked;
     int64_t quarantined;
     int64_t never_seen; /* no attestation recorded */
@@ -1015,6 +1040,18 @@ typedef struct rp_fleet_counts {
 #define RP_FLEET_EXPIRING (4 * 3600) /* seconds: a 24-hour certificate not renewed for 20 hours */
 rp_err_t rp_store_fleet_counts(rp_store_t *s, const char *tenant_id, int64_t now,
                                rp_fleet_counts_t *out) RP_MUST_CHECK;
+/* The counters the fleet's counts and a deployment's progress read (COUNTERS_SEED), counted again
+ * from the rows, in one transaction: for a database written around the store (a bulk load). */
+rp_err_t rp_store_counters_recount(rp_store_t *s) RP_MUST_CHECK;
+/* "Expiring" is a matter of time, not of a write: counted over every device of the tenant (its
+ * newest current certificate's end) and kept with the time it was counted, which the fleet's
+ * counts show. OUT: *n. */
+rp_err_t rp_store_fleet_expiring_count(rp_store_t *s, const char *tenant_id, int64_t now,
+                                       int64_t *n) RP_MUST_CHECK;
+/* Count it again for every tenant whose count is older than max_age seconds (or missing): the
+ * background's pass. OUT: *counted, the tenants counted. */
+rp_err_t rp_store_fleet_summaries_refresh(rp_store_t *s, int64_t now, int64_t max_age,
+                                          size_t *counted) RP_MUST_CHECK;
 /* How many of the tenant's devices run each (product, component, version), as their status
  * reports say (product "" for devices in no group), most devices first, at most limit rows. */
 typedef void (*rp_fleet_version_fn)(void *ctx, const char *product, const char *component,

@@ -3,6 +3,7 @@
  * SHA-256 of their secret, tied to a token), and the counts its fleet page shows - devices by
  * state, versions running, attestations over time - each one SQL query over indexed rows.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "store_internal.h"
@@ -137,41 +138,244 @@ rp_err_t rp_store_link_take(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN], in
     return sq_end(s, err);
 }
 
+/* ---- the fleet's counts, kept as counters (migrations.c: COUNTERS_SEED) ---- */
+
+/* The states counted per tenant (device_counts.state), each the condition SQ_DEV_* names in SQL:
+ * a device is in each whose condition is true of it. "Expiring" is a matter of time, not of a
+ * write: counted in the background (fleet_summaries). */
+enum { DC_TOTAL, DC_ATTESTED, DC_FAILED, DC_BLOCKED, DC_QUARANTINED, DC_NEVER_SEEN, DC_COUNT };
+static const char *const dc_names[DC_COUNT] = {
+    [DC_TOTAL] = "total",     [DC_ATTESTED] = "attested",       [DC_FAILED] = "failed",
+    [DC_BLOCKED] = "blocked", [DC_QUARANTINED] = "quarantined", [DC_NEVER_SEEN] = "never_seen",
+};
+
+/* The states a device is counted in (a bit per DC_*): SQ_DEV_ATTESTED, SQ_DEV_FAILED, ... */
+static unsigned dc_states(const sq_device_state_t *d)
+{
+    unsigned m = 0;
+
+    if (!d->exists)
+        return 0;
+    m |= 1u << DC_TOTAL;
+    if (d->passed == 1 && !d->blocked && !d->quarantined)
+        m |= 1u << DC_ATTESTED;
+    if (d->passed == 0)
+        m |= 1u << DC_FAILED;
+    if (d->blocked)
+        m |= 1u << DC_BLOCKED;
+    if (d->quarantined)
+        m |= 1u << DC_QUARANTINED;
+    if (!d->seen)
+        m |= 1u << DC_NEVER_SEEN;
+    return m;
+}
+
+static const char SQL_DEVICE_STATE[] = "SELECT tenant_id, last_attestation IS NOT NULL,"
+                                       " coalesce(last_passed, -1), blocked, quarantined_at"
+                                       " FROM devices WHERE id = ?";
+static const char SQL_DEVICE_COUNT_ADD[] =
+    "INSERT INTO device_counts (tenant_id, state, n) VALUES (?1, ?2, ?3)"
+    " ON CONFLICT (tenant_id, state) DO UPDATE SET n = device_counts.n + ?3";
+
+rp_err_t sq_device_state(rp_store_t *s, const char *device_id, sq_device_state_t *out)
+{
+    sq_st_t *st = sq_stmt(s, SQL_DEVICE_STATE);
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    out->passed = -1;
+    if (st == NULL)
+        return RP_ERR_IO;
+    db_bind_text(st, 1, device_id);
+    rc = db_step(st);
+    if (rc == DB_ROW) {
+        out->exists = true;
+        sq_text_col(st, 0, out->tenant_id, sizeof(out->tenant_id));
+        out->seen = db_column_int(st, 1) != 0;
+        out->passed = db_column_int(st, 2);
+        out->blocked = db_column_int(st, 3) != 0;
+        out->quarantined = db_column_int64(st, 4) != 0;
+    }
+    db_reset(st);
+    return rc == DB_ROW || rc == DB_DONE ? RP_OK : sq_error(s, "device state");
+}
+
+static rp_err_t dc_add(rp_store_t *s, const char *tenant_id, int state, int64_t delta)
+{
+    sq_st_t *st = sq_stmt(s, SQL_DEVICE_COUNT_ADD);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    db_bind_text(st, 1, tenant_id);
+    db_bind_text(st, 2, dc_names[state]);
+    db_bind_int64(st, 3, delta);
+    return sq_step_done(s, st, NULL);
+}
+
+rp_err_t sq_device_counts_move(rp_store_t *s, const sq_device_state_t *before,
+                               const sq_device_state_t *after)
+{
+    unsigned was = dc_states(before), is = dc_states(after);
+    bool same =
+        !before->exists || !after->exists || strcmp(before->tenant_id, after->tenant_id) == 0;
+    rp_err_t err = RP_OK;
+
+    for (int k = 0; k < DC_COUNT && err == RP_OK; k++) {
+        bool in_was = (was >> k) & 1u, in_is = (is >> k) & 1u;
+        if (same && in_was == in_is)
+            continue; /* unchanged: nothing written */
+        if (in_was)
+            err = dc_add(s, before->tenant_id, k, -1);
+        if (err == RP_OK && in_is)
+            err = dc_add(s, after->tenant_id, k, 1);
+    }
+    return err;
+}
+
+rp_err_t sq_device_write(rp_store_t *s, const char *device_id,
+                         rp_err_t (*write)(rp_store_t *s, void *ctx), void *ctx)
+{
+    sq_device_state_t before, after;
+    rp_err_t err = sq_begin(s);
+
+    if (err != RP_OK)
+        return err;
+    err = sq_device_state(s, device_id, &before);
+    if (err == RP_OK)
+        err = write(s, ctx);
+    if (err == RP_OK)
+        err = sq_device_state(s, device_id, &after);
+    if (err == RP_OK)
+        err = sq_device_counts_move(s, &before, &after);
+    return sq_end(s, err);
+}
+
+static const char SQL_FLEET_COUNTS[] = "SELECT state, n FROM device_counts WHERE tenant_id = ?";
+static const char SQL_FLEET_SUMMARY[] =
+    "SELECT cert_expiring, counted_at FROM fleet_summaries WHERE tenant_id = ?";
 /* The newest current certificate per device is what "expiring" looks at: a device that renewed
- * has a later one. The verdict is the device row's own (migration 20): no attestation is read. */
-/* The states are conditions: counted as CASE ... THEN 1, since PostgreSQL sums no booleans. */
-#define COUNT_IF(pred) ", coalesce(sum(CASE WHEN " pred " THEN 1 ELSE 0 END), 0)"
-/* clang-format off */
-static const char SQL_FLEET_COUNTS[] =
-    "SELECT count(*)"
-    COUNT_IF(SQ_DEV_ATTESTED) COUNT_IF(SQ_DEV_CERT_EXPIRING) COUNT_IF(SQ_DEV_FAILED)
-    COUNT_IF(SQ_DEV_BLOCKED) COUNT_IF(SQ_DEV_QUARANTINED) COUNT_IF(SQ_DEV_NEVER_SEEN)
-    " FROM devices d WHERE d.tenant_id = :tenant";
-/* clang-format on */
+ * has a later one. Every device of the tenant is read: only in the background. */
+static const char SQL_FLEET_EXPIRING[] =
+    "SELECT count(*) FROM devices d WHERE d.tenant_id = :tenant AND " SQ_DEV_CERT_EXPIRING;
+static const char SQL_FLEET_SUMMARY_PUT[] =
+    "INSERT INTO fleet_summaries (tenant_id, cert_expiring, counted_at) VALUES (?1, ?2, ?3)"
+    " ON CONFLICT (tenant_id) DO UPDATE SET cert_expiring = ?2, counted_at = ?3";
+static const char SQL_FLEET_STALE[] =
+    "SELECT t.id FROM tenants t LEFT JOIN fleet_summaries f ON f.tenant_id = t.id"
+    " WHERE f.counted_at IS NULL OR f.counted_at < ? ORDER BY t.id";
 
 rp_err_t rp_store_fleet_counts(rp_store_t *s, const char *tenant_id, int64_t now,
                                rp_fleet_counts_t *out)
 {
+    int64_t *field[DC_COUNT] = {
+        [DC_TOTAL] = &out->total,
+        [DC_ATTESTED] = &out->attested,
+        [DC_FAILED] = &out->failed,
+        [DC_BLOCKED] = &out->blocked,
+        [DC_QUARANTINED] = &out->quarantined,
+        [DC_NEVER_SEEN] = &out->never_seen,
+    };
     sq_st_t *st = sq_stmt(s, SQL_FLEET_COUNTS);
     int rc;
 
+    (void)now;
+    memset(out, 0, sizeof(*out));
     if (st == NULL)
         return RP_ERR_IO;
+    db_bind_text(st, 1, tenant_id);
+    while ((rc = db_step(st)) == DB_ROW) {
+        const char *name = (const char *)db_column_text(st, 0);
+        for (int k = 0; name != NULL && k < DC_COUNT; k++)
+            if (strcmp(name, dc_names[k]) == 0)
+                *field[k] = db_column_int64(st, 1);
+    }
+    db_reset(st);
+    if (rc != DB_DONE)
+        return sq_error(s, "fleet counts");
+    if ((st = sq_stmt(s, SQL_FLEET_SUMMARY)) == NULL)
+        return RP_ERR_IO;
+    db_bind_text(st, 1, tenant_id);
+    rc = db_step(st);
+    if (rc == DB_ROW) {
+        out->cert_expiring = db_column_int64(st, 0);
+        out->cert_expiring_at = db_column_int64(st, 1);
+    }
+    db_reset(st);
+    return rc == DB_ROW || rc == DB_DONE ? RP_OK : sq_error(s, "fleet summary");
+}
+
+rp_err_t rp_store_fleet_expiring_count(rp_store_t *s, const char *tenant_id, int64_t now,
+                                       int64_t *n)
+{
+    sq_st_t *st = sq_stmt(s, SQL_FLEET_EXPIRING);
+    rp_err_t err;
+    int rc;
+
+    *n = 0;
+    if (st == NULL)
+        return RP_ERR_IO;
+    /* the count reads outside the write transaction (it is long); its result is one row */
     db_bind_text(st, db_param(st, ":tenant"), tenant_id);
     db_bind_int64(st, db_param(st, ":now"), now);
     db_bind_int64(st, db_param(st, ":window"), RP_FLEET_EXPIRING);
     rc = db_step(st);
-    if (rc != DB_ROW)
-        return sq_error(s, "fleet counts");
-    out->total = db_column_int64(st, 0);
-    out->attested = db_column_int64(st, 1);
-    out->cert_expiring = db_column_int64(st, 2);
-    out->failed = db_column_int64(st, 3);
-    out->blocked = db_column_int64(st, 4);
-    out->quarantined = db_column_int64(st, 5);
-    out->never_seen = db_column_int64(st, 6);
+    if (rc == DB_ROW)
+        *n = db_column_int64(st, 0);
     db_reset(st);
-    return RP_OK;
+    if (rc != DB_ROW)
+        return sq_error(s, "expiring certificates");
+    if ((err = sq_begin(s)) != RP_OK)
+        return err;
+    if ((st = sq_stmt(s, SQL_FLEET_SUMMARY_PUT)) == NULL)
+        return sq_end(s, RP_ERR_IO);
+    db_bind_text(st, 1, tenant_id);
+    db_bind_int64(st, 2, *n);
+    db_bind_int64(st, 3, now);
+    return sq_end(s, sq_step_done(s, st, NULL));
+}
+
+typedef struct id_vec {
+    char (*ids)[RP_ID_SIZE];
+    size_t n, cap;
+} id_vec_t;
+
+rp_err_t rp_store_fleet_summaries_refresh(rp_store_t *s, int64_t now, int64_t max_age,
+                                          size_t *counted)
+{
+    sq_st_t *st = sq_stmt(s, SQL_FLEET_STALE);
+    id_vec_t v = {0};
+    rp_err_t err = RP_OK;
+    int64_t n;
+    int rc;
+
+    *counted = 0;
+    if (st == NULL)
+        return RP_ERR_IO;
+    db_bind_int64(st, 1, now - max_age);
+    while ((rc = db_step(st)) == DB_ROW) {
+        if (v.n == v.cap) {
+            size_t cap = v.cap != 0 ? v.cap * 2 : 16;
+            void *p = realloc(v.ids, cap * sizeof(*v.ids));
+            if (p == NULL) {
+                err = RP_ERR_NO_MEMORY;
+                break;
+            }
+            v.ids = p;
+            v.cap = cap;
+        }
+        sq_text_col(st, 0, v.ids[v.n], sizeof(v.ids[0]));
+        v.n++;
+    }
+    db_reset(st);
+    if (err == RP_OK && rc != DB_DONE)
+        err = sq_error(s, "fleet summaries");
+    for (size_t i = 0; err == RP_OK && i < v.n; i++) {
+        err = rp_store_fleet_expiring_count(s, v.ids[i], now, &n);
+        if (err == RP_OK)
+            (*counted)++;
+    }
+    free(v.ids);
+    return err;
 }
 
 /* One statement per state, so that the blocked, quarantined and failed pages name their partial

@@ -250,8 +250,7 @@ void sq_device_row(sq_st_t *st, rp_device_t *d);
 void sq_bind_page(sq_st_t *st, const rp_page_t *p);
 /* The statements of the pages that must stay index ranges, for the test of their query plans. */
 extern const char *const sq_sql_device_page[RP_DEVICE_STATE_COUNT],
-    *const sq_sql_members_page, *const sq_sql_deploy_devices, *const sq_sql_deploy_counts,
-                                                                  *const sq_sql_deploy_states;
+    *const sq_sql_members_page, *const sq_sql_deploy_devices;
 
 /* The device states the console counts and filters by (store.h: rp_fleet_counts_t), over
  * "devices d" (its row holds its last verdict: no join); :now and :window (seconds) bound an
@@ -264,6 +263,30 @@ extern const char *const sq_sql_device_page[RP_DEVICE_STATE_COUNT],
 #define SQ_DEV_CERT_EXPIRING                                                                       \
     "((SELECT max(not_after) FROM certificates c WHERE c.device_id = d.id AND c.revoked_at = 0)"   \
     " BETWEEN :now + 1 AND :now + :window)"
+/* A device's state as the fleet's counts see it (device_counts). */
+typedef struct sq_device_state {
+    bool exists;
+    char tenant_id[RP_ID_SIZE];
+    bool seen;  /* an attestation recorded (last_attestation) */
+    int passed; /* its verdict (last_passed): -1 none, 0 failed, 1 passed */
+    bool blocked;
+    bool quarantined;
+} sq_device_state_t;
+/* The device's state now (exists false: no such device). Inside the write transaction, which
+ * holds the store's write lock on either engine: what it reads stays true until the commit. */
+rp_err_t sq_device_state(rp_store_t *s, const char *device_id,
+                         sq_device_state_t *out) RP_MUST_CHECK;
+/* The rule of the counters: the tenant's device_counts moved from what `before` counts to what
+ * `after` counts (SQ_DEV_*'s conditions), writing only the states that differ (none when they
+ * agree: a verdict repeated writes nothing). Every writer of a device's state calls it, in the
+ * transaction of its write. */
+rp_err_t sq_device_counts_move(rp_store_t *s, const sq_device_state_t *before,
+                               const sq_device_state_t *after) RP_MUST_CHECK;
+/* A write of a device's state in one transaction with its counters: `write` (ctx) inside it,
+ * then the counters moved from the state before to the state after. */
+rp_err_t sq_device_write(rp_store_t *s, const char *device_id,
+                         rp_err_t (*write)(rp_store_t *s, void *ctx), void *ctx) RP_MUST_CHECK;
+
 /* A new random ID, "<prefix>_" and 24 hex digits. */
 rp_err_t sq_random_id(char prefix, char *out, size_t cap) RP_MUST_CHECK;
 

@@ -634,23 +634,41 @@ static sq_st_t *device_stmt(rp_store_t *s, const char *sql, const char *device_i
     return st;
 }
 
+/* A device's quarantine set (now != 0, with its reason) or lifted (now 0): sq_device_write's
+ * write, so that the fleet's counters move with it. */
+typedef struct qset {
+    const char *tenant_id, *device_id, *reason;
+    int64_t now;
+} qset_t;
+
+static rp_err_t qset_write(rp_store_t *s, void *ctx)
+{
+    const qset_t *q = ctx;
+    sq_st_t *st =
+        q->now != 0 ? sq_stmt(s, SQL_QUARANTINE) : device_stmt(s, SQL_RELEASE, q->device_id);
+    int changes = 0;
+    rp_err_t err;
+
+    if (st != NULL && q->now != 0) {
+        db_bind_int64(st, 1, q->now);
+        db_bind_text(st, 2, q->reason);
+        db_bind_text(st, 3, q->device_id);
+        db_bind_text(st, 4, q->tenant_id);
+    } else if (st != NULL) {
+        db_bind_text(st, 2, q->tenant_id);
+    }
+    err = STEP(s, st, &changes);
+    return err == RP_OK && changes == 0 ? RP_ERR_NOT_FOUND : err;
+}
+
 /* Inside the transaction: mark the device quarantined, revoke its certificates, record it. */
 static rp_err_t quarantine(rp_store_t *s, const char *tenant_id, const char *device_id,
                            const char *reason, int64_t now)
 {
-    sq_st_t *st = sq_stmt(s, SQL_QUARANTINE);
-    int changes = 0;
-    rp_err_t err;
+    qset_t q = {tenant_id, device_id, reason, now};
+    sq_st_t *st;
+    rp_err_t err = sq_device_write(s, device_id, qset_write, &q);
 
-    if (st != NULL) {
-        db_bind_int64(st, 1, now);
-        db_bind_text(st, 2, reason);
-        db_bind_text(st, 3, device_id);
-        db_bind_text(st, 4, tenant_id);
-    }
-    err = STEP(s, st, &changes);
-    if (err == RP_OK && changes == 0)
-        err = RP_ERR_NOT_FOUND;
     if (err == RP_OK) {
         st = sq_stmt(s, SQL_Q_REVOKE);
         if (st != NULL) {
@@ -721,11 +739,14 @@ rp_err_t rp_store_quarantine_signals(rp_store_t *s, const char *tenant_id, const
             for (size_t i = 0; i < p->nkinds; i++)
                 snprintf(kinds + strlen(kinds), sizeof(kinds) - strlen(kinds), "%s%s", i ? "," : "",
                          p->kinds[i]);
-            snprintf(
-                reason, sizeof(reason),
-                "%lld signals of %s within %llds (the policy's threshold %d); the last: %s: %.120s",
-                (long long)count, kinds, (long long)p->window, p->threshold, kind[k],
-                detail[k] != NULL && detail[k][0] != '\0' ? detail[k] : "(no reason given)");
+            /* For people: a long one is cut at its end (what the signals were is in their rows). */
+            if (snprintf(reason, sizeof(reason),
+                         "%lld signals of %s within %llds (the policy's threshold %d); the last: "
+                         "%s: %.120s",
+                         (long long)count, kinds, (long long)p->window, p->threshold, kind[k],
+                         detail[k] != NULL && detail[k][0] != '\0' ? detail[k]
+                                                                    : "(no reason given)") < 0)
+                reason[0] = '\0';
             err = quarantine(s, tenant_id, device_id, reason, now);
             if (err == RP_OK)
                 *at = k;
@@ -762,7 +783,6 @@ rp_err_t rp_store_device_release(rp_store_t *s, const char *tenant_id, const cha
 {
     char owner[RP_ID_SIZE] = "";
     int64_t since = 0;
-    sq_st_t *st;
     rp_err_t err = sq_begin(s);
 
     if (err != RP_OK)
@@ -773,10 +793,8 @@ rp_err_t rp_store_device_release(rp_store_t *s, const char *tenant_id, const cha
     if (err == RP_OK && since == 0)
         err = RP_ERR_INVALID_ARG;
     if (err == RP_OK) {
-        st = device_stmt(s, SQL_RELEASE, device_id);
-        if (st != NULL)
-            db_bind_text(st, 2, tenant_id);
-        err = STEP(s, st, NULL);
+        qset_t q = {tenant_id, device_id, "", 0};
+        err = sq_device_write(s, device_id, qset_write, &q);
     }
     if (err == RP_OK)
         err = STEP(s, device_stmt(s, SQL_QSIGNALS_FORGET, device_id), NULL);

@@ -114,10 +114,18 @@ rp_err_t rp_store_image_key_list(rp_store_t *s, const char *tenant_id, const rp_
 
 static const char SQL_UPLOAD_INSERT[] =
     "INSERT INTO uploads (id, tenant_id, size, created) VALUES (?, ?, ?, ?)";
-static const char SQL_UPLOAD_GET[] =
-    "SELECT id, tenant_id, size, created FROM uploads WHERE id = ? AND tenant_id = ?";
+static const char SQL_UPLOAD_GET[] = "SELECT id, tenant_id, size, created, image_id FROM uploads"
+                                     " WHERE id = ? AND tenant_id = ?";
 static const char SQL_UPLOAD_DELETE[] = "DELETE FROM uploads WHERE id = ?";
-static const char SQL_UPLOAD_STALE[] = "SELECT id, tenant_id, size, created FROM uploads"
+/* Open: not yet become an image (a row that did is kept a day for retries, counting for none). */
+static const char SQL_UPLOAD_OPEN[] = "SELECT count(*), coalesce(sum(size), 0) FROM uploads"
+                                      " WHERE tenant_id = ? AND image_id IS NULL";
+/* Only an open upload takes chunks: one that became an image is done with. */
+static const char SQL_UPLOAD_TOUCH[] =
+    "UPDATE uploads SET created = ? WHERE id = ? AND tenant_id = ? AND image_id IS NULL";
+static const char SQL_UPLOAD_DROP_STALE[] = "DELETE FROM uploads WHERE id = ? AND created < ?";
+static const char SQL_UPLOAD_BECAME[] = "UPDATE uploads SET image_id = ? WHERE id = ?";
+static const char SQL_UPLOAD_STALE[] = "SELECT id, tenant_id, size, created, image_id FROM uploads"
                                        " WHERE created < ? ORDER BY created LIMIT ?";
 
 static void upload_row(sq_st_t *st, rp_upload_t *u)
@@ -126,29 +134,87 @@ static void upload_row(sq_st_t *st, rp_upload_t *u)
     sq_text_col(st, 0, u->id, sizeof(u->id));
     sq_text_col(st, 1, u->tenant_id, sizeof(u->tenant_id));
     u->size = (uint64_t)db_column_int64(st, 2);
-    u->created = db_column_int64(st, 3);
+    u->active = db_column_int64(st, 3);
+    sq_text_col(st, 4, u->image_id, sizeof(u->image_id)); /* (NULL: "") */
 }
 
-rp_err_t rp_store_upload_create(rp_store_t *s, const char *tenant_id, uint64_t size,
-                                rp_upload_t *out)
+/* The tenant's open uploads: how many, and their announced bytes. */
+static rp_err_t uploads_open(rp_store_t *s, const char *tenant_id, uint64_t *n, uint64_t *bytes)
 {
-    sq_st_t *st = sq_stmt(s, SQL_UPLOAD_INSERT);
+    sq_st_t *st = sq_stmt(s, SQL_UPLOAD_OPEN);
     rp_err_t err;
 
     if (st == NULL)
         return RP_ERR_IO;
+    db_bind_text(st, 1, tenant_id);
+    err = one_row(s, st, "uploads");
+    if (err == RP_OK) {
+        *n = (uint64_t)db_column_int64(st, 0);
+        *bytes = (uint64_t)db_column_int64(st, 1);
+        db_reset(st);
+    }
+    return err;
+}
+
+rp_err_t rp_store_upload_create(rp_store_t *s, const char *tenant_id, uint64_t size,
+                                unsigned max_open, uint64_t max_bytes, rp_upload_t *out)
+{
+    uint64_t n = 0, bytes = 0;
+    sq_st_t *st;
+    rp_err_t err;
+
     memset(out, 0, sizeof(*out));
-    err = sq_random_id('u', out->id, sizeof(out->id));
-    if (err != RP_OK)
+    if ((err = sq_random_id('u', out->id, sizeof(out->id))) != RP_OK)
         return err;
     snprintf(out->tenant_id, sizeof(out->tenant_id), "%s", tenant_id);
     out->size = size;
-    out->created = (int64_t)time(NULL);
-    db_bind_text(st, 1, out->id);
-    db_bind_text(st, 2, out->tenant_id);
-    db_bind_int64(st, 3, (int64_t)size);
-    db_bind_int64(st, 4, out->created);
-    return sq_step_done(s, st, NULL);
+    out->active = (int64_t)time(NULL);
+    if ((err = sq_begin(s)) != RP_OK)
+        return err;
+    err = uploads_open(s, tenant_id, &n, &bytes);
+    if (err == RP_OK && n >= max_open)
+        err = RP_ERR_DENIED;
+    else if (err == RP_OK && (size > max_bytes || bytes > max_bytes - size))
+        err = RP_ERR_TOO_LARGE;
+    if (err == RP_OK)
+        err = (st = sq_stmt(s, SQL_UPLOAD_INSERT)) != NULL ? RP_OK : RP_ERR_IO;
+    if (err == RP_OK) {
+        db_bind_text(st, 1, out->id);
+        db_bind_text(st, 2, out->tenant_id);
+        db_bind_int64(st, 3, (int64_t)size);
+        db_bind_int64(st, 4, out->active);
+        err = sq_step_done(s, st, NULL);
+    }
+    return sq_end(s, err);
+}
+
+rp_err_t rp_store_upload_touch(rp_store_t *s, const char *tenant_id, const char *id, int64_t now)
+{
+    sq_st_t *st = sq_stmt(s, SQL_UPLOAD_TOUCH);
+    int changes = 0;
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    db_bind_int64(st, 1, now);
+    db_bind_text(st, 2, id);
+    db_bind_text(st, 3, tenant_id);
+    err = sq_step_done(s, st, &changes);
+    return err == RP_OK && changes == 0 ? RP_ERR_NOT_FOUND : err;
+}
+
+rp_err_t rp_store_upload_drop_stale(rp_store_t *s, const char *id, int64_t before)
+{
+    sq_st_t *st = sq_stmt(s, SQL_UPLOAD_DROP_STALE);
+    int changes = 0;
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    db_bind_text(st, 1, id);
+    db_bind_int64(st, 2, before);
+    err = sq_step_done(s, st, &changes);
+    return err == RP_OK && changes == 0 ? RP_ERR_NOT_FOUND : err;
 }
 
 rp_err_t rp_store_upload_get(rp_store_t *s, const char *tenant_id, const char *id, rp_upload_t *out)
@@ -178,6 +244,20 @@ rp_err_t rp_store_upload_delete(rp_store_t *s, const char *id)
     return sq_step_done(s, st, NULL);
 }
 
+rp_err_t rp_store_upload_became(rp_store_t *s, const char *id, const char *image_id)
+{
+    sq_st_t *st = sq_stmt(s, SQL_UPLOAD_BECAME);
+    int changes = 0;
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    db_bind_text(st, 1, image_id);
+    db_bind_text(st, 2, id);
+    err = sq_step_done(s, st, &changes);
+    return err == RP_OK && changes == 0 ? RP_ERR_NOT_FOUND : err;
+}
+
 rp_err_t rp_store_upload_stale(rp_store_t *s, int64_t before, int max, rp_upload_fn fn, void *ctx)
 {
     sq_st_t *st = sq_stmt(s, SQL_UPLOAD_STALE);
@@ -201,8 +281,8 @@ static const char SQL_DELTA_GET[] =
     "SELECT sha256, size, lease_until FROM deltas WHERE from_image = ? AND to_image = ?";
 static const char SQL_DELTA_NEW[] = "INSERT INTO deltas (from_image, to_image, sha256, size,"
                                     " lease_until) VALUES (?, ?, NULL, NULL, ?)";
-static const char SQL_DELTA_LEASE[] =
-    "UPDATE deltas SET lease_until = ? WHERE from_image = ? AND to_image = ?";
+static const char SQL_DELTA_LEASE[] = "UPDATE deltas SET lease_until = ?"
+                                      " WHERE from_image = ? AND to_image = ? AND sha256 IS NULL";
 static const char SQL_DELTA_MADE[] = "UPDATE deltas SET sha256 = ?, size = ?, lease_until = 0"
                                      " WHERE from_image = ? AND to_image = ?";
 static const char SQL_DELTA_DROP[] = "DELETE FROM deltas WHERE from_image = ? AND to_image = ?";
@@ -264,15 +344,21 @@ rp_err_t rp_store_delta_claim(rp_store_t *s, const char *from, const char *to, i
     } else if (err == RP_OK && (sha[0] != '\0' || lease >= now)) {
         err = RP_ERR_EXISTS; /* made, or being made */
     } else if (err == RP_OK) {
-        err = (st = sq_stmt(s, SQL_DELTA_LEASE)) != NULL ? RP_OK : RP_ERR_IO;
-        if (err == RP_OK) {
-            db_bind_int64(st, 1, lease_until);
-            db_bind_text(st, 2, from);
-            db_bind_text(st, 3, to);
-            err = sq_step_done(s, st, NULL);
-        }
+        err = rp_store_delta_renew(s, from, to, lease_until); /* an expired lease taken over */
     }
     return sq_end(s, err);
+}
+
+rp_err_t rp_store_delta_renew(rp_store_t *s, const char *from, const char *to, int64_t lease_until)
+{
+    sq_st_t *st = sq_stmt(s, SQL_DELTA_LEASE);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    db_bind_int64(st, 1, lease_until);
+    db_bind_text(st, 2, from);
+    db_bind_text(st, 3, to);
+    return sq_step_done(s, st, NULL);
 }
 
 rp_err_t rp_store_delta_made(rp_store_t *s, const char *from, const char *to, const char *sha256,
@@ -444,9 +530,7 @@ static const char SQL_GROUP_FIND[] = /* (as SQL_PRODUCT_FIND) */
                   " ORDER BY g.id = ?2 DESC, g.name = ?2 DESC LIMIT 1";
 static const char SQL_GROUP_GET[] =
     GROUP_COLUMNS " FROM device_groups g WHERE g.id = ? AND g.tenant_id = ?";
-#define GROUP_LIST                                                                                 \
-    GROUP_COLUMNS ", (SELECT count(*) FROM group_members m WHERE m.group_id = g.id)"               \
-                  " FROM device_groups g WHERE g.product_id = ?"
+#define GROUP_LIST GROUP_COLUMNS ", g.members FROM device_groups g WHERE g.product_id = ?"
 /* In the order they were made: SQLite's rowid; PostgreSQL's rows have none (its ctid moves). */
 static const char *const SQL_GROUP_LIST[SQ_ENGINES] = {
     [SQ_SQLITE] = GROUP_LIST " ORDER BY g.rowid",
@@ -461,6 +545,9 @@ static const char SQL_MEMBER_SET[] =
     " SELECT id, ?, ? FROM devices WHERE id = ? AND tenant_id = ?"
     " ON CONFLICT(device_id) DO UPDATE SET group_id = excluded.group_id,"
     " assigned = excluded.assigned";
+static const char SQL_MEMBER_GROUP[] = "SELECT group_id FROM group_members WHERE device_id = ?";
+static const char SQL_GROUP_MEMBERS_ADD[] =
+    "UPDATE device_groups SET members = members + ?2 WHERE id = ?1";
 static const char SQL_GROUP_CRASH_CAPTURE[] =
     "UPDATE device_groups SET crash_capture = ? WHERE id = ?";
 static const char SQL_DEVICE_CRASH_CAPTURE[] =
@@ -702,21 +789,60 @@ rp_err_t rp_store_group_list(rp_store_t *s, const rp_product_t *product, const r
     return list_done(s, st, rc, "device groups");
 }
 
-rp_err_t rp_store_device_assign(rp_store_t *s, const rp_group_t *group, const char *device_id,
-                                int64_t now)
+static rp_err_t deploy_member_moved(rp_store_t *s, const char *device_id, const char *from,
+                                    const char *to);
+
+/* The group's member count moved by delta. */
+static rp_err_t group_members_add(rp_store_t *s, const char *group_id, int delta)
 {
-    sq_st_t *st = sq_stmt(s, SQL_MEMBER_SET);
-    int changes = 0;
-    rp_err_t err;
+    sq_st_t *st = sq_stmt(s, SQL_GROUP_MEMBERS_ADD);
 
     if (st == NULL)
         return RP_ERR_IO;
-    db_bind_text(st, 1, group->id);
-    db_bind_int64(st, 2, now);
-    db_bind_text(st, 3, device_id);
-    db_bind_text(st, 4, group->tenant_id);
-    err = sq_step_done(s, st, &changes);
-    return err == RP_OK && changes == 0 ? RP_ERR_NOT_FOUND : err;
+    db_bind_text(st, 1, group_id);
+    db_bind_int(st, 2, delta);
+    return sq_step_done(s, st, NULL);
+}
+
+/* With the device's membership, in its transaction: the groups' member counts and the
+ * deployments' counters of both groups (deploy_member_moved). */
+rp_err_t rp_store_device_assign(rp_store_t *s, const rp_group_t *group, const char *device_id,
+                                int64_t now)
+{
+    char from[RP_ID_SIZE] = "";
+    sq_st_t *st;
+    int changes = 0, rc;
+    rp_err_t err = sq_begin(s);
+
+    if (err != RP_OK)
+        return err;
+    if ((st = sq_stmt(s, SQL_MEMBER_GROUP)) == NULL)
+        return sq_end(s, RP_ERR_IO);
+    db_bind_text(st, 1, device_id);
+    if ((rc = db_step(st)) == DB_ROW)
+        sq_text_col(st, 0, from, sizeof(from));
+    err = list_done(s, st, rc == DB_ROW ? DB_DONE : rc, "device group");
+    st = err == RP_OK ? sq_stmt(s, SQL_MEMBER_SET) : NULL;
+    if (err == RP_OK && st == NULL)
+        err = RP_ERR_IO;
+    if (err == RP_OK) {
+        db_bind_text(st, 1, group->id);
+        db_bind_int64(st, 2, now);
+        db_bind_text(st, 3, device_id);
+        db_bind_text(st, 4, group->tenant_id);
+        err = sq_step_done(s, st, &changes);
+    }
+    if (err == RP_OK && changes == 0)
+        err = RP_ERR_NOT_FOUND;
+    if (err == RP_OK && strcmp(from, group->id) != 0) {
+        if (from[0] != '\0')
+            err = group_members_add(s, from, -1);
+        if (err == RP_OK)
+            err = group_members_add(s, group->id, 1);
+        if (err == RP_OK)
+            err = deploy_member_moved(s, device_id, from, group->id);
+    }
+    return sq_end(s, err);
 }
 
 rp_err_t rp_store_device_group(rp_store_t *s, const char *device_id, rp_group_t *out)
@@ -790,6 +916,171 @@ static const char SQL_UPDATE_SET[] =
     " state = excluded.state, detail = excluded.detail, at = excluded.at";
 static const char SQL_UPDATES[] = "SELECT device_id, deployment_id, state, detail, at"
                                   " FROM device_updates WHERE deployment_id = ? ORDER BY device_id";
+static const char SQL_DEPLOY_SELECTED[] =
+    "UPDATE deployments SET selected = (SELECT count(*) FROM group_members"
+    " WHERE group_id = ?2 AND rp_selects(?1, ?3, device_id)) WHERE id = ?1";
+
+/* ---- a deployment's progress, kept by the writes (migrations.c: COUNTERS_SEED) ---- */
+
+/* A device's standing in one deployment, as its progress counts it. */
+typedef struct deploy_standing {
+    bool in_scope; /* a member of its group that its rollout selects */
+    bool reached;  /* served targets naming it */
+    char state[sizeof(((rp_device_update_t *)0)->state)]; /* its report's ("": none) */
+} deploy_standing_t;
+
+static const char SQL_DEPLOY_MOVE[] =
+    "UPDATE deployments SET selected = selected + ?2, reported_selected = reported_selected + ?3,"
+    " reached_pending = reached_pending + ?4 WHERE id = ?1";
+static const char SQL_DEPLOY_STATE_ADD[] =
+    "INSERT INTO deployment_counts (deployment_id, state, n) VALUES (?1, ?2, ?3)"
+    " ON CONFLICT (deployment_id, state) DO UPDATE SET n = deployment_counts.n + ?3";
+/* The device's standing in the deployments of one or two groups (?1, ?2): each deployment's ID,
+ * rollout and group, the device's report and whether it was reached. */
+static const char SQL_DEPLOY_STANDINGS[] =
+    "SELECT d.id, d.rollout, d.group_id, u.state, CASE WHEN r.device_id IS NULL THEN 0 ELSE 1 END"
+    " FROM deployments d LEFT JOIN device_updates u ON u.deployment_id = d.id"
+    " AND u.device_id = ?3 LEFT JOIN deployment_reached r ON r.deployment_id = d.id"
+    " AND r.device_id = ?3 WHERE d.group_id = ?1 OR d.group_id = ?2";
+/* The device's standing in one deployment (?1), and its group now. */
+static const char SQL_DEPLOY_STANDING[] =
+    "SELECT d.id, d.rollout, d.group_id, u.state, CASE WHEN r.device_id IS NULL THEN 0 ELSE 1 END,"
+    " (SELECT group_id FROM group_members WHERE device_id = ?2)"
+    " FROM deployments d LEFT JOIN device_updates u ON u.deployment_id = d.id"
+    " AND u.device_id = ?2 LEFT JOIN deployment_reached r ON r.deployment_id = d.id"
+    " AND r.device_id = ?2 WHERE d.id = ?1";
+
+/* What a standing adds to each counter: selected, reported_selected, reached_pending. */
+static void deploy_terms(const deploy_standing_t *d, int64_t t[3])
+{
+    bool reported = d->state[0] != '\0';
+
+    t[0] = d->in_scope;
+    t[1] = d->in_scope && reported;
+    t[2] = d->reached && (reported ? strcmp(d->state, rp_update_state_name(RP_UPDATE_PENDING)) == 0
+                                   : d->in_scope);
+}
+
+/* The rule of a deployment's counters: moved from what `before` adds to what `after` adds, in
+ * the transaction of the write that changed the device's standing; nothing written when they
+ * agree. Every writer of a report, a reach or a membership calls it. */
+static rp_err_t deploy_counts_move(rp_store_t *s, const char *deployment_id,
+                                   const deploy_standing_t *before, const deploy_standing_t *after)
+{
+    int64_t b[3], a[3];
+    sq_st_t *st;
+    rp_err_t err = RP_OK;
+
+    deploy_terms(before, b);
+    deploy_terms(after, a);
+    if (a[0] != b[0] || a[1] != b[1] || a[2] != b[2]) {
+        if ((st = sq_stmt(s, SQL_DEPLOY_MOVE)) == NULL)
+            return RP_ERR_IO;
+        db_bind_text(st, 1, deployment_id);
+        for (int k = 0; k < 3; k++)
+            db_bind_int64(st, 2 + k, a[k] - b[k]);
+        err = sq_step_done(s, st, NULL);
+    }
+    for (int side = 0; err == RP_OK && side < 2; side++) {
+        const char *state = side == 0 ? before->state : after->state;
+        if (strcmp(before->state, after->state) == 0 || state[0] == '\0')
+            continue;
+        if ((st = sq_stmt(s, SQL_DEPLOY_STATE_ADD)) == NULL)
+            return RP_ERR_IO;
+        db_bind_text(st, 1, deployment_id);
+        db_bind_text(st, 2, state);
+        db_bind_int64(st, 3, side == 0 ? -1 : 1);
+        err = sq_step_done(s, st, NULL);
+    }
+    return err;
+}
+
+/* A row of SQL_DEPLOY_STANDING(S): the deployment (ID, rollout, group) and the device's report
+ * and reach; in_scope as if the device were a member of member_group. */
+static void standing_row(sq_st_t *st, const char *device_id, const char *member_group,
+                         rp_deployment_t *d, deploy_standing_t *out)
+{
+    memset(d, 0, sizeof(*d));
+    memset(out, 0, sizeof(*out));
+    sq_text_col(st, 0, d->id, sizeof(d->id));
+    d->rollout = db_column_int(st, 1);
+    sq_text_col(st, 2, d->group_id, sizeof(d->group_id));
+    if (!db_column_null(st, 3))
+        sq_text_col(st, 3, out->state, sizeof(out->state));
+    out->reached = db_column_int(st, 4) != 0;
+    out->in_scope = member_group != NULL && strcmp(member_group, d->group_id) == 0 &&
+                    rp_deployment_selects(d, device_id);
+}
+
+/* The device's standing in one deployment (*found false: no such deployment). */
+static rp_err_t deploy_standing(rp_store_t *s, const char *deployment_id, const char *device_id,
+                                deploy_standing_t *out, bool *found)
+{
+    sq_st_t *st = sq_stmt(s, SQL_DEPLOY_STANDING);
+    char group[RP_ID_SIZE] = "";
+    rp_deployment_t d;
+    int rc;
+
+    *found = false;
+    if (st == NULL)
+        return RP_ERR_IO;
+    db_bind_text(st, 1, deployment_id);
+    db_bind_text(st, 2, device_id);
+    rc = db_step(st);
+    if (rc == DB_ROW) {
+        *found = true;
+        if (!db_column_null(st, 5))
+            sq_text_col(st, 5, group, sizeof(group));
+        standing_row(st, device_id, group[0] != '\0' ? group : NULL, &d, out);
+    }
+    return list_done(s, st, rc == DB_ROW ? DB_DONE : rc, "deployment standing");
+}
+
+/* A device moved from group `from` ("" none) to `to`: its standing in every deployment of
+ * either, moved. Read first, then written (one statement at a time on the connection). */
+static rp_err_t deploy_member_moved(rp_store_t *s, const char *device_id, const char *from,
+                                    const char *to)
+{
+    struct moved {
+        rp_deployment_t d;
+        deploy_standing_t st;
+    } *v = NULL;
+    size_t n = 0, cap = 0;
+    sq_st_t *st = sq_stmt(s, SQL_DEPLOY_STANDINGS);
+    rp_err_t err = RP_OK;
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    db_bind_text(st, 1, from);
+    db_bind_text(st, 2, to);
+    db_bind_text(st, 3, device_id);
+    while ((rc = db_step(st)) == DB_ROW) {
+        if (n == cap) {
+            size_t c = cap != 0 ? cap * 2 : 8;
+            void *p = realloc(v, c * sizeof(*v));
+            if (p == NULL) {
+                err = RP_ERR_NO_MEMORY;
+                break;
+            }
+            v = p;
+            cap = c;
+        }
+        standing_row(st, device_id, from, &v[n].d, &v[n].st);
+        n++;
+    }
+    db_reset(st);
+    if (err == RP_OK && rc != DB_DONE)
+        err = sq_error(s, "deployment standings");
+    for (size_t i = 0; err == RP_OK && i < n; i++) {
+        deploy_standing_t after = v[i].st;
+        after.in_scope =
+            strcmp(v[i].d.group_id, to) == 0 && rp_deployment_selects(&v[i].d, device_id);
+        err = deploy_counts_move(s, v[i].d.id, &v[i].st, &after);
+    }
+    free(v);
+    return err;
+}
 
 rp_err_t rp_store_deployment_create(rp_store_t *s, rp_deployment_t *d)
 {
@@ -824,6 +1115,17 @@ rp_err_t rp_store_deployment_create(rp_store_t *s, rp_deployment_t *d)
         db_bind_text(st, 3, d->group_id);
         db_bind_int(st, 4, d->rollout);
         db_bind_int64(st, 5, d->created);
+        err = sq_step_done(s, st, NULL);
+    }
+    /* the members its rollout selects: counted here, once (the rollout never changes); from
+     * now on each assignment moves the count (deploy_counts_move) */
+    st = err == RP_OK ? sq_stmt(s, SQL_DEPLOY_SELECTED) : NULL;
+    if (err == RP_OK && st == NULL)
+        err = RP_ERR_IO;
+    if (err == RP_OK) {
+        db_bind_text(st, 1, d->id);
+        db_bind_text(st, 2, d->group_id);
+        db_bind_int(st, 3, d->rollout);
         err = sq_step_done(s, st, NULL);
     }
     for (size_t i = 0; err == RP_OK && i < d->nimages; i++) {
@@ -967,16 +1269,31 @@ bool rp_deployment_selects(const rp_deployment_t *d, const char *device_id)
 
 rp_err_t rp_store_device_update_set(rp_store_t *s, const rp_device_update_t *u)
 {
-    sq_st_t *st = sq_stmt(s, SQL_UPDATE_SET);
+    deploy_standing_t before, after;
+    bool found = false;
+    sq_st_t *st;
+    rp_err_t err = sq_begin(s);
 
-    if (st == NULL)
-        return RP_ERR_IO;
-    db_bind_text(st, 1, u->device_id);
-    db_bind_text(st, 2, u->deployment_id);
-    db_bind_text(st, 3, u->state);
-    db_bind_text(st, 4, u->detail);
-    db_bind_int64(st, 5, u->at);
-    return sq_step_done(s, st, NULL);
+    if (err != RP_OK)
+        return err;
+    err = deploy_standing(s, u->deployment_id, u->device_id, &before, &found);
+    st = err == RP_OK ? sq_stmt(s, SQL_UPDATE_SET) : NULL;
+    if (err == RP_OK && st == NULL)
+        err = RP_ERR_IO;
+    if (err == RP_OK) {
+        db_bind_text(st, 1, u->device_id);
+        db_bind_text(st, 2, u->deployment_id);
+        db_bind_text(st, 3, u->state);
+        db_bind_text(st, 4, u->detail);
+        db_bind_int64(st, 5, u->at);
+        err = sq_step_done(s, st, NULL);
+    }
+    if (err == RP_OK && found) {
+        after = before;
+        snprintf(after.state, sizeof(after.state), "%s", u->state);
+        err = deploy_counts_move(s, u->deployment_id, &before, &after);
+    }
+    return sq_end(s, err);
 }
 
 rp_err_t rp_store_device_updates(rp_store_t *s, const char *deployment_id, rp_device_update_fn fn,
@@ -1033,14 +1350,30 @@ rp_err_t rp_store_deployment_for_device(rp_store_t *s, const char *group_id, con
 rp_err_t rp_store_deployment_reached(rp_store_t *s, const char *deployment_id,
                                      const char *device_id, int64_t at)
 {
-    sq_st_t *st = sq_stmt(s, SQL_REACHED_INSERT);
+    deploy_standing_t before, after;
+    bool found = false;
+    int changes = 0;
+    sq_st_t *st;
+    rp_err_t err = sq_begin(s);
 
-    if (st == NULL)
-        return RP_ERR_IO;
-    db_bind_text(st, 1, deployment_id);
-    db_bind_text(st, 2, device_id);
-    db_bind_int64(st, 3, at);
-    return sq_step_done(s, st, NULL);
+    if (err != RP_OK)
+        return err;
+    err = deploy_standing(s, deployment_id, device_id, &before, &found);
+    st = err == RP_OK ? sq_stmt(s, SQL_REACHED_INSERT) : NULL;
+    if (err == RP_OK && st == NULL)
+        err = RP_ERR_IO;
+    if (err == RP_OK) {
+        db_bind_text(st, 1, deployment_id);
+        db_bind_text(st, 2, device_id);
+        db_bind_int64(st, 3, at);
+        err = sq_step_done(s, st, &changes);
+    }
+    if (err == RP_OK && found && changes == 1) {
+        after = before;
+        after.reached = true;
+        err = deploy_counts_move(s, deployment_id, &before, &after);
+    }
+    return sq_end(s, err);
 }
 
 static const char SQL_TARGETS_GET[] =
@@ -1123,38 +1456,16 @@ static const char SQL_DEPLOY_DEVICES[] =
                                       " AND NOT EXISTS (SELECT 1 FROM device_updates u WHERE "
                                       "u.deployment_id = :dep"
                                       " AND u.device_id = m.device_id) ORDER BY 1 LIMIT :limit";
-/* Its counts over every device: the group's (an index count), those selected, the selected
- * ones that reported (the rest are pending without a report; CROSS JOIN: read from the reports,
- * fewer than the group's devices, never the other way), the reports past pending, and the
- * devices reached but whose report (if any) says pending: each an index range of its own. */
-#define DEPLOY_COUNTS(join)                                                                        \
-    "SELECT (SELECT count(*) FROM group_members WHERE group_id = :group),"                         \
-    " (SELECT count(*) FROM group_members WHERE group_id = :group"                                 \
-    "  AND rp_selects(:dep, :rollout, device_id)),"                                                \
-    " (SELECT count(*) FROM device_updates u " join " group_members m"                             \
-    "  ON m.device_id = u.device_id"                                                               \
-    "  WHERE u.deployment_id = :dep AND m.group_id = :group"                                       \
-    "  AND rp_selects(:dep, :rollout, u.device_id)),"                                              \
-    " (SELECT count(*) FROM device_updates WHERE deployment_id = :dep AND state != 'pending'),"    \
-    " (SELECT count(*) FROM deployment_reached r LEFT JOIN device_updates u"                       \
-    "  ON u.deployment_id = r.deployment_id AND u.device_id = r.device_id"                         \
-    "  WHERE r.deployment_id = :dep AND CASE WHEN u.device_id IS NULL THEN"                        \
-    "  EXISTS (SELECT 1 FROM group_members m WHERE m.device_id = r.device_id"                      \
-    "  AND m.group_id = :group) AND rp_selects(:dep, :rollout, r.device_id)"                       \
-    "  ELSE u.state = 'pending' END)"
-/* (PostgreSQL has no CROSS JOIN ... ON, nor SQLite's meaning of it: the order it says) */
-static const char SQL_DEPLOY_COUNTS_SQLITE[] = DEPLOY_COUNTS("CROSS JOIN");
-static const char *const SQL_DEPLOY_COUNTS[SQ_ENGINES] = {
-    [SQ_SQLITE] = SQL_DEPLOY_COUNTS_SQLITE,
-    [SQ_PG] = DEPLOY_COUNTS("JOIN"),
-};
+/* Its counts, kept by the writes (deploy_counts_move, the groups' members): one
+ * row each, whatever the group's size. */
+static const char SQL_DEPLOY_COUNTS[] =
+    "SELECT g.members, d.selected, d.reported_selected, d.reached_pending FROM deployments d"
+    " JOIN device_groups g ON g.id = d.group_id WHERE d.id = :dep";
 static const char SQL_DEPLOY_STATES[] =
-    "SELECT state, count(*) FROM device_updates WHERE deployment_id = :dep GROUP BY state";
+    "SELECT state, n FROM deployment_counts WHERE deployment_id = :dep AND n > 0 ORDER BY state";
 
-const char *const sq_sql_members_page = SQL_MEMBERS_PAGE,
-                  *const sq_sql_deploy_devices = SQL_DEPLOY_DEVICES,
-                  *const sq_sql_deploy_counts = SQL_DEPLOY_COUNTS_SQLITE,
-                  *const sq_sql_deploy_states = SQL_DEPLOY_STATES;
+const char *const sq_sql_members_page = SQL_MEMBERS_PAGE, *const sq_sql_deploy_devices =
+                                                              SQL_DEPLOY_DEVICES;
 
 static void bind_deployment(sq_st_t *st, const rp_deployment_t *d)
 {
@@ -1193,30 +1504,40 @@ rp_err_t rp_store_deployment_devices(rp_store_t *s, const rp_deployment_t *d, co
 rp_err_t rp_store_deployment_progress(rp_store_t *s, const rp_deployment_t *d,
                                       rp_deploy_progress_t *out, rp_state_count_fn fn, void *ctx)
 {
-    sq_st_t *st = sq_stmt_of(s, SQL_DEPLOY_COUNTS);
-    int64_t reported_selected, past_pending, reached_pending;
+    sq_st_t *st = sq_stmt(s, SQL_DEPLOY_COUNTS);
+    const char *pending = rp_update_state_name(RP_UPDATE_PENDING);
+    int64_t reported_selected = 0, reached_pending = 0;
+    rp_err_t err;
     int rc;
 
     memset(out, 0, sizeof(*out));
     if (st == NULL)
         return RP_ERR_IO;
-    bind_deployment(st, d);
-    if ((rc = db_step(st)) != DB_ROW)
-        return list_done(s, st, rc, "deployment counts");
-    out->in_group = db_column_int64(st, 0);
-    out->selected = db_column_int64(st, 1);
-    reported_selected = db_column_int64(st, 2);
-    past_pending = db_column_int64(st, 3);
-    reached_pending = db_column_int64(st, 4);
-    db_reset(st);
+    db_bind_text(st, db_param(st, ":dep"), d->id);
+    if ((rc = db_step(st)) == DB_ROW) {
+        out->in_group = db_column_int64(st, 0);
+        out->selected = db_column_int64(st, 1);
+        reported_selected = db_column_int64(st, 2);
+        reached_pending = db_column_int64(st, 3);
+    }
+    err = list_done(s, st, rc == DB_ROW ? DB_DONE : rc, "deployment counts");
+    if (err != RP_OK)
+        return err;
     out->unreported = out->selected - reported_selected;
-    out->reached = past_pending + reached_pending;
+    out->reached = reached_pending; /* and below, the reports past pending */
     st = sq_stmt(s, SQL_DEPLOY_STATES);
     if (st == NULL)
         return RP_ERR_IO;
-    bind_deployment(st, d);
-    while ((rc = db_step(st)) == DB_ROW)
-        fn(ctx, (const char *)db_column_text(st, 0), db_column_int64(st, 1));
+    db_bind_text(st, db_param(st, ":dep"), d->id);
+    while ((rc = db_step(st)) == DB_ROW) {
+        const char *state = (const char *)db_column_text(st, 0);
+        int64_t n = db_column_int64(st, 1);
+        if (state == NULL)
+            continue;
+        if (strcmp(state, pending) != 0)
+            out->reached += n;
+        fn(ctx, state, n);
+    }
     return list_done(s, st, rc, "deployment states");
 }
 

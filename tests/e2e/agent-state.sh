@@ -39,7 +39,7 @@ expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --gr
 expect 0 "$AGENT" check-now --state-dir "$S" --health-seconds 1; out_has "app: installed"
 expect 0 "$AGENT" evidence --state-dir "$S" --nonce 00112233445566778899aabbccddeeff --out "$d/ev.cbor"
 # the daemon's record of the app (then stopped: it says so)
-"$AGENT" run --state-dir "$S" --server "$SERVER_URL" --server-ca "$SERVER_CA" --health-seconds 1 >"$d/run.log" 2>&1 &
+"$AGENT" run --state-dir "$S" --server "$SERVER_URL" --server-ca "$SERVER_CA" --health-seconds 1 --start-jitter 0 >"$d/run.log" 2>&1 &
 runner=$!; E2E_PIDS+=("$runner")
 for _ in $(seq 1 150); do jq -e '.status == "ready"' "$S/components/app/run.json" >/dev/null 2>&1 && break; sleep 0.2; done
 jq -e '.status == "ready"' "$S/components/app/run.json" >/dev/null || fail "the app did not get ready: $(cat "$d/run.log")"

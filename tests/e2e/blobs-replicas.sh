@@ -4,7 +4,10 @@
 # gets them) on one PostgreSQL, keeping uploads and images in it. An image uploaded through A is
 # not in A's data directory, and a device that attests and checks for updates at B downloads and
 # installs it from B; an upload's first chunk sent to A and its second to B make one image, taken
-# at B and read at A; the delta to it, asked for at B, is made once and served by A.
+# at B and read at A; the delta to it, asked for at B, is made once and served by A. A debug file
+# uploaded through A names the frames of a crash B is asked about (it is in the database too). B,
+# killed with -9 while it makes another delta, leaves its lease to lapse within seconds (a
+# heartbeat renews a maker's lease, RP_DELTAS_LEASE): A then makes that delta.
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT to the rampart-agent binary}"
 d=$E2E_DIR
@@ -15,7 +18,7 @@ A=$SERVER_URL
 mkdir -m 700 "$d/b"
 cp -p "$d/a/master.key" "$d/a/server-ca.pem" "$d/a/server-ca.key" "$d/b/"
 start_server "$d/b" --database "$PG_URI" --blobs database
-B=$SERVER_URL
+B=$SERVER_URL B_PID=$SERVER_PID
 SERVER_URL=$A SERVER_CA=$d/a/server-ca.pem ADMIN_TOKEN=$d/a/admin.token
 grep -q "blobs: database" "$d/b.log" || fail "B does not say where its blobs are: $(head -20 "$d/b.log")"
 
@@ -76,4 +79,53 @@ made() { curl -s --cacert "$d/a/server-ca.pem" "$1/metrics" | sed -n 's/^rampart
 eq "$(( $(made "$A") + $(made "$B") ))" 1 "deltas made by both replicas"
 eq "$(as_dev "$A" targets)" 200 "targets at A"
 eq "$(( $(made "$A") + $(made "$B") ))" 1 "deltas made by both replicas, asked at A too"
+
+# a debug file uploaded through A; a crash in it reported to B, and asked about at B
+printf '__attribute__((noinline)) int crash_here(volatile int *p) { return *p; }\nint main(void) { return crash_here(0); }\n' >"$d/app.c"
+gcc -g -O1 -Wl,--build-id -o "$d/app" "$d/app.c" || fail "cannot build the test app"
+objcopy --only-keep-debug "$d/app" "$d/app.debug"
+build_id=$(readelf -n "$d/app" | sed -n 's/.*Build ID: \([0-9a-f]*\).*/\1/p')
+off=$(printf '0x%x' $((16#$(nm "$d/app" | awk '$3 == "crash_here" { print $1 }'))))
+http POST "/api/v1/tenants/$acme/symbols" "$ADMIN_TOKEN" "$d/app.debug" application/octet-stream
+is_status 201
+[ -f "$d/a/symbols/$acme/$build_id.debug" ] && [ ! -e "$d/b/symbols/$acme/$build_id.debug" ] ||
+  fail "the debug file is not in A's data directory only"
+printf '{"reports": [{"seq": 1, "at": 1764300000, "kind": "crash", "component": "app", "version": "1.2.0",
+  "reason": "killed by SIGSEGV", "code": "", "crash": {"signal": 11, "signal_name": "SIGSEGV", "code": 1,
+  "address": "0x0", "uptime_ms": 10, "frames": [{"build_id": "%s", "module": "app", "offset": "%s"}],
+  "stderr": ""}}], "dropped": 0}' "$build_id" "$off" >"$d/batch.json"
+eq "$(curl -s -o "$d/got" -w '%{http_code}' --cacert "$d/b/server-ca.pem" --cert "$d/dev/agent/device.crt" \
+  --key "$d/dev/identity.pem" -H 'Content-Type: application/json' --data-binary "@$d/batch.json" \
+  "$B/api/v1/device/reports")" 200 "the crash report at B"
+SERVER_URL=$B http GET "/api/v1/tenants/$acme/failures" "$ADMIN_TOKEN"; is_status 200
+bucket=$(jq -r '.buckets[0].id' "$d/body")
+SERVER_URL=$B http GET "/api/v1/tenants/$acme/failures/$bucket" "$ADMIN_TOKEN"; is_status 200
+body_has '.symbolicated == true and .frames[0].function == "crash_here"'
+cmp -s "$d/b/symbols/$acme/$build_id.debug" "$d/app.debug" || fail "B keeps no copy of the debug file"
+
+# B killed with -9 while it makes a delta: held mid-making (the blob chunks locked by a psql
+# session, so that its maker waits on reading the images with its lease taken), then killed.
+PSQL=${PG_BIN:-/usr/lib/postgresql/15/bin}/psql
+sql() { "$PSQL" -X -At "$PG_URI" -c "$1"; }
+sed 's/^exit 0$/exit 1/' "$d/big.sh" >"$d/big3.sh"
+expect 0 "$RAMPART" image sign --key "$d/img.key" --version 1.3.0 --security-counter 1 --type app \
+  "$d/big3.sh" "$d/big3.img"
+expect 0 "$RAMPART" image upload --tenant "$acme" --component app "$d/big3.img"; v130=$(cat "$d/out")
+mkfifo "$d/lock.sql"
+"$PSQL" -X -q "$PG_URI" <"$d/lock.sql" >"$d/lock.out" 2>&1 &
+locker=$!; E2E_PIDS+=("$locker")
+exec 7>"$d/lock.sql"
+echo "BEGIN; LOCK TABLE blob_chunks IN ACCESS EXCLUSIVE MODE; SELECT 'locked';" >&7
+wait_until 30 grep -q locked "$d/lock.out" || fail "psql did not lock: $(cat "$d/lock.out")"
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v130"
+eq "$(as_dev "$B" targets)" 200 "targets at B"
+leased() { [ "$(sql "SELECT count(*) FROM deltas WHERE from_image = '$v110' AND to_image = '$v130' AND sha256 IS NULL AND lease_until > 0")" = 1 ]; }
+wait_until 30 leased || fail "B took no lease on the delta: $(sql "SELECT * FROM deltas")"
+kill -9 "$B_PID"; wait "$B_PID" 2>/dev/null || true
+echo "COMMIT;" >&7; exec 7>&-
+wait "$locker" || fail "psql: $(cat "$d/lock.out")"
+made_a=$(made "$A")
+rebuilt() { as_dev "$A" targets >/dev/null; [ "$(as_dev "$A" "deltas/$v110/$v130")" = 200 ]; }
+wait_until 60 rebuilt || fail "A does not make the delta B's death left: $(sql "SELECT * FROM deltas")"
+eq "$(made "$A")" "$((made_a + 1))" "deltas made by A after B's death"
 echo "PASS"

@@ -40,6 +40,17 @@ start_server "$d/srv" --request-deadline $D
 port=$(cat "$d/srv.port")
 export RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN
 
+# --- a small answer in one TLS record ----------------------------------------------------------------
+# Its headers and body leave as one record (one write, one segment), not evhttp's headers in one
+# and the body in another: the records the client reads after the session ticket, to the end of
+# the connection (Connection: close), as OpenSSL's client traces them.
+printf 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' |
+  openssl s_client -connect "127.0.0.1:$port" -CAfile "$SERVER_CA" -msg -quiet -ign_eof \
+    >"$d/records" 2>&1 || true
+grep -qF '{"status":"ok"}' "$d/records" || fail "no answer through openssl s_client: $(cat "$d/records")"
+eq "$(sed -n '/NewSessionTicket/,$p' "$d/records" | grep -c '^<<< .*RecordHeader')" 1 \
+  "TLS records of a small answer"
+
 # A download that takes longer than the deadline to send is not cut: the deadline is for the
 # request to arrive, not for the answer to leave; nor by evhttp's read timeout (--idle-timeout),
 # which ran while an answer was written, the client sending nothing meanwhile. A device that
@@ -60,12 +71,7 @@ head -c $((16 * 1024 * 1024)) /dev/urandom >"$d/payload"
 expect 0 "$RAMPART" image sign --key "$d/img.key" --version 1.0.0 --security-counter 1 --type app \
   "$d/payload" "$d/app.img"
 expect 0 "$RAMPART" image upload --tenant "$acme" --component app "$d/app.img"; image=$(cat "$d/out")
-expect 0 "$RAMPART" product create --tenant "$acme" Thermostat
-expect 0 "$AGENT" provision --state-dir "$d/dev" --rot soft; dev=$(tail -n1 "$d/out")
-expect 0 "$RAMPART" device claim --tenant "$acme" "$dev"
-expect 0 "$RAMPART" device assign --tenant "$acme" --product Thermostat --group "Field Test" "$dev"
-expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$image"
-expect 0 "$AGENT" attest --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+device_with_image "$image"
 # It runs while the clients below do (the test takes the download's time, not the download's and
 # then a deadline's), served by a replica of the same data directory with the same deadline and
 # the idle timeout I: the connection counts checked below are the first process's, the clients'

@@ -141,6 +141,18 @@ tenant_with_root() {
   expect 0 "$RAMPART" update-root sign --tenant "$acme" --root-key "$E2E_DIR/root.key" --out "$1"
 }
 
+# device_with_image IMAGE_ID: after tenant_with_root, a device ($AGENT, state in $E2E_DIR/dev; its
+# ID in $dev) provisioned, claimed by $acme, in Thermostat's "Field Test" group (made here), with
+# IMAGE_ID deployed to that group, attested at $SERVER_URL.
+device_with_image() {
+  expect 0 "$RAMPART" product create --tenant "$acme" Thermostat
+  expect 0 "$AGENT" provision --state-dir "$E2E_DIR/dev" --rot soft; dev=$(tail -n1 "$E2E_DIR/out")
+  expect 0 "$RAMPART" device claim --tenant "$acme" "$dev"
+  expect 0 "$RAMPART" device assign --tenant "$acme" --product Thermostat --group "Field Test" "$dev"
+  expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$1"
+  expect 0 "$AGENT" attest --state-dir "$E2E_DIR/dev" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+}
+
 # start_swtpm DIR: a software TPM on loopback; sets TCTI.
 start_swtpm() {
   local dir=$1 port pid i j

@@ -21,6 +21,9 @@ expect 0 "$MCU_RUN" --flash "$flash" --slot0 "$d/fw.img"
 key_hex=$(sed -n 's/^boot: attestation key //p' "$d/err")
 [ -n "$key_hex" ] || fail "the board printed no attestation key"
 device=$(printf '%s' "$key_hex" | xxd -r -p | sha256sum | cut -c1-64)
+# a nonce given must be one: an empty or short one is refused, never replaced by the sample one
+expect 2 "$MCU_RUN" --flash "$flash" --nonce '';     err_has "8 to 64 bytes in hex"
+expect 2 "$MCU_RUN" --flash "$flash" --nonce 00112233445566;  err_has "8 to 64 bytes in hex"
 
 # --- the service: a tenant that claimed the board --------------------------------------------
 start_server "$d/srv"

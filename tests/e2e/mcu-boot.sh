@@ -7,7 +7,8 @@
 # copies: a raise cut short by a power loss does not count, and a corrupt copy refuses everything.
 # The secure attestation service: the app's evidence over a nonce verifies with the key the boot
 # stage printed and carries its measurement; the non-secure app cannot read the device secret,
-# and the service refuses memory that is not the caller's. docs/mcu.md.
+# and the service refuses memory that is not the caller's, nor can the app call the service's code
+# but through its veneer; a service changed by one byte does not start. docs/mcu.md.
 . "$(dirname "$0")/lib.sh"
 : "${MCU_BUILD:?set MCU_BUILD to the microcontroller build}" "${MCU_RUN:?set MCU_RUN to scripts/mcu-run}"
 : "${MCU_KEYS:?set MCU_KEYS to mcu/keys}" "${EAT_CHECK:?set EAT_CHECK to tests/eat-check}"
@@ -95,6 +96,20 @@ expect 0 "$MCU_RUN" --flash "$d/no-secret.bin" --slot0 "$d/v1.img" --timeout 30
 err_has "boot: no device secret provisioned: the attestation service is off"
 out_has "app: no evidence: error 21"
 out_has "app: done"
+# The attestation service is an image of its own beside the boot stage, which measures it before
+# it starts it: one changed byte of it (its last) and nothing boots.
+mkdir "$d/tampered-build"
+for f in "$MCU_BUILD"/*.elf "$MCU_BUILD/layout.env"; do ln -s "$f" "$d/tampered-build/"; done
+cp "$MCU_BUILD/attest.bin" "$d/attest.bin"
+last=$(($(stat -c %s "$d/attest.bin") - 1))
+printf "$(printf '\\x%02x' $((0x$(xxd -s "$last" -l 1 -p "$d/attest.bin") ^ 1)))" |
+  dd of="$d/attest.bin" bs=1 seek="$last" conv=notrunc status=none
+cmp -s "$d/attest.bin" "$MCU_BUILD/attest.bin" && fail "the tampered attestation service is unchanged"
+cp "$d/attest.bin" "$d/tampered-build/attest.bin"
+MCU_BUILD=$d/tampered-build run 1 --slot0 "$d/v1.img"
+eq "$(cat "$d/out")" \
+  "boot: refused: the attestation service is not the one this boot stage was built with" "tampered service"
+! grep -q "^boot: attestation key" "$d/err" || fail "the tampered attestation service ran"
 # The non-secure app cannot make the service read or write secure memory for it, nor pass it a bad
 # length: each call is refused with its error (25 denied, 1 invalid argument, 16 buffer too small)
 # and *len kept; nor can it read the device secret itself (the SAU faults it before a byte is read).
@@ -146,6 +161,13 @@ run 0 --slot0 "$d/probe.img"
 out_has "app: reading secure memory"
 ! grep -q "app: read secure memory" "$d/out" || fail "the non-secure app read secure storage"
 err_has "boot: the non-secure image faulted: SFSR 0x00000008"
+# nor call the attestation service's code but through its veneer: an invalid entry point (INVEP)
+expect 0 "$RAMPART" image sign --type firmware --key "$key" --version 1.0.1 --security-counter 2 \
+  "$MCU_BUILD/probe-call.bin" "$d/probe-call.img"
+run 0 --slot0 "$d/probe-call.img"
+out_has "app: calling secure code"
+! grep -q "app: called secure code" "$d/out" || fail "the non-secure app called past the veneer"
+err_has "boot: the non-secure image faulted: SFSR 0x00000001"
 
 # --- the good image boots again, and a newer counter is kept in secure storage -----------------
 sign "$d/v2.img" 1.1.0 3

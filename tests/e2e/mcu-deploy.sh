@@ -6,11 +6,26 @@
 # any component, and hands it to the board, whose boot stage verifies it with its own key and
 # counter, swaps it in on trial, and confirms it at the next boot (the counter rises only then).
 # The deployment shows what the board runs, or the boot stage's reason for refusing an image.
+# With MONITOR set (e2e.mcu_deploy_monitor; root, the monitor's lock), the same deployments run on
+# a device under rampart-monitor, the agent as an unprivileged user: the monitor verifies the
+# image and puts it on trial, hands the trial slot to the agent, whose relay runner relays it to
+# the board, and ends the install on the agent's verdict (MCU_VERDICT); then a raw client of the
+# protocol, as a dead or lying agent, has its verdicts refused and its silence time out, and a
+# handed trial cut by the monitor's kill -9 is rolled back at its next start.
 . "$(dirname "$0")/lib.sh"
 : "${MCU_BUILD:?set MCU_BUILD to the microcontroller build}" "${MCU_RUN:?set MCU_RUN to scripts/mcu-run}"
 : "${MCU_KEYS:?set MCU_KEYS to mcu/keys}" "${RAMPART_SERVER:?set RAMPART_SERVER}"
 : "${AGENT:?set AGENT to the rampart-agent binary}"
 d=$E2E_DIR
+AG=("$AGENT") # the agent as the device runs it (under the monitor: its own user)
+if [ -n "${MONITOR-}" ]; then
+  : "${MONITOR_CALL:?set MONITOR_CALL}"
+  [ "$(id -u)" = 0 ] || fail "the monitor runs as root"
+  U=daemon
+  AS_U=(setpriv --reuid="$U" --regid="$(id -g "$U")" --clear-groups)
+  AG=("${AS_U[@]}" "$AGENT")
+  chmod 711 "$d"
+fi
 [ -f "$MCU_BUILD/boot.elf" ] && [ -f "$MCU_BUILD/app.bin" ] ||
   fail "no microcontroller build in $MCU_BUILD (arm-none-eabi-gcc and Mbed TLS's source: scripts/install-deps)"
 export MCU_BUILD
@@ -37,6 +52,7 @@ fw other "$d/img.key" 3.0.0 4
 # --- the board, as the factory leaves it: v1 ------------------------------------------------------
 expect 0 "$MCU_RUN" --flash "$flash" --slot0 "$d/v1.img"
 eq "$(verdict)" "boot: slot0 version 1.0.0+0 counter 2: booting" "the factory's image"
+[ -z "${MONITOR-}" ] || chown "$U" "$flash" # the relay runs as the agent's user
 
 # --- the Linux device beside it ---------------------------------------------------------------------
 expect 0 "$RAMPART" product create --tenant "$acme" Sensor
@@ -48,7 +64,20 @@ expect 0 "$AGENT" mcu attach --state-dir "$d/dev" --component firmware -- \
   /usr/bin/env "MCU_BUILD=$MCU_BUILD" "$MCU_RUN" --flash "$flash" --timeout 30
 expect 0 "$RAMPART" device claim --tenant "$acme" "$dev"
 expect 0 "$RAMPART" device assign --tenant "$acme" --product Sensor --group "Field Test" "$dev"
-expect 0 "$AGENT" attest --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+ca=$SERVER_CA
+if [ -n "${MONITOR-}" ]; then
+  eq "$(stat -c '%a' "$d/dev/mcu" "$d/dev/mcu/firmware.json" | tr '\n' ' ')" "755 644 " \
+    "S/mcu: the relay, readable by the agent's user"
+  cp "$SERVER_CA" "$d/ca.pem" && chmod 644 "$d/ca.pem" && ca=$d/ca.pem
+  start_monitor() {
+    "$MONITOR" --state-dir "$d/dev" --agent-user "$U" >>"$d/monitor.log" 2>&1 &
+    E2E_PIDS+=("$!")
+    serving() { "${AG[@]}" id --state-dir "$d/dev" >/dev/null 2>&1; }
+    wait_until 60 serving || { cat "$d/monitor.log" >&2; fail "the monitor did not serve"; }
+  }
+  start_monitor
+fi
+expect 0 "${AG[@]}" attest --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$ca"
 deploy() { # deploy NAME: a deployment of that image to Field Test; its ID in $dep
   expect 0 "$RAMPART" deployment create --tenant "$acme" --product Sensor --group "Field Test" \
     "$(cat "$d/$1.id")"
@@ -59,44 +88,93 @@ shown() { # shown JQ: the deployment $dep, as the service shows it, satisfies JQ
   jq -e "$1" "$d/out" >/dev/null || fail "deployment $dep: $1: $(cat "$d/out")"
 }
 fw_status() { # the agent's record of the component, as JSON
-  expect 0 "$AGENT" status --state-dir "$d/dev" --output json
+  expect 0 "${AG[@]}" status --state-dir "$d/dev" --output json
   jq -c '.components[] | select(.name == "firmware")' "$d/out"
 }
 
 # --- an image below the board's counter: the agent has no floor yet, the boot stage refuses it ----
 deploy old
-expect 1 "$AGENT" check-now --state-dir "$d/dev"
+expect 1 "${AG[@]}" check-now --state-dir "$d/dev"
 out_has "firmware: refused: the MCU's boot stage refused it: rollback: security counter 1 is below the device's 2; the MCU runs 1.0.0+0 (boot: slot0 version 1.0.0+0 counter 2: booting)"
 shown '.states.refused == 1 and .states.installed == 0 and
   (.devices[0].detail | contains("refused it: rollback: security counter 1 is below"))'
 
 # --- v2: handed over, swapped in on trial, confirmed; the counter rises after the confirmation ----
 deploy v2
-expect 0 "$AGENT" check-now --state-dir "$d/dev"
+expect 0 "${AG[@]}" check-now --state-dir "$d/dev"
 out_has "firmware: installed: confirmed on the MCU, its security counter now 3; the MCU runs 2.0.0+0 (boot: slot0 version 2.0.0+0 counter 3: booting)"
 shown '.states.installed == 1 and .progress.installed == 1 and
   (.devices[0].detail | contains("the MCU runs 2.0.0+0 (boot: slot0 version 2.0.0+0 counter 3: booting)"))'
 fw_status >"$d/fw.json"
-jq -e '.version == "2.0.0+0" and .security_counter == 3 and .last_update.result == "installed"' \
+counter3='(.security_counter // .security_counter_floor) == 3' # the agent's, or the monitor's floor
+jq -e ".version == \"2.0.0+0\" and $counter3 and .last_update.result == \"installed\"" \
   "$d/fw.json" >/dev/null || fail "the agent's record: $(cat "$d/fw.json")"
 expect 0 "$MCU_RUN" --flash "$flash"
 eq "$(verdict)" "boot: slot0 version 2.0.0+0 counter 3: booting" "the board runs v2"
 eq "$(stored)" 3 "the board's counter after the confirmation"
 # Running already: nothing is handed over again.
-expect 0 "$AGENT" check-now --state-dir "$d/dev"
+expect 0 "${AG[@]}" check-now --state-dir "$d/dev"
 out_has "update check: 0 installed, 1 up to date"
 
 # --- an image signed by a key the tenant trusts and the board does not: refused, v2 still runs ---
 deploy other
-expect 1 "$AGENT" check-now --state-dir "$d/dev"
+expect 1 "${AG[@]}" check-now --state-dir "$d/dev"
 out_has "firmware: refused: the MCU's boot stage refused it: not signed by a trusted key; the MCU runs 2.0.0+0 (boot: slot0 version 2.0.0+0 counter 3: booting)"
 shown '.states.refused == 1 and .states.installed == 0 and
   (.devices[0].detail | contains("refused it: not signed by a trusted key; the MCU runs 2.0.0+0"))'
 fw_status >"$d/fw.json"
-jq -e '.version == "2.0.0+0" and .security_counter == 3 and .last_update.result == "refused" and
-  (.last_update.detail | contains("not signed by a trusted key"))' "$d/fw.json" >/dev/null ||
+jq -e ".version == \"2.0.0+0\" and $counter3 and .last_update.result == \"refused\" and
+  (.last_update.detail | contains(\"not signed by a trusted key\"))" "$d/fw.json" >/dev/null ||
   fail "the agent's record: $(cat "$d/fw.json")"
 expect 0 "$MCU_RUN" --flash "$flash"
 eq "$(verdict)" "boot: slot0 version 2.0.0+0 counter 3: booting" "the board still runs v2"
 eq "$(stored)" 3 "the board's counter after the refusal"
+if [ -z "${MONITOR-}" ]; then done_ok; exit 0; fi
+
+# --- under the monitor: a dead or lying agent (a raw client, the agent's user) ---------------------
+call() { "${AS_U[@]}" "$MONITOR_CALL" "$d/dev/monitor.sock" "$@"; }
+# INSTALL answers handed: the image verified (the targets name it) and on trial, its trial slot as
+# a read-only descriptor and its digest in the detail; nothing is confirmed without a verdict.
+expect 0 call install firmware "$d/other.img" 600
+digest=$(sed -n 's/^handed: \([0-9a-f]\{64\}\)$/\1/p' "$d/out") # the image's digest
+[ -n "$digest" ] || fail "the handed answer: $(cat "$d/out")"
+expect 1 call mcu-verdict firmware "$(printf '%064d' 0)" installed "lies"
+out_has "not the image on trial for an MCU" # another digest
+expect 1 call mcu-verdict app "$digest" installed "lies"
+out_has "app: not the image on trial for an MCU" # not attached
+expect 1 call mcu-verdict firmware "$digest" unchanged "lies"
+out_has "error 22: request refused" # no outcome that ends an install: malformed
+expect 0 call mcu-verdict firmware "$digest" rolled_back "the board reverted it"
+out_has "rolled_back: the board reverted it"
+expect 1 call mcu-verdict firmware "$digest" installed "again"
+out_has "not the image on trial for an MCU" # ended already
+fw_status >"$d/fw.json"
+jq -e ".version == \"2.0.0+0\" and $counter3 and .last_update.result == \"rolled_back\"" \
+  "$d/fw.json" >/dev/null || fail "after the verdict: $(cat "$d/fw.json")"
+# A dead agent: no verdict by INSTALL's health_seconds (2 s here): the trial is rolled back.
+expect 0 call install firmware "$d/other.img" 2
+no_verdict() {
+  fw_status >"$d/fw.json"
+  jq -e '.last_update.result == "rolled_back" and (.last_update.detail | contains("no verdict"))' \
+    "$d/fw.json" >/dev/null
+}
+wait_until 30 no_verdict || fail "no verdict, yet: $(cat "$d/fw.json")"
+jq -e ".version == \"2.0.0+0\" and $counter3" "$d/fw.json" >/dev/null ||
+  fail "after the deadline: $(cat "$d/fw.json")"
+expect 1 call mcu-verdict firmware "$digest" installed "too late"
+out_has "not the image on trial for an MCU"
+# The monitor killed (-9) while the firmware is handed over: its next start rolls the trial back,
+# and the verdict that comes after is refused.
+expect 0 call install firmware "$d/other.img" 600
+mon=$(head -n1 "$d/dev/monitor.lock")
+kill -9 "$mon"
+gone() { ! kill -0 "$mon" 2>/dev/null; }
+wait_until 30 gone || fail "the monitor outlived kill -9"
+start_monitor
+fw_status >"$d/fw.json"
+jq -e ".version == \"2.0.0+0\" and $counter3 and .last_update.result == \"rolled_back\" and
+  (.last_update.detail | contains(\"restarted\"))" "$d/fw.json" >/dev/null ||
+  fail "after the monitor's restart: $(cat "$d/fw.json")"
+expect 1 call mcu-verdict firmware "$digest" installed "after the cut"
+out_has "not the image on trial for an MCU"
 done_ok

@@ -127,7 +127,7 @@ out_has "$LEG 1.0.0+0: ready, 0 restart(s)"
 
 # --- `rampart-agent run` leaves the apps to the monitor serving S -----------------------------------
 pids="$(app_field "$TREE" .pid) $(app_field "$LEG" .pid)"
-"$AGENT" run --state-dir "$S" --server https://127.0.0.1:9 --server-ca "$d/k.pub" >"$d/agent.log" 2>&1 &
+"$AGENT" run --state-dir "$S" --server https://127.0.0.1:9 --server-ca "$d/k.pub" --start-jitter 0 >"$d/agent.log" 2>&1 &
 agent=$!
 said() { grep -q "rampart-monitor serves $S: it runs the apps" "$d/agent.log"; }
 wait_until 30 said || { kill "$agent"; cat "$d/agent.log" >&2; fail "the agent did not leave the apps to the monitor"; }

@@ -495,7 +495,12 @@ def exercise(doc_path):
     _, _, _, im = c.call("POST", T + "/images", token=tok["contributor"],
                          body={"upload": up["id"], "component": "app"}, want=201)
     image = im["id"]
-    c.call("GET", U, token=tok["contributor"], want=404)
+    # the upload names the image it became; the same POST again answers it (200)
+    _, _, _, again = c.call("GET", U, token=tok["contributor"], want=200)
+    assert again["image"] == image, again
+    _, _, _, again = c.call("POST", T + "/images", token=tok["contributor"],
+                            body={"upload": up["id"], "component": "app"}, want=200)
+    assert again["id"] == image, again
     c.call("GET", T + "/images", token=tok["reader"], want=200)
     _, _, _, j = c.call("GET", T + "/images?limit=1000&prefix=app", token=tok["reader"], want=200)
     if [x["id"] for x in j["images"]] != [image] or j["next_after"] is not None:

@@ -160,7 +160,7 @@ if [ -e "$ft" ] && fake "$AGENT" --version >/dev/null 2>&1; then
   # kill below and the cleanup reach (a function's subshell would leave it running).
   env LD_PRELOAD="$ft" FAKETIME_TIMESTAMP_FILE="$d/faketime" FAKETIME_NO_CACHE=1 \
     DONT_FAKE_MONOTONIC=1 "$AGENT" run --state-dir "$d/dev" --server "$SERVER_URL" \
-    --server-ca "$SERVER_CA" --renew-after 1 >"$d/run.log" 2>&1 &
+    --server-ca "$SERVER_CA" --renew-after 1 --start-jitter 0 >"$d/run.log" 2>&1 &
   run_pid=$!
   E2E_PIDS+=("$run_pid")
   refused_again() { grep -q "attestation refused" "$d/run.log"; }

@@ -502,7 +502,7 @@ python3 "$(dirname "$0")/notify-listen.py" "$d/agent-notify.sock" "$d/agent-note
 E2E_PIDS+=("$!")
 wait_until 30 test -S "$d/agent-notify.sock" || fail "the notification socket did not appear"
 NOTIFY_SOCKET=$d/agent-notify.sock WATCHDOG_USEC=2000000 \
-  "$AGENT" run --state-dir "$d/t" --server "$SERVER_URL" --server-ca "$SERVER_CA" --renew-after 1 \
+  "$AGENT" run --state-dir "$d/t" --server "$SERVER_URL" --server-ca "$SERVER_CA" --renew-after 1 --start-jitter 0 \
   >"$d/run.log" 2>&1 &
 run_pid=$!
 E2E_PIDS+=("$run_pid")
@@ -590,20 +590,35 @@ grep -q "^rampart_rate_limited_total{limit=\"unclaimed\"} $((limited + 1))\$" "$
 # at least that long, not its usual 1-5 s.
 "$AGENT" provision --state-dir "$d/stranger" --rot soft >/dev/null 2>&1
 http POST /api/v1/attest - "$d/made-up.1.json"; is_status 429   # still spent
-"$AGENT" run --state-dir "$d/stranger" --server "$SERVER_URL" --server-ca "$SERVER_CA" \
-  >"$d/stranger.log" 2>&1 &
-stranger=$!
-E2E_PIDS+=("$stranger")
-wait_until 60 grep -q "next attestation in" "$d/stranger.log" ||
-  fail "the daemon did not plan its next attestation: $(cat "$d/stranger.log")"
-kill "$stranger"; wait "$stranger" 2>/dev/null || true
+# stranger_plans JITTER PLAN: the daemon for the unclaimed device, with --start-jitter JITTER,
+# until it has logged "PLAN in N s" (then stopped); N in $planned.
+stranger_plans() {
+  : >"$d/stranger.log"
+  "$AGENT" run --state-dir "$d/stranger" --server "$SERVER_URL" --server-ca "$SERVER_CA" --start-jitter "$1" \
+    >"$d/stranger.log" 2>&1 &
+  stranger=$!
+  E2E_PIDS+=("$stranger")
+  wait_until 60 grep -q "$2 in" "$d/stranger.log" ||
+    fail "the daemon did not plan its $2: $(cat "$d/stranger.log")"
+  kill "$stranger"; wait "$stranger" 2>/dev/null || true
+  planned=$(sed -n "s/.*$2 in \([0-9]*\) s.*/\1/p" "$d/stranger.log" | head -1)
+}
+stranger_plans 0 "next attestation"; waited=$planned
 grep -q "HTTP 429" "$d/stranger.log" || fail "the daemon was not limited: $(cat "$d/stranger.log")"
 grep -q "no tenant has claimed.*asks to wait 1000 s" "$d/stranger.log" ||
   fail "the daemon lost the service's reason: $(cat "$d/stranger.log")"
-waited=$(sed -n 's/.*next attestation in \([0-9]*\) s.*/\1/p' "$d/stranger.log" | head -1)
 [ -n "$waited" ] && [ "$waited" -ge 1000 ] && [ "$waited" -le 1501 ] ||
   fail "after Retry-After: 1000 the daemon waits '$waited' s"
 E2E_CHECKS=$((E2E_CHECKS + 1))
+# After a power cut a fleet's devices start together: the first attestation waits a random second
+# of --start-jitter (30 by default), not 0. Its plan is said at once; nothing is sent meanwhile.
+expect 2 "$AGENT" run --state-dir "$d/stranger" --server "$SERVER_URL" --server-ca "$SERVER_CA" --start-jitter 3601
+grep -q -- "--start-jitter is 0 to 3600 seconds" "$d/err" || fail "--start-jitter 3601: $(cat "$d/err")"
+stranger_plans 3600 "first attestation"; first_in=$planned
+[ -n "$first_in" ] && [ "$first_in" -ge 1 ] && [ "$first_in" -le 3600 ] ||
+  fail "--start-jitter 3600: first attestation in '$first_in' s"
+! grep -q "HTTP\|attested" "$d/stranger.log" || fail "the daemon attested at once: $(cat "$d/stranger.log")"
+E2E_CHECKS=$((E2E_CHECKS + 2))
 # Connections: two held open fill the limit. A third is not served: it waits in the kernel's
 # backlog while its worker does not accept, or, accepted by the other worker, is refused right after
 # its ClientHello. Once a held one has gone, connections are served again. The held ones ask for

@@ -270,10 +270,10 @@ done
 sign 1.6.0 2 "$d/good.sh"; v160=$(upload 1.6.0)
 expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v160"
 h=$(date +%H); win=$(printf '%02d:00-%02d:00' $(( (10#$h + 2) % 24 )) $(( (10#$h + 3) % 24 )))
-"$AGENT" run --state-dir "$d/dev3" --server "$SERVER_URL" --server-ca "$SERVER_CA" --health-seconds 1 \
+"$AGENT" run --state-dir "$d/dev3" --server "$SERVER_URL" --server-ca "$SERVER_CA" --health-seconds 1 --start-jitter 0 \
   --update-interval 2 >"$d/run3.log" 2>&1 &
 run3=$!; E2E_PIDS+=("$run3")
-"$AGENT" run --state-dir "$d/dev4" --server "$SERVER_URL" --server-ca "$SERVER_CA" --health-seconds 1 \
+"$AGENT" run --state-dir "$d/dev4" --server "$SERVER_URL" --server-ca "$SERVER_CA" --health-seconds 1 --start-jitter 0 \
   --update-interval 2 --update-window "$win" >"$d/run4.log" 2>&1 &
 run4=$!; E2E_PIDS+=("$run4")
 runs_160() { [ "$(version_of 3)" = 1.6.0+0 ]; }
@@ -282,15 +282,18 @@ kill -USR1 "$run4"
 wait_until 120 grep -q "outside the update window" "$d/run4.log" ||
   fail "dev4 does not say why: $(cat "$d/run4.log")"
 [ "$(version_of 4)" != 1.6.0+0 ] || fail "dev4 installed outside its update window"
-# the daemon supervises the app: an app that exits is restarted, and each exit is recorded (it stays
-# up 4 s, well past its 1-second health window even on a loaded machine)
-printf '#!/bin/sh\necho "flaky up"\nsleep 4\nexit 5\n' >"$d/flaky.sh"
+# the daemon supervises the app: an app that exits is restarted, and each exit is recorded (it
+# stays up until the test has seen 1.7.0 installed, past its health window whatever the load)
+printf '#!/bin/sh\necho "flaky up"\nwhile [ ! -e "%s/flaky.go" ]; do sleep 0.1; done\nexit 5\n' "$d" >"$d/flaky.sh"
 sign 1.7.0 2 "$d/flaky.sh"; v170=$(upload 1.7.0)
 expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v170"
 kill -USR1 "$run3"
-exited_twice() { [ "$(grep -c 'exited with status 5' "$d/dev3/components/app/exits" 2>/dev/null)" -ge 2 ]; }
+runs_170() { [ "$(version_of 3)" = 1.7.0+0 ]; }
+wait_until 120 runs_170 || fail "the daemon did not install 1.7.0: $(tail -n 20 "$d/run3.log")"
+touch "$d/flaky.go"
+exited_twice() { [ "$(cat "$d/dev3/components/app/exits" 2>/dev/null | grep -c 'exited with status 5')" -ge 2 ]; }
 wait_until 120 exited_twice || true # the checks below say what is missing
-eq "$(version_of 3)" 1.7.0+0 "the daemon installed 1.7.0 (it stays up for its health window)"
+eq "$(version_of 3)" 1.7.0+0 "the daemon kept 1.7.0 (it stayed up for its health window)"
 [ "$(grep -c '1.7.0+0 exited with status 5' "$d/dev3/components/app/exits")" -ge 2 ] ||
   fail "exits not recorded: $(cat "$d/dev3/components/app/exits" 2>&1)"
 [ "$(grep -c 'flaky up' "$d/dev3/components/app/app.log")" -ge 3 ] || fail "the app was not restarted"

@@ -81,7 +81,7 @@ expect 0 "$AGENT" provision --state-dir "$R" --rot soft --image-key "$d/k.pub"
 expect 0 "$AGENT" install --state-dir "$R" --component app "$d/readme.img"; out_has "app: installed: started and said it is ready"
 expect 0 "$AGENT" install --state-dir "$R" --component probe "$d/probe.img"; out_has "probe: installed: started and said it is ready"
 RUNNER_CA=$d/no-such-ca.pem   # no service: attestation fails and backs off; the apps run anyway
-"$AGENT" run --state-dir "$R" --server https://127.0.0.1:9 --server-ca "$RUNNER_CA" --health-seconds 1 \
+"$AGENT" run --state-dir "$R" --server https://127.0.0.1:9 --server-ca "$RUNNER_CA" --health-seconds 1 --start-jitter 0 \
   >"$d/contract-run.log" 2>&1 &
 runner=$!; E2E_PIDS+=("$runner")
 app_pid() { jq -r 'select(.status == "ready") | .pid' "$R/components/$1/run.json" 2>/dev/null || true; }

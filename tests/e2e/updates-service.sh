@@ -132,7 +132,11 @@ http GET "/api/v1/tenants/$acme/uploads/$up" "$d/globex-admin.token"; is_status 
 http POST "/api/v1/tenants/$acme/images" "$d/acme-contributor.token" "$d/commit.json"; is_status 201
 body_has ".id == \"$(sha256sum "$d/app-1.1.1.img" | cut -c1-64)\" and .version == \"1.1.1+0\""
 app111=$(jq -r .id "$d/body")
-http GET "/api/v1/tenants/$acme/uploads/$up" "$d/acme-contributor.token"; is_status 404   # consumed
+# the upload names the image it became, and the same POST again answers it (issue 12)
+http GET "/api/v1/tenants/$acme/uploads/$up" "$d/acme-contributor.token"; is_status 200
+body_has ".image == \"$app111\""
+http POST "/api/v1/tenants/$acme/images" "$d/acme-contributor.token" "$d/commit.json"; is_status 200
+body_has ".id == \"$app111\""
 [ -z "$(ls -A "$d/srv/uploads")" ] || fail "an upload's file was left behind"
 
 # --- app trees: the manifest checked at upload (read, never extracted); legacy apps still pass ---
@@ -364,4 +368,35 @@ m0=$(ok2xx); m1=$(ok2xx)
 expect 0 as acme-reader "$RAMPART" device list --tenant "$acme" --output json
 m2=$(ok2xx)
 eq "$(( (m2 - m1) - (m1 - m0) ))" 2 "the device list's pages"
+
+# --- a tenant's open uploads are limited; abandoned ones are swept without a new upload ----------
+kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+RAMPART_SERVER=$server_bin start_server "$d/srv" --upload-max-open 2 --upload-max-bytes 2000000
+export RAMPART_SERVER=$SERVER_URL
+expect 0 "$RAMPART" tenant create initech; initech=$(cat "$d/out")   # none open yet
+open_upload() { printf '{"size": %d}' "$1" >"$d/req.json"; http POST "/api/v1/tenants/$initech/uploads" "$ADMIN_TOKEN" "$d/req.json"; }
+open_upload 1000; is_status 201; u1=$(jq -r .id "$d/body")
+head -c 10 /dev/urandom >"$d/c10"
+http PUT "/api/v1/tenants/$initech/uploads/$u1?offset=0" "$ADMIN_TOKEN" "$d/c10" application/octet-stream
+is_status 200; [ -e "$d/srv/uploads/$u1" ] || fail "the chunk is not in the data directory"
+# a chunk sent with chunked transfer coding (no Content-Length) and Expect: 100-continue is taken
+status=$(curl -s -o "$d/body" -w '%{http_code}' --cacert "$SERVER_CA" -X PUT -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")" \
+  -H 'Transfer-Encoding: chunked' -H 'Expect: 100-continue' -H 'Content-Type: application/octet-stream' \
+  --data-binary "@$d/c10" "$SERVER_URL/api/v1/tenants/$initech/uploads/$u1?offset=10")
+is_status 200; body_has '.received == 20'
+open_upload 1999001; is_status 413; body_has '.error == "uploads_too_large"'
+open_upload 1000; is_status 201; u2=$(jq -r .id "$d/body")
+open_upload 1; is_status 429; body_has '.error == "too_many_uploads" and (.message | test("--upload-max-open"))'
+open_upload 1; is_status 429
+printf '{"size": 1}' >"$d/req.json"
+http POST "/api/v1/tenants/$globex/uploads" "$d/globex-admin.token" "$d/req.json"; is_status 201 # its own
+# A day later (the server's clock moved on), nobody creating an upload: its loop sweeps them.
+kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 FAKETIME=+25h \
+  RAMPART_SERVER=$server_bin start_server "$d/srv"
+swept() { grep -Eq "uploads: [0-9]+ left unwritten for a day dropped" "$d/srv.log"; }
+wait_until 30 swept || fail "the abandoned uploads were not swept: $(grep -i upload "$d/srv.log")"
+http GET "/api/v1/tenants/$initech/uploads/$u1" "$ADMIN_TOKEN"; is_status 404
+http GET "/api/v1/tenants/$initech/uploads/$u2" "$ADMIN_TOKEN"; is_status 404
+[ ! -e "$d/srv/uploads/$u1" ] || fail "a swept upload's bytes were left behind"
 done_ok

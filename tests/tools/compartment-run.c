@@ -119,6 +119,21 @@ struct app {
 static struct app apps[RUN_APPS];
 static int napps;
 
+/* DST = the app's run directory / LEAF; false (said) when it does not fit. */
+static bool path_in(char *dst, size_t cap, const struct app *a, const char *leaf)
+{
+    size_t dir = strlen(a->run_dir), n = strlen(leaf);
+
+    if (dir + 1 + n >= cap) {
+        fprintf(stderr, "compartment-run: %s/%s: the path is too long\n", a->run_dir, leaf);
+        return false;
+    }
+    memcpy(dst, a->run_dir, dir);
+    dst[dir] = '/';
+    memcpy(dst + dir + 1, leaf, n + 1);
+    return true;
+}
+
 /* The peers of an app's channel: the apps of this run. */
 static void find_peer(void *ctx, const char *component, rp_appchan_t **chan,
                       const rp_manifest_t **m)
@@ -368,11 +383,12 @@ int main(int argc, char **argv)
             a->prefix = a->prefix_buf;
         }
         a->spec.run_dir = a->run_dir;
-        if (a->log_path[0] == '\0')
-            snprintf(a->log_path, sizeof(a->log_path), "%s/log", a->run_dir);
+        if (a->log_path[0] == '\0' && !path_in(a->log_path, sizeof(a->log_path), a, "log"))
+            return 1;
         a->spec.log_path = a->log_path;
         if (a->m.storage_kb > 0) {
-            snprintf(a->image, sizeof(a->image), "%s/storage.img", a->run_dir);
+            if (!path_in(a->image, sizeof(a->image), a, "storage.img"))
+                return 1;
             a->spec.storage_image = a->image;
         }
     }

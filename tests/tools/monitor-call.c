@@ -5,6 +5,10 @@
  *                                              prints the DER signature in hex
  *   monitor-call SOCK evidence NONCE_HEX OUT   writes the EAT to OUT
  *   monitor-call SOCK install NAME FILE [HEALTH_SECONDS]
+ *                                              handed: the trial slot's descriptor is taken (and
+ *                                              closed), "handed: DETAIL" printed
+ *   monitor-call SOCK mcu-verdict NAME DIGEST_HEX STATE DETAIL
+ *                                              STATE by its name (installed, refused...)
  *   monitor-call SOCK targets FILE [HOW]       hands the targets metadata in FILE (a JSON envelope)
  *                                              to TARGETS in its binary form, as the agent does;
  *                                              HOW makes it what a compromised agent might send:
@@ -138,7 +142,7 @@ int main(int argc, char **argv)
     static rp_mon_request_t q;
     static rp_mon_reply_t r;
     const char *sock = argc > 2 ? argv[1] : NULL, *cmd = argc > 2 ? argv[2] : "";
-    int fd = -1;
+    int fd = -1, slot = -1;
     rp_err_t err;
 
     q.id = (uint32_t)getpid();
@@ -175,6 +179,17 @@ int main(int argc, char **argv)
         fd = open(argv[4], O_RDONLY);
         if (fd < 0)
             return 2;
+    } else if (strcmp(cmd, "mcu-verdict") == 0 && argc == 7) {
+        rp_update_state_t st;
+        q.type = RP_MON_MCU_VERDICT;
+        snprintf(q.u.mcu_verdict.component, sizeof(q.u.mcu_verdict.component), "%s", argv[3]);
+        if (strlen(argv[4]) != 2 * RP_SHA256_LEN ||
+            rp_hex_decode(argv[4], strlen(argv[4]), q.u.mcu_verdict.digest, RP_SHA256_LEN) !=
+                RP_OK ||
+            rp_update_state_parse(argv[5], &st) != RP_OK)
+            return 2;
+        q.u.mcu_verdict.state = (uint8_t)st;
+        snprintf(q.u.mcu_verdict.detail, sizeof(q.u.mcu_verdict.detail), "%s", argv[6]);
     } else if (strcmp(cmd, "targets") == 0 && (argc == 4 || argc == 5)) {
         q.type = RP_MON_TARGETS;
         fd = targets_fd(argv[3], argc == 5 ? argv[4] : "binary");
@@ -196,7 +211,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: see tests/tools/monitor-call.c\n");
         return 2;
     }
-    err = rp_mon_call(sock, &q, fd, &r);
+    err = rp_mon_call_fd(sock, &q, fd, &r, &slot);
+    if (slot >= 0)
+        close(slot); /* INSTALL's handed trial slot: a dead agent relays nothing */
     if (err != RP_OK) {
         printf("closed (%s)\n", rp_strerror(err));
         return 3;
@@ -234,7 +251,11 @@ int main(int argc, char **argv)
         break;
     }
     case RP_MON_INSTALL:
-        printf("%s: %s\n", rp_update_state_name(r.u.install.state) ?: "?", r.u.install.detail);
+    case RP_MON_MCU_VERDICT:
+        printf("%s: %s\n",
+               r.u.install.state == RP_UPDATE_HANDED ? "handed"
+                                                     : rp_update_state_name(r.u.install.state) ?: "?",
+               r.u.install.detail);
         break;
     case RP_MON_RECOVER: printf("unbootable %u\n", r.u.recover.unbootable); break;
     case RP_MON_TARGETS:

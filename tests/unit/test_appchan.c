@@ -451,7 +451,7 @@ static void test_wrong_socket(void **state)
             continue; /* EVENTS, APP_LOG: the agent's, after the app types */
         memset(&q, 0, sizeof(q));
         q.type = t;
-        rp_monitor_serve(&agent, &q, -1, 0, &p);
+        rp_monitor_serve(&agent, &q, -1, 0, &p, &(int){-1});
         assert_int_equal(p.status, RP_ERR_UNSUPPORTED);
         assert_non_null(strstr(p.message, "app's channel"));
     }

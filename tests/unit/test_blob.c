@@ -145,19 +145,195 @@ static void blob_put_read_replace(void **state)
     put(f->b, "deltas/empty.zst", 0, 2);
     assert_int_equal(rp_blob_stat(f->b, "deltas/empty.zst", &size), RP_OK);
     assert_int_equal(size, 0);
-    /* a commit replaces: a reader sees the new bytes, and only them */
+    /* a commit onto a name that holds a blob keeps that blob: the newcomer is dropped */
     put(f->b, "images/a1", 1000, 3);
-    check(f->b, "images/a1", 1000, 3, 1000);
-    /* rename: the blob under its new name, none under the old, replacing what the new had */
+    check(f->b, "images/a1", 600000, 1, 65536);
+    /* rename: the blob under its new name, none under the old */
     put(f->b, "uploads/u_1", 300000, 4);
-    assert_int_equal(rp_blob_rename(f->b, "uploads/u_1", "images/a1"), RP_OK);
+    assert_int_equal(rp_blob_rename(f->b, "uploads/u_1", "images/a2"), RP_OK);
     assert_int_equal(rp_blob_stat(f->b, "uploads/u_1", &size), RP_ERR_NOT_FOUND);
-    check(f->b, "images/a1", 300000, 4, 300000);
-    assert_int_equal(rp_blob_rename(f->b, "uploads/u_1", "images/a2"), RP_ERR_NOT_FOUND);
+    check(f->b, "images/a2", 300000, 4, 300000);
+    assert_int_equal(rp_blob_rename(f->b, "uploads/u_1", "images/a3"), RP_ERR_NOT_FOUND);
+    /* ... and onto a name that holds a blob, which keeps it: the renamed one is dropped */
+    put(f->b, "uploads/u_2", 5000, 5);
+    assert_int_equal(rp_blob_rename(f->b, "uploads/u_2", "images/a1"), RP_OK);
+    assert_int_equal(rp_blob_stat(f->b, "uploads/u_2", &size), RP_ERR_NOT_FOUND);
+    check(f->b, "images/a1", 600000, 1, 65536);
+    assert_int_equal(rp_blob_remove(f->b, "images/a2"), RP_OK);
     /* remove */
     assert_int_equal(rp_blob_remove(f->b, "images/a1"), RP_OK);
     assert_int_equal(rp_blob_stat(f->b, "images/a1", &size), RP_ERR_NOT_FOUND);
     assert_int_equal(rp_blob_remove(f->b, "images/a1"), RP_ERR_NOT_FOUND);
+}
+
+/*
+ * One tenant's download of an image in progress while another tenant uploads the same bytes
+ * (the same content-addressed name): the upload is put and renamed onto the image's name, and
+ * the download reads on to its end. (The database once replaced the name's blob, deleting the
+ * chunks under the reader.)
+ */
+static void blob_reader_across_identical_put(void **state)
+{
+    struct fx *f = *state;
+    const uint64_t size = 3 * RP_BLOB_CHUNK + 999;
+    uint8_t *got = malloc(RP_BLOB_CHUNK), *want = malloc(RP_BLOB_CHUNK);
+    rp_blob_reader_t *r;
+    uint64_t n = 0;
+
+    DIR_ONCE(f);
+    assert_non_null(got);
+    assert_non_null(want);
+    put(f->b, "images/same", size, 7);
+    assert_int_equal(rp_blob_open(f->b, "images/same", &r, &n), RP_OK);
+    assert_int_equal(rp_blob_read_all(r, 0, got, RP_BLOB_CHUNK), RP_OK);
+    /* the other tenant's upload of the same bytes, renamed onto the name; and a put of it */
+    put(f->b, "uploads/u_other", size, 7);
+    assert_int_equal(rp_blob_rename(f->b, "uploads/u_other", "images/same"), RP_OK);
+    put(f->b, "images/same", size, 7);
+    for (uint64_t off = RP_BLOB_CHUNK; off < size; off += RP_BLOB_CHUNK) {
+        size_t len = size - off < RP_BLOB_CHUNK ? (size_t)(size - off) : RP_BLOB_CHUNK;
+        assert_int_equal(rp_blob_read_all(r, off, got, len), RP_OK);
+        fill(want, len, 7, off);
+        assert_memory_equal(got, want, len);
+    }
+    rp_blob_close(r);
+    check(f->b, "images/same", size, 7, RP_BLOB_CHUNK);
+    free(got);
+    free(want);
+}
+
+struct seen {
+    char names[8][RP_BLOB_NAME_MAX + 1];
+    uint64_t sizes[8];
+    int n;
+};
+
+static rp_err_t see(void *ctx, const char *name, uint64_t size)
+{
+    struct seen *s = ctx;
+
+    assert_true(s->n < 8);
+    snprintf(s->names[s->n], sizeof(s->names[0]), "%s", name);
+    s->sizes[s->n++] = size;
+    return RP_OK;
+}
+
+static bool saw(const struct seen *s, const char *name, uint64_t size)
+{
+    for (int i = 0; i < s->n; i++)
+        if (strcmp(s->names[i], name) == 0)
+            return s->sizes[i] == size;
+    return false;
+}
+
+static rp_err_t count(void *ctx, const char *name, uint64_t size)
+{
+    (void)name, (void)size;
+    (*(unsigned *)ctx)++;
+    return RP_OK;
+}
+
+/* A listing names each committed blob of a namespace, and nothing of a put not committed. */
+static void blob_list(void **state)
+{
+    struct fx *f = *state;
+    rp_blob_writer_t *w;
+    struct seen s = {0};
+
+    DIR_ONCE(f);
+    assert_int_equal(rp_blobs_list(f->b, "images", see, &s), RP_OK);
+    assert_int_equal(s.n, 0);
+    put(f->b, "images/i1", 10, 1);
+    put(f->b, "images/i2", 0, 2);
+    put(f->b, "deltas/i1-i2.zst", 20, 3);
+    assert_int_equal(rp_blob_append(f->b, "uploads/u_9", 0, "abc", 3), RP_OK);
+    assert_int_equal(rp_blob_put_begin(f->b, "images/i3", &w), RP_OK);
+    assert_int_equal(rp_blob_put_write(w, "xyz", 3), RP_OK);
+    assert_int_equal(rp_blobs_list(f->b, "images", see, &s), RP_OK);
+    assert_int_equal(s.n, 2);
+    assert_true(saw(&s, "images/i1", 10));
+    assert_true(saw(&s, "images/i2", 0));
+    s.n = 0;
+    assert_int_equal(rp_blobs_list(f->b, "uploads", see, &s), RP_OK);
+    assert_int_equal(s.n, 1);
+    assert_true(saw(&s, "uploads/u_9", 3));
+    rp_blob_put_abort(w);
+    /* more than a page of the database's listing, each once */
+    for (int i = 0; i < 300; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "deltas/p%03d", i);
+        put(f->b, name, 1, (uint32_t)i);
+    }
+    {
+        unsigned n = 0;
+        assert_int_equal(rp_blobs_list(f->b, "deltas", count, &n), RP_OK);
+        assert_int_equal(n, 301);
+    }
+}
+
+static int setup_both(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+
+    if (f == NULL || rt_target_make(&f->t) != 0 || rt_store_open(&f->t, &f->s) != RP_OK ||
+        rp_blobs_open(RP_BLOBS_DIR, f->t.dir, f->s, &f->b) != RP_OK)
+        return -1;
+    f->kind = RP_BLOBS_DIR;
+    *state = f;
+    return 0;
+}
+
+/*
+ * rampart-server blobs move, both ways: every blob moves, its bytes intact; the check at start
+ * counts what the other store holds that this one does not; a move killed after a copy and
+ * before its remove (the blob in both) finishes when run again, and a second run does nothing.
+ */
+static void blob_move(void **state)
+{
+    struct fx *f = *state;
+    rp_blobs_t *db = NULL;
+    char first[RP_BLOB_NAME_MAX + 1];
+    unsigned moved = 0, had = 0, missing = 0;
+    uint64_t n;
+
+    assert_int_equal(rp_blobs_open(RP_BLOBS_DATABASE, NULL, f->s, &db), RP_OK);
+    put(f->b, "images/m1", 2 * RP_BLOB_CHUNK + 5, 1);
+    put(f->b, "images/m2", 77, 2);
+    put(f->b, "deltas/m1-m2.zst", 1000, 3);
+    assert_int_equal(rp_blob_append(f->b, "uploads/u_m", 0, "abc", 3), RP_OK);
+    assert_int_equal(rp_blobs_missing(f->b, db, &missing, first), RP_OK);
+    assert_int_equal(missing, 4);
+    assert_true(rp_blob_name_valid(first));
+    /* killed after copying m2, before removing it from the directory */
+    put(db, "images/m2", 77, 2);
+    assert_int_equal(rp_blobs_move(f->b, db, &moved, &had), RP_OK);
+    assert_int_equal(moved, 3);
+    assert_int_equal(had, 1);
+    assert_int_equal(rp_blobs_missing(f->b, db, &missing, NULL), RP_OK);
+    assert_int_equal(missing, 0);
+    assert_int_equal(rp_blob_stat(f->b, "images/m1", &n), RP_ERR_NOT_FOUND);
+    check(db, "images/m1", 2 * RP_BLOB_CHUNK + 5, 1, 100000);
+    check(db, "images/m2", 77, 2, 77);
+    check(db, "deltas/m1-m2.zst", 1000, 3, 1000);
+    {
+        rp_blob_reader_t *r;
+        char abc[3];
+        assert_int_equal(rp_blob_open(db, "uploads/u_m", &r, &n), RP_OK);
+        assert_int_equal(n, 3);
+        assert_int_equal(rp_blob_read_all(r, 0, abc, 3), RP_OK);
+        assert_memory_equal(abc, "abc", 3);
+        rp_blob_close(r);
+    }
+    assert_int_equal(rp_blobs_move(f->b, db, &moved, &had), RP_OK);
+    assert_int_equal(moved + had, 0);
+    /* and back */
+    assert_int_equal(rp_blobs_missing(db, f->b, &missing, NULL), RP_OK);
+    assert_int_equal(missing, 4);
+    assert_int_equal(rp_blobs_move(db, f->b, &moved, &had), RP_OK);
+    assert_int_equal(moved, 4);
+    check(f->b, "images/m1", 2 * RP_BLOB_CHUNK + 5, 1, 100000);
+    assert_int_equal(rp_blob_stat(db, "images/m1", &n), RP_ERR_NOT_FOUND);
+    rp_blobs_close(db);
 }
 
 static void blob_ranges(void **state)
@@ -391,9 +567,17 @@ static void blob_64mib_bounded(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        BOTH(blob_put_read_replace), BOTH(blob_ranges),        BOTH(blob_abort_leaves_nothing),
-        BOTH(blob_killed_mid_put),   BOTH(blob_append),        BOTH(blob_names),
-        BOTH(blob_hash_and_copy),    BOTH(blob_64mib_bounded),
+        BOTH(blob_put_read_replace),
+        BOTH(blob_ranges),
+        BOTH(blob_abort_leaves_nothing),
+        BOTH(blob_killed_mid_put),
+        BOTH(blob_append),
+        BOTH(blob_names),
+        BOTH(blob_hash_and_copy),
+        BOTH(blob_64mib_bounded),
+        BOTH(blob_reader_across_identical_put),
+        BOTH(blob_list),
+        cmocka_unit_test_setup_teardown(blob_move, setup_both, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

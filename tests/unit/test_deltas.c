@@ -1,6 +1,6 @@
 /*
- * The delta makers (server/device/deltas.c): many requests for one delta at once, from many threads and
- * through two makers on one database (two replicas), make it once; it is kept in the blob store
+ * The delta makers (server/device/deltas.c): many requests for one delta at once, from many threads
+ * and through two makers on one database (two replicas), make it once; it is kept in the blob store
  * with its SHA-256 and size in the database, and asked again it is not made again. Run with the
  * blobs in the data directory and in the database, on SQLite (unit.deltas) and on a real
  * PostgreSQL (unit.deltas_pg).
@@ -83,6 +83,15 @@ static void made_once(rp_blobs_kind_t kind)
         img[i] ^= 0x5a; /* 1 byte in 10,000 changed */
     put_image(b, to_id, img);
     assert_int_equal(rp_store_delta_get(s, from_id, to_id, sha, &size), RP_ERR_NOT_FOUND);
+    /* what a maker cut dead before its row left: other bytes under the name, which the delta
+     * made replaces (its row says the hash of the bytes kept) */
+    {
+        rp_blob_writer_t *w;
+        rp_blob_name_delta(from_id, to_id, name);
+        assert_int_equal(rp_blob_put_begin(b, name, &w), RP_OK);
+        assert_int_equal(rp_blob_put_write(w, "left over", 9), RP_OK);
+        assert_int_equal(rp_blob_put_commit(w), RP_OK);
+    }
 
     /* two makers on one database, as two replicas have; every asker at once */
     assert_int_equal(rp_deltas_start(&srv, &pools[0]), RP_OK);

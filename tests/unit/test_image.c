@@ -958,6 +958,34 @@ static void test_crypto_port(void **state)
     assert_int_not_equal(rp_ct_memcmp(abc, d + 1, 4), 0);
 }
 
+/* A P-256 key has one encoding (one device ID): its point uncompressed and on the curve. */
+static void test_p256_key_one_encoding(void **state)
+{
+    uint8_t key[128], point[RP_P256_POINT_LEN], d[RP_SHA256_LEN] = {0};
+    uint8_t junk[8] = {0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01};
+    size_t at;
+
+    (void)state;
+    assert_true(ecdsa_pub.len <= sizeof(key) && ecdsa_pub.len > RP_P256_POINT_LEN);
+    at = ecdsa_pub.len - RP_P256_POINT_LEN;
+    memcpy(key, ecdsa_pub.data, ecdsa_pub.len);
+    assert_int_equal(rp_pubkey_p256_point(key, ecdsa_pub.len, point), RP_OK);
+    assert_memory_equal(point, key + at, RP_P256_POINT_LEN);
+    assert_int_equal(point[0], 0x04);
+    /* The same key as a hybrid point (0x06 or 0x07 by y's parity): another encoding, refused. */
+    key[at] = (uint8_t)(0x06 | (key[ecdsa_pub.len - 1] & 1));
+    assert_int_equal(rp_pubkey_p256_point(key, ecdsa_pub.len, point), RP_ERR_BAD_KEY);
+    /* A point off the curve is no key: refused as such, not as a wrong signature. */
+    memcpy(key, ecdsa_pub.data, ecdsa_pub.len);
+    key[ecdsa_pub.len - 1] ^= 1;
+    assert_int_equal(rp_sig_verify(RP_SIG_ECDSA_P256, key, ecdsa_pub.len, d, junk, sizeof(junk)),
+                     RP_ERR_BAD_KEY);
+    /* And the key itself, again (the parsed parameters are reused across keys). */
+    assert_int_equal(
+        rp_sig_verify(RP_SIG_ECDSA_P256, ecdsa_pub.data, ecdsa_pub.len, d, junk, sizeof(junk)),
+        RP_ERR_BAD_SIGNATURE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -991,6 +1019,7 @@ int main(void)
         cmocka_unit_test(test_tlv_writer_bounds),
         cmocka_unit_test(test_strerror_names_every_code),
         cmocka_unit_test(test_crypto_port),
+        cmocka_unit_test(test_p256_key_one_encoding),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -17,6 +17,7 @@
 
 #include "events.h"
 #include "proto.h"
+#include "rampart/update_state.h"
 
 static uint8_t buf[RP_MON_PACKET_MAX + 64];
 static rp_mon_request_t q, q2;
@@ -642,6 +643,73 @@ static void test_app_remove(void **state)
     assert_string_equal(r2.message, r.message);
 }
 
+/* 22 MCU_VERDICT: the agent's, a component, the digest handed over (exactly 32 bytes), an outcome
+ * that ends an install (installed, refused, rolled_back, failed: nothing else), a detail; no
+ * descriptor; INSTALL's answer back. */
+static void test_mcu_verdict(void **state)
+{
+    static const uint8_t outcomes[] = {RP_UPDATE_INSTALLED, RP_UPDATE_REFUSED,
+                                       RP_UPDATE_ROLLED_BACK, RP_UPDATE_FAILED};
+    static const uint8_t bad[] = {RP_UPDATE_NONE,      RP_UPDATE_PENDING, RP_UPDATE_UNCHANGED,
+                                  RP_UPDATE_FELL_BACK, RP_UPDATE_HANDED,  0xff};
+    size_t len;
+
+    (void)state;
+    assert_int_equal(RP_MON_MCU_VERDICT, 22);
+    assert_int_equal(rp_mon_type_channel(RP_MON_MCU_VERDICT), RP_MON_CHANNEL_AGENT);
+    assert_string_equal(rp_mon_type_name(RP_MON_MCU_VERDICT), "mcu-verdict");
+    assert_false(rp_mon_type_takes_fd(RP_MON_MCU_VERDICT));
+    assert_int_equal(rp_mon_request_body_max(RP_MON_MCU_VERDICT),
+                     2 + RP_COMPONENT_NAME_MAX + 2 + RP_SHA256_LEN + 1 + 2 + RP_MON_DETAIL_MAX);
+    memset(&q, 0, sizeof(q));
+    q.id = 22;
+    q.type = RP_MON_MCU_VERDICT;
+    memset(q.u.mcu_verdict.component, 'f', RP_COMPONENT_NAME_MAX);
+    for (size_t i = 0; i < RP_SHA256_LEN; i++)
+        q.u.mcu_verdict.digest[i] = (uint8_t)(i * 7);
+    memset(q.u.mcu_verdict.detail, 'd', RP_MON_DETAIL_MAX);
+    for (size_t i = 0; i < sizeof(outcomes); i++) {
+        q.u.mcu_verdict.state = outcomes[i];
+        request_round_trip();
+        assert_string_equal(q2.u.mcu_verdict.component, q.u.mcu_verdict.component);
+        assert_memory_equal(q2.u.mcu_verdict.digest, q.u.mcu_verdict.digest, RP_SHA256_LEN);
+        assert_int_equal(q2.u.mcu_verdict.state, outcomes[i]);
+        assert_string_equal(q2.u.mcu_verdict.detail, q.u.mcu_verdict.detail);
+    }
+    len = enc_req(); /* the longest: at the type's maximum */
+    assert_int_equal(len - RP_MON_HEADER_LEN, rp_mon_request_body_max(RP_MON_MCU_VERDICT));
+    assert_int_equal(rp_mon_request_decode(buf, len - 1, &q2), RP_ERR_TRUNCATED);
+    buf[len] = 0;
+    set_body_len(len + 1 - RP_MON_HEADER_LEN);
+    assert_int_equal(rp_mon_request_decode(buf, len + 1, &q2), RP_ERR_TOO_LARGE);
+    for (size_t i = 0; i < sizeof(bad); i++) {
+        q.u.mcu_verdict.state = bad[i];
+        len = enc_req();
+        assert_int_equal(rp_mon_request_decode(buf, len, &q2), RP_ERR_MALFORMED);
+    }
+    q.u.mcu_verdict.state = RP_UPDATE_INSTALLED;
+    snprintf(q.u.mcu_verdict.component, sizeof(q.u.mcu_verdict.component), "../fw");
+    len = enc_req();
+    assert_int_equal(rp_mon_request_decode(buf, len, &q2), RP_ERR_MALFORMED);
+    /* A digest of 31 bytes: the field's length says so, the rest shifts. */
+    snprintf(q.u.mcu_verdict.component, sizeof(q.u.mcu_verdict.component), "fw");
+    len = enc_req();
+    assert_int_equal(buf[RP_MON_HEADER_LEN + 2 + 2], 0);
+    assert_int_equal(buf[RP_MON_HEADER_LEN + 2 + 2 + 1], RP_SHA256_LEN);
+    buf[RP_MON_HEADER_LEN + 2 + 2 + 1] = RP_SHA256_LEN - 1;
+    assert_int_equal(rp_mon_request_decode(buf, len, &q2), RP_ERR_MALFORMED);
+    buf[RP_MON_HEADER_LEN + 2 + 2 + 1] = RP_SHA256_LEN + 1;
+    assert_int_equal(rp_mon_request_decode(buf, len, &q2), RP_ERR_TOO_LARGE);
+
+    memset(&r, 0, sizeof(r));
+    r.type = RP_MON_MCU_VERDICT;
+    r.u.install.state = RP_UPDATE_INSTALLED;
+    snprintf(r.u.install.detail, sizeof(r.u.install.detail), "confirmed on the MCU");
+    reply_round_trip();
+    assert_int_equal(r2.u.install.state, RP_UPDATE_INSTALLED);
+    assert_string_equal(r2.u.install.detail, r.u.install.detail);
+}
+
 /* 19 SETTINGS: the device group's crash capture, one byte each way: 0 or 1, nothing else. */
 static void test_settings_type(void **state)
 {
@@ -729,7 +797,7 @@ static void test_record_types(void **state)
     size_t len, at;
 
     (void)state;
-    assert_int_equal(RP_MON_TYPE_END, 22);
+    assert_int_equal(RP_MON_TYPE_END, 23);
     assert_int_equal(rp_mon_type_channel(RP_MON_EVENTS), RP_MON_CHANNEL_AGENT);
     assert_int_equal(rp_mon_type_channel(RP_MON_APP_LOG), RP_MON_CHANNEL_AGENT);
     assert_string_equal(rp_mon_type_name(RP_MON_EVENTS), "events");
@@ -924,12 +992,19 @@ static void test_crashes_type(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_app_control),        cmocka_unit_test(test_app_remove),
-        cmocka_unit_test(test_app_types),          cmocka_unit_test(test_requests_round_trip),
-        cmocka_unit_test(test_replies_round_trip), cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_tls13_content),      cmocka_unit_test(test_transport),
-        cmocka_unit_test(test_record_types),       cmocka_unit_test(test_crashes_type),
-        cmocka_unit_test(test_settings_type),      cmocka_unit_test(test_targets_type),
+        cmocka_unit_test(test_app_control),
+        cmocka_unit_test(test_app_remove),
+        cmocka_unit_test(test_mcu_verdict),
+        cmocka_unit_test(test_app_types),
+        cmocka_unit_test(test_requests_round_trip),
+        cmocka_unit_test(test_replies_round_trip),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_tls13_content),
+        cmocka_unit_test(test_transport),
+        cmocka_unit_test(test_record_types),
+        cmocka_unit_test(test_crashes_type),
+        cmocka_unit_test(test_settings_type),
+        cmocka_unit_test(test_targets_type),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -36,8 +36,8 @@ static void refused(const char *text, const char *want)
 
 static void every_help_option_is_a_key(void **state)
 {
-    static const char *const actions[] = {"config", "help", "version", "routes",
-                                          "rotate-admin-token"};
+    static const char *const actions[] = {
+        "config", "help", "version", "routes", "rotate-admin-token", "from", "to"};
     char cmd[4200], help[16384], name[64], text[128], want[128], why[512];
     size_t len;
     int settings = 0, seen = 0;
@@ -112,7 +112,7 @@ static void values_and_sections(void **state)
     assert_false(rp_config_reloadable(RP_CFG_BLOBS));
     assert_int_equal(c.request_deadline, 60); /* not given: the default */
     assert_int_equal(parse("", &c, why, sizeof(why)), RP_OK);
-    assert_int_equal(c.idle_timeout, 30);   /* not given: the default */
+    assert_int_equal(c.idle_timeout, 30);    /* not given: the default */
     assert_string_equal(c.database, "");     /* not given: the SQLite file in data-dir */
     assert_int_equal(c.blobs, RP_BLOBS_DIR); /* not given: files in data-dir */
     assert_int_equal(parse("blobs = dir\n", &c, why, sizeof(why)), RP_OK);

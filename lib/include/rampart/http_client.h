@@ -57,6 +57,20 @@ rp_err_t rp_http_request(const char *method, const char *url, const rp_http_opts
                          const void *body, size_t len, rp_http_response_t *resp) RP_MUST_CHECK;
 void rp_http_response_free(rp_http_response_t *resp);
 
+/* Makes a request's body from its TLS connection's binding (rampart/attest_binding.h). OUT: *out
+ * (malloc'd, taken), *out_len. */
+typedef rp_err_t (*rp_http_bound_body_fn)(void *arg, const uint8_t *binding, size_t len, char **out,
+                                          size_t *out_len);
+
+/*
+ * rp_http_request's POST whose body is made once the connection is up, by make from that
+ * connection's binding (none unless it is TLS 1.3), and sent chunked: what channel-bound
+ * attestation sends. A body that cannot be made ends the request (RP_ERR_IO, resp->error says
+ * so). Made again for each connection a 503 leads to.
+ */
+rp_err_t rp_http_post_bound(const char *url, const rp_http_opts_t *opts, rp_http_bound_body_fn make,
+                            void *arg, rp_http_response_t *resp) RP_MUST_CHECK;
+
 /*
  * Download url into fd, resuming where the file ends (an HTTP Range request; a server that
  * answers the whole file instead starts it over). The file never grows past max bytes: a server

@@ -20,6 +20,10 @@ typedef enum rp_update_state {
     RP_UPDATE_REFUSED,     /* "refused": not signed, older, not what the metadata names... */
     RP_UPDATE_UNCHANGED,   /* "unchanged": the device runs this image already (device only) */
     RP_UPDATE_FELL_BACK,   /* "fell_back": the active slot stopped verifying (device only) */
+    /* Not in the table (no name, never parsed, recorded or reported): rampart-monitor's INSTALL
+     * answer for firmware of a component attached to an MCU, verified and on trial, handed to
+     * its agent with the trial slot's descriptor; MCU_VERDICT ends it (docs/mcu.md). */
+    RP_UPDATE_HANDED = 0x40,
 } rp_update_state_t;
 
 #define RP_UPDATE_STATE_COUNT 9

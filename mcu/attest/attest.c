@@ -1,5 +1,6 @@
 /*
- * The secure attestation service: the device key, and the one non-secure-callable entry point
+ * The secure attestation service, a secure partition linked apart from the boot stage
+ * (mcu/attest/start.c starts it): the device key, and the one non-secure-callable entry point
  * (rp_attest_entry, reached through its CMSE veneer) that returns evidence over the caller's
  * nonce with what the boot stage measured (the boot record), in the format docs/protocol.md
  * describes: the portable core encodes the claims and the COSE_Sign1 (core/src/eat.c), this file
@@ -21,10 +22,11 @@
 #include <mbedtls/md.h>
 #include <mbedtls/platform_util.h>
 
-#include "boot.h"
+#include "attest.h"
 #include "crypto_mbedtls.h"
 #include "rampart/eat.h"
 #include "rp_mcu_attest.h"
+#include "rp_mcu_handoff.h"
 #include "semihost.h"
 
 /* The device secret's sector: the magic, then the 32 secret bytes. */
@@ -198,10 +200,11 @@ static rp_err_t make_evidence(const uint8_t *nonce, size_t nonce_len, size_t *le
 {
     uint8_t chain[2 * RP_SHA256_LEN] = {0}, digest[RP_SHA256_LEN], sig[RP_ES256_SIG_LEN];
     rp_eat_component_t *fw = &claims.components[0];
+    const rp_boot_record_t *rec = &RP_MCU_HANDOFF->record;
     size_t clen;
     rp_err_t err;
 
-    if (rp_boot_record.magic != RP_BOOT_RECORD_MAGIC)
+    if (rec->magic != RP_BOOT_RECORD_MAGIC)
         return RP_ERR_CRYPTO;
     memset(&claims, 0, sizeof(claims));
     memcpy(claims.nonce, nonce, nonce_len);
@@ -211,13 +214,13 @@ static rp_err_t make_evidence(const uint8_t *nonce, size_t nonce_len, size_t *le
     claims.boot_count = 0;
     claims.ncomponents = 1;
     memcpy(fw->name, "firmware", sizeof("firmware"));
-    err = rp_image_version_format(&rp_boot_record.version, fw->version, sizeof(fw->version));
+    err = rp_image_version_format(&rec->version, fw->version, sizeof(fw->version));
     if (err != RP_OK)
         return err;
-    memcpy(fw->digest, rp_boot_record.digest, RP_SHA256_LEN);
-    memcpy(fw->signer, rp_boot_record.signer, RP_SHA256_LEN);
+    memcpy(fw->digest, rec->digest, RP_SHA256_LEN);
+    memcpy(fw->signer, rec->signer, RP_SHA256_LEN);
     fw->has_security_counter = true;
-    fw->security_counter = rp_boot_record.security_counter;
+    fw->security_counter = rec->security_counter;
     /* The register: SHA-256 chained over the components' digests from zero (docs/protocol.md). */
     memcpy(chain + RP_SHA256_LEN, fw->digest, RP_SHA256_LEN);
     claims.has_register = true;
@@ -280,7 +283,8 @@ rp_attest_entry(const uint8_t *nonce, size_t nonce_len, uint8_t *out, size_t *le
         memcpy(out, evidence, ev_len);
     *len = err == RP_OK || err == RP_ERR_BUFFER_TOO_SMALL ? ev_len : 0;
     mbedtls_platform_zeroize(evidence, sizeof(evidence));
-    rp_stack_report(", with the attestation service\n");
+    rp_stack_report(RP_MCU_HANDOFF->stack_low, RP_MCU_HANDOFF->stack_top,
+                    ", with the attestation service\n");
     busy = false;
     return err;
 }

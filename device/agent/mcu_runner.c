@@ -1,0 +1,215 @@
+/* The agent's relay runner and its hand-over of firmware to an MCU under the monitor
+ * (mcu_runner.h). Not linked into rampart-monitor. */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mcu.h"
+#include "mcu_runner.h"
+#include "proto.h"
+#include "rampart/file.h"
+#include "rampart/hex.h"
+#include "rampart/log.h"
+#include "update.h"
+
+/* Firmware for a microcontroller: its slot is a few hundred KiB (docs/mcu.md, the memory map). */
+#define RP_MCU_IMAGE_MAX (16 * 1024 * 1024)
+
+/* One job (agent to runner) and its outcome (runner to agent): fixed-size packets, each checked
+ * whole by its reader (a NUL in each string, a name that is a component's, an outcome). */
+typedef struct job {
+    char component[RP_COMPONENT_NAME_MAX + 1];
+    char version[48];
+} job_t;
+
+typedef struct done {
+    uint8_t state; /* installed, refused, rolled_back or failed */
+    char detail[RP_SLOT_DETAIL_MAX + 1];
+} done_t;
+
+static int runner = -1; /* the agent's end of the pair; -1: no runner */
+
+/* S/agent/mcu/NAME.img: the agent's copy of the image handed over. */
+static rp_err_t copy_path(const char *state_dir, const char *name, char *out, size_t cap, bool mk)
+{
+    int n = snprintf(out, cap, "%s/agent/mcu", state_dir);
+
+    if (n < 0 || (size_t)n >= cap || (mk && mkdir(out, 0700) != 0 && errno != EEXIST))
+        return RP_ERR_IO;
+    n = snprintf(out, cap, "%s/agent/mcu/%s.img", state_dir, name);
+    return n > 0 && (size_t)n < cap ? RP_OK : RP_ERR_INVALID_ARG;
+}
+
+static void runner_serve(int fd, const char *state_dir)
+{
+    char path[PATH_MAX];
+    rp_mcu_relay_t relay;
+    rp_update_state_t state;
+    job_t job;
+    done_t done;
+    ssize_t n;
+
+    for (;;) {
+        n = recv(fd, &job, sizeof(job), 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            _exit(0); /* the agent is gone */
+        memset(&done, 0, sizeof(done));
+        done.state = RP_UPDATE_FAILED;
+        if (n != (ssize_t)sizeof(job) ||
+            memchr(job.component, '\0', sizeof(job.component)) == NULL ||
+            memchr(job.version, '\0', sizeof(job.version)) == NULL ||
+            !rp_component_name_valid(job.component, strlen(job.component)) ||
+            copy_path(state_dir, job.component, path, sizeof(path), false) != RP_OK)
+            snprintf(done.detail, sizeof(done.detail), "the MCU's relay runner was asked wrongly");
+        else if (rp_mcu_relay_load(state_dir, job.component, &relay) != RP_OK)
+            snprintf(done.detail, sizeof(done.detail),
+                     "no relay to the MCU the agent can read (S/mcu/%s.json)", job.component);
+        else {
+            rp_mcu_install(&relay, path, job.version, &state, done.detail, sizeof(done.detail));
+            done.state = (uint8_t)state;
+            rp_mcu_relay_free(&relay);
+        }
+        if (send(fd, &done, sizeof(done), MSG_NOSIGNAL) != (ssize_t)sizeof(done))
+            _exit(1);
+    }
+}
+
+/* Whether S/mcu/ names a component attached (a NAME.json). */
+static bool any_attached(const char *state_dir)
+{
+    char path[PATH_MAX];
+    struct dirent *e;
+    bool any = false;
+    DIR *d;
+
+    if (snprintf(path, sizeof(path), "%s/mcu", state_dir) >= (int)sizeof(path) ||
+        (d = opendir(path)) == NULL)
+        return false;
+    while (!any && (e = readdir(d)) != NULL)
+        any = strlen(e->d_name) > 5 && strcmp(e->d_name + strlen(e->d_name) - 5, ".json") == 0;
+    closedir(d);
+    return any;
+}
+
+void rp_mcu_runner_start(const char *state_dir)
+{
+    int sv[2];
+    pid_t pid;
+
+    if (runner >= 0 || !any_attached(state_dir))
+        return;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+        rp_log_error("cannot start the MCU's relay runner: %s", strerror(errno));
+        return;
+    }
+    pid = fork();
+    if (pid == 0) {
+        close(sv[0]);
+        runner_serve(sv[1], state_dir);
+    }
+    close(sv[1]);
+    if (pid < 0) {
+        rp_log_error("cannot start the MCU's relay runner: %s", strerror(errno));
+        close(sv[0]);
+        return;
+    }
+    runner = sv[0];
+}
+
+/* The descriptor's bytes (a regular file, from its offset: 0, as the monitor opened it) into
+ * path, the agent's copy. */
+static rp_err_t copy_out(int fd, const char *path)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    rp_err_t err = rp_read_fd(fd, RP_MCU_IMAGE_MAX, &data, &len);
+
+    if (err == RP_OK)
+        err = rp_write_file_atomic(path, data, len, 0600, 0);
+    free(data);
+    return err;
+}
+
+/* The runner's outcome of relaying the copy of name at version: *d. */
+static void relay(const char *state_dir, const char *name, const char *version, done_t *d)
+{
+    job_t job;
+    ssize_t n;
+
+    memset(&job, 0, sizeof(job));
+    memset(d, 0, sizeof(*d));
+    d->state = RP_UPDATE_FAILED;
+    snprintf(job.component, sizeof(job.component), "%s", name);
+    snprintf(job.version, sizeof(job.version), "%s", version);
+    if (runner < 0 && prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == 0)
+        rp_mcu_runner_start(state_dir); /* a command that does not confine itself (install) */
+    if (runner < 0) {
+        snprintf(d->detail, sizeof(d->detail),
+                 "no relay runner: S/mcu/ attached nothing when the agent started (restart it)");
+        return;
+    }
+    if (send(runner, &job, sizeof(job), MSG_NOSIGNAL) == (ssize_t)sizeof(job)) {
+        do
+            n = recv(runner, d, sizeof(*d), 0);
+        while (n < 0 && errno == EINTR);
+        if (n == (ssize_t)sizeof(*d) && memchr(d->detail, '\0', sizeof(d->detail)) != NULL &&
+            rp_mon_outcome(d->state))
+            return;
+    }
+    memset(d, 0, sizeof(*d));
+    d->state = RP_UPDATE_FAILED;
+    snprintf(d->detail, sizeof(d->detail), "the MCU's relay runner did not answer");
+}
+
+rp_err_t rp_mcu_hand_over(rp_agent_t *a, const char *name, int slot_fd, rp_install_result_t *res)
+{
+    static rp_mon_reply_t r;
+    rp_mon_request_t q = {.type = RP_MON_MCU_VERDICT};
+    char path[PATH_MAX], mine[RP_MON_DETAIL_MAX + 1];
+    rp_slot_image_t img;
+    done_t d = {.state = RP_UPDATE_FAILED};
+    rp_err_t err = copy_path(a->state_dir, name, path, sizeof(path), true);
+
+    memset(&img, 0, sizeof(img));
+    if (err == RP_OK)
+        err = copy_out(slot_fd, path);
+    close(slot_fd);
+    if (err == RP_OK)
+        err = rp_agent_image_identity(a, name, path, &img);
+    /* The copy must be the image the monitor verified: its digest (hex: INSTALL's detail). */
+    if (err == RP_OK) {
+        if (rp_hex_encode(img.digest, RP_SHA256_LEN, mine, sizeof(mine)) != RP_OK ||
+            strcmp(mine, res->detail) != 0)
+            snprintf(d.detail, sizeof(d.detail),
+                     "the image handed over is not the one the monitor said (%.160s)", res->detail);
+        else
+            relay(a->state_dir, name, img.version, &d);
+    } else
+        snprintf(d.detail, sizeof(d.detail), "cannot copy the image handed over: %s",
+                 rp_strerror(err));
+    (void)unlink(path);
+    /* The verdict, whatever it is: the monitor ends the trial now rather than at its deadline. */
+    snprintf(q.u.mcu_verdict.component, sizeof(q.u.mcu_verdict.component), "%s", name);
+    memcpy(q.u.mcu_verdict.digest, img.digest, sizeof(q.u.mcu_verdict.digest));
+    q.u.mcu_verdict.state = d.state;
+    snprintf(q.u.mcu_verdict.detail, sizeof(q.u.mcu_verdict.detail), "%s", d.detail);
+    if (rp_agent_monitor_call(a, &q, -1, &r) == RP_OK) {
+        res->state = (rp_update_state_t)r.u.install.state;
+        snprintf(res->detail, sizeof(res->detail), "%s", r.u.install.detail);
+    } else {
+        res->state = RP_UPDATE_FAILED;
+        snprintf(res->detail, sizeof(res->detail),
+                 "the monitor did not take the verdict (%.80s): %.120s", d.detail,
+                 r.status != RP_OK ? r.message : "no answer");
+    }
+    return RP_OK;
+}

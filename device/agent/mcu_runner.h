@@ -1,0 +1,33 @@
+/*
+ * The agent's relay runner, under rampart-monitor (docs/mcu.md, "Deploying firmware"): firmware
+ * for a component attached to an MCU is verified and put on trial by the monitor, which hands the
+ * trial slot to the agent (INSTALL answers handed, with its descriptor); the agent runs the relay
+ * to the board and gives the monitor the board's verdict (MCU_VERDICT).
+ *
+ * The agent confines itself (its seccomp allow-list has no fork or exec), so the relay is run by
+ * a child forked before it does: the runner, the agent's user and nothing more, unconfined. It
+ * takes one job at a time on a socket pair (the component's name and version, fixed-size), runs
+ * the relay kept in S/mcu/NAME.json on the agent's copy S/agent/mcu/NAME.img (rp_mcu_install),
+ * and answers the outcome. It ends when the agent does (the pair closes). A confined agent so
+ * gains one thing: the relay root attached, run on an image of its choosing, which the board's
+ * boot stage verifies with its own key and counter.
+ */
+#ifndef RAMPART_AGENT_MCU_RUNNER_H
+#define RAMPART_AGENT_MCU_RUNNER_H
+
+#include "agent.h"
+#include "slots.h"
+
+/* Before the agent confines itself: the runner started when a component is attached to an MCU
+ * (S/mcu/ lists one); otherwise nothing. */
+void rp_mcu_runner_start(const char *state_dir);
+
+/* INSTALL answered handed (res: its detail; slot_fd: the trial slot, read-only; closed here):
+ * the image copied out of the descriptor into the agent's directory and checked against the
+ * monitor's word (its digest, in hex, is the answer's detail), relayed to the board by the runner, and the verdict
+ * given to the monitor (MCU_VERDICT), whose answer becomes *res (failed, saying why, when it
+ * refuses the verdict or does not answer: the install then ends at the monitor's deadline). */
+rp_err_t rp_mcu_hand_over(rp_agent_t *a, const char *name, int slot_fd,
+                          rp_install_result_t *res) RP_MUST_CHECK;
+
+#endif /* RAMPART_AGENT_MCU_RUNNER_H */
