@@ -89,14 +89,15 @@ rp_err_t rp_update_keep_targets(const char *kept_path, const rp_md_signed_t *doc
                                 const uint8_t *bin, size_t n) RP_MUST_CHECK;
 /*
  * Migrating what an older version kept as JSON envelopes (S/update/root.json, targets.json,
- * S/capability.json) to the kept binary form, once, by the monitor at its start (docs/monitor.md,
- * "Upgrading"). unpack reads an envelope into its signed form (the monitor's asks rampart-unpack:
- * no JSON is parsed with privilege); check verifies it as the document it is (arg: its own) and
- * gives its binary form (bin, RP_MD_DOC_BIN_MAX bytes; *n). rp_update_migrate_file: with path
- * (the binary form) already kept, a leftover before is removed; otherwise before is read, checked,
- * path written atomically (mode), and only then before removed: a cut at any point leaves one of
- * the two usable, and the next start finishes. RP_OK with nothing to do; a refusal is logged
- * naming before and left as it is (what reads path then refuses, never "none kept").
+ * S/capability.json) to the kept binary form, once, by the monitor at its start, or by the agent
+ * in single-process mode (docs/monitor.md, "Upgrading"). unpack reads an envelope into its signed
+ * form (the monitor's asks rampart-unpack: no JSON is parsed with privilege); check verifies it as
+ * the document it is (arg: its own) and gives its binary form (bin, RP_MD_DOC_BIN_MAX bytes; *n).
+ * rp_update_migrate_file: with path (the binary form) already kept, a leftover before is removed;
+ * otherwise before is read, checked, path written atomically (mode), and only then before removed:
+ * a cut at any point leaves one of the two usable, and the next start finishes. RP_OK with nothing
+ * to do; a refusal is logged naming before and left as it is (what reads path then refuses, never
+ * "none kept").
  */
 typedef rp_err_t (*rp_update_unpack_fn)(void *ctx, const char *env, size_t len, rp_md_signed_t *s,
                                         char *detail, size_t cap);
@@ -115,6 +116,19 @@ rp_err_t rp_update_migrate_file(const rp_update_migration_t *how, const char *be
  * root migrated, whatever their age). */
 rp_err_t rp_update_migrate(const char *state_dir, const char *device_id,
                            const rp_update_migration_t *how) RP_MUST_CHECK;
+/* Both migrations at the start of the one process that holds the root of trust: the root and
+ * the targets (rp_update_migrate), then the capability (rp_capability_migrate), a refusal said
+ * (naming the file, which stays refused: nothing for the caller to add). The monitor's how asks
+ * rampart-unpack; in single-process mode (no privilege split: the agent is the one process) the
+ * agent's is rp_update_migrate_here. */
+rp_err_t rp_update_migrate_all(const char *state_dir, const char *device_id,
+                               const rp_update_migration_t *how);
+/* The envelope and the payload read in this process (rp_md_unpack, rp_md_parse). */
+extern const rp_update_migration_t rp_update_migrate_here;
+/* Single-process mode's: rp_update_migrate_all read in this process, after the agent's own copy
+ * of the targets, where a state directory from before S/agent/ kept it (S/update/targets.json),
+ * is copied to S/agent/update/targets.json. */
+rp_err_t rp_update_migrate_agent(const rp_agent_t *a);
 /* An older version's copy of the monitor's targets, S/update/targets.json: while it is there
  * (not migrated), the monitor takes no targets (it could not refuse older ones). */
 #define RP_UPDATE_TARGETS_BEFORE "update/targets.json"

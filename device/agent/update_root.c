@@ -15,6 +15,7 @@
 #include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
+#include "capability.h"
 #include "update.h"
 
 #define ROOT_FILE RP_UPDATE_ROOT_FILE
@@ -358,5 +359,17 @@ rp_err_t rp_update_migrate(const char *state_dir, const char *device_id,
              (err = state_file(state_dir, RP_UPDATE_TARGETS_FILE, path, sizeof(path))) == RP_OK)
         err = rp_update_migrate_file(how, before, path, 0600, check_targets, &m);
     free(m.root);
+    return err;
+}
+
+rp_err_t rp_update_migrate_all(const char *state_dir, const char *device_id,
+                               const rp_update_migration_t *how)
+{
+    rp_err_t err = rp_update_migrate(state_dir, device_id, how);
+
+    if (err == RP_OK) /* the capability is checked with the root migrated */
+        err = rp_capability_migrate(state_dir, device_id, how);
+    if (err != RP_OK)
+        rp_log_warn("%s: what an older version kept is not all migrated (said above)", state_dir);
     return err;
 }

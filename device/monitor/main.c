@@ -802,10 +802,7 @@ int main(int argc, char **argv)
     {
         const rp_update_migration_t how = {rp_apps_md_unpack, &m.apps_fd, rp_apps_md_parse,
                                            &m.apps_fd};
-        if (rp_update_migrate(state_dir, m.agent.device_id, &how) != RP_OK ||
-            rp_capability_migrate(state_dir, m.agent.device_id, &how) != RP_OK)
-            rp_log_warn("%s: what an older version kept is not all migrated (said above)",
-                        state_dir);
+        (void)rp_update_migrate_all(state_dir, m.agent.device_id, &how); /* said there */
     }
     if (m.agent_uid != (uid_t)-1 &&
         rp_monitor_agent_dir(state_dir, m.agent_uid, m.agent_gid) != RP_OK) {

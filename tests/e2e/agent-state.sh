@@ -6,7 +6,8 @@
 # says what is wrong (never another file's, nor "malformed TLV area"); the measured list is
 # versioned JSON, and the earlier line format is converted once, keeping the register consistent;
 # the JSON root, targets and capability an older version kept are migrated once by the monitor
-# (a cut at any step leaves one form usable), and a tampered root is refused, not migrated.
+# (a cut at any step leaves one form usable), and a tampered root is refused, not migrated; and by
+# the agent itself in single-process mode, which keeps its own targets.
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT to the rampart-agent binary}" "${MONITOR:?set MONITOR}" "${MONITOR_CALL:?set MONITOR_CALL}"
 [ "$(id -u)" = 0 ] || fail "runs as root (the monitor does, as CI does)"
@@ -229,6 +230,23 @@ grep -qF "$C/update/root.json, kept by an older version, is refused and not migr
 [ -f "$C/update/root.json" ] && [ ! -e "$C/update/root.bin" ] || fail "the tampered root was migrated"
 [ ! -e "$C/update/targets.bin" ] && [ ! -e "$C/capability.bin" ] || fail "targets or capability migrated without a root"
 expect 1 "$AGENT" status --state-dir "$C"; err_has "$C/update/root.json"; err_has "not migrated"
+# single-process mode (no monitor: the agent is the one process, and reads the JSON itself):
+# `run` migrates the same files once at its start, by the same steps; a state directory from
+# before S/agent/ kept the agent's own targets at S/update/targets.json: it keeps them
+old_layout "$d/cap.json"; rm -r "$C/agent/update"
+single_migrated() { grep -qF "$C/capability.json, kept by an older version, migrated" "$d/run1.log"; }
+# (a service that does not answer: the targets stay as migrated)
+"$AGENT" run --state-dir "$C" --server https://127.0.0.1:1 --server-ca "$SERVER_CA" --start-jitter 0 >"$d/run1.log" 2>&1 &
+runner=$!; E2E_PIDS+=("$runner")
+wait_until 60 single_migrated || fail "run did not migrate: $(cat "$d/run1.log")"
+kill "$runner"; wait "$runner" 2>/dev/null || true
+migrated update/root update/targets capability
+grep -qF "$C/update/root.json, kept by an older version, migrated to $C/update/root.bin" "$d/run1.log" ||
+  fail "the root's migration is not said: $(cat "$d/run1.log")"
+cmp -s "$C/agent/update/targets.json" "$S/agent/update/targets.json" || fail "the agent's own targets were not kept"
+expect 0 "$AGENT" status --state-dir "$C"
+expect 0 "$AGENT" capability show --state-dir "$C"; out_has "development capability from tenant $acme"
+expect 0 "$AGENT" check-now --state-dir "$C" --server "$SERVER_URL" --server-ca "$SERVER_CA" --health-seconds 1
 # a corrupt rot file says which word to write back (the key file tells)
 corrupt "$S" rot garbage 1 "Fix: echo soft > $d/case/rot" id
 corrupt "$T" rot garbage 1 "Fix: echo tpm2 > $d/case/rot" id

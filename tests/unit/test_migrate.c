@@ -3,8 +3,8 @@
  * rp_update_migrate): the root by its own keys, the targets by the migrated root; the binary file
  * written before the JSON one goes; a leftover JSON file beside a binary one removed; a tampered
  * or malformed one refused, left where it is, and the root then refused (never "none kept").
- * Here the envelope and the payload are read in this process (rp_md_unpack, rp_md_parse); the
- * monitor's readers ask rampart-unpack (e2e.agent_state).
+ * Here the envelope and the payload are read in this process, as a single-process agent reads
+ * them (rp_update_migrate_here); the monitor's readers ask rampart-unpack (e2e.agent_state).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,15 +25,6 @@
 #include "update.h"
 
 #define DEVICE "aa00000000000000000000000000000000000000000000000000000000000000"
-
-static rp_err_t unpack_here(void *ctx, const char *env, size_t len, rp_md_signed_t *s, char *detail,
-                            size_t cap)
-{
-    (void)ctx;
-    return rp_md_unpack(env, len, s, detail, cap);
-}
-
-static const rp_update_migration_t here = {unpack_here, NULL, rp_md_parse, NULL};
 
 static void put(const char *dir, const char *name, const char *text)
 {
@@ -94,25 +85,25 @@ static void migrate(void **state)
     assert_int_equal(mkdir(sub, 0755), 0);
 
     /* nothing kept: nothing to do */
-    assert_int_equal(rp_update_migrate(dir, DEVICE, &here), RP_OK);
+    assert_int_equal(rp_update_migrate(dir, DEVICE, &rp_update_migrate_here), RP_OK);
     assert_int_equal(rp_update_root(dir, kept), RP_ERR_NOT_FOUND);
 
     /* a forged root: refused, left where it is, and the root is refused, never "none kept"; the
      * targets wait */
     put(dir, "update/root.json", forged);
     put(dir, "update/targets.json", targets_env);
-    assert_int_not_equal(rp_update_migrate(dir, DEVICE, &here), RP_OK);
+    assert_int_not_equal(rp_update_migrate(dir, DEVICE, &rp_update_migrate_here), RP_OK);
     assert_true(has(dir, "update/root.json") && !has(dir, "update/root.bin"));
     assert_true(has(dir, "update/targets.json") && !has(dir, "update/targets.bin"));
     assert_int_equal(rp_update_root(dir, kept), RP_ERR_MALFORMED);
     /* not an envelope at all: the same */
     put(dir, "update/root.json", "{\"signed\": 1");
-    assert_int_not_equal(rp_update_migrate(dir, DEVICE, &here), RP_OK);
+    assert_int_not_equal(rp_update_migrate(dir, DEVICE, &rp_update_migrate_here), RP_OK);
     assert_true(has(dir, "update/root.json") && !has(dir, "update/root.bin"));
 
     /* the root the older version kept, and its targets: migrated, the JSON files gone */
     put(dir, "update/root.json", root_env);
-    assert_int_equal(rp_update_migrate(dir, DEVICE, &here), RP_OK);
+    assert_int_equal(rp_update_migrate(dir, DEVICE, &rp_update_migrate_here), RP_OK);
     assert_true(!has(dir, "update/root.json") && has(dir, "update/root.bin"));
     assert_true(!has(dir, "update/targets.json") && has(dir, "update/targets.bin"));
     assert_int_equal(rp_update_root(dir, kept), RP_OK);
@@ -125,7 +116,7 @@ static void migrate(void **state)
     /* a cut after the rename: both there; the binary one counts, the JSON one goes (even a
      * forged one: it is never read again) */
     put(dir, "update/root.json", forged);
-    assert_int_equal(rp_update_migrate(dir, DEVICE, &here), RP_OK);
+    assert_int_equal(rp_update_migrate(dir, DEVICE, &rp_update_migrate_here), RP_OK);
     assert_false(has(dir, "update/root.json"));
     assert_int_equal(rp_update_root(dir, kept), RP_OK);
 
@@ -135,7 +126,7 @@ static void migrate(void **state)
     free(targets_env);
     assert_int_equal(rp_md_targets_sign(t, online, &targets_env, detail, sizeof(detail)), RP_OK);
     put(dir, "update/targets.json", targets_env);
-    assert_int_not_equal(rp_update_migrate(dir, DEVICE, &here), RP_OK);
+    assert_int_not_equal(rp_update_migrate(dir, DEVICE, &rp_update_migrate_here), RP_OK);
     assert_true(has(dir, "update/targets.json") && !has(dir, "update/targets.bin"));
 
     snprintf(sub, sizeof(sub), "rm -rf %s", dir);
