@@ -247,6 +247,16 @@ cmp -s "$C/agent/update/targets.json" "$S/agent/update/targets.json" || fail "th
 expect 0 "$AGENT" status --state-dir "$C"
 expect 0 "$AGENT" capability show --state-dir "$C"; out_has "development capability from tenant $acme"
 expect 0 "$AGENT" check-now --state-dir "$C" --server "$SERVER_URL" --server-ca "$SERVER_CA" --health-seconds 1
+# and a tampered root: refused, named, left; nor are its targets and capability migrated
+old_layout "$d/cap.json"
+jq '.signatures[0].sig |= (if .[0:1] == "A" then "B" else "A" end) + .[1:]' "$d/root.json" >"$C/update/root.json"
+single_refused() { grep -qF "$C/update/root.json, kept by an older version, is refused and not migrated" "$d/run1.log"; }
+"$AGENT" run --state-dir "$C" --server https://127.0.0.1:1 --server-ca "$SERVER_CA" --start-jitter 0 >"$d/run1.log" 2>&1 &
+runner=$!; E2E_PIDS+=("$runner")
+wait_until 60 single_refused || fail "run did not refuse the tampered root: $(cat "$d/run1.log")"
+kill "$runner"; wait "$runner" 2>/dev/null || true
+[ -f "$C/update/root.json" ] && [ ! -e "$C/update/root.bin" ] || fail "the tampered root was migrated"
+[ ! -e "$C/update/targets.bin" ] && [ ! -e "$C/capability.bin" ] || fail "targets or capability migrated without a root"
 # a corrupt rot file says which word to write back (the key file tells)
 corrupt "$S" rot garbage 1 "Fix: echo soft > $d/case/rot" id
 corrupt "$T" rot garbage 1 "Fix: echo tpm2 > $d/case/rot" id
