@@ -1,7 +1,7 @@
 /*
  * The device's capabilities (docs/compartments.md, "Development mode"): a document signed by the
  * device's tenant for this one device (rp_md_capability_t), checked with the online key its
- * update root names, kept in S/capability.json until it expires or is removed. With a
+ * update root names, kept in S/capability.bin until it expires or is removed. With a
  * development capability in force, a device that has an update root (a managed device: it takes
  * images through deployments only) may install images locally, and its evidence says so
  * (dbgstat enabled, the development claim), for its tenant's appraisal policy to decide.
@@ -13,6 +13,7 @@
 
 #include "agent.h"
 #include "rampart/metadata.h"
+#include "update.h"
 
 /* Check the capability in path (for this device, signed as its root says, not expired) and keep
  * it, replacing any kept before. detail says why on a refusal. */
@@ -21,6 +22,12 @@ rp_err_t rp_capability_apply(const rp_agent_t *a, const char *path, rp_md_capabi
 
 /* Remove the kept capability (RP_OK when there was none). */
 rp_err_t rp_capability_remove(const char *state_dir) RP_MUST_CHECK;
+
+/* Migrate the capability an older version kept (S/capability.json) to S/capability.bin, checked
+ * as one applied now (rp_update_migrate_file; after rp_update_migrate: the root it is checked
+ * with). A refused one stays where it is, and counts for nothing. */
+rp_err_t rp_capability_migrate(const char *state_dir, const char *device_id,
+                               const rp_update_migration_t *how) RP_MUST_CHECK;
 
 /*
  * The development capability in force now: checked again on every call (it expires; the root

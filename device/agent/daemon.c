@@ -281,13 +281,20 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
     struct watch watch = {0, 0, 0};
     bool lost = false; /* the MCU's relay runner died: exit non-zero */
 
-    snprintf(root, sizeof(root), "%s/update/root.json", o->state_dir);
+    snprintf(root, sizeof(root), "%s/" RP_UPDATE_ROOT_FILE, o->state_dir);
     rp_log_info("running for device %s%s", agent->device_id,
                 agent->rot != NULL ? "" : ", through rampart-monitor");
     /* First put right whatever a cut left: the evidence then measures what really runs. */
     {
         int unbootable = 0, lock = rp_agent_lock_slots(agent);
-        rp_err_t err = lock >= 0 ? rp_agent_recover(agent, &unbootable) : RP_ERR_IO;
+        rp_err_t err;
+
+        /* Single-process mode (no monitor: the agent is the one process, so it reads the JSON
+         * itself): what an older version kept as JSON migrated once, as the monitor does at its
+         * start (docs/operations.md, "Upgrading devices"). A refusal is said; the file stays. */
+        if (lock >= 0 && agent->rot != NULL)
+            (void)rp_update_migrate_agent(agent);
+        err = lock >= 0 ? rp_agent_recover(agent, &unbootable) : RP_ERR_IO;
         if (lock >= 0)
             close(lock);
         if (err != RP_OK || unbootable > 0)

@@ -126,7 +126,8 @@ static rp_err_t keep_next_root(rp_agent_t *a, const char *env, size_t len, rp_up
     int fd;
 
     if (err == RP_OK && a->rot != NULL) /* single-process mode: kept here, with the same check */
-        err = rp_update_take_root(a->state_dir, doc, false, &version, detail, sizeof(detail));
+        err = rp_update_take_root(a->state_dir, doc, false, rp_md_parse, NULL, &version, detail,
+                                  sizeof(detail));
     else if (err == RP_OK && (err = rp_update_signed_fd(doc, &fd)) == RP_OK) {
         err = rp_agent_monitor_call(a, &q, fd, &r);
         close(fd);
@@ -136,6 +137,95 @@ static rp_err_t keep_next_root(rp_agent_t *a, const char *env, size_t len, rp_up
     rp_md_signed_free(doc);
     free(doc);
     return err == RP_OK ? RP_OK : refuse(s, err, "%s", detail);
+}
+
+rp_err_t rp_update_trust_root(const char *state_dir, const char *path)
+{
+    rp_md_signed_t *doc = calloc(1, sizeof(*doc));
+    uint8_t *data = NULL;
+    char detail[256];
+    uint64_t version;
+    size_t len;
+    rp_err_t err = doc != NULL ? rp_read_file(path, RP_MD_MAX, &data, &len) : RP_ERR_NO_MEMORY;
+
+    if (err == RP_OK &&
+        (err = rp_md_unpack((const char *)data, len, doc, detail, sizeof(detail))) == RP_OK)
+        err = rp_update_take_root(state_dir, doc, true, rp_md_parse, NULL, &version, detail,
+                                  sizeof(detail));
+    if (err != RP_OK && data != NULL)
+        rp_log_error("%s: %s", path, detail);
+    rp_md_signed_free(doc);
+    free(doc);
+    free(data);
+    return err;
+}
+
+/* The agent's own copy of the targets (S/agent/update/targets.json): the JSON envelope as the
+ * service signed it, checked again with the kept root (rp_md_targets_accept). */
+static rp_err_t agent_kept_targets(const char *path, const char *device_id,
+                                   const rp_md_root_t *root, bool expired_ok, rp_md_targets_t *out,
+                                   char *detail, size_t cap)
+{
+    rp_md_targets_trust_t trust = {root, device_id, 0, (int64_t)time(NULL), expired_ok};
+    char *env = NULL;
+    size_t len;
+    rp_err_t err = rp_update_load_kept(path, false, &env, &len);
+
+    if (err == RP_OK)
+        err = rp_md_targets_accept(env, len, &trust, out, detail, cap);
+    else
+        snprintf(detail, cap, "%s", err == RP_ERR_NOT_FOUND ? "none kept" : rp_strerror(err));
+    free(env);
+    return err;
+}
+
+static rp_err_t agent_keep_targets(const char *path, const rp_md_signed_t *doc, const uint8_t *bin,
+                                   size_t n)
+{
+    char *env = NULL;
+    rp_err_t err = rp_md_pack(doc, &env);
+
+    (void)bin;
+    (void)n;
+    if (err == RP_OK)
+        err = rp_write_file_atomic(path, env, strlen(env), 0600, 0);
+    free(env);
+    return err;
+}
+
+static const rp_update_copy_t agent_copy = {agent_kept_targets, agent_keep_targets, rp_md_parse,
+                                            NULL};
+
+static rp_err_t unpack_here(void *ctx, const char *env, size_t len, rp_md_signed_t *s, char *detail,
+                            size_t cap)
+{
+    (void)ctx;
+    return rp_md_unpack(env, len, s, detail, cap);
+}
+
+const rp_update_migration_t rp_update_migrate_here = {unpack_here, NULL, rp_md_parse, NULL};
+
+rp_err_t rp_update_migrate_agent(const rp_agent_t *a)
+{
+    char own[PATH_MAX + 64], to[PATH_MAX + 64];
+    uint8_t *data = NULL;
+    size_t len = 0;
+    rp_err_t err = rp_agent_file(a, TARGETS_FILE, own, sizeof(own));
+
+    /* A state directory from before S/agent/ kept the agent's own copy at S/update/targets.json,
+     * the path the monitor's copy was migrated from: it is copied to S/agent/ first, so that the
+     * migration leaves the agent its targets (it could not refuse older ones without them). */
+    if (err == RP_OK && access(own, F_OK) == 0 &&
+        (err = rp_agent_file_for_write(a, TARGETS_FILE, to, sizeof(to))) == RP_OK &&
+        strcmp(own, to) != 0 && (err = rp_read_file(own, RP_MD_MAX, &data, &len)) == RP_OK)
+        err = rp_write_file_atomic(to, data, len, 0600, 0);
+    free(data);
+    if (err != RP_OK) {
+        rp_log_error("%s: the agent's targets cannot be kept apart before the migration: %s", own,
+                     rp_strerror(err));
+        return err;
+    }
+    return rp_update_migrate_all(a->state_dir, a->device_id, &rp_update_migrate_here);
 }
 
 rp_err_t rp_update_signed_fd(const rp_md_signed_t *doc, int *fd)
@@ -289,8 +379,7 @@ static rp_err_t update_targets(struct client *c, const rp_md_root_t *root, rp_md
     /* What the kept ones named (whatever their age), to remove what the new ones drop. */
     old = c->a->rot == NULL ? calloc(1, sizeof(*old)) : NULL;
     if (err == RP_OK && old != NULL &&
-        rp_update_kept_targets(kept_path, c->a->device_id, root, true, old, why, sizeof(why)) !=
-            RP_OK)
+        agent_kept_targets(kept_path, c->a->device_id, root, true, old, why, sizeof(why)) != RP_OK)
         old->ntargets = 0;
     if (err != RP_OK)
         snprintf(s->detail, sizeof(s->detail), "cannot keep the targets: %s", rp_strerror(err));
@@ -299,8 +388,8 @@ static rp_err_t update_targets(struct client *c, const rp_md_root_t *root, rp_md
     /* Unpacked here, unprivileged: the monitor takes the binary form and parses no JSON it has
      * not verified. */
     else if ((err = rp_md_unpack(r.body, r.len, doc, s->detail, sizeof(s->detail))) == RP_OK)
-        err = rp_update_take_targets(kept_path, c->a->device_id, root, doc, targets, s->detail,
-                                     sizeof(s->detail));
+        err = rp_update_take_targets(kept_path, c->a->device_id, root, doc, &agent_copy, targets,
+                                     s->detail, sizeof(s->detail));
     if (err == RP_OK && c->a->rot == NULL)
         err = hand_targets(c->a, doc, s);
     rp_md_signed_free(doc);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -1005,6 +1006,25 @@ static void manifest_reply(const rp_apps_msg_t *msg, int to)
         rp_log_warn("the monitor did not take a manifest");
 }
 
+/* METADATA, from the monitor only: its payload (fd, closed here) read by rampart-unpack; the
+ * answer goes back as it came, for the monitor to decode. */
+static void metadata_reply(const rp_apps_msg_t *msg, int fd)
+{
+    rp_apps_reply_t *r = &s.reply;
+    size_t n = 0;
+    rp_err_t err;
+
+    memset(r, 0, sizeof(*r));
+    r->seq = msg->seq;
+    err = rp_unpack_metadata(fd, msg->md_len, (int)msg->md_kind, r->md, sizeof(r->md), &n,
+                             r->detail, sizeof(r->detail));
+    close(fd);
+    r->status = (uint32_t)err;
+    r->md_len = err == RP_OK ? (uint32_t)n : 0;
+    if (send(s.fd, r, sizeof(*r), MSG_NOSIGNAL) != (ssize_t)sizeof(*r))
+        rp_log_warn("the monitor did not take a metadata document");
+}
+
 /* A request from the monitor (from: s.fd) or an install child (from: its channel); fd: the
  * descriptor that came with it, or -1. */
 static void handle(const rp_apps_msg_t *msg, int from, int fd)
@@ -1029,6 +1049,10 @@ static void handle(const rp_apps_msg_t *msg, int from, int fd)
     }
     if (msg->kind == RP_APPS_MANIFEST && fd < 0 && msg->n == 1) {
         manifest_reply(msg, from);
+        return;
+    }
+    if (msg->kind == RP_APPS_METADATA && from == s.fd && fd >= 0) {
+        metadata_reply(msg, fd);
         return;
     }
     if (fd >= 0)
@@ -1345,6 +1369,24 @@ rp_err_t rp_apps_call(int fd, rp_apps_msg_t *msg, rp_apps_reply_t *reply, int ti
     return call(fd, msg, -1, reply, timeout_ms, NULL, NULL, NULL);
 }
 
+/* Ask the supervisor on fd for what rampart-unpack reads (MANIFEST, METADATA; give: a descriptor
+ * handed over, or -1), within the child's deadline. The supervisor's refusal is said in why. */
+static rp_err_t ask_unpack(int fd, rp_apps_msg_t *msg, int give, rp_apps_reply_t *reply, char *why,
+                           size_t cap)
+{
+    rp_err_t err = call(fd, msg, give, reply, (RP_UNPACK_SECONDS + 30) * 1000, NULL, NULL, NULL);
+
+    if (err != RP_OK) {
+        snprintf(why, cap, "the app supervisor did not answer: %s", rp_strerror(err));
+        return err;
+    }
+    if (reply->status != RP_OK) {
+        snprintf(why, cap, "%s", reply->detail);
+        return (rp_err_t)reply->status;
+    }
+    return RP_OK;
+}
+
 /* The supervisor's side of MANIFEST: the manifest of w's verified image, read by rampart-unpack. */
 static rp_err_t manifest_of(const rp_apps_want_t *w, rp_manifest_t *m, char *why, size_t cap)
 {
@@ -1379,17 +1421,74 @@ rp_err_t rp_apps_manifest(int fd, const rp_apps_want_t *w, rp_manifest_t *m, cha
     msg.kind = RP_APPS_MANIFEST;
     msg.n = 1;
     msg.want[0] = *w;
-    err = call(fd, &msg, -1, &reply, (RP_UNPACK_SECONDS + 30) * 1000, NULL, NULL, NULL);
-    if (err != RP_OK) {
-        snprintf(why, cap, "the app supervisor did not answer: %s", rp_strerror(err));
+    err = ask_unpack(fd, &msg, -1, &reply, why, cap);
+    if (err == RP_OK)
+        *m = reply.manifest;
+    return err;
+}
+
+/* METADATA: payload (len bytes) handed over in a memory file this process wrote, read by
+ * rampart-unpack as kind (rp_md_kind_t, or RP_UNPACK_ENVELOPE); reply: its unchecked answer. */
+static rp_err_t ask_metadata(int fd, int kind, const uint8_t *payload, size_t len,
+                             rp_apps_reply_t *reply, char *detail, size_t cap)
+{
+    static rp_apps_msg_t msg;
+    int mfd = -1;
+    rp_err_t err;
+
+    if (payload == NULL || len == 0 || len > RP_MD_MAX)
+        return RP_ERR_INVALID_ARG;
+    /* The exact bytes the signatures were checked over, in a file only this process wrote. */
+    if ((mfd = memfd_create("rampart-metadata", MFD_CLOEXEC)) < 0 ||
+        rp_write_all(mfd, payload, len) != RP_OK) {
+        snprintf(detail, cap, "cannot hand the payload over: %s", strerror(errno));
+        if (mfd >= 0)
+            close(mfd);
+        return RP_ERR_IO;
+    }
+    memset(&msg, 0, sizeof(msg));
+    msg.kind = RP_APPS_METADATA;
+    msg.md_kind = (uint32_t)kind;
+    msg.md_len = (uint32_t)len;
+    err = ask_unpack(fd, &msg, mfd, reply, detail, cap);
+    if (err == RP_OK && reply->md_len > sizeof(reply->md)) {
+        snprintf(detail, cap, "rampart-unpack answered outside its protocol");
+        return RP_ERR_MALFORMED;
+    }
+    return err;
+}
+
+rp_err_t rp_apps_md_parse(void *ctx, rp_md_kind_t kind, const uint8_t *payload, size_t len,
+                          void *out, uint8_t *bin, size_t *bin_len, char *detail, size_t cap)
+{
+    static rp_apps_reply_t reply;
+    rp_err_t err = ctx != NULL
+                       ? ask_metadata(*(int *)ctx, (int)kind, payload, len, &reply, detail, cap)
+                       : RP_ERR_INVALID_ARG;
+
+    if (err != RP_OK)
         return err;
+    if (reply.md_len > RP_MD_DOC_BIN_MAX) {
+        snprintf(detail, cap, "rampart-unpack answered outside its protocol");
+        return RP_ERR_MALFORMED;
     }
-    if (reply.status != RP_OK) {
-        snprintf(why, cap, "%s", reply.detail);
-        return (rp_err_t)reply.status;
+    err = rp_md_doc_decode(kind, reply.md, reply.md_len, out, detail, cap);
+    if (err == RP_OK && bin != NULL) { /* what it decoded is what is kept */
+        memcpy(bin, reply.md, reply.md_len);
+        *bin_len = reply.md_len;
     }
-    *m = reply.manifest;
-    return RP_OK;
+    return err;
+}
+
+rp_err_t rp_apps_md_unpack(void *ctx, const char *env, size_t len, rp_md_signed_t *doc,
+                           char *detail, size_t cap)
+{
+    static rp_apps_reply_t reply;
+    rp_err_t err = ctx != NULL ? ask_metadata(*(int *)ctx, RP_UNPACK_ENVELOPE, (const uint8_t *)env,
+                                              len, &reply, detail, cap)
+                               : RP_ERR_INVALID_ARG;
+
+    return err == RP_OK ? rp_md_signed_decode(reply.md, reply.md_len, doc, detail, cap) : err;
 }
 
 static void chans_find(void *ctx, const char *component, rp_appchan_t **chan,

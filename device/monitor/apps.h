@@ -44,7 +44,9 @@
 
 #include "appchan.h"
 #include "proto.h"
+#include "rampart/metadata.h"
 #include "slots.h"
+#include "unpack.h"
 
 #define RP_APPS_UID_BASE 0x7e000000u /* app uids (= gids) are allocated from here up */
 #define RP_APPS_UID_COUNT 65536u
@@ -69,8 +71,10 @@ typedef enum {
     RP_APPS_APP_CHANNEL,
     RP_APPS_CONTROL,
     RP_APPS_MANIFEST, /* want[0]'s manifest, read by rampart-unpack (the monitor cannot exec) */
-    RP_APPS_REMOVE    /* want[0]'s component removed: stopped, S/apps/COMPONENT deleted (its tree,
+    RP_APPS_REMOVE,   /* want[0]'s component removed: stopped, S/apps/COMPONENT deleted (its tree,
                          storage, log, uid): status and detail */
+    RP_APPS_METADATA  /* a metadata payload (the descriptor, md_len bytes) read by rampart-unpack as
+                         md_kind: md, its binary form, or status and detail */
 } rp_apps_kind_t;
 
 typedef struct rp_apps_msg {
@@ -83,6 +87,7 @@ typedef struct rp_apps_msg {
      * start (docs/compartments.md, "Development mode") */
     char device_id[RP_DEVICE_ID_SIZE];
     rp_apps_want_t want[RP_COMPONENTS_MAX];
+    uint32_t md_kind, md_len; /* METADATA: rp_md_kind_t, the payload's length */
 } rp_apps_msg_t;
 
 typedef struct rp_apps_reply {
@@ -93,7 +98,10 @@ typedef struct rp_apps_reply {
     uint32_t n; /* LIST: app[0..n) */
     rp_mon_app_t app[RP_MON_APPS_MAX];
     rp_manifest_t manifest; /* MANIFEST (status: rp_err_t, detail: why not) */
+    uint32_t md_len;        /* METADATA: md[0..md_len), as rampart-unpack answered (unchecked) */
+    uint8_t md[RP_UNPACK_ENVELOPE_MAX]; /* a document (RP_MD_DOC_BIN_MAX) or an envelope */
 } rp_apps_reply_t;
+_Static_assert(RP_UNPACK_ENVELOPE_MAX >= RP_MD_DOC_BIN_MAX, "a document's answer fits the reply");
 
 /*
  * Fork the supervisor (call before rp_agent_open and the monitor's seccomp filter: the child holds
@@ -142,6 +150,23 @@ rp_appchan_peers_t rp_apps_chans_peers(rp_apps_chans_t *t);
  * socket to the monitor, or an install child's channel), which has rampart-unpack read it. */
 rp_err_t rp_apps_manifest(int fd, const rp_apps_want_t *w, rp_manifest_t *m, char *why,
                           size_t cap) RP_MUST_CHECK;
+
+/*
+ * The monitor's rp_md_parse_fn (ctx: the int descriptor of its socket to the supervisor): the
+ * payload handed over in a memory file the monitor wrote, read by rampart-unpack as the
+ * supervisor starts it, the answer decoded here (rp_md_doc_decode: every field held to its
+ * rules) and, with bin, handed back as it came (what is kept). No JSON is parsed in the monitor
+ * nor in the supervisor.
+ */
+rp_err_t rp_apps_md_parse(void *ctx, rp_md_kind_t kind, const uint8_t *payload, size_t len,
+                          void *out, uint8_t *bin, size_t *bin_len, char *detail,
+                          size_t cap) RP_MUST_CHECK;
+
+/* The monitor's rp_update_unpack_fn (ctx as above): an older version's JSON envelope, read by
+ * rampart-unpack (metadata envelope), its answer decoded here (rp_md_signed_decode); its
+ * signatures are the caller's to verify. */
+rp_err_t rp_apps_md_unpack(void *ctx, const char *env, size_t len, rp_md_signed_t *doc,
+                           char *detail, size_t cap) RP_MUST_CHECK;
 
 /* What the install child's trial hook needs: its channel to the supervisor (CHANNEL), the root
  * of trust (to answer the trial app's channel) and the apps' channels (its peers). */

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "apps.h"
+#include "capability.h"
 #include "events.h"
 #include "rampart/log.h"
 #include "rampart/notify.h"
@@ -820,10 +821,18 @@ int main(int argc, char **argv)
     for (int i = 0; i < RP_COMPONENTS_MAX; i++)
         m.chans.e[i].c.fd = -1;
     rp_monitor_set_trial(rp_apps_trial, &m.trial);
+    rp_monitor_set_parser(rp_apps_md_parse, &m.apps_fd); /* metadata's JSON: rampart-unpack's */
     err = rp_agent_open(&m.agent, state_dir, NULL);
     if (err != RP_OK) {
         rp_log_error("%s: cannot open the root of trust: %s", state_dir, rp_strerror(err));
         return 1;
+    }
+    /* What an older version kept as JSON: migrated once, read by rampart-unpack (docs/monitor.md,
+     * "Upgrading"). A refusal is said, naming the file, and the file stays refused. */
+    {
+        const rp_update_migration_t how = {rp_apps_md_unpack, &m.apps_fd, rp_apps_md_parse,
+                                           &m.apps_fd};
+        (void)rp_update_migrate_all(state_dir, m.agent.device_id, &how); /* said there */
     }
     if (m.agent_uid != (uid_t)-1 &&
         rp_monitor_agent_dir(state_dir, m.agent_uid, m.agent_gid) != RP_OK) {

@@ -32,6 +32,7 @@ static const char *const allowed[] = {
     "rename", "renameat", "renameat2", "fsync", "fdatasync", "ftruncate", "fcntl", "flock", "dup",
     "dup2", "dup3", "pipe", "pipe2", "ioctl", "getcwd", "chdir", "fchmod", "fchmodat", "fchown",
     "umask", "copy_file_range", "sendfile", "uname", "sysinfo",
+    "memfd_create", /* a metadata payload handed to the supervisor for rampart-unpack */
     /* sockets: clients, the TPM's TCTI, an install child's channel to the app supervisor */
     "poll", "ppoll", "select", "pselect6", "epoll_create1", "epoll_ctl", "epoll_wait",
     "epoll_pwait", "socket", "socketpair", "connect", "accept4", "recvmsg", "sendmsg", "recvfrom", "sendto",

@@ -187,6 +187,27 @@ static rp_err_t read_doc(int fd, size_t max, const char *what, char **env, size_
     return err;
 }
 
+static rp_err_t no_parser(void *ctx, rp_md_kind_t kind, const uint8_t *payload, size_t len,
+                          void *out, uint8_t *bin, size_t *bin_len, char *detail, size_t cap)
+{
+    (void)ctx, (void)kind, (void)payload, (void)len, (void)out, (void)bin, (void)bin_len;
+    snprintf(detail, cap, "the monitor has no parser for metadata");
+    return RP_ERR_IO;
+}
+
+/* What reads a new document's payload: never this process (rp_monitor_set_parser). Unset, every
+ * document is refused. */
+static struct {
+    rp_md_parse_fn fn;
+    void *ctx;
+} parser = {no_parser, NULL};
+
+void rp_monitor_set_parser(rp_md_parse_fn fn, void *ctx)
+{
+    parser.fn = fn != NULL ? fn : no_parser;
+    parser.ctx = ctx;
+}
+
 /* A signed document in its binary form (rp_md_signed_decode, fuzzed: fuzz/monitor_proto.c) from
  * the descriptor, at most max bytes: the agent unpacked its JSON, so that nothing here parses
  * JSON before its signatures hold. OUT: *doc (rp_md_signed_free). The refusal is said in p. */
@@ -208,9 +229,9 @@ static rp_err_t read_signed(int fd, size_t max, const char *what, rp_md_signed_t
  * TRUST_ROOT: the monitor owns the trust anchor (docs/monitor.md), whose image keys decide what
  * installs: were the agent to keep the root, a compromised agent would choose the image keys. So
  * the monitor reads the root from the descriptor (its binary form, at most RP_MON_ROOT_MAX bytes)
- * and keeps it only if rp_md_root_accept_signed finds it signed by the kept root's keys (checked
- * before its payload is parsed), the next version and signed by its own; a first root (none kept)
- * only from root.
+ * and keeps it only if rp_md_root_accept_with finds it signed by the kept root's keys (checked
+ * before rampart-unpack reads its payload: parser), the next version and signed by its own; a
+ * first root (none kept) only from root.
  */
 static void do_trust_root(rp_agent_t *a, int fd, uid_t peer, rp_mon_reply_t *p)
 {
@@ -220,8 +241,9 @@ static void do_trust_root(rp_agent_t *a, int fd, uid_t peer, rp_mon_reply_t *p)
     rp_err_t err =
         doc != NULL ? read_signed(fd, RP_MON_ROOT_MAX, "root", doc, p) : RP_ERR_NO_MEMORY;
 
-    if (err == RP_OK && (err = rp_update_take_root(a->state_dir, doc, peer == 0, &version, detail,
-                                                   sizeof(detail))) != RP_OK)
+    if (err == RP_OK &&
+        (err = rp_update_take_root(a->state_dir, doc, peer == 0, parser.fn, parser.ctx, &version,
+                                   detail, sizeof(detail))) != RP_OK)
         refuse(p, err, "root metadata refused: %s", detail);
     else if (err == RP_OK) {
         p->u.trust_root.version = version;
@@ -232,7 +254,18 @@ static void do_trust_root(rp_agent_t *a, int fd, uid_t peer, rp_mon_reply_t *p)
     free(doc);
 }
 
-/* The monitor's copy of the targets, S/update/targets.json. */
+/* Whether an older version's copy of the targets (S/update/targets.json) is there, not migrated
+ * (said when the monitor started). */
+static bool before_kept(const char *state_dir)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    int n = snprintf(path, sizeof(path), "%s/%s", state_dir, RP_UPDATE_TARGETS_BEFORE);
+
+    return n <= 0 || (size_t)n >= sizeof(path) || lstat(path, &st) == 0;
+}
+
+/* The monitor's copy of the targets, S/update/targets.bin. */
 static rp_err_t targets_path(const rp_agent_t *a, char *path, size_t cap)
 {
     int n = snprintf(path, cap, "%s/%s", a->state_dir, RP_UPDATE_TARGETS_FILE);
@@ -243,12 +276,15 @@ static rp_err_t targets_path(const rp_agent_t *a, char *path, size_t cap)
 /*
  * TARGETS: the device's signed targets, which INSTALL then holds every image to (install_gate).
  * Their binary form (at most RP_MON_TARGETS_MAX bytes), checked with the root the monitor owns
- * before the payload is parsed, by the agent's own rules (rp_update_take_targets: the online
- * keys, this device, never older than the kept ones, not expired), and kept in
- * S/update/targets.json (root's: trusted storage, read again at each INSTALL).
+ * before rampart-unpack reads the payload (parser), by the agent's own rules
+ * (rp_update_take_targets: the online keys, this device, never older than the kept ones, not
+ * expired), and kept in S/update/targets.bin (root's: trusted storage, the kept binary form, read
+ * again at each INSTALL).
  */
 static void do_targets(rp_agent_t *a, int fd, rp_mon_reply_t *p)
 {
+    const rp_update_copy_t copy = {rp_update_kept_targets, rp_update_keep_targets, parser.fn,
+                                   parser.ctx};
     rp_md_root_t *root = calloc(1, sizeof(*root));
     rp_md_targets_t *t = calloc(1, sizeof(*t));
     rp_md_signed_t *doc = calloc(1, sizeof(*doc));
@@ -263,8 +299,14 @@ static void do_targets(rp_agent_t *a, int fd, rp_mon_reply_t *p)
         snprintf(detail, sizeof(detail), "the device has no update root to check them with");
     else if (err != RP_OK)
         snprintf(detail, sizeof(detail), "%s", rp_strerror(err));
-    else
-        err = rp_update_take_targets(path, a->device_id, root, doc, t, detail, sizeof(detail));
+    else if (before_kept(a->state_dir)) { /* not migrated: it would be taken as "none kept" */
+        snprintf(detail, sizeof(detail),
+                 "S/" RP_UPDATE_TARGETS_BEFORE ", kept by an older version, was refused and not "
+                 "migrated (the monitor's log says why)");
+        err = RP_ERR_MALFORMED;
+    } else
+        err =
+            rp_update_take_targets(path, a->device_id, root, doc, &copy, t, detail, sizeof(detail));
     if (err != RP_OK) {
         refuse(p, err, "targets metadata refused: %s", detail);
     } else {
@@ -372,7 +414,7 @@ bool rp_monitor_remove_allowed(rp_agent_t *a, const char *component, char *why, 
 
 rp_err_t rp_monitor_agent_dir(const char *state_dir, uid_t uid, gid_t gid)
 {
-    static const char *const readable[] = {"update/root.json", "capability.json"};
+    static const char *const readable[] = {"update/root.bin", "capability.bin"};
     char path[PATH_MAX];
     struct stat st;
     rp_err_t err;

@@ -9,6 +9,7 @@
 
 #include "agent.h"
 #include "proto.h"
+#include "rampart/metadata.h"
 #include "slots.h"
 
 /* Answer q (fd: the descriptor that came with it, or -1; the caller closes it; peer: the client's
@@ -24,6 +25,10 @@ rp_err_t rp_monitor_agent_dir(const char *state_dir, uid_t uid, gid_t gid) RP_MU
 /* How an INSTALL's app trial runs (rp_install_opts_t): the monitor sets its app supervisor's at
  * start. NULL: a plain process. */
 void rp_monitor_set_trial(rp_trial_fn fn, void *ctx);
+/* What reads the payload of a new root or targets (TRUST_ROOT, TARGETS) once the keys the monitor
+ * holds verify it: the monitor sets its app supervisor's, which asks rampart-unpack (apps.h:
+ * rp_apps_md_parse), so that no JSON is parsed with privilege. Unset: every document refused. */
+void rp_monitor_set_parser(rp_md_parse_fn fn, void *ctx);
 /* SIGN_TLS13 and APP_SIGN_TLS13 (q->u.sign_tls13): the CertificateVerify content built here
  * around the caller's (side, hash), its SHA-256 signed with the identity key. OUT:
  * p->u.sign_tls13. */

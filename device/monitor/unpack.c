@@ -113,22 +113,20 @@ static bool drain(int out, char *obuf, size_t ocap, size_t *olen, int err, char 
     return true;
 }
 
-static rp_err_t run(const char *mode, int slot_fd, uint64_t off, uint64_t len,
-                    const char *component, const char *cwd, rp_manifest_t *m, bool *is_tree,
-                    char *why, size_t cap)
+/* Start rampart-unpack with argv (the slot, or a payload, on its stdin; cwd its directory), read
+ * its answer (at most acap bytes) within the deadline. A refusal: RP_ERR_MALFORMED, its reason in
+ * why; a failure (a crash, the deadline, a signal): RP_ERR_IO, said. */
+static rp_err_t spawn(char *const argv[], int in_fd, const char *cwd, const char *label,
+                      char *answer, size_t acap, size_t *alen, char *why, size_t cap)
 {
-    static char answer[1 + RP_MANIFEST_BIN_LEN + 1];
-    char helper[PATH_MAX], a_off[24], a_len[24], reason[RP_UNPACK_WHY_MAX + 1] = "";
-    char *argv[] = {"rampart-unpack", (char *)mode, a_off, a_len, NULL};
+    char helper[PATH_MAX], reason[RP_UNPACK_WHY_MAX + 1] = "";
     ssize_t n = readlink("/proc/self/exe", helper, sizeof(helper) - 1);
     char *slash = n > 0 ? memrchr(helper, '/', (size_t)n) : NULL;
     int out[2] = {-1, -1}, err[2] = {-1, -1}, status = -1;
-    size_t alen = 0;
     bool done;
     pid_t pid;
 
-    snprintf(a_off, sizeof(a_off), "%" PRIu64, off);
-    snprintf(a_len, sizeof(a_len), "%" PRIu64, len);
+    *alen = 0;
     if (slash == NULL || (size_t)(slash - helper) + sizeof("/rampart-unpack") > sizeof(helper)) {
         snprintf(why, cap, "cannot find rampart-unpack");
         return RP_ERR_IO;
@@ -145,10 +143,10 @@ static rp_err_t run(const char *mode, int slot_fd, uint64_t off, uint64_t len,
         return RP_ERR_IO;
     }
     if (pid == 0)
-        child(helper, argv, slot_fd, out[1], err[1], cwd);
+        child(helper, argv, in_fd, out[1], err[1], cwd);
     close(out[1]);
     close(err[1]);
-    done = drain(out[0], answer, sizeof(answer) - 1, &alen, err[0], reason, sizeof(reason));
+    done = drain(out[0], answer, acap, alen, err[0], reason, sizeof(reason));
     if (!done)
         kill(pid, SIGKILL);
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
@@ -158,7 +156,7 @@ static rp_err_t run(const char *mode, int slot_fd, uint64_t off, uint64_t len,
     reason[strcspn(reason, "\n")] = '\0';
     if (!done || !WIFEXITED(status) || WEXITSTATUS(status) > 1) {
         snprintf(why, cap, "rampart-unpack %s", !done ? "did not answer in time" : "failed");
-        rp_log_warn("%s: rampart-unpack %s: %s (status %d)%s%s", component, mode,
+        rp_log_warn("%s: rampart-unpack %s: %s (status %d)%s%s", label, argv[1],
                     !done ? "killed at its deadline" : "failed", status, reason[0] ? ": " : "",
                     reason);
         return RP_ERR_IO;
@@ -167,6 +165,24 @@ static rp_err_t run(const char *mode, int slot_fd, uint64_t off, uint64_t len,
         snprintf(why, cap, "%s", reason[0] != '\0' ? reason : "refused");
         return RP_ERR_MALFORMED;
     }
+    return RP_OK;
+}
+
+static rp_err_t run(const char *mode, int slot_fd, uint64_t off, uint64_t len,
+                    const char *component, const char *cwd, rp_manifest_t *m, bool *is_tree,
+                    char *why, size_t cap)
+{
+    static char answer[1 + RP_MANIFEST_BIN_LEN + 1];
+    char a_off[24], a_len[24];
+    char *argv[] = {"rampart-unpack", (char *)mode, a_off, a_len, NULL};
+    size_t alen = 0;
+    rp_err_t err;
+
+    snprintf(a_off, sizeof(a_off), "%" PRIu64, off);
+    snprintf(a_len, sizeof(a_len), "%" PRIu64, len);
+    err = spawn(argv, slot_fd, cwd, component, answer, sizeof(answer) - 1, &alen, why, cap);
+    if (err != RP_OK)
+        return err;
     if (alen == 1 && answer[0] == 'l') {
         *is_tree = false;
         rp_manifest_legacy(m, component, "app");
@@ -178,6 +194,37 @@ static rp_err_t run(const char *mode, int slot_fd, uint64_t off, uint64_t len,
     }
     *is_tree = true;
     return rp_manifest_decode((const uint8_t *)answer + 1, alen - 1, m, why, cap);
+}
+
+rp_err_t rp_unpack_metadata(int payload_fd, size_t len, int kind, uint8_t *out, size_t cap,
+                            size_t *n, char *why, size_t wcap)
+{
+    static char answer[1 + RP_UNPACK_ENVELOPE_MAX + 1];
+    static const char *const kinds[] = {"envelope", "root", "targets", "capability"};
+    char form = kind == RP_UNPACK_ENVELOPE ? 's' : 'd';
+    char a_len[24];
+    char *argv[] = {"rampart-unpack", "metadata", NULL, a_len, NULL};
+    size_t alen = 0;
+    rp_err_t err;
+
+    *n = 0;
+    why[0] = '\0';
+    if (kind < RP_UNPACK_ENVELOPE || kind > RP_MD_CAPABILITY || len == 0 || len > RP_MD_MAX) {
+        snprintf(why, wcap, "not a metadata document rampart-unpack reads");
+        return RP_ERR_INVALID_ARG;
+    }
+    argv[2] = (char *)kinds[kind];
+    snprintf(a_len, sizeof(a_len), "%zu", len);
+    err = spawn(argv, payload_fd, "/", kinds[kind], answer, sizeof(answer) - 1, &alen, why, wcap);
+    if (err != RP_OK)
+        return err;
+    if (alen < 1 || alen > sizeof(answer) - 1 || answer[0] != form || alen - 1 > cap) {
+        snprintf(why, wcap, "rampart-unpack answered outside its protocol");
+        return RP_ERR_MALFORMED;
+    }
+    memcpy(out, answer + 1, alen - 1);
+    *n = alen - 1;
+    return RP_OK;
 }
 
 rp_err_t rp_unpack_manifest(int slot_fd, uint64_t off, uint64_t len, const char *component,

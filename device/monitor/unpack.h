@@ -1,11 +1,12 @@
 /*
  * Reading app images without parsing them here: the app supervisor asks rampart-unpack
  * (device/unpack/main.c), a confined child running as its own unprivileged user, for an image's
- * manifest or its extracted tree. This header is the protocol between the two; unpack.c is the
- * supervisor's side. What comes back is checked as if it came from the image itself: the manifest
- * comes in its binary form, every field held to the parser's rules (rp_manifest_decode, manifest.h),
- * the tree is taken over by root before it is
- * used, and anything else (a crash, a deadline, a malformed answer) refuses the app.
+ * manifest or its extracted tree, or for an update metadata document's fields (the monitor has
+ * verified its signatures; the child reads its JSON). This header is the protocol between the two;
+ * unpack.c is the supervisor's side. What comes back is checked as if it came from the image
+ * itself: the manifest comes in its binary form, every field held to the parser's rules
+ * (rp_manifest_decode, manifest.h), the tree is taken over by root before it is used, and anything
+ * else (a crash, a deadline, a malformed answer) refuses the app.
  */
 #ifndef RAMPART_MONITOR_UNPACK_H
 #define RAMPART_MONITOR_UNPACK_H
@@ -15,11 +16,14 @@
 
 #include "rampart/error.h"
 #include "rampart/manifest.h"
+#include "rampart/metadata.h"
 
 #define RP_UNPACK_UID 0x7dffffffu /* the child's uid and gid: just below the apps' (apps.h) */
 #define RP_UNPACK_TREE "tree"     /* what extract makes in its staging directory */
 #define RP_UNPACK_WHY_MAX 255     /* a refusal's reason, on the child's stderr */
 #define RP_UNPACK_SECONDS 60      /* the child's deadline (and its CPU seconds) */
+#define RP_UNPACK_ENVELOPE 0 /* rp_unpack_metadata's kind for an older version's JSON envelope */
+#define RP_UNPACK_ENVELOPE_MAX (64 * 1024) /* its signed binary form, answered, at most */
 #define RP_UNPACK_TREE_BYTES_MAX (256ull * 1024 * 1024) /* an extracted tree, at most */
 
 /* The manifest of the payload [off, off + len) of slot_fd. OUT: *m; *is_tree: false for a
@@ -32,6 +36,15 @@ rp_err_t rp_unpack_manifest(int slot_fd, uint64_t off, uint64_t len, const char 
 rp_err_t rp_unpack_extract(int slot_fd, uint64_t off, uint64_t len, const char *component,
                            const char *dest, rp_manifest_t *m, bool *is_tree, char *why,
                            size_t cap) RP_MUST_CHECK;
+
+/* The metadata payload of payload_fd (its first len bytes, at most RP_MD_MAX), read as kind by
+ * rampart-unpack: OUT: out[0..*n), its answer, the document's binary form NOT yet checked (the
+ * monitor decodes it: rp_md_doc_decode). kind RP_UNPACK_ENVELOPE: payload_fd holds a JSON
+ * envelope an older version kept, answered in its signed binary form, NOT yet checked (the monitor
+ * decodes it, rp_md_signed_decode, and verifies its signatures). A refusal: RP_ERR_MALFORMED, why
+ * says why. */
+rp_err_t rp_unpack_metadata(int payload_fd, size_t len, int kind, uint8_t *out, size_t cap,
+                            size_t *n, char *why, size_t wcap) RP_MUST_CHECK;
 
 /* Remove a tree made by rp_unpack_extract (or a staging directory it left); RP_OK if absent. */
 rp_err_t rp_unpack_remove(const char *path) RP_MUST_CHECK;

@@ -12,11 +12,20 @@
  *
  *   rampart-unpack manifest OFF LEN      stdin: the slot
  *   rampart-unpack extract OFF LEN       stdin: the slot; cwd: the staging directory (./tree)
+ *   rampart-unpack metadata KIND LEN     stdin: a signed metadata payload (its first LEN bytes);
+ *                                        KIND: root, targets or capability
+ *   rampart-unpack metadata envelope LEN stdin: a JSON envelope an older version kept (its first
+ *                                        LEN bytes), to be migrated (docs/monitor.md)
  *
  * Answer on stdout: 'l' (a single-file image made before app trees: no manifest), or 't' and the
  * manifest in its binary form (rp_manifest_encode; the supervisor decodes it with
  * rp_manifest_decode, which holds every field to the parser's rules, so that the JSON is parsed
- * here only, never with privilege). A refusal: exit status 1, the reason on stderr.
+ * here only, never with privilege). metadata: 'd' and the document in its binary form
+ * (rp_md_doc_encode; the monitor decodes it with rp_md_doc_decode, which holds every field to the
+ * parser's rules: the monitor verified the payload's signatures, this process reads its JSON);
+ * envelope: 's' and the envelope's signed binary form (rp_md_signed_encode; the monitor decodes it
+ * with rp_md_signed_decode and verifies its signatures itself). A refusal: exit status 1, the
+ * reason on stderr.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +42,7 @@
 
 #include "rampart/apptree.h"
 #include "rampart/manifest.h"
+#include "rampart/metadata.h"
 #include "seccomp_allow.h"
 #include "unpack.h"
 
@@ -136,6 +146,67 @@ static int answer(const rp_manifest_t *m)
     return 0;
 }
 
+/* metadata envelope: an older version's JSON envelope (len bytes), answered in its signed binary
+ * form, at most RP_UNPACK_ENVELOPE_MAX bytes. */
+static int unpack_envelope(const uint8_t *env, size_t len)
+{
+    static rp_md_signed_t s;
+    char why[RP_UNPACK_WHY_MAX + 1] = "";
+    uint8_t *bin = NULL;
+    size_t n = 0;
+    int rc = 0;
+
+    if (rp_md_unpack((const char *)env, len, &s, why, sizeof(why)) != RP_OK)
+        return refuse(why[0] != '\0' ? why : "the envelope is refused");
+    if (rp_md_signed_encode(&s, &bin, &n) != RP_OK)
+        rc = refuse("cannot encode the envelope");
+    else if (n > RP_UNPACK_ENVELOPE_MAX)
+        rc = refuse("the envelope is too large to migrate (its signed form exceeds 65536 bytes)");
+    else if (fputc('s', stdout) == EOF || fwrite(bin, 1, n, stdout) != n || fflush(stdout) != 0)
+        rc = refuse("cannot write the envelope out");
+    free(bin);
+    rp_md_signed_free(&s);
+    return rc;
+}
+
+/* metadata: the payload (at most RP_MD_MAX bytes) read as kind, answered in its binary form. */
+static int metadata(const char *kind_name, uint64_t len)
+{
+    static const char *const kinds[] = {NULL, "root", "targets", "capability"};
+    static uint8_t payload[RP_MD_MAX], bin[RP_MD_DOC_BIN_MAX];
+    static union {
+        rp_md_root_t r;
+        rp_md_targets_t t;
+        rp_md_capability_t c;
+    } doc;
+    char why[RP_UNPACK_WHY_MAX + 1] = "";
+    rp_md_kind_t kind = 0;
+    size_t got = 0, n = 0;
+
+    bool envelope = strcmp(kind_name, "envelope") == 0;
+
+    for (int k = RP_MD_ROOT; k <= RP_MD_CAPABILITY; k++)
+        if (strcmp(kind_name, kinds[k]) == 0)
+            kind = (rp_md_kind_t)k;
+    if ((kind == 0 && !envelope) || len == 0 || len > sizeof(payload))
+        return refuse("usage: rampart-unpack metadata root|targets|capability|envelope LEN (1 to "
+                      "262144)");
+    while (got < len) {
+        ssize_t r = pread(STDIN_FILENO, payload + got, len - got, (off_t)got);
+        if (r <= 0 && !(r < 0 && errno == EINTR))
+            return refuse("cannot read the payload");
+        if (r > 0)
+            got += (size_t)r;
+    }
+    if (envelope)
+        return unpack_envelope(payload, len);
+    if (rp_md_parse(NULL, kind, payload, len, &doc, bin, &n, why, sizeof(why)) != RP_OK)
+        return refuse(why[0] != '\0' ? why : "the payload is refused");
+    if (fputc('d', stdout) == EOF || fwrite(bin, 1, n, stdout) != n || fflush(stdout) != 0)
+        return refuse("cannot write the document out");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static rp_manifest_t m;
@@ -145,9 +216,12 @@ int main(int argc, char **argv)
     bool extract;
     rp_err_t err;
 
+    if (argc == 4 && strcmp(argv[1], "metadata") == 0 && number(argv[3], &len))
+        return confine(false) ? metadata(argv[2], len) : refuse("cannot confine rampart-unpack");
     if (argc != 4 || (strcmp(argv[1], "manifest") != 0 && strcmp(argv[1], "extract") != 0) ||
         !number(argv[2], &off) || !number(argv[3], &len))
-        return refuse("usage: rampart-unpack manifest|extract OFF LEN (the slot on stdin)");
+        return refuse("usage: rampart-unpack manifest|extract OFF LEN (the slot on stdin), or "
+                      "metadata KIND LEN (the payload on stdin)");
     extract = strcmp(argv[1], "extract") == 0;
     if (!confine(extract))
         return refuse("cannot confine rampart-unpack");

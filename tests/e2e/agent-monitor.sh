@@ -191,7 +191,7 @@ rm -rf "$S/monitor-tmp"
 expect 1 as_agent trust --state-dir "$S" --update-root "$d/pub/root.json"
 err_has "its first is given by root"
 expect 0 "$AGENT" trust --state-dir "$S" --update-root "$d/pub/root.json"; out_has "kept by rampart-monitor"
-eq "$(stat -c '%a %U' "$S/update/root.json")" "644 root" "the root: the monitor's, public"
+eq "$(stat -c '%a %U' "$S/update/root.bin")" "644 root" "the root: the monitor's, public"
 # a managed device takes images through deployments: a local install needs a development capability
 expect 1 as_agent install --state-dir "$S" --component app "$d/pub/app-1.0.7.img"
 err_has "this device is managed"
@@ -239,9 +239,12 @@ expect 0 as_agent check-now --state-dir "$S" --health-seconds 1; out_has "1 up t
 
 # --- the monitor installs only what the device's signed targets name ----------------------------
 # The agent handed the targets to the monitor (TARGETS), which keeps its own copy, root's.
-eq "$(stat -c '%a %U' "$S/update/targets.json")" "600 root" "the monitor's targets"
+# It keeps them in their binary form: what it took is never parsed again (no JSON in the file).
+eq "$(stat -c '%a %U' "$S/update/targets.bin")" "600 root" "the monitor's targets"
 grep -q "targets version [0-9]* kept" "$d/monitor.log" || fail "the monitor kept no targets"
-install -m 644 "$S/update/targets.json" "$d/pub/targets-old.json"
+head -c 4 "$S/update/targets.bin" | grep -q RPKP || fail "the monitor's targets are not in the kept form"
+cp "$S/update/targets.bin" "$d/targets.kept"
+install -m 644 "$S/agent/update/targets.json" "$d/pub/targets-old.json" # the agent's: JSON
 # a compromised agent asks for images the tenant signed that the service did not deploy here:
 # a version never deployed, and the deployed image as another component. Refused, nothing changes.
 expect 0 as_call install app "$d/pub/app-1.0.8.img" 1
@@ -271,9 +274,9 @@ expect 1 as_call targets "$d/pub/targets-old.json" dup
 out_has "not signed by the root's online key (key "; out_has "... signs twice)"
 expect 1 as_call targets "$d/pub/targets-old.json" other
 out_has "not signed by the root's online key (0 of the 1 signatures needed verify)"
-cmp -s "$S/update/targets.json" "$d/pub/targets-old.json" || fail "a refused targets changed the kept ones"
+cmp -s "$S/update/targets.bin" "$d/targets.kept" || fail "a refused targets changed the kept ones"
 expect 0 as_call targets "$d/pub/targets-old.json"; out_has "targets version "
-cmp -s "$S/update/targets.json" "$d/pub/targets-old.json" || fail "the same targets, kept again, changed"
+cmp -s "$S/update/targets.bin" "$d/targets.kept" || fail "the same targets, kept again, changed"
 # expired targets: the monitor's own clock says so (two days on; targets live one)
 stop_monitor
 start_monitor at_clock '+2d'
@@ -323,13 +326,21 @@ done
 jq -e '.signed | @base64d | fromjson | .version == 3' "$d/pub/evil.json" >/dev/null \
   || fail "the forged root is not version 3: $(cat "$d/pub/evil.json")"
 chmod 644 "$d/pub/evil.json"
-cp "$S/update/root.json" "$d/root.kept"
+cp "$S/update/root.bin" "$d/root.kept"
 expect 1 as_agent trust --state-dir "$S" --update-root "$d/pub/evil.json"; err_has "root metadata refused"
 expect 1 as_agent trust --state-dir "$S" --update-root "$d/pub/root.json"; err_has "root metadata refused"
-cmp -s "$S/update/root.json" "$d/root.kept" || fail "a refused root changed the kept one"
+cmp -s "$S/update/root.bin" "$d/root.kept" || fail "a refused root changed the kept one"
 # more than 64 KiB: refused whole
 head -c $((64 * 1024 + 1)) /dev/zero | tr '\0' ' ' >"$d/pub/huge.json"; chmod 644 "$d/pub/huge.json"
 expect 1 as_agent trust --state-dir "$S" --update-root "$d/pub/huge.json"; err_has "larger than 65536 bytes"
+# The payload's JSON is read by rampart-unpack (confined), which answers the document's binary form
+# ("d", "RPMD"...); a payload that is not the kind asked is refused with the reason.
+UNPACK=$(dirname "$MONITOR")/rampart-unpack
+jq -r '.signed | @base64d' "$d/pub/root.json" >"$d/root.payload"
+expect 0 "$UNPACK" metadata root "$(stat -c %s "$d/root.payload")" <"$d/root.payload"
+eq "$(head -c 5 "$E2E_DIR/out")" dRPMD "rampart-unpack's answer to a root"
+expect 1 "$UNPACK" metadata targets "$(stat -c %s "$d/root.payload")" <"$d/root.payload"
+err_has "not targets (type rampart-targets)"
 
 # --- run: the daemon as the agent's user, under its own seccomp filter ---------------------------
 "${AS_U[@]}" "$AGENT" run --state-dir "$S" --server "$SERVER_URL" --server-ca "$CA" --health-seconds 1 --start-jitter 0 \

@@ -4,9 +4,13 @@
 # path, the mode found and the fix; provision makes what it creates private; every file the agent
 # keeps, made corrupt, truncated or oversized in turn, gives a message that names that file and
 # says what is wrong (never another file's, nor "malformed TLV area"); the measured list is
-# versioned JSON, and the earlier line format is converted once, keeping the register consistent.
+# versioned JSON, and the earlier line format is converted once, keeping the register consistent;
+# the JSON root, targets and capability an older version kept are migrated once by the monitor
+# (a cut at any step leaves one form usable), and a tampered root is refused, not migrated; and by
+# the agent itself in single-process mode, which keeps its own targets.
 . "$(dirname "$0")/lib.sh"
-: "${AGENT:?set AGENT to the rampart-agent binary}"
+: "${AGENT:?set AGENT to the rampart-agent binary}" "${MONITOR:?set MONITOR}" "${MONITOR_CALL:?set MONITOR_CALL}"
+[ "$(id -u)" = 0 ] || fail "runs as root (the monitor does, as CI does)"
 d=$E2E_DIR
 
 start_server "$d/srv"
@@ -42,7 +46,7 @@ for _ in $(seq 1 150); do jq -e '.status == "ready"' "$S/components/app/run.json
 jq -e '.status == "ready"' "$S/components/app/run.json" >/dev/null || fail "the app did not get ready: $(cat "$d/run.log")"
 kill "$runner"; wait "$runner" 2>/dev/null || true
 for f in rot identity.pem counter.boot seccnt.0 measurements boot_id measured agent/device.crt agent/ca-chain.pem \
-  agent/attestation.json agent/service.json update/root.json agent/update/targets.json components/app/state \
+  agent/attestation.json agent/service.json update/root.bin agent/update/targets.json components/app/state \
   components/app/run.json components/app/a.img; do
   [ -f "$S/$f" ] || fail "the device lacks $f"
 done
@@ -142,7 +146,7 @@ for how in garbage empty huge; do
   corrupt "$S" agent/device.crt "$how" 1 "attest again" check-now
   corrupt "$S" agent/ca-chain.pem "$how" 1 "attest again" check-now
   corrupt "$S" agent/service.json "$how" 1 "give --server URL --server-ca FILE" check-now
-  corrupt "$S" update/root.json "$how" 1 "rampart-agent trust --update-root" status
+  corrupt "$S" update/root.bin "$how" 1 "rampart-agent trust --update-root" status
   corrupt "$S" agent/update/targets.json "$how" 1 "is corrupt" check-now
   corrupt "$S" agent/reports/state.json "$how" 0 "the report queue's counters start again" reports
   corrupt "$S" agent/reports/00000000000000000001.json "$how" 0 "a corrupt report" reports
@@ -150,6 +154,109 @@ for how in garbage empty huge; do
   corrupt "$T" tcti "$how" 1 "is corrupt" id
   corrupt "$T" identity.tss2 "$how" 1 "identity.tss2" id
 done
+# a root an older version kept as JSON: refused (never taken as "no root"), until given again
+fresh "$S"; mv "$C/update/root.bin" "$C/update/root.json"
+expect 1 "$AGENT" status --state-dir "$C"; err_has "$C/update/root.json"
+err_has "kept in the JSON form of an older version"; err_has "rampart-agent trust --update-root"
+expect 0 "$AGENT" trust --state-dir "$C" --update-root "$d/root.json"
+[ ! -e "$C/update/root.json" ] || fail "the root an older version kept is still there"
+expect 0 "$AGENT" status --state-dir "$C"
+
+# --- upgrading: what the previous version kept as JSON, migrated once by the monitor -------------
+# The previous version kept the root as given (S/update/root.json: trust --update-root), the
+# monitor's copy of the targets as the service signed them (S/update/targets.json) and the
+# capability as applied (S/capability.json). The monitor migrates each, checked again, with no
+# operator step; a cut at any point leaves one form usable; a tampered root is refused, never "none".
+old_layout() { # [CAPABILITY]: a copy of S as the previous version left it
+  fresh "$S"; rm "$C/update/root.bin"; cp "$d/root.json" "$C/update/root.json"
+  install -m 600 "$C/agent/update/targets.json" "$C/update/targets.json"
+  [ -z "${1:-}" ] || install -m 644 "$1" "$C/capability.json"
+}
+mon_lock_free() { flock -n "$C/monitor.lock" true; }
+mon_start() { # [ENV...]: the monitor on $C, serving
+  env "$@" "$MONITOR" --state-dir "$C" >>"$d/monitor.log" 2>&1 &
+  mon=$!; E2E_PIDS+=("$mon")
+  mon_serving() { "$MONITOR_CALL" "$C/monitor.sock" hello >/dev/null 2>&1; }
+  wait_until 60 mon_serving || { cat "$d/monitor.log" >&2; fail "the monitor did not serve $C"; }
+}
+mon_stop() { kill -TERM "$mon"; wait "$mon" 2>/dev/null || true; wait_until 60 mon_lock_free || fail "the monitor's lock stays"; }
+migrated() { # FILE...: each kept in its binary form, its JSON form gone
+  for f in "$@"; do
+    [ -f "$C/$f.bin" ] || fail "$f.bin was not made: $(tail -n 20 "$d/monitor.log")"
+    [ ! -e "$C/$f.json" ] || fail "$f.json is still there"
+  done
+}
+expect 0 "$RAMPART" device capability create --tenant "$acme" --device "$id" --kind development \
+  --expires-in 2h --out "$d/cap.json"
+expect 0 "$RAMPART" image sign --key "$d/img.key" --version 1.2.0 --security-counter 1 --type app "$d/app.sh" "$d/other.img"
+: >"$d/monitor.log"
+# the root and the targets: the monitor holds the targets (they name app 1.1.0, not this image)
+old_layout; mon_start
+migrated update/root update/targets
+grep -qF "$C/update/root.json, kept by an older version, migrated to $C/update/root.bin" "$d/monitor.log" ||
+  fail "the migration is not said: $(cat "$d/monitor.log")"
+eq "$(stat -c '%a %U' "$C/update/root.bin") $(stat -c '%a' "$C/update/targets.bin")" "644 root 600" "the migrated files' modes"
+expect 0 "$AGENT" status --state-dir "$C"
+expect 0 "$MONITOR_CALL" "$C/monitor.sock" install app "$d/other.img" 1
+out_has "refused: not an image the device's signed targets name (version"; out_has "names app 1.1.0"
+mon_stop
+# the capability too, and a cut (kill -9 as a power cut would) at each step of the root's migration:
+# the next start finds the old form or the new, and finishes
+old_layout "$d/cap.json"
+for n in 1 2 4 5 6; do
+  env RAMPART_FAILPOINT_FROM=migrate RAMPART_FAILPOINT=$n "$MONITOR" --state-dir "$C" >>"$d/monitor.log" 2>&1 &
+  cut=$!; st=0; wait "$cut" || st=$?
+  eq "$st" 99 "the monitor cut at the migration's step $n"
+  wait_until 60 mon_lock_free || fail "the monitor's lock stays after the cut"
+  [ -f "$C/update/root.json" ] || [ -f "$C/update/root.bin" ] || fail "cut at $n: no root left"
+done
+mon_start
+migrated update/root update/targets capability
+expect 0 "$AGENT" capability show --state-dir "$C"; out_has "development capability from tenant $acme"
+expect 0 "$AGENT" status --state-dir "$C"
+mon_stop
+# once only: a second start finds nothing to migrate
+mon_start; mon_stop
+eq "$(grep -c "$C/capability.json, kept by an older version, migrated" "$d/monitor.log")" 1 "the capability migrated once"
+# a tampered root: refused, named, not migrated, never taken as no root (the monitor does not
+# serve: its recovery cannot read the root); nor are its targets and capability
+old_layout "$d/cap.json"
+jq '.signatures[0].sig |= (if .[0:1] == "A" then "B" else "A" end) + .[1:]' "$d/root.json" >"$C/update/root.json"
+: >"$d/monitor.log"; st=0; "$MONITOR" --state-dir "$C" >>"$d/monitor.log" 2>&1 || st=$?
+[ "$st" != 0 ] || fail "the monitor served a tampered root: $(cat "$d/monitor.log")"
+wait_until 60 mon_lock_free || fail "the monitor's lock stays"
+grep -qF "$C/update/root.json, kept by an older version, is refused and not migrated" "$d/monitor.log" ||
+  fail "the refusal is not said: $(cat "$d/monitor.log")"
+[ -f "$C/update/root.json" ] && [ ! -e "$C/update/root.bin" ] || fail "the tampered root was migrated"
+[ ! -e "$C/update/targets.bin" ] && [ ! -e "$C/capability.bin" ] || fail "targets or capability migrated without a root"
+expect 1 "$AGENT" status --state-dir "$C"; err_has "$C/update/root.json"; err_has "not migrated"
+# single-process mode (no monitor: the agent is the one process, and reads the JSON itself):
+# `run` migrates the same files once at its start, by the same steps; a state directory from
+# before S/agent/ kept the agent's own targets at S/update/targets.json: it keeps them
+old_layout "$d/cap.json"; rm -r "$C/agent/update"
+single_migrated() { grep -qF "$C/capability.json, kept by an older version, migrated" "$d/run1.log"; }
+# (a service that does not answer: the targets stay as migrated)
+"$AGENT" run --state-dir "$C" --server https://127.0.0.1:1 --server-ca "$SERVER_CA" --start-jitter 0 >"$d/run1.log" 2>&1 &
+runner=$!; E2E_PIDS+=("$runner")
+wait_until 60 single_migrated || fail "run did not migrate: $(cat "$d/run1.log")"
+kill "$runner"; wait "$runner" 2>/dev/null || true
+migrated update/root update/targets capability
+grep -qF "$C/update/root.json, kept by an older version, migrated to $C/update/root.bin" "$d/run1.log" ||
+  fail "the root's migration is not said: $(cat "$d/run1.log")"
+cmp -s "$C/agent/update/targets.json" "$S/agent/update/targets.json" || fail "the agent's own targets were not kept"
+expect 0 "$AGENT" status --state-dir "$C"
+expect 0 "$AGENT" capability show --state-dir "$C"; out_has "development capability from tenant $acme"
+expect 0 "$AGENT" check-now --state-dir "$C" --server "$SERVER_URL" --server-ca "$SERVER_CA" --health-seconds 1
+# and a tampered root: refused, named, left; nor are its targets and capability migrated
+old_layout "$d/cap.json"
+jq '.signatures[0].sig |= (if .[0:1] == "A" then "B" else "A" end) + .[1:]' "$d/root.json" >"$C/update/root.json"
+single_refused() { grep -qF "$C/update/root.json, kept by an older version, is refused and not migrated" "$d/run1.log"; }
+"$AGENT" run --state-dir "$C" --server https://127.0.0.1:1 --server-ca "$SERVER_CA" --start-jitter 0 >"$d/run1.log" 2>&1 &
+runner=$!; E2E_PIDS+=("$runner")
+wait_until 60 single_refused || fail "run did not refuse the tampered root: $(cat "$d/run1.log")"
+kill "$runner"; wait "$runner" 2>/dev/null || true
+[ -f "$C/update/root.json" ] && [ ! -e "$C/update/root.bin" ] || fail "the tampered root was migrated"
+[ ! -e "$C/update/targets.bin" ] && [ ! -e "$C/capability.bin" ] || fail "targets or capability migrated without a root"
 # a corrupt rot file says which word to write back (the key file tells)
 corrupt "$S" rot garbage 1 "Fix: echo soft > $d/case/rot" id
 corrupt "$T" rot garbage 1 "Fix: echo tpm2 > $d/case/rot" id

@@ -383,6 +383,147 @@ static void binary_form_and_verify(void **state)
     }
 }
 
+/* A parser that goes through the binary form, as the monitor's confined child does: Jansson's
+ * answer encoded, then decoded. */
+static rp_err_t via_binary(void *ctx, rp_md_kind_t kind, const uint8_t *payload, size_t len,
+                           void *out, uint8_t *bin, size_t *bin_len, char *detail, size_t cap)
+{
+    static uint8_t mine[RP_MD_DOC_BIN_MAX];
+    static union {
+        rp_md_root_t r;
+        rp_md_targets_t t;
+        rp_md_capability_t c;
+    } doc;
+    size_t n;
+    rp_err_t err = rp_md_parse(ctx, kind, payload, len, &doc, mine, &n, detail, cap);
+
+    if (err == RP_OK && bin != NULL) {
+        memcpy(bin, mine, n);
+        *bin_len = n;
+    }
+    return err == RP_OK ? rp_md_doc_decode(kind, mine, n, out, detail, cap) : err;
+}
+
+/* One document's binary form: back as it was; refused when cut anywhere, with a byte left over,
+ * as another kind, or with a field the rules refuse. */
+static void doc_round_trip(rp_md_kind_t kind, const void *doc, size_t size, size_t field_at)
+{
+    static uint8_t bin[RP_MD_DOC_BIN_MAX + 1], back[sizeof(rp_md_targets_t) + sizeof(rp_md_root_t)];
+    char detail[256];
+    size_t n;
+
+    assert_int_equal(rp_md_doc_encode(kind, doc, bin, RP_MD_DOC_BIN_MAX, &n), RP_OK);
+    assert_int_equal(rp_md_doc_decode(kind, bin, n, back, detail, sizeof(detail)), RP_OK);
+    assert_memory_equal(back, doc, size);
+    for (size_t cut = 0; cut < n; cut++)
+        assert_int_not_equal(rp_md_doc_decode(kind, bin, cut, back, detail, sizeof(detail)), RP_OK);
+    bin[n] = 0;
+    assert_int_equal(rp_md_doc_decode(kind, bin, n + 1, back, detail, sizeof(detail)),
+                     RP_ERR_MALFORMED);
+    assert_int_equal(rp_md_doc_decode(kind == RP_MD_ROOT ? RP_MD_TARGETS : RP_MD_ROOT, bin, n, back,
+                                      detail, sizeof(detail)),
+                     RP_ERR_MALFORMED);
+    assert_int_equal(rp_md_doc_decode(kind, bin + 1, n - 1, back, detail, sizeof(detail)),
+                     RP_ERR_BAD_MAGIC);
+    bin[field_at] = '!'; /* the first string's first byte: no tenant has one */
+    assert_int_equal(rp_md_doc_decode(kind, bin, n, back, detail, sizeof(detail)),
+                     RP_ERR_MALFORMED);
+    for (size_t i = 0; i < size; i++)
+        assert_int_equal(back[i], 0); /* nothing is released on refusal */
+    bin[field_at] = 0;                /* a NUL inside a string */
+    assert_int_equal(rp_md_doc_decode(kind, bin, n, back, detail, sizeof(detail)),
+                     RP_ERR_MALFORMED);
+    assert_non_null(strstr(detail, "out of its bounds"));
+}
+
+static void documents_binary_form(void **state)
+{
+    struct keys *k = *state;
+    EVP_PKEY *both[2] = {k->root1, k->root2};
+    rp_md_root_t v1 = root_struct("t_1", 1, k->root1, k->online, k->image), v2, got, kept;
+    rp_md_root_trust_t rt = {&v1, NULL, NOW, false};
+    rp_md_targets_t t = targets_struct(), got_t;
+    rp_md_targets_trust_t tt = {&v1, DEVICE, 0, NOW, false};
+    rp_md_capability_t c = {"t_1", DEVICE, RP_MD_CAP_DEVELOPMENT, NOW - 10, NOW + 3600}, got_c;
+    rp_md_capability_trust_t ct = {&v1, DEVICE, NOW};
+    static rp_md_signed_t s, back;
+    static uint8_t junk[16], kept_bin[RP_MD_DOC_BIN_MAX];
+    size_t kept_n = 0;
+    char detail[256], *env;
+    uint8_t *kb = NULL;
+    size_t kn;
+
+    doc_round_trip(RP_MD_ROOT, &v1, sizeof(v1), 8);
+    doc_round_trip(RP_MD_TARGETS, &t, sizeof(t), 8);
+    doc_round_trip(RP_MD_CAPABILITY, &c, sizeof(c), 8);
+    /* what the rules refuse is never encoded */
+    v2 = v1;
+    v2.online.threshold = 2;
+    assert_int_equal(rp_md_doc_encode(RP_MD_ROOT, &v2, junk, sizeof(junk), &kn),
+                     RP_ERR_INVALID_ARG);
+    assert_int_equal(rp_md_doc_encode(RP_MD_ROOT, &v1, junk, sizeof(junk), &kn), RP_ERR_TOO_LARGE);
+    /* accepting through the binary form (the monitor's child) takes what Jansson takes */
+    v2 = root_struct("t_1", 2, k->root2, k->online, k->image);
+    env = root_env(&v2, both, 2);
+    assert_int_equal(rp_md_unpack(env, strlen(env), &s, detail, sizeof(detail)), RP_OK);
+    free(env);
+    assert_int_equal(rp_md_root_accept_with(&s, &rt, via_binary, NULL, &got, kept_bin, &kept_n,
+                                            detail, sizeof(detail)),
+                     RP_OK);
+    assert_same_root(&got, &v2);
+    /* kept: the signed form and the document; checked again by the kept root's own keys */
+    assert_int_equal(rp_md_kept_encode(kept_bin, kept_n, &s, &kb, &kn), RP_OK);
+    assert_int_equal(rp_md_kept_decode(RP_MD_ROOT, kb, kn, &back, &kept, detail, sizeof(detail)),
+                     RP_OK);
+    rt.current = NULL;
+    rt.expired_ok = true;
+    assert_int_equal(rp_md_root_accept_with(&back, &rt, rp_md_kept_parse, &kept, &got, NULL, NULL,
+                                            detail, sizeof(detail)),
+                     RP_OK);
+    assert_same_root(&got, &v2);
+    rp_md_signed_free(&back);
+    for (size_t cut = 0; cut < kn; cut++)
+        assert_int_not_equal(
+            rp_md_kept_decode(RP_MD_ROOT, kb, cut, &back, &kept, detail, sizeof(detail)), RP_OK);
+    assert_int_equal(
+        rp_md_kept_decode(RP_MD_TARGETS, kb, kn, &back, &got_t, detail, sizeof(detail)),
+        RP_ERR_MALFORMED);
+    free(kb);
+    /* a kept document that names keys that did not sign it: refused */
+    v2 = root_struct("t_1", 2, k->rogue, k->online, k->image);
+    assert_int_equal(rp_md_doc_encode(RP_MD_ROOT, &v2, kept_bin, sizeof(kept_bin), &kept_n), RP_OK);
+    assert_int_equal(rp_md_kept_encode(kept_bin, kept_n, &s, &kb, &kn), RP_OK);
+    assert_int_equal(rp_md_kept_decode(RP_MD_ROOT, kb, kn, &back, &kept, detail, sizeof(detail)),
+                     RP_OK);
+    assert_int_equal(rp_md_root_accept_with(&back, &rt, rp_md_kept_parse, &kept, &got, NULL, NULL,
+                                            detail, sizeof(detail)),
+                     RP_ERR_BAD_SIGNATURE);
+    rp_md_signed_free(&back);
+    rp_md_signed_free(&s);
+    free(kb);
+    /* targets and a capability through the binary form */
+    assert_int_equal(rp_md_targets_sign(&t, k->online, &env, detail, sizeof(detail)), RP_OK);
+    assert_int_equal(rp_md_unpack(env, strlen(env), &s, detail, sizeof(detail)), RP_OK);
+    free(env);
+    assert_int_equal(rp_md_targets_accept_with(&s, &tt, via_binary, NULL, &got_t, NULL, NULL,
+                                               detail, sizeof(detail)),
+                     RP_OK);
+    assert_same_targets(&got_t, &t);
+    rp_md_signed_free(&s);
+    assert_int_equal(rp_md_capability_sign(&c, k->online, &env, detail, sizeof(detail)), RP_OK);
+    assert_int_equal(rp_md_unpack(env, strlen(env), &s, detail, sizeof(detail)), RP_OK);
+    free(env);
+    assert_int_equal(rp_md_capability_accept_with(&s, &ct, via_binary, NULL, &got_c, NULL, NULL,
+                                                  detail, sizeof(detail)),
+                     RP_OK);
+    assert_memory_equal(&got_c, &c, sizeof(c));
+    ct.device = DEVICE "0";
+    assert_int_equal(rp_md_capability_accept_with(&s, &ct, via_binary, NULL, &got_c, NULL, NULL,
+                                                  detail, sizeof(detail)),
+                     RP_ERR_MALFORMED);
+    rp_md_signed_free(&s);
+}
+
 static void root_rotation(void **state)
 {
     struct keys *k = *state;
@@ -897,6 +1038,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(envelope_threshold_and_tampering),
         cmocka_unit_test(binary_form_and_verify),
+        cmocka_unit_test(documents_binary_form),
         cmocka_unit_test(root_rotation),
         cmocka_unit_test(root_rules),
         cmocka_unit_test(targets_rules),

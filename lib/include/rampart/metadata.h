@@ -296,4 +296,80 @@ rp_err_t rp_md_sign(const char *payload, size_t len, EVP_PKEY *const *keys, size
 rp_err_t rp_md_open(const char *envelope, size_t len, const rp_md_role_t *role,
                     json_t **payload) RP_MUST_CHECK;
 
+/* ---- parsing apart: the payload read by another process, the binary forms ---- */
+
+/* The three documents, as the parsers and the binary forms name them. Persisted: never renumbered.
+ */
+typedef enum rp_md_kind {
+    RP_MD_ROOT = 1,       /* rp_md_root_t */
+    RP_MD_TARGETS = 2,    /* rp_md_targets_t */
+    RP_MD_CAPABILITY = 3, /* rp_md_capability_t */
+} rp_md_kind_t;
+
+/*
+ * What reads a payload (the exact signed bytes) into the struct of its kind, every field held to
+ * its rules; its signatures, trust and place in the chain are the accept functions'. rp_md_parse
+ * is Jansson's, in this process; the privileged monitor passes one that asks a confined child
+ * (rampart-unpack metadata), whose answer is the binary form below. bin, when not NULL
+ * (RP_MD_DOC_BIN_MAX bytes): the document's binary form too, *bin_len bytes: what is kept, so that
+ * the monitor keeps the form it decoded and links no encoder. detail says why on a refusal.
+ */
+typedef rp_err_t (*rp_md_parse_fn)(void *ctx, rp_md_kind_t kind, const uint8_t *payload, size_t len,
+                                   void *out, uint8_t *bin, size_t *bin_len, char *detail,
+                                   size_t cap);
+rp_err_t rp_md_parse(void *ctx, rp_md_kind_t kind, const uint8_t *payload, size_t len, void *out,
+                     uint8_t *bin, size_t *bin_len, char *detail, size_t cap) RP_MUST_CHECK;
+
+/* The accept functions above with the payload read by parse (ctx its own; bin and bin_len handed
+ * to it). A root with trust->current: current's root keys verify it before parse is called, its
+ * own once parse said which they are. Targets and a capability: the online keys verify them
+ * before. */
+rp_err_t rp_md_root_accept_with(const rp_md_signed_t *s, const rp_md_root_trust_t *trust,
+                                rp_md_parse_fn parse, void *ctx, rp_md_root_t *out, uint8_t *bin,
+                                size_t *bin_len, char *detail, size_t cap) RP_MUST_CHECK;
+rp_err_t rp_md_targets_accept_with(const rp_md_signed_t *s, const rp_md_targets_trust_t *trust,
+                                   rp_md_parse_fn parse, void *ctx, rp_md_targets_t *out,
+                                   uint8_t *bin, size_t *bin_len, char *detail,
+                                   size_t cap) RP_MUST_CHECK;
+rp_err_t rp_md_capability_accept_with(const rp_md_signed_t *s,
+                                      const rp_md_capability_trust_t *trust, rp_md_parse_fn parse,
+                                      void *ctx, rp_md_capability_t *out, uint8_t *bin,
+                                      size_t *bin_len, char *detail, size_t cap) RP_MUST_CHECK;
+
+/*
+ * A document's binary form, what rampart-unpack answers and what is kept (big-endian):
+ *
+ *   magic u32 "RPMD" | form u16 (1) | kind u8 | the fields in the struct's order: a string is
+ *   u8 length and its bytes (no NUL), an integer its width, a bool u8 (0 or 1), a role u8
+ *   threshold, u8 count and each key (u16 length, DER SPKI), a version u8 u8 u16 u32
+ *
+ * Decoding holds every field to the rules the JSON parser holds it to (the same checks, one
+ * owner), a length to its field, nothing left over: RP_ERR_BAD_MAGIC, RP_ERR_TRUNCATED,
+ * RP_ERR_MALFORMED (detail says which). OUT: *out, the struct of kind (zeroed on refusal).
+ */
+#define RP_MD_DOC_BIN_MAX (64 + sizeof(rp_md_root_t) + sizeof(rp_md_targets_t))
+rp_err_t rp_md_doc_encode(rp_md_kind_t kind, const void *doc, uint8_t *out, size_t cap,
+                          size_t *len) RP_MUST_CHECK;
+rp_err_t rp_md_doc_decode(rp_md_kind_t kind, const uint8_t *buf, size_t len, void *out,
+                          char *detail, size_t cap) RP_MUST_CHECK;
+
+/*
+ * What a device keeps of a document it accepted: its signed form (so that a later root's keys
+ * verify it again) and what it said (so that it is never parsed again):
+ *
+ *   magic u32 "RPKP" | u32 length, the document's binary form | the signed binary form
+ *
+ * rp_md_kept_encode takes the document's binary form as parse gave it (doc, n bytes);
+ * rp_md_kept_decode holds both parts to their decoders; rp_md_kept_parse is the rp_md_parse_fn
+ * that answers the kept document (ctx: it, of the kind asked; bin must be NULL), for the accept
+ * functions to check it again. OUT: *out (malloc'd), *len; *s (rp_md_signed_free), *doc.
+ */
+rp_err_t rp_md_kept_encode(const uint8_t *doc, size_t n, const rp_md_signed_t *s, uint8_t **out,
+                           size_t *len) RP_MUST_CHECK;
+rp_err_t rp_md_kept_decode(rp_md_kind_t kind, const uint8_t *buf, size_t len, rp_md_signed_t *s,
+                           void *doc, char *detail, size_t cap) RP_MUST_CHECK;
+rp_err_t rp_md_kept_parse(void *ctx, rp_md_kind_t kind, const uint8_t *payload, size_t len,
+                          void *out, uint8_t *bin, size_t *bin_len, char *detail,
+                          size_t cap) RP_MUST_CHECK;
+
 #endif /* RAMPART_METADATA_H */
