@@ -7,10 +7,12 @@
 # at B and read at A; the delta to it, asked for at B, is made once and served by A. A debug file
 # uploaded through A names the frames of a crash B is asked about (it is in the database too). B,
 # killed with -9 while it makes another delta, leaves its lease to lapse within seconds (a
-# heartbeat renews a maker's lease, RP_DELTAS_LEASE): A then makes that delta.
+# heartbeat renews a maker's lease, RP_DELTAS_LEASE): A then makes that delta. B, stopped
+# (SIGSTOP) past its lease while it makes a delta that A then makes, gives up when woken.
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT to the rampart-agent binary}"
 d=$E2E_DIR
+server=${RAMPART_SERVER:?} # (tenant_with_root points RAMPART_SERVER, for the CLI, at the server)
 
 start_pg
 start_server "$d/a" --database "$PG_URI" --blobs database
@@ -128,4 +130,40 @@ made_a=$(made "$A")
 rebuilt() { as_dev "$A" targets >/dev/null; [ "$(as_dev "$A" "deltas/$v110/$v130")" = 200 ]; }
 wait_until 60 rebuilt || fail "A does not make the delta B's death left: $(sql "SELECT * FROM deltas")"
 eq "$(made "$A")" "$((made_a + 1))" "deltas made by A after B's death"
+
+# B (started again) stopped (SIGSTOP) while it makes a delta, past its lease (here made to end in
+# the database, as 15 s stopped would), which A takes over and makes. B, woken, gives up: it
+# commits nothing over A's delta (whose blob a device may be downloading) and A's row stays.
+RAMPART_SERVER=$server start_server "$d/b" --database "$PG_URI" --blobs database
+B=$SERVER_URL B_PID=$SERVER_PID
+SERVER_URL=$A SERVER_CA=$d/a/server-ca.pem ADMIN_TOKEN=$d/a/admin.token
+sed 's/^exit 0$/exit 4/' "$d/big.sh" >"$d/big4.sh"
+expect 0 "$RAMPART" image sign --key "$d/img.key" --version 1.4.0 --security-counter 1 --type app \
+  "$d/big4.sh" "$d/big4.img"
+expect 0 "$RAMPART" image upload --tenant "$acme" --component app "$d/big4.img"; v140=$(cat "$d/out")
+mkfifo "$d/lock2.sql"
+"$PSQL" -X -q "$PG_URI" <"$d/lock2.sql" >"$d/lock2.out" 2>&1 &
+locker=$!; E2E_PIDS+=("$locker")
+exec 7>"$d/lock2.sql"
+echo "BEGIN; LOCK TABLE blob_chunks IN ACCESS EXCLUSIVE MODE; SELECT 'locked';" >&7
+wait_until 30 grep -q locked "$d/lock2.out" || fail "psql did not lock: $(cat "$d/lock2.out")"
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v140"
+eq "$(as_dev "$B" targets)" 200 "targets at B"
+leased4() { [ "$(sql "SELECT count(*) FROM deltas WHERE from_image = '$v110' AND to_image = '$v140' AND sha256 IS NULL AND holder IS NOT NULL")" = 1 ]; }
+wait_until 30 leased4 || fail "B took no lease on the delta: $(sql "SELECT * FROM deltas")"
+kill -STOP "$B_PID"
+echo "COMMIT;" >&7; exec 7>&-
+wait "$locker" || fail "psql: $(cat "$d/lock2.out")"
+sql "UPDATE deltas SET lease_until = 0 WHERE from_image = '$v110' AND to_image = '$v140'" >/dev/null
+made_a=$(made "$A")
+made4() { as_dev "$A" targets >/dev/null; [ "$(as_dev "$A" "deltas/$v110/$v140")" = 200 ]; }
+wait_until 60 made4 || { kill -CONT "$B_PID"; fail "A does not make the delta: $(sql "SELECT * FROM deltas")"; }
+eq "$(made "$A")" "$((made_a + 1))" "deltas made by A while B is stopped"
+row() { sql "SELECT d.sha256, d.size, b.id FROM deltas d JOIN blobs b ON b.name = 'deltas/' || d.from_image || '-' || d.to_image || '.zst' WHERE d.from_image = '$v110' AND d.to_image = '$v140'"; }
+before=$(row)
+kill -CONT "$B_PID"
+abandoned() { grep -q "its lease was taken over.*abandoned" "$d/b.log"; }
+wait_until 60 abandoned || fail "B did not give up: $(tail -5 "$d/b.log")"
+eq "$(made "$B")" 0 "deltas made by B, woken past its lease"
+eq "$(row)" "$before" "the delta's row and blob after B woke"
 echo "PASS"
