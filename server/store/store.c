@@ -341,7 +341,7 @@ rp_err_t sq_db_now(rp_store_t *s, int64_t *now)
 {
     static const char *const SQL_NOW[SQ_ENGINES] = {
         "SELECT CAST(strftime('%s', 'now') AS INTEGER)",
-        "SELECT CAST(floor(extract(epoch FROM now())) AS BIGINT)",
+        "SELECT CAST(floor(extract(epoch FROM clock_timestamp())) AS BIGINT)",
     };
     sq_st_t *st = sq_stmt_of(s, SQL_NOW);
     rp_err_t err;
