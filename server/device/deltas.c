@@ -133,6 +133,25 @@ static rp_err_t still_held(rp_deltas_t *d, int slot, rp_store_t *s, const struct
     return err;
 }
 
+/* A blob of the name already is one a maker cut dead before its row left (none is served before
+ * its row says made): removed, since a name kept keeps its bytes (blob.h) and these (of another
+ * zstd, maybe) are the ones hashed here. Only while this maker holds the lease, checked in one
+ * transaction with the removal (the writers' lock: no other replica takes the lease over and
+ * commits its delta between the two): one that lost it would remove the new holder's, which a
+ * device may be downloading. */
+static rp_err_t remove_held(rp_deltas_t *d, int slot, rp_store_t *s, rp_blobs_t *b,
+                            const struct job *j, const char *holder, const char *name, bool *taken)
+{
+    rp_err_t err = rp_store_group_begin(s);
+
+    if (err != RP_OK)
+        return err;
+    err = still_held(d, slot, s, j, holder, taken);
+    if (err == RP_OK && (err = rp_blob_remove(b, name)) == RP_ERR_NOT_FOUND)
+        err = RP_OK;
+    return rp_store_group_end(s, err);
+}
+
 /* Make one delta, if this maker wins its lease. */
 static void make(rp_deltas_t *d, int slot, rp_store_t *s, rp_blobs_t *b, const struct job *j)
 {
@@ -166,21 +185,14 @@ static void make(rp_deltas_t *d, int slot, rp_store_t *s, rp_blobs_t *b, const s
         err = rp_sha256(delta, dlen, digest);
     if (err == RP_OK)
         err = rp_hex_encode(digest, sizeof(digest), hex, sizeof(hex));
-    /* A blob of the name already is one a maker cut dead before its row left (none is served
-     * before its row says made): dropped, since a name kept keeps its bytes (blob.h) and these
-     * (of another zstd, maybe) are the ones hashed here. Only while this maker holds the lease:
-     * one that lost it (taken over while it was stopped) would remove the new holder's. */
     if (err == RP_OK)
-        err = still_held(d, slot, s, j, holder, &taken);
-    if (err == RP_OK && (err = rp_blob_remove(b, name)) == RP_ERR_NOT_FOUND)
-        err = RP_OK;
+        err = remove_held(d, slot, s, b, j, holder, name, &taken);
     if (err == RP_OK)
         err = rp_blob_put_begin(b, name, &w);
     if (err == RP_OK) {
         err = rp_blob_put_write(w, delta, dlen);
-        if (err == RP_OK)
-            err = still_held(d, slot, s, j, holder,
-                             &taken); /* nothing committed over the new holder's */
+        if (err == RP_OK) /* (a commit keeps a blob the name holds: this saves a vain one) */
+            err = still_held(d, slot, s, j, holder, &taken);
         if (err == RP_OK)
             err = rp_blob_put_commit(w);
         else
