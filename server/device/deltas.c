@@ -262,10 +262,7 @@ static void *maker_main(void *arg)
     return NULL;
 }
 
-/* Renew, every RP_DELTAS_BEAT seconds, the leases this process's makers hold. A renewal that
- * fails (the database out of reach) is logged: the lease may then lapse and be taken over. One
- * that finds the lease no longer its maker's (taken over while this process was stopped) marks
- * it lost: the maker gives up before it writes (still_held). */
+/* The lease under holder's token found taken over: its maker's no more, and lost to it. */
 static void mark_lost(rp_deltas_t *d, const char *holder)
 {
     pthread_mutex_lock(&d->lock);
@@ -277,6 +274,10 @@ static void mark_lost(rp_deltas_t *d, const char *holder)
     pthread_mutex_unlock(&d->lock);
 }
 
+/* Renew, every RP_DELTAS_BEAT seconds, the leases this process's makers hold. A renewal that
+ * fails (the database out of reach) is logged: the lease may then lapse and be taken over. One
+ * that finds the lease no longer its maker's (taken over while this process was stopped) marks
+ * it lost: the maker gives up before it writes (still_held). */
 static void *beat_main(void *arg)
 {
     rp_deltas_t *d = arg;
