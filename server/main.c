@@ -48,6 +48,7 @@ static const char usage[] =
     "Usage: rampart-server --data-dir DIR [--listen HOST:PORT] [options]\n"
     "       rampart-server --config FILE [options]\n"
     "       rampart-server blobs move --from dir|database --to dir|database [options]\n"
+    "       rampart-server counters recount [options]\n"
     "\n"
     "The Rampart security service: attests devices, issues 24-hour device certificates from\n"
     "tenant CAs, and serves the operator API, over HTTPS.\n"
@@ -129,6 +130,11 @@ static const char usage[] =
     "replica stopped; then start them with --blobs set to --to's. Safe to kill and run\n"
     "again; a second run moves nothing. A server refuses to start while the other store\n"
     "holds blobs its own does not.\n"
+    "\n"
+    "counters recount: count the fleet's and deployments' counters again from their rows, for\n"
+    "the --data-dir and --database given (or the config file's), in one transaction under the\n"
+    "writers' lock (replicas may run); after a rolling upgrade to schema 21 during which an\n"
+    "older replica wrote device states, once the last older replica has stopped.\n"
     "\n"
     "On first start it writes DIR/server-ca.pem (the certificate clients trust) and\n"
     "DIR/admin.token (a bootstrap system token, 0600). No other system token is ever made but\n"
@@ -213,6 +219,28 @@ static int blobs_move(const rp_server_t *srv, rp_blobs_kind_t from, rp_blobs_kin
                 "service with --blobs %s",
                 moved, rp_blobs_kind_name(from), rp_blobs_kind_name(to), had,
                 rp_blobs_kind_name(to));
+    return 0;
+}
+
+/* rampart-server counters recount (rp_store_counters_recount). */
+static int counters_recount(const rp_server_t *srv)
+{
+    rp_store_t *store = NULL;
+    rp_err_t err;
+
+    if (access(srv->data_dir, F_OK) != 0) { /* (a typo must not make one) */
+        rp_log_error("counters recount: %s: %s", srv->data_dir, strerror(errno));
+        return 1;
+    }
+    err = rp_server_store_open(srv, &store);
+    if (err == RP_OK)
+        err = rp_store_counters_recount(store);
+    rp_store_close(store);
+    if (err != RP_OK) {
+        rp_log_error("counters recount: %s (nothing changed)", rp_strerror(err));
+        return 1;
+    }
+    rp_log_info("counters recount: the counters are counted again from the rows");
     return 0;
 }
 
@@ -763,7 +791,7 @@ int main(int argc, char **argv)
     bool rotate = false;
     rp_blobs_kind_t move_from = RP_BLOBS_DIR, move_to = RP_BLOBS_DIR;
     int moving = 0; /* blobs move's options seen: 1 --from, 2 --to */
-    bool move = false;
+    bool move = false, recount = false;
     rp_err_t err;
 
     rp_log_init("rampart-server", RP_LOG_INFO);
@@ -802,7 +830,9 @@ int main(int argc, char **argv)
     /* (getopt moves the words that are no options to the end) */
     move = argc - optind == 2 && strcmp(argv[optind], "blobs") == 0 &&
            strcmp(argv[optind + 1], "move") == 0;
-    if ((optind != argc && !move) || (move && moving != 3) || (!move && moving != 0)) {
+    recount = argc - optind == 2 && strcmp(argv[optind], "counters") == 0 &&
+              strcmp(argv[optind + 1], "recount") == 0;
+    if ((optind != argc && !move && !recount) || (move && moving != 3) || (!move && moving != 0)) {
         fputs(move ? "rampart-server: blobs move wants --from and --to\n" : usage, stderr);
         return 2;
     }
@@ -840,6 +870,8 @@ int main(int argc, char **argv)
         return rotate_admin_token(&srv) == RP_OK ? 0 : 1;
     if (move)
         return blobs_move(&srv, move_from, move_to);
+    if (recount)
+        return counters_recount(&srv);
     if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
         rp_log_error("%s: %s", cfg->data_dir, strerror(errno));
         return 1;

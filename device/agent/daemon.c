@@ -223,14 +223,24 @@ struct watch {
     int64_t cert_reported; /* the not_after of the certificate reported as expiring */
 };
 
-static void watch_clock(const rp_agent_t *agent, struct watch *w)
+/* Seconds on the boot clock (CLOCK_BOOTTIME: it runs through a suspend and is never stepped),
+ * which the daemon's waits are planned on: NTP stepping the wall clock (a device without a
+ * battery-backed clock, after a power cut) then neither fires a fleet's --start-jitter at the
+ * step, all at once, nor delays an attestation by a step back. 0 if it cannot be read. */
+static int64_t boot_seconds(void)
 {
     struct timespec ts;
-    int64_t wall = (int64_t)time(NULL), mono, jump;
 
-    if (clock_gettime(CLOCK_BOOTTIME, &ts) != 0)
-        return;
-    mono = (int64_t)ts.tv_sec;
+    return clock_gettime(CLOCK_BOOTTIME, &ts) == 0 ? (int64_t)ts.tv_sec : 0;
+}
+
+/* OUT: the jump seen (0: none). */
+static int64_t watch_clock(const rp_agent_t *agent, struct watch *w)
+{
+    int64_t wall = (int64_t)time(NULL), mono = boot_seconds(), jump = 0;
+
+    if (mono == 0)
+        return 0;
     if (w->mono != 0 && (jump = rp_report_clock_jump(wall - w->wall, mono - w->mono)) != 0) {
         rp_log_warn("the wall clock jumped %lld s %s", (long long)(jump > 0 ? jump : -jump),
                     jump > 0 ? "forward" : "backward");
@@ -241,6 +251,7 @@ static void watch_clock(const rp_agent_t *agent, struct watch *w)
     }
     w->wall = wall;
     w->mono = mono;
+    return jump;
 }
 
 /* After a failed renewal: the certificate near its end is reported once. */
@@ -274,7 +285,7 @@ void rp_daemon_signals(void)
 bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
 {
     long backoff = 5, wait, interval = o->update_interval > 0 ? o->update_interval : 3600;
-    time_t next_attest = 0, next_update = 0, now;
+    int64_t next_attest = 0, next_update = 0, now; /* on the boot clock */
     rp_agent_result_t res;
     rp_update_summary_t sum;
     char root[PATH_MAX + 32];
@@ -321,16 +332,19 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
         }
     }
     rp_http_set_wait_hook(request_wait_tick);
+    (void)watch_clock(agent, &watch); /* from here on, a step of the wall clock is seen */
     if (o->start_jitter > 0) { /* not all of a fleet at once after a power cut */
-        next_attest = next_update = time(NULL) + jitter(1, o->start_jitter + 1);
+        next_attest = next_update = boot_seconds() + jitter(1, o->start_jitter + 1);
         rp_log_info("first attestation in %ld s (--start-jitter %ld)",
-                    (long)(next_attest - time(NULL)), o->start_jitter);
+                    (long)(next_attest - boot_seconds()), o->start_jitter);
     }
     rp_notify("READY=1\nSTATUS=running for device %s", agent->device_id);
     while (!stopping) {
         rp_notify_watchdog();
-        watch_clock(agent, &watch);
-        now = time(NULL);
+        now = boot_seconds();
+        if (watch_clock(agent, &watch) != 0 && next_attest > now)
+            rp_log_info("the next attestation stays in %ld s (planned on the boot clock)",
+                        (long)(next_attest - now));
         if (now >= next_attest) {
             if (rp_daemon_attest(agent, o->server, o->server_ca, &res)) {
                 long life = (long)(res.not_after - (int64_t)time(NULL));
@@ -352,16 +366,16 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
                 if (res.retry_after > 0 && wait < res.retry_after)
                     wait = jitter(res.retry_after, res.retry_after + res.retry_after / 2 + 1);
             }
-            next_attest = time(NULL) + wait;
+            next_attest = boot_seconds() + wait;
             rp_log_info("next attestation in %ld s", wait);
             /* Pass or fail: a refusal is itself a report (with a certificate still valid). */
             rp_daemon_reports_upload(agent, o->server, o->server_ca);
         }
         /* Updates: at start, then every interval (+-10%), or at once on SIGUSR1; installed only
          * inside the update window, if there is one. Only with an update root. */
-        now = time(NULL);
+        now = boot_seconds();
         if (access(root, R_OK) == 0 && (check_requested || now >= next_update)) {
-            long closed = until_window(o, now);
+            long closed = until_window(o, time(NULL)); /* the window is the wall clock's */
             check_requested = 0; /* one that arrives during the check makes another */
             if (closed > 0) {
                 /* Not all at the opening second: spread over the window's first half hour. */
@@ -383,18 +397,19 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
                     break;
                 }
                 next_update =
-                    time(NULL) + jitter(interval - interval / 10, interval + interval / 10 + 1);
+                    boot_seconds() + jitter(interval - interval / 10, interval + interval / 10 + 1);
             }
         } else if (access(root, R_OK) != 0) {
             next_update = next_attest; /* nothing to check against until the device has a root */
+            check_requested = 0;       /* (else each sleep would end at once, until then) */
         }
         /* The monitor's kept crashes, each a report for the queue (crashes.h). */
         if (agent->rot == NULL) {
             rp_crashes_report_new(agent);
             rp_report_events_new(agent);
         }
-        now = time(NULL);
-        wait = (next_attest < next_update ? next_attest : next_update) - now;
+        now = boot_seconds();
+        wait = (long)((next_attest < next_update ? next_attest : next_update) - now);
         if (agent->rot == NULL && wait > CRASH_POLL_SECONDS)
             wait = CRASH_POLL_SECONDS; /* a new crash is reported within this */
         sleep_until_stopped(wait > 0 ? wait : 1);

@@ -32,6 +32,8 @@ struct rp_deltas {
     struct job making[RP_DELTAS_THREADS];
     bool busy[RP_DELTAS_THREADS];
     bool leased[RP_DELTAS_THREADS]; /* making[i]'s lease is this process's: the heartbeat's */
+    char holder[RP_DELTAS_THREADS][RP_DELTA_HOLDER_SIZE]; /* its claim's token */
+    bool lost[RP_DELTAS_THREADS]; /* the heartbeat found it taken over: its maker gives up */
     bool stopping;
     pthread_t threads[RP_DELTAS_THREADS];
     int started;
@@ -102,12 +104,52 @@ static rp_err_t read_image(rp_blobs_t *b, const char *id, uint8_t **buf, size_t 
     return RP_OK;
 }
 
-/* Whether slot's maker holds its job's lease (the heartbeat renews it while it does). */
-static void set_leased(rp_deltas_t *d, int slot, bool leased)
+/* Whether slot's maker holds its job's lease, under holder's token (the heartbeat renews it while
+ * it does); NULL: no more. */
+static void set_leased(rp_deltas_t *d, int slot, const char *holder)
 {
     pthread_mutex_lock(&d->lock);
-    d->leased[slot] = leased;
+    d->leased[slot] = holder != NULL;
+    d->lost[slot] = false;
+    if (holder != NULL)
+        snprintf(d->holder[slot], sizeof(d->holder[slot]), "%s", holder);
     pthread_mutex_unlock(&d->lock);
+}
+
+/* Whether slot's maker still holds its lease, before it writes: not if the heartbeat found it
+ * taken over (it was stopped or stalled past it, and another replica makes the delta), nor if
+ * renewing it now finds so. RP_ERR_NOT_FOUND: the maker gives up and writes nothing. */
+static rp_err_t still_held(rp_deltas_t *d, int slot, rp_store_t *s, const struct job *j,
+                           const char *holder, bool *taken)
+{
+    rp_err_t err;
+
+    pthread_mutex_lock(&d->lock);
+    *taken = d->lost[slot];
+    pthread_mutex_unlock(&d->lock);
+    err = *taken ? RP_ERR_NOT_FOUND
+                 : rp_store_delta_renew(s, j->from, j->to, RP_DELTAS_LEASE, holder);
+    *taken = err == RP_ERR_NOT_FOUND;
+    return err;
+}
+
+/* A blob of the name already is one a maker cut dead before its row left (none is served before
+ * its row says made): removed, since a name kept keeps its bytes (blob.h) and these (of another
+ * zstd, maybe) are the ones hashed here. Only while this maker holds the lease, checked in one
+ * transaction with the removal (the writers' lock: no other replica takes the lease over and
+ * commits its delta between the two): one that lost it would remove the new holder's, which a
+ * device may be downloading. */
+static rp_err_t remove_held(rp_deltas_t *d, int slot, rp_store_t *s, rp_blobs_t *b,
+                            const struct job *j, const char *holder, const char *name, bool *taken)
+{
+    rp_err_t err = rp_store_group_begin(s);
+
+    if (err != RP_OK)
+        return err;
+    err = still_held(d, slot, s, j, holder, taken);
+    if (err == RP_OK && (err = rp_blob_remove(b, name)) == RP_ERR_NOT_FOUND)
+        err = RP_OK;
+    return rp_store_group_end(s, err);
 }
 
 /* Make one delta, if this maker wins its lease. */
@@ -116,9 +158,10 @@ static void make(rp_deltas_t *d, int slot, rp_store_t *s, rp_blobs_t *b, const s
     char name[RP_BLOB_NAME_MAX + 1], hex[2 * RP_SHA256_LEN + 1];
     uint8_t *base = NULL, *target = NULL, *delta = NULL, digest[RP_SHA256_LEN];
     size_t blen = 0, tlen = 0, dlen = 0;
+    char holder[RP_DELTA_HOLDER_SIZE];
+    bool taken = false; /* the lease found taken over: nothing written, nothing to give back */
     rp_blob_writer_t *w = NULL;
-    int64_t now = (int64_t)time(NULL);
-    rp_err_t err = rp_store_delta_claim(s, j->from, j->to, now, now + RP_DELTAS_LEASE);
+    rp_err_t err = rp_store_delta_claim(s, j->from, j->to, RP_DELTAS_LEASE, holder);
 
     if (err == RP_ERR_EXISTS) { /* made, or being made by another replica */
         atomic_fetch_add(&d->duplicates, 1);
@@ -129,7 +172,7 @@ static void make(rp_deltas_t *d, int slot, rp_store_t *s, rp_blobs_t *b, const s
         rp_log_warn("delta %.12s -> %.12s: %s", j->from, j->to, rp_strerror(err));
         return;
     }
-    set_leased(d, slot, true);
+    set_leased(d, slot, holder);
     rp_blob_name_delta(j->from, j->to, name);
     err = read_image(b, j->from, &base, &blen);
     if (err == RP_OK)
@@ -142,15 +185,14 @@ static void make(rp_deltas_t *d, int slot, rp_store_t *s, rp_blobs_t *b, const s
         err = rp_sha256(delta, dlen, digest);
     if (err == RP_OK)
         err = rp_hex_encode(digest, sizeof(digest), hex, sizeof(hex));
-    /* A blob of the name already is one a maker cut dead before its row left (none is served
-     * before its row says made): dropped, since a name kept keeps its bytes (blob.h) and these
-     * (of another zstd, maybe) are the ones hashed here. */
-    if (err == RP_OK && (err = rp_blob_remove(b, name)) == RP_ERR_NOT_FOUND)
-        err = RP_OK;
+    if (err == RP_OK)
+        err = remove_held(d, slot, s, b, j, holder, name, &taken);
     if (err == RP_OK)
         err = rp_blob_put_begin(b, name, &w);
     if (err == RP_OK) {
         err = rp_blob_put_write(w, delta, dlen);
+        if (err == RP_OK) /* (a commit keeps a blob the name holds: this saves a vain one) */
+            err = still_held(d, slot, s, j, holder, &taken);
         if (err == RP_OK)
             err = rp_blob_put_commit(w);
         else
@@ -159,12 +201,20 @@ static void make(rp_deltas_t *d, int slot, rp_store_t *s, rp_blobs_t *b, const s
     free(delta);
     /* The blob before the row that says it is made. */
     if (err == RP_OK)
-        err = rp_store_delta_made(s, j->from, j->to, hex, dlen);
-    set_leased(d, slot, false);
+        taken =
+            (err = rp_store_delta_made(s, j->from, j->to, holder, hex, dlen)) == RP_ERR_NOT_FOUND;
+    set_leased(d, slot, NULL);
+    if (taken) { /* taken over: the delta is the new holder's to make */
+        atomic_fetch_add(&d->failed, 1);
+        rp_log_warn("delta %.12s -> %.12s: its lease was taken over (this maker was stopped or"
+                    " stalled past it): abandoned",
+                    j->from, j->to);
+        return;
+    }
     if (err != RP_OK) {
         atomic_fetch_add(&d->failed, 1);
         rp_log_warn("delta %.12s -> %.12s: %s", j->from, j->to, rp_strerror(err));
-        if (rp_store_delta_release(s, j->from, j->to) != RP_OK)
+        if (rp_store_delta_release(s, j->from, j->to, holder) != RP_OK)
             rp_log_warn("delta %.12s -> %.12s: its lease stays until it expires", j->from, j->to);
         return;
     }
@@ -212,9 +262,22 @@ static void *maker_main(void *arg)
     return NULL;
 }
 
+/* The lease under holder's token found taken over: its maker's no more, and lost to it. */
+static void mark_lost(rp_deltas_t *d, const char *holder)
+{
+    pthread_mutex_lock(&d->lock);
+    for (int i = 0; i < RP_DELTAS_THREADS; i++)
+        if (d->busy[i] && d->leased[i] && strcmp(d->holder[i], holder) == 0) {
+            d->leased[i] = false;
+            d->lost[i] = true;
+        }
+    pthread_mutex_unlock(&d->lock);
+}
+
 /* Renew, every RP_DELTAS_BEAT seconds, the leases this process's makers hold. A renewal that
- * fails (the database out of reach) is logged: the lease may then lapse, and another replica make
- * the same delta too (the same bytes: the second commit replaces the first). */
+ * fails (the database out of reach) is logged: the lease may then lapse and be taken over. One
+ * that finds the lease no longer its maker's (taken over while this process was stopped) marks
+ * it lost: the maker gives up before it writes (still_held). */
 static void *beat_main(void *arg)
 {
     rp_deltas_t *d = arg;
@@ -227,6 +290,7 @@ static void *beat_main(void *arg)
     pthread_mutex_lock(&d->lock);
     while (!d->stopping) {
         struct job held[RP_DELTAS_THREADS];
+        char holder[RP_DELTAS_THREADS][RP_DELTA_HOLDER_SIZE];
         struct timespec until;
         int n = 0;
 
@@ -235,13 +299,17 @@ static void *beat_main(void *arg)
         while (!d->stopping && pthread_cond_timedwait(&d->beat_wake, &d->lock, &until) == 0)
             ;
         for (int i = 0; i < RP_DELTAS_THREADS && !d->stopping; i++)
-            if (d->busy[i] && d->leased[i])
+            if (d->busy[i] && d->leased[i]) {
+                memcpy(holder[n], d->holder[i], sizeof(holder[n]));
                 held[n++] = d->making[i];
+            }
         pthread_mutex_unlock(&d->lock);
         for (int i = 0; i < n && err == RP_OK; i++) {
-            rp_err_t e = rp_store_delta_renew(s, held[i].from, held[i].to,
-                                              (int64_t)time(NULL) + RP_DELTAS_LEASE);
-            if (e != RP_OK)
+            rp_err_t e =
+                rp_store_delta_renew(s, held[i].from, held[i].to, RP_DELTAS_LEASE, holder[i]);
+            if (e == RP_ERR_NOT_FOUND)
+                mark_lost(d, holder[i]);
+            else if (e != RP_OK)
                 rp_log_warn("delta %.12s -> %.12s: cannot renew its lease: %s", held[i].from,
                             held[i].to, rp_strerror(e));
         }

@@ -4,7 +4,8 @@
  * rp_delta_make_buf) and keeps it in the blob store as deltas/FROM-TO.zst, its SHA-256 and size
  * in the database (rp_store_delta_*). A delta is made once: a request for one already queued or
  * being made here is dropped, and the database's lease keeps two replicas from making the same
- * (while its maker's heartbeat renews it: a replica that dies midway lets go of it in seconds).
+ * (while its maker's heartbeat renews it: a replica that dies midway lets go of it in seconds;
+ * one stopped past it, whose lease another took over, gives up when it wakes and writes nothing).
  * The device whose targets asked first gets the whole image meanwhile; those after, the delta.
  */
 #ifndef RAMPART_SERVER_DELTAS_H

@@ -545,7 +545,7 @@ static bool delta_for(rp_req_t *r, const rp_device_t *d, const rp_image_record_t
         uint64_t blob_size;
         rp_blob_name_delta(from.id, target->id, name);
         if (rp_blob_stat(r->w->blobs, name, &blob_size) == RP_ERR_NOT_FOUND &&
-            rp_store_delta_release(r->w->store, from.id, target->id) == RP_OK)
+            rp_store_delta_forget(r->w->store, from.id, target->id, sha) == RP_OK)
             err = RP_ERR_NOT_FOUND;
     }
     if (err == RP_ERR_NOT_FOUND)

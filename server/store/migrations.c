@@ -347,6 +347,11 @@ const char *const rp_store_migrations[] = {
      * of one that succeeded, or one racing it - answers that image. Rolling upgrade: yes (an
      * older replica deletes the row as it did; a retry there is the 404 it was) */
     "ALTER TABLE uploads ADD COLUMN image_id TEXT;",
+    /* 23: who holds a delta's lease (store_updates.c): a random token per claim, so that a maker
+     * whose lease lapsed and was taken over (it was stopped, or stalled) renews, commits and
+     * releases nothing of the new holder's. Rolling upgrade: yes (an older replica's claims
+     * leave it NULL, and its renewals and commits are unconditional, as they were) */
+    "ALTER TABLE deltas ADD COLUMN holder TEXT;",
 };
 const int rp_store_schema_newest =
     (int)(sizeof(rp_store_migrations) / sizeof(rp_store_migrations[0]));

@@ -337,6 +337,27 @@ sq_engine_t sq_engine(const rp_store_t *s)
     return s->db->drv == &rp_db_postgresql ? SQ_PG : SQ_SQLITE;
 }
 
+rp_err_t sq_db_now(rp_store_t *s, int64_t *now)
+{
+    static const char *const SQL_NOW[SQ_ENGINES] = {
+        "SELECT CAST(strftime('%s', 'now') AS INTEGER)",
+        "SELECT CAST(floor(extract(epoch FROM clock_timestamp())) AS BIGINT)",
+    };
+    sq_st_t *st = sq_stmt_of(s, SQL_NOW);
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    if (db_step(st) == DB_ROW) {
+        *now = db_column_int64(st, 0);
+        err = RP_OK;
+    } else {
+        err = sq_error(s, "the database's clock");
+    }
+    db_reset(st);
+    return err;
+}
+
 bool sq_text_storable(const rp_store_t *s, const char *text)
 {
     /* UTF-8 as PostgreSQL takes it: shortest forms, no surrogates, nothing above U+10FFFF */

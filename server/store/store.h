@@ -376,22 +376,29 @@ rp_err_t rp_store_upload_stale(rp_store_t *s, int64_t before, int max, rp_upload
 
 /*
  * The deltas made between images (its bytes: the blob deltas/FROM-TO.zst, store/blob.h), so that
- * one is made once, by one maker, whichever replica is asked. get: RP_ERR_NOT_FOUND until it is
- * made (OUT: its SHA-256 in hex and size). claim: the caller makes it, until lease_until
- * (RP_OK); RP_ERR_EXISTS when it is made or another maker's lease runs (an expired lease is taken
- * over). renew: a maker still at work moves its lease's end to lease_until (nothing when the delta
- * is made or gone). made: its SHA-256 and size, the lease ended. release: a maker that failed
- * gives it up.
+ * one is made once, by one maker, whichever replica is asked. A lease's times are the database's
+ * clock's (the replicas' may disagree). get: RP_ERR_NOT_FOUND until it is made (OUT: its SHA-256
+ * in hex and size). claim: the caller makes it, for lease_seconds (RP_OK; OUT: holder, the
+ * claim's random token); RP_ERR_EXISTS when it is made or another maker's lease runs (an expired
+ * lease is taken over, and its holder holds it no longer). renew, made and release act only for
+ * the holder of a lease that runs or lapsed untaken, the delta not made; else RP_ERR_NOT_FOUND
+ * (made, gone, or taken over: the maker gives up, and commits nothing). renew: lease_seconds
+ * more. made: its SHA-256 and size, the lease ended. release: a maker that failed gives it up.
+ * forget: the row of a delta made whose blob is gone (the sha256 read), to be made again.
  */
+#define RP_DELTA_HOLDER_SIZE 28
 rp_err_t rp_store_delta_get(rp_store_t *s, const char *from, const char *to, char sha256[65],
                             uint64_t *size) RP_MUST_CHECK;
-rp_err_t rp_store_delta_claim(rp_store_t *s, const char *from, const char *to, int64_t now,
-                              int64_t lease_until) RP_MUST_CHECK;
-rp_err_t rp_store_delta_renew(rp_store_t *s, const char *from, const char *to,
-                              int64_t lease_until) RP_MUST_CHECK;
-rp_err_t rp_store_delta_made(rp_store_t *s, const char *from, const char *to, const char *sha256,
-                             uint64_t size) RP_MUST_CHECK;
-rp_err_t rp_store_delta_release(rp_store_t *s, const char *from, const char *to) RP_MUST_CHECK;
+rp_err_t rp_store_delta_claim(rp_store_t *s, const char *from, const char *to, int lease_seconds,
+                              char holder[RP_DELTA_HOLDER_SIZE]) RP_MUST_CHECK;
+rp_err_t rp_store_delta_renew(rp_store_t *s, const char *from, const char *to, int lease_seconds,
+                              const char *holder) RP_MUST_CHECK;
+rp_err_t rp_store_delta_made(rp_store_t *s, const char *from, const char *to, const char *holder,
+                             const char *sha256, uint64_t size) RP_MUST_CHECK;
+rp_err_t rp_store_delta_release(rp_store_t *s, const char *from, const char *to,
+                                const char *holder) RP_MUST_CHECK;
+rp_err_t rp_store_delta_forget(rp_store_t *s, const char *from, const char *to,
+                               const char *sha256) RP_MUST_CHECK;
 
 /* RP_ERR_EXISTS when the tenant has that image already (same bytes, same ID). */
 rp_err_t rp_store_image_add(rp_store_t *s, const rp_image_record_t *img) RP_MUST_CHECK;

@@ -54,6 +54,10 @@ struct rp_store {
  */
 typedef enum { SQ_SQLITE = 0, SQ_PG = 1, SQ_ENGINES = 2 } sq_engine_t;
 sq_engine_t sq_engine(const rp_store_t *s);
+/* The database's clock (seconds since the epoch, now: not a transaction's start, which may be
+ * long before a lock was had): the one clock the replicas share, for the times they compare
+ * with each other's (a delta's lease). */
+rp_err_t sq_db_now(rp_store_t *s, int64_t *now) RP_MUST_CHECK;
 /* No limit, in SQL both engines take (SQLite's LIMIT -1 is an error in PostgreSQL, PostgreSQL's
  * LIMIT NULL one in SQLite): the greatest 64-bit integer. */
 #define SQ_NO_LIMIT "9223372036854775807"

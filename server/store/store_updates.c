@@ -280,12 +280,17 @@ rp_err_t rp_store_upload_stale(rp_store_t *s, int64_t before, int max, rp_upload
 static const char SQL_DELTA_GET[] =
     "SELECT sha256, size, lease_until FROM deltas WHERE from_image = ? AND to_image = ?";
 static const char SQL_DELTA_NEW[] = "INSERT INTO deltas (from_image, to_image, sha256, size,"
-                                    " lease_until) VALUES (?, ?, NULL, NULL, ?)";
-static const char SQL_DELTA_LEASE[] = "UPDATE deltas SET lease_until = ?"
-                                      " WHERE from_image = ? AND to_image = ? AND sha256 IS NULL";
-static const char SQL_DELTA_MADE[] = "UPDATE deltas SET sha256 = ?, size = ?, lease_until = 0"
-                                     " WHERE from_image = ? AND to_image = ?";
-static const char SQL_DELTA_DROP[] = "DELETE FROM deltas WHERE from_image = ? AND to_image = ?";
+                                    " lease_until, holder) VALUES (?, ?, NULL, NULL, ?, ?)";
+static const char SQL_DELTA_TAKE[] = "UPDATE deltas SET lease_until = ?, holder = ?"
+                                     " WHERE from_image = ? AND to_image = ? AND sha256 IS NULL";
+/* What a holder does, only while it holds the lease: its own token, the delta not made. */
+#define DELTA_HELD " WHERE from_image = ? AND to_image = ? AND sha256 IS NULL AND holder = ?"
+static const char SQL_DELTA_LEASE[] = "UPDATE deltas SET lease_until = ?" DELTA_HELD;
+static const char SQL_DELTA_MADE[] =
+    "UPDATE deltas SET sha256 = ?, size = ?, lease_until = 0" DELTA_HELD;
+static const char SQL_DELTA_DROP[] = "DELETE FROM deltas" DELTA_HELD;
+static const char SQL_DELTA_FORGET[] =
+    "DELETE FROM deltas WHERE from_image = ? AND to_image = ? AND sha256 = ?";
 
 /* The row: made (its hash and size) or not (its lease). RP_ERR_NOT_FOUND. */
 static rp_err_t delta_row(rp_store_t *s, const char *from, const char *to, char sha256[65],
@@ -321,48 +326,77 @@ rp_err_t rp_store_delta_get(rp_store_t *s, const char *from, const char *to, cha
     return err == RP_OK && sha256[0] == '\0' ? RP_ERR_NOT_FOUND : err;
 }
 
-rp_err_t rp_store_delta_claim(rp_store_t *s, const char *from, const char *to, int64_t now,
-                              int64_t lease_until)
+rp_err_t rp_store_delta_claim(rp_store_t *s, const char *from, const char *to, int lease_seconds,
+                              char holder[RP_DELTA_HOLDER_SIZE])
 {
     char sha[65];
     uint64_t size;
-    int64_t lease;
-    sq_st_t *st;
-    rp_err_t err = sq_begin(s);
+    int64_t lease, now = 0;
+    sq_st_t *st = NULL;
+    rp_err_t err = sq_random_id('h', holder, RP_DELTA_HOLDER_SIZE);
 
-    if (err != RP_OK)
+    if (err != RP_OK || (err = sq_begin(s)) != RP_OK)
         return err;
-    err = delta_row(s, from, to, sha, &size, &lease);
+    /* the lease's times are the database's: replicas' clocks may disagree */
+    err = sq_db_now(s, &now);
+    if (err == RP_OK)
+        err = delta_row(s, from, to, sha, &size, &lease);
     if (err == RP_ERR_NOT_FOUND) {
         err = (st = sq_stmt(s, SQL_DELTA_NEW)) != NULL ? RP_OK : RP_ERR_IO;
         if (err == RP_OK) {
             db_bind_text(st, 1, from);
             db_bind_text(st, 2, to);
-            db_bind_int64(st, 3, lease_until);
-            err = sq_step_done(s, st, NULL);
+            db_bind_int64(st, 3, now + lease_seconds);
+            db_bind_text(st, 4, holder);
         }
     } else if (err == RP_OK && (sha[0] != '\0' || lease >= now)) {
-        err = RP_ERR_EXISTS; /* made, or being made */
-    } else if (err == RP_OK) {
-        err = rp_store_delta_renew(s, from, to, lease_until); /* an expired lease taken over */
+        err = RP_ERR_EXISTS;   /* made, or being made */
+    } else if (err == RP_OK) { /* an expired lease taken over: its holder's is no longer */
+        err = (st = sq_stmt(s, SQL_DELTA_TAKE)) != NULL ? RP_OK : RP_ERR_IO;
+        if (err == RP_OK) {
+            db_bind_int64(st, 1, now + lease_seconds);
+            db_bind_text(st, 2, holder);
+            db_bind_text(st, 3, from);
+            db_bind_text(st, 4, to);
+        }
     }
+    if (err == RP_OK)
+        err = sq_step_done(s, st, NULL);
     return sq_end(s, err);
 }
 
-rp_err_t rp_store_delta_renew(rp_store_t *s, const char *from, const char *to, int64_t lease_until)
+/* A statement on a lease that holder holds (DELTA_HELD's four parameters at first): none changed
+ * is RP_ERR_NOT_FOUND. */
+static rp_err_t delta_held(rp_store_t *s, sq_st_t *st, int first, const char *from, const char *to,
+                           const char *holder)
 {
-    sq_st_t *st = sq_stmt(s, SQL_DELTA_LEASE);
+    int changes = 0;
+    rp_err_t err;
 
-    if (st == NULL)
-        return RP_ERR_IO;
-    db_bind_int64(st, 1, lease_until);
-    db_bind_text(st, 2, from);
-    db_bind_text(st, 3, to);
-    return sq_step_done(s, st, NULL);
+    db_bind_text(st, first, from);
+    db_bind_text(st, first + 1, to);
+    db_bind_text(st, first + 2, holder);
+    err = sq_step_done(s, st, &changes);
+    return err == RP_OK && changes == 0 ? RP_ERR_NOT_FOUND : err;
 }
 
-rp_err_t rp_store_delta_made(rp_store_t *s, const char *from, const char *to, const char *sha256,
-                             uint64_t size)
+rp_err_t rp_store_delta_renew(rp_store_t *s, const char *from, const char *to, int lease_seconds,
+                              const char *holder)
+{
+    int64_t now = 0;
+    rp_err_t err = sq_db_now(s, &now);
+    sq_st_t *st;
+
+    if (err != RP_OK)
+        return err;
+    if ((st = sq_stmt(s, SQL_DELTA_LEASE)) == NULL)
+        return RP_ERR_IO;
+    db_bind_int64(st, 1, now + lease_seconds);
+    return delta_held(s, st, 2, from, to, holder);
+}
+
+rp_err_t rp_store_delta_made(rp_store_t *s, const char *from, const char *to, const char *holder,
+                             const char *sha256, uint64_t size)
 {
     sq_st_t *st = sq_stmt(s, SQL_DELTA_MADE);
 
@@ -370,20 +404,29 @@ rp_err_t rp_store_delta_made(rp_store_t *s, const char *from, const char *to, co
         return RP_ERR_IO;
     db_bind_text(st, 1, sha256);
     db_bind_int64(st, 2, (int64_t)size);
-    db_bind_text(st, 3, from);
-    db_bind_text(st, 4, to);
-    return sq_step_done(s, st, NULL);
+    return delta_held(s, st, 3, from, to, holder);
 }
 
-rp_err_t rp_store_delta_release(rp_store_t *s, const char *from, const char *to)
+rp_err_t rp_store_delta_release(rp_store_t *s, const char *from, const char *to, const char *holder)
 {
     sq_st_t *st = sq_stmt(s, SQL_DELTA_DROP);
+
+    return st != NULL ? delta_held(s, st, 1, from, to, holder) : RP_ERR_IO;
+}
+
+rp_err_t rp_store_delta_forget(rp_store_t *s, const char *from, const char *to, const char *sha256)
+{
+    sq_st_t *st = sq_stmt(s, SQL_DELTA_FORGET);
+    int changes = 0;
+    rp_err_t err;
 
     if (st == NULL)
         return RP_ERR_IO;
     db_bind_text(st, 1, from);
     db_bind_text(st, 2, to);
-    return sq_step_done(s, st, NULL);
+    db_bind_text(st, 3, sha256);
+    err = sq_step_done(s, st, &changes);
+    return err == RP_OK && changes == 0 ? RP_ERR_NOT_FOUND : err;
 }
 
 /* ---- images ---- */

@@ -7,10 +7,12 @@
 # at B and read at A; the delta to it, asked for at B, is made once and served by A. A debug file
 # uploaded through A names the frames of a crash B is asked about (it is in the database too). B,
 # killed with -9 while it makes another delta, leaves its lease to lapse within seconds (a
-# heartbeat renews a maker's lease, RP_DELTAS_LEASE): A then makes that delta.
+# heartbeat renews a maker's lease, RP_DELTAS_LEASE): A then makes that delta. B, stopped
+# (SIGSTOP) past its lease while it makes a delta that A then makes, gives up when woken.
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT to the rampart-agent binary}"
 d=$E2E_DIR
+server=${RAMPART_SERVER:?} # (tenant_with_root points RAMPART_SERVER, for the CLI, at the server)
 
 start_pg
 start_server "$d/a" --database "$PG_URI" --blobs database
@@ -107,25 +109,60 @@ cmp -s "$d/b/symbols/$acme/$build_id.debug" "$d/app.debug" || fail "B keeps no c
 # session, so that its maker waits on reading the images with its lease taken), then killed.
 PSQL=${PG_BIN:-/usr/lib/postgresql/15/bin}/psql
 sql() { "$PSQL" -X -At "$PG_URI" -c "$1"; }
-sed 's/^exit 0$/exit 1/' "$d/big.sh" >"$d/big3.sh"
-expect 0 "$RAMPART" image sign --key "$d/img.key" --version 1.3.0 --security-counter 1 --type app \
-  "$d/big3.sh" "$d/big3.img"
-expect 0 "$RAMPART" image upload --tenant "$acme" --component app "$d/big3.img"; v130=$(cat "$d/out")
-mkfifo "$d/lock.sql"
-"$PSQL" -X -q "$PG_URI" <"$d/lock.sql" >"$d/lock.out" 2>&1 &
-locker=$!; E2E_PIDS+=("$locker")
-exec 7>"$d/lock.sql"
-echo "BEGIN; LOCK TABLE blob_chunks IN ACCESS EXCLUSIVE MODE; SELECT 'locked';" >&7
-wait_until 30 grep -q locked "$d/lock.out" || fail "psql did not lock: $(cat "$d/lock.out")"
-expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v130"
-eq "$(as_dev "$B" targets)" 200 "targets at B"
-leased() { [ "$(sql "SELECT count(*) FROM deltas WHERE from_image = '$v110' AND to_image = '$v130' AND sha256 IS NULL AND lease_until > 0")" = 1 ]; }
-wait_until 30 leased || fail "B took no lease on the delta: $(sql "SELECT * FROM deltas")"
+# new_image VERSION N: a big image of its own (its exit status N), uploaded; its ID in $img
+new_image() {
+  sed "s/^exit 0\$/exit $2/" "$d/big.sh" >"$d/big-$1.sh"
+  expect 0 "$RAMPART" image sign --key "$d/img.key" --version "$1" --security-counter 1 --type app \
+    "$d/big-$1.sh" "$d/big-$1.img"
+  expect 0 "$RAMPART" image upload --tenant "$acme" --component app "$d/big-$1.img"; img=$(cat "$d/out")
+}
+# B_leases TO: TO deployed, the device's targets asked at B, whose maker takes the lease on the
+# delta to it and is held there (blob_chunks locked by a psql session until chunks_free)
+B_leases() {
+  to=$1
+  rm -f "$d/lock.sql"; mkfifo "$d/lock.sql"
+  "$PSQL" -X -q "$PG_URI" <"$d/lock.sql" >"$d/lock.out" 2>&1 &
+  locker=$!; E2E_PIDS+=("$locker")
+  exec 7>"$d/lock.sql"
+  echo "BEGIN; LOCK TABLE blob_chunks IN ACCESS EXCLUSIVE MODE; SELECT 'locked';" >&7
+  wait_until 30 grep -q locked "$d/lock.out" || fail "psql did not lock: $(cat "$d/lock.out")"
+  expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$1"
+  eq "$(as_dev "$B" targets)" 200 "targets at B"
+  leased() { [ "$(sql "SELECT count(*) FROM deltas WHERE from_image = '$v110' AND to_image = '$to' AND sha256 IS NULL AND holder IS NOT NULL")" = 1 ]; }
+  wait_until 30 leased || fail "B took no lease on the delta: $(sql "SELECT * FROM deltas")"
+}
+chunks_free() { echo "COMMIT;" >&7; exec 7>&-; wait "$locker" || fail "psql: $(cat "$d/lock.out")"; }
+# A_makes TO: A, asked, makes the delta to TO (and only that one)
+A_makes() {
+  local before
+  to=$1 before=$(made "$A")
+  rebuilt() { as_dev "$A" targets >/dev/null; [ "$(as_dev "$A" "deltas/$v110/$to")" = 200 ]; }
+  wait_until 60 rebuilt || fail "A does not make the delta: $(sql "SELECT * FROM deltas")"
+  eq "$(made "$A")" "$((before + 1))" "deltas made by A"
+}
+new_image 1.3.0 1; v130=$img
+B_leases "$v130"
 kill -9 "$B_PID"; wait "$B_PID" 2>/dev/null || true
-echo "COMMIT;" >&7; exec 7>&-
-wait "$locker" || fail "psql: $(cat "$d/lock.out")"
-made_a=$(made "$A")
-rebuilt() { as_dev "$A" targets >/dev/null; [ "$(as_dev "$A" "deltas/$v110/$v130")" = 200 ]; }
-wait_until 60 rebuilt || fail "A does not make the delta B's death left: $(sql "SELECT * FROM deltas")"
-eq "$(made "$A")" "$((made_a + 1))" "deltas made by A after B's death"
+chunks_free
+A_makes "$v130"
+
+# B (started again) stopped (SIGSTOP) while it makes a delta, past its lease (here made to end in
+# the database, as 15 s stopped would), which A takes over and makes. B, woken, gives up: it
+# commits nothing over A's delta (whose blob a device may be downloading) and A's row stays.
+RAMPART_SERVER=$server start_server "$d/b" --database "$PG_URI" --blobs database
+B=$SERVER_URL B_PID=$SERVER_PID
+SERVER_URL=$A SERVER_CA=$d/a/server-ca.pem ADMIN_TOKEN=$d/a/admin.token
+new_image 1.4.0 4; v140=$img
+B_leases "$v140"
+kill -STOP "$B_PID"
+chunks_free
+sql "UPDATE deltas SET lease_until = 0 WHERE from_image = '$v110' AND to_image = '$v140'" >/dev/null
+A_makes "$v140"
+row() { sql "SELECT d.sha256, d.size, b.id FROM deltas d JOIN blobs b ON b.name = 'deltas/' || d.from_image || '-' || d.to_image || '.zst' WHERE d.from_image = '$v110' AND d.to_image = '$v140'"; }
+before=$(row)
+kill -CONT "$B_PID"
+abandoned() { grep -q "its lease was taken over.*abandoned" "$d/b.log"; }
+wait_until 60 abandoned || fail "B did not give up: $(tail -5 "$d/b.log")"
+eq "$(made "$B")" 0 "deltas made by B, woken past its lease"
+eq "$(row)" "$before" "the delta's row and blob after B woke"
 echo "PASS"

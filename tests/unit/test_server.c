@@ -173,7 +173,7 @@ static void store_schema(void **state)
 {
     struct db *db = *state;
 
-    assert_int_equal(rp_store_schema_version(db->s), 22);
+    assert_int_equal(rp_store_schema_version(db->s), 23);
 }
 
 static void collect_upload(void *ctx, const rp_upload_t *u)
@@ -1227,17 +1227,21 @@ static int64_t sql_count(sqlite3 *raw, const char *sql)
     return n;
 }
 
-/* A SQLite file taken back from the newest schema to 21 (the image an upload became) ... */
+/* A SQLite file taken back from the newest schema to 21 (a delta's holder, the image an upload
+ * became) ... */
+#define UNDO_23                                                                                    \
+    "ALTER TABLE deltas DROP COLUMN holder; DELETE FROM schema_version WHERE version = 23;"
 #define UNDO_22                                                                                    \
-    "ALTER TABLE uploads DROP COLUMN image_id; DELETE FROM schema_version WHERE version = 22;"
+    UNDO_23 "ALTER TABLE uploads DROP COLUMN image_id;"                                            \
+            "DELETE FROM schema_version WHERE version = 22;"
 /* ... to 20 (the counters) ... */
 #define UNDO_COUNTERS                                                                              \
     UNDO_22 "DROP TABLE device_counts; DROP TABLE fleet_summaries; DROP TABLE deployment_counts;"  \
-    "ALTER TABLE device_groups DROP COLUMN members;"                                               \
-    "ALTER TABLE deployments DROP COLUMN selected;"                                                \
-    "ALTER TABLE deployments DROP COLUMN reported_selected;"                                       \
-    "ALTER TABLE deployments DROP COLUMN reached_pending;"                                         \
-    "DELETE FROM schema_version WHERE version > 20;"
+            "ALTER TABLE device_groups DROP COLUMN members;"                                       \
+            "ALTER TABLE deployments DROP COLUMN selected;"                                        \
+            "ALTER TABLE deployments DROP COLUMN reported_selected;"                               \
+            "ALTER TABLE deployments DROP COLUMN reached_pending;"                                 \
+            "DELETE FROM schema_version WHERE version > 20;"
 /* ... and to 19. */
 static const char UNDO_20[] =
     UNDO_COUNTERS "DROP INDEX devices_blocked; DROP INDEX devices_quarantined;"
@@ -1649,20 +1653,46 @@ static void store_uploads_limits_and_sweep(void **state)
 }
 
 /* A delta's lease: renewed by its maker's heartbeat, it keeps another maker out; left to lapse
- * (its maker killed), another takes it over. */
+ * (its maker killed, or stopped), another takes it over, and the first one's renew, made and
+ * release are refused from then on (it gives up and writes nothing). Its times are the
+ * database's: no caller's clock is asked. */
 static void store_delta_lease_renewed(void **state)
 {
     struct db *db = *state;
     static const char from[] = "aaaa000000000000000000000000000000000000000000000000000000000001";
     static const char to[] = "aaaa000000000000000000000000000000000000000000000000000000000002";
+    char a[RP_DELTA_HOLDER_SIZE], b[RP_DELTA_HOLDER_SIZE], c[RP_DELTA_HOLDER_SIZE], sha[65];
+    uint64_t size;
 
-    assert_int_equal(rp_store_delta_claim(db->s, from, to, 1000, 1015), RP_OK);
-    assert_int_equal(rp_store_delta_renew(db->s, from, to, 1030), RP_OK);
-    assert_int_equal(rp_store_delta_claim(db->s, from, to, 1020, 1035), RP_ERR_EXISTS);
-    assert_int_equal(rp_store_delta_claim(db->s, from, to, 1031, 1046), RP_OK); /* lapsed */
-    assert_int_equal(rp_store_delta_made(db->s, from, to, "ab", 2), RP_OK);
-    assert_int_equal(rp_store_delta_renew(db->s, from, to, 2000), RP_OK); /* made: no lease */
-    assert_int_equal(rp_store_delta_claim(db->s, from, to, 3000, 3015), RP_ERR_EXISTS);
+    assert_int_equal(rp_store_delta_claim(db->s, from, to, 15, a), RP_OK);
+    assert_int_equal(rp_store_delta_renew(db->s, from, to, 15, a), RP_OK);
+    assert_int_equal(rp_store_delta_claim(db->s, from, to, 15, b), RP_ERR_EXISTS);
+    /* a's lease lapses (renewed to end a second ago: it was stopped); b takes it over */
+    assert_int_equal(rp_store_delta_renew(db->s, from, to, -2, a), RP_OK);
+    assert_int_equal(rp_store_delta_claim(db->s, from, to, 15, b), RP_OK);
+    assert_string_not_equal(a, b);
+    /* a wakes up: its heartbeat renews nothing, its commit and release are refused */
+    assert_int_equal(rp_store_delta_renew(db->s, from, to, 15, a), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_delta_made(db->s, from, to, a, "aa", 1), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_delta_release(db->s, from, to, a), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_delta_get(db->s, from, to, sha, &size), RP_ERR_NOT_FOUND);
+    /* b's lease runs: c is kept out; b makes it, once */
+    assert_int_equal(rp_store_delta_claim(db->s, from, to, 15, c), RP_ERR_EXISTS);
+    assert_int_equal(rp_store_delta_made(db->s, from, to, b, "ab", 2), RP_OK);
+    assert_int_equal(rp_store_delta_made(db->s, from, to, b, "cd", 3), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_delta_renew(db->s, from, to, 15, b), RP_ERR_NOT_FOUND); /* made */
+    assert_int_equal(rp_store_delta_release(db->s, from, to, b), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_delta_claim(db->s, from, to, 15, c), RP_ERR_EXISTS);
+    assert_int_equal(rp_store_delta_get(db->s, from, to, sha, &size), RP_OK);
+    assert_string_equal(sha, "ab");
+    assert_int_equal(size, 2);
+    /* its blob gone: forgotten (only the row of the hash read), then claimed again */
+    assert_int_equal(rp_store_delta_forget(db->s, from, to, "cd"), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_delta_forget(db->s, from, to, "ab"), RP_OK);
+    assert_int_equal(rp_store_delta_claim(db->s, from, to, 15, c), RP_OK);
+    /* a failed maker gives its lease back: another claims it at once */
+    assert_int_equal(rp_store_delta_release(db->s, from, to, c), RP_OK);
+    assert_int_equal(rp_store_delta_claim(db->s, from, to, 15, a), RP_OK);
 }
 
 /* The Range header of an image download: the forms a resuming device sends, and the rest. */
