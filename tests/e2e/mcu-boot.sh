@@ -155,19 +155,18 @@ run 1 --slot0 "$d/app.img"
 eq "$(cat "$d/out")" "boot: refused: not a firmware image (--type firmware)" "another type"
 
 # --- the non-secure app sees only its memory: reading secure storage faults (the SAU) ----------
-expect 0 "$RAMPART" image sign --type firmware --key "$key" --version 1.0.1 --security-counter 2 \
-  "$MCU_BUILD/probe.bin" "$d/probe.img"
-run 0 --slot0 "$d/probe.img"
-out_has "app: reading secure memory"
-! grep -q "app: read secure memory" "$d/out" || fail "the non-secure app read secure storage"
-err_has "boot: the non-secure image faulted: SFSR 0x00000008"
+# probe NAME TRYING DONE WHAT SFSR: the probe app NAME says TRYING, faults with SFSR, never DONE
+probe() {
+  expect 0 "$RAMPART" image sign --type firmware --key "$key" --version 1.0.1 --security-counter 2 \
+    "$MCU_BUILD/$1.bin" "$d/$1.img"
+  run 0 --slot0 "$d/$1.img"
+  out_has "app: $2"
+  ! grep -q "app: $3" "$d/out" || fail "the non-secure app $4"
+  err_has "boot: the non-secure image faulted: SFSR $5"
+}
+probe probe "reading secure memory" "read secure memory" "read secure storage" 0x00000008
 # nor call the attestation service's code but through its veneer: an invalid entry point (INVEP)
-expect 0 "$RAMPART" image sign --type firmware --key "$key" --version 1.0.1 --security-counter 2 \
-  "$MCU_BUILD/probe-call.bin" "$d/probe-call.img"
-run 0 --slot0 "$d/probe-call.img"
-out_has "app: calling secure code"
-! grep -q "app: called secure code" "$d/out" || fail "the non-secure app called past the veneer"
-err_has "boot: the non-secure image faulted: SFSR 0x00000001"
+probe probe-call "calling secure code" "called secure code" "called past the veneer" 0x00000001
 
 # --- the good image boots again, and a newer counter is kept in secure storage -----------------
 sign "$d/v2.img" 1.1.0 3
