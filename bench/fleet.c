@@ -40,10 +40,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+#include <sqlite3.h>
+
 #include "sim.h"
 #include "rampart/log.h"
 #include "db.h"
+#include "db_sqlite.h"
 #include "store.h"
+#include "store_internal.h"
 
 static size_t ndevices = 1000000, nblocked = 1000, loaded; /* loaded: devices 1 to it */
 static size_t nstorm = 2000;                               /* the storm's devices, with real keys */
@@ -120,6 +125,9 @@ static const char LOAD_SQLITE[] =
     " CASE WHEN i <= %4$zu THEN %5$lld ELSE 0 END FROM ids;"
     "INSERT INTO group_members (device_id, group_id, assigned) SELECT id, '%2$s', %5$lld"
     " FROM ids ORDER BY id;"
+    "INSERT INTO device_apps (device_id, component, version, state, restarts)"
+    " SELECT id, 'app', '2.' || (i %% 10), 'running', 0 FROM ids UNION ALL"
+    " SELECT id, 'system', '1.' || (i %% 4), 'running', 0 FROM ids ORDER BY 1, 2;"
     "DROP TABLE ids; DROP TABLE n;"
     "COMMIT;"
     "ANALYZE;";
@@ -140,6 +148,9 @@ static const char LOAD_PG[] =
     " %5$lld - i %% 86400 + 86400, CASE WHEN i <= %4$zu THEN %5$lld ELSE 0 END FROM ids;"
     "INSERT INTO group_members (device_id, group_id, assigned) SELECT id, '%2$s', %5$lld"
     " FROM ids ORDER BY id;"
+    "INSERT INTO device_apps (device_id, component, version, state, restarts)"
+    " SELECT id, 'app', '2.' || (i %% 10), 'running', 0 FROM ids UNION ALL"
+    " SELECT id, 'system', '1.' || (i %% 4), 'running', 0 FROM ids ORDER BY 1, 2;"
     "DROP TABLE ids;"
     "COMMIT;"
     "ANALYZE;";
@@ -353,6 +364,104 @@ static void op_deployment_progress(void)
         die("deployment_progress");
 }
 
+#define VERSIONS_MAX 1000 /* the fleet page's (api/console.c) */
+
+static void count_version(void *ctx, const char *product, const char *component,
+                          const char *version, int64_t devices)
+{
+    (void)product;
+    (void)component;
+    (void)version;
+    *(int64_t *)ctx += devices;
+}
+
+/* The versions the fleet page shows (its other half): each loaded device reports two apps. */
+static void op_fleet_versions(void)
+{
+    int64_t n = 0;
+
+    if (rp_store_fleet_versions(s, tenant.id, VERSIONS_MAX, count_version, &n) != RP_OK)
+        die("fleet_versions");
+    if (n != 2 * (int64_t)loaded)
+        die("fleet_versions: not every device's apps counted");
+    sink++;
+}
+
+/* What one read of the fleet's versions (sq_sql_fleet_versions, as rp_store_fleet_versions runs
+ * it) reads, on the store's own connection. SQLite: the pages asked of its page cache (hits and
+ * misses: those read from the file or the kernel's cache) and the statement's virtual machine
+ * steps; PostgreSQL: EXPLAIN (ANALYZE, BUFFERS): the shared buffers hit and read, and the rows
+ * its scans returned. OUT: *pages, *rows (SQLite: VM steps). */
+static void versions_reads(bool pg, double *pages, double *rows)
+{
+    sq_st_t *st;
+    int rc;
+
+    *pages = *rows = 0;
+    if (!pg) {
+        sqlite3 *h = rp_db_sqlite_handle(s->db);
+        int hit = 0, miss = 0, hi;
+
+        if ((st = sq_prepare(s, sq_sql_fleet_versions)) == NULL)
+            die("versions: prepare");
+        db_bind_text(st, 1, tenant.id);
+        db_bind_int(st, 2, VERSIONS_MAX);
+        sqlite3_db_status(h, SQLITE_DBSTATUS_CACHE_HIT, &hit, &hi, 1);
+        sqlite3_db_status(h, SQLITE_DBSTATUS_CACHE_MISS, &miss, &hi, 1);
+        while ((rc = db_step(st)) == DB_ROW)
+            ;
+        if (rc != DB_DONE)
+            die("versions: step");
+        sqlite3_db_status(h, SQLITE_DBSTATUS_CACHE_HIT, &hit, &hi, 0);
+        sqlite3_db_status(h, SQLITE_DBSTATUS_CACHE_MISS, &miss, &hi, 0);
+        *pages = (double)hit + miss;
+        *rows = sqlite3_stmt_status(rp_db_sqlite_stmt(st->h), SQLITE_STMTSTATUS_VM_STEP, 0);
+        sq_finalize(st);
+    } else {
+        char *sql = NULL;
+        json_t *plan;
+        json_error_t e;
+
+        if (asprintf(&sql, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) %s", sq_sql_fleet_versions) < 0)
+            die("out of memory");
+        if ((st = sq_prepare(s, sql)) == NULL)
+            die("versions: prepare");
+        db_bind_text(st, 1, tenant.id);
+        db_bind_int(st, 2, VERSIONS_MAX);
+        if (db_step(st) != DB_ROW)
+            die("versions: EXPLAIN");
+        plan = json_loads((const char *)db_column_text(st, 0), 0, &e);
+        sq_finalize(st);
+        free(sql);
+        if (plan == NULL)
+            die("versions: EXPLAIN's JSON");
+        {
+            json_t *top = json_object_get(json_array_get(plan, 0), "Plan");
+            json_t *stack[256];
+            size_t n = 0;
+
+            *pages = (double)json_integer_value(json_object_get(top, "Shared Hit Blocks")) +
+                     (double)json_integer_value(json_object_get(top, "Shared Read Blocks"));
+            if (top != NULL)
+                stack[n++] = top;
+            while (n > 0) { /* every scan's rows: its rows per loop times its loops */
+                json_t *node = stack[--n], *kids = json_object_get(node, "Plans"), *kid;
+                size_t k;
+                if (json_object_get(node, "Relation Name") != NULL ||
+                    json_object_get(node, "Index Name") != NULL)
+                    *rows += json_number_value(json_object_get(node, "Actual Rows")) *
+                             json_number_value(json_object_get(node, "Actual Loops"));
+                json_array_foreach(kids, k, kid)
+                {
+                    if (n < sizeof(stack) / sizeof(stack[0]))
+                        stack[n++] = kid;
+                }
+            }
+        }
+        json_decref(plan);
+    }
+}
+
 /* The median time of one call of op, in seconds: called for about `budget` seconds, at least 3
  * times, at most 10,000; an operation whose first call took longer than the budget (one that
  * reads the whole fleet) is timed by that call alone. */
@@ -523,7 +632,7 @@ int main(int argc, char **argv)
     const rp_db_driver_t *drv;
     rp_db_t *db = NULL;
     rp_product_t product;
-    double t0, load, refs[2], times[2][16];
+    double t0, load, refs[2], times[2][16], vpages[2], vrows[2];
     struct storm storms[2];
     struct {
         const char *name;
@@ -541,6 +650,7 @@ int main(int argc, char **argv)
         {"devices page of 100, failed only",                  op_page_failed          },
         {"fleet status counts (its counters)",                op_fleet_counts         },
         {"deployment progress (its counters)",                op_deployment_progress  },
+        {"fleet versions (the fleet page's other half)",      op_fleet_versions       },
         {"expiring certificates (the background's count)",    op_fleet_expiring       },
     };
 
@@ -635,6 +745,7 @@ int main(int argc, char **argv)
         refs[step] = median_time(op_reference);
         for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
             times[step][i] = median_time(ops[i].op);
+        versions_reads(pg, &vpages[step], &vrows[step]);
     }
     if (nstorm > 0) {
         settle(drv, db, pg);
@@ -649,6 +760,9 @@ int main(int argc, char **argv)
         printf("  %-52s %9.1f %9.1f %9.1f %9.1f %7.1f\n", ops[i].name, times[0][i] * 1e6,
                times[0][i] / refs[0], times[1][i] * 1e6, times[1][i] / refs[1],
                (times[1][i] / refs[1]) / (times[0][i] / refs[0]));
+    printf("  fleet versions, one read: %.0f and %.0f pages (%s), %.0f and %.0f %s\n", vpages[0],
+           vpages[1], pg ? "shared buffers hit and read" : "asked of the page cache",
+           vrows[0], vrows[1], pg ? "rows from its scans" : "VM steps");
     if (nstorm > 0) {
         struct storm *a = &storms[0], *b = &storms[1];
 

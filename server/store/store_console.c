@@ -417,7 +417,7 @@ rp_err_t rp_store_device_page(rp_store_t *s, const char *tenant_id, const rp_pag
     return rc == DB_DONE ? RP_OK : sq_error(s, "devices");
 }
 
-static const char SQL_FLEET_VERSIONS[] =
+const char sq_sql_fleet_versions[] =
     "SELECT coalesce(p.name, ''), a.component, a.version, count(*) AS n"
     " FROM devices d JOIN device_apps a ON a.device_id = d.id"
     " LEFT JOIN group_members m ON m.device_id = d.id"
@@ -428,7 +428,7 @@ static const char SQL_FLEET_VERSIONS[] =
 rp_err_t rp_store_fleet_versions(rp_store_t *s, const char *tenant_id, int limit,
                                  rp_fleet_version_fn fn, void *ctx)
 {
-    sq_st_t *st = sq_stmt(s, SQL_FLEET_VERSIONS);
+    sq_st_t *st = sq_stmt(s, sq_sql_fleet_versions);
     int rc;
 
     if (st == NULL)

@@ -255,6 +255,9 @@ void sq_bind_page(sq_st_t *st, const rp_page_t *p);
 /* The statements of the pages that must stay index ranges, for the test of their query plans. */
 extern const char *const sq_sql_device_page[RP_DEVICE_STATE_COUNT],
     *const sq_sql_members_page, *const sq_sql_deploy_devices;
+/* The read of the fleet's versions (rp_store_fleet_versions; its parameters the tenant and the
+ * limit), for bench/fleet's count of what it reads. */
+extern const char sq_sql_fleet_versions[];
 
 /* The device states the console counts and filters by (store.h: rp_fleet_counts_t), over
  * "devices d" (its row holds its last verdict: no join); :now and :window (seconds) bound an
