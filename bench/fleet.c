@@ -6,7 +6,8 @@
  * The fleet is bulk-loaded in one transaction with plain SQL, the documented path (claiming a
  * million devices through the API would time the claim): every device claimed, in one group, one
  * attestation each as its last (1 in 50 failed), one current 24-hour certificate each, and the
- * first --blocked B (1,000) blocked with their certificates revoked. The loaded attestations have
+ * first --blocked B (1,000) blocked with their certificates revoked, and two apps reported by each
+ * (its status report's app list: "app" in 10 versions, "system" in 4). The loaded attestations have
  * negative IDs (device i's is -i), so that those the bench records get the engine's own. Device IDs
  * are 64 hex digits: 8 spread by a multiplicative hash, then the device's number (so that they
  * arrive in no order).
@@ -16,7 +17,8 @@
  * median time printed as a ratio to the reference measured in the same run: a primary-key lookup
  * of a row in a table of one row (the tenant). An operation that stays near the reference does
  * not grow with the fleet; one that is proportional to it shows as a ratio in the thousands.
- * Also the database's size per device.
+ * Also the database's size per device, and what one read of the fleet's versions reads (pages and
+ * rows: counts, which the machine's load does not move as it moves times).
  *
  * Then the re-attestation storm (--storm S devices, 2,000; 0: none): S more devices of the tenant
  * hold real keys (bench/sim.c's simulated devices: a device's ID is its key's hash, all a claimed
@@ -761,8 +763,8 @@ int main(int argc, char **argv)
                times[0][i] / refs[0], times[1][i] * 1e6, times[1][i] / refs[1],
                (times[1][i] / refs[1]) / (times[0][i] / refs[0]));
     printf("  fleet versions, one read: %.0f and %.0f pages (%s), %.0f and %.0f %s\n", vpages[0],
-           vpages[1], pg ? "shared buffers hit and read" : "asked of the page cache",
-           vrows[0], vrows[1], pg ? "rows from its scans" : "VM steps");
+           vpages[1], pg ? "shared buffers hit and read" : "asked of the page cache", vrows[0],
+           vrows[1], pg ? "rows from its scans" : "VM steps");
     if (nstorm > 0) {
         struct storm *a = &storms[0], *b = &storms[1];
 
