@@ -366,6 +366,61 @@ static void op_deployment_progress(void)
         die("deployment_progress");
 }
 
+/* A status report of device i with its app list, recorded as the service records one (one
+ * transaction, committed): the two apps it was loaded with (the usual report: nothing changed),
+ * or with its "app" at version 9.x (an update installed). */
+static void status_report(size_t i, bool changed)
+{
+    rp_device_app_t apps[2];
+    char id[RP_DEVICE_ID_SIZE];
+    size_t fresh;
+
+    memset(apps, 0, sizeof(apps));
+    device_id(i, id);
+    snprintf(apps[0].component, sizeof(apps[0].component), "app");
+    snprintf(apps[0].version, sizeof(apps[0].version), "%s.%zu", changed ? "9" : "2",
+             changed ? (size_t)(rng % 10) : i % 10);
+    snprintf(apps[1].component, sizeof(apps[1].component), "system");
+    snprintf(apps[1].version, sizeof(apps[1].version), "1.%zu", i % 4);
+    for (int k = 0; k < 2; k++)
+        snprintf(apps[k].state, sizeof(apps[k].state), "running");
+    if (rp_store_device_status_put(s, id, clock_now, apps, 2, NULL, 0, 0, &fresh) != RP_OK)
+        die("device_status_put");
+}
+
+static void op_status_same(void)
+{
+    status_report(pick(), false);
+}
+
+static void op_status_changed(void)
+{
+    status_report(pick(), true);
+}
+
+/* What a status report writes and reads (SQLite: the rows it changes, the pages it asks of the
+ * page cache), of device i not reported since the load: the same app list, then one changed,
+ * then the same again. OUT: per report. */
+static void report_reads(bool pg, size_t i, double changes[3], double pages[3])
+{
+    sqlite3 *h = pg ? NULL : rp_db_sqlite_handle(s->db);
+
+    for (int k = 0; k < 3; k++) {
+        int hit = 0, miss = 0, hi, before = h != NULL ? sqlite3_total_changes(h) : 0;
+        if (h != NULL) {
+            sqlite3_db_status(h, SQLITE_DBSTATUS_CACHE_HIT, &hit, &hi, 1);
+            sqlite3_db_status(h, SQLITE_DBSTATUS_CACHE_MISS, &miss, &hi, 1);
+        }
+        status_report(i, k == 1);
+        if (h != NULL) {
+            sqlite3_db_status(h, SQLITE_DBSTATUS_CACHE_HIT, &hit, &hi, 0);
+            sqlite3_db_status(h, SQLITE_DBSTATUS_CACHE_MISS, &miss, &hi, 0);
+        }
+        changes[k] = h != NULL ? sqlite3_total_changes(h) - before : 0;
+        pages[k] = (double)hit + miss;
+    }
+}
+
 #define VERSIONS_MAX 1000 /* the fleet page's (api/console.c) */
 
 static void count_version(void *ctx, const char *product, const char *component,
@@ -634,7 +689,7 @@ int main(int argc, char **argv)
     const rp_db_driver_t *drv;
     rp_db_t *db = NULL;
     rp_product_t product;
-    double t0, load, refs[2], times[2][16], vpages[2], vrows[2];
+    double t0, load, refs[2], times[2][24], vpages[2], vrows[2], rchanges[2][3], rpages[2][3];
     struct storm storms[2];
     struct {
         const char *name;
@@ -653,6 +708,8 @@ int main(int argc, char **argv)
         {"fleet status counts (its counters)",                op_fleet_counts         },
         {"deployment progress (its counters)",                op_deployment_progress  },
         {"fleet versions (the fleet page's other half)",      op_fleet_versions       },
+        {"status report, the same apps (a write, committed)", op_status_same          },
+        {"status report, a version changed (committed)",      op_status_changed       },
         {"expiring certificates (the background's count)",    op_fleet_expiring       },
     };
 
@@ -744,6 +801,7 @@ int main(int argc, char **argv)
                loaded, to - from + 1, load, (double)(to - from + 1) / load, sim_now() - t0,
                database_bytes(target, pg) / (double)loaded);
         fflush(stdout);
+        report_reads(pg, to, rchanges[step], rpages[step]);
         refs[step] = median_time(op_reference);
         for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
             times[step][i] = median_time(ops[i].op);
@@ -765,6 +823,13 @@ int main(int argc, char **argv)
     printf("  fleet versions, one read: %.0f and %.0f pages (%s), %.0f and %.0f %s\n", vpages[0],
            vpages[1], pg ? "shared buffers hit and read" : "asked of the page cache", vrows[0],
            vrows[1], pg ? "rows from its scans" : "VM steps");
+    if (!pg)
+        for (int k = 0; k < 3; k++)
+            printf("  a status report, %s: %.0f and %.0f rows changed, %.0f and %.0f pages asked\n",
+                   k == 1   ? "a version changed"
+                   : k == 0 ? "the same apps"
+                            : "back (changed)",
+                   rchanges[0][k], rchanges[1][k], rpages[0][k], rpages[1][k]);
     if (nstorm > 0) {
         struct storm *a = &storms[0], *b = &storms[1];
 
