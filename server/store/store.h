@@ -658,10 +658,11 @@ typedef struct rp_device_report {
 
 /*
  * Record one status report of device_id at now: apps (napps of them, at most RP_DEVICE_APPS_MAX,
- * else RP_ERR_INVALID_ARG; apps NULL: the report had no app list, the kept one stays), events (each kept once: one already kept, or older than the
- * newest RP_DEVICE_EVENTS_KEEP, is not taken again), and the device's dropped count. One
- * transaction. OUT: *fresh, the events new to the service, and each event's received: now when
- * it was new, 0 when it was not (threat detection counts the new ones only).
+ * else RP_ERR_INVALID_ARG; apps NULL: the report had no app list, the kept one stays), events (each
+ * kept once: one already kept, or older than the newest RP_DEVICE_EVENTS_KEEP, is not taken again),
+ * and the device's dropped count. One transaction. OUT: *fresh, the events new to the service, and
+ * each event's received: now when it was new, 0 when it was not (threat detection counts the new
+ * ones only).
  */
 rp_err_t rp_store_device_status_put(rp_store_t *s, const char *device_id, int64_t now,
                                     const rp_device_app_t *apps, size_t napps,
