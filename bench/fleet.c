@@ -6,7 +6,8 @@
  * The fleet is bulk-loaded in one transaction with plain SQL, the documented path (claiming a
  * million devices through the API would time the claim): every device claimed, in one group, one
  * attestation each as its last (1 in 50 failed), one current 24-hour certificate each, and the
- * first --blocked B (1,000) blocked with their certificates revoked. The loaded attestations have
+ * first --blocked B (1,000) blocked with their certificates revoked, and two apps reported by each
+ * (its status report's app list: "app" in 10 versions, "system" in 4). The loaded attestations have
  * negative IDs (device i's is -i), so that those the bench records get the engine's own. Device IDs
  * are 64 hex digits: 8 spread by a multiplicative hash, then the device's number (so that they
  * arrive in no order).
@@ -16,7 +17,8 @@
  * median time printed as a ratio to the reference measured in the same run: a primary-key lookup
  * of a row in a table of one row (the tenant). An operation that stays near the reference does
  * not grow with the fleet; one that is proportional to it shows as a ratio in the thousands.
- * Also the database's size per device.
+ * Also the database's size per device, and what one read of the fleet's versions reads (pages and
+ * rows: counts, which the machine's load does not move as it moves times).
  *
  * Then the re-attestation storm (--storm S devices, 2,000; 0: none): S more devices of the tenant
  * hold real keys (bench/sim.c's simulated devices: a device's ID is its key's hash, all a claimed
@@ -40,10 +42,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+#include <sqlite3.h>
+
 #include "sim.h"
 #include "rampart/log.h"
 #include "db.h"
+#include "db_sqlite.h"
 #include "store.h"
+#include "store_internal.h"
 
 static size_t ndevices = 1000000, nblocked = 1000, loaded; /* loaded: devices 1 to it */
 static size_t nstorm = 2000;                               /* the storm's devices, with real keys */
@@ -120,6 +127,9 @@ static const char LOAD_SQLITE[] =
     " CASE WHEN i <= %4$zu THEN %5$lld ELSE 0 END FROM ids;"
     "INSERT INTO group_members (device_id, group_id, assigned) SELECT id, '%2$s', %5$lld"
     " FROM ids ORDER BY id;"
+    "INSERT INTO device_apps (device_id, component, version, state, restarts)"
+    " SELECT id, 'app', '2.' || (i %% 10), 'running', 0 FROM ids UNION ALL"
+    " SELECT id, 'system', '1.' || (i %% 4), 'running', 0 FROM ids ORDER BY 1, 2;"
     "DROP TABLE ids; DROP TABLE n;"
     "COMMIT;"
     "ANALYZE;";
@@ -140,6 +150,9 @@ static const char LOAD_PG[] =
     " %5$lld - i %% 86400 + 86400, CASE WHEN i <= %4$zu THEN %5$lld ELSE 0 END FROM ids;"
     "INSERT INTO group_members (device_id, group_id, assigned) SELECT id, '%2$s', %5$lld"
     " FROM ids ORDER BY id;"
+    "INSERT INTO device_apps (device_id, component, version, state, restarts)"
+    " SELECT id, 'app', '2.' || (i %% 10), 'running', 0 FROM ids UNION ALL"
+    " SELECT id, 'system', '1.' || (i %% 4), 'running', 0 FROM ids ORDER BY 1, 2;"
     "DROP TABLE ids;"
     "COMMIT;"
     "ANALYZE;";
@@ -353,6 +366,159 @@ static void op_deployment_progress(void)
         die("deployment_progress");
 }
 
+/* A status report of device i with its app list, recorded as the service records one (one
+ * transaction, committed): the two apps it was loaded with (the usual report: nothing changed),
+ * or with its "app" at version 9.x (an update installed). */
+static void status_report(size_t i, bool changed)
+{
+    rp_device_app_t apps[2];
+    char id[RP_DEVICE_ID_SIZE];
+    size_t fresh;
+
+    memset(apps, 0, sizeof(apps));
+    device_id(i, id);
+    snprintf(apps[0].component, sizeof(apps[0].component), "app");
+    snprintf(apps[0].version, sizeof(apps[0].version), "%s.%zu", changed ? "9" : "2",
+             changed ? (size_t)(rng % 10) : i % 10);
+    snprintf(apps[1].component, sizeof(apps[1].component), "system");
+    snprintf(apps[1].version, sizeof(apps[1].version), "1.%zu", i % 4);
+    for (int k = 0; k < 2; k++)
+        snprintf(apps[k].state, sizeof(apps[k].state), "running");
+    if (rp_store_device_status_put(s, id, clock_now, apps, 2, NULL, 0, 0, &fresh) != RP_OK)
+        die("device_status_put");
+}
+
+static void op_status_same(void)
+{
+    status_report(pick(), false);
+}
+
+static void op_status_changed(void)
+{
+    status_report(pick(), true);
+}
+
+/* What a status report writes and reads (SQLite: the rows it changes, the pages it asks of the
+ * page cache), of device i not reported since the load: the same app list, then one changed,
+ * then the same again. OUT: per report. */
+static void report_reads(bool pg, size_t i, double changes[3], double pages[3])
+{
+    sqlite3 *h = pg ? NULL : rp_db_sqlite_handle(s->db);
+
+    for (int k = 0; k < 3; k++) {
+        int hit = 0, miss = 0, hi, before = h != NULL ? sqlite3_total_changes(h) : 0;
+        if (h != NULL) {
+            sqlite3_db_status(h, SQLITE_DBSTATUS_CACHE_HIT, &hit, &hi, 1);
+            sqlite3_db_status(h, SQLITE_DBSTATUS_CACHE_MISS, &miss, &hi, 1);
+        }
+        status_report(i, k == 1);
+        if (h != NULL) {
+            sqlite3_db_status(h, SQLITE_DBSTATUS_CACHE_HIT, &hit, &hi, 0);
+            sqlite3_db_status(h, SQLITE_DBSTATUS_CACHE_MISS, &miss, &hi, 0);
+        }
+        changes[k] = h != NULL ? sqlite3_total_changes(h) - before : 0;
+        pages[k] = (double)hit + miss;
+    }
+}
+
+#define VERSIONS_MAX 1000 /* the fleet page's (api/console.c) */
+
+static void count_version(void *ctx, const char *product, const char *component,
+                          const char *version, int64_t devices)
+{
+    (void)product;
+    (void)component;
+    (void)version;
+    *(int64_t *)ctx += devices;
+}
+
+/* The versions the fleet page shows (its other half): each loaded device reports two apps. */
+static void op_fleet_versions(void)
+{
+    int64_t n = 0;
+
+    if (rp_store_fleet_versions(s, tenant.id, VERSIONS_MAX, count_version, &n) != RP_OK)
+        die("fleet_versions");
+    if (n != 2 * (int64_t)loaded)
+        die("fleet_versions: not every device's apps counted");
+    sink++;
+}
+
+/* What one read of the fleet's versions (sq_sql_fleet_versions, as rp_store_fleet_versions runs
+ * it) reads, on the store's own connection. SQLite: the pages asked of its page cache (hits and
+ * misses: those read from the file or the kernel's cache) and the statement's virtual machine
+ * steps; PostgreSQL: EXPLAIN (ANALYZE, BUFFERS): the shared buffers hit and read, and the rows
+ * its scans returned. OUT: *pages, *rows (SQLite: VM steps). */
+static void versions_reads(bool pg, double *pages, double *rows)
+{
+    sq_st_t *st;
+    int rc;
+
+    *pages = *rows = 0;
+    if (!pg) {
+        sqlite3 *h = rp_db_sqlite_handle(s->db);
+        int hit = 0, miss = 0, hi;
+
+        if ((st = sq_prepare(s, sq_sql_fleet_versions)) == NULL)
+            die("versions: prepare");
+        db_bind_text(st, 1, tenant.id);
+        db_bind_int(st, 2, VERSIONS_MAX);
+        sqlite3_db_status(h, SQLITE_DBSTATUS_CACHE_HIT, &hit, &hi, 1);
+        sqlite3_db_status(h, SQLITE_DBSTATUS_CACHE_MISS, &miss, &hi, 1);
+        while ((rc = db_step(st)) == DB_ROW)
+            ;
+        if (rc != DB_DONE)
+            die("versions: step");
+        sqlite3_db_status(h, SQLITE_DBSTATUS_CACHE_HIT, &hit, &hi, 0);
+        sqlite3_db_status(h, SQLITE_DBSTATUS_CACHE_MISS, &miss, &hi, 0);
+        *pages = (double)hit + miss;
+        *rows = sqlite3_stmt_status(rp_db_sqlite_stmt(st->h), SQLITE_STMTSTATUS_VM_STEP, 0);
+        sq_finalize(st);
+    } else {
+        char *sql = NULL;
+        json_t *plan;
+        json_error_t e;
+
+        if (asprintf(&sql, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) %s", sq_sql_fleet_versions) < 0)
+            die("out of memory");
+        if ((st = sq_prepare(s, sql)) == NULL)
+            die("versions: prepare");
+        db_bind_text(st, 1, tenant.id);
+        db_bind_int(st, 2, VERSIONS_MAX);
+        if (db_step(st) != DB_ROW)
+            die("versions: EXPLAIN");
+        plan = json_loads((const char *)db_column_text(st, 0), 0, &e);
+        sq_finalize(st);
+        free(sql);
+        if (plan == NULL)
+            die("versions: EXPLAIN's JSON");
+        {
+            json_t *top = json_object_get(json_array_get(plan, 0), "Plan");
+            json_t *stack[256];
+            size_t n = 0;
+
+            *pages = (double)json_integer_value(json_object_get(top, "Shared Hit Blocks")) +
+                     (double)json_integer_value(json_object_get(top, "Shared Read Blocks"));
+            if (top != NULL)
+                stack[n++] = top;
+            while (n > 0) { /* every scan's rows: its rows per loop times its loops */
+                json_t *node = stack[--n], *kids = json_object_get(node, "Plans"), *kid;
+                size_t k;
+                if (json_object_get(node, "Relation Name") != NULL ||
+                    json_object_get(node, "Index Name") != NULL)
+                    *rows += json_number_value(json_object_get(node, "Actual Rows")) *
+                             json_number_value(json_object_get(node, "Actual Loops"));
+                json_array_foreach(kids, k, kid)
+                {
+                    if (n < sizeof(stack) / sizeof(stack[0]))
+                        stack[n++] = kid;
+                }
+            }
+        }
+        json_decref(plan);
+    }
+}
+
 /* The median time of one call of op, in seconds: called for about `budget` seconds, at least 3
  * times, at most 10,000; an operation whose first call took longer than the budget (one that
  * reads the whole fleet) is timed by that call alone. */
@@ -523,7 +689,7 @@ int main(int argc, char **argv)
     const rp_db_driver_t *drv;
     rp_db_t *db = NULL;
     rp_product_t product;
-    double t0, load, refs[2], times[2][16];
+    double t0, load, refs[2], times[2][24], vpages[2], vrows[2], rchanges[2][3], rpages[2][3];
     struct storm storms[2];
     struct {
         const char *name;
@@ -541,6 +707,9 @@ int main(int argc, char **argv)
         {"devices page of 100, failed only",                  op_page_failed          },
         {"fleet status counts (its counters)",                op_fleet_counts         },
         {"deployment progress (its counters)",                op_deployment_progress  },
+        {"fleet versions (the fleet page's other half)",      op_fleet_versions       },
+        {"status report, the same apps (a write, committed)", op_status_same          },
+        {"status report, a version changed (committed)",      op_status_changed       },
         {"expiring certificates (the background's count)",    op_fleet_expiring       },
     };
 
@@ -632,9 +801,11 @@ int main(int argc, char **argv)
                loaded, to - from + 1, load, (double)(to - from + 1) / load, sim_now() - t0,
                database_bytes(target, pg) / (double)loaded);
         fflush(stdout);
+        report_reads(pg, to, rchanges[step], rpages[step]);
         refs[step] = median_time(op_reference);
         for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
             times[step][i] = median_time(ops[i].op);
+        versions_reads(pg, &vpages[step], &vrows[step]);
     }
     if (nstorm > 0) {
         settle(drv, db, pg);
@@ -649,6 +820,16 @@ int main(int argc, char **argv)
         printf("  %-52s %9.1f %9.1f %9.1f %9.1f %7.1f\n", ops[i].name, times[0][i] * 1e6,
                times[0][i] / refs[0], times[1][i] * 1e6, times[1][i] / refs[1],
                (times[1][i] / refs[1]) / (times[0][i] / refs[0]));
+    printf("  fleet versions, one read: %.0f and %.0f pages (%s), %.0f and %.0f %s\n", vpages[0],
+           vpages[1], pg ? "shared buffers hit and read" : "asked of the page cache", vrows[0],
+           vrows[1], pg ? "rows from its scans" : "VM steps");
+    if (!pg)
+        for (int k = 0; k < 3; k++)
+            printf("  a status report, %s: %.0f and %.0f rows changed, %.0f and %.0f pages asked\n",
+                   k == 1   ? "a version changed"
+                   : k == 0 ? "the same apps"
+                            : "back (changed)",
+                   rchanges[0][k], rchanges[1][k], rpages[0][k], rpages[1][k]);
     if (nstorm > 0) {
         struct storm *a = &storms[0], *b = &storms[1];
 

@@ -46,6 +46,16 @@
     "INSERT INTO deployment_counts (deployment_id, state, n)"                                      \
     " SELECT deployment_id, state, count(*) FROM device_updates GROUP BY deployment_id, state;"
 
+/* The versions' migration's count of them from the rows, into an empty version_counts (migration
+ * 24; rp_store_counters_recount): shipped with it, never edited. The rule of sq_versions_move: a
+ * device counts once per app it reported, under its tenant and its group's product ('' in none). */
+#define VERSIONS_SEED                                                                              \
+    "INSERT INTO version_counts (tenant_id, product_id, component, version, n)"                    \
+    " SELECT d.tenant_id, coalesce(g.product_id, ''), a.component, a.version, count(*)"            \
+    " FROM devices d JOIN device_apps a ON a.device_id = d.id"                                     \
+    " LEFT JOIN group_members m ON m.device_id = d.id"                                             \
+    " LEFT JOIN device_groups g ON g.id = m.group_id GROUP BY 1, 2, 3, 4;"
+
 /* Persisted: each migration runs once, in order, in its own transaction. Never edit one that has
  * shipped; add the next. Say of each whether a replica of the previous version may keep serving
  * on it during a rolling upgrade (docs/operations.md, "Upgrading replicas"): yes when it adds only
@@ -352,6 +362,14 @@ const char *const rp_store_migrations[] = {
      * releases nothing of the new holder's. Rolling upgrade: yes (an older replica's claims
      * leave it NULL, and its renewals and commits are unconditional, as they were) */
     "ALTER TABLE deltas ADD COLUMN holder TEXT;",
+    /* 24: the versions the fleet page shows, as counters (docs/scale.md): each tenant's devices
+     * per (product, component, version) they report (store_console.c: sq_versions_move, moved in
+     * the transaction of each status report's app list and each move to another group), counted
+     * from the rows (VERSIONS_SEED). Not for a rolling upgrade: an older replica's writes would
+     * not move them (`rampart-server counters recount` counts them again) */
+    "CREATE TABLE version_counts (tenant_id TEXT NOT NULL, product_id TEXT NOT NULL,"
+    " component TEXT NOT NULL, version TEXT NOT NULL, n INTEGER NOT NULL,"
+    " PRIMARY KEY (tenant_id, product_id, component, version)) WITHOUT ROWID;" VERSIONS_SEED,
 };
 const int rp_store_schema_newest =
     (int)(sizeof(rp_store_migrations) / sizeof(rp_store_migrations[0]));
@@ -443,5 +461,6 @@ rp_err_t rp_store_counters_recount(rp_store_t *s)
     if (err != RP_OK)
         return err;
     return sq_end(
-        s, sq_exec(s, "DELETE FROM device_counts; DELETE FROM deployment_counts;" COUNTERS_SEED));
+        s, sq_exec(s, "DELETE FROM device_counts; DELETE FROM deployment_counts;" COUNTERS_SEED
+                      "DELETE FROM version_counts;" VERSIONS_SEED));
 }

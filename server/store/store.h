@@ -657,11 +657,12 @@ typedef struct rp_device_report {
 } rp_device_report_t;
 
 /*
- * Record one status report of device_id at now: apps (napps of them; apps NULL: the report had no
- * app list, the kept one stays), events (each kept once: one already kept, or older than the
- * newest RP_DEVICE_EVENTS_KEEP, is not taken again), and the device's dropped count. One
- * transaction. OUT: *fresh, the events new to the service, and each event's received: now when
- * it was new, 0 when it was not (threat detection counts the new ones only).
+ * Record one status report of device_id at now: apps (napps of them, at most RP_DEVICE_APPS_MAX,
+ * else RP_ERR_INVALID_ARG; apps NULL: the report had no app list, the kept one stays), events (each
+ * kept once: one already kept, or older than the newest RP_DEVICE_EVENTS_KEEP, is not taken again),
+ * and the device's dropped count. One transaction. OUT: *fresh, the events new to the service, and
+ * each event's received: now when it was new, 0 when it was not (threat detection counts the new
+ * ones only).
  */
 rp_err_t rp_store_device_status_put(rp_store_t *s, const char *device_id, int64_t now,
                                     const rp_device_app_t *apps, size_t napps,
@@ -1047,8 +1048,9 @@ typedef struct rp_fleet_counts {
 #define RP_FLEET_EXPIRING (4 * 3600) /* seconds: a 24-hour certificate not renewed for 20 hours */
 rp_err_t rp_store_fleet_counts(rp_store_t *s, const char *tenant_id, int64_t now,
                                rp_fleet_counts_t *out) RP_MUST_CHECK;
-/* The counters the fleet's counts and a deployment's progress read (COUNTERS_SEED), counted again
- * from the rows, in one transaction: for a database written around the store (a bulk load). */
+/* The counters the fleet's counts, its versions and a deployment's progress read (COUNTERS_SEED,
+ * VERSIONS_SEED), counted again from the rows, in one transaction: for a database written around
+ * the store (a bulk load). */
 rp_err_t rp_store_counters_recount(rp_store_t *s) RP_MUST_CHECK;
 /* "Expiring" is a matter of time, not of a write: counted over every device of the tenant (its
  * newest current certificate's end) and kept with the time it was counted, which the fleet's
@@ -1060,7 +1062,8 @@ rp_err_t rp_store_fleet_expiring_count(rp_store_t *s, const char *tenant_id, int
 rp_err_t rp_store_fleet_summaries_refresh(rp_store_t *s, int64_t now, int64_t max_age,
                                           size_t *counted) RP_MUST_CHECK;
 /* How many of the tenant's devices run each (product, component, version), as their status
- * reports say (product "" for devices in no group), most devices first, at most limit rows. */
+ * reports say (product "" for devices in no group), most devices first, at most limit rows: read
+ * from counters kept by the writes (migration 24), not from the devices. */
 typedef void (*rp_fleet_version_fn)(void *ctx, const char *product, const char *component,
                                     const char *version, int64_t devices);
 rp_err_t rp_store_fleet_versions(rp_store_t *s, const char *tenant_id, int limit,

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rampart/log.h"
 #include "store_internal.h"
 
 static const char SQL_SESSION_ADD[] =
@@ -417,18 +418,115 @@ rp_err_t rp_store_device_page(rp_store_t *s, const char *tenant_id, const rp_pag
     return rc == DB_DONE ? RP_OK : sq_error(s, "devices");
 }
 
-static const char SQL_FLEET_VERSIONS[] =
-    "SELECT coalesce(p.name, ''), a.component, a.version, count(*) AS n"
-    " FROM devices d JOIN device_apps a ON a.device_id = d.id"
+/* ---- the versions devices run, kept as counters (migrations.c: VERSIONS_SEED) ---- */
+
+static const char SQL_DEVICE_VERSIONS[] =
+    "SELECT d.tenant_id, coalesce(g.product_id, ''), a.component, a.version FROM devices d"
     " LEFT JOIN group_members m ON m.device_id = d.id"
     " LEFT JOIN device_groups g ON g.id = m.group_id"
-    " LEFT JOIN products p ON p.id = g.product_id"
-    " WHERE d.tenant_id = ? GROUP BY 1, 2, 3 ORDER BY n DESC, 1, 2, 3 LIMIT ?";
+    " LEFT JOIN device_apps a ON a.device_id = d.id WHERE d.id = ? ORDER BY a.component";
+static const char SQL_VERSION_COUNT_ADD[] =
+    "INSERT INTO version_counts (tenant_id, product_id, component, version, n)"
+    " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (tenant_id, product_id, component, version)"
+    " DO UPDATE SET n = version_counts.n + ?5";
+static const char SQL_VERSION_COUNT_GONE[] =
+    "DELETE FROM version_counts WHERE tenant_id = ?1 AND product_id = ?2 AND component = ?3"
+    " AND version = ?4 AND n = 0";
+
+rp_err_t sq_device_versions(rp_store_t *s, const char *device_id, sq_device_versions_t *out)
+{
+    sq_st_t *st = sq_stmt(s, SQL_DEVICE_VERSIONS);
+    rp_err_t err = RP_OK;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (st == NULL)
+        return RP_ERR_IO;
+    db_bind_text(st, 1, device_id);
+    while ((rc = db_step(st)) == DB_ROW) {
+        struct sq_app_version *a;
+        if (!out->exists) {
+            out->exists = true;
+            sq_text_col(st, 0, out->tenant_id, sizeof(out->tenant_id));
+            sq_text_col(st, 1, out->product_id, sizeof(out->product_id));
+        }
+        /* no apps: one row, its app's columns NULL; more than a report holds: only a write
+         * around the store makes them */
+        if (db_column_null(st, 2))
+            continue;
+        if (out->napps == RP_DEVICE_APPS_MAX) {
+            rp_log_error("device %s: more than %d apps stored", device_id, RP_DEVICE_APPS_MAX);
+            err = RP_ERR_TOO_LARGE;
+            break;
+        }
+        a = &out->apps[out->napps++];
+        sq_text_col(st, 2, a->component, sizeof(a->component));
+        sq_text_col(st, 3, a->version, sizeof(a->version));
+    }
+    db_reset(st);
+    if (err == RP_OK && rc != DB_DONE)
+        err = sq_error(s, "device versions");
+    return err;
+}
+
+static bool versions_has(const sq_device_versions_t *v, const struct sq_app_version *a)
+{
+    for (size_t i = 0; i < v->napps; i++)
+        if (strcmp(v->apps[i].component, a->component) == 0 &&
+            strcmp(v->apps[i].version, a->version) == 0)
+            return true;
+    return false;
+}
+
+static rp_err_t vc_add(rp_store_t *s, const sq_device_versions_t *v, const struct sq_app_version *a,
+                       int64_t delta)
+{
+    /* the count moved; when lowered, its row gone once it counts none */
+    for (int pass = 0; pass < (delta < 0 ? 2 : 1); pass++) {
+        sq_st_t *st = sq_stmt(s, pass == 0 ? SQL_VERSION_COUNT_ADD : SQL_VERSION_COUNT_GONE);
+        if (st == NULL)
+            return RP_ERR_IO;
+        db_bind_text(st, 1, v->tenant_id);
+        db_bind_text(st, 2, v->product_id);
+        db_bind_text(st, 3, a->component);
+        db_bind_text(st, 4, a->version);
+        if (pass == 0)
+            db_bind_int64(st, 5, delta);
+        rp_err_t err = sq_step_done(s, st, NULL);
+        if (err != RP_OK)
+            return err;
+    }
+    return RP_OK;
+}
+
+rp_err_t sq_versions_move(rp_store_t *s, const sq_device_versions_t *before,
+                          const sq_device_versions_t *after)
+{
+    bool same = before->exists && after->exists &&
+                strcmp(before->tenant_id, after->tenant_id) == 0 &&
+                strcmp(before->product_id, after->product_id) == 0;
+    rp_err_t err = RP_OK;
+
+    for (size_t i = 0; err == RP_OK && i < before->napps; i++)
+        if (!same || !versions_has(after, &before->apps[i]))
+            err = vc_add(s, before, &before->apps[i], -1);
+    for (size_t i = 0; err == RP_OK && i < after->napps; i++)
+        if (!same || !versions_has(before, &after->apps[i]))
+            err = vc_add(s, after, &after->apps[i], 1);
+    return err;
+}
+
+/* The counters per product ID, summed per product name as the rows were when counted (two
+ * products of one name are one line), "" for devices in no group. */
+const char sq_sql_fleet_versions[] =
+    "SELECT coalesce(p.name, ''), v.component, v.version, CAST(sum(v.n) AS BIGINT)"
+    " FROM version_counts v LEFT JOIN products p ON p.id = v.product_id"
+    " WHERE v.tenant_id = ? GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2, 3 LIMIT ?";
 
 rp_err_t rp_store_fleet_versions(rp_store_t *s, const char *tenant_id, int limit,
                                  rp_fleet_version_fn fn, void *ctx)
 {
-    sq_st_t *st = sq_stmt(s, SQL_FLEET_VERSIONS);
+    sq_st_t *st = sq_stmt(s, sq_sql_fleet_versions);
     int rc;
 
     if (st == NULL)

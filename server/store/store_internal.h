@@ -255,6 +255,9 @@ void sq_bind_page(sq_st_t *st, const rp_page_t *p);
 /* The statements of the pages that must stay index ranges, for the test of their query plans. */
 extern const char *const sq_sql_device_page[RP_DEVICE_STATE_COUNT],
     *const sq_sql_members_page, *const sq_sql_deploy_devices;
+/* The read of the fleet's versions (rp_store_fleet_versions; its parameters the tenant and the
+ * limit), for bench/fleet's count of what it reads. */
+extern const char sq_sql_fleet_versions[];
 
 /* The device states the console counts and filters by (store.h: rp_fleet_counts_t), over
  * "devices d" (its row holds its last verdict: no join); :now and :window (seconds) bound an
@@ -290,6 +293,31 @@ rp_err_t sq_device_counts_move(rp_store_t *s, const sq_device_state_t *before,
  * then the counters moved from the state before to the state after. */
 rp_err_t sq_device_write(rp_store_t *s, const char *device_id,
                          rp_err_t (*write)(rp_store_t *s, void *ctx), void *ctx) RP_MUST_CHECK;
+
+/* What a device adds to the versions the fleet page counts (version_counts: migration 24): its
+ * tenant, its group's product ("" in none), and the component and version of each app it last
+ * reported. Only two writes change it: a status report's app list (rp_store_device_status_put)
+ * and a move to another group (rp_store_device_assign); a claim never moves a device to another
+ * tenant, and no device is ever deleted. */
+typedef struct sq_device_versions {
+    bool exists;
+    char tenant_id[RP_ID_SIZE];
+    char product_id[RP_ID_SIZE];
+    size_t napps;
+    struct sq_app_version {
+        char component[sizeof(((rp_device_app_t *)0)->component)];
+        char version[sizeof(((rp_device_app_t *)0)->version)];
+    } apps[RP_DEVICE_APPS_MAX];
+} sq_device_versions_t;
+/* The device's now, inside the write transaction (as sq_device_state). */
+rp_err_t sq_device_versions(rp_store_t *s, const char *device_id,
+                            sq_device_versions_t *out) RP_MUST_CHECK;
+/* The rule of the versions' counters: -1 for each (tenant, product, component, version) `before`
+ * counts and `after` does not, +1 for each `after` counts and `before` does not (a row whose
+ * count reaches 0 goes); nothing written when they agree (a report of the same versions, a move
+ * within a product). Every writer of what sq_device_versions reads calls it, in its transaction. */
+rp_err_t sq_versions_move(rp_store_t *s, const sq_device_versions_t *before,
+                          const sq_device_versions_t *after) RP_MUST_CHECK;
 
 /* A new random ID, "<prefix>_" and 24 hex digits. */
 rp_err_t sq_random_id(char prefix, char *out, size_t cap) RP_MUST_CHECK;

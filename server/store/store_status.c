@@ -143,19 +143,28 @@ rp_err_t rp_store_device_status_put(rp_store_t *s, const char *device_id, int64_
                                     int64_t dropped_device, size_t *fresh)
 {
     rp_device_report_t r;
+    sq_device_versions_t before, after; /* what the app list counted in version_counts */
     int64_t pruned_below;
     sq_st_t *st;
     rp_err_t err;
 
     *fresh = 0;
+    if (apps != NULL && napps > RP_DEVICE_APPS_MAX)
+        return RP_ERR_INVALID_ARG;
     err = sq_begin(s);
     if (err != RP_OK)
         return err;
     err = report_get(s, device_id, &r, &pruned_below);
     if (err == RP_ERR_NOT_FOUND)
         err = RP_OK;
-    if (err == RP_OK && apps != NULL) {
-        err = apps_replace(s, device_id, apps, napps);
+    if (err == RP_OK && apps != NULL) { /* the versions' counters with it (sq_versions_move) */
+        err = sq_device_versions(s, device_id, &before);
+        if (err == RP_OK)
+            err = apps_replace(s, device_id, apps, napps);
+        if (err == RP_OK)
+            err = sq_device_versions(s, device_id, &after);
+        if (err == RP_OK)
+            err = sq_versions_move(s, &before, &after);
         r.apps_at = now;
     }
     for (size_t i = 0; i < nevents; i++)

@@ -847,12 +847,14 @@ static rp_err_t group_members_add(rp_store_t *s, const char *group_id, int delta
     return sq_step_done(s, st, NULL);
 }
 
-/* With the device's membership, in its transaction: the groups' member counts and the
- * deployments' counters of both groups (deploy_member_moved). */
+/* With the device's membership, in its transaction: the groups' member counts, the deployments'
+ * counters of both groups (deploy_member_moved) and, to another product, the versions' counters
+ * (sq_versions_move). */
 rp_err_t rp_store_device_assign(rp_store_t *s, const rp_group_t *group, const char *device_id,
                                 int64_t now)
 {
     char from[RP_ID_SIZE] = "";
+    sq_device_versions_t before, after;
     sq_st_t *st;
     int changes = 0, rc;
     rp_err_t err = sq_begin(s);
@@ -865,6 +867,8 @@ rp_err_t rp_store_device_assign(rp_store_t *s, const rp_group_t *group, const ch
     if ((rc = db_step(st)) == DB_ROW)
         sq_text_col(st, 0, from, sizeof(from));
     err = list_done(s, st, rc == DB_ROW ? DB_DONE : rc, "device group");
+    if (err == RP_OK && strcmp(from, group->id) != 0)
+        err = sq_device_versions(s, device_id, &before);
     st = err == RP_OK ? sq_stmt(s, SQL_MEMBER_SET) : NULL;
     if (err == RP_OK && st == NULL)
         err = RP_ERR_IO;
@@ -884,6 +888,10 @@ rp_err_t rp_store_device_assign(rp_store_t *s, const rp_group_t *group, const ch
             err = group_members_add(s, group->id, 1);
         if (err == RP_OK)
             err = deploy_member_moved(s, device_id, from, group->id);
+        if (err == RP_OK)
+            err = sq_device_versions(s, device_id, &after);
+        if (err == RP_OK)
+            err = sq_versions_move(s, &before, &after);
     }
     return sq_end(s, err);
 }

@@ -173,7 +173,7 @@ static void store_schema(void **state)
 {
     struct db *db = *state;
 
-    assert_int_equal(rp_store_schema_version(db->s), 23);
+    assert_int_equal(rp_store_schema_version(db->s), 24);
 }
 
 static void collect_upload(void *ctx, const rp_upload_t *u)
@@ -1227,10 +1227,12 @@ static int64_t sql_count(sqlite3 *raw, const char *sql)
     return n;
 }
 
-/* A SQLite file taken back from the newest schema to 21 (a delta's holder, the image an upload
- * became) ... */
+/* A SQLite file taken back from the newest schema to 21 (the versions' counters, a delta's
+ * holder, the image an upload became) ... */
+#define UNDO_24 "DROP TABLE version_counts; DELETE FROM schema_version WHERE version = 24;"
 #define UNDO_23                                                                                    \
-    "ALTER TABLE deltas DROP COLUMN holder; DELETE FROM schema_version WHERE version = 23;"
+    UNDO_24 "ALTER TABLE deltas DROP COLUMN holder;"                                               \
+            "DELETE FROM schema_version WHERE version = 23;"
 #define UNDO_22                                                                                    \
     UNDO_23 "ALTER TABLE uploads DROP COLUMN image_id;"                                            \
             "DELETE FROM schema_version WHERE version = 22;"
@@ -2885,6 +2887,69 @@ static int64_t rows_in_state(struct db *db, rp_device_state_t state)
     return c.n;
 }
 
+/* Every row of sql (no parameters but the tenant's, if it has "?"), as "a|b|...;" text. */
+static void rows_text(struct db *db, const char *sql, char *out, size_t cap)
+{
+    sq_st_t *st = sq_prepare(db->s, sql);
+    size_t n = 0;
+
+    assert_non_null(st);
+    if (strchr(sql, '?') != NULL)
+        db_bind_text(st, 1, db->tenant.id);
+    out[0] = '\0';
+    while (db_step(st) == DB_ROW) {
+        for (int c = 0; c < 5; c++)
+            n += (size_t)snprintf(out + n, cap - n, "%s%s", c ? "|" : "",
+                                  (const char *)db_column_text(st, c));
+        n += (size_t)snprintf(out + n, cap - n, ";");
+        assert_true(n < cap);
+    }
+    sq_finalize(st);
+}
+
+/* The fleet page's versions, as rp_store_fleet_versions gives them, as "product|c|v|n;" text. */
+static void versions_line(void *ctx, const char *product, const char *component,
+                          const char *version, int64_t devices)
+{
+    char *out = ctx;
+    size_t n = strlen(out);
+
+    snprintf(out + n, 4096 - n, "%s|%s|%s|%lld;", product, component, version, (long long)devices);
+}
+
+/* The versions' counters (migration 24) are what the rows say: per (tenant, product ID,
+ * component, version), none at 0 left; and the fleet page's answer is what the count of every
+ * device's apps gave before them (the query they replaced, here as the reference), in its order. */
+static void versions_counters_match(struct db *db)
+{
+    static const char kept[] = "SELECT tenant_id, product_id, component, version, n"
+                               " FROM version_counts ORDER BY 1, 2, 3, 4";
+    static const char counted[] =
+        "SELECT d.tenant_id, coalesce(g.product_id, ''), a.component, a.version, count(*)"
+        " FROM devices d JOIN device_apps a ON a.device_id = d.id"
+        " LEFT JOIN group_members m ON m.device_id = d.id"
+        " LEFT JOIN device_groups g ON g.id = m.group_id GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4";
+    static const char fleet_before[] =
+        "SELECT coalesce(p.name, ''), a.component, a.version, count(*) AS n, ''"
+        " FROM devices d JOIN device_apps a ON a.device_id = d.id"
+        " LEFT JOIN group_members m ON m.device_id = d.id"
+        " LEFT JOIN device_groups g ON g.id = m.group_id"
+        " LEFT JOIN products p ON p.id = g.product_id"
+        " WHERE d.tenant_id = ? GROUP BY 1, 2, 3 ORDER BY n DESC, 1, 2, 3 LIMIT 1000";
+    char want[4096], got[4096];
+
+    rows_text(db, counted, want, sizeof(want));
+    rows_text(db, kept, got, sizeof(got));
+    assert_string_equal(got, want);
+    rows_text(db, fleet_before, want, sizeof(want));
+    for (char *p = want; (p = strstr(p, "|;")) != NULL;) /* (its fifth column, empty) */
+        memmove(p, p + 1, strlen(p + 1) + 1);
+    got[0] = '\0';
+    assert_int_equal(rp_store_fleet_versions(db->s, db->tenant.id, 1000, versions_line, got),
+                     RP_OK);
+    assert_string_equal(got, want);
+}
+
 /* The fleet's counters are what the rows say, state by state. */
 static void fleet_counters_match(struct db *db)
 {
@@ -2897,6 +2962,7 @@ static void fleet_counters_match(struct db *db)
     assert_int_equal(n.blocked, rows_in_state(db, RP_DEVICE_STATE_BLOCKED));
     assert_int_equal(n.quarantined, rows_in_state(db, RP_DEVICE_STATE_QUARANTINED));
     assert_int_equal(n.never_seen, rows_in_state(db, RP_DEVICE_STATE_NEVER_SEEN));
+    versions_counters_match(db);
 }
 
 /* What the rows say of a deployment, each counted in C from the store's lists. */
@@ -2978,6 +3044,7 @@ static void deploy_counters_match(struct db *db, const rp_deployment_t *d)
     assert_int_equal(got.unreported, selected - reported_selected);
     assert_int_equal(got.reached, past_pending + r.reached_pending);
     assert_memory_equal(&got_states, &want_states, sizeof(got_states));
+    versions_counters_match(db); /* (a move to another product moves them) */
 }
 
 static void report(struct db *db, const rp_deployment_t *d, const char *device_id,
@@ -2991,6 +3058,29 @@ static void report(struct db *db, const rp_deployment_t *d, const char *device_i
     snprintf(u.state, sizeof(u.state), "%s", state);
     u.at = 2000;
     assert_int_equal(rp_store_device_update_set(db->s, &u), RP_OK);
+}
+
+/* A status report of the device with the app list "component=version ..." (NULL: a report
+ * without one), in one call as the service makes it. */
+static void report_apps(struct db *db, const char *device_id, const char *list)
+{
+    rp_device_app_t apps[RP_DEVICE_APPS_MAX];
+    size_t napps = 0, fresh = 0;
+    char copy[256], *save = NULL;
+
+    memset(apps, 0, sizeof(apps));
+    snprintf(copy, sizeof(copy), "%s", list != NULL ? list : "");
+    for (char *w = strtok_r(copy, " ", &save); w != NULL; w = strtok_r(NULL, " ", &save)) {
+        char *eq = strchr(w, '=');
+        assert_non_null(eq);
+        *eq = '\0';
+        snprintf(apps[napps].component, sizeof(apps[napps].component), "%s", w);
+        snprintf(apps[napps].version, sizeof(apps[napps].version), "%s", eq + 1);
+        snprintf(apps[napps++].state, sizeof(apps[0].state), "running");
+    }
+    assert_int_equal(rp_store_device_status_put(db->s, device_id, 3000, list != NULL ? apps : NULL,
+                                                napps, NULL, 0, 0, &fresh),
+                     RP_OK);
 }
 
 static void record_verdict(struct db *db, const char *device_id, bool passed)
@@ -3022,6 +3112,26 @@ static void store_counters_match_rows(void **state)
         assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, ids[i], 1000), RP_OK);
     }
     assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, ids[0], 1000), RP_OK); /* again */
+    fleet_counters_match(db);
+    /* the versions: app lists reported (in no group yet), the same again, a version changed, an
+     * app gone and one added, a report without a list, an empty list */
+    report_apps(db, ids[0], "app=1.0 system=2.0");
+    report_apps(db, ids[1], "app=1.0 system=2.0");
+    report_apps(db, ids[2], "app=1.1");
+    fleet_counters_match(db);
+    if (rt_pg_uri() == NULL) { /* the same list again: its rows and the report's, no counter */
+        sqlite3 *h = rp_db_sqlite_handle(db->s->db);
+        int before = sqlite3_total_changes(h);
+        report_apps(db, ids[0], "app=1.0 system=2.0");
+        assert_int_equal(sqlite3_total_changes(h) - before, 2 + 2 + 1);
+    }
+    report_apps(db, ids[1], "app=1.1 web=0.1");
+    fleet_counters_match(db);
+    report_apps(db, ids[2], NULL);
+    report_apps(db, ids[3], "");
+    fleet_counters_match(db);
+    report_apps(db, ids[2], "");
+    report_apps(db, ids[3], "web=0.1 app=1.1");
     fleet_counters_match(db);
     record_verdict(db, ids[0], true);
     record_verdict(db, ids[1], false);
@@ -3109,6 +3219,18 @@ static void store_counters_match_rows(void **state)
     assert_int_equal(rp_store_device_assign(db->s, &g, ids[0], 2300), RP_OK);
     assert_int_equal(rp_store_device_assign(db->s, &g, ids[0], 2300), RP_OK); /* where it is */
     deploy_counters_match(db, &d);
+    { /* to another product and back */
+        rp_product_t valve;
+        rp_group_t vg;
+        assert_int_equal(rp_store_product_create(db->s, db->tenant.id, "Valve", &valve), RP_OK);
+        assert_int_equal(rp_store_group_create(db->s, &valve, "Field", false, &vg), RP_OK);
+        assert_int_equal(rp_store_device_assign(db->s, &vg, ids[1], 2400), RP_OK);
+        assert_int_equal(rp_store_device_assign(db->s, &vg, ids[3], 2400), RP_OK);
+        fleet_counters_match(db);
+        report_apps(db, ids[3], "web=0.2 app=1.1");
+        assert_int_equal(rp_store_device_assign(db->s, &g, ids[1], 2500), RP_OK);
+        fleet_counters_match(db);
+    }
     d2 = d;
     d2.rollout = 100;
     assert_int_equal(rp_store_deployment_create(db->s, &d2), RP_OK);
