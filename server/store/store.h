@@ -1055,8 +1055,9 @@ typedef struct rp_fleet_counts {
 #define RP_FLEET_EXPIRING (4 * 3600) /* seconds: a 24-hour certificate not renewed for 20 hours */
 rp_err_t rp_store_fleet_counts(rp_store_t *s, const char *tenant_id, int64_t now,
                                rp_fleet_counts_t *out) RP_MUST_CHECK;
-/* The counters the fleet's counts and a deployment's progress read (COUNTERS_SEED), counted again
- * from the rows, in one transaction: for a database written around the store (a bulk load). */
+/* The counters the fleet's counts and a deployment's progress read (COUNTERS_SEED, then the
+ * deployments' by DEPLOY_COUNTERS_SEED_25), counted again from the rows, in one transaction: for a
+ * database written around the store (a bulk load). */
 rp_err_t rp_store_counters_recount(rp_store_t *s) RP_MUST_CHECK;
 /* "Expiring" is a matter of time, not of a write: counted over every device of the tenant (its
  * newest current certificate's end) and kept with the time it was counted, which the fleet's

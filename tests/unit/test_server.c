@@ -3097,7 +3097,8 @@ static void record_verdict(struct db *db, const char *device_id, bool passed)
     assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
 }
 
-/* The counters the console reads instead of counting (COUNTERS_SEED), kept by every write that
+/* The counters the console reads instead of counting (COUNTERS_SEED; the deployments' over the
+ * devices each targets now since migration 25), kept by every write that
  * changes what they count, in its transaction: after each kind of change they are what a count
  * of the rows says, on both engines; a verdict repeated writes none (SQLite: the rows changed);
  * and a database upgraded to them has them right at once (SQLite: its file taken back). */
@@ -3171,8 +3172,9 @@ static void store_counters_match_rows(void **state)
         fleet_counters_match(db);
     }
 
-    /* deployments: members assigned, reports, reaches, a member moved away and back, a
-     * deployment made once its group has members */
+    /* deployments: members assigned, reports (refused from a device it does not target),
+     * reaches, a member moved away and back, a deployment made once its group has members; on
+     * it, a device that reports and then leaves the group, and one that joins late */
     assert_int_equal(rp_store_product_create(db->s, db->tenant.id, "Meter", &pr), RP_OK);
     assert_int_equal(rp_store_group_create(db->s, &pr, "Field", false, &g), RP_OK);
     assert_int_equal(rp_store_group_create(db->s, &pr, "Other", false, &other), RP_OK);
