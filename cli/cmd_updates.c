@@ -454,7 +454,8 @@ static void complete_states(json_t *d)
 
 static void print_deployment(json_t *d)
 {
-    json_t *states = json_object_get(d, "states"), *v, *m;
+    json_t *states = json_object_get(d, "states"), *progress = json_object_get(d, "progress"), *v,
+           *m;
     const char *k;
     size_t i;
 
@@ -483,6 +484,15 @@ static void print_deployment(json_t *d)
         rp_update_state_t known;
         if (rp_update_state_parse(k, &known) != RP_OK || !rp_update_state_reported(known))
             printf("%-12s %lld\n", k, (long long)json_integer_value(v));
+    }
+    /* Over the devices it targets now, as the states above; those that left it, apart. */
+    if (json_is_object(progress)) {
+        printf("reached:     %lld of %lld\n",
+               (long long)json_integer_value(json_object_get(progress, "reached")),
+               (long long)json_integer_value(json_object_get(progress, "selected")));
+        printf("left:        %lld (moved out of the group after it reached them; not counted "
+               "above)\n",
+               (long long)json_integer_value(json_object_get(progress, "left")));
     }
 }
 

@@ -114,8 +114,10 @@ export async function detail(ctx) {
   const draw = (d) => {
     const states = d.states || {};
     const selected = d.devices_selected || 0;
-    // reached: the devices served targets naming it or that reported (the server's count)
+    // reached: the devices it targets now served targets naming it or that reported (the
+    // server's count); left: those moved out of its group since, counted apart (never above)
     const reached = d.progress && typeof d.progress.reached === 'number' ? d.progress.reached : selected - (states.pending || 0);
+    const left = d.progress && typeof d.progress.left === 'number' ? d.progress.left : 0;
     const status = d.status || 'active';
     actions.replaceChildren();
     if (can(ctx.role, 'contributor') && 'status' in d) {
@@ -125,7 +127,7 @@ export async function detail(ctx) {
     }
     const bar = (label, n) => h('div', { class: 'progress' },
       h('span', { class: 'progress-label' }, label),
-      h('progress', { max: Math.max(selected, 1), value: n, 'aria-label': label }),
+      h('progress', { max: Math.max(selected, 1), value: Math.min(n, selected), 'aria-label': label }),
       h('span', { class: 'progress-n', 'data-state': label }, `${count(n)} of ${count(selected)}`));
     // A server that answers without next_after does not page (it sent every device): show 200.
     const paged = 'next_after' in d;
@@ -143,13 +145,15 @@ export async function detail(ctx) {
       ]),
       h('section', { 'aria-labelledby': 'prog-h', class: 'progress-box' }, h('h2', { id: 'prog-h' }, 'Progress'),
         bar('reached', reached), bar('installed', states.installed || 0), bar('failed', states.failed || 0),
-        bar('rolled back', states.rolled_back || 0), bar('refused', states.refused || 0)),
+        bar('rolled back', states.rolled_back || 0), bar('refused', states.refused || 0),
+        left > 0 ? h('p', { class: 'meta progress-left', 'data-state': 'left' },
+          `${count(left)} ${left === 1 ? 'device' : 'devices'} left the group after the deployment reached ${left === 1 ? 'it' : 'them'}: listed below as left, not counted above.`) : null),
       h('section', { 'aria-labelledby': 'devs-h' }, h('h2', { id: 'devs-h' }, 'Devices'),
         !paged && (d.devices || []).length > 200 ? h('p', { class: 'meta' }, `The first 200 of ${count(d.devices.length)}.`) : null,
         paged ? h('p', { class: 'meta page-meta' }, `Page ${count(cursors.length)}: ${count(devs.length)} shown, in device ID order.`) : null,
         table('Devices of the deployment', [
           { title: 'Device', cell: (x) => deviceLink(x.device_id) },
-          { title: 'State', cell: (x) => badge(x.state) },
+          { title: 'State', cell: (x) => x.left ? h('span', {}, badge(x.state), ' ', badge('left')) : badge(x.state) },
           { title: 'Detail', cell: (x) => x.detail || '—' },
           { title: 'When', cell: (x) => when(x.at) },
         ], devs, cursors.length > 1 ? 'No device on this page.' : 'No device selected.'), pager));

@@ -345,10 +345,10 @@ void rp_h_group_assign(rp_req_t *r)
 
 static void show_update(void *ctx, const rp_device_update_t *u)
 {
-    json_array_append_new(ctx,
-                          json_pack("{s:s, s:s, s:o, s:s}", "state", u->state, "detail", u->detail,
-                                    "at", u->at != 0 ? rp_iso_time_json(u->at) : json_null(),
-                                    "device_id", u->device_id));
+    json_array_append_new(ctx, json_pack("{s:s, s:s, s:o, s:s, s:b}", "state", u->state, "detail",
+                                         u->detail, "at",
+                                         u->at != 0 ? rp_iso_time_json(u->at) : json_null(),
+                                         "device_id", u->device_id, "left", u->left));
 }
 
 static void show_state(void *ctx, const char *state, int64_t n)
@@ -401,13 +401,15 @@ static json_t *deployment_json(rp_req_t *r, const rp_deployment_t *d, const rp_p
             return NULL;
         }
         show_state(counts, rp_update_state_name(RP_UPDATE_PENDING), pr.unreported);
-        /* What the console's live view shows: reached is every device that was served targets
-         * naming this deployment or reported anything of it (a pause keeps these on it). */
+        /* What the console's live view shows, over the devices it targets now: reached is each
+         * of them that was served targets naming this deployment or reported past pending (a
+         * pause keeps these on it); left, apart, the devices moved out of its group since it
+         * reached them or they reported it. No count but left can pass selected. */
         json_object_set_new(
             o, "progress",
             json_pack(
-                "{s:I, s:I, s:I, s:I, s:I}", "selected", (json_int_t)pr.selected, "reached",
-                (json_int_t)pr.reached, "installed",
+                "{s:I, s:I, s:I, s:I, s:I, s:I}", "selected", (json_int_t)pr.selected, "left",
+                (json_int_t)pr.left, "reached", (json_int_t)pr.reached, "installed",
                 json_integer_value(
                     json_object_get(counts, rp_update_state_name(RP_UPDATE_INSTALLED))),
                 "failed",

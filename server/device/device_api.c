@@ -832,7 +832,7 @@ void rp_h_device_report(rp_req_t *r)
     rp_update_state_t state;
     rp_deployment_t deployment;
     rp_device_update_t u;
-    rp_group_t group;
+    rp_err_t err;
     bool known;
 
     if (body == NULL)
@@ -850,10 +850,10 @@ void rp_h_device_report(rp_req_t *r)
                        RP_UPDATE_DETAIL_MAX);
         return;
     }
-    /* Only about a deployment of the device's own group: its counts are the group's. */
-    if (rp_store_deployment_get(r->w->store, d->tenant_id, dep, &deployment) != RP_OK ||
-        rp_store_device_group(r->w->store, d->id, &group) != RP_OK ||
-        strcmp(group.id, deployment.group_id) != 0) {
+    /* Only about a deployment of the device's tenant that targets it: the tenant here, the
+     * targeting where the report is recorded (rp_store_device_update_set), in one transaction
+     * with it, so that a move of the device out of the group is either before both or after */
+    if (rp_store_deployment_get(r->w->store, d->tenant_id, dep, &deployment) != RP_OK) {
         json_decref(body);
         rp_reply_error(r, 404, "not_found", "no such deployment for this device");
         return;
@@ -865,7 +865,12 @@ void rp_h_device_report(rp_req_t *r)
     snprintf(u.detail, sizeof(u.detail), "%s", detail != NULL ? detail : "");
     u.at = (int64_t)time(NULL);
     json_decref(body);
-    if (rp_store_device_update_set(r->w->store, &u) != RP_OK) {
+    err = rp_store_device_update_set(r->w->store, &u);
+    if (err == RP_ERR_NOT_FOUND) {
+        rp_reply_error(r, 404, "not_found", "no such deployment for this device");
+        return;
+    }
+    if (err != RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot record the report");
         return;
     }

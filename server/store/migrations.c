@@ -56,6 +56,38 @@
     " LEFT JOIN group_members m ON m.device_id = d.id"                                             \
     " LEFT JOIN device_groups g ON g.id = m.group_id GROUP BY 1, 2, 3, 4;"
 
+/* Migration 25's count of the deployments' counters from the rows, over the devices each targets
+ * now (a member of its group its rollout selects: DEPLOY_TARGETS): the members selected, those of
+ * them that reported, those reached whose report is pending or missing, the devices no longer
+ * targeted that it reached or that reported it (departed), and the reports of the targeted ones
+ * per state. The rules of deploy_counts_move (store_updates.c). Shipped with it, never edited. */
+/* clang-format off */
+#define DEPLOY_TARGETS(dev)                                                                        \
+    " (EXISTS (SELECT 1 FROM group_members m WHERE m.device_id = " dev                             \
+    " AND m.group_id = deployments.group_id)"                                                      \
+    " AND rp_selects(deployments.id, deployments.rollout, " dev "))"
+#define DEPLOY_COUNTERS_SEED_25                                                                    \
+    "DELETE FROM deployment_counts;"                                                               \
+    "UPDATE deployments SET selected = (SELECT count(*) FROM group_members m"                      \
+    " WHERE m.group_id = deployments.group_id"                                                     \
+    " AND rp_selects(deployments.id, deployments.rollout, m.device_id)),"                          \
+    " reported_selected = (SELECT count(*) FROM device_updates u"                                  \
+    " WHERE u.deployment_id = deployments.id AND" DEPLOY_TARGETS("u.device_id") "),"               \
+    " reached_pending = (SELECT count(*) FROM deployment_reached r LEFT JOIN device_updates u"     \
+    " ON u.deployment_id = r.deployment_id AND u.device_id = r.device_id"                          \
+    " WHERE r.deployment_id = deployments.id AND (u.device_id IS NULL OR u.state = 'pending')"     \
+    " AND" DEPLOY_TARGETS("r.device_id") "),"                                                      \
+    " departed = (SELECT count(*) FROM deployment_reached r"                                       \
+    " WHERE r.deployment_id = deployments.id AND NOT" DEPLOY_TARGETS("r.device_id") ")"            \
+    " + (SELECT count(*) FROM device_updates u WHERE u.deployment_id = deployments.id"             \
+    " AND NOT EXISTS (SELECT 1 FROM deployment_reached r WHERE r.deployment_id = deployments.id"   \
+    " AND r.device_id = u.device_id) AND NOT" DEPLOY_TARGETS("u.device_id") ");"                   \
+    "INSERT INTO deployment_counts (deployment_id, state, n)"                                      \
+    " SELECT deployments.id, u.state, count(*) FROM deployments JOIN device_updates u"             \
+    " ON u.deployment_id = deployments.id WHERE" DEPLOY_TARGETS("u.device_id")                     \
+    " GROUP BY deployments.id, u.state;"
+/* clang-format on */
+
 /* Persisted: each migration runs once, in order, in its own transaction. Never edit one that has
  * shipped; add the next. Say of each whether a replica of the previous version may keep serving
  * on it during a rolling upgrade (docs/operations.md, "Upgrading replicas"): yes when it adds only
@@ -370,6 +402,13 @@ const char *const rp_store_migrations[] = {
     "CREATE TABLE version_counts (tenant_id TEXT NOT NULL, product_id TEXT NOT NULL,"
     " component TEXT NOT NULL, version TEXT NOT NULL, n INTEGER NOT NULL,"
     " PRIMARY KEY (tenant_id, product_id, component, version)) WITHOUT ROWID;" VERSIONS_SEED,
+    /* 25: a deployment's progress over the devices it targets now (docs/api.md): a device moved
+     * out of its group that it reached or that reported it counts as departed, apart, and its
+     * report no longer counts among the states (store_updates.c: deploy_counts_move); counted
+     * again from the rows (DEPLOY_COUNTERS_SEED_25). Not for a rolling upgrade: an older
+     * replica's writes would not move departed, and would count a departed device's report */
+    "ALTER TABLE deployments ADD COLUMN departed INTEGER NOT NULL DEFAULT 0;" /* and */
+    DEPLOY_COUNTERS_SEED_25,
 };
 const int rp_store_schema_newest =
     (int)(sizeof(rp_store_migrations) / sizeof(rp_store_migrations[0]));
@@ -462,5 +501,5 @@ rp_err_t rp_store_counters_recount(rp_store_t *s)
         return err;
     return sq_end(
         s, sq_exec(s, "DELETE FROM device_counts; DELETE FROM deployment_counts;" COUNTERS_SEED
-                      "DELETE FROM version_counts;" VERSIONS_SEED));
+                      "DELETE FROM version_counts;" VERSIONS_SEED DEPLOY_COUNTERS_SEED_25));
 }

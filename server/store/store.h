@@ -339,6 +339,7 @@ typedef struct rp_device_update {
     char state[24]; /* rp_update_state_name() of a reported state (rampart/update_state.h) */
     char detail[RP_UPDATE_DETAIL_MAX + 1];
     int64_t at;
+    bool left; /* rp_store_deployment_devices: no longer targeted by the deployment */
 } rp_device_update_t;
 
 /* RP_ERR_EXISTS when the tenant has a key with that name or that key already. */
@@ -485,18 +486,22 @@ typedef void (*rp_reached_fn)(void *ctx, const char *device_id);
 rp_err_t rp_store_deployment_reached_list(rp_store_t *s, const char *deployment_id,
                                           rp_reached_fn fn, void *ctx) RP_MUST_CHECK;
 /* A deployment's devices in device ID order (page: see rp_page_t, filtered on the device ID;
- * NULL: all): the devices of its group it selects, and any that reported it (moved out of the
- * group since), each with its report; u->state is "pending" (and at 0) for one that has none. */
+ * NULL: all): the devices of its group it selects, and those that left it (u->left: moved out of
+ * the group since it reached them or they reported it), each with its report; u->state is
+ * "pending" (and at 0) for one that has none. */
 typedef void (*rp_device_update_fn)(void *ctx, const rp_device_update_t *u);
 rp_err_t rp_store_deployment_devices(rp_store_t *s, const rp_deployment_t *d, const rp_page_t *page,
                                      rp_device_update_fn fn, void *ctx) RP_MUST_CHECK;
-/* A deployment's progress over all its devices (those rp_store_deployment_devices lists), counted
- * in SQL: fn gets each reported state's count; the devices without a report are `unreported`. */
+/* A deployment's progress over the devices it targets now (the members of its group its rollout
+ * selects), read from its counters: fn gets each reported state's count among them; those without
+ * a report are `unreported`. Devices it reached or that reported it and are no longer targeted
+ * (moved to another group) count in `left` only; so reached <= selected, and so is any state. */
 typedef struct rp_deploy_progress {
     int64_t in_group;   /* devices in its group now */
-    int64_t selected;   /* of those, the ones its rollout selects */
+    int64_t selected;   /* of those, the ones its rollout selects (targeted) */
     int64_t unreported; /* selected devices without a report (pending) */
-    int64_t reached;    /* devices served targets naming it, or that reported past pending */
+    int64_t reached; /* selected devices served targets naming it, or that reported past pending */
+    int64_t left;    /* devices no longer targeted that it reached or that reported it */
 } rp_deploy_progress_t;
 typedef void (*rp_state_count_fn)(void *ctx, const char *state, int64_t n);
 rp_err_t rp_store_deployment_progress(rp_store_t *s, const rp_deployment_t *d,
@@ -546,6 +551,9 @@ typedef void (*rp_counter_max_fn)(void *ctx, const char *device_id, uint32_t max
 rp_err_t rp_store_group_counter_max_below(rp_store_t *s, const char *group_id, uint32_t counter,
                                           rp_counter_max_fn fn, void *ctx) RP_MUST_CHECK;
 
+/* The device's report about a deployment, kept only while the deployment targets it (a member
+ * of its group that its rollout selects), judged in the transaction that records it: otherwise
+ * RP_ERR_NOT_FOUND and nothing written. */
 rp_err_t rp_store_device_update_set(rp_store_t *s, const rp_device_update_t *u) RP_MUST_CHECK;
 rp_err_t rp_store_device_updates(rp_store_t *s, const char *deployment_id, rp_device_update_fn fn,
                                  void *ctx) RP_MUST_CHECK;
@@ -1049,8 +1057,8 @@ typedef struct rp_fleet_counts {
 rp_err_t rp_store_fleet_counts(rp_store_t *s, const char *tenant_id, int64_t now,
                                rp_fleet_counts_t *out) RP_MUST_CHECK;
 /* The counters the fleet's counts, its versions and a deployment's progress read (COUNTERS_SEED,
- * VERSIONS_SEED), counted again from the rows, in one transaction: for a database written around
- * the store (a bulk load). */
+ * VERSIONS_SEED, then the deployments' by DEPLOY_COUNTERS_SEED_25), counted again from the rows,
+ * in one transaction: for a database written around the store (a bulk load). */
 rp_err_t rp_store_counters_recount(rp_store_t *s) RP_MUST_CHECK;
 /* "Expiring" is a matter of time, not of a write: counted over every device of the tenant (its
  * newest current certificate's end) and kept with the time it was counted, which the fleet's

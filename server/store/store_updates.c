@@ -982,7 +982,7 @@ typedef struct deploy_standing {
 
 static const char SQL_DEPLOY_MOVE[] =
     "UPDATE deployments SET selected = selected + ?2, reported_selected = reported_selected + ?3,"
-    " reached_pending = reached_pending + ?4 WHERE id = ?1";
+    " reached_pending = reached_pending + ?4, departed = departed + ?5 WHERE id = ?1";
 static const char SQL_DEPLOY_STATE_ADD[] =
     "INSERT INTO deployment_counts (deployment_id, state, n) VALUES (?1, ?2, ?3)"
     " ON CONFLICT (deployment_id, state) DO UPDATE SET n = deployment_counts.n + ?3";
@@ -1001,15 +1001,27 @@ static const char SQL_DEPLOY_STANDING[] =
     " AND u.device_id = ?2 LEFT JOIN deployment_reached r ON r.deployment_id = d.id"
     " AND r.device_id = ?2 WHERE d.id = ?1";
 
-/* What a standing adds to each counter: selected, reported_selected, reached_pending. */
-static void deploy_terms(const deploy_standing_t *d, int64_t t[3])
+/* The counters a standing adds to (deployments' columns), in SQL_DEPLOY_MOVE's order. */
+enum { TERM_SELECTED, TERM_REPORTED_SELECTED, TERM_REACHED_PENDING, TERM_DEPARTED, TERMS };
+
+/* What a standing adds to each counter. A deployment's progress is over the devices it targets
+ * now (in scope); a device out of scope that it reached or that reported it has left it, and
+ * counts there only. Its report's state counts only while it is in scope. */
+static void deploy_terms(const deploy_standing_t *d, int64_t t[TERMS])
 {
     bool reported = d->state[0] != '\0';
+    bool pending = !reported || strcmp(d->state, rp_update_state_name(RP_UPDATE_PENDING)) == 0;
 
-    t[0] = d->in_scope;
-    t[1] = d->in_scope && reported;
-    t[2] = d->reached && (reported ? strcmp(d->state, rp_update_state_name(RP_UPDATE_PENDING)) == 0
-                                   : d->in_scope);
+    t[TERM_SELECTED] = d->in_scope;
+    t[TERM_REPORTED_SELECTED] = d->in_scope && reported;
+    t[TERM_REACHED_PENDING] = d->in_scope && d->reached && pending;
+    t[TERM_DEPARTED] = !d->in_scope && (d->reached || reported);
+}
+
+/* The report state a standing counts under ("": none). */
+static const char *deploy_state_counted(const deploy_standing_t *d)
+{
+    return d->in_scope ? d->state : "";
 }
 
 /* The rule of a deployment's counters: moved from what `before` adds to what `after` adds, in
@@ -1018,23 +1030,24 @@ static void deploy_terms(const deploy_standing_t *d, int64_t t[3])
 static rp_err_t deploy_counts_move(rp_store_t *s, const char *deployment_id,
                                    const deploy_standing_t *before, const deploy_standing_t *after)
 {
-    int64_t b[3], a[3];
+    int64_t b[TERMS], a[TERMS];
+    const char *was = deploy_state_counted(before), *is = deploy_state_counted(after);
     sq_st_t *st;
     rp_err_t err = RP_OK;
 
     deploy_terms(before, b);
     deploy_terms(after, a);
-    if (a[0] != b[0] || a[1] != b[1] || a[2] != b[2]) {
+    if (memcmp(a, b, sizeof(a)) != 0) {
         if ((st = sq_stmt(s, SQL_DEPLOY_MOVE)) == NULL)
             return RP_ERR_IO;
         db_bind_text(st, 1, deployment_id);
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < TERMS; k++)
             db_bind_int64(st, 2 + k, a[k] - b[k]);
         err = sq_step_done(s, st, NULL);
     }
     for (int side = 0; err == RP_OK && side < 2; side++) {
-        const char *state = side == 0 ? before->state : after->state;
-        if (strcmp(before->state, after->state) == 0 || state[0] == '\0')
+        const char *state = side == 0 ? was : is;
+        if (strcmp(was, is) == 0 || state[0] == '\0')
             continue;
         if ((st = sq_stmt(s, SQL_DEPLOY_STATE_ADD)) == NULL)
             return RP_ERR_IO;
@@ -1327,7 +1340,12 @@ rp_err_t rp_store_device_update_set(rp_store_t *s, const rp_device_update_t *u)
 
     if (err != RP_OK)
         return err;
+    /* Whether the deployment targets the device is read under the write lock that a move of
+     * the device takes too (rp_store_device_assign): a report racing a move is judged by the
+     * membership it commits beside, never one read before */
     err = deploy_standing(s, u->deployment_id, u->device_id, &before, &found);
+    if (err == RP_OK && (!found || !before.in_scope))
+        err = RP_ERR_NOT_FOUND;
     st = err == RP_OK ? sq_stmt(s, SQL_UPDATE_SET) : NULL;
     if (err == RP_OK && st == NULL)
         err = RP_ERR_IO;
@@ -1339,7 +1357,7 @@ rp_err_t rp_store_device_update_set(rp_store_t *s, const rp_device_update_t *u)
         db_bind_int64(st, 5, u->at);
         err = sq_step_done(s, st, NULL);
     }
-    if (err == RP_OK && found) {
+    if (err == RP_OK) {
         after = before;
         snprintf(after.state, sizeof(after.state), "%s", u->state);
         err = deploy_counts_move(s, u->deployment_id, &before, &after);
@@ -1491,26 +1509,34 @@ rp_err_t rp_store_deployment_reached_list(rp_store_t *s, const char *deployment_
 
 /*
  * A deployment's devices, as its detail lists them: the devices of its group its rollout selects
- * (rp_selects: rp_deployment_selects in SQL), and any that reported it (moved out of the group
- * since). Each with its report (none: pending). The page is the merge of two index ranges in
- * device ID order (device_updates' key, group_members_group: the members without a report), so
- * it reads its own rows only.
+ * (rp_selects: rp_deployment_selects in SQL), and those that left it (SQ_DEPLOY_TARGETS false:
+ * moved out of the group since it reached them or they reported it), each with its report (none:
+ * pending) and whether it left. The page is the merge of three index ranges in device ID order
+ * (device_updates' key, group_members_group: the members without a report, deployment_reached's
+ * key: the devices reached without a report), so it reads its own rows only.
  */
+/* clang-format off */
+#define SQ_DEPLOY_TARGETS(dev)                                                                     \
+    "(EXISTS (SELECT 1 FROM group_members t WHERE t.device_id = " dev " AND t.group_id = :group)"  \
+    " AND rp_selects(:dep, :rollout, " dev "))"
 static const char SQL_DEPLOY_DEVICES[] =
-    "SELECT device_id, state, detail, at FROM device_updates WHERE deployment_id = :dep"
-    " AND " SQ_KEY_RANGE(
-        "device_id") " UNION ALL"
-                     " SELECT device_id, NULL, NULL, NULL FROM group_members m WHERE group_id = "
-                     ":group"
-                     " AND " SQ_KEY_RANGE(
-                         "device_id") " AND rp_selects(:dep, :rollout, device_id)"
-                                      " AND NOT EXISTS (SELECT 1 FROM device_updates u WHERE "
-                                      "u.deployment_id = :dep"
-                                      " AND u.device_id = m.device_id) ORDER BY 1 LIMIT :limit";
+    "SELECT device_id, state, detail, at,"
+    " CASE WHEN " SQ_DEPLOY_TARGETS("u.device_id") " THEN 0 ELSE 1 END"
+    " FROM device_updates u WHERE deployment_id = :dep AND " SQ_KEY_RANGE("device_id")
+    " UNION ALL SELECT device_id, NULL, NULL, NULL, 0 FROM group_members m"
+    " WHERE group_id = :group AND " SQ_KEY_RANGE("device_id")
+    " AND rp_selects(:dep, :rollout, device_id) AND NOT EXISTS (SELECT 1 FROM device_updates u"
+    " WHERE u.deployment_id = :dep AND u.device_id = m.device_id)"
+    " UNION ALL SELECT device_id, NULL, NULL, NULL, 1 FROM deployment_reached r"
+    " WHERE deployment_id = :dep AND " SQ_KEY_RANGE("device_id")
+    " AND NOT " SQ_DEPLOY_TARGETS("r.device_id") " AND NOT EXISTS (SELECT 1 FROM device_updates u"
+    " WHERE u.deployment_id = :dep AND u.device_id = r.device_id) ORDER BY 1 LIMIT :limit";
+/* clang-format on */
 /* Its counts, kept by the writes (deploy_counts_move, the groups' members): one
  * row each, whatever the group's size. */
 static const char SQL_DEPLOY_COUNTS[] =
-    "SELECT g.members, d.selected, d.reported_selected, d.reached_pending FROM deployments d"
+    "SELECT g.members, d.selected, d.reported_selected, d.reached_pending, d.departed"
+    " FROM deployments d"
     " JOIN device_groups g ON g.id = d.group_id WHERE d.id = :dep";
 static const char SQL_DEPLOY_STATES[] =
     "SELECT state, n FROM deployment_counts WHERE deployment_id = :dep AND n > 0 ORDER BY state";
@@ -1547,6 +1573,7 @@ rp_err_t rp_store_deployment_devices(rp_store_t *s, const rp_deployment_t *d, co
             sq_text_col(st, 2, u.detail, sizeof(u.detail));
             u.at = db_column_int64(st, 3);
         }
+        u.left = db_column_int(st, 4) != 0;
         fn(ctx, &u);
     }
     return list_done(s, st, rc, "deployment devices");
@@ -1570,6 +1597,7 @@ rp_err_t rp_store_deployment_progress(rp_store_t *s, const rp_deployment_t *d,
         out->selected = db_column_int64(st, 1);
         reported_selected = db_column_int64(st, 2);
         reached_pending = db_column_int64(st, 3);
+        out->left = db_column_int64(st, 4);
     }
     err = list_done(s, st, rc == DB_ROW ? DB_DONE : rc, "deployment counts");
     if (err != RP_OK)

@@ -200,6 +200,16 @@ async function steps(browser) {
   await page.waitForFunction((m) => [...document.querySelectorAll('main td')].some((td) => td.textContent === m), WAIT, markup);
   ok(await page.evaluate(() => document.querySelector('main img') === null && document.title !== 'pwned'),
     'a device\'s report became markup in the page');
+  // the device moved out of the group after it installed: the progress is over the devices the
+  // deployment targets now (never past 100 %), the one that left shown apart and flagged
+  rampart('device', 'assign', '--tenant', env.ACME, '--product', 'Thermostat', '--group', 'Production', env.DEVICE);
+  await text('.progress-n[data-state=installed]', /^0 of 0$/);
+  await text('p.progress-left', /^1 device left the group/);
+  await text('main td .badge-left', /^left$/);
+  await shot('deployment-left');
+  rampart('device', 'assign', '--tenant', env.ACME, '--product', 'Thermostat', '--group', 'Field Test', env.DEVICE);
+  await text('.progress-n[data-state=installed]', /^1 of 1$/);
+  ok(await page.evaluate(() => document.querySelector('p.progress-left') === null), 'the device came back, yet is shown as left');
   // pause, resume, stop: the buttons send the session's CSRF value, as every change does
   const press = async (label) => {
     await page.waitForFunction((l) => [...document.querySelectorAll('.actions button')].some((b) => b.textContent === l), WAIT, label);

@@ -635,7 +635,7 @@ def exercise(doc_path):
     if j != {"devices": [], "next_after": None}:
         fail("the page after the last device: %s" % j)
     _, _, _, j = c.call("GET", T + "/deployments/" + dep["id"], token=tok["reader"], want=200)
-    if j["progress"] != {"selected": 1, "reached": 1, "installed": 1, "failed": 0, "rolled_back": 0}:
+    if j["progress"] != {"selected": 1, "left": 0, "reached": 1, "installed": 1, "failed": 0, "rolled_back": 0}:
         fail("the deployment's progress after the device installed it: %s" % j["progress"])
     # A page of its devices past the only one: none listed, the counts still whole.
     _, _, _, k = c.call("GET", T + "/deployments/%s?limit=1&after=%s" % (dep["id"], device),

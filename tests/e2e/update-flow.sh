@@ -61,12 +61,13 @@ shown "$dep1" "(.states | keys) == $all_states and .states.refused == 0"
 expect 0 "$RAMPART" deployment show --tenant "$acme" "$dep1"
 for s in pending downloading installed failed rolled_back refused; do out_has "$s "; done
 # A device reports only those states, spelt exactly (one table: lib/src/update_state.c).
-report() {
-  printf '{"deployment": "%s", "state": "%s", "detail": "test"}' "$dep1" "$1" >"$d/report.json"
-  status=$(curl -s -o "$E2E_DIR/body" -w '%{http_code}' --cacert "$SERVER_CA" --cert "$d/dev4/agent/device.crt" \
-    --key "$d/dev4/identity.pem" -H 'Content-Type: application/json' --data-binary "@$d/report.json" \
+report_as() { # DEVICE-NUMBER DEPLOYMENT STATE
+  printf '{"deployment": "%s", "state": "%s", "detail": "test"}' "$2" "$3" >"$d/report.json"
+  status=$(curl -s -o "$E2E_DIR/body" -w '%{http_code}' --cacert "$SERVER_CA" --cert "$d/dev$1/agent/device.crt" \
+    --key "$d/dev$1/identity.pem" -H 'Content-Type: application/json' --data-binary "@$d/report.json" \
     "$SERVER_URL/api/v1/device/updates")
 }
+report() { report_as 4 "$dep1" "$1"; }
 for bad in Installed "installed " unchanged fell_back bogus ""; do
   report "$bad"; is_status 400
   body_has '.message | contains("pending|downloading|installed|failed|rolled_back|refused")'
@@ -83,8 +84,21 @@ eq "$(version_of 1)" 1.1.0+0 "dev1 still runs 1.1.0"
 shown "$dep2" '.states.rolled_back == 2 and .states.pending == 2'
 # The console's live view: reached is every device served targets naming it or that reported (the
 # pending ones have not fetched them).
-shown "$dep2" '.progress == {"selected": 4, "reached": 2, "installed": 0, "failed": 0, "rolled_back": 2}'
+shown "$dep2" '.progress == {"selected": 4, "left": 0, "reached": 2, "installed": 0, "failed": 0, "rolled_back": 2}'
 shown "$dep2" "[.devices[] | select(.state == \"rolled_back\") | .detail] | all(contains(\"exited with status 7\"))"
+# The progress is over the devices it targets now: one that reported and then left the group
+# counts apart, as left (listed, flagged), never above selected; its reports are no longer taken
+# (judged where they are recorded); back in the group, it counts as before.
+rb=$(jq -r '[.devices[] | select(.state == "rolled_back")][0].device_id' "$d/out")
+for n in 1 2 3 4; do [ "${ids[$((n - 1))]}" != "$rb" ] || rbn=$n; done
+expect 0 "$RAMPART" device assign --tenant "$acme" --product Thermostat --group Production "$rb"
+shown "$dep2" '.progress == {"selected": 3, "left": 1, "reached": 1, "installed": 0, "failed": 0, "rolled_back": 1}'
+shown "$dep2" "[.devices[] | select(.left) | .device_id] == [\"$rb\"] and .states.rolled_back == 1"
+expect 0 "$RAMPART" deployment show --tenant "$acme" "$dep2"
+out_has "reached:     1 of 3"; out_has "left:        1 "
+report_as "$rbn" "$dep2" installed; is_status 404
+expect 0 "$RAMPART" device assign --tenant "$acme" --product Thermostat --group "Field Test" "$rb"
+shown "$dep2" '.progress == {"selected": 4, "left": 0, "reached": 2, "installed": 0, "failed": 0, "rolled_back": 2}'
 
 # --- a downgrade to 1.0.0: refused by the devices ----------------------------------------------
 expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v100"

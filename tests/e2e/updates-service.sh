@@ -288,7 +288,7 @@ for id in "${ids[@]:0:10}"; do
   [ $((16#$v % 10000)) -lt 5000 ] && want=$((want + 1))
 done
 jq -e ".devices_in_group == 10 and .devices_selected == $want and .states.pending == $want and
-  .progress == {\"selected\": $want, \"reached\": 0, \"installed\": 0, \"failed\": 0, \"rolled_back\": 0} and
+  .progress == {\"selected\": $want, \"left\": 0, \"reached\": 0, \"installed\": 0, \"failed\": 0, \"rolled_back\": 0} and
   .group_name == \"Field Test\" and .product == \"Thermostat\" and
   (.devices | length) == $want and .rollout == 50 and (.images | map(.component) | sort) == [\"app\",\"mcu\"]" \
   "$d/dep.json" >/dev/null || fail "deployment show: $(cat "$d/dep.json")"

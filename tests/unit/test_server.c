@@ -173,7 +173,7 @@ static void store_schema(void **state)
 {
     struct db *db = *state;
 
-    assert_int_equal(rp_store_schema_version(db->s), 24);
+    assert_int_equal(rp_store_schema_version(db->s), 25);
 }
 
 static void collect_upload(void *ctx, const rp_upload_t *u)
@@ -203,8 +203,7 @@ static void store_upload_became(void **state)
     assert_int_equal(rp_store_upload_touch(db->s, db->tenant.id, u.id, u.active), RP_ERR_NOT_FOUND);
     assert_int_equal(rp_store_upload_delete(db->s, other.id), RP_OK);
     memset(&stale, 0, sizeof(stale));
-    assert_int_equal(rp_store_upload_stale(db->s, u.active + 1, 16, collect_upload, &stale),
-                     RP_OK);
+    assert_int_equal(rp_store_upload_stale(db->s, u.active + 1, 16, collect_upload, &stale), RP_OK);
     assert_string_equal(stale.image_id, image);
     assert_int_equal(rp_store_upload_delete(db->s, u.id), RP_OK);
     assert_int_equal(rp_store_upload_became(db->s, u.id, image), RP_ERR_NOT_FOUND);
@@ -1227,9 +1226,12 @@ static int64_t sql_count(sqlite3 *raw, const char *sql)
     return n;
 }
 
-/* A SQLite file taken back from the newest schema to 21 (the versions' counters, a delta's
- * holder, the image an upload became) ... */
-#define UNDO_24 "DROP TABLE version_counts; DELETE FROM schema_version WHERE version = 24;"
+/* A SQLite file taken back from the newest schema to 21 (the deployments' departed devices, the
+ * versions' counters, a delta's holder, the image an upload became) ... */
+#define UNDO_25                                                                                    \
+    "ALTER TABLE deployments DROP COLUMN departed;"                                                \
+    "DELETE FROM schema_version WHERE version = 25;"
+#define UNDO_24 UNDO_25 "DROP TABLE version_counts; DELETE FROM schema_version WHERE version = 24;"
 #define UNDO_23                                                                                    \
     UNDO_24 "ALTER TABLE deltas DROP COLUMN holder;"                                               \
             "DELETE FROM schema_version WHERE version = 23;"
@@ -2798,7 +2800,8 @@ static void store_deployment_progress(void **state)
     }
     assert_true(selected_seen > 60 && selected_seen < 180);
     assert_int_equal(rp_store_device_assign(db->s, &other, rows.moved, 3000), RP_OK);
-    /* a device that is not selected but reported anyway (an older targets' answer) */
+    /* a device that is not selected reports anyway: refused (the deployment does not target it),
+     * and so is the one that left */
     for (int i = 0; i < 300; i++) {
         if (rp_deployment_selects(&d, ids[i]))
             continue;
@@ -2806,8 +2809,9 @@ static void store_deployment_progress(void **state)
         memcpy(u.device_id, ids[i], sizeof(u.device_id));
         snprintf(u.deployment_id, sizeof(u.deployment_id), "%s", d.id);
         snprintf(u.state, sizeof(u.state), "installed");
-        assert_int_equal(rp_store_device_update_set(db->s, &u), RP_OK);
-        n_updates++;
+        assert_int_equal(rp_store_device_update_set(db->s, &u), RP_ERR_NOT_FOUND);
+        memcpy(u.device_id, rows.moved, sizeof(u.device_id));
+        assert_int_equal(rp_store_device_update_set(db->s, &u), RP_ERR_NOT_FOUND);
         break;
     }
 
@@ -2817,26 +2821,27 @@ static void store_deployment_progress(void **state)
     assert_int_equal(got.in_group, e.in_group);
     assert_int_equal(got.selected, e.selected);
     assert_int_equal(got.selected, selected_seen - 1); /* the one that left */
-    /* reported: 1/5 installed (+1 not selected), 1/5 failed (one moved away, still shown), 1/5
-     * pending; the rest of the selected have no report */
+    /* reported by the devices it targets: 1/5 installed, 1/5 failed (less the one that moved
+     * away: it counts as left), 1/5 pending; the rest of the selected have no report */
     int n5 = selected_seen / 5, r = selected_seen % 5;
-    int64_t installed = n5 + 1, failed = n5 + (r >= 1), pending_rows = n5 + (r >= 2);
+    int64_t installed = n5, failed = n5 + (r >= 1) - 1, pending_rows = n5 + (r >= 2);
     assert_int_equal(st.installed, installed);
     assert_int_equal(st.failed, failed);
     assert_int_equal(st.pending, pending_rows);
     assert_int_equal(st.other, 0);
-    assert_int_equal(n_updates, installed + failed + pending_rows);
+    assert_int_equal(n_updates, installed + failed + pending_rows + 1);
+    assert_int_equal(got.left, 1);
     /* the selected members with no report: all selected but those that reported (the moved one
      * is no longer a member) */
-    assert_int_equal(got.unreported, (selected_seen - 1) - (n_updates - 1 - 1));
+    assert_int_equal(got.unreported, (selected_seen - 1) - (n_updates - 1));
     /* reached: every report past pending, those reached without one, and the one reporting
      * pending that was reached */
     assert_int_equal(got.reached, installed + failed + (n5 + (r >= 3)) + 1);
 
-    /* its devices: every selected member and every device that reported, in ID order */
+    /* its devices: every selected member and the one that left, in ID order */
     assert_int_equal(rp_store_deployment_devices(db->s, &d, NULL, deploy_row, &rows), RP_OK);
     assert_true(rows.sorted && rows.saw_moved);
-    assert_int_equal(rows.n, got.selected + 2); /* + the moved one, + the unselected reporter */
+    assert_int_equal(rows.n, got.selected + 1); /* + the moved one */
     assert_int_equal(rows.pending, got.unreported + pending_rows);
     /* paged through with a cursor, 7 at a time: the same rows */
     struct dev_rows paged = {.sorted = true};
@@ -2972,7 +2977,8 @@ struct deploy_rows {
     int nmembers;
     rp_device_update_t reports[CTR_DEVICES];
     int nreports;
-    int64_t reached_pending;
+    char reached[CTR_DEVICES][RP_DEVICE_ID_SIZE];
+    int nreached;
 };
 
 static void deploy_rows_member(void *ctx, const char *device_id)
@@ -2991,6 +2997,14 @@ static void deploy_rows_report(void *ctx, const rp_device_update_t *u)
     r->reports[r->nreports++] = *u;
 }
 
+static void deploy_rows_reached(void *ctx, const char *device_id)
+{
+    struct deploy_rows *r = ctx;
+
+    assert_true(r->nreached < CTR_DEVICES);
+    snprintf(r->reached[r->nreached++], RP_DEVICE_ID_SIZE, "%s", device_id);
+}
+
 static const rp_device_update_t *deploy_rows_report_of(struct deploy_rows *r, const char *id)
 {
     for (int i = 0; i < r->nreports; i++)
@@ -2999,6 +3013,15 @@ static const rp_device_update_t *deploy_rows_report_of(struct deploy_rows *r, co
     return NULL;
 }
 
+static bool deploy_rows_was_reached(struct deploy_rows *r, const char *id)
+{
+    for (int i = 0; i < r->nreached; i++)
+        if (strcmp(r->reached[i], id) == 0)
+            return true;
+    return false;
+}
+
+/* Targeted now: a member of its group that its rollout selects. */
 static bool deploy_rows_in_scope(struct deploy_rows *r, const char *id)
 {
     for (int i = 0; i < r->nmembers; i++)
@@ -3007,22 +3030,30 @@ static bool deploy_rows_in_scope(struct deploy_rows *r, const char *id)
     return false;
 }
 
-static void deploy_rows_reached(void *ctx, const char *device_id)
-{
-    struct deploy_rows *r = ctx;
-    const rp_device_update_t *u = deploy_rows_report_of(r, device_id);
+struct listed {
+    int n, left;
+};
 
-    if (u != NULL ? strcmp(u->state, "pending") == 0 : deploy_rows_in_scope(r, device_id))
-        r->reached_pending++;
+static void deploy_listed(void *ctx, const rp_device_update_t *u)
+{
+    struct listed *l = ctx;
+
+    l->n++;
+    l->left += u->left;
 }
 
-/* A deployment's progress (its counters) is what its rows say. */
+/* A deployment's progress (its counters) is what its rows say, over the devices it targets now
+ * (in scope); those it reached or that reported it and are out of scope have left, counted apart;
+ * its device list is the targeted ones and those that left, flagged. */
 static void deploy_counters_match(struct db *db, const rp_deployment_t *d)
 {
     struct deploy_rows r = {.d = d};
     struct states got_states = {0}, want_states = {0};
+    struct listed listed = {0};
     rp_deploy_progress_t got;
-    int64_t selected = 0, reported_selected = 0, past_pending = 0;
+    int64_t selected = 0, reported_selected = 0, reached = 0, left = 0;
+    char seen[2 * CTR_DEVICES][RP_DEVICE_ID_SIZE];
+    int nseen = 0;
 
     assert_int_equal(rp_store_group_members(db->s, d->group_id, NULL, deploy_rows_member, &r),
                      RP_OK);
@@ -3034,21 +3065,50 @@ static void deploy_counters_match(struct db *db, const rp_deployment_t *d)
             selected++;
             reported_selected += deploy_rows_report_of(&r, r.members[i]) != NULL;
         }
-    for (int i = 0; i < r.nreports; i++) {
-        count_state(&want_states, r.reports[i].state, 1);
-        past_pending += strcmp(r.reports[i].state, "pending") != 0;
+    /* every device it reached or that reported it, once */
+    for (int i = 0; i < r.nreports + r.nreached; i++) {
+        const char *id = i < r.nreports ? r.reports[i].device_id : r.reached[i - r.nreports];
+        const rp_device_update_t *u = deploy_rows_report_of(&r, id);
+        bool dup = false;
+        for (int k = 0; k < nseen; k++)
+            dup |= strcmp(seen[k], id) == 0;
+        if (dup)
+            continue;
+        snprintf(seen[nseen++], RP_DEVICE_ID_SIZE, "%s", id);
+        if (!deploy_rows_in_scope(&r, id)) {
+            left++;
+            continue;
+        }
+        if (u != NULL)
+            count_state(&want_states, u->state, 1);
+        /* reported past pending, or reached (its report pending or none) */
+        reached +=
+            (u != NULL && strcmp(u->state, "pending") != 0) || deploy_rows_was_reached(&r, id);
     }
     assert_int_equal(rp_store_deployment_progress(db->s, d, &got, count_state, &got_states), RP_OK);
     assert_int_equal(got.in_group, r.nmembers);
     assert_int_equal(got.selected, selected);
     assert_int_equal(got.unreported, selected - reported_selected);
-    assert_int_equal(got.reached, past_pending + r.reached_pending);
+    assert_int_equal(got.reached, reached);
+    assert_int_equal(got.left, left);
+    assert_true(got.reached <= got.selected);
     assert_memory_equal(&got_states, &want_states, sizeof(got_states));
     versions_counters_match(db); /* (a move to another product moves them) */
+    assert_int_equal(rp_store_deployment_devices(db->s, d, NULL, deploy_listed, &listed), RP_OK);
+    assert_int_equal(listed.n, selected + left);
+    assert_int_equal(listed.left, left);
 }
 
-static void report(struct db *db, const rp_deployment_t *d, const char *device_id,
-                   const char *state)
+static void progress_of(struct db *db, const rp_deployment_t *d, rp_deploy_progress_t *p,
+                        struct states *st)
+{
+    memset(st, 0, sizeof(*st));
+    assert_int_equal(rp_store_deployment_progress(db->s, d, p, count_state, st), RP_OK);
+}
+
+/* A device's report of a deployment, recorded (want RP_OK) or refused (RP_ERR_NOT_FOUND). */
+static rp_err_t report_as(struct db *db, const rp_deployment_t *d, const char *device_id,
+                          const char *state)
 {
     rp_device_update_t u;
 
@@ -3057,7 +3117,40 @@ static void report(struct db *db, const rp_deployment_t *d, const char *device_i
     snprintf(u.deployment_id, sizeof(u.deployment_id), "%s", d->id);
     snprintf(u.state, sizeof(u.state), "%s", state);
     u.at = 2000;
-    assert_int_equal(rp_store_device_update_set(db->s, &u), RP_OK);
+    return rp_store_device_update_set(db->s, &u);
+}
+
+static void report(struct db *db, const rp_deployment_t *d, const char *device_id,
+                   const char *state)
+{
+    assert_int_equal(report_as(db, d, device_id, state), RP_OK);
+}
+
+/* Refused (the deployment does not target the device): no row written. */
+static void refused_report(struct db *db, const rp_deployment_t *d, const char *device_id,
+                           const char *state)
+{
+    struct deploy_rows before = {.d = d}, after = {.d = d};
+
+    assert_int_equal(rp_store_device_updates(db->s, d->id, deploy_rows_report, &before), RP_OK);
+    assert_int_equal(report_as(db, d, device_id, state), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_device_updates(db->s, d->id, deploy_rows_report, &after), RP_OK);
+    assert_int_equal(after.nreports, before.nreports);
+    assert_memory_equal(after.reports, before.reports, sizeof(before.reports));
+}
+
+/* Recorded when the deployment targets the device, refused otherwise. */
+static void report_any(struct db *db, const rp_deployment_t *d, const char *device_id,
+                       const char *state)
+{
+    rp_group_t at;
+    bool targeted = rp_store_device_group(db->s, device_id, &at) == RP_OK &&
+                    strcmp(at.id, d->group_id) == 0 && rp_deployment_selects(d, device_id);
+
+    if (targeted)
+        report(db, d, device_id, state);
+    else
+        refused_report(db, d, device_id, state);
 }
 
 /* A status report of the device with the app list "component=version ..." (NULL: a report
@@ -3093,7 +3186,8 @@ static void record_verdict(struct db *db, const char *device_id, bool passed)
     assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
 }
 
-/* The counters the console reads instead of counting (COUNTERS_SEED), kept by every write that
+/* The counters the console reads instead of counting (COUNTERS_SEED; the deployments' over the
+ * devices each targets now since migration 25), kept by every write that
  * changes what they count, in its transaction: after each kind of change they are what a count
  * of the rows says, on both engines; a verdict repeated writes none (SQLite: the rows changed);
  * and a database upgraded to them has them right at once (SQLite: its file taken back). */
@@ -3187,8 +3281,9 @@ static void store_counters_match_rows(void **state)
         fleet_counters_match(db);
     }
 
-    /* deployments: members assigned, reports, reaches, a member moved away and back, a
-     * deployment made once its group has members */
+    /* deployments: members assigned, reports (refused from a device it does not target),
+     * reaches, a member moved away and back, a deployment made once its group has members; on
+     * it, a device that reports and then leaves the group, and one that joins late */
     assert_int_equal(rp_store_product_create(db->s, db->tenant.id, "Meter", &pr), RP_OK);
     assert_int_equal(rp_store_group_create(db->s, &pr, "Field", false, &g), RP_OK);
     assert_int_equal(rp_store_group_create(db->s, &pr, "Other", false, &other), RP_OK);
@@ -3202,15 +3297,18 @@ static void store_counters_match_rows(void **state)
         assert_int_equal(rp_store_device_assign(db->s, i % 2 ? &other : &g, ids[i], 1900), RP_OK);
     deploy_counters_match(db, &d);
     for (int i = 0; i < CTR_DEVICES - 1; i++) {
+        bool targeted = i % 2 == 0 && rp_deployment_selects(&d, ids[i]);
         assert_int_equal(rp_store_deployment_reached(db->s, d.id, ids[i], 2000), RP_OK);
         deploy_counters_match(db, &d);
-        if (i % 3 != 2)
+        if (i % 3 != 2 && targeted)
             report(db, &d, ids[i], i % 3 ? "pending" : "downloading");
+        else if (i % 3 != 2) /* not targeted: refused, nothing counted */
+            refused_report(db, &d, ids[i], "pending");
         deploy_counters_match(db, &d);
     }
     assert_int_equal(rp_store_deployment_reached(db->s, d.id, ids[0], 2100), RP_OK); /* again */
-    report(db, &d, ids[0], "installed");
-    report(db, &d, ids[1], "installed");
+    report_any(db, &d, ids[0], "installed");
+    report_any(db, &d, ids[1], "installed");
     deploy_counters_match(db, &d);
     for (int i = 0; i < CTR_DEVICES; i++) { /* every one moved to the other group, then back */
         assert_int_equal(rp_store_device_assign(db->s, i % 2 ? &g : &other, ids[i], 2200), RP_OK);
@@ -3235,9 +3333,58 @@ static void store_counters_match_rows(void **state)
     d2.rollout = 100;
     assert_int_equal(rp_store_deployment_create(db->s, &d2), RP_OK);
     deploy_counters_match(db, &d2);
-    report(db, &d2, ids[3], "failed");
+    report_any(db, &d2, ids[3], "failed");
     deploy_counters_match(db, &d2);
     deploy_counters_match(db, &d);
+    /* on d2 (every member targeted): a device that installed, then left the group - out of the
+     * progress, counted as left, never above selected - and one that joins late, reached and
+     * installs; the one that left comes back: counted again as it was */
+    {
+        rp_deploy_progress_t p0, p;
+        struct states st0, st;
+        const char *leaver = NULL, *late = ids[2]; /* in the other group (the moves above) */
+        for (int i = 0; i < CTR_DEVICES - 1 && leaver == NULL; i++) {
+            rp_group_t at;
+            assert_int_equal(rp_store_device_group(db->s, ids[i], &at), RP_OK);
+            if (strcmp(at.id, g.id) == 0 && strcmp(ids[i], ids[3]) != 0)
+                leaver = ids[i];
+        }
+        assert_non_null(leaver);
+        assert_int_equal(rp_store_deployment_reached(db->s, d2.id, leaver, 2400), RP_OK);
+        report(db, &d2, leaver, "installed");
+        deploy_counters_match(db, &d2);
+        progress_of(db, &d2, &p0, &st0);
+        assert_int_equal(rp_store_device_assign(db->s, &other, leaver, 2500), RP_OK);
+        deploy_counters_match(db, &d2);
+        progress_of(db, &d2, &p, &st);
+        assert_int_equal(p.selected, p0.selected - 1);
+        assert_int_equal(p.reached, p0.reached - 1);
+        assert_int_equal(st.installed, st0.installed - 1);
+        assert_int_equal(p.left, p0.left + 1);
+        refused_report(db, &d2, leaver, "rolled_back"); /* no longer its to report */
+        deploy_counters_match(db, &d2);
+        /* the late one (in the other group since before d2): joins, is reached, installs */
+        refused_report(db, &d2, late, "installed");
+        assert_int_equal(rp_store_device_assign(db->s, &g, late, 2600), RP_OK);
+        deploy_counters_match(db, &d2);
+        assert_int_equal(rp_store_deployment_reached(db->s, d2.id, late, 2700), RP_OK);
+        deploy_counters_match(db, &d2);
+        report(db, &d2, late, "installed");
+        deploy_counters_match(db, &d2);
+        progress_of(db, &d2, &p, &st);
+        assert_int_equal(p.selected, p0.selected);
+        assert_int_equal(p.reached, p0.reached);
+        assert_int_equal(st.installed, st0.installed);
+        assert_int_equal(p.left, p0.left + 1);
+        assert_int_equal(rp_store_device_assign(db->s, &g, leaver, 2800), RP_OK); /* back */
+        deploy_counters_match(db, &d2);
+        progress_of(db, &d2, &p, &st);
+        assert_int_equal(p.left, p0.left);
+        assert_int_equal(st.installed, st0.installed + 1);
+        assert_int_equal(rp_store_device_assign(db->s, &other, leaver, 2900), RP_OK); /* and out */
+        deploy_counters_match(db, &d2);
+        deploy_counters_match(db, &d);
+    }
 
     /* counted again from the rows (as their migration counts them): the same */
     assert_int_equal(rp_store_counters_recount(db->s), RP_OK);
@@ -3257,6 +3404,59 @@ static void store_counters_match_rows(void **state)
         deploy_counters_match(db, &d);
         deploy_counters_match(db, &d2);
     }
+}
+
+/* A device's report racing its move out of the deployment's group, on two connections (two
+ * replicas): the report's handler saw it a member, then the move committed, then the report came
+ * to be recorded. The membership is judged where the report is recorded, in its transaction:
+ * refused, nothing written, the progress unmoved (it counts the device as left). The other order
+ * (recorded, then moved): the report counts as left, not among the states. */
+static void store_report_races_move(void **state)
+{
+    struct db *db = *state;
+    char id[RP_DEVICE_ID_SIZE];
+    rp_product_t pr;
+    rp_group_t g, other, seen;
+    rp_deployment_t d;
+    rp_deploy_progress_t p;
+    struct states st;
+    rp_store_t *replica = NULL;
+
+    snprintf(id, sizeof(id), "%064d", 42);
+    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, id, 1000), RP_OK);
+    assert_int_equal(rp_store_product_create(db->s, db->tenant.id, "Meter", &pr), RP_OK);
+    assert_int_equal(rp_store_group_create(db->s, &pr, "Field", false, &g), RP_OK);
+    assert_int_equal(rp_store_group_create(db->s, &pr, "Other", false, &other), RP_OK);
+    assert_int_equal(rp_store_device_assign(db->s, &g, id, 1100), RP_OK);
+    memset(&d, 0, sizeof(d));
+    snprintf(d.tenant_id, sizeof(d.tenant_id), "%s", db->tenant.id);
+    snprintf(d.group_id, sizeof(d.group_id), "%s", g.id);
+    d.rollout = 100;
+    assert_int_equal(rp_store_deployment_create(db->s, &d), RP_OK);
+    assert_int_equal(rp_store_deployment_reached(db->s, d.id, id, 1200), RP_OK);
+    assert_int_equal(rt_store_open(&db->t, &replica), RP_OK);
+
+    /* what the handler read first: a member of the deployment's group */
+    assert_int_equal(rp_store_device_group(db->s, id, &seen), RP_OK);
+    assert_string_equal(seen.id, d.group_id);
+    /* the move, through the other replica, commits */
+    assert_int_equal(rp_store_device_assign(replica, &other, id, 1300), RP_OK);
+    /* the report: refused, nothing written */
+    refused_report(db, &d, id, "installed");
+    deploy_counters_match(db, &d);
+    progress_of(db, &d, &p, &st);
+    assert_true(p.selected == 0 && p.reached == 0 && p.left == 1 && st.installed == 0);
+
+    /* back, reported, then moved out again: the report is the left one's */
+    assert_int_equal(rp_store_device_assign(replica, &g, id, 1400), RP_OK);
+    report(db, &d, id, "installed");
+    progress_of(db, &d, &p, &st);
+    assert_true(p.selected == 1 && p.reached == 1 && p.left == 0 && st.installed == 1);
+    assert_int_equal(rp_store_device_assign(replica, &other, id, 1500), RP_OK);
+    deploy_counters_match(db, &d);
+    progress_of(db, &d, &p, &st);
+    assert_true(p.selected == 0 && p.reached == 0 && p.left == 1 && st.installed == 0);
+    rp_store_close(replica);
 }
 
 /* A replica must hold the master key the database's tenant CAs were made with (rp_ca_master_check,
@@ -3370,6 +3570,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_device_page, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_device_state_pages, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_counters_match_rows, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_report_races_move, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_verdict_seeded, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_device_state_plans_pg, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_page_plans, db_setup, db_teardown),
