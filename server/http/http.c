@@ -884,8 +884,9 @@ static conn_t *conn_of(struct evhttp_request *req)
  *
  * One case keeps libevent's page: a request line that cannot be parsed (no HTTP version, or one
  * past 1.x, a target that is not a URI) leaves the request without a version, which
- * evhttp_send_reply() would write as "HTTP/0.0" (libevent's page says 1.1, and no accessor can set
- * it). Such a request has no header (they are read after the line), and that is how it is told.
+ * evhttp_send_reply() would write as "HTTP/0.0" (libevent's page says 1.1, and no accessor can read
+ * or set it). Such a request has no header (they are read after the line), and that is how it is
+ * told; a failure at the first header line looks the same, and keeps the page too.
  */
 static bool request_line_read(struct evhttp_request *req)
 {

@@ -6,9 +6,9 @@
 # 16 KiB, a header line it cannot parse, a Content-Length that is not a number, an Expect it does
 # not know, a method it does not know. curl sends what it can write; raw-request.py (one write over
 # TLS, the answer read with Python's http.client) what no HTTP library writes. The CLI shows the
-# message. A request line
-# evhttp cannot parse still gets libevent's HTML page (docs/api.md says why): checked too, so that
-# the day it changes, the documentation does.
+# message. A request line evhttp cannot parse (or a failing first header line) still gets
+# libevent's HTML page (docs/api.md says why): checked too, so that the day it changes, the
+# documentation does.
 . "$(dirname "$0")/lib.sh"
 d=$E2E_DIR
 raw=$(dirname "$0")/raw-request.py
@@ -41,7 +41,7 @@ json_error() {
   body_has ".message | contains(\"$3\")"
 }
 
-# --- a body over 1 MiB --------------------------------------------------------------------------
+# --- a body over 1 MiB ----------------------------------------------------------------------------
 head -c $((2 * 1024 * 1024)) /dev/zero >"$d/big"
 curl_answer -X POST -H 'Expect:' -H 'Content-Type: application/json' --data-binary "@$d/big" \
   "$SERVER_URL/api/v1/attest"
@@ -57,7 +57,7 @@ json_error 413 too_large "the request's chunked body is over 1 MiB"
 raw 'POST /api/v1/attest HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n'
 json_error 413 too_large "or its chunk coding is malformed"
 
-# --- headers ------------------------------------------------------------------------------------
+# --- headers --------------------------------------------------------------------------------------
 curl_answer -H "X-Padding: $(head -c 17000 /dev/zero | tr '\0' a)" "$SERVER_URL/healthz"
 json_error 400 bad_request "headers over 16 KiB"
 raw 'GET /healthz HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n'
@@ -70,10 +70,14 @@ json_error 417 expectation_failed "no Expect header but 100-continue"
 raw 'BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n'
 json_error 501 unknown_method "the service knows no such method"
 
-# --- what stays libevent's: a request line it cannot parse ---------------------------------------
+# --- what stays libevent's: a request line it cannot parse ----------------------------------------
 raw 'GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n'
 eq "$(answer .status)" 400 "status of a request line with HTTP/2.0"
 eq "$(answer '.headers["content-type"]')" text/html "Content-Type of an unparsed request line"
+# and a first header line that fails: no header read, which is how the request line's case is told
+raw 'GET /healthz HTTP/1.1\r\nno colon here\r\n\r\n'
+eq "$(answer .status) $(answer '.headers["content-type"]')" "400 text/html" \
+  "a failing first header line"
 
 # The service serves on, and counted the refusals with the rest.
 http GET /healthz -; is_status 200
@@ -81,7 +85,7 @@ http GET /metrics -; is_status 200
 eq "$(sed -n 's/^rampart_http_requests_total{code="4xx"} //p' "$d/body")" 8 \
   "4xx answers counted (the 8 JSON refusals above; libevent's page is not the service's)"
 
-# --- the CLI shows the message ------------------------------------------------------------------
+# --- the CLI shows the message --------------------------------------------------------------------
 expect 0 "$RAMPART" tenant create acme; acme=$(cat "$d/out")
 ids=()
 for i in $(seq 20); do ids+=("$(head -c 60000 /dev/zero | tr '\0' 'd')$i"); done
