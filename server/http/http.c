@@ -916,11 +916,12 @@ void evhttp_send_error(struct evhttp_request *req, int error, const char *reason
     void (*libevents)(struct evhttp_request *, int, const char *);
 
     if (!request_line_read(req)) {
+        struct evhttp_connection *evcon = evhttp_request_get_connection(req);
         *(void **)&libevents = dlsym(RTLD_NEXT, "evhttp_send_error");
         if (libevents != NULL && libevents != evhttp_send_error)
             libevents(req, error, reason);
-        else /* what libevent does when it cannot make its page */
-            evhttp_connection_free(evhttp_request_get_connection(req));
+        else if (evcon != NULL) /* what libevent does when it cannot make its page */
+            evhttp_connection_free(evcon);
         return;
     }
     evhttp_clear_headers(out); /* nothing a route may have set: this answer is the transport's */
