@@ -888,6 +888,9 @@ static conn_t *conn_of(struct evhttp_request *req)
  * or set it). Such a request has no header (they are read after the line), and that is how it is
  * told; a failure at the first header line looks the same, and keeps the page too.
  */
+_Static_assert(RP_MAX_BODY_ANY % (1024 * 1024) == 0 && RP_MAX_HEADERS % 1024 == 0,
+               "the messages below give the limits in MiB and KiB");
+
 static bool request_line_read(struct evhttp_request *req)
 {
     const struct evkeyvalq *in = evhttp_request_get_input_headers(req);
@@ -941,8 +944,7 @@ void evhttp_send_error(struct evhttp_request *req, int error, const char *reason
                        "headers over %d KiB",
                        RP_MAX_HEADERS >> 10);
     else if (error == 501) /* a method evhttp does not know (the route table takes every other) */
-        rp_reply_error(&r, 501, "unknown_method",
-                       "the service knows no such method (it takes GET, HEAD, POST, PUT, DELETE)");
+        rp_reply_error(&r, 501, "unknown_method", "the service knows no such method");
     else if (error == 417)
         rp_reply_error(&r, 417, "expectation_failed",
                        "the service takes no Expect header but 100-continue");
