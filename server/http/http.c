@@ -5,6 +5,7 @@
  * arrive), request routing, response helpers, and the per-worker cache of decrypted tenant CAs.
  */
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
@@ -100,6 +101,8 @@ static void count_status(rp_req_t *r, int status)
     SSL *ssl = bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
     int cls = status / 100;
 
+    if (r->w == NULL) /* libevent's own answer on a connection without TLS */
+        return;
     if (ssl != NULL && SSL_session_reused(ssl))
         atomic_fetch_add(&r->w->srv->metrics.requests_resumed, 1);
     atomic_fetch_add(&r->w->srv->metrics.requests[cls >= 1 && cls <= 5 ? cls : 0], 1);
@@ -862,6 +865,92 @@ static conn_t *conn_of(struct evhttp_request *req)
     SSL *ssl = bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
 
     return ssl != NULL ? SSL_get_ex_data(ssl, conn_index) : NULL;
+}
+
+/*
+ * libevent's own answers. evhttp answers a request it cannot read by itself, before any route sees
+ * it, through evhttp_send_error(): a body over RP_MAX_BODY_ANY, or a chunk coding it cannot read
+ * (413); a header line it cannot parse, headers over RP_MAX_HEADERS, a Content-Length that is not
+ * a number (400); an Expect other than 100-continue (417); a method it does not know (501). Its
+ * page is HTML. libevent 2.1 has no hook for them (evhttp_set_errorcb came with 2.2), and it hands
+ * the application a server's request only once the request has been read whole, so the header and
+ * chunk callbacks (which only a request's holder can set) cannot run before these failures.
+ * evhttp_send_error() is therefore defined here: the executable's definition comes first in the
+ * dynamic linker's search order and libevent calls its own through the PLT, so its failures answer
+ * the service's JSON error (with the transport's headers; Connection: close, as libevent's page,
+ * since the connection cannot read on). e2e.http_errors fails if that stops being so (a libevent
+ * linked statically, or built to bind its own calls). evhttp_set_max_body_size() stays the memory
+ * bound: nothing here reads more of a request.
+ *
+ * One case keeps libevent's page: a request line that cannot be parsed (no HTTP version, or one
+ * past 1.x, a target that is not a URI) leaves the request without a version, which
+ * evhttp_send_reply() would write as "HTTP/0.0" (libevent's page says 1.1, and no accessor can read
+ * or set it). Such a request has no header (they are read after the line), and that is how it is
+ * told; a failure at the first header line looks the same, and keeps the page too.
+ */
+_Static_assert(RP_MAX_BODY_ANY % (1024 * 1024) == 0 && RP_MAX_HEADERS % 1024 == 0,
+               "the messages below give the limits in MiB and KiB");
+
+static bool request_line_read(struct evhttp_request *req)
+{
+    const struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+
+    return in != NULL && in->tqh_first != NULL;
+}
+
+/* The Content-Length header, when there is one that is not a number. */
+static bool length_malformed(struct evhttp_request *req)
+{
+    const char *v = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Length");
+
+    return v != NULL && (v[0] == '\0' || strspn(v, "0123456789") != strlen(v));
+}
+
+void evhttp_send_error(struct evhttp_request *req, int error, const char *reason)
+{
+    conn_t *c = conn_of(req);
+    rp_req_t r = {.w = c != NULL ? c->w : NULL,
+                  .req = req,
+                  .method = evhttp_request_get_command(req),
+                  .path = "/"};
+    bool chunked =
+        evhttp_find_header(evhttp_request_get_input_headers(req), "Transfer-Encoding") != NULL;
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    void (*libevents)(struct evhttp_request *, int, const char *);
+
+    if (!request_line_read(req)) {
+        struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+        *(void **)&libevents = dlsym(RTLD_NEXT, "evhttp_send_error");
+        if (libevents != NULL && libevents != evhttp_send_error)
+            libevents(req, error, reason);
+        else if (evcon != NULL) /* what libevent does when it cannot make its page */
+            evhttp_connection_free(evcon);
+        return;
+    }
+    evhttp_clear_headers(out); /* nothing a route may have set: this answer is the transport's */
+    evhttp_add_header(out, "Connection", "close");
+    if (error == 413)
+        rp_reply_error(&r, 413, "too_large",
+                       "the request%s body is over %d MiB (what the service reads of any "
+                       "request)%s; images go through the chunked upload API (chunk_max bytes a "
+                       "request)",
+                       chunked ? "'s chunked" : "", RP_MAX_BODY_ANY >> 20,
+                       chunked ? " or its chunk coding is malformed" : "");
+    else if (error == 400 && length_malformed(req))
+        rp_reply_error(&r, 400, "bad_request", "the request's Content-Length is not a number");
+    else if (error == 400)
+        rp_reply_error(&r, 400, "bad_request",
+                       "the request's headers cannot be read: a malformed header line, or "
+                       "headers over %d KiB",
+                       RP_MAX_HEADERS >> 10);
+    else if (error == 501) /* a method evhttp does not know (the route table takes every other) */
+        rp_reply_error(&r, 501, "unknown_method", "the service knows no such method");
+    else if (error == 417)
+        rp_reply_error(&r, 417, "expectation_failed",
+                       "the service takes no Expect header but 100-continue");
+    else
+        rp_reply_error(&r, error, error >= 500 ? "internal" : "bad_request", "%s",
+                       reason != NULL ? reason : "the request cannot be served");
 }
 
 static int64_t monotonic_seconds(void)

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# End to end: the requests libevent's evhttp refuses by itself, before any route sees them
+# (server/http/http.c, "libevent's own answers"), are answered with the service's JSON error
+# ({"error","message"}, the transport's headers, the connection closed): a body over 1 MiB (with
+# Content-Length, with Expect: 100-continue, chunked), a chunk coding it cannot read, headers over
+# 16 KiB, a header line it cannot parse, a Content-Length that is not a number, an Expect it does
+# not know, a method it does not know. curl sends what it can write; raw-request.py (one write over
+# TLS, the answer read with Python's http.client) what no HTTP library writes. The CLI shows the
+# message. A request line evhttp cannot parse (or a failing first header line) still gets
+# libevent's HTML page (docs/api.md says why): checked too, so that the day it changes, the
+# documentation does.
+. "$(dirname "$0")/lib.sh"
+d=$E2E_DIR
+raw=$(dirname "$0")/raw-request.py
+
+start_server "$d/srv"
+port=$(cat "$d/srv.port")
+export RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN
+
+# raw REQUEST: send REQUEST (printf %b: \r\n written as such); the answer in $d/answer.json.
+raw() { printf '%b' "$1" | python3 "$raw" "$port" "$SERVER_CA" >"$d/answer.json"; }
+# curl_answer ARGS...: curl with ARGS; the answer in $d/answer.json, as raw() writes it.
+curl_answer() {
+  curl -s -o "$d/answer.body" -w '{"status":%{http_code},"headers":%{header_json}}' \
+    --cacert "$SERVER_CA" "$@" >"$d/answer.meta"
+  jq --rawfile body "$d/answer.body" '.headers |= map_values(.[0]) | .body = $body' \
+    "$d/answer.meta" >"$d/answer.json"
+}
+answer() { jq -r "$1" "$d/answer.json"; }
+# json_error STATUS CODE TEXT: the answer is STATUS with the documented JSON error, its code CODE
+# and a message holding TEXT; with the headers every answer of the service carries, and
+# Connection: close (evhttp cannot read on after such a request).
+json_error() {
+  eq "$(answer .status)" "$1" "status of a request evhttp refused"
+  eq "$(answer '.headers["content-type"]')" application/json "Content-Type of the $1"
+  eq "$(answer '.headers["x-content-type-options"]')" nosniff "X-Content-Type-Options of the $1"
+  eq "$(answer '.headers["strict-transport-security"]')" max-age=31536000 "HSTS of the $1"
+  eq "$(answer '.headers.connection')" close "Connection of the $1"
+  answer .body >"$d/body"
+  body_has "(keys == [\"error\", \"message\"]) and .error == \"$2\""
+  body_has ".message | contains(\"$3\")"
+}
+
+# --- a body over 1 MiB ----------------------------------------------------------------------------
+head -c $((2 * 1024 * 1024)) /dev/zero >"$d/big"
+curl_answer -X POST -H 'Expect:' -H 'Content-Type: application/json' --data-binary "@$d/big" \
+  "$SERVER_URL/api/v1/attest"
+json_error 413 too_large "the request body is over 1 MiB"
+json_error 413 too_large "images go through the chunked upload API"
+# The upload client's form: the 100 Continue is never sent, the answer comes once curl gives up
+# waiting for it and sends the body (evhttp reads it to its end, never keeping more than 1 MiB).
+curl_answer -X PUT -H 'Expect: 100-continue' --data-binary "@$d/big" "$SERVER_URL/api/v1/attest"
+json_error 413 too_large "the request body is over 1 MiB"
+# Chunked: refused at the chunk size that takes it past 1 MiB, and at one that is not a number.
+raw 'POST /api/v1/attest HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n200000\r\n'
+json_error 413 too_large "the request's chunked body is over 1 MiB"
+raw 'POST /api/v1/attest HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n'
+json_error 413 too_large "or its chunk coding is malformed"
+
+# --- headers --------------------------------------------------------------------------------------
+curl_answer -H "X-Padding: $(head -c 17000 /dev/zero | tr '\0' a)" "$SERVER_URL/healthz"
+json_error 400 bad_request "headers over 16 KiB"
+raw 'GET /healthz HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n'
+json_error 400 bad_request "a malformed header line"
+raw 'POST /api/v1/attest HTTP/1.1\r\nHost: x\r\nContent-Length: ten\r\n\r\n'
+json_error 400 bad_request "the request's Content-Length is not a number"
+raw 'POST /api/v1/attest HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 200-ok\r\n\r\n'
+json_error 417 expectation_failed "no Expect header but 100-continue"
+
+raw 'BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n'
+json_error 501 unknown_method "the service knows no such method"
+
+# --- what stays libevent's: a request line it cannot parse ----------------------------------------
+raw 'GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n'
+eq "$(answer .status)" 400 "status of a request line with HTTP/2.0"
+eq "$(answer '.headers["content-type"]')" text/html "Content-Type of an unparsed request line"
+# and a first header line that fails: no header read, which is how the request line's case is told
+raw 'GET /healthz HTTP/1.1\r\nno colon here\r\n\r\n'
+eq "$(answer .status) $(answer '.headers["content-type"]')" "400 text/html" \
+  "a failing first header line"
+
+# The service serves on, and counted the refusals with the rest.
+http GET /healthz -; is_status 200
+http GET /metrics -; is_status 200
+eq "$(sed -n 's/^rampart_http_requests_total{code="4xx"} //p' "$d/body")" 8 \
+  "4xx answers counted (the 8 JSON refusals above; libevent's page is not the service's)"
+
+# --- the CLI shows the message --------------------------------------------------------------------
+expect 0 "$RAMPART" tenant create acme; acme=$(cat "$d/out")
+ids=()
+for i in $(seq 20); do ids+=("$(head -c 60000 /dev/zero | tr '\0' 'd')$i"); done
+expect_fail "$RAMPART" device assign --tenant "$acme" --product p --group g "${ids[@]}"
+err_has "the service refused (HTTP 413): the request body is over 1 MiB"
+done_ok
