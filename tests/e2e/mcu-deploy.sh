@@ -55,6 +55,9 @@ fw other "$d/img.key" 3.0.0 4
 # --- the board, as the factory leaves it: v1 ------------------------------------------------------
 expect 0 "$MCU_RUN" --flash "$flash" --slot0 "$d/v1.img"
 eq "$(verdict)" "boot: slot0 version 1.0.0+0 counter 2: booting" "the factory's image"
+# The board's attestation key, as its boot stage prints it: pinned when the component is attached.
+board_key=$(sed -n 's/^boot: attestation key \([0-9a-f]*\)$/\1/p' "$d/err")
+[ -n "$board_key" ] || fail "no attestation key printed: $(cat "$d/err")"
 [ -z "${MONITOR-}" ] || chown "$U" "$flash" # the relay runs as the agent's user
 
 # --- the Linux device beside it ---------------------------------------------------------------------
@@ -63,7 +66,10 @@ expect 0 "$AGENT" provision --state-dir "$d/dev" --rot soft; dev=$(tail -n1 "$d/
 expect 0 "$AGENT" trust --state-dir "$d/dev" --update-root "$d/root.json"
 expect 2 "$AGENT" mcu attach --state-dir "$d/dev" --component firmware -- scripts/mcu-run
 err_has "absolute path"
-expect 0 "$AGENT" mcu attach --state-dir "$d/dev" --component firmware -- \
+expect 2 "$AGENT" mcu attach --state-dir "$d/dev" --component firmware --attestation-key 3059zz -- \
+  /bin/true
+err_has "attestation-key is the board's key in hex"
+expect 0 "$AGENT" mcu attach --state-dir "$d/dev" --component firmware --attestation-key "$board_key" -- \
   /usr/bin/env "MCU_BUILD=$MCU_BUILD" "$MCU_RUN" --flash "$flash" --timeout 30
 expect 0 "$RAMPART" device claim --tenant "$acme" "$dev"
 expect 0 "$RAMPART" device assign --tenant "$acme" --product Sensor --group "Field Test" "$dev"
@@ -149,8 +155,21 @@ call() { "${AS_U[@]}" "$MONITOR_CALL" "$d/dev/monitor.sock" "$@"; }
 # INSTALL answers handed: the image verified (the targets name it) and on trial, its trial slot as
 # a read-only descriptor and its digest in the detail; nothing is confirmed without a verdict.
 expect 0 call install firmware "$d/other.img" 600
-digest=$(sed -n 's/^handed: \([0-9a-f]\{64\}\)$/\1/p' "$d/out") # the image's digest
-[ -n "$digest" ] || fail "the handed answer: $(cat "$d/out")"
+handed() { # the handed answer: the image's digest and the monitor's nonce
+  digest=$(sed -n 's/^handed: \([0-9a-f]\{64\}\) [0-9a-f]\{64\}$/\1/p' "$d/out")
+  nonce=$(sed -n 's/^handed: [0-9a-f]\{64\} \([0-9a-f]\{64\}\)$/\1/p' "$d/out")
+  [ -n "$digest" ] && [ -n "$nonce" ] || fail "the handed answer: $(cat "$d/out")"
+}
+handed
+# status shows the trial waiting for its verdict: its slot, digest and deadline; the last update's
+# version and time as without the monitor.
+fw_status >"$d/fw.json"
+jq -e --arg d "$digest" --argjson now "$(date +%s)" '.trial_slot != null and
+  .handed.digest == $d and .handed.deadline > $now and .handed.deadline <= $now + 600 and
+  .last_update.version == "3.0.0+0" and .last_update.at > 0' "$d/fw.json" >/dev/null ||
+  fail "status of a handed trial: $(cat "$d/fw.json")"
+expect 0 "${AG[@]}" status --state-dir "$d/dev"
+out_has "handed to the MCU's relay: $digest, its verdict due by"
 expect 1 call mcu-verdict firmware "$(printf '%064d' 0)" installed "lies"
 out_has "not the image on trial for an MCU" # another digest
 expect 1 call mcu-verdict app "$digest" installed "lies"
@@ -166,8 +185,32 @@ out_has "rolled_back: the board reverted it"
 expect 1 call mcu-verdict firmware "$digest" installed "again"
 out_has "not the image on trial for an MCU" # ended already
 fw_status >"$d/fw.json"
-jq -e ".version == \"2.0.0+0\" and $counter3 and .last_update.result == \"rolled_back\"" \
+jq -e ".version == \"2.0.0+0\" and $counter3 and .last_update.result == \"rolled_back\" and
+  .trial_slot == null and .handed == null" \
   "$d/fw.json" >/dev/null || fail "after the verdict: $(cat "$d/fw.json")"
+# A forged "installed" (review r1, F1: an image the board refused, its key the tenant's and not the
+# board's): without the board's evidence it is refused, the trial rolled back, the floor stays.
+expect 0 call install firmware "$d/other.img" 600
+handed
+expect 1 call mcu-verdict firmware "$digest" installed "forged"
+out_has "installed, said without proof: no evidence from the board"
+# The board's own evidence over the monitor's nonce, genuine, but of what it runs (v2): refused.
+expect 0 call install firmware "$d/other.img" 600
+handed
+expect 0 "$MCU_RUN" --flash "$flash" --nonce "$nonce"
+evidence=$(sed -n 's/^app: evidence \([0-9a-f]*\)$/\1/p' "$d/out")
+[ -n "$evidence" ] || fail "no evidence from the board: $(cat "$d/out")"
+expect 1 call mcu-verdict firmware "$digest" installed "forged" "$evidence"
+out_has "installed, said without proof: the board runs another image (its evidence says firmware 2.0.0+0)"
+fw_status >"$d/fw.json"
+jq -e ".version == \"2.0.0+0\" and $counter3 and .last_update.result == \"rolled_back\" and
+  (.last_update.detail | contains(\"said without proof\"))" "$d/fw.json" >/dev/null ||
+  fail "after a forged verdict: $(cat "$d/fw.json")"
+# Evidence over an earlier trial's nonce: refused too.
+expect 0 call install firmware "$d/other.img" 600
+handed
+expect 1 call mcu-verdict firmware "$digest" installed "replayed" "$evidence"
+out_has "installed, said without proof: the board's evidence is not over the nonce handed with the trial"
 # A dead agent: no verdict by INSTALL's health_seconds (2 s here): the trial is rolled back.
 expect 0 call install firmware "$d/other.img" 2
 no_verdict() {
@@ -262,8 +305,7 @@ expect 1 "${AG[@]}" check-now --state-dir "$d/dev" # the targets name both; each
 out_has "fw2: refused: the MCU's boot stage refused it: not signed by a trusted key"
 # firmware handed with 600 s, then fw2 with 2 s: fw2's deadline rolls fw2's trial back alone.
 expect 0 call install firmware "$d/other5.img" 600
-digest=$(sed -n 's/^handed: \([0-9a-f]\{64\}\)$/\1/p' "$d/out")
-[ -n "$digest" ] || fail "the handed answer: $(cat "$d/out")"
+handed
 expect 0 call install fw2 "$d/fw2.img" 2
 out_has "handed: "
 fw2_late() {
