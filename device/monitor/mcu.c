@@ -56,6 +56,17 @@ static bool relay_words_valid(json_t *a)
     return true;
 }
 
+/* S/mcu/NAME.key: the board's attestation key, pinned at attach (DER SubjectPublicKeyInfo). */
+static rp_err_t key_path(const char *state_dir, const char *name, char *out, size_t cap)
+{
+    int n;
+
+    if (name == NULL || !rp_component_name_valid(name, strlen(name)))
+        return RP_ERR_INVALID_ARG;
+    n = snprintf(out, cap, "%s/mcu/%s.key", state_dir, name);
+    return n > 0 && (size_t)n < cap ? RP_OK : RP_ERR_INVALID_ARG;
+}
+
 /* The board's attestation key: a P-256 SubjectPublicKeyInfo (DER), the form the board prints. */
 static bool board_key_valid(const uint8_t *key, size_t len)
 {
@@ -63,6 +74,32 @@ static bool board_key_valid(const uint8_t *key, size_t len)
 
     return len > 0 && len <= RP_PUBKEY_DER_MAX && rp_pubkey_alg(key, len, &alg) == RP_OK &&
            alg == RP_SIG_ECDSA_P256;
+}
+
+rp_err_t rp_mcu_board_key(const char *state_dir, const char *name,
+                          uint8_t key[RP_PUBKEY_DER_MAX], size_t *len)
+{
+    char path[PATH_MAX];
+    uint8_t *data = NULL;
+    rp_err_t err = key_path(state_dir, name, path, sizeof(path));
+
+    *len = 0;
+    if (err == RP_OK)
+        err = rp_read_file(path, RP_PUBKEY_DER_MAX, &data, len);
+    if (err == RP_OK && !board_key_valid(data, *len))
+        err = RP_ERR_MALFORMED;
+    if (err == RP_OK)
+        memcpy(key, data, *len);
+    else
+        *len = 0;
+    free(data);
+    if (err == RP_ERR_MALFORMED || err == RP_ERR_TOO_LARGE) {
+        rp_log_error("%s is corrupt: it should hold the board's attestation key (a P-256 "
+                     "SubjectPublicKeyInfo, DER). Fix: rampart-agent mcu attach again",
+                     path);
+        err = RP_ERR_MALFORMED;
+    }
+    return err;
 }
 
 rp_err_t rp_mcu_attached(const char *state_dir, const char *name)
@@ -83,7 +120,7 @@ rp_err_t rp_mcu_relay_load(const char *state_dir, const char *name, rp_mcu_relay
     char path[PATH_MAX];
     uint8_t *data = NULL;
     size_t len, total = 0, i;
-    json_t *j, *words, *w, *key;
+    json_t *j, *words, *w;
     rp_err_t err = relay_path(state_dir, name, path, sizeof(path));
 
     memset(r, 0, sizeof(*r));
@@ -94,21 +131,11 @@ rp_err_t rp_mcu_relay_load(const char *state_dir, const char *name, rp_mcu_relay
     j = json_loadb((const char *)data, len, 0, NULL);
     free(data);
     words = json_object_get(j, "relay");
-    key = json_object_get(j, "attestation_key");
-    if (json_is_string(key)) {
-        len = json_string_length(key);
-        if (len % 2 == 0 && len / 2 <= sizeof(r->key) &&
-            rp_hex_decode(json_string_value(key), len, r->key, len / 2) == RP_OK &&
-            board_key_valid(r->key, len / 2))
-            r->key_len = len / 2;
-    }
-    if (!relay_words_valid(words) || (key != NULL && r->key_len == 0)) {
+    if (!relay_words_valid(words)) {
         json_decref(j);
         rp_log_error("%s is corrupt: it should hold {\"relay\": [\"/ABSOLUTE/PROGRAM\", "
-                     "\"ARG\"...]} (at most %d words), and an \"attestation_key\" only as a "
-                     "P-256 key (hex DER). Fix: rampart-agent mcu attach again",
+                     "\"ARG\"...]} (at most %d words). Fix: rampart-agent mcu attach again",
                      path, RP_MCU_RELAY_ARGS_MAX);
-        memset(r, 0, sizeof(*r));
         return RP_ERR_MALFORMED;
     }
     json_array_foreach(words, i, w) total += json_string_length(w) + 1;
@@ -143,12 +170,13 @@ void rp_mcu_relay_free(rp_mcu_relay_t *r)
 rp_err_t rp_mcu_relay_save(const char *state_dir, const char *name, char *const argv[], int argc,
                            const uint8_t *key, size_t key_len)
 {
-    char path[PATH_MAX], dir[PATH_MAX], *text, hex[2 * RP_PUBKEY_DER_MAX + 1];
+    char path[PATH_MAX], dir[PATH_MAX], kpath[PATH_MAX], *text;
     json_t *words = json_array(), *j;
     rp_err_t err = relay_path(state_dir, name, path, sizeof(path));
 
-    if (err == RP_OK && key != NULL &&
-        (!board_key_valid(key, key_len) || rp_hex_encode(key, key_len, hex, sizeof(hex)) != RP_OK))
+    if (err == RP_OK)
+        err = key_path(state_dir, name, kpath, sizeof(kpath));
+    if (err == RP_OK && key != NULL && !board_key_valid(key, key_len))
         err = RP_ERR_BAD_KEY;
     for (int i = 0; words != NULL && i < argc; i++)
         json_array_append_new(words, json_string(argv[i]));
@@ -159,13 +187,13 @@ rp_err_t rp_mcu_relay_save(const char *state_dir, const char *name, char *const 
     /* Readable by all (no secret in it): under the monitor the agent's user runs the relay. */
     if (err == RP_OK && ((mkdir(dir, 0755) != 0 && errno != EEXIST) || chmod(dir, 0755) != 0))
         err = RP_ERR_IO;
+    /* The key first (or none: a pin dropped), then the relay that makes the component attached. */
+    if (err == RP_OK && key != NULL)
+        err = rp_write_file_atomic(kpath, key, key_len, 0644, 0);
+    else if (err == RP_OK && unlink(kpath) != 0 && errno != ENOENT)
+        err = RP_ERR_IO;
     j = err == RP_OK ? json_pack("{s:O}", "relay", words) : NULL;
     json_decref(words);
-    if (j != NULL && key != NULL &&
-        json_object_set_new(j, "attestation_key", json_string(hex)) != 0) {
-        json_decref(j);
-        j = NULL;
-    }
     if (err != RP_OK)
         return err;
     text = j != NULL ? json_dumps(j, JSON_INDENT(2)) : NULL;
@@ -553,23 +581,23 @@ rp_err_t rp_mcu_evidence_check(const char *state_dir, const char *name,
 {
     static rp_eat_claims_t c;
     const rp_eat_component_t *fw = NULL;
-    rp_mcu_relay_t relay;
+    uint8_t key[RP_PUBKEY_DER_MAX];
+    size_t key_len;
     bool proven = false;
-    rp_err_t err = rp_mcu_relay_load(state_dir, name, &relay);
+    rp_err_t err = rp_mcu_board_key(state_dir, name, key, &key_len);
 
-    if (err != RP_OK) {
-        snprintf(why, cap, "cannot read the board's attachment (S/mcu/%s.json): %s", name,
+    if (err != RP_OK && err != RP_ERR_NOT_FOUND) {
+        snprintf(why, cap, "cannot read the board's pinned key (S/mcu/%s.key): %s", name,
                  rp_strerror(err));
         return err;
     }
-    err = RP_ERR_DENIED;
-    if (relay.key_len == 0)
+    if (err == RP_ERR_NOT_FOUND)
         snprintf(why, cap,
                  "no attestation key is pinned for the board (rampart-agent mcu attach "
                  "--attestation-key)");
     else if (len == 0)
         snprintf(why, cap, "no evidence from the board");
-    else if ((err = rp_eat_verify(evidence, len, relay.key, relay.key_len, &c)) != RP_OK)
+    else if ((err = rp_eat_verify(evidence, len, key, key_len, &c)) != RP_OK)
         snprintf(why, cap, "the board's evidence does not verify with its pinned key: %s",
                  rp_strerror(err));
     else if (c.nonce_len != nonce_len || rp_ct_memcmp(c.nonce, nonce, nonce_len) != 0)
@@ -588,8 +616,6 @@ rp_err_t rp_mcu_evidence_check(const char *state_dir, const char *name,
     }
     if (proven && cap > 0)
         why[0] = '\0';
-    err = proven ? RP_OK : RP_ERR_DENIED;
-    rp_mcu_relay_free(&relay);
     memset(&c, 0, sizeof(c));
-    return err;
+    return proven ? RP_OK : RP_ERR_DENIED;
 }

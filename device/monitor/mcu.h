@@ -48,9 +48,6 @@ typedef struct rp_mcu_relay {
     char *argv[RP_MCU_RELAY_ARGS_MAX + 5]; /* room for --slot1 IMAGE --nonce HEX and the NULL */
     int argc;
     char *storage; /* what argv points into */
-    /* The board's attestation key (DER SubjectPublicKeyInfo, P-256), pinned at attach; 0: none. */
-    uint8_t key[RP_PUBKEY_DER_MAX];
-    size_t key_len;
     /* The board's lock, S/agent/mcu/NAME.lock ("": none): rp_mcu_install holds it (flock) across
      * its two boots, and the relay inherits it, so that two relays never drive one board at once,
      * not even a relay that outlived its runner. */
@@ -86,10 +83,16 @@ rp_err_t rp_mcu_attached(const char *state_dir, const char *name) RP_MUST_CHECK;
 /* Attach component name to the MCU the relay argv[0..argc) reaches (argv[0] absolute, at most
  * RP_MCU_RELAY_ARGS_MAX words), key[0..key_len) the board's attestation key (a P-256
  * SubjectPublicKeyInfo, DER; NULL: none, and under the monitor no install of it is confirmed);
- * kept atomically in S/mcu/NAME.json (S/mcu/ 0755, the file 0644: under the monitor the agent's
- * user runs the relay; root's: the agent cannot swap the key). RP_ERR_BAD_KEY: not such a key. */
+ * kept atomically in S/mcu/NAME.json and S/mcu/NAME.key (S/mcu/ 0755, the files 0644: under the
+ * monitor the agent's user runs the relay; root's: the agent cannot swap the key).
+ * RP_ERR_BAD_KEY: not such a key. */
 rp_err_t rp_mcu_relay_save(const char *state_dir, const char *name, char *const argv[], int argc,
                            const uint8_t *key, size_t key_len) RP_MUST_CHECK;
+
+/* The board's attestation key pinned at attach (S/mcu/NAME.key): RP_OK with key[0..*len),
+ * RP_ERR_NOT_FOUND when none is, RP_ERR_MALFORMED (said) when it is not a P-256 key. */
+rp_err_t rp_mcu_board_key(const char *state_dir, const char *name,
+                          uint8_t key[RP_PUBKEY_DER_MAX], size_t *len) RP_MUST_CHECK;
 
 /* Whether evidence[0..len) proves that the board component name is attached to runs the image
  * whose digest is given, now: an EAT that verifies with the board's key pinned at attach

@@ -75,8 +75,8 @@ expect 0 "$RAMPART" device claim --tenant "$acme" "$dev"
 expect 0 "$RAMPART" device assign --tenant "$acme" --product Sensor --group "Field Test" "$dev"
 ca=$SERVER_CA
 if [ -n "${MONITOR-}" ]; then
-  eq "$(stat -c '%a' "$d/dev/mcu" "$d/dev/mcu/firmware.json" | tr '\n' ' ')" "755 644 " \
-    "S/mcu: the relay, readable by the agent's user"
+  eq "$(stat -c '%a' "$d/dev/mcu" "$d/dev/mcu/firmware.json" "$d/dev/mcu/firmware.key" |
+    tr '\n' ' ')" "755 644 644 " "S/mcu: the relay and the board's key, root's, readable by all"
   cp "$SERVER_CA" "$d/ca.pem" && chmod 644 "$d/ca.pem" && ca=$d/ca.pem
   start_monitor() {
     "$MONITOR" --state-dir "$d/dev" --agent-user "$U" >>"$d/monitor.log" 2>&1 &

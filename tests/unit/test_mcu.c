@@ -352,7 +352,8 @@ static void evidence_checked(void **state)
     static rp_mcu_boot_t b;
     char *argv[] = {"/bin/true"}, why[256], path[160];
     uint8_t spki[RP_PUBKEY_DER_MAX], other_spki[RP_PUBKEY_DER_MAX], digest[32], nonce[32];
-    size_t spki_len, other_len, n;
+    uint8_t key[RP_PUBKEY_DER_MAX];
+    size_t spki_len, other_len, n, key_len;
     EVP_PKEY *board = new_key(spki, &spki_len), *other = new_key(other_spki, &other_len);
     rp_mcu_relay_t r;
     FILE *f;
@@ -378,9 +379,10 @@ static void evidence_checked(void **state)
     /* Not a P-256 key: refused at attach; kept whole and read back. */
     assert_int_equal(rp_mcu_relay_save(dir, "fwk", argv, 1, spki, spki_len - 1), RP_ERR_BAD_KEY);
     assert_int_equal(rp_mcu_relay_save(dir, "fwk", argv, 1, spki, spki_len), RP_OK);
+    assert_int_equal(rp_mcu_board_key(dir, "fwk", key, &key_len), RP_OK);
+    assert_int_equal(key_len, spki_len);
+    assert_memory_equal(key, spki, spki_len);
     assert_int_equal(rp_mcu_relay_load(dir, "fwk", &r), RP_OK);
-    assert_int_equal(r.key_len, spki_len);
-    assert_memory_equal(r.key, spki, spki_len);
     rp_mcu_relay_free(&r);
 
     assert_int_equal(rp_mcu_evidence_check(dir, "fwk", digest, nonce, 32, ev, n, why, sizeof(why)),
@@ -414,16 +416,19 @@ static void evidence_checked(void **state)
     assert_int_equal(rp_mcu_evidence_check(dir, "fwk", digest, nonce, 32, ev, n, why, sizeof(why)),
                      RP_ERR_DENIED);
     assert_non_null(strstr(why, "measures no firmware"));
-    /* A corrupt key in the attachment: refused as corrupt, never taken as no key. */
-    snprintf(path, sizeof(path), "%s/mcu/fwk.json", dir);
+    /* A corrupt pinned key: refused as corrupt, never taken as no key. */
+    snprintf(path, sizeof(path), "%s/mcu/fwk.key", dir);
     f = fopen(path, "w");
     assert_non_null(f);
-    fputs("{\"relay\": [\"/bin/true\"], \"attestation_key\": \"3059\"}", f);
+    fwrite(spki, 1, spki_len - 1, f);
     fclose(f);
-    assert_int_equal(rp_mcu_relay_load(dir, "fwk", &r), RP_ERR_MALFORMED);
+    assert_int_equal(rp_mcu_board_key(dir, "fwk", key, &key_len), RP_ERR_MALFORMED);
     assert_int_equal(rp_mcu_evidence_check(dir, "fwk", digest, nonce, 32, ev, n, why, sizeof(why)),
                      RP_ERR_MALFORMED);
-    assert_non_null(strstr(why, "cannot read the board's attachment"));
+    assert_non_null(strstr(why, "cannot read the board's pinned key"));
+    /* Attached again without a key: the pin is gone. */
+    assert_int_equal(rp_mcu_relay_save(dir, "fwk", argv, 1, NULL, 0), RP_OK);
+    assert_int_equal(rp_mcu_board_key(dir, "fwk", key, &key_len), RP_ERR_NOT_FOUND);
 
     /* The firmware's evidence line: decoded whole; odd, not hex, or past the bound: none. */
     memcpy(line, RP_MCU_EVIDENCE_PREFIX, strlen(RP_MCU_EVIDENCE_PREFIX));
