@@ -25,14 +25,21 @@
 
 #define RELAY_TIMEOUT_S 120
 
-static rp_err_t relay_path(const char *state_dir, const char *name, char *out, size_t cap)
+/* S/mcu/NAME.EXT: the relay (json) or the board's attestation key pinned at attach (key, DER). */
+static rp_err_t mcu_path(const char *state_dir, const char *name, const char *ext, char *out,
+                         size_t cap)
 {
     int n;
 
     if (name == NULL || !rp_component_name_valid(name, strlen(name)))
         return RP_ERR_INVALID_ARG;
-    n = snprintf(out, cap, "%s/mcu/%s.json", state_dir, name);
+    n = snprintf(out, cap, "%s/mcu/%s.%s", state_dir, name, ext);
     return n > 0 && (size_t)n < cap ? RP_OK : RP_ERR_INVALID_ARG;
+}
+
+static rp_err_t relay_path(const char *state_dir, const char *name, char *out, size_t cap)
+{
+    return mcu_path(state_dir, name, "json", out, cap);
 }
 
 /* The relay's words: 1 to RP_MCU_RELAY_ARGS_MAX strings, the first an absolute path, none
@@ -56,17 +63,6 @@ static bool relay_words_valid(json_t *a)
     return true;
 }
 
-/* S/mcu/NAME.key: the board's attestation key, pinned at attach (DER SubjectPublicKeyInfo). */
-static rp_err_t key_path(const char *state_dir, const char *name, char *out, size_t cap)
-{
-    int n;
-
-    if (name == NULL || !rp_component_name_valid(name, strlen(name)))
-        return RP_ERR_INVALID_ARG;
-    n = snprintf(out, cap, "%s/mcu/%s.key", state_dir, name);
-    return n > 0 && (size_t)n < cap ? RP_OK : RP_ERR_INVALID_ARG;
-}
-
 /* The board's attestation key: a P-256 SubjectPublicKeyInfo (DER), the form the board prints. */
 static bool board_key_valid(const uint8_t *key, size_t len)
 {
@@ -81,7 +77,7 @@ rp_err_t rp_mcu_board_key(const char *state_dir, const char *name,
 {
     char path[PATH_MAX];
     uint8_t *data = NULL;
-    rp_err_t err = key_path(state_dir, name, path, sizeof(path));
+    rp_err_t err = mcu_path(state_dir, name, "key", path, sizeof(path));
 
     *len = 0;
     if (err == RP_OK)
@@ -175,7 +171,7 @@ rp_err_t rp_mcu_relay_save(const char *state_dir, const char *name, char *const 
     rp_err_t err = relay_path(state_dir, name, path, sizeof(path));
 
     if (err == RP_OK)
-        err = key_path(state_dir, name, kpath, sizeof(kpath));
+        err = mcu_path(state_dir, name, "key", kpath, sizeof(kpath));
     if (err == RP_OK && key != NULL && !board_key_valid(key, key_len))
         err = RP_ERR_BAD_KEY;
     for (int i = 0; words != NULL && i < argc; i++)
