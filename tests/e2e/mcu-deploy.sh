@@ -9,9 +9,11 @@
 # With MONITOR set (e2e.mcu_deploy_monitor; root, the monitor's lock), the same deployments run on
 # a device under rampart-monitor, the agent as an unprivileged user: the monitor verifies the
 # image and puts it on trial, hands the trial slot to the agent, whose relay runner relays it to
-# the board, and ends the install on the agent's verdict (MCU_VERDICT); then a raw client of the
-# protocol, as a dead or lying agent, has its verdicts refused (a forged detail too) and its silence
-# time out, and a handed trial cut by the monitor's kill -9 is rolled back at its next start; the
+# the board, and ends the install on the agent's verdict (MCU_VERDICT), "installed" only with the
+# board's evidence over the monitor's nonce, checked with the board's key pinned at attach; then a
+# raw client of the protocol, as a dead or lying agent, has its verdicts refused (a forged detail
+# too; a forged "installed" without the board's evidence, with its evidence of another image, over
+# an earlier nonce: the floor stays), status shows the handed trial, and its silence times out, and a handed trial cut by the monitor's kill -9 is rolled back at its next start; the
 # relay runner: a dead one makes run exit, one dies with its agent, a bad copy ends the trial at
 # once; and two components' handed trials each keep their own deadline. Both modes: one relay per
 # board (scripts/mcu-run waits for the board's lock).
