@@ -60,8 +60,10 @@ static void runner_serve(int fd, const char *state_dir, pid_t agent)
     char path[PATH_MAX];
     rp_mcu_relay_t relay;
     rp_update_state_t state;
+    uint8_t key[RP_PUBKEY_DER_MAX];
+    size_t key_len;
     job_t job;
-    done_t done;
+    static done_t done;
     ssize_t n;
 
     /* It dies with the agent (a kill -9 too), so that a restarted agent's runner is the only one;
@@ -85,6 +87,15 @@ static void runner_serve(int fd, const char *state_dir, pid_t agent)
         else if (rp_mcu_relay_load(state_dir, job.component, &relay) != RP_OK)
             snprintf(done.detail, sizeof(done.detail),
                      "no relay to the MCU the agent can read (S/mcu/%s.json)", job.component);
+        else if (rp_mcu_board_key(state_dir, job.component, key, &key_len) != RP_OK) {
+            /* Not handed to the board: it would confirm what the monitor then cannot. */
+            snprintf(done.detail, sizeof(done.detail),
+                     "no attestation key of the board is pinned (S/mcu/%s.key), and the monitor "
+                     "confirms nothing without the board's evidence: rampart-agent mcu attach "
+                     "--attestation-key",
+                     job.component);
+            rp_mcu_relay_free(&relay);
+        }
         else {
             size_t ev_len = 0;
             rp_mcu_install(&relay, path, job.version, job.nonce, sizeof(job.nonce), &state,

@@ -293,8 +293,9 @@ out_has "firmware: installed: confirmed on the MCU, its security counter now 5"
 
 # --- each handed install its own deadline: a second component attached to a second board -------
 expect 0 "$MCU_RUN" --flash "$d/board2.bin" --slot0 "$d/v1.img"
+board2_key=$(sed -n 's/^boot: attestation key \([0-9a-f]*\)$/\1/p' "$d/err")
 chown "$U" "$d/board2.bin"
-expect 0 "$AGENT" mcu attach --state-dir "$d/dev" --component fw2 -- \
+expect 0 "$AGENT" mcu attach --state-dir "$d/dev" --component fw2 --attestation-key "$board2_key" -- \
   /usr/bin/env "MCU_BUILD=$MCU_BUILD" "$MCU_RUN" --flash "$d/board2.bin" --timeout 30
 fw other5 "$d/img.key" 5.0.0 6 # above the floor; the board refuses it (another key)
 expect 0 "$RAMPART" image sign --type firmware --key "$d/img.key" --version 3.0.0 \
