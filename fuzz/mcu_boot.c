@@ -2,7 +2,8 @@
  * Fuzz target: the boot stage's lines as the device reads them from an MCU's relay
  * (device/monitor/mcu.c, rp_mcu_boot_line), split at newlines as rp_mcu_boot splits them. What it
  * keeps must be what the line said: a verdict's version and the verdict line whole, reasons of
- * printable ASCII, all NUL-terminated within their fields.
+ * printable ASCII, all NUL-terminated within their fields, the firmware's evidence within its
+ * bound.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -31,6 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (b.booted && (b.version[0] == '\0' || strstr(b.verdict, b.version) == NULL ||
                      strncmp(b.verdict, "boot: slot0 version ", 20) != 0))
+        abort();
+    if (b.evidence_len > sizeof(b.evidence))
         abort();
     for (const char *r = b.refused; *r != '\0'; r++)
         if (*r < 0x20 || *r > 0x7e)

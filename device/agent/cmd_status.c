@@ -26,12 +26,25 @@
 #include "supervise.h"
 #include "update.h"
 #include "rampart/component.h"
+#include "rampart/hex.h"
 #include "rampart/log.h"
+
+/* A trial handed to the agent for an MCU, waiting for the board's verdict: its image's digest and
+ * the monitor's deadline (null when it is not known); null when none is. */
+static json_t *handed_json(const rp_mon_component_t *c)
+{
+    char hex[2 * RP_SHA256_LEN + 1];
+
+    if (c->trial > 1 || c->trial_until == 0 ||
+        rp_hex_encode(c->trial_digest, RP_SHA256_LEN, hex, sizeof(hex)) != RP_OK)
+        return json_null();
+    return json_pack("{s:s, s:I}", "digest", hex, "deadline", (json_int_t)c->trial_until);
+}
 
 /*
  * The components as the monitor's STATUS gives them, in the JSON form of `status`: what it does
- * not say (the trial slot, the running image's own security counter, the update's time) is null,
- * and the apps are the monitor's to list.
+ * not say (the running image's own security counter) is null, and the apps are the monitor's to
+ * list.
  */
 static rp_err_t status_by_monitor(rp_agent_t *agent, json_t *list)
 {
@@ -43,14 +56,17 @@ static rp_err_t status_by_monitor(rp_agent_t *agent, json_t *list)
         const rp_mon_component_t *c = &r.u.status.c[i];
         const char *result = rp_update_state_name((rp_update_state_t)c->last_result);
         json_array_append_new(
-            list, json_pack("{s:s, s:o, s:o, s:b, s:n, s:n, s:I, s:{s:s, s:s, s:s, s:n}, s:n}",
-                            "name", c->name, "version",
-                            c->version[0] ? json_string(c->version) : json_null(), "active_slot",
-                            c->active <= 1 ? json_sprintf("%c", "ab"[c->active]) : json_null(),
-                            "verified", c->version[0] != '\0', "trial_slot", "security_counter",
-                            "security_counter_floor", (json_int_t)c->security_counter,
-                            "last_update", "result", result != NULL ? result : "?", "version", "",
-                            "detail", c->last_detail, "at", "app"));
+            list,
+            json_pack("{s:s, s:o, s:o, s:b, s:o, s:o, s:n, s:I, s:{s:s, s:s, s:s, s:I}, s:n}",
+                      "name", c->name, "version",
+                      c->version[0] ? json_string(c->version) : json_null(), "active_slot",
+                      c->active <= 1 ? json_sprintf("%c", "ab"[c->active]) : json_null(),
+                      "verified", c->version[0] != '\0', "trial_slot",
+                      c->trial <= 1 ? json_sprintf("%c", "ab"[c->trial]) : json_null(), "handed",
+                      handed_json(c), "security_counter", "security_counter_floor",
+                      (json_int_t)c->security_counter, "last_update", "result",
+                      result != NULL ? result : "?", "version", c->last_version, "detail",
+                      c->last_detail, "at", (json_int_t)c->last_at, "app"));
     }
     return err;
 }
@@ -95,11 +111,12 @@ int cmd_status(const struct args *a)
         json_array_append_new(
             list,
             json_pack(
-                "{s:s, s:o, s:o, s:b, s:o, s:o, s:I, s:{s:s, s:s, s:s, s:I}, s:o}", "name", c.name,
-                "version", img.valid ? json_string(img.version) : json_null(), "active_slot",
-                c.active >= 0 ? json_sprintf("%c", "ab"[c.active]) : json_null(), "verified",
-                img.valid, "trial_slot",
-                c.trial >= 0 ? json_sprintf("%c", "ab"[c.trial]) : json_null(), "security_counter",
+                "{s:s, s:o, s:o, s:b, s:o, s:n, s:o, s:I, s:{s:s, s:s, s:s, s:I}, s:o}", "name",
+                c.name, "version", img.valid ? json_string(img.version) : json_null(),
+                "active_slot", c.active >= 0 ? json_sprintf("%c", "ab"[c.active]) : json_null(),
+                "verified", img.valid, "trial_slot",
+                c.trial >= 0 ? json_sprintf("%c", "ab"[c.trial]) : json_null(), "handed",
+                "security_counter",
                 img.valid && img.has_security_counter ? json_integer(img.security_counter)
                                                       : json_null(),
                 "security_counter_floor", (json_int_t)counter, "last_update", "result",
@@ -141,6 +158,17 @@ int cmd_status(const struct args *a)
                json_string_value(json_object_get(l, "version")),
                *json_string_value(json_object_get(l, "detail")) ? ": " : "",
                json_string_value(json_object_get(l, "detail")));
+        if (json_is_object(json_object_get(c, "handed"))) {
+            json_t *h = json_object_get(c, "handed");
+            time_t until = (time_t)json_integer_value(json_object_get(h, "deadline"));
+            char when[32] = "?";
+            struct tm tm;
+            if (gmtime_r(&until, &tm) != NULL)
+                strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+            printf("%-16s on trial in slot %s, handed to the MCU's relay: %s, its verdict due by %s\n",
+                   "", json_string_value(json_object_get(c, "trial_slot")) ?: "?",
+                   json_string_value(json_object_get(h, "digest")), when);
+        }
         if (json_is_object(run)) {
             json_int_t pid = json_integer_value(json_object_get(run, "pid"));
             const char *exit = json_string_value(json_object_get(run, "last_exit"));

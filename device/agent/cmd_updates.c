@@ -19,6 +19,7 @@
 #include "rampart/apptree.h"
 #include "rampart/component.h"
 #include "rampart/file.h"
+#include "rampart/hex.h"
 #include "rampart/image.h"
 #include "rampart/log.h"
 #include "rampart/manifest.h"
@@ -210,29 +211,45 @@ int cmd_check_now(const struct args *a)
     return rc;
 }
 
-/* mcu attach: component NAME is firmware for the MCU the relay reaches (mcu.h); root's file, as
- * image keys are, which the installer reads at each install (this agent in single-process mode;
- * the monitor cannot run a relay yet: docs/mcu.md). */
+/* mcu attach: component NAME is firmware for the MCU the relay reaches (mcu.h), the board's
+ * attestation key pinned; root's file, as image keys are, which the installer reads at each
+ * install (this agent in single-process mode; the agent's relay runner and the monitor, which
+ * checks the board's evidence with the key, under rampart-monitor: docs/mcu.md). */
 int cmd_mcu_attach(const struct args *a)
 {
+    uint8_t key[RP_PUBKEY_DER_MAX];
+    size_t klen = a->attestation_key != NULL ? strlen(a->attestation_key) : 0;
     rp_err_t err;
 
     if (a->component == NULL || a->nrest < 1)
-        return cmd_usage("mcu attach needs --component NAME -- /ABSOLUTE/RELAY [ARG...]");
+        return cmd_usage("mcu attach needs --component NAME [--attestation-key SPKI-HEX] -- "
+                         "/ABSOLUTE/RELAY [ARG...]");
     if (!rp_component_name_valid(a->component, strlen(a->component)))
         return cmd_usage("a component name is 1 to 32 of A-Z a-z 0-9 . _ - (no leading dot)");
     if (a->rest[0][0] != '/' || a->nrest > RP_MCU_RELAY_ARGS_MAX)
         return cmd_usage("the relay is an absolute path, with at most 15 arguments");
+    if (a->attestation_key != NULL &&
+        (klen == 0 || klen % 2 != 0 || klen / 2 > sizeof(key) ||
+         rp_hex_decode(a->attestation_key, klen, key, klen / 2) != RP_OK))
+        return cmd_usage("--attestation-key is the board's key in hex (DER SubjectPublicKeyInfo, "
+                         "as its boot stage prints it: \"boot: attestation key HEX\")");
     if (geteuid() != 0) {
         rp_log_error("mcu attach runs as root: the installer runs the relay");
         return FAIL;
     }
-    err = rp_mcu_relay_save(a->state_dir, a->component, a->rest, a->nrest);
+    err = rp_mcu_relay_save(a->state_dir, a->component, a->rest, a->nrest,
+                            a->attestation_key != NULL ? key : NULL, klen / 2);
     if (err != RP_OK) {
         rp_log_error("%s: cannot attach %s to the MCU: %s", a->state_dir, a->component,
-                     rp_strerror(err));
+                     err == RP_ERR_BAD_KEY ? "--attestation-key is not a P-256 public key (DER "
+                                             "SubjectPublicKeyInfo)"
+                                           : rp_strerror(err));
         return FAIL;
     }
+    if (a->attestation_key == NULL)
+        rp_log_warn("%s: no --attestation-key: under rampart-monitor no install of it is "
+                    "confirmed (the board's evidence cannot be checked)",
+                    a->component);
     printf("%s: firmware for the MCU the relay reaches:", a->component);
     for (int i = 0; i < a->nrest; i++)
         printf(" %s", a->rest[i]);

@@ -21,6 +21,7 @@ struct args {
     const char *state_dir, *rot, *tcti, *server, *server_ca, *nonce, *out;
     const char *listen, *peer, *image_key, *component, *output, *update_root, *update_window;
     const char *start_jitter; /* run: --start-jitter, as given (NULL: the default) */
+    const char *attestation_key; /* mcu attach: the board's key, hex DER SPKI (NULL: none) */
     long renew_after, update_interval;
     int health_seconds;
     char **rest; /* positional arguments */

@@ -66,10 +66,13 @@ static const char usage[] =
     "      app must stay up N seconds, default 3, or write \"ready\" to $RAMPART_READY_FD);\n"
     "      otherwise roll back. Refused: untrusted signer, older version, lower security\n"
     "      counter. Exit 0 when installed (or running already), 1 otherwise.\n"
-    "  mcu attach --state-dir S --component NAME -- /ABSOLUTE/RELAY [ARG...]\n"
+    "  mcu attach --state-dir S --component NAME [--attestation-key SPKI-HEX] -- /ABSOLUTE/RELAY\n"
+    "             [ARG...]\n"
     "      Component NAME is firmware for a microcontroller beside the device: an install\n"
     "      hands it to the MCU's boot stage through the relay (RELAY ARG... --slot1 IMAGE,\n"
-    "      as scripts/mcu-run), which must swap it in and confirm it (docs/mcu.md).\n"
+    "      as scripts/mcu-run), which must swap it in and confirm it (docs/mcu.md). The board's\n"
+    "      attestation key (\"boot: attestation key SPKI-HEX\"), pinned: under rampart-monitor an\n"
+    "      install is confirmed only with the board's evidence, signed by it.\n"
     "  recover --state-dir S\n"
     "      What runs at start: roll back an update cut before it was confirmed, fall back to the\n"
     "      other slot if the active one does not verify. Exit 1 if a component has no\n"
@@ -285,6 +288,7 @@ int main(int argc, char **argv)
         {"update-interval", required_argument, NULL, 'I'},
         {"update-window",   required_argument, NULL, 'W'},
         {"start-jitter",    required_argument, NULL, 'J'},
+        {"attestation-key", required_argument, NULL, 'K'},
         {"verbose",         no_argument,       NULL, 'v'},
         {"help",            no_argument,       NULL, 'h'},
         {"version",         no_argument,       NULL, 'V'},
@@ -319,7 +323,7 @@ int main(int argc, char **argv)
         verb = argv[2];
         optind = 3;
     }
-    while ((c = getopt_long(argc, argv, "s:r:t:S:C:n:o:R:l:p:k:c:H:O:U:I:W:J:vhV", opts, NULL)) !=
+    while ((c = getopt_long(argc, argv, "s:r:t:S:C:n:o:R:l:p:k:c:H:O:U:I:W:J:K:vhV", opts, NULL)) !=
            -1) {
         switch (c) {
         case 's': a.state_dir = optarg; break;
@@ -334,6 +338,7 @@ int main(int argc, char **argv)
         case 'p': a.peer = optarg; break;
         case 'k': a.image_key = optarg; break;
         case 'c': a.component = optarg; break;
+        case 'K': a.attestation_key = optarg; break;
         case 'H':
             a.health_seconds = (int)strtol(optarg, NULL, 10);
             if (a.health_seconds < 1 || a.health_seconds > 3600)
@@ -410,7 +415,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "mcu") == 0 && strcmp(verb, "attach") == 0)
         return cmd_mcu_attach(&a);
     if (strcmp(cmd, "mcu") == 0)
-        return cmd_usage("mcu attach --component NAME -- /ABSOLUTE/RELAY [ARG...]");
+        return cmd_usage(
+            "mcu attach --component NAME [--attestation-key SPKI-HEX] -- /ABSOLUTE/RELAY [ARG...]");
     if (strcmp(cmd, "events") == 0)
         return cmd_events(&a);
     if (strcmp(cmd, "crashes") == 0)

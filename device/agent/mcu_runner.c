@@ -29,12 +29,17 @@
 typedef struct job {
     char component[RP_COMPONENT_NAME_MAX + 1];
     char version[48];
+    uint8_t nonce[RP_MON_MCU_NONCE_LEN]; /* the monitor's: the board's evidence is over it */
 } job_t;
 
 typedef struct done {
     uint8_t state; /* installed, refused, rolled_back or failed */
     char detail[RP_SLOT_DETAIL_MAX + 1];
+    uint16_t evidence_len; /* the board's evidence (installed), at most RP_MCU_EVIDENCE_MAX */
+    uint8_t evidence[RP_MCU_EVIDENCE_MAX];
 } done_t;
+
+_Static_assert(RP_MCU_EVIDENCE_MAX <= RP_MON_MCU_EVIDENCE_MAX, "the verdict carries the evidence");
 
 static int runner = -1;  /* the agent's end of the pair; -1: no runner */
 static bool runner_lost; /* the runner died while the agent could not fork another */
@@ -55,8 +60,10 @@ static void runner_serve(int fd, const char *state_dir, pid_t agent)
     char path[PATH_MAX];
     rp_mcu_relay_t relay;
     rp_update_state_t state;
+    uint8_t key[RP_PUBKEY_DER_MAX];
+    size_t key_len;
     job_t job;
-    done_t done;
+    static done_t done;
     ssize_t n;
 
     /* It dies with the agent (a kill -9 too), so that a restarted agent's runner is the only one;
@@ -80,9 +87,21 @@ static void runner_serve(int fd, const char *state_dir, pid_t agent)
         else if (rp_mcu_relay_load(state_dir, job.component, &relay) != RP_OK)
             snprintf(done.detail, sizeof(done.detail),
                      "no relay to the MCU the agent can read (S/mcu/%s.json)", job.component);
+        else if (rp_mcu_board_key(state_dir, job.component, key, &key_len) != RP_OK) {
+            /* Not handed to the board: it would confirm what the monitor then cannot. */
+            snprintf(done.detail, sizeof(done.detail),
+                     "no attestation key of the board is pinned (S/mcu/%s.key), and the monitor "
+                     "confirms nothing without the board's evidence: rampart-agent mcu attach "
+                     "--attestation-key",
+                     job.component);
+            rp_mcu_relay_free(&relay);
+        }
         else {
-            rp_mcu_install(&relay, path, job.version, &state, done.detail, sizeof(done.detail));
+            size_t ev_len = 0;
+            rp_mcu_install(&relay, path, job.version, job.nonce, sizeof(job.nonce), &state,
+                           done.detail, sizeof(done.detail), done.evidence, &ev_len);
             done.state = (uint8_t)state;
+            done.evidence_len = (uint16_t)ev_len;
             rp_mcu_relay_free(&relay);
         }
         if (send(fd, &done, sizeof(done), MSG_NOSIGNAL) != (ssize_t)sizeof(done))
@@ -152,8 +171,10 @@ static rp_err_t copy_out(int fd, const char *path)
     return err;
 }
 
-/* The runner's outcome of relaying the copy of name at version: *d. */
-static void relay(const char *state_dir, const char *name, const char *version, done_t *d)
+/* The runner's outcome of relaying the copy of name at version, the board's evidence over nonce
+ * with it: *d. */
+static void relay(const char *state_dir, const char *name, const char *version,
+                  const uint8_t nonce[RP_MON_MCU_NONCE_LEN], done_t *d)
 {
     job_t job;
     ssize_t n;
@@ -164,6 +185,7 @@ static void relay(const char *state_dir, const char *name, const char *version, 
     d->state = RP_UPDATE_FAILED;
     snprintf(job.component, sizeof(job.component), "%s", name);
     snprintf(job.version, sizeof(job.version), "%s", version);
+    memcpy(job.nonce, nonce, sizeof(job.nonce));
 retry:
     if (runner < 0 && !confined)
         rp_mcu_runner_start(state_dir); /* a command that does not confine itself (install) */
@@ -184,7 +206,7 @@ retry:
             n = recv(runner, d, sizeof(*d), 0);
         while (n < 0 && errno == EINTR);
         if (n == (ssize_t)sizeof(*d) && memchr(d->detail, '\0', sizeof(d->detail)) != NULL &&
-            rp_mon_outcome(d->state))
+            rp_mon_outcome(d->state) && d->evidence_len <= sizeof(d->evidence))
             return;
     }
     if (n == 0 || (n < 0 && (errno == EPIPE || errno == ECONNRESET))) {
@@ -209,46 +231,56 @@ retry:
 rp_err_t rp_mcu_hand_over(rp_agent_t *a, const char *name, int slot_fd, rp_install_result_t *res)
 {
     static rp_mon_reply_t r;
-    rp_mon_request_t q = {.type = RP_MON_MCU_VERDICT};
-    char path[PATH_MAX], mine[RP_MON_DETAIL_MAX + 1];
+    static rp_mon_request_t q;
+    static done_t d;
+    char path[PATH_MAX];
+    uint8_t digest[RP_SHA256_LEN], nonce[RP_MON_MCU_NONCE_LEN];
     rp_slot_image_t img;
-    done_t d = {.state = RP_UPDATE_FAILED};
     rp_err_t err = copy_path(a->state_dir, name, path, sizeof(path), true);
+    /* INSTALL's detail: the image's digest and the monitor's nonce, in hex, a space between. */
+    bool said = strlen(res->detail) == 2 * (RP_SHA256_LEN + RP_MON_MCU_NONCE_LEN) + 1 &&
+                res->detail[2 * RP_SHA256_LEN] == ' ' &&
+                rp_hex_decode(res->detail, 2 * RP_SHA256_LEN, digest, sizeof(digest)) == RP_OK &&
+                rp_hex_decode(res->detail + 2 * RP_SHA256_LEN + 1, 2 * RP_MON_MCU_NONCE_LEN, nonce,
+                              sizeof(nonce)) == RP_OK;
 
     memset(&img, 0, sizeof(img));
+    memset(&q, 0, sizeof(q));
+    memset(&d, 0, sizeof(d));
+    d.state = RP_UPDATE_FAILED;
+    q.type = RP_MON_MCU_VERDICT;
     if (err == RP_OK)
         err = copy_out(slot_fd, path);
     close(slot_fd);
     if (err == RP_OK)
         err = rp_agent_image_identity(a, name, path, &img);
-    /* The copy must be the image the monitor verified: its digest (hex: INSTALL's detail). */
+    /* The copy must be the image the monitor verified: its digest (INSTALL's detail). */
     if (err == RP_OK) {
-        if (rp_hex_encode(img.digest, RP_SHA256_LEN, mine, sizeof(mine)) != RP_OK ||
-            strcmp(mine, res->detail) != 0)
+        if (!said || memcmp(img.digest, digest, RP_SHA256_LEN) != 0)
             snprintf(d.detail, sizeof(d.detail),
                      "the image handed over is not the one the monitor said (%.160s)", res->detail);
         else
-            relay(a->state_dir, name, img.version, &d);
+            relay(a->state_dir, name, img.version, nonce, &d);
     } else
         snprintf(d.detail, sizeof(d.detail), "cannot copy the image handed over: %s",
                  rp_strerror(err));
     (void)unlink(path);
     /* The verdict, whatever it is: the monitor ends the trial now rather than at its deadline.
      * It names the image the monitor handed (its digest, as it said it), not the copy's, which a
-     * bad copy lacks. */
+     * bad copy lacks; installed carries the board's evidence, which the monitor checks. */
     snprintf(q.u.mcu_verdict.component, sizeof(q.u.mcu_verdict.component), "%s", name);
-    if (rp_hex_decode(res->detail, strlen(res->detail), q.u.mcu_verdict.digest,
-                      sizeof(q.u.mcu_verdict.digest)) != RP_OK)
-        memcpy(q.u.mcu_verdict.digest, img.digest, sizeof(q.u.mcu_verdict.digest));
+    memcpy(q.u.mcu_verdict.digest, said ? digest : img.digest, sizeof(q.u.mcu_verdict.digest));
     q.u.mcu_verdict.state = d.state;
     snprintf(q.u.mcu_verdict.detail, sizeof(q.u.mcu_verdict.detail), "%s", d.detail);
+    memcpy(q.u.mcu_verdict.evidence, d.evidence, d.evidence_len);
+    q.u.mcu_verdict.evidence_len = d.evidence_len;
     if (rp_agent_monitor_call(a, &q, -1, &r) == RP_OK) {
         res->state = (rp_update_state_t)r.u.install.state;
         snprintf(res->detail, sizeof(res->detail), "%s", r.u.install.detail);
     } else {
         res->state = RP_UPDATE_FAILED;
         snprintf(res->detail, sizeof(res->detail),
-                 "the monitor did not take the verdict (%.80s): %.120s", d.detail,
+                 "the monitor did not take the verdict (%.60s): %.150s", d.detail,
                  r.status != RP_OK ? r.message : "no answer");
     }
     return RP_OK;

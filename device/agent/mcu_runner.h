@@ -6,9 +6,10 @@
  *
  * The agent confines itself (its seccomp allow-list has no fork or exec), so the relay is run by
  * a child forked before it does: the runner, the agent's user and nothing more, unconfined. It
- * takes one job at a time on a socket pair (the component's name and version, fixed-size), runs
- * the relay kept in S/mcu/NAME.json on the agent's copy S/agent/mcu/NAME.img (rp_mcu_install),
- * and answers the outcome. It ends when the agent does, a kill -9 too (its parent-death signal),
+ * takes one job at a time on a socket pair (the component's name, version and the monitor's nonce,
+ * fixed-size), runs the relay kept in S/mcu/NAME.json on the agent's copy S/agent/mcu/NAME.img
+ * (rp_mcu_install), and answers the outcome with the board's evidence over the nonce (none is
+ * run for a board whose attestation key is not pinned: the monitor would confirm nothing). It ends when the agent does, a kill -9 too (its parent-death signal),
  * while a relay it started ends at its own timeout, holding the board's lock until then
  * (rp_mcu_install). A confined agent so gains one thing: the relay root attached, run on an image
  * of its choosing, which the board's boot stage verifies with its own key and counter.

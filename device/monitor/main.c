@@ -84,6 +84,15 @@ static struct {
     } handed[RP_COMPONENTS_MAX];
 } m;
 
+/* STATUS: each trial handed to the agent, with its verdict's deadline (kept here, handed_set). */
+static void handed_status(rp_mon_reply_t *p)
+{
+    for (size_t i = 0; i < p->u.status.n; i++)
+        for (size_t j = 0; p->u.status.c[i].trial <= 1 && j < RP_COMPONENTS_MAX; j++)
+            if (m.handed[j].until != 0 && strcmp(m.handed[j].component, p->u.status.c[i].name) == 0)
+                p->u.status.c[i].trial_until = (int64_t)m.handed[j].until;
+}
+
 /* Tell the app supervisor what should run (after an install, a recovery, or a change of the
  * components' state by another command). */
 static void apps_sync(void)
@@ -510,6 +519,8 @@ static void dispatch(struct client *c, int fd)
         apps_remove(&m.reply);
     } else {
         rp_monitor_serve(&m.agent, &m.req, fd, peer_uid(c), &m.reply, &(int){-1});
+        if (m.req.type == RP_MON_STATUS && m.reply.status == RP_OK)
+            handed_status(&m.reply);
     }
     if (fd >= 0)
         close(fd);

@@ -17,20 +17,29 @@
 #include <jansson.h>
 
 #include "rampart/component.h"
+#include "rampart/eat.h"
 #include "rampart/file.h"
+#include "rampart/hex.h"
 #include "rampart/log.h"
 #include "mcu.h"
 
 #define RELAY_TIMEOUT_S 120
 
-static rp_err_t relay_path(const char *state_dir, const char *name, char *out, size_t cap)
+/* S/mcu/NAME.EXT: the relay (json) or the board's attestation key pinned at attach (key, DER). */
+static rp_err_t mcu_path(const char *state_dir, const char *name, const char *ext, char *out,
+                         size_t cap)
 {
     int n;
 
     if (name == NULL || !rp_component_name_valid(name, strlen(name)))
         return RP_ERR_INVALID_ARG;
-    n = snprintf(out, cap, "%s/mcu/%s.json", state_dir, name);
+    n = snprintf(out, cap, "%s/mcu/%s.%s", state_dir, name, ext);
     return n > 0 && (size_t)n < cap ? RP_OK : RP_ERR_INVALID_ARG;
+}
+
+static rp_err_t relay_path(const char *state_dir, const char *name, char *out, size_t cap)
+{
+    return mcu_path(state_dir, name, "json", out, cap);
 }
 
 /* The relay's words: 1 to RP_MCU_RELAY_ARGS_MAX strings, the first an absolute path, none
@@ -52,6 +61,41 @@ static bool relay_words_valid(json_t *a)
             return false;
     }
     return true;
+}
+
+/* The board's attestation key: a P-256 SubjectPublicKeyInfo (DER), the form the board prints. */
+static bool board_key_valid(const uint8_t *key, size_t len)
+{
+    rp_sig_alg_t alg;
+
+    return len > 0 && len <= RP_PUBKEY_DER_MAX && rp_pubkey_alg(key, len, &alg) == RP_OK &&
+           alg == RP_SIG_ECDSA_P256;
+}
+
+rp_err_t rp_mcu_board_key(const char *state_dir, const char *name,
+                          uint8_t key[RP_PUBKEY_DER_MAX], size_t *len)
+{
+    char path[PATH_MAX];
+    uint8_t *data = NULL;
+    rp_err_t err = mcu_path(state_dir, name, "key", path, sizeof(path));
+
+    *len = 0;
+    if (err == RP_OK)
+        err = rp_read_file(path, RP_PUBKEY_DER_MAX, &data, len);
+    if (err == RP_OK && !board_key_valid(data, *len))
+        err = RP_ERR_MALFORMED;
+    if (err == RP_OK)
+        memcpy(key, data, *len);
+    else
+        *len = 0;
+    free(data);
+    if (err == RP_ERR_MALFORMED || err == RP_ERR_TOO_LARGE) {
+        rp_log_error("%s is corrupt: it should hold the board's attestation key (a P-256 "
+                     "SubjectPublicKeyInfo, DER). Fix: rampart-agent mcu attach again",
+                     path);
+        err = RP_ERR_MALFORMED;
+    }
+    return err;
 }
 
 rp_err_t rp_mcu_attached(const char *state_dir, const char *name)
@@ -119,12 +163,17 @@ void rp_mcu_relay_free(rp_mcu_relay_t *r)
     memset(r, 0, sizeof(*r));
 }
 
-rp_err_t rp_mcu_relay_save(const char *state_dir, const char *name, char *const argv[], int argc)
+rp_err_t rp_mcu_relay_save(const char *state_dir, const char *name, char *const argv[], int argc,
+                           const uint8_t *key, size_t key_len)
 {
-    char path[PATH_MAX], dir[PATH_MAX], *text;
+    char path[PATH_MAX], dir[PATH_MAX], kpath[PATH_MAX], *text;
     json_t *words = json_array(), *j;
     rp_err_t err = relay_path(state_dir, name, path, sizeof(path));
 
+    if (err == RP_OK)
+        err = mcu_path(state_dir, name, "key", kpath, sizeof(kpath));
+    if (err == RP_OK && key != NULL && !board_key_valid(key, key_len))
+        err = RP_ERR_BAD_KEY;
     for (int i = 0; words != NULL && i < argc; i++)
         json_array_append_new(words, json_string(argv[i]));
     if (err == RP_OK && !relay_words_valid(words))
@@ -133,6 +182,11 @@ rp_err_t rp_mcu_relay_save(const char *state_dir, const char *name, char *const 
         err = RP_ERR_INVALID_ARG;
     /* Readable by all (no secret in it): under the monitor the agent's user runs the relay. */
     if (err == RP_OK && ((mkdir(dir, 0755) != 0 && errno != EEXIST) || chmod(dir, 0755) != 0))
+        err = RP_ERR_IO;
+    /* The key first (or none: a pin dropped), then the relay that makes the component attached. */
+    if (err == RP_OK && key != NULL)
+        err = rp_write_file_atomic(kpath, key, key_len, 0644, 0);
+    else if (err == RP_OK && unlink(kpath) != 0 && errno != ENOENT)
         err = RP_ERR_IO;
     j = err == RP_OK ? json_pack("{s:O}", "relay", words) : NULL;
     json_decref(words);
@@ -219,12 +273,28 @@ static void take_verdict(rp_mcu_boot_t *b, const char *line, size_t len, const c
     b->verdict[len] = '\0';
 }
 
+/* "app: evidence HEX": the evidence whole (1 to RP_MCU_EVIDENCE_MAX bytes), or none. */
+static void take_evidence(rp_mcu_boot_t *b, const char *s, size_t n)
+{
+    b->evidence_len = 0;
+    if (n == 0 || n % 2 != 0 || n / 2 > sizeof(b->evidence) ||
+        rp_hex_decode(s, n, b->evidence, n / 2) != RP_OK)
+        return;
+    b->evidence_len = n / 2;
+}
+
 void rp_mcu_boot_line(rp_mcu_boot_t *b, const char *line, size_t len)
 {
     const char *s;
     size_t n;
 
-    if (line == NULL || len >= RP_MCU_LINE_MAX)
+    if (line == NULL || len > RP_MCU_OUTPUT_LINE_MAX)
+        return;
+    if (prefixed(line, len, RP_MCU_EVIDENCE_PREFIX, &s, &n)) {
+        take_evidence(b, s, n);
+        return;
+    }
+    if (len >= RP_MCU_LINE_MAX)
         return;
     if (prefixed(line, len, "boot: slot0 version ", &s, &n))
         take_verdict(b, line, len, s, n);
@@ -260,10 +330,10 @@ static long ms_since(const struct timespec *t0)
     return (now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
-rp_err_t rp_mcu_boot(const rp_mcu_relay_t *r, const char *image, int timeout_s, rp_mcu_boot_t *b,
-                     char *detail, size_t cap)
+rp_err_t rp_mcu_boot(const rp_mcu_relay_t *r, const char *image, const char *nonce_hex,
+                     int timeout_s, rp_mcu_boot_t *b, char *detail, size_t cap)
 {
-    char *argv[RP_MCU_RELAY_ARGS_MAX + 3], line[RP_MCU_LINE_MAX + 1], buf[4096];
+    char *argv[RP_MCU_RELAY_ARGS_MAX + 5], line[RP_MCU_OUTPUT_LINE_MAX + 1], buf[4096];
     size_t used = 0;
     bool overlong = false, timed_out = false;
     struct timespec t0;
@@ -286,6 +356,10 @@ rp_err_t rp_mcu_boot(const rp_mcu_relay_t *r, const char *image, int timeout_s, 
     if (image != NULL) {
         argv[argc++] = "--slot1";
         argv[argc++] = (char *)image;
+    }
+    if (nonce_hex != NULL) {
+        argv[argc++] = "--nonce";
+        argv[argc++] = (char *)nonce_hex;
     }
     argv[argc] = NULL;
     if (pipe2(p, O_CLOEXEC) != 0) {
@@ -327,14 +401,14 @@ rp_err_t rp_mcu_boot(const rp_mcu_relay_t *r, const char *image, int timeout_s, 
             continue;
         if (n <= 0)
             break;
-        /* Lines, each at most RP_MCU_LINE_MAX bytes: a longer one is skipped whole. */
+        /* Lines, each at most RP_MCU_OUTPUT_LINE_MAX bytes: a longer one is skipped whole. */
         for (ssize_t i = 0; i < n; i++) {
             if (buf[i] == '\n') {
                 if (!overlong)
                     rp_mcu_boot_line(b, line, used);
                 used = 0;
                 overlong = false;
-            } else if (used < RP_MCU_LINE_MAX) {
+            } else if (used < RP_MCU_OUTPUT_LINE_MAX) {
                 line[used++] = buf[i];
             } else {
                 overlong = true;
@@ -416,13 +490,22 @@ static int board_lock(const rp_mcu_relay_t *r, char *detail, size_t cap)
 }
 
 void rp_mcu_install(const rp_mcu_relay_t *r, const char *path, const char *version,
-                    rp_update_state_t *state, char *detail, size_t cap)
+                    const uint8_t *nonce, size_t nonce_len, rp_update_state_t *state,
+                    char *detail, size_t cap, uint8_t *evidence, size_t *evidence_len)
 {
     rp_mcu_boot_t *b = calloc(1, sizeof(*b));
-    char now[RP_MCU_LINE_MAX + 64];
+    char now[RP_MCU_LINE_MAX + 64], nonce_hex[2 * RP_EAT_NONCE_MAX + 1];
     int lock;
 
     *state = RP_UPDATE_FAILED;
+    if (evidence_len != NULL)
+        *evidence_len = 0;
+    if (nonce != NULL && (nonce_len < RP_EAT_NONCE_MIN || nonce_len > RP_EAT_NONCE_MAX ||
+                          rp_hex_encode(nonce, nonce_len, nonce_hex, sizeof(nonce_hex)) != RP_OK)) {
+        free(b);
+        snprintf(detail, cap, "the nonce for the MCU's evidence is not 8 to 64 bytes");
+        return;
+    }
     if (b == NULL) {
         snprintf(detail, cap, "no memory");
         return;
@@ -435,7 +518,7 @@ void rp_mcu_install(const rp_mcu_relay_t *r, const char *path, const char *versi
     }
     /* Handed over: the boot stage verifies it with its own key and counter, and swaps it in on
      * trial or refuses it (the previous image boots). */
-    if (rp_mcu_boot(r, path, RELAY_TIMEOUT_S, b, detail, cap) != RP_OK)
+    if (rp_mcu_boot(r, path, NULL, RELAY_TIMEOUT_S, b, detail, cap) != RP_OK)
         goto out;
     runs(b, now, sizeof(now));
     if (b->slot1_refused[0] != '\0') {
@@ -448,8 +531,9 @@ void rp_mcu_install(const rp_mcu_relay_t *r, const char *path, const char *versi
         goto out;
     }
     /* The next boot: the image confirmed itself (the boot stage raises the counter) or not (it
-     * reverts). */
-    if (rp_mcu_boot(r, NULL, RELAY_TIMEOUT_S, b, detail, cap) != RP_OK)
+     * reverts); with a nonce, the board's evidence of what it runs then. */
+    if (rp_mcu_boot(r, NULL, nonce != NULL ? nonce_hex : NULL, RELAY_TIMEOUT_S, b, detail, cap) !=
+        RP_OK)
         goto out;
     runs(b, now, sizeof(now));
     if (b->reverted || (b->booted && strcmp(b->version, version) != 0)) {
@@ -459,6 +543,10 @@ void rp_mcu_install(const rp_mcu_relay_t *r, const char *path, const char *versi
         *state = RP_UPDATE_INSTALLED;
         snprintf(detail, cap, "confirmed on the MCU, its security counter now %lu; %s",
                  (unsigned long)b->stored, now);
+        if (evidence != NULL && evidence_len != NULL && b->evidence_len > 0) {
+            memcpy(evidence, b->evidence, b->evidence_len);
+            *evidence_len = b->evidence_len;
+        }
     } else {
         snprintf(detail, cap, "the MCU did not confirm it: %s", now);
     }
@@ -476,8 +564,54 @@ rp_err_t rp_mcu_health(rp_agent_t *a, const char *name, const char *slot_path, c
 
     if (err != RP_OK)
         return err;
-    rp_mcu_install(&relay, slot_path, version, unhealthy, detail, cap);
+    rp_mcu_install(&relay, slot_path, version, NULL, 0, unhealthy, detail, cap, NULL, NULL);
     rp_mcu_relay_free(&relay);
     *healthy = *unhealthy == RP_UPDATE_INSTALLED;
     return RP_OK;
+}
+
+rp_err_t rp_mcu_evidence_check(const char *state_dir, const char *name,
+                               const uint8_t digest[RP_SHA256_LEN], const uint8_t *nonce,
+                               size_t nonce_len, const uint8_t *evidence, size_t len, char *why,
+                               size_t cap)
+{
+    static rp_eat_claims_t c;
+    const rp_eat_component_t *fw = NULL;
+    uint8_t key[RP_PUBKEY_DER_MAX];
+    size_t key_len;
+    bool proven = false;
+    rp_err_t err = rp_mcu_board_key(state_dir, name, key, &key_len);
+
+    if (err != RP_OK && err != RP_ERR_NOT_FOUND) {
+        snprintf(why, cap, "cannot read the board's pinned key (S/mcu/%s.key): %s", name,
+                 rp_strerror(err));
+        return err;
+    }
+    if (err == RP_ERR_NOT_FOUND)
+        snprintf(why, cap,
+                 "no attestation key is pinned for the board (rampart-agent mcu attach "
+                 "--attestation-key)");
+    else if (len == 0)
+        snprintf(why, cap, "no evidence from the board");
+    else if ((err = rp_eat_verify(evidence, len, key, key_len, &c)) != RP_OK)
+        snprintf(why, cap, "the board's evidence does not verify with its pinned key: %s",
+                 rp_strerror(err));
+    else if (c.nonce_len != nonce_len || rp_ct_memcmp(c.nonce, nonce, nonce_len) != 0)
+        snprintf(why, cap, "the board's evidence is not over the nonce handed with the trial");
+    else {
+        for (size_t i = 0; i < c.ncomponents && fw == NULL; i++)
+            if (strcmp(c.components[i].name, RP_MCU_EVIDENCE_COMPONENT) == 0)
+                fw = &c.components[i];
+        if (fw == NULL)
+            snprintf(why, cap, "the board's evidence measures no %s", RP_MCU_EVIDENCE_COMPONENT);
+        else if (memcmp(fw->digest, digest, RP_SHA256_LEN) != 0)
+            snprintf(why, cap, "the board runs another image (its evidence says %s %s)",
+                     RP_MCU_EVIDENCE_COMPONENT, fw->version);
+        else
+            proven = true;
+    }
+    if (proven && cap > 0)
+        why[0] = '\0';
+    memset(&c, 0, sizeof(c));
+    return proven ? RP_OK : RP_ERR_DENIED;
 }

@@ -8,9 +8,16 @@
  * second reset lets the boot stage confirm it (the app confirmed itself) and raise its security
  * counter, or revert it. What the boot stage says decides the install's outcome.
  *
- * The relay contract (scripts/mcu-run is one): RELAY [--slot1 IMAGE] writes IMAGE, when given,
- * into the secondary slot, resets the board and prints the boot stage's lines ("boot: ...") on
- * standard output or standard error, ending when the board stopped or settled.
+ * The relay contract (scripts/mcu-run is one): RELAY [--slot1 IMAGE] [--nonce HEX] writes IMAGE,
+ * when given, into the secondary slot, resets the board and prints the boot stage's lines
+ * ("boot: ...") on standard output or standard error, ending when the board stopped or settled;
+ * with --nonce, the firmware asks the board's attestation service for evidence over that nonce
+ * and prints it ("app: evidence HEX": an EAT, docs/mcu.md).
+ *
+ * Under rampart-monitor the agent relays, and its word is not enough: the board's attestation key
+ * is pinned when root attaches the component (S/mcu/NAME.json), and an install is confirmed only
+ * with the board's evidence, over the monitor's nonce, that it runs the image
+ * (rp_mcu_evidence_check).
  */
 #ifndef RAMPART_MONITOR_MCU_H
 #define RAMPART_MONITOR_MCU_H
@@ -20,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rampart/crypto.h"
 #include "rampart/error.h"
 #include "rampart/update_state.h"
 #include "slots.h"
@@ -28,10 +36,16 @@
 #define RP_MCU_RELAY_FILE_MAX 8192 /* S/mcu/NAME.json */
 #define RP_MCU_LINE_MAX 256        /* a boot line longer than this is not one of the boot stage's */
 #define RP_MCU_REASON_MAX 160
+#define RP_MCU_EVIDENCE_MAX 2048   /* the board's evidence (an EAT), at most */
+/* The firmware's evidence line: "app: evidence " and the evidence in hex. */
+#define RP_MCU_EVIDENCE_PREFIX "app: evidence "
+#define RP_MCU_OUTPUT_LINE_MAX (sizeof(RP_MCU_EVIDENCE_PREFIX) - 1 + 2 * RP_MCU_EVIDENCE_MAX)
+/* The component the board's evidence measures: what its boot stage started. */
+#define RP_MCU_EVIDENCE_COMPONENT "firmware"
 
 /* A component's relay: argv[0] an absolute path, then its arguments. */
 typedef struct rp_mcu_relay {
-    char *argv[RP_MCU_RELAY_ARGS_MAX + 3]; /* room for --slot1 IMAGE and the NULL */
+    char *argv[RP_MCU_RELAY_ARGS_MAX + 5]; /* room for --slot1 IMAGE --nonce HEX and the NULL */
     int argc;
     char *storage; /* what argv points into */
     /* The board's lock, S/agent/mcu/NAME.lock ("": none): rp_mcu_install holds it (flock) across
@@ -53,6 +67,8 @@ typedef struct rp_mcu_boot {
     char refused[RP_MCU_REASON_MAX];       /* "boot: refused: R": nothing boots */
     char slot1_refused[RP_MCU_REASON_MAX]; /* "boot: slot1 refused: R" */
     char verdict[RP_MCU_LINE_MAX];         /* the verdict line, as the board said it */
+    uint8_t evidence[RP_MCU_EVIDENCE_MAX]; /* "app: evidence HEX", decoded (the last one) */
+    size_t evidence_len;                   /* 0: none */
 } rp_mcu_boot_t;
 
 /* Whether component name is attached to an MCU: RP_OK with *r (free with rp_mcu_relay_free),
@@ -65,20 +81,38 @@ void rp_mcu_relay_free(rp_mcu_relay_t *r);
  * RP_ERR_NOT_FOUND when it is not, another error when that cannot be told. */
 rp_err_t rp_mcu_attached(const char *state_dir, const char *name) RP_MUST_CHECK;
 /* Attach component name to the MCU the relay argv[0..argc) reaches (argv[0] absolute, at most
- * RP_MCU_RELAY_ARGS_MAX words); kept atomically in S/mcu/NAME.json (S/mcu/ 0755, the file 0644:
- * under the monitor the agent's user runs the relay). */
-rp_err_t rp_mcu_relay_save(const char *state_dir, const char *name, char *const argv[],
-                           int argc) RP_MUST_CHECK;
+ * RP_MCU_RELAY_ARGS_MAX words), key[0..key_len) the board's attestation key (a P-256
+ * SubjectPublicKeyInfo, DER; NULL: none, and under the monitor no install of it is confirmed);
+ * kept atomically in S/mcu/NAME.json and S/mcu/NAME.key (S/mcu/ 0755, the files 0644: under the
+ * monitor the agent's user runs the relay; root's: the agent cannot swap the key).
+ * RP_ERR_BAD_KEY: not such a key. */
+rp_err_t rp_mcu_relay_save(const char *state_dir, const char *name, char *const argv[], int argc,
+                           const uint8_t *key, size_t key_len) RP_MUST_CHECK;
+
+/* The board's attestation key pinned at attach (S/mcu/NAME.key): RP_OK with key[0..*len),
+ * RP_ERR_NOT_FOUND when none is, RP_ERR_MALFORMED (said) when it is not a P-256 key. */
+rp_err_t rp_mcu_board_key(const char *state_dir, const char *name,
+                          uint8_t key[RP_PUBKEY_DER_MAX], size_t *len) RP_MUST_CHECK;
+
+/* Whether evidence[0..len) proves that the board component name is attached to runs the image
+ * whose digest is given, now: an EAT that verifies with the board's key pinned at attach
+ * (rp_eat_verify), over nonce[0..nonce_len), whose firmware measurement
+ * (RP_MCU_EVIDENCE_COMPONENT) is that digest. RP_OK, or RP_ERR_DENIED (or the error reading the
+ * attachment) with why said. */
+rp_err_t rp_mcu_evidence_check(const char *state_dir, const char *name,
+                               const uint8_t digest[RP_SHA256_LEN], const uint8_t *nonce,
+                               size_t nonce_len, const uint8_t *evidence, size_t len, char *why,
+                               size_t cap) RP_MUST_CHECK;
 
 /* One line of the board's output into *b (start from a zeroed *b); lines that are not the boot
- * stage's are ignored. len bytes, no newline; any bytes. */
+ * stage's or the firmware's evidence are ignored. len bytes, no newline; any bytes. */
 void rp_mcu_boot_line(rp_mcu_boot_t *b, const char *line, size_t len);
 
-/* One boot: the relay run (with --slot1 image when image is not NULL), its output parsed into
- * *b. RP_ERR_IO (said in detail) when it could not be run, ran past timeout_s, or said nothing of
- * a boot. */
-rp_err_t rp_mcu_boot(const rp_mcu_relay_t *r, const char *image, int timeout_s, rp_mcu_boot_t *b,
-                     char *detail, size_t cap) RP_MUST_CHECK;
+/* One boot: the relay run (with --slot1 image when image is not NULL, --nonce nonce_hex when that
+ * is not NULL), its output parsed into *b. RP_ERR_IO (said in detail) when it could not be run,
+ * ran past timeout_s, or said nothing of a boot. */
+rp_err_t rp_mcu_boot(const rp_mcu_relay_t *r, const char *image, const char *nonce_hex,
+                     int timeout_s, rp_mcu_boot_t *b, char *detail, size_t cap) RP_MUST_CHECK;
 
 /*
  * The MCU's trial of the verified image at path (version its version): handed over (a boot with
@@ -86,9 +120,13 @@ rp_err_t rp_mcu_boot(const rp_mcu_relay_t *r, const char *image, int timeout_s, 
  * confirm it. OUT: *state, installed (the MCU runs it, confirmed, its counter raised), refused
  * (the boot stage refused it: its reason), rolled_back (it did not confirm itself: reverted) or
  * failed (no relay, no boot); detail says so with what the MCU runs and its verdict line.
+ * nonce[0..nonce_len) (8 to RP_EAT_NONCE_MAX bytes; NULL: none): the confirming boot asks the
+ * board for evidence over it, kept in evidence[0..*evidence_len) (capacity RP_MCU_EVIDENCE_MAX;
+ * *evidence_len 0 when the board gave none).
  */
 void rp_mcu_install(const rp_mcu_relay_t *r, const char *path, const char *version,
-                    rp_update_state_t *state, char *detail, size_t cap);
+                    const uint8_t *nonce, size_t nonce_len, rp_update_state_t *state,
+                    char *detail, size_t cap, uint8_t *evidence, size_t *evidence_len);
 
 /* The single-process agent's rp_install_opts_t.external (slots.h): a component attached to an MCU
  * is installed there (rp_mcu_install); RP_ERR_NOT_FOUND when the component is not attached. Never

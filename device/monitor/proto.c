@@ -143,8 +143,11 @@ static void get_text(rd_t *r, char *out, size_t max)
 
 /* ---- header ---- */
 
-/* MCU_VERDICT: component str(32), digest bytes(32), state u8, detail str(255). */
-#define VERDICT_MAX (2 + RP_COMPONENT_NAME_MAX + 2 + RP_SHA256_LEN + 1 + 2 + RP_MON_DETAIL_MAX)
+/* MCU_VERDICT: component str(32), digest bytes(32), state u8, detail str(255), evidence
+ * bytes(0-2048). */
+#define VERDICT_MAX                                                                                \
+    (2 + RP_COMPONENT_NAME_MAX + 2 + RP_SHA256_LEN + 1 + 2 + RP_MON_DETAIL_MAX + 2 +               \
+     RP_MON_MCU_EVIDENCE_MAX)
 
 static const struct {
     const char *name;
@@ -192,6 +195,14 @@ _Static_assert(RP_MON_HEADER_LEN + 2 + 1 +
                                           6 * 4 + 2 + RP_MON_MISSING_MAX) <=
                    RP_MON_PACKET_MAX,
                "an APP_LIST reply must fit in a packet");
+_Static_assert(RP_MON_HEADER_LEN + 2 + 1 +
+                       RP_MON_COMPONENTS_MAX *
+                           (2 + RP_COMPONENT_NAME_MAX + 2 * (2 + RP_MON_VERSION_MAX) + 1 + 4 + 1 +
+                            2 + RP_MON_DETAIL_MAX + 8 + 1 + 2 + RP_SHA256_LEN + 8) <=
+                   RP_MON_PACKET_MAX,
+               "a STATUS reply must fit in a packet");
+_Static_assert(RP_MON_HEADER_LEN + VERDICT_MAX <= RP_MON_PACKET_MAX,
+               "an MCU_VERDICT request must fit in a packet");
 
 static const char *const app_states[RP_MON_APP_STATE_END] = {
     [RP_MON_APP_STOPPED] = "stopped",       [RP_MON_APP_STARTING] = "starting",
@@ -347,6 +358,8 @@ rp_err_t rp_mon_request_encode(const rp_mon_request_t *q, uint8_t *buf, size_t c
         put_bytes(&w, q->u.mcu_verdict.digest, RP_SHA256_LEN, RP_SHA256_LEN);
         put_u8(&w, q->u.mcu_verdict.state);
         put_str(&w, q->u.mcu_verdict.detail, RP_MON_DETAIL_MAX);
+        put_bytes(&w, q->u.mcu_verdict.evidence, q->u.mcu_verdict.evidence_len,
+                  RP_MON_MCU_EVIDENCE_MAX);
         break;
     default: /* STATUS, ID, RECOVER, APP_LIST, TRUST_ROOT, TARGETS, APP_IDENTITY, APP_INCOMING:
               * no body */
@@ -427,6 +440,8 @@ rp_err_t rp_mon_request_decode(const uint8_t *buf, size_t len, rp_mon_request_t 
         get_bytes(&r, q->u.mcu_verdict.digest, &(size_t){0}, RP_SHA256_LEN, RP_SHA256_LEN);
         q->u.mcu_verdict.state = get_u8(&r);
         get_text(&r, q->u.mcu_verdict.detail, RP_MON_DETAIL_MAX);
+        get_bytes(&r, q->u.mcu_verdict.evidence, &q->u.mcu_verdict.evidence_len, 0,
+                  RP_MON_MCU_EVIDENCE_MAX);
         if (r.err == RP_OK && (!rp_component_name_valid(q->u.mcu_verdict.component,
                                                         strlen(q->u.mcu_verdict.component)) ||
                                !rp_mon_outcome(q->u.mcu_verdict.state)))
@@ -479,6 +494,11 @@ rp_err_t rp_mon_reply_encode(const rp_mon_reply_t *p, uint8_t *buf, size_t cap, 
             put_u32(&w, c->security_counter);
             put_u8(&w, c->last_result);
             put_str(&w, c->last_detail, RP_MON_DETAIL_MAX);
+            put_str(&w, c->last_version, RP_MON_VERSION_MAX);
+            put_u64(&w, (uint64_t)c->last_at);
+            put_u8(&w, c->trial);
+            put_bytes(&w, c->trial_digest, RP_SHA256_LEN, RP_SHA256_LEN);
+            put_u64(&w, (uint64_t)c->trial_until);
         }
         break;
     case RP_MON_ID:
@@ -594,6 +614,11 @@ rp_err_t rp_mon_reply_decode(const uint8_t *buf, size_t len, rp_mon_reply_t *p)
             c->security_counter = get_u32(&r);
             c->last_result = get_u8(&r);
             get_str(&r, c->last_detail, RP_MON_DETAIL_MAX);
+            get_str(&r, c->last_version, RP_MON_VERSION_MAX);
+            c->last_at = (int64_t)get_u64(&r);
+            c->trial = get_u8(&r);
+            get_bytes(&r, c->trial_digest, &(size_t){0}, RP_SHA256_LEN, RP_SHA256_LEN);
+            c->trial_until = (int64_t)get_u64(&r);
         }
         break;
     case RP_MON_ID:

@@ -42,6 +42,9 @@
 #define RP_MON_COMPONENTS_MAX 16
 #define RP_MON_APPS_MAX 16     /* APP_LIST: the apps one reply lists */
 #define RP_MON_MISSING_MAX 255 /* APP_LIST: the layers not in force, and why */
+/* MCU_VERDICT: the board's evidence (an EAT, COSE_Sign1) over the monitor's nonce, at most. */
+#define RP_MON_MCU_EVIDENCE_MAX 2048
+#define RP_MON_MCU_NONCE_LEN 32 /* the nonce INSTALL's handed answer gives (RP_EAT_NONCE_MAX) */
 
 /* What an app is doing (APP_LIST). The names (rp_mon_app_state_name) are shown and scripted
  * against (`rampart-agent app list`): never renamed. */
@@ -202,6 +205,10 @@ typedef struct rp_mon_request {
             uint8_t digest[RP_SHA256_LEN]; /* of the image handed over (INSTALL's detail, hex) */
             uint8_t state; /* rp_update_state_t: installed, refused, rolled_back or failed */
             char detail[RP_MON_DETAIL_MAX + 1]; /* the agent's word, recorded */
+            /* The board's evidence over the nonce INSTALL handed (installed needs it: the
+             * monitor checks it with the board's key; any other outcome may leave it empty). */
+            uint8_t evidence[RP_MON_MCU_EVIDENCE_MAX];
+            size_t evidence_len;
         } mcu_verdict;
     } u;
 } rp_mon_request_t;
@@ -213,6 +220,12 @@ typedef struct rp_mon_component {
     uint32_t security_counter;            /* the root of trust's floor for it */
     uint8_t last_result;                  /* rp_update_state_t */
     char last_detail[RP_MON_DETAIL_MAX + 1];
+    char last_version[RP_MON_VERSION_MAX + 1]; /* of the image the last update was about */
+    int64_t last_at;                           /* when it ended (seconds since the epoch; 0) */
+    uint8_t trial;                             /* the slot on trial: 0 (a), 1 (b), 0xff none */
+    uint8_t trial_digest[RP_SHA256_LEN];       /* its image's digest (on trial) */
+    int64_t trial_until; /* handed to the agent: its verdict's deadline (seconds since the epoch);
+                          * 0: not handed, or the deadline is not known (a restart rolls it back) */
 } rp_mon_component_t;
 
 typedef struct rp_mon_reply {

@@ -99,6 +99,15 @@ static void do_status(rp_agent_t *a, rp_mon_reply_t *p)
         m->security_counter = floor;
         m->last_result = (uint8_t)c.last_result;
         snprintf(m->last_detail, sizeof(m->last_detail), "%s", c.last_detail);
+        snprintf(m->last_version, sizeof(m->last_version), "%s", c.last_version);
+        m->last_at = c.last_at;
+        m->trial = 0xff;
+        if (c.trial >= 0 &&
+            rp_slot_path(a->state_dir, c.name, c.trial, path, sizeof(path)) == RP_OK &&
+            rp_slot_check(a, &c, path, &img) == RP_OK) {
+            m->trial = (uint8_t)c.trial;
+            memcpy(m->trial_digest, img.digest, RP_SHA256_LEN);
+        }
         p->u.status.n++;
     }
     if (err != RP_OK)
@@ -496,10 +505,16 @@ static void do_install(rp_agent_t *a, const rp_mon_request_t *q, int fd, rp_mon_
         }
         /* Handed: the trial slot, read-only, beside the answer (never a path to swap). Should it
          * not open, the agent gets none, gives no verdict, and the deadline rolls it back. */
-        if (err == RP_OK && res.state == RP_UPDATE_HANDED) { /* the detail: its digest, hex */
-            char slot[PATH_MAX];
-            if (rp_hex_encode(res.digest, RP_SHA256_LEN, p->u.install.detail,
-                              sizeof(p->u.install.detail)) == RP_OK &&
+        if (err == RP_OK && res.state == RP_UPDATE_HANDED) {
+            /* The detail: its digest and the nonce the board's evidence must be over, hex. */
+            char slot[PATH_MAX], *d = p->u.install.detail;
+            _Static_assert(RP_MON_MCU_NONCE_LEN == RP_SLOT_NONCE_LEN, "INSTALL hands the nonce");
+            _Static_assert(2 * (RP_SHA256_LEN + RP_SLOT_NONCE_LEN) + 1 <= RP_MON_DETAIL_MAX,
+                           "the handed detail fits");
+            if (rp_hex_encode(res.digest, RP_SHA256_LEN, d, 2 * RP_SHA256_LEN + 1) == RP_OK &&
+                (d[2 * RP_SHA256_LEN] = ' ',
+                 rp_hex_encode(res.nonce, RP_SLOT_NONCE_LEN, d + 2 * RP_SHA256_LEN + 1,
+                               2 * RP_SLOT_NONCE_LEN + 1) == RP_OK) &&
                 rp_slot_path(a->state_dir, q->u.install.component, res.slot, slot, sizeof(slot)) ==
                     RP_OK)
                 *reply_fd = open(slot, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -512,21 +527,41 @@ static void do_install(rp_agent_t *a, const rp_mon_request_t *q, int fd, rp_mon_
     unlink(path);
 }
 
+/* An "installed" verdict's proof: the board's own evidence, which the verdict carries (mcu.h). */
+struct proof {
+    const char *state_dir;
+    const rp_mon_request_t *q;
+};
+
+static rp_err_t board_proof(void *ctx, const char *name, const uint8_t digest[RP_SHA256_LEN],
+                            const uint8_t nonce[RP_SLOT_NONCE_LEN], char *why, size_t cap)
+{
+    const struct proof *pr = ctx;
+
+    return rp_mcu_evidence_check(pr->state_dir, name, digest, nonce, RP_SLOT_NONCE_LEN,
+                                 pr->q->u.mcu_verdict.evidence, pr->q->u.mcu_verdict.evidence_len,
+                                 why, cap);
+}
+
 /* MCU_VERDICT: the agent's word on firmware INSTALL handed over ends the install, only for a
- * component attached to an MCU whose trial slot still holds that image (docs/mcu.md, trust). */
+ * component attached to an MCU whose trial slot still holds that image; installed only with the
+ * board's evidence of it (docs/mcu.md, trust). */
 static void do_verdict(rp_agent_t *a, const rp_mon_request_t *q, rp_mon_reply_t *p)
 {
+    struct proof pr = {a->state_dir, q};
     rp_install_result_t res;
     rp_err_t err = rp_mcu_attached(a->state_dir, q->u.mcu_verdict.component);
 
     if (err == RP_OK)
         err = rp_install_end(a, q->u.mcu_verdict.component, q->u.mcu_verdict.digest,
                              (rp_update_state_t)q->u.mcu_verdict.state, q->u.mcu_verdict.detail,
-                             &res);
+                             board_proof, &pr, &res);
     if (err == RP_OK) {
         p->u.install.state = (uint8_t)res.state;
         snprintf(p->u.install.detail, sizeof(p->u.install.detail), "%s", res.detail);
-    } else
+    } else if (err == RP_ERR_DENIED)
+        refuse(p, err, "%s: %s", q->u.mcu_verdict.component, res.detail);
+    else
         refuse(p, err, "%s: %s", q->u.mcu_verdict.component,
                err == RP_ERR_NOT_FOUND ? "not the image on trial for an MCU" : rp_strerror(err));
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -164,6 +165,11 @@ rp_err_t rp_component_load(const char *state_dir, const char *name, rp_component
     /* Checked against the root of trust where the counter is used (binding.h), not here. */
     snprintf(c->binding, sizeof(c->binding), "%.64s",
              json_string_value(json_object_get(j, "counter_binding")) ?: "");
+    if (c->trial >= 0) {
+        const char *nonce = json_string_value(json_object_get(j, "trial_nonce"));
+        if (nonce != NULL && strlen(nonce) == 2 * RP_SLOT_NONCE_LEN)
+            memcpy(c->trial_nonce, nonce, sizeof(c->trial_nonce));
+    }
     json_decref(j);
     return RP_OK;
 }
@@ -192,6 +198,8 @@ static rp_err_t component_save(const char *state_dir, const rp_component_t *c)
     json_object_set_new(j, "confirmed_version", json_string(c->confirmed_version));
     if (c->binding[0] != '\0')
         json_object_set_new(j, "counter_binding", json_string(c->binding));
+    if (c->trial >= 0 && c->trial_nonce[0] != '\0')
+        json_object_set_new(j, "trial_nonce", json_string(c->trial_nonce));
     text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(j);
     if (text == NULL)
@@ -906,6 +914,7 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
 
     /* On trial: a cut from here on rolls back to the active slot at the next start. */
     c.trial = target;
+    c.trial_nonce[0] = '\0';
     err = component_save(a->state_dir, &c);
     if (err == RP_OK)
         err = health_check(a, &c, target, &copy, opts, &healthy, &unhealthy, &on_mcu, res->detail,
@@ -913,7 +922,16 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
     if (err != RP_OK)
         return err;
     if (!healthy && on_mcu && unhealthy == RP_UPDATE_HANDED) {
-        /* Handed over (the monitor's): on trial until its verdict (rp_install_end). */
+        /* Handed over (the monitor's): on trial until its verdict (rp_install_end), whose
+         * evidence must be over a nonce fresh for this trial. */
+        if (getrandom(res->nonce, sizeof(res->nonce), 0) != (ssize_t)sizeof(res->nonce) ||
+            rp_hex_encode(res->nonce, sizeof(res->nonce), c.trial_nonce,
+                          sizeof(c.trial_nonce)) != RP_OK)
+            err = RP_ERR_CRYPTO;
+        if (err == RP_OK)
+            err = component_save(a->state_dir, &c);
+        if (err != RP_OK)
+            return err; /* on trial: recovery rolls it back */
         res->state = RP_UPDATE_HANDED;
         res->slot = target;
         memcpy(res->digest, copy.digest, RP_SHA256_LEN);
@@ -928,11 +946,14 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
 }
 
 rp_err_t rp_install_end(rp_agent_t *a, const char *name, const uint8_t *digest,
-                        rp_update_state_t state, const char *detail, rp_install_result_t *res)
+                        rp_update_state_t state, const char *detail, rp_install_proof_fn proof,
+                        void *proof_ctx, rp_install_result_t *res)
 {
-    char path[PATH_MAX];
+    char path[PATH_MAX], why[RP_SLOT_DETAIL_MAX + 1] = "";
+    uint8_t nonce[RP_SLOT_NONCE_LEN];
     rp_slot_image_t img;
     rp_component_t c;
+    bool bootable;
     rp_err_t err = component_load_bound(a, name, &c);
 
     memset(res, 0, sizeof(*res));
@@ -946,6 +967,21 @@ rp_err_t rp_install_end(rp_agent_t *a, const char *name, const uint8_t *digest,
         err = RP_ERR_NOT_FOUND;
     if (err != RP_OK)
         return err;
+    if (state == RP_UPDATE_INSTALLED && proof != NULL) {
+        if (rp_hex_decode(c.trial_nonce, strlen(c.trial_nonce), nonce, sizeof(nonce)) != RP_OK)
+            snprintf(why, sizeof(why), "no nonce was handed with this trial");
+        else if (proof(proof_ctx, name, img.digest, nonce, why, sizeof(why)) == RP_OK)
+            why[0] = '\0';
+        else if (why[0] == '\0')
+            snprintf(why, sizeof(why), "no evidence");
+        if (why[0] != '\0') {
+            /* Not confirmed on the agent's word: rolled back as a trial no verdict ended. */
+            snprintf(res->detail, sizeof(res->detail), "installed, said without proof: %s", why);
+            res->state = RP_UPDATE_ROLLED_BACK;
+            err = recover_one(a, &c, &bootable, res->detail);
+            return err == RP_OK ? RP_ERR_DENIED : err;
+        }
+    }
     snprintf(res->detail, sizeof(res->detail), "%s", detail);
     return conclude(a, &c, c.trial, &img, state, res);
 }

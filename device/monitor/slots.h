@@ -35,6 +35,8 @@
 #define RP_SLOT_DETAIL_MAX 255
 
 /* A component's persistent state. */
+#define RP_SLOT_NONCE_LEN 32 /* a handed trial's nonce */
+
 typedef struct rp_component {
     char name[RP_COMPONENT_NAME_MAX + 1];
     int active;                    /* 0 (a) or 1 (b); -1 before the first install */
@@ -50,6 +52,9 @@ typedef struct rp_component {
     char confirmed[2][2 * RP_SHA256_LEN + 1];
     char confirmed_version[48];
     char binding[2 * RP_SHA256_LEN + 1]; /* its counter index's MAC (binding.h); "" for none */
+    /* A trial handed over (rp_install_result_t.nonce): the nonce its evidence must be over, hex
+     * ("" for none; kept only while it is on trial). */
+    char trial_nonce[2 * RP_SLOT_NONCE_LEN + 1];
 } rp_component_t;
 
 /* What verification found in a slot. */
@@ -102,9 +107,11 @@ typedef struct rp_install_opts {
 typedef struct rp_install_result {
     rp_update_state_t state; /* installed, refused, rolled_back, failed, unchanged; handed */
     char detail[RP_SLOT_DETAIL_MAX + 1];
-    /* Handed (an external that said RP_UPDATE_HANDED): the trial slot and its image's digest. */
+    /* Handed (an external that said RP_UPDATE_HANDED): the trial slot, its image's digest, and
+     * the nonce (fresh, kept in the component's state) the evidence that ends it must be over. */
     int slot;
     uint8_t digest[RP_SHA256_LEN];
+    uint8_t nonce[RP_SLOT_NONCE_LEN];
 } rp_install_result_t;
 
 /* Load a component's state; RP_ERR_NOT_FOUND when it was never installed. */
@@ -138,14 +145,23 @@ rp_err_t rp_trust_image_key(const char *state_dir, const char *pem_path) RP_MUST
 rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
                     const rp_install_opts_t *opts, rp_install_result_t *res) RP_MUST_CHECK;
 
+/* Whether the trial of component name (its image's digest; the nonce handed with it) was
+ * installed where it runs, by that place's own evidence: RP_OK, or why not (said in why). */
+typedef rp_err_t (*rp_install_proof_fn)(void *ctx, const char *name,
+                                        const uint8_t digest[RP_SHA256_LEN],
+                                        const uint8_t nonce[RP_SLOT_NONCE_LEN], char *why,
+                                        size_t cap);
+
 /* End an install its external handed over (res->state RP_UPDATE_HANDED: the component left on
  * trial) with how it went elsewhere: state installed (the trial slot becomes active, the counter
  * rises to its image's) or refused, rolled_back or failed (the trial dropped), detail recorded.
  * digest: the handed image's, which the trial slot must still hold and verify. RP_ERR_NOT_FOUND
- * when no such trial is there. (A trial no verdict ends is rolled back by recovery.) */
+ * when no such trial is there. (A trial no verdict ends is rolled back by recovery.)
+ * proof (not NULL): installed only when it holds; when it does not, the trial is rolled back
+ * (as at a missed deadline), res->detail says why, and the result is RP_ERR_DENIED. */
 rp_err_t rp_install_end(rp_agent_t *a, const char *name, const uint8_t *digest,
-                        rp_update_state_t state, const char *detail,
-                        rp_install_result_t *res) RP_MUST_CHECK;
+                        rp_update_state_t state, const char *detail, rp_install_proof_fn proof,
+                        void *proof_ctx, rp_install_result_t *res) RP_MUST_CHECK;
 
 /* Record an update's outcome that never reached rp_install (a download refused: too long, not
  * the image the metadata names) in the component's state, making the state if need be. */

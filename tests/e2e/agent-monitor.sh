@@ -111,12 +111,19 @@ expect 0 as_agent recover --state-dir "$S"
 # hands the trial to the agent (it runs no relay itself), whose relay runner runs the relay (here
 # one that boots nothing): failed, never active, no longer on trial (docs/mcu.md;
 # e2e.mcu_deploy_monitor deploys to the emulated board).
+# Without the board's attestation key pinned the monitor would confirm nothing: not relayed.
 expect 0 "$AGENT" mcu attach --state-dir "$S" --component fw -- /bin/true
+expect 1 as_agent install --state-dir "$S" --component fw "$d/pub/app-1.0.0.img"
+out_has "fw: failed: no attestation key of the board is pinned"
+openssl ecparam -name prime256v1 -genkey -noout -out "$d/board.key" 2>/dev/null
+board_key=$(openssl ec -in "$d/board.key" -pubout -outform DER 2>/dev/null | xxd -p | tr -d '\n')
+expect 0 "$AGENT" mcu attach --state-dir "$S" --component fw --attestation-key "$board_key" -- \
+  /bin/true
 expect 1 as_agent install --state-dir "$S" --component fw "$d/pub/app-1.0.0.img"
 out_has "fw: failed: the MCU's relay said nothing of a boot"
 eq "$(jq -r '.active, .trial' "$S/components/fw/state" | tr '\n' ' ')" "null null " \
   "firmware the board never took: not active, not on trial"
-rm "$S/mcu/fw.json"
+rm "$S/mcu/fw.json" "$S/mcu/fw.key"
 
 # --- kill -9 across the two processes during installs -------------------------------------------
 state_of() { jq -r "$1" "$S/components/app/state" 2>/dev/null; }

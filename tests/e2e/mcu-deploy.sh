@@ -9,9 +9,11 @@
 # With MONITOR set (e2e.mcu_deploy_monitor; root, the monitor's lock), the same deployments run on
 # a device under rampart-monitor, the agent as an unprivileged user: the monitor verifies the
 # image and puts it on trial, hands the trial slot to the agent, whose relay runner relays it to
-# the board, and ends the install on the agent's verdict (MCU_VERDICT); then a raw client of the
-# protocol, as a dead or lying agent, has its verdicts refused (a forged detail too) and its silence
-# time out, and a handed trial cut by the monitor's kill -9 is rolled back at its next start; the
+# the board, and ends the install on the agent's verdict (MCU_VERDICT), "installed" only with the
+# board's evidence over the monitor's nonce, checked with the board's key pinned at attach; then a
+# raw client of the protocol, as a dead or lying agent, has its verdicts refused (a forged detail
+# too; a forged "installed" without the board's evidence, with its evidence of another image, over
+# an earlier nonce: the floor stays), status shows the handed trial, and its silence times out, and a handed trial cut by the monitor's kill -9 is rolled back at its next start; the
 # relay runner: a dead one makes run exit, one dies with its agent, a bad copy ends the trial at
 # once; and two components' handed trials each keep their own deadline. Both modes: one relay per
 # board (scripts/mcu-run waits for the board's lock).
@@ -55,6 +57,9 @@ fw other "$d/img.key" 3.0.0 4
 # --- the board, as the factory leaves it: v1 ------------------------------------------------------
 expect 0 "$MCU_RUN" --flash "$flash" --slot0 "$d/v1.img"
 eq "$(verdict)" "boot: slot0 version 1.0.0+0 counter 2: booting" "the factory's image"
+# The board's attestation key, as its boot stage prints it: pinned when the component is attached.
+board_key=$(sed -n 's/^boot: attestation key \([0-9a-f]*\)$/\1/p' "$d/err")
+[ -n "$board_key" ] || fail "no attestation key printed: $(cat "$d/err")"
 [ -z "${MONITOR-}" ] || chown "$U" "$flash" # the relay runs as the agent's user
 
 # --- the Linux device beside it ---------------------------------------------------------------------
@@ -63,14 +68,17 @@ expect 0 "$AGENT" provision --state-dir "$d/dev" --rot soft; dev=$(tail -n1 "$d/
 expect 0 "$AGENT" trust --state-dir "$d/dev" --update-root "$d/root.json"
 expect 2 "$AGENT" mcu attach --state-dir "$d/dev" --component firmware -- scripts/mcu-run
 err_has "absolute path"
-expect 0 "$AGENT" mcu attach --state-dir "$d/dev" --component firmware -- \
+expect 2 "$AGENT" mcu attach --state-dir "$d/dev" --component firmware --attestation-key 3059zz -- \
+  /bin/true
+err_has "attestation-key is the board's key in hex"
+expect 0 "$AGENT" mcu attach --state-dir "$d/dev" --component firmware --attestation-key "$board_key" -- \
   /usr/bin/env "MCU_BUILD=$MCU_BUILD" "$MCU_RUN" --flash "$flash" --timeout 30
 expect 0 "$RAMPART" device claim --tenant "$acme" "$dev"
 expect 0 "$RAMPART" device assign --tenant "$acme" --product Sensor --group "Field Test" "$dev"
 ca=$SERVER_CA
 if [ -n "${MONITOR-}" ]; then
-  eq "$(stat -c '%a' "$d/dev/mcu" "$d/dev/mcu/firmware.json" | tr '\n' ' ')" "755 644 " \
-    "S/mcu: the relay, readable by the agent's user"
+  eq "$(stat -c '%a' "$d/dev/mcu" "$d/dev/mcu/firmware.json" "$d/dev/mcu/firmware.key" |
+    tr '\n' ' ')" "755 644 644 " "S/mcu: the relay and the board's key, root's, readable by all"
   cp "$SERVER_CA" "$d/ca.pem" && chmod 644 "$d/ca.pem" && ca=$d/ca.pem
   start_monitor() {
     "$MONITOR" --state-dir "$d/dev" --agent-user "$U" >>"$d/monitor.log" 2>&1 &
@@ -149,8 +157,21 @@ call() { "${AS_U[@]}" "$MONITOR_CALL" "$d/dev/monitor.sock" "$@"; }
 # INSTALL answers handed: the image verified (the targets name it) and on trial, its trial slot as
 # a read-only descriptor and its digest in the detail; nothing is confirmed without a verdict.
 expect 0 call install firmware "$d/other.img" 600
-digest=$(sed -n 's/^handed: \([0-9a-f]\{64\}\)$/\1/p' "$d/out") # the image's digest
-[ -n "$digest" ] || fail "the handed answer: $(cat "$d/out")"
+handed() { # the handed answer: the image's digest and the monitor's nonce
+  digest=$(sed -n 's/^handed: \([0-9a-f]\{64\}\) [0-9a-f]\{64\}$/\1/p' "$d/out")
+  nonce=$(sed -n 's/^handed: [0-9a-f]\{64\} \([0-9a-f]\{64\}\)$/\1/p' "$d/out")
+  [ -n "$digest" ] && [ -n "$nonce" ] || fail "the handed answer: $(cat "$d/out")"
+}
+handed
+# status shows the trial waiting for its verdict: its slot, digest and deadline; the last update's
+# version and time as without the monitor.
+fw_status >"$d/fw.json"
+jq -e --arg d "$digest" --argjson now "$(date +%s)" '.trial_slot != null and
+  .handed.digest == $d and .handed.deadline > $now and .handed.deadline <= $now + 600 and
+  .last_update.version == "3.0.0+0" and .last_update.at > 0' "$d/fw.json" >/dev/null ||
+  fail "status of a handed trial: $(cat "$d/fw.json")"
+expect 0 "${AG[@]}" status --state-dir "$d/dev"
+out_has "handed to the MCU's relay: $digest, its verdict due by"
 expect 1 call mcu-verdict firmware "$(printf '%064d' 0)" installed "lies"
 out_has "not the image on trial for an MCU" # another digest
 expect 1 call mcu-verdict app "$digest" installed "lies"
@@ -166,8 +187,32 @@ out_has "rolled_back: the board reverted it"
 expect 1 call mcu-verdict firmware "$digest" installed "again"
 out_has "not the image on trial for an MCU" # ended already
 fw_status >"$d/fw.json"
-jq -e ".version == \"2.0.0+0\" and $counter3 and .last_update.result == \"rolled_back\"" \
+jq -e ".version == \"2.0.0+0\" and $counter3 and .last_update.result == \"rolled_back\" and
+  .trial_slot == null and .handed == null" \
   "$d/fw.json" >/dev/null || fail "after the verdict: $(cat "$d/fw.json")"
+# A forged "installed" (review r1, F1: an image the board refused, its key the tenant's and not the
+# board's): without the board's evidence it is refused, the trial rolled back, the floor stays.
+expect 0 call install firmware "$d/other.img" 600
+handed
+expect 1 call mcu-verdict firmware "$digest" installed "forged"
+out_has "installed, said without proof: no evidence from the board"
+# The board's own evidence over the monitor's nonce, genuine, but of what it runs (v2): refused.
+expect 0 call install firmware "$d/other.img" 600
+handed
+expect 0 "$MCU_RUN" --flash "$flash" --nonce "$nonce"
+evidence=$(sed -n 's/^app: evidence \([0-9a-f]*\)$/\1/p' "$d/out")
+[ -n "$evidence" ] || fail "no evidence from the board: $(cat "$d/out")"
+expect 1 call mcu-verdict firmware "$digest" installed "forged" "$evidence"
+out_has "installed, said without proof: the board runs another image (its evidence says firmware 2.0.0+0)"
+fw_status >"$d/fw.json"
+jq -e ".version == \"2.0.0+0\" and $counter3 and .last_update.result == \"rolled_back\" and
+  (.last_update.detail | contains(\"said without proof\"))" "$d/fw.json" >/dev/null ||
+  fail "after a forged verdict: $(cat "$d/fw.json")"
+# Evidence over an earlier trial's nonce: refused too.
+expect 0 call install firmware "$d/other.img" 600
+handed
+expect 1 call mcu-verdict firmware "$digest" installed "replayed" "$evidence"
+out_has "installed, said without proof: the board's evidence is not over the nonce handed with the trial"
 # A dead agent: no verdict by INSTALL's health_seconds (2 s here): the trial is rolled back.
 expect 0 call install firmware "$d/other.img" 2
 no_verdict() {
@@ -248,8 +293,9 @@ out_has "firmware: installed: confirmed on the MCU, its security counter now 5"
 
 # --- each handed install its own deadline: a second component attached to a second board -------
 expect 0 "$MCU_RUN" --flash "$d/board2.bin" --slot0 "$d/v1.img"
+board2_key=$(sed -n 's/^boot: attestation key \([0-9a-f]*\)$/\1/p' "$d/err")
 chown "$U" "$d/board2.bin"
-expect 0 "$AGENT" mcu attach --state-dir "$d/dev" --component fw2 -- \
+expect 0 "$AGENT" mcu attach --state-dir "$d/dev" --component fw2 --attestation-key "$board2_key" -- \
   /usr/bin/env "MCU_BUILD=$MCU_BUILD" "$MCU_RUN" --flash "$d/board2.bin" --timeout 30
 fw other5 "$d/img.key" 5.0.0 6 # above the floor; the board refuses it (another key)
 expect 0 "$RAMPART" image sign --type firmware --key "$d/img.key" --version 3.0.0 \
@@ -262,8 +308,7 @@ expect 1 "${AG[@]}" check-now --state-dir "$d/dev" # the targets name both; each
 out_has "fw2: refused: the MCU's boot stage refused it: not signed by a trusted key"
 # firmware handed with 600 s, then fw2 with 2 s: fw2's deadline rolls fw2's trial back alone.
 expect 0 call install firmware "$d/other5.img" 600
-digest=$(sed -n 's/^handed: \([0-9a-f]\{64\}\)$/\1/p' "$d/out")
-[ -n "$digest" ] || fail "the handed answer: $(cat "$d/out")"
+handed
 expect 0 call install fw2 "$d/fw2.img" 2
 out_has "handed: "
 fw2_late() {

@@ -7,8 +7,9 @@
  *   monitor-call SOCK install NAME FILE [HEALTH_SECONDS]
  *                                              handed: the trial slot's descriptor is taken (and
  *                                              closed), "handed: DETAIL" printed
- *   monitor-call SOCK mcu-verdict NAME DIGEST_HEX STATE DETAIL
- *                                              STATE by its name (installed, refused...)
+ *   monitor-call SOCK mcu-verdict NAME DIGEST_HEX STATE DETAIL [EVIDENCE_HEX]
+ *                                              STATE by its name (installed, refused...), the
+ *                                              board's evidence when given
  *   monitor-call SOCK targets FILE [HOW]       hands the targets metadata in FILE (a JSON envelope)
  *                                              to TARGETS in its binary form, as the agent does;
  *                                              HOW makes it what a compromised agent might send:
@@ -179,8 +180,14 @@ int main(int argc, char **argv)
         fd = open(argv[4], O_RDONLY);
         if (fd < 0)
             return 2;
-    } else if (strcmp(cmd, "mcu-verdict") == 0 && argc == 7) {
+    } else if (strcmp(cmd, "mcu-verdict") == 0 && (argc == 7 || argc == 8)) {
         rp_update_state_t st;
+        size_t n = argc == 8 ? strlen(argv[7]) / 2 : 0;
+        if (n > sizeof(q.u.mcu_verdict.evidence) ||
+            (n > 0 && rp_hex_decode(argv[7], strlen(argv[7]), q.u.mcu_verdict.evidence, n) !=
+                          RP_OK))
+            return 2;
+        q.u.mcu_verdict.evidence_len = n;
         q.type = RP_MON_MCU_VERDICT;
         snprintf(q.u.mcu_verdict.component, sizeof(q.u.mcu_verdict.component), "%s", argv[3]);
         if (strlen(argv[4]) != 2 * RP_SHA256_LEN ||

@@ -6,7 +6,11 @@
  * that runs past the timeout (stopped, with what it started), one that says nothing of a boot, and
  * none started under a seccomp filter (the monitor's has no exec).
  * The outcome of an install from what two boots say is checked against scripted relays here;
- * e2e.mcu_deploy runs it against the emulated board.
+ * e2e.mcu_deploy runs it against the emulated board. The board's evidence: its line read whole or
+ * not at all, and the monitor's check of it (rp_mcu_evidence_check) against the key pinned at
+ * attach: evidence signed by the board over the nonce, measuring the image, passes; no key
+ * pinned, none given, another key's, a changed byte, another nonce, another image or no firmware
+ * measured is refused.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,8 +28,15 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/bn.h>
+#include <openssl/ec.h>
+#include <openssl/ecdsa.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "mcu.h"
+#include "rampart/eat.h"
+#include "rampart/hex.h"
 #include "rampart/log.h"
 
 static char dir[64];
@@ -106,7 +117,7 @@ static void relay_kept(void **state)
 
     (void)state;
     assert_int_equal(rp_mcu_relay_load(dir, "firmware", &r), RP_ERR_NOT_FOUND);
-    assert_int_equal(rp_mcu_relay_save(dir, "firmware", argv, 3), RP_OK);
+    assert_int_equal(rp_mcu_relay_save(dir, "firmware", argv, 3, NULL, 0), RP_OK);
     assert_int_equal(rp_mcu_relay_load(dir, "firmware", &r), RP_OK);
     assert_int_equal(r.argc, 3);
     assert_string_equal(r.argv[0], "/bin/echo");
@@ -114,13 +125,13 @@ static void relay_kept(void **state)
     assert_null(r.argv[3]);
     rp_mcu_relay_free(&r);
 
-    assert_int_equal(rp_mcu_relay_save(dir, "firmware", rel, 1), RP_ERR_INVALID_ARG);
+    assert_int_equal(rp_mcu_relay_save(dir, "firmware", rel, 1, NULL, 0), RP_ERR_INVALID_ARG);
     for (int i = 0; i <= RP_MCU_RELAY_ARGS_MAX; i++)
         many[i] = "/bin/true";
-    assert_int_equal(rp_mcu_relay_save(dir, "firmware", many, RP_MCU_RELAY_ARGS_MAX + 1),
+    assert_int_equal(rp_mcu_relay_save(dir, "firmware", many, RP_MCU_RELAY_ARGS_MAX + 1, NULL, 0),
                      RP_ERR_INVALID_ARG);
-    assert_int_equal(rp_mcu_relay_save(dir, "../x", argv, 1), RP_ERR_INVALID_ARG);
-    assert_int_equal(rp_mcu_relay_save(dir, "firmware", argv, 0), RP_ERR_INVALID_ARG);
+    assert_int_equal(rp_mcu_relay_save(dir, "../x", argv, 1, NULL, 0), RP_ERR_INVALID_ARG);
+    assert_int_equal(rp_mcu_relay_save(dir, "firmware", argv, 0, NULL, 0), RP_ERR_INVALID_ARG);
 
     static const char *corrupt[] = {
         "not json",
@@ -163,7 +174,7 @@ static void scripted(rp_mcu_relay_t *r, const char *name, const char *text)
     assert_non_null(f);
     fputs(text, f);
     fclose(f);
-    assert_int_equal(rp_mcu_relay_save(dir, name, argv, 2), RP_OK);
+    assert_int_equal(rp_mcu_relay_save(dir, name, argv, 2, NULL, 0), RP_OK);
     assert_int_equal(rp_mcu_relay_load(dir, name, r), RP_OK);
 }
 
@@ -180,7 +191,7 @@ static void relay_runs(void **state)
              "echo 'boot: security counter 7' >&2\n"
              "head -c 5000 /dev/zero | tr '\\0' x; echo ' boot: refused: hidden'\n"
              "printf 'boot: slot0 version 1.0.0+0 counter 7: booting'\n");
-    assert_int_equal(rp_mcu_boot(&r, NULL, 10, &b, detail, sizeof(detail)), RP_OK);
+    assert_int_equal(rp_mcu_boot(&r, NULL, NULL, 10, &b, detail, sizeof(detail)), RP_OK);
     assert_true(b.booted && b.has_stored);
     assert_int_equal(b.stored, 7);
     assert_string_equal(b.refused, "");
@@ -190,26 +201,26 @@ static void relay_runs(void **state)
     scripted(&r, "args",
              "[ \"$1\" = --slot1 ] && [ \"$2\" = /the/image ] &&\n"
              "echo 'boot: slot1 refused: bad signature' && echo 'boot: refused: x'\n");
-    assert_int_equal(rp_mcu_boot(&r, "/the/image", 10, &b, detail, sizeof(detail)), RP_OK);
+    assert_int_equal(rp_mcu_boot(&r, "/the/image", NULL, 10, &b, detail, sizeof(detail)), RP_OK);
     assert_string_equal(b.slot1_refused, "bad signature");
     rp_mcu_relay_free(&r);
 
     scripted(&r, "silent", "echo hello; exit 3\n");
-    assert_int_equal(rp_mcu_boot(&r, NULL, 10, &b, detail, sizeof(detail)), RP_ERR_IO);
+    assert_int_equal(rp_mcu_boot(&r, NULL, NULL, 10, &b, detail, sizeof(detail)), RP_ERR_IO);
     assert_string_equal(detail, "the MCU's relay said nothing of a boot (exit status 3)");
     rp_mcu_relay_free(&r);
 
     /* Past the timeout: stopped, and what it started with it (it holds the pipe open). */
     scripted(&r, "slow", "echo 'boot: security counter 1'; sleep 30 & sleep 30\n");
     t0 = time(NULL);
-    assert_int_equal(rp_mcu_boot(&r, NULL, 1, &b, detail, sizeof(detail)), RP_ERR_IO);
+    assert_int_equal(rp_mcu_boot(&r, NULL, NULL, 1, &b, detail, sizeof(detail)), RP_ERR_IO);
     assert_true(time(NULL) - t0 < 10);
     assert_string_equal(detail, "the MCU's relay ran past 1 s: stopped");
     rp_mcu_relay_free(&r);
 
-    assert_int_equal(rp_mcu_relay_save(dir, "missing", argv, 1), RP_OK);
+    assert_int_equal(rp_mcu_relay_save(dir, "missing", argv, 1, NULL, 0), RP_OK);
     assert_int_equal(rp_mcu_relay_load(dir, "missing", &r), RP_OK);
-    assert_int_equal(rp_mcu_boot(&r, NULL, 10, &b, detail, sizeof(detail)), RP_ERR_IO);
+    assert_int_equal(rp_mcu_boot(&r, NULL, NULL, 10, &b, detail, sizeof(detail)), RP_ERR_IO);
     assert_string_equal(detail, "cannot run the MCU's relay /nonexistent/relay");
     rp_mcu_relay_free(&r);
 }
@@ -233,7 +244,7 @@ static void relay_under_seccomp(void **state)
             prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
             _exit(3);
         scripted(&r, "sec", "echo 'boot: slot0 version 1.0.0+0 counter 1: booting'\n");
-        if (rp_mcu_boot(&r, NULL, 10, &b, detail, sizeof(detail)) != RP_ERR_IO || b.booted ||
+        if (rp_mcu_boot(&r, NULL, NULL, 10, &b, detail, sizeof(detail)) != RP_ERR_IO || b.booted ||
             strstr(detail, "cannot run under a seccomp filter") == NULL)
             _exit(4);
         rp_mcu_relay_free(&r);
@@ -255,7 +266,7 @@ static void outcome(const char *handed, const char *next, rp_update_state_t want
     snprintf(text, sizeof(text),
              "if [ \"$1\" = --slot1 ]; then printf '%s'; else printf '%s'; fi\n", handed, next);
     scripted(&r, "board", text);
-    rp_mcu_install(&r, "/the/image", "2.0.0+0", &st, detail, sizeof(detail));
+    rp_mcu_install(&r, "/the/image", "2.0.0+0", NULL, 0, &st, detail, sizeof(detail), NULL, NULL);
     assert_string_equal(detail, want_detail);
     assert_int_equal(st, want);
     rp_mcu_relay_free(&r);
@@ -296,6 +307,151 @@ static void install_outcomes(void **state)
     outcome("", "", RP_UPDATE_FAILED, "the MCU's relay said nothing of a boot (exit status 0)");
 }
 
+/* A P-256 key: its DER SPKI in spki[0..*len). */
+static EVP_PKEY *new_key(uint8_t *spki, size_t *len)
+{
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+    uint8_t *p = spki;
+    int n;
+
+    assert_non_null(k);
+    n = i2d_PUBKEY(k, &p);
+    assert_true(n > 0 && n <= RP_PUBKEY_DER_MAX);
+    *len = (size_t)n;
+    return k;
+}
+
+/* Evidence over claims c signed by k (ES256: raw r || s). */
+static size_t make_evidence(EVP_PKEY *k, const rp_eat_claims_t *c, uint8_t *out, size_t cap)
+{
+    uint8_t claims[RP_EAT_MAX_SIZE], digest[RP_SHA256_LEN], sig[RP_ES256_SIG_LEN], der[80];
+    const uint8_t *p = der;
+    size_t len, dlen = sizeof(der), n;
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(k, NULL);
+    ECDSA_SIG *es;
+
+    assert_int_equal(rp_eat_encode_claims(c, claims, sizeof(claims), &len), RP_OK);
+    assert_int_equal(rp_cose_sign1_tbs_digest(claims, len, digest), RP_OK);
+    assert_true(ctx != NULL && EVP_PKEY_sign_init(ctx) == 1 &&
+                EVP_PKEY_sign(ctx, der, &dlen, digest, sizeof(digest)) == 1);
+    EVP_PKEY_CTX_free(ctx);
+    es = d2i_ECDSA_SIG(NULL, &p, (long)dlen);
+    assert_non_null(es);
+    assert_int_equal(BN_bn2binpad(ECDSA_SIG_get0_r(es), sig, 32), 32);
+    assert_int_equal(BN_bn2binpad(ECDSA_SIG_get0_s(es), sig + 32, 32), 32);
+    ECDSA_SIG_free(es);
+    assert_int_equal(rp_cose_sign1_encode(claims, len, sig, out, cap, &n), RP_OK);
+    return n;
+}
+
+static void evidence_checked(void **state)
+{
+    static uint8_t ev[RP_MCU_EVIDENCE_MAX];
+    static rp_eat_claims_t c;
+    static char line[RP_MCU_OUTPUT_LINE_MAX + 2];
+    static rp_mcu_boot_t b;
+    char *argv[] = {"/bin/true"}, why[256], path[160];
+    uint8_t spki[RP_PUBKEY_DER_MAX], other_spki[RP_PUBKEY_DER_MAX], digest[32], nonce[32];
+    uint8_t key[RP_PUBKEY_DER_MAX];
+    size_t spki_len, other_len, n, key_len;
+    EVP_PKEY *board = new_key(spki, &spki_len), *other = new_key(other_spki, &other_len);
+    rp_mcu_relay_t r;
+    FILE *f;
+
+    (void)state;
+    memset(digest, 0xd1, sizeof(digest));
+    memset(nonce, 0x6e, sizeof(nonce));
+    memset(&c, 0, sizeof(c));
+    memcpy(c.nonce, nonce, sizeof(nonce));
+    c.nonce_len = sizeof(nonce);
+    memset(c.device_id, 0x1d, sizeof(c.device_id));
+    c.ncomponents = 1;
+    snprintf(c.components[0].name, sizeof(c.components[0].name), "firmware");
+    snprintf(c.components[0].version, sizeof(c.components[0].version), "2.0.0+0");
+    memcpy(c.components[0].digest, digest, sizeof(digest));
+    n = make_evidence(board, &c, ev, sizeof(ev));
+
+    /* No key pinned: nothing proves anything. */
+    assert_int_equal(rp_mcu_relay_save(dir, "fwk", argv, 1, NULL, 0), RP_OK);
+    assert_int_equal(rp_mcu_evidence_check(dir, "fwk", digest, nonce, 32, ev, n, why, sizeof(why)),
+                     RP_ERR_DENIED);
+    assert_non_null(strstr(why, "no attestation key is pinned"));
+    /* Not a P-256 key: refused at attach; kept whole and read back. */
+    assert_int_equal(rp_mcu_relay_save(dir, "fwk", argv, 1, spki, spki_len - 1), RP_ERR_BAD_KEY);
+    assert_int_equal(rp_mcu_relay_save(dir, "fwk", argv, 1, spki, spki_len), RP_OK);
+    assert_int_equal(rp_mcu_board_key(dir, "fwk", key, &key_len), RP_OK);
+    assert_int_equal(key_len, spki_len);
+    assert_memory_equal(key, spki, spki_len);
+    assert_int_equal(rp_mcu_relay_load(dir, "fwk", &r), RP_OK);
+    rp_mcu_relay_free(&r);
+
+    assert_int_equal(rp_mcu_evidence_check(dir, "fwk", digest, nonce, 32, ev, n, why, sizeof(why)),
+                     RP_OK);
+    assert_int_equal(rp_mcu_evidence_check(dir, "fwk", digest, nonce, 32, ev, 0, why, sizeof(why)),
+                     RP_ERR_DENIED);
+    assert_non_null(strstr(why, "no evidence"));
+    nonce[0] ^= 1; /* evidence over another nonce (an earlier trial's) */
+    assert_int_equal(rp_mcu_evidence_check(dir, "fwk", digest, nonce, 32, ev, n, why, sizeof(why)),
+                     RP_ERR_DENIED);
+    assert_non_null(strstr(why, "not over the nonce"));
+    nonce[0] ^= 1;
+    digest[31] ^= 1; /* the board runs another image than the one on trial */
+    assert_int_equal(rp_mcu_evidence_check(dir, "fwk", digest, nonce, 32, ev, n, why, sizeof(why)),
+                     RP_ERR_DENIED);
+    assert_non_null(strstr(why, "the board runs another image (its evidence says firmware 2.0.0+0)"));
+    digest[31] ^= 1;
+    ev[n - 1] ^= 1; /* a changed byte */
+    assert_int_equal(rp_mcu_evidence_check(dir, "fwk", digest, nonce, 32, ev, n, why, sizeof(why)),
+                     RP_ERR_DENIED);
+    assert_non_null(strstr(why, "does not verify with its pinned key"));
+    ev[n - 1] ^= 1;
+    /* Signed by another key (an agent's own, for claims it made up). */
+    n = make_evidence(other, &c, ev, sizeof(ev));
+    assert_int_equal(rp_mcu_evidence_check(dir, "fwk", digest, nonce, 32, ev, n, why, sizeof(why)),
+                     RP_ERR_DENIED);
+    assert_non_null(strstr(why, "does not verify with its pinned key"));
+    /* No firmware measured. */
+    snprintf(c.components[0].name, sizeof(c.components[0].name), "app");
+    n = make_evidence(board, &c, ev, sizeof(ev));
+    assert_int_equal(rp_mcu_evidence_check(dir, "fwk", digest, nonce, 32, ev, n, why, sizeof(why)),
+                     RP_ERR_DENIED);
+    assert_non_null(strstr(why, "measures no firmware"));
+    /* A corrupt pinned key: refused as corrupt, never taken as no key. */
+    snprintf(path, sizeof(path), "%s/mcu/fwk.key", dir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fwrite(spki, 1, spki_len - 1, f);
+    fclose(f);
+    assert_int_equal(rp_mcu_board_key(dir, "fwk", key, &key_len), RP_ERR_MALFORMED);
+    assert_int_equal(rp_mcu_evidence_check(dir, "fwk", digest, nonce, 32, ev, n, why, sizeof(why)),
+                     RP_ERR_MALFORMED);
+    assert_non_null(strstr(why, "cannot read the board's pinned key"));
+    /* Attached again without a key: the pin is gone. */
+    assert_int_equal(rp_mcu_relay_save(dir, "fwk", argv, 1, NULL, 0), RP_OK);
+    assert_int_equal(rp_mcu_board_key(dir, "fwk", key, &key_len), RP_ERR_NOT_FOUND);
+
+    /* The firmware's evidence line: decoded whole; odd, not hex, or past the bound: none. */
+    memcpy(line, RP_MCU_EVIDENCE_PREFIX, strlen(RP_MCU_EVIDENCE_PREFIX));
+    assert_int_equal(rp_hex_encode(ev, n, line + strlen(RP_MCU_EVIDENCE_PREFIX),
+                                   sizeof(line) - strlen(RP_MCU_EVIDENCE_PREFIX)),
+                     RP_OK);
+    memset(&b, 0, sizeof(b));
+    rp_mcu_boot_line(&b, line, strlen(line));
+    assert_int_equal(b.evidence_len, n);
+    assert_memory_equal(b.evidence, ev, n);
+    rp_mcu_boot_line(&b, line, strlen(line) - 1);
+    assert_int_equal(b.evidence_len, 0);
+    rp_mcu_boot_line(&b, "app: evidence zz", 16);
+    assert_int_equal(b.evidence_len, 0);
+    memset(line + strlen(RP_MCU_EVIDENCE_PREFIX), 'a', sizeof(line) - strlen(RP_MCU_EVIDENCE_PREFIX));
+    rp_mcu_boot_line(&b, line, RP_MCU_OUTPUT_LINE_MAX);
+    assert_int_equal(b.evidence_len, RP_MCU_EVIDENCE_MAX);
+    rp_mcu_boot_line(&b, line, RP_MCU_OUTPUT_LINE_MAX + 2);
+    assert_int_equal(b.evidence_len, RP_MCU_EVIDENCE_MAX); /* too long: not a line of ours */
+    EVP_PKEY_free(board);
+    EVP_PKEY_free(other);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -318,7 +474,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(boot_lines),       cmocka_unit_test(relay_kept),
         cmocka_unit_test(relay_runs),       cmocka_unit_test(relay_under_seccomp),
-        cmocka_unit_test(install_outcomes),
+        cmocka_unit_test(install_outcomes), cmocka_unit_test(evidence_checked),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -121,11 +121,24 @@ static void test_replies_round_trip(void **state)
         c->active = (uint8_t)(i % 2);
         c->security_counter = (uint32_t)i * 1000;
         c->last_result = 3;
+        memset(c->last_version, 'w', RP_MON_VERSION_MAX);
+        c->last_at = 1800000000 + (int64_t)i;
+        c->trial = (uint8_t)(i % 2 ? 0xff : 1);
+        memset(c->trial_digest, (int)i, RP_SHA256_LEN);
+        c->trial_until = 1800000300 + (int64_t)i;
     }
     reply_round_trip();
     assert_int_equal(r2.u.status.n, RP_MON_COMPONENTS_MAX);
     assert_string_equal(r2.u.status.c[15].last_detail, r.u.status.c[15].last_detail);
     assert_int_equal(r2.u.status.c[15].security_counter, 15000);
+    /* What status shows under the monitor: the last update's version and time, a handed trial. */
+    assert_string_equal(r2.u.status.c[15].last_version, r.u.status.c[15].last_version);
+    assert_int_equal(r2.u.status.c[15].last_at, 1800000015);
+    assert_int_equal(r2.u.status.c[14].trial, 1);
+    assert_int_equal(r2.u.status.c[15].trial, 0xff);
+    assert_memory_equal(r2.u.status.c[14].trial_digest, r.u.status.c[14].trial_digest,
+                        RP_SHA256_LEN);
+    assert_int_equal(r2.u.status.c[14].trial_until, 1800000314);
 
     memset(&r.u, 0, sizeof(r.u));
     r.type = RP_MON_ID;
@@ -660,7 +673,8 @@ static void test_mcu_verdict(void **state)
     assert_string_equal(rp_mon_type_name(RP_MON_MCU_VERDICT), "mcu-verdict");
     assert_false(rp_mon_type_takes_fd(RP_MON_MCU_VERDICT));
     assert_int_equal(rp_mon_request_body_max(RP_MON_MCU_VERDICT),
-                     2 + RP_COMPONENT_NAME_MAX + 2 + RP_SHA256_LEN + 1 + 2 + RP_MON_DETAIL_MAX);
+                     2 + RP_COMPONENT_NAME_MAX + 2 + RP_SHA256_LEN + 1 + 2 + RP_MON_DETAIL_MAX + 2 +
+                         RP_MON_MCU_EVIDENCE_MAX);
     memset(&q, 0, sizeof(q));
     q.id = 22;
     q.type = RP_MON_MCU_VERDICT;
@@ -668,6 +682,14 @@ static void test_mcu_verdict(void **state)
     for (size_t i = 0; i < RP_SHA256_LEN; i++)
         q.u.mcu_verdict.digest[i] = (uint8_t)(i * 7);
     memset(q.u.mcu_verdict.detail, 'd', RP_MON_DETAIL_MAX);
+    /* The board's evidence: any length up to its bound (none for an outcome that needs none). */
+    q.u.mcu_verdict.evidence_len = 0;
+    q.u.mcu_verdict.state = RP_UPDATE_REFUSED;
+    request_round_trip();
+    assert_int_equal(q2.u.mcu_verdict.evidence_len, 0);
+    for (size_t i = 0; i < RP_MON_MCU_EVIDENCE_MAX; i++)
+        q.u.mcu_verdict.evidence[i] = (uint8_t)(i * 13);
+    q.u.mcu_verdict.evidence_len = RP_MON_MCU_EVIDENCE_MAX;
     for (size_t i = 0; i < sizeof(outcomes); i++) {
         q.u.mcu_verdict.state = outcomes[i];
         request_round_trip();
@@ -675,6 +697,9 @@ static void test_mcu_verdict(void **state)
         assert_memory_equal(q2.u.mcu_verdict.digest, q.u.mcu_verdict.digest, RP_SHA256_LEN);
         assert_int_equal(q2.u.mcu_verdict.state, outcomes[i]);
         assert_string_equal(q2.u.mcu_verdict.detail, q.u.mcu_verdict.detail);
+        assert_int_equal(q2.u.mcu_verdict.evidence_len, RP_MON_MCU_EVIDENCE_MAX);
+        assert_memory_equal(q2.u.mcu_verdict.evidence, q.u.mcu_verdict.evidence,
+                            RP_MON_MCU_EVIDENCE_MAX);
     }
     len = enc_req(); /* the longest: at the type's maximum */
     assert_int_equal(len - RP_MON_HEADER_LEN, rp_mon_request_body_max(RP_MON_MCU_VERDICT));
@@ -718,6 +743,17 @@ static void test_mcu_verdict(void **state)
     assert_int_equal(rp_mon_request_decode(buf, len, &q2), RP_ERR_MALFORMED);
     buf[RP_MON_HEADER_LEN + 2 + 2 + 1] = RP_SHA256_LEN + 1;
     assert_int_equal(rp_mon_request_decode(buf, len, &q2), RP_ERR_TOO_LARGE);
+    /* Evidence whose length says more than its bound, or more than the packet holds. */
+    q.u.mcu_verdict.evidence_len = 4;
+    len = enc_req();
+    assert_int_equal(buf[len - 4 - 2], 0);
+    assert_int_equal(buf[len - 4 - 1], 4);
+    buf[len - 4 - 2] = (RP_MON_MCU_EVIDENCE_MAX + 1) >> 8;
+    buf[len - 4 - 1] = (RP_MON_MCU_EVIDENCE_MAX + 1) & 0xff;
+    assert_int_equal(rp_mon_request_decode(buf, len, &q2), RP_ERR_TOO_LARGE);
+    buf[len - 4 - 2] = 0;
+    buf[len - 4 - 1] = 5;
+    assert_int_equal(rp_mon_request_decode(buf, len, &q2), RP_ERR_TRUNCATED);
 
     memset(&r, 0, sizeof(r));
     r.type = RP_MON_MCU_VERDICT;
