@@ -1140,7 +1140,7 @@ static int supervise(int sfd)
     struct pollfd p[3 + RP_APPS_CHANNELS_MAX + RP_COMPARTMENT_FDS * (RP_COMPONENTS_MAX + 1)];
     long next_tick = now_ms();
     char run[PATH_MAX];
-    rp_netpolicy_config_t cfg = {.state_dir = s.state_dir};
+    rp_netpolicy_config_t cfg = {.state_dir = s.state_dir, .resolve = rp_unpack_resolve};
     int found;
 
     for (size_t i = 0; i < RP_APPS_CHANNELS_MAX; i++)

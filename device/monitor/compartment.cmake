@@ -48,6 +48,9 @@ add_executable(compartment-run tests/tools/compartment-run.c)
 # the network policy as its net_setup hook (rampart_netpolicy: device/monitor/netpolicy.cmake);
 # --channel serves the app channel (rampart_monitor)
 target_link_libraries(compartment-run PRIVATE rampart_compartment rampart_netpolicy rampart_monitor)
+# its allowed names resolved by rampart-unpack, as the monitor's are (rp_unpack_resolve)
+target_compile_definitions(compartment-run PRIVATE RP_TEST_UNPACK="$<TARGET_FILE:rampart-unpack>")
+add_dependencies(compartment-run rampart-unpack)
 set_target_properties(compartment-run PROPERTIES RUNTIME_OUTPUT_DIRECTORY
                                                  ${CMAKE_BINARY_DIR}/tests)
 add_test(NAME e2e.compartment COMMAND ${CMAKE_SOURCE_DIR}/tests/e2e/compartment.sh)

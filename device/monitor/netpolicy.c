@@ -1,9 +1,10 @@
 /*
  * The per-app network policy (netpolicy.h): the links between the monitor's and each app's network
  * namespace (rtnetlink through libnl-route), the filter in the monitor's namespace (nftables
- * through libnftables), the app's name resolution (its /etc written from the monitor's own
- * getaddrinfo), and the refused packets turned into security events (NFLOG through
- * libnetfilter_log). docs/compartments.md ("Network") says why it is built this way.
+ * through libnftables), the app's name resolution (its /etc written from the addresses the
+ * resolver hook answers, rampart-unpack in the monitor, checked here), and the refused packets
+ * turned into security events (NFLOG through libnetfilter_log). docs/compartments.md ("Network")
+ * says why it is built this way.
  */
 #include "netpolicy.h"
 
@@ -12,7 +13,6 @@
 #include <fcntl.h>
 #include <libnetfilter_log/libnetfilter_log.h>
 #include <linux/if.h>
-#include <netdb.h>
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
@@ -32,6 +32,7 @@
 #include "rampart/component.h"
 #include "rampart/file.h"
 #include "rampart/log.h"
+#include "rampart/netaddrs.h"
 
 #define SCRIPT_MAX (64 * 1024) /* the largest nft script: one app's rules and 256 elements */
 #define APP_IFNAME "eth0"      /* the app's end of its link, inside its namespace */
@@ -179,6 +180,8 @@ rp_err_t rp_netpolicy_init(rp_netpolicy_t *np, const rp_netpolicy_config_t *cfg)
         return RP_ERR_TOO_LARGE;
     strcpy(np->state_dir, cfg->state_dir);
     np->log_group = cfg->log_group ? cfg->log_group : RP_NETPOLICY_LOG_GROUP_DEFAULT;
+    np->resolve = cfg->resolve;
+    np->resolve_ctx = cfg->resolve_ctx;
     const char *base = cfg->base ? cfg->base : RP_NETPOLICY_BASE_DEFAULT;
     if (inet_pton(AF_INET, base, &np->base) != 1 || (ntohl(np->base.s_addr) & 0xffffu) != 0) {
         rp_log_error("netpolicy: the app link range %s is not an IPv4 /16 network address", base);
@@ -248,37 +251,6 @@ void rp_netpolicy_shutdown(rp_netpolicy_t *np)
 
 /* ---- resolution ---- */
 
-/* Resolve conns[i] into *out (IPv4; sorted). Returns the count; 0 when it does not resolve now. */
-static size_t resolve_one(const rp_manifest_host_t *h,
-                          struct in_addr out[RP_NETPOLICY_ADDRS_PER_NAME])
-{
-    if (h->is_ip) {
-        if (inet_pton(AF_INET, h->host, &out[0]) == 1)
-            return 1;
-        return 0; /* IPv6: the links carry none */
-    }
-    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *res = NULL;
-    int rc = getaddrinfo(h->host, NULL, &hints, &res);
-    if (rc != 0) {
-        rp_log_warn("netpolicy: %s does not resolve: %s", h->host, gai_strerror(rc));
-        return 0;
-    }
-    size_t n = 0;
-    for (struct addrinfo *ai = res; ai && n < RP_NETPOLICY_ADDRS_PER_NAME; ai = ai->ai_next) {
-        if (ai->ai_family != AF_INET || ai->ai_addrlen < sizeof(struct sockaddr_in))
-            continue;
-        struct in_addr a = ((const struct sockaddr_in *)ai->ai_addr)->sin_addr;
-        bool dup = false;
-        for (size_t j = 0; j < n; j++)
-            dup = dup || out[j].s_addr == a.s_addr;
-        if (!dup)
-            out[n++] = a;
-    }
-    freeaddrinfo(res);
-    return n;
-}
-
 static int elem_cmp(const void *a, const void *b)
 {
     const rp_netpolicy_elem_t *x = a, *y = b;
@@ -303,16 +275,46 @@ static size_t make_elems(const rp_netpolicy_app_t *app, rp_netpolicy_elem_t *ele
     return w;
 }
 
-/* Re-resolve every name; a name that does not resolve now keeps its last addresses. */
-static void resolve_all(rp_netpolicy_app_t *app)
+/* Re-resolve every name, through the resolver (rampart-unpack: no DNS answer is parsed here), its
+ * answer checked (rp_netaddrs_decode). A name that does not resolve now, or every name when the
+ * resolver fails or answers outside its form, keeps its last addresses: none at setup. */
+static void resolve_all(const rp_netpolicy_t *np, rp_netpolicy_app_t *app)
 {
+    const char *names[RP_MANIFEST_CONNECTIONS_MAX];
+    size_t at[RP_MANIFEST_CONNECTIONS_MAX], n = 0, len = 0;
+    static uint8_t bin[RP_NETADDRS_BIN_MAX];
+    static rp_netaddrs_t got[RP_NETADDRS_NAMES_MAX];
+    char why[256] = "no resolver";
+    rp_err_t err = RP_ERR_UNSUPPORTED;
+
     for (size_t i = 0; i < app->nconns; i++) {
-        struct in_addr got[RP_NETPOLICY_ADDRS_PER_NAME];
-        size_t n = resolve_one(&app->conns[i], got);
-        if (n == 0 && !app->conns[i].is_ip)
+        if (!app->conns[i].is_ip) {
+            at[n] = i;
+            names[n++] = app->conns[i].host;
+        } else /* IPv6: the links carry none */
+            app->naddrs[i] = inet_pton(AF_INET, app->conns[i].host, &app->addrs[i][0]) == 1;
+    }
+    if (n == 0)
+        return;
+    if (np->resolve != NULL)
+        err = np->resolve(np->resolve_ctx, app->component, names, n, bin, sizeof(bin), &len, why,
+                          sizeof(why));
+    if (err == RP_OK)
+        err = rp_netaddrs_decode(bin, len, n, got, why, sizeof(why));
+    if (err != RP_OK) {
+        rp_log_warn("netpolicy: %s: its allowed names are not resolved (%s): no new address "
+                    "allowed",
+                    app->component, why);
+        return;
+    }
+    for (size_t k = 0; k < n; k++) {
+        size_t i = at[k];
+        if (got[k].n == 0) {
+            rp_log_warn("netpolicy: %s: %s does not resolve now", app->component, names[k]);
             continue;
-        memcpy(app->addrs[i], got, n * sizeof(got[0]));
-        app->naddrs[i] = (uint8_t)n;
+        }
+        memcpy(app->addrs[i], got[k].addr, got[k].n * sizeof(got[k].addr[0]));
+        app->naddrs[i] = got[k].n;
     }
 }
 
@@ -724,7 +726,7 @@ rp_err_t rp_netpolicy_setup(rp_netpolicy_t *np, pid_t child, const rp_manifest_t
                         app->component, app->conns[i].host);
     }
 
-    resolve_all(app);
+    resolve_all(np, app);
     app->nelems = make_elems(app, app->elems);
     rp_err_t err = write_etc(app);
     if (err != RP_OK) {
@@ -754,7 +756,7 @@ rp_err_t rp_netpolicy_refresh(rp_netpolicy_t *np, rp_netpolicy_app_t *app)
         return RP_ERR_INVALID_ARG;
     if (!app->set_up)
         return RP_OK;
-    resolve_all(app);
+    resolve_all(np, app);
     rp_netpolicy_elem_t now[RP_NETPOLICY_ELEMS_MAX];
     size_t n = make_elems(app, now);
     if (n == app->nelems && memcmp(now, app->elems, n * sizeof(now[0])) == 0 && !app->stale)

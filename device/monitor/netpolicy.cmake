@@ -21,13 +21,16 @@ set_tests_properties(unit.netpolicy PROPERTIES LABELS unit)
 
 # The policy end to end, in a small internet of network namespaces (root).
 add_executable(netpolicy-driver ${RP_NP_TESTS}/tools/netpolicy_driver.c)
-target_link_libraries(netpolicy-driver PRIVATE rampart_netpolicy resolv)
+# its names resolved by rampart-unpack as the monitor's are (rp_unpack_resolve: rampart_monitor)
+target_link_libraries(netpolicy-driver PRIVATE rampart_netpolicy rampart_monitor resolv)
+target_compile_definitions(netpolicy-driver PRIVATE RP_TEST_UNPACK="$<TARGET_FILE:rampart-unpack>")
+add_dependencies(netpolicy-driver rampart-unpack)
 set_target_properties(netpolicy-driver PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
 add_test(NAME e2e.netpolicy COMMAND ${RP_NP_TESTS}/e2e/netpolicy.sh)
 set_tests_properties(e2e.netpolicy PROPERTIES
   LABELS "e2e;gcc_only"
   TIMEOUT 300
-  ENVIRONMENT "DRIVER=$<TARGET_FILE:netpolicy-driver>"
+  ENVIRONMENT "DRIVER=$<TARGET_FILE:netpolicy-driver>;UNPACK=$<TARGET_FILE:rampart-unpack>"
   RESOURCE_LOCK rampart_nftables) # one owner at a time of the host's table inet rampart
 
 # The packet reader behind the events, fuzzed (`make fuzz`, scripts/fuzz target netpolicy_reason).

@@ -9,8 +9,10 @@
  *    /30 from a private range per app slot, a default route, and masquerade on the way out;
  *  - the filter lives in the MONITOR's namespace (table inet rampart), where nothing inside the
  *    app can reach it even with every capability of its own user namespace: per app, sets of
- *    allowed (address . port) and (address), filled from the monitor's own resolution of the
- *    allowed names (re-resolved by rp_netpolicy_refresh, each set replaced in one transaction);
+ *    allowed (address . port) and (address), filled from the allowed names' resolution (re-resolved
+ *    by rp_netpolicy_refresh, each set replaced in one transaction): the names are resolved by
+ *    the caller's resolver (the monitor's: rampart-unpack, a confined child, so that no DNS
+ *    answer is parsed with privilege), its answer checked here (rp_netaddrs_decode);
  *  - the app gets no DNS server at all: its /etc (a directory the monitor writes, the compartment
  *    mounts read-only) has a hosts file of the allowed names' addresses and
  *    "hosts: files", so no other name resolves and there is no DNS tunnel;
@@ -32,18 +34,28 @@
 
 #include "rampart/error.h"
 #include "rampart/manifest.h"
+#include "rampart/netaddrs.h"
 
 #define RP_NETPOLICY_TABLE "rampart"            /* table inet rampart, in the monitor's namespace */
 #define RP_NETPOLICY_LOG_GROUP_DEFAULT 7100u    /* NFLOG group of refused packets */
 #define RP_NETPOLICY_BASE_DEFAULT "100.127.0.0" /* the /16 app links are numbered from */
 #define RP_NETPOLICY_SLOTS_MAX 16384u           /* /30s in a /16 */
-#define RP_NETPOLICY_ADDRS_PER_NAME 8u          /* addresses kept per allowed name */
+#define RP_NETPOLICY_ADDRS_PER_NAME RP_NETADDRS_PER_NAME /* addresses kept per allowed name */
 #define RP_NETPOLICY_ELEMS_MAX (RP_MANIFEST_CONNECTIONS_MAX * RP_NETPOLICY_ADDRS_PER_NAME)
 #define RP_NETPOLICY_REFRESH_SECONDS 60 /* how often the monitor should re-resolve */
 #define RP_NETPOLICY_LOG_RATE 20u       /* refused packets logged per second per app */
 
+/* The resolver: names[0..n) (an app's allowed host names, 1 to RP_NETADDRS_NAMES_MAX) answered
+ * in the addresses' binary form (netaddrs.h), out[0..*len), which the policy decodes and checks.
+ * An error: no name resolved this time (why says why). The monitor's: rp_unpack_resolve. */
+typedef rp_err_t (*rp_netpolicy_resolve_fn)(void *ctx, const char *component,
+                                            const char *const *names, size_t n, uint8_t *out,
+                                            size_t cap, size_t *len, char *why, size_t wcap);
+
 /* The monitor-wide part: the table, the NFLOG socket. Caller-owned; rp_netpolicy_shutdown. */
 typedef struct rp_netpolicy {
+    rp_netpolicy_resolve_fn resolve;
+    void *resolve_ctx;
     char state_dir[4096]; /* where events go (rp_event_record) */
     uint16_t log_group;
     struct in_addr base;      /* network order */
@@ -57,6 +69,8 @@ typedef struct rp_netpolicy_config {
     const char *state_dir; /* required */
     uint16_t log_group;    /* 0: RP_NETPOLICY_LOG_GROUP_DEFAULT */
     const char *base;      /* NULL: RP_NETPOLICY_BASE_DEFAULT; an IPv4 /16 network address */
+    rp_netpolicy_resolve_fn resolve; /* NULL: no name ever resolves (IP entries only) */
+    void *resolve_ctx;               /* its first argument */
 } rp_netpolicy_config_t;
 
 /* One allowed destination as it is in the sets: port 0 is every port. */
@@ -114,7 +128,9 @@ rp_err_t rp_netpolicy_setup(rp_netpolicy_t *np, pid_t child, const rp_manifest_t
  * Re-resolve the app's allowed names now (the monitor calls it every
  * RP_NETPOLICY_REFRESH_SECONDS, and on demand). When the addresses changed, the sets are replaced
  * in one transaction and the hosts file atomically. A name that does not resolve this time keeps
- * its last addresses (a DNS outage does not cut the app off; a changed address replaces them).
+ * its last addresses (a DNS outage does not cut the app off; a changed address replaces them), and
+ * so does every name when the resolver fails or answers outside its form (a crash, its deadline,
+ * garbage: logged, nothing new believed). At setup, such a name has no address at all.
  */
 rp_err_t rp_netpolicy_refresh(rp_netpolicy_t *np, rp_netpolicy_app_t *app) RP_MUST_CHECK;
 

@@ -42,6 +42,8 @@ static bool limit(int res, rlim_t n)
 static void child(const char *helper, char *const argv[], int slot_fd, int out, int err,
                   const char *cwd)
 {
+    if (slot_fd < 0)
+        slot_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (dup2(slot_fd, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
         dup2(err, STDERR_FILENO) < 0 || chdir(cwd) != 0 || !limit(RLIMIT_CORE, 0) ||
         !limit(RLIMIT_CPU, RP_UNPACK_SECONDS) || !limit(RLIMIT_FSIZE, RP_UNPACK_TREE_BYTES_MAX) ||
@@ -76,10 +78,11 @@ static long now_ms(void)
     return (long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-/* Read both pipes to their end, or until the deadline. */
-static bool drain(int out, char *obuf, size_t ocap, size_t *olen, int err, char *ebuf, size_t ecap)
+/* Read both pipes to their end, or until the deadline (seconds from now). */
+static bool drain(int seconds, int out, char *obuf, size_t ocap, size_t *olen, int err, char *ebuf,
+                  size_t ecap)
 {
-    long deadline = now_ms() + RP_UNPACK_SECONDS * 1000L;
+    long deadline = now_ms() + seconds * 1000L;
     size_t elen = 0;
     struct pollfd p[2] = {
         {out, POLLIN, 0},
@@ -113,25 +116,30 @@ static bool drain(int out, char *obuf, size_t ocap, size_t *olen, int err, char 
     return true;
 }
 
-/* Start rampart-unpack with argv (the slot, or a payload, on its stdin; cwd its directory), read
- * its answer (at most acap bytes) within the deadline. A refusal: RP_ERR_MALFORMED, its reason in
- * why; a failure (a crash, the deadline, a signal): RP_ERR_IO, said. */
-static rp_err_t spawn(char *const argv[], int in_fd, const char *cwd, const char *label,
-                      char *answer, size_t acap, size_t *alen, char *why, size_t cap)
+/* Start rampart-unpack (the one at path; NULL: beside this program) with argv (the slot, or a
+ * payload, on its stdin, -1: none; cwd its directory), read its answer (at most acap bytes) within
+ * seconds. A refusal: RP_ERR_MALFORMED, its reason in why; a failure (a crash, the deadline, a
+ * signal): RP_ERR_IO, said. */
+static rp_err_t spawn(const char *path, int seconds, char *const argv[], int in_fd, const char *cwd,
+                      const char *label, char *answer, size_t acap, size_t *alen, char *why,
+                      size_t cap)
 {
     char helper[PATH_MAX], reason[RP_UNPACK_WHY_MAX + 1] = "";
-    ssize_t n = readlink("/proc/self/exe", helper, sizeof(helper) - 1);
+    ssize_t n = path != NULL ? 0 : readlink("/proc/self/exe", helper, sizeof(helper) - 1);
     char *slash = n > 0 ? memrchr(helper, '/', (size_t)n) : NULL;
     int out[2] = {-1, -1}, err[2] = {-1, -1}, status = -1;
     bool done;
     pid_t pid;
 
     *alen = 0;
-    if (slash == NULL || (size_t)(slash - helper) + sizeof("/rampart-unpack") > sizeof(helper)) {
+    if (path != NULL && strlen(path) < sizeof(helper))
+        strcpy(helper, path);
+    else if (slash == NULL ||
+             (size_t)(slash - helper) + sizeof("/rampart-unpack") > sizeof(helper)) {
         snprintf(why, cap, "cannot find rampart-unpack");
         return RP_ERR_IO;
-    }
-    memcpy(slash, "/rampart-unpack", sizeof("/rampart-unpack"));
+    } else
+        memcpy(slash, "/rampart-unpack", sizeof("/rampart-unpack"));
     if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0 || (pid = fork()) < 0) {
         for (int i = 0; i < 2; i++) {
             if (out[i] >= 0)
@@ -146,7 +154,7 @@ static rp_err_t spawn(char *const argv[], int in_fd, const char *cwd, const char
         child(helper, argv, in_fd, out[1], err[1], cwd);
     close(out[1]);
     close(err[1]);
-    done = drain(out[0], answer, acap, alen, err[0], reason, sizeof(reason));
+    done = drain(seconds, out[0], answer, acap, alen, err[0], reason, sizeof(reason));
     if (!done)
         kill(pid, SIGKILL);
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
@@ -180,7 +188,8 @@ static rp_err_t run(const char *mode, int slot_fd, uint64_t off, uint64_t len,
 
     snprintf(a_off, sizeof(a_off), "%" PRIu64, off);
     snprintf(a_len, sizeof(a_len), "%" PRIu64, len);
-    err = spawn(argv, slot_fd, cwd, component, answer, sizeof(answer) - 1, &alen, why, cap);
+    err = spawn(NULL, RP_UNPACK_SECONDS, argv, slot_fd, cwd, component, answer, sizeof(answer) - 1,
+                &alen, why, cap);
     if (err != RP_OK)
         return err;
     if (alen == 1 && answer[0] == 'l') {
@@ -215,7 +224,8 @@ rp_err_t rp_unpack_metadata(int payload_fd, size_t len, int kind, uint8_t *out, 
     }
     argv[2] = (char *)kinds[kind];
     snprintf(a_len, sizeof(a_len), "%zu", len);
-    err = spawn(argv, payload_fd, "/", kinds[kind], answer, sizeof(answer) - 1, &alen, why, wcap);
+    err = spawn(NULL, RP_UNPACK_SECONDS, argv, payload_fd, "/", kinds[kind], answer,
+                sizeof(answer) - 1, &alen, why, wcap);
     if (err != RP_OK)
         return err;
     if (alen < 1 || alen > sizeof(answer) - 1 || answer[0] != form || alen - 1 > cap) {
@@ -224,6 +234,32 @@ rp_err_t rp_unpack_metadata(int payload_fd, size_t len, int kind, uint8_t *out, 
     }
     memcpy(out, answer + 1, alen - 1);
     *n = alen - 1;
+    return RP_OK;
+}
+
+rp_err_t rp_unpack_resolve(void *helper, const char *component, const char *const *names, size_t n,
+                           uint8_t *out, size_t cap, size_t *len, char *why, size_t wcap)
+{
+    static char answer[1 + RP_NETADDRS_BIN_MAX + 1];
+    char *argv[3 + RP_NETADDRS_NAMES_MAX] = {"rampart-unpack", "resolve"};
+    size_t alen = 0;
+    rp_err_t err;
+
+    *len = 0;
+    why[0] = '\0';
+    if (n == 0 || n > RP_NETADDRS_NAMES_MAX)
+        return RP_ERR_INVALID_ARG;
+    memcpy(argv + 2, names, n * sizeof(names[0]));
+    err = spawn(helper, RP_UNPACK_RESOLVE_SECONDS, argv, -1, "/", component, answer,
+                sizeof(answer) - 1, &alen, why, wcap);
+    if (err != RP_OK)
+        return err;
+    if (alen < 1 || alen > sizeof(answer) - 1 || answer[0] != 'a' || alen - 1 > cap) {
+        snprintf(why, wcap, "rampart-unpack answered outside its protocol");
+        return RP_ERR_MALFORMED;
+    }
+    memcpy(out, answer + 1, alen - 1);
+    *len = alen - 1;
     return RP_OK;
 }
 

@@ -17,11 +17,13 @@
 #include "rampart/error.h"
 #include "rampart/manifest.h"
 #include "rampart/metadata.h"
+#include "rampart/netaddrs.h"
 
-#define RP_UNPACK_UID 0x7dffffffu /* the child's uid and gid: just below the apps' (apps.h) */
-#define RP_UNPACK_TREE "tree"     /* what extract makes in its staging directory */
-#define RP_UNPACK_WHY_MAX 255     /* a refusal's reason, on the child's stderr */
-#define RP_UNPACK_SECONDS 60      /* the child's deadline (and its CPU seconds) */
+#define RP_UNPACK_UID 0x7dffffffu    /* the child's uid and gid: just below the apps' (apps.h) */
+#define RP_UNPACK_TREE "tree"        /* what extract makes in its staging directory */
+#define RP_UNPACK_WHY_MAX 255        /* a refusal's reason, on the child's stderr */
+#define RP_UNPACK_SECONDS 60         /* the child's deadline (and its CPU seconds) */
+#define RP_UNPACK_RESOLVE_SECONDS 15 /* the deadline of a resolution (every name of an app) */
 #define RP_UNPACK_ENVELOPE 0 /* rp_unpack_metadata's kind for an older version's JSON envelope */
 #define RP_UNPACK_ENVELOPE_MAX (64 * 1024) /* its signed binary form, answered, at most */
 #define RP_UNPACK_TREE_BYTES_MAX (256ull * 1024 * 1024) /* an extracted tree, at most */
@@ -45,6 +47,17 @@ rp_err_t rp_unpack_extract(int slot_fd, uint64_t off, uint64_t len, const char *
  * says why. */
 rp_err_t rp_unpack_metadata(int payload_fd, size_t len, int kind, uint8_t *out, size_t cap,
                             size_t *n, char *why, size_t wcap) RP_MUST_CHECK;
+
+/* The IPv4 addresses of names[0..n) (1 to RP_NETADDRS_NAMES_MAX, an app's allowed host names),
+ * resolved by rampart-unpack (the one at helper, a path; NULL: beside this program) within
+ * RP_UNPACK_RESOLVE_SECONDS, so that no DNS answer is parsed with privilege. OUT: out[0..*len),
+ * its answer, the addresses' binary form NOT yet checked (the network policy decodes it:
+ * rp_netaddrs_decode). A failure (a crash, the deadline, an answer outside the protocol): an error,
+ * why says what; component names the app in the log. The network policy's resolver
+ * (rp_netpolicy_resolve_fn). */
+rp_err_t rp_unpack_resolve(void *helper, const char *component, const char *const *names, size_t n,
+                           uint8_t *out, size_t cap, size_t *len, char *why,
+                           size_t wcap) RP_MUST_CHECK;
 
 /* Remove a tree made by rp_unpack_extract (or a staging directory it left); RP_OK if absent. */
 rp_err_t rp_unpack_remove(const char *path) RP_MUST_CHECK;

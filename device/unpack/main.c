@@ -16,6 +16,8 @@
  *                                        KIND: root, targets or capability
  *   rampart-unpack metadata envelope LEN stdin: a JSON envelope an older version kept (its first
  *                                        LEN bytes), to be migrated (docs/monitor.md)
+ *   rampart-unpack resolve NAME...       an app's allowed host names (1 to 32), resolved to IPv4
+ *                                        with the device's resolver (the network policy's)
  *
  * Answer on stdout: 'l' (a single-file image made before app trees: no manifest), or 't' and the
  * manifest in its binary form (rp_manifest_encode; the supervisor decodes it with
@@ -24,16 +26,21 @@
  * (rp_md_doc_encode; the monitor decodes it with rp_md_doc_decode, which holds every field to the
  * parser's rules: the monitor verified the payload's signatures, this process reads its JSON);
  * envelope: 's' and the envelope's signed binary form (rp_md_signed_encode; the monitor decodes it
- * with rp_md_signed_decode and verifies its signatures itself). A refusal: exit status 1, the
- * reason on stderr.
+ * with rp_md_signed_decode and verifies its signatures itself). resolve: 'a' and the names'
+ * addresses in their binary form (rp_netaddrs_encode; the monitor decodes it with
+ * rp_netaddrs_decode): here the DNS answers from the network are parsed, by glibc's resolver, in a
+ * process that may read the resolver's files and libraries and talk to a DNS server, nothing
+ * else. A refusal: exit status 1, the reason on stderr.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -43,6 +50,8 @@
 #include "rampart/apptree.h"
 #include "rampart/manifest.h"
 #include "rampart/metadata.h"
+#include "rampart/netaddrs.h"
+#include "landlock_net.h"
 #include "seccomp_allow.h"
 #include "unpack.h"
 
@@ -57,6 +66,11 @@ static const char *const allowed[] = {
     "unlinkat", "dup", "readlinkat", "utimensat", "ftruncate", "mkdir", "rmdir", "unlink",
     "open", "stat", "lstat",
 };
+/* resolve: glibc's resolver (its files read under Landlock; its sockets below, by family) */
+static const char *const resolver[] = {
+    "connect", "sendto", "sendmmsg", "sendmsg", "recvfrom", "recvmsg", "poll", "ppoll",
+    "setsockopt", "getsockopt", "getsockname", "getpeername", "bind", "ioctl", "uname",
+};
 #ifdef SANITIZER_BUILD
 static const char *const sanitizer[] = {
     "ptrace", "process_vm_readv", "clone", "wait4", "getdents", "getppid", "kill",
@@ -66,18 +80,61 @@ static const char *const sanitizer[] = {
 #endif
 // clang-format on
 
+/* What the process may touch (fence, confine). */
+typedef enum { READ_ONLY, EXTRACT, RESOLVE } confinement_t;
+
 static int refuse(const char *why)
 {
     fprintf(stderr, "%s\n", why);
     return 1;
 }
 
+/* Landlock beneath one path: rights granted there. A path that is not there grants nothing. */
+static bool grant(int rs, const char *path, uint64_t rights)
+{
+    struct landlock_path_beneath_attr pb = {.allowed_access = rights};
+    bool ok;
+
+    pb.parent_fd = open(path, O_PATH | O_CLOEXEC);
+    if (pb.parent_fd < 0)
+        return errno == ENOENT;
+    ok = syscall(SYS_landlock_add_rule, rs, LANDLOCK_RULE_PATH_BENEATH, &pb, 0) == 0;
+    close(pb.parent_fd);
+    return ok;
+}
+
+/* The resolver's files, read only: its configuration (each file, followed where it links: the
+ * stub of systemd-resolved) and the libraries it may load (NSS modules); TCP only to port 53. */
+static bool grant_resolver(int rs, long abi)
+{
+    static const char *const files[] = {"/etc/resolv.conf",
+                                        "/etc/hosts",
+                                        "/etc/nsswitch.conf",
+                                        "/etc/host.conf",
+                                        "/etc/gai.conf",
+                                        "/etc/ld.so.cache",
+                                        "/usr",
+                                        "/lib",
+                                        "/lib64"};
+    bool ok = true;
+
+    for (size_t i = 0; ok && i < sizeof(files) / sizeof(files[0]); i++)
+        ok = grant(rs, files[i], LANDLOCK_ACCESS_FS_READ_FILE);
+    if (ok && abi >= 4) {
+        rp_landlock_port_t dns = {.allowed_access = RP_LANDLOCK_NET_CONNECT_TCP, .port = 53};
+        ok = syscall(SYS_landlock_add_rule, rs, RP_LANDLOCK_RULE_NET_PORT, &dns, 0) == 0;
+    }
+    return ok;
+}
+
 /* Landlock: every file right handled; none granted, but beneath the staging directory when
- * extracting. Without Landlock (an old kernel) the user and the filter still hold. */
-static bool fence(bool extract)
+ * extracting, and the resolver's files, read only, when resolving (with TCP to port 53 only,
+ * where the kernel fences ports). Without Landlock (an old kernel) the user and the filter still
+ * hold. */
+static bool fence(confinement_t mode)
 {
     long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
-    struct landlock_ruleset_attr attr = {.handled_access_fs = (1ULL << 13) - 1}; /* ABI 1 */
+    rp_landlock_ruleset_t attr = {.fs = (1ULL << 13) - 1}; /* ABI 1 */
     int rs;
     bool ok = true;
 
@@ -87,34 +144,54 @@ static bool fence(bool extract)
     if (abi <= 0)
         return true;
     if (abi >= 2)
-        attr.handled_access_fs |= LANDLOCK_ACCESS_FS_REFER;
+        attr.fs |= LANDLOCK_ACCESS_FS_REFER;
     if (abi >= 3)
-        attr.handled_access_fs |= 1ULL << 14; /* TRUNCATE */
-    rs = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof(attr), 0);
+        attr.fs |= 1ULL << 14; /* TRUNCATE */
+    if (abi >= 4)
+        attr.net = RP_LANDLOCK_NET_BIND_TCP | RP_LANDLOCK_NET_CONNECT_TCP;
+    /* Before ABI 4 the kernel takes the file part only. */
+    rs = (int)syscall(SYS_landlock_create_ruleset, &attr, abi >= 4 ? sizeof(attr) : sizeof(attr.fs),
+                      0);
     if (rs < 0)
         return false;
-    if (extract) {
-        struct landlock_path_beneath_attr pb = {.allowed_access = attr.handled_access_fs};
-        pb.parent_fd = open(".", O_PATH | O_CLOEXEC | O_DIRECTORY);
-        ok = pb.parent_fd >= 0 &&
-             syscall(SYS_landlock_add_rule, rs, LANDLOCK_RULE_PATH_BENEATH, &pb, 0) == 0;
-        if (pb.parent_fd >= 0)
-            close(pb.parent_fd);
-    }
+    if (mode == EXTRACT)
+        ok = grant(rs, ".", attr.fs);
+    else if (mode == RESOLVE)
+        ok = grant_resolver(rs, abi);
     ok = ok && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
          syscall(SYS_landlock_restrict_self, rs, 0) == 0;
     close(rs);
     return ok;
 }
 
-static bool confine(bool extract)
+/* socket(2) for the resolver: IPv4 and IPv6 only; a Unix socket (nscd, systemd-resolved's
+ * varlink) or netlink is refused with an error glibc falls back from, anything else kills. */
+static int allow_sockets(scmp_filter_ctx ctx)
+{
+    static const int fine[] = {AF_INET, AF_INET6}, no[] = {AF_UNIX, AF_NETLINK};
+    int rc = 0;
+
+    for (size_t i = 0; rc == 0 && i < 2; i++)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+                              SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)fine[i], 0));
+    for (size_t i = 0; rc == 0 && i < 2; i++)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 1,
+                              SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)no[i], 0));
+    return rc;
+}
+
+static bool confine(confinement_t mode)
 {
     scmp_filter_ctx ctx;
     int rc;
 
-    if (!fence(extract) || (ctx = seccomp_init(SCMP_ACT_KILL_PROCESS)) == NULL)
+    if (!fence(mode) || (ctx = seccomp_init(SCMP_ACT_KILL_PROCESS)) == NULL)
         return false;
     rc = rp_seccomp_allow(ctx, allowed, sizeof(allowed) / sizeof(allowed[0]));
+    if (rc == 0 && mode == RESOLVE)
+        rc = rp_seccomp_allow(ctx, resolver, sizeof(resolver) / sizeof(resolver[0]));
+    if (rc == 0 && mode == RESOLVE)
+        rc = allow_sockets(ctx);
 #ifdef SANITIZER_BUILD
     if (rc == 0)
         rc = rp_seccomp_allow(ctx, sanitizer, sizeof(sanitizer) / sizeof(sanitizer[0]));
@@ -207,6 +284,35 @@ static int metadata(const char *kind_name, uint64_t len)
     return 0;
 }
 
+/* resolve: each name's IPv4 addresses (those an app may reach, at most RP_NETADDRS_PER_NAME,
+ * each once; a name that does not resolve: none), answered in their binary form. */
+static int resolve(char **names, size_t n)
+{
+    static rp_netaddrs_t got[RP_NETADDRS_NAMES_MAX];
+    static uint8_t bin[RP_NETADDRS_BIN_MAX];
+    size_t len = 0;
+
+    if (n == 0 || n > RP_NETADDRS_NAMES_MAX)
+        return refuse("usage: rampart-unpack resolve NAME... (1 to 32 names)");
+    for (size_t i = 0; i < n; i++) {
+        struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
+        int rc = getaddrinfo(names[i], NULL, &hints, &res);
+        if (rc != 0) {
+            fprintf(stderr, "%s does not resolve: %s\n", names[i], gai_strerror(rc));
+            continue;
+        }
+        for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next)
+            if (ai->ai_family == AF_INET && ai->ai_addrlen >= sizeof(struct sockaddr_in))
+                (void)rp_netaddrs_add(&got[i], ((const struct sockaddr_in *)ai->ai_addr)->sin_addr);
+        freeaddrinfo(res);
+    }
+    if (rp_netaddrs_encode(got, n, bin, sizeof(bin), &len) != RP_OK)
+        return refuse("cannot encode the addresses");
+    if (fputc('a', stdout) == EOF || fwrite(bin, 1, len, stdout) != len || fflush(stdout) != 0)
+        return refuse("cannot write the addresses out");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static rp_manifest_t m;
@@ -216,14 +322,18 @@ int main(int argc, char **argv)
     bool extract;
     rp_err_t err;
 
+    if (argc >= 2 && strcmp(argv[1], "resolve") == 0)
+        return confine(RESOLVE) ? resolve(argv + 2, (size_t)argc - 2)
+                                : refuse("cannot confine rampart-unpack");
     if (argc == 4 && strcmp(argv[1], "metadata") == 0 && number(argv[3], &len))
-        return confine(false) ? metadata(argv[2], len) : refuse("cannot confine rampart-unpack");
+        return confine(READ_ONLY) ? metadata(argv[2], len)
+                                  : refuse("cannot confine rampart-unpack");
     if (argc != 4 || (strcmp(argv[1], "manifest") != 0 && strcmp(argv[1], "extract") != 0) ||
         !number(argv[2], &off) || !number(argv[3], &len))
-        return refuse("usage: rampart-unpack manifest|extract OFF LEN (the slot on stdin), or "
-                      "metadata KIND LEN (the payload on stdin)");
+        return refuse("usage: rampart-unpack manifest|extract OFF LEN (the slot on stdin), "
+                      "metadata KIND LEN (the payload on stdin), or resolve NAME...");
     extract = strcmp(argv[1], "extract") == 0;
-    if (!confine(extract))
+    if (!confine(extract ? EXTRACT : READ_ONLY))
         return refuse("cannot confine rampart-unpack");
     err = rp_apptree_kind(STDIN_FILENO, off, len, &kind);
     if (err != RP_OK)

@@ -5,7 +5,8 @@
 #   NET (10.99.0.0/24, the "internet"): allowed.test 10.99.0.10 (:8080, :8081; later .11),
 #       an IP-only host 10.99.0.12, wide.test 10.99.0.13, forbidden.test 10.99.0.20, and a
 #       DNS server (dnsmasq) at 10.99.0.53 that knows every name
-#   MON (10.99.0.2): the monitor's side, with its own resolver pointed at that dnsmasq
+#   MON (10.99.0.2): the monitor's side, with its own resolver pointed at that dnsmasq; the names
+#       are resolved there by rampart-unpack (confined, unprivileged), never by the driver itself
 #   APP: a child of the monitor in new network and mount namespaces, set up by netpolicy
 #
 # The host's own namespaces, links and nftables are never touched, and everything made is
@@ -14,6 +15,7 @@ set -Eeuo pipefail
 trap 'echo "FAIL: ${BASH_SOURCE[0]##*/}:$LINENO: $BASH_COMMAND exited $?" >&2' ERR
 
 : "${DRIVER:?set DRIVER to the netpolicy-driver binary}"
+: "${UNPACK:?set UNPACK to the rampart-unpack binary, the resolver of the names}"
 DRIVER=$(realpath "$DRIVER") # nsenter -m starts in the app's root and working directory
 [ "$(id -u)" = 0 ] || { echo "FAIL: netpolicy.sh needs root (network namespaces, nftables)" >&2; exit 1; }
 for tool in ip nsenter unshare dnsmasq nft; do
@@ -268,6 +270,33 @@ app_serve tcp 127.0.0.1 7777 loop
 wait_for "the bare app's loopback" inapp "$DRIVER" connect 127.0.0.1 7777
 ok
 stop_monitor
+
+# The names are resolved by rampart-unpack, confined: its answer, in the addresses' binary form
+# ('a', then per name a count and IPv4 addresses), for a name, another, and one dnsmasq lacks.
+inmon unshare -m sh -c 'mount --bind "$0" /etc/resolv.conf && exec "$@"' "$T/resolv.conf" \
+  "$UNPACK" resolve allowed.test forbidden.test nosuch.test >"$T/answer"
+[ "$(od -An -tx1 "$T/answer" | tr -d ' \n')" = 61010a63000a010a63001400 ] ||
+  fail "rampart-unpack resolve answered $(od -An -tx1 "$T/answer")"
+ok
+# A resolver that answers garbage, or dies: the app gets no address for its name (and the monitor
+# says why), while its IP entry still holds. The child runs as the unpack user: it must reach them.
+chmod 711 "$T"
+printf '#!/bin/sh\nprintf "a\\011garbage"\n' >"$T/garbage"
+printf '#!/bin/sh\nkill -SEGV $$\n' >"$T/dies"
+chmod 755 "$T/garbage" "$T/dies"
+for bad in garbage dies; do
+  start_monitor "$bad" 9 --allow allowed.test:8080 --allow 10.99.0.12 --resolver "$T/$bad"
+  grep -q allowed.test "$S/etc/hosts" && fail "a $bad resolver's answer reached the hosts file"
+  expect 3 "" inapp "$DRIVER" connect allowed.test 8080
+  expect 1 "" inapp "$DRIVER" connect 10.99.0.10 8080
+  expect 0 by-ip inapp "$DRIVER" connect 10.99.0.12 9999
+  stop_monitor
+done
+grep -q "garbage: its allowed names are not resolved (the resolved addresses are refused: a name has more addresses than are kept" "$T/monitor.log" ||
+  { cat "$T/monitor.log" >&2; fail "the garbage answer was not refused as such"; }
+grep -q "dies: its allowed names are not resolved (rampart-unpack failed)" "$T/monitor.log" ||
+  { cat "$T/monitor.log" >&2; fail "the resolver's death was not said"; }
+ok
 
 # Nothing is left: our namespaces go, and no link or table of ours is in the host's namespace.
 cleanup

@@ -57,6 +57,7 @@
 #include "events.h"
 #include "netpolicy.h"
 #include "rampart/log.h"
+#include "unpack.h"
 
 #define RUN_APPS 2
 
@@ -398,7 +399,9 @@ int main(int argc, char **argv)
 
     a = &apps[0];
     if (net && !loopback) {
-        rp_netpolicy_config_t cfg = {.state_dir = state_dir};
+        rp_netpolicy_config_t cfg = {.state_dir = state_dir,
+                                     .resolve = rp_unpack_resolve, /* as the monitor resolves */
+                                     .resolve_ctx = (void *)RP_TEST_UNPACK};
         if (rp_netpolicy_init(&ns.np, &cfg) != RP_OK) {
             printf("start failed: the network policy could not start (nftables, NFLOG)\n");
             return 2;

@@ -2,12 +2,14 @@
  * Test driver of the network policy (tests/e2e/netpolicy.sh), one binary with a mode per role:
  *
  *   monitor --state-dir S --slot N --component C [--allow H[:P]]... [--tcp P]... [--udp P]...
- *           [--refresh-ms MS] [--rival-slot N]
+ *           [--refresh-ms MS] [--rival-slot N] [--resolver PATH]
  *       the monitor's side: rp_netpolicy_init, then an "app" child in new user, network and mount
  *       namespaces (what the compartment will make) with S/etc mounted read-only on its /etc,
  *       rp_netpolicy_setup, then events and re-resolution (every MS, and on SIGUSR1) until
  *       SIGTERM, which tears everything down. Writes S/app.pid and S/app.addr once set up.
  *       With --rival-slot, first tries a second app wanting the same server ports (S/rival).
+ *       The names are resolved by rampart-unpack (rp_unpack_resolve, as the monitor does), or
+ *       by the program at --resolver PATH in its place (a hostile one, in a test).
  *   serve tcp|udp ADDR PORT TEXT     answer every connection / datagram with TEXT (udp: and
  *                                    print "datagram from ADDR" for each)
  *   connect HOST PORT                exit 0 and print what the server said, 1 refused, 3 no name
@@ -42,6 +44,7 @@
 #include "events.h"
 #include "netpolicy.h"
 #include "rampart/log.h"
+#include "unpack.h"
 
 #define WAIT_MS 5000
 
@@ -276,6 +279,7 @@ static int cmd_monitor(int argc, char **argv)
     unsigned slot = 0;
     long refresh_ms = -1;
     int rival_slot = -1;
+    const char *resolver = RP_TEST_UNPACK;
     for (int i = 0; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
         if (strcmp(k, "--state-dir") == 0)
@@ -294,6 +298,8 @@ static int cmd_monitor(int argc, char **argv)
             refresh_ms = atol(v);
         else if (strcmp(k, "--rival-slot") == 0)
             rival_slot = atoi(v);
+        else if (strcmp(k, "--resolver") == 0)
+            resolver = v;
         else
             return usage();
     }
@@ -305,7 +311,8 @@ static int cmd_monitor(int argc, char **argv)
         return 1;
 
     static rp_netpolicy_t np;
-    rp_netpolicy_config_t cfg = {.state_dir = state};
+    rp_netpolicy_config_t cfg = {
+        .state_dir = state, .resolve = rp_unpack_resolve, .resolve_ctx = (void *)resolver};
     if (rp_netpolicy_init(&np, &cfg) != RP_OK)
         return 1;
 

@@ -2,6 +2,9 @@
  * The network policy's event reasons (netpolicy.h: rp_netpolicy_reason): what a refused packet
  * becomes in the security event log. Headers too short, neither IPv4 nor IPv6, or a header length
  * pointing past the packet are refused; fragments and truncated transport headers carry no port.
+ * And the resolved addresses' binary form as the policy takes it from rampart-unpack
+ * (rampart/netaddrs.h: rp_netaddrs_decode): bad counts, truncation, oversize, addresses no app may
+ * reach, an address twice, all refused with nothing kept.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +15,7 @@
 #include <cmocka.h>
 
 #include "netpolicy.h"
+#include "rampart/netaddrs.h"
 
 /* An IPv4 header from 10.0.0.5 to 10.0.0.9 with proto, then a transport header to dport. */
 static size_t packet(uint8_t *p, uint8_t proto, uint16_t dport)
@@ -104,6 +108,94 @@ static void refused(void **state)
     assert_int_equal(rp_netpolicy_reason('c', p, n, r, 4), RP_ERR_BUFFER_TOO_SMALL);
 }
 
+/* An answer of three names: 10.0.0.1 and 10.0.0.2; none; 192.0.2.7. */
+static const uint8_t three[] = {2, 10, 0, 0, 1, 10, 0, 0, 2, 0, 1, 192, 0, 2, 7};
+
+static void addresses_read_back(void **state)
+{
+    (void)state;
+    rp_netaddrs_t got[3], one[1];
+    uint8_t again[RP_NETADDRS_BIN_MAX];
+    char why[256];
+    size_t len = 0;
+
+    assert_int_equal(rp_netaddrs_decode(three, sizeof(three), 3, got, why, sizeof(why)), RP_OK);
+    assert_int_equal(got[0].n, 2);
+    assert_int_equal(got[1].n, 0);
+    assert_int_equal(got[2].n, 1);
+    static const uint8_t doc[4] = {192, 0, 2, 7}; /* TEST-NET-1 */
+    assert_memory_equal(&got[2].addr[0].s_addr, doc, 4);
+    assert_int_equal(rp_netaddrs_encode(got, 3, again, sizeof(again), &len), RP_OK);
+    assert_int_equal(len, sizeof(three));
+    assert_memory_equal(again, three, len);
+    /* A full name (RP_NETADDRS_PER_NAME addresses) is kept whole. */
+    uint8_t full[1 + 4 * RP_NETADDRS_PER_NAME] = {RP_NETADDRS_PER_NAME};
+    for (uint8_t i = 0; i < RP_NETADDRS_PER_NAME; i++)
+        memcpy(full + 1 + 4 * i, (uint8_t[]){10, 1, 0, (uint8_t)(i + 1)}, 4);
+    assert_int_equal(rp_netaddrs_decode(full, sizeof(full), 1, one, why, sizeof(why)), RP_OK);
+    assert_int_equal(one[0].n, RP_NETADDRS_PER_NAME);
+    /* No names: only the empty answer. */
+    assert_int_equal(rp_netaddrs_decode(three, 0, 0, one, why, sizeof(why)), RP_OK);
+}
+
+/* decode must refuse buf (for n names) and keep nothing of it; why names the fault. */
+static void refused_as(const uint8_t *buf, size_t len, size_t n, const char *fault)
+{
+    rp_netaddrs_t got[RP_NETADDRS_NAMES_MAX];
+    char why[256] = "";
+
+    assert_int_equal(rp_netaddrs_decode(buf, len, n, got, why, sizeof(why)), RP_ERR_MALFORMED);
+    assert_non_null(strstr(why, fault));
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(got[i].n, 0);
+}
+
+static void addresses_refused(void **state)
+{
+    (void)state;
+    uint8_t b[2 + RP_NETADDRS_BIN_MAX];
+    rp_netaddrs_t got[RP_NETADDRS_NAMES_MAX];
+    char why[256];
+
+    /* Bad counts: one more address than a name keeps; a count of 255. */
+    memset(b, 0, sizeof(b));
+    b[0] = RP_NETADDRS_PER_NAME + 1;
+    refused_as(b, 1 + 4 * (RP_NETADDRS_PER_NAME + 1), 1, "more addresses than are kept");
+    b[0] = 255;
+    refused_as(b, sizeof(b), 1, "more addresses than are kept");
+    /* Truncation: before a name's count, inside its addresses, at every length short. */
+    for (size_t cut = 0; cut < sizeof(three); cut++)
+        refused_as(three, cut, 3,
+                   cut == 0 || cut == 9 || cut == 10 ? "ends before every name" : "ends inside");
+    /* Over: a byte past the last name; more names' worth than were asked. */
+    memcpy(b, three, sizeof(three));
+    b[sizeof(three)] = 0;
+    refused_as(b, sizeof(three) + 1, 3, "bytes past the last name");
+    refused_as(three, sizeof(three), 2, "bytes past the last name");
+    /* Oversized: more names than an answer holds is the caller's error. */
+    memset(b, 0, sizeof(b));
+    assert_int_equal(rp_netaddrs_decode(b, RP_NETADDRS_NAMES_MAX + 1, RP_NETADDRS_NAMES_MAX + 1,
+                                        got, why, sizeof(why)),
+                     RP_ERR_INVALID_ARG);
+    /* Addresses no app may reach, and an address twice (the second name's: the first kept
+     * nothing either). */
+    static const uint8_t unusable[][4] = {
+        {0,   0,   0,   0  },
+        {0,   1,   2,   3  },
+        {127, 0,   0,   1  },
+        {224, 0,   0,   251},
+        {240, 0,   0,   1  },
+        {255, 255, 255, 255}
+    };
+    for (size_t i = 0; i < sizeof(unusable) / sizeof(unusable[0]); i++) {
+        uint8_t one[5] = {1};
+        memcpy(one + 1, unusable[i], 4);
+        refused_as(one, sizeof(one), 1, "no app may reach");
+    }
+    static const uint8_t twice[] = {1, 10, 0, 0, 1, 2, 10, 0, 0, 3, 10, 0, 0, 3};
+    refused_as(twice, sizeof(twice), 2, "twice (name 2 of 2)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -111,6 +203,8 @@ int main(void)
         cmocka_unit_test(no_port_without_a_transport_header),
         cmocka_unit_test(ipv6),
         cmocka_unit_test(refused),
+        cmocka_unit_test(addresses_read_back),
+        cmocka_unit_test(addresses_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
