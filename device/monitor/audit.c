@@ -424,11 +424,10 @@ static void take(rp_audit_t *au, const rp_audit_record_t *r, const rp_audit_hook
         init = domain_init(au, r->domain);
         if (init > 0)
             hooks->refused(init, r->reason, hooks->ctx);
-        else {
-            /* Its domain's first refusal: the LANDLOCK_DOMAIN record follows. An earlier refusal
-             * held is not ours (its domain record never came): dropped. */
-            au->held = *r;
-            au->holding = true;
+        else { /* its domain's first refusal: the LANDLOCK_DOMAIN record follows */
+            au->held[au->next_held] = *r;
+            au->holding[au->next_held] = true;
+            au->next_held = (au->next_held + 1) % RP_AUDIT_HELD;
         }
         break;
     case RP_AUDIT_DOMAIN_NEW:
@@ -437,12 +436,13 @@ static void take(rp_audit_t *au, const rp_audit_record_t *r, const rp_audit_hook
             au->domains[au->next].init = r->pid;
             au->next = (au->next + 1) % RP_AUDIT_DOMAINS;
         }
-        if (au->holding && au->held.domain == r->domain) {
-            au->holding = false;
-            init = domain_init(au, r->domain);
-            if (init > 0)
-                hooks->refused(init, au->held.reason, hooks->ctx);
-        }
+        init = domain_init(au, r->domain);
+        for (size_t i = 0; i < RP_AUDIT_HELD; i++)
+            if (au->holding[i] && au->held[i].domain == r->domain) {
+                au->holding[i] = false; /* (not ours: dropped) */
+                if (init > 0)
+                    hooks->refused(init, au->held[i].reason, hooks->ctx);
+            }
         break;
     case RP_AUDIT_DOMAIN_GONE:
         for (size_t i = 0; i < RP_AUDIT_DOMAINS; i++)

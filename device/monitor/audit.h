@@ -5,8 +5,8 @@
  * first refusal of a domain a LANDLOCK_DOMAIN record (1424: "domain=ID status=allocated ...
  * pid=P", P the process that restricted itself as the host numbers it: the compartment's init;
  * "status=deallocated" when the domain's last process is gone). The app's init restricts itself
- * with LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON (compartment.c), so that refusals after it runs the
- * app are logged.
+ * with LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON and LOG_SAME_EXEC_OFF (compartment.c): the app's
+ * refusals, after the init runs it, are logged; the init's own are not.
  *
  * The app supervisor reads them (rp_audit_open: a NETLINK_AUDIT socket bound to the read-only
  * multicast group, CAP_AUDIT_READ; audit switched on if it is off, CAP_AUDIT_CONTROL) and maps
@@ -32,6 +32,7 @@
 #define RP_AUDIT_RECORD_MAX 8970      /* MAX_AUDIT_MESSAGE_LENGTH: a longer one is refused */
 #define RP_AUDIT_PER_WAKE 64          /* records read per rp_audit_handle; the rest wait */
 #define RP_AUDIT_DOMAINS 64           /* domains remembered (the oldest is forgotten) */
+#define RP_AUDIT_HELD 4               /* first refusals awaiting their domain's record */
 
 typedef enum rp_audit_kind {
     RP_AUDIT_REFUSAL = 1, /* LANDLOCK_ACCESS: .domain, .reason */
@@ -71,9 +72,12 @@ typedef struct rp_audit {
         uint64_t domain;
         pid_t init;
     } domains[RP_AUDIT_DOMAINS];
-    size_t next;            /* the slot the next domain takes */
-    rp_audit_record_t held; /* a refusal whose domain's record has not come yet */
-    bool holding;
+    size_t next; /* the slot the next domain takes */
+    /* Refusals whose domain's record has not come yet (another event's records may come
+     * between a refusal and its domain's record); the oldest gives way. */
+    rp_audit_record_t held[RP_AUDIT_HELD];
+    bool holding[RP_AUDIT_HELD];
+    size_t next_held;
     uint8_t buf[RP_AUDIT_RECORD_MAX + 64];
 } rp_audit_t;
 

@@ -200,6 +200,15 @@ static void mapping(void **state)
     nseen = 0;
     rp_audit_handle(&au, &hooks);
     assert_int_equal(nseen, 3);
+    /* another event's records between a first refusal and its domain's record: still mapped */
+    nseen = 0;
+    send_record(sv[1], 1423, "audit(1.2:30): domain=d4 blockers=fs.read_file path=\"/v\"");
+    send_record(sv[1], 1423, "audit(1.2:31): domain=e5 blockers=fs.read_file path=\"/u\"");
+    send_record(sv[1], 1424, "audit(1.2:30): domain=d4 status=allocated mode=enforcing pid=500");
+    send_record(sv[1], 1424, "audit(1.2:31): domain=e5 status=allocated mode=enforcing pid=78");
+    rp_audit_handle(&au, &hooks);
+    assert_int_equal(nseen, 1);
+    assert_string_equal(seen[0], "read of /v refused by Landlock");
     close(sv[0]);
     close(sv[1]);
 }
