@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "rampart/hex.h"
 #include "rampart/log.h"
 #include "rampart/text.h"
 
@@ -35,34 +36,25 @@ typedef struct fields {
         saddr[64], src[8], opid[16];
 } fields_t;
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Keep v[0..n) in out (cap bytes), printable ASCII only: every other byte becomes '?'. Audit
  * writes an untrusted string (a path) that holds anything but printable ASCII (or '"', a space)
- * in hex, unquoted: such a value (literal false) is decoded first. A value cut ends in "...". */
+ * in hex, unquoted: such a value (literal false) is decoded first (as much of it as out can
+ * show). A value cut ends in "...". */
 static void keep(const char *v, size_t n, bool literal, char *out, size_t cap)
 {
-    bool hex = !literal && n > 0 && n % 2 == 0;
-    size_t o = 0;
+    uint8_t raw[VALUE_MAX];
+    size_t m = n / 2 < cap ? n / 2 : cap, o = 0;
+    const uint8_t *b = (const uint8_t *)v;
 
-    for (size_t i = 0; hex && i < n; i++)
-        hex = hexval(v[i]) >= 0;
-    for (size_t i = 0; i < (hex ? n / 2 : n) && o + 1 < cap; i++) {
-        unsigned char c = hex ? (unsigned char)(hexval(v[2 * i]) << 4 | hexval(v[2 * i + 1]))
-                              : (unsigned char)v[i];
-        out[o++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    if (!literal && n > 0 && n % 2 == 0 && m <= sizeof(raw) &&
+        rp_hex_decode(v, 2 * m, raw, m) == RP_OK) {
+        b = raw;
+        n /= 2;
     }
+    for (size_t i = 0; i < n && o + 1 < cap; i++)
+        out[o++] = b[i] >= 0x20 && b[i] < 0x7f ? (char)b[i] : '?';
     out[o] = '\0';
-    if (o + 1 == cap && cap > 4 && (hex ? n / 2 : n) > o)
+    if (o + 1 == cap && cap > 4 && n > o)
         memcpy(out + cap - 4, "...", 4);
 }
 
@@ -230,9 +222,8 @@ rp_err_t rp_audit_parse(int type, const char *text, size_t len, rp_audit_record_
         return RP_ERR_MALFORMED;
     if (f.domain[0] == '\0' || strlen(f.domain) > 16)
         return RP_ERR_MALFORMED;
-    for (const char *p = f.domain; *p; p++)
-        if (hexval(*p) < 0)
-            return RP_ERR_MALFORMED;
+    if (strspn(f.domain, "0123456789abcdef") != strlen(f.domain))
+        return RP_ERR_MALFORMED;
     out->domain = strtoull(f.domain, &end, 16);
     out->serial = serial;
     if (type == RP_AUDIT_LANDLOCK_DOMAIN) {
