@@ -86,7 +86,7 @@ static rp_err_t split(const char *t, size_t len, fields_t *f)
 
     memset(f, 0, sizeof(*f));
     while (i < len) {
-        size_t k = i, v, vend;
+        size_t k, v, vend;
         bool quoted = false;
         while (i < len && t[i] == ' ')
             i++;
