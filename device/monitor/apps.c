@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "apps.h"
+#include "audit.h"
 #include "capability.h"
 #include "compartment.h"
 #include "events.h"
@@ -63,6 +64,7 @@ static struct {
     int fd;
     rp_netpolicy_t np;
     bool np_on;
+    rp_audit_t audit; /* Landlock's refusals (audit.h) */
     app_t apps[RP_COMPONENTS_MAX];
     app_t trial;
     bool trial_on;
@@ -470,6 +472,8 @@ static rp_err_t compartment_up(app_t *a, const char *tree_name, char *why, size_
         if (rp_event_record(s.state_dir, RP_EVENT_CAPABILITY, a->want.component, reason) != RP_OK)
             rp_log_warn("%s: cannot record the development-mode event", a->want.component);
     }
+    if (a->c.layers & RP_LAYER_LANDLOCK_FS) /* (without, "no Landlock" says it all) */
+        rp_audit_note_missing(&s.audit, a->c.landlock_abi, a->c.missing, sizeof(a->c.missing));
     snprintf(a->missing, sizeof(a->missing), "%.*s", RP_MON_MISSING_MAX, a->c.missing);
     return RP_OK;
 }
@@ -1115,6 +1119,33 @@ static void watch(app_t *a)
     }
 }
 
+/* ---- Landlock's refusals (audit.h): a domain is an app's when its creator is the init of a
+ * compartment running here */
+
+static app_t *app_of_init(pid_t init)
+{
+    for (size_t i = 0; i <= RP_COMPONENTS_MAX; i++) {
+        app_t *a = i < RP_COMPONENTS_MAX ? &s.apps[i] : &s.trial;
+        if (a->running && a->c.pid == init)
+            return a;
+    }
+    return NULL;
+}
+
+static bool audit_ours(pid_t init, void *ctx)
+{
+    (void)ctx;
+    return app_of_init(init) != NULL;
+}
+
+static void audit_refused(pid_t init, const char *reason, void *ctx)
+{
+    app_t *a = app_of_init(init);
+    (void)ctx;
+    if (a != NULL)
+        rp_compartment_event(&a->c, RP_EVENT_LANDLOCK, reason);
+}
+
 /* One request from fd, handled. false: the other end is gone. */
 static bool receive(int fd, rp_apps_msg_t *msg)
 {
@@ -1137,7 +1168,8 @@ static bool receive(int fd, rp_apps_msg_t *msg)
 static int supervise(int sfd)
 {
     static rp_apps_msg_t msg;
-    struct pollfd p[3 + RP_APPS_CHANNELS_MAX + RP_COMPARTMENT_FDS * (RP_COMPONENTS_MAX + 1)];
+    static const rp_audit_hooks_t audit_hooks = {audit_ours, audit_refused, NULL};
+    struct pollfd p[4 + RP_APPS_CHANNELS_MAX + RP_COMPARTMENT_FDS * (RP_COMPONENTS_MAX + 1)];
     long next_tick = now_ms();
     char run[PATH_MAX];
     rp_netpolicy_config_t cfg = {.state_dir = s.state_dir, .resolve = rp_unpack_resolve};
@@ -1158,12 +1190,16 @@ static int supervise(int sfd)
     if (!s.np_on)
         rp_log_error("the network policy cannot start: apps run with no network, and an app "
                      "whose manifest allows any is not started");
+    rp_audit_open(&s.audit);
+    if (rp_audit_fd(&s.audit) < 0)
+        rp_log_warn("Landlock refusals are not seen: %s", s.audit.why);
     for (;;) {
-        size_t n = 3;
+        size_t n = 4;
         long wait;
         p[0] = (struct pollfd){s.fd, POLLIN, 0};
         p[1] = (struct pollfd){sfd, POLLIN, 0};
         p[2] = (struct pollfd){s.np_on ? rp_netpolicy_log_fd(&s.np) : -1, POLLIN, 0};
+        p[3] = (struct pollfd){rp_audit_fd(&s.audit), POLLIN, 0};
         for (size_t i = 0; i < RP_APPS_CHANNELS_MAX; i++)
             p[n++] = (struct pollfd){s.chan[i], POLLIN, 0};
         for (size_t i = 0; i <= RP_COMPONENTS_MAX; i++) {
@@ -1187,7 +1223,7 @@ static int supervise(int sfd)
         if (p[0].revents != 0 && !receive(s.fd, &msg))
             break; /* the monitor is gone */
         for (size_t i = 0; i < RP_APPS_CHANNELS_MAX; i++)
-            if (s.chan[i] >= 0 && p[3 + i].revents != 0 && !receive(s.chan[i], &msg)) {
+            if (s.chan[i] >= 0 && p[4 + i].revents != 0 && !receive(s.chan[i], &msg)) {
                 if (s.trial_on && s.trial_fd == s.chan[i]) {
                     /* Its install child is gone (the monitor puts the slots right): the trial
                      * ends now, and the app it paused runs again. */
@@ -1201,6 +1237,9 @@ static int supervise(int sfd)
             }
         if (s.np_on && p[2].revents != 0 && rp_netpolicy_handle_log(&s.np) != RP_OK)
             rp_log_warn("refused packets could not all be read");
+        /* (before watch(): a refusal is read while its app's init is not yet reaped) */
+        if (p[3].revents != 0)
+            rp_audit_handle(&s.audit, &audit_hooks);
         for (size_t i = 0; i < RP_COMPONENTS_MAX; i++)
             if (s.apps[i].used)
                 watch(&s.apps[i]);
@@ -1218,6 +1257,7 @@ static int supervise(int sfd)
             stop(&s.apps[i]);
     if (s.np_on)
         rp_netpolicy_shutdown(&s.np);
+    rp_audit_close(&s.audit);
     return 0;
 }
 

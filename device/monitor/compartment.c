@@ -77,6 +77,7 @@
 #define RP_LL_RULE_NET_PORT 2
 #define RP_LL_SCOPE_ABSTRACT_UNIX (1ULL << 0)
 #define RP_LL_SCOPE_SIGNAL (1ULL << 1)
+#define RP_LL_LOG_APP (1U << 0 | 1U << 1) /* ABI 7: the app's refusals logged, not the init's */
 struct rp_ll_ruleset_attr {
     uint64_t handled_access_fs, handled_access_net, scoped;
 };
@@ -241,6 +242,11 @@ static void record(rp_compartment_t *c, rp_event_kind_t kind, const char *reason
     if (rp_event_record(c->state_dir, kind, c->component, reason) != RP_OK)
         rp_log_error("%s: cannot record a %s event (%s) in %s/events", c->component,
                      rp_event_kind_name(kind), reason, c->state_dir);
+}
+
+void rp_compartment_event(rp_compartment_t *c, rp_event_kind_t kind, const char *reason)
+{
+    record(c, kind, reason);
 }
 
 static const char *const layer_names[RP_LAYER_COUNT_] = {
@@ -1062,7 +1068,7 @@ static int landlock_apply(const rp_manifest_t *m, int *abi_out, unsigned *layers
                 return close(rs), -1;
         }
     }
-    if (syscall(SYS_landlock_restrict_self, rs, 0) != 0)
+    if (syscall(SYS_landlock_restrict_self, rs, abi >= 7 ? RP_LL_LOG_APP : 0) != 0)
         return close(rs), -1;
     close(rs);
     *layers |= RP_LAYER_LANDLOCK_FS | (abi >= 4 ? RP_LAYER_LANDLOCK_NET : 0);

@@ -14,6 +14,24 @@ add_library(rampart_events STATIC device/monitor/events.c)
 target_include_directories(rampart_events PUBLIC device/monitor)
 target_link_libraries(rampart_events PUBLIC rampart_host)
 
+# Landlock's refusals from the kernel's audit records (audit.c: the parser and the app
+# supervisor's reader), its unit test, and its fuzz target (`make fuzz`, scripts/fuzz).
+add_library(rampart_audit STATIC device/monitor/audit.c)
+target_include_directories(rampart_audit PUBLIC device/monitor)
+target_link_libraries(rampart_audit PUBLIC rampart_events rampart_host)
+
+add_executable(test_audit tests/unit/test_audit.c)
+target_link_libraries(test_audit PRIVATE rampart_audit PkgConfig::RP_C_CMOCKA)
+set_target_properties(test_audit PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+add_test(NAME unit.audit COMMAND test_audit)
+set_tests_properties(unit.audit PROPERTIES LABELS unit)
+
+if(RP_FUZZ)
+  add_executable(fuzz-audit_record fuzz/audit_record.c)
+  target_link_libraries(fuzz-audit_record PRIVATE rampart_audit)
+  target_link_options(fuzz-audit_record PRIVATE -fsanitize=fuzzer)
+endif()
+
 # app.c: the ready rule of the app contract has one owner, shared with the agent.
 # The crash store (crash.c: the init's encoding, S/crashes/) and its reader (crash_parse.c: the
 # agent's; the monitor never calls it, so it is never linked into it).

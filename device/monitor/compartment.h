@@ -27,6 +27,7 @@
 #include <sys/types.h>
 
 #include "app.h"
+#include "events.h"
 #include "rampart/error.h"
 #include "rampart/manifest.h"
 
@@ -173,6 +174,11 @@ void rp_compartment_fds(const rp_compartment_t *c, int fds[RP_COMPARTMENT_FDS]);
 /* Stop it (SIGTERM to the app, SIGKILL to all after RP_APP_STOP_GRACE_MS), record what the
  * counters saw last, remove its cgroups, release its devices. Leaves nothing; idempotent. */
 void rp_compartment_stop(rp_compartment_t *c);
+
+/* Record an event of c's app, within its run's RP_COMPARTMENT_EVENTS_PER_RUN (the rest counted,
+ * as for the refusals the compartment sees itself): for the refusals its supervisor reads
+ * elsewhere (Landlock's, audit.h). */
+void rp_compartment_event(rp_compartment_t *c, rp_event_kind_t kind, const char *reason);
 
 /*
  * After a monitor crashed: kill what is left in the cgroups of state_dir's compartments (named

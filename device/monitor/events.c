@@ -61,6 +61,7 @@ static const char *const kind_names[] = {
     [RP_EVENT_RESTART_LOOP] = "restart_loop",
     [RP_EVENT_HEALTH] = "health",
     [RP_EVENT_REMOVED] = "removed",
+    [RP_EVENT_LANDLOCK] = "landlock",
 };
 _Static_assert(sizeof(kind_names) / sizeof(kind_names[0]) == RP_EVENT_KIND_END, "a name a kind");
 

@@ -43,6 +43,8 @@ typedef enum rp_event_kind {
                                   * or it missed its watchdog (RP_EVENT_WATCHDOG) ("health") */
     RP_EVENT_REMOVED,            /* an app removed: its files, storage and slots deleted
                                   * (APP_REMOVE: docs/monitor.md) ("removed") */
+    RP_EVENT_LANDLOCK,           /* Landlock refused a file or a TCP port, as the kernel's audit
+                                  * records tell (audit.h) ("landlock") */
     RP_EVENT_KIND_END            /* one past the last kind: new kinds go before it */
 } rp_event_kind_t;
 

@@ -491,7 +491,7 @@ static int run_case(int argc, char **argv)
             return printf("%s: usage\n", c), 2;
         return refused(c, kill((pid_t)pid, SIGKILL));
     }
-    /* ---- files: not there, or read-only */
+    /* ---- files: not there, read-only, or refused by Landlock */
     if (!strcmp(c, "write-tree")) {
         int fd = open("/app/planted", O_WRONLY | O_CREAT, 0644);
         if (fd < 0)
@@ -500,6 +500,11 @@ static int run_case(int argc, char **argv)
     }
     if (!strcmp(c, "absent")) /* the device's paths: state dir, another app's storage, /dev/mem */
         return absent(c, argc - 2, argv + 2);
+    if (!strcmp(c, "proc-mem")) { /* its own memory, to write past its read-only mappings: /proc
+                                     * is mounted read-write, the file is its own (only Landlock's
+                                     * read-only rule for /proc stops it) */
+        return refused(c, open("/proc/self/mem", O_RDWR));
+    }
     if (!strcmp(c, "proc")) {
         DIR *d = opendir("/proc");
         struct dirent *e;

@@ -4,7 +4,9 @@
 # seccomp allow-list refuses: four apps, by theme, each call told apart by its event's reason). Each attempt must fail,
 # and be recorded as a security event wherever the kernel or the monitor can see it; where a
 # refusal is by design invisible to them (a path that is simply not in the compartment, a
-# read-only mount, Landlock), the case says why and is counted apart. Each allowed path must work.
+# read-only mount), the case says why and is counted apart. Landlock's refusals are events
+# ("landlock", from the kernel's audit records) where the app's missing layers do not say
+# "Landlock refusals are not seen" (a kernel below Landlock ABI 7). Each allowed path must work.
 # The summary says how many were tried, refused and recorded.
 #
 # The apps run the way a device runs apps: each case's app is an app image (a directory with its
@@ -444,6 +446,9 @@ jq -e '.[] | select(.component == "esc-allowed") | .limits.storage_kb == 1024 an
   fail "allowed: its storage quota is not in force: $(cat "$d/list.json")"
 E2E_CHECKS=$((E2E_CHECKS + 2))
 case $missing in "" | "Landlock leaves TCP connect ports open"*) ;; *) echo "note: layers missing on this host: $missing" >&2 ;; esac
+# Landlock's refusals seen (audit.h): its cases then expect a landlock event, none otherwise.
+LL_SEEN=1
+case $missing in *"no Landlock"* | *"Landlock refusals are not seen"*) LL_SEEN= ;; esac
 # its storage kept across runs: the confirmed version finds what its trial wrote
 log_has allowed "allowed: ok kept=2"
 allowed
@@ -482,16 +487,20 @@ gateway=${gateway#* }
 event net-gateway connection "$gateway:22"
 # with only host:port entries, Landlock's connect rule (ABI >= 4) is a second fence for ports: the
 # listed one works, another port is refused by Landlock (EACCES) before any packet leaves, so the
-# network policy never sees it and there is no event (without Landlock's network rules, the policy
-# refuses it and records it)
+# network policy never sees it: the event is Landlock's (without Landlock's network rules, the
+# policy refuses it and records it)
 launch --manifest "$d/hostile-port.json" net-port-ll-ok -- connect allowed.test 8080
 log_has net-port-ll-ok "connect: ok (allowed.test:8080 said allowed-8080)"
 allowed # a listed host and port, under Landlock's connect rule
 launch --manifest "$d/hostile-port.json" net-port-ll -- connect-refused allowed.test 8081
 refused net-port-ll connect-refused
-if [ -z "$(app_field net-port-ll .missing | grep -i landlock)" ]; then # Landlock's TCP rules in force
+if [ -z "$(app_field net-port-ll .missing | grep -iE 'no Landlock|Landlock TCP rules')" ]; then # Landlock's TCP rules in force
   log_has net-port-ll "Permission denied"
-  no_event net-port-ll "Landlock refuses the connect before any packet"
+  if [ -n "$LL_SEEN" ]; then
+    event net-port-ll landlock "TCP connect to port 8081 (10.98.0.10) refused by Landlock"
+  else
+    no_event net-port-ll "Landlock refuses the connect before any packet"
+  fi
 else
   event net-port-ll connection "10.98.0.10:8081"
 fi
@@ -535,7 +544,7 @@ jq -e '[.events[] | select(.app == "esc-ids" and (.reason | startswith("prlimit6
 
 # ==== files: what is not in the compartment at all (ENOENT: nothing to see), or read-only (on one
 # device: the cases name its state directory)
-room 9
+room 10
 launch devmem -- absent /dev/mem /dev/kmem /dev/port
 refused devmem absent
 no_event devmem "not in its /dev"
@@ -558,6 +567,15 @@ launch write-tree -- write-tree
 refused write-tree write-tree
 [ ! -e "$S/apps/esc-write-tree/tree/planted" ] && [ ! -e "$d/apps/write-tree/planted" ] || fail "the app wrote into its tree"
 no_event write-tree "EROFS from a read-only mount"
+# its own memory for writing (/proc/self/mem: past its read-only mappings): /proc is mounted
+# read-write and the file is the app's own; only Landlock's read-only rule for /proc refuses it
+launch proc-mem -- proc-mem
+refused proc-mem proc-mem
+if [ -n "$LL_SEEN" ]; then
+  event proc-mem landlock "write to /proc/"
+else
+  no_event proc-mem "Landlock's refusals are not seen on this host"
+fi
 launch proc -- proc
 refused proc proc
 log_has proc "proc: refused (0 other processes visible)"
@@ -594,13 +612,17 @@ out_has listener-ok
 expect 0 innet "$DRIVER" connect "$app_addr" 8080 # and directly
 out_has listener-ok
 allowed # a listed TCP port, reachable
-# an unlisted TCP port: Landlock refuses the bind (EACCES: the kernel tells no one); without
-# Landlock's network rules, the bind works and the monitor's filter must refuse what comes in
+# an unlisted TCP port: Landlock refuses the bind (EACCES: a landlock event); without Landlock's
+# network rules, the bind works and the monitor's filter must refuse what comes in
 TRIED=$((TRIED + 1))
 if grep -q '^listen-tcp: refused (bind 9001' "$d/listener.log"; then
   REFUSED=$((REFUSED + 1))
-  UNSEEN=$((UNSEEN + 1))
-  UNSEEN_LIST+=("listen-tcp (Landlock refuses the bind)")
+  if [ -n "$LL_SEEN" ]; then
+    event listener landlock "TCP bind to port 9001 refused by Landlock"
+  else
+    UNSEEN=$((UNSEEN + 1))
+    UNSEEN_LIST+=("listen-tcp (Landlock refuses the bind; its refusals are not seen here)")
+  fi
 else
   expect 1 innet "$DRIVER" connect "$app_addr" 9001
   REFUSED=$((REFUSED + 1))
