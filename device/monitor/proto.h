@@ -29,7 +29,7 @@
 #include "rampart/update_state.h"
 
 #define RP_MON_MAGIC 0x52504d4eu /* "RPMN" */
-#define RP_MON_VERSION 1
+#define RP_MON_VERSION 2
 #define RP_MON_HEADER_LEN 16
 #define RP_MON_REPLY 0x8000u
 /* The largest packet either side sends: the largest reply (EVIDENCE) and its header. */

@@ -293,7 +293,7 @@ static void test_refusals(void **state)
     buf[0] ^= 1;
     assert_int_equal(rp_mon_request_decode(buf, len, &q2), RP_ERR_BAD_MAGIC);
     len = sign_packet();
-    buf[5] = 2;
+    buf[5] = RP_MON_VERSION + 1;
     assert_int_equal(rp_mon_request_decode(buf, len, &q2), RP_ERR_BAD_VERSION);
     assert_int_equal(q2.id, 9); /* the header's id, to answer with */
     len = sign_packet();
@@ -306,10 +306,15 @@ static void test_refusals(void **state)
     assert_int_equal(rp_mon_request_decode(buf, len, &q2), RP_ERR_UNSUPPORTED);
     /* The retired SIGN (type 4, any digest): an unknown type, whatever its body. */
     {
-        static const uint8_t sign4[] = {0x52, 0x50, 0x4d, 0x4e, 0,  1,  0,  4,  0,  0,  0,  9,  0,
-                                        0,    0,    34,   0,    32, 1,  2,  3,  4,  5,  6,  7,  8,
-                                        9,    10,   11,   12,   13, 14, 15, 16, 17, 18, 19, 20, 21,
-                                        22,   23,   24,   25,   26, 27, 28, 29, 30, 31, 32};
+        static const uint8_t sign4[] = {0x52, 0x50, 0x4d, 0x4e, 0,  RP_MON_VERSION,
+                                        0,    4,    0,    0,    0,  9,
+                                        0,    0,    0,    34,   0,  32,
+                                        1,    2,    3,    4,    5,  6,
+                                        7,    8,    9,    10,   11, 12,
+                                        13,   14,   15,   16,   17, 18,
+                                        19,   20,   21,   22,   23, 24,
+                                        25,   26,   27,   28,   29, 30,
+                                        31,   32};
         assert_int_equal(rp_mon_request_decode(sign4, sizeof(sign4), &q2), RP_ERR_UNSUPPORTED);
         assert_false(rp_mon_type_known(4));
         assert_string_equal(rp_mon_type_name(4), "?");
