@@ -80,7 +80,7 @@ suite() { # KIND: soft or tpm2
   done
   # the retired SIGN (type 4, a bare digest) is an unknown type; a side other than client/server
   # and a hash of neither length are refused
-  call 1 raw "52504d4e000100040000000100000022""0020$(xxd -p -c 64 "$d/digest")"
+  call 1 raw "52504d4e000200040000000100000022""0020$(xxd -p -c 64 "$d/digest")"
   out_has "error 14"; out_has closed
   call 1 sign-tls13 neither "$(xxd -p -c 64 "$d/digest")"; out_has "error 22"
   call 1 sign-tls13 client "$(xxd -p -c 64 "$d/digest")00"; out_has "error 22"
@@ -101,10 +101,10 @@ suite() { # KIND: soft or tpm2
   call 1 junk 20000; out_has "error 18: request refused: too large"; out_has closed
   call 1 raw 00; out_has "error 3: request refused: truncated"; out_has closed
   call 1 raw 52504d4f000100020000000100000000; out_has "error 4"      # magic
-  call 1 raw 52504d4e000200020000000100000000; out_has "error 17"     # version
-  call 1 raw 52504d4e000100630000000100000000; out_has "error 14"     # type
-  call 1 raw 52504d4e00010002000000010000000100; out_has "error 18"   # STATUS has no body
-  call 1 raw 52504d4e0001000200000001000000ff; out_has "error 3"      # body shorter than said
+  call 1 raw 52504d4e000300020000000100000000; out_has "error 17"     # version
+  call 1 raw 52504d4e000200630000000100000000; out_has "error 14"     # type
+  call 1 raw 52504d4e00020002000000010000000100; out_has "error 18"   # STATUS has no body
+  call 1 raw 52504d4e0002000200000001000000ff; out_has "error 3"      # body shorter than said
   call 0 hello; out_has "version 1"
 
   # --- the slots' lock: an agent changing the slots itself holds S/update.lock; never waited for
