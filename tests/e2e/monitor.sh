@@ -54,7 +54,7 @@ suite() { # KIND: soft or tpm2
   fi
 
   # --- every request ---------------------------------------------------------------------------
-  call 0 hello; out_has "version 1 packet_max"
+  call 0 hello; out_has "version 2 packet_max"
   call 0 id
   read -r id kind_no spki <"$d/out"
   printf '%s' "$spki" | xxd -r -p >"$d/dev.der"
@@ -105,7 +105,7 @@ suite() { # KIND: soft or tpm2
   call 1 raw 52504d4e000200630000000100000000; out_has "error 14"     # type
   call 1 raw 52504d4e00020002000000010000000100; out_has "error 18"   # STATUS has no body
   call 1 raw 52504d4e0002000200000001000000ff; out_has "error 3"      # body shorter than said
-  call 0 hello; out_has "version 1"
+  call 0 hello; out_has "version 2"
 
   # --- the slots' lock: an agent changing the slots itself holds S/update.lock; never waited for
   exec 9>"$S/update.lock"
@@ -156,7 +156,7 @@ suite soft
 S=$d/soft SOCK=$d/run/monitor.sock
 start_monitor "$S" "$SOCK" "$d/soft.log" --socket "$SOCK" --agent-user "$AGENT_USER"
 expect 0 setpriv --reuid="$AGENT_USER" --regid="$AGENT_USER" --clear-groups "$MONITOR_CALL" "$SOCK" hello
-out_has "version 1"
+out_has "version 2"
 # nobody in the agent's group passes the file's mode: SO_PEERCRED refuses it
 expect 3 setpriv --reuid=nobody --regid="$(id -g "$AGENT_USER")" --clear-groups "$MONITOR_CALL" "$SOCK" hello
 out_has closed
