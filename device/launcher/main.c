@@ -281,7 +281,8 @@ static int build_root(const launch_args_t *a, char *why, size_t cap)
     /* /data: its storage image, a file system of exactly its quota, mounted by the monitor. */
     if (m->storage_kb > 0) {
         rp_launch_pathf(path, sizeof(path), "%s/data", root);
-        if (a->data_fd < 0 || move_mount(a->data_fd, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH) != 0)
+        if (a->data_fd < 0 ||
+            move_mount(a->data_fd, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH) != 0)
             return fail_errno(why, cap, "mount the storage image on", path);
         close(a->data_fd);
     }
@@ -370,7 +371,7 @@ static int landlock_apply(const rp_manifest_t *m, int *abi_out, unsigned *layers
     *abi_out = abi > 0 ? (int)abi : 0;
     if (abi <= 0) {
         rp_launch_note(missing, mcap,
-                     "no Landlock (the kernel has none, or it is not enabled: lsm=landlock)");
+                       "no Landlock (the kernel has none, or it is not enabled: lsm=landlock)");
         return 0;
     }
     attr.handled_access_fs = (1ULL << 13) - 1; /* ABI 1 */
@@ -388,11 +389,13 @@ static int landlock_apply(const rp_manifest_t *m, int *abi_out, unsigned *layers
         size = 2 * sizeof(uint64_t);
         attr.handled_access_net = RP_LL_NET_BIND_TCP | (every_port ? 0 : RP_LL_NET_CONNECT_TCP);
         if (every_port)
-            rp_launch_note(missing, mcap,
-                         "Landlock leaves TCP connect ports open (a connection allows every port; "
-                         "the network policy still holds)");
+            rp_launch_note(
+                missing, mcap,
+                "Landlock leaves TCP connect ports open (a connection allows every port; "
+                "the network policy still holds)");
     } else
-        rp_launch_note(missing, mcap, "no Landlock TCP rules (the kernel's Landlock ABI is below 4)");
+        rp_launch_note(missing, mcap,
+                       "no Landlock TCP rules (the kernel's Landlock ABI is below 4)");
     if (abi >= 6) {
         size = sizeof(attr);
         attr.scoped = RP_LL_SCOPE_ABSTRACT_UNIX | RP_LL_SCOPE_SIGNAL;
@@ -820,9 +823,8 @@ static int map_self(const rp_launch_spec_t *s)
 /* argv's descriptors (launch.h), then the spec, one packet. */
 static void take_args(int argc, char **argv, launch_args_t *a)
 {
-    int *fds[RP_LAUNCH_ARGS] = {&a->sync_fd,    &a->log_fd,  &a->null_fd,
-                                &a->ready_fd,   &a->channel_fd, &a->tree_fd,
-                                &a->root_fd,    &a->net_fd,  &a->data_fd};
+    int *fds[RP_LAUNCH_ARGS] = {&a->sync_fd, &a->log_fd,  &a->null_fd, &a->ready_fd, &a->channel_fd,
+                                &a->tree_fd, &a->root_fd, &a->net_fd,  &a->data_fd};
     ssize_t n;
 
     if (argc != RP_LAUNCH_ARGS + 1) {
@@ -968,13 +970,13 @@ int main(int argc, char **argv)
             child_fail(a->sync_fd, why);
         if (s->debug)
             rp_launch_note(missing, sizeof(missing),
-                         "ptrace allowed among its processes (development capability)");
+                           "ptrace allowed among its processes (development capability)");
         else if (s->no_crash_capture)
             rp_launch_note(missing, sizeof(missing),
-                         "no crash capture (turned off for the device's group)");
+                           "no crash capture (turned off for the device's group)");
         else if (go != '1')
             rp_launch_note(missing, sizeof(missing),
-                         "no crash capture (the kernel refused the init's ptrace)");
+                           "no crash capture (the kernel refused the init's ptrace)");
         layers |= RP_LAYER_SECCOMP;
         if (notify_fd >= 0) {
             layers |= RP_LAYER_SECCOMP_NOTIFY;
@@ -985,12 +987,12 @@ int main(int argc, char **argv)
             close(notify_fd);
         } else
             rp_launch_note(missing, sizeof(missing),
-                         s->without & RP_LAYER_SECCOMP_NOTIFY
-                             ? "seccomp refusals are not seen" RP_LAUNCH_TURNED_OFF
-                               ": refused calls get EPERM and make no event"
-                             : "seccomp refusals are not seen (the kernel has no "
-                               "SECCOMP_RET_USER_NOTIF): refused calls get EPERM and make no "
-                               "event");
+                           s->without & RP_LAYER_SECCOMP_NOTIFY
+                               ? "seccomp refusals are not seen" RP_LAUNCH_TURNED_OFF
+                                 ": refused calls get EPERM and make no event"
+                               : "seccomp refusals are not seen (the kernel has no "
+                                 "SECCOMP_RET_USER_NOTIF): refused calls get EPERM and make no "
+                                 "event");
         memset(&msg, 0, sizeof(msg));
         msg.type = RP_LAUNCH_READY;
         msg.value = (int)layers;

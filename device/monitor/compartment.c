@@ -101,7 +101,6 @@ static int write_text(const char *path, const char *text)
     return n == (ssize_t)len ? 0 : -1;
 }
 
-
 /* The number after "key " in a flat-keyed cgroup file; 0 if absent. */
 static uint64_t keyed_value(const char *text, const char *key)
 {
@@ -112,9 +111,6 @@ static uint64_t keyed_value(const char *text, const char *key)
             return strtoull(p + klen + 1, NULL, 10);
     return 0;
 }
-
-
-
 
 static void record(rp_compartment_t *c, rp_event_kind_t kind, const char *reason)
 {
@@ -309,7 +305,8 @@ static int cg_v2_leaf(const char *dir, bool root, char *why, size_t cap)
         return 0;
     if (done < 0 || rp_launch_pathf(leaf, sizeof(leaf), "%s/" CG_LEAF, dir) != 0 ||
         rp_launch_pathf(procs, sizeof(procs), "%s/cgroup.procs", dir) != 0 ||
-        (mkdir(leaf, 0755) != 0 && errno != EEXIST) || rp_launch_read_text(procs, buf, sizeof(buf)) != 0) {
+        (mkdir(leaf, 0755) != 0 && errno != EEXIST) ||
+        rp_launch_read_text(procs, buf, sizeof(buf)) != 0) {
         snprintf(why, cap, "cgroup v2: cannot make the monitor's leaf cgroup %.160s/" CG_LEAF, dir);
         done = -1;
         return -1;
@@ -364,14 +361,15 @@ static void cgroups_setup(rp_compartment_t *c, const rp_manifest_t *m, unsigned 
             own_cgroup(ctl[i], own, sizeof(own)) == 0) {
             /* v1: this controller's own hierarchy */
             rp_launch_pathf(dir, sizeof(dir), "%s%s/" CG_PREFIX "%s.%08x", mnt, own, c->component,
-                  state_tag(c->state_dir));
+                            state_tag(c->state_dir));
             if (cg_make(dir) == 0) {
                 snprintf(c->cg_dir[c->ncg++], sizeof(c->cg_dir[0]), "%s", dir);
                 if (i == 0) {
                     snprintf(text, sizeof(text), "%llu", (unsigned long long)m->memory_kb * 1024);
                     ok = cg_write(dir, "memory.limit_in_bytes", text) == 0;
                     (void)cg_write(dir, "memory.memsw.limit_in_bytes", text); /* no swap escape */
-                    rp_launch_pathf(c->cg_memory, sizeof(c->cg_memory), "%s/memory.oom_control", dir);
+                    rp_launch_pathf(c->cg_memory, sizeof(c->cg_memory), "%s/memory.oom_control",
+                                    dir);
                 } else if (i == 1) {
                     snprintf(text, sizeof(text), "%u", m->pids);
                     ok = cg_write(dir, "pids.max", text) == 0;
@@ -395,8 +393,8 @@ static void cgroups_setup(rp_compartment_t *c, const rp_manifest_t *m, unsigned 
                 cg_v2_leaf(parent, root, why, sizeof(why)) != 0)
                 goto missing;
             if (v2dir[0] == '\0') {
-                rp_launch_pathf(v2dir, sizeof(v2dir), "%s/" CG_PREFIX "%s.%08x", parent, c->component,
-                      state_tag(c->state_dir));
+                rp_launch_pathf(v2dir, sizeof(v2dir), "%s/" CG_PREFIX "%s.%08x", parent,
+                                c->component, state_tag(c->state_dir));
                 if (cg_make(v2dir) == 0) {
                     snprintf(c->cg_dir[c->ncg++], sizeof(c->cg_dir[0]), "%s", v2dir);
                     c->cg_v2 = true;
@@ -429,7 +427,8 @@ static void cgroups_setup(rp_compartment_t *c, const rp_manifest_t *m, unsigned 
                 snprintf(text, sizeof(text), "%llu", (unsigned long long)m->memory_kb * 1024);
                 ok = cg_write(v2dir, "memory.max", text) == 0;
                 (void)cg_write(v2dir, "memory.swap.max", "0");
-                (void)rp_launch_pathf(c->cg_memory, sizeof(c->cg_memory), "%s/memory.events", v2dir);
+                (void)rp_launch_pathf(c->cg_memory, sizeof(c->cg_memory), "%s/memory.events",
+                                      v2dir);
             } else if (i == 1) {
                 snprintf(text, sizeof(text), "%u", m->pids);
                 ok = cg_write(v2dir, "pids.max", text) == 0;
@@ -589,8 +588,7 @@ static int storage_mount(const rp_compartment_spec_t *s, char *why, size_t cap)
     int lfd = loop_attach(s->storage_image, dev, sizeof(dev)), fs = -1, mnt = -1, dir = -1;
 
     if (lfd < 0) {
-        snprintf(why, cap, "attach a loop device to %.200s: %s", s->storage_image,
-                 strerror(errno));
+        snprintf(why, cap, "attach a loop device to %.200s: %s", s->storage_image, strerror(errno));
         return -1;
     }
     fs = fsopen("ext4", FSOPEN_CLOEXEC);
@@ -601,8 +599,7 @@ static int storage_mount(const rp_compartment_spec_t *s, char *why, size_t cap)
                        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)) < 0 ||
         (dir = openat(mnt, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
         fchown(dir, s->uid, s->gid) != 0 || fchmod(dir, 0700) != 0) {
-        snprintf(why, cap, "mount the storage image %.200s: %s", s->storage_image,
-                 strerror(errno));
+        snprintf(why, cap, "mount the storage image %.200s: %s", s->storage_image, strerror(errno));
         if (mnt >= 0)
             close(mnt);
         mnt = -1;
@@ -695,9 +692,8 @@ static int child_main(const child_args_t *a)
 {
     char etc[PATH_MAX], args[RP_LAUNCH_ARGS][16];
     char *argv[RP_LAUNCH_ARGS + 2] = {"rampart-launcher"}, *envp[] = {NULL};
-    int fds[RP_LAUNCH_ARGS] = {a->sync_fd,    a->log_fd, a->null_fd, a->ready_fd,
-                               a->channel_fd, -1,        -1,         -1,
-                               a->data_fd};
+    int fds[RP_LAUNCH_ARGS] = {a->sync_fd, a->log_fd, a->null_fd, a->ready_fd, a->channel_fd,
+                               -1,         -1,        -1,         a->data_fd};
     rp_launch_msg_t msg;
 
     if (rp_launch_recv(a->sync_fd, &msg, NULL) != 1 || msg.type != RP_LAUNCH_GO)
@@ -952,8 +948,8 @@ static void check_counters(rp_compartment_t *c)
     }
 }
 
-/* The init's capture, the packet after RP_LAUNCH_CRASH: kept as it came (bounded; the monitor does not
- * read it: crash.h), the first of a run only. */
+/* The init's capture, the packet after RP_LAUNCH_CRASH: kept as it came (bounded; the monitor does
+ * not read it: crash.h), the first of a run only. */
 static void take_crash(rp_compartment_t *c)
 {
     uint8_t *buf = c->crash == NULL ? malloc(RP_CRASH_CAPTURE_MAX) : NULL;
@@ -1161,7 +1157,8 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
         if ((err = take_lock(c, "devices", m->devices[i], why, cap)) != RP_OK) {
             if (err == RP_ERR_EXISTS) {
                 snprintf(why, cap, "device %s is owned by another running app", m->devices[i]);
-                snprintf(reason, sizeof(reason), "%.200s: owned by another running app", m->devices[i]);
+                snprintf(reason, sizeof(reason), "%.200s: owned by another running app",
+                         m->devices[i]);
                 record(c, RP_EVENT_DEVICE, reason);
             }
             goto fail;
@@ -1301,7 +1298,9 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
                 rp_launch_note(c->missing, sizeof(c->missing), msg.text);
             ready = true;
             break;
-        case RP_LAUNCH_ERROR: snprintf(why, cap, "the compartment's setup failed: %s", msg.text); goto fail;
+        case RP_LAUNCH_ERROR:
+            snprintf(why, cap, "the compartment's setup failed: %s", msg.text);
+            goto fail;
         default:
             if (got_fd >= 0)
                 close(got_fd);
@@ -1402,8 +1401,8 @@ int rp_compartment_cleanup(const char *state_dir, const char *run_dir)
             if (strncmp(e->d_name, "loop", 4) != 0)
                 continue;
             snprintf(path, sizeof(path), "/sys/block/%s/loop/backing_file", e->d_name);
-            if (rp_launch_read_text(path, back, sizeof(back)) != 0 || strncmp(back, real_state, sl) != 0 ||
-                back[sl] != '/')
+            if (rp_launch_read_text(path, back, sizeof(back)) != 0 ||
+                strncmp(back, real_state, sl) != 0 || back[sl] != '/')
                 continue;
             snprintf(path, sizeof(path), "/dev/%s", e->d_name);
             int fd = open(path, O_RDWR | O_CLOEXEC);

@@ -70,6 +70,7 @@ int rp_launch_read_text(const char *path, char *out, size_t cap);
 
 /* snprintf for paths: one that does not fit becomes "" (and -1), so that whatever uses it fails
  * rather than acting on a shorter, different path. */
-int rp_launch_pathf(char *out, size_t cap, const char *f, ...) __attribute__((format(printf, 3, 4)));
+int rp_launch_pathf(char *out, size_t cap, const char *f, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif /* RAMPART_MONITOR_LAUNCH_H */
