@@ -302,7 +302,7 @@ static int build_root(const launch_args_t *a, char *why, size_t cap)
     return 0;
 }
 
-/* ---------------------------------------------------------------- the child: its fences */
+/* ---------------------------------------------------------------- its fences */
 
 static void set_rlimits(void)
 {
@@ -908,8 +908,8 @@ int main(int argc, char **argv)
         child_fail(a->sync_fd, why);
     if (setresgid(s->gid, s->gid, s->gid) != 0 || setresuid(s->uid, s->uid, s->uid) != 0)
         child_fail(a->sync_fd, "cannot switch to the app's uid and gid");
-    /* The uid change cleared the parent-death signal: set again (a supervisor already gone is
-     * seen below, when the next message cannot be sent). */
+    /* A uid change clears the parent-death signal: set again (a supervisor already gone is seen
+     * below, when the next message cannot be sent). */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
         child_fail(a->sync_fd, "cannot set the parent-death signal");
     set_rlimits();
@@ -928,7 +928,7 @@ int main(int argc, char **argv)
         layers |= RP_LAYER_STORAGE;
     /* The init is never dumpable (the app makes itself so before its exec): with ptrace allowed
      * (debug), the app's processes reach one another, never the init and its channel to the
-     * supervisor (its memory is the host user namespace's: no capability of the app's counts). */
+     * supervisor (its memory is U1's: no capability the app could hold in U2 counts there). */
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
         child_fail(a->sync_fd, "cannot make the compartment's init undumpable");
     if (pipe2(up, O_CLOEXEC) != 0 || pipe2(down, O_CLOEXEC) != 0)
