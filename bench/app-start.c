@@ -132,6 +132,10 @@ int main(int argc, char **argv)
         return 0;
     }
     rp_log_init("bench-app-start", RP_LOG_WARN);
+    if (rp_compartment_launcher_open(RP_LAUNCHER_PATH, exe, sizeof(exe)) != RP_OK) {
+        fprintf(stderr, "bench-app-start: rampart-launcher: %s\n", exe);
+        return 1;
+    }
     if (mkdtemp(dir) == NULL || chmod(dir, 0755) != 0)
         return 1;
     snprintf(tree, sizeof(tree), "%s/tree", dir);

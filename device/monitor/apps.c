@@ -1186,6 +1186,9 @@ static int supervise(int sfd)
                 : 0;
     if (found > 0)
         rp_log_info("removed %d leftover(s) of apps a stopped monitor ran", found);
+    /* Opened once, here: every compartment is built by this file (compartment.h). */
+    if (rp_compartment_launcher_open(NULL, run, sizeof(run)) != RP_OK)
+        rp_log_error("no app can start: rampart-launcher: %s", run);
     s.np_on = rp_netpolicy_init(&s.np, &cfg) == RP_OK;
     if (!s.np_on)
         rp_log_error("the network policy cannot start: apps run with no network, and an app "

@@ -39,10 +39,15 @@ add_library(rampart_crash STATIC device/monitor/crash.c device/monitor/crash_par
 target_include_directories(rampart_crash PUBLIC device/monitor)
 target_link_libraries(rampart_crash PUBLIC rampart_monitor_proto rampart_host)
 
+# The monitor <-> rampart-launcher protocol (launch.h): both sides link it.
+add_library(rampart_launch STATIC device/monitor/launch.c)
+target_include_directories(rampart_launch PUBLIC device/monitor)
+target_link_libraries(rampart_launch PUBLIC rampart_host)
+
 add_library(rampart_compartment STATIC device/monitor/compartment.c device/agent/app.c)
 target_include_directories(rampart_compartment PUBLIC device/monitor device/agent)
-target_link_libraries(rampart_compartment PUBLIC rampart_events rampart_seccomp rampart_crash
-                      rampart_host PkgConfig::SECCOMP)
+target_link_libraries(rampart_compartment PUBLIC rampart_launch rampart_events rampart_seccomp
+                      rampart_crash rampart_host PkgConfig::SECCOMP)
 
 add_executable(test_events tests/unit/test_events.c)
 target_link_libraries(test_events PRIVATE rampart_events PkgConfig::RP_C_CMOCKA)
@@ -69,6 +74,10 @@ target_link_libraries(compartment-run PRIVATE rampart_compartment rampart_netpol
 # its allowed names resolved by rampart-unpack, as the monitor's are (rp_unpack_resolve)
 target_compile_definitions(compartment-run PRIVATE RP_TEST_UNPACK="$<TARGET_FILE:rampart-unpack>")
 add_dependencies(compartment-run rampart-unpack)
+# rampart-launcher from the build (the monitor finds it beside itself; this is in tests/)
+target_compile_definitions(compartment-run PRIVATE
+                           RP_LAUNCHER_PATH="$<TARGET_FILE:rampart-launcher>")
+add_dependencies(compartment-run rampart-launcher)
 set_target_properties(compartment-run PROPERTIES RUNTIME_OUTPUT_DIRECTORY
                                                  ${CMAKE_BINARY_DIR}/tests)
 add_test(NAME e2e.compartment COMMAND ${CMAKE_SOURCE_DIR}/tests/e2e/compartment.sh)
@@ -80,6 +89,9 @@ set_tests_properties(e2e.compartment PROPERTIES
 # What a compartment costs an app at start (`make bench`).
 add_executable(bench-app-start bench/app-start.c)
 target_link_libraries(bench-app-start PRIVATE rampart_compartment)
+target_compile_definitions(bench-app-start PRIVATE
+                           RP_LAUNCHER_PATH="$<TARGET_FILE:rampart-launcher>")
+add_dependencies(bench-app-start rampart-launcher)
 set_target_properties(bench-app-start PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bin)
 # The benchmarks still run (their figures are for `make bench`, never asserted here).
 add_test(NAME e2e.bench_app_start_runs COMMAND bench-app-start --rounds 2)

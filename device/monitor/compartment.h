@@ -161,6 +161,14 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *spec, rp_compartment_
                               size_t cap) RP_MUST_CHECK;
 
 /*
+ * Open rampart-launcher (path; NULL: the one beside this process's executable), the program that
+ * builds a compartment from inside its namespaces without host privilege (launch.h). Once: every
+ * start execs this descriptor, never the path again. rp_compartment_start opens it if no one did;
+ * the monitor does at its start. A file another user could change is refused.
+ */
+rp_err_t rp_compartment_launcher_open(const char *path, char *why, size_t cap) RP_MUST_CHECK;
+
+/*
  * Drive it for up to timeout_ms: answer seccomp notifications (each refusal recorded), read the
  * ready pipe, check the cgroup counters and the storage. Returns true once the app has exited
  * (c->status: its wait status; the compartment is then stopped: call rp_compartment_stop anyway).

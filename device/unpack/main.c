@@ -51,7 +51,7 @@
 #include "rampart/manifest.h"
 #include "rampart/metadata.h"
 #include "rampart/netaddrs.h"
-#include "landlock_net.h"
+#include "landlock_abi.h"
 #include "seccomp_allow.h"
 #include "unpack.h"
 
@@ -146,12 +146,12 @@ static bool fence(confinement_t mode)
     if (abi >= 2)
         attr.fs |= LANDLOCK_ACCESS_FS_REFER;
     if (abi >= 3)
-        attr.fs |= 1ULL << 14; /* TRUNCATE */
+        attr.fs |= RP_LANDLOCK_FS_TRUNCATE;
     if (abi >= 4)
         attr.net = RP_LANDLOCK_NET_BIND_TCP | RP_LANDLOCK_NET_CONNECT_TCP;
     /* Before ABI 4 the kernel takes the file part only. */
-    rs = (int)syscall(SYS_landlock_create_ruleset, &attr, abi >= 4 ? sizeof(attr) : sizeof(attr.fs),
-                      0);
+    rs = (int)syscall(SYS_landlock_create_ruleset, &attr,
+                      abi >= 4 ? 2 * sizeof(uint64_t) : sizeof(attr.fs), 0);
     if (rs < 0)
         return false;
     if (mode == EXTRACT)

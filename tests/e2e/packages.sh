@@ -96,7 +96,8 @@ read -r -a debs <<<"$PKG_DEBS"
 # (CMakeLists.txt, RP_HARDEN). What hardening-check (devscripts) looks at, read with readelf.
 X=$E2E_DIR/debs
 for f in "${debs[@]}"; do dpkg-deb -x "$f" "$X"; done
-for p in rampart rampart-server rampart-symbolize rampart-agent rampart-monitor rampart-unpack; do
+for p in rampart rampart-server rampart-symbolize rampart-agent rampart-monitor rampart-unpack \
+  rampart-launcher; do
   b=$X/usr/bin/$p
   # Each readelf's output whole first: grep -q leaving a pipe early fails it under pipefail.
   h=$(readelf -hW "$b") l=$(readelf -lW "$b") d=$(readelf -dW "$b") s=$(readelf --dyn-syms -W "$b")
@@ -195,7 +196,7 @@ echo "booted under systemd in $(($(date +%s) - PKG_T0)) s since the start"
 # start it (dh_installsystemd); dpkg waits for the start job, so the unit is up when it returns.
 expect 0 in_c dpkg -i "${in_debs[@]}"
 for f in usr/bin/rampart usr/bin/rampart-server usr/bin/rampart-symbolize usr/bin/rampart-agent \
-  usr/bin/rampart-monitor usr/bin/rampart-unpack; do
+  usr/bin/rampart-monitor usr/bin/rampart-unpack usr/bin/rampart-launcher; do
   [ -x "$R/$f" ] || fail "/$f is not installed"
 done
 # Beside them: the console the server serves (../share/rampart/console from /usr/bin), the man

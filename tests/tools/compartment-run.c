@@ -354,6 +354,12 @@ int main(int argc, char **argv)
         printf("leftovers: %d\n", rp_compartment_cleanup(state_dir, run_dir));
         return 0;
     }
+    {
+        if (rp_compartment_launcher_open(RP_LAUNCHER_PATH, why, sizeof(why)) != RP_OK) {
+            fprintf(stderr, "compartment-run: rampart-launcher: %s\n", why);
+            return 1;
+        }
+    }
     if (channel) {
         rp_err_t err = rp_agent_open(&agent, state_dir, NULL);
         if (err != RP_OK) {

@@ -1,0 +1,76 @@
+/*
+ * The app supervisor <-> rampart-launcher protocol (docs/compartments.md, "Enforcement"): the
+ * monitor's side is compartment.c, the launcher's device/launcher/main.c. Both are built from this
+ * tree together; nothing else speaks it.
+ *
+ * The monitor clones the compartment's first process C with new user (U1), mount, pid, ipc, uts
+ * and net namespaces, maps U1 (its uid 0 and gid 0 = the app's host uid and gid), puts C in its
+ * cgroups, configures its network, then sends RP_LAUNCH_GO and the spec (one packet,
+ * rp_launch_spec_t). C opens the directories the launcher needs (below), becomes uid 0 in U1 and
+ * execs rampart-launcher from the descriptor the monitor opened at its start:
+ *
+ *   rampart-launcher SYNC LOG NULL READY CHANNEL TREE ROOT NET DATA
+ *
+ * each a descriptor number (-1: none): the sync socket; the app's stdout/stderr pipe, /dev/null,
+ * its ready pipe and its channel to the monitor (compartment.h); O_PATH descriptors of its tree,
+ * of run_dir/root (where the new root is attached) and of run_dir/etc (the network policy's names,
+ * -1 if absent); the detached mount of its storage (the monitor's, -1 without MutableStorage).
+ * The launcher answers on SYNC: RP_LAUNCH_SECCOMP (the listener, passed), then RP_LAUNCH_READY,
+ * or RP_LAUNCH_ERROR; later RP_LAUNCH_CRASH (the capture in the next packet) and RP_LAUNCH_EXIT.
+ */
+#ifndef RAMPART_MONITOR_LAUNCH_H
+#define RAMPART_MONITOR_LAUNCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rampart/manifest.h"
+
+enum {
+    RP_LAUNCH_GO = 1,
+    RP_LAUNCH_SECCOMP,
+    RP_LAUNCH_READY,
+    RP_LAUNCH_ERROR,
+    RP_LAUNCH_EXIT,
+    RP_LAUNCH_CRASH
+};
+
+typedef struct rp_launch_msg {
+    int type;
+    int value;      /* READY: layers; EXIT: the app's wait status; CRASH: the capture's length */
+    int value2;     /* READY: Landlock ABI */
+    char text[480]; /* ERROR: why; READY: the layers missing */
+} rp_launch_msg_t;
+
+/* What the launcher builds, from the monitor's rp_compartment_spec_t (paths are descriptors). */
+typedef struct rp_launch_spec {
+    rp_manifest_t manifest;
+    char component[RP_COMPONENT_NAME_MAX + 1];
+    char version[48];
+    uint32_t uid, gid; /* shown inside the app's user namespace (U2); the host's too */
+    unsigned without;  /* RP_LAYER_OPTIONAL bits turned off */
+    bool debug, no_crash_capture;
+} rp_launch_spec_t;
+
+#define RP_LAUNCH_ARGS 9 /* the descriptors after argv[0] */
+#define RP_LAUNCH_TURNED_OFF " (turned off by the monitor's configuration)"
+
+/* One message, and a descriptor with it (pass_fd -1: none). 0, or -1. */
+int rp_launch_send(int fd, const rp_launch_msg_t *m, int pass_fd);
+
+/* 1: a message (and *got_fd, or -1; got_fd may be NULL); 0: the peer is gone; -1: error. */
+int rp_launch_recv(int fd, rp_launch_msg_t *m, int *got_fd);
+
+/* Append what to the "; "-separated list missing (truncated to cap). */
+void rp_launch_note(char *missing, size_t cap, const char *what);
+
+/* A small file's text (at most cap - 1 bytes), NUL-terminated. 0, or -1. */
+int rp_launch_read_text(const char *path, char *out, size_t cap);
+
+/* snprintf for paths: one that does not fit becomes "" (and -1), so that whatever uses it fails
+ * rather than acting on a shorter, different path. */
+int rp_launch_pathf(char *out, size_t cap, const char *f, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif /* RAMPART_MONITOR_LAUNCH_H */
