@@ -43,7 +43,6 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <sqlite3.h>
 
 #include "sim.h"
 #include "rampart/log.h"
@@ -403,21 +402,15 @@ static void op_status_changed(void)
  * then the same again. OUT: per report. */
 static void report_reads(bool pg, size_t i, double changes[3], double pages[3])
 {
-    sqlite3 *h = pg ? NULL : rp_db_sqlite_handle(s->db);
+    rp_db_t *db = pg ? NULL : s->db; /* rp_db_sqlite_*: 0 for PostgreSQL's */
 
     for (int k = 0; k < 3; k++) {
-        int hit = 0, miss = 0, hi, before = h != NULL ? sqlite3_total_changes(h) : 0;
-        if (h != NULL) {
-            sqlite3_db_status(h, SQLITE_DBSTATUS_CACHE_HIT, &hit, &hi, 1);
-            sqlite3_db_status(h, SQLITE_DBSTATUS_CACHE_MISS, &miss, &hi, 1);
-        }
+        long long before = rp_db_sqlite_changes(db);
+
+        (void)rp_db_sqlite_pages(db, 1);
         status_report(i, k == 1);
-        if (h != NULL) {
-            sqlite3_db_status(h, SQLITE_DBSTATUS_CACHE_HIT, &hit, &hi, 0);
-            sqlite3_db_status(h, SQLITE_DBSTATUS_CACHE_MISS, &miss, &hi, 0);
-        }
-        changes[k] = h != NULL ? sqlite3_total_changes(h) - before : 0;
-        pages[k] = (double)hit + miss;
+        pages[k] = (double)rp_db_sqlite_pages(db, 0);
+        changes[k] = (double)(rp_db_sqlite_changes(db) - before);
     }
 }
 
@@ -456,23 +449,17 @@ static void versions_reads(bool pg, double *pages, double *rows)
 
     *pages = *rows = 0;
     if (!pg) {
-        sqlite3 *h = rp_db_sqlite_handle(s->db);
-        int hit = 0, miss = 0, hi;
-
         if ((st = sq_prepare(s, sq_sql_fleet_versions)) == NULL)
             die("versions: prepare");
         db_bind_text(st, 1, tenant.id);
         db_bind_int(st, 2, VERSIONS_MAX);
-        sqlite3_db_status(h, SQLITE_DBSTATUS_CACHE_HIT, &hit, &hi, 1);
-        sqlite3_db_status(h, SQLITE_DBSTATUS_CACHE_MISS, &miss, &hi, 1);
+        (void)rp_db_sqlite_pages(s->db, 1);
         while ((rc = db_step(st)) == DB_ROW)
             ;
         if (rc != DB_DONE)
             die("versions: step");
-        sqlite3_db_status(h, SQLITE_DBSTATUS_CACHE_HIT, &hit, &hi, 0);
-        sqlite3_db_status(h, SQLITE_DBSTATUS_CACHE_MISS, &miss, &hi, 0);
-        *pages = (double)hit + miss;
-        *rows = sqlite3_stmt_status(rp_db_sqlite_stmt(st->h), SQLITE_STMTSTATUS_VM_STEP, 0);
+        *pages = (double)rp_db_sqlite_pages(s->db, 0);
+        *rows = (double)rp_db_sqlite_vm_steps(st->h);
         sq_finalize(st);
     } else {
         char *sql = NULL;

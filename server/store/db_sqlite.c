@@ -38,6 +38,31 @@ sqlite3_stmt *rp_db_sqlite_stmt(rp_db_stmt_t *st)
     return st != NULL && st->drv == &rp_db_sqlite ? ST(st) : NULL;
 }
 
+long long rp_db_sqlite_pages(rp_db_t *db, int reset)
+{
+    sqlite3 *h = rp_db_sqlite_handle(db);
+    int hit = 0, miss = 0, high;
+
+    if (h == NULL || sqlite3_db_status(h, SQLITE_DBSTATUS_CACHE_HIT, &hit, &high, reset) != 0 ||
+        sqlite3_db_status(h, SQLITE_DBSTATUS_CACHE_MISS, &miss, &high, reset) != 0)
+        return 0;
+    return (long long)hit + miss;
+}
+
+long long rp_db_sqlite_changes(rp_db_t *db)
+{
+    sqlite3 *h = rp_db_sqlite_handle(db);
+
+    return h != NULL ? (long long)sqlite3_total_changes64(h) : 0;
+}
+
+long long rp_db_sqlite_vm_steps(rp_db_stmt_t *st)
+{
+    sqlite3_stmt *h = rp_db_sqlite_stmt(st);
+
+    return h != NULL ? sqlite3_stmt_status(h, SQLITE_STMTSTATUS_VM_STEP, 0) : 0;
+}
+
 /* db.h's classes: a unique, primary-key or foreign-key violation; a lost race; the rest. */
 static rp_err_t err_class(int rc)
 {
