@@ -22,6 +22,7 @@
 #include <linux/netlink.h>
 
 #include "evreader.h"
+#include "unpack.h"
 #include "reader.h"
 
 static void roundtrip(const rp_reader_record_t *r)
@@ -155,6 +156,31 @@ static void pump(rp_evreader_t *r, const rp_evreader_hooks_t *hooks, size_t want
     }
 }
 
+/* Whether pid runs as the unpack user with no capability in any set. */
+static bool no_capability(pid_t pid)
+{
+    char path[64], line[256], uid[64];
+    int zero = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    snprintf(uid, sizeof(uid), "Uid:\t%u\t%u\t%u\t", RP_UNPACK_UID, RP_UNPACK_UID, RP_UNPACK_UID);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "Uid:", 4) == 0 && strncmp(line, uid, strlen(uid)) != 0)
+            zero = -100;
+        if ((strncmp(line, "CapInh:", 7) == 0 || strncmp(line, "CapPrm:", 7) == 0 ||
+             strncmp(line, "CapEff:", 7) == 0 || strncmp(line, "CapAmb:", 7) == 0) &&
+            strtoull(line + 7, NULL, 16) == 0)
+            zero++;
+        if (strncmp(line, "NoNewPrivs:", 11) == 0 && atoi(line + 11) == 1)
+            zero++;
+    }
+    fclose(f);
+    return zero == 5; /* four empty sets and no_new_privs (the bounding set is not asked) */
+}
+
 static void mapping(void **state)
 {
     static rp_evreader_t r;
@@ -207,6 +233,8 @@ static void mapping(void **state)
     assert_string_equal(seen[0], "write to /etc/x refused by Landlock");
     assert_string_equal(seen[1], "TCP bind to port 9001 refused by Landlock");
     assert_string_equal(seen[2], "read of /v refused by Landlock");
+    /* it reads with no capability at all, as the unpack user */
+    assert_true(no_capability(first));
     /* killed: restarted after its backoff, and what the kernel queued meanwhile is read */
     assert_int_equal(kill(first, SIGKILL), 0);
     send_records(sv[1], again, 2);
