@@ -1,5 +1,5 @@
 /*
- * Fuzz target: a refused packet as the network policy logs it (rp_netpolicy_reason). The packet
+ * Fuzz target: a refused packet as the network policy logs it (rp_packet_reason). The packet
  * is an app's, so every byte is hostile; the first byte picks the kind. An accepted packet gives a
  * reason that is a terminated string inside its buffer.
  */
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "netpolicy.h"
+#include "packet.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -22,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     memcpy(pkt, data + 1, size - 1);
     size_t cap = 1 + data[0] % sizeof(reason);
-    if (rp_netpolicy_reason(kind, pkt, size - 1, reason, cap) == RP_OK &&
+    if (rp_packet_reason(kind, pkt, size - 1, reason, cap) == RP_OK &&
         strnlen(reason, cap) >= cap)
         abort();
     free(pkt);

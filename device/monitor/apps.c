@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "apps.h"
-#include "audit.h"
+#include "evreader.h"
 #include "capability.h"
 #include "compartment.h"
 #include "events.h"
@@ -64,7 +64,7 @@ static struct {
     int fd;
     rp_netpolicy_t np;
     bool np_on;
-    rp_audit_t audit; /* Landlock's refusals (audit.h) */
+    rp_evreader_t reader; /* the kernel's refusals, read by `rampart-unpack read` (evreader.h) */
     app_t apps[RP_COMPONENTS_MAX];
     app_t trial;
     bool trial_on;
@@ -473,7 +473,7 @@ static rp_err_t compartment_up(app_t *a, const char *tree_name, char *why, size_
             rp_log_warn("%s: cannot record the development-mode event", a->want.component);
     }
     if (a->c.layers & RP_LAYER_LANDLOCK_FS) /* (without, "no Landlock" says it all) */
-        rp_audit_note_missing(&s.audit, a->c.landlock_abi, a->c.missing, sizeof(a->c.missing));
+        rp_evreader_note_missing(&s.reader, a->c.landlock_abi, a->c.missing, sizeof(a->c.missing));
     snprintf(a->missing, sizeof(a->missing), "%.*s", RP_MON_MISSING_MAX, a->c.missing);
     return RP_OK;
 }
@@ -1168,8 +1168,9 @@ static bool receive(int fd, rp_apps_msg_t *msg)
 static int supervise(int sfd)
 {
     static rp_apps_msg_t msg;
-    static const rp_audit_hooks_t audit_hooks = {audit_ours, audit_refused, NULL};
-    struct pollfd p[4 + RP_APPS_CHANNELS_MAX + RP_COMPARTMENT_FDS * (RP_COMPONENTS_MAX + 1)];
+    const rp_evreader_hooks_t reader_hooks = {audit_ours, audit_refused, rp_evreader_record_net,
+                                              s.state_dir};
+    struct pollfd p[3 + RP_APPS_CHANNELS_MAX + RP_COMPARTMENT_FDS * (RP_COMPONENTS_MAX + 1)];
     long next_tick = now_ms();
     char run[PATH_MAX];
     rp_netpolicy_config_t cfg = {.state_dir = s.state_dir, .resolve = rp_unpack_resolve};
@@ -1193,16 +1194,15 @@ static int supervise(int sfd)
     if (!s.np_on)
         rp_log_error("the network policy cannot start: apps run with no network, and an app "
                      "whose manifest allows any is not started");
-    rp_audit_open(&s.audit);
-    if (rp_audit_fd(&s.audit) < 0)
-        rp_log_warn("Landlock refusals are not seen: %s", s.audit.why);
+    rp_evreader_open(&s.reader, true, s.np_on ? rp_netpolicy_log_fd(&s.np) : -1, NULL);
+    if (s.reader.audit_fd < 0)
+        rp_log_warn("Landlock refusals are not seen: %s", s.reader.why);
     for (;;) {
-        size_t n = 4;
+        size_t n = 3;
         long wait;
         p[0] = (struct pollfd){s.fd, POLLIN, 0};
         p[1] = (struct pollfd){sfd, POLLIN, 0};
-        p[2] = (struct pollfd){s.np_on ? rp_netpolicy_log_fd(&s.np) : -1, POLLIN, 0};
-        p[3] = (struct pollfd){rp_audit_fd(&s.audit), POLLIN, 0};
+        p[2] = (struct pollfd){rp_evreader_fd(&s.reader), POLLIN, 0};
         for (size_t i = 0; i < RP_APPS_CHANNELS_MAX; i++)
             p[n++] = (struct pollfd){s.chan[i], POLLIN, 0};
         for (size_t i = 0; i <= RP_COMPONENTS_MAX; i++) {
@@ -1226,7 +1226,7 @@ static int supervise(int sfd)
         if (p[0].revents != 0 && !receive(s.fd, &msg))
             break; /* the monitor is gone */
         for (size_t i = 0; i < RP_APPS_CHANNELS_MAX; i++)
-            if (s.chan[i] >= 0 && p[4 + i].revents != 0 && !receive(s.chan[i], &msg)) {
+            if (s.chan[i] >= 0 && p[3 + i].revents != 0 && !receive(s.chan[i], &msg)) {
                 if (s.trial_on && s.trial_fd == s.chan[i]) {
                     /* Its install child is gone (the monitor puts the slots right): the trial
                      * ends now, and the app it paused runs again. */
@@ -1238,17 +1238,16 @@ static int supervise(int sfd)
                 close(s.chan[i]);
                 s.chan[i] = -1;
             }
-        if (s.np_on && p[2].revents != 0 && rp_netpolicy_handle_log(&s.np) != RP_OK)
-            rp_log_warn("refused packets could not all be read");
         /* (before watch(): a refusal is read while its app's init is not yet reaped) */
-        if (p[3].revents != 0)
-            rp_audit_handle(&s.audit, &audit_hooks);
+        if (p[2].revents != 0)
+            rp_evreader_handle(&s.reader, &reader_hooks);
         for (size_t i = 0; i < RP_COMPONENTS_MAX; i++)
             if (s.apps[i].used)
                 watch(&s.apps[i]);
         trial_check();
         if (now_ms() >= next_tick) {
             tick();
+            rp_evreader_tick(&s.reader);
             next_tick = now_ms() + 1000;
         }
     }
@@ -1258,9 +1257,9 @@ static int supervise(int sfd)
     for (size_t i = 0; i < RP_COMPONENTS_MAX; i++)
         if (s.apps[i].used)
             stop(&s.apps[i]);
+    rp_evreader_close(&s.reader); /* (first: the NFLOG socket's unbinding reads it) */
     if (s.np_on)
         rp_netpolicy_shutdown(&s.np);
-    rp_audit_close(&s.audit);
     return 0;
 }
 

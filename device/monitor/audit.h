@@ -8,13 +8,13 @@
  * with LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON and LOG_SAME_EXEC_OFF (compartment.c): the app's
  * refusals, after the init runs it, are logged; the init's own are not.
  *
- * The app supervisor reads them (rp_audit_open: a NETLINK_AUDIT socket bound to the read-only
- * multicast group, CAP_AUDIT_READ; audit switched on if it is off, CAP_AUDIT_CONTROL) and maps
- * each to its app by the domain: a domain is the app's when its LANDLOCK_DOMAIN record names the
- * init of a compartment it runs (pid numbers are reused, a domain ID never is within a boot; an
- * ACCESS record names only the domain). Records are hostile text (paths are the app's): the
- * parser is bounded, checked and fuzzed (fuzz/audit_record.c), and a reason holds printable ASCII
- * only (rp_text_no_controls checked again before it is recorded).
+ * The app supervisor binds a NETLINK_AUDIT socket to the read-only multicast group
+ * (CAP_AUDIT_READ; audit switched on if it is off, CAP_AUDIT_CONTROL: evreader.c) and hands it to
+ * `rampart-unpack read`, which parses the records here, with no capability, and sends each as a
+ * checked record (reader.h); the supervisor maps each to its app by the domain (evreader.h).
+ * Records are hostile text (paths are the app's): the parser is bounded, checked and fuzzed
+ * (fuzz/audit_record.c), and a reason holds printable ASCII only (rp_text_no_controls checked
+ * again by the reader's encoder and the supervisor's decoder).
  */
 #ifndef RAMPART_MONITOR_AUDIT_H
 #define RAMPART_MONITOR_AUDIT_H
@@ -30,9 +30,6 @@
 #define RP_AUDIT_LANDLOCK_ACCESS 1423 /* AUDIT_LANDLOCK_ACCESS (linux/audit.h, 6.15) */
 #define RP_AUDIT_LANDLOCK_DOMAIN 1424 /* AUDIT_LANDLOCK_DOMAIN */
 #define RP_AUDIT_RECORD_MAX 8970      /* MAX_AUDIT_MESSAGE_LENGTH: a longer one is refused */
-#define RP_AUDIT_PER_WAKE 64          /* records read per rp_audit_handle; the rest wait */
-#define RP_AUDIT_DOMAINS 64           /* domains remembered (the oldest is forgotten) */
-#define RP_AUDIT_HELD 4               /* first refusals awaiting their domain's record */
 
 typedef enum rp_audit_kind {
     RP_AUDIT_REFUSAL = 1, /* LANDLOCK_ACCESS: .domain, .reason */
@@ -56,44 +53,5 @@ typedef struct rp_audit_record {
  */
 rp_err_t rp_audit_parse(int type, const char *text, size_t len,
                         rp_audit_record_t *out) RP_MUST_CHECK;
-
-/* The supervisor's side: whether pid is the init of a compartment it runs (ours), and a refusal
- * of that compartment's app (refused: record it, rate-limited per run). */
-typedef struct rp_audit_hooks {
-    bool (*ours)(pid_t init, void *ctx);
-    void (*refused)(pid_t init, const char *reason, void *ctx);
-    void *ctx;
-} rp_audit_hooks_t;
-
-typedef struct rp_audit {
-    int fd;        /* -1: off (why says why) */
-    char why[200]; /* "" when on */
-    struct {
-        uint64_t domain;
-        pid_t init;
-    } domains[RP_AUDIT_DOMAINS];
-    size_t next; /* the slot the next domain takes */
-    /* Refusals whose domain's record has not come yet (another event's records may come
-     * between a refusal and its domain's record); the oldest gives way. */
-    rp_audit_record_t held[RP_AUDIT_HELD];
-    bool holding[RP_AUDIT_HELD];
-    size_t next_held;
-    uint8_t buf[RP_AUDIT_RECORD_MAX + 64];
-} rp_audit_t;
-
-/* Open the reader. Never fails the caller: a reader that cannot be had is off, au->why saying
- * why (rp_audit_note_missing puts it in an app's missing layers). */
-void rp_audit_open(rp_audit_t *au);
-int rp_audit_fd(const rp_audit_t *au);
-
-/* Read what is waiting, at most RP_AUDIT_PER_WAKE records, and hand each refusal of one of ours
- * to hooks->refused. */
-void rp_audit_handle(rp_audit_t *au, const rp_audit_hooks_t *hooks);
-
-/* The line in an app's missing layers when its Landlock refusals are not seen (none when they
- * are, or when it has no Landlock at all: abi 0). */
-void rp_audit_note_missing(const rp_audit_t *au, int landlock_abi, char *missing, size_t cap);
-
-void rp_audit_close(rp_audit_t *au);
 
 #endif /* RAMPART_MONITOR_AUDIT_H */

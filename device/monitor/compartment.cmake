@@ -14,11 +14,17 @@ add_library(rampart_events STATIC device/monitor/events.c)
 target_include_directories(rampart_events PUBLIC device/monitor)
 target_link_libraries(rampart_events PUBLIC rampart_host)
 
-# Landlock's refusals from the kernel's audit records (audit.c: the parser and the app
-# supervisor's reader), its unit test, and its fuzz target (`make fuzz`, scripts/fuzz).
-add_library(rampart_audit STATIC device/monitor/audit.c)
+# The kernel's refusals read with no capability (reader.h): the parsers of their hostile bytes
+# (audit.c: Landlock's audit records; packet.c: the refused packets' headers), which only
+# `rampart-unpack read` links, never the monitor; the record both sides speak (reader.c: the
+# reader's encoder, the supervisor's checked decoder); their unit tests and fuzz targets
+# (`make fuzz`, scripts/fuzz).
+add_library(rampart_audit STATIC device/monitor/audit.c device/monitor/packet.c)
 target_include_directories(rampart_audit PUBLIC device/monitor)
 target_link_libraries(rampart_audit PUBLIC rampart_events rampart_host)
+add_library(rampart_reader_record STATIC device/monitor/reader.c)
+target_include_directories(rampart_reader_record PUBLIC device/monitor)
+target_link_libraries(rampart_reader_record PUBLIC rampart_events rampart_host)
 
 add_executable(test_audit tests/unit/test_audit.c)
 target_link_libraries(test_audit PRIVATE rampart_audit PkgConfig::RP_C_CMOCKA)
@@ -26,10 +32,23 @@ set_target_properties(test_audit PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BIN
 add_test(NAME unit.audit COMMAND test_audit)
 set_tests_properties(unit.audit PROPERTIES LABELS unit)
 
+# The record's decoder and the supervisor's side (evreader.c: the domains' mapping, a reader that
+# dies restarted), against a real `rampart-unpack read`.
+add_executable(test_reader tests/unit/test_reader.c)
+target_link_libraries(test_reader PRIVATE rampart_monitor PkgConfig::RP_C_CMOCKA)
+target_compile_definitions(test_reader PRIVATE RP_TEST_UNPACK="$<TARGET_FILE:rampart-unpack>")
+add_dependencies(test_reader rampart-unpack)
+set_target_properties(test_reader PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+add_test(NAME unit.reader COMMAND test_reader)
+set_tests_properties(unit.reader PROPERTIES LABELS unit)
+
 if(RP_FUZZ)
   add_executable(fuzz-audit_record fuzz/audit_record.c)
   target_link_libraries(fuzz-audit_record PRIVATE rampart_audit)
   target_link_options(fuzz-audit_record PRIVATE -fsanitize=fuzzer)
+  add_executable(fuzz-reader_record fuzz/reader_record.c)
+  target_link_libraries(fuzz-reader_record PRIVATE rampart_reader_record)
+  target_link_options(fuzz-reader_record PRIVATE -fsanitize=fuzzer)
 endif()
 
 # app.c: the ready rule of the app contract has one owner, shared with the agent.

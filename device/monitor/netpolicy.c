@@ -115,9 +115,6 @@ static void addr_text(struct in_addr a, char out[INET_ADDRSTRLEN])
 
 /* ---- the monitor-wide table ---- */
 
-static int on_log(struct nflog_g_handle *gh, struct nfgenmsg *msg, struct nflog_data *nfa,
-                  void *data);
-
 static rp_err_t write_proc(const char *path, const char *value)
 {
     int fd = open(path, O_WRONLY | O_CLOEXEC);
@@ -208,8 +205,7 @@ rp_err_t rp_netpolicy_init(rp_netpolicy_t *np, const rp_netpolicy_config_t *cfg)
         return RP_ERR_IO;
     }
     np->log_group_handle = nflog_bind_group(np->log, np->log_group);
-    if (!np->log_group_handle || nflog_set_mode(np->log_group_handle, NFULNL_COPY_PACKET, 64) < 0 ||
-        nflog_callback_register(np->log_group_handle, on_log, np) < 0) {
+    if (!np->log_group_handle || nflog_set_mode(np->log_group_handle, NFULNL_COPY_PACKET, 64) < 0) {
         rp_log_error("netpolicy: cannot bind NFLOG group %u (another listener?): %s", np->log_group,
                      strerror(errno));
         rp_netpolicy_shutdown(np);
@@ -800,123 +796,7 @@ void rp_netpolicy_teardown(rp_netpolicy_t *np, rp_netpolicy_app_t *app)
     app->link_made = false;
 }
 
-/* ---- refused packets as events ---- */
-
-/* The reason's words, one place for both families. */
-static rp_err_t reason_text(char kind, uint8_t proto, const char *src, const char *dst, bool ports,
-                            unsigned dport, char *reason, size_t cap)
-{
-    int n;
-    if (kind == 'c') {
-        if (ports && proto == IPPROTO_TCP)
-            n = snprintf(reason, cap, "%s:%u", dst, dport);
-        else if (ports)
-            n = snprintf(reason, cap, "udp %s:%u", dst, dport);
-        else if (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6)
-            n = snprintf(reason, cap, "icmp %s", dst);
-        else
-            n = snprintf(reason, cap, "proto %u %s", proto, dst);
-    } else if (ports) {
-        n = snprintf(reason, cap, "%s %u from %s", proto == IPPROTO_TCP ? "tcp" : "udp", dport,
-                     src);
-    } else {
-        n = snprintf(reason, cap, "proto %u from %s", proto, src);
-    }
-    return n < 0 || (size_t)n >= cap ? RP_ERR_BUFFER_TOO_SMALL : RP_OK;
-}
-
-rp_err_t rp_netpolicy_reason(char kind, const uint8_t *pkt, size_t len, char *reason, size_t cap)
-{
-    if (!pkt || !reason || cap == 0 || (kind != 'c' && kind != 'l'))
-        return RP_ERR_INVALID_ARG;
-    reason[0] = '\0';
-    if (len < 1)
-        return RP_ERR_MALFORMED;
-    char s[INET6_ADDRSTRLEN + 2], d[INET6_ADDRSTRLEN + 2];
-    uint8_t proto;
-    size_t l4; /* where the transport header starts; 0: no ports to read */
-    if ((pkt[0] >> 4) == 4) {
-        size_t ihl = (size_t)(pkt[0] & 0x0f) * 4;
-        if (len < 20 || ihl < 20 || ihl > len)
-            return RP_ERR_MALFORMED;
-        proto = pkt[9];
-        if (!inet_ntop(AF_INET, pkt + 12, s, sizeof(s)) ||
-            !inet_ntop(AF_INET, pkt + 16, d, sizeof(d)))
-            return RP_ERR_MALFORMED;
-        bool first_fragment = ((pkt[6] & 0x1f) | pkt[7]) == 0;
-        l4 = first_fragment ? ihl : 0;
-    } else if ((pkt[0] >> 4) == 6) {
-        /* The links carry no IPv6; an app that turns it back on is refused and told here. */
-        if (len < 40)
-            return RP_ERR_MALFORMED;
-        proto = pkt[6]; /* extension headers are not walked: their ports are not reported */
-        char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
-        if (!inet_ntop(AF_INET6, pkt + 8, a, sizeof(a)) ||
-            !inet_ntop(AF_INET6, pkt + 24, b, sizeof(b)))
-            return RP_ERR_MALFORMED;
-        snprintf(s, sizeof(s), "[%s]", a);
-        snprintf(d, sizeof(d), "[%s]", b);
-        l4 = 40;
-    } else {
-        return RP_ERR_MALFORMED;
-    }
-    bool ports = (proto == IPPROTO_TCP || proto == IPPROTO_UDP) && l4 != 0 && len >= l4 + 4;
-    unsigned dport = ports ? (unsigned)pkt[l4 + 2] << 8 | pkt[l4 + 3] : 0;
-    return reason_text(kind, proto, s, d, ports, dport, reason, cap);
-}
-
-static int on_log(struct nflog_g_handle *gh, struct nfgenmsg *msg, struct nflog_data *nfa,
-                  void *data)
-{
-    (void)gh;
-    (void)msg;
-    rp_netpolicy_t *np = data;
-    const char *prefix = nflog_get_prefix(nfa);
-    char *payload = NULL;
-    int len = nflog_get_payload(nfa, &payload);
-    /* "rp:c:COMPONENT" or "rp:l:COMPONENT", as load_rules wrote it. */
-    if (!prefix || strncmp(prefix, "rp:", 3) != 0 || (prefix[3] != 'c' && prefix[3] != 'l') ||
-        prefix[4] != ':' || !rp_component_name_valid(prefix + 5, strlen(prefix + 5)) || len <= 0 ||
-        !payload)
-        return 0;
-    char reason[RP_EVENT_REASON_MAX + 1];
-    if (rp_netpolicy_reason(prefix[3], (const uint8_t *)payload, (size_t)len, reason,
-                            sizeof(reason)) != RP_OK)
-        snprintf(reason, sizeof(reason), "unreadable packet");
-    rp_event_kind_t kind = prefix[3] == 'c' ? RP_EVENT_CONNECTION : RP_EVENT_LISTEN;
-    rp_err_t err = rp_event_record(np->state_dir, kind, prefix + 5, reason);
-    if (err != RP_OK)
-        rp_log_error("netpolicy: cannot record an event (%s %s): %s", prefix + 5, reason,
-                     rp_strerror(err));
-    return 0;
-}
-
 int rp_netpolicy_log_fd(const rp_netpolicy_t *np)
 {
     return np && np->log ? nflog_fd(np->log) : -1;
-}
-
-rp_err_t rp_netpolicy_handle_log(rp_netpolicy_t *np)
-{
-    if (!np || !np->log || !np->log_group_handle)
-        return RP_ERR_INVALID_ARG;
-    static char buf[65536];
-    for (;;) {
-        ssize_t n = recv(nflog_fd(np->log), buf, sizeof(buf), MSG_DONTWAIT);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return RP_OK;
-        if (n < 0 && errno == ENOBUFS) {
-            /* The kernel dropped log messages: say so rather than lose them silently. */
-            rp_log_warn("netpolicy: refused packets were not logged (the log socket overran)");
-            if (rp_event_record(np->state_dir, RP_EVENT_CONNECTION, "",
-                                "refused packets not logged: log overrun") != RP_OK)
-                rp_log_error("netpolicy: cannot record an event");
-            continue;
-        }
-        if (n <= 0)
-            return RP_ERR_IO;
-        nflog_handle_packet(np->log, buf, (int)n);
-    }
 }

@@ -14,7 +14,7 @@ set(RP_NP_TESTS ${CMAKE_SOURCE_DIR}/tests)
 # The event reasons of refused packets (no privileges needed).
 pkg_check_modules(RP_NP_CMOCKA REQUIRED IMPORTED_TARGET cmocka)
 add_executable(test_netpolicy ${RP_NP_TESTS}/unit/test_netpolicy.c)
-target_link_libraries(test_netpolicy PRIVATE rampart_netpolicy PkgConfig::RP_NP_CMOCKA)
+target_link_libraries(test_netpolicy PRIVATE rampart_netpolicy rampart_audit PkgConfig::RP_NP_CMOCKA)
 set_target_properties(test_netpolicy PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
 add_test(NAME unit.netpolicy COMMAND test_netpolicy)
 set_tests_properties(unit.netpolicy PROPERTIES LABELS unit)
@@ -33,9 +33,10 @@ set_tests_properties(e2e.netpolicy PROPERTIES
   ENVIRONMENT "DRIVER=$<TARGET_FILE:netpolicy-driver>;UNPACK=$<TARGET_FILE:rampart-unpack>"
   RESOURCE_LOCK rampart_nftables) # one owner at a time of the host's table inet rampart
 
-# The packet reader behind the events, fuzzed (`make fuzz`, scripts/fuzz target netpolicy_reason).
+# The packet reader behind the events (packet.c, rampart-unpack read's), fuzzed (`make fuzz`,
+# scripts/fuzz target netpolicy_reason).
 if(RP_FUZZ)
   add_executable(fuzz-netpolicy_reason ${CMAKE_SOURCE_DIR}/fuzz/netpolicy_reason.c)
-  target_link_libraries(fuzz-netpolicy_reason PRIVATE rampart_netpolicy)
+  target_link_libraries(fuzz-netpolicy_reason PRIVATE rampart_audit)
   target_link_options(fuzz-netpolicy_reason PRIVATE -fsanitize=fuzzer)
 endif()

@@ -16,9 +16,10 @@
  *  - the app gets no DNS server at all: its /etc (a directory the monitor writes, the compartment
  *    mounts read-only) has a hosts file of the allowed names' addresses and
  *    "hosts: files", so no other name resolves and there is no DNS tunnel;
- *  - every refused packet is logged by nftables to an NFLOG group the monitor reads
- *    (rp_netpolicy_log_fd, rp_netpolicy_handle_log): each becomes a security event
- *    (connection "10.0.0.9:80", listen "udp 5683 from 10.0.0.5").
+ *  - every refused packet is logged by nftables to an NFLOG group the monitor binds
+ *    (rp_netpolicy_log_fd) and hands to `rampart-unpack read`, which reads the packets with no
+ *    capability (reader.h): each becomes a security event (connection "10.0.0.9:80", listen
+ *    "udp 5683 from 10.0.0.5").
  *
  * IPv4 only: the links carry no IPv6 (disabled on both ends), so an IPv6 AllowedConnections
  * entry is never reachable (fail closed; logged at setup).
@@ -138,15 +139,9 @@ rp_err_t rp_netpolicy_refresh(rp_netpolicy_t *np, rp_netpolicy_app_t *app) RP_MU
  * setup. */
 void rp_netpolicy_teardown(rp_netpolicy_t *np, rp_netpolicy_app_t *app);
 
-/* The NFLOG socket: poll it for reading, then call rp_netpolicy_handle_log. */
+/* The bound NFLOG socket (its messages: "rp:c:COMPONENT" or "rp:l:COMPONENT" prefixes, the
+ * packet's first 64 bytes), -1: none. The monitor reads nothing from it: `rampart-unpack read`
+ * does. */
 int rp_netpolicy_log_fd(const rp_netpolicy_t *np);
-
-/* Read the refused packets waiting and record each as a security event. Never blocks. */
-rp_err_t rp_netpolicy_handle_log(rp_netpolicy_t *np) RP_MUST_CHECK;
-
-/* The event reason of one logged packet (an IPv4 header and what follows), for kind 'c'
- * (connection) or 'l' (listen). Public for its unit test. OUT: reason. */
-rp_err_t rp_netpolicy_reason(char kind, const uint8_t *pkt, size_t len, char *reason,
-                             size_t cap) RP_MUST_CHECK;
 
 #endif /* RAMPART_MONITOR_NETPOLICY_H */

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -53,10 +54,17 @@ static void child(const char *helper, char *const argv[], int slot_fd, int out, 
     if (!limit(RLIMIT_AS, 2ull * 1024 * 1024 * 1024))
         _exit(126);
 #endif
+    rp_unpack_exec(helper, argv, 3);
+}
+
+void rp_unpack_exec(const char *helper, char *const argv[], int keep)
+{
     if (setgroups(0, NULL) != 0 || setresgid(RP_UNPACK_UID, RP_UNPACK_UID, RP_UNPACK_UID) != 0 ||
         setresuid(RP_UNPACK_UID, RP_UNPACK_UID, RP_UNPACK_UID) != 0)
         _exit(126);
-    closefrom(3);
+    closefrom((unsigned)keep);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) /* (after the user: a change of it clears it) */
+        _exit(126);
     /* None of the monitor's environment (LD_PRELOAD, NOTIFY_SOCKET...); a test build passes on
      * its sanitizers' settings only. */
     char *env[4] = {NULL};
@@ -69,6 +77,17 @@ static void child(const char *helper, char *const argv[], int slot_fd, int out, 
 #endif
     execve(helper, argv, env);
     _exit(127);
+}
+
+rp_err_t rp_unpack_beside(const char *name, char *out, size_t cap)
+{
+    ssize_t n = cap > 1 ? readlink("/proc/self/exe", out, cap - 1) : -1;
+    char *slash = n > 0 ? memrchr(out, '/', (size_t)n) : NULL;
+
+    if (slash == NULL || (size_t)(slash + 1 - out) + strlen(name) + 1 > cap)
+        return RP_ERR_NOT_FOUND;
+    memcpy(slash + 1, name, strlen(name) + 1);
+    return RP_OK;
 }
 
 static long now_ms(void)
@@ -125,8 +144,6 @@ static rp_err_t spawn(const char *path, int seconds, char *const argv[], int in_
                       size_t cap)
 {
     char helper[PATH_MAX], reason[RP_UNPACK_WHY_MAX + 1] = "";
-    ssize_t n = path != NULL ? 0 : readlink("/proc/self/exe", helper, sizeof(helper) - 1);
-    char *slash = n > 0 ? memrchr(helper, '/', (size_t)n) : NULL;
     int out[2] = {-1, -1}, err[2] = {-1, -1}, status = -1;
     bool done;
     pid_t pid;
@@ -134,12 +151,10 @@ static rp_err_t spawn(const char *path, int seconds, char *const argv[], int in_
     *alen = 0;
     if (path != NULL && strlen(path) < sizeof(helper))
         strcpy(helper, path);
-    else if (slash == NULL ||
-             (size_t)(slash - helper) + sizeof("/rampart-unpack") > sizeof(helper)) {
+    else if (rp_unpack_beside("rampart-unpack", helper, sizeof(helper)) != RP_OK) {
         snprintf(why, cap, "cannot find rampart-unpack");
         return RP_ERR_IO;
-    } else
-        memcpy(slash, "/rampart-unpack", sizeof("/rampart-unpack"));
+    }
     if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0 || (pid = fork()) < 0) {
         for (int i = 0; i < 2; i++) {
             if (out[i] >= 0)

@@ -59,6 +59,15 @@ rp_err_t rp_unpack_resolve(void *helper, const char *component, const char *cons
                            uint8_t *out, size_t cap, size_t *len, char *why,
                            size_t wcap) RP_MUST_CHECK;
 
+/* In a child about to run a confined helper (rampart-unpack): become the unpack
+ * user (no groups, no capability), close every descriptor from keep on, die with the parent, and
+ * exec helper with argv and an empty environment. Never returns (126: the user cannot be had;
+ * 127: no exec). */
+void rp_unpack_exec(const char *helper, char *const argv[], int keep) __attribute__((noreturn));
+
+/* The path of the program name beside this one (the monitor's helpers live beside it). */
+rp_err_t rp_unpack_beside(const char *name, char *out, size_t cap) RP_MUST_CHECK;
+
 /* Remove a tree made by rp_unpack_extract (or a staging directory it left); RP_OK if absent. */
 rp_err_t rp_unpack_remove(const char *path) RP_MUST_CHECK;
 

@@ -18,6 +18,9 @@
  *                                        LEN bytes), to be migrated (docs/monitor.md)
  *   rampart-unpack resolve NAME...       an app's allowed host names (1 to 32), resolved to IPv4
  *                                        with the device's resolver (the network policy's)
+ *   rampart-unpack read audit|- nflog|-  long-lived: the kernel's refusals from the bound sockets
+ *                                        on 3 (audit) and 4 (NFLOG), answered as records on
+ *                                        stdin, a socket pair (device/monitor/reader.h, read.c)
  *
  * Answer on stdout: 'l' (a single-file image made before app trees: no manifest), or 't' and the
  * manifest in its binary form (rp_manifest_encode; the supervisor decodes it with
@@ -52,6 +55,7 @@
 #include "rampart/metadata.h"
 #include "rampart/netaddrs.h"
 #include "landlock_abi.h"
+#include "read.h"
 #include "seccomp_allow.h"
 #include "unpack.h"
 
@@ -71,6 +75,8 @@ static const char *const resolver[] = {
     "connect", "sendto", "sendmmsg", "sendmsg", "recvfrom", "recvmsg", "poll", "ppoll",
     "setsockopt", "getsockopt", "getsockname", "getpeername", "bind", "ioctl", "uname",
 };
+/* read: the handed sockets received from, the records sent (read.c) */
+static const char *const reader[] = {"recvfrom", "recvmsg", "sendto", "sendmsg", "poll", "ppoll"};
 #ifdef SANITIZER_BUILD
 static const char *const sanitizer[] = {
     "ptrace", "process_vm_readv", "clone", "wait4", "getdents", "getppid", "kill",
@@ -81,7 +87,7 @@ static const char *const sanitizer[] = {
 // clang-format on
 
 /* What the process may touch (fence, confine). */
-typedef enum { READ_ONLY, EXTRACT, RESOLVE } confinement_t;
+typedef enum { READ_ONLY, EXTRACT, RESOLVE, READER } confinement_t;
 
 static int refuse(const char *why)
 {
@@ -192,6 +198,8 @@ static bool confine(confinement_t mode)
         rc = rp_seccomp_allow(ctx, resolver, sizeof(resolver) / sizeof(resolver[0]));
     if (rc == 0 && mode == RESOLVE)
         rc = allow_sockets(ctx);
+    if (rc == 0 && mode == READER)
+        rc = rp_seccomp_allow(ctx, reader, sizeof(reader) / sizeof(reader[0]));
 #ifdef SANITIZER_BUILD
     if (rc == 0)
         rc = rp_seccomp_allow(ctx, sanitizer, sizeof(sanitizer) / sizeof(sanitizer[0]));
@@ -322,6 +330,10 @@ int main(int argc, char **argv)
     bool extract;
     rp_err_t err;
 
+    if (argc == 4 && strcmp(argv[1], "read") == 0)
+        return confine(READER)
+                   ? rp_read_run(strcmp(argv[2], "audit") == 0, strcmp(argv[3], "nflog") == 0)
+                   : refuse("cannot confine rampart-unpack");
     if (argc >= 2 && strcmp(argv[1], "resolve") == 0)
         return confine(RESOLVE) ? resolve(argv + 2, (size_t)argc - 2)
                                 : refuse("cannot confine rampart-unpack");

@@ -465,6 +465,21 @@ allowed # a listed host by IP (every port)
 slot_net=$(net_of net-ip-ok)
 [ -n "$slot_net" ] && [ "${slot_net#* }" != "-" ] || fail "the monitor did not set up the app's link: $(cat "$d/net-ip-ok.log")"
 
+# ==== the reader of the kernel's refusals (docs/monitor.md, evreader.h): a confined child of the
+# app supervisor (rampart-unpack read). Killed with -9, it is restarted (said once in the log) and
+# every network and Landlock event below still comes through the new one.
+reader_pid() {
+  ps -eo pid=,ppid=,args= | awk -v m="$MON_PID" '{ pp[$1] = $2; exe[$1] = $3; mode[$1] = $4 }
+    END { for (i in pp) if (mode[i] == "read" && exe[i] ~ /rampart-unpack$/ && pp[pp[i]] == m) print i }'
+}
+READER=$(reader_pid)
+[ -n "$READER" ] || fail "no event reader (rampart-unpack read) runs under the app supervisor"
+kill -KILL "$READER"
+reader_back() { local now; now=$(reader_pid); [ -n "$now" ] && [ "$now" != "$READER" ]; }
+wait_until 30 reader_back || { tail -20 "$d/monitor$DEV.log" >&2; fail "the event reader killed with -9 was not restarted"; }
+grep -q "the event reader died (status 9" "$d/monitor$DEV.log" || fail "the reader's death was not said in the log"
+E2E_CHECKS=$((E2E_CHECKS + 2))
+
 # ==== the network: only what the manifest lists
 # an unlisted host by IP: refused by the monitor's filter, recorded with the destination
 launch net-ip -- connect-refused 10.98.0.20 8080

@@ -57,6 +57,7 @@
 #include "events.h"
 #include "netpolicy.h"
 #include "rampart/log.h"
+#include "evreader.h"
 #include "unpack.h"
 
 #define RUN_APPS 2
@@ -73,6 +74,7 @@ static rp_event_t events[RP_EVENTS_MAX];
 /* The network side of the monitor, for the first app. */
 typedef struct net_side {
     rp_netpolicy_t np;
+    rp_evreader_t reader; /* the refused packets, read by rampart-unpack read as the monitor's */
     rp_netpolicy_app_t app;
     const rp_manifest_t *m;
     const char *etc_dir;
@@ -93,10 +95,17 @@ static int net_setup(pid_t child, void *ctx)
     return 0;
 }
 
-static void net_log(net_side_t *n)
+/* The reader's records, waiting up to wait_ms for the first (0: what is there). */
+static bool net_log(net_side_t *n, int wait_ms)
 {
-    if (n->np.table_made && rp_netpolicy_handle_log(&n->np) != RP_OK)
-        fprintf(stderr, "compartment-run: reading the refused packets failed\n");
+    const rp_evreader_hooks_t hooks = {NULL, NULL, rp_evreader_record_net, n->np.state_dir};
+    struct pollfd p = {rp_evreader_fd(&n->reader), POLLIN, 0};
+
+    rp_evreader_tick(&n->reader);
+    if (p.fd < 0 || poll(&p, 1, wait_ms) <= 0)
+        return false;
+    rp_evreader_handle(&n->reader, &hooks);
+    return true;
 }
 
 static long now_ms(void)
@@ -412,6 +421,7 @@ int main(int argc, char **argv)
             printf("start failed: the network policy could not start (nftables, NFLOG)\n");
             return 2;
         }
+        rp_evreader_open(&ns.reader, false, rp_netpolicy_log_fd(&ns.np), RP_TEST_UNPACK);
         ns.m = &a->m;
         snprintf(ns_etc, sizeof(ns_etc), "%s/etc", a->run_dir);
         ns.etc_dir = ns_etc; /* where the compartment takes /etc/hosts from (compartment.h) */
@@ -470,10 +480,10 @@ int main(int argc, char **argv)
             pf[np++] = (struct pollfd){.fd = rp_appchan_fd(&apps[i].chan), .events = POLLIN};
         }
         if (net)
-            pf[np++] = (struct pollfd){.fd = rp_netpolicy_log_fd(&ns.np), .events = POLLIN};
+            pf[np++] = (struct pollfd){.fd = rp_evreader_fd(&ns.reader), .events = POLLIN};
         (void)poll(pf, (nfds_t)np, 100);
         if (net)
-            net_log(&ns);
+            (void)net_log(&ns, 0);
         if (net && refresh_ms > 0 && now_ms() >= next_refresh) {
             /* The monitor's periodic re-resolution, at the test's pace. */
             if (next_refresh > 0 && rp_netpolicy_refresh(&ns.np, &ns.app) != RP_OK)
@@ -513,7 +523,11 @@ int main(int argc, char **argv)
             printf("%ssignal: %d\n", a->prefix, WTERMSIG(a->c.status));
     }
     if (net) {
-        net_log(&ns); /* what the app's last packets left */
+        /* what the app's last packets left: the reader is another process, so its last records
+         * are taken until it has been quiet for 300 ms */
+        while (net_log(&ns, 300))
+            ;
+        rp_evreader_close(&ns.reader);
         rp_netpolicy_teardown(&ns.np, &ns.app);
         rp_netpolicy_shutdown(&ns.np);
     }

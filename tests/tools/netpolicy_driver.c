@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "events.h"
+#include "evreader.h"
 #include "netpolicy.h"
 #include "rampart/log.h"
 #include "unpack.h"
@@ -315,6 +316,10 @@ static int cmd_monitor(int argc, char **argv)
         .state_dir = state, .resolve = rp_unpack_resolve, .resolve_ctx = (void *)resolver};
     if (rp_netpolicy_init(&np, &cfg) != RP_OK)
         return 1;
+    /* the refused packets, read by rampart-unpack read as the monitor's */
+    static rp_evreader_t reader;
+    const rp_evreader_hooks_t hooks = {NULL, NULL, rp_evreader_record_net, (void *)state};
+    rp_evreader_open(&reader, false, rp_netpolicy_log_fd(&np), RP_TEST_UNPACK);
 
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -385,16 +390,16 @@ static int cmd_monitor(int argc, char **argv)
 
     for (;;) {
         struct pollfd p[2] = {
-            {.fd = rp_netpolicy_log_fd(&np), .events = POLLIN},
-            {.fd = sfd,                      .events = POLLIN}
+            {.fd = rp_evreader_fd(&reader), .events = POLLIN},
+            {.fd = sfd,                     .events = POLLIN}
         };
         int n = poll(p, 2, refresh_ms > 0 ? (int)refresh_ms : -1);
         if (n < 0 && errno != EINTR)
             break;
         if (n == 0 && rp_netpolicy_refresh(&np, &app) != RP_OK)
             fprintf(stderr, "refresh failed\n");
-        if (n > 0 && (p[0].revents & POLLIN) && rp_netpolicy_handle_log(&np) != RP_OK)
-            fprintf(stderr, "reading the log failed\n");
+        if (n > 0 && p[0].revents != 0)
+            rp_evreader_handle(&reader, &hooks);
         if (n > 0 && (p[1].revents & POLLIN)) {
             struct signalfd_siginfo si;
             if (read(sfd, &si, sizeof(si)) != sizeof(si))
@@ -407,6 +412,7 @@ static int cmd_monitor(int argc, char **argv)
         }
     }
 out:
+    rp_evreader_close(&reader);
     rp_netpolicy_teardown(&np, &app);
     rp_netpolicy_shutdown(&np);
     close(go[1]);

@@ -1,8 +1,7 @@
 /*
  * Landlock's audit records (audit.h): the parser of the records, hostile text (every reason
- * printable ASCII, bounded, cut visibly), and the reader's mapping of refusals to apps by domain,
- * fed records as the kernel sends them (a netlink header, the text unterminated) over a datagram
- * socket pair.
+ * printable ASCII, bounded, cut visibly); rampart-unpack read runs it. The supervisor's mapping of
+ * refusals to apps is tests/unit/test_reader.c's.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,11 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <cmocka.h>
-#include <linux/netlink.h>
 
 #include "audit.h"
 #include "rampart/text.h"
@@ -142,126 +138,13 @@ static void refused_records(void **state)
 
 /* ---- the reader's mapping */
 
-static pid_t our_init = 500;
-static char seen[8][RP_EVENT_REASON_MAX + 1];
-static size_t nseen, ntotal;
-
-static bool ours(pid_t init, void *ctx)
-{
-    (void)ctx;
-    return init == our_init;
-}
-
-static void refused(pid_t init, const char *reason, void *ctx)
-{
-    (void)ctx;
-    assert_int_equal(init, our_init);
-    if (nseen < 8)
-        snprintf(seen[nseen++], sizeof(seen[0]), "%s", reason);
-    ntotal++;
-}
-
-/* Send records as the kernel does (a netlink header, the text unterminated): "TYPE TEXT". */
-static void send_records(int fd, const char *const *recs, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        char buf[1024];
-        struct nlmsghdr *h = (struct nlmsghdr *)(void *)buf;
-        const char *text = strchr(recs[i], ' ') + 1;
-        size_t len = strlen(text);
-        memset(buf, 0, sizeof(buf));
-        h->nlmsg_len = (uint32_t)(NLMSG_HDRLEN + len);
-        h->nlmsg_type = (uint16_t)atoi(recs[i]);
-        memcpy(buf + NLMSG_HDRLEN, text, len);
-        assert_int_equal(send(fd, buf, h->nlmsg_len, 0), (ssize_t)h->nlmsg_len);
-    }
-}
-
-static void mapping(void **state)
-{
-    static rp_audit_t au;
-    rp_audit_hooks_t hooks = {ours, refused, NULL};
-    static const char *const recs[] = {
-        /* a domain's first refusal comes before its domain record: held, then ours */
-        "1423 audit(1.2:10): domain=a1 blockers=fs.write_file path=\"/etc/x\"",
-        "1424 audit(1.2:10): domain=a1 status=allocated mode=enforcing pid=500",
-        "1300 audit(1.2:10): arch=c000003e syscall=257 pid=501",
-        /* its next refusals: mapped by the domain alone */
-        "1423 audit(1.2:11): domain=a1 blockers=net.bind_tcp src=9001",
-        /* another process's domain: not ours, nothing */
-        "1423 audit(1.2:12): domain=b2 blockers=fs.read_file path=\"/y\"",
-        "1424 audit(1.2:12): domain=b2 status=allocated mode=enforcing pid=77",
-        "1423 audit(1.2:13): domain=b2 blockers=fs.read_file path=\"/y\"",
-        /* a malformed record in between changes nothing */
-        "1423 audit(garbage",
-        /* the domain gone: forgotten (a later refusal naming it is not mapped) */
-        "1424 audit(1.2:14): domain=a1 status=deallocated denials=2",
-        "1423 audit(1.2:15): domain=a1 blockers=fs.read_file path=\"/z\"",
-        /* another event's records between a first refusal and its domain's record: mapped */
-        "1423 audit(1.2:30): domain=d4 blockers=fs.read_file path=\"/v\"",
-        "1423 audit(1.2:31): domain=e5 blockers=fs.read_file path=\"/u\"",
-        "1424 audit(1.2:30): domain=d4 status=allocated mode=enforcing pid=500",
-        "1424 audit(1.2:31): domain=e5 status=allocated mode=enforcing pid=78",
-    };
-    static const char *const flood[] = {
-        "1424 audit(1.2:20): domain=c3 status=allocated mode=enforcing pid=500",
-        "1423 audit(1.2:21): domain=c3 blockers=fs.read_file path=\"/w\"",
-    };
-    int sv[2];
-    (void)state;
-
-    assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv), 0);
-    memset(&au, 0, sizeof(au));
-    au.fd = sv[0];
-    send_records(sv[1], recs, sizeof(recs) / sizeof(recs[0]));
-    rp_audit_handle(&au, &hooks);
-    assert_int_equal(ntotal, 3);
-    assert_string_equal(seen[0], "write to /etc/x refused by Landlock");
-    assert_string_equal(seen[1], "TCP bind to port 9001 refused by Landlock");
-    assert_string_equal(seen[2], "read of /v refused by Landlock");
-    /* at most RP_AUDIT_PER_WAKE records a call: the rest wait for the next */
-    send_records(sv[1], flood, 1);
-    for (int i = 0; i < RP_AUDIT_PER_WAKE + 2; i++)
-        send_records(sv[1], flood + 1, 1);
-    ntotal = 0;
-    rp_audit_handle(&au, &hooks);
-    assert_int_equal(ntotal, RP_AUDIT_PER_WAKE - 1); /* (the domain's record is one of them) */
-    ntotal = 0;
-    rp_audit_handle(&au, &hooks);
-    assert_int_equal(ntotal, 3);
-    close(sv[0]);
-    close(sv[1]);
-}
-
-static void missing(void **state)
-{
-    static rp_audit_t au;
-    char m[256] = "";
-    (void)state;
-
-    memset(&au, 0, sizeof(au));
-    au.fd = 3;
-    rp_audit_note_missing(&au, 7, m, sizeof(m));
-    assert_string_equal(m, "");
-    rp_audit_note_missing(&au, 0, m, sizeof(m));
-    assert_string_equal(m, "");
-    rp_audit_note_missing(&au, 6, m, sizeof(m));
-    assert_string_equal(m, "Landlock refusals are not seen (the kernel's Landlock ABI is below 7)");
-    m[0] = '\0';
-    au.fd = -1;
-    snprintf(au.why, sizeof(au.why),
-             "audit is off and cannot be turned on: Operation not permitted");
-    snprintf(m, sizeof(m), "no cgroup namespace");
-    rp_audit_note_missing(&au, 7, m, sizeof(m));
-    assert_string_equal(m, "no cgroup namespace; Landlock refusals are not seen (audit is off and "
-                           "cannot be turned on: Operation not permitted)");
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(refusals),        cmocka_unit_test(long_path), cmocka_unit_test(domains),
-        cmocka_unit_test(refused_records), cmocka_unit_test(mapping),   cmocka_unit_test(missing),
+        cmocka_unit_test(refusals),
+        cmocka_unit_test(long_path),
+        cmocka_unit_test(domains),
+        cmocka_unit_test(refused_records),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
