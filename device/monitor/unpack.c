@@ -38,16 +38,18 @@ static bool limit(int res, rlim_t n)
 }
 
 /* In the child, before exec: the slot on stdin, the answer and the reason on two pipes, limits,
- * the unpack user, no other descriptor. Never returns. */
+ * the unpack user, no other descriptor (but sock at 3, unless -1: the broker's, which lives as
+ * long as the monitor and so has no CPU limit). Never returns. */
 static void child(const char *helper, char *const argv[], int slot_fd, int out, int err,
-                  const char *cwd)
+                  const char *cwd, int sock)
 {
     if (slot_fd < 0)
         slot_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (dup2(slot_fd, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
-        dup2(err, STDERR_FILENO) < 0 || chdir(cwd) != 0 || !limit(RLIMIT_CORE, 0) ||
-        !limit(RLIMIT_CPU, RP_UNPACK_SECONDS) || !limit(RLIMIT_FSIZE, RP_UNPACK_TREE_BYTES_MAX) ||
-        !limit(RLIMIT_NOFILE, 64))
+    if (dup2(slot_fd, STDIN_FILENO) < 0 || (out >= 0 && dup2(out, STDOUT_FILENO) < 0) ||
+        (err >= 0 && dup2(err, STDERR_FILENO) < 0) || chdir(cwd) != 0 ||
+        !limit(RLIMIT_CORE, 0) || (sock < 0 && !limit(RLIMIT_CPU, RP_UNPACK_SECONDS)) ||
+        !limit(RLIMIT_FSIZE, RP_UNPACK_TREE_BYTES_MAX) || !limit(RLIMIT_NOFILE, 64) ||
+        (sock >= 0 && dup2(sock, 3) != 3))
         _exit(126);
 #ifndef SANITIZER_BUILD /* ASan reserves terabytes of shadow */
     if (!limit(RLIMIT_AS, 2ull * 1024 * 1024 * 1024))
@@ -56,7 +58,7 @@ static void child(const char *helper, char *const argv[], int slot_fd, int out, 
     if (setgroups(0, NULL) != 0 || setresgid(RP_UNPACK_UID, RP_UNPACK_UID, RP_UNPACK_UID) != 0 ||
         setresuid(RP_UNPACK_UID, RP_UNPACK_UID, RP_UNPACK_UID) != 0)
         _exit(126);
-    closefrom(3);
+    closefrom(sock >= 0 ? 4 : 3);
     /* None of the monitor's environment (LD_PRELOAD, NOTIFY_SOCKET...); a test build passes on
      * its sanitizers' settings only. */
     char *env[4] = {NULL};
@@ -120,26 +122,35 @@ static bool drain(int seconds, int out, char *obuf, size_t ocap, size_t *olen, i
  * payload, on its stdin, -1: none; cwd its directory), read its answer (at most acap bytes) within
  * seconds. A refusal: RP_ERR_MALFORMED, its reason in why; a failure (a crash, the deadline, a
  * signal): RP_ERR_IO, said. */
+/* rampart-unpack's path: path, or beside this program. */
+static bool helper_path(const char *path, char helper[PATH_MAX])
+{
+    ssize_t n = path != NULL ? 0 : readlink("/proc/self/exe", helper, PATH_MAX - 1);
+    char *slash = n > 0 ? memrchr(helper, '/', (size_t)n) : NULL;
+
+    if (path != NULL && strlen(path) < PATH_MAX)
+        strcpy(helper, path);
+    else if (slash == NULL || (size_t)(slash - helper) + sizeof("/rampart-unpack") > PATH_MAX)
+        return false;
+    else
+        memcpy(slash, "/rampart-unpack", sizeof("/rampart-unpack"));
+    return true;
+}
+
 static rp_err_t spawn(const char *path, int seconds, char *const argv[], int in_fd, const char *cwd,
                       const char *label, char *answer, size_t acap, size_t *alen, char *why,
                       size_t cap)
 {
     char helper[PATH_MAX], reason[RP_UNPACK_WHY_MAX + 1] = "";
-    ssize_t n = path != NULL ? 0 : readlink("/proc/self/exe", helper, sizeof(helper) - 1);
-    char *slash = n > 0 ? memrchr(helper, '/', (size_t)n) : NULL;
     int out[2] = {-1, -1}, err[2] = {-1, -1}, status = -1;
     bool done;
     pid_t pid;
 
     *alen = 0;
-    if (path != NULL && strlen(path) < sizeof(helper))
-        strcpy(helper, path);
-    else if (slash == NULL ||
-             (size_t)(slash - helper) + sizeof("/rampart-unpack") > sizeof(helper)) {
+    if (!helper_path(path, helper)) {
         snprintf(why, cap, "cannot find rampart-unpack");
         return RP_ERR_IO;
-    } else
-        memcpy(slash, "/rampart-unpack", sizeof("/rampart-unpack"));
+    }
     if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0 || (pid = fork()) < 0) {
         for (int i = 0; i < 2; i++) {
             if (out[i] >= 0)
@@ -151,7 +162,7 @@ static rp_err_t spawn(const char *path, int seconds, char *const argv[], int in_
         return RP_ERR_IO;
     }
     if (pid == 0)
-        child(helper, argv, in_fd, out[1], err[1], cwd);
+        child(helper, argv, in_fd, out[1], err[1], cwd, -1);
     close(out[1]);
     close(err[1]);
     done = drain(seconds, out[0], answer, acap, alen, err[0], reason, sizeof(reason));
@@ -326,4 +337,18 @@ rp_err_t rp_unpack_extract(int slot_fd, uint64_t off, uint64_t len, const char *
     if (err != RP_OK)
         memset(m, 0, sizeof(*m));
     return err;
+}
+
+pid_t rp_unpack_broker(int sock)
+{
+    static char *argv[] = {"rampart-unpack", "broker", NULL};
+    char helper[PATH_MAX];
+    pid_t pid;
+
+    if (!helper_path(NULL, helper))
+        return -1;
+    pid = fork();
+    if (pid == 0)
+        child(helper, argv, -1, -1, -1, "/", sock);
+    return pid;
 }

@@ -18,6 +18,8 @@
  *                                        LEN bytes), to be migrated (docs/monitor.md)
  *   rampart-unpack resolve NAME...       an app's allowed host names (1 to 32), resolved to IPv4
  *                                        with the device's resolver (the network policy's)
+ *   rampart-unpack broker                the app broker (device/broker/broker.h), long-lived: the
+ *                                        apps' channels, its socket to the monitor at descriptor 3
  *
  * Answer on stdout: 'l' (a single-file image made before app trees: no manifest), or 't' and the
  * manifest in its binary form (rp_manifest_encode; the supervisor decodes it with
@@ -52,6 +54,8 @@
 #include "rampart/metadata.h"
 #include "rampart/netaddrs.h"
 #include "landlock_abi.h"
+#include "broker.h"
+#include "rampart/log.h"
 #include "seccomp_allow.h"
 #include "unpack.h"
 
@@ -71,6 +75,10 @@ static const char *const resolver[] = {
     "connect", "sendto", "sendmmsg", "sendmsg", "recvfrom", "recvmsg", "poll", "ppoll",
     "setsockopt", "getsockopt", "getsockname", "getpeername", "bind", "ioctl", "uname",
 };
+/* broker: the apps' channels and the monitor's socket, descriptors passed both ways */
+static const char *const broker[] = {
+    "recvmsg", "sendmsg", "socketpair", "poll", "ppoll",
+};
 #ifdef SANITIZER_BUILD
 static const char *const sanitizer[] = {
     "ptrace", "process_vm_readv", "clone", "wait4", "getdents", "getppid", "kill",
@@ -81,7 +89,7 @@ static const char *const sanitizer[] = {
 // clang-format on
 
 /* What the process may touch (fence, confine). */
-typedef enum { READ_ONLY, EXTRACT, RESOLVE } confinement_t;
+typedef enum { READ_ONLY, EXTRACT, RESOLVE, BROKER } confinement_t;
 
 static int refuse(const char *why)
 {
@@ -192,6 +200,8 @@ static bool confine(confinement_t mode)
         rc = rp_seccomp_allow(ctx, resolver, sizeof(resolver) / sizeof(resolver[0]));
     if (rc == 0 && mode == RESOLVE)
         rc = allow_sockets(ctx);
+    if (rc == 0 && mode == BROKER)
+        rc = rp_seccomp_allow(ctx, broker, sizeof(broker) / sizeof(broker[0]));
 #ifdef SANITIZER_BUILD
     if (rc == 0)
         rc = rp_seccomp_allow(ctx, sanitizer, sizeof(sanitizer) / sizeof(sanitizer[0]));
@@ -322,6 +332,12 @@ int main(int argc, char **argv)
     bool extract;
     rp_err_t err;
 
+    /* The app broker (device/broker/broker.h): its socket to the monitor at descriptor 3, nothing
+     * on disk (BROKER is fenced as READ_ONLY: no file right granted). */
+    if (argc == 2 && strcmp(argv[1], "broker") == 0) {
+        rp_log_init("rampart-broker", RP_LOG_INFO);
+        return confine(BROKER) ? rp_broker_run(3) : refuse("cannot confine rampart-broker");
+    }
     if (argc >= 2 && strcmp(argv[1], "resolve") == 0)
         return confine(RESOLVE) ? resolve(argv + 2, (size_t)argc - 2)
                                 : refuse("cannot confine rampart-unpack");
@@ -331,7 +347,7 @@ int main(int argc, char **argv)
     if (argc != 4 || (strcmp(argv[1], "manifest") != 0 && strcmp(argv[1], "extract") != 0) ||
         !number(argv[2], &off) || !number(argv[3], &len))
         return refuse("usage: rampart-unpack manifest|extract OFF LEN (the slot on stdin), "
-                      "metadata KIND LEN (the payload on stdin), or resolve NAME...");
+                      "metadata KIND LEN (the payload on stdin), resolve NAME..., or broker");
     extract = strcmp(argv[1], "extract") == 0;
     if (!confine(extract ? EXTRACT : READ_ONLY))
         return refuse("cannot confine rampart-unpack");
