@@ -15,8 +15,8 @@
 #include "gate.h"
 #include "rampart/log.h"
 
-#define QUEUE_MAX 64      /* the monitor's ADD and DROP that came while an answer was awaited */
-#define ASK_SECONDS 30    /* an answer not in by then: the app is told to try again */
+#define QUEUE_MAX 64   /* the monitor's ADD and DROP that came while an answer was awaited */
+#define ASK_SECONDS 30 /* an answer not in by then: the app is told to try again */
 
 typedef struct slot {
     bool used;       /* the monitor named this app (ADD) */
@@ -36,13 +36,6 @@ static struct {
     uint8_t buf[RP_GATE_ANSWER_MAX];
     rp_mon_reply_t answer;
 } b;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static uint8_t slot_of(const rp_appchan_t *c)
 {
@@ -103,7 +96,7 @@ static void ask(void *ctx, rp_appchan_t *c, const rp_mon_request_t *q, rp_mon_re
 {
     rp_gate_req_t r = {.slot = slot_of(c), .id = q->id};
     uint8_t out[RP_GATE_REQ_LEN];
-    int64_t deadline = now_ms() + ASK_SECONDS * 1000;
+    int64_t deadline = rp_gate_now_ms() + ASK_SECONDS * 1000;
 
     (void)ctx;
     r.op = q->type == RP_MON_APP_IDENTITY ? RP_GATE_IDENTITY : RP_GATE_SIGN;
@@ -119,7 +112,7 @@ static void ask(void *ctx, rp_appchan_t *c, const rp_mon_request_t *q, rp_mon_re
     }
     for (;;) {
         struct pollfd pf = {b.mon, POLLIN, 0};
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - rp_gate_now_ms();
         rp_gate_app_t g;
         uint8_t slot;
         const uint8_t *pkt;
@@ -128,8 +121,9 @@ static void ask(void *ctx, rp_appchan_t *c, const rp_mon_request_t *q, rp_mon_re
         rp_err_t err;
 
         if (left <= 0 || (poll(&pf, 1, (int)left) < 0 && errno != EINTR)) {
-            refuse(p, RP_ERR_BUSY, "the monitor did not answer in time (it may be installing): "
-                                   "try again");
+            refuse(p, RP_ERR_BUSY,
+                   "the monitor did not answer in time (it may be installing): "
+                   "try again");
             return;
         }
         if (pf.revents == 0)

@@ -18,21 +18,12 @@
 #include "proto.h"
 #include "rampart/log.h"
 
-#define TOKEN 60000u /* a signature, in bucket units (a minute of milliseconds) */
-
 /* One request at a time in the whole monitor: the buffers are shared. */
 static struct {
     uint8_t buf[RP_MON_PACKET_MAX];
     rp_mon_request_t q;
     rp_mon_reply_t p;
 } w;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 rp_err_t rp_appchan_adopt(rp_appchan_t *c, const char *component, const rp_manifest_t *m, int fd)
 {
@@ -50,10 +41,9 @@ rp_err_t rp_appchan_adopt(rp_appchan_t *c, const char *component, const rp_manif
     c->manifest = m;
     c->sign_burst = RP_APPCHAN_SIGN_BURST;
     c->sign_per_minute = RP_APPCHAN_SIGN_PER_MINUTE;
-    c->sign_tokens = (uint64_t)c->sign_burst * TOKEN;
-    c->sign_refilled_ms = now_ms();
+    rp_gate_bucket_fill(&c->sign, c->sign_burst);
     c->log_tokens = RP_APPCHAN_LOG_BURST;
-    c->log_refilled_ms = c->sign_refilled_ms;
+    c->log_refilled_ms = c->sign.refilled_ms;
     return RP_OK;
 }
 
@@ -107,7 +97,7 @@ static void say(rp_appchan_t *c, rp_log_level_t level, const char *fmt, ...)
 static void say(rp_appchan_t *c, rp_log_level_t level, const char *fmt, ...)
 {
     char line[512];
-    int64_t now = now_ms(), per = 60000 / RP_APPCHAN_LOG_PER_MINUTE;
+    int64_t now = rp_gate_now_ms(), per = 60000 / RP_APPCHAN_LOG_PER_MINUTE;
     va_list ap;
 
     if (now - c->log_refilled_ms >= per) {
@@ -187,30 +177,11 @@ static void do_identity(rp_appchan_t *c, const rp_appchan_root_t *root, rp_mon_r
         root->ask(root->ctx, c, &w.q, p);
 }
 
-/* Take one signature from the bucket: whether the app may sign now. */
-static bool sign_token(rp_appchan_t *c)
-{
-    int64_t now = now_ms(), elapsed = now - c->sign_refilled_ms;
-    uint64_t max = (uint64_t)c->sign_burst * TOKEN;
-
-    if (c->sign_tokens > max) /* the burst was lowered */
-        c->sign_tokens = max;
-    if (elapsed > 0) {
-        uint64_t add = (uint64_t)elapsed * c->sign_per_minute;
-        c->sign_tokens = add > max - c->sign_tokens ? max : c->sign_tokens + add;
-        c->sign_refilled_ms = now;
-    }
-    if (c->sign_tokens < TOKEN)
-        return false;
-    c->sign_tokens -= TOKEN;
-    return true;
-}
-
 static void do_sign(rp_appchan_t *c, const rp_appchan_root_t *root, rp_mon_reply_t *p)
 {
     if (!may_use_identity(c, root, p))
         return;
-    if (!sign_token(c)) {
+    if (!rp_gate_bucket_take(&c->sign, c->sign_burst, c->sign_per_minute)) {
         c->sign_refused++;
         refuse(p, RP_ERR_DENIED, "over the signing rate (%u at once, %u a minute): try later",
                c->sign_burst, c->sign_per_minute);
@@ -254,8 +225,8 @@ static rp_err_t tell_peer(rp_appchan_t *peer, const char *caller, int fd)
 }
 
 /* OUT: *give, the caller's end of a new socket pair (or -1). */
-static void do_connect(rp_appchan_t *c, const rp_appchan_root_t *root, const rp_appchan_peers_t *peers,
-                       rp_mon_reply_t *p, int *give)
+static void do_connect(rp_appchan_t *c, const rp_appchan_root_t *root,
+                       const rp_appchan_peers_t *peers, rp_mon_reply_t *p, int *give)
 {
     const char *name = w.q.u.app_connect.component;
     const rp_manifest_t *pm = NULL;
@@ -267,23 +238,20 @@ static void do_connect(rp_appchan_t *c, const rp_appchan_root_t *root, const rp_
         peers->find(peers->ctx, name, &peer, &pm);
     if (strcmp(name, c->component) == 0) {
         refuse(p, RP_ERR_DENIED, "an app does not connect to itself");
-        record(c, root, RP_EVENT_APP_CONNECTION, "%s -> %s refused: itself", c->component,
-               name);
+        record(c, root, RP_EVENT_APP_CONNECTION, "%s -> %s refused: itself", c->component, name);
     } else if (!lists(c->manifest, name)) {
         refuse(p, RP_ERR_DENIED, "%s is not in this app's AllowedApplicationConnections", name);
-        record(c, root, RP_EVENT_APP_CONNECTION,
-               "%s -> %s refused: %s's manifest does not list %s", c->component, name, c->component,
-               name);
+        record(c, root, RP_EVENT_APP_CONNECTION, "%s -> %s refused: %s's manifest does not list %s",
+               c->component, name, c->component, name);
     } else if (pm == NULL) {
         refuse(p, RP_ERR_DENIED, "there is no app %s on this device", name);
-        record(c, root, RP_EVENT_APP_CONNECTION, "%s -> %s refused: no such app",
-               c->component, name);
+        record(c, root, RP_EVENT_APP_CONNECTION, "%s -> %s refused: no such app", c->component,
+               name);
     } else if (!lists(pm, c->component)) {
         refuse(p, RP_ERR_DENIED, "%s does not list this app in its AllowedApplicationConnections",
                name);
-        record(c, root, RP_EVENT_APP_CONNECTION,
-               "%s -> %s refused: %s's manifest does not list %s", c->component, name, name,
-               c->component);
+        record(c, root, RP_EVENT_APP_CONNECTION, "%s -> %s refused: %s's manifest does not list %s",
+               c->component, name, name, c->component);
     } else if (peer == NULL || peer->fd < 0) {
         refuse(p, RP_ERR_NOT_FOUND, "%s is not running", name);
         record(c, root, RP_EVENT_APP_CONNECTION, "%s -> %s refused: %s is not running",
@@ -317,7 +285,8 @@ static rp_err_t send_reply(rp_appchan_t *c, int fd)
     return err;
 }
 
-rp_err_t rp_appchan_serve(rp_appchan_t *c, const rp_appchan_root_t *root, const rp_appchan_peers_t *peers)
+rp_err_t rp_appchan_serve(rp_appchan_t *c, const rp_appchan_root_t *root,
+                          const rp_appchan_peers_t *peers)
 {
     struct pollfd pf = {.fd = c->fd, .events = POLLIN};
     size_t len = 0;

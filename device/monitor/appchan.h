@@ -17,8 +17,9 @@
  *                                 (SOCK_STREAM), one end in the reply, the other to the peer as an
  *                                 unasked APP_INCOMING naming the caller
  * Every refusal is answered (RP_ERR_DENIED and why) and recorded as a security event ("identity",
- * "app_connection", through the root hooks: the monitor records it); an agent's request type on a channel is refused (rp_mon_type_channel()).
- * A packet that does not decode, or comes with a descriptor, closes that channel alone.
+ * "app_connection", through the root hooks: the monitor records it); an agent's request type on a
+ * channel is refused (rp_mon_type_channel()). A packet that does not decode, or comes with a
+ * descriptor, closes that channel alone.
  *
  * Single-threaded, like the monitor: the caller polls rp_appchan_fd() and calls
  * rp_appchan_serve() when it is readable.
@@ -30,6 +31,7 @@
 #include <stdint.h>
 
 #include "events.h"
+#include "gate.h"
 #include "proto.h"
 #include "rampart/component.h"
 #include "rampart/error.h"
@@ -48,8 +50,7 @@ typedef struct rp_appchan {
     /* Signing rate: a token bucket, in 1/60000ths of a signature (one minute of milliseconds).
      * sign_burst and sign_per_minute may be changed after open (tests). */
     uint32_t sign_burst, sign_per_minute;
-    uint64_t sign_tokens;
-    int64_t sign_refilled_ms;
+    rp_gate_bucket_t sign;
     bool sign_limited;     /* in a burst of refusals (its first was recorded) */
     uint64_t sign_refused; /* refused by the rate, in all */
     unsigned events, events_suppressed;

@@ -168,8 +168,7 @@ static void record(rp_appgate_app_t *e, const char *state_dir, rp_event_kind_t k
 static void identity(rp_agent_t *a)
 {
     rp_err_t err = rp_appchan_read_chain(a->state_dir, g.p.u.app_identity.chain,
-                                         sizeof(g.p.u.app_identity.chain),
-                                         &g.p.u.app_identity.len);
+                                         sizeof(g.p.u.app_identity.chain), &g.p.u.app_identity.len);
 
     if (err == RP_ERR_NOT_FOUND)
         refuse(err, "the device has no certificate yet (it has not attested)");
@@ -198,14 +197,28 @@ static void answer(rp_agent_t *a, rp_appgate_app_t *e, const rp_gate_req_t *r)
         /* The broker refuses this itself: asked anyway, it is not the broker this monitor runs. */
         refuse(RP_ERR_DENIED, "%s: the app's manifest has no DeviceAuthentication",
                rp_mon_type_name(g.p.type));
-        snprintf(reason, sizeof(reason), "%s refused: no DeviceAuthentication (asked by the broker)",
+        snprintf(reason, sizeof(reason),
+                 "%s refused: no DeviceAuthentication (asked by the broker)",
                  rp_mon_type_name(g.p.type));
-        rp_log_warn("%s: %s", e->component, reason);
+        if (e->events < RP_APPCHAN_EVENTS_MAX) /* (bounded as its events are) */
+            rp_log_warn("%s: %s", e->component, reason);
         record(e, a->state_dir, RP_EVENT_IDENTITY, reason);
         return;
     }
     if (r->op == RP_GATE_IDENTITY) {
         identity(a);
+        return;
+    }
+    /* The broker holds the app to its rate first; past it here, it is not the broker this monitor
+     * runs (the same bucket, so an app within its rate never meets this one). */
+    if (!rp_gate_bucket_take(&e->sign, RP_APPCHAN_SIGN_BURST, RP_APPCHAN_SIGN_PER_MINUTE)) {
+        refuse(RP_ERR_DENIED, "over the signing rate (%u at once, %u a minute): try later",
+               RP_APPCHAN_SIGN_BURST, RP_APPCHAN_SIGN_PER_MINUTE);
+        if (e->events < RP_APPCHAN_EVENTS_MAX) /* (bounded as its events are) */
+            rp_log_warn("%s: the app broker asked for signatures over the app's rate",
+                        e->component);
+        record(e, a->state_dir, RP_EVENT_IDENTITY,
+               "app-sign-tls13 refused: over the signing rate (asked by the broker)");
         return;
     }
     g.q.type = RP_MON_APP_SIGN_TLS13;
@@ -254,8 +267,8 @@ rp_err_t rp_appgate_serve(int fd, rp_agent_t *a, rp_appgate_app_t *const apps[RP
     g.out[1] = RP_GATE_ANSWER;
     g.out[2] = r.slot;
     g.out[3] = 0;
-    if (rp_mon_reply_encode(&g.p, g.out + RP_GATE_ANSWER_HEAD,
-                            sizeof(g.out) - RP_GATE_ANSWER_HEAD, &n) != RP_OK ||
+    if (rp_mon_reply_encode(&g.p, g.out + RP_GATE_ANSWER_HEAD, sizeof(g.out) - RP_GATE_ANSWER_HEAD,
+                            &n) != RP_OK ||
         rp_mon_send(fd, g.out, RP_GATE_ANSWER_HEAD + n, -1) != RP_OK)
         rp_log_warn("%s: the app broker did not take an answer", e != NULL ? e->component : "?");
     return RP_OK;
@@ -279,4 +292,5 @@ void rp_appgate_reset(rp_appgate_app_t *e)
         rp_log_warn("%s: %u more refusals on its channel were not recorded as events", e->component,
                     e->events_suppressed);
     e->events = e->events_suppressed = 0;
+    rp_gate_bucket_fill(&e->sign, RP_APPCHAN_SIGN_BURST);
 }

@@ -22,6 +22,7 @@ typedef struct rp_appgate_app {
     const rp_manifest_t *m; /* its manifest, from its verified slot (the caller keeps it) */
     int fd;                 /* the broker's end of its channel, kept to hand a new broker; -1 */
     unsigned events, events_suppressed; /* refusals the broker reported, recorded or not */
+    rp_gate_bucket_t sign; /* its signing rate, kept here too (the broker's is not trusted) */
 } rp_appgate_app_t;
 
 /*
@@ -36,7 +37,7 @@ rp_err_t rp_appgate_serve(int fd, rp_agent_t *a, rp_appgate_app_t *const apps[RP
 /* Tell the broker on fd (-1: none now) of e at slot: ADD, with e->fd when it has one, or DROP. */
 void rp_appgate_tell(int fd, uint8_t slot, const rp_appgate_app_t *e, bool add);
 
-/* A channel's refusal counters start again (a new channel). */
+/* A channel's refusal counters and signing rate start again (a new channel). */
 void rp_appgate_reset(rp_appgate_app_t *e);
 
 /*

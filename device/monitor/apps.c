@@ -1466,7 +1466,8 @@ rp_err_t rp_apps_call(int fd, rp_apps_msg_t *msg, rp_apps_reply_t *reply, int ti
 static rp_err_t ask_unpack(int fd, rp_apps_msg_t *msg, int give, rp_apps_reply_t *reply, char *why,
                            size_t cap)
 {
-    rp_err_t err = call(fd, msg, give, reply, (RP_UNPACK_SECONDS + 30) * 1000, NULL, -1, NULL, NULL);
+    rp_err_t err =
+        call(fd, msg, give, reply, (RP_UNPACK_SECONDS + 30) * 1000, NULL, -1, NULL, NULL);
 
     if (err != RP_OK) {
         snprintf(why, cap, "the app supervisor did not answer: %s", rp_strerror(err));
@@ -1636,6 +1637,7 @@ static void chan_open(rp_apps_chan_t *e, int fd)
         return;
     }
     e->g.fd = sv[0];
+    rp_appgate_reset(&e->g);
     memset(&msg, 0, sizeof(msg));
     msg.kind = RP_APPS_APP_CHANNEL;
     msg.n = 1;
@@ -1742,6 +1744,7 @@ rp_err_t rp_apps_trial(void *ctx, const char *component, int slot, const rp_slot
         return RP_OK;
     }
     trial.fd = sv[0];
+    rp_appgate_reset(&trial);
     snprintf(trial.component, sizeof(trial.component), "%s", component);
     rp_apps_chans_slots(x->chans, slots);
     slots[RP_GATE_TRIAL] = &trial;

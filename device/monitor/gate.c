@@ -2,6 +2,7 @@
  * The app broker's socket to the monitor (gate.h): its fixed layouts, both ways.
  */
 #include <string.h>
+#include <time.h>
 
 #include "gate.h"
 
@@ -21,8 +22,15 @@ enum {
 _Static_assert(RQ_REASON + RP_EVENT_REASON_MAX + 1 == RP_GATE_REQ_LEN, "the layout is the length");
 
 /* The ADD/DROP message's. */
-enum { AP_VERSION = 0, AP_OP = 1, AP_SLOT = 2, AP_AUTH = 3, AP_NPEERS = 4, AP_ZERO = 5,
-       AP_NAMES = 6 };
+enum {
+    AP_VERSION = 0,
+    AP_OP = 1,
+    AP_SLOT = 2,
+    AP_AUTH = 3,
+    AP_NPEERS = 4,
+    AP_ZERO = 5,
+    AP_NAMES = 6
+};
 #define NAME_LEN (RP_COMPONENT_NAME_MAX + 1)
 _Static_assert(AP_NAMES + (1 + RP_MANIFEST_APP_CONNECTIONS_MAX) * NAME_LEN == RP_GATE_APP_LEN,
                "the layout is the length");
@@ -122,8 +130,8 @@ static bool put_name(uint8_t *at, const char *name)
     return true;
 }
 
-rp_err_t rp_gate_app_encode(uint8_t op, uint8_t slot, const char *component,
-                            const rp_manifest_t *m, uint8_t *out, size_t cap)
+rp_err_t rp_gate_app_encode(uint8_t op, uint8_t slot, const char *component, const rp_manifest_t *m,
+                            uint8_t *out, size_t cap)
 {
     if (cap < RP_GATE_APP_LEN || (op != RP_GATE_ADD && op != RP_GATE_DROP) ||
         slot >= RP_GATE_SLOTS || (op == RP_GATE_ADD && m == NULL))
@@ -177,8 +185,8 @@ rp_err_t rp_gate_msg_decode(const uint8_t *buf, size_t len, rp_gate_app_t *app, 
         return RP_OK;
     }
     if ((buf[AP_OP] != RP_GATE_ADD && buf[AP_OP] != RP_GATE_DROP) || len != RP_GATE_APP_LEN ||
-        buf[AP_AUTH] > 1 || buf[AP_NPEERS] > RP_MANIFEST_APP_CONNECTIONS_MAX ||
-        buf[AP_ZERO] != 0 || !get_name(buf + AP_NAMES, app->component))
+        buf[AP_AUTH] > 1 || buf[AP_NPEERS] > RP_MANIFEST_APP_CONNECTIONS_MAX || buf[AP_ZERO] != 0 ||
+        !get_name(buf + AP_NAMES, app->component))
         return RP_ERR_MALFORMED;
     app->op = buf[AP_OP];
     app->slot = buf[AP_SLOT];
@@ -200,4 +208,35 @@ bool rp_gate_lists(const rp_gate_app_t *a, const char *component)
         if (strcmp(a->peers[i], component) == 0)
             return true;
     return false;
+}
+
+int64_t rp_gate_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void rp_gate_bucket_fill(rp_gate_bucket_t *b, uint32_t burst)
+{
+    b->tokens = (uint64_t)burst * RP_GATE_TOKEN;
+    b->refilled_ms = rp_gate_now_ms();
+}
+
+bool rp_gate_bucket_take(rp_gate_bucket_t *b, uint32_t burst, uint32_t per_minute)
+{
+    int64_t now = rp_gate_now_ms(), elapsed = now - b->refilled_ms;
+    uint64_t max = (uint64_t)burst * RP_GATE_TOKEN;
+
+    if (b->tokens > max) /* the burst was lowered */
+        b->tokens = max;
+    if (elapsed > 0) {
+        uint64_t add = (uint64_t)elapsed * per_minute;
+        b->tokens = add > max - b->tokens ? max : b->tokens + add;
+        b->refilled_ms = now;
+    }
+    if (b->tokens < RP_GATE_TOKEN)
+        return false;
+    b->tokens -= RP_GATE_TOKEN;
+    return true;
 }

@@ -37,7 +37,7 @@
 #include "rampart/manifest.h"
 
 #define RP_GATE_VERSION 1
-#define RP_GATE_APPS 16 /* = RP_COMPONENTS_MAX (slots.h; asserted where both are seen) */
+#define RP_GATE_APPS 16            /* = RP_COMPONENTS_MAX (slots.h; asserted where both are seen) */
 #define RP_GATE_TRIAL RP_GATE_APPS /* the slot of an install's trial app */
 #define RP_GATE_SLOTS (RP_GATE_APPS + 1)
 
@@ -88,13 +88,30 @@ rp_err_t rp_gate_req_encode(const rp_gate_req_t *r, uint8_t *out, size_t cap) RP
 rp_err_t rp_gate_req_decode(const uint8_t *buf, size_t len, rp_gate_req_t *r) RP_MUST_CHECK;
 
 /* ADD or DROP for a (from the monitor's manifest m; NULL for DROP). OUT: out[RP_GATE_APP_LEN]. */
-rp_err_t rp_gate_app_encode(uint8_t op, uint8_t slot, const char *component,
-                            const rp_manifest_t *m, uint8_t *out, size_t cap) RP_MUST_CHECK;
+rp_err_t rp_gate_app_encode(uint8_t op, uint8_t slot, const char *component, const rp_manifest_t *m,
+                            uint8_t *out, size_t cap) RP_MUST_CHECK;
 
 /* The broker's decoder of the monitor's messages: ADD or DROP into *app, or ANSWER (OUT: *slot,
  * the packet at *pkt, *pkt_len bytes). Names checked as component names. Fuzzed too. */
 rp_err_t rp_gate_msg_decode(const uint8_t *buf, size_t len, rp_gate_app_t *app, uint8_t *slot,
                             const uint8_t **pkt, size_t *pkt_len) RP_MUST_CHECK;
+
+/* A signing rate, kept by the broker per channel (appchan.c) and again by the monitor per app
+ * (appgate.c): a token bucket in 1/60000ths of a signature (one minute of milliseconds). */
+#define RP_GATE_TOKEN 60000u
+typedef struct rp_gate_bucket {
+    uint64_t tokens;
+    int64_t refilled_ms;
+} rp_gate_bucket_t;
+
+/* The monotonic clock in milliseconds (the buckets' and the bounds' time). */
+int64_t rp_gate_now_ms(void);
+
+/* A full bucket of burst signatures, now. */
+void rp_gate_bucket_fill(rp_gate_bucket_t *b, uint32_t burst);
+
+/* Take one signature from b (burst at once, per_minute after): whether it may sign now. */
+bool rp_gate_bucket_take(rp_gate_bucket_t *b, uint32_t burst, uint32_t per_minute);
 
 /* Whether a lists component among its peers (AllowedApplicationConnections). */
 bool rp_gate_lists(const rp_gate_app_t *a, const char *component);

@@ -866,8 +866,8 @@ int main(int argc, char **argv)
         rp_log_error("cannot start the app supervisor: %s", strerror(errno));
         return 1;
     }
-    m.trial = (rp_apps_trial_ctx_t){
-        .fd = -1, .agent = &m.agent, .chans = &m.chans, .broker = &m.broker};
+    m.trial =
+        (rp_apps_trial_ctx_t){.fd = -1, .agent = &m.agent, .chans = &m.chans, .broker = &m.broker};
     for (int i = 0; i < RP_COMPONENTS_MAX; i++)
         m.chans.e[i].g.fd = -1;
     m.broker = -1;

@@ -46,8 +46,8 @@ static void child(const char *helper, char *const argv[], int slot_fd, int out, 
     if (slot_fd < 0)
         slot_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (dup2(slot_fd, STDIN_FILENO) < 0 || (out >= 0 && dup2(out, STDOUT_FILENO) < 0) ||
-        (err >= 0 && dup2(err, STDERR_FILENO) < 0) || chdir(cwd) != 0 ||
-        !limit(RLIMIT_CORE, 0) || (sock < 0 && !limit(RLIMIT_CPU, RP_UNPACK_SECONDS)) ||
+        (err >= 0 && dup2(err, STDERR_FILENO) < 0) || chdir(cwd) != 0 || !limit(RLIMIT_CORE, 0) ||
+        (sock < 0 && !limit(RLIMIT_CPU, RP_UNPACK_SECONDS)) ||
         !limit(RLIMIT_FSIZE, RP_UNPACK_TREE_BYTES_MAX) || !limit(RLIMIT_NOFILE, 64) ||
         (sock >= 0 && dup2(sock, 3) != 3))
         _exit(126);

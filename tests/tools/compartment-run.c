@@ -239,7 +239,9 @@ int main(int argc, char **argv)
     };
     const char *state_dir = NULL, *run_dir = NULL;
     rp_appchan_peers_t peers = {find_peer, NULL};
-    static rp_test_gate_t gate = {.fd = {-1, -1}};
+    static rp_test_gate_t gate = {
+        .fd = {-1, -1}
+    };
     rp_appchan_root_t root = rp_test_gate_root(&gate);
     rp_agent_t agent;
     struct app *a;

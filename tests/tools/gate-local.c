@@ -24,16 +24,15 @@ void rp_test_gate_close(rp_test_gate_t *g)
     g->fd[0] = g->fd[1] = -1;
 }
 
-void rp_test_gate_add(rp_test_gate_t *g, size_t slot, const char *component,
-                      const rp_manifest_t *m)
+void rp_test_gate_add(rp_test_gate_t *g, size_t slot, const char *component, const rp_manifest_t *m)
 {
     g->apps[slot] = (rp_appgate_app_t){.used = true, .m = m, .fd = -1};
     snprintf(g->apps[slot].component, sizeof(g->apps[slot].component), "%s", component);
     g->slots[slot] = &g->apps[slot];
+    rp_appgate_reset(&g->apps[slot]);
 }
 
-rp_err_t rp_test_gate_ask(rp_test_gate_t *g, const rp_gate_req_t *r, rp_mon_reply_t *p,
-                          int *closed)
+rp_err_t rp_test_gate_ask(rp_test_gate_t *g, const rp_gate_req_t *r, rp_mon_reply_t *p, int *closed)
 {
     static uint8_t in[RP_GATE_ANSWER_MAX];
     uint8_t out[RP_GATE_REQ_LEN], slot = 0;

@@ -76,7 +76,6 @@ static void through_gate(const rp_gate_req_t *gr, rp_mon_reply_t *p)
     assert_int_equal(rp_test_gate_ask(&gate, gr, p, &closed), RP_OK);
 }
 
-
 static void manifest(int i, bool device_auth, const char *allowed)
 {
     rp_manifest_t *m = &manifests[i];
@@ -334,7 +333,7 @@ static void test_rate_limit(void **state)
     new_events(&seen, ev, 4);
     c->sign_burst = 3;
     c->sign_per_minute = 0; /* no refill while the burst is tested */
-    c->sign_tokens = 3 * 60000u;
+    c->sign.tokens = 3 * 60000u;
     memset(&q, 0, sizeof(q));
     q.type = RP_MON_APP_SIGN_TLS13;
     q.u.sign_tls13.side = RP_TLS13_CLIENT;
@@ -362,13 +361,13 @@ static void test_rate_limit(void **state)
     assert_int_equal(r.status, RP_OK);
     assert_false(c->sign_limited);
     c->sign_per_minute = 0;
-    c->sign_tokens = 0;
+    c->sign.tokens = 0;
     assert_int_equal(ask(PUB, -1, NULL), RP_OK);
     assert_int_equal(r.status, RP_ERR_DENIED);
     assert_int_equal(new_events(&seen, ev, 4), 1);
     c->sign_burst = RP_APPCHAN_SIGN_BURST;
     c->sign_per_minute = RP_APPCHAN_SIGN_PER_MINUTE;
-    c->sign_tokens = RP_APPCHAN_SIGN_BURST * 60000u;
+    c->sign.tokens = RP_APPCHAN_SIGN_BURST * 60000u;
 }
 
 /* A socket between two apps: both ends work, and the peer was told who called. */
@@ -635,7 +634,8 @@ static void test_gate_checks(void **state)
     int closed = 5;
 
     (void)state;
-    rp_appgate_reset(&gate.apps[PLAIN]); /* (its channel's refusals of the tests before: a new one) */
+    rp_appgate_reset(
+        &gate.apps[PLAIN]); /* (its channel's refusals of the tests before: a new one) */
     new_events(&from, ev, 4);
     through_gate(&gr, &p);
     assert_int_equal(p.status, RP_ERR_DENIED);
@@ -643,8 +643,8 @@ static void test_gate_checks(void **state)
     assert_int_equal(p.type, RP_MON_APP_IDENTITY);
     assert_int_equal(new_events(&from, ev, 4), 1);
     assert_non_null(strstr(ev[0], "identity plain app-identity refused: no DeviceAuthentication"));
-    gr = (rp_gate_req_t){.op = RP_GATE_SIGN, .slot = PLAIN, .id = 8, .side = RP_TLS13_CLIENT,
-                        .hash_len = 32};
+    gr = (rp_gate_req_t){
+        .op = RP_GATE_SIGN, .slot = PLAIN, .id = 8, .side = RP_TLS13_CLIENT, .hash_len = 32};
     through_gate(&gr, &p);
     assert_int_equal(p.status, RP_ERR_DENIED);
     assert_int_equal(p.u.sign_tls13.len, 0);
@@ -655,6 +655,20 @@ static void test_gate_checks(void **state)
     through_gate(&gr, &p);
     assert_int_equal(p.status, RP_OK);
     assert_true(p.u.app_identity.len > 0);
+    /* The monitor keeps the signing rate too: a broker asking past it is refused, an event. */
+    rp_appgate_reset(&gate.apps[PUB]);
+    gr = (rp_gate_req_t){.op = RP_GATE_SIGN, .slot = PUB, .side = RP_TLS13_SERVER, .hash_len = 48};
+    for (int i = 0; i < RP_APPCHAN_SIGN_BURST; i++) {
+        through_gate(&gr, &p);
+        assert_int_equal(p.status, RP_OK);
+    }
+    through_gate(&gr, &p);
+    assert_int_equal(p.status, RP_ERR_DENIED);
+    assert_non_null(strstr(p.message, "signing rate"));
+    assert_int_equal(new_events(&from, ev, 4), 2); /* plain's signature, then this */
+    assert_non_null(strstr(ev[0], "app-sign-tls13 refused: no DeviceAuthentication"));
+    assert_non_null(strstr(ev[1], "over the signing rate (asked by the broker)"));
+    rp_appgate_reset(&gate.apps[PUB]);
     /* CLOSED is said; junk is dropped, and the gate still serves. */
     gr = (rp_gate_req_t){.op = RP_GATE_CLOSED, .slot = PEER};
     assert_int_equal(rp_gate_req_encode(&gr, out, sizeof(out)), RP_OK);
@@ -798,8 +812,7 @@ int main(void)
         cmocka_unit_test(test_rate_limit),   cmocka_unit_test(test_connect),
         cmocka_unit_test(test_wrong_socket), cmocka_unit_test(test_bad_packets),
         cmocka_unit_test(test_log_bound),    cmocka_unit_test(test_chain_files),
-        cmocka_unit_test(test_gate_checks),
-        cmocka_unit_test(test_client),
+        cmocka_unit_test(test_gate_checks),  cmocka_unit_test(test_client),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
