@@ -17,9 +17,6 @@
 #include "events.h"
 #include "proto.h"
 #include "rampart/log.h"
-#include "serve.h"
-
-#define TOKEN 60000u /* a signature, in bucket units (a minute of milliseconds) */
 
 /* One request at a time in the whole monitor: the buffers are shared. */
 static struct {
@@ -28,41 +25,46 @@ static struct {
     rp_mon_reply_t p;
 } w;
 
-static int64_t now_ms(void)
+rp_err_t rp_appchan_adopt(rp_appchan_t *c, const char *component, const rp_manifest_t *m, int fd)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    memset(c, 0, sizeof(*c));
+    c->fd = -1;
+    if (fd < 0 || component == NULL || m == NULL ||
+        !rp_component_name_valid(component, strlen(component)))
+        return RP_ERR_INVALID_ARG;
+    /* The channel's end never waits for an app: a full channel is the app's problem, not
+     * everyone's. */
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0)
+        return RP_ERR_IO;
+    c->fd = fd;
+    snprintf(c->component, sizeof(c->component), "%s", component);
+    c->manifest = m;
+    c->sign_burst = RP_APPCHAN_SIGN_BURST;
+    c->sign_per_minute = RP_APPCHAN_SIGN_PER_MINUTE;
+    rp_gate_bucket_fill(&c->sign, c->sign_burst);
+    c->log_tokens = RP_APPCHAN_LOG_BURST;
+    c->log_refilled_ms = c->sign.refilled_ms;
+    return RP_OK;
 }
 
 rp_err_t rp_appchan_open(rp_appchan_t *c, const char *component, const rp_manifest_t *m,
                          int *app_end)
 {
     int sv[2];
+    rp_err_t err;
 
     memset(c, 0, sizeof(*c));
     c->fd = -1;
     *app_end = -1;
-    if (component == NULL || m == NULL || !rp_component_name_valid(component, strlen(component)))
-        return RP_ERR_INVALID_ARG;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
         return RP_ERR_IO;
-    /* The monitor never waits for an app: a full channel is the app's problem, not everyone's. */
-    if (fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK) != 0) {
+    err = rp_appchan_adopt(c, component, m, sv[0]);
+    if (err != RP_OK) {
         close(sv[0]);
         close(sv[1]);
-        return RP_ERR_IO;
+        return err;
     }
-    c->fd = sv[0];
     *app_end = sv[1];
-    snprintf(c->component, sizeof(c->component), "%s", component);
-    c->manifest = m;
-    c->sign_burst = RP_APPCHAN_SIGN_BURST;
-    c->sign_per_minute = RP_APPCHAN_SIGN_PER_MINUTE;
-    c->sign_tokens = (uint64_t)c->sign_burst * TOKEN;
-    c->sign_refilled_ms = now_ms();
-    c->log_tokens = RP_APPCHAN_LOG_BURST;
-    c->log_refilled_ms = c->sign_refilled_ms;
     return RP_OK;
 }
 
@@ -95,7 +97,7 @@ static void say(rp_appchan_t *c, rp_log_level_t level, const char *fmt, ...)
 static void say(rp_appchan_t *c, rp_log_level_t level, const char *fmt, ...)
 {
     char line[512];
-    int64_t now = now_ms(), per = 60000 / RP_APPCHAN_LOG_PER_MINUTE;
+    int64_t now = rp_gate_now_ms(), per = 60000 / RP_APPCHAN_LOG_PER_MINUTE;
     va_list ap;
 
     if (now - c->log_refilled_ms >= per) {
@@ -122,11 +124,11 @@ static void say(rp_appchan_t *c, rp_log_level_t level, const char *fmt, ...)
 
 /* A security event, at most RP_APPCHAN_EVENTS_MAX per channel: a refused app asking in a loop
  * must not push everyone else's events out of the bounded log. */
-static void record(rp_appchan_t *c, const char *state_dir, rp_event_kind_t kind, const char *fmt,
-                   ...) __attribute__((format(printf, 4, 5)));
+static void record(rp_appchan_t *c, const rp_appchan_root_t *root, rp_event_kind_t kind,
+                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-static void record(rp_appchan_t *c, const char *state_dir, rp_event_kind_t kind, const char *fmt,
-                   ...)
+static void record(rp_appchan_t *c, const rp_appchan_root_t *root, rp_event_kind_t kind,
+                   const char *fmt, ...)
 {
     char reason[RP_EVENT_REASON_MAX + 1];
     va_list ap;
@@ -140,8 +142,7 @@ static void record(rp_appchan_t *c, const char *state_dir, rp_event_kind_t kind,
         return;
     }
     c->events++;
-    if (rp_event_record(state_dir, kind, c->component, reason) != RP_OK)
-        rp_log_error("%s: the event could not be recorded: %s", c->component, reason);
+    root->record(root->ctx, c, kind, reason);
 }
 
 static void refuse(rp_mon_reply_t *p, rp_err_t err, const char *fmt, ...)
@@ -157,183 +158,35 @@ static void refuse(rp_mon_reply_t *p, rp_err_t err, const char *fmt, ...)
     va_end(ap);
 }
 
-/* ---- the certificate chain ---- */
-
-/* Whether text[0..len) is one or more PEM certificates and nothing else: marker lines, base64
- * lines, blank lines. Not a parse of the certificates (the app's TLS library does that): only a
- * fence, so that whatever the agent's user put in its directory, an app gets certificates. */
-static bool pem_certificates_only(const uint8_t *text, size_t len)
-{
-    static const char begin[] = "-----BEGIN CERTIFICATE-----", end[] = "-----END CERTIFICATE-----";
-    size_t pos = 0, certs = 0;
-    bool inside = false;
-
-    while (pos < len) {
-        size_t eol = pos, n;
-        while (eol < len && text[eol] != '\n')
-            eol++;
-        n = eol > pos && text[eol - 1] == '\r' ? eol - pos - 1 : eol - pos;
-        if (n == sizeof(begin) - 1 && memcmp(text + pos, begin, n) == 0) {
-            if (inside)
-                return false;
-            inside = true;
-        } else if (n == sizeof(end) - 1 && memcmp(text + pos, end, n) == 0) {
-            if (!inside)
-                return false;
-            inside = false;
-            certs++;
-        } else {
-            for (size_t i = pos; i < pos + n; i++) {
-                uint8_t ch = text[i];
-                bool b64 = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-                           (ch >= '0' && ch <= '9') || ch == '+' || ch == '/' || ch == '=';
-                if (!b64 || !inside)
-                    return false;
-            }
-        }
-        pos = eol + 1;
-    }
-    return !inside && certs > 0;
-}
-
-/* Append dir/name to out; RP_ERR_NOT_FOUND when it does not exist. */
-static rp_err_t append_file(int dir, const char *name, uint8_t *out, size_t cap, size_t *len)
-{
-    struct stat st;
-    ssize_t n;
-    rp_err_t err = RP_OK;
-    /* O_NONBLOCK: a FIFO put there opens without waiting (and is refused below). */
-    int fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-
-    if (fd < 0)
-        return errno == ENOENT ? RP_ERR_NOT_FOUND : errno == ELOOP ? RP_ERR_MALFORMED : RP_ERR_IO;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)
-        err = RP_ERR_MALFORMED;
-    else if ((uint64_t)st.st_size > cap - *len)
-        err = RP_ERR_TOO_LARGE;
-    while (err == RP_OK && (n = read(fd, out + *len, cap - *len)) != 0) {
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            err = RP_ERR_IO;
-        else
-            *len += (size_t)n;
-        if (err == RP_OK && *len == cap)
-            err = RP_ERR_TOO_LARGE; /* it grew while read */
-    }
-    close(fd);
-    if (err == RP_OK && *len > 0 && out[*len - 1] != '\n') {
-        if (*len == cap)
-            err = RP_ERR_TOO_LARGE;
-        else
-            out[(*len)++] = '\n';
-    }
-    return err;
-}
-
-/* dir's (a descriptor) device.crt then ca-chain.pem. */
-static rp_err_t read_pair(int dir, uint8_t *out, size_t cap, size_t *len)
-{
-    rp_err_t err;
-
-    *len = 0;
-    err = append_file(dir, "device.crt", out, cap, len);
-    if (err == RP_OK)
-        err = append_file(dir, "ca-chain.pem", out, cap, len);
-    return err;
-}
-
-rp_err_t rp_appchan_read_chain(const char *state_dir, uint8_t *out, size_t cap, size_t *len)
-{
-    int sdir, adir;
-    rp_err_t err = RP_ERR_NOT_FOUND;
-
-    *len = 0;
-    sdir = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (sdir < 0)
-        return RP_ERR_IO;
-    /* S/agent/ is the agent's; S/ (before the agent moved there) is the monitor's own. */
-    adir = openat(sdir, "agent", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (adir >= 0) {
-        err = read_pair(adir, out, cap, len);
-        close(adir);
-    } else if (errno != ENOENT) {
-        err = RP_ERR_MALFORMED; /* a link where S/agent/ should be */
-    }
-    if (err == RP_ERR_NOT_FOUND)
-        err = read_pair(sdir, out, cap, len);
-    close(sdir);
-    if (err == RP_OK && !pem_certificates_only(out, *len))
-        err = RP_ERR_MALFORMED;
-    if (err != RP_OK)
-        *len = 0;
-    return err;
-}
-
 /* ---- the requests ---- */
 
-static bool may_use_identity(rp_appchan_t *c, rp_agent_t *a, rp_mon_reply_t *p)
+static bool may_use_identity(rp_appchan_t *c, const rp_appchan_root_t *root, rp_mon_reply_t *p)
 {
     if (c->manifest->device_authentication)
         return true;
     refuse(p, RP_ERR_DENIED, "%s: the app's manifest has no DeviceAuthentication",
            rp_mon_type_name(w.q.type));
-    record(c, a->state_dir, RP_EVENT_IDENTITY, "%s refused: no DeviceAuthentication",
+    record(c, root, RP_EVENT_IDENTITY, "%s refused: no DeviceAuthentication",
            rp_mon_type_name(w.q.type));
     return false;
 }
 
-static void do_identity(rp_appchan_t *c, rp_agent_t *a, rp_mon_reply_t *p)
+static void do_identity(rp_appchan_t *c, const rp_appchan_root_t *root, rp_mon_reply_t *p)
 {
-    rp_err_t err;
-
-    if (!may_use_identity(c, a, p))
-        return;
-    err = rp_appchan_read_chain(a->state_dir, p->u.app_identity.chain,
-                                sizeof(p->u.app_identity.chain), &p->u.app_identity.len);
-    if (err == RP_ERR_NOT_FOUND)
-        refuse(p, err, "the device has no certificate yet (it has not attested)");
-    else if (err == RP_ERR_TOO_LARGE)
-        refuse(p, err, "the device's certificate chain is larger than %d bytes", RP_MON_CHAIN_MAX);
-    else if (err == RP_ERR_MALFORMED)
-        refuse(p, err, "the device's certificate files are not PEM certificates");
-    else if (err != RP_OK)
-        refuse(p, err, "cannot read the device's certificate: %s", rp_strerror(err));
-    if (err != RP_OK)
-        say(c, RP_LOG_WARN, "app-identity: %s", p->message);
+    if (may_use_identity(c, root, p))
+        root->ask(root->ctx, c, &w.q, p);
 }
 
-/* Take one signature from the bucket: whether the app may sign now. */
-static bool sign_token(rp_appchan_t *c)
+static void do_sign(rp_appchan_t *c, const rp_appchan_root_t *root, rp_mon_reply_t *p)
 {
-    int64_t now = now_ms(), elapsed = now - c->sign_refilled_ms;
-    uint64_t max = (uint64_t)c->sign_burst * TOKEN;
-
-    if (c->sign_tokens > max) /* the burst was lowered */
-        c->sign_tokens = max;
-    if (elapsed > 0) {
-        uint64_t add = (uint64_t)elapsed * c->sign_per_minute;
-        c->sign_tokens = add > max - c->sign_tokens ? max : c->sign_tokens + add;
-        c->sign_refilled_ms = now;
-    }
-    if (c->sign_tokens < TOKEN)
-        return false;
-    c->sign_tokens -= TOKEN;
-    return true;
-}
-
-static void do_sign(rp_appchan_t *c, rp_agent_t *a, rp_mon_reply_t *p)
-{
-    rp_err_t err;
-
-    if (!may_use_identity(c, a, p))
+    if (!may_use_identity(c, root, p))
         return;
-    if (!sign_token(c)) {
+    if (!rp_gate_bucket_take(&c->sign, c->sign_burst, c->sign_per_minute)) {
         c->sign_refused++;
         refuse(p, RP_ERR_DENIED, "over the signing rate (%u at once, %u a minute): try later",
                c->sign_burst, c->sign_per_minute);
         if (!c->sign_limited) /* once per burst of refusals */
-            record(c, a->state_dir, RP_EVENT_IDENTITY,
+            record(c, root, RP_EVENT_IDENTITY,
                    "app-sign-tls13 refused: over the signing rate (%u at once, %u a minute)",
                    c->sign_burst, c->sign_per_minute);
         c->sign_limited = true;
@@ -343,9 +196,7 @@ static void do_sign(rp_appchan_t *c, rp_agent_t *a, rp_mon_reply_t *p)
         say(c, RP_LOG_INFO, "signing again (%llu refused by the rate so far)",
             (unsigned long long)c->sign_refused);
     c->sign_limited = false;
-    err = rp_monitor_sign_tls13(a, &w.q, p);
-    if (err != RP_OK)
-        refuse(p, err, "app-sign-tls13: %s", rp_strerror(err));
+    root->ask(root->ctx, c, &w.q, p);
 }
 
 static bool lists(const rp_manifest_t *m, const char *component)
@@ -374,8 +225,8 @@ static rp_err_t tell_peer(rp_appchan_t *peer, const char *caller, int fd)
 }
 
 /* OUT: *give, the caller's end of a new socket pair (or -1). */
-static void do_connect(rp_appchan_t *c, rp_agent_t *a, const rp_appchan_peers_t *peers,
-                       rp_mon_reply_t *p, int *give)
+static void do_connect(rp_appchan_t *c, const rp_appchan_root_t *root,
+                       const rp_appchan_peers_t *peers, rp_mon_reply_t *p, int *give)
 {
     const char *name = w.q.u.app_connect.component;
     const rp_manifest_t *pm = NULL;
@@ -387,26 +238,23 @@ static void do_connect(rp_appchan_t *c, rp_agent_t *a, const rp_appchan_peers_t 
         peers->find(peers->ctx, name, &peer, &pm);
     if (strcmp(name, c->component) == 0) {
         refuse(p, RP_ERR_DENIED, "an app does not connect to itself");
-        record(c, a->state_dir, RP_EVENT_APP_CONNECTION, "%s -> %s refused: itself", c->component,
-               name);
+        record(c, root, RP_EVENT_APP_CONNECTION, "%s -> %s refused: itself", c->component, name);
     } else if (!lists(c->manifest, name)) {
         refuse(p, RP_ERR_DENIED, "%s is not in this app's AllowedApplicationConnections", name);
-        record(c, a->state_dir, RP_EVENT_APP_CONNECTION,
-               "%s -> %s refused: %s's manifest does not list %s", c->component, name, c->component,
-               name);
+        record(c, root, RP_EVENT_APP_CONNECTION, "%s -> %s refused: %s's manifest does not list %s",
+               c->component, name, c->component, name);
     } else if (pm == NULL) {
         refuse(p, RP_ERR_DENIED, "there is no app %s on this device", name);
-        record(c, a->state_dir, RP_EVENT_APP_CONNECTION, "%s -> %s refused: no such app",
-               c->component, name);
+        record(c, root, RP_EVENT_APP_CONNECTION, "%s -> %s refused: no such app", c->component,
+               name);
     } else if (!lists(pm, c->component)) {
         refuse(p, RP_ERR_DENIED, "%s does not list this app in its AllowedApplicationConnections",
                name);
-        record(c, a->state_dir, RP_EVENT_APP_CONNECTION,
-               "%s -> %s refused: %s's manifest does not list %s", c->component, name, name,
-               c->component);
+        record(c, root, RP_EVENT_APP_CONNECTION, "%s -> %s refused: %s's manifest does not list %s",
+               c->component, name, name, c->component);
     } else if (peer == NULL || peer->fd < 0) {
         refuse(p, RP_ERR_NOT_FOUND, "%s is not running", name);
-        record(c, a->state_dir, RP_EVENT_APP_CONNECTION, "%s -> %s refused: %s is not running",
+        record(c, root, RP_EVENT_APP_CONNECTION, "%s -> %s refused: %s is not running",
                c->component, name, name);
     } else if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
         refuse(p, RP_ERR_IO, "cannot make a socket pair: %s", strerror(errno));
@@ -437,7 +285,8 @@ static rp_err_t send_reply(rp_appchan_t *c, int fd)
     return err;
 }
 
-rp_err_t rp_appchan_serve(rp_appchan_t *c, rp_agent_t *a, const rp_appchan_peers_t *peers)
+rp_err_t rp_appchan_serve(rp_appchan_t *c, const rp_appchan_root_t *root,
+                          const rp_appchan_peers_t *peers)
 {
     struct pollfd pf = {.fd = c->fd, .events = POLLIN};
     size_t len = 0;
@@ -475,9 +324,9 @@ rp_err_t rp_appchan_serve(rp_appchan_t *c, rp_agent_t *a, const rp_appchan_peers
         return err;
     }
     switch (rp_mon_type_channel(w.q.type) == RP_MON_CHANNEL_APP ? w.q.type : 0) {
-    case RP_MON_APP_IDENTITY: do_identity(c, a, &w.p); break;
-    case RP_MON_APP_SIGN_TLS13: do_sign(c, a, &w.p); break;
-    case RP_MON_APP_CONNECT: do_connect(c, a, peers, &w.p, &give); break;
+    case RP_MON_APP_IDENTITY: do_identity(c, root, &w.p); break;
+    case RP_MON_APP_SIGN_TLS13: do_sign(c, root, &w.p); break;
+    case RP_MON_APP_CONNECT: do_connect(c, root, peers, &w.p, &give); break;
     default:
         refuse(&w.p, RP_ERR_UNSUPPORTED, "%s is not asked on an app's channel",
                rp_mon_type_name(w.q.type));

@@ -1,7 +1,10 @@
 /*
- * An app's channel to the monitor: the monitor's side of the requests an app makes (proto.h types
+ * An app's channel to the monitor: the side that reads the requests an app makes (proto.h types
  * 11-14) — the device certificate chain, TLS 1.3 signatures with the identity key, and sockets to
- * other apps. docs/compartments.md ("Device identity for apps", "App-to-app") explains them.
+ * other apps. docs/compartments.md ("Device identity for apps", "App-to-app", "The app broker")
+ * explains them. It runs in rampart-broker (device/broker/broker.c), unprivileged: what needs the
+ * root of trust (the chain, a signature) it asks through its root hooks, which the broker sends
+ * over its gate to the monitor (gate.h, appgate.h); it is not linked into the monitor.
  *
  * Each app the monitor starts gets one channel: a SOCK_SEQPACKET socketpair, its end at descriptor
  * 4 in the app (compartment.h: rp_compartment_spec_t.channel_fd). The monitor knows which app asks
@@ -14,8 +17,9 @@
  *                                 (SOCK_STREAM), one end in the reply, the other to the peer as an
  *                                 unasked APP_INCOMING naming the caller
  * Every refusal is answered (RP_ERR_DENIED and why) and recorded as a security event ("identity",
- * "app_connection"); an agent's request type on a channel is refused (rp_mon_type_channel()).
- * A packet that does not decode, or comes with a descriptor, closes that channel alone.
+ * "app_connection", through the root hooks: the monitor records it); an agent's request type on a
+ * channel is refused (rp_mon_type_channel()). A packet that does not decode, or comes with a
+ * descriptor, closes that channel alone.
  *
  * Single-threaded, like the monitor: the caller polls rp_appchan_fd() and calls
  * rp_appchan_serve() when it is readable.
@@ -26,7 +30,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "agent.h"
+#include "events.h"
+#include "gate.h"
+#include "proto.h"
 #include "rampart/component.h"
 #include "rampart/error.h"
 #include "rampart/manifest.h"
@@ -44,8 +50,7 @@ typedef struct rp_appchan {
     /* Signing rate: a token bucket, in 1/60000ths of a signature (one minute of milliseconds).
      * sign_burst and sign_per_minute may be changed after open (tests). */
     uint32_t sign_burst, sign_per_minute;
-    uint64_t sign_tokens;
-    int64_t sign_refilled_ms;
+    rp_gate_bucket_t sign;
     bool sign_limited;     /* in a burst of refusals (its first was recorded) */
     uint64_t sign_refused; /* refused by the rate, in all */
     unsigned events, events_suppressed;
@@ -56,7 +61,17 @@ typedef struct rp_appchan {
     unsigned log_suppressed; /* lines not logged since the last one that was */
 } rp_appchan_t;
 
-/* How the channel finds another app: the lead's app table (apps.c). For component, OUT: *chan, its
+/* What the root of trust's holder does for a channel (the broker: its gate to the monitor). */
+typedef struct rp_appchan_root {
+    /* APP_IDENTITY or APP_SIGN_TLS13 of c's app (q), once DeviceAuthentication and the signing
+     * rate were checked here: fill p's body, or its status and message. */
+    void (*ask)(void *ctx, rp_appchan_t *c, const rp_mon_request_t *q, rp_mon_reply_t *p);
+    /* A refusal on c, to record as a security event of kind (at most RP_APPCHAN_EVENTS_MAX). */
+    void (*record)(void *ctx, rp_appchan_t *c, rp_event_kind_t kind, const char *reason);
+    void *ctx;
+} rp_appchan_root_t;
+
+/* How the channel finds another app: the broker's app table. For component, OUT: *chan, its
  * channel (NULL when it does not run or has none) and *manifest (NULL: no such app). */
 typedef struct rp_appchan_peers {
     void (*find)(void *ctx, const char *component, rp_appchan_t **chan,
@@ -71,28 +86,24 @@ typedef struct rp_appchan_peers {
 rp_err_t rp_appchan_open(rp_appchan_t *c, const char *component, const rp_manifest_t *m,
                          int *app_end) RP_MUST_CHECK;
 
+/* The same with fd, the channel's end made elsewhere (the monitor's, handed to the broker):
+ * taken (made non-blocking; closed by rp_appchan_close) on RP_OK only. */
+rp_err_t rp_appchan_adopt(rp_appchan_t *c, const char *component, const rp_manifest_t *m,
+                          int fd) RP_MUST_CHECK;
+
 /* The descriptor to poll for input; -1 once the channel is closed. */
 int rp_appchan_fd(const rp_appchan_t *c);
 
 /*
- * Answer one packet, if one is waiting (a: the root of trust and the state directory, where the
- * certificate is read and events are recorded; peers: NULL refuses every APP_CONNECT).
+ * Answer one packet, if one is waiting (root: the hooks above; peers: NULL refuses every
+ * APP_CONNECT).
  * RP_OK: answered (or nothing to read); RP_ERR_NOT_FOUND: the app closed its end; any other: the
  * packet was refused as malformed (and said why). On anything but RP_OK the channel is closed.
  */
-rp_err_t rp_appchan_serve(rp_appchan_t *c, rp_agent_t *a, const rp_appchan_peers_t *peers);
+rp_err_t rp_appchan_serve(rp_appchan_t *c, const rp_appchan_root_t *root,
+                          const rp_appchan_peers_t *peers);
 
 /* Close the monitor's end (the app sees its channel close). Idempotent. */
 void rp_appchan_close(rp_appchan_t *c);
-
-/*
- * The device certificate chain as the agent stored it, PEM, not parsed: S/agent/device.crt and
- * S/agent/ca-chain.pem, or S/device.crt and S/ca-chain.pem where S/agent/ has no certificate.
- * Opened without following links, regular files only, and refused unless it reads as PEM
- * certificates only (the agent's user writes S/agent/: this never hands an app another file).
- * RP_ERR_NOT_FOUND: no certificate yet; RP_ERR_TOO_LARGE: over cap. OUT: out[0..*len).
- */
-rp_err_t rp_appchan_read_chain(const char *state_dir, uint8_t *out, size_t cap,
-                               size_t *len) RP_MUST_CHECK;
 
 #endif /* RAMPART_MONITOR_APPCHAN_H */

@@ -75,6 +75,7 @@ static struct {
     int trial_seconds;
     char device_id[RP_DEVICE_ID_SIZE]; /* from the monitor's SET */
     rp_apps_reply_t reply;
+    pid_t broker; /* the app broker (BROKER); -1: none */
 } s;
 
 static long now_ms(void)
@@ -1029,6 +1030,36 @@ static void metadata_reply(const rp_apps_msg_t *msg, int fd)
         rp_log_warn("the monitor did not take a metadata document");
 }
 
+/* BROKER: the app broker (re)started, as the unpack user (the last one killed and reaped first);
+ * the monitor's end of its socket goes with the reply. */
+static void broker_start(const rp_apps_msg_t *msg)
+{
+    int sv[2] = {-1, -1};
+
+    memset(&s.reply, 0, sizeof(s.reply));
+    s.reply.seq = msg->seq;
+    if (s.broker > 0) {
+        kill(s.broker, SIGKILL);
+        while (waitpid(s.broker, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
+    s.broker = -1;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0 ||
+        (s.broker = rp_unpack_broker(sv[1])) < 0) {
+        s.reply.status = RP_ERR_IO;
+        snprintf(s.reply.detail, sizeof(s.reply.detail), "cannot start it: %s", strerror(errno));
+    } else {
+        rp_log_info("the app broker started (pid %d)", (int)s.broker);
+    }
+    if (sv[1] >= 0)
+        close(sv[1]);
+    if (rp_mon_send(s.fd, (const uint8_t *)&s.reply, sizeof(s.reply),
+                    s.reply.status == RP_OK ? sv[0] : -1) != RP_OK)
+        rp_log_warn("the monitor did not take the app broker's socket");
+    if (sv[0] >= 0)
+        close(sv[0]);
+}
+
 /* A request from the monitor (from: s.fd) or an install child (from: its channel); fd: the
  * descriptor that came with it, or -1. */
 static void handle(const rp_apps_msg_t *msg, int from, int fd)
@@ -1076,6 +1107,7 @@ static void handle(const rp_apps_msg_t *msg, int from, int fd)
         break;
     case RP_APPS_CONTROL: control(msg); break;
     case RP_APPS_REMOVE: remove_app(msg); break;
+    case RP_APPS_BROKER: broker_start(msg); break;
     default: rp_log_warn("an unknown request from the monitor (%u)", msg->kind); break;
     }
 }
@@ -1084,6 +1116,8 @@ static void tick(void)
 {
     time_t now = time(NULL);
 
+    if (s.broker > 0 && waitpid(s.broker, NULL, WNOHANG) == s.broker)
+        s.broker = -1; /* (the monitor sees it go, and asks for another) */
     for (size_t i = 0; i < RP_COMPONENTS_MAX; i++) {
         app_t *a = &s.apps[i];
         if (!a->used)
@@ -1180,6 +1214,7 @@ static int supervise(int sfd)
         s.chan[i] = -1;
     for (size_t i = 0; i < RP_COMPONENTS_MAX; i++)
         s.apps[i].chan = -1;
+    s.broker = -1;
     s.trial.chan = -1;
     s.trial_fd = -1;
     found = pathf(run, sizeof(run), "%s/run/apps", s.state_dir) == RP_OK
@@ -1257,6 +1292,11 @@ static int supervise(int sfd)
     for (size_t i = 0; i < RP_COMPONENTS_MAX; i++)
         if (s.apps[i].used)
             stop(&s.apps[i]);
+    if (s.broker > 0) {
+        kill(s.broker, SIGKILL);
+        while (waitpid(s.broker, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
     rp_evreader_close(&s.reader); /* (first: the NFLOG socket's unbinding reads it) */
     if (s.np_on)
         rp_netpolicy_shutdown(&s.np);
@@ -1365,14 +1405,14 @@ void rp_apps_wanted(rp_agent_t *a, rp_apps_msg_t *msg)
 
 /*
  * Send msg (with give, a descriptor, unless -1: closed here once sent); for LIST and TRIAL wait
- * for its reply. While waiting, serve chan (a trial app's channel) if it is not NULL.
+ * for its reply (and the descriptor it carries into *got, unless got is NULL). While waiting,
+ * serve the broker's gate on broker (slots: the apps by slot) unless broker is -1.
  */
 static rp_err_t call(int fd, rp_apps_msg_t *msg, int give, rp_apps_reply_t *reply, int timeout_ms,
-                     rp_appchan_t *chan, rp_agent_t *agent, const rp_appchan_peers_t *peers)
+                     int *got, int broker, rp_appgate_app_t *const *slots, rp_agent_t *agent)
 {
     static uint32_t seq;
     long deadline = now_ms() + timeout_ms;
-    ssize_t got;
     rp_err_t err;
 
     msg->seq = ++seq;
@@ -1385,30 +1425,39 @@ static rp_err_t call(int fd, rp_apps_msg_t *msg, int give, rp_apps_reply_t *repl
         return RP_OK;
     for (;;) {
         struct pollfd p[2] = {
-            {fd,                                      POLLIN, 0},
-            {chan != NULL ? rp_appchan_fd(chan) : -1, POLLIN, 0}
+            {fd,     POLLIN, 0},
+            {broker, POLLIN, 0}
         };
         long left = deadline - now_ms();
+        size_t len = 0;
+        int rfd = -1, closed;
         if (left <= 0)
             return RP_ERR_EXPIRED;
         if (poll(p, 2, (int)left) < 0 && errno != EINTR)
             return RP_ERR_IO;
-        if (p[1].revents != 0 && rp_appchan_serve(chan, agent, peers) != RP_OK)
-            rp_log_debug("%s: the trial's channel is closed", chan->component);
+        if (p[1].revents != 0 && rp_appgate_serve(broker, agent, slots, &closed) != RP_OK)
+            broker = -1; /* gone: the monitor starts another once this install is done */
         if (p[0].revents == 0)
             continue;
-        got = recv(fd, reply, sizeof(*reply), MSG_DONTWAIT);
-        if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR))
+        err = rp_mon_recv(fd, (uint8_t *)reply, sizeof(*reply), &len, &rfd);
+        if (err == RP_ERR_NOT_FOUND || err == RP_ERR_IO)
             return RP_ERR_IO;
-        if (got == (ssize_t)sizeof(*reply) && reply->seq == msg->seq)
+        if (err == RP_OK && len == sizeof(*reply) && reply->seq == msg->seq) {
+            if (got != NULL)
+                *got = rfd;
+            else if (rfd >= 0)
+                close(rfd);
             return RP_OK;
+        }
+        if (rfd >= 0)
+            close(rfd);
         /* else: the answer to a request given up on before, or not one: skipped */
     }
 }
 
 rp_err_t rp_apps_call(int fd, rp_apps_msg_t *msg, rp_apps_reply_t *reply, int timeout_ms)
 {
-    return call(fd, msg, -1, reply, timeout_ms, NULL, NULL, NULL);
+    return call(fd, msg, -1, reply, timeout_ms, NULL, -1, NULL, NULL);
 }
 
 /* Ask the supervisor on fd for what rampart-unpack reads (MANIFEST, METADATA; give: a descriptor
@@ -1416,7 +1465,8 @@ rp_err_t rp_apps_call(int fd, rp_apps_msg_t *msg, rp_apps_reply_t *reply, int ti
 static rp_err_t ask_unpack(int fd, rp_apps_msg_t *msg, int give, rp_apps_reply_t *reply, char *why,
                            size_t cap)
 {
-    rp_err_t err = call(fd, msg, give, reply, (RP_UNPACK_SECONDS + 30) * 1000, NULL, NULL, NULL);
+    rp_err_t err =
+        call(fd, msg, give, reply, (RP_UNPACK_SECONDS + 30) * 1000, NULL, -1, NULL, NULL);
 
     if (err != RP_OK) {
         snprintf(why, cap, "the app supervisor did not answer: %s", rp_strerror(err));
@@ -1533,49 +1583,71 @@ rp_err_t rp_apps_md_unpack(void *ctx, const char *env, size_t len, rp_md_signed_
     return err == RP_OK ? rp_md_signed_decode(reply.md, reply.md_len, doc, detail, cap) : err;
 }
 
-static void chans_find(void *ctx, const char *component, rp_appchan_t **chan,
-                       const rp_manifest_t **manifest)
+void rp_apps_chans_slots(rp_apps_chans_t *t, rp_appgate_app_t *out[RP_GATE_SLOTS])
 {
-    rp_apps_chans_t *t = ctx;
-
-    *chan = NULL;
-    *manifest = NULL;
-    for (size_t i = 0; i < RP_COMPONENTS_MAX; i++) {
-        rp_apps_chan_t *e = &t->e[i];
-        if (e->used && strcmp(e->want.component, component) == 0) {
-            *manifest = &e->m;
-            *chan = e->c.fd >= 0 ? &e->c : NULL;
-            return;
-        }
-    }
+    for (size_t i = 0; i < RP_GATE_SLOTS; i++)
+        out[i] = i < RP_COMPONENTS_MAX && t->e[i].used ? &t->e[i].g : NULL;
 }
 
-rp_appchan_peers_t rp_apps_chans_peers(rp_apps_chans_t *t)
+void rp_apps_chans_hand(rp_apps_chans_t *t, int broker)
 {
-    return (rp_appchan_peers_t){.find = chans_find, .ctx = t};
+    for (size_t i = 0; i < RP_COMPONENTS_MAX; i++)
+        if (t->e[i].used)
+            rp_appgate_tell(broker, (uint8_t)i, &t->e[i].g, true);
 }
 
-/* Open e's channel and hand the app's end to the supervisor. */
+rp_err_t rp_apps_broker(int fd, int *broker)
+{
+    static rp_apps_msg_t msg;
+    static rp_apps_reply_t reply;
+    rp_err_t err;
+
+    *broker = -1;
+    memset(&msg, 0, sizeof(msg));
+    msg.kind = RP_APPS_BROKER;
+    err = call(fd, &msg, -1, &reply, 10 * 1000, broker, -1, NULL, NULL);
+    if (err == RP_OK && reply.status != RP_OK)
+        err = (rp_err_t)reply.status;
+    if (err == RP_OK && *broker < 0)
+        err = RP_ERR_IO;
+    if (err != RP_OK)
+        rp_log_error("the app broker cannot start: %s%s%s", rp_strerror(err),
+                     reply.detail[0] ? ": " : "", reply.detail);
+    return err;
+}
+
+/* Close e's channel (the monitor's copy; the broker closes its own as its app hangs up). */
+static void chan_close(rp_apps_chan_t *e)
+{
+    if (e->g.fd >= 0)
+        close(e->g.fd);
+    e->g.fd = -1;
+    rp_appgate_reset(&e->g);
+}
+
+/* Open e's channel: the app's end to the supervisor; the other, kept, goes to the broker. */
 static void chan_open(rp_apps_chan_t *e, int fd)
 {
     static rp_apps_msg_t msg;
-    int app_end;
+    int sv[2];
 
-    if (rp_appchan_open(&e->c, e->want.component, &e->m, &app_end) != RP_OK) {
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
         rp_log_error("%s: cannot open its channel: it waits to start", e->want.component);
         return;
     }
+    e->g.fd = sv[0];
+    rp_appgate_reset(&e->g);
     memset(&msg, 0, sizeof(msg));
     msg.kind = RP_APPS_APP_CHANNEL;
     msg.n = 1;
     msg.want[0] = e->want;
-    if (call(fd, &msg, app_end, NULL, 0, NULL, NULL, NULL) != RP_OK) {
+    if (call(fd, &msg, sv[1], NULL, 0, NULL, -1, NULL, NULL) != RP_OK) {
         rp_log_error("%s: the app supervisor did not take its channel", e->want.component);
-        rp_appchan_close(&e->c);
+        chan_close(e);
     }
 }
 
-void rp_apps_chans_sync(rp_apps_chans_t *t, const rp_apps_msg_t *set, int fd)
+void rp_apps_chans_sync(rp_apps_chans_t *t, const rp_apps_msg_t *set, int fd, int broker)
 {
     bool keep[RP_COMPONENTS_MAX] = {false};
     char why[256];
@@ -1594,7 +1666,8 @@ void rp_apps_chans_sync(rp_apps_chans_t *t, const rp_apps_msg_t *set, int fd)
             continue;
         }
         if (e != NULL) {
-            rp_appchan_close(&e->c); /* a new version: a new channel (its manifest may differ) */
+            chan_close(e); /* a new version: a new channel (its manifest may differ) */
+            rp_appgate_tell(broker, (uint8_t)(e - t->e), &e->g, false);
             e->used = false;
         } else {
             e = free_e;
@@ -1602,7 +1675,7 @@ void rp_apps_chans_sync(rp_apps_chans_t *t, const rp_apps_msg_t *set, int fd)
         if (e == NULL)
             continue;
         memset(e, 0, sizeof(*e));
-        e->c.fd = -1;
+        e->g.fd = -1;
         e->want = *w;
         if (rp_apps_manifest(fd, w, &e->m, why, sizeof(why)) != RP_OK) {
             rp_log_error("%s %s: its manifest cannot be read for its channel: %s; it does not "
@@ -1610,18 +1683,27 @@ void rp_apps_chans_sync(rp_apps_chans_t *t, const rp_apps_msg_t *set, int fd)
                          w->component, w->version, why);
             continue;
         }
-        e->used = true;
+        e->used = e->g.used = true;
+        e->g.m = &e->m;
+        snprintf(e->g.component, sizeof(e->g.component), "%s", w->component);
         keep[e - t->e] = true;
+        rp_appgate_tell(broker, (uint8_t)(e - t->e), &e->g, true); /* known, not running yet */
     }
     for (size_t i = 0; i < RP_COMPONENTS_MAX; i++) {
         rp_apps_chan_t *e = &t->e[i];
         if (e->used && set != NULL && !keep[i]) {
-            rp_appchan_close(&e->c); /* no longer installed */
-            e->used = false;
+            chan_close(e); /* no longer installed */
+            rp_appgate_tell(broker, (uint8_t)i, &e->g, false);
+            e->used = e->g.used = false;
         } else if (e->used && is_stopped(e->want.component)) {
-            rp_appchan_close(&e->c); /* stopped by an operator: it does not run, no one calls it */
-        } else if (e->used && e->c.fd < 0) {
+            if (e->g.fd >= 0) {
+                chan_close(e); /* stopped by an operator: it does not run, no one calls it */
+                rp_appgate_tell(broker, (uint8_t)i, &e->g, true);
+            }
+        } else if (e->used && e->g.fd < 0) {
             chan_open(e, fd);
+            if (e->g.fd >= 0)
+                rp_appgate_tell(broker, (uint8_t)i, &e->g, true);
         }
     }
 }
@@ -1633,10 +1715,9 @@ rp_err_t rp_apps_trial(void *ctx, const char *component, int slot, const rp_slot
     static rp_apps_reply_t reply;
     static rp_manifest_t manifest;
     rp_apps_trial_ctx_t *x = ctx;
-    rp_appchan_t chan = {.fd = -1};
-    rp_appchan_peers_t peers = rp_apps_chans_peers(x->chans);
+    rp_appgate_app_t trial = {.used = true, .m = &manifest, .fd = -1}, *slots[RP_GATE_SLOTS];
     char why[256];
-    int app_end = -1;
+    int sv[2];
     rp_err_t err;
 
     memset(&msg, 0, sizeof(msg));
@@ -1649,22 +1730,30 @@ rp_err_t rp_apps_trial(void *ctx, const char *component, int slot, const rp_slot
     memcpy(msg.want[0].digest, img->digest, RP_SHA256_LEN);
     msg.want[0].payload_off = img->payload_off;
     msg.want[0].payload_len = img->payload_len;
-    /* The trial app has its channel as it will when it runs; this child answers it (with the
-     * root of trust the monitor lent it) until the verdict. */
+    /* The trial app has its channel as it will when it runs; the broker reads it, and this child
+     * answers the broker's gate (with the root of trust the monitor lent it) until the verdict. */
     if (rp_apps_manifest(x->fd, &msg.want[0], &manifest, why, sizeof(why)) != RP_OK) {
         *healthy = false;
         snprintf(detail, cap, "its manifest cannot be read: %s", why);
         return RP_OK;
     }
-    if (rp_appchan_open(&chan, component, &manifest, &app_end) != RP_OK) {
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
         *healthy = false;
         snprintf(detail, cap, "cannot open its channel");
         return RP_OK;
     }
+    trial.fd = sv[0];
+    rp_appgate_reset(&trial);
+    snprintf(trial.component, sizeof(trial.component), "%s", component);
+    rp_apps_chans_slots(x->chans, slots);
+    slots[RP_GATE_TRIAL] = &trial;
+    rp_appgate_tell(*x->broker, RP_GATE_TRIAL, &trial, true);
     /* Its running version stops first (up to its grace), the tree is extracted, then it runs. */
-    err = call(x->fd, &msg, app_end, &reply, seconds * 1000 + RP_APP_STOP_GRACE_MS * 2 + 60 * 1000,
-               &chan, x->agent, &peers);
-    rp_appchan_close(&chan);
+    err = call(x->fd, &msg, sv[1], &reply, seconds * 1000 + RP_APP_STOP_GRACE_MS * 2 + 60 * 1000,
+               NULL, *x->broker, slots, x->agent);
+    rp_appgate_tell(*x->broker, RP_GATE_TRIAL, &trial, false);
+    close(sv[0]);
+    rp_appgate_reset(&trial);
     *healthy = err == RP_OK && reply.healthy;
     if (err == RP_OK)
         snprintf(detail, cap, "%s", reply.detail);

@@ -16,7 +16,7 @@
  *   LIST   what runs: an APP_LIST reply's body (proto.h)
  *   TRIAL  an install's trial of a new version in its compartment: healthy or not, and why
  *          (asked by the monitor's install child on a socket of its own, given with CHANNEL;
- *          it carries the trial app's channel end, which the install child serves)
+ *          it carries the trial app's channel end, which the broker serves)
  *   APP_CHANNEL  the app's end of a channel (appchan.h) for the next start of want[0]'s
  *          component at want[0]'s digest: no reply
  *   CONTROL  an operator's stop, start or restart of want[0]'s component (action): status and
@@ -24,10 +24,14 @@
  *   REMOVE   want[0]'s component is being removed (APP_REMOVE): stop it, delete S/apps/COMPONENT
  *          (its tree, storage image, log, uid: the uid is free again): status and detail.
  *
- * App channels: the monitor (which holds the root of trust, so answers the identity requests)
- * opens one channel per app that should run and hands the app's end to the supervisor, which
- * gives it to that app's next start and closes its own copy: from then on only the app holds it.
- * When the app exits, its channel closes at the monitor, which makes a new one for the next run.
+ *   BROKER   (re)start the app broker (rampart-unpack broker, device/broker/broker.h): status,
+ *          and the monitor's end of its socket with the reply.
+ *
+ * App channels: the monitor opens one channel per app that should run and hands the app's end to
+ * the supervisor, which gives it to that app's next start and closes its own copy: from then on
+ * only the app holds it. The other end goes to the app broker, which reads and answers it (asking
+ * the monitor, over its gate, for what needs the root of trust); the monitor keeps a copy of it.
+ * When the app exits, its channel hangs up at the monitor, which makes a new one for the next run.
  * An app is never started without its channel.
  *
  * Per app, S/apps/COMPONENT/ holds tree/ (the extracted image, read-only; tree.digest says of
@@ -42,7 +46,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "appchan.h"
+#include "appgate.h"
 #include "proto.h"
 #include "rampart/metadata.h"
 #include "slots.h"
@@ -73,8 +77,10 @@ typedef enum {
     RP_APPS_MANIFEST, /* want[0]'s manifest, read by rampart-unpack (the monitor cannot exec) */
     RP_APPS_REMOVE,   /* want[0]'s component removed: stopped, S/apps/COMPONENT deleted (its tree,
                          storage, log, uid): status and detail */
-    RP_APPS_METADATA  /* a metadata payload (the descriptor, md_len bytes) read by rampart-unpack as
+    RP_APPS_METADATA, /* a metadata payload (the descriptor, md_len bytes) read by rampart-unpack as
                          md_kind: md, its binary form, or status and detail */
+    RP_APPS_BROKER    /* (re)start the app broker: status, and the monitor's end of its socket
+                         (gate.h) with the reply */
 } rp_apps_kind_t;
 
 typedef struct rp_apps_msg {
@@ -125,12 +131,14 @@ struct timespec rp_apps_state_stamp(const char *state_dir);
 rp_err_t rp_apps_call(int fd, rp_apps_msg_t *msg, rp_apps_reply_t *reply,
                       int timeout_ms) RP_MUST_CHECK;
 
-/* The monitor's end of each app's channel: one per app component that should run. */
+/* Each app's channel, as the monitor knows it: one per app component that should run. The broker
+ * (gate.h) reads it; the monitor keeps a copy of the broker's end, to see the app exit (a hang-up)
+ * and to hand the channel to a new broker. */
 typedef struct rp_apps_chan {
     bool used;
     rp_apps_want_t want; /* the version the channel is for (a new digest: a new channel) */
     rp_manifest_t m;     /* its manifest, read from the verified slot */
-    rp_appchan_t c;      /* c.fd < 0: closed (its app exited): a new one is due */
+    rp_appgate_app_t g;  /* g.fd < 0: closed (its app exited): a new one is due */
 } rp_apps_chan_t;
 
 typedef struct rp_apps_chans {
@@ -139,11 +147,19 @@ typedef struct rp_apps_chans {
 
 /* After a SET (set; NULL: the last one still holds): close the channels of apps no longer wanted,
  * whose version changed or that an operator stopped, and open and hand over (APP_CHANNEL on fd)
- * one for each other wanted app that has none. */
-void rp_apps_chans_sync(rp_apps_chans_t *t, const rp_apps_msg_t *set, int fd);
+ * one for each other wanted app that has none; the broker (on broker, -1: none now) is told each
+ * change (gate.h: ADD, DROP). */
+void rp_apps_chans_sync(rp_apps_chans_t *t, const rp_apps_msg_t *set, int fd, int broker);
 
-/* How appchan.c finds a peer in t (for APP_CONNECT). */
-rp_appchan_peers_t rp_apps_chans_peers(rp_apps_chans_t *t);
+/* t's apps by the gate's slot (the trial's: NULL). OUT: out. */
+void rp_apps_chans_slots(rp_apps_chans_t *t, rp_appgate_app_t *out[RP_GATE_SLOTS]);
+
+/* Tell a new broker (on broker) of every app in t, with its channel when it has one. */
+void rp_apps_chans_hand(rp_apps_chans_t *t, int broker);
+
+/* Ask the supervisor on fd to (re)start the app broker. OUT: *broker, the monitor's end of its
+ * socket. */
+rp_err_t rp_apps_broker(int fd, int *broker) RP_MUST_CHECK;
 
 /* The manifest of want's verified image (its slot holds it): an app tree's, checked against the
  * component, or the empty one of a legacy single-file app. Asked of the app supervisor on fd (its
@@ -169,11 +185,13 @@ rp_err_t rp_apps_md_unpack(void *ctx, const char *env, size_t len, rp_md_signed_
                            char *detail, size_t cap) RP_MUST_CHECK;
 
 /* What the install child's trial hook needs: its channel to the supervisor (CHANNEL), the root
- * of trust (to answer the trial app's channel) and the apps' channels (its peers). */
+ * of trust, the apps' channels and the broker's socket (while it runs, the install child answers
+ * the broker's gate: the trial app's requests and the others'). */
 typedef struct rp_apps_trial_ctx {
     int fd;
     rp_agent_t *agent;
     rp_apps_chans_t *chans;
+    const int *broker; /* the monitor's end of the broker's socket (-1: none now) */
 } rp_apps_trial_ctx_t;
 
 /* rp_install_opts_t's trial hook for the monitor's install child: ctx is an

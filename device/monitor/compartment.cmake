@@ -86,10 +86,12 @@ set_target_properties(test_cgroup PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BI
 add_test(NAME unit.cgroup COMMAND test_cgroup)
 set_tests_properties(unit.cgroup PROPERTIES LABELS unit)
 
-add_executable(compartment-run tests/tools/compartment-run.c)
+add_executable(compartment-run tests/tools/compartment-run.c tests/tools/gate-local.c)
 # the network policy as its net_setup hook (rampart_netpolicy: device/monitor/netpolicy.cmake);
-# --channel serves the app channel (rampart_monitor)
-target_link_libraries(compartment-run PRIVATE rampart_compartment rampart_netpolicy rampart_monitor)
+# --channel serves the app channel (appchan.c: rampart_broker; its gate: rampart_monitor)
+target_include_directories(compartment-run PRIVATE tests/tools)
+target_link_libraries(compartment-run PRIVATE rampart_compartment rampart_netpolicy rampart_monitor
+                      rampart_broker)
 # its allowed names resolved by rampart-unpack, as the monitor's are (rp_unpack_resolve)
 target_compile_definitions(compartment-run PRIVATE RP_TEST_UNPACK="$<TARGET_FILE:rampart-unpack>")
 add_dependencies(compartment-run rampart-unpack)

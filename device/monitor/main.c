@@ -75,7 +75,10 @@ static struct {
     struct client *install_client;
     rp_mon_request_t install_req; /* its request: answered here if the child dies first */
     rp_apps_trial_ctx_t trial; /* the install child's trial hook: its channel to the supervisor */
-    rp_apps_chans_t chans;     /* each app's channel (appchan.h): answered here */
+    rp_apps_chans_t chans;     /* each app's channel (apps.h): the broker answers them */
+    int broker;                /* the monitor's end of the app broker's socket (gate.h); -1 */
+    time_t broker_next, broker_started;
+    int broker_backoff; /* seconds before the next start, after one stopped */
     /* Firmware handed to the agent, each component's: a trial left by its deadline is rolled
      * back (0: none). */
     struct {
@@ -103,39 +106,74 @@ static void apps_sync(void)
     rp_apps_wanted(&m.agent, &m.apps_msg);
     if (rp_apps_call(m.apps_fd, &m.apps_msg, NULL, 0) != RP_OK)
         rp_log_error("the app supervisor did not take the apps to run");
-    rp_apps_chans_sync(&m.chans, &m.apps_msg, m.apps_fd);
+    rp_apps_chans_sync(&m.chans, &m.apps_msg, m.apps_fd, m.broker);
 }
 
-/* Answer the app channels with a packet waiting (p: their pollfds); a channel that closed (its
- * app exited) is made again for the app's next run. */
-static void serve_apps(const struct pollfd *p)
+/* The app broker (gate.h): started (again) once its backoff is over, and handed every app's
+ * channel; while an install child holds the root of trust, it is the child that answers the gate,
+ * and the broker is started again only once the child is done. */
+static void broker_up(time_t now)
 {
-    rp_appchan_peers_t peers = rp_apps_chans_peers(&m.chans);
-    bool closed = false;
-
-    for (int i = 0; i < RP_COMPONENTS_MAX; i++)
-        if (p[i].fd >= 0 && p[i].revents != 0 &&
-            rp_appchan_serve(&m.chans.e[i].c, &m.agent, &peers) != RP_OK)
-            closed = true;
-    if (closed)
-        rp_apps_chans_sync(&m.chans, NULL, m.apps_fd);
+    if (m.broker >= 0 || m.install_pid > 0 || now < m.broker_next)
+        return;
+    if (rp_apps_broker(m.apps_fd, &m.broker) != RP_OK) {
+        m.broker_next = now + m.broker_backoff;
+        m.broker_backoff = m.broker_backoff * 2 > 30 ? 30 : m.broker_backoff * 2;
+        return;
+    }
+    m.broker_started = now;
+    rp_apps_chans_hand(&m.chans, m.broker);
 }
 
-/* While an install child holds the root of trust the channels are not served, but one whose app
- * exited (hung up: polled with no events) is closed and made again at once, so that the app is
- * restarted at its backoff rather than when the install ends (up to its 600 s health window). */
+static void broker_lost(time_t now)
+{
+    close(m.broker);
+    m.broker = -1;
+    if (now - m.broker_started >= 60)
+        m.broker_backoff = 1; /* it ran a while: this is not a loop */
+    m.broker_next = now + m.broker_backoff;
+    rp_log_error("the app broker stopped: it starts again in %d s, and is handed every running "
+                 "app's channel (a request it was answering is lost: its app's call fails or "
+                 "times out)",
+                 m.broker_backoff);
+    m.broker_backoff = m.broker_backoff * 2 > 30 ? 30 : m.broker_backoff * 2;
+}
+
+/* One message from the broker, answered (not while an install child holds the root of trust). */
+static void serve_broker(time_t now)
+{
+    rp_appgate_app_t *slots[RP_GATE_SLOTS];
+    int closed = -1;
+
+    rp_apps_chans_slots(&m.chans, slots);
+    if (rp_appgate_serve(m.broker, &m.agent, slots, &closed) != RP_OK) {
+        broker_lost(now);
+        return;
+    }
+    if (closed >= 0 && closed < RP_COMPONENTS_MAX && m.chans.e[closed].used &&
+        m.chans.e[closed].g.fd >= 0) {
+        /* The broker closed it for what its app sent: the app sees it close too. */
+        close(m.chans.e[closed].g.fd);
+        m.chans.e[closed].g.fd = -1;
+        rp_apps_chans_sync(&m.chans, NULL, m.apps_fd, m.broker);
+    }
+}
+
+/* A channel whose app exited (hung up: polled with no events) is closed and made again at once, so
+ * that the app is restarted at its backoff. The monitor reads nothing on it: the broker does. */
 static void apps_hung_up(const struct pollfd *p)
 {
     bool closed = false;
 
     for (int i = 0; i < RP_COMPONENTS_MAX; i++)
         if (p[i].fd >= 0 && (p[i].revents & (POLLHUP | POLLERR)) != 0 &&
-            rp_appchan_fd(&m.chans.e[i].c) == p[i].fd) {
-            rp_appchan_close(&m.chans.e[i].c);
+            m.chans.e[i].g.fd == p[i].fd) {
+            close(m.chans.e[i].g.fd);
+            m.chans.e[i].g.fd = -1;
             closed = true;
         }
     if (closed)
-        rp_apps_chans_sync(&m.chans, NULL, m.apps_fd);
+        rp_apps_chans_sync(&m.chans, NULL, m.apps_fd, m.broker);
 }
 
 /* APP_LIST: the supervisor's answer, as the reply. */
@@ -511,7 +549,7 @@ static void dispatch(struct client *c, int fd)
         m.reply.type = m.req.type;
         m.reply.id = m.req.id;
         apps_control(&m.reply);
-        rp_apps_chans_sync(&m.chans, NULL, m.apps_fd);
+        rp_apps_chans_sync(&m.chans, NULL, m.apps_fd, m.broker);
     } else if (m.req.type == RP_MON_APP_REMOVE) {
         memset(&m.reply, 0, sizeof(m.reply));
         m.reply.type = m.req.type;
@@ -678,8 +716,8 @@ static void accept_one(int lfd)
 
 static int loop(int lfd, int sfd)
 {
-    struct pollfd p[CLIENTS_MAX + 3 + RP_COMPONENTS_MAX];
-    struct pollfd *chan = p + CLIENTS_MAX + 3;
+    struct pollfd p[CLIENTS_MAX + 4 + RP_COMPONENTS_MAX];
+    struct pollfd *chan = p + CLIENTS_MAX + 4;
 
     for (;;) {
         time_t now = time(NULL);
@@ -698,12 +736,13 @@ static int loop(int lfd, int sfd)
                 drop(&m.clients[i]);
             p[i + 3] = (struct pollfd){m.clients[i].held ? -1 : m.clients[i].fd, POLLIN, 0};
         }
-        /* The apps' requests wait while an install child uses the root of trust (only a hang-up
-         * is seen then). */
+        broker_up(now);
+        /* The broker's requests wait while an install child uses the root of trust (it answers
+         * them); of the channels only a hang-up is seen. */
+        p[CLIENTS_MAX + 3] = (struct pollfd){m.install_pid > 0 ? -1 : m.broker, POLLIN, 0};
         for (int i = 0; i < RP_COMPONENTS_MAX; i++)
-            chan[i] = (struct pollfd){!m.chans.e[i].used ? -1 : rp_appchan_fd(&m.chans.e[i].c),
-                                      m.install_pid > 0 ? 0 : POLLIN, 0};
-        if (poll(p, CLIENTS_MAX + 3 + RP_COMPONENTS_MAX, 1000) < 0) {
+            chan[i] = (struct pollfd){!m.chans.e[i].used ? -1 : m.chans.e[i].g.fd, 0, 0};
+        if (poll(p, CLIENTS_MAX + 4 + RP_COMPONENTS_MAX, 1000) < 0) {
             if (errno == EINTR)
                 continue;
             rp_log_error("poll: %s", strerror(errno));
@@ -734,10 +773,9 @@ static int loop(int lfd, int sfd)
         for (int i = 0; i < CLIENTS_MAX; i++)
             if (m.clients[i].fd >= 0 && !m.clients[i].held && p[i + 3].revents != 0)
                 serve_one(&m.clients[i]);
-        if (m.install_pid == 0)
-            serve_apps(chan);
-        else
-            apps_hung_up(chan);
+        if (p[CLIENTS_MAX + 3].fd >= 0 && p[CLIENTS_MAX + 3].revents != 0 && m.broker >= 0)
+            serve_broker(now);
+        apps_hung_up(chan);
         if (p[0].revents & POLLIN)
             accept_one(lfd);
     }
@@ -828,9 +866,12 @@ int main(int argc, char **argv)
         rp_log_error("cannot start the app supervisor: %s", strerror(errno));
         return 1;
     }
-    m.trial = (rp_apps_trial_ctx_t){.fd = -1, .agent = &m.agent, .chans = &m.chans};
+    m.trial =
+        (rp_apps_trial_ctx_t){.fd = -1, .agent = &m.agent, .chans = &m.chans, .broker = &m.broker};
     for (int i = 0; i < RP_COMPONENTS_MAX; i++)
-        m.chans.e[i].c.fd = -1;
+        m.chans.e[i].g.fd = -1;
+    m.broker = -1;
+    m.broker_backoff = 1;
     rp_monitor_set_trial(rp_apps_trial, &m.trial);
     rp_monitor_set_parser(rp_apps_md_parse, &m.apps_fd); /* metadata's JSON: rampart-unpack's */
     err = rp_agent_open(&m.agent, state_dir, NULL);

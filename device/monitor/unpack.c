@@ -39,22 +39,24 @@ static bool limit(int res, rlim_t n)
 }
 
 /* In the child, before exec: the slot on stdin, the answer and the reason on two pipes, limits,
- * the unpack user, no other descriptor. Never returns. */
+ * the unpack user, no other descriptor (but sock at 3, unless -1: the broker's, which lives as
+ * long as the monitor and so has no CPU limit). Never returns. */
 static void child(const char *helper, char *const argv[], int slot_fd, int out, int err,
-                  const char *cwd)
+                  const char *cwd, int sock)
 {
     if (slot_fd < 0)
         slot_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (dup2(slot_fd, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
-        dup2(err, STDERR_FILENO) < 0 || chdir(cwd) != 0 || !limit(RLIMIT_CORE, 0) ||
-        !limit(RLIMIT_CPU, RP_UNPACK_SECONDS) || !limit(RLIMIT_FSIZE, RP_UNPACK_TREE_BYTES_MAX) ||
-        !limit(RLIMIT_NOFILE, 64))
+    if (dup2(slot_fd, STDIN_FILENO) < 0 || (out >= 0 && dup2(out, STDOUT_FILENO) < 0) ||
+        (err >= 0 && dup2(err, STDERR_FILENO) < 0) || chdir(cwd) != 0 || !limit(RLIMIT_CORE, 0) ||
+        (sock < 0 && !limit(RLIMIT_CPU, RP_UNPACK_SECONDS)) ||
+        !limit(RLIMIT_FSIZE, RP_UNPACK_TREE_BYTES_MAX) || !limit(RLIMIT_NOFILE, 64) ||
+        (sock >= 0 && dup2(sock, 3) != 3))
         _exit(126);
 #ifndef SANITIZER_BUILD /* ASan reserves terabytes of shadow */
     if (!limit(RLIMIT_AS, 2ull * 1024 * 1024 * 1024))
         _exit(126);
 #endif
-    rp_unpack_exec(helper, argv, 3);
+    rp_unpack_exec(helper, argv, sock >= 0 ? 4 : 3);
 }
 
 void rp_unpack_exec(const char *helper, char *const argv[], int keep)
@@ -166,7 +168,7 @@ static rp_err_t spawn(const char *path, int seconds, char *const argv[], int in_
         return RP_ERR_IO;
     }
     if (pid == 0)
-        child(helper, argv, in_fd, out[1], err[1], cwd);
+        child(helper, argv, in_fd, out[1], err[1], cwd, -1);
     close(out[1]);
     close(err[1]);
     done = drain(seconds, out[0], answer, acap, alen, err[0], reason, sizeof(reason));
@@ -341,4 +343,18 @@ rp_err_t rp_unpack_extract(int slot_fd, uint64_t off, uint64_t len, const char *
     if (err != RP_OK)
         memset(m, 0, sizeof(*m));
     return err;
+}
+
+pid_t rp_unpack_broker(int sock)
+{
+    static char *argv[] = {"rampart-unpack", "broker", NULL};
+    char helper[PATH_MAX];
+    pid_t pid;
+
+    if (rp_unpack_beside("rampart-unpack", helper, sizeof(helper)) != RP_OK)
+        return -1;
+    pid = fork();
+    if (pid == 0)
+        child(helper, argv, -1, -1, -1, "/", sock);
+    return pid;
 }

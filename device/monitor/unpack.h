@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "rampart/error.h"
 #include "rampart/manifest.h"
@@ -70,5 +71,10 @@ rp_err_t rp_unpack_beside(const char *name, char *out, size_t cap) RP_MUST_CHECK
 
 /* Remove a tree made by rp_unpack_extract (or a staging directory it left); RP_OK if absent. */
 rp_err_t rp_unpack_remove(const char *path) RP_MUST_CHECK;
+
+/* Start the app broker (`rampart-unpack broker`, device/broker/broker.h) as the unpack user, with
+ * sock (its end of its socket to the monitor) at its descriptor 3 and stderr the supervisor's.
+ * Its pid (the caller reaps it), or -1. */
+pid_t rp_unpack_broker(int sock);
 
 #endif /* RAMPART_MONITOR_UNPACK_H */

@@ -21,6 +21,8 @@
  *   rampart-unpack read audit|- nflog|-  long-lived: the kernel's refusals from the bound sockets
  *                                        on 3 (audit) and 4 (NFLOG), answered as records on
  *                                        stdin, a socket pair (device/monitor/reader.h, read.c)
+ *   rampart-unpack broker                the app broker (device/broker/broker.h), long-lived: the
+ *                                        apps' channels, its socket to the monitor at descriptor 3
  *
  * Answer on stdout: 'l' (a single-file image made before app trees: no manifest), or 't' and the
  * manifest in its binary form (rp_manifest_encode; the supervisor decodes it with
@@ -55,6 +57,8 @@
 #include "rampart/metadata.h"
 #include "rampart/netaddrs.h"
 #include "landlock_abi.h"
+#include "broker.h"
+#include "rampart/log.h"
 #include "read.h"
 #include "seccomp_allow.h"
 #include "unpack.h"
@@ -77,6 +81,10 @@ static const char *const resolver[] = {
 };
 /* read: the handed sockets received from, the records sent (read.c) */
 static const char *const reader[] = {"recvfrom", "recvmsg", "sendto", "sendmsg", "poll", "ppoll"};
+/* broker: the apps' channels and the monitor's socket, descriptors passed both ways */
+static const char *const broker[] = {
+    "recvmsg", "sendmsg", "socketpair", "poll", "ppoll",
+};
 #ifdef SANITIZER_BUILD
 static const char *const sanitizer[] = {
     "ptrace", "process_vm_readv", "clone", "wait4", "getdents", "getppid", "kill",
@@ -87,7 +95,7 @@ static const char *const sanitizer[] = {
 // clang-format on
 
 /* What the process may touch (fence, confine). */
-typedef enum { READ_ONLY, EXTRACT, RESOLVE, READER } confinement_t;
+typedef enum { READ_ONLY, EXTRACT, RESOLVE, READER, BROKER } confinement_t;
 
 static int refuse(const char *why)
 {
@@ -200,6 +208,8 @@ static bool confine(confinement_t mode)
         rc = allow_sockets(ctx);
     if (rc == 0 && mode == READER)
         rc = rp_seccomp_allow(ctx, reader, sizeof(reader) / sizeof(reader[0]));
+    if (rc == 0 && mode == BROKER)
+        rc = rp_seccomp_allow(ctx, broker, sizeof(broker) / sizeof(broker[0]));
 #ifdef SANITIZER_BUILD
     if (rc == 0)
         rc = rp_seccomp_allow(ctx, sanitizer, sizeof(sanitizer) / sizeof(sanitizer[0]));
@@ -330,6 +340,12 @@ int main(int argc, char **argv)
     bool extract;
     rp_err_t err;
 
+    /* The app broker (device/broker/broker.h): its socket to the monitor at descriptor 3, nothing
+     * on disk (BROKER is fenced as READ_ONLY: no file right granted). */
+    if (argc == 2 && strcmp(argv[1], "broker") == 0) {
+        rp_log_init("rampart-broker", RP_LOG_INFO);
+        return confine(BROKER) ? rp_broker_run(3) : refuse("cannot confine rampart-broker");
+    }
     if (argc == 4 && strcmp(argv[1], "read") == 0)
         return confine(READER)
                    ? rp_read_run(strcmp(argv[2], "audit") == 0, strcmp(argv[3], "nflog") == 0)
@@ -343,7 +359,7 @@ int main(int argc, char **argv)
     if (argc != 4 || (strcmp(argv[1], "manifest") != 0 && strcmp(argv[1], "extract") != 0) ||
         !number(argv[2], &off) || !number(argv[3], &len))
         return refuse("usage: rampart-unpack manifest|extract OFF LEN (the slot on stdin), "
-                      "metadata KIND LEN (the payload on stdin), or resolve NAME...");
+                      "metadata KIND LEN (the payload on stdin), resolve NAME..., or broker");
     extract = strcmp(argv[1], "extract") == 0;
     if (!confine(extract ? EXTRACT : READ_ONLY))
         return refuse("cannot confine rampart-unpack");

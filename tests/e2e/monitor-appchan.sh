@@ -3,7 +3,9 @@
 # apps.h, appchan.h): two apps whose manifests list each other talk over a socket the monitor
 # hands them, during an install's trial and once installed; a third app, which its peer does not
 # list, is refused and the refusal is a security event; an app killed and restarted gets a new
-# channel and talks again; a new version gets its own. Runs as root (the monitor does).
+# channel and talks again; the app broker (which reads the channels, unprivileged) killed with -9
+# comes back with every channel, and a new call goes through; a new version gets its own channel.
+# Runs as root (the monitor does).
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT}" "${MONITOR:?set MONITOR}" "${MONITOR_CALL:?set MONITOR_CALL}"
 : "${APP_PEER:?set APP_PEER to the app-peer test app}"
@@ -93,6 +95,31 @@ restarted() { [ "$(app_field "$SRC" .restarts)" -ge 1 ] && ready "$SRC"; }
 wait_until 90 restarted || fail "$SRC was not restarted"
 wait_lines "$SRC" "answer: got hello 1.0.0+0 from $SRC" 3
 wait_lines "$SINK" "got hello 1.0.0+0 from $SRC" 3
+
+# --- the app broker killed: started again and handed every channel; the sink, running all along,
+# keeps its channel and answers a new call --------------------------------------------------------
+# It is `rampart-unpack broker`, a child of the monitor's app supervisor (apps.h), unprivileged.
+broker_pid() {
+  local c
+  for c in $(pgrep -P "$MON_PID"); do pgrep -P "$c" -f 'rampart-unpack broker'; done | head -1
+}
+bpid=$(broker_pid)
+[ -n "$bpid" ] || { cat "$LOG" >&2; fail "no app broker runs"; }
+[ "$(awk '/^Uid:/ {print $2}' "/proc/$bpid/status")" = 2113929215 ] || fail "the broker is not the unpack user"
+grep -q '^NoNewPrivs:[[:space:]]*1' "/proc/$bpid/status" || fail "the broker may gain privileges"
+grep -q '^Seccomp:[[:space:]]*2' "/proc/$bpid/status" || fail "the broker has no seccomp filter"
+grep -q '^CapEff:[[:space:]]*0*$' "/proc/$bpid/status" || fail "the broker has capabilities"
+E2E_CHECKS=$((E2E_CHECKS + 4))
+sink_pid=$(app_field "$SINK" .pid)
+kill -KILL "$bpid"
+broker_back() { local p; p=$(broker_pid); [ -n "$p" ] && [ "$p" != "$bpid" ]; }
+wait_until 60 broker_back || { cat "$LOG" >&2; fail "the app broker was not started again"; }
+[ "$(grep -c 'the app broker stopped' "$LOG")" = 1 ] || fail "the broker's stop not said once"
+[ "$(app_field "$SINK" .pid)" = "$sink_pid" ] || fail "the sink was restarted with the broker"
+E2E_CHECKS=$((E2E_CHECKS + 2))
+n=$(count "$SINK" "got hello 1.0.0+0 from $SRC")
+expect 0 "$AGENT" app restart --state-dir "$S" "$SRC"
+wait_lines "$SINK" "got hello 1.0.0+0 from $SRC" $((n + 1))
 
 # --- a new version: its own channel -------------------------------------------------------------
 expect 0 "$MONITOR_CALL" "$SOCK" install "$SRC" "$d/$SRC-2.img" 30

@@ -52,7 +52,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent.h"
 #include "appchan.h"
+#include "gate-local.h"
 #include "compartment.h"
 #include "events.h"
 #include "netpolicy.h"
@@ -246,6 +248,10 @@ int main(int argc, char **argv)
     };
     const char *state_dir = NULL, *run_dir = NULL;
     rp_appchan_peers_t peers = {find_peer, NULL};
+    static rp_test_gate_t gate = {
+        .fd = {-1, -1}
+    };
+    rp_appchan_root_t root = rp_test_gate_root(&gate);
     rp_agent_t agent;
     struct app *a;
     char why[512], layers[512];
@@ -377,6 +383,10 @@ int main(int argc, char **argv)
             return 1;
         }
         agent_open = true;
+        if (rp_test_gate_open(&gate, &agent) != RP_OK) {
+            fprintf(stderr, "compartment-run: --channel: cannot open the gate\n");
+            return 1;
+        }
     }
     for (int i = 0; i < napps; i++) {
         a = &apps[i];
@@ -437,8 +447,10 @@ int main(int argc, char **argv)
         int app_end = -1;
         rp_err_t err = RP_OK;
         a = &apps[i];
-        if (channel)
+        if (channel) {
             err = rp_appchan_open(&a->chan, a->spec.component, &a->m, &app_end);
+            rp_test_gate_add(&gate, (size_t)i, a->spec.component, &a->m);
+        }
         a->spec.channel_fd = app_end;
         if (err == RP_OK)
             err = rp_compartment_start(&a->spec, &a->c, why, sizeof(why));
@@ -494,7 +506,7 @@ int main(int argc, char **argv)
             a = &apps[i];
             if (!a->started || a->done)
                 continue;
-            if (rp_appchan_fd(&a->chan) >= 0 && rp_appchan_serve(&a->chan, &agent, &peers) != RP_OK)
+            if (rp_appchan_fd(&a->chan) >= 0 && rp_appchan_serve(&a->chan, &root, &peers) != RP_OK)
                 printf("%schannel closed\n", a->prefix);
             if (rp_compartment_poll(&a->c, 0)) {
                 a->done = true;
@@ -537,6 +549,7 @@ int main(int argc, char **argv)
                 printf("event: %s %s %s\n", rp_event_kind_name(events[i].kind), events[i].app,
                        events[i].reason);
     fflush(stdout);
+    rp_test_gate_close(&gate);
     if (agent_open)
         rp_agent_close(&agent);
     if (failed)

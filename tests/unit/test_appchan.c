@@ -4,7 +4,9 @@
  * manifest, the signing rate, app-to-app sockets allowed both ways and refused one way or to an
  * app that does not run, each refusal recorded as an event, a bad packet closing its channel
  * alone, the chain files' fence; and the app client library (device/app) end to end, with the
- * monitor's side served from a thread.
+ * channels served from a thread. The channels' root hooks go as the broker's do: through the gate's
+ * codec (gate.h) to the monitor's side (appgate.h), whose own check of DeviceAuthentication is
+ * tested apart (test_gate_checks).
  */
 #include <fcntl.h>
 #include <poll.h>
@@ -28,6 +30,8 @@
 
 #include "app_client.h"
 #include "appchan.h"
+#include "appgate.h"
+#include "gate-local.h"
 #include "events.h"
 #include "proto.h"
 #include "serve.h"
@@ -59,6 +63,18 @@ static void find(void *ctx, const char *component, rp_appchan_t **chan, const rp
 }
 
 static const rp_appchan_peers_t peers = {find, NULL};
+
+/* The gate, both ends in this process (gate-local.h). */
+static rp_test_gate_t gate;
+static rp_appchan_root_t root;
+
+/* One gate request gr, served by the monitor's side; OUT: the answer (IDENTITY, SIGN). */
+static void through_gate(const rp_gate_req_t *gr, rp_mon_reply_t *p)
+{
+    int closed;
+
+    assert_int_equal(rp_test_gate_ask(&gate, gr, p, &closed), RP_OK);
+}
 
 static void manifest(int i, bool device_auth, const char *allowed)
 {
@@ -170,6 +186,10 @@ static int setup(void **state)
         assert_int_equal(rp_appchan_open(&chans[i], names[i], &manifests[i], &app_ends[i]), RP_OK);
         running[i] = true;
     }
+    assert_int_equal(rp_test_gate_open(&gate, &agent), RP_OK);
+    for (int i = 0; i < NAPPS; i++)
+        rp_test_gate_add(&gate, (size_t)i, names[i], &manifests[i]);
+    root = rp_test_gate_root(&gate);
     return 0;
 }
 
@@ -183,6 +203,7 @@ static int teardown(void **state)
         if (app_ends[i] >= 0)
             close(app_ends[i]);
     }
+    rp_test_gate_close(&gate);
     rp_rot_close(agent.rot);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     assert_int_equal(system(cmd), 0);
@@ -200,7 +221,7 @@ static rp_err_t ask(int i, int fd, int *got)
     q.id++;
     assert_int_equal(rp_mon_request_encode(&q, buf, sizeof(buf), &len), RP_OK);
     assert_int_equal(rp_mon_send(app_ends[i], buf, len, fd), RP_OK);
-    err = rp_appchan_serve(&chans[i], &agent, &peers);
+    err = rp_appchan_serve(&chans[i], &root, &peers);
     assert_int_equal(rp_mon_recv(app_ends[i], buf, sizeof(buf), &len, &in), RP_OK);
     assert_int_equal(rp_mon_reply_decode(buf, len, &r), RP_OK);
     assert_int_equal(r.id, q.id);
@@ -312,7 +333,7 @@ static void test_rate_limit(void **state)
     new_events(&seen, ev, 4);
     c->sign_burst = 3;
     c->sign_per_minute = 0; /* no refill while the burst is tested */
-    c->sign_tokens = 3 * 60000u;
+    c->sign.tokens = 3 * 60000u;
     memset(&q, 0, sizeof(q));
     q.type = RP_MON_APP_SIGN_TLS13;
     q.u.sign_tls13.side = RP_TLS13_CLIENT;
@@ -340,13 +361,13 @@ static void test_rate_limit(void **state)
     assert_int_equal(r.status, RP_OK);
     assert_false(c->sign_limited);
     c->sign_per_minute = 0;
-    c->sign_tokens = 0;
+    c->sign.tokens = 0;
     assert_int_equal(ask(PUB, -1, NULL), RP_OK);
     assert_int_equal(r.status, RP_ERR_DENIED);
     assert_int_equal(new_events(&seen, ev, 4), 1);
     c->sign_burst = RP_APPCHAN_SIGN_BURST;
     c->sign_per_minute = RP_APPCHAN_SIGN_PER_MINUTE;
-    c->sign_tokens = RP_APPCHAN_SIGN_BURST * 60000u;
+    c->sign.tokens = RP_APPCHAN_SIGN_BURST * 60000u;
 }
 
 /* A socket between two apps: both ends work, and the peer was told who called. */
@@ -466,14 +487,14 @@ static void test_bad_packets(void **state)
     (void)state;
     memset(buf, 0x41, 40);
     assert_int_equal(rp_mon_send(app_ends[PLAIN], buf, 40, -1), RP_OK);
-    assert_int_equal(rp_appchan_serve(&chans[PLAIN], &agent, &peers), RP_ERR_BAD_MAGIC);
+    assert_int_equal(rp_appchan_serve(&chans[PLAIN], &root, &peers), RP_ERR_BAD_MAGIC);
     assert_int_equal(rp_appchan_fd(&chans[PLAIN]), -1);
     /* The app heard why, then its channel closed. */
     assert_int_equal(rp_mon_recv(app_ends[PLAIN], buf, sizeof(buf), &len, &fd), RP_OK);
     assert_int_equal(rp_mon_reply_decode(buf, len, &r), RP_OK);
     assert_int_equal(r.status, RP_ERR_BAD_MAGIC);
     assert_int_equal(rp_mon_recv(app_ends[PLAIN], buf, sizeof(buf), &len, &fd), RP_ERR_NOT_FOUND);
-    assert_int_equal(rp_appchan_serve(&chans[PLAIN], &agent, &peers), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_appchan_serve(&chans[PLAIN], &root, &peers), RP_ERR_NOT_FOUND);
 
     /* A descriptor with an identity request. */
     assert_int_equal(pipe(p), 0);
@@ -481,13 +502,13 @@ static void test_bad_packets(void **state)
     q.type = RP_MON_APP_IDENTITY;
     assert_int_equal(rp_mon_request_encode(&q, buf, sizeof(buf), &len), RP_OK);
     assert_int_equal(rp_mon_send(app_ends[ONEWAY], buf, len, p[0]), RP_OK);
-    assert_int_equal(rp_appchan_serve(&chans[ONEWAY], &agent, &peers), RP_ERR_MALFORMED);
+    assert_int_equal(rp_appchan_serve(&chans[ONEWAY], &root, &peers), RP_ERR_MALFORMED);
     assert_int_equal(rp_appchan_fd(&chans[ONEWAY]), -1);
     close(p[0]);
     close(p[1]);
 
     /* Nothing waiting: nothing done. The others still work. */
-    assert_int_equal(rp_appchan_serve(&chans[PUB], &agent, &peers), RP_OK);
+    assert_int_equal(rp_appchan_serve(&chans[PUB], &root, &peers), RP_OK);
     assert_true(rp_appchan_fd(&chans[PUB]) >= 0);
     memset(&q, 0, sizeof(q));
     q.type = RP_MON_APP_IDENTITY;
@@ -496,7 +517,7 @@ static void test_bad_packets(void **state)
     /* An app that went away: its channel is closed by the next serve. */
     close(app_ends[PEER]);
     app_ends[PEER] = -1;
-    assert_int_equal(rp_appchan_serve(&chans[PEER], &agent, &peers), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_appchan_serve(&chans[PEER], &root, &peers), RP_ERR_NOT_FOUND);
     assert_int_equal(rp_appchan_fd(&chans[PEER]), -1);
     /* Restore the three for the tests after. */
     for (int i = PEER; i <= ONEWAY; i++) {
@@ -533,7 +554,7 @@ static void test_log_bound(void **state)
         snprintf(q.u.app_connect.component, sizeof(q.u.app_connect.component), "nosuch");
         assert_int_equal(rp_mon_request_encode(&q, buf, sizeof(buf), &len), RP_OK);
         assert_int_equal(rp_mon_send(end, buf, len, -1), RP_OK);
-        assert_int_equal(rp_appchan_serve(&c, &agent, &peers), RP_OK);
+        assert_int_equal(rp_appchan_serve(&c, &root, &peers), RP_OK);
         assert_int_equal(rp_mon_recv(end, buf, sizeof(buf), &len, &(int){-1}), RP_OK);
         assert_int_equal(rp_mon_reply_decode(buf, len, &r), RP_OK);
         assert_int_not_equal(r.status, RP_OK); /* every one answered */
@@ -600,6 +621,83 @@ static void test_chain_files(void **state)
     assert_int_equal(rename(target, path), 0);
 }
 
+/* The monitor's side of the gate takes nothing on the broker's word: an app without
+ * DeviceAuthentication gets nothing however asked (and it is an event), an empty slot nothing, a
+ * packet that does not decode is dropped; the codec holds its fields to their rules. */
+static void test_gate_checks(void **state)
+{
+    static rp_mon_reply_t p;
+    uint8_t out[RP_GATE_REQ_LEN], junk[RP_GATE_REQ_LEN] = {0};
+    rp_gate_req_t gr = {.op = RP_GATE_IDENTITY, .slot = PLAIN, .id = 7}, d;
+    char ev[4][400];
+    size_t from = 0;
+    int closed = 5;
+
+    (void)state;
+    rp_appgate_reset(
+        &gate.apps[PLAIN]); /* (its channel's refusals of the tests before: a new one) */
+    new_events(&from, ev, 4);
+    through_gate(&gr, &p);
+    assert_int_equal(p.status, RP_ERR_DENIED);
+    assert_int_equal(p.id, 7);
+    assert_int_equal(p.type, RP_MON_APP_IDENTITY);
+    assert_int_equal(new_events(&from, ev, 4), 1);
+    assert_non_null(strstr(ev[0], "identity plain app-identity refused: no DeviceAuthentication"));
+    gr = (rp_gate_req_t){
+        .op = RP_GATE_SIGN, .slot = PLAIN, .id = 8, .side = RP_TLS13_CLIENT, .hash_len = 32};
+    through_gate(&gr, &p);
+    assert_int_equal(p.status, RP_ERR_DENIED);
+    assert_int_equal(p.u.sign_tls13.len, 0);
+    gr = (rp_gate_req_t){.op = RP_GATE_IDENTITY, .slot = NAPPS, .id = 9}; /* no app there */
+    through_gate(&gr, &p);
+    assert_int_equal(p.status, RP_ERR_NOT_FOUND);
+    gr = (rp_gate_req_t){.op = RP_GATE_IDENTITY, .slot = PUB, .id = 10};
+    through_gate(&gr, &p);
+    assert_int_equal(p.status, RP_OK);
+    assert_true(p.u.app_identity.len > 0);
+    /* The monitor keeps the signing rate too: a broker asking past it is refused, an event. */
+    rp_appgate_reset(&gate.apps[PUB]);
+    gr = (rp_gate_req_t){.op = RP_GATE_SIGN, .slot = PUB, .side = RP_TLS13_SERVER, .hash_len = 48};
+    for (int i = 0; i < RP_APPCHAN_SIGN_BURST; i++) {
+        through_gate(&gr, &p);
+        assert_int_equal(p.status, RP_OK);
+    }
+    through_gate(&gr, &p);
+    assert_int_equal(p.status, RP_ERR_DENIED);
+    assert_non_null(strstr(p.message, "signing rate"));
+    assert_int_equal(new_events(&from, ev, 4), 2); /* plain's signature, then this */
+    assert_non_null(strstr(ev[0], "app-sign-tls13 refused: no DeviceAuthentication"));
+    assert_non_null(strstr(ev[1], "over the signing rate (asked by the broker)"));
+    rp_appgate_reset(&gate.apps[PUB]);
+    /* CLOSED is said; junk is dropped, and the gate still serves. */
+    gr = (rp_gate_req_t){.op = RP_GATE_CLOSED, .slot = PEER};
+    assert_int_equal(rp_gate_req_encode(&gr, out, sizeof(out)), RP_OK);
+    assert_int_equal(rp_test_gate_ask(&gate, &gr, NULL, &closed), RP_OK);
+    assert_int_equal(closed, PEER);
+    assert_int_equal(rp_mon_send(gate.fd[0], junk, sizeof(junk), -1), RP_OK);
+    assert_int_equal(rp_appgate_serve(gate.fd[1], &agent, gate.slots, &closed), RP_OK);
+    assert_int_equal(closed, -1);
+    /* The codec: each field held. */
+    gr = (rp_gate_req_t){.op = RP_GATE_SIGN, .slot = PUB, .side = 3, .hash_len = 32};
+    assert_int_equal(rp_gate_req_encode(&gr, out, sizeof(out)), RP_ERR_MALFORMED);
+    gr = (rp_gate_req_t){.op = RP_GATE_SIGN, .slot = PUB, .side = RP_TLS13_SERVER, .hash_len = 33};
+    assert_int_equal(rp_gate_req_encode(&gr, out, sizeof(out)), RP_ERR_MALFORMED);
+    gr = (rp_gate_req_t){.op = RP_GATE_EVENT, .slot = PUB, .event_kind = RP_EVENT_SYSCALL};
+    snprintf(gr.reason, sizeof(gr.reason), "forged");
+    assert_int_equal(rp_gate_req_encode(&gr, out, sizeof(out)), RP_ERR_MALFORMED);
+    gr.event_kind = RP_EVENT_APP_CONNECTION;
+    gr.reason[0] = '\n';
+    assert_int_equal(rp_gate_req_encode(&gr, out, sizeof(out)), RP_ERR_MALFORMED);
+    gr.reason[0] = 'f';
+    assert_int_equal(rp_gate_req_encode(&gr, out, sizeof(out)), RP_OK);
+    assert_int_equal(rp_gate_req_decode(out, sizeof(out) - 1, &d), RP_ERR_MALFORMED);
+    out[2] = RP_GATE_SLOTS; /* the slot */
+    assert_int_equal(rp_gate_req_decode(out, sizeof(out), &d), RP_ERR_MALFORMED);
+    out[2] = PUB;
+    out[sizeof(out) - 1] = 'x'; /* past the reason's end */
+    assert_int_equal(rp_gate_req_decode(out, sizeof(out), &d), RP_ERR_MALFORMED);
+}
+
 /* ---- the client library, with the monitor's side in a thread ---- */
 
 static volatile int stop_serving;
@@ -615,7 +713,7 @@ static void *serve_thread(void *arg)
             continue;
         for (int i = 0; i < NAPPS; i++)
             if (pf[i].revents != 0)
-                (void)rp_appchan_serve(&chans[i], &agent, &peers);
+                (void)rp_appchan_serve(&chans[i], &root, &peers);
     }
     return NULL;
 }
@@ -714,7 +812,7 @@ int main(void)
         cmocka_unit_test(test_rate_limit),   cmocka_unit_test(test_connect),
         cmocka_unit_test(test_wrong_socket), cmocka_unit_test(test_bad_packets),
         cmocka_unit_test(test_log_bound),    cmocka_unit_test(test_chain_files),
-        cmocka_unit_test(test_client),
+        cmocka_unit_test(test_gate_checks),  cmocka_unit_test(test_client),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,296 @@
+/*
+ * The monitor's side of the app broker's gate (appgate.h), and the device certificate chain it
+ * hands apps.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "appchan.h" /* RP_APPCHAN_EVENTS_MAX */
+#include "appgate.h"
+#include "events.h"
+#include "rampart/log.h"
+#include "serve.h"
+#include "slots.h"
+
+_Static_assert(RP_GATE_APPS == RP_COMPONENTS_MAX, "a gate slot per component");
+
+/* ---- the certificate chain ---- */
+
+/* Whether text[0..len) is one or more PEM certificates and nothing else: marker lines, base64
+ * lines, blank lines. Not a parse of the certificates (the app's TLS library does that): only a
+ * fence, so that whatever the agent's user put in its directory, an app gets certificates. */
+static bool pem_certificates_only(const uint8_t *text, size_t len)
+{
+    static const char begin[] = "-----BEGIN CERTIFICATE-----", end[] = "-----END CERTIFICATE-----";
+    size_t pos = 0, certs = 0;
+    bool inside = false;
+
+    while (pos < len) {
+        size_t eol = pos, n;
+        while (eol < len && text[eol] != '\n')
+            eol++;
+        n = eol > pos && text[eol - 1] == '\r' ? eol - pos - 1 : eol - pos;
+        if (n == sizeof(begin) - 1 && memcmp(text + pos, begin, n) == 0) {
+            if (inside)
+                return false;
+            inside = true;
+        } else if (n == sizeof(end) - 1 && memcmp(text + pos, end, n) == 0) {
+            if (!inside)
+                return false;
+            inside = false;
+            certs++;
+        } else {
+            for (size_t i = pos; i < pos + n; i++) {
+                uint8_t ch = text[i];
+                bool b64 = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+                           (ch >= '0' && ch <= '9') || ch == '+' || ch == '/' || ch == '=';
+                if (!b64 || !inside)
+                    return false;
+            }
+        }
+        pos = eol + 1;
+    }
+    return !inside && certs > 0;
+}
+
+/* Append dir/name to out; RP_ERR_NOT_FOUND when it does not exist. */
+static rp_err_t append_file(int dir, const char *name, uint8_t *out, size_t cap, size_t *len)
+{
+    struct stat st;
+    ssize_t n;
+    rp_err_t err = RP_OK;
+    /* O_NONBLOCK: a FIFO put there opens without waiting (and is refused below). */
+    int fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+
+    if (fd < 0)
+        return errno == ENOENT ? RP_ERR_NOT_FOUND : errno == ELOOP ? RP_ERR_MALFORMED : RP_ERR_IO;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)
+        err = RP_ERR_MALFORMED;
+    else if ((uint64_t)st.st_size > cap - *len)
+        err = RP_ERR_TOO_LARGE;
+    while (err == RP_OK && (n = read(fd, out + *len, cap - *len)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            err = RP_ERR_IO;
+        else
+            *len += (size_t)n;
+        if (err == RP_OK && *len == cap)
+            err = RP_ERR_TOO_LARGE; /* it grew while read */
+    }
+    close(fd);
+    if (err == RP_OK && *len > 0 && out[*len - 1] != '\n') {
+        if (*len == cap)
+            err = RP_ERR_TOO_LARGE;
+        else
+            out[(*len)++] = '\n';
+    }
+    return err;
+}
+
+/* dir's (a descriptor) device.crt then ca-chain.pem. */
+static rp_err_t read_pair(int dir, uint8_t *out, size_t cap, size_t *len)
+{
+    rp_err_t err;
+
+    *len = 0;
+    err = append_file(dir, "device.crt", out, cap, len);
+    if (err == RP_OK)
+        err = append_file(dir, "ca-chain.pem", out, cap, len);
+    return err;
+}
+
+rp_err_t rp_appchan_read_chain(const char *state_dir, uint8_t *out, size_t cap, size_t *len)
+{
+    int sdir, adir;
+    rp_err_t err = RP_ERR_NOT_FOUND;
+
+    *len = 0;
+    sdir = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (sdir < 0)
+        return RP_ERR_IO;
+    /* S/agent/ is the agent's; S/ (before the agent moved there) is the monitor's own. */
+    adir = openat(sdir, "agent", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (adir >= 0) {
+        err = read_pair(adir, out, cap, len);
+        close(adir);
+    } else if (errno != ENOENT) {
+        err = RP_ERR_MALFORMED; /* a link where S/agent/ should be */
+    }
+    if (err == RP_ERR_NOT_FOUND)
+        err = read_pair(sdir, out, cap, len);
+    close(sdir);
+    if (err == RP_OK && !pem_certificates_only(out, *len))
+        err = RP_ERR_MALFORMED;
+    if (err != RP_OK)
+        *len = 0;
+    return err;
+}
+
+/* ---- the gate ---- */
+
+static struct {
+    uint8_t in[RP_GATE_REQ_LEN + 1]; /* one more: a longer packet is seen, not cut to fit */
+    uint8_t out[RP_GATE_ANSWER_MAX];
+    rp_mon_request_t q;
+    rp_mon_reply_t p;
+} g;
+
+static void refuse(rp_err_t err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void refuse(rp_err_t err, const char *fmt, ...)
+{
+    va_list ap;
+
+    g.p.status = (uint16_t)(err != RP_OK ? err : RP_ERR_IO);
+    va_start(ap, fmt);
+    vsnprintf(g.p.message, sizeof(g.p.message), fmt, ap);
+    va_end(ap);
+}
+
+static void record(rp_appgate_app_t *e, const char *state_dir, rp_event_kind_t kind,
+                   const char *reason)
+{
+    if (e->events >= RP_APPCHAN_EVENTS_MAX) {
+        e->events_suppressed++;
+        return;
+    }
+    e->events++;
+    if (rp_event_record(state_dir, kind, e->component, reason) != RP_OK)
+        rp_log_error("%s: the event could not be recorded: %s", e->component, reason);
+}
+
+static void identity(rp_agent_t *a)
+{
+    rp_err_t err = rp_appchan_read_chain(a->state_dir, g.p.u.app_identity.chain,
+                                         sizeof(g.p.u.app_identity.chain), &g.p.u.app_identity.len);
+
+    if (err == RP_ERR_NOT_FOUND)
+        refuse(err, "the device has no certificate yet (it has not attested)");
+    else if (err == RP_ERR_TOO_LARGE)
+        refuse(err, "the device's certificate chain is larger than %d bytes", RP_MON_CHAIN_MAX);
+    else if (err == RP_ERR_MALFORMED)
+        refuse(err, "the device's certificate files are not PEM certificates");
+    else if (err != RP_OK)
+        refuse(err, "cannot read the device's certificate: %s", rp_strerror(err));
+}
+
+/* IDENTITY or SIGN r for e: the answer in g.p. */
+static void answer(rp_agent_t *a, rp_appgate_app_t *e, const rp_gate_req_t *r)
+{
+    char reason[RP_EVENT_REASON_MAX + 1];
+    rp_err_t err;
+
+    memset(&g.p, 0, sizeof(g.p));
+    g.p.type = r->op == RP_GATE_IDENTITY ? RP_MON_APP_IDENTITY : RP_MON_APP_SIGN_TLS13;
+    g.p.id = r->id;
+    if (e == NULL) {
+        refuse(RP_ERR_NOT_FOUND, "no such app");
+        return;
+    }
+    if (!e->m->device_authentication) {
+        /* The broker refuses this itself: asked anyway, it is not the broker this monitor runs. */
+        refuse(RP_ERR_DENIED, "%s: the app's manifest has no DeviceAuthentication",
+               rp_mon_type_name(g.p.type));
+        snprintf(reason, sizeof(reason),
+                 "%s refused: no DeviceAuthentication (asked by the broker)",
+                 rp_mon_type_name(g.p.type));
+        if (e->events < RP_APPCHAN_EVENTS_MAX) /* (bounded as its events are) */
+            rp_log_warn("%s: %s", e->component, reason);
+        record(e, a->state_dir, RP_EVENT_IDENTITY, reason);
+        return;
+    }
+    if (r->op == RP_GATE_IDENTITY) {
+        identity(a);
+        return;
+    }
+    /* The broker holds the app to its rate first; past it here, it is not the broker this monitor
+     * runs (the same bucket, so an app within its rate never meets this one). */
+    if (!rp_gate_bucket_take(&e->sign, RP_APPCHAN_SIGN_BURST, RP_APPCHAN_SIGN_PER_MINUTE)) {
+        refuse(RP_ERR_DENIED, "over the signing rate (%u at once, %u a minute): try later",
+               RP_APPCHAN_SIGN_BURST, RP_APPCHAN_SIGN_PER_MINUTE);
+        if (e->events < RP_APPCHAN_EVENTS_MAX) /* (bounded as its events are) */
+            rp_log_warn("%s: the app broker asked for signatures over the app's rate",
+                        e->component);
+        record(e, a->state_dir, RP_EVENT_IDENTITY,
+               "app-sign-tls13 refused: over the signing rate (asked by the broker)");
+        return;
+    }
+    g.q.type = RP_MON_APP_SIGN_TLS13;
+    g.q.u.sign_tls13.side = r->side;
+    g.q.u.sign_tls13.hash_len = r->hash_len;
+    memcpy(g.q.u.sign_tls13.hash, r->hash, r->hash_len);
+    err = rp_monitor_sign_tls13(a, &g.q, &g.p);
+    if (err != RP_OK)
+        refuse(err, "app-sign-tls13: %s", rp_strerror(err));
+}
+
+rp_err_t rp_appgate_serve(int fd, rp_agent_t *a, rp_appgate_app_t *const apps[RP_GATE_SLOTS],
+                          int *closed)
+{
+    rp_gate_req_t r;
+    rp_appgate_app_t *e;
+    size_t len = 0, n = 0;
+    int got = -1;
+    rp_err_t err = rp_mon_recv(fd, g.in, sizeof(g.in), &len, &got);
+
+    *closed = -1;
+    if (err == RP_ERR_NOT_FOUND || err == RP_ERR_IO)
+        return RP_ERR_NOT_FOUND;
+    if (got >= 0) {
+        close(got);
+        err = RP_ERR_MALFORMED; /* nothing the broker sends carries a descriptor */
+    }
+    if (err == RP_OK)
+        err = rp_gate_req_decode(g.in, len, &r);
+    if (err != RP_OK) {
+        rp_log_warn("the app broker sent what does not decode (%s): dropped", rp_strerror(err));
+        return RP_OK;
+    }
+    e = apps[r.slot] != NULL && apps[r.slot]->used ? apps[r.slot] : NULL;
+    if (r.op == RP_GATE_EVENT) {
+        if (e != NULL)
+            record(e, a->state_dir, (rp_event_kind_t)r.event_kind, r.reason);
+        return RP_OK;
+    }
+    if (r.op == RP_GATE_CLOSED) {
+        *closed = r.slot;
+        return RP_OK;
+    }
+    answer(a, e, &r);
+    g.out[0] = RP_GATE_VERSION;
+    g.out[1] = RP_GATE_ANSWER;
+    g.out[2] = r.slot;
+    g.out[3] = 0;
+    if (rp_mon_reply_encode(&g.p, g.out + RP_GATE_ANSWER_HEAD, sizeof(g.out) - RP_GATE_ANSWER_HEAD,
+                            &n) != RP_OK ||
+        rp_mon_send(fd, g.out, RP_GATE_ANSWER_HEAD + n, -1) != RP_OK)
+        rp_log_warn("%s: the app broker did not take an answer", e != NULL ? e->component : "?");
+    return RP_OK;
+}
+
+void rp_appgate_tell(int fd, uint8_t slot, const rp_appgate_app_t *e, bool add)
+{
+    uint8_t out[RP_GATE_APP_LEN];
+
+    if (fd < 0)
+        return;
+    if (rp_gate_app_encode(add ? RP_GATE_ADD : RP_GATE_DROP, slot, e->component, e->m, out,
+                           sizeof(out)) != RP_OK ||
+        rp_mon_send(fd, out, sizeof(out), add ? e->fd : -1) != RP_OK)
+        rp_log_warn("%s: the app broker was not told of its channel", e->component);
+}
+
+void rp_appgate_reset(rp_appgate_app_t *e)
+{
+    if (e->events_suppressed > 0)
+        rp_log_warn("%s: %u more refusals on its channel were not recorded as events", e->component,
+                    e->events_suppressed);
+    e->events = e->events_suppressed = 0;
+    rp_gate_bucket_fill(&e->sign, RP_APPCHAN_SIGN_BURST);
+}

@@ -1,0 +1,53 @@
+/*
+ * The monitor's side of the app broker's gate (gate.h): what an app's channel needs of the root of
+ * trust, asked by rampart-broker, which holds the channels (docs/compartments.md, "The app
+ * broker"). The monitor answers by its own table of apps (the slot the broker names), never by
+ * the broker's word for what an app may have: an app whose manifest has no DeviceAuthentication
+ * gets no chain and no signature here, whatever the broker asks.
+ */
+#ifndef RAMPART_MONITOR_APPGATE_H
+#define RAMPART_MONITOR_APPGATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agent.h"
+#include "gate.h"
+#include "rampart/manifest.h"
+
+/* One app as the monitor knows it for the broker (a slot of its table). */
+typedef struct rp_appgate_app {
+    bool used;
+    char component[RP_COMPONENT_NAME_MAX + 1];
+    const rp_manifest_t *m; /* its manifest, from its verified slot (the caller keeps it) */
+    int fd;                 /* the broker's end of its channel, kept to hand a new broker; -1 */
+    unsigned events, events_suppressed; /* refusals the broker reported, recorded or not */
+    rp_gate_bucket_t sign; /* its signing rate, kept here too (the broker's is not trusted) */
+} rp_appgate_app_t;
+
+/*
+ * Serve one message from the broker on fd (apps: the table by slot, NULL where there is none):
+ * IDENTITY and SIGN answered (ANSWER), EVENT recorded (at most RP_APPCHAN_EVENTS_MAX per channel),
+ * CLOSED said in *closed (the slot; -1 else). A message that does not decode is dropped, said.
+ * RP_ERR_NOT_FOUND: the broker is gone (fd is the caller's to close).
+ */
+rp_err_t rp_appgate_serve(int fd, rp_agent_t *a, rp_appgate_app_t *const apps[RP_GATE_SLOTS],
+                          int *closed);
+
+/* Tell the broker on fd (-1: none now) of e at slot: ADD, with e->fd when it has one, or DROP. */
+void rp_appgate_tell(int fd, uint8_t slot, const rp_appgate_app_t *e, bool add);
+
+/* A channel's refusal counters and signing rate start again (a new channel). */
+void rp_appgate_reset(rp_appgate_app_t *e);
+
+/*
+ * The device certificate chain as the agent stored it, PEM, not parsed: S/agent/device.crt and
+ * S/agent/ca-chain.pem, or S/device.crt and S/ca-chain.pem where S/agent/ has no certificate.
+ * Opened without following links, regular files only, and refused unless it reads as PEM
+ * certificates only (the agent's user writes S/agent/: this never hands an app another file).
+ * RP_ERR_NOT_FOUND: no certificate yet; RP_ERR_TOO_LARGE: over cap. OUT: out[0..*len).
+ */
+rp_err_t rp_appchan_read_chain(const char *state_dir, uint8_t *out, size_t cap,
+                               size_t *len) RP_MUST_CHECK;
+
+#endif /* RAMPART_MONITOR_APPGATE_H */
