@@ -753,6 +753,18 @@ static bool headers_sane(struct evhttp_request *req)
     return lengths <= 1 && (lengths == 0 || encodings == 0);
 }
 
+/* A transfer coding evhttp cannot read: libevent 2.1 takes the request as one with no body (or
+ * refuses it as a bad header when it has a Content-Length), and what follows would be read as the
+ * next request. Refused, and the connection closed, in both cases. */
+static const char coding_refused[] = "the service reads no Transfer-Encoding but chunked";
+
+static bool coding_unknown(struct evhttp_request *req)
+{
+    const char *te = evhttp_find_header(evhttp_request_get_input_headers(req), "Transfer-Encoding");
+
+    return te != NULL && evutil_ascii_strcasecmp(te, "chunked") != 0;
+}
+
 /*
  * evhttp reads no body for HEAD and TRACE: a body one announces (a Content-Length but 0, or a
  * Transfer-Encoding) would be read as the next request on the connection (a request smuggled in a
@@ -808,6 +820,9 @@ static void dispatch(struct evhttp_request *req, void *arg)
         answer_closes(req);
         rp_reply_error(r, 400, "bad_request",
                        "a request has one Content-Length and no Transfer-Encoding beside it");
+    } else if (coding_unknown(req)) {
+        answer_closes(req);
+        rp_reply_error(r, 400, "bad_request", "%s", coding_refused);
     } else if (body_unread(req)) {
         answer_closes(req);
         rp_reply_error(r, 400, "bad_request", "a HEAD or TRACE request has no body");
@@ -981,6 +996,8 @@ void evhttp_send_error(struct evhttp_request *req, int error, const char *reason
                        "request)",
                        chunked ? "'s chunked" : "", RP_MAX_BODY_ANY >> 20,
                        chunked ? " or its chunk coding is malformed" : "");
+    else if (error == 400 && coding_unknown(req))
+        rp_reply_error(&r, 400, "bad_request", "%s", coding_refused);
     else if (error == 400 && length_malformed(req))
         rp_reply_error(&r, 400, "bad_request", "the request's Content-Length is not a number");
     else if (error == 400)

@@ -64,6 +64,12 @@ raw 'GET /healthz HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n'
 json_error 400 bad_request "a malformed header line"
 raw 'POST /api/v1/attest HTTP/1.1\r\nHost: x\r\nContent-Length: ten\r\n\r\n'
 json_error 400 bad_request "the request's Content-Length is not a number"
+# A transfer coding but chunked: libevent refuses it beside a Content-Length, and would take it
+# alone as no body (what follows read as the next request).
+for len in 'Content-Length: 2\r\n' ''; do
+  raw "POST /api/v1/attest HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n$len\r\nab"
+  json_error 400 bad_request "the service reads no Transfer-Encoding but chunked"
+done
 raw 'POST /api/v1/attest HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 200-ok\r\n\r\n'
 json_error 417 expectation_failed "no Expect header but 100-continue"
 
@@ -110,8 +116,8 @@ json_error 400 bad_request "a HEAD or TRACE request has no body"
 # The service serves on, and counted the refusals with the rest.
 http GET /healthz -; is_status 200
 http GET /metrics -; is_status 200
-eq "$(sed -n 's/^rampart_http_requests_total{code="4xx"} //p' "$d/body")" 14 \
-  "4xx answers counted (the 14 JSON refusals above; libevent's page is not the service's)"
+eq "$(sed -n 's/^rampart_http_requests_total{code="4xx"} //p' "$d/body")" 16 \
+  "4xx answers counted (the 16 JSON refusals above; libevent's page is not the service's)"
 eq "$(sed -n 's/^rampart_connections_closed_total{reason="unread_input"} //p' "$d/body")" 1 \
   "the connection past the bound counted"
 
