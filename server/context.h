@@ -71,6 +71,7 @@ typedef struct rp_metrics {
                                           * per source address, not in its history */
     atomic_ullong connections_refused_address; /* at the per-address cap, closed when accepted */
     atomic_ullong connections_deadline;        /* closed at the request deadline */
+    atomic_ullong connections_unread; /* closed with more unread input than a request holds */
 } rp_metrics_t;
 
 typedef struct rp_recorder rp_recorder_t;     /* recorder.h */

@@ -1042,9 +1042,11 @@ void rp_h_metrics(rp_req_t *r)
                         "before they had a request answered, by reason.\n"
                         "# TYPE rampart_connections_closed_total counter\n"
                         "rampart_connections_closed_total{reason=\"per_address_cap\"} %llu\n"
-                        "rampart_connections_closed_total{reason=\"request_deadline\"} %llu\n",
+                        "rampart_connections_closed_total{reason=\"request_deadline\"} %llu\n"
+                        "rampart_connections_closed_total{reason=\"unread_input\"} %llu\n",
                         (unsigned long long)atomic_load(&m->connections_refused_address),
-                        (unsigned long long)atomic_load(&m->connections_deadline));
+                        (unsigned long long)atomic_load(&m->connections_deadline),
+                        (unsigned long long)atomic_load(&m->connections_unread));
     rp_reports_metrics(buf);
     rp_recorder_metrics(r->w->srv->recorder, buf);
     rp_deltas_metrics(r->w->srv->deltas, buf);

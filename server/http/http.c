@@ -753,6 +753,36 @@ static bool headers_sane(struct evhttp_request *req)
     return lengths <= 1 && (lengths == 0 || encodings == 0);
 }
 
+/* A transfer coding evhttp cannot read: libevent 2.1 takes the request as one with no body (or
+ * refuses it as a bad header when it has a Content-Length), and what follows would be read as the
+ * next request. Refused, and the connection closed, in both cases. */
+static const char coding_refused[] = "the service reads no Transfer-Encoding but chunked";
+
+static bool coding_unknown(struct evhttp_request *req)
+{
+    const char *te = evhttp_find_header(evhttp_request_get_input_headers(req), "Transfer-Encoding");
+
+    return te != NULL && evutil_ascii_strcasecmp(te, "chunked") != 0;
+}
+
+/*
+ * evhttp reads no body for HEAD and TRACE: a body one announces (a Content-Length but 0, or a
+ * Transfer-Encoding) would be read as the next request on the connection (a request smuggled in a
+ * body a proxy forwards as one). Refused, and the connection closed (on_answered).
+ */
+static bool body_unread(struct evhttp_request *req)
+{
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    const struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    const char *len;
+
+    if (m != EVHTTP_REQ_HEAD && m != EVHTTP_REQ_TRACE)
+        return false;
+    len = evhttp_find_header(in, "Content-Length");
+    return evhttp_find_header(in, "Transfer-Encoding") != NULL ||
+           (len != NULL && strcmp(len, "0") != 0);
+}
+
 /* A "%00" in the query would cut a value short once decoded, as in a path segment. */
 static bool query_hides_nul(const struct evhttp_uri *uri)
 {
@@ -760,6 +790,9 @@ static bool query_hides_nul(const struct evhttp_uri *uri)
 
     return q != NULL && strstr(q, "%00") != NULL;
 }
+
+typedef struct conn conn_t;
+static void answer_closes(struct evhttp_request *req);
 
 static void dispatch(struct evhttp_request *req, void *arg)
 {
@@ -781,12 +814,18 @@ static void dispatch(struct evhttp_request *req, void *arg)
     if (strlen(r->path) >= sizeof(copy)) {
         rp_reply_error(r, 414, "uri_too_long", "the path is too long");
     } else if (!is_tls(req)) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        answer_closes(req);
         rp_reply_error(r, 400, "tls_required", "this service speaks HTTPS only");
     } else if (!headers_sane(req)) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        answer_closes(req);
         rp_reply_error(r, 400, "bad_request",
                        "a request has one Content-Length and no Transfer-Encoding beside it");
+    } else if (coding_unknown(req)) {
+        answer_closes(req);
+        rp_reply_error(r, 400, "bad_request", "%s", coding_refused);
+    } else if (body_unread(req)) {
+        answer_closes(req);
+        rp_reply_error(r, 400, "bad_request", "a HEAD or TRACE request has no body");
     } else if (query_hides_nul(uri)) {
         rp_reply_error(r, 400, "bad_query", "the query holds a NUL character");
     } else if (!split_path(r, strcpy(copy, r->path), &bad)) {
@@ -829,7 +868,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
  * been sent (on_answered). At the deadline the socket is shut down, not closed: evhttp reads the
  * end of it and frees the connection itself.
  */
-typedef struct conn {
+struct conn {
     rp_worker_t *w;
     SSL *ssl;
     struct event *timer; /* first the address check, then the deadline */
@@ -838,9 +877,11 @@ typedef struct conn {
     bool refuse;         /* over the connection limit: refused after its ClientHello */
     bool answering;      /* a request has arrived, its answer is not sent yet */
     bool bound_spent;    /* bound evidence attested on it (rp_req_binding_spend) */
+    bool closing;        /* shut down: nothing more it sends is read (input_cb) */
+    bool close_after;    /* the answer being sent ends the connection (answer_closes) */
     int64_t born;        /* when it was accepted: seconds on the monotonic clock */
     uint8_t peer[RP_PEER_KEY_LEN];
-} conn_t;
+};
 
 static int conn_index = -1;
 
@@ -867,6 +908,18 @@ static conn_t *conn_of(struct evhttp_request *req)
     return ssl != NULL ? SSL_get_ex_data(ssl, conn_index) : NULL;
 }
 
+/* The answer ends the connection: said (Connection: close), and done (on_answered), whatever the
+ * method or target (libevent drops the header for a target in absolute form, and keeps a
+ * CONNECT's connection open). */
+static void answer_closes(struct evhttp_request *req)
+{
+    conn_t *c = conn_of(req);
+
+    if (c != NULL)
+        c->close_after = true;
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+}
+
 /*
  * libevent's own answers. evhttp answers a request it cannot read by itself, before any route sees
  * it, through evhttp_send_error(): a body over RP_MAX_BODY_ANY, or a chunk coding it cannot read
@@ -879,8 +932,9 @@ static conn_t *conn_of(struct evhttp_request *req)
  * dynamic linker's search order and libevent calls its own through the PLT, so its failures answer
  * the service's JSON error (with the transport's headers; Connection: close, as libevent's page,
  * since the connection cannot read on). e2e.http_errors fails if that stops being so (a libevent
- * linked statically, or built to bind its own calls). evhttp_set_max_body_size() stays the memory
- * bound: nothing here reads more of a request.
+ * linked statically, or built to bind its own calls). evhttp_set_max_body_size() bounds the body
+ * evhttp keeps; what it has not parsed yet is bounded by input_cb (RP_MAX_UNREAD). An answer marked
+ * Connection: close ends its connection (on_answered: libevent 2.1 keeps a CONNECT's open).
  *
  * One case keeps libevent's page: a request line that cannot be parsed (no HTTP version, or one
  * past 1.x, a target that is not a URI) leaves the request without a version, which
@@ -906,6 +960,8 @@ static bool length_malformed(struct evhttp_request *req)
     return v != NULL && (v[0] == '\0' || strspn(v, "0123456789") != strlen(v));
 }
 
+static void on_answered(struct evhttp_request *req, void *arg);
+
 void evhttp_send_error(struct evhttp_request *req, int error, const char *reason)
 {
     conn_t *c = conn_of(req);
@@ -918,6 +974,10 @@ void evhttp_send_error(struct evhttp_request *req, int error, const char *reason
     struct evkeyvalq *out = evhttp_request_get_output_headers(req);
     void (*libevents)(struct evhttp_request *, int, const char *);
 
+    if (c != NULL) { /* every answer here ends its connection: on_answered holds it */
+        c->close_after = true;
+        evhttp_request_set_on_complete_cb(req, on_answered, c);
+    }
     if (!request_line_read(req)) {
         struct evhttp_connection *evcon = evhttp_request_get_connection(req);
         *(void **)&libevents = dlsym(RTLD_NEXT, "evhttp_send_error");
@@ -928,7 +988,7 @@ void evhttp_send_error(struct evhttp_request *req, int error, const char *reason
         return;
     }
     evhttp_clear_headers(out); /* nothing a route may have set: this answer is the transport's */
-    evhttp_add_header(out, "Connection", "close");
+    answer_closes(req);
     if (error == 413)
         rp_reply_error(&r, 413, "too_large",
                        "the request%s body is over %d MiB (what the service reads of any "
@@ -936,6 +996,8 @@ void evhttp_send_error(struct evhttp_request *req, int error, const char *reason
                        "request)",
                        chunked ? "'s chunked" : "", RP_MAX_BODY_ANY >> 20,
                        chunked ? " or its chunk coding is malformed" : "");
+    else if (error == 400 && coding_unknown(req))
+        rp_reply_error(&r, 400, "bad_request", "%s", coding_refused);
     else if (error == 400 && length_malformed(req))
         rp_reply_error(&r, 400, "bad_request", "the request's Content-Length is not a number");
     else if (error == 400)
@@ -1031,14 +1093,52 @@ static void conn_timer(evutil_socket_t unused, short what, void *arg)
         deadline_start(c);
 }
 
-/* The answer has been sent: the next request's time starts. */
+/*
+ * The bound on what a connection holds unparsed: evhttp keeps a chunk whole in the input until its
+ * last byte (at most RP_MAX_BODY_ANY), then needs the next line (RP_MAX_HEADERS); a line it reads
+ * with no bound of its own (libevent 2.1 reads a chunk-size line until its CRLF) cannot make the
+ * input grow past it. Called on every change of the connection's input buffer: past the bound,
+ * or once the connection is closing, what arrived is dropped and the connection shut down (evhttp
+ * then reads its end and frees it). A comparison on the hot path; no allocation, no system call.
+ */
+#define RP_MAX_UNREAD (RP_MAX_BODY_ANY + 2 * RP_MAX_HEADERS)
+
+static void input_cb(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
+{
+    conn_t *c = arg;
+    size_t len = evbuffer_get_length(in);
+
+    if (info->n_added == 0 || (!c->closing && len <= RP_MAX_UNREAD))
+        return;
+    if (!c->closing) {
+        atomic_fetch_add(&c->w->srv->metrics.connections_unread, 1);
+        c->closing = true;
+        conn_shut(c);
+    }
+    evbuffer_drain(in, len);
+}
+
+/* The answer has been sent: the next request's time starts, or, when the answer said
+ * Connection: close, nothing more is read (evhttp closes the connection after most such answers
+ * itself, but not after a CONNECT's: what follows would be read as the next request). */
 static void on_answered(struct evhttp_request *req, void *arg)
 {
     conn_t *c = arg;
+    const char *conn = evhttp_find_header(evhttp_request_get_output_headers(req), "Connection");
+    struct evhttp_connection *evcon;
 
-    (void)req;
     c->answering = false;
-    deadline_start(c);
+    if (!c->close_after && (conn == NULL || evutil_ascii_strcasecmp(conn, "close") != 0)) {
+        deadline_start(c);
+        return;
+    }
+    c->closing = true;
+    evcon = evhttp_request_get_connection(req);
+    if (evcon != NULL) {
+        struct evbuffer *in = bufferevent_get_input(evhttp_connection_get_bufferevent(evcon));
+        evbuffer_drain(in, evbuffer_get_length(in));
+    }
+    conn_shut(c);
 }
 
 /* A whole request has arrived: it is answered whatever time that takes. */
@@ -1099,6 +1199,7 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
 {
     rp_worker_t *w = arg;
     conn_t *c = calloc(1, sizeof(*c));
+    struct bufferevent *bev;
     SSL *ssl;
     int n;
 
@@ -1129,8 +1230,13 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
     c->refuse = n > w->srv->max_connections;
     event_active(c->timer, EV_TIMEOUT, 0);
     /* On failure it frees ssl (BEV_OPT_CLOSE_ON_FREE). */
-    return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                          BEV_OPT_CLOSE_ON_FREE);
+    bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                         BEV_OPT_CLOSE_ON_FREE);
+    if (bev != NULL && evbuffer_add_cb(bufferevent_get_input(bev), input_cb, c) == NULL) {
+        bufferevent_free(bev); /* never a connection without its bound */
+        return NULL;
+    }
+    return bev;
 }
 
 /*

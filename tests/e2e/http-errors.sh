@@ -64,6 +64,12 @@ raw 'GET /healthz HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n'
 json_error 400 bad_request "a malformed header line"
 raw 'POST /api/v1/attest HTTP/1.1\r\nHost: x\r\nContent-Length: ten\r\n\r\n'
 json_error 400 bad_request "the request's Content-Length is not a number"
+# A transfer coding but chunked: libevent refuses it beside a Content-Length, and would take it
+# alone as no body (what follows read as the next request).
+for len in 'Content-Length: 2\r\n' ''; do
+  raw "POST /api/v1/attest HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n$len\r\nab"
+  json_error 400 bad_request "the service reads no Transfer-Encoding but chunked"
+done
 raw 'POST /api/v1/attest HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 200-ok\r\n\r\n'
 json_error 417 expectation_failed "no Expect header but 100-continue"
 
@@ -79,11 +85,41 @@ raw 'GET /healthz HTTP/1.1\r\nno colon here\r\n\r\n'
 eq "$(answer .status) $(answer '.headers["content-type"]')" "400 text/html" \
   "a failing first header line"
 
+# --- what a connection may hold unread, and a refusal ends its connection --------------------------
+# A chunk-size line that never ends (libevent reads it without a bound of its own): the connection
+# is shut once it holds more than a request can (1 MiB and the next line), not at its deadline
+# with every byte the client sent in memory.
+printf 'POST /api/v1/attest HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n' |
+  python3 "$raw" "$port" "$SERVER_CA" --flood 64 >"$d/flood.json"
+eq "$(jq -c '[.ended, .sent < 64 * 1048576]' "$d/flood.json")" '[true,true]' \
+  "a chunk-size line past the bound ends its connection"
+# After an answer that says Connection: close nothing more is read, whatever the method: a CONNECT
+# (libevent 2.1 keeps its connection open) refused for two Content-Length, with a GET behind it.
+raws() { printf '%b' "$1" | python3 "$raw" "$port" "$SERVER_CA" --all >"$d/answers.json"; }
+raws 'CONNECT x:1 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 48\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'
+eq "$(jq -c 'map([.status, .headers.connection])' "$d/answers.json")" '[[400,"close"]]' \
+  "a CONNECT refused: one answer, then the end of the connection"
+raws 'CONNECT x:1 HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'
+eq "$(jq -c 'map(.status)' "$d/answers.json")" '[400]' "a CONNECT evhttp refused: one answer"
+# A request in absolute form: libevent drops the Connection header, the connection ends all the same.
+raws 'CONNECT https://x/ HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'
+eq "$(jq -c 'map(.status)' "$d/answers.json")" '[400]' "a CONNECT in absolute form refused: one answer"
+# HEAD and TRACE: evhttp reads no body for them; one announced is refused, never read as a request.
+for m in HEAD TRACE; do
+  raws "$m /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 36\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+  eq "$(jq -c 'map([.status, .headers.connection])' "$d/answers.json")" '[[400,"close"]]' \
+    "$m with a Content-Length: one answer, then the end of the connection"
+done
+raw 'TRACE /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'
+json_error 400 bad_request "a HEAD or TRACE request has no body"
+
 # The service serves on, and counted the refusals with the rest.
 http GET /healthz -; is_status 200
 http GET /metrics -; is_status 200
-eq "$(sed -n 's/^rampart_http_requests_total{code="4xx"} //p' "$d/body")" 8 \
-  "4xx answers counted (the 8 JSON refusals above; libevent's page is not the service's)"
+eq "$(sed -n 's/^rampart_http_requests_total{code="4xx"} //p' "$d/body")" 16 \
+  "4xx answers counted (the 16 JSON refusals above; libevent's page is not the service's)"
+eq "$(sed -n 's/^rampart_connections_closed_total{reason="unread_input"} //p' "$d/body")" 1 \
+  "the connection past the bound counted"
 
 # --- the CLI shows the message --------------------------------------------------------------------
 expect 0 "$RAMPART" tenant create acme; acme=$(cat "$d/out")
