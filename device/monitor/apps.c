@@ -43,6 +43,7 @@ typedef struct app {
     rp_apps_want_t want; /* what runs (or should) */
     rp_manifest_t m;
     rp_compartment_t c;
+    uint32_t uid; /* its uid (and gid) of its last start */
     bool running; /* c holds a started compartment */
     bool held;    /* stopped for a trial of its component */
     rp_netpolicy_app_t net;
@@ -448,6 +449,7 @@ static rp_err_t compartment_up(app_t *a, const char *tree_name, char *why, size_
     spec.component = a->want.component;
     spec.version = a->want.version;
     spec.uid = (uid_t)uid;
+    a->uid = uid;
     spec.gid = (gid_t)uid;
     spec.net_setup = net_setup;
     spec.net_ctx = a;
@@ -1154,7 +1156,7 @@ static void watch(app_t *a)
 }
 
 /* ---- Landlock's refusals (audit.h): a domain is an app's when its creator is the init of a
- * compartment running here */
+ * compartment running here, as the app's uid (a pid alone may be reused: evreader.h) */
 
 static app_t *app_of_init(pid_t init)
 {
@@ -1166,10 +1168,15 @@ static app_t *app_of_init(pid_t init)
     return NULL;
 }
 
-static bool audit_ours(pid_t init, void *ctx)
+static bool audit_ours(pid_t init, uint32_t uid, void *ctx)
 {
+    const app_t *a = app_of_init(init);
     (void)ctx;
-    return app_of_init(init) != NULL;
+    if (a != NULL && a->uid != uid)
+        rp_log_warn("%s: a Landlock domain made by pid %d, its init's number, as uid %u, not the "
+                    "app's: not the app's (a reused pid)",
+                    a->want.component, (int)init, (unsigned)uid);
+    return a != NULL && a->uid == uid;
 }
 
 static void audit_refused(pid_t init, const char *reason, void *ctx)

@@ -337,7 +337,7 @@ void rp_evreader_take(rp_evreader_t *r, const rp_reader_record_t *rec,
         break;
     case RP_READER_DOMAIN_NEW:
         if (domain_init(r, rec->domain) == 0 && hooks->ours != NULL &&
-            hooks->ours((pid_t)rec->number, hooks->ctx)) {
+            hooks->ours((pid_t)rec->number, rec->uid, hooks->ctx)) {
             r->domains[r->next].domain = rec->domain;
             r->domains[r->next].init = (pid_t)rec->number;
             r->next = (r->next + 1) % RP_EVREADER_DOMAINS;
