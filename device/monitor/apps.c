@@ -62,6 +62,8 @@ typedef struct app {
 
 static struct {
     char state_dir[PATH_MAX];
+    char audit_mark[PATH_MAX]; /* S/run/audit-turned-on: audit was off before us */
+    bool audit_ours;           /* we (or a killed supervisor before us) turned audit on */
     int fd;
     rp_netpolicy_t np;
     bool np_on;
@@ -1239,6 +1241,16 @@ static int supervise(int sfd)
     rp_evreader_open(&s.reader, true, s.np_on ? rp_netpolicy_log_fd(&s.np) : -1, NULL);
     if (s.reader.audit_fd < 0)
         rp_log_warn("Landlock refusals are not seen: %s", s.reader.why);
+    /* Audit is turned off again at a clean stop when this supervisor (or one that stopped
+     * without cleaning: its mark is left) turned it on. */
+    if (pathf(run, sizeof(run), "%s/run", s.state_dir) != RP_OK || mkdir_p(run, 0700) != RP_OK ||
+        pathf(s.audit_mark, sizeof(s.audit_mark), "%s/run/audit-turned-on", s.state_dir) != RP_OK)
+        s.audit_mark[0] = '\0';
+    else if (s.reader.audit_on_by_us &&
+             rp_write_file_atomic(s.audit_mark, "1\n", 2, 0600, 0) != RP_OK)
+        rp_log_warn("audit was turned on and its mark cannot be written: it stays on if this "
+                    "monitor is killed");
+    s.audit_ours = s.reader.audit_on_by_us || (s.audit_mark[0] && access(s.audit_mark, F_OK) == 0);
     for (;;) {
         size_t n = 3;
         long wait;
@@ -1305,6 +1317,14 @@ static int supervise(int sfd)
             ;
     }
     rp_evreader_close(&s.reader); /* (first: the NFLOG socket's unbinding reads it) */
+    if (s.audit_ours) {
+        char why[200];
+        if (rp_evreader_audit_switch(false, why, sizeof(why)) != RP_OK)
+            rp_log_warn("audit, turned on for the apps, stays on: %s", why);
+        else
+            rp_log_info("audit turned off again (it was off before the apps' supervisor)");
+        (void)unlink(s.audit_mark);
+    }
     if (s.np_on)
         rp_netpolicy_shutdown(&s.np);
     return 0;

@@ -68,12 +68,21 @@ typedef struct rp_evreader {
     rp_reader_record_t held[RP_EVREADER_HELD];
     bool holding[RP_EVREADER_HELD];
     size_t next_held;
+    bool audit_on_by_us; /* audit was off: rp_evreader_open turned it on (host-wide) */
 } rp_evreader_t;
 
 /* Open the audit socket when audit is true (r->why says why when it cannot be had: never fails
  * the caller) and start the reader with it and nflog_fd (the network policy's bound NFLOG socket,
  * or -1). helper: rampart-unpack's path; NULL: beside this program. */
 void rp_evreader_open(rp_evreader_t *r, bool audit, int nflog_fd, const char *helper);
+
+/* Audit's state, host-wide: enabled (0 off, 1 on, 2 locked on), or -1 when it cannot be read.
+ * (The supervisor's and the tests'.) */
+int rp_evreader_audit_enabled(void);
+
+/* Audit switched on or off, host-wide (CAP_AUDIT_CONTROL): the supervisor turns it off again at
+ * its stop when it turned it on (audit_on_by_us, or a killed supervisor's mark). An error: why. */
+rp_err_t rp_evreader_audit_switch(bool on, char *why, size_t cap) RP_MUST_CHECK;
 
 /* The net hook that records a refused packet in the event log of the state directory ctx. */
 void rp_evreader_record_net(rp_event_kind_t kind, const char *component, const char *reason,
