@@ -15,8 +15,14 @@
  *   the app forked (setsid, the contract's descriptors and environment, execve); this process
  *     stays as its init: traces it for a crash, forwards SIGTERM/SIGINT/SIGHUP, reaps, and when the
  *     app exits kills what is left and reports the app's wait status before exiting.
- * Never dumpable: the app, whatever it does in U2, reaches neither this process nor its channel
- * to the monitor.
+ * Not dumpable from main's first line on, save map_self's three writes (below). Before it (the
+ * kernel makes an exec with ambient capabilities and euid == uid dumpable: the dynamic loader and
+ * the libraries' constructors run so) and during those writes, what keeps a process of the app's
+ * uid out is ptrace's capability rule, not dumpability: this process holds every capability in U1
+ * (then in U2), and U1 is owned by host root, so a host process of the app's uid holds neither a
+ * superset of them nor CAP_SYS_PTRACE over U1 (the monitor must keep making U1 as root). After
+ * the fork, the app, whatever it does in U2, reaches neither this process nor its channel to the
+ * monitor.
  */
 #include <elf.h>
 #include <errno.h>
@@ -781,7 +787,9 @@ static int init_seccomp(bool trace, char *why, size_t cap)
  * nothing else. setgroups is denied first, as the kernel asks of a map made without privilege
  * over U1. The files are /proc/self's, which a process that is not dumpable does not own (U1 maps
  * no root to own them): dumpable for these three writes alone, already in U2 (no capability left
- * in U1), its pid seen only from the host's pid namespace, by no process of its uid there. */
+ * in U1), its pid seen only from the host's pid namespace. A host process of its uid sees it
+ * there, and is kept out by ptrace's capability rule (every capability in U2, owned by U1, owned
+ * by host root), not by dumpability. */
 static int map_self(const rp_launch_spec_t *s)
 {
     static const char *const files[3] = {"/proc/self/setgroups", "/proc/self/uid_map",
@@ -858,8 +866,9 @@ int main(int argc, char **argv)
     rp_launch_msg_t msg;
     pid_t app;
 
-    /* First: no one of this uid may trace it, and it ends with the monitor (the exec cleared
-     * that: a process gaining capabilities loses its parent-death signal). */
+    /* First: not dumpable, and it ends with the monitor (the exec cleared that: a process gaining
+     * capabilities loses its parent-death signal). Until here (the loader, constructors) it was
+     * dumpable: ptrace's capability rule kept a process of its uid out (the header says how). */
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
         return 126;
     take_args(argc, argv, a);

@@ -43,6 +43,7 @@ typedef struct app {
     rp_apps_want_t want; /* what runs (or should) */
     rp_manifest_t m;
     rp_compartment_t c;
+    uint32_t uid; /* its uid (and gid) of its last start */
     bool running; /* c holds a started compartment */
     bool held;    /* stopped for a trial of its component */
     rp_netpolicy_app_t net;
@@ -61,6 +62,8 @@ typedef struct app {
 
 static struct {
     char state_dir[PATH_MAX];
+    char audit_mark[PATH_MAX]; /* S/run/audit-turned-on: audit was off before us */
+    bool audit_ours;           /* we (or a killed supervisor before us) turned audit on */
     int fd;
     rp_netpolicy_t np;
     bool np_on;
@@ -448,6 +451,7 @@ static rp_err_t compartment_up(app_t *a, const char *tree_name, char *why, size_
     spec.component = a->want.component;
     spec.version = a->want.version;
     spec.uid = (uid_t)uid;
+    a->uid = uid;
     spec.gid = (gid_t)uid;
     spec.net_setup = net_setup;
     spec.net_ctx = a;
@@ -1154,7 +1158,7 @@ static void watch(app_t *a)
 }
 
 /* ---- Landlock's refusals (audit.h): a domain is an app's when its creator is the init of a
- * compartment running here */
+ * compartment running here, as the app's uid (a pid alone may be reused: evreader.h) */
 
 static app_t *app_of_init(pid_t init)
 {
@@ -1166,10 +1170,15 @@ static app_t *app_of_init(pid_t init)
     return NULL;
 }
 
-static bool audit_ours(pid_t init, void *ctx)
+static bool audit_ours(pid_t init, uint32_t uid, void *ctx)
 {
+    const app_t *a = app_of_init(init);
     (void)ctx;
-    return app_of_init(init) != NULL;
+    if (a != NULL && a->uid != uid)
+        rp_log_warn("%s: a Landlock domain made by pid %d, its init's number, as uid %u, not the "
+                    "app's: not the app's (a reused pid)",
+                    a->want.component, (int)init, (unsigned)uid);
+    return a != NULL && a->uid == uid;
 }
 
 static void audit_refused(pid_t init, const char *reason, void *ctx)
@@ -1232,6 +1241,16 @@ static int supervise(int sfd)
     rp_evreader_open(&s.reader, true, s.np_on ? rp_netpolicy_log_fd(&s.np) : -1, NULL);
     if (s.reader.audit_fd < 0)
         rp_log_warn("Landlock refusals are not seen: %s", s.reader.why);
+    /* Audit is turned off again at a clean stop when this supervisor (or one that stopped
+     * without cleaning: its mark is left) turned it on. */
+    if (pathf(run, sizeof(run), "%s/run", s.state_dir) != RP_OK || mkdir_p(run, 0700) != RP_OK ||
+        pathf(s.audit_mark, sizeof(s.audit_mark), "%s/run/audit-turned-on", s.state_dir) != RP_OK)
+        s.audit_mark[0] = '\0';
+    else if (s.reader.audit_on_by_us &&
+             rp_write_file_atomic(s.audit_mark, "1\n", 2, 0600, 0) != RP_OK)
+        rp_log_warn("audit was turned on and its mark cannot be written: it stays on if this "
+                    "monitor is killed");
+    s.audit_ours = s.reader.audit_on_by_us || (s.audit_mark[0] && access(s.audit_mark, F_OK) == 0);
     for (;;) {
         size_t n = 3;
         long wait;
@@ -1298,6 +1317,14 @@ static int supervise(int sfd)
             ;
     }
     rp_evreader_close(&s.reader); /* (first: the NFLOG socket's unbinding reads it) */
+    if (s.audit_ours) {
+        char why[200];
+        if (rp_evreader_audit_switch(false, why, sizeof(why)) != RP_OK)
+            rp_log_warn("audit, turned on for the apps, stays on: %s", why);
+        else
+            rp_log_info("audit turned off again (it was off before the apps' supervisor)");
+        (void)unlink(s.audit_mark);
+    }
     if (s.np_on)
         rp_netpolicy_shutdown(&s.np);
     return 0;

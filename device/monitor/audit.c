@@ -16,8 +16,8 @@
 #define VALUE_MAX 512 /* a value kept: longer ones are cut (a reason shows at most ~200 of it) */
 
 typedef struct fields {
-    char domain[24], blockers[128], status[16], pid[16], path[VALUE_MAX], daddr[64], dest[8],
-        saddr[64], src[8], opid[16];
+    char domain[24], blockers[128], status[16], pid[16], uid[16], path[VALUE_MAX], daddr[64],
+        dest[8], saddr[64], src[8], opid[16];
 } fields_t;
 
 /* Keep v[0..n) in out (cap bytes), printable ASCII only: every other byte becomes '?'. Audit
@@ -62,8 +62,9 @@ static rp_err_t split(const char *t, size_t len, fields_t *f)
         bool untrusted; /* audit writes it in hex when it holds more than printable ASCII */
     } want[] = {
 #define F(k, u) {#k, offsetof(fields_t, k), sizeof(((fields_t *)0)->k), u}
-        F(domain, false), F(blockers, false), F(status, false), F(pid, false), F(path, true),
-        F(daddr, false),  F(dest, false),     F(saddr, false),  F(src, false), F(opid, false),
+        F(domain, false), F(blockers, false), F(status, false), F(pid, false),
+        F(uid, false),    F(path, true),      F(daddr, false),  F(dest, false),
+        F(saddr, false),  F(src, false),      F(opid, false),
 #undef F
     };
     size_t i = 0;
@@ -215,10 +216,14 @@ rp_err_t rp_audit_parse(int type, const char *text, size_t len, rp_audit_record_
             out->kind = RP_AUDIT_DOMAIN_GONE;
             return RP_OK;
         }
-        if (strcmp(f.status, "allocated") != 0 || !digits(f.pid, 9))
+        if (strcmp(f.status, "allocated") != 0 || !digits(f.pid, 9) || !digits(f.uid, 10))
+            return RP_ERR_MALFORMED;
+        unsigned long long uid = strtoull(f.uid, &end, 10);
+        if (uid > UINT32_MAX)
             return RP_ERR_MALFORMED;
         out->kind = RP_AUDIT_DOMAIN_NEW;
         out->pid = (pid_t)strtol(f.pid, &end, 10);
+        out->uid = (uint32_t)uid;
         return out->pid > 0 ? RP_OK : RP_ERR_MALFORMED;
     }
     if (f.blockers[0] == '\0')

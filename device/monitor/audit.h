@@ -3,7 +3,8 @@
  * refusal through the audit subsystem: a LANDLOCK_ACCESS record (type 1423: "domain=ID
  * blockers=fs.write_file path=... ", "blockers=net.connect_tcp daddr=A dest=P"), and with the
  * first refusal of a domain a LANDLOCK_DOMAIN record (1424: "domain=ID status=allocated ...
- * pid=P", P the process that restricted itself as the host numbers it: the compartment's init;
+ * pid=P uid=U", P the process that restricted itself as the host numbers it, U its uid then: the
+ * compartment's init, and the app's uid;
  * "status=deallocated" when the domain's last process is gone). The app's init restricts itself
  * with LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON and LOG_SAME_EXEC_OFF (compartment.c): the app's
  * refusals, after the init runs it, are logged; the init's own are not.
@@ -33,7 +34,7 @@
 
 typedef enum rp_audit_kind {
     RP_AUDIT_REFUSAL = 1, /* LANDLOCK_ACCESS: .domain, .reason */
-    RP_AUDIT_DOMAIN_NEW,  /* LANDLOCK_DOMAIN status=allocated: .domain, .pid */
+    RP_AUDIT_DOMAIN_NEW,  /* LANDLOCK_DOMAIN status=allocated: .domain, .pid, .uid */
     RP_AUDIT_DOMAIN_GONE  /* LANDLOCK_DOMAIN status=deallocated: .domain */
 } rp_audit_kind_t;
 
@@ -42,6 +43,7 @@ typedef struct rp_audit_record {
     uint64_t serial; /* the audit event's number: the records of one refusal share it */
     uint64_t domain;
     pid_t pid;
+    uint32_t uid; /* DOMAIN_NEW: its creator's uid as the host numbers it (the record's uid=) */
     char reason[RP_EVENT_REASON_MAX + 1]; /* "write to /etc/passwd refused by Landlock" */
 } rp_audit_record_t;
 

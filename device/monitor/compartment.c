@@ -623,6 +623,29 @@ static int storage_mount(const rp_compartment_spec_t *s, char *why, size_t cap)
  * never by its path again. */
 static int launcher_fd = -1;
 
+/* The rule of the launcher's file and its directory: owned by root (or whoever runs this), and
+ * writable by that owner alone. */
+static bool owner_alone(const struct stat *st)
+{
+    return (st->st_uid == 0 || st->st_uid == geteuid()) && (st->st_mode & 022) == 0;
+}
+
+/* The directory path is in (".": none named) follows owner_alone: else someone else could have
+ * put another file at path before it was opened. */
+static bool dir_owner_alone(const char *path)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    size_t n = slash == NULL ? 1 : slash == path ? 1 : (size_t)(slash - path);
+    struct stat st;
+
+    if (n >= sizeof(dir))
+        return false;
+    memcpy(dir, slash == NULL ? "." : path, n);
+    dir[n] = '\0';
+    return stat(dir, &st) == 0 && S_ISDIR(st.st_mode) && owner_alone(&st);
+}
+
 rp_err_t rp_compartment_launcher_open(const char *path, char *why, size_t cap)
 {
     char self[PATH_MAX];
@@ -643,11 +666,14 @@ rp_err_t rp_compartment_launcher_open(const char *path, char *why, size_t cap)
     }
     fd = open(path, O_PATH | O_CLOEXEC);
     /* It builds the fences: a file anyone but its owner (root, or whoever runs this) could
-     * change would be someone else's sandbox. */
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-        (st.st_uid != 0 && st.st_uid != geteuid()) || (st.st_mode & 022) != 0) {
+     * change, or put there, would be someone else's sandbox. */
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || !owner_alone(&st) ||
+        !dir_owner_alone(path)) {
         snprintf(why, cap, "%.200s: %s", path,
-                 fd < 0 ? strerror(errno) : "not a regular file of root's, writable by it alone");
+                 fd < 0 ? strerror(errno)
+                 : !S_ISREG(st.st_mode) || !owner_alone(&st)
+                     ? "not a regular file of root's, writable by it alone"
+                     : "its directory is not root's, writable by it alone");
         if (fd >= 0)
             close(fd);
         return fd < 0 ? RP_ERR_NOT_FOUND : RP_ERR_DENIED;

@@ -42,6 +42,13 @@ set_target_properties(test_reader PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BI
 add_test(NAME unit.reader COMMAND test_reader)
 set_tests_properties(unit.reader PROPERTIES LABELS unit)
 
+# The monitor's check of rampart-launcher's file and directory (compartment.c).
+add_executable(test_launcher_open tests/unit/test_launcher_open.c)
+target_link_libraries(test_launcher_open PRIVATE rampart_monitor PkgConfig::RP_C_CMOCKA)
+set_target_properties(test_launcher_open PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+add_test(NAME unit.launcher_open COMMAND test_launcher_open)
+set_tests_properties(unit.launcher_open PROPERTIES LABELS unit)
+
 if(RP_FUZZ)
   add_executable(fuzz-audit_record fuzz/audit_record.c)
   target_link_libraries(fuzz-audit_record PRIVATE rampart_audit)

@@ -164,7 +164,8 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *spec, rp_compartment_
  * Open rampart-launcher (path; NULL: the one beside this process's executable), the program that
  * builds a compartment from inside its namespaces without host privilege (launch.h). Once: every
  * start execs this descriptor, never the path again. rp_compartment_start opens it if no one did;
- * the monitor does at its start. A file another user could change is refused.
+ * the monitor does at its start. A file another user could change, or one in a directory another
+ * user could write to, is refused.
  */
 rp_err_t rp_compartment_launcher_open(const char *path, char *why, size_t cap) RP_MUST_CHECK;
 

@@ -130,44 +130,96 @@ static int audit_socket(char *why, size_t cap)
     return fd;
 }
 
-/* Audit on (Landlock writes nothing while it is off), on a socket of its own: a request binds
- * it to a port of its own, and the reader's binds to the group alone. 0, or -1 with why. */
-static int audit_on(char *why, size_t cap)
+/* A request socket (a request binds it to a port of its own; the reader's binds to the group
+ * alone) with the audit status read on it: the socket, or -1 with why. */
+static int audit_status(struct audit_status *st, char *why, size_t cap)
 {
-    struct audit_status st, on;
     struct timeval tv = {.tv_sec = 2}; /* the kernel answers at once: this bounds a lost one */
     int fd = audit_socket(why, cap);
 
     if (fd < 0)
         return -1;
     if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
-        ask(fd, AUDIT_GET, NULL, 0, &st) != 0) {
+        ask(fd, AUDIT_GET, NULL, 0, st) != 0) {
         snprintf(why, cap, "the audit status cannot be read: %s", strerror(errno));
         close(fd);
         return -1;
     }
+    return fd;
+}
+
+static int audit_set(int fd, uint32_t enabled)
+{
+    struct audit_status on;
+    memset(&on, 0, sizeof(on));
+    on.mask = AUDIT_STATUS_ENABLED;
+    on.enabled = enabled;
+    return ask(fd, AUDIT_SET, &on, sizeof(on), NULL);
+}
+
+/* Audit on (Landlock writes nothing while it is off). 0 (*turned: whether it was off and this
+ * turned it on), or -1 with why. */
+static int audit_on(bool *turned, char *why, size_t cap)
+{
+    struct audit_status st;
+    int fd = audit_status(&st, why, cap);
+
+    *turned = false;
+    if (fd < 0)
+        return -1;
     if (st.enabled == 0) { /* on, host-wide (docs/compartments.md) */
-        memset(&on, 0, sizeof(on));
-        on.mask = AUDIT_STATUS_ENABLED;
-        on.enabled = 1;
-        if (ask(fd, AUDIT_SET, &on, sizeof(on), NULL) != 0) {
+        if (audit_set(fd, 1) != 0) {
             snprintf(why, cap, "audit is off and cannot be turned on: %s", strerror(errno));
             close(fd);
             return -1;
         }
+        *turned = true;
         rp_log_info("audit was off: turned on, so that Landlock reports apps' refusals");
     }
     close(fd);
     return 0;
 }
 
+int rp_evreader_audit_enabled(void)
+{
+    struct audit_status st;
+    char why[200];
+    int fd = audit_status(&st, why, sizeof(why));
+
+    if (fd < 0)
+        return -1;
+    close(fd);
+    return (int)st.enabled;
+}
+
+rp_err_t rp_evreader_audit_switch(bool on, char *why, size_t cap)
+{
+    struct audit_status st;
+    int fd = audit_status(&st, why, cap);
+
+    if (fd < 0)
+        return RP_ERR_IO;
+    if (st.enabled == 2) {
+        snprintf(why, cap, "audit is locked");
+        close(fd);
+        return RP_ERR_DENIED;
+    }
+    if (st.enabled != (on ? 1u : 0u) && audit_set(fd, on ? 1 : 0) != 0) {
+        snprintf(why, cap, "%s", strerror(errno));
+        close(fd);
+        return RP_ERR_IO;
+    }
+    close(fd);
+    return RP_OK;
+}
+
 /* The bound audit socket, or -1 with why. */
-static int audit_open(char *why, size_t cap)
+static int audit_open(bool *turned, char *why, size_t cap)
 {
     struct sockaddr_nl group = {.nl_family = AF_NETLINK, .nl_groups = AUDIT_NLGRP_READLOG};
     int fd;
 
-    if (audit_on(why, cap) != 0)
+    if (audit_on(turned, why, cap) != 0)
         return -1;
     fd = audit_socket(why, cap);
     if (fd < 0)
@@ -240,7 +292,7 @@ void rp_evreader_open(rp_evreader_t *r, bool audit, int nflog_fd, const char *he
     r->backoff_ms = 1000;
     r->audit_fd = -1;
     if (audit)
-        r->audit_fd = audit_open(r->why, sizeof(r->why));
+        r->audit_fd = audit_open(&r->audit_on_by_us, r->why, sizeof(r->why));
     else
         snprintf(r->why, sizeof(r->why), "not asked for");
     if (helper != NULL && strlen(helper) < sizeof(r->helper))
@@ -337,7 +389,7 @@ void rp_evreader_take(rp_evreader_t *r, const rp_reader_record_t *rec,
         break;
     case RP_READER_DOMAIN_NEW:
         if (domain_init(r, rec->domain) == 0 && hooks->ours != NULL &&
-            hooks->ours((pid_t)rec->number, hooks->ctx)) {
+            hooks->ours((pid_t)rec->number, rec->uid, hooks->ctx)) {
             r->domains[r->next].domain = rec->domain;
             r->domains[r->next].init = (pid_t)rec->number;
             r->next = (r->next + 1) % RP_EVREADER_DOMAINS;

@@ -8,7 +8,8 @@
  * its app by its domain.
  *
  * The domains' mapping is the supervisor's, not the reader's: a domain is an app's when its
- * LANDLOCK_DOMAIN record names the init of a compartment this supervisor runs (pid numbers are
+ * LANDLOCK_DOMAIN record names the init of a compartment this supervisor runs, with the app's uid
+ * as its creator's (pid numbers are
  * reused, a domain ID never is within a boot; an ACCESS record names only the domain), and only
  * the supervisor knows which pids are its compartments' inits at the moment a record comes: the
  * reader would have to be told, and a reader that lied could then move refusals between apps.
@@ -32,11 +33,14 @@
                                           */
 #define RP_EVREADER_STEADY_MS 60000      /* a reader that ran this long restarts after 1 s again */
 
-/* The supervisor's side: whether pid is the init of a compartment it runs (ours; NULL: none is),
+/* The supervisor's side: whether pid is the init of a compartment it runs and uid (the domain's
+ * creator's, as the host numbers it) that compartment's app's uid (ours; NULL: none is: a pid is
+ * reused, and a domain made by another user's process whose pid an init took later is not the
+ * app's),
  * a Landlock refusal of that compartment's app (refused: record it, rate-limited per run), and a
  * refused packet of a component (net: record it; rp_evreader_record_net does). */
 typedef struct rp_evreader_hooks {
-    bool (*ours)(pid_t init, void *ctx);
+    bool (*ours)(pid_t init, uint32_t uid, void *ctx);
     void (*refused)(pid_t init, const char *reason, void *ctx);
     void (*net)(rp_event_kind_t kind, const char *component, const char *reason, void *ctx);
     void *ctx;
@@ -64,12 +68,21 @@ typedef struct rp_evreader {
     rp_reader_record_t held[RP_EVREADER_HELD];
     bool holding[RP_EVREADER_HELD];
     size_t next_held;
+    bool audit_on_by_us; /* audit was off: rp_evreader_open turned it on (host-wide) */
 } rp_evreader_t;
 
 /* Open the audit socket when audit is true (r->why says why when it cannot be had: never fails
  * the caller) and start the reader with it and nflog_fd (the network policy's bound NFLOG socket,
  * or -1). helper: rampart-unpack's path; NULL: beside this program. */
 void rp_evreader_open(rp_evreader_t *r, bool audit, int nflog_fd, const char *helper);
+
+/* Audit's state, host-wide: enabled (0 off, 1 on, 2 locked on), or -1 when it cannot be read.
+ * (The supervisor's and the tests'.) */
+int rp_evreader_audit_enabled(void);
+
+/* Audit switched on or off, host-wide (CAP_AUDIT_CONTROL): the supervisor turns it off again at
+ * its stop when it turned it on (audit_on_by_us, or a killed supervisor's mark). An error: why. */
+rp_err_t rp_evreader_audit_switch(bool on, char *why, size_t cap) RP_MUST_CHECK;
 
 /* The net hook that records a refused packet in the event log of the state directory ctx. */
 void rp_evreader_record_net(rp_event_kind_t kind, const char *component, const char *reason,

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <libnetfilter_log/libnetfilter_log.h>
 #include <linux/if.h>
 #include <netlink/netlink.h>
@@ -179,9 +180,11 @@ rp_err_t rp_netpolicy_init(rp_netpolicy_t *np, const rp_netpolicy_config_t *cfg)
     np->log_group = cfg->log_group ? cfg->log_group : RP_NETPOLICY_LOG_GROUP_DEFAULT;
     np->resolve = cfg->resolve;
     np->resolve_ctx = cfg->resolve_ctx;
-    const char *base = cfg->base ? cfg->base : RP_NETPOLICY_BASE_DEFAULT;
-    if (inet_pton(AF_INET, base, &np->base) != 1 || (ntohl(np->base.s_addr) & 0xffffu) != 0) {
-        rp_log_error("netpolicy: the app link range %s is not an IPv4 /16 network address", base);
+    np->base.s_addr = htonl(RP_NETADDRS_APPS_NET);
+    if (cfg->base != NULL && (inet_pton(AF_INET, cfg->base, &np->base) != 1 ||
+                              (ntohl(np->base.s_addr) & 0xffffu) != 0)) {
+        rp_log_error("netpolicy: the app link range %s is not an IPv4 /16 network address",
+                     cfg->base);
         return RP_ERR_INVALID_ARG;
     }
 
@@ -271,9 +274,50 @@ static size_t make_elems(const rp_netpolicy_app_t *app, rp_netpolicy_elem_t *ele
     return w;
 }
 
+/* Whether a resolved address is the device's own (an address of one of its interfaces now, as the
+ * monitor's namespace has them: the resolver's view may differ) or in the apps' range: a name
+ * resolved there would open the device's private services, or another app, to this one. */
+static bool device_own(const rp_netpolicy_t *np, const struct ifaddrs *ifs, struct in_addr a)
+{
+    if ((ntohl(a.s_addr) >> 16) == (ntohl(np->base.s_addr) >> 16))
+        return true;
+    for (const struct ifaddrs *i = ifs; i != NULL; i = i->ifa_next)
+        if (i->ifa_addr != NULL && i->ifa_addr->sa_family == AF_INET &&
+            ((const struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr == a.s_addr)
+            return true;
+    return false;
+}
+
+/* Drop from got[0..n) the device's own addresses (device_own), each said. Fails (nothing changed)
+ * when the device's addresses cannot be read. */
+static rp_err_t drop_own(const rp_netpolicy_t *np, const char *component, const char *const *names,
+                         rp_netaddrs_t *got, size_t n)
+{
+    struct ifaddrs *ifs = NULL;
+    if (getifaddrs(&ifs) != 0)
+        return RP_ERR_IO;
+    for (size_t k = 0; k < n; k++) {
+        uint8_t w = 0;
+        for (uint8_t j = 0; j < got[k].n; j++) {
+            if (!device_own(np, ifs, got[k].addr[j])) {
+                got[k].addr[w++] = got[k].addr[j];
+                continue;
+            }
+            char a[INET_ADDRSTRLEN];
+            addr_text(got[k].addr[j], a);
+            rp_log_warn("netpolicy: %s: %s resolved to %s, the device's own: refused", component,
+                        names[k], a);
+        }
+        got[k].n = w;
+    }
+    freeifaddrs(ifs);
+    return RP_OK;
+}
+
 /* Re-resolve every name, through the resolver (rampart-unpack: no DNS answer is parsed here), its
- * answer checked (rp_netaddrs_decode). A name that does not resolve now, or every name when the
- * resolver fails or answers outside its form, keeps its last addresses: none at setup. */
+ * answer checked (rp_netaddrs_decode), the device's own addresses dropped (drop_own). A name that
+ * does not resolve now (or only to the device), or every name when the resolver fails or answers
+ * outside its form, keeps its last addresses: none at setup. */
 static void resolve_all(const rp_netpolicy_t *np, rp_netpolicy_app_t *app)
 {
     const char *names[RP_MANIFEST_CONNECTIONS_MAX];
@@ -297,6 +341,8 @@ static void resolve_all(const rp_netpolicy_t *np, rp_netpolicy_app_t *app)
                           sizeof(why));
     if (err == RP_OK)
         err = rp_netaddrs_decode(bin, len, n, got, why, sizeof(why));
+    if (err == RP_OK && (err = drop_own(np, app->component, names, got, n)) != RP_OK)
+        snprintf(why, sizeof(why), "the device's addresses are not known: %s", strerror(errno));
     if (err != RP_OK) {
         rp_log_warn("netpolicy: %s: its allowed names are not resolved (%s): no new address "
                     "allowed",

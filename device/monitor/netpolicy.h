@@ -37,10 +37,9 @@
 #include "rampart/manifest.h"
 #include "rampart/netaddrs.h"
 
-#define RP_NETPOLICY_TABLE "rampart"            /* table inet rampart, in the monitor's namespace */
-#define RP_NETPOLICY_LOG_GROUP_DEFAULT 7100u    /* NFLOG group of refused packets */
-#define RP_NETPOLICY_BASE_DEFAULT "100.127.0.0" /* the /16 app links are numbered from */
-#define RP_NETPOLICY_SLOTS_MAX 16384u           /* /30s in a /16 */
+#define RP_NETPOLICY_TABLE "rampart"         /* table inet rampart, in the monitor's namespace */
+#define RP_NETPOLICY_LOG_GROUP_DEFAULT 7100u /* NFLOG group of refused packets */
+#define RP_NETPOLICY_SLOTS_MAX 16384u        /* /30s in a /16 */
 #define RP_NETPOLICY_ADDRS_PER_NAME RP_NETADDRS_PER_NAME /* addresses kept per allowed name */
 #define RP_NETPOLICY_ELEMS_MAX (RP_MANIFEST_CONNECTIONS_MAX * RP_NETPOLICY_ADDRS_PER_NAME)
 #define RP_NETPOLICY_REFRESH_SECONDS 60 /* how often the monitor should re-resolve */
@@ -67,9 +66,9 @@ typedef struct rp_netpolicy {
 } rp_netpolicy_t;
 
 typedef struct rp_netpolicy_config {
-    const char *state_dir; /* required */
-    uint16_t log_group;    /* 0: RP_NETPOLICY_LOG_GROUP_DEFAULT */
-    const char *base;      /* NULL: RP_NETPOLICY_BASE_DEFAULT; an IPv4 /16 network address */
+    const char *state_dir;           /* required */
+    uint16_t log_group;              /* 0: RP_NETPOLICY_LOG_GROUP_DEFAULT */
+    const char *base;                /* NULL: RP_NETADDRS_APPS_NET; an IPv4 /16 network address */
     rp_netpolicy_resolve_fn resolve; /* NULL: no name ever resolves (IP entries only) */
     void *resolve_ctx;               /* its first argument */
 } rp_netpolicy_config_t;

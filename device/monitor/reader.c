@@ -40,7 +40,7 @@ static bool valid(const rp_reader_record_t *r)
     if (u.number != (r->number != 0) ||
         (r->kind == RP_READER_DOMAIN_NEW && r->number > 0x3fffffffu))
         return false;
-    if (u.domain != (r->domain != 0))
+    if (u.domain != (r->domain != 0) || (r->kind != RP_READER_DOMAIN_NEW && r->uid != 0))
         return false;
     if (u.component ? !rp_component_name_valid(r->component, clen) : clen != 0)
         return false;
@@ -76,6 +76,7 @@ rp_err_t rp_reader_encode(const rp_reader_record_t *r, uint8_t out[RP_READER_REC
     out[2] = (uint8_t)clen;
     put_le(out + 4, r->number, 4);
     put_le(out + 8, r->domain, 8);
+    put_le(out + RP_READER_OFF_UID, r->uid, 4);
     memcpy(out + RP_READER_OFF_COMPONENT, r->component, clen);
     memcpy(out + RP_READER_OFF_REASON, r->reason, rlen);
     return RP_OK;
@@ -106,6 +107,7 @@ rp_err_t rp_reader_decode(const uint8_t *in, size_t len, rp_reader_record_t *r)
     r->kind = (rp_reader_kind_t)in[0];
     r->number = (uint32_t)get_le(in + 4, 4);
     r->domain = get_le(in + 8, 8);
+    r->uid = (uint32_t)get_le(in + RP_READER_OFF_UID, 4);
     if (!valid(r)) {
         memset(r, 0, sizeof(*r));
         return RP_ERR_MALFORMED;

@@ -16,8 +16,10 @@
  *   [3]      0
  *   [4..8)   number: the pid of DOMAIN_NEW, the count of LOST, else 0
  *   [8..16)  the Landlock domain of LANDLOCK, DOMAIN_NEW, DOMAIN_GONE (not 0), else 0
- *   [16..48) the component of CONNECTION, LISTEN (rp_component_name_valid), zero padded
- *   [48..303) the reason of LANDLOCK, CONNECTION, LISTEN (not empty; UTF-8 with no control
+ *   [16..20) uid: the uid (as the host numbers it) of DOMAIN_NEW's creator (any, root's 0 too),
+ *            else 0
+ *   [20..52) the component of CONNECTION, LISTEN (rp_component_name_valid), zero padded
+ *   [52..307) the reason of LANDLOCK, CONNECTION, LISTEN (not empty; UTF-8 with no control
  *            character: rp_text_utf8_valid, rp_text_no_controls; the reader writes ASCII only),
  *            zero padded
  * A field a kind does not use is zero; anything else is refused whole.
@@ -34,7 +36,8 @@
 
 typedef enum rp_reader_kind {
     RP_READER_LANDLOCK = 1, /* a Landlock refusal: domain, reason */
-    RP_READER_DOMAIN_NEW,   /* a Landlock domain and the pid that made it: domain, number */
+    RP_READER_DOMAIN_NEW,   /* a Landlock domain, the pid that made it and its uid: domain, number,
+                               uid */
     RP_READER_DOMAIN_GONE,  /* a Landlock domain's last process is gone: domain */
     RP_READER_CONNECTION,   /* the network policy refused a connection: component, reason */
     RP_READER_LISTEN,       /* ... a packet to an unlisted port: component, reason */
@@ -43,7 +46,8 @@ typedef enum rp_reader_kind {
     RP_READER_KIND_END
 } rp_reader_kind_t;
 
-#define RP_READER_OFF_COMPONENT 16
+#define RP_READER_OFF_UID 16
+#define RP_READER_OFF_COMPONENT 20
 #define RP_READER_OFF_REASON (RP_READER_OFF_COMPONENT + RP_COMPONENT_NAME_MAX)
 #define RP_READER_RECORD_LEN (RP_READER_OFF_REASON + RP_EVENT_REASON_MAX)
 
@@ -51,6 +55,7 @@ typedef struct rp_reader_record {
     rp_reader_kind_t kind;
     uint32_t number;
     uint64_t domain;
+    uint32_t uid;
     char component[RP_COMPONENT_NAME_MAX + 1];
     char reason[RP_EVENT_REASON_MAX + 1];
 } rp_reader_record_t;

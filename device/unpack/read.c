@@ -66,6 +66,7 @@ static bool audit_one(const uint8_t *buf, ssize_t n)
     } else if (a.kind == RP_AUDIT_DOMAIN_NEW) {
         r.kind = RP_READER_DOMAIN_NEW;
         r.number = (uint32_t)a.pid;
+        r.uid = a.uid;
     } else
         r.kind = RP_READER_DOMAIN_GONE;
     return send_record(&r);

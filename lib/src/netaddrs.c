@@ -16,7 +16,8 @@ bool rp_netaddrs_usable(struct in_addr a)
 {
     uint32_t h = ntohl(a.s_addr);
 
-    return (h >> 24) != 0 && (h >> 24) != 127 && h < 0xe0000000u;
+    return (h >> 24) != 0 && (h >> 24) != 127 && h < 0xe0000000u && (h >> 16) != 0xa9feu &&
+           (h >> 16) != (RP_NETADDRS_APPS_NET >> 16);
 }
 
 bool rp_netaddrs_add(rp_netaddrs_t *one, struct in_addr a)

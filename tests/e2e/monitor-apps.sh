@@ -5,9 +5,10 @@
 # list` with states, restarts and the limits in force; a killed app restarted (its count rises); a
 # new version replacing the running one; kill -9 of the monitor, then a restart that removes the
 # leftovers and runs the apps again without extracting them again; SIGTERM leaving no process,
-# cgroup, mount, loop device, nftables table or veth. Runs as root (the monitor does).
+# cgroup, mount, loop device, nftables table or veth; audit, turned on by the monitor, off again
+# after its SIGTERM (even with a kill -9 between). Runs as root (the monitor does).
 . "$(dirname "$0")/lib.sh"
-: "${AGENT:?set AGENT}" "${MONITOR:?set MONITOR}" "${MONITOR_CALL:?set MONITOR_CALL}"
+: "${AGENT:?set AGENT}" "${MONITOR:?set MONITOR}" "${MONITOR_CALL:?set MONITOR_CALL}" "${DRIVER:?set DRIVER}"
 [ "$(id -u)" = 0 ] || fail "the monitor's apps test runs as root (as CI does)"
 d=$E2E_DIR
 chmod 755 "$d"
@@ -72,7 +73,16 @@ wait_state() {
 }
 log_of() { "$AGENT" app logs --state-dir "$S" "$1" 2>/dev/null; }
 
+# Audit, host-wide: off before the monitor (as the host had it is put back at the end), so that
+# the monitor turns it on, and must turn it off again at its stop.
+audit_was=$("$DRIVER" audit status)
+if [ "$audit_was" != 2 ]; then expect 0 "$DRIVER" audit off; fi
+trap 'if [ "${audit_was:-0}" = 1 ]; then "$DRIVER" audit on || true; fi; cleanup' EXIT
 start_monitor "$S" "$SOCK" "$LOG"
+if [ "$audit_was" != 2 ]; then
+  grep -q "audit was off: turned on" "$LOG" || fail "the monitor did not turn audit on: $(cat "$LOG")"
+  eq "$("$DRIVER" audit status)" 1 "audit while the monitor runs"
+fi
 expect 0 "$MONITOR_CALL" "$SOCK" install "$TREE" "$d/tree1.img" 30
 out_has "installed: started and said it is ready" # its trial ran in its compartment
 expect 0 "$MONITOR_CALL" "$SOCK" install "$LEG" "$d/leg1.img" 30
@@ -261,5 +271,11 @@ real=$(realpath "$S")
 ! nft list table inet rampart >/dev/null 2>&1 || fail "the nftables table is left"
 ! ip -o link show | grep -q ' rpv[0-9]' || fail "a veth is left: $(ip -o link show | grep rpv)"
 E2E_CHECKS=$((E2E_CHECKS + 6))
+# Audit off again: the first monitor turned it on, and its mark outlived its kill -9.
+if [ "$audit_was" != 2 ]; then
+  eq "$("$DRIVER" audit status)" 0 "audit after the monitor's stop"
+  grep -q "audit turned off again" "$LOG" || fail "the monitor did not say audit is off again: $(cat "$LOG")"
+  [ ! -e "$S/run/audit-turned-on" ] || fail "the audit mark is left"
+fi
 
 echo "PASS: monitor-apps ($E2E_CHECKS checks)"

@@ -4,7 +4,8 @@
 #
 #   NET (10.99.0.0/24, the "internet"): allowed.test 10.99.0.10 (:8080, :8081; later .11),
 #       an IP-only host 10.99.0.12, wide.test 10.99.0.13, forbidden.test 10.99.0.20, and a
-#       DNS server (dnsmasq) at 10.99.0.53 that knows every name
+#       DNS server (dnsmasq) at 10.99.0.53 that knows every name, and lies about hostile.test
+#       (10.99.0.13, but also the app's gateway, the device's address, 169.254.169.254)
 #   MON (10.99.0.2): the monitor's side, with its own resolver pointed at that dnsmasq; the names
 #       are resolved there by rampart-unpack (confined, unprivileged), never by the driver itself
 #   APP: a child of the monitor in new network and mount namespaces, set up by netpolicy
@@ -108,12 +109,16 @@ serve tcp 10.99.0.11 8080 allowed-moved
 serve tcp 10.99.0.12 9999 by-ip
 serve tcp 10.99.0.13 7000 wide
 serve tcp 10.99.0.20 8080 forbidden
+# The device's own private service (the monitor's namespace, every address), no app's to reach.
+ip netns exec "$MON" "$DRIVER" serve tcp 0.0.0.0 2222 device-private & PIDS+=($!)
 
 start_dns() { # start_dns ALLOWED_ADDRESS
   ip netns exec "$NET" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
     --bind-interfaces --listen-address=10.99.0.53 --user=root --pid-file= \
     --address="/allowed.test/$1" --address=/wide.test/10.99.0.13 \
-    --address=/forbidden.test/10.99.0.20 2>"$T/dnsmasq.log" &
+    --address=/forbidden.test/10.99.0.20 --address=/hostile.test/10.99.0.13 \
+    --address=/hostile.test/100.127.0.21 --address=/hostile.test/10.99.0.2 \
+    --address=/hostile.test/169.254.169.254 2>"$T/dnsmasq.log" &
   DNS_PID=$!
   PIDS+=("$DNS_PID")
 }
@@ -123,6 +128,7 @@ for hp in 10.99.0.10:8080 10.99.0.10:8081 10.99.0.11:8080 10.99.0.12:9999 10.99.
   10.99.0.20:8080; do
   wait_for "the server at $hp" innet "$DRIVER" connect "${hp%:*}" "${hp#*:}"
 done
+wait_for "the device's private service" inmon "$DRIVER" connect 10.99.0.2 2222
 wait_for "the UDP server" innet "$DRIVER" udp 10.99.0.10 8080
 wait_for "dnsmasq" inmon "$DRIVER" dns 10.99.0.53 allowed.test
 
@@ -150,7 +156,7 @@ stop_monitor() {
 }
 
 start_monitor sensor 5 --allow allowed.test:8080 --allow 10.99.0.12 --allow wide.test \
-  --tcp 8080 --udp 5683 --rival-slot 7
+  --allow hostile.test --tcp 8080 --udp 5683 --rival-slot 7
 [ "$APP_ADDR" = 100.127.0.22 ] || fail "slot 5's address is $APP_ADDR"
 # A second app asking for the same server port is refused, and takes nothing of the first's (its
 # port forward is checked working below) and leaves nothing of its own.
@@ -184,6 +190,19 @@ expect 0 answered inmon "$DRIVER" dns 10.99.0.53 forbidden.test
 # The monitor's namespace itself (the app's gateway) is not a way out.
 expect 1 "" inapp "$DRIVER" connect 100.127.0.21 22
 event connection sensor 100.127.0.21:22
+# A lying resolver cannot make an allowed name (every port) the device itself: of hostile.test's
+# answers only the outside one is kept; the gateway, the device's address and 169.254/16 are not,
+# and the device's private service stays out of reach by each.
+grep -qx '10.99.0.13 hostile.test' "$S/etc/hosts" || fail "hostile.test's outside address is not kept"
+[ "$(grep -c hostile.test "$S/etc/hosts")" = 1 ] || { cat "$S/etc/hosts" >&2; fail "hostile.test kept an address of the device"; }
+expect 0 wide inapp "$DRIVER" connect hostile.test 7000
+for a in 100.127.0.21 10.99.0.2 169.254.169.254; do
+  expect 1 "" inapp "$DRIVER" connect "$a" 2222
+done
+event connection sensor 100.127.0.21:2222
+event connection sensor 10.99.0.2:2222
+grep -q "hostile.test resolved to 10.99.0.2, the device's own: refused" "$T/monitor.log" ||
+  { cat "$T/monitor.log" >&2; fail "the device's address in an answer was not refused"; }
 # An app that renumbers its end (it may, inside its own namespace) cannot pass for another: only
 # its own address gets out, even to an allowed destination. (Over UDP, which needs no answer to
 # get through: the server counts what arrives.)
@@ -283,8 +302,9 @@ ok
 chmod 711 "$T"
 printf '#!/bin/sh\nprintf "a\\011garbage"\n' >"$T/garbage"
 printf '#!/bin/sh\nkill -SEGV $$\n' >"$T/dies"
-chmod 755 "$T/garbage" "$T/dies"
-for bad in garbage dies; do
+printf '#!/bin/sh\nprintf "a\\001\\251\\376\\251\\376"\n' >"$T/metadata" # 169.254.169.254
+chmod 755 "$T/garbage" "$T/dies" "$T/metadata"
+for bad in garbage dies metadata; do
   start_monitor "$bad" 9 --allow allowed.test:8080 --allow 10.99.0.12 --resolver "$T/$bad"
   grep -q allowed.test "$S/etc/hosts" && fail "a $bad resolver's answer reached the hosts file"
   expect 3 "" inapp "$DRIVER" connect allowed.test 8080
@@ -294,6 +314,8 @@ for bad in garbage dies; do
 done
 grep -q "garbage: its allowed names are not resolved (the resolved addresses are refused: a name has more addresses than are kept" "$T/monitor.log" ||
   { cat "$T/monitor.log" >&2; fail "the garbage answer was not refused as such"; }
+grep -q "metadata: its allowed names are not resolved (the resolved addresses are refused: a name has an address no app may reach" "$T/monitor.log" ||
+  { cat "$T/monitor.log" >&2; fail "the metadata address in an answer was not refused"; }
 grep -q "dies: its allowed names are not resolved (rampart-unpack failed)" "$T/monitor.log" ||
   { cat "$T/monitor.log" >&2; fail "the resolver's death was not said"; }
 ok

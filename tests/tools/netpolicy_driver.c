@@ -51,7 +51,8 @@
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: netpolicy-driver monitor|serve|connect|udp|dns|resolve|events ...\n");
+    fprintf(stderr,
+            "usage: netpolicy-driver monitor|serve|connect|udp|dns|resolve|events|audit ...\n");
     return 64;
 }
 
@@ -434,6 +435,26 @@ static int cmd_events(const char *state_dir)
     return 0;
 }
 
+/* audit status|on|off: the host's audit state (0 off, 1 on, 2 locked), or switched. */
+static int cmd_audit(const char *what)
+{
+    char why[200] = "";
+    if (strcmp(what, "status") == 0) {
+        int e = rp_evreader_audit_enabled();
+        if (e < 0)
+            return 1;
+        printf("%d\n", e);
+        return 0;
+    }
+    if (strcmp(what, "on") != 0 && strcmp(what, "off") != 0)
+        return usage();
+    if (rp_evreader_audit_switch(strcmp(what, "on") == 0, why, sizeof(why)) != RP_OK) {
+        fprintf(stderr, "netpolicy-driver: audit %s: %s\n", what, why);
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     rp_log_init("netpolicy-driver", RP_LOG_INFO);
@@ -454,5 +475,7 @@ int main(int argc, char **argv)
         return cmd_resolve(argv[2]);
     if (strcmp(mode, "events") == 0 && argc == 3)
         return cmd_events(argv[2]);
+    if (strcmp(mode, "audit") == 0 && argc == 3)
+        return cmd_audit(argv[2]);
     return usage();
 }

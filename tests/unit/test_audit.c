@@ -99,6 +99,13 @@ static void domains(void **state)
                      RP_OK);
     assert_int_equal(r.kind, RP_AUDIT_DOMAIN_NEW);
     assert_int_equal(r.pid, 14146);
+    assert_int_equal(r.uid, 0);
+    assert_int_equal(parse(1424,
+                           "audit(1.2:110): domain=14a60905f status=allocated mode=enforcing "
+                           "pid=7 uid=4294967295 exe=\"/x\"",
+                           &r),
+                     RP_OK);
+    assert_true(r.uid == 4294967295u);
     assert_true(r.domain == 0x14a60905fULL);
     /* an even-length domain is a number, never decoded as hex text */
     assert_int_equal(
@@ -121,7 +128,11 @@ static void refused_records(void **state)
         {1423, "audit(1.2:3): domain=1"                                         },
         {1423, "audit(1.2:3): domain=1 blockers=fs.read_file path=\"/x"         },
         {1423, "audit(1.2:3): domain=1 blockers"                                },
-        {1424, "audit(1.2:3): domain=1 status=allocated pid=x"                  },
+        {1424, "audit(1.2:3): domain=1 status=allocated pid=x uid=0"            },
+        {1424, "audit(1.2:3): domain=1 status=allocated pid=5"                  },
+        {1424, "audit(1.2:3): domain=1 status=allocated pid=5 uid=x"            },
+        {1424, "audit(1.2:3): domain=1 status=allocated pid=5 uid=4294967296"   },
+        {1424, "audit(1.2:3): domain=1 status=allocated pid=5 uid=-1"           },
         {1424, "audit(1.2:3): domain=1 status=other"                            },
         {1423, "audit(1.2:99999999999999999999): domain=1 blockers=fs.read_file"},
     };

@@ -183,6 +183,10 @@ static void addresses_refused(void **state)
         {0,   0,   0,   0  },
         {0,   1,   2,   3  },
         {127, 0,   0,   1  },
+        {169, 254, 169, 254}, /* link-local: the cloud metadata address */
+        {169, 254, 0,   1  },
+        {100, 127, 0,   21 }, /* the apps' range: a gateway (the device) */
+        {100, 127, 255, 254},
         {224, 0,   0,   251},
         {240, 0,   0,   1  },
         {255, 255, 255, 255}

@@ -35,6 +35,7 @@ static void roundtrip(const rp_reader_record_t *r)
     assert_int_equal(back.kind, r->kind);
     assert_int_equal(back.number, r->number);
     assert_true(back.domain == r->domain);
+    assert_int_equal(back.uid, r->uid);
     assert_string_equal(back.component, r->component);
     assert_string_equal(back.reason, r->reason);
 }
@@ -51,6 +52,8 @@ static void decoder(void **state)
                                     .domain = 0xa1,
                                     .reason = "write to /etc/x refused by Landlock"});
     roundtrip(&(rp_reader_record_t){.kind = RP_READER_DOMAIN_NEW, .domain = 7, .number = 500});
+    roundtrip(&(rp_reader_record_t){
+        .kind = RP_READER_DOMAIN_NEW, .domain = 7, .number = 500, .uid = 0x7e000001u});
     roundtrip(&(rp_reader_record_t){.kind = RP_READER_DOMAIN_GONE, .domain = 7});
     roundtrip(&(rp_reader_record_t){.kind = RP_READER_LOST_NFLOG, .number = 3});
     /* the encoder holds the same rules */
@@ -59,6 +62,9 @@ static void decoder(void **state)
     assert_int_equal(rp_reader_encode(&bad, bin), RP_ERR_INVALID_ARG);
     bad = ok;
     bad.domain = 1;
+    assert_int_equal(rp_reader_encode(&bad, bin), RP_ERR_INVALID_ARG);
+    bad = ok;
+    bad.uid = 1; /* a uid goes with DOMAIN_NEW only */
     assert_int_equal(rp_reader_encode(&bad, bin), RP_ERR_INVALID_ARG);
 
     assert_int_equal(rp_reader_encode(&ok, bin), RP_OK);
@@ -73,18 +79,20 @@ static void decoder(void **state)
         assert_int_equal(rp_reader_decode(b, sizeof(bin), &bad), RP_ERR_MALFORMED);                \
         assert_int_equal(bad.kind, 0);                                                             \
     } while (0)
-    BROKEN(0, 0);                              /* no kind */
-    BROKEN(0, RP_READER_KIND_END);             /* an unknown kind */
-    BROKEN(0, RP_READER_LANDLOCK);             /* a component where none goes, no domain */
-    BROKEN(1, 0);                              /* an empty reason (the text after: not zero) */
-    BROKEN(1, RP_EVENT_REASON_MAX + 1);        /* a reason over its field */
-    BROKEN(1, 3);                              /* a reason's length short of its text */
-    BROKEN(1, 20);                             /* ... past it: a NUL inside */
-    BROKEN(2, 0);                              /* an empty component */
-    BROKEN(2, RP_COMPONENT_NAME_MAX + 1);      /* over its field */
-    BROKEN(3, 1);                              /* the reserved byte */
-    BROKEN(4, 1);                              /* a number where none goes */
-    BROKEN(8, 1);                              /* a domain where none goes */
+    BROKEN(0, 0);                         /* no kind */
+    BROKEN(0, RP_READER_KIND_END);        /* an unknown kind */
+    BROKEN(0, RP_READER_LANDLOCK);        /* a component where none goes, no domain */
+    BROKEN(1, 0);                         /* an empty reason (the text after: not zero) */
+    BROKEN(1, RP_EVENT_REASON_MAX + 1);   /* a reason over its field */
+    BROKEN(1, 3);                         /* a reason's length short of its text */
+    BROKEN(1, 20);                        /* ... past it: a NUL inside */
+    BROKEN(2, 0);                         /* an empty component */
+    BROKEN(2, RP_COMPONENT_NAME_MAX + 1); /* over its field */
+    BROKEN(3, 1);                         /* the reserved byte */
+    BROKEN(4, 1);                         /* a number where none goes */
+    BROKEN(8, 1);                         /* a domain where none goes */
+    BROKEN(RP_READER_OFF_UID, 1);         /* a uid where none goes */
+    BROKEN(RP_READER_OFF_UID + 3, 0x7e);
     BROKEN(RP_READER_OFF_COMPONENT, '/');      /* not a component name */
     BROKEN(RP_READER_OFF_COMPONENT + 31, 'x'); /* the padding */
     BROKEN(RP_READER_OFF_REASON + 2, '\n');    /* a control character */
@@ -100,13 +108,14 @@ static void decoder(void **state)
 }
 
 static pid_t our_init = 500;
+static uint32_t our_uid = 0x7e000000u; /* 2113929216: the app's */
 static char seen[8][RP_EVENT_REASON_MAX + 1];
 static size_t nseen, ntotal;
 
-static bool ours(pid_t init, void *ctx)
+static bool ours(pid_t init, uint32_t uid, void *ctx)
 {
     (void)ctx;
-    return init == our_init;
+    return init == our_init && uid == our_uid;
 }
 
 static void refused(pid_t init, const char *reason, void *ctx)
@@ -188,27 +197,32 @@ static void mapping(void **state)
     static const char *const recs[] = {
         /* a domain's first refusal comes before its domain record: held, then ours */
         "1423 audit(1.2:10): domain=a1 blockers=fs.write_file path=\"/etc/x\"",
-        "1424 audit(1.2:10): domain=a1 status=allocated mode=enforcing pid=500",
+        "1424 audit(1.2:10): domain=a1 status=allocated mode=enforcing pid=500 uid=2113929216",
         "1300 audit(1.2:10): arch=c000003e syscall=257 pid=501",
         /* its next refusals: mapped by the domain alone */
         "1423 audit(1.2:11): domain=a1 blockers=net.bind_tcp src=9001",
         /* another process's domain: not ours, nothing */
         "1423 audit(1.2:12): domain=b2 blockers=fs.read_file path=\"/y\"",
-        "1424 audit(1.2:12): domain=b2 status=allocated mode=enforcing pid=77",
+        "1424 audit(1.2:12): domain=b2 status=allocated mode=enforcing pid=77 uid=2113929216",
         "1423 audit(1.2:13): domain=b2 blockers=fs.read_file path=\"/y\"",
         /* a malformed record in between changes nothing */
         "1423 audit(garbage",
         /* the domain gone: forgotten (a later refusal naming it is not mapped) */
         "1424 audit(1.2:14): domain=a1 status=deallocated denials=2",
         "1423 audit(1.2:15): domain=a1 blockers=fs.read_file path=\"/z\"",
+        /* a domain whose creator had our init's pid number (reused) but another uid: not ours,
+         * neither its first refusal nor its next (a forged event, by pid reuse) */
+        "1423 audit(1.2:40): domain=f6 blockers=fs.make_dir path=\"/forged\"",
+        "1424 audit(1.2:40): domain=f6 status=allocated mode=enforcing pid=500 uid=4242",
+        "1423 audit(1.2:41): domain=f6 blockers=fs.make_dir path=\"/forged\"",
         /* another event's records between a first refusal and its domain's record: mapped */
         "1423 audit(1.2:30): domain=d4 blockers=fs.read_file path=\"/v\"",
         "1423 audit(1.2:31): domain=e5 blockers=fs.read_file path=\"/u\"",
-        "1424 audit(1.2:30): domain=d4 status=allocated mode=enforcing pid=500",
-        "1424 audit(1.2:31): domain=e5 status=allocated mode=enforcing pid=78",
+        "1424 audit(1.2:30): domain=d4 status=allocated mode=enforcing pid=500 uid=2113929216",
+        "1424 audit(1.2:31): domain=e5 status=allocated mode=enforcing pid=78 uid=0",
     };
     static const char *const again[] = {
-        "1424 audit(1.2:20): domain=c3 status=allocated mode=enforcing pid=500",
+        "1424 audit(1.2:20): domain=c3 status=allocated mode=enforcing pid=500 uid=2113929216",
         "1423 audit(1.2:21): domain=c3 blockers=fs.read_file path=\"/w\"",
     };
     int sv[2];

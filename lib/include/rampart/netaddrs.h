@@ -23,6 +23,9 @@
 #define RP_NETADDRS_PER_NAME 8u   /* addresses kept per name */
 #define RP_NETADDRS_NAMES_MAX 32u /* names per answer (RP_MANIFEST_CONNECTIONS_MAX) */
 #define RP_NETADDRS_BIN_MAX (RP_NETADDRS_NAMES_MAX * (1 + 4 * RP_NETADDRS_PER_NAME))
+/* The /16 the apps' links are numbered from (the monitor's network policy, netpolicy.h): the apps'
+ * gateways and the apps themselves. Host order. */
+#define RP_NETADDRS_APPS_NET 0x647f0000u /* 100.127.0.0/16 */
 
 /* One name's addresses. */
 typedef struct rp_netaddrs {
@@ -30,8 +33,12 @@ typedef struct rp_netaddrs {
     uint8_t n;
 } rp_netaddrs_t;
 
-/* Whether a (network order) is an address an app may be allowed to reach: not "this network"
- * (0/8), not loopback (127/8), not multicast, reserved or broadcast (224/4 and above). */
+/* Whether a (network order) is an address a name may resolve to for an app: not "this network"
+ * (0/8), not loopback (127/8), not link-local (169.254/16: the cloud metadata address), not the
+ * apps' own range (RP_NETADDRS_APPS_NET: the gateways, that is the device, and the other apps),
+ * not multicast, reserved or broadcast (224/4 and above). (The device's other addresses are the
+ * monitor's to drop: they are known only where it runs. An IP literal in a signed manifest is
+ * the tenant's choice and is not judged here.) */
 bool rp_netaddrs_usable(struct in_addr a);
 
 /* Add a to *one when it is usable, not there yet, and there is room. Returns whether it was. */
