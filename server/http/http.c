@@ -945,8 +945,9 @@ static void answer_closes(struct evhttp_request *req)
  * (413); a header line it cannot parse, headers over RP_MAX_HEADERS, a Content-Length that is not
  * a number (400); an Expect other than 100-continue (417); a method it does not know (501). Its
  * page is HTML. libevent 2.1 has no hook for them (evhttp_set_errorcb came with 2.2), and it hands
- * the application a server's request only once the request has been read whole, so the header and
- * chunk callbacks (which only a request's holder can set) cannot run before these failures.
+ * the application a server's request only once the request has been read whole; the header
+ * callback (on_headers, set on each request by evhttp_request_new below) runs once they are read
+ * whole, so never before a failure among them, and cannot answer itself.
  * evhttp_send_error() is therefore defined here: the executable's definition comes first in the
  * dynamic linker's search order and libevent calls its own through the PLT, so its failures answer
  * the service's JSON error (with the transport's headers; Connection: close, as libevent's page,
