@@ -304,7 +304,8 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
          * itself): what an older version kept as JSON migrated once, as the monitor does at its
          * start (docs/operations.md, "Upgrading devices"). A refusal is said; the file stays. */
         if (lock >= 0 && agent->rot != NULL)
-            (void)rp_update_migrate_agent(agent);
+            (void)rp_update_migrate_all(agent->state_dir, agent->device_id,
+                                        &rp_update_migrate_here);
         err = lock >= 0 ? rp_agent_recover(agent, &unbootable) : RP_ERR_IO;
         if (lock >= 0)
             close(lock);
@@ -333,7 +334,7 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
     }
     rp_http_set_wait_hook(request_wait_tick);
     (void)watch_clock(agent, &watch); /* from here on, a step of the wall clock is seen */
-    if (o->start_jitter > 0) { /* not all of a fleet at once after a power cut */
+    if (o->start_jitter > 0) {        /* not all of a fleet at once after a power cut */
         next_attest = next_update = boot_seconds() + jitter(1, o->start_jitter + 1);
         rp_log_info("first attestation in %ld s (--start-jitter %ld)",
                     (long)(next_attest - boot_seconds()), o->start_jitter);

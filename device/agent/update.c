@@ -205,29 +205,6 @@ static rp_err_t unpack_here(void *ctx, const char *env, size_t len, rp_md_signed
 
 const rp_update_migration_t rp_update_migrate_here = {unpack_here, NULL, rp_md_parse, NULL};
 
-rp_err_t rp_update_migrate_agent(const rp_agent_t *a)
-{
-    char own[PATH_MAX + 64], to[PATH_MAX + 64];
-    uint8_t *data = NULL;
-    size_t len = 0;
-    rp_err_t err = rp_agent_file(a, TARGETS_FILE, own, sizeof(own));
-
-    /* A state directory from before S/agent/ kept the agent's own copy at S/update/targets.json,
-     * the path the monitor's copy was migrated from: it is copied to S/agent/ first, so that the
-     * migration leaves the agent its targets (it could not refuse older ones without them). */
-    if (err == RP_OK && access(own, F_OK) == 0 &&
-        (err = rp_agent_file_for_write(a, TARGETS_FILE, to, sizeof(to))) == RP_OK &&
-        strcmp(own, to) != 0 && (err = rp_read_file(own, RP_MD_MAX, &data, &len)) == RP_OK)
-        err = rp_write_file_atomic(to, data, len, 0600, 0);
-    free(data);
-    if (err != RP_OK) {
-        rp_log_error("%s: the agent's targets cannot be kept apart before the migration: %s", own,
-                     rp_strerror(err));
-        return err;
-    }
-    return rp_update_migrate_all(a->state_dir, a->device_id, &rp_update_migrate_here);
-}
-
 rp_err_t rp_update_signed_fd(const rp_md_signed_t *doc, int *fd)
 {
     uint8_t *bin = NULL;

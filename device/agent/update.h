@@ -113,7 +113,10 @@ rp_err_t rp_update_migrate_file(const rp_update_migration_t *how, const char *be
                                 const char *path, mode_t mode, rp_update_check_fn check,
                                 void *arg) RP_MUST_CHECK;
 /* The root (by its own keys' threshold, whatever its age), then the monitor's targets (by the
- * root migrated, whatever their age). */
+ * root migrated, whatever their age). A state directory from before S/agent/ kept the agent's own
+ * copy of the targets at S/update/targets.json, the file migrated: it is first copied to
+ * S/agent/update/targets.json when none is there (owned as S/agent/ is; a copy that cannot be made
+ * leaves the targets unmigrated). */
 rp_err_t rp_update_migrate(const char *state_dir, const char *device_id,
                            const rp_update_migration_t *how) RP_MUST_CHECK;
 /* Both migrations at the start of the one process that holds the root of trust: the root and
@@ -125,10 +128,6 @@ rp_err_t rp_update_migrate_all(const char *state_dir, const char *device_id,
                                const rp_update_migration_t *how);
 /* The envelope and the payload read in this process (rp_md_unpack, rp_md_parse). */
 extern const rp_update_migration_t rp_update_migrate_here;
-/* Single-process mode's: rp_update_migrate_all read in this process, after the agent's own copy
- * of the targets, where a state directory from before S/agent/ kept it (S/update/targets.json),
- * is copied to S/agent/update/targets.json. */
-rp_err_t rp_update_migrate_agent(const rp_agent_t *a);
 /* An older version's copy of the monitor's targets, S/update/targets.json: while it is there
  * (not migrated), the monitor takes no targets (it could not refuse older ones). */
 #define RP_UPDATE_TARGETS_BEFORE "update/targets.json"

@@ -339,6 +339,79 @@ static rp_err_t check_targets(void *arg, const rp_md_signed_t *s, uint8_t *bin, 
     return err;
 }
 
+/* dir, a real directory (never a symbolic link), made 0700 when missing and owned as *owner says
+ * (NULL: as made; then *owner is filled from it). */
+static rp_err_t agent_subdir(const char *dir, struct stat *owner, bool made_by_us)
+{
+    struct stat st;
+
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return RP_ERR_IO;
+    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return RP_ERR_INVALID_ARG;
+    if (!made_by_us) {
+        *owner = st;
+        return RP_OK;
+    }
+    if ((st.st_uid != owner->st_uid || st.st_gid != owner->st_gid) &&
+        lchown(dir, owner->st_uid, owner->st_gid) != 0)
+        return RP_ERR_IO;
+    return RP_OK;
+}
+
+/*
+ * The agent's own copy of the targets, kept before the targets are migrated: a state directory
+ * from before S/agent/ held it at S/update/targets.json, the very file the monitor's copy is
+ * migrated from, and removed (docs/operations.md, "Upgrading devices"). Copied to
+ * S/agent/update/targets.json when none is there, never over one (a newer copy wins), owned as
+ * S/agent/ is (a new S/agent/ is the monitor's to hand to --agent-user after the migration), mode
+ * 0600, synced before the older file can go. A cut before the copy's link leaves the older file
+ * alone, copied at the next start; after it, the copy stands and is not made again. The agent runs
+ * only after the monitor's migration (or is the one running it), so nothing changes S/agent/
+ * meanwhile; a symbolic link where a directory should be is refused.
+ */
+static rp_err_t keep_agent_targets(const char *state_dir, const char *before)
+{
+    char dir[PATH_MAX], sub[PATH_MAX], to[PATH_MAX];
+    struct stat owner, st;
+    rp_atomic_file_t f;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    rp_err_t err;
+
+    if (state_file(state_dir, RP_AGENT_DIR, dir, sizeof(dir)) != RP_OK ||
+        state_file(state_dir, RP_AGENT_DIR "/update", sub, sizeof(sub)) != RP_OK ||
+        state_file(state_dir, RP_AGENT_DIR "/" RP_UPDATE_TARGETS_BEFORE, to, sizeof(to)) != RP_OK)
+        return RP_ERR_INVALID_ARG;
+    if (lstat(to, &st) == 0 || lstat(before, &st) != 0)
+        return RP_OK; /* the agent's copy is there, or there is nothing to copy */
+    err = rp_read_file(before, RP_MD_MAX, &data, &len);
+    if (err == RP_OK)
+        err = agent_subdir(dir, &owner, false);
+    if (err == RP_OK)
+        err = agent_subdir(sub, &owner, true);
+    if (err == RP_OK && owner.st_uid != geteuid() && geteuid() != 0)
+        err = RP_ERR_INVALID_ARG; /* another user's directory: not this process's to write in */
+    if (err == RP_OK && (err = rp_atomic_begin(&f, to, 0600, 1)) == RP_OK) {
+        err = rp_atomic_write(&f, data, len);
+        if (err == RP_OK && fchown(f.fd, owner.st_uid, owner.st_gid) != 0)
+            err = RP_ERR_IO;
+        if (err == RP_OK)
+            err = rp_atomic_commit(&f, 1);
+        else
+            rp_atomic_abort(&f);
+    }
+    free(data);
+    if (err == RP_OK)
+        rp_log_info("%s: the agent's own copy, kept by a version before %s/, copied there", before,
+                    dir);
+    else if (err != RP_ERR_EXISTS)
+        rp_log_error("%s: the agent's own copy cannot be kept in %s (%s): the targets are not "
+                     "migrated",
+                     before, to, rp_strerror(err));
+    return err == RP_ERR_EXISTS ? RP_OK : err;
+}
+
 rp_err_t rp_update_migrate(const char *state_dir, const char *device_id,
                            const rp_update_migration_t *how)
 {
@@ -356,7 +429,8 @@ rp_err_t rp_update_migrate(const char *state_dir, const char *device_id,
     else if (err == RP_OK &&
              (err = state_file(state_dir, RP_UPDATE_TARGETS_BEFORE, before, sizeof(before))) ==
                  RP_OK &&
-             (err = state_file(state_dir, RP_UPDATE_TARGETS_FILE, path, sizeof(path))) == RP_OK)
+             (err = state_file(state_dir, RP_UPDATE_TARGETS_FILE, path, sizeof(path))) == RP_OK &&
+             (err = keep_agent_targets(state_dir, before)) == RP_OK)
         err = rp_update_migrate_file(how, before, path, 0600, check_targets, &m);
     free(m.root);
     return err;

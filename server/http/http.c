@@ -22,6 +22,8 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/http.h>
+#include <event2/http_struct.h> /* a request's flags: EVHTTP_PROXY_REQUEST (origin_form) */
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <openssl/err.h>
@@ -792,6 +794,8 @@ static bool query_hides_nul(const struct evhttp_uri *uri)
 }
 
 typedef struct conn conn_t;
+/* What on_headers refused of the request being read (conn_t.refused). */
+enum early_refusal { REFUSED_NONE, REFUSED_LENGTH, REFUSED_UNSENT };
 static void answer_closes(struct evhttp_request *req);
 
 static void dispatch(struct evhttp_request *req, void *arg)
@@ -879,6 +883,8 @@ struct conn {
     bool bound_spent;    /* bound evidence attested on it (rp_req_binding_spend) */
     bool closing;        /* shut down: nothing more it sends is read (input_cb) */
     bool close_after;    /* the answer being sent ends the connection (answer_closes) */
+    bool headers_read;   /* the request's line and headers were read whole (on_headers) */
+    uint8_t refused;     /* why on_headers refused the request being read (early_refusal_t) */
     int64_t born;        /* when it was accepted: seconds on the monotonic clock */
     uint8_t peer[RP_PEER_KEY_LEN];
 };
@@ -908,15 +914,28 @@ static conn_t *conn_of(struct evhttp_request *req)
     return ssl != NULL ? SSL_get_ex_data(ssl, conn_index) : NULL;
 }
 
+/*
+ * A target in absolute form (GET https://host/path) is read as one in origin form: the service is
+ * no proxy (RFC 9112, 3.2.2: a server accepts the absolute form). libevent 2.1 marks such a
+ * request a proxy's and then answers it by Proxy-Connection: it drops the answer's Connection
+ * header and ends the connection after every answer. The mark is the request's flag, which only
+ * event2/http_struct.h shows; cleared once the request line is read (on_headers) and before a
+ * refusal of a request whose headers failed (answer_closes).
+ */
+static void origin_form(struct evhttp_request *req)
+{
+    req->flags &= ~EVHTTP_PROXY_REQUEST;
+}
+
 /* The answer ends the connection: said (Connection: close), and done (on_answered), whatever the
- * method or target (libevent drops the header for a target in absolute form, and keeps a
- * CONNECT's connection open). */
+ * method or target (libevent keeps a CONNECT's connection open). */
 static void answer_closes(struct evhttp_request *req)
 {
     conn_t *c = conn_of(req);
 
     if (c != NULL)
         c->close_after = true;
+    origin_form(req);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
 }
 
@@ -926,8 +945,9 @@ static void answer_closes(struct evhttp_request *req)
  * (413); a header line it cannot parse, headers over RP_MAX_HEADERS, a Content-Length that is not
  * a number (400); an Expect other than 100-continue (417); a method it does not know (501). Its
  * page is HTML. libevent 2.1 has no hook for them (evhttp_set_errorcb came with 2.2), and it hands
- * the application a server's request only once the request has been read whole, so the header and
- * chunk callbacks (which only a request's holder can set) cannot run before these failures.
+ * the application a server's request only once the request has been read whole; the header
+ * callback (on_headers, set on each request by evhttp_request_new below) runs once they are read
+ * whole, so never before a failure among them, and cannot answer itself.
  * evhttp_send_error() is therefore defined here: the executable's definition comes first in the
  * dynamic linker's search order and libevent calls its own through the PLT, so its failures answer
  * the service's JSON error (with the transport's headers; Connection: close, as libevent's page,
@@ -939,8 +959,10 @@ static void answer_closes(struct evhttp_request *req)
  * One case keeps libevent's page: a request line that cannot be parsed (no HTTP version, or one
  * past 1.x, a target that is not a URI) leaves the request without a version, which
  * evhttp_send_reply() would write as "HTTP/0.0" (libevent's page says 1.1, and no accessor can read
- * or set it). Such a request has no header (they are read after the line), and that is how it is
- * told; a failure at the first header line looks the same, and keeps the page too.
+ * or set it). Such a request has no header (they are read after the line) and never reached
+ * on_headers, and that is how it is told: a request whose headers were read whole (a headerless
+ * "BREW / HTTP/1.0" too) or that has one is answered here; a failure at the first header line
+ * looks like a failed request line from outside libevent, and keeps the page too.
  */
 _Static_assert(RP_MAX_BODY_ANY % (1024 * 1024) == 0 && RP_MAX_HEADERS % 1024 == 0,
                "the messages below give the limits in MiB and KiB");
@@ -948,16 +970,28 @@ _Static_assert(RP_MAX_BODY_ANY % (1024 * 1024) == 0 && RP_MAX_HEADERS % 1024 == 
 static bool request_line_read(struct evhttp_request *req)
 {
     const struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    const conn_t *c = conn_of(req);
 
-    return in != NULL && in->tqh_first != NULL;
+    return (c != NULL && c->headers_read) || (in != NULL && in->tqh_first != NULL);
 }
 
-/* The Content-Length header, when there is one that is not a number. */
+/*
+ * The Content-Length header, when there is one that is not a number the service reads: digits
+ * only, at most 2^63-1 (libevent would read "+5" as 5, and one past 2^63-1 as 2^63-1: a body it
+ * would wait for forever). The one rule: on_headers refuses by it, evhttp_send_error names it.
+ */
 static bool length_malformed(struct evhttp_request *req)
 {
     const char *v = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Length");
+    size_t n = v != NULL ? strlen(v) : 0;
 
-    return v != NULL && (v[0] == '\0' || strspn(v, "0123456789") != strlen(v));
+    if (v == NULL)
+        return false;
+    if (n == 0 || strspn(v, "0123456789") != n)
+        return true;
+    while (n > 1 && *v == '0') /* leading zeros say nothing */
+        v++, n--;
+    return n > 19 || (n == 19 && strcmp(v, "9223372036854775807") > 0);
 }
 
 static void on_answered(struct evhttp_request *req, void *arg);
@@ -972,6 +1006,7 @@ void evhttp_send_error(struct evhttp_request *req, int error, const char *reason
     bool chunked =
         evhttp_find_header(evhttp_request_get_input_headers(req), "Transfer-Encoding") != NULL;
     struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    bool unsent = c != NULL && c->refused == REFUSED_UNSENT;
     void (*libevents)(struct evhttp_request *, int, const char *);
 
     if (c != NULL) { /* every answer here ends its connection: on_answered holds it */
@@ -989,13 +1024,16 @@ void evhttp_send_error(struct evhttp_request *req, int error, const char *reason
     }
     evhttp_clear_headers(out); /* nothing a route may have set: this answer is the transport's */
     answer_closes(req);
-    if (error == 413)
+    if (error == 413 || unsent)
         rp_reply_error(&r, 413, "too_large",
                        "the request%s body is over %d MiB (what the service reads of any "
                        "request)%s; images go through the chunked upload API (chunk_max bytes a "
                        "request)",
                        chunked ? "'s chunked" : "", RP_MAX_BODY_ANY >> 20,
-                       chunked ? " or its chunk coding is malformed" : "");
+                       chunked  ? " or a chunk-size line is not a bare hexadecimal number (a "
+                                  "chunk extension is not read either)"
+                       : unsent ? ": refused before it was sent (Expect: 100-continue)"
+                                : "");
     else if (error == 400 && coding_unknown(req))
         rp_reply_error(&r, 400, "bad_request", "%s", coding_refused);
     else if (error == 400 && length_malformed(req))
@@ -1013,6 +1051,79 @@ void evhttp_send_error(struct evhttp_request *req, int error, const char *reason
     else
         rp_reply_error(&r, error, error >= 500 ? "internal" : "bad_request", "%s",
                        reason != NULL ? reason : "the request cannot be served");
+}
+
+/*
+ * What the service refuses as soon as a request's headers are read, before libevent reads (or
+ * waits for) its body: a Content-Length it does not read (length_malformed: libevent takes "+5"
+ * as 5, and one past 2^63-1 as a body it would wait for forever), and a body over RP_MAX_BODY_ANY
+ * whose client waits for a 100 Continue (Expect: 100-continue, nothing of the body sent yet):
+ * libevent sends none then, and would wait for the body before its 413 (EVHTTP_SERVER_LINGERING_
+ * CLOSE), which such a client never sends. A body already on its way is read to its end and
+ * dropped before the 413, as libevent does (the client reads the answer instead of a reset).
+ *
+ * libevent 2.1 calls a request's header callback there (the body not read yet), but creates the
+ * requests it reads itself: evhttp_request_new() is defined here, as evhttp_send_error() is, to
+ * set it on each. The callback cannot answer itself (libevent would read the body after it), nor
+ * refuse with a status (a negative return drops the connection without an answer): it marks the
+ * request with a Content-Length libevent cannot read, which libevent refuses at once through
+ * evhttp_send_error() (400), and that answers what was refused (conn_t.refused).
+ */
+static bool waits_for_continue(struct evhttp_request *req)
+{
+    const struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    const char *expect = evhttp_find_header(in, "Expect");
+    const char *len = evhttp_find_header(in, "Content-Length");
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+
+    return expect != NULL && evutil_ascii_strcasecmp(expect, "100-continue") == 0 &&
+           (req->major > 1 || (req->major == 1 && req->minor >= 1)) && /* as libevent reads it */
+           len != NULL && !length_malformed(req) &&                    /* so at most 2^63-1 */
+           evhttp_find_header(in, "Transfer-Encoding") == NULL &&
+           strtoll(len, NULL, 10) > RP_MAX_BODY_ANY && evcon != NULL &&
+           evbuffer_get_length(bufferevent_get_input(evhttp_connection_get_bufferevent(evcon))) ==
+               0;
+}
+
+static int on_headers(struct evhttp_request *req, void *arg)
+{
+    conn_t *c = conn_of(req);
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+
+    (void)arg;
+    if (c == NULL) /* not a request the service reads */
+        return 0;
+    c->headers_read = true;
+    origin_form(req);
+    c->refused = length_malformed(req)     ? REFUSED_LENGTH
+                 : waits_for_continue(req) ? REFUSED_UNSENT
+                                           : REFUSED_NONE;
+    if (c->refused != REFUSED_NONE && (evhttp_remove_header(in, "Content-Length") != 0 ||
+                                       evhttp_add_header(in, "Content-Length", "refused") != 0))
+        return -1; /* the connection dropped unanswered: never a body read past the refusal */
+    return 0;
+}
+
+typedef struct evhttp_request *(*request_new_fn)(void (*)(struct evhttp_request *, void *), void *);
+static request_new_fn libevents_request_new;
+static pthread_once_t request_new_once = PTHREAD_ONCE_INIT;
+
+static void request_new_find(void)
+{
+    *(void **)&libevents_request_new = dlsym(RTLD_NEXT, "evhttp_request_new");
+}
+
+struct evhttp_request *evhttp_request_new(void (*cb)(struct evhttp_request *, void *), void *arg)
+{
+    struct evhttp_request *req;
+
+    if (pthread_once(&request_new_once, request_new_find) != 0 || libevents_request_new == NULL ||
+        libevents_request_new == evhttp_request_new)
+        return NULL; /* libevent linked otherwise: it fails as when out of memory */
+    req = libevents_request_new(cb, arg);
+    if (req != NULL)
+        evhttp_request_set_header_cb(req, on_headers);
+    return req;
 }
 
 static int64_t monotonic_seconds(void)
@@ -1128,6 +1239,8 @@ static void on_answered(struct evhttp_request *req, void *arg)
     struct evhttp_connection *evcon;
 
     c->answering = false;
+    c->headers_read = false; /* the next request's are not read yet */
+    c->refused = REFUSED_NONE;
     if (!c->close_after && (conn == NULL || evutil_ascii_strcasecmp(conn, "close") != 0)) {
         deadline_start(c);
         return;

@@ -190,9 +190,14 @@ expect 0 "$RAMPART" device capability create --tenant "$acme" --device "$id" --k
   --expires-in 2h --out "$d/cap.json"
 expect 0 "$RAMPART" image sign --key "$d/img.key" --version 1.2.0 --security-counter 1 --type app "$d/app.sh" "$d/other.img"
 : >"$d/monitor.log"
-# the root and the targets: the monitor holds the targets (they name app 1.1.0, not this image)
-old_layout; mon_start
+# the root and the targets: the monitor holds the targets (they name app 1.1.0, not this image); a
+# state directory from before S/agent/ kept the agent's own targets at S/update/targets.json too:
+# the migration keeps them the agent's (S/agent/update/targets.json), not only the monitor's
+old_layout; rm -r "$C/agent/update"; mon_start
 migrated update/root update/targets
+cmp -s "$C/agent/update/targets.json" "$S/agent/update/targets.json" ||
+  fail "the agent's own targets were not kept under the monitor: $(tail -n 20 "$d/monitor.log")"
+eq "$(stat -c '%a' "$C/agent/update/targets.json")" 600 "the agent's copy's mode"
 grep -qF "$C/update/root.json, kept by an older version, migrated to $C/update/root.bin" "$d/monitor.log" ||
   fail "the migration is not said: $(cat "$d/monitor.log")"
 eq "$(stat -c '%a %U' "$C/update/root.bin") $(stat -c '%a' "$C/update/targets.bin")" "644 root 600" "the migrated files' modes"

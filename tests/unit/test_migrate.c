@@ -43,6 +43,24 @@ static bool has(const char *dir, const char *name)
     return lstat(path, &st) == 0;
 }
 
+/* The agent's own copy of the targets holds text, mode 0600, owned by uid. */
+static void agent_copy_is(const char *dir, const char *text, uid_t uid)
+{
+    char path[512];
+    uint8_t *data = NULL;
+    size_t len = 0;
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/agent/update/targets.json", dir);
+    assert_int_equal(rp_read_file(path, 1 << 20, &data, &len), RP_OK);
+    assert_int_equal(len, strlen(text));
+    assert_memory_equal(data, text, len);
+    free(data);
+    assert_int_equal(lstat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    assert_int_equal(st.st_uid, uid);
+}
+
 static void migrate(void **state)
 {
     EVP_PKEY *root_key = NULL, *online = NULL, *image = NULL, *rogue = NULL;
@@ -101,11 +119,33 @@ static void migrate(void **state)
     assert_int_not_equal(rp_update_migrate(dir, DEVICE, &rp_update_migrate_here), RP_OK);
     assert_true(has(dir, "update/root.json") && !has(dir, "update/root.bin"));
 
-    /* the root the older version kept, and its targets: migrated, the JSON files gone */
+    assert_false(has(dir, "agent/update/targets.json")); /* nor is the agent's copy made */
+
+    /* the root the older version kept, and its targets: migrated, the JSON files gone; a state
+     * directory from before S/agent/ kept the agent's own copy there too: it stays the agent's,
+     * at S/agent/update/targets.json, owned as S/agent/ is (as root: another user's) */
+    snprintf(sub, sizeof(sub), "%s/agent", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    if (geteuid() == 0)
+        assert_int_equal(chown(sub, 65534, 65534), 0);
     put(dir, "update/root.json", root_env);
     assert_int_equal(rp_update_migrate(dir, DEVICE, &rp_update_migrate_here), RP_OK);
     assert_true(!has(dir, "update/root.json") && has(dir, "update/root.bin"));
     assert_true(!has(dir, "update/targets.json") && has(dir, "update/targets.bin"));
+    agent_copy_is(dir, targets_env, geteuid() == 0 ? 65534 : geteuid());
+    /* a cut after that copy, before the targets were migrated: the copy stands, never made again
+     * (a newer one the agent wrote wins), and the migration goes on */
+    snprintf(sub, sizeof(sub), "%s/update/targets.bin", dir);
+    assert_int_equal(unlink(sub), 0);
+    put(dir, "update/targets.json", targets_env);
+    put(dir, "agent/update/targets.json", "newer");
+    if (geteuid() == 0) {
+        snprintf(sub, sizeof(sub), "%s/agent/update/targets.json", dir);
+        assert_int_equal(chown(sub, 65534, 65534), 0);
+    }
+    assert_int_equal(rp_update_migrate(dir, DEVICE, &rp_update_migrate_here), RP_OK);
+    assert_true(!has(dir, "update/targets.json") && has(dir, "update/targets.bin"));
+    agent_copy_is(dir, "newer", geteuid() == 0 ? 65534 : geteuid());
     assert_int_equal(rp_update_root(dir, kept), RP_OK);
     assert_int_equal(kept->version, 1);
     snprintf(sub, sizeof(sub), "%s/update/targets.bin", dir);
