@@ -31,6 +31,7 @@
 #include "app_client.h"
 #include "appchan.h"
 #include "appgate.h"
+#include "apps.h"
 #include "gate-local.h"
 #include "events.h"
 #include "proto.h"
@@ -648,6 +649,31 @@ static void test_closes(void **state)
     reopen(PLAIN);
 }
 
+/* Review r4: a new broker's signing bucket starts full, so the monitor's does too when it hands
+ * the channels over (or it would refuse what the broker allows, and blame the broker). */
+static void test_hand_rate(void **state)
+{
+    static rp_apps_chans_t t;
+    int n = 0;
+
+    (void)state;
+    memset(&t, 0, sizeof(t));
+    t.e[3].used = true;
+    t.e[3].g.used = true;
+    t.e[3].g.fd = -1;
+    snprintf(t.e[3].g.component, sizeof(t.e[3].g.component), "pub");
+    rp_appgate_reset(&t.e[3].g);
+    while (rp_gate_bucket_take(&t.e[3].g.sign, RP_APPCHAN_SIGN_BURST, RP_APPCHAN_SIGN_PER_MINUTE))
+        n++;
+    assert_int_equal(n, RP_APPCHAN_SIGN_BURST);
+    t.e[3].g.events = 7;
+    rp_apps_chans_hand(&t, -1);
+    for (n = 0; n < RP_APPCHAN_SIGN_BURST; n++)
+        assert_true(
+            rp_gate_bucket_take(&t.e[3].g.sign, RP_APPCHAN_SIGN_BURST, RP_APPCHAN_SIGN_PER_MINUTE));
+    assert_int_equal(t.e[3].g.events, 7); /* the events' count is kept */
+}
+
 /* An app asking in a loop cannot flood the monitor's log: each refusal is answered (and the first
  * RP_APPCHAN_EVENTS_MAX recorded), but at most RP_APPCHAN_LOG_BURST lines are logged at once; the
  * rest are counted and said when the channel closes. */
@@ -934,7 +960,8 @@ int main(void)
         cmocka_unit_test(test_wrong_socket), cmocka_unit_test(test_bad_packets),
         cmocka_unit_test(test_log_bound),    cmocka_unit_test(test_chain_files),
         cmocka_unit_test(test_gate_checks),  cmocka_unit_test(test_unread_bound),
-        cmocka_unit_test(test_closes),       cmocka_unit_test(test_client),
+        cmocka_unit_test(test_closes),       cmocka_unit_test(test_hand_rate),
+        cmocka_unit_test(test_client),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
