@@ -76,8 +76,9 @@ rp_err_t rp_app_ssl_ctx_use_identity(rp_app_client_t *c, SSL_CTX *ctx) RP_MUST_C
 
 /*
  * A socket (SOCK_STREAM) to the app component, when both manifests list each other and it runs.
- * RP_ERR_DENIED (refused, and recorded as a security event), RP_ERR_NOT_FOUND (it does not run).
- * OUT: *fd, the caller's to close.
+ * RP_ERR_DENIED (refused, and recorded as a security event), RP_ERR_NOT_FOUND (it does not run),
+ * RP_ERR_BUSY (it has not taken the sockets it was given yet: try later), RP_ERR_IO (it does not
+ * read its channel). OUT: *fd, the caller's to close.
  */
 rp_err_t rp_app_connect(rp_app_client_t *c, const char *component, int *fd) RP_MUST_CHECK;
 

@@ -190,7 +190,8 @@ static void find(void *ctx, const char *component, rp_appchan_t **chan,
         }
 }
 
-/* Tell the monitor slot's channel was closed for what its app sent (its copy closes too). */
+/* Tell the monitor slot's channel was closed while its app still runs (its copy closes too): for
+ * what its app sent, or for a reply its app did not take. */
 static void closed(uint8_t slot)
 {
     rp_gate_req_t r = {.op = RP_GATE_CLOSED, .slot = slot};

@@ -4,10 +4,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -24,6 +26,32 @@ static struct {
     rp_mon_request_t q;
     rp_mon_reply_t p;
 } w;
+
+/* Whether c's app has read everything sent on c (SIOCOUTQ on the monitor's end: what it sent that
+ * the other end has not read). An error reads as not. */
+static bool all_read(const rp_appchan_t *c)
+{
+    int queued = -1;
+
+    return ioctl(c->fd, SIOCOUTQ, &queued) == 0 && queued == 0;
+}
+
+/* Whether c may be sent one more descriptor: fewer than RP_APPCHAN_FDS_UNREAD_MAX since its app
+ * last had read everything. */
+static bool may_send_fd(rp_appchan_t *c)
+{
+    if (all_read(c))
+        c->fds_unread = 0;
+    return c->fds_unread < RP_APPCHAN_FDS_UNREAD_MAX;
+}
+
+/* Whether c's app hung up (closed its end, or exited): nothing more will come or go. */
+static bool hung_up(const rp_appchan_t *c)
+{
+    struct pollfd pf = {.fd = c->fd, .events = 0};
+
+    return poll(&pf, 1, 0) == 1 && (pf.revents & (POLLHUP | POLLERR)) != 0;
+}
 
 rp_err_t rp_appchan_adopt(rp_appchan_t *c, const char *component, const rp_manifest_t *m, int fd)
 {
@@ -44,6 +72,9 @@ rp_err_t rp_appchan_adopt(rp_appchan_t *c, const char *component, const rp_manif
     rp_gate_bucket_fill(&c->sign, c->sign_burst);
     c->log_tokens = RP_APPCHAN_LOG_BURST;
     c->log_refilled_ms = c->sign.refilled_ms;
+    /* A channel handed over with unread packets (a new broker's): what they carry is not known,
+     * so nothing more until the app has read them. */
+    c->fds_unread = all_read(c) ? 0 : RP_APPCHAN_FDS_UNREAD_MAX;
     return RP_OK;
 }
 
@@ -221,6 +252,8 @@ static rp_err_t tell_peer(rp_appchan_t *peer, const char *caller, int fd)
     err = rp_mon_reply_encode(&in, pkt, sizeof(pkt), &len);
     if (err == RP_OK)
         err = rp_mon_send(peer->fd, pkt, len, fd);
+    if (err == RP_OK)
+        peer->fds_unread++;
     return err;
 }
 
@@ -256,6 +289,18 @@ static void do_connect(rp_appchan_t *c, const rp_appchan_root_t *root,
         refuse(p, RP_ERR_NOT_FOUND, "%s is not running", name);
         record(c, root, RP_EVENT_APP_CONNECTION, "%s -> %s refused: %s is not running",
                c->component, name, name);
+    } else if (!may_send_fd(c)) {
+        refuse(p, RP_ERR_BUSY,
+               "this app has not read %u channels it was given: read its replies, then ask again",
+               c->fds_unread);
+        record(c, root, RP_EVENT_APP_CONNECTION,
+               "%s -> %s refused: %s has not read %u channels it was given", c->component, name,
+               c->component, c->fds_unread);
+    } else if (!may_send_fd(peer)) {
+        refuse(p, RP_ERR_BUSY, "%s has not taken %u channels yet: try later", name,
+               peer->fds_unread);
+        say(c, RP_LOG_WARN, "a channel to %s refused: it has not taken %u channels yet", name,
+            peer->fds_unread);
     } else if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
         refuse(p, RP_ERR_IO, "cannot make a socket pair: %s", strerror(errno));
     } else {
@@ -298,11 +343,14 @@ rp_err_t rp_appchan_serve(rp_appchan_t *c, const rp_appchan_root_t *root,
     if (poll(&pf, 1, 0) <= 0)
         return RP_OK; /* nothing waiting: the monitor end never blocks */
     err = rp_mon_recv(c->fd, w.buf, sizeof(w.buf), &len, &fd);
-    if (err == RP_ERR_NOT_FOUND || err == RP_ERR_IO) {
+    if ((err == RP_ERR_NOT_FOUND || err == RP_ERR_IO) && hung_up(c)) {
         rp_appchan_close(c); /* the app is gone */
         return RP_ERR_NOT_FOUND;
     }
+    if (err == RP_ERR_NOT_FOUND)
+        err = RP_ERR_MALFORMED; /* an empty packet, from an app still there */
     memset(&w.p, 0, sizeof(w.p));
+    memset(&w.q, 0, sizeof(w.q)); /* (no id, no type: a packet with no header) */
     if (err == RP_OK)
         err = rp_mon_request_decode(w.buf, len, &w.q);
     else if (rp_mon_request_decode(w.buf, len < RP_MON_HEADER_LEN ? len : RP_MON_HEADER_LEN,
@@ -336,11 +384,15 @@ rp_err_t rp_appchan_serve(rp_appchan_t *c, const rp_appchan_root_t *root,
     err = send_reply(c, give);
     if (give >= 0)
         close(give);
+    if (err == RP_OK && give >= 0)
+        c->fds_unread++;
     if (err != RP_OK) {
-        rp_log_warn("%s: its %s reply could not be sent (%s): the channel is closed", c->component,
-                    rp_mon_type_name(w.q.type), rp_strerror(err));
+        bool gone = hung_up(c);
+        if (!gone)
+            rp_log_warn("%s: its %s reply could not be sent (%s): the channel is closed",
+                        c->component, rp_mon_type_name(w.q.type), rp_strerror(err));
         rp_appchan_close(c);
-        return RP_ERR_NOT_FOUND;
+        return gone ? RP_ERR_NOT_FOUND : RP_ERR_IO;
     }
     return RP_OK;
 }

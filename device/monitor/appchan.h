@@ -15,11 +15,19 @@
  *   APP_CONNECT(peer)             only when both manifests list each other in
  *                                 AllowedApplicationConnections and the peer runs: a new socketpair
  *                                 (SOCK_STREAM), one end in the reply, the other to the peer as an
- *                                 unasked APP_INCOMING naming the caller
+ *                                 unasked APP_INCOMING naming the caller; refused (RP_ERR_BUSY)
+ *                                 while either channel holds RP_APPCHAN_FDS_UNREAD_MAX
+ *                                 descriptors its app has not read
  * Every refusal is answered (RP_ERR_DENIED and why) and recorded as a security event ("identity",
  * "app_connection", through the root hooks: the monitor records it); an agent's request type on a
- * channel is refused (rp_mon_type_channel()). A packet that does not decode, or comes with a
- * descriptor, closes that channel alone.
+ * channel is refused (rp_mon_type_channel()). A packet that does not decode, an empty one, or one
+ * that comes with a descriptor closes that channel alone; so does a reply the channel does not
+ * take.
+ *
+ * Descriptors in flight (sent in a message, not yet read) count against the sending user's
+ * RLIMIT_NOFILE in the kernel, for every channel at once: so no channel is sent more than
+ * RP_APPCHAN_FDS_UNREAD_MAX while its app has not read them (SIOCOUTQ on the monitor's end says
+ * when the app has read everything), and one app cannot use up the budget of all.
  *
  * Single-threaded, like the monitor: the caller polls rp_appchan_fd() and calls
  * rp_appchan_serve() when it is readable.
@@ -42,6 +50,7 @@
 #define RP_APPCHAN_EVENTS_MAX 20      /* events one channel may record; the rest are counted */
 #define RP_APPCHAN_LOG_BURST 20       /* log lines one channel may cause at once */
 #define RP_APPCHAN_LOG_PER_MINUTE 10  /* and then, on average; the rest are counted */
+#define RP_APPCHAN_FDS_UNREAD_MAX 4   /* descriptors sent on a channel its app has not read */
 
 typedef struct rp_appchan {
     int fd; /* the monitor's end (non-blocking); -1 once closed */
@@ -59,6 +68,9 @@ typedef struct rp_appchan {
     uint32_t log_tokens;
     int64_t log_refilled_ms;
     unsigned log_suppressed; /* lines not logged since the last one that was */
+    /* Descriptors sent on it since it was last seen with nothing unread (an upper bound of those
+     * in flight to its app). */
+    unsigned fds_unread;
 } rp_appchan_t;
 
 /* What the root of trust's holder does for a channel (the broker: its gate to the monitor). */
@@ -97,8 +109,10 @@ int rp_appchan_fd(const rp_appchan_t *c);
 /*
  * Answer one packet, if one is waiting (root: the hooks above; peers: NULL refuses every
  * APP_CONNECT).
- * RP_OK: answered (or nothing to read); RP_ERR_NOT_FOUND: the app closed its end; any other: the
- * packet was refused as malformed (and said why). On anything but RP_OK the channel is closed.
+ * RP_OK: answered (or nothing to read); RP_ERR_NOT_FOUND: the app closed its end (it hung up); any
+ * other: the packet was refused as malformed (and said why), or its reply could not be sent while
+ * the app is still there (RP_ERR_IO: its channel is full): the caller tells whoever must know that
+ * the app lost its channel. On anything but RP_OK the channel is closed.
  */
 rp_err_t rp_appchan_serve(rp_appchan_t *c, const rp_appchan_root_t *root,
                           const rp_appchan_peers_t *peers);

@@ -292,5 +292,10 @@ void rp_appgate_reset(rp_appgate_app_t *e)
         rp_log_warn("%s: %u more refusals on its channel were not recorded as events", e->component,
                     e->events_suppressed);
     e->events = e->events_suppressed = 0;
+    rp_appgate_rate_reset(e);
+}
+
+void rp_appgate_rate_reset(rp_appgate_app_t *e)
+{
     rp_gate_bucket_fill(&e->sign, RP_APPCHAN_SIGN_BURST);
 }

@@ -40,6 +40,10 @@ void rp_appgate_tell(int fd, uint8_t slot, const rp_appgate_app_t *e, bool add);
 /* A channel's refusal counters and signing rate start again (a new channel). */
 void rp_appgate_reset(rp_appgate_app_t *e);
 
+/* e's signing rate starts again, its refusal counters do not: its channel is handed to a new
+ * broker, whose own bucket starts full (rp_appchan_adopt), so that both agree. */
+void rp_appgate_rate_reset(rp_appgate_app_t *e);
+
 /*
  * The device certificate chain as the agent stored it, PEM, not parsed: S/agent/device.crt and
  * S/agent/ca-chain.pem, or S/device.crt and S/ca-chain.pem where S/agent/ has no certificate.

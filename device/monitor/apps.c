@@ -1619,8 +1619,10 @@ void rp_apps_chans_slots(rp_apps_chans_t *t, rp_appgate_app_t *out[RP_GATE_SLOTS
 void rp_apps_chans_hand(rp_apps_chans_t *t, int broker)
 {
     for (size_t i = 0; i < RP_COMPONENTS_MAX; i++)
-        if (t->e[i].used)
+        if (t->e[i].used) {
+            rp_appgate_rate_reset(&t->e[i].g); /* the new broker's bucket is full too */
             rp_appgate_tell(broker, (uint8_t)i, &t->e[i].g, true);
+        }
 }
 
 rp_err_t rp_apps_broker(int fd, int *broker)

@@ -154,7 +154,8 @@ void rp_apps_chans_sync(rp_apps_chans_t *t, const rp_apps_msg_t *set, int fd, in
 /* t's apps by the gate's slot (the trial's: NULL). OUT: out. */
 void rp_apps_chans_slots(rp_apps_chans_t *t, rp_appgate_app_t *out[RP_GATE_SLOTS]);
 
-/* Tell a new broker (on broker) of every app in t, with its channel when it has one. */
+/* Tell a new broker (on broker) of every app in t, with its channel when it has one; each app's
+ * signing rate starts again, as the new broker's does. */
 void rp_apps_chans_hand(rp_apps_chans_t *t, int broker);
 
 /* Ask the supervisor on fd to (re)start the app broker. OUT: *broker, the monitor's end of its

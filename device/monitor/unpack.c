@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "appchan.h" /* RP_APPCHAN_FDS_UNREAD_MAX */
 #include "rampart/apptree.h"
 #include "rampart/log.h"
 #include "seccomp_allow.h" /* SANITIZER_BUILD */
@@ -32,6 +33,14 @@ extern char **environ;
 
 #define STAGE_SUFFIX ".unpack"
 
+/* The broker's budget: in flight, at most RP_APPCHAN_FDS_UNREAD_MAX per channel (appchan.c), with
+ * as much again for its own (every channel, its socket, what the monitor queues for it). */
+_Static_assert(2 * RP_GATE_SLOTS * RP_APPCHAN_FDS_UNREAD_MAX <= RP_BROKER_NOFILE,
+               "the broker's descriptor budget covers every channel's unread descriptors");
+
+static void exec_as(uid_t uid, const char *helper, char *const argv[], int keep)
+    __attribute__((noreturn));
+
 static bool limit(int res, rlim_t n)
 {
     struct rlimit rl = {n, n};
@@ -40,7 +49,8 @@ static bool limit(int res, rlim_t n)
 
 /* In the child, before exec: the slot on stdin, the answer and the reason on two pipes, limits,
  * the unpack user, no other descriptor (but sock at 3, unless -1: the broker's, which lives as
- * long as the monitor and so has no CPU limit). Never returns. */
+ * long as the monitor and so has no CPU limit, and has its own user and descriptor budget).
+ * Never returns. */
 static void child(const char *helper, char *const argv[], int slot_fd, int out, int err,
                   const char *cwd, int sock)
 {
@@ -49,20 +59,25 @@ static void child(const char *helper, char *const argv[], int slot_fd, int out, 
     if (dup2(slot_fd, STDIN_FILENO) < 0 || (out >= 0 && dup2(out, STDOUT_FILENO) < 0) ||
         (err >= 0 && dup2(err, STDERR_FILENO) < 0) || chdir(cwd) != 0 || !limit(RLIMIT_CORE, 0) ||
         (sock < 0 && !limit(RLIMIT_CPU, RP_UNPACK_SECONDS)) ||
-        !limit(RLIMIT_FSIZE, RP_UNPACK_TREE_BYTES_MAX) || !limit(RLIMIT_NOFILE, 64) ||
+        !limit(RLIMIT_FSIZE, RP_UNPACK_TREE_BYTES_MAX) ||
+        !limit(RLIMIT_NOFILE, sock < 0 ? 64 : RP_BROKER_NOFILE) ||
         (sock >= 0 && dup2(sock, 3) != 3))
         _exit(126);
 #ifndef SANITIZER_BUILD /* ASan reserves terabytes of shadow */
     if (!limit(RLIMIT_AS, 2ull * 1024 * 1024 * 1024))
         _exit(126);
 #endif
-    rp_unpack_exec(helper, argv, sock >= 0 ? 4 : 3);
+    exec_as(sock >= 0 ? RP_BROKER_UID : RP_UNPACK_UID, helper, argv, sock >= 0 ? 4 : 3);
 }
 
 void rp_unpack_exec(const char *helper, char *const argv[], int keep)
 {
-    if (setgroups(0, NULL) != 0 || setresgid(RP_UNPACK_UID, RP_UNPACK_UID, RP_UNPACK_UID) != 0 ||
-        setresuid(RP_UNPACK_UID, RP_UNPACK_UID, RP_UNPACK_UID) != 0)
+    exec_as(RP_UNPACK_UID, helper, argv, keep);
+}
+
+static void exec_as(uid_t uid, const char *helper, char *const argv[], int keep)
+{
+    if (setgroups(0, NULL) != 0 || setresgid(uid, uid, uid) != 0 || setresuid(uid, uid, uid) != 0)
         _exit(126);
     closefrom((unsigned)keep);
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) /* (after the user: a change of it clears it) */

@@ -20,10 +20,12 @@
 #include "rampart/metadata.h"
 #include "rampart/netaddrs.h"
 
-#define RP_UNPACK_UID 0x7dffffffu    /* the child's uid and gid: just below the apps' (apps.h) */
-#define RP_UNPACK_TREE "tree"        /* what extract makes in its staging directory */
-#define RP_UNPACK_WHY_MAX 255        /* a refusal's reason, on the child's stderr */
-#define RP_UNPACK_SECONDS 60         /* the child's deadline (and its CPU seconds) */
+#define RP_UNPACK_UID 0x7dffffffu /* the child's uid and gid: just below the apps' (apps.h) */
+#define RP_BROKER_UID 0x7dfffffeu /* the app broker's, its own: the kernel counts per user */
+#define RP_BROKER_NOFILE 256      /* the broker's RLIMIT_NOFILE: its descriptors, and in flight */
+#define RP_UNPACK_TREE "tree"     /* what extract makes in its staging directory */
+#define RP_UNPACK_WHY_MAX 255     /* a refusal's reason, on the child's stderr */
+#define RP_UNPACK_SECONDS 60      /* the child's deadline (and its CPU seconds) */
 #define RP_UNPACK_RESOLVE_SECONDS 15 /* the deadline of a resolution (every name of an app) */
 #define RP_UNPACK_ENVELOPE 0 /* rp_unpack_metadata's kind for an older version's JSON envelope */
 #define RP_UNPACK_ENVELOPE_MAX (64 * 1024) /* its signed binary form, answered, at most */
@@ -72,9 +74,11 @@ rp_err_t rp_unpack_beside(const char *name, char *out, size_t cap) RP_MUST_CHECK
 /* Remove a tree made by rp_unpack_extract (or a staging directory it left); RP_OK if absent. */
 rp_err_t rp_unpack_remove(const char *path) RP_MUST_CHECK;
 
-/* Start the app broker (`rampart-unpack broker`, device/broker/broker.h) as the unpack user, with
- * sock (its end of its socket to the monitor) at its descriptor 3 and stderr the supervisor's.
- * Its pid (the caller reaps it), or -1. */
+/* Start the app broker (`rampart-unpack broker`, device/broker/broker.h), confined as the unpack
+ * children are but as its own user (RP_BROKER_UID: the descriptors it has sent and an app has not
+ * read count against that user's RLIMIT_NOFILE, RP_BROKER_NOFILE, and no other process's use of
+ * that user's budget is its), with sock (its end of its socket to the monitor) at its descriptor 3
+ * and stderr the supervisor's. Its pid (the caller reaps it), or -1. */
 pid_t rp_unpack_broker(int sock);
 
 #endif /* RAMPART_MONITOR_UNPACK_H */

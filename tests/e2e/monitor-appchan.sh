@@ -5,6 +5,9 @@
 # list, is refused and the refusal is a security event; an app killed and restarted gets a new
 # channel and talks again; the app broker (which reads the channels, unprivileged) killed with -9
 # comes back with every channel, and a new call goes through; a new version gets its own channel.
+# A hostile app that asks for sockets to a peer and reads no reply (review r4) is refused past a few
+# unread (an event), and other apps' calls still go through: the broker runs as in production
+# (its own unprivileged user), where the kernel counts descriptors in flight against its limit.
 # Runs as root (the monitor does).
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT}" "${MONITOR:?set MONITOR}" "${MONITOR_CALL:?set MONITOR_CALL}"
@@ -14,7 +17,7 @@ d=$E2E_DIR
 chmod 755 "$d"
 S=$d/S SOCK=$d/S/monitor.sock LOG=$d/monitor.log
 # Component names of their own: cgroups are named after them.
-SINK=ac-sink$$ SRC=ac-src$$ STRANGER=ac-stranger$$
+SINK=ac-sink$$ SRC=ac-src$$ STRANGER=ac-stranger$$ HOG=ac-hog$$
 
 expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/k.key"
 expect 0 "$RAMPART" key public --key "$d/k.key" --out "$d/k.pub"
@@ -39,9 +42,14 @@ caller='/app/bin/app-peer call '"$SINK"' "hello $RAMPART_VERSION"
 echo ready >&"$RAMPART_READY_FD"
 exec sleep 3600'
 app "$SRC" "[\"$SINK\"]" "$caller"
-app "$STRANGER" "[\"$SINK\"]" "$caller"
-# The stranger lists the sink; the sink does not list the stranger: refused.
-for a in "$SINK" "$SRC" "$STRANGER"; do
+# The stranger lists the sink; the sink does not list the stranger: refused. It lists the hog
+# too, which lists it back, and never reads its channel after its call.
+app "$STRANGER" "[\"$SINK\", \"$HOG\"]" "$caller"
+# The hog asks for 120 sockets to the stranger, each request read before the next, no reply read.
+app "$HOG" "[\"$STRANGER\"]" '/app/bin/app-peer flood '"$STRANGER"' 120
+echo ready >&"$RAMPART_READY_FD"
+exec sleep 3600'
+for a in "$SINK" "$SRC" "$STRANGER" "$HOG"; do
   expect 0 "$RAMPART" image sign --key "$d/k.key" --version 1.0.0 --type app "$d/$a" "$d/$a-1.img"
 done
 expect 0 "$RAMPART" image sign --key "$d/k.key" --version 2.0.0 --type app "$d/$SRC" "$d/$SRC-2.img"
@@ -87,6 +95,27 @@ jq -e --arg r "$STRANGER -> $SINK refused: $SINK's manifest does not list $STRAN
   '[.events[] | select(.app == $s and .kind == "app_connection" and .reason == $r)] | length >= 1' \
   --arg s "$STRANGER" "$d/out" >/dev/null || fail "no app_connection event for the refusal: $(cat "$d/out")"
 
+# --- a hostile app holds no more than a few descriptors in flight ---------------------------------
+# Unbounded, its 120 unread replies (and the stranger's unread sockets) would use up the broker's
+# user's RLIMIT_NOFILE, and every other app's connection would be refused.
+expect 0 "$MONITOR_CALL" "$SOCK" install "$HOG" "$d/$HOG-1.img" 30
+wait_until 60 ready "$HOG" || fail "the hog is not ready"
+n=$(count "$SRC" "answer: got hello 1.0.0+0 from $SRC")
+called() { [ "$(log_of "$SRC" | grep -cE '^(answer|refused):|broke' || true)" -gt "$1" ]; }
+m=$(log_of "$SRC" | grep -cE '^(answer|refused):|broke' || true)
+expect 0 "$AGENT" app restart --state-dir "$S" "$SRC"
+wait_until 60 called "$m" || fail "$SRC did not call again"
+[ "$(count "$SRC" "answer: got hello 1.0.0+0 from $SRC")" = $((n + 1)) ] ||
+  { log_of "$SRC" | tail -3 >&2; fail "$SRC's call was not answered while the hog runs"; }
+E2E_CHECKS=$((E2E_CHECKS + 1))
+# Every request of the hog's was answered (none closed its channel unsaid), past the bound with a
+# refusal and an event.
+wait_lines "$HOG" "flood: 120 read" 2 # in its trial, then running
+expect 0 "$AGENT" events --state-dir "$S" --output json
+jq -e --arg r "$HOG -> $STRANGER refused: $HOG has not read 4 channels it was given" \
+  '[.events[] | select(.app == $s and .kind == "app_connection" and .reason == $r)] | length >= 1' \
+  --arg s "$HOG" "$d/out" >/dev/null || fail "no app_connection event for the hog: $(cat "$d/out")"
+
 # --- a killed app comes back with a new channel, and talks again ------------------------------
 pid=$(app_field "$SRC" .pid)
 [ -n "$pid" ] && [ "$pid" -gt 0 ] || fail "no pid for $SRC"
@@ -105,11 +134,13 @@ broker_pid() {
 }
 bpid=$(broker_pid)
 [ -n "$bpid" ] || { cat "$LOG" >&2; fail "no app broker runs"; }
-[ "$(awk '/^Uid:/ {print $2}' "/proc/$bpid/status")" = 2113929215 ] || fail "the broker is not the unpack user"
+# Its own user (RP_BROKER_UID), apart from the unpack helpers': the kernel counts per user.
+[ "$(awk '/^Uid:/ {print $2}' "/proc/$bpid/status")" = 2113929214 ] || fail "the broker is not its user"
+grep -q '^Max open files *256 ' "/proc/$bpid/limits" || fail "the broker's RLIMIT_NOFILE is not 256"
 grep -q '^NoNewPrivs:[[:space:]]*1' "/proc/$bpid/status" || fail "the broker may gain privileges"
 grep -q '^Seccomp:[[:space:]]*2' "/proc/$bpid/status" || fail "the broker has no seccomp filter"
 grep -q '^CapEff:[[:space:]]*0*$' "/proc/$bpid/status" || fail "the broker has capabilities"
-E2E_CHECKS=$((E2E_CHECKS + 4))
+E2E_CHECKS=$((E2E_CHECKS + 5))
 sink_pid=$(app_field "$SINK" .pid)
 kill -KILL "$bpid"
 broker_back() { local p; p=$(broker_pid); [ -n "$p" ] && [ "$p" != "$bpid" ]; }

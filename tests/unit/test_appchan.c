@@ -31,6 +31,7 @@
 #include "app_client.h"
 #include "appchan.h"
 #include "appgate.h"
+#include "apps.h"
 #include "gate-local.h"
 #include "events.h"
 #include "proto.h"
@@ -449,6 +450,80 @@ static void test_connect(void **state)
     connected(PUB, PEER);
 }
 
+/* Send app i an APP_CONNECT to callee and serve it, reading nothing. */
+static void connect_unread(int i, const char *callee)
+{
+    size_t len;
+
+    memset(&q, 0, sizeof(q));
+    q.type = RP_MON_APP_CONNECT;
+    q.id++;
+    snprintf(q.u.app_connect.component, sizeof(q.u.app_connect.component), "%s", callee);
+    assert_int_equal(rp_mon_request_encode(&q, buf, sizeof(buf), &len), RP_OK);
+    assert_int_equal(rp_mon_send(app_ends[i], buf, len, -1), RP_OK);
+    assert_int_equal(rp_appchan_serve(&chans[i], &root, &peers), RP_OK);
+}
+
+/* Read app i's channel to its end. OUT: how many packets brought a descriptor (closed), and the
+ * last reply in r. */
+static int drain_channel(int i)
+{
+    struct pollfd pf = {.fd = app_ends[i], .events = POLLIN};
+    size_t len;
+    int fd, n = 0;
+
+    while (poll(&pf, 1, 0) == 1) {
+        assert_int_equal(rp_mon_recv(app_ends[i], buf, sizeof(buf), &len, &fd), RP_OK);
+        assert_int_equal(rp_mon_reply_decode(buf, len, &r), RP_OK);
+        if (fd >= 0) {
+            close(fd);
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Review r4: a caller that reads none of its replies, or a peer that takes none of its sockets,
+ * holds at most RP_APPCHAN_FDS_UNREAD_MAX descriptors in flight; once read, it connects again. */
+static void test_unread_bound(void **state)
+{
+    char ev[4][400], want[400];
+    int fd;
+
+    (void)state;
+    new_events(&seen, ev, 4);
+    for (int k = 0; k < RP_APPCHAN_FDS_UNREAD_MAX; k++)
+        connect_unread(PUB, "peer");
+    connect_unread(PUB, "peer"); /* the caller's own bound */
+    assert_int_equal(new_events(&seen, ev, 4), 1);
+    snprintf(want, sizeof(want),
+             "app_connection pub pub -> peer refused: pub has not read %d channels it was given",
+             RP_APPCHAN_FDS_UNREAD_MAX);
+    assert_string_equal(ev[0], want);
+    assert_int_equal(drain_channel(PUB), RP_APPCHAN_FDS_UNREAD_MAX);
+    assert_int_equal(r.status, RP_ERR_BUSY);
+    assert_non_null(strstr(r.message, "read its replies"));
+    /* The caller read them; the peer has not: refused for the peer (said, not an event). */
+    connect_unread(PUB, "peer");
+    assert_int_equal(drain_channel(PUB), 0);
+    assert_int_equal(r.status, RP_ERR_BUSY);
+    assert_non_null(strstr(r.message, "peer has not taken"));
+    assert_int_equal(new_events(&seen, ev, 4), 0);
+    assert_int_equal(drain_channel(PEER), RP_APPCHAN_FDS_UNREAD_MAX);
+    connected(PUB, PEER);
+    /* A channel taken with packets unread (a new broker's) gives no descriptor until read. */
+    connect_unread(PEER, "pub");
+    fd = dup(rp_appchan_fd(&chans[PUB]));
+    assert_true(fd >= 0);
+    rp_appchan_close(&chans[PUB]);
+    assert_int_equal(rp_appchan_adopt(&chans[PUB], names[PUB], &manifests[PUB], fd), RP_OK);
+    connect_unread(PEER, "pub");
+    assert_int_equal(drain_channel(PEER), 1);
+    assert_int_equal(r.status, RP_ERR_BUSY);
+    assert_int_equal(drain_channel(PUB), 1);
+    connected(PEER, PUB);
+}
+
 /* An agent's request on an app's channel is refused, the channel kept; an app's request on the
  * agent's socket is refused too (serve.c). */
 static void test_wrong_socket(void **state)
@@ -525,6 +600,78 @@ static void test_bad_packets(void **state)
             close(app_ends[i]);
         assert_int_equal(rp_appchan_open(&chans[i], names[i], &manifests[i], &app_ends[i]), RP_OK);
     }
+}
+
+/* App i's channel made again (the one before closed, at both ends). */
+static void reopen(int i)
+{
+    if (app_ends[i] >= 0)
+        close(app_ends[i]);
+    rp_appchan_close(&chans[i]);
+    assert_int_equal(rp_appchan_open(&chans[i], names[i], &manifests[i], &app_ends[i]), RP_OK);
+}
+
+/* Review r4: a channel closed while its app is still there is an error (the broker tells the
+ * monitor, CLOSED): an empty packet, a reply the app does not take; an app that hung up is
+ * RP_ERR_NOT_FOUND (the monitor sees it exit), even with its request unanswered. */
+static void test_closes(void **state)
+{
+    size_t len;
+    int fd = -1, n;
+    rp_err_t err = RP_OK;
+
+    (void)state;
+    assert_int_equal(rp_mon_send(app_ends[PLAIN], buf, 0, -1), RP_OK);
+    assert_int_equal(rp_appchan_serve(&chans[PLAIN], &root, &peers), RP_ERR_MALFORMED);
+    assert_int_equal(rp_appchan_fd(&chans[PLAIN]), -1);
+    assert_int_equal(rp_mon_recv(app_ends[PLAIN], buf, sizeof(buf), &len, &fd), RP_OK);
+    assert_int_equal(rp_mon_reply_decode(buf, len, &r), RP_OK);
+    assert_int_equal(r.status, RP_ERR_MALFORMED);
+    reopen(PLAIN);
+    /* Requests whose replies are never read: the channel fills, then closes. */
+    memset(&q, 0, sizeof(q));
+    q.type = RP_MON_STATUS; /* (refused on a channel: a reply, no event) */
+    assert_int_equal(rp_mon_request_encode(&q, buf, sizeof(buf), &len), RP_OK);
+    for (n = 0; n < 100000 && err == RP_OK; n++) {
+        assert_int_equal(rp_mon_send(app_ends[PLAIN], buf, len, -1), RP_OK);
+        err = rp_appchan_serve(&chans[PLAIN], &root, &peers);
+    }
+    assert_int_equal(err, RP_ERR_IO);
+    assert_true(n > 1);
+    assert_int_equal(rp_appchan_fd(&chans[PLAIN]), -1);
+    reopen(PLAIN);
+    /* Asked, then gone. */
+    assert_int_equal(rp_mon_send(app_ends[PLAIN], buf, len, -1), RP_OK);
+    close(app_ends[PLAIN]);
+    app_ends[PLAIN] = -1;
+    assert_int_equal(rp_appchan_serve(&chans[PLAIN], &root, &peers), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_appchan_fd(&chans[PLAIN]), -1);
+    reopen(PLAIN);
+}
+
+/* Review r4: a new broker's signing bucket starts full, so the monitor's does too when it hands
+ * the channels over (or it would refuse what the broker allows, and blame the broker). */
+static void test_hand_rate(void **state)
+{
+    static rp_apps_chans_t t;
+    int n = 0;
+
+    (void)state;
+    memset(&t, 0, sizeof(t));
+    t.e[3].used = true;
+    t.e[3].g.used = true;
+    t.e[3].g.fd = -1;
+    snprintf(t.e[3].g.component, sizeof(t.e[3].g.component), "pub");
+    rp_appgate_reset(&t.e[3].g);
+    while (rp_gate_bucket_take(&t.e[3].g.sign, RP_APPCHAN_SIGN_BURST, RP_APPCHAN_SIGN_PER_MINUTE))
+        n++;
+    assert_int_equal(n, RP_APPCHAN_SIGN_BURST);
+    t.e[3].g.events = 7;
+    rp_apps_chans_hand(&t, -1);
+    for (n = 0; n < RP_APPCHAN_SIGN_BURST; n++)
+        assert_true(
+            rp_gate_bucket_take(&t.e[3].g.sign, RP_APPCHAN_SIGN_BURST, RP_APPCHAN_SIGN_PER_MINUTE));
+    assert_int_equal(t.e[3].g.events, 7); /* the events' count is kept */
 }
 
 /* An app asking in a loop cannot flood the monitor's log: each refusal is answered (and the first
@@ -812,7 +959,9 @@ int main(void)
         cmocka_unit_test(test_rate_limit),   cmocka_unit_test(test_connect),
         cmocka_unit_test(test_wrong_socket), cmocka_unit_test(test_bad_packets),
         cmocka_unit_test(test_log_bound),    cmocka_unit_test(test_chain_files),
-        cmocka_unit_test(test_gate_checks),  cmocka_unit_test(test_client),
+        cmocka_unit_test(test_gate_checks),  cmocka_unit_test(test_unread_bound),
+        cmocka_unit_test(test_closes),       cmocka_unit_test(test_hand_rate),
+        cmocka_unit_test(test_client),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
