@@ -40,7 +40,8 @@ typedef struct rp_appgate_app {
 rp_err_t rp_appgate_serve(int fd, rp_agent_t *a, rp_appgate_app_t *const apps[RP_GATE_SLOTS],
                           int *closed);
 
-/* Tell the broker on fd (-1: none now) of e at slot: ADD, with e->fd when it has one, or DROP. */
+/* Tell the broker on fd (-1: none now) of e at slot: ADD, with its generation and e->fd when it
+ * has one, or DROP. */
 void rp_appgate_tell(int fd, uint8_t slot, const rp_appgate_app_t *e, bool add);
 
 /* A channel's refusal counters and signing rate start again, with a new generation (a new
