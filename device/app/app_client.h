@@ -56,8 +56,10 @@ void rp_app_client_close(rp_app_client_t *c);
 
 /*
  * The device certificate chain (PEM: the device's certificate first, then its CAs).
- * RP_ERR_DENIED: the manifest has no DeviceAuthentication; RP_ERR_NOT_FOUND: the device has no
- * certificate yet; c->message says why. OUT: pem[0..*len), NUL-terminated (cap > *len).
+ * RP_ERR_DENIED: the manifest has no DeviceAuthentication, or over the identity rate (10 at once,
+ * 60 a minute: keep the chain rather than ask for it per connection); RP_ERR_NOT_FOUND: the
+ * device has no certificate yet; RP_ERR_BUSY: the monitor is busy (an install): try again;
+ * c->message says why. OUT: pem[0..*len), NUL-terminated (cap > *len).
  */
 rp_err_t rp_app_identity(rp_app_client_t *c, char *pem, size_t cap, size_t *len) RP_MUST_CHECK;
 

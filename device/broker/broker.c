@@ -1,8 +1,11 @@
 /*
  * The app broker (broker.h): every app's channel, read and answered without privilege; the
- * chain and the signatures asked of the monitor over the gate (gate.h), one request at a time.
+ * chain and the signatures asked of the monitor over the gate (gate.h), at most one request per
+ * channel at a time, the other channels served while it waits.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,24 +18,20 @@
 #include "gate.h"
 #include "rampart/log.h"
 
-#define QUEUE_MAX 64   /* the monitor's ADD and DROP that came while an answer was awaited */
 #define ASK_SECONDS 30 /* an answer not in by then: the app is told to try again */
 
 typedef struct slot {
-    bool used;       /* the monitor named this app (ADD) */
-    rp_manifest_t m; /* the rules it gave, as the manifest appchan.c reads */
-    rp_appchan_t c;  /* c.fd < 0: the app does not run (it has no channel) */
+    bool used;           /* the monitor named this app (ADD) */
+    uint64_t gen;        /* its channel's generation, as ADD gave it: in every message about it */
+    rp_manifest_t m;     /* the rules it gave, as the manifest appchan.c reads */
+    rp_appchan_t c;      /* c.fd < 0: the app does not run (it has no channel) */
+    rp_gate_wait_t wait; /* the request of c asked of the monitor (seq 0: none); c waits */
 } slot_t;
 
 static struct {
     int mon;
+    uint32_t seq; /* the last request's number */
     slot_t slots[RP_GATE_SLOTS];
-    struct {
-        uint8_t buf[RP_GATE_APP_LEN];
-        size_t len;
-        int fd;
-    } queue[QUEUE_MAX];
-    size_t nqueued;
     uint8_t buf[RP_GATE_ANSWER_MAX];
     rp_mon_reply_t answer;
 } b;
@@ -42,13 +41,16 @@ static uint8_t slot_of(const rp_appchan_t *c)
     return (uint8_t)((const slot_t *)((const char *)c - offsetof(slot_t, c)) - b.slots);
 }
 
-/* ADD or DROP, as the monitor said (fd: ADD's channel end, or -1: the app does not run). */
+/* ADD or DROP, as the monitor said (fd: ADD's channel end, or -1: the app does not run). A request
+ * awaited for the slot's channel before is no longer (its answer, late, matches nothing). */
 static void apply(const rp_gate_app_t *g, int fd)
 {
     slot_t *s = &b.slots[g->slot];
 
     rp_appchan_close(&s->c);
+    s->wait.seq = 0;
     s->used = g->op == RP_GATE_ADD;
+    s->gen = g->gen;
     if (!s->used) {
         if (fd >= 0)
             close(fd);
@@ -65,40 +67,78 @@ static void apply(const rp_gate_app_t *g, int fd)
     }
 }
 
-/* One message from the monitor, in buf[0..len) with fd. ANSWER (one not awaited: late) is
- * dropped; a message that does not decode is said and dropped. */
-static void take(const uint8_t *buf, size_t len, int fd)
-{
-    rp_gate_app_t g;
-    uint8_t slot;
-    const uint8_t *pkt;
-    size_t n;
-
-    if (rp_gate_msg_decode(buf, len, &g, &slot, &pkt, &n) != RP_OK || pkt != NULL) {
-        if (pkt == NULL)
-            rp_log_warn("a message from the monitor that does not decode: dropped");
-        if (fd >= 0)
-            close(fd);
-        return;
-    }
-    apply(&g, fd);
-}
-
 static void refuse(rp_mon_reply_t *p, rp_err_t err, const char *why)
 {
     p->status = (uint16_t)err;
     snprintf(p->message, sizeof(p->message), "%s", why);
 }
 
-/* The root hook: q asked of the monitor, its answer awaited (the monitor's other messages meanwhile
- * queued). */
-static void ask(void *ctx, rp_appchan_t *c, const rp_mon_request_t *q, rp_mon_reply_t *p)
+/* Tell the monitor slot's channel was closed while its app still runs (its copy closes too): for
+ * what its app sent, or for a reply its app did not take. */
+static void closed(uint8_t slot)
 {
-    rp_gate_req_t r = {.slot = slot_of(c), .id = q->id};
+    rp_gate_req_t r = {.op = RP_GATE_CLOSED, .slot = slot, .gen = b.slots[slot].gen};
     uint8_t out[RP_GATE_REQ_LEN];
-    int64_t deadline = rp_gate_now_ms() + ASK_SECONDS * 1000;
+
+    if (rp_gate_req_encode(&r, out, sizeof(out)) != RP_OK ||
+        rp_mon_send(b.mon, out, sizeof(out), -1) != RP_OK)
+        rp_log_error("the monitor could not be told of a closed channel");
+}
+
+/* What serving slot's channel came to (rp_appchan_serve's or rp_appchan_answer's result). */
+static void served(uint8_t slot, rp_err_t err)
+{
+    if (err != RP_OK && err != RP_ERR_NOT_FOUND)
+        closed(slot);
+}
+
+/* ANSWER from the monitor: to its app when it is the answer its request awaits (rp_gate_answers:
+ * the broker's own number, never the app's id); else late (given up on, or for a channel since
+ * replaced), dropped. */
+static void answered(const rp_gate_msg_t *msg)
+{
+    slot_t *s = &b.slots[msg->slot];
+
+    if (rp_mon_reply_decode(msg->pkt, msg->pkt_len, &b.answer) != RP_OK ||
+        !rp_gate_answers(&s->wait, msg->seq, &b.answer)) {
+        rp_log_debug("an answer from the monitor not awaited (late): dropped");
+        return;
+    }
+    b.answer.id = s->wait.id;
+    s->wait.seq = 0;
+    served(msg->slot, rp_appchan_answer(&s->c, &b.answer));
+}
+
+/* One message from the monitor, in b.buf[0..len) with fd; one that does not decode is said and
+ * dropped. */
+static void take(size_t len, int fd)
+{
+    rp_gate_msg_t msg;
+    bool ok = rp_gate_msg_decode(b.buf, len, &msg) == RP_OK;
+
+    if (ok && msg.op != RP_GATE_ANSWER) {
+        apply(&msg.app, fd);
+        return;
+    }
+    if (ok)
+        answered(&msg);
+    else
+        rp_log_warn("a message from the monitor that does not decode: dropped");
+    if (fd >= 0)
+        close(fd);
+}
+
+/* The root hook: q sent to the monitor; its answer comes later (answered), or BUSY at the
+ * deadline (expire). */
+static bool ask(void *ctx, rp_appchan_t *c, const rp_mon_request_t *q, rp_mon_reply_t *p)
+{
+    slot_t *s = &b.slots[slot_of(c)];
+    rp_gate_req_t r = {.slot = slot_of(c), .gen = s->gen};
+    uint8_t out[RP_GATE_REQ_LEN];
 
     (void)ctx;
+    b.seq = b.seq == UINT32_MAX ? 1 : b.seq + 1;
+    r.seq = b.seq;
     r.op = q->type == RP_MON_APP_IDENTITY ? RP_GATE_IDENTITY : RP_GATE_SIGN;
     if (r.op == RP_GATE_SIGN) {
         r.side = q->u.sign_tls13.side;
@@ -107,63 +147,45 @@ static void ask(void *ctx, rp_appchan_t *c, const rp_mon_request_t *q, rp_mon_re
     }
     if (rp_gate_req_encode(&r, out, sizeof(out)) != RP_OK ||
         rp_mon_send(b.mon, out, sizeof(out), -1) != RP_OK) {
-        refuse(p, RP_ERR_IO, "the monitor cannot be asked");
-        return;
+        refuse(p, RP_ERR_BUSY, "the monitor cannot be asked now: try again");
+        return false;
     }
-    for (;;) {
-        struct pollfd pf = {b.mon, POLLIN, 0};
-        int64_t left = deadline - rp_gate_now_ms();
-        rp_gate_app_t g;
-        uint8_t slot;
-        const uint8_t *pkt;
-        size_t len = 0, n;
-        int fd = -1;
-        rp_err_t err;
+    s->wait = (rp_gate_wait_t){r.seq, q->id, q->type, rp_gate_now_ms() + ASK_SECONDS * 1000};
+    return true;
+}
 
-        if (left <= 0 || (poll(&pf, 1, (int)left) < 0 && errno != EINTR)) {
-            refuse(p, RP_ERR_BUSY,
-                   "the monitor did not answer in time (it may be installing): "
-                   "try again");
-            return;
-        }
-        if (pf.revents == 0)
+/* Each request not answered by its deadline is answered BUSY. The time to the next deadline, in
+ * ms (-1: none). */
+static int expire(void)
+{
+    int64_t now = rp_gate_now_ms(), next = -1;
+
+    for (uint8_t i = 0; i < RP_GATE_SLOTS; i++) {
+        slot_t *s = &b.slots[i];
+        if (s->wait.seq == 0)
             continue;
-        err = rp_mon_recv(b.mon, b.buf, sizeof(b.buf), &len, &fd);
-        if (err == RP_ERR_NOT_FOUND || err == RP_ERR_IO)
-            exit(0); /* the monitor is gone: so is the broker (the apps' channels are its) */
-        if (err != RP_OK || rp_gate_msg_decode(b.buf, len, &g, &slot, &pkt, &n) != RP_OK) {
-            rp_log_warn("a message from the monitor that does not decode: dropped");
-            if (fd >= 0)
-                close(fd);
+        if (s->wait.deadline_ms > now) {
+            next = next < 0 || s->wait.deadline_ms - now < next ? s->wait.deadline_ms - now : next;
             continue;
         }
-        if (pkt == NULL) { /* ADD or DROP: after this request */
-            if (b.nqueued == QUEUE_MAX || len > sizeof(b.queue[0].buf)) {
-                rp_log_error("too many messages from the monitor at once: one is lost");
-                if (fd >= 0)
-                    close(fd);
-                continue;
-            }
-            memcpy(b.queue[b.nqueued].buf, b.buf, len);
-            b.queue[b.nqueued].len = len;
-            b.queue[b.nqueued++].fd = fd;
-            continue;
-        }
-        if (fd >= 0)
-            close(fd);
-        /* This request's answer (an earlier one given up on is not). */
-        if (slot == r.slot && rp_mon_reply_decode(pkt, n, &b.answer) == RP_OK &&
-            b.answer.id == q->id && b.answer.type == q->type) {
-            *p = b.answer;
-            return;
-        }
+        memset(&b.answer, 0, sizeof(b.answer));
+        b.answer.type = s->wait.type;
+        b.answer.id = s->wait.id;
+        refuse(&b.answer, RP_ERR_BUSY,
+               "the monitor did not answer in time (it may be installing): try again");
+        s->wait.seq = 0;
+        served(i, rp_appchan_answer(&s->c, &b.answer));
     }
+    return next > INT_MAX ? INT_MAX : (int)next;
 }
 
 /* The root hook: a refusal, for the monitor to record. */
 static void record(void *ctx, rp_appchan_t *c, rp_event_kind_t kind, const char *reason)
 {
-    rp_gate_req_t r = {.op = RP_GATE_EVENT, .slot = slot_of(c), .event_kind = (uint16_t)kind};
+    rp_gate_req_t r = {.op = RP_GATE_EVENT,
+                       .slot = slot_of(c),
+                       .gen = b.slots[slot_of(c)].gen,
+                       .event_kind = (uint16_t)kind};
     uint8_t out[RP_GATE_REQ_LEN];
 
     (void)ctx;
@@ -190,18 +212,6 @@ static void find(void *ctx, const char *component, rp_appchan_t **chan,
         }
 }
 
-/* Tell the monitor slot's channel was closed while its app still runs (its copy closes too): for
- * what its app sent, or for a reply its app did not take. */
-static void closed(uint8_t slot)
-{
-    rp_gate_req_t r = {.op = RP_GATE_CLOSED, .slot = slot};
-    uint8_t out[RP_GATE_REQ_LEN];
-
-    if (rp_gate_req_encode(&r, out, sizeof(out)) != RP_OK ||
-        rp_mon_send(b.mon, out, sizeof(out), -1) != RP_OK)
-        rp_log_error("the monitor could not be told of a closed channel");
-}
-
 int rp_broker_run(int mon)
 {
     static const rp_appchan_root_t root = {ask, record, NULL};
@@ -209,17 +219,21 @@ int rp_broker_run(int mon)
     struct pollfd p[1 + RP_GATE_SLOTS];
 
     b.mon = mon;
+    /* Never wait on the monitor: while it does not read (an install), a request or an event that
+     * does not fit is refused or said, and the other channels are served. */
+    if (fcntl(mon, F_SETFL, fcntl(mon, F_GETFL) | O_NONBLOCK) != 0) {
+        rp_log_error("the monitor's socket: %s", strerror(errno));
+        return 1;
+    }
     for (size_t i = 0; i < RP_GATE_SLOTS; i++)
         b.slots[i].c.fd = -1;
     rp_log_info("serving the apps' channels");
     for (;;) {
-        for (size_t i = 0; i < b.nqueued; i++)
-            take(b.queue[i].buf, b.queue[i].len, b.queue[i].fd);
-        b.nqueued = 0;
+        int timeout = expire();
         p[0] = (struct pollfd){mon, POLLIN, 0};
         for (size_t i = 0; i < RP_GATE_SLOTS; i++)
-            p[1 + i] = (struct pollfd){b.slots[i].c.fd, POLLIN, 0};
-        if (poll(p, 1 + RP_GATE_SLOTS, -1) < 0 && errno != EINTR) {
+            p[1 + i] = (struct pollfd){b.slots[i].wait.seq != 0 ? -1 : b.slots[i].c.fd, POLLIN, 0};
+        if (poll(p, 1 + RP_GATE_SLOTS, timeout) < 0 && errno != EINTR) {
             rp_log_error("poll: %s", strerror(errno));
             return 1;
         }
@@ -230,17 +244,14 @@ int rp_broker_run(int mon)
             if (err == RP_ERR_NOT_FOUND || err == RP_ERR_IO)
                 return 0; /* the monitor is gone */
             if (err == RP_OK)
-                take(b.buf, len, fd);
+                take(len, fd);
             else if (fd >= 0)
                 close(fd);
         }
         for (size_t i = 0; i < RP_GATE_SLOTS; i++) {
-            rp_err_t err;
             if (p[1 + i].fd < 0 || p[1 + i].revents == 0 || b.slots[i].c.fd != p[1 + i].fd)
-                continue; /* (closed or replaced while an answer was awaited) */
-            err = rp_appchan_serve(&b.slots[i].c, &root, &peers);
-            if (err != RP_OK && err != RP_ERR_NOT_FOUND)
-                closed((uint8_t)i);
+                continue; /* (closed or replaced by the monitor's message just taken) */
+            served((uint8_t)i, rp_appchan_serve(&b.slots[i].c, &root, &peers));
         }
     }
 }

@@ -67,11 +67,14 @@ rp_err_t rp_appchan_adopt(rp_appchan_t *c, const char *component, const rp_manif
     c->fd = fd;
     snprintf(c->component, sizeof(c->component), "%s", component);
     c->manifest = m;
-    c->sign_burst = RP_APPCHAN_SIGN_BURST;
-    c->sign_per_minute = RP_APPCHAN_SIGN_PER_MINUTE;
-    rp_gate_bucket_fill(&c->sign, c->sign_burst);
+    c->sign = (rp_appchan_rate_t){.burst = RP_APPCHAN_SIGN_BURST,
+                                  .per_minute = RP_APPCHAN_SIGN_PER_MINUTE};
+    c->identity = (rp_appchan_rate_t){.burst = RP_APPCHAN_IDENTITY_BURST,
+                                      .per_minute = RP_APPCHAN_IDENTITY_PER_MINUTE};
+    rp_gate_bucket_fill(&c->sign.bucket, c->sign.burst);
+    rp_gate_bucket_fill(&c->identity.bucket, c->identity.burst);
     c->log_tokens = RP_APPCHAN_LOG_BURST;
-    c->log_refilled_ms = c->sign.refilled_ms;
+    c->log_refilled_ms = c->sign.bucket.refilled_ms;
     /* A channel handed over with unread packets (a new broker's): what they carry is not known,
      * so nothing more until the app has read them. */
     c->fds_unread = all_read(c) ? 0 : RP_APPCHAN_FDS_UNREAD_MAX;
@@ -202,32 +205,37 @@ static bool may_use_identity(rp_appchan_t *c, const rp_appchan_root_t *root, rp_
     return false;
 }
 
-static void do_identity(rp_appchan_t *c, const rp_appchan_root_t *root, rp_mon_reply_t *p)
+/* Whether c may ask what w.q asks now, by its rate (what: "signing", "identity"); a refusal is
+ * answered, and recorded once per burst of refusals. */
+static bool within(rp_appchan_t *c, const rp_appchan_root_t *root, rp_mon_reply_t *p,
+                   rp_appchan_rate_t *rate, const char *what)
 {
-    if (may_use_identity(c, root, p))
-        root->ask(root->ctx, c, &w.q, p);
+    if (!rp_gate_bucket_take(&rate->bucket, rate->burst, rate->per_minute)) {
+        rate->refused++;
+        refuse(p, RP_ERR_DENIED, "over the %s rate (%u at once, %u a minute): try later", what,
+               rate->burst, rate->per_minute);
+        if (!rate->limited) /* once per burst of refusals */
+            record(c, root, RP_EVENT_IDENTITY,
+                   "%s refused: over the %s rate (%u at once, %u a minute)",
+                   rp_mon_type_name(w.q.type), what, rate->burst, rate->per_minute);
+        rate->limited = true;
+        return false;
+    }
+    if (rate->limited)
+        say(c, RP_LOG_INFO, "%s again (%llu refused by the rate so far)",
+            rp_mon_type_name(w.q.type), (unsigned long long)rate->refused);
+    rate->limited = false;
+    return true;
 }
 
-static void do_sign(rp_appchan_t *c, const rp_appchan_root_t *root, rp_mon_reply_t *p)
+/* APP_IDENTITY, APP_SIGN_TLS13: whether the root hook answers later (rp_appchan_answer). */
+static bool do_identity(rp_appchan_t *c, const rp_appchan_root_t *root, rp_mon_reply_t *p)
 {
-    if (!may_use_identity(c, root, p))
-        return;
-    if (!rp_gate_bucket_take(&c->sign, c->sign_burst, c->sign_per_minute)) {
-        c->sign_refused++;
-        refuse(p, RP_ERR_DENIED, "over the signing rate (%u at once, %u a minute): try later",
-               c->sign_burst, c->sign_per_minute);
-        if (!c->sign_limited) /* once per burst of refusals */
-            record(c, root, RP_EVENT_IDENTITY,
-                   "app-sign-tls13 refused: over the signing rate (%u at once, %u a minute)",
-                   c->sign_burst, c->sign_per_minute);
-        c->sign_limited = true;
-        return;
-    }
-    if (c->sign_limited)
-        say(c, RP_LOG_INFO, "signing again (%llu refused by the rate so far)",
-            (unsigned long long)c->sign_refused);
-    c->sign_limited = false;
-    root->ask(root->ctx, c, &w.q, p);
+    bool sign = w.q.type == RP_MON_APP_SIGN_TLS13;
+
+    return may_use_identity(c, root, p) &&
+           within(c, root, p, sign ? &c->sign : &c->identity, sign ? "signing" : "identity") &&
+           root->ask(root->ctx, c, &w.q, p);
 }
 
 static bool lists(const rp_manifest_t *m, const char *component)
@@ -330,6 +338,35 @@ static rp_err_t send_reply(rp_appchan_t *c, int fd)
     return err;
 }
 
+/* Send w.p to c's app, with give (closed here; -1: none). One that cannot be sent closes the
+ * channel: RP_ERR_NOT_FOUND. */
+static rp_err_t reply(rp_appchan_t *c, int give)
+{
+    rp_err_t err = send_reply(c, give);
+
+    if (give >= 0)
+        close(give);
+    if (err == RP_OK && give >= 0)
+        c->fds_unread++;
+    if (err != RP_OK) {
+        bool gone = hung_up(c);
+        if (!gone)
+            rp_log_warn("%s: its %s reply could not be sent (%s): the channel is closed",
+                        c->component, rp_mon_type_name(w.p.type), rp_strerror(err));
+        rp_appchan_close(c);
+        return gone ? RP_ERR_NOT_FOUND : RP_ERR_IO;
+    }
+    return RP_OK;
+}
+
+rp_err_t rp_appchan_answer(rp_appchan_t *c, const rp_mon_reply_t *p)
+{
+    if (c->fd < 0)
+        return RP_ERR_NOT_FOUND;
+    w.p = *p;
+    return reply(c, -1);
+}
+
 rp_err_t rp_appchan_serve(rp_appchan_t *c, const rp_appchan_root_t *root,
                           const rp_appchan_peers_t *peers)
 {
@@ -372,8 +409,11 @@ rp_err_t rp_appchan_serve(rp_appchan_t *c, const rp_appchan_root_t *root,
         return err;
     }
     switch (rp_mon_type_channel(w.q.type) == RP_MON_CHANNEL_APP ? w.q.type : 0) {
-    case RP_MON_APP_IDENTITY: do_identity(c, root, &w.p); break;
-    case RP_MON_APP_SIGN_TLS13: do_sign(c, root, &w.p); break;
+    case RP_MON_APP_IDENTITY:
+    case RP_MON_APP_SIGN_TLS13:
+        if (do_identity(c, root, &w.p))
+            return RP_OK; /* answered later */
+        break;
     case RP_MON_APP_CONNECT: do_connect(c, root, peers, &w.p, &give); break;
     default:
         refuse(&w.p, RP_ERR_UNSUPPORTED, "%s is not asked on an app's channel",
@@ -381,18 +421,5 @@ rp_err_t rp_appchan_serve(rp_appchan_t *c, const rp_appchan_root_t *root,
         say(c, RP_LOG_WARN, "refused %s on its channel", rp_mon_type_name(w.q.type));
         break;
     }
-    err = send_reply(c, give);
-    if (give >= 0)
-        close(give);
-    if (err == RP_OK && give >= 0)
-        c->fds_unread++;
-    if (err != RP_OK) {
-        bool gone = hung_up(c);
-        if (!gone)
-            rp_log_warn("%s: its %s reply could not be sent (%s): the channel is closed",
-                        c->component, rp_mon_type_name(w.q.type), rp_strerror(err));
-        rp_appchan_close(c);
-        return gone ? RP_ERR_NOT_FOUND : RP_ERR_IO;
-    }
-    return RP_OK;
+    return reply(c, give);
 }

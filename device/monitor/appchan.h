@@ -12,6 +12,7 @@
  * app's manifest:
  *   APP_IDENTITY, APP_SIGN_TLS13  only with DeviceAuthentication; signatures at most
  *                                 RP_APPCHAN_SIGN_BURST at once, then RP_APPCHAN_SIGN_PER_MINUTE
+ *                                 (and chains at RP_APPCHAN_IDENTITY_*)
  *   APP_CONNECT(peer)             only when both manifests list each other in
  *                                 AllowedApplicationConnections and the peer runs: a new socketpair
  *                                 (SOCK_STREAM), one end in the reply, the other to the peer as an
@@ -30,7 +31,8 @@
  * when the app has read everything), and one app cannot use up the budget of all.
  *
  * Single-threaded, like the monitor: the caller polls rp_appchan_fd() and calls
- * rp_appchan_serve() when it is readable.
+ * rp_appchan_serve() when it is readable (not while a request of the channel awaits its answer
+ * from the root hooks: rp_appchan_answer()).
  */
 #ifndef RAMPART_MONITOR_APPCHAN_H
 #define RAMPART_MONITOR_APPCHAN_H
@@ -47,21 +49,27 @@
 
 #define RP_APPCHAN_SIGN_BURST 10      /* signatures an app may ask for at once */
 #define RP_APPCHAN_SIGN_PER_MINUTE 60 /* and then, on average */
-#define RP_APPCHAN_EVENTS_MAX 20      /* events one channel may record; the rest are counted */
-#define RP_APPCHAN_LOG_BURST 20       /* log lines one channel may cause at once */
-#define RP_APPCHAN_LOG_PER_MINUTE 10  /* and then, on average; the rest are counted */
-#define RP_APPCHAN_FDS_UNREAD_MAX 4   /* descriptors sent on a channel its app has not read */
+#define RP_APPCHAN_IDENTITY_BURST 10  /* certificate chains an app may ask for at once */
+#define RP_APPCHAN_IDENTITY_PER_MINUTE 60
+#define RP_APPCHAN_EVENTS_MAX 20     /* events one channel may record; the rest are counted */
+#define RP_APPCHAN_LOG_BURST 20      /* log lines one channel may cause at once */
+#define RP_APPCHAN_LOG_PER_MINUTE 10 /* and then, on average; the rest are counted */
+#define RP_APPCHAN_FDS_UNREAD_MAX 4  /* descriptors sent on a channel its app has not read */
+
+/* A rate of requests of one type on a channel: a token bucket (gate.h). burst and per_minute may
+ * be changed after open (tests). */
+typedef struct rp_appchan_rate {
+    uint32_t burst, per_minute;
+    rp_gate_bucket_t bucket;
+    bool limited;     /* in a burst of refusals (its first was recorded) */
+    uint64_t refused; /* refused by the rate, in all */
+} rp_appchan_rate_t;
 
 typedef struct rp_appchan {
     int fd; /* the monitor's end (non-blocking); -1 once closed */
     char component[RP_COMPONENT_NAME_MAX + 1];
     const rp_manifest_t *manifest; /* the app's: the caller keeps it valid while the channel is */
-    /* Signing rate: a token bucket, in 1/60000ths of a signature (one minute of milliseconds).
-     * sign_burst and sign_per_minute may be changed after open (tests). */
-    uint32_t sign_burst, sign_per_minute;
-    rp_gate_bucket_t sign;
-    bool sign_limited;     /* in a burst of refusals (its first was recorded) */
-    uint64_t sign_refused; /* refused by the rate, in all */
+    rp_appchan_rate_t sign, identity; /* APP_SIGN_TLS13's, APP_IDENTITY's */
     unsigned events, events_suppressed;
     /* The monitor's log: an app asking in a loop must not flood it (and push the monitor's own
      * lines out of a rate-limited journal). A token bucket of lines, refilled per minute. */
@@ -75,9 +83,10 @@ typedef struct rp_appchan {
 
 /* What the root of trust's holder does for a channel (the broker: its gate to the monitor). */
 typedef struct rp_appchan_root {
-    /* APP_IDENTITY or APP_SIGN_TLS13 of c's app (q), once DeviceAuthentication and the signing
-     * rate were checked here: fill p's body, or its status and message. */
-    void (*ask)(void *ctx, rp_appchan_t *c, const rp_mon_request_t *q, rp_mon_reply_t *p);
+    /* APP_IDENTITY or APP_SIGN_TLS13 of c's app (q), once DeviceAuthentication and the rate
+     * were checked here: fill p's body, or its status and message; or return true, and answer it
+     * later with rp_appchan_answer() (c is not served meanwhile). */
+    bool (*ask)(void *ctx, rp_appchan_t *c, const rp_mon_request_t *q, rp_mon_reply_t *p);
     /* A refusal on c, to record as a security event of kind (at most RP_APPCHAN_EVENTS_MAX). */
     void (*record)(void *ctx, rp_appchan_t *c, rp_event_kind_t kind, const char *reason);
     void *ctx;
@@ -116,6 +125,10 @@ int rp_appchan_fd(const rp_appchan_t *c);
  */
 rp_err_t rp_appchan_serve(rp_appchan_t *c, const rp_appchan_root_t *root,
                           const rp_appchan_peers_t *peers);
+
+/* Send p, the answer to the request c's root hook took to answer later (its id and type: the
+ * request's). RP_OK; RP_ERR_NOT_FOUND: it could not be sent, and the channel is closed. */
+rp_err_t rp_appchan_answer(rp_appchan_t *c, const rp_mon_reply_t *p) RP_MUST_CHECK;
 
 /* Close the monitor's end (the app sees its channel close). Idempotent. */
 void rp_appchan_close(rp_appchan_t *c);

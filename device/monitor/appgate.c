@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "appchan.h" /* RP_APPCHAN_EVENTS_MAX */
@@ -188,7 +189,6 @@ static void answer(rp_agent_t *a, rp_appgate_app_t *e, const rp_gate_req_t *r)
 
     memset(&g.p, 0, sizeof(g.p));
     g.p.type = r->op == RP_GATE_IDENTITY ? RP_MON_APP_IDENTITY : RP_MON_APP_SIGN_TLS13;
-    g.p.id = r->id;
     if (e == NULL) {
         refuse(RP_ERR_NOT_FOUND, "no such app");
         return;
@@ -253,23 +253,26 @@ rp_err_t rp_appgate_serve(int fd, rp_agent_t *a, rp_appgate_app_t *const apps[RP
         return RP_OK;
     }
     e = apps[r.slot] != NULL && apps[r.slot]->used ? apps[r.slot] : NULL;
+    if (e != NULL && !rp_gate_current(&r, e->since, e->gen)) {
+        /* For an earlier channel of the slot (read late): not this one's to act on. */
+        if (e->stale++ == 0)
+            rp_log_warn("%s: the app broker's message for an earlier channel of its slot was "
+                        "dropped",
+                        e->component);
+        return RP_OK;
+    }
     if (r.op == RP_GATE_EVENT) {
         if (e != NULL)
             record(e, a->state_dir, (rp_event_kind_t)r.event_kind, r.reason);
         return RP_OK;
     }
     if (r.op == RP_GATE_CLOSED) {
-        *closed = r.slot;
+        *closed = e != NULL ? r.slot : -1;
         return RP_OK;
     }
     answer(a, e, &r);
-    g.out[0] = RP_GATE_VERSION;
-    g.out[1] = RP_GATE_ANSWER;
-    g.out[2] = r.slot;
-    g.out[3] = 0;
-    if (rp_mon_reply_encode(&g.p, g.out + RP_GATE_ANSWER_HEAD, sizeof(g.out) - RP_GATE_ANSWER_HEAD,
-                            &n) != RP_OK ||
-        rp_mon_send(fd, g.out, RP_GATE_ANSWER_HEAD + n, -1) != RP_OK)
+    if (rp_gate_answer_encode(r.slot, r.seq, &g.p, g.out, sizeof(g.out), &n) != RP_OK ||
+        rp_mon_send(fd, g.out, n, -1) != RP_OK)
         rp_log_warn("%s: the app broker did not take an answer", e != NULL ? e->component : "?");
     return RP_OK;
 }
@@ -280,7 +283,7 @@ void rp_appgate_tell(int fd, uint8_t slot, const rp_appgate_app_t *e, bool add)
 
     if (fd < 0)
         return;
-    if (rp_gate_app_encode(add ? RP_GATE_ADD : RP_GATE_DROP, slot, e->component, e->m, out,
+    if (rp_gate_app_encode(add ? RP_GATE_ADD : RP_GATE_DROP, slot, e->gen, e->component, e->m, out,
                            sizeof(out)) != RP_OK ||
         rp_mon_send(fd, out, sizeof(out), add ? e->fd : -1) != RP_OK)
         rp_log_warn("%s: the app broker was not told of its channel", e->component);
@@ -288,11 +291,25 @@ void rp_appgate_tell(int fd, uint8_t slot, const rp_appgate_app_t *e, bool add)
 
 void rp_appgate_reset(rp_appgate_app_t *e)
 {
+    /* The monotonic clock's nanoseconds, or one more than the last: only grows, also across the
+     * install child's fork (a trial's slot never has an earlier trial's generation). */
+    static uint64_t last;
+    struct timespec ts;
+    uint64_t now;
+
     if (e->events_suppressed > 0)
         rp_log_warn("%s: %u more refusals on its channel were not recorded as events", e->component,
                     e->events_suppressed);
-    e->events = e->events_suppressed = 0;
+    if (e->stale > 1)
+        rp_log_warn("%s: %u messages of the app broker for earlier channels were dropped",
+                    e->component, e->stale);
+    e->events = e->events_suppressed = e->stale = 0;
     rp_appgate_rate_reset(e);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    last = e->gen = now > last ? now : last + 1;
+    if (e->since == 0)
+        e->since = e->gen;
 }
 
 void rp_appgate_rate_reset(rp_appgate_app_t *e)

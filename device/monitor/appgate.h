@@ -23,21 +23,29 @@ typedef struct rp_appgate_app {
     int fd;                 /* the broker's end of its channel, kept to hand a new broker; -1 */
     unsigned events, events_suppressed; /* refusals the broker reported, recorded or not */
     rp_gate_bucket_t sign; /* its signing rate, kept here too (the broker's is not trusted) */
+    /* Its channel's generation (gate.h: rp_gate_current), new at each rp_appgate_reset, and the
+     * first this app had in this slot (0 until then: a slot given to another app starts from a
+     * zeroed entry); messages of an earlier generation dropped, counted. */
+    uint64_t gen, since;
+    unsigned stale;
 } rp_appgate_app_t;
 
 /*
  * Serve one message from the broker on fd (apps: the table by slot, NULL where there is none):
  * IDENTITY and SIGN answered (ANSWER), EVENT recorded (at most RP_APPCHAN_EVENTS_MAX per channel),
- * CLOSED said in *closed (the slot; -1 else). A message that does not decode is dropped, said.
+ * CLOSED said in *closed (the slot; -1 else). A message that does not decode is dropped, said; one
+ * of a slot's earlier channel (rp_gate_current) is dropped, said once per channel and counted.
  * RP_ERR_NOT_FOUND: the broker is gone (fd is the caller's to close).
  */
 rp_err_t rp_appgate_serve(int fd, rp_agent_t *a, rp_appgate_app_t *const apps[RP_GATE_SLOTS],
                           int *closed);
 
-/* Tell the broker on fd (-1: none now) of e at slot: ADD, with e->fd when it has one, or DROP. */
+/* Tell the broker on fd (-1: none now) of e at slot: ADD, with its generation and e->fd when it
+ * has one, or DROP. */
 void rp_appgate_tell(int fd, uint8_t slot, const rp_appgate_app_t *e, bool add);
 
-/* A channel's refusal counters and signing rate start again (a new channel). */
+/* A channel's refusal counters and signing rate start again, with a new generation (a new
+ * channel, or none: the last one's messages are no longer acted on). */
 void rp_appgate_reset(rp_appgate_app_t *e);
 
 /* e's signing rate starts again, its refusal counters do not: its channel is handed to a new

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "gate.h"
+#include "rampart/bytes.h"
 
 /* The request's offsets. */
 enum {
@@ -15,8 +16,9 @@ enum {
     RQ_HASH_LEN = 4,
     RQ_ZERO = 5, /* one byte, always zero */
     RQ_KIND = 6, /* u16 */
-    RQ_ID = 8,   /* u32 */
-    RQ_HASH = 12,
+    RQ_SEQ = 8,  /* u32 */
+    RQ_GEN = 12, /* u64 */
+    RQ_HASH = 20,
     RQ_REASON = RQ_HASH + RP_TLS13_HASH_MAX,
 };
 _Static_assert(RQ_REASON + RP_EVENT_REASON_MAX + 1 == RP_GATE_REQ_LEN, "the layout is the length");
@@ -29,11 +31,16 @@ enum {
     AP_AUTH = 3,
     AP_NPEERS = 4,
     AP_ZERO = 5,
-    AP_NAMES = 6
+    AP_GEN = 6, /* u64 */
+    AP_NAMES = 14
 };
 #define NAME_LEN (RP_COMPONENT_NAME_MAX + 1)
 _Static_assert(AP_NAMES + (1 + RP_MANIFEST_APP_CONNECTIONS_MAX) * NAME_LEN == RP_GATE_APP_LEN,
                "the layout is the length");
+
+/* The ANSWER head's (its first three as ADD's). */
+enum { AN_ZERO = 3, AN_SEQ = 4 };
+_Static_assert(AN_SEQ + 4 == RP_GATE_ANSWER_HEAD, "the layout is the length");
 
 static bool all_zero(const uint8_t *p, size_t n)
 {
@@ -54,17 +61,15 @@ rp_err_t rp_gate_req_encode(const rp_gate_req_t *r, uint8_t *out, size_t cap)
     out[RQ_VERSION] = RP_GATE_VERSION;
     out[RQ_OP] = r->op;
     out[RQ_SLOT] = r->slot;
+    rp_le_put(out + RQ_SEQ, r->seq, 4);
+    rp_le_put(out + RQ_GEN, r->gen, 8);
     if (r->op == RP_GATE_SIGN) {
         out[RQ_SIDE] = r->side;
         out[RQ_HASH_LEN] = r->hash_len;
         memcpy(out + RQ_HASH, r->hash, r->hash_len);
     }
-    if (r->op == RP_GATE_IDENTITY || r->op == RP_GATE_SIGN)
-        for (int i = 0; i < 4; i++)
-            out[RQ_ID + i] = (uint8_t)(r->id >> (8 * i));
     if (r->op == RP_GATE_EVENT) {
-        out[RQ_KIND] = (uint8_t)r->event_kind;
-        out[RQ_KIND + 1] = (uint8_t)(r->event_kind >> 8);
+        rp_le_put(out + RQ_KIND, r->event_kind, 2);
         memcpy(out + RQ_REASON, r->reason, reason);
     }
     /* Only what the other side accepts leaves (one owner of the rules: the decoder). */
@@ -83,9 +88,12 @@ rp_err_t rp_gate_req_decode(const uint8_t *buf, size_t len, rp_gate_req_t *r)
     r->slot = buf[RQ_SLOT];
     r->side = buf[RQ_SIDE];
     r->hash_len = buf[RQ_HASH_LEN];
-    r->event_kind = (uint16_t)(buf[RQ_KIND] | buf[RQ_KIND + 1] << 8);
-    r->id = (uint32_t)buf[RQ_ID] | (uint32_t)buf[RQ_ID + 1] << 8 | (uint32_t)buf[RQ_ID + 2] << 16 |
-            (uint32_t)buf[RQ_ID + 3] << 24;
+    r->event_kind = (uint16_t)rp_le_get(buf + RQ_KIND, 2);
+    r->seq = (uint32_t)rp_le_get(buf + RQ_SEQ, 4);
+    r->gen = rp_le_get(buf + RQ_GEN, 8);
+    /* Every message names a channel; only a request has a number. */
+    if (r->gen == 0 || (r->seq != 0) != (r->op == RP_GATE_IDENTITY || r->op == RP_GATE_SIGN))
+        return RP_ERR_MALFORMED;
     switch (r->op) {
     case RP_GATE_SIGN:
         if ((r->side != RP_TLS13_CLIENT && r->side != RP_TLS13_SERVER) ||
@@ -98,14 +106,12 @@ rp_err_t rp_gate_req_decode(const uint8_t *buf, size_t len, rp_gate_req_t *r)
     case RP_GATE_IDENTITY:
     case RP_GATE_CLOSED:
         if (!all_zero(buf + RQ_SIDE, 2) || !all_zero(buf + RQ_KIND, 2) ||
-            !all_zero(buf + RQ_HASH, RP_TLS13_HASH_MAX + RP_EVENT_REASON_MAX + 1) ||
-            (r->op == RP_GATE_CLOSED && r->id != 0))
+            !all_zero(buf + RQ_HASH, RP_TLS13_HASH_MAX + RP_EVENT_REASON_MAX + 1))
             return RP_ERR_MALFORMED;
         return RP_OK;
     case RP_GATE_EVENT:
         if ((r->event_kind != RP_EVENT_APP_CONNECTION && r->event_kind != RP_EVENT_IDENTITY) ||
-            r->id != 0 || !all_zero(buf + RQ_SIDE, 2) ||
-            !all_zero(buf + RQ_HASH, RP_TLS13_HASH_MAX))
+            !all_zero(buf + RQ_SIDE, 2) || !all_zero(buf + RQ_HASH, RP_TLS13_HASH_MAX))
             return RP_ERR_MALFORMED;
         n = strnlen((const char *)buf + RQ_REASON, RP_EVENT_REASON_MAX + 1);
         if (n == 0 || n > RP_EVENT_REASON_MAX ||
@@ -130,8 +136,8 @@ static bool put_name(uint8_t *at, const char *name)
     return true;
 }
 
-rp_err_t rp_gate_app_encode(uint8_t op, uint8_t slot, const char *component, const rp_manifest_t *m,
-                            uint8_t *out, size_t cap)
+rp_err_t rp_gate_app_encode(uint8_t op, uint8_t slot, uint64_t gen, const char *component,
+                            const rp_manifest_t *m, uint8_t *out, size_t cap)
 {
     if (cap < RP_GATE_APP_LEN || (op != RP_GATE_ADD && op != RP_GATE_DROP) ||
         slot >= RP_GATE_SLOTS || (op == RP_GATE_ADD && m == NULL))
@@ -144,6 +150,7 @@ rp_err_t rp_gate_app_encode(uint8_t op, uint8_t slot, const char *component, con
         return RP_ERR_INVALID_ARG;
     if (op == RP_GATE_DROP)
         return RP_OK;
+    rp_le_put(out + AP_GEN, gen, 8);
     out[AP_AUTH] = m->device_authentication ? 1 : 0;
     if (m->napp_connections > RP_MANIFEST_APP_CONNECTIONS_MAX)
         return RP_ERR_INVALID_ARG;
@@ -167,32 +174,51 @@ static bool get_name(const uint8_t *at, char *out)
     return true;
 }
 
-rp_err_t rp_gate_msg_decode(const uint8_t *buf, size_t len, rp_gate_app_t *app, uint8_t *slot,
-                            const uint8_t **pkt, size_t *pkt_len)
+rp_err_t rp_gate_answer_encode(uint8_t slot, uint32_t seq, const rp_mon_reply_t *p, uint8_t *out,
+                               size_t cap, size_t *len)
 {
-    memset(app, 0, sizeof(*app));
-    *pkt = NULL;
-    *pkt_len = 0;
+    rp_err_t err;
+
+    if (cap < RP_GATE_ANSWER_HEAD || slot >= RP_GATE_SLOTS || seq == 0)
+        return RP_ERR_INVALID_ARG;
+    memset(out, 0, RP_GATE_ANSWER_HEAD);
+    out[AP_VERSION] = RP_GATE_VERSION;
+    out[AP_OP] = RP_GATE_ANSWER;
+    out[AP_SLOT] = slot;
+    rp_le_put(out + AN_SEQ, seq, 4);
+    err = rp_mon_reply_encode(p, out + RP_GATE_ANSWER_HEAD, cap - RP_GATE_ANSWER_HEAD, len);
+    *len += RP_GATE_ANSWER_HEAD;
+    return err;
+}
+
+rp_err_t rp_gate_msg_decode(const uint8_t *buf, size_t len, rp_gate_msg_t *msg)
+{
+    rp_gate_app_t *app = &msg->app;
+
+    memset(msg, 0, sizeof(*msg));
     if (len < RP_GATE_ANSWER_HEAD || buf[AP_VERSION] != RP_GATE_VERSION ||
         buf[AP_SLOT] >= RP_GATE_SLOTS)
         return RP_ERR_MALFORMED;
-    *slot = buf[AP_SLOT];
-    if (buf[AP_OP] == RP_GATE_ANSWER) {
-        if (buf[3] != 0 || len <= RP_GATE_ANSWER_HEAD || len > RP_GATE_ANSWER_MAX)
+    msg->op = app->op = buf[AP_OP];
+    msg->slot = app->slot = buf[AP_SLOT];
+    if (msg->op == RP_GATE_ANSWER) {
+        msg->seq = (uint32_t)rp_le_get(buf + AN_SEQ, 4);
+        if (buf[AN_ZERO] != 0 || msg->seq == 0 || len <= RP_GATE_ANSWER_HEAD ||
+            len > RP_GATE_ANSWER_MAX)
             return RP_ERR_MALFORMED;
-        *pkt = buf + RP_GATE_ANSWER_HEAD;
-        *pkt_len = len - RP_GATE_ANSWER_HEAD;
+        msg->pkt = buf + RP_GATE_ANSWER_HEAD;
+        msg->pkt_len = len - RP_GATE_ANSWER_HEAD;
         return RP_OK;
     }
-    if ((buf[AP_OP] != RP_GATE_ADD && buf[AP_OP] != RP_GATE_DROP) || len != RP_GATE_APP_LEN ||
+    if ((msg->op != RP_GATE_ADD && msg->op != RP_GATE_DROP) || len != RP_GATE_APP_LEN ||
         buf[AP_AUTH] > 1 || buf[AP_NPEERS] > RP_MANIFEST_APP_CONNECTIONS_MAX || buf[AP_ZERO] != 0 ||
         !get_name(buf + AP_NAMES, app->component))
         return RP_ERR_MALFORMED;
-    app->op = buf[AP_OP];
-    app->slot = buf[AP_SLOT];
     app->device_authentication = buf[AP_AUTH] == 1;
     app->npeers = buf[AP_NPEERS];
-    if (app->op == RP_GATE_DROP && (app->device_authentication || app->npeers != 0))
+    app->gen = rp_le_get(buf + AP_GEN, 8);
+    if (app->op == RP_GATE_DROP &&
+        (app->device_authentication || app->npeers != 0 || app->gen != 0))
         return RP_ERR_MALFORMED;
     for (size_t i = 0; i < RP_MANIFEST_APP_CONNECTIONS_MAX; i++) {
         const uint8_t *at = buf + AP_NAMES + (1 + i) * NAME_LEN;
@@ -200,6 +226,16 @@ rp_err_t rp_gate_msg_decode(const uint8_t *buf, size_t len, rp_gate_app_t *app, 
             return RP_ERR_MALFORMED;
     }
     return RP_OK;
+}
+
+bool rp_gate_current(const rp_gate_req_t *r, uint64_t since, uint64_t gen)
+{
+    return since != 0 && r->gen >= (r->op == RP_GATE_EVENT ? since : gen);
+}
+
+bool rp_gate_answers(const rp_gate_wait_t *w, uint32_t seq, const rp_mon_reply_t *p)
+{
+    return w->seq != 0 && seq == w->seq && p->type == w->type;
 }
 
 bool rp_gate_lists(const rp_gate_app_t *a, const char *component)

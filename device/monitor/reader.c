@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "reader.h"
+#include "rampart/bytes.h"
 #include "rampart/text.h"
 
 /* What each kind carries. */
@@ -48,20 +49,6 @@ static bool valid(const rp_reader_record_t *r)
                     : rlen == 0;
 }
 
-static void put_le(uint8_t *p, uint64_t v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, size_t n)
-{
-    uint64_t v = 0;
-    for (size_t i = n; i > 0; i--)
-        v = v << 8 | p[i - 1];
-    return v;
-}
-
 rp_err_t rp_reader_encode(const rp_reader_record_t *r, uint8_t out[RP_READER_RECORD_LEN])
 {
     size_t clen, rlen;
@@ -74,9 +61,9 @@ rp_err_t rp_reader_encode(const rp_reader_record_t *r, uint8_t out[RP_READER_REC
     out[0] = (uint8_t)r->kind;
     out[1] = (uint8_t)rlen;
     out[2] = (uint8_t)clen;
-    put_le(out + 4, r->number, 4);
-    put_le(out + 8, r->domain, 8);
-    put_le(out + RP_READER_OFF_UID, r->uid, 4);
+    rp_le_put(out + 4, r->number, 4);
+    rp_le_put(out + 8, r->domain, 8);
+    rp_le_put(out + RP_READER_OFF_UID, r->uid, 4);
     memcpy(out + RP_READER_OFF_COMPONENT, r->component, clen);
     memcpy(out + RP_READER_OFF_REASON, r->reason, rlen);
     return RP_OK;
@@ -105,9 +92,9 @@ rp_err_t rp_reader_decode(const uint8_t *in, size_t len, rp_reader_record_t *r)
         !field(in, RP_READER_OFF_REASON, RP_EVENT_REASON_MAX, in[1], r->reason))
         return RP_ERR_MALFORMED;
     r->kind = (rp_reader_kind_t)in[0];
-    r->number = (uint32_t)get_le(in + 4, 4);
-    r->domain = get_le(in + 8, 8);
-    r->uid = (uint32_t)get_le(in + RP_READER_OFF_UID, 4);
+    r->number = (uint32_t)rp_le_get(in + 4, 4);
+    r->domain = rp_le_get(in + 8, 8);
+    r->uid = (uint32_t)rp_le_get(in + RP_READER_OFF_UID, 4);
     if (!valid(r)) {
         memset(r, 0, sizeof(*r));
         return RP_ERR_MALFORMED;

@@ -14,12 +14,14 @@ typedef struct rp_test_gate {
     rp_agent_t *agent;
     rp_appgate_app_t apps[RP_GATE_SLOTS];
     rp_appgate_app_t *slots[RP_GATE_SLOTS];
+    uint32_t seq; /* the last request's number */
 } rp_test_gate_t;
 
 rp_err_t rp_test_gate_open(rp_test_gate_t *g, rp_agent_t *agent) RP_MUST_CHECK;
 void rp_test_gate_close(rp_test_gate_t *g);
 
-/* The app at slot: component, with manifest m (kept by the caller; a channel's c->manifest). */
+/* The app at slot: component, with manifest m (kept by the caller; a channel's c->manifest): a
+ * new app there, its first generation. */
 void rp_test_gate_add(rp_test_gate_t *g, size_t slot, const char *component,
                       const rp_manifest_t *m);
 
@@ -27,7 +29,8 @@ void rp_test_gate_add(rp_test_gate_t *g, size_t slot, const char *component,
 rp_appchan_root_t rp_test_gate_root(rp_test_gate_t *g);
 
 /* r through the gate, served by the monitor's side. OUT: *p, the answer (IDENTITY, SIGN; p may be
- * NULL otherwise), *closed (CLOSED's slot, -1 else). */
+ * NULL otherwise; RP_ERR_NOT_FOUND: none, or not r's: its slot and seq), *closed (CLOSED's slot,
+ * -1 else). */
 rp_err_t rp_test_gate_ask(rp_test_gate_t *g, const rp_gate_req_t *r, rp_mon_reply_t *p,
                           int *closed) RP_MUST_CHECK;
 
