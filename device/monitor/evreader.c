@@ -369,27 +369,15 @@ static bool say_due(long *said_ms)
     return true;
 }
 
-/* The kernel's lost counter read; its growth said (rp_evreader_tick). */
-static void kernel_lost(rp_evreader_t *r, const rp_evreader_hooks_t *hooks)
+void rp_evreader_kernel_lost(rp_evreader_t *r, uint32_t lost, const rp_evreader_hooks_t *hooks)
 {
-    struct audit_status st;
     char reason[RP_EVENT_REASON_MAX + 1];
 
-    if (r->audit_req < 0)
-        return;
-    if (ask(r->audit_req, AUDIT_GET, NULL, 0, &st) != 0) {
-        rp_log_warn("the kernel's count of lost audit records cannot be read (%s): records it "
-                    "drops are not said",
-                    strerror(errno));
-        close(r->audit_req);
-        r->audit_req = -1;
-        return;
-    }
     if (r->kernel_lost_known) { /* (a u32 that may wrap: the difference is right modulo 2^32) */
-        r->kernel_lost_new += (uint32_t)(st.lost - r->kernel_lost);
-        r->kernel_lost_all += (uint32_t)(st.lost - r->kernel_lost);
+        r->kernel_lost_new += (uint32_t)(lost - r->kernel_lost);
+        r->kernel_lost_all += (uint32_t)(lost - r->kernel_lost);
     }
-    r->kernel_lost = st.lost;
+    r->kernel_lost = lost;
     r->kernel_lost_known = true;
     if (r->kernel_lost_new == 0 || !say_due(&r->kernel_lost_said_ms))
         return;
@@ -401,6 +389,24 @@ static void kernel_lost(rp_evreader_t *r, const rp_evreader_hooks_t *hooks)
     if (hooks != NULL && hooks->net != NULL)
         hooks->net(RP_EVENT_LANDLOCK, "", reason, hooks->ctx);
     r->kernel_lost_new = 0;
+}
+
+/* The kernel's lost counter read on the supervisor's request socket (rp_evreader_tick). */
+static void kernel_lost(rp_evreader_t *r, const rp_evreader_hooks_t *hooks)
+{
+    struct audit_status st;
+
+    if (r->audit_req < 0)
+        return;
+    if (ask(r->audit_req, AUDIT_GET, NULL, 0, &st) != 0) {
+        rp_log_warn("the kernel's count of lost audit records cannot be read (%s): records it "
+                    "drops are not said",
+                    strerror(errno));
+        close(r->audit_req);
+        r->audit_req = -1;
+        return;
+    }
+    rp_evreader_kernel_lost(r, st.lost, hooks);
 }
 
 void rp_evreader_tick(rp_evreader_t *r, const rp_evreader_hooks_t *hooks)

@@ -126,6 +126,10 @@ void rp_evreader_take(rp_evreader_t *r, const rp_reader_record_t *rec,
  * this says that some were hidden. */
 void rp_evreader_tick(rp_evreader_t *r, const rp_evreader_hooks_t *hooks);
 
+/* One reading of the kernel's lost counter taken (rp_evreader_tick's, after AUDIT_GET): the first
+ * is the base; growth is said as rp_evreader_tick says. */
+void rp_evreader_kernel_lost(rp_evreader_t *r, uint32_t lost, const rp_evreader_hooks_t *hooks);
+
 /* The line in an app's missing layers when its Landlock refusals are not seen (none when they
  * are, or when it has no Landlock at all: abi 0). */
 void rp_evreader_note_missing(const rp_evreader_t *r, int landlock_abi, char *missing, size_t cap);

@@ -310,6 +310,46 @@ static void other_uid_bounded(void **state)
     assert_int_equal(ntotal, 0);
 }
 
+static char said[4][RP_EVENT_REASON_MAX + 1];
+static size_t nsaid;
+
+static void nameless(rp_event_kind_t kind, const char *component, const char *reason, void *ctx)
+{
+    (void)ctx;
+    assert_int_equal(kind, RP_EVENT_LANDLOCK);
+    assert_string_equal(component, "");
+    if (nsaid < 4)
+        snprintf(said[nsaid], sizeof(said[0]), "%s", reason);
+    nsaid++;
+}
+
+/* The kernel's lost counter: the first reading is the base, growth is said once a minute at most
+ * with the number since last said, and the counter's wrap is growth. */
+static void kernel_lost(void **state)
+{
+    static rp_evreader_t r;
+    rp_evreader_hooks_t hooks = {ours, refused, nameless, NULL};
+    (void)state;
+
+    memset(&r, 0, sizeof(r));
+    r.audit_req = -1;
+    rp_evreader_kernel_lost(&r, 1000, &hooks); /* the base: lost before us, not said */
+    rp_evreader_kernel_lost(&r, 1000, &hooks);
+    assert_int_equal(nsaid, 0);
+    rp_evreader_kernel_lost(&r, 1005, &hooks);
+    assert_int_equal(nsaid, 1);
+    assert_string_equal(said[0], "5 kernel audit records lost");
+    rp_evreader_kernel_lost(&r, 1007, &hooks); /* within the minute: kept, not said */
+    assert_int_equal(nsaid, 1);
+    assert_int_equal(r.kernel_lost_new, 2);
+    r.kernel_lost_said_ms -= RP_EVREADER_SAY_MS; /* a minute later */
+    r.kernel_lost = 0xfffffffeu;                 /* (as if it had come near its wrap) */
+    rp_evreader_kernel_lost(&r, 1, &hooks);
+    assert_int_equal(nsaid, 2);
+    assert_string_equal(said[1], "5 kernel audit records lost"); /* 2 kept, 3 across the wrap */
+    assert_int_equal(r.kernel_lost_all, 10);
+}
+
 static void missing(void **state)
 {
     static rp_evreader_t au;
@@ -337,9 +377,8 @@ static void missing(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(decoder),
-        cmocka_unit_test(mapping),
-        cmocka_unit_test(other_uid_bounded),
+        cmocka_unit_test(decoder),           cmocka_unit_test(mapping),
+        cmocka_unit_test(other_uid_bounded), cmocka_unit_test(kernel_lost),
         cmocka_unit_test(missing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
