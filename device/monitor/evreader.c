@@ -35,9 +35,13 @@
 
 /* ---------------------------------------------------------------- the audit socket */
 
-/* A NETLINK_AUDIT request and its acknowledgement (or, for AUDIT_GET, its answer). */
+/* A NETLINK_AUDIT request and its acknowledgement (or, for AUDIT_GET, its answer). The socket may
+ * be asked again (the supervisor's lost counter, each tick): what an earlier request left (the
+ * kernel sends AUDIT_GET's answer from a thread of its own, so it and the acknowledgement come in
+ * either order) is read off first, and only answers with this request's number are taken. */
 static int ask(int fd, uint16_t type, const void *body, size_t blen, struct audit_status *st)
 {
+    static uint32_t seq;
     struct {
         struct nlmsghdr h;
         struct audit_status s;
@@ -52,16 +56,20 @@ static int ask(int fd, uint16_t type, const void *body, size_t blen, struct audi
     req.h.nlmsg_len = (uint32_t)NLMSG_LENGTH(blen);
     req.h.nlmsg_type = type;
     req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-    req.h.nlmsg_seq = 1;
+    req.h.nlmsg_seq = ++seq;
     if (blen > 0)
         memcpy(&req.s, body, blen);
+    for (int k = 0; k < 4 && recv(fd, u.buf, sizeof(u.buf), MSG_DONTWAIT) >= 0; k++)
+        ; /* (an earlier request's late answers) */
     if (sendto(fd, &req, req.h.nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0)
         return -1;
-    /* GET: an acknowledgement, then the status (either order); SET: the acknowledgement. */
-    for (int k = 0; k < 2; k++) {
+    /* GET: an acknowledgement and the status (either order); SET: the acknowledgement. */
+    for (int k = 0; k < 4; k++) {
         ssize_t n = recv(fd, u.buf, sizeof(u.buf), 0);
         if (n < (ssize_t)NLMSG_HDRLEN || u.align.nlmsg_len > (size_t)n)
             return -1;
+        if (u.align.nlmsg_seq != req.h.nlmsg_seq)
+            continue; /* an earlier request's, come late */
         if (u.align.nlmsg_type == NLMSG_ERROR) {
             const struct nlmsgerr *e = NLMSG_DATA(&u.align);
             if (u.align.nlmsg_len < NLMSG_LENGTH(sizeof(*e)))
