@@ -1170,15 +1170,14 @@ static app_t *app_of_init(pid_t init)
     return NULL;
 }
 
-static bool audit_ours(pid_t init, uint32_t uid, void *ctx)
+static rp_evreader_owner_t audit_ours(pid_t init, uint32_t uid, const char **component, void *ctx)
 {
     const app_t *a = app_of_init(init);
     (void)ctx;
-    if (a != NULL && a->uid != uid)
-        rp_log_warn("%s: a Landlock domain made by pid %d, its init's number, as uid %u, not the "
-                    "app's: not the app's (a reused pid)",
-                    a->want.component, (int)init, (unsigned)uid);
-    return a != NULL && a->uid == uid;
+    if (a == NULL)
+        return RP_EVREADER_NOT_OURS;
+    *component = a->want.component; /* (another uid: evreader.c says it, rate-bounded) */
+    return a->uid == uid ? RP_EVREADER_OURS : RP_EVREADER_OTHER_UID;
 }
 
 static void audit_refused(pid_t init, const char *reason, void *ctx)
@@ -1301,7 +1300,7 @@ static int supervise(int sfd)
         trial_check();
         if (now_ms() >= next_tick) {
             tick();
-            rp_evreader_tick(&s.reader);
+            rp_evreader_tick(&s.reader, &reader_hooks);
             next_tick = now_ms() + 1000;
         }
     }

@@ -114,6 +114,15 @@ set_tests_properties(e2e.compartment PROPERTIES
   TIMEOUT 300
   ENVIRONMENT "COMPARTMENT_RUN=$<TARGET_FILE:compartment-run>;AGENT=$<TARGET_FILE:rampart-agent>")
 
+# What Landlock logs of an app: its compartment's refusals, not those of domains it nests (root;
+# audit turned on for the run if it is off: host-wide, so with the monitors' tests' lock).
+add_test(NAME e2e.landlock_log COMMAND ${CMAKE_SOURCE_DIR}/tests/e2e/landlock-log.sh)
+set_tests_properties(e2e.landlock_log PROPERTIES
+  LABELS e2e
+  TIMEOUT 120
+  ENVIRONMENT "COMPARTMENT_RUN=$<TARGET_FILE:compartment-run>"
+  RESOURCE_LOCK rampart_nftables)
+
 # What a compartment costs an app at start (`make bench`).
 add_executable(bench-app-start bench/app-start.c)
 target_link_libraries(bench-app-start PRIVATE rampart_compartment)

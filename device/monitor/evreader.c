@@ -35,9 +35,13 @@
 
 /* ---------------------------------------------------------------- the audit socket */
 
-/* A NETLINK_AUDIT request and its acknowledgement (or, for AUDIT_GET, its answer). */
+/* A NETLINK_AUDIT request and its acknowledgement (or, for AUDIT_GET, its answer). The socket may
+ * be asked again (the supervisor's lost counter, each tick): what an earlier request left (the
+ * kernel sends AUDIT_GET's answer from a thread of its own, so it and the acknowledgement come in
+ * either order) is read off first, and only answers with this request's number are taken. */
 static int ask(int fd, uint16_t type, const void *body, size_t blen, struct audit_status *st)
 {
+    static uint32_t seq;
     struct {
         struct nlmsghdr h;
         struct audit_status s;
@@ -52,16 +56,20 @@ static int ask(int fd, uint16_t type, const void *body, size_t blen, struct audi
     req.h.nlmsg_len = (uint32_t)NLMSG_LENGTH(blen);
     req.h.nlmsg_type = type;
     req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-    req.h.nlmsg_seq = 1;
+    req.h.nlmsg_seq = ++seq;
     if (blen > 0)
         memcpy(&req.s, body, blen);
+    for (int k = 0; k < 4 && recv(fd, u.buf, sizeof(u.buf), MSG_DONTWAIT) >= 0; k++)
+        ; /* (an earlier request's late answers) */
     if (sendto(fd, &req, req.h.nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0)
         return -1;
-    /* GET: an acknowledgement, then the status (either order); SET: the acknowledgement. */
-    for (int k = 0; k < 2; k++) {
+    /* GET: an acknowledgement and the status (either order); SET: the acknowledgement. */
+    for (int k = 0; k < 4; k++) {
         ssize_t n = recv(fd, u.buf, sizeof(u.buf), 0);
         if (n < (ssize_t)NLMSG_HDRLEN || u.align.nlmsg_len > (size_t)n)
             return -1;
+        if (u.align.nlmsg_seq != req.h.nlmsg_seq)
+            continue; /* an earlier request's, come late */
         if (u.align.nlmsg_type == NLMSG_ERROR) {
             const struct nlmsgerr *e = NLMSG_DATA(&u.align);
             if (u.align.nlmsg_len < NLMSG_LENGTH(sizeof(*e)))
@@ -71,7 +79,8 @@ static int ask(int fd, uint16_t type, const void *body, size_t blen, struct audi
             if (st == NULL)
                 return 0;
         } else if (u.align.nlmsg_type == AUDIT_GET && st != NULL) {
-            if (u.align.nlmsg_len < NLMSG_LENGTH(offsetof(struct audit_status, backlog_limit)))
+            /* (up to lost: every kernel with Landlock sends the whole struct) */
+            if (u.align.nlmsg_len < NLMSG_LENGTH(offsetof(struct audit_status, backlog)))
                 return -1;
             memset(st, 0, sizeof(*st));
             memcpy(st, NLMSG_DATA(&u.align),
@@ -157,8 +166,8 @@ static int audit_set(int fd, uint32_t enabled)
     return ask(fd, AUDIT_SET, &on, sizeof(on), NULL);
 }
 
-/* Audit on (Landlock writes nothing while it is off). 0 (*turned: whether it was off and this
- * turned it on), or -1 with why. */
+/* Audit on (Landlock writes nothing while it is off). Its request socket, kept for the lost
+ * counter (*turned: whether it was off and this turned it on), or -1 with why. */
 static int audit_on(bool *turned, char *why, size_t cap)
 {
     struct audit_status st;
@@ -176,8 +185,7 @@ static int audit_on(bool *turned, char *why, size_t cap)
         *turned = true;
         rp_log_info("audit was off: turned on, so that Landlock reports apps' refusals");
     }
-    close(fd);
-    return 0;
+    return fd;
 }
 
 int rp_evreader_audit_enabled(void)
@@ -213,21 +221,24 @@ rp_err_t rp_evreader_audit_switch(bool on, char *why, size_t cap)
     return RP_OK;
 }
 
-/* The bound audit socket, or -1 with why. */
-static int audit_open(bool *turned, char *why, size_t cap)
+/* The bound audit socket (and *req, the request socket, the supervisor's), or -1 with why. */
+static int audit_open(bool *turned, int *req, char *why, size_t cap)
 {
     struct sockaddr_nl group = {.nl_family = AF_NETLINK, .nl_groups = AUDIT_NLGRP_READLOG};
     int fd;
 
-    if (audit_on(turned, why, cap) != 0)
+    *req = audit_on(turned, why, cap);
+    if (*req < 0)
         return -1;
     fd = audit_socket(why, cap);
-    if (fd < 0)
-        return -1;
-    if (bind(fd, (struct sockaddr *)&group, sizeof(group)) != 0) {
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&group, sizeof(group)) != 0) {
         snprintf(why, cap, "the audit records cannot be read: %s", strerror(errno));
         close(fd);
-        return -1;
+        fd = -1;
+    }
+    if (fd < 0) {
+        close(*req);
+        *req = -1;
     }
     return fd;
 }
@@ -291,8 +302,9 @@ void rp_evreader_open(rp_evreader_t *r, bool audit, int nflog_fd, const char *he
     r->nflog_fd = nflog_fd;
     r->backoff_ms = 1000;
     r->audit_fd = -1;
+    r->audit_req = -1;
     if (audit)
-        r->audit_fd = audit_open(&r->audit_on_by_us, r->why, sizeof(r->why));
+        r->audit_fd = audit_open(&r->audit_on_by_us, &r->audit_req, r->why, sizeof(r->why));
     else
         snprintf(r->why, sizeof(r->why), "not asked for");
     if (helper != NULL && strlen(helper) < sizeof(r->helper))
@@ -354,13 +366,65 @@ void rp_evreader_handle(rp_evreader_t *r, const rp_evreader_hooks_t *hooks)
     }
 }
 
-void rp_evreader_tick(rp_evreader_t *r)
+/* Whether a repeated warning is due (at most once per RP_EVREADER_SAY_MS), *said_ms moved. */
+static bool say_due(long *said_ms)
+{
+    long now = now_ms();
+
+    if (*said_ms != 0 && now - *said_ms < RP_EVREADER_SAY_MS)
+        return false;
+    *said_ms = now;
+    return true;
+}
+
+void rp_evreader_kernel_lost(rp_evreader_t *r, uint32_t lost, const rp_evreader_hooks_t *hooks)
+{
+    char reason[RP_EVENT_REASON_MAX + 1];
+
+    if (r->kernel_lost_known) { /* (a u32 that may wrap: the difference is right modulo 2^32) */
+        r->kernel_lost_new += (uint32_t)(lost - r->kernel_lost);
+        r->kernel_lost_all += (uint32_t)(lost - r->kernel_lost);
+    }
+    r->kernel_lost = lost;
+    r->kernel_lost_known = true;
+    if (r->kernel_lost_new == 0 || !say_due(&r->kernel_lost_said_ms))
+        return;
+    rp_log_warn("%" PRIu64 " kernel audit records lost (the kernel's audit queue was full; %" PRIu64
+                " since this supervisor started): apps' Landlock refusals among them make no "
+                "event",
+                r->kernel_lost_new, r->kernel_lost_all);
+    snprintf(reason, sizeof(reason), "%" PRIu64 " kernel audit records lost", r->kernel_lost_new);
+    if (hooks != NULL && hooks->net != NULL)
+        hooks->net(RP_EVENT_LANDLOCK, "", reason, hooks->ctx);
+    r->kernel_lost_new = 0;
+}
+
+/* The kernel's lost counter read on the supervisor's request socket (rp_evreader_tick). */
+static void kernel_lost(rp_evreader_t *r, const rp_evreader_hooks_t *hooks)
+{
+    struct audit_status st;
+
+    if (r->audit_req < 0)
+        return;
+    if (ask(r->audit_req, AUDIT_GET, NULL, 0, &st) != 0) {
+        rp_log_warn("the kernel's count of lost audit records cannot be read (%s): records it "
+                    "drops are not said",
+                    strerror(errno));
+        close(r->audit_req);
+        r->audit_req = -1;
+        return;
+    }
+    rp_evreader_kernel_lost(r, st.lost, hooks);
+}
+
+void rp_evreader_tick(rp_evreader_t *r, const rp_evreader_hooks_t *hooks)
 {
     if (r->chan < 0 && r->restart_ms != 0 && now_ms() >= r->restart_ms) {
         start(r);
         if (r->chan >= 0 && r->deaths > 0)
             rp_log_info("the event reader runs again (pid %d)", (int)r->pid);
     }
+    kernel_lost(r, hooks);
 }
 
 static pid_t domain_init(const rp_evreader_t *r, uint64_t domain)
@@ -375,6 +439,8 @@ void rp_evreader_take(rp_evreader_t *r, const rp_reader_record_t *rec,
                       const rp_evreader_hooks_t *hooks)
 {
     pid_t init;
+    const char *component = "?";
+    rp_evreader_owner_t owner;
 
     switch (rec->kind) {
     case RP_READER_LANDLOCK:
@@ -388,11 +454,24 @@ void rp_evreader_take(rp_evreader_t *r, const rp_reader_record_t *rec,
         }
         break;
     case RP_READER_DOMAIN_NEW:
-        if (domain_init(r, rec->domain) == 0 && hooks->ours != NULL &&
-            hooks->ours((pid_t)rec->number, rec->uid, hooks->ctx)) {
+        owner = domain_init(r, rec->domain) == 0 && hooks->ours != NULL
+                    ? hooks->ours((pid_t)rec->number, rec->uid, &component, hooks->ctx)
+                    : RP_EVREADER_NOT_OURS;
+        if (owner == RP_EVREADER_OURS) {
             r->domains[r->next].domain = rec->domain;
             r->domains[r->next].init = (pid_t)rec->number;
             r->next = (r->next + 1) % RP_EVREADER_DOMAINS;
+        } else if (owner == RP_EVREADER_OTHER_UID) { /* said, at most once a minute */
+            r->other_uid++;
+            r->other_uid_new++;
+            if (say_due(&r->other_uid_said_ms)) {
+                rp_log_warn("%s: a Landlock domain made by pid %u, its init's number, as uid %u, "
+                            "not the app's: not the app's (a reused pid; %" PRIu64
+                            " such domain(s) since last said, %" PRIu64 " in all)",
+                            component, (unsigned)rec->number, (unsigned)rec->uid, r->other_uid_new,
+                            r->other_uid);
+                r->other_uid_new = 0;
+            }
         }
         init = domain_init(r, rec->domain);
         for (size_t i = 0; i < RP_EVREADER_HELD; i++)
@@ -465,4 +544,7 @@ void rp_evreader_close(rp_evreader_t *r)
     if (r->audit_fd >= 0)
         close(r->audit_fd);
     r->audit_fd = -1;
+    if (r->audit_req >= 0)
+        close(r->audit_req);
+    r->audit_req = -1;
 }

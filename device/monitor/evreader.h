@@ -29,35 +29,55 @@
 #define RP_EVREADER_PER_WAKE 64          /* records taken per rp_evreader_handle; the rest wait */
 #define RP_EVREADER_DOMAINS 64           /* domains remembered (the oldest is forgotten) */
 #define RP_EVREADER_HELD 4               /* first refusals awaiting their domain's record */
-#define RP_EVREADER_BACKOFF_MAX_MS 30000 /* a dying reader is restarted after 1 s, 2 s, ... this   \
-                                          */
+#define RP_EVREADER_BACKOFF_MAX_MS 30000 /* a dying reader restarts after 1 s, 2 s, ... this */
 #define RP_EVREADER_STEADY_MS 60000      /* a reader that ran this long restarts after 1 s again */
+#define RP_EVREADER_SAY_MS 60000         /* a repeated warning: at most this often, with a count */
+
+/* What the supervisor says of a Landlock domain's creator (ours). */
+typedef enum rp_evreader_owner {
+    RP_EVREADER_NOT_OURS = 0, /* not a compartment's init */
+    RP_EVREADER_OURS,         /* a compartment's init, as its app's uid */
+    RP_EVREADER_OTHER_UID,    /* an init's pid number, as another uid: a reused pid (warned) */
+} rp_evreader_owner_t;
 
 /* The supervisor's side: whether pid is the init of a compartment it runs and uid (the domain's
- * creator's, as the host numbers it) that compartment's app's uid (ours; NULL: none is: a pid is
- * reused, and a domain made by another user's process whose pid an init took later is not the
- * app's),
- * a Landlock refusal of that compartment's app (refused: record it, rate-limited per run), and a
- * refused packet of a component (net: record it; rp_evreader_record_net does). */
+ * creator's, as the host numbers it) that compartment's app's uid (ours: RP_EVREADER_OURS;
+ * RP_EVREADER_OTHER_UID with *component set when the pid is an init's and the uid another's: a pid
+ * is reused, and a domain made by another user's process whose pid an init took later is not the
+ * app's; NULL: none is), a Landlock refusal of that compartment's app (refused: record it,
+ * rate-limited per run), and a refused packet of a component or a nameless event (net, component
+ * "": record it; rp_evreader_record_net does). */
 typedef struct rp_evreader_hooks {
-    bool (*ours)(pid_t init, uint32_t uid, void *ctx);
+    rp_evreader_owner_t (*ours)(pid_t init, uint32_t uid, const char **component, void *ctx);
     void (*refused)(pid_t init, const char *reason, void *ctx);
     void (*net)(rp_event_kind_t kind, const char *component, const char *reason, void *ctx);
     void *ctx;
 } rp_evreader_hooks_t;
 
 typedef struct rp_evreader {
-    int audit_fd;      /* the bound audit socket, -1: off (why says why) */
-    char why[200];     /* "" when the audit socket is had */
-    int nflog_fd;      /* the network policy's (not ours to close), -1: none */
-    int chan;          /* our end of the pair, -1: no reader running */
-    pid_t pid;         /* the reader, 0: none */
-    long started_ms;   /* when it was started */
-    long restart_ms;   /* when to start it again (chan -1), 0: not due */
-    long backoff_ms;   /* the next wait */
-    uint64_t deaths;   /* how many times it died */
-    uint64_t lost;     /* records the kernel dropped, as the reader counted them */
-    char helper[4096]; /* `rampart-unpack read` */
+    int audit_fd;    /* the bound audit socket, -1: off (why says why) */
+    char why[200];   /* "" when the audit socket is had */
+    int nflog_fd;    /* the network policy's (not ours to close), -1: none */
+    int chan;        /* our end of the pair, -1: no reader running */
+    pid_t pid;       /* the reader, 0: none */
+    long started_ms; /* when it was started */
+    long restart_ms; /* when to start it again (chan -1), 0: not due */
+    long backoff_ms; /* the next wait */
+    uint64_t deaths; /* how many times it died */
+    uint64_t lost;   /* records the kernel dropped, as the reader counted them */
+    /* The kernel's own count of the audit records it dropped (its queue past backlog_limit: they
+     * never reach the reader's socket), read on a request socket of the supervisor's own each tick
+     * (AUDIT_GET: CAP_AUDIT_CONTROL, kept by the supervisor, never the reader's). */
+    int audit_req;            /* -1: not read (no audit, or it failed once: said) */
+    bool kernel_lost_known;   /* kernel_lost holds a first reading */
+    uint32_t kernel_lost;     /* the counter at the last reading */
+    uint64_t kernel_lost_new; /* grown since it was last said */
+    uint64_t kernel_lost_all; /* grown since the supervisor started */
+    long kernel_lost_said_ms; /* when it was last said (RP_EVREADER_SAY_MS) */
+    uint64_t other_uid;       /* domains by an init's pid as another uid (RP_EVREADER_OTHER_UID) */
+    uint64_t other_uid_new;   /* of which not yet said */
+    long other_uid_said_ms;   /* when last said */
+    char helper[4096];        /* `rampart-unpack read` */
     struct {
         uint64_t domain;
         pid_t init;
@@ -99,8 +119,16 @@ void rp_evreader_handle(rp_evreader_t *r, const rp_evreader_hooks_t *hooks);
 void rp_evreader_take(rp_evreader_t *r, const rp_reader_record_t *rec,
                       const rp_evreader_hooks_t *hooks);
 
-/* Call at least once a second: restarts a dead reader when its backoff is over. */
-void rp_evreader_tick(rp_evreader_t *r);
+/* Call at least once a second: restarts a dead reader when its backoff is over, and reads the
+ * kernel's count of the audit records it dropped: when it grew, says so (a log line and one
+ * nameless landlock event by hooks->net, at most once per RP_EVREADER_SAY_MS, with the number):
+ * an app that floods the audit queue with refusals of its own domain can hide another's, and
+ * this says that some were hidden. */
+void rp_evreader_tick(rp_evreader_t *r, const rp_evreader_hooks_t *hooks);
+
+/* One reading of the kernel's lost counter taken (rp_evreader_tick's, after AUDIT_GET): the first
+ * is the base; growth is said as rp_evreader_tick says. */
+void rp_evreader_kernel_lost(rp_evreader_t *r, uint32_t lost, const rp_evreader_hooks_t *hooks);
 
 /* The line in an app's missing layers when its Landlock refusals are not seen (none when they
  * are, or when it has no Landlock at all: abi 0). */

@@ -16,10 +16,13 @@
 #define RP_LANDLOCK_RULE_NET_PORT 2
 #define RP_LANDLOCK_SCOPE_ABSTRACT_UNIX (1ULL << 0) /* ABI 6 */
 #define RP_LANDLOCK_SCOPE_SIGNAL (1ULL << 1)
-/* ABI 7, landlock_restrict_self's flags: LOG_SAME_EXEC_OFF | LOG_NEW_EXEC_ON, so that the
- * refusals of the program exec'd after it are logged (the app's), not those of the caller (the
- * compartment's init). */
-#define RP_LANDLOCK_LOG_APP (1U << 0 | 1U << 1)
+/* ABI 7, landlock_restrict_self's flags (all three came with ABI 7, so the ABI gates them
+ * together): LOG_SAME_EXEC_OFF | LOG_NEW_EXEC_ON, so that the refusals of the program exec'd after
+ * it are logged (the app's), not those of the caller (the compartment's init); and
+ * LOG_SUBDOMAINS_OFF, so that the domains the app nests in its own (its own sandboxes: not the
+ * device's business) log nothing: an app cannot fill the kernel's audit queue from domains the
+ * supervisor would drop anyway (review r4, finding 2). The app's own domain is still logged. */
+#define RP_LANDLOCK_LOG_APP (1U << 0 | 1U << 1 | 1U << 2)
 
 /* The ruleset's attribute; its size tells the kernel how much of it is read: the file part alone
  * before ABI 4, with the network part before ABI 6, whole from 6. */

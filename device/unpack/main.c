@@ -50,8 +50,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <linux/landlock.h>
 #include <linux/sockios.h>
+#include <openssl/crypto.h>
 #include <seccomp.h>
 
 #include "rampart/apptree.h"
@@ -196,11 +198,24 @@ static int allow_sockets(scmp_filter_ctx ctx)
     return rc;
 }
 
+/* What the parsers' libraries read from disk at their first use, read before the fence shuts it
+ * out (each of them would otherwise be refused by Landlock, seen in the kernel's log, and go on
+ * worse): Jansson's hash seed (/dev/urandom: without it, time and pid, a seed a hostile document
+ * could guess and collide its keys with) and OpenSSL's configuration (/etc/ssl/openssl.cnf, read
+ * at its first digest: the same configuration the monitor's own OpenSSL reads). */
+static bool libraries_ready(void)
+{
+    json_object_seed(0);
+    return OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL) == 1;
+}
+
 static bool confine(confinement_t mode)
 {
     scmp_filter_ctx ctx;
     int rc;
 
+    if ((mode == READ_ONLY || mode == EXTRACT) && !libraries_ready())
+        return false;
     if (!fence(mode) || (ctx = seccomp_init(SCMP_ACT_KILL_PROCESS)) == NULL)
         return false;
     rc = rp_seccomp_allow(ctx, allowed, sizeof(allowed) / sizeof(allowed[0]));

@@ -15,6 +15,7 @@
 #include <ifaddrs.h>
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
+#include <linux/landlock.h>
 #include <linux/netlink.h>
 #include <linux/perf_event.h>
 #include <linux/rtnetlink.h>
@@ -503,6 +504,25 @@ static int run_case(int argc, char **argv)
     if (!strcmp(c, "proc-mem")) { /* its own memory, to write past its read-only mappings: /proc
                                      * is mounted read-write, the file is its own (only Landlock's
                                      * read-only rule for /proc stops it) */
+        return refused(c, open("/proc/self/mem", O_RDWR));
+    }
+    if (!strcmp(c, "landlock-nested")) { /* a Landlock domain of its own nested in its
+                                            * compartment's, refused there (a child's read of
+                                            * ARG), then a refusal of the compartment's domain:
+                                            * only the second is logged (LOG_SUBDOMAINS_OFF) */
+        struct landlock_ruleset_attr attr = {.handled_access_fs = LANDLOCK_ACCESS_FS_READ_FILE};
+        int st = 0;
+        pid_t pid = fork();
+        if (pid == 0) {
+            int rs = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof(attr), 0);
+            if (rs < 0 || syscall(SYS_landlock_restrict_self, rs, 0) != 0)
+                _exit(2);
+            _exit(open(argc > 2 ? argv[2] : "/app/data.txt", O_RDONLY) < 0 && errno == EACCES ? 0
+                                                                                             : 1);
+        }
+        if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            return printf("%s: FAILED (the nested domain's read: status %d)\n", c, st), 1;
+        printf("%s: nested: refused\n", c);
         return refused(c, open("/proc/self/mem", O_RDWR));
     }
     if (!strcmp(c, "proc")) {

@@ -13,11 +13,22 @@
  * app runs. It prints "net: APP_ADDRESS GATEWAY" once set up. --refresh-ms N resolves the allowed
  * names again every N ms, as the monitor does every RP_NETPOLICY_REFRESH_SECONDS.
  *
+ * --landlock reads the kernel's Landlock refusals as the monitor does (evreader.c: audit
+ * turned on if it is off, and off again at the end), but takes every domain made as an app's uid,
+ * not only its compartment's (the domains an app nests in its own are not the monitor's): so a
+ * test sees every refusal the kernel logs for the app. They are recorded as landlock events.
+ *
+ * The refusals the kernel reports (--net, --landlock) come through another process (the
+ * reader) after the apps have exited: --wait-event "KIND APP REASON-START" (at most WAIT_EVENTS)
+ * keeps taking them until that event is recorded (at most WAIT_EVENT_MS); without it, the driver
+ * takes only what has come by then. A test that expects no event waits for one the app makes
+ * after the one that must not come (the kernel reports them in order).
+ *
  *   compartment-run --state-dir S --run-dir R --tree DIR [--manifest FILE] [--entry REL]
  *                   [--arg A]... [--log L] [--component NAME] [--version V] [--uid U] [--gid G]
  *                   [--storage-kb N] [--memory-kb N] [--pids N] [--cpu N] [--device /dev/X]...
  *                   [--tcp-port P]... [--net] [--net-slot N] [--refresh-ms N] [--timeout-ms N]
- *                   [--without LAYER]...
+ *                   [--without LAYER]... [--landlock] [--wait-event TEXT]...
  *                   [--channel [--device-auth] [--app-connection NAME]...] [--loopback]
  *                   [--connection IP:PORT]...
  *                   [--app --component NAME --entry REL [app flags]...]
@@ -63,6 +74,9 @@
 #include "unpack.h"
 
 #define RUN_APPS 2
+#define WAIT_EVENTS 4
+#define WAIT_EVENT_MS 20000 /* generous: the wait ends as soon as the event is there */
+#define LANDLOCK_DOMAINS 16 /* the apps' domains remembered (their creators' pids) */
 
 static volatile sig_atomic_t stop_now;
 static void on_term(int sig)
@@ -73,10 +87,12 @@ static void on_term(int sig)
 
 static rp_event_t events[RP_EVENTS_MAX];
 
-/* The network side of the monitor, for the first app. */
+/* The network side of the monitor, for the first app, and the reader of the kernel's refusals. */
 typedef struct net_side {
     rp_netpolicy_t np;
-    rp_evreader_t reader; /* the refused packets, read by rampart-unpack read as the monitor's */
+    rp_evreader_t reader; /* the refused packets (and Landlock's), read by rampart-unpack read */
+    const char *state_dir;
+    bool landlock; /* --landlock */
     rp_netpolicy_app_t app;
     const rp_manifest_t *m;
     const char *etc_dir;
@@ -97,13 +113,38 @@ static int net_setup(pid_t child, void *ctx)
     return 0;
 }
 
+static struct app *app_of_uid(uint32_t uid);
+
+/* --landlock: the domains made as an app's uid (their creators' pids) */
+static struct {
+    pid_t pid;
+    struct app *a;
+} domains[LANDLOCK_DOMAINS];
+static size_t next_domain;
+
+static rp_evreader_owner_t landlock_ours(pid_t pid, uint32_t uid, const char **component, void *ctx)
+{
+    struct app *a = app_of_uid(uid);
+    (void)component, (void)ctx;
+    if (a == NULL)
+        return RP_EVREADER_NOT_OURS;
+    domains[next_domain].pid = pid;
+    domains[next_domain].a = a;
+    next_domain = (next_domain + 1) % LANDLOCK_DOMAINS;
+    return RP_EVREADER_OURS;
+}
+
+static void landlock_refused(pid_t pid, const char *reason, void *ctx);
+
 /* The reader's records, waiting up to wait_ms for the first (0: what is there). */
 static bool net_log(net_side_t *n, int wait_ms)
 {
-    const rp_evreader_hooks_t hooks = {NULL, NULL, rp_evreader_record_net, n->np.state_dir};
+    const rp_evreader_hooks_t hooks = {n->landlock ? landlock_ours : NULL,
+                                       n->landlock ? landlock_refused : NULL,
+                                       rp_evreader_record_net, (void *)n->state_dir};
     struct pollfd p = {rp_evreader_fd(&n->reader), POLLIN, 0};
 
-    rp_evreader_tick(&n->reader);
+    rp_evreader_tick(&n->reader, &hooks);
     if (p.fd < 0 || poll(&p, 1, wait_ms) <= 0)
         return false;
     rp_evreader_handle(&n->reader, &hooks);
@@ -130,6 +171,47 @@ struct app {
 
 static struct app apps[RUN_APPS];
 static int napps;
+
+static struct app *app_of_uid(uint32_t uid)
+{
+    for (int i = 0; i < napps; i++)
+        if (apps[i].spec.uid == uid)
+            return &apps[i];
+    return NULL;
+}
+
+static void landlock_refused(pid_t pid, const char *reason, void *ctx)
+{
+    for (size_t i = 0; i < LANDLOCK_DOMAINS; i++)
+        if (domains[i].a != NULL && domains[i].pid == pid) {
+            if (rp_event_record(ctx, RP_EVENT_LANDLOCK, domains[i].a->spec.component, reason) !=
+                RP_OK)
+                fprintf(stderr, "compartment-run: cannot record a landlock event\n");
+            return;
+        }
+}
+
+/* Whether every event wanted is in the log after its first `before`. */
+static bool events_in(const char *state_dir, size_t before, char wanted[][256], int nwanted)
+{
+    size_t n;
+    uint64_t dropped;
+    int found = 0;
+
+    if (rp_events_read(state_dir, events, RP_EVENTS_MAX, &n, &dropped) != RP_OK)
+        return false;
+    for (int w = 0; w < nwanted; w++)
+        for (size_t i = 0; i < n; i++) {
+            char line[600];
+            snprintf(line, sizeof(line), "%s %s %s", rp_event_kind_name(events[i].kind),
+                     events[i].app, events[i].reason);
+            if (i + dropped >= before && strncmp(line, wanted[w], strlen(wanted[w])) == 0) {
+                found++;
+                break;
+            }
+        }
+    return found == nwanted;
+}
 
 /* DST = the app's run directory / LEAF; false (said) when it does not fit. */
 static bool path_in(char *dst, size_t cap, const struct app *a, const char *leaf)
@@ -244,6 +326,8 @@ int main(int argc, char **argv)
         {"net",            no_argument,       NULL, 'n'},
         {"net-slot",       required_argument, NULL, 'Z'},
         {"refresh-ms",     required_argument, NULL, 'F'},
+        {"landlock",       no_argument,       NULL, 'K'},
+        {"wait-event",     required_argument, NULL, 'E'},
         {NULL,             0,                 NULL, 0  }
     };
     const char *state_dir = NULL, *run_dir = NULL;
@@ -260,7 +344,9 @@ int main(int argc, char **argv)
     long timeout_ms = 30000, deadline, refresh_ms = 0, next_refresh = 0;
     unsigned without = 0;
     bool cleanup = false, channel = false, loopback = false, agent_open = false, failed = false;
-    bool net = false;
+    bool net = false, reader = false;
+    static char wanted[WAIT_EVENTS][256];
+    int nwanted = 0;
     static net_side_t ns;
     static char ns_etc[PATH_MAX + 8];
     int opt, left;
@@ -291,6 +377,12 @@ int main(int argc, char **argv)
             }
             break;
         case 'n': net = true; break;
+        case 'K': ns.landlock = true; break;
+        case 'E':
+            if (nwanted == WAIT_EVENTS)
+                return 1;
+            snprintf(wanted[nwanted++], sizeof(wanted[0]), "%s", optarg);
+            break;
         case 'Z': ns.slot = (uint32_t)strtoul(optarg, NULL, 10); break;
         case 'F': refresh_ms = strtol(optarg, NULL, 10); break;
         case 'S': state_dir = optarg; break;
@@ -431,7 +523,6 @@ int main(int argc, char **argv)
             printf("start failed: the network policy could not start (nftables, NFLOG)\n");
             return 2;
         }
-        rp_evreader_open(&ns.reader, false, rp_netpolicy_log_fd(&ns.np), RP_TEST_UNPACK);
         ns.m = &a->m;
         snprintf(ns_etc, sizeof(ns_etc), "%s/etc", a->run_dir);
         ns.etc_dir = ns_etc; /* where the compartment takes /etc/hosts from (compartment.h) */
@@ -439,6 +530,16 @@ int main(int argc, char **argv)
         a->spec.net_ctx = &ns;
     } else {
         net = false;
+    }
+    ns.state_dir = state_dir;
+    reader = net || ns.landlock;
+    if (reader) {
+        rp_evreader_open(&ns.reader, ns.landlock, net ? rp_netpolicy_log_fd(&ns.np) : -1,
+                         RP_TEST_UNPACK);
+        if (ns.landlock && ns.reader.audit_fd < 0) {
+            printf("start failed: --landlock: %s\n", ns.reader.why);
+            return 2;
+        }
     }
 
     signal(SIGTERM, on_term);
@@ -491,10 +592,10 @@ int main(int argc, char **argv)
                 pf[np++] = (struct pollfd){.fd = fds[k], .events = POLLIN};
             pf[np++] = (struct pollfd){.fd = rp_appchan_fd(&apps[i].chan), .events = POLLIN};
         }
-        if (net)
+        if (reader)
             pf[np++] = (struct pollfd){.fd = rp_evreader_fd(&ns.reader), .events = POLLIN};
         (void)poll(pf, (nfds_t)np, 100);
-        if (net)
+        if (reader)
             (void)net_log(&ns, 0);
         if (net && refresh_ms > 0 && now_ms() >= next_refresh) {
             /* The monitor's periodic re-resolution, at the test's pace. */
@@ -534,12 +635,21 @@ int main(int argc, char **argv)
         else if (WIFSIGNALED(a->c.status))
             printf("%ssignal: %d\n", a->prefix, WTERMSIG(a->c.status));
     }
-    if (net) {
-        /* what the app's last packets left: the reader is another process, so its last records
-         * are taken until it has been quiet for 300 ms */
-        while (net_log(&ns, 300))
+    if (reader) {
+        /* what the apps left: the reader is another process, so its last records are taken
+         * until the events waited for are there (bounded), or only what has come */
+        long until = now_ms() + WAIT_EVENT_MS;
+        while (net_log(&ns, 0))
             ;
+        while (nwanted > 0 && !events_in(state_dir, before, wanted, nwanted) && now_ms() < until)
+            (void)net_log(&ns, 100);
+        if (nwanted > 0 && !events_in(state_dir, before, wanted, nwanted))
+            printf("wait-event: not recorded in %d ms\n", WAIT_EVENT_MS);
         rp_evreader_close(&ns.reader);
+        if (ns.reader.audit_on_by_us && rp_evreader_audit_switch(false, why, sizeof(why)) != RP_OK)
+            fprintf(stderr, "compartment-run: audit, turned on, stays on: %s\n", why);
+    }
+    if (net) {
         rp_netpolicy_teardown(&ns.np, &ns.app);
         rp_netpolicy_shutdown(&ns.np);
     }

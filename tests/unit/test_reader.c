@@ -112,10 +112,13 @@ static uint32_t our_uid = 0x7e000000u; /* 2113929216: the app's */
 static char seen[8][RP_EVENT_REASON_MAX + 1];
 static size_t nseen, ntotal;
 
-static bool ours(pid_t init, uint32_t uid, void *ctx)
+static rp_evreader_owner_t ours(pid_t init, uint32_t uid, const char **component, void *ctx)
 {
     (void)ctx;
-    return init == our_init && uid == our_uid;
+    if (init != our_init)
+        return RP_EVREADER_NOT_OURS;
+    *component = "ours";
+    return uid == our_uid ? RP_EVREADER_OURS : RP_EVREADER_OTHER_UID;
 }
 
 static void refused(pid_t init, const char *reason, void *ctx)
@@ -156,7 +159,7 @@ static void pump(rp_evreader_t *r, const rp_evreader_hooks_t *hooks, size_t want
     for (int i = 0; i < 400 && ntotal < want; i++) {
         struct pollfd p = {rp_evreader_fd(r), POLLIN, 0};
         if (p.fd < 0) {
-            rp_evreader_tick(r);
+            rp_evreader_tick(r, hooks);
             poll(NULL, 0, 50);
             continue;
         }
@@ -235,10 +238,11 @@ static void mapping(void **state)
     r.audit_fd = sv[0];
     r.nflog_fd = -1;
     r.chan = -1;
+    r.audit_req = -1; /* (no kernel counter to read) */
     r.backoff_ms = 1000;
     r.restart_ms = 1; /* due: tick starts it */
     snprintf(r.helper, sizeof(r.helper), "%s", RP_TEST_UNPACK);
-    rp_evreader_tick(&r);
+    rp_evreader_tick(&r, &hooks);
     assert_true(r.pid > 0);
     first = r.pid;
     send_records(sv[1], recs, sizeof(recs) / sizeof(recs[0]));
@@ -260,6 +264,90 @@ static void mapping(void **state)
     assert_int_equal(r.deaths, 1);
     rp_evreader_close(&r); /* (closes sv[0]) */
     close(sv[1]);
+}
+
+/* Domains made by an init's pid number as another uid (a reused pid, or a flood of them): each
+ * dropped, the warning said once for the lot (RP_EVREADER_SAY_MS), with the count. */
+static void other_uid_bounded(void **state)
+{
+    static rp_evreader_t r;
+    rp_evreader_hooks_t hooks = {ours, refused, net, NULL};
+    char path[] = "/tmp/rp-test-reader-XXXXXX", text[4096];
+    int fd = mkstemp(path), saved = dup(STDERR_FILENO), lines = 0;
+    ssize_t n;
+    (void)state;
+
+    assert_true(fd >= 0 && saved >= 0);
+    memset(&r, 0, sizeof(r));
+    r.audit_fd = r.nflog_fd = r.chan = r.audit_req = -1;
+    ntotal = 0;
+    fflush(stderr);
+    assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+    for (uint64_t d = 1; d <= 50; d++) {
+        rp_reader_record_t rec = {.kind = RP_READER_DOMAIN_NEW,
+                                  .domain = 0xf000 + d,
+                                  .number = (uint32_t)our_init,
+                                  .uid = 4242};
+        rp_evreader_take(&r, &rec, &hooks);
+        rec.kind = RP_READER_LANDLOCK;
+        snprintf(rec.reason, sizeof(rec.reason), "read of /forged refused by Landlock");
+        rp_evreader_take(&r, &rec, &hooks); /* its refusal: not mapped, nothing recorded */
+    }
+    fflush(stderr);
+    assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+    close(saved);
+    n = pread(fd, text, sizeof(text) - 1, 0);
+    close(fd);
+    unlink(path);
+    assert_true(n > 0);
+    text[n] = '\0';
+    for (const char *p = text; (p = strstr(p, "not the app's (a reused pid")) != NULL; p++)
+        lines++;
+    assert_int_equal(lines, 1);
+    assert_non_null(strstr(text, "ours: a Landlock domain made by pid 500"));
+    assert_int_equal(r.other_uid, 50);
+    assert_int_equal(r.other_uid_new, 49); /* said at the next warning */
+    assert_int_equal(ntotal, 0);
+}
+
+static char said[4][RP_EVENT_REASON_MAX + 1];
+static size_t nsaid;
+
+static void nameless(rp_event_kind_t kind, const char *component, const char *reason, void *ctx)
+{
+    (void)ctx;
+    assert_int_equal(kind, RP_EVENT_LANDLOCK);
+    assert_string_equal(component, "");
+    if (nsaid < 4)
+        snprintf(said[nsaid], sizeof(said[0]), "%s", reason);
+    nsaid++;
+}
+
+/* The kernel's lost counter: the first reading is the base, growth is said once a minute at most
+ * with the number since last said, and the counter's wrap is growth. */
+static void kernel_lost(void **state)
+{
+    static rp_evreader_t r;
+    rp_evreader_hooks_t hooks = {ours, refused, nameless, NULL};
+    (void)state;
+
+    memset(&r, 0, sizeof(r));
+    r.audit_req = -1;
+    rp_evreader_kernel_lost(&r, 1000, &hooks); /* the base: lost before us, not said */
+    rp_evreader_kernel_lost(&r, 1000, &hooks);
+    assert_int_equal(nsaid, 0);
+    rp_evreader_kernel_lost(&r, 1005, &hooks);
+    assert_int_equal(nsaid, 1);
+    assert_string_equal(said[0], "5 kernel audit records lost");
+    rp_evreader_kernel_lost(&r, 1007, &hooks); /* within the minute: kept, not said */
+    assert_int_equal(nsaid, 1);
+    assert_int_equal(r.kernel_lost_new, 2);
+    r.kernel_lost_said_ms -= RP_EVREADER_SAY_MS; /* a minute later */
+    r.kernel_lost = 0xfffffffeu;                 /* (as if it had come near its wrap) */
+    rp_evreader_kernel_lost(&r, 1, &hooks);
+    assert_int_equal(nsaid, 2);
+    assert_string_equal(said[1], "5 kernel audit records lost"); /* 2 kept, 3 across the wrap */
+    assert_int_equal(r.kernel_lost_all, 10);
 }
 
 static void missing(void **state)
@@ -289,8 +377,8 @@ static void missing(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(decoder),
-        cmocka_unit_test(mapping),
+        cmocka_unit_test(decoder),           cmocka_unit_test(mapping),
+        cmocka_unit_test(other_uid_bounded), cmocka_unit_test(kernel_lost),
         cmocka_unit_test(missing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
