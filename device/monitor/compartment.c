@@ -8,8 +8,9 @@
  * How a start goes (docs/compartments.md, "Enforcement"):
  *   supervisor: device and app locks, the storage image (mke2fs on first start) attached to a
  *     loop device and mounted detached (fsmount: nothing of it in any namespace yet), the cgroups,
- *     the log and pipes; clone(new user U1, mount, pid, ipc, uts, net namespaces) -> child C,
- *     pid 1 inside; every namespace is owned by U1
+ *     the log file (opened and handed over, never read here) and pipes; clone(new user U1,
+ *     mount, pid, ipc, uts, net namespaces) -> child C, pid 1 inside; every namespace is owned
+ *     by U1
  *   supervisor: U1's maps (its uid 0 and gid 0 = the app's host uid and gid, nothing else), C
  *     into the cgroups, the net_setup hook (as host root, in C's network namespace), "go", then
  *     the spec (rp_launch_spec_t)
@@ -18,7 +19,8 @@
  *     and execs rampart-launcher from the descriptor opened at the monitor's start; from there it
  *     holds capabilities in U1 only (what any user gets with `unshare -Ur`)
  *   the launcher builds the root, makes the app's own user namespace U2 (owning nothing), fences
- *     itself and forks the app; it stays as its init and reports the app's exit (launch.h).
+ *     itself and forks the app; it stays as its init, moves the app's stdout and stderr into
+ *     its log (cut back, rate-bounded) and reports the app's exit (launch.h).
  * Its namespace dies with the init, which unmounts /data and lets the loop device go
  * (LO_FLAGS_AUTOCLEAR) once the monitor closes its descriptor of the mount.
  */
@@ -1016,62 +1018,15 @@ static void reap(rp_compartment_t *c, int init_status)
     rp_app_exited(&c->run);
 }
 
-/* The log's newest RP_COMPARTMENT_LOG_KEEP bytes, once it passes RP_COMPARTMENT_LOG_MAX. Only the
- * monitor writes the file (the app has the pipe), so nothing is lost to a race here. */
-static void log_cut(rp_compartment_t *c)
-{
-    static uint8_t tail[RP_COMPARTMENT_LOG_KEEP];
-    struct stat st;
-
-    if (fstat(c->log_out, &st) != 0 || st.st_size <= RP_COMPARTMENT_LOG_MAX)
-        return;
-    if (rp_pread_all(c->log_out, tail, sizeof(tail), (uint64_t)st.st_size - sizeof(tail)) !=
-            RP_OK ||
-        pwrite(c->log_out, tail, sizeof(tail), 0) != (ssize_t)sizeof(tail) ||
-        ftruncate(c->log_out, sizeof(tail)) != 0 || lseek(c->log_out, sizeof(tail), SEEK_SET) < 0)
-        rp_log_warn("%s: its log cannot be cut back", c->component);
-}
-
-/* Move what the app wrote into its log: at most the second's budget (all = the app is gone: what
- * is left, up to RP_COMPARTMENT_LOG_MAX). */
-static void log_drain(rp_compartment_t *c, bool all)
-{
-    static uint8_t buf[64 * 1024];
-    long moved = 0, now = now_ms();
-
-    if (c->log_in < 0)
-        return;
-    if (now - c->log_refill_ms >= 1000) {
-        c->log_budget = RP_COMPARTMENT_LOG_RATE;
-        c->log_refill_ms = now;
-    }
-    while (all ? moved < RP_COMPARTMENT_LOG_MAX : c->log_budget > 0) {
-        size_t want = sizeof(buf);
-        if (!all && (long)want > c->log_budget)
-            want = (size_t)c->log_budget;
-        ssize_t n = read(c->log_in, buf, want);
-        if (n <= 0)
-            break; /* nothing more now (EAGAIN), or every writer is gone */
-        if (c->log_out >= 0 && rp_write_all(c->log_out, buf, (size_t)n) != RP_OK)
-            rp_log_warn("%s: its log cannot be written", c->component);
-        moved += n;
-        if (!all)
-            c->log_budget -= n;
-        log_cut(c);
-    }
-}
-
 bool rp_compartment_poll(rp_compartment_t *c, int timeout_ms)
 {
     long deadline = now_ms() + timeout_ms;
 
-    log_drain(c, false);
     while (c->pid > 0 && !c->exited) {
-        struct pollfd p[4] = {
-            {.fd = c->notify_fd,                       .events = POLLIN},
-            {.fd = c->pidfd,                           .events = POLLIN},
-            {.fd = c->run.ready_fd,                    .events = POLLIN},
-            {.fd = c->log_budget > 0 ? c->log_in : -1, .events = POLLIN},
+        struct pollfd p[3] = {
+            {.fd = c->notify_fd,    .events = POLLIN},
+            {.fd = c->pidfd,        .events = POLLIN},
+            {.fd = c->run.ready_fd, .events = POLLIN},
         };
         long left = deadline - now_ms(), wait;
         int st;
@@ -1081,15 +1036,12 @@ bool rp_compartment_poll(rp_compartment_t *c, int timeout_ms)
         wait = left < RP_COMPARTMENT_CHECK_MS ? left : RP_COMPARTMENT_CHECK_MS;
         if (c->pidfd < 0 && wait > 50)
             wait = 50; /* no pidfd: look at the child often */
-        if (c->log_in >= 0 && c->log_budget <= 0 && wait > 100)
-            wait = 100; /* its budget comes back within the second */
-        if (poll(p, 4, (int)wait) > 0) {
+        if (poll(p, 3, (int)wait) > 0) {
             if (p[0].revents & POLLIN)
                 handle_notification(c);
             if (p[2].revents)
                 (void)rp_app_poll_ready(&c->run);
         }
-        log_drain(c, false);
         if (now_ms() - c->last_check_ms >= RP_COMPARTMENT_CHECK_MS)
             check_counters(c);
         if (waitpid(c->pid, &st, WNOHANG) == c->pid) {
@@ -1107,7 +1059,6 @@ void rp_compartment_fds(const rp_compartment_t *c, int fds[RP_COMPARTMENT_FDS])
     fds[0] = c->notify_fd;
     fds[1] = c->pidfd;
     fds[2] = c->run.ready_fd;
-    fds[3] = c->log_budget > 0 ? c->log_in : -1;
 }
 
 static void close_fd(int *fd)
@@ -1139,9 +1090,6 @@ void rp_compartment_stop(rp_compartment_t *c)
         c->events_suppressed = 0;
         record(c, RP_EVENT_SYSCALL, reason);
     }
-    log_drain(c, true); /* its last words (the whole namespace is gone: no writer is left) */
-    close_fd(&c->log_in);
-    close_fd(&c->log_out);
     close_fd(&c->notify_fd);
     close_fd(&c->pidfd);
     close_fd(&c->data_fd);
@@ -1161,7 +1109,7 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
 {
     const rp_manifest_t *m;
     child_args_t a;
-    int sv[2] = {-1, -1}, pipefd[2] = {-1, -1}, logpipe[2] = {-1, -1}, nullfd = -1, st;
+    int sv[2] = {-1, -1}, pipefd[2] = {-1, -1}, logfd = -1, nullfd = -1, st;
     long deadline;
     rp_launch_msg_t msg;
     rp_err_t err;
@@ -1169,7 +1117,6 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
 
     memset(c, 0, sizeof(*c));
     c->pidfd = c->notify_fd = c->data_fd = c->sync_fd = c->run.ready_fd = -1;
-    c->log_in = c->log_out = -1;
     why[0] = '\0';
     if ((err = check_spec(s, why, cap)) != RP_OK)
         return err;
@@ -1216,27 +1163,22 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
     cgroups_setup(c, m, s->without & RP_LAYER_OPTIONAL);
 
     err = RP_ERR_IO;
-    /* Read and written here alone: no O_APPEND (a cut writes at 0, and Linux's pwrite appends on
-     * an O_APPEND file whatever the offset); writes go at the end, where the offset stays. */
-    c->log_out = open(s->log_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (c->log_out >= 0 && lseek(c->log_out, 0, SEEK_END) < 0)
-        close_fd(&c->log_out);
+    /* Its log, handed to the launcher, which alone writes it (launch.h): no O_APPEND (a cut writes
+     * at 0, and Linux's pwrite appends on an O_APPEND file whatever the offset); writes go at the
+     * end, where the offset stays. */
+    logfd = open(s->log_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (logfd >= 0 && lseek(logfd, 0, SEEK_END) < 0)
+        close_fd(&logfd);
     nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (c->log_out < 0 || nullfd < 0 || pipe2(pipefd, O_CLOEXEC) != 0 ||
-        pipe2(logpipe, O_CLOEXEC) != 0 ||
+    if (logfd < 0 || nullfd < 0 || pipe2(pipefd, O_CLOEXEC) != 0 ||
         socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-        snprintf(why, cap, "cannot start: %s: %s", c->log_out < 0 ? s->log_path : "a descriptor",
+        snprintf(why, cap, "cannot start: %s: %s", logfd < 0 ? s->log_path : "a descriptor",
                  strerror(errno));
         goto fail;
     }
-    c->log_in = logpipe[0];
-    logpipe[0] = -1;
-    (void)fcntl(c->log_in, F_SETFL, fcntl(c->log_in, F_GETFL) | O_NONBLOCK);
-    c->log_budget = RP_COMPARTMENT_LOG_RATE;
-    c->log_refill_ms = now_ms();
     a.spec = s;
     a.sync_fd = sv[1];
-    a.log_fd = logpipe[1];
+    a.log_fd = logfd;
     a.null_fd = nullfd;
     a.ready_fd = pipefd[1];
     a.channel_fd = s->channel_fd;
@@ -1255,7 +1197,6 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
     if (pid == 0) {
         close(sv[0]);
         close(pipefd[0]);
-        close(c->log_in);
         /* The monitor's death (the thread that started it) ends the compartment: nothing runs
          * unsupervised. If it died already, the first recv below sees the socket closed. */
         (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -1265,7 +1206,7 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
     sv[1] = -1;
     close(pipefd[1]);
     pipefd[1] = -1;
-    close_fd(&logpipe[1]);
+    close_fd(&logfd);
     close_fd(&nullfd);
     c->pid = pid;
     c->sync_fd = sv[0];
@@ -1350,7 +1291,7 @@ fail:
             ;
         c->exited = true;
     }
-    close_fd(&logpipe[1]);
+    close_fd(&logfd);
     close_fd(&nullfd);
     close_fd(&pipefd[0]);
     close_fd(&pipefd[1]);

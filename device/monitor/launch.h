@@ -11,8 +11,10 @@
  *
  *   rampart-launcher SYNC LOG NULL READY CHANNEL TREE ROOT NET DATA
  *
- * each a descriptor number (-1: none): the sync socket; the app's stdout/stderr pipe, /dev/null,
- * its ready pipe and its channel to the monitor (compartment.h); O_PATH descriptors of its tree,
+ * each a descriptor number (-1: none): the sync socket; the app's log file (read-write, its offset
+ * at the end: the launcher alone writes it, draining the app's stdout/stderr pipe into it, cut
+ * back and rate-bounded as compartment.h says), /dev/null, its ready pipe and its channel to the
+ * monitor (compartment.h); O_PATH descriptors of its tree,
  * of run_dir/root (where the new root is attached) and of run_dir/etc (the network policy's names,
  * -1 if absent); the detached mount of its storage (the monitor's, -1 without MutableStorage).
  * The launcher answers on SYNC: RP_LAUNCH_SECCOMP (the listener, passed), then RP_LAUNCH_READY,
