@@ -15,8 +15,9 @@
  *   the app forked (setsid, the contract's descriptors and environment, execve); this process
  *     stays as its init: traces it for a crash, forwards SIGTERM/SIGINT/SIGHUP, moves the app's
  *     stdout and stderr (a pipe) into its log (a file the monitor opened and handed over, which
- *     the app never holds: cut back and rate-bounded, compartment.h), reaps, and when the app
- *     exits kills what is left, moves its last words, and reports its wait status before exiting.
+ *     the app never holds: cut back and rate-bounded, compartment.h), reads its ready pipe and
+ *     reports what it heard there (launch.h), reaps, and when the app exits kills what is left,
+ *     moves its last words, and reports its wait status before exiting.
  * Not dumpable from main's first line on, save map_self's three writes (below). Before it (the
  * kernel makes an exec with ambient capabilities and euid == uid dumpable: the dynamic loader and
  * the libraries' constructors run so) and during those writes, what keeps a process of the app's
@@ -67,7 +68,7 @@
 /* What the monitor handed over: the spec, and the descriptors of argv (launch.h). */
 typedef struct launch_args {
     rp_launch_spec_t spec;
-    int sync_fd, log_fd, null_fd, ready_fd, channel_fd, tree_fd, root_fd, net_fd, data_fd;
+    int sync_fd, log_fd, null_fd, channel_fd, tree_fd, root_fd, net_fd, data_fd;
 } launch_args_t;
 
 /* ---------------------------------------------------------------- its root */
@@ -694,16 +695,53 @@ static void log_drain(app_log_t *l, bool all)
     }
 }
 
-/* Until the next thing to do: a child's stop or exit (SIGCHLD), a signal to forward, the app's
- * output while it may write more this second, or the second's end when it may not. */
-static void wait_any(const app_log_t *l, const sigset_t *unblocked)
-{
-    struct pollfd p = {.fd = l->budget > 0 ? l->in : -1, .events = POLLIN};
-    long left = l->refill_ms + 1000 - now_ms();
-    struct timespec ts = {.tv_sec = left > 0 ? left / 1000 : 0,
-                          .tv_nsec = left > 0 ? (left % 1000) * 1000000 : 0};
+/* The app's ready pipe, read here under the contract's rule (rp_app_poll_ready, app.h); what the
+ * monitor hears of it is RP_LAUNCH_HEARD, at most one every RP_LAUNCH_HEARD_MS (launch.h). */
+typedef struct app_ready {
+    rp_app_run_t run;     /* its ready_fd, ready and heard alone */
+    struct timespec told; /* run.heard when last seen */
+    long told_ms;         /* when the last report went */
+    bool pending;         /* heard since, not told yet */
+} app_ready_t;
 
-    (void)ppoll(&p, 1, l->in >= 0 && l->budget <= 0 ? &ts : NULL, unblocked);
+static void ready_take(app_ready_t *r, int sync_fd)
+{
+    rp_launch_msg_t m = {.type = RP_LAUNCH_HEARD};
+
+    if (!rp_app_poll_ready(&r->run))
+        return;
+    if (r->run.heard.tv_sec != r->told.tv_sec || r->run.heard.tv_nsec != r->told.tv_nsec) {
+        r->told = r->run.heard;
+        r->pending = true;
+    }
+    if (r->pending && now_ms() - r->told_ms >= RP_LAUNCH_HEARD_MS) {
+        (void)rp_launch_send(sync_fd, &m, -1);
+        r->pending = false;
+        r->told_ms = now_ms();
+    }
+}
+
+/* Until the next thing to do: a child's stop or exit (SIGCHLD), a signal to forward, the app's
+ * output while it may write more this second (or the second's end when it may not), its ready
+ * pipe, a report held back. */
+static void wait_any(const app_log_t *l, const app_ready_t *r, const sigset_t *unblocked)
+{
+    struct pollfd p[2] = {
+        {.fd = l->budget > 0 ? l->in : -1, .events = POLLIN},
+        {.fd = r->run.ready_fd,            .events = POLLIN},
+    };
+    long left = -1, now = now_ms();
+    struct timespec ts;
+
+    if (l->in >= 0 && l->budget <= 0)
+        left = l->refill_ms + 1000 - now;
+    if (r->pending && (left < 0 || r->told_ms + RP_LAUNCH_HEARD_MS - now < left))
+        left = r->told_ms + RP_LAUNCH_HEARD_MS - now;
+    if (left < 0 && (r->pending || (l->in >= 0 && l->budget <= 0)))
+        left = 0;
+    ts.tv_sec = left > 0 ? left / 1000 : 0;
+    ts.tv_nsec = left > 0 ? (left % 1000) * 1000000 : 0;
+    (void)ppoll(p, 2, left >= 0 ? &ts : NULL, unblocked);
 }
 
 /* ---------------------------------------------------------------- crash capture (the init) */
@@ -901,7 +939,7 @@ static int map_self(const rp_launch_spec_t *s)
 /* argv's descriptors (launch.h), then the spec, one packet. */
 static void take_args(int argc, char **argv, launch_args_t *a)
 {
-    int *fds[RP_LAUNCH_ARGS] = {&a->sync_fd, &a->log_fd,  &a->null_fd, &a->ready_fd, &a->channel_fd,
+    int *fds[RP_LAUNCH_ARGS] = {&a->sync_fd, &a->log_fd,  &a->null_fd, &a->channel_fd,
                                 &a->tree_fd, &a->root_fd, &a->net_fd,  &a->data_fd};
     ssize_t n;
 
@@ -944,8 +982,9 @@ int main(int argc, char **argv)
     char *app_argv[RP_MANIFEST_ARGS_MAX + 2];
     unsigned layers =
         RP_LAYER_MOUNTNS | RP_LAYER_PIDNS | RP_LAYER_IPCNS | RP_LAYER_UTSNS | RP_LAYER_NETNS;
-    int abi = 0, notify_fd = -1, status = 0, up[2], down[2], logp[2];
+    int abi = 0, notify_fd = -1, status = 0, up[2], down[2], logp[2], readyp[2];
     app_log_t lg;
+    app_ready_t rd;
     bool traced = false;
     char go = 0;
     rp_launch_msg_t msg;
@@ -1012,7 +1051,7 @@ int main(int argc, char **argv)
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
         child_fail(a->sync_fd, "cannot make the compartment's init undumpable");
     if (pipe2(up, O_CLOEXEC) != 0 || pipe2(down, O_CLOEXEC) != 0 ||
-        pipe2(logp, O_CLOEXEC) != 0)
+        pipe2(logp, O_CLOEXEC) != 0 || pipe2(readyp, O_CLOEXEC) != 0)
         child_fail(a->sync_fd, "pipe failed");
 
     /* The app, under the contract. */
@@ -1094,7 +1133,7 @@ int main(int argc, char **argv)
             _exit(126);
         if (chdir(m->storage_kb ? "/data" : "/tmp") != 0 || dup2(a->null_fd, STDIN_FILENO) < 0 ||
             dup2(logp[1], STDOUT_FILENO) < 0 || dup2(logp[1], STDERR_FILENO) < 0 ||
-            dup2(a->ready_fd, RP_APP_READY_FD) < 0 ||
+            dup2(readyp[1], RP_APP_READY_FD) < 0 ||
             (channel >= 0 && dup2(channel, RP_APP_MONITOR_FD) < 0))
             _exit(126);
         if (close_range(channel >= 0 ? RP_APP_MONITOR_FD + 1 : RP_APP_READY_FD + 1, ~0U, 0) != 0)
@@ -1108,6 +1147,7 @@ int main(int argc, char **argv)
     close(up[1]);
     close(down[0]);
     close(logp[1]);
+    close(readyp[1]);
     if (read(up[0], &go, 1) == 1 && !s->debug && !s->no_crash_capture)
         traced = ptrace(PTRACE_SEIZE, app, NULL,
                         (void *)(uintptr_t)(PTRACE_O_TRACECLONE | PTRACE_O_EXITKILL)) == 0;
@@ -1117,7 +1157,7 @@ int main(int argc, char **argv)
         struct rlimit fsize = {RP_COMPARTMENT_LOG_MAX + RP_COMPARTMENT_LOG_CHUNK,
                                RP_COMPARTMENT_LOG_MAX + RP_COMPARTMENT_LOG_CHUNK};
         if (signal(SIGXFSZ, SIG_IGN) == SIG_ERR || setrlimit(RLIMIT_FSIZE, &fsize) != 0 ||
-            fcntl(logp[0], F_SETFL, O_NONBLOCK) != 0) {
+            fcntl(logp[0], F_SETFL, O_NONBLOCK) != 0 || fcntl(readyp[0], F_SETFL, O_NONBLOCK) != 0) {
             kill(app, SIGKILL);
             child_fail(a->sync_fd, "cannot bound the app's log");
         }
@@ -1130,12 +1170,14 @@ int main(int argc, char **argv)
     close(up[0]);
     close(down[1]);
     close(a->null_fd);
-    close(a->ready_fd);
     if (a->channel_fd >= 0)
         close(a->channel_fd); /* the app's alone: its exit closes the channel */
     lg = (app_log_t){.in = logp[0], .out = a->log_fd, .budget = RP_COMPARTMENT_LOG_RATE,
                      .refill_ms = now_ms()};
     log_cut(lg.out); /* a log an older run left past the bound */
+    memset(&rd, 0, sizeof(rd));
+    rd.run.ready_fd = readyp[0];
+    rd.told_ms = now_ms() - RP_LAUNCH_HEARD_MS;
     struct sigaction sa = {.sa_handler = on_signal};
     sigset_t waking, unblocked;
     sigemptyset(&sa.sa_mask);
@@ -1169,8 +1211,9 @@ int main(int argc, char **argv)
             }
         }
         log_drain(&lg, false);
+        ready_take(&rd, a->sync_fd);
         if (!done)
-            wait_any(&lg, &unblocked);
+            wait_any(&lg, &rd, &unblocked);
     }
     kill(-1, SIGKILL); /* whatever the app left behind */
     while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)

@@ -686,7 +686,7 @@ rp_err_t rp_compartment_launcher_open(const char *path, char *why, size_t cap)
 
 typedef struct child_args {
     const rp_compartment_spec_t *spec;
-    int sync_fd, log_fd, null_fd, ready_fd, channel_fd, data_fd;
+    int sync_fd, log_fd, null_fd, channel_fd, data_fd;
     char root[PATH_MAX];
 } child_args_t;
 
@@ -725,17 +725,17 @@ static int child_main(const child_args_t *a)
 {
     char etc[PATH_MAX], args[RP_LAUNCH_ARGS][16];
     char *argv[RP_LAUNCH_ARGS + 2] = {"rampart-launcher"}, *envp[] = {NULL};
-    int fds[RP_LAUNCH_ARGS] = {a->sync_fd, a->log_fd, a->null_fd, a->ready_fd, a->channel_fd,
+    int fds[RP_LAUNCH_ARGS] = {a->sync_fd, a->log_fd, a->null_fd, a->channel_fd,
                                -1,         -1,        -1,         a->data_fd};
     rp_launch_msg_t msg;
 
     if (rp_launch_recv(a->sync_fd, &msg, NULL) != 1 || msg.type != RP_LAUNCH_GO)
         _exit(125); /* the supervisor gave up */
     (void)rp_launch_pathf(etc, sizeof(etc), "%s/etc", a->spec->run_dir);
-    fds[5] = open(a->spec->tree_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    fds[6] = open(a->root, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    fds[7] = open(etc, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); /* -1: no names */
-    if (fds[5] < 0 || fds[6] < 0)
+    fds[4] = open(a->spec->tree_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    fds[5] = open(a->root, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    fds[6] = open(etc, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); /* -1: no names */
+    if (fds[4] < 0 || fds[5] < 0)
         child_fail(a->sync_fd, "cannot open the app's tree or run directory");
     if (setgroups(0, NULL) != 0 || setresgid(a->spec->gid, a->spec->gid, a->spec->gid) != 0 ||
         setresuid(a->spec->uid, a->spec->uid, a->spec->uid) != 0 || caps_ambient() != 0)
@@ -999,18 +999,38 @@ static void take_crash(rp_compartment_t *c)
     c->crash_len = (size_t)n;
 }
 
-static void reap(rp_compartment_t *c, int init_status)
+/* What the init reported since (launch.h), at most max packets: the app heard on its ready pipe
+ * (its "ready", then its heartbeats: the init reads the pipe and keeps the rule, app.h), a crash's
+ * capture, the app's exit. Nothing the app wrote is read here. */
+static void take_reports(rp_compartment_t *c, int max)
 {
     rp_launch_msg_t msg;
     struct pollfd p = {.fd = c->sync_fd, .events = POLLIN};
 
-    c->status = init_status; /* unless the init reported the app's own */
-    while (c->sync_fd >= 0 && poll(&p, 1, 0) == 1 && rp_launch_recv(c->sync_fd, &msg, NULL) == 1) {
-        if (msg.type == RP_LAUNCH_EXIT)
-            c->status = msg.value;
-        else if (msg.type == RP_LAUNCH_CRASH)
+    while (max-- > 0 && !c->sync_gone && poll(&p, 1, 0) == 1) {
+        if (c->crash_next) { /* the capture, its own packet */
+            c->crash_next = false;
             take_crash(c);
+            continue;
+        }
+        int r = rp_launch_recv(c->sync_fd, &msg, NULL);
+        if (r == 0)
+            c->sync_gone = true; /* the init is gone, or closed it: nothing more comes */
+        else if (r == 1 && msg.type == RP_LAUNCH_HEARD) {
+            c->run.ready = true;
+            clock_gettime(CLOCK_MONOTONIC, &c->run.heard);
+        } else if (r == 1 && msg.type == RP_LAUNCH_EXIT) {
+            c->app_status = msg.value;
+            c->app_reported = true;
+        } else if (r == 1 && msg.type == RP_LAUNCH_CRASH)
+            c->crash_next = true;
     }
+}
+
+static void reap(rp_compartment_t *c, int init_status)
+{
+    take_reports(c, INT_MAX); /* a dead init's are all queued already */
+    c->status = c->app_reported ? c->app_status : init_status;
     c->exited = true;
     check_counters(c);
     c->run.pid =
@@ -1024,9 +1044,9 @@ bool rp_compartment_poll(rp_compartment_t *c, int timeout_ms)
 
     while (c->pid > 0 && !c->exited) {
         struct pollfd p[3] = {
-            {.fd = c->notify_fd,    .events = POLLIN},
-            {.fd = c->pidfd,        .events = POLLIN},
-            {.fd = c->run.ready_fd, .events = POLLIN},
+            {.fd = c->notify_fd,                     .events = POLLIN},
+            {.fd = c->pidfd,                         .events = POLLIN},
+            {.fd = c->sync_gone ? -1 : c->sync_fd,   .events = POLLIN},
         };
         long left = deadline - now_ms(), wait;
         int st;
@@ -1040,7 +1060,7 @@ bool rp_compartment_poll(rp_compartment_t *c, int timeout_ms)
             if (p[0].revents & POLLIN)
                 handle_notification(c);
             if (p[2].revents)
-                (void)rp_app_poll_ready(&c->run);
+                take_reports(c, RP_COMPARTMENT_REPORTS);
         }
         if (now_ms() - c->last_check_ms >= RP_COMPARTMENT_CHECK_MS)
             check_counters(c);
@@ -1058,7 +1078,7 @@ void rp_compartment_fds(const rp_compartment_t *c, int fds[RP_COMPARTMENT_FDS])
 {
     fds[0] = c->notify_fd;
     fds[1] = c->pidfd;
-    fds[2] = c->run.ready_fd;
+    fds[2] = c->sync_gone ? -1 : c->sync_fd;
 }
 
 static void close_fd(int *fd)
@@ -1109,7 +1129,7 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
 {
     const rp_manifest_t *m;
     child_args_t a;
-    int sv[2] = {-1, -1}, pipefd[2] = {-1, -1}, logfd = -1, nullfd = -1, st;
+    int sv[2] = {-1, -1}, logfd = -1, nullfd = -1, st;
     long deadline;
     rp_launch_msg_t msg;
     rp_err_t err;
@@ -1170,8 +1190,7 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
     if (logfd >= 0 && lseek(logfd, 0, SEEK_END) < 0)
         close_fd(&logfd);
     nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (logfd < 0 || nullfd < 0 || pipe2(pipefd, O_CLOEXEC) != 0 ||
-        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+    if (logfd < 0 || nullfd < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
         snprintf(why, cap, "cannot start: %s: %s", logfd < 0 ? s->log_path : "a descriptor",
                  strerror(errno));
         goto fail;
@@ -1180,7 +1199,6 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
     a.sync_fd = sv[1];
     a.log_fd = logfd;
     a.null_fd = nullfd;
-    a.ready_fd = pipefd[1];
     a.channel_fd = s->channel_fd;
     a.data_fd = c->data_fd;
     pid_t pid = (pid_t)syscall(SYS_clone,
@@ -1196,7 +1214,6 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
     }
     if (pid == 0) {
         close(sv[0]);
-        close(pipefd[0]);
         /* The monitor's death (the thread that started it) ends the compartment: nothing runs
          * unsupervised. If it died already, the first recv below sees the socket closed. */
         (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -1204,16 +1221,11 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
     }
     close(sv[1]);
     sv[1] = -1;
-    close(pipefd[1]);
-    pipefd[1] = -1;
     close_fd(&logfd);
     close_fd(&nullfd);
     c->pid = pid;
     c->sync_fd = sv[0];
     c->run.pid = pid;
-    c->run.ready_fd = pipefd[0];
-    pipefd[0] = -1;
-    (void)fcntl(c->run.ready_fd, F_SETFL, fcntl(c->run.ready_fd, F_GETFL) | O_NONBLOCK);
     c->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 
     /* U1: the app's uid and gid, nothing else is mapped (no root in it). setgroups stays allowed
@@ -1293,8 +1305,6 @@ fail:
     }
     close_fd(&logfd);
     close_fd(&nullfd);
-    close_fd(&pipefd[0]);
-    close_fd(&pipefd[1]);
     close_fd(&sv[1]);
     c->events_suppressed = 0;
     rp_compartment_stop(c);

@@ -117,6 +117,7 @@ typedef struct rp_compartment_spec {
 #define RP_COMPARTMENT_LOG_RATE (1024 * 1024)
 #define RP_COMPARTMENT_LOG_CHUNK (64 * 1024) /* one read of the pipe */
 #define RP_COMPARTMENT_FDS 3 /* rp_compartment_fds() */
+#define RP_COMPARTMENT_REPORTS 16 /* the init's reports taken per poll (the rest wait) */
 
 /* One running compartment. */
 typedef struct rp_compartment {
@@ -127,8 +128,13 @@ typedef struct rp_compartment {
     int pidfd;       /* readable when the init exits; -1 if the kernel has no pidfd */
     int notify_fd;   /* seccomp notifications; -1 without SECCOMP_NOTIFY */
     int data_fd;     /* /data's root (O_PATH), for the quota check; -1 without storage */
-    int sync_fd;     /* the setup channel; the init reports the app's exit on it */
-    rp_app_run_t run; /* the ready pipe (rp_app_poll_ready); run.pid is the init */
+    int sync_fd;     /* the setup channel; the init reports the app's ready, exit, crash on it */
+    bool sync_gone;  /* the init closed it (or died) */
+    bool crash_next; /* the next packet is a crash's capture (RP_LAUNCH_CRASH) */
+    bool app_reported; /* the init reported the app's exit: app_status */
+    int app_status;
+    rp_app_run_t run; /* run.ready and run.heard as the init reported them (the ready pipe is
+                         its: RP_LAUNCH_HEARD, launch.h); run.pid is the init */
     unsigned layers;
     char missing[512]; /* the layers not in force and why, for a person ("" if none) */
     int landlock_abi;
@@ -170,8 +176,9 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *spec, rp_compartment_
 rp_err_t rp_compartment_launcher_open(const char *path, char *why, size_t cap) RP_MUST_CHECK;
 
 /*
- * Drive it for up to timeout_ms: answer seccomp notifications (each refusal recorded), read the
- * ready pipe, check the cgroup counters and the storage. Returns true once the app has exited
+ * Drive it for up to timeout_ms: answer seccomp notifications (each refusal recorded), take the
+ * init's reports (the app's ready and heartbeats, a crash), check the cgroup counters and the
+ * storage. Returns true once the app has exited
  * (c->status: its wait status; the compartment is then stopped: call rp_compartment_stop anyway).
  */
 bool rp_compartment_poll(rp_compartment_t *c, int timeout_ms);
