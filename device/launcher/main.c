@@ -15,9 +15,9 @@
  *   the app forked (setsid, the contract's descriptors and environment, execve); this process
  *     stays as its init: traces it for a crash, forwards SIGTERM/SIGINT/SIGHUP, moves the app's
  *     stdout and stderr (a pipe) into its log (a file the monitor opened and handed over, which
- *     the app never holds: cut back and rate-bounded, compartment.h), reads its ready pipe and
- *     reports what it heard there (launch.h), reaps, and when the app exits kills what is left,
- *     moves its last words, and reports its wait status before exiting.
+ *     the app never holds: cut back and rate-bounded, compartment.h), reads its ready pipe (its
+ *     "ready" reported, its watchdog kept: launch.h), reaps, and when the app exits kills what
+ *     is left, moves its last words, and reports its wait status before exiting.
  * Not dumpable from main's first line on, save map_self's three writes (below). Before it (the
  * kernel makes an exec with ambient capabilities and euid == uid dumpable: the dynamic loader and
  * the libraries' constructors run so) and during those writes, what keeps a process of the app's
@@ -695,50 +695,61 @@ static void log_drain(app_log_t *l, bool all)
     }
 }
 
-/* The app's ready pipe, read here under the contract's rule (rp_app_poll_ready, app.h); what the
- * monitor hears of it is RP_LAUNCH_HEARD, at most one every RP_LAUNCH_HEARD_MS (launch.h). */
+/* The app's ready pipe, read here under the contract's rule (rp_app_poll_ready, app.h): the
+ * monitor is told once, when the app said "ready" (RP_LAUNCH_APP_READY). After it each write is a
+ * heartbeat, which an app whose manifest sets WatchdogSeconds must give at least that often: past
+ * it, the monitor is told (RP_LAUNCH_WATCHDOG) and the app is killed with all it left, an exit
+ * like any other (launch.h). */
 typedef struct app_ready {
-    rp_app_run_t run;     /* its ready_fd, ready and heard alone */
-    struct timespec told; /* run.heard when last seen */
-    long told_ms;         /* when the last report went */
-    bool pending;         /* heard since, not told yet */
+    rp_app_run_t run;   /* its ready_fd, ready and heard alone */
+    long watchdog_ms;   /* 0: none */
+    bool told, fired;
 } app_ready_t;
 
-static void ready_take(app_ready_t *r, int sync_fd)
+/* The time left before the watchdog fires, in ms; -1: nothing to wait for. */
+static long ready_take(app_ready_t *r, int sync_fd)
 {
-    rp_launch_msg_t m = {.type = RP_LAUNCH_HEARD};
+    rp_launch_msg_t m = {.type = RP_LAUNCH_APP_READY};
+    long left;
 
-    if (!rp_app_poll_ready(&r->run))
-        return;
-    if (r->run.heard.tv_sec != r->told.tv_sec || r->run.heard.tv_nsec != r->told.tv_nsec) {
-        r->told = r->run.heard;
-        r->pending = true;
-    }
-    if (r->pending && now_ms() - r->told_ms >= RP_LAUNCH_HEARD_MS) {
+    if (!rp_app_poll_ready(&r->run) || r->fired)
+        return -1;
+    if (!r->told) {
         (void)rp_launch_send(sync_fd, &m, -1);
-        r->pending = false;
-        r->told_ms = now_ms();
+        r->told = true;
     }
+    if (r->watchdog_ms == 0)
+        return -1;
+    if ((left = r->watchdog_ms - rp_app_silent_ms(&r->run)) > 0)
+        return left;
+    m.type = RP_LAUNCH_WATCHDOG;
+    (void)rp_launch_send(sync_fd, &m, -1);
+    r->fired = true;
+    kill(-1, SIGKILL); /* the app and whatever it left (not this process): a hung app heeds no
+                          SIGTERM */
+    return -1;
 }
 
 /* Until the next thing to do: a child's stop or exit (SIGCHLD), a signal to forward, the app's
  * output while it may write more this second (or the second's end when it may not), its ready
- * pipe, a report held back. */
-static void wait_any(const app_log_t *l, const app_ready_t *r, const sigset_t *unblocked)
+ * pipe, or the watchdog's deadline (watchdog_left ms; -1: none). */
+static void wait_any(const app_log_t *l, const app_ready_t *r, long watchdog_left,
+                     const sigset_t *unblocked)
 {
     struct pollfd p[2] = {
         {.fd = l->budget > 0 ? l->in : -1, .events = POLLIN},
         {.fd = r->run.ready_fd,            .events = POLLIN},
     };
-    long left = -1, now = now_ms();
+    long left = watchdog_left;
     struct timespec ts;
 
-    if (l->in >= 0 && l->budget <= 0)
-        left = l->refill_ms + 1000 - now;
-    if (r->pending && (left < 0 || r->told_ms + RP_LAUNCH_HEARD_MS - now < left))
-        left = r->told_ms + RP_LAUNCH_HEARD_MS - now;
-    if (left < 0 && (r->pending || (l->in >= 0 && l->budget <= 0)))
-        left = 0;
+    if (l->in >= 0 && l->budget <= 0) {
+        long refill = l->refill_ms + 1000 - now_ms();
+        if (refill < 0)
+            refill = 0;
+        if (left < 0 || refill < left)
+            left = refill;
+    }
     ts.tv_sec = left > 0 ? left / 1000 : 0;
     ts.tv_nsec = left > 0 ? (left % 1000) * 1000000 : 0;
     (void)ppoll(p, 2, left >= 0 ? &ts : NULL, unblocked);
@@ -1177,7 +1188,7 @@ int main(int argc, char **argv)
     log_cut(lg.out); /* a log an older run left past the bound */
     memset(&rd, 0, sizeof(rd));
     rd.run.ready_fd = readyp[0];
-    rd.told_ms = now_ms() - RP_LAUNCH_HEARD_MS;
+    rd.watchdog_ms = (long)m->watchdog_seconds * 1000;
     struct sigaction sa = {.sa_handler = on_signal};
     sigset_t waking, unblocked;
     sigemptyset(&sa.sa_mask);
@@ -1211,9 +1222,9 @@ int main(int argc, char **argv)
             }
         }
         log_drain(&lg, false);
-        ready_take(&rd, a->sync_fd);
+        long watchdog_left = ready_take(&rd, a->sync_fd);
         if (!done)
-            wait_any(&lg, &rd, &unblocked);
+            wait_any(&lg, &rd, watchdog_left, &unblocked);
     }
     kill(-1, SIGKILL); /* whatever the app left behind */
     while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)

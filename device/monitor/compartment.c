@@ -999,9 +999,9 @@ static void take_crash(rp_compartment_t *c)
     c->crash_len = (size_t)n;
 }
 
-/* What the init reported since (launch.h), at most max packets: the app heard on its ready pipe
- * (its "ready", then its heartbeats: the init reads the pipe and keeps the rule, app.h), a crash's
- * capture, the app's exit. Nothing the app wrote is read here. */
+/* What the init reported since (launch.h), at most max packets: the app said "ready" (the init
+ * reads its ready pipe and keeps the rule, app.h, and its watchdog), a crash's capture, the
+ * watchdog's kill, the app's exit. Nothing the app wrote is read here. */
 static void take_reports(rp_compartment_t *c, int max)
 {
     rp_launch_msg_t msg;
@@ -1016,10 +1016,11 @@ static void take_reports(rp_compartment_t *c, int max)
         int r = rp_launch_recv(c->sync_fd, &msg, NULL);
         if (r == 0)
             c->sync_gone = true; /* the init is gone, or closed it: nothing more comes */
-        else if (r == 1 && msg.type == RP_LAUNCH_HEARD) {
+        else if (r == 1 && msg.type == RP_LAUNCH_APP_READY)
             c->run.ready = true;
-            clock_gettime(CLOCK_MONOTONIC, &c->run.heard);
-        } else if (r == 1 && msg.type == RP_LAUNCH_EXIT) {
+        else if (r == 1 && msg.type == RP_LAUNCH_WATCHDOG)
+            c->watchdog_missed = true;
+        else if (r == 1 && msg.type == RP_LAUNCH_EXIT) {
             c->app_status = msg.value;
             c->app_reported = true;
         } else if (r == 1 && msg.type == RP_LAUNCH_CRASH)

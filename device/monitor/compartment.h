@@ -133,8 +133,9 @@ typedef struct rp_compartment {
     bool crash_next; /* the next packet is a crash's capture (RP_LAUNCH_CRASH) */
     bool app_reported; /* the init reported the app's exit: app_status */
     int app_status;
-    rp_app_run_t run; /* run.ready and run.heard as the init reported them (the ready pipe is
-                         its: RP_LAUNCH_HEARD, launch.h); run.pid is the init */
+    bool watchdog_missed; /* the init killed the app past its WatchdogSeconds */
+    rp_app_run_t run; /* run.ready as the init reported it (the ready pipe and the watchdog are
+                         its: launch.h); run.pid is the init */
     unsigned layers;
     char missing[512]; /* the layers not in force and why, for a person ("" if none) */
     int landlock_abi;
@@ -177,7 +178,7 @@ rp_err_t rp_compartment_launcher_open(const char *path, char *why, size_t cap) R
 
 /*
  * Drive it for up to timeout_ms: answer seccomp notifications (each refusal recorded), take the
- * init's reports (the app's ready and heartbeats, a crash), check the cgroup counters and the
+ * init's reports (the app's ready, a crash, its watchdog), check the cgroup counters and the
  * storage. Returns true once the app has exited
  * (c->status: its wait status; the compartment is then stopped: call rp_compartment_stop anyway).
  */

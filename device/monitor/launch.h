@@ -18,14 +18,15 @@
  * of run_dir/root (where the new root is attached) and of run_dir/etc (the network policy's names,
  * -1 if absent); the detached mount of its storage (the monitor's, -1 without MutableStorage).
  * The launcher answers on SYNC: RP_LAUNCH_SECCOMP (the listener, passed), then RP_LAUNCH_READY,
- * or RP_LAUNCH_ERROR; later RP_LAUNCH_HEARD, RP_LAUNCH_CRASH (the capture in the next packet) and
- * RP_LAUNCH_EXIT, the last.
+ * or RP_LAUNCH_ERROR; later RP_LAUNCH_APP_READY, RP_LAUNCH_CRASH (the capture in the next
+ * packet), RP_LAUNCH_WATCHDOG, and RP_LAUNCH_EXIT, the last.
  *
  * The app's ready pipe (its descriptor 3) is the init's: it reads it and keeps the contract's rule
- * (rp_app_poll_ready, app.h: "ready" as the first five bytes, then any write a heartbeat), and
- * sends RP_LAUNCH_HEARD (no field) once the app said "ready" and for each heartbeat after, at most
- * one every RP_LAUNCH_HEARD_MS (a later one is sent when that time is up); the monitor stamps
- * each as it takes it. No byte the app wrote reaches the monitor.
+ * (rp_app_poll_ready, app.h: "ready" as the first five bytes, then any write a heartbeat). It
+ * sends RP_LAUNCH_APP_READY once, when the app said "ready", and keeps the manifest's
+ * WatchdogSeconds itself: an app silent that long after "ready" or its last heartbeat is killed
+ * with everything it left (RP_LAUNCH_WATCHDOG first, then its exit). Neither has a field. No
+ * byte the app wrote reaches the monitor.
  */
 #ifndef RAMPART_MONITOR_LAUNCH_H
 #define RAMPART_MONITOR_LAUNCH_H
@@ -43,10 +44,9 @@ enum {
     RP_LAUNCH_ERROR,
     RP_LAUNCH_EXIT,
     RP_LAUNCH_CRASH,
-    RP_LAUNCH_HEARD
+    RP_LAUNCH_APP_READY,
+    RP_LAUNCH_WATCHDOG
 };
-
-#define RP_LAUNCH_HEARD_MS 100
 
 typedef struct rp_launch_msg {
     int type;
