@@ -701,8 +701,8 @@ static void log_drain(app_log_t *l, bool all)
  * it, the monitor is told (RP_LAUNCH_WATCHDOG) and the app is killed with all it left, an exit
  * like any other (launch.h). */
 typedef struct app_ready {
-    rp_app_run_t run;   /* its ready_fd, ready and heard alone */
-    long watchdog_ms;   /* 0: none */
+    rp_app_run_t run; /* its ready_fd, ready and heard alone */
+    long watchdog_ms; /* 0: none */
     bool told, fired;
 } app_ready_t;
 
@@ -1061,8 +1061,8 @@ int main(int argc, char **argv)
      * supervisor (its memory is U1's: no capability the app could hold in U2 counts there). */
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
         child_fail(a->sync_fd, "cannot make the compartment's init undumpable");
-    if (pipe2(up, O_CLOEXEC) != 0 || pipe2(down, O_CLOEXEC) != 0 ||
-        pipe2(logp, O_CLOEXEC) != 0 || pipe2(readyp, O_CLOEXEC) != 0)
+    if (pipe2(up, O_CLOEXEC) != 0 || pipe2(down, O_CLOEXEC) != 0 || pipe2(logp, O_CLOEXEC) != 0 ||
+        pipe2(readyp, O_CLOEXEC) != 0)
         child_fail(a->sync_fd, "pipe failed");
 
     /* The app, under the contract. */
@@ -1168,7 +1168,8 @@ int main(int argc, char **argv)
         struct rlimit fsize = {RP_COMPARTMENT_LOG_MAX + RP_COMPARTMENT_LOG_CHUNK,
                                RP_COMPARTMENT_LOG_MAX + RP_COMPARTMENT_LOG_CHUNK};
         if (signal(SIGXFSZ, SIG_IGN) == SIG_ERR || setrlimit(RLIMIT_FSIZE, &fsize) != 0 ||
-            fcntl(logp[0], F_SETFL, O_NONBLOCK) != 0 || fcntl(readyp[0], F_SETFL, O_NONBLOCK) != 0) {
+            fcntl(logp[0], F_SETFL, O_NONBLOCK) != 0 ||
+            fcntl(readyp[0], F_SETFL, O_NONBLOCK) != 0) {
             kill(app, SIGKILL);
             child_fail(a->sync_fd, "cannot bound the app's log");
         }
@@ -1183,8 +1184,8 @@ int main(int argc, char **argv)
     close(a->null_fd);
     if (a->channel_fd >= 0)
         close(a->channel_fd); /* the app's alone: its exit closes the channel */
-    lg = (app_log_t){.in = logp[0], .out = a->log_fd, .budget = RP_COMPARTMENT_LOG_RATE,
-                     .refill_ms = now_ms()};
+    lg = (app_log_t){
+        .in = logp[0], .out = a->log_fd, .budget = RP_COMPARTMENT_LOG_RATE, .refill_ms = now_ms()};
     log_cut(lg.out); /* a log an older run left past the bound */
     memset(&rd, 0, sizeof(rd));
     rd.run.ready_fd = readyp[0];

@@ -1045,9 +1045,9 @@ bool rp_compartment_poll(rp_compartment_t *c, int timeout_ms)
 
     while (c->pid > 0 && !c->exited) {
         struct pollfd p[3] = {
-            {.fd = c->notify_fd,                     .events = POLLIN},
-            {.fd = c->pidfd,                         .events = POLLIN},
-            {.fd = c->sync_gone ? -1 : c->sync_fd,   .events = POLLIN},
+            {.fd = c->notify_fd,                   .events = POLLIN},
+            {.fd = c->pidfd,                       .events = POLLIN},
+            {.fd = c->sync_gone ? -1 : c->sync_fd, .events = POLLIN},
         };
         long left = deadline - now_ms(), wait;
         int st;

@@ -116,26 +116,26 @@ typedef struct rp_compartment_spec {
 #define RP_COMPARTMENT_LOG_KEEP (64 * 1024)
 #define RP_COMPARTMENT_LOG_RATE (1024 * 1024)
 #define RP_COMPARTMENT_LOG_CHUNK (64 * 1024) /* one read of the pipe */
-#define RP_COMPARTMENT_FDS 3 /* rp_compartment_fds() */
-#define RP_COMPARTMENT_REPORTS 16 /* the init's reports taken per poll (the rest wait) */
+#define RP_COMPARTMENT_FDS 3                 /* rp_compartment_fds() */
+#define RP_COMPARTMENT_REPORTS 16            /* the init's reports taken per poll (the rest wait) */
 
 /* One running compartment. */
 typedef struct rp_compartment {
     char component[RP_COMPONENT_NAME_MAX + 1];
     char version[48]; /* its image's (RP_MON_VERSION_MAX): an oom event names it, "VERSION: ..." */
     char state_dir[4096];
-    pid_t pid;       /* its init (pid 1 inside), the host's child; 0: not running */
-    int pidfd;       /* readable when the init exits; -1 if the kernel has no pidfd */
-    int notify_fd;   /* seccomp notifications; -1 without SECCOMP_NOTIFY */
-    int data_fd;     /* /data's root (O_PATH), for the quota check; -1 without storage */
-    int sync_fd;     /* the setup channel; the init reports the app's ready, exit, crash on it */
-    bool sync_gone;  /* the init closed it (or died) */
-    bool crash_next; /* the next packet is a crash's capture (RP_LAUNCH_CRASH) */
+    pid_t pid;         /* its init (pid 1 inside), the host's child; 0: not running */
+    int pidfd;         /* readable when the init exits; -1 if the kernel has no pidfd */
+    int notify_fd;     /* seccomp notifications; -1 without SECCOMP_NOTIFY */
+    int data_fd;       /* /data's root (O_PATH), for the quota check; -1 without storage */
+    int sync_fd;       /* the setup channel; the init reports the app's ready, exit, crash on it */
+    bool sync_gone;    /* the init closed it (or died) */
+    bool crash_next;   /* the next packet is a crash's capture (RP_LAUNCH_CRASH) */
     bool app_reported; /* the init reported the app's exit: app_status */
     int app_status;
     bool watchdog_missed; /* the init killed the app past its WatchdogSeconds */
-    rp_app_run_t run; /* run.ready as the init reported it (the ready pipe and the watchdog are
-                         its: launch.h); run.pid is the init */
+    rp_app_run_t run;     /* run.ready as the init reported it (the ready pipe and the watchdog are
+                             its: launch.h); run.pid is the init */
     unsigned layers;
     char missing[512]; /* the layers not in force and why, for a person ("" if none) */
     int landlock_abi;
