@@ -1034,9 +1034,6 @@ static void reap(rp_compartment_t *c, int init_status)
     c->status = c->app_reported ? c->app_status : init_status;
     c->exited = true;
     check_counters(c);
-    c->run.pid =
-        0; /* the init was never a group leader on the host: close the pipe, kill no group */
-    rp_app_exited(&c->run);
 }
 
 bool rp_compartment_poll(rp_compartment_t *c, int timeout_ms)
@@ -1118,8 +1115,6 @@ void rp_compartment_stop(rp_compartment_t *c)
     free(c->crash);
     c->crash = NULL;
     c->crash_len = 0;
-    c->run.pid = 0;
-    rp_app_exited(&c->run);
     cgroups_remove(c);
     unlock_all(c);
     c->pid = 0;
@@ -1226,7 +1221,6 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
     close_fd(&nullfd);
     c->pid = pid;
     c->sync_fd = sv[0];
-    c->run.pid = pid;
     c->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 
     /* U1: the app's uid and gid, nothing else is mapped (no root in it). setgroups stays allowed

@@ -134,8 +134,8 @@ typedef struct rp_compartment {
     bool app_reported; /* the init reported the app's exit: app_status */
     int app_status;
     bool watchdog_missed; /* the init killed the app past its WatchdogSeconds */
-    rp_app_run_t run;     /* run.ready as the init reported it (the ready pipe and the watchdog are
-                             its: launch.h); run.pid is the init */
+    rp_app_run_t run;     /* run.started; run.ready as the init reported it (the ready pipe and
+                             the watchdog are its: launch.h); run.pid and run.ready_fd unused */
     unsigned layers;
     char missing[512]; /* the layers not in force and why, for a person ("" if none) */
     int landlock_abi;
