@@ -13,8 +13,11 @@
  *   setresuid/gid; rlimits; securebits, capabilities dropped (bounding and ambient too);
  *     no_new_privs; Landlock; seccomp (the listener passed to the monitor);
  *   the app forked (setsid, the contract's descriptors and environment, execve); this process
- *     stays as its init: traces it for a crash, forwards SIGTERM/SIGINT/SIGHUP, reaps, and when the
- *     app exits kills what is left and reports the app's wait status before exiting.
+ *     stays as its init: traces it for a crash, forwards SIGTERM/SIGINT/SIGHUP, moves the app's
+ *     stdout and stderr (a pipe) into its log (a file the monitor opened and handed over, which
+ *     the app never holds: cut back and rate-bounded, compartment.h), reads its ready pipe (its
+ *     "ready" reported, its watchdog kept: launch.h), reaps, and when the app exits kills what
+ *     is left, moves its last words, and reports its wait status before exiting.
  * Not dumpable from main's first line on, save map_self's three writes (below). Before it (the
  * kernel makes an exec with ambient capabilities and euid == uid dumpable: the dynamic loader and
  * the libraries' constructors run so) and during those writes, what keeps a process of the app's
@@ -33,6 +36,7 @@
 #include <linux/landlock.h>
 #include <linux/netlink.h>
 #include <linux/securebits.h>
+#include <poll.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -49,12 +53,14 @@
 #include <sys/uio.h>
 #include <sys/user.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "compartment.h"
 #include "crash.h"
 #include "landlock_abi.h"
 #include "launch.h"
+#include "rampart/file.h"
 #include "seccomp_allow.h"
 
 #define PATH_ENV "PATH=/usr/local/bin:/usr/bin:/bin"
@@ -62,7 +68,7 @@
 /* What the monitor handed over: the spec, and the descriptors of argv (launch.h). */
 typedef struct launch_args {
     rp_launch_spec_t spec;
-    int sync_fd, log_fd, null_fd, ready_fd, channel_fd, tree_fd, root_fd, net_fd, data_fd;
+    int sync_fd, log_fd, null_fd, channel_fd, tree_fd, root_fd, net_fd, data_fd;
 } launch_args_t;
 
 /* ---------------------------------------------------------------- its root */
@@ -611,7 +617,8 @@ static int seccomp_apply(bool may_notify, bool debug, int *notify_fd, char *why,
 static volatile sig_atomic_t forward_sig;
 static void on_signal(int sig)
 {
-    forward_sig = sig;
+    if (sig != SIGCHLD) /* SIGCHLD only wakes the init's wait */
+        forward_sig = sig;
 }
 
 static void child_fail(int sync_fd, const char *why)
@@ -620,6 +627,132 @@ static void child_fail(int sync_fd, const char *why)
     snprintf(m.text, sizeof(m.text), "%s", why);
     (void)rp_launch_send(sync_fd, &m, -1);
     _exit(126);
+}
+
+/* ---------------------------------------------------------------- the app's log (the init) */
+
+/* The app's stdout and stderr: a pipe read here into the log file the monitor handed over
+ * (compartment.h): at most RP_COMPARTMENT_LOG_RATE bytes a second (an app writing faster waits on
+ * its own writes), the file cut back to its newest RP_COMPARTMENT_LOG_KEEP bytes past
+ * RP_COMPARTMENT_LOG_MAX. This process's writes are held to RLIMIT_FSIZE (set in main), so that
+ * even a launcher the app took over cannot grow the file much past the bound. A write that fails
+ * loses those bytes, nothing else: the app's log is the app's. */
+typedef struct app_log {
+    int in;  /* the pipe's read end, non-blocking; -1 once every writer is gone */
+    int out; /* the log file: no O_APPEND (a cut writes at 0), its offset at the end */
+    long budget, refill_ms;
+} app_log_t;
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The log's newest RP_COMPARTMENT_LOG_KEEP bytes, once it passes RP_COMPARTMENT_LOG_MAX. Only this
+ * process writes the file (the app has the pipe), so nothing is lost to a race here. */
+static void log_cut(int out)
+{
+    static uint8_t tail[RP_COMPARTMENT_LOG_KEEP];
+    struct stat st;
+
+    if (fstat(out, &st) != 0 || st.st_size <= RP_COMPARTMENT_LOG_MAX)
+        return;
+    if (rp_pread_all(out, tail, sizeof(tail), (uint64_t)st.st_size - sizeof(tail)) == RP_OK &&
+        pwrite(out, tail, sizeof(tail), 0) == (ssize_t)sizeof(tail))
+        (void)!ftruncate(out, sizeof(tail));
+    (void)lseek(out, 0, SEEK_END);
+}
+
+/* Move what the app wrote into its log: at most the second's budget (all: the app and everything
+ * it left are gone; what is left, up to RP_COMPARTMENT_LOG_MAX). */
+static void log_drain(app_log_t *l, bool all)
+{
+    static uint8_t buf[RP_COMPARTMENT_LOG_CHUNK];
+    long moved = 0, now = now_ms();
+
+    if (now - l->refill_ms >= 1000) {
+        l->budget = RP_COMPARTMENT_LOG_RATE;
+        l->refill_ms = now;
+    }
+    while (l->in >= 0 && (all ? moved < RP_COMPARTMENT_LOG_MAX : l->budget > 0)) {
+        size_t want = sizeof(buf);
+        if (!all && (long)want > l->budget)
+            want = (size_t)l->budget;
+        ssize_t n = read(l->in, buf, want);
+        if (n == 0) {
+            close(l->in); /* every writer is gone: nothing more can come */
+            l->in = -1;
+        }
+        if (n <= 0)
+            break; /* or nothing more now (EAGAIN) */
+        (void)!rp_write_all(l->out, buf, (size_t)n);
+        moved += n;
+        if (!all)
+            l->budget -= n;
+        log_cut(l->out);
+    }
+}
+
+/* The app's ready pipe, read here under the contract's rule (rp_app_poll_ready, app.h): the
+ * monitor is told once, when the app said "ready" (RP_LAUNCH_APP_READY). After it each write is a
+ * heartbeat, which an app whose manifest sets WatchdogSeconds must give at least that often: past
+ * it, the monitor is told (RP_LAUNCH_WATCHDOG) and the app is killed with all it left, an exit
+ * like any other (launch.h). */
+typedef struct app_ready {
+    rp_app_run_t run; /* its ready_fd, ready and heard alone */
+    long watchdog_ms; /* 0: none */
+    bool told, fired;
+} app_ready_t;
+
+/* The time left before the watchdog fires, in ms; -1: nothing to wait for. */
+static long ready_take(app_ready_t *r, int sync_fd)
+{
+    rp_launch_msg_t m = {.type = RP_LAUNCH_APP_READY};
+    long left;
+
+    if (!rp_app_poll_ready(&r->run) || r->fired)
+        return -1;
+    if (!r->told) {
+        (void)rp_launch_send(sync_fd, &m, -1);
+        r->told = true;
+    }
+    if (r->watchdog_ms == 0)
+        return -1;
+    if ((left = r->watchdog_ms - rp_app_silent_ms(&r->run)) > 0)
+        return left;
+    m.type = RP_LAUNCH_WATCHDOG;
+    (void)rp_launch_send(sync_fd, &m, -1);
+    r->fired = true;
+    kill(-1, SIGKILL); /* the app and whatever it left (not this process): a hung app heeds no
+                          SIGTERM */
+    return -1;
+}
+
+/* Until the next thing to do: a child's stop or exit (SIGCHLD), a signal to forward, the app's
+ * output while it may write more this second (or the second's end when it may not), its ready
+ * pipe, or the watchdog's deadline (watchdog_left ms; -1: none). */
+static void wait_any(const app_log_t *l, const app_ready_t *r, long watchdog_left,
+                     const sigset_t *unblocked)
+{
+    struct pollfd p[2] = {
+        {.fd = l->budget > 0 ? l->in : -1, .events = POLLIN},
+        {.fd = r->run.ready_fd,            .events = POLLIN},
+    };
+    long left = watchdog_left;
+    struct timespec ts;
+
+    if (l->in >= 0 && l->budget <= 0) {
+        long refill = l->refill_ms + 1000 - now_ms();
+        if (refill < 0)
+            refill = 0;
+        if (left < 0 || refill < left)
+            left = refill;
+    }
+    ts.tv_sec = left > 0 ? left / 1000 : 0;
+    ts.tv_nsec = left > 0 ? (left % 1000) * 1000000 : 0;
+    (void)ppoll(p, 2, left >= 0 ? &ts : NULL, unblocked);
 }
 
 /* ---------------------------------------------------------------- crash capture (the init) */
@@ -817,7 +950,7 @@ static int map_self(const rp_launch_spec_t *s)
 /* argv's descriptors (launch.h), then the spec, one packet. */
 static void take_args(int argc, char **argv, launch_args_t *a)
 {
-    int *fds[RP_LAUNCH_ARGS] = {&a->sync_fd, &a->log_fd,  &a->null_fd, &a->ready_fd, &a->channel_fd,
+    int *fds[RP_LAUNCH_ARGS] = {&a->sync_fd, &a->log_fd,  &a->null_fd, &a->channel_fd,
                                 &a->tree_fd, &a->root_fd, &a->net_fd,  &a->data_fd};
     ssize_t n;
 
@@ -860,7 +993,9 @@ int main(int argc, char **argv)
     char *app_argv[RP_MANIFEST_ARGS_MAX + 2];
     unsigned layers =
         RP_LAYER_MOUNTNS | RP_LAYER_PIDNS | RP_LAYER_IPCNS | RP_LAYER_UTSNS | RP_LAYER_NETNS;
-    int abi = 0, notify_fd = -1, status = 0, up[2], down[2];
+    int abi = 0, notify_fd = -1, status = 0, up[2], down[2], logp[2], readyp[2];
+    app_log_t lg;
+    app_ready_t rd;
     bool traced = false;
     char go = 0;
     rp_launch_msg_t msg;
@@ -926,7 +1061,8 @@ int main(int argc, char **argv)
      * supervisor (its memory is U1's: no capability the app could hold in U2 counts there). */
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
         child_fail(a->sync_fd, "cannot make the compartment's init undumpable");
-    if (pipe2(up, O_CLOEXEC) != 0 || pipe2(down, O_CLOEXEC) != 0)
+    if (pipe2(up, O_CLOEXEC) != 0 || pipe2(down, O_CLOEXEC) != 0 || pipe2(logp, O_CLOEXEC) != 0 ||
+        pipe2(readyp, O_CLOEXEC) != 0)
         child_fail(a->sync_fd, "pipe failed");
 
     /* The app, under the contract. */
@@ -1007,8 +1143,8 @@ int main(int argc, char **argv)
             (channel = fcntl(a->channel_fd, F_DUPFD_CLOEXEC, RP_APP_MONITOR_FD + 1)) < 0)
             _exit(126);
         if (chdir(m->storage_kb ? "/data" : "/tmp") != 0 || dup2(a->null_fd, STDIN_FILENO) < 0 ||
-            dup2(a->log_fd, STDOUT_FILENO) < 0 || dup2(a->log_fd, STDERR_FILENO) < 0 ||
-            dup2(a->ready_fd, RP_APP_READY_FD) < 0 ||
+            dup2(logp[1], STDOUT_FILENO) < 0 || dup2(logp[1], STDERR_FILENO) < 0 ||
+            dup2(readyp[1], RP_APP_READY_FD) < 0 ||
             (channel >= 0 && dup2(channel, RP_APP_MONITOR_FD) < 0))
             _exit(126);
         if (close_range(channel >= 0 ? RP_APP_MONITOR_FD + 1 : RP_APP_READY_FD + 1, ~0U, 0) != 0)
@@ -1017,13 +1153,27 @@ int main(int argc, char **argv)
         dprintf(STDERR_FILENO, "rampart: cannot start %s: %s\n", exe, strerror(errno));
         _exit(127);
     }
-    /* Its init: trace the app for a crash, forward a stop, reap everything, report the app's
-     * status. */
+    /* Its init: trace the app for a crash, forward a stop, move its output into its log, reap
+     * everything, report the app's status. */
     close(up[1]);
     close(down[0]);
+    close(logp[1]);
+    close(readyp[1]);
     if (read(up[0], &go, 1) == 1 && !s->debug && !s->no_crash_capture)
         traced = ptrace(PTRACE_SEIZE, app, NULL,
                         (void *)(uintptr_t)(PTRACE_O_TRACECLONE | PTRACE_O_EXITKILL)) == 0;
+    {
+        /* This process's own writes (its log's) held near the log's bound; the app, forked
+         * already, keeps its own limit. A write past it fails (EFBIG) rather than kill. */
+        struct rlimit fsize = {RP_COMPARTMENT_LOG_MAX + RP_COMPARTMENT_LOG_CHUNK,
+                               RP_COMPARTMENT_LOG_MAX + RP_COMPARTMENT_LOG_CHUNK};
+        if (signal(SIGXFSZ, SIG_IGN) == SIG_ERR || setrlimit(RLIMIT_FSIZE, &fsize) != 0 ||
+            fcntl(logp[0], F_SETFL, O_NONBLOCK) != 0 ||
+            fcntl(readyp[0], F_SETFL, O_NONBLOCK) != 0) {
+            kill(app, SIGKILL);
+            child_fail(a->sync_fd, "cannot bound the app's log");
+        }
+    }
     if (init_seccomp(traced, why, sizeof(why)) != 0) {
         kill(app, SIGKILL);
         child_fail(a->sync_fd, why);
@@ -1031,44 +1181,56 @@ int main(int argc, char **argv)
     (void)!write(down[1], traced ? "1" : "0", 1);
     close(up[0]);
     close(down[1]);
-    close(a->log_fd);
     close(a->null_fd);
-    close(a->ready_fd);
     if (a->channel_fd >= 0)
         close(a->channel_fd); /* the app's alone: its exit closes the channel */
+    lg = (app_log_t){
+        .in = logp[0], .out = a->log_fd, .budget = RP_COMPARTMENT_LOG_RATE, .refill_ms = now_ms()};
+    log_cut(lg.out); /* a log an older run left past the bound */
+    memset(&rd, 0, sizeof(rd));
+    rd.run.ready_fd = readyp[0];
+    rd.watchdog_ms = (long)m->watchdog_seconds * 1000;
     struct sigaction sa = {.sa_handler = on_signal};
+    sigset_t waking, unblocked;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    {
-        /* A caller that waits for its signals with signalfd has them blocked, and the init
-         * inherited that: unblocked, or a stop would never reach the app. */
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
+    sigemptyset(&waking);
+    /* A caller that waits for its signals with signalfd has them blocked, and the init inherited
+     * that: open while it waits (ppoll), or a stop would never reach the app; the ones it acts on
+     * blocked otherwise, so that none comes between a look and the wait. */
+    sigemptyset(&unblocked);
+    for (int i = 0; i < 4; i++) {
+        static const int sigs[4] = {SIGTERM, SIGINT, SIGHUP, SIGCHLD};
+        sigaddset(&waking, sigs[i]);
+        sigaction(sigs[i], &sa, NULL);
     }
-    for (;;) {
+    sigprocmask(SIG_SETMASK, &waking, NULL);
+    for (bool done = false; !done;) {
         int st;
-        pid_t w = waitpid(-1, &st, __WALL);
+        pid_t w;
         if (forward_sig) {
             kill(-app, forward_sig);
             forward_sig = 0;
         }
-        if (w > 0 && WIFSTOPPED(st)) {
-            on_stop(w, st, a->sync_fd);
-            continue;
+        while (!done && (w = waitpid(-1, &st, __WALL | WNOHANG)) != 0) {
+            if (w > 0 && WIFSTOPPED(st))
+                on_stop(w, st, a->sync_fd);
+            else if (w == app) {
+                status = st;
+                done = true;
+            } else if (w < 0) {
+                done = errno == ECHILD;
+                break;
+            }
         }
-        if (w == app) {
-            status = st;
-            break;
-        }
-        if (w < 0 && errno == ECHILD)
-            break;
+        log_drain(&lg, false);
+        long watchdog_left = ready_take(&rd, a->sync_fd);
+        if (!done)
+            wait_any(&lg, &rd, watchdog_left, &unblocked);
     }
     kill(-1, SIGKILL); /* whatever the app left behind */
     while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
         ;
+    log_drain(&lg, true); /* its last words: no writer is left in the namespace */
     memset(&msg, 0, sizeof(msg));
     msg.type = RP_LAUNCH_EXIT;
     msg.value = status;

@@ -671,15 +671,14 @@ static void exited(app_t *a)
 }
 
 /* Silent past its watchdog (manifest WatchdogSeconds, counted from "ready" and each write after
- * it on its ready descriptor): a health event, its compartment killed at once (a hung app heeds
- * no SIGTERM), and restarted as after an exit. */
+ * it on its ready descriptor): its compartment's init killed it at once (a hung app heeds no
+ * SIGTERM) and said so (launch.h); a health event, and restarted as after an exit. */
 static void missed_watchdog(app_t *a)
 {
     char what[64];
 
     snprintf(what, sizeof(what), RP_EVENT_WATCHDOG " (%u s)", a->m.watchdog_seconds);
     app_event(a, RP_EVENT_HEALTH, what);
-    (void)kill(a->c.pid, SIGKILL); /* its init (the pid namespace goes with it); gone: no matter */
     compartment_down(a);
     ended(a, what, false);
 }
@@ -1144,10 +1143,10 @@ static void watch(app_t *a)
     if (!a->running)
         return;
     if (rp_compartment_poll(&a->c, 0)) {
-        exited(a);
-    } else if (a->m.watchdog_seconds > 0 &&
-               rp_app_silent_ms(&a->c.run) >= a->m.watchdog_seconds * 1000L) {
-        missed_watchdog(a);
+        if (a->c.watchdog_missed && a->m.watchdog_seconds > 0)
+            missed_watchdog(a);
+        else
+            exited(a);
     } else if (a->state == RP_MON_APP_STARTING && a->c.run.ready) {
         a->state = RP_MON_APP_READY;
         rp_log_info("%s %s: ready (pid %d)", a->want.component, a->want.version, (int)a->c.pid);

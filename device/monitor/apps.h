@@ -36,8 +36,8 @@
  *
  * Per app, S/apps/COMPONENT/ holds tree/ (the extracted image, read-only; tree.digest says of
  * which image), uid (its uid and gid, allocated once, never shared), storage.img, log (its
- * stdout and stderr through a pipe, bounded and rate-limited by the compartment:
- * RP_COMPARTMENT_LOG_MAX); its compartment is built in S/run/apps/COMPONENT/.
+ * stdout and stderr through a pipe, bounded and rate-limited by its compartment's init, the
+ * launcher: RP_COMPARTMENT_LOG_MAX); its compartment is built in S/run/apps/COMPONENT/.
  */
 #ifndef RAMPART_MONITOR_APPS_H
 #define RAMPART_MONITOR_APPS_H

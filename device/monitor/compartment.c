@@ -8,8 +8,9 @@
  * How a start goes (docs/compartments.md, "Enforcement"):
  *   supervisor: device and app locks, the storage image (mke2fs on first start) attached to a
  *     loop device and mounted detached (fsmount: nothing of it in any namespace yet), the cgroups,
- *     the log and pipes; clone(new user U1, mount, pid, ipc, uts, net namespaces) -> child C,
- *     pid 1 inside; every namespace is owned by U1
+ *     the log file (opened and handed over, never read here) and pipes; clone(new user U1,
+ *     mount, pid, ipc, uts, net namespaces) -> child C, pid 1 inside; every namespace is owned
+ *     by U1
  *   supervisor: U1's maps (its uid 0 and gid 0 = the app's host uid and gid, nothing else), C
  *     into the cgroups, the net_setup hook (as host root, in C's network namespace), "go", then
  *     the spec (rp_launch_spec_t)
@@ -18,7 +19,8 @@
  *     and execs rampart-launcher from the descriptor opened at the monitor's start; from there it
  *     holds capabilities in U1 only (what any user gets with `unshare -Ur`)
  *   the launcher builds the root, makes the app's own user namespace U2 (owning nothing), fences
- *     itself and forks the app; it stays as its init and reports the app's exit (launch.h).
+ *     itself and forks the app; it stays as its init, moves the app's stdout and stderr into
+ *     its log (cut back, rate-bounded) and reports the app's exit (launch.h).
  * Its namespace dies with the init, which unmounts /data and lets the loop device go
  * (LO_FLAGS_AUTOCLEAR) once the monitor closes its descriptor of the mount.
  */
@@ -684,7 +686,7 @@ rp_err_t rp_compartment_launcher_open(const char *path, char *why, size_t cap)
 
 typedef struct child_args {
     const rp_compartment_spec_t *spec;
-    int sync_fd, log_fd, null_fd, ready_fd, channel_fd, data_fd;
+    int sync_fd, log_fd, null_fd, channel_fd, data_fd;
     char root[PATH_MAX];
 } child_args_t;
 
@@ -723,17 +725,17 @@ static int child_main(const child_args_t *a)
 {
     char etc[PATH_MAX], args[RP_LAUNCH_ARGS][16];
     char *argv[RP_LAUNCH_ARGS + 2] = {"rampart-launcher"}, *envp[] = {NULL};
-    int fds[RP_LAUNCH_ARGS] = {a->sync_fd, a->log_fd, a->null_fd, a->ready_fd, a->channel_fd,
+    int fds[RP_LAUNCH_ARGS] = {a->sync_fd, a->log_fd, a->null_fd, a->channel_fd,
                                -1,         -1,        -1,         a->data_fd};
     rp_launch_msg_t msg;
 
     if (rp_launch_recv(a->sync_fd, &msg, NULL) != 1 || msg.type != RP_LAUNCH_GO)
         _exit(125); /* the supervisor gave up */
     (void)rp_launch_pathf(etc, sizeof(etc), "%s/etc", a->spec->run_dir);
-    fds[5] = open(a->spec->tree_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    fds[6] = open(a->root, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    fds[7] = open(etc, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); /* -1: no names */
-    if (fds[5] < 0 || fds[6] < 0)
+    fds[4] = open(a->spec->tree_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    fds[5] = open(a->root, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    fds[6] = open(etc, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); /* -1: no names */
+    if (fds[4] < 0 || fds[5] < 0)
         child_fail(a->sync_fd, "cannot open the app's tree or run directory");
     if (setgroups(0, NULL) != 0 || setresgid(a->spec->gid, a->spec->gid, a->spec->gid) != 0 ||
         setresuid(a->spec->uid, a->spec->uid, a->spec->uid) != 0 || caps_ambient() != 0)
@@ -997,81 +999,52 @@ static void take_crash(rp_compartment_t *c)
     c->crash_len = (size_t)n;
 }
 
-static void reap(rp_compartment_t *c, int init_status)
+/* What the init reported since (launch.h), at most max packets: the app said "ready" (the init
+ * reads its ready pipe and keeps the rule, app.h, and its watchdog), a crash's capture, the
+ * watchdog's kill, the app's exit. Nothing the app wrote is read here. */
+static void take_reports(rp_compartment_t *c, int max)
 {
     rp_launch_msg_t msg;
     struct pollfd p = {.fd = c->sync_fd, .events = POLLIN};
 
-    c->status = init_status; /* unless the init reported the app's own */
-    while (c->sync_fd >= 0 && poll(&p, 1, 0) == 1 && rp_launch_recv(c->sync_fd, &msg, NULL) == 1) {
-        if (msg.type == RP_LAUNCH_EXIT)
-            c->status = msg.value;
-        else if (msg.type == RP_LAUNCH_CRASH)
+    while (max-- > 0 && !c->sync_gone && poll(&p, 1, 0) == 1) {
+        if (c->crash_next) { /* the capture, its own packet */
+            c->crash_next = false;
             take_crash(c);
+            continue;
+        }
+        int r = rp_launch_recv(c->sync_fd, &msg, NULL);
+        if (r == 0)
+            c->sync_gone = true; /* the init is gone, or closed it: nothing more comes */
+        else if (r == 1 && msg.type == RP_LAUNCH_APP_READY)
+            c->run.ready = true;
+        else if (r == 1 && msg.type == RP_LAUNCH_WATCHDOG)
+            c->watchdog_missed = true;
+        else if (r == 1 && msg.type == RP_LAUNCH_EXIT) {
+            c->app_status = msg.value;
+            c->app_reported = true;
+        } else if (r == 1 && msg.type == RP_LAUNCH_CRASH)
+            c->crash_next = true;
     }
+}
+
+static void reap(rp_compartment_t *c, int init_status)
+{
+    take_reports(c, INT_MAX); /* a dead init's are all queued already */
+    c->status = c->app_reported ? c->app_status : init_status;
     c->exited = true;
     check_counters(c);
-    c->run.pid =
-        0; /* the init was never a group leader on the host: close the pipe, kill no group */
-    rp_app_exited(&c->run);
-}
-
-/* The log's newest RP_COMPARTMENT_LOG_KEEP bytes, once it passes RP_COMPARTMENT_LOG_MAX. Only the
- * monitor writes the file (the app has the pipe), so nothing is lost to a race here. */
-static void log_cut(rp_compartment_t *c)
-{
-    static uint8_t tail[RP_COMPARTMENT_LOG_KEEP];
-    struct stat st;
-
-    if (fstat(c->log_out, &st) != 0 || st.st_size <= RP_COMPARTMENT_LOG_MAX)
-        return;
-    if (rp_pread_all(c->log_out, tail, sizeof(tail), (uint64_t)st.st_size - sizeof(tail)) !=
-            RP_OK ||
-        pwrite(c->log_out, tail, sizeof(tail), 0) != (ssize_t)sizeof(tail) ||
-        ftruncate(c->log_out, sizeof(tail)) != 0 || lseek(c->log_out, sizeof(tail), SEEK_SET) < 0)
-        rp_log_warn("%s: its log cannot be cut back", c->component);
-}
-
-/* Move what the app wrote into its log: at most the second's budget (all = the app is gone: what
- * is left, up to RP_COMPARTMENT_LOG_MAX). */
-static void log_drain(rp_compartment_t *c, bool all)
-{
-    static uint8_t buf[64 * 1024];
-    long moved = 0, now = now_ms();
-
-    if (c->log_in < 0)
-        return;
-    if (now - c->log_refill_ms >= 1000) {
-        c->log_budget = RP_COMPARTMENT_LOG_RATE;
-        c->log_refill_ms = now;
-    }
-    while (all ? moved < RP_COMPARTMENT_LOG_MAX : c->log_budget > 0) {
-        size_t want = sizeof(buf);
-        if (!all && (long)want > c->log_budget)
-            want = (size_t)c->log_budget;
-        ssize_t n = read(c->log_in, buf, want);
-        if (n <= 0)
-            break; /* nothing more now (EAGAIN), or every writer is gone */
-        if (c->log_out >= 0 && rp_write_all(c->log_out, buf, (size_t)n) != RP_OK)
-            rp_log_warn("%s: its log cannot be written", c->component);
-        moved += n;
-        if (!all)
-            c->log_budget -= n;
-        log_cut(c);
-    }
 }
 
 bool rp_compartment_poll(rp_compartment_t *c, int timeout_ms)
 {
     long deadline = now_ms() + timeout_ms;
 
-    log_drain(c, false);
     while (c->pid > 0 && !c->exited) {
-        struct pollfd p[4] = {
-            {.fd = c->notify_fd,                       .events = POLLIN},
-            {.fd = c->pidfd,                           .events = POLLIN},
-            {.fd = c->run.ready_fd,                    .events = POLLIN},
-            {.fd = c->log_budget > 0 ? c->log_in : -1, .events = POLLIN},
+        struct pollfd p[3] = {
+            {.fd = c->notify_fd,                   .events = POLLIN},
+            {.fd = c->pidfd,                       .events = POLLIN},
+            {.fd = c->sync_gone ? -1 : c->sync_fd, .events = POLLIN},
         };
         long left = deadline - now_ms(), wait;
         int st;
@@ -1081,15 +1054,12 @@ bool rp_compartment_poll(rp_compartment_t *c, int timeout_ms)
         wait = left < RP_COMPARTMENT_CHECK_MS ? left : RP_COMPARTMENT_CHECK_MS;
         if (c->pidfd < 0 && wait > 50)
             wait = 50; /* no pidfd: look at the child often */
-        if (c->log_in >= 0 && c->log_budget <= 0 && wait > 100)
-            wait = 100; /* its budget comes back within the second */
-        if (poll(p, 4, (int)wait) > 0) {
+        if (poll(p, 3, (int)wait) > 0) {
             if (p[0].revents & POLLIN)
                 handle_notification(c);
             if (p[2].revents)
-                (void)rp_app_poll_ready(&c->run);
+                take_reports(c, RP_COMPARTMENT_REPORTS);
         }
-        log_drain(c, false);
         if (now_ms() - c->last_check_ms >= RP_COMPARTMENT_CHECK_MS)
             check_counters(c);
         if (waitpid(c->pid, &st, WNOHANG) == c->pid) {
@@ -1106,8 +1076,7 @@ void rp_compartment_fds(const rp_compartment_t *c, int fds[RP_COMPARTMENT_FDS])
 {
     fds[0] = c->notify_fd;
     fds[1] = c->pidfd;
-    fds[2] = c->run.ready_fd;
-    fds[3] = c->log_budget > 0 ? c->log_in : -1;
+    fds[2] = c->sync_gone ? -1 : c->sync_fd;
 }
 
 static void close_fd(int *fd)
@@ -1139,9 +1108,6 @@ void rp_compartment_stop(rp_compartment_t *c)
         c->events_suppressed = 0;
         record(c, RP_EVENT_SYSCALL, reason);
     }
-    log_drain(c, true); /* its last words (the whole namespace is gone: no writer is left) */
-    close_fd(&c->log_in);
-    close_fd(&c->log_out);
     close_fd(&c->notify_fd);
     close_fd(&c->pidfd);
     close_fd(&c->data_fd);
@@ -1149,8 +1115,6 @@ void rp_compartment_stop(rp_compartment_t *c)
     free(c->crash);
     c->crash = NULL;
     c->crash_len = 0;
-    c->run.pid = 0;
-    rp_app_exited(&c->run);
     cgroups_remove(c);
     unlock_all(c);
     c->pid = 0;
@@ -1161,7 +1125,7 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
 {
     const rp_manifest_t *m;
     child_args_t a;
-    int sv[2] = {-1, -1}, pipefd[2] = {-1, -1}, logpipe[2] = {-1, -1}, nullfd = -1, st;
+    int sv[2] = {-1, -1}, logfd = -1, nullfd = -1, st;
     long deadline;
     rp_launch_msg_t msg;
     rp_err_t err;
@@ -1169,7 +1133,6 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
 
     memset(c, 0, sizeof(*c));
     c->pidfd = c->notify_fd = c->data_fd = c->sync_fd = c->run.ready_fd = -1;
-    c->log_in = c->log_out = -1;
     why[0] = '\0';
     if ((err = check_spec(s, why, cap)) != RP_OK)
         return err;
@@ -1216,29 +1179,22 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
     cgroups_setup(c, m, s->without & RP_LAYER_OPTIONAL);
 
     err = RP_ERR_IO;
-    /* Read and written here alone: no O_APPEND (a cut writes at 0, and Linux's pwrite appends on
-     * an O_APPEND file whatever the offset); writes go at the end, where the offset stays. */
-    c->log_out = open(s->log_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (c->log_out >= 0 && lseek(c->log_out, 0, SEEK_END) < 0)
-        close_fd(&c->log_out);
+    /* Its log, handed to the launcher, which alone writes it (launch.h): no O_APPEND (a cut writes
+     * at 0, and Linux's pwrite appends on an O_APPEND file whatever the offset); writes go at the
+     * end, where the offset stays. */
+    logfd = open(s->log_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (logfd >= 0 && lseek(logfd, 0, SEEK_END) < 0)
+        close_fd(&logfd);
     nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (c->log_out < 0 || nullfd < 0 || pipe2(pipefd, O_CLOEXEC) != 0 ||
-        pipe2(logpipe, O_CLOEXEC) != 0 ||
-        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-        snprintf(why, cap, "cannot start: %s: %s", c->log_out < 0 ? s->log_path : "a descriptor",
+    if (logfd < 0 || nullfd < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+        snprintf(why, cap, "cannot start: %s: %s", logfd < 0 ? s->log_path : "a descriptor",
                  strerror(errno));
         goto fail;
     }
-    c->log_in = logpipe[0];
-    logpipe[0] = -1;
-    (void)fcntl(c->log_in, F_SETFL, fcntl(c->log_in, F_GETFL) | O_NONBLOCK);
-    c->log_budget = RP_COMPARTMENT_LOG_RATE;
-    c->log_refill_ms = now_ms();
     a.spec = s;
     a.sync_fd = sv[1];
-    a.log_fd = logpipe[1];
+    a.log_fd = logfd;
     a.null_fd = nullfd;
-    a.ready_fd = pipefd[1];
     a.channel_fd = s->channel_fd;
     a.data_fd = c->data_fd;
     pid_t pid = (pid_t)syscall(SYS_clone,
@@ -1254,8 +1210,6 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
     }
     if (pid == 0) {
         close(sv[0]);
-        close(pipefd[0]);
-        close(c->log_in);
         /* The monitor's death (the thread that started it) ends the compartment: nothing runs
          * unsupervised. If it died already, the first recv below sees the socket closed. */
         (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -1263,16 +1217,10 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
     }
     close(sv[1]);
     sv[1] = -1;
-    close(pipefd[1]);
-    pipefd[1] = -1;
-    close_fd(&logpipe[1]);
+    close_fd(&logfd);
     close_fd(&nullfd);
     c->pid = pid;
     c->sync_fd = sv[0];
-    c->run.pid = pid;
-    c->run.ready_fd = pipefd[0];
-    pipefd[0] = -1;
-    (void)fcntl(c->run.ready_fd, F_SETFL, fcntl(c->run.ready_fd, F_GETFL) | O_NONBLOCK);
     c->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 
     /* U1: the app's uid and gid, nothing else is mapped (no root in it). setgroups stays allowed
@@ -1350,10 +1298,8 @@ fail:
             ;
         c->exited = true;
     }
-    close_fd(&logpipe[1]);
+    close_fd(&logfd);
     close_fd(&nullfd);
-    close_fd(&pipefd[0]);
-    close_fd(&pipefd[1]);
     close_fd(&sv[1]);
     c->events_suppressed = 0;
     rp_compartment_stop(c);

@@ -49,6 +49,13 @@ set_target_properties(test_launcher_open PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${C
 add_test(NAME unit.launcher_open COMMAND test_launcher_open)
 set_tests_properties(unit.launcher_open PROPERTIES LABELS unit)
 
+# The launcher's reports as the monitor takes them (launch.c).
+add_executable(test_launch tests/unit/test_launch.c)
+target_link_libraries(test_launch PRIVATE rampart_launch PkgConfig::RP_C_CMOCKA)
+set_target_properties(test_launch PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+add_test(NAME unit.launch COMMAND test_launch)
+set_tests_properties(unit.launch PROPERTIES LABELS unit)
+
 if(RP_FUZZ)
   add_executable(fuzz-audit_record fuzz/audit_record.c)
   target_link_libraries(fuzz-audit_record PRIVATE rampart_audit)

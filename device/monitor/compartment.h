@@ -66,8 +66,9 @@ typedef struct rp_compartment_spec {
     const char *tree_dir;      /* the app's extracted tree, mounted read-only at /app */
     const char *storage_image; /* its storage image (made on first start); NULL: no /data */
     const char *run_dir;       /* the monitor's, for this app: the new root is built in it */
-    const char *log_path;      /* stdout and stderr, appended through a pipe the caller drains
-                                  (rp_compartment_poll), bounded (RP_COMPARTMENT_LOG_MAX) */
+    const char *log_path;      /* stdout and stderr: opened here, its descriptor handed to the
+                                  launcher, which drains the app's pipe into it, bounded
+                                  (RP_COMPARTMENT_LOG_MAX); the monitor reads none of it */
     const char *component;
     const char *version;
     uid_t uid; /* the app runs as this uid and gid (on the device: one unused uid per app) */
@@ -105,30 +106,36 @@ typedef struct rp_compartment_spec {
 
 #define RP_COMPARTMENT_CG_MAX 3
 
-/* An app's stdout and stderr reach its log through a pipe the monitor reads, never the file
- * itself: the log is cut back to its newest RP_COMPARTMENT_LOG_KEEP bytes whenever it passes
- * RP_COMPARTMENT_LOG_MAX, and read at most RP_COMPARTMENT_LOG_RATE bytes a second (an app writing
- * faster waits on its own writes). */
+/* An app's stdout and stderr reach its log through a pipe its launcher (the compartment's init,
+ * unprivileged) reads, never the file itself: the log is cut back to its newest
+ * RP_COMPARTMENT_LOG_KEEP bytes whenever it passes RP_COMPARTMENT_LOG_MAX, and read at most
+ * RP_COMPARTMENT_LOG_RATE bytes a second (an app writing faster waits on its own writes). The
+ * launcher's own writes are held to RP_COMPARTMENT_LOG_MAX + RP_COMPARTMENT_LOG_CHUNK by
+ * RLIMIT_FSIZE (device/launcher/main.c). */
 #define RP_COMPARTMENT_LOG_MAX (1024 * 1024)
 #define RP_COMPARTMENT_LOG_KEEP (64 * 1024)
 #define RP_COMPARTMENT_LOG_RATE (1024 * 1024)
-#define RP_COMPARTMENT_FDS 4 /* rp_compartment_fds() */
+#define RP_COMPARTMENT_LOG_CHUNK (64 * 1024) /* one read of the pipe */
+#define RP_COMPARTMENT_FDS 3                 /* rp_compartment_fds() */
+#define RP_COMPARTMENT_REPORTS 16            /* the init's reports taken per poll (the rest wait) */
 
 /* One running compartment. */
 typedef struct rp_compartment {
     char component[RP_COMPONENT_NAME_MAX + 1];
     char version[48]; /* its image's (RP_MON_VERSION_MAX): an oom event names it, "VERSION: ..." */
     char state_dir[4096];
-    pid_t pid;       /* its init (pid 1 inside), the host's child; 0: not running */
-    int pidfd;       /* readable when the init exits; -1 if the kernel has no pidfd */
-    int notify_fd;   /* seccomp notifications; -1 without SECCOMP_NOTIFY */
-    int data_fd;     /* /data's root (O_PATH), for the quota check; -1 without storage */
-    int sync_fd;     /* the setup channel; the init reports the app's exit on it */
-    int log_in;      /* the read end of the app's stdout and stderr (non-blocking) */
-    int log_out;     /* its log file (O_APPEND), written only here */
-    long log_budget; /* bytes it may still read this second */
-    long log_refill_ms;
-    rp_app_run_t run; /* the ready pipe (rp_app_poll_ready); run.pid is the init */
+    pid_t pid;         /* its init (pid 1 inside), the host's child; 0: not running */
+    int pidfd;         /* readable when the init exits; -1 if the kernel has no pidfd */
+    int notify_fd;     /* seccomp notifications; -1 without SECCOMP_NOTIFY */
+    int data_fd;       /* /data's root (O_PATH), for the quota check; -1 without storage */
+    int sync_fd;       /* the setup channel; the init reports the app's ready, exit, crash on it */
+    bool sync_gone;    /* the init closed it (or died) */
+    bool crash_next;   /* the next packet is a crash's capture (RP_LAUNCH_CRASH) */
+    bool app_reported; /* the init reported the app's exit: app_status */
+    int app_status;
+    bool watchdog_missed; /* the init killed the app past its WatchdogSeconds */
+    rp_app_run_t run;     /* run.started; run.ready as the init reported it (the ready pipe and
+                             the watchdog are its: launch.h); run.pid and run.ready_fd unused */
     unsigned layers;
     char missing[512]; /* the layers not in force and why, for a person ("" if none) */
     int landlock_abi;
@@ -170,14 +177,15 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *spec, rp_compartment_
 rp_err_t rp_compartment_launcher_open(const char *path, char *why, size_t cap) RP_MUST_CHECK;
 
 /*
- * Drive it for up to timeout_ms: answer seccomp notifications (each refusal recorded), read the
- * ready pipe, check the cgroup counters and the storage. Returns true once the app has exited
+ * Drive it for up to timeout_ms: answer seccomp notifications (each refusal recorded), take the
+ * init's reports (the app's ready, a crash, its watchdog), check the cgroup counters and the
+ * storage. Returns true once the app has exited
  * (c->status: its wait status; the compartment is then stopped: call rp_compartment_stop anyway).
  */
 bool rp_compartment_poll(rp_compartment_t *c, int timeout_ms);
 
 /* For a caller with its own loop: poll these for input (-1 entries skipped), then call
- * rp_compartment_poll(c, 0). The app's log is among them while it may read more this second. */
+ * rp_compartment_poll(c, 0). */
 void rp_compartment_fds(const rp_compartment_t *c, int fds[RP_COMPARTMENT_FDS]);
 
 /* Stop it (SIGTERM to the app, SIGKILL to all after RP_APP_STOP_GRACE_MS), record what the

@@ -87,13 +87,28 @@ int rp_launch_recv(int fd, rp_launch_msg_t *m, int *got_fd)
     do
         n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
     while (n < 0 && errno == EINTR);
-    if (n == 0)
-        return 0;
-    if (n != (ssize_t)sizeof(*m))
-        return -1;
+    if (n <= 0)
+        return n == 0 ? 0 : -1;
+    /* A descriptor no caller asked for is closed (one the peer sends with every message would
+     * otherwise fill the table), and only one is taken. */
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm))
-        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && got_fd != NULL)
-            memcpy(got_fd, CMSG_DATA(cm), sizeof(int));
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+            cm->cmsg_len == CMSG_LEN(sizeof(int))) {
+            int passed;
+            memcpy(&passed, CMSG_DATA(cm), sizeof(int));
+            if (got_fd != NULL && *got_fd < 0)
+                *got_fd = passed;
+            else
+                close(passed);
+        }
+    /* A packet of another size (a longer one arrives cut: MSG_TRUNC) is not a message. */
+    if (n != (ssize_t)sizeof(*m) || (mh.msg_flags & MSG_TRUNC)) {
+        if (got_fd != NULL && *got_fd >= 0) {
+            close(*got_fd);
+            *got_fd = -1;
+        }
+        return -1;
+    }
     m->text[sizeof(m->text) - 1] = '\0';
     return 1;
 }

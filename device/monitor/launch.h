@@ -9,14 +9,24 @@
  * rp_launch_spec_t). C opens the directories the launcher needs (below), becomes uid 0 in U1 and
  * execs rampart-launcher from the descriptor the monitor opened at its start:
  *
- *   rampart-launcher SYNC LOG NULL READY CHANNEL TREE ROOT NET DATA
+ *   rampart-launcher SYNC LOG NULL CHANNEL TREE ROOT NET DATA
  *
- * each a descriptor number (-1: none): the sync socket; the app's stdout/stderr pipe, /dev/null,
- * its ready pipe and its channel to the monitor (compartment.h); O_PATH descriptors of its tree,
+ * each a descriptor number (-1: none): the sync socket; the app's log file (read-write, its offset
+ * at the end: the launcher alone writes it, draining the app's stdout/stderr pipe into it, cut
+ * back and rate-bounded as compartment.h says), /dev/null and its channel to the monitor
+ * (compartment.h); O_PATH descriptors of its tree,
  * of run_dir/root (where the new root is attached) and of run_dir/etc (the network policy's names,
  * -1 if absent); the detached mount of its storage (the monitor's, -1 without MutableStorage).
  * The launcher answers on SYNC: RP_LAUNCH_SECCOMP (the listener, passed), then RP_LAUNCH_READY,
- * or RP_LAUNCH_ERROR; later RP_LAUNCH_CRASH (the capture in the next packet) and RP_LAUNCH_EXIT.
+ * or RP_LAUNCH_ERROR; later RP_LAUNCH_APP_READY, RP_LAUNCH_CRASH (the capture in the next
+ * packet), RP_LAUNCH_WATCHDOG, and RP_LAUNCH_EXIT, the last.
+ *
+ * The app's ready pipe (its descriptor 3) is the init's: it reads it and keeps the contract's rule
+ * (rp_app_poll_ready, app.h: "ready" as the first five bytes, then any write a heartbeat). It
+ * sends RP_LAUNCH_APP_READY once, when the app said "ready", and keeps the manifest's
+ * WatchdogSeconds itself: an app silent that long after "ready" or its last heartbeat is killed
+ * with everything it left (RP_LAUNCH_WATCHDOG first, then its exit). Neither has a field. No
+ * byte the app wrote reaches the monitor.
  */
 #ifndef RAMPART_MONITOR_LAUNCH_H
 #define RAMPART_MONITOR_LAUNCH_H
@@ -33,7 +43,9 @@ enum {
     RP_LAUNCH_READY,
     RP_LAUNCH_ERROR,
     RP_LAUNCH_EXIT,
-    RP_LAUNCH_CRASH
+    RP_LAUNCH_CRASH,
+    RP_LAUNCH_APP_READY,
+    RP_LAUNCH_WATCHDOG
 };
 
 typedef struct rp_launch_msg {
@@ -53,7 +65,7 @@ typedef struct rp_launch_spec {
     bool debug, no_crash_capture;
 } rp_launch_spec_t;
 
-#define RP_LAUNCH_ARGS 9 /* the descriptors after argv[0] */
+#define RP_LAUNCH_ARGS 8 /* the descriptors after argv[0] */
 #define RP_LAUNCH_TURNED_OFF " (turned off by the monitor's configuration)"
 
 /* One message, and a descriptor with it (pass_fd -1: none). 0, or -1. */

@@ -70,6 +70,10 @@ kill -0 "$INSTALL" 2>/dev/null || fail "the install ended before the log was che
 # The other app, killed during the trial, is ready again before the install ends.
 pid=$(app_field "$OTHER" .pid)
 [ -n "$pid" ] && [ "$pid" -gt 0 ] || fail "no pid for $OTHER"
+# Its init writes its log, and no file past the log's bound and one read (RLIMIT_FSIZE).
+grep -Eq '^Max file size +1114112 +1114112 ' "/proc/$pid/limits" ||
+  fail "its init's file size limit: $(grep 'Max file size' "/proc/$pid/limits")"
+E2E_CHECKS=$((E2E_CHECKS + 1))
 kill -KILL "$pid"
 back() { [ "$(app_field "$OTHER" .restarts)" -ge 1 ] && [ "$(app_field "$OTHER" .state)" = ready ]; }
 wait_until 50 back || { cat "$LOG" >&2; fail "$OTHER was not restarted during the trial"; }
