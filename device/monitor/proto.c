@@ -4,7 +4,6 @@
  */
 #include <errno.h>
 #include <stdbool.h>
-#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -312,239 +311,6 @@ static rp_err_t get_header(rd_t *r, bool reply, unsigned *type, uint32_t *id)
     return RP_OK;
 }
 
-/* ---- the bodies: a layout per type and direction, read by the encoders and the decoders ---- */
-
-enum {
-    F_U8 = 1,
-    F_U16,
-    F_U32,
-    F_U64,
-    F_STR,   /* a string of at most max bytes */
-    F_TEXT,  /* a string with no control character (get_text) */
-    F_NAME,  /* a string that is a component's name (rp_component_name_valid) */
-    F_BYTES, /* min to max bytes, their length a size_t at len_at; NONE: exactly max */
-    F_LIST,  /* a u8 count (a size_t at len_at) of at most max elements laid out as `of` */
-};
-#define NONE UINT32_MAX
-/* flags */
-#define RANGE 1u /* an integer min to max, or the packet is malformed */
-#define ENC 2u   /* and the encoder refuses one outside it (the caller's bug) */
-
-typedef struct layout layout_t;
-typedef struct field {
-    uint8_t kind, flags;
-    uint32_t at, len_at; /* offsetof the value, and of its length or count (NONE) */
-    uint32_t min, max;
-    const layout_t *of; /* F_LIST: its elements' layout */
-} field_t;
-struct layout {
-    const field_t *f;
-    size_t n, size; /* its fields; an element's size (F_LIST) */
-    /* an element's rule beyond its fields' (base: the list's owner; k: its index), if any */
-    bool (*ok)(const uint8_t *base, size_t k);
-};
-
-/* An EVENTS reply's events: oldest first, each after the one before, all before `next`; an app
- * that is a component, or none. */
-static bool event_ok(const uint8_t *base, size_t k)
-{
-    const rp_mon_reply_t *p = (const rp_mon_reply_t *)(const void *)base;
-    const rp_mon_event_t *e = &p->u.events.e[k];
-
-    return e->seq < p->u.events.next && (k == 0 || e->seq > p->u.events.e[k - 1].seq) &&
-           (e->app[0] == '\0' || rp_component_name_valid(e->app, strlen(e->app)));
-}
-
-/* clang-format off */
-#define Q(m) offsetof(rp_mon_request_t, u.m)
-#define P(m) offsetof(rp_mon_reply_t, u.m)
-#define INT(k, at) {k, 0, at, NONE, 0, 0, NULL}
-#define INT_IN(k, fl, at, lo, hi) {k, fl, at, NONE, lo, hi, NULL}
-#define STR(k, at, max) {k, 0, at, NONE, 0, max, NULL}
-#define BYTES(at, len_at, lo, hi) {F_BYTES, 0, at, len_at, lo, hi, NULL}
-#define LIST(at, n_at, max, of) {F_LIST, 0, at, n_at, 0, max, of}
-#define LAYOUT(f) {f, sizeof(f) / sizeof((f)[0]), 0, NULL}
-#define ELEMENT(f, type, ok) {f, sizeof(f) / sizeof((f)[0]), sizeof(type), ok}
-
-static const field_t q_hello[] = {INT(F_U16, Q(hello.min_version)),
-                                  INT(F_U16, Q(hello.max_version))};
-static const field_t q_sign[] = {
-    INT_IN(F_U8, RANGE, Q(sign_tls13.side), RP_TLS13_CLIENT, RP_TLS13_SERVER),
-    BYTES(Q(sign_tls13.hash), Q(sign_tls13.hash_len), 32, RP_TLS13_HASH_MAX)};
-static const field_t q_evidence[] = {
-    BYTES(Q(evidence.nonce), Q(evidence.nonce_len), RP_EAT_NONCE_MIN, RP_EAT_NONCE_MAX)};
-static const field_t q_install[] = {STR(F_NAME, Q(install.component), RP_COMPONENT_NAME_MAX),
-                                    INT(F_U32, Q(install.health_seconds))};
-/* APP_CONNECT's and APP_REMOVE's one name: every member of the union starts at its start */
-static const field_t q_name[] = {STR(F_NAME, Q(app_connect.component), RP_COMPONENT_NAME_MAX)};
-static const field_t q_events[] = {INT(F_U64, Q(events.from))};
-static const field_t q_app_log[] = {STR(F_NAME, Q(app_log.component), RP_COMPONENT_NAME_MAX),
-                                    INT(F_U64, Q(app_log.offset))};
-static const field_t q_app_control[] = {
-    STR(F_NAME, Q(app_control.component), RP_COMPONENT_NAME_MAX),
-    INT_IN(F_U8, RANGE, Q(app_control.action), 1, RP_MON_APP_ACTION_END - 1)};
-static const field_t q_crashes[] = {INT(F_U64, Q(crashes.from)),
-                                    INT_IN(F_U32, RANGE, Q(crashes.offset), 0, RP_MON_CRASH_MAX)};
-static const field_t q_settings[] = {INT_IN(F_U8, RANGE, Q(settings.crash_capture), 0, 1)};
-static const field_t q_verdict[] = {
-    STR(F_NAME, Q(mcu_verdict.component), RP_COMPONENT_NAME_MAX),
-    BYTES(Q(mcu_verdict.digest), NONE, RP_SHA256_LEN, RP_SHA256_LEN),
-    INT_IN(F_U8, RANGE, Q(mcu_verdict.state), RP_UPDATE_INSTALLED, RP_UPDATE_REFUSED),
-    STR(F_TEXT, Q(mcu_verdict.detail), RP_MON_DETAIL_MAX),
-    BYTES(Q(mcu_verdict.evidence), Q(mcu_verdict.evidence_len), 0, RP_MON_MCU_EVIDENCE_MAX)};
-
-/* Each request type's body (none: no body). */
-static const layout_t requests[RP_MON_TYPE_END] = {
-    [RP_MON_HELLO] = LAYOUT(q_hello),         [RP_MON_SIGN_TLS13] = LAYOUT(q_sign),
-    [RP_MON_APP_SIGN_TLS13] = LAYOUT(q_sign), [RP_MON_EVIDENCE] = LAYOUT(q_evidence),
-    [RP_MON_INSTALL] = LAYOUT(q_install),     [RP_MON_APP_CONNECT] = LAYOUT(q_name),
-    [RP_MON_APP_REMOVE] = LAYOUT(q_name),     [RP_MON_EVENTS] = LAYOUT(q_events),
-    [RP_MON_APP_LOG] = LAYOUT(q_app_log),     [RP_MON_APP_CONTROL] = LAYOUT(q_app_control),
-    [RP_MON_CRASHES] = LAYOUT(q_crashes),     [RP_MON_SETTINGS] = LAYOUT(q_settings),
-    [RP_MON_MCU_VERDICT] = LAYOUT(q_verdict),
-};
-
-#define C(m) offsetof(rp_mon_component_t, m)
-static const field_t p_component[] = {
-    STR(F_STR, C(name), RP_COMPONENT_NAME_MAX), STR(F_STR, C(version), RP_MON_VERSION_MAX),
-    INT(F_U8, C(active)), INT(F_U32, C(security_counter)), INT(F_U8, C(last_result)),
-    STR(F_STR, C(last_detail), RP_MON_DETAIL_MAX), STR(F_STR, C(last_version), RP_MON_VERSION_MAX),
-    INT(F_U64, C(last_at)), INT(F_U8, C(trial)),
-    BYTES(C(trial_digest), NONE, RP_SHA256_LEN, RP_SHA256_LEN), INT(F_U64, C(trial_until))};
-#define A(m) offsetof(rp_mon_app_t, m)
-static const field_t p_app[] = {
-    STR(F_NAME, A(component), RP_COMPONENT_NAME_MAX), STR(F_STR, A(version), RP_MON_VERSION_MAX),
-    INT_IN(F_U8, RANGE | ENC, A(state), 0, RP_MON_APP_STATE_END - 1), INT(F_U32, A(restarts)),
-    INT(F_U32, A(pid)), INT(F_U32, A(memory_kb)), INT(F_U32, A(pids)), INT(F_U32, A(cpu_percent)),
-    INT(F_U32, A(storage_kb)), STR(F_STR, A(missing), RP_MON_MISSING_MAX)};
-#define E(m) offsetof(rp_mon_event_t, m)
-static const field_t p_event[] = {
-    INT(F_U64, E(seq)), INT(F_U64, E(at)), INT_IN(F_U16, RANGE, E(kind), 1, RP_EVENT_KIND_END - 1),
-    STR(F_STR, E(app), RP_COMPONENT_NAME_MAX), STR(F_STR, E(reason), RP_MON_REASON_MAX)};
-static const layout_t component = ELEMENT(p_component, rp_mon_component_t, NULL);
-static const layout_t app = ELEMENT(p_app, rp_mon_app_t, NULL);
-static const layout_t event = ELEMENT(p_event, rp_mon_event_t, event_ok);
-
-static const field_t p_hello[] = {INT(F_U16, P(hello.version)), INT(F_U32, P(hello.packet_max))};
-static const field_t p_status[] = {
-    LIST(P(status.c), P(status.n), RP_MON_COMPONENTS_MAX, &component)};
-static const field_t p_id[] = {STR(F_STR, P(id.device_id), 64), INT(F_U8, P(id.rot_kind)),
-                               BYTES(P(id.spki), P(id.spki_len), 1, RP_PUBKEY_DER_MAX)};
-static const field_t p_sign[] = {
-    BYTES(P(sign_tls13.sig), P(sign_tls13.len), 1, RP_ECDSA_P256_SIG_MAX)};
-static const field_t p_identity[] = {
-    BYTES(P(app_identity.chain), P(app_identity.len), 1, RP_MON_CHAIN_MAX)};
-static const field_t p_incoming[] = {STR(F_NAME, P(app_incoming.component), RP_COMPONENT_NAME_MAX)};
-static const field_t p_evidence[] = {BYTES(P(evidence.eat), P(evidence.len), 1, RP_EAT_MAX_SIZE)};
-static const field_t p_install[] = {INT(F_U8, P(install.state)),
-                                    STR(F_STR, P(install.detail), RP_MON_DETAIL_MAX)};
-static const field_t p_recover[] = {INT(F_U32, P(recover.unbootable))};
-static const field_t p_app_list[] = {LIST(P(app_list.a), P(app_list.n), RP_MON_APPS_MAX, &app)};
-/* TRUST_ROOT's and TARGETS' version (at the union's start, as every member) */
-static const field_t p_version[] = {INT(F_U64, P(trust_root.version))};
-static const field_t p_events[] = {
-    INT(F_U64, P(events.next)), INT(F_U64, P(events.dropped)),
-    INT_IN(F_U8, RANGE | ENC, P(events.more), 0, 1),
-    LIST(P(events.e), P(events.n), RP_MON_EVENTS_PER_REPLY, &event)};
-static const field_t p_app_log[] = {INT(F_U64, P(app_log.size)), INT(F_U64, P(app_log.offset)),
-                                    BYTES(P(app_log.data), P(app_log.len), 0, RP_MON_LOG_CHUNK)};
-static const field_t p_crashes[] = {INT(F_U64, P(crashes.seq)), INT(F_U64, P(crashes.dropped)),
-                                    INT(F_U32, P(crashes.size)), INT(F_U32, P(crashes.offset)),
-                                    BYTES(P(crashes.data), P(crashes.len), 0, RP_MON_LOG_CHUNK)};
-static const field_t p_settings[] = {INT_IN(F_U8, RANGE, P(settings.crash_capture), 0, 1)};
-
-/* Each reply type's body on success (none: no body). */
-static const layout_t replies[RP_MON_TYPE_END] = {
-    [RP_MON_HELLO] = LAYOUT(p_hello),           [RP_MON_STATUS] = LAYOUT(p_status),
-    [RP_MON_ID] = LAYOUT(p_id),                 [RP_MON_SIGN_TLS13] = LAYOUT(p_sign),
-    [RP_MON_APP_SIGN_TLS13] = LAYOUT(p_sign),   [RP_MON_APP_IDENTITY] = LAYOUT(p_identity),
-    [RP_MON_APP_INCOMING] = LAYOUT(p_incoming), [RP_MON_EVIDENCE] = LAYOUT(p_evidence),
-    [RP_MON_INSTALL] = LAYOUT(p_install),       [RP_MON_MCU_VERDICT] = LAYOUT(p_install),
-    [RP_MON_RECOVER] = LAYOUT(p_recover),       [RP_MON_APP_LIST] = LAYOUT(p_app_list),
-    [RP_MON_TRUST_ROOT] = LAYOUT(p_version),    [RP_MON_TARGETS] = LAYOUT(p_version),
-    [RP_MON_EVENTS] = LAYOUT(p_events),         [RP_MON_APP_LOG] = LAYOUT(p_app_log),
-    [RP_MON_CRASHES] = LAYOUT(p_crashes),       [RP_MON_SETTINGS] = LAYOUT(p_settings),
-};
-/* clang-format on */
-
-static uint64_t int_of(const uint8_t *at, unsigned kind)
-{
-    switch (kind) {
-    case F_U8: return *at;
-    case F_U16: return *(const uint16_t *)(const void *)at;
-    case F_U32: return *(const uint32_t *)(const void *)at;
-    default: return *(const uint64_t *)(const void *)at;
-    }
-}
-
-/* A layout's fields from base, in order. */
-static void put_layout(wr_t *w, const layout_t *l, const uint8_t *base)
-{
-    for (size_t i = 0; i < l->n && w->err == RP_OK; i++) {
-        const field_t *f = &l->f[i];
-        const uint8_t *at = base + f->at;
-        size_t n = f->len_at != NONE ? *(const size_t *)(const void *)(base + f->len_at) : f->max;
-        uint64_t v = f->kind <= F_U64 ? int_of(at, f->kind) : 0;
-        if ((f->flags & ENC) && (v < f->min || v > f->max))
-            w->err = RP_ERR_INVALID_ARG;
-        switch (f->kind) {
-        case F_U8: put_u8(w, (uint8_t)v); break;
-        case F_U16: put_u16(w, (uint16_t)v); break;
-        case F_U32: put_u32(w, (uint32_t)v); break;
-        case F_U64: put_u64(w, v); break;
-        case F_BYTES: put_bytes(w, at, n, f->max); break;
-        case F_LIST:
-            if (n > f->max && w->err == RP_OK)
-                w->err = RP_ERR_INVALID_ARG;
-            put_u8(w, (uint8_t)n);
-            for (size_t k = 0; k < n && w->err == RP_OK; k++)
-                put_layout(w, f->of, at + k * f->of->size);
-            break;
-        default: put_str(w, (const char *)at, f->max); break; /* F_STR, F_TEXT, F_NAME */
-        }
-    }
-}
-
-/* A layout's fields into base: each read, its bounds kept (a list: its count); then, in order,
- * each integer within its range, each name a component's, each list's count within its maximum
- * and its elements read (each then checked with its layout's rule, if any). */
-static void get_layout(rd_t *r, const layout_t *l, uint8_t *base)
-{
-    for (size_t i = 0; i < l->n && r->err == RP_OK; i++) {
-        const field_t *f = &l->f[i];
-        uint8_t *at = base + f->at;
-        size_t *n = f->len_at != NONE ? (size_t *)(void *)(base + f->len_at) : &(size_t){0};
-        switch (f->kind) {
-        case F_U8: *at = get_u8(r); break;
-        case F_U16: *(uint16_t *)(void *)at = get_u16(r); break;
-        case F_U32: *(uint32_t *)(void *)at = get_u32(r); break;
-        case F_U64: *(uint64_t *)(void *)at = get_u64(r); break;
-        case F_TEXT: get_text(r, (char *)at, f->max); break;
-        case F_BYTES: get_bytes(r, at, n, f->len_at != NONE ? f->min : f->max, f->max); break;
-        case F_LIST: *n = get_u8(r); break;
-        default: get_str(r, (char *)at, f->max); break; /* F_STR, F_NAME */
-        }
-    }
-    for (size_t i = 0; i < l->n && r->err == RP_OK; i++) {
-        const field_t *f = &l->f[i];
-        uint8_t *at = base + f->at;
-        uint64_t v = f->kind <= F_U64 ? int_of(at, f->kind) : 0;
-        if (((f->flags & RANGE) && (v < f->min || v > f->max)) ||
-            (f->kind == F_NAME && !rp_component_name_valid((char *)at, strlen((char *)at))))
-            r->err = RP_ERR_MALFORMED;
-        if (f->kind != F_LIST || r->err != RP_OK)
-            continue;
-        size_t n = *(const size_t *)(const void *)(base + f->len_at);
-        if (n > f->max)
-            r->err = RP_ERR_TOO_LARGE;
-        for (size_t k = 0; k < n && r->err == RP_OK; k++) {
-            get_layout(r, f->of, at + k * f->of->size);
-            if (r->err == RP_OK && f->of->ok != NULL && !f->of->ok(base, k))
-                r->err = RP_ERR_MALFORMED;
-        }
-    }
-}
-
 /* ---- requests ---- */
 
 rp_err_t rp_mon_request_encode(const rp_mon_request_t *q, uint8_t *buf, size_t cap, size_t *len)
@@ -554,7 +320,51 @@ rp_err_t rp_mon_request_encode(const rp_mon_request_t *q, uint8_t *buf, size_t c
     if (!type_known(q->type))
         return RP_ERR_INVALID_ARG;
     put_header(&w, q->type, q->id);
-    put_layout(&w, &requests[q->type], (const uint8_t *)q);
+    switch (q->type) {
+    case RP_MON_HELLO:
+        put_u16(&w, q->u.hello.min_version);
+        put_u16(&w, q->u.hello.max_version);
+        break;
+    case RP_MON_SIGN_TLS13:
+    case RP_MON_APP_SIGN_TLS13:
+        put_u8(&w, q->u.sign_tls13.side);
+        put_bytes(&w, q->u.sign_tls13.hash, q->u.sign_tls13.hash_len, RP_TLS13_HASH_MAX);
+        break;
+    case RP_MON_APP_CONNECT: put_str(&w, q->u.app_connect.component, RP_COMPONENT_NAME_MAX); break;
+    case RP_MON_APP_REMOVE: put_str(&w, q->u.app_remove.component, RP_COMPONENT_NAME_MAX); break;
+    case RP_MON_EVIDENCE:
+        put_bytes(&w, q->u.evidence.nonce, q->u.evidence.nonce_len, RP_EAT_NONCE_MAX);
+        break;
+    case RP_MON_INSTALL:
+        put_str(&w, q->u.install.component, RP_COMPONENT_NAME_MAX);
+        put_u32(&w, q->u.install.health_seconds);
+        break;
+    case RP_MON_EVENTS: put_u64(&w, q->u.events.from); break;
+    case RP_MON_APP_LOG:
+        put_str(&w, q->u.app_log.component, RP_COMPONENT_NAME_MAX);
+        put_u64(&w, q->u.app_log.offset);
+        break;
+    case RP_MON_APP_CONTROL:
+        put_str(&w, q->u.app_control.component, RP_COMPONENT_NAME_MAX);
+        put_u8(&w, q->u.app_control.action);
+        break;
+    case RP_MON_CRASHES:
+        put_u64(&w, q->u.crashes.from);
+        put_u32(&w, q->u.crashes.offset);
+        break;
+    case RP_MON_SETTINGS: put_u8(&w, q->u.settings.crash_capture); break;
+    case RP_MON_MCU_VERDICT:
+        put_str(&w, q->u.mcu_verdict.component, RP_COMPONENT_NAME_MAX);
+        put_bytes(&w, q->u.mcu_verdict.digest, RP_SHA256_LEN, RP_SHA256_LEN);
+        put_u8(&w, q->u.mcu_verdict.state);
+        put_str(&w, q->u.mcu_verdict.detail, RP_MON_DETAIL_MAX);
+        put_bytes(&w, q->u.mcu_verdict.evidence, q->u.mcu_verdict.evidence_len,
+                  RP_MON_MCU_EVIDENCE_MAX);
+        break;
+    default: /* STATUS, ID, RECOVER, APP_LIST, TRUST_ROOT, TARGETS, APP_IDENTITY, APP_INCOMING:
+              * no body */
+        break;
+    }
     return finish(&w, len);
 }
 
@@ -569,11 +379,85 @@ rp_err_t rp_mon_request_decode(const uint8_t *buf, size_t len, rp_mon_request_t 
     q->type = (rp_mon_type_t)type;
     if (err != RP_OK)
         return err;
-    get_layout(&r, &requests[type], (uint8_t *)q);
-    /* the hash's length is one of TLS 1.3's (32 or 48), not anything between */
-    if (r.err == RP_OK && (type == RP_MON_SIGN_TLS13 || type == RP_MON_APP_SIGN_TLS13) &&
-        !rp_tls13_hash_len_valid(q->u.sign_tls13.hash_len))
-        r.err = RP_ERR_MALFORMED;
+    switch (q->type) {
+    case RP_MON_HELLO:
+        q->u.hello.min_version = get_u16(&r);
+        q->u.hello.max_version = get_u16(&r);
+        break;
+    case RP_MON_SIGN_TLS13:
+    case RP_MON_APP_SIGN_TLS13:
+        q->u.sign_tls13.side = get_u8(&r);
+        get_bytes(&r, q->u.sign_tls13.hash, &q->u.sign_tls13.hash_len, 32, RP_TLS13_HASH_MAX);
+        if (r.err == RP_OK &&
+            ((q->u.sign_tls13.side != RP_TLS13_CLIENT && q->u.sign_tls13.side != RP_TLS13_SERVER) ||
+             !rp_tls13_hash_len_valid(q->u.sign_tls13.hash_len)))
+            r.err = RP_ERR_MALFORMED;
+        break;
+    case RP_MON_EVIDENCE:
+        get_bytes(&r, q->u.evidence.nonce, &q->u.evidence.nonce_len, RP_EAT_NONCE_MIN,
+                  RP_EAT_NONCE_MAX);
+        break;
+    case RP_MON_INSTALL:
+        get_str(&r, q->u.install.component, RP_COMPONENT_NAME_MAX);
+        q->u.install.health_seconds = get_u32(&r);
+        if (r.err == RP_OK &&
+            !rp_component_name_valid(q->u.install.component, strlen(q->u.install.component)))
+            r.err = RP_ERR_MALFORMED;
+        break;
+    case RP_MON_APP_CONNECT:
+        get_str(&r, q->u.app_connect.component, RP_COMPONENT_NAME_MAX);
+        if (r.err == RP_OK && !rp_component_name_valid(q->u.app_connect.component,
+                                                       strlen(q->u.app_connect.component)))
+            r.err = RP_ERR_MALFORMED;
+        break;
+    case RP_MON_APP_REMOVE:
+        get_str(&r, q->u.app_remove.component, RP_COMPONENT_NAME_MAX);
+        if (r.err == RP_OK &&
+            !rp_component_name_valid(q->u.app_remove.component, strlen(q->u.app_remove.component)))
+            r.err = RP_ERR_MALFORMED;
+        break;
+    case RP_MON_EVENTS: q->u.events.from = get_u64(&r); break;
+    case RP_MON_CRASHES:
+        q->u.crashes.from = get_u64(&r);
+        q->u.crashes.offset = get_u32(&r);
+        if (r.err == RP_OK && q->u.crashes.offset > RP_MON_CRASH_MAX)
+            r.err = RP_ERR_MALFORMED;
+        break;
+    case RP_MON_SETTINGS:
+        q->u.settings.crash_capture = get_u8(&r);
+        if (r.err == RP_OK && q->u.settings.crash_capture > 1)
+            r.err = RP_ERR_MALFORMED;
+        break;
+    case RP_MON_APP_LOG:
+        get_str(&r, q->u.app_log.component, RP_COMPONENT_NAME_MAX);
+        q->u.app_log.offset = get_u64(&r);
+        if (r.err == RP_OK &&
+            !rp_component_name_valid(q->u.app_log.component, strlen(q->u.app_log.component)))
+            r.err = RP_ERR_MALFORMED;
+        break;
+    case RP_MON_MCU_VERDICT:
+        get_str(&r, q->u.mcu_verdict.component, RP_COMPONENT_NAME_MAX);
+        get_bytes(&r, q->u.mcu_verdict.digest, &(size_t){0}, RP_SHA256_LEN, RP_SHA256_LEN);
+        q->u.mcu_verdict.state = get_u8(&r);
+        get_text(&r, q->u.mcu_verdict.detail, RP_MON_DETAIL_MAX);
+        get_bytes(&r, q->u.mcu_verdict.evidence, &q->u.mcu_verdict.evidence_len, 0,
+                  RP_MON_MCU_EVIDENCE_MAX);
+        if (r.err == RP_OK && (!rp_component_name_valid(q->u.mcu_verdict.component,
+                                                        strlen(q->u.mcu_verdict.component)) ||
+                               !rp_mon_outcome(q->u.mcu_verdict.state)))
+            r.err = RP_ERR_MALFORMED;
+        break;
+    case RP_MON_APP_CONTROL:
+        get_str(&r, q->u.app_control.component, RP_COMPONENT_NAME_MAX);
+        q->u.app_control.action = get_u8(&r);
+        if (r.err == RP_OK &&
+            (!rp_component_name_valid(q->u.app_control.component,
+                                      strlen(q->u.app_control.component)) ||
+             q->u.app_control.action == 0 || q->u.app_control.action >= RP_MON_APP_ACTION_END))
+            r.err = RP_ERR_MALFORMED;
+        break;
+    default: break;
+    }
     if (r.err == RP_OK && r.pos != r.len)
         r.err = RP_ERR_MALFORMED; /* bytes left over */
     return r.err;
@@ -589,26 +473,112 @@ rp_err_t rp_mon_reply_encode(const rp_mon_reply_t *p, uint8_t *buf, size_t cap, 
         return RP_ERR_INVALID_ARG;
     put_header(&w, p->type | RP_MON_REPLY, p->id);
     put_u16(&w, p->status);
-    if (p->status != RP_OK)
+    if (p->status != RP_OK) {
         put_str(&w, p->message, RP_MON_MESSAGE_MAX);
-    else
-        put_layout(&w, &replies[p->type], (const uint8_t *)p);
-    return finish(&w, len);
-}
-
-/* What a reply's fields must say together (the client's side). */
-static bool reply_consistent(const rp_mon_reply_t *p)
-{
-    switch (p->type) {
-    case RP_MON_APP_LOG: /* no byte past the end it names */
-        return p->u.app_log.offset <= p->u.app_log.size &&
-               p->u.app_log.len <= p->u.app_log.size - p->u.app_log.offset;
-    case RP_MON_CRASHES: /* a file of its bound, bytes within it; no crash, no bytes */
-        return p->u.crashes.size <= RP_MON_CRASH_MAX && p->u.crashes.offset <= p->u.crashes.size &&
-               p->u.crashes.len <= p->u.crashes.size - p->u.crashes.offset &&
-               (p->u.crashes.seq != 0 || p->u.crashes.size == 0);
-    default: return true;
+        return finish(&w, len);
     }
+    switch (p->type) {
+    case RP_MON_HELLO:
+        put_u16(&w, p->u.hello.version);
+        put_u32(&w, p->u.hello.packet_max);
+        break;
+    case RP_MON_STATUS:
+        if (p->u.status.n > RP_MON_COMPONENTS_MAX)
+            return RP_ERR_INVALID_ARG;
+        put_u8(&w, (uint8_t)p->u.status.n);
+        for (size_t i = 0; i < p->u.status.n; i++) {
+            const rp_mon_component_t *c = &p->u.status.c[i];
+            put_str(&w, c->name, RP_COMPONENT_NAME_MAX);
+            put_str(&w, c->version, RP_MON_VERSION_MAX);
+            put_u8(&w, c->active);
+            put_u32(&w, c->security_counter);
+            put_u8(&w, c->last_result);
+            put_str(&w, c->last_detail, RP_MON_DETAIL_MAX);
+            put_str(&w, c->last_version, RP_MON_VERSION_MAX);
+            put_u64(&w, (uint64_t)c->last_at);
+            put_u8(&w, c->trial);
+            put_bytes(&w, c->trial_digest, RP_SHA256_LEN, RP_SHA256_LEN);
+            put_u64(&w, (uint64_t)c->trial_until);
+        }
+        break;
+    case RP_MON_ID:
+        put_str(&w, p->u.id.device_id, 64);
+        put_u8(&w, p->u.id.rot_kind);
+        put_bytes(&w, p->u.id.spki, p->u.id.spki_len, RP_PUBKEY_DER_MAX);
+        break;
+    case RP_MON_SIGN_TLS13:
+    case RP_MON_APP_SIGN_TLS13:
+        put_bytes(&w, p->u.sign_tls13.sig, p->u.sign_tls13.len, RP_ECDSA_P256_SIG_MAX);
+        break;
+    case RP_MON_APP_IDENTITY:
+        put_bytes(&w, p->u.app_identity.chain, p->u.app_identity.len, RP_MON_CHAIN_MAX);
+        break;
+    case RP_MON_APP_INCOMING:
+        put_str(&w, p->u.app_incoming.component, RP_COMPONENT_NAME_MAX);
+        break;
+    case RP_MON_EVIDENCE:
+        put_bytes(&w, p->u.evidence.eat, p->u.evidence.len, RP_EAT_MAX_SIZE);
+        break;
+    case RP_MON_INSTALL:
+    case RP_MON_MCU_VERDICT:
+        put_u8(&w, p->u.install.state);
+        put_str(&w, p->u.install.detail, RP_MON_DETAIL_MAX);
+        break;
+    case RP_MON_RECOVER: put_u32(&w, p->u.recover.unbootable); break;
+    case RP_MON_APP_LIST:
+        if (p->u.app_list.n > RP_MON_APPS_MAX)
+            return RP_ERR_INVALID_ARG;
+        put_u8(&w, (uint8_t)p->u.app_list.n);
+        for (size_t i = 0; i < p->u.app_list.n; i++) {
+            const rp_mon_app_t *a = &p->u.app_list.a[i];
+            if (a->state >= RP_MON_APP_STATE_END)
+                return RP_ERR_INVALID_ARG;
+            put_str(&w, a->component, RP_COMPONENT_NAME_MAX);
+            put_str(&w, a->version, RP_MON_VERSION_MAX);
+            put_u8(&w, a->state);
+            put_u32(&w, a->restarts);
+            put_u32(&w, a->pid);
+            put_u32(&w, a->memory_kb);
+            put_u32(&w, a->pids);
+            put_u32(&w, a->cpu_percent);
+            put_u32(&w, a->storage_kb);
+            put_str(&w, a->missing, RP_MON_MISSING_MAX);
+        }
+        break;
+    case RP_MON_TRUST_ROOT: put_u64(&w, p->u.trust_root.version); break;
+    case RP_MON_TARGETS: put_u64(&w, p->u.targets.version); break;
+    case RP_MON_EVENTS:
+        if (p->u.events.n > RP_MON_EVENTS_PER_REPLY || p->u.events.more > 1)
+            return RP_ERR_INVALID_ARG;
+        put_u64(&w, p->u.events.next);
+        put_u64(&w, p->u.events.dropped);
+        put_u8(&w, p->u.events.more);
+        put_u8(&w, (uint8_t)p->u.events.n);
+        for (size_t i = 0; i < p->u.events.n; i++) {
+            const rp_mon_event_t *e = &p->u.events.e[i];
+            put_u64(&w, e->seq);
+            put_u64(&w, (uint64_t)e->at);
+            put_u16(&w, e->kind);
+            put_str(&w, e->app, RP_COMPONENT_NAME_MAX);
+            put_str(&w, e->reason, RP_MON_REASON_MAX);
+        }
+        break;
+    case RP_MON_APP_LOG:
+        put_u64(&w, p->u.app_log.size);
+        put_u64(&w, p->u.app_log.offset);
+        put_bytes(&w, p->u.app_log.data, p->u.app_log.len, RP_MON_LOG_CHUNK);
+        break;
+    case RP_MON_CRASHES:
+        put_u64(&w, p->u.crashes.seq);
+        put_u64(&w, p->u.crashes.dropped);
+        put_u32(&w, p->u.crashes.size);
+        put_u32(&w, p->u.crashes.offset);
+        put_bytes(&w, p->u.crashes.data, p->u.crashes.len, RP_MON_LOG_CHUNK);
+        break;
+    case RP_MON_SETTINGS: put_u8(&w, p->u.settings.crash_capture); break;
+    default: break;
+    }
+    return finish(&w, len);
 }
 
 rp_err_t rp_mon_reply_decode(const uint8_t *buf, size_t len, rp_mon_reply_t *p)
@@ -623,12 +593,138 @@ rp_err_t rp_mon_reply_decode(const uint8_t *buf, size_t len, rp_mon_reply_t *p)
     if (err != RP_OK)
         return err;
     p->status = get_u16(&r);
-    if (r.err == RP_OK && p->status != RP_OK)
+    if (r.err == RP_OK && p->status != RP_OK) {
         get_str(&r, p->message, RP_MON_MESSAGE_MAX);
-    else
-        get_layout(&r, &replies[type], (uint8_t *)p);
-    if (r.err == RP_OK && p->status == RP_OK && !reply_consistent(p))
-        r.err = RP_ERR_MALFORMED;
+        goto out;
+    }
+    switch (p->type) {
+    case RP_MON_HELLO:
+        p->u.hello.version = get_u16(&r);
+        p->u.hello.packet_max = get_u32(&r);
+        break;
+    case RP_MON_STATUS:
+        p->u.status.n = get_u8(&r);
+        if (p->u.status.n > RP_MON_COMPONENTS_MAX && r.err == RP_OK)
+            r.err = RP_ERR_TOO_LARGE;
+        for (size_t i = 0; r.err == RP_OK && i < p->u.status.n; i++) {
+            rp_mon_component_t *c = &p->u.status.c[i];
+            get_str(&r, c->name, RP_COMPONENT_NAME_MAX);
+            get_str(&r, c->version, RP_MON_VERSION_MAX);
+            c->active = get_u8(&r);
+            c->security_counter = get_u32(&r);
+            c->last_result = get_u8(&r);
+            get_str(&r, c->last_detail, RP_MON_DETAIL_MAX);
+            get_str(&r, c->last_version, RP_MON_VERSION_MAX);
+            c->last_at = (int64_t)get_u64(&r);
+            c->trial = get_u8(&r);
+            get_bytes(&r, c->trial_digest, &(size_t){0}, RP_SHA256_LEN, RP_SHA256_LEN);
+            c->trial_until = (int64_t)get_u64(&r);
+        }
+        break;
+    case RP_MON_ID:
+        get_str(&r, p->u.id.device_id, 64);
+        p->u.id.rot_kind = get_u8(&r);
+        get_bytes(&r, p->u.id.spki, &p->u.id.spki_len, 1, RP_PUBKEY_DER_MAX);
+        break;
+    case RP_MON_SIGN_TLS13:
+    case RP_MON_APP_SIGN_TLS13:
+        get_bytes(&r, p->u.sign_tls13.sig, &p->u.sign_tls13.len, 1, RP_ECDSA_P256_SIG_MAX);
+        break;
+    case RP_MON_APP_IDENTITY:
+        get_bytes(&r, p->u.app_identity.chain, &p->u.app_identity.len, 1, RP_MON_CHAIN_MAX);
+        break;
+    case RP_MON_APP_INCOMING:
+        get_str(&r, p->u.app_incoming.component, RP_COMPONENT_NAME_MAX);
+        if (r.err == RP_OK && !rp_component_name_valid(p->u.app_incoming.component,
+                                                       strlen(p->u.app_incoming.component)))
+            r.err = RP_ERR_MALFORMED;
+        break;
+    case RP_MON_EVIDENCE:
+        get_bytes(&r, p->u.evidence.eat, &p->u.evidence.len, 1, RP_EAT_MAX_SIZE);
+        break;
+    case RP_MON_INSTALL:
+    case RP_MON_MCU_VERDICT:
+        p->u.install.state = get_u8(&r);
+        get_str(&r, p->u.install.detail, RP_MON_DETAIL_MAX);
+        break;
+    case RP_MON_RECOVER: p->u.recover.unbootable = get_u32(&r); break;
+    case RP_MON_APP_LIST:
+        p->u.app_list.n = get_u8(&r);
+        if (p->u.app_list.n > RP_MON_APPS_MAX && r.err == RP_OK)
+            r.err = RP_ERR_TOO_LARGE;
+        for (size_t i = 0; r.err == RP_OK && i < p->u.app_list.n; i++) {
+            rp_mon_app_t *a = &p->u.app_list.a[i];
+            get_str(&r, a->component, RP_COMPONENT_NAME_MAX);
+            get_str(&r, a->version, RP_MON_VERSION_MAX);
+            a->state = get_u8(&r);
+            a->restarts = get_u32(&r);
+            a->pid = get_u32(&r);
+            a->memory_kb = get_u32(&r);
+            a->pids = get_u32(&r);
+            a->cpu_percent = get_u32(&r);
+            a->storage_kb = get_u32(&r);
+            get_str(&r, a->missing, RP_MON_MISSING_MAX);
+            if (r.err == RP_OK && (a->state >= RP_MON_APP_STATE_END ||
+                                   !rp_component_name_valid(a->component, strlen(a->component))))
+                r.err = RP_ERR_MALFORMED;
+        }
+        break;
+    case RP_MON_TRUST_ROOT: p->u.trust_root.version = get_u64(&r); break;
+    case RP_MON_TARGETS: p->u.targets.version = get_u64(&r); break;
+    case RP_MON_EVENTS:
+        p->u.events.next = get_u64(&r);
+        p->u.events.dropped = get_u64(&r);
+        p->u.events.more = get_u8(&r);
+        p->u.events.n = get_u8(&r);
+        if (r.err == RP_OK && p->u.events.more > 1)
+            r.err = RP_ERR_MALFORMED;
+        if (r.err == RP_OK && p->u.events.n > RP_MON_EVENTS_PER_REPLY)
+            r.err = RP_ERR_TOO_LARGE;
+        for (size_t i = 0; r.err == RP_OK && i < p->u.events.n; i++) {
+            rp_mon_event_t *e = &p->u.events.e[i];
+            e->seq = get_u64(&r);
+            e->at = (int64_t)get_u64(&r);
+            e->kind = get_u16(&r);
+            get_str(&r, e->app, RP_COMPONENT_NAME_MAX);
+            get_str(&r, e->reason, RP_MON_REASON_MAX);
+            /* Oldest first, each after the one before, all before `next`; a kind this version
+             * names; an app that is a component, or none. */
+            if (r.err == RP_OK &&
+                (e->kind == 0 || e->kind >= RP_EVENT_KIND_END || e->seq >= p->u.events.next ||
+                 (i > 0 && e->seq <= p->u.events.e[i - 1].seq) ||
+                 (e->app[0] != '\0' && !rp_component_name_valid(e->app, strlen(e->app)))))
+                r.err = RP_ERR_MALFORMED;
+        }
+        break;
+    case RP_MON_APP_LOG:
+        p->u.app_log.size = get_u64(&r);
+        p->u.app_log.offset = get_u64(&r);
+        get_bytes(&r, p->u.app_log.data, &p->u.app_log.len, 0, RP_MON_LOG_CHUNK);
+        if (r.err == RP_OK && (p->u.app_log.offset > p->u.app_log.size ||
+                               p->u.app_log.len > p->u.app_log.size - p->u.app_log.offset))
+            r.err = RP_ERR_MALFORMED; /* bytes past the end it names */
+        break;
+    case RP_MON_CRASHES:
+        p->u.crashes.seq = get_u64(&r);
+        p->u.crashes.dropped = get_u64(&r);
+        p->u.crashes.size = get_u32(&r);
+        p->u.crashes.offset = get_u32(&r);
+        get_bytes(&r, p->u.crashes.data, &p->u.crashes.len, 0, RP_MON_LOG_CHUNK);
+        /* A file of its bound, bytes within it; no crash, no bytes. */
+        if (r.err == RP_OK &&
+            (p->u.crashes.size > RP_MON_CRASH_MAX || p->u.crashes.offset > p->u.crashes.size ||
+             p->u.crashes.len > p->u.crashes.size - p->u.crashes.offset ||
+             (p->u.crashes.seq == 0 && p->u.crashes.size != 0)))
+            r.err = RP_ERR_MALFORMED;
+        break;
+    case RP_MON_SETTINGS:
+        p->u.settings.crash_capture = get_u8(&r);
+        if (r.err == RP_OK && p->u.settings.crash_capture > 1)
+            r.err = RP_ERR_MALFORMED;
+        break;
+    default: break;
+    }
+out:
     if (r.err == RP_OK && r.pos != r.len)
         r.err = RP_ERR_MALFORMED;
     return r.err;
