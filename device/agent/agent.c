@@ -104,17 +104,21 @@ static rp_err_t check_state_dir_as_agent(const char *state_dir)
 
 rp_err_t rp_agent_check_state_dir(const char *state_dir)
 {
+    struct stat sb;
+
+    if (geteuid() != 0 && stat(state_dir, &sb) == 0 && sb.st_uid != geteuid())
+        return check_state_dir_as_agent(state_dir);
+    return rp_agent_check_state_tree(state_dir);
+}
+
+rp_err_t rp_agent_check_state_tree(const char *state_dir)
+{
     static const char *const subdirs[] = {"components", "image-keys", "update"};
     char path[PATH_MAX + 16];
     rp_err_t err;
     struct dirent *e;
     DIR *dir;
 
-    if (geteuid() != 0) {
-        struct stat sb;
-        if (stat(state_dir, &sb) == 0 && sb.st_uid != geteuid())
-            return check_state_dir_as_agent(state_dir);
-    }
     err = rp_file_check_private(state_dir, false);
 
     for (size_t i = 0; err == RP_OK && i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {

@@ -68,6 +68,10 @@ rp_err_t rp_agent_dir_make(const char *state_dir, uid_t uid, gid_t gid) RP_MUST_
  * not writable by group or others: a refusal is said with the path, the mode found and the fix.
  * RP_ERR_NOT_FOUND when it does not exist. Every command checks it first. */
 rp_err_t rp_agent_check_state_dir(const char *state_dir) RP_MUST_CHECK;
+/* The same as the state directory's owner: S, its components/ (and each component's directory),
+ * image-keys/ and update/. What rp_agent_check_state_dir checks for root (the monitor's, which
+ * runs as root alone), or for a user whose own S it is. */
+rp_err_t rp_agent_check_state_tree(const char *state_dir) RP_MUST_CHECK;
 
 /* Open a provisioned state directory. tcti may be NULL: the one saved at provisioning. */
 rp_err_t rp_agent_open(rp_agent_t *a, const char *state_dir, const char *tcti) RP_MUST_CHECK;

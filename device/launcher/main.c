@@ -6,12 +6,14 @@
  * (which owns its mount, pid, ipc, uts and net namespaces), as U1's uid 0: the app's host uid, with
  * capabilities in U1 alone. The monitor already did what needs the host's privilege: U1's maps,
  * the cgroups, the network, the storage's mount (handed over detached). Here:
- *   a new cgroup namespace; the root built on a tmpfs attached at run_dir/root (binds, /proc,
- *     /dev, /tmp, /data moved in), pivot_root, the old root detached;
+ *   a new cgroup namespace; the root built on a tmpfs attached at run_dir/root (binds, /etc with
+ *     the names' files from NET, /proc, /dev, /tmp, /data moved in), pivot_root, the old root
+ *     detached;
  *   the app's own user namespace U2, mapped here (the app's uid and gid shown inside, U1's 0
  *     outside: the self-map any process may make), which owns no namespace;
  *   setresuid/gid; rlimits; securebits, capabilities dropped (bounding and ambient too);
- *     no_new_privs; Landlock; seccomp (the listener passed to the monitor);
+ *     no_new_privs; the hosts keeper forked (keep_hosts); Landlock; seccomp (the listener passed
+ *     to the monitor);
  *   the app forked (setsid, the contract's descriptors and environment, execve); this process
  *     stays as its init: traces it for a crash, forwards SIGTERM/SIGINT/SIGHUP, moves the app's
  *     stdout and stderr (a pipe) into its log (a file the monitor opened and handed over, which
@@ -69,6 +71,7 @@
 typedef struct launch_args {
     rp_launch_spec_t spec;
     int sync_fd, log_fd, null_fd, channel_fd, tree_fd, root_fd, net_fd, data_fd;
+    int etc_fd; /* a writable view of the new root's /etc (names_start), for the hosts keeper */
 } launch_args_t;
 
 /* ---------------------------------------------------------------- its root */
@@ -148,14 +151,37 @@ static int root_tmpfs(int root_fd, int *mnt, char *why, size_t cap)
     return *mnt >= 0 ? 0 : -1;
 }
 
-static int build_root(const launch_args_t *a, char *why, size_t cap)
+/* The app's name files (launch.h, NET): the first addresses the monitor sent, written into /etc
+ * through a view of it (a clone of its mount, never attached anywhere) that stays writable when the
+ * root is made read-only, kept for the hosts keeper (keep_hosts). No NET: no allowed names. */
+static int names_start(launch_args_t *a, int mnt, char *why, size_t cap)
+{
+    static rp_launch_hosts_t h;
+    ssize_t n = 0;
+
+    a->etc_fd = open_tree(mnt, "etc", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (a->etc_fd < 0)
+        return fail_errno(why, cap, "clone the mount of", "/etc");
+    if (a->net_fd >= 0) {
+        do
+            n = recv(a->net_fd, &h, sizeof(h), MSG_TRUNC);
+        while (n < 0 && errno == EINTR);
+        if (n != (ssize_t)sizeof(h)) {
+            snprintf(why, cap, "the monitor sent no addresses for the app's names");
+            return -1;
+        }
+    }
+    return rp_launch_etc_write(a->etc_fd, &a->spec.manifest, &h, why, cap);
+}
+
+static int build_root(launch_args_t *a, char *why, size_t cap)
 {
     static const char *const base[] = {"/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin"};
     static const char *const nodes[] = {"/dev/null",   "/dev/zero",    "/dev/full",
                                         "/dev/random", "/dev/urandom", "/dev/tty"};
     const rp_launch_spec_t *s = &a->spec;
     const rp_manifest_t *m = &s->manifest;
-    char root[64], tree[64], netdir[64], path[PATH_MAX], text[1024], opts[64];
+    char root[64], tree[64], path[PATH_MAX], text[1024], opts[64];
     struct stat st;
     int mnt;
 
@@ -169,7 +195,6 @@ static int build_root(const launch_args_t *a, char *why, size_t cap)
         return -1;
     snprintf(root, sizeof(root), "/proc/self/fd/%d", mnt);
     snprintf(tree, sizeof(tree), "/proc/self/fd/%d", a->tree_fd);
-    snprintf(netdir, sizeof(netdir), "/proc/self/fd/%d", a->net_fd);
     static const char *const dirs[] = {"/app", "/etc", "/proc", "/dev", "/tmp", "/data", "/.old"};
     for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
         snprintf(path, sizeof(path), "%s%s", root, dirs[i]);
@@ -198,47 +223,14 @@ static int build_root(const launch_args_t *a, char *why, size_t cap)
                 return why[0] ? -1 : fail_errno(why, cap, "mkdir", path);
         }
     }
-    /* A minimal /etc: only the app's user and root, local names; hosts and resolv.conf from the
-     * net policy when it wrote them. */
+    /* A minimal /etc: only the app's user and root; the names, the network policy's. */
     snprintf(text, sizeof(text), "root:x:0:0:root:/:/usr/sbin/nologin\napp:x:%u:%u:%s:%s:/bin/sh\n",
              (unsigned)s->uid, (unsigned)s->gid, s->component, m->storage_kb ? "/data" : "/tmp");
     if (put_file(root, "/etc/passwd", text, why, cap) != 0)
         return -1;
     snprintf(text, sizeof(text), "root:x:0:\napp:x:%u:\n", (unsigned)s->gid);
-    if (put_file(root, "/etc/group", text, why, cap) != 0 ||
-        put_file(root, "/etc/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files\n", why,
-                 cap) != 0)
+    if (put_file(root, "/etc/group", text, why, cap) != 0 || names_start(a, mnt, why, cap) != 0)
         return -1;
-    /* The network policy's names (run_dir/etc/: hosts, resolv.conf) are seen through a bind of
-     * that directory, not of each file: the monitor replaces a file there whole (a rename) when
-     * it resolves the names again, and a bind of the file would keep showing the old one. */
-    static const char *const netfiles[2][2] = {
-        {"hosts",       "127.0.0.1 localhost\n::1 localhost\n"                                       },
-        {"resolv.conf", "# no resolver: the device's monitor resolves the names an app may reach\n"
-                        "nameserver 127.0.0.1\noptions attempts:1 timeout:1\n"}
-    };
-    bool have_net = false;
-    if (a->net_fd >= 0 && fstat(a->net_fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-        rp_launch_pathf(path, sizeof(path), "%s/etc/net", root);
-        if (mkdir(path, 0755) != 0)
-            return fail_errno(why, cap, "mkdir", path);
-        if (bind_ro(netdir, path, MS_NOEXEC, why, cap) != 0)
-            return -1;
-        have_net = true;
-    }
-    for (int i = 0; i < 2; i++) {
-        char rel[64], link[64];
-        snprintf(rel, sizeof(rel), "/etc/%s", netfiles[i][0]);
-        if (have_net && fstatat(a->net_fd, netfiles[i][0], &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-            S_ISREG(st.st_mode)) {
-            snprintf(link, sizeof(link), "net/%s", netfiles[i][0]);
-            rp_launch_pathf(path, sizeof(path), "%s%s", root, rel);
-            if (symlink(link, path) != 0)
-                return fail_errno(why, cap, "symlink", path);
-        } else if (put_file(root, rel, netfiles[i][1], why, cap) != 0) {
-            return -1;
-        }
-    }
     /* /proc: its own pid namespace; only processes of its own uid, only the pid directories
      * where the kernel can (subset=pid, Linux 5.8). */
     rp_launch_pathf(path, sizeof(path), "%s/proc", root);
@@ -290,8 +282,6 @@ static int build_root(const launch_args_t *a, char *why, size_t cap)
     close(mnt);
     close(a->root_fd);
     close(a->tree_fd);
-    if (a->net_fd >= 0)
-        close(a->net_fd);
     if (umount2("/.old", MNT_DETACH) != 0 || rmdir("/.old") != 0)
         return fail_errno(why, cap, "detach", "the old root");
     if (chdir("/") != 0 ||
@@ -755,6 +745,70 @@ static void wait_any(const app_log_t *l, const app_ready_t *r, long watchdog_lef
     (void)ppoll(p, 2, left >= 0 ? &ts : NULL, unblocked);
 }
 
+/* The hosts keeper: the one process that writes the app's /etc/hosts after it starts, when the
+ * monitor's re-resolution changed its names' addresses (launch.h, NET). The init cannot (its
+ * Landlock domain, the app's, writes nothing in /etc), so it forks this child first: the app's
+ * uid with no capability and no_new_privs, outside the app's Landlock domain and seccomp filter,
+ * holding NET, the writable view of /etc and nothing else (no channel, no log, no sync socket).
+ * The app cannot reach it: not dumpable, its memory U1's, and Landlock keeps the app's ptrace (and,
+ * from ABI 6, its signals) inside its own domain; its only input is the monitor's. Nor can the
+ * init signal it (the same scope), so it ends by itself: when the init closes the returned pipe
+ * (the app has exited), or NET closes (the monitor is gone); the compartment's end kills it too.
+ * Only an app with allowed names has one. Returns the pipe's end to close, or -1. */
+static int keep_hosts(launch_args_t *a)
+{
+    const rp_manifest_t *m = &a->spec.manifest;
+    bool names = false;
+    int life[2] = {-1, -1};
+    pid_t k = 1;
+
+    for (size_t i = 0; i < m->nconnections; i++)
+        names = names || !m->connections[i].is_ip;
+    if (names && a->net_fd >= 0 && (pipe2(life, O_CLOEXEC) != 0 || (k = fork()) < 0))
+        child_fail(a->sync_fd, "cannot start the hosts keeper");
+    if (k == 0) {
+        static rp_launch_hosts_t h;
+        struct pollfd p[2] = {
+            {.fd = a->net_fd, .events = POLLIN},
+            {.fd = life[0],   .events = POLLIN}
+        };
+        int *drop[] = {&a->sync_fd, &a->log_fd, &a->null_fd, &a->channel_fd, &life[1]};
+        char why[300];
+        ssize_t n;
+        for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
+            if (*drop[i] >= 0)
+                close(*drop[i]);
+        if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+            _exit(126);
+        for (;;) {
+            if (poll(p, 2, -1) < 0 && errno != EINTR)
+                _exit(1);
+            if (p[1].revents != 0)
+                _exit(0); /* the app is gone */
+            if (p[0].revents == 0)
+                continue;
+            n = recv(a->net_fd, &h, sizeof(h), MSG_TRUNC | MSG_DONTWAIT);
+            if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                continue;
+            if (n <= 0)
+                _exit(n == 0 ? 0 : 1); /* the monitor is gone */
+            if (n != (ssize_t)sizeof(h))
+                snprintf(why, sizeof(why), "a packet of %zd bytes, not the addresses' form", n);
+            else if (rp_launch_hosts_write(a->etc_fd, m, &h, why, sizeof(why)) == 0)
+                continue;
+            fprintf(stderr, "rampart-launcher: %s: its /etc/hosts is not rewritten: %s\n",
+                    a->spec.component, why);
+        }
+    }
+    if (a->net_fd >= 0)
+        close(a->net_fd);
+    close(a->etc_fd);
+    if (life[0] >= 0)
+        close(life[0]);
+    a->net_fd = a->etc_fd = -1;
+    return life[1];
+}
+
 /* ---------------------------------------------------------------- crash capture (the init) */
 
 /* The init traces the app's main process (its threads too) to capture a crash: registers, a
@@ -993,7 +1047,7 @@ int main(int argc, char **argv)
     char *app_argv[RP_MANIFEST_ARGS_MAX + 2];
     unsigned layers =
         RP_LAYER_MOUNTNS | RP_LAYER_PIDNS | RP_LAYER_IPCNS | RP_LAYER_UTSNS | RP_LAYER_NETNS;
-    int abi = 0, notify_fd = -1, status = 0, up[2], down[2], logp[2], readyp[2];
+    int abi = 0, notify_fd = -1, status = 0, up[2], down[2], logp[2], readyp[2], keeper;
     app_log_t lg;
     app_ready_t rd;
     bool traced = false;
@@ -1050,6 +1104,7 @@ int main(int argc, char **argv)
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         child_fail(a->sync_fd, "no_new_privs refused");
     layers |= RP_LAYER_NNP;
+    keeper = keep_hosts(a); /* before Landlock: the keeper stays outside the app's domain */
     if (s->without & RP_LAYER_LANDLOCK_FS)
         rp_launch_note(missing, sizeof(missing), "no Landlock" RP_LAUNCH_TURNED_OFF);
     else if (landlock_apply(m, &abi, &layers, missing, sizeof(missing)) != 0)
@@ -1227,6 +1282,8 @@ int main(int argc, char **argv)
         if (!done)
             wait_any(&lg, &rd, watchdog_left, &unblocked);
     }
+    if (keeper >= 0)
+        close(keeper); /* the hosts keeper ends (the kill below cannot reach it) */
     kill(-1, SIGKILL); /* whatever the app left behind */
     while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
         ;

@@ -372,19 +372,15 @@ static rp_err_t tree_ensure(const rp_apps_want_t *w, rp_manifest_t *m, char *why
 
 /* ---- one compartment ---- */
 
-static int net_setup(pid_t child, void *ctx)
+static int net_setup(pid_t child, void *ctx, rp_launch_hosts_t *hosts)
 {
     app_t *a = ctx;
-    char run[PATH_MAX];
 
     if (!s.np_on)
         return 0; /* its namespace stays empty: no network at all (said at start) */
-    if (run_path(a->want.component, run, sizeof(run)) != RP_OK ||
-        strlen(run) + sizeof("/etc") > sizeof(run))
+    if (rp_netpolicy_setup(&s.np, child, &a->m, a->net_slot, &a->net) != RP_OK)
         return -1;
-    strcat(run, "/etc"); /* where the compartment takes /etc/hosts from (compartment.h) */
-    if (rp_netpolicy_setup(&s.np, child, &a->m, a->net_slot, run, &a->net) != RP_OK)
-        return -1;
+    *hosts = a->net.hosts;
     a->net_on = true;
     a->next_refresh = time(NULL) + RP_NETPOLICY_REFRESH_SECONDS;
     return 0;
@@ -1127,8 +1123,13 @@ static void tick(void)
             continue;
         if (a->running) {
             if (a->net_on && now >= a->next_refresh) {
-                if (rp_netpolicy_refresh(&s.np, &a->net) != RP_OK)
+                bool changed = false;
+                if (rp_netpolicy_refresh(&s.np, &a->net, &changed) != RP_OK)
                     rp_log_warn("%s: its allowed names could not all be resolved again",
+                                a->want.component);
+                if (changed && rp_compartment_hosts(&a->c, &a->net.hosts) != RP_OK)
+                    rp_log_warn("%s: its launcher did not take its names' new addresses: its "
+                                "/etc/hosts keeps the old ones",
                                 a->want.component);
                 a->next_refresh = now + RP_NETPOLICY_REFRESH_SECONDS;
             }

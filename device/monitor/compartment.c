@@ -12,12 +12,12 @@
  *     mount, pid, ipc, uts, net namespaces) -> child C, pid 1 inside; every namespace is owned
  *     by U1
  *   supervisor: U1's maps (its uid 0 and gid 0 = the app's host uid and gid, nothing else), C
- *     into the cgroups, the net_setup hook (as host root, in C's network namespace), "go", then
- *     the spec (rp_launch_spec_t)
- *   C (the monitor's code, a few lines): opens its tree and run_dir/root, run_dir/etc as O_PATH
- *     descriptors, drops its supplementary groups, becomes uid and gid 0 in U1 (host: the app's),
- *     and execs rampart-launcher from the descriptor opened at the monitor's start; from there it
- *     holds capabilities in U1 only (what any user gets with `unshare -Ur`)
+ *     into the cgroups, the net_setup hook (as host root, in C's network namespace), the names'
+ *     addresses on NET, "go", then the spec (rp_launch_spec_t)
+ *   C (the monitor's code, a few lines): opens its tree and run_dir/root as O_PATH descriptors,
+ *     drops its supplementary groups, becomes uid and gid 0 in U1 (host: the app's), and execs
+ *     rampart-launcher from the descriptor opened at the monitor's start; from there it holds
+ *     capabilities in U1 only (what any user gets with `unshare -Ur`)
  *   the launcher builds the root, makes the app's own user namespace U2 (owning nothing), fences
  *     itself and forks the app; it stays as its init, moves the app's stdout and stderr into
  *     its log (cut back, rate-bounded) and reports the app's exit (launch.h).
@@ -686,7 +686,7 @@ rp_err_t rp_compartment_launcher_open(const char *path, char *why, size_t cap)
 
 typedef struct child_args {
     const rp_compartment_spec_t *spec;
-    int sync_fd, log_fd, null_fd, channel_fd, data_fd;
+    int sync_fd, log_fd, null_fd, channel_fd, net_fd, data_fd;
     char root[PATH_MAX];
 } child_args_t;
 
@@ -723,18 +723,16 @@ static int caps_ambient(void)
  * kept for the launcher. */
 static int child_main(const child_args_t *a)
 {
-    char etc[PATH_MAX], args[RP_LAUNCH_ARGS][16];
+    char args[RP_LAUNCH_ARGS][16];
     char *argv[RP_LAUNCH_ARGS + 2] = {"rampart-launcher"}, *envp[] = {NULL};
     int fds[RP_LAUNCH_ARGS] = {a->sync_fd, a->log_fd, a->null_fd, a->channel_fd,
-                               -1,         -1,        -1,         a->data_fd};
+                               -1,         -1,        a->net_fd,  a->data_fd};
     rp_launch_msg_t msg;
 
     if (rp_launch_recv(a->sync_fd, &msg, NULL) != 1 || msg.type != RP_LAUNCH_GO)
         _exit(125); /* the supervisor gave up */
-    (void)rp_launch_pathf(etc, sizeof(etc), "%s/etc", a->spec->run_dir);
     fds[4] = open(a->spec->tree_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     fds[5] = open(a->root, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    fds[6] = open(etc, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); /* -1: no names */
     if (fds[4] < 0 || fds[5] < 0)
         child_fail(a->sync_fd, "cannot open the app's tree or run directory");
     if (setgroups(0, NULL) != 0 || setresgid(a->spec->gid, a->spec->gid, a->spec->gid) != 0 ||
@@ -1086,6 +1084,14 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
+rp_err_t rp_compartment_hosts(rp_compartment_t *c, const rp_launch_hosts_t *h)
+{
+    return c->hosts_fd >= 0 && send(c->hosts_fd, h, sizeof(*h), MSG_NOSIGNAL | MSG_DONTWAIT) ==
+                                   (ssize_t)sizeof(*h)
+               ? RP_OK
+               : RP_ERR_IO;
+}
+
 void rp_compartment_stop(rp_compartment_t *c)
 {
     char reason[RP_EVENT_REASON_MAX + 1];
@@ -1112,6 +1118,7 @@ void rp_compartment_stop(rp_compartment_t *c)
     close_fd(&c->pidfd);
     close_fd(&c->data_fd);
     close_fd(&c->sync_fd);
+    close_fd(&c->hosts_fd);
     free(c->crash);
     c->crash = NULL;
     c->crash_len = 0;
@@ -1125,14 +1132,15 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
 {
     const rp_manifest_t *m;
     child_args_t a;
-    int sv[2] = {-1, -1}, logfd = -1, nullfd = -1, st;
+    int sv[2] = {-1, -1}, hv[2] = {-1, -1}, logfd = -1, nullfd = -1, st;
+    rp_launch_hosts_t hosts = {0};
     long deadline;
     rp_launch_msg_t msg;
     rp_err_t err;
     char reason[RP_EVENT_REASON_MAX + 1];
 
     memset(c, 0, sizeof(*c));
-    c->pidfd = c->notify_fd = c->data_fd = c->sync_fd = c->run.ready_fd = -1;
+    c->pidfd = c->notify_fd = c->data_fd = c->sync_fd = c->hosts_fd = c->run.ready_fd = -1;
     why[0] = '\0';
     if ((err = check_spec(s, why, cap)) != RP_OK)
         return err;
@@ -1186,16 +1194,19 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
     if (logfd >= 0 && lseek(logfd, 0, SEEK_END) < 0)
         close_fd(&logfd);
     nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (logfd < 0 || nullfd < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+    if (logfd < 0 || nullfd < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0 ||
+        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, hv) != 0) {
         snprintf(why, cap, "cannot start: %s: %s", logfd < 0 ? s->log_path : "a descriptor",
                  strerror(errno));
         goto fail;
     }
+    c->hosts_fd = hv[0];
     a.spec = s;
     a.sync_fd = sv[1];
     a.log_fd = logfd;
     a.null_fd = nullfd;
     a.channel_fd = s->channel_fd;
+    a.net_fd = hv[1];
     a.data_fd = c->data_fd;
     pid_t pid = (pid_t)syscall(SYS_clone,
                                CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC |
@@ -1210,13 +1221,14 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
     }
     if (pid == 0) {
         close(sv[0]);
+        close(hv[0]);
         /* The monitor's death (the thread that started it) ends the compartment: nothing runs
          * unsupervised. If it died already, the first recv below sees the socket closed. */
         (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
         _exit(child_main(&a));
     }
-    close(sv[1]);
-    sv[1] = -1;
+    close_fd(&sv[1]);
+    close_fd(&hv[1]);
     close_fd(&logfd);
     close_fd(&nullfd);
     c->pid = pid;
@@ -1233,13 +1245,14 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
         snprintf(why, cap, "cannot put the compartment in its cgroups: %s", strerror(errno));
         goto fail;
     }
-    if (s->net_setup != NULL && s->net_setup(pid, s->net_ctx) != 0) {
+    if (s->net_setup != NULL && s->net_setup(pid, s->net_ctx, &hosts) != 0) {
         snprintf(why, cap, "the network policy could not set up the compartment's network");
         goto fail;
     }
     memset(&msg, 0, sizeof(msg));
     msg.type = RP_LAUNCH_GO;
-    if (rp_launch_send(c->sync_fd, &msg, -1) != 0 || send_spec(c->sync_fd, s) != 0) {
+    if (rp_compartment_hosts(c, &hosts) != RP_OK || rp_launch_send(c->sync_fd, &msg, -1) != 0 ||
+        send_spec(c->sync_fd, s) != 0) {
         snprintf(why, cap, "the compartment's child died before it started");
         goto fail;
     }
@@ -1301,6 +1314,7 @@ fail:
     close_fd(&logfd);
     close_fd(&nullfd);
     close_fd(&sv[1]);
+    close_fd(&hv[1]);
     c->events_suppressed = 0;
     rp_compartment_stop(c);
     return err == RP_OK ? RP_ERR_IO : err;

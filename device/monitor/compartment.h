@@ -28,6 +28,7 @@
 
 #include "app.h"
 #include "events.h"
+#include "launch.h"
 #include "rampart/error.h"
 #include "rampart/manifest.h"
 
@@ -79,13 +80,12 @@ typedef struct rp_compartment_spec {
      * only the app holds it (the compartment's init closes its copy), so the monitor sees the
      * channel close when the app is gone. */
     int channel_fd;
-    /* Called once the child's namespaces exist and before it builds its root and execs: helper
-     * D's netpolicy configures the (empty) network namespace of pid child here. It may write
-     * run_dir/etc/hosts and run_dir/etc/resolv.conf: the directory is mounted read-only at
-     * /etc/net, and /etc/hosts and /etc/resolv.conf link there (a file replaced whole later, by a
-     * rename, is what the app reads next).
+    /* Called once the child's namespaces exist and before it builds its root and execs: the
+     * network policy configures the (empty) network namespace of pid child here, and fills
+     * *hosts (zeroed) with its allowed names' addresses, which the launcher writes into the app's
+     * /etc/hosts (launch.h, NET; later ones: rp_compartment_hosts).
      * Non-zero: the start fails. NULL: the namespace stays empty (loopback down). */
-    int (*net_setup)(pid_t child, void *ctx);
+    int (*net_setup)(pid_t child, void *ctx, rp_launch_hosts_t *hosts);
     void *net_ctx;
     /* Optional layers the caller turns off (RP_LAYER_OPTIONAL bits; others are ignored): for
      * tests, and for a host known to break one. Each is then named in .missing exactly as on a
@@ -129,6 +129,7 @@ typedef struct rp_compartment {
     int notify_fd;     /* seccomp notifications; -1 without SECCOMP_NOTIFY */
     int data_fd;       /* /data's root (O_PATH), for the quota check; -1 without storage */
     int sync_fd;       /* the setup channel; the init reports the app's ready, exit, crash on it */
+    int hosts_fd;      /* the launcher's NET: its names' addresses (rp_compartment_hosts) */
     bool sync_gone;    /* the init closed it (or died) */
     bool crash_next;   /* the next packet is a crash's capture (RP_LAUNCH_CRASH) */
     bool app_reported; /* the init reported the app's exit: app_status */
@@ -191,6 +192,11 @@ void rp_compartment_fds(const rp_compartment_t *c, int fds[RP_COMPARTMENT_FDS]);
 /* Stop it (SIGTERM to the app, SIGKILL to all after RP_APP_STOP_GRACE_MS), record what the
  * counters saw last, remove its cgroups, release its devices. Leaves nothing; idempotent. */
 void rp_compartment_stop(rp_compartment_t *c);
+
+/* Hand the launcher of c's app its names' new addresses (the monitor's re-resolution changed
+ * them): it rewrites the app's /etc/hosts (launch.h, NET). Does not wait. RP_OK, or RP_ERR_IO
+ * (the launcher's hosts keeper is gone, or has not read the last ones). */
+rp_err_t rp_compartment_hosts(rp_compartment_t *c, const rp_launch_hosts_t *h) RP_MUST_CHECK;
 
 /* Record an event of c's app, within its run's RP_COMPARTMENT_EVENTS_PER_RUN (the rest counted,
  * as for the refusals the compartment sees itself): for the refusals its supervisor reads

@@ -2,12 +2,14 @@
  * The app supervisor <-> rampart-launcher protocol's messages, and the small helpers both sides
  * use (launch.h).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -111,4 +113,81 @@ int rp_launch_recv(int fd, rp_launch_msg_t *m, int *got_fd)
     }
     m->text[sizeof(m->text) - 1] = '\0';
     return 1;
+}
+
+/* text as dir/name, replaced whole: a new file renamed over the old one. 0, or -1 (why). */
+static int put_whole(int dir, const char *name, const char *text, char *why, size_t cap)
+{
+    char tmp[64];
+    size_t len = strlen(text);
+    int fd;
+
+    snprintf(tmp, sizeof(tmp), ".%s.new", name);
+    fd = openat(dir, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0 || write(fd, text, len) != (ssize_t)len || close(fd) != 0 ||
+        renameat(dir, tmp, dir, name) != 0) {
+        snprintf(why, cap, "cannot write /etc/%s: %s", name, strerror(errno));
+        if (fd >= 0)
+            (void)unlinkat(dir, tmp, 0);
+        return -1;
+    }
+    return 0;
+}
+
+/* What names are valid is the manifest parser's rule; this is the hosts file's: a name written
+ * into it must be one field, so it can never add a line or an entry of its own. */
+static bool hosts_field_ok(const char *name)
+{
+    if (!name[0])
+        return false;
+    for (const char *p = name; *p; p++)
+        if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f || *p == '#')
+            return false;
+    return true;
+}
+
+int rp_launch_hosts_write(int dir, const rp_manifest_t *m, const rp_launch_hosts_t *h, char *why,
+                          size_t cap)
+{
+    /* room for every address of every connection on a line of its own, the longest name's */
+    static char text[128 + RP_MANIFEST_CONNECTIONS_MAX * RP_NETADDRS_PER_NAME *
+                               (INET_ADDRSTRLEN + RP_MANIFEST_HOST_MAX + 2)];
+    size_t len = (size_t)snprintf(text, sizeof(text),
+                                  "# Written by the launcher: the only names this app resolves "
+                                  "(docs/compartments.md).\n127.0.0.1 localhost\n");
+
+    if (m->nconnections > RP_MANIFEST_CONNECTIONS_MAX) {
+        snprintf(why, cap, "too many connections for a hosts file");
+        return -1;
+    }
+    for (size_t i = 0; i < m->nconnections; i++) {
+        const rp_netaddrs_t *one = &h->conn[i];
+        if (m->connections[i].is_ip)
+            continue;
+        if (!hosts_field_ok(m->connections[i].host) || one->n > RP_NETADDRS_PER_NAME) {
+            snprintf(why, cap,
+                     "refusing a host name that would not be one field of a hosts file, "
+                     "or too many addresses for it");
+            return -1;
+        }
+        for (size_t j = 0; j < one->n; j++) {
+            char a[INET_ADDRSTRLEN] = "";
+            (void)inet_ntop(AF_INET, &one->addr[j], a, sizeof(a)); /* fits: cannot fail */
+            len += (size_t)snprintf(text + len, sizeof(text) - len, "%s %s\n", a,
+                                    m->connections[i].host);
+        }
+    }
+    return put_whole(dir, "hosts", text, why, cap);
+}
+
+int rp_launch_etc_write(int dir, const rp_manifest_t *m, const rp_launch_hosts_t *h, char *why,
+                        size_t cap)
+{
+    /* "hosts: files" only: glibc never asks a DNS server, so no other name resolves. */
+    if (put_whole(dir, "nsswitch.conf", "passwd: files\ngroup: files\nhosts: files\n", why, cap) !=
+            0 ||
+        put_whole(dir, "resolv.conf",
+                  "# No DNS server: this app's names come from /etc/hosts only.\n", why, cap) != 0)
+        return -1;
+    return rp_launch_hosts_write(dir, m, h, why, cap);
 }

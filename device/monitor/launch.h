@@ -14,9 +14,9 @@
  * each a descriptor number (-1: none): the sync socket; the app's log file (read-write, its offset
  * at the end: the launcher alone writes it, draining the app's stdout/stderr pipe into it, cut
  * back and rate-bounded as compartment.h says), /dev/null and its channel to the monitor
- * (compartment.h); O_PATH descriptors of its tree,
- * of run_dir/root (where the new root is attached) and of run_dir/etc (the network policy's names,
- * -1 if absent); the detached mount of its storage (the monitor's, -1 without MutableStorage).
+ * (compartment.h); O_PATH descriptors of its tree and of run_dir/root (where the new root is
+ * attached); NET, the socket of the app's names (below); the detached mount of its storage (the
+ * monitor's, -1 without MutableStorage).
  * The launcher answers on SYNC: RP_LAUNCH_SECCOMP (the listener, passed), then RP_LAUNCH_READY,
  * or RP_LAUNCH_ERROR; later RP_LAUNCH_APP_READY, RP_LAUNCH_CRASH (the capture in the next
  * packet), RP_LAUNCH_WATCHDOG, and RP_LAUNCH_EXIT, the last.
@@ -27,6 +27,13 @@
  * WatchdogSeconds itself: an app silent that long after "ready" or its last heartbeat is killed
  * with everything it left (RP_LAUNCH_WATCHDOG first, then its exit). Neither has a field. No
  * byte the app wrote reaches the monitor.
+ *
+ * NET (a SOCK_SEQPACKET socket; the monitor keeps the other end) carries the addresses of the
+ * manifest's allowed names, checked by the monitor (rp_netaddrs_decode), as rp_launch_hosts_t
+ * packets: one before "go", then one whenever the monitor's re-resolution changed them. The
+ * launcher writes the app's /etc/hosts from them (rp_launch_etc_write, rp_launch_hosts_write): the
+ * first before the app starts, the others from its hosts keeper, a child of the init that holds a
+ * writable view of the root's /etc and nothing else (device/launcher/main.c).
  */
 #ifndef RAMPART_MONITOR_LAUNCH_H
 #define RAMPART_MONITOR_LAUNCH_H
@@ -36,6 +43,7 @@
 #include <stdint.h>
 
 #include "rampart/manifest.h"
+#include "rampart/netaddrs.h"
 
 enum {
     RP_LAUNCH_GO = 1,
@@ -65,6 +73,12 @@ typedef struct rp_launch_spec {
     bool debug, no_crash_capture;
 } rp_launch_spec_t;
 
+/* The addresses of the manifest's AllowedConnections, by index (an IP entry's are not read): the
+ * names' part of the app's /etc/hosts, one NET packet. */
+typedef struct rp_launch_hosts {
+    rp_netaddrs_t conn[RP_MANIFEST_CONNECTIONS_MAX];
+} rp_launch_hosts_t;
+
 #define RP_LAUNCH_ARGS 8 /* the descriptors after argv[0] */
 #define RP_LAUNCH_TURNED_OFF " (turned off by the monitor's configuration)"
 
@@ -84,5 +98,18 @@ int rp_launch_read_text(const char *path, char *out, size_t cap);
  * rather than acting on a shorter, different path. */
 int rp_launch_pathf(char *out, size_t cap, const char *f, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* The app's name files in the directory dir (a descriptor): nsswitch.conf ("hosts: files" alone:
+ * no DNS is ever asked), resolv.conf (no server) and hosts (rp_launch_hosts_write). 0, or -1
+ * (why). */
+int rp_launch_etc_write(int dir, const rp_manifest_t *m, const rp_launch_hosts_t *h, char *why,
+                        size_t cap);
+
+/* dir/hosts: localhost, and each allowed name (m's) with its addresses in h, nothing else,
+ * replaced whole (a new file renamed over it: a lookup reads the old file or the new one). A name
+ * that would not be one field of the file (a blank, '#', a control byte), or a count over
+ * RP_NETADDRS_PER_NAME, is refused. 0, or -1 (why). */
+int rp_launch_hosts_write(int dir, const rp_manifest_t *m, const rp_launch_hosts_t *h, char *why,
+                          size_t cap);
 
 #endif /* RAMPART_MONITOR_LAUNCH_H */

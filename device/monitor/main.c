@@ -474,24 +474,21 @@ static void reply_to(struct client *c, int fd)
  */
 static void install_in_child(struct client *c, int fd)
 {
-    int ch[2];
+    int ch[2] = {-1, -1};
     pid_t pid;
 
     memset(&m.reply, 0, sizeof(m.reply));
     m.reply.type = m.req.type;
     m.reply.id = m.req.id;
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ch) != 0) {
-        m.reply.status = RP_ERR_IO;
-        snprintf(m.reply.message, sizeof(m.reply.message), "cannot start the install");
-        reply_to(c, -1);
-        return;
-    }
     memset(&m.apps_msg, 0, sizeof(m.apps_msg));
     m.apps_msg.kind = RP_APPS_CHANNEL;
-    if (rp_mon_send(m.apps_fd, (const uint8_t *)&m.apps_msg, sizeof(m.apps_msg), ch[0]) != RP_OK ||
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ch) != 0 ||
+        rp_mon_send(m.apps_fd, (const uint8_t *)&m.apps_msg, sizeof(m.apps_msg), ch[0]) != RP_OK ||
         (pid = fork()) < 0) {
-        close(ch[0]);
-        close(ch[1]);
+        if (ch[0] >= 0) {
+            close(ch[0]);
+            close(ch[1]);
+        }
         m.reply.status = RP_ERR_IO;
         snprintf(m.reply.message, sizeof(m.reply.message), "cannot start the install");
         reply_to(c, -1);
@@ -539,21 +536,15 @@ static void dispatch(struct client *c, int fd)
         c->waiting = c->held = true;
         return;
     }
+    memset(&m.reply, 0, sizeof(m.reply)); /* (rp_monitor_serve makes its own) */
+    m.reply.type = m.req.type;
+    m.reply.id = m.req.id;
     if (m.req.type == RP_MON_APP_LIST) {
-        memset(&m.reply, 0, sizeof(m.reply));
-        m.reply.type = m.req.type;
-        m.reply.id = m.req.id;
         apps_list(&m.reply);
     } else if (m.req.type == RP_MON_APP_CONTROL) {
-        memset(&m.reply, 0, sizeof(m.reply));
-        m.reply.type = m.req.type;
-        m.reply.id = m.req.id;
         apps_control(&m.reply);
         rp_apps_chans_sync(&m.chans, NULL, m.apps_fd, m.broker);
     } else if (m.req.type == RP_MON_APP_REMOVE) {
-        memset(&m.reply, 0, sizeof(m.reply));
-        m.reply.type = m.req.type;
-        m.reply.id = m.req.id;
         apps_remove(&m.reply);
     } else {
         rp_monitor_serve(&m.agent, &m.req, fd, peer_uid(c), &m.reply, &(int){-1});
@@ -849,7 +840,7 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < CLIENTS_MAX; i++)
         m.clients[i].fd = m.clients[i].pending_fd = -1;
-    err = rp_agent_check_state_dir(state_dir);
+    err = rp_agent_check_state_tree(state_dir); /* (root's: the agent's view is not its) */
     if (err != RP_OK) {
         rp_log_error("%s: %s", state_dir,
                      err == RP_ERR_NOT_FOUND ? "no such state directory (provision it first)"

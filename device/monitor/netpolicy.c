@@ -264,8 +264,8 @@ static size_t make_elems(const rp_netpolicy_app_t *app, rp_netpolicy_elem_t *ele
 {
     size_t n = 0;
     for (size_t i = 0; i < app->nconns; i++)
-        for (size_t j = 0; j < app->naddrs[i]; j++)
-            elems[n++] = (rp_netpolicy_elem_t){app->addrs[i][j], app->conns[i].port};
+        for (size_t j = 0; j < app->hosts.conn[i].n; j++)
+            elems[n++] = (rp_netpolicy_elem_t){app->hosts.conn[i].addr[j], app->conns[i].port};
     qsort(elems, n, sizeof(*elems), elem_cmp);
     size_t w = 0;
     for (size_t r = 0; r < n; r++)
@@ -332,7 +332,8 @@ static void resolve_all(const rp_netpolicy_t *np, rp_netpolicy_app_t *app)
             at[n] = i;
             names[n++] = app->conns[i].host;
         } else /* IPv6: the links carry none */
-            app->naddrs[i] = inet_pton(AF_INET, app->conns[i].host, &app->addrs[i][0]) == 1;
+            app->hosts.conn[i].n =
+                inet_pton(AF_INET, app->conns[i].host, &app->hosts.conn[i].addr[0]) == 1;
     }
     if (n == 0)
         return;
@@ -355,69 +356,8 @@ static void resolve_all(const rp_netpolicy_t *np, rp_netpolicy_app_t *app)
             rp_log_warn("netpolicy: %s: %s does not resolve now", app->component, names[k]);
             continue;
         }
-        memcpy(app->addrs[i], got[k].addr, got[k].n * sizeof(got[k].addr[0]));
-        app->naddrs[i] = got[k].n;
+        app->hosts.conn[i] = got[k];
     }
-}
-
-/* ---- the app's /etc ---- */
-
-static rp_err_t write_etc_file(const char *dir, const char *name, const char *text)
-{
-    char path[4096 + 32];
-    if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
-        return RP_ERR_TOO_LARGE;
-    return rp_write_file_atomic(path, text, strlen(text), 0644, 0);
-}
-
-/* What names are valid is the manifest parser's rule; this is the hosts file's: a name written
- * into it must be one field, so it can never add a line or an entry of its own. */
-static bool hosts_field_ok(const char *name)
-{
-    if (!name[0])
-        return false;
-    for (const char *p = name; *p; p++)
-        if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f || *p == '#')
-            return false;
-    return true;
-}
-
-/* The hosts file: the allowed names and the addresses the monitor resolved, nothing else. */
-static rp_err_t write_hosts(const rp_netpolicy_app_t *app)
-{
-    script_t s;
-    rp_err_t err = script_open(&s);
-    if (err != RP_OK)
-        return err;
-    sp(&s, "# Written by the monitor: the only names this app resolves (docs/compartments.md).\n"
-           "127.0.0.1 localhost\n");
-    for (size_t i = 0; i < app->nconns; i++) {
-        if (app->conns[i].is_ip)
-            continue;
-        for (size_t j = 0; j < app->naddrs[i]; j++) {
-            char a[INET_ADDRSTRLEN];
-            addr_text(app->addrs[i][j], a);
-            sp(&s, "%s %s\n", a, app->conns[i].host);
-        }
-    }
-    err = s.overflow ? RP_ERR_TOO_LARGE : write_etc_file(app->etc_dir, "hosts", s.buf);
-    free(s.buf);
-    return err;
-}
-
-static rp_err_t write_etc(const rp_netpolicy_app_t *app)
-{
-    if (mkdir(app->etc_dir, 0755) != 0 && errno != EEXIST)
-        return RP_ERR_IO;
-    /* "hosts: files" only: glibc never asks a DNS server, so no other name resolves. */
-    rp_err_t err = write_etc_file(app->etc_dir, "nsswitch.conf",
-                                  "passwd: files\ngroup: files\nhosts: files\n");
-    if (err == RP_OK)
-        err = write_etc_file(app->etc_dir, "resolv.conf",
-                             "# No DNS server: this app's names come from /etc/hosts only.\n");
-    if (err == RP_OK)
-        err = write_hosts(app);
-    return err;
 }
 
 /* ---- links ---- */
@@ -731,18 +671,17 @@ static void unload_rules(rp_netpolicy_t *np, rp_netpolicy_app_t *app)
 /* ---- the public calls ---- */
 
 rp_err_t rp_netpolicy_setup(rp_netpolicy_t *np, pid_t child, const rp_manifest_t *m, uint32_t slot,
-                            const char *etc_dir, rp_netpolicy_app_t *app)
+                            rp_netpolicy_app_t *app)
 {
-    if (!np || !np->table_made || !m || !etc_dir || !app || child <= 0)
+    if (!np || !np->table_made || !m || !app || child <= 0)
         return RP_ERR_INVALID_ARG;
     memset(app, 0, sizeof(*app));
-    if (slot >= RP_NETPOLICY_SLOTS_MAX || strlen(etc_dir) >= sizeof(app->etc_dir) ||
+    if (slot >= RP_NETPOLICY_SLOTS_MAX ||
         !rp_component_name_valid(m->component_id, strlen(m->component_id)) ||
         m->nconnections > RP_MANIFEST_CONNECTIONS_MAX || m->ntcp_ports > RP_MANIFEST_PORTS_MAX ||
         m->nudp_ports > RP_MANIFEST_PORTS_MAX)
         return RP_ERR_INVALID_ARG;
     snprintf(app->component, sizeof(app->component), "%s", m->component_id);
-    strcpy(app->etc_dir, etc_dir);
     app->slot = slot;
     snprintf(app->ifname, sizeof(app->ifname), "rpv%u", slot);
     uint32_t base = ntohl(np->base.s_addr) + slot * 4u;
@@ -756,12 +695,6 @@ rp_err_t rp_netpolicy_setup(rp_netpolicy_t *np, pid_t child, const rp_manifest_t
     memcpy(app->udp_ports, m->udp_ports, m->nudp_ports * sizeof(m->udp_ports[0]));
     app->linked = app->nconns || app->ntcp_ports || app->nudp_ports;
     for (size_t i = 0; i < app->nconns; i++) {
-        if (!hosts_field_ok(app->conns[i].host)) {
-            rp_log_error("netpolicy: %s: refusing a host name that would not be one field of "
-                         "a hosts file",
-                         app->component);
-            return RP_ERR_INVALID_ARG;
-        }
         struct in6_addr a6;
         if (app->conns[i].is_ip && inet_pton(AF_INET6, app->conns[i].host, &a6) == 1)
             rp_log_warn("netpolicy: %s: %s is IPv6, which apps cannot reach: refused",
@@ -770,12 +703,7 @@ rp_err_t rp_netpolicy_setup(rp_netpolicy_t *np, pid_t child, const rp_manifest_t
 
     resolve_all(np, app);
     app->nelems = make_elems(app, app->elems);
-    rp_err_t err = write_etc(app);
-    if (err != RP_OK) {
-        rp_log_error("netpolicy: %s: cannot write its /etc in %s: %s", app->component, etc_dir,
-                     rp_strerror(err));
-        return err;
-    }
+    rp_err_t err = RP_OK;
     if (app->linked) {
         err = make_link(app, child);
         /* One transaction: on failure nothing of it is in the table, and teardown must not
@@ -792,10 +720,11 @@ rp_err_t rp_netpolicy_setup(rp_netpolicy_t *np, pid_t child, const rp_manifest_t
     return err;
 }
 
-rp_err_t rp_netpolicy_refresh(rp_netpolicy_t *np, rp_netpolicy_app_t *app)
+rp_err_t rp_netpolicy_refresh(rp_netpolicy_t *np, rp_netpolicy_app_t *app, bool *changed)
 {
-    if (!np || !app || !np->table_made)
+    if (!np || !app || !changed || !np->table_made)
         return RP_ERR_INVALID_ARG;
+    *changed = false;
     if (!app->set_up)
         return RP_OK;
     resolve_all(np, app);
@@ -805,7 +734,7 @@ rp_err_t rp_netpolicy_refresh(rp_netpolicy_t *np, rp_netpolicy_app_t *app)
         return RP_OK;
     memcpy(app->elems, now, n * sizeof(now[0]));
     app->nelems = n;
-    /* Until both the sets and the hosts file hold these, the next refresh tries again. */
+    /* Until the sets hold these, the next refresh tries again. */
     app->stale = true;
     script_t s;
     rp_err_t err = script_open(&s);
@@ -816,10 +745,9 @@ rp_err_t rp_netpolicy_refresh(rp_netpolicy_t *np, rp_netpolicy_app_t *app)
     sp(&s, "flush set inet " RP_NETPOLICY_TABLE " a%u_host\n", app->slot);
     script_elems(&s, app);
     err = script_run(np, &s, app->component);
-    if (err == RP_OK)
-        err = write_hosts(app);
     if (err == RP_OK) {
         app->stale = false;
+        *changed = true;
         rp_log_info("netpolicy: %s: allowed addresses changed (%zu now)", app->component, n);
     }
     return err;

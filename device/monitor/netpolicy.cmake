@@ -14,7 +14,8 @@ set(RP_NP_TESTS ${CMAKE_SOURCE_DIR}/tests)
 # The event reasons of refused packets (no privileges needed).
 pkg_check_modules(RP_NP_CMOCKA REQUIRED IMPORTED_TARGET cmocka)
 add_executable(test_netpolicy ${RP_NP_TESTS}/unit/test_netpolicy.c)
-target_link_libraries(test_netpolicy PRIVATE rampart_netpolicy rampart_audit PkgConfig::RP_NP_CMOCKA)
+target_link_libraries(test_netpolicy PRIVATE rampart_netpolicy rampart_audit rampart_launch
+                      PkgConfig::RP_NP_CMOCKA)
 set_target_properties(test_netpolicy PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
 add_test(NAME unit.netpolicy COMMAND test_netpolicy)
 set_tests_properties(unit.netpolicy PROPERTIES LABELS unit)

@@ -13,9 +13,10 @@
  *    by rp_netpolicy_refresh, each set replaced in one transaction): the names are resolved by
  *    the caller's resolver (the monitor's: rampart-unpack, a confined child, so that no DNS
  *    answer is parsed with privilege), its answer checked here (rp_netaddrs_decode);
- *  - the app gets no DNS server at all: its /etc (a directory the monitor writes, the compartment
- *    mounts read-only) has a hosts file of the allowed names' addresses and
- *    "hosts: files", so no other name resolves and there is no DNS tunnel;
+ *  - the app gets no DNS server at all: its /etc (written by rampart-launcher, read-only to the
+ *    app) has a hosts file of the allowed names' addresses, which the policy hands over
+ *    (rp_netpolicy_app_t.hosts: launch.h), and "hosts: files", so no other name resolves and
+ *    there is no DNS tunnel;
  *  - every refused packet is logged by nftables to an NFLOG group the monitor binds
  *    (rp_netpolicy_log_fd) and hands to `rampart-unpack read`, which reads the packets with no
  *    capability (reader.h): each becomes a security event (connection "10.0.0.9:80", listen
@@ -35,6 +36,7 @@
 
 #include "rampart/error.h"
 #include "rampart/manifest.h"
+#include "launch.h"
 #include "rampart/netaddrs.h"
 
 #define RP_NETPOLICY_TABLE "rampart"         /* table inet rampart, in the monitor's namespace */
@@ -89,19 +91,18 @@ typedef struct rp_netpolicy_app {
     char ifname[IF_NAMESIZE]; /* the monitor's end of the link, "rpv<slot>" */
     struct in_addr host_addr; /* the monitor's end */
     struct in_addr app_addr;  /* the app's end ("eth0" inside) */
-    char etc_dir[4096];
     rp_manifest_host_t conns[RP_MANIFEST_CONNECTIONS_MAX];
     size_t nconns;
     uint16_t tcp_ports[RP_MANIFEST_PORTS_MAX];
     size_t ntcp_ports;
     uint16_t udp_ports[RP_MANIFEST_PORTS_MAX];
     size_t nudp_ports;
-    /* conns[i]'s addresses as last resolved (an IP entry: itself; IPv6: none) */
-    struct in_addr addrs[RP_MANIFEST_CONNECTIONS_MAX][RP_NETPOLICY_ADDRS_PER_NAME];
-    uint8_t naddrs[RP_MANIFEST_CONNECTIONS_MAX];
+    /* conns[i]'s addresses as last resolved (an IP entry: itself; IPv6: none), each checked
+     * (rp_netaddrs_decode): the form the app's launcher writes its /etc/hosts from */
+    rp_launch_hosts_t hosts;
     rp_netpolicy_elem_t elems[RP_NETPOLICY_ELEMS_MAX]; /* what the sets hold now, sorted */
     size_t nelems;
-    bool stale; /* elems are not yet all in the sets and the hosts file (a refresh failed) */
+    bool stale; /* elems are not yet all in the sets (a refresh failed) */
 } rp_netpolicy_app_t;
 
 /*
@@ -115,24 +116,25 @@ void rp_netpolicy_shutdown(rp_netpolicy_t *np);
 
 /*
  * The compartment's hook, called after the child is in its new network namespace and before it
- * execs the app: write etc_dir/{hosts,nsswitch.conf,resolv.conf} (the compartment mounts etc_dir
- * read-only as the app's /etc: a directory, so the hosts file can be replaced atomically), bring
- * up loopback, and, when the manifest lists any connection or port, make the link numbered by slot
- * (the monitor gives each running app a distinct slot < RP_NETPOLICY_SLOTS_MAX), resolve the
- * allowed names and load the app's rules. On error everything made is undone. OUT: *app.
+ * execs the app: bring up loopback, and, when the manifest lists any connection or port, make the
+ * link numbered by slot (the monitor gives each running app a distinct slot <
+ * RP_NETPOLICY_SLOTS_MAX), resolve the allowed names and load the app's rules. On error
+ * everything made is undone. OUT: *app (app->hosts: what the app's /etc/hosts is written from).
  */
 rp_err_t rp_netpolicy_setup(rp_netpolicy_t *np, pid_t child, const rp_manifest_t *m, uint32_t slot,
-                            const char *etc_dir, rp_netpolicy_app_t *app) RP_MUST_CHECK;
+                            rp_netpolicy_app_t *app) RP_MUST_CHECK;
 
 /*
  * Re-resolve the app's allowed names now (the monitor calls it every
  * RP_NETPOLICY_REFRESH_SECONDS, and on demand). When the addresses changed, the sets are replaced
- * in one transaction and the hosts file atomically. A name that does not resolve this time keeps
- * its last addresses (a DNS outage does not cut the app off; a changed address replaces them), and
- * so does every name when the resolver fails or answers outside its form (a crash, its deadline,
- * garbage: logged, nothing new believed). At setup, such a name has no address at all.
+ * in one transaction, and *changed says so: the caller hands app->hosts to the app's launcher
+ * (rp_compartment_hosts), which rewrites its /etc/hosts. A name that does not resolve this time
+ * keeps its last addresses (a DNS outage does not cut the app off; a changed address replaces
+ * them), and so does every name when the resolver fails or answers outside its form (a crash, its
+ * deadline, garbage: logged, nothing new believed). At setup, such a name has no address at all.
  */
-rp_err_t rp_netpolicy_refresh(rp_netpolicy_t *np, rp_netpolicy_app_t *app) RP_MUST_CHECK;
+rp_err_t rp_netpolicy_refresh(rp_netpolicy_t *np, rp_netpolicy_app_t *app,
+                              bool *changed) RP_MUST_CHECK;
 
 /* Remove the app's rules, sets, port forwards and link. Safe to call twice, and after a failed
  * setup. */

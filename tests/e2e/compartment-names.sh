@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# A running app sees the monitor's re-resolution of the names its manifest allows: the compartment
-# shows the network policy's hosts file through a read-only bind of its directory, so a file the
-# monitor replaces whole (a rename) is what the app's next lookup reads. (A bind of the file itself
-# would keep showing the old one, and the app would connect to an address the policy no longer
-# allows.) The monitor's side resolves with this test's own /etc/hosts, in a mount namespace of
-# its own, so no DNS server is needed. Runs as root.
+# A running app sees the monitor's re-resolution of the names its manifest allows: the monitor
+# hands the new addresses to the app's launcher, whose hosts keeper replaces the app's /etc/hosts
+# whole (a rename), so that the app's next lookup reads the new file, never a half-written one;
+# the app itself cannot change the file. The monitor's side resolves with this test's own
+# /etc/hosts, in a mount namespace of its own, so no DNS server is needed. Runs as root.
 : "${COMPARTMENT_RUN:?set COMPARTMENT_RUN to the compartment-run test driver}"
 RAMPART=$COMPARTMENT_RUN
 . "$(dirname "$0")/lib.sh"
@@ -26,6 +25,9 @@ trap full_cleanup EXIT
 # The app looks its allowed name up every 100 ms and says what it got when it changes.
 cat >"$tree/lookup.sh" <<'EOF'
 #!/bin/sh
+# Its /etc is read-only to it: the hosts file can be neither added to nor replaced.
+{ echo 10.98.0.66 svc.test >>/etc/hosts || mv /tmp/x /etc/hosts || rm /etc/hosts; } 2>/dev/null &&
+  echo "it changed its hosts file"
 echo ready >&"$RAMPART_READY_FD"
 last=
 while :; do
@@ -57,5 +59,6 @@ grep -q "^net: " "$d/driver.out" || fail "the network policy was not set up: $(c
 printf '127.0.0.1 localhost\n10.98.0.8 svc.test\n' >"$d/hosts"
 wait_until 60 saw 10.98.0.8 || { cat "$d/driver.out" "$d/app.log" >&2; fail "the running app still sees the old address"; }
 grep -q "svc.test is unknown" "$d/app.log" && fail "a lookup failed while the file was replaced"
-E2E_CHECKS=$((E2E_CHECKS + 3))
+grep -q "it changed its hosts file" "$d/app.log" && fail "the app changed its own hosts file"
+E2E_CHECKS=$((E2E_CHECKS + 4))
 done_ok

@@ -9,9 +9,10 @@
  * gives Landlock's TCP ports, not the policy), the
  * network policy (netpolicy.c) is the first app's net_setup hook, as in the monitor: this driver
  * is then the monitor's network side too (rp_netpolicy_init in its own network namespace, which
- * the test chooses; the app's /etc/hosts in R), and records refused packets as events while the
- * app runs. It prints "net: APP_ADDRESS GATEWAY" once set up. --refresh-ms N resolves the allowed
- * names again every N ms, as the monitor does every RP_NETPOLICY_REFRESH_SECONDS.
+ * the test chooses; the app's /etc/hosts written by its launcher), and records refused packets as
+ * events while the app runs. It prints "net: APP_ADDRESS GATEWAY" once set up. --refresh-ms N
+ * resolves the allowed names again every N ms, as the monitor does every
+ * RP_NETPOLICY_REFRESH_SECONDS.
  *
  * --landlock reads the kernel's Landlock refusals as the monitor does (evreader.c: audit
  * turned on if it is off, and off again at the end), but takes every domain made as an app's uid,
@@ -95,17 +96,17 @@ typedef struct net_side {
     bool landlock; /* --landlock */
     rp_netpolicy_app_t app;
     const rp_manifest_t *m;
-    const char *etc_dir;
     uint32_t slot;
 } net_side_t;
 
-static int net_setup(pid_t child, void *ctx)
+static int net_setup(pid_t child, void *ctx, rp_launch_hosts_t *hosts)
 {
     net_side_t *n = ctx;
     char a[INET_ADDRSTRLEN], gw[INET_ADDRSTRLEN];
 
-    if (rp_netpolicy_setup(&n->np, child, n->m, n->slot, n->etc_dir, &n->app) != RP_OK)
+    if (rp_netpolicy_setup(&n->np, child, n->m, n->slot, &n->app) != RP_OK)
         return -1;
+    *hosts = n->app.hosts;
     inet_ntop(AF_INET, &n->app.app_addr, a, sizeof(a));
     inet_ntop(AF_INET, &n->app.host_addr, gw, sizeof(gw));
     printf("net: %s %s\n", n->app.linked ? a : "-", n->app.linked ? gw : "-");
@@ -243,13 +244,14 @@ static void find_peer(void *ctx, const char *component, rp_appchan_t **chan,
 }
 
 /* --loopback: "lo" up in the child's network namespace (the compartment leaves it empty). */
-static int loopback_up(pid_t child, void *ctx)
+static int loopback_up(pid_t child, void *ctx, rp_launch_hosts_t *hosts)
 {
     char path[64];
     int st = 0;
     pid_t pid;
 
     (void)ctx;
+    (void)hosts; /* no names */
     snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)child);
     pid = fork();
     if (pid == 0) {
@@ -348,7 +350,6 @@ int main(int argc, char **argv)
     static char wanted[WAIT_EVENTS][256];
     int nwanted = 0;
     static net_side_t ns;
-    static char ns_etc[PATH_MAX + 8];
     int opt, left;
 
     rp_log_init("compartment-run", RP_LOG_INFO);
@@ -524,8 +525,6 @@ int main(int argc, char **argv)
             return 2;
         }
         ns.m = &a->m;
-        snprintf(ns_etc, sizeof(ns_etc), "%s/etc", a->run_dir);
-        ns.etc_dir = ns_etc; /* where the compartment takes /etc/hosts from (compartment.h) */
         a->spec.net_setup = net_setup;
         a->spec.net_ctx = &ns;
     } else {
@@ -599,8 +598,11 @@ int main(int argc, char **argv)
             (void)net_log(&ns, 0);
         if (net && refresh_ms > 0 && now_ms() >= next_refresh) {
             /* The monitor's periodic re-resolution, at the test's pace. */
-            if (next_refresh > 0 && rp_netpolicy_refresh(&ns.np, &ns.app) != RP_OK)
+            bool changed = false;
+            if (next_refresh > 0 && rp_netpolicy_refresh(&ns.np, &ns.app, &changed) != RP_OK)
                 fprintf(stderr, "compartment-run: a refresh failed\n");
+            if (changed && rp_compartment_hosts(&apps[0].c, &ns.app.hosts) != RP_OK)
+                fprintf(stderr, "compartment-run: the launcher did not take the new addresses\n");
             next_refresh = now_ms() + refresh_ms;
         }
         for (int i = 0; i < napps; i++) {

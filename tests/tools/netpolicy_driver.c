@@ -6,7 +6,9 @@
  *       the monitor's side: rp_netpolicy_init, then an "app" child in new user, network and mount
  *       namespaces (what the compartment will make) with S/etc mounted read-only on its /etc,
  *       rp_netpolicy_setup, then events and re-resolution (every MS, and on SIGUSR1) until
- *       SIGTERM, which tears everything down. Writes S/app.pid and S/app.addr once set up.
+ *       SIGTERM, which tears everything down. S/etc is written as the app's launcher writes its
+ *       /etc (rp_launch_etc_write, then rp_launch_hosts_write at each change) from the
+ *       addresses the policy hands over. Writes S/app.pid and S/app.addr once set up.
  *       With --rival-slot, first tries a second app wanting the same server ports (S/rival).
  *       The names are resolved by rampart-unpack (rp_unpack_resolve, as the monitor does), or
  *       by the program at --resolver PATH in its place (a hostile one, in a test).
@@ -235,13 +237,10 @@ static void write_text(const char *dir, const char *name, const char *text)
  * and leave nothing of its own behind nor take anything of the first app's (the test then checks
  * that the first app's ports still work). Returns what happened, for S/rival.
  */
-static const char *rival(rp_netpolicy_t *np, const rp_manifest_t *first, uint32_t slot,
-                         const char *state)
+static const char *rival(rp_netpolicy_t *np, const rp_manifest_t *first, uint32_t slot)
 {
     static rp_manifest_t m;
     static rp_netpolicy_app_t app;
-    char etc[4200];
-    snprintf(etc, sizeof(etc), "%s/rival-etc", state);
     snprintf(m.component_id, sizeof(m.component_id), "rival");
     memcpy(m.tcp_ports, first->tcp_ports, sizeof(m.tcp_ports));
     m.ntcp_ports = first->ntcp_ports;
@@ -266,12 +265,23 @@ static const char *rival(rp_netpolicy_t *np, const rp_manifest_t *first, uint32_
     do {
         b = readlink(path, theirs, sizeof(theirs) - 1);
     } while (a > 0 && b == a && memcmp(mine, theirs, (size_t)a) == 0);
-    rp_err_t err = rp_netpolicy_setup(np, child, &m, slot, etc, &app);
+    rp_err_t err = rp_netpolicy_setup(np, child, &m, slot, &app);
     if (err == RP_OK)
         rp_netpolicy_teardown(np, &app);
     close(go[1]);
     waitpid(child, NULL, 0);
     return err == RP_OK ? "accepted\n" : "refused\n";
+}
+
+/* The monitor's re-resolution, and the launcher's rewrite of the hosts file when it changed. */
+static void refresh(rp_netpolicy_t *np, rp_netpolicy_app_t *app, const rp_manifest_t *m, int etc_fd)
+{
+    char why[300];
+    bool changed = false;
+    if (rp_netpolicy_refresh(np, app, &changed) != RP_OK)
+        fprintf(stderr, "refresh failed\n");
+    if (changed && rp_launch_hosts_write(etc_fd, m, &app->hosts, why, sizeof(why)) != 0)
+        fprintf(stderr, "hosts: %s\n", why);
 }
 
 static int cmd_monitor(int argc, char **argv)
@@ -372,8 +382,14 @@ static int cmd_monitor(int argc, char **argv)
     }
 
     static rp_netpolicy_app_t app;
-    rp_err_t err = rp_netpolicy_setup(&np, child, &m, slot, etc, &app);
+    char why[300];
+    int etc_fd = open(etc, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    rp_err_t err = etc_fd < 0 ? RP_ERR_IO : rp_netpolicy_setup(&np, child, &m, slot, &app);
     int rc = 0;
+    if (err == RP_OK && rp_launch_etc_write(etc_fd, &m, &app.hosts, why, sizeof(why)) != 0) {
+        fprintf(stderr, "%s\n", why);
+        err = RP_ERR_IO;
+    }
     if (err != RP_OK) {
         fprintf(stderr, "setup: %s\n", rp_strerror(err));
         rc = 1;
@@ -381,7 +397,7 @@ static int cmd_monitor(int argc, char **argv)
     }
     /* Before app.pid, which tells the test that everything is in place. */
     if (rival_slot >= 0)
-        write_text(state, "rival", rival(&np, &m, (uint32_t)rival_slot, state));
+        write_text(state, "rival", rival(&np, &m, (uint32_t)rival_slot));
     char text[64], a[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &app.app_addr, a, sizeof(a));
     snprintf(text, sizeof(text), "%s\n", a);
@@ -397,8 +413,8 @@ static int cmd_monitor(int argc, char **argv)
         int n = poll(p, 2, refresh_ms > 0 ? (int)refresh_ms : -1);
         if (n < 0 && errno != EINTR)
             break;
-        if (n == 0 && rp_netpolicy_refresh(&np, &app) != RP_OK)
-            fprintf(stderr, "refresh failed\n");
+        if (n == 0)
+            refresh(&np, &app, &m, etc_fd);
         if (n > 0 && p[0].revents != 0)
             rp_evreader_handle(&reader, &hooks);
         if (n > 0 && (p[1].revents & POLLIN)) {
@@ -407,12 +423,13 @@ static int cmd_monitor(int argc, char **argv)
                 continue;
             if (si.ssi_signo != SIGUSR1)
                 break;
-            if (rp_netpolicy_refresh(&np, &app) != RP_OK)
-                fprintf(stderr, "refresh failed\n");
+            refresh(&np, &app, &m, etc_fd);
             write_text(state, "refreshed", "yes\n");
         }
     }
 out:
+    if (etc_fd >= 0)
+        close(etc_fd);
     rp_evreader_close(&reader);
     rp_netpolicy_teardown(&np, &app);
     rp_netpolicy_shutdown(&np);

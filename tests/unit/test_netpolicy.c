@@ -4,17 +4,27 @@
  * pointing past the packet are refused; fragments and truncated transport headers carry no port.
  * And the resolved addresses' binary form as the policy takes it from rampart-unpack
  * (rampart/netaddrs.h: rp_netaddrs_decode): bad counts, truncation, oversize, addresses no app may
- * reach, an address twice, all refused with nothing kept.
+ * reach, an address twice, all refused with nothing kept. And the app's hosts file as its launcher
+ * writes it from those addresses (launch.h: rp_launch_hosts_write): localhost and each allowed name
+ * with its addresses, nothing else; a name that would not be one field, or too many addresses,
+ * refused with the file as it was.
  */
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "launch.h"
 #include "packet.h"
+#include "rampart/file.h"
 #include "rampart/netaddrs.h"
 
 /* An IPv4 header from 10.0.0.5 to 10.0.0.9 with proto, then a transport header to dport. */
@@ -200,6 +210,61 @@ static void addresses_refused(void **state)
     refused_as(twice, sizeof(twice), 2, "twice (name 2 of 2)");
 }
 
+static void hosts_file(void **state)
+{
+    (void)state;
+    static rp_manifest_t m;
+    static rp_launch_hosts_t h;
+    char dir[] = "/tmp/rp-hosts-XXXXXX", path[64], why[300];
+    uint8_t *text = NULL;
+    size_t len = 0;
+    int fd;
+
+    assert_non_null(mkdtemp(dir));
+    fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    snprintf(path, sizeof(path), "%s/hosts", dir);
+    m.nconnections = 3;
+    snprintf(m.connections[0].host, sizeof(m.connections[0].host), "a.test");
+    snprintf(m.connections[1].host, sizeof(m.connections[1].host), "10.0.0.9");
+    m.connections[1].is_ip = true;
+    snprintf(m.connections[2].host, sizeof(m.connections[2].host), "b.test");
+    h.conn[0].n = 2;
+    inet_pton(AF_INET, "10.0.0.1", &h.conn[0].addr[0]);
+    inet_pton(AF_INET, "10.0.0.2", &h.conn[0].addr[1]);
+    h.conn[1].n = 1; /* an IP entry's: not a name, not written */
+    inet_pton(AF_INET, "10.0.0.9", &h.conn[1].addr[0]);
+    assert_int_equal(rp_launch_etc_write(fd, &m, &h, why, sizeof(why)), 0);
+    assert_int_equal(rp_read_file(path, 4096, &text, &len), RP_OK);
+    static const char want[] = "# Written by the launcher: the only names this app resolves "
+                               "(docs/compartments.md).\n127.0.0.1 localhost\n"
+                               "10.0.0.1 a.test\n10.0.0.2 a.test\n";
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(text, want, len);
+    free(text);
+    /* Refused, the file as it was: a name that would add a field or a line; too many addresses. */
+    static const char *const bad[] = {"a.test 10.9.9.9", "a.test\n10.9.9.9", "a#b", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]) + 1; i++) {
+        rp_launch_hosts_t more = h;
+        rp_manifest_t other = m;
+        if (i < sizeof(bad) / sizeof(bad[0]))
+            snprintf(other.connections[2].host, sizeof(other.connections[2].host), "%s", bad[i]);
+        else
+            more.conn[2].n = RP_NETADDRS_PER_NAME + 1;
+        assert_int_equal(rp_launch_hosts_write(fd, &other, &more, why, sizeof(why)), -1);
+        assert_int_equal(rp_read_file(path, 4096, &text, &len), RP_OK);
+        assert_int_equal(len, strlen(want));
+        free(text);
+    }
+    static const char *const files[] = {"hosts", "nsswitch.conf", "resolv.conf"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+        assert_int_equal(unlink(path), 0);
+    }
+    close(fd);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -209,6 +274,7 @@ int main(void)
         cmocka_unit_test(refused),
         cmocka_unit_test(addresses_read_back),
         cmocka_unit_test(addresses_refused),
+        cmocka_unit_test(hosts_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
