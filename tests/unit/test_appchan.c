@@ -868,6 +868,60 @@ static void test_gate_checks(void **state)
     assert_int_equal(rp_gate_req_decode(out, sizeof(out), &d), RP_ERR_MALFORMED);
 }
 
+
+/* A broker that sends requests and reads no answer (review r5) never makes the monitor wait: its
+ * end is non-blocking (as rp_apps_broker makes it), the answer its socket does not take shuts the
+ * gate and says the broker lost (the next read is the end), and an ADD it does not take does the
+ * same. The monitor keeps the app's chain rate too. */
+static void test_gate_stall(void **state)
+{
+    static rp_mon_reply_t p;
+    rp_test_gate_t g;
+    uint8_t out[RP_GATE_REQ_LEN], in[RP_GATE_REQ_LEN];
+    rp_gate_req_t gr = {.op = RP_GATE_IDENTITY, .slot = NAPPS, .gen = 1}; /* "no such app" */
+    rp_err_t err = RP_OK;
+    size_t len = 0;
+    int closed, fd = -1, n;
+
+    (void)state;
+    assert_int_equal(rp_test_gate_open(&g, &agent), RP_OK);
+    assert_int_equal(fcntl(g.fd[1], F_SETFL, O_NONBLOCK), 0);
+    for (n = 0; n < 100000 && err == RP_OK; n++) {
+        gr.seq = (uint32_t)n + 1;
+        assert_int_equal(rp_gate_req_encode(&gr, out, sizeof(out)), RP_OK);
+        assert_int_equal(rp_mon_send(g.fd[0], out, sizeof(out), -1), RP_OK);
+        err = rp_appgate_serve(g.fd[1], &agent, gate.slots, &closed);
+    }
+    assert_int_equal(err, RP_ERR_NOT_FOUND); /* lost, once its socket was full */
+    assert_true(n > 10);
+    assert_int_not_equal(rp_mon_send(g.fd[1], out, sizeof(out), -1), RP_OK); /* shut */
+    assert_false(rp_appgate_tell(g.fd[1], PUB, &gate.apps[PUB], true));
+    /* The broker reads what was sent, then the end. */
+    while ((err = rp_mon_recv(g.fd[0], in, sizeof(in), &len, &fd)) != RP_ERR_NOT_FOUND)
+        assert_true(err == RP_OK || err == RP_ERR_TOO_LARGE);
+    rp_test_gate_close(&g);
+    /* ADDs it does not take: the same. */
+    assert_int_equal(rp_test_gate_open(&g, &agent), RP_OK);
+    assert_int_equal(fcntl(g.fd[1], F_SETFL, O_NONBLOCK), 0);
+    for (n = 0; n < 100000 && rp_appgate_tell(g.fd[1], PLAIN, &gate.apps[PLAIN], true); n++)
+        ;
+    assert_true(n > 0 && n < 100000);
+    assert_int_equal(rp_appgate_serve(g.fd[1], &agent, gate.slots, &closed), RP_ERR_NOT_FOUND);
+    rp_test_gate_close(&g);
+    /* The chain's rate, kept by the monitor: past the burst, refused, an event. */
+    rp_appgate_reset(&gate.apps[PUB]);
+    gr = (rp_gate_req_t){.op = RP_GATE_IDENTITY, .slot = PUB, .gen = gate.apps[PUB].gen};
+    for (int i = 0; i < RP_APPCHAN_IDENTITY_BURST; i++) {
+        gr.seq = (uint32_t)i + 1;
+        through_gate(&gr, &p);
+        assert_int_equal(p.status, RP_OK);
+    }
+    through_gate(&gr, &p);
+    assert_int_equal(p.status, RP_ERR_DENIED);
+    assert_non_null(strstr(p.message, "rate"));
+    rp_appgate_reset(&gate.apps[PUB]);
+}
+
 /* A message for a slot's earlier channel, read late, does not act on its next one (review r4,
  * finding 5): once the slot is another app's, the first app's EVENT and CLOSED are dropped; the
  * same app's next channel takes the events of its earlier one (they are its own), not its CLOSED;
@@ -1196,7 +1250,7 @@ int main(void)
         cmocka_unit_test(test_log_bound),    cmocka_unit_test(test_chain_files),
         cmocka_unit_test(test_gate_checks),  cmocka_unit_test(test_unread_bound),
         cmocka_unit_test(test_closes),       cmocka_unit_test(test_hand_rate),
-        cmocka_unit_test(test_gate_generations), cmocka_unit_test(test_broker),
+        cmocka_unit_test(test_gate_generations), cmocka_unit_test(test_gate_stall), cmocka_unit_test(test_broker),
         cmocka_unit_test(test_client),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
