@@ -37,4 +37,7 @@ kill -TERM "$MON_PID"
 gone() { ! kill -0 "$MON_PID" 2>/dev/null || grep -q '^State:.*Z' "/proc/$MON_PID/status" 2>/dev/null; }
 wait_until 30 gone || { cat "$LOG" >&2; fail "the monitor did not stop on SIGTERM"; }
 grep -q "stopping (signal)" "$LOG" || fail "the monitor did not say it stopped for the signal"
+rc=0; wait "$MON_PID" || rc=$?
+eq "$rc" 0 "the monitor's exit status after SIGTERM"
+! grep -q "Sanitizer" "$LOG" || { cat "$LOG" >&2; fail "a sanitizer report in the monitor's log"; }
 done_ok
