@@ -30,7 +30,7 @@ shut() { grep -q "gate-flood: .* the gate was shut" "$LOG"; }
 wait_until 30 shut || { cat "$LOG" >&2; fail "the flooding broker's gate was not shut"; }
 again() { [ "$(grep -c "the app broker started" "$LOG")" -ge 2 ]; }
 wait_until 60 again || { cat "$LOG" >&2; fail "no broker started after the lost one"; }
-expect 0 "$MONITOR_CALL" "$SOCK" hello
+expect 0 timeout 20 "$MONITOR_CALL" "$SOCK" hello
 grep -q "the app broker stopped: it starts again" "$LOG" || fail "the lost broker was not said"
 
 kill -TERM "$MON_PID"
