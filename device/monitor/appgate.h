@@ -58,8 +58,8 @@ void rp_appgate_lost(int fd, const char *what);
  * channel, or none: the last one's messages are no longer acted on). */
 void rp_appgate_reset(rp_appgate_app_t *e);
 
-/* e's signing and chain rates start again, its refusal counters do not: its channel is handed to a new
- * broker, whose own bucket starts full (rp_appchan_adopt), so that both agree. */
+/* e's signing and chain rates start again, its refusal counters do not: its channel is handed to a
+ * new broker, whose own bucket starts full (rp_appchan_adopt), so that both agree. */
 void rp_appgate_rate_reset(rp_appgate_app_t *e);
 
 /*

@@ -1472,7 +1472,7 @@ static rp_err_t call(int fd, rp_apps_msg_t *msg, int give, rp_apps_reply_t *repl
         return RP_OK;
     for (;;) {
         struct pollfd p[2] = {
-            {fd,                               POLLIN, 0},
+            {fd,                            POLLIN, 0},
             {broker != NULL ? *broker : -1, POLLIN, 0}
         };
         long left = deadline - now_ms();
@@ -1644,6 +1644,54 @@ void rp_apps_chans_hand(rp_apps_chans_t *t, int broker)
             if (!rp_appgate_tell(broker, (uint8_t)i, &t->e[i].g, true))
                 return; /* lost: the monitor reads the shut gate next, and starts another */
         }
+}
+
+struct spent {
+    bool put; /* by the child, once all of e is written */
+    struct {
+        uint64_t gen; /* the channel it counted for (0: none) */
+        rp_gate_bucket_t sign, identity;
+        unsigned events, events_suppressed;
+    } e[RP_COMPONENTS_MAX];
+};
+static struct spent *spent;
+
+void rp_apps_chans_spent_put(const rp_apps_chans_t *t)
+{
+    if (spent == NULL)
+        return;
+    for (size_t i = 0; i < RP_COMPONENTS_MAX; i++) {
+        const rp_appgate_app_t *g = &t->e[i].g;
+        spent->e[i].gen = t->e[i].used ? g->gen : 0;
+        spent->e[i].sign = g->sign;
+        spent->e[i].identity = g->identity;
+        spent->e[i].events = g->events;
+        spent->e[i].events_suppressed = g->events_suppressed;
+    }
+    __atomic_store_n(&spent->put, true, __ATOMIC_RELEASE);
+}
+
+rp_err_t rp_apps_chans_spent_take(rp_apps_chans_t *t)
+{
+    if (spent == NULL) {
+        void *p =
+            mmap(NULL, sizeof(*spent), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return RP_ERR_NO_MEMORY;
+        spent = p;
+    }
+    for (size_t i = 0; __atomic_load_n(&spent->put, __ATOMIC_ACQUIRE) && i < RP_COMPONENTS_MAX;
+         i++) {
+        rp_appgate_app_t *g = &t->e[i].g;
+        if (!t->e[i].used || spent->e[i].gen == 0 || spent->e[i].gen != g->gen)
+            continue;
+        g->sign = spent->e[i].sign;
+        g->identity = spent->e[i].identity;
+        g->events = spent->e[i].events;
+        g->events_suppressed = spent->e[i].events_suppressed;
+    }
+    spent->put = false;
+    return RP_OK;
 }
 
 rp_err_t rp_apps_broker(int fd, int *broker)

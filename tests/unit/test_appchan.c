@@ -676,6 +676,57 @@ static void test_hand_rate(void **state)
     assert_int_equal(t.e[3].g.events, 7); /* the events' count is kept */
 }
 
+/* What an install child spends of an app's rates and event count is the monitor's once it is
+ * reaped (review r5): a broker does not get the burst again after each install. A slot whose
+ * channel the monitor made again meanwhile keeps its new, full bucket. */
+static void test_spent_back(void **state)
+{
+    static rp_apps_chans_t t;
+    pid_t pid;
+    int st, n = 0;
+
+    (void)state;
+    memset(&t, 0, sizeof(t));
+    for (int i = 3; i <= 4; i++) {
+        t.e[i].used = t.e[i].g.used = true;
+        t.e[i].g.fd = -1;
+        snprintf(t.e[i].g.component, sizeof(t.e[i].g.component), "app%d", i);
+        rp_appgate_reset(&t.e[i].g);
+    }
+    assert_int_equal(rp_apps_chans_spent_take(&t), RP_OK); /* (the page made) */
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) { /* the install child: both apps' bursts spent */
+        for (int i = 3; i <= 4; i++) {
+            while (rp_gate_bucket_take(&t.e[i].g.sign, RP_APPCHAN_SIGN_BURST,
+                                       RP_APPCHAN_SIGN_PER_MINUTE) ||
+                   rp_gate_bucket_take(&t.e[i].g.identity, RP_APPCHAN_IDENTITY_BURST,
+                                       RP_APPCHAN_IDENTITY_PER_MINUTE))
+                ;
+            t.e[i].g.events = 20;
+        }
+        rp_apps_chans_spent_put(&t);
+        _exit(0);
+    }
+    rp_appgate_reset(&t.e[4].g); /* app4's channel made again meanwhile */
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_int_equal(rp_apps_chans_spent_take(&t), RP_OK);
+    assert_false(
+        rp_gate_bucket_take(&t.e[3].g.sign, RP_APPCHAN_SIGN_BURST, RP_APPCHAN_SIGN_PER_MINUTE));
+    assert_false(rp_gate_bucket_take(&t.e[3].g.identity, RP_APPCHAN_IDENTITY_BURST,
+                                     RP_APPCHAN_IDENTITY_PER_MINUTE));
+    assert_int_equal(t.e[3].g.events, 20);
+    while (rp_gate_bucket_take(&t.e[4].g.sign, RP_APPCHAN_SIGN_BURST, RP_APPCHAN_SIGN_PER_MINUTE))
+        n++;
+    assert_int_equal(n, RP_APPCHAN_SIGN_BURST);
+    assert_int_equal(t.e[4].g.events, 0);
+    /* Taken once: a child that ends without putting (killed) hands nothing back. */
+    rp_appgate_reset(&t.e[3].g);
+    assert_int_equal(rp_apps_chans_spent_take(&t), RP_OK);
+    assert_true(
+        rp_gate_bucket_take(&t.e[3].g.sign, RP_APPCHAN_SIGN_BURST, RP_APPCHAN_SIGN_PER_MINUTE));
+}
+
 /* An app asking in a loop cannot flood the monitor's log: each refusal is answered (and the first
  * RP_APPCHAN_EVENTS_MAX recorded), but at most RP_APPCHAN_LOG_BURST lines are logged at once; the
  * rest are counted and said when the channel closes. */
@@ -867,7 +918,6 @@ static void test_gate_checks(void **state)
     out[sizeof(out) - 1] = 'x'; /* past the reason's end */
     assert_int_equal(rp_gate_req_decode(out, sizeof(out), &d), RP_ERR_MALFORMED);
 }
-
 
 /* A broker that sends requests and reads no answer (review r5) never makes the monitor wait: its
  * end is non-blocking (as rp_apps_broker makes it), the answer its socket does not take shuts the
@@ -1244,13 +1294,14 @@ static void test_client(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_identity),     cmocka_unit_test(test_sign),
-        cmocka_unit_test(test_rate_limit),   cmocka_unit_test(test_connect),
-        cmocka_unit_test(test_wrong_socket), cmocka_unit_test(test_bad_packets),
-        cmocka_unit_test(test_log_bound),    cmocka_unit_test(test_chain_files),
-        cmocka_unit_test(test_gate_checks),  cmocka_unit_test(test_unread_bound),
-        cmocka_unit_test(test_closes),       cmocka_unit_test(test_hand_rate),
-        cmocka_unit_test(test_gate_generations), cmocka_unit_test(test_gate_stall), cmocka_unit_test(test_broker),
+        cmocka_unit_test(test_identity),         cmocka_unit_test(test_sign),
+        cmocka_unit_test(test_rate_limit),       cmocka_unit_test(test_connect),
+        cmocka_unit_test(test_wrong_socket),     cmocka_unit_test(test_bad_packets),
+        cmocka_unit_test(test_log_bound),        cmocka_unit_test(test_chain_files),
+        cmocka_unit_test(test_gate_checks),      cmocka_unit_test(test_unread_bound),
+        cmocka_unit_test(test_closes),           cmocka_unit_test(test_hand_rate),
+        cmocka_unit_test(test_gate_generations), cmocka_unit_test(test_gate_stall),
+        cmocka_unit_test(test_spent_back),       cmocka_unit_test(test_broker),
         cmocka_unit_test(test_client),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
