@@ -182,6 +182,26 @@ static void identity(rp_agent_t *a)
         refuse(err, "cannot read the device's certificate: %s", rp_strerror(err));
 }
 
+/* The broker holds the app to its rates first; past one here (b: the same bucket, so an app within
+ * its rate never meets this one), it is not the broker this monitor runs: refused (in g.p), an
+ * event. what: the rate's name. */
+static bool within(rp_agent_t *a, rp_appgate_app_t *e, rp_gate_bucket_t *b, unsigned burst,
+                   unsigned per_minute, const char *what)
+{
+    char reason[RP_EVENT_REASON_MAX + 1];
+
+    if (rp_gate_bucket_take(b, burst, per_minute))
+        return true;
+    refuse(RP_ERR_DENIED, "over the %s rate (%u at once, %u a minute): try later", what, burst,
+           per_minute);
+    if (e->events < RP_APPCHAN_EVENTS_MAX) /* (bounded as its events are) */
+        rp_log_warn("%s: the app broker asked over the app's %s rate", e->component, what);
+    snprintf(reason, sizeof(reason), "%s refused: over the %s rate (asked by the broker)",
+             rp_mon_type_name(g.p.type), what);
+    record(e, a->state_dir, RP_EVENT_IDENTITY, reason);
+    return false;
+}
+
 /* IDENTITY or SIGN r for e: the answer in g.p. */
 static void answer(rp_agent_t *a, rp_appgate_app_t *e, const rp_gate_req_t *r)
 {
@@ -207,34 +227,15 @@ static void answer(rp_agent_t *a, rp_appgate_app_t *e, const rp_gate_req_t *r)
         return;
     }
     if (r->op == RP_GATE_IDENTITY) {
-        /* Its rate kept here too, so that a broker that is not this monitor's does not have it
-         * read the chain's files without bound (the same bucket as the broker's). */
-        if (!rp_gate_bucket_take(&e->identity, RP_APPCHAN_IDENTITY_BURST,
-                                 RP_APPCHAN_IDENTITY_PER_MINUTE)) {
-            refuse(RP_ERR_DENIED, "over the certificate chain's rate (%u at once, %u a minute)",
-                   RP_APPCHAN_IDENTITY_BURST, RP_APPCHAN_IDENTITY_PER_MINUTE);
-            if (e->events < RP_APPCHAN_EVENTS_MAX) /* (bounded as its events are) */
-                rp_log_warn("%s: the app broker asked for the chain over the app's rate",
-                            e->component);
-            record(e, a->state_dir, RP_EVENT_IDENTITY,
-                   "app-identity refused: over the rate (asked by the broker)");
-            return;
-        }
-        identity(a);
+        /* (its rate kept here too: a broker not this monitor's would have it read the chain's
+         * files without bound) */
+        if (within(a, e, &e->identity, RP_APPCHAN_IDENTITY_BURST, RP_APPCHAN_IDENTITY_PER_MINUTE,
+                   "certificate chain"))
+            identity(a);
         return;
     }
-    /* The broker holds the app to its rate first; past it here, it is not the broker this monitor
-     * runs (the same bucket, so an app within its rate never meets this one). */
-    if (!rp_gate_bucket_take(&e->sign, RP_APPCHAN_SIGN_BURST, RP_APPCHAN_SIGN_PER_MINUTE)) {
-        refuse(RP_ERR_DENIED, "over the signing rate (%u at once, %u a minute): try later",
-               RP_APPCHAN_SIGN_BURST, RP_APPCHAN_SIGN_PER_MINUTE);
-        if (e->events < RP_APPCHAN_EVENTS_MAX) /* (bounded as its events are) */
-            rp_log_warn("%s: the app broker asked for signatures over the app's rate",
-                        e->component);
-        record(e, a->state_dir, RP_EVENT_IDENTITY,
-               "app-sign-tls13 refused: over the signing rate (asked by the broker)");
+    if (!within(a, e, &e->sign, RP_APPCHAN_SIGN_BURST, RP_APPCHAN_SIGN_PER_MINUTE, "signing"))
         return;
-    }
     g.q.type = RP_MON_APP_SIGN_TLS13;
     g.q.u.sign_tls13.side = r->side;
     g.q.u.sign_tls13.hash_len = r->hash_len;
