@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -181,6 +182,26 @@ static void identity(rp_agent_t *a)
         refuse(err, "cannot read the device's certificate: %s", rp_strerror(err));
 }
 
+/* The broker holds the app to its rates first; past one here (b: the same bucket, so an app within
+ * its rate never meets this one), it is not the broker this monitor runs: refused (in g.p), an
+ * event. what: the rate's name. */
+static bool within(rp_agent_t *a, rp_appgate_app_t *e, rp_gate_bucket_t *b, unsigned burst,
+                   unsigned per_minute, const char *what)
+{
+    char reason[RP_EVENT_REASON_MAX + 1];
+
+    if (rp_gate_bucket_take(b, burst, per_minute))
+        return true;
+    refuse(RP_ERR_DENIED, "over the %s rate (%u at once, %u a minute): try later", what, burst,
+           per_minute);
+    if (e->events < RP_APPCHAN_EVENTS_MAX) /* (bounded as its events are) */
+        rp_log_warn("%s: the app broker asked over the app's %s rate", e->component, what);
+    snprintf(reason, sizeof(reason), "%s refused: over the %s rate (asked by the broker)",
+             rp_mon_type_name(g.p.type), what);
+    record(e, a->state_dir, RP_EVENT_IDENTITY, reason);
+    return false;
+}
+
 /* IDENTITY or SIGN r for e: the answer in g.p. */
 static void answer(rp_agent_t *a, rp_appgate_app_t *e, const rp_gate_req_t *r)
 {
@@ -206,21 +227,15 @@ static void answer(rp_agent_t *a, rp_appgate_app_t *e, const rp_gate_req_t *r)
         return;
     }
     if (r->op == RP_GATE_IDENTITY) {
-        identity(a);
+        /* (its rate kept here too: a broker not this monitor's would have it read the chain's
+         * files without bound) */
+        if (within(a, e, &e->identity, RP_APPCHAN_IDENTITY_BURST, RP_APPCHAN_IDENTITY_PER_MINUTE,
+                   "certificate chain"))
+            identity(a);
         return;
     }
-    /* The broker holds the app to its rate first; past it here, it is not the broker this monitor
-     * runs (the same bucket, so an app within its rate never meets this one). */
-    if (!rp_gate_bucket_take(&e->sign, RP_APPCHAN_SIGN_BURST, RP_APPCHAN_SIGN_PER_MINUTE)) {
-        refuse(RP_ERR_DENIED, "over the signing rate (%u at once, %u a minute): try later",
-               RP_APPCHAN_SIGN_BURST, RP_APPCHAN_SIGN_PER_MINUTE);
-        if (e->events < RP_APPCHAN_EVENTS_MAX) /* (bounded as its events are) */
-            rp_log_warn("%s: the app broker asked for signatures over the app's rate",
-                        e->component);
-        record(e, a->state_dir, RP_EVENT_IDENTITY,
-               "app-sign-tls13 refused: over the signing rate (asked by the broker)");
+    if (!within(a, e, &e->sign, RP_APPCHAN_SIGN_BURST, RP_APPCHAN_SIGN_PER_MINUTE, "signing"))
         return;
-    }
     g.q.type = RP_MON_APP_SIGN_TLS13;
     g.q.u.sign_tls13.side = r->side;
     g.q.u.sign_tls13.hash_len = r->hash_len;
@@ -240,6 +255,8 @@ rp_err_t rp_appgate_serve(int fd, rp_agent_t *a, rp_appgate_app_t *const apps[RP
     rp_err_t err = rp_mon_recv(fd, g.in, sizeof(g.in), &len, &got);
 
     *closed = -1;
+    if (err == RP_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return RP_OK; /* (the gate is non-blocking: nothing there after all) */
     if (err == RP_ERR_NOT_FOUND || err == RP_ERR_IO)
         return RP_ERR_NOT_FOUND;
     if (got >= 0) {
@@ -264,6 +281,10 @@ rp_err_t rp_appgate_serve(int fd, rp_agent_t *a, rp_appgate_app_t *const apps[RP
     if (r.op == RP_GATE_EVENT) {
         if (e != NULL)
             record(e, a->state_dir, (rp_event_kind_t)r.event_kind, r.reason);
+        else /* (a trial's, read after its verdict: its install child reads what came before) */
+            rp_log_warn("the app broker's event for slot %u, which has no app now, was not "
+                        "recorded: %s",
+                        r.slot, r.reason);
         return RP_OK;
     }
     if (r.op == RP_GATE_CLOSED) {
@@ -271,22 +292,47 @@ rp_err_t rp_appgate_serve(int fd, rp_agent_t *a, rp_appgate_app_t *const apps[RP
         return RP_OK;
     }
     answer(a, e, &r);
-    if (rp_gate_answer_encode(r.slot, r.seq, &g.p, g.out, sizeof(g.out), &n) != RP_OK ||
-        rp_mon_send(fd, g.out, n, -1) != RP_OK)
-        rp_log_warn("%s: the app broker did not take an answer", e != NULL ? e->component : "?");
+    if (rp_gate_answer_encode(r.slot, r.seq, &g.p, g.out, sizeof(g.out), &n) != RP_OK) {
+        rp_log_warn("%s: an answer to the app broker could not be encoded",
+                    e != NULL ? e->component : "?");
+        return RP_OK;
+    }
+    if (rp_mon_send(fd, g.out, n, -1) != RP_OK) {
+        rp_appgate_lost(fd, "did not take an answer");
+        return RP_ERR_NOT_FOUND;
+    }
     return RP_OK;
 }
 
-void rp_appgate_tell(int fd, uint8_t slot, const rp_appgate_app_t *e, bool add)
+void rp_appgate_lost(int fd, const char *what)
+{
+    int e = errno; /* the send's */
+
+    if (shutdown(fd, SHUT_RDWR) != 0)
+        rp_log_error("the gate cannot be shut: %s", strerror(errno));
+    if (e == EPIPE)
+        return; /* shut already, or the broker is gone: its read says so */
+    rp_log_error("the app broker %s (%s): it is not reading its gate, and is taken as lost", what,
+                 e == EAGAIN || e == EWOULDBLOCK ? "its socket is full" : strerror(e));
+}
+
+bool rp_appgate_tell(int fd, uint8_t slot, const rp_appgate_app_t *e, bool add)
 {
     uint8_t out[RP_GATE_APP_LEN];
 
     if (fd < 0)
-        return;
+        return true;
     if (rp_gate_app_encode(add ? RP_GATE_ADD : RP_GATE_DROP, slot, e->gen, e->component, e->m, out,
-                           sizeof(out)) != RP_OK ||
-        rp_mon_send(fd, out, sizeof(out), add ? e->fd : -1) != RP_OK)
-        rp_log_warn("%s: the app broker was not told of its channel", e->component);
+                           sizeof(out)) != RP_OK) {
+        rp_log_warn("%s: the app broker's ADD or DROP could not be encoded", e->component);
+        return true;
+    }
+    if (rp_mon_send(fd, out, sizeof(out), add ? e->fd : -1) != RP_OK) {
+        /* Its table would be wrong from now on: the gate is shut, the broker taken as lost. */
+        rp_appgate_lost(fd, add ? "did not take an ADD" : "did not take a DROP");
+        return false;
+    }
+    return true;
 }
 
 void rp_appgate_reset(rp_appgate_app_t *e)
@@ -315,4 +361,5 @@ void rp_appgate_reset(rp_appgate_app_t *e)
 void rp_appgate_rate_reset(rp_appgate_app_t *e)
 {
     rp_gate_bucket_fill(&e->sign, RP_APPCHAN_SIGN_BURST);
+    rp_gate_bucket_fill(&e->identity, RP_APPCHAN_IDENTITY_BURST);
 }

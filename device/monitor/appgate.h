@@ -22,7 +22,8 @@ typedef struct rp_appgate_app {
     const rp_manifest_t *m; /* its manifest, from its verified slot (the caller keeps it) */
     int fd;                 /* the broker's end of its channel, kept to hand a new broker; -1 */
     unsigned events, events_suppressed; /* refusals the broker reported, recorded or not */
-    rp_gate_bucket_t sign; /* its signing rate, kept here too (the broker's is not trusted) */
+    rp_gate_bucket_t sign;     /* its signing rate, kept here too (the broker's is not trusted) */
+    rp_gate_bucket_t identity; /* and its certificate chain's (the files read per request) */
     /* Its channel's generation (gate.h: rp_gate_current), new at each rp_appgate_reset, and the
      * first this app had in this slot (0 until then: a slot given to another app starts from a
      * zeroed entry); messages of an earlier generation dropped, counted. */
@@ -35,21 +36,30 @@ typedef struct rp_appgate_app {
  * IDENTITY and SIGN answered (ANSWER), EVENT recorded (at most RP_APPCHAN_EVENTS_MAX per channel),
  * CLOSED said in *closed (the slot; -1 else). A message that does not decode is dropped, said; one
  * of a slot's earlier channel (rp_gate_current) is dropped, said once per channel and counted.
- * RP_ERR_NOT_FOUND: the broker is gone (fd is the caller's to close).
+ * The gate is non-blocking (rp_apps_broker): an answer the broker's socket does not take means the
+ * broker is not reading, and is taken as lost (rp_appgate_lost), never waited for.
+ * RP_ERR_NOT_FOUND: the broker is gone, or lost (fd is the caller's to close).
  */
 rp_err_t rp_appgate_serve(int fd, rp_agent_t *a, rp_appgate_app_t *const apps[RP_GATE_SLOTS],
                           int *closed);
 
 /* Tell the broker on fd (-1: none now) of e at slot: ADD, with its generation and e->fd when it
- * has one, or DROP. */
-void rp_appgate_tell(int fd, uint8_t slot, const rp_appgate_app_t *e, bool add);
+ * has one, or DROP. false: its socket did not take it, so its table would be wrong: the broker is
+ * lost (rp_appgate_lost), and whoever reads the gate next sees it gone. */
+bool rp_appgate_tell(int fd, uint8_t slot, const rp_appgate_app_t *e, bool add);
+
+/* The broker on fd did not take what (a message), errno still the send's: the gate is shut both
+ * ways (the socket, so also in the process that shares it: the monitor after an install child),
+ * said. Its next read is the end: the monitor closes it, and starts another broker at its backoff
+ * with every channel handed again (main.c, broker_lost; the supervisor kills the last one). */
+void rp_appgate_lost(int fd, const char *what);
 
 /* A channel's refusal counters and signing rate start again, with a new generation (a new
  * channel, or none: the last one's messages are no longer acted on). */
 void rp_appgate_reset(rp_appgate_app_t *e);
 
-/* e's signing rate starts again, its refusal counters do not: its channel is handed to a new
- * broker, whose own bucket starts full (rp_appchan_adopt), so that both agree. */
+/* e's signing and chain rates start again, its refusal counters do not: its channel is handed to a
+ * new broker, whose own bucket starts full (rp_appchan_adopt), so that both agree. */
 void rp_appgate_rate_reset(rp_appgate_app_t *e);
 
 /*

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "appchan.h" /* RP_APPCHAN_EVENTS_MAX */
 #include "apps.h"
 #include "evreader.h"
 #include "capability.h"
@@ -1430,12 +1431,32 @@ void rp_apps_wanted(rp_agent_t *a, rp_apps_msg_t *msg)
 }
 
 /*
+ * One message from the broker's gate on *broker, in an install child (slots: the apps by slot): as
+ * the monitor's loop serves it, and CLOSED as it does too, by the socket: the channel is shut both
+ * ways, so that its app sees it close and the monitor (which shares the socket) its hang-up, and
+ * it makes the app's channel again as for an app that exited. A broker gone or lost
+ * (rp_appgate_serve): *broker is -1, and the monitor, which reads the shut gate once the install
+ * is done, starts another.
+ */
+static void serve_gate(int *broker, rp_appgate_app_t *const *slots, rp_agent_t *agent)
+{
+    int closed = -1;
+
+    if (rp_appgate_serve(*broker, agent, slots, &closed) != RP_OK)
+        *broker = -1;
+    else if (closed >= 0 && slots[closed] != NULL && slots[closed]->fd >= 0 &&
+             shutdown(slots[closed]->fd, SHUT_RDWR) != 0)
+        rp_log_warn("%s: its channel cannot be shut: %s", slots[closed]->component,
+                    strerror(errno));
+}
+
+/*
  * Send msg (with give, a descriptor, unless -1: closed here once sent); for LIST and TRIAL wait
  * for its reply (and the descriptor it carries into *got, unless got is NULL). While waiting,
- * serve the broker's gate on broker (slots: the apps by slot) unless broker is -1.
+ * serve the broker's gate on *broker (slots: the apps by slot) unless broker is NULL or -1.
  */
 static rp_err_t call(int fd, rp_apps_msg_t *msg, int give, rp_apps_reply_t *reply, int timeout_ms,
-                     int *got, int broker, rp_appgate_app_t *const *slots, rp_agent_t *agent)
+                     int *got, int *broker, rp_appgate_app_t *const *slots, rp_agent_t *agent)
 {
     static uint32_t seq;
     long deadline = now_ms() + timeout_ms;
@@ -1451,18 +1472,18 @@ static rp_err_t call(int fd, rp_apps_msg_t *msg, int give, rp_apps_reply_t *repl
         return RP_OK;
     for (;;) {
         struct pollfd p[2] = {
-            {fd,     POLLIN, 0},
-            {broker, POLLIN, 0}
+            {fd,                            POLLIN, 0},
+            {broker != NULL ? *broker : -1, POLLIN, 0}
         };
         long left = deadline - now_ms();
         size_t len = 0;
-        int rfd = -1, closed;
+        int rfd = -1;
         if (left <= 0)
             return RP_ERR_EXPIRED;
         if (poll(p, 2, (int)left) < 0 && errno != EINTR)
             return RP_ERR_IO;
-        if (p[1].revents != 0 && rp_appgate_serve(broker, agent, slots, &closed) != RP_OK)
-            broker = -1; /* gone: the monitor starts another once this install is done */
+        if (p[1].fd >= 0 && p[1].revents != 0)
+            serve_gate(broker, slots, agent);
         if (p[0].revents == 0)
             continue;
         err = rp_mon_recv(fd, (uint8_t *)reply, sizeof(*reply), &len, &rfd);
@@ -1483,7 +1504,7 @@ static rp_err_t call(int fd, rp_apps_msg_t *msg, int give, rp_apps_reply_t *repl
 
 rp_err_t rp_apps_call(int fd, rp_apps_msg_t *msg, rp_apps_reply_t *reply, int timeout_ms)
 {
-    return call(fd, msg, -1, reply, timeout_ms, NULL, -1, NULL, NULL);
+    return call(fd, msg, -1, reply, timeout_ms, NULL, NULL, NULL, NULL);
 }
 
 /* Ask the supervisor on fd for what rampart-unpack reads (MANIFEST, METADATA; give: a descriptor
@@ -1492,7 +1513,7 @@ static rp_err_t ask_unpack(int fd, rp_apps_msg_t *msg, int give, rp_apps_reply_t
                            size_t cap)
 {
     rp_err_t err =
-        call(fd, msg, give, reply, (RP_UNPACK_SECONDS + 30) * 1000, NULL, -1, NULL, NULL);
+        call(fd, msg, give, reply, (RP_UNPACK_SECONDS + 30) * 1000, NULL, NULL, NULL, NULL);
 
     if (err != RP_OK) {
         snprintf(why, cap, "the app supervisor did not answer: %s", rp_strerror(err));
@@ -1620,8 +1641,57 @@ void rp_apps_chans_hand(rp_apps_chans_t *t, int broker)
     for (size_t i = 0; i < RP_COMPONENTS_MAX; i++)
         if (t->e[i].used) {
             rp_appgate_rate_reset(&t->e[i].g); /* the new broker's bucket is full too */
-            rp_appgate_tell(broker, (uint8_t)i, &t->e[i].g, true);
+            if (!rp_appgate_tell(broker, (uint8_t)i, &t->e[i].g, true))
+                return; /* lost: the monitor reads the shut gate next, and starts another */
         }
+}
+
+struct spent {
+    bool put; /* by the child, once all of e is written */
+    struct {
+        uint64_t gen; /* the channel it counted for (0: none) */
+        rp_gate_bucket_t sign, identity;
+        unsigned events, events_suppressed;
+    } e[RP_COMPONENTS_MAX];
+};
+static struct spent *spent;
+
+void rp_apps_chans_spent_put(const rp_apps_chans_t *t)
+{
+    if (spent == NULL)
+        return;
+    for (size_t i = 0; i < RP_COMPONENTS_MAX; i++) {
+        const rp_appgate_app_t *g = &t->e[i].g;
+        spent->e[i].gen = t->e[i].used ? g->gen : 0;
+        spent->e[i].sign = g->sign;
+        spent->e[i].identity = g->identity;
+        spent->e[i].events = g->events;
+        spent->e[i].events_suppressed = g->events_suppressed;
+    }
+    __atomic_store_n(&spent->put, true, __ATOMIC_RELEASE);
+}
+
+rp_err_t rp_apps_chans_spent_take(rp_apps_chans_t *t)
+{
+    if (spent == NULL) {
+        void *p =
+            mmap(NULL, sizeof(*spent), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return RP_ERR_NO_MEMORY;
+        spent = p;
+    }
+    for (size_t i = 0; __atomic_load_n(&spent->put, __ATOMIC_ACQUIRE) && i < RP_COMPONENTS_MAX;
+         i++) {
+        rp_appgate_app_t *g = &t->e[i].g;
+        if (!t->e[i].used || spent->e[i].gen == 0 || spent->e[i].gen != g->gen)
+            continue;
+        g->sign = spent->e[i].sign;
+        g->identity = spent->e[i].identity;
+        g->events = spent->e[i].events;
+        g->events_suppressed = spent->e[i].events_suppressed;
+    }
+    spent->put = false;
+    return RP_OK;
 }
 
 rp_err_t rp_apps_broker(int fd, int *broker)
@@ -1633,11 +1703,23 @@ rp_err_t rp_apps_broker(int fd, int *broker)
     *broker = -1;
     memset(&msg, 0, sizeof(msg));
     msg.kind = RP_APPS_BROKER;
-    err = call(fd, &msg, -1, &reply, 10 * 1000, broker, -1, NULL, NULL);
+    err = call(fd, &msg, -1, &reply, 10 * 1000, broker, NULL, NULL, NULL);
     if (err == RP_OK && reply.status != RP_OK)
         err = (rp_err_t)reply.status;
     if (err == RP_OK && *broker < 0)
         err = RP_ERR_IO;
+    if (err == RP_OK) {
+        /* Never blocked on: what its socket does not take means it is not reading (appgate.h).
+         * Room for an answer to every slot at once, as far as the kernel allows without force. */
+        int room = RP_GATE_SLOTS * RP_GATE_ANSWER_MAX * 2;
+        if (fcntl(*broker, F_SETFL, O_NONBLOCK) != 0) {
+            close(*broker);
+            *broker = -1;
+            err = RP_ERR_IO;
+        } else if (setsockopt(*broker, SOL_SOCKET, SO_SNDBUF, &room, sizeof(room)) != 0) {
+            rp_log_warn("the app broker's gate keeps the default room: %s", strerror(errno));
+        }
+    }
     if (err != RP_OK)
         rp_log_error("the app broker cannot start: %s%s%s", rp_strerror(err),
                      reply.detail[0] ? ": " : "", reply.detail);
@@ -1669,7 +1751,7 @@ static void chan_open(rp_apps_chan_t *e, int fd)
     msg.kind = RP_APPS_APP_CHANNEL;
     msg.n = 1;
     msg.want[0] = e->want;
-    if (call(fd, &msg, sv[1], NULL, 0, NULL, -1, NULL, NULL) != RP_OK) {
+    if (call(fd, &msg, sv[1], NULL, 0, NULL, NULL, NULL, NULL) != RP_OK) {
         rp_log_error("%s: the app supervisor did not take its channel", e->want.component);
         chan_close(e);
     }
@@ -1745,7 +1827,7 @@ rp_err_t rp_apps_trial(void *ctx, const char *component, int slot, const rp_slot
     rp_apps_trial_ctx_t *x = ctx;
     rp_appgate_app_t trial = {.used = true, .m = &manifest, .fd = -1}, *slots[RP_GATE_SLOTS];
     char why[256];
-    int sv[2];
+    int sv[2], broker = *x->broker; /* the child's: one lost is seen by the monitor (a shut gate) */
     rp_err_t err;
 
     memset(&msg, 0, sizeof(msg));
@@ -1775,11 +1857,21 @@ rp_err_t rp_apps_trial(void *ctx, const char *component, int slot, const rp_slot
     snprintf(trial.component, sizeof(trial.component), "%s", component);
     rp_apps_chans_slots(x->chans, slots);
     slots[RP_GATE_TRIAL] = &trial;
-    rp_appgate_tell(*x->broker, RP_GATE_TRIAL, &trial, true);
+    if (!rp_appgate_tell(broker, RP_GATE_TRIAL, &trial, true))
+        broker = -1; /* lost: the monitor sees the shut gate once this install is done */
     /* Its running version stops first (up to its grace), the tree is extracted, then it runs. */
     err = call(x->fd, &msg, sv[1], &reply, seconds * 1000 + RP_APP_STOP_GRACE_MS * 2 + 60 * 1000,
-               NULL, *x->broker, slots, x->agent);
-    rp_appgate_tell(*x->broker, RP_GATE_TRIAL, &trial, false);
+               NULL, &broker, slots, x->agent);
+    /* What the broker sent before the verdict (the trial's refusals) is read before its DROP:
+     * the monitor has no trial slot, and says what it reads for one after (appgate.c). Bounded:
+     * the trial's events, and a request per app. */
+    for (int i = 0; i < RP_APPCHAN_EVENTS_MAX + RP_GATE_SLOTS && broker >= 0; i++) {
+        struct pollfd q = {broker, POLLIN, 0};
+        if (poll(&q, 1, 0) <= 0)
+            break;
+        serve_gate(&broker, slots, x->agent);
+    }
+    rp_appgate_tell(broker, RP_GATE_TRIAL, &trial, false);
     close(sv[0]);
     rp_appgate_reset(&trial);
     *healthy = err == RP_OK && reply.healthy;

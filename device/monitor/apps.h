@@ -158,6 +158,13 @@ void rp_apps_chans_slots(rp_apps_chans_t *t, rp_appgate_app_t *out[RP_GATE_SLOTS
  * signing rate starts again, as the new broker's does. */
 void rp_apps_chans_hand(rp_apps_chans_t *t, int broker);
 
+/* What an install child spends of each app's rates and event count is the monitor's too (review
+ * r5): the child puts its counts, as it ends, in a page both share, and the monitor, once it reaped
+ * the child, takes them for every app whose channel is still the one the child saw (a new channel
+ * starts again anyway). _take also makes the page (call it once before the first install). */
+void rp_apps_chans_spent_put(const rp_apps_chans_t *t);
+rp_err_t rp_apps_chans_spent_take(rp_apps_chans_t *t);
+
 /* Ask the supervisor on fd to (re)start the app broker. OUT: *broker, the monitor's end of its
  * socket. */
 rp_err_t rp_apps_broker(int fd, int *broker) RP_MUST_CHECK;

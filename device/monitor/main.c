@@ -500,6 +500,7 @@ static void install_in_child(struct client *c, int fd)
         m.trial.fd = ch[1];
         rp_monitor_serve(&m.agent, &m.req, fd, peer_uid(c), &m.reply, &slot);
         reply_to(c, slot);
+        rp_apps_chans_spent_put(&m.chans); /* what it spent of the apps' rates is the parent's */
         /* nothing of the parent's is closed or flushed: the root of trust stays its */
         _exit(!m.reply.status && m.reply.u.install.state == RP_UPDATE_HANDED ? HANDED_EXIT : 0);
     }
@@ -660,6 +661,8 @@ static bool reap_children(void)
 
     while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
         if (pid == m.install_pid) {
+            if (rp_apps_chans_spent_take(&m.chans) != RP_OK) /* (made at start: cannot fail) */
+                rp_log_warn("the install child's spent rates were not taken back");
             if (WIFEXITED(st) && WEXITSTATUS(st) == HANDED_EXIT)
                 handed_set(m.install_req.u.install.component,
                            m.install_req.u.install.health_seconds, time(NULL));
@@ -863,6 +866,10 @@ int main(int argc, char **argv)
         m.chans.e[i].g.fd = -1;
     m.broker = -1;
     m.broker_backoff = 1;
+    if (rp_apps_chans_spent_take(&m.chans) != RP_OK) {
+        rp_log_error("cannot map the page an install child hands its spent rates back on");
+        return 1;
+    }
     rp_monitor_set_trial(rp_apps_trial, &m.trial);
     rp_monitor_set_parser(rp_apps_md_parse, &m.apps_fd); /* metadata's JSON: rampart-unpack's */
     err = rp_agent_open(&m.agent, state_dir, NULL);

@@ -676,6 +676,57 @@ static void test_hand_rate(void **state)
     assert_int_equal(t.e[3].g.events, 7); /* the events' count is kept */
 }
 
+/* What an install child spends of an app's rates and event count is the monitor's once it is
+ * reaped (review r5): a broker does not get the burst again after each install. A slot whose
+ * channel the monitor made again meanwhile keeps its new, full bucket. */
+static void test_spent_back(void **state)
+{
+    static rp_apps_chans_t t;
+    pid_t pid;
+    int st, n = 0;
+
+    (void)state;
+    memset(&t, 0, sizeof(t));
+    for (int i = 3; i <= 4; i++) {
+        t.e[i].used = t.e[i].g.used = true;
+        t.e[i].g.fd = -1;
+        snprintf(t.e[i].g.component, sizeof(t.e[i].g.component), "app%d", i);
+        rp_appgate_reset(&t.e[i].g);
+    }
+    assert_int_equal(rp_apps_chans_spent_take(&t), RP_OK); /* (the page made) */
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) { /* the install child: both apps' bursts spent */
+        for (int i = 3; i <= 4; i++) {
+            while (rp_gate_bucket_take(&t.e[i].g.sign, RP_APPCHAN_SIGN_BURST,
+                                       RP_APPCHAN_SIGN_PER_MINUTE) ||
+                   rp_gate_bucket_take(&t.e[i].g.identity, RP_APPCHAN_IDENTITY_BURST,
+                                       RP_APPCHAN_IDENTITY_PER_MINUTE))
+                ;
+            t.e[i].g.events = 20;
+        }
+        rp_apps_chans_spent_put(&t);
+        _exit(0);
+    }
+    rp_appgate_reset(&t.e[4].g); /* app4's channel made again meanwhile */
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_int_equal(rp_apps_chans_spent_take(&t), RP_OK);
+    assert_false(
+        rp_gate_bucket_take(&t.e[3].g.sign, RP_APPCHAN_SIGN_BURST, RP_APPCHAN_SIGN_PER_MINUTE));
+    assert_false(rp_gate_bucket_take(&t.e[3].g.identity, RP_APPCHAN_IDENTITY_BURST,
+                                     RP_APPCHAN_IDENTITY_PER_MINUTE));
+    assert_int_equal(t.e[3].g.events, 20);
+    while (rp_gate_bucket_take(&t.e[4].g.sign, RP_APPCHAN_SIGN_BURST, RP_APPCHAN_SIGN_PER_MINUTE))
+        n++;
+    assert_int_equal(n, RP_APPCHAN_SIGN_BURST);
+    assert_int_equal(t.e[4].g.events, 0);
+    /* Taken once: a child that ends without putting (killed) hands nothing back. */
+    rp_appgate_reset(&t.e[3].g);
+    assert_int_equal(rp_apps_chans_spent_take(&t), RP_OK);
+    assert_true(
+        rp_gate_bucket_take(&t.e[3].g.sign, RP_APPCHAN_SIGN_BURST, RP_APPCHAN_SIGN_PER_MINUTE));
+}
+
 /* An app asking in a loop cannot flood the monitor's log: each refusal is answered (and the first
  * RP_APPCHAN_EVENTS_MAX recorded), but at most RP_APPCHAN_LOG_BURST lines are logged at once; the
  * rest are counted and said when the channel closes. */
@@ -866,6 +917,59 @@ static void test_gate_checks(void **state)
     out[2] = PUB;
     out[sizeof(out) - 1] = 'x'; /* past the reason's end */
     assert_int_equal(rp_gate_req_decode(out, sizeof(out), &d), RP_ERR_MALFORMED);
+}
+
+/* A broker that sends requests and reads no answer (review r5) never makes the monitor wait: its
+ * end is non-blocking (as rp_apps_broker makes it), the answer its socket does not take shuts the
+ * gate and says the broker lost (the next read is the end), and an ADD it does not take does the
+ * same. The monitor keeps the app's chain rate too. */
+static void test_gate_stall(void **state)
+{
+    static rp_mon_reply_t p;
+    rp_test_gate_t g;
+    uint8_t out[RP_GATE_REQ_LEN], in[RP_GATE_REQ_LEN];
+    rp_gate_req_t gr = {.op = RP_GATE_IDENTITY, .slot = NAPPS, .gen = 1}; /* "no such app" */
+    rp_err_t err = RP_OK;
+    size_t len = 0;
+    int closed, fd = -1, n;
+
+    (void)state;
+    assert_int_equal(rp_test_gate_open(&g, &agent), RP_OK);
+    assert_int_equal(fcntl(g.fd[1], F_SETFL, O_NONBLOCK), 0);
+    for (n = 0; n < 100000 && err == RP_OK; n++) {
+        gr.seq = (uint32_t)n + 1;
+        assert_int_equal(rp_gate_req_encode(&gr, out, sizeof(out)), RP_OK);
+        assert_int_equal(rp_mon_send(g.fd[0], out, sizeof(out), -1), RP_OK);
+        err = rp_appgate_serve(g.fd[1], &agent, gate.slots, &closed);
+    }
+    assert_int_equal(err, RP_ERR_NOT_FOUND); /* lost, once its socket was full */
+    assert_true(n > 10);
+    assert_int_not_equal(rp_mon_send(g.fd[1], out, sizeof(out), -1), RP_OK); /* shut */
+    assert_false(rp_appgate_tell(g.fd[1], PUB, &gate.apps[PUB], true));
+    /* The broker reads what was sent, then the end. */
+    while ((err = rp_mon_recv(g.fd[0], in, sizeof(in), &len, &fd)) != RP_ERR_NOT_FOUND)
+        assert_true(err == RP_OK || err == RP_ERR_TOO_LARGE);
+    rp_test_gate_close(&g);
+    /* ADDs it does not take: the same. */
+    assert_int_equal(rp_test_gate_open(&g, &agent), RP_OK);
+    assert_int_equal(fcntl(g.fd[1], F_SETFL, O_NONBLOCK), 0);
+    for (n = 0; n < 100000 && rp_appgate_tell(g.fd[1], PLAIN, &gate.apps[PLAIN], true); n++)
+        ;
+    assert_true(n > 0 && n < 100000);
+    assert_int_equal(rp_appgate_serve(g.fd[1], &agent, gate.slots, &closed), RP_ERR_NOT_FOUND);
+    rp_test_gate_close(&g);
+    /* The chain's rate, kept by the monitor: past the burst, refused, an event. */
+    rp_appgate_reset(&gate.apps[PUB]);
+    gr = (rp_gate_req_t){.op = RP_GATE_IDENTITY, .slot = PUB, .gen = gate.apps[PUB].gen};
+    for (int i = 0; i < RP_APPCHAN_IDENTITY_BURST; i++) {
+        gr.seq = (uint32_t)i + 1;
+        through_gate(&gr, &p);
+        assert_int_equal(p.status, RP_OK);
+    }
+    through_gate(&gr, &p);
+    assert_int_equal(p.status, RP_ERR_DENIED);
+    assert_non_null(strstr(p.message, "rate"));
+    rp_appgate_reset(&gate.apps[PUB]);
 }
 
 /* A message for a slot's earlier channel, read late, does not act on its next one (review r4,
@@ -1190,13 +1294,14 @@ static void test_client(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_identity),     cmocka_unit_test(test_sign),
-        cmocka_unit_test(test_rate_limit),   cmocka_unit_test(test_connect),
-        cmocka_unit_test(test_wrong_socket), cmocka_unit_test(test_bad_packets),
-        cmocka_unit_test(test_log_bound),    cmocka_unit_test(test_chain_files),
-        cmocka_unit_test(test_gate_checks),  cmocka_unit_test(test_unread_bound),
-        cmocka_unit_test(test_closes),       cmocka_unit_test(test_hand_rate),
-        cmocka_unit_test(test_gate_generations), cmocka_unit_test(test_broker),
+        cmocka_unit_test(test_identity),         cmocka_unit_test(test_sign),
+        cmocka_unit_test(test_rate_limit),       cmocka_unit_test(test_connect),
+        cmocka_unit_test(test_wrong_socket),     cmocka_unit_test(test_bad_packets),
+        cmocka_unit_test(test_log_bound),        cmocka_unit_test(test_chain_files),
+        cmocka_unit_test(test_gate_checks),      cmocka_unit_test(test_unread_bound),
+        cmocka_unit_test(test_closes),           cmocka_unit_test(test_hand_rate),
+        cmocka_unit_test(test_gate_generations), cmocka_unit_test(test_gate_stall),
+        cmocka_unit_test(test_spent_back),       cmocka_unit_test(test_broker),
         cmocka_unit_test(test_client),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
