@@ -489,13 +489,28 @@ static int drain_channel(int i)
     return n;
 }
 
+/* One event was recorded since the last look: as fmt says. */
+static void one_event(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void one_event(const char *fmt, ...)
+{
+    char ev[4][400], want[400];
+    va_list ap;
+
+    assert_int_equal(new_events(&seen, ev, 4), 1);
+    va_start(ap, fmt);
+    vsnprintf(want, sizeof(want), fmt, ap);
+    va_end(ap);
+    assert_string_equal(ev[0], want);
+}
+
 /* Review r4 and r5 (finding 3): a caller that reads none of its replies holds at most
  * RP_APPCHAN_FDS_REPLIES_MAX descriptors in flight, a peer that takes none of its sockets at most
  * RP_APPCHAN_FDS_PAIR_MAX from each caller (another caller still gets through); once read, it
  * connects again. */
 static void test_unread_bound(void **state)
 {
-    char ev[4][400], want[400];
+    char ev[4][400];
     int fd;
 
     (void)state;
@@ -509,11 +524,8 @@ static void test_unread_bound(void **state)
     assert_int_equal(new_events(&seen, ev, 4), 0);
     connect_unread(PUB, "peer"); /* the pair's bound: refused, recorded once */
     connect_unread(PUB, "peer");
-    assert_int_equal(new_events(&seen, ev, 4), 1);
-    snprintf(want, sizeof(want),
-             "app_connection pub pub -> peer refused: peer has not taken %d sockets from pub",
-             RP_APPCHAN_FDS_PAIR_MAX);
-    assert_string_equal(ev[0], want);
+    one_event("app_connection pub pub -> peer refused: peer has not taken %d sockets from pub",
+              RP_APPCHAN_FDS_PAIR_MAX);
     assert_int_equal(drain_channel(PUB), RP_APPCHAN_FDS_PAIR_MAX);
     assert_int_equal(r.status, RP_ERR_BUSY);
     assert_non_null(strstr(r.message, "peer has not taken 2 sockets from this app"));
@@ -530,11 +542,8 @@ static void test_unread_bound(void **state)
             assert_int_equal(drain_channel(PEER), RP_APPCHAN_FDS_PAIR_MAX);
     }
     connect_unread(PUB, "peer");
-    assert_int_equal(new_events(&seen, ev, 4), 1);
-    snprintf(want, sizeof(want),
-             "app_connection pub pub -> peer refused: pub has not read %d channels it was given",
-             RP_APPCHAN_FDS_REPLIES_MAX);
-    assert_string_equal(ev[0], want);
+    one_event("app_connection pub pub -> peer refused: pub has not read %d channels it was given",
+              RP_APPCHAN_FDS_REPLIES_MAX);
     assert_int_equal(drain_channel(PUB), RP_APPCHAN_FDS_REPLIES_MAX);
     assert_int_equal(r.status, RP_ERR_BUSY);
     assert_non_null(strstr(r.message, "read its replies"));
@@ -1077,6 +1086,45 @@ static void gate_answer(int fd, uint8_t slot, uint32_t seq, const char *text)
     assert_int_equal(rp_mon_send(fd, out, len, -1), RP_OK);
 }
 
+/* The broker in a child (sndbuf > 0: its socket's send buffer; nofile > 0: as a user of its own,
+ * with that RLIMIT_NOFILE). Its pid; OUT: *mon, the monitor's end. */
+static pid_t broker_start(int *mon, int sndbuf, int nofile)
+{
+    int sv[2];
+    pid_t pid;
+
+    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    if (sndbuf > 0)
+        assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        uid_t u = 0x7d000000u + (uid_t)(getpid() & 0xffff); /* (its own: tests run at once) */
+        struct rlimit rl = {(rlim_t)nofile, (rlim_t)nofile};
+        if (dup2(sv[0], 3) != 3)
+            _exit(126);
+        closefrom(4);
+        if (nofile > 0 && (setrlimit(RLIMIT_NOFILE, &rl) != 0 || setgroups(0, NULL) != 0 ||
+                           setresgid(u, u, u) != 0 || setresuid(u, u, u) != 0))
+            _exit(126);
+        _exit(rp_broker_run(3));
+    }
+    close(sv[0]);
+    *mon = sv[1];
+    return pid;
+}
+
+/* The monitor gone, the broker goes (and did not fail). */
+static void broker_stop(pid_t pid, int mon)
+{
+    int status = -1;
+
+    close(mon);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /* Review r4, findings 7 and 4: an answer is matched by the broker's number for the request, not the
  * app's id (one with another number is dropped: the app gets the right one, with its id); while
  * one app's request waits for the monitor, another app is served; the chain is asked at most
@@ -1084,21 +1132,13 @@ static void gate_answer(int fd, uint8_t slot, uint32_t seq, const char *text)
  * refusal). */
 static void test_broker(void **state)
 {
-    int gate_fd[2], pub[2], plain[2], status = -1, answered = 1;
+    int gate_fd[2], pub[2], plain[2], answered = 1;
     uint8_t out[RP_GATE_APP_LEN];
     rp_gate_req_t gr;
     uint32_t seq;
-    pid_t pid;
+    pid_t pid = broker_start(&gate_fd[1], 0, 0);
 
     (void)state;
-    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, gate_fd), 0);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(gate_fd[1]);
-        _exit(rp_broker_run(gate_fd[0]));
-    }
-    close(gate_fd[0]);
     assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pub), 0);
     assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, plain), 0);
     assert_int_equal(
@@ -1158,11 +1198,7 @@ static void test_broker(void **state)
     assert_int_equal(r.status, RP_ERR_DENIED);
     assert_non_null(strstr(r.message, "over the identity rate"));
 
-    /* The monitor gone, the broker goes. */
-    close(gate_fd[1]);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    broker_stop(pid, gate_fd[1]);
     close(pub[1]);
     close(plain[1]);
 }
@@ -1172,25 +1208,15 @@ static void test_broker(void **state)
  * takes them (the count as one event of the kind). */
 static void test_broker_gate_full(void **state)
 {
-    int gate_fd[2], plain[2], status = -1, small = 1, fitted = 0;
+    int gate_fd[2], plain[2], fitted = 0;
     uint8_t out[RP_GATE_APP_LEN];
     char want[128];
     rp_gate_req_t gr;
     size_t len;
-    pid_t pid;
     const int asks = 12;
+    pid_t pid = broker_start(&gate_fd[1], 1, 0); /* (a few records only: the kernel's least) */
 
     (void)state;
-    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, gate_fd), 0);
-    /* (the broker's end holds a few records only: the kernel's least) */
-    assert_int_equal(setsockopt(gate_fd[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(gate_fd[1]);
-        _exit(rp_broker_run(gate_fd[0]));
-    }
-    close(gate_fd[0]);
     assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, plain), 0);
     assert_int_equal(
         rp_gate_app_encode(RP_GATE_ADD, 1, 2000, "plain", &manifests[PLAIN], out, sizeof(out)),
@@ -1224,12 +1250,24 @@ static void test_broker_gate_full(void **state)
     snprintf(want, sizeof(want), "%d more identity refusals not recorded", asks - fitted);
     assert_non_null(strstr(gr.reason, want));
     assert_int_equal(poll(&(struct pollfd){gate_fd[1], POLLIN, 0}, 1, 0), 0);
-
-    close(gate_fd[1]);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    broker_stop(pid, gate_fd[1]);
     close(plain[1]);
+}
+
+/* App end sends the request in buf[0..len) (an APP_CONNECT) and is given its socket. */
+static void given_socket(int end, size_t len)
+{
+    static uint8_t pkt[RP_MON_PACKET_MAX];
+    size_t n = 0;
+    int in = -1;
+
+    assert_int_equal(rp_mon_send(end, buf, len, -1), RP_OK);
+    assert_int_equal(poll(&(struct pollfd){end, POLLIN, 0}, 1, 10000), 1);
+    assert_int_equal(rp_mon_recv(end, pkt, sizeof(pkt), &n, &in), RP_OK);
+    assert_int_equal(rp_mon_reply_decode(pkt, n, &r), RP_OK);
+    assert_int_equal(r.status, RP_OK);
+    assert_true(in >= 0);
+    close(in);
 }
 
 /* Review r5, finding 1, as it was found: the broker as a user of its own with a low RLIMIT_NOFILE
@@ -1242,7 +1280,7 @@ static void test_broker_orphans(void **state)
     enum { X, Y, Z, N3, NOFILE = 48, CYCLES = 16 };
     static const char *const who[N3] = {"x", "y", "z"};
     static rp_manifest_t m[N3];
-    int gate_fd[2], ch[N3][2], holders[CYCLES], status = -1, in = -1;
+    int gate_fd[2], ch[N3][2], holders[CYCLES], in = -1;
     unsigned given = 0;
     uint8_t out[RP_GATE_APP_LEN], pkt[RP_GATE_ANSWER_MAX];
     size_t len;
@@ -1259,18 +1297,7 @@ static void test_broker_orphans(void **state)
     snprintf(m[Y].app_connections[m[Y].napp_connections++], RP_COMPONENT_NAME_MAX + 1, "x");
     snprintf(m[Y].app_connections[m[Y].napp_connections++], RP_COMPONENT_NAME_MAX + 1, "z");
     snprintf(m[Z].app_connections[m[Z].napp_connections++], RP_COMPONENT_NAME_MAX + 1, "y");
-    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, gate_fd), 0);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        uid_t u = 0x7d000000u + (uid_t)(getpid() & 0xffff); /* (its own: tests run at once) */
-        struct rlimit rl = {NOFILE, NOFILE};
-        if (dup2(gate_fd[0], 3) != 3 || (closefrom(4), setrlimit(RLIMIT_NOFILE, &rl)) != 0 ||
-            setgroups(0, NULL) != 0 || setresgid(u, u, u) != 0 || setresuid(u, u, u) != 0)
-            _exit(126);
-        _exit(rp_broker_run(3));
-    }
-    close(gate_fd[0]);
+    pid = broker_start(&gate_fd[1], 0, NOFILE);
     for (int i = 0; i < N3; i++) {
         assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ch[i]), 0);
         assert_int_equal(rp_gate_app_encode(RP_GATE_ADD, (uint8_t)i, 1000 * (i + 1), who[i], &m[i],
@@ -1315,29 +1342,12 @@ static void test_broker_orphans(void **state)
     }
     assert_int_equal(given, RP_APPCHAN_FDS_APP_MAX);
     /* z to y: the device's budget is not used up. */
-    assert_int_equal(rp_mon_send(ch[Z][1], buf, len, -1), RP_OK);
-    assert_int_equal(poll(&(struct pollfd){ch[Z][1], POLLIN, 0}, 1, 10000), 1);
-    assert_int_equal(rp_mon_recv(ch[Z][1], pkt, sizeof(pkt), &len, &in), RP_OK);
-    assert_int_equal(rp_mon_reply_decode(pkt, len, &r), RP_OK);
-    assert_int_equal(r.status, RP_OK);
-    assert_true(in >= 0);
-    close(in);
+    given_socket(ch[Z][1], len);
     /* The holder lets go: x connects again. */
     for (int c = 0; c < CYCLES; c++)
         close(holders[c]);
-    assert_int_equal(rp_mon_request_encode(&q, buf, sizeof(buf), &len), RP_OK);
-    assert_int_equal(rp_mon_send(ch[X][1], buf, len, -1), RP_OK);
-    assert_int_equal(poll(&(struct pollfd){ch[X][1], POLLIN, 0}, 1, 10000), 1);
-    assert_int_equal(rp_mon_recv(ch[X][1], pkt, sizeof(pkt), &len, &in), RP_OK);
-    assert_int_equal(rp_mon_reply_decode(pkt, len, &r), RP_OK);
-    assert_int_equal(r.status, RP_OK);
-    assert_true(in >= 0);
-    close(in);
-
-    close(gate_fd[1]);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    given_socket(ch[X][1], len);
+    broker_stop(pid, gate_fd[1]);
     for (int i = 0; i < N3; i++)
         close(ch[i][1]);
 }
