@@ -100,18 +100,18 @@ static bool tell(const rp_gate_req_t *r)
     return rp_mon_send(b.mon, out, sizeof(out), -1) == RP_OK;
 }
 
-/* What the monitor must still be told (CLOSED, the count of EVENTs not sent), sent while its socket
- * takes it. Whether something is left. */
+/* What the monitor must still be told (CLOSED, the count of EVENTs not sent), sent in order while
+ * its socket takes it. Whether something is left. */
 static bool flush(void)
 {
     static const rp_event_kind_t kinds[2] = {RP_EVENT_APP_CONNECTION, RP_EVENT_IDENTITY};
-    bool left = false;
 
     for (uint8_t i = 0; i < RP_GATE_SLOTS; i++) {
         slot_t *s = &b.slots[i];
         if (s->closed_gen != 0 &&
-            tell(&(rp_gate_req_t){.op = RP_GATE_CLOSED, .slot = i, .gen = s->closed_gen}))
-            s->closed_gen = 0;
+            !tell(&(rp_gate_req_t){.op = RP_GATE_CLOSED, .slot = i, .gen = s->closed_gen}))
+            return true;
+        s->closed_gen = 0;
         for (int k = 0; k < 2; k++) {
             rp_gate_req_t r = {
                 .op = RP_GATE_EVENT, .slot = i, .gen = s->lost_gen, .event_kind = kinds[k]};
@@ -120,12 +120,12 @@ static bool flush(void)
             snprintf(r.reason, sizeof(r.reason),
                      "%u more %s refusals not recorded: the monitor's socket was full", s->lost[k],
                      rp_event_kind_name(kinds[k]));
-            if (tell(&r))
-                s->lost[k] = 0;
+            if (!tell(&r))
+                return true;
+            s->lost[k] = 0;
         }
-        left = left || s->closed_gen != 0 || s->lost[0] + s->lost[1] > 0;
     }
-    return left;
+    return false;
 }
 
 /* Tell the monitor slot's channel was closed while its app still runs (its copy closes too): for
