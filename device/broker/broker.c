@@ -21,11 +21,17 @@
 #define ASK_SECONDS 30 /* an answer not in by then: the app is told to try again */
 
 typedef struct slot {
-    bool used;           /* the monitor named this app (ADD) */
-    uint64_t gen;        /* its channel's generation, as ADD gave it: in every message about it */
-    rp_manifest_t m;     /* the rules it gave, as the manifest appchan.c reads */
-    rp_appchan_t c;      /* c.fd < 0: the app does not run (it has no channel) */
-    rp_gate_wait_t wait; /* the request of c asked of the monitor (seq 0: none); c waits */
+    bool used;       /* the monitor named this app (ADD) */
+    uint64_t gen;    /* its channel's generation, as ADD gave it: in every message about it */
+    rp_manifest_t m; /* the rules it gave, as the manifest appchan.c reads */
+    rp_appchan_t c;  /* c.fd < 0: the app does not run (it has no channel) */
+    rp_appchan_held_t held; /* the slot's closed channels whose descriptors are still unread */
+    rp_gate_wait_t wait;    /* the request of c asked of the monitor (seq 0: none); c waits */
+    /* Told the monitor as soon as its socket takes it (it may be full: an install): CLOSED of the
+     * channel of generation closed_gen (0: none), and how many EVENTs of each kind were not sent
+     * (lost[0] app_connection, lost[1] identity), from the channel of generation lost_gen on. */
+    uint64_t closed_gen, lost_gen;
+    unsigned lost[2];
 } slot_t;
 
 static struct {
@@ -49,6 +55,14 @@ static void apply(const rp_gate_app_t *g, int fd)
 
     rp_appchan_close(&s->c);
     s->wait.seq = 0;
+    if (g->gen != s->gen)
+        s->closed_gen = 0; /* the monitor has given the slot another channel already */
+    if (s->lost[0] + s->lost[1] > 0 &&
+        (g->op != RP_GATE_ADD || strcmp(g->component, s->m.component_id) != 0)) {
+        rp_log_warn("%s: %u refusals were not recorded (the monitor's socket was full)",
+                    s->m.component_id, s->lost[0] + s->lost[1]);
+        s->lost[0] = s->lost[1] = 0; /* (another app's slot now: not its events) */
+    }
     s->used = g->op == RP_GATE_ADD;
     s->gen = g->gen;
     if (!s->used) {
@@ -61,7 +75,7 @@ static void apply(const rp_gate_app_t *g, int fd)
     s->m.device_authentication = g->device_authentication;
     s->m.napp_connections = g->npeers;
     memcpy(s->m.app_connections, g->peers, sizeof(g->peers));
-    if (fd >= 0 && rp_appchan_adopt(&s->c, g->component, &s->m, fd) != RP_OK) {
+    if (fd >= 0 && rp_appchan_adopt(&s->c, &s->held, g->component, &s->m, fd) != RP_OK) {
         rp_log_error("%s: its channel cannot be taken", g->component);
         close(fd);
     }
@@ -73,16 +87,54 @@ static void refuse(rp_mon_reply_t *p, rp_err_t err, const char *why)
     snprintf(p->message, sizeof(p->message), "%s", why);
 }
 
-/* Tell the monitor slot's channel was closed while its app still runs (its copy closes too): for
- * what its app sent, or for a reply its app did not take. */
-static void closed(uint8_t slot)
+/* Send r to the monitor: false while its socket does not take it (one that cannot be encoded is
+ * said and dropped: there is nothing to send again). */
+static bool tell(const rp_gate_req_t *r)
 {
-    rp_gate_req_t r = {.op = RP_GATE_CLOSED, .slot = slot, .gen = b.slots[slot].gen};
     uint8_t out[RP_GATE_REQ_LEN];
 
-    if (rp_gate_req_encode(&r, out, sizeof(out)) != RP_OK ||
-        rp_mon_send(b.mon, out, sizeof(out), -1) != RP_OK)
-        rp_log_error("the monitor could not be told of a closed channel");
+    if (rp_gate_req_encode(r, out, sizeof(out)) != RP_OK) {
+        rp_log_error("a message for the monitor does not encode (slot %u): dropped", r->slot);
+        return true;
+    }
+    return rp_mon_send(b.mon, out, sizeof(out), -1) == RP_OK;
+}
+
+/* What the monitor must still be told (CLOSED, the count of EVENTs not sent), sent in order while
+ * its socket takes it. Whether something is left. */
+static bool flush(void)
+{
+    static const rp_event_kind_t kinds[2] = {RP_EVENT_APP_CONNECTION, RP_EVENT_IDENTITY};
+
+    for (uint8_t i = 0; i < RP_GATE_SLOTS; i++) {
+        slot_t *s = &b.slots[i];
+        if (s->closed_gen != 0 &&
+            !tell(&(rp_gate_req_t){.op = RP_GATE_CLOSED, .slot = i, .gen = s->closed_gen}))
+            return true;
+        s->closed_gen = 0;
+        for (int k = 0; k < 2; k++) {
+            rp_gate_req_t r = {
+                .op = RP_GATE_EVENT, .slot = i, .gen = s->lost_gen, .event_kind = kinds[k]};
+            if (s->lost[k] == 0)
+                continue;
+            snprintf(r.reason, sizeof(r.reason),
+                     "%u more %s refusals not recorded: the monitor's socket was full", s->lost[k],
+                     rp_event_kind_name(kinds[k]));
+            if (!tell(&r))
+                return true;
+            s->lost[k] = 0;
+        }
+    }
+    return false;
+}
+
+/* Tell the monitor slot's channel was closed while its app still runs (its copy closes too): for
+ * what its app sent, or for a reply its app did not take. Never lost: kept until the monitor's
+ * socket takes it (flush). */
+static void closed(uint8_t slot)
+{
+    b.slots[slot].closed_gen = b.slots[slot].gen;
+    (void)flush();
 }
 
 /* What serving slot's channel came to (rp_appchan_serve's or rp_appchan_answer's result). */
@@ -179,23 +231,28 @@ static int expire(void)
     return next > INT_MAX ? INT_MAX : (int)next;
 }
 
-/* The root hook: a refusal, for the monitor to record. */
+/* The root hook: a refusal, for the monitor to record; one its socket does not take now is counted,
+ * and the count sent once it does (flush). */
 static void record(void *ctx, rp_appchan_t *c, rp_event_kind_t kind, const char *reason)
 {
-    rp_gate_req_t r = {.op = RP_GATE_EVENT,
-                       .slot = slot_of(c),
-                       .gen = b.slots[slot_of(c)].gen,
-                       .event_kind = (uint16_t)kind};
-    uint8_t out[RP_GATE_REQ_LEN];
+    slot_t *s = &b.slots[slot_of(c)];
+    rp_gate_req_t r = {
+        .op = RP_GATE_EVENT, .slot = slot_of(c), .gen = s->gen, .event_kind = (uint16_t)kind};
 
     (void)ctx;
     snprintf(r.reason, sizeof(r.reason), "%s", reason);
     for (char *ch = r.reason; *ch != '\0'; ch++)
         if (*ch < 0x20 || *ch > 0x7e)
             *ch = '?';
-    if (rp_gate_req_encode(&r, out, sizeof(out)) != RP_OK ||
-        rp_mon_send(b.mon, out, sizeof(out), -1) != RP_OK)
-        rp_log_error("%s: the event could not be sent to the monitor: %s", c->component, reason);
+    if ((s->lost[0] + s->lost[1] == 0 || !flush()) && tell(&r))
+        return;
+    if (s->lost[0] + s->lost[1] == 0) {
+        rp_log_warn("%s: the monitor's socket is full: its refusals are counted, the count sent "
+                    "when it takes them",
+                    c->component);
+        s->lost_gen = s->gen;
+    }
+    s->lost[kind == RP_EVENT_IDENTITY ? 1 : 0]++;
 }
 
 static void find(void *ctx, const char *component, rp_appchan_t **chan,
@@ -225,19 +282,23 @@ int rp_broker_run(int mon)
         rp_log_error("the monitor's socket: %s", strerror(errno));
         return 1;
     }
-    for (size_t i = 0; i < RP_GATE_SLOTS; i++)
+    for (size_t i = 0; i < RP_GATE_SLOTS; i++) {
         b.slots[i].c.fd = -1;
+        rp_appchan_held_init(&b.slots[i].held);
+    }
     rp_log_info("serving the apps' channels");
     for (;;) {
         int timeout = expire();
-        p[0] = (struct pollfd){mon, POLLIN, 0};
+        /* (what is left to tell: sent when the monitor's socket has room again) */
+        p[0] = (struct pollfd){mon, (short)(POLLIN | (flush() ? POLLOUT : 0)), 0};
         for (size_t i = 0; i < RP_GATE_SLOTS; i++)
             p[1 + i] = (struct pollfd){b.slots[i].wait.seq != 0 ? -1 : b.slots[i].c.fd, POLLIN, 0};
         if (poll(p, 1 + RP_GATE_SLOTS, timeout) < 0 && errno != EINTR) {
             rp_log_error("poll: %s", strerror(errno));
             return 1;
         }
-        if (p[0].revents != 0) {
+        /* (POLLOUT alone: flush() at the top) */
+        if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
             size_t len = 0;
             int fd = -1;
             rp_err_t err = rp_mon_recv(mon, b.buf, sizeof(b.buf), &len, &fd);

@@ -27,22 +27,64 @@ static struct {
     rp_mon_reply_t p;
 } w;
 
-/* Whether c's app has read everything sent on c (SIOCOUTQ on the monitor's end: what it sent that
- * the other end has not read). An error reads as not. */
-static bool all_read(const rp_appchan_t *c)
+/* Whether everything sent on fd (the monitor's end of a channel) was read by the other end
+ * (SIOCOUTQ: what it sent that the other end has not read; it still answers once shut down). An
+ * error reads as not. */
+static bool all_read_fd(int fd)
 {
     int queued = -1;
 
-    return ioctl(c->fd, SIOCOUTQ, &queued) == 0 && queued == 0;
+    return ioctl(fd, SIOCOUTQ, &queued) == 0 && queued == 0;
 }
 
-/* Whether c may be sent one more descriptor: fewer than RP_APPCHAN_FDS_UNREAD_MAX since its app
- * last had read everything. */
-static bool may_send_fd(rp_appchan_t *c)
+_Static_assert(RP_MANIFEST_APP_CONNECTIONS_MAX <= 32, "busy_said has a bit per peer");
+
+void rp_appchan_held_init(rp_appchan_held_t *h)
 {
-    if (all_read(c))
-        c->fds_unread = 0;
-    return c->fds_unread < RP_APPCHAN_FDS_UNREAD_MAX;
+    memset(h, 0, sizeof(*h));
+}
+
+unsigned rp_appchan_held_count(rp_appchan_held_t *h)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < h->n;) {
+        if (all_read_fd(h->end[i].fd)) {
+            close(h->end[i].fd);
+            h->end[i] = h->end[--h->n];
+            continue;
+        }
+        n += h->end[i++].fds;
+    }
+    return n;
+}
+
+void rp_appchan_held_close(rp_appchan_held_t *h)
+{
+    for (unsigned i = 0; i < h->n; i++)
+        close(h->end[i].fd);
+    h->n = 0;
+}
+
+/* Descriptors sent on c since its app last had read everything on it (and none once it has). */
+static unsigned live(rp_appchan_t *c)
+{
+    unsigned n = c->fds_replies;
+
+    if (all_read_fd(c->fd)) {
+        c->fds_replies = 0;
+        memset(c->fds_from, 0, sizeof(c->fds_from));
+        return 0;
+    }
+    for (size_t i = 0; i < RP_MANIFEST_APP_CONNECTIONS_MAX; i++)
+        n += c->fds_from[i];
+    return n;
+}
+
+/* Descriptors in flight to c's app, over all its channels (an upper bound). */
+static unsigned in_flight(rp_appchan_t *c)
+{
+    return live(c) + (c->held != NULL ? rp_appchan_held_count(c->held) : 0);
 }
 
 /* Whether c's app hung up (closed its end, or exited): nothing more will come or go. */
@@ -53,11 +95,12 @@ static bool hung_up(const rp_appchan_t *c)
     return poll(&pf, 1, 0) == 1 && (pf.revents & (POLLHUP | POLLERR)) != 0;
 }
 
-rp_err_t rp_appchan_adopt(rp_appchan_t *c, const char *component, const rp_manifest_t *m, int fd)
+rp_err_t rp_appchan_adopt(rp_appchan_t *c, rp_appchan_held_t *held, const char *component,
+                          const rp_manifest_t *m, int fd)
 {
     memset(c, 0, sizeof(*c));
     c->fd = -1;
-    if (fd < 0 || component == NULL || m == NULL ||
+    if (fd < 0 || held == NULL || component == NULL || m == NULL ||
         !rp_component_name_valid(component, strlen(component)))
         return RP_ERR_INVALID_ARG;
     /* The channel's end never waits for an app: a full channel is the app's problem, not
@@ -65,6 +108,7 @@ rp_err_t rp_appchan_adopt(rp_appchan_t *c, const char *component, const rp_manif
     if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0)
         return RP_ERR_IO;
     c->fd = fd;
+    c->held = held;
     snprintf(c->component, sizeof(c->component), "%s", component);
     c->manifest = m;
     c->sign = (rp_appchan_rate_t){.burst = RP_APPCHAN_SIGN_BURST,
@@ -76,13 +120,18 @@ rp_err_t rp_appchan_adopt(rp_appchan_t *c, const char *component, const rp_manif
     c->log_tokens = RP_APPCHAN_LOG_BURST;
     c->log_refilled_ms = c->sign.bucket.refilled_ms;
     /* A channel handed over with unread packets (a new broker's): what they carry is not known,
-     * so nothing more until the app has read them. */
-    c->fds_unread = all_read(c) ? 0 : RP_APPCHAN_FDS_UNREAD_MAX;
+     * so each count starts at its bound (what an earlier broker held it to), nothing more until the
+     * app has read them. */
+    if (!all_read_fd(fd)) {
+        c->fds_replies = RP_APPCHAN_FDS_REPLIES_MAX;
+        for (size_t i = 0; i < RP_MANIFEST_APP_CONNECTIONS_MAX; i++)
+            c->fds_from[i] = RP_APPCHAN_FDS_PAIR_MAX;
+    }
     return RP_OK;
 }
 
-rp_err_t rp_appchan_open(rp_appchan_t *c, const char *component, const rp_manifest_t *m,
-                         int *app_end)
+rp_err_t rp_appchan_open(rp_appchan_t *c, rp_appchan_held_t *held, const char *component,
+                         const rp_manifest_t *m, int *app_end)
 {
     int sv[2];
     rp_err_t err;
@@ -92,7 +141,7 @@ rp_err_t rp_appchan_open(rp_appchan_t *c, const char *component, const rp_manife
     *app_end = -1;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
         return RP_ERR_IO;
-    err = rp_appchan_adopt(c, component, m, sv[0]);
+    err = rp_appchan_adopt(c, held, component, m, sv[0]);
     if (err != RP_OK) {
         close(sv[0]);
         close(sv[1]);
@@ -109,8 +158,18 @@ int rp_appchan_fd(const rp_appchan_t *c)
 
 void rp_appchan_close(rp_appchan_t *c)
 {
-    if (c->fd >= 0)
-        close(c->fd);
+    unsigned n;
+
+    if (c->fd >= 0) {
+        n = live(c);
+        (void)shutdown(c->fd, SHUT_RDWR); /* (the app may still read what waits for it) */
+        /* There is room: each kept end holds at least one, and they are counted in the app's
+         * RP_APPCHAN_FDS_APP_MAX with this channel's. */
+        if (n > 0 && c->held != NULL && c->held->n < RP_APPCHAN_FDS_APP_MAX)
+            c->held->end[c->held->n++] = (rp_appchan_held_end_t){c->fd, n};
+        else
+            close(c->fd);
+    }
     c->fd = -1;
     if (c->events_suppressed > 0)
         rp_log_warn("%s: %u more refusals on its channel were not recorded as events", c->component,
@@ -238,16 +297,18 @@ static bool do_identity(rp_appchan_t *c, const rp_appchan_root_t *root, rp_mon_r
            root->ask(root->ctx, c, &w.q, p);
 }
 
-static bool lists(const rp_manifest_t *m, const char *component)
+/* Where m lists component in its AllowedApplicationConnections; -1: it does not. */
+static int lists(const rp_manifest_t *m, const char *component)
 {
     for (size_t i = 0; i < m->napp_connections && i < RP_MANIFEST_APP_CONNECTIONS_MAX; i++)
         if (strcmp(m->app_connections[i], component) == 0)
-            return true;
-    return false;
+            return (int)i;
+    return -1;
 }
 
-/* Send an unasked APP_INCOMING to the peer, with its end. */
-static rp_err_t tell_peer(rp_appchan_t *peer, const char *caller, int fd)
+/* Send an unasked APP_INCOMING to the peer, with its end (from: the caller's place in the peer's
+ * list). */
+static rp_err_t tell_peer(rp_appchan_t *peer, int from, const char *caller, int fd)
 {
     rp_mon_reply_t in;
     uint8_t pkt[RP_MON_HEADER_LEN + 2 + 2 + RP_COMPONENT_NAME_MAX];
@@ -261,8 +322,51 @@ static rp_err_t tell_peer(rp_appchan_t *peer, const char *caller, int fd)
     if (err == RP_OK)
         err = rp_mon_send(peer->fd, pkt, len, fd);
     if (err == RP_OK)
-        peer->fds_unread++;
+        peer->fds_from[from]++;
     return err;
+}
+
+/* Whether the descriptors in flight let c (the caller) have a socket to peer (from: c's place in
+ * peer's list, to: peer's in c's): c within its replies and its app's total, peer within what c
+ * may give it and its app's total. A refusal is answered RP_ERR_BUSY and recorded (a full peer
+ * once until a call to it goes through). */
+static bool may_connect(rp_appchan_t *c, const rp_appchan_root_t *root, rp_appchan_t *peer,
+                        int from, int to, rp_mon_reply_t *p)
+{
+    unsigned mine = in_flight(c), theirs = in_flight(peer);
+    const char *name = peer->component;
+
+    if (c->fds_replies >= RP_APPCHAN_FDS_REPLIES_MAX) {
+        refuse(p, RP_ERR_BUSY,
+               "this app has not read %u channels it was given: read its replies, then ask again",
+               c->fds_replies);
+        record(c, root, RP_EVENT_APP_CONNECTION,
+               "%s -> %s refused: %s has not read %u channels it was given", c->component, name,
+               c->component, c->fds_replies);
+        return false;
+    }
+    if (mine >= RP_APPCHAN_FDS_APP_MAX) {
+        refuse(p, RP_ERR_BUSY, "this app has not read %u sockets (some on channels since closed)",
+               mine);
+        record(c, root, RP_EVENT_APP_CONNECTION,
+               "%s -> %s refused: %s has not read %u sockets (some on channels since closed)",
+               c->component, name, c->component, mine);
+        return false;
+    }
+    if (peer->fds_from[from] >= RP_APPCHAN_FDS_PAIR_MAX || theirs >= RP_APPCHAN_FDS_APP_MAX) {
+        bool pair = peer->fds_from[from] >= RP_APPCHAN_FDS_PAIR_MAX;
+        refuse(p, RP_ERR_BUSY, "%s has not taken %u sockets%s yet: try later", name,
+               pair ? peer->fds_from[from] : theirs, pair ? " from this app" : "");
+        if ((c->busy_said & (1u << to)) == 0)
+            record(c, root, RP_EVENT_APP_CONNECTION,
+                   "%s -> %s refused: %s has not taken %u sockets%s%s", c->component, name, name,
+                   pair ? peer->fds_from[from] : theirs, pair ? " from " : "",
+                   pair ? c->component : "");
+        c->busy_said |= 1u << to;
+        return false;
+    }
+    c->busy_said &= ~(1u << to);
+    return true;
 }
 
 /* OUT: *give, the caller's end of a new socket pair (or -1). */
@@ -272,15 +376,17 @@ static void do_connect(rp_appchan_t *c, const rp_appchan_root_t *root,
     const char *name = w.q.u.app_connect.component;
     const rp_manifest_t *pm = NULL;
     rp_appchan_t *peer = NULL;
-    int sv[2];
+    int sv[2], from = -1, to = lists(c->manifest, name);
     rp_err_t err;
 
     if (peers != NULL && peers->find != NULL)
         peers->find(peers->ctx, name, &peer, &pm);
+    if (pm != NULL)
+        from = lists(pm, c->component);
     if (strcmp(name, c->component) == 0) {
         refuse(p, RP_ERR_DENIED, "an app does not connect to itself");
         record(c, root, RP_EVENT_APP_CONNECTION, "%s -> %s refused: itself", c->component, name);
-    } else if (!lists(c->manifest, name)) {
+    } else if (to < 0) {
         refuse(p, RP_ERR_DENIED, "%s is not in this app's AllowedApplicationConnections", name);
         record(c, root, RP_EVENT_APP_CONNECTION, "%s -> %s refused: %s's manifest does not list %s",
                c->component, name, c->component, name);
@@ -288,7 +394,7 @@ static void do_connect(rp_appchan_t *c, const rp_appchan_root_t *root,
         refuse(p, RP_ERR_DENIED, "there is no app %s on this device", name);
         record(c, root, RP_EVENT_APP_CONNECTION, "%s -> %s refused: no such app", c->component,
                name);
-    } else if (!lists(pm, c->component)) {
+    } else if (from < 0) {
         refuse(p, RP_ERR_DENIED, "%s does not list this app in its AllowedApplicationConnections",
                name);
         record(c, root, RP_EVENT_APP_CONNECTION, "%s -> %s refused: %s's manifest does not list %s",
@@ -297,22 +403,12 @@ static void do_connect(rp_appchan_t *c, const rp_appchan_root_t *root,
         refuse(p, RP_ERR_NOT_FOUND, "%s is not running", name);
         record(c, root, RP_EVENT_APP_CONNECTION, "%s -> %s refused: %s is not running",
                c->component, name, name);
-    } else if (!may_send_fd(c)) {
-        refuse(p, RP_ERR_BUSY,
-               "this app has not read %u channels it was given: read its replies, then ask again",
-               c->fds_unread);
-        record(c, root, RP_EVENT_APP_CONNECTION,
-               "%s -> %s refused: %s has not read %u channels it was given", c->component, name,
-               c->component, c->fds_unread);
-    } else if (!may_send_fd(peer)) {
-        refuse(p, RP_ERR_BUSY, "%s has not taken %u channels yet: try later", name,
-               peer->fds_unread);
-        say(c, RP_LOG_WARN, "a channel to %s refused: it has not taken %u channels yet", name,
-            peer->fds_unread);
+    } else if (!may_connect(c, root, peer, from, to, p)) {
+        return;
     } else if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
         refuse(p, RP_ERR_IO, "cannot make a socket pair: %s", strerror(errno));
     } else {
-        err = tell_peer(peer, c->component, sv[1]);
+        err = tell_peer(peer, from, c->component, sv[1]);
         close(sv[1]);
         if (err != RP_OK) {
             close(sv[0]);
@@ -347,7 +443,7 @@ static rp_err_t reply(rp_appchan_t *c, int give)
     if (give >= 0)
         close(give);
     if (err == RP_OK && give >= 0)
-        c->fds_unread++;
+        c->fds_replies++;
     if (err != RP_OK) {
         bool gone = hung_up(c);
         if (!gone)

@@ -17,8 +17,7 @@
  *                                 AllowedApplicationConnections and the peer runs: a new socketpair
  *                                 (SOCK_STREAM), one end in the reply, the other to the peer as an
  *                                 unasked APP_INCOMING naming the caller; refused (RP_ERR_BUSY)
- *                                 while either channel holds RP_APPCHAN_FDS_UNREAD_MAX
- *                                 descriptors its app has not read
+ *                                 past the bounds of descriptors in flight below
  * Every refusal is answered (RP_ERR_DENIED and why) and recorded as a security event ("identity",
  * "app_connection", through the root hooks: the monitor records it); an agent's request type on a
  * channel is refused (rp_mon_type_channel()). A packet that does not decode, an empty one, or one
@@ -26,9 +25,13 @@
  * take.
  *
  * Descriptors in flight (sent in a message, not yet read) count against the sending user's
- * RLIMIT_NOFILE in the kernel, for every channel at once: so no channel is sent more than
- * RP_APPCHAN_FDS_UNREAD_MAX while its app has not read them (SIOCOUTQ on the monitor's end says
- * when the app has read everything), and one app cannot use up the budget of all.
+ * RLIMIT_NOFILE in the kernel, for every channel at once, for as long as anyone holds the end they
+ * wait in (a channel closed here may have been handed to another app). So each app is sent at most
+ * RP_APPCHAN_FDS_APP_MAX descriptors it has not read, over all its channels, open and closed:
+ * replies with a socket (its own APP_CONNECTs) at most RP_APPCHAN_FDS_REPLIES_MAX, sockets from one
+ * caller (APP_INCOMING) at most RP_APPCHAN_FDS_PAIR_MAX, so that one caller cannot take a peer's
+ * whole budget, and what a closed channel's end still holds (rp_appchan_held_t) counted until it is
+ * read. SIOCOUTQ on the monitor's end says when the app has read everything on it.
  *
  * Single-threaded, like the monitor: the caller polls rp_appchan_fd() and calls
  * rp_appchan_serve() when it is readable (not while a request of the channel awaits its answer
@@ -54,7 +57,27 @@
 #define RP_APPCHAN_EVENTS_MAX 20     /* events one channel may record; the rest are counted */
 #define RP_APPCHAN_LOG_BURST 20      /* log lines one channel may cause at once */
 #define RP_APPCHAN_LOG_PER_MINUTE 10 /* and then, on average; the rest are counted */
-#define RP_APPCHAN_FDS_UNREAD_MAX 4  /* descriptors sent on a channel its app has not read */
+#define RP_APPCHAN_FDS_REPLIES_MAX 4 /* replies with a socket an app has not read */
+#define RP_APPCHAN_FDS_PAIR_MAX 2    /* sockets from one caller a peer has not taken */
+/* Descriptors in flight to one app, over all its channels: its replies, and its callers' sockets
+ * (a peer takes calls only from the apps its manifest lists). */
+#define RP_APPCHAN_FDS_APP_MAX                                                                     \
+    (RP_APPCHAN_FDS_REPLIES_MAX + RP_APPCHAN_FDS_PAIR_MAX * RP_MANIFEST_APP_CONNECTIONS_MAX)
+
+/* What an app still has in flight on channels closed here: each closed channel's end whose app had
+ * not read the descriptors sent on it is kept (shut down: the app sees the hang-up; never polled)
+ * with their count, until SIOCOUTQ on it is 0, and the count is the app's (rp_appchan_t.held).
+ * Kept by the caller per app slot, across the slot's channels (its next app's too: what is in
+ * flight is in flight). Each kept end holds at least one, so RP_APPCHAN_FDS_APP_MAX ends at most.
+ */
+typedef struct rp_appchan_held_end {
+    int fd;
+    unsigned fds; /* sent on it since it was last seen with nothing unread (at least 1) */
+} rp_appchan_held_end_t;
+typedef struct rp_appchan_held {
+    rp_appchan_held_end_t end[RP_APPCHAN_FDS_APP_MAX];
+    unsigned n;
+} rp_appchan_held_t;
 
 /* A rate of requests of one type on a channel: a token bucket (gate.h). burst and per_minute may
  * be changed after open (tests). */
@@ -77,8 +100,12 @@ typedef struct rp_appchan {
     int64_t log_refilled_ms;
     unsigned log_suppressed; /* lines not logged since the last one that was */
     /* Descriptors sent on it since it was last seen with nothing unread (an upper bound of those
-     * in flight to its app). */
-    unsigned fds_unread;
+     * in flight to its app on it): replies, and APP_INCOMINGs by the caller's place in its
+     * manifest's AllowedApplicationConnections. */
+    unsigned fds_replies, fds_from[RP_MANIFEST_APP_CONNECTIONS_MAX];
+    uint32_t busy_said;      /* bit i: a refusal for its i-th peer's full budget recorded (until one
+                              * goes through) */
+    rp_appchan_held_t *held; /* its app's closed channels (the caller's, per app) */
 } rp_appchan_t;
 
 /* What the root of trust's holder does for a channel (the broker: its gate to the monitor). */
@@ -100,17 +127,28 @@ typedef struct rp_appchan_peers {
     void *ctx;
 } rp_appchan_peers_t;
 
+/* An empty list of held ends (before the slot's first channel). */
+void rp_appchan_held_init(rp_appchan_held_t *h);
+
+/* Descriptors still in flight on h's ends; an end whose app has read everything is closed here and
+ * leaves the list. */
+unsigned rp_appchan_held_count(rp_appchan_held_t *h);
+
+/* Close every end h keeps (the slot is no one's; tests). */
+void rp_appchan_held_close(rp_appchan_held_t *h);
+
 /*
- * A new channel for component's app (m: its manifest, kept by the caller). OUT: *c, and *app_end,
- * the app's end (close-on-exec; give it as rp_compartment_spec_t.channel_fd, then close it).
+ * A new channel for component's app (m: its manifest, kept by the caller; held: its app's closed
+ * channels, kept by the caller too, per app). OUT: *c, and *app_end, the app's end (close-on-exec;
+ * give it as rp_compartment_spec_t.channel_fd, then close it).
  */
-rp_err_t rp_appchan_open(rp_appchan_t *c, const char *component, const rp_manifest_t *m,
-                         int *app_end) RP_MUST_CHECK;
+rp_err_t rp_appchan_open(rp_appchan_t *c, rp_appchan_held_t *held, const char *component,
+                         const rp_manifest_t *m, int *app_end) RP_MUST_CHECK;
 
 /* The same with fd, the channel's end made elsewhere (the monitor's, handed to the broker):
  * taken (made non-blocking; closed by rp_appchan_close) on RP_OK only. */
-rp_err_t rp_appchan_adopt(rp_appchan_t *c, const char *component, const rp_manifest_t *m,
-                          int fd) RP_MUST_CHECK;
+rp_err_t rp_appchan_adopt(rp_appchan_t *c, rp_appchan_held_t *held, const char *component,
+                          const rp_manifest_t *m, int fd) RP_MUST_CHECK;
 
 /* The descriptor to poll for input; -1 once the channel is closed. */
 int rp_appchan_fd(const rp_appchan_t *c);
@@ -130,7 +168,9 @@ rp_err_t rp_appchan_serve(rp_appchan_t *c, const rp_appchan_root_t *root,
  * request's). RP_OK; RP_ERR_NOT_FOUND: it could not be sent, and the channel is closed. */
 rp_err_t rp_appchan_answer(rp_appchan_t *c, const rp_mon_reply_t *p) RP_MUST_CHECK;
 
-/* Close the monitor's end (the app sees its channel close). Idempotent. */
+/* Close the monitor's end: shut down (the app sees its channel close at once, and so does any other
+ * holder of this end: the monitor's copy hangs up), and kept in c->held while its app has not read
+ * descriptors sent on it. Idempotent. */
 void rp_appchan_close(rp_appchan_t *c);
 
 #endif /* RAMPART_MONITOR_APPCHAN_H */

@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "appchan.h" /* RP_APPCHAN_FDS_UNREAD_MAX */
+#include "appchan.h" /* RP_APPCHAN_FDS_APP_MAX */
 #include "rampart/apptree.h"
 #include "rampart/log.h"
 #include "seccomp_allow.h" /* SANITIZER_BUILD */
@@ -33,10 +33,15 @@ extern char **environ;
 
 #define STAGE_SUFFIX ".unpack"
 
-/* The broker's budget: in flight, at most RP_APPCHAN_FDS_UNREAD_MAX per channel (appchan.c), with
- * as much again for its own (every channel, its socket, what the monitor queues for it). */
-_Static_assert(2 * RP_GATE_SLOTS * RP_APPCHAN_FDS_UNREAD_MAX <= RP_BROKER_NOFILE,
-               "the broker's descriptor budget covers every channel's unread descriptors");
+/* The broker's budget (docs/compartments.md, "The app broker"). In flight: at most
+ * RP_APPCHAN_FDS_APP_MAX per app slot over all its channels (appchan.c), twice over: a broker that
+ * dies leaves what its closed channels hold in flight, uncounted by the next one. Open: a channel
+ * and up to RP_APPCHAN_FDS_APP_MAX closed ones kept per slot, its socket, stdio and a socket pair
+ * being made. */
+_Static_assert(2 * RP_GATE_SLOTS * RP_APPCHAN_FDS_APP_MAX <= RP_BROKER_NOFILE,
+               "the broker's descriptor budget covers every app's unread descriptors");
+_Static_assert((1 + RP_APPCHAN_FDS_APP_MAX) * RP_GATE_SLOTS + 8 <= RP_BROKER_NOFILE,
+               "the broker's descriptor table holds every channel it keeps");
 
 static void exec_as(uid_t uid, const char *helper, char *const argv[], int keep)
     __attribute__((noreturn));
@@ -59,10 +64,17 @@ static void child(const char *helper, char *const argv[], int slot_fd, int out, 
     if (dup2(slot_fd, STDIN_FILENO) < 0 || (out >= 0 && dup2(out, STDOUT_FILENO) < 0) ||
         (err >= 0 && dup2(err, STDERR_FILENO) < 0) || chdir(cwd) != 0 || !limit(RLIMIT_CORE, 0) ||
         (sock < 0 && !limit(RLIMIT_CPU, RP_UNPACK_SECONDS)) ||
-        !limit(RLIMIT_FSIZE, RP_UNPACK_TREE_BYTES_MAX) ||
-        !limit(RLIMIT_NOFILE, sock < 0 ? 64 : RP_BROKER_NOFILE) ||
-        (sock >= 0 && dup2(sock, 3) != 3))
+        !limit(RLIMIT_FSIZE, RP_UNPACK_TREE_BYTES_MAX) || (sock >= 0 && dup2(sock, 3) != 3))
         _exit(126);
+    if (!limit(RLIMIT_NOFILE, sock < 0 ? 64 : RP_BROKER_NOFILE)) {
+        /* (above the monitor's hard limit, without CAP_SYS_RESOURCE: the budget the bounds rest
+         * on is not there, so no broker) */
+        dprintf(STDERR_FILENO,
+                "rampart-monitor: RLIMIT_NOFILE %d cannot be set for a helper: the monitor's hard "
+                "limit is lower (LimitNOFILE=)\n",
+                sock < 0 ? 64 : RP_BROKER_NOFILE);
+        _exit(126);
+    }
 #ifndef SANITIZER_BUILD /* ASan reserves terabytes of shadow */
     if (!limit(RLIMIT_AS, 2ull * 1024 * 1024 * 1024))
         _exit(126);

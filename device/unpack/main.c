@@ -87,7 +87,7 @@ static const char *const resolver[] = {
 static const char *const reader[] = {"recvfrom", "recvmsg", "sendto", "sendmsg", "poll", "ppoll"};
 /* broker: the apps' channels and the monitor's socket, descriptors passed both ways */
 static const char *const broker[] = {
-    "recvmsg", "sendmsg", "socketpair", "poll", "ppoll",
+    "recvmsg", "sendmsg", "socketpair", "poll", "ppoll", "shutdown",
 };
 #ifdef SANITIZER_BUILD
 static const char *const sanitizer[] = {

@@ -164,6 +164,7 @@ struct app {
     rp_compartment_spec_t spec;
     rp_compartment_t c;
     rp_appchan_t chan;
+    rp_appchan_held_t held; /* (static: an empty list) */
     char log_path[4096], image[4096], run_dir[4096];
     const char *prefix; /* "" for the first app, "app NAME " for the others */
     char prefix_buf[64];
@@ -548,7 +549,7 @@ int main(int argc, char **argv)
         rp_err_t err = RP_OK;
         a = &apps[i];
         if (channel) {
-            err = rp_appchan_open(&a->chan, a->spec.component, &a->m, &app_end);
+            err = rp_appchan_open(&a->chan, &a->held, a->spec.component, &a->m, &app_end);
             rp_test_gate_add(&gate, (size_t)i, a->spec.component, &a->m);
         }
         a->spec.channel_fd = app_end;
@@ -632,6 +633,7 @@ int main(int argc, char **argv)
             printf("%scrash captured: %zu bytes\n", a->prefix, a->c.crash_len);
         rp_compartment_stop(&a->c);
         rp_appchan_close(&a->chan);
+        rp_appchan_held_close(&a->held);
         if (WIFEXITED(a->c.status))
             printf("%sexit: %d\n", a->prefix, WEXITSTATUS(a->c.status));
         else if (WIFSIGNALED(a->c.status))

@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -46,6 +48,7 @@ static char dir[] = "/tmp/rampart-test-appchan.XXXXXX";
 static rp_agent_t agent;
 static rp_manifest_t manifests[NAPPS];
 static rp_appchan_t chans[NAPPS];
+static rp_appchan_held_t helds[NAPPS]; /* (static: empty lists) */
 static int app_ends[NAPPS];
 static bool running[NAPPS];
 static uint8_t buf[RP_MON_PACKET_MAX];
@@ -186,7 +189,7 @@ static int setup(void **state)
     manifest(PLAIN, false, NULL);
     manifest(ONEWAY, false, "peer");
     for (int i = 0; i < NAPPS; i++) {
-        assert_int_equal(rp_appchan_open(&chans[i], names[i], &manifests[i], &app_ends[i]), RP_OK);
+        assert_int_equal(rp_appchan_open(&chans[i], &helds[i], names[i], &manifests[i], &app_ends[i]), RP_OK);
         running[i] = true;
     }
     assert_int_equal(rp_test_gate_open(&gate, &agent), RP_OK);
@@ -203,6 +206,7 @@ static int teardown(void **state)
     (void)state;
     for (int i = 0; i < NAPPS; i++) {
         rp_appchan_close(&chans[i]);
+        rp_appchan_held_close(&helds[i]);
         if (app_ends[i] >= 0)
             close(app_ends[i]);
     }
@@ -485,45 +489,134 @@ static int drain_channel(int i)
     return n;
 }
 
-/* Review r4: a caller that reads none of its replies, or a peer that takes none of its sockets,
- * holds at most RP_APPCHAN_FDS_UNREAD_MAX descriptors in flight; once read, it connects again. */
-static void test_unread_bound(void **state)
+/* One event was recorded since the last look: as fmt says. */
+static void one_event(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void one_event(const char *fmt, ...)
 {
     char ev[4][400], want[400];
+    va_list ap;
+
+    assert_int_equal(new_events(&seen, ev, 4), 1);
+    va_start(ap, fmt);
+    vsnprintf(want, sizeof(want), fmt, ap);
+    va_end(ap);
+    assert_string_equal(ev[0], want);
+}
+
+/* Review r4 and r5 (finding 3): a caller that reads none of its replies holds at most
+ * RP_APPCHAN_FDS_REPLIES_MAX descriptors in flight, a peer that takes none of its sockets at most
+ * RP_APPCHAN_FDS_PAIR_MAX from each caller (another caller still gets through); once read, it
+ * connects again. */
+static void test_unread_bound(void **state)
+{
+    char ev[4][400];
     int fd;
 
     (void)state;
     new_events(&seen, ev, 4);
-    for (int k = 0; k < RP_APPCHAN_FDS_UNREAD_MAX; k++)
+    /* peer also takes calls from oneway (for this test). */
+    snprintf(manifests[PEER].app_connections[1], sizeof(manifests[PEER].app_connections[1]),
+             "oneway");
+    manifests[PEER].napp_connections = 2;
+    for (int k = 0; k < RP_APPCHAN_FDS_PAIR_MAX; k++)
         connect_unread(PUB, "peer");
-    connect_unread(PUB, "peer"); /* the caller's own bound */
-    assert_int_equal(new_events(&seen, ev, 4), 1);
-    snprintf(want, sizeof(want),
-             "app_connection pub pub -> peer refused: pub has not read %d channels it was given",
-             RP_APPCHAN_FDS_UNREAD_MAX);
-    assert_string_equal(ev[0], want);
-    assert_int_equal(drain_channel(PUB), RP_APPCHAN_FDS_UNREAD_MAX);
+    assert_int_equal(new_events(&seen, ev, 4), 0);
+    connect_unread(PUB, "peer"); /* the pair's bound: refused, recorded once */
+    connect_unread(PUB, "peer");
+    one_event("app_connection pub pub -> peer refused: peer has not taken %d sockets from pub",
+              RP_APPCHAN_FDS_PAIR_MAX);
+    assert_int_equal(drain_channel(PUB), RP_APPCHAN_FDS_PAIR_MAX);
+    assert_int_equal(r.status, RP_ERR_BUSY);
+    assert_non_null(strstr(r.message, "peer has not taken 2 sockets from this app"));
+    /* Another caller is not held up by pub's. */
+    connect_unread(ONEWAY, "peer");
+    assert_int_equal(drain_channel(ONEWAY), 1);
+    assert_int_equal(r.status, RP_OK);
+    assert_int_equal(drain_channel(PEER), RP_APPCHAN_FDS_PAIR_MAX + 1);
+    assert_string_equal(r.u.app_incoming.component, "oneway");
+    /* The caller's own bound: replies not read. */
+    for (int k = 0; k < RP_APPCHAN_FDS_REPLIES_MAX; k++) {
+        connect_unread(PUB, "peer");
+        if (k % RP_APPCHAN_FDS_PAIR_MAX == RP_APPCHAN_FDS_PAIR_MAX - 1)
+            assert_int_equal(drain_channel(PEER), RP_APPCHAN_FDS_PAIR_MAX);
+    }
+    connect_unread(PUB, "peer");
+    one_event("app_connection pub pub -> peer refused: pub has not read %d channels it was given",
+              RP_APPCHAN_FDS_REPLIES_MAX);
+    assert_int_equal(drain_channel(PUB), RP_APPCHAN_FDS_REPLIES_MAX);
     assert_int_equal(r.status, RP_ERR_BUSY);
     assert_non_null(strstr(r.message, "read its replies"));
-    /* The caller read them; the peer has not: refused for the peer (said, not an event). */
-    connect_unread(PUB, "peer");
-    assert_int_equal(drain_channel(PUB), 0);
-    assert_int_equal(r.status, RP_ERR_BUSY);
-    assert_non_null(strstr(r.message, "peer has not taken"));
-    assert_int_equal(new_events(&seen, ev, 4), 0);
-    assert_int_equal(drain_channel(PEER), RP_APPCHAN_FDS_UNREAD_MAX);
     connected(PUB, PEER);
-    /* A channel taken with packets unread (a new broker's) gives no descriptor until read. */
+    manifests[PEER].napp_connections = 1;
+    /* A channel taken with packets unread (a new broker's; the one before died without a word)
+     * gives no descriptor until read. */
     connect_unread(PEER, "pub");
     fd = dup(rp_appchan_fd(&chans[PUB]));
     assert_true(fd >= 0);
-    rp_appchan_close(&chans[PUB]);
-    assert_int_equal(rp_appchan_adopt(&chans[PUB], names[PUB], &manifests[PUB], fd), RP_OK);
+    close(chans[PUB].fd);
+    assert_int_equal(rp_appchan_adopt(&chans[PUB], &helds[PUB], names[PUB], &manifests[PUB], fd),
+                     RP_OK);
     connect_unread(PEER, "pub");
     assert_int_equal(drain_channel(PEER), 1);
     assert_int_equal(r.status, RP_ERR_BUSY);
     assert_int_equal(drain_channel(PUB), 1);
     connected(PEER, PUB);
+}
+
+static void reopen(int i);
+
+/* Review r5, finding 1: descriptors unread on a channel closed here stay in flight for as long as
+ * anyone holds the app's end (here a holder: a colluding app it was handed to). They stay the
+ * app's: its next channels together get no more than RP_APPCHAN_FDS_APP_MAX; once the holder lets
+ * them go, the app connects again and the kept ends are closed. */
+static void test_orphans(void **state)
+{
+    char ev[4][400];
+    int holders[RP_APPCHAN_FDS_APP_MAX], nholders = 0, copy;
+    unsigned sent = 0;
+    struct pollfd pf;
+
+    (void)state;
+    new_events(&seen, ev, 4);
+    while (sent + RP_APPCHAN_FDS_REPLIES_MAX <= RP_APPCHAN_FDS_APP_MAX) {
+        for (int k = 0; k < RP_APPCHAN_FDS_REPLIES_MAX; k++) {
+            connect_unread(PUB, "peer");
+            if (k % RP_APPCHAN_FDS_PAIR_MAX == RP_APPCHAN_FDS_PAIR_MAX - 1)
+                assert_int_equal(drain_channel(PEER), RP_APPCHAN_FDS_PAIR_MAX);
+        }
+        sent += RP_APPCHAN_FDS_REPLIES_MAX;
+        assert_int_equal(new_events(&seen, ev, 4), 0);
+        /* The end handed to a holder; then an empty packet closes the channel (the app is still
+         * there): shut down, so that the monitor's copy and the app see the hang-up at once. */
+        holders[nholders] = dup(app_ends[PUB]);
+        assert_true(holders[nholders++] >= 0);
+        copy = dup(rp_appchan_fd(&chans[PUB]));
+        assert_true(copy >= 0);
+        assert_int_equal(rp_mon_send(app_ends[PUB], buf, 0, -1), RP_OK);
+        assert_int_equal(rp_appchan_serve(&chans[PUB], &root, &peers), RP_ERR_MALFORMED);
+        pf = (struct pollfd){copy, 0, 0};
+        assert_int_equal(poll(&pf, 1, 0), 1);
+        assert_true(pf.revents & POLLHUP);
+        close(copy);
+        assert_int_equal(rp_appchan_held_count(&helds[PUB]), sent);
+        reopen(PUB); /* its next run */
+    }
+    /* The app's budget is used up by what its old ends hold: refused on its new channel. */
+    memset(&q, 0, sizeof(q));
+    q.type = RP_MON_APP_CONNECT;
+    snprintf(q.u.app_connect.component, sizeof(q.u.app_connect.component), "peer");
+    assert_int_equal(ask(PUB, -1, NULL), RP_OK);
+    assert_int_equal(r.status, RP_ERR_BUSY);
+    assert_int_equal(new_events(&seen, ev, 4), 1);
+    assert_non_null(strstr(ev[0], "pub -> peer refused: pub has not read 20 sockets"));
+    /* The peer's budget is its own: another caller's own end of it holds nothing. */
+    assert_int_equal(rp_appchan_held_count(&helds[PEER]), 0);
+    /* Let go: the kept ends are closed, and it connects again. */
+    for (int i = 0; i < nholders; i++)
+        close(holders[i]);
+    connected(PUB, PEER);
+    assert_int_equal(helds[PUB].n, 0);
 }
 
 /* An agent's request on an app's channel is refused, the channel kept; an app's request on the
@@ -600,7 +693,7 @@ static void test_bad_packets(void **state)
     for (int i = PEER; i <= ONEWAY; i++) {
         if (app_ends[i] >= 0)
             close(app_ends[i]);
-        assert_int_equal(rp_appchan_open(&chans[i], names[i], &manifests[i], &app_ends[i]), RP_OK);
+        assert_int_equal(rp_appchan_open(&chans[i], &helds[i], names[i], &manifests[i], &app_ends[i]), RP_OK);
     }
 }
 
@@ -610,7 +703,7 @@ static void reopen(int i)
     if (app_ends[i] >= 0)
         close(app_ends[i]);
     rp_appchan_close(&chans[i]);
-    assert_int_equal(rp_appchan_open(&chans[i], names[i], &manifests[i], &app_ends[i]), RP_OK);
+    assert_int_equal(rp_appchan_open(&chans[i], &helds[i], names[i], &manifests[i], &app_ends[i]), RP_OK);
 }
 
 /* Review r4: a channel closed while its app is still there is an error (the broker tells the
@@ -734,6 +827,7 @@ static void test_log_bound(void **state)
 {
     char path[600], line[1024];
     rp_appchan_t c;
+    rp_appchan_held_t held;
     int end = -1, saved, log, lines = 0, asks = 10 * RP_APPCHAN_LOG_BURST;
     bool counted = false;
     size_t len;
@@ -745,7 +839,8 @@ static void test_log_bound(void **state)
     assert_true(log >= 0);
     saved = dup(STDERR_FILENO);
     assert_true(saved >= 0);
-    assert_int_equal(rp_appchan_open(&c, "noisy", &manifests[PLAIN], &end), RP_OK);
+    rp_appchan_held_init(&held);
+    assert_int_equal(rp_appchan_open(&c, &held, "noisy", &manifests[PLAIN], &end), RP_OK);
     assert_int_equal(dup2(log, STDERR_FILENO), STDERR_FILENO);
     for (int i = 0; i < asks; i++) {
         memset(&q, 0, sizeof(q));
@@ -760,6 +855,7 @@ static void test_log_bound(void **state)
         assert_int_not_equal(r.status, RP_OK); /* every one answered */
     }
     rp_appchan_close(&c);
+    rp_appchan_held_close(&held);
     assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
     close(saved);
     close(log);
@@ -1094,6 +1190,45 @@ static void gate_answer(int fd, uint8_t slot, uint32_t seq, const char *text)
     assert_int_equal(rp_mon_send(fd, out, len, -1), RP_OK);
 }
 
+/* The broker in a child (sndbuf > 0: its socket's send buffer; nofile > 0: as a user of its own,
+ * with that RLIMIT_NOFILE). Its pid; OUT: *mon, the monitor's end. */
+static pid_t broker_start(int *mon, int sndbuf, int nofile)
+{
+    int sv[2];
+    pid_t pid;
+
+    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    if (sndbuf > 0)
+        assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        uid_t u = 0x7d000000u + (uid_t)(getpid() & 0xffff); /* (its own: tests run at once) */
+        struct rlimit rl = {(rlim_t)nofile, (rlim_t)nofile};
+        if (dup2(sv[0], 3) != 3)
+            _exit(126);
+        closefrom(4);
+        if (nofile > 0 && (setrlimit(RLIMIT_NOFILE, &rl) != 0 || setgroups(0, NULL) != 0 ||
+                           setresgid(u, u, u) != 0 || setresuid(u, u, u) != 0))
+            _exit(126);
+        _exit(rp_broker_run(3));
+    }
+    close(sv[0]);
+    *mon = sv[1];
+    return pid;
+}
+
+/* The monitor gone, the broker goes (and did not fail). */
+static void broker_stop(pid_t pid, int mon)
+{
+    int status = -1;
+
+    close(mon);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /* Review r4, findings 7 and 4: an answer is matched by the broker's number for the request, not the
  * app's id (one with another number is dropped: the app gets the right one, with its id); while
  * one app's request waits for the monitor, another app is served; the chain is asked at most
@@ -1101,21 +1236,13 @@ static void gate_answer(int fd, uint8_t slot, uint32_t seq, const char *text)
  * refusal). */
 static void test_broker(void **state)
 {
-    int gate_fd[2], pub[2], plain[2], status = -1, answered = 1;
+    int gate_fd[2], pub[2], plain[2], answered = 1;
     uint8_t out[RP_GATE_APP_LEN];
     rp_gate_req_t gr;
     uint32_t seq;
-    pid_t pid;
+    pid_t pid = broker_start(&gate_fd[1], 0, 0);
 
     (void)state;
-    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, gate_fd), 0);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(gate_fd[1]);
-        _exit(rp_broker_run(gate_fd[0]));
-    }
-    close(gate_fd[0]);
     assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pub), 0);
     assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, plain), 0);
     assert_int_equal(
@@ -1175,13 +1302,158 @@ static void test_broker(void **state)
     assert_int_equal(r.status, RP_ERR_DENIED);
     assert_non_null(strstr(r.message, "over the identity rate"));
 
-    /* The monitor gone, the broker goes. */
-    close(gate_fd[1]);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    broker_stop(pid, gate_fd[1]);
     close(pub[1]);
     close(plain[1]);
+}
+
+/* Review r5, finding 4: while the monitor does not read the gate (an install) and it is full, the
+ * broker loses no CLOSED, and counts the EVENTs it could not send: both are sent once the gate
+ * takes them (the count as one event of the kind). */
+static void test_broker_gate_full(void **state)
+{
+    int gate_fd[2], plain[2], fitted = 0;
+    uint8_t out[RP_GATE_APP_LEN];
+    char want[128];
+    rp_gate_req_t gr;
+    size_t len;
+    const int asks = 12;
+    pid_t pid = broker_start(&gate_fd[1], 1, 0); /* (a few records only: the kernel's least) */
+
+    (void)state;
+    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, plain), 0);
+    assert_int_equal(
+        rp_gate_app_encode(RP_GATE_ADD, 1, 2000, "plain", &manifests[PLAIN], out, sizeof(out)),
+        RP_OK);
+    assert_int_equal(rp_mon_send(gate_fd[1], out, sizeof(out), plain[0]), RP_OK);
+    close(plain[0]);
+    /* Refused requests, each an EVENT for the gate, which the monitor does not read. */
+    for (int i = 0; i < asks; i++) {
+        app_identity(plain[1], (uint32_t)i + 1);
+        app_reply(plain[1]);
+        assert_int_equal(r.status, RP_ERR_DENIED);
+    }
+    /* An empty packet closes the channel: the app sees it close at once. */
+    assert_int_equal(rp_mon_send(plain[1], buf, 0, -1), RP_OK);
+    app_reply(plain[1]);
+    assert_int_equal(r.status, RP_ERR_MALFORMED);
+    assert_int_equal(rp_mon_recv(plain[1], buf, sizeof(buf), &len, &(int){-1}), RP_ERR_NOT_FOUND);
+    /* The monitor reads again: the events that fitted, then CLOSED, then the count of the rest. */
+    for (gate_next(gate_fd[1], &gr); gr.op == RP_GATE_EVENT; gate_next(gate_fd[1], &gr)) {
+        assert_non_null(strstr(gr.reason, "app-identity refused: no DeviceAuthentication"));
+        fitted++;
+    }
+    assert_true(fitted >= 1 && fitted < asks); /* (it was full) */
+    assert_int_equal(gr.op, RP_GATE_CLOSED);
+    assert_int_equal(gr.slot, 1);
+    assert_int_equal(gr.gen, 2000);
+    gate_next(gate_fd[1], &gr);
+    assert_int_equal(gr.op, RP_GATE_EVENT);
+    assert_int_equal(gr.event_kind, RP_EVENT_IDENTITY);
+    assert_int_equal(gr.gen, 2000);
+    snprintf(want, sizeof(want), "%d more identity refusals not recorded", asks - fitted);
+    assert_non_null(strstr(gr.reason, want));
+    assert_int_equal(poll(&(struct pollfd){gate_fd[1], POLLIN, 0}, 1, 0), 0);
+    broker_stop(pid, gate_fd[1]);
+    close(plain[1]);
+}
+
+/* App end sends the request in buf[0..len) (an APP_CONNECT) and is given its socket. */
+static void given_socket(int end, size_t len)
+{
+    static uint8_t pkt[RP_MON_PACKET_MAX];
+    size_t n = 0;
+    int in = -1;
+
+    assert_int_equal(rp_mon_send(end, buf, len, -1), RP_OK);
+    assert_int_equal(poll(&(struct pollfd){end, POLLIN, 0}, 1, 10000), 1);
+    assert_int_equal(rp_mon_recv(end, pkt, sizeof(pkt), &n, &in), RP_OK);
+    assert_int_equal(rp_mon_reply_decode(pkt, n, &r), RP_OK);
+    assert_int_equal(r.status, RP_OK);
+    assert_true(in >= 0);
+    close(in);
+}
+
+/* Review r5, finding 1, as it was found: the broker as a user of its own with a low RLIMIT_NOFILE
+ * (NOFILE), app x cycling (4 sockets to y unread, its end handed to a holder, an empty packet, a new
+ * channel) far past what that user may have in flight. Bounded per app, x is refused once its old
+ * ends hold RP_APPCHAN_FDS_APP_MAX, and z still connects to y; unbounded, the kernel would refuse
+ * every send (ETOOMANYREFS) after NOFILE. */
+static void test_broker_orphans(void **state)
+{
+    enum { X, Y, Z, N3, NOFILE = 48, CYCLES = 16 };
+    static const char *const who[N3] = {"x", "y", "z"};
+    static rp_manifest_t m[N3];
+    int gate_fd[2], ch[N3][2], holders[CYCLES], in = -1;
+    unsigned given = 0;
+    uint8_t out[RP_GATE_APP_LEN], pkt[RP_GATE_ANSWER_MAX];
+    size_t len;
+    pid_t pid;
+
+    (void)state;
+    if (geteuid() != 0)
+        skip(); /* (the kernel's bound binds no root) */
+    for (int i = 0; i < N3; i++) {
+        memset(&m[i], 0, sizeof(m[i]));
+        snprintf(m[i].component_id, sizeof(m[i].component_id), "%s", who[i]);
+    }
+    snprintf(m[X].app_connections[m[X].napp_connections++], RP_COMPONENT_NAME_MAX + 1, "y");
+    snprintf(m[Y].app_connections[m[Y].napp_connections++], RP_COMPONENT_NAME_MAX + 1, "x");
+    snprintf(m[Y].app_connections[m[Y].napp_connections++], RP_COMPONENT_NAME_MAX + 1, "z");
+    snprintf(m[Z].app_connections[m[Z].napp_connections++], RP_COMPONENT_NAME_MAX + 1, "y");
+    pid = broker_start(&gate_fd[1], 0, NOFILE);
+    for (int i = 0; i < N3; i++) {
+        assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ch[i]), 0);
+        assert_int_equal(rp_gate_app_encode(RP_GATE_ADD, (uint8_t)i, 1000 * (i + 1), who[i], &m[i],
+                                            out, sizeof(out)),
+                         RP_OK);
+        assert_int_equal(rp_mon_send(gate_fd[1], out, sizeof(out), ch[i][0]), RP_OK);
+        close(ch[i][0]);
+    }
+    memset(&q, 0, sizeof(q));
+    q.type = RP_MON_APP_CONNECT;
+    snprintf(q.u.app_connect.component, sizeof(q.u.app_connect.component), "y");
+    assert_int_equal(rp_mon_request_encode(&q, buf, sizeof(buf), &len), RP_OK);
+    for (int c = 0; c < CYCLES; c++) {
+        struct pollfd pf = {ch[X][1], 0, 0};
+        bool room = given + RP_APPCHAN_FDS_REPLIES_MAX <= RP_APPCHAN_FDS_APP_MAX;
+        for (int k = 0; k < RP_APPCHAN_FDS_REPLIES_MAX; k++) {
+            assert_int_equal(rp_mon_send(ch[X][1], buf, len, -1), RP_OK); /* reply not read */
+            if (!room)
+                continue;
+            assert_int_equal(poll(&(struct pollfd){ch[Y][1], POLLIN, 0}, 1, 10000), 1);
+            assert_int_equal(rp_mon_recv(ch[Y][1], pkt, sizeof(pkt), &(size_t){0}, &in), RP_OK);
+            assert_true(in >= 0); /* y takes its socket */
+            close(in);
+        }
+        given += room ? RP_APPCHAN_FDS_REPLIES_MAX : 0;
+        holders[c] = dup(ch[X][1]);
+        assert_true(holders[c] >= 0);
+        assert_int_equal(rp_mon_send(ch[X][1], buf, 0, -1), RP_OK); /* closes x's channel */
+        assert_int_equal(poll(&pf, 1, 10000), 1);
+        assert_true(pf.revents & POLLHUP);
+        /* Past its bound, x's sockets were refused: nothing came to y. */
+        assert_int_equal(poll(&(struct pollfd){ch[Y][1], POLLIN, 0}, 1, 0), 0);
+        close(ch[X][1]);
+        while (poll(&(struct pollfd){gate_fd[1], POLLIN, 0}, 1, 0) == 1) /* (CLOSED, events) */
+            assert_int_equal(rp_mon_recv(gate_fd[1], pkt, sizeof(pkt), &(size_t){0}, &in), RP_OK);
+        assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ch[X]), 0);
+        assert_int_equal(rp_gate_app_encode(RP_GATE_ADD, X, 1000 + 10 * (c + 1), "x", &m[X], out,
+                                            sizeof(out)),
+                         RP_OK);
+        assert_int_equal(rp_mon_send(gate_fd[1], out, sizeof(out), ch[X][0]), RP_OK);
+        close(ch[X][0]);
+    }
+    assert_int_equal(given, RP_APPCHAN_FDS_APP_MAX);
+    /* z to y: the device's budget is not used up. */
+    given_socket(ch[Z][1], len);
+    /* The holder lets go: x connects again. */
+    for (int c = 0; c < CYCLES; c++)
+        close(holders[c]);
+    given_socket(ch[X][1], len);
+    broker_stop(pid, gate_fd[1]);
+    for (int i = 0; i < N3; i++)
+        close(ch[i][1]);
 }
 
 /* ---- the client library, with the monitor's side in a thread ---- */
@@ -1299,9 +1571,11 @@ int main(void)
         cmocka_unit_test(test_wrong_socket),     cmocka_unit_test(test_bad_packets),
         cmocka_unit_test(test_log_bound),        cmocka_unit_test(test_chain_files),
         cmocka_unit_test(test_gate_checks),      cmocka_unit_test(test_unread_bound),
-        cmocka_unit_test(test_closes),           cmocka_unit_test(test_hand_rate),
-        cmocka_unit_test(test_gate_generations), cmocka_unit_test(test_gate_stall),
-        cmocka_unit_test(test_spent_back),       cmocka_unit_test(test_broker),
+        cmocka_unit_test(test_orphans),          cmocka_unit_test(test_closes),
+        cmocka_unit_test(test_hand_rate),        cmocka_unit_test(test_gate_generations),
+        cmocka_unit_test(test_gate_stall),       cmocka_unit_test(test_spent_back),
+        cmocka_unit_test(test_broker),           cmocka_unit_test(test_broker_gate_full),
+        cmocka_unit_test(test_broker_orphans),
         cmocka_unit_test(test_client),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
