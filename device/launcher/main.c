@@ -3,14 +3,15 @@
  * privilege (docs/compartments.md, "Enforcement"; launch.h is its protocol with the monitor).
  *
  * The monitor started it in C, the first process of the compartment's new user namespace U1
- * (which owns its mount, pid, ipc, uts and net namespaces), as U1's uid 0: the app's host uid, with
- * capabilities in U1 alone. The monitor already did what needs the host's privilege: U1's maps,
- * the cgroups, the network, the storage's mount (handed over detached). Here:
+ * (which owns its mount, pid, ipc, uts and net namespaces), as the app's host uid, which U1 maps
+ * to itself and nothing else (no root in U1), with capabilities in U1 alone (ambient). The
+ * monitor already did what needs the host's privilege: U1's maps, the cgroups, the network, the
+ * storage's mount (handed over detached). Here:
  *   a new cgroup namespace; the root built on a tmpfs attached at run_dir/root (binds, /etc with
  *     the names' files from NET, /proc, /dev, /tmp, /data moved in), pivot_root, the old root
  *     detached;
- *   the app's own user namespace U2, mapped here (the app's uid and gid shown inside, U1's 0
- *     outside: the self-map any process may make), which owns no namespace;
+ *   the app's own user namespace U2, mapped here (the app's uid and gid as themselves, inside
+ *     and in U1: the self-map any process may make), which owns no namespace;
  *   setresuid/gid; rlimits; securebits, capabilities dropped (bounding and ambient too);
  *     no_new_privs; the hosts keeper forked (keep_hosts); Landlock; seccomp (the listener passed
  *     to the monitor);
@@ -42,6 +43,7 @@
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +62,7 @@
 
 #include "compartment.h"
 #include "crash.h"
+#include "filter.h"
 #include "landlock_abi.h"
 #include "launch.h"
 #include "rampart/file.h"
@@ -344,6 +347,19 @@ static int drop_capabilities(char *why, size_t cap)
     return 0;
 }
 
+/* The file rights a ruleset handles on a kernel of Landlock ABI abi (> 0): all it knows. */
+static uint64_t fs_handled(long abi)
+{
+    uint64_t fs = (1ULL << 13) - 1; /* ABI 1 */
+    if (abi >= 2)
+        fs |= LANDLOCK_ACCESS_FS_REFER;
+    if (abi >= 3)
+        fs |= RP_LANDLOCK_FS_TRUNCATE;
+    if (abi >= 5)
+        fs |= RP_LANDLOCK_FS_IOCTL_DEV;
+    return fs;
+}
+
 static int landlock_apply(const rp_manifest_t *m, int *abi_out, unsigned *layers, char *missing,
                           size_t mcap)
 {
@@ -362,15 +378,9 @@ static int landlock_apply(const rp_manifest_t *m, int *abi_out, unsigned *layers
                        "no Landlock (the kernel has none, or it is not enabled: lsm=landlock)");
         return 0;
     }
-    attr.fs = (1ULL << 13) - 1; /* ABI 1 */
-    if (abi >= 2)
-        attr.fs |= LANDLOCK_ACCESS_FS_REFER;
-    if (abi >= 3) {
-        attr.fs |= RP_LANDLOCK_FS_TRUNCATE;
+    attr.fs = fs_handled(abi);
+    if (abi >= 3)
         file_rw |= RP_LANDLOCK_FS_TRUNCATE;
-    }
-    if (abi >= 5)
-        attr.fs |= RP_LANDLOCK_FS_IOCTL_DEV;
     for (size_t i = 0; i < m->nconnections; i++)
         every_port = every_port || m->connections[i].port == 0;
     if (abi >= 4) {
@@ -453,129 +463,6 @@ static int landlock_apply(const rp_manifest_t *m, int *abi_out, unsigned *layers
     return 0;
 }
 
-/* The system calls an app may make: what a C program, the dynamic linker, a shell and the common
- * tools use. Everything else is refused with EPERM and shown to the monitor. The refused ones
- * that matter (docs/compartments.md): ptrace, mount and the new mount API, unshare, setns, any
- * clone with a namespace flag, keyctl/add_key/request_key, bpf, perf_event_open, module loading,
- * the clock, reboot, kexec, swap, acct, io_uring, userfaultfd, process_vm_*, the set*id family,
- * mknod, chroot, pivot_root, sethostname, personality, quotactl, open_by_handle_at; and every
- * socket family but AF_UNIX, TCP and UDP over IPv4/IPv6 and rtnetlink (socket_rules()). */
-/* clang-format off */
-static const char *const allowed_calls[] = {
-    "read", "write", "open", "openat", "openat2", "close", "close_range", "stat", "fstat", "lstat",
-    "newfstatat", "statx", "statfs", "fstatfs", "poll", "ppoll", "select", "pselect6",
-    "epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "epoll_pwait2",
-    "lseek", "mmap", "mprotect", "munmap", "mremap", "madvise", "msync", "mincore", "mlock",
-    "munlock", "mlock2", "brk", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigsuspend",
-    "rt_sigpending", "rt_sigtimedwait", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "sigaltstack",
-    "ioctl", "pread64", "pwrite64", "readv", "writev", "preadv", "pwritev", "preadv2", "pwritev2",
-    "access", "faccessat", "faccessat2", "pipe", "pipe2", "sched_yield", "dup", "dup2", "dup3",
-    "pause", "nanosleep", "clock_nanosleep", "getitimer", "setitimer", "alarm", "getpid", "gettid",
-    "getppid", "getpgrp", "getpgid", "setpgid", "getsid", "setsid", "sendfile", "connect",
-    "accept", "accept4", "sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg",
-    "shutdown", "bind", "listen", "getsockname", "getpeername", "setsockopt",
-    "getsockopt", "fork", "vfork", "execve", "execveat", "exit", "exit_group", "wait4", "waitid",
-    "kill", "tgkill", "tkill", "uname", "fcntl", "flock", "fsync", "fdatasync", "truncate",
-    "ftruncate", "getdents", "getdents64", "getcwd", "chdir", "fchdir", "rename", "renameat",
-    "renameat2", "mkdir", "mkdirat", "rmdir", "creat", "link", "linkat", "unlink", "unlinkat",
-    "symlink", "symlinkat", "readlink", "readlinkat", "chmod", "fchmod", "fchmodat", "chown",
-    "fchown", "lchown", "fchownat", "umask", "gettimeofday", "getrlimit", "getrusage", "sysinfo",
-    "times", "getuid", "getgid", "geteuid", "getegid", "getresuid", "getresgid", "getgroups",
-    "capget", "sched_getaffinity", "sched_setaffinity", "sched_getparam", "sched_getscheduler",
-    "sched_get_priority_max", "sched_get_priority_min", "sched_rr_get_interval", "getpriority",
-    "setpriority", "arch_prctl", "set_tid_address", "set_robust_list", "get_robust_list", "futex",
-    "futex_waitv", "rseq", "time", "clock_gettime", "clock_getres", "utime", "utimes", "utimensat",
-    "futimesat", "getrandom", "memfd_create", "eventfd", "eventfd2", "signalfd", "signalfd4",
-    "timerfd_create", "timerfd_settime", "timerfd_gettime", "timer_create", "timer_settime",
-    "timer_gettime", "timer_getoverrun", "timer_delete", "inotify_init", "inotify_init1",
-    "inotify_add_watch", "inotify_rm_watch", "fadvise64", "fallocate", "splice", "tee", "vmsplice",
-    "copy_file_range", "sync", "syncfs", "sync_file_range", "readahead", "getxattr", "lgetxattr",
-    "fgetxattr", "listxattr", "llistxattr", "flistxattr", "pidfd_open", "pidfd_send_signal",
-    "restart_syscall", "membarrier", "prctl", "getcpu", "shmget", "shmat", "shmctl", "shmdt",
-    "semget", "semop", "semtimedop", "semctl", "msgget", "msgsnd", "msgrcv", "msgctl", "mq_open",
-    "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify", "mq_getsetattr", "set_mempolicy",
-    "get_mempolicy", "mbind", "landlock_create_ruleset", "landlock_add_rule",
-    "landlock_restrict_self", "seccomp",
-};
-/* clang-format on */
-
-#define NS_FLAGS                                                                                   \
-    (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET |     \
-     CLONE_NEWCGROUP | 0x00000080 /* CLONE_NEWTIME */)
-
-/* The sockets an app may make: AF_UNIX; TCP and UDP (any protocol of a stream or datagram
- * socket: ping sockets too) over IPv4 and IPv6, which its network namespace and the monitor's
- * filter judge; rtnetlink, for getaddrinfo and its own interfaces. Anything else is refused and
- * seen: raw and packet sockets (below the filter's view), AF_VSOCK (not namespaced: it reaches
- * the hypervisor past the network policy), other netlink families (NETLINK_KOBJECT_UEVENT
- * hears the whole device's kernel events from any namespace its user namespace owns), and the
- * rarer families' kernel code. An argument with bits above the 32 the kernel reads matches no
- * rule: refused, never allowed. */
-static int socket_rules(scmp_filter_ctx ctx)
-{
-    static const int ip[2] = {AF_INET, AF_INET6};
-    static const int types[2] = {SOCK_STREAM, SOCK_DGRAM};
-    int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-                              SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0));
-
-    for (int i = 0; rc == 0 && i < 2; i++)
-        for (int j = 0; rc == 0 && j < 2; j++)
-            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2,
-                                  SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)ip[i], 0),
-                                  SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, (scmp_datum_t)types[j]));
-    if (rc == 0)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2,
-                              SCMP_A0(SCMP_CMP_EQ, AF_NETLINK, 0),
-                              SCMP_A2(SCMP_CMP_EQ, NETLINK_ROUTE, 0));
-    if (rc == 0)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), 1,
-                              SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0));
-    return rc;
-}
-
-/* Build the filter: default action def (notify, or EPERM where the kernel cannot notify). debug
- * (development mode, rp_compartment_spec_t.debug) allows ptrace and process_vm_*: a debugger
- * reaches only what the app's pid namespace shows and the kernel's ptrace check lets through
- * (its own uid, its Landlock domain; the init is not dumpable). */
-static scmp_filter_ctx seccomp_build(uint32_t def, bool debug)
-{
-    static const char *const debug_calls[] = {"ptrace", "process_vm_readv", "process_vm_writev"};
-    scmp_filter_ctx ctx = seccomp_init(def);
-    int rc;
-
-    if (ctx == NULL)
-        return NULL;
-    rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
-    if (rc == 0)
-        rc = rp_seccomp_allow(ctx, allowed_calls, sizeof(allowed_calls) / sizeof(allowed_calls[0]));
-    if (rc == 0 && debug)
-        rc = rp_seccomp_allow(ctx, debug_calls, sizeof(debug_calls) / sizeof(debug_calls[0]));
-    if (rc == 0)
-        rc = socket_rules(ctx);
-    /* clone without a namespace flag (fork, threads); clone3 says ENOSYS so libc falls back to
-     * clone, whose flags a filter can see. */
-    if (rc == 0)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-                              SCMP_A0(SCMP_CMP_MASKED_EQ, NS_FLAGS, 0));
-    if (rc == 0)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
-    /* Reading a limit is free; setting one goes to the monitor, which refuses a raise (and lets
-     * the kernel decide the rest). Without notification, the kernel alone decides. */
-    if (rc == 0 && def == SCMP_ACT_NOTIFY)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 1,
-                              SCMP_A2(SCMP_CMP_EQ, 0, 0));
-    else if (rc == 0) {
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 0);
-        if (rc == 0)
-            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setrlimit), 0);
-    }
-    if (rc != 0) {
-        seccomp_release(ctx);
-        return NULL;
-    }
-    return ctx;
-}
-
 /* Loaded last before the app's exec. OUT: *notify_fd, the listener (-1 when the kernel cannot
  * notify: refusals are then plain EPERM, unseen). */
 static int seccomp_apply(bool may_notify, bool debug, int *notify_fd, char *why, size_t cap)
@@ -585,7 +472,7 @@ static int seccomp_apply(bool may_notify, bool debug, int *notify_fd, char *why,
 
     *notify_fd = -1;
     if (may_notify && seccomp_api_get() >= 5 &&
-        (ctx = seccomp_build(SCMP_ACT_NOTIFY, debug)) != NULL) {
+        (ctx = rp_launcher_filter(SCMP_ACT_NOTIFY, debug, RP_FILTER_APP)) != NULL) {
         rc = seccomp_load(ctx);
         if (rc == 0)
             *notify_fd = seccomp_notify_fd(ctx);
@@ -595,7 +482,8 @@ static int seccomp_apply(bool may_notify, bool debug, int *notify_fd, char *why,
             return -1; /* every refused call would hang: refuse to start */
         }
     }
-    if (rc != 0 && (ctx = seccomp_build(SCMP_ACT_ERRNO(EPERM), debug)) != NULL) {
+    if (rc != 0 &&
+        (ctx = rp_launcher_filter(SCMP_ACT_ERRNO(EPERM), debug, RP_FILTER_APP)) != NULL) {
         rc = seccomp_load(ctx);
         seccomp_release(ctx);
     }
@@ -745,11 +633,51 @@ static void wait_any(const app_log_t *l, const app_ready_t *r, long watchdog_lef
     (void)ppoll(p, 2, left >= 0 ? &ts : NULL, unblocked);
 }
 
+/* The hosts keeper's own Landlock domain: in the file system, replacing files in its /etc
+ * descriptor alone (launch.c, put_whole: create, write, truncate, rename over, remove); no TCP
+ * (ABI 4); no signal or abstract socket outside it (ABI 6). Without Landlock (the kernel's, or
+ * turned off), its filter and its uid alone hold it. 0, or -1. */
+static int keeper_landlock(int etc_fd, bool off)
+{
+    long abi =
+        off ? 0 : syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+    rp_landlock_ruleset_t attr = {0};
+    struct landlock_path_beneath_attr pb = {.allowed_access = LANDLOCK_ACCESS_FS_WRITE_FILE |
+                                                              LANDLOCK_ACCESS_FS_MAKE_REG |
+                                                              LANDLOCK_ACCESS_FS_REMOVE_FILE,
+                                            .parent_fd = etc_fd};
+    size_t size = sizeof(uint64_t);
+    int rs, rc;
+
+    if (abi <= 0)
+        return 0; /* the app's missing layers say so */
+    attr.fs = fs_handled(abi);
+    if (abi >= 3)
+        pb.allowed_access |= RP_LANDLOCK_FS_TRUNCATE;
+    if (abi >= 4) {
+        size = 2 * sizeof(uint64_t);
+        attr.net = RP_LANDLOCK_NET_BIND_TCP | RP_LANDLOCK_NET_CONNECT_TCP;
+    }
+    if (abi >= 6) {
+        size = sizeof(attr);
+        attr.scoped = RP_LANDLOCK_SCOPE_ABSTRACT_UNIX | RP_LANDLOCK_SCOPE_SIGNAL;
+    }
+    if ((rs = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0)) < 0)
+        return -1;
+    rc = (int)syscall(SYS_landlock_add_rule, rs, LANDLOCK_RULE_PATH_BENEATH, &pb, 0);
+    if (rc == 0)
+        rc = (int)syscall(SYS_landlock_restrict_self, rs, 0);
+    close(rs);
+    return rc == 0 ? 0 : -1;
+}
+
 /* The hosts keeper: the one process that writes the app's /etc/hosts after it starts, when the
  * monitor's re-resolution changed its names' addresses (launch.h, NET). The init cannot (its
  * Landlock domain, the app's, writes nothing in /etc), so it forks this child first: the app's
  * uid with no capability and no_new_privs, outside the app's Landlock domain and seccomp filter,
- * holding NET, the writable view of /etc and nothing else (no channel, no log, no sync socket).
+ * holding NET, the writable view of /etc and nothing else (no channel, no log, no sync socket),
+ * in a Landlock domain and a filter of its own (keeper_landlock, rp_launcher_keeper_filter: it
+ * can replace files in that /etc and little else).
  * The app cannot reach it: not dumpable, its memory U1's, and Landlock keeps the app's ptrace (and,
  * from ABI 6, its signals) inside its own domain; its only input is the monitor's. Nor can the
  * init signal it (the same scope), so it ends by itself: when the init closes the returned pipe
@@ -778,8 +706,15 @@ static int keep_hosts(launch_args_t *a)
         for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
             if (*drop[i] >= 0)
                 close(*drop[i]);
-        if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
-            _exit(126);
+        scmp_filter_ctx filter;
+        if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 ||
+            keeper_landlock(a->etc_fd, a->spec.without & RP_LAYER_LANDLOCK_FS) != 0 ||
+            (filter = rp_launcher_keeper_filter()) == NULL ||
+            rp_seccomp_load(filter, "the hosts keeper's") != RP_OK) {
+            fprintf(stderr, "rampart-launcher: %s: the hosts keeper cannot confine itself\n",
+                    a->spec.component);
+            _exit(126); /* the monitor sees NET closed (apps.c) */
+        }
         for (;;) {
             if (poll(p, 2, -1) < 0 && errno != EINTR)
                 _exit(1);
@@ -898,12 +833,13 @@ static void capture(pid_t tid, int sync_fd)
     c.addr = (uint64_t)(uintptr_t)si.si_addr;
     c.tid = (uint32_t)tid;
     c.regs_len = iov.iov_len;
+    /* regs is bytes (crash.h), not aligned for the kernel's struct: its sp copied out */
 #if defined(__x86_64__)
     c.arch = EM_X86_64;
-    c.sp = ((struct user_regs_struct *)c.regs)->rsp;
+    memcpy(&c.sp, c.regs + offsetof(struct user_regs_struct, rsp), sizeof(c.sp));
 #elif defined(__aarch64__)
     c.arch = EM_AARCH64;
-    c.sp = ((struct user_regs_struct *)c.regs)->sp;
+    memcpy(&c.sp, c.regs + offsetof(struct user_regs_struct, sp), sizeof(c.sp));
 #else
     return; /* an architecture the unwinder is not told about: the exit alone is recorded */
 #endif
@@ -918,11 +854,16 @@ static void capture(pid_t tid, int sync_fd)
         c.stack_len = got > 0 ? (size_t)got : 0;
     }
     if (rp_crash_capture_encode(&c, out, sizeof(out), &len) == RP_OK) {
-        rp_launch_msg_t m = {.type = RP_LAUNCH_CRASH, .value = (int)len};
         int room = 2 * RP_CRASH_CAPTURE_MAX;
         (void)setsockopt(sync_fd, SOL_SOCKET, SO_SNDBUF, &room, sizeof(room));
-        if (rp_launch_send(sync_fd, &m, -1) == 0)
-            (void)send(sync_fd, out, len, MSG_NOSIGNAL);
+        if (rp_launch_send_crash(sync_fd, out, len) == 0)
+            return;
+        /* Too big for the socket's buffer (SO_SNDBUF is capped at net.core.wmem_max), say: the
+         * crash is still reported, as one whose capture is lost (review r6, L4). */
+        rp_launch_msg_t m = {.type = RP_LAUNCH_CRASH, .value = 0};
+        snprintf(m.text, sizeof(m.text), "its capture (%zu bytes) could not be sent: %s", len,
+                 strerror(errno));
+        (void)rp_launch_send(sync_fd, &m, -1);
     }
 }
 
@@ -949,13 +890,14 @@ static void on_stop(pid_t tid, int st, int sync_fd)
     (void)ptrace(PTRACE_CONT, tid, NULL, (void *)(uintptr_t)sig); /* delivered as it was */
 }
 
-/* The init's own filter: the app's list, plus ptrace and process_vm_readv for the capture
- * (docs/compartments.md, "Crash capture"). The app loads its own filter, without them, between
- * its fork and its exec. Refusals here are plain EPERM: the init is ours, not the app's. */
+/* The init's own filter: the app's list without fallocate (filter.c), plus ptrace and
+ * process_vm_readv for the capture (docs/compartments.md, "Crash capture"). The app loads its own
+ * filter, without them, between its fork and its exec. Refusals here are plain EPERM: the init is
+ * ours, not the app's. */
 static int init_seccomp(bool trace, char *why, size_t cap)
 {
     static const char *const trace_calls[] = {"ptrace", "process_vm_readv"};
-    scmp_filter_ctx ctx = seccomp_build(SCMP_ACT_ERRNO(EPERM), false);
+    scmp_filter_ctx ctx = rp_launcher_filter(SCMP_ACT_ERRNO(EPERM), false, RP_FILTER_INIT);
     int rc = ctx == NULL ? -EINVAL : 0;
 
     if (rc == 0 && trace)

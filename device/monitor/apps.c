@@ -1128,10 +1128,14 @@ static void tick(void)
                 if (rp_netpolicy_refresh(&s.np, &a->net, &changed) != RP_OK)
                     rp_log_warn("%s: its allowed names could not all be resolved again",
                                 a->want.component);
-                if (changed && rp_compartment_hosts(&a->c, &a->net.hosts) != RP_OK)
+                if (changed && rp_compartment_hosts(&a->c, &a->net.hosts) != RP_OK) {
                     rp_log_warn("%s: its launcher did not take its names' new addresses: its "
                                 "/etc/hosts keeps the old ones",
                                 a->want.component);
+                    /* its status shows it (compartment.h) */
+                    snprintf(a->missing, sizeof(a->missing), "%.*s", RP_MON_MISSING_MAX,
+                             a->c.missing);
+                }
                 a->next_refresh = now + RP_NETPOLICY_REFRESH_SECONDS;
             }
         } else if (a->state == RP_MON_APP_RESTARTING && now >= a->next_start) {

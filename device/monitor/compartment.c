@@ -11,11 +11,12 @@
  *     the log file (opened and handed over, never read here) and pipes; clone(new user U1,
  *     mount, pid, ipc, uts, net namespaces) -> child C, pid 1 inside; every namespace is owned
  *     by U1
- *   supervisor: U1's maps (its uid 0 and gid 0 = the app's host uid and gid, nothing else), C
+ *   supervisor: U1's maps (the app's host uid and gid as themselves, nothing else: no root), C
  *     into the cgroups, the net_setup hook (as host root, in C's network namespace), the names'
  *     addresses on NET, "go", then the spec (rp_launch_spec_t)
  *   C (the monitor's code, a few lines): opens its tree and run_dir/root as O_PATH descriptors,
- *     drops its supplementary groups, becomes uid and gid 0 in U1 (host: the app's), and execs
+ *     drops its supplementary groups, becomes the app's uid and gid (ambient capabilities in U1),
+ *     and execs
  *     rampart-launcher from the descriptor opened at the monitor's start; from there it holds
  *     capabilities in U1 only (what any user gets with `unshare -Ur`)
  *   the launcher builds the root, makes the app's own user namespace U2 (owning nothing), fences
@@ -979,39 +980,18 @@ static void check_counters(rp_compartment_t *c)
     }
 }
 
-/* The init's capture, the packet after RP_LAUNCH_CRASH: kept as it came (bounded; the monitor does
- * not read it: crash.h), the first of a run only. */
-static void take_crash(rp_compartment_t *c)
-{
-    uint8_t *buf = c->crash == NULL ? malloc(RP_CRASH_CAPTURE_MAX) : NULL;
-    ssize_t n;
-
-    if (buf == NULL)
-        return;
-    n = recv(c->sync_fd, buf, RP_CRASH_CAPTURE_MAX, MSG_DONTWAIT | MSG_TRUNC);
-    if (n <= 0 || n > RP_CRASH_CAPTURE_MAX) {
-        free(buf);
-        return;
-    }
-    c->crash = buf;
-    c->crash_len = (size_t)n;
-}
-
 /* What the init reported since (launch.h), at most max packets: the app said "ready" (the init
- * reads its ready pipe and keeps the rule, app.h, and its watchdog), a crash's capture, the
+ * reads its ready pipe and keeps the rule, app.h, and its watchdog), a crash and its capture, the
  * watchdog's kill, the app's exit. Nothing the app wrote is read here. */
 static void take_reports(rp_compartment_t *c, int max)
 {
+    static uint8_t capture[RP_CRASH_CAPTURE_MAX];
     rp_launch_msg_t msg;
     struct pollfd p = {.fd = c->sync_fd, .events = POLLIN};
+    size_t len;
 
     while (max-- > 0 && !c->sync_gone && poll(&p, 1, 0) == 1) {
-        if (c->crash_next) { /* the capture, its own packet */
-            c->crash_next = false;
-            take_crash(c);
-            continue;
-        }
-        int r = rp_launch_recv(c->sync_fd, &msg, NULL);
+        int r = rp_launch_recv_report(c->sync_fd, &msg, capture, sizeof(capture), &len, NULL);
         if (r == 0)
             c->sync_gone = true; /* the init is gone, or closed it: nothing more comes */
         else if (r == 1 && msg.type == RP_LAUNCH_APP_READY)
@@ -1021,8 +1001,14 @@ static void take_reports(rp_compartment_t *c, int max)
         else if (r == 1 && msg.type == RP_LAUNCH_EXIT) {
             c->app_status = msg.value;
             c->app_reported = true;
-        } else if (r == 1 && msg.type == RP_LAUNCH_CRASH)
-            c->crash_next = true;
+        } else if (r == 1 && msg.type == RP_LAUNCH_CRASH && len == 0)
+            rp_log_warn("%s: its app crashed, but %s", c->component, msg.text);
+        else if (r == 1 && msg.type == RP_LAUNCH_CRASH && c->crash == NULL &&
+                 (c->crash = malloc(len)) != NULL) {
+            /* kept as it came (the monitor does not read it: crash.h), a run's first only */
+            memcpy(c->crash, capture, len);
+            c->crash_len = len;
+        }
     }
 }
 
@@ -1086,10 +1072,20 @@ static void close_fd(int *fd)
 
 rp_err_t rp_compartment_hosts(rp_compartment_t *c, const rp_launch_hosts_t *h)
 {
-    return c->hosts_fd >= 0 && send(c->hosts_fd, h, sizeof(*h), MSG_NOSIGNAL | MSG_DONTWAIT) ==
-                                   (ssize_t)sizeof(*h)
-               ? RP_OK
-               : RP_ERR_IO;
+    if (c->hosts_fd >= 0 &&
+        send(c->hosts_fd, h, sizeof(*h), MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)sizeof(*h))
+        return RP_OK;
+    /* The keeper is gone (killed: by the app below Landlock ABI 6, the OOM killer, a person), or
+     * stopped with its queue full. Nothing replaces it in this run (the init holds no writable
+     * /etc to give another one): the app's own status says so until its next start (review r6,
+     * L3). */
+    if (c->hosts_fd >= 0 && !c->hosts_lost) {
+        c->hosts_lost = true;
+        rp_launch_note(c->missing, sizeof(c->missing),
+                       "its /etc/hosts no longer follows its names' addresses (its hosts keeper "
+                       "is gone or stopped; it gets a new one when it starts again)");
+    }
+    return RP_ERR_IO;
 }
 
 void rp_compartment_stop(rp_compartment_t *c)

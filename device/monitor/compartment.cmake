@@ -49,6 +49,15 @@ set_target_properties(test_launcher_open PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${C
 add_test(NAME unit.launcher_open COMMAND test_launcher_open)
 set_tests_properties(unit.launcher_open PROPERTIES LABELS unit)
 
+# The compartment's seccomp filters (device/launcher/filter.c), each loaded in a child and tried.
+add_executable(test_launcher_filter tests/unit/test_launcher_filter.c device/launcher/filter.c)
+target_include_directories(test_launcher_filter PRIVATE device/launcher)
+target_link_libraries(test_launcher_filter PRIVATE rampart_launch rampart_seccomp
+                      PkgConfig::RP_C_CMOCKA)
+set_target_properties(test_launcher_filter PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+add_test(NAME unit.launcher_filter COMMAND test_launcher_filter)
+set_tests_properties(unit.launcher_filter PROPERTIES LABELS unit)
+
 # The launcher's reports as the monitor takes them (launch.c).
 add_executable(test_launch tests/unit/test_launch.c)
 target_link_libraries(test_launch PRIVATE rampart_launch PkgConfig::RP_C_CMOCKA)

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -51,15 +52,19 @@ void rp_launch_note(char *missing, size_t cap, const char *what)
     snprintf(missing + len, cap - len, "%s%s", len ? "; " : "", what);
 }
 
-int rp_launch_send(int fd, const rp_launch_msg_t *m, int pass_fd)
+/* One packet of the iovecs, with pass_fd (-1: none). 0, or -1 (nothing sent: a SEQPACKET packet
+ * goes whole or not at all). */
+static int send_packet(int fd, struct iovec *iov, int niov, int pass_fd)
 {
-    struct iovec iov = {.iov_base = (void *)m, .iov_len = sizeof(*m)};
     union {
         char buf[CMSG_SPACE(sizeof(int))];
         struct cmsghdr align;
     } u;
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)niov};
+    size_t len = 0;
 
+    for (int i = 0; i < niov; i++)
+        len += iov[i].iov_len;
     if (pass_fd >= 0) {
         memset(&u, 0, sizeof(u));
         mh.msg_control = u.buf;
@@ -70,22 +75,49 @@ int rp_launch_send(int fd, const rp_launch_msg_t *m, int pass_fd)
         cm->cmsg_len = CMSG_LEN(sizeof(int));
         memcpy(CMSG_DATA(cm), &pass_fd, sizeof(int));
     }
-    return sendmsg(fd, &mh, MSG_NOSIGNAL) == (ssize_t)sizeof(*m) ? 0 : -1;
+    return sendmsg(fd, &mh, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
 }
 
-int rp_launch_recv(int fd, rp_launch_msg_t *m, int *got_fd)
+int rp_launch_send(int fd, const rp_launch_msg_t *m, int pass_fd)
 {
-    struct iovec iov = {.iov_base = m, .iov_len = sizeof(*m)};
+    struct iovec iov = {.iov_base = (void *)m, .iov_len = sizeof(*m)};
+    return send_packet(fd, &iov, 1, pass_fd);
+}
+
+int rp_launch_send_crash(int fd, const uint8_t *capture, size_t len)
+{
+    rp_launch_msg_t m = {.type = RP_LAUNCH_CRASH, .value = (int)len};
+    struct iovec iov[2] = {
+        {.iov_base = &m,              .iov_len = sizeof(m)},
+        {.iov_base = (void *)capture, .iov_len = len      }
+    };
+    if (len == 0 || len > INT_MAX)
+        return -1;
+    return send_packet(fd, iov, 2, -1);
+}
+
+int rp_launch_recv_report(int fd, rp_launch_msg_t *m, uint8_t *capture, size_t cap, size_t *len,
+                          int *got_fd)
+{
+    struct iovec iov[2] = {
+        {.iov_base = m,       .iov_len = sizeof(*m)},
+        {.iov_base = capture, .iov_len = cap       }
+    };
     union {
         char buf[CMSG_SPACE(sizeof(int))];
         struct cmsghdr align;
     } u;
-    struct msghdr mh = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+    struct msghdr mh = {.msg_iov = iov,
+                        .msg_iovlen = capture != NULL && cap > 0 ? 2 : 1,
+                        .msg_control = u.buf,
+                        .msg_controllen = sizeof(u.buf)};
     ssize_t n;
+    size_t extra;
 
     if (got_fd != NULL)
         *got_fd = -1;
+    if (len != NULL)
+        *len = 0;
     do
         n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
     while (n < 0 && errno == EINTR);
@@ -103,16 +135,26 @@ int rp_launch_recv(int fd, rp_launch_msg_t *m, int *got_fd)
             else
                 close(passed);
         }
-    /* A packet of another size (a longer one arrives cut: MSG_TRUNC) is not a message. */
-    if (n != (ssize_t)sizeof(*m) || (mh.msg_flags & MSG_TRUNC)) {
+    /* A packet of another size (a longer one arrives cut: MSG_TRUNC) is not a message; nor is a
+     * crash's whose announced length is not the bytes after it, nor bytes after another type. */
+    extra = n >= (ssize_t)sizeof(*m) ? (size_t)n - sizeof(*m) : 0;
+    if (n < (ssize_t)sizeof(*m) || (mh.msg_flags & MSG_TRUNC) ||
+        (m->type == RP_LAUNCH_CRASH ? m->value < 0 || (size_t)m->value != extra : extra != 0)) {
         if (got_fd != NULL && *got_fd >= 0) {
             close(*got_fd);
             *got_fd = -1;
         }
         return -1;
     }
+    if (len != NULL)
+        *len = extra;
     m->text[sizeof(m->text) - 1] = '\0';
     return 1;
+}
+
+int rp_launch_recv(int fd, rp_launch_msg_t *m, int *got_fd)
+{
+    return rp_launch_recv_report(fd, m, NULL, 0, NULL, got_fd);
 }
 
 /* text as dir/name, replaced whole: a new file renamed over the old one. 0, or -1 (why). */

@@ -4,9 +4,11 @@
  * tree together; nothing else speaks it.
  *
  * The monitor clones the compartment's first process C with new user (U1), mount, pid, ipc, uts
- * and net namespaces, maps U1 (its uid 0 and gid 0 = the app's host uid and gid), puts C in its
+ * and net namespaces, maps U1 (the app's host uid and gid to themselves, nothing else: no root
+ * in U1), puts C in its
  * cgroups, configures its network, then sends RP_LAUNCH_GO and the spec (one packet,
- * rp_launch_spec_t). C opens the directories the launcher needs (below), becomes uid 0 in U1 and
+ * rp_launch_spec_t). C opens the directories the launcher needs (below), becomes the app's uid
+ * (with capabilities in U1 alone, ambient) and
  * execs rampart-launcher from the descriptor the monitor opened at its start:
  *
  *   rampart-launcher SYNC LOG NULL CHANNEL TREE ROOT NET DATA
@@ -18,8 +20,8 @@
  * attached); NET, the socket of the app's names (below); the detached mount of its storage (the
  * monitor's, -1 without MutableStorage).
  * The launcher answers on SYNC: RP_LAUNCH_SECCOMP (the listener, passed), then RP_LAUNCH_READY,
- * or RP_LAUNCH_ERROR; later RP_LAUNCH_APP_READY, RP_LAUNCH_CRASH (the capture in the next
- * packet), RP_LAUNCH_WATCHDOG, and RP_LAUNCH_EXIT, the last.
+ * or RP_LAUNCH_ERROR; later RP_LAUNCH_APP_READY, RP_LAUNCH_CRASH (the capture in the same
+ * packet: rp_launch_send_crash), RP_LAUNCH_WATCHDOG, and RP_LAUNCH_EXIT, the last.
  *
  * The app's ready pipe (its descriptor 3) is the init's: it reads it and keeps the contract's rule
  * (rp_app_poll_ready, app.h: "ready" as the first five bytes, then any write a heartbeat). It
@@ -58,7 +60,8 @@ enum {
 
 typedef struct rp_launch_msg {
     int type;
-    int value;      /* READY: layers; EXIT: the app's wait status; CRASH: the capture's length */
+    int value;      /* READY: layers; EXIT: the app's wait status; CRASH: the capture's length
+                     * (the bytes after this message in its packet; 0: lost, text says why) */
     int value2;     /* READY: Landlock ABI */
     char text[480]; /* ERROR: why; READY: the layers missing */
 } rp_launch_msg_t;
@@ -85,8 +88,21 @@ typedef struct rp_launch_hosts {
 /* One message, and a descriptor with it (pass_fd -1: none). 0, or -1. */
 int rp_launch_send(int fd, const rp_launch_msg_t *m, int pass_fd);
 
-/* 1: a message (and *got_fd, or -1; got_fd may be NULL); 0: the peer is gone; -1: error. */
+/* 1: a message (and *got_fd, or -1; got_fd may be NULL); 0: the peer is gone; -1: error, or a
+ * packet that is not one message (another size; an RP_LAUNCH_CRASH announcing a capture). */
 int rp_launch_recv(int fd, rp_launch_msg_t *m, int *got_fd);
+
+/* The init's crash report: RP_LAUNCH_CRASH (value: len) and the capture (crash.h), len > 0
+ * bytes, in one packet, so that nothing else can be taken for the capture nor the capture for
+ * another report. 0, or -1: nothing sent (then RP_LAUNCH_CRASH with value 0 and why in text says
+ * the capture is lost). */
+int rp_launch_send_crash(int fd, const uint8_t *capture, size_t len);
+
+/* rp_launch_recv for the init's reports: an RP_LAUNCH_CRASH's capture into capture (cap bytes;
+ * *len its length, 0 for any other message or a lost capture). A crash whose value is not the
+ * length of the bytes after it, or bytes after another type, is refused (-1). */
+int rp_launch_recv_report(int fd, rp_launch_msg_t *m, uint8_t *capture, size_t cap, size_t *len,
+                          int *got_fd);
 
 /* Append what to the "; "-separated list missing (truncated to cap). */
 void rp_launch_note(char *missing, size_t cap, const char *what);

@@ -2,7 +2,8 @@
 # A running app sees the monitor's re-resolution of the names its manifest allows: the monitor
 # hands the new addresses to the app's launcher, whose hosts keeper replaces the app's /etc/hosts
 # whole (a rename), so that the app's next lookup reads the new file, never a half-written one;
-# the app itself cannot change the file. The monitor's side resolves with this test's own
+# the app itself cannot change the file. A keeper that dies is named in the app's missing layers.
+# The monitor's side resolves with this test's own
 # /etc/hosts, in a mount namespace of its own, so no DNS server is needed. Runs as root.
 : "${COMPARTMENT_RUN:?set COMPARTMENT_RUN to the compartment-run test driver}"
 RAMPART=$COMPARTMENT_RUN
@@ -60,5 +61,22 @@ printf '127.0.0.1 localhost\n10.98.0.8 svc.test\n' >"$d/hosts"
 wait_until 60 saw 10.98.0.8 || { cat "$d/driver.out" "$d/app.log" >&2; fail "the running app still sees the old address"; }
 grep -q "svc.test is unknown" "$d/app.log" && fail "a lookup failed while the file was replaced"
 grep -q "it changed its hosts file" "$d/app.log" && fail "the app changed its own hosts file"
-E2E_CHECKS=$((E2E_CHECKS + 4))
+
+# The hosts keeper runs under a seccomp filter of its own (review r6, L2). Killed, it is not
+# replaced: the next change is not taken, and the app's missing layers say so (L3).
+keeper=
+find_keeper() { # the app's uid, pid 2 in its namespace
+  local p
+  for p in $(pgrep -u 61235); do
+    [ "$(awk '/^NSpid:/ {print $NF}' "/proc/$p/status" 2>/dev/null)" = 2 ] && keeper=$p && return 0
+  done
+  return 1
+}
+find_keeper || fail "no hosts keeper found"
+grep -q "^Seccomp:[[:space:]]*2" "/proc/$keeper/status" || fail "the hosts keeper has no seccomp filter"
+kill -9 "$keeper"
+printf '127.0.0.1 localhost\n10.98.0.9 svc.test\n' >"$d/hosts"
+lost() { grep -q "^missing: .*its hosts keeper is gone" "$d/driver.out"; }
+wait_until 60 lost || { cat "$d/driver.out" >&2; fail "a lost hosts keeper is not shown"; }
+E2E_CHECKS=$((E2E_CHECKS + 6))
 done_ok

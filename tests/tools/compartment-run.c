@@ -603,7 +603,10 @@ int main(int argc, char **argv)
             if (next_refresh > 0 && rp_netpolicy_refresh(&ns.np, &ns.app, &changed) != RP_OK)
                 fprintf(stderr, "compartment-run: a refresh failed\n");
             if (changed && rp_compartment_hosts(&apps[0].c, &ns.app.hosts) != RP_OK)
-                fprintf(stderr, "compartment-run: the launcher did not take the new addresses\n");
+                fprintf(stderr,
+                        "compartment-run: the launcher did not take the new addresses\n"
+                        "missing: %s\n",
+                        apps[0].c.missing);
             next_refresh = now_ms() + refresh_ms;
         }
         for (int i = 0; i < napps; i++) {

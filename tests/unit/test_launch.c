@@ -3,7 +3,8 @@
  * message of the exact size, at most the one descriptor its caller asked for; a packet of another
  * size (a longer one arrives cut) is refused, and a descriptor nobody asked for is closed, so that
  * a launcher the app took over can neither pass off a crash capture's bytes as a message nor
- * fill the monitor's descriptor table.
+ * fill the monitor's descriptor table. A crash's capture travels in its report's packet, so that
+ * no other report is ever taken for it.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -137,12 +139,73 @@ static void another_size_is_no_message(void **state)
     assert_int_equal(rp_launch_recv(sv[0], &got, NULL), 0);
 }
 
+/* A crash's report and its capture come in one packet, taken whole (review r6, L4). */
+static void a_crash_and_its_capture_in_one_packet(void **state)
+{
+    static uint8_t capture[2000], got_capture[4000];
+    rp_launch_msg_t got;
+    size_t len = 1;
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(capture); i++)
+        capture[i] = (uint8_t)(i * 7);
+    assert_int_equal(rp_launch_send_crash(sv[1], capture, sizeof(capture)), 0);
+    assert_int_equal(
+        rp_launch_recv_report(sv[0], &got, got_capture, sizeof(got_capture), &len, NULL), 1);
+    assert_int_equal(got.type, RP_LAUNCH_CRASH);
+    assert_int_equal(len, sizeof(capture));
+    assert_memory_equal(got_capture, capture, sizeof(capture));
+    /* rp_launch_recv, which takes no capture, refuses it */
+    assert_int_equal(rp_launch_send_crash(sv[1], capture, sizeof(capture)), 0);
+    assert_int_equal(rp_launch_recv(sv[0], &got, NULL), -1);
+}
+
+/* A capture that was not sent: the crash is reported without it, and the exit that follows is
+ * the exit, never taken for a capture (review r6, L4). An announced length that is not the
+ * packet's, or bytes after another type, is no message. */
+static void a_lost_capture_keeps_the_exit(void **state)
+{
+    static uint8_t packet[sizeof(rp_launch_msg_t) + 100], got_capture[4000];
+    rp_launch_msg_t lost = {.type = RP_LAUNCH_CRASH, .value = 0}, exited = {.type = RP_LAUNCH_EXIT},
+                    got, *head = (rp_launch_msg_t *)(void *)packet;
+    size_t len = 1;
+    (void)state;
+
+    head->type = RP_LAUNCH_CRASH;
+    head->value = 99; /* one byte short */
+    send_raw(packet, sizeof(packet), -1);
+    head->type = RP_LAUNCH_EXIT;
+    head->value = 100;
+    send_raw(packet, sizeof(packet), -1);
+    head->type = RP_LAUNCH_CRASH; /* the old form: the capture announced, in a later packet */
+    send_raw(packet, sizeof(rp_launch_msg_t), -1);
+    snprintf(lost.text, sizeof(lost.text), "its capture could not be sent");
+    assert_int_equal(rp_launch_send(sv[1], &lost, -1), 0);
+    exited.value = 11 << 8;
+    assert_int_equal(rp_launch_send(sv[1], &exited, -1), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(
+            rp_launch_recv_report(sv[0], &got, got_capture, sizeof(got_capture), &len, NULL), -1);
+    assert_int_equal(
+        rp_launch_recv_report(sv[0], &got, got_capture, sizeof(got_capture), &len, NULL), 1);
+    assert_int_equal(got.type, RP_LAUNCH_CRASH);
+    assert_int_equal(len, 0);
+    assert_string_equal(got.text, "its capture could not be sent");
+    assert_int_equal(
+        rp_launch_recv_report(sv[0], &got, got_capture, sizeof(got_capture), &len, NULL), 1);
+    assert_int_equal(got.type, RP_LAUNCH_EXIT);
+    assert_int_equal(got.value, 11 << 8);
+    assert_int_equal(len, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(a_message_and_its_descriptor, setup, teardown),
         cmocka_unit_test_setup_teardown(a_descriptor_not_asked_for_is_closed, setup, teardown),
         cmocka_unit_test_setup_teardown(another_size_is_no_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_crash_and_its_capture_in_one_packet, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_lost_capture_keeps_the_exit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,171 @@
+/*
+ * The seccomp filters of an app's compartment (device/launcher/main.c loads them; docs/
+ * compartments.md, "Enforcement"): the app's, its init's (the app's list without fallocate, plus
+ * the crash capture's calls: main.c) and its hosts keeper's. Apart from main.c so that a unit
+ * test (tests/unit/test_launcher_filter.c) loads each and tries what it must refuse.
+ */
+#include <errno.h>
+#include <linux/netlink.h>
+#include <sched.h>
+#include <sys/socket.h>
+
+#include "filter.h"
+#include "seccomp_allow.h"
+
+/* The system calls an app may make: what a C program, the dynamic linker, a shell and the common
+ * tools use. Everything else is refused with EPERM and shown to the monitor. The refused ones
+ * that matter (docs/compartments.md): ptrace, mount and the new mount API, unshare, setns, any
+ * clone with a namespace flag, keyctl/add_key/request_key, bpf, perf_event_open, module loading,
+ * the clock, reboot, kexec, swap, acct, io_uring, userfaultfd, process_vm_*, the set*id family,
+ * mknod, chroot, pivot_root, sethostname, personality, quotactl, open_by_handle_at; and every
+ * socket family but AF_UNIX, TCP and UDP over IPv4/IPv6 and rtnetlink (socket_rules()). */
+/* clang-format off */
+static const char *const allowed_calls[] = {
+    "read", "write", "open", "openat", "openat2", "close", "close_range", "stat", "fstat", "lstat",
+    "newfstatat", "statx", "statfs", "fstatfs", "poll", "ppoll", "select", "pselect6",
+    "epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "epoll_pwait2",
+    "lseek", "mmap", "mprotect", "munmap", "mremap", "madvise", "msync", "mincore", "mlock",
+    "munlock", "mlock2", "brk", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigsuspend",
+    "rt_sigpending", "rt_sigtimedwait", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "sigaltstack",
+    "ioctl", "pread64", "pwrite64", "readv", "writev", "preadv", "pwritev", "preadv2", "pwritev2",
+    "access", "faccessat", "faccessat2", "pipe", "pipe2", "sched_yield", "dup", "dup2", "dup3",
+    "pause", "nanosleep", "clock_nanosleep", "getitimer", "setitimer", "alarm", "getpid", "gettid",
+    "getppid", "getpgrp", "getpgid", "setpgid", "getsid", "setsid", "sendfile", "connect",
+    "accept", "accept4", "sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg",
+    "shutdown", "bind", "listen", "getsockname", "getpeername", "setsockopt",
+    "getsockopt", "fork", "vfork", "execve", "execveat", "exit", "exit_group", "wait4", "waitid",
+    "kill", "tgkill", "tkill", "uname", "fcntl", "flock", "fsync", "fdatasync", "truncate",
+    "ftruncate", "getdents", "getdents64", "getcwd", "chdir", "fchdir", "rename", "renameat",
+    "renameat2", "mkdir", "mkdirat", "rmdir", "creat", "link", "linkat", "unlink", "unlinkat",
+    "symlink", "symlinkat", "readlink", "readlinkat", "chmod", "fchmod", "fchmodat", "chown",
+    "fchown", "lchown", "fchownat", "umask", "gettimeofday", "getrlimit", "getrusage", "sysinfo",
+    "times", "getuid", "getgid", "geteuid", "getegid", "getresuid", "getresgid", "getgroups",
+    "capget", "sched_getaffinity", "sched_setaffinity", "sched_getparam", "sched_getscheduler",
+    "sched_get_priority_max", "sched_get_priority_min", "sched_rr_get_interval", "getpriority",
+    "setpriority", "arch_prctl", "set_tid_address", "set_robust_list", "get_robust_list", "futex",
+    "futex_waitv", "rseq", "time", "clock_gettime", "clock_getres", "utime", "utimes", "utimensat",
+    "futimesat", "getrandom", "memfd_create", "eventfd", "eventfd2", "signalfd", "signalfd4",
+    "timerfd_create", "timerfd_settime", "timerfd_gettime", "timer_create", "timer_settime",
+    "timer_gettime", "timer_getoverrun", "timer_delete", "inotify_init", "inotify_init1",
+    "inotify_add_watch", "inotify_rm_watch", "fadvise64", "splice", "tee", "vmsplice",
+    "copy_file_range", "sync", "syncfs", "sync_file_range", "readahead", "getxattr", "lgetxattr",
+    "fgetxattr", "listxattr", "llistxattr", "flistxattr", "pidfd_open", "pidfd_send_signal",
+    "restart_syscall", "membarrier", "prctl", "getcpu", "shmget", "shmat", "shmctl", "shmdt",
+    "semget", "semop", "semtimedop", "semctl", "msgget", "msgsnd", "msgrcv", "msgctl", "mq_open",
+    "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify", "mq_getsetattr", "set_mempolicy",
+    "get_mempolicy", "mbind", "landlock_create_ruleset", "landlock_add_rule",
+    "landlock_restrict_self", "seccomp",
+};
+/* clang-format on */
+
+#define NS_FLAGS                                                                                   \
+    (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET |     \
+     CLONE_NEWCGROUP | 0x00000080 /* CLONE_NEWTIME */)
+
+/* The sockets an app may make: AF_UNIX; TCP and UDP (any protocol of a stream or datagram
+ * socket: ping sockets too) over IPv4 and IPv6, which its network namespace and the monitor's
+ * filter judge; rtnetlink, for getaddrinfo and its own interfaces. Anything else is refused and
+ * seen: raw and packet sockets (below the filter's view), AF_VSOCK (not namespaced: it reaches
+ * the hypervisor past the network policy), other netlink families (NETLINK_KOBJECT_UEVENT
+ * hears the whole device's kernel events from any namespace its user namespace owns), and the
+ * rarer families' kernel code. An argument with bits above the 32 the kernel reads matches no
+ * rule: refused, never allowed. */
+static int socket_rules(scmp_filter_ctx ctx)
+{
+    static const int ip[2] = {AF_INET, AF_INET6};
+    static const int types[2] = {SOCK_STREAM, SOCK_DGRAM};
+    int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+                              SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0));
+
+    for (int i = 0; rc == 0 && i < 2; i++)
+        for (int j = 0; rc == 0 && j < 2; j++)
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2,
+                                  SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)ip[i], 0),
+                                  SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, (scmp_datum_t)types[j]));
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2,
+                              SCMP_A0(SCMP_CMP_EQ, AF_NETLINK, 0),
+                              SCMP_A2(SCMP_CMP_EQ, NETLINK_ROUTE, 0));
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), 1,
+                              SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0));
+    return rc;
+}
+
+scmp_filter_ctx rp_launcher_filter(uint32_t def, bool debug, rp_filter_for_t who)
+{
+    static const char *const debug_calls[] = {"ptrace", "process_vm_readv", "process_vm_writev"};
+    scmp_filter_ctx ctx = seccomp_init(def);
+    int rc;
+
+    if (ctx == NULL)
+        return NULL;
+    rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+    if (rc == 0)
+        rc = rp_seccomp_allow(ctx, allowed_calls, sizeof(allowed_calls) / sizeof(allowed_calls[0]));
+    if (rc == 0 && debug)
+        rc = rp_seccomp_allow(ctx, debug_calls, sizeof(debug_calls) / sizeof(debug_calls[0]));
+    /* fallocate: the app's, whose files are its storage's (a size of its own) or its /tmp (its
+     * memory cgroup's); never the init's, which holds the log: FALLOC_FL_KEEP_SIZE allocates
+     * blocks past RLIMIT_FSIZE (which bounds the size alone), so a launcher the app took over
+     * could fill the state partition with it (review r6, M1). */
+    if (rc == 0 && who == RP_FILTER_APP)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fallocate), 0);
+    if (rc == 0)
+        rc = socket_rules(ctx);
+    /* clone without a namespace flag (fork, threads); clone3 says ENOSYS so libc falls back to
+     * clone, whose flags a filter can see. */
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                              SCMP_A0(SCMP_CMP_MASKED_EQ, NS_FLAGS, 0));
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+    /* Reading a limit is free; setting one goes to the monitor, which refuses a raise (and lets
+     * the kernel decide the rest). Without notification, the kernel alone decides. */
+    if (rc == 0 && def == SCMP_ACT_NOTIFY)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 1,
+                              SCMP_A2(SCMP_CMP_EQ, 0, 0));
+    else if (rc == 0) {
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 0);
+        if (rc == 0)
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setrlimit), 0);
+    }
+    if (rc != 0) {
+        seccomp_release(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+/* The hosts keeper's (main.c, keep_hosts): what it calls to wait for NET or its life pipe,
+ * take a packet, replace /etc/hosts in its /etc descriptor (launch.c, put_whole) and say why it
+ * could not on stderr, and to exit; the allocator's calls in case stdio wants memory. Anything
+ * else is refused with EPERM, unseen: the keeper is ours, not the app's (review r6, L2). */
+scmp_filter_ctx rp_launcher_keeper_filter(void)
+{
+    static const char *const calls[] = {
+        "poll",      "ppoll",  "recvfrom",     "recvmsg",         "openat",
+        "write",     "writev", "close",        "renameat",        "renameat2",
+        "unlinkat",  "fstat",  "newfstatat",   "lseek",           "mmap",
+        "munmap",    "brk",    "rt_sigreturn", "restart_syscall", "exit",
+        "exit_group"};
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
+    int rc;
+
+    if (ctx == NULL)
+        return NULL;
+    rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+    if (rc == 0)
+        rc = rp_seccomp_allow(ctx, calls, sizeof(calls) / sizeof(calls[0]));
+#ifdef SANITIZER_BUILD /* ASan's at _exit (its thread's signal stack) and for a report */
+    static const char *const sanitizer[] = {"sigaltstack", "gettid",  "getpid",  "futex",
+                                            "tgkill",      "madvise", "mprotect"};
+    if (rc == 0)
+        rc = rp_seccomp_allow(ctx, sanitizer, sizeof(sanitizer) / sizeof(sanitizer[0]));
+#endif
+    if (rc != 0) {
+        seccomp_release(ctx);
+        return NULL;
+    }
+    return ctx;
+}

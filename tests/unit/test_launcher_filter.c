@@ -1,0 +1,131 @@
+/*
+ * Unit test: the compartment's seccomp filters (device/launcher/filter.c), each loaded in a child
+ * and tried. The init's refuses fallocate, so that it cannot allocate the log's blocks past
+ * RLIMIT_FSIZE with FALLOC_FL_KEEP_SIZE (review r6, M1); the app's allows it (its own storage).
+ * The hosts keeper's lets it replace /etc/hosts (rp_launch_hosts_write) and refuses the rest
+ * (a new user namespace, fallocate) (review r6, L2).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "filter.h"
+#include "launch.h"
+#include "seccomp_allow.h"
+
+static char dir[64];
+static int dir_fd = -1, file_fd = -1;
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/rp-filter.XXXXXX");
+    if (mkdtemp(dir) == NULL || (dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return -1;
+    file_fd = openat(dir_fd, "log", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    return file_fd >= 0 ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    close(file_fd);
+    (void)unlinkat(dir_fd, "log", 0);
+    (void)unlinkat(dir_fd, "hosts", 0);
+    close(dir_fd);
+    return rmdir(dir);
+}
+
+/* fallocate(KEEP_SIZE) of 64 KiB on the file, in a child under the filter for who (-1: none).
+ * The child's exit: 0 allowed, 1 EPERM, 2 anything else. */
+static int try_fallocate(int who)
+{
+    pid_t pid = fork();
+    int st;
+
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        scmp_filter_ctx ctx =
+            who < 0 ? NULL : rp_launcher_filter(SCMP_ACT_ERRNO(EPERM), false, (rp_filter_for_t)who);
+        if (who >= 0 && (ctx == NULL || rp_seccomp_load(ctx, "test") != RP_OK))
+            _exit(3);
+        if (fallocate(file_fd, FALLOC_FL_KEEP_SIZE, 0, 64 * 1024) == 0)
+            _exit(0);
+        _exit(errno == EPERM ? 1 : 2);
+    }
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    return WEXITSTATUS(st);
+}
+
+static void the_init_cannot_fallocate(void **state)
+{
+    (void)state;
+    if (try_fallocate(-1) != 0)
+        skip(); /* a file system without fallocate: nothing to hold */
+    assert_int_equal(try_fallocate(RP_FILTER_INIT), 1);
+    assert_int_equal(try_fallocate(RP_FILTER_APP), 0);
+}
+
+static void the_keeper_writes_hosts_and_little_else(void **state)
+{
+    rp_manifest_t m;
+    rp_launch_hosts_t h;
+    char text[256] = "";
+    pid_t pid;
+    int st, fd;
+    ssize_t n;
+
+    (void)state;
+    memset(&m, 0, sizeof(m));
+    memset(&h, 0, sizeof(h));
+    m.nconnections = 1;
+    snprintf(m.connections[0].host, sizeof(m.connections[0].host), "svc.test");
+    h.conn[0].n = 1;
+    h.conn[0].addr[0].s_addr = htonl(0x0a000009); /* 10.0.0.9 */
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        scmp_filter_ctx ctx = rp_launcher_keeper_filter();
+        char why[200];
+        if (ctx == NULL || rp_seccomp_load(ctx, "test") != RP_OK)
+            _exit(3);
+        if (rp_launch_hosts_write(dir_fd, &m, &h, why, sizeof(why)) != 0)
+            _exit(4);
+        if (unshare(CLONE_NEWUSER) == 0 || errno != EPERM)
+            _exit(5);
+        if (fallocate(file_fd, FALLOC_FL_KEEP_SIZE, 0, 4096) == 0 || errno != EPERM)
+            _exit(6);
+        _exit(0);
+    }
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    fd = openat(dir_fd, "hosts", O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    n = read(fd, text, sizeof(text) - 1);
+    close(fd);
+    assert_true(n > 0);
+    assert_non_null(strstr(text, "\n10.0.0.9 svc.test\n"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(the_init_cannot_fallocate),
+        cmocka_unit_test(the_keeper_writes_hosts_and_little_else),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
