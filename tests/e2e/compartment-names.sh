@@ -75,16 +75,30 @@ find_keeper() { # the app's uid, pid 2 in its namespace
 }
 find_keeper || fail "no hosts keeper found"
 grep -q "^Seccomp:[[:space:]]*2" "/proc/$keeper/status" || fail "the hosts keeper has no seccomp filter"
-kill -STOP "$keeper"
 changes() { grep -c "allowed addresses changed" "$d/driver.out" || true; }
-n=$(changes)
-printf '127.0.0.1 localhost\n10.98.0.9 svc.test\n' >"$d/hosts"
 changed() { [ "$(changes)" -gt "$n" ]; }
-wait_until 60 changed || { cat "$d/driver.out" >&2; fail "the driver did not see the change"; }
+# address N: svc.test moves to 10.98.0.N, and the driver's next re-resolution sees it.
+address() {
+  n=$(changes)
+  printf '127.0.0.1 localhost\n10.98.0.%s svc.test\n' "$1" >"$d/hosts"
+  wait_until 60 changed || { cat "$d/driver.out" >&2; fail "the driver did not see the change"; }
+}
+# A keeper that cannot write (here a directory in the way of its new file, made in its /etc by
+# the test, as the app's user) answers so, and the monitor names it at the next update (review
+# r7, M1).
+(exec 9<"/proc/$keeper/fd/3" && setpriv --reuid 61235 --regid 61235 --clear-groups \
+  mkdir /proc/self/fd/9/.hosts.new) || fail "cannot put a directory in the keeper's /etc"
+failed() { grep -q "^missing: .*its hosts keeper cannot write it: Is a directory" "$d/driver.out"; }
+address 9
+failed && fail "a failed write was named before the monitor read the answer"
+address 10
+wait_until 60 failed || { cat "$d/driver.out" >&2; fail "a hosts keeper that cannot write is not shown"; }
+kill -STOP "$keeper"
 lost() { grep -q "^missing: .*its hosts keeper is gone or stopped" "$d/driver.out"; }
+address 11
 lost && fail "a stopped hosts keeper was named before a second update"
-printf '127.0.0.1 localhost\n10.98.0.10 svc.test\n' >"$d/hosts"
+address 12
 wait_until 60 lost || { cat "$d/driver.out" >&2; fail "a stopped hosts keeper is not shown"; }
 kill -9 "$keeper"
-E2E_CHECKS=$((E2E_CHECKS + 7))
+E2E_CHECKS=$((E2E_CHECKS + 9))
 done_ok
