@@ -86,7 +86,10 @@ address() {
 # A keeper that cannot write (here a directory in the way of its new file, made in its /etc by
 # the test, as the app's user) answers so, and the monitor names it at the next update (review
 # r7, M1).
-(exec 9<"/proc/$keeper/fd/3" && setpriv --reuid 61235 --regid 61235 --clear-groups \
+etc=
+for f in /proc/"$keeper"/fd/*; do [ -d "$f" ] && etc=$f; done # its /etc: its one directory
+[ -n "$etc" ] || fail "the hosts keeper holds no directory"
+(exec 9<"$etc" && setpriv --reuid 61235 --regid 61235 --clear-groups \
   mkdir /proc/self/fd/9/.hosts.new) || fail "cannot put a directory in the keeper's /etc"
 failed() { grep -q "^missing: .*its hosts keeper cannot write it: Is a directory" "$d/driver.out"; }
 address 9
