@@ -703,6 +703,7 @@ static int keep_hosts(launch_args_t *a)
         int *drop[] = {&a->sync_fd, &a->log_fd, &a->null_fd, &a->channel_fd, &life[1]};
         char why[300];
         ssize_t n;
+        unsigned char status; /* the answer to each update: 0 written, else errno (review r7) */
         for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
             if (*drop[i] >= 0)
                 close(*drop[i]);
@@ -727,12 +728,17 @@ static int keep_hosts(launch_args_t *a)
                 continue;
             if (n <= 0)
                 _exit(n == 0 ? 0 : 1); /* the monitor is gone */
+            errno = EPROTO;
             if (n != (ssize_t)sizeof(h))
                 snprintf(why, sizeof(why), "a packet of %zd bytes, not the addresses' form", n);
             else if (rp_launch_hosts_write(a->etc_fd, m, &h, why, sizeof(why)) == 0)
-                continue;
-            fprintf(stderr, "rampart-launcher: %s: its /etc/hosts is not rewritten: %s\n",
-                    a->spec.component, why);
+                errno = 0;
+            status = errno > 0 && errno < 256 ? (unsigned char)errno : (errno == 0 ? 0 : EIO);
+            if (status != 0)
+                fprintf(stderr, "rampart-launcher: %s: its /etc/hosts is not rewritten: %s\n",
+                        a->spec.component, why);
+            if (write(a->net_fd, &status, 1) != 1) /* read by the monitor before its next one */
+                _exit(1);
         }
     }
     if (a->net_fd >= 0)

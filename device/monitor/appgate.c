@@ -281,10 +281,21 @@ rp_err_t rp_appgate_serve(int fd, rp_agent_t *a, rp_appgate_app_t *const apps[RP
     if (r.op == RP_GATE_EVENT) {
         if (e != NULL)
             record(e, a->state_dir, (rp_event_kind_t)r.event_kind, r.reason);
-        else /* (a trial's, read after its verdict: its install child reads what came before) */
+        else { /* (a trial's, read after its verdict: its install child reads what came before);
+                * one warning a minute at most, with the count since (review r7: L2) */
+            static time_t last;
+            static unsigned long unsaid;
+            time_t now = time(NULL);
+            if (last != 0 && now - last < 60) {
+                unsaid++;
+                return RP_OK;
+            }
             rp_log_warn("the app broker's event for slot %u, which has no app now, was not "
-                        "recorded: %s",
-                        r.slot, r.reason);
+                        "recorded: %s (%lu more since the last such warning)",
+                        r.slot, r.reason, unsaid);
+            last = now;
+            unsaid = 0;
+        }
         return RP_OK;
     }
     if (r.op == RP_GATE_CLOSED) {

@@ -1751,6 +1751,8 @@ static void chan_open(rp_apps_chan_t *e, int fd)
     }
     e->g.fd = sv[0];
     rp_appgate_reset(&e->g);
+    rp_log_info("%s: a new channel (generation %llu)", e->want.component,
+                (unsigned long long)e->g.gen);
     memset(&msg, 0, sizeof(msg));
     msg.kind = RP_APPS_APP_CHANNEL;
     msg.n = 1;

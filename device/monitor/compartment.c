@@ -32,6 +32,7 @@
 #include <limits.h>
 #include <linux/capability.h>
 #include <linux/loop.h>
+#include <linux/sockios.h>
 #include <poll.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -1072,13 +1073,33 @@ static void close_fd(int *fd)
 
 rp_err_t rp_compartment_hosts(rp_compartment_t *c, const rp_launch_hosts_t *h)
 {
-    if (c->hosts_fd >= 0 &&
+    int unread = -1;
+    unsigned char status;
+    char note[160];
+    bool failed = false;
+
+    /* The keeper's answers to the earlier updates: 0 written, else why not (its errno). */
+    while (c->hosts_fd >= 0 && recv(c->hosts_fd, &status, 1, MSG_DONTWAIT) == 1) {
+        failed = failed || status != 0;
+        if (status != 0 && !c->hosts_failed) {
+            c->hosts_failed = true;
+            snprintf(note, sizeof(note),
+                     "its /etc/hosts no longer follows its names' addresses (its hosts keeper "
+                     "cannot write it: %s)",
+                     strerror(status));
+            rp_launch_note(c->missing, sizeof(c->missing), note);
+        }
+    }
+
+    /* The previous update still unread (SIOCOUTQ: what the keeper has not taken) means a keeper
+     * that no longer reads: one update is enough to say so (review r7: M1). */
+    if (c->hosts_fd >= 0 && ioctl(c->hosts_fd, SIOCOUTQ, &unread) == 0 && unread == 0 &&
         send(c->hosts_fd, h, sizeof(*h), MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)sizeof(*h))
-        return RP_OK;
+        return failed ? RP_ERR_IO : RP_OK; /* (this one sent: it may be written) */
     /* The keeper is gone (killed: by the app below Landlock ABI 6, the OOM killer, a person), or
-     * stopped with its queue full. Nothing replaces it in this run (the init holds no writable
-     * /etc to give another one): the app's own status says so until its next start (review r6,
-     * L3). */
+     * stopped (it did not take the previous update). Nothing replaces it in this run (the init
+     * holds no writable /etc to give another one): the app's own status says so until its next
+     * start (review r6, L3). */
     if (c->hosts_fd >= 0 && !c->hosts_lost) {
         c->hosts_lost = true;
         rp_launch_note(c->missing, sizeof(c->missing),

@@ -130,7 +130,8 @@ typedef struct rp_compartment {
     int data_fd;       /* /data's root (O_PATH), for the quota check; -1 without storage */
     int sync_fd;       /* the setup channel; the init reports the app's ready, exit, crash on it */
     int hosts_fd;      /* the launcher's NET: its names' addresses (rp_compartment_hosts) */
-    bool hosts_lost;   /* NET refused an update: its hosts keeper is gone (named in missing) */
+    bool hosts_lost;   /* NET refused an update: its hosts keeper is gone or stopped (named) */
+    bool hosts_failed; /* its hosts keeper answered that it could not write (named in missing) */
     bool sync_gone;    /* the init closed it (or died) */
     bool app_reported; /* the init reported the app's exit: app_status */
     int app_status;
@@ -195,8 +196,8 @@ void rp_compartment_stop(rp_compartment_t *c);
 
 /* Hand the launcher of c's app its names' new addresses (the monitor's re-resolution changed
  * them): it rewrites the app's /etc/hosts (launch.h, NET). Does not wait. RP_OK, or RP_ERR_IO
- * (the launcher's hosts keeper is gone, or has not read the last ones: named in c->missing, once
- * a run, for the caller to show). */
+ * (the launcher's hosts keeper is gone, has not read the last ones, or answered that it could not
+ * write an earlier one: named in c->missing, once a run, for the caller to show). */
 rp_err_t rp_compartment_hosts(rp_compartment_t *c, const rp_launch_hosts_t *h) RP_MUST_CHECK;
 
 /* Record an event of c's app, within its run's RP_COMPARTMENT_EVENTS_PER_RUN (the rest counted,

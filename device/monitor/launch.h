@@ -35,7 +35,8 @@
  * packets: one before "go", then one whenever the monitor's re-resolution changed them. The
  * launcher writes the app's /etc/hosts from them (rp_launch_etc_write, rp_launch_hosts_write): the
  * first before the app starts, the others from its hosts keeper, a child of the init that holds a
- * writable view of the root's /etc and nothing else (device/launcher/main.c).
+ * writable view of the root's /etc and nothing else (device/launcher/main.c). The keeper answers
+ * each of its packets with one byte on NET: 0 written, else its errno (rp_compartment_hosts).
  */
 #ifndef RAMPART_MONITOR_LAUNCH_H
 #define RAMPART_MONITOR_LAUNCH_H

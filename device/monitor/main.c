@@ -161,13 +161,15 @@ static void serve_broker(time_t now)
 
 /* A channel whose app exited (hung up: polled with no events) is closed and made again at once, so
  * that the app is restarted at its backoff. The monitor reads nothing on it: the broker does. */
-static void apps_hung_up(const struct pollfd *p)
+static void apps_hung_up(const struct pollfd *p, const uint64_t *gen)
 {
     bool closed = false;
 
+    /* Only the channel that was polled: one the broker closed (CLOSED, served in this same turn)
+     * was made again already, often with the same number (review r7: M2). */
     for (int i = 0; i < RP_COMPONENTS_MAX; i++)
         if (p[i].fd >= 0 && (p[i].revents & (POLLHUP | POLLERR)) != 0 &&
-            m.chans.e[i].g.fd == p[i].fd) {
+            m.chans.e[i].g.fd == p[i].fd && m.chans.e[i].g.gen == gen[i]) {
             close(m.chans.e[i].g.fd);
             m.chans.e[i].g.fd = -1;
             closed = true;
@@ -712,6 +714,7 @@ static int loop(int lfd, int sfd)
 {
     struct pollfd p[CLIENTS_MAX + 4 + RP_COMPONENTS_MAX];
     struct pollfd *chan = p + CLIENTS_MAX + 4;
+    uint64_t gen[RP_COMPONENTS_MAX]; /* each polled channel's generation */
 
     for (;;) {
         time_t now = time(NULL);
@@ -734,8 +737,10 @@ static int loop(int lfd, int sfd)
         /* The broker's requests wait while an install child uses the root of trust (it answers
          * them); of the channels only a hang-up is seen. */
         p[CLIENTS_MAX + 3] = (struct pollfd){m.install_pid > 0 ? -1 : m.broker, POLLIN, 0};
-        for (int i = 0; i < RP_COMPONENTS_MAX; i++)
+        for (int i = 0; i < RP_COMPONENTS_MAX; i++) {
             chan[i] = (struct pollfd){!m.chans.e[i].used ? -1 : m.chans.e[i].g.fd, 0, 0};
+            gen[i] = m.chans.e[i].g.gen;
+        }
         if (poll(p, CLIENTS_MAX + 4 + RP_COMPONENTS_MAX, 1000) < 0) {
             if (errno == EINTR)
                 continue;
@@ -769,7 +774,7 @@ static int loop(int lfd, int sfd)
                 serve_one(&m.clients[i]);
         if (p[CLIENTS_MAX + 3].fd >= 0 && p[CLIENTS_MAX + 3].revents != 0 && m.broker >= 0)
             serve_broker(now);
-        apps_hung_up(chan);
+        apps_hung_up(chan, gen);
         if (p[0].revents & POLLIN)
             accept_one(lfd);
     }

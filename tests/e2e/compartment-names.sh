@@ -62,8 +62,9 @@ wait_until 60 saw 10.98.0.8 || { cat "$d/driver.out" "$d/app.log" >&2; fail "the
 grep -q "svc.test is unknown" "$d/app.log" && fail "a lookup failed while the file was replaced"
 grep -q "it changed its hosts file" "$d/app.log" && fail "the app changed its own hosts file"
 
-# The hosts keeper runs under a seccomp filter of its own (review r6, L2). Killed, it is not
-# replaced: the next change is not taken, and the app's missing layers say so (L3).
+# The hosts keeper runs under a seccomp filter of its own (review r6, L2). Stopped, it does not
+# take the next change, and the change after it (that one still unread) names it in the app's
+# missing layers (review r7, M1): the test, root, stops it (an app may, below Landlock ABI 6).
 keeper=
 find_keeper() { # the app's uid, pid 2 in its namespace
   local p
@@ -74,9 +75,33 @@ find_keeper() { # the app's uid, pid 2 in its namespace
 }
 find_keeper || fail "no hosts keeper found"
 grep -q "^Seccomp:[[:space:]]*2" "/proc/$keeper/status" || fail "the hosts keeper has no seccomp filter"
+changes() { grep -c "allowed addresses changed" "$d/driver.out" || true; }
+changed() { [ "$(changes)" -gt "$n" ]; }
+# address N: svc.test moves to 10.98.0.N, and the driver's next re-resolution sees it.
+address() {
+  n=$(changes)
+  printf '127.0.0.1 localhost\n10.98.0.%s svc.test\n' "$1" >"$d/hosts"
+  wait_until 60 changed || { cat "$d/driver.out" >&2; fail "the driver did not see the change"; }
+}
+# A keeper that cannot write (here a directory in the way of its new file, made in its /etc by
+# the test, as the app's user) answers so, and the monitor names it at the next update (review
+# r7, M1).
+etc=
+for f in /proc/"$keeper"/fd/*; do [ -d "$f" ] && etc=$f; done # its /etc: its one directory
+[ -n "$etc" ] || fail "the hosts keeper holds no directory"
+(exec 9<"$etc" && setpriv --reuid 61235 --regid 61235 --clear-groups \
+  mkdir /proc/self/fd/9/.hosts.new) || fail "cannot put a directory in the keeper's /etc"
+failed() { grep -q "^missing: .*its hosts keeper cannot write it: Is a directory" "$d/driver.out"; }
+address 9
+failed && fail "a failed write was named before the monitor read the answer"
+address 10
+wait_until 60 failed || { cat "$d/driver.out" >&2; fail "a hosts keeper that cannot write is not shown"; }
+kill -STOP "$keeper"
+lost() { grep -q "^missing: .*its hosts keeper is gone or stopped" "$d/driver.out"; }
+address 11
+lost && fail "a stopped hosts keeper was named before a second update"
+address 12
+wait_until 60 lost || { cat "$d/driver.out" >&2; fail "a stopped hosts keeper is not shown"; }
 kill -9 "$keeper"
-printf '127.0.0.1 localhost\n10.98.0.9 svc.test\n' >"$d/hosts"
-lost() { grep -q "^missing: .*its hosts keeper is gone" "$d/driver.out"; }
-wait_until 60 lost || { cat "$d/driver.out" >&2; fail "a lost hosts keeper is not shown"; }
-E2E_CHECKS=$((E2E_CHECKS + 6))
+E2E_CHECKS=$((E2E_CHECKS + 9))
 done_ok

@@ -17,7 +17,7 @@ d=$E2E_DIR
 chmod 755 "$d"
 S=$d/S SOCK=$d/S/monitor.sock LOG=$d/monitor.log
 # Component names of their own: cgroups are named after them.
-SINK=ac-sink$$ SRC=ac-src$$ STRANGER=ac-stranger$$ HOG=ac-hog$$
+SINK=ac-sink$$ SRC=ac-src$$ STRANGER=ac-stranger$$ HOG=ac-hog$$ BAD=ac-bad$$
 
 expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/k.key"
 expect 0 "$RAMPART" key public --key "$d/k.key" --out "$d/k.pub"
@@ -49,7 +49,11 @@ app "$STRANGER" "[\"$SINK\", \"$HOG\"]" "$caller"
 app "$HOG" "[\"$STRANGER\"]" '/app/bin/app-peer flood '"$STRANGER"' 120
 echo ready >&"$RAMPART_READY_FD"
 exec sleep 3600'
-for a in "$SINK" "$SRC" "$STRANGER" "$HOG"; do
+# The bad app sends what is no request at each start: the broker closes its channel (and shuts it).
+app "$BAD" '[]' 'printf garbage-that-is-no-request >&4
+echo ready >&"$RAMPART_READY_FD"
+exec sleep 3600'
+for a in "$SINK" "$SRC" "$STRANGER" "$HOG" "$BAD"; do
   expect 0 "$RAMPART" image sign --key "$d/k.key" --version 1.0.0 --type app "$d/$a" "$d/$a-1.img"
 done
 expect 0 "$RAMPART" image sign --key "$d/k.key" --version 2.0.0 --type app "$d/$SRC" "$d/$SRC-2.img"
@@ -183,4 +187,26 @@ wait_lines "$SINK" "got hello 2.0.0+0 from $SRC" $((n + 1))
 # The monitor stayed up throughout, and its log says no channel was refused as malformed.
 kill -0 "$MON_PID" || { cat "$LOG" >&2; fail "the monitor died"; }
 grep -q "was refused (" "$LOG" && { cat "$LOG" >&2; fail "a channel request was refused as malformed"; }
+
+# --- a channel the broker closes is made again once, not twice (review r7, M2: the broker's shut
+# channel also hangs up; with its number reused, the stale hang-up closed the new one) ------------
+expect 0 "$MONITOR_CALL" "$SOCK" install "$BAD" "$d/$BAD-1.img" 30
+# seq: the bad app's channels (C) and the broker's refusals (R), in the log's order, from line $1.
+seq() {
+  tail -n +"$1" "$LOG" | grep -oE "$BAD: (a new channel|a request on its channel was refused)" |
+    sed -e 's/.*a new channel/C/' -e 's/.*refused/R/' | tr -d '\n'
+}
+refusals() { seq "$from" | tr -cd R | wc -c; }
+# until the k-th refusal since $from was followed by its new channel
+made_again() { [ "$(refusals)" -ge "$1" ] && seq "$from" | grep -q 'C$'; }
+from=1
+wait_until 60 made_again 2 || { cat "$LOG" >&2; fail "the bad app's channel was not closed"; }
+from=$(($(wc -l <"$LOG") + 1))
+for k in 1 2; do
+  wait_until 60 ready "$BAD" || fail "$BAD is not ready"
+  kill -KILL "$(app_field "$BAD" .pid)"
+  wait_until 90 made_again "$k" || { cat "$LOG" >&2; fail "the bad app's channel $k was not closed"; }
+done
+case "$(seq "$from")" in *CC*) cat "$LOG" >&2; fail "a closed channel was made again twice: $(seq "$from")" ;; esac
+E2E_CHECKS=$((E2E_CHECKS + 2))
 done_ok
