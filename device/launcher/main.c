@@ -18,9 +18,9 @@
  *   the app forked (setsid, the contract's descriptors and environment, execve); this process
  *     stays as its init: traces it for a crash, forwards SIGTERM/SIGINT/SIGHUP, moves the app's
  *     stdout and stderr (a pipe) into its log (a file the monitor opened and handed over, which
- *     the app never holds: cut back and rate-bounded, compartment.h), reads its ready pipe (its
- *     "ready" reported, its watchdog kept: launch.h), reaps, and when the app exits kills what
- *     is left, moves its last words, and reports its wait status before exiting.
+ *     the app never holds: cut back, its writes bounded by a bucket, lograte.h), reads its ready
+ *     pipe (its "ready" reported, its watchdog kept: launch.h), reaps, and when the app exits
+ *     kills what is left, moves its last words, and reports its wait status before exiting.
  * Not dumpable from main's first line on, save map_self's three writes (below). Before it (the
  * kernel makes an exec with ambient capabilities and euid == uid dumpable: the dynamic loader and
  * the libraries' constructors run so) and during those writes, what keeps a process of the app's
@@ -65,6 +65,7 @@
 #include "filter.h"
 #include "landlock_abi.h"
 #include "launch.h"
+#include "lograte.h"
 #include "rampart/file.h"
 #include "seccomp_allow.h"
 
@@ -510,15 +511,20 @@ static void child_fail(int sync_fd, const char *why)
 /* ---------------------------------------------------------------- the app's log (the init) */
 
 /* The app's stdout and stderr: a pipe read here into the log file the monitor handed over
- * (compartment.h): at most RP_COMPARTMENT_LOG_RATE bytes a second (an app writing faster waits on
- * its own writes), the file cut back to its newest RP_COMPARTMENT_LOG_KEEP bytes past
- * RP_COMPARTMENT_LOG_MAX. This process's writes are held to RLIMIT_FSIZE (set in main), so that
- * even a launcher the app took over cannot grow the file much past the bound. A write that fails
- * loses those bytes, nothing else: the app's log is the app's. */
+ * (compartment.h), always at once (the app never waits on its log): what the bucket (lograte.h)
+ * lets through is written, the rest dropped and said in one line when writing resumes, the run's
+ * first drop told to the monitor (RP_LAUNCH_LOG_DROPPED); the file cut back to its newest
+ * RP_COMPARTMENT_LOG_KEEP bytes past RP_COMPARTMENT_LOG_MAX. This process's writes are held to
+ * RLIMIT_FSIZE (set in main), so that even a launcher the app took over cannot grow the file much
+ * past the bound. A write that fails loses those bytes, nothing else: the app's log is the app's.
+ */
 typedef struct app_log {
     int in;  /* the pipe's read end, non-blocking; -1 once every writer is gone */
     int out; /* the log file: no O_APPEND (a cut writes at 0), its offset at the end */
-    long budget, refill_ms;
+    int sync_fd;
+    rp_lograte_t bucket;
+    bool mid_line; /* the log's last byte is not a newline */
+    bool told;     /* the monitor was told of a drop (once a run) */
 } app_log_t;
 
 static long now_ms(void)
@@ -543,34 +549,87 @@ static void log_cut(int out)
     (void)lseek(out, 0, SEEK_END);
 }
 
-/* Move what the app wrote into its log: at most the second's budget (all: the app and everything
- * it left are gone; what is left, up to RP_COMPARTMENT_LOG_MAX). */
+static void log_write(app_log_t *l, const uint8_t *p, size_t n)
+{
+    if (n == 0)
+        return;
+    (void)!rp_write_all(l->out, p, n);
+    l->mid_line = p[n - 1] != '\n';
+    log_cut(l->out);
+}
+
+/* The line saying how much was dropped, once the bucket lets writing resume (last: the app and
+ * all it left are gone, the line is due now if it fits); the monitor is told of the run's first. */
+static void log_say_dropped(app_log_t *l, bool last)
+{
+    char line[RP_LOGRATE_LINE_MAX + 1];
+    uint64_t dropped = l->bucket.dropped;
+    size_t n = rp_lograte_line(&l->bucket, now_ms(), last, l->mid_line, line, sizeof(line));
+
+    if (n == 0)
+        return;
+    log_write(l, (const uint8_t *)line, n);
+    if (!l->told) {
+        rp_launch_msg_t m = {.type = RP_LAUNCH_LOG_DROPPED,
+                             .value = dropped > INT_MAX ? INT_MAX : (int)dropped};
+        (void)rp_launch_send(l->sync_fd, &m, -1);
+        l->told = true;
+    }
+}
+
+/* Move what the app wrote into its log, through the bucket: at most RP_COMPARTMENT_LOG_MAX bytes
+ * read a call (an app that writes without pause does not hold this loop; all: the app and
+ * everything it left are gone, and the last drop is said). */
 static void log_drain(app_log_t *l, bool all)
 {
     static uint8_t buf[RP_COMPARTMENT_LOG_CHUNK];
-    long moved = 0, now = now_ms();
+    long moved = 0;
 
-    if (now - l->refill_ms >= 1000) {
-        l->budget = RP_COMPARTMENT_LOG_RATE;
-        l->refill_ms = now;
-    }
-    while (l->in >= 0 && (all ? moved < RP_COMPARTMENT_LOG_MAX : l->budget > 0)) {
-        size_t want = sizeof(buf);
-        if (!all && (long)want > l->budget)
-            want = (size_t)l->budget;
-        ssize_t n = read(l->in, buf, want);
+    log_say_dropped(l, false);
+    while (l->in >= 0 && moved < RP_COMPARTMENT_LOG_MAX) {
+        ssize_t n = read(l->in, buf, sizeof(buf));
         if (n == 0) {
             close(l->in); /* every writer is gone: nothing more can come */
             l->in = -1;
         }
         if (n <= 0)
             break; /* or nothing more now (EAGAIN) */
-        (void)!rp_write_all(l->out, buf, (size_t)n);
         moved += n;
-        if (!all)
-            l->budget -= n;
-        log_cut(l->out);
+        log_say_dropped(l, false);
+        log_write(l, buf, rp_lograte_take(&l->bucket, now_ms(), (size_t)n));
     }
+    if (all)
+        log_say_dropped(l, true);
+}
+
+/* The bucket as the app's earlier runs left it, at most (lograte.h): how long ago the log was last
+ * written, by its mtime, less a jiffy (a file's times are the coarse clock's); -1: not known. */
+static int64_t log_idle_ms(int out)
+{
+    struct stat st;
+    struct timespec rt;
+
+    if (fstat(out, &st) != 0 || st.st_size == 0 || clock_gettime(CLOCK_REALTIME, &rt) != 0)
+        return -1;
+    int64_t written = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+    int64_t now = (int64_t)rt.tv_sec * 1000 + rt.tv_nsec / 1000000;
+    if (now < written)
+        return -1; /* the clock was set back since */
+    return now - written > 10 ? now - written - 10 : 0;
+}
+
+/* The log as the app's earlier runs left it: the bucket they left (at most), whether their last
+ * line was cut off, and the file cut back if one left it past the bound. */
+static void log_start(app_log_t *l)
+{
+    struct stat st;
+    uint8_t last = '\n';
+
+    rp_lograte_init(&l->bucket, now_ms(), log_idle_ms(l->out));
+    if (fstat(l->out, &st) == 0 && st.st_size > 0)
+        (void)!pread(l->out, &last, 1, st.st_size - 1);
+    l->mid_line = last != '\n';
+    log_cut(l->out);
 }
 
 /* The app's ready pipe, read here under the contract's rule (rp_app_poll_ready, app.h): the
@@ -609,25 +668,20 @@ static long ready_take(app_ready_t *r, int sync_fd)
 }
 
 /* Until the next thing to do: a child's stop or exit (SIGCHLD), a signal to forward, the app's
- * output while it may write more this second (or the second's end when it may not), its ready
- * pipe, or the watchdog's deadline (watchdog_left ms; -1: none). */
+ * output, its ready pipe, the watchdog's deadline (watchdog_left ms; -1: none), or the moment the
+ * bucket lets the log say what it dropped. */
 static void wait_any(const app_log_t *l, const app_ready_t *r, long watchdog_left,
                      const sigset_t *unblocked)
 {
     struct pollfd p[2] = {
-        {.fd = l->budget > 0 ? l->in : -1, .events = POLLIN},
-        {.fd = r->run.ready_fd,            .events = POLLIN},
+        {.fd = l->in,           .events = POLLIN},
+        {.fd = r->run.ready_fd, .events = POLLIN},
     };
-    long left = watchdog_left;
+    long left = watchdog_left, resume = (long)rp_lograte_wait_ms(&l->bucket, now_ms());
     struct timespec ts;
 
-    if (l->in >= 0 && l->budget <= 0) {
-        long refill = l->refill_ms + 1000 - now_ms();
-        if (refill < 0)
-            refill = 0;
-        if (left < 0 || refill < left)
-            left = refill;
-    }
+    if (resume >= 0 && (left < 0 || resume < left))
+        left = resume;
     ts.tv_sec = left > 0 ? left / 1000 : 0;
     ts.tv_nsec = left > 0 ? (left % 1000) * 1000000 : 0;
     (void)ppoll(p, 2, left >= 0 ? &ts : NULL, unblocked);
@@ -1187,9 +1241,8 @@ int main(int argc, char **argv)
     close(a->null_fd);
     if (a->channel_fd >= 0)
         close(a->channel_fd); /* the app's alone: its exit closes the channel */
-    lg = (app_log_t){
-        .in = logp[0], .out = a->log_fd, .budget = RP_COMPARTMENT_LOG_RATE, .refill_ms = now_ms()};
-    log_cut(lg.out); /* a log an older run left past the bound */
+    lg = (app_log_t){.in = logp[0], .out = a->log_fd, .sync_fd = a->sync_fd};
+    log_start(&lg);
     memset(&rd, 0, sizeof(rd));
     rd.run.ready_fd = readyp[0];
     rd.watchdog_ms = (long)m->watchdog_seconds * 1000;

@@ -983,7 +983,8 @@ static void check_counters(rp_compartment_t *c)
 
 /* What the init reported since (launch.h), at most max packets: the app said "ready" (the init
  * reads its ready pipe and keeps the rule, app.h, and its watchdog), a crash and its capture, the
- * watchdog's kill, the app's exit. Nothing the app wrote is read here. */
+ * watchdog's kill, its log's first drop (a quota event, once a run), the app's exit. Nothing the
+ * app wrote is read here. */
 static void take_reports(rp_compartment_t *c, int max)
 {
     static uint8_t capture[RP_CRASH_CAPTURE_MAX];
@@ -999,7 +1000,15 @@ static void take_reports(rp_compartment_t *c, int max)
             c->run.ready = true;
         else if (r == 1 && msg.type == RP_LAUNCH_WATCHDOG)
             c->watchdog_missed = true;
-        else if (r == 1 && msg.type == RP_LAUNCH_EXIT) {
+        else if (r == 1 && msg.type == RP_LAUNCH_LOG_DROPPED && !c->log_dropped) {
+            char reason[RP_EVENT_REASON_MAX + 1];
+            snprintf(reason, sizeof(reason),
+                     "its log dropped %d bytes: it wrote faster than %d bytes a second (%d at "
+                     "once); the log says each drop",
+                     msg.value, RP_COMPARTMENT_LOG_RATE, RP_COMPARTMENT_LOG_BURST);
+            c->log_dropped = true;
+            record(c, RP_EVENT_QUOTA, reason);
+        } else if (r == 1 && msg.type == RP_LAUNCH_EXIT) {
             c->app_status = msg.value;
             c->app_reported = true;
         } else if (r == 1 && msg.type == RP_LAUNCH_CRASH && len == 0)

@@ -58,6 +58,14 @@ set_target_properties(test_launcher_filter PROPERTIES RUNTIME_OUTPUT_DIRECTORY $
 add_test(NAME unit.launcher_filter COMMAND test_launcher_filter)
 set_tests_properties(unit.launcher_filter PROPERTIES LABELS unit)
 
+# The bucket that bounds the writes of an app's log (device/launcher/lograte.c), its clock driven.
+add_executable(test_lograte tests/unit/test_lograte.c device/launcher/lograte.c)
+target_include_directories(test_lograte PRIVATE device/launcher device/agent)
+target_link_libraries(test_lograte PRIVATE rampart_launch PkgConfig::RP_C_CMOCKA)
+set_target_properties(test_lograte PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+add_test(NAME unit.lograte COMMAND test_lograte)
+set_tests_properties(unit.lograte PROPERTIES LABELS unit)
+
 # The launcher's reports as the monitor takes them (launch.c).
 add_executable(test_launch tests/unit/test_launch.c)
 target_link_libraries(test_launch PRIVATE rampart_launch PkgConfig::RP_C_CMOCKA)

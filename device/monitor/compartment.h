@@ -108,16 +108,21 @@ typedef struct rp_compartment_spec {
 
 /* An app's stdout and stderr reach its log through a pipe its launcher (the compartment's init,
  * unprivileged) reads, never the file itself: the log is cut back to its newest
- * RP_COMPARTMENT_LOG_KEEP bytes whenever it passes RP_COMPARTMENT_LOG_MAX, and read at most
- * RP_COMPARTMENT_LOG_RATE bytes a second (an app writing faster waits on its own writes). The
- * launcher's own writes are held to RP_COMPARTMENT_LOG_MAX + RP_COMPARTMENT_LOG_CHUNK by
- * RLIMIT_FSIZE (device/launcher/main.c). */
+ * RP_COMPARTMENT_LOG_KEEP bytes whenever it passes RP_COMPARTMENT_LOG_MAX. What the app writes
+ * goes into the file through a bucket (device/launcher/lograte.h, its one owner): at most
+ * RP_COMPARTMENT_LOG_BURST bytes at once, refilled at RP_COMPARTMENT_LOG_RATE bytes a second,
+ * carried across the app's runs; what comes faster is read and dropped (the app never waits on its
+ * log), and the log says how much in one line when writing resumes. The flash this bounds, per app
+ * and day (docs/compartments.md, "The app's log"): BURST + 86,400 RATE appended, plus a KEEP
+ * rewrite for every MAX - KEEP appended. The launcher's own writes are held to
+ * RP_COMPARTMENT_LOG_MAX + RP_COMPARTMENT_LOG_CHUNK by RLIMIT_FSIZE (device/launcher/main.c). */
 #define RP_COMPARTMENT_LOG_MAX (1024 * 1024)
 #define RP_COMPARTMENT_LOG_KEEP (64 * 1024)
-#define RP_COMPARTMENT_LOG_RATE (1024 * 1024)
-#define RP_COMPARTMENT_LOG_CHUNK (64 * 1024) /* one read of the pipe */
-#define RP_COMPARTMENT_FDS 3                 /* rp_compartment_fds() */
-#define RP_COMPARTMENT_REPORTS 16            /* the init's reports taken per poll (the rest wait) */
+#define RP_COMPARTMENT_LOG_RATE 4096          /* bytes a second, sustained */
+#define RP_COMPARTMENT_LOG_BURST (128 * 1024) /* bytes at once: a start-up's chatter, whole */
+#define RP_COMPARTMENT_LOG_CHUNK (64 * 1024)  /* one read of the pipe */
+#define RP_COMPARTMENT_FDS 3                  /* rp_compartment_fds() */
+#define RP_COMPARTMENT_REPORTS 16 /* the init's reports taken per poll (the rest wait) */
 
 /* One running compartment. */
 typedef struct rp_compartment {
@@ -136,6 +141,7 @@ typedef struct rp_compartment {
     bool app_reported; /* the init reported the app's exit: app_status */
     int app_status;
     bool watchdog_missed; /* the init killed the app past its WatchdogSeconds */
+    bool log_dropped;     /* its log dropped bytes this run (a quota event said so) */
     rp_app_run_t run;     /* run.started; run.ready as the init reported it (the ready pipe and
                              the watchdog are its: launch.h); run.pid and run.ready_fd unused */
     unsigned layers;

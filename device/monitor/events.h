@@ -25,7 +25,8 @@ typedef enum rp_event_kind {
     RP_EVENT_CONNECTION,         /* the network policy refused a connection ("connection") */
     RP_EVENT_LISTEN,             /* a listen/bind on an unlisted port ("listen") */
     RP_EVENT_DEVICE,             /* a device the manifest does not list ("device") */
-    RP_EVENT_QUOTA,              /* mutable storage full ("quota") */
+    RP_EVENT_QUOTA,              /* mutable storage full, or the app's log dropped bytes past
+                                  * its bound (compartment.h, once a run) ("quota") */
     RP_EVENT_OOM,                /* killed at its memory limit ("oom") */
     RP_EVENT_PIDS,               /* refused a process at its pids limit ("pids") */
     RP_EVENT_APP_CONNECTION,     /* an app-to-app channel not allowed by both ("app_connection") */

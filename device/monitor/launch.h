@@ -21,7 +21,10 @@
  * monitor's, -1 without MutableStorage).
  * The launcher answers on SYNC: RP_LAUNCH_SECCOMP (the listener, passed), then RP_LAUNCH_READY,
  * or RP_LAUNCH_ERROR; later RP_LAUNCH_APP_READY, RP_LAUNCH_CRASH (the capture in the same
- * packet: rp_launch_send_crash), RP_LAUNCH_WATCHDOG, and RP_LAUNCH_EXIT, the last.
+ * packet: rp_launch_send_crash), RP_LAUNCH_WATCHDOG, RP_LAUNCH_LOG_DROPPED, and RP_LAUNCH_EXIT,
+ * the last. RP_LAUNCH_LOG_DROPPED comes at most once a run, when the app's log first says it
+ * dropped bytes the app wrote faster than its bound (compartment.h; value: how many, at most
+ * INT_MAX).
  *
  * The app's ready pipe (its descriptor 3) is the init's: it reads it and keeps the contract's rule
  * (rp_app_poll_ready, app.h: "ready" as the first five bytes, then any write a heartbeat). It
@@ -56,13 +59,15 @@ enum {
     RP_LAUNCH_EXIT,
     RP_LAUNCH_CRASH,
     RP_LAUNCH_APP_READY,
-    RP_LAUNCH_WATCHDOG
+    RP_LAUNCH_WATCHDOG,
+    RP_LAUNCH_LOG_DROPPED
 };
 
 typedef struct rp_launch_msg {
     int type;
-    int value;      /* READY: layers; EXIT: the app's wait status; CRASH: the capture's length
-                     * (the bytes after this message in its packet; 0: lost, text says why) */
+    int value;      /* READY: layers; EXIT: the app's wait status; LOG_DROPPED: bytes; CRASH: the
+                     * capture's length (the bytes after this message in its packet; 0: lost, text
+                     * says why) */
     int value2;     /* READY: Landlock ABI */
     char text[480]; /* ERROR: why; READY: the layers missing */
 } rp_launch_msg_t;

@@ -2,6 +2,7 @@
  * Unit test: the compartment's seccomp filters (device/launcher/filter.c), each loaded in a child
  * and tried. The init's refuses fallocate, so that it cannot allocate the log's blocks past
  * RLIMIT_FSIZE with FALLOC_FL_KEEP_SIZE (review r6, M1); the app's allows it (its own storage).
+ * The init's allows what it calls to keep the app's log (its bucket's clock, its drop report).
  * The hosts keeper's lets it replace /etc/hosts (rp_launch_hosts_write) and refuses the rest
  * (a new user namespace, fallocate) (review r6, L2).
  */
@@ -15,8 +16,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -79,6 +85,57 @@ static void the_init_cannot_fallocate(void **state)
     assert_int_equal(try_fallocate(RP_FILTER_APP), 0);
 }
 
+/* What the init calls to keep the app's log (device/launcher/main.c: log_start, log_drain, log_cut,
+ * wait_any, log_say_dropped), each under its filter: the file's size and mtime, its last byte, the
+ * wall clock (the raw call: the vDSO makes none), a non-blocking read of the pipe, a write, a cut
+ * back, a timed wait, and the report of a drop. The child's exit: 0, or the step that failed. */
+static void the_init_keeps_the_log(void **state)
+{
+    pid_t pid;
+    int st, p[2], sv[2];
+
+    (void)state;
+    assert_int_equal(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(write(p[1], "line\n", 5), 5);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        scmp_filter_ctx ctx = rp_launcher_filter(SCMP_ACT_ERRNO(EPERM), false, RP_FILTER_INIT);
+        struct stat fs;
+        struct timespec ts = {0, 1000000};
+        struct pollfd pf = {.fd = p[0], .events = POLLIN};
+        rp_launch_msg_t m = {.type = RP_LAUNCH_LOG_DROPPED, .value = 1};
+        char buf[16];
+        if (ctx == NULL || rp_seccomp_load(ctx, "test") != RP_OK)
+            _exit(10);
+        if (write(file_fd, "x\n", 2) != 2)
+            _exit(1);
+        if (fstat(file_fd, &fs) != 0 || fs.st_size != 2 || pread(file_fd, buf, 1, 1) != 1)
+            _exit(2);
+        if (syscall(SYS_clock_gettime, CLOCK_REALTIME, &ts) != 0)
+            _exit(3);
+        if (read(p[0], buf, sizeof(buf)) != 5 || read(p[0], buf, sizeof(buf)) != -1 ||
+            errno != EAGAIN)
+            _exit(4);
+        if (pwrite(file_fd, "y", 1, 0) != 1 || ftruncate(file_fd, 1) != 0 ||
+            lseek(file_fd, 0, SEEK_END) != 1)
+            _exit(5);
+        if (ppoll(&pf, 1, &(struct timespec){0, 1000000}, NULL) != 0)
+            _exit(6);
+        if (rp_launch_send(sv[1], &m, -1) != 0)
+            _exit(7);
+        _exit(0);
+    }
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    close(p[0]);
+    close(p[1]);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 static void the_keeper_writes_hosts_and_little_else(void **state)
 {
     rp_manifest_t m;
@@ -125,6 +182,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(the_init_cannot_fallocate),
+        cmocka_unit_test(the_init_keeps_the_log),
         cmocka_unit_test(the_keeper_writes_hosts_and_little_else),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
