@@ -17,8 +17,24 @@
 #include "broker.h"
 #include "gate.h"
 #include "rampart/log.h"
+#include "unpack.h" /* RP_BROKER_NOFILE */
 
 #define ASK_SECONDS 30 /* an answer not in by then: the app is told to try again */
+
+/* The broker's budget (docs/compartments.md, "The app broker"). In flight: at most
+ * RP_APPCHAN_FDS_APP_MAX per app slot over all its channels (appchan.c), and as many per list of
+ * the reserve for removed apps' kept ends (RP_APPCHAN_ORPHAN_LISTS): (17 + 8) x 20 = 500, twice
+ * over: a broker that dies leaves what its kept ends hold in flight, uncounted by the next one
+ * (1000 <= 1024; the monitor sets it: unpack.c). Open: a channel and up to RP_APPCHAN_FDS_APP_MAX
+ * closed ones kept per slot, the reserve's, its socket, stdio and a socket pair being made (17 x 21
+ * + 8 x 20 + 8 = 525). */
+#define BROKER_IN_FLIGHT_MAX ((RP_GATE_SLOTS + RP_APPCHAN_ORPHAN_LISTS) * RP_APPCHAN_FDS_APP_MAX)
+_Static_assert(2 * BROKER_IN_FLIGHT_MAX <= RP_BROKER_NOFILE,
+               "the broker's descriptor budget covers every app's unread descriptors");
+_Static_assert((1 + RP_APPCHAN_FDS_APP_MAX) * RP_GATE_SLOTS +
+                       RP_APPCHAN_ORPHAN_LISTS * RP_APPCHAN_FDS_APP_MAX + 8 <=
+                   RP_BROKER_NOFILE,
+               "the broker's descriptor table holds every channel it keeps");
 
 typedef struct slot {
     bool used;       /* the monitor named this app (ADD) */
@@ -38,6 +54,10 @@ static struct {
     int mon;
     uint32_t seq; /* the last request's number */
     slot_t slots[RP_GATE_SLOTS];
+    /* The kept ends of apps whose slot went to another component (appchan.h), one list checked at
+     * each turn of the loop (and all at each move): still in the budget, no app's any more. */
+    rp_appchan_held_t orphans[RP_APPCHAN_ORPHAN_LISTS];
+    unsigned sweep;
     uint8_t buf[RP_GATE_ANSWER_MAX];
     rp_mon_reply_t answer;
 } b;
@@ -45,6 +65,25 @@ static struct {
 static uint8_t slot_of(const rp_appchan_t *c)
 {
     return (uint8_t)((const slot_t *)((const char *)c - offsetof(slot_t, c)) - b.slots);
+}
+
+/* s going to component (an ADD): what the ends kept for another component's app hold is moved to
+ * the reserve, so that it does not count against this one (an upgrade keeps its list: its app is
+ * the same). Said once, as is a full reserve (the ends then stay, counted against this app). */
+static void reassign(slot_t *s, const char *component)
+{
+    unsigned n = 0;
+
+    if (strcmp(component, s->m.component_id) == 0)
+        return;
+    if (rp_appchan_held_orphan(&s->held, b.orphans, &n) != RP_OK)
+        rp_log_warn("%s: %u descriptors the app %s was sent in this slot are still unread, and "
+                    "the reserve for removed apps' is full: they count against %s until read",
+                    component, rp_appchan_held_count(&s->held), s->m.component_id, component);
+    else if (n > 0)
+        rp_log_info("%s: %u descriptors the app %s was sent in this slot are still unread: moved "
+                    "to the broker's reserve, closed once read",
+                    component, n, s->m.component_id);
 }
 
 /* ADD or DROP, as the monitor said (fd: ADD's channel end, or -1: the app does not run). A request
@@ -70,6 +109,7 @@ static void apply(const rp_gate_app_t *g, int fd)
             close(fd);
         return;
     }
+    reassign(s, g->component);
     memset(&s->m, 0, sizeof(s->m));
     snprintf(s->m.component_id, sizeof(s->m.component_id), "%s", g->component);
     s->m.device_authentication = g->device_authentication;
@@ -286,9 +326,12 @@ int rp_broker_run(int mon)
         b.slots[i].c.fd = -1;
         rp_appchan_held_init(&b.slots[i].held);
     }
+    for (size_t i = 0; i < RP_APPCHAN_ORPHAN_LISTS; i++)
+        rp_appchan_held_init(&b.orphans[i]);
     rp_log_info("serving the apps' channels");
     for (;;) {
         int timeout = expire();
+        (void)rp_appchan_held_count(&b.orphans[b.sweep++ % RP_APPCHAN_ORPHAN_LISTS]);
         /* (what is left to tell: sent when the monitor's socket has room again) */
         p[0] = (struct pollfd){mon, (short)(POLLIN | (flush() ? POLLOUT : 0)), 0};
         for (size_t i = 0; i < RP_GATE_SLOTS; i++)

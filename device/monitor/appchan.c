@@ -66,6 +66,24 @@ void rp_appchan_held_close(rp_appchan_held_t *h)
     h->n = 0;
 }
 
+rp_err_t rp_appchan_held_orphan(rp_appchan_held_t *h,
+                                rp_appchan_held_t reserve[RP_APPCHAN_ORPHAN_LISTS], unsigned *moved)
+{
+    rp_appchan_held_t *free_list = NULL;
+
+    *moved = rp_appchan_held_count(h);
+    if (*moved == 0)
+        return RP_OK;
+    for (size_t i = 0; i < RP_APPCHAN_ORPHAN_LISTS; i++)
+        if (rp_appchan_held_count(&reserve[i]) == 0 && free_list == NULL)
+            free_list = &reserve[i];
+    if (free_list == NULL)
+        return RP_ERR_BUSY;
+    *free_list = *h;
+    rp_appchan_held_init(h);
+    return RP_OK;
+}
+
 /* Descriptors sent on c since its app last had read everything on it (and none once it has). */
 static unsigned live(rp_appchan_t *c)
 {
