@@ -134,6 +134,10 @@ void rp_appchan_held_init(rp_appchan_held_t *h);
  * leaves the list. */
 unsigned rp_appchan_held_count(rp_appchan_held_t *h);
 
+/* How many times an end was kept, closed or moved, by any of the calls here: whoever writes the
+ * lists down (the broker's store) writes them again when it changed. */
+unsigned rp_appchan_held_changes(void);
+
 /* Close every end h keeps (the slot is no one's; tests). */
 void rp_appchan_held_close(rp_appchan_held_t *h);
 

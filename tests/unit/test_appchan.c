@@ -1240,13 +1240,16 @@ static void gate_answer(int fd, uint8_t slot, uint32_t seq, const char *text)
 }
 
 /* The broker in a child (sndbuf > 0: its socket's send buffer; nofile > 0: as a user of its own,
- * with that RLIMIT_NOFILE). Its pid; OUT: *mon, the monitor's end. */
-static pid_t broker_start(int *mon, int sndbuf, int nofile)
+ * with that RLIMIT_NOFILE; store: its store of kept ends, as the supervisor keeps it, or NULL).
+ * Its pid; OUT: *mon, the monitor's end. */
+static pid_t broker_start_store(int *mon, int sndbuf, int nofile, const int *store)
 {
     int sv[2];
     pid_t pid;
 
     assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    for (int k = 0; store != NULL && k < 2; k++)
+        assert_int_equal(rp_mon_send(sv[1], (const uint8_t *)"S", 1, store[k]), RP_OK);
     if (sndbuf > 0)
         assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
     pid = fork();
@@ -1265,6 +1268,11 @@ static pid_t broker_start(int *mon, int sndbuf, int nofile)
     close(sv[0]);
     *mon = sv[1];
     return pid;
+}
+
+static pid_t broker_start(int *mon, int sndbuf, int nofile)
+{
+    return broker_start_store(mon, sndbuf, nofile, NULL);
 }
 
 /* The monitor gone, the broker goes (and did not fail). */
@@ -1536,6 +1544,99 @@ static void test_broker_orphans(void **state)
         close(ch[i][1]);
 }
 
+/* x (slot 0 of the broker on mon, channel of generation gen, app's end *end) given 4 sockets to y
+ * (y's end: y_end, which takes them) and not reading them, its end handed to a holder (returned),
+ * then its channel closed by an empty packet, and a new one given (generation gen + 1). */
+static int hog_cycle(int mon, int *end, int y_end, uint64_t gen, const rp_manifest_t *m, size_t len)
+{
+    uint8_t pkt[RP_GATE_ANSWER_MAX];
+    int holder, in = -1;
+
+    for (int k = 0; k < RP_APPCHAN_FDS_REPLIES_MAX; k++) {
+        assert_int_equal(rp_mon_send(*end, buf, len, -1), RP_OK);
+        assert_int_equal(poll(&(struct pollfd){y_end, POLLIN, 0}, 1, 10000), 1);
+        assert_int_equal(rp_mon_recv(y_end, pkt, sizeof(pkt), &(size_t){0}, &in), RP_OK);
+        assert_true(in >= 0);
+        close(in);
+    }
+    holder = dup(*end);
+    assert_true(holder >= 0);
+    assert_int_equal(rp_mon_send(*end, buf, 0, -1), RP_OK);
+    assert_int_equal(poll(&(struct pollfd){*end, 0, 0}, 1, 10000), 1);
+    while (poll(&(struct pollfd){mon, POLLIN, 0}, 1, 0) == 1) /* (CLOSED, events) */
+        assert_int_equal(rp_mon_recv(mon, pkt, sizeof(pkt), &(size_t){0}, &in), RP_OK);
+    *end = next_app(mon, 0, gen + 1, "x", m, *end);
+    return holder;
+}
+
+/* An APP_CONNECT on end refused BUSY: x's kept ends are counted. */
+static void busy(int end, size_t len)
+{
+    uint8_t pkt[RP_GATE_ANSWER_MAX];
+    size_t got = 0;
+    int in = -1;
+
+    assert_int_equal(rp_mon_send(end, buf, len, -1), RP_OK);
+    assert_int_equal(poll(&(struct pollfd){end, POLLIN, 0}, 1, 10000), 1);
+    assert_int_equal(rp_mon_recv(end, pkt, sizeof(pkt), &got, &in), RP_OK);
+    assert_int_equal(in, -1);
+    assert_int_equal(rp_mon_reply_decode(pkt, got, &r), RP_OK);
+    assert_int_equal(r.status, RP_ERR_BUSY);
+    assert_non_null(strstr(r.message, "has not read 20 sockets"));
+}
+
+/* A broker that dies does not lose its kept ends: the next one takes them back from the store the
+ * supervisor keeps, and counts them, however many died (each time the hog is refused, and nothing
+ * more goes in flight); once the holder lets go, x connects again. Without the store, each new
+ * broker would let x put 20 more in flight. */
+static void test_broker_dies(void **state)
+{
+    enum { NOFILE = 64, DEATHS = 4, CYCLES = RP_APPCHAN_FDS_APP_MAX / RP_APPCHAN_FDS_REPLIES_MAX };
+    static rp_manifest_t m[2];
+    int mon, store[2], x = -1, y = -1, holders[CYCLES], status;
+    uint64_t gen = 100;
+    size_t len;
+    pid_t pid;
+
+    (void)state;
+    if (geteuid() != 0)
+        skip(); /* (the kernel's bound binds no root) */
+    memset(m, 0, sizeof(m));
+    snprintf(m[0].component_id, sizeof(m[0].component_id), "x");
+    snprintf(m[0].app_connections[m[0].napp_connections++], RP_COMPONENT_NAME_MAX + 1, "y");
+    snprintf(m[1].component_id, sizeof(m[1].component_id), "y");
+    snprintf(m[1].app_connections[m[1].napp_connections++], RP_COMPONENT_NAME_MAX + 1, "x");
+    assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, store), 0);
+    memset(&q, 0, sizeof(q));
+    q.type = RP_MON_APP_CONNECT;
+    snprintf(q.u.app_connect.component, sizeof(q.u.app_connect.component), "y");
+    assert_int_equal(rp_mon_request_encode(&q, buf, sizeof(buf), &len), RP_OK);
+    pid = broker_start_store(&mon, 0, NOFILE, store);
+    x = next_app(mon, 0, gen, "x", &m[0], dup(0));
+    y = next_app(mon, 1, 1, "y", &m[1], dup(0));
+    for (int c = 0; c < CYCLES; c++, gen++)
+        holders[c] = hog_cycle(mon, &x, y, gen, &m[0], len);
+    busy(x, len);
+    for (int d = 0; d < DEATHS; d++) {
+        assert_int_equal(kill(pid, SIGKILL), 0);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        close(mon);
+        /* The monitor hands the new broker every channel (new ones here: the old were its). */
+        pid = broker_start_store(&mon, 0, NOFILE, store);
+        x = next_app(mon, 0, ++gen, "x", &m[0], x);
+        y = next_app(mon, 1, 1, "y", &m[1], y);
+        busy(x, len);
+    }
+    for (int c = 0; c < CYCLES; c++)
+        close(holders[c]);
+    given_socket(x, len);
+    broker_stop(pid, mon);
+    close(x);
+    close(y);
+    close(store[0]);
+    close(store[1]);
+}
+
 /* ---- the client library, with the monitor's side in a thread ---- */
 
 static volatile int stop_serving;
@@ -1656,7 +1757,7 @@ int main(void)
         cmocka_unit_test(test_gate_generations), cmocka_unit_test(test_gate_stall),
         cmocka_unit_test(test_spent_back),       cmocka_unit_test(test_broker),
         cmocka_unit_test(test_broker_gate_full), cmocka_unit_test(test_broker_orphans),
-        cmocka_unit_test(test_client),
+        cmocka_unit_test(test_broker_dies),      cmocka_unit_test(test_client),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
