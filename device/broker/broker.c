@@ -18,6 +18,7 @@
 #include "broker.h"
 #include "gate.h"
 #include "rampart/log.h"
+#include "store.h"
 #include "unpack.h" /* RP_BROKER_NOFILE */
 
 #define ASK_SECONDS 30 /* an answer not in by then: the app is told to try again */
@@ -30,7 +31,7 @@
  * A broker that dies leaves its last whole snapshot there, and the next one takes it back at its
  * start (store_restore): what the kept ends hold is counted across any number of deaths (all but
  * what was kept in the one step it died in). */
-#define STORE_LISTS (RP_GATE_SLOTS + RP_APPCHAN_ORPHAN_LISTS)
+#define STORE_LISTS RP_STORE_LISTS
 #define STORE_MSGS_MAX (3 * STORE_LISTS) /* a snapshot, the one before, one written in part */
 
 /* The broker's budget (docs/compartments.md, "The app broker"; the monitor sets it: unpack.c). In
@@ -52,17 +53,6 @@ _Static_assert((1 + RP_APPCHAN_FDS_APP_MAX) * RP_GATE_SLOTS +
 #define STORE_FDS_MAX (STORE_MSGS_MAX * RP_APPCHAN_FDS_APP_MAX)
 _Static_assert(STORE_FDS_MAX + 10 <= RP_BROKER_NOFILE,
                "the broker's descriptor table holds what the store gives back");
-_Static_assert(STORE_LISTS <= UINT8_MAX && RP_APPCHAN_FDS_APP_MAX <= UINT8_MAX, "a record's bytes");
-
-/* One list of kept ends in the store, its ends' descriptors in the message, in order. */
-typedef struct store_rec {
-    uint32_t epoch;                      /* its snapshot's (the next one's is one more) */
-    uint8_t i, m;                        /* its place in the snapshot, and the snapshot's records */
-    uint8_t list;                        /* a slot, or RP_GATE_SLOTS + a list of the reserve */
-    uint8_t n;                           /* its ends */
-    uint8_t fds[RP_APPCHAN_FDS_APP_MAX]; /* what each holds */
-    char component[RP_COMPONENT_NAME_MAX + 1]; /* a slot's: the app they were sent to */
-} store_rec_t;
 
 typedef struct slot {
     bool used;       /* the monitor named this app (ADD) */
@@ -105,7 +95,7 @@ static rp_appchan_held_t *list_of(unsigned k)
 }
 
 /* Send r with h's ends (r->n of them) into the store. */
-static bool store_send(const store_rec_t *r, const rp_appchan_held_t *h)
+static bool store_send(const rp_store_rec_t *r, const rp_appchan_held_t *h)
 {
     union {
         struct cmsghdr h;
@@ -130,7 +120,7 @@ static bool store_send(const store_rec_t *r, const rp_appchan_held_t *h)
 
 /* The store's next record into *r, its descriptors into fds: 1; 0: none left; -1: one that is not
  * a whole record (its descriptors closed). */
-static int store_recv(store_rec_t *r, int fds[RP_APPCHAN_FDS_APP_MAX])
+static int store_recv(rp_store_rec_t *r, int fds[RP_APPCHAN_FDS_APP_MAX])
 {
     union {
         struct cmsghdr h;
@@ -155,11 +145,9 @@ static int store_recv(store_rec_t *r, int fds[RP_APPCHAN_FDS_APP_MAX])
             else
                 extra += close(fd) == 0;
         }
-    if (got == (ssize_t)sizeof(*r) && (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) == 0 && extra == 0 &&
-        r->n == n && r->list < STORE_LISTS && r->i < r->m && r->m <= STORE_LISTS) {
-        r->component[sizeof(r->component) - 1] = '\0';
+    if ((m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) == 0 && extra == 0 &&
+        rp_store_rec_check(r, (size_t)got, n))
         return 1;
-    }
     while (n > 0)
         close(fds[--n]);
     return -1;
@@ -170,7 +158,7 @@ static int store_recv(store_rec_t *r, int fds[RP_APPCHAN_FDS_APP_MAX])
  * them, as before there was a store. */
 static void store_write(void)
 {
-    static store_rec_t r;
+    static rp_store_rec_t r;
     unsigned m = 0, sent = 0;
     int fds[RP_APPCHAN_FDS_APP_MAX];
 
@@ -220,7 +208,7 @@ static void store_write(void)
  * since closed; the rest closed. Written again at once. */
 static void store_restore(void)
 {
-    static store_rec_t recs[STORE_MSGS_MAX + 1];
+    static rp_store_rec_t recs[STORE_MSGS_MAX + 1];
     static int fds[STORE_MSGS_MAX + 1][RP_APPCHAN_FDS_APP_MAX];
     unsigned n = 0, held = 0;
     uint32_t best = 0;
