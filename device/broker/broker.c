@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,8 +18,41 @@
 #include "broker.h"
 #include "gate.h"
 #include "rampart/log.h"
+#include "store.h"
+#include "unpack.h" /* RP_BROKER_NOFILE */
 
 #define ASK_SECONDS 30 /* an answer not in by then: the app is told to try again */
+
+/* The store of kept ends: a datagram socket pair the supervisor made once and keeps across brokers
+ * (apps.c), its two ends the first packets on the broker's socket. Every list of kept ends (each
+ * slot's, each of the reserve's) is written into it, the ends as descriptors in the messages with
+ * their counts, whenever the lists changed (after each message from the monitor, each packet
+ * served, each turn): the new snapshot whole, then the one before read out and its copies closed.
+ * A broker that dies leaves its last whole snapshot there, and the next one takes it back at its
+ * start (store_restore): what the kept ends hold is counted across any number of deaths (all but
+ * what was kept in the one step it died in). */
+#define STORE_LISTS RP_STORE_LISTS
+#define STORE_MSGS_MAX (3 * STORE_LISTS) /* a snapshot, the one before, one written in part */
+
+/* The broker's budget (docs/compartments.md, "The app broker"; the monitor sets it: unpack.c). In
+ * flight: at most RP_APPCHAN_FDS_APP_MAX per app slot over all its channels (appchan.c), as many
+ * per list of the reserve for removed apps' kept ends: (17 + 8) x 20 = 500, and the copies of the
+ * kept ends in the store (at most 500 ends, each holding at least one), twice while a snapshot
+ * replaces the one before: 1500 <= 2048, whatever number of brokers died before (they left their
+ * ends in the store). Open: a channel and up to RP_APPCHAN_FDS_APP_MAX closed ones kept per slot,
+ * the reserve's, a record's copies being read out of the store, the store, its socket, stdio and a
+ * socket pair being made (17 x 21 + 8 x 20 + 20 + 10 = 567); at the start, what the store holds
+ * (75 records of 20 at most, 1500 + 10). */
+#define BROKER_IN_FLIGHT_MAX ((RP_GATE_SLOTS + RP_APPCHAN_ORPHAN_LISTS) * RP_APPCHAN_FDS_APP_MAX)
+_Static_assert(3 * BROKER_IN_FLIGHT_MAX <= RP_BROKER_NOFILE,
+               "the broker's budget covers every app's unread descriptors and the store");
+_Static_assert((1 + RP_APPCHAN_FDS_APP_MAX) * RP_GATE_SLOTS +
+                       (RP_APPCHAN_ORPHAN_LISTS + 1) * RP_APPCHAN_FDS_APP_MAX + 10 <=
+                   RP_BROKER_NOFILE,
+               "the broker's descriptor table holds every channel it keeps");
+#define STORE_FDS_MAX (STORE_MSGS_MAX * RP_APPCHAN_FDS_APP_MAX)
+_Static_assert(STORE_FDS_MAX + 10 <= RP_BROKER_NOFILE,
+               "the broker's descriptor table holds what the store gives back");
 
 typedef struct slot {
     bool used;       /* the monitor named this app (ADD) */
@@ -38,6 +72,14 @@ static struct {
     int mon;
     uint32_t seq; /* the last request's number */
     slot_t slots[RP_GATE_SLOTS];
+    /* The kept ends of apps whose slot went to another component (appchan.h), one list checked at
+     * each turn of the loop (and all at each move): still in the budget, no app's any more. */
+    rp_appchan_held_t orphans[RP_APPCHAN_ORPHAN_LISTS];
+    unsigned sweep;
+    int store_w, store_r;    /* the store's ends (-1: none) */
+    uint32_t epoch;          /* the last snapshot written */
+    unsigned store_msgs;     /* its records, in the store */
+    unsigned stored_changes; /* rp_appchan_held_changes() when it was written */
     uint8_t buf[RP_GATE_ANSWER_MAX];
     rp_mon_reply_t answer;
 } b;
@@ -45,6 +87,196 @@ static struct {
 static uint8_t slot_of(const rp_appchan_t *c)
 {
     return (uint8_t)((const slot_t *)((const char *)c - offsetof(slot_t, c)) - b.slots);
+}
+
+static rp_appchan_held_t *list_of(unsigned k)
+{
+    return k < RP_GATE_SLOTS ? &b.slots[k].held : &b.orphans[k - RP_GATE_SLOTS];
+}
+
+/* Send r with h's ends (r->n of them) into the store. */
+static bool store_send(const rp_store_rec_t *r, const rp_appchan_held_t *h)
+{
+    union {
+        struct cmsghdr h;
+        char space[CMSG_SPACE(sizeof(int) * RP_APPCHAN_FDS_APP_MAX)];
+    } ctl;
+    struct iovec iov = {(void *)r, sizeof(*r)};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+    struct cmsghdr *c;
+
+    if (r->n > 0) {
+        m.msg_control = ctl.space;
+        m.msg_controllen = CMSG_SPACE(sizeof(int) * r->n);
+        c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * r->n);
+        for (unsigned i = 0; i < r->n; i++)
+            memcpy(CMSG_DATA(c) + i * sizeof(int), &h->end[i].fd, sizeof(int));
+    }
+    return sendmsg(b.store_w, &m, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)sizeof(*r);
+}
+
+/* The store's next record into *r, its descriptors into fds: 1; 0: none left; -1: one that is not
+ * a whole record (its descriptors closed). */
+static int store_recv(rp_store_rec_t *r, int fds[RP_APPCHAN_FDS_APP_MAX])
+{
+    union {
+        struct cmsghdr h;
+        char space[CMSG_SPACE(sizeof(int) * (RP_APPCHAN_FDS_APP_MAX + 4))];
+    } ctl;
+    struct iovec iov = {r, sizeof(*r)};
+    struct msghdr m = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.space, .msg_controllen = sizeof(ctl)};
+    ssize_t got = recvmsg(b.store_r, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    unsigned n = 0, extra = 0;
+
+    if (got < 0)
+        return 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c))
+        for (size_t k = 0; c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+                           k < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+             k++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof(int));
+            if (n < RP_APPCHAN_FDS_APP_MAX)
+                fds[n++] = fd;
+            else
+                extra += close(fd) == 0;
+        }
+    if ((m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) == 0 && extra == 0 &&
+        rp_store_rec_check(r, (size_t)got, n))
+        return 1;
+    while (n > 0)
+        close(fds[--n]);
+    return -1;
+}
+
+/* The lists written into the store when they changed since (a new snapshot, then the one before
+ * read out). A store that does not take them is said and given up: a broker that dies then loses
+ * them, as before there was a store. */
+static void store_write(void)
+{
+    static rp_store_rec_t r;
+    unsigned m = 0, sent = 0;
+    int fds[RP_APPCHAN_FDS_APP_MAX];
+
+    if (b.store_w < 0 || rp_appchan_held_changes() == b.stored_changes)
+        return;
+    for (unsigned k = 0; k < STORE_LISTS; k++)
+        m += list_of(k)->n > 0;
+    b.epoch++;
+    for (unsigned k = 0; k < STORE_LISTS; k++) {
+        const rp_appchan_held_t *h = list_of(k);
+        if (h->n == 0 && (m > 0 || k > 0)) /* (none at all: one empty record says so) */
+            continue;
+        memset(&r, 0, sizeof(r)); /* (its padding too: it is sent whole) */
+        r.epoch = b.epoch;
+        r.i = (uint8_t)sent;
+        r.m = (uint8_t)(m > 0 ? m : 1);
+        r.list = (uint8_t)k;
+        r.n = (uint8_t)h->n;
+        for (unsigned e = 0; e < h->n; e++)
+            r.fds[e] = (uint8_t)(h->end[e].fds < UINT8_MAX ? h->end[e].fds : UINT8_MAX);
+        if (k < RP_GATE_SLOTS)
+            snprintf(r.component, sizeof(r.component), "%s", b.slots[k].m.component_id);
+        if (!store_send(&r, h)) {
+            rp_log_error("the store of kept ends does not take them (%s): given up, a broker that "
+                         "dies now loses them",
+                         strerror(errno));
+            close(b.store_w);
+            close(b.store_r);
+            b.store_w = b.store_r = -1;
+            return;
+        }
+        sent++;
+    }
+    for (; b.store_msgs > 0; b.store_msgs--) { /* (the one before: the oldest records) */
+        int got = store_recv(&r, fds);
+        if (got == 0)
+            break;
+        for (unsigned e = 0; got > 0 && e < r.n; e++)
+            close(fds[e]);
+    }
+    b.store_msgs = sent;
+    b.stored_changes = rp_appchan_held_changes();
+}
+
+/* At the start: the last whole snapshot of the broker before, back in the lists (each slot's with
+ * the component it was for, so that an ADD of another one moves it to the reserve), its ends read
+ * since closed; the rest closed. Written again at once. */
+static void store_restore(void)
+{
+    static rp_store_rec_t recs[STORE_MSGS_MAX + 1];
+    static int fds[STORE_MSGS_MAX + 1][RP_APPCHAN_FDS_APP_MAX];
+    unsigned n = 0, held = 0;
+    uint32_t best = 0;
+    bool found = false;
+    int got;
+
+    while ((got = store_recv(&recs[n], fds[n])) != 0) {
+        if (got < 0) {
+            rp_log_warn("the store of kept ends held a record that is not one: dropped");
+        } else if (n < STORE_MSGS_MAX) {
+            n++;
+        } else {
+            rp_log_warn("the store of kept ends held more records than it can: dropped");
+            for (unsigned e = 0; e < recs[n].n; e++)
+                close(fds[n][e]);
+        }
+    }
+    for (unsigned i = 0; i < n; i++) { /* the newest snapshot whose records are all there */
+        unsigned have = 0;
+        for (unsigned j = 0; j < n; j++)
+            have += recs[j].epoch == recs[i].epoch;
+        if (have == recs[i].m && (!found || (int32_t)(recs[i].epoch - best) > 0)) {
+            best = recs[i].epoch;
+            found = true;
+        }
+    }
+    for (unsigned i = 0; i < n; i++) {
+        rp_appchan_held_t *h = list_of(recs[i].list);
+        bool take = found && recs[i].epoch == best;
+        if (take && recs[i].list < RP_GATE_SLOTS)
+            snprintf(b.slots[recs[i].list].m.component_id,
+                     sizeof(b.slots[recs[i].list].m.component_id), "%s", recs[i].component);
+        for (unsigned e = 0; e < recs[i].n; e++) {
+            if (take && h->n < RP_APPCHAN_FDS_APP_MAX)
+                h->end[h->n++] = (rp_appchan_held_end_t){fds[i][e], recs[i].fds[e]};
+            else
+                close(fds[i][e]);
+        }
+    }
+    for (unsigned k = 0; k < STORE_LISTS; k++)
+        held += rp_appchan_held_count(list_of(k));
+    if (held > 0)
+        rp_log_info("%u descriptors sent by the broker before are still unread on its kept ends: "
+                    "counted again",
+                    held);
+    b.epoch = best;
+    b.store_msgs = 0;
+    b.stored_changes = rp_appchan_held_changes() - 1; /* (written at once) */
+    store_write();
+}
+
+/* s going to component (an ADD): what the ends kept for another component's app hold is moved to
+ * the reserve, so that it does not count against this one (an upgrade keeps its list: its app is
+ * the same). Said once, as is a full reserve (the ends then stay, counted against this app). */
+static void reassign(slot_t *s, const char *component)
+{
+    unsigned n = 0;
+
+    if (strcmp(component, s->m.component_id) == 0)
+        return;
+    if (rp_appchan_held_orphan(&s->held, b.orphans, &n) != RP_OK)
+        rp_log_warn("%s: %u descriptors the app %s was sent in this slot are still unread, and "
+                    "the reserve for removed apps' is full: they count against %s until read",
+                    component, rp_appchan_held_count(&s->held), s->m.component_id, component);
+    else if (n > 0)
+        rp_log_info("%s: %u descriptors the app %s was sent in this slot are still unread: moved "
+                    "to the broker's reserve, closed once read",
+                    component, n, s->m.component_id);
 }
 
 /* ADD or DROP, as the monitor said (fd: ADD's channel end, or -1: the app does not run). A request
@@ -70,6 +302,7 @@ static void apply(const rp_gate_app_t *g, int fd)
             close(fd);
         return;
     }
+    reassign(s, g->component);
     memset(&s->m, 0, sizeof(s->m));
     snprintf(s->m.component_id, sizeof(s->m.component_id), "%s", g->component);
     s->m.device_authentication = g->device_authentication;
@@ -286,9 +519,36 @@ int rp_broker_run(int mon)
         b.slots[i].c.fd = -1;
         rp_appchan_held_init(&b.slots[i].held);
     }
+    for (size_t i = 0; i < RP_APPCHAN_ORPHAN_LISTS; i++)
+        rp_appchan_held_init(&b.orphans[i]);
+    /* The store's two ends, the first packets on mon (apps.c); without them (a test) there is
+     * none, and a first packet that is not one is the monitor's. */
+    b.store_w = b.store_r = -1;
+    for (int k = 0; k < 2; k++) {
+        size_t len = 0;
+        int fd = -1;
+        if (rp_mon_recv(mon, b.buf, sizeof(b.buf), &len, &fd) != RP_OK)
+            break;
+        if (len == 1 && b.buf[0] == 'S' && fd >= 0) {
+            *(k == 0 ? &b.store_r : &b.store_w) = fd; /* (the supervisor's store[0], store[1]) */
+            continue;
+        }
+        take(len, fd);
+        break;
+    }
+    if (b.store_w < 0 && b.store_r >= 0) {
+        close(b.store_r);
+        b.store_r = -1;
+    }
+    if (b.store_w < 0)
+        rp_log_warn("no store of kept ends: a broker that dies loses them");
+    else
+        store_restore();
     rp_log_info("serving the apps' channels");
     for (;;) {
         int timeout = expire();
+        (void)rp_appchan_held_count(&b.orphans[b.sweep++ % RP_APPCHAN_ORPHAN_LISTS]);
+        store_write();
         /* (what is left to tell: sent when the monitor's socket has room again) */
         p[0] = (struct pollfd){mon, (short)(POLLIN | (flush() ? POLLOUT : 0)), 0};
         for (size_t i = 0; i < RP_GATE_SLOTS; i++)
@@ -308,11 +568,13 @@ int rp_broker_run(int mon)
                 take(len, fd);
             else if (fd >= 0)
                 close(fd);
+            store_write();
         }
         for (size_t i = 0; i < RP_GATE_SLOTS; i++) {
             if (p[1 + i].fd < 0 || p[1 + i].revents == 0 || b.slots[i].c.fd != p[1 + i].fd)
                 continue; /* (closed or replaced by the monitor's message just taken) */
             served((uint8_t)i, rp_appchan_serve(&b.slots[i].c, &root, &peers));
+            store_write();
         }
     }
 }

@@ -39,6 +39,13 @@ static bool all_read_fd(int fd)
 
 _Static_assert(RP_MANIFEST_APP_CONNECTIONS_MAX <= 32, "busy_said has a bit per peer");
 
+static unsigned held_changes; /* ends kept, closed or moved, in all */
+
+unsigned rp_appchan_held_changes(void)
+{
+    return held_changes;
+}
+
 void rp_appchan_held_init(rp_appchan_held_t *h)
 {
     memset(h, 0, sizeof(*h));
@@ -52,6 +59,7 @@ unsigned rp_appchan_held_count(rp_appchan_held_t *h)
         if (all_read_fd(h->end[i].fd)) {
             close(h->end[i].fd);
             h->end[i] = h->end[--h->n];
+            held_changes++;
             continue;
         }
         n += h->end[i++].fds;
@@ -64,6 +72,25 @@ void rp_appchan_held_close(rp_appchan_held_t *h)
     for (unsigned i = 0; i < h->n; i++)
         close(h->end[i].fd);
     h->n = 0;
+}
+
+rp_err_t rp_appchan_held_orphan(rp_appchan_held_t *h,
+                                rp_appchan_held_t reserve[RP_APPCHAN_ORPHAN_LISTS], unsigned *moved)
+{
+    rp_appchan_held_t *free_list = NULL;
+
+    *moved = rp_appchan_held_count(h);
+    if (*moved == 0)
+        return RP_OK;
+    for (size_t i = 0; i < RP_APPCHAN_ORPHAN_LISTS; i++)
+        if (rp_appchan_held_count(&reserve[i]) == 0 && free_list == NULL)
+            free_list = &reserve[i];
+    if (free_list == NULL)
+        return RP_ERR_BUSY;
+    *free_list = *h;
+    rp_appchan_held_init(h);
+    held_changes++;
+    return RP_OK;
 }
 
 /* Descriptors sent on c since its app last had read everything on it (and none once it has). */
@@ -165,9 +192,10 @@ void rp_appchan_close(rp_appchan_t *c)
         (void)shutdown(c->fd, SHUT_RDWR); /* (the app may still read what waits for it) */
         /* There is room: each kept end holds at least one, and they are counted in the app's
          * RP_APPCHAN_FDS_APP_MAX with this channel's. */
-        if (n > 0 && c->held != NULL && c->held->n < RP_APPCHAN_FDS_APP_MAX)
+        if (n > 0 && c->held != NULL && c->held->n < RP_APPCHAN_FDS_APP_MAX) {
             c->held->end[c->held->n++] = (rp_appchan_held_end_t){c->fd, n};
-        else
+            held_changes++;
+        } else
             close(c->fd);
     }
     c->fd = -1;

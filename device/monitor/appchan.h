@@ -134,8 +134,29 @@ void rp_appchan_held_init(rp_appchan_held_t *h);
  * leaves the list. */
 unsigned rp_appchan_held_count(rp_appchan_held_t *h);
 
+/* How many times an end was kept, closed or moved, by any of the calls here: whoever writes the
+ * lists down (the broker's store) writes them again when it changed. */
+unsigned rp_appchan_held_changes(void);
+
 /* Close every end h keeps (the slot is no one's; tests). */
 void rp_appchan_held_close(rp_appchan_held_t *h);
+
+/* The kept ends of an app whose slot goes to another component (review r7, L4): they count against
+ * no app any more (the next one in the slot did not send them), but still against the broker's
+ * budget until read, so they move whole to a broker-wide reserve of RP_APPCHAN_ORPHAN_LISTS lists
+ * (at most RP_APPCHAN_ORPHAN_LISTS x RP_APPCHAN_FDS_APP_MAX descriptors), where they are still
+ * closed once read (rp_appchan_held_count on each list). A full reserve takes nothing: the ends
+ * stay on the slot, counted against its next app, so that the bound holds (closing an end releases
+ * nothing in flight: what it holds waits in the app's end until every holder of that end reads it
+ * or closes it). */
+#define RP_APPCHAN_ORPHAN_LISTS 8
+
+/* Move what h still holds to a free list of reserve (each list's read ends are closed first).
+ * RP_OK: moved, OUT *moved its count (0: nothing held, nothing moved); RP_ERR_BUSY: the reserve is
+ * full, h is as it was. */
+rp_err_t rp_appchan_held_orphan(rp_appchan_held_t *h,
+                                rp_appchan_held_t reserve[RP_APPCHAN_ORPHAN_LISTS],
+                                unsigned *moved) RP_MUST_CHECK;
 
 /*
  * A new channel for component's app (m: its manifest, kept by the caller; held: its app's closed

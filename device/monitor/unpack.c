@@ -23,7 +23,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "appchan.h" /* RP_APPCHAN_FDS_APP_MAX */
 #include "rampart/apptree.h"
 #include "rampart/log.h"
 #include "seccomp_allow.h" /* SANITIZER_BUILD */
@@ -33,15 +32,8 @@ extern char **environ;
 
 #define STAGE_SUFFIX ".unpack"
 
-/* The broker's budget (docs/compartments.md, "The app broker"). In flight: at most
- * RP_APPCHAN_FDS_APP_MAX per app slot over all its channels (appchan.c), twice over: a broker that
- * dies leaves what its closed channels hold in flight, uncounted by the next one. Open: a channel
- * and up to RP_APPCHAN_FDS_APP_MAX closed ones kept per slot, its socket, stdio and a socket pair
- * being made. */
-_Static_assert(2 * RP_GATE_SLOTS * RP_APPCHAN_FDS_APP_MAX <= RP_BROKER_NOFILE,
-               "the broker's descriptor budget covers every app's unread descriptors");
-_Static_assert((1 + RP_APPCHAN_FDS_APP_MAX) * RP_GATE_SLOTS + 8 <= RP_BROKER_NOFILE,
-               "the broker's descriptor table holds every channel it keeps");
+/* (The broker's budget, RP_BROKER_NOFILE, is asserted where it is spent: device/broker/broker.c.)
+ */
 
 static void exec_as(uid_t uid, const char *helper, char *const argv[], int keep)
     __attribute__((noreturn));

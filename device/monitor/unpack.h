@@ -22,7 +22,7 @@
 
 #define RP_UNPACK_UID 0x7dffffffu /* the child's uid and gid: just below the apps' (apps.h) */
 #define RP_BROKER_UID 0x7dfffffeu /* the app broker's, its own: the kernel counts per user */
-#define RP_BROKER_NOFILE 1024     /* the broker's RLIMIT_NOFILE: its descriptors, and in flight */
+#define RP_BROKER_NOFILE 2048     /* the broker's RLIMIT_NOFILE: its descriptors, and in flight */
 #define RP_UNPACK_TREE "tree"     /* what extract makes in its staging directory */
 #define RP_UNPACK_WHY_MAX 255     /* a refusal's reason, on the child's stderr */
 #define RP_UNPACK_SECONDS 60      /* the child's deadline (and its CPU seconds) */

@@ -140,7 +140,7 @@ bpid=$(broker_pid)
 [ -n "$bpid" ] || { cat "$LOG" >&2; fail "no app broker runs"; }
 # Its own user (RP_BROKER_UID), apart from the unpack helpers': the kernel counts per user.
 [ "$(awk '/^Uid:/ {print $2}' "/proc/$bpid/status")" = 2113929214 ] || fail "the broker is not its user"
-grep -q '^Max open files *1024 ' "/proc/$bpid/limits" || fail "the broker's RLIMIT_NOFILE is not 1024"
+grep -q '^Max open files *2048 ' "/proc/$bpid/limits" || fail "the broker's RLIMIT_NOFILE is not 2048"
 grep -q '^NoNewPrivs:[[:space:]]*1' "/proc/$bpid/status" || fail "the broker may gain privileges"
 grep -q '^Seccomp:[[:space:]]*2' "/proc/$bpid/status" || fail "the broker has no seccomp filter"
 grep -q '^CapEff:[[:space:]]*0*$' "/proc/$bpid/status" || fail "the broker has capabilities"
@@ -151,7 +151,9 @@ broker_back() { local p; p=$(broker_pid); [ -n "$p" ] && [ "$p" != "$bpid" ]; }
 wait_until 60 broker_back || { cat "$LOG" >&2; fail "the app broker was not started again"; }
 [ "$(grep -c 'the app broker stopped' "$LOG")" = 1 ] || fail "the broker's stop not said once"
 [ "$(app_field "$SINK" .pid)" = "$sink_pid" ] || fail "the sink was restarted with the broker"
-E2E_CHECKS=$((E2E_CHECKS + 2))
+# Each broker is given the store of kept ends the supervisor keeps across brokers (broker.c).
+! grep -q 'no store of kept ends' "$LOG" || fail "a broker was started without the store of kept ends"
+E2E_CHECKS=$((E2E_CHECKS + 3))
 n=$(count "$SINK" "got hello 1.0.0+0 from $SRC")
 expect 0 "$AGENT" app restart --state-dir "$S" "$SRC"
 wait_lines "$SINK" "got hello 1.0.0+0 from $SRC" $((n + 1))

@@ -189,7 +189,8 @@ static int setup(void **state)
     manifest(PLAIN, false, NULL);
     manifest(ONEWAY, false, "peer");
     for (int i = 0; i < NAPPS; i++) {
-        assert_int_equal(rp_appchan_open(&chans[i], &helds[i], names[i], &manifests[i], &app_ends[i]), RP_OK);
+        assert_int_equal(
+            rp_appchan_open(&chans[i], &helds[i], names[i], &manifests[i], &app_ends[i]), RP_OK);
         running[i] = true;
     }
     assert_int_equal(rp_test_gate_open(&gate, &agent), RP_OK);
@@ -619,6 +620,52 @@ static void test_orphans(void **state)
     assert_int_equal(helds[PUB].n, 0);
 }
 
+/* A list of one kept end holding one unread descriptor. OUT: *holder, the other end. */
+static void held_one(rp_appchan_held_t *h, int *holder)
+{
+    int sv[2];
+
+    rp_appchan_held_init(h);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(rp_mon_send(sv[0], buf, 1, STDERR_FILENO), RP_OK);
+    h->end[h->n++] = (rp_appchan_held_end_t){sv[0], 1};
+    *holder = sv[1];
+}
+
+/* Review r7, L4: a slot's kept ends move whole to the reserve, which is still swept (a list read
+ * is closed and its place taken again); a full reserve takes nothing, the slot keeps its ends. */
+static void test_orphan_reserve(void **state)
+{
+    static rp_appchan_held_t reserve[RP_APPCHAN_ORPHAN_LISTS], h;
+    int holders[RP_APPCHAN_ORPHAN_LISTS + 1];
+    unsigned moved = 9;
+
+    (void)state;
+    for (int i = 0; i < RP_APPCHAN_ORPHAN_LISTS; i++)
+        rp_appchan_held_init(&reserve[i]);
+    rp_appchan_held_init(&h);
+    assert_int_equal(rp_appchan_held_orphan(&h, reserve, &moved), RP_OK);
+    assert_int_equal(moved, 0);
+    for (int i = 0; i <= RP_APPCHAN_ORPHAN_LISTS; i++) {
+        held_one(&h, &holders[i]);
+        assert_int_equal(rp_appchan_held_orphan(&h, reserve, &moved),
+                         i < RP_APPCHAN_ORPHAN_LISTS ? RP_OK : RP_ERR_BUSY);
+        assert_int_equal(moved, 1);
+        assert_int_equal(h.n, i < RP_APPCHAN_ORPHAN_LISTS ? 0 : 1);
+    }
+    /* One holder lets go (closes its end: what it held is released): its list is closed. */
+    close(holders[3]);
+    assert_int_equal(rp_appchan_held_orphan(&h, reserve, &moved), RP_OK);
+    assert_int_equal(h.n, 0);
+    for (int i = 0; i < RP_APPCHAN_ORPHAN_LISTS; i++) {
+        assert_int_equal(rp_appchan_held_count(&reserve[i]), 1);
+        rp_appchan_held_close(&reserve[i]);
+    }
+    for (int i = 0; i <= RP_APPCHAN_ORPHAN_LISTS; i++)
+        if (i != 3)
+            close(holders[i]);
+}
+
 /* An agent's request on an app's channel is refused, the channel kept; an app's request on the
  * agent's socket is refused too (serve.c). */
 static void test_wrong_socket(void **state)
@@ -693,7 +740,8 @@ static void test_bad_packets(void **state)
     for (int i = PEER; i <= ONEWAY; i++) {
         if (app_ends[i] >= 0)
             close(app_ends[i]);
-        assert_int_equal(rp_appchan_open(&chans[i], &helds[i], names[i], &manifests[i], &app_ends[i]), RP_OK);
+        assert_int_equal(
+            rp_appchan_open(&chans[i], &helds[i], names[i], &manifests[i], &app_ends[i]), RP_OK);
     }
 }
 
@@ -703,7 +751,8 @@ static void reopen(int i)
     if (app_ends[i] >= 0)
         close(app_ends[i]);
     rp_appchan_close(&chans[i]);
-    assert_int_equal(rp_appchan_open(&chans[i], &helds[i], names[i], &manifests[i], &app_ends[i]), RP_OK);
+    assert_int_equal(rp_appchan_open(&chans[i], &helds[i], names[i], &manifests[i], &app_ends[i]),
+                     RP_OK);
 }
 
 /* Review r4: a channel closed while its app is still there is an error (the broker tells the
@@ -1191,13 +1240,16 @@ static void gate_answer(int fd, uint8_t slot, uint32_t seq, const char *text)
 }
 
 /* The broker in a child (sndbuf > 0: its socket's send buffer; nofile > 0: as a user of its own,
- * with that RLIMIT_NOFILE). Its pid; OUT: *mon, the monitor's end. */
-static pid_t broker_start(int *mon, int sndbuf, int nofile)
+ * with that RLIMIT_NOFILE; store: its store of kept ends, as the supervisor keeps it, or NULL).
+ * Its pid; OUT: *mon, the monitor's end. */
+static pid_t broker_start_store(int *mon, int sndbuf, int nofile, const int *store)
 {
     int sv[2];
     pid_t pid;
 
     assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    for (int k = 0; store != NULL && k < 2; k++)
+        assert_int_equal(rp_mon_send(sv[1], (const uint8_t *)"S", 1, store[k]), RP_OK);
     if (sndbuf > 0)
         assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
     pid = fork();
@@ -1216,6 +1268,11 @@ static pid_t broker_start(int *mon, int sndbuf, int nofile)
     close(sv[0]);
     *mon = sv[1];
     return pid;
+}
+
+static pid_t broker_start(int *mon, int sndbuf, int nofile)
+{
+    return broker_start_store(mon, sndbuf, nofile, NULL);
 }
 
 /* The monitor gone, the broker goes (and did not fail). */
@@ -1374,11 +1431,28 @@ static void given_socket(int end, size_t len)
     close(in);
 }
 
+/* The app in slot of the broker on mon now component (m: its manifest, gen: its channel's), with
+ * a new channel in place of old (closed): the app's end. */
+static int next_app(int mon, uint8_t slot, uint64_t gen, const char *component,
+                    const rp_manifest_t *m, int old)
+{
+    uint8_t out[RP_GATE_APP_LEN];
+    int sv[2];
+
+    close(old);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(rp_gate_app_encode(RP_GATE_ADD, slot, gen, component, m, out, sizeof(out)),
+                     RP_OK);
+    assert_int_equal(rp_mon_send(mon, out, sizeof(out), sv[0]), RP_OK);
+    close(sv[0]);
+    return sv[1];
+}
+
 /* Review r5, finding 1, as it was found: the broker as a user of its own with a low RLIMIT_NOFILE
- * (NOFILE), app x cycling (4 sockets to y unread, its end handed to a holder, an empty packet, a new
- * channel) far past what that user may have in flight. Bounded per app, x is refused once its old
- * ends hold RP_APPCHAN_FDS_APP_MAX, and z still connects to y; unbounded, the kernel would refuse
- * every send (ETOOMANYREFS) after NOFILE. */
+ * (NOFILE), app x cycling (4 sockets to y unread, its end handed to a holder, an empty packet, a
+ * new channel) far past what that user may have in flight. Bounded per app, x is refused once its
+ * old ends hold RP_APPCHAN_FDS_APP_MAX, and z still connects to y; unbounded, the kernel would
+ * refuse every send (ETOOMANYREFS) after NOFILE. */
 static void test_broker_orphans(void **state)
 {
     enum { X, Y, Z, N3, NOFILE = 48, CYCLES = 16 };
@@ -1387,7 +1461,7 @@ static void test_broker_orphans(void **state)
     int gate_fd[2], ch[N3][2], holders[CYCLES], in = -1;
     unsigned given = 0;
     uint8_t out[RP_GATE_APP_LEN], pkt[RP_GATE_ANSWER_MAX];
-    size_t len;
+    size_t len, got = 0;
     pid_t pid;
 
     (void)state;
@@ -1400,6 +1474,7 @@ static void test_broker_orphans(void **state)
     snprintf(m[X].app_connections[m[X].napp_connections++], RP_COMPONENT_NAME_MAX + 1, "y");
     snprintf(m[Y].app_connections[m[Y].napp_connections++], RP_COMPONENT_NAME_MAX + 1, "x");
     snprintf(m[Y].app_connections[m[Y].napp_connections++], RP_COMPONENT_NAME_MAX + 1, "z");
+    snprintf(m[Y].app_connections[m[Y].napp_connections++], RP_COMPONENT_NAME_MAX + 1, "w");
     snprintf(m[Z].app_connections[m[Z].napp_connections++], RP_COMPONENT_NAME_MAX + 1, "y");
     pid = broker_start(&gate_fd[1], 0, NOFILE);
     for (int i = 0; i < N3; i++) {
@@ -1438,22 +1513,128 @@ static void test_broker_orphans(void **state)
         while (poll(&(struct pollfd){gate_fd[1], POLLIN, 0}, 1, 0) == 1) /* (CLOSED, events) */
             assert_int_equal(rp_mon_recv(gate_fd[1], pkt, sizeof(pkt), &(size_t){0}, &in), RP_OK);
         assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ch[X]), 0);
-        assert_int_equal(rp_gate_app_encode(RP_GATE_ADD, X, 1000 + 10 * (c + 1), "x", &m[X], out,
-                                            sizeof(out)),
-                         RP_OK);
+        assert_int_equal(
+            rp_gate_app_encode(RP_GATE_ADD, X, 1000 + 10 * (c + 1), "x", &m[X], out, sizeof(out)),
+            RP_OK);
         assert_int_equal(rp_mon_send(gate_fd[1], out, sizeof(out), ch[X][0]), RP_OK);
         close(ch[X][0]);
     }
     assert_int_equal(given, RP_APPCHAN_FDS_APP_MAX);
     /* z to y: the device's budget is not used up. */
     given_socket(ch[Z][1], len);
-    /* The holder lets go: x connects again. */
+    /* x upgraded (the same component, a new channel): its kept ends are still its own. */
+    ch[X][1] = next_app(gate_fd[1], X, 2000, "x", &m[X], ch[X][1]);
+    assert_int_equal(rp_mon_send(ch[X][1], buf, len, -1), RP_OK);
+    assert_int_equal(poll(&(struct pollfd){ch[X][1], POLLIN, 0}, 1, 10000), 1);
+    assert_int_equal(rp_mon_recv(ch[X][1], pkt, sizeof(pkt), &got, &in), RP_OK);
+    assert_int_equal(in, -1);
+    assert_int_equal(rp_mon_reply_decode(pkt, got, &r), RP_OK);
+    assert_int_equal(r.status, RP_ERR_BUSY);
+    /* Review r7, L4: its slot given to another component, w, while the holder still has x's ends:
+     * they move to the broker's reserve, and w connects. */
+    memset(&m[X], 0, sizeof(m[X]));
+    snprintf(m[X].component_id, sizeof(m[X].component_id), "w");
+    snprintf(m[X].app_connections[m[X].napp_connections++], RP_COMPONENT_NAME_MAX + 1, "y");
+    ch[X][1] = next_app(gate_fd[1], X, 3000, "w", &m[X], ch[X][1]);
+    given_socket(ch[X][1], len);
     for (int c = 0; c < CYCLES; c++)
         close(holders[c]);
-    given_socket(ch[X][1], len);
     broker_stop(pid, gate_fd[1]);
     for (int i = 0; i < N3; i++)
         close(ch[i][1]);
+}
+
+/* x (slot 0 of the broker on mon, channel of generation gen, app's end *end) given 4 sockets to y
+ * (y's end: y_end, which takes them) and not reading them, its end handed to a holder (returned),
+ * then its channel closed by an empty packet, and a new one given (generation gen + 1). */
+static int hog_cycle(int mon, int *end, int y_end, uint64_t gen, const rp_manifest_t *m, size_t len)
+{
+    uint8_t pkt[RP_GATE_ANSWER_MAX];
+    int holder, in = -1;
+
+    for (int k = 0; k < RP_APPCHAN_FDS_REPLIES_MAX; k++) {
+        assert_int_equal(rp_mon_send(*end, buf, len, -1), RP_OK);
+        assert_int_equal(poll(&(struct pollfd){y_end, POLLIN, 0}, 1, 10000), 1);
+        assert_int_equal(rp_mon_recv(y_end, pkt, sizeof(pkt), &(size_t){0}, &in), RP_OK);
+        assert_true(in >= 0);
+        close(in);
+    }
+    holder = dup(*end);
+    assert_true(holder >= 0);
+    assert_int_equal(rp_mon_send(*end, buf, 0, -1), RP_OK);
+    assert_int_equal(poll(&(struct pollfd){*end, 0, 0}, 1, 10000), 1);
+    while (poll(&(struct pollfd){mon, POLLIN, 0}, 1, 0) == 1) /* (CLOSED, events) */
+        assert_int_equal(rp_mon_recv(mon, pkt, sizeof(pkt), &(size_t){0}, &in), RP_OK);
+    *end = next_app(mon, 0, gen + 1, "x", m, *end);
+    return holder;
+}
+
+/* An APP_CONNECT on end refused BUSY: x's kept ends are counted. */
+static void busy(int end, size_t len)
+{
+    uint8_t pkt[RP_GATE_ANSWER_MAX];
+    size_t got = 0;
+    int in = -1;
+
+    assert_int_equal(rp_mon_send(end, buf, len, -1), RP_OK);
+    assert_int_equal(poll(&(struct pollfd){end, POLLIN, 0}, 1, 10000), 1);
+    assert_int_equal(rp_mon_recv(end, pkt, sizeof(pkt), &got, &in), RP_OK);
+    assert_int_equal(in, -1);
+    assert_int_equal(rp_mon_reply_decode(pkt, got, &r), RP_OK);
+    assert_int_equal(r.status, RP_ERR_BUSY);
+    assert_non_null(strstr(r.message, "has not read 20 sockets"));
+}
+
+/* A broker that dies does not lose its kept ends: the next one takes them back from the store the
+ * supervisor keeps, and counts them, however many died (each time the hog is refused, and nothing
+ * more goes in flight); once the holder lets go, x connects again. Without the store, each new
+ * broker would let x put 20 more in flight. */
+static void test_broker_dies(void **state)
+{
+    enum { NOFILE = 64, DEATHS = 4, CYCLES = RP_APPCHAN_FDS_APP_MAX / RP_APPCHAN_FDS_REPLIES_MAX };
+    static rp_manifest_t m[2];
+    int mon, store[2], x = -1, y = -1, holders[CYCLES], status;
+    uint64_t gen = 100;
+    size_t len;
+    pid_t pid;
+
+    (void)state;
+    if (geteuid() != 0)
+        skip(); /* (the kernel's bound binds no root) */
+    memset(m, 0, sizeof(m));
+    snprintf(m[0].component_id, sizeof(m[0].component_id), "x");
+    snprintf(m[0].app_connections[m[0].napp_connections++], RP_COMPONENT_NAME_MAX + 1, "y");
+    snprintf(m[1].component_id, sizeof(m[1].component_id), "y");
+    snprintf(m[1].app_connections[m[1].napp_connections++], RP_COMPONENT_NAME_MAX + 1, "x");
+    assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, store), 0);
+    memset(&q, 0, sizeof(q));
+    q.type = RP_MON_APP_CONNECT;
+    snprintf(q.u.app_connect.component, sizeof(q.u.app_connect.component), "y");
+    assert_int_equal(rp_mon_request_encode(&q, buf, sizeof(buf), &len), RP_OK);
+    pid = broker_start_store(&mon, 0, NOFILE, store);
+    x = next_app(mon, 0, gen, "x", &m[0], dup(0));
+    y = next_app(mon, 1, 1, "y", &m[1], dup(0));
+    for (int c = 0; c < CYCLES; c++, gen++)
+        holders[c] = hog_cycle(mon, &x, y, gen, &m[0], len);
+    busy(x, len);
+    for (int d = 0; d < DEATHS; d++) {
+        assert_int_equal(kill(pid, SIGKILL), 0);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        close(mon);
+        /* The monitor hands the new broker every channel (new ones here: the old were its). */
+        pid = broker_start_store(&mon, 0, NOFILE, store);
+        x = next_app(mon, 0, ++gen, "x", &m[0], x);
+        y = next_app(mon, 1, 1, "y", &m[1], y);
+        busy(x, len);
+    }
+    for (int c = 0; c < CYCLES; c++)
+        close(holders[c]);
+    given_socket(x, len);
+    broker_stop(pid, mon);
+    close(x);
+    close(y);
+    close(store[0]);
+    close(store[1]);
 }
 
 /* ---- the client library, with the monitor's side in a thread ---- */
@@ -1571,12 +1752,12 @@ int main(void)
         cmocka_unit_test(test_wrong_socket),     cmocka_unit_test(test_bad_packets),
         cmocka_unit_test(test_log_bound),        cmocka_unit_test(test_chain_files),
         cmocka_unit_test(test_gate_checks),      cmocka_unit_test(test_unread_bound),
-        cmocka_unit_test(test_orphans),          cmocka_unit_test(test_closes),
-        cmocka_unit_test(test_hand_rate),        cmocka_unit_test(test_gate_generations),
-        cmocka_unit_test(test_gate_stall),       cmocka_unit_test(test_spent_back),
-        cmocka_unit_test(test_broker),           cmocka_unit_test(test_broker_gate_full),
-        cmocka_unit_test(test_broker_orphans),
-        cmocka_unit_test(test_client),
+        cmocka_unit_test(test_orphans),          cmocka_unit_test(test_orphan_reserve),
+        cmocka_unit_test(test_closes),           cmocka_unit_test(test_hand_rate),
+        cmocka_unit_test(test_gate_generations), cmocka_unit_test(test_gate_stall),
+        cmocka_unit_test(test_spent_back),       cmocka_unit_test(test_broker),
+        cmocka_unit_test(test_broker_gate_full), cmocka_unit_test(test_broker_orphans),
+        cmocka_unit_test(test_broker_dies),      cmocka_unit_test(test_client),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
