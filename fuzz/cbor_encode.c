@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "cbor_encode_diff.h"
+#include "rampart/bytes.h"
 
 #define RECORD 11
 
@@ -21,11 +22,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t off = 0; off + 3 <= size; off += RECORD) {
         const uint8_t *r = data + off;
         size_t fn = r[0] % CBOR_DIFF_FUNCTIONS, buffer_size;
-        uint64_t value = 0;
+        uint64_t value;
 
         buffer_size = r[2] < 250 ? r[2] % (CBOR_DIFF_HEAD_MAX + 3) : SIZE_MAX - (255u - r[2]);
-        for (size_t i = 3; i < RECORD && off + i < size; i++)
-            value = value << 8 | r[i];
+        value = rp_be_get(r + 3, size - off < RECORD ? size - off - 3 : RECORD - 3);
         if (!cbor_diff_check(fn, value, buffer_size, r[1], why, sizeof(why))) {
             fprintf(stderr, "%s\n", why);
             abort();

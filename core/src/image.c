@@ -6,6 +6,7 @@
  */
 #include <string.h>
 
+#include "rampart/bytes.h"
 #include "rampart/image.h"
 
 /* Field offsets of the 32-byte header: MCUboot's struct image_header, pinned. */
@@ -29,30 +30,6 @@ _Static_assert(RP_IMAGE_TLV_INFO_SIZE == 4 && RP_IMAGE_TLV_HDR_SIZE == 4,
 /* Key lookup results while walking the unprotected area. */
 #define KEY_NONE (-1)      /* no key TLV since the last signature */
 #define KEY_UNTRUSTED (-2) /* the last key TLV names a key we do not trust */
-
-static uint16_t get_le16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
-static void put_le16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
 
 static bool io_usable(const rp_image_io_t *io)
 {
@@ -87,16 +64,16 @@ rp_err_t rp_image_header_decode(const uint8_t raw[RP_IMAGE_HEADER_SIZE], rp_imag
 
     if (raw == NULL || hdr == NULL)
         return RP_ERR_INVALID_ARG;
-    h.magic = get_le32(raw + OFF_MAGIC);
-    h.load_addr = get_le32(raw + OFF_LOAD_ADDR);
-    h.hdr_size = get_le16(raw + OFF_HDR_SIZE);
-    h.prot_tlv_size = get_le16(raw + OFF_PROT_TLV_SIZE);
-    h.img_size = get_le32(raw + OFF_IMG_SIZE);
-    h.flags = get_le32(raw + OFF_FLAGS);
+    h.magic = (uint32_t)rp_le_get(raw + OFF_MAGIC, 4);
+    h.load_addr = (uint32_t)rp_le_get(raw + OFF_LOAD_ADDR, 4);
+    h.hdr_size = (uint16_t)rp_le_get(raw + OFF_HDR_SIZE, 2);
+    h.prot_tlv_size = (uint16_t)rp_le_get(raw + OFF_PROT_TLV_SIZE, 2);
+    h.img_size = (uint32_t)rp_le_get(raw + OFF_IMG_SIZE, 4);
+    h.flags = (uint32_t)rp_le_get(raw + OFF_FLAGS, 4);
     h.version.major = raw[OFF_VER_MAJOR];
     h.version.minor = raw[OFF_VER_MINOR];
-    h.version.revision = get_le16(raw + OFF_VER_REVISION);
-    h.version.build = get_le32(raw + OFF_VER_BUILD);
+    h.version.revision = (uint16_t)rp_le_get(raw + OFF_VER_REVISION, 2);
+    h.version.build = (uint32_t)rp_le_get(raw + OFF_VER_BUILD, 4);
 
     if (h.magic != RP_IMAGE_MAGIC)
         return RP_ERR_BAD_MAGIC;
@@ -110,17 +87,17 @@ rp_err_t rp_image_header_decode(const uint8_t raw[RP_IMAGE_HEADER_SIZE], rp_imag
 
 void rp_image_header_encode(const rp_image_header_t *hdr, uint8_t raw[RP_IMAGE_HEADER_SIZE])
 {
-    put_le32(raw + OFF_MAGIC, hdr->magic);
-    put_le32(raw + OFF_LOAD_ADDR, hdr->load_addr);
-    put_le16(raw + OFF_HDR_SIZE, hdr->hdr_size);
-    put_le16(raw + OFF_PROT_TLV_SIZE, hdr->prot_tlv_size);
-    put_le32(raw + OFF_IMG_SIZE, hdr->img_size);
-    put_le32(raw + OFF_FLAGS, hdr->flags);
+    rp_le_put(raw + OFF_MAGIC, hdr->magic, 4);
+    rp_le_put(raw + OFF_LOAD_ADDR, hdr->load_addr, 4);
+    rp_le_put(raw + OFF_HDR_SIZE, hdr->hdr_size, 2);
+    rp_le_put(raw + OFF_PROT_TLV_SIZE, hdr->prot_tlv_size, 2);
+    rp_le_put(raw + OFF_IMG_SIZE, hdr->img_size, 4);
+    rp_le_put(raw + OFF_FLAGS, hdr->flags, 4);
     raw[OFF_VER_MAJOR] = hdr->version.major;
     raw[OFF_VER_MINOR] = hdr->version.minor;
-    put_le16(raw + OFF_VER_REVISION, hdr->version.revision);
-    put_le32(raw + OFF_VER_BUILD, hdr->version.build);
-    put_le32(raw + OFF_PAD, 0);
+    rp_le_put(raw + OFF_VER_REVISION, hdr->version.revision, 2);
+    rp_le_put(raw + OFF_VER_BUILD, hdr->version.build, 4);
+    rp_le_put(raw + OFF_PAD, 0, 4);
 }
 
 /* Read a TLV info header at off. OUT: *tot, the area's size including the info header. */
@@ -131,9 +108,9 @@ static rp_err_t read_tlv_info(const rp_image_io_t *io, uint64_t off, uint16_t ma
 
     if (err != RP_OK)
         return err;
-    if (get_le16(info) != magic)
+    if ((uint16_t)rp_le_get(info, 2) != magic)
         return RP_ERR_BAD_TLV;
-    *tot = get_le16(info + 2);
+    *tot = (uint16_t)rp_le_get(info + 2, 2);
     if (*tot < RP_IMAGE_TLV_INFO_SIZE)
         return RP_ERR_BAD_TLV;
     return RP_OK;
@@ -212,8 +189,8 @@ rp_err_t rp_image_tlv_next(rp_image_tlv_iter_t *it, rp_image_tlv_t *tlv, bool *f
     err = io_read(it->io, it->off, hdr, sizeof(hdr));
     if (err != RP_OK)
         return err;
-    tlv->type = get_le16(hdr);
-    tlv->len = get_le16(hdr + 2);
+    tlv->type = (uint16_t)rp_le_get(hdr, 2);
+    tlv->len = (uint16_t)rp_le_get(hdr + 2, 2);
     tlv->value_off = it->off + RP_IMAGE_TLV_HDR_SIZE;
     tlv->protected_area = prot;
     if (tlv->len > area_end - tlv->value_off)
@@ -374,7 +351,7 @@ static rp_err_t prot_tlv_value(struct prot_facts *f, uint16_t type, const uint8_
     switch (type) {
     case RP_TLV_SEC_CNT:
         f->has_security_counter = true;
-        f->security_counter = get_le32(value);
+        f->security_counter = (uint32_t)rp_le_get(value, 4);
         return RP_OK;
     case RP_TLV_IMAGE_TYPE:
         if (value[0] < RP_IMAGE_TYPE_FIRMWARE || value[0] > RP_IMAGE_TYPE_SYSTEM)
@@ -433,10 +410,10 @@ static rp_err_t prot_finish_value(struct prot_parser *p)
 /* A TLV header is complete: check it against what may appear in the signed area. */
 static rp_err_t prot_start_tlv(struct prot_parser *p)
 {
-    uint16_t len = get_le16(p->hdr + 2);
+    uint16_t len = (uint16_t)rp_le_get(p->hdr + 2, 2);
     rp_err_t err;
 
-    p->type = get_le16(p->hdr);
+    p->type = (uint16_t)rp_le_get(p->hdr, 2);
     if (len > p->area_len - p->pos)
         return RP_ERR_BAD_TLV;
     err = prot_tlv_check(&p->facts, p->type, len);
@@ -471,8 +448,8 @@ static rp_err_t prot_feed(struct prot_parser *p, const uint8_t *data, size_t n)
         if (p->in_info) {
             p->in_info = false;
             /* The header's copy of the size and the area's own must agree. */
-            if (get_le16(p->hdr) != RP_IMAGE_TLV_PROT_INFO_MAGIC ||
-                get_le16(p->hdr + 2) != p->area_len)
+            if ((uint16_t)rp_le_get(p->hdr, 2) != RP_IMAGE_TLV_PROT_INFO_MAGIC ||
+                (uint16_t)rp_le_get(p->hdr + 2, 2) != p->area_len)
                 return RP_ERR_BAD_TLV;
         } else if ((err = prot_start_tlv(p)) != RP_OK) {
             return err;
@@ -727,8 +704,8 @@ static rp_err_t check_unprotected_area(const rp_image_io_t *io, const rp_image_k
         err = io_read(io, off, hdr, sizeof(hdr));
         if (err != RP_OK)
             return err;
-        tlv.type = get_le16(hdr);
-        tlv.len = get_le16(hdr + 2);
+        tlv.type = (uint16_t)rp_le_get(hdr, 2);
+        tlv.len = (uint16_t)rp_le_get(hdr + 2, 2);
         tlv.value_off = off + RP_IMAGE_TLV_HDR_SIZE;
         tlv.protected_area = false;
         if (tlv.len > l->total_size - tlv.value_off)
@@ -976,8 +953,8 @@ rp_err_t rp_tlv_writer_add(rp_tlv_writer_t *w, uint16_t type, const void *value,
         w->failed = true;
         return RP_ERR_BUFFER_TOO_SMALL;
     }
-    put_le16(w->buf + w->len, type);
-    put_le16(w->buf + w->len + 2, (uint16_t)len);
+    rp_le_put(w->buf + w->len, type, 2);
+    rp_le_put(w->buf + w->len + 2, (uint16_t)len, 2);
     if (len > 0)
         memcpy(w->buf + w->len + RP_IMAGE_TLV_HDR_SIZE, value, len);
     w->len += need;
@@ -988,8 +965,8 @@ rp_err_t rp_tlv_writer_finish(rp_tlv_writer_t *w, size_t *area_len)
 {
     if (w->failed || area_len == NULL)
         return RP_ERR_INVALID_ARG;
-    put_le16(w->buf, w->magic);
-    put_le16(w->buf + 2, (uint16_t)w->len);
+    rp_le_put(w->buf, w->magic, 2);
+    rp_le_put(w->buf + 2, (uint16_t)w->len, 2);
     *area_len = w->len;
     return RP_OK;
 }

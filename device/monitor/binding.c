@@ -9,6 +9,7 @@
 
 #include <openssl/crypto.h>
 
+#include "rampart/bytes.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
@@ -29,10 +30,8 @@ static rp_err_t binding_of(rp_rot_t *rot, const char *name, unsigned index,
     len = sizeof(label);
     memcpy(data + len, name, n + 1);
     len += n + 1;
-    data[len++] = (uint8_t)(index >> 24);
-    data[len++] = (uint8_t)(index >> 16);
-    data[len++] = (uint8_t)(index >> 8);
-    data[len++] = (uint8_t)index;
+    rp_be_put(data + len, index, 4);
+    len += 4;
     return rp_rot_mac(rot, data, len, mac);
 }
 

@@ -15,6 +15,7 @@
 
 #include "crash.h"
 #include "proto.h"
+#include "rampart/bytes.h"
 #include "rampart/file.h"
 #include "rampart/log.h"
 
@@ -38,8 +39,7 @@ static void put(wr_t *w, const void *v, size_t n)
 static void put_le(wr_t *w, uint64_t v, size_t n)
 {
     uint8_t b[8];
-    for (size_t i = 0; i < n; i++)
-        b[i] = (uint8_t)(v >> (8 * i));
+    rp_le_put(b, v, n);
     put(w, b, n);
 }
 static void put_bytes(wr_t *w, const void *v, size_t n, size_t max)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "crash.h"
+#include "rampart/bytes.h"
 
 typedef struct rd {
     const uint8_t *p;
@@ -28,10 +29,7 @@ static const uint8_t *take(rd_t *r, size_t n)
 static uint64_t get_le(rd_t *r, size_t n)
 {
     const uint8_t *b = take(r, n);
-    uint64_t v = 0;
-    for (size_t i = 0; b != NULL && i < n; i++)
-        v |= (uint64_t)b[i] << (8 * i);
-    return v;
+    return b != NULL ? rp_le_get(b, n) : 0;
 }
 /* OUT: out[0..*n), at most max. */
 static void get_bytes(rd_t *r, uint8_t *out, size_t *n, size_t max)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "packet.h"
+#include "rampart/bytes.h"
 
 /* The reason's words, one place for both families. */
 static rp_err_t reason_text(char kind, uint8_t proto, const char *src, const char *dst, bool ports,
@@ -68,6 +69,6 @@ rp_err_t rp_packet_reason(char kind, const uint8_t *pkt, size_t len, char *reaso
         return RP_ERR_MALFORMED;
     }
     bool ports = (proto == IPPROTO_TCP || proto == IPPROTO_UDP) && l4 != 0 && len >= l4 + 4;
-    unsigned dport = ports ? (unsigned)pkt[l4 + 2] << 8 | pkt[l4 + 3] : 0;
+    unsigned dport = ports ? (unsigned)rp_be_get(pkt + l4 + 2, 2) : 0;
     return reason_text(kind, proto, s, d, ports, dport, reason, cap);
 }

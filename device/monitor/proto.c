@@ -11,6 +11,7 @@
 
 #include "events.h"
 #include "proto.h"
+#include "rampart/bytes.h"
 #include "rampart/text.h"
 
 /* ---- fields ---- */
@@ -44,16 +45,22 @@ static void put_u8(wr_t *w, uint8_t v)
     put(w, &v, 1);
 }
 
+/* The protocol's integers: n bytes, big-endian. */
+static void put_be(wr_t *w, uint64_t v, size_t n)
+{
+    uint8_t b[8];
+    rp_be_put(b, v, n);
+    put(w, b, n);
+}
+
 static void put_u16(wr_t *w, uint16_t v)
 {
-    uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
-    put(w, b, 2);
+    put_be(w, v, 2);
 }
 
 static void put_u32(wr_t *w, uint32_t v)
 {
-    uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
-    put(w, b, 4);
+    put_be(w, v, 4);
 }
 
 /* A byte string of at most max bytes: an encoder holding more is the caller's bug. */
@@ -91,16 +98,20 @@ static uint8_t get_u8(rd_t *r)
     return p != NULL ? p[0] : 0;
 }
 
+static uint64_t get_be(rd_t *r, size_t n)
+{
+    const uint8_t *p = get(r, n);
+    return p != NULL ? rp_be_get(p, n) : 0;
+}
+
 static uint16_t get_u16(rd_t *r)
 {
-    const uint8_t *p = get(r, 2);
-    return p != NULL ? (uint16_t)(p[0] << 8 | p[1]) : 0;
+    return (uint16_t)get_be(r, 2);
 }
 
 static uint32_t get_u32(rd_t *r)
 {
-    const uint8_t *p = get(r, 4);
-    return p != NULL ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3] : 0;
+    return (uint32_t)get_be(r, 4);
 }
 
 /* A byte string of min to max bytes, copied into out (cap >= max). */
@@ -232,14 +243,12 @@ int rp_mon_type_takes_fd(rp_mon_type_t type)
 
 static void put_u64(wr_t *w, uint64_t v)
 {
-    put_u32(w, (uint32_t)(v >> 32));
-    put_u32(w, (uint32_t)v);
+    put_be(w, v, 8);
 }
 
 static uint64_t get_u64(rd_t *r)
 {
-    uint64_t hi = get_u32(r);
-    return hi << 32 | get_u32(r);
+    return get_be(r, 8);
 }
 
 size_t rp_mon_request_body_max(rp_mon_type_t type)
@@ -272,10 +281,7 @@ static rp_err_t finish(wr_t *w, size_t *len)
 
     if (w->err != RP_OK)
         return w->err;
-    w->buf[12] = (uint8_t)(body >> 24);
-    w->buf[13] = (uint8_t)(body >> 16);
-    w->buf[14] = (uint8_t)(body >> 8);
-    w->buf[15] = (uint8_t)body;
+    rp_be_put(w->buf + 12, body, 4);
     *len = w->len;
     return RP_OK;
 }

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rampart/bytes.h"
 #include "rampart/crypto.h"
 #include "rampart/file.h"
 #include "rampart/imgsign.h"
@@ -48,10 +49,7 @@ static rp_err_t build_protected(const rp_sign_opts_t *o, uint8_t *buf, size_t *l
         return RP_OK; /* no protected area at all, as imgtool does */
     rp_tlv_writer_init(&w, buf, PROT_AREA_MAX, RP_IMAGE_TLV_PROT_INFO_MAGIC);
     if (o->has_security_counter) {
-        le[0] = (uint8_t)o->security_counter;
-        le[1] = (uint8_t)(o->security_counter >> 8);
-        le[2] = (uint8_t)(o->security_counter >> 16);
-        le[3] = (uint8_t)(o->security_counter >> 24);
+        rp_le_put(le, o->security_counter, sizeof(le));
         err = rp_tlv_writer_add(&w, RP_TLV_SEC_CNT, le, sizeof(le));
     }
     if (err == RP_OK && o->type != RP_IMAGE_TYPE_NONE) {

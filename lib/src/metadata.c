@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "rampart/base64.h"
+#include "rampart/bytes.h"
 #include "rampart/hex.h"
 #include "rampart/key.h"
 #include "rampart/metadata.h"
@@ -142,21 +143,6 @@ rp_err_t rp_md_unpack(const char *envelope, size_t len, rp_md_signed_t *s, char 
 #define SIGNED_MAGIC 0x52505344u /* "RPSD" */
 #define SIGNED_FORM 1
 
-static void put_be(uint8_t *p, uint64_t v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
-}
-
-static uint64_t get_be(const uint8_t *p, size_t n)
-{
-    uint64_t v = 0;
-
-    for (size_t i = 0; i < n; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 rp_err_t rp_md_signed_encode(const rp_md_signed_t *s, uint8_t **out, size_t *len)
 {
     size_t n = 4 + 2 + 4 + s->len + 1, at = 0;
@@ -173,15 +159,15 @@ rp_err_t rp_md_signed_encode(const rp_md_signed_t *s, uint8_t **out, size_t *len
     }
     if ((b = malloc(n)) == NULL)
         return RP_ERR_NO_MEMORY;
-    put_be(b + at, SIGNED_MAGIC, 4);
-    put_be(b + at + 4, SIGNED_FORM, 2);
-    put_be(b + at + 6, s->len, 4);
+    rp_be_put(b + at, SIGNED_MAGIC, 4);
+    rp_be_put(b + at + 4, SIGNED_FORM, 2);
+    rp_be_put(b + at + 6, s->len, 4);
     memcpy(b + (at += 10), s->payload, s->len);
     b[at += s->len] = (uint8_t)s->nsigs;
     at++;
     for (size_t i = 0; i < s->nsigs; i++) {
         memcpy(b + at, s->sigs[i].keyid, RP_SHA256_LEN);
-        put_be(b + at + RP_SHA256_LEN, s->sigs[i].len, 2);
+        rp_be_put(b + at + RP_SHA256_LEN, s->sigs[i].len, 2);
         memcpy(b + (at += RP_SHA256_LEN + 2), s->sigs[i].sig, s->sigs[i].len);
         at += s->sigs[i].len;
     }
@@ -197,13 +183,13 @@ rp_err_t rp_md_signed_decode(const uint8_t *buf, size_t len, rp_md_signed_t *s, 
     rp_err_t err = RP_OK;
 
     memset(s, 0, sizeof(*s));
-    if (len < 4 || get_be(buf, 4) != SIGNED_MAGIC ||
-        (len >= 6 && get_be(buf + 4, 2) != SIGNED_FORM))
+    if (len < 4 || rp_be_get(buf, 4) != SIGNED_MAGIC ||
+        (len >= 6 && rp_be_get(buf + 4, 2) != SIGNED_FORM))
         return say(detail, cap, len < 4 ? RP_ERR_TRUNCATED : RP_ERR_BAD_MAGIC,
                    "not a signed document in its binary form (\"RPSD\", form %d)", SIGNED_FORM);
     if (len < at)
         return say(detail, cap, RP_ERR_TRUNCATED, "the document ends in its header");
-    n = (size_t)get_be(buf + 6, 4);
+    n = (size_t)rp_be_get(buf + 6, 4);
     if (n == 0 || n > RP_MD_MAX)
         return say(detail, cap, n == 0 ? RP_ERR_MALFORMED : RP_ERR_TOO_LARGE,
                    "a signed payload of %zu bytes (1 to %d)", n, RP_MD_MAX);
@@ -223,7 +209,7 @@ rp_err_t rp_md_signed_decode(const uint8_t *buf, size_t len, rp_md_signed_t *s, 
             break;
         }
         memcpy(g->keyid, buf + at, RP_SHA256_LEN);
-        g->len = (size_t)get_be(buf + at + RP_SHA256_LEN, 2);
+        g->len = (size_t)rp_be_get(buf + at + RP_SHA256_LEN, 2);
         at += RP_SHA256_LEN + 2;
         if (g->len == 0 || g->len > RP_MD_SIG_MAX)
             err = say(detail, cap, g->len == 0 ? RP_ERR_MALFORMED : RP_ERR_TOO_LARGE,
@@ -1034,7 +1020,7 @@ static void put(struct wr *w, uint64_t v, size_t n)
         w->ok = false;
         return;
     }
-    put_be(w->b + w->at, v, n);
+    rp_be_put(w->b + w->at, v, n);
     w->at += n;
 }
 
@@ -1149,7 +1135,7 @@ static uint64_t get(struct rd *r, size_t n)
         r->ok = false;
         return 0;
     }
-    v = get_be(r->b + r->at, n);
+    v = rp_be_get(r->b + r->at, n);
     r->at += n;
     return v;
 }
@@ -1313,8 +1299,8 @@ rp_err_t rp_md_kept_encode(const uint8_t *doc, size_t n, const rp_md_signed_t *s
     if (err == RP_OK && (b = malloc(8 + n + slen)) == NULL)
         err = RP_ERR_NO_MEMORY;
     if (err == RP_OK) {
-        put_be(b, KEPT_MAGIC, 4);
-        put_be(b + 4, n, 4);
+        rp_be_put(b, KEPT_MAGIC, 4);
+        rp_be_put(b + 4, n, 4);
         memcpy(b + 8, doc, n);
         memcpy(b + 8 + n, sig, slen);
         *out = b;
@@ -1331,10 +1317,10 @@ rp_err_t rp_md_kept_decode(rp_md_kind_t kind, const uint8_t *buf, size_t len, rp
     rp_err_t err;
 
     memset(s, 0, sizeof(*s));
-    if (len < 8 || get_be(buf, 4) != KEPT_MAGIC)
+    if (len < 8 || rp_be_get(buf, 4) != KEPT_MAGIC)
         return say(detail, cap, len < 8 ? RP_ERR_TRUNCATED : RP_ERR_BAD_MAGIC,
                    "not a kept document (\"RPKP\")");
-    n = (size_t)get_be(buf + 4, 4);
+    n = (size_t)rp_be_get(buf + 4, 4);
     if (n > len - 8)
         return say(detail, cap, RP_ERR_TRUNCATED, "the kept document ends in its first part");
     err = rp_md_doc_decode(kind, buf + 8, n, doc, detail, cap);

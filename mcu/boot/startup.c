@@ -8,6 +8,7 @@
 
 #include "an505.h"
 #include "boot.h"
+#include "rampart/bytes.h"
 #include "rp_mcu_handoff.h"
 #include "semihost.h"
 #include "startup.h"
@@ -39,9 +40,10 @@ __attribute__((noreturn)) static void fault(void)
     if (rp_ns_started) {
         /* SFSR says why: 0x08 (AUVIOL) is an access the SAU attributes to the secure state. */
         char line[64] = "boot: the non-secure image faulted: SFSR 0x";
-        uint32_t sfsr = SCB_SFSR;
+        uint8_t sfsr[4];
 
-        rp_sh_hex(line, (const uint8_t[]){sfsr >> 24, sfsr >> 16, sfsr >> 8, sfsr}, 4);
+        rp_be_put(sfsr, SCB_SFSR, sizeof(sfsr));
+        rp_sh_hex(line, sfsr, sizeof(sfsr));
         strcat(line, "\n");
         rp_sh_out(line);
         rp_sh_exit(3);

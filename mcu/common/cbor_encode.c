@@ -12,6 +12,8 @@
 
 #include <cbor/encoding.h>
 
+#include "rampart/bytes.h"
+
 /* RFC 8949 3.1: the major types. */
 enum { MT_UINT = 0, MT_NEGINT = 1, MT_BSTR = 2, MT_TSTR = 3, MT_ARRAY = 4, MT_MAP = 5, MT_TAG = 6 };
 
@@ -45,10 +47,7 @@ static size_t put_head(unsigned major, uint64_t arg, unsigned char *buf, size_t 
     if (size < 1 + extra)
         return 0;
     buf[0] = (unsigned char)(major << 5 | info);
-    for (size_t i = extra; i > 0; i--) {
-        buf[i] = (unsigned char)(arg & 0xff);
-        arg >>= 8;
-    }
+    rp_be_put(buf + 1, arg, extra);
     return 1 + extra;
 }
 

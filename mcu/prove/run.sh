@@ -33,7 +33,7 @@ cd "$root"
 set +e
 frama-c -c11 -machdep gcc_x86_32 \
   -cpp-extra-args="-DRP_CRYPTO_MBEDTLS -DMBEDTLS_CONFIG_FILE='\"rp_mbedtls_config.h\"' -DRP_MCU_SLOT_SIZE=${slot_size}u -Icore/include -Imcu/include -I$mbedtls/include -Imcu/prove" \
-  mcu/prove/driver.c core/src/image.c core/src/crypto_common.c core/src/error.c \
+  mcu/prove/driver.c core/src/image.c core/src/bytes.c core/src/crypto_common.c core/src/error.c \
   -eva -eva-precision 2 -eva-domains cvalue,symbolic-locations,equality,octagon \
   -eva-split-return auto -inline-calls unprot_len_ok,key_tlv_hash \
   -eva-slevel-function rp_wipe:200,append_u32:300,rp_image_version_format:100 \

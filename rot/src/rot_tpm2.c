@@ -22,6 +22,7 @@
 #include <tss2/tss2_rc.h>
 #include <tss2/tss2_tctildr.h>
 
+#include "rampart/bytes.h"
 #include "rampart/file.h"
 #include "rampart/log.h"
 #include "rot_impl.h"
@@ -274,9 +275,7 @@ static rp_err_t read_counter(ESYS_CONTEXT *esys, ESYS_TR nv, uint64_t *value)
         log_tss("cannot read a counter", rc);
         return RP_ERR_IO;
     }
-    *value = 0;
-    for (int i = 0; i < 8; i++)
-        *value = *value << 8 | data->buffer[i];
+    *value = rp_be_get(data->buffer, 8);
     Esys_Free(data);
     return RP_OK;
 }

@@ -34,6 +34,7 @@
 
 #include "api.h"
 #include "context.h"
+#include "rampart/bytes.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
 #include "req.h"
@@ -461,15 +462,14 @@ bool rp_webhook_addr_allowed(const struct sockaddr *sa)
         static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
         static const uint8_t nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
         static const uint8_t zero[12] = {0};
-        uint32_t v4 = (uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15];
+        uint32_t v4 = (uint32_t)rp_be_get(b + 12, 4);
         /* An IPv4 address inside IPv6 (mapped ::ffff:a.b.c.d, compatible ::a.b.c.d, which
          * includes :: and ::1, NAT64 64:ff9b::a.b.c.d, 6to4 2002:AABB:CCDD::) is judged as
          * IPv4: ::ffff:127.0.0.1 is loopback. */
         if (memcmp(b, mapped, 12) == 0 || memcmp(b, zero, 12) == 0 || memcmp(b, nat64, 12) == 0)
             return v4_allowed(v4);
         if (b[0] == 0x20 && b[1] == 0x02)
-            return v4_allowed((uint32_t)b[2] << 24 | (uint32_t)b[3] << 16 | (uint32_t)b[4] << 8 |
-                              b[5]);
+            return v4_allowed((uint32_t)rp_be_get(b + 2, 4));
         if ((b[0] & 0xfe) == 0xfc) /* fc00::/7 unique local (private) */
             return false;
         if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) /* fe80::/10 link-local */

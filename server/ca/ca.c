@@ -23,6 +23,7 @@
 
 #include "ca.h"
 #include "names.h"
+#include "rampart/bytes.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/key.h"
@@ -70,8 +71,7 @@ static rp_err_t set_serial(X509 *cert, char hex[RP_SERIAL_SIZE])
         return RP_ERR_CRYPTO;
     us = (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
     b[0] = 0x01;
-    for (int i = 7; i >= 1; i--, us >>= 8)
-        b[i] = (uint8_t)(us & 0xff);
+    rp_be_put(b + 1, us, 7);
     bn = BN_bin2bn(b, sizeof(b), NULL);
     ok = bn != NULL && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert)) != NULL;
     h = ok ? BN_bn2hex(bn) : NULL;

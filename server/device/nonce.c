@@ -8,6 +8,7 @@
 #include <openssl/rand.h>
 
 #include "nonce.h"
+#include "rampart/bytes.h"
 
 #define MAC_LEN 8
 #define BODY_LEN 16 /* expires | random */
@@ -52,8 +53,7 @@ rp_err_t rp_nonce_issue(const uint8_t key[RP_NONCE_KEY_LEN], const uint8_t devic
 
     if (key == NULL || device == NULL || nonce == NULL || expires < 0)
         return RP_ERR_INVALID_ARG;
-    for (int i = 0; i < 8; i++)
-        nonce[i] = (uint8_t)(e >> (56 - 8 * i));
+    rp_be_put(nonce, e, 8);
     if (RAND_bytes(nonce + 8, 8) != 1)
         return RP_ERR_CRYPTO;
     err = mac(key, tag_issued, nonce, NULL, 0, nonce + BODY_LEN);
@@ -67,14 +67,13 @@ rp_nonce_result_t rp_nonce_check(const uint8_t key[RP_NONCE_KEY_LEN], const uint
                                  int64_t *expires)
 {
     uint8_t want[MAC_LEN];
-    uint64_t e = 0;
+    uint64_t e;
 
     if (nonce == NULL || len != RP_NONCE_SIZE ||
         mac(key, tag_issued, nonce, NULL, 0, want) != RP_OK ||
         rp_ct_memcmp(want, nonce + BODY_LEN, MAC_LEN) != 0)
         return RP_NONCE_UNKNOWN;
-    for (int i = 0; i < 8; i++)
-        e = e << 8 | nonce[i];
+    e = rp_be_get(nonce, 8);
     if (e > (uint64_t)INT64_MAX)
         return RP_NONCE_UNKNOWN;
     *expires = (int64_t)e;

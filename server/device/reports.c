@@ -25,6 +25,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "context.h"
+#include "rampart/bytes.h"
 #include "rampart/component.h"
 #include "rampart/crypto.h"
 #include "rampart/file.h"
@@ -322,8 +323,9 @@ void rp_report_batch_free(rp_report_batch_t *b)
  * same bytes. */
 static bool hash_field(rp_sha256_t *h, const void *p, size_t n)
 {
-    uint8_t l[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+    uint8_t l[4];
 
+    rp_be_put(l, n, sizeof(l));
     return rp_sha256_update(h, l, sizeof(l)) == RP_OK && rp_sha256_update(h, p, n) == RP_OK;
 }
 

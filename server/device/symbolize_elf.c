@@ -16,6 +16,7 @@
 #include <gelf.h>
 #include <libelf.h>
 
+#include "rampart/bytes.h"
 #include "rampart/hex.h"
 #include "symbolize.h"
 
@@ -84,9 +85,7 @@ static bool unpacked_ok(Elf *elf)
             const uint8_t *b = d != NULL ? d->d_buf : NULL;
             if (b == NULL || d->d_size < 12 || memcmp(b, "ZLIB", 4) != 0)
                 return false;
-            size = 0;
-            for (int i = 4; i < 12; i++)
-                size = size << 8 | b[i];
+            size = rp_be_get(b + 4, 8);
         }
         if (size > RP_SYMBOLS_UNPACKED_MAX - total)
             return false;

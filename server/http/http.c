@@ -34,6 +34,7 @@
 #include "context.h"
 #include "http.h"
 #include "rampart/attest_binding.h"
+#include "rampart/bytes.h"
 #include "rampart/log.h"
 #include "rampart/text.h"
 #include "recorder.h"
@@ -1474,8 +1475,7 @@ static int ticket_generate(SSL *ssl, void *arg)
     if (SSL_session_reused(ssl) && SSL_SESSION_get0_ticket_appdata(session, &data, &len) == 1 &&
         len == sizeof(since))
         return 1;
-    for (int i = 0; i < 8; i++)
-        since[i] = (uint8_t)(t >> (56 - 8 * i));
+    rp_be_put(since, t, sizeof(since));
     return SSL_SESSION_set1_ticket_appdata(session, since, sizeof(since));
 }
 
@@ -1483,8 +1483,7 @@ static SSL_TICKET_RETURN ticket_decrypted(SSL *ssl, SSL_SESSION *session,
                                           const unsigned char *keyname, size_t keyname_len,
                                           SSL_TICKET_STATUS status, void *arg)
 {
-    uint64_t since = 0, now = (uint64_t)time(NULL);
-    const uint8_t *d;
+    uint64_t since, now = (uint64_t)time(NULL);
     void *data = NULL;
     size_t len = 0;
     X509 *peer;
@@ -1498,9 +1497,7 @@ static SSL_TICKET_RETURN ticket_decrypted(SSL *ssl, SSL_SESSION *session,
     case SSL_TICKET_SUCCESS_RENEW:
         if (SSL_SESSION_get0_ticket_appdata(session, &data, &len) != 1 || len != 8)
             return SSL_TICKET_RETURN_IGNORE_RENEW;
-        d = data;
-        for (int i = 0; i < 8; i++)
-            since = since << 8 | d[i];
+        since = rp_be_get(data, 8);
         if (since > now || now - since > RESUME_MAX_AGE)
             return SSL_TICKET_RETURN_IGNORE_RENEW; /* a full handshake, and a new chain */
         /* A client certificate (EST) lives a day: a session must not outlive it. */

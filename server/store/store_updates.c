@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "rampart/bytes.h"
 #include "rampart/hex.h"
 #include "rampart/update_state.h"
 #include "store_internal.h"
@@ -1327,7 +1328,7 @@ bool rp_deployment_selects(const rp_deployment_t *d, const char *device_id)
     snprintf(in, sizeof(in), "%s/%s", d->id, device_id);
     if (rp_sha256(in, strlen(in), h) != RP_OK)
         return false;
-    v = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+    v = (uint32_t)rp_be_get(h, 4);
     return v % 10000 < (uint32_t)d->rollout * 100;
 }
 
