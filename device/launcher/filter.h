@@ -26,7 +26,7 @@ scmp_filter_ctx rp_launcher_filter(uint32_t def, bool debug, rp_filter_for_t who
 /* The hosts keeper's: its few calls, anything else EPERM. NULL on error. */
 scmp_filter_ctx rp_launcher_keeper_filter(void);
 
-/* The file rights a Landlock ruleset handles on a kernel of Landlock ABI abi (> 0): all it knows. */
+/* The file rights a Landlock ruleset handles on a kernel of Landlock ABI abi (> 0): all it knows */
 uint64_t rp_launcher_fs_handled(long abi);
 
 /* The hosts keeper confines itself (a forked child of the init, the app's uid, no capability):

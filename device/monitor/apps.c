@@ -1476,7 +1476,7 @@ static rp_err_t call(int fd, rp_apps_msg_t *msg, int give, rp_apps_reply_t *repl
         return RP_OK;
     for (;;) {
         struct pollfd p[2] = {
-            {fd,                            POLLIN, 0},
+            {fd,                            POLLIN,              0},
             {broker != NULL ? *broker : -1, rp_appgate_events(), 0}
         };
         long left = deadline - now_ms();

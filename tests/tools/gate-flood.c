@@ -5,8 +5,8 @@
  * First as a broker that is only slow (review r7, L5): it reads no answer until the monitor has
  * stopped reading its requests (its own socket full, and still full after 200 tries a millisecond
  * apart: the monitor, which reads one a turn while it has room for the answer, has none), then
- * reads every answer, and says so: the monitor waited for it, and did not take it as lost. Then it reads no answer any
- * more, until the monitor shuts the gate; it says so and waits to be killed.
+ * reads every answer, and says so: the monitor waited for it, and did not take it as lost. Then it
+ * reads no answer any more, until the monitor shuts the gate; it says so and waits to be killed.
  */
 #include <errno.h>
 #include <fcntl.h>

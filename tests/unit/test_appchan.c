@@ -1661,8 +1661,7 @@ int main(void)
         cmocka_unit_test(test_hand_rate),        cmocka_unit_test(test_gate_generations),
         cmocka_unit_test(test_gate_stall),       cmocka_unit_test(test_spent_back),
         cmocka_unit_test(test_broker),           cmocka_unit_test(test_broker_gate_full),
-        cmocka_unit_test(test_broker_upgrade_lost),
-        cmocka_unit_test(test_broker_orphans),
+        cmocka_unit_test(test_broker_upgrade_lost), cmocka_unit_test(test_broker_orphans),
         cmocka_unit_test(test_client),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
