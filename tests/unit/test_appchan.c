@@ -1343,6 +1343,21 @@ static void test_broker(void **state)
     close(plain[1]);
 }
 
+/* Plain ADDed to the broker on mon at slot 1 with generation gen, on a new channel: its app end. */
+static int plain_added(int mon, uint64_t gen)
+{
+    uint8_t out[RP_GATE_APP_LEN];
+    int sv[2];
+
+    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(
+        rp_gate_app_encode(RP_GATE_ADD, 1, gen, "plain", &manifests[PLAIN], out, sizeof(out)),
+        RP_OK);
+    assert_int_equal(rp_mon_send(mon, out, sizeof(out), sv[0]), RP_OK);
+    close(sv[0]);
+    return sv[1];
+}
+
 /* App end asks the chain n times, refused each time (no DeviceAuthentication): each an EVENT for
  * the gate. */
 static void refused_all(int end, int n)
@@ -1360,7 +1375,6 @@ static void refused_all(int end, int n)
 static void test_broker_gate_full(void **state)
 {
     int gate_fd[2], plain[2], fitted = 0;
-    uint8_t out[RP_GATE_APP_LEN];
     char want[128];
     rp_gate_req_t gr;
     size_t len;
@@ -1368,12 +1382,7 @@ static void test_broker_gate_full(void **state)
     pid_t pid = broker_start(&gate_fd[1], 1, 0); /* (a few records only: the kernel's least) */
 
     (void)state;
-    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, plain), 0);
-    assert_int_equal(
-        rp_gate_app_encode(RP_GATE_ADD, 1, 2000, "plain", &manifests[PLAIN], out, sizeof(out)),
-        RP_OK);
-    assert_int_equal(rp_mon_send(gate_fd[1], out, sizeof(out), plain[0]), RP_OK);
-    close(plain[0]);
+    plain[1] = plain_added(gate_fd[1], 2000);
     refused_all(plain[1], asks);
     /* An empty packet closes the channel: the app sees it close at once. */
     assert_int_equal(rp_mon_send(plain[1], buf, 0, -1), RP_OK);
@@ -1412,24 +1421,14 @@ static void test_broker_upgrade_lost(void **state)
     pid_t pid = broker_start(&gate_fd[1], 1, 0);
 
     (void)state;
-    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, plain), 0);
-    assert_int_equal(
-        rp_gate_app_encode(RP_GATE_ADD, 1, 2000, "plain", &manifests[PLAIN], out, sizeof(out)),
-        RP_OK);
-    assert_int_equal(rp_mon_send(gate_fd[1], out, sizeof(out), plain[0]), RP_OK);
-    close(plain[0]);
+    plain[1] = plain_added(gate_fd[1], 2000);
     refused_all(plain[1], asks);
     close(plain[1]);
     /* The upgrade: DROP, then ADD of a new version (a new channel) of the same app. */
     assert_int_equal(rp_gate_app_encode(RP_GATE_DROP, 1, 0, "plain", NULL, out, sizeof(out)),
                      RP_OK);
     assert_int_equal(rp_mon_send(gate_fd[1], out, sizeof(out), -1), RP_OK);
-    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, plain), 0);
-    assert_int_equal(
-        rp_gate_app_encode(RP_GATE_ADD, 1, 3000, "plain", &manifests[PLAIN], out, sizeof(out)),
-        RP_OK);
-    assert_int_equal(rp_mon_send(gate_fd[1], out, sizeof(out), plain[0]), RP_OK);
-    close(plain[0]);
+    plain[1] = plain_added(gate_fd[1], 3000);
     refused_all(plain[1], 1); /* (served: the broker has taken the ADD) */
     for (gate_next(gate_fd[1], &gr); gr.op == RP_GATE_EVENT && gr.gen == 2000;
          gate_next(gate_fd[1], &gr))
