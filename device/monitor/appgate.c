@@ -247,7 +247,7 @@ static void answer(rp_agent_t *a, rp_appgate_app_t *e, const rp_gate_req_t *r)
 }
 
 unsigned rp_appgate_stall_seconds = RP_APPGATE_STALL_SECONDS;
-static int64_t full_since; /* (rp_gate_now_ms + 1: 0 while the gate has room) */
+static int64_t full_since, seen; /* (rp_gate_now_ms + 1: 0 while the gate has room; looked at) */
 
 short rp_appgate_events(void)
 {
@@ -256,7 +256,9 @@ short rp_appgate_events(void)
 
 /* Whether fd has room for an answer: a send succeeds while the socket's queue is below its room,
  * and poll says POLLOUT only below a quarter of it (review r7: L5). A gate with none past the bound
- * is taken as lost: RP_ERR_NOT_FOUND. Hung up or failing: "room" (its read says what it is). */
+ * (counted from the first check that found none, in checks at most a second apart: one after a
+ * longer gap, as in the monitor after an install child had the gate, counts anew) is taken as
+ * lost: RP_ERR_NOT_FOUND. Hung up or failing: "room" (its read says what it is). */
 static rp_err_t room(int fd)
 {
     struct pollfd w = {fd, POLLOUT, 0};
@@ -265,8 +267,9 @@ static rp_err_t room(int fd)
 
     if (poll(&w, 1, 0) != 0)
         full_since = 0;
-    else if (full_since == 0)
+    else if (full_since == 0 || now - seen > 2000) /* (or not looked at: an install child's) */
         full_since = now;
+    seen = now;
     if (full_since == 0 || now - full_since < (int64_t)rp_appgate_stall_seconds * 1000)
         return full_since == 0 ? RP_OK : RP_ERR_BUSY;
     snprintf(what, sizeof(what), "left its answers unread for %u s", rp_appgate_stall_seconds);
