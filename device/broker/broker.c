@@ -289,12 +289,17 @@ static void apply(const rp_gate_app_t *g, int fd)
     s->wait.seq = 0;
     if (g->gen != s->gen)
         s->closed_gen = 0; /* the monitor has given the slot another channel already */
-    if (s->lost[0] + s->lost[1] > 0 &&
-        (g->op != RP_GATE_ADD || strcmp(g->component, s->m.component_id) != 0)) {
+    /* Refusals counted and not sent yet are the app's own: kept across a DROP, sent as of its
+     * next channel when it is ADDed again (an upgrade; review r7: L7), said only when the slot
+     * is another app's (flush sends none for a slot without an app: the monitor has no app to
+     * record them for). */
+    if (s->lost[0] + s->lost[1] > 0 && g->op == RP_GATE_ADD &&
+        strcmp(g->component, s->m.component_id) != 0) {
         rp_log_warn("%s: %u refusals were not recorded (the monitor's socket was full)",
                     s->m.component_id, s->lost[0] + s->lost[1]);
         s->lost[0] = s->lost[1] = 0; /* (another app's slot now: not its events) */
-    }
+    } else if (g->op == RP_GATE_ADD)
+        s->lost_gen = g->gen;
     s->used = g->op == RP_GATE_ADD;
     s->gen = g->gen;
     if (!s->used) {
@@ -348,7 +353,7 @@ static bool flush(void)
         for (int k = 0; k < 2; k++) {
             rp_gate_req_t r = {
                 .op = RP_GATE_EVENT, .slot = i, .gen = s->lost_gen, .event_kind = kinds[k]};
-            if (s->lost[k] == 0)
+            if (s->lost[k] == 0 || !s->used)
                 continue;
             snprintf(r.reason, sizeof(r.reason),
                      "%u more %s refusals not recorded: the monitor's socket was full", s->lost[k],

@@ -1,15 +1,23 @@
 /*
  * The seccomp filters of an app's compartment (device/launcher/main.c loads them; docs/
  * compartments.md, "Enforcement"): the app's, its init's (the app's list without fallocate, plus
- * the crash capture's calls: main.c) and its hosts keeper's. Apart from main.c so that a unit
- * test (tests/unit/test_launcher_filter.c) loads each and tries what it must refuse.
+ * the crash capture's calls: main.c) and its hosts keeper's, with the keeper's Landlock domain and
+ * its loop. Apart from main.c so that a unit test (tests/unit/test_launcher_filter.c) loads each
+ * and tries what it must refuse, and runs the keeper as it runs (review r7, L6).
  */
 #include <errno.h>
+#include <linux/landlock.h>
 #include <linux/netlink.h>
+#include <poll.h>
 #include <sched.h>
+#include <stdio.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "filter.h"
+#include "landlock_abi.h"
 #include "seccomp_allow.h"
 
 /* The system calls an app may make: what a C program, the dynamic linker, a shell and the common
@@ -168,4 +176,103 @@ scmp_filter_ctx rp_launcher_keeper_filter(void)
         return NULL;
     }
     return ctx;
+}
+
+uint64_t rp_launcher_fs_handled(long abi)
+{
+    uint64_t fs = (1ULL << 13) - 1; /* ABI 1 */
+    if (abi >= 2)
+        fs |= LANDLOCK_ACCESS_FS_REFER;
+    if (abi >= 3)
+        fs |= RP_LANDLOCK_FS_TRUNCATE;
+    if (abi >= 5)
+        fs |= RP_LANDLOCK_FS_IOCTL_DEV;
+    return fs;
+}
+
+/* The hosts keeper's own Landlock domain: in the file system, replacing files in its /etc
+ * descriptor alone (launch.c, put_whole: create, write, truncate, rename over, remove); no TCP
+ * (ABI 4); no signal or abstract socket outside it (ABI 6). Without Landlock (the kernel's, or
+ * turned off), its filter and its uid alone hold it. 0, or -1. */
+static int keeper_landlock(int etc_fd, bool off)
+{
+    long abi =
+        off ? 0 : syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+    rp_landlock_ruleset_t attr = {0};
+    struct landlock_path_beneath_attr pb = {.allowed_access = LANDLOCK_ACCESS_FS_WRITE_FILE |
+                                                              LANDLOCK_ACCESS_FS_MAKE_REG |
+                                                              LANDLOCK_ACCESS_FS_REMOVE_FILE,
+                                            .parent_fd = etc_fd};
+    size_t size = sizeof(uint64_t);
+    int rs, rc;
+
+    if (abi <= 0)
+        return 0; /* the app's missing layers say so */
+    attr.fs = rp_launcher_fs_handled(abi);
+    if (abi >= 3)
+        pb.allowed_access |= RP_LANDLOCK_FS_TRUNCATE;
+    if (abi >= 4) {
+        size = 2 * sizeof(uint64_t);
+        attr.net = RP_LANDLOCK_NET_BIND_TCP | RP_LANDLOCK_NET_CONNECT_TCP;
+    }
+    if (abi >= 6) {
+        size = sizeof(attr);
+        attr.scoped = RP_LANDLOCK_SCOPE_ABSTRACT_UNIX | RP_LANDLOCK_SCOPE_SIGNAL;
+    }
+    if ((rs = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0)) < 0)
+        return -1;
+    rc = (int)syscall(SYS_landlock_add_rule, rs, LANDLOCK_RULE_PATH_BENEATH, &pb, 0);
+    if (rc == 0)
+        rc = (int)syscall(SYS_landlock_restrict_self, rs, 0);
+    close(rs);
+    return rc == 0 ? 0 : -1;
+}
+
+int rp_launcher_keeper_confine(int etc_fd, bool landlock_off)
+{
+    scmp_filter_ctx filter;
+
+    return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 || keeper_landlock(etc_fd, landlock_off) != 0 ||
+                   (filter = rp_launcher_keeper_filter()) == NULL ||
+                   rp_seccomp_load(filter, "the hosts keeper's") != RP_OK
+               ? -1
+               : 0;
+}
+
+void rp_launcher_keeper_serve(int net_fd, int life_fd, int etc_fd, const rp_manifest_t *m,
+                              const char *component)
+{
+    static rp_launch_hosts_t h;
+    struct pollfd p[2] = {
+        {.fd = net_fd,  .events = POLLIN},
+        {.fd = life_fd, .events = POLLIN}
+    };
+    char why[300];
+    ssize_t n;
+    unsigned char status; /* the answer to each update: 0 written, else errno (review r7) */
+
+    for (;;) {
+        if (poll(p, 2, -1) < 0 && errno != EINTR)
+            _exit(1);
+        if (p[1].revents != 0)
+            _exit(0); /* the app is gone */
+        if (p[0].revents == 0)
+            continue;
+        n = recv(net_fd, &h, sizeof(h), MSG_TRUNC | MSG_DONTWAIT);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n <= 0)
+            _exit(n == 0 ? 0 : 1); /* the monitor is gone */
+        errno = EPROTO;
+        if (n != (ssize_t)sizeof(h))
+            snprintf(why, sizeof(why), "a packet of %zd bytes, not the addresses' form", n);
+        else if (rp_launch_hosts_write(etc_fd, m, &h, why, sizeof(why)) == 0)
+            errno = 0;
+        status = errno > 0 && errno < 256 ? (unsigned char)errno : (errno == 0 ? 0 : EIO);
+        if (status != 0)
+            fprintf(stderr, "rampart-launcher: %s: its /etc/hosts is not rewritten: %s\n",
+                    component, why);
+        if (write(net_fd, &status, 1) != 1) /* read by the monitor before its next one */
+            _exit(1);
+    }
 }

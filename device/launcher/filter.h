@@ -1,6 +1,7 @@
 /*
  * The seccomp filters of an app's compartment, built here and loaded by rampart-launcher
- * (filter.c says which is whose).
+ * (filter.c says which is whose), and the hosts keeper's confinement and loop (main.c,
+ * keep_hosts, forks it).
  */
 #ifndef RAMPART_LAUNCHER_FILTER_H
 #define RAMPART_LAUNCHER_FILTER_H
@@ -9,6 +10,8 @@
 #include <stdint.h>
 
 #include <seccomp.h>
+
+#include "launch.h"
 
 typedef enum rp_filter_for { RP_FILTER_APP, RP_FILTER_INIT } rp_filter_for_t;
 
@@ -22,5 +25,20 @@ scmp_filter_ctx rp_launcher_filter(uint32_t def, bool debug, rp_filter_for_t who
 
 /* The hosts keeper's: its few calls, anything else EPERM. NULL on error. */
 scmp_filter_ctx rp_launcher_keeper_filter(void);
+
+/* The file rights a Landlock ruleset handles on a kernel of Landlock ABI abi (> 0): all it knows */
+uint64_t rp_launcher_fs_handled(long abi);
+
+/* The hosts keeper confines itself (a forked child of the init, the app's uid, no capability):
+ * not dumpable, its own Landlock domain (replacing files in etc_fd alone; none when landlock_off or
+ * the kernel has none) and its filter. 0, or -1. */
+int rp_launcher_keeper_confine(int etc_fd, bool landlock_off);
+
+/* The hosts keeper's loop, confined: each packet on net_fd (launch.h, NET: the addresses of m's
+ * names) written as etc_fd's hosts, answered with a status byte on net_fd (0, or the errno; why
+ * said on stderr); exits 0 once life_fd reads anything (the app is gone) or net_fd closes, 1 on
+ * an error of its own. */
+void rp_launcher_keeper_serve(int net_fd, int life_fd, int etc_fd, const rp_manifest_t *m,
+                              const char *component) __attribute__((noreturn));
 
 #endif /* RAMPART_LAUNCHER_FILTER_H */

@@ -349,18 +349,6 @@ static int drop_capabilities(char *why, size_t cap)
 }
 
 /* The file rights a ruleset handles on a kernel of Landlock ABI abi (> 0): all it knows. */
-static uint64_t fs_handled(long abi)
-{
-    uint64_t fs = (1ULL << 13) - 1; /* ABI 1 */
-    if (abi >= 2)
-        fs |= LANDLOCK_ACCESS_FS_REFER;
-    if (abi >= 3)
-        fs |= RP_LANDLOCK_FS_TRUNCATE;
-    if (abi >= 5)
-        fs |= RP_LANDLOCK_FS_IOCTL_DEV;
-    return fs;
-}
-
 static int landlock_apply(const rp_manifest_t *m, int *abi_out, unsigned *layers, char *missing,
                           size_t mcap)
 {
@@ -379,7 +367,7 @@ static int landlock_apply(const rp_manifest_t *m, int *abi_out, unsigned *layers
                        "no Landlock (the kernel has none, or it is not enabled: lsm=landlock)");
         return 0;
     }
-    attr.fs = fs_handled(abi);
+    attr.fs = rp_launcher_fs_handled(abi);
     if (abi >= 3)
         file_rw |= RP_LANDLOCK_FS_TRUNCATE;
     for (size_t i = 0; i < m->nconnections; i++)
@@ -687,50 +675,12 @@ static void wait_any(const app_log_t *l, const app_ready_t *r, long watchdog_lef
     (void)ppoll(p, 2, left >= 0 ? &ts : NULL, unblocked);
 }
 
-/* The hosts keeper's own Landlock domain: in the file system, replacing files in its /etc
- * descriptor alone (launch.c, put_whole: create, write, truncate, rename over, remove); no TCP
- * (ABI 4); no signal or abstract socket outside it (ABI 6). Without Landlock (the kernel's, or
- * turned off), its filter and its uid alone hold it. 0, or -1. */
-static int keeper_landlock(int etc_fd, bool off)
-{
-    long abi =
-        off ? 0 : syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
-    rp_landlock_ruleset_t attr = {0};
-    struct landlock_path_beneath_attr pb = {.allowed_access = LANDLOCK_ACCESS_FS_WRITE_FILE |
-                                                              LANDLOCK_ACCESS_FS_MAKE_REG |
-                                                              LANDLOCK_ACCESS_FS_REMOVE_FILE,
-                                            .parent_fd = etc_fd};
-    size_t size = sizeof(uint64_t);
-    int rs, rc;
-
-    if (abi <= 0)
-        return 0; /* the app's missing layers say so */
-    attr.fs = fs_handled(abi);
-    if (abi >= 3)
-        pb.allowed_access |= RP_LANDLOCK_FS_TRUNCATE;
-    if (abi >= 4) {
-        size = 2 * sizeof(uint64_t);
-        attr.net = RP_LANDLOCK_NET_BIND_TCP | RP_LANDLOCK_NET_CONNECT_TCP;
-    }
-    if (abi >= 6) {
-        size = sizeof(attr);
-        attr.scoped = RP_LANDLOCK_SCOPE_ABSTRACT_UNIX | RP_LANDLOCK_SCOPE_SIGNAL;
-    }
-    if ((rs = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0)) < 0)
-        return -1;
-    rc = (int)syscall(SYS_landlock_add_rule, rs, LANDLOCK_RULE_PATH_BENEATH, &pb, 0);
-    if (rc == 0)
-        rc = (int)syscall(SYS_landlock_restrict_self, rs, 0);
-    close(rs);
-    return rc == 0 ? 0 : -1;
-}
-
 /* The hosts keeper: the one process that writes the app's /etc/hosts after it starts, when the
  * monitor's re-resolution changed its names' addresses (launch.h, NET). The init cannot (its
  * Landlock domain, the app's, writes nothing in /etc), so it forks this child first: the app's
  * uid with no capability and no_new_privs, outside the app's Landlock domain and seccomp filter,
  * holding NET, the writable view of /etc and nothing else (no channel, no log, no sync socket),
- * in a Landlock domain and a filter of its own (keeper_landlock, rp_launcher_keeper_filter: it
+ * in a Landlock domain and a filter of its own (rp_launcher_keeper_confine, filter.c: it
  * can replace files in that /etc and little else).
  * The app cannot reach it: not dumpable, its memory U1's, and Landlock keeps the app's ptrace (and,
  * from ABI 6, its signals) inside its own domain; its only input is the monitor's. Nor can the
@@ -749,51 +699,16 @@ static int keep_hosts(launch_args_t *a)
     if (names && a->net_fd >= 0 && (pipe2(life, O_CLOEXEC) != 0 || (k = fork()) < 0))
         child_fail(a->sync_fd, "cannot start the hosts keeper");
     if (k == 0) {
-        static rp_launch_hosts_t h;
-        struct pollfd p[2] = {
-            {.fd = a->net_fd, .events = POLLIN},
-            {.fd = life[0],   .events = POLLIN}
-        };
         int *drop[] = {&a->sync_fd, &a->log_fd, &a->null_fd, &a->channel_fd, &life[1]};
-        char why[300];
-        ssize_t n;
-        unsigned char status; /* the answer to each update: 0 written, else errno (review r7) */
         for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
             if (*drop[i] >= 0)
                 close(*drop[i]);
-        scmp_filter_ctx filter;
-        if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 ||
-            keeper_landlock(a->etc_fd, a->spec.without & RP_LAYER_LANDLOCK_FS) != 0 ||
-            (filter = rp_launcher_keeper_filter()) == NULL ||
-            rp_seccomp_load(filter, "the hosts keeper's") != RP_OK) {
+        if (rp_launcher_keeper_confine(a->etc_fd, a->spec.without & RP_LAYER_LANDLOCK_FS) != 0) {
             fprintf(stderr, "rampart-launcher: %s: the hosts keeper cannot confine itself\n",
                     a->spec.component);
             _exit(126); /* the monitor sees NET closed (apps.c) */
         }
-        for (;;) {
-            if (poll(p, 2, -1) < 0 && errno != EINTR)
-                _exit(1);
-            if (p[1].revents != 0)
-                _exit(0); /* the app is gone */
-            if (p[0].revents == 0)
-                continue;
-            n = recv(a->net_fd, &h, sizeof(h), MSG_TRUNC | MSG_DONTWAIT);
-            if (n < 0 && (errno == EINTR || errno == EAGAIN))
-                continue;
-            if (n <= 0)
-                _exit(n == 0 ? 0 : 1); /* the monitor is gone */
-            errno = EPROTO;
-            if (n != (ssize_t)sizeof(h))
-                snprintf(why, sizeof(why), "a packet of %zd bytes, not the addresses' form", n);
-            else if (rp_launch_hosts_write(a->etc_fd, m, &h, why, sizeof(why)) == 0)
-                errno = 0;
-            status = errno > 0 && errno < 256 ? (unsigned char)errno : (errno == 0 ? 0 : EIO);
-            if (status != 0)
-                fprintf(stderr, "rampart-launcher: %s: its /etc/hosts is not rewritten: %s\n",
-                        a->spec.component, why);
-            if (write(a->net_fd, &status, 1) != 1) /* read by the monitor before its next one */
-                _exit(1);
-        }
+        rp_launcher_keeper_serve(a->net_fd, life[0], a->etc_fd, m, a->spec.component);
     }
     if (a->net_fd >= 0)
         close(a->net_fd);

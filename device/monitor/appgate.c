@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -245,6 +246,38 @@ static void answer(rp_agent_t *a, rp_appgate_app_t *e, const rp_gate_req_t *r)
         refuse(err, "app-sign-tls13: %s", rp_strerror(err));
 }
 
+unsigned rp_appgate_stall_seconds = RP_APPGATE_STALL_SECONDS;
+static int64_t full_since, seen; /* (rp_gate_now_ms + 1: 0 while the gate has room; looked at) */
+
+short rp_appgate_events(void)
+{
+    return full_since != 0 ? POLLOUT : POLLIN;
+}
+
+/* Whether fd has room for an answer: a send succeeds while the socket's queue is below its room,
+ * and poll says POLLOUT only below a quarter of it (review r7: L5). A gate with none past the bound
+ * (counted from the first check that found none, in checks at most a second apart: one after a
+ * longer gap, as in the monitor after an install child had the gate, counts anew) is taken as
+ * lost: RP_ERR_NOT_FOUND. Hung up or failing: "room" (its read says what it is). */
+static rp_err_t room(int fd)
+{
+    struct pollfd w = {fd, POLLOUT, 0};
+    int64_t now = rp_gate_now_ms() + 1;
+    char what[64];
+
+    if (poll(&w, 1, 0) != 0)
+        full_since = 0;
+    else if (full_since == 0 || now - seen > 2000) /* (or not looked at: an install child's) */
+        full_since = now;
+    seen = now;
+    if (full_since == 0 || now - full_since < (int64_t)rp_appgate_stall_seconds * 1000)
+        return full_since == 0 ? RP_OK : RP_ERR_BUSY;
+    snprintf(what, sizeof(what), "left its answers unread for %u s", rp_appgate_stall_seconds);
+    errno = EAGAIN;
+    rp_appgate_lost(fd, what);
+    return RP_ERR_NOT_FOUND;
+}
+
 rp_err_t rp_appgate_serve(int fd, rp_agent_t *a, rp_appgate_app_t *const apps[RP_GATE_SLOTS],
                           int *closed)
 {
@@ -252,9 +285,12 @@ rp_err_t rp_appgate_serve(int fd, rp_agent_t *a, rp_appgate_app_t *const apps[RP
     rp_appgate_app_t *e;
     size_t len = 0, n = 0;
     int got = -1;
-    rp_err_t err = rp_mon_recv(fd, g.in, sizeof(g.in), &len, &got);
+    rp_err_t err = room(fd);
 
     *closed = -1;
+    if (err != RP_OK) /* (none: nothing read, the broker's requests wait in its socket) */
+        return err == RP_ERR_BUSY ? RP_OK : err;
+    err = rp_mon_recv(fd, g.in, sizeof(g.in), &len, &got);
     if (err == RP_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK))
         return RP_OK; /* (the gate is non-blocking: nothing there after all) */
     if (err == RP_ERR_NOT_FOUND || err == RP_ERR_IO)
@@ -271,8 +307,12 @@ rp_err_t rp_appgate_serve(int fd, rp_agent_t *a, rp_appgate_app_t *const apps[RP
     }
     e = apps[r.slot] != NULL && apps[r.slot]->used ? apps[r.slot] : NULL;
     if (e != NULL && !rp_gate_current(&r, e->since, e->gen)) {
-        /* For an earlier channel of the slot (read late): not this one's to act on. */
-        if (e->stale++ == 0)
+        /* For an earlier channel of the slot (read late): not this one's to act on. The broker's
+         * CLOSED of this app's channel that the monitor made again already (it saw the hang-up
+         * first: the broker shuts it) is expected, not said (review r7: L7). */
+        if (r.op == RP_GATE_CLOSED && r.gen >= e->since)
+            rp_log_debug("%s: CLOSED of a channel made again already", e->component);
+        else if (e->stale++ == 0)
             rp_log_warn("%s: the app broker's message for an earlier channel of its slot was "
                         "dropped",
                         e->component);
@@ -319,6 +359,7 @@ void rp_appgate_lost(int fd, const char *what)
 {
     int e = errno; /* the send's */
 
+    full_since = 0; /* (the next broker's gate) */
     if (shutdown(fd, SHUT_RDWR) != 0)
         rp_log_error("the gate cannot be shut: %s", strerror(errno));
     if (e == EPIPE)

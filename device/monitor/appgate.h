@@ -36,12 +36,20 @@ typedef struct rp_appgate_app {
  * IDENTITY and SIGN answered (ANSWER), EVENT recorded (at most RP_APPCHAN_EVENTS_MAX per channel),
  * CLOSED said in *closed (the slot; -1 else). A message that does not decode is dropped, said; one
  * of a slot's earlier channel (rp_gate_current) is dropped, said once per channel and counted.
- * The gate is non-blocking (rp_apps_broker): an answer the broker's socket does not take means the
- * broker is not reading, and is taken as lost (rp_appgate_lost), never waited for.
- * RP_ERR_NOT_FOUND: the broker is gone, or lost (fd is the caller's to close).
+ * The gate is non-blocking (rp_apps_broker), and never waited for: a request is read only while
+ * the broker's socket has room for its answer; while it has none (the broker is slow to read its
+ * answers), nothing is read (rp_appgate_events: poll for POLLOUT, and call this again at least once
+ * a second), and once it has had none for rp_appgate_stall_seconds the broker is not reading, and
+ * is taken as lost (rp_appgate_lost). RP_ERR_NOT_FOUND: the broker is gone, or lost (fd is the
+ * caller's to close).
  */
 rp_err_t rp_appgate_serve(int fd, rp_agent_t *a, rp_appgate_app_t *const apps[RP_GATE_SLOTS],
                           int *closed);
+/* What to poll the gate for: POLLIN, or POLLOUT while rp_appgate_serve waits for room. */
+short rp_appgate_events(void);
+/* The bound on a gate without room, in seconds (a test sets it lower; review r7: L5). */
+#define RP_APPGATE_STALL_SECONDS 5
+extern unsigned rp_appgate_stall_seconds;
 
 /* Tell the broker on fd (-1: none now) of e at slot: ADD, with its generation and e->fd when it
  * has one, or DROP. false: its socket did not take it, so its table would be wrong: the broker is

@@ -1483,17 +1483,18 @@ static rp_err_t call(int fd, rp_apps_msg_t *msg, int give, rp_apps_reply_t *repl
         return RP_OK;
     for (;;) {
         struct pollfd p[2] = {
-            {fd,                            POLLIN, 0},
-            {broker != NULL ? *broker : -1, POLLIN, 0}
+            {fd,                            POLLIN,              0},
+            {broker != NULL ? *broker : -1, rp_appgate_events(), 0}
         };
         long left = deadline - now_ms();
         size_t len = 0;
         int rfd = -1;
         if (left <= 0)
             return RP_ERR_EXPIRED;
-        if (poll(p, 2, (int)left) < 0 && errno != EINTR)
+        if (poll(p, 2, (int)(left > 1000 && p[1].events == POLLOUT ? 1000 : left)) < 0 &&
+            errno != EINTR)
             return RP_ERR_IO;
-        if (p[1].fd >= 0 && p[1].revents != 0)
+        if (p[1].fd >= 0 && (p[1].revents != 0 || p[1].events == POLLOUT))
             serve_gate(broker, slots, agent);
         if (p[0].revents == 0)
             continue;
@@ -1720,15 +1721,22 @@ rp_err_t rp_apps_broker(int fd, int *broker)
     if (err == RP_OK && *broker < 0)
         err = RP_ERR_IO;
     if (err == RP_OK) {
-        /* Never blocked on: what its socket does not take means it is not reading (appgate.h).
-         * Room for an answer to every slot at once, as far as the kernel allows without force. */
-        int room = RP_GATE_SLOTS * RP_GATE_ANSWER_MAX * 2;
-        if (fcntl(*broker, F_SETFL, O_NONBLOCK) != 0) {
+        /* Never blocked on: a request is read only while there is room for its answer
+         * (appgate.h). Room for two of the largest answers per slot, as far as the kernel allows
+         * without force (net.core.wmem_max): less is said once (review r7: L5). */
+        int room = RP_GATE_SLOTS * RP_GATE_ANSWER_MAX * 2, got = 0, fl = fcntl(*broker, F_GETFL);
+        socklen_t n = sizeof(got);
+        if (fl < 0 || fcntl(*broker, F_SETFL, fl | O_NONBLOCK) != 0) {
             close(*broker);
             *broker = -1;
             err = RP_ERR_IO;
-        } else if (setsockopt(*broker, SOL_SOCKET, SO_SNDBUF, &room, sizeof(room)) != 0) {
+        } else if (setsockopt(*broker, SOL_SOCKET, SO_SNDBUF, &room, sizeof(room)) != 0 ||
+                   getsockopt(*broker, SOL_SOCKET, SO_SNDBUF, &got, &n) != 0) {
             rp_log_warn("the app broker's gate keeps the default room: %s", strerror(errno));
+        } else if (got < room * 2) { /* (the kernel doubles what it is asked) */
+            rp_log_warn("the app broker's gate has %d bytes of room, not %d (net.core.wmem_max): "
+                        "a broker slow to read its answers waits for it sooner",
+                        got, room * 2);
         }
     }
     if (err != RP_OK)

@@ -735,8 +735,10 @@ static int loop(int lfd, int sfd)
         }
         broker_up(now);
         /* The broker's requests wait while an install child uses the root of trust (it answers
-         * them); of the channels only a hang-up is seen. */
-        p[CLIENTS_MAX + 3] = (struct pollfd){m.install_pid > 0 ? -1 : m.broker, POLLIN, 0};
+         * them), or while its gate has no room for an answer; of the channels only a hang-up is
+         * seen. */
+        p[CLIENTS_MAX + 3] =
+            (struct pollfd){m.install_pid > 0 ? -1 : m.broker, rp_appgate_events(), 0};
         for (int i = 0; i < RP_COMPONENTS_MAX; i++) {
             chan[i] = (struct pollfd){!m.chans.e[i].used ? -1 : m.chans.e[i].g.fd, 0, 0};
             gen[i] = m.chans.e[i].g.gen;
@@ -772,8 +774,9 @@ static int loop(int lfd, int sfd)
         for (int i = 0; i < CLIENTS_MAX; i++)
             if (m.clients[i].fd >= 0 && !m.clients[i].held && p[i + 3].revents != 0)
                 serve_one(&m.clients[i]);
-        if (p[CLIENTS_MAX + 3].fd >= 0 && p[CLIENTS_MAX + 3].revents != 0 && m.broker >= 0)
-            serve_broker(now);
+        if (p[CLIENTS_MAX + 3].fd >= 0 && m.broker >= 0 &&
+            (p[CLIENTS_MAX + 3].revents != 0 || p[CLIENTS_MAX + 3].events == POLLOUT))
+            serve_broker(now); /* (without room: each turn, to see how long it has had none) */
         apps_hung_up(chan, gen);
         if (p[0].revents & POLLIN)
             accept_one(lfd);

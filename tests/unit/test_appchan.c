@@ -1071,8 +1071,9 @@ static void test_gate_checks(void **state)
 static void test_gate_stall(void **state)
 {
     static rp_mon_reply_t p;
+    static uint8_t in[RP_GATE_ANSWER_MAX];
     rp_test_gate_t g;
-    uint8_t out[RP_GATE_REQ_LEN], in[RP_GATE_REQ_LEN];
+    uint8_t out[RP_GATE_REQ_LEN];
     rp_gate_req_t gr = {.op = RP_GATE_IDENTITY, .slot = NAPPS, .gen = 1}; /* "no such app" */
     rp_err_t err = RP_OK;
     size_t len = 0;
@@ -1081,14 +1082,47 @@ static void test_gate_stall(void **state)
     (void)state;
     assert_int_equal(rp_test_gate_open(&g, &agent), RP_OK);
     assert_int_equal(fcntl(g.fd[1], F_SETFL, O_NONBLOCK), 0);
+    /* A broker slow to read its answers (review r7, L5): once its socket has no room for another,
+     * its requests wait, read, answered and in order once it reads; it is not lost. */
+    for (n = 0; n < 100000 && rp_appgate_events() == POLLIN; n++) {
+        gr.seq = (uint32_t)n + 1;
+        assert_int_equal(rp_gate_req_encode(&gr, out, sizeof(out)), RP_OK);
+        assert_int_equal(rp_mon_send(g.fd[0], out, sizeof(out), -1), RP_OK);
+        assert_int_equal(rp_appgate_serve(g.fd[1], &agent, gate.slots, &closed), RP_OK);
+    }
+    assert_true(n > 10 && n < 100000);
+    gr.seq = (uint32_t)n + 1; /* one more, waiting with the one not read */
+    assert_int_equal(rp_gate_req_encode(&gr, out, sizeof(out)), RP_OK);
+    assert_int_equal(rp_mon_send(g.fd[0], out, sizeof(out), -1), RP_OK);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(rp_appgate_serve(g.fd[1], &agent, gate.slots, &closed), RP_OK);
+        assert_int_equal(rp_appgate_events(), POLLOUT);
+    }
+    for (uint32_t want = 1; want <= (uint32_t)n + 1; want++) { /* the broker reads, each */
+        rp_gate_msg_t msg;
+        while (poll(&(struct pollfd){g.fd[0], POLLIN, 0}, 1, 0) == 0)
+            assert_int_equal(rp_appgate_serve(g.fd[1], &agent, gate.slots, &closed), RP_OK);
+        assert_int_equal(rp_mon_recv(g.fd[0], in, sizeof(in), &len, &fd), RP_OK);
+        assert_int_equal(rp_gate_msg_decode(in, len, &msg), RP_OK);
+        assert_int_equal(msg.seq, want);
+    }
+    assert_int_equal(rp_appgate_events(), POLLIN);
+    assert_int_equal(poll(&(struct pollfd){g.fd[1], POLLIN, 0}, 1, 0), 0); /* nothing left */
+    rp_test_gate_close(&g);
+    /* One that does not read them for the bound (0 here): taken as lost. */
+    assert_int_equal(rp_test_gate_open(&g, &agent), RP_OK);
+    assert_int_equal(fcntl(g.fd[1], F_SETFL, O_NONBLOCK), 0);
+    rp_appgate_stall_seconds = 0;
     for (n = 0; n < 100000 && err == RP_OK; n++) {
         gr.seq = (uint32_t)n + 1;
         assert_int_equal(rp_gate_req_encode(&gr, out, sizeof(out)), RP_OK);
         assert_int_equal(rp_mon_send(g.fd[0], out, sizeof(out), -1), RP_OK);
         err = rp_appgate_serve(g.fd[1], &agent, gate.slots, &closed);
     }
+    rp_appgate_stall_seconds = RP_APPGATE_STALL_SECONDS;
     assert_int_equal(err, RP_ERR_NOT_FOUND); /* lost, once its socket was full */
     assert_true(n > 10);
+    assert_int_equal(rp_appgate_events(), POLLIN); /* (the next broker's gate) */
     assert_int_not_equal(rp_mon_send(g.fd[1], out, sizeof(out), -1), RP_OK); /* shut */
     assert_false(rp_appgate_tell(g.fd[1], PUB, &gate.apps[PUB], true));
     /* The broker reads what was sent, then the end. */
@@ -1146,8 +1180,10 @@ static void test_gate_generations(void **state)
     gr = (rp_gate_req_t){.op = RP_GATE_CLOSED, .slot = PEER, .gen = first};
     assert_int_equal(rp_test_gate_ask(&gate, &gr, NULL, &closed), RP_OK);
     assert_int_equal(closed, -1);
+    assert_int_equal(gate.apps[PEER].stale, 0); /* (expected: not said; review r7, L7) */
     gr = (rp_gate_req_t){.op = RP_GATE_IDENTITY, .slot = PEER, .seq = 5, .gen = first};
     assert_int_equal(rp_test_gate_ask(&gate, &gr, &p, &closed), RP_ERR_NOT_FOUND);
+    assert_int_equal(gate.apps[PEER].stale, 1);
     gr.gen = second; /* the same, of its channel now: answered (refused: no DeviceAuthentication) */
     assert_int_equal(rp_test_gate_ask(&gate, &gr, &p, &closed), RP_OK);
     assert_int_equal(p.status, RP_ERR_DENIED);
@@ -1364,13 +1400,38 @@ static void test_broker(void **state)
     close(plain[1]);
 }
 
+/* Plain ADDed to the broker on mon at slot 1 with generation gen, on a new channel: its app end. */
+static int plain_added(int mon, uint64_t gen)
+{
+    uint8_t out[RP_GATE_APP_LEN];
+    int sv[2];
+
+    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(
+        rp_gate_app_encode(RP_GATE_ADD, 1, gen, "plain", &manifests[PLAIN], out, sizeof(out)),
+        RP_OK);
+    assert_int_equal(rp_mon_send(mon, out, sizeof(out), sv[0]), RP_OK);
+    close(sv[0]);
+    return sv[1];
+}
+
+/* App end asks the chain n times, refused each time (no DeviceAuthentication): each an EVENT for
+ * the gate. */
+static void refused_all(int end, int n)
+{
+    for (int i = 0; i < n; i++) {
+        app_identity(end, (uint32_t)i + 1);
+        app_reply(end);
+        assert_int_equal(r.status, RP_ERR_DENIED);
+    }
+}
+
 /* Review r5, finding 4: while the monitor does not read the gate (an install) and it is full, the
  * broker loses no CLOSED, and counts the EVENTs it could not send: both are sent once the gate
  * takes them (the count as one event of the kind). */
 static void test_broker_gate_full(void **state)
 {
     int gate_fd[2], plain[2], fitted = 0;
-    uint8_t out[RP_GATE_APP_LEN];
     char want[128];
     rp_gate_req_t gr;
     size_t len;
@@ -1378,18 +1439,8 @@ static void test_broker_gate_full(void **state)
     pid_t pid = broker_start(&gate_fd[1], 1, 0); /* (a few records only: the kernel's least) */
 
     (void)state;
-    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, plain), 0);
-    assert_int_equal(
-        rp_gate_app_encode(RP_GATE_ADD, 1, 2000, "plain", &manifests[PLAIN], out, sizeof(out)),
-        RP_OK);
-    assert_int_equal(rp_mon_send(gate_fd[1], out, sizeof(out), plain[0]), RP_OK);
-    close(plain[0]);
-    /* Refused requests, each an EVENT for the gate, which the monitor does not read. */
-    for (int i = 0; i < asks; i++) {
-        app_identity(plain[1], (uint32_t)i + 1);
-        app_reply(plain[1]);
-        assert_int_equal(r.status, RP_ERR_DENIED);
-    }
+    plain[1] = plain_added(gate_fd[1], 2000);
+    refused_all(plain[1], asks);
     /* An empty packet closes the channel: the app sees it close at once. */
     assert_int_equal(rp_mon_send(plain[1], buf, 0, -1), RP_OK);
     app_reply(plain[1]);
@@ -1409,6 +1460,40 @@ static void test_broker_gate_full(void **state)
     assert_int_equal(gr.event_kind, RP_EVENT_IDENTITY);
     assert_int_equal(gr.gen, 2000);
     snprintf(want, sizeof(want), "%d more identity refusals not recorded", asks - fitted);
+    assert_non_null(strstr(gr.reason, want));
+    assert_int_equal(poll(&(struct pollfd){gate_fd[1], POLLIN, 0}, 1, 0), 0);
+    broker_stop(pid, gate_fd[1]);
+    close(plain[1]);
+}
+
+/* Review r7, L7: the count of refusals the gate did not take is kept across an upgrade (DROP, then
+ * ADD of the same app), and sent as of its new channel. */
+static void test_broker_upgrade_lost(void **state)
+{
+    int gate_fd[2], plain[2], fitted = 0;
+    uint8_t out[RP_GATE_APP_LEN];
+    char want[128];
+    rp_gate_req_t gr;
+    const int asks = 12;
+    pid_t pid = broker_start(&gate_fd[1], 1, 0);
+
+    (void)state;
+    plain[1] = plain_added(gate_fd[1], 2000);
+    refused_all(plain[1], asks);
+    close(plain[1]);
+    /* The upgrade: DROP, then ADD of a new version (a new channel) of the same app. */
+    assert_int_equal(rp_gate_app_encode(RP_GATE_DROP, 1, 0, "plain", NULL, out, sizeof(out)),
+                     RP_OK);
+    assert_int_equal(rp_mon_send(gate_fd[1], out, sizeof(out), -1), RP_OK);
+    plain[1] = plain_added(gate_fd[1], 3000);
+    refused_all(plain[1], 1); /* (served: the broker has taken the ADD) */
+    for (gate_next(gate_fd[1], &gr); gr.op == RP_GATE_EVENT && gr.gen == 2000;
+         gate_next(gate_fd[1], &gr))
+        fitted++;
+    assert_true(fitted >= 1 && fitted < asks); /* (it was full) */
+    assert_int_equal(gr.op, RP_GATE_EVENT);
+    assert_int_equal(gr.gen, 3000);
+    snprintf(want, sizeof(want), "%d more identity refusals not recorded", asks - fitted + 1);
     assert_non_null(strstr(gr.reason, want));
     assert_int_equal(poll(&(struct pollfd){gate_fd[1], POLLIN, 0}, 1, 0), 0);
     broker_stop(pid, gate_fd[1]);
@@ -1756,8 +1841,9 @@ int main(void)
         cmocka_unit_test(test_closes),           cmocka_unit_test(test_hand_rate),
         cmocka_unit_test(test_gate_generations), cmocka_unit_test(test_gate_stall),
         cmocka_unit_test(test_spent_back),       cmocka_unit_test(test_broker),
-        cmocka_unit_test(test_broker_gate_full), cmocka_unit_test(test_broker_orphans),
-        cmocka_unit_test(test_broker_dies),      cmocka_unit_test(test_client),
+        cmocka_unit_test(test_broker_gate_full), cmocka_unit_test(test_broker_upgrade_lost),
+        cmocka_unit_test(test_broker_orphans),   cmocka_unit_test(test_broker_dies),
+        cmocka_unit_test(test_client),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
