@@ -1,7 +1,9 @@
 /*
  * Fuzz target: a list's paging parameters as a request's query carries them (rp_page_parse,
- * server/api/paging.c), then the page they ask for cut from a small list. Accepted values are within
- * their bounds; a page has at most limit rows, all after the cursor, in ID order.
+ * server/api/paging.c), the prefix's index range the store's SQL reads the page by, and the
+ * "next_after" answered after a page. Accepted values are within their bounds; every string that
+ * starts with the prefix is at or above it and below its successor (upto); next_after is the last
+ * ID of a full page and null otherwise.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -9,14 +11,20 @@
 
 #include "paging.h"
 
+static int cmp_bytes(const char *a, const char *b)
+{
+    return strcmp(a, b); /* strcmp compares as unsigned char: SQLite's and PostgreSQL's C order */
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const char *ids[] = {"b", "a", "d", "c", "aa", "ab"};
+    static const char *ids[] = {"a", "aa", "ab", "b", "c", "d"};
     char query[4096];
+    char longer[RP_PAGE_KEY_MAX + 8];
     rp_page_t p;
-    json_t *list, *page, *next;
-    const char *prev = "";
+    json_t *page, *next;
+    size_t n, rows;
 
     if (size >= sizeof(query))
         return 0;
@@ -25,23 +33,40 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!rp_page_parse(query, &p))
         return 0;
     if (p.limit < 1 || p.limit > RP_PAGE_MAX || strlen(p.after) > RP_PAGE_KEY_MAX ||
-        strlen(p.prefix) > RP_PAGE_KEY_MAX)
+        strlen(p.prefix) > RP_PAGE_KEY_MAX || strlen(p.upto) > RP_PAGE_KEY_MAX)
         abort();
-    list = json_array();
-    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
-        json_array_append_new(list, json_pack("{s:s}", "id", ids[i]));
-    page = rp_page_cut(list, &p, "id", "id", &next);
-    if (page == NULL || json_array_size(page) > (size_t)p.limit)
+
+    /* The prefix's range: the prefix itself and the prefix followed by the highest byte are in
+     * [prefix, upto); upto is none only for "" or all 0xff bytes. */
+    n = strlen(p.prefix);
+    memcpy(longer, p.prefix, n);
+    memset(longer + n, 0xff, 4);
+    longer[n + 4] = '\0';
+    if (cmp_bytes(longer, p.prefix) < 0)
         abort();
-    for (size_t i = 0; i < json_array_size(page); i++) {
-        const char *id = json_string_value(json_object_get(json_array_get(page, i), "id"));
-        if (strcmp(id, p.after) <= 0 || strcmp(id, prev) <= 0 ||
-            strncmp(id, p.prefix, strlen(p.prefix)) != 0)
+    if (!p.no_upto && (cmp_bytes(p.prefix, p.upto) >= 0 || cmp_bytes(longer, p.upto) >= 0))
+        abort();
+    if (p.no_upto && n > 0 && strspn(p.prefix, "\xff") != n)
+        abort();
+
+    /* next_after after a page of the first min(limit, 6) IDs. */
+    rows = (size_t)p.limit < sizeof(ids) / sizeof(ids[0]) ? (size_t)p.limit
+                                                          : sizeof(ids) / sizeof(ids[0]);
+    page = json_array();
+    if (page == NULL)
+        abort();
+    for (size_t i = 0; i < rows; i++)
+        json_array_append_new(page, json_pack("{s:s}", "id", ids[i]));
+    next = rp_page_next(page, &p, "id");
+    if (next == NULL)
+        abort();
+    if (p.paged && rows == (size_t)p.limit) {
+        if (!json_is_string(next) || strcmp(json_string_value(next), ids[rows - 1]) != 0)
             abort();
-        prev = id;
+    } else if (!json_is_null(next)) {
+        abort();
     }
     json_decref(next);
     json_decref(page);
-    json_decref(list);
     return 0;
 }
