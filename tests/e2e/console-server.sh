@@ -295,11 +295,9 @@ eq "$status" 400 "a histogram from the future"
 
 # --- a restart, eleven minutes on: sessions outlive it, the unused link has expired --------------
 kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
-printf '#!/bin/sh\nexec env LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 FAKETIME=+11m "%s" "$@"\n' "$bin" >"$d/late-server"
-chmod +x "$d/late-server"
 # (--login-rate 0.001, --auth-fail-rate 0.001: a try comes back in 1000 s, so the bursts below
 # are counted exactly however slow the machine)
-RAMPART_SERVER=$d/late-server start_server "$d/srv" --threads 2 --console-dir "$c" --login-rate 0.001 \
+SERVER_CLOCK=+11m RAMPART_SERVER=$bin start_server "$d/srv" --threads 2 --console-dir "$c" --login-rate 0.001 \
   --auth-fail-rate 0.001
 req GET /api/v1/tenants -H "Cookie: __Host-rampart_session=$sys_cookie"; eq "$status" 200 "a session after a restart"
 req GET /console/session -H "Cookie: __Host-rampart_session=$link_cookie"; eq "$status" 200 "the link's session after a restart"

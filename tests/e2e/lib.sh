@@ -75,14 +75,41 @@ wait_until() {
   done
 }
 
-# at_clock OFFSET CMD...: run CMD with its wall clock moved by OFFSET (libfaketime's form: '+3h',
-# '+2d'). libfaketime is preloaded directly, not through the `faketime` wrapper: the wrapper makes a
-# named semaphore per pid and refuses to run when one is left over from a killed run whose pid has
-# come round again.
+# Faked clocks: libfaketime, preloaded directly, not through the `faketime` wrapper (the wrapper
+# makes a named semaphore per pid and refuses to run when one is left over from a killed run whose
+# pid has come round again). Every preload of it takes FAKED_ENV, as `env "${FAKED_ENV[@]}"
+# FAKETIME=... CMD` (a simple command: $! of one started with & is then CMD itself, env execs it).
+# Its ASAN_OPTIONS keeps a binary of the ASan build from deadlocking as it starts: ASan's allocator
+# reads the clock while it holds a size class's lock, Debian 12's libfaketime (0.9.10) sets itself
+# up on that first call and allocates, and when that allocation falls in the same size class (it
+# depends on the lengths of paths) the process waits on itself for ever. With the allocator never
+# returning memory to the system (-1), it never reads the clock (docs/development.md, "Faked
+# clocks"). The option means nothing to a binary built without ASan.
+FAKETIME_LIB=/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1
+FAKED_ENV=(LD_PRELOAD="$FAKETIME_LIB"
+  ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}allocator_release_to_os_interval_ms=-1")
+
+# faked_ok BIN: BIN (a Rampart program) starts under libfaketime: its --version answers within
+# 30 s. Else it says why on stderr and returns 125, so that a test that would hang in a deadlock at
+# a binary's start fails within a bounded time, naming it. Asked once per binary.
+declare -A E2E_FAKED_OK=()
+faked_ok() {
+  [ -z "${E2E_FAKED_OK[$1]-}" ] || return 0
+  if ! timeout 30 env "${FAKED_ENV[@]}" FAKETIME=+1h "$1" --version >/dev/null 2>&1; then
+    echo "$1 does not start under libfaketime (its --version did not answer within 30 s): a" \
+      "deadlock between ASan's allocator and libfaketime? (docs/development.md, \"Faked clocks\")" >&2
+    return 125
+  fi
+  E2E_FAKED_OK[$1]=1
+}
+
+# at_clock OFFSET CMD...: run CMD (a Rampart program and its arguments) with its wall clock moved
+# by OFFSET (libfaketime's form: '+3h', '+2d', '@2026-11-29 10:00:00').
 at_clock() {
   local offset=$1
   shift
-  env LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 FAKETIME="$offset" "$@"
+  faked_ok "$1" || return
+  env "${FAKED_ENV[@]}" FAKETIME="$offset" "$@"
 }
 
 # A free TCP port on loopback (the kernel picks it; another process could take it before use, so
@@ -106,12 +133,17 @@ start_pg() {
 restart_pg() { "$(dirname "${BASH_SOURCE[0]}")/../tools/pg" restart "$PG_DIR"; }
 
 # start_server DIR [ARGS...]: run rampart-server on a free port; sets SERVER_URL, SERVER_CA,
-# SERVER_PID, ADMIN_TOKEN (a file). Its log is DIR.log.
+# SERVER_PID, ADMIN_TOKEN (a file). Its log is DIR.log. SERVER_CLOCK=OFFSET (at_clock's form) runs
+# it with its wall clock moved.
 start_server() {
-  local dir=$1 i
+  local dir=$1 i bin=${RAMPART_SERVER:?set RAMPART_SERVER} pre=()
   shift
+  if [ -n "${SERVER_CLOCK-}" ]; then
+    faked_ok "$bin" || fail "the server cannot run with its clock moved"
+    pre=(env "${FAKED_ENV[@]}" FAKETIME="$SERVER_CLOCK")
+  fi
   rm -f "$dir.port"
-  "${RAMPART_SERVER:?set RAMPART_SERVER}" --data-dir "$dir" --listen 127.0.0.1:0 \
+  "${pre[@]}" "$bin" --data-dir "$dir" --listen 127.0.0.1:0 \
     --port-file "$dir.port" "$@" >"$dir.log" 2>&1 &
   SERVER_PID=$!
   E2E_PIDS+=("$SERVER_PID")

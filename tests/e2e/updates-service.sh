@@ -394,8 +394,7 @@ printf '{"size": 1}' >"$d/req.json"
 http POST "/api/v1/tenants/$globex/uploads" "$d/globex-admin.token" "$d/req.json"; is_status 201 # its own
 # A day later (the server's clock moved on), nobody creating an upload: its loop sweeps them.
 kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
-LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 FAKETIME=+25h \
-  RAMPART_SERVER=$server_bin start_server "$d/srv"
+SERVER_CLOCK=+25h RAMPART_SERVER=$server_bin start_server "$d/srv"
 swept() { grep -Eq "uploads: [0-9]+ left unwritten for a day dropped" "$d/srv.log"; }
 wait_until 30 swept || fail "the abandoned uploads were not swept: $(grep -i upload "$d/srv.log")"
 http GET "/api/v1/tenants/$initech/uploads/$u1" "$ADMIN_TOKEN"; is_status 404
