@@ -48,6 +48,7 @@ static const struct row {
     [RP_CFG_BLOBS] = {"blobs",                       required_argument, 0,   SETTING         },
     [RP_CFG_UPLOAD_MAX_OPEN] = {"upload-max-open",             required_argument, 0,   SETTING | RELOAD},
     [RP_CFG_UPLOAD_MAX_BYTES] = {"upload-max-bytes",            required_argument, 0,   SETTING | RELOAD},
+    [RP_CFG_REENROLL_PER_HOUR] = {"reenroll-per-hour",           required_argument, 0,   SETTING | RELOAD},
     [RP_CFG_CONFIG] = {"config",                      required_argument, 'c', 0               },
     [RP_CFG_ROTATE] = {"rotate-admin-token",          no_argument,       0,   0               },
     [RP_CFG_ROUTES] = {"routes",                      no_argument,       0,   0               },
@@ -73,6 +74,7 @@ void rp_config_defaults(rp_config_t *c)
     c->idle_timeout = 30;
     c->upload_max_open = 16;
     c->upload_max_bytes = 1024L * 1024 * 1024;
+    c->reenroll_per_hour = 6;
 }
 
 void rp_config_getopt(struct option out[RP_CFG_COUNT + 1], char *shorts, size_t cap)
@@ -238,6 +240,10 @@ bool rp_config_set(rp_config_t *c, rp_config_id_t id, const char *value, char *w
         if (!integer(value, 1, 86400, &c->request_deadline))
             break;
         return true;
+    case RP_CFG_REENROLL_PER_HOUR:
+        if (!integer(value, 0, 3600, &c->reenroll_per_hour))
+            break;
+        return true;
     case RP_CFG_DATABASE_WAIT:
         if (!integer(value, 0, 86400, &c->database_wait))
             break;
@@ -278,6 +284,7 @@ bool rp_config_set(rp_config_t *c, rp_config_id_t id, const char *value, char *w
     case RP_CFG_MAX_CONNECTIONS: snprintf(why, cap, "must be 1 to 1000000"); break;
     case RP_CFG_PER_ADDRESS: snprintf(why, cap, "must be 0 (no cap) to 1000000"); break;
     case RP_CFG_REQUEST_DEADLINE: snprintf(why, cap, "must be 1 to 86400 seconds"); break;
+    case RP_CFG_REENROLL_PER_HOUR: snprintf(why, cap, "must be 0 (no limit) to 3600"); break;
     case RP_CFG_DATABASE_WAIT: snprintf(why, cap, "must be 0 (no wait) to 86400 seconds"); break;
     case RP_CFG_BLOBS: snprintf(why, cap, "must be dir or database"); break;
     case RP_CFG_UPLOAD_MAX_OPEN: snprintf(why, cap, "must be 1 to 100000"); break;
@@ -316,6 +323,7 @@ bool rp_config_differs(const rp_config_t *a, const rp_config_t *b, rp_config_id_
     case RP_CFG_BLOBS: return a->blobs != b->blobs;
     case RP_CFG_UPLOAD_MAX_OPEN: return a->upload_max_open != b->upload_max_open;
     case RP_CFG_UPLOAD_MAX_BYTES: return a->upload_max_bytes != b->upload_max_bytes;
+    case RP_CFG_REENROLL_PER_HOUR: return a->reenroll_per_hour != b->reenroll_per_hour;
     default: return false;
     }
 }
@@ -355,6 +363,7 @@ void rp_config_copy(rp_config_t *dst, const rp_config_t *src, rp_config_id_t id)
     case RP_CFG_BLOBS: dst->blobs = src->blobs; break;
     case RP_CFG_UPLOAD_MAX_OPEN: dst->upload_max_open = src->upload_max_open; break;
     case RP_CFG_UPLOAD_MAX_BYTES: dst->upload_max_bytes = src->upload_max_bytes; break;
+    case RP_CFG_REENROLL_PER_HOUR: dst->reenroll_per_hour = src->reenroll_per_hour; break;
     default: break;
     }
 }

@@ -43,6 +43,7 @@ typedef enum rp_config_id {
     RP_CFG_BLOBS,
     RP_CFG_UPLOAD_MAX_OPEN,
     RP_CFG_UPLOAD_MAX_BYTES,
+    RP_CFG_REENROLL_PER_HOUR,
     /* Actions, not settings: command line only. */
     RP_CFG_CONFIG,
     RP_CFG_ROTATE,
@@ -77,6 +78,8 @@ typedef struct rp_config {
     int blobs;             /* where blobs live (store/blob.h: rp_blobs_kind_t): 0, dir */
     long upload_max_open;  /* uploads a tenant may have open at once */
     long upload_max_bytes; /* the announced bytes of a tenant's open uploads, together */
+    /* EST re-enrollments a device may make an hour (bursts of as many); 0: no limit */
+    long reenroll_per_hour;
 } rp_config_t;
 
 /* The defaults (what --help says). */

@@ -65,6 +65,7 @@ typedef struct rp_metrics {
     atomic_ullong limited_unclaimed; /* ...: the limit shared by every unclaimed device */
     atomic_ullong limited_login; /* console logins answered 429: failed logins from the address */
     atomic_ullong limited_token; /* token requests answered 429: wrong tokens from the address */
+    atomic_ullong limited_reenroll;    /* EST re-enrollments answered 429: the device's limit */
     atomic_ullong connections_refused; /* at the connection limit, refused after the ClientHello */
     atomic_ullong crl_builds;          /* CRLs made and signed (the rest were served cached) */
     atomic_ullong attestations_unproven; /* failures that prove nothing about the device: counted
@@ -136,6 +137,9 @@ typedef struct rp_server {
     /* Wrong bearer tokens per address (--auth-fail-rate), and its 429's Retry-After (reload). */
     rp_ratelimit_t *auth_limit;
     atomic_int auth_retry;
+    /* EST re-enrollments per device (--reenroll-per-hour), and its 429's Retry-After (reload). */
+    rp_ratelimit_t *reenroll_limit;
+    atomic_int reenroll_retry;
 } rp_server_t;
 
 struct event_base;

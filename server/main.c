@@ -93,6 +93,9 @@ static const char usage[] =
     "                      of 20; fractions allowed; a bucket of its own); past it the\n"
     "                      address's token requests are answered 429 unchecked; 0 lifts the\n"
     "                      limit (default 1)\n"
+    "  --reenroll-per-hour N\n"
+    "                      EST re-enrollments one device may make an hour (at each replica;\n"
+    "                      bursts of N); more are answered 429; 0 lifts the limit (default 6)\n"
     "  --max-connections N\n"
     "                      connections open at once; more are refused after their ClientHello\n"
     "                      (default 10000, less if the file descriptor limit is lower)\n"
@@ -652,6 +655,11 @@ static void apply_reloadable(rp_server_t *srv, const rp_config_t *c)
      * NAT address), then a try per 1 / rate seconds. */
     rp_ratelimit_set(srv->auth_limit, c->auth_fail_rate, AUTH_FAIL_BURST);
     atomic_store(&srv->auth_retry, retry_of(c->auth_fail_rate));
+    /* EST re-enrollments: per device, N an hour in bursts of N (a client renewing daily never
+     * meets it); a 429 asks for the time one comes back. */
+    rp_ratelimit_set(srv->reenroll_limit, (double)c->reenroll_per_hour / 3600,
+                     (double)c->reenroll_per_hour);
+    atomic_store(&srv->reenroll_retry, retry_of((double)c->reenroll_per_hour / 3600));
     atomic_store(&srv->request_deadline, (int)c->request_deadline);
     atomic_store(&srv->idle_timeout, (int)c->idle_timeout);
     atomic_store(&srv->webhook_allow_private, c->webhook_allow_private);
@@ -945,6 +953,8 @@ int main(int argc, char **argv)
     if (err == RP_OK)
         err = rp_ratelimit_new(1, 1, &srv.auth_limit);
     if (err == RP_OK)
+        err = rp_ratelimit_new(1, 1, &srv.reenroll_limit);
+    if (err == RP_OK)
         apply_reloadable(&srv, cfg);
     srv.max_connections = connection_limit(cfg->max_connections, nthreads);
     srv.max_per_address = (unsigned)cfg->per_address;
@@ -1057,6 +1067,7 @@ out:
     rp_ratelimit_free(srv.unclaimed);
     rp_ratelimit_free(srv.login_limit);
     rp_ratelimit_free(srv.auth_limit);
+    rp_ratelimit_free(srv.reenroll_limit);
     for (long i = 0; i < nthreads; i++)
         if (workers[i].srv != NULL) /* initialised, if only in part */
             rp_worker_free(&workers[i]);

@@ -1005,17 +1005,20 @@ void rp_h_metrics(rp_req_t *r)
                         (unsigned long long)atomic_load(&m->image_bytes_sent));
     evbuffer_add_printf(buf,
                         "# HELP rampart_rate_limited_total Attestation requests (and console "
-                        "logins: login; token requests past wrong tokens: token) answered 429, "
+                        "logins: login; token requests past wrong tokens: token; EST "
+                        "re-enrollments past their device's limit: reenroll) answered 429, "
                         "by the limit they hit.\n"
                         "# TYPE rampart_rate_limited_total counter\n"
                         "rampart_rate_limited_total{limit=\"address\"} %llu\n"
                         "rampart_rate_limited_total{limit=\"unclaimed\"} %llu\n"
                         "rampart_rate_limited_total{limit=\"login\"} %llu\n"
-                        "rampart_rate_limited_total{limit=\"token\"} %llu\n",
+                        "rampart_rate_limited_total{limit=\"token\"} %llu\n"
+                        "rampart_rate_limited_total{limit=\"reenroll\"} %llu\n",
                         (unsigned long long)atomic_load(&m->limited_address),
                         (unsigned long long)atomic_load(&m->limited_unclaimed),
                         (unsigned long long)atomic_load(&m->limited_login),
-                        (unsigned long long)atomic_load(&m->limited_token));
+                        (unsigned long long)atomic_load(&m->limited_token),
+                        (unsigned long long)atomic_load(&m->limited_reenroll));
     evbuffer_add_printf(buf,
                         "# HELP rampart_connections_open Connections open now.\n"
                         "# TYPE rampart_connections_open gauge\n"

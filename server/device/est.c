@@ -79,6 +79,15 @@ static void simplereenroll(rp_req_t *r, const rp_ca_t *ca)
     int spki_len;
     const uint8_t *body;
 
+    /* Each re-enrollment is a signature and a write transaction: a device gets a few an hour
+     * (--reenroll-per-hour; a client renewing a 24-hour certificate needs one a day). */
+    if (!rp_device_rate_allowed(r, r->w->srv->reenroll_limit,
+                                atomic_load(&r->w->srv->reenroll_retry),
+                                "this device re-enrolls faster than its limit "
+                                "(--reenroll-per-hour): retry after the Retry-After seconds")) {
+        atomic_fetch_add(&r->w->srv->metrics.limited_reenroll, 1);
+        return;
+    }
     rp_cert_serial_hex(peer, serial);
     /* Refused early when it can be (no CSR parsed, nothing signed); rp_store_cert_reissue()
      * checks all of it again when it records the certificate. */
@@ -102,9 +111,12 @@ static void simplereenroll(rp_req_t *r, const rp_ca_t *ca)
         rp_reply_error(r, 403, "forbidden", "re-enrollment keeps the device's key");
         return;
     }
-    spki_len = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(csr), NULL);
+    /* The key is the one the CSR proved equal to, issued as the current certificate encodes it
+     * (the tenant CA made it: canonical, an uncompressed point), not as the CSR wrote it: a
+     * compressed point of the same key is the same key. */
+    spki_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(peer), NULL);
     if (spki_len > 0 && (size_t)spki_len <= sizeof(spki))
-        spki_len = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(csr), &p);
+        spki_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(peer), &p);
     else
         spki_len = -1;
     if (spki_len <= 0 ||

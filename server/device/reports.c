@@ -44,7 +44,7 @@
  * at once, then one a second. A device sending more is answered 429 with Retry-After. */
 #define DEVICE_BURST 30.0
 #define DEVICE_RATE 1.0
-#define DEVICE_RETRY_AFTER "1"
+#define DEVICE_RETRY_AFTER 1
 #define PAGE_DEFAULT 50
 #define PAGE_MAX 500
 
@@ -667,7 +667,6 @@ static rp_err_t report_job_fill(struct report_job *j, rp_report_batch_t *b)
 
 void rp_h_device_reports(rp_req_t *r)
 {
-    struct timespec now;
     struct report_job *j;
     rp_report_batch_t b;
     size_t len;
@@ -677,16 +676,10 @@ void rp_h_device_reports(rp_req_t *r)
     rp_err_t err;
 
     pthread_once(&device_limit_once, device_limit_init);
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (device_limit == NULL ||
-        !rp_ratelimit_allow(device_limit, r->device.id, strlen(r->device.id),
-                            (double)now.tv_sec + now.tv_nsec / 1e9)) {
+    if (!rp_device_rate_allowed(r, device_limit, DEVICE_RETRY_AFTER,
+                                "this device sends batches faster than the service takes them: "
+                                "retry after the Retry-After seconds")) {
         atomic_fetch_add(&m_batches_limited, 1);
-        evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After",
-                          DEVICE_RETRY_AFTER);
-        rp_reply_error(r, 429, "rate_limited",
-                       "this device sends batches faster than the service takes them: retry "
-                       "after the Retry-After seconds");
         return;
     }
     body = rp_req_body_upto(r, RP_REPORTS_BATCH_BYTES, &len);

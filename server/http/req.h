@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <openssl/x509.h>
 
+#include "ratelimit.h"
 #include "store.h"
 
 #define RP_MAX_BODY (64 * 1024)             /* no request body is larger, but for: */
@@ -120,6 +121,11 @@ void rp_reply_stream(rp_req_t *r, int status, const char *type, rp_reply_source_
 bool rp_range_parse(const char *h, uint64_t size, uint64_t *start, uint64_t *len,
                     bool *unsatisfiable);
 
+/* Whether a request of the calling device (r->device: a DEVICE route) is within the limit rl, a
+ * token bucket per device ID (one limiter per route; in each replica's memory); false: 429
+ * `rate_limited` with `Retry-After: retry_after` and message sent. rl NULL refuses (fail closed).
+ * The one per-device limit: reports.c (batches) and est.c (re-enrollments) call it. */
+bool rp_device_rate_allowed(rp_req_t *r, rp_ratelimit_t *rl, int retry_after, const char *message);
 /* Whether a request anyone may make is within its address's limit (--rate-limit); false: 429
  * sent. */
 bool rp_rate_allowed(rp_req_t *r);

@@ -70,7 +70,7 @@ const rp_route_t rp_routes[] = {
     {GET,    T "/crl",                            PUBLIC, 0, rp_h_crl_get, "the tenant's CRL (DER, or PEM with ?format=pem)"},
 
     /* Devices, by their certificate. */
-    {POST,   "/.well-known/est/{tenant}/simplereenroll", DEVICE, 0, rp_h_est_simplereenroll, "EST: a new certificate for the same key"},
+    {POST,   "/.well-known/est/{tenant}/simplereenroll", DEVICE, LIMITED, rp_h_est_simplereenroll, "EST: a new certificate for the same key, limited per address and per device"},
     {GET,    "/api/v1/device/roots",              DEVICE, 0, rp_h_device_roots, "root metadata newer than ?after=N"},
     {GET,    "/api/v1/device/targets",            DEVICE, 0, rp_h_device_targets, "signed targets: what the device should run"},
     {GET,    "/api/v1/device/images/{image}",     DEVICE, 0, rp_h_device_image, "an image the device's targets name (Range)"},

@@ -112,11 +112,15 @@ static void values_and_sections(void **state)
     assert_false(rp_config_reloadable(RP_CFG_BLOBS));
     assert_int_equal(c.request_deadline, 60); /* not given: the default */
     assert_int_equal(parse("", &c, why, sizeof(why)), RP_OK);
-    assert_int_equal(c.idle_timeout, 30);    /* not given: the default */
-    assert_string_equal(c.database, "");     /* not given: the SQLite file in data-dir */
-    assert_int_equal(c.blobs, RP_BLOBS_DIR); /* not given: files in data-dir */
+    assert_int_equal(c.idle_timeout, 30);     /* not given: the default */
+    assert_int_equal(c.reenroll_per_hour, 6); /* not given: the default */
+    assert_string_equal(c.database, "");      /* not given: the SQLite file in data-dir */
+    assert_int_equal(c.blobs, RP_BLOBS_DIR);  /* not given: files in data-dir */
     assert_int_equal(parse("blobs = dir\n", &c, why, sizeof(why)), RP_OK);
     assert_int_equal(c.blobs, RP_BLOBS_DIR);
+    assert_int_equal(parse("reenroll-per-hour = 0\n", &c, why, sizeof(why)), RP_OK);
+    assert_int_equal(c.reenroll_per_hour, 0); /* no limit */
+    assert_true(rp_config_reloadable(RP_CFG_REENROLL_PER_HOUR));
 }
 
 static void refusals_name_file_and_line(void **state)
@@ -132,6 +136,10 @@ static void refusals_name_file_and_line(void **state)
     refused("idle-timeout = 3601\n", "f.conf:1: idle-timeout: must be 1 to 3600 seconds");
     refused("rate-limit = fast\n", "f.conf:1: rate-limit: must be 0 to 1000000");
     refused("rate-limit = nan\n", "f.conf:1: rate-limit: must be 0 to 1000000");
+    refused("reenroll-per-hour = 3601\n",
+            "f.conf:1: reenroll-per-hour: must be 0 (no limit) to 3600");
+    refused("reenroll-per-hour = 0.5\n",
+            "f.conf:1: reenroll-per-hour: must be 0 (no limit) to 3600");
     refused("max-connections-per-address = -1\n", "f.conf:1: max-connections-per-address:");
     refused("verbose = maybe\n", "f.conf:1: verbose: must be true or false");
     refused("blobs = s3\n", "f.conf:1: blobs: must be dir or database");
