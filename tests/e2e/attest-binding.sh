@@ -3,10 +3,10 @@
 # against a real rampart-server. The agent attests in one request with no nonce
 # asked for (nonces_issued stays 0) and its evidence's eat_nonce is its connection's exporter;
 # then, driven by tests/tools/bound-attest.c, every way bound evidence must be refused: bound to
-# another open connection, to a closed previous one (the next connection resumes its session: a
-# fresh exporter all the same), sent twice on one connection, over TLS 1.2, and on a connection
-# older than a nonce's lifetime; each refusal proves nothing about the device (its history is
-# unchanged); and the nonce flow still works beside it.
+# another open connection, to a closed previous one (the next connection resumes its session, and
+# the service counts it resumed: a fresh exporter all the same), sent twice on one connection,
+# over TLS 1.2, and on a connection older than a nonce's lifetime; each refusal proves nothing
+# about the device (its history is unchanged); and the nonce flow still works beside it.
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT to the rampart-agent binary}" "${BOUND_ATTEST:?set BOUND_ATTEST}"
 d=$E2E_DIR
@@ -41,12 +41,17 @@ history_of() {
 }
 bound() { "$BOUND_ATTEST" --key "$d/b.pem" --port "$port" --ca "$SERVER_CA" "$@" >"$d/steps" 2>"$d/steps.err" ||
   fail "bound-attest: $(cat "$d/steps.err")"; }
+resumed() { http GET /metrics -; sed -n 's/^rampart_http_requests_resumed_total //p' "$d/body"; }
+resumed_before=$(resumed)
 # A and B open at once: A's evidence on B is refused, and spends neither; then A's own passes,
-# once: again on A it is refused; A closed, its binding on B (a resumed session: a fresh
-# exporter) is refused; B's own passes.
-bound open A open B post B A post A A post A A close A open C post C A post C C
+# once: again on A it is refused; A closed, C resumes A's session (its ticket) with a binding of
+# its own, on which A's evidence is refused; C's own passes.
+bound open A open B post B A post A A post A A close A open C session C same A C post C A post C C
 eq "$(tr '\n' ' ' <"$d/steps")" \
-  "403 channel_mismatch 200 pass 403 channel_reused 403 channel_mismatch 200 pass " "bound steps"
+  "403 channel_mismatch 200 pass 403 channel_reused reused A differs 403 channel_mismatch 200 pass " \
+  "bound steps"
+# the service saw it resumed too: C's three requests (GET /healthz and two posts), no other
+eq "$(($(resumed) - resumed_before))" 3 "requests over a resumed session"
 history_of "$b" >"$d/hist.b"
 eq "$(jq length "$d/hist.b")" 2 "b's history: only the passes ($(cat "$d/hist.b"))"
 # TLS 1.2 has no binding Rampart accepts, even with its exporter computed the same way
