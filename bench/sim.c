@@ -296,18 +296,25 @@ static void on_nonce(struct evhttp_request *req, void *arg)
  * says the handshake is done first, here: the body is made now, from this connection's binding.
  * Later calls (TLS 1.3 says "done" again after each post-handshake message) find it made. A
  * failure leaves the body empty: the service answers 400 and the attestation counts as failed.
+ * A connection with no binding (not TLS 1.3: an OpenSSL configuration capped at 1.2) ends the
+ * run: every round would fail so, and a bench does not fall back to another flow as the agent
+ * does (that is `--flow nonce`).
  */
 static void on_handshake(const SSL *ssl, int where, int ret)
 {
     struct slot *s = SSL_get_ex_data(ssl, device_index);
     uint8_t binding[RP_ATTEST_BINDING_LEN];
     char *text;
+    rp_err_t err;
 
     (void)ret;
     if (!(where & SSL_CB_HANDSHAKE_DONE) || s == NULL || s->bound == NULL)
         return;
-    if (rp_attest_binding((SSL *)ssl, binding) == RP_OK &&
-        (text = attest_body(s, binding, sizeof(binding))) != NULL) {
+    err = rp_attest_binding((SSL *)ssl, binding);
+    if (err == RP_ERR_UNSUPPORTED)
+        die("the connection to the service has no binding (not TLS 1.3): the bound flow cannot "
+            "run here (--flow nonce can)");
+    if (err == RP_OK && (text = attest_body(s, binding, sizeof(binding))) != NULL) {
         evbuffer_add(evhttp_request_get_output_buffer(s->bound), text, strlen(text));
         free(text);
     }

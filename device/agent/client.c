@@ -384,8 +384,12 @@ static rp_err_t attest_with_nonce(struct attest_body *ab, const char *server, co
 }
 
 /* Once the service refused bound evidence as bound to another connection (a proxy that ends TLS
- * sits between) or as a nonce it never issued (a service older than the bound flow), this
- * process attests with the nonce flow. */
+ * sits between) or as a nonce it never issued (a service older than the bound flow), or the
+ * connection had no binding to bind it to (TLS 1.2: a proxy that ends TLS and speaks no 1.3), this
+ * process attests with the nonce flow. None of these is a network attacker's to cause: the first
+ * two are answers on a connection whose peer the agent verified; the last is that peer's choice
+ * (TLS 1.3's downgrade protection refuses a 1.2 handshake forced on two ends that speak 1.3) or
+ * this device's own TLS stack. And the nonce flow is sound by itself (docs/protocol.md). */
 static bool nonce_flow_only;
 
 rp_err_t rp_agent_attest(rp_agent_t *a, const char *server, const char *ca_file,
@@ -412,8 +416,13 @@ rp_err_t rp_agent_attest(rp_agent_t *a, const char *server, const char *ca_file,
         err = post_json_or_bound(server, "/api/v1/attest", ca_file, NULL, make_attest_body, &ab,
                                  &resp, res);
         why = json_string_value(json_object_get(resp, "reason"));
-        if (err == RP_OK && res->http_status == 403 && why != NULL &&
-            (strcmp(why, "channel_mismatch") == 0 || strcmp(why, "nonce_unknown") == 0)) {
+        if (err == RP_ERR_UNSUPPORTED) { /* no evidence made or sent: the request ended first */
+            rp_log_info("%s; attesting with a nonce from now on", res->reason);
+            nonce_flow_only = true;
+            res->reason[0] = '\0';
+            err = RP_OK;
+        } else if (err == RP_OK && res->http_status == 403 && why != NULL &&
+                   (strcmp(why, "channel_mismatch") == 0 || strcmp(why, "nonce_unknown") == 0)) {
             rp_log_info("the service refused evidence bound to the TLS connection (%s): "
                         "attesting with a nonce from now on",
                         why);

@@ -135,29 +135,50 @@ struct bound {
     char *body;
     size_t len, off;
     bool made;
+    bool unbound;     /* the connection has no binding: not TLS 1.3, or curl not on OpenSSL */
+    char version[16]; /* then the connection's TLS version, as OpenSSL names it, if known */
     rp_err_t err;
 };
+
+/* This connection's binding. RP_ERR_UNSUPPORTED: it has none (b->unbound), which the caller may
+ * meet with another flow; any other failure is an error. */
+static rp_err_t bound_binding(struct bound *b, uint8_t binding[RP_ATTEST_BINDING_LEN])
+{
+    struct curl_tlssessioninfo *tls = NULL;
+    rp_err_t err;
+
+    if (curl_easy_getinfo(b->curl, CURLINFO_TLS_SSL_PTR, &tls) != CURLE_OK || tls == NULL)
+        return RP_ERR_INVALID_ARG;
+    if (tls->backend != CURLSSLBACKEND_OPENSSL) { /* no exporter to ask for */
+        b->unbound = true;
+        snprintf(b->version, sizeof(b->version), "not OpenSSL");
+        return RP_ERR_UNSUPPORTED;
+    }
+    if (tls->internals == NULL)
+        return RP_ERR_INVALID_ARG;
+    err = rp_attest_binding(tls->internals, binding);
+    if (err == RP_ERR_UNSUPPORTED) {
+        b->unbound = true;
+        snprintf(b->version, sizeof(b->version), "%s", SSL_get_version(tls->internals));
+    }
+    return err;
+}
 
 static size_t on_bound_read(char *buf, size_t size, size_t n, void *arg)
 {
     struct bound *b = arg;
-    struct curl_tlssessioninfo *tls = NULL;
     uint8_t binding[RP_ATTEST_BINDING_LEN];
     size_t take;
 
     if (!b->made) {
         b->made = true;
-        b->err = curl_easy_getinfo(b->curl, CURLINFO_TLS_SSL_PTR, &tls) == CURLE_OK &&
-                         tls != NULL && tls->backend == CURLSSLBACKEND_OPENSSL &&
-                         tls->internals != NULL
-                     ? rp_attest_binding(tls->internals, binding)
-                     : RP_ERR_UNSUPPORTED;
+        b->err = bound_binding(b, binding);
         if (b->err == RP_OK)
             b->err = b->make(b->arg, binding, sizeof(binding), &b->body, &b->len);
         OPENSSL_cleanse(binding, sizeof(binding));
     }
     if (b->err != RP_OK)
-        return CURL_READFUNC_ABORT;
+        return CURL_READFUNC_ABORT; /* before any byte of the body */
     take = b->len - b->off < size * n ? b->len - b->off : size * n;
     memcpy(buf, b->body + b->off, take);
     b->off += take;
@@ -230,19 +251,24 @@ static rp_err_t request_once(const char *method, const char *url, const rp_http_
         resp->body = sink.buf != NULL ? sink.buf : strdup("");
         resp->len = sink.len;
     } else {
-        snprintf(resp->error, sizeof(resp->error), "%s",
-                 sink.too_large ? "the response is too large"
-                 : bound.made && bound.err != RP_OK
-                     ? "cannot make the request's body from the connection's binding"
-                 : errbuf[0] ? errbuf
-                             : curl_easy_strerror(rc));
+        if (bound.unbound)
+            snprintf(resp->error, sizeof(resp->error),
+                     "the connection (%s) has no binding: only TLS 1.3 through OpenSSL has one",
+                     bound.version);
+        else
+            snprintf(resp->error, sizeof(resp->error), "%s",
+                     sink.too_large ? "the response is too large"
+                     : bound.made && bound.err != RP_OK
+                         ? "cannot make the request's body from the connection's binding"
+                     : errbuf[0] ? errbuf
+                                 : curl_easy_strerror(rc));
         free(sink.buf);
     }
     free(bound.body);
     curl_slist_free_all(headers);
     curl_easy_cleanup(curl);
     if (rc != CURLE_OK)
-        return RP_ERR_IO;
+        return bound.unbound ? RP_ERR_UNSUPPORTED : RP_ERR_IO;
     return resp->body != NULL ? RP_OK : RP_ERR_NO_MEMORY;
 }
 

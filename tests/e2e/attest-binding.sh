@@ -3,10 +3,12 @@
 # against a real rampart-server. The agent attests in one request with no nonce
 # asked for (nonces_issued stays 0) and its evidence's eat_nonce is its connection's exporter;
 # then, driven by tests/tools/bound-attest.c, every way bound evidence must be refused: bound to
-# another open connection, to a closed previous one (the next connection resumes its session: a
-# fresh exporter all the same), sent twice on one connection, over TLS 1.2, and on a connection
-# older than a nonce's lifetime; each refusal proves nothing about the device (its history is
-# unchanged); and the nonce flow still works beside it.
+# another open connection, to a closed previous one (the next connection resumes its session, and
+# the service counts it resumed: a fresh exporter all the same), sent twice on one connection,
+# over TLS 1.2, and on a connection older than a nonce's lifetime; each refusal proves nothing
+# about the device (its history is unchanged); and the nonce flow still works beside it. Behind a
+# proxy that ends TLS the agent falls back to the nonce flow: refused as channel_mismatch when the
+# proxy speaks TLS 1.3, and before sending anything when it speaks only TLS 1.2 (no binding).
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT to the rampart-agent binary}" "${BOUND_ATTEST:?set BOUND_ATTEST}"
 d=$E2E_DIR
@@ -41,12 +43,17 @@ history_of() {
 }
 bound() { "$BOUND_ATTEST" --key "$d/b.pem" --port "$port" --ca "$SERVER_CA" "$@" >"$d/steps" 2>"$d/steps.err" ||
   fail "bound-attest: $(cat "$d/steps.err")"; }
+resumed() { http GET /metrics -; sed -n 's/^rampart_http_requests_resumed_total //p' "$d/body"; }
+resumed_before=$(resumed)
 # A and B open at once: A's evidence on B is refused, and spends neither; then A's own passes,
-# once: again on A it is refused; A closed, its binding on B (a resumed session: a fresh
-# exporter) is refused; B's own passes.
-bound open A open B post B A post A A post A A close A open C post C A post C C
+# once: again on A it is refused; A closed, C resumes A's session (its ticket) with a binding of
+# its own, on which A's evidence is refused; C's own passes.
+bound open A open B post B A post A A post A A close A open C session C same A C post C A post C C
 eq "$(tr '\n' ' ' <"$d/steps")" \
-  "403 channel_mismatch 200 pass 403 channel_reused 403 channel_mismatch 200 pass " "bound steps"
+  "403 channel_mismatch 200 pass 403 channel_reused reused A differs 403 channel_mismatch 200 pass " \
+  "bound steps"
+# the service saw it resumed too: C's three requests (GET /healthz and two posts), no other
+eq "$(($(resumed) - resumed_before))" 3 "requests over a resumed session"
 history_of "$b" >"$d/hist.b"
 eq "$(jq length "$d/hist.b")" 2 "b's history: only the passes ($(cat "$d/hist.b"))"
 # TLS 1.2 has no binding Rampart accepts, even with its exporter computed the same way
@@ -84,18 +91,22 @@ http POST /api/v1/attest - "$d/req.json"; is_status 403; body_has '.reason == "n
 # the agent's binding is the agent-proxy connection's, the service sees the proxy's. (The proxy's
 # own leg is not what is tested: it does not verify the service.)
 cat "$d/srv/server.pem" "$d/srv/server.key" >"$d/proxy.pem"
+# Two frontends: one speaking TLS 1.3 to devices, one capped at TLS 1.2.
 for try in 1 2 3 4 5; do
-  pport=$(free_port)
+  pport=$(free_port); pport12=$(free_port)
   printf '%s\n' "defaults" "  mode tcp" "  timeout connect 5s" "  timeout client 30s" \
     "  timeout server 30s" "frontend devices" "  bind 127.0.0.1:$pport ssl crt $d/proxy.pem" \
+    "  default_backend service" "frontend devices12" \
+    "  bind 127.0.0.1:$pport12 ssl crt $d/proxy.pem ssl-max-ver TLSv1.2" \
     "  default_backend service" "backend service" \
     "  server s1 ${SERVER_URL#https://} ssl verify none" \
     >"$d/haproxy.cfg"
   haproxy -db -f "$d/haproxy.cfg" >"$d/haproxy.log" 2>&1 &
   hap=$!; E2E_PIDS+=("$hap")
-  hap_settled() { ! kill -0 "$hap" 2>/dev/null || listening "$pport"; }
+  hap_up() { listening "$pport" && listening "$pport12"; }
+  hap_settled() { ! kill -0 "$hap" 2>/dev/null || hap_up; }
   wait_until 20 hap_settled || true
-  kill -0 "$hap" 2>/dev/null && listening "$pport" && break
+  kill -0 "$hap" 2>/dev/null && hap_up && break
   kill "$hap" 2>/dev/null || true; hap=
 done
 [ -n "$hap" ] || { cat "$d/haproxy.log" >&2; fail "haproxy did not start"; }
@@ -111,4 +122,17 @@ for reason in channel_mismatch channel_reused; do   # channel_expired: the repli
   grep -Eq "^rampart_attestations_total\{result=\"fail\",reason=\"$reason\"\} [1-9]" "$d/body" ||
     fail "metrics: no $reason"
 done
+# A proxy that speaks only TLS 1.2 to devices: the agent's connection has no binding, so it sends
+# no bound evidence at all (the service counts no channel_mismatch more) and attests with a nonce.
+mismatches() { sed -n 's/^rampart_attestations_total{result="fail",reason="channel_mismatch"} //p' "$d/body"; }
+mismatches_before=$(mismatches); nonces_before=$(sed -n 's/^rampart_nonces_issued_total //p' "$d/body")
+rm -f "$d/a/agent/attestation.json"
+expect 0 "$AGENT" attest --state-dir "$d/a" --server "https://127.0.0.1:$pport12" --server-ca "$SERVER_CA"
+err_has "the connection (TLSv1.2) has no binding: only TLS 1.3 through OpenSSL has one; attesting with a nonce"
+jq -e '.passed == true' "$d/a/agent/attestation.json" >/dev/null ||
+  fail "the agent behind the TLS 1.2 proxy: $(cat "$d/a/agent/attestation.json")"
+http GET /metrics -; is_status 200
+eq "$(sed -n 's/^rampart_nonces_issued_total //p' "$d/body")" "$((nonces_before + 1))" \
+  "nonces the agent behind the TLS 1.2 proxy asked for"
+eq "$(mismatches)" "$mismatches_before" "channel_mismatch after the TLS 1.2 proxy"
 done_ok

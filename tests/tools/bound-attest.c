@@ -2,16 +2,23 @@
  * bound-attest: drives channel-bound attestation (rampart/attest_binding.h) against a real
  * rampart-server the way no well-behaved device would, for e2e.attest_binding: evidence bound to
  * one connection and sent on another, bound to a connection that has closed, sent twice on one
- * connection, sent on a TLS 1.2 connection. The device is a P-256 key in a PEM file (made on first
- * use). libevent's HTTP client over OpenSSL, as bench/sim.c's devices.
+ * connection, sent on a TLS 1.2 connection, sent on a connection that resumed the session of the
+ * one it was bound to. The device is a P-256 key in a PEM file (made on first use). libevent's
+ * HTTP client over OpenSSL, as bench/sim.c's devices.
  *
  *   bound-attest --key FILE id
  *   bound-attest --key FILE --port P --ca FILE STEP...
- *     open NAME        a TLS 1.3 connection (a GET /healthz brings it up; its binding is kept)
- *     open12 NAME      the same over TLS 1.2 (its exporter, with the same label, is kept)
+ *     open NAME        a TLS 1.3 connection (a GET /healthz brings it up; its binding is kept),
+ *                      offering the session of the connection closed last, if any
+ *     open12 NAME      the same over TLS 1.2 (its exporter, with the same label, is kept), no
+ *                      session offered
  *     post ON BOUND    POST /api/v1/attest on connection ON, evidence bound to BOUND's binding;
  *                      prints the status and the answer's reason (or result), one line
- *     close NAME       closes the connection (its binding is still known)
+ *     close NAME       closes the connection (close_notify first), keeping its session for the
+ *                      next open; its binding is still known
+ *     session NAME     prints "reused OTHER" when NAME resumed the session of connection OTHER,
+ *                      "full" when its handshake was a full one
+ *     same X Y         prints "same" when X and Y have the same binding, "differs" otherwise
  *     age NAME S       waits until NAME is at least S seconds old (for the service's age limit)
  */
 #include <stdio.h>
@@ -43,6 +50,7 @@ struct conn {
     struct evhttp_connection *evcon; /* NULL once closed */
     uint8_t binding[RP_ATTEST_BINDING_LEN];
     struct timespec opened;
+    const struct conn *resumed; /* whose session it resumed; NULL: a full handshake */
 };
 
 static struct event_base *base;
@@ -52,6 +60,8 @@ static char device_id[65], *key_b64;
 static int port;
 static struct conn conns[MAX_CONNS];
 static size_t nconns;
+static SSL_SESSION *last_session; /* the session of the connection closed last, and that one */
+static const struct conn *last_session_of;
 
 static void die(const char *what)
 {
@@ -125,7 +135,8 @@ static void open_conn(const char *name, bool tls12)
     clock_gettime(CLOCK_MONOTONIC, &c->opened);
     ssl = SSL_new(ctx);
     if (ssl == NULL || X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), "127.0.0.1") != 1 ||
-        (tls12 && SSL_set_max_proto_version(ssl, TLS1_2_VERSION) != 1))
+        (tls12 && SSL_set_max_proto_version(ssl, TLS1_2_VERSION) != 1) ||
+        (!tls12 && last_session != NULL && SSL_set_session(ssl, last_session) != 1))
         die("SSL_new");
     bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
                                          BEV_OPT_CLOSE_ON_FREE);
@@ -139,6 +150,8 @@ static void open_conn(const char *name, bool tls12)
     json_decref(a.body);
     if (a.status != 200)
         die("GET /healthz failed");
+    if (SSL_session_reused(ssl))
+        c->resumed = last_session_of;
     /* Its exporter: TLS 1.3's through the one function devices use; TLS 1.2's made here with the
      * same label, since that function has none for it (what a device that tried would send). */
     if (!tls12 ? rp_attest_binding(ssl, c->binding) != RP_OK
@@ -146,6 +159,26 @@ static void open_conn(const char *name, bool tls12)
                                             RP_ATTEST_BINDING_LABEL,
                                             strlen(RP_ATTEST_BINDING_LABEL), NULL, 0, 0) != 1)
         die("no exporter");
+}
+
+/* Closes c, keeping its session (a TLS 1.3 ticket the service sent after the handshake, read with
+ * the answer to GET /healthz) for the next open. close_notify first: OpenSSL marks the session of
+ * a connection freed without it as not resumable. */
+static void close_conn(struct conn *c)
+{
+    SSL *ssl;
+
+    if (c->evcon == NULL)
+        return;
+    ssl = bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(c->evcon));
+    if (ssl != NULL) {
+        SSL_SESSION_free(last_session);
+        last_session = SSL_get1_session(ssl);
+        last_session_of = c;
+        (void)SSL_shutdown(ssl); /* one close_notify; the peer's is not waited for */
+    }
+    evhttp_connection_free(c->evcon);
+    c->evcon = NULL;
 }
 
 static rp_err_t sign(void *k, const uint8_t digest[RP_SHA256_LEN], uint8_t *der, size_t cap,
@@ -259,10 +292,21 @@ int main(int argc, char **argv)
             post(argv[i + 1], argv[i + 2]);
             i += 2;
         } else if (strcmp(argv[i], "close") == 0 && i + 1 < argc) {
+            close_conn(conn_named(argv[++i]));
+        } else if (strcmp(argv[i], "session") == 0 && i + 1 < argc) {
             struct conn *c = conn_named(argv[++i]);
-            if (c->evcon != NULL)
-                evhttp_connection_free(c->evcon);
-            c->evcon = NULL;
+            if (c->resumed != NULL)
+                printf("reused %s\n", c->resumed->name);
+            else
+                printf("full\n");
+            fflush(stdout);
+        } else if (strcmp(argv[i], "same") == 0 && i + 2 < argc) {
+            printf("%s\n", memcmp(conn_named(argv[i + 1])->binding,
+                                  conn_named(argv[i + 2])->binding, RP_ATTEST_BINDING_LEN) == 0
+                               ? "same"
+                               : "differs");
+            fflush(stdout);
+            i += 2;
         } else if (strcmp(argv[i], "age") == 0 && i + 2 < argc) {
             age(argv[i + 1], argv[i + 2]);
             i += 2;
@@ -273,6 +317,7 @@ int main(int argc, char **argv)
     for (size_t k = 0; k < nconns; k++)
         if (conns[k].evcon != NULL)
             evhttp_connection_free(conns[k].evcon);
+    SSL_SESSION_free(last_session);
     SSL_CTX_free(ctx);
     event_base_free(base);
     EVP_PKEY_free(key);

@@ -64,9 +64,11 @@ typedef rp_err_t (*rp_http_bound_body_fn)(void *arg, const uint8_t *binding, siz
 
 /*
  * rp_http_request's POST whose body is made once the connection is up, by make from that
- * connection's binding (none unless it is TLS 1.3), and sent chunked: what channel-bound
- * attestation sends. A body that cannot be made ends the request (RP_ERR_IO, resp->error says
- * so). Made again for each connection a 503 leads to.
+ * connection's binding, and sent chunked: what channel-bound attestation sends. A connection
+ * that has no binding (not TLS 1.3, or a libcurl not on OpenSSL) ends the request before any
+ * byte of its body: RP_ERR_UNSUPPORTED, and only then (the caller may use a flow that needs
+ * none). A body that make cannot make ends it too (RP_ERR_IO). resp->error says which. Made
+ * again for each connection a 503 leads to.
  */
 rp_err_t rp_http_post_bound(const char *url, const rp_http_opts_t *opts, rp_http_bound_body_fn make,
                             void *arg, rp_http_response_t *resp) RP_MUST_CHECK;
