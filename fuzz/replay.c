@@ -95,6 +95,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "replay: no input in %s\n", argv[1]);
         return 1;
     }
-    fprintf(stderr, "replay: %u inputs, no crash\n", ran);
+    fprintf(stderr, "replay: %u inputs run\n", ran);
     return 0;
 }
