@@ -18,6 +18,12 @@
 
 static char top[64];
 
+/* Each input's directory is gone when it returns: the one under which they were goes at exit. */
+static void remove_top(void)
+{
+    (void)rmdir(top);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -31,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (top[0] == '\0') {
         snprintf(top, sizeof(top), "/tmp/fuzz-apptree.XXXXXX");
-        if (mkdtemp(top) == NULL)
+        if (mkdtemp(top) == NULL || atexit(remove_top) != 0)
             abort();
     }
     fd = memfd_create("payload", MFD_CLOEXEC);

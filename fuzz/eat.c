@@ -39,7 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rp_eat_verify(data, size, key, key_len, &c) != RP_OK && c.nonce_len != 0)
         abort(); /* nothing is released on failure */
     rp_cbor_reader_init(&r, data, size);
-    (void)rp_cbor_skip(&r);
+    if (rp_cbor_skip(&r) == RP_OK && (r.off == 0 || r.off > size))
+        abort(); /* a skipped item is at least one byte, and within the input */
     if (rp_eat_decode_claims(data, size, &c) == RP_OK) {
         if (rp_eat_encode_claims(&c, buf, sizeof(buf), &len) != RP_OK)
             abort();

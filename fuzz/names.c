@@ -20,12 +20,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rp_name_check((const char *)data, size, out, sizeof(out), &why) != RP_OK) {
         if (why == NULL || out[0] != '\0')
             abort();
-        /* A key is made for any valid UTF-8 (stored names made before the rule), or refused. */
+        /* A key is made for any valid UTF-8 (stored names made before the rule), or refused;
+         * so is its lookup form. What is made is terminated within its bound. */
         if (size < sizeof(again) && memchr(data, 0, size) == NULL) {
             memcpy(again, data, size);
             again[size] = '\0';
-            (void)rp_name_keys(again, &keys);
-            (void)rp_name_lookup_form(again, looked_up, sizeof(looked_up));
+            rp_err_t err = rp_name_keys(again, &keys);
+            if (err == RP_OK ? memchr(keys.folded, '\0', sizeof(keys.folded)) == NULL ||
+                                   memchr(keys.as_written, '\0', sizeof(keys.as_written)) == NULL
+                             : err != RP_ERR_INVALID_ARG)
+                abort();
+            err = rp_name_lookup_form(again, looked_up, sizeof(looked_up));
+            if (err == RP_OK ? memchr(looked_up, '\0', sizeof(looked_up)) == NULL
+                             : err != RP_ERR_INVALID_ARG)
+                abort();
         }
         return 0;
     }

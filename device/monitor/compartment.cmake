@@ -17,8 +17,8 @@ target_link_libraries(rampart_events PUBLIC rampart_host)
 # The kernel's refusals read with no capability (reader.h): the parsers of their hostile bytes
 # (audit.c: Landlock's audit records; packet.c: the refused packets' headers), which only
 # `rampart-unpack read` links, never the monitor; the record both sides speak (reader.c: the
-# reader's encoder, the supervisor's checked decoder); their unit tests and fuzz targets
-# (`make fuzz`, scripts/fuzz).
+# reader's encoder, the supervisor's checked decoder); their unit tests, and their fuzz targets
+# (fuzz/CMakeLists.txt).
 add_library(rampart_audit STATIC device/monitor/audit.c device/monitor/packet.c)
 target_include_directories(rampart_audit PUBLIC device/monitor)
 target_link_libraries(rampart_audit PUBLIC rampart_events rampart_host)
@@ -72,15 +72,6 @@ target_link_libraries(test_launch PRIVATE rampart_launch PkgConfig::RP_C_CMOCKA)
 set_target_properties(test_launch PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
 add_test(NAME unit.launch COMMAND test_launch)
 set_tests_properties(unit.launch PROPERTIES LABELS unit)
-
-if(RP_FUZZ)
-  add_executable(fuzz-audit_record fuzz/audit_record.c)
-  target_link_libraries(fuzz-audit_record PRIVATE rampart_audit)
-  target_link_options(fuzz-audit_record PRIVATE -fsanitize=fuzzer)
-  add_executable(fuzz-reader_record fuzz/reader_record.c)
-  target_link_libraries(fuzz-reader_record PRIVATE rampart_reader_record)
-  target_link_options(fuzz-reader_record PRIVATE -fsanitize=fuzzer)
-endif()
 
 # app.c: the ready rule of the app contract has one owner, shared with the agent.
 # The crash store (crash.c: the init's encoding, S/crashes/) and its reader (crash_parse.c: the

@@ -33,11 +33,3 @@ set_tests_properties(e2e.netpolicy PROPERTIES
   TIMEOUT 300
   ENVIRONMENT "DRIVER=$<TARGET_FILE:netpolicy-driver>;UNPACK=$<TARGET_FILE:rampart-unpack>"
   RESOURCE_LOCK rampart_nftables) # one owner at a time of the host's table inet rampart
-
-# The packet reader behind the events (packet.c, rampart-unpack read's), fuzzed (`make fuzz`,
-# scripts/fuzz target netpolicy_reason).
-if(RP_FUZZ)
-  add_executable(fuzz-netpolicy_reason ${CMAKE_SOURCE_DIR}/fuzz/netpolicy_reason.c)
-  target_link_libraries(fuzz-netpolicy_reason PRIVATE rampart_audit)
-  target_link_options(fuzz-netpolicy_reason PRIVATE -fsanitize=fuzzer)
-endif()
