@@ -105,10 +105,24 @@ static void write_batch(rp_recorder_t *rec, rp_record_job_t *jobs, size_t n)
     int64_t now = (int64_t)time(NULL);
     rp_record_job_t *j = jobs, *next;
     size_t i = 0;
-    rp_err_t err = rp_store_group_begin(rec->store), aerr = RP_OK;
+    rp_err_t err, aerr = RP_OK;
     void (*settled[SETTLE_KINDS])(rp_record_job_t *, rp_store_t *);
     size_t nsettled = 0;
 
+    /* First, once a minute, in a transaction of its own (before the round, which is handed back
+     * done), the spent nonces' purge, with a few minutes' margin so that a clock stepping back a
+     * little cannot bring a purged nonce back to life. The purge raises the watermark below which
+     * every replica refuses a nonce as spent, whatever its own clock: a replica whose clock runs
+     * ahead purges early, and the others then refuse live nonces (clock_check tells). */
+    if (now - rec->purged_at >= PURGE_EVERY) {
+        int64_t watermark = 0;
+        if (rp_store_nonces_purge(rec->store, now - PURGE_MARGIN, &watermark) != RP_OK)
+            rp_log_warn("cannot purge spent nonces (will retry)");
+        else
+            clock_check(rec, now, watermark - (now - PURGE_MARGIN));
+        rec->purged_at = now;
+    }
+    err = rp_store_group_begin(rec->store);
     for (j = jobs; j != NULL; j = j->next)
         if (j->store == NULL)
             rec->batch[i++] = j->write;
@@ -149,18 +163,6 @@ static void write_batch(rp_recorder_t *rec, rp_record_job_t *jobs, size_t n)
             j->err = err;
         }
         rp_worker_complete(j->worker, j);
-    }
-    /* A few minutes' margin, so that a clock stepping back a little cannot bring a purged nonce
-     * back to life. The purge raises the watermark below which every replica refuses a nonce as
-     * spent, whatever its own clock: a replica whose clock runs ahead purges early, and the
-     * others then refuse live nonces (a replica's clock is checked here, see clock_check). */
-    if (now - rec->purged_at >= PURGE_EVERY) {
-        int64_t watermark = 0;
-        if (rp_store_nonces_purge(rec->store, now - PURGE_MARGIN, &watermark) != RP_OK)
-            rp_log_warn("cannot purge spent nonces (will retry)");
-        else
-            clock_check(rec, now, watermark - (now - PURGE_MARGIN));
-        rec->purged_at = now;
     }
 }
 

@@ -414,8 +414,8 @@ const char *const rp_store_migrations[] = {
      * spent, so that "usable once" holds whatever the replicas' clocks (docs/protocol.md).
      * Rolling upgrade: yes (an older replica purges without raising it, as before: the guard
      * holds once every replica runs this version) */
-    "CREATE TABLE spent_nonces_purged (below INTEGER NOT NULL);"
-    "INSERT INTO spent_nonces_purged (below) VALUES (0);",
+    ("CREATE TABLE spent_nonces_purged (below INTEGER NOT NULL);"
+     "INSERT INTO spent_nonces_purged (below) VALUES (0);"),
 };
 const int rp_store_schema_newest =
     (int)(sizeof(rp_store_migrations) / sizeof(rp_store_migrations[0]));
