@@ -1166,8 +1166,7 @@ static rp_err_t spend_nonce(rp_store_t *s, const rp_attestation_write_t *w, bool
     err = sq_step_done(s, st, &spent);
     if (err != RP_OK || spent == 0)
         return err;
-    /* After the insert, in a statement of its own: a purge racing with it has committed by now
-     * (the insert waited for the row it deleted), and this reads its watermark. */
+    /* (Every write holds the store's write lock, on either engine: no purge comes between.) */
     if ((st = sq_stmt(s, SQL_NONCE_WATERMARK)) == NULL)
         return RP_ERR_IO;
     rc = db_step(st);
@@ -1281,8 +1280,9 @@ static rp_err_t record_one(rp_store_t *s, rp_attestation_write_t *w, bool *grew)
         return record_unproven(s, w, grew);
     /* A nonce spent already leaves this insert undone (nothing inserted: the transaction goes
      * on), and one that expired before the purge watermark may have been spent and purged: both
-     * are refused as spent, whatever any replica's clock says. Whoever replays the device's evidence shows nothing new about the device: the replay
-     * is counted for its source, not in the device's history. */
+     * are refused as spent, whatever any replica's clock says. Whoever replays the device's
+     * evidence shows nothing new about the device: the replay is counted for its source, not in the
+     * device's history. */
     if (w->nonce != NULL) {
         bool fresh = false;
         err = spend_nonce(s, w, &fresh);

@@ -1357,7 +1357,7 @@ static int64_t sql_count(sqlite3 *raw, const char *sql)
 #define UNDO_27 "DROP TABLE spent_nonces_purged; DELETE FROM schema_version WHERE version = 26;"
 #define UNDO_25                                                                                    \
     UNDO_27 "ALTER TABLE deployments DROP COLUMN departed;"                                        \
-    "DELETE FROM schema_version WHERE version = 25;"
+            "DELETE FROM schema_version WHERE version = 25;"
 #define UNDO_24 UNDO_25 "DROP TABLE version_counts; DELETE FROM schema_version WHERE version = 24;"
 #define UNDO_23                                                                                    \
     UNDO_24 "ALTER TABLE deltas DROP COLUMN holder;"                                               \
