@@ -90,7 +90,8 @@ static json_t *claims_json(const rp_eat_claims_t *c)
  * of the components' digests), and each component an image the tenant uploaded, unless the
  * device's group allows others (a Development group); a component that is one of the tenant's
  * images must claim that image's security counter (or none when it has none), since the counter
- * is part of what was signed. On a store failure *failed is set.
+ * is part of what was signed. On the service's own failure (the store, a hash) *failed is set:
+ * nothing is recorded, since a refusal here revokes the device's certificates.
  */
 static rp_attest_reason_t appraise(rp_store_t *store, const rp_device_t *device,
                                    const rp_eat_claims_t *c, bool *failed)
@@ -120,16 +121,20 @@ static rp_attest_reason_t appraise(rp_store_t *store, const rp_device_t *device,
         for (size_t i = 0; i < c->ncomponents; i++) {
             memcpy(chain, reg, RP_SHA256_LEN);
             memcpy(chain + RP_SHA256_LEN, c->components[i].digest, RP_SHA256_LEN);
-            if (rp_sha256(chain, sizeof(chain), reg) != RP_OK)
+            if (rp_sha256(chain, sizeof(chain), reg) != RP_OK) {
+                *failed = true; /* the service's failure, not the device's */
                 return RP_REASON_POLICY;
+            }
         }
         if (rp_ct_memcmp(reg, c->measurement_register, RP_SHA256_LEN) != 0)
             return RP_REASON_MEASUREMENTS_INCONSISTENT;
     }
     for (size_t i = 0; i < c->ncomponents; i++) {
         const rp_eat_component_t *m = &c->components[i];
-        if (rp_hex_encode(m->digest, RP_SHA256_LEN, digest, sizeof(digest)) != RP_OK)
+        if (rp_hex_encode(m->digest, RP_SHA256_LEN, digest, sizeof(digest)) != RP_OK) {
+            *failed = true;
             return RP_REASON_POLICY;
+        }
         err = rp_store_image_by_hash(store, device->tenant_id, digest, &img);
         if (err == RP_OK) {
             if (img.has_security_counter != m->has_security_counter ||
@@ -258,16 +263,26 @@ static rp_attest_reason_t blocked_reason(rp_store_t *store, const char *device_i
 }
 
 /*
- * Whether a refusal is a signal for threat detection (threat.h): only what is proven about the
- * device (a failure that proves nothing could come from anyone who knows its public key, and
- * must not move its counts nor get it quarantined), of a device a tenant holds, and not the
- * refusal of a device already blocked or quarantined (that is the action's effect, not news).
+ * Whether a refusal is the device's own evidence failing appraisal (debug enabled, an image its
+ * tenant never uploaded, measurements inconsistent, a security counter mismatch, development mode
+ * or another policy refusal): proven (a failure that proves nothing could come from anyone who
+ * knows its public key), of a device a tenant holds, and not the refusal of a device already
+ * blocked or quarantined (that is the action's effect, not news). Such a verdict revokes the
+ * device's certificates in its own transaction (rp_attestation_write_t.revokes: docs/protocol.md
+ * "Verdicts") and is a signal for threat detection (threat.h).
  */
+static bool proven_failure(rp_attest_reason_t reason, const char *tenant_id)
+{
+    return !proves_nothing(reason) && tenant_id[0] != '\0' && reason != RP_REASON_PASS &&
+           reason != RP_REASON_UNCLAIMED && reason != RP_REASON_BLOCKED &&
+           reason != RP_REASON_QUARANTINED;
+}
+
+/* Whether a refusal, as recorded, is a signal for threat detection: a proven failure, not turned
+ * into a replay by the store. */
 static bool is_signal(const struct pending *p, bool unproven)
 {
-    return !unproven && p->att.tenant_id[0] != '\0' && p->reason != RP_REASON_PASS &&
-           p->reason != RP_REASON_UNCLAIMED && p->reason != RP_REASON_BLOCKED &&
-           p->reason != RP_REASON_QUARANTINED;
+    return !unproven && proven_failure(p->reason, p->att.tenant_id);
 }
 
 /*
@@ -324,6 +339,7 @@ static void submit(rp_req_t *r, const struct verdict *v, const rp_cert_record_t 
     }
     p->job.write.source = p->source;
     p->job.write.unproven = proves_nothing(v->reason);
+    p->job.write.revokes = proven_failure(v->reason, a->tenant_id);
     p->job.write.spent_reason = rp_attest_reason_code(RP_REASON_NONCE_REPLAYED);
     p->job.write.blocked_reason = rp_attest_reason_code(RP_REASON_BLOCKED);
     p->job.worker = r->w;

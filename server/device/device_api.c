@@ -383,7 +383,7 @@ void rp_h_root_add(rp_req_t *r)
 /* ---- devices ---- */
 
 /* The device of the request's client certificate: current, of its tenant's CA, not revoked,
- * not blocked. On failure a reply was sent. */
+ * not blocked, not quarantined, its last attestation passed. On failure a reply was sent. */
 bool rp_device_auth(rp_req_t *r, rp_device_t *device)
 {
     X509 *peer = rp_req_peer_cert(r);
@@ -420,6 +420,15 @@ bool rp_device_auth(rp_req_t *r, rp_device_t *device)
         rp_reply_error(r, 403, "quarantined",
                        "the device is quarantined by its tenant's policy until an operator "
                        "releases it");
+        return false;
+    }
+    /* Before the revocation too (a proven failed attestation revokes: docs/protocol.md
+     * "Verdicts"): the device hears why, and what brings it back. */
+    if (device->last_attested_at != 0 && !device->last_passed && !device->blocked) {
+        rp_reply_error(r, 403, "attestation_failed",
+                       "the device's last attestation failed (%s): it has a certificate again "
+                       "when it next passes",
+                       device->last_reason);
         return false;
     }
     rp_cert_serial_hex(peer, serial);

@@ -20,7 +20,9 @@
 #include "rampart/log.h"
 #include "recorder.h"
 
-#define PURGE_EVERY 60 /* seconds between purges of expired spent nonces */
+#define PURGE_EVERY 60   /* seconds between purges of expired spent nonces */
+#define PURGE_MARGIN 300 /* seconds a spent nonce is kept after it expired */
+#define CLOCK_SLACK 60   /* seconds two clocks may differ before the log says so */
 /* A round's jobs' bytes at most (a job larger still goes alone): a round holds the store's write
  * lock, which the workers' own writes wait for. */
 #define SETTLE_KINDS 8 /* kinds of jobs with a settle step */
@@ -39,6 +41,30 @@ struct rp_recorder {
     rp_attestation_write_t batch[RP_RECORDER_BATCH_MAX];
     int64_t purged_at;
 };
+
+/*
+ * Say so when this replica's clock and the database's differ by more than CLOCK_SLACK, or
+ * another replica's runs ahead of this one's by more (`behind`: how far the purge watermark is
+ * ahead of this replica's own purge; 0 at start). Nonces stay usable once whatever the clocks
+ * (the watermark), but a replica ahead by more than PURGE_MARGIN makes the others refuse live
+ * nonces as spent, and its certificates start in the others' future (docs/operations.md).
+ */
+static void clock_check(rp_recorder_t *rec, int64_t now, int64_t behind)
+{
+    int64_t db = 0;
+
+    if (rp_store_clock(rec->store, &db) != RP_OK)
+        return; /* the database's failures are told where they matter */
+    if (now - db > CLOCK_SLACK || db - now > CLOCK_SLACK)
+        rp_log_warn("this replica's clock is %+llds off the database's: keep the replicas' "
+                    "clocks synchronised (NTP; docs/operations.md \"Clocks\")",
+                    (long long)(now - db));
+    if (behind > CLOCK_SLACK)
+        rp_log_warn("another replica's clock runs at least %llds ahead of this one's (it purged "
+                    "spent nonces up to then); past %ds live nonces are refused as spent: keep "
+                    "the replicas' clocks synchronised (docs/operations.md \"Clocks\")",
+                    (long long)behind, PURGE_MARGIN);
+}
 
 /* A job of another kind than an attestation record, in a savepoint of its own. */
 static rp_err_t store_job(rp_recorder_t *rec, rp_record_job_t *j)
@@ -79,10 +105,24 @@ static void write_batch(rp_recorder_t *rec, rp_record_job_t *jobs, size_t n)
     int64_t now = (int64_t)time(NULL);
     rp_record_job_t *j = jobs, *next;
     size_t i = 0;
-    rp_err_t err = rp_store_group_begin(rec->store), aerr = RP_OK;
+    rp_err_t err, aerr = RP_OK;
     void (*settled[SETTLE_KINDS])(rp_record_job_t *, rp_store_t *);
     size_t nsettled = 0;
 
+    /* First, once a minute, in a transaction of its own (before the round, which is handed back
+     * done), the spent nonces' purge, with a few minutes' margin so that a clock stepping back a
+     * little cannot bring a purged nonce back to life. The purge raises the watermark below which
+     * every replica refuses a nonce as spent, whatever its own clock: a replica whose clock runs
+     * ahead purges early, and the others then refuse live nonces (clock_check tells). */
+    if (now - rec->purged_at >= PURGE_EVERY) {
+        int64_t watermark = 0;
+        if (rp_store_nonces_purge(rec->store, now - PURGE_MARGIN, &watermark) != RP_OK)
+            rp_log_warn("cannot purge spent nonces (will retry)");
+        else
+            clock_check(rec, now, watermark - (now - PURGE_MARGIN));
+        rec->purged_at = now;
+    }
+    err = rp_store_group_begin(rec->store);
     for (j = jobs; j != NULL; j = j->next)
         if (j->store == NULL)
             rec->batch[i++] = j->write;
@@ -123,13 +163,6 @@ static void write_batch(rp_recorder_t *rec, rp_record_job_t *jobs, size_t n)
             j->err = err;
         }
         rp_worker_complete(j->worker, j);
-    }
-    /* A few minutes' margin, so that a clock stepping back a little cannot bring a purged nonce
-     * back to life. */
-    if (now - rec->purged_at >= PURGE_EVERY) {
-        if (rp_store_nonces_purge(rec->store, now - 300) != RP_OK)
-            rp_log_warn("cannot purge spent nonces (will retry)");
-        rec->purged_at = now;
     }
 }
 
@@ -183,6 +216,7 @@ rp_err_t rp_recorder_start(const rp_server_t *srv, rp_recorder_t **out)
         free(rec);
         return err;
     }
+    clock_check(rec, (int64_t)time(NULL), 0);
     if (pthread_mutex_init(&rec->lock, NULL) != 0) {
         err = RP_ERR_NO_MEMORY;
     } else if (pthread_cond_init(&rec->wake, NULL) != 0) {

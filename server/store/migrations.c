@@ -409,6 +409,13 @@ const char *const rp_store_migrations[] = {
      * replica's writes would not move departed, and would count a departed device's report */
     "ALTER TABLE deployments ADD COLUMN departed INTEGER NOT NULL DEFAULT 0;" /* and */
     DEPLOY_COUNTERS_SEED_25,
+    /* 27: the spent nonces' purge watermark (store.c: rp_store_nonces_purge), one row: the
+     * largest `before` any replica purged with; a nonce that expired before it is refused as
+     * spent, so that "usable once" holds whatever the replicas' clocks (docs/protocol.md).
+     * Rolling upgrade: yes (an older replica purges without raising it, as before: the guard
+     * holds once every replica runs this version) */
+    ("CREATE TABLE spent_nonces_purged (below INTEGER NOT NULL);"
+     "INSERT INTO spent_nonces_purged (below) VALUES (0);"),
 };
 const int rp_store_schema_newest =
     (int)(sizeof(rp_store_migrations) / sizeof(rp_store_migrations[0]));

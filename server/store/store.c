@@ -1024,6 +1024,26 @@ rp_err_t rp_store_group_end(rp_store_t *s, rp_err_t err)
     return sq_end(s, err);
 }
 
+rp_err_t sq_device_revoke(rp_store_t *s, const char *tenant_id, const char *device_id, int64_t now)
+{
+    sq_st_t *st = sq_stmt(s, SQL_CERT_REVOKE_DEVICE);
+    int revoked = 0;
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    db_bind_int64(st, 1, now);
+    db_bind_text(st, 2, device_id);
+    err = sq_step_done(s, st, &revoked);
+    if (err != RP_OK || revoked == 0)
+        return err; /* nothing revoked: the CRL is the same */
+    st = sq_stmt(s, SQL_CRL_BUMP);
+    if (st == NULL)
+        return RP_ERR_IO;
+    db_bind_text(st, 1, tenant_id);
+    return sq_step_done(s, st, NULL);
+}
+
 static rp_err_t block_write(rp_store_t *s, void *ctx)
 {
     const device_op_t *op = ctx;
@@ -1039,23 +1059,8 @@ static rp_err_t block_write(rp_store_t *s, void *ctx)
     }
     if (err == RP_OK && changes == 0)
         err = RP_ERR_NOT_FOUND;
-    if (err == RP_OK) {
-        st = sq_stmt(s, SQL_CERT_REVOKE_DEVICE);
-        err = st != NULL ? RP_OK : RP_ERR_IO;
-    }
-    if (err == RP_OK) {
-        db_bind_int64(st, 1, op->now);
-        db_bind_text(st, 2, op->device_id);
-        err = sq_step_done(s, st, NULL);
-    }
-    if (err == RP_OK) {
-        st = sq_stmt(s, SQL_CRL_BUMP);
-        err = st != NULL ? RP_OK : RP_ERR_IO;
-    }
-    if (err == RP_OK) {
-        db_bind_text(st, 1, op->tenant_id);
-        err = sq_step_done(s, st, NULL);
-    }
+    if (err == RP_OK)
+        err = sq_device_revoke(s, op->tenant_id, op->device_id, op->now);
     return err;
 }
 
@@ -1107,15 +1112,69 @@ rp_err_t rp_store_device_unblock(rp_store_t *s, const char *tenant_id, const cha
 static const char SQL_NONCE_SPEND[] =
     "INSERT INTO spent_nonces (nonce, expires) VALUES (?, ?) ON CONFLICT DO NOTHING";
 static const char SQL_NONCE_PURGE[] = "DELETE FROM spent_nonces WHERE expires < ?";
+/* The purge watermark (migration 27): the largest `before` any replica purged with, whatever its
+ * clock. A nonce that expired before it may have been purged: it is refused as spent. */
+static const char SQL_NONCE_WATERMARK_RAISE[] =
+    "UPDATE spent_nonces_purged SET below = greatest(below, ?) RETURNING below";
+static const char SQL_NONCE_WATERMARK[] = "SELECT below FROM spent_nonces_purged";
 
-rp_err_t rp_store_nonces_purge(rp_store_t *s, int64_t before)
+rp_err_t rp_store_nonces_purge(rp_store_t *s, int64_t before, int64_t *watermark)
 {
-    sq_st_t *st = sq_stmt(s, SQL_NONCE_PURGE);
+    sq_st_t *st;
+    rp_err_t err = sq_begin(s);
+    int rc;
 
+    if (err != RP_OK)
+        return err;
+    st = sq_stmt(s, SQL_NONCE_WATERMARK_RAISE);
+    if (st == NULL)
+        return sq_end(s, RP_ERR_IO);
+    db_bind_int64(st, 1, before);
+    rc = db_step(st);
+    *watermark = rc == DB_ROW ? db_column_int64(st, 0) : before;
+    if (rc == DB_ROW)
+        rc = db_step(st);
+    db_reset(st);
+    err = rc == DB_DONE ? RP_OK : sq_error(s, "the nonces' purge watermark");
+    if (err == RP_OK && (st = sq_stmt(s, SQL_NONCE_PURGE)) == NULL)
+        err = RP_ERR_IO;
+    if (err == RP_OK) {
+        db_bind_int64(st, 1, before);
+        err = sq_step_done(s, st, NULL);
+    }
+    return sq_end(s, err);
+}
+
+rp_err_t rp_store_clock(rp_store_t *s, int64_t *now)
+{
+    return sq_db_now(s, now);
+}
+
+/* Spend a nonce inside the verdict's transaction. OUT: *fresh, false when it was spent already
+ * or may have been (it expired before the purge watermark: its row may be gone). */
+static rp_err_t spend_nonce(rp_store_t *s, const rp_attestation_write_t *w, bool *fresh)
+{
+    sq_st_t *st = sq_stmt(s, SQL_NONCE_SPEND);
+    int spent = 0, rc;
+    rp_err_t err;
+
+    *fresh = false;
     if (st == NULL)
         return RP_ERR_IO;
-    db_bind_int64(st, 1, before);
-    return sq_step_done(s, st, NULL);
+    db_bind_blob(st, 1, w->nonce, w->nonce_len);
+    db_bind_int64(st, 2, w->nonce_expires);
+    err = sq_step_done(s, st, &spent);
+    if (err != RP_OK || spent == 0)
+        return err;
+    /* (Every write holds the store's write lock, on either engine: no purge comes between.) */
+    if ((st = sq_stmt(s, SQL_NONCE_WATERMARK)) == NULL)
+        return RP_ERR_IO;
+    rc = db_step(st);
+    *fresh = rc == DB_ROW && w->nonce_expires >= db_column_int64(st, 0);
+    if (rc == DB_ROW)
+        rc = db_step(st);
+    db_reset(st);
+    return rc == DB_DONE ? RP_OK : sq_error(s, "the nonces' purge watermark");
 }
 
 static const char SQL_ATTEST_INSERT[] =
@@ -1220,22 +1279,19 @@ static rp_err_t record_one(rp_store_t *s, rp_attestation_write_t *w, bool *grew)
     if (w->unproven) /* nothing else to do: it spends no nonce, issues nothing */
         return record_unproven(s, w, grew);
     /* A nonce spent already leaves this insert undone (nothing inserted: the transaction goes
-     * on). Whoever replays the device's evidence shows nothing new about the device: the replay
-     * is counted for its source, not in the device's history. */
+     * on), and one that expired before the purge watermark may have been spent and purged: both
+     * are refused as spent, whatever any replica's clock says. Whoever replays the device's
+     * evidence shows nothing new about the device: the replay is counted for its source, not in the
+     * device's history. */
     if (w->nonce != NULL) {
-        int spent = 0;
-        st = sq_stmt(s, SQL_NONCE_SPEND);
-        if (st == NULL)
-            return RP_ERR_IO;
-        db_bind_blob(st, 1, w->nonce, w->nonce_len);
-        db_bind_int64(st, 2, w->nonce_expires);
-        err = sq_step_done(s, st, &spent);
-        if (err == RP_OK && spent == 0) {
+        bool fresh = false;
+        err = spend_nonce(s, w, &fresh);
+        if (err != RP_OK)
+            return err;
+        if (!fresh) {
             refuse_instead(w, RP_RECORDED_AS_REPLAY, w->spent_reason);
             return record_unproven(s, w, grew);
         }
-        if (err != RP_OK)
-            return err;
     }
     /* A pass stands only if the device is still the tenant's and not blocked now. */
     if (w->cert != NULL) {
@@ -1294,6 +1350,10 @@ static rp_err_t record_one(rp_store_t *s, rp_attestation_write_t *w, bool *grew)
     err = sq_step_done(s, st, NULL);
     if (err == RP_OK)
         err = sq_device_counts_move(s, &before, &after);
+    /* A proven failure: the device's certificates go with the verdict, in its transaction. */
+    if (err == RP_OK && w->revokes && !a->passed)
+        err = sq_device_revoke(s, before.tenant_id[0] != '\0' ? before.tenant_id : a->tenant_id,
+                               a->device_id, a->at);
     return err == RP_ERR_EXISTS ? RP_ERR_IO : err;
 }
 

@@ -203,6 +203,10 @@ typedef struct rp_attestation_write {
      * that whoever knows a device's public key cannot spoil its record. A record whose nonce
      * turns out spent (RP_RECORDED_AS_REPLAY) is counted the same way. */
     bool unproven;
+    /* A failure of the device's own proven evidence (signed by its key, fresh) on appraisal, e.g.
+     * debug enabled or an image its tenant never uploaded: its unrevoked certificates are revoked
+     * and its tenant's CRL number moved, in the verdict's transaction (docs/protocol.md). */
+    bool revokes;
     const char *source; /* the client's address, for an unproven failure */
 } rp_attestation_write_t;
 
@@ -230,8 +234,14 @@ typedef void (*rp_unproven_fn)(void *ctx, const rp_unproven_source_t *u);
 /* The sources seen most recently first, at most limit. */
 rp_err_t rp_store_unproven_list(rp_store_t *s, int limit, rp_unproven_fn fn,
                                 void *ctx) RP_MUST_CHECK;
-/* Forget the spent nonces that expired before `before` (they are refused as expired anyway). */
-rp_err_t rp_store_nonces_purge(rp_store_t *s, int64_t before) RP_MUST_CHECK;
+/* Forget the spent nonces that expired before `before` (the caller's clock less a margin), and
+ * raise the purge watermark to it: from then on, on every replica whatever its clock, a nonce that
+ * expired before the watermark is refused as spent (its row may be gone). One transaction.
+ * OUT: *watermark, the largest `before` any replica has purged with (above `before`: a replica
+ * whose clock runs ahead of the caller's purged). */
+rp_err_t rp_store_nonces_purge(rp_store_t *s, int64_t before, int64_t *watermark) RP_MUST_CHECK;
+/* The database's clock (seconds since the epoch): the one the replicas share. */
+rp_err_t rp_store_clock(rp_store_t *s, int64_t *now) RP_MUST_CHECK;
 typedef void (*rp_attestation_fn)(void *ctx, const rp_attestation_t *a);
 rp_err_t rp_store_attestation_list(rp_store_t *s, const char *tenant_id, const char *device_id,
                                    int limit, rp_attestation_fn fn, void *ctx) RP_MUST_CHECK;

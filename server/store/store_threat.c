@@ -506,10 +506,6 @@ static const char SQL_QUARANTINE[] =
     "UPDATE devices SET quarantined_at = ?, quarantine_reason = ? WHERE id = ? AND tenant_id = ?";
 static const char SQL_RELEASE[] =
     "UPDATE devices SET quarantined_at = 0, quarantine_reason = '' WHERE id = ? AND tenant_id = ?";
-static const char SQL_Q_REVOKE[] =
-    "UPDATE certificates SET revoked_at = ? WHERE device_id = ? AND revoked_at = 0";
-static const char SQL_Q_CRL_BUMP[] =
-    "UPDATE cas SET crl_number = crl_number + 1 WHERE tenant_id = ?";
 static const char SQL_ACTION_ADD[] =
     "INSERT INTO threat_actions (tenant_id, device_id, at, action, actor, reason)"
     " VALUES (?, ?, ?, ?, ?, ?)";
@@ -666,23 +662,10 @@ static rp_err_t quarantine(rp_store_t *s, const char *tenant_id, const char *dev
                            const char *reason, int64_t now)
 {
     qset_t q = {tenant_id, device_id, reason, now};
-    sq_st_t *st;
     rp_err_t err = sq_device_write(s, device_id, qset_write, &q);
 
-    if (err == RP_OK) {
-        st = sq_stmt(s, SQL_Q_REVOKE);
-        if (st != NULL) {
-            db_bind_int64(st, 1, now);
-            db_bind_text(st, 2, device_id);
-        }
-        err = STEP(s, st, NULL);
-    }
-    if (err == RP_OK) {
-        st = sq_stmt(s, SQL_Q_CRL_BUMP);
-        if (st != NULL)
-            db_bind_text(st, 1, tenant_id);
-        err = STEP(s, st, NULL);
-    }
+    if (err == RP_OK)
+        err = sq_device_revoke(s, tenant_id, device_id, now);
     if (err == RP_OK)
         err = STEP(s, device_stmt(s, SQL_QSIGNALS_FORGET, device_id), NULL);
     if (err == RP_OK)

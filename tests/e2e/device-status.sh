@@ -3,7 +3,9 @@
 # the apps it runs and its security events over mutual TLS with its certificate; the service keeps
 # the newest app list and each event once by (device, seq), the newest 1000 with the rest counted;
 # `rampart device show` (text and JSON) and GET .../devices/D/events (paged) show them; malformed,
-# oversized and unauthenticated reports are refused and change nothing; another tenant sees none.
+# oversized and unauthenticated reports are refused and change nothing; another tenant sees none;
+# a proven failed attestation revokes the certificate (the device API refuses it, the CRL lists it)
+# until the device passes again.
 # (The device's side, through a real monitor: e2e.monitor_report.)
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT to the rampart-agent binary}"
@@ -19,9 +21,10 @@ expect 0 "$AGENT" provision --state-dir "$d/dev" --rot soft; id=$(tail -n1 "$d/o
 expect 0 "$RAMPART" device claim --tenant "$acme" "$id"
 expect 0 "$AGENT" attest --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$SERVER_CA"
 
-# post FILE [--no-cert]: the device's status report; the status in $status, the answer in body.
+# post FILE [--no-cert]: the device's status report (with the certificate $CERT, by default the
+# agent's); the status in $status, the answer in body.
 post() {
-  local cert=(--cert "$d/dev/agent/device.crt" --key "$d/dev/identity.pem")
+  local cert=(--cert "${CERT:-$d/dev/agent/device.crt}" --key "$d/dev/identity.pem")
   [ "${2:-}" = --no-cert ] && cert=()
   status=$(curl -s -o "$d/body" -w '%{http_code}' --cacert "$SERVER_CA" "${cert[@]}" \
     -H 'Content-Type: application/json' --data-binary "@$1" "$SERVER_URL/api/v1/device/status")
@@ -137,4 +140,29 @@ expect 0 "$AGENT" events --state-dir "$d/dev"; out_lines 0
 expect 1 "$AGENT" check-now --state-dir "$d/dev" # no update root: the check refuses; the report goes
 err_has "status report: 0 event(s) taken by the service"
 shown '.report.apps | length == 2'
+
+# --- a proven failed attestation takes the device's certificate (docs/protocol.md "Verdicts") ---
+# Its own fresh evidence now fails appraisal (the policy refuses debug): its certificate is revoked
+# with the verdict, the device API refuses it and says why, the tenant's CRL lists it; it has a
+# certificate again, and the device API back, when it next passes.
+cp "$d/dev/agent/device.crt" "$d/old.crt"
+old=$(openssl x509 -in "$d/old.crt" -noout -serial | cut -d= -f2)
+crl_has() { # SERIAL: whether the tenant's CRL lists it
+  "$RAMPART" ca crl --tenant "$acme" --out "$d/crl.pem" >/dev/null || fail "no CRL"
+  openssl crl -in "$d/crl.pem" -noout -text | grep -qi "Serial Number: $1"
+}
+crl_has "$old" && fail "the certificate is revoked already"
+expect 0 "$RAMPART" tenant policy --tenant "$acme" --allow-debug no --require-components no
+expect 1 "$AGENT" attest --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+jq -e '.passed == false and .reason == "debug_enabled"' "$d/dev/agent/attestation.json" >/dev/null ||
+  fail "not refused for debug: $(cat "$d/dev/agent/attestation.json")"
+CERT=$d/old.crt post "$d/r1.json"; is_status 403
+body_has '.error == "attestation_failed" and (.message | contains("debug_enabled"))'
+crl_has "$old" || fail "the CRL does not list the failed device's certificate"
+expect 0 "$RAMPART" tenant policy --tenant "$acme" --allow-debug yes --require-components no
+expect 0 "$AGENT" attest --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+new=$(openssl x509 -in "$d/dev/agent/device.crt" -noout -serial | cut -d= -f2)
+[ "$new" != "$old" ] || fail "no new certificate"
+post "$d/r1.json"; is_status 200
+CERT=$d/old.crt post "$d/r1.json"; is_status 403; body_has '.error == "forbidden"'
 done_ok

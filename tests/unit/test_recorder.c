@@ -217,7 +217,7 @@ static void batches_share_one_commit(void **state)
                 *b = job(f, 4, false);
     unsigned long long r0, j0, r1, j1, c0;
 
-    /* The first round also purges spent nonces (a commit of its own): out of the way. */
+    /* The first round purges spent nonces first (a commit of its own): out of the way. */
     submit(f, warm);
     wait_handed_back(f, 1);
     assert_int_equal(warm->job.err, RP_OK);

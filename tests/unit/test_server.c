@@ -173,7 +173,7 @@ static void store_schema(void **state)
 {
     struct db *db = *state;
 
-    assert_int_equal(rp_store_schema_version(db->s), 25);
+    assert_int_equal(rp_store_schema_version(db->s), 26); /* 27 after the merge with 26 */
 }
 
 static void collect_upload(void *ctx, const rp_upload_t *u)
@@ -253,6 +253,7 @@ static void store_batch_spends_each_nonce_once(void **state)
     char tenant_id[RP_ID_SIZE];
     struct seen seen = {0};
     bool blocked = true;
+    int64_t wm = 0;
 
     assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, dev1, 1000), RP_OK);
     assert_int_equal(rp_store_device_standing(db->s, dev1, tenant_id, &blocked), RP_OK);
@@ -300,21 +301,145 @@ static void store_batch_spends_each_nonce_once(void **state)
         assert_int_equal(src.last.count, 1);
     }
 
-    /* A later batch cannot spend n2 again, nor after a purge of nonces expired before 2000;
-     * once n2 itself has expired and been purged it could be stored again, but by then the
-     * nonce is refused as expired before it reaches the store. */
+    /* A later batch cannot spend n2 again, nor after a purge of nonces expired before 2000
+     * (n2 expires at 2000: its row stays), nor once n2 has expired and been purged (its row is
+     * gone, the purge watermark refuses it). */
     fill(&a[0], dev1, db->tenant.id, false);
     w[0] = write_of(&a[0], NULL, n2);
     assert_int_equal(rp_store_attestations_record(db->s, w, 1), RP_OK);
     assert_int_equal(w[0].as, RP_RECORDED_AS_REPLAY);
-    assert_int_equal(rp_store_nonces_purge(db->s, 2000), RP_OK);
+    assert_int_equal(rp_store_nonces_purge(db->s, 2000, &wm), RP_OK);
+    assert_int_equal(wm, 2000);
     fill(&a[0], dev1, db->tenant.id, false);
     assert_int_equal(rp_store_attestations_record(db->s, w, 1), RP_OK);
     assert_int_equal(w[0].as, RP_RECORDED_AS_REPLAY);
-    assert_int_equal(rp_store_nonces_purge(db->s, 2001), RP_OK);
+    assert_int_equal(rp_store_nonces_purge(db->s, 2001, &wm), RP_OK);
     fill(&a[0], dev1, db->tenant.id, false);
     assert_int_equal(rp_store_attestations_record(db->s, w, 1), RP_OK);
-    assert_int_equal(w[0].as, RP_RECORDED_AS_GIVEN);
+    assert_int_equal(w[0].as, RP_RECORDED_AS_REPLAY);
+    /* the watermark never moves back (a replica whose clock runs behind purges less) */
+    assert_int_equal(rp_store_nonces_purge(db->s, 1500, &wm), RP_OK);
+    assert_int_equal(wm, 2001);
+}
+
+/* Review r8 M2: "usable once" whatever the replicas' clocks. Replica B (clock right, 1700)
+ * spends n1, which expires at 2000; replica A, whose clock runs 400 s ahead, purges with its
+ * margin (before 2100) and deletes n1's row while n1 is live at B. B must still refuse n1 again:
+ * on both engines, two handles on one database. */
+static void store_nonce_once_across_clocks(void **state)
+{
+    struct db *db = *state;
+    uint8_t n1[RP_NONCE_SIZE] = {1}, n3[RP_NONCE_SIZE] = {3}, n4[RP_NONCE_SIZE] = {4};
+    rp_cert_record_t c1 = cert_for(db, dev1, "0e01"), c2 = cert_for(db, dev1, "0e02"),
+                     c3 = cert_for(db, dev1, "0e03");
+    rp_attestation_t a;
+    rp_attestation_write_t w;
+    rp_store_t *ahead;
+    int64_t wm = 0;
+
+    assert_int_equal(rt_store_open(&db->t, &ahead), RP_OK);
+    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, dev1, 1000), RP_OK);
+    fill(&a, dev1, db->tenant.id, true);
+    w = write_of(&a, &c1, n1);
+    assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
+    assert_int_equal(w.as, RP_RECORDED_AS_GIVEN);
+    /* B purges on its own clock: n1 stays */
+    assert_int_equal(rp_store_nonces_purge(db->s, 1700 - 300, &wm), RP_OK);
+    assert_int_equal(wm, 1400);
+    /* A, 400 s ahead, purges n1's row */
+    assert_int_equal(rp_store_nonces_purge(ahead, 2100, &wm), RP_OK);
+    assert_int_equal(wm, 2100);
+    /* B, n1 live on its clock: the same evidence again is a replay, not a second pass */
+    fill(&a, dev1, db->tenant.id, true);
+    w = write_of(&a, &c2, n1);
+    assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
+    assert_int_equal(w.as, RP_RECORDED_AS_REPLAY);
+    assert_false(a.passed);
+    {
+        rp_cert_record_t got;
+        assert_int_equal(rp_store_cert_get(db->s, "0e02", &got), RP_ERR_NOT_FOUND);
+    }
+    /* The cost of A's clock, on B: a nonce expiring before the watermark is refused though
+     * never spent; one expiring after it is spent once. B's next purge shows how far A is ahead. */
+    fill(&a, dev1, db->tenant.id, true);
+    w = write_of(&a, &c2, n4);
+    w.nonce_expires = 2099;
+    assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
+    assert_int_equal(w.as, RP_RECORDED_AS_REPLAY);
+    fill(&a, dev1, db->tenant.id, true);
+    w = write_of(&a, &c3, n3);
+    w.nonce_expires = 2100;
+    assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
+    assert_int_equal(w.as, RP_RECORDED_AS_GIVEN);
+    assert_int_equal(rp_store_nonces_purge(db->s, 1760 - 300, &wm), RP_OK);
+    assert_int_equal(wm, 2100);
+    rp_store_close(ahead);
+}
+
+/* Review r8 M3: a proven failure of a claimed device revokes its certificates and moves its
+ * tenant's CRL number in the verdict's transaction; a failure that does not revoke (unproven,
+ * or a refusal that is an operator's action) leaves them; the next pass issues one again. */
+static void store_proven_failure_revokes(void **state)
+{
+    struct db *db = *state;
+    rp_cert_record_t c1 = cert_for(db, dev1, "0f01"), c2 = cert_for(db, dev1, "0f02"),
+                     c3 = cert_for(db, dev2, "0f03"), got;
+    rp_attestation_t a;
+    rp_attestation_write_t w;
+    rp_device_t d;
+    int64_t v0 = 0, v1 = 0;
+    rp_ca_record_t ca = {.cert_pem = "", .key_pem_enc = "", .not_after = 0};
+
+    snprintf(ca.tenant_id, sizeof(ca.tenant_id), "%s", db->tenant.id);
+    assert_int_equal(rp_store_ca_put(db->s, &ca), RP_OK); /* its CRL's number */
+    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, dev1, 1000), RP_OK);
+    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, dev2, 1000), RP_OK);
+    fill(&a, dev1, db->tenant.id, true);
+    w = write_of(&a, &c1, NULL);
+    assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
+    fill(&a, dev2, db->tenant.id, true);
+    w = write_of(&a, &c3, NULL);
+    assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
+    assert_int_equal(rp_store_crl_version(db->s, db->tenant.id, &v0), RP_OK);
+    /* a failure that does not revoke */
+    fill(&a, dev1, db->tenant.id, false);
+    w = write_of(&a, NULL, NULL);
+    assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
+    assert_int_equal(rp_store_cert_get(db->s, "0f01", &got), RP_OK);
+    assert_int_equal(got.revoked_at, 0);
+    /* a proven one */
+    fill(&a, dev1, db->tenant.id, false);
+    snprintf(a.reason, sizeof(a.reason), "debug_enabled");
+    a.at = 1200;
+    w = write_of(&a, NULL, NULL);
+    w.revokes = true;
+    assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
+    assert_int_equal(rp_store_cert_get(db->s, "0f01", &got), RP_OK);
+    assert_int_equal(got.revoked_at, 1200);
+    assert_int_equal(rp_store_cert_get(db->s, "0f03", &got), RP_OK); /* another device's */
+    assert_int_equal(got.revoked_at, 0);
+    assert_int_equal(rp_store_crl_version(db->s, db->tenant.id, &v1), RP_OK);
+    assert_int_equal(v1, v0 + 1);
+    assert_int_equal(rp_store_device_get(db->s, dev1, &d), RP_OK);
+    assert_false(d.last_passed);
+    assert_string_equal(d.last_reason, "debug_enabled");
+    assert_string_equal(d.cert_serial, "");
+    /* again: nothing more to revoke, the CRL stays as it is */
+    a.at = 1300;
+    w = write_of(&a, NULL, NULL);
+    w.revokes = true;
+    assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
+    assert_int_equal(rp_store_crl_version(db->s, db->tenant.id, &v1), RP_OK);
+    assert_int_equal(v1, v0 + 1);
+    /* the next pass: a certificate again */
+    fill(&a, dev1, db->tenant.id, true);
+    w = write_of(&a, &c2, NULL);
+    assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
+    assert_int_equal(rp_store_device_get(db->s, dev1, &d), RP_OK);
+    assert_true(d.last_passed);
+    assert_string_equal(d.cert_serial, "0f02");
+    assert_int_equal(rp_store_cert_get(db->s, "0f02", &got), RP_OK);
+    assert_int_equal(got.revoked_at, 0);
 }
 
 static void count_revoked(void *ctx, const rp_cert_record_t *c)
@@ -1228,9 +1353,11 @@ static int64_t sql_count(sqlite3 *raw, const char *sql)
 
 /* A SQLite file taken back from the newest schema to 21 (the deployments' departed devices, the
  * versions' counters, a delta's holder, the image an upload became) ... */
+/* (migration "27", the nonces' purge watermark: schema version 26 until the merge with 26) */
+#define UNDO_27 "DROP TABLE spent_nonces_purged; DELETE FROM schema_version WHERE version = 26;"
 #define UNDO_25                                                                                    \
-    "ALTER TABLE deployments DROP COLUMN departed;"                                                \
-    "DELETE FROM schema_version WHERE version = 25;"
+    UNDO_27 "ALTER TABLE deployments DROP COLUMN departed;"                                        \
+            "DELETE FROM schema_version WHERE version = 25;"
 #define UNDO_24 UNDO_25 "DROP TABLE version_counts; DELETE FROM schema_version WHERE version = 24;"
 #define UNDO_23                                                                                    \
     UNDO_24 "ALTER TABLE deltas DROP COLUMN holder;"                                               \
@@ -3539,6 +3666,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(ca_issues_device_certs, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_device_status, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_batch_spends_each_nonce_once, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_nonce_once_across_clocks, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_proven_failure_revokes, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_pass_for_a_device_blocked_meanwhile, db_setup,
                                         db_teardown),
         cmocka_unit_test_setup_teardown(store_unproven_failures_apart, db_setup, db_teardown),
