@@ -1,8 +1,10 @@
 /* The log's bucket (lograte.h). */
 #include <stdio.h>
+#include <string.h>
 
 #include "compartment.h"
 #include "lograte.h"
+#include "rampart/bytes.h"
 
 #define MILLI_MAX ((uint64_t)RP_COMPARTMENT_LOG_BURST * 1000)
 #define MILLI_RESUME ((uint64_t)RP_COMPARTMENT_LOG_RATE * 1000)
@@ -12,12 +14,24 @@ _Static_assert(RP_COMPARTMENT_LOG_RATE >= RP_LOGRATE_LINE_MAX &&
                    RP_COMPARTMENT_LOG_BURST >= RP_COMPARTMENT_LOG_RATE,
                "the bucket resumes at a second's refill, which holds the dropped line");
 
+#define RECORD_MAGIC "RPLB"
+
+/* milli (<= MILLI_MAX) after ms of refill (ms <= 0: none), at most full. */
+static uint64_t refilled(uint64_t milli, int64_t ms)
+{
+    if (ms <= 0)
+        return milli;
+    if ((uint64_t)ms >= MILLI_MAX / RP_COMPARTMENT_LOG_RATE)
+        return MILLI_MAX;
+    uint64_t gain = (uint64_t)ms * RP_COMPARTMENT_LOG_RATE;
+    return gain >= MILLI_MAX - milli ? MILLI_MAX : milli + gain;
+}
+
 static void refill(rp_lograte_t *b, int64_t now_ms)
 {
     if (now_ms <= b->at_ms)
         return; /* the same ms (or a clock that went back: nothing gained) */
-    uint64_t gain = (uint64_t)(now_ms - b->at_ms) * RP_COMPARTMENT_LOG_RATE;
-    b->milli = gain >= MILLI_MAX - b->milli ? MILLI_MAX : b->milli + gain;
+    b->milli = refilled(b->milli, now_ms - b->at_ms);
     b->at_ms = now_ms;
 }
 
@@ -25,9 +39,29 @@ void rp_lograte_init(rp_lograte_t *b, int64_t now_ms, int64_t idle_ms)
 {
     b->dropped = 0;
     b->at_ms = now_ms;
-    b->milli = MILLI_MAX;
-    if (idle_ms >= 0 && (uint64_t)idle_ms < MILLI_MAX / RP_COMPARTMENT_LOG_RATE)
-        b->milli = (uint64_t)idle_ms * RP_COMPARTMENT_LOG_RATE;
+    b->milli = idle_ms < 0 ? MILLI_MAX : refilled(0, idle_ms);
+}
+
+void rp_lograte_save(const rp_lograte_t *b, int64_t now_ms, int64_t wall_ms,
+                     uint8_t out[RP_LOGRATE_RECORD_LEN])
+{
+    memcpy(out, RECORD_MAGIC, 4);
+    rp_le_put(out + 4, refilled(b->milli, now_ms - b->at_ms) / 1000, 4);
+    rp_le_put(out + 8, (uint64_t)(wall_ms > 0 ? wall_ms : 0), 8);
+}
+
+bool rp_lograte_restore(rp_lograte_t *b, int64_t now_ms, int64_t wall_ms, int64_t written_ms,
+                        const uint8_t *p, size_t n)
+{
+    if (n != RP_LOGRATE_RECORD_LEN || memcmp(p, RECORD_MAGIC, 4) != 0)
+        return false;
+    uint64_t held = rp_le_get(p + 4, 4), at = rp_le_get(p + 8, 8);
+    if (held > RP_COMPARTMENT_LOG_BURST || at > INT64_MAX || (int64_t)at < written_ms)
+        return false;
+    b->dropped = 0;
+    b->at_ms = now_ms;
+    b->milli = refilled(held * 1000, wall_ms - (int64_t)at);
+    return true;
 }
 
 size_t rp_lograte_take(rp_lograte_t *b, int64_t now_ms, size_t n)

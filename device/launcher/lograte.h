@@ -8,7 +8,12 @@
  * second's refill again (RESUME), with one line saying how many were dropped. The last
  * RP_LOGRATE_LINE_MAX bytes are kept for that line: the app's bytes never take them.
  *
- * The clock is the caller's (ms, monotonic): nothing here reads one, so that a test drives it.
+ * One bucket serves all of an app's runs: each ends by saving what its bucket holds in a record
+ * (rp_lograte_save) that the next run starts from (rp_lograte_restore), so that a restart gains
+ * only the refill since, neither a fresh burst nor less than the last run left.
+ *
+ * The clocks are the caller's (ms; now_ms monotonic, wall_ms the wall clock, which a record needs:
+ * the next run may come after a reboot): nothing here reads one, so that a test drives them.
  */
 #ifndef RAMPART_LAUNCHER_LOGRATE_H
 #define RAMPART_LAUNCHER_LOGRATE_H
@@ -17,7 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RP_LOGRATE_LINE_MAX 128 /* the dropped line (rp_lograte_line), its newline included */
+#define RP_LOGRATE_LINE_MAX 128  /* the dropped line (rp_lograte_line), its newline included */
+#define RP_LOGRATE_RECORD_LEN 16 /* "RPLB", bytes held (u32), at wall ms (u64); little-endian */
 
 typedef struct rp_lograte {
     uint64_t milli;   /* the bytes it holds, times 1000 (a refill's fraction of a byte kept) */
@@ -25,10 +31,24 @@ typedef struct rp_lograte {
     uint64_t dropped; /* dropped since writing stopped; 0: writing */
 } rp_lograte_t;
 
-/* A full bucket at now_ms, less what the app's earlier runs used: idle_ms is how long ago its log
- * was last written (its mtime: the bucket as it would be had one bucket served every run, or
- * less); idle_ms < 0, not known (an empty log, or a clock set back since): full. */
+/* A bucket at now_ms that was empty idle_ms ago: what a run starts with when its last run left no
+ * record (rp_lograte_restore), from how long ago its log was last written (its mtime: the bucket
+ * had the last write emptied it, so at most what one bucket serving every run would hold);
+ * idle_ms < 0, not known (an empty log, or a clock set back since): full. */
 void rp_lograte_init(rp_lograte_t *b, int64_t now_ms, int64_t idle_ms);
+
+/* The record of what b holds at now_ms, dated wall_ms, for the next run (rp_lograte_restore). */
+void rp_lograte_save(const rp_lograte_t *b, int64_t now_ms, int64_t wall_ms,
+                     uint8_t out[RP_LOGRATE_RECORD_LEN]);
+
+/* A new run's bucket at now_ms (wall_ms on the wall clock) from the record its last run left (p,
+ * n bytes as read): what it held then and the refill since (none if the wall clock went back), at
+ * most full. written_ms: when the log was last written (wall ms, its mtime; -1: empty), which a
+ * record must not predate (the log written since, by a run that saved none: stale). false, b
+ * untouched: no record (n = 0), or not one (another length, magic, or a level past the burst), or
+ * a stale one; the caller starts from rp_lograte_init. */
+bool rp_lograte_restore(rp_lograte_t *b, int64_t now_ms, int64_t wall_ms, int64_t written_ms,
+                        const uint8_t *p, size_t n);
 
 /* Of n bytes the app wrote, how many go to the log now (the first ones); the rest are dropped and
  * counted. None while it is dropping (until rp_lograte_resume). */

@@ -74,7 +74,7 @@
 /* What the monitor handed over: the spec, and the descriptors of argv (launch.h). */
 typedef struct launch_args {
     rp_launch_spec_t spec;
-    int sync_fd, log_fd, null_fd, channel_fd, tree_fd, root_fd, net_fd, data_fd;
+    int sync_fd, log_fd, null_fd, channel_fd, tree_fd, root_fd, net_fd, data_fd, bucket_fd;
     int etc_fd; /* a writable view of the new root's /etc (names_start), for the hosts keeper */
 } launch_args_t;
 
@@ -501,14 +501,16 @@ static void child_fail(int sync_fd, const char *why)
 /* The app's stdout and stderr: a pipe read here into the log file the monitor handed over
  * (compartment.h), always at once (the app never waits on its log): what the bucket (lograte.h)
  * lets through is written, the rest dropped and said in one line when writing resumes, the run's
- * first drop told to the monitor (RP_LAUNCH_LOG_DROPPED); the file cut back to its newest
+ * first drop told to the monitor (RP_LAUNCH_LOG_DROPPED), the bucket carried from run to run in
+ * its record beside the log (BUCKET, launch.h; log_start, log_end); the file cut back to its newest
  * RP_COMPARTMENT_LOG_KEEP bytes past RP_COMPARTMENT_LOG_MAX. This process's writes are held to
  * RLIMIT_FSIZE (set in main), so that even a launcher the app took over cannot grow the file much
  * past the bound. A write that fails loses those bytes, nothing else: the app's log is the app's.
  */
 typedef struct app_log {
-    int in;  /* the pipe's read end, non-blocking; -1 once every writer is gone */
-    int out; /* the log file: no O_APPEND (a cut writes at 0), its offset at the end */
+    int in;     /* the pipe's read end, non-blocking; -1 once every writer is gone */
+    int out;    /* the log file: no O_APPEND (a cut writes at 0), its offset at the end */
+    int record; /* the bucket's record (lograte.h), beside the log; -1: none */
     int sync_fd;
     rp_lograte_t bucket;
     bool mid_line; /* the log's last byte is not a newline */
@@ -590,30 +592,61 @@ static void log_drain(app_log_t *l, bool all)
         log_say_dropped(l, true);
 }
 
-/* The bucket as the app's earlier runs left it, at most (lograte.h): how long ago the log was last
- * written, by its mtime, less a jiffy (a file's times are the coarse clock's); -1: not known. */
-static int64_t log_idle_ms(int out)
+static int64_t wall_ms(void)
 {
-    struct stat st;
     struct timespec rt;
-
-    if (fstat(out, &st) != 0 || st.st_size == 0 || clock_gettime(CLOCK_REALTIME, &rt) != 0)
-        return -1;
-    int64_t written = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
-    int64_t now = (int64_t)rt.tv_sec * 1000 + rt.tv_nsec / 1000000;
-    if (now < written)
-        return -1; /* the clock was set back since */
-    return now - written > 10 ? now - written - 10 : 0;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    return (int64_t)rt.tv_sec * 1000 + rt.tv_nsec / 1000000;
 }
 
-/* The log as the app's earlier runs left it: the bucket they left (at most), whether their last
- * line was cut off, and the file cut back if one left it past the bound. */
+/* When the log was last written (its mtime, wall ms); -1: never (empty), or not known. */
+static int64_t log_written_ms(int out)
+{
+    struct stat st;
+
+    if (fstat(out, &st) != 0 || st.st_size == 0)
+        return -1;
+    return (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+}
+
+/* The bucket the app's last run left (lograte.h): its record, cleared before it is taken, so that
+ * a run that does not end by itself (killed before log_end) leaves none. Without one (the first
+ * run, a killed one, a record that cannot be read or cleared), the bucket had the log's last write
+ * emptied it: the refill since its mtime less a jiffy (a file's times are the coarse clock's),
+ * full if the log is empty or its time ahead of the clock (set back since). */
+static void log_bucket_start(app_log_t *l)
+{
+    uint8_t rec[RP_LOGRATE_RECORD_LEN + 1];
+    int64_t wall = wall_ms(), written = log_written_ms(l->out), idle = wall - written - 10;
+    ssize_t n = l->record >= 0 ? pread(l->record, rec, sizeof(rec), 0) : -1;
+
+    if (n >= 0 && ftruncate(l->record, 0) == 0 &&
+        rp_lograte_restore(&l->bucket, now_ms(), wall, written, rec, (size_t)n))
+        return;
+    rp_lograte_init(&l->bucket, now_ms(), written < 0 || wall < written ? -1 : idle < 0 ? 0 : idle);
+}
+
+/* The bucket as this run leaves it, for the next (log_bucket_start): once the app and all it left
+ * are gone and its last words are in. A write that fails leaves no record (cleared at the start):
+ * the next run falls back on the mtime. */
+static void log_end(app_log_t *l)
+{
+    uint8_t rec[RP_LOGRATE_RECORD_LEN];
+
+    if (l->record < 0)
+        return;
+    rp_lograte_save(&l->bucket, now_ms(), wall_ms(), rec);
+    (void)!pwrite(l->record, rec, sizeof(rec), 0);
+}
+
+/* The log as the app's earlier runs left it: the bucket they left, whether their last line was cut
+ * off, and the file cut back if one left it past the bound. */
 static void log_start(app_log_t *l)
 {
     struct stat st;
     uint8_t last = '\n';
 
-    rp_lograte_init(&l->bucket, now_ms(), log_idle_ms(l->out));
+    log_bucket_start(l);
     if (fstat(l->out, &st) == 0 && st.st_size > 0)
         (void)!pread(l->out, &last, 1, st.st_size - 1);
     l->mid_line = last != '\n';
@@ -699,7 +732,8 @@ static int keep_hosts(launch_args_t *a)
     if (names && a->net_fd >= 0 && (pipe2(life, O_CLOEXEC) != 0 || (k = fork()) < 0))
         child_fail(a->sync_fd, "cannot start the hosts keeper");
     if (k == 0) {
-        int *drop[] = {&a->sync_fd, &a->log_fd, &a->null_fd, &a->channel_fd, &life[1]};
+        int *drop[] = {&a->sync_fd,    &a->log_fd, &a->bucket_fd,
+                       &a->channel_fd, &life[1],   &a->null_fd};
         for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
             if (*drop[i] >= 0)
                 close(*drop[i]);
@@ -921,8 +955,8 @@ static int map_self(const rp_launch_spec_t *s)
 /* argv's descriptors (launch.h), then the spec, one packet. */
 static void take_args(int argc, char **argv, launch_args_t *a)
 {
-    int *fds[RP_LAUNCH_ARGS] = {&a->sync_fd, &a->log_fd,  &a->null_fd, &a->channel_fd,
-                                &a->tree_fd, &a->root_fd, &a->net_fd,  &a->data_fd};
+    int *fds[RP_LAUNCH_ARGS] = {&a->sync_fd, &a->log_fd, &a->null_fd, &a->channel_fd, &a->tree_fd,
+                                &a->root_fd, &a->net_fd, &a->data_fd, &a->bucket_fd};
     ssize_t n;
 
     if (argc != RP_LAUNCH_ARGS + 1) {
@@ -1157,6 +1191,7 @@ int main(int argc, char **argv)
     if (a->channel_fd >= 0)
         close(a->channel_fd); /* the app's alone: its exit closes the channel */
     lg = (app_log_t){.in = logp[0], .out = a->log_fd, .sync_fd = a->sync_fd};
+    lg.record = a->bucket_fd;
     log_start(&lg);
     memset(&rd, 0, sizeof(rd));
     rd.run.ready_fd = readyp[0];
@@ -1204,6 +1239,7 @@ int main(int argc, char **argv)
     while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
         ;
     log_drain(&lg, true); /* its last words: no writer is left in the namespace */
+    log_end(&lg);
     memset(&msg, 0, sizeof(msg));
     msg.type = RP_LAUNCH_EXIT;
     msg.value = status;

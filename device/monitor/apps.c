@@ -417,7 +417,7 @@ static void drop_chan(app_t *a)
 /* Start a's compartment from the tree in S/apps/C/TREE. */
 static rp_err_t compartment_up(app_t *a, const char *tree_name, char *why, size_t cap)
 {
-    char tree[PATH_MAX], storage[PATH_MAX], log[PATH_MAX], run[PATH_MAX];
+    char tree[PATH_MAX], storage[PATH_MAX], log[PATH_MAX], bucket[PATH_MAX], run[PATH_MAX];
     uint32_t uid;
     rp_compartment_spec_t spec = {0};
     rp_md_capability_t dev;
@@ -426,6 +426,7 @@ static rp_err_t compartment_up(app_t *a, const char *tree_name, char *why, size_
     if (app_path(a->want.component, tree_name, tree, sizeof(tree)) != RP_OK ||
         app_path(a->want.component, "storage.img", storage, sizeof(storage)) != RP_OK ||
         app_path(a->want.component, "log", log, sizeof(log)) != RP_OK ||
+        app_path(a->want.component, "log.bucket", bucket, sizeof(bucket)) != RP_OK ||
         run_path(a->want.component, run, sizeof(run)) != RP_OK) {
         snprintf(why, cap, "the state directory's path is too long");
         return RP_ERR_INVALID_ARG;
@@ -446,6 +447,7 @@ static rp_err_t compartment_up(app_t *a, const char *tree_name, char *why, size_
     spec.storage_image = a->m.storage_kb > 0 ? storage : NULL;
     spec.run_dir = run;
     spec.log_path = log;
+    spec.bucket_path = bucket;
     spec.component = a->want.component;
     spec.version = a->want.version;
     spec.uid = (uid_t)uid;

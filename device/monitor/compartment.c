@@ -688,7 +688,7 @@ rp_err_t rp_compartment_launcher_open(const char *path, char *why, size_t cap)
 
 typedef struct child_args {
     const rp_compartment_spec_t *spec;
-    int sync_fd, log_fd, null_fd, channel_fd, net_fd, data_fd;
+    int sync_fd, log_fd, null_fd, channel_fd, net_fd, data_fd, bucket_fd;
     char root[PATH_MAX];
 } child_args_t;
 
@@ -727,8 +727,8 @@ static int child_main(const child_args_t *a)
 {
     char args[RP_LAUNCH_ARGS][16];
     char *argv[RP_LAUNCH_ARGS + 2] = {"rampart-launcher"}, *envp[] = {NULL};
-    int fds[RP_LAUNCH_ARGS] = {a->sync_fd, a->log_fd, a->null_fd, a->channel_fd,
-                               -1,         -1,        a->net_fd,  a->data_fd};
+    int fds[RP_LAUNCH_ARGS] = {a->sync_fd, a->log_fd, a->null_fd, a->channel_fd, -1,
+                               -1,         a->net_fd, a->data_fd, a->bucket_fd};
     rp_launch_msg_t msg;
 
     if (rp_launch_recv(a->sync_fd, &msg, NULL) != 1 || msg.type != RP_LAUNCH_GO)
@@ -1158,7 +1158,7 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
 {
     const rp_manifest_t *m;
     child_args_t a;
-    int sv[2] = {-1, -1}, hv[2] = {-1, -1}, logfd = -1, nullfd = -1, st;
+    int sv[2] = {-1, -1}, hv[2] = {-1, -1}, logfd = -1, nullfd = -1, bucketfd = -1, st;
     rp_launch_hosts_t hosts = {0};
     long deadline;
     rp_launch_msg_t msg;
@@ -1220,6 +1220,8 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
     if (logfd >= 0 && lseek(logfd, 0, SEEK_END) < 0)
         close_fd(&logfd);
     nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (s->bucket_path != NULL) /* none (it cannot be opened): the launcher goes by the mtime */
+        bucketfd = open(s->bucket_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (logfd < 0 || nullfd < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0 ||
         socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, hv) != 0) {
         snprintf(why, cap, "cannot start: %s: %s", logfd < 0 ? s->log_path : "a descriptor",
@@ -1230,6 +1232,7 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
     a.spec = s;
     a.sync_fd = sv[1];
     a.log_fd = logfd;
+    a.bucket_fd = bucketfd;
     a.null_fd = nullfd;
     a.channel_fd = s->channel_fd;
     a.net_fd = hv[1];
@@ -1256,6 +1259,7 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
     close_fd(&sv[1]);
     close_fd(&hv[1]);
     close_fd(&logfd);
+    close_fd(&bucketfd);
     close_fd(&nullfd);
     c->pid = pid;
     c->sync_fd = sv[0];
@@ -1338,6 +1342,7 @@ fail:
         c->exited = true;
     }
     close_fd(&logfd);
+    close_fd(&bucketfd);
     close_fd(&nullfd);
     close_fd(&sv[1]);
     close_fd(&hv[1]);

@@ -70,6 +70,8 @@ typedef struct rp_compartment_spec {
     const char *log_path;      /* stdout and stderr: opened here, its descriptor handed to the
                                   launcher, which drains the app's pipe into it, bounded
                                   (RP_COMPARTMENT_LOG_MAX); the monitor reads none of it */
+    const char *bucket_path;   /* its bucket's record, beside it (launch.h, BUCKET): opened
+                                  here, read and written by the launcher alone; NULL: none */
     const char *component;
     const char *version;
     uid_t uid; /* the app runs as this uid and gid (on the device: one unused uid per app) */

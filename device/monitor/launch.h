@@ -11,14 +11,16 @@
  * (with capabilities in U1 alone, ambient) and
  * execs rampart-launcher from the descriptor the monitor opened at its start:
  *
- *   rampart-launcher SYNC LOG NULL CHANNEL TREE ROOT NET DATA
+ *   rampart-launcher SYNC LOG NULL CHANNEL TREE ROOT NET DATA BUCKET
  *
  * each a descriptor number (-1: none): the sync socket; the app's log file (read-write, its offset
  * at the end: the launcher alone writes it, draining the app's stdout/stderr pipe into it, cut
  * back and rate-bounded as compartment.h says), /dev/null and its channel to the monitor
  * (compartment.h); O_PATH descriptors of its tree and of run_dir/root (where the new root is
  * attached); NET, the socket of the app's names (below); the detached mount of its storage (the
- * monitor's, -1 without MutableStorage).
+ * monitor's, -1 without MutableStorage); BUCKET, the record of its log's bucket beside the log
+ * (read-write: the launcher alone reads and writes it, lograte.h; -1: none, the log's mtime
+ * stands for it).
  * The launcher answers on SYNC: RP_LAUNCH_SECCOMP (the listener, passed), then RP_LAUNCH_READY,
  * or RP_LAUNCH_ERROR; later RP_LAUNCH_APP_READY, RP_LAUNCH_CRASH (the capture in the same
  * packet: rp_launch_send_crash), RP_LAUNCH_WATCHDOG, RP_LAUNCH_LOG_DROPPED, and RP_LAUNCH_EXIT,
@@ -88,7 +90,7 @@ typedef struct rp_launch_hosts {
     rp_netaddrs_t conn[RP_MANIFEST_CONNECTIONS_MAX];
 } rp_launch_hosts_t;
 
-#define RP_LAUNCH_ARGS 8 /* the descriptors after argv[0] */
+#define RP_LAUNCH_ARGS 9 /* the descriptors after argv[0] */
 #define RP_LAUNCH_TURNED_OFF " (turned off by the monitor's configuration)"
 
 /* One message, and a descriptor with it (pass_fd -1: none). 0, or -1. */

@@ -4,7 +4,10 @@
  * pause gets at most RP_COMPARTMENT_LOG_BURST + t * RP_COMPARTMENT_LOG_RATE bytes into its log over
  * any t (the dropped lines counted), a day's worst case among them, and every byte it wrote is
  * either written or counted in a dropped line; writing resumes, with its line, only after a
- * second's refill (or at the end); a new run starts with what the last one's writes left.
+ * second's refill (or at the end); a new run starts with what the last one left: its record
+ * (its start-up lines whole after a run that wrote little, no fresh burst after a flood, the bound
+ * kept over a day of restarts), or without one the refill since its log's last write; a record
+ * that is not one, or stale, is refused.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,7 +25,8 @@
 #define RATE RP_COMPARTMENT_LOG_RATE
 #define BURST RP_COMPARTMENT_LOG_BURST
 #define LINE RP_LOGRATE_LINE_MAX
-#define T0 1000000 /* any start: the bucket reads no clock of its own */
+#define T0 1000000         /* any start: the bucket reads no clock of its own */
+#define W0 1700000000000LL /* a wall clock's ms, for the records */
 
 /* The count a dropped line says. */
 static uint64_t said(const char *line)
@@ -161,6 +165,100 @@ static void a_clock_that_goes_back_gains_nothing(void **state)
     assert_int_equal(rp_lograte_wait_ms(&b, T0), (1000 * (RATE - LINE) + RATE - 1) / RATE);
 }
 
+/* A run writes a line (an install's trial), exits, and the next starts 1 ms later: its start-up
+ * lines go in whole (the log's mtime alone would say the bucket was emptied). */
+static void a_restart_soon_after_a_little_keeps_its_start_up(void **state)
+{
+    rp_lograte_t b;
+    uint8_t rec[RP_LOGRATE_RECORD_LEN];
+    (void)state;
+
+    rp_lograte_init(&b, T0, -1);
+    assert_int_equal(rp_lograte_take(&b, T0, 43), 43);
+    rp_lograte_save(&b, T0 + 2, W0 + 2, rec);
+    memset(&b, 0x55, sizeof(b));
+    /* its log written at W0 (before the record), the next run at W0 + 3 on another monotonic */
+    assert_true(rp_lograte_restore(&b, 5 * T0, W0 + 3, W0, rec, sizeof(rec)));
+    assert_int_equal(b.dropped, 0);
+    assert_int_equal(rp_lograte_take(&b, 5 * T0, 4 * 1024), 4 * 1024);
+    assert_int_equal(rp_lograte_take(&b, 5 * T0, 100 * 1024), 100 * 1024);
+    /* what is left: the one bucket less the 43 and the 104 KiB, plus the 3 ms of refill (12.288
+     * bytes, of which the record kept 12.096: it keeps whole bytes), less the reserve */
+    assert_int_equal(rp_lograte_take(&b, 5 * T0, BURST), BURST - LINE - 43 - 104 * 1024 + 12);
+}
+
+/* A run floods, exits, and is started again at once: nothing new to write with, the refill since
+ * alone; and restarted every second through a day of flooding, its log keeps the one bound. */
+static void a_restart_after_a_flood_gets_no_fresh_burst(void **state)
+{
+    rp_lograte_t b;
+    uint8_t rec[RP_LOGRATE_RECORD_LEN];
+    char line[LINE + 1];
+    uint64_t written = 0;
+    (void)state;
+
+    rp_lograte_init(&b, T0, -1);
+    assert_int_equal(rp_lograte_take(&b, T0, 2 * BURST), BURST - LINE);
+    size_t n = rp_lograte_line(&b, T0 + 1, true, false, line, sizeof(line));
+    assert_true(n > 0);
+    rp_lograte_save(&b, T0 + 1, W0 + 1, rec);
+    assert_true(rp_lograte_restore(&b, T0 + 2, W0 + 2, W0 + 1, rec, sizeof(rec)));
+    /* it held LINE - n + 4 bytes (1 ms of refill), 4 more now: below the reserve, nothing goes */
+    assert_int_equal(rp_lograte_take(&b, T0 + 2, 1000), 0);
+    int64_t milli = (int64_t)(LINE - n + 4) * 1000 + RATE;
+    assert_int_equal(rp_lograte_wait_ms(&b, T0 + 2), (1000 * RATE - milli + RATE - 1) / RATE);
+
+    /* a day of runs of a second each, each flooding (64 KiB every 10 ms) and started again at once
+     * (no backoff at all), the wall clock where the monotonic one is */
+    rp_lograte_init(&b, T0, -1);
+    for (int64_t t = 0; t <= 86400 * 1000; t += 10) {
+        if (t % 1000 == 0 && t > 0) {
+            written += rp_lograte_line(&b, T0 + t, true, false, line, sizeof(line));
+            rp_lograte_save(&b, T0 + t, W0 + t, rec);
+            memset(&b, 0, sizeof(b));
+            assert_true(rp_lograte_restore(&b, T0 + t, W0 + t, W0 + t, rec, sizeof(rec)));
+        }
+        n = rp_lograte_line(&b, T0 + t, false, false, line, sizeof(line));
+        written += n + rp_lograte_take(&b, T0 + t, RP_COMPARTMENT_LOG_CHUNK);
+        assert_true(written <= (uint64_t)BURST + (uint64_t)t * RATE / 1000);
+    }
+    assert_true(written <= 354025472ULL);
+}
+
+static void a_record_not_one_or_stale_is_refused(void **state)
+{
+    rp_lograte_t b, was;
+    uint8_t rec[RP_LOGRATE_RECORD_LEN], bad[RP_LOGRATE_RECORD_LEN + 1];
+    (void)state;
+
+    rp_lograte_init(&b, T0, 1000); /* holds a second's refill */
+    rp_lograte_save(&b, T0, W0, rec);
+    memcpy(&was, &b, sizeof(b));
+    /* none, short, long, another magic, past the burst */
+    assert_false(rp_lograte_restore(&b, T0, W0, -1, rec, 0));
+    assert_false(rp_lograte_restore(&b, T0, W0, -1, rec, sizeof(rec) - 1));
+    memcpy(bad, rec, sizeof(rec));
+    bad[sizeof(rec)] = 0;
+    assert_false(rp_lograte_restore(&b, T0, W0, -1, bad, sizeof(bad)));
+    bad[0] = 'X';
+    assert_false(rp_lograte_restore(&b, T0, W0, -1, bad, sizeof(rec)));
+    memcpy(bad, rec, sizeof(rec));
+    bad[4] = 1, bad[5] = 0, bad[6] = 2, bad[7] = 0; /* 131,073 */
+    assert_false(rp_lograte_restore(&b, T0, W0, -1, bad, sizeof(rec)));
+    /* stale: the log was written after it (a run killed before it saved one) */
+    assert_false(rp_lograte_restore(&b, T0, W0 + 10, W0 + 1, rec, sizeof(rec)));
+    assert_memory_equal(&b, &was, sizeof(b));
+    /* the wall clock set back since: what it held, no refill; an hour on: full, never more */
+    assert_true(rp_lograte_restore(&b, T0, W0 - 60000, -1, rec, sizeof(rec)));
+    assert_int_equal(rp_lograte_take(&b, T0, BURST), RATE - LINE);
+    assert_true(rp_lograte_restore(&b, T0, W0 + 3600 * 1000, W0, rec, sizeof(rec)));
+    assert_int_equal(rp_lograte_take(&b, T0, 2 * BURST), BURST - LINE);
+    /* a full bucket's record says the burst, and is taken */
+    rp_lograte_save(&b, T0 + 3600 * 1000, W0, rec);
+    assert_int_equal(rec[4] | rec[5] << 8 | rec[6] << 16, BURST);
+    assert_true(rp_lograte_restore(&b, T0, W0, W0, rec, sizeof(rec)));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -170,6 +268,9 @@ int main(void)
         cmocka_unit_test(the_last_drop_is_said_at_the_end),
         cmocka_unit_test(a_new_run_starts_with_what_the_last_left),
         cmocka_unit_test(a_clock_that_goes_back_gains_nothing),
+        cmocka_unit_test(a_restart_soon_after_a_little_keeps_its_start_up),
+        cmocka_unit_test(a_restart_after_a_flood_gets_no_fresh_burst),
+        cmocka_unit_test(a_record_not_one_or_stale_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
