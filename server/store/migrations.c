@@ -412,8 +412,9 @@ const char *const rp_store_migrations[] = {
     /* 26: a tenant CA's successors (server/ca/ca.c: the rollover at two thirds of a CA's life):
      * generation 1, 2... beside the first (generation 0, in cas, which keeps the tenant's CRL
      * number); the key (tenant, generation) is what makes two replicas rolling over at once make
-     * one successor. Rolling upgrade: yes (new table only; an older replica goes on issuing from
-     * the first CA until it is upgraded, and trusts only it) */
+     * one successor. Rolling upgrade: yes (new table only; an older replica issues from and
+     * trusts only the first CA, which is harmless for the month a successor is published before
+     * it signs) */
     "CREATE TABLE ca_successors (tenant_id TEXT NOT NULL REFERENCES tenants(id),"
     " generation INTEGER NOT NULL, cert_pem TEXT NOT NULL, key_pem TEXT NOT NULL,"
     " not_after INTEGER NOT NULL, PRIMARY KEY (tenant_id, generation)) WITHOUT ROWID;",
