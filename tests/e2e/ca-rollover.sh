@@ -4,8 +4,9 @@
 # across two years. Tenant acme is in use all along: at two thirds of its CA's life a successor is
 # made and published (ca_chain, GET .../ca, EST cacerts, the CRLs) while the first one still signs;
 # a month on, the successor signs, and a certificate of the first one is still accepted until it
-# ends. Tenant globex is unused from its CA's making to an hour before that CA's end: the
-# certificate issued then ends with its CA, not after it; past that end the successor signs.
+# ends, and a block revokes it in the first CA's CRL. Tenant globex is unused from its CA's making
+# to an hour before that CA's end: the certificate issued then ends with its CA, not after it; past
+# that end the successor signs.
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT}" "${RAMPART_SERVER:?set RAMPART_SERVER}"
 srv=$E2E_DIR/srv
@@ -106,6 +107,22 @@ verifies "$E2E_DIR/b/agent/device.crt" "$E2E_DIR/b/agent/ca-chain.pem" ||
 eq "$(device_api a "$E2E_DIR/a-ca0.crt")" 200 "the device API, the first CA's certificate"
 verifies "$E2E_DIR/a-ca0.crt" "$E2E_DIR/b/agent/ca-chain.pem" ||
   fail "openssl verify of the first CA's certificate against the published chain"
+# a broker with both CAs and both CRLs accepts both; a's block revokes its first-CA certificate
+# in the first CA's CRL
+crl_check() {
+  expect 0 run "$RAMPART" ca download --tenant "$acme" --out "$E2E_DIR/bundle.pem"
+  expect 0 run "$RAMPART" ca crl --tenant "$acme" --out "$E2E_DIR/crls.pem"
+  cat "$E2E_DIR/bundle.pem" "$E2E_DIR/crls.pem" >"$E2E_DIR/trust+crls.pem"
+  faked openssl verify -crl_check -CAfile "$E2E_DIR/trust+crls.pem" "$1" >"$E2E_DIR/out" 2>&1
+}
+crl_check "$E2E_DIR/b/agent/device.crt" || fail "openssl verify -crl_check, the successor's"
+crl_check "$E2E_DIR/a-ca0.crt" || fail "openssl verify -crl_check, the first CA's"
+expect 0 run "$RAMPART" device block --tenant "$acme" "$("$AGENT" id --state-dir "$E2E_DIR/a" |
+  sed -n 's/^device id: //p')"
+! crl_check "$E2E_DIR/a-ca0.crt" || fail "a blocked device's first-CA certificate still verifies"
+out_has "certificate revoked"
+eq "$(device_api a "$E2E_DIR/a-ca0.crt")" 403 "the device API, a blocked device's certificate"
+crl_check "$E2E_DIR/b/agent/device.crt" || fail "openssl verify -crl_check, b after a's block"
 
 # globex, unused since its CA was made, an hour before that CA's end: the successor is made now,
 # too young to sign; the first CA signs a certificate that ends with it.
