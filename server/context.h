@@ -90,7 +90,7 @@ typedef struct rp_crl_cached {
     size_t len;
     char *pem;
     size_t pem_len;
-    int64_t ca_loaded; /* the CA set it was made from (rp_ca_t's loaded) */
+    int64_t ca_set; /* the CA set it was made from (rp_ca_set_version) */
     char etag[48];
 } rp_crl_cached_t;
 

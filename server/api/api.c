@@ -814,10 +814,10 @@ static rp_err_t crl_current(rp_req_t *r, int64_t version, rp_crl_cached_t *copy)
     if (err != RP_OK)
         return err;
     /* (A count read before another worker's newer CRL was made is older than the slot's: the
-     * slot's CRL is current for it.) Made again too when the tenant's CAs were read again: one
-     * may have been added (a rollover), ended, or begun to sign. */
+     * slot's CRL is current for it.) Made again too when the tenant's CAs changed: one added (a
+     * rollover), ended, or begun to sign. */
     if (slot->der == NULL || slot->version < version || now < slot->made ||
-        now - slot->made >= CRL_REFRESH || slot->ca_loaded != ca->loaded) {
+        now - slot->made >= CRL_REFRESH || slot->ca_set != rp_ca_set_version(ca)) {
         uint8_t *der = NULL;
         char *pem = NULL;
         size_t len = 0, pem_len = 0;
@@ -839,7 +839,7 @@ static rp_err_t crl_current(rp_req_t *r, int64_t version, rp_crl_cached_t *copy)
         free(pem);
         if (err != RP_OK)
             return err;
-        slot->ca_loaded = ca->loaded;
+        slot->ca_set = rp_ca_set_version(ca);
         atomic_fetch_add(&r->w->srv->metrics.crl_builds, 1);
         slot->version = version;
         slot->made = now;

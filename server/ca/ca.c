@@ -865,6 +865,14 @@ uint64_t rp_ca_signing_refused(void)
     return (uint64_t)atomic_load(&signing_refused);
 }
 
+int64_t rp_ca_set_version(const rp_ca_t *ca)
+{
+    int64_t newest = ca->n > 0 ? ca->generation[0] : -1;
+    int64_t signer = ca->signer >= 0 && ca->signer < ca->n ? ca->generation[ca->signer] : -1;
+
+    return ((newest + 1) << 32) | ((signer + 1) << 8) | (int64_t)ca->n;
+}
+
 X509 *rp_ca_issuer_of(const rp_ca_t *ca, X509 *cert)
 {
     for (int i = 0; cert != NULL && i < ca->n; i++)

@@ -16,9 +16,10 @@
 #include "store.h"
 
 #define RP_CA_LIFETIME (2 * 365 * 24 * 3600) /* a tenant CA: two years */
-#define RP_DEVICE_CERT_LIFETIME (24 * 3600)  /* a device certificate: 24 hours (never past its CA) \
-                                              */
-#define RP_CRL_LIFETIME 3600                 /* a CRL's nextUpdate: an hour after it is made */
+#define RP_DEVICE_CERT_LIFETIME                                                                    \
+    (24 * 3600)              /* a device certificate: 24 hours (never past its CA)                 \
+                              */
+#define RP_CRL_LIFETIME 3600 /* a CRL's nextUpdate: an hour after it is made */
 #define RP_MASTER_KEY_LEN 32
 /* The rollover (docs/operations.md, "The tenant CA's lifetime"): a tenant's successor CA is made
  * when two thirds of its newest CA's life have passed (243 days before its end), published at once
@@ -116,6 +117,11 @@ rp_err_t rp_ca_issue_device_cert(const rp_ca_t *ca, const uint8_t *spki, size_t 
                                  rp_cert_record_t *record) RP_MUST_CHECK;
 /* Certificates refused since the start because their tenant had no valid CA. */
 uint64_t rp_ca_signing_refused(void);
+
+/* What a tenant's CA set is, as a number that changes when a CA is added or ends, or another
+ * one starts to sign: the same on every worker that loaded the same set (a cache of what was
+ * made from it, such as the CRLs, is stale when it differs). */
+int64_t rp_ca_set_version(const rp_ca_t *ca);
 
 /* The live CA of the tenant's that issued cert (by name and key identifier; the signature is
  * for rp_cert_chains_to), or NULL. */
