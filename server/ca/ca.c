@@ -5,8 +5,8 @@
  * service's own), and freed (wiped) by OpenSSL.
  */
 #include <ctype.h>
-#include <stdatomic.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
