@@ -70,7 +70,7 @@ const cli_command_t cli_commands[] = {
      cli_ops_usage,                                                                                                       cmd_ops,        "device claim|list|show|attestations|block|unblock",
      "devices of a tenant"                                                                                                                                                                                                              },
     {"ca",           "download crl",                                          cli_ops_options,          cli_ops_usage,    cmd_ops,
-     "ca download|crl --tenant T --out FILE",                                                                                                                                                  "the tenant CA and its CRL"              },
+     "ca download|crl --tenant T --out FILE",                                                                                                                                                  "the tenant's CAs and their CRLs"        },
     {"image-key",    "add list",                                              cli_ops_options,          cli_ops_usage,    cmd_ops,        "image-key add|list",
      "the keys a tenant signs images with"                                                                                                                                                                                              },
     {"image",        "upload list",                                           cli_ops_options,          cli_ops_usage,    cmd_ops,        "image upload|list",

@@ -2,6 +2,7 @@
  * The server's shared context (context.h): the attestation reason codes the records and metrics
  * use, and each worker's cache of decrypted tenant CAs, which handlers read through r->w.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -39,6 +40,14 @@ const char *rp_attest_reason_code(rp_attest_reason_t r)
     return (unsigned)r < RP_REASON_COUNT ? reason_codes[r] : "unknown";
 }
 
+/* A cached CA set is read again after RP_CA_CACHE_TTL (another replica's successor), and at
+ * once when time changed which of its CAs signs or is valid (rp_ca_t's changes_at), or when the
+ * clock went back past its loading. */
+static bool ca_fresh(const rp_ca_t *c, int64_t now)
+{
+    return now >= c->loaded && now - c->loaded < RP_CA_CACHE_TTL && now < c->changes_at;
+}
+
 rp_err_t rp_worker_ca(rp_worker_t *w, const rp_tenant_t *tenant, const rp_ca_t **out)
 {
     int64_t now = (int64_t)time(NULL);
@@ -47,15 +56,15 @@ rp_err_t rp_worker_ca(rp_worker_t *w, const rp_tenant_t *tenant, const rp_ca_t *
 
     for (int i = 0; i < RP_CA_CACHE; i++) {
         rp_ca_t *c = &w->cas[i];
-        if (c->cert != NULL && strcmp(c->tenant_id, tenant->id) == 0) {
-            if (now - c->loaded < RP_CA_CACHE_TTL) {
+        if (c->tenant_id[0] != '\0' && strcmp(c->tenant_id, tenant->id) == 0) {
+            if (ca_fresh(c, now)) {
                 *out = c;
                 return RP_OK;
             }
             slot = c;
             break;
         }
-        if (slot == NULL && c->cert == NULL)
+        if (slot == NULL && c->tenant_id[0] == '\0')
             slot = c;
     }
     if (slot == NULL) /* full: evict the oldest */
@@ -63,7 +72,7 @@ rp_err_t rp_worker_ca(rp_worker_t *w, const rp_tenant_t *tenant, const rp_ca_t *
             if (slot == NULL || w->cas[i].loaded < slot->loaded)
                 slot = &w->cas[i];
     rp_ca_free(slot);
-    err = rp_ca_get_or_create(w->store, w->srv->master_key, tenant, slot);
+    err = rp_ca_get_or_create(w->store, w->srv->master_key, tenant, now, slot);
     if (err != RP_OK)
         return err;
     *out = slot;
@@ -78,8 +87,7 @@ rp_err_t rp_worker_ca_by_id(rp_worker_t *w, const char *tenant_id, const rp_ca_t
 
     for (int i = 0; i < RP_CA_CACHE; i++) {
         rp_ca_t *c = &w->cas[i];
-        if (c->cert != NULL && strcmp(c->tenant_id, tenant_id) == 0 &&
-            now - c->loaded < RP_CA_CACHE_TTL) {
+        if (c->tenant_id[0] != '\0' && strcmp(c->tenant_id, tenant_id) == 0 && ca_fresh(c, now)) {
             *out = c;
             return RP_OK;
         }

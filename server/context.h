@@ -85,8 +85,13 @@ typedef struct rp_crl_cached {
     char tenant_id[RP_ID_SIZE];
     int64_t version; /* the tenant's revocation count it lists (rp_store_crl_version) */
     int64_t made, next_update;
-    uint8_t *der; /* malloc'd; NULL: not made yet (a slot with no tenant_id is empty) */
+    /* malloc'd, with pem after it (one allocation); NULL: not made yet (a slot with no tenant_id
+     * is empty). der: the signing CA's CRL; pem: one CRL per live CA (rp_ca_crls). */
+    uint8_t *der;
     size_t len;
+    char *pem;
+    size_t pem_len;
+    int64_t ca_set; /* the CA set it was made from (rp_ca_set_version) */
     char etag[48];
 } rp_crl_cached_t;
 

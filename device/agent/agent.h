@@ -14,7 +14,7 @@
  *   monitor.sock                  rampart-monitor's socket, while it serves S
  *   agent/                        the agent's own files, its user's (0700; the monitor makes it
  *                                 for --agent-user): rp_agent_file() owns each path
- *     device.crt, ca-chain.pem    the current device certificate and its tenant CA
+ *     device.crt, ca-chain.pem    the current device certificate and its tenant's CAs (its issuer first)
  *     attestation.json            the last attestation's outcome
  *     service.json                the service it last attested with
  *     update/targets.json, update/downloads/   its update metadata and downloads

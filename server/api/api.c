@@ -810,19 +810,36 @@ static rp_err_t crl_current(rp_req_t *r, int64_t version, rp_crl_cached_t *copy)
 
     if ((slot = crl_slot(r->w->srv, r->tenant.id)) == NULL)
         return RP_ERR_NO_MEMORY;
+    err = rp_worker_ca(r->w, &r->tenant, &ca);
+    if (err != RP_OK)
+        return err;
     /* (A count read before another worker's newer CRL was made is older than the slot's: the
-     * slot's CRL is current for it.) */
+     * slot's CRL is current for it.) Made again too when the tenant's CAs changed: one added (a
+     * rollover), ended, or begun to sign. */
     if (slot->der == NULL || slot->version < version || now < slot->made ||
-        now - slot->made >= CRL_REFRESH) {
+        now - slot->made >= CRL_REFRESH || slot->ca_set != rp_ca_set_version(ca)) {
+        uint8_t *der = NULL;
+        char *pem = NULL;
+        size_t len = 0, pem_len = 0;
         free(slot->der);
         slot->der = NULL;
-        err = rp_worker_ca(r->w, &r->tenant, &ca);
-        if (err == RP_OK)
-            err = rp_ca_crl(r->w->store, ca, now, &slot->der, &slot->len);
-        if (err != RP_OK) {
-            slot->der = NULL;
-            return err;
+        err = rp_ca_crls(r->w->store, ca, now, &der, &len, &pem, &pem_len);
+        /* one allocation, the PEM after the DER */
+        slot->der = err == RP_OK ? malloc(len + pem_len + 1) : NULL;
+        if (err == RP_OK && slot->der == NULL)
+            err = RP_ERR_NO_MEMORY;
+        if (err == RP_OK) {
+            memcpy(slot->der, der, len);
+            slot->len = len;
+            slot->pem = (char *)slot->der + len;
+            memcpy(slot->pem, pem, pem_len + 1);
+            slot->pem_len = pem_len;
         }
+        free(der);
+        free(pem);
+        if (err != RP_OK)
+            return err;
+        slot->ca_set = rp_ca_set_version(ca);
         atomic_fetch_add(&r->w->srv->metrics.crl_builds, 1);
         slot->version = version;
         slot->made = now;
@@ -831,10 +848,11 @@ static rp_err_t crl_current(rp_req_t *r, int64_t version, rp_crl_cached_t *copy)
                  (unsigned long long)now);
     }
     *copy = *slot;
-    copy->der = malloc(slot->len);
+    copy->der = malloc(slot->len + slot->pem_len + 1);
     if (copy->der == NULL)
         return RP_ERR_NO_MEMORY;
-    memcpy(copy->der, slot->der, slot->len);
+    memcpy(copy->der, slot->der, slot->len + slot->pem_len + 1);
+    copy->pem = (char *)copy->der + slot->len;
     return RP_OK;
 }
 
@@ -902,22 +920,7 @@ void rp_h_crl_get(rp_req_t *r)
         return;
     }
     if (pem) {
-        struct evbuffer *buf = evbuffer_new();
-        char *b64 = NULL;
-        if (buf != NULL && rp_base64_encode(c->der, c->len, &b64) == RP_OK) {
-            size_t n = strlen(b64);
-            evbuffer_add_printf(buf, "-----BEGIN X509 CRL-----\n");
-            for (size_t i = 0; i < n; i += 64)
-                evbuffer_add_printf(buf, "%.*s\n", (int)(n - i < 64 ? n - i : 64), b64 + i);
-            evbuffer_add_printf(buf, "-----END X509 CRL-----\n");
-            rp_reply_bytes(r, 200, "application/x-pem-file", evbuffer_pullup(buf, -1),
-                           evbuffer_get_length(buf));
-        } else {
-            rp_reply_error(r, 500, "internal", "out of memory");
-        }
-        if (buf != NULL)
-            evbuffer_free(buf);
-        free(b64);
+        rp_reply_bytes(r, 200, "application/x-pem-file", c->pem, c->pem_len);
     } else {
         rp_reply_bytes(r, 200, "application/pkix-crl", c->der, c->len);
     }
@@ -960,6 +963,31 @@ void rp_h_unproven_list(rp_req_t *r)
         return;
     }
     rp_reply_json(r, 200, json_pack("{s:o}", "sources", list));
+}
+
+/* The tenant CAs (ca.c, the rollover): how long until the first tenant is left without a valid
+ * CA (its newest CA ends; a rollover that works keeps this above a third of a CA's life, 243
+ * days: alert well before it nears 0), and the certificates refused for want of one. */
+static void tenant_ca_metrics(rp_worker_t *w, struct evbuffer *buf)
+{
+    int64_t soonest;
+    rp_err_t err = rp_store_ca_soonest_end(w->store, &soonest);
+
+    if (err == RP_OK)
+        evbuffer_add_printf(buf,
+                            "# HELP rampart_tenant_ca_expires_seconds Seconds until the soonest "
+                            "end of a tenant's newest CA, over the tenants (negative: ended).\n"
+                            "# TYPE rampart_tenant_ca_expires_seconds gauge\n"
+                            "rampart_tenant_ca_expires_seconds %lld\n",
+                            (long long)(soonest - (int64_t)time(NULL)));
+    else if (err != RP_ERR_NOT_FOUND)
+        rp_log_error("metrics: cannot read the tenant CAs' end: %s", rp_strerror(err));
+    evbuffer_add_printf(buf,
+                        "# HELP rampart_tenant_ca_signing_refused_total Device certificates "
+                        "refused because their tenant had no valid CA.\n"
+                        "# TYPE rampart_tenant_ca_signing_refused_total counter\n"
+                        "rampart_tenant_ca_signing_refused_total %llu\n",
+                        (unsigned long long)rp_ca_signing_refused());
 }
 
 void rp_h_metrics(rp_req_t *r)
@@ -1050,6 +1078,7 @@ void rp_h_metrics(rp_req_t *r)
                         (unsigned long long)atomic_load(&m->connections_refused_address),
                         (unsigned long long)atomic_load(&m->connections_deadline),
                         (unsigned long long)atomic_load(&m->connections_unread));
+    tenant_ca_metrics(r->w, buf);
     rp_reports_metrics(buf);
     rp_recorder_metrics(r->w->srv->recorder, buf);
     rp_deltas_metrics(r->w->srv->deltas, buf);

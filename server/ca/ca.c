@@ -6,6 +6,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,8 +36,10 @@
 
 void rp_ca_free(rp_ca_t *ca)
 {
-    X509_free(ca->cert);
-    EVP_PKEY_free(ca->key);
+    for (int i = 0; i < ca->n && i < RP_CA_LIVE; i++) {
+        X509_free(ca->certs[i]);
+        EVP_PKEY_free(ca->keys[i]);
+    }
     EVP_MD_CTX_free(ca->sign_ctx);
     free(ca->cert_pem);
     for (size_t i = 0; i < sizeof(ca->device_exts) / sizeof(ca->device_exts[0]); i++)
@@ -480,18 +483,22 @@ rp_err_t rp_key_decrypt_pem(const uint8_t master[RP_MASTER_KEY_LEN], const char 
     return RP_OK;
 }
 
-/* X.509's ub-organization-name (RFC 5280): characters an O may hold. */
+/* The tenant's CA of generation gen, valid from now (back-dated a minute) for RP_CA_LIFETIME.
+ * Each generation has a name of its own (the first keeps the name it always had), so that
+ * verifiers tell the CAs and their CRLs apart by name as well as by key identifier. */
 static rp_err_t create_ca(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LEN],
-                          const rp_tenant_t *tenant)
+                          const rp_tenant_t *tenant, int gen, int64_t now)
 {
-    char cn[RP_NAME_MAX + 32], org[RP_NAME_MAX + 1];
+    char cn[RP_NAME_MAX + 48], org[RP_NAME_MAX + 1];
     rp_ca_record_t rec = {0};
     EVP_PKEY *key = NULL;
     X509 *cert = NULL;
-    int64_t now = (int64_t)time(NULL);
     rp_err_t err = rp_key_generate(RP_SIG_ECDSA_P256, &key);
 
-    snprintf(cn, sizeof(cn), "Rampart tenant CA %s", tenant->id);
+    if (gen == 0)
+        snprintf(cn, sizeof(cn), "Rampart tenant CA %s", tenant->id);
+    else
+        snprintf(cn, sizeof(cn), "Rampart tenant CA %s G%d", tenant->id, gen);
     if (err == RP_OK)
         err =
             make_ca_cert(key, cn, rp_name_prefix(tenant->name, RP_NAME_CHARS_MAX, org, sizeof(org)),
@@ -502,12 +509,18 @@ static rp_err_t create_ca(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LEN]
         err = rp_key_encrypt_pem(master, key, &rec.key_pem_enc);
     if (err == RP_OK) {
         snprintf(rec.tenant_id, sizeof(rec.tenant_id), "%s", tenant->id);
+        rec.generation = gen;
         rec.not_after = now + RP_CA_LIFETIME;
         err = rp_store_ca_put(s, &rec);
         if (err == RP_ERR_EXISTS)
             err = RP_OK; /* made at the same moment elsewhere: theirs is the one */
-        else if (err == RP_OK)
+        else if (err == RP_OK && gen == 0)
             rp_log_info("made the CA of tenant %s", tenant->id);
+        else if (err == RP_OK)
+            rp_log_info("made the CA of tenant %s, generation %d, to succeed generation %d: "
+                        "published from now on, it signs device certificates from %lld days on; "
+                        "give it to brokers that trust the tenant CA (rampart ca download)",
+                        tenant->id, gen, gen - 1, (long long)(RP_CA_PUBLISH_LEAD / 86400));
     }
     rp_ca_record_free(&rec);
     X509_free(cert);
@@ -526,69 +539,224 @@ static const struct {
     {NID_authority_key_identifier, "keyid:always"             },
 };
 
-static rp_err_t load_ca(const rp_ca_record_t *rec, const uint8_t master[RP_MASTER_KEY_LEN],
-                        rp_ca_t *ca)
+static int64_t asn1_time(const ASN1_TIME *t)
 {
-    X509V3_CTX ctx;
-    BIO *bio;
+    struct tm tm;
 
-    memset(ca, 0, sizeof(*ca));
-    snprintf(ca->tenant_id, sizeof(ca->tenant_id), "%s", rec->tenant_id);
-    bio = BIO_new_mem_buf(rec->cert_pem, -1);
-    ca->cert = bio != NULL ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    return t != NULL && ASN1_TIME_to_tm(t, &tm) == 1 ? (int64_t)timegm(&tm) : 0;
+}
+
+/* A stored CA's life, from its certificate. */
+static rp_err_t cert_times(const rp_ca_record_t *rec, int64_t *not_before, int64_t *not_after)
+{
+    BIO *bio = BIO_new_mem_buf(rec->cert_pem, -1);
+    X509 *cert = bio != NULL ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+
     BIO_free(bio);
-    if (rp_key_decrypt_pem(master, rec->key_pem_enc, &ca->key) != RP_OK)
-        ca->key = NULL;
-    if (ca->cert == NULL || ca->key == NULL || X509_check_private_key(ca->cert, ca->key) != 1) {
-        rp_ca_free(ca);
-        rp_log_error("the CA of tenant %s cannot be read: is this the master key it was made "
-                     "with?",
-                     rec->tenant_id);
+    if (cert == NULL) {
+        rp_log_error("the CA of tenant %s (generation %d) cannot be read", rec->tenant_id,
+                     rec->generation);
+        ERR_clear_error();
+        return RP_ERR_MALFORMED;
+    }
+    *not_before = asn1_time(X509_get0_notBefore(cert));
+    *not_after = asn1_time(X509_get0_notAfter(cert));
+    X509_free(cert);
+    return RP_OK;
+}
+
+/* One stored CA: its certificate and its key, which must match. */
+static rp_err_t read_ca(const rp_ca_record_t *rec, const uint8_t master[RP_MASTER_KEY_LEN],
+                        X509 **cert, EVP_PKEY **key)
+{
+    BIO *bio = BIO_new_mem_buf(rec->cert_pem, -1);
+
+    *cert = bio != NULL ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    if (rp_key_decrypt_pem(master, rec->key_pem_enc, key) != RP_OK)
+        *key = NULL;
+    if (*cert == NULL || *key == NULL || X509_check_private_key(*cert, *key) != 1) {
+        X509_free(*cert);
+        EVP_PKEY_free(*key);
+        *cert = NULL;
+        *key = NULL;
+        rp_log_error("the CA of tenant %s (generation %d) cannot be read: is this the master key "
+                     "it was made with?",
+                     rec->tenant_id, rec->generation);
         ERR_clear_error();
         return RP_ERR_BAD_KEY;
     }
+    return RP_OK;
+}
+
+bool rp_ca_rollover_due(int64_t not_before, int64_t not_after, int64_t now)
+{
+    return now >= not_before + (not_after - not_before) / 3 * 2;
+}
+
+int rp_ca_signer(const int64_t *not_before, const int64_t *not_after, int n, int64_t now)
+{
+    int oldest = -1;
+
+    for (int i = 0; i < n; i++) {
+        if (now < not_before[i] || now >= not_after[i])
+            continue;
+        if (now >= not_before[i] + RP_CA_PUBLISH_LEAD)
+            return i;
+        oldest = i;
+    }
+    return oldest;
+}
+
+int64_t rp_ca_device_not_after(int64_t ca_not_after, int64_t now)
+{
+    return now + RP_DEVICE_CERT_LIFETIME < ca_not_after ? now + RP_DEVICE_CERT_LIFETIME
+                                                        : ca_not_after;
+}
+
+/* What the signing CA repeats in each certificate, and the PEM of every CA, the signer first. */
+static rp_err_t ready_signer(rp_ca_t *ca, int signer)
+{
+    X509V3_CTX ctx;
+    size_t total = 1, at = 0;
+    char *pems[RP_CA_LIVE] = {0};
+    int order[RP_CA_LIVE], m = 0;
+    rp_err_t err = RP_OK;
+
+    if (signer >= 0)
+        order[m++] = signer; /* the signer first: a device's ca-chain.pem starts with its issuer */
+    for (int k = 0; k < ca->n; k++)
+        if (k != signer)
+            order[m++] = k;
+    for (int k = 0; k < m && err == RP_OK; k++) {
+        err = rp_cert_pem(ca->certs[order[k]], &pems[k]);
+        if (err == RP_OK)
+            total += strlen(pems[k]);
+    }
+    ca->cert_pem = err == RP_OK ? malloc(total) : NULL;
+    for (int k = 0; k < m && ca->cert_pem != NULL; k++) {
+        memcpy(ca->cert_pem + at, pems[k], strlen(pems[k]));
+        at += strlen(pems[k]);
+    }
+    for (int k = 0; k < RP_CA_LIVE; k++)
+        free(pems[k]);
+    if (ca->cert_pem == NULL)
+        return err != RP_OK ? err : RP_ERR_NO_MEMORY;
+    ca->cert_pem[at] = '\0';
+    if (signer < 0)
+        return RP_OK;
+    ca->signer = signer;
+    ca->cert = ca->certs[signer];
+    ca->key = ca->keys[signer];
+    ca->cert_not_before = ca->not_before[signer];
+    ca->cert_not_after = ca->not_after[signer];
     /* The extensions every device certificate carries (the subject alternative name, which
      * names the device, is added per certificate). */
     X509V3_set_ctx(&ctx, ca->cert, NULL, NULL, NULL, 0);
     for (size_t i = 0; i < sizeof(device_exts) / sizeof(device_exts[0]); i++) {
         ca->device_exts[i] =
             X509V3_EXT_conf_nid(NULL, &ctx, device_exts[i].nid, device_exts[i].value);
-        if (ca->device_exts[i] == NULL) {
-            rp_ca_free(ca);
+        if (ca->device_exts[i] == NULL)
             return openssl_failed("device certificate extensions");
-        }
     }
     ca->sign_ctx = EVP_MD_CTX_new();
     if (ca->sign_ctx == NULL ||
-        EVP_DigestSignInit_ex(ca->sign_ctx, NULL, "SHA256", NULL, NULL, ca->key, NULL) != 1) {
-        rp_ca_free(ca);
+        EVP_DigestSignInit_ex(ca->sign_ctx, NULL, "SHA256", NULL, NULL, ca->key, NULL) != 1)
         return openssl_failed("the CA's signing context");
+    return RP_OK;
+}
+
+/* The tenant's CAs from recs (newest first) that have not ended at now, and the signer. */
+static rp_err_t load_cas(const rp_ca_record_t *recs, int n, const uint8_t master[RP_MASTER_KEY_LEN],
+                         int64_t now, rp_ca_t *ca)
+{
+    int signer;
+    rp_err_t err = RP_OK;
+
+    for (int i = 0; i < n && ca->n < RP_CA_LIVE && err == RP_OK; i++) {
+        int k = ca->n;
+        if (recs[i].not_after <= now)
+            continue; /* ended: neither signs nor is trusted */
+        err = read_ca(&recs[i], master, &ca->certs[k], &ca->keys[k]);
+        if (err != RP_OK)
+            break;
+        ca->n++;
+        ca->generation[k] = recs[i].generation;
+        ca->not_before[k] = asn1_time(X509_get0_notBefore(ca->certs[k]));
+        ca->not_after[k] = asn1_time(X509_get0_notAfter(ca->certs[k]));
     }
-    ca->cert_pem = strdup(rec->cert_pem);
-    if (ca->cert_pem == NULL) {
-        rp_ca_free(ca);
-        return RP_ERR_NO_MEMORY;
+    signer = err == RP_OK ? rp_ca_signer(ca->not_before, ca->not_after, ca->n, now) : -1;
+    if (err == RP_OK)
+        err = ready_signer(ca, signer);
+    if (err != RP_OK)
+        return err;
+    /* Read again when the choice changes: at the newest one's rollover, when a successor starts
+     * to sign, or when one ends. */
+    ca->changes_at = INT64_MAX;
+    for (int i = 0; i < ca->n; i++) {
+        int64_t at[3] = {ca->not_before[i] + RP_CA_PUBLISH_LEAD, ca->not_after[i],
+                         i == 0 ? ca->not_before[0] + (ca->not_after[0] - ca->not_before[0]) / 3 * 2
+                                : INT64_MAX};
+        for (int j = 0; j < 3; j++)
+            if (at[j] > now && at[j] < ca->changes_at)
+                ca->changes_at = at[j];
     }
-    ca->loaded = (int64_t)time(NULL);
+    if (signer < 0)
+        rp_log_error("tenant %s has no valid CA (%d stored, none valid now): no device "
+                     "certificate is issued until one is",
+                     ca->tenant_id, n);
     return RP_OK;
 }
 
 rp_err_t rp_ca_get_or_create(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LEN],
-                             const rp_tenant_t *tenant, rp_ca_t *ca)
+                             const rp_tenant_t *tenant, int64_t now, rp_ca_t *ca)
 {
-    rp_ca_record_t rec;
-    rp_err_t err = rp_store_ca_get(s, tenant->id, &rec);
+    rp_ca_record_t recs[RP_CA_LIVE];
+    bool retry = false;
+    int n = 0;
+    rp_err_t err;
 
-    if (err == RP_ERR_NOT_FOUND) {
-        err = create_ca(s, master, tenant);
+    memset(ca, 0, sizeof(*ca));
+    ca->signer = -1;
+    snprintf(ca->tenant_id, sizeof(ca->tenant_id), "%s", tenant->id);
+    err = rp_store_ca_list(s, tenant->id, recs, RP_CA_LIVE, &n);
+    /* At most two made: the first, or a successor (of an ended one too, then none is left). */
+    for (int made = 0; err == RP_OK && made < 2; made++) {
+        int64_t nb = 0, na = 0;
+        int gen = n > 0 ? recs[0].generation + 1 : 0;
+
+        if (n > 0) {
+            err = cert_times(&recs[0], &nb, &na);
+            if (err != RP_OK || !rp_ca_rollover_due(nb, na, now))
+                break;
+        }
+        err = create_ca(s, master, tenant, gen, now);
+        if (err != RP_OK && n > 0) {
+            /* The ones there go on; the rollover is tried again shortly. */
+            rp_log_error("tenant %s: cannot make its CA's successor (generation %d): %s",
+                         tenant->id, gen, rp_strerror(err));
+            err = RP_OK;
+            retry = true;
+            break;
+        }
+        for (int i = 0; i < n; i++)
+            rp_ca_record_free(&recs[i]);
+        n = 0;
         if (err == RP_OK)
-            err = rp_store_ca_get(s, tenant->id, &rec);
+            err = rp_store_ca_list(s, tenant->id, recs, RP_CA_LIVE, &n);
     }
-    if (err != RP_OK)
+    if (err == RP_OK)
+        err = load_cas(recs, n, master, now, ca);
+    for (int i = 0; i < n; i++)
+        rp_ca_record_free(&recs[i]);
+    if (err != RP_OK) {
+        rp_ca_free(ca);
         return err;
-    err = load_ca(&rec, master, ca);
-    rp_ca_record_free(&rec);
-    return err;
+    }
+    ca->loaded = now;
+    if (retry && ca->changes_at > now + 60)
+        ca->changes_at = now + 60;
+    return RP_OK;
 }
 
 #define MASTER_CHECK_TENANTS 8
@@ -611,7 +779,8 @@ rp_err_t rp_ca_master_check(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LE
     rp_page_t page = {.paged = true, .limit = MASTER_CHECK_TENANTS, .no_upto = true};
     struct first_tenants f = {0};
     rp_ca_record_t rec;
-    rp_ca_t ca;
+    X509 *cert;
+    EVP_PKEY *key;
     rp_err_t err = rp_store_tenant_list(s, NULL, &page, first_tenant, &f);
 
     for (int i = 0; err == RP_OK && i < f.n; i++) {
@@ -622,10 +791,10 @@ rp_err_t rp_ca_master_check(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LE
         }
         if (err != RP_OK)
             break;
-        err = load_ca(&rec, master, &ca); /* logs which tenant's CA it could not read */
+        err = read_ca(&rec, master, &cert, &key); /* logs which tenant's CA it could not read */
         rp_ca_record_free(&rec);
-        if (err == RP_OK)
-            rp_ca_free(&ca);
+        X509_free(cert);
+        EVP_PKEY_free(key);
         return err;
     }
     return err;
@@ -689,6 +858,29 @@ static rp_err_t add_uri_san(X509 *cert, const char *uri)
     return ok ? RP_OK : openssl_failed("subject alternative name");
 }
 
+static atomic_ullong signing_refused;
+
+uint64_t rp_ca_signing_refused(void)
+{
+    return (uint64_t)atomic_load(&signing_refused);
+}
+
+int64_t rp_ca_set_version(const rp_ca_t *ca)
+{
+    int64_t newest = ca->n > 0 ? ca->generation[0] : -1;
+    int64_t signer = ca->signer >= 0 && ca->signer < ca->n ? ca->generation[ca->signer] : -1;
+
+    return ((newest + 1) << 32) | ((signer + 1) << 8) | (int64_t)ca->n;
+}
+
+X509 *rp_ca_issuer_of(const rp_ca_t *ca, X509 *cert)
+{
+    for (int i = 0; cert != NULL && i < ca->n; i++)
+        if (X509_check_issued(ca->certs[i], cert) == X509_V_OK)
+            return ca->certs[i];
+    return NULL;
+}
+
 rp_err_t rp_ca_issue_device_cert(const rp_ca_t *ca, const uint8_t *spki, size_t spki_len,
                                  const char *device_id, int64_t now, X509 **out,
                                  rp_cert_record_t *record)
@@ -696,15 +888,24 @@ rp_err_t rp_ca_issue_device_cert(const rp_ca_t *ca, const uint8_t *spki, size_t 
     uint8_t point[RP_P256_POINT_LEN], *copy;
     char san[128];
     X509 *cert = NULL;
+    int64_t not_after;
     rp_err_t err;
 
     *out = NULL;
     memset(record, 0, sizeof(*record));
+    /* Fail closed: an ended CA (or one not yet begun) signs nothing. */
+    if (ca->cert == NULL || now < ca->cert_not_before || now >= ca->cert_not_after) {
+        atomic_fetch_add(&signing_refused, 1);
+        rp_log_error("tenant %s has no CA valid now to sign with: certificate for device %s "
+                     "refused (see rampart_tenant_ca_expires_seconds)",
+                     ca->tenant_id, device_id);
+        return RP_ERR_EXPIRED;
+    }
+    not_after = rp_ca_device_not_after(ca->cert_not_after, now);
     err = rp_pubkey_p256_point(spki, spki_len, point);
     if (err != RP_OK)
         return err;
-    err = new_cert(NULL, device_id, NULL, ca->cert, now, now + RP_DEVICE_CERT_LIFETIME, &cert,
-                   record->serial);
+    err = new_cert(NULL, device_id, NULL, ca->cert, now, not_after, &cert, record->serial);
     /* The key goes in as its point: encoding it from an EVP_PKEY costs OpenSSL 3 more than
      * signing the certificate does. */
     copy = err == RP_OK ? OPENSSL_memdup(point, sizeof(point)) : NULL;
@@ -731,7 +932,7 @@ rp_err_t rp_ca_issue_device_cert(const rp_ca_t *ca, const uint8_t *spki, size_t 
     snprintf(record->tenant_id, sizeof(record->tenant_id), "%s", ca->tenant_id);
     snprintf(record->device_id, sizeof(record->device_id), "%s", device_id);
     record->not_before = now;
-    record->not_after = now + RP_DEVICE_CERT_LIFETIME;
+    record->not_after = not_after;
     *out = cert;
     return RP_OK;
 }
@@ -774,7 +975,10 @@ static int64_t crl_number(int64_t now)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-rp_err_t rp_ca_crl(rp_store_t *s, const rp_ca_t *ca, int64_t now, uint8_t **der, size_t *len)
+/* The CRL of one of the tenant's CAs (cert, key), listing every revoked certificate of the
+ * tenant not yet ended: OUT *crl. */
+static rp_err_t make_crl(rp_store_t *s, const char *tenant_id, X509 *cert, EVP_PKEY *key,
+                         int64_t now, X509_CRL **crl)
 {
     struct crl_build b = {X509_CRL_new(), RP_OK};
     ASN1_TIME *last = ASN1_TIME_set(NULL, (time_t)now);
@@ -782,17 +986,15 @@ rp_err_t rp_ca_crl(rp_store_t *s, const rp_ca_t *ca, int64_t now, uint8_t **der,
     ASN1_INTEGER *number = ASN1_INTEGER_new();
     X509V3_CTX ctx;
     X509_EXTENSION *ext;
-    unsigned char *p = NULL;
-    int n;
     rp_err_t err;
 
-    *der = NULL;
+    *crl = NULL;
     if (b.crl == NULL || last == NULL || next == NULL || number == NULL ||
         X509_CRL_set_version(b.crl, X509_CRL_VERSION_2) != 1 ||
-        X509_CRL_set_issuer_name(b.crl, X509_get_subject_name(ca->cert)) != 1 ||
+        X509_CRL_set_issuer_name(b.crl, X509_get_subject_name(cert)) != 1 ||
         X509_CRL_set1_lastUpdate(b.crl, last) != 1 || X509_CRL_set1_nextUpdate(b.crl, next) != 1)
         b.err = RP_ERR_CRYPTO;
-    err = b.err == RP_OK ? rp_store_revoked_list(s, ca->tenant_id, add_revoked, &b) : b.err;
+    err = b.err == RP_OK ? rp_store_revoked_list(s, tenant_id, add_revoked, &b) : b.err;
     if (err == RP_OK)
         err = b.err;
     /* The CRL number only has to grow: the time it was made, in microseconds, does without a
@@ -801,35 +1003,77 @@ rp_err_t rp_ca_crl(rp_store_t *s, const rp_ca_t *ca, int64_t now, uint8_t **der,
                          X509_CRL_add1_ext_i2d(b.crl, NID_crl_number, number, 0, 0) != 1))
         err = RP_ERR_CRYPTO;
     if (err == RP_OK) {
-        X509V3_set_ctx(&ctx, ca->cert, NULL, NULL, b.crl, 0);
+        X509V3_set_ctx(&ctx, cert, NULL, NULL, b.crl, 0);
         ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_authority_key_identifier, "keyid:always");
         if (ext == NULL || X509_CRL_add_ext(b.crl, ext, -1) != 1)
             err = RP_ERR_CRYPTO;
         X509_EXTENSION_free(ext);
     }
-    if (err == RP_OK &&
-        (X509_CRL_sort(b.crl) != 1 || X509_CRL_sign(b.crl, ca->key, EVP_sha256()) <= 0))
+    if (err == RP_OK && (X509_CRL_sort(b.crl) != 1 || X509_CRL_sign(b.crl, key, EVP_sha256()) <= 0))
         err = RP_ERR_CRYPTO;
-    if (err == RP_OK) {
-        n = i2d_X509_CRL(b.crl, &p);
-        if (n <= 0) {
-            err = RP_ERR_CRYPTO;
-        } else {
-            *der = malloc((size_t)n);
-            if (*der == NULL)
-                err = RP_ERR_NO_MEMORY;
-            else {
-                memcpy(*der, p, (size_t)n);
-                *len = (size_t)n;
-            }
-            OPENSSL_free(p);
-        }
-    }
-    X509_CRL_free(b.crl);
     ASN1_TIME_free(last);
     ASN1_TIME_free(next);
     ASN1_INTEGER_free(number);
     ERR_clear_error();
+    if (err != RP_OK) {
+        X509_CRL_free(b.crl);
+        return err;
+    }
+    *crl = b.crl;
+    return RP_OK;
+}
+
+rp_err_t rp_ca_crls(rp_store_t *s, const rp_ca_t *ca, int64_t now, uint8_t **der, size_t *der_len,
+                    char **pem, size_t *pem_len)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    unsigned char *p = NULL;
+    rp_err_t err = bio != NULL ? RP_OK : RP_ERR_NO_MEMORY;
+    char *data;
+    long len;
+    int n;
+
+    *der = NULL;
+    *pem = NULL;
+    if (ca->n == 0)
+        err = RP_ERR_EXPIRED;
+    /* One per live CA, the signer's first (it is also the DER form's). */
+    for (int k = 0, first = ca->signer >= 0 ? ca->signer : 0; k < ca->n && err == RP_OK; k++) {
+        int i = k == 0 ? first : k - 1 < first ? k - 1 : k;
+        X509_CRL *crl;
+        err = make_crl(s, ca->tenant_id, ca->certs[i], ca->keys[i], now, &crl);
+        if (err != RP_OK)
+            break;
+        if (k == 0) {
+            n = i2d_X509_CRL(crl, &p);
+            if (n <= 0 || (*der = malloc((size_t)n)) == NULL)
+                err = n <= 0 ? RP_ERR_CRYPTO : RP_ERR_NO_MEMORY;
+            else {
+                memcpy(*der, p, (size_t)n);
+                *der_len = (size_t)n;
+            }
+            OPENSSL_free(p);
+            p = NULL;
+        }
+        if (err == RP_OK && PEM_write_bio_X509_CRL(bio, crl) != 1)
+            err = RP_ERR_CRYPTO;
+        X509_CRL_free(crl);
+    }
+    if (err == RP_OK) {
+        len = BIO_get_mem_data(bio, &data);
+        *pem = strndup(data, (size_t)len);
+        *pem_len = (size_t)len;
+        if (*pem == NULL)
+            err = RP_ERR_NO_MEMORY;
+    }
+    BIO_free(bio);
+    ERR_clear_error();
+    if (err != RP_OK) {
+        free(*der);
+        free(*pem);
+        *der = NULL;
+        *pem = NULL;
+    }
     return err;
 }
 

@@ -1,8 +1,8 @@
 /*
  * Certificates the service makes: its own TLS identity (a service CA and a server certificate,
- * made on first start), one CA per tenant (ECDSA P-256, two years, its key stored encrypted under
- * the service's master key), 24-hour device certificates, and the tenant's CRL; and the check
- * of a client certificate against a tenant CA.
+ * made on first start), a CA per tenant (ECDSA P-256, two years, its key stored encrypted under
+ * the service's master key, rolled over to a successor before it ends), 24-hour device
+ * certificates, and the tenant's CRLs; and the check of a client certificate against a tenant CA.
  */
 #ifndef RAMPART_CA_H
 #define RAMPART_CA_H
@@ -16,22 +16,44 @@
 #include "store.h"
 
 #define RP_CA_LIFETIME (2 * 365 * 24 * 3600) /* a tenant CA: two years */
-#define RP_DEVICE_CERT_LIFETIME (24 * 3600)  /* a device certificate: 24 hours */
-#define RP_CRL_LIFETIME 3600                 /* a CRL's nextUpdate: an hour after it is made */
+#define RP_DEVICE_CERT_LIFETIME                                                                    \
+    (24 * 3600)              /* a device certificate: 24 hours (never past its CA)                 \
+                              */
+#define RP_CRL_LIFETIME 3600 /* a CRL's nextUpdate: an hour after it is made */
 #define RP_MASTER_KEY_LEN 32
+/* The rollover (docs/operations.md, "The tenant CA's lifetime"): a tenant's successor CA is made
+ * when two thirds of its newest CA's life have passed (243 days before its end), published at once
+ * (ca_chain, EST cacerts, GET .../ca, a CRL of its own), and signs device certificates from
+ * RP_CA_PUBLISH_LEAD later on: every device has it in its ca_chain within a day, and operators
+ * have a month to give it to brokers before a certificate they do not know of appears. The old CA
+ * stays trusted and published until its end, by which its last certificate has ended. */
+#define RP_CA_PUBLISH_LEAD (30 * 24 * 3600)
+/* A tenant's CAs loaded at once: at most two are ever valid together (a successor is made when
+ * a third of its predecessor's life is left, and makes its own when a third of its own is). */
+#define RP_CA_LIVE 3
 
-/* A tenant CA in memory: its certificate and decrypted key, and what each device certificate
- * it issues repeats (made once, when the CA is loaded): the extensions, and the key made ready to
- * sign with SHA-256 (sign_ctx, initialised once: a certificate is signed with a copy of it, which
- * saves OpenSSL 3's fetch of the algorithms at each issuance). */
+/* A tenant's CAs in memory, those not ended when they were loaded, newest first, each with its
+ * certificate and decrypted key; which of them signs device certificates (cert, key: one of
+ * them, NULL when none can, and then nothing is signed); and what each device certificate it
+ * issues repeats (made once, when loaded): the extensions, and the key made ready to sign with
+ * SHA-256 (sign_ctx, initialised once: a certificate is signed with a copy of it, which saves
+ * OpenSSL 3's fetch of the algorithms at each issuance). */
 typedef struct rp_ca {
     char tenant_id[RP_ID_SIZE];
-    X509 *cert;
-    EVP_PKEY *key;
+    int n;
+    X509 *certs[RP_CA_LIVE];
+    EVP_PKEY *keys[RP_CA_LIVE];
+    int generation[RP_CA_LIVE];
+    int64_t not_before[RP_CA_LIVE], not_after[RP_CA_LIVE];
+    int signer;    /* the index of the one that signs, -1: none */
+    X509 *cert;    /* the signing CA (borrowed from certs), NULL: none */
+    EVP_PKEY *key; /* its key (borrowed from keys) */
+    int64_t cert_not_before, cert_not_after;
     EVP_MD_CTX *sign_ctx; /* only copied from after the CA is loaded */
-    char *cert_pem;
+    char *cert_pem;       /* every CA above, PEM, the signing one first: what to trust */
     X509_EXTENSION *device_exts[4];
-    int64_t loaded; /* when it was read from the store */
+    int64_t loaded;     /* when it was read from the store */
+    int64_t changes_at; /* when the choice above changes (a rollover, a CA's end): read again */
 } rp_ca_t;
 
 void rp_ca_free(rp_ca_t *ca);
@@ -68,21 +90,48 @@ rp_err_t rp_key_decrypt_pem(const uint8_t master[RP_MASTER_KEY_LEN], const char 
 rp_err_t rp_ca_master_check(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LEN]) RP_MUST_CHECK;
 
 /*
- * The tenant's CA: loaded from the store, or created and stored if the tenant has none yet
- * (another replica creating it at the same moment wins, and its CA is used). OUT: *ca.
+ * The tenant's CAs at now: loaded from the store; the first created and stored if the tenant has
+ * none yet, a successor if two thirds of the newest's life have passed (rp_ca_rollover_due). The
+ * database decides each generation: another replica creating it at the same moment wins, and its
+ * CA is used. OUT: *ca (rp_ca_free).
  */
 rp_err_t rp_ca_get_or_create(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LEN],
-                             const rp_tenant_t *tenant, rp_ca_t *ca) RP_MUST_CHECK;
+                             const rp_tenant_t *tenant, int64_t now, rp_ca_t *ca) RP_MUST_CHECK;
+
+/* The rules of the rollover, on times alone (tested with any clock):
+ * whether a CA valid from not_before to not_after needs its successor at now (two thirds of its
+ * life have passed); */
+bool rp_ca_rollover_due(int64_t not_before, int64_t not_after, int64_t now);
+/* which of n CAs (newest first) signs at now: the newest valid one published RP_CA_PUBLISH_LEAD
+ * ago, else the oldest valid one; -1 when none is valid (ended, or not yet begun); */
+int rp_ca_signer(const int64_t *not_before, const int64_t *not_after, int n, int64_t now);
+/* and a device certificate's end: 24 hours after now, never past its CA's end. */
+int64_t rp_ca_device_not_after(int64_t ca_not_after, int64_t now);
 
 /* Issue a device certificate for a P-256 key (canonical DER SubjectPublicKeyInfo), CN = device
- * ID, valid now + 24 h. OUT: *cert (caller frees), *record (what the store keeps). */
+ * ID, valid from now for 24 h or until the signing CA ends. RP_ERR_EXPIRED (logged, counted:
+ * rp_ca_signing_refused) when the tenant has no CA valid at now: nothing is signed.
+ * OUT: *cert (caller frees), *record (what the store keeps). */
 rp_err_t rp_ca_issue_device_cert(const rp_ca_t *ca, const uint8_t *spki, size_t spki_len,
                                  const char *device_id, int64_t now, X509 **cert,
                                  rp_cert_record_t *record) RP_MUST_CHECK;
+/* Certificates refused since the start because their tenant had no valid CA. */
+uint64_t rp_ca_signing_refused(void);
 
-/* The tenant's CRL (DER), listing revoked certificates that have not yet expired. OUT: malloc'd. */
-rp_err_t rp_ca_crl(rp_store_t *s, const rp_ca_t *ca, int64_t now, uint8_t **der,
-                   size_t *len) RP_MUST_CHECK;
+/* What a tenant's CA set is, as a number that changes when a CA is added or ends, or another
+ * one starts to sign: the same on every worker that loaded the same set (a cache of what was
+ * made from it, such as the CRLs, is stale when it differs). */
+int64_t rp_ca_set_version(const rp_ca_t *ca);
+
+/* The live CA of the tenant's that issued cert (by name and key identifier; the signature is
+ * for rp_cert_chains_to), or NULL. */
+X509 *rp_ca_issuer_of(const rp_ca_t *ca, X509 *cert);
+
+/* The tenant's CRLs, each listing the tenant's revoked certificates that have not yet expired
+ * (serials are unique across its CAs): OUT *der, the signing CA's (DER), and *pem, one per live CA
+ * (PEM, concatenated: what a broker that trusts them all loads). Both malloc'd. */
+rp_err_t rp_ca_crls(rp_store_t *s, const rp_ca_t *ca, int64_t now, uint8_t **der, size_t *der_len,
+                    char **pem, size_t *pem_len) RP_MUST_CHECK;
 
 /* PEM of one certificate; OUT: malloc'd, NUL-terminated. */
 rp_err_t rp_cert_pem(X509 *cert, char **pem) RP_MUST_CHECK;

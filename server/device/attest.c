@@ -578,12 +578,15 @@ void rp_attest(rp_req_t *r)
         goto out;
     }
 
-    /* Passed: a certificate from the tenant's CA, recorded with the verdict in one transaction. */
+    /* Passed: a certificate from the tenant's CA, recorded with the verdict in one transaction.
+     * No valid CA to sign with: nothing is recorded (ca.c logs and counts it). */
     if (rp_worker_ca_by_id(r->w, device.tenant_id, &ca) != RP_OK ||
-        rp_ca_issue_device_cert(ca, spki, spki_len, device_id, (int64_t)time(NULL), &cert, &rec) !=
-            RP_OK ||
+        (err = rp_ca_issue_device_cert(ca, spki, spki_len, device_id, (int64_t)time(NULL), &cert,
+                                       &rec)) != RP_OK ||
         rp_cert_pem(cert, &cert_pem) != RP_OK) {
-        rp_reply_error(r, 500, "internal", "cannot issue the certificate");
+        rp_reply_error(r, 500, "internal",
+                       err == RP_ERR_EXPIRED ? "the tenant has no valid CA to issue the certificate"
+                                             : "cannot issue the certificate");
         goto out;
     }
     rp_iso_time(rec.not_after, iso);

@@ -411,7 +411,9 @@ bool rp_device_auth(rp_req_t *r, rp_device_t *device)
         rp_reply_failure(r, err, "cannot look up the device: %s", rp_strerror(err));
         return false;
     }
-    if (err != RP_OK || !rp_req_peer_chains_to(r, peer, ca->cert)) {
+    /* Any of the tenant's valid CAs: during a rollover, certificates of both are in use. */
+    if (err != RP_OK || rp_ca_issuer_of(ca, peer) == NULL ||
+        !rp_req_peer_chains_to(r, peer, rp_ca_issuer_of(ca, peer))) {
         rp_reply_error(r, 401, "unauthorized", "not a device certificate of a tenant here");
         return false;
     }

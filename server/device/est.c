@@ -1,6 +1,6 @@
 /*
  * Enrollment over Secure Transport (RFC 7030), where it fits Rampart's flow:
- *   GET  /.well-known/est/TENANT/cacerts         the tenant CA, as a certs-only PKCS#7
+ *   GET  /.well-known/est/TENANT/cacerts         the tenant's CAs, as a certs-only PKCS#7
  *   POST /.well-known/est/TENANT/simplereenroll  a new 24-hour certificate for the same key,
  *        over mutual TLS with the device's current certificate, for a device that is claimed,
  *        not blocked, and passed an attestation within the last 24 hours.
@@ -24,16 +24,20 @@
 #include "routes.h"
 
 /* Reply with certs-only PKCS#7 (DER, base64), as EST returns certificates. */
-static void reply_pkcs7(rp_req_t *r, X509 *cert)
+static void reply_pkcs7(rp_req_t *r, X509 *const *certs, int count)
 {
     PKCS7 *p7 = PKCS7_new();
     unsigned char *der = NULL;
     char *b64 = NULL;
-    int n = -1;
+    int n = -1, added = 0;
 
     if (p7 != NULL && PKCS7_set_type(p7, NID_pkcs7_signed) == 1 &&
-        PKCS7_content_new(p7, NID_pkcs7_data) == 1 && PKCS7_add_certificate(p7, cert) == 1)
-        n = i2d_PKCS7(p7, &der);
+        PKCS7_content_new(p7, NID_pkcs7_data) == 1) {
+        while (added < count && PKCS7_add_certificate(p7, certs[added]) == 1)
+            added++;
+        if (added == count)
+            n = i2d_PKCS7(p7, &der);
+    }
     PKCS7_free(p7);
     if (n <= 0 || rp_base64_encode(der, (size_t)n, &b64) != RP_OK) {
         OPENSSL_free(der);
@@ -138,7 +142,7 @@ static void simplereenroll(rp_req_t *r, const rp_ca_t *ca)
     }
     atomic_fetch_add(&r->w->srv->metrics.certificates_issued, 1);
     rp_log_info("device %.16s… re-enrolled: certificate %s", device_id, rec.serial);
-    reply_pkcs7(r, cert);
+    reply_pkcs7(r, &cert, 1);
     X509_free(cert);
 }
 
@@ -146,10 +150,12 @@ void rp_h_est_cacerts(rp_req_t *r)
 {
     const rp_ca_t *ca;
 
-    if (rp_worker_ca(r->w, &r->tenant, &ca) != RP_OK)
+    /* Every CA of the tenant's that is valid: during a rollover, the one that signs and the one
+     * whose certificates are still in use (RFC 7030 4.1.3: the current CA certificates). */
+    if (rp_worker_ca(r->w, &r->tenant, &ca) != RP_OK || ca->n == 0)
         rp_reply_error(r, 500, "internal", "cannot read the tenant CA");
     else
-        reply_pkcs7(r, ca->cert);
+        reply_pkcs7(r, ca->certs, ca->n);
 }
 
 void rp_h_est_simplereenroll(rp_req_t *r)

@@ -66,8 +66,8 @@ const rp_route_t rp_routes[] = {
     {POST,   "/api/v1/attest",                    PUBLIC, LIMITED, rp_attest, "attest: evidence in, a 24-hour device certificate out"},
 
     /* Relying parties. */
-    {GET,    "/.well-known/est/{tenant}/cacerts", PUBLIC, 0, rp_h_est_cacerts, "EST: the tenant CA (certs-only PKCS#7)"},
-    {GET,    T "/crl",                            PUBLIC, 0, rp_h_crl_get, "the tenant's CRL (DER, or PEM with ?format=pem)"},
+    {GET,    "/.well-known/est/{tenant}/cacerts", PUBLIC, 0, rp_h_est_cacerts, "EST: the tenant's CAs (certs-only PKCS#7)"},
+    {GET,    T "/crl",                            PUBLIC, 0, rp_h_crl_get, "the tenant's CRL (DER: the signing CA's; ?format=pem: one per valid CA)"},
 
     /* Devices, by their certificate. */
     {POST,   "/.well-known/est/{tenant}/simplereenroll", DEVICE, LIMITED, rp_h_est_simplereenroll, "EST: a new certificate for the same key, limited per address and per device"},
@@ -93,7 +93,7 @@ const rp_route_t rp_routes[] = {
     {DELETE, T "/tokens/{token}",                 READER, ESCALATES, rp_h_token_revoke, "revoke a token (admin; any token may revoke itself: self)"},
     {GET,    T "/policy",                         READER, 0, rp_h_policy_get, "how the tenant's devices' evidence is appraised"},
     {PUT,    T "/policy",                         ADMIN, 0, rp_h_policy_set, "set the appraisal policy"},
-    {GET,    T "/ca",                             READER, 0, rp_h_ca_get, "the tenant CA certificate"},
+    {GET,    T "/ca",                             READER, 0, rp_h_ca_get, "the tenant's valid CA certificates (PEM, the signing one first)"},
     {GET,    T "/devices",                        READER, 0, rp_h_devices_list, "the tenant's devices"},
     {POST,   T "/devices",                        CONTRIBUTOR, 0, rp_h_devices_claim, "claim devices"},
     {GET,    T "/fleet",                          READER, 0, rp_h_fleet, "the tenant's devices by state and the versions they run"},

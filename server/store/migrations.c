@@ -409,6 +409,15 @@ const char *const rp_store_migrations[] = {
      * replica's writes would not move departed, and would count a departed device's report */
     "ALTER TABLE deployments ADD COLUMN departed INTEGER NOT NULL DEFAULT 0;" /* and */
     DEPLOY_COUNTERS_SEED_25,
+    /* 26: a tenant CA's successors (server/ca/ca.c: the rollover at two thirds of a CA's life):
+     * generation 1, 2... beside the first (generation 0, in cas, which keeps the tenant's CRL
+     * number); the key (tenant, generation) is what makes two replicas rolling over at once make
+     * one successor. Rolling upgrade: yes (new table only; an older replica issues from and
+     * trusts only the first CA, which is harmless for the month a successor is published before
+     * it signs) */
+    "CREATE TABLE ca_successors (tenant_id TEXT NOT NULL REFERENCES tenants(id),"
+    " generation INTEGER NOT NULL, cert_pem TEXT NOT NULL, key_pem TEXT NOT NULL,"
+    " not_after INTEGER NOT NULL, PRIMARY KEY (tenant_id, generation)) WITHOUT ROWID;",
     /* 27: the spent nonces' purge watermark (store.c: rp_store_nonces_purge), one row: the
      * largest `before` any replica purged with; a nonce that expired before it is refused as
      * spent, so that "usable once" holds whatever the replicas' clocks (docs/protocol.md).

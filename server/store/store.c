@@ -1600,17 +1600,33 @@ rp_err_t rp_store_policy_set(rp_store_t *s, const char *tenant_id, rp_policy_t *
 
 static const char SQL_CA_INSERT[] =
     "INSERT INTO cas (tenant_id, cert_pem, key_pem, not_after) VALUES (?, ?, ?, ?)";
+static const char SQL_CA_SUCCESSOR_INSERT[] =
+    "INSERT INTO ca_successors (tenant_id, cert_pem, key_pem, not_after, generation)"
+    " VALUES (?, ?, ?, ?, ?)";
 static const char SQL_CA_GET[] = "SELECT cert_pem, key_pem, not_after FROM cas WHERE tenant_id = ?";
+/* The first CA (generation 0) and its successors, newest first. */
+static const char SQL_CA_LIST[] =
+    "SELECT 0, cert_pem, key_pem, not_after FROM cas WHERE tenant_id = ?"
+    " UNION ALL SELECT generation, cert_pem, key_pem, not_after FROM ca_successors"
+    " WHERE tenant_id = ? ORDER BY 1 DESC LIMIT ?";
+/* Per tenant, the end of its newest CA (the one that ends last); the soonest of those. */
+static const char SQL_CA_SOONEST_END[] =
+    "SELECT min(e) FROM (SELECT max(not_after) AS e FROM (SELECT tenant_id, not_after FROM cas"
+    " UNION ALL SELECT tenant_id, not_after FROM ca_successors) AS a GROUP BY tenant_id) AS t";
 rp_err_t rp_store_ca_put(rp_store_t *s, const rp_ca_record_t *ca)
 {
-    sq_st_t *st = sq_stmt(s, SQL_CA_INSERT);
+    sq_st_t *st = sq_stmt(s, ca->generation == 0 ? SQL_CA_INSERT : SQL_CA_SUCCESSOR_INSERT);
 
+    if (ca->generation < 0)
+        return RP_ERR_INVALID_ARG;
     if (st == NULL)
         return RP_ERR_IO;
     db_bind_text(st, 1, ca->tenant_id);
     db_bind_text(st, 2, ca->cert_pem);
     db_bind_text(st, 3, ca->key_pem_enc);
     db_bind_int64(st, 4, ca->not_after);
+    if (ca->generation != 0)
+        db_bind_int(st, 5, ca->generation);
     return sq_step_done(s, st, NULL);
 }
 
@@ -1644,6 +1660,62 @@ rp_err_t rp_store_ca_get(rp_store_t *s, const char *tenant_id, rp_ca_record_t *o
         rp_ca_record_free(out);
         return RP_ERR_NO_MEMORY;
     }
+    return RP_OK;
+}
+
+rp_err_t rp_store_ca_list(rp_store_t *s, const char *tenant_id, rp_ca_record_t *out, int max,
+                          int *n)
+{
+    sq_st_t *st = sq_stmt(s, SQL_CA_LIST);
+    rp_err_t err = RP_OK;
+    int rc = DB_DONE;
+
+    *n = 0;
+    if (max <= 0)
+        return RP_ERR_INVALID_ARG;
+    memset(out, 0, (size_t)max * sizeof(*out));
+    if (st == NULL)
+        return RP_ERR_IO;
+    db_bind_text(st, 1, tenant_id);
+    db_bind_text(st, 2, tenant_id);
+    db_bind_int(st, 3, max);
+    while (err == RP_OK && *n < max && (rc = db_step(st)) == DB_ROW) {
+        rp_ca_record_t *r = &out[(*n)++];
+        snprintf(r->tenant_id, sizeof(r->tenant_id), "%s", tenant_id);
+        r->generation = db_column_int(st, 0);
+        r->cert_pem = dup_col(st, 1);
+        r->key_pem_enc = dup_col(st, 2);
+        r->not_after = db_column_int64(st, 3);
+        if (r->cert_pem == NULL || r->key_pem_enc == NULL)
+            err = RP_ERR_NO_MEMORY;
+    }
+    if (err == RP_OK && rc != DB_ROW && rc != DB_DONE)
+        err = sq_error(s, "tenant CAs");
+    db_reset(st); /* do not keep a copy of a key inside the statement longer */
+    if (err != RP_OK) {
+        for (int i = 0; i < *n; i++)
+            rp_ca_record_free(&out[i]);
+        *n = 0;
+    }
+    return err;
+}
+
+rp_err_t rp_store_ca_soonest_end(rp_store_t *s, int64_t *soonest)
+{
+    sq_st_t *st = sq_stmt(s, SQL_CA_SOONEST_END);
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    rc = db_step(st);
+    if (rc != DB_ROW)
+        return sq_error(s, "tenant CAs' end");
+    if (db_column_null(st, 0)) {
+        db_reset(st);
+        return RP_ERR_NOT_FOUND;
+    }
+    *soonest = db_column_int64(st, 0);
+    db_reset(st);
     return RP_OK;
 }
 

@@ -105,9 +105,11 @@ typedef struct rp_cert_record {
     int64_t revoked_at; /* 0: not revoked */
 } rp_cert_record_t;
 
-/* A tenant's CA: its certificate, and its key encrypted under the service's master key. */
+/* A tenant's CA: its certificate, and its key encrypted under the service's master key. The
+ * tenant's first CA is generation 0; each successor (the rollover, server/ca/ca.c) is the next. */
 typedef struct rp_ca_record {
     char tenant_id[RP_ID_SIZE];
+    int generation;
     char *cert_pem;    /* malloc'd; rp_ca_record_free() */
     char *key_pem_enc; /* malloc'd: PKCS#8, encrypted */
     int64_t not_after;
@@ -251,9 +253,18 @@ typedef void (*rp_cert_fn)(void *ctx, const rp_cert_record_t *c);
 rp_err_t rp_store_revoked_list(rp_store_t *s, const char *tenant_id, rp_cert_fn fn,
                                void *ctx) RP_MUST_CHECK;
 
-/* RP_ERR_EXISTS if the tenant has a CA already (another replica made it first). */
+/* A tenant's CA of ca->generation. RP_ERR_EXISTS if the tenant has that generation already
+ * (another replica made it first: the database decides which one is the tenant's). */
 rp_err_t rp_store_ca_put(rp_store_t *s, const rp_ca_record_t *ca) RP_MUST_CHECK;
+/* The tenant's first CA (generation 0). */
 rp_err_t rp_store_ca_get(rp_store_t *s, const char *tenant_id, rp_ca_record_t *out) RP_MUST_CHECK;
+/* The tenant's newest CAs, newest (highest generation) first, at most max: OUT out[0..*n), each
+ * freed with rp_ca_record_free(). *n is 0 for a tenant with no CA yet. */
+rp_err_t rp_store_ca_list(rp_store_t *s, const char *tenant_id, rp_ca_record_t *out, int max,
+                          int *n) RP_MUST_CHECK;
+/* Over the tenants that have a CA, the soonest end of a tenant's newest CA (when that tenant
+ * would have none left): OUT *soonest; RP_ERR_NOT_FOUND when no tenant has a CA. */
+rp_err_t rp_store_ca_soonest_end(rp_store_t *s, int64_t *soonest) RP_MUST_CHECK;
 
 /* ---- Updates: image signing keys, images, products, device groups, deployments ---- */
 

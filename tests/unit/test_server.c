@@ -34,7 +34,9 @@
 #include "context.h"
 #include "recorder.h"
 #include "req.h"
+#include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #include "rampart/hex.h"
 #include "rampart/key.h"
@@ -173,7 +175,7 @@ static void store_schema(void **state)
 {
     struct db *db = *state;
 
-    assert_int_equal(rp_store_schema_version(db->s), 26); /* 27 after the merge with 26 */
+    assert_int_equal(rp_store_schema_version(db->s), 27);
 }
 
 static void collect_upload(void *ctx, const rp_upload_t *u)
@@ -1351,12 +1353,13 @@ static int64_t sql_count(sqlite3 *raw, const char *sql)
     return n;
 }
 
-/* A SQLite file taken back from the newest schema to 21 (the deployments' departed devices, the
- * versions' counters, a delta's holder, the image an upload became) ... */
-/* (migration "27", the nonces' purge watermark: schema version 26 until the merge with 26) */
-#define UNDO_27 "DROP TABLE spent_nonces_purged; DELETE FROM schema_version WHERE version = 26;"
+/* A SQLite file taken back from the newest schema to 21 (the spent nonces' purge watermark, the
+ * tenant CAs' successors, the deployments' departed devices, the versions' counters, a delta's
+ * holder, the image an upload became) ... */
+#define UNDO_27 "DROP TABLE spent_nonces_purged; DELETE FROM schema_version WHERE version = 27;"
+#define UNDO_26 UNDO_27 "DROP TABLE ca_successors; DELETE FROM schema_version WHERE version = 26;"
 #define UNDO_25                                                                                    \
-    UNDO_27 "ALTER TABLE deployments DROP COLUMN departed;"                                        \
+    UNDO_26 "ALTER TABLE deployments DROP COLUMN departed;"                                        \
             "DELETE FROM schema_version WHERE version = 25;"
 #define UNDO_24 UNDO_25 "DROP TABLE version_counts; DELETE FROM schema_version WHERE version = 24;"
 #define UNDO_23                                                                                    \
@@ -3600,7 +3603,8 @@ static void ca_master_check(void **state)
     memset(other, 0x22, sizeof(other));
     assert_int_equal(rp_ca_master_check(db->s, other), RP_OK);
     assert_int_equal(rp_store_tenant_create(db->s, "globex", &globex), RP_OK);
-    assert_int_equal(rp_ca_get_or_create(db->s, made_with, &globex, &ca), RP_OK);
+    assert_int_equal(rp_ca_get_or_create(db->s, made_with, &globex, (int64_t)time(NULL), &ca),
+                     RP_OK);
     rp_ca_free(&ca);
     assert_int_equal(rp_ca_master_check(db->s, made_with), RP_OK);
     assert_int_equal(rp_ca_master_check(db->s, other), RP_ERR_BAD_KEY);
@@ -3622,7 +3626,8 @@ static void ca_issues_device_certs(void **state)
     rp_ca_t ca;
 
     memset(master, 0x33, sizeof(master));
-    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, &ca), RP_OK);
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, (int64_t)time(NULL), &ca),
+                     RP_OK);
     assert_non_null(ca.sign_ctx);
     assert_int_equal(rp_key_generate(RP_SIG_ECDSA_P256, &device), RP_OK);
     assert_int_equal(rp_key_spki(device, spki, sizeof(spki), &len), RP_OK);
@@ -3654,6 +3659,251 @@ static void ca_issues_device_certs(void **state)
     rp_ca_free(&ca);
 }
 
+/* The rollover's rules on times alone (ca.h): a successor at two thirds of the newest CA's life;
+ * the signer is the newest valid CA published RP_CA_PUBLISH_LEAD ago, else the oldest valid one,
+ * none when none is valid; a device certificate never outlives its CA. */
+static void ca_rollover_rules(void **state)
+{
+    const int64_t day = 24 * 3600, t0 = 1800000000, life = RP_CA_LIFETIME;
+    int64_t nb[2] = {t0 + life / 3 * 2, t0}, na[2] = {t0 + life / 3 * 2 + life, t0 + life};
+
+    (void)state;
+    assert_false(rp_ca_rollover_due(t0, t0 + life, t0));
+    assert_false(rp_ca_rollover_due(t0, t0 + life, t0 + life / 3 * 2 - 1));
+    assert_true(rp_ca_rollover_due(t0, t0 + life, t0 + life / 3 * 2));
+    assert_true(rp_ca_rollover_due(t0, t0 + life, t0 + life + 1)); /* ended: due all the more */
+    /* only the first: it signs from its start, not before, not from its end */
+    assert_int_equal(rp_ca_signer(&nb[1], &na[1], 1, t0), 0);
+    assert_int_equal(rp_ca_signer(&nb[1], &na[1], 1, t0 - 1), -1);
+    assert_int_equal(rp_ca_signer(&nb[1], &na[1], 1, t0 + life), -1);
+    /* with its successor: the old one signs until the successor was published long enough */
+    assert_int_equal(rp_ca_signer(nb, na, 2, nb[0]), 1);
+    assert_int_equal(rp_ca_signer(nb, na, 2, nb[0] + RP_CA_PUBLISH_LEAD - 1), 1);
+    assert_int_equal(rp_ca_signer(nb, na, 2, nb[0] + RP_CA_PUBLISH_LEAD), 0);
+    /* a successor made late (the old one near its end): the old one signs to its end, then the
+     * successor, young as it is */
+    nb[0] = t0 + life - day;
+    na[0] = nb[0] + life;
+    assert_int_equal(rp_ca_signer(nb, na, 2, t0 + life - 1), 1);
+    assert_int_equal(rp_ca_signer(nb, na, 2, t0 + life), 0);
+    /* the clamp */
+    assert_int_equal(rp_ca_device_not_after(t0 + life, t0), t0 + RP_DEVICE_CERT_LIFETIME);
+    assert_int_equal(rp_ca_device_not_after(t0 + life, t0 + life - 3600), t0 + life);
+    assert_int_equal(rp_ca_device_not_after(t0 + life, t0 + life - RP_DEVICE_CERT_LIFETIME),
+                     t0 + life);
+}
+
+/* A device certificate for a new P-256 key, issued by ca at now. */
+static rp_err_t issue_at(const rp_ca_t *ca, int64_t now, X509 **cert, rp_cert_record_t *rec)
+{
+    uint8_t spki[RP_PUBKEY_DER_MAX], id[RP_SHA256_LEN];
+    char device_id[RP_DEVICE_ID_SIZE];
+    EVP_PKEY *device;
+    size_t len;
+    rp_err_t err;
+
+    assert_int_equal(rp_key_generate(RP_SIG_ECDSA_P256, &device), RP_OK);
+    assert_int_equal(rp_key_spki(device, spki, sizeof(spki), &len), RP_OK);
+    assert_int_equal(rp_sha256(spki, len, id), RP_OK);
+    assert_int_equal(rp_hex_encode(id, sizeof(id), device_id, sizeof(device_id)), RP_OK);
+    err = rp_ca_issue_device_cert(ca, spki, len, device_id, now, cert, rec);
+    EVP_PKEY_free(device);
+    if (err == RP_OK) { /* as the device reads it: its PEM */
+        char *pem;
+        BIO *bio;
+        assert_int_equal(rp_cert_pem(*cert, &pem), RP_OK);
+        X509_free(*cert);
+        bio = BIO_new_mem_buf(pem, -1);
+        *cert = bio != NULL ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+        assert_non_null(*cert);
+        BIO_free(bio);
+        free(pem);
+    }
+    return err;
+}
+
+/* Whether cert verifies against the PEM bundle trust (as a broker given it would) at time at. */
+static bool verifies_at(X509 *cert, const char *trust, int64_t at)
+{
+    X509_STORE *store = X509_STORE_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    BIO *bio = BIO_new_mem_buf(trust, -1);
+    X509 *ca;
+    bool ok;
+
+    assert_true(store != NULL && ctx != NULL && bio != NULL);
+    while ((ca = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+        assert_int_equal(X509_STORE_add_cert(store, ca), 1);
+        X509_free(ca);
+    }
+    ERR_clear_error();
+    ok = X509_STORE_CTX_init(ctx, store, cert, NULL) == 1;
+    if (ok)
+        X509_STORE_CTX_set_time(ctx, 0, (time_t)at);
+    ok = ok && X509_verify_cert(ctx) == 1;
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(store);
+    BIO_free(bio);
+    ERR_clear_error();
+    return ok;
+}
+
+static int64_t asn1_to_time(const ASN1_TIME *t)
+{
+    struct tm tm;
+
+    assert_int_equal(ASN1_TIME_to_tm(t, &tm), 1);
+    return (int64_t)timegm(&tm);
+}
+
+static int pem_count(const char *pem)
+{
+    int n = 0;
+
+    for (const char *p = pem; (p = strstr(p, "-----BEGIN")) != NULL; p++)
+        n++;
+    return n;
+}
+
+/* The rollover through the store, with the clock given: a successor made once at two thirds of
+ * the CA's life (by whichever replica gets there first), published at once, signing a month
+ * later; the old one trusted until its end; certificates never past their CA's end; none issued
+ * from an ended CA. */
+static void ca_rollover(void **state)
+{
+    struct db *db = *state;
+    const int64_t t0 = (int64_t)time(NULL), life = RP_CA_LIFETIME;
+    const int64_t due = t0 - 60 + (life + 60) / 3 * 2; /* the first CA is back-dated a minute */
+    uint8_t master[RP_MASTER_KEY_LEN];
+    rp_store_t *replica = NULL;
+    rp_cert_record_t rec;
+    rp_ca_record_t recs[RP_CA_LIVE];
+    rp_tenant_t globex;
+    rp_ca_t ca, other;
+    X509 *cert, *old_cert;
+    uint64_t refused;
+    int64_t soonest;
+    uint8_t *der;
+    char *pem;
+    size_t len, pem_len;
+    int n;
+
+    memset(master, 0x44, sizeof(master));
+    assert_int_equal(rp_store_ca_soonest_end(db->s, &soonest), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, t0, &ca), RP_OK);
+    assert_int_equal(ca.n, 1);
+    assert_int_equal(ca.signer, 0);
+    assert_int_equal(ca.cert_not_after, t0 + life);
+    assert_int_equal(rp_store_ca_soonest_end(db->s, &soonest), RP_OK);
+    assert_int_equal(soonest, t0 + life);
+    /* fail closed: a CA loaded earlier, used past its end (or before its start), signs nothing */
+    refused = rp_ca_signing_refused();
+    assert_int_equal(issue_at(&ca, t0 + life, &cert, &rec), RP_ERR_EXPIRED);
+    assert_null(cert);
+    assert_int_equal(issue_at(&ca, t0 - 3600, &cert, &rec), RP_ERR_EXPIRED);
+    assert_int_equal(rp_ca_signing_refused(), refused + 2);
+    rp_ca_free(&ca);
+
+    /* just before the rollover: nothing made */
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, due - 1, &ca), RP_OK);
+    assert_int_equal(ca.n, 1);
+    assert_int_equal(ca.changes_at, due);
+    rp_ca_free(&ca);
+    /* at it, two replicas: one successor, the same for both */
+    assert_int_equal(rt_store_open(&db->t, &replica), RP_OK);
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, due, &ca), RP_OK);
+    assert_int_equal(rp_ca_get_or_create(replica, master, &db->tenant, due + 1, &other), RP_OK);
+    assert_int_equal(ca.n, 2);
+    assert_int_equal(other.n, 2);
+    assert_int_equal(ca.generation[0], 1);
+    assert_int_equal(X509_cmp(ca.certs[0], other.certs[0]), 0);
+    rp_ca_free(&other);
+    /* ...also when both decided at once: the database takes one successor */
+    assert_int_equal(rp_store_ca_list(replica, db->tenant.id, recs, RP_CA_LIVE, &n), RP_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(recs[0].generation, 1);
+    assert_int_equal(recs[1].generation, 0);
+    assert_int_equal(rp_store_ca_put(replica, &recs[0]), RP_ERR_EXISTS);
+    assert_int_equal(rp_store_ca_put(replica, &recs[1]), RP_ERR_EXISTS);
+    for (int i = 0; i < n; i++)
+        rp_ca_record_free(&recs[i]);
+    rp_store_close(replica);
+    /* published (both, the signer first) but the first one still signs */
+    assert_int_equal(ca.signer, 1);
+    assert_int_equal(pem_count(ca.cert_pem), 2);
+    assert_int_equal(issue_at(&ca, due, &old_cert, &rec), RP_OK);
+    assert_int_equal(X509_check_issued(ca.certs[1], old_cert), X509_V_OK);
+    assert_ptr_equal(rp_ca_issuer_of(&ca, old_cert), ca.certs[1]);
+    assert_true(verifies_at(old_cert, ca.cert_pem, due + 1));
+    assert_int_equal(ca.changes_at, ca.not_before[0] + RP_CA_PUBLISH_LEAD);
+    /* one CRL per CA, the signer's the DER one */
+    assert_int_equal(rp_ca_crls(db->s, &ca, due, &der, &len, &pem, &pem_len), RP_OK);
+    assert_int_equal(pem_count(pem), 2);
+    assert_int_equal(strlen(pem), pem_len);
+    {
+        const unsigned char *p = der;
+        X509_CRL *crl = d2i_X509_CRL(NULL, &p, (long)len);
+        assert_non_null(crl);
+        assert_int_equal(X509_CRL_verify(crl, X509_get0_pubkey(ca.certs[1])), 1);
+        X509_CRL_free(crl);
+    }
+    free(der);
+    free(pem);
+    rp_ca_free(&ca);
+    assert_int_equal(rp_store_ca_soonest_end(db->s, &soonest), RP_OK);
+    assert_int_equal(soonest, due + life); /* the tenant's newest CA's */
+
+    /* a month on: the successor signs; the old one's certificate still verifies and is known */
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, due + RP_CA_PUBLISH_LEAD, &ca),
+                     RP_OK);
+    assert_int_equal(ca.n, 2);
+    assert_int_equal(ca.signer, 0);
+    assert_int_equal(issue_at(&ca, due + RP_CA_PUBLISH_LEAD, &cert, &rec), RP_OK);
+    assert_ptr_equal(rp_ca_issuer_of(&ca, cert), ca.certs[0]);
+    assert_ptr_equal(rp_ca_issuer_of(&ca, old_cert), ca.certs[1]);
+    assert_true(verifies_at(cert, ca.cert_pem, due + RP_CA_PUBLISH_LEAD + 1));
+    assert_true(verifies_at(old_cert, ca.cert_pem, due + 1));
+    assert_int_equal(rec.not_after, due + RP_CA_PUBLISH_LEAD + RP_DEVICE_CERT_LIFETIME);
+    X509_free(cert);
+    X509_free(old_cert);
+    rp_ca_free(&ca);
+    /* after the first one's end: it is neither trusted nor published */
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, t0 + life, &ca), RP_OK);
+    assert_int_equal(ca.n, 1);
+    assert_int_equal(ca.generation[0], 1);
+    assert_int_equal(pem_count(ca.cert_pem), 1);
+    rp_ca_free(&ca);
+
+    /* A tenant not seen from its CA's making to a day before its end: the successor made then
+     * is young, so the first one signs, for what is left of its life only; after its end the
+     * successor signs. */
+    assert_int_equal(rp_store_tenant_create(db->s, "globex", &globex), RP_OK);
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &globex, t0, &ca), RP_OK);
+    rp_ca_free(&ca);
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &globex, t0 + life - 3600, &ca), RP_OK);
+    assert_int_equal(ca.n, 2);
+    assert_int_equal(ca.signer, 1);
+    assert_int_equal(issue_at(&ca, t0 + life - 3600, &cert, &rec), RP_OK);
+    assert_int_equal(rec.not_after, t0 + life);
+    assert_int_equal(asn1_to_time(X509_get0_notAfter(cert)), t0 + life);
+    assert_int_equal(ca.changes_at, t0 + life);
+    X509_free(cert);
+    rp_ca_free(&ca);
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &globex, t0 + life, &ca), RP_OK);
+    assert_int_equal(ca.n, 1);
+    assert_int_equal(ca.signer, 0);
+    assert_int_equal(issue_at(&ca, t0 + life, &cert, &rec), RP_OK);
+    assert_int_equal(rec.not_after, t0 + life + RP_DEVICE_CERT_LIFETIME);
+    X509_free(cert);
+    rp_ca_free(&ca);
+    /* a tenant whose every CA ended (the service was off): a successor at once */
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &globex, t0 + 5 * life, &ca), RP_OK);
+    assert_int_equal(ca.n, 1);
+    assert_int_equal(ca.generation[0], 2);
+    assert_int_equal(ca.signer, 0);
+    rp_ca_free(&ca);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -3664,6 +3914,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_delta_lease_renewed, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_upload_became, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(ca_issues_device_certs, db_setup, db_teardown),
+        cmocka_unit_test(ca_rollover_rules),
+        cmocka_unit_test_setup_teardown(ca_rollover, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_device_status, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_batch_spends_each_nonce_once, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_nonce_once_across_clocks, db_setup, db_teardown),
