@@ -20,6 +20,10 @@
 #define RP_CRL_LIFETIME 3600                 /* a CRL's nextUpdate: an hour after it is made */
 #define RP_MASTER_KEY_LEN 32
 
+/* The service's own TLS certificate is made again in its last 30 days (at start, and while it
+ * runs: main.c). */
+#define RP_SERVER_CERT_RENEW_BEFORE (30 * 24 * 3600)
+
 /* A tenant CA in memory: its certificate and decrypted key, and what each device certificate
  * it issues repeats (made once, when the CA is loaded): the extensions, and the key made ready to
  * sign with SHA-256 (sign_ctx, initialised once: a certificate is signed with a copy of it, which
@@ -39,10 +43,34 @@ void rp_ca_free(rp_ca_t *ca);
 /*
  * Make the service's TLS identity in data_dir if it is not there: server-ca.pem (what clients
  * trust), server-ca.key, server.pem (the server certificate), server.key; the server certificate
- * names localhost, 127.0.0.1, ::1 and each of hostnames (comma-separated, may be NULL), and is
- * renewed when it has under 30 days left. Also the master key (master.key, 0600) unless it exists.
+ * names localhost, 127.0.0.1, ::1 and each of hostnames (comma-separated, may be NULL), lives 397
+ * days (never past the service CA's end), and is made again when it has under 30 days left, does
+ * not go with server.key, or the service CA did not sign it. Also the master key (master.key,
+ * 0600) unless it exists.
  */
 rp_err_t rp_service_identity_init(const char *data_dir, const char *hostnames) RP_MUST_CHECK;
+
+/*
+ * The running service's renewal (main.c: when the certificate in use nears its end, and at each
+ * SIGHUP): server.pem made again from the service CA when it is the CA's and has under 30 days
+ * left (and a new one would end later: not near the CA's end); any other (an operator's own, put
+ * there for a reload; a file that cannot be read) is left as it is, and said when it nears its
+ * end. *renewed: whether one was made.
+ */
+rp_err_t rp_service_cert_renew(const char *data_dir, const char *hostnames,
+                               bool *renewed) RP_MUST_CHECK;
+
+/*
+ * DATA_DIR/server.lock, exclusive (flock: released when the process ends, however it ends): the
+ * two functions above make server.key and server.pem under it, and whoever reads them into a TLS
+ * context holds it, so that processes sharing the data directory renew the certificate once and
+ * none reads a new key beside the old certificate. The descriptor to unlock, or -1 (logged).
+ */
+int rp_service_identity_lock(const char *data_dir);
+void rp_service_identity_unlock(int fd);
+
+/* An ASN1_TIME (a certificate's notBefore or notAfter) in seconds since the epoch; 0 if none. */
+int64_t rp_cert_time(const ASN1_TIME *t);
 
 /* Read the master key (64 hex digits) from path. */
 rp_err_t rp_master_key_load(const char *path, uint8_t key[RP_MASTER_KEY_LEN]) RP_MUST_CHECK;

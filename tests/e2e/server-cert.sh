@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The service's own TLS certificate renewed while it runs (review r8 M4): two processes sharing one
+# data directory (as replicas on one machine do), their wall clocks moved together by libfaketime
+# reading its offset from a file while they run. At +400 days, past the 397-day certificate's end,
+# a client whose clock agrees gets a valid certificate with no restart and no SIGHUP, made once
+# (DATA_DIR/server.lock) and served by both; the metric says its end; a renewal that fails is
+# said in the log and by /readyz.
+. "$(dirname "$0")/lib.sh"
+d=$E2E_DIR
+server_bin=$RAMPART_SERVER
+faked_ok "$server_bin" || fail "the server cannot run with its clock moved"
+echo "+0" >"$d/offset"
+start_shared() { # LOG: a process on the data directory $d/srv, its clock read from $d/offset
+  env "${FAKED_ENV[@]}" FAKETIME_TIMESTAMP_FILE="$d/offset" FAKETIME_NO_CACHE=1 \
+    "$server_bin" --data-dir "$d/srv" --listen "127.0.0.1:${port:-0}" --port-file "$d/$1.port" \
+    >"$d/$1.log" 2>&1 &
+  E2E_PIDS+=("$!")
+  wait_until 60 test -s "$d/$1.port" || { cat "$d/$1.log" >&2; fail "$1 did not start"; }
+}
+start_shared a
+port=$(cat "$d/a.port")
+start_shared b # beside a, on its port
+url="https://127.0.0.1:$port"
+served() { # OFFSET: the serial of the certificate a client whose clock is OFFSET accepts
+  at_clock "$1" curl -sS -o /dev/null --cacert "$d/srv/server-ca.pem" -w '%{certs}' "$url/readyz" \
+    2>"$d/curl.err" | openssl x509 -noout -serial 2>/dev/null
+}
+expires() { curl -sS --cacert "$d/srv/server-ca.pem" "$url/metrics" |
+  sed -n 's/^rampart_server_certificate_expires_seconds //p'; }
+first=$(served +0)
+[ -n "$first" ] || fail "no certificate at start: $(cat "$d/curl.err")"
+left=$(expires)
+[ "$left" -gt $((396 * 86400)) ] && [ "$left" -le $((397 * 86400)) ] || fail "expires_seconds at start: $left"
+E2E_CHECKS=$((E2E_CHECKS + 2))
+
+# --- 400 days later, still running: a new certificate, made once, served by both ----------------
+made_before=$(cat "$d/a.log" "$d/b.log" | grep -c 'made the server certificate' || true)
+echo "+400d" >"$d/offset"
+renewed() { s=$(served +400d) && [ -n "$s" ] && [ "$s" != "$first" ]; }
+wait_until 60 renewed || fail "a client at +400 d gets no valid certificate: $(cat "$d/curl.err")"
+new=$(openssl x509 -in "$d/srv/server.pem" -noout -serial)
+both() { s=$(served +400d) && [ "$s" = "$new" ]; }
+for _ in 1 2 3 4 5 6 7 8; do # each connection lands on either process (SO_REUSEPORT)
+  wait_until 30 both || fail "a process serves $(served +400d), not server.pem's $new"
+done
+made=$(cat "$d/a.log" "$d/b.log" | grep -c 'made the server certificate' || true)
+eq "$((made - made_before))" 1 "server certificates made while running (two processes, one data directory)"
+left=$(at_clock +400d curl -sS --cacert "$d/srv/server-ca.pem" "$url/metrics" |
+  sed -n 's/^rampart_server_certificate_expires_seconds //p')
+[ "$left" -gt $((396 * 86400)) ] || fail "expires_seconds after renewal: $left"
+openssl verify -CAfile "$d/srv/server-ca.pem" -attime $(($(date +%s) + 400 * 86400)) "$d/srv/server.pem" \
+  >/dev/null || fail "server.pem does not verify at +400 d"
+E2E_CHECKS=$((E2E_CHECKS + 3))
+
+# --- a renewal that fails is said: in the log, and by /readyz (still 200: not every replica out
+# of the balancer at once, while the certificate is still good) ------------------------------------
+mv "$d/srv/server-ca.key" "$d/server-ca.key.away"
+echo "+780d" >"$d/offset" # within the last 30 days of the certificate made at +400 d
+said() { grep -q 'and was not renewed' "$d/a.log" && grep -q 'and was not renewed' "$d/b.log"; }
+wait_until 60 said || fail "the failed renewal is not in the logs: $(tail -5 "$d/a.log")"
+at_clock +780d curl -sS --cacert "$d/srv/server-ca.pem" "$url/readyz" >"$d/ready" ||
+  fail "/readyz at +780 d: $(cat "$d/ready")"
+jq -e '.status == "ready" and (.warning | test("^the TLS certificate ends in 1[0-9] day"))' "$d/ready" \
+  >/dev/null || fail "/readyz does not say the certificate ends: $(cat "$d/ready")"
+mv "$d/server-ca.key.away" "$d/srv/server-ca.key"
+E2E_CHECKS=$((E2E_CHECKS + 2))
+done_ok
