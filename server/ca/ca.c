@@ -820,8 +820,8 @@ rp_err_t rp_ca_issue_device_cert(const rp_ca_t *ca, const uint8_t *spki, size_t 
     err = rp_pubkey_p256_point(spki, spki_len, point);
     if (err != RP_OK)
         return err;
-    err = new_cert(NULL, device_id, NULL, ca->cert, now, now + RP_DEVICE_CERT_LIFETIME, &cert,
-                   record->serial);
+    err = new_cert(NULL, device_id, NULL, ca->cert, now - RP_DEVICE_CERT_BACKDATE,
+                   now + RP_DEVICE_CERT_LIFETIME, &cert, record->serial);
     /* The key goes in as its point: encoding it from an EVP_PKEY costs OpenSSL 3 more than
      * signing the certificate does. */
     copy = err == RP_OK ? OPENSSL_memdup(point, sizeof(point)) : NULL;

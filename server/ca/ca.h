@@ -20,6 +20,11 @@
 #define RP_CRL_LIFETIME 3600                 /* a CRL's nextUpdate: an hour after it is made */
 #define RP_MASTER_KEY_LEN 32
 
+/* A device certificate is valid from 5 minutes before its issue (until RP_DEVICE_CERT_LIFETIME
+ * after it): a verifier (another replica, a broker) whose clock is behind the issuer's by less
+ * takes a fresh one. */
+#define RP_DEVICE_CERT_BACKDATE 300
+
 /* The service's own TLS certificate is made again in its last 30 days (at start, and while it
  * runs: main.c). */
 #define RP_SERVER_CERT_RENEW_BEFORE (30 * 24 * 3600)
@@ -103,7 +108,8 @@ rp_err_t rp_ca_get_or_create(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_L
                              const rp_tenant_t *tenant, rp_ca_t *ca) RP_MUST_CHECK;
 
 /* Issue a device certificate for a P-256 key (canonical DER SubjectPublicKeyInfo), CN = device
- * ID, valid now + 24 h. OUT: *cert (caller frees), *record (what the store keeps). */
+ * ID, valid from now - RP_DEVICE_CERT_BACKDATE to now + 24 h. OUT: *cert (caller frees), *record
+ * (what the store keeps). */
 rp_err_t rp_ca_issue_device_cert(const rp_ca_t *ca, const uint8_t *spki, size_t spki_len,
                                  const char *device_id, int64_t now, X509 **cert,
                                  rp_cert_record_t *record) RP_MUST_CHECK;

@@ -3479,6 +3479,36 @@ static void ca_master_check(void **state)
     assert_int_equal(rp_ca_master_check(db->s, other), RP_ERR_BAD_KEY);
 }
 
+/* A device certificate is valid from 5 minutes before its issue (a verifier whose clock is a
+ * little behind the issuer's takes it) until 24 hours after it. */
+static void ca_device_cert_dates(void **state)
+{
+    struct db *db = *state;
+    uint8_t master[RP_MASTER_KEY_LEN], spki[RP_PUBKEY_DER_MAX], id[RP_SHA256_LEN];
+    char device_id[RP_DEVICE_ID_SIZE];
+    int64_t issued = (int64_t)time(NULL);
+    rp_cert_record_t rec;
+    EVP_PKEY *device;
+    X509 *cert;
+    size_t len;
+    rp_ca_t ca;
+
+    memset(master, 0x44, sizeof(master));
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, &ca), RP_OK);
+    assert_int_equal(rp_key_generate(RP_SIG_ECDSA_P256, &device), RP_OK);
+    assert_int_equal(rp_key_spki(device, spki, sizeof(spki), &len), RP_OK);
+    assert_int_equal(rp_sha256(spki, len, id), RP_OK);
+    assert_int_equal(rp_hex_encode(id, sizeof(id), device_id, sizeof(device_id)), RP_OK);
+    assert_int_equal(rp_ca_issue_device_cert(&ca, spki, len, device_id, issued, &cert, &rec),
+                     RP_OK);
+    assert_int_equal(rp_cert_time(X509_get0_notBefore(cert)), issued - 300);
+    assert_int_equal(rp_cert_time(X509_get0_notAfter(cert)), issued + 24 * 3600);
+    assert_int_equal(rec.not_after, issued + 24 * 3600);
+    X509_free(cert);
+    EVP_PKEY_free(device);
+    rp_ca_free(&ca);
+}
+
 /* A device certificate is signed by its tenant's CA with ECDSA-SHA256, each one with a copy of
  * the CA's signing context made once (rp_ca_t's sign_ctx): every one verifies, in any order. */
 static void ca_issues_device_certs(void **state)
@@ -3537,6 +3567,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_delta_lease_renewed, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_upload_became, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(ca_issues_device_certs, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(ca_device_cert_dates, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_device_status, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_batch_spends_each_nonce_once, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_pass_for_a_device_blocked_meanwhile, db_setup,
