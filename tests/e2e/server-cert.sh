@@ -4,20 +4,22 @@
 # reading its offset from a file while they run. At +400 days, past the 397-day certificate's end,
 # a client whose clock agrees gets a valid certificate with no restart and no SIGHUP, made once
 # (DATA_DIR/server.lock) and served by both; the metric says its end; a renewal that fails is
-# said in the log and by /readyz. And the agent plans its
-# renewal from the service's answer, not from its own wall clock (review r8 L4): an agent 13 hours
-# ahead still waits two thirds of 24 hours.
+# said in the log and by /readyz; a SIGHUP renews too. And the agent plans its renewal from the
+# service's answer, not from its own wall clock (review r8 L4): an agent 13 hours ahead still waits
+# two thirds of 24 hours.
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT}"
 d=$E2E_DIR
 server_bin=$RAMPART_SERVER
 faked_ok "$server_bin" || fail "the server cannot run with its clock moved"
 echo "+0" >"$d/offset"
+declare -A PIDS=()
 start_shared() { # LOG: a process on the data directory $d/srv, its clock read from $d/offset
   env "${FAKED_ENV[@]}" FAKETIME_TIMESTAMP_FILE="$d/offset" FAKETIME_NO_CACHE=1 \
     "$server_bin" --data-dir "$d/srv" --listen "127.0.0.1:${port:-0}" --port-file "$d/$1.port" \
     >"$d/$1.log" 2>&1 &
   E2E_PIDS+=("$!")
+  PIDS[$1]=$!
   wait_until 60 test -s "$d/$1.port" || { cat "$d/$1.log" >&2; fail "$1 did not start"; }
 }
 start_shared a
@@ -88,5 +90,14 @@ at_clock +780d curl -sS --cacert "$d/srv/server-ca.pem" "$url/readyz" >"$d/ready
 jq -e '.status == "ready" and (.warning | test("^the TLS certificate ends in 1[0-9] day"))' "$d/ready" \
   >/dev/null || fail "/readyz does not say the certificate ends: $(cat "$d/ready")"
 mv "$d/server-ca.key.away" "$d/srv/server-ca.key"
+E2E_CHECKS=$((E2E_CHECKS + 2))
+
+# --- a SIGHUP renews it too (the heartbeat would wait an hour before it tried again) -------------
+made_before=$(grep -c 'made the server certificate' "$d/a.log" || true)
+kill -HUP "${PIDS[a]}"
+remade() { [ "$(grep -c 'made the server certificate' "$d/a.log" || true)" -gt "$made_before" ]; }
+wait_until 30 remade || fail "SIGHUP did not renew the certificate: $(tail -3 "$d/a.log")"
+openssl verify -CAfile "$d/srv/server-ca.pem" -attime $(($(date +%s) + 1100 * 86400)) "$d/srv/server.pem" \
+  >/dev/null || fail "server.pem renewed at SIGHUP does not verify at +1100 d"
 E2E_CHECKS=$((E2E_CHECKS + 2))
 done_ok
