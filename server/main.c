@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -325,23 +324,7 @@ static rp_err_t new_admin_token(const char *path, rp_atomic_file_t *f, uint8_t h
  */
 static int admin_token_lock(const char *data_dir)
 {
-    char path[PATH_MAX + 16];
-    int fd;
-
-    snprintf(path, sizeof(path), "%s/admin.token.lock", data_dir);
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        rp_log_error("%s: %s", path, strerror(errno));
-        return -1;
-    }
-    while (flock(fd, LOCK_EX) != 0) {
-        if (errno != EINTR) {
-            rp_log_error("cannot lock %s: %s", path, strerror(errno));
-            close(fd);
-            return -1;
-        }
-    }
-    return fd;
+    return rp_lock_in(data_dir, "admin.token.lock");
 }
 
 /*

@@ -10,9 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -368,23 +365,7 @@ int64_t rp_cert_time(const ASN1_TIME *t)
 
 int rp_service_identity_lock(const char *data_dir)
 {
-    char path[PATH_MAX + 16];
-    int fd;
-
-    snprintf(path, sizeof(path), "%s/server.lock", data_dir);
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        rp_log_error("%s: %s", path, strerror(errno));
-        return -1;
-    }
-    while (flock(fd, LOCK_EX) != 0) {
-        if (errno != EINTR) {
-            rp_log_error("cannot lock %s: %s", path, strerror(errno));
-            close(fd);
-            return -1;
-        }
-    }
-    return fd;
+    return rp_lock_in(data_dir, "server.lock");
 }
 
 void rp_service_identity_unlock(int fd)
