@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -328,23 +327,7 @@ static rp_err_t new_admin_token(const char *path, rp_atomic_file_t *f, uint8_t h
  */
 static int admin_token_lock(const char *data_dir)
 {
-    char path[PATH_MAX + 16];
-    int fd;
-
-    snprintf(path, sizeof(path), "%s/admin.token.lock", data_dir);
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        rp_log_error("%s: %s", path, strerror(errno));
-        return -1;
-    }
-    while (flock(fd, LOCK_EX) != 0) {
-        if (errno != EINTR) {
-            rp_log_error("cannot lock %s: %s", path, strerror(errno));
-            close(fd);
-            return -1;
-        }
-    }
-    return fd;
+    return rp_lock_in(data_dir, "admin.token.lock");
 }
 
 /*
@@ -619,8 +602,9 @@ static struct {
     rp_worker_t *workers;
     int started;
     bool notified_ready, stalled;
-    long long stale_ms; /* a worker whose loop has not turned for this long holds the watchdog */
-    char serving[400];  /* STATUS= once ready */
+    long long stale_ms;    /* a worker whose loop has not turned for this long holds the watchdog */
+    char serving[400];     /* STATUS= once ready */
+    int64_t cert_check_at; /* wall clock: when the certificate in use is next looked at */
 } run;
 
 #define LOGIN_BURST 10
@@ -675,8 +659,80 @@ static unsigned long long monotonic_usec(void)
     return (unsigned long long)t.tv_sec * 1000000ull + (unsigned long long)t.tv_nsec / 1000u;
 }
 
+#define CERT_RETRY 3600 /* seconds between tries while the certificate in use is not renewed */
+
+/* The certificate in ctx, now in use: its end (the metrics, /readyz), and when the main loop looks
+ * at it next: as its renewal margin begins, or in CERT_RETRY seconds when it is in it already
+ * (not renewed: said each time). */
+static void cert_in_use(rp_server_t *srv, SSL_CTX *ctx)
+{
+    X509 *cert = SSL_CTX_get0_certificate(ctx);
+    int64_t end = cert != NULL ? rp_cert_time(X509_get0_notAfter(cert)) : 0,
+            now = (int64_t)time(NULL);
+    char when[32];
+    struct tm tm;
+
+    atomic_store(&srv->server_cert_not_after, end);
+    run.cert_check_at = end - RP_SERVER_CERT_RENEW_BEFORE;
+    if (run.cert_check_at > now)
+        return;
+    run.cert_check_at = now + CERT_RETRY;
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&(time_t){(time_t)end}, &tm));
+    rp_log_warn("the TLS certificate in use (%s/server.pem) ends %s, in %lld day(s), and was not "
+                "renewed (above): renew it or the service CA (docs/operations.md), or every "
+                "client refuses the service then; tried again in an hour",
+                srv->data_dir, when, (long long)((end - now) / 86400));
+}
+
+/* The TLS identity for new handshakes: the server certificate renewed first when it is due
+ * (ca.c), then server.pem and server.key read into a new context under the data directory's
+ * lock (processes sharing it renew it once). NULL when it cannot be used (logged). */
+static SSL_CTX *tls_identity(rp_server_t *srv, const char *hostnames)
+{
+    bool renewed;
+    int lock;
+    SSL_CTX *ctx;
+
+    if (rp_service_cert_renew(srv->data_dir, hostnames[0] ? hostnames : NULL, &renewed) != RP_OK)
+        rp_log_error("the server certificate could not be renewed (above)");
+    lock = rp_service_identity_lock(srv->data_dir);
+    ctx = rp_server_tls_context(srv->data_dir, srv->master_key);
+    rp_service_identity_unlock(lock);
+    return ctx;
+}
+
+/* ctx for every new handshake: each worker takes it; connections already open keep theirs. */
+static void tls_swap(SSL_CTX *ctx)
+{
+    for (int i = 0; i < run.started; i++)
+        rp_worker_set_tls(&run.workers[i], ctx);
+    SSL_CTX_free(run.srv->ssl_ctx);
+    run.srv->ssl_ctx = ctx;
+    cert_in_use(run.srv, ctx);
+}
+
+/* The certificate in use has reached its renewal margin (the heartbeat, below): renewed, or
+ * taken from server.pem when another process sharing the data directory renewed it first. */
+static void cert_due(void)
+{
+    SSL_CTX *ctx;
+
+    rp_log_info("the TLS certificate in use ends within %d days: renewing it",
+                RP_SERVER_CERT_RENEW_BEFORE / 86400);
+    ctx = tls_identity(run.srv, run.cfg.hostnames);
+    if (ctx == NULL) {
+        rp_log_error("the TLS identity in %s cannot be used (above): the one in use stays; "
+                     "tried again in an hour",
+                     run.srv->data_dir);
+        run.cert_check_at = (int64_t)time(NULL) + CERT_RETRY;
+        return;
+    }
+    tls_swap(ctx);
+}
+
 /*
- * SIGHUP: the config file and the TLS identity again. All or nothing: a file that is refused, or
+ * SIGHUP: the config file and the TLS identity again (the server certificate renewed first when
+ * it is within its renewal margin: tls_identity). All or nothing: a file that is refused, or
  * a certificate or key that cannot be used, changes nothing (the service goes on as it was, and
  * says why). Connections already open keep the TLS context they were made with; new handshakes
  * take the new one. What a running service cannot change is left as it is, with a warning.
@@ -714,7 +770,7 @@ static void on_reload(evutil_socket_t sig, short events, void *arg)
                   run.serving);
         return;
     }
-    ctx = rp_server_tls_context(run.srv->data_dir, run.srv->master_key);
+    ctx = tls_identity(run.srv, run.cfg.hostnames);
     if (ctx == NULL) {
         rp_log_error("reload refused, nothing changed: the TLS identity in %s (server.pem, "
                      "server.key) cannot be used (above); the one in use stays",
@@ -722,10 +778,7 @@ static void on_reload(evutil_socket_t sig, short events, void *arg)
         rp_notify("READY=1\nSTATUS=%s (the last reload was refused: TLS identity)", run.serving);
         return;
     }
-    for (int i = 0; i < run.started; i++)
-        rp_worker_set_tls(&run.workers[i], ctx);
-    SSL_CTX_free(run.srv->ssl_ctx);
-    run.srv->ssl_ctx = ctx;
+    tls_swap(ctx);
     for (int id = 0; id < RP_CFG_COUNT; id++) {
         if (!rp_config_is_setting(id) || !rp_config_differs(&run.cfg, &next, id))
             continue;
@@ -780,6 +833,8 @@ static void on_heartbeat(evutil_socket_t fd, short events, void *arg)
         rp_log_warn("a worker's event loop has not turned for %lld ms: the watchdog is not fed",
                     run.stale_ms);
     run.stalled = !turning;
+    if ((int64_t)time(NULL) >= run.cert_check_at) /* one look at the wall clock a beat */
+        cert_due();
 }
 
 int main(int argc, char **argv)
@@ -923,9 +978,10 @@ int main(int argc, char **argv)
         return 1;
     }
     console_init(&srv, cfg->console_dir[0] != '\0' ? cfg->console_dir : NULL);
-    srv.ssl_ctx = rp_server_tls_context(cfg->data_dir, srv.master_key);
+    srv.ssl_ctx = tls_identity(&srv, cfg->hostnames);
     if (srv.ssl_ctx == NULL)
         return 1;
+    cert_in_use(&srv, srv.ssl_ctx);
     err = rp_master_derive(srv.master_key, "rampart attestation nonces", srv.nonce_key,
                            sizeof(srv.nonce_key));
     if (err == RP_OK)

@@ -142,6 +142,10 @@ typedef struct rp_agent_result {
     long retry_after;  /* seconds the service asked to wait before trying again; 0: none */
     char reason[300];  /* the service's reason, or the transport error */
     int64_t not_after; /* of the new certificate */
+    /* ...and its life from the service's answer, in seconds: the answer's expires_in, or from an
+     * older service its notAfter - notBefore (issued unback-dated). The service's times, never
+     * this device's wall clock: count it on the monotonic clock from the answer. */
+    int64_t life;
     char serial[48];
 } rp_agent_result_t;
 

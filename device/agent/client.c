@@ -454,8 +454,12 @@ rp_err_t rp_agent_attest(rp_agent_t *a, const char *server, const char *ca_file,
     if (err == RP_OK)
         err = write_agent_file(a, "device.crt", cert, strlen(cert));
     if (err == RP_OK) {
+        json_t *in = json_object_get(resp, "expires_in");
         res->passed = true;
         res->not_after = (int64_t)timegm(&tm);
+        res->life = json_is_integer(in) && json_integer_value(in) > 0
+                        ? (int64_t)json_integer_value(in)
+                        : rp_agent_cert_not_after(a) - rp_agent_cert_not_before(a);
         snprintf(res->serial, sizeof(res->serial), "%s", serial);
         snprintf(res->reason, sizeof(res->reason), "pass");
     }

@@ -1079,6 +1079,14 @@ void rp_h_metrics(rp_req_t *r)
                         (unsigned long long)atomic_load(&m->connections_deadline),
                         (unsigned long long)atomic_load(&m->connections_unread));
     tenant_ca_metrics(r->w, buf);
+    evbuffer_add_printf(
+        buf,
+        "# HELP rampart_server_certificate_expires_seconds Seconds until the "
+        "TLS certificate the service serves ends (renewed in its last 30 days; "
+        "negative once ended).\n"
+        "# TYPE rampart_server_certificate_expires_seconds gauge\n"
+        "rampart_server_certificate_expires_seconds %lld\n",
+        (long long)(atomic_load(&r->w->srv->server_cert_not_after) - (int64_t)time(NULL)));
     rp_reports_metrics(buf);
     rp_recorder_metrics(r->w->srv->recorder, buf);
     rp_deltas_metrics(r->w->srv->deltas, buf);

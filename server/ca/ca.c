@@ -32,7 +32,6 @@
 
 #define SERVICE_CA_LIFETIME (10 * 365 * 24 * 3600)
 #define SERVER_CERT_LIFETIME (397 * 24 * 3600)
-#define SERVER_CERT_RENEW_BEFORE (30 * 24 * 3600)
 
 void rp_ca_free(rp_ca_t *ca)
 {
@@ -277,7 +276,7 @@ static EVP_PKEY *read_key_file(const char *dir, const char *name)
 }
 
 static rp_err_t make_server_cert(const char *data_dir, X509 *ca, EVP_PKEY *ca_key,
-                                 const char *hostnames, int64_t now)
+                                 const char *hostnames, int64_t now, int64_t not_after)
 {
     char san[2048] = "DNS:localhost,IP:127.0.0.1,IP:::1", serial[RP_SERIAL_SIZE], copy[1024];
     EVP_PKEY *key = NULL;
@@ -295,8 +294,8 @@ static rp_err_t make_server_cert(const char *data_dir, X509 *ca, EVP_PKEY *ca_ke
     }
     err = rp_key_generate(RP_SIG_ECDSA_P256, &key);
     if (err == RP_OK)
-        err = new_cert(key, "Rampart security service", NULL, ca, now - 60,
-                       now + SERVER_CERT_LIFETIME, &cert, serial);
+        err =
+            new_cert(key, "Rampart security service", NULL, ca, now - 60, not_after, &cert, serial);
     if (err == RP_OK)
         err = add_ext(cert, ca, NID_basic_constraints, "critical,CA:FALSE");
     if (err == RP_OK)
@@ -356,17 +355,107 @@ static rp_err_t ensure_master_key(const char *data_dir)
     return err;
 }
 
+int64_t rp_cert_time(const ASN1_TIME *t)
+{
+    struct tm tm;
+
+    if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1) {
+        ERR_clear_error();
+        return 0;
+    }
+    return (int64_t)timegm(&tm);
+}
+
+int rp_service_identity_lock(const char *data_dir)
+{
+    return rp_lock_in(data_dir, "server.lock");
+}
+
+void rp_service_identity_unlock(int fd)
+{
+    if (fd >= 0)
+        close(fd); /* which unlocks */
+}
+
+/*
+ * The server certificate in data_dir, made again from the service CA (ca, ca_key) when it is due
+ * at now: one of the CA's ending within the renewal margin; at start (at_start) also when it is
+ * gone or unreadable, does not go with server.key, or the service CA did not sign it. (While the
+ * service runs, those are an operator's doing, for a reload: one of another CA's is only said to
+ * near its end, and a reload refuses a file it cannot use, keeping the identity in use.) A new one
+ * ends SERVER_CERT_LIFETIME from now or with the service CA, whichever is first, and is made only
+ * when it ends later than the one there (near the CA's end, not again at each check). Under
+ * DATA_DIR/server.lock: processes sharing the directory make it once. *renewed: whether one was
+ * made.
+ */
+static rp_err_t server_cert_check(const char *data_dir, X509 *ca, EVP_PKEY *ca_key,
+                                  const char *hostnames, bool at_start, int64_t now, bool *renewed)
+{
+    int lock = rp_service_identity_lock(data_dir);
+    X509 *server = read_cert_file(data_dir, "server.pem");
+    EVP_PKEY *key = read_key_file(data_dir, "server.key");
+    int64_t end = server != NULL ? rp_cert_time(X509_get0_notAfter(server)) : 0,
+            ca_end = rp_cert_time(X509_get0_notAfter(ca)),
+            next = now + SERVER_CERT_LIFETIME < ca_end ? now + SERVER_CERT_LIFETIME : ca_end;
+    bool foreign = server != NULL && X509_verify(server, ca_key) != 1,
+         unfit = at_start && (server == NULL || foreign || key == NULL ||
+                              X509_check_private_key(server, key) != 1),
+         ours = server != NULL && !foreign,
+         due = end - now < RP_SERVER_CERT_RENEW_BEFORE && next > end && (at_start || ours);
+    rp_err_t err = RP_OK;
+    char when[32];
+    struct tm tm;
+
+    X509_free(server);
+    EVP_PKEY_free(key);
+    ERR_clear_error();
+    *renewed = false;
+    if (lock < 0)
+        err = RP_ERR_IO;
+    else if ((unfit || due) && next > now) {
+        err = make_server_cert(data_dir, ca, ca_key, hostnames, now, next);
+        *renewed = err == RP_OK;
+    }
+    if (end - now < RP_SERVER_CERT_RENEW_BEFORE && ours && next <= end)
+        rp_log_warn("the service CA (%s/server-ca.pem) ends with the server certificate, which "
+                    "cannot outlive it: a new service CA is needed (docs/operations.md)",
+                    data_dir);
+    else if (end - now < RP_SERVER_CERT_RENEW_BEFORE && foreign && !at_start)
+        rp_log_warn("%s/server.pem is not the service CA's: the service does not renew it while "
+                    "it runs (put a new one there and reload, or restart the service to have it "
+                    "make its own)",
+                    data_dir);
+    if (*renewed) {
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&(time_t){(time_t)next}, &tm));
+        rp_log_info("made the server certificate %s/server.pem, valid until %s", data_dir, when);
+    }
+    rp_service_identity_unlock(lock);
+    return err;
+}
+
+/* The service CA and its key from data_dir; RP_ERR_NOT_FOUND when either is missing. */
+static rp_err_t service_ca_read(const char *data_dir, X509 **ca, EVP_PKEY **ca_key)
+{
+    *ca = read_cert_file(data_dir, "server-ca.pem");
+    *ca_key = read_key_file(data_dir, "server-ca.key");
+    if (*ca != NULL && *ca_key != NULL)
+        return RP_OK;
+    X509_free(*ca);
+    EVP_PKEY_free(*ca_key);
+    *ca = NULL;
+    *ca_key = NULL;
+    return RP_ERR_NOT_FOUND;
+}
+
 rp_err_t rp_service_identity_init(const char *data_dir, const char *hostnames)
 {
-    X509 *ca = read_cert_file(data_dir, "server-ca.pem"), *server;
-    EVP_PKEY *ca_key = read_key_file(data_dir, "server-ca.key");
+    X509 *ca = NULL;
+    EVP_PKEY *ca_key = NULL;
     int64_t now = (int64_t)time(NULL);
     rp_err_t err = ensure_master_key(data_dir);
+    bool renewed;
 
-    if (err == RP_OK && (ca == NULL || ca_key == NULL)) {
-        X509_free(ca);
-        EVP_PKEY_free(ca_key);
-        ca = NULL;
+    if (err == RP_OK && service_ca_read(data_dir, &ca, &ca_key) != RP_OK) {
         err = rp_key_generate(RP_SIG_ECDSA_P256, &ca_key);
         if (err == RP_OK)
             err = make_ca_cert(ca_key, "Rampart service CA", NULL, now, SERVICE_CA_LIFETIME, &ca);
@@ -378,19 +467,28 @@ rp_err_t rp_service_identity_init(const char *data_dir, const char *hostnames)
             rp_log_info("made the service CA %s/server-ca.pem: clients trust this certificate",
                         data_dir);
     }
-    if (err == RP_OK) {
-        server = read_cert_file(data_dir, "server.pem");
-        EVP_PKEY *key = read_key_file(data_dir, "server.key");
-        bool renew = server == NULL || key == NULL ||
-                     X509_cmp_time(X509_get0_notAfter(server),
-                                   &(time_t){(time_t)(now + SERVER_CERT_RENEW_BEFORE)}) < 0 ||
-                     X509_check_private_key(server, key) != 1 || X509_verify(server, ca_key) != 1;
-        X509_free(server);
-        EVP_PKEY_free(key);
-        ERR_clear_error();
-        if (renew)
-            err = make_server_cert(data_dir, ca, ca_key, hostnames, now);
+    if (err == RP_OK)
+        err = server_cert_check(data_dir, ca, ca_key, hostnames, true, now, &renewed);
+    X509_free(ca);
+    EVP_PKEY_free(ca_key);
+    return err;
+}
+
+rp_err_t rp_service_cert_renew(const char *data_dir, const char *hostnames, bool *renewed)
+{
+    X509 *ca;
+    EVP_PKEY *ca_key;
+    rp_err_t err;
+
+    *renewed = false;
+    err = service_ca_read(data_dir, &ca, &ca_key);
+    if (err != RP_OK) {
+        rp_log_error("%s/server-ca.pem or server-ca.key is missing: the server certificate "
+                     "cannot be renewed",
+                     data_dir);
+        return err;
     }
+    err = server_cert_check(data_dir, ca, ca_key, hostnames, false, (int64_t)time(NULL), renewed);
     X509_free(ca);
     EVP_PKEY_free(ca_key);
     return err;
@@ -539,13 +637,6 @@ static const struct {
     {NID_authority_key_identifier, "keyid:always"             },
 };
 
-static int64_t asn1_time(const ASN1_TIME *t)
-{
-    struct tm tm;
-
-    return t != NULL && ASN1_TIME_to_tm(t, &tm) == 1 ? (int64_t)timegm(&tm) : 0;
-}
-
 /* A stored CA's life, from its certificate. */
 static rp_err_t cert_times(const rp_ca_record_t *rec, int64_t *not_before, int64_t *not_after)
 {
@@ -559,8 +650,8 @@ static rp_err_t cert_times(const rp_ca_record_t *rec, int64_t *not_before, int64
         ERR_clear_error();
         return RP_ERR_MALFORMED;
     }
-    *not_before = asn1_time(X509_get0_notBefore(cert));
-    *not_after = asn1_time(X509_get0_notAfter(cert));
+    *not_before = rp_cert_time(X509_get0_notBefore(cert));
+    *not_after = rp_cert_time(X509_get0_notAfter(cert));
     X509_free(cert);
     return RP_OK;
 }
@@ -682,8 +773,8 @@ static rp_err_t load_cas(const rp_ca_record_t *recs, int n, const uint8_t master
             break;
         ca->n++;
         ca->generation[k] = recs[i].generation;
-        ca->not_before[k] = asn1_time(X509_get0_notBefore(ca->certs[k]));
-        ca->not_after[k] = asn1_time(X509_get0_notAfter(ca->certs[k]));
+        ca->not_before[k] = rp_cert_time(X509_get0_notBefore(ca->certs[k]));
+        ca->not_after[k] = rp_cert_time(X509_get0_notAfter(ca->certs[k]));
     }
     signer = err == RP_OK ? rp_ca_signer(ca->not_before, ca->not_after, ca->n, now) : -1;
     if (err == RP_OK)
@@ -905,7 +996,11 @@ rp_err_t rp_ca_issue_device_cert(const rp_ca_t *ca, const uint8_t *spki, size_t 
     err = rp_pubkey_p256_point(spki, spki_len, point);
     if (err != RP_OK)
         return err;
-    err = new_cert(NULL, device_id, NULL, ca->cert, now, not_after, &cert, record->serial);
+    /* Back-dated (RP_DEVICE_CERT_BACKDATE), never before its CA began. */
+    err = new_cert(NULL, device_id, NULL, ca->cert,
+                   now - RP_DEVICE_CERT_BACKDATE > ca->cert_not_before ? now - RP_DEVICE_CERT_BACKDATE
+                                                                       : ca->cert_not_before,
+                   not_after, &cert, record->serial);
     /* The key goes in as its point: encoding it from an EVP_PKEY costs OpenSSL 3 more than
      * signing the certificate does. */
     copy = err == RP_OK ? OPENSSL_memdup(point, sizeof(point)) : NULL;

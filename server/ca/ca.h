@@ -32,6 +32,15 @@
  * a third of its predecessor's life is left, and makes its own when a third of its own is). */
 #define RP_CA_LIVE 3
 
+/* A device certificate is valid from 5 minutes before its issue (until RP_DEVICE_CERT_LIFETIME
+ * after it): a verifier (another replica, a broker) whose clock is behind the issuer's by less
+ * takes a fresh one. */
+#define RP_DEVICE_CERT_BACKDATE 300
+
+/* The service's own TLS certificate is made again in its last 30 days (at start, and while it
+ * runs: main.c). */
+#define RP_SERVER_CERT_RENEW_BEFORE (30 * 24 * 3600)
+
 /* A tenant's CAs in memory, those not ended when they were loaded, newest first, each with its
  * certificate and decrypted key; which of them signs device certificates (cert, key: one of
  * them, NULL when none can, and then nothing is signed); and what each device certificate it
@@ -61,10 +70,34 @@ void rp_ca_free(rp_ca_t *ca);
 /*
  * Make the service's TLS identity in data_dir if it is not there: server-ca.pem (what clients
  * trust), server-ca.key, server.pem (the server certificate), server.key; the server certificate
- * names localhost, 127.0.0.1, ::1 and each of hostnames (comma-separated, may be NULL), and is
- * renewed when it has under 30 days left. Also the master key (master.key, 0600) unless it exists.
+ * names localhost, 127.0.0.1, ::1 and each of hostnames (comma-separated, may be NULL), lives 397
+ * days (never past the service CA's end), and is made again when it has under 30 days left, does
+ * not go with server.key, or the service CA did not sign it. Also the master key (master.key,
+ * 0600) unless it exists.
  */
 rp_err_t rp_service_identity_init(const char *data_dir, const char *hostnames) RP_MUST_CHECK;
+
+/*
+ * The running service's renewal (main.c: when the certificate in use nears its end, and at each
+ * SIGHUP): server.pem made again from the service CA when it is the CA's and has under 30 days
+ * left (and a new one would end later: not near the CA's end); any other (an operator's own, put
+ * there for a reload; a file that cannot be read) is left as it is, and said when it nears its
+ * end. *renewed: whether one was made.
+ */
+rp_err_t rp_service_cert_renew(const char *data_dir, const char *hostnames,
+                               bool *renewed) RP_MUST_CHECK;
+
+/*
+ * DATA_DIR/server.lock, exclusive (flock: released when the process ends, however it ends): the
+ * two functions above make server.key and server.pem under it, and whoever reads them into a TLS
+ * context holds it, so that processes sharing the data directory renew the certificate once and
+ * none reads a new key beside the old certificate. The descriptor to unlock, or -1 (logged).
+ */
+int rp_service_identity_lock(const char *data_dir);
+void rp_service_identity_unlock(int fd);
+
+/* An ASN1_TIME (a certificate's notBefore or notAfter) in seconds since the epoch; 0 if none. */
+int64_t rp_cert_time(const ASN1_TIME *t);
 
 /* Read the master key (64 hex digits) from path. */
 rp_err_t rp_master_key_load(const char *path, uint8_t key[RP_MASTER_KEY_LEN]) RP_MUST_CHECK;
@@ -109,9 +142,10 @@ int rp_ca_signer(const int64_t *not_before, const int64_t *not_after, int n, int
 int64_t rp_ca_device_not_after(int64_t ca_not_after, int64_t now);
 
 /* Issue a device certificate for a P-256 key (canonical DER SubjectPublicKeyInfo), CN = device
- * ID, valid from now for 24 h or until the signing CA ends. RP_ERR_EXPIRED (logged, counted:
- * rp_ca_signing_refused) when the tenant has no CA valid at now: nothing is signed.
- * OUT: *cert (caller frees), *record (what the store keeps). */
+ * ID, valid from now - RP_DEVICE_CERT_BACKDATE (not before the signing CA began) for 24 h or
+ * until the signing CA ends. RP_ERR_EXPIRED (logged, counted: rp_ca_signing_refused) when the
+ * tenant has no CA valid at now: nothing is signed. OUT: *cert (caller frees), *record (what the
+ * store keeps). */
 rp_err_t rp_ca_issue_device_cert(const rp_ca_t *ca, const uint8_t *spki, size_t spki_len,
                                  const char *device_id, int64_t now, X509 **cert,
                                  rp_cert_record_t *record) RP_MUST_CHECK;

@@ -514,6 +514,7 @@ void rp_attest(rp_req_t *r)
     const uint8_t *body;
     X509 *cert = NULL;
     size_t evidence_len, spki_len, len;
+    int64_t issued;
     bool failed = false;
     rp_err_t err;
 
@@ -580,9 +581,10 @@ void rp_attest(rp_req_t *r)
 
     /* Passed: a certificate from the tenant's CA, recorded with the verdict in one transaction.
      * No valid CA to sign with: nothing is recorded (ca.c logs and counts it). */
+    issued = (int64_t)time(NULL);
     if (rp_worker_ca_by_id(r->w, device.tenant_id, &ca) != RP_OK ||
-        (err = rp_ca_issue_device_cert(ca, spki, spki_len, device_id, (int64_t)time(NULL), &cert,
-                                       &rec)) != RP_OK ||
+        (err = rp_ca_issue_device_cert(ca, spki, spki_len, device_id, issued, &cert, &rec)) !=
+            RP_OK ||
         rp_cert_pem(cert, &cert_pem) != RP_OK) {
         rp_reply_error(r, 500, "internal",
                        err == RP_ERR_EXPIRED ? "the tenant has no valid CA to issue the certificate"
@@ -590,10 +592,13 @@ void rp_attest(rp_req_t *r)
         goto out;
     }
     rp_iso_time(rec.not_after, iso);
+    /* expires_in: the life left from its issue, in seconds, which a device counts on its own
+     * monotonic clock from the answer (device clocks are not trusted to read not_after). */
     submit(r, &v, &rec, spki, spki_len,
-           json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "result", "pass", "device_id", device_id,
-                     "certificate", cert_pem, "ca_chain", ca->cert_pem, "serial", rec.serial,
-                     "not_after", iso));
+           json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "result", "pass", "device_id",
+                     device_id, "certificate", cert_pem, "ca_chain", ca->cert_pem, "serial",
+                     rec.serial, "not_after", iso, "expires_in",
+                     (json_int_t)(rec.not_after - issued)));
 out:
     json_decref(v.claims);
     X509_free(cert);

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ca.h"
 #include "context.h"
 #include "rampart/log.h"
 #include "ready.h"
@@ -167,6 +168,20 @@ void rp_h_healthz(rp_req_t *r)
         rp_reply_error(r, 503, "starting", "the service is starting");
 }
 
+/* Whether the TLS certificate in use is within its renewal margin (main.c renews it as the margin
+ * begins, so it was not renewed), and why in words. */
+static bool cert_ending(const rp_server_t *srv, char *why, size_t cap)
+{
+    int64_t left = atomic_load(&srv->server_cert_not_after) - (int64_t)time(NULL);
+
+    if (left >= RP_SERVER_CERT_RENEW_BEFORE)
+        return false;
+    snprintf(why, cap, "the TLS certificate %s %lld day(s)%s and was not renewed: see the log",
+             left >= 0 ? "ends in" : "ended", (long long)((left >= 0 ? left : -left) / 86400),
+             left >= 0 ? "" : " ago");
+    return true;
+}
+
 void rp_ready_handle(rp_req_t *r)
 {
     char why[sizeof(reason)];
@@ -177,8 +192,10 @@ void rp_ready_handle(rp_req_t *r)
         return;
     }
     check_if_due(r->w, &ok, why, sizeof(why));
-    if (ok)
+    if (ok && !cert_ending(r->w->srv, why, sizeof(why)))
         rp_reply_json(r, 200, json_pack("{s:s}", "status", "ready"));
+    else if (ok) /* still ready: every replica would be taken out at once, before its end */
+        rp_reply_json(r, 200, json_pack("{s:s, s:s}", "status", "ready", "warning", why));
     else
         rp_reply_error(r, 503, "not_ready", "%s", why);
 }

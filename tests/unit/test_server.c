@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 #include <arpa/inet.h>
@@ -3610,6 +3611,126 @@ static void ca_master_check(void **state)
     assert_int_equal(rp_ca_master_check(db->s, other), RP_ERR_BAD_KEY);
 }
 
+/* DIR/server-ca.pem and server-ca.key: a service CA of its own that ends in days days. */
+static void service_ca_ending(const char *dir, long days)
+{
+    char path[PATH_MAX];
+    X509 *ca = X509_new();
+    X509_EXTENSION *ext;
+    X509V3_CTX ctx;
+    EVP_PKEY *ca_key;
+    FILE *f;
+
+    assert_non_null(ca);
+    assert_int_equal(rp_key_generate(RP_SIG_ECDSA_P256, &ca_key), RP_OK);
+    assert_int_equal(X509_set_version(ca, X509_VERSION_3), 1);
+    assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(ca), days), 1);
+    assert_int_equal(X509_NAME_add_entry_by_txt(X509_get_subject_name(ca), "CN", MBSTRING_ASC,
+                                                (const unsigned char *)"a CA near its end", -1, -1,
+                                                0),
+                     1);
+    assert_int_equal(X509_set_issuer_name(ca, X509_get_subject_name(ca)), 1);
+    assert_non_null(X509_gmtime_adj(X509_getm_notBefore(ca), -60));
+    assert_non_null(X509_gmtime_adj(X509_getm_notAfter(ca), days * 86400));
+    assert_int_equal(X509_set_pubkey(ca, ca_key), 1);
+    X509V3_set_ctx(&ctx, ca, ca, NULL, NULL, 0);
+    for (int i = 0; i < 2; i++) {
+        ext = X509V3_EXT_conf_nid(NULL, &ctx,
+                                  i == 0 ? NID_basic_constraints : NID_subject_key_identifier,
+                                  i == 0 ? "critical,CA:TRUE" : "hash");
+        assert_non_null(ext);
+        assert_int_equal(X509_add_ext(ca, ext, -1), 1);
+        X509_EXTENSION_free(ext);
+    }
+    assert_true(X509_sign(ca, ca_key, EVP_sha256()) > 0);
+    snprintf(path, sizeof(path), "%s/server-ca.pem", dir);
+    assert_non_null(f = fopen(path, "w"));
+    assert_int_equal(PEM_write_X509(f, ca), 1);
+    assert_int_equal(fclose(f), 0);
+    snprintf(path, sizeof(path), "%s/server-ca.key", dir);
+    assert_non_null(f = fopen(path, "w"));
+    assert_int_equal(PEM_write_PrivateKey(f, ca_key, NULL, NULL, 0, NULL, NULL), 1);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(chmod(path, 0600), 0);
+    X509_free(ca);
+    EVP_PKEY_free(ca_key);
+}
+
+/* The end (notAfter) of the certificate in DIR/NAME. */
+static int64_t cert_end(const char *dir, const char *name)
+{
+    char path[PATH_MAX];
+    int64_t end;
+    X509 *cert;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    assert_non_null(f = fopen(path, "r"));
+    assert_non_null(cert = PEM_read_X509(f, NULL, NULL, NULL));
+    fclose(f);
+    end = rp_cert_time(X509_get0_notAfter(cert));
+    X509_free(cert);
+    return end;
+}
+
+/* The service's own TLS certificate never outlives the service CA (review r8 M4): made at its
+ * end when it is nearer than 397 days; and within the renewal margin at the CA's end, the
+ * running service's check does not make it again and again. */
+static void service_cert_within_ca(void **state)
+{
+    static const char *const made[] = {"master.key", "server-ca.pem", "server-ca.key",
+                                       "server.pem", "server.key",    "server.lock"};
+    char dir[] = "/tmp/rampart-service-cert.XXXXXX", path[PATH_MAX];
+    bool renewed = true;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    service_ca_ending(dir, 100);
+    assert_int_equal(rp_service_identity_init(dir, NULL), RP_OK);
+    assert_int_equal(cert_end(dir, "server.pem"), cert_end(dir, "server-ca.pem"));
+    assert_int_equal(rp_service_cert_renew(dir, NULL, &renewed), RP_OK);
+    assert_false(renewed); /* 100 days left */
+    /* Another CA, 20 days from its end: at start the certificate (the old CA's) is made again,
+     * until the CA's end, and then left as it is. */
+    service_ca_ending(dir, 20);
+    assert_int_equal(rp_service_identity_init(dir, NULL), RP_OK);
+    assert_int_equal(cert_end(dir, "server.pem"), cert_end(dir, "server-ca.pem"));
+    renewed = true;
+    assert_int_equal(rp_service_cert_renew(dir, NULL, &renewed), RP_OK);
+    assert_false(renewed);
+    for (size_t i = 0; i < sizeof(made) / sizeof(made[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, made[i]);
+        assert_int_equal(unlink(path), 0);
+    }
+    assert_int_equal(rmdir(dir), 0);
+}
+
+/* A device certificate is valid from 5 minutes before its issue (a verifier whose clock is a
+ * little behind the issuer's takes it) until 24 hours after it. */
+static void ca_device_cert_dates(void **state)
+{
+    struct db *db = *state;
+    int64_t issued = (int64_t)time(NULL);
+    uint8_t spki[RP_PUBKEY_DER_MAX], master[RP_MASTER_KEY_LEN] = {0x44};
+    EVP_PKEY *device;
+    size_t len;
+    rp_ca_t ca;
+    X509 *cert;
+    rp_cert_record_t rec;
+
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, &ca), RP_OK);
+    assert_int_equal(rp_key_generate(RP_SIG_ECDSA_P256, &device), RP_OK);
+    assert_int_equal(rp_key_spki(device, spki, sizeof(spki), &len), RP_OK);
+    /* (the device ID as given: the CA does not derive it) */
+    assert_int_equal(rp_ca_issue_device_cert(&ca, spki, len, "dates", issued, &cert, &rec), RP_OK);
+    assert_int_equal(rp_cert_time(X509_get0_notBefore(cert)), issued - 300);
+    assert_int_equal(rp_cert_time(X509_get0_notAfter(cert)), issued + 24 * 3600);
+    assert_int_equal(rec.not_after, issued + 24 * 3600);
+    X509_free(cert);
+    EVP_PKEY_free(device);
+    rp_ca_free(&ca);
+}
+
 /* A device certificate is signed by its tenant's CA with ECDSA-SHA256, each one with a copy of
  * the CA's signing context made once (rp_ca_t's sign_ctx): every one verifies, in any order. */
 static void ca_issues_device_certs(void **state)
@@ -3916,6 +4037,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(ca_issues_device_certs, db_setup, db_teardown),
         cmocka_unit_test(ca_rollover_rules),
         cmocka_unit_test_setup_teardown(ca_rollover, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(ca_device_cert_dates, db_setup, db_teardown),
+        cmocka_unit_test(service_cert_within_ca),
         cmocka_unit_test_setup_teardown(store_device_status, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_batch_spends_each_nonce_once, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_nonce_once_across_clocks, db_setup, db_teardown),
