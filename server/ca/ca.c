@@ -160,13 +160,15 @@ static rp_err_t sign_cert_ready(X509 *cert, const EVP_MD_CTX *ready)
     return ok ? RP_OK : openssl_failed("signing a certificate");
 }
 
-/* A self-signed CA certificate for key. */
+/* A self-signed CA certificate for key, back-dated as far as the device certificates it issues
+ * (RP_DEVICE_CERT_BACKDATE: a new tenant's first one is not cut short by its CA's start). */
 static rp_err_t make_ca_cert(EVP_PKEY *key, const char *cn, const char *org, int64_t now,
                              int64_t lifetime, X509 **out)
 {
     char serial[RP_SERIAL_SIZE];
     X509 *cert = NULL;
-    rp_err_t err = new_cert(key, cn, org, NULL, now - 60, now + lifetime, &cert, serial);
+    rp_err_t err = new_cert(key, cn, org, NULL, now - RP_DEVICE_CERT_BACKDATE, now + lifetime,
+                            &cert, serial);
 
     if (err == RP_OK)
         err = add_ext(cert, NULL, NID_basic_constraints, "critical,CA:TRUE,pathlen:0");

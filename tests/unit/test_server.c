@@ -3718,7 +3718,8 @@ static void ca_device_cert_dates(void **state)
     X509 *cert;
     rp_cert_record_t rec;
 
-    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, &ca), RP_OK);
+    /* the CA made an hour before (its own certificate back-dated as far as the device's) */
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, issued - 3600, &ca), RP_OK);
     assert_int_equal(rp_key_generate(RP_SIG_ECDSA_P256, &device), RP_OK);
     assert_int_equal(rp_key_spki(device, spki, sizeof(spki), &len), RP_OK);
     /* (the device ID as given: the CA does not derive it) */
@@ -3726,6 +3727,12 @@ static void ca_device_cert_dates(void **state)
     assert_int_equal(rp_cert_time(X509_get0_notBefore(cert)), issued - 300);
     assert_int_equal(rp_cert_time(X509_get0_notAfter(cert)), issued + 24 * 3600);
     assert_int_equal(rec.not_after, issued + 24 * 3600);
+    X509_free(cert);
+    /* issued as the CA begins: back-dated no further than the CA's own start */
+    assert_int_equal(
+        rp_ca_issue_device_cert(&ca, spki, len, "dates", issued - 3600, &cert, &rec), RP_OK);
+    assert_int_equal(rp_cert_time(X509_get0_notBefore(cert)), ca.cert_not_before);
+    assert_int_equal(ca.cert_not_before, issued - 3600 - 300);
     X509_free(cert);
     EVP_PKEY_free(device);
     rp_ca_free(&ca);
@@ -3894,7 +3901,8 @@ static void ca_rollover(void **state)
 {
     struct db *db = *state;
     const int64_t t0 = (int64_t)time(NULL), life = RP_CA_LIFETIME;
-    const int64_t due = t0 - 60 + (life + 60) / 3 * 2; /* the first CA is back-dated a minute */
+    /* the first CA is back-dated as far as the device certificates it issues */
+    const int64_t due = t0 - RP_DEVICE_CERT_BACKDATE + (life + RP_DEVICE_CERT_BACKDATE) / 3 * 2;
     uint8_t master[RP_MASTER_KEY_LEN];
     rp_store_t *replica = NULL;
     rp_cert_record_t rec;
