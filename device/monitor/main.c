@@ -38,6 +38,9 @@
  * given), and the install child's exit status when it answered handed. */
 #define HANDED_SECONDS 300
 #define HANDED_EXIT 3
+/* At a stop, how long an install under way has to finish (a slot write under way, its answer)
+ * before it is killed: far below a service manager's stop timeout (systemd's: 90 s). */
+#define RP_MON_STOP_GRACE_SECONDS 5
 
 static const char usage[] =
     "Usage: rampart-monitor --state-dir S [--socket PATH] [--agent-user USER]\n"
@@ -607,9 +610,9 @@ static void handed_expire(time_t now)
  * The install child died before it answered (killed, or a crash): its install is cut where it
  * was, as a power cut would cut it. Put the slots right now, as the next start would (an
  * unconfirmed version rolls back), rather than leave the component on trial and its app
- * stopped until then; and tell the client.
+ * stopped until then; and tell the client (stopping: that the monitor is, install_stop).
  */
-static void install_died(int status)
+static void install_died(int status, bool stopping)
 {
     int unbootable = 0, lock = rp_monitor_slots_lock(m.agent.state_dir, false);
     rp_err_t err =
@@ -629,7 +632,9 @@ static void install_died(int status)
     m.reply.type = m.req.type;
     m.reply.id = m.req.id;
     m.reply.status = RP_ERR_IO;
-    snprintf(m.reply.message, sizeof(m.reply.message), "the install stopped before it finished; %s",
+    snprintf(m.reply.message, sizeof(m.reply.message),
+             "the install stopped before it finished%s; %s",
+             stopping ? " (the monitor is stopping: install again once it is back)" : "",
              err == RP_OK ? "the slots were put right (an unconfirmed version rolled back)"
                           : "the slots are put right at the monitor's next start");
     reply_to(m.install_client, -1);
@@ -669,7 +674,7 @@ static bool reap_children(void)
                 handed_set(m.install_req.u.install.component,
                            m.install_req.u.install.health_seconds, time(NULL));
             else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-                install_died(st);
+                install_died(st, false);
             install_done();
         } else if (pid == m.apps_pid) {
             rp_log_error("the app supervisor stopped: stopping");
@@ -678,6 +683,36 @@ static bool reap_children(void)
         }
     }
     return true;
+}
+
+/*
+ * Stopping: an install under way has RP_MON_STOP_GRACE_SECONDS to finish, then it is killed (its
+ * trial may last up to RP_MON_HEALTH_MAX) and its client told that the monitor is stopping. A
+ * kill at any point is a power cut at that point, which the slots survive: e2e.update_install's
+ * power-loss walk cuts an install at each of its write steps, and recovery at the next start
+ * leaves the old version or the new one, each with its counter.
+ */
+static void install_stop(int sfd)
+{
+    struct pollfd p = {sfd, POLLIN, 0};
+    struct signalfd_siginfo si;
+    time_t end = time(NULL) + RP_MON_STOP_GRACE_SECONDS;
+    int st = 0;
+    pid_t got;
+
+    while ((got = waitpid(m.install_pid, &st, WNOHANG)) == 0 && time(NULL) < end)
+        if (poll(&p, 1, 1000) > 0 && read(sfd, &si, sizeof(si)) < 0)
+            break; /* (SIGCHLD wakes it; what else came is read, to poll again) */
+    if (got == 0) {
+        rp_log_warn("stopping: the install under way is not done after %d s: it is killed",
+                    RP_MON_STOP_GRACE_SECONDS);
+        if (kill(m.install_pid, SIGKILL) == 0)
+            while ((got = waitpid(m.install_pid, &st, 0)) < 0 && errno == EINTR)
+                ;
+    }
+    if (got == m.install_pid &&
+        (!WIFEXITED(st) || (WEXITSTATUS(st) != 0 && WEXITSTATUS(st) != HANDED_EXIT)))
+        install_died(st, true);
 }
 
 /* Accept a connection from root or the agent's user; anyone else is told so and dropped. */
@@ -923,13 +958,10 @@ int main(int argc, char **argv)
         rp_notify("READY=1\nSTATUS=serving %s", state_dir);
         rc = loop(lfd, sfd);
     }
-    /* An install under way finishes (a cut one is put right at the next start anyway, but its
-     * client gets its answer); then every app stops, and the supervisor leaves nothing behind. */
-    if (m.install_pid > 0) {
-        int st;
-        while (waitpid(m.install_pid, &st, 0) < 0 && errno == EINTR)
-            ;
-    }
+    /* An install under way finishes or is cut (install_stop); then every app stops, and the
+     * supervisor leaves nothing behind. */
+    if (m.install_pid > 0)
+        install_stop(sfd);
     if (m.apps_pid > 0 && kill(m.apps_pid, SIGTERM) == 0) {
         int st;
         while (waitpid(m.apps_pid, &st, 0) < 0 && errno == EINTR)

@@ -3,10 +3,12 @@
 # installed through the monitor (one app tree with a manifest, one legacy single-file image), each
 # in its compartment as its own uid (its own processes only, /app read-only); `rampart-agent app
 # list` with states, restarts and the limits in force; a killed app restarted (its count rises); a
-# new version replacing the running one; kill -9 of the monitor, then a restart that removes the
-# leftovers and runs the apps again without extracting them again; SIGTERM leaving no process,
-# cgroup, mount, loop device, nftables table or veth; audit, turned on by the monitor, off again
-# after its SIGTERM (even with a kill -9 between). Runs as root (the monitor does).
+# new version replacing the running one; SIGTERM during a trial cutting the install after its
+# grace (its client told, the confirmed version run at the next start); kill -9 of the monitor,
+# then a restart that removes the leftovers and runs the apps again without extracting them again;
+# SIGTERM leaving no process, cgroup, mount, loop device, nftables table or veth; audit, turned on
+# by the monitor, off again after its SIGTERM (even with a kill -9 between). Runs as root (the
+# monitor does).
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT}" "${MONITOR:?set MONITOR}" "${MONITOR_CALL:?set MONITOR_CALL}" "${DRIVER:?set DRIVER}"
 [ "$(id -u)" = 0 ] || fail "the monitor's apps test runs as root (as CI does)"
@@ -226,6 +228,49 @@ out_has "rolled_back its install stopped before the update was confirmed"
 grep -q "$LEG 1.2.0+0: its install stopped: the trial ends" "$LOG" || fail "the trial did not end"
 wait_state "$LEG" 1.1.0+0 running
 
+# nothing_left: no app process, cgroup, mount, loop device, nftables table or veth after a stop
+nothing_left() {
+  for uid in "$tuid" "$luid"; do
+    [ -z "$(pgrep -u "$uid")" ] || fail "processes of uid $uid are left: $(ps -o pid=,ppid=,args= -u "$uid")"
+  done
+  left=$(find /sys/fs/cgroup -maxdepth 4 -type d \( -name "rampart.$TREE.*" -o -name "rampart.$LEG.*" \) 2>/dev/null)
+  [ -z "$left" ] || fail "cgroups left: $left"
+  real=$(realpath "$S")
+  ! grep -qF " $real/" /proc/self/mountinfo || fail "mounts left under $S"
+  ! losetup -a | grep -qF "$real/" || fail "loop devices left: $(losetup -a)"
+  ! nft list table inet rampart >/dev/null 2>&1 || fail "the nftables table is left"
+  ! ip -o link show | grep -q ' rpv[0-9]' || fail "a veth is left: $(ip -o link show | grep rpv)"
+  E2E_CHECKS=$((E2E_CHECKS + 6))
+}
+
+# --- SIGTERM during a trial: the install has its grace (5 s), then is killed and its client told
+# the monitor is stopping; the monitor stops at once, not at the trial's end (600 s); the next
+# start rolls the version on trial back and runs the confirmed one ----------------------------------
+"$MONITOR_CALL" "$SOCK" install "$LEG" "$d/leg12.img" 600 >"$d/install.out" 2>&1 &
+installer=$!
+trials=$(grep -c "$LEG 1.2.0+0: on trial" "$LOG")
+on_trial12b() { [ "$(grep -c "$LEG 1.2.0+0: on trial" "$LOG")" -gt "$trials" ]; }
+wait_until 60 on_trial12b || fail "the second install of 1.2.0 never reached its trial"
+kill -TERM "$MON_PID"
+mon_ended() { [ ! -e "/proc/$MON_PID" ] || grep -q '^State:.Z' "/proc/$MON_PID/status" 2>/dev/null; }
+wait_until 25 mon_ended || fail "the monitor did not stop within its install's grace: $(tail -5 "$LOG")"
+rc=0
+wait "$MON_PID" || rc=$?
+MON_PID=
+eq "$rc" 0 "the monitor's exit status after SIGTERM during a trial"
+rc=0
+wait "$installer" || rc=$?
+[ "$rc" != 0 ] || fail "the cut install was reported done: $(cat "$d/install.out")"
+grep -qF "(the monitor is stopping: install again once it is back); the slots were put right" "$d/install.out" ||
+  fail "the client was not told the monitor is stopping: $(cat "$d/install.out")"
+grep -q "the install under way is not done after 5 s: it is killed" "$LOG" || fail "the install was not killed: $(cat "$LOG")"
+nothing_left
+start_monitor "$S" "$SOCK" "$LOG"
+wait_state "$LEG" 1.1.0+0 running
+expect 0 timeout 60 "$MONITOR_CALL" "$SOCK" status
+grep -qF " 1.2.0+0" "$d/out" && fail "1.2.0 is still on trial after the monitor's restart: $(cat "$d/out")"
+E2E_CHECKS=$((E2E_CHECKS + 2))
+
 # --- kill -9 of the monitor: the apps go with it; a new monitor removes what is left and runs them
 # again, without extracting their trees again ------------------------------------------------------
 pids="$(app_field "$TREE" .pid) $(app_field "$LEG" .pid)"
@@ -260,17 +305,7 @@ for c in "$TREE" "$LEG"; do # the stop reached the app itself, not only a SIGKIL
   log_of "$c" | tail -1 | grep -q "^stopped by SIGTERM$" || fail "$c never saw the SIGTERM: $(log_of "$c")"
   E2E_CHECKS=$((E2E_CHECKS + 1))
 done
-for uid in "$tuid" "$luid"; do
-  [ -z "$(pgrep -u "$uid")" ] || fail "processes of uid $uid are left: $(ps -o pid=,ppid=,args= -u "$uid")"
-done
-left=$(find /sys/fs/cgroup -maxdepth 4 -type d \( -name "rampart.$TREE.*" -o -name "rampart.$LEG.*" \) 2>/dev/null)
-[ -z "$left" ] || fail "cgroups left: $left"
-real=$(realpath "$S")
-! grep -qF " $real/" /proc/self/mountinfo || fail "mounts left under $S"
-! losetup -a | grep -qF "$real/" || fail "loop devices left: $(losetup -a)"
-! nft list table inet rampart >/dev/null 2>&1 || fail "the nftables table is left"
-! ip -o link show | grep -q ' rpv[0-9]' || fail "a veth is left: $(ip -o link show | grep rpv)"
-E2E_CHECKS=$((E2E_CHECKS + 6))
+nothing_left
 # Audit off again: the first monitor turned it on, and its mark outlived its kill -9.
 if [ "$audit_was" != 2 ]; then
   eq "$("$DRIVER" audit status)" 0 "audit after the monitor's stop"
