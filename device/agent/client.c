@@ -65,8 +65,8 @@ static rp_err_t call(const char *path, const rp_mon_request_t *q, int fd, rp_mon
     int sock, got = -1;
     rp_err_t err = rp_mon_request_encode(q, buf, sizeof(buf), &len);
 
-    if (err == RP_OK && snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path) >=
-                            (int)sizeof(addr.sun_path))
+    if (err == RP_OK &&
+        snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path) >= (int)sizeof(addr.sun_path))
         err = RP_ERR_INVALID_ARG;
     if (err != RP_OK || (sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) < 0)
         return err != RP_OK ? err : RP_ERR_IO;
