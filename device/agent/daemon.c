@@ -171,6 +171,10 @@ bool rp_daemon_update_check(rp_agent_t *agent, const char *server, const char *c
     if (err == RP_OK)
         err = rp_update_check(agent, server, ca, &opts, sum);
     close(fd);
+    if (err != RP_OK && stopping) {
+        rp_log_info("update check: ended by the stop");
+        return false;
+    }
     if (err != RP_OK) {
         rp_log_error("update check: %s", sum->detail[0] ? sum->detail : rp_strerror(err));
         return false;

@@ -396,6 +396,7 @@ rc=0; wait "$runner" || rc=$?
 eq "$rc" 0 "run's exit status after SIGTERM during a trial"
 grep -q "stopping: the monitor's answer to install is not awaited" "$d/run.log" ||
   fail "run's stop is not said: $(cat "$d/run.log")"
+grep -q "update check: ended by the stop" "$d/run.log" || fail "run's check, cut: $(cat "$d/run.log")"
 on_trial || fail "the trial ended with run: $(cat "$S/components/app/state")"
 kill -USR1 "$(told_app)" # the monitor's trial goes on without run, and confirms
 wait_until 60 settled || fail "the monitor did not finish the install run left: $(cat "$S/components/app/state")"
