@@ -103,6 +103,9 @@ rp_err_t rp_agent_monitor_call(const rp_agent_t *a, rp_mon_request_t *q, int fd,
  * when none; close it). */
 rp_err_t rp_agent_monitor_call_fd(const rp_agent_t *a, rp_mon_request_t *q, int fd,
                                   rp_mon_reply_t *r, int *reply_fd) RP_MUST_CHECK;
+/* From a signal handler (async-signal-safe): the call to the monitor under way ends at once (its
+ * socket is shut down), and every later one fails, said as a stop (`run` at SIGTERM). */
+void rp_agent_monitor_stop(void);
 /* The identity's public key (the root of trust's, or the monitor's answer). Owned by a. */
 EVP_PKEY *rp_agent_pubkey(const rp_agent_t *a);
 /* The largest security counter the device's root of trust holds. */

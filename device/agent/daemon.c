@@ -37,6 +37,7 @@ static void on_stop(int sig)
 {
     (void)sig;
     stopping = 1;
+    rp_agent_monitor_stop(); /* an install's answer, which waits out its trial, is not awaited */
 }
 
 bool rp_daemon_attest(rp_agent_t *agent, const char *server, const char *ca, rp_agent_result_t *res)
@@ -170,6 +171,10 @@ bool rp_daemon_update_check(rp_agent_t *agent, const char *server, const char *c
     if (err == RP_OK)
         err = rp_update_check(agent, server, ca, &opts, sum);
     close(fd);
+    if (err != RP_OK && stopping) {
+        rp_log_info("update check: ended by the stop");
+        return false;
+    }
     if (err != RP_OK) {
         rp_log_error("update check: %s", sum->detail[0] ? sum->detail : rp_strerror(err));
         return false;
@@ -388,6 +393,8 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
                 memset(&sum, 0, sizeof(sum));
                 (void)rp_daemon_update_check(agent, o->server, o->server_ca, o->health_seconds,
                                              &sum);
+                if (stopping)
+                    break; /* (a stop may have ended it: nothing more to report from it) */
                 if (supervisor != NULL)
                     rp_supervisor_sync(supervisor); /* a new confirmed version replaces the old */
                 rp_daemon_status_report(agent, o->server, o->server_ca);

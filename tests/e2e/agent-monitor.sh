@@ -366,6 +366,54 @@ rc=0; wait "$runner" || rc=$?
 eq "$rc" 0 "run's exit status after SIGTERM (a seccomp kill would be 159)"
 expect 159 "$AGENT" --seccomp-selftest # 128 + SIGSYS
 
+# --- SIGTERM to run while its install waits out a trial: it stops at once (its call to the ------
+# monitor is shut down), the monitor finishes the trial on its own, and the next run finds the
+# confirmed version. The app says it is ready only when told (SIGUSR1): told once run has gone.
+printf '#!/bin/sh\ntrap "echo ready >&\\"\\$RAMPART_READY_FD\\"" USR1\necho "waiting to be told"\nwhile :; do sleep 3600 & wait; done\n' \
+  >"$d/told.sh"
+sign 1.1.1 7 "$d/told.sh" "$d/img2.key"; chmod 644 "$d/pub/app-1.1.1.img"
+v111=$(upload 1.1.1)
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v111"
+told_app() { # the app on trial, by its environment (not its sleep)
+  local f p
+  for f in $(grep -lxz "RAMPART_VERSION=1.1.1+0" /proc/[0-9]*/environ 2>/dev/null || true); do
+    p=${f#/proc/} p=${p%/environ}
+    [ "$(cat "/proc/$p/comm" 2>/dev/null || true)" != sleep ] && { echo "$p"; return 0; }
+  done
+  return 1
+}
+told_waits() { grep -q "waiting to be told" "$S/apps/app/log" 2>/dev/null && told_app >/dev/null; }
+"${AS_U[@]}" "$AGENT" run --state-dir "$S" --server "$SERVER_URL" --server-ca "$CA" --health-seconds 120 \
+  --start-jitter 0 >"$d/run.log" 2>&1 &
+runner=$!
+E2E_PIDS+=("$runner")
+wait_until 120 told_waits || { cat "$d/run.log" >&2; fail "run's install of 1.1.1 never reached its trial"; }
+on_trial || fail "1.1.1's app runs, and no trial: $(cat "$S/components/app/state")"
+kill -TERM "$runner"
+run_gone() { ! kill -0 "$runner" 2>/dev/null; }
+wait_until 10 run_gone || fail "run did not stop at SIGTERM while its install was on trial: $(cat "$d/run.log")"
+rc=0; wait "$runner" || rc=$?
+eq "$rc" 0 "run's exit status after SIGTERM during a trial"
+grep -q "stopping: the monitor's answer to install is not awaited" "$d/run.log" ||
+  fail "run's stop is not said: $(cat "$d/run.log")"
+grep -q "update check: ended by the stop" "$d/run.log" || fail "run's check, cut: $(cat "$d/run.log")"
+on_trial || fail "the trial ended with run: $(cat "$S/components/app/state")"
+kill -USR1 "$(told_app)" # the monitor's trial goes on without run, and confirms
+wait_until 60 settled || fail "the monitor did not finish the install run left: $(cat "$S/components/app/state")"
+eq "$(state_of .last_update.version)" 1.1.1+0 "the install run left"
+eq "$(state_of .last_update.result)" installed "the install run left, finished"
+"${AS_U[@]}" "$AGENT" run --state-dir "$S" --server "$SERVER_URL" --server-ca "$CA" --health-seconds 1 --start-jitter 0 \
+  >"$d/run.log" 2>&1 &
+runner=$!
+E2E_PIDS+=("$runner")
+wait_until 120 checked || { cat "$d/run.log" >&2; fail "run did no update check after its stop"; }
+grep -q "update check: 0 installed, 1 up to date" "$d/run.log" || fail "run's check after its stop: $(cat "$d/run.log")"
+kill -TERM "$runner"
+rc=0; wait "$runner" || rc=$?
+eq "$rc" 0 "run's exit status after SIGTERM"
+expect 0 as_agent status --state-dir "$S" --output json
+eq "$(jq -r '.components[] | select(.name == "app") | .version' "$d/out")" 1.1.1+0 "the confirmed version after run's stop"
+
 # --- removing an app (APP_REMOVE): not while the device's targets name it; once a deployment -----
 # drops it (here: the device moved to a group with none), the agent's next check removes it
 expect 1 as_agent app remove --state-dir "$S" app
