@@ -96,6 +96,12 @@ typedef struct rp_attestation {
     char cert_serial[RP_SERIAL_SIZE];
 } rp_attestation_t;
 
+/* Why a certificate was revoked (certificates.revoked_for, schema 28). */
+typedef enum rp_revoked_for {
+    RP_REVOKED_OTHER = 0,  /* blocked, quarantined, or revoked before schema 28 */
+    RP_REVOKED_FAILED = 1, /* a proven failed attestation (docs/protocol.md "Verdicts") */
+} rp_revoked_for_t;
+
 typedef struct rp_cert_record {
     char serial[RP_SERIAL_SIZE];
     char tenant_id[RP_ID_SIZE];
@@ -103,6 +109,7 @@ typedef struct rp_cert_record {
     int64_t not_before;
     int64_t not_after;
     int64_t revoked_at; /* 0: not revoked */
+    int revoked_for;    /* rp_revoked_for_t: why, when revoked */
 } rp_cert_record_t;
 
 /* A tenant's CA: its certificate, and its key encrypted under the service's master key. The
