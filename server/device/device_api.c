@@ -382,6 +382,11 @@ void rp_h_root_add(rp_req_t *r)
 
 /* ---- devices ---- */
 
+bool rp_device_failed(const rp_device_t *device)
+{
+    return device->last_attested_at != 0 && !device->last_passed;
+}
+
 /* The device of the request's client certificate: current, of its tenant's CA, not revoked,
  * not blocked, not quarantined, its last attestation passed. On a recovery route, a device whose
  * only bar is a proven failed attestation is served too, with that certificate or one the failure
@@ -438,7 +443,7 @@ bool rp_device_auth(rp_req_t *r, rp_device_t *device, bool recovery)
      * "Verdicts"): the device hears why, and what brings it back. Its recovery routes stay open
      * to a certificate of its own that nothing but such a failure revoked (a block's or a
      * quarantine's revocation, or one of before schema 28, is RP_REVOKED_OTHER). */
-    if (device->last_attested_at != 0 && !device->last_passed && !device->blocked) {
+    if (rp_device_failed(device) && !device->blocked) {
         if (recovery && known && (rec.revoked_at == 0 || rec.revoked_for == RP_REVOKED_FAILED))
             return true;
         rp_reply_error(r, 403, "attestation_failed",

@@ -731,6 +731,7 @@ typedef struct rp_report_put {
     int signal;
     const char *signature; /* a crash: its bucket's signature (JSON), kept with a new bucket */
     const char *json;      /* the report as the device sent it (compact JSON) */
+    bool device_failed;    /* sent while the device's last attestation had failed */
 } rp_report_put_t;
 
 /*
@@ -758,8 +759,9 @@ typedef struct rp_report_row {
     char device_id[RP_DEVICE_ID_SIZE];
     int64_t seq, at, received;
     char kind[33], component[33], version[48], code[33], reason[256];
-    char bucket[33];  /* "" when not a crash */
-    const char *json; /* borrowed for the callback */
+    char bucket[33];    /* "" when not a crash */
+    const char *json;   /* borrowed for the callback */
+    bool device_failed; /* sent while the device's last attestation had failed */
 } rp_report_row_t;
 typedef void (*rp_report_row_fn)(void *ctx, const rp_report_row_t *row);
 /* The tenant's reports, newest received first, skipping offset, at most limit; device_id and

@@ -175,6 +175,12 @@ recovers() { # the recovery routes answer the revoked certificate
   old_dev GET "/api/v1/device/roots?after=0"; is_status 200
 }
 recovers
+# What it reports now is marked as sent while its last attestation had failed.
+printf '{"reports": [{"seq": 7, "at": 1764300000, "kind": "clock_jump", "component": "", "version": "", "reason": "failed", "code": ""}]}' >"$d/rep.json"
+old_dev POST /api/v1/device/reports -H 'Content-Type: application/json' --data-binary "@$d/rep.json"
+is_status 200; body_has '.stored == 1'
+http GET "/api/v1/tenants/$acme/reports?device=$id" "$ADMIN_TOKEN"; is_status 200
+body_has '[.reports[] | select(.seq == 7)] | length == 1 and .[0].device_failed == true'
 openssl req -new -key "$d/dev/identity.pem" -subj "/CN=$id" -outform DER | base64 -w64 >"$d/csr.b64"
 old_dev POST "/.well-known/est/$acme/simplereenroll" -H 'Content-Type: application/pkcs10' \
   --data-binary "@$d/csr.b64"
@@ -201,4 +207,11 @@ new=$(openssl x509 -in "$d/dev/agent/device.crt" -noout -serial | cut -d= -f2)
 [ "$new" != "$old" ] || fail "no new certificate"
 post "$d/r1.json"; is_status 200
 CERT=$d/old.crt post "$d/r1.json"; is_status 403; body_has '.error == "forbidden"'
+sed 's/"seq": 7/"seq": 8/' "$d/rep.json" >"$d/rep8.json"
+status=$(curl -s -o "$d/body" -w '%{http_code}' --cacert "$SERVER_CA" --cert "$d/dev/agent/device.crt" \
+  --key "$d/dev/identity.pem" -H 'Content-Type: application/json' --data-binary "@$d/rep8.json" \
+  "$SERVER_URL/api/v1/device/reports")
+is_status 200; body_has '.stored == 1'
+http GET "/api/v1/tenants/$acme/reports?device=$id" "$ADMIN_TOKEN"; is_status 200
+body_has '[.reports[] | select(.seq == 8)] | length == 1 and .[0].device_failed == false'
 done_ok

@@ -1369,6 +1369,7 @@ static int64_t sql_count(sqlite3 *raw, const char *sql)
  * versions' counters, a delta's holder, the image an upload became) ... */
 #define UNDO_28                                                                                    \
     "ALTER TABLE certificates DROP COLUMN revoked_for;"                                            \
+    "ALTER TABLE reports DROP COLUMN device_failed;"                                               \
     "DELETE FROM schema_version WHERE version = 28;"
 #define UNDO_27                                                                                    \
     UNDO_28 "DROP TABLE spent_nonces_purged; DELETE FROM schema_version WHERE version = 27;"
