@@ -501,7 +501,8 @@ static void decode_template(struct device *d)
                                        NULL,
                                        0,
                                        NULL,
-                                       r->json};
+                                       r->json,
+                                       false};
         r->json = NULL; /* kept by the put */
     }
     rp_report_batch_free(&b);

@@ -382,14 +382,22 @@ void rp_h_root_add(rp_req_t *r)
 
 /* ---- devices ---- */
 
+bool rp_device_failed(const rp_device_t *device)
+{
+    return device->last_attested_at != 0 && !device->last_passed;
+}
+
 /* The device of the request's client certificate: current, of its tenant's CA, not revoked,
- * not blocked, not quarantined, its last attestation passed. On failure a reply was sent. */
-bool rp_device_auth(rp_req_t *r, rp_device_t *device)
+ * not blocked, not quarantined, its last attestation passed. On a recovery route, a device whose
+ * only bar is a proven failed attestation is served too, with that certificate or one the failure
+ * revoked (docs/protocol.md "Verdicts"). On failure a reply was sent. */
+bool rp_device_auth(rp_req_t *r, rp_device_t *device, bool recovery)
 {
     X509 *peer = rp_req_peer_cert(r);
     char id[RP_DEVICE_ID_SIZE] = "", serial[RP_SERIAL_SIZE];
     rp_cert_record_t rec;
     const rp_ca_t *ca = NULL;
+    bool known;
     rp_err_t err;
 
     if (peer == NULL) {
@@ -424,22 +432,28 @@ bool rp_device_auth(rp_req_t *r, rp_device_t *device)
                        "releases it");
         return false;
     }
-    /* Before the revocation too (a proven failed attestation revokes: docs/protocol.md
-     * "Verdicts"): the device hears why, and what brings it back. */
-    if (device->last_attested_at != 0 && !device->last_passed && !device->blocked) {
-        rp_reply_error(r, 403, "attestation_failed",
-                       "the device's last attestation failed (%s): it has a certificate again "
-                       "when it next passes",
-                       device->last_reason);
-        return false;
-    }
     rp_cert_serial_hex(peer, serial);
     err = rp_store_cert_get(r->w->store, serial, &rec);
     if (err != RP_OK && err != RP_ERR_NOT_FOUND) {
         rp_reply_failure(r, err, "cannot look up the certificate: %s", rp_strerror(err));
         return false;
     }
-    if (err != RP_OK || rec.revoked_at != 0 || strcmp(rec.device_id, id) != 0) {
+    known = err == RP_OK && strcmp(rec.device_id, id) == 0;
+    /* Before the revocation too (a proven failed attestation revokes: docs/protocol.md
+     * "Verdicts"): the device hears why, and what brings it back. Its recovery routes stay open
+     * to a certificate of its own that nothing but such a failure revoked (a block's or a
+     * quarantine's revocation, or one of before schema 28, is RP_REVOKED_OTHER). */
+    if (rp_device_failed(device) && !device->blocked) {
+        if (recovery && known && (rec.revoked_at == 0 || rec.revoked_for == RP_REVOKED_FAILED))
+            return true;
+        rp_reply_error(r, 403, "attestation_failed",
+                       "the device's last attestation failed (%s): it has a certificate again "
+                       "when it next passes (until then it may send its reports and status and "
+                       "fetch its update)",
+                       device->last_reason);
+        return false;
+    }
+    if (!known || rec.revoked_at != 0) {
         rp_reply_error(r, 403, "forbidden", "the certificate is revoked or unknown");
         return false;
     }

@@ -24,8 +24,11 @@ void rp_h_device_delta(rp_req_t *r);
 void rp_h_device_report(rp_req_t *r);
 void rp_h_device_capability_create(rp_req_t *r);
 
-/* The device a certificate belongs to, if it may be served (RP_AUTH_DEVICE); false: 401/403
- * sent. */
-bool rp_device_auth(rp_req_t *r, rp_device_t *device);
+/* Whether the device's last attestation failed (it is served then on recovery routes only). */
+bool rp_device_failed(const rp_device_t *device);
+
+/* The device a certificate belongs to, if it may be served (RP_AUTH_DEVICE; recovery: the route
+ * is RP_ROUTE_RECOVERY); false: 401/403 sent. */
+bool rp_device_auth(rp_req_t *r, rp_device_t *device, bool recovery);
 
 #endif /* RAMPART_SERVER_DEVICE_API_H */

@@ -25,6 +25,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "context.h"
+#include "device_api.h"
 #include "rampart/bytes.h"
 #include "rampart/component.h"
 #include "rampart/crypto.h"
@@ -483,6 +484,7 @@ struct report_job {
     int64_t received, dropped;
     size_t nput, nstored, ndup, nrefused;
     int64_t pruned;
+    bool device_failed; /* its last attestation had failed (a recovery route: rp_device_failed) */
     json_t *refused;
     rp_threat_news_t news; /* to tell once committed */
     rp_report_put_t puts[RP_REPORTS_BATCH_MAX];
@@ -657,7 +659,8 @@ static rp_err_t report_job_fill(struct report_job *j, rp_report_batch_t *b)
                                              .bucket = rep->has_crash ? t->bucket : NULL,
                                              .signal = rep->crash.signal,
                                              .signature = t->signature,
-                                             .json = t->json};
+                                             .json = t->json,
+                                             .device_failed = j->device_failed};
         j->nput++;
         if (rep->has_crash && t->signature == NULL)
             return RP_ERR_NO_MEMORY;
@@ -721,6 +724,8 @@ void rp_h_device_reports(rp_req_t *r)
         }
     }
     j = calloc(1, sizeof(*j));
+    if (j != NULL)
+        j->device_failed = rp_device_failed(&r->device);
     if (j == NULL || (j->refused = json_array()) == NULL ||
         (err = report_job_fill(j, &b)) != RP_OK) {
         rp_report_batch_free(&b);
@@ -1584,12 +1589,12 @@ void rp_h_failure_get(rp_req_t *r)
 static void collect_report(void *ctx, const rp_report_row_t *row)
 {
     json_array_append_new(
-        ctx, json_pack("{s:s, s:I, s:o, s:o, s:s, s:s, s:s, s:s, s:s, s:s?, s:o}", "device",
+        ctx, json_pack("{s:s, s:I, s:o, s:o, s:s, s:s, s:s, s:s, s:s, s:s?, s:o, s:b}", "device",
                        row->device_id, "seq", (json_int_t)row->seq, "at", rp_iso_time_json(row->at),
                        "received", rp_iso_time_json(row->received), "kind", row->kind, "component",
                        row->component, "version", row->version, "code", row->code, "reason",
                        row->reason, "bucket", row->bucket[0] ? row->bucket : NULL, "report",
-                       json_loads(row->json, 0, NULL)));
+                       json_loads(row->json, 0, NULL), "device_failed", row->device_failed));
 }
 
 /* GET .../reports[?device=D][&kind=K][&offset=N][&limit=N]: the stored reports, newest first. */

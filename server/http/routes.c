@@ -43,6 +43,7 @@
 #define LIMITED RP_ROUTE_RATE_LIMITED
 #define LOGIN_LIMITED RP_ROUTE_LOGIN_LIMITED
 #define ESCALATES RP_ROUTE_ESCALATES
+#define RECOVERY RP_ROUTE_RECOVERY
 #define T "/api/v1/tenants/{tenant}"
 
 /* clang-format off */
@@ -69,15 +70,17 @@ const rp_route_t rp_routes[] = {
     {GET,    "/.well-known/est/{tenant}/cacerts", PUBLIC, 0, rp_h_est_cacerts, "EST: the tenant's CAs (certs-only PKCS#7)"},
     {GET,    T "/crl",                            PUBLIC, 0, rp_h_crl_get, "the tenant's CRL (DER: the signing CA's; ?format=pem: one per valid CA)"},
 
-    /* Devices, by their certificate. */
+    /* Devices, by their certificate. RECOVERY: also for a device whose only bar is a proven
+     * failed attestation, so that it can report why and update out of it (docs/protocol.md
+     * "Verdicts"); never a route that grants trust (EST: a certificate). */
     {POST,   "/.well-known/est/{tenant}/simplereenroll", DEVICE, LIMITED, rp_h_est_simplereenroll, "EST: a new certificate for the same key, limited per address and per device"},
-    {GET,    "/api/v1/device/roots",              DEVICE, 0, rp_h_device_roots, "root metadata newer than ?after=N"},
-    {GET,    "/api/v1/device/targets",            DEVICE, 0, rp_h_device_targets, "signed targets: what the device should run"},
-    {GET,    "/api/v1/device/images/{image}",     DEVICE, 0, rp_h_device_image, "an image the device's targets name (Range)"},
-    {GET,    "/api/v1/device/deltas/{from}/{to}", DEVICE, 0, rp_h_device_delta, "a delta between two images (Range)"},
-    {POST,   "/api/v1/device/updates",            DEVICE, 0, rp_h_device_report, "how an update went"},
-    {POST,   "/api/v1/device/status",             DEVICE, 0, rp_h_device_status, "the device's status report: the apps that run, its new security events"},
-    {POST,   "/api/v1/device/reports",            DEVICE, 0, rp_h_device_reports, "a batch of failure reports (crashes, exits, security events), limited per device"},
+    {GET,    "/api/v1/device/roots",              DEVICE, RECOVERY, rp_h_device_roots, "root metadata newer than ?after=N"},
+    {GET,    "/api/v1/device/targets",            DEVICE, RECOVERY, rp_h_device_targets, "signed targets: what the device should run"},
+    {GET,    "/api/v1/device/images/{image}",     DEVICE, RECOVERY, rp_h_device_image, "an image the device's targets name (Range)"},
+    {GET,    "/api/v1/device/deltas/{from}/{to}", DEVICE, RECOVERY, rp_h_device_delta, "a delta between two images (Range)"},
+    {POST,   "/api/v1/device/updates",            DEVICE, RECOVERY, rp_h_device_report, "how an update went"},
+    {POST,   "/api/v1/device/status",             DEVICE, RECOVERY, rp_h_device_status, "the device's status report: the apps that run, its new security events"},
+    {POST,   "/api/v1/device/reports",            DEVICE, RECOVERY, rp_h_device_reports, "a batch of failure reports (crashes, exits, security events), limited per device"},
 
     /* Operators, by their token. */
     {GET,    "/api/v1/tenants",                   READER, 0, rp_h_tenants_list, "the tenants the token sees"},
@@ -365,7 +368,7 @@ static bool allowed(rp_req_t *r)
     switch (route->auth) {
     case RP_AUTH_PUBLIC: return tenant_id == NULL || load_tenant(r, tenant_id);
     case RP_AUTH_DEVICE:
-        if (!rp_device_auth(r, &r->device))
+        if (!rp_device_auth(r, &r->device, (route->flags & RP_ROUTE_RECOVERY) != 0))
             return false;
         if (tenant_id != NULL && strcmp(tenant_id, r->device.tenant_id) != 0) {
             rp_reply_error(r, 401, "unauthorized",
@@ -448,13 +451,14 @@ void rp_routes_print(FILE *out)
     for (size_t i = 0; i < rp_nroutes; i++) {
         const rp_route_t *rt = &rp_routes[i];
         json_t *o = json_pack(
-            "{s:s, s:s, s:s, s:s?, s:b, s:b, s:b, s:b, s:s}", "method", method_name(rt->method),
-            "path", rt->path, "auth", auth_name(rt->auth), "role",
+            "{s:s, s:s, s:s, s:s?, s:b, s:b, s:b, s:b, s:b, s:s}", "method",
+            method_name(rt->method), "path", rt->path, "auth", auth_name(rt->auth), "role",
             rt->auth == RP_AUTH_TOKEN ? rp_role_name(rt->role) : NULL, "rate_limited",
             (rt->flags & (RP_ROUTE_RATE_LIMITED | RP_ROUTE_LOGIN_LIMITED)) != 0, "login_limited",
             (rt->flags & RP_ROUTE_LOGIN_LIMITED) != 0, "escalates",
-            (rt->flags & RP_ROUTE_ESCALATES) != 0, "session_cookie",
-            rt->auth == RP_AUTH_TOKEN || rt->auth == RP_AUTH_SESSION, "summary", rt->summary);
+            (rt->flags & RP_ROUTE_ESCALATES) != 0, "recovery", (rt->flags & RP_ROUTE_RECOVERY) != 0,
+            "session_cookie", rt->auth == RP_AUTH_TOKEN || rt->auth == RP_AUTH_SESSION, "summary",
+            rt->summary);
         char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
 
         if (text != NULL)

@@ -29,7 +29,8 @@ typedef enum rp_auth {
                          * with no Authorization header, the console's session cookie: the
                          * session's token, and X-CSRF-Token on any method but GET and HEAD */
     RP_AUTH_DEVICE,     /* a device certificate (mutual TLS): current, not revoked, from the CA
-                         * of the tenant holding the device, which is not blocked; on a path
+                         * of the tenant holding the device, which is not blocked or quarantined
+                         * and whose last attestation passed (but RP_ROUTE_RECOVERY); on a path
                          * naming {tenant}, that tenant */
     RP_AUTH_SESSION,    /* the console's session cookie only (console.c): its own routes */
 } rp_auth_t;
@@ -37,6 +38,11 @@ typedef enum rp_auth {
 /* Route flags. */
 #define RP_ROUTE_RATE_LIMITED 0x1u  /* limited per client address (--rate-limit) */
 #define RP_ROUTE_LOGIN_LIMITED 0x4u /* failed logins limited per client address (--login-rate) */
+/* A device route that a device whose only bar is a proven failed attestation may still call,
+ * with the certificate that failure revoked (rp_device_auth): its reports and status, its update
+ * metadata and the images and deltas that names. Nothing that grants trust to anyone (a
+ * certificate, an app's identity) may carry it: docs/protocol.md "Verdicts". */
+#define RP_ROUTE_RECOVERY 0x8u
 #define RP_ROUTE_ESCALATES                                                                         \
     0x2u /* the handler may ask for a higher role, depending on what the                           \
           * request does (rp_route_require); the summary says when */

@@ -425,6 +425,14 @@ const char *const rp_store_migrations[] = {
      * holds once every replica runs this version) */
     ("CREATE TABLE spent_nonces_purged (below INTEGER NOT NULL);"
      "INSERT INTO spent_nonces_purged (below) VALUES (0);"),
+    /* 28: why a certificate was revoked (rp_revoked_for_t): 1 by a proven failed attestation,
+     * 0 by anything else (a block, a quarantine, or before this migration). A device whose only
+     * bar is a proven failure may still reach its recovery routes with a certificate revoked for
+     * that (device_api.c: rp_device_auth; docs/protocol.md "Verdicts"); the failure reports it
+     * sends then are marked (reports.device_failed). Rolling upgrade: yes (an older replica
+     * revokes with 0: the device is refused everywhere, as before; it marks no report) */
+    ("ALTER TABLE certificates ADD COLUMN revoked_for INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE reports ADD COLUMN device_failed INTEGER NOT NULL DEFAULT 0;"),
 };
 const int rp_store_schema_newest =
     (int)(sizeof(rp_store_migrations) / sizeof(rp_store_migrations[0]));

@@ -831,7 +831,8 @@ static const char SQL_DEVICE_BLOCK[] =
 static const char SQL_DEVICE_UNBLOCK[] =
     "UPDATE devices SET blocked = 0, blocked_at = 0 WHERE id = ? AND tenant_id = ?";
 static const char SQL_CERT_REVOKE_DEVICE[] =
-    "UPDATE certificates SET revoked_at = ? WHERE device_id = ? AND revoked_at = 0";
+    "UPDATE certificates SET revoked_at = ?, revoked_for = ? WHERE device_id = ?"
+    " AND revoked_at = 0";
 /* cas.crl_number counts the tenant's revocations: a cached CRL older than the count is stale. */
 static const char SQL_CRL_BUMP[] = "UPDATE cas SET crl_number = crl_number + 1 WHERE tenant_id = ?";
 static const char SQL_CRL_VERSION[] = "SELECT crl_number FROM cas WHERE tenant_id = ?";
@@ -1024,7 +1025,8 @@ rp_err_t rp_store_group_end(rp_store_t *s, rp_err_t err)
     return sq_end(s, err);
 }
 
-rp_err_t sq_device_revoke(rp_store_t *s, const char *tenant_id, const char *device_id, int64_t now)
+rp_err_t sq_device_revoke(rp_store_t *s, const char *tenant_id, const char *device_id, int64_t now,
+                          rp_revoked_for_t why)
 {
     sq_st_t *st = sq_stmt(s, SQL_CERT_REVOKE_DEVICE);
     int revoked = 0;
@@ -1033,7 +1035,8 @@ rp_err_t sq_device_revoke(rp_store_t *s, const char *tenant_id, const char *devi
     if (st == NULL)
         return RP_ERR_IO;
     db_bind_int64(st, 1, now);
-    db_bind_text(st, 2, device_id);
+    db_bind_int(st, 2, (int)why);
+    db_bind_text(st, 3, device_id);
     err = sq_step_done(s, st, &revoked);
     if (err != RP_OK || revoked == 0)
         return err; /* nothing revoked: the CRL is the same */
@@ -1060,7 +1063,7 @@ static rp_err_t block_write(rp_store_t *s, void *ctx)
     if (err == RP_OK && changes == 0)
         err = RP_ERR_NOT_FOUND;
     if (err == RP_OK)
-        err = sq_device_revoke(s, op->tenant_id, op->device_id, op->now);
+        err = sq_device_revoke(s, op->tenant_id, op->device_id, op->now, RP_REVOKED_OTHER);
     return err;
 }
 
@@ -1353,7 +1356,7 @@ static rp_err_t record_one(rp_store_t *s, rp_attestation_write_t *w, bool *grew)
     /* A proven failure: the device's certificates go with the verdict, in its transaction. */
     if (err == RP_OK && w->revokes && !a->passed)
         err = sq_device_revoke(s, before.tenant_id[0] != '\0' ? before.tenant_id : a->tenant_id,
-                               a->device_id, a->at);
+                               a->device_id, a->at, RP_REVOKED_FAILED);
     return err == RP_ERR_EXISTS ? RP_ERR_IO : err;
 }
 
@@ -1427,15 +1430,16 @@ rp_err_t rp_store_attestation_list(rp_store_t *s, const char *tenant_id, const c
 }
 
 static const char SQL_CERT_GET[] =
-    "SELECT serial, tenant_id, device_id, not_before, not_after, revoked_at FROM certificates"
-    " WHERE serial = ?";
+    "SELECT serial, tenant_id, device_id, not_before, not_after, revoked_at, revoked_for"
+    " FROM certificates WHERE serial = ?";
 /* revoked_at is 0 or the time of the revocation: "> 0", not "!= 0", so that both engines read
  * the revoked ones as a range of certificates_revoked (tenant_id, revoked_at), not every one of
  * the tenant's certificates (bench/fleet: a CRL's time grew with the fleet, not the revocations).
  */
 static const char SQL_REVOKED_LIST[] =
-    "SELECT serial, tenant_id, device_id, not_before, not_after, revoked_at FROM certificates"
-    " WHERE tenant_id = ? AND revoked_at > 0 AND not_after > ? ORDER BY revoked_at, serial";
+    "SELECT serial, tenant_id, device_id, not_before, not_after, revoked_at, revoked_for"
+    " FROM certificates WHERE tenant_id = ? AND revoked_at > 0 AND not_after > ?"
+    " ORDER BY revoked_at, serial";
 
 static const char SQL_DEVICE_REISSUE[] =
     "SELECT d.tenant_id, CASE WHEN d.blocked <> 0 OR d.quarantined_at <> 0 THEN 1 ELSE 0 END,"
@@ -1513,6 +1517,8 @@ static void cert_row(sq_st_t *st, rp_cert_record_t *c)
     c->not_before = db_column_int64(st, 3);
     c->not_after = db_column_int64(st, 4);
     c->revoked_at = db_column_int64(st, 5);
+    c->revoked_for =
+        db_column_int(st, 6) == RP_REVOKED_FAILED ? RP_REVOKED_FAILED : RP_REVOKED_OTHER;
 }
 
 rp_err_t rp_store_cert_get(rp_store_t *s, const char *serial, rp_cert_record_t *out)

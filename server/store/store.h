@@ -96,6 +96,12 @@ typedef struct rp_attestation {
     char cert_serial[RP_SERIAL_SIZE];
 } rp_attestation_t;
 
+/* Why a certificate was revoked (certificates.revoked_for, schema 28). */
+typedef enum rp_revoked_for {
+    RP_REVOKED_OTHER = 0,  /* blocked, quarantined, or revoked before schema 28 */
+    RP_REVOKED_FAILED = 1, /* a proven failed attestation (docs/protocol.md "Verdicts") */
+} rp_revoked_for_t;
+
 typedef struct rp_cert_record {
     char serial[RP_SERIAL_SIZE];
     char tenant_id[RP_ID_SIZE];
@@ -103,6 +109,7 @@ typedef struct rp_cert_record {
     int64_t not_before;
     int64_t not_after;
     int64_t revoked_at; /* 0: not revoked */
+    int revoked_for;    /* rp_revoked_for_t: why, when revoked */
 } rp_cert_record_t;
 
 /* A tenant's CA: its certificate, and its key encrypted under the service's master key. The
@@ -724,6 +731,7 @@ typedef struct rp_report_put {
     int signal;
     const char *signature; /* a crash: its bucket's signature (JSON), kept with a new bucket */
     const char *json;      /* the report as the device sent it (compact JSON) */
+    bool device_failed;    /* sent while the device's last attestation had failed */
 } rp_report_put_t;
 
 /*
@@ -751,8 +759,9 @@ typedef struct rp_report_row {
     char device_id[RP_DEVICE_ID_SIZE];
     int64_t seq, at, received;
     char kind[33], component[33], version[48], code[33], reason[256];
-    char bucket[33];  /* "" when not a crash */
-    const char *json; /* borrowed for the callback */
+    char bucket[33];    /* "" when not a crash */
+    const char *json;   /* borrowed for the callback */
+    bool device_failed; /* sent while the device's last attestation had failed */
 } rp_report_row_t;
 typedef void (*rp_report_row_fn)(void *ctx, const rp_report_row_t *row);
 /* The tenant's reports, newest received first, skipping offset, at most limit; device_id and

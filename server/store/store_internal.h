@@ -291,9 +291,10 @@ rp_err_t sq_device_counts_move(rp_store_t *s, const sq_device_state_t *before,
                                const sq_device_state_t *after) RP_MUST_CHECK;
 /* The one way a device loses its certificates, inside the caller's transaction (a block, a
  * quarantine, a proven failed attestation): every unrevoked certificate of the device revoked at
- * `now`, and its tenant's CRL number moved when one was (a cached CRL is then stale). */
-rp_err_t sq_device_revoke(rp_store_t *s, const char *tenant_id, const char *device_id,
-                          int64_t now) RP_MUST_CHECK;
+ * `now` for `why` (rp_revoked_for_t), and its tenant's CRL number moved when one was (a cached CRL
+ * is then stale). */
+rp_err_t sq_device_revoke(rp_store_t *s, const char *tenant_id, const char *device_id, int64_t now,
+                          rp_revoked_for_t why) RP_MUST_CHECK;
 /* A write of a device's state in one transaction with its counters: `write` (ctx) inside it,
  * then the counters moved from the state before to the state after. */
 rp_err_t sq_device_write(rp_store_t *s, const char *device_id,

@@ -22,7 +22,7 @@ static const char SQL_DEV_PUT[] =
 static const char SQL_GROUP[] = "SELECT group_id FROM group_members WHERE device_id = ?";
 static const char SQL_PUT[] =
     "INSERT INTO reports (device_id, seq, tenant_id, at, received, kind, component, version,"
-    " code, reason, bucket, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " code, reason, bucket, body, device_failed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT DO NOTHING";
 static const char SQL_BUCKET_PUT[] =
     "INSERT INTO crash_buckets (tenant_id, id, component, signal, signature, count, first_seen,"
@@ -42,7 +42,7 @@ static const char SQL_FLOOR[] = "SELECT seq FROM reports WHERE device_id = ?"
 static const char SQL_PRUNE[] = "DELETE FROM reports WHERE device_id = ? AND seq < ?";
 static const char SQL_LIST[] =
     "SELECT device_id, seq, at, received, kind, component, version, code, reason,"
-    " coalesce(bucket, ''), body FROM reports WHERE tenant_id = ?1"
+    " coalesce(bucket, ''), body, device_failed FROM reports WHERE tenant_id = ?1"
     " AND (CAST(?2 AS TEXT) IS NULL OR device_id = ?2) AND (CAST(?3 AS TEXT) IS NULL OR kind = ?3)"
     " ORDER BY received DESC, device_id, seq DESC LIMIT ?5 OFFSET ?4";
 /* The one place a bucket's shown ID is made of its row: its symbolic key when it has one, else
@@ -463,6 +463,7 @@ rp_err_t rp_store_reports_put(rp_store_t *s, const char *tenant_id, const char *
         else
             db_bind_null(st, 11);
         db_bind_text(st, 12, r[i].json);
+        db_bind_int(st, 13, r[i].device_failed ? 1 : 0);
         err = sq_step_done(s, st, &changed);
         if (err != RP_OK)
             break;
@@ -538,6 +539,7 @@ rp_err_t rp_store_reports_list(rp_store_t *s, const char *tenant_id, const char 
         sq_text_col(st, 8, row.reason, sizeof(row.reason));
         sq_text_col(st, 9, row.bucket, sizeof(row.bucket));
         row.json = (const char *)db_column_text(st, 10);
+        row.device_failed = db_column_int(st, 11) != 0;
         fn(ctx, &row);
     }
     db_reset(st);

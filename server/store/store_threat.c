@@ -665,7 +665,7 @@ static rp_err_t quarantine(rp_store_t *s, const char *tenant_id, const char *dev
     rp_err_t err = sq_device_write(s, device_id, qset_write, &q);
 
     if (err == RP_OK)
-        err = sq_device_revoke(s, tenant_id, device_id, now);
+        err = sq_device_revoke(s, tenant_id, device_id, now, RP_REVOKED_OTHER);
     if (err == RP_OK)
         err = STEP(s, device_stmt(s, SQL_QSIGNALS_FORGET, device_id), NULL);
     if (err == RP_OK)

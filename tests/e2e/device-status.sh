@@ -4,8 +4,8 @@
 # the newest app list and each event once by (device, seq), the newest 1000 with the rest counted;
 # `rampart device show` (text and JSON) and GET .../devices/D/events (paged) show them; malformed,
 # oversized and unauthenticated reports are refused and change nothing; another tenant sees none;
-# a proven failed attestation revokes the certificate (the device API refuses it, the CRL lists it)
-# until the device passes again.
+# a proven failed attestation revokes the certificate (the CRL lists it, EST refuses it; its status,
+# reports and update still take it, unless it is blocked or quarantined) until the device passes.
 # (The device's side, through a real monitor: e2e.monitor_report.)
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT to the rampart-agent binary}"
@@ -143,8 +143,9 @@ shown '.report.apps | length == 2'
 
 # --- a proven failed attestation takes the device's certificate (docs/protocol.md "Verdicts") ---
 # Its own fresh evidence now fails appraisal (the policy refuses debug): its certificate is revoked
-# with the verdict, the device API refuses it and says why, the tenant's CRL lists it; it has a
-# certificate again, and the device API back, when it next passes.
+# with the verdict, the tenant's CRL lists it, EST refuses it and says why, but its recovery routes
+# (status, reports, update) still take it; it has a certificate again, and the whole device API
+# back, when it next passes.
 cp "$d/dev/agent/device.crt" "$d/old.crt"
 old=$(openssl x509 -in "$d/old.crt" -noout -serial | cut -d= -f2)
 crl_has() { # SERIAL: whether the tenant's CRL lists it
@@ -156,13 +157,61 @@ expect 0 "$RAMPART" tenant policy --tenant "$acme" --allow-debug no --require-co
 expect 1 "$AGENT" attest --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$SERVER_CA"
 jq -e '.passed == false and .reason == "debug_enabled"' "$d/dev/agent/attestation.json" >/dev/null ||
   fail "not refused for debug: $(cat "$d/dev/agent/attestation.json")"
-CERT=$d/old.crt post "$d/r1.json"; is_status 403
-body_has '.error == "attestation_failed" and (.message | contains("debug_enabled"))'
 crl_has "$old" || fail "the CRL does not list the failed device's certificate"
+# ... but its recovery routes stay open to the certificate the failure revoked: it still says why
+# (its status, its failure reports) and fetches its update (roots, targets); what grants trust
+# does not: EST re-enrollment refuses it, and says why.
+old_dev() { # METHOD PATH [CURL_ARGS...]: the device API with the revoked certificate
+  local m=$1 p=$2
+  shift 2
+  status=$(curl -s -o "$d/body" -w '%{http_code}' --cacert "$SERVER_CA" --cert "$d/old.crt" \
+    --key "$d/dev/identity.pem" -X "$m" "$@" "$SERVER_URL$p")
+}
+recovers() { # the recovery routes answer the revoked certificate
+  CERT=$d/old.crt post "$d/r1.json"; is_status 200; body_has '.apps == 2'
+  old_dev POST /api/v1/device/reports -H 'Content-Type: application/json' --data-binary '{"reports": []}'
+  is_status 200; body_has '.stored == 0'
+  old_dev GET /api/v1/device/targets; is_status 200
+  old_dev GET "/api/v1/device/roots?after=0"; is_status 200
+}
+recovers
+# What it reports now is marked as sent while its last attestation had failed.
+printf '{"reports": [{"seq": 7, "at": 1764300000, "kind": "clock_jump", "component": "", "version": "", "reason": "failed", "code": ""}]}' >"$d/rep.json"
+old_dev POST /api/v1/device/reports -H 'Content-Type: application/json' --data-binary "@$d/rep.json"
+is_status 200; body_has '.stored == 1'
+http GET "/api/v1/tenants/$acme/reports?device=$id" "$ADMIN_TOKEN"; is_status 200
+body_has '[.reports[] | select(.seq == 7)] | length == 1 and .[0].device_failed == true'
+openssl req -new -key "$d/dev/identity.pem" -subj "/CN=$id" -outform DER | base64 -w64 >"$d/csr.b64"
+old_dev POST "/.well-known/est/$acme/simplereenroll" -H 'Content-Type: application/pkcs10' \
+  --data-binary "@$d/csr.b64"
+is_status 403; body_has '.error == "attestation_failed" and (.message | contains("debug_enabled"))'
+crl_has "$old" || fail "the CRL no longer lists the failed device's certificate"
+# A blocked device, and a quarantined one, get nothing; released, the failed one recovers again.
+expect 0 "$RAMPART" device block --tenant "$acme" "$id"
+CERT=$d/old.crt post "$d/r1.json"; is_status 403; body_has '.error == "forbidden"' # revoked
+old_dev GET /api/v1/device/targets; is_status 403; body_has '.error == "forbidden"'
+expect 0 "$RAMPART" device unblock --tenant "$acme" "$id"
+recovers
+expect 0 "$RAMPART" quarantine policy set --tenant "$acme" --kinds attestation_failed --threshold 1 --window 600
+expect 1 "$AGENT" attest --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+shown '.status == "quarantined"'
+CERT=$d/old.crt post "$d/r1.json"; is_status 403; body_has '.error == "quarantined"'
+old_dev GET /api/v1/device/targets; is_status 403; body_has '.error == "quarantined"'
+old_dev POST /api/v1/device/reports -H 'Content-Type: application/json' --data-binary '{"reports": []}'
+is_status 403; body_has '.error == "quarantined"'
+expect 0 "$RAMPART" device release --tenant "$acme" "$id" --reason "reflashed"
+recovers
 expect 0 "$RAMPART" tenant policy --tenant "$acme" --allow-debug yes --require-components no
 expect 0 "$AGENT" attest --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$SERVER_CA"
 new=$(openssl x509 -in "$d/dev/agent/device.crt" -noout -serial | cut -d= -f2)
 [ "$new" != "$old" ] || fail "no new certificate"
 post "$d/r1.json"; is_status 200
 CERT=$d/old.crt post "$d/r1.json"; is_status 403; body_has '.error == "forbidden"'
+sed 's/"seq": 7/"seq": 8/' "$d/rep.json" >"$d/rep8.json"
+status=$(curl -s -o "$d/body" -w '%{http_code}' --cacert "$SERVER_CA" --cert "$d/dev/agent/device.crt" \
+  --key "$d/dev/identity.pem" -H 'Content-Type: application/json' --data-binary "@$d/rep8.json" \
+  "$SERVER_URL/api/v1/device/reports")
+is_status 200; body_has '.stored == 1'
+http GET "/api/v1/tenants/$acme/reports?device=$id" "$ADMIN_TOKEN"; is_status 200
+body_has '[.reports[] | select(.seq == 8)] | length == 1 and .[0].device_failed == false'
 done_ok

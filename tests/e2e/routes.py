@@ -34,6 +34,12 @@ ALLOW_ORDER = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH")
 # What routes.sh's curl sent with every request of the route loop: an empty JSON object.
 BODY = b"{}\n"
 RANKS = {"reader": 1, "contributor": 2, "admin": 3, "system": 4}
+# What a device whose only bar is a proven failed attestation may still call: its account of why,
+# and its update; never what grants trust (EST re-enrollment).
+RECOVERY = ("GET /api/v1/device/roots", "GET /api/v1/device/targets",
+            "GET /api/v1/device/images/{image}", "GET /api/v1/device/deltas/{from}/{to}",
+            "POST /api/v1/device/updates", "POST /api/v1/device/status",
+            "POST /api/v1/device/reports")
 PARAM = re.compile(r"\{[a-z_]+\+?\}")  # {x}: one segment; {x+}: the rest of the path
 
 
@@ -176,6 +182,13 @@ def table(srv, routes_file, acme, system_token_file, tokdir):
                 srv.fail("%s is public: %d %s" % (what, status, body[:300]))
         else:
             srv.fail("route %s: unknown auth '%s'" % (pattern, auth))
+    # The recovery routes (docs/protocol.md "Verdicts"): exactly this fixed set, device routes
+    # all; a new one is a decision about what a failed device may reach, made here too.
+    recovery = sorted("%s %s" % (r["method"], r["path"]) for r in routes if r.get("recovery"))
+    srv.eq(recovery, sorted(RECOVERY), "the recovery routes")
+    for r in routes:
+        if r.get("recovery") and r["auth"] != "device":
+            srv.fail("route %s is a recovery route but not a device route" % r["path"])
     print("checked %d routes: %d requests over %d connections" % (len(routes), srv.calls, srv.opened),
           file=sys.stderr)
 

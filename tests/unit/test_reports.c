@@ -1,6 +1,6 @@
 /*
- * Failure reports (server/device/reports.c, server/store/store_reports.c): the batch decoder's every
- * bound, the crash bucket ID (the same crash on two devices is one bucket; another top frame,
+ * Failure reports (server/device/reports.c, server/store/store_reports.c): the batch decoder's
+ * every bound, the crash bucket ID (the same crash on two devices is one bucket; another top frame,
  * another), and the store's once-each and newest-1000 rules against a real SQLite database (and
  * PostgreSQL, as unit.reports_pg: store_target.h).
  */
@@ -482,7 +482,7 @@ static void count_row(void *ctx, const rp_report_row_t *row)
 static rp_report_put_t put(int64_t seq, const char *bucket)
 {
     return (rp_report_put_t){seq,    1,  bucket ? "crash" : "exit", "sensor", "1.0.0+0", "", "r",
-                             bucket, 11, bucket ? "{}" : NULL,      "{}"};
+                             bucket, 11, bucket ? "{}" : NULL,      "{}",     false};
 }
 
 static void store_once_and_bounded(void **state)

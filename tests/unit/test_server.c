@@ -176,7 +176,7 @@ static void store_schema(void **state)
 {
     struct db *db = *state;
 
-    assert_int_equal(rp_store_schema_version(db->s), 27);
+    assert_int_equal(rp_store_schema_version(db->s), 28);
 }
 
 static void collect_upload(void *ctx, const rp_upload_t *u)
@@ -419,6 +419,7 @@ static void store_proven_failure_revokes(void **state)
     assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
     assert_int_equal(rp_store_cert_get(db->s, "0f01", &got), RP_OK);
     assert_int_equal(got.revoked_at, 1200);
+    assert_int_equal(got.revoked_for, RP_REVOKED_FAILED); /* its recovery routes stay open */
     assert_int_equal(rp_store_cert_get(db->s, "0f03", &got), RP_OK); /* another device's */
     assert_int_equal(got.revoked_at, 0);
     assert_int_equal(rp_store_crl_version(db->s, db->tenant.id, &v1), RP_OK);
@@ -443,6 +444,15 @@ static void store_proven_failure_revokes(void **state)
     assert_string_equal(d.cert_serial, "0f02");
     assert_int_equal(rp_store_cert_get(db->s, "0f02", &got), RP_OK);
     assert_int_equal(got.revoked_at, 0);
+    /* a block's revocation is not a failure's (the recovery routes refuse it); the one revoked
+     * before keeps its cause */
+    assert_int_equal(rp_store_device_block(db->s, db->tenant.id, dev1, 1400), RP_OK);
+    assert_int_equal(rp_store_cert_get(db->s, "0f02", &got), RP_OK);
+    assert_int_equal(got.revoked_at, 1400);
+    assert_int_equal(got.revoked_for, RP_REVOKED_OTHER);
+    assert_int_equal(rp_store_cert_get(db->s, "0f01", &got), RP_OK);
+    assert_int_equal(got.revoked_at, 1200);
+    assert_int_equal(got.revoked_for, RP_REVOKED_FAILED);
 }
 
 static void count_revoked(void *ctx, const rp_cert_record_t *c)
@@ -1354,10 +1364,15 @@ static int64_t sql_count(sqlite3 *raw, const char *sql)
     return n;
 }
 
-/* A SQLite file taken back from the newest schema to 21 (the spent nonces' purge watermark, the
- * tenant CAs' successors, the deployments' departed devices, the versions' counters, a delta's
- * holder, the image an upload became) ... */
-#define UNDO_27 "DROP TABLE spent_nonces_purged; DELETE FROM schema_version WHERE version = 27;"
+/* A SQLite file taken back from the newest schema to 21 (why a certificate was revoked, the spent
+ * nonces' purge watermark, the tenant CAs' successors, the deployments' departed devices, the
+ * versions' counters, a delta's holder, the image an upload became) ... */
+#define UNDO_28                                                                                    \
+    "ALTER TABLE certificates DROP COLUMN revoked_for;"                                            \
+    "ALTER TABLE reports DROP COLUMN device_failed;"                                               \
+    "DELETE FROM schema_version WHERE version = 28;"
+#define UNDO_27                                                                                    \
+    UNDO_28 "DROP TABLE spent_nonces_purged; DELETE FROM schema_version WHERE version = 27;"
 #define UNDO_26 UNDO_27 "DROP TABLE ca_successors; DELETE FROM schema_version WHERE version = 26;"
 #define UNDO_25                                                                                    \
     UNDO_26 "ALTER TABLE deployments DROP COLUMN departed;"                                        \
