@@ -31,6 +31,12 @@
 /* A tenant's CAs loaded at once: at most two are ever valid together (a successor is made when
  * a third of its predecessor's life is left, and makes its own when a third of its own is). */
 #define RP_CA_LIVE 3
+/* A CA whose start is more than this ahead of now was made while a clock ran ahead: it counts for
+ * nothing until then (it neither signs nor is published, nor decides the rollover); a lesser
+ * difference is the replicas' ordinary skew. As many again are read as may be live, so that such
+ * ones never push a live one out of the list. */
+#define RP_CA_START_SLACK 3600
+#define RP_CA_LISTED (2 * RP_CA_LIVE)
 
 /* A device certificate is valid from 5 minutes before its issue (until RP_DEVICE_CERT_LIFETIME
  * after it): a verifier (another replica, a broker) whose clock is behind the issuer's by less
@@ -124,9 +130,10 @@ rp_err_t rp_ca_master_check(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LE
 
 /*
  * The tenant's CAs at now: loaded from the store; the first created and stored if the tenant has
- * none yet, a successor if two thirds of the newest's life have passed (rp_ca_rollover_due). The
- * database decides each generation: another replica creating it at the same moment wins, and its
- * CA is used. OUT: *ca (rp_ca_free).
+ * none yet, a successor if two thirds of the life of the newest that counts now
+ * (rp_ca_rollover_basis) have passed (rp_ca_rollover_due), and a new one, valid now, when none
+ * counts (all ended, or made while a clock ran ahead). The database decides each generation:
+ * another replica creating it at the same moment wins, and its CA is used. OUT: *ca (rp_ca_free).
  */
 rp_err_t rp_ca_get_or_create(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LEN],
                              const rp_tenant_t *tenant, int64_t now, rp_ca_t *ca) RP_MUST_CHECK;
@@ -138,6 +145,9 @@ bool rp_ca_rollover_due(int64_t not_before, int64_t not_after, int64_t now);
 /* which of n CAs (newest first) signs at now: the newest valid one published RP_CA_PUBLISH_LEAD
  * ago, else the oldest valid one; -1 when none is valid (ended, or not yet begun); */
 int rp_ca_signer(const int64_t *not_before, const int64_t *not_after, int n, int64_t now);
+/* which of n CAs (newest first) the rollover is judged on: the newest not ended that has begun by
+ * now + RP_CA_START_SLACK; -1 when none; */
+int rp_ca_rollover_basis(const int64_t *not_before, const int64_t *not_after, int n, int64_t now);
 /* and a device certificate's end: 24 hours after now, never past its CA's end. */
 int64_t rp_ca_device_not_after(int64_t ca_not_after, int64_t now);
 

@@ -3897,6 +3897,67 @@ static int pem_count(const char *pem)
  * the CA's life (by whichever replica gets there first), published at once, signing a month
  * later; the old one trusted until its end; certificates never past their CA's end; none issued
  * from an ended CA. */
+/* A CA made while the clock ran ahead counts for nothing once it is put right: a new generation,
+ * valid now, signs at once; a successor made ahead neither stops the rollover nor pushes a live CA
+ * out of the list. */
+static void ca_clock_ahead(void **state)
+{
+    struct db *db = *state;
+    const int64_t t0 = (int64_t)time(NULL), day = 24 * 3600, life = RP_CA_LIFETIME;
+    const int64_t due1 = t0 - RP_DEVICE_CERT_BACKDATE + (life + RP_DEVICE_CERT_BACKDATE) / 3 * 2;
+    uint8_t master[RP_MASTER_KEY_LEN];
+    rp_ca_record_t recs[RP_CA_LISTED];
+    rp_cert_record_t rec;
+    rp_ca_t ca;
+    X509 *cert;
+    int n;
+
+    memset(master, 0x45, sizeof(master));
+    /* the tenant's first CA, made a day ahead */
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, t0 + day, &ca), RP_OK);
+    assert_int_equal(ca.signer, 0);
+    assert_int_equal(ca.generation[0], 0);
+    rp_ca_free(&ca);
+    /* the clock put right: generation 1, valid now, signs; generation 0 is left out */
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, t0, &ca), RP_OK);
+    assert_int_equal(ca.n, 1);
+    assert_int_equal(ca.signer, 0);
+    assert_int_equal(ca.generation[0], 1);
+    assert_int_equal(issue_at(&ca, t0, &cert, &rec), RP_OK);
+    assert_true(verifies_at(cert, ca.cert_pem, t0 + 1));
+    X509_free(cert);
+    /* read again when generation 0 begins to count */
+    assert_int_equal(ca.changes_at, t0 + day - RP_DEVICE_CERT_BACKDATE - RP_CA_START_SLACK);
+    rp_ca_free(&ca);
+    /* and only once (a replica a little later, or behind by less than the slack) */
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, t0 + 1, &ca), RP_OK);
+    assert_int_equal(ca.generation[0], 1);
+    rp_ca_free(&ca);
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, t0 + day - 1800, &ca), RP_OK);
+    assert_int_equal(ca.generation[0], 1); /* generation 0 within the slack: no third */
+    rp_ca_free(&ca);
+
+    /* a replica a year and a half ahead makes generation 2 early... */
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, due1 + 30 * day, &ca), RP_OK);
+    assert_int_equal(ca.generation[0], 2);
+    rp_ca_free(&ca);
+    /* ...at the real rollover the others still roll over (generation 3), and the live ones stay
+     * listed beside the early one: generations 3, 1 and 0, generation 1 signing */
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, due1, &ca), RP_OK);
+    assert_int_equal(ca.n, 3);
+    assert_int_equal(ca.generation[0], 3);
+    assert_int_equal(ca.generation[1], 1);
+    assert_int_equal(ca.generation[2], 0);
+    assert_int_equal(ca.signer, 1);
+    assert_int_equal(issue_at(&ca, due1, &cert, &rec), RP_OK);
+    X509_free(cert);
+    rp_ca_free(&ca);
+    assert_int_equal(rp_store_ca_list(db->s, db->tenant.id, recs, RP_CA_LISTED, &n), RP_OK);
+    assert_int_equal(n, 4);
+    for (int i = 0; i < n; i++)
+        rp_ca_record_free(&recs[i]);
+}
+
 static void ca_rollover(void **state)
 {
     struct db *db = *state;
@@ -4045,6 +4106,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(ca_issues_device_certs, db_setup, db_teardown),
         cmocka_unit_test(ca_rollover_rules),
         cmocka_unit_test_setup_teardown(ca_rollover, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(ca_clock_ahead, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(ca_device_cert_dates, db_setup, db_teardown),
         cmocka_unit_test(service_cert_within_ca),
         cmocka_unit_test_setup_teardown(store_device_status, db_setup, db_teardown),
