@@ -1152,6 +1152,59 @@ static rp_err_t make_crl(rp_store_t *s, const char *tenant_id, X509 *cert, EVP_P
     return RP_OK;
 }
 
+rp_err_t rp_ca_crl_of(const rp_ca_t *ca, const char *pem, int generation, bool want_pem,
+                      uint8_t **out, size_t *out_len)
+{
+    const X509_NAME *issuer = NULL;
+    BIO *in, *bio = NULL;
+    X509_CRL *crl = NULL;
+    rp_err_t err = RP_ERR_NOT_FOUND;
+
+    *out = NULL;
+    for (int i = 0; i < ca->n; i++)
+        if (ca->generation[i] == generation)
+            issuer = X509_get_subject_name(ca->certs[i]);
+    if (issuer == NULL)
+        return RP_ERR_NOT_FOUND;
+    /* Picked by its issuer's name (each generation has its own), not by its place. */
+    in = BIO_new_mem_buf(pem, -1);
+    while (in != NULL && (crl = PEM_read_bio_X509_CRL(in, NULL, NULL, NULL)) != NULL &&
+           X509_NAME_cmp(X509_CRL_get_issuer(crl), issuer) != 0) {
+        X509_CRL_free(crl);
+        crl = NULL;
+    }
+    BIO_free(in);
+    ERR_clear_error(); /* the end of the bundle */
+    if (crl != NULL && want_pem) {
+        char *data;
+        long len;
+        bio = BIO_new(BIO_s_mem());
+        err = bio != NULL && PEM_write_bio_X509_CRL(bio, crl) == 1 ? RP_OK : RP_ERR_CRYPTO;
+        if (err == RP_OK && (len = BIO_get_mem_data(bio, &data)) > 0 &&
+            (*out = malloc((size_t)len + 1)) != NULL) {
+            memcpy(*out, data, (size_t)len);
+            (*out)[len] = '\0';
+            *out_len = (size_t)len;
+        } else if (err == RP_OK) {
+            err = RP_ERR_NO_MEMORY;
+        }
+        BIO_free(bio);
+    } else if (crl != NULL) {
+        unsigned char *p = NULL;
+        int n = i2d_X509_CRL(crl, &p);
+        err = n > 0 ? RP_OK : RP_ERR_CRYPTO;
+        if (err == RP_OK && (*out = malloc((size_t)n)) != NULL) {
+            memcpy(*out, p, (size_t)n);
+            *out_len = (size_t)n;
+        } else if (err == RP_OK) {
+            err = RP_ERR_NO_MEMORY;
+        }
+        OPENSSL_free(p);
+    }
+    X509_CRL_free(crl);
+    return err;
+}
+
 rp_err_t rp_ca_crls(rp_store_t *s, const rp_ca_t *ca, int64_t now, uint8_t **der, size_t *der_len,
                     char **pem, size_t *pem_len)
 {

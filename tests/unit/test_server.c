@@ -4038,6 +4038,23 @@ static void ca_rollover(void **state)
         X509_CRL_free(crl);
     }
     free(der);
+    /* each CA's own, by its generation (DER, or PEM) */
+    for (int g = 0; g < 2; g++) {
+        uint8_t *one;
+        size_t one_len;
+        const unsigned char *p;
+        X509_CRL *crl;
+        assert_int_equal(rp_ca_crl_of(&ca, pem, g, false, &one, &one_len), RP_OK);
+        p = one;
+        assert_non_null(crl = d2i_X509_CRL(NULL, &p, (long)one_len));
+        assert_int_equal(X509_CRL_verify(crl, X509_get0_pubkey(ca.certs[1 - g])), 1);
+        X509_CRL_free(crl);
+        free(one);
+        assert_int_equal(rp_ca_crl_of(&ca, pem, g, true, &one, &one_len), RP_OK);
+        assert_int_equal(pem_count((char *)one), 1);
+        free(one);
+    }
+    assert_int_equal(rp_ca_crl_of(&ca, pem, 2, false, &der, &len), RP_ERR_NOT_FOUND);
     free(pem);
     rp_ca_free(&ca);
     assert_int_equal(rp_store_ca_soonest_end(db->s, &soonest), RP_OK);
