@@ -1005,11 +1005,27 @@ void rp_h_unproven_list(rp_req_t *r)
 /* The tenant CAs (ca.c, the rollover): how long until the first tenant is left without a valid
  * CA (its newest CA ends; a rollover that works keeps this above a third of a CA's life, 243
  * days: alert well before it nears 0), and the certificates refused for want of one. */
+#define RP_CA_METRIC_EVERY 300
+
 static void tenant_ca_metrics(rp_worker_t *w, struct evbuffer *buf)
 {
-    int64_t soonest;
-    rp_err_t err = rp_store_ca_soonest_end(w->store, &soonest);
+    rp_metrics_t *m = &w->srv->metrics;
+    int64_t now = (int64_t)time(NULL), read = atomic_load(&m->ca_soonest_read);
+    int64_t soonest = atomic_load(&m->ca_soonest);
+    rp_err_t err = RP_OK;
 
+    /* (Two workers reading at once both store the same figure.) */
+    if (read == 0 || now < read || now - read >= RP_CA_METRIC_EVERY) {
+        err = rp_store_ca_soonest_end(w->store, &soonest);
+        if (err == RP_ERR_NOT_FOUND)
+            soonest = 0;
+        if (err == RP_OK || err == RP_ERR_NOT_FOUND) {
+            atomic_store(&m->ca_soonest, soonest);
+            atomic_store(&m->ca_soonest_read, now);
+        }
+    }
+    if (err == RP_OK && soonest == 0)
+        err = RP_ERR_NOT_FOUND;
     if (err == RP_OK)
         evbuffer_add_printf(buf,
                             "# HELP rampart_tenant_ca_expires_seconds Seconds until the soonest "

@@ -884,6 +884,35 @@ rp_err_t rp_ca_get_or_create(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_L
     return RP_OK;
 }
 
+rp_err_t rp_ca_roll_ending(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LEN], int64_t now,
+                           int *rolled)
+{
+    char ids[RP_CA_SWEEP_MAX][RP_ID_SIZE];
+    int n = 0;
+    /* Due at two thirds of a life that began back-dated: a few minutes more is what may be
+     * picked up early (rp_ca_get_or_create then leaves it, and it is picked up again). */
+    rp_err_t err = rp_store_ca_ending(s, now + (RP_CA_LIFETIME + RP_DEVICE_CERT_BACKDATE) / 3 + 1,
+                                      ids, RP_CA_SWEEP_MAX, &n);
+
+    *rolled = 0;
+    for (int i = 0; i < n && err == RP_OK; i++) {
+        rp_tenant_t tenant;
+        rp_ca_t ca;
+        err = rp_store_tenant_get(s, ids[i], &tenant);
+        if (err == RP_ERR_NOT_FOUND) { /* deleted meanwhile */
+            err = RP_OK;
+            continue;
+        }
+        if (err == RP_OK)
+            err = rp_ca_get_or_create(s, master, &tenant, now, &ca);
+        if (err == RP_OK) {
+            (*rolled)++;
+            rp_ca_free(&ca);
+        }
+    }
+    return err;
+}
+
 #define MASTER_CHECK_TENANTS 8
 
 struct first_tenants {

@@ -138,6 +138,15 @@ rp_err_t rp_ca_master_check(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LE
 rp_err_t rp_ca_get_or_create(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LEN],
                              const rp_tenant_t *tenant, int64_t now, rp_ca_t *ca) RP_MUST_CHECK;
 
+/* The rollover of tenants not in use (the service's hourly sweep): up to RP_CA_SWEEP_MAX tenants
+ * whose newest CA is due for its successor (or has ended) get it now, as their next use would
+ * give it; OUT *rolled: the tenants looked at. So a dormant tenant keeps a CA with a third of its
+ * life left, as one in use does, and rampart_tenant_ca_expires_seconds means what it says. */
+#define RP_CA_SWEEP_EVERY 3600
+#define RP_CA_SWEEP_MAX 64
+rp_err_t rp_ca_roll_ending(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LEN], int64_t now,
+                           int *rolled) RP_MUST_CHECK;
+
 /* The rules of the rollover, on times alone (tested with any clock):
  * whether a CA valid from not_before to not_after needs its successor at now (two thirds of its
  * life have passed); */

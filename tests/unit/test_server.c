@@ -3958,6 +3958,44 @@ static void ca_clock_ahead(void **state)
         rp_ca_record_free(&recs[i]);
 }
 
+/* A tenant not in use rolls over too: the service's sweep makes its successor when it is due,
+ * not before; the soonest end then stays a third of a life away. */
+static void ca_sweep_dormant(void **state)
+{
+    struct db *db = *state;
+    const int64_t t0 = (int64_t)time(NULL), life = RP_CA_LIFETIME;
+    const int64_t due = t0 - RP_DEVICE_CERT_BACKDATE + (life + RP_DEVICE_CERT_BACKDATE) / 3 * 2;
+    uint8_t master[RP_MASTER_KEY_LEN];
+    rp_ca_record_t recs[RP_CA_LISTED];
+    int64_t soonest;
+    rp_ca_t ca;
+    int n, rolled;
+
+    memset(master, 0x46, sizeof(master));
+    assert_int_equal(rp_ca_roll_ending(db->s, master, t0, &rolled), RP_OK);
+    assert_int_equal(rolled, 0); /* no tenant has a CA yet: none is made here */
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, t0, &ca), RP_OK);
+    rp_ca_free(&ca);
+    assert_int_equal(rp_ca_roll_ending(db->s, master, due - 600, &rolled), RP_OK);
+    assert_int_equal(rolled, 0);
+    assert_int_equal(rp_ca_roll_ending(db->s, master, due - 1, &rolled), RP_OK);
+    assert_int_equal(rp_store_ca_list(db->s, db->tenant.id, recs, RP_CA_LISTED, &n), RP_OK);
+    assert_int_equal(n, 1); /* looked at, perhaps, but not yet due */
+    rp_ca_record_free(&recs[0]);
+    assert_int_equal(rp_ca_roll_ending(db->s, master, due, &rolled), RP_OK);
+    assert_int_equal(rolled, 1);
+    assert_int_equal(rp_store_ca_list(db->s, db->tenant.id, recs, RP_CA_LISTED, &n), RP_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(recs[0].generation, 1);
+    for (int i = 0; i < n; i++)
+        rp_ca_record_free(&recs[i]);
+    assert_int_equal(rp_store_ca_soonest_end(db->s, &soonest), RP_OK);
+    assert_int_equal(soonest, due + life);
+    /* and then nothing until the successor's own rollover */
+    assert_int_equal(rp_ca_roll_ending(db->s, master, due + 1, &rolled), RP_OK);
+    assert_int_equal(rolled, 0);
+}
+
 static void ca_rollover(void **state)
 {
     struct db *db = *state;
@@ -4124,6 +4162,7 @@ int main(void)
         cmocka_unit_test(ca_rollover_rules),
         cmocka_unit_test_setup_teardown(ca_rollover, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(ca_clock_ahead, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(ca_sweep_dormant, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(ca_device_cert_dates, db_setup, db_teardown),
         cmocka_unit_test(service_cert_within_ca),
         cmocka_unit_test_setup_teardown(store_device_status, db_setup, db_teardown),
