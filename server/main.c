@@ -860,7 +860,7 @@ int main(int argc, char **argv)
     long nthreads;
     uint64_t watchdog_usec;
     struct event *sigint, *sigterm, *sighup = NULL, *heartbeat = NULL, *sweep = NULL,
-                 *ca_sweep = NULL;
+                                    *ca_sweep = NULL;
     rp_store_t *store = NULL;
     rp_config_t *cfg = &run.cfg;
     int c, fd, bound = 0, started = 0, status = 1, id;

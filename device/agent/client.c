@@ -493,8 +493,8 @@ int64_t rp_agent_plan_life(int64_t expires_in, int64_t cert_span, bool *clamped)
     /* The answer's expires_in when it is one the certificate can have (an older service sends
      * none; a certificate is never shorter than the life it is said to have), else the
      * certificate's own span; then within the bounds, before anyone multiplies it. */
-    int64_t life = expires_in > 0 && (cert_span <= 0 || expires_in <= cert_span) ? expires_in
-                                                                                  : cert_span;
+    int64_t life =
+        expires_in > 0 && (cert_span <= 0 || expires_in <= cert_span) ? expires_in : cert_span;
     *clamped = false;
     if (life < RP_AGENT_LIFE_MIN || life > RP_AGENT_LIFE_MAX) {
         *clamped = true;

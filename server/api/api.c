@@ -897,7 +897,8 @@ void rp_h_crl_get(rp_req_t *r)
              (format == NULL || strcasecmp(format, "pem") == 0 || strcasecmp(format, "der") == 0);
         if (ok && gen_text != NULL) {
             errno = 0;
-            generation = gen_text[0] >= '0' && gen_text[0] <= '9' ? strtoll(gen_text, &end, 10) : -1;
+            generation =
+                gen_text[0] >= '0' && gen_text[0] <= '9' ? strtoll(gen_text, &end, 10) : -1;
             ok = errno == 0 && end != NULL && *end == '\0' && generation >= 0 &&
                  generation <= INT_MAX;
         }

@@ -810,8 +810,9 @@ static rp_err_t load_cas(const rp_ca_record_t *recs, int n, const uint8_t master
     basis = rp_ca_rollover_basis(ca->not_before, ca->not_after, ca->n, now);
     for (int i = 0; i < ca->n; i++) {
         int64_t at[4] = {ca->not_before[i] + RP_CA_PUBLISH_LEAD, ca->not_after[i],
-                         i == basis ? ca->not_before[i] + (ca->not_after[i] - ca->not_before[i]) / 3 * 2
-                                    : INT64_MAX,
+                         i == basis
+                             ? ca->not_before[i] + (ca->not_after[i] - ca->not_before[i]) / 3 * 2
+                             : INT64_MAX,
                          ca->not_before[i]};
         for (int j = 0; j < 4; j++)
             if (at[j] > now && at[j] < ca->changes_at)

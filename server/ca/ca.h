@@ -187,7 +187,8 @@ rp_err_t rp_ca_crls(rp_store_t *s, const rp_ca_t *ca, int64_t now, uint8_t **der
                     char **pem, size_t *pem_len) RP_MUST_CHECK;
 
 /* Out of pem (rp_ca_crls's, for ca), the CRL of the tenant's live CA of that generation alone:
- * OUT *out (malloc'd), DER or, want_pem, PEM (NUL-terminated). RP_ERR_NOT_FOUND: no live CA of that generation. */
+ * OUT *out (malloc'd), DER or, want_pem, PEM (NUL-terminated). RP_ERR_NOT_FOUND: no live CA of that
+ * generation. */
 rp_err_t rp_ca_crl_of(const rp_ca_t *ca, const char *pem, int generation, bool want_pem,
                       uint8_t **out, size_t *out_len) RP_MUST_CHECK;
 
