@@ -73,6 +73,10 @@ typedef struct rp_metrics {
     atomic_ullong connections_refused_address; /* at the per-address cap, closed when accepted */
     atomic_ullong connections_deadline;        /* closed at the request deadline */
     atomic_ullong connections_unread; /* closed with more unread input than a request holds */
+    /* rampart_tenant_ca_expires_seconds's figure (the soonest end of a tenant's newest CA; 0:
+     * none), read from the database at most every RP_CA_METRIC_EVERY seconds: a public scrape
+     * does not scan every tenant's CAs each time. ca_soonest_read: when (0: never). */
+    atomic_llong ca_soonest, ca_soonest_read;
 } rp_metrics_t;
 
 typedef struct rp_recorder rp_recorder_t;     /* recorder.h */

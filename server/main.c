@@ -813,6 +813,17 @@ static void on_uploads_sweep(evutil_socket_t fd, short events, void *arg)
     rp_uploads_sweep(w->store, w->blobs);
 }
 
+/* Tenants not in use roll their CA over too (rp_ca_roll_ending), hourly on one loop. */
+static void on_ca_sweep(evutil_socket_t fd, short events, void *arg)
+{
+    rp_worker_t *w = arg;
+    int rolled = 0;
+
+    (void)fd, (void)events;
+    if (rp_ca_roll_ending(w->store, w->srv->master_key, (int64_t)time(NULL), &rolled) != RP_OK)
+        rp_log_error("the tenant CAs' sweep failed (above): tried again in an hour");
+}
+
 static void on_heartbeat(evutil_socket_t fd, short events, void *arg)
 {
     char why[256];
@@ -848,7 +859,8 @@ int main(int argc, char **argv)
     rp_listen_t claim = {.fd = -1, .claim_fd = -1, .serve_fd = -1};
     long nthreads;
     uint64_t watchdog_usec;
-    struct event *sigint, *sigterm, *sighup = NULL, *heartbeat = NULL, *sweep = NULL;
+    struct event *sigint, *sigterm, *sighup = NULL, *heartbeat = NULL, *sweep = NULL,
+                                    *ca_sweep = NULL;
     rp_store_t *store = NULL;
     rp_config_t *cfg = &run.cfg;
     int c, fd, bound = 0, started = 0, status = 1, id;
@@ -1059,7 +1071,13 @@ int main(int argc, char **argv)
             rp_log_error("cannot start the uploads' sweep");
             goto out;
         }
-        if (i == 0)
+        if (i == 0 && ((ca_sweep = event_new(workers[0].base, -1, EV_PERSIST, on_ca_sweep,
+                                             &workers[0])) == NULL ||
+                       event_add(ca_sweep, &(struct timeval){RP_CA_SWEEP_EVERY, 0}) != 0)) {
+            rp_log_error("cannot start the tenant CAs' sweep");
+            goto out;
+        }
+        if (i == 0) /* (the CA sweep first an hour on: the requests roll over those in use) */
             event_active(sweep, EV_TIMEOUT, 0); /* once as soon as the loop runs */
         if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0)
             goto out;
@@ -1112,6 +1130,8 @@ out:
     }
     if (sweep != NULL) /* its loop stopped, before its base is freed */
         event_free(sweep);
+    if (ca_sweep != NULL)
+        event_free(ca_sweep);
     /* After the workers (nothing more is submitted), before they are freed (they take back
      * what it wrote). */
     rp_recorder_stop(srv.recorder);

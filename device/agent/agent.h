@@ -148,9 +148,23 @@ typedef struct rp_agent_result {
     /* ...and its life from the service's answer, in seconds: the answer's expires_in, or from an
      * older service its notAfter - notBefore (issued unback-dated). The service's times, never
      * this device's wall clock: count it on the monotonic clock from the answer. */
-    int64_t life;
+    int64_t life; /* within [RP_AGENT_LIFE_MIN, RP_AGENT_LIFE_MAX] (rp_agent_plan_life) */
     char serial[48];
 } rp_agent_result_t;
+
+/* The certificate lives the agent plans its renewal on: a minute to a day and a half. A value out
+ * of them (a service's bug, or one that would overflow the planning) is taken as the bound. */
+#define RP_AGENT_LIFE_MIN 60
+#define RP_AGENT_LIFE_MAX (36 * 3600)
+
+/* The life to plan the renewal on: the answer's expires_in (`expires_in`, 0 or less: none) when
+ * the certificate can have it (no longer than `cert_span`, its notAfter - notBefore; 0: unknown),
+ * else `cert_span`; clamped to the bounds above (*clamped then true). */
+int64_t rp_agent_plan_life(int64_t expires_in, int64_t cert_span, bool *clamped);
+
+/* Seconds from an answer to the next attestation: two thirds of `life` clamped (at most a day),
+ * before the daemon's jitter. */
+long rp_agent_renew_wait(int64_t life);
 
 /*
  * One attestation: evidence bound to its TLS connection in one request (or, once the service

@@ -522,12 +522,21 @@ rp_err_t rp_agent_attest(rp_agent_t *a, const char *server, const char *ca_file,
     if (err == RP_OK)
         err = write_agent_file(a, "device.crt", cert, strlen(cert));
     if (err == RP_OK) {
+        static bool clamp_logged; /* once per process: a service's value, not news each day */
         json_t *in = json_object_get(resp, "expires_in");
+        int64_t span = rp_agent_cert_not_after(a) - rp_agent_cert_not_before(a);
+        int64_t said = json_is_integer(in) ? (int64_t)json_integer_value(in) : 0;
+        bool clamped = false;
         res->passed = true;
         res->not_after = (int64_t)timegm(&tm);
-        res->life = json_is_integer(in) && json_integer_value(in) > 0
-                        ? (int64_t)json_integer_value(in)
-                        : rp_agent_cert_not_after(a) - rp_agent_cert_not_before(a);
+        res->life = rp_agent_plan_life(said, span, &clamped);
+        if (clamped && !clamp_logged) {
+            clamp_logged = true;
+            rp_log_warn("the service's certificate life (expires_in %lld, certificate %lld s) is "
+                        "out of [%d, %d] s: renewal planned on %lld s",
+                        (long long)said, (long long)span, RP_AGENT_LIFE_MIN, RP_AGENT_LIFE_MAX,
+                        (long long)res->life);
+        }
         snprintf(res->serial, sizeof(res->serial), "%s", serial);
         snprintf(res->reason, sizeof(res->reason), "pass");
     }
@@ -545,4 +554,26 @@ out : {
     free(key_b64);
     json_decref(resp);
     return err;
+}
+
+int64_t rp_agent_plan_life(int64_t expires_in, int64_t cert_span, bool *clamped)
+{
+    /* The answer's expires_in when it is one the certificate can have (an older service sends
+     * none; a certificate is never shorter than the life it is said to have), else the
+     * certificate's own span; then within the bounds, before anyone multiplies it. */
+    int64_t life =
+        expires_in > 0 && (cert_span <= 0 || expires_in <= cert_span) ? expires_in : cert_span;
+    *clamped = false;
+    if (life < RP_AGENT_LIFE_MIN || life > RP_AGENT_LIFE_MAX) {
+        *clamped = true;
+        life = life < RP_AGENT_LIFE_MIN ? RP_AGENT_LIFE_MIN : RP_AGENT_LIFE_MAX;
+    }
+    return life;
+}
+
+long rp_agent_renew_wait(int64_t life)
+{
+    bool clamped;
+    life = rp_agent_plan_life(life, 0, &clamped);
+    return (long)(life / 3 * 2); /* two thirds: at most a day, never an overflow */
 }

@@ -353,10 +353,9 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
                         (long)(next_attest - now));
         if (now >= next_attest) {
             if (rp_daemon_attest(agent, o->server, o->server_ca, &res)) {
-                long life = (long)res.life; /* the service's, from its answer: not our clock's */
-                /* Renew at two thirds of the certificate's life (at most a day), +-10%, counted
-                 * on the boot clock from the answer. */
-                wait = o->renew_after > 0 ? o->renew_after : life * 2 / 3;
+                /* Renew at two thirds of the certificate's life (the service's, from its answer,
+                 * not our clock's; at most a day), +-10%, counted on the boot clock from it. */
+                wait = o->renew_after > 0 ? o->renew_after : rp_agent_renew_wait(res.life);
                 if (wait > 24 * 3600)
                     wait = 24 * 3600;
                 if (wait < 1)

@@ -4,6 +4,8 @@
  * is reached through its tenant, and another tenant's is answered as if it did not exist.
  */
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -871,27 +873,40 @@ void rp_h_crl_get(rp_req_t *r)
     const char *inm = evhttp_find_header(evhttp_request_get_input_headers(r->req), "If-None-Match");
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
     rp_crl_cached_t crl = {0}, *c = &crl;
-    char etag[sizeof(crl.etag) + 8], date[64];
+    char etag[sizeof(crl.etag) + 24], date[64];
     struct evkeyvalq q;
-    const char *format = NULL;
+    const char *format = NULL, *gen_text = NULL;
+    uint8_t *one = NULL; /* ?generation: that CA's CRL alone */
+    size_t one_len = 0;
+    long long generation = -1;
     int64_t version;
     bool pem = false;
     rp_err_t err;
 
-    /* ?format=pem|der (any case); nothing else is taken, rather than answered in a form the
-     * client did not ask for. */
+    /* ?format=pem|der (any case) and ?generation=N (a CA's own CRL); nothing else is taken,
+     * rather than answered in a form the client did not ask for. */
     if (query != NULL) {
         bool ok = evhttp_parse_query_str(query, &q) == 0;
+        char *end = NULL;
         for (struct evkeyval *kv = ok ? q.tqh_first : NULL; kv != NULL; kv = kv->next.tqe_next)
-            if (strcmp(kv->key, "format") != 0)
+            if (strcmp(kv->key, "format") != 0 && strcmp(kv->key, "generation") != 0)
                 ok = false;
         format = ok ? evhttp_find_header(&q, "format") : NULL;
+        gen_text = ok ? evhttp_find_header(&q, "generation") : NULL;
         ok = ok &&
              (format == NULL || strcasecmp(format, "pem") == 0 || strcasecmp(format, "der") == 0);
+        if (ok && gen_text != NULL) {
+            errno = 0;
+            generation =
+                gen_text[0] >= '0' && gen_text[0] <= '9' ? strtoll(gen_text, &end, 10) : -1;
+            ok = errno == 0 && end != NULL && *end == '\0' && generation >= 0 &&
+                 generation <= INT_MAX;
+        }
         pem = ok && format != NULL && strcasecmp(format, "pem") == 0;
         evhttp_clear_headers(&q);
         if (!ok) {
-            rp_reply_error(r, 400, "invalid", "the CRL takes ?format=pem or ?format=der only");
+            rp_reply_error(r, 400, "invalid",
+                           "the CRL takes ?format=pem or ?format=der and ?generation=N only");
             return;
         }
     }
@@ -901,13 +916,31 @@ void rp_h_crl_get(rp_req_t *r)
         err = crl_current(r, version, &crl);
         pthread_mutex_unlock(&r->w->srv->crl_lock);
     }
+    if (err == RP_OK && generation >= 0) {
+        const rp_ca_t *ca;
+        err = rp_worker_ca(r->w, &r->tenant, &ca);
+        if (err == RP_OK)
+            err = rp_ca_crl_of(ca, c->pem, (int)generation, pem, &one, &one_len);
+        if (err == RP_ERR_NOT_FOUND) {
+            free(crl.der);
+            rp_reply_error(r, 404, "not_found", "the tenant has no live CA of that generation");
+            return;
+        }
+    }
     if (err != RP_OK) {
         free(crl.der);
+        free(one);
         rp_reply_error(r, 500, "internal", "cannot make the CRL");
         return;
     }
-    /* One tag per representation: the PEM and DER forms are different bytes. */
-    snprintf(etag, sizeof(etag), "%.*s%s\"", (int)strlen(c->etag) - 1, c->etag, pem ? "-pem" : "");
+    /* One tag per representation: the PEM and DER forms, and each CA's, are different bytes. */
+    {
+        char gen_tag[24] = "";
+        if (generation >= 0)
+            snprintf(gen_tag, sizeof(gen_tag), "-g%lld", generation);
+        snprintf(etag, sizeof(etag), "%.*s%s%s\"", (int)strlen(c->etag) - 1, c->etag, gen_tag,
+                 pem ? "-pem" : "");
+    }
     evhttp_add_header(h, "ETag", etag);
     evhttp_add_header(h, "Cache-Control", "public, no-cache");
     http_date(c->made, date);
@@ -916,15 +949,20 @@ void rp_h_crl_get(rp_req_t *r)
     evhttp_add_header(h, "Expires", date);
     if (etag_matches(inm, etag)) {
         free(crl.der);
+        free(one);
         rp_reply_bytes(r, 304, pem ? "application/x-pem-file" : "application/pkix-crl", "", 0);
         return;
     }
-    if (pem) {
+    if (one != NULL) {
+        rp_reply_bytes(r, 200, pem ? "application/x-pem-file" : "application/pkix-crl", one,
+                       one_len);
+    } else if (pem) {
         rp_reply_bytes(r, 200, "application/x-pem-file", c->pem, c->pem_len);
     } else {
         rp_reply_bytes(r, 200, "application/pkix-crl", c->der, c->len);
     }
     free(crl.der);
+    free(one);
 }
 
 /* GET /api/v1/openapi.json (public): the API's description, compiled in (openapi.h). It changes
@@ -968,11 +1006,27 @@ void rp_h_unproven_list(rp_req_t *r)
 /* The tenant CAs (ca.c, the rollover): how long until the first tenant is left without a valid
  * CA (its newest CA ends; a rollover that works keeps this above a third of a CA's life, 243
  * days: alert well before it nears 0), and the certificates refused for want of one. */
+#define RP_CA_METRIC_EVERY 300
+
 static void tenant_ca_metrics(rp_worker_t *w, struct evbuffer *buf)
 {
-    int64_t soonest;
-    rp_err_t err = rp_store_ca_soonest_end(w->store, &soonest);
+    rp_metrics_t *m = &w->srv->metrics;
+    int64_t now = (int64_t)time(NULL), read = atomic_load(&m->ca_soonest_read);
+    int64_t soonest = atomic_load(&m->ca_soonest);
+    rp_err_t err = RP_OK;
 
+    /* (Two workers reading at once both store the same figure.) */
+    if (read == 0 || now < read || now - read >= RP_CA_METRIC_EVERY) {
+        err = rp_store_ca_soonest_end(w->store, &soonest);
+        if (err == RP_ERR_NOT_FOUND)
+            soonest = 0;
+        if (err == RP_OK || err == RP_ERR_NOT_FOUND) {
+            atomic_store(&m->ca_soonest, soonest);
+            atomic_store(&m->ca_soonest_read, now);
+        }
+    }
+    if (err == RP_OK && soonest == 0)
+        err = RP_ERR_NOT_FOUND;
     if (err == RP_OK)
         evbuffer_add_printf(buf,
                             "# HELP rampart_tenant_ca_expires_seconds Seconds until the soonest "

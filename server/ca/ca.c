@@ -701,6 +701,14 @@ int rp_ca_signer(const int64_t *not_before, const int64_t *not_after, int n, int
     return oldest;
 }
 
+int rp_ca_rollover_basis(const int64_t *not_before, const int64_t *not_after, int n, int64_t now)
+{
+    for (int i = 0; i < n; i++)
+        if (not_before[i] <= now + RP_CA_START_SLACK && now < not_after[i])
+            return i;
+    return -1;
+}
+
 int64_t rp_ca_device_not_after(int64_t ca_not_after, int64_t now)
 {
     return now + RP_DEVICE_CERT_LIFETIME < ca_not_after ? now + RP_DEVICE_CERT_LIFETIME
@@ -763,8 +771,10 @@ static rp_err_t ready_signer(rp_ca_t *ca, int signer)
 static rp_err_t load_cas(const rp_ca_record_t *recs, int n, const uint8_t master[RP_MASTER_KEY_LEN],
                          int64_t now, rp_ca_t *ca)
 {
-    int signer;
+    int signer, basis;
     rp_err_t err = RP_OK;
+
+    int64_t later = INT64_MAX; /* when the next CA made by a clock ahead begins to count */
 
     for (int i = 0; i < n && ca->n < RP_CA_LIVE && err == RP_OK; i++) {
         int k = ca->n;
@@ -773,10 +783,21 @@ static rp_err_t load_cas(const rp_ca_record_t *recs, int n, const uint8_t master
         err = read_ca(&recs[i], master, &ca->certs[k], &ca->keys[k]);
         if (err != RP_OK)
             break;
-        ca->n++;
-        ca->generation[k] = recs[i].generation;
         ca->not_before[k] = rp_cert_time(X509_get0_notBefore(ca->certs[k]));
         ca->not_after[k] = rp_cert_time(X509_get0_notAfter(ca->certs[k]));
+        if (ca->not_before[k] > now + RP_CA_START_SLACK) {
+            /* made while a clock ran ahead: it verifies and signs nothing now, and must not take
+             * the place of one that does */
+            if (ca->not_before[k] - RP_CA_START_SLACK < later)
+                later = ca->not_before[k] - RP_CA_START_SLACK;
+            X509_free(ca->certs[k]);
+            EVP_PKEY_free(ca->keys[k]);
+            ca->certs[k] = NULL;
+            ca->keys[k] = NULL;
+            continue;
+        }
+        ca->n++;
+        ca->generation[k] = recs[i].generation;
     }
     signer = err == RP_OK ? rp_ca_signer(ca->not_before, ca->not_after, ca->n, now) : -1;
     if (err == RP_OK)
@@ -785,12 +806,15 @@ static rp_err_t load_cas(const rp_ca_record_t *recs, int n, const uint8_t master
         return err;
     /* Read again when the choice changes: at the newest one's rollover, when a successor starts
      * to sign, or when one ends. */
-    ca->changes_at = INT64_MAX;
+    ca->changes_at = later;
+    basis = rp_ca_rollover_basis(ca->not_before, ca->not_after, ca->n, now);
     for (int i = 0; i < ca->n; i++) {
-        int64_t at[3] = {ca->not_before[i] + RP_CA_PUBLISH_LEAD, ca->not_after[i],
-                         i == 0 ? ca->not_before[0] + (ca->not_after[0] - ca->not_before[0]) / 3 * 2
-                                : INT64_MAX};
-        for (int j = 0; j < 3; j++)
+        int64_t at[4] = {ca->not_before[i] + RP_CA_PUBLISH_LEAD, ca->not_after[i],
+                         i == basis
+                             ? ca->not_before[i] + (ca->not_after[i] - ca->not_before[i]) / 3 * 2
+                             : INT64_MAX,
+                         ca->not_before[i]};
+        for (int j = 0; j < 4; j++)
             if (at[j] > now && at[j] < ca->changes_at)
                 ca->changes_at = at[j];
     }
@@ -804,7 +828,7 @@ static rp_err_t load_cas(const rp_ca_record_t *recs, int n, const uint8_t master
 rp_err_t rp_ca_get_or_create(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LEN],
                              const rp_tenant_t *tenant, int64_t now, rp_ca_t *ca)
 {
-    rp_ca_record_t recs[RP_CA_LIVE];
+    rp_ca_record_t recs[RP_CA_LISTED];
     bool retry = false;
     int n = 0;
     rp_err_t err;
@@ -812,17 +836,26 @@ rp_err_t rp_ca_get_or_create(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_L
     memset(ca, 0, sizeof(*ca));
     ca->signer = -1;
     snprintf(ca->tenant_id, sizeof(ca->tenant_id), "%s", tenant->id);
-    err = rp_store_ca_list(s, tenant->id, recs, RP_CA_LIVE, &n);
-    /* At most two made: the first, or a successor (of an ended one too, then none is left). */
+    err = rp_store_ca_list(s, tenant->id, recs, RP_CA_LISTED, &n);
+    /* At most two made: the first, or a successor (of an ended one too, then none is left). The
+     * rollover is judged on the newest CA that counts now (rp_ca_rollover_basis): one made while
+     * a clock ran ahead is passed over, and with none that counts a new one is made, valid now
+     * (the next generation: the database keeps one per generation, so replicas agree). */
     for (int made = 0; err == RP_OK && made < 2; made++) {
-        int64_t nb = 0, na = 0;
-        int gen = n > 0 ? recs[0].generation + 1 : 0;
+        int64_t nb[RP_CA_LISTED], na[RP_CA_LISTED];
+        int gen = n > 0 ? recs[0].generation + 1 : 0, basis;
 
-        if (n > 0) {
-            err = cert_times(&recs[0], &nb, &na);
-            if (err != RP_OK || !rp_ca_rollover_due(nb, na, now))
-                break;
-        }
+        for (int i = 0; i < n && err == RP_OK; i++)
+            err = cert_times(&recs[i], &nb[i], &na[i]);
+        if (err != RP_OK)
+            break;
+        basis = rp_ca_rollover_basis(nb, na, n, now);
+        if (basis >= 0 && !rp_ca_rollover_due(nb[basis], na[basis], now))
+            break;
+        if (basis < 0 && n > 0)
+            rp_log_warn("tenant %s: none of its CAs counts now (the newest, generation %d, was "
+                        "made while a clock ran ahead, or all have ended): making generation %d",
+                        tenant->id, recs[0].generation, gen);
         err = create_ca(s, master, tenant, gen, now);
         if (err != RP_OK && n > 0) {
             /* The ones there go on; the rollover is tried again shortly. */
@@ -836,7 +869,7 @@ rp_err_t rp_ca_get_or_create(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_L
             rp_ca_record_free(&recs[i]);
         n = 0;
         if (err == RP_OK)
-            err = rp_store_ca_list(s, tenant->id, recs, RP_CA_LIVE, &n);
+            err = rp_store_ca_list(s, tenant->id, recs, RP_CA_LISTED, &n);
     }
     if (err == RP_OK)
         err = load_cas(recs, n, master, now, ca);
@@ -850,6 +883,35 @@ rp_err_t rp_ca_get_or_create(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_L
     if (retry && ca->changes_at > now + 60)
         ca->changes_at = now + 60;
     return RP_OK;
+}
+
+rp_err_t rp_ca_roll_ending(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LEN], int64_t now,
+                           int *rolled)
+{
+    char ids[RP_CA_SWEEP_MAX][RP_ID_SIZE];
+    int n = 0;
+    /* Due at two thirds of a life that began back-dated: a few minutes more is what may be
+     * picked up early (rp_ca_get_or_create then leaves it, and it is picked up again). */
+    rp_err_t err = rp_store_ca_ending(s, now + (RP_CA_LIFETIME + RP_DEVICE_CERT_BACKDATE) / 3 + 1,
+                                      ids, RP_CA_SWEEP_MAX, &n);
+
+    *rolled = 0;
+    for (int i = 0; i < n && err == RP_OK; i++) {
+        rp_tenant_t tenant;
+        rp_ca_t ca;
+        err = rp_store_tenant_get(s, ids[i], &tenant);
+        if (err == RP_ERR_NOT_FOUND) { /* deleted meanwhile */
+            err = RP_OK;
+            continue;
+        }
+        if (err == RP_OK)
+            err = rp_ca_get_or_create(s, master, &tenant, now, &ca);
+        if (err == RP_OK) {
+            (*rolled)++;
+            rp_ca_free(&ca);
+        }
+    }
+    return err;
 }
 
 #define MASTER_CHECK_TENANTS 8
@@ -1118,6 +1180,59 @@ static rp_err_t make_crl(rp_store_t *s, const char *tenant_id, X509 *cert, EVP_P
     }
     *crl = b.crl;
     return RP_OK;
+}
+
+rp_err_t rp_ca_crl_of(const rp_ca_t *ca, const char *pem, int generation, bool want_pem,
+                      uint8_t **out, size_t *out_len)
+{
+    const X509_NAME *issuer = NULL;
+    BIO *in, *bio = NULL;
+    X509_CRL *crl = NULL;
+    rp_err_t err = RP_ERR_NOT_FOUND;
+
+    *out = NULL;
+    for (int i = 0; i < ca->n; i++)
+        if (ca->generation[i] == generation)
+            issuer = X509_get_subject_name(ca->certs[i]);
+    if (issuer == NULL)
+        return RP_ERR_NOT_FOUND;
+    /* Picked by its issuer's name (each generation has its own), not by its place. */
+    in = BIO_new_mem_buf(pem, -1);
+    while (in != NULL && (crl = PEM_read_bio_X509_CRL(in, NULL, NULL, NULL)) != NULL &&
+           X509_NAME_cmp(X509_CRL_get_issuer(crl), issuer) != 0) {
+        X509_CRL_free(crl);
+        crl = NULL;
+    }
+    BIO_free(in);
+    ERR_clear_error(); /* the end of the bundle */
+    if (crl != NULL && want_pem) {
+        char *data;
+        long len;
+        bio = BIO_new(BIO_s_mem());
+        err = bio != NULL && PEM_write_bio_X509_CRL(bio, crl) == 1 ? RP_OK : RP_ERR_CRYPTO;
+        if (err == RP_OK && (len = BIO_get_mem_data(bio, &data)) > 0 &&
+            (*out = malloc((size_t)len + 1)) != NULL) {
+            memcpy(*out, data, (size_t)len);
+            (*out)[len] = '\0';
+            *out_len = (size_t)len;
+        } else if (err == RP_OK) {
+            err = RP_ERR_NO_MEMORY;
+        }
+        BIO_free(bio);
+    } else if (crl != NULL) {
+        unsigned char *p = NULL;
+        int n = i2d_X509_CRL(crl, &p);
+        err = n > 0 ? RP_OK : RP_ERR_CRYPTO;
+        if (err == RP_OK && (*out = malloc((size_t)n)) != NULL) {
+            memcpy(*out, p, (size_t)n);
+            *out_len = (size_t)n;
+        } else if (err == RP_OK) {
+            err = RP_ERR_NO_MEMORY;
+        }
+        OPENSSL_free(p);
+    }
+    X509_CRL_free(crl);
+    return err;
 }
 
 rp_err_t rp_ca_crls(rp_store_t *s, const rp_ca_t *ca, int64_t now, uint8_t **der, size_t *der_len,

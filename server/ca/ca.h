@@ -31,6 +31,12 @@
 /* A tenant's CAs loaded at once: at most two are ever valid together (a successor is made when
  * a third of its predecessor's life is left, and makes its own when a third of its own is). */
 #define RP_CA_LIVE 3
+/* A CA whose start is more than this ahead of now was made while a clock ran ahead: it counts for
+ * nothing until then (it neither signs nor is published, nor decides the rollover); a lesser
+ * difference is the replicas' ordinary skew. As many again are read as may be live, so that such
+ * ones never push a live one out of the list. */
+#define RP_CA_START_SLACK 3600
+#define RP_CA_LISTED (2 * RP_CA_LIVE)
 
 /* A device certificate is valid from 5 minutes before its issue (until RP_DEVICE_CERT_LIFETIME
  * after it): a verifier (another replica, a broker) whose clock is behind the issuer's by less
@@ -124,12 +130,22 @@ rp_err_t rp_ca_master_check(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LE
 
 /*
  * The tenant's CAs at now: loaded from the store; the first created and stored if the tenant has
- * none yet, a successor if two thirds of the newest's life have passed (rp_ca_rollover_due). The
- * database decides each generation: another replica creating it at the same moment wins, and its
- * CA is used. OUT: *ca (rp_ca_free).
+ * none yet, a successor if two thirds of the life of the newest that counts now
+ * (rp_ca_rollover_basis) have passed (rp_ca_rollover_due), and a new one, valid now, when none
+ * counts (all ended, or made while a clock ran ahead). The database decides each generation:
+ * another replica creating it at the same moment wins, and its CA is used. OUT: *ca (rp_ca_free).
  */
 rp_err_t rp_ca_get_or_create(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LEN],
                              const rp_tenant_t *tenant, int64_t now, rp_ca_t *ca) RP_MUST_CHECK;
+
+/* The rollover of tenants not in use (the service's hourly sweep): up to RP_CA_SWEEP_MAX tenants
+ * whose newest CA is due for its successor (or has ended) get it now, as their next use would
+ * give it; OUT *rolled: the tenants looked at. So a dormant tenant keeps a CA with a third of its
+ * life left, as one in use does, and rampart_tenant_ca_expires_seconds means what it says. */
+#define RP_CA_SWEEP_EVERY 3600
+#define RP_CA_SWEEP_MAX 64
+rp_err_t rp_ca_roll_ending(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LEN], int64_t now,
+                           int *rolled) RP_MUST_CHECK;
 
 /* The rules of the rollover, on times alone (tested with any clock):
  * whether a CA valid from not_before to not_after needs its successor at now (two thirds of its
@@ -138,6 +154,9 @@ bool rp_ca_rollover_due(int64_t not_before, int64_t not_after, int64_t now);
 /* which of n CAs (newest first) signs at now: the newest valid one published RP_CA_PUBLISH_LEAD
  * ago, else the oldest valid one; -1 when none is valid (ended, or not yet begun); */
 int rp_ca_signer(const int64_t *not_before, const int64_t *not_after, int n, int64_t now);
+/* which of n CAs (newest first) the rollover is judged on: the newest not ended that has begun by
+ * now + RP_CA_START_SLACK; -1 when none; */
+int rp_ca_rollover_basis(const int64_t *not_before, const int64_t *not_after, int n, int64_t now);
 /* and a device certificate's end: 24 hours after now, never past its CA's end. */
 int64_t rp_ca_device_not_after(int64_t ca_not_after, int64_t now);
 
@@ -166,6 +185,12 @@ X509 *rp_ca_issuer_of(const rp_ca_t *ca, X509 *cert);
  * (PEM, concatenated: what a broker that trusts them all loads). Both malloc'd. */
 rp_err_t rp_ca_crls(rp_store_t *s, const rp_ca_t *ca, int64_t now, uint8_t **der, size_t *der_len,
                     char **pem, size_t *pem_len) RP_MUST_CHECK;
+
+/* Out of pem (rp_ca_crls's, for ca), the CRL of the tenant's live CA of that generation alone:
+ * OUT *out (malloc'd), DER or, want_pem, PEM (NUL-terminated). RP_ERR_NOT_FOUND: no live CA of that
+ * generation. */
+rp_err_t rp_ca_crl_of(const rp_ca_t *ca, const char *pem, int generation, bool want_pem,
+                      uint8_t **out, size_t *out_len) RP_MUST_CHECK;
 
 /* PEM of one certificate; OUT: malloc'd, NUL-terminated. */
 rp_err_t rp_cert_pem(X509 *cert, char **pem) RP_MUST_CHECK;

@@ -1619,6 +1619,11 @@ static const char SQL_CA_LIST[] =
 static const char SQL_CA_SOONEST_END[] =
     "SELECT min(e) FROM (SELECT max(not_after) AS e FROM (SELECT tenant_id, not_after FROM cas"
     " UNION ALL SELECT tenant_id, not_after FROM ca_successors) AS a GROUP BY tenant_id) AS t";
+/* The tenants whose newest CA ends by ?, the soonest first. */
+static const char SQL_CA_ENDING[] =
+    "SELECT tenant_id FROM (SELECT tenant_id, max(not_after) AS e FROM (SELECT tenant_id, not_after"
+    " FROM cas UNION ALL SELECT tenant_id, not_after FROM ca_successors) AS a GROUP BY tenant_id)"
+    " AS t WHERE e <= ? ORDER BY e, tenant_id LIMIT ?";
 rp_err_t rp_store_ca_put(rp_store_t *s, const rp_ca_record_t *ca)
 {
     sq_st_t *st = sq_stmt(s, ca->generation == 0 ? SQL_CA_INSERT : SQL_CA_SUCCESSOR_INSERT);
@@ -1703,6 +1708,28 @@ rp_err_t rp_store_ca_list(rp_store_t *s, const char *tenant_id, rp_ca_record_t *
             rp_ca_record_free(&out[i]);
         *n = 0;
     }
+    return err;
+}
+
+rp_err_t rp_store_ca_ending(rp_store_t *s, int64_t by, char (*ids)[RP_ID_SIZE], int max, int *n)
+{
+    sq_st_t *st = sq_stmt(s, SQL_CA_ENDING);
+    rp_err_t err = RP_OK;
+    int rc = DB_DONE;
+
+    *n = 0;
+    if (max <= 0)
+        return RP_ERR_INVALID_ARG;
+    if (st == NULL)
+        return RP_ERR_IO;
+    db_bind_int64(st, 1, by);
+    db_bind_int(st, 2, max);
+    while (*n < max && (rc = db_step(st)) == DB_ROW)
+        if (!db_column_null(st, 0))
+            snprintf(ids[(*n)++], RP_ID_SIZE, "%s", db_column_text(st, 0));
+    if (rc != DB_ROW && rc != DB_DONE)
+        err = sq_error(s, "tenant CAs ending");
+    db_reset(st);
     return err;
 }
 

@@ -272,6 +272,9 @@ rp_err_t rp_store_ca_list(rp_store_t *s, const char *tenant_id, rp_ca_record_t *
 /* Over the tenants that have a CA, the soonest end of a tenant's newest CA (when that tenant
  * would have none left): OUT *soonest; RP_ERR_NOT_FOUND when no tenant has a CA. */
 rp_err_t rp_store_ca_soonest_end(rp_store_t *s, int64_t *soonest) RP_MUST_CHECK;
+/* Up to max tenants whose newest CA ends by `by` (the soonest first): OUT ids[0..*n). */
+rp_err_t rp_store_ca_ending(rp_store_t *s, int64_t by, char (*ids)[RP_ID_SIZE], int max,
+                            int *n) RP_MUST_CHECK;
 
 /* ---- Updates: image signing keys, images, products, device groups, deployments ---- */
 

@@ -125,6 +125,16 @@ crl_check() {
 }
 crl_check "$E2E_DIR/b/agent/device.crt" || fail "openssl verify -crl_check, the successor's"
 crl_check "$E2E_DIR/a-ca0.crt" || fail "openssl verify -crl_check, the first CA's"
+# a DER client: the default CRL is the signer's only; the first CA's is fetched by its generation
+crl_url="$SERVER_URL/api/v1/tenants/$acme/crl"
+faked curl -sf --cacert "$SERVER_CA" -o "$E2E_DIR/g0.crl" "$crl_url?generation=0" ||
+  fail "GET crl?generation=0"
+openssl crl -inform DER -in "$E2E_DIR/g0.crl" -out "$E2E_DIR/g0.pem" || fail "a DER CRL"
+cat "$E2E_DIR/bundle.pem" "$E2E_DIR/g0.pem" >"$E2E_DIR/trust+g0.pem"
+faked openssl verify -crl_check -CAfile "$E2E_DIR/trust+g0.pem" "$E2E_DIR/a-ca0.crt" \
+  >/dev/null 2>&1 || fail "openssl verify -crl_check with the first CA's DER CRL"
+eq "$(faked curl -s --cacert "$SERVER_CA" -o /dev/null -w '%{http_code}' "$crl_url?generation=9")" \
+  404 "the CRL of a generation the tenant has not"
 expect 0 run "$RAMPART" device block --tenant "$acme" "$("$AGENT" id --state-dir "$E2E_DIR/a" |
   sed -n 's/^device id: //p')"
 ! crl_check "$E2E_DIR/a-ca0.crt" || fail "a blocked device's first-CA certificate still verifies"

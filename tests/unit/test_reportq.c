@@ -4,7 +4,7 @@
  * file, the directory removed), a link refused, and a power cut at every step of rp_reportq_add
  * (the failpoints: this program runs itself as the child that is cut) leaving the report either
  * fully queued or not at all, the drop count matching what is gone. Also the agent's rules for
- * its clock and certificate events.
+ * its clock and certificate events, and its renewal plan's bounds.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -686,10 +686,47 @@ static void settings_parse_and_keep(void **state)
     assert_false(rp_settings_load(&a).crash_capture);
 }
 
+/* The renewal is planned on the service's expires_in within [a minute, a day and a half]: a
+ * service's bug (1 s, 2^62, INT64_MAX) neither overflows the planning nor makes the agent attest
+ * every second; a life longer than the certificate's own is not believed. */
+static void renewal_plan_bounded(void **state)
+{
+    bool clamped;
+    (void)state;
+    assert_int_equal(rp_agent_plan_life(86400, 86700, &clamped), 86400);
+    assert_false(clamped);
+    assert_int_equal(rp_agent_renew_wait(86400), 57600);
+    /* None in the answer (an older service): the certificate's span. */
+    assert_int_equal(rp_agent_plan_life(0, 86400, &clamped), 86400);
+    assert_false(clamped);
+    assert_int_equal(rp_agent_plan_life(-5, 3600, &clamped), 3600);
+    assert_false(clamped);
+    /* Longer than the certificate: the certificate's span. */
+    assert_int_equal(rp_agent_plan_life(7200, 3600, &clamped), 3600);
+    assert_false(clamped);
+    /* Too short: a minute (40 s to the next attestation, not 1 s). */
+    assert_int_equal(rp_agent_plan_life(1, 86400, &clamped), RP_AGENT_LIFE_MIN);
+    assert_true(clamped);
+    assert_int_equal(rp_agent_plan_life(2, 0, &clamped), RP_AGENT_LIFE_MIN);
+    assert_true(clamped);
+    assert_int_equal(rp_agent_renew_wait(1), 40);
+    /* Too long, to the overflow and past: a day and a half, renewed after a day. */
+    assert_int_equal(rp_agent_plan_life(INT64_C(4611686018427387904), 0, &clamped),
+                     RP_AGENT_LIFE_MAX);
+    assert_true(clamped);
+    assert_int_equal(rp_agent_plan_life(INT64_MAX, INT64_MAX, &clamped), RP_AGENT_LIFE_MAX);
+    assert_true(clamped);
+    assert_int_equal(rp_agent_plan_life(0, 0, &clamped), RP_AGENT_LIFE_MIN);
+    assert_true(clamped);
+    assert_int_equal(rp_agent_renew_wait(INT64_MAX), 24 * 3600);
+    assert_int_equal(rp_agent_renew_wait(INT64_MIN), 40);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(kinds_and_codes),
+        cmocka_unit_test(renewal_plan_bounded),
         cmocka_unit_test_setup_teardown(contract_bounds, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(add_peek_remove, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(cursors, make_dir, remove_dir),

@@ -3912,6 +3912,105 @@ static int pem_count(const char *pem)
  * the CA's life (by whichever replica gets there first), published at once, signing a month
  * later; the old one trusted until its end; certificates never past their CA's end; none issued
  * from an ended CA. */
+/* A CA made while the clock ran ahead counts for nothing once it is put right: a new generation,
+ * valid now, signs at once; a successor made ahead neither stops the rollover nor pushes a live CA
+ * out of the list. */
+static void ca_clock_ahead(void **state)
+{
+    struct db *db = *state;
+    const int64_t t0 = (int64_t)time(NULL), day = 24 * 3600, life = RP_CA_LIFETIME;
+    const int64_t due1 = t0 - RP_DEVICE_CERT_BACKDATE + (life + RP_DEVICE_CERT_BACKDATE) / 3 * 2;
+    uint8_t master[RP_MASTER_KEY_LEN];
+    rp_ca_record_t recs[RP_CA_LISTED];
+    rp_cert_record_t rec;
+    rp_ca_t ca;
+    X509 *cert;
+    int n;
+
+    memset(master, 0x45, sizeof(master));
+    /* the tenant's first CA, made a day ahead */
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, t0 + day, &ca), RP_OK);
+    assert_int_equal(ca.signer, 0);
+    assert_int_equal(ca.generation[0], 0);
+    rp_ca_free(&ca);
+    /* the clock put right: generation 1, valid now, signs; generation 0 is left out */
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, t0, &ca), RP_OK);
+    assert_int_equal(ca.n, 1);
+    assert_int_equal(ca.signer, 0);
+    assert_int_equal(ca.generation[0], 1);
+    assert_int_equal(issue_at(&ca, t0, &cert, &rec), RP_OK);
+    assert_true(verifies_at(cert, ca.cert_pem, t0 + 1));
+    X509_free(cert);
+    /* read again when generation 0 begins to count */
+    assert_int_equal(ca.changes_at, t0 + day - RP_DEVICE_CERT_BACKDATE - RP_CA_START_SLACK);
+    rp_ca_free(&ca);
+    /* and only once (a replica a little later, or behind by less than the slack) */
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, t0 + 1, &ca), RP_OK);
+    assert_int_equal(ca.generation[0], 1);
+    rp_ca_free(&ca);
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, t0 + day - 1800, &ca), RP_OK);
+    assert_int_equal(ca.generation[0], 1); /* generation 0 within the slack: no third */
+    rp_ca_free(&ca);
+
+    /* a replica a year and a half ahead makes generation 2 early... */
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, due1 + 30 * day, &ca), RP_OK);
+    assert_int_equal(ca.generation[0], 2);
+    rp_ca_free(&ca);
+    /* ...at the real rollover the others still roll over (generation 3), and the live ones stay
+     * listed beside the early one: generations 3, 1 and 0, generation 1 signing */
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, due1, &ca), RP_OK);
+    assert_int_equal(ca.n, 3);
+    assert_int_equal(ca.generation[0], 3);
+    assert_int_equal(ca.generation[1], 1);
+    assert_int_equal(ca.generation[2], 0);
+    assert_int_equal(ca.signer, 1);
+    assert_int_equal(issue_at(&ca, due1, &cert, &rec), RP_OK);
+    X509_free(cert);
+    rp_ca_free(&ca);
+    assert_int_equal(rp_store_ca_list(db->s, db->tenant.id, recs, RP_CA_LISTED, &n), RP_OK);
+    assert_int_equal(n, 4);
+    for (int i = 0; i < n; i++)
+        rp_ca_record_free(&recs[i]);
+}
+
+/* A tenant not in use rolls over too: the service's sweep makes its successor when it is due,
+ * not before; the soonest end then stays a third of a life away. */
+static void ca_sweep_dormant(void **state)
+{
+    struct db *db = *state;
+    const int64_t t0 = (int64_t)time(NULL), life = RP_CA_LIFETIME;
+    const int64_t due = t0 - RP_DEVICE_CERT_BACKDATE + (life + RP_DEVICE_CERT_BACKDATE) / 3 * 2;
+    uint8_t master[RP_MASTER_KEY_LEN];
+    rp_ca_record_t recs[RP_CA_LISTED];
+    int64_t soonest;
+    rp_ca_t ca;
+    int n, rolled;
+
+    memset(master, 0x46, sizeof(master));
+    assert_int_equal(rp_ca_roll_ending(db->s, master, t0, &rolled), RP_OK);
+    assert_int_equal(rolled, 0); /* no tenant has a CA yet: none is made here */
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, t0, &ca), RP_OK);
+    rp_ca_free(&ca);
+    assert_int_equal(rp_ca_roll_ending(db->s, master, due - 600, &rolled), RP_OK);
+    assert_int_equal(rolled, 0);
+    assert_int_equal(rp_ca_roll_ending(db->s, master, due - 1, &rolled), RP_OK);
+    assert_int_equal(rp_store_ca_list(db->s, db->tenant.id, recs, RP_CA_LISTED, &n), RP_OK);
+    assert_int_equal(n, 1); /* looked at, perhaps, but not yet due */
+    rp_ca_record_free(&recs[0]);
+    assert_int_equal(rp_ca_roll_ending(db->s, master, due, &rolled), RP_OK);
+    assert_int_equal(rolled, 1);
+    assert_int_equal(rp_store_ca_list(db->s, db->tenant.id, recs, RP_CA_LISTED, &n), RP_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(recs[0].generation, 1);
+    for (int i = 0; i < n; i++)
+        rp_ca_record_free(&recs[i]);
+    assert_int_equal(rp_store_ca_soonest_end(db->s, &soonest), RP_OK);
+    assert_int_equal(soonest, due + life);
+    /* and then nothing until the successor's own rollover */
+    assert_int_equal(rp_ca_roll_ending(db->s, master, due + 1, &rolled), RP_OK);
+    assert_int_equal(rolled, 0);
+}
+
 static void ca_rollover(void **state)
 {
     struct db *db = *state;
@@ -3992,6 +4091,23 @@ static void ca_rollover(void **state)
         X509_CRL_free(crl);
     }
     free(der);
+    /* each CA's own, by its generation (DER, or PEM) */
+    for (int g = 0; g < 2; g++) {
+        uint8_t *one;
+        size_t one_len;
+        const unsigned char *p;
+        X509_CRL *crl;
+        assert_int_equal(rp_ca_crl_of(&ca, pem, g, false, &one, &one_len), RP_OK);
+        p = one;
+        assert_non_null(crl = d2i_X509_CRL(NULL, &p, (long)one_len));
+        assert_int_equal(X509_CRL_verify(crl, X509_get0_pubkey(ca.certs[1 - g])), 1);
+        X509_CRL_free(crl);
+        free(one);
+        assert_int_equal(rp_ca_crl_of(&ca, pem, g, true, &one, &one_len), RP_OK);
+        assert_int_equal(pem_count((char *)one), 1);
+        free(one);
+    }
+    assert_int_equal(rp_ca_crl_of(&ca, pem, 2, false, &der, &len), RP_ERR_NOT_FOUND);
     free(pem);
     rp_ca_free(&ca);
     assert_int_equal(rp_store_ca_soonest_end(db->s, &soonest), RP_OK);
@@ -4060,6 +4176,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(ca_issues_device_certs, db_setup, db_teardown),
         cmocka_unit_test(ca_rollover_rules),
         cmocka_unit_test_setup_teardown(ca_rollover, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(ca_clock_ahead, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(ca_sweep_dormant, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(ca_device_cert_dates, db_setup, db_teardown),
         cmocka_unit_test(service_cert_within_ca),
         cmocka_unit_test_setup_teardown(store_device_status, db_setup, db_teardown),
