@@ -233,55 +233,64 @@ static int blobs_move(const rp_server_t *srv, rp_blobs_kind_t from, rp_blobs_kin
     return 0;
 }
 
-/* rampart-server counters recount (rp_store_counters_recount). */
-static int counters_recount(const rp_server_t *srv)
+/* A subcommand's work on the store of the --data-dir and --database given: fn(store, ctx), in a
+ * data directory that exists (a typo must not make one). Logs a failure as "WHAT: ...". */
+static rp_err_t store_command(const rp_server_t *srv, const char *what,
+                              rp_err_t (*fn)(rp_store_t *, void *), void *ctx)
 {
     rp_store_t *store = NULL;
     rp_err_t err;
 
-    if (access(srv->data_dir, F_OK) != 0) { /* (a typo must not make one) */
-        rp_log_error("counters recount: %s: %s", srv->data_dir, strerror(errno));
-        return 1;
+    if (access(srv->data_dir, F_OK) != 0) {
+        rp_log_error("%s: %s: %s", what, srv->data_dir, strerror(errno));
+        return RP_ERR_NOT_FOUND;
     }
     err = rp_server_store_open(srv, &store);
     if (err == RP_OK)
-        err = rp_store_counters_recount(store);
+        err = fn(store, ctx);
     rp_store_close(store);
-    if (err != RP_OK) {
-        rp_log_error("counters recount: %s (nothing changed)", rp_strerror(err));
+    if (err != RP_OK)
+        rp_log_error("%s: %s (nothing changed)", what, rp_strerror(err));
+    return err;
+}
+
+static rp_err_t recount(rp_store_t *store, void *ctx)
+{
+    (void)ctx;
+    return rp_store_counters_recount(store);
+}
+
+/* rampart-server counters recount (rp_store_counters_recount). */
+static int counters_recount(const rp_server_t *srv)
+{
+    if (store_command(srv, "counters recount", recount, NULL) != RP_OK)
         return 1;
-    }
     rp_log_info("counters recount: the counters are counted again from the rows");
     return 0;
+}
+
+static rp_err_t reset_watermark(rp_store_t *store, void *ctx)
+{
+    int64_t *v = ctx;
+
+    return rp_store_nonces_watermark_reset(store, &v[0], &v[1]);
 }
 
 /* rampart-server nonces reset-watermark (rp_store_nonces_watermark_reset). */
 static int nonces_reset_watermark(const rp_server_t *srv)
 {
-    rp_store_t *store = NULL;
-    int64_t was = 0, below = 0;
-    rp_err_t err;
+    int64_t v[2] = {0, 0}; /* the watermark before, after */
 
-    if (access(srv->data_dir, F_OK) != 0) { /* (a typo must not make one) */
-        rp_log_error("nonces reset-watermark: %s: %s", srv->data_dir, strerror(errno));
+    if (store_command(srv, "nonces reset-watermark", reset_watermark, v) != RP_OK)
         return 1;
-    }
-    err = rp_server_store_open(srv, &store);
-    if (err == RP_OK)
-        err = rp_store_nonces_watermark_reset(store, &was, &below);
-    rp_store_close(store);
-    if (err != RP_OK) {
-        rp_log_error("nonces reset-watermark: %s (nothing changed)", rp_strerror(err));
-        return 1;
-    }
-    if (was == below)
+    if (v[0] == v[1])
         rp_log_info("nonces reset-watermark: the watermark (%lld) is not ahead of the database's "
                     "clock: nothing changed",
-                    (long long)below);
+                    (long long)v[1]);
     else
         rp_log_info("nonces reset-watermark: the watermark was %llds ahead of the database's "
                     "clock (%lld), now %lld",
-                    (long long)(was - below + 1), (long long)was, (long long)below);
+                    (long long)(v[0] - v[1] + 1), (long long)v[0], (long long)v[1]);
     return 0;
 }
 

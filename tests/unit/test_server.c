@@ -381,6 +381,22 @@ static void store_nonce_once_across_clocks(void **state)
     rp_store_close(ahead);
 }
 
+/* A pass of dev1 with a certificate and a nonce that expires then, recorded through s. */
+static rp_recorded_as_t pass_with(struct db *db, rp_store_t *s, const char *serial,
+                                  const uint8_t *nonce, int64_t expires)
+{
+    rp_cert_record_t cert = cert_for(db, dev1, serial);
+    rp_attestation_t a;
+    rp_attestation_write_t w;
+
+    fill(&a, dev1, db->tenant.id, true);
+    w = write_of(&a, &cert, nonce);
+    w.nonce_expires = expires;
+    assert_int_equal(rp_store_attestations_record(s, &w, 1), RP_OK);
+    assert_true(a.passed == (w.as == RP_RECORDED_AS_GIVEN));
+    return w.as;
+}
+
 /* Review r9srv M1: one forward step of one replica's clock must not stop every nonce-flow
  * attestation. Replica A's clock runs a day ahead and purges: it deletes nothing live on the
  * database's clock and raises no watermark, so B's (right clock) nonce-flow evidence passes, and
@@ -391,36 +407,19 @@ static void store_nonce_purge_ahead_keeps_live(void **state)
     struct db *db = *state;
     uint8_t n5[RP_NONCE_SIZE] = {5}, n6[RP_NONCE_SIZE] = {6}, n7[RP_NONCE_SIZE] = {7},
             n8[RP_NONCE_SIZE] = {8};
-    rp_cert_record_t c1 = cert_for(db, dev1, "0e11"), c2 = cert_for(db, dev1, "0e12"),
-                     c3 = cert_for(db, dev1, "0e13"), c4 = cert_for(db, dev1, "0e14");
     int64_t now = (int64_t)time(NULL), wm = -1, below = 0, ahead = 0, was = 0;
-    rp_attestation_t a;
-    rp_attestation_write_t w;
     rp_store_t *fwd;
     char sql[96];
 
     assert_int_equal(rt_store_open(&db->t, &fwd), RP_OK);
     assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, dev1, 1000), RP_OK);
-    fill(&a, dev1, db->tenant.id, true);
-    w = write_of(&a, &c1, n5);
-    w.nonce_expires = now + 60;
-    assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
-    assert_int_equal(w.as, RP_RECORDED_AS_GIVEN);
+    assert_int_equal(pass_with(db, db->s, "0e11", n5, now + 60), RP_RECORDED_AS_GIVEN);
     /* A, a day ahead */
     assert_int_equal(rp_store_nonces_purge(fwd, now + 86400 - RP_NONCE_PURGE_MARGIN, &wm), RP_OK);
     assert_int_equal(wm, 0);
     /* B, right clock: a new nonce passes; n5 again is a replay */
-    fill(&a, dev1, db->tenant.id, true);
-    w = write_of(&a, &c2, n6);
-    w.nonce_expires = now + 60;
-    assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
-    assert_int_equal(w.as, RP_RECORDED_AS_GIVEN);
-    assert_true(a.passed);
-    fill(&a, dev1, db->tenant.id, true);
-    w = write_of(&a, &c3, n5);
-    w.nonce_expires = now + 60;
-    assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
-    assert_int_equal(w.as, RP_RECORDED_AS_REPLAY);
+    assert_int_equal(pass_with(db, db->s, "0e12", n6, now + 60), RP_RECORDED_AS_GIVEN);
+    assert_int_equal(pass_with(db, db->s, "0e13", n5, now + 60), RP_RECORDED_AS_REPLAY);
     assert_int_equal(rp_store_nonces_watermark(db->s, &below, &ahead), RP_OK);
     assert_int_equal(below, 0);
     assert_true(ahead < 0);
@@ -429,35 +428,23 @@ static void store_nonce_purge_ahead_keeps_live(void **state)
     assert_int_equal(was, 0);
     assert_int_equal(below, 0);
 
-    /* A watermark a day ahead (an older version's purge on a clock a day ahead) */
+    /* A watermark a day ahead (an older version's purge on a clock a day ahead): M1's outage */
     snprintf(sql, sizeof(sql), "UPDATE spent_nonces_purged SET below = %lld",
              (long long)(now + 86400));
     assert_int_equal(db->s->db->drv->exec(db->s->db, sql), RP_OK);
     assert_int_equal(rp_store_nonces_watermark(fwd, &below, &ahead), RP_OK);
     assert_true(ahead > 86000 && ahead <= 86400);
-    fill(&a, dev1, db->tenant.id, true);
-    w = write_of(&a, &c4, n7);
-    w.nonce_expires = now + 60;
-    assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
-    assert_int_equal(w.as, RP_RECORDED_AS_REPLAY); /* M1's outage */
+    assert_int_equal(pass_with(db, db->s, "0e14", n7, now + 60), RP_RECORDED_AS_REPLAY);
     /* The purge keeps it (it only rises); the reset lowers it to the database's clock + 1 */
     assert_int_equal(rp_store_nonces_purge(db->s, now - RP_NONCE_PURGE_MARGIN, &wm), RP_OK);
     assert_int_equal(wm, now + 86400);
     assert_int_equal(rp_store_nonces_watermark_reset(fwd, &was, &below), RP_OK);
     assert_int_equal(was, now + 86400);
     assert_true(below > now && below <= (int64_t)time(NULL) + 1);
-    fill(&a, dev1, db->tenant.id, true); /* (n7 was spent by its refusal: a new nonce) */
-    w = write_of(&a, &c4, n8);
-    w.nonce_expires = now + 60;
-    assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
-    assert_int_equal(w.as, RP_RECORDED_AS_GIVEN);
-    assert_true(a.passed);
+    /* (n7 was spent by its refusal: a new nonce passes) */
+    assert_int_equal(pass_with(db, db->s, "0e15", n8, now + 60), RP_RECORDED_AS_GIVEN);
     /* spent before the reset, still a replay after it (its row is there) */
-    fill(&a, dev1, db->tenant.id, true);
-    w = write_of(&a, &c3, n6);
-    w.nonce_expires = now + 60;
-    assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
-    assert_int_equal(w.as, RP_RECORDED_AS_REPLAY);
+    assert_int_equal(pass_with(db, db->s, "0e16", n6, now + 60), RP_RECORDED_AS_REPLAY);
     rp_store_close(fwd);
 }
 
