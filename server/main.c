@@ -48,6 +48,7 @@ static const char usage[] =
     "       rampart-server --config FILE [options]\n"
     "       rampart-server blobs move --from dir|database --to dir|database [options]\n"
     "       rampart-server counters recount [options]\n"
+    "       rampart-server nonces reset-watermark [options]\n"
     "\n"
     "The Rampart security service: attests devices, issues 24-hour device certificates from\n"
     "tenant CAs, and serves the operator API, over HTTPS.\n"
@@ -139,6 +140,13 @@ static const char usage[] =
     "or 24 during which an older replica wrote device states, app lists or group moves, once the\n"
     "last older replica has stopped.\n"
     "\n"
+    "nonces reset-watermark: lower the spent nonces' purge watermark to the database's clock,\n"
+    "for the --data-dir and --database given (or the config file's), when a clock that ran\n"
+    "ahead left it in the future (every nonce-flow attestation refused as nonce_replayed; the\n"
+    "log says so); once every replica's clock is right (replicas may run). Evidence on a nonce\n"
+    "issued or purged by the clock while it was ahead can then pass once more until that nonce\n"
+    "expires (docs/operations.md \"Clocks\").\n"
+    "\n"
     "On first start it writes DIR/server-ca.pem (the certificate clients trust) and\n"
     "DIR/admin.token (a bootstrap system token, 0600). No other system token is ever made but\n"
     "by --rotate-admin-token (or at a start that finds none at all).\n";
@@ -225,25 +233,64 @@ static int blobs_move(const rp_server_t *srv, rp_blobs_kind_t from, rp_blobs_kin
     return 0;
 }
 
-/* rampart-server counters recount (rp_store_counters_recount). */
-static int counters_recount(const rp_server_t *srv)
+/* A subcommand's work on the store of the --data-dir and --database given: fn(store, ctx), in a
+ * data directory that exists (a typo must not make one). Logs a failure as "WHAT: ...". */
+static rp_err_t store_command(const rp_server_t *srv, const char *what,
+                              rp_err_t (*fn)(rp_store_t *, void *), void *ctx)
 {
     rp_store_t *store = NULL;
     rp_err_t err;
 
-    if (access(srv->data_dir, F_OK) != 0) { /* (a typo must not make one) */
-        rp_log_error("counters recount: %s: %s", srv->data_dir, strerror(errno));
-        return 1;
+    if (access(srv->data_dir, F_OK) != 0) {
+        rp_log_error("%s: %s: %s", what, srv->data_dir, strerror(errno));
+        return RP_ERR_NOT_FOUND;
     }
     err = rp_server_store_open(srv, &store);
     if (err == RP_OK)
-        err = rp_store_counters_recount(store);
+        err = fn(store, ctx);
     rp_store_close(store);
-    if (err != RP_OK) {
-        rp_log_error("counters recount: %s (nothing changed)", rp_strerror(err));
+    if (err != RP_OK)
+        rp_log_error("%s: %s (nothing changed)", what, rp_strerror(err));
+    return err;
+}
+
+static rp_err_t recount(rp_store_t *store, void *ctx)
+{
+    (void)ctx;
+    return rp_store_counters_recount(store);
+}
+
+/* rampart-server counters recount (rp_store_counters_recount). */
+static int counters_recount(const rp_server_t *srv)
+{
+    if (store_command(srv, "counters recount", recount, NULL) != RP_OK)
         return 1;
-    }
     rp_log_info("counters recount: the counters are counted again from the rows");
+    return 0;
+}
+
+static rp_err_t reset_watermark(rp_store_t *store, void *ctx)
+{
+    int64_t *v = ctx;
+
+    return rp_store_nonces_watermark_reset(store, &v[0], &v[1]);
+}
+
+/* rampart-server nonces reset-watermark (rp_store_nonces_watermark_reset). */
+static int nonces_reset_watermark(const rp_server_t *srv)
+{
+    int64_t v[2] = {0, 0}; /* the watermark before, after */
+
+    if (store_command(srv, "nonces reset-watermark", reset_watermark, v) != RP_OK)
+        return 1;
+    if (v[0] == v[1])
+        rp_log_info("nonces reset-watermark: the watermark (%lld) is not ahead of the database's "
+                    "clock: nothing changed",
+                    (long long)v[1]);
+    else
+        rp_log_info("nonces reset-watermark: the watermark was %llds ahead of the database's "
+                    "clock (%lld), now %lld",
+                    (long long)(v[0] - v[1] + 1), (long long)v[0], (long long)v[1]);
     return 0;
 }
 
@@ -867,7 +914,7 @@ int main(int argc, char **argv)
     bool rotate = false;
     rp_blobs_kind_t move_from = RP_BLOBS_DIR, move_to = RP_BLOBS_DIR;
     int moving = 0; /* blobs move's options seen: 1 --from, 2 --to */
-    bool move = false, recount = false;
+    bool move = false, recount = false, reset = false;
     rp_err_t err;
 
     rp_log_init("rampart-server", RP_LOG_INFO);
@@ -908,7 +955,10 @@ int main(int argc, char **argv)
            strcmp(argv[optind + 1], "move") == 0;
     recount = argc - optind == 2 && strcmp(argv[optind], "counters") == 0 &&
               strcmp(argv[optind + 1], "recount") == 0;
-    if ((optind != argc && !move && !recount) || (move && moving != 3) || (!move && moving != 0)) {
+    reset = argc - optind == 2 && strcmp(argv[optind], "nonces") == 0 &&
+            strcmp(argv[optind + 1], "reset-watermark") == 0;
+    if ((optind != argc && !move && !recount && !reset) || (move && moving != 3) ||
+        (!move && moving != 0)) {
         fputs(move ? "rampart-server: blobs move wants --from and --to\n" : usage, stderr);
         return 2;
     }
@@ -948,6 +998,8 @@ int main(int argc, char **argv)
         return blobs_move(&srv, move_from, move_to);
     if (recount)
         return counters_recount(&srv);
+    if (reset)
+        return nonces_reset_watermark(&srv);
     if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
         rp_log_error("%s: %s", cfg->data_dir, strerror(errno));
         return 1;

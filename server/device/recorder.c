@@ -20,9 +20,8 @@
 #include "rampart/log.h"
 #include "recorder.h"
 
-#define PURGE_EVERY 60   /* seconds between purges of expired spent nonces */
-#define PURGE_MARGIN 300 /* seconds a spent nonce is kept after it expired */
-#define CLOCK_SLACK 60   /* seconds two clocks may differ before the log says so */
+#define PURGE_EVERY 60 /* seconds between purges of expired spent nonces */
+#define CLOCK_SLACK 60 /* seconds two clocks may differ before the log says so */
 /* A round's jobs' bytes at most (a job larger still goes alone): a round holds the store's write
  * lock, which the workers' own writes wait for. */
 #define SETTLE_KINDS 8 /* kinds of jobs with a settle step */
@@ -43,15 +42,15 @@ struct rp_recorder {
 };
 
 /*
- * Say so when this replica's clock and the database's differ by more than CLOCK_SLACK, or
- * another replica's runs ahead of this one's by more (`behind`: how far the purge watermark is
- * ahead of this replica's own purge; 0 at start). Nonces stay usable once whatever the clocks
- * (the watermark), but a replica ahead by more than PURGE_MARGIN makes the others refuse live
- * nonces as spent, and its certificates start in the others' future (docs/operations.md).
+ * Say so when this replica's clock and the database's differ by more than CLOCK_SLACK, and, loudly,
+ * when the spent nonces' purge watermark stands ahead of the database's clock by more (the
+ * database's clock stepped back, or a watermark raised by a clock ahead under a version before
+ * review r9srv's fix): nonce-flow attestations are then refused until real time reaches it, and
+ * only `rampart-server nonces reset-watermark` ends that sooner (docs/operations.md "Clocks").
  */
-static void clock_check(rp_recorder_t *rec, int64_t now, int64_t behind)
+static void clock_check(rp_recorder_t *rec, int64_t now)
 {
-    int64_t db = 0;
+    int64_t db = 0, below = 0, ahead = 0;
 
     if (rp_store_clock(rec->store, &db) != RP_OK)
         return; /* the database's failures are told where they matter */
@@ -59,11 +58,13 @@ static void clock_check(rp_recorder_t *rec, int64_t now, int64_t behind)
         rp_log_warn("this replica's clock is %+llds off the database's: keep the replicas' "
                     "clocks synchronised (NTP; docs/operations.md \"Clocks\")",
                     (long long)(now - db));
-    if (behind > CLOCK_SLACK)
-        rp_log_warn("another replica's clock runs at least %llds ahead of this one's (it purged "
-                    "spent nonces up to then); past %ds live nonces are refused as spent: keep "
-                    "the replicas' clocks synchronised (docs/operations.md \"Clocks\")",
-                    (long long)behind, PURGE_MARGIN);
+    if (rp_store_nonces_watermark(rec->store, &below, &ahead) == RP_OK && ahead > CLOCK_SLACK)
+        rp_log_error("the spent nonces' purge watermark stands %llds ahead of the database's "
+                     "clock (a clock that ran ahead and was put right): every attestation with a "
+                     "nonce that expires before it is refused as nonce_replayed until then; once "
+                     "every replica's clock is right, run `rampart-server nonces reset-watermark` "
+                     "(docs/operations.md \"Clocks\")",
+                     (long long)ahead);
 }
 
 /* A job of another kind than an attestation record, in a savepoint of its own. */
@@ -112,14 +113,14 @@ static void write_batch(rp_recorder_t *rec, rp_record_job_t *jobs, size_t n)
     /* First, once a minute, in a transaction of its own (before the round, which is handed back
      * done), the spent nonces' purge, with a few minutes' margin so that a clock stepping back a
      * little cannot bring a purged nonce back to life. The purge raises the watermark below which
-     * every replica refuses a nonce as spent, whatever its own clock: a replica whose clock runs
-     * ahead purges early, and the others then refuse live nonces (clock_check tells). */
+     * every replica refuses a nonce as spent, whatever its own clock, to the latest expiry it
+     * deleted; the database's clock bounds what any replica deletes (rp_store_nonces_purge). */
     if (now - rec->purged_at >= PURGE_EVERY) {
         int64_t watermark = 0;
-        if (rp_store_nonces_purge(rec->store, now - PURGE_MARGIN, &watermark) != RP_OK)
+        if (rp_store_nonces_purge(rec->store, now - RP_NONCE_PURGE_MARGIN, &watermark) != RP_OK)
             rp_log_warn("cannot purge spent nonces (will retry)");
         else
-            clock_check(rec, now, watermark - (now - PURGE_MARGIN));
+            clock_check(rec, now);
         rec->purged_at = now;
     }
     err = rp_store_group_begin(rec->store);
@@ -216,7 +217,7 @@ rp_err_t rp_recorder_start(const rp_server_t *srv, rp_recorder_t **out)
         free(rec);
         return err;
     }
-    clock_check(rec, (int64_t)time(NULL), 0);
+    clock_check(rec, (int64_t)time(NULL));
     if (pthread_mutex_init(&rec->lock, NULL) != 0) {
         err = RP_ERR_NO_MEMORY;
     } else if (pthread_cond_init(&rec->wake, NULL) != 0) {

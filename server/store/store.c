@@ -1114,37 +1114,109 @@ rp_err_t rp_store_device_unblock(rp_store_t *s, const char *tenant_id, const cha
 /* (A nonce spent already is no error: PostgreSQL would abort the whole transaction on one.) */
 static const char SQL_NONCE_SPEND[] =
     "INSERT INTO spent_nonces (nonce, expires) VALUES (?, ?) ON CONFLICT DO NOTHING";
-static const char SQL_NONCE_PURGE[] = "DELETE FROM spent_nonces WHERE expires < ?";
-/* The purge watermark (migration 27): the largest `before` any replica purged with, whatever its
- * clock. A nonce that expired before it may have been purged: it is refused as spent. */
+/* The purge (review r9srv M1): the rows expired before the caller's `before` and the database's
+ * clock less the margin, whichever is earlier, found by their largest expiry and deleted up to it
+ * (a row inserted meanwhile below it goes too, and is covered). So no replica's clock, however far
+ * ahead, deletes a row that is live on the database's clock, and the watermark is the largest
+ * expiry actually deleted plus one, never the purger's clock. */
+static const char SQL_NONCE_PURGE_MAX[] = "SELECT max(expires) FROM spent_nonces WHERE expires < ?";
+static const char SQL_NONCE_PURGE[] = "DELETE FROM spent_nonces WHERE expires <= ?";
+/* The purge watermark (migration 27): every nonce that expired below it may have been purged (it
+ * is refused as spent). It only rises, but for rp_store_nonces_watermark_reset(). */
 static const char SQL_NONCE_WATERMARK_RAISE[] =
-    "UPDATE spent_nonces_purged SET below = greatest(below, ?) RETURNING below";
+    "UPDATE spent_nonces_purged SET below = greatest(below, ?)";
+static const char SQL_NONCE_WATERMARK_LOWER[] =
+    "UPDATE spent_nonces_purged SET below = least(below, ?)";
 static const char SQL_NONCE_WATERMARK[] = "SELECT below FROM spent_nonces_purged";
+
+/* One int64 (0 for none or NULL) of a one-row query with at most one parameter. */
+static rp_err_t nonce_query(rp_store_t *s, const char *sql, const int64_t *arg, int64_t *value,
+                            bool *null)
+{
+    sq_st_t *st = sq_stmt(s, sql);
+    int rc;
+
+    *value = 0;
+    if (null != NULL)
+        *null = true;
+    if (st == NULL)
+        return RP_ERR_IO;
+    if (arg != NULL)
+        db_bind_int64(st, 1, *arg);
+    rc = db_step(st);
+    if (rc == DB_ROW) {
+        if (null != NULL)
+            *null = db_column_null(st, 0);
+        *value = db_column_int64(st, 0);
+        rc = db_step(st);
+    }
+    db_reset(st);
+    return rc == DB_DONE ? RP_OK : sq_error(s, "the spent nonces");
+}
+
+/* One statement with one parameter, in the caller's transaction. */
+static rp_err_t nonce_exec(rp_store_t *s, const char *sql, int64_t arg)
+{
+    sq_st_t *st = sq_stmt(s, sql);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    db_bind_int64(st, 1, arg);
+    return sq_step_done(s, st, NULL);
+}
 
 rp_err_t rp_store_nonces_purge(rp_store_t *s, int64_t before, int64_t *watermark)
 {
-    sq_st_t *st;
+    int64_t db_now = 0, newest = 0;
+    bool none = true;
     rp_err_t err = sq_begin(s);
-    int rc;
 
+    *watermark = 0;
     if (err != RP_OK)
         return err;
-    st = sq_stmt(s, SQL_NONCE_WATERMARK_RAISE);
-    if (st == NULL)
-        return sq_end(s, RP_ERR_IO);
-    db_bind_int64(st, 1, before);
-    rc = db_step(st);
-    *watermark = rc == DB_ROW ? db_column_int64(st, 0) : before;
-    if (rc == DB_ROW)
-        rc = db_step(st);
-    db_reset(st);
-    err = rc == DB_DONE ? RP_OK : sq_error(s, "the nonces' purge watermark");
-    if (err == RP_OK && (st = sq_stmt(s, SQL_NONCE_PURGE)) == NULL)
-        err = RP_ERR_IO;
-    if (err == RP_OK) {
-        db_bind_int64(st, 1, before);
-        err = sq_step_done(s, st, NULL);
+    err = sq_db_now(s, &db_now);
+    if (err == RP_OK && db_now - RP_NONCE_PURGE_MARGIN < before)
+        before = db_now - RP_NONCE_PURGE_MARGIN;
+    if (err == RP_OK)
+        err = nonce_query(s, SQL_NONCE_PURGE_MAX, &before, &newest, &none);
+    if (err == RP_OK && !none && newest < INT64_MAX) {
+        err = nonce_exec(s, SQL_NONCE_PURGE, newest);
+        if (err == RP_OK)
+            err = nonce_exec(s, SQL_NONCE_WATERMARK_RAISE, newest + 1);
     }
+    if (err == RP_OK)
+        err = nonce_query(s, SQL_NONCE_WATERMARK, NULL, watermark, NULL);
+    return sq_end(s, err);
+}
+
+rp_err_t rp_store_nonces_watermark(rp_store_t *s, int64_t *below, int64_t *ahead)
+{
+    int64_t db_now = 0;
+    rp_err_t err = sq_db_now(s, &db_now);
+
+    *ahead = 0;
+    if (err == RP_OK)
+        err = nonce_query(s, SQL_NONCE_WATERMARK, NULL, below, NULL);
+    if (err == RP_OK)
+        *ahead = *below - db_now;
+    return err;
+}
+
+rp_err_t rp_store_nonces_watermark_reset(rp_store_t *s, int64_t *was, int64_t *below)
+{
+    int64_t db_now = 0;
+    rp_err_t err = sq_begin(s);
+
+    *was = *below = 0;
+    if (err != RP_OK)
+        return err;
+    err = sq_db_now(s, &db_now);
+    if (err == RP_OK)
+        err = nonce_query(s, SQL_NONCE_WATERMARK, NULL, was, NULL);
+    if (err == RP_OK)
+        err = nonce_exec(s, SQL_NONCE_WATERMARK_LOWER, db_now + 1);
+    if (err == RP_OK)
+        err = nonce_query(s, SQL_NONCE_WATERMARK, NULL, below, NULL);
     return sq_end(s, err);
 }
 

@@ -243,12 +243,24 @@ typedef void (*rp_unproven_fn)(void *ctx, const rp_unproven_source_t *u);
 /* The sources seen most recently first, at most limit. */
 rp_err_t rp_store_unproven_list(rp_store_t *s, int limit, rp_unproven_fn fn,
                                 void *ctx) RP_MUST_CHECK;
-/* Forget the spent nonces that expired before `before` (the caller's clock less a margin), and
- * raise the purge watermark to it: from then on, on every replica whatever its clock, a nonce that
- * expired before the watermark is refused as spent (its row may be gone). One transaction.
- * OUT: *watermark, the largest `before` any replica has purged with (above `before`: a replica
- * whose clock runs ahead of the caller's purged). */
+/* Seconds a spent nonce is kept after it expired (on the purger's clock and the database's). */
+#define RP_NONCE_PURGE_MARGIN 300
+/* Forget the spent nonces that expired before `before` (the caller's clock less
+ * RP_NONCE_PURGE_MARGIN) and before the database's clock less RP_NONCE_PURGE_MARGIN, whichever is
+ * earlier: a replica whose clock runs ahead deletes no nonce still live on the database's clock.
+ * Raises the purge watermark to the largest expiry deleted, plus one: from then on, on every
+ * replica whatever its clock, a nonce that expired below the watermark is refused as spent (its
+ * row may be gone). One transaction. OUT: *watermark, the watermark after the purge. */
 rp_err_t rp_store_nonces_purge(rp_store_t *s, int64_t before, int64_t *watermark) RP_MUST_CHECK;
+/* The purge watermark, and how far it stands ahead of the database's clock (*ahead > 0: nonces
+ * that expire before it are refused though live; only a clock stepped back, or a watermark left
+ * by a version before review r9srv's fix, makes it so: docs/operations.md "Clocks"). */
+rp_err_t rp_store_nonces_watermark(rp_store_t *s, int64_t *below, int64_t *ahead) RP_MUST_CHECK;
+/* Lower the purge watermark to the database's clock plus one second, if it is above (never raises
+ * it): `rampart-server nonces reset-watermark`. Evidence on a nonce whose spent row was purged and
+ * that expires after that can then be accepted once more, until the nonce expires. OUT: *was, the
+ * watermark before; *below, after. */
+rp_err_t rp_store_nonces_watermark_reset(rp_store_t *s, int64_t *was, int64_t *below) RP_MUST_CHECK;
 /* The database's clock (seconds since the epoch): the one the replicas share. */
 rp_err_t rp_store_clock(rp_store_t *s, int64_t *now) RP_MUST_CHECK;
 typedef void (*rp_attestation_fn)(void *ctx, const rp_attestation_t *a);

@@ -312,11 +312,12 @@ static void store_batch_spends_each_nonce_once(void **state)
     assert_int_equal(rp_store_attestations_record(db->s, w, 1), RP_OK);
     assert_int_equal(w[0].as, RP_RECORDED_AS_REPLAY);
     assert_int_equal(rp_store_nonces_purge(db->s, 2000, &wm), RP_OK);
-    assert_int_equal(wm, 2000);
+    assert_int_equal(wm, 0); /* nothing deleted: the watermark is the latest expiry deleted */
     fill(&a[0], dev1, db->tenant.id, false);
     assert_int_equal(rp_store_attestations_record(db->s, w, 1), RP_OK);
     assert_int_equal(w[0].as, RP_RECORDED_AS_REPLAY);
     assert_int_equal(rp_store_nonces_purge(db->s, 2001, &wm), RP_OK);
+    assert_int_equal(wm, 2001);
     fill(&a[0], dev1, db->tenant.id, false);
     assert_int_equal(rp_store_attestations_record(db->s, w, 1), RP_OK);
     assert_int_equal(w[0].as, RP_RECORDED_AS_REPLAY);
@@ -346,12 +347,12 @@ static void store_nonce_once_across_clocks(void **state)
     w = write_of(&a, &c1, n1);
     assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
     assert_int_equal(w.as, RP_RECORDED_AS_GIVEN);
-    /* B purges on its own clock: n1 stays */
+    /* B purges on its own clock: n1 stays, nothing is deleted, the watermark stays */
     assert_int_equal(rp_store_nonces_purge(db->s, 1700 - 300, &wm), RP_OK);
-    assert_int_equal(wm, 1400);
-    /* A, 400 s ahead, purges n1's row */
+    assert_int_equal(wm, 0);
+    /* A, 400 s ahead, purges n1's row: the watermark is n1's expiry (the latest deleted), + 1 */
     assert_int_equal(rp_store_nonces_purge(ahead, 2100, &wm), RP_OK);
-    assert_int_equal(wm, 2100);
+    assert_int_equal(wm, 2001);
     /* B, n1 live on its clock: the same evidence again is a replay, not a second pass */
     fill(&a, dev1, db->tenant.id, true);
     w = write_of(&a, &c2, n1);
@@ -362,21 +363,89 @@ static void store_nonce_once_across_clocks(void **state)
         rp_cert_record_t got;
         assert_int_equal(rp_store_cert_get(db->s, "0e02", &got), RP_ERR_NOT_FOUND);
     }
-    /* The cost of A's clock, on B: a nonce expiring before the watermark is refused though
-     * never spent; one expiring after it is spent once. B's next purge shows how far A is ahead. */
+    /* The cost of A's clock, on B: a nonce expiring no later than n1 is refused though never
+     * spent; one expiring after it (as 2099: A purged up to 2100, but deleted nothing later than
+     * 2000) is spent once. B's next purge leaves the watermark. */
     fill(&a, dev1, db->tenant.id, true);
     w = write_of(&a, &c2, n4);
-    w.nonce_expires = 2099;
+    w.nonce_expires = 2000;
     assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
     assert_int_equal(w.as, RP_RECORDED_AS_REPLAY);
     fill(&a, dev1, db->tenant.id, true);
     w = write_of(&a, &c3, n3);
-    w.nonce_expires = 2100;
+    w.nonce_expires = 2099;
     assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
     assert_int_equal(w.as, RP_RECORDED_AS_GIVEN);
     assert_int_equal(rp_store_nonces_purge(db->s, 1760 - 300, &wm), RP_OK);
-    assert_int_equal(wm, 2100);
+    assert_int_equal(wm, 2001);
     rp_store_close(ahead);
+}
+
+/* A pass of dev1 with a certificate and a nonce that expires then, recorded through s. */
+static rp_recorded_as_t pass_with(struct db *db, rp_store_t *s, const char *serial,
+                                  const uint8_t *nonce, int64_t expires)
+{
+    rp_cert_record_t cert = cert_for(db, dev1, serial);
+    rp_attestation_t a;
+    rp_attestation_write_t w;
+
+    fill(&a, dev1, db->tenant.id, true);
+    w = write_of(&a, &cert, nonce);
+    w.nonce_expires = expires;
+    assert_int_equal(rp_store_attestations_record(s, &w, 1), RP_OK);
+    assert_true(a.passed == (w.as == RP_RECORDED_AS_GIVEN));
+    return w.as;
+}
+
+/* Review r9srv M1: one forward step of one replica's clock must not stop every nonce-flow
+ * attestation. Replica A's clock runs a day ahead and purges: it deletes nothing live on the
+ * database's clock and raises no watermark, so B's (right clock) nonce-flow evidence passes, and
+ * a nonce spent before still cannot pass twice. A watermark left ahead of the database's clock
+ * (by a version before the fix) is seen, and `nonces reset-watermark` lowers it (never raises). */
+static void store_nonce_purge_ahead_keeps_live(void **state)
+{
+    struct db *db = *state;
+    uint8_t n5[RP_NONCE_SIZE] = {5}, n6[RP_NONCE_SIZE] = {6}, n7[RP_NONCE_SIZE] = {7},
+            n8[RP_NONCE_SIZE] = {8};
+    int64_t now = (int64_t)time(NULL), wm = -1, below = 0, ahead = 0, was = 0;
+    rp_store_t *fwd;
+    char sql[96];
+
+    assert_int_equal(rt_store_open(&db->t, &fwd), RP_OK);
+    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, dev1, 1000), RP_OK);
+    assert_int_equal(pass_with(db, db->s, "0e11", n5, now + 60), RP_RECORDED_AS_GIVEN);
+    /* A, a day ahead */
+    assert_int_equal(rp_store_nonces_purge(fwd, now + 86400 - RP_NONCE_PURGE_MARGIN, &wm), RP_OK);
+    assert_int_equal(wm, 0);
+    /* B, right clock: a new nonce passes; n5 again is a replay */
+    assert_int_equal(pass_with(db, db->s, "0e12", n6, now + 60), RP_RECORDED_AS_GIVEN);
+    assert_int_equal(pass_with(db, db->s, "0e13", n5, now + 60), RP_RECORDED_AS_REPLAY);
+    assert_int_equal(rp_store_nonces_watermark(db->s, &below, &ahead), RP_OK);
+    assert_int_equal(below, 0);
+    assert_true(ahead < 0);
+    /* Nothing to reset: the command changes nothing */
+    assert_int_equal(rp_store_nonces_watermark_reset(db->s, &was, &below), RP_OK);
+    assert_int_equal(was, 0);
+    assert_int_equal(below, 0);
+
+    /* A watermark a day ahead (an older version's purge on a clock a day ahead): M1's outage */
+    snprintf(sql, sizeof(sql), "UPDATE spent_nonces_purged SET below = %lld",
+             (long long)(now + 86400));
+    assert_int_equal(db->s->db->drv->exec(db->s->db, sql), RP_OK);
+    assert_int_equal(rp_store_nonces_watermark(fwd, &below, &ahead), RP_OK);
+    assert_true(ahead > 86000 && ahead <= 86400);
+    assert_int_equal(pass_with(db, db->s, "0e14", n7, now + 60), RP_RECORDED_AS_REPLAY);
+    /* The purge keeps it (it only rises); the reset lowers it to the database's clock + 1 */
+    assert_int_equal(rp_store_nonces_purge(db->s, now - RP_NONCE_PURGE_MARGIN, &wm), RP_OK);
+    assert_int_equal(wm, now + 86400);
+    assert_int_equal(rp_store_nonces_watermark_reset(fwd, &was, &below), RP_OK);
+    assert_int_equal(was, now + 86400);
+    assert_true(below > now && below <= (int64_t)time(NULL) + 1);
+    /* (n7 was spent by its refusal: a new nonce passes) */
+    assert_int_equal(pass_with(db, db->s, "0e15", n8, now + 60), RP_RECORDED_AS_GIVEN);
+    /* spent before the reset, still a replay after it (its row is there) */
+    assert_int_equal(pass_with(db, db->s, "0e16", n6, now + 60), RP_RECORDED_AS_REPLAY);
+    rp_store_close(fwd);
 }
 
 /* Review r8 M3: a proven failure of a claimed device revokes its certificates and moves its
@@ -4183,6 +4252,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_device_status, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_batch_spends_each_nonce_once, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_nonce_once_across_clocks, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_nonce_purge_ahead_keeps_live, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_proven_failure_revokes, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_pass_for_a_device_blocked_meanwhile, db_setup,
                                         db_teardown),
