@@ -80,7 +80,7 @@ static struct {
     char device_id[RP_DEVICE_ID_SIZE]; /* from the monitor's SET */
     rp_apps_reply_t reply;
     pid_t broker; /* the app broker (BROKER); -1: none */
-    int store[2]; /* its store of kept ends (broker.c), kept across brokers: made once; -1: none */
+    int store;    /* the read end of its store of kept ends (rp_apps_store_hand); -1: none */
 } s;
 
 static long now_ms(void)
@@ -1033,9 +1033,29 @@ static void metadata_reply(const rp_apps_msg_t *msg, int fd)
         rp_log_warn("the monitor did not take a metadata document");
 }
 
+rp_err_t rp_apps_store_hand(int sock, int *store)
+{
+    int st[2];
+
+    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, st) != 0)
+        return RP_ERR_IO;
+    if ((*store >= 0 && rp_mon_send(sock, (const uint8_t *)"R", 1, *store) != RP_OK) ||
+        rp_mon_send(sock, (const uint8_t *)"S", 1, st[0]) != RP_OK ||
+        rp_mon_send(sock, (const uint8_t *)"S", 1, st[1]) != RP_OK) {
+        close(st[0]);
+        close(st[1]);
+        return RP_ERR_IO;
+    }
+    if (*store >= 0)
+        close(*store);
+    close(st[1]);
+    *store = st[0];
+    return RP_OK;
+}
+
 /* BROKER: the app broker (re)started, as the unpack user (the last one killed and reaped first),
- * the two ends of its store of kept ends (made once, held here across brokers) the first packets
- * on its socket; the monitor's end of that socket goes with the reply. */
+ * its store of kept ends handed to it first on its socket (rp_apps_store_hand); the monitor's end
+ * of that socket goes with the reply. */
 static void broker_start(const rp_apps_msg_t *msg)
 {
     int sv[2] = {-1, -1};
@@ -1048,12 +1068,8 @@ static void broker_start(const rp_apps_msg_t *msg)
             ;
     }
     s.broker = -1;
-    if (s.store[0] < 0 && socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, s.store) != 0)
-        s.store[0] = s.store[1] = -1;
-    /* (the store's two ends first on its socket: rp_broker_run) */
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0 || s.store[0] < 0 ||
-        rp_mon_send(sv[0], (const uint8_t *)"S", 1, s.store[0]) != RP_OK ||
-        rp_mon_send(sv[0], (const uint8_t *)"S", 1, s.store[1]) != RP_OK ||
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0 ||
+        rp_apps_store_hand(sv[0], &s.store) != RP_OK ||
         (s.broker = rp_unpack_broker(sv[1])) < 0) {
         s.reply.status = RP_ERR_IO;
         snprintf(s.reply.detail, sizeof(s.reply.detail), "cannot start it: %s", strerror(errno));
@@ -1236,7 +1252,7 @@ static int supervise(int sfd)
         s.chan[i] = -1;
     for (size_t i = 0; i < RP_COMPONENTS_MAX; i++)
         s.apps[i].chan = -1;
-    s.broker = s.store[0] = s.store[1] = -1;
+    s.broker = s.store = -1;
     s.trial.chan = -1;
     s.trial_fd = -1;
     found = pathf(run, sizeof(run), "%s/run/apps", s.state_dir) == RP_OK
