@@ -116,6 +116,15 @@ static uint64_t keyed_value(const char *text, const char *key)
     return 0;
 }
 
+/* An event recorded whatever the run's budget spent: one that comes at most once a run (the log's
+ * quota, the summary of what the budget left out), so that an app cannot hide it. */
+static void record_once(rp_compartment_t *c, rp_event_kind_t kind, const char *reason)
+{
+    if (rp_event_record(c->state_dir, kind, c->component, reason) != RP_OK)
+        rp_log_error("%s: cannot record a %s event (%s) in %s/events", c->component,
+                     rp_event_kind_name(kind), reason, c->state_dir);
+}
+
 static void record(rp_compartment_t *c, rp_event_kind_t kind, const char *reason)
 {
     if (c->events >= RP_COMPARTMENT_EVENTS_PER_RUN) {
@@ -123,9 +132,7 @@ static void record(rp_compartment_t *c, rp_event_kind_t kind, const char *reason
         return;
     }
     c->events++;
-    if (rp_event_record(c->state_dir, kind, c->component, reason) != RP_OK)
-        rp_log_error("%s: cannot record a %s event (%s) in %s/events", c->component,
-                     rp_event_kind_name(kind), reason, c->state_dir);
+    record_once(c, kind, reason);
 }
 
 void rp_compartment_event(rp_compartment_t *c, rp_event_kind_t kind, const char *reason)
@@ -1007,7 +1014,7 @@ static void take_reports(rp_compartment_t *c, int max)
                      "once); the log says each drop",
                      msg.value, RP_COMPARTMENT_LOG_RATE, RP_COMPARTMENT_LOG_BURST);
             c->log_dropped = true;
-            record(c, RP_EVENT_QUOTA, reason);
+            record_once(c, RP_EVENT_QUOTA, reason);
         } else if (r == 1 && msg.type == RP_LAUNCH_EXIT) {
             c->app_status = msg.value;
             c->app_reported = true;
@@ -1136,9 +1143,8 @@ void rp_compartment_stop(rp_compartment_t *c)
     if (c->events_suppressed > 0) {
         snprintf(reason, sizeof(reason), "%u further refusals in this run not recorded",
                  c->events_suppressed);
-        c->events = 0;
         c->events_suppressed = 0;
-        record(c, RP_EVENT_SYSCALL, reason);
+        record_once(c, RP_EVENT_SYSCALL, reason);
     }
     close_fd(&c->notify_fd);
     close_fd(&c->pidfd);
