@@ -517,11 +517,11 @@ typedef struct app_log {
     bool told;     /* the monitor was told of a drop (once a run) */
 } app_log_t;
 
-static long now_ms(void)
+static int64_t now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* The log's newest RP_COMPARTMENT_LOG_KEEP bytes, once it passes RP_COMPARTMENT_LOG_MAX. Only this
@@ -664,7 +664,7 @@ typedef struct app_ready {
 static long ready_take(app_ready_t *r, int sync_fd)
 {
     rp_launch_msg_t m = {.type = RP_LAUNCH_APP_READY};
-    long left;
+    int64_t left;
 
     if (!rp_app_poll_ready(&r->run) || r->fired)
         return -1;
@@ -675,7 +675,7 @@ static long ready_take(app_ready_t *r, int sync_fd)
     if (r->watchdog_ms == 0)
         return -1;
     if ((left = r->watchdog_ms - rp_app_silent_ms(&r->run)) > 0)
-        return left;
+        return (long)left; /* (at most watchdog_ms) */
     m.type = RP_LAUNCH_WATCHDOG;
     (void)rp_launch_send(sync_fd, &m, -1);
     r->fired = true;

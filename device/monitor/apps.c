@@ -75,7 +75,7 @@ static struct {
     int trial_fd;                   /* where the trial's verdict goes */
     int chan[RP_APPS_CHANNELS_MAX]; /* install children's channels; -1: free */
     uint32_t trial_seq;
-    long trial_deadline_ms;
+    int64_t trial_deadline_ms;
     int trial_seconds;
     char device_id[RP_DEVICE_ID_SIZE]; /* from the monitor's SET */
     rp_apps_reply_t reply;
@@ -83,11 +83,11 @@ static struct {
     int store;    /* the read end of its store of kept ends (rp_apps_store_hand); -1: none */
 } s;
 
-static long now_ms(void)
+static int64_t now_ms(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
 /* A path, or RP_ERR_INVALID_ARG when it does not fit. */
@@ -580,7 +580,7 @@ static void keep_crash(app_t *a, const char *tree)
     static uint8_t tail[RP_CRASH_LOG_MAX];
     uint8_t *capture = a->c.crash;
     size_t capture_len = a->c.crash_len, tail_len = 0;
-    long uptime = rp_app_uptime_ms(&a->c.run);
+    int64_t uptime = rp_app_uptime_ms(&a->c.run);
     char path[PATH_MAX];
     uint64_t seq;
     struct stat st;
@@ -858,7 +858,7 @@ static void trial_begin(const rp_apps_msg_t *msg, int from, int chan)
         trial_reply(false, detail);
         return;
     }
-    s.trial_deadline_ms = now_ms() + (long)s.trial_seconds * 1000;
+    s.trial_deadline_ms = now_ms() + (int64_t)s.trial_seconds * 1000;
     rp_log_info("%s %s: on trial in its compartment (pid %d)", t->want.component, t->want.version,
                 (int)t->c.pid);
 }
@@ -1243,7 +1243,7 @@ static int supervise(int sfd)
     const rp_evreader_hooks_t reader_hooks = {audit_ours, audit_refused, rp_evreader_record_net,
                                               s.state_dir};
     struct pollfd p[3 + RP_APPS_CHANNELS_MAX + RP_COMPARTMENT_FDS * (RP_COMPONENTS_MAX + 1)];
-    long next_tick = now_ms();
+    int64_t next_tick = now_ms();
     char run[PATH_MAX];
     rp_netpolicy_config_t cfg = {.state_dir = s.state_dir, .resolve = rp_unpack_resolve};
     int found;
@@ -1297,9 +1297,9 @@ static int supervise(int sfd)
             for (int k = 0; k < RP_COMPARTMENT_FDS; k++)
                 p[n++] = (struct pollfd){fds[k], POLLIN, 0};
         }
-        wait = next_tick - now_ms();
+        wait = (long)(next_tick - now_ms());
         if (s.trial_on && s.trial_deadline_ms - now_ms() < wait)
-            wait = s.trial_deadline_ms - now_ms();
+            wait = (long)(s.trial_deadline_ms - now_ms());
         if (poll(p, n, wait > 0 ? (int)wait : 0) < 0 && errno != EINTR) {
             rp_log_error("poll: %s", strerror(errno));
             break;
@@ -1488,7 +1488,7 @@ static rp_err_t call(int fd, rp_apps_msg_t *msg, int give, rp_apps_reply_t *repl
                      int *got, int *broker, rp_appgate_app_t *const *slots, rp_agent_t *agent)
 {
     static uint32_t seq;
-    long deadline = now_ms() + timeout_ms;
+    int64_t deadline = now_ms() + timeout_ms;
     rp_err_t err;
 
     msg->seq = ++seq;
@@ -1504,7 +1504,7 @@ static rp_err_t call(int fd, rp_apps_msg_t *msg, int give, rp_apps_reply_t *repl
             {fd,                            POLLIN,              0},
             {broker != NULL ? *broker : -1, rp_appgate_events(), 0}
         };
-        long left = deadline - now_ms();
+        long left = (long)(deadline - now_ms());
         size_t len = 0;
         int rfd = -1;
         if (left <= 0)

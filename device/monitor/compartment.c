@@ -85,11 +85,11 @@ static uint32_t state_tag(const char *state_dir)
     return h;
 }
 
-static long now_ms(void)
+static int64_t now_ms(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
 static int write_text(const char *path, const char *text)
@@ -262,7 +262,7 @@ static int cgroup_mount(const char *controller, char *out, size_t cap)
 static int cgroup_remove(const char *dir)
 {
     char procs[600], buf[4096];
-    long deadline = now_ms() + 5000;
+    int64_t deadline = now_ms() + 5000;
 
     while (rmdir(dir) != 0) {
         if (errno == ENOENT)
@@ -1039,7 +1039,7 @@ static void reap(rp_compartment_t *c, int init_status)
 
 bool rp_compartment_poll(rp_compartment_t *c, int timeout_ms)
 {
-    long deadline = now_ms() + timeout_ms;
+    int64_t deadline = now_ms() + timeout_ms;
 
     while (c->pid > 0 && !c->exited) {
         struct pollfd p[3] = {
@@ -1047,7 +1047,7 @@ bool rp_compartment_poll(rp_compartment_t *c, int timeout_ms)
             {.fd = c->pidfd,                       .events = POLLIN},
             {.fd = c->sync_gone ? -1 : c->sync_fd, .events = POLLIN},
         };
-        long left = deadline - now_ms(), wait;
+        long left = (long)(deadline - now_ms()), wait;
         int st;
 
         if (left < 0)
@@ -1166,7 +1166,7 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
     child_args_t a;
     int sv[2] = {-1, -1}, hv[2] = {-1, -1}, logfd = -1, nullfd = -1, bucketfd = -1, st;
     rp_launch_hosts_t hosts = {0};
-    long deadline;
+    int64_t deadline;
     rp_launch_msg_t msg;
     rp_err_t err;
     char reason[RP_EVENT_REASON_MAX + 1];
@@ -1299,7 +1299,7 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
             {.fd = c->sync_fd,   .events = POLLIN},
             {.fd = c->notify_fd, .events = POLLIN}
         };
-        long left = deadline - now_ms();
+        long left = (long)(deadline - now_ms());
         int got_fd, r;
         if (left <= 0) {
             snprintf(why, cap, "the compartment did not finish its setup in %d ms",
