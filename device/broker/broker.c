@@ -210,8 +210,8 @@ static void store_write(void)
 
 /* At the start: the last whole snapshot of the broker before, read from the store before (from,
  * closed here), back in the lists (each slot's with the component it was for, so that an ADD of
- * another one moves it to the reserve), its ends read since closed; the rest closed. Written at once
- * into this broker's store. */
+ * another one moves it to the reserve), its ends read since closed; the rest closed. Written at
+ * once into this broker's store. */
 static void store_restore(int from)
 {
     static rp_store_rec_t recs[STORE_MSGS_MAX + 1];

@@ -1069,8 +1069,7 @@ static void broker_start(const rp_apps_msg_t *msg)
     }
     s.broker = -1;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0 ||
-        rp_apps_store_hand(sv[0], &s.store) != RP_OK ||
-        (s.broker = rp_unpack_broker(sv[1])) < 0) {
+        rp_apps_store_hand(sv[0], &s.store) != RP_OK || (s.broker = rp_unpack_broker(sv[1])) < 0) {
         s.reply.status = RP_ERR_IO;
         snprintf(s.reply.detail, sizeof(s.reply.detail), "cannot start it: %s", strerror(errno));
     } else {

@@ -1293,8 +1293,8 @@ static pid_t broker_start_store(int *mon, int sndbuf, int nofile, int *store)
     pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        uid_t u = broker_uid != 0 ? broker_uid
-                                  : 0x7d000000u + (uid_t)(getpid() & 0xffff); /* (its own) */
+        uid_t u =
+            broker_uid != 0 ? broker_uid : 0x7d000000u + (uid_t)(getpid() & 0xffff); /* (its own) */
         struct rlimit rl = {(rlim_t)nofile, (rlim_t)nofile};
         if (dup2(sv[0], 3) != 3)
             _exit(126);
@@ -1909,17 +1909,28 @@ static void test_client(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_identity),         cmocka_unit_test(test_sign),
-        cmocka_unit_test(test_rate_limit),       cmocka_unit_test(test_connect),
-        cmocka_unit_test(test_wrong_socket),     cmocka_unit_test(test_bad_packets),
-        cmocka_unit_test(test_log_bound),        cmocka_unit_test(test_chain_files),
-        cmocka_unit_test(test_gate_checks),      cmocka_unit_test(test_unread_bound),
-        cmocka_unit_test(test_orphans),          cmocka_unit_test(test_orphan_reserve),
-        cmocka_unit_test(test_closes),           cmocka_unit_test(test_hand_rate),
-        cmocka_unit_test(test_gate_generations), cmocka_unit_test(test_gate_stall),
-        cmocka_unit_test(test_spent_back),       cmocka_unit_test(test_broker),
-        cmocka_unit_test(test_broker_gate_full), cmocka_unit_test(test_broker_upgrade_lost),
-        cmocka_unit_test(test_broker_orphans),   cmocka_unit_test(test_broker_dies),
+        cmocka_unit_test(test_identity),
+        cmocka_unit_test(test_sign),
+        cmocka_unit_test(test_rate_limit),
+        cmocka_unit_test(test_connect),
+        cmocka_unit_test(test_wrong_socket),
+        cmocka_unit_test(test_bad_packets),
+        cmocka_unit_test(test_log_bound),
+        cmocka_unit_test(test_chain_files),
+        cmocka_unit_test(test_gate_checks),
+        cmocka_unit_test(test_unread_bound),
+        cmocka_unit_test(test_orphans),
+        cmocka_unit_test(test_orphan_reserve),
+        cmocka_unit_test(test_closes),
+        cmocka_unit_test(test_hand_rate),
+        cmocka_unit_test(test_gate_generations),
+        cmocka_unit_test(test_gate_stall),
+        cmocka_unit_test(test_spent_back),
+        cmocka_unit_test(test_broker),
+        cmocka_unit_test(test_broker_gate_full),
+        cmocka_unit_test(test_broker_upgrade_lost),
+        cmocka_unit_test(test_broker_orphans),
+        cmocka_unit_test(test_broker_dies),
         cmocka_unit_test(test_broker_store_sink),
         cmocka_unit_test(test_client),
     };
