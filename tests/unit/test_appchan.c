@@ -1673,6 +1673,23 @@ static void busy(int end, size_t len)
     assert_non_null(strstr(r.message, "has not read 20 sockets"));
 }
 
+/* x and y, each listing the other (m[0], m[1]), and x's APP_CONNECT y in buf: its length. */
+static size_t x_and_y(rp_manifest_t m[2])
+{
+    size_t len = 0;
+
+    memset(m, 0, 2 * sizeof(m[0]));
+    snprintf(m[0].component_id, sizeof(m[0].component_id), "x");
+    snprintf(m[0].app_connections[m[0].napp_connections++], RP_COMPONENT_NAME_MAX + 1, "y");
+    snprintf(m[1].component_id, sizeof(m[1].component_id), "y");
+    snprintf(m[1].app_connections[m[1].napp_connections++], RP_COMPONENT_NAME_MAX + 1, "x");
+    memset(&q, 0, sizeof(q));
+    q.type = RP_MON_APP_CONNECT;
+    snprintf(q.u.app_connect.component, sizeof(q.u.app_connect.component), "y");
+    assert_int_equal(rp_mon_request_encode(&q, buf, sizeof(buf), &len), RP_OK);
+    return len;
+}
+
 /* A broker that dies does not lose its kept ends: the next one takes them back from the store the
  * supervisor keeps, and counts them, however many died (each time the hog is refused, and nothing
  * more goes in flight); once the holder lets go, x connects again. Without the store, each new
@@ -1689,15 +1706,7 @@ static void test_broker_dies(void **state)
     (void)state;
     if (geteuid() != 0)
         skip(); /* (the kernel's bound binds no root) */
-    memset(m, 0, sizeof(m));
-    snprintf(m[0].component_id, sizeof(m[0].component_id), "x");
-    snprintf(m[0].app_connections[m[0].napp_connections++], RP_COMPONENT_NAME_MAX + 1, "y");
-    snprintf(m[1].component_id, sizeof(m[1].component_id), "y");
-    snprintf(m[1].app_connections[m[1].napp_connections++], RP_COMPONENT_NAME_MAX + 1, "x");
-    memset(&q, 0, sizeof(q));
-    q.type = RP_MON_APP_CONNECT;
-    snprintf(q.u.app_connect.component, sizeof(q.u.app_connect.component), "y");
-    assert_int_equal(rp_mon_request_encode(&q, buf, sizeof(buf), &len), RP_OK);
+    len = x_and_y(m);
     pid = broker_start_store(&mon, 0, NOFILE, &store);
     x = next_app(mon, 0, gen, "x", &m[0], dup(0));
     y = next_app(mon, 1, 1, "y", &m[1], dup(0));
@@ -1779,15 +1788,7 @@ static void test_broker_store_sink(void **state)
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     close(sv[0]);
     close(sv[1]);
-    memset(m, 0, sizeof(m));
-    snprintf(m[0].component_id, sizeof(m[0].component_id), "x");
-    snprintf(m[0].app_connections[m[0].napp_connections++], RP_COMPONENT_NAME_MAX + 1, "y");
-    snprintf(m[1].component_id, sizeof(m[1].component_id), "y");
-    snprintf(m[1].app_connections[m[1].napp_connections++], RP_COMPONENT_NAME_MAX + 1, "x");
-    memset(&q, 0, sizeof(q));
-    q.type = RP_MON_APP_CONNECT;
-    snprintf(q.u.app_connect.component, sizeof(q.u.app_connect.component), "y");
-    assert_int_equal(rp_mon_request_encode(&q, buf, sizeof(buf), &len), RP_OK);
+    len = x_and_y(m);
     pid = broker_start_store(&mon, 0, NOFILE, &store);
     x = next_app(mon, 0, 1, "x", &m[0], dup(0));
     y = next_app(mon, 1, 1, "y", &m[1], dup(0));
