@@ -19,12 +19,12 @@
 #define FD_FLOOR 10           /* the child's descriptors are moved above 0..3 before it maps them */
 #define PATH_ENV "PATH=/usr/local/bin:/usr/bin:/bin"
 
-static long elapsed_ms(const struct timespec *from)
+static int64_t elapsed_ms(const struct timespec *from)
 {
     struct timespec now;
 
     clock_gettime(CLOCK_MONOTONIC, &now);
-    return (long)(now.tv_sec - from->tv_sec) * 1000 + (now.tv_nsec - from->tv_nsec) / 1000000;
+    return (int64_t)(now.tv_sec - from->tv_sec) * 1000 + (now.tv_nsec - from->tv_nsec) / 1000000;
 }
 
 /* fd moved to FD_FLOOR or above, close-on-exec (the old one closed). -1 on failure. */
@@ -180,12 +180,12 @@ bool rp_app_poll_ready(rp_app_run_t *run)
     return run->ready;
 }
 
-long rp_app_uptime_ms(const rp_app_run_t *run)
+int64_t rp_app_uptime_ms(const rp_app_run_t *run)
 {
     return elapsed_ms(&run->started);
 }
 
-long rp_app_silent_ms(const rp_app_run_t *run)
+int64_t rp_app_silent_ms(const rp_app_run_t *run)
 {
     return run->ready ? elapsed_ms(&run->heard) : 0;
 }

@@ -28,6 +28,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -61,11 +62,11 @@ rp_err_t rp_app_start(const char *state_dir, const char *name, const char *versi
 bool rp_app_poll_ready(rp_app_run_t *run);
 
 /* How long the run has been up, in milliseconds. */
-long rp_app_uptime_ms(const rp_app_run_t *run);
+int64_t rp_app_uptime_ms(const rp_app_run_t *run);
 
 /* How long since it last wrote on its ready pipe, in milliseconds, once it said "ready" (its
  * watchdog's measure); 0 before. */
-long rp_app_silent_ms(const rp_app_run_t *run);
+int64_t rp_app_silent_ms(const rp_app_run_t *run);
 
 /* Stop the run: SIGTERM to its group, SIGKILL after RP_APP_STOP_GRACE_MS, the leader reaped;
  * whatever is left of its group killed. */

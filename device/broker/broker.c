@@ -23,8 +23,9 @@
 
 #define ASK_SECONDS 30 /* an answer not in by then: the app is told to try again */
 
-/* The store of kept ends: a datagram socket pair the supervisor made once and keeps across brokers
- * (apps.c), its two ends the first packets on the broker's socket. Every list of kept ends (each
+/* The store of kept ends: a datagram socket pair the supervisor makes anew for each broker (apps.c:
+ * rp_apps_store_hand), its two ends the first packets on the broker's socket after the read end of
+ * the one before, which the supervisor alone kept across the death. Every list of kept ends (each
  * slot's, each of the reserve's) is written into it, the ends as descriptors in the messages with
  * their counts, whenever the lists changed (after each message from the monitor, each packet
  * served, each turn): the new snapshot whole, then the one before read out and its copies closed.
@@ -33,6 +34,10 @@
  * what was kept in the one step it died in). */
 #define STORE_LISTS RP_STORE_LISTS
 #define STORE_MSGS_MAX (3 * STORE_LISTS) /* a snapshot, the one before, one written in part */
+/* What a broker reads of the store before at its start: past that, the rest goes with the store
+ * (its queue is bounded by its send buffer, but a broker taken over could have given its write end
+ * to an app that keeps writing). */
+#define STORE_READS_MAX (8 * STORE_MSGS_MAX)
 
 /* The broker's budget (docs/compartments.md, "The app broker"; the monitor sets it: unpack.c). In
  * flight: at most RP_APPCHAN_FDS_APP_MAX per app slot over all its channels (appchan.c), as many
@@ -120,7 +125,7 @@ static bool store_send(const rp_store_rec_t *r, const rp_appchan_held_t *h)
 
 /* The store's next record into *r, its descriptors into fds: 1; 0: none left; -1: one that is not
  * a whole record (its descriptors closed). */
-static int store_recv(rp_store_rec_t *r, int fds[RP_APPCHAN_FDS_APP_MAX])
+static int store_recv(int from, rp_store_rec_t *r, int fds[RP_APPCHAN_FDS_APP_MAX])
 {
     union {
         struct cmsghdr h;
@@ -129,7 +134,7 @@ static int store_recv(rp_store_rec_t *r, int fds[RP_APPCHAN_FDS_APP_MAX])
     struct iovec iov = {r, sizeof(*r)};
     struct msghdr m = {
         .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.space, .msg_controllen = sizeof(ctl)};
-    ssize_t got = recvmsg(b.store_r, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    ssize_t got = recvmsg(from, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     unsigned n = 0, extra = 0;
 
     if (got < 0)
@@ -193,7 +198,7 @@ static void store_write(void)
         sent++;
     }
     for (; b.store_msgs > 0; b.store_msgs--) { /* (the one before: the oldest records) */
-        int got = store_recv(&r, fds);
+        int got = store_recv(b.store_r, &r, fds);
         if (got == 0)
             break;
         for (unsigned e = 0; got > 0 && e < r.n; e++)
@@ -203,19 +208,26 @@ static void store_write(void)
     b.stored_changes = rp_appchan_held_changes();
 }
 
-/* At the start: the last whole snapshot of the broker before, back in the lists (each slot's with
- * the component it was for, so that an ADD of another one moves it to the reserve), its ends read
- * since closed; the rest closed. Written again at once. */
-static void store_restore(void)
+/* At the start: the last whole snapshot of the broker before, read from the store before (from,
+ * closed here), back in the lists (each slot's with the component it was for, so that an ADD of
+ * another one moves it to the reserve), its ends read since closed; the rest closed. Written at
+ * once into this broker's store. */
+static void store_restore(int from)
 {
     static rp_store_rec_t recs[STORE_MSGS_MAX + 1];
     static int fds[STORE_MSGS_MAX + 1][RP_APPCHAN_FDS_APP_MAX];
-    unsigned n = 0, held = 0;
+    unsigned n = 0, held = 0, reads = 0;
     uint32_t best = 0;
     bool found = false;
     int got;
 
-    while ((got = store_recv(&recs[n], fds[n])) != 0) {
+    while (from >= 0 && (got = store_recv(from, &recs[n], fds[n])) != 0) {
+        if (++reads > STORE_READS_MAX) {
+            rp_log_warn("the store of kept ends held more than it can: the rest dropped");
+            for (unsigned e = 0; got > 0 && e < recs[n].n; e++)
+                close(fds[n][e]);
+            break;
+        }
         if (got < 0) {
             rp_log_warn("the store of kept ends held a record that is not one: dropped");
         } else if (n < STORE_MSGS_MAX) {
@@ -254,6 +266,8 @@ static void store_restore(void)
         rp_log_info("%u descriptors sent by the broker before are still unread on its kept ends: "
                     "counted again",
                     held);
+    if (from >= 0)
+        close(from);
     b.epoch = best;
     b.store_msgs = 0;
     b.stored_changes = rp_appchan_held_changes() - 1; /* (written at once) */
@@ -512,6 +526,7 @@ int rp_broker_run(int mon)
     static const rp_appchan_root_t root = {ask, record, NULL};
     static const rp_appchan_peers_t peers = {find, NULL};
     struct pollfd p[1 + RP_GATE_SLOTS];
+    int before = -1;
 
     b.mon = mon;
     /* Never wait on the monitor: while it does not read (an install), a request or an event that
@@ -526,20 +541,27 @@ int rp_broker_run(int mon)
     }
     for (size_t i = 0; i < RP_APPCHAN_ORPHAN_LISTS; i++)
         rp_appchan_held_init(&b.orphans[i]);
-    /* The store's two ends, the first packets on mon (apps.c); without them (a test) there is
-     * none, and a first packet that is not one is the monitor's. */
+    /* The store before's read end ('R', none for the first broker), then this broker's store's two
+     * ends ('S'), the first packets on mon (apps.c); without them (a test) there is none, and a
+     * first packet that is not one is the monitor's. */
     b.store_w = b.store_r = -1;
-    for (int k = 0; k < 2; k++) {
+    for (int before_done = 0;;) {
         size_t len = 0;
         int fd = -1;
         if (rp_mon_recv(mon, b.buf, sizeof(b.buf), &len, &fd) != RP_OK)
             break;
-        if (len == 1 && b.buf[0] == 'S' && fd >= 0) {
-            *(k == 0 ? &b.store_r : &b.store_w) = fd; /* (the supervisor's store[0], store[1]) */
-            continue;
+        if (len == 1 && fd >= 0 && b.buf[0] == 'R' && !before_done && b.store_r < 0) {
+            before = fd;
+            before_done = 1;
+        } else if (len == 1 && fd >= 0 && b.buf[0] == 'S' && b.store_r < 0) {
+            b.store_r = fd;
+        } else if (len == 1 && fd >= 0 && b.buf[0] == 'S') {
+            b.store_w = fd;
+            break;
+        } else {
+            take(len, fd);
+            break;
         }
-        take(len, fd);
-        break;
     }
     if (b.store_w < 0 && b.store_r >= 0) {
         close(b.store_r);
@@ -547,8 +569,7 @@ int rp_broker_run(int mon)
     }
     if (b.store_w < 0)
         rp_log_warn("no store of kept ends: a broker that dies loses them");
-    else
-        store_restore();
+    store_restore(before);
     rp_log_info("serving the apps' channels");
     for (;;) {
         int timeout = expire();

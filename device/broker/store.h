@@ -28,8 +28,9 @@ typedef struct rp_store_rec {
 } rp_store_rec_t;
 
 /* Whether r, got bytes read with nfds descriptors, is a whole record: its size, its list, its
- * place in its snapshot, one descriptor an end (at most RP_APPCHAN_FDS_APP_MAX), its component
- * none or a valid name (ended here: a slot's list is taken back under it). */
+ * place in its snapshot, one descriptor an end (at most RP_APPCHAN_FDS_APP_MAX), each end holding
+ * 1 to RP_APPCHAN_FDS_APP_MAX (an end counting 0 would be taken as free: review r9dev), its
+ * component none or a valid name (ended here: a slot's list is taken back under it). */
 bool rp_store_rec_check(rp_store_rec_t *r, size_t got, unsigned nfds);
 
 #endif /* RAMPART_BROKER_STORE_H */

@@ -64,6 +64,16 @@ bool rp_lograte_restore(rp_lograte_t *b, int64_t now_ms, int64_t wall_ms, int64_
     return true;
 }
 
+void rp_lograte_start(rp_lograte_t *b, int64_t now_ms, int64_t wall_ms, int64_t written_ms,
+                      const uint8_t *p, ssize_t n)
+{
+    int64_t idle = wall_ms - written_ms - 10; /* (less a jiffy: a file's times are coarse) */
+
+    if (n >= 0 && rp_lograte_restore(b, now_ms, wall_ms, written_ms, p, (size_t)n))
+        return;
+    rp_lograte_init(b, now_ms, written_ms < 0 || wall_ms < written_ms ? -1 : idle < 0 ? 0 : idle);
+}
+
 size_t rp_lograte_take(rp_lograte_t *b, int64_t now_ms, size_t n)
 {
     uint64_t room = 0;

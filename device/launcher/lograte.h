@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define RP_LOGRATE_LINE_MAX 128  /* the dropped line (rp_lograte_line), its newline included */
 #define RP_LOGRATE_RECORD_LEN 16 /* "RPLB", bytes held (u32), at wall ms (u64); little-endian */
@@ -49,6 +50,14 @@ void rp_lograte_save(const rp_lograte_t *b, int64_t now_ms, int64_t wall_ms,
  * a stale one; the caller starts from rp_lograte_init. */
 bool rp_lograte_restore(rp_lograte_t *b, int64_t now_ms, int64_t wall_ms, int64_t written_ms,
                         const uint8_t *p, size_t n);
+
+/* A new run's bucket at now_ms (wall_ms on the wall clock): from the record its last run left (p,
+ * n bytes; n < 0: none, or it could not be read or cleared) if it is one (rp_lograte_restore), else
+ * from when the log was last written (written_ms, its mtime; -1: empty): empty then, so the refill
+ * since less a jiffy, full if the log is empty or its time ahead of the clock (rp_lograte_init).
+ * A step of the wall clock gives one burst at most (docs/compartments.md, "The app's log"). */
+void rp_lograte_start(rp_lograte_t *b, int64_t now_ms, int64_t wall_ms, int64_t written_ms,
+                      const uint8_t *p, ssize_t n);
 
 /* Of n bytes the app wrote, how many go to the log now (the first ones); the rest are dropped and
  * counted. None while it is dropping (until rp_lograte_resume). */

@@ -517,11 +517,11 @@ typedef struct app_log {
     bool told;     /* the monitor was told of a drop (once a run) */
 } app_log_t;
 
-static long now_ms(void)
+static int64_t now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* The log's newest RP_COMPARTMENT_LOG_KEEP bytes, once it passes RP_COMPARTMENT_LOG_MAX. Only this
@@ -609,21 +609,17 @@ static int64_t log_written_ms(int out)
     return (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
 }
 
-/* The bucket the app's last run left (lograte.h): its record, cleared before it is taken, so that
- * a run that does not end by itself (killed before log_end) leaves none. Without one (the first
- * run, a killed one, a record that cannot be read or cleared), the bucket had the log's last write
- * emptied it: the refill since its mtime less a jiffy (a file's times are the coarse clock's),
- * full if the log is empty or its time ahead of the clock (set back since). */
+/* The bucket the app's last run left (rp_lograte_start): its record, cleared before it is taken,
+ * so that a run that does not end by itself (killed before log_end) leaves none; without one (the
+ * first run, a killed one, a record that cannot be read or cleared), the log's mtime. */
 static void log_bucket_start(app_log_t *l)
 {
     uint8_t rec[RP_LOGRATE_RECORD_LEN + 1];
-    int64_t wall = wall_ms(), written = log_written_ms(l->out), idle = wall - written - 10;
     ssize_t n = l->record >= 0 ? pread(l->record, rec, sizeof(rec), 0) : -1;
 
-    if (n >= 0 && ftruncate(l->record, 0) == 0 &&
-        rp_lograte_restore(&l->bucket, now_ms(), wall, written, rec, (size_t)n))
-        return;
-    rp_lograte_init(&l->bucket, now_ms(), written < 0 || wall < written ? -1 : idle < 0 ? 0 : idle);
+    if (n >= 0 && ftruncate(l->record, 0) != 0)
+        n = -1;
+    rp_lograte_start(&l->bucket, now_ms(), wall_ms(), log_written_ms(l->out), rec, n);
 }
 
 /* The bucket as this run leaves it, for the next (log_bucket_start): once the app and all it left
@@ -668,7 +664,7 @@ typedef struct app_ready {
 static long ready_take(app_ready_t *r, int sync_fd)
 {
     rp_launch_msg_t m = {.type = RP_LAUNCH_APP_READY};
-    long left;
+    int64_t left;
 
     if (!rp_app_poll_ready(&r->run) || r->fired)
         return -1;
@@ -679,7 +675,7 @@ static long ready_take(app_ready_t *r, int sync_fd)
     if (r->watchdog_ms == 0)
         return -1;
     if ((left = r->watchdog_ms - rp_app_silent_ms(&r->run)) > 0)
-        return left;
+        return (long)left; /* (at most watchdog_ms) */
     m.type = RP_LAUNCH_WATCHDOG;
     (void)rp_launch_send(sync_fd, &m, -1);
     r->fired = true;

@@ -75,19 +75,19 @@ static struct {
     int trial_fd;                   /* where the trial's verdict goes */
     int chan[RP_APPS_CHANNELS_MAX]; /* install children's channels; -1: free */
     uint32_t trial_seq;
-    long trial_deadline_ms;
+    int64_t trial_deadline_ms;
     int trial_seconds;
     char device_id[RP_DEVICE_ID_SIZE]; /* from the monitor's SET */
     rp_apps_reply_t reply;
     pid_t broker; /* the app broker (BROKER); -1: none */
-    int store[2]; /* its store of kept ends (broker.c), kept across brokers: made once; -1: none */
+    int store;    /* the read end of its store of kept ends (rp_apps_store_hand); -1: none */
 } s;
 
-static long now_ms(void)
+static int64_t now_ms(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
 /* A path, or RP_ERR_INVALID_ARG when it does not fit. */
@@ -580,7 +580,7 @@ static void keep_crash(app_t *a, const char *tree)
     static uint8_t tail[RP_CRASH_LOG_MAX];
     uint8_t *capture = a->c.crash;
     size_t capture_len = a->c.crash_len, tail_len = 0;
-    long uptime = rp_app_uptime_ms(&a->c.run);
+    int64_t uptime = rp_app_uptime_ms(&a->c.run);
     char path[PATH_MAX];
     uint64_t seq;
     struct stat st;
@@ -858,7 +858,7 @@ static void trial_begin(const rp_apps_msg_t *msg, int from, int chan)
         trial_reply(false, detail);
         return;
     }
-    s.trial_deadline_ms = now_ms() + (long)s.trial_seconds * 1000;
+    s.trial_deadline_ms = now_ms() + (int64_t)s.trial_seconds * 1000;
     rp_log_info("%s %s: on trial in its compartment (pid %d)", t->want.component, t->want.version,
                 (int)t->c.pid);
 }
@@ -1033,9 +1033,29 @@ static void metadata_reply(const rp_apps_msg_t *msg, int fd)
         rp_log_warn("the monitor did not take a metadata document");
 }
 
+rp_err_t rp_apps_store_hand(int sock, int *store)
+{
+    int st[2];
+
+    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, st) != 0)
+        return RP_ERR_IO;
+    if ((*store >= 0 && rp_mon_send(sock, (const uint8_t *)"R", 1, *store) != RP_OK) ||
+        rp_mon_send(sock, (const uint8_t *)"S", 1, st[0]) != RP_OK ||
+        rp_mon_send(sock, (const uint8_t *)"S", 1, st[1]) != RP_OK) {
+        close(st[0]);
+        close(st[1]);
+        return RP_ERR_IO;
+    }
+    if (*store >= 0)
+        close(*store);
+    close(st[1]);
+    *store = st[0];
+    return RP_OK;
+}
+
 /* BROKER: the app broker (re)started, as the unpack user (the last one killed and reaped first),
- * the two ends of its store of kept ends (made once, held here across brokers) the first packets
- * on its socket; the monitor's end of that socket goes with the reply. */
+ * its store of kept ends handed to it first on its socket (rp_apps_store_hand); the monitor's end
+ * of that socket goes with the reply. */
 static void broker_start(const rp_apps_msg_t *msg)
 {
     int sv[2] = {-1, -1};
@@ -1048,13 +1068,8 @@ static void broker_start(const rp_apps_msg_t *msg)
             ;
     }
     s.broker = -1;
-    if (s.store[0] < 0 && socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, s.store) != 0)
-        s.store[0] = s.store[1] = -1;
-    /* (the store's two ends first on its socket: rp_broker_run) */
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0 || s.store[0] < 0 ||
-        rp_mon_send(sv[0], (const uint8_t *)"S", 1, s.store[0]) != RP_OK ||
-        rp_mon_send(sv[0], (const uint8_t *)"S", 1, s.store[1]) != RP_OK ||
-        (s.broker = rp_unpack_broker(sv[1])) < 0) {
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0 ||
+        rp_apps_store_hand(sv[0], &s.store) != RP_OK || (s.broker = rp_unpack_broker(sv[1])) < 0) {
         s.reply.status = RP_ERR_IO;
         snprintf(s.reply.detail, sizeof(s.reply.detail), "cannot start it: %s", strerror(errno));
     } else {
@@ -1227,7 +1242,7 @@ static int supervise(int sfd)
     const rp_evreader_hooks_t reader_hooks = {audit_ours, audit_refused, rp_evreader_record_net,
                                               s.state_dir};
     struct pollfd p[3 + RP_APPS_CHANNELS_MAX + RP_COMPARTMENT_FDS * (RP_COMPONENTS_MAX + 1)];
-    long next_tick = now_ms();
+    int64_t next_tick = now_ms();
     char run[PATH_MAX];
     rp_netpolicy_config_t cfg = {.state_dir = s.state_dir, .resolve = rp_unpack_resolve};
     int found;
@@ -1236,7 +1251,7 @@ static int supervise(int sfd)
         s.chan[i] = -1;
     for (size_t i = 0; i < RP_COMPONENTS_MAX; i++)
         s.apps[i].chan = -1;
-    s.broker = s.store[0] = s.store[1] = -1;
+    s.broker = s.store = -1;
     s.trial.chan = -1;
     s.trial_fd = -1;
     found = pathf(run, sizeof(run), "%s/run/apps", s.state_dir) == RP_OK
@@ -1281,9 +1296,9 @@ static int supervise(int sfd)
             for (int k = 0; k < RP_COMPARTMENT_FDS; k++)
                 p[n++] = (struct pollfd){fds[k], POLLIN, 0};
         }
-        wait = next_tick - now_ms();
+        wait = (long)(next_tick - now_ms());
         if (s.trial_on && s.trial_deadline_ms - now_ms() < wait)
-            wait = s.trial_deadline_ms - now_ms();
+            wait = (long)(s.trial_deadline_ms - now_ms());
         if (poll(p, n, wait > 0 ? (int)wait : 0) < 0 && errno != EINTR) {
             rp_log_error("poll: %s", strerror(errno));
             break;
@@ -1472,7 +1487,7 @@ static rp_err_t call(int fd, rp_apps_msg_t *msg, int give, rp_apps_reply_t *repl
                      int *got, int *broker, rp_appgate_app_t *const *slots, rp_agent_t *agent)
 {
     static uint32_t seq;
-    long deadline = now_ms() + timeout_ms;
+    int64_t deadline = now_ms() + timeout_ms;
     rp_err_t err;
 
     msg->seq = ++seq;
@@ -1488,7 +1503,7 @@ static rp_err_t call(int fd, rp_apps_msg_t *msg, int give, rp_apps_reply_t *repl
             {fd,                            POLLIN,              0},
             {broker != NULL ? *broker : -1, rp_appgate_events(), 0}
         };
-        long left = deadline - now_ms();
+        long left = (long)(deadline - now_ms());
         size_t len = 0;
         int rfd = -1;
         if (left <= 0)

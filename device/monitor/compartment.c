@@ -85,11 +85,11 @@ static uint32_t state_tag(const char *state_dir)
     return h;
 }
 
-static long now_ms(void)
+static int64_t now_ms(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
 static int write_text(const char *path, const char *text)
@@ -116,6 +116,15 @@ static uint64_t keyed_value(const char *text, const char *key)
     return 0;
 }
 
+/* An event recorded whatever the run's budget spent: one that comes at most once a run (the log's
+ * quota, the summary of what the budget left out), so that an app cannot hide it. */
+static void record_once(rp_compartment_t *c, rp_event_kind_t kind, const char *reason)
+{
+    if (rp_event_record(c->state_dir, kind, c->component, reason) != RP_OK)
+        rp_log_error("%s: cannot record a %s event (%s) in %s/events", c->component,
+                     rp_event_kind_name(kind), reason, c->state_dir);
+}
+
 static void record(rp_compartment_t *c, rp_event_kind_t kind, const char *reason)
 {
     if (c->events >= RP_COMPARTMENT_EVENTS_PER_RUN) {
@@ -123,9 +132,7 @@ static void record(rp_compartment_t *c, rp_event_kind_t kind, const char *reason
         return;
     }
     c->events++;
-    if (rp_event_record(c->state_dir, kind, c->component, reason) != RP_OK)
-        rp_log_error("%s: cannot record a %s event (%s) in %s/events", c->component,
-                     rp_event_kind_name(kind), reason, c->state_dir);
+    record_once(c, kind, reason);
 }
 
 void rp_compartment_event(rp_compartment_t *c, rp_event_kind_t kind, const char *reason)
@@ -255,7 +262,7 @@ static int cgroup_mount(const char *controller, char *out, size_t cap)
 static int cgroup_remove(const char *dir)
 {
     char procs[600], buf[4096];
-    long deadline = now_ms() + 5000;
+    int64_t deadline = now_ms() + 5000;
 
     while (rmdir(dir) != 0) {
         if (errno == ENOENT)
@@ -1007,7 +1014,7 @@ static void take_reports(rp_compartment_t *c, int max)
                      "once); the log says each drop",
                      msg.value, RP_COMPARTMENT_LOG_RATE, RP_COMPARTMENT_LOG_BURST);
             c->log_dropped = true;
-            record(c, RP_EVENT_QUOTA, reason);
+            record_once(c, RP_EVENT_QUOTA, reason);
         } else if (r == 1 && msg.type == RP_LAUNCH_EXIT) {
             c->app_status = msg.value;
             c->app_reported = true;
@@ -1032,7 +1039,7 @@ static void reap(rp_compartment_t *c, int init_status)
 
 bool rp_compartment_poll(rp_compartment_t *c, int timeout_ms)
 {
-    long deadline = now_ms() + timeout_ms;
+    int64_t deadline = now_ms() + timeout_ms;
 
     while (c->pid > 0 && !c->exited) {
         struct pollfd p[3] = {
@@ -1040,7 +1047,7 @@ bool rp_compartment_poll(rp_compartment_t *c, int timeout_ms)
             {.fd = c->pidfd,                       .events = POLLIN},
             {.fd = c->sync_gone ? -1 : c->sync_fd, .events = POLLIN},
         };
-        long left = deadline - now_ms(), wait;
+        long left = (long)(deadline - now_ms()), wait;
         int st;
 
         if (left < 0)
@@ -1136,9 +1143,8 @@ void rp_compartment_stop(rp_compartment_t *c)
     if (c->events_suppressed > 0) {
         snprintf(reason, sizeof(reason), "%u further refusals in this run not recorded",
                  c->events_suppressed);
-        c->events = 0;
         c->events_suppressed = 0;
-        record(c, RP_EVENT_SYSCALL, reason);
+        record_once(c, RP_EVENT_SYSCALL, reason);
     }
     close_fd(&c->notify_fd);
     close_fd(&c->pidfd);
@@ -1160,7 +1166,7 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
     child_args_t a;
     int sv[2] = {-1, -1}, hv[2] = {-1, -1}, logfd = -1, nullfd = -1, bucketfd = -1, st;
     rp_launch_hosts_t hosts = {0};
-    long deadline;
+    int64_t deadline;
     rp_launch_msg_t msg;
     rp_err_t err;
     char reason[RP_EVENT_REASON_MAX + 1];
@@ -1293,7 +1299,7 @@ rp_err_t rp_compartment_start(const rp_compartment_spec_t *s, rp_compartment_t *
             {.fd = c->sync_fd,   .events = POLLIN},
             {.fd = c->notify_fd, .events = POLLIN}
         };
-        long left = deadline - now_ms();
+        long left = (long)(deadline - now_ms());
         int got_fd, r;
         if (left <= 0) {
             snprintf(why, cap, "the compartment did not finish its setup in %d ms",

@@ -165,7 +165,7 @@ typedef struct rp_compartment {
      * without reading them; NULL otherwise. Valid until rp_compartment_stop, which frees it. */
     uint8_t *crash;
     size_t crash_len;
-    long last_check_ms;
+    int64_t last_check_ms;
 } rp_compartment_t;
 
 /*

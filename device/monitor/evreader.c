@@ -245,11 +245,11 @@ static int audit_open(bool *turned, int *req, char *why, size_t cap)
 
 /* ---------------------------------------------------------------- the reader */
 
-static long now_ms(void)
+static int64_t now_ms(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
 static bool limit(int res, rlim_t n)
@@ -367,9 +367,9 @@ void rp_evreader_handle(rp_evreader_t *r, const rp_evreader_hooks_t *hooks)
 }
 
 /* Whether a repeated warning is due (at most once per RP_EVREADER_SAY_MS), *said_ms moved. */
-static bool say_due(long *said_ms)
+static bool say_due(int64_t *said_ms)
 {
-    long now = now_ms();
+    int64_t now = now_ms();
 
     if (*said_ms != 0 && now - *said_ms < RP_EVREADER_SAY_MS)
         return false;

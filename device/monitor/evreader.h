@@ -55,29 +55,29 @@ typedef struct rp_evreader_hooks {
 } rp_evreader_hooks_t;
 
 typedef struct rp_evreader {
-    int audit_fd;    /* the bound audit socket, -1: off (why says why) */
-    char why[200];   /* "" when the audit socket is had */
-    int nflog_fd;    /* the network policy's (not ours to close), -1: none */
-    int chan;        /* our end of the pair, -1: no reader running */
-    pid_t pid;       /* the reader, 0: none */
-    long started_ms; /* when it was started */
-    long restart_ms; /* when to start it again (chan -1), 0: not due */
-    long backoff_ms; /* the next wait */
-    uint64_t deaths; /* how many times it died */
-    uint64_t lost;   /* records the kernel dropped, as the reader counted them */
+    int audit_fd;       /* the bound audit socket, -1: off (why says why) */
+    char why[200];      /* "" when the audit socket is had */
+    int nflog_fd;       /* the network policy's (not ours to close), -1: none */
+    int chan;           /* our end of the pair, -1: no reader running */
+    pid_t pid;          /* the reader, 0: none */
+    int64_t started_ms; /* when it was started */
+    int64_t restart_ms; /* when to start it again (chan -1), 0: not due */
+    long backoff_ms;    /* the next wait */
+    uint64_t deaths;    /* how many times it died */
+    uint64_t lost;      /* records the kernel dropped, as the reader counted them */
     /* The kernel's own count of the audit records it dropped (its queue past backlog_limit: they
      * never reach the reader's socket), read on a request socket of the supervisor's own each tick
      * (AUDIT_GET: CAP_AUDIT_CONTROL, kept by the supervisor, never the reader's). */
-    int audit_req;            /* -1: not read (no audit, or it failed once: said) */
-    bool kernel_lost_known;   /* kernel_lost holds a first reading */
-    uint32_t kernel_lost;     /* the counter at the last reading */
-    uint64_t kernel_lost_new; /* grown since it was last said */
-    uint64_t kernel_lost_all; /* grown since the supervisor started */
-    long kernel_lost_said_ms; /* when it was last said (RP_EVREADER_SAY_MS) */
-    uint64_t other_uid;       /* domains by an init's pid as another uid (RP_EVREADER_OTHER_UID) */
-    uint64_t other_uid_new;   /* of which not yet said */
-    long other_uid_said_ms;   /* when last said */
-    char helper[4096];        /* `rampart-unpack read` */
+    int audit_req;               /* -1: not read (no audit, or it failed once: said) */
+    bool kernel_lost_known;      /* kernel_lost holds a first reading */
+    uint32_t kernel_lost;        /* the counter at the last reading */
+    uint64_t kernel_lost_new;    /* grown since it was last said */
+    uint64_t kernel_lost_all;    /* grown since the supervisor started */
+    int64_t kernel_lost_said_ms; /* when it was last said (RP_EVREADER_SAY_MS) */
+    uint64_t other_uid;        /* domains by an init's pid as another uid (RP_EVREADER_OTHER_UID) */
+    uint64_t other_uid_new;    /* of which not yet said */
+    int64_t other_uid_said_ms; /* when last said */
+    char helper[4096];         /* `rampart-unpack read` */
     struct {
         uint64_t domain;
         pid_t init;

@@ -111,18 +111,18 @@ rp_err_t rp_unpack_beside(const char *name, char *out, size_t cap)
     return RP_OK;
 }
 
-static long now_ms(void)
+static int64_t now_ms(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
 /* Read both pipes to their end, or until the deadline (seconds from now). */
 static bool drain(int seconds, int out, char *obuf, size_t ocap, size_t *olen, int err, char *ebuf,
                   size_t ecap)
 {
-    long deadline = now_ms() + seconds * 1000L;
+    int64_t deadline = now_ms() + seconds * 1000L;
     size_t elen = 0;
     struct pollfd p[2] = {
         {out, POLLIN, 0},
@@ -131,7 +131,7 @@ static bool drain(int seconds, int out, char *obuf, size_t ocap, size_t *olen, i
 
     *olen = 0;
     while (p[0].fd >= 0 || p[1].fd >= 0) {
-        long left = deadline - now_ms();
+        long left = (long)(deadline - now_ms());
         if (left <= 0 || (poll(p, 2, (int)left) < 0 && errno != EINTR))
             return false;
         for (int i = 0; i < 2; i++) {

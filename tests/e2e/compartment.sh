@@ -148,6 +148,13 @@ out_has "event: pids hostile refused"
 run_case memory
 out_has "signal: 9"
 out_has "event: oom hostile 1.2.3: killed at its memory limit"
+# The run's event budget (100) spent on refused calls, then a log flood: the log's quota event is
+# recorded all the same (once a run, outside the budget), and so is what the budget left out.
+run_case logmask
+out_has "exit: 0"
+out_has "event: quota hostile its log dropped "
+out_has "event: syscall hostile 10 further refusals in this run not recorded"
+
 # Storage quota: ENOSPC at SizeKB, recorded.
 run_case quota
 log_has quota "quota: refused after"

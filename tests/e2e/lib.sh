@@ -89,12 +89,16 @@ FAKETIME_LIB=/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1
 FAKED_ENV=(LD_PRELOAD="$FAKETIME_LIB"
   ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}allocator_release_to_os_interval_ms=-1")
 
-# faked_ok BIN: BIN (a Rampart program) starts under libfaketime: its --version answers within
-# 30 s. Else it says why on stderr and returns 125, so that a test that would hang in a deadlock at
+# faked_ok BIN: libfaketime is there, and BIN (a Rampart program) starts under it: its --version
+# answers within 30 s. Else it says why on stderr and returns 125, so that a test that would hang in a deadlock at
 # a binary's start fails within a bounded time, naming it. Asked once per binary.
 declare -A E2E_FAKED_OK=()
 faked_ok() {
   [ -z "${E2E_FAKED_OK[$1]-}" ] || return 0
+  if [ ! -r "$FAKETIME_LIB" ]; then # (ld.so would only warn, and the clock would not move)
+    echo "no libfaketime at $FAKETIME_LIB (the faketime package, scripts/install-deps)" >&2
+    return 125
+  fi
   if ! timeout 30 env "${FAKED_ENV[@]}" FAKETIME=+1h "$1" --version >/dev/null 2>&1; then
     echo "$1 does not start under libfaketime (its --version did not answer within 30 s): a" \
       "deadlock between ASan's allocator and libfaketime? (docs/development.md, \"Faked clocks\")" >&2

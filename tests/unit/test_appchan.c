@@ -1275,23 +1275,26 @@ static void gate_answer(int fd, uint8_t slot, uint32_t seq, const char *text)
     assert_int_equal(rp_mon_send(fd, out, len, -1), RP_OK);
 }
 
+static uid_t broker_uid; /* the brokers' user when not 0 (else each its own) */
+
 /* The broker in a child (sndbuf > 0: its socket's send buffer; nofile > 0: as a user of its own,
- * with that RLIMIT_NOFILE; store: its store of kept ends, as the supervisor keeps it, or NULL).
- * Its pid; OUT: *mon, the monitor's end. */
-static pid_t broker_start_store(int *mon, int sndbuf, int nofile, const int *store)
+ * or broker_uid, with that RLIMIT_NOFILE; store: its store of kept ends, as the supervisor keeps
+ * and hands it: rp_apps_store_hand, or NULL). Its pid; OUT: *mon, the monitor's end. */
+static pid_t broker_start_store(int *mon, int sndbuf, int nofile, int *store)
 {
     int sv[2];
     pid_t pid;
 
     assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
-    for (int k = 0; store != NULL && k < 2; k++)
-        assert_int_equal(rp_mon_send(sv[1], (const uint8_t *)"S", 1, store[k]), RP_OK);
+    if (store != NULL)
+        assert_int_equal(rp_apps_store_hand(sv[1], store), RP_OK);
     if (sndbuf > 0)
         assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
     pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        uid_t u = 0x7d000000u + (uid_t)(getpid() & 0xffff); /* (its own: tests run at once) */
+        uid_t u =
+            broker_uid != 0 ? broker_uid : 0x7d000000u + (uid_t)(getpid() & 0xffff); /* (its own) */
         struct rlimit rl = {(rlim_t)nofile, (rlim_t)nofile};
         if (dup2(sv[0], 3) != 3)
             _exit(126);
@@ -1670,6 +1673,23 @@ static void busy(int end, size_t len)
     assert_non_null(strstr(r.message, "has not read 20 sockets"));
 }
 
+/* x and y, each listing the other (m[0], m[1]), and x's APP_CONNECT y in buf: its length. */
+static size_t x_and_y(rp_manifest_t m[2])
+{
+    size_t len = 0;
+
+    memset(m, 0, 2 * sizeof(m[0]));
+    snprintf(m[0].component_id, sizeof(m[0].component_id), "x");
+    snprintf(m[0].app_connections[m[0].napp_connections++], RP_COMPONENT_NAME_MAX + 1, "y");
+    snprintf(m[1].component_id, sizeof(m[1].component_id), "y");
+    snprintf(m[1].app_connections[m[1].napp_connections++], RP_COMPONENT_NAME_MAX + 1, "x");
+    memset(&q, 0, sizeof(q));
+    q.type = RP_MON_APP_CONNECT;
+    snprintf(q.u.app_connect.component, sizeof(q.u.app_connect.component), "y");
+    assert_int_equal(rp_mon_request_encode(&q, buf, sizeof(buf), &len), RP_OK);
+    return len;
+}
+
 /* A broker that dies does not lose its kept ends: the next one takes them back from the store the
  * supervisor keeps, and counts them, however many died (each time the hog is refused, and nothing
  * more goes in flight); once the holder lets go, x connects again. Without the store, each new
@@ -1678,7 +1698,7 @@ static void test_broker_dies(void **state)
 {
     enum { NOFILE = 64, DEATHS = 4, CYCLES = RP_APPCHAN_FDS_APP_MAX / RP_APPCHAN_FDS_REPLIES_MAX };
     static rp_manifest_t m[2];
-    int mon, store[2], x = -1, y = -1, holders[CYCLES], status;
+    int mon, store = -1, x = -1, y = -1, holders[CYCLES], status;
     uint64_t gen = 100;
     size_t len;
     pid_t pid;
@@ -1686,17 +1706,8 @@ static void test_broker_dies(void **state)
     (void)state;
     if (geteuid() != 0)
         skip(); /* (the kernel's bound binds no root) */
-    memset(m, 0, sizeof(m));
-    snprintf(m[0].component_id, sizeof(m[0].component_id), "x");
-    snprintf(m[0].app_connections[m[0].napp_connections++], RP_COMPONENT_NAME_MAX + 1, "y");
-    snprintf(m[1].component_id, sizeof(m[1].component_id), "y");
-    snprintf(m[1].app_connections[m[1].napp_connections++], RP_COMPONENT_NAME_MAX + 1, "x");
-    assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, store), 0);
-    memset(&q, 0, sizeof(q));
-    q.type = RP_MON_APP_CONNECT;
-    snprintf(q.u.app_connect.component, sizeof(q.u.app_connect.component), "y");
-    assert_int_equal(rp_mon_request_encode(&q, buf, sizeof(buf), &len), RP_OK);
-    pid = broker_start_store(&mon, 0, NOFILE, store);
+    len = x_and_y(m);
+    pid = broker_start_store(&mon, 0, NOFILE, &store);
     x = next_app(mon, 0, gen, "x", &m[0], dup(0));
     y = next_app(mon, 1, 1, "y", &m[1], dup(0));
     for (int c = 0; c < CYCLES; c++, gen++)
@@ -1707,7 +1718,7 @@ static void test_broker_dies(void **state)
         assert_int_equal(waitpid(pid, &status, 0), pid);
         close(mon);
         /* The monitor hands the new broker every channel (new ones here: the old were its). */
-        pid = broker_start_store(&mon, 0, NOFILE, store);
+        pid = broker_start_store(&mon, 0, NOFILE, &store);
         x = next_app(mon, 0, ++gen, "x", &m[0], x);
         y = next_app(mon, 1, 1, "y", &m[1], y);
         busy(x, len);
@@ -1718,8 +1729,75 @@ static void test_broker_dies(void **state)
     broker_stop(pid, mon);
     close(x);
     close(y);
-    close(store[0]);
-    close(store[1]);
+    close(store);
+}
+
+/* A broker taken over (here a child as the brokers' user, with their store as the supervisor hands
+ * it) sends sockets on its store's read end, which nobody reads, until the kernel refuses (its
+ * user's in-flight budget spent), and shuts both ends down. Its pair goes with it: the real broker
+ * after it, as the same user, still gives x its socket to y (review r9dev M1: with one pair kept
+ * across brokers, x was refused "y is not reading its channel"). */
+static void test_broker_store_sink(void **state)
+{
+    enum { NOFILE = 64 };
+    static rp_manifest_t m[2];
+    static uint8_t pkt[RP_MON_PACKET_MAX];
+    int mon, store = -1, x = -1, y = -1, status, sv[2];
+    size_t len;
+    pid_t pid;
+
+    (void)state;
+    if (geteuid() != 0)
+        skip(); /* (the kernel's bound binds no root) */
+    broker_uid = 0x7d000000u + 0x10000u + (uid_t)(getpid() & 0xffff);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(rp_apps_store_hand(sv[1], &store), RP_OK);
+    mon = sv[0];
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit rl = {NOFILE, NOFILE};
+        int ends[2] = {-1, -1}, pair[2], parked = 0;
+        for (int k = 0; k < 3 && ends[1] < 0; k++) {
+            size_t n = 0;
+            int fd = -1;
+            if (rp_mon_recv(mon, pkt, sizeof(pkt), &n, &fd) != RP_OK)
+                _exit(2);
+            if (n == 1 && pkt[0] == 'S')
+                ends[ends[0] < 0 ? 0 : 1] = fd;
+        }
+        if (ends[1] < 0 || setrlimit(RLIMIT_NOFILE, &rl) != 0 || setgroups(0, NULL) != 0 ||
+            setresgid(broker_uid, broker_uid, broker_uid) != 0 ||
+            setresuid(broker_uid, broker_uid, broker_uid) != 0)
+            _exit(126);
+        if (fcntl(ends[0], F_SETFL, O_NONBLOCK) != 0)
+            _exit(126);
+        while (socketpair(AF_UNIX, SOCK_DGRAM, 0, pair) == 0) {
+            bool sent = rp_mon_send(ends[0], (const uint8_t *)"x", 1, pair[0]) == RP_OK;
+            close(pair[0]);
+            close(pair[1]);
+            if (!sent)
+                break;
+            parked++;
+        }
+        shutdown(ends[0], SHUT_RDWR);
+        shutdown(ends[1], SHUT_RDWR);
+        _exit(parked >= NOFILE ? 0 : 3);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(sv[0]);
+    close(sv[1]);
+    len = x_and_y(m);
+    pid = broker_start_store(&mon, 0, NOFILE, &store);
+    x = next_app(mon, 0, 1, "x", &m[0], dup(0));
+    y = next_app(mon, 1, 1, "y", &m[1], dup(0));
+    given_socket(x, len);
+    broker_stop(pid, mon);
+    broker_uid = 0;
+    close(x);
+    close(y);
+    close(store);
 }
 
 /* ---- the client library, with the monitor's side in a thread ---- */
@@ -1832,17 +1910,29 @@ static void test_client(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_identity),         cmocka_unit_test(test_sign),
-        cmocka_unit_test(test_rate_limit),       cmocka_unit_test(test_connect),
-        cmocka_unit_test(test_wrong_socket),     cmocka_unit_test(test_bad_packets),
-        cmocka_unit_test(test_log_bound),        cmocka_unit_test(test_chain_files),
-        cmocka_unit_test(test_gate_checks),      cmocka_unit_test(test_unread_bound),
-        cmocka_unit_test(test_orphans),          cmocka_unit_test(test_orphan_reserve),
-        cmocka_unit_test(test_closes),           cmocka_unit_test(test_hand_rate),
-        cmocka_unit_test(test_gate_generations), cmocka_unit_test(test_gate_stall),
-        cmocka_unit_test(test_spent_back),       cmocka_unit_test(test_broker),
-        cmocka_unit_test(test_broker_gate_full), cmocka_unit_test(test_broker_upgrade_lost),
-        cmocka_unit_test(test_broker_orphans),   cmocka_unit_test(test_broker_dies),
+        cmocka_unit_test(test_identity),
+        cmocka_unit_test(test_sign),
+        cmocka_unit_test(test_rate_limit),
+        cmocka_unit_test(test_connect),
+        cmocka_unit_test(test_wrong_socket),
+        cmocka_unit_test(test_bad_packets),
+        cmocka_unit_test(test_log_bound),
+        cmocka_unit_test(test_chain_files),
+        cmocka_unit_test(test_gate_checks),
+        cmocka_unit_test(test_unread_bound),
+        cmocka_unit_test(test_orphans),
+        cmocka_unit_test(test_orphan_reserve),
+        cmocka_unit_test(test_closes),
+        cmocka_unit_test(test_hand_rate),
+        cmocka_unit_test(test_gate_generations),
+        cmocka_unit_test(test_gate_stall),
+        cmocka_unit_test(test_spent_back),
+        cmocka_unit_test(test_broker),
+        cmocka_unit_test(test_broker_gate_full),
+        cmocka_unit_test(test_broker_upgrade_lost),
+        cmocka_unit_test(test_broker_orphans),
+        cmocka_unit_test(test_broker_dies),
+        cmocka_unit_test(test_broker_store_sink),
         cmocka_unit_test(test_client),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

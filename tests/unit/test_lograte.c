@@ -225,6 +225,45 @@ static void a_restart_after_a_flood_gets_no_fresh_burst(void **state)
     assert_true(written <= 354025472ULL);
 }
 
+/* A step of the wall clock gives a restarted app one burst, no more (review r9dev L2; the bound's
+ * stated exception, docs/compartments.md): six runs a second apart on the real clock, each
+ * flooding to empty, while the wall clock steps a day forward between two of them (the record's
+ * refill then says a day), and an hour back during another after its last write (its record then
+ * predates the log's mtime, stale, and the mtime is ahead of the clock: full). Only the first run
+ * and the run after each step start full; the others have the second's refill. */
+static void a_step_of_the_wall_clock_gives_one_burst(void **state)
+{
+    rp_lograte_t b;
+    uint8_t rec[RP_LOGRATE_RECORD_LEN];
+    char line[LINE + 1];
+    int64_t wall = W0, mtime = -1, step[] = {0, 86400 * 1000, 0, -3600 * 1000, 0, 0};
+    uint64_t written = 0;
+    ssize_t n = -1;
+    (void)state;
+
+    for (int64_t run = 0; run < 6; run++) {
+        int64_t t = T0 + run * 1000; /* each run a second after the last began */
+        uint64_t took;
+        if (step[run] > 0)
+            wall += step[run]; /* between the runs */
+        rp_lograte_start(&b, t, wall, mtime, rec, n);
+        took = rp_lograte_take(&b, t, 2 * BURST);
+        took += rp_lograte_line(&b, t + 1, true, false, line, sizeof(line));
+        written += took;
+        if (run == 0 || step[run] > 0 || step[run - 1] < 0)
+            assert_true(took >= BURST - LINE && took <= BURST);
+        else
+            assert_true(took <= RATE + LINE);
+        mtime = wall;
+        if (step[run] < 0)
+            wall += step[run]; /* during the run, after its last write */
+        rp_lograte_save(&b, t + 1, wall + 1, rec);
+        n = sizeof(rec);
+        wall += 1000;
+    }
+    assert_true(written <= 3 * (uint64_t)BURST + 3 * (uint64_t)(RATE + LINE));
+}
+
 static void a_record_not_one_or_stale_is_refused(void **state)
 {
     rp_lograte_t b, was;
@@ -270,6 +309,7 @@ int main(void)
         cmocka_unit_test(a_clock_that_goes_back_gains_nothing),
         cmocka_unit_test(a_restart_soon_after_a_little_keeps_its_start_up),
         cmocka_unit_test(a_restart_after_a_flood_gets_no_fresh_burst),
+        cmocka_unit_test(a_step_of_the_wall_clock_gives_one_burst),
         cmocka_unit_test(a_record_not_one_or_stale_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
