@@ -50,6 +50,7 @@
 static const uint8_t key[RP_NONCE_KEY_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
 static const uint8_t dev_a[RP_SHA256_LEN] = {0xaa, 1};
 static const uint8_t dev_b[RP_SHA256_LEN] = {0xbb, 2};
+#define LIFE 60 /* --nonce-lifetime's default */
 
 static void nonce_round_trip(void **state)
 {
@@ -58,9 +59,9 @@ static void nonce_round_trip(void **state)
 
     (void)state;
     assert_int_equal(rp_nonce_issue(key, dev_a, 1000, n), RP_OK);
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 999, &expires), RP_NONCE_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 999, LIFE, &expires), RP_NONCE_OK);
     assert_int_equal(expires, 1000);
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 1000, &expires), RP_NONCE_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 1000, LIFE, &expires), RP_NONCE_OK);
     /* Two nonces for one device and one time still differ. */
     assert_int_equal(rp_nonce_issue(key, dev_a, 1000, other), RP_OK);
     assert_memory_not_equal(n, other, sizeof(n));
@@ -73,31 +74,73 @@ static void nonce_refusals(void **state)
 
     (void)state;
     assert_int_equal(rp_nonce_issue(key, dev_a, 1000, n), RP_OK);
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 1001, &expires), RP_NONCE_EXPIRED);
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_b, 999, &expires),
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 1001, LIFE, &expires), RP_NONCE_EXPIRED);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_b, 999, LIFE, &expires),
                      RP_NONCE_OTHER_DEVICE);
     memcpy(k2, key, sizeof(k2));
     k2[31] ^= 1;
-    assert_int_equal(rp_nonce_check(k2, n, sizeof(n), dev_a, 999, &expires), RP_NONCE_UNKNOWN);
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n) - 1, dev_a, 999, &expires), RP_NONCE_UNKNOWN);
-    assert_int_equal(rp_nonce_check(key, NULL, 0, dev_a, 999, &expires), RP_NONCE_UNKNOWN);
+    assert_int_equal(rp_nonce_check(k2, n, sizeof(n), dev_a, 999, LIFE, &expires), RP_NONCE_UNKNOWN);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n) - 1, dev_a, 999, LIFE, &expires), RP_NONCE_UNKNOWN);
+    assert_int_equal(rp_nonce_check(key, NULL, 0, dev_a, 999, LIFE, &expires), RP_NONCE_UNKNOWN);
     /* Every bit is covered: the time and the random part by both MACs, each MAC by itself. A
      * changed second MAC is a nonce made here for another device. */
     for (size_t i = 0; i < sizeof(n); i++) {
         for (int bit = 0; bit < 8; bit++) {
             rp_nonce_result_t want = i < 24 ? RP_NONCE_UNKNOWN : RP_NONCE_OTHER_DEVICE;
             n[i] ^= (uint8_t)(1 << bit);
-            assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 999, &expires), want);
+            assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 999, LIFE, &expires), want);
             n[i] ^= (uint8_t)(1 << bit);
         }
     }
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 999, &expires), RP_NONCE_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 999, LIFE, &expires), RP_NONCE_OK);
     /* An all-zero or all-ones nonce is not one of ours. */
     memset(n, 0, sizeof(n));
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 0, &expires), RP_NONCE_UNKNOWN);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 0, LIFE, &expires), RP_NONCE_UNKNOWN);
     memset(n, 0xff, sizeof(n));
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 0, &expires), RP_NONCE_UNKNOWN);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 0, LIFE, &expires), RP_NONCE_UNKNOWN);
     assert_int_equal(rp_nonce_issue(key, dev_a, -1, n), RP_ERR_INVALID_ARG);
+}
+
+/* A nonce issued by a clock that ran a day ahead is refused at the real clock, and stays
+ * refused for the whole day (review r10 M1): no replica with a right clock issues one whose
+ * expiry lies further ahead than the lifetime plus RP_NONCE_AHEAD_SLACK. */
+static void nonce_from_clock_ahead(void **state)
+{
+    const int64_t real = 1800000000, day = 86400;
+    uint8_t n[RP_NONCE_SIZE];
+    int64_t expires = 0;
+
+    (void)state;
+    assert_int_equal(rp_nonce_issue(key, dev_a, real + day + LIFE, n), RP_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, real, LIFE, &expires),
+                     RP_NONCE_AHEAD);
+    assert_int_equal(expires, real + day + LIFE);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, real + day / 2, LIFE, &expires),
+                     RP_NONCE_AHEAD);
+    /* Its own clock (a day ahead) takes it, until it expires there. */
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, real + day, LIFE, &expires),
+                     RP_NONCE_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, real + day + LIFE + 1, LIFE,
+                                    &expires),
+                     RP_NONCE_EXPIRED);
+    /* The edge: a clock RP_NONCE_AHEAD_SLACK ahead is still taken, one second more is not. */
+    assert_int_equal(rp_nonce_issue(key, dev_a, real + LIFE + RP_NONCE_AHEAD_SLACK, n), RP_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, real, LIFE, &expires), RP_NONCE_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, real - 1, LIFE, &expires),
+                     RP_NONCE_AHEAD);
+    /* A lifetime shortened (SIGHUP) bounds the nonces issued under the longer one too. */
+    assert_int_equal(rp_nonce_issue(key, dev_a, real + 3600, n), RP_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, real, 3600, &expires), RP_NONCE_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, real, LIFE, &expires),
+                     RP_NONCE_AHEAD);
+    /* Far times and a bad lifetime do not overflow: refused. */
+    assert_int_equal(rp_nonce_issue(key, dev_a, INT64_MAX, n), RP_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, -real, LIFE, &expires),
+                     RP_NONCE_AHEAD);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, INT64_MAX, INT64_MAX, &expires),
+                     RP_NONCE_AHEAD);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, INT64_MAX, -1, &expires),
+                     RP_NONCE_AHEAD);
 }
 
 /* --- the store ------------------------------------------------------------------------------ */
@@ -4238,6 +4281,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(nonce_round_trip),
         cmocka_unit_test(nonce_refusals),
+        cmocka_unit_test(nonce_from_clock_ahead),
         cmocka_unit_test_setup_teardown(store_schema, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_uploads_limits_and_sweep, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_delta_lease_renewed, db_setup, db_teardown),
