@@ -160,14 +160,15 @@ static rp_err_t sign_cert_ready(X509 *cert, const EVP_MD_CTX *ready)
     return ok ? RP_OK : openssl_failed("signing a certificate");
 }
 
-/* A self-signed CA certificate for key, back-dated as far as the device certificates it issues
- * (RP_DEVICE_CERT_BACKDATE: a new tenant's first one is not cut short by its CA's start). */
+/* A self-signed CA certificate for key, back-dated RP_CA_BACKDATE: further than the device
+ * certificates it issues (a new tenant's first one is not cut short by its CA's start), and as far
+ * as a clock may have been ahead when it was made and the CA still count (ca.h). */
 static rp_err_t make_ca_cert(EVP_PKEY *key, const char *cn, const char *org, int64_t now,
                              int64_t lifetime, X509 **out)
 {
     char serial[RP_SERIAL_SIZE];
     X509 *cert = NULL;
-    rp_err_t err = new_cert(key, cn, org, NULL, now - RP_DEVICE_CERT_BACKDATE, now + lifetime,
+    rp_err_t err = new_cert(key, cn, org, NULL, now - RP_CA_BACKDATE, now + lifetime,
                             &cert, serial);
 
     if (err == RP_OK)
@@ -892,7 +893,7 @@ rp_err_t rp_ca_roll_ending(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LEN
     int n = 0;
     /* Due at two thirds of a life that began back-dated: a few minutes more is what may be
      * picked up early (rp_ca_get_or_create then leaves it, and it is picked up again). */
-    rp_err_t err = rp_store_ca_ending(s, now + (RP_CA_LIFETIME + RP_DEVICE_CERT_BACKDATE) / 3 + 1,
+    rp_err_t err = rp_store_ca_ending(s, now + (RP_CA_LIFETIME + RP_CA_BACKDATE) / 3 + 1,
                                       ids, RP_CA_SWEEP_MAX, &n);
 
     *rolled = 0;

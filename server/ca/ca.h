@@ -36,6 +36,12 @@
  * difference is the replicas' ordinary skew. As many again are read as may be live, so that such
  * ones never push a live one out of the list. */
 #define RP_CA_START_SLACK 3600
+/* A CA is valid from this long before it is made: every CA that counts (its start at most
+ * RP_CA_START_SLACK ahead of now) has begun, and so can sign, whatever the clock that made it
+ * (review r10 L1: a first CA made by a clock 5 to 65 minutes ahead counted, so none was made,
+ * but could not sign yet). Its device certificates are still back-dated RP_DEVICE_CERT_BACKDATE
+ * only. */
+#define RP_CA_BACKDATE RP_CA_START_SLACK
 #define RP_CA_LISTED (2 * RP_CA_LIVE)
 
 /* A device certificate is valid from 5 minutes before its issue (until RP_DEVICE_CERT_LIFETIME

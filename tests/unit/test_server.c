@@ -3845,7 +3845,7 @@ static void ca_device_cert_dates(void **state)
     X509 *cert;
     rp_cert_record_t rec;
 
-    /* the CA made an hour before (its own certificate back-dated as far as the device's) */
+    /* the CA made an hour before */
     assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, issued - 3600, &ca), RP_OK);
     assert_int_equal(rp_key_generate(RP_SIG_ECDSA_P256, &device), RP_OK);
     assert_int_equal(rp_key_spki(device, spki, sizeof(spki), &len), RP_OK);
@@ -3855,11 +3855,17 @@ static void ca_device_cert_dates(void **state)
     assert_int_equal(rp_cert_time(X509_get0_notAfter(cert)), issued + 24 * 3600);
     assert_int_equal(rec.not_after, issued + 24 * 3600);
     X509_free(cert);
-    /* issued as the CA begins: back-dated no further than the CA's own start */
+    /* the CA back-dated RP_CA_BACKDATE (an hour), a certificate issued as it was made only 5 min */
+    assert_int_equal(ca.cert_not_before, issued - 3600 - RP_CA_BACKDATE);
     assert_int_equal(
         rp_ca_issue_device_cert(&ca, spki, len, "dates", issued - 3600, &cert, &rec), RP_OK);
+    assert_int_equal(rp_cert_time(X509_get0_notBefore(cert)), issued - 3600 - 300);
+    X509_free(cert);
+    /* issued as the CA begins: back-dated no further than the CA's own start */
+    assert_int_equal(rp_ca_issue_device_cert(&ca, spki, len, "dates", ca.cert_not_before + 100,
+                                             &cert, &rec),
+                     RP_OK);
     assert_int_equal(rp_cert_time(X509_get0_notBefore(cert)), ca.cert_not_before);
-    assert_int_equal(ca.cert_not_before, issued - 3600 - 300);
     X509_free(cert);
     EVP_PKEY_free(device);
     rp_ca_free(&ca);
@@ -4031,7 +4037,7 @@ static void ca_clock_ahead(void **state)
 {
     struct db *db = *state;
     const int64_t t0 = (int64_t)time(NULL), day = 24 * 3600, life = RP_CA_LIFETIME;
-    const int64_t due1 = t0 - RP_DEVICE_CERT_BACKDATE + (life + RP_DEVICE_CERT_BACKDATE) / 3 * 2;
+    const int64_t due1 = t0 - RP_CA_BACKDATE + (life + RP_CA_BACKDATE) / 3 * 2;
     uint8_t master[RP_MASTER_KEY_LEN];
     rp_ca_record_t recs[RP_CA_LISTED];
     rp_cert_record_t rec;
@@ -4054,7 +4060,7 @@ static void ca_clock_ahead(void **state)
     assert_true(verifies_at(cert, ca.cert_pem, t0 + 1));
     X509_free(cert);
     /* read again when generation 0 begins to count */
-    assert_int_equal(ca.changes_at, t0 + day - RP_DEVICE_CERT_BACKDATE - RP_CA_START_SLACK);
+    assert_int_equal(ca.changes_at, t0 + day - RP_CA_BACKDATE - RP_CA_START_SLACK);
     rp_ca_free(&ca);
     /* and only once (a replica a little later, or behind by less than the slack) */
     assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, t0 + 1, &ca), RP_OK);
@@ -4085,13 +4091,38 @@ static void ca_clock_ahead(void **state)
         rp_ca_record_free(&recs[i]);
 }
 
+/* A first CA made while the clock ran ahead by less than RP_CA_START_SLACK counts (no other is
+ * made) and signs at once at the right time: it is back-dated that far (review r10 L1). */
+static void ca_clock_ahead_within_slack(void **state)
+{
+    struct db *db = *state;
+    const int64_t t0 = (int64_t)time(NULL);
+    uint8_t master[RP_MASTER_KEY_LEN];
+    rp_cert_record_t rec;
+    rp_ca_t ca;
+    X509 *cert;
+
+    memset(master, 0x47, sizeof(master));
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, t0 + RP_CA_START_SLACK, &ca),
+                     RP_OK);
+    rp_ca_free(&ca);
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, t0, &ca), RP_OK);
+    assert_int_equal(ca.n, 1);
+    assert_int_equal(ca.generation[0], 0);
+    assert_int_equal(ca.signer, 0);
+    assert_int_equal(issue_at(&ca, t0, &cert, &rec), RP_OK);
+    assert_true(verifies_at(cert, ca.cert_pem, t0 + 1));
+    X509_free(cert);
+    rp_ca_free(&ca);
+}
+
 /* A tenant not in use rolls over too: the service's sweep makes its successor when it is due,
  * not before; the soonest end then stays a third of a life away. */
 static void ca_sweep_dormant(void **state)
 {
     struct db *db = *state;
     const int64_t t0 = (int64_t)time(NULL), life = RP_CA_LIFETIME;
-    const int64_t due = t0 - RP_DEVICE_CERT_BACKDATE + (life + RP_DEVICE_CERT_BACKDATE) / 3 * 2;
+    const int64_t due = t0 - RP_CA_BACKDATE + (life + RP_CA_BACKDATE) / 3 * 2;
     uint8_t master[RP_MASTER_KEY_LEN];
     rp_ca_record_t recs[RP_CA_LISTED];
     int64_t soonest;
@@ -4127,8 +4158,8 @@ static void ca_rollover(void **state)
 {
     struct db *db = *state;
     const int64_t t0 = (int64_t)time(NULL), life = RP_CA_LIFETIME;
-    /* the first CA is back-dated as far as the device certificates it issues */
-    const int64_t due = t0 - RP_DEVICE_CERT_BACKDATE + (life + RP_DEVICE_CERT_BACKDATE) / 3 * 2;
+    /* the first CA is back-dated RP_CA_BACKDATE */
+    const int64_t due = t0 - RP_CA_BACKDATE + (life + RP_CA_BACKDATE) / 3 * 2;
     uint8_t master[RP_MASTER_KEY_LEN];
     rp_store_t *replica = NULL;
     rp_cert_record_t rec;
@@ -4155,7 +4186,7 @@ static void ca_rollover(void **state)
     refused = rp_ca_signing_refused();
     assert_int_equal(issue_at(&ca, t0 + life, &cert, &rec), RP_ERR_EXPIRED);
     assert_null(cert);
-    assert_int_equal(issue_at(&ca, t0 - 3600, &cert, &rec), RP_ERR_EXPIRED);
+    assert_int_equal(issue_at(&ca, t0 - RP_CA_BACKDATE - 1, &cert, &rec), RP_ERR_EXPIRED);
     assert_int_equal(rp_ca_signing_refused(), refused + 2);
     rp_ca_free(&ca);
 
@@ -4290,6 +4321,7 @@ int main(void)
         cmocka_unit_test(ca_rollover_rules),
         cmocka_unit_test_setup_teardown(ca_rollover, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(ca_clock_ahead, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(ca_clock_ahead_within_slack, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(ca_sweep_dormant, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(ca_device_cert_dates, db_setup, db_teardown),
         cmocka_unit_test(service_cert_within_ca),
