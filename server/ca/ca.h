@@ -207,6 +207,13 @@ rp_err_t rp_csr_parse(const uint8_t *data, size_t len, X509_REQ **csr) RP_MUST_C
 
 /* Whether cert chains to ca and is valid now for client authentication. */
 bool rp_cert_chains_to(X509 *cert, X509 *ca);
+/* A device certificate that ended at most this long ago still opens a failed device's recovery
+ * routes (docs/protocol.md "Verdicts"; review r10 M2): a week, a device offline over a weekend
+ * and more. */
+#define RP_RECOVERY_ENDED_MAX (7 * 24 * 3600)
+/* Whether cert chains to ca, ca is valid at now, and cert has ended, at most ended_max seconds
+ * before now (and had begun): rp_cert_chains_to but for cert's end. */
+bool rp_cert_chains_to_ended(X509 *cert, X509 *ca, int64_t now, int64_t ended_max);
 /* A certificate's serial, lowercase hex. */
 void rp_cert_serial_hex(X509 *cert, char out[RP_SERIAL_SIZE]);
 

@@ -494,8 +494,8 @@ static rp_attest_reason_t freshness(rp_req_t *r, const rp_eat_claims_t *claims,
         return binding_reason(
             rp_req_binding_spend(r, claims->nonce, claims->nonce_len, r->w->srv->nonce_lifetime));
     reason = nonce_reason(rp_nonce_check(r->w->srv->nonce_key, claims->nonce, claims->nonce_len,
-                                         device, (int64_t)time(NULL),
-                                         r->w->srv->nonce_lifetime, &v->nonce_expires));
+                                         device, (int64_t)time(NULL), r->w->srv->nonce_lifetime,
+                                         &v->nonce_expires));
     if (reason == RP_REASON_PASS) {
         /* From here on the nonce is spent with whatever verdict follows. */
         v->nonce = claims->nonce;

@@ -74,13 +74,16 @@ static void nonce_refusals(void **state)
 
     (void)state;
     assert_int_equal(rp_nonce_issue(key, dev_a, 1000, n), RP_OK);
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 1001, LIFE, &expires), RP_NONCE_EXPIRED);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 1001, LIFE, &expires),
+                     RP_NONCE_EXPIRED);
     assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_b, 999, LIFE, &expires),
                      RP_NONCE_OTHER_DEVICE);
     memcpy(k2, key, sizeof(k2));
     k2[31] ^= 1;
-    assert_int_equal(rp_nonce_check(k2, n, sizeof(n), dev_a, 999, LIFE, &expires), RP_NONCE_UNKNOWN);
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n) - 1, dev_a, 999, LIFE, &expires), RP_NONCE_UNKNOWN);
+    assert_int_equal(rp_nonce_check(k2, n, sizeof(n), dev_a, 999, LIFE, &expires),
+                     RP_NONCE_UNKNOWN);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n) - 1, dev_a, 999, LIFE, &expires),
+                     RP_NONCE_UNKNOWN);
     assert_int_equal(rp_nonce_check(key, NULL, 0, dev_a, 999, LIFE, &expires), RP_NONCE_UNKNOWN);
     /* Every bit is covered: the time and the random part by both MACs, each MAC by itself. A
      * changed second MAC is a nonce made here for another device. */
@@ -120,9 +123,9 @@ static void nonce_from_clock_ahead(void **state)
     /* Its own clock (a day ahead) takes it, until it expires there. */
     assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, real + day, LIFE, &expires),
                      RP_NONCE_OK);
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, real + day + LIFE + 1, LIFE,
-                                    &expires),
-                     RP_NONCE_EXPIRED);
+    assert_int_equal(
+        rp_nonce_check(key, n, sizeof(n), dev_a, real + day + LIFE + 1, LIFE, &expires),
+        RP_NONCE_EXPIRED);
     /* The edge: a clock RP_NONCE_AHEAD_SLACK ahead is still taken, one second more is not. */
     assert_int_equal(rp_nonce_issue(key, dev_a, real + LIFE + RP_NONCE_AHEAD_SLACK, n), RP_OK);
     assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, real, LIFE, &expires), RP_NONCE_OK);
@@ -3862,9 +3865,9 @@ static void ca_device_cert_dates(void **state)
     assert_int_equal(rp_cert_time(X509_get0_notBefore(cert)), issued - 3600 - 300);
     X509_free(cert);
     /* issued as the CA begins: back-dated no further than the CA's own start */
-    assert_int_equal(rp_ca_issue_device_cert(&ca, spki, len, "dates", ca.cert_not_before + 100,
-                                             &cert, &rec),
-                     RP_OK);
+    assert_int_equal(
+        rp_ca_issue_device_cert(&ca, spki, len, "dates", ca.cert_not_before + 100, &cert, &rec),
+        RP_OK);
     assert_int_equal(rp_cert_time(X509_get0_notBefore(cert)), ca.cert_not_before);
     X509_free(cert);
     EVP_PKEY_free(device);
