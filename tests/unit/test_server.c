@@ -4119,6 +4119,42 @@ static void ca_clock_ahead_within_slack(void **state)
     rp_ca_free(&ca);
 }
 
+/* An ended certificate for a failed device's recovery routes (review r10 M2): its chain is
+ * checked with only its end waived, for at most ended_max after it, its CA valid now. */
+static void ca_chains_to_ended(void **state)
+{
+    struct db *db = *state;
+    const int64_t t0 = (int64_t)time(NULL), day = 24 * 3600, week = RP_RECOVERY_ENDED_MAX;
+    uint8_t master[RP_MASTER_KEY_LEN], other_master[RP_MASTER_KEY_LEN];
+    rp_cert_record_t rec;
+    rp_tenant_t globex;
+    rp_ca_t ca, other;
+    X509 *cert, *issuer;
+
+    memset(master, 0x48, sizeof(master));
+    memset(other_master, 0x49, sizeof(other_master));
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, t0, &ca), RP_OK);
+    assert_int_equal(issue_at(&ca, t0, &cert, &rec), RP_OK);
+    issuer = ca.certs[ca.signer];
+    assert_false(rp_cert_chains_to_ended(cert, issuer, t0 + 60, week));  /* not ended */
+    assert_false(rp_cert_chains_to_ended(cert, issuer, t0 - 600, week)); /* not begun */
+    assert_true(rp_cert_chains_to_ended(cert, issuer, t0 + day + 1, week));
+    assert_true(rp_cert_chains_to_ended(cert, issuer, t0 + day + week, week));
+    assert_false(rp_cert_chains_to_ended(cert, issuer, t0 + day + week + 1, week));
+    assert_false(rp_cert_chains_to_ended(cert, issuer, t0 + day + 1, -1));
+    /* its CA ended, however long ended_max */
+    assert_true(rp_cert_chains_to_ended(cert, issuer, t0 + RP_CA_LIFETIME - 1, RP_CA_LIFETIME));
+    assert_false(rp_cert_chains_to_ended(cert, issuer, t0 + RP_CA_LIFETIME, RP_CA_LIFETIME));
+    /* another tenant's CA: no chain */
+    assert_int_equal(rp_store_tenant_create(db->s, "globex-ended", &globex), RP_OK);
+    assert_int_equal(rp_ca_get_or_create(db->s, other_master, &globex, t0, &other), RP_OK);
+    assert_false(rp_cert_chains_to_ended(cert, other.certs[other.signer], t0 + day + 1, week));
+    assert_true(rp_cert_chains_to(cert, issuer)); /* (current now: the plain check's) */
+    X509_free(cert);
+    rp_ca_free(&other);
+    rp_ca_free(&ca);
+}
+
 /* A tenant not in use rolls over too: the service's sweep makes its successor when it is due,
  * not before; the soonest end then stays a third of a life away. */
 static void ca_sweep_dormant(void **state)
@@ -4325,6 +4361,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(ca_rollover, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(ca_clock_ahead, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(ca_clock_ahead_within_slack, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(ca_chains_to_ended, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(ca_sweep_dormant, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(ca_device_cert_dates, db_setup, db_teardown),
         cmocka_unit_test(service_cert_within_ca),
