@@ -160,15 +160,16 @@ static rp_err_t sign_cert_ready(X509 *cert, const EVP_MD_CTX *ready)
     return ok ? RP_OK : openssl_failed("signing a certificate");
 }
 
-/* A self-signed CA certificate for key, back-dated as far as the device certificates it issues
- * (RP_DEVICE_CERT_BACKDATE: a new tenant's first one is not cut short by its CA's start). */
+/* A self-signed CA certificate for key, back-dated RP_CA_BACKDATE: further than the device
+ * certificates it issues (a new tenant's first one is not cut short by its CA's start), and as far
+ * as a clock may have been ahead when it was made and the CA still count (ca.h). */
 static rp_err_t make_ca_cert(EVP_PKEY *key, const char *cn, const char *org, int64_t now,
                              int64_t lifetime, X509 **out)
 {
     char serial[RP_SERIAL_SIZE];
     X509 *cert = NULL;
-    rp_err_t err = new_cert(key, cn, org, NULL, now - RP_DEVICE_CERT_BACKDATE, now + lifetime,
-                            &cert, serial);
+    rp_err_t err =
+        new_cert(key, cn, org, NULL, now - RP_CA_BACKDATE, now + lifetime, &cert, serial);
 
     if (err == RP_OK)
         err = add_ext(cert, NULL, NID_basic_constraints, "critical,CA:TRUE,pathlen:0");
@@ -892,8 +893,8 @@ rp_err_t rp_ca_roll_ending(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LEN
     int n = 0;
     /* Due at two thirds of a life that began back-dated: a few minutes more is what may be
      * picked up early (rp_ca_get_or_create then leaves it, and it is picked up again). */
-    rp_err_t err = rp_store_ca_ending(s, now + (RP_CA_LIFETIME + RP_DEVICE_CERT_BACKDATE) / 3 + 1,
-                                      ids, RP_CA_SWEEP_MAX, &n);
+    rp_err_t err = rp_store_ca_ending(s, now + (RP_CA_LIFETIME + RP_CA_BACKDATE) / 3 + 1, ids,
+                                      RP_CA_SWEEP_MAX, &n);
 
     *rolled = 0;
     for (int i = 0; i < n && err == RP_OK; i++) {
@@ -1289,19 +1290,46 @@ rp_err_t rp_ca_crls(rp_store_t *s, const rp_ca_t *ca, int64_t now, uint8_t **der
     return err;
 }
 
-bool rp_cert_chains_to(X509 *cert, X509 *ca)
+/* The one chain check: cert to ca for client authentication, the times checked unless flags
+ * says X509_V_FLAG_NO_CHECK_TIME. */
+static bool chains_to(X509 *cert, X509 *ca, unsigned long flags)
 {
     X509_STORE *store = X509_STORE_new();
     X509_STORE_CTX *ctx = X509_STORE_CTX_new();
-    bool ok = store != NULL && ctx != NULL && X509_STORE_add_cert(store, ca) == 1 &&
-              X509_STORE_CTX_init(ctx, store, cert, NULL) == 1 &&
-              X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT) == 1 &&
-              X509_verify_cert(ctx) == 1;
+    bool ok =
+        store != NULL && ctx != NULL && X509_STORE_add_cert(store, ca) == 1 &&
+        X509_STORE_CTX_init(ctx, store, cert, NULL) == 1 &&
+        X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT) == 1 &&
+        (flags == 0 || X509_VERIFY_PARAM_set_flags(X509_STORE_CTX_get0_param(ctx), flags) == 1) &&
+        X509_verify_cert(ctx) == 1;
 
     X509_STORE_CTX_free(ctx);
     X509_STORE_free(store);
     ERR_clear_error();
     return ok;
+}
+
+bool rp_cert_chains_to(X509 *cert, X509 *ca)
+{
+    return chains_to(cert, ca, 0);
+}
+
+bool rp_cert_chains_to_ended(X509 *cert, X509 *ca, int64_t now, int64_t ended_max)
+{
+    int64_t cert_nb, cert_na, ca_nb, ca_na;
+
+    if (cert == NULL || ca == NULL || ended_max < 0)
+        return false;
+    cert_nb = rp_cert_time(X509_get0_notBefore(cert));
+    cert_na = rp_cert_time(X509_get0_notAfter(cert));
+    ca_nb = rp_cert_time(X509_get0_notBefore(ca));
+    ca_na = rp_cert_time(X509_get0_notAfter(ca));
+    /* Times unreadable (0); the CA not valid now; the certificate not begun, not ended, or ended
+     * longer ago than ended_max: refused. */
+    if (cert_nb <= 0 || cert_na <= 0 || ca_nb <= 0 || ca_na <= 0 || now < ca_nb || now >= ca_na ||
+        now < cert_nb || now < cert_na || now - cert_na > ended_max)
+        return false;
+    return chains_to(cert, ca, X509_V_FLAG_NO_CHECK_TIME);
 }
 
 void rp_cert_serial_hex(X509 *cert, char out[RP_SERIAL_SIZE])

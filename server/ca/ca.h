@@ -36,6 +36,12 @@
  * difference is the replicas' ordinary skew. As many again are read as may be live, so that such
  * ones never push a live one out of the list. */
 #define RP_CA_START_SLACK 3600
+/* A CA is valid from this long before it is made: every CA that counts (its start at most
+ * RP_CA_START_SLACK ahead of now) has begun, and so can sign, whatever the clock that made it
+ * (review r10 L1: a first CA made by a clock 5 to 65 minutes ahead counted, so none was made,
+ * but could not sign yet). Its device certificates are still back-dated RP_DEVICE_CERT_BACKDATE
+ * only. */
+#define RP_CA_BACKDATE RP_CA_START_SLACK
 #define RP_CA_LISTED (2 * RP_CA_LIVE)
 
 /* A device certificate is valid from 5 minutes before its issue (until RP_DEVICE_CERT_LIFETIME
@@ -201,6 +207,13 @@ rp_err_t rp_csr_parse(const uint8_t *data, size_t len, X509_REQ **csr) RP_MUST_C
 
 /* Whether cert chains to ca and is valid now for client authentication. */
 bool rp_cert_chains_to(X509 *cert, X509 *ca);
+/* A device certificate that ended at most this long ago still opens a failed device's recovery
+ * routes (docs/protocol.md "Verdicts"; review r10 M2): a week, a device offline over a weekend
+ * and more. */
+#define RP_RECOVERY_ENDED_MAX (7 * 24 * 3600)
+/* Whether cert chains to ca, ca is valid at now, and cert has ended, at most ended_max seconds
+ * before now (and had begun): rp_cert_chains_to but for cert's end. */
+bool rp_cert_chains_to_ended(X509 *cert, X509 *ca, int64_t now, int64_t ended_max);
 /* A certificate's serial, lowercase hex. */
 void rp_cert_serial_hex(X509 *cert, char out[RP_SERIAL_SIZE]);
 

@@ -460,6 +460,8 @@ static rp_attest_reason_t nonce_reason(rp_nonce_result_t n)
     case RP_NONCE_OK: return RP_REASON_PASS;
     case RP_NONCE_EXPIRED: return RP_REASON_NONCE_EXPIRED;
     case RP_NONCE_OTHER_DEVICE: return RP_REASON_NONCE_WRONG_DEVICE;
+    /* A nonce from a clock that ran ahead: not one a replica with a right clock issues. */
+    case RP_NONCE_AHEAD: return RP_REASON_NONCE_UNKNOWN;
     default: return RP_REASON_NONCE_UNKNOWN;
     }
 }
@@ -492,7 +494,8 @@ static rp_attest_reason_t freshness(rp_req_t *r, const rp_eat_claims_t *claims,
         return binding_reason(
             rp_req_binding_spend(r, claims->nonce, claims->nonce_len, r->w->srv->nonce_lifetime));
     reason = nonce_reason(rp_nonce_check(r->w->srv->nonce_key, claims->nonce, claims->nonce_len,
-                                         device, (int64_t)time(NULL), &v->nonce_expires));
+                                         device, (int64_t)time(NULL), r->w->srv->nonce_lifetime,
+                                         &v->nonce_expires));
     if (reason == RP_REASON_PASS) {
         /* From here on the nonce is spent with whatever verdict follows. */
         v->nonce = claims->nonce;

@@ -397,7 +397,8 @@ bool rp_device_auth(rp_req_t *r, rp_device_t *device, bool recovery)
     char id[RP_DEVICE_ID_SIZE] = "", serial[RP_SERIAL_SIZE];
     rp_cert_record_t rec;
     const rp_ca_t *ca = NULL;
-    bool known;
+    X509 *issuer;
+    bool known, ended = false;
     rp_err_t err;
 
     if (peer == NULL) {
@@ -419,9 +420,18 @@ bool rp_device_auth(rp_req_t *r, rp_device_t *device, bool recovery)
         rp_reply_failure(r, err, "cannot look up the device: %s", rp_strerror(err));
         return false;
     }
-    /* Any of the tenant's valid CAs: during a rollover, certificates of both are in use. */
-    if (err != RP_OK || rp_ca_issuer_of(ca, peer) == NULL ||
-        !rp_req_peer_chains_to(r, peer, rp_ca_issuer_of(ca, peer))) {
+    /* Any of the tenant's valid CAs: during a rollover, certificates of both are in use. On a
+     * recovery route, for a device whose only bar is a proven failure, a certificate of that CA
+     * that ended at most RP_RECOVERY_ENDED_MAX ago too (review r10 M2: a device offline for a day
+     * is not locked out); what else it must be is checked below, as for a current one. */
+    issuer = err == RP_OK ? rp_ca_issuer_of(ca, peer) : NULL;
+    if (issuer != NULL && !rp_req_peer_chains_to(r, peer, issuer)) {
+        ended = recovery && rp_device_failed(device) && !device->blocked &&
+                rp_cert_chains_to_ended(peer, issuer, (int64_t)time(NULL), RP_RECOVERY_ENDED_MAX);
+        if (!ended)
+            issuer = NULL;
+    }
+    if (issuer == NULL) {
         rp_reply_error(r, 401, "unauthorized", "not a device certificate of a tenant here");
         return false;
     }
@@ -446,11 +456,19 @@ bool rp_device_auth(rp_req_t *r, rp_device_t *device, bool recovery)
     if (rp_device_failed(device) && !device->blocked) {
         if (recovery && known && (rec.revoked_at == 0 || rec.revoked_for == RP_REVOKED_FAILED))
             return true;
+        if (ended) { /* an ended certificate opens nothing else */
+            rp_reply_error(r, 401, "unauthorized", "the certificate has ended");
+            return false;
+        }
         rp_reply_error(r, 403, "attestation_failed",
                        "the device's last attestation failed (%s): it has a certificate again "
                        "when it next passes (until then it may send its reports and status and "
                        "fetch its update)",
                        device->last_reason);
+        return false;
+    }
+    if (ended) { /* (unreachable: ended needs a failed device; fail closed all the same) */
+        rp_reply_error(r, 401, "unauthorized", "the certificate has ended");
         return false;
     }
     if (!known || rec.revoked_at != 0) {

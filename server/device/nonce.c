@@ -64,7 +64,7 @@ rp_err_t rp_nonce_issue(const uint8_t key[RP_NONCE_KEY_LEN], const uint8_t devic
 
 rp_nonce_result_t rp_nonce_check(const uint8_t key[RP_NONCE_KEY_LEN], const uint8_t *nonce,
                                  size_t len, const uint8_t device[RP_SHA256_LEN], int64_t now,
-                                 int64_t *expires)
+                                 int64_t lifetime, int64_t *expires)
 {
     uint8_t want[MAC_LEN];
     uint64_t e;
@@ -82,5 +82,9 @@ rp_nonce_result_t rp_nonce_check(const uint8_t key[RP_NONCE_KEY_LEN], const uint
         return RP_NONCE_OTHER_DEVICE;
     if (now > *expires)
         return RP_NONCE_EXPIRED;
+    /* expires >= now: the difference is exact in uint64_t whatever the signs. */
+    if (lifetime < 0 || lifetime > INT64_MAX - RP_NONCE_AHEAD_SLACK ||
+        (uint64_t)*expires - (uint64_t)now > (uint64_t)(lifetime + RP_NONCE_AHEAD_SLACK))
+        return RP_NONCE_AHEAD;
     return RP_NONCE_OK;
 }

@@ -24,21 +24,32 @@
 #define RP_NONCE_SIZE 32    /* bytes; the hex form is twice that */
 #define RP_NONCE_KEY_LEN 32 /* HMAC-SHA256 key */
 
+/* Seconds a nonce's expiry may lie beyond now + the nonce lifetime and still be taken: a replica
+ * whose clock runs up to this far ahead (the skew a device certificate's back-date absorbs, 5
+ * minutes) still has its nonces taken by the others. A nonce whose expiry lies further ahead can
+ * only come from a clock that ran ahead, and would otherwise live as long as the step (review r10
+ * M1): it is refused. */
+#define RP_NONCE_AHEAD_SLACK 300
+
 typedef enum rp_nonce_result {
     RP_NONCE_OK = 0,       /* made by this service for this device, not expired */
     RP_NONCE_UNKNOWN,      /* not made by this service (or not a nonce at all) */
     RP_NONCE_EXPIRED,      /* made here, but its time is up */
     RP_NONCE_OTHER_DEVICE, /* made here for another device */
+    RP_NONCE_AHEAD,        /* made here, but by a clock ahead: it expires later than
+                              now + lifetime + RP_NONCE_AHEAD_SLACK */
 } rp_nonce_result_t;
 
 /* A new nonce for a device (its ID as 32 bytes), usable until expires. */
 rp_err_t rp_nonce_issue(const uint8_t key[RP_NONCE_KEY_LEN], const uint8_t device[RP_SHA256_LEN],
                         int64_t expires, uint8_t nonce[RP_NONCE_SIZE]) RP_MUST_CHECK;
 
-/* Whether the nonce is usable by the device now. Constant time in the MACs. OUT: *expires (when
- * the result is RP_NONCE_OK or RP_NONCE_EXPIRED), for how long the store must remember it spent. */
+/* Whether the nonce is usable by the device now, lifetime being the seconds a nonce issued now
+ * lives (--nonce-lifetime). Constant time in the MACs. OUT: *expires (when the result is
+ * RP_NONCE_OK, RP_NONCE_EXPIRED or RP_NONCE_AHEAD), for how long the store must remember it
+ * spent. */
 rp_nonce_result_t rp_nonce_check(const uint8_t key[RP_NONCE_KEY_LEN], const uint8_t *nonce,
                                  size_t len, const uint8_t device[RP_SHA256_LEN], int64_t now,
-                                 int64_t *expires);
+                                 int64_t lifetime, int64_t *expires);
 
 #endif /* RAMPART_NONCE_H */

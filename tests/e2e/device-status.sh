@@ -10,6 +10,7 @@
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT to the rampart-agent binary}"
 d=$E2E_DIR
+server_bin=$RAMPART_SERVER
 
 start_server "$d/srv"
 export RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN
@@ -175,6 +176,22 @@ recovers() { # the recovery routes answer the revoked certificate
   old_dev GET "/api/v1/device/roots?after=0"; is_status 200
 }
 recovers
+# The same a day later, its certificate ended (offline for a day: review r10 M2): the recovery
+# routes still take it, for a week after its end; nothing else does.
+at_server() { # OFFSET: the service again, its clock at OFFSET ("" for the real one)
+  kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+  RAMPART_SERVER=$server_bin SERVER_CLOCK=$1 start_server "$d/srv"
+  export RAMPART_SERVER=$SERVER_URL
+}
+at_server +25h
+old_dev GET /api/v1/device/targets; is_status 200
+CERT=$d/old.crt post "$d/r1.json"; is_status 200; body_has '.apps == 2'
+old_dev POST "/.well-known/est/$acme/simplereenroll" -H 'Content-Type: application/pkcs10' \
+  --data-binary "@$d/r1.json"
+is_status 401
+at_server +200h # ended 7 days and 8 hours ago
+old_dev GET /api/v1/device/targets; is_status 401
+at_server ""
 # What it reports now is marked as sent while its last attestation had failed.
 printf '{"reports": [{"seq": 7, "at": 1764300000, "kind": "clock_jump", "component": "", "version": "", "reason": "failed", "code": ""}]}' >"$d/rep.json"
 old_dev POST /api/v1/device/reports -H 'Content-Type: application/json' --data-binary "@$d/rep.json"

@@ -50,6 +50,7 @@
 static const uint8_t key[RP_NONCE_KEY_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
 static const uint8_t dev_a[RP_SHA256_LEN] = {0xaa, 1};
 static const uint8_t dev_b[RP_SHA256_LEN] = {0xbb, 2};
+#define LIFE 60 /* --nonce-lifetime's default */
 
 static void nonce_round_trip(void **state)
 {
@@ -58,9 +59,9 @@ static void nonce_round_trip(void **state)
 
     (void)state;
     assert_int_equal(rp_nonce_issue(key, dev_a, 1000, n), RP_OK);
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 999, &expires), RP_NONCE_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 999, LIFE, &expires), RP_NONCE_OK);
     assert_int_equal(expires, 1000);
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 1000, &expires), RP_NONCE_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 1000, LIFE, &expires), RP_NONCE_OK);
     /* Two nonces for one device and one time still differ. */
     assert_int_equal(rp_nonce_issue(key, dev_a, 1000, other), RP_OK);
     assert_memory_not_equal(n, other, sizeof(n));
@@ -73,31 +74,76 @@ static void nonce_refusals(void **state)
 
     (void)state;
     assert_int_equal(rp_nonce_issue(key, dev_a, 1000, n), RP_OK);
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 1001, &expires), RP_NONCE_EXPIRED);
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_b, 999, &expires),
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 1001, LIFE, &expires),
+                     RP_NONCE_EXPIRED);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_b, 999, LIFE, &expires),
                      RP_NONCE_OTHER_DEVICE);
     memcpy(k2, key, sizeof(k2));
     k2[31] ^= 1;
-    assert_int_equal(rp_nonce_check(k2, n, sizeof(n), dev_a, 999, &expires), RP_NONCE_UNKNOWN);
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n) - 1, dev_a, 999, &expires), RP_NONCE_UNKNOWN);
-    assert_int_equal(rp_nonce_check(key, NULL, 0, dev_a, 999, &expires), RP_NONCE_UNKNOWN);
+    assert_int_equal(rp_nonce_check(k2, n, sizeof(n), dev_a, 999, LIFE, &expires),
+                     RP_NONCE_UNKNOWN);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n) - 1, dev_a, 999, LIFE, &expires),
+                     RP_NONCE_UNKNOWN);
+    assert_int_equal(rp_nonce_check(key, NULL, 0, dev_a, 999, LIFE, &expires), RP_NONCE_UNKNOWN);
     /* Every bit is covered: the time and the random part by both MACs, each MAC by itself. A
      * changed second MAC is a nonce made here for another device. */
     for (size_t i = 0; i < sizeof(n); i++) {
         for (int bit = 0; bit < 8; bit++) {
             rp_nonce_result_t want = i < 24 ? RP_NONCE_UNKNOWN : RP_NONCE_OTHER_DEVICE;
             n[i] ^= (uint8_t)(1 << bit);
-            assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 999, &expires), want);
+            assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 999, LIFE, &expires), want);
             n[i] ^= (uint8_t)(1 << bit);
         }
     }
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 999, &expires), RP_NONCE_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 999, LIFE, &expires), RP_NONCE_OK);
     /* An all-zero or all-ones nonce is not one of ours. */
     memset(n, 0, sizeof(n));
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 0, &expires), RP_NONCE_UNKNOWN);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 0, LIFE, &expires), RP_NONCE_UNKNOWN);
     memset(n, 0xff, sizeof(n));
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 0, &expires), RP_NONCE_UNKNOWN);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 0, LIFE, &expires), RP_NONCE_UNKNOWN);
     assert_int_equal(rp_nonce_issue(key, dev_a, -1, n), RP_ERR_INVALID_ARG);
+}
+
+/* A nonce issued by a clock that ran a day ahead is refused at the real clock, and stays
+ * refused for the whole day (review r10 M1): no replica with a right clock issues one whose
+ * expiry lies further ahead than the lifetime plus RP_NONCE_AHEAD_SLACK. */
+static void nonce_from_clock_ahead(void **state)
+{
+    const int64_t real = 1800000000, day = 86400;
+    uint8_t n[RP_NONCE_SIZE];
+    int64_t expires = 0;
+
+    (void)state;
+    assert_int_equal(rp_nonce_issue(key, dev_a, real + day + LIFE, n), RP_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, real, LIFE, &expires),
+                     RP_NONCE_AHEAD);
+    assert_int_equal(expires, real + day + LIFE);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, real + day / 2, LIFE, &expires),
+                     RP_NONCE_AHEAD);
+    /* Its own clock (a day ahead) takes it, until it expires there. */
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, real + day, LIFE, &expires),
+                     RP_NONCE_OK);
+    assert_int_equal(
+        rp_nonce_check(key, n, sizeof(n), dev_a, real + day + LIFE + 1, LIFE, &expires),
+        RP_NONCE_EXPIRED);
+    /* The edge: a clock RP_NONCE_AHEAD_SLACK ahead is still taken, one second more is not. */
+    assert_int_equal(rp_nonce_issue(key, dev_a, real + LIFE + RP_NONCE_AHEAD_SLACK, n), RP_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, real, LIFE, &expires), RP_NONCE_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, real - 1, LIFE, &expires),
+                     RP_NONCE_AHEAD);
+    /* A lifetime shortened (SIGHUP) bounds the nonces issued under the longer one too. */
+    assert_int_equal(rp_nonce_issue(key, dev_a, real + 3600, n), RP_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, real, 3600, &expires), RP_NONCE_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, real, LIFE, &expires),
+                     RP_NONCE_AHEAD);
+    /* Far times and a bad lifetime do not overflow: refused. */
+    assert_int_equal(rp_nonce_issue(key, dev_a, INT64_MAX, n), RP_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, -real, LIFE, &expires),
+                     RP_NONCE_AHEAD);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, INT64_MAX, INT64_MAX, &expires),
+                     RP_NONCE_AHEAD);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, INT64_MAX, -1, &expires),
+                     RP_NONCE_AHEAD);
 }
 
 /* --- the store ------------------------------------------------------------------------------ */
@@ -3802,7 +3848,7 @@ static void ca_device_cert_dates(void **state)
     X509 *cert;
     rp_cert_record_t rec;
 
-    /* the CA made an hour before (its own certificate back-dated as far as the device's) */
+    /* the CA made an hour before */
     assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, issued - 3600, &ca), RP_OK);
     assert_int_equal(rp_key_generate(RP_SIG_ECDSA_P256, &device), RP_OK);
     assert_int_equal(rp_key_spki(device, spki, sizeof(spki), &len), RP_OK);
@@ -3812,11 +3858,17 @@ static void ca_device_cert_dates(void **state)
     assert_int_equal(rp_cert_time(X509_get0_notAfter(cert)), issued + 24 * 3600);
     assert_int_equal(rec.not_after, issued + 24 * 3600);
     X509_free(cert);
-    /* issued as the CA begins: back-dated no further than the CA's own start */
+    /* the CA back-dated RP_CA_BACKDATE (an hour), a certificate issued as it was made only 5 min */
+    assert_int_equal(ca.cert_not_before, issued - 3600 - RP_CA_BACKDATE);
     assert_int_equal(
         rp_ca_issue_device_cert(&ca, spki, len, "dates", issued - 3600, &cert, &rec), RP_OK);
+    assert_int_equal(rp_cert_time(X509_get0_notBefore(cert)), issued - 3600 - 300);
+    X509_free(cert);
+    /* issued as the CA begins: back-dated no further than the CA's own start */
+    assert_int_equal(
+        rp_ca_issue_device_cert(&ca, spki, len, "dates", ca.cert_not_before + 100, &cert, &rec),
+        RP_OK);
     assert_int_equal(rp_cert_time(X509_get0_notBefore(cert)), ca.cert_not_before);
-    assert_int_equal(ca.cert_not_before, issued - 3600 - 300);
     X509_free(cert);
     EVP_PKEY_free(device);
     rp_ca_free(&ca);
@@ -3988,7 +4040,7 @@ static void ca_clock_ahead(void **state)
 {
     struct db *db = *state;
     const int64_t t0 = (int64_t)time(NULL), day = 24 * 3600, life = RP_CA_LIFETIME;
-    const int64_t due1 = t0 - RP_DEVICE_CERT_BACKDATE + (life + RP_DEVICE_CERT_BACKDATE) / 3 * 2;
+    const int64_t due1 = t0 - RP_CA_BACKDATE + (life + RP_CA_BACKDATE) / 3 * 2;
     uint8_t master[RP_MASTER_KEY_LEN];
     rp_ca_record_t recs[RP_CA_LISTED];
     rp_cert_record_t rec;
@@ -4011,7 +4063,7 @@ static void ca_clock_ahead(void **state)
     assert_true(verifies_at(cert, ca.cert_pem, t0 + 1));
     X509_free(cert);
     /* read again when generation 0 begins to count */
-    assert_int_equal(ca.changes_at, t0 + day - RP_DEVICE_CERT_BACKDATE - RP_CA_START_SLACK);
+    assert_int_equal(ca.changes_at, t0 + day - RP_CA_BACKDATE - RP_CA_START_SLACK);
     rp_ca_free(&ca);
     /* and only once (a replica a little later, or behind by less than the slack) */
     assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, t0 + 1, &ca), RP_OK);
@@ -4042,13 +4094,74 @@ static void ca_clock_ahead(void **state)
         rp_ca_record_free(&recs[i]);
 }
 
+/* A first CA made while the clock ran ahead by less than RP_CA_START_SLACK counts (no other is
+ * made) and signs at once at the right time: it is back-dated that far (review r10 L1). */
+static void ca_clock_ahead_within_slack(void **state)
+{
+    struct db *db = *state;
+    const int64_t t0 = (int64_t)time(NULL);
+    uint8_t master[RP_MASTER_KEY_LEN];
+    rp_cert_record_t rec;
+    rp_ca_t ca;
+    X509 *cert;
+
+    memset(master, 0x47, sizeof(master));
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, t0 + RP_CA_START_SLACK, &ca),
+                     RP_OK);
+    rp_ca_free(&ca);
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, t0, &ca), RP_OK);
+    assert_int_equal(ca.n, 1);
+    assert_int_equal(ca.generation[0], 0);
+    assert_int_equal(ca.signer, 0);
+    assert_int_equal(issue_at(&ca, t0, &cert, &rec), RP_OK);
+    assert_true(verifies_at(cert, ca.cert_pem, t0 + 1));
+    X509_free(cert);
+    rp_ca_free(&ca);
+}
+
+/* An ended certificate for a failed device's recovery routes (review r10 M2): its chain is
+ * checked with only its end waived, for at most ended_max after it, its CA valid now. */
+static void ca_chains_to_ended(void **state)
+{
+    struct db *db = *state;
+    const int64_t t0 = (int64_t)time(NULL), day = 24 * 3600, week = RP_RECOVERY_ENDED_MAX;
+    uint8_t master[RP_MASTER_KEY_LEN], other_master[RP_MASTER_KEY_LEN];
+    rp_cert_record_t rec;
+    rp_tenant_t globex;
+    rp_ca_t ca, other;
+    X509 *cert, *issuer;
+
+    memset(master, 0x48, sizeof(master));
+    memset(other_master, 0x49, sizeof(other_master));
+    assert_int_equal(rp_ca_get_or_create(db->s, master, &db->tenant, t0, &ca), RP_OK);
+    assert_int_equal(issue_at(&ca, t0, &cert, &rec), RP_OK);
+    issuer = ca.certs[ca.signer];
+    assert_false(rp_cert_chains_to_ended(cert, issuer, t0 + 60, week));  /* not ended */
+    assert_false(rp_cert_chains_to_ended(cert, issuer, t0 - 600, week)); /* not begun */
+    assert_true(rp_cert_chains_to_ended(cert, issuer, t0 + day + 1, week));
+    assert_true(rp_cert_chains_to_ended(cert, issuer, t0 + day + week, week));
+    assert_false(rp_cert_chains_to_ended(cert, issuer, t0 + day + week + 1, week));
+    assert_false(rp_cert_chains_to_ended(cert, issuer, t0 + day + 1, -1));
+    /* its CA ended, however long ended_max */
+    assert_true(rp_cert_chains_to_ended(cert, issuer, t0 + RP_CA_LIFETIME - 1, RP_CA_LIFETIME));
+    assert_false(rp_cert_chains_to_ended(cert, issuer, t0 + RP_CA_LIFETIME, RP_CA_LIFETIME));
+    /* another tenant's CA: no chain */
+    assert_int_equal(rp_store_tenant_create(db->s, "globex-ended", &globex), RP_OK);
+    assert_int_equal(rp_ca_get_or_create(db->s, other_master, &globex, t0, &other), RP_OK);
+    assert_false(rp_cert_chains_to_ended(cert, other.certs[other.signer], t0 + day + 1, week));
+    assert_true(rp_cert_chains_to(cert, issuer)); /* (current now: the plain check's) */
+    X509_free(cert);
+    rp_ca_free(&other);
+    rp_ca_free(&ca);
+}
+
 /* A tenant not in use rolls over too: the service's sweep makes its successor when it is due,
  * not before; the soonest end then stays a third of a life away. */
 static void ca_sweep_dormant(void **state)
 {
     struct db *db = *state;
     const int64_t t0 = (int64_t)time(NULL), life = RP_CA_LIFETIME;
-    const int64_t due = t0 - RP_DEVICE_CERT_BACKDATE + (life + RP_DEVICE_CERT_BACKDATE) / 3 * 2;
+    const int64_t due = t0 - RP_CA_BACKDATE + (life + RP_CA_BACKDATE) / 3 * 2;
     uint8_t master[RP_MASTER_KEY_LEN];
     rp_ca_record_t recs[RP_CA_LISTED];
     int64_t soonest;
@@ -4084,8 +4197,8 @@ static void ca_rollover(void **state)
 {
     struct db *db = *state;
     const int64_t t0 = (int64_t)time(NULL), life = RP_CA_LIFETIME;
-    /* the first CA is back-dated as far as the device certificates it issues */
-    const int64_t due = t0 - RP_DEVICE_CERT_BACKDATE + (life + RP_DEVICE_CERT_BACKDATE) / 3 * 2;
+    /* the first CA is back-dated RP_CA_BACKDATE */
+    const int64_t due = t0 - RP_CA_BACKDATE + (life + RP_CA_BACKDATE) / 3 * 2;
     uint8_t master[RP_MASTER_KEY_LEN];
     rp_store_t *replica = NULL;
     rp_cert_record_t rec;
@@ -4112,7 +4225,7 @@ static void ca_rollover(void **state)
     refused = rp_ca_signing_refused();
     assert_int_equal(issue_at(&ca, t0 + life, &cert, &rec), RP_ERR_EXPIRED);
     assert_null(cert);
-    assert_int_equal(issue_at(&ca, t0 - 3600, &cert, &rec), RP_ERR_EXPIRED);
+    assert_int_equal(issue_at(&ca, t0 - RP_CA_BACKDATE - 1, &cert, &rec), RP_ERR_EXPIRED);
     assert_int_equal(rp_ca_signing_refused(), refused + 2);
     rp_ca_free(&ca);
 
@@ -4238,6 +4351,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(nonce_round_trip),
         cmocka_unit_test(nonce_refusals),
+        cmocka_unit_test(nonce_from_clock_ahead),
         cmocka_unit_test_setup_teardown(store_schema, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_uploads_limits_and_sweep, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_delta_lease_renewed, db_setup, db_teardown),
@@ -4246,6 +4360,8 @@ int main(void)
         cmocka_unit_test(ca_rollover_rules),
         cmocka_unit_test_setup_teardown(ca_rollover, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(ca_clock_ahead, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(ca_clock_ahead_within_slack, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(ca_chains_to_ended, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(ca_sweep_dormant, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(ca_device_cert_dates, db_setup, db_teardown),
         cmocka_unit_test(service_cert_within_ca),
