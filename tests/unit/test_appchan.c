@@ -40,6 +40,7 @@
 #include "events.h"
 #include "proto.h"
 #include "serve.h"
+#include "store.h"
 
 enum { PUB, PEER, PLAIN, ONEWAY, NAPPS };
 static const char *const names[NAPPS] = {"pub", "peer", "plain", "oneway"};
@@ -628,7 +629,7 @@ static void held_one(rp_appchan_held_t *h, int *holder)
     rp_appchan_held_init(h);
     assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
     assert_int_equal(rp_mon_send(sv[0], buf, 1, STDERR_FILENO), RP_OK);
-    h->end[h->n++] = (rp_appchan_held_end_t){sv[0], 1};
+    h->end[h->n++] = (rp_appchan_held_end_t){sv[0], 1, 0};
     *holder = sv[1];
 }
 
@@ -1800,6 +1801,70 @@ static void test_broker_store_sink(void **state)
     close(store);
 }
 
+/* Review r10 L2: a broker taken over (here the test, with the store as the supervisor hands it)
+ * writes a snapshot that is well formed but forged: x's list holds one end of a pair it made,
+ * counting 20, the other end in the reserve, each with a byte the other never reads (so neither is
+ * ever all read), both counted "for ever" (until_ms far ahead). The next broker believes it for a
+ * while (x refused: the snapshot is taken back), and writes it into its own store; the broker after
+ * that one, its time shortened to 0, closes both, and x connects. Without the bound each broker
+ * took the ends back for as long as the one before said, and x was refused until the monitor
+ * restarted; with the forged time taken as it was written, too. */
+static void test_broker_store_forged(void **state)
+{
+    static rp_manifest_t m[2];
+    static rp_store_rec_t rec;
+    int mon, store = -1, x = -1, y = -1, status, sv[2], pair[2], ends[2] = {-1, -1};
+    size_t len;
+    pid_t pid;
+
+    (void)state;
+    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(rp_apps_store_hand(sv[1], &store), RP_OK);
+    for (int k = 0; k < 2; k++) {
+        size_t n = 0;
+        assert_int_equal(rp_mon_recv(sv[0], buf, sizeof(buf), &n, &ends[k]), RP_OK);
+        assert_true(n == 1 && buf[0] == 'S' && ends[k] >= 0);
+    }
+    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
+    assert_int_equal(write(pair[0], "z", 1), 1);
+    assert_int_equal(write(pair[1], "z", 1), 1);
+    for (uint8_t k = 0; k < 2; k++) {
+        memset(&rec, 0, sizeof(rec));
+        rec.epoch = 7;
+        rec.i = k;
+        rec.m = 2;
+        rec.list = k == 0 ? 0 : RP_GATE_SLOTS;
+        rec.n = 1;
+        rec.fds[0] = k == 0 ? RP_APPCHAN_FDS_APP_MAX : 1;
+        rec.until_ms[0] = INT64_MAX;
+        snprintf(rec.component, sizeof(rec.component), "%s", k == 0 ? "x" : "");
+        assert_int_equal(rp_mon_send(ends[1], (const uint8_t *)&rec, sizeof(rec), pair[k]), RP_OK);
+        close(pair[k]);
+    }
+    close(ends[0]);
+    close(ends[1]);
+    close(sv[0]);
+    close(sv[1]);
+    len = x_and_y(m);
+    pid = broker_start_store(&mon, 0, 0, &store);
+    x = next_app(mon, 0, 1, "x", &m[0], dup(0));
+    y = next_app(mon, 1, 1, "y", &m[1], dup(0));
+    busy(x, len);
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    close(mon);
+    rp_broker_restored_ms = 0;
+    pid = broker_start_store(&mon, 0, 0, &store);
+    rp_broker_restored_ms = RP_BROKER_RESTORED_MS;
+    x = next_app(mon, 0, 2, "x", &m[0], x);
+    y = next_app(mon, 1, 2, "y", &m[1], y);
+    given_socket(x, len);
+    broker_stop(pid, mon);
+    close(x);
+    close(y);
+    close(store);
+}
+
 /* ---- the client library, with the monitor's side in a thread ---- */
 
 static volatile int stop_serving;
@@ -1933,6 +1998,7 @@ int main(void)
         cmocka_unit_test(test_broker_orphans),
         cmocka_unit_test(test_broker_dies),
         cmocka_unit_test(test_broker_store_sink),
+        cmocka_unit_test(test_broker_store_forged),
         cmocka_unit_test(test_client),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
