@@ -1281,7 +1281,7 @@ static uid_t broker_uid; /* the brokers' user when not 0 (else each its own) */
 /* The broker in a child (sndbuf > 0: its socket's send buffer; nofile > 0: as a user of its own,
  * or broker_uid, with that RLIMIT_NOFILE; store: its store of kept ends, as the supervisor keeps
  * and hands it: rp_apps_store_hand, or NULL). Its pid; OUT: *mon, the monitor's end. */
-static pid_t broker_start_store(int *mon, int sndbuf, int nofile, int *store)
+static pid_t broker_start_store(int *mon, int sndbuf, int nofile, int store[2])
 {
     int sv[2];
     pid_t pid;
@@ -1308,6 +1308,14 @@ static pid_t broker_start_store(int *mon, int sndbuf, int nofile, int *store)
     close(sv[0]);
     *mon = sv[1];
     return pid;
+}
+
+/* The supervisor's ends of the stores of kept ends (rp_apps_store_hand) closed. */
+static void store_drop(int store[2])
+{
+    for (int k = 0; k < 2; k++)
+        if (store[k] >= 0)
+            close(store[k]);
 }
 
 static pid_t broker_start(int *mon, int sndbuf, int nofile)
@@ -1699,7 +1707,7 @@ static void test_broker_dies(void **state)
 {
     enum { NOFILE = 64, DEATHS = 4, CYCLES = RP_APPCHAN_FDS_APP_MAX / RP_APPCHAN_FDS_REPLIES_MAX };
     static rp_manifest_t m[2];
-    int mon, store = -1, x = -1, y = -1, holders[CYCLES], status;
+    int mon, store[2] = {-1, -1}, x = -1, y = -1, holders[CYCLES], status;
     uint64_t gen = 100;
     size_t len;
     pid_t pid;
@@ -1708,7 +1716,7 @@ static void test_broker_dies(void **state)
     if (geteuid() != 0)
         skip(); /* (the kernel's bound binds no root) */
     len = x_and_y(m);
-    pid = broker_start_store(&mon, 0, NOFILE, &store);
+    pid = broker_start_store(&mon, 0, NOFILE, store);
     x = next_app(mon, 0, gen, "x", &m[0], dup(0));
     y = next_app(mon, 1, 1, "y", &m[1], dup(0));
     for (int c = 0; c < CYCLES; c++, gen++)
@@ -1719,7 +1727,7 @@ static void test_broker_dies(void **state)
         assert_int_equal(waitpid(pid, &status, 0), pid);
         close(mon);
         /* The monitor hands the new broker every channel (new ones here: the old were its). */
-        pid = broker_start_store(&mon, 0, NOFILE, &store);
+        pid = broker_start_store(&mon, 0, NOFILE, store);
         x = next_app(mon, 0, ++gen, "x", &m[0], x);
         y = next_app(mon, 1, 1, "y", &m[1], y);
         busy(x, len);
@@ -1730,7 +1738,50 @@ static void test_broker_dies(void **state)
     broker_stop(pid, mon);
     close(x);
     close(y);
-    close(store);
+    store_drop(store);
+}
+
+/* Review r10 L5: a broker start that fails after the hand-over (here the socket the store was
+ * handed on closed unread, twice, as when the broker's fork or exec fails) loses nothing: the next
+ * broker still takes x's 20 back and refuses x. Without it the failed start consumed the store
+ * before, and x was let through with its 20 still unread. */
+static void test_broker_start_fails(void **state)
+{
+    enum { CYCLES = RP_APPCHAN_FDS_APP_MAX / RP_APPCHAN_FDS_REPLIES_MAX };
+    static rp_manifest_t m[2];
+    int mon, store[2] = {-1, -1}, x = -1, y = -1, holders[CYCLES], status, sv[2];
+    uint64_t gen = 100;
+    size_t len;
+    pid_t pid;
+
+    (void)state;
+    len = x_and_y(m);
+    pid = broker_start_store(&mon, 0, 0, store);
+    x = next_app(mon, 0, gen, "x", &m[0], dup(0));
+    y = next_app(mon, 1, 1, "y", &m[1], dup(0));
+    for (int c = 0; c < CYCLES; c++, gen++)
+        holders[c] = hog_cycle(mon, &x, y, gen, &m[0], len);
+    busy(x, len);
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    close(mon);
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+        assert_int_equal(rp_apps_store_hand(sv[0], store), RP_OK);
+        close(sv[0]);
+        close(sv[1]);
+    }
+    pid = broker_start_store(&mon, 0, 0, store);
+    x = next_app(mon, 0, ++gen, "x", &m[0], x);
+    y = next_app(mon, 1, 1, "y", &m[1], y);
+    busy(x, len);
+    for (int c = 0; c < CYCLES; c++)
+        close(holders[c]);
+    given_socket(x, len);
+    broker_stop(pid, mon);
+    close(x);
+    close(y);
+    store_drop(store);
 }
 
 /* A broker taken over (here a child as the brokers' user, with their store as the supervisor hands
@@ -1743,7 +1794,7 @@ static void test_broker_store_sink(void **state)
     enum { NOFILE = 64 };
     static rp_manifest_t m[2];
     static uint8_t pkt[RP_MON_PACKET_MAX];
-    int mon, store = -1, x = -1, y = -1, status, sv[2];
+    int mon, store[2] = {-1, -1}, x = -1, y = -1, status, sv[2];
     size_t len;
     pid_t pid;
 
@@ -1752,7 +1803,7 @@ static void test_broker_store_sink(void **state)
         skip(); /* (the kernel's bound binds no root) */
     broker_uid = 0x7d000000u + 0x10000u + (uid_t)(getpid() & 0xffff);
     assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
-    assert_int_equal(rp_apps_store_hand(sv[1], &store), RP_OK);
+    assert_int_equal(rp_apps_store_hand(sv[1], store), RP_OK);
     mon = sv[0];
     pid = fork();
     assert_true(pid >= 0);
@@ -1790,7 +1841,7 @@ static void test_broker_store_sink(void **state)
     close(sv[0]);
     close(sv[1]);
     len = x_and_y(m);
-    pid = broker_start_store(&mon, 0, NOFILE, &store);
+    pid = broker_start_store(&mon, 0, NOFILE, store);
     x = next_app(mon, 0, 1, "x", &m[0], dup(0));
     y = next_app(mon, 1, 1, "y", &m[1], dup(0));
     given_socket(x, len);
@@ -1798,7 +1849,7 @@ static void test_broker_store_sink(void **state)
     broker_uid = 0;
     close(x);
     close(y);
-    close(store);
+    store_drop(store);
 }
 
 /* Review r10 L2: a broker taken over (here the test, with the store as the supervisor hands it)
@@ -1813,13 +1864,13 @@ static void test_broker_store_forged(void **state)
 {
     static rp_manifest_t m[2];
     static rp_store_rec_t rec;
-    int mon, store = -1, x = -1, y = -1, status, sv[2], pair[2], ends[2] = {-1, -1};
+    int mon, store[2] = {-1, -1}, x = -1, y = -1, status, sv[2], pair[2], ends[2] = {-1, -1};
     size_t len;
     pid_t pid;
 
     (void)state;
     assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
-    assert_int_equal(rp_apps_store_hand(sv[1], &store), RP_OK);
+    assert_int_equal(rp_apps_store_hand(sv[1], store), RP_OK);
     for (int k = 0; k < 2; k++) {
         size_t n = 0;
         assert_int_equal(rp_mon_recv(sv[0], buf, sizeof(buf), &n, &ends[k]), RP_OK);
@@ -1846,7 +1897,7 @@ static void test_broker_store_forged(void **state)
     close(sv[0]);
     close(sv[1]);
     len = x_and_y(m);
-    pid = broker_start_store(&mon, 0, 0, &store);
+    pid = broker_start_store(&mon, 0, 0, store);
     x = next_app(mon, 0, 1, "x", &m[0], dup(0));
     y = next_app(mon, 1, 1, "y", &m[1], dup(0));
     busy(x, len);
@@ -1854,7 +1905,7 @@ static void test_broker_store_forged(void **state)
     assert_int_equal(waitpid(pid, &status, 0), pid);
     close(mon);
     rp_broker_restored_ms = 0;
-    pid = broker_start_store(&mon, 0, 0, &store);
+    pid = broker_start_store(&mon, 0, 0, store);
     rp_broker_restored_ms = RP_BROKER_RESTORED_MS;
     x = next_app(mon, 0, 2, "x", &m[0], x);
     y = next_app(mon, 1, 2, "y", &m[1], y);
@@ -1862,7 +1913,7 @@ static void test_broker_store_forged(void **state)
     broker_stop(pid, mon);
     close(x);
     close(y);
-    close(store);
+    store_drop(store);
 }
 
 /* ---- the client library, with the monitor's side in a thread ---- */
@@ -1997,6 +2048,7 @@ int main(void)
         cmocka_unit_test(test_broker_upgrade_lost),
         cmocka_unit_test(test_broker_orphans),
         cmocka_unit_test(test_broker_dies),
+        cmocka_unit_test(test_broker_start_fails),
         cmocka_unit_test(test_broker_store_sink),
         cmocka_unit_test(test_broker_store_forged),
         cmocka_unit_test(test_client),
