@@ -34,10 +34,6 @@
  * what was kept in the one step it died in), for RP_BROKER_RESTORED_MS at most (broker.h). */
 #define STORE_LISTS RP_STORE_LISTS
 #define STORE_MSGS_MAX (3 * STORE_LISTS) /* a snapshot, the one before, one written in part */
-/* What a broker reads of the store before at its start: past that, the rest goes with the store
- * (its queue is bounded by its send buffer, but a broker taken over could have given its write end
- * to an app that keeps writing). */
-#define STORE_READS_MAX (8 * STORE_MSGS_MAX)
 
 /* The broker's budget (docs/compartments.md, "The app broker"; the monitor sets it: unpack.c). In
  * flight: at most RP_APPCHAN_FDS_APP_MAX per app slot over all its channels (appchan.c), as many
@@ -223,28 +219,30 @@ static void store_restore(int from)
     static rp_store_rec_t recs[STORE_MSGS_MAX + 1];
     static int fds[STORE_MSGS_MAX + 1][RP_APPCHAN_FDS_APP_MAX];
     int64_t until = rp_gate_now_ms() + rp_broker_restored_ms;
-    unsigned n = 0, held = 0, reads = 0;
+    unsigned n = 0, held = 0, dropped = 0;
     uint32_t best = 0;
     bool found = false;
     int got;
 
+    /* Shut for reading first: a send to it fails from now on (EPIPE), so what it holds, bounded by
+     * its writers' send buffer, is all read out, although a broker taken over may have given its
+     * write end to an app that keeps writing; none of it stays in flight while the supervisor
+     * still holds this store (until this broker has written into its own: rp_apps_store_hand). */
+    if (from >= 0)
+        (void)shutdown(from, SHUT_RD);
     while (from >= 0 && (got = store_recv(from, &recs[n], fds[n])) != 0) {
-        if (++reads > STORE_READS_MAX) {
-            rp_log_warn("the store of kept ends held more than it can: the rest dropped");
-            for (unsigned e = 0; got > 0 && e < recs[n].n; e++)
-                close(fds[n][e]);
-            break;
-        }
-        if (got < 0) {
-            rp_log_warn("the store of kept ends held a record that is not one: dropped");
-        } else if (n < STORE_MSGS_MAX) {
+        if (got > 0 && n < STORE_MSGS_MAX) {
             n++;
-        } else {
-            rp_log_warn("the store of kept ends held more records than it can: dropped");
-            for (unsigned e = 0; e < recs[n].n; e++)
-                close(fds[n][e]);
+            continue;
         }
+        for (unsigned e = 0; got > 0 && e < recs[n].n; e++)
+            close(fds[n][e]);
+        dropped++;
     }
+    if (dropped > 0)
+        rp_log_warn("the store of kept ends held %u records that are not one or past what it can "
+                    "hold: dropped",
+                    dropped);
     for (unsigned i = 0; i < n; i++) { /* the newest snapshot whose records are all there */
         unsigned have = 0;
         for (unsigned j = 0; j < n; j++)

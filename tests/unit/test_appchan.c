@@ -1785,11 +1785,12 @@ static void test_broker_start_fails(void **state)
 }
 
 /* A broker taken over (here a child as the brokers' user, with their store as the supervisor hands
- * it) sends sockets on its store's read end, which nobody reads, until the kernel refuses (its
- * user's in-flight budget spent), and shuts both ends down. Its pair goes with it: the real broker
- * after it, as the same user, still gives x its socket to y (review r9dev M1: with one pair kept
- * across brokers, x was refused "y is not reading its channel"). */
-static void test_broker_store_sink(void **state)
+ * it) sends, on its store's end on (0: the read end, which nobody reads; 1: the write end), filler
+ * empty datagrams (its send buffer forced large first, as on a device whose net.core.wmem_max was
+ * raised), then sockets until the kernel refuses (its user's in-flight budget spent), and shuts
+ * both ends down. The real broker after it, as the same user, must still give x its socket to y:
+ * nothing it parked is left in flight. */
+static void store_parked(int on, int filler)
 {
     enum { NOFILE = 64 };
     static rp_manifest_t m[2];
@@ -1798,9 +1799,6 @@ static void test_broker_store_sink(void **state)
     size_t len;
     pid_t pid;
 
-    (void)state;
-    if (geteuid() != 0)
-        skip(); /* (the kernel's bound binds no root) */
     broker_uid = 0x7d000000u + 0x10000u + (uid_t)(getpid() & 0xffff);
     assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
     assert_int_equal(rp_apps_store_hand(sv[1], store), RP_OK);
@@ -1809,7 +1807,7 @@ static void test_broker_store_sink(void **state)
     assert_true(pid >= 0);
     if (pid == 0) {
         struct rlimit rl = {NOFILE, NOFILE};
-        int ends[2] = {-1, -1}, pair[2], parked = 0;
+        int ends[2] = {-1, -1}, pair[2], parked = 0, big = 4 << 20;
         for (int k = 0; k < 3 && ends[1] < 0; k++) {
             size_t n = 0;
             int fd = -1;
@@ -1818,14 +1816,19 @@ static void test_broker_store_sink(void **state)
             if (n == 1 && pkt[0] == 'S')
                 ends[ends[0] < 0 ? 0 : 1] = fd;
         }
-        if (ends[1] < 0 || setrlimit(RLIMIT_NOFILE, &rl) != 0 || setgroups(0, NULL) != 0 ||
+        if (ends[1] < 0 ||
+            (filler > 0 && setsockopt(ends[on], SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big))) ||
+            setrlimit(RLIMIT_NOFILE, &rl) != 0 || setgroups(0, NULL) != 0 ||
             setresgid(broker_uid, broker_uid, broker_uid) != 0 ||
             setresuid(broker_uid, broker_uid, broker_uid) != 0)
             _exit(126);
-        if (fcntl(ends[0], F_SETFL, O_NONBLOCK) != 0)
+        if (fcntl(ends[on], F_SETFL, O_NONBLOCK) != 0)
             _exit(126);
+        for (int k = 0; k < filler; k++)
+            if (rp_mon_send(ends[on], (const uint8_t *)"x", 1, -1) != RP_OK)
+                _exit(4);
         while (socketpair(AF_UNIX, SOCK_DGRAM, 0, pair) == 0) {
-            bool sent = rp_mon_send(ends[0], (const uint8_t *)"x", 1, pair[0]) == RP_OK;
+            bool sent = rp_mon_send(ends[on], (const uint8_t *)"x", 1, pair[0]) == RP_OK;
             close(pair[0]);
             close(pair[1]);
             if (!sent)
@@ -1850,6 +1853,28 @@ static void test_broker_store_sink(void **state)
     close(x);
     close(y);
     store_drop(store);
+}
+
+/* Its store's read end: its pair goes with it (review r9dev M1: with one pair kept across brokers,
+ * x was refused "y is not reading its channel"). */
+static void test_broker_store_sink(void **state)
+{
+    (void)state;
+    if (geteuid() != 0)
+        skip(); /* (the kernel's bound binds no root) */
+    store_parked(0, 0);
+}
+
+/* Its write end, the sockets behind 700 empty datagrams: the supervisor keeps that store until the
+ * broker after it has written into its own (review r10 L5), so the broker after it reads all of it
+ * out (shut for reading first, so nothing more can come); with a bound on what it reads (600), the
+ * rest stayed in flight while it ran. */
+static void test_broker_store_behind(void **state)
+{
+    (void)state;
+    if (geteuid() != 0)
+        skip(); /* (the kernel's bound binds no root) */
+    store_parked(1, 700);
 }
 
 /* Review r10 L2: a broker taken over (here the test, with the store as the supervisor hands it)
@@ -2050,6 +2075,7 @@ int main(void)
         cmocka_unit_test(test_broker_dies),
         cmocka_unit_test(test_broker_start_fails),
         cmocka_unit_test(test_broker_store_sink),
+        cmocka_unit_test(test_broker_store_behind),
         cmocka_unit_test(test_broker_store_forged),
         cmocka_unit_test(test_client),
     };
