@@ -3,7 +3,8 @@
  * (rp_store_rec_check, device/broker/store.h). The first byte is how many descriptors came with
  * it, the rest the bytes read. What is taken names a list that exists, its place within its
  * snapshot, one descriptor an end, each end holding 1 to 20, and no component or a valid name that
- * ends within its field.
+ * ends within its field. (Its ends' until_ms are not checked: any is bounded as it is taken back,
+ * broker.c's store_restore.)
  */
 #include <stdlib.h>
 #include <string.h>

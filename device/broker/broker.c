@@ -31,13 +31,9 @@
  * served, each turn): the new snapshot whole, then the one before read out and its copies closed.
  * A broker that dies leaves its last whole snapshot there, and the next one takes it back at its
  * start (store_restore): what the kept ends hold is counted across any number of deaths (all but
- * what was kept in the one step it died in). */
+ * what was kept in the one step it died in), for RP_BROKER_RESTORED_MS at most (broker.h). */
 #define STORE_LISTS RP_STORE_LISTS
 #define STORE_MSGS_MAX (3 * STORE_LISTS) /* a snapshot, the one before, one written in part */
-/* What a broker reads of the store before at its start: past that, the rest goes with the store
- * (its queue is bounded by its send buffer, but a broker taken over could have given its write end
- * to an app that keeps writing). */
-#define STORE_READS_MAX (8 * STORE_MSGS_MAX)
 
 /* The broker's budget (docs/compartments.md, "The app broker"; the monitor sets it: unpack.c). In
  * flight: at most RP_APPCHAN_FDS_APP_MAX per app slot over all its channels (appchan.c), as many
@@ -88,6 +84,8 @@ static struct {
     uint8_t buf[RP_GATE_ANSWER_MAX];
     rp_mon_reply_t answer;
 } b;
+
+int64_t rp_broker_restored_ms = RP_BROKER_RESTORED_MS;
 
 static uint8_t slot_of(const rp_appchan_t *c)
 {
@@ -182,8 +180,10 @@ static void store_write(void)
         r.m = (uint8_t)(m > 0 ? m : 1);
         r.list = (uint8_t)k;
         r.n = (uint8_t)h->n;
-        for (unsigned e = 0; e < h->n; e++)
+        for (unsigned e = 0; e < h->n; e++) {
             r.fds[e] = (uint8_t)(h->end[e].fds < UINT8_MAX ? h->end[e].fds : UINT8_MAX);
+            r.until_ms[e] = h->end[e].until_ms;
+        }
         if (k < RP_GATE_SLOTS)
             snprintf(r.component, sizeof(r.component), "%s", b.slots[k].m.component_id);
         if (!store_send(&r, h)) {
@@ -211,33 +211,38 @@ static void store_write(void)
 /* At the start: the last whole snapshot of the broker before, read from the store before (from,
  * closed here), back in the lists (each slot's with the component it was for, so that an ADD of
  * another one moves it to the reserve), its ends read since closed; the rest closed. Written at
- * once into this broker's store. */
+ * once into this broker's store. Each end taken back is counted until the time the broker before
+ * gave it, or rp_broker_restored_ms from now if that is sooner (or none): a broker taken over
+ * cannot make the brokers after it count an end for longer, whatever it wrote (review r10 L2). */
 static void store_restore(int from)
 {
     static rp_store_rec_t recs[STORE_MSGS_MAX + 1];
     static int fds[STORE_MSGS_MAX + 1][RP_APPCHAN_FDS_APP_MAX];
-    unsigned n = 0, held = 0, reads = 0;
+    int64_t until = rp_gate_now_ms() + rp_broker_restored_ms;
+    unsigned n = 0, held = 0, dropped = 0;
     uint32_t best = 0;
     bool found = false;
     int got;
 
+    /* Shut for reading first: a send to it fails from now on (EPIPE), so what it holds, bounded by
+     * its writers' send buffer, is all read out, although a broker taken over may have given its
+     * write end to an app that keeps writing; none of it stays in flight while the supervisor
+     * still holds this store (until this broker has written into its own: rp_apps_store_hand). */
+    if (from >= 0)
+        (void)shutdown(from, SHUT_RD);
     while (from >= 0 && (got = store_recv(from, &recs[n], fds[n])) != 0) {
-        if (++reads > STORE_READS_MAX) {
-            rp_log_warn("the store of kept ends held more than it can: the rest dropped");
-            for (unsigned e = 0; got > 0 && e < recs[n].n; e++)
-                close(fds[n][e]);
-            break;
-        }
-        if (got < 0) {
-            rp_log_warn("the store of kept ends held a record that is not one: dropped");
-        } else if (n < STORE_MSGS_MAX) {
+        if (got > 0 && n < STORE_MSGS_MAX) {
             n++;
-        } else {
-            rp_log_warn("the store of kept ends held more records than it can: dropped");
-            for (unsigned e = 0; e < recs[n].n; e++)
-                close(fds[n][e]);
+            continue;
         }
+        for (unsigned e = 0; got > 0 && e < recs[n].n; e++)
+            close(fds[n][e]);
+        dropped++;
     }
+    if (dropped > 0)
+        rp_log_warn("the store of kept ends held %u records that are not one or past what it can "
+                    "hold: dropped",
+                    dropped);
     for (unsigned i = 0; i < n; i++) { /* the newest snapshot whose records are all there */
         unsigned have = 0;
         for (unsigned j = 0; j < n; j++)
@@ -254,8 +259,10 @@ static void store_restore(int from)
             snprintf(b.slots[recs[i].list].m.component_id,
                      sizeof(b.slots[recs[i].list].m.component_id), "%s", recs[i].component);
         for (unsigned e = 0; e < recs[i].n; e++) {
+            int64_t t = recs[i].until_ms[e];
             if (take && h->n < RP_APPCHAN_FDS_APP_MAX)
-                h->end[h->n++] = (rp_appchan_held_end_t){fds[i][e], recs[i].fds[e]};
+                h->end[h->n++] = (rp_appchan_held_end_t){fds[i][e], recs[i].fds[e],
+                                                         t > 0 && t < until ? t : until};
             else
                 close(fds[i][e]);
         }

@@ -53,10 +53,16 @@ void rp_appchan_held_init(rp_appchan_held_t *h)
 
 unsigned rp_appchan_held_count(rp_appchan_held_t *h)
 {
+    int64_t now = rp_gate_now_ms();
     unsigned n = 0;
 
     for (unsigned i = 0; i < h->n;) {
-        if (all_read_fd(h->end[i].fd)) {
+        bool read = all_read_fd(h->end[i].fd);
+        if (read || (h->end[i].until_ms != 0 && now >= h->end[i].until_ms)) {
+            if (!read)
+                rp_log_warn("an end kept by the broker before still holds %u unread descriptors "
+                            "past its time: closed, no longer counted",
+                            h->end[i].fds);
             close(h->end[i].fd);
             h->end[i] = h->end[--h->n];
             held_changes++;
@@ -193,7 +199,7 @@ void rp_appchan_close(rp_appchan_t *c)
         /* There is room: each kept end holds at least one, and they are counted in the app's
          * RP_APPCHAN_FDS_APP_MAX with this channel's. */
         if (n > 0 && c->held != NULL && c->held->n < RP_APPCHAN_FDS_APP_MAX) {
-            c->held->end[c->held->n++] = (rp_appchan_held_end_t){c->fd, n};
+            c->held->end[c->held->n++] = (rp_appchan_held_end_t){c->fd, n, 0};
             held_changes++;
         } else
             close(c->fd);

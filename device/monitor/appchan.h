@@ -73,6 +73,9 @@
 typedef struct rp_appchan_held_end {
     int fd;
     unsigned fds; /* sent on it since it was last seen with nothing unread (at least 1) */
+    /* Taken back from a broker before (its store: its word alone): closed at this time
+     * (rp_gate_now_ms), whatever it still holds; 0: kept here, counted until read. */
+    int64_t until_ms;
 } rp_appchan_held_end_t;
 typedef struct rp_appchan_held {
     rp_appchan_held_end_t end[RP_APPCHAN_FDS_APP_MAX];
@@ -130,8 +133,8 @@ typedef struct rp_appchan_peers {
 /* An empty list of held ends (before the slot's first channel). */
 void rp_appchan_held_init(rp_appchan_held_t *h);
 
-/* Descriptors still in flight on h's ends; an end whose app has read everything is closed here and
- * leaves the list. */
+/* Descriptors still in flight on h's ends; an end whose app has read everything, or taken back
+ * from a broker before and past its until_ms, is closed here and leaves the list. */
 unsigned rp_appchan_held_count(rp_appchan_held_t *h);
 
 /* How many times an end was kept, closed or moved, by any of the calls here: whoever writes the

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -80,7 +81,7 @@ static struct {
     char device_id[RP_DEVICE_ID_SIZE]; /* from the monitor's SET */
     rp_apps_reply_t reply;
     pid_t broker; /* the app broker (BROKER); -1: none */
-    int store;    /* the read end of its store of kept ends (rp_apps_store_hand); -1: none */
+    int store[2]; /* the read ends of the stores of kept ends (rp_apps_store_hand); -1: none */
 } s;
 
 static int64_t now_ms(void)
@@ -1033,23 +1034,29 @@ static void metadata_reply(const rp_apps_msg_t *msg, int fd)
         rp_log_warn("the monitor did not take a metadata document");
 }
 
-rp_err_t rp_apps_store_hand(int sock, int *store)
+rp_err_t rp_apps_store_hand(int sock, int store[2])
 {
-    int st[2];
+    int st[2], queued = 0;
 
+    if (store[1] >= 0 && ioctl(store[1], FIONREAD, &queued) == 0 && queued > 0) {
+        if (store[0] >= 0)
+            close(store[0]);
+        store[0] = store[1]; /* (its broker took the one before: it wrote into its own) */
+    } else if (store[1] >= 0) {
+        close(store[1]);
+    }
+    store[1] = -1;
     if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, st) != 0)
         return RP_ERR_IO;
-    if ((*store >= 0 && rp_mon_send(sock, (const uint8_t *)"R", 1, *store) != RP_OK) ||
+    if ((store[0] >= 0 && rp_mon_send(sock, (const uint8_t *)"R", 1, store[0]) != RP_OK) ||
         rp_mon_send(sock, (const uint8_t *)"S", 1, st[0]) != RP_OK ||
         rp_mon_send(sock, (const uint8_t *)"S", 1, st[1]) != RP_OK) {
         close(st[0]);
         close(st[1]);
         return RP_ERR_IO;
     }
-    if (*store >= 0)
-        close(*store);
     close(st[1]);
-    *store = st[0];
+    store[1] = st[0];
     return RP_OK;
 }
 
@@ -1069,7 +1076,7 @@ static void broker_start(const rp_apps_msg_t *msg)
     }
     s.broker = -1;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0 ||
-        rp_apps_store_hand(sv[0], &s.store) != RP_OK || (s.broker = rp_unpack_broker(sv[1])) < 0) {
+        rp_apps_store_hand(sv[0], s.store) != RP_OK || (s.broker = rp_unpack_broker(sv[1])) < 0) {
         s.reply.status = RP_ERR_IO;
         snprintf(s.reply.detail, sizeof(s.reply.detail), "cannot start it: %s", strerror(errno));
     } else {
@@ -1251,7 +1258,7 @@ static int supervise(int sfd)
         s.chan[i] = -1;
     for (size_t i = 0; i < RP_COMPONENTS_MAX; i++)
         s.apps[i].chan = -1;
-    s.broker = s.store = -1;
+    s.broker = s.store[0] = s.store[1] = -1;
     s.trial.chan = -1;
     s.trial_fd = -1;
     found = pathf(run, sizeof(run), "%s/run/apps", s.state_dir) == RP_OK

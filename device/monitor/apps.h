@@ -159,11 +159,15 @@ void rp_apps_chans_slots(rp_apps_chans_t *t, rp_appgate_app_t *out[RP_GATE_SLOTS
 void rp_apps_chans_hand(rp_apps_chans_t *t, int broker);
 
 /* The app broker's store of kept ends (device/broker/broker.c), handed to a new broker on sock:
- * *store (the read end of the store before, kept here across the death; -1: none) as 'R', then a
- * new datagram pair's two ends as 'S'. *store becomes the new pair's read end, the only end kept
- * here: a pair lives one broker, so what a broker did to its own (descriptors sent on the read end,
- * which nobody reads; an end shut down) goes with it, and the next broker works. */
-rp_err_t rp_apps_store_hand(int sock, int *store);
+ * store[0] (the read end of the store before, kept here across the death; -1: none) as 'R', then a
+ * new datagram pair's two ends as 'S'. store[1] becomes the new pair's read end, the only end of it
+ * kept here: a pair lives one broker, so what a broker did to its own (descriptors sent on the read
+ * end, which nobody reads; an end shut down) goes with it, and the next broker works. The hand-over
+ * is consumed only once taken (review r10 L5): at the next call, store[1] replaces store[0] if its
+ * broker wrote into it (a broker writes its store at once at its start, what it took back
+ * included); else (its start failed, or it died before) store[1] is closed and store[0] handed
+ * again. Both -1 at first. */
+rp_err_t rp_apps_store_hand(int sock, int store[2]);
 
 /* What an install child spends of each app's rates and event count is the monitor's too (review
  * r5): the child puts its counts, as it ends, in a page both share, and the monitor, once it reaped
