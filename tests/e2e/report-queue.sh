@@ -71,13 +71,15 @@ send() { "$AGENT" report --state-dir "$d/dev" --server "$url" --server-ca "$d/rc
 requests() { wc -l <"$d/log"; }
 answered() { [ "$(grep -c "\"answer\": \"$1\"" "$d/log")" -ge "$2" ]; }
 # send_in_window: a new process sends while the queue's retry_at still holds. Its clock is set to
-# one second before retry_at (libfaketime): the window is 2 to 6 s, and a loaded machine (ASan,
-# stress-ng) can take longer than that to start the process and read the queue.
+# a minute before retry_at (libfaketime): the window is 2 to 6 s, and a loaded machine (ASan,
+# stress-ng) can take longer than that to start the process and read the queue. Not one second
+# before: libfaketime's "@" clock starts there and runs from the process's start, so a start
+# slower than a second (ASan under stress-ng) read retry_at itself, and sent.
 send_in_window() {
   local retry
   expect 0 "$AGENT" reports --state-dir "$d/dev" --output json
   retry=$(jq -e .retry_at "$d/out") || fail "the queue has no retry_at"
-  expect 1 at_clock "@$(date -d "@$((retry - 1))" '+%Y-%m-%d %H:%M:%S')" \
+  expect 1 at_clock "@$(date -d "@$((retry - 60))" '+%Y-%m-%d %H:%M:%S')" \
     "$AGENT" report --state-dir "$d/dev" --server "$url" --server-ca "$d/rca.pem"
 }
 
