@@ -183,31 +183,11 @@ expect 0 timeout 5 "$MONITOR_CALL" "$SOCK" hello
 grep -q "installed" "$d/install.out" && fail "the trial ended before the checks during it"
 timeout 120 "$MONITOR_CALL" "$SOCK" status >"$d/status.out" 2>&1 & # held until the install is done
 status_call=$!
-# the trial app, found by its environment (its component and version; not its sleep, nor a child
-# of its shell between fork and exec), told to say it is ready once its trap for SIGUSR1 is set (a
-# handler in its SigCgt: the state itself). Not by its "waiting to be told" line: the log's bucket
-# can cut a run's first line when the run it replaced left no record (seen once: "waiting to be t",
-# then "4 bytes dropped").
-of_trial() { grep -qxz "RAMPART_VERSION=1.1.0+0" "/proc/$1/environ" 2>/dev/null &&
-  grep -qxz "RAMPART_COMPONENT=$LEG" "/proc/$1/environ" 2>/dev/null; }
-trial_app() {
-  local f p
-  for f in $(grep -lxz "RAMPART_VERSION=1.1.0+0" /proc/[0-9]*/environ 2>/dev/null || true); do
-    p=${f#/proc/} p=${p%/environ}
-    [ "$(cat "/proc/$p/comm" 2>/dev/null || true)" != sleep ] || continue
-    of_trial "$p" || continue
-    ! of_trial "$(sed -n 's/^PPid:\t//p' "/proc/$p/status" 2>/dev/null)" || continue
-    echo "$p"
-    return 0
-  done
-  return 1
-}
-# catches PID SIGNAL: PID has a handler for SIGNAL (its trap is set)
-catches() {
-  local m
-  m=$(sed -n 's/^SigCgt:\t//p' "/proc/$1/status" 2>/dev/null)
-  [ -n "$m" ] && (((16#$m >> ($2 - 1)) & 1))
-}
+# the trial app, found by its environment (app_shell), told to say it is ready once its trap for
+# SIGUSR1 is set (catches). Not by its "waiting to be told" line: the log's bucket can cut a run's
+# first line when the run it replaced left no record (seen once: "waiting to be t", then "4 bytes
+# dropped").
+trial_app() { app_shell "$LEG" 1.1.0+0; }
 told_waits() { local p; p=$(trial_app) && catches "$p" "$(kill -l USR1)"; }
 wait_until 60 told_waits || fail "the app on trial was not found, or set no trap for SIGUSR1: $(cat "$S/apps/$LEG/log")"
 grep -q "installed" "$d/install.out" && fail "the trial ended before the app was told to say it is ready"
