@@ -374,15 +374,10 @@ printf '#!/bin/sh\ntrap "echo ready >&\\"\\$RAMPART_READY_FD\\"" USR1\necho "wai
 sign 1.1.1 7 "$d/told.sh" "$d/img2.key"; chmod 644 "$d/pub/app-1.1.1.img"
 v111=$(upload 1.1.1)
 expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v111"
-told_app() { # the app on trial, by its environment (not its sleep)
-  local f p
-  for f in $(grep -lxz "RAMPART_VERSION=1.1.1+0" /proc/[0-9]*/environ 2>/dev/null || true); do
-    p=${f#/proc/} p=${p%/environ}
-    [ "$(cat "/proc/$p/comm" 2>/dev/null || true)" != sleep ] && { echo "$p"; return 0; }
-  done
-  return 1
-}
-told_waits() { grep -q "waiting to be told" "$S/apps/app/log" 2>/dev/null && told_app >/dev/null; }
+# the app on trial (app_shell), ready to be told once its trap for SIGUSR1 is set (catches), not
+# once its log says "waiting to be told": the log's bucket can cut a run's first line (lib.sh)
+told_app() { app_shell app 1.1.1+0; }
+told_waits() { local p; p=$(told_app) && catches "$p" "$(kill -l USR1)"; }
 "${AS_U[@]}" "$AGENT" run --state-dir "$S" --server "$SERVER_URL" --server-ca "$CA" --health-seconds 120 \
   --start-jitter 0 >"$d/run.log" 2>&1 &
 runner=$!

@@ -42,9 +42,17 @@ cat >"$d/manifest.json" <<'EOF'
 {"SchemaVersion": 1, "Name": "names", "ComponentId": "names", "EntryPoint": "lookup.sh",
  "AllowedConnections": ["svc.test:8080"]}
 EOF
-# The monitor's resolver: this file, bound on /etc/hosts in the driver's mount namespace (written in
-# place below, so the bind keeps showing it).
+# The monitor's resolver: this file, bound on /etc/hosts in the driver's mount namespace. Changed
+# in place below (the bind shows this inode: a file renamed over it would not be seen), by
+# put_hosts: not truncated first (">" would: a re-resolution every 200 ms could read it empty,
+# and find no svc.test), and never shorter than before, so that no old byte is left at its end.
 printf '127.0.0.1 localhost\n10.98.0.7 svc.test\n' >"$d/hosts"
+put_hosts() { # ADDRESS
+  local text
+  text=$(printf '127.0.0.1 localhost\n%s svc.test\n_' "$1") text=${text%_}
+  [ "${#text}" -ge "$(stat -c %s "$d/hosts")" ] || fail "put_hosts: $1 is shorter than what it replaces"
+  printf '%s' "$text" 1<>"$d/hosts"
+}
 
 unshare -m sh -c "mount --make-rprivate / && mount --bind '$d/hosts' /etc/hosts &&
   exec '$cr' --state-dir '$state' --run-dir '$run' --tree '$tree' --manifest '$d/manifest.json' \
@@ -57,7 +65,7 @@ grep -q "^net: " "$d/driver.out" || fail "the network policy was not set up: $(c
 
 # The name moves: the monitor's next resolution replaces the app's hosts file, and the running app
 # reads the new address.
-printf '127.0.0.1 localhost\n10.98.0.8 svc.test\n' >"$d/hosts"
+put_hosts 10.98.0.8
 wait_until 60 saw 10.98.0.8 || { cat "$d/driver.out" "$d/app.log" >&2; fail "the running app still sees the old address"; }
 grep -q "svc.test is unknown" "$d/app.log" && fail "a lookup failed while the file was replaced"
 grep -q "it changed its hosts file" "$d/app.log" && fail "the app changed its own hosts file"
@@ -80,7 +88,7 @@ changed() { [ "$(changes)" -gt "$n" ]; }
 # address N: svc.test moves to 10.98.0.N, and the driver's next re-resolution sees it.
 address() {
   n=$(changes)
-  printf '127.0.0.1 localhost\n10.98.0.%s svc.test\n' "$1" >"$d/hosts"
+  put_hosts "10.98.0.$1"
   wait_until 60 changed || { cat "$d/driver.out" >&2; fail "the driver did not see the change"; }
 }
 # A keeper that cannot write (here a directory in the way of its new file, made in its /etc by

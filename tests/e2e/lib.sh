@@ -255,4 +255,30 @@ start_monitor() {
   wait_until 60 monitor_answers || { cat "$log" >&2; fail "the monitor did not answer on $sock"; }
 }
 
+# app_shell COMPONENT VERSION: the pid of an app's own process (its shell) of that version, found
+# by its environment; not its sleep, nor a child of the shell between fork and exec. False if none.
+app_shell() {
+  local f p
+  of_app() { grep -qxz "RAMPART_VERSION=$2" "/proc/$1/environ" 2>/dev/null &&
+    grep -qxz "RAMPART_COMPONENT=$3" "/proc/$1/environ" 2>/dev/null; }
+  for f in $(grep -lxz "RAMPART_VERSION=$2" /proc/[0-9]*/environ 2>/dev/null || true); do
+    p=${f#/proc/} p=${p%/environ}
+    [ "$(cat "/proc/$p/comm" 2>/dev/null || true)" != sleep ] || continue
+    of_app "$p" "$2" "$1" || continue
+    ! of_app "$(sed -n 's/^PPid:\t//p' "/proc/$p/status" 2>/dev/null)" "$2" "$1" || continue
+    echo "$p"
+    return 0
+  done
+  return 1
+}
+# catches PID SIGNAL: PID has a handler for SIGNAL (a number; a shell's trap for it is set), as
+# /proc/PID/status's SigCgt says. An app that waits to be told by a signal is ready for it then:
+# the state itself, where a line in its log is only a proxy (the log's bucket can cut a run's
+# first line).
+catches() {
+  local m
+  m=$(sed -n 's/^SigCgt:\t//p' "/proc/$1/status" 2>/dev/null)
+  [ -n "$m" ] && (((16#$m >> ($2 - 1)) & 1))
+}
+
 done_ok() { echo "ok: $E2E_CHECKS checks"; }

@@ -71,13 +71,15 @@ send() { "$AGENT" report --state-dir "$d/dev" --server "$url" --server-ca "$d/rc
 requests() { wc -l <"$d/log"; }
 answered() { [ "$(grep -c "\"answer\": \"$1\"" "$d/log")" -ge "$2" ]; }
 # send_in_window: a new process sends while the queue's retry_at still holds. Its clock is set to
-# one second before retry_at (libfaketime): the window is 2 to 6 s, and a loaded machine (ASan,
-# stress-ng) can take longer than that to start the process and read the queue.
+# a minute before retry_at (libfaketime): the window is 2 to 6 s, and a loaded machine (ASan,
+# stress-ng) can take longer than that to start the process and read the queue. Not one second
+# before: libfaketime's "@" clock starts there and runs from the process's start, so a start
+# slower than a second (ASan under stress-ng) read retry_at itself, and sent.
 send_in_window() {
   local retry
   expect 0 "$AGENT" reports --state-dir "$d/dev" --output json
   retry=$(jq -e .retry_at "$d/out") || fail "the queue has no retry_at"
-  expect 1 at_clock "@$(date -d "@$((retry - 1))" '+%Y-%m-%d %H:%M:%S')" \
+  expect 1 at_clock "@$(date -d "@$((retry - 60))" '+%Y-%m-%d %H:%M:%S')" \
     "$AGENT" report --state-dir "$d/dev" --server "$url" --server-ca "$d/rca.pem"
 }
 
@@ -94,12 +96,14 @@ out_has "not sent: waiting"
 eq "$(requests)" 1 "requests during the backoff"
 
 # 429 with Retry-After: kept, and no request before it is over, also from a new process.
+# t429: the clock before the send that got the 429, so no later than the agent's own reading
+# when it kept the Retry-After (read after it, a slow exit could put it 2 s past that reading,
+# beyond the 2 s waited).
 echo "429 2" >"$d/mode"
-try_send() { send >/dev/null 2>&1 || true; answered 429 1; }
+try_send() { t429=$(date +%s); send >/dev/null 2>&1 || true; answered 429 1; }
 wait_until 20 try_send || fail "no 429 was asked for after the backoff"
-t429=$(date +%s)
 queue '.reports | length == 4'
-queue ".retry_at >= $((t429 + 2 - 1))"
+queue ".retry_at >= $((t429 + 2))"
 send_in_window
 out_has "not sent: waiting"
 eq "$(requests)" 2 "requests while the service's Retry-After holds"
