@@ -96,10 +96,12 @@ typedef struct rp_attestation {
     char cert_serial[RP_SERIAL_SIZE];
 } rp_attestation_t;
 
-/* Why a certificate was revoked (certificates.revoked_for, schema 28). */
+/* Why a certificate was revoked (certificates.revoked_for, schema 28; LIFTED: schema 29). */
 typedef enum rp_revoked_for {
     RP_REVOKED_OTHER = 0,  /* blocked, quarantined, or revoked before schema 28 */
     RP_REVOKED_FAILED = 1, /* a proven failed attestation (docs/protocol.md "Verdicts") */
+    RP_REVOKED_LIFTED = 2, /* OTHER, and the device has since been left with neither bar: what
+                            * revoked it no longer holds (sq_device_write) */
 } rp_revoked_for_t;
 
 typedef struct rp_cert_record {

@@ -231,4 +231,18 @@ status=$(curl -s -o "$d/body" -w '%{http_code}' --cacert "$SERVER_CA" --cert "$d
 is_status 200; body_has '.stored == 1'
 http GET "/api/v1/tenants/$acme/reports?device=$id" "$ADMIN_TOKEN"; is_status 200
 body_has '[.reports[] | select(.seq == 8)] | length == 1 and .[0].device_failed == false'
+# The other order (review r10 L3): blocked (its certificate revoked for the block), unblocked, and
+# only then its attestation fails: it recovers as one that failed first; blocked again, nothing.
+expect 0 "$RAMPART" quarantine policy off --tenant "$acme"
+cp "$d/dev/agent/device.crt" "$d/old.crt"
+expect 0 "$RAMPART" device block --tenant "$acme" "$id"
+expect 0 "$RAMPART" device unblock --tenant "$acme" "$id"
+old_dev GET /api/v1/device/targets; is_status 403; body_has '.error == "forbidden"'
+expect 0 "$RAMPART" tenant policy --tenant "$acme" --allow-debug no --require-components no
+expect 1 "$AGENT" attest --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+recovers
+expect 0 "$RAMPART" device block --tenant "$acme" "$id"
+old_dev GET /api/v1/device/targets; is_status 403; body_has '.error == "forbidden"'
+expect 0 "$RAMPART" device unblock --tenant "$acme" "$id"
+recovers
 done_ok
