@@ -198,6 +198,14 @@ old_dev POST /api/v1/device/reports -H 'Content-Type: application/json' --data-b
 is_status 200; body_has '.stored == 1'
 http GET "/api/v1/tenants/$acme/reports?device=$id" "$ADMIN_TOKEN"; is_status 200
 body_has '[.reports[] | select(.seq == 7)] | length == 1 and .[0].device_failed == true'
+# A crash it reports counts in its bucket, told apart (review r10 L4; its bucket is checked below,
+# once the device has passed again and sent the same crash).
+crash() { # SEQ: a crash report of seq SEQ, always the same crash
+  printf '{"reports": [{"seq": %d, "at": 1764300000, "kind": "crash", "component": "app", "version": "1.0", "reason": "killed by SIGSEGV", "code": "", "crash": {"signal": 11, "signal_name": "SIGSEGV", "code": 1, "address": "0x0", "uptime_ms": 10, "frames": [{"build_id": "%s", "module": "app", "offset": "0x10"}], "stderr": ""}}], "dropped": 0}' "$1" "$(printf 'ab%.0s' $(seq 20))"
+}
+crash 9 >"$d/crash9.json"
+old_dev POST /api/v1/device/reports -H 'Content-Type: application/json' --data-binary "@$d/crash9.json"
+is_status 200; body_has '.stored == 1'
 openssl req -new -key "$d/dev/identity.pem" -subj "/CN=$id" -outform DER | base64 -w64 >"$d/csr.b64"
 old_dev POST "/.well-known/est/$acme/simplereenroll" -H 'Content-Type: application/pkcs10' \
   --data-binary "@$d/csr.b64"
@@ -231,6 +239,15 @@ status=$(curl -s -o "$d/body" -w '%{http_code}' --cacert "$SERVER_CA" --cert "$d
 is_status 200; body_has '.stored == 1'
 http GET "/api/v1/tenants/$acme/reports?device=$id" "$ADMIN_TOKEN"; is_status 200
 body_has '[.reports[] | select(.seq == 8)] | length == 1 and .[0].device_failed == false'
+crash 10 >"$d/crash10.json"
+status=$(curl -s -o "$d/body" -w '%{http_code}' --cacert "$SERVER_CA" --cert "$d/dev/agent/device.crt" \
+  --key "$d/dev/identity.pem" -H 'Content-Type: application/json' --data-binary "@$d/crash10.json" \
+  "$SERVER_URL/api/v1/device/reports")
+is_status 200; body_has '.stored == 1'
+http GET "/api/v1/tenants/$acme/failures" "$ADMIN_TOKEN"; is_status 200
+body_has '.buckets | length == 1 and .[0].count == 2 and .[0].device_failed == 1'
+expect 0 "$RAMPART" failure show --tenant "$acme" "$(jq -r '.buckets[0].id' "$d/body")"
+out_has "count:         2 (1 from failed devices)"
 # The other order (review r10 L3): blocked (its certificate revoked for the block), unblocked, and
 # only then its attestation fails: it recovers as one that failed first; blocked again, nothing.
 expect 0 "$RAMPART" quarantine policy off --tenant "$acme"

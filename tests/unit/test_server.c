@@ -627,6 +627,14 @@ static void store_bars_lifted_relabel(void **state)
     assert_int_equal(got.revoked_for, RP_REVOKED_FAILED);
 }
 
+/* Schema 29 undone (test_server's migration tests take a file back further: UNDO_28). */
+#define UNDO_29                                                                                    \
+    "ALTER TABLE threat_devices DROP COLUMN failed;"                                               \
+    "ALTER TABLE threat_counts DROP COLUMN failed_devices;"                                        \
+    "ALTER TABLE threat_alerts DROP COLUMN failed_devices;"                                        \
+    "ALTER TABLE crash_buckets DROP COLUMN failed_count;"                                          \
+    "DELETE FROM schema_version WHERE version = 29;"
+
 /* Migration 29 marks what was revoked for a bar already lifted when it runs (a device released
  * before it), and only that. */
 static void store_migration_29_lifts(void **state)
@@ -649,9 +657,8 @@ static void store_migration_29_lifts(void **state)
     assert_int_equal(rp_store_device_block(db->s, db->tenant.id, dev2, 1100), RP_OK);
     assert_int_equal(rp_store_device_unblock(db->s, db->tenant.id, dev1), RP_OK);
     /* as a version before 29 left it: dev1 unblocked, its certificate still OTHER */
-    assert_int_equal(db->s->db->drv->exec(db->s->db, "UPDATE certificates SET revoked_for = 0;"
-                                                     " DELETE FROM schema_version WHERE version = 29"),
-                     RP_OK);
+    assert_int_equal(
+        db->s->db->drv->exec(db->s->db, "UPDATE certificates SET revoked_for = 0;" UNDO_29), RP_OK);
     assert_int_equal(rt_store_open(&db->t, &again), RP_OK);
     assert_int_equal(rp_store_schema_version(again), 29);
     assert_int_equal(rp_store_cert_get(again, "0f21", &got), RP_OK);
@@ -1574,11 +1581,10 @@ static int64_t sql_count(sqlite3 *raw, const char *sql)
 /* A SQLite file taken back from the newest schema to 21 (why a certificate was revoked, the spent
  * nonces' purge watermark, the tenant CAs' successors, the deployments' departed devices, the
  * versions' counters, a delta's holder, the image an upload became) ... */
-#define UNDO_29 "DELETE FROM schema_version WHERE version = 29;"
 #define UNDO_28                                                                                    \
-    UNDO_29 "ALTER TABLE certificates DROP COLUMN revoked_for;"                                            \
-    "ALTER TABLE reports DROP COLUMN device_failed;"                                               \
-    "DELETE FROM schema_version WHERE version = 28;"
+    UNDO_29 "ALTER TABLE certificates DROP COLUMN revoked_for;"                                    \
+            "ALTER TABLE reports DROP COLUMN device_failed;"                                       \
+            "DELETE FROM schema_version WHERE version = 28;"
 #define UNDO_27                                                                                    \
     UNDO_28 "DROP TABLE spent_nonces_purged; DELETE FROM schema_version WHERE version = 27;"
 #define UNDO_26 UNDO_27 "DROP TABLE ca_successors; DELETE FROM schema_version WHERE version = 26;"
@@ -3953,8 +3959,8 @@ static void ca_device_cert_dates(void **state)
     X509_free(cert);
     /* the CA back-dated RP_CA_BACKDATE (an hour), a certificate issued as it was made only 5 min */
     assert_int_equal(ca.cert_not_before, issued - 3600 - RP_CA_BACKDATE);
-    assert_int_equal(
-        rp_ca_issue_device_cert(&ca, spki, len, "dates", issued - 3600, &cert, &rec), RP_OK);
+    assert_int_equal(rp_ca_issue_device_cert(&ca, spki, len, "dates", issued - 3600, &cert, &rec),
+                     RP_OK);
     assert_int_equal(rp_cert_time(X509_get0_notBefore(cert)), issued - 3600 - 300);
     X509_free(cert);
     /* issued as the CA begins: back-dated no further than the CA's own start */
