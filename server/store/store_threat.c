@@ -132,6 +132,22 @@ static rp_err_t prune(rp_store_t *s, const char *sql, const char *tenant_id, con
     return sq_step_done(s, st, NULL);
 }
 
+/* sql (a device in a subject's slot: SQL_DEVICE_SEEN*) prepared, its first four bound; NULL when
+ * it could not be prepared. */
+static sq_st_t *slot_device_stmt(rp_store_t *s, const char *sql, const char *tenant_id,
+                                 const char *subject, int64_t slot, const char *device_id)
+{
+    sq_st_t *st = sq_stmt(s, sql);
+
+    if (st != NULL) {
+        db_bind_text(st, 1, tenant_id);
+        db_bind_text(st, 2, subject);
+        db_bind_int64(st, 3, slot);
+        db_bind_text(st, 4, device_id);
+    }
+    return st;
+}
+
 /* items[idx[0..m)]: the signals of one subject. Each distinct device is noted once, the count
  * moves by m in one statement, and the counts are read back once, into every one of them. */
 static rp_err_t count_subject(rp_store_t *s, const char *tenant_id, const rp_threat_settings_t *set,
@@ -150,25 +166,17 @@ static rp_err_t count_subject(rp_store_t *s, const char *tenant_id, const rp_thr
         bool failed = false;
         for (e = i; e < m && strcmp(items[idx[e]].device_id, items[idx[i]].device_id) == 0; e++)
             failed = failed || items[idx[e]].device_failed;
-        st = sq_stmt(s, SQL_DEVICE_SEEN);
+        st =
+            slot_device_stmt(s, SQL_DEVICE_SEEN, tenant_id, subject, slot, items[idx[i]].device_id);
         if (st == NULL)
             return RP_ERR_IO;
-        db_bind_text(st, 1, tenant_id);
-        db_bind_text(st, 2, subject);
-        db_bind_int64(st, 3, slot);
-        db_bind_text(st, 4, items[idx[i]].device_id);
         db_bind_int(st, 5, failed ? 1 : 0);
         err = sq_step_done(s, st, &fresh);
         fresh_total += fresh > 0 ? 1 : 0;
         if (err == RP_OK && failed && fresh == 0) { /* seen in the slot before it failed */
-            st = sq_stmt(s, SQL_DEVICE_SEEN_FAILED);
-            if (st == NULL)
-                return RP_ERR_IO;
-            db_bind_text(st, 1, tenant_id);
-            db_bind_text(st, 2, subject);
-            db_bind_int64(st, 3, slot);
-            db_bind_text(st, 4, items[idx[i]].device_id);
-            err = sq_step_done(s, st, &marked);
+            st = slot_device_stmt(s, SQL_DEVICE_SEEN_FAILED, tenant_id, subject, slot,
+                                  items[idx[i]].device_id);
+            err = STEP(s, st, &marked);
         }
         failed_total += failed && (fresh > 0 || marked > 0) ? 1 : 0;
     }

@@ -233,17 +233,16 @@ new=$(openssl x509 -in "$d/dev/agent/device.crt" -noout -serial | cut -d= -f2)
 post "$d/r1.json"; is_status 200
 CERT=$d/old.crt post "$d/r1.json"; is_status 403; body_has '.error == "forbidden"'
 sed 's/"seq": 7/"seq": 8/' "$d/rep.json" >"$d/rep8.json"
-status=$(curl -s -o "$d/body" -w '%{http_code}' --cacert "$SERVER_CA" --cert "$d/dev/agent/device.crt" \
-  --key "$d/dev/identity.pem" -H 'Content-Type: application/json' --data-binary "@$d/rep8.json" \
-  "$SERVER_URL/api/v1/device/reports")
-is_status 200; body_has '.stored == 1'
+new_reports() { # FILE: a batch of reports with the device's new certificate
+  status=$(curl -s -o "$d/body" -w '%{http_code}' --cacert "$SERVER_CA" --cert "$d/dev/agent/device.crt" \
+    --key "$d/dev/identity.pem" -H 'Content-Type: application/json' --data-binary "@$1" \
+    "$SERVER_URL/api/v1/device/reports")
+}
+new_reports "$d/rep8.json"; is_status 200; body_has '.stored == 1'
 http GET "/api/v1/tenants/$acme/reports?device=$id" "$ADMIN_TOKEN"; is_status 200
 body_has '[.reports[] | select(.seq == 8)] | length == 1 and .[0].device_failed == false'
 crash 10 >"$d/crash10.json"
-status=$(curl -s -o "$d/body" -w '%{http_code}' --cacert "$SERVER_CA" --cert "$d/dev/agent/device.crt" \
-  --key "$d/dev/identity.pem" -H 'Content-Type: application/json' --data-binary "@$d/crash10.json" \
-  "$SERVER_URL/api/v1/device/reports")
-is_status 200; body_has '.stored == 1'
+new_reports "$d/crash10.json"; is_status 200; body_has '.stored == 1'
 http GET "/api/v1/tenants/$acme/failures" "$ADMIN_TOKEN"; is_status 200
 body_has '.buckets | length == 1 and .[0].count == 2 and .[0].device_failed == 1'
 expect 0 "$RAMPART" failure show --tenant "$acme" "$(jq -r '.buckets[0].id' "$d/body")"

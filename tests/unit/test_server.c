@@ -570,6 +570,18 @@ static void store_proven_failure_revokes(void **state)
     assert_int_equal(got.revoked_for, RP_REVOKED_FAILED);
 }
 
+/* A claimed device of the tenant whose attestation passed, with certificate c. */
+static void claimed_passed(struct db *db, const char *device, rp_cert_record_t *c)
+{
+    rp_attestation_t a;
+    rp_attestation_write_t w;
+
+    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, device, 1000), RP_OK);
+    fill(&a, device, db->tenant.id, true);
+    w = write_of(&a, c, NULL);
+    assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
+}
+
 /* Review r10 L3: what a block's or a quarantine's revocation says changes when the device is
  * left with neither bar (LIFTED: a later proven failure is then its only bar, as if it had come
  * first); not while the other bar still holds; a failure's keeps its cause; nothing is unrevoked
@@ -587,10 +599,7 @@ static void store_bars_lifted_relabel(void **state)
 
     snprintf(ca.tenant_id, sizeof(ca.tenant_id), "%s", db->tenant.id);
     assert_int_equal(rp_store_ca_put(db->s, &ca), RP_OK);
-    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, dev1, 1000), RP_OK);
-    fill(&a, dev1, db->tenant.id, true);
-    w = write_of(&a, &c1, NULL);
-    assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
+    claimed_passed(db, dev1, &c1);
     /* blocked, then quarantined too: unblocked, the quarantine still holds */
     assert_int_equal(rp_store_device_block(db->s, db->tenant.id, dev1, 1100), RP_OK);
     snprintf(qp.kinds[0], sizeof(qp.kinds[0]), "app_crash");
@@ -641,18 +650,10 @@ static void store_migration_29_lifts(void **state)
 {
     struct db *db = *state;
     rp_cert_record_t c1 = cert_for(db, dev1, "0f21"), c2 = cert_for(db, dev2, "0f22"), got;
-    rp_attestation_t a;
-    rp_attestation_write_t w;
     rp_store_t *again;
 
-    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, dev1, 1000), RP_OK);
-    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, dev2, 1000), RP_OK);
-    fill(&a, dev1, db->tenant.id, true);
-    w = write_of(&a, &c1, NULL);
-    assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
-    fill(&a, dev2, db->tenant.id, true);
-    w = write_of(&a, &c2, NULL);
-    assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
+    claimed_passed(db, dev1, &c1);
+    claimed_passed(db, dev2, &c2);
     assert_int_equal(rp_store_device_block(db->s, db->tenant.id, dev1, 1100), RP_OK);
     assert_int_equal(rp_store_device_block(db->s, db->tenant.id, dev2, 1100), RP_OK);
     assert_int_equal(rp_store_device_unblock(db->s, db->tenant.id, dev1), RP_OK);
