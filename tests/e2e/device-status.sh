@@ -261,4 +261,17 @@ expect 0 "$RAMPART" device block --tenant "$acme" "$id"
 old_dev GET /api/v1/device/targets; is_status 403; body_has '.error == "forbidden"'
 expect 0 "$RAMPART" device unblock --tenant "$acme" "$id"
 recovers
+# The same released from a quarantine another signal set (a security event), then failed.
+expect 0 "$RAMPART" tenant policy --tenant "$acme" --allow-debug yes --require-components no
+expect 0 "$AGENT" attest --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+cp "$d/dev/agent/device.crt" "$d/old.crt"
+expect 0 "$RAMPART" quarantine policy set --tenant "$acme" --kinds syscall --threshold 1 --window 600
+printf '{"events": [%s]}' "$(ev 5000 syscall a denied)" >"$d/q.json"
+post "$d/q.json"; is_status 200
+shown '.status == "quarantined"'
+expect 0 "$RAMPART" quarantine policy off --tenant "$acme"
+expect 0 "$RAMPART" device release --tenant "$acme" "$id" --reason "checked"
+expect 0 "$RAMPART" tenant policy --tenant "$acme" --allow-debug no --require-components no
+expect 1 "$AGENT" attest --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+recovers
 done_ok
