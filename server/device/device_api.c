@@ -452,9 +452,9 @@ bool rp_device_auth(rp_req_t *r, rp_device_t *device, bool recovery)
     /* Before the revocation too (a proven failed attestation revokes: docs/protocol.md
      * "Verdicts"): the device hears why, and what brings it back. Its recovery routes stay open
      * to a certificate of its own that nothing but such a failure revoked, or a bar since
-     * lifted, whichever came first (a revocation by a block or a quarantine that still holds, or
-     * one of before schema 28 on a device that was barred since, is RP_REVOKED_OTHER; the
-     * quarantine was refused above, and a block is refused here by the device's state). */
+     * lifted, whichever came first (RP_REVOKED_OTHER, never taken: a revocation by a block or a
+     * quarantine that still holds, or an older one of a device barred when schema 29 came; the
+     * device's state refuses a quarantine above and a block here, whatever its certificate). */
     if (rp_device_failed(device) && !device->blocked) {
         if (recovery && known &&
             (rec.revoked_at == 0 || rec.revoked_for == RP_REVOKED_FAILED ||
