@@ -88,8 +88,8 @@ static int failure_list(struct ops *o)
         return CLI_OK;
     }
     list = json_object_get(body, "buckets");
-    printf("%-32s  %6s  %-12s %-9s  %-20s  %-20s  %s\n", "BUCKET", "COUNT", "COMPONENT", "SIGNAL",
-           "FIRST SEEN", "LAST SEEN", "VERSIONS");
+    printf("%-32s  %6s  %6s  %-12s %-9s  %-20s  %-20s  %s\n", "BUCKET", "COUNT", "FAILED",
+           "COMPONENT", "SIGNAL", "FIRST SEEN", "LAST SEEN", "VERSIONS");
     json_array_foreach(list, i, b)
     {
         json_t *vers = json_object_get(json_object_get(b, "counts"), "version");
@@ -97,9 +97,11 @@ static int failure_list(struct ops *o)
         json_t *v;
         bool first = true;
 
-        printf("%-32s  %6lld  %-12s %-9s  %-20s  %-20s  ", ops_str(b, "id"),
-               (long long)json_integer_value(json_object_get(b, "count")), ops_str(b, "component"),
-               ops_str(b, "signal_name"), ops_str(b, "first_seen"), ops_str(b, "last_seen"));
+        printf("%-32s  %6lld  %6lld  %-12s %-9s  %-20s  %-20s  ", ops_str(b, "id"),
+               (long long)json_integer_value(json_object_get(b, "count")),
+               (long long)json_integer_value(json_object_get(b, "device_failed")),
+               ops_str(b, "component"), ops_str(b, "signal_name"), ops_str(b, "first_seen"),
+               ops_str(b, "last_seen"));
         json_object_foreach(vers, k, v)
         {
             printf("%s%s (%lld)", first ? "" : ", ", k[0] ? k : "-",
@@ -149,7 +151,9 @@ static int failure_show(struct ops *o)
     printf("component:     %s\n", ops_str(body, "component"));
     printf("signal:        %s (%lld)\n", ops_str(body, "signal_name"),
            (long long)json_integer_value(json_object_get(body, "signal")));
-    printf("count:         %lld\n", (long long)json_integer_value(json_object_get(body, "count")));
+    printf("count:         %lld (%lld from failed devices)\n",
+           (long long)json_integer_value(json_object_get(body, "count")),
+           (long long)json_integer_value(json_object_get(body, "device_failed")));
     printf("first seen:    %s\n", ops_str(body, "first_seen"));
     printf("last seen:     %s\n", ops_str(body, "last_seen"));
     printf("symbolicated:  %s\n",

@@ -102,15 +102,16 @@ static int alert_cmd(struct topts *t, const char *verb)
     if (t->o.output != CLI_OUTPUT_TEXT) {
         ops_print(&t->o, body);
     } else {
-        printf("%-6s %-7s %-30s %-20s %-20s %7s %7s %9s\n", "ID", "STATE", "SUBJECT", "OPENED",
-               "LAST", "SIGNALS", "DEVICES", "BASELINE");
+        printf("%-6s %-7s %-30s %-20s %-20s %7s %7s %6s %9s\n", "ID", "STATE", "SUBJECT", "OPENED",
+               "LAST", "SIGNALS", "DEVICES", "FAILED", "BASELINE");
         json_array_foreach(json_object_get(body, "alerts"), i, a)
         {
-            printf("%-6lld %-7s %-30s %-20s %-20s %7lld %7lld %9.2f\n",
+            printf("%-6lld %-7s %-30s %-20s %-20s %7lld %7lld %6lld %9.2f\n",
                    (long long)json_integer_value(json_object_get(a, "id")), ops_str(a, "state"),
                    ops_str(a, "subject"), ops_str(a, "opened_at"), ops_str(a, "last_at"),
                    (long long)json_integer_value(json_object_get(a, "count")),
                    (long long)json_integer_value(json_object_get(a, "devices")),
+                   (long long)json_integer_value(json_object_get(a, "failed_devices")),
                    json_number_value(json_object_get(a, "baseline")));
         }
     }

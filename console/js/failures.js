@@ -34,6 +34,7 @@ export async function list(ctx) {
     { title: 'Signal', cell: (b) => b.signal_name || String(b.signal) },
     { title: 'Top frame', cell: (b) => (b.frames && b.frames[0] ? frameText(b.frames[0]) : '—') },
     { title: 'Count', cell: (b) => count(b.count) },
+    { title: 'From failed devices', cell: (b) => count(b.device_failed || 0) },
     { title: 'Last seen', cell: (b) => when(b.last_seen) },
   ], buckets, 'No crash bucket.'),
   h('nav', { class: 'pager', 'aria-label': 'Pages of buckets' },
@@ -46,7 +47,7 @@ export async function detail(ctx) {
   const counts = b.counts || {};
   ctx.main.append(h('h1', { tabindex: -1 }, 'Failure bucket ', h('code', {}, short(b.id, 16))),
     facts([['Component', b.component], ['Signal', b.signal_name || String(b.signal)], ['Count', count(b.count)],
-      ['First seen', when(b.first_seen)], ['Last seen', when(b.last_seen)], ['Symbolicated', b.symbolicated ? 'yes' : 'no']]));
+      ['From failed devices', count(b.device_failed || 0)], ['First seen', when(b.first_seen)], ['Last seen', when(b.last_seen)], ['Symbolicated', b.symbolicated ? 'yes' : 'no']]));
   const chartBox = h('section', { 'aria-labelledby': 'bd-h' }, h('h2', { id: 'bd-h' }, 'Reports per day'));
   ctx.main.append(chartBox);
   const days = perDay([counts.day]);

@@ -74,11 +74,20 @@ static json_t *webhook_quarantine_body(rp_store_t *s, const char *tenant_id, con
 
 /* ---- the rule ---- */
 
+int64_t rp_threat_window_devices(const rp_threat_count_t *c, int64_t *failed)
+{
+    bool now = c->devices >= c->prev_devices;
+
+    if (failed != NULL)
+        *failed = now ? c->failed_devices : c->prev_failed_devices;
+    return now ? c->devices : c->prev_devices;
+}
+
 bool rp_threat_spike(const rp_threat_settings_t *set, const rp_threat_count_t *c, bool open,
                      double *rate, double *baseline, int64_t *devices)
 {
     double w = (double)set->window, left = w - (double)c->elapsed, r, b, slots;
-    int64_t d = c->devices > c->prev_devices ? c->devices : c->prev_devices;
+    int64_t d = rp_threat_window_devices(c, NULL);
 
     if (left < 0)
         left = 0;
@@ -207,6 +216,7 @@ static rp_err_t process_tenant(rp_store_t *s, const char *tenant_id, const rp_th
         len = snprintf(items[k].subject, sizeof(items[k].subject), "kind:%s", kind);
         if (len > 0 && (size_t)len < sizeof(items[k].subject)) {
             items[k].device_id = sig[i].device_id;
+            items[k].device_failed = sig[i].device_failed;
             from[k++] = i;
         }
         if (bucket == NULL || bucket[0] == '\0')
@@ -214,6 +224,7 @@ static rp_err_t process_tenant(rp_store_t *s, const char *tenant_id, const rp_th
         len = snprintf(items[k].subject, sizeof(items[k].subject), "bucket:%s", bucket);
         if (len > 0 && (size_t)len < sizeof(items[k].subject)) {
             items[k].device_id = sig[i].device_id;
+            items[k].device_failed = sig[i].device_failed;
             from[k++] = i;
         } else {
             rp_log_warn("threat: a bucket ID of %d bytes is too long to count",
@@ -254,6 +265,7 @@ static rp_err_t process_tenant(rp_store_t *s, const char *tenant_id, const rp_th
         al.last_at = now;
         al.expires_at = now + set.window; /* open while the spike lasts: a window without one */
         al.count = (int64_t)(rate + 0.5);
+        (void)rp_threat_window_devices(&items[a], &al.failed_devices);
         al.baseline = base;
         al.signals = nsig;
         err = rp_store_threat_alert_raise(s, &al, &opened);
@@ -339,9 +351,9 @@ void rp_threat_news_tell(rp_threat_news_t *news, const rp_threat_hooks_t *hooks)
     for (size_t a = 0; a < news->nalerts; a++) {
         const rp_threat_alert_t *al = &news->alerts[a];
         rp_log_warn("tenant %s: alert %lld: %s spikes: %lld in the last window from %lld "
-                    "device(s), baseline %.2f",
+                    "device(s) (%lld of them failed), baseline %.2f",
                     al->tenant_id, (long long)al->id, al->subject, (long long)al->count,
-                    (long long)al->devices, al->baseline);
+                    (long long)al->devices, (long long)al->failed_devices, al->baseline);
         if (hooks != NULL && hooks->alert_opened != NULL)
             hooks->alert_opened(hooks->ctx, al);
     }
@@ -882,12 +894,13 @@ static json_t *alert_json(const rp_threat_alert_t *a, int64_t now)
     int64_t closed = a->closed_at != 0 ? a->closed_at : (open ? 0 : a->expires_at);
 
     rp_threat_subject_split(a->subject, &type, &name);
-    return json_pack("{s:I, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:I, s:I, s:f, s:I, s:s}", "id",
+    return json_pack("{s:I, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:I, s:I, s:I, s:f, s:I, s:s}", "id",
                      (json_int_t)a->id, "subject", a->subject, "type", type, type, name, "state",
                      open ? "open" : "closed", "opened_at", rp_iso_time_json(a->opened_at),
                      "last_at", rp_iso_time_json(a->last_at), "closed_at", rp_iso_time_json(closed),
-                     "count", (json_int_t)a->count, "devices", (json_int_t)a->devices, "baseline",
-                     a->baseline, "signals", (json_int_t)a->signals, "reason", a->reason);
+                     "count", (json_int_t)a->count, "devices", (json_int_t)a->devices,
+                     "failed_devices", (json_int_t)a->failed_devices, "baseline", a->baseline,
+                     "signals", (json_int_t)a->signals, "reason", a->reason);
 }
 
 /* ---- rp_threat_observe: the callers' entry ---- */

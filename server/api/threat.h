@@ -8,6 +8,7 @@
 #ifndef RAMPART_SERVER_THREAT_H
 #define RAMPART_SERVER_THREAT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +25,8 @@ typedef struct rp_threat_signal {
     const char *bucket; /* a crash's bucket ID; NULL for anything else */
     const char *reason; /* its reason as the device or the service stated it; "" if none */
     int64_t at;         /* unix seconds, as the device said; rates count the service's own time */
+    bool device_failed; /* the device sent it while its last attestation had failed (a recovery
+                           route): counted as any device's, and told apart (review r10 L4) */
 } rp_threat_signal_t;
 
 /*
@@ -42,12 +45,16 @@ void rp_threat_observe(rp_worker_t *w, const rp_threat_signal_t *sig, size_t n);
  * The spike rule, pure: the subject's rate over the last window (the current slot, and the slot
  * before weighted by how much of it the window still covers) against its baseline (the mean per
  * window over the baseline days, never below set->floor), and its distinct devices (the larger of
- * the two slots': a lower bound). A spike: rate >= factor x baseline and devices >= min_devices.
- * While an alert is open (open), half the rate keeps it: a storm hovering about the threshold
- * stays one alert instead of many. OUT (each may be NULL): *rate, *baseline, *devices.
+ * the two slots': a lower bound; rp_threat_window_devices). A spike: rate >= factor x baseline and
+ * devices >= min_devices. While an alert is open (open), half the rate keeps it: a storm hovering
+ * about the threshold stays one alert instead of many. OUT (each may be NULL): *rate, *baseline,
+ * *devices.
  */
 bool rp_threat_spike(const rp_threat_settings_t *set, const rp_threat_count_t *c, bool open,
                      double *rate, double *baseline, int64_t *devices);
+/* The window's distinct devices: the larger of the two slots' (a lower bound); OUT *failed (may
+ * be NULL): how many of that slot's sent while their last attestation had failed. */
+int64_t rp_threat_window_devices(const rp_threat_count_t *c, int64_t *failed);
 
 /* What processing signals did, for the caller to act on (webhook, logs). */
 typedef struct rp_threat_hooks {

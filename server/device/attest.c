@@ -391,8 +391,14 @@ static void recorded(rp_record_job_t *job)
                                 reason_message(p->reason)));
         if (is_signal(p, unproven)) {
             char why[RP_DEVICE_EVENT_REASON_MAX + 1];
-            rp_threat_signal_t sig = {
-                p->att.tenant_id, p->att.device_id, "attestation_failed", NULL, why, p->att.at};
+            /* the service's own finding, not the failed device's word: not device_failed */
+            rp_threat_signal_t sig = {p->att.tenant_id,
+                                      p->att.device_id,
+                                      "attestation_failed",
+                                      NULL,
+                                      why,
+                                      p->att.at,
+                                      false};
             snprintf(why, sizeof(why), "%s: %s", rp_attest_reason_code(p->reason),
                      reason_message(p->reason));
             rp_threat_observe(job->worker, &sig, 1); /* after the record is on disk */

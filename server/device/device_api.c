@@ -451,10 +451,14 @@ bool rp_device_auth(rp_req_t *r, rp_device_t *device, bool recovery)
     known = err == RP_OK && strcmp(rec.device_id, id) == 0;
     /* Before the revocation too (a proven failed attestation revokes: docs/protocol.md
      * "Verdicts"): the device hears why, and what brings it back. Its recovery routes stay open
-     * to a certificate of its own that nothing but such a failure revoked (a block's or a
-     * quarantine's revocation, or one of before schema 28, is RP_REVOKED_OTHER). */
+     * to a certificate of its own that nothing but such a failure revoked, or a bar since
+     * lifted, whichever came first (RP_REVOKED_OTHER, never taken: a revocation by a block or a
+     * quarantine that still holds, or an older one of a device barred when schema 29 came; the
+     * device's state refuses a quarantine above and a block here, whatever its certificate). */
     if (rp_device_failed(device) && !device->blocked) {
-        if (recovery && known && (rec.revoked_at == 0 || rec.revoked_for == RP_REVOKED_FAILED))
+        if (recovery && known &&
+            (rec.revoked_at == 0 || rec.revoked_for == RP_REVOKED_FAILED ||
+             rec.revoked_for == RP_REVOKED_LIFTED))
             return true;
         if (ended) { /* an ended certificate opens nothing else */
             rp_reply_error(r, 401, "unauthorized", "the certificate has ended");

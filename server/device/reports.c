@@ -566,9 +566,13 @@ static void report_jobs_settle(rp_record_job_t *jobs, rp_store_t *s)
         struct report_job *j = (struct report_job *)job;
         for (size_t i = 0; i < j->nput && n < cap; i++)
             if (j->stored[i])
-                sig[n++] =
-                    (rp_threat_signal_t){j->tenant_id,      j->device_id,      j->puts[i].kind,
-                                         j->puts[i].bucket, j->puts[i].reason, j->puts[i].at};
+                sig[n++] = (rp_threat_signal_t){.tenant_id = j->tenant_id,
+                                                .device_id = j->device_id,
+                                                .kind = j->puts[i].kind,
+                                                .bucket = j->puts[i].bucket,
+                                                .reason = j->puts[i].reason,
+                                                .at = j->puts[i].at,
+                                                .device_failed = j->device_failed};
     }
     for (size_t i = 0; i < n; i++)
         idx[i] = i;
@@ -869,8 +873,9 @@ static void collect_member(void *ctx, const rp_bucket_t *b)
 
     for (size_t i = 0; i < json_array_size(frames); i++)
         json_array_append(ids, json_object_get(json_array_get(frames, i), "build_id"));
-    json_array_append_new(ctx, json_pack("{s:s, s:I, s:o, s:o, s:o}", "id", b->id, "count",
-                                         (json_int_t)b->count, "first_seen",
+    json_array_append_new(ctx, json_pack("{s:s, s:I, s:I, s:o, s:o, s:o}", "id", b->id, "count",
+                                         (json_int_t)b->count, "device_failed",
+                                         (json_int_t)b->device_failed, "first_seen",
                                          rp_iso_time_json(b->first_seen), "last_seen",
                                          rp_iso_time_json(b->last_seen), "build_ids", ids));
     json_decref(sig);
@@ -893,12 +898,12 @@ static json_t *bucket_json(rp_req_t *r, symcache_t *syms, const rp_bucket_t *b)
         json_decref(builds);
         return NULL;
     }
-    o = json_pack("{s:s, s:s, s:s, s:i, s:O?, s:O?, s:I, s:o, s:o, s:o, s:o}", "id", b->id, "key",
-                  b->symbolic ? "symbolic" : "build", "component", b->component, "signal",
+    o = json_pack("{s:s, s:s, s:s, s:i, s:O?, s:O?, s:I, s:I, s:o, s:o, s:o, s:o}", "id", b->id,
+                  "key", b->symbolic ? "symbolic" : "build", "component", b->component, "signal",
                   b->signal, "signal_name", json_object_get(sig, "signal_name"), "frames",
-                  json_object_get(sig, "frames"), "count", (json_int_t)b->count, "first_seen",
-                  rp_iso_time_json(b->first_seen), "last_seen", rp_iso_time_json(b->last_seen),
-                  "counts", counts, "builds", builds);
+                  json_object_get(sig, "frames"), "count", (json_int_t)b->count, "device_failed",
+                  (json_int_t)b->device_failed, "first_seen", rp_iso_time_json(b->first_seen),
+                  "last_seen", rp_iso_time_json(b->last_seen), "counts", counts, "builds", builds);
     json_decref(sig);
     if (o != NULL) {
         size_t named = 0;

@@ -17,6 +17,7 @@
 
 #include "api.h"
 #include "context.h"
+#include "device_api.h"
 #include "rampart/component.h"
 #include "req.h"
 #include "routes.h"
@@ -92,8 +93,12 @@ static void observe_fresh(rp_req_t *r, const rp_device_event_t *events, size_t n
 
     for (size_t i = 0; i < n && k < REPORT_EVENTS_MAX; i++)
         if (events[i].received != 0)
-            sig[k++] = (rp_threat_signal_t){r->device.tenant_id, r->device.id, events[i].kind, NULL,
-                                            events[i].reason,    events[i].at};
+            sig[k++] = (rp_threat_signal_t){.tenant_id = r->device.tenant_id,
+                                            .device_id = r->device.id,
+                                            .kind = events[i].kind,
+                                            .reason = events[i].reason,
+                                            .at = events[i].at,
+                                            .device_failed = rp_device_failed(&r->device)};
     rp_threat_observe(r->w, sig, k);
 }
 

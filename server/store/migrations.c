@@ -433,6 +433,22 @@ const char *const rp_store_migrations[] = {
      * revokes with 0: the device is refused everywhere, as before; it marks no report) */
     ("ALTER TABLE certificates ADD COLUMN revoked_for INTEGER NOT NULL DEFAULT 0;"
      "ALTER TABLE reports ADD COLUMN device_failed INTEGER NOT NULL DEFAULT 0;"),
+    /* 29 (review r10 L3, L4): a certificate revoked by a block or a quarantine since lifted is
+     * marked 2 (LIFTED, sq_device_bars_lifted) so that a later proven failure opens the device's
+     * recovery routes as one before the bar would have; the devices with neither bar now are
+     * marked here. What a device sends while its last attestation has failed counts, and is told
+     * apart: a threat slot's devices that sent while failed (threat_devices.failed, counted in
+     * threat_counts.failed_devices), an alert's (threat_alerts.failed_devices), a crash bucket's
+     * crashes from them (crash_buckets.failed_count); none counted before this migration.
+     * Rolling upgrade: yes (an older replica reads 2 as 0: the device is refused its recovery
+     * routes, as before; it marks nothing on a release, and counts a failed device's signals
+     * and crashes unmarked, as before) */
+    ("UPDATE certificates SET revoked_for = 2 WHERE revoked_at <> 0 AND revoked_for = 0 AND"
+     " device_id IN (SELECT id FROM devices WHERE blocked = 0 AND quarantined_at = 0);"
+     "ALTER TABLE threat_devices ADD COLUMN failed INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE threat_counts ADD COLUMN failed_devices INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE threat_alerts ADD COLUMN failed_devices INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE crash_buckets ADD COLUMN failed_count INTEGER NOT NULL DEFAULT 0;"),
 };
 const int rp_store_schema_newest =
     (int)(sizeof(rp_store_migrations) / sizeof(rp_store_migrations[0]));

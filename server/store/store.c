@@ -833,6 +833,11 @@ static const char SQL_DEVICE_UNBLOCK[] =
 static const char SQL_CERT_REVOKE_DEVICE[] =
     "UPDATE certificates SET revoked_at = ?, revoked_for = ? WHERE device_id = ?"
     " AND revoked_at = 0";
+/* A bar lifted: what the device's certificates were revoked for no longer holds (a certificate
+ * revoked for a failure keeps its cause). Nothing is unrevoked: the CRL is the same. */
+static const char SQL_CERT_BARS_LIFTED[] =
+    "UPDATE certificates SET revoked_for = ? WHERE device_id = ? AND revoked_at <> 0"
+    " AND revoked_for = ?";
 /* cas.crl_number counts the tenant's revocations: a cached CRL older than the count is stale. */
 static const char SQL_CRL_BUMP[] = "UPDATE cas SET crl_number = crl_number + 1 WHERE tenant_id = ?";
 static const char SQL_CRL_VERSION[] = "SELECT crl_number FROM cas WHERE tenant_id = ?";
@@ -1044,6 +1049,18 @@ rp_err_t sq_device_revoke(rp_store_t *s, const char *tenant_id, const char *devi
     if (st == NULL)
         return RP_ERR_IO;
     db_bind_text(st, 1, tenant_id);
+    return sq_step_done(s, st, NULL);
+}
+
+rp_err_t sq_device_bars_lifted(rp_store_t *s, const char *device_id)
+{
+    sq_st_t *st = sq_stmt(s, SQL_CERT_BARS_LIFTED);
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    db_bind_int(st, 1, RP_REVOKED_LIFTED);
+    db_bind_text(st, 2, device_id);
+    db_bind_int(st, 3, RP_REVOKED_OTHER);
     return sq_step_done(s, st, NULL);
 }
 
@@ -1589,8 +1606,9 @@ static void cert_row(sq_st_t *st, rp_cert_record_t *c)
     c->not_before = db_column_int64(st, 3);
     c->not_after = db_column_int64(st, 4);
     c->revoked_at = db_column_int64(st, 5);
-    c->revoked_for =
-        db_column_int(st, 6) == RP_REVOKED_FAILED ? RP_REVOKED_FAILED : RP_REVOKED_OTHER;
+    c->revoked_for = db_column_int(st, 6);
+    if (c->revoked_for != RP_REVOKED_FAILED && c->revoked_for != RP_REVOKED_LIFTED)
+        c->revoked_for = RP_REVOKED_OTHER; /* unknown (a newer replica's): fails closed */
 }
 
 rp_err_t rp_store_cert_get(rp_store_t *s, const char *serial, rp_cert_record_t *out)

@@ -96,10 +96,12 @@ typedef struct rp_attestation {
     char cert_serial[RP_SERIAL_SIZE];
 } rp_attestation_t;
 
-/* Why a certificate was revoked (certificates.revoked_for, schema 28). */
+/* Why a certificate was revoked (certificates.revoked_for, schema 28; LIFTED: schema 29). */
 typedef enum rp_revoked_for {
     RP_REVOKED_OTHER = 0,  /* blocked, quarantined, or revoked before schema 28 */
     RP_REVOKED_FAILED = 1, /* a proven failed attestation (docs/protocol.md "Verdicts") */
+    RP_REVOKED_LIFTED = 2, /* OTHER, and the device has since been left with neither bar: what
+                            * revoked it no longer holds (sq_device_write) */
 } rp_revoked_for_t;
 
 typedef struct rp_cert_record {
@@ -796,6 +798,7 @@ typedef struct rp_bucket {
     char component[33];
     int signal;
     int64_t count, first_seen, last_seen;
+    int64_t device_failed; /* of count, sent while the device's last attestation had failed */
     const char *signature; /* borrowed for the callback (JSON) */
     int members;           /* build-level buckets shown as this one */
     bool symbolic;         /* id is a symbolic key */
@@ -886,13 +889,16 @@ rp_err_t rp_store_threat_settings_set(rp_store_t *s, const char *tenant_id,
  * current slot is the window that holds now (slots start at multiples of the window). */
 typedef struct rp_threat_count {
     const char *device_id;
+    bool device_failed; /* its last attestation had failed when it sent this (review r10 L4) */
     char subject[RP_THREAT_SUBJECT_MAX + 1];
-    int64_t count;          /* OUT: signals in the current slot, this one included */
-    int64_t devices;        /* OUT: distinct devices among them */
-    int64_t prev_count;     /* OUT: signals in the slot before */
-    int64_t prev_devices;   /* OUT: distinct devices among them */
-    int64_t elapsed;        /* OUT: seconds of the current slot gone by */
-    int64_t baseline_total; /* OUT: signals in the baseline_days before the slot before */
+    int64_t count;               /* OUT: signals in the current slot, this one included */
+    int64_t devices;             /* OUT: distinct devices among them */
+    int64_t prev_count;          /* OUT: signals in the slot before */
+    int64_t prev_devices;        /* OUT: distinct devices among them */
+    int64_t failed_devices;      /* OUT: how many of the current slot's devices sent while failed */
+    int64_t prev_failed_devices; /* OUT: the same in the slot before */
+    int64_t elapsed;             /* OUT: seconds of the current slot gone by */
+    int64_t baseline_total;      /* OUT: signals in the baseline_days before the slot before */
 } rp_threat_count_t;
 
 /* Count n signals of one tenant at now, in one transaction; each item's OUT fields say its
@@ -907,12 +913,13 @@ typedef struct rp_threat_alert {
     char tenant_id[RP_ID_SIZE];
     char subject[RP_THREAT_SUBJECT_MAX + 1];
     int64_t opened_at, last_at;
-    int64_t expires_at; /* open while closed_at is 0 and expires_at is later than now */
-    int64_t closed_at;  /* 0: not closed (it may still have expired) */
-    int64_t count;      /* signals in the window, at the last one */
-    int64_t devices;    /* distinct devices in the window, at the last one */
-    double baseline;    /* the mean per window it was compared with (the floor included) */
-    int64_t signals;    /* signals counted while it was open */
+    int64_t expires_at;     /* open while closed_at is 0 and expires_at is later than now */
+    int64_t closed_at;      /* 0: not closed (it may still have expired) */
+    int64_t count;          /* signals in the window, at the last one */
+    int64_t devices;        /* distinct devices in the window, at the last one */
+    int64_t failed_devices; /* how many of them sent while their last attestation had failed */
+    double baseline;        /* the mean per window it was compared with (the floor included) */
+    int64_t signals;        /* signals counted while it was open */
     char reason[RP_DEVICE_EVENT_REASON_MAX + 1]; /* the last signal's reason, as a sample */
 } rp_threat_alert_t;
 

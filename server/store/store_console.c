@@ -248,6 +248,9 @@ rp_err_t sq_device_write(rp_store_t *s, const char *device_id,
         err = sq_device_state(s, device_id, &after);
     if (err == RP_OK)
         err = sq_device_counts_move(s, &before, &after);
+    if (err == RP_OK && after.exists && (before.blocked || before.quarantined) &&
+        !after.blocked && !after.quarantined)
+        err = sq_device_bars_lifted(s, device_id);
     return sq_end(s, err);
 }
 

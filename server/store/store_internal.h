@@ -295,6 +295,11 @@ rp_err_t sq_device_counts_move(rp_store_t *s, const sq_device_state_t *before,
  * is then stale). */
 rp_err_t sq_device_revoke(rp_store_t *s, const char *tenant_id, const char *device_id, int64_t now,
                           rp_revoked_for_t why) RP_MUST_CHECK;
+/* The device's bars lifted (sq_device_write: it was blocked or quarantined and is now neither):
+ * its certificates revoked for a bar (RP_REVOKED_OTHER) marked RP_REVOKED_LIFTED, inside the
+ * caller's transaction, so that a proven failure, before or after, is the only bar they show
+ * (review r10 L3: recovery must not depend on the order of the bars). */
+rp_err_t sq_device_bars_lifted(rp_store_t *s, const char *device_id) RP_MUST_CHECK;
 /* A write of a device's state in one transaction with its counters: `write` (ctx) inside it,
  * then the counters moved from the state before to the state after. */
 rp_err_t sq_device_write(rp_store_t *s, const char *device_id,

@@ -24,10 +24,14 @@ static const char SQL_PUT[] =
     "INSERT INTO reports (device_id, seq, tenant_id, at, received, kind, component, version,"
     " code, reason, bucket, body, device_failed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT DO NOTHING";
+/* failed_count: how many of count a device sent while its last attestation had failed (review
+ * r10 L4: counted, as evidence, and told apart). */
 static const char SQL_BUCKET_PUT[] =
     "INSERT INTO crash_buckets (tenant_id, id, component, signal, signature, count, first_seen,"
-    " last_seen) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6) ON CONFLICT (tenant_id, id) DO UPDATE"
-    " SET count = crash_buckets.count + 1, last_seen = greatest(crash_buckets.last_seen, ?6)";
+    " last_seen, failed_count) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6, ?7)"
+    " ON CONFLICT (tenant_id, id) DO UPDATE SET count = crash_buckets.count + 1,"
+    " last_seen = greatest(crash_buckets.last_seen, ?6),"
+    " failed_count = crash_buckets.failed_count + ?7";
 static const char SQL_COUNT_PUT[] =
     "INSERT INTO crash_bucket_counts (tenant_id, bucket, dim, value, count)"
     " VALUES (?, ?, ?, ?, 1) ON CONFLICT (tenant_id, bucket, dim, value) DO UPDATE"
@@ -55,7 +59,7 @@ static const char SQL_LIST[] =
     "count(*),"                                                                                    \
     " (SELECT signature FROM crash_buckets c WHERE c.tenant_id = ?1 AND"                           \
     " coalesce(nullif(c.symbolic, ''), c.id) = k ORDER BY c.last_seen DESC, c.id LIMIT 1),"        \
-    " max(CASE WHEN coalesce(symbolic, '') <> '' THEN 1 ELSE 0 END)"                               \
+    " max(CASE WHEN coalesce(symbolic, '') <> '' THEN 1 ELSE 0 END), sum(failed_count)"            \
     " FROM (SELECT " SHOWN " AS k, * FROM crash_buckets"                                           \
     " WHERE tenant_id = ?1"
 static const char SQL_BUCKETS[] =
@@ -64,7 +68,7 @@ static const char SQL_BUCKET_GET[] =
     SHOWN_COLUMNS " AND " SHOWN " = (SELECT " SHOWN " FROM crash_buckets WHERE tenant_id = ?1 AND"
                   " (id = ?2 OR symbolic = ?2) LIMIT 1)) b GROUP BY k";
 static const char SQL_MEMBERS[] =
-    "SELECT id, component, signal, count, first_seen, last_seen, 1, signature, 0"
+    "SELECT id, component, signal, count, first_seen, last_seen, 1, signature, 0, failed_count"
     " FROM crash_buckets WHERE tenant_id = ?1 AND " SHOWN " = ?2 ORDER BY last_seen DESC, id";
 #define MEMBERS_OF "(SELECT id FROM crash_buckets WHERE tenant_id = ?1 AND " SHOWN " = ?2)"
 static const char SQL_COUNTS[] =
@@ -143,6 +147,7 @@ static rp_err_t bucket_count(rp_store_t *s, const char *tenant_id, const char *d
     db_bind_int(st, 4, r->signal);
     db_bind_text(st, 5, r->signature != NULL ? r->signature : "{}");
     db_bind_int64(st, 6, now);
+    db_bind_int(st, 7, r->device_failed ? 1 : 0);
     err = sq_step_done(s, st, NULL);
     gmtime_r(&t, &tm);
     strftime(day, sizeof(day), "%Y-%m-%d", &tm);
@@ -281,9 +286,10 @@ static int by_bucket(const void *a, const void *b)
 
 static const char SQL_BUCKET_ADD[] =
     "INSERT INTO crash_buckets (tenant_id, id, component, signal, signature, count, first_seen,"
-    " last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (tenant_id, id) DO UPDATE"
-    " SET count = crash_buckets.count + excluded.count,"
-    " last_seen = greatest(crash_buckets.last_seen, excluded.last_seen)";
+    " last_seen, failed_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    " ON CONFLICT (tenant_id, id) DO UPDATE SET count = crash_buckets.count + excluded.count,"
+    " last_seen = greatest(crash_buckets.last_seen, excluded.last_seen),"
+    " failed_count = crash_buckets.failed_count + excluded.failed_count";
 static const char SQL_COUNT_ADD[] =
     "INSERT INTO crash_bucket_counts (tenant_id, bucket, dim, value, count)"
     " VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant_id, bucket, dim, value) DO UPDATE"
@@ -295,12 +301,13 @@ static rp_err_t bucket_flush_one(rp_store_t *s, const struct sq_bucket_wait *w, 
                                  const char (*day)[16])
 {
     sq_st_t *st = sq_stmt(s, SQL_BUCKET_ADD);
-    int64_t first = w[0].now, last = w[0].now;
+    int64_t first = w[0].now, last = w[0].now, failed = 0;
     rp_err_t err;
 
-    for (size_t i = 1; i < m; i++) {
+    for (size_t i = 0; i < m; i++) {
         first = w[i].now < first ? w[i].now : first;
         last = w[i].now > last ? w[i].now : last;
+        failed += w[i].put.device_failed ? 1 : 0;
     }
     if (st == NULL)
         return RP_ERR_IO;
@@ -312,6 +319,7 @@ static rp_err_t bucket_flush_one(rp_store_t *s, const struct sq_bucket_wait *w, 
     db_bind_int64(st, 6, (int64_t)m);
     db_bind_int64(st, 7, first);
     db_bind_int64(st, 8, last);
+    db_bind_int64(st, 9, failed);
     err = sq_step_done(s, st, NULL);
     /* Each (dimension, value) once, with how many of the m have it. */
     for (int d = 0; err == RP_OK && d < 3; d++) {
@@ -564,6 +572,7 @@ static rp_err_t buckets_each(rp_store_t *s, sq_st_t *st, rp_bucket_fn fn, void *
         b.members = db_column_int(st, 6);
         b.signature = (const char *)db_column_text(st, 7);
         b.symbolic = db_column_int(st, 8) != 0;
+        b.device_failed = db_column_int64(st, 9);
         if (b.signature == NULL)
             b.signature = "{}";
         *any = true;

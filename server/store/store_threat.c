@@ -70,16 +70,23 @@ rp_err_t rp_store_threat_settings_set(rp_store_t *s, const char *tenant_id,
 
 /* ---- counts ---- */
 
+/* A device in a slot, marked failed if it sent anything there while its last attestation had
+ * failed (review r10 L4: counted, as evidence, and told apart). */
 static const char SQL_DEVICE_SEEN[] =
-    "INSERT INTO threat_devices (tenant_id, subject, slot, device_id) VALUES (?, ?, ?, ?)"
-    " ON CONFLICT DO NOTHING";
+    "INSERT INTO threat_devices (tenant_id, subject, slot, device_id, failed)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING";
+static const char SQL_DEVICE_SEEN_FAILED[] =
+    "UPDATE threat_devices SET failed = 1 WHERE tenant_id = ? AND subject = ? AND slot = ?"
+    " AND device_id = ? AND failed = 0";
 static const char SQL_COUNT_ADD[] =
-    "INSERT INTO threat_counts (tenant_id, subject, slot, count, devices) VALUES (?, ?, ?, ?, ?)"
-    " ON CONFLICT (tenant_id, subject, slot) DO UPDATE SET count = threat_counts.count + "
-    "excluded.count,"
-    " devices = threat_counts.devices + excluded.devices";
+    "INSERT INTO threat_counts (tenant_id, subject, slot, count, devices, failed_devices)"
+    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, subject, slot) DO UPDATE"
+    " SET count = threat_counts.count + excluded.count,"
+    " devices = threat_counts.devices + excluded.devices,"
+    " failed_devices = threat_counts.failed_devices + excluded.failed_devices";
 static const char SQL_COUNT_GET[] =
-    "SELECT count, devices FROM threat_counts WHERE tenant_id = ? AND subject = ? AND slot = ?";
+    "SELECT count, devices, failed_devices FROM threat_counts WHERE tenant_id = ? AND subject = ?"
+    " AND slot = ?";
 static const char SQL_COUNT_SUM[] =
     "SELECT coalesce(sum(count), 0) FROM threat_counts WHERE tenant_id = ? AND subject = ?"
     " AND slot >= ? AND slot < ?";
@@ -88,14 +95,14 @@ static const char SQL_COUNTS_PRUNE[] =
 static const char SQL_DEVICES_PRUNE[] =
     "DELETE FROM threat_devices WHERE tenant_id = ? AND subject = ? AND slot < ?";
 
-/* A subject's count and devices in one slot (zeros when it has no row). */
+/* A subject's count, devices and failed devices in one slot (zeros when it has no row). */
 static rp_err_t slot_get(rp_store_t *s, const char *tenant_id, const char *subject, int64_t slot,
-                         int64_t *count, int64_t *devices)
+                         int64_t *count, int64_t *devices, int64_t *failed)
 {
     sq_st_t *st = sq_stmt(s, SQL_COUNT_GET);
     int rc;
 
-    *count = *devices = 0;
+    *count = *devices = *failed = 0;
     if (st == NULL)
         return RP_ERR_IO;
     db_bind_text(st, 1, tenant_id);
@@ -105,6 +112,7 @@ static rp_err_t slot_get(rp_store_t *s, const char *tenant_id, const char *subje
     if (rc == DB_ROW) {
         *count = db_column_int64(st, 0);
         *devices = db_column_int64(st, 1);
+        *failed = db_column_int64(st, 2);
     }
     db_reset(st);
     return rc == DB_ROW || rc == DB_DONE ? RP_OK : sq_error(s, "threat counts");
@@ -124,31 +132,53 @@ static rp_err_t prune(rp_store_t *s, const char *sql, const char *tenant_id, con
     return sq_step_done(s, st, NULL);
 }
 
+/* sql (a device in a subject's slot: SQL_DEVICE_SEEN*) prepared, its first four bound; NULL when
+ * it could not be prepared. */
+static sq_st_t *slot_device_stmt(rp_store_t *s, const char *sql, const char *tenant_id,
+                                 const char *subject, int64_t slot, const char *device_id)
+{
+    sq_st_t *st = sq_stmt(s, sql);
+
+    if (st != NULL) {
+        db_bind_text(st, 1, tenant_id);
+        db_bind_text(st, 2, subject);
+        db_bind_int64(st, 3, slot);
+        db_bind_text(st, 4, device_id);
+    }
+    return st;
+}
+
 /* items[idx[0..m)]: the signals of one subject. Each distinct device is noted once, the count
  * moves by m in one statement, and the counts are read back once, into every one of them. */
 static rp_err_t count_subject(rp_store_t *s, const char *tenant_id, const rp_threat_settings_t *set,
                               int64_t now, rp_threat_count_t *items, const size_t *idx, size_t m)
 {
     int64_t slot = now - now % set->window, prev = slot - set->window, fresh_total = 0;
+    int64_t failed_total = 0;
     const char *subject = items[idx[0]].subject;
     rp_threat_count_t *c = &items[idx[0]];
     sq_st_t *st;
     rp_err_t err = RP_OK;
 
-    for (size_t i = 0; err == RP_OK && i < m; i++) {
-        int fresh = 0;
-        /* idx is sorted by device within the subject: a device seen just before is not new. */
-        if (i > 0 && strcmp(items[idx[i]].device_id, items[idx[i - 1]].device_id) == 0)
-            continue;
-        st = sq_stmt(s, SQL_DEVICE_SEEN);
+    /* idx is sorted by device within the subject: each device's signals are one run. */
+    for (size_t i = 0, e; err == RP_OK && i < m; i = e) {
+        int fresh = 0, marked = 0;
+        bool failed = false;
+        for (e = i; e < m && strcmp(items[idx[e]].device_id, items[idx[i]].device_id) == 0; e++)
+            failed = failed || items[idx[e]].device_failed;
+        st =
+            slot_device_stmt(s, SQL_DEVICE_SEEN, tenant_id, subject, slot, items[idx[i]].device_id);
         if (st == NULL)
             return RP_ERR_IO;
-        db_bind_text(st, 1, tenant_id);
-        db_bind_text(st, 2, subject);
-        db_bind_int64(st, 3, slot);
-        db_bind_text(st, 4, items[idx[i]].device_id);
+        db_bind_int(st, 5, failed ? 1 : 0);
         err = sq_step_done(s, st, &fresh);
         fresh_total += fresh > 0 ? 1 : 0;
+        if (err == RP_OK && failed && fresh == 0) { /* seen in the slot before it failed */
+            st = slot_device_stmt(s, SQL_DEVICE_SEEN_FAILED, tenant_id, subject, slot,
+                                  items[idx[i]].device_id);
+            err = STEP(s, st, &marked);
+        }
+        failed_total += failed && (fresh > 0 || marked > 0) ? 1 : 0;
     }
     if (err != RP_OK)
         return err;
@@ -160,12 +190,14 @@ static rp_err_t count_subject(rp_store_t *s, const char *tenant_id, const rp_thr
     db_bind_int64(st, 3, slot);
     db_bind_int64(st, 4, (int64_t)m);
     db_bind_int64(st, 5, fresh_total);
+    db_bind_int64(st, 6, failed_total);
     err = sq_step_done(s, st, NULL);
     c->elapsed = now - slot;
     if (err == RP_OK)
-        err = slot_get(s, tenant_id, subject, slot, &c->count, &c->devices);
+        err = slot_get(s, tenant_id, subject, slot, &c->count, &c->devices, &c->failed_devices);
     if (err == RP_OK)
-        err = slot_get(s, tenant_id, subject, prev, &c->prev_count, &c->prev_devices);
+        err = slot_get(s, tenant_id, subject, prev, &c->prev_count, &c->prev_devices,
+                       &c->prev_failed_devices);
     if (err != RP_OK)
         return err;
     st = sq_stmt(s, SQL_COUNT_SUM);
@@ -191,6 +223,8 @@ static rp_err_t count_subject(rp_store_t *s, const char *tenant_id, const rp_thr
         o->devices = c->devices;
         o->prev_count = c->prev_count;
         o->prev_devices = c->prev_devices;
+        o->failed_devices = c->failed_devices;
+        o->prev_failed_devices = c->prev_failed_devices;
         o->elapsed = c->elapsed;
         o->baseline_total = c->baseline_total;
     }
@@ -244,7 +278,7 @@ rp_err_t rp_store_threat_count(rp_store_t *s, const char *tenant_id,
 
 #define ALERT_COLUMNS                                                                              \
     "SELECT id, tenant_id, subject, opened_at, last_at, expires_at, closed_at, count, devices,"    \
-    " baseline, signals, reason FROM threat_alerts"
+    " baseline, signals, reason, failed_devices FROM threat_alerts"
 static const char SQL_ALERT_OPEN[] =
     "SELECT id, opened_at FROM threat_alerts WHERE tenant_id = ? AND subject = ? AND closed_at = 0"
     " AND expires_at > ? ORDER BY id DESC LIMIT 1";
@@ -253,10 +287,11 @@ static const char SQL_ALERT_EXPIRE[] =
     " AND closed_at = 0 AND expires_at <= ?";
 static const char SQL_ALERT_EXTEND[] =
     "UPDATE threat_alerts SET last_at = ?, expires_at = ?, count = ?, devices = ?, baseline = ?,"
-    " signals = signals + ?, reason = ? WHERE id = ?";
+    " signals = signals + ?, reason = ?, failed_devices = ? WHERE id = ?";
 static const char SQL_ALERT_INSERT[] =
     "INSERT INTO threat_alerts (tenant_id, subject, opened_at, last_at, expires_at, closed_at,"
-    " count, devices, baseline, signals, reason) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)"
+    " count, devices, baseline, signals, reason, failed_devices)"
+    " VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)"
     " RETURNING id";
 static const char SQL_ALERT_CLOSE[] =
     "UPDATE threat_alerts SET closed_at = ? WHERE tenant_id = ? AND subject = ? AND closed_at = 0";
@@ -312,7 +347,8 @@ rp_err_t rp_store_threat_alert_raise(rp_store_t *s, rp_threat_alert_t *a, bool *
             db_bind_double(st, 5, a->baseline);
             db_bind_int64(st, 6, a->signals);
             db_bind_text(st, 7, a->reason);
-            db_bind_int64(st, 8, a->id);
+            db_bind_int64(st, 8, a->failed_devices);
+            db_bind_int64(st, 9, a->id);
         }
         err = STEP(s, st, NULL);
     } else if (err == RP_OK) {
@@ -329,6 +365,7 @@ rp_err_t rp_store_threat_alert_raise(rp_store_t *s, rp_threat_alert_t *a, bool *
             db_bind_double(st, 8, a->baseline);
             db_bind_int64(st, 9, a->signals);
             db_bind_text(st, 10, a->reason);
+            db_bind_int64(st, 11, a->failed_devices);
         }
         err = st != NULL ? sq_step_id(s, st, &a->id) : RP_ERR_IO;
         if (err == RP_OK)
@@ -399,6 +436,7 @@ rp_err_t rp_store_threat_alerts(rp_store_t *s, const char *tenant_id, int64_t no
         a.baseline = db_column_double(st, 9);
         a.signals = db_column_int64(st, 10);
         sq_text_col(st, 11, a.reason, sizeof(a.reason));
+        a.failed_devices = db_column_int64(st, 12);
         fn(ctx, &a);
     }
     db_reset(st);
@@ -728,7 +766,7 @@ rp_err_t rp_store_quarantine_signals(rp_store_t *s, const char *tenant_id, const
                          "%s: %.120s",
                          (long long)count, kinds, (long long)p->window, p->threshold, kind[k],
                          detail[k] != NULL && detail[k][0] != '\0' ? detail[k]
-                                                                    : "(no reason given)") < 0)
+                                                                   : "(no reason given)") < 0)
                 reason[0] = '\0';
             err = quarantine(s, tenant_id, device_id, reason, now);
             if (err == RP_OK)

@@ -198,6 +198,14 @@ old_dev POST /api/v1/device/reports -H 'Content-Type: application/json' --data-b
 is_status 200; body_has '.stored == 1'
 http GET "/api/v1/tenants/$acme/reports?device=$id" "$ADMIN_TOKEN"; is_status 200
 body_has '[.reports[] | select(.seq == 7)] | length == 1 and .[0].device_failed == true'
+# A crash it reports counts in its bucket, told apart (review r10 L4; its bucket is checked below,
+# once the device has passed again and sent the same crash).
+crash() { # SEQ: a crash report of seq SEQ, always the same crash
+  printf '{"reports": [{"seq": %d, "at": 1764300000, "kind": "crash", "component": "app", "version": "1.0", "reason": "killed by SIGSEGV", "code": "", "crash": {"signal": 11, "signal_name": "SIGSEGV", "code": 1, "address": "0x0", "uptime_ms": 10, "frames": [{"build_id": "%s", "module": "app", "offset": "0x10"}], "stderr": ""}}], "dropped": 0}' "$1" "$(printf 'ab%.0s' $(seq 20))"
+}
+crash 9 >"$d/crash9.json"
+old_dev POST /api/v1/device/reports -H 'Content-Type: application/json' --data-binary "@$d/crash9.json"
+is_status 200; body_has '.stored == 1'
 openssl req -new -key "$d/dev/identity.pem" -subj "/CN=$id" -outform DER | base64 -w64 >"$d/csr.b64"
 old_dev POST "/.well-known/est/$acme/simplereenroll" -H 'Content-Type: application/pkcs10' \
   --data-binary "@$d/csr.b64"
@@ -225,10 +233,45 @@ new=$(openssl x509 -in "$d/dev/agent/device.crt" -noout -serial | cut -d= -f2)
 post "$d/r1.json"; is_status 200
 CERT=$d/old.crt post "$d/r1.json"; is_status 403; body_has '.error == "forbidden"'
 sed 's/"seq": 7/"seq": 8/' "$d/rep.json" >"$d/rep8.json"
-status=$(curl -s -o "$d/body" -w '%{http_code}' --cacert "$SERVER_CA" --cert "$d/dev/agent/device.crt" \
-  --key "$d/dev/identity.pem" -H 'Content-Type: application/json' --data-binary "@$d/rep8.json" \
-  "$SERVER_URL/api/v1/device/reports")
-is_status 200; body_has '.stored == 1'
+new_reports() { # FILE: a batch of reports with the device's new certificate
+  status=$(curl -s -o "$d/body" -w '%{http_code}' --cacert "$SERVER_CA" --cert "$d/dev/agent/device.crt" \
+    --key "$d/dev/identity.pem" -H 'Content-Type: application/json' --data-binary "@$1" \
+    "$SERVER_URL/api/v1/device/reports")
+}
+new_reports "$d/rep8.json"; is_status 200; body_has '.stored == 1'
 http GET "/api/v1/tenants/$acme/reports?device=$id" "$ADMIN_TOKEN"; is_status 200
 body_has '[.reports[] | select(.seq == 8)] | length == 1 and .[0].device_failed == false'
+crash 10 >"$d/crash10.json"
+new_reports "$d/crash10.json"; is_status 200; body_has '.stored == 1'
+http GET "/api/v1/tenants/$acme/failures" "$ADMIN_TOKEN"; is_status 200
+body_has '.buckets | length == 1 and .[0].count == 2 and .[0].device_failed == 1'
+expect 0 "$RAMPART" failure show --tenant "$acme" "$(jq -r '.buckets[0].id' "$d/body")"
+out_has "count:         2 (1 from failed devices)"
+# The other order (review r10 L3): blocked (its certificate revoked for the block), unblocked, and
+# only then its attestation fails: it recovers as one that failed first; blocked again, nothing.
+expect 0 "$RAMPART" quarantine policy off --tenant "$acme"
+cp "$d/dev/agent/device.crt" "$d/old.crt"
+expect 0 "$RAMPART" device block --tenant "$acme" "$id"
+expect 0 "$RAMPART" device unblock --tenant "$acme" "$id"
+old_dev GET /api/v1/device/targets; is_status 403; body_has '.error == "forbidden"'
+expect 0 "$RAMPART" tenant policy --tenant "$acme" --allow-debug no --require-components no
+expect 1 "$AGENT" attest --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+recovers
+expect 0 "$RAMPART" device block --tenant "$acme" "$id"
+old_dev GET /api/v1/device/targets; is_status 403; body_has '.error == "forbidden"'
+expect 0 "$RAMPART" device unblock --tenant "$acme" "$id"
+recovers
+# The same released from a quarantine another signal set (a security event), then failed.
+expect 0 "$RAMPART" tenant policy --tenant "$acme" --allow-debug yes --require-components no
+expect 0 "$AGENT" attest --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+cp "$d/dev/agent/device.crt" "$d/old.crt"
+expect 0 "$RAMPART" quarantine policy set --tenant "$acme" --kinds syscall --threshold 1 --window 600
+printf '{"events": [%s]}' "$(ev 5000 syscall a denied)" >"$d/q.json"
+post "$d/q.json"; is_status 200
+shown '.status == "quarantined"'
+expect 0 "$RAMPART" quarantine policy off --tenant "$acme"
+expect 0 "$RAMPART" device release --tenant "$acme" "$id" --reason "checked"
+expect 0 "$RAMPART" tenant policy --tenant "$acme" --allow-debug no --require-components no
+expect 1 "$AGENT" attest --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+recovers
 done_ok

@@ -110,12 +110,12 @@ batch "$(crash 7 "$crash_off" 1.1.0+0)" >"$d/b2.json"
 post two "$d/b2.json"; is_status 200; body_has '.stored == 1'
 expect 0 "$RAMPART" failure list --tenant "$acme" --output json
 jq -e '.buckets | length == 1' "$d/out" >/dev/null || fail "not one bucket: $(cat "$d/out")"
-jq -e '.buckets[0] | .count == 2 and .component == "sensor" and .signal_name == "SIGSEGV"' "$d/out" >/dev/null || fail "bucket: $(cat "$d/out")"
+jq -e '.buckets[0] | .count == 2 and .device_failed == 0 and .component == "sensor" and .signal_name == "SIGSEGV"' "$d/out" >/dev/null || fail "bucket: $(cat "$d/out")"
 jq -e '.buckets[0].counts.version == {"1.0.0+0": 1, "1.1.0+0": 1}' "$d/out" >/dev/null || fail "versions: $(cat "$d/out")"
 jq -e --arg g "$field" '.buckets[0].counts.group == {"": 1, ($g): 1} and (.buckets[0].counts.day | add == 2)' "$d/out" >/dev/null || fail "groups, days: $(cat "$d/out")"
 bucket=$(jq -r '.buckets[0].id' "$d/out")
 expect 0 "$RAMPART" failure list --tenant "$acme"
-out_has "$bucket       2  sensor       SIGSEGV"
+out_has "$bucket       2       0  sensor       SIGSEGV" # COUNT, FAILED (from failed devices)
 out_has "1.0.0+0 (1), 1.1.0+0 (1)"
 # Before the symbols: frames by build ID and offset, no names.
 expect 0 "$RAMPART" failure show --tenant "$acme" "$bucket" --output json

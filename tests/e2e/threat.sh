@@ -94,12 +94,18 @@ for f in table yaml; do
 done
 
 # --- the storm: three devices, three syscall denials each ----------------------------------------
+# The third's own evidence has just failed (a recovery route takes its status): its events count,
+# as one device's, and the alert says how many of its devices had failed (review r10 L4).
+expect 0 "$RAMPART" tenant policy --tenant "$acme" --allow-debug no --require-components no
+expect 1 "$AGENT" attest --state-dir "$d/dev3" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+expect 0 "$RAMPART" tenant policy --tenant "$acme" --allow-debug yes --require-components no
 events syscall 0 3 >"$d/storm.json"
 for n in 1 2 3; do post "$n" "$d/storm.json"; is_status 200; body_has '.new_events == 3'; done
 alerts
 jq -e '.alerts | length == 1' "$d/out" >/dev/null || fail "alerts: $(cat "$d/out")"
-jq -e '.alerts[0] | .subject == "kind:syscall" and .kind == "syscall" and .state == "open" and .devices == 3 and .count == 9 and .baseline == 1 and .reason == "ptrace (2)"' "$d/out" >/dev/null || fail "the alert: $(cat "$d/out")"
+jq -e '.alerts[0] | .subject == "kind:syscall" and .kind == "syscall" and .state == "open" and .devices == 3 and .failed_devices == 1 and .count == 9 and .baseline == 1 and .reason == "ptrace (2)"' "$d/out" >/dev/null || fail "the alert: $(cat "$d/out")"
 expect 0 "$RAMPART" alert list --tenant "$acme"; out_has "kind:syscall"
+grep -Eq "kind:syscall .* 9 +3 +1 +1\.00$" "$d/out" || fail "alert list: $(cat "$d/out")"
 http GET /metrics -; is_status 200
 grep -q "^rampart_threat_alert_open{tenant=\"$acme\",kind=\"syscall\",alert=\"[0-9]*\"} 9$" "$d/body" || fail "/metrics: $(grep threat "$d/body")"
 grep -q "^rampart_threat_alerts_total{tenant=\"$acme\"} 1$" "$d/body" || fail "/metrics: total"
@@ -110,12 +116,12 @@ events syscall 100 2 >"$d/more.json"
 post 4 "$d/more.json"; is_status 200; body_has '.new_events == 2'
 post 4 "$d/more.json"; is_status 200; body_has '.new_events == 0'
 alerts
-jq -e '.alerts | length == 1 and .[0].count == 11 and .[0].devices == 4 and .[0].signals == 5' "$d/out" >/dev/null || fail "alerts: $(cat "$d/out")"
+jq -e '.alerts | length == 1 and .[0].count == 11 and .[0].devices == 4 and .[0].failed_devices == 1 and .[0].signals == 5' "$d/out" >/dev/null || fail "alerts: $(cat "$d/out")"
 # At the receiver, signed: the alert, and the three quarantines (the first try was answered 500).
 hooked() { [ "$(jq -s "map(select(.type == \"$1\")) | length" "$d/hook.out" 2>/dev/null)" = "$2" ]; }
 wait_until 30 hooked alert 1 || fail "the webhook did not get the alert: $(cat "$d/hook.out" 2>/dev/null)"
 wait_until 30 hooked quarantine 3 || fail "the webhook did not get 3 quarantines: $(cat "$d/hook.out")"
-jq -s -e --arg t "$acme" 'map(select(.type == "alert"))[0] | .tenant == $t and .alert.subject == "kind:syscall" and .alert.devices == 3' "$d/hook.out" >/dev/null || fail "the webhook's alert: $(cat "$d/hook.out")"
+jq -s -e --arg t "$acme" 'map(select(.type == "alert"))[0] | .tenant == $t and .alert.subject == "kind:syscall" and .alert.devices == 3 and .alert.failed_devices == 1' "$d/hook.out" >/dev/null || fail "the webhook's alert: $(cat "$d/hook.out")"
 [ ! -e "$d/hook.out.rejected" ] || fail "the receiver refused a signature: $(cat "$d/hook.out.rejected")"
 # Each delivery has its own ID, the same at every try: 4 taken, 4 IDs (the retried one once).
 [ "$(sort -u "$d/hook.out.ids" | grep -c '^[0-9a-f]\{32\}$')" = 4 ] || fail "delivery IDs: $(cat "$d/hook.out.ids")"

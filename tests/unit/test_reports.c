@@ -473,6 +473,11 @@ static void count_bucket(void *ctx, const rp_bucket_t *b)
     *(int64_t *)ctx += b->count;
 }
 
+static void count_failed(void *ctx, const rp_bucket_t *b)
+{
+    *(int64_t *)ctx += b->device_failed;
+}
+
 static void count_row(void *ctx, const rp_report_row_t *row)
 {
     (void)row;
@@ -571,11 +576,13 @@ static void collect_sample_seq(void *ctx, const rp_report_row_t *row)
 static void bucket_state(struct db *db, const char *tenant_id, const char *bucket,
                          struct counts_seen *out)
 {
-    int64_t total = 0;
+    int64_t total = 0, failed = 0;
 
     memset(out, 0, sizeof(*out));
     assert_int_equal(rp_store_bucket_get(db->s, tenant_id, bucket, count_bucket, &total), RP_OK);
-    snprintf(out->text, sizeof(out->text), "count=%lld;", (long long)total);
+    assert_int_equal(rp_store_bucket_get(db->s, tenant_id, bucket, count_failed, &failed), RP_OK);
+    snprintf(out->text, sizeof(out->text), "count=%lld;failed=%lld;", (long long)total,
+             (long long)failed);
     assert_int_equal(rp_store_bucket_counts(db->s, tenant_id, bucket, collect_dim, out), RP_OK);
     assert_int_equal(rp_store_bucket_samples(db->s, tenant_id, bucket, collect_sample_seq, out),
                      RP_OK);
@@ -583,8 +590,8 @@ static void bucket_state(struct db *db, const char *tenant_id, const char *bucke
 
 /* Buckets counted at the end of a round (rp_store_buckets_defer/_flush, the recorder's way: each
  * bucket once with its whole count) hold the same as buckets counted report by report: count,
- * counts per version, group and day, the first 5 reports as samples; nothing is counted before
- * the flush. */
+ * how many of it from failed devices (review r10 L4), counts per version, group and day, the
+ * first 5 reports as samples; nothing is counted before the flush. */
 static void buckets_deferred_count_the_same(void **state)
 {
     struct db *db = *state;
@@ -602,6 +609,7 @@ static void buckets_deferred_count_the_same(void **state)
     for (int i = 0; i < 10; i++) {
         r[i] = put(i, i == 9 ? NULL : i == 8 ? bb : ba);
         r[i].version = i % 3 == 0 ? "2.0" : "1.0";
+        r[i].device_failed = i % 4 == 1; /* 1 and 5 of ba's 8 */
     }
     /* Report by report, for acme; two batches. */
     assert_int_equal(
@@ -629,7 +637,7 @@ static void buckets_deferred_count_the_same(void **state)
     bucket_state(db, db->other.id, bb, &later_b);
     assert_string_equal(now_a.text, later_a.text);
     assert_string_equal(now_b.text, later_b.text);
-    assert_non_null(strstr(now_a.text, "count=8;"));
+    assert_non_null(strstr(now_a.text, "count=8;failed=2;"));
     assert_non_null(strstr(now_a.text, "version=1.0:5;version=2.0:3;"));
     assert_non_null(strstr(now_a.text, "0,1,2,3,4,")); /* the first five */
     /* After the flush, counting is report by report again. */
@@ -638,7 +646,7 @@ static void buckets_deferred_count_the_same(void **state)
         rp_store_reports_put(db->s, db->other.id, d2, 1002, r, 1, 0, stored, &ns, &nd, &pruned),
         RP_OK);
     bucket_state(db, db->other.id, ba, &later_a);
-    assert_non_null(strstr(later_a.text, "count=9;"));
+    assert_non_null(strstr(later_a.text, "count=9;failed=2;"));
 }
 
 struct shown {

@@ -222,7 +222,7 @@ static void store_schema(void **state)
 {
     struct db *db = *state;
 
-    assert_int_equal(rp_store_schema_version(db->s), 28);
+    assert_int_equal(rp_store_schema_version(db->s), 29);
 }
 
 static void collect_upload(void *ctx, const rp_upload_t *u)
@@ -568,6 +568,106 @@ static void store_proven_failure_revokes(void **state)
     assert_int_equal(rp_store_cert_get(db->s, "0f01", &got), RP_OK);
     assert_int_equal(got.revoked_at, 1200);
     assert_int_equal(got.revoked_for, RP_REVOKED_FAILED);
+}
+
+/* A claimed device of the tenant whose attestation passed, with certificate c. */
+static void claimed_passed(struct db *db, const char *device, rp_cert_record_t *c)
+{
+    rp_attestation_t a;
+    rp_attestation_write_t w;
+
+    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, device, 1000), RP_OK);
+    fill(&a, device, db->tenant.id, true);
+    w = write_of(&a, c, NULL);
+    assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
+}
+
+/* Review r10 L3: what a block's or a quarantine's revocation says changes when the device is
+ * left with neither bar (LIFTED: a later proven failure is then its only bar, as if it had come
+ * first); not while the other bar still holds; a failure's keeps its cause; nothing is unrevoked
+ * and the CRL stays as it is. */
+static void store_bars_lifted_relabel(void **state)
+{
+    struct db *db = *state;
+    rp_cert_record_t c1 = cert_for(db, dev1, "0f11"), c2 = cert_for(db, dev1, "0f12"), got;
+    rp_quarantine_policy_t qp = {.enabled = true, .threshold = 1, .window = 3600, .nkinds = 1};
+    rp_attestation_t a;
+    rp_attestation_write_t w;
+    int64_t v0 = 0, v1 = 0;
+    bool quarantined = false;
+    rp_ca_record_t ca = {.cert_pem = "", .key_pem_enc = "", .not_after = 0};
+
+    snprintf(ca.tenant_id, sizeof(ca.tenant_id), "%s", db->tenant.id);
+    assert_int_equal(rp_store_ca_put(db->s, &ca), RP_OK);
+    claimed_passed(db, dev1, &c1);
+    /* blocked, then quarantined too: unblocked, the quarantine still holds */
+    assert_int_equal(rp_store_device_block(db->s, db->tenant.id, dev1, 1100), RP_OK);
+    snprintf(qp.kinds[0], sizeof(qp.kinds[0]), "app_crash");
+    assert_int_equal(rp_store_quarantine_signal(db->s, db->tenant.id, dev1, "app_crash", "x", &qp,
+                                                1150, &quarantined),
+                     RP_OK);
+    assert_true(quarantined);
+    assert_int_equal(rp_store_device_unblock(db->s, db->tenant.id, dev1), RP_OK);
+    assert_int_equal(rp_store_cert_get(db->s, "0f11", &got), RP_OK);
+    assert_int_equal(got.revoked_at, 1100);
+    assert_int_equal(got.revoked_for, RP_REVOKED_OTHER);
+    assert_int_equal(rp_store_crl_version(db->s, db->tenant.id, &v0), RP_OK);
+    /* released: neither bar is left */
+    assert_int_equal(rp_store_device_release(db->s, db->tenant.id, dev1, "test", "ok", 1200),
+                     RP_OK);
+    assert_int_equal(rp_store_cert_get(db->s, "0f11", &got), RP_OK);
+    assert_int_equal(got.revoked_at, 1100);
+    assert_int_equal(got.revoked_for, RP_REVOKED_LIFTED);
+    assert_int_equal(rp_store_crl_version(db->s, db->tenant.id, &v1), RP_OK);
+    assert_int_equal(v1, v0);
+    /* passed again, then a proven failure, then blocked and unblocked: the failure's cause stays */
+    fill(&a, dev1, db->tenant.id, true);
+    w = write_of(&a, &c2, NULL);
+    assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
+    fill(&a, dev1, db->tenant.id, false);
+    a.at = 1300;
+    w = write_of(&a, NULL, NULL);
+    w.revokes = true;
+    assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
+    assert_int_equal(rp_store_device_block(db->s, db->tenant.id, dev1, 1400), RP_OK);
+    assert_int_equal(rp_store_device_unblock(db->s, db->tenant.id, dev1), RP_OK);
+    assert_int_equal(rp_store_cert_get(db->s, "0f12", &got), RP_OK);
+    assert_int_equal(got.revoked_at, 1300);
+    assert_int_equal(got.revoked_for, RP_REVOKED_FAILED);
+}
+
+/* Schema 29 undone (test_server's migration tests take a file back further: UNDO_28). */
+#define UNDO_29                                                                                    \
+    "ALTER TABLE threat_devices DROP COLUMN failed;"                                               \
+    "ALTER TABLE threat_counts DROP COLUMN failed_devices;"                                        \
+    "ALTER TABLE threat_alerts DROP COLUMN failed_devices;"                                        \
+    "ALTER TABLE crash_buckets DROP COLUMN failed_count;"                                          \
+    "DELETE FROM schema_version WHERE version = 29;"
+
+/* Migration 29 marks what was revoked for a bar already lifted when it runs (a device released
+ * before it), and only that. */
+static void store_migration_29_lifts(void **state)
+{
+    struct db *db = *state;
+    rp_cert_record_t c1 = cert_for(db, dev1, "0f21"), c2 = cert_for(db, dev2, "0f22"), got;
+    rp_store_t *again;
+
+    claimed_passed(db, dev1, &c1);
+    claimed_passed(db, dev2, &c2);
+    assert_int_equal(rp_store_device_block(db->s, db->tenant.id, dev1, 1100), RP_OK);
+    assert_int_equal(rp_store_device_block(db->s, db->tenant.id, dev2, 1100), RP_OK);
+    assert_int_equal(rp_store_device_unblock(db->s, db->tenant.id, dev1), RP_OK);
+    /* as a version before 29 left it: dev1 unblocked, its certificate still OTHER */
+    assert_int_equal(
+        db->s->db->drv->exec(db->s->db, "UPDATE certificates SET revoked_for = 0;" UNDO_29), RP_OK);
+    assert_int_equal(rt_store_open(&db->t, &again), RP_OK);
+    assert_int_equal(rp_store_schema_version(again), 29);
+    assert_int_equal(rp_store_cert_get(again, "0f21", &got), RP_OK);
+    assert_int_equal(got.revoked_for, RP_REVOKED_LIFTED);
+    assert_int_equal(rp_store_cert_get(again, "0f22", &got), RP_OK); /* still blocked */
+    assert_int_equal(got.revoked_at, 1100);
+    assert_int_equal(got.revoked_for, RP_REVOKED_OTHER);
+    rp_store_close(again);
 }
 
 static void count_revoked(void *ctx, const rp_cert_record_t *c)
@@ -1483,9 +1583,9 @@ static int64_t sql_count(sqlite3 *raw, const char *sql)
  * nonces' purge watermark, the tenant CAs' successors, the deployments' departed devices, the
  * versions' counters, a delta's holder, the image an upload became) ... */
 #define UNDO_28                                                                                    \
-    "ALTER TABLE certificates DROP COLUMN revoked_for;"                                            \
-    "ALTER TABLE reports DROP COLUMN device_failed;"                                               \
-    "DELETE FROM schema_version WHERE version = 28;"
+    UNDO_29 "ALTER TABLE certificates DROP COLUMN revoked_for;"                                    \
+            "ALTER TABLE reports DROP COLUMN device_failed;"                                       \
+            "DELETE FROM schema_version WHERE version = 28;"
 #define UNDO_27                                                                                    \
     UNDO_28 "DROP TABLE spent_nonces_purged; DELETE FROM schema_version WHERE version = 27;"
 #define UNDO_26 UNDO_27 "DROP TABLE ca_successors; DELETE FROM schema_version WHERE version = 26;"
@@ -3860,8 +3960,8 @@ static void ca_device_cert_dates(void **state)
     X509_free(cert);
     /* the CA back-dated RP_CA_BACKDATE (an hour), a certificate issued as it was made only 5 min */
     assert_int_equal(ca.cert_not_before, issued - 3600 - RP_CA_BACKDATE);
-    assert_int_equal(
-        rp_ca_issue_device_cert(&ca, spki, len, "dates", issued - 3600, &cert, &rec), RP_OK);
+    assert_int_equal(rp_ca_issue_device_cert(&ca, spki, len, "dates", issued - 3600, &cert, &rec),
+                     RP_OK);
     assert_int_equal(rp_cert_time(X509_get0_notBefore(cert)), issued - 3600 - 300);
     X509_free(cert);
     /* issued as the CA begins: back-dated no further than the CA's own start */
@@ -4370,6 +4470,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_nonce_once_across_clocks, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_nonce_purge_ahead_keeps_live, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_proven_failure_revokes, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_bars_lifted_relabel, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_migration_29_lifts, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_pass_for_a_device_blocked_meanwhile, db_setup,
                                         db_teardown),
         cmocka_unit_test_setup_teardown(store_unproven_failures_apart, db_setup, db_teardown),

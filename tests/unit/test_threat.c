@@ -88,9 +88,10 @@ static void on_quarantine(void *ctx, const char *tenant_id, const char *device_i
     db->quarantined++;
 }
 
-/* n signals of kind (and bucket, or NULL) at now, from the devices in turn. */
-static void signal_n(struct db *db, const char *kind, const char *bucket, int n,
-                     const char *const *devices, size_t ndevices, int64_t now)
+/* n signals of kind (and bucket, or NULL) at now, from the devices in turn, each sent while
+ * its last attestation had failed or not. */
+static void signal_n_as(struct db *db, const char *kind, const char *bucket, int n,
+                        const char *const *devices, size_t ndevices, int64_t now, bool failed)
 {
     rp_threat_hooks_t hooks = {on_alert, on_quarantine, db};
     rp_threat_signal_t sig[64];
@@ -98,8 +99,14 @@ static void signal_n(struct db *db, const char *kind, const char *bucket, int n,
     assert_true(n <= 64);
     for (int i = 0; i < n; i++)
         sig[i] = (rp_threat_signal_t){
-            db->tenant.id, devices[(size_t)i % ndevices], kind, bucket, "a reason", now};
+            db->tenant.id, devices[(size_t)i % ndevices], kind, bucket, "a reason", now, failed};
     assert_int_equal(rp_threat_process(db->s, sig, (size_t)n, now, &hooks), RP_OK);
+}
+
+static void signal_n(struct db *db, const char *kind, const char *bucket, int n,
+                     const char *const *devices, size_t ndevices, int64_t now)
+{
+    signal_n_as(db, kind, bucket, n, devices, ndevices, now, false);
 }
 
 /* ---- one transaction per batch ---- */
@@ -129,8 +136,8 @@ static void one_commit_per_batch(void **state)
     int64_t now = 1700000000;
 
     for (int i = 0; i < 64; i++)
-        sig[i] =
-            (rp_threat_signal_t){db->tenant.id, devs[i % 4], kinds[i / 8], NULL, "a reason", now};
+        sig[i] = (rp_threat_signal_t){db->tenant.id, devs[i % 4], kinds[i / 8], NULL,
+                                      "a reason",    now,         false};
     commits = 0;
     sqlite3_commit_hook(rp_db_sqlite_handle(db->s->db), count_commit, NULL);
     assert_int_equal(rp_threat_process(db->s, sig, 64, now, &hooks), RP_OK);
@@ -294,6 +301,33 @@ static void spike_needs_distinct_devices(void **state)
     assert_string_equal(db->last_subject, "kind:file");
     /* The same device again is not a fourth. */
     assert_true(alerts_of(db, now + 2).last.devices == 3);
+}
+
+/* Review r10 L4: what a device sends while its last attestation has failed counts (evidence),
+ * as one device's, however much: it cannot raise an alert alone; the alert says how many of its
+ * devices sent while failed (a device seen in the slot before it failed is marked once). */
+static void spike_failed_devices_apart(void **state)
+{
+    static const char *const one[] = {DEV1}, *const two[] = {DEV2}, *const three[] = {DEV3};
+    struct db *db = *state;
+    int64_t now = 2500 * 86400 + 10;
+    struct alerts l;
+
+    signal_n_as(db, "file", NULL, 60, one, 1, now, true);
+    signal_n(db, "file", NULL, 5, two, 1, now + 1);
+    assert_int_equal(db->opened, 0);
+    signal_n(db, "file", NULL, 1, three, 1, now + 2);
+    assert_int_equal(db->opened, 1);
+    l = alerts_of(db, now + 2);
+    assert_int_equal(l.last.devices, 3);
+    assert_int_equal(l.last.failed_devices, 1);
+    /* DEV3 fails, and sends again: the same three devices, two of them failed */
+    signal_n_as(db, "file", NULL, 1, three, 1, now + 3, true);
+    signal_n_as(db, "file", NULL, 1, three, 1, now + 4, true); /* marked once */
+    l = alerts_of(db, now + 4);
+    assert_int_equal(db->opened, 1);
+    assert_int_equal(l.last.devices, 3);
+    assert_int_equal(l.last.failed_devices, 2);
 }
 
 static void spike_new_kind_floor_and_buckets(void **state)
@@ -492,7 +526,7 @@ static void news_held_until_commit(void **state)
     assert_int_equal(rp_store_quarantine_policy_set(db->s, db->tenant.id, &p), RP_OK);
     /* 6 syscall signals from 3 devices: the kind spikes (5 from 3), DEV1 reaches 2. */
     for (int i = 0; i < 6; i++)
-        sig[i] = (rp_threat_signal_t){db->tenant.id, devs[i % 3], "syscall", NULL, "r", now};
+        sig[i] = (rp_threat_signal_t){db->tenant.id, devs[i % 3], "syscall", NULL, "r", now, false};
     assert_int_equal(rp_store_group_begin(db->s), RP_OK);
     assert_int_equal(rp_threat_process_held(db->s, sig, 6, now, &news), RP_OK);
     assert_int_equal(news.nalerts, 1);
@@ -756,6 +790,7 @@ int main(void)
         cmocka_unit_test(spike_rule),
         cmocka_unit_test_setup_teardown(spike_baseline_and_one_alert, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(spike_needs_distinct_devices, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(spike_failed_devices_apart, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(spike_new_kind_floor_and_buckets, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(quarantine_policy, db_setup, db_teardown),
         cmocka_unit_test(webhook_signature),
