@@ -222,7 +222,7 @@ static void store_schema(void **state)
 {
     struct db *db = *state;
 
-    assert_int_equal(rp_store_schema_version(db->s), 28);
+    assert_int_equal(rp_store_schema_version(db->s), 29);
 }
 
 static void collect_upload(void *ctx, const rp_upload_t *u)
