@@ -169,7 +169,7 @@ static void write_batch(rp_recorder_t *rec, rp_record_job_t *jobs, size_t n)
     /* The epoch the round's spending read (a nonce refused as of another epoch is issued again in
      * this one at the device's next try). */
     for (size_t k = 0; err == RP_OK && aerr == RP_OK && k < i; k++)
-        if (rec->batch[k].nonce != NULL)
+        if (rec->batch[k].nonce != NULL && !rec->batch[k].unproven) /* (read: spend_nonce) */
             atomic_store(&rec->nonce_epoch, rec->batch[k].epoch_now);
     atomic_fetch_add(&rec->rounds, 1);
     atomic_fetch_add(&rec->jobs, n);

@@ -36,6 +36,7 @@
 #include "recorder.h"
 #include "req.h"
 #include <openssl/err.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
@@ -122,6 +123,31 @@ static void nonce_refusals(void **state)
     assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 0, LIFE, &expires, &epoch),
                      RP_NONCE_UNKNOWN);
     assert_int_equal(rp_nonce_issue(key, dev_a, 0, -1, n), RP_ERR_INVALID_ARG);
+}
+
+/* A nonce of the format before the nonce epoch (expires 8 | random 8 | MACs with the tags
+ * "rampart nonce: ..."), in flight at an upgrade, is not one of ours: refused (nonce_unknown,
+ * the device asks again), never read as an epoch and an expiry. */
+static void nonce_format_1_refused(void **state)
+{
+    static const char tags[2][22] = {"rampart nonce: issued", "rampart nonce: device"};
+    uint8_t n[RP_NONCE_SIZE] = {0}, msg[21 + 16 + RP_SHA256_LEN], mac[32];
+    unsigned int mac_len = 0;
+    int64_t expires = 0;
+    uint32_t epoch = 0;
+
+    (void)state;
+    n[7] = 100; /* expires 100, random 0 */
+    for (int i = 0; i < 2; i++) {
+        memcpy(msg, tags[i], 21);
+        memcpy(msg + 21, n, 16);
+        memcpy(msg + 37, dev_a, RP_SHA256_LEN);
+        assert_non_null(HMAC(EVP_sha256(), key, RP_NONCE_KEY_LEN, msg, i == 0 ? 37 : sizeof(msg),
+                             mac, &mac_len));
+        memcpy(n + 16 + 8 * i, mac, 8);
+    }
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 99, LIFE, &expires, &epoch),
+                     RP_NONCE_UNKNOWN);
 }
 
 /* A nonce issued by a clock that ran a day ahead is refused at the real clock, and stays
@@ -4448,6 +4474,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(nonce_round_trip),
         cmocka_unit_test(nonce_refusals),
+        cmocka_unit_test(nonce_format_1_refused),
         cmocka_unit_test(nonce_from_clock_ahead),
         cmocka_unit_test_setup_teardown(store_schema, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_uploads_limits_and_sweep, db_setup, db_teardown),
