@@ -33,6 +33,7 @@ void rp_attest_nonce(rp_req_t *r)
     json_t *body = rp_req_json(r);
     const char *device_id;
     int lifetime = r->w->srv->nonce_lifetime;
+    int64_t epoch = rp_recorder_nonce_epoch(r->w->srv->recorder);
 
     if (body == NULL)
         return;
@@ -44,9 +45,11 @@ void rp_attest_nonce(rp_req_t *r)
         return;
     }
     json_decref(body);
-    /* Nothing is stored: the nonce carries its own proof (nonce.h). */
-    if (rp_nonce_issue(r->w->srv->nonce_key, device, (int64_t)time(NULL) + lifetime, nonce) !=
-            RP_OK ||
+    /* Nothing is stored: the nonce carries its own proof (nonce.h), and the nonce epoch as this
+     * replica last read it (an epoch beyond a nonce's 4 bytes is never issued: refused). */
+    if (epoch < 0 || epoch > RP_NONCE_EPOCH_MAX ||
+        rp_nonce_issue(r->w->srv->nonce_key, device, (uint32_t)epoch,
+                       (int64_t)time(NULL) + lifetime, nonce) != RP_OK ||
         rp_hex_encode(nonce, sizeof(nonce), hex, sizeof(hex)) != RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot issue a nonce");
         return;
@@ -166,7 +169,8 @@ static const char *reason_message(rp_attest_reason_t reason)
     case RP_REASON_MALFORMED_EVIDENCE: return "the evidence is not a valid EAT";
     case RP_REASON_BAD_SIGNATURE: return "the evidence is not signed by the device's key";
     case RP_REASON_UEID_MISMATCH: return "the evidence names another device";
-    case RP_REASON_NONCE_UNKNOWN: return "the nonce was not issued by this service";
+    case RP_REASON_NONCE_UNKNOWN:
+        return "the nonce was not issued by this service (or not since its nonces were reset)";
     case RP_REASON_NONCE_REPLAYED: return "the nonce was already used";
     case RP_REASON_NONCE_EXPIRED: return "the nonce expired";
     case RP_REASON_NONCE_WRONG_DEVICE: return "the nonce was issued to another device";
@@ -234,6 +238,7 @@ struct verdict {
     const uint8_t *nonce; /* a usable nonce, spent with the record */
     size_t nonce_len;
     int64_t nonce_expires;
+    uint32_t nonce_epoch;
 };
 
 /* One attestation between its verdict and its answer: what is recorded and what to say. */
@@ -328,6 +333,7 @@ static void submit(rp_req_t *r, const struct verdict *v, const rp_cert_record_t 
         p->job.write.nonce = p->nonce;
         p->job.write.nonce_len = v->nonce_len;
         p->job.write.nonce_expires = v->nonce_expires;
+        p->job.write.nonce_epoch = v->nonce_epoch;
     }
     {
         struct evhttp_connection *conn = evhttp_request_get_connection(r->req);
@@ -341,6 +347,7 @@ static void submit(rp_req_t *r, const struct verdict *v, const rp_cert_record_t 
     p->job.write.unproven = proves_nothing(v->reason);
     p->job.write.revokes = proven_failure(v->reason, a->tenant_id);
     p->job.write.spent_reason = rp_attest_reason_code(RP_REASON_NONCE_REPLAYED);
+    p->job.write.stale_reason = rp_attest_reason_code(RP_REASON_NONCE_UNKNOWN);
     p->job.write.blocked_reason = rp_attest_reason_code(RP_REASON_BLOCKED);
     p->job.worker = r->w;
     p->job.done = recorded;
@@ -358,14 +365,18 @@ static void recorded(rp_record_job_t *job)
     struct pending *p = (struct pending *)job; /* job is the first member */
     rp_req_t r = {.w = job->worker, .req = p->req};
     rp_metrics_t *m = &job->worker->srv->metrics;
-    bool unproven = job->write.unproven || job->write.as == RP_RECORDED_AS_REPLAY;
+    bool unproven = job->write.unproven || job->write.as == RP_RECORDED_AS_REPLAY ||
+                    job->write.as == RP_RECORDED_AS_STALE;
     char iso[32];
 
     /* What the transaction found may have turned a pass into a refusal: the nonce was spent by a
-     * racing request, or the device was blocked meanwhile. The certificate made for it is then
-     * neither recorded nor sent. */
+     * racing request, or is of an older nonce epoch (issued before `nonces reset-watermark`: not
+     * one the service now takes), or the device was blocked meanwhile. The certificate made for
+     * it is then neither recorded nor sent. */
     if (job->write.as == RP_RECORDED_AS_REPLAY)
         p->reason = RP_REASON_NONCE_REPLAYED;
+    else if (job->write.as == RP_RECORDED_AS_STALE)
+        p->reason = RP_REASON_NONCE_UNKNOWN;
     else if (job->write.as == RP_RECORDED_AS_BLOCKED)
         p->reason = RP_REASON_BLOCKED;
     if (job->err == RP_OK && unproven)
@@ -501,7 +512,7 @@ static rp_attest_reason_t freshness(rp_req_t *r, const rp_eat_claims_t *claims,
             rp_req_binding_spend(r, claims->nonce, claims->nonce_len, r->w->srv->nonce_lifetime));
     reason = nonce_reason(rp_nonce_check(r->w->srv->nonce_key, claims->nonce, claims->nonce_len,
                                          device, (int64_t)time(NULL), r->w->srv->nonce_lifetime,
-                                         &v->nonce_expires));
+                                         &v->nonce_expires, &v->nonce_epoch));
     if (reason == RP_REASON_PASS) {
         /* From here on the nonce is spent with whatever verdict follows. */
         v->nonce = claims->nonce;
@@ -515,7 +526,7 @@ void rp_attest(rp_req_t *r)
     uint8_t spki[RP_PUBKEY_DER_MAX], *evidence = NULL, id_bytes[RP_SHA256_LEN];
     char device_id[RP_DEVICE_ID_SIZE], *cert_pem = NULL, iso[32];
     rp_eat_claims_t *claims = calloc(1, sizeof(*claims));
-    struct verdict v = {device_id, NULL, RP_REASON_PASS, NULL, NULL, 0, 0};
+    struct verdict v = {device_id, NULL, RP_REASON_PASS, NULL, NULL, 0, 0, 0};
     const char *error, *message;
     rp_device_t device;
     rp_cert_record_t rec;

@@ -11,10 +11,16 @@
 #include "rampart/bytes.h"
 
 #define MAC_LEN 8
-#define BODY_LEN 16 /* expires | random */
+#define EPOCH_LEN 4
+#define EXPIRES_LEN 8
+#define BODY_LEN 16 /* epoch | expires | random */
+#define RANDOM_LEN (BODY_LEN - EPOCH_LEN - EXPIRES_LEN)
 
-static const char tag_issued[] = "rampart nonce: issued";
-static const char tag_device[] = "rampart nonce: device";
+/* (format 2: the epoch's; nonce.h) */
+static const char tag_issued[] = "rampart nonce 2: issued";
+static const char tag_device[] = "rampart nonce 2: device";
+_Static_assert(sizeof(tag_issued) == sizeof(tag_device), "mac() sizes its buffer by one tag");
+_Static_assert(BODY_LEN + 2 * MAC_LEN == RP_NONCE_SIZE, "a nonce is its body and two MACs");
 
 /* HMAC-SHA256(key, tag | body | extra)[0..MAC_LEN]. */
 static rp_err_t mac(const uint8_t key[RP_NONCE_KEY_LEN], const char *tag,
@@ -46,15 +52,15 @@ static rp_err_t mac(const uint8_t key[RP_NONCE_KEY_LEN], const char *tag,
 }
 
 rp_err_t rp_nonce_issue(const uint8_t key[RP_NONCE_KEY_LEN], const uint8_t device[RP_SHA256_LEN],
-                        int64_t expires, uint8_t nonce[RP_NONCE_SIZE])
+                        uint32_t epoch, int64_t expires, uint8_t nonce[RP_NONCE_SIZE])
 {
-    uint64_t e = (uint64_t)expires;
     rp_err_t err;
 
     if (key == NULL || device == NULL || nonce == NULL || expires < 0)
         return RP_ERR_INVALID_ARG;
-    rp_be_put(nonce, e, 8);
-    if (RAND_bytes(nonce + 8, 8) != 1)
+    rp_be_put(nonce, epoch, EPOCH_LEN);
+    rp_be_put(nonce + EPOCH_LEN, (uint64_t)expires, EXPIRES_LEN);
+    if (RAND_bytes(nonce + EPOCH_LEN + EXPIRES_LEN, RANDOM_LEN) != 1)
         return RP_ERR_CRYPTO;
     err = mac(key, tag_issued, nonce, NULL, 0, nonce + BODY_LEN);
     if (err == RP_OK)
@@ -64,7 +70,7 @@ rp_err_t rp_nonce_issue(const uint8_t key[RP_NONCE_KEY_LEN], const uint8_t devic
 
 rp_nonce_result_t rp_nonce_check(const uint8_t key[RP_NONCE_KEY_LEN], const uint8_t *nonce,
                                  size_t len, const uint8_t device[RP_SHA256_LEN], int64_t now,
-                                 int64_t lifetime, int64_t *expires)
+                                 int64_t lifetime, int64_t *expires, uint32_t *epoch)
 {
     uint8_t want[MAC_LEN];
     uint64_t e;
@@ -73,10 +79,11 @@ rp_nonce_result_t rp_nonce_check(const uint8_t key[RP_NONCE_KEY_LEN], const uint
         mac(key, tag_issued, nonce, NULL, 0, want) != RP_OK ||
         rp_ct_memcmp(want, nonce + BODY_LEN, MAC_LEN) != 0)
         return RP_NONCE_UNKNOWN;
-    e = rp_be_get(nonce, 8);
+    e = rp_be_get(nonce + EPOCH_LEN, EXPIRES_LEN);
     if (e > (uint64_t)INT64_MAX)
         return RP_NONCE_UNKNOWN;
     *expires = (int64_t)e;
+    *epoch = (uint32_t)rp_be_get(nonce, EPOCH_LEN);
     if (mac(key, tag_device, nonce, device, RP_SHA256_LEN, want) != RP_OK ||
         rp_ct_memcmp(want, nonce + BODY_LEN + MAC_LEN, MAC_LEN) != 0)
         return RP_NONCE_OTHER_DEVICE;

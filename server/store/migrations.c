@@ -449,6 +449,16 @@ const char *const rp_store_migrations[] = {
      "ALTER TABLE threat_counts ADD COLUMN failed_devices INTEGER NOT NULL DEFAULT 0;"
      "ALTER TABLE threat_alerts ADD COLUMN failed_devices INTEGER NOT NULL DEFAULT 0;"
      "ALTER TABLE crash_buckets ADD COLUMN failed_count INTEGER NOT NULL DEFAULT 0;"),
+    /* 30: the nonce epoch (store.c: rp_store_nonces_watermark_reset; server/device/nonce.h): a
+     * nonce carries the epoch it was issued in, and the transaction that spends it refuses one of
+     * another epoch than this; `nonces reset-watermark` raises it as it lowers the purge watermark,
+     * so every nonce issued before, whose spent row the purge may have deleted, is dead after it
+     * (review r10 M1). Rolling upgrade: the schema yes (an older replica neither reads nor writes
+     * it), the nonces no: their format changed with it (an older replica's nonces are refused by
+     * this version as nonce_unknown, and this version's by it; the agent asks again), and an older
+     * replica ignores the epoch, so a reset kills the old nonces only once every replica runs
+     * this version */
+    "ALTER TABLE spent_nonces_purged ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;",
 };
 const int rp_store_schema_newest =
     (int)(sizeof(rp_store_migrations) / sizeof(rp_store_migrations[0]));

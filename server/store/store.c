@@ -1142,9 +1142,16 @@ static const char SQL_NONCE_PURGE[] = "DELETE FROM spent_nonces WHERE expires <=
  * is refused as spent). It only rises, but for rp_store_nonces_watermark_reset(). */
 static const char SQL_NONCE_WATERMARK_RAISE[] =
     "UPDATE spent_nonces_purged SET below = greatest(below, ?)";
+/* The reset (rp_store_nonces_watermark_reset): the watermark lowered and the nonce epoch raised
+ * (migration 30) in one statement, or neither. The epoch is 4 bytes in a nonce (nonce.h): at its
+ * largest, nothing changes (and the reset says so) rather than wrap to an epoch used before. */
 static const char SQL_NONCE_WATERMARK_LOWER[] =
-    "UPDATE spent_nonces_purged SET below = least(below, ?)";
+    "UPDATE spent_nonces_purged SET below = ?1, epoch = epoch + 1"
+    " WHERE below > ?1 AND epoch < 4294967295";
 static const char SQL_NONCE_WATERMARK[] = "SELECT below FROM spent_nonces_purged";
+static const char SQL_NONCE_EPOCH[] = "SELECT epoch FROM spent_nonces_purged";
+/* What a nonce is checked against as it is spent: the watermark and the epoch, in one read. */
+static const char SQL_NONCE_GUARD[] = "SELECT below, epoch FROM spent_nonces_purged";
 
 /* One int64 (0 for none or NULL) of a one-row query with at most one parameter. */
 static rp_err_t nonce_query(rp_store_t *s, const char *sql, const int64_t *arg, int64_t *value,
@@ -1219,12 +1226,13 @@ rp_err_t rp_store_nonces_watermark(rp_store_t *s, int64_t *below, int64_t *ahead
     return err;
 }
 
-rp_err_t rp_store_nonces_watermark_reset(rp_store_t *s, int64_t *was, int64_t *below)
+rp_err_t rp_store_nonces_watermark_reset(rp_store_t *s, int64_t *was, int64_t *below,
+                                         int64_t *epoch)
 {
     int64_t db_now = 0;
     rp_err_t err = sq_begin(s);
 
-    *was = *below = 0;
+    *was = *below = *epoch = 0;
     if (err != RP_OK)
         return err;
     err = sq_db_now(s, &db_now);
@@ -1234,7 +1242,20 @@ rp_err_t rp_store_nonces_watermark_reset(rp_store_t *s, int64_t *was, int64_t *b
         err = nonce_exec(s, SQL_NONCE_WATERMARK_LOWER, db_now + 1);
     if (err == RP_OK)
         err = nonce_query(s, SQL_NONCE_WATERMARK, NULL, below, NULL);
+    if (err == RP_OK)
+        err = nonce_query(s, SQL_NONCE_EPOCH, NULL, epoch, NULL);
+    if (err == RP_OK && *below > db_now + 1) {
+        rp_log_error("the nonce epoch is at its largest (%lld): the purge watermark cannot be "
+                     "reset",
+                     (long long)*epoch);
+        err = RP_ERR_UNSUPPORTED;
+    }
     return sq_end(s, err);
+}
+
+rp_err_t rp_store_nonces_epoch(rp_store_t *s, int64_t *epoch)
+{
+    return nonce_query(s, SQL_NONCE_EPOCH, NULL, epoch, NULL);
 }
 
 rp_err_t rp_store_clock(rp_store_t *s, int64_t *now)
@@ -1242,31 +1263,48 @@ rp_err_t rp_store_clock(rp_store_t *s, int64_t *now)
     return sq_db_now(s, now);
 }
 
-/* Spend a nonce inside the verdict's transaction. OUT: *fresh, false when it was spent already
- * or may have been (it expired before the purge watermark: its row may be gone). */
-static rp_err_t spend_nonce(rp_store_t *s, const rp_attestation_write_t *w, bool *fresh)
+/* Spend a nonce inside the verdict's transaction. OUT: *as, RP_RECORDED_AS_GIVEN when it is
+ * spent now for the first time; RP_RECORDED_AS_STALE when it is of another nonce epoch than the
+ * database's (issued before a watermark reset: it is not spent); RP_RECORDED_AS_REPLAY when it was
+ * spent already or may have been (it expired before the purge watermark: its row may be gone);
+ * w->epoch_now, the database's nonce epoch. */
+static rp_err_t spend_nonce(rp_store_t *s, rp_attestation_write_t *w, rp_recorded_as_t *as)
 {
-    sq_st_t *st = sq_stmt(s, SQL_NONCE_SPEND);
+    sq_st_t *st = sq_stmt(s, SQL_NONCE_GUARD);
+    int64_t below = 0;
+    bool row = false;
     int spent = 0, rc;
     rp_err_t err;
 
-    *fresh = false;
+    *as = RP_RECORDED_AS_REPLAY;
     if (st == NULL)
+        return RP_ERR_IO;
+    /* (Every write holds the store's write lock, on either engine: no purge nor reset comes
+     * between this read and the insert, nor before the commit.) */
+    rc = db_step(st);
+    if (rc == DB_ROW) {
+        row = true;
+        below = db_column_int64(st, 0);
+        w->epoch_now = db_column_int64(st, 1);
+        rc = db_step(st);
+    }
+    db_reset(st);
+    if (rc != DB_DONE)
+        return sq_error(s, "the nonces' purge watermark");
+    if (!row) /* (migration 27 wrote the row: without it, nothing is known) */
+        return RP_OK;
+    if (w->epoch_now != (int64_t)w->nonce_epoch) {
+        *as = RP_RECORDED_AS_STALE;
+        return RP_OK;
+    }
+    if ((st = sq_stmt(s, SQL_NONCE_SPEND)) == NULL)
         return RP_ERR_IO;
     db_bind_blob(st, 1, w->nonce, w->nonce_len);
     db_bind_int64(st, 2, w->nonce_expires);
     err = sq_step_done(s, st, &spent);
-    if (err != RP_OK || spent == 0)
-        return err;
-    /* (Every write holds the store's write lock, on either engine: no purge comes between.) */
-    if ((st = sq_stmt(s, SQL_NONCE_WATERMARK)) == NULL)
-        return RP_ERR_IO;
-    rc = db_step(st);
-    *fresh = rc == DB_ROW && w->nonce_expires >= db_column_int64(st, 0);
-    if (rc == DB_ROW)
-        rc = db_step(st);
-    db_reset(st);
-    return rc == DB_DONE ? RP_OK : sq_error(s, "the nonces' purge watermark");
+    if (err == RP_OK && spent != 0 && w->nonce_expires >= below)
+        *as = RP_RECORDED_AS_GIVEN;
+    return err;
 }
 
 static const char SQL_ATTEST_INSERT[] =
@@ -1372,16 +1410,17 @@ static rp_err_t record_one(rp_store_t *s, rp_attestation_write_t *w, bool *grew)
         return record_unproven(s, w, grew);
     /* A nonce spent already leaves this insert undone (nothing inserted: the transaction goes
      * on), and one that expired before the purge watermark may have been spent and purged: both
-     * are refused as spent, whatever any replica's clock says. Whoever replays the device's
-     * evidence shows nothing new about the device: the replay is counted for its source, not in the
-     * device's history. */
+     * are refused as spent, whatever any replica's clock says; one of another nonce epoch was
+     * issued before the watermark was last reset (or by a replica that had not read the new
+     * epoch yet) and is refused too. Whoever replays the device's evidence shows nothing new about
+     * the device: the replay is counted for its source, not in the device's history. */
     if (w->nonce != NULL) {
-        bool fresh = false;
-        err = spend_nonce(s, w, &fresh);
+        rp_recorded_as_t as = RP_RECORDED_AS_REPLAY;
+        err = spend_nonce(s, w, &as);
         if (err != RP_OK)
             return err;
-        if (!fresh) {
-            refuse_instead(w, RP_RECORDED_AS_REPLAY, w->spent_reason);
+        if (as != RP_RECORDED_AS_GIVEN) {
+            refuse_instead(w, as, as == RP_RECORDED_AS_STALE ? w->stale_reason : w->spent_reason);
             return record_unproven(s, w, grew);
         }
     }

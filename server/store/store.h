@@ -194,6 +194,9 @@ typedef enum rp_recorded_as {
                              */
     RP_RECORDED_AS_BLOCKED, /* a pass for a device blocked (or no longer the tenant's) meanwhile:
                              * recorded as blocked_reason, no certificate */
+    RP_RECORDED_AS_STALE,   /* its nonce is of another nonce epoch than the database's (issued
+                             * before a `nonces reset-watermark`, or by a replica that had not yet
+                             * read it): recorded as stale_reason, unproven, no certificate */
 } rp_recorded_as_t;
 
 /* What is recorded of one attestation. */
@@ -205,7 +208,10 @@ typedef struct rp_attestation_write {
     const uint8_t *nonce; /* a nonce the attestation spends, or NULL */
     size_t nonce_len;
     int64_t nonce_expires;      /* until when it must be remembered as spent */
+    uint32_t nonce_epoch;       /* the nonce epoch it was issued in (nonce.h) */
+    int64_t epoch_now;          /* OUT, with a nonce: the database's nonce epoch, as spent */
     const char *spent_reason;   /* the reason recorded when the nonce was spent already */
+    const char *stale_reason;   /* the reason recorded when it is of another nonce epoch */
     const char *blocked_reason; /* the reason recorded when a pass finds the device blocked */
     rp_recorded_as_t as;        /* OUT */
     /* A failure that proves nothing about the device (its evidence is not shown to be the
@@ -259,10 +265,16 @@ rp_err_t rp_store_nonces_purge(rp_store_t *s, int64_t before, int64_t *watermark
  * by a version before review r9srv's fix, makes it so: docs/operations.md "Clocks"). */
 rp_err_t rp_store_nonces_watermark(rp_store_t *s, int64_t *below, int64_t *ahead) RP_MUST_CHECK;
 /* Lower the purge watermark to the database's clock plus one second, if it is above (never raises
- * it): `rampart-server nonces reset-watermark`. Evidence on a nonce whose spent row was purged and
- * that expires after that can then be accepted once more, until the nonce expires. OUT: *was, the
- * watermark before; *below, after. */
-rp_err_t rp_store_nonces_watermark_reset(rp_store_t *s, int64_t *was, int64_t *below) RP_MUST_CHECK;
+ * it): `rampart-server nonces reset-watermark`. In the same transaction, when it lowers it, the
+ * nonce epoch (migration 30) goes up by one: every nonce issued before is refused from then on, by
+ * every replica (the epoch is read in the transaction that spends a nonce), so no nonce whose spent
+ * row was purged can pass again (review r10 M1); nonces issued after are judged by the new
+ * watermark. OUT: *was, the watermark before; *below, after; *epoch, the nonce epoch after. */
+rp_err_t rp_store_nonces_watermark_reset(rp_store_t *s, int64_t *was, int64_t *below,
+                                         int64_t *epoch) RP_MUST_CHECK;
+/* The nonce epoch the replicas issue nonces in (rp_recorder_nonce_epoch reads it at start and
+ * after each purge; nonce.h). */
+rp_err_t rp_store_nonces_epoch(rp_store_t *s, int64_t *epoch) RP_MUST_CHECK;
 /* The database's clock (seconds since the epoch): the one the replicas share. */
 rp_err_t rp_store_clock(rp_store_t *s, int64_t *now) RP_MUST_CHECK;
 typedef void (*rp_attestation_fn)(void *ctx, const rp_attestation_t *a);

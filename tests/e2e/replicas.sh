@@ -6,7 +6,8 @@
 # session ticket issued by A resumes at B; a certificate a device got from A verifies against the
 # CRL B serves, and once the device is blocked through A, B's CRL lists it at once; evidence that
 # passed at B stays spent there after a replica whose clock runs ahead purged it, and B's new nonces
-# still pass; a process with
+# still pass; evidence captured under a clock a day ahead and purged there is not spendable again
+# after `nonces reset-watermark` (the nonce epoch: review r10 M1); a process with
 # another master key does not start on the database. (Nonce and ticket keys derive from the master
 # key; the spent nonces and the revocations are in the database: docs/operations.md, "Running
 # several replicas".)
@@ -114,6 +115,43 @@ body_has '.result == "pass"'
 expect 0 "$RAMPART" device attestations --tenant "$acme" "$dev2"
 jq -e '[.attestations[] | select(.result == "pass")] | length == 2' "$d/out" >/dev/null ||
   fail "not two passes: $(cat "$d/out")"
+
+# --- a clock a day ahead, put right, and `nonces reset-watermark` (review r10 M1) -----------------
+# D runs a day ahead (its nonces live 10 minutes, so that the test has time): evidence for its
+# nonce passes and is captured. E, further ahead, purges the spent row (on SQLite the database's
+# clock is the stepped host's) and raises the watermark to the nonce's expiry. Once the clocks are
+# right, the reset lowers the watermark and raises the nonce epoch: the captured evidence replayed
+# at D (whose clock still takes the nonce) is refused (nonce_unknown), where it passed before the
+# epoch; so is A's nonce issued before the reset and never spent. Nonces issued after pass.
+SERVER_CLOCK=+1d RAMPART_SERVER=$RAMPART_SERVER_BIN start_server "$d/srv" --nonce-lifetime 600
+D=$SERVER_URL D_PID=$SERVER_PID
+SERVER_URL=$D attestation_request "$d/dev2" "$d/captured.json" || fail "no nonce from D: $status"
+SERVER_URL=$D http POST /api/v1/attest - "$d/captured.json"; is_status 200
+SERVER_CLOCK=+88000 RAMPART_SERVER=$RAMPART_SERVER_BIN start_server "$d/srv"
+E=$SERVER_URL E_PID=$SERVER_PID
+# (a write at E runs its first purge: the nonce is expired on E's clock, and so not spent)
+SERVER_URL=$E http POST /api/v1/attest - "$d/captured.json"; is_status 403; body_has '.reason == "nonce_expired"'
+watermark() { sqlite3 "$d/srv/rampart.db" 'SELECT below FROM spent_nonces_purged'; }
+watermark_ahead() { [ "$(watermark)" -gt $(($(date +%s) + 86400)) ]; }
+purged() { [ "$(spent)" = 0 ]; }
+wait_until 30 purged || fail "E did not purge the spent nonces"
+watermark_ahead || fail "E's purge left the watermark at $(watermark)"
+kill "$E_PID"; wait "$E_PID" 2>/dev/null || true
+SERVER_URL=$A attestation_request "$d/dev2" "$d/before.json" || fail "no nonce from A: $status"
+expect 0 "$RAMPART_SERVER_BIN" nonces reset-watermark --data-dir "$d/srv"
+err_has "nonce epoch 1"
+eq "$(sqlite3 "$d/srv/rampart.db" 'SELECT epoch FROM spent_nonces_purged')" 1 "the nonce epoch after the reset"
+! watermark_ahead || fail "the reset left the watermark ahead"
+SERVER_URL=$D http POST /api/v1/attest - "$d/captured.json"; is_status 403
+body_has '.reason == "nonce_unknown"'
+SERVER_URL=$A http POST /api/v1/attest - "$d/before.json"; is_status 403
+body_has '.reason == "nonce_unknown"'
+# (A read the new epoch as it refused that: its next nonce is of it)
+SERVER_URL=$A attestation_request "$d/dev2" "$d/after.json" || fail "no nonce from A: $status"
+SERVER_URL=$A http POST /api/v1/attest - "$d/after.json"; is_status 200
+SERVER_URL=$B http POST /api/v1/attest - "$d/after.json"; is_status 403
+body_has '.reason == "nonce_replayed"'
+kill "$D_PID"; wait "$D_PID" 2>/dev/null || true
 
 # --- a replica with another master key does not start ---------------------------------------------
 # (Its nonces and tickets would be refused everywhere else, and it could not read a tenant CA.)

@@ -36,6 +36,7 @@
 #include "recorder.h"
 #include "req.h"
 #include <openssl/err.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
@@ -56,52 +57,97 @@ static void nonce_round_trip(void **state)
 {
     uint8_t n[RP_NONCE_SIZE], other[RP_NONCE_SIZE];
     int64_t expires = 0;
+    uint32_t epoch = 0;
 
     (void)state;
-    assert_int_equal(rp_nonce_issue(key, dev_a, 1000, n), RP_OK);
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 999, LIFE, &expires), RP_NONCE_OK);
+    assert_int_equal(rp_nonce_issue(key, dev_a, 0, 1000, n), RP_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 999, LIFE, &expires, &epoch),
+                     RP_NONCE_OK);
     assert_int_equal(expires, 1000);
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 1000, LIFE, &expires), RP_NONCE_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 1000, LIFE, &expires, &epoch),
+                     RP_NONCE_OK);
     /* Two nonces for one device and one time still differ. */
-    assert_int_equal(rp_nonce_issue(key, dev_a, 1000, other), RP_OK);
+    assert_int_equal(rp_nonce_issue(key, dev_a, 0, 1000, other), RP_OK);
     assert_memory_not_equal(n, other, sizeof(n));
+    /* The nonce epoch it was issued in comes back, whatever its value (nonce.h). */
+    assert_int_equal(rp_nonce_issue(key, dev_a, 7, 1000, n), RP_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 999, LIFE, &expires, &epoch),
+                     RP_NONCE_OK);
+    assert_int_equal(epoch, 7);
+    assert_int_equal(expires, 1000);
+    assert_int_equal(rp_nonce_issue(key, dev_a, RP_NONCE_EPOCH_MAX, 1000, n), RP_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 999, LIFE, &expires, &epoch),
+                     RP_NONCE_OK);
+    assert_int_equal(epoch, RP_NONCE_EPOCH_MAX);
 }
 
 static void nonce_refusals(void **state)
 {
     uint8_t n[RP_NONCE_SIZE], k2[RP_NONCE_KEY_LEN];
     int64_t expires = 0;
+    uint32_t epoch = 0;
 
     (void)state;
-    assert_int_equal(rp_nonce_issue(key, dev_a, 1000, n), RP_OK);
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 1001, LIFE, &expires),
+    assert_int_equal(rp_nonce_issue(key, dev_a, 0, 1000, n), RP_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 1001, LIFE, &expires, &epoch),
                      RP_NONCE_EXPIRED);
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_b, 999, LIFE, &expires),
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_b, 999, LIFE, &expires, &epoch),
                      RP_NONCE_OTHER_DEVICE);
     memcpy(k2, key, sizeof(k2));
     k2[31] ^= 1;
-    assert_int_equal(rp_nonce_check(k2, n, sizeof(n), dev_a, 999, LIFE, &expires),
+    assert_int_equal(rp_nonce_check(k2, n, sizeof(n), dev_a, 999, LIFE, &expires, &epoch),
                      RP_NONCE_UNKNOWN);
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n) - 1, dev_a, 999, LIFE, &expires),
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n) - 1, dev_a, 999, LIFE, &expires, &epoch),
                      RP_NONCE_UNKNOWN);
-    assert_int_equal(rp_nonce_check(key, NULL, 0, dev_a, 999, LIFE, &expires), RP_NONCE_UNKNOWN);
-    /* Every bit is covered: the time and the random part by both MACs, each MAC by itself. A
-     * changed second MAC is a nonce made here for another device. */
+    assert_int_equal(rp_nonce_check(key, NULL, 0, dev_a, 999, LIFE, &expires, &epoch),
+                     RP_NONCE_UNKNOWN);
+    /* Every bit is covered: the epoch, the time and the random part by both MACs, each MAC by
+     * itself (so a device cannot move its nonce to another epoch). A changed second MAC is a
+     * nonce made here for another device. */
     for (size_t i = 0; i < sizeof(n); i++) {
         for (int bit = 0; bit < 8; bit++) {
             rp_nonce_result_t want = i < 24 ? RP_NONCE_UNKNOWN : RP_NONCE_OTHER_DEVICE;
             n[i] ^= (uint8_t)(1 << bit);
-            assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 999, LIFE, &expires), want);
+            assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 999, LIFE, &expires, &epoch),
+                             want);
             n[i] ^= (uint8_t)(1 << bit);
         }
     }
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 999, LIFE, &expires), RP_NONCE_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 999, LIFE, &expires, &epoch),
+                     RP_NONCE_OK);
     /* An all-zero or all-ones nonce is not one of ours. */
     memset(n, 0, sizeof(n));
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 0, LIFE, &expires), RP_NONCE_UNKNOWN);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 0, LIFE, &expires, &epoch),
+                     RP_NONCE_UNKNOWN);
     memset(n, 0xff, sizeof(n));
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 0, LIFE, &expires), RP_NONCE_UNKNOWN);
-    assert_int_equal(rp_nonce_issue(key, dev_a, -1, n), RP_ERR_INVALID_ARG);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 0, LIFE, &expires, &epoch),
+                     RP_NONCE_UNKNOWN);
+    assert_int_equal(rp_nonce_issue(key, dev_a, 0, -1, n), RP_ERR_INVALID_ARG);
+}
+
+/* A nonce of the format before the nonce epoch (expires 8 | random 8 | MACs with the tags
+ * "rampart nonce: ..."), in flight at an upgrade, is not one of ours: refused (nonce_unknown,
+ * the device asks again), never read as an epoch and an expiry. */
+static void nonce_format_1_refused(void **state)
+{
+    static const char tags[2][22] = {"rampart nonce: issued", "rampart nonce: device"};
+    uint8_t n[RP_NONCE_SIZE] = {0}, msg[21 + 16 + RP_SHA256_LEN], mac[32];
+    unsigned int mac_len = 0;
+    int64_t expires = 0;
+    uint32_t epoch = 0;
+
+    (void)state;
+    n[7] = 100; /* expires 100, random 0 */
+    for (int i = 0; i < 2; i++) {
+        memcpy(msg, tags[i], 21);
+        memcpy(msg + 21, n, 16);
+        memcpy(msg + 37, dev_a, RP_SHA256_LEN);
+        assert_non_null(HMAC(EVP_sha256(), key, RP_NONCE_KEY_LEN, msg, i == 0 ? 37 : sizeof(msg),
+                             mac, &mac_len));
+        memcpy(n + 16 + 8 * i, mac, 8);
+    }
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, 99, LIFE, &expires, &epoch),
+                     RP_NONCE_UNKNOWN);
 }
 
 /* A nonce issued by a clock that ran a day ahead is refused at the real clock, and stays
@@ -112,37 +158,42 @@ static void nonce_from_clock_ahead(void **state)
     const int64_t real = 1800000000, day = 86400;
     uint8_t n[RP_NONCE_SIZE];
     int64_t expires = 0;
+    uint32_t epoch = 0;
 
     (void)state;
-    assert_int_equal(rp_nonce_issue(key, dev_a, real + day + LIFE, n), RP_OK);
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, real, LIFE, &expires),
+    assert_int_equal(rp_nonce_issue(key, dev_a, 0, real + day + LIFE, n), RP_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, real, LIFE, &expires, &epoch),
                      RP_NONCE_AHEAD);
     assert_int_equal(expires, real + day + LIFE);
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, real + day / 2, LIFE, &expires),
-                     RP_NONCE_AHEAD);
+    assert_int_equal(
+        rp_nonce_check(key, n, sizeof(n), dev_a, real + day / 2, LIFE, &expires, &epoch),
+        RP_NONCE_AHEAD);
     /* Its own clock (a day ahead) takes it, until it expires there. */
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, real + day, LIFE, &expires),
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, real + day, LIFE, &expires, &epoch),
                      RP_NONCE_OK);
     assert_int_equal(
-        rp_nonce_check(key, n, sizeof(n), dev_a, real + day + LIFE + 1, LIFE, &expires),
+        rp_nonce_check(key, n, sizeof(n), dev_a, real + day + LIFE + 1, LIFE, &expires, &epoch),
         RP_NONCE_EXPIRED);
     /* The edge: a clock RP_NONCE_AHEAD_SLACK ahead is still taken, one second more is not. */
-    assert_int_equal(rp_nonce_issue(key, dev_a, real + LIFE + RP_NONCE_AHEAD_SLACK, n), RP_OK);
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, real, LIFE, &expires), RP_NONCE_OK);
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, real - 1, LIFE, &expires),
+    assert_int_equal(rp_nonce_issue(key, dev_a, 0, real + LIFE + RP_NONCE_AHEAD_SLACK, n), RP_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, real, LIFE, &expires, &epoch),
+                     RP_NONCE_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, real - 1, LIFE, &expires, &epoch),
                      RP_NONCE_AHEAD);
     /* A lifetime shortened (SIGHUP) bounds the nonces issued under the longer one too. */
-    assert_int_equal(rp_nonce_issue(key, dev_a, real + 3600, n), RP_OK);
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, real, 3600, &expires), RP_NONCE_OK);
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, real, LIFE, &expires),
+    assert_int_equal(rp_nonce_issue(key, dev_a, 0, real + 3600, n), RP_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, real, 3600, &expires, &epoch),
+                     RP_NONCE_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, real, LIFE, &expires, &epoch),
                      RP_NONCE_AHEAD);
     /* Far times and a bad lifetime do not overflow: refused. */
-    assert_int_equal(rp_nonce_issue(key, dev_a, INT64_MAX, n), RP_OK);
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, -real, LIFE, &expires),
+    assert_int_equal(rp_nonce_issue(key, dev_a, 0, INT64_MAX, n), RP_OK);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, -real, LIFE, &expires, &epoch),
                      RP_NONCE_AHEAD);
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, INT64_MAX, INT64_MAX, &expires),
-                     RP_NONCE_AHEAD);
-    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, INT64_MAX, -1, &expires),
+    assert_int_equal(
+        rp_nonce_check(key, n, sizeof(n), dev_a, INT64_MAX, INT64_MAX, &expires, &epoch),
+        RP_NONCE_AHEAD);
+    assert_int_equal(rp_nonce_check(key, n, sizeof(n), dev_a, INT64_MAX, -1, &expires, &epoch),
                      RP_NONCE_AHEAD);
 }
 
@@ -222,7 +273,7 @@ static void store_schema(void **state)
 {
     struct db *db = *state;
 
-    assert_int_equal(rp_store_schema_version(db->s), 29);
+    assert_int_equal(rp_store_schema_version(db->s), 30);
 }
 
 static void collect_upload(void *ctx, const rp_upload_t *u)
@@ -427,20 +478,34 @@ static void store_nonce_once_across_clocks(void **state)
     rp_store_close(ahead);
 }
 
-/* A pass of dev1 with a certificate and a nonce that expires then, recorded through s. */
-static rp_recorded_as_t pass_with(struct db *db, rp_store_t *s, const char *serial,
-                                  const uint8_t *nonce, int64_t expires)
+/* A pass of dev1 with a certificate and a nonce of that nonce epoch that expires then, recorded
+ * through s. */
+static rp_recorded_as_t pass_in(struct db *db, rp_store_t *s, const char *serial,
+                                const uint8_t *nonce, int64_t expires, uint32_t epoch)
 {
-    rp_cert_record_t cert = cert_for(db, dev1, serial);
+    rp_cert_record_t cert = cert_for(db, dev1, serial), got;
     rp_attestation_t a;
     rp_attestation_write_t w;
 
     fill(&a, dev1, db->tenant.id, true);
     w = write_of(&a, &cert, nonce);
     w.nonce_expires = expires;
+    w.nonce_epoch = epoch;
+    w.stale_reason = "nonce_unknown";
     assert_int_equal(rp_store_attestations_record(s, &w, 1), RP_OK);
     assert_true(a.passed == (w.as == RP_RECORDED_AS_GIVEN));
+    /* the certificate is recorded with a pass only */
+    assert_int_equal(rp_store_cert_get(s, serial, &got),
+                     w.as == RP_RECORDED_AS_GIVEN ? RP_OK : RP_ERR_NOT_FOUND);
+    if (w.as == RP_RECORDED_AS_STALE)
+        assert_string_equal(a.reason, "nonce_unknown");
     return w.as;
+}
+
+static rp_recorded_as_t pass_with(struct db *db, rp_store_t *s, const char *serial,
+                                  const uint8_t *nonce, int64_t expires)
+{
+    return pass_in(db, s, serial, nonce, expires, 0);
 }
 
 /* Review r9srv M1: one forward step of one replica's clock must not stop every nonce-flow
@@ -453,7 +518,7 @@ static void store_nonce_purge_ahead_keeps_live(void **state)
     struct db *db = *state;
     uint8_t n5[RP_NONCE_SIZE] = {5}, n6[RP_NONCE_SIZE] = {6}, n7[RP_NONCE_SIZE] = {7},
             n8[RP_NONCE_SIZE] = {8};
-    int64_t now = (int64_t)time(NULL), wm = -1, below = 0, ahead = 0, was = 0;
+    int64_t now = (int64_t)time(NULL), wm = -1, below = 0, ahead = 0, was = 0, epoch = -1;
     rp_store_t *fwd;
     char sql[96];
 
@@ -469,10 +534,11 @@ static void store_nonce_purge_ahead_keeps_live(void **state)
     assert_int_equal(rp_store_nonces_watermark(db->s, &below, &ahead), RP_OK);
     assert_int_equal(below, 0);
     assert_true(ahead < 0);
-    /* Nothing to reset: the command changes nothing */
-    assert_int_equal(rp_store_nonces_watermark_reset(db->s, &was, &below), RP_OK);
+    /* Nothing to reset: the command changes nothing (not the nonce epoch either) */
+    assert_int_equal(rp_store_nonces_watermark_reset(db->s, &was, &below, &epoch), RP_OK);
     assert_int_equal(was, 0);
     assert_int_equal(below, 0);
+    assert_int_equal(epoch, 0);
 
     /* A watermark a day ahead (an older version's purge on a clock a day ahead): M1's outage */
     snprintf(sql, sizeof(sql), "UPDATE spent_nonces_purged SET below = %lld",
@@ -484,14 +550,71 @@ static void store_nonce_purge_ahead_keeps_live(void **state)
     /* The purge keeps it (it only rises); the reset lowers it to the database's clock + 1 */
     assert_int_equal(rp_store_nonces_purge(db->s, now - RP_NONCE_PURGE_MARGIN, &wm), RP_OK);
     assert_int_equal(wm, now + 86400);
-    assert_int_equal(rp_store_nonces_watermark_reset(fwd, &was, &below), RP_OK);
+    assert_int_equal(rp_store_nonces_watermark_reset(fwd, &was, &below, &epoch), RP_OK);
     assert_int_equal(was, now + 86400);
     assert_true(below > now && below <= (int64_t)time(NULL) + 1);
-    /* (n7 was spent by its refusal: a new nonce passes) */
-    assert_int_equal(pass_with(db, db->s, "0e15", n8, now + 60), RP_RECORDED_AS_GIVEN);
-    /* spent before the reset, still a replay after it (its row is there) */
-    assert_int_equal(pass_with(db, db->s, "0e16", n6, now + 60), RP_RECORDED_AS_REPLAY);
+    assert_int_equal(epoch, 1);
+    /* A nonce of the new epoch passes once */
+    assert_int_equal(pass_in(db, db->s, "0e15", n8, now + 60, 1), RP_RECORDED_AS_GIVEN);
+    assert_int_equal(pass_in(db, db->s, "0e16", n8, now + 60, 1), RP_RECORDED_AS_REPLAY);
+    /* every one of the old epoch is refused, spent (n6) or not */
+    assert_int_equal(pass_with(db, db->s, "0e17", n6, now + 60), RP_RECORDED_AS_STALE);
     rp_store_close(fwd);
+}
+
+/* Review r10 M1: after a clock ran a day ahead, `nonces reset-watermark` lowers the watermark the
+ * stepped clock's purge raised; a nonce that clock issued, spent, and purged (its row deleted)
+ * must not pass again, though its expiry now lies above the watermark: the reset raised the nonce
+ * epoch, and the spending transaction refuses every nonce of an older one, whichever replica
+ * (store handle) spends it, whatever epoch that replica last read. Nonces issued after the reset
+ * are judged by the new watermark. */
+static void store_nonce_reset_kills_older_epoch(void **state)
+{
+    struct db *db = *state;
+    uint8_t n9[RP_NONCE_SIZE] = {9}, n10[RP_NONCE_SIZE] = {10}, n11[RP_NONCE_SIZE] = {11};
+    int64_t now = (int64_t)time(NULL), day_on = now + 86400 + 60, was = 0, below = 0, epoch = -1;
+    rp_store_t *other;
+    char sql[160];
+
+    assert_int_equal(rt_store_open(&db->t, &other), RP_OK);
+    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, dev1, 1000), RP_OK);
+    assert_int_equal(rp_store_nonces_epoch(other, &epoch), RP_OK);
+    assert_int_equal(epoch, 0);
+    /* Under the step: n9 (issued by the clock a day ahead) passes once; n10 is issued, unspent */
+    assert_int_equal(pass_with(db, db->s, "0e21", n9, day_on), RP_RECORDED_AS_GIVEN);
+    assert_int_equal(pass_with(db, db->s, "0e22", n9, day_on), RP_RECORDED_AS_REPLAY);
+    /* The stepped clock's purge (on SQLite the database's clock is the stepped host's): n9's row
+     * deleted, the watermark at its expiry + 1. (n9 sent again now would be refused by the
+     * watermark, and spent again by that refusal: its row back, the replay below refused anyway.
+     * The probe of r10 M1 sent nothing between the purge and the reset, nor does this.) */
+    snprintf(sql, sizeof(sql),
+             "DELETE FROM spent_nonces; UPDATE spent_nonces_purged SET below = %lld",
+             (long long)(day_on + 1));
+    assert_int_equal(db->s->db->drv->exec(db->s->db, sql), RP_OK);
+    /* The clock put right, the reset: watermark to the database's clock + 1, epoch 1 */
+    assert_int_equal(rp_store_nonces_watermark_reset(other, &was, &below, &epoch), RP_OK);
+    assert_int_equal(was, day_on + 1);
+    assert_true(below > now && below <= (int64_t)time(NULL) + 1);
+    assert_int_equal(epoch, 1);
+    /* n9 captured and replayed, at either replica: refused (it passed before the fix), and not
+     * spent (still refused after); n10, issued before the reset and never spent, too */
+    assert_int_equal(pass_with(db, db->s, "0e24", n9, day_on), RP_RECORDED_AS_STALE);
+    assert_int_equal(pass_with(db, other, "0e25", n9, day_on), RP_RECORDED_AS_STALE);
+    assert_int_equal(pass_with(db, db->s, "0e26", n10, now + 60), RP_RECORDED_AS_STALE);
+    /* a nonce of the new epoch passes once, at either */
+    assert_int_equal(pass_in(db, other, "0e27", n11, now + 60, 1), RP_RECORDED_AS_GIVEN);
+    assert_int_equal(pass_in(db, db->s, "0e28", n11, now + 60, 1), RP_RECORDED_AS_REPLAY);
+    assert_int_equal(rp_store_nonces_epoch(db->s, &epoch), RP_OK);
+    assert_int_equal(epoch, 1);
+    /* A second reset has nothing to lower: the epoch stays (nonces of epoch 1 still pass) */
+    assert_int_equal(rp_store_nonces_watermark_reset(db->s, &was, &below, &epoch), RP_OK);
+    assert_int_equal(was, below);
+    assert_int_equal(epoch, 1);
+    assert_int_equal(pass_in(db, db->s, "0e29", n10, now + 60, 1), RP_RECORDED_AS_GIVEN);
+    /* A nonce of a later epoch than the database's (one issued before the database was restored
+     * from an older backup) is refused too */
+    assert_int_equal(pass_in(db, db->s, "0e2a", n9, now + 60, 2), RP_RECORDED_AS_STALE);
+    rp_store_close(other);
 }
 
 /* Review r8 M3: a proven failure of a claimed device revokes its certificates and moves its
@@ -636,9 +759,12 @@ static void store_bars_lifted_relabel(void **state)
     assert_int_equal(got.revoked_for, RP_REVOKED_FAILED);
 }
 
-/* Schema 29 undone (test_server's migration tests take a file back further: UNDO_28). */
+/* Schema 30 undone, then 29 (test_server's migration tests take a file back further: UNDO_28). */
+#define UNDO_30                                                                                    \
+    "ALTER TABLE spent_nonces_purged DROP COLUMN epoch;"                                           \
+    "DELETE FROM schema_version WHERE version = 30;"
 #define UNDO_29                                                                                    \
-    "ALTER TABLE threat_devices DROP COLUMN failed;"                                               \
+    UNDO_30 "ALTER TABLE threat_devices DROP COLUMN failed;"                                       \
     "ALTER TABLE threat_counts DROP COLUMN failed_devices;"                                        \
     "ALTER TABLE threat_alerts DROP COLUMN failed_devices;"                                        \
     "ALTER TABLE crash_buckets DROP COLUMN failed_count;"                                          \
@@ -661,7 +787,7 @@ static void store_migration_29_lifts(void **state)
     assert_int_equal(
         db->s->db->drv->exec(db->s->db, "UPDATE certificates SET revoked_for = 0;" UNDO_29), RP_OK);
     assert_int_equal(rt_store_open(&db->t, &again), RP_OK);
-    assert_int_equal(rp_store_schema_version(again), 29);
+    assert_int_equal(rp_store_schema_version(again), 30);
     assert_int_equal(rp_store_cert_get(again, "0f21", &got), RP_OK);
     assert_int_equal(got.revoked_for, RP_REVOKED_LIFTED);
     assert_int_equal(rp_store_cert_get(again, "0f22", &got), RP_OK); /* still blocked */
@@ -4451,6 +4577,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(nonce_round_trip),
         cmocka_unit_test(nonce_refusals),
+        cmocka_unit_test(nonce_format_1_refused),
         cmocka_unit_test(nonce_from_clock_ahead),
         cmocka_unit_test_setup_teardown(store_schema, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_uploads_limits_and_sweep, db_setup, db_teardown),
@@ -4469,6 +4596,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_batch_spends_each_nonce_once, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_nonce_once_across_clocks, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_nonce_purge_ahead_keeps_live, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_nonce_reset_kills_older_epoch, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_proven_failure_revokes, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_bars_lifted_relabel, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_migration_29_lifts, db_setup, db_teardown),
