@@ -38,6 +38,7 @@ static void on_stop(int sig)
     (void)sig;
     stopping = 1;
     rp_agent_monitor_stop(); /* an install's answer, which waits out its trial, is not awaited */
+    rp_mcu_runner_stop();    /* nor the board's, which waits out a relay's two boots */
 }
 
 bool rp_daemon_attest(rp_agent_t *agent, const char *server, const char *ca, rp_agent_result_t *res)
