@@ -38,6 +38,7 @@ static void on_stop(int sig)
     (void)sig;
     stopping = 1;
     rp_agent_monitor_stop(); /* an install's answer, which waits out its trial, is not awaited */
+    rp_mcu_runner_stop();    /* nor the board's, which waits out a relay's two boots */
 }
 
 bool rp_daemon_attest(rp_agent_t *agent, const char *server, const char *ca, rp_agent_result_t *res)
@@ -184,7 +185,8 @@ bool rp_daemon_update_check(rp_agent_t *agent, const char *server, const char *c
     return sum->refused + sum->rolled_back + sum->failed == 0;
 }
 
-/* The status report (report.h), after each update check and attestation: best effort, logged. */
+/* The status report (report.h), after each update check, each pass and each verdict refusing the
+ * evidence: best effort, logged. */
 void rp_daemon_status_report(rp_agent_t *agent, const char *server, const char *ca)
 {
     rp_report_summary_t sum;
@@ -352,7 +354,9 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
             rp_log_info("the next attestation stays in %ld s (planned on the boot clock)",
                         (long)(next_attest - now));
         if (now >= next_attest) {
-            if (rp_daemon_attest(agent, o->server, o->server_ca, &res)) {
+            bool passed = rp_daemon_attest(agent, o->server, o->server_ca, &res);
+
+            if (passed) {
                 /* Renew at two thirds of the certificate's life (the service's, from its answer,
                  * not our clock's; at most a day), +-10%, counted on the boot clock from it. */
                 wait = o->renew_after > 0 ? o->renew_after : rp_agent_renew_wait(res.life);
@@ -362,7 +366,6 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
                     wait = 1;
                 wait = jitter(wait - wait / 10, wait + 1);
                 backoff = 5;
-                rp_daemon_status_report(agent, o->server, o->server_ca);
             } else {
                 watch_cert(agent, &watch, &res);
                 /* Exponential backoff with full jitter, capped at an hour; never sooner than
@@ -374,7 +377,16 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
             }
             next_attest = boot_seconds() + wait;
             rp_log_info("next attestation in %ld s", wait);
-            /* Pass or fail: a refusal is itself a report (with a certificate still valid). */
+            /* The status after a pass, and after a verdict (403) too: a device whose own evidence
+             * failed keeps its status routes (recovery routes, docs/protocol.md "Verdicts") with
+             * the certificate the failure revoked, so the operator sees what runs beside the
+             * failure rather than the status of before. A failure stays one: no certificate
+             * came, the next attempt is on the backoff's schedule. (Not when the service was not
+             * reached or asked to wait: nothing new to say, or no load to add.) */
+            if (passed || res.http_status == 403)
+                rp_daemon_status_report(agent, o->server, o->server_ca);
+            /* Pass or fail: a refusal is itself a report (with a certificate still valid, or
+             * revoked by that refusal: reports are a recovery route too). */
             rp_daemon_reports_upload(agent, o->server, o->server_ca);
         }
         /* Updates: at start, then every interval (+-10%), or at once on SIGUSR1; installed only

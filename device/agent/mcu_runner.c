@@ -41,8 +41,19 @@ typedef struct done {
 
 _Static_assert(RP_MCU_EVIDENCE_MAX <= RP_MON_MCU_EVIDENCE_MAX, "the verdict carries the evidence");
 
-static int runner = -1;  /* the agent's end of the pair; -1: no runner */
+/* The agent's end of the pair (-1: no runner), read by the stop handler too. */
+static volatile sig_atomic_t runner = -1;
 static bool runner_lost; /* the runner died while the agent could not fork another */
+static volatile sig_atomic_t relay_stopped; /* rp_mcu_runner_stop: no outcome is awaited */
+
+void rp_mcu_runner_stop(void)
+{
+    int s = runner;
+
+    relay_stopped = 1;
+    if (s >= 0)
+        (void)shutdown(s, SHUT_RDWR); /* a wait under way ends; the runner ends at its next read */
+}
 
 /* S/agent/mcu/NAME.img: the agent's copy of the image handed over. */
 static rp_err_t copy_path(const char *state_dir, const char *name, char *out, size_t cap, bool mk)
@@ -172,8 +183,8 @@ static rp_err_t copy_out(int fd, const char *path)
 }
 
 /* The runner's outcome of relaying the copy of name at version, the board's evidence over nonce
- * with it: *d. */
-static void relay(const char *state_dir, const char *name, const char *version,
+ * with it: *d. False when a stop ended the wait (or came before it): *d says nothing then. */
+static bool relay(const char *state_dir, const char *name, const char *version,
                   const uint8_t nonce[RP_MON_MCU_NONCE_LEN], done_t *d)
 {
     job_t job;
@@ -193,28 +204,38 @@ retry:
         snprintf(d->detail, sizeof(d->detail),
                  "the MCU's relay runner died: the agent exits for its service manager to restart "
                  "it with a new one");
-        return;
+        return true;
     }
     if (runner < 0) {
         snprintf(d->detail, sizeof(d->detail),
                  "no relay runner: S/mcu/ attached nothing when the agent started (restart it)");
-        return;
+        return true;
     }
-    n = send(runner, &job, sizeof(job), MSG_NOSIGNAL);
+    /* A stop ends the wait for the board, which takes up to its two boots (rp_mcu_runner_stop
+     * shuts the socket down, so one that comes just before the wait ends it too). */
+    n = relay_stopped ? -1 : send(runner, &job, sizeof(job), MSG_NOSIGNAL);
     if (n == (ssize_t)sizeof(job)) {
         do
             n = recv(runner, d, sizeof(*d), 0);
-        while (n < 0 && errno == EINTR);
-        if (n == (ssize_t)sizeof(*d) && memchr(d->detail, '\0', sizeof(d->detail)) != NULL &&
-            rp_mon_outcome(d->state) && d->evidence_len <= sizeof(d->evidence))
-            return;
+        while (n < 0 && errno == EINTR && !relay_stopped);
+        if (!relay_stopped && n == (ssize_t)sizeof(*d) &&
+            memchr(d->detail, '\0', sizeof(d->detail)) != NULL && rp_mon_outcome(d->state) &&
+            d->evidence_len <= sizeof(d->evidence))
+            return true;
+    }
+    if (relay_stopped) {
+        memset(d, 0, sizeof(*d));
+        d->state = RP_UPDATE_FAILED;
+        return false;
     }
     if (n == 0 || (n < 0 && (errno == EPIPE || errno == ECONNRESET))) {
         /* The runner is gone (killed, crashed): never asked again. A command that may fork starts
          * another and asks it once more; a confined one cannot (rp_mcu_runner_lost). */
+        int gone = runner;
+
         rp_log_error("the MCU's relay runner died");
-        close(runner);
-        runner = -1;
+        runner = -1; /* (before the close: the stop handler shuts down only a live one) */
+        close(gone);
         runner_lost = confined;
         memset(d, 0, sizeof(*d));
         d->state = RP_UPDATE_FAILED;
@@ -226,6 +247,7 @@ retry:
     memset(d, 0, sizeof(*d));
     d->state = RP_UPDATE_FAILED;
     snprintf(d->detail, sizeof(d->detail), "the MCU's relay runner did not answer");
+    return true;
 }
 
 rp_err_t rp_mcu_hand_over(rp_agent_t *a, const char *name, int slot_fd, rp_install_result_t *res)
@@ -259,8 +281,20 @@ rp_err_t rp_mcu_hand_over(rp_agent_t *a, const char *name, int slot_fd, rp_insta
         if (!said || memcmp(img.digest, digest, RP_SHA256_LEN) != 0)
             snprintf(d.detail, sizeof(d.detail),
                      "the image handed over is not the one the monitor said (%.160s)", res->detail);
-        else
-            relay(a->state_dir, name, img.version, nonce, &d);
+        else if (!relay(a->state_dir, name, img.version, nonce, &d)) {
+            /* Stopped: no verdict (the board's outcome is not known). The relay ends on its own
+             * (its own timeout, the board's lock held until then), and the monitor rolls the
+             * trial back at its deadline, or at the next INSTALL of the component, whose relay
+             * waits for the board: the next check finds the two agreeing (docs/mcu.md, "A dead
+             * or silent agent"). Nothing is reported: the check is ended, not failed. */
+            (void)unlink(path);
+            rp_log_warn("stopping: the MCU's outcome for %s is not awaited (the relay ends on its "
+                        "own; the monitor rolls the trial back at its deadline: docs/mcu.md)",
+                        name);
+            res->state = RP_UPDATE_FAILED;
+            snprintf(res->detail, sizeof(res->detail), "stopped during the relay to the MCU");
+            return RP_ERR_IO;
+        }
     } else
         snprintf(d.detail, sizeof(d.detail), "cannot copy the image handed over: %s",
                  rp_strerror(err));

@@ -29,12 +29,18 @@ void rp_mcu_runner_start(const char *state_dir);
  * restart it with a new runner. (An agent that may fork starts another when it next needs one.) */
 bool rp_mcu_runner_lost(void);
 
+/* From a signal handler (async-signal-safe; `run` at SIGTERM, beside rp_agent_monitor_stop): a
+ * relay's wait for the board under way ends at once (the runner's socket is shut down, so the
+ * runner ends too), and a later one does not begin. rp_mcu_hand_over then gives the monitor no
+ * verdict: the relay ends on its own and the monitor rolls the trial back at its deadline. */
+void rp_mcu_runner_stop(void);
+
 /* INSTALL answered handed (res: its detail; slot_fd: the trial slot, read-only; closed here):
  * the image copied out of the descriptor into the agent's directory and checked against the
  * monitor's word (its digest, in hex, is the answer's detail), relayed to the board by the runner,
  * and the verdict given to the monitor (MCU_VERDICT), whose answer becomes *res (failed, saying
  * why, when it refuses the verdict or does not answer: the install then ends at the monitor's
- * deadline). */
+ * deadline). RP_ERR_IO, said, when a stop ended the relay's wait (rp_mcu_runner_stop). */
 rp_err_t rp_mcu_hand_over(rp_agent_t *a, const char *name, int slot_fd,
                           rp_install_result_t *res) RP_MUST_CHECK;
 

@@ -5,7 +5,8 @@
 # `rampart device show` (text and JSON) and GET .../devices/D/events (paged) show them; malformed,
 # oversized and unauthenticated reports are refused and change nothing; another tenant sees none;
 # a proven failed attestation revokes the certificate (the CRL lists it, EST refuses it; its status,
-# reports and update still take it, unless it is blocked or quarantined) until the device passes.
+# reports and update still take it, unless it is blocked or quarantined) until the device passes;
+# the agent's daemon on a failing device posts its status after each verdict.
 # (The device's side, through a real monitor: e2e.monitor_report.)
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT to the rampart-agent binary}"
@@ -274,4 +275,39 @@ expect 0 "$RAMPART" device release --tenant "$acme" "$id" --reason "checked"
 expect 0 "$RAMPART" tenant policy --tenant "$acme" --allow-debug no --require-components no
 expect 1 "$AGENT" attest --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$SERVER_CA"
 recovers
+
+# --- the agent's daemon on a device that fails: its status still goes, after each verdict --------
+# (device/agent/daemon.c) A device that passed once, then fails appraisal under `rampart-agent
+# run`: each refused attestation is followed by its status report, on the recovery route, with the
+# certificate the failure revoked, so the operator sees a status newer than the failure beside it;
+# the failure is not taken as a pass (no new certificate) and attestation is tried again on the
+# backoff's schedule (a second refusal, a second report).
+expect 0 "$RAMPART" quarantine policy off --tenant "$acme" # (a failure alone, not a quarantine)
+expect 0 "$AGENT" provision --state-dir "$d/dev2" --rot soft; id2=$(tail -n1 "$d/out")
+expect 0 "$RAMPART" device claim --tenant "$acme" "$id2"
+expect 0 "$AGENT" attest --state-dir "$d/dev2" --server "$SERVER_URL" --server-ca "$SERVER_CA"
+serial2=$(openssl x509 -in "$d/dev2/agent/device.crt" -noout -serial)
+expect 0 "$RAMPART" device show --tenant "$acme" "$id2" --output json
+jq -e '.report == null' "$d/out" >/dev/null || fail "a status before the daemon: $(cat "$d/out")"
+expect 0 "$RAMPART" tenant policy --tenant "$acme" --allow-debug no --require-components no
+"$AGENT" run --state-dir "$d/dev2" --server "$SERVER_URL" --server-ca "$SERVER_CA" \
+  --start-jitter 0 >"$d/run.log" 2>&1 &
+run=$!
+E2E_PIDS+=("$run")
+reported_twice() {
+  [ "$(grep -c 'attestation refused (HTTP 403): debug_enabled' "$d/run.log")" -ge 2 ] &&
+    [ "$(grep -c 'status report: 0 event(s) taken by the service' "$d/run.log")" -ge 2 ]
+}
+wait_until 60 reported_twice || fail "run on a failed device: $(cat "$d/run.log")"
+grep -q "attested:" "$d/run.log" && fail "run took the failure for a pass: $(cat "$d/run.log")"
+eq "$(openssl x509 -in "$d/dev2/agent/device.crt" -noout -serial)" "$serial2" "the certificate kept"
+expect 0 "$RAMPART" device show --tenant "$acme" "$id2" --output json
+jq -e '.last_attestation.result == "fail" and .report != null and .report.reported_at >= .last_attestation.at' \
+  "$d/out" >/dev/null || fail "the operator's view of the failed device: $(cat "$d/out")"
+expect 0 "$RAMPART" device show --tenant "$acme" "$id2"
+out_has "failed: debug_enabled"
+! grep -q "status report:     never" "$d/out" || fail "no status shown: $(cat "$d/out")"
+kill -TERM "$run"
+rc=0; wait "$run" || rc=$?
+[ "$rc" = 0 ] || fail "run exited $rc: $(cat "$d/run.log")"
 done_ok

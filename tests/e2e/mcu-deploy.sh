@@ -15,7 +15,7 @@
 # too; a forged "installed" without the board's evidence, with its evidence of another image, over
 # an earlier nonce: the floor stays), status shows the handed trial, and its silence times out, and a handed trial cut by the monitor's kill -9 is rolled back at its next start; the
 # relay runner: a dead one makes run exit, one dies with its agent, a bad copy ends the trial at
-# once; and two components' handed trials each keep their own deadline. Both modes: one relay per
+# once, run stopped while it relays returns without waiting for the board; and two components' handed trials each keep their own deadline. Both modes: one relay per
 # board (scripts/mcu-run waits for the board's lock).
 . "$(dirname "$0")/lib.sh"
 : "${MCU_BUILD:?set MCU_BUILD to the microcontroller build}" "${MCU_RUN:?set MCU_RUN to scripts/mcu-run}"
@@ -290,6 +290,48 @@ out_has "firmware: failed: the MCU did not take it on trial: the MCU runs 4.0.0+
 # The check after it hands v4 again, which the board takes again: the two agree (v4, counter 5).
 expect 0 "${AG[@]}" check-now --state-dir "$d/dev"
 out_has "firmware: installed: confirmed on the MCU, its security counter now 5"
+
+# --- run stopped (SIGTERM, as by systemctl stop) while it relays: it returns without the board ----
+# The board is held (its lock, as another relay would), so the relay cannot end while run stops:
+# run ends at once, giving the monitor no verdict (the handed trial stays until its deadline or
+# the next INSTALL of it), and the relay, orphaned, ends on its own once the board is free. The
+# next check finds them agreeing: the monitor rolls the stale trial back, hands the image again,
+# and the board refuses it (another key), still running v4.
+fw other6 "$d/img.key" 4.5.0 6
+deploy other6
+exec 8>>"$flash.lock"
+flock 8
+"${AG[@]}" run --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$ca" --start-jitter 0 \
+  >"$d/run.log" 2>&1 &
+ag=$!
+E2E_PIDS+=("$ag")
+board_waited() { # the relay's mcu-run waits for the board's lock (its flock, a child of mcu-run)
+  local p
+  for p in $(pgrep -x flock); do
+    tr '\0' ' ' <"/proc/$(ps -o ppid= -p "$p" | tr -d ' ')/cmdline" 2>/dev/null | grep -qF -- "$flash" &&
+      return 0
+  done
+  return 1
+}
+wait_until 60 board_waited || fail "run did not relay: $(cat "$d/run.log")"
+fw_status >"$d/fw.json"
+jq -e '.handed != null' "$d/fw.json" >/dev/null || fail "not handed: $(cat "$d/fw.json")"
+kill -TERM "$ag"
+wait_until 30 stopped || fail "run waited for the board after a stop: $(cat "$d/run.log")"
+board_waited || fail "the relay ended before run did: the stop was not tested"
+rc=0; wait "$ag" || rc=$?
+[ "$rc" -eq 0 ] || fail "run exited $rc after a stop: $(cat "$d/run.log")"
+grep -q "stopping: the MCU's outcome for firmware is not awaited" "$d/run.log" || fail "run: $(cat "$d/run.log")"
+grep -q "update check: ended by the stop" "$d/run.log" || fail "run: $(cat "$d/run.log")"
+fw_status >"$d/fw.json"
+jq -e '.version == "4.0.0+0" and .handed != null' "$d/fw.json" >/dev/null ||
+  fail "after the stop: $(cat "$d/fw.json")"
+exec 8>&- # the board free: the orphaned relay ends on its own, the next relay after it
+expect 1 "${AG[@]}" check-now --state-dir "$d/dev"
+out_has "firmware: refused: the MCU's boot stage refused it: not signed by a trusted key; the MCU runs 4.0.0+0"
+fw_status >"$d/fw.json"
+jq -e '.version == "4.0.0+0" and .handed == null and .last_update.result == "refused"' "$d/fw.json" \
+  >/dev/null || fail "after the stop's next check: $(cat "$d/fw.json")"
 
 # --- each handed install its own deadline: a second component attached to a second board -------
 expect 0 "$MCU_RUN" --flash "$d/board2.bin" --slot0 "$d/v1.img"
