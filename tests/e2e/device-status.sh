@@ -283,6 +283,7 @@ recovers
 # the failure is not taken as a pass (no new certificate) and attestation is tried again on the
 # backoff's schedule (a second refusal, a second report).
 expect 0 "$RAMPART" quarantine policy off --tenant "$acme" # (a failure alone, not a quarantine)
+expect 0 "$RAMPART" tenant policy --tenant "$acme" --allow-debug yes --require-components no
 expect 0 "$AGENT" provision --state-dir "$d/dev2" --rot soft; id2=$(tail -n1 "$d/out")
 expect 0 "$RAMPART" device claim --tenant "$acme" "$id2"
 expect 0 "$AGENT" attest --state-dir "$d/dev2" --server "$SERVER_URL" --server-ca "$SERVER_CA"
