@@ -21,6 +21,7 @@
 #include "agent.h"
 #include "reportq.h"
 #include "rampart/base64.h"
+#include "rampart/cert_time.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/http_client.h"
@@ -93,6 +94,32 @@ rp_err_t rp_agent_monitor_call_fd(const rp_agent_t *a, rp_mon_request_t *q, int 
         return RP_ERR_IO;
     }
     return RP_OK;
+}
+
+/* The device certificate's start or end (rp_cert_time's: 0 when there is none, or it cannot be
+ * read). Here, not in agent.c, which the monitor links. */
+static int64_t device_cert_time(const rp_agent_t *a, bool end)
+{
+    char path[PATH_MAX + 16], why[64];
+    X509 *cert = rp_agent_read_cert(a, "device.crt", path, sizeof(path), why, sizeof(why));
+    int64_t t =
+        cert == NULL ? 0 : rp_cert_time(end ? X509_get0_notAfter(cert) : X509_get0_notBefore(cert));
+
+    if (cert == NULL && end && access(path, F_OK) == 0)
+        rp_log_error("%s is corrupt (%s): attesting now replaces it", path, why);
+    X509_free(cert);
+    ERR_clear_error();
+    return t;
+}
+
+int64_t rp_agent_cert_not_after(const rp_agent_t *a)
+{
+    return device_cert_time(a, true);
+}
+
+int64_t rp_agent_cert_not_before(const rp_agent_t *a)
+{
+    return device_cert_time(a, false);
 }
 
 /* The monitor's ID answer: the device ID must be its key's hash, or it is not believed. */
