@@ -798,8 +798,8 @@ rp_err_t rp_agent_evidence(rp_agent_t *a, const uint8_t *nonce, size_t nonce_len
 #define CERT_FILE_MAX (64 * 1024)
 
 /* The first PEM certificate in the state file name; NULL (and why) when there is none. */
-static X509 *read_cert(const rp_agent_t *a, const char *name, char *path, size_t cap, char *why,
-                       size_t wcap)
+X509 *rp_agent_read_cert(const rp_agent_t *a, const char *name, char *path, size_t cap, char *why,
+                         size_t wcap)
 {
     uint8_t *data;
     size_t len;
@@ -828,7 +828,7 @@ static X509 *read_cert(const rp_agent_t *a, const char *name, char *path, size_t
 rp_err_t rp_agent_check_certificate(rp_agent_t *a)
 {
     char path[PATH_MAX + 16], why[64];
-    X509 *cert = read_cert(a, "device.crt", path, sizeof(path), why, sizeof(why)), *ca;
+    X509 *cert = rp_agent_read_cert(a, "device.crt", path, sizeof(path), why, sizeof(why)), *ca;
     EVP_PKEY *key = cert != NULL ? X509_get0_pubkey(cert) : NULL;
     rp_err_t err = RP_OK;
 
@@ -846,7 +846,7 @@ rp_err_t rp_agent_check_certificate(rp_agent_t *a)
     ERR_clear_error();
     if (err != RP_OK)
         return err;
-    ca = read_cert(a, "ca-chain.pem", path, sizeof(path), why, sizeof(why));
+    ca = rp_agent_read_cert(a, "ca-chain.pem", path, sizeof(path), why, sizeof(why));
     if (ca == NULL) {
         rp_log_error("%s is corrupt (%s): it should hold the tenant CA that issued device.crt. "
                      "Fix: attest again (rampart-agent attest, or run) to replace it",
@@ -855,38 +855,6 @@ rp_err_t rp_agent_check_certificate(rp_agent_t *a)
     }
     X509_free(ca);
     return RP_OK;
-}
-
-int64_t rp_agent_cert_not_before(const rp_agent_t *a)
-{
-    char path[PATH_MAX + 16], why[64];
-    const ASN1_TIME *nb;
-    struct tm tm;
-    int64_t t = 0;
-    X509 *cert = read_cert(a, "device.crt", path, sizeof(path), why, sizeof(why));
-
-    if (cert != NULL && (nb = X509_get0_notBefore(cert)) != NULL && ASN1_TIME_to_tm(nb, &tm) == 1)
-        t = (int64_t)timegm(&tm);
-    X509_free(cert);
-    ERR_clear_error();
-    return t;
-}
-
-int64_t rp_agent_cert_not_after(const rp_agent_t *a)
-{
-    char path[PATH_MAX + 16], why[64];
-    const ASN1_TIME *na;
-    struct tm tm;
-    int64_t t = 0;
-    X509 *cert = read_cert(a, "device.crt", path, sizeof(path), why, sizeof(why));
-
-    if (cert == NULL && access(path, F_OK) == 0)
-        rp_log_error("%s is corrupt (%s): attesting now replaces it", path, why);
-    if (cert != NULL && (na = X509_get0_notAfter(cert)) != NULL && ASN1_TIME_to_tm(na, &tm) == 1)
-        t = (int64_t)timegm(&tm);
-    X509_free(cert);
-    ERR_clear_error();
-    return t;
 }
 
 /* S/update.lock, held by whatever changes the slots (install, recover, an update check, the

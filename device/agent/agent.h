@@ -181,7 +181,11 @@ rp_err_t rp_agent_attest(rp_agent_t *a, const char *server, const char *ca_file,
  * RP_ERR_MALFORMED, said naming the file and the fix, when either is corrupt. */
 rp_err_t rp_agent_check_certificate(rp_agent_t *a) RP_MUST_CHECK;
 
-/* When the current certificate expires (0 if there is none, or it is corrupt: said). */
+/* The first PEM certificate in the state file name (at most 64 KiB); NULL (and why) when there is
+ * none. OUT: path, the file. */
+X509 *rp_agent_read_cert(const rp_agent_t *a, const char *name, char *path, size_t cap, char *why,
+                         size_t wcap);
+/* When the current certificate expires (0 if there is none, or it is corrupt: said); client.c. */
 int64_t rp_agent_cert_not_after(const rp_agent_t *a);
 /* When it became valid (0 if there is none, or it is corrupt). */
 int64_t rp_agent_cert_not_before(const rp_agent_t *a);

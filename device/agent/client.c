@@ -6,14 +6,11 @@
  */
 #include <errno.h>
 #include <grp.h>
-#include <signal.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,6 +21,7 @@
 #include "agent.h"
 #include "reportq.h"
 #include "rampart/base64.h"
+#include "rampart/cert_time.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/http_client.h"
@@ -40,60 +38,15 @@ static rp_err_t monitor_path(const char *state_dir, char *out, size_t cap)
 }
 
 /*
- * The agent's call to the monitor, on a socket of its own: the call under way is the one a stop
- * ends (rp_agent_monitor_stop), since an INSTALL's answer comes only after its trial, up to its
- * health window, and rp_mon_recv waits through EINTR. The socket is published before the stop is
- * looked at: a stop at any point ends the call (RP_ERR_IO, call_stopped set).
+ * The agent's calls to the monitor end when the agent is stopped (rp_agent_monitor_stop, from its
+ * signal handler): an INSTALL's answer comes only after its trial, up to its health window, and is
+ * not awaited (rp_mon_stop_t).
  */
-static volatile sig_atomic_t call_sock = -1, call_stopped;
+static rp_mon_stop_t call_stop = {.sock = -1};
 
 void rp_agent_monitor_stop(void)
 {
-    int s = call_sock;
-
-    call_stopped = 1;
-    if (s >= 0)
-        (void)shutdown(s, SHUT_RDWR);
-}
-
-static rp_err_t call(const char *path, const rp_mon_request_t *q, int fd, rp_mon_reply_t *r,
-                     int *reply_fd)
-{
-    static uint8_t buf[RP_MON_PACKET_MAX];
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    size_t len;
-    int sock, got = -1;
-    rp_err_t err = rp_mon_request_encode(q, buf, sizeof(buf), &len);
-
-    if (err == RP_OK &&
-        snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path) >= (int)sizeof(addr.sun_path))
-        err = RP_ERR_INVALID_ARG;
-    if (err != RP_OK || (sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) < 0)
-        return err != RP_OK ? err : RP_ERR_IO;
-    call_sock = sock;
-    if (call_stopped)
-        err = RP_ERR_IO;
-    else if (connect(sock, (struct sockaddr *)&addr, sizeof(addr)) != 0)
-        err = errno == ENOENT || errno == ECONNREFUSED ? RP_ERR_NOT_FOUND : RP_ERR_IO;
-    if (err == RP_OK)
-        err = rp_mon_send(sock, buf, len, fd);
-    if (err == RP_OK)
-        err = rp_mon_recv(sock, buf, sizeof(buf), &len, &got);
-    call_sock = -1;
-    close(sock);
-    if (call_stopped)
-        err = RP_ERR_IO; /* whatever came or not: the stop ended the wait */
-    if (err == RP_OK && got >= 0 && reply_fd == NULL)
-        err = RP_ERR_MALFORMED; /* a descriptor not asked for */
-    if (err == RP_OK)
-        err = rp_mon_reply_decode(buf, len, r);
-    if (err == RP_OK && (r->id != q->id || r->type != q->type))
-        err = RP_ERR_MALFORMED;
-    if (err == RP_OK && reply_fd != NULL)
-        *reply_fd = got;
-    else if (got >= 0)
-        close(got);
-    return err;
+    rp_mon_call_stop(&call_stop);
 }
 
 bool rp_agent_monitor_serves(const char *state_dir)
@@ -104,7 +57,7 @@ bool rp_agent_monitor_serves(const char *state_dir)
 
     q.u.hello.min_version = q.u.hello.max_version = RP_MON_VERSION;
     return monitor_path(state_dir, sock, sizeof(sock)) == RP_OK && access(sock, F_OK) == 0 &&
-           call(sock, &q, -1, &r, NULL) == RP_OK && r.status == RP_OK;
+           rp_mon_call_fd(sock, &q, -1, &r, NULL, &call_stop) == RP_OK && r.status == RP_OK;
 }
 
 rp_err_t rp_agent_monitor_call(const rp_agent_t *a, rp_mon_request_t *q, int fd, rp_mon_reply_t *r)
@@ -121,8 +74,8 @@ rp_err_t rp_agent_monitor_call_fd(const rp_agent_t *a, rp_mon_request_t *q, int 
     if (reply_fd != NULL)
         *reply_fd = -1;
     q->id = ++id;
-    err = call(a->monitor, q, fd, r, reply_fd);
-    if (call_stopped) {
+    err = rp_mon_call_fd(a->monitor, q, fd, r, reply_fd, &call_stop);
+    if (call_stop.stopped) {
         rp_log_warn("stopping: the monitor's answer to %s is not awaited (the monitor finishes "
                     "it or rolls it back on its own: docs/monitor.md)",
                     rp_mon_type_name(q->type));
@@ -141,6 +94,32 @@ rp_err_t rp_agent_monitor_call_fd(const rp_agent_t *a, rp_mon_request_t *q, int 
         return RP_ERR_IO;
     }
     return RP_OK;
+}
+
+/* The device certificate's start or end (rp_cert_time's: 0 when there is none, or it cannot be
+ * read). Here, not in agent.c, which the monitor links. */
+static int64_t device_cert_time(const rp_agent_t *a, bool end)
+{
+    char path[PATH_MAX + 16], why[64];
+    X509 *cert = rp_agent_read_cert(a, "device.crt", path, sizeof(path), why, sizeof(why));
+    int64_t t =
+        cert == NULL ? 0 : rp_cert_time(end ? X509_get0_notAfter(cert) : X509_get0_notBefore(cert));
+
+    if (cert == NULL && end && access(path, F_OK) == 0)
+        rp_log_error("%s is corrupt (%s): attesting now replaces it", path, why);
+    X509_free(cert);
+    ERR_clear_error();
+    return t;
+}
+
+int64_t rp_agent_cert_not_after(const rp_agent_t *a)
+{
+    return device_cert_time(a, true);
+}
+
+int64_t rp_agent_cert_not_before(const rp_agent_t *a)
+{
+    return device_cert_time(a, false);
 }
 
 /* The monitor's ID answer: the device ID must be its key's hash, or it is not believed. */

@@ -814,13 +814,22 @@ rp_err_t rp_mon_recv(int sock, uint8_t *buf, size_t cap, size_t *len, int *fd)
     return err;
 }
 
+void rp_mon_call_stop(rp_mon_stop_t *s)
+{
+    int sock = s->sock;
+
+    s->stopped = 1;
+    if (sock >= 0)
+        (void)shutdown(sock, SHUT_RDWR);
+}
+
 rp_err_t rp_mon_call(const char *path, const rp_mon_request_t *q, int fd, rp_mon_reply_t *reply)
 {
-    return rp_mon_call_fd(path, q, fd, reply, NULL);
+    return rp_mon_call_fd(path, q, fd, reply, NULL, NULL);
 }
 
 rp_err_t rp_mon_call_fd(const char *path, const rp_mon_request_t *q, int fd, rp_mon_reply_t *reply,
-                        int *reply_fd)
+                        int *reply_fd, rp_mon_stop_t *stop)
 {
     static uint8_t buf[RP_MON_PACKET_MAX]; /* one call at a time per process */
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
@@ -839,22 +848,27 @@ rp_err_t rp_mon_call_fd(const char *path, const rp_mon_request_t *q, int fd, rp_
     sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (sock < 0)
         return RP_ERR_IO;
-    if (connect(sock, (struct sockaddr *)&addr, sizeof(addr)) != 0)
+    if (stop != NULL)
+        stop->sock = sock; /* before the stop is looked at (rp_mon_stop_t) */
+    if (stop != NULL && stop->stopped)
+        err = RP_ERR_IO;
+    else if (connect(sock, (struct sockaddr *)&addr, sizeof(addr)) != 0)
         err = errno == ENOENT || errno == ECONNREFUSED ? RP_ERR_NOT_FOUND : RP_ERR_IO;
     if (err == RP_OK)
         err = rp_mon_send(sock, buf, len, fd);
     if (err == RP_OK)
         err = rp_mon_recv(sock, buf, sizeof(buf), &len, &got_fd);
-    if (err == RP_OK && got_fd >= 0 && reply_fd == NULL) {
-        close(got_fd); /* not asked for */
-        got_fd = -1;
-        err = RP_ERR_MALFORMED;
-    }
+    if (stop != NULL)
+        stop->sock = -1; /* before the close: a stop never shuts a reused number down */
+    close(sock);
+    if (stop != NULL && stop->stopped)
+        err = RP_ERR_IO; /* whatever came or not: the stop ended the wait */
+    if (err == RP_OK && got_fd >= 0 && reply_fd == NULL)
+        err = RP_ERR_MALFORMED; /* a descriptor not asked for */
     if (err == RP_OK)
         err = rp_mon_reply_decode(buf, len, reply);
     if (err == RP_OK && (reply->id != q->id || reply->type != q->type))
         err = RP_ERR_MALFORMED;
-    close(sock);
     if (err == RP_OK && reply_fd != NULL)
         *reply_fd = got_fd;
     else if (got_fd >= 0)

@@ -19,6 +19,7 @@
 #ifndef RAMPART_MONITOR_PROTO_H
 #define RAMPART_MONITOR_PROTO_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -355,12 +356,27 @@ rp_err_t rp_mon_send(int sock, const uint8_t *buf, size_t len, int fd) RP_MUST_C
  * RP_ERR_MALFORMED (every descriptor that came is closed). RP_ERR_NOT_FOUND: the peer closed. */
 rp_err_t rp_mon_recv(int sock, uint8_t *buf, size_t cap, size_t *len, int *fd) RP_MUST_CHECK;
 
+/*
+ * A stop for a client's calls, set from a signal handler (the agent's: an INSTALL's answer comes
+ * only after its trial, up to its health window, and rp_mon_recv waits through EINTR).
+ * rp_mon_call_stop marks it stopped and shuts the call under way's socket down, so that its wait
+ * returns at once; a call's socket is published in it before the stop is looked at, so a stop at
+ * any point ends the call (RP_ERR_IO), and a call begun after it does not connect.
+ */
+typedef struct {
+    volatile sig_atomic_t sock; /* the call under way's socket, or -1 (its start: {.sock = -1}) */
+    volatile sig_atomic_t stopped;
+} rp_mon_stop_t;
+/* Async-signal-safe. */
+void rp_mon_call_stop(rp_mon_stop_t *s);
+
 /* A client's whole call: connect to path, send r (and fd), read the reply. OUT: *reply. */
 rp_err_t rp_mon_call(const char *path, const rp_mon_request_t *r, int fd,
                      rp_mon_reply_t *reply) RP_MUST_CHECK;
 /* The same, taking the descriptor a reply may carry (INSTALL's, handed) into *reply_fd (-1 when
- * none came; close it); rp_mon_call refuses a reply that carries one. */
+ * none came; close it; rp_mon_call refuses a reply that carries one), and ended by stop (NULL:
+ * none) when it is stopped: RP_ERR_IO, whatever came. */
 rp_err_t rp_mon_call_fd(const char *path, const rp_mon_request_t *r, int fd, rp_mon_reply_t *reply,
-                        int *reply_fd) RP_MUST_CHECK;
+                        int *reply_fd, rp_mon_stop_t *stop) RP_MUST_CHECK;
 
 #endif /* RAMPART_MONITOR_PROTO_H */

@@ -358,17 +358,6 @@ static rp_err_t ensure_master_key(const char *data_dir)
     return err;
 }
 
-int64_t rp_cert_time(const ASN1_TIME *t)
-{
-    struct tm tm;
-
-    if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1) {
-        ERR_clear_error();
-        return 0;
-    }
-    return (int64_t)timegm(&tm);
-}
-
 int rp_service_identity_lock(const char *data_dir)
 {
     return rp_lock_in(data_dir, "server.lock");

@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "rampart/cert_time.h" /* rp_cert_time: the times of the certificates here */
 #include "store.h"
 
 #define RP_CA_LIFETIME (2 * 365 * 24 * 3600) /* a tenant CA: two years */
@@ -107,9 +108,6 @@ rp_err_t rp_service_cert_renew(const char *data_dir, const char *hostnames,
  */
 int rp_service_identity_lock(const char *data_dir);
 void rp_service_identity_unlock(int fd);
-
-/* An ASN1_TIME (a certificate's notBefore or notAfter) in seconds since the epoch; 0 if none. */
-int64_t rp_cert_time(const ASN1_TIME *t);
 
 /* Read the master key (64 hex digits) from path. */
 rp_err_t rp_master_key_load(const char *path, uint8_t key[RP_MASTER_KEY_LEN]) RP_MUST_CHECK;

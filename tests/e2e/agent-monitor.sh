@@ -397,6 +397,9 @@ kill -USR1 "$(told_app)" # the monitor's trial goes on without run, and confirms
 wait_until 60 settled || fail "the monitor did not finish the install run left: $(cat "$S/components/app/state")"
 eq "$(state_of .last_update.version)" 1.1.1+0 "the install run left"
 eq "$(state_of .last_update.result)" installed "the install run left, finished"
+# emptied here: the run below opens its log only once it has started, and until then `checked`
+# would read the stopped run's "update check: ended by the stop"
+: >"$d/run.log"
 "${AS_U[@]}" "$AGENT" run --state-dir "$S" --server "$SERVER_URL" --server-ca "$CA" --health-seconds 1 --start-jitter 0 \
   >"$d/run.log" 2>&1 &
 runner=$!

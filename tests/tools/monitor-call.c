@@ -218,7 +218,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: see tests/tools/monitor-call.c\n");
         return 2;
     }
-    err = rp_mon_call_fd(sock, &q, fd, &r, &slot);
+    err = rp_mon_call_fd(sock, &q, fd, &r, &slot, NULL);
     if (slot >= 0)
         close(slot); /* INSTALL's handed trial slot: a dead agent relays nothing */
     if (err != RP_OK) {
