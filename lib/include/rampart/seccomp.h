@@ -58,4 +58,9 @@ void rp_seccomp_rule(rp_seccomp_t *f, uint32_t action, int nr, unsigned n, ...);
  * said; the caller says it its own way). */
 int rp_seccomp_load(rp_seccomp_t *f, const char *who, int *notify_fd) RP_MUST_CHECK;
 
+/* The check of a filter just entered (a program's --seccomp-selftest): a call none of ours allows
+ * (setns, harmless if it ran: an invalid descriptor), which must kill the process. Returns only if
+ * it did not: 1, said on stderr. */
+int rp_seccomp_selftest(void);
+
 #endif /* RAMPART_SECCOMP_H */
