@@ -98,7 +98,8 @@ void rp_launcher_filter(rp_seccomp_t *f, uint32_t def, bool debug, rp_filter_for
 {
     static const char *const debug_calls[] = {"ptrace", "process_vm_readv", "process_vm_writev"};
 
-    /* the app's, or ours on the app's terms (rampart/seccomp.h, ours) */
+    /* not "ours" (rampart/seccomp.h): a sanitizer build does not widen the app's list, nor the
+     * init's, which is built on it */
     rp_seccomp_new(f, def, false, RP_SECCOMP_NAMES(allowed_calls));
     if (debug)
         rp_seccomp_add(f, SCMP_ACT_ALLOW, RP_SECCOMP_NAMES(debug_calls));
