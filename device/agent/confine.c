@@ -7,15 +7,9 @@
  */
 #include <errno.h>
 #include <sched.h>
-#include <stdio.h>
-#include <string.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
-#include <seccomp.h>
 
 #include "confine.h"
-#include "seccomp_allow.h"
+#include "rampart/seccomp.h"
 #include "rampart/log.h"
 
 // clang-format off
@@ -42,41 +36,19 @@ static const char *const allowed[] = {
 };
 // clang-format on
 
-/* LeakSanitizer's tracer at exit (SANITIZER_BUILD, seccomp_allow.h). */
-#ifdef SANITIZER_BUILD
-static const char *const sanitizer[] = {"ptrace", "process_vm_readv", "clone",
-                                        "wait4",  "getdents",         "getppid",
-                                        "kill",   "sched_getaffinity"};
-#endif
-
 rp_err_t rp_agent_confine(void)
 {
-    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
-    int rc;
+    rp_seccomp_t f;
 
-    if (ctx == NULL)
-        return RP_ERR_NO_MEMORY;
-    rc = rp_seccomp_allow(ctx, allowed, sizeof(allowed) / sizeof(allowed[0]));
+    rp_seccomp_new(&f, SCMP_ACT_KILL_PROCESS, true, RP_SECCOMP_NAMES(allowed));
     /* A thread (libcurl's resolver), never a process: clone only with CLONE_THREAD. clone3's
      * flags sit behind a pointer the filter cannot read: ENOSYS, and libc falls back to clone. */
-#ifndef SANITIZER_BUILD /* which allows every clone (below) */
-    if (rc == 0)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-                              SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+#ifndef SANITIZER_BUILD /* whose LeakSanitizer's tracer is a process (rp_seccomp_load) */
+    rp_seccomp_rule(&f, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                    SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
 #endif
-    if (rc == 0)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
-#ifdef SANITIZER_BUILD
-    /* Its tracer: a process-like clone, ptrace, waiting for it, reading the threads. */
-    if (rc == 0)
-        rc = rp_seccomp_allow(ctx, sanitizer, sizeof(sanitizer) / sizeof(sanitizer[0]));
-#endif
-    if (rc != 0) {
-        rp_log_error("seccomp: the agent's allow-list: %s", strerror(-rc));
-        seccomp_release(ctx);
-        return RP_ERR_IO;
-    }
-    if (rp_seccomp_load(ctx, "the agent") != RP_OK)
+    rp_seccomp_rule(&f, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+    if (rp_seccomp_load(&f, "the agent", NULL) != 0)
         return RP_ERR_IO;
     rp_log_debug("seccomp: the agent's allow-list is in force");
     return RP_OK;
@@ -84,11 +56,5 @@ rp_err_t rp_agent_confine(void)
 
 int rp_agent_confine_selftest(void)
 {
-    if (rp_agent_confine() != RP_OK)
-        return 2;
-    /* Not on the list (and harmless if it ran): the filter must kill here. */
-    syscall(SYS_setns, -1, 0);
-    fprintf(stderr, "rampart-agent: survived a forbidden system call: the filter is not "
-                    "working\n");
-    return 1;
+    return rp_agent_confine() != RP_OK ? 2 : rp_seccomp_selftest();
 }

@@ -18,7 +18,7 @@
 
 #include "filter.h"
 #include "landlock_abi.h"
-#include "seccomp_allow.h"
+#include "rampart/seccomp.h"
 
 /* The system calls an app may make: what a C program, the dynamic linker, a shell and the common
  * tools use. Everything else is refused with EPERM and shown to the monitor. The refused ones
@@ -78,78 +78,58 @@ static const char *const allowed_calls[] = {
  * hears the whole device's kernel events from any namespace its user namespace owns), and the
  * rarer families' kernel code. An argument with bits above the 32 the kernel reads matches no
  * rule: refused, never allowed. */
-static int socket_rules(scmp_filter_ctx ctx)
+static void socket_rules(rp_seccomp_t *f)
 {
     static const int ip[2] = {AF_INET, AF_INET6};
     static const int types[2] = {SOCK_STREAM, SOCK_DGRAM};
-    int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-                              SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0));
 
-    for (int i = 0; rc == 0 && i < 2; i++)
-        for (int j = 0; rc == 0 && j < 2; j++)
-            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2,
-                                  SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)ip[i], 0),
-                                  SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, (scmp_datum_t)types[j]));
-    if (rc == 0)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2,
-                              SCMP_A0(SCMP_CMP_EQ, AF_NETLINK, 0),
-                              SCMP_A2(SCMP_CMP_EQ, NETLINK_ROUTE, 0));
-    if (rc == 0)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), 1,
-                              SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0));
-    return rc;
+    rp_seccomp_rule(f, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0));
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++)
+            rp_seccomp_rule(f, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2,
+                            SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)ip[i], 0),
+                            SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, (scmp_datum_t)types[j]));
+    rp_seccomp_rule(f, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2, SCMP_A0(SCMP_CMP_EQ, AF_NETLINK, 0),
+                    SCMP_A2(SCMP_CMP_EQ, NETLINK_ROUTE, 0));
+    rp_seccomp_rule(f, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0));
 }
 
-scmp_filter_ctx rp_launcher_filter(uint32_t def, bool debug, rp_filter_for_t who)
+void rp_launcher_filter(rp_seccomp_t *f, uint32_t def, bool debug, rp_filter_for_t who)
 {
     static const char *const debug_calls[] = {"ptrace", "process_vm_readv", "process_vm_writev"};
-    scmp_filter_ctx ctx = seccomp_init(def);
-    int rc;
 
-    if (ctx == NULL)
-        return NULL;
-    rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
-    if (rc == 0)
-        rc = rp_seccomp_allow(ctx, allowed_calls, sizeof(allowed_calls) / sizeof(allowed_calls[0]));
-    if (rc == 0 && debug)
-        rc = rp_seccomp_allow(ctx, debug_calls, sizeof(debug_calls) / sizeof(debug_calls[0]));
+    /* not "ours" (rampart/seccomp.h): a sanitizer build does not widen the app's list, nor the
+     * init's, which is built on it */
+    rp_seccomp_new(f, def, false, RP_SECCOMP_NAMES(allowed_calls));
+    if (debug)
+        rp_seccomp_add(f, SCMP_ACT_ALLOW, RP_SECCOMP_NAMES(debug_calls));
     /* fallocate: the app's, whose files are its storage's (a size of its own) or its /tmp (its
      * memory cgroup's); never the init's, which holds the log: FALLOC_FL_KEEP_SIZE allocates
      * blocks past RLIMIT_FSIZE (which bounds the size alone), so a launcher the app took over
      * could fill the state partition with it (review r6, M1). */
-    if (rc == 0 && who == RP_FILTER_APP)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fallocate), 0);
-    if (rc == 0)
-        rc = socket_rules(ctx);
+    if (who == RP_FILTER_APP)
+        rp_seccomp_rule(f, SCMP_ACT_ALLOW, SCMP_SYS(fallocate), 0);
+    socket_rules(f);
     /* clone without a namespace flag (fork, threads); clone3 says ENOSYS so libc falls back to
      * clone, whose flags a filter can see. */
-    if (rc == 0)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-                              SCMP_A0(SCMP_CMP_MASKED_EQ, NS_FLAGS, 0));
-    if (rc == 0)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+    rp_seccomp_rule(f, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                    SCMP_A0(SCMP_CMP_MASKED_EQ, NS_FLAGS, 0));
+    rp_seccomp_rule(f, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
     /* Reading a limit is free; setting one goes to the monitor, which refuses a raise (and lets
      * the kernel decide the rest). Without notification, the kernel alone decides. */
-    if (rc == 0 && def == SCMP_ACT_NOTIFY)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 1,
-                              SCMP_A2(SCMP_CMP_EQ, 0, 0));
-    else if (rc == 0) {
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 0);
-        if (rc == 0)
-            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setrlimit), 0);
+    if (def == SCMP_ACT_NOTIFY)
+        rp_seccomp_rule(f, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 1, SCMP_A2(SCMP_CMP_EQ, 0, 0));
+    else {
+        rp_seccomp_rule(f, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 0);
+        rp_seccomp_rule(f, SCMP_ACT_ALLOW, SCMP_SYS(setrlimit), 0);
     }
-    if (rc != 0) {
-        seccomp_release(ctx);
-        return NULL;
-    }
-    return ctx;
 }
 
 /* The hosts keeper's (main.c, keep_hosts): what it calls to wait for NET or its life pipe,
  * take a packet, replace /etc/hosts in its /etc descriptor (launch.c, put_whole) and say why it
  * could not on stderr, and to exit; the allocator's calls in case stdio wants memory. Anything
  * else is refused with EPERM, unseen: the keeper is ours, not the app's (review r6, L2). */
-scmp_filter_ctx rp_launcher_keeper_filter(void)
+void rp_launcher_keeper_filter(rp_seccomp_t *f)
 {
     static const char *const calls[] = {
         "poll",      "ppoll",  "recvfrom",     "recvmsg",         "openat",
@@ -157,25 +137,8 @@ scmp_filter_ctx rp_launcher_keeper_filter(void)
         "unlinkat",  "fstat",  "newfstatat",   "lseek",           "mmap",
         "munmap",    "brk",    "rt_sigreturn", "restart_syscall", "exit",
         "exit_group"};
-    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
-    int rc;
 
-    if (ctx == NULL)
-        return NULL;
-    rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
-    if (rc == 0)
-        rc = rp_seccomp_allow(ctx, calls, sizeof(calls) / sizeof(calls[0]));
-#ifdef SANITIZER_BUILD /* ASan's at _exit (its thread's signal stack) and for a report */
-    static const char *const sanitizer[] = {"sigaltstack", "gettid",  "getpid",  "futex",
-                                            "tgkill",      "madvise", "mprotect"};
-    if (rc == 0)
-        rc = rp_seccomp_allow(ctx, sanitizer, sizeof(sanitizer) / sizeof(sanitizer[0]));
-#endif
-    if (rc != 0) {
-        seccomp_release(ctx);
-        return NULL;
-    }
-    return ctx;
+    rp_seccomp_new(f, SCMP_ACT_ERRNO(EPERM), true, RP_SECCOMP_NAMES(calls));
 }
 
 uint64_t rp_launcher_fs_handled(long abi)
@@ -230,13 +193,12 @@ static int keeper_landlock(int etc_fd, bool off)
 
 int rp_launcher_keeper_confine(int etc_fd, bool landlock_off)
 {
-    scmp_filter_ctx filter;
+    rp_seccomp_t f;
 
-    return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 || keeper_landlock(etc_fd, landlock_off) != 0 ||
-                   (filter = rp_launcher_keeper_filter()) == NULL ||
-                   rp_seccomp_load(filter, "the hosts keeper's") != RP_OK
-               ? -1
-               : 0;
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 || keeper_landlock(etc_fd, landlock_off) != 0)
+        return -1;
+    rp_launcher_keeper_filter(&f);
+    return rp_seccomp_load(&f, "the hosts keeper's", NULL) == 0 ? 0 : -1;
 }
 
 void rp_launcher_keeper_serve(int net_fd, int life_fd, int etc_fd, const rp_manifest_t *m,

@@ -67,7 +67,6 @@
 #include "launch.h"
 #include "lograte.h"
 #include "rampart/file.h"
-#include "seccomp_allow.h"
 
 #define PATH_ENV "PATH=/usr/local/bin:/usr/bin:/bin"
 
@@ -456,28 +455,24 @@ static int landlock_apply(const rp_manifest_t *m, int *abi_out, unsigned *layers
  * notify: refusals are then plain EPERM, unseen). */
 static int seccomp_apply(bool may_notify, bool debug, int *notify_fd, char *why, size_t cap)
 {
-    scmp_filter_ctx ctx;
+    rp_seccomp_t f;
     int rc = -1;
 
     *notify_fd = -1;
-    if (may_notify && seccomp_api_get() >= 5 &&
-        (ctx = rp_launcher_filter(SCMP_ACT_NOTIFY, debug, RP_FILTER_APP)) != NULL) {
-        rc = seccomp_load(ctx);
-        if (rc == 0)
-            *notify_fd = seccomp_notify_fd(ctx);
-        seccomp_release(ctx);
+    if (may_notify && seccomp_api_get() >= 5) {
+        rp_launcher_filter(&f, SCMP_ACT_NOTIFY, debug, RP_FILTER_APP);
+        rc = rp_seccomp_load(&f, NULL, notify_fd);
         if (rc == 0 && *notify_fd < 0) {
             snprintf(why, cap, "the seccomp filter is loaded but its listener is lost");
             return -1; /* every refused call would hang: refuse to start */
         }
     }
-    if (rc != 0 &&
-        (ctx = rp_launcher_filter(SCMP_ACT_ERRNO(EPERM), debug, RP_FILTER_APP)) != NULL) {
-        rc = seccomp_load(ctx);
-        seccomp_release(ctx);
+    if (rc != 0) {
+        rp_launcher_filter(&f, SCMP_ACT_ERRNO(EPERM), debug, RP_FILTER_APP);
+        rc = rp_seccomp_load(&f, NULL, NULL);
     }
     if (rc != 0)
-        snprintf(why, cap, "cannot load the seccomp filter: %s", strerror(rc < 0 ? -rc : EINVAL));
+        snprintf(why, cap, "cannot load the seccomp filter: %s", strerror(-rc));
     return rc == 0 ? 0 : -1;
 }
 
@@ -902,18 +897,15 @@ static void on_stop(pid_t tid, int st, int sync_fd)
 static int init_seccomp(bool trace, char *why, size_t cap)
 {
     static const char *const trace_calls[] = {"ptrace", "process_vm_readv"};
-    scmp_filter_ctx ctx = rp_launcher_filter(SCMP_ACT_ERRNO(EPERM), false, RP_FILTER_INIT);
-    int rc = ctx == NULL ? -EINVAL : 0;
+    rp_seccomp_t f;
+    int rc;
 
-    if (rc == 0 && trace)
-        rc = rp_seccomp_allow(ctx, trace_calls, 2);
-    if (rc == 0)
-        rc = seccomp_load(ctx);
-    if (ctx != NULL)
-        seccomp_release(ctx);
+    rp_launcher_filter(&f, SCMP_ACT_ERRNO(EPERM), false, RP_FILTER_INIT);
+    if (trace)
+        rp_seccomp_add(&f, SCMP_ACT_ALLOW, RP_SECCOMP_NAMES(trace_calls));
+    rc = rp_seccomp_load(&f, NULL, NULL);
     if (rc != 0)
-        snprintf(why, cap, "cannot load the init's seccomp filter: %s",
-                 strerror(rc < 0 ? -rc : EINVAL));
+        snprintf(why, cap, "cannot load the init's seccomp filter: %s", strerror(-rc));
     return rc == 0 ? 0 : -1;
 }
 

@@ -5,11 +5,6 @@
 pkg_check_modules(RP_C_CMOCKA REQUIRED IMPORTED_TARGET cmocka)
 pkg_check_modules(SECCOMP REQUIRED IMPORTED_TARGET libseccomp)
 
-# The one way our seccomp filters allow calls by name: the monitor's, the agent's, each app's.
-add_library(rampart_seccomp STATIC device/monitor/seccomp_allow.c)
-target_include_directories(rampart_seccomp PUBLIC device/monitor)
-target_link_libraries(rampart_seccomp PUBLIC rampart_host PkgConfig::SECCOMP)
-
 add_library(rampart_events STATIC device/monitor/events.c)
 target_include_directories(rampart_events PUBLIC device/monitor)
 target_link_libraries(rampart_events PUBLIC rampart_host)

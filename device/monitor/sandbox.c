@@ -6,17 +6,8 @@
  * (apps.h), a process forked before this filter, because a filter is inherited by every
  * descendant and would override the apps' own.
  */
-#include <errno.h>
-#include <stdio.h>
-#include <string.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
-#include <seccomp.h>
-
-#include "rampart/log.h"
+#include "rampart/seccomp.h"
 #include "sandbox.h"
-#include "seccomp_allow.h"
 
 // clang-format off
 static const char *const allowed[] = {
@@ -45,40 +36,15 @@ static const char *const allowed[] = {
 };
 // clang-format on
 
-/* LeakSanitizer's tracer at exit (SANITIZER_BUILD, seccomp_allow.h). */
-#ifdef SANITIZER_BUILD
-static const char *const allowed_sanitizer[] = {"ptrace", "process_vm_readv", "getdents"};
-#endif
-
 rp_err_t rp_sandbox_enter(void)
 {
-    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
-    int rc;
+    rp_seccomp_t f;
 
-    if (ctx == NULL)
-        return RP_ERR_NO_MEMORY;
-    rc = rp_seccomp_allow(ctx, allowed, sizeof(allowed) / sizeof(allowed[0]));
-#ifdef SANITIZER_BUILD
-    if (rc == 0)
-        rc = rp_seccomp_allow(ctx, allowed_sanitizer,
-                              sizeof(allowed_sanitizer) / sizeof(allowed_sanitizer[0]));
-#endif
-    if (rc != 0) {
-        rp_log_error("seccomp: the monitor's allow-list: %s", strerror(-rc));
-        seccomp_release(ctx);
-        return RP_ERR_IO;
-    }
-    return rp_seccomp_load(ctx, "the monitor");
+    rp_seccomp_new(&f, SCMP_ACT_KILL_PROCESS, true, RP_SECCOMP_NAMES(allowed));
+    return rp_seccomp_load(&f, "the monitor", NULL) == 0 ? RP_OK : RP_ERR_IO;
 }
 
 int rp_sandbox_selftest(void)
 {
-    if (rp_sandbox_enter() != RP_OK)
-        return 2;
-    /* Not on the list (and harmless if it ran: an invalid descriptor): the filter must kill
-     * here. */
-    syscall(SYS_setns, -1, 0);
-    fprintf(stderr, "rampart-monitor: survived a forbidden system call: the filter is not "
-                    "working\n");
-    return 1;
+    return rp_sandbox_enter() != RP_OK ? 2 : rp_seccomp_selftest();
 }

@@ -25,7 +25,7 @@
 
 #include "rampart/apptree.h"
 #include "rampart/log.h"
-#include "seccomp_allow.h" /* SANITIZER_BUILD */
+#include "rampart/seccomp.h" /* SANITIZER_BUILD */
 #include "unpack.h"
 
 extern char **environ;

@@ -54,7 +54,6 @@
 #include <linux/landlock.h>
 #include <linux/sockios.h>
 #include <openssl/crypto.h>
-#include <seccomp.h>
 
 #include "rampart/apptree.h"
 #include "rampart/manifest.h"
@@ -63,8 +62,8 @@
 #include "landlock_abi.h"
 #include "broker.h"
 #include "rampart/log.h"
+#include "rampart/seccomp.h"
 #include "read.h"
-#include "seccomp_allow.h"
 #include "unpack.h"
 
 // clang-format off
@@ -89,13 +88,6 @@ static const char *const reader[] = {"recvfrom", "recvmsg", "sendto", "sendmsg",
 static const char *const broker[] = {
     "recvmsg", "sendmsg", "socketpair", "poll", "ppoll", "shutdown",
 };
-#ifdef SANITIZER_BUILD
-static const char *const sanitizer[] = {
-    "ptrace", "process_vm_readv", "clone", "wait4", "getdents", "getppid", "kill",
-    "sched_getaffinity", "rt_sigaction", "sigaltstack", "prctl", "uname", "open", "readlink",
-    "sched_yield", "nanosleep", "clock_nanosleep", "ioctl",
-};
-#endif
 // clang-format on
 
 /* What the process may touch (fence, confine). */
@@ -184,18 +176,16 @@ static bool fence(confinement_t mode)
 
 /* socket(2) for the resolver: IPv4 and IPv6 only; a Unix socket (nscd, systemd-resolved's
  * varlink) or netlink is refused with an error glibc falls back from, anything else kills. */
-static int allow_sockets(scmp_filter_ctx ctx)
+static void allow_sockets(rp_seccomp_t *f)
 {
     static const int fine[] = {AF_INET, AF_INET6}, no[] = {AF_UNIX, AF_NETLINK};
-    int rc = 0;
 
-    for (size_t i = 0; rc == 0 && i < 2; i++)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-                              SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)fine[i], 0));
-    for (size_t i = 0; rc == 0 && i < 2; i++)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 1,
-                              SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)no[i], 0));
-    return rc;
+    for (size_t i = 0; i < 2; i++)
+        rp_seccomp_rule(f, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+                        SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)fine[i], 0));
+    for (size_t i = 0; i < 2; i++)
+        rp_seccomp_rule(f, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 1,
+                        SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)no[i], 0));
 }
 
 /* What the parsers' libraries read from disk at their first use, read before the fence shuts it
@@ -211,34 +201,26 @@ static bool libraries_ready(void)
 
 static bool confine(confinement_t mode)
 {
-    scmp_filter_ctx ctx;
-    int rc;
+    rp_seccomp_t f;
 
     if ((mode == READ_ONLY || mode == EXTRACT) && !libraries_ready())
         return false;
-    if (!fence(mode) || (ctx = seccomp_init(SCMP_ACT_KILL_PROCESS)) == NULL)
+    if (!fence(mode))
         return false;
-    rc = rp_seccomp_allow(ctx, allowed, sizeof(allowed) / sizeof(allowed[0]));
-    if (rc == 0 && mode == RESOLVE)
-        rc = rp_seccomp_allow(ctx, resolver, sizeof(resolver) / sizeof(resolver[0]));
-    if (rc == 0 && mode == RESOLVE)
-        rc = allow_sockets(ctx);
-    if (rc == 0 && mode == READER)
-        rc = rp_seccomp_allow(ctx, reader, sizeof(reader) / sizeof(reader[0]));
-    if (rc == 0 && mode == BROKER)
-        rc = rp_seccomp_allow(ctx, broker, sizeof(broker) / sizeof(broker[0]));
-    if (rc == 0 && mode == BROKER) /* SIOCOUTQ alone: what an app has not read (appchan.c) */
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-                              SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)SIOCOUTQ, 0));
-#ifdef SANITIZER_BUILD
-    if (rc == 0)
-        rc = rp_seccomp_allow(ctx, sanitizer, sizeof(sanitizer) / sizeof(sanitizer[0]));
-#endif
-    if (rc != 0) {
-        seccomp_release(ctx);
-        return false;
+    rp_seccomp_new(&f, SCMP_ACT_KILL_PROCESS, true, RP_SECCOMP_NAMES(allowed));
+    if (mode == RESOLVE) {
+        rp_seccomp_add(&f, SCMP_ACT_ALLOW, RP_SECCOMP_NAMES(resolver));
+        allow_sockets(&f);
     }
-    return rp_seccomp_load(ctx, "rampart-unpack") == RP_OK;
+    if (mode == READER)
+        rp_seccomp_add(&f, SCMP_ACT_ALLOW, RP_SECCOMP_NAMES(reader));
+    if (mode == BROKER) {
+        rp_seccomp_add(&f, SCMP_ACT_ALLOW, RP_SECCOMP_NAMES(broker));
+        /* SIOCOUTQ alone: what an app has not read (appchan.c) */
+        rp_seccomp_rule(&f, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+                        SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)SIOCOUTQ, 0));
+    }
+    return rp_seccomp_load(&f, "rampart-unpack", NULL) == 0;
 }
 
 static bool number(const char *s, uint64_t *out)

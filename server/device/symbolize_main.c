@@ -18,9 +18,8 @@
 #include <elfutils/debuginfod.h>
 #include <jansson.h>
 #include <libelf.h>
-#include <seccomp.h>
 
-#include "seccomp_allow.h"
+#include "rampart/seccomp.h"
 #include "symbolize.h"
 
 #ifdef SANITIZER_BUILD
@@ -43,13 +42,6 @@ static const char *const allowed[] = {
 /* Looking for other files (a debuglink, a path made absolute, a dlopen): told no, not killed. */
 static const char *const refused[] = {"openat", "open", "readlink", "readlinkat", "getcwd",
                                       "stat", "lstat", "access", "faccessat", "faccessat2"};
-#endif
-#ifdef SANITIZER_BUILD
-static const char *const sanitizer[] = {
-    "ptrace", "process_vm_readv", "clone", "wait4", "getdents", "getdents64", "getppid", "kill",
-    "sched_getaffinity", "rt_sigaction", "rt_sigprocmask", "sigaltstack", "prctl", "uname",
-    "open", "openat", "readlink", "sched_yield", "nanosleep", "clock_nanosleep",
-};
 #endif
 // clang-format on
 
@@ -74,8 +66,7 @@ static bool limit(int res, rlim_t n)
 
 static bool confine(void)
 {
-    scmp_filter_ctx ctx;
-    int rc;
+    rp_seccomp_t f;
 
     /* No descriptor past the file's: nothing new is opened, whatever the filter allows. */
     if (!limit(RLIMIT_CPU, CPU_SECONDS) || !limit(RLIMIT_FSIZE, 0) || !limit(RLIMIT_CORE, 0))
@@ -84,24 +75,11 @@ static bool confine(void)
     if (!limit(RLIMIT_AS, AS_MAX) || !limit(RLIMIT_NOFILE, FILE_FD + 1))
         return false;
 #endif
-    if ((ctx = seccomp_init(SCMP_ACT_KILL_PROCESS)) == NULL)
-        return false;
-    rc = rp_seccomp_allow(ctx, allowed, sizeof(allowed) / sizeof(allowed[0]));
-#ifdef SANITIZER_BUILD /* which reads /proc/self/maps at exit */
-    if (rc == 0)
-        rc = rp_seccomp_allow(ctx, sanitizer, sizeof(sanitizer) / sizeof(sanitizer[0]));
-#else
-    for (size_t i = 0; rc == 0 && i < sizeof(refused) / sizeof(refused[0]); i++) {
-        int nr = seccomp_syscall_resolve_name(refused[i]);
-        if (nr != __NR_SCMP_ERROR)
-            rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), nr, 0);
-    }
+    rp_seccomp_new(&f, SCMP_ACT_KILL_PROCESS, true, RP_SECCOMP_NAMES(allowed));
+#ifndef SANITIZER_BUILD /* which reads /proc/self/maps at exit (rp_seccomp_load) */
+    rp_seccomp_add(&f, SCMP_ACT_ERRNO(EACCES), RP_SECCOMP_NAMES(refused));
 #endif
-    if (rc != 0) {
-        seccomp_release(ctx);
-        return false;
-    }
-    return rp_seccomp_load(ctx, "rampart-symbolize") == RP_OK;
+    return rp_seccomp_load(&f, "rampart-symbolize", NULL) == 0;
 }
 
 /* The offsets on stdin, one a line as 0x hex; false past RP_SYMBOLIZE_QUERIES_MAX or malformed. */

@@ -34,7 +34,7 @@
 
 #include "filter.h"
 #include "launch.h"
-#include "seccomp_allow.h"
+#include "rampart/seccomp.h"
 
 static char dir[64];
 static int dir_fd = -1, file_fd = -1;
@@ -69,10 +69,12 @@ static int try_fallocate(int who)
 
     assert_true(pid >= 0);
     if (pid == 0) {
-        scmp_filter_ctx ctx =
-            who < 0 ? NULL : rp_launcher_filter(SCMP_ACT_ERRNO(EPERM), false, (rp_filter_for_t)who);
-        if (who >= 0 && (ctx == NULL || rp_seccomp_load(ctx, "test") != RP_OK))
-            _exit(3);
+        rp_seccomp_t f;
+        if (who >= 0) {
+            rp_launcher_filter(&f, SCMP_ACT_ERRNO(EPERM), false, (rp_filter_for_t)who);
+            if (rp_seccomp_load(&f, "test", NULL) != 0)
+                _exit(3);
+        }
         if (fallocate(file_fd, FALLOC_FL_KEEP_SIZE, 0, 64 * 1024) == 0)
             _exit(0);
         _exit(errno == EPERM ? 1 : 2);
@@ -107,13 +109,14 @@ static void the_init_keeps_the_log(void **state)
     pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        scmp_filter_ctx ctx = rp_launcher_filter(SCMP_ACT_ERRNO(EPERM), false, RP_FILTER_INIT);
+        rp_seccomp_t f;
         struct stat fs;
         struct timespec ts = {0, 1000000};
         struct pollfd pf = {.fd = p[0], .events = POLLIN};
         rp_launch_msg_t m = {.type = RP_LAUNCH_LOG_DROPPED, .value = 1};
         char buf[16];
-        if (ctx == NULL || rp_seccomp_load(ctx, "test") != RP_OK)
+        rp_launcher_filter(&f, SCMP_ACT_ERRNO(EPERM), false, RP_FILTER_INIT);
+        if (rp_seccomp_load(&f, "test", NULL) != 0)
             _exit(10);
         if (write(file_fd, "x\n", 2) != 2)
             _exit(1);
@@ -161,9 +164,10 @@ static void the_keeper_writes_hosts_and_little_else(void **state)
     pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        scmp_filter_ctx ctx = rp_launcher_keeper_filter();
+        rp_seccomp_t f;
         char why[200];
-        if (ctx == NULL || rp_seccomp_load(ctx, "test") != RP_OK)
+        rp_launcher_keeper_filter(&f);
+        if (rp_seccomp_load(&f, "test", NULL) != 0)
             _exit(3);
         if (rp_launch_hosts_write(dir_fd, &m, &h, why, sizeof(why)) != 0)
             _exit(4);
