@@ -8,11 +8,13 @@
  * A TPM reached without a resource manager (swtpm's socket, /dev/tpm0) serves one connection at a
  * time, so the provider's connection is released before an ESAPI operation and made again when the
  * key is next needed. The EVP_PKEY from rp_rot_pkey() is therefore only valid until the next
- * counter or measurement call.
+ * counter or measurement call. A connection is its process's: a forked child never uses nor
+ * releases the one it inherits (provider_drop_inherited), it makes its own.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -37,6 +39,7 @@ struct tpm2 {
     char tcti[256]; /* empty: the TSS default (resource manager or device) */
     OSSL_PROVIDER *tpm2_provider;
     OSSL_PROVIDER *default_provider;
+    pid_t owner; /* the process whose TPM connection the provider holds */
 };
 
 static void log_tss(const char *what, TSS2_RC rc)
@@ -67,7 +70,28 @@ static rp_err_t provider_load(rp_rot_t *rot)
         return RP_ERR_IO;
     }
     rot->propq = "?provider=tpm2";
+    t->owner = getpid();
     return RP_OK;
+}
+
+/*
+ * A forked child (the monitor's install child) holds a copy of its parent's provider: the
+ * parent's TPM connection and the key the parent has loaded in the TPM. Releasing that copy would
+ * flush the parent's key from the TPM (its next signature then fails) and, over a connection that
+ * stays open (/dev/tpmrm0), write on the parent's connection, where a child killed mid-command
+ * leaves a reply for the parent to read. The child drops its copy unused, without a word to the
+ * TPM (what it holds is memory only, and ends with it), and makes its own connection when it
+ * needs one.
+ */
+static void provider_drop_inherited(rp_rot_t *rot)
+{
+    struct tpm2 *t = rot->impl;
+
+    if (t == NULL || rot->libctx == NULL || t->owner == getpid())
+        return;
+    rot->pkey = NULL;
+    rot->libctx = NULL;
+    t->tpm2_provider = t->default_provider = NULL;
 }
 
 /* Drop the key and the provider, which closes the provider's TPM connection. */
@@ -75,6 +99,7 @@ static void provider_release(rp_rot_t *rot)
 {
     struct tpm2 *t = rot->impl;
 
+    provider_drop_inherited(rot);
     EVP_PKEY_free(rot->pkey);
     rot->pkey = NULL;
     if (t != NULL) {
@@ -96,6 +121,7 @@ static rp_err_t load_key(rp_rot_t *rot)
     BIO *bio;
     rp_err_t err;
 
+    provider_drop_inherited(rot);
     if (rot->pkey != NULL)
         return RP_OK;
     err = provider_load(rot);

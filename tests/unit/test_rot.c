@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -278,6 +279,47 @@ static void test_tpm2_key_never_leaves(void **state)
     rm_dir(dir);
 }
 
+/*
+ * A forked child (the monitor's install child) that uses the TPM leaves its parent's connection
+ * and loaded key alone: the parent signs on afterwards. The child's MAC and counter read (what an
+ * install does) go through a connection of its own; releasing its copy of the parent's would flush
+ * the parent's key from the TPM, and the parent's next signature would fail.
+ */
+static void test_tpm2_fork_leaves_parent_key(void **state)
+{
+    char dir[64];
+    uint8_t spki[RP_PUBKEY_DER_MAX], digest[RP_SHA256_LEN] = {1}, sig[80], mac[RP_SHA256_LEN];
+    size_t spki_len, sig_len;
+    rp_rot_config_t cfg;
+    rp_rot_t *rot;
+    bool created;
+    int status;
+    pid_t pid;
+
+    (void)state;
+    fresh_dir(dir, sizeof(dir));
+    cfg = config(RP_ROT_TPM2, dir);
+    assert_int_equal(rp_rot_provision(&cfg, &created), RP_OK);
+    assert_int_equal(rp_rot_open(&cfg, &rot), RP_OK);
+    assert_int_equal(rp_rot_public_key(rot, spki, sizeof(spki), &spki_len), RP_OK);
+    assert_int_equal(rp_rot_sign(rot, digest, sig, sizeof(sig), &sig_len), RP_OK); /* key loaded */
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        uint32_t floor;
+        _exit(rp_rot_mac(rot, "binding", 7, mac) == RP_OK &&
+                      rp_rot_seccnt_read(rot, 0, &floor) == RP_OK
+                  ? 0
+                  : 1);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(rp_rot_sign(rot, digest, sig, sizeof(sig), &sig_len), RP_OK);
+    assert_int_equal(rp_sig_verify(RP_SIG_ECDSA_P256, spki, spki_len, digest, sig, sig_len), RP_OK);
+    rp_rot_close(rot);
+    rm_dir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -285,6 +327,7 @@ int main(void)
         cmocka_unit_test(test_soft_boot_resets_register),
         cmocka_unit_test(test_tpm2),
         cmocka_unit_test(test_tpm2_key_never_leaves),
+        cmocka_unit_test(test_tpm2_fork_leaves_parent_key),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
