@@ -506,9 +506,12 @@ static void install_in_child(struct client *c, int fd)
         rp_monitor_serve(&m.agent, &m.req, fd, peer_uid(c), &m.reply, &slot);
         reply_to(c, slot);
         rp_apps_chans_spent_put(&m.chans); /* what it spent of the apps' rates is the parent's */
-        /* nothing of the parent's is closed or flushed: the root of trust stays its (the child's
+        /* Nothing of the parent's is closed or flushed: the root of trust stays its (the child's
          * TPM operations make a connection of their own, rot_tpm2.c, and leave the parent's and
-         * the key the parent has loaded alone) */
+         * the key the parent has loaded alone). What the child loaded in the TPM itself (the
+         * identity key, for the gate's signatures) is flushed: a TPM without a resource manager
+         * (swtpm, /dev/tpm0) would keep it after the child, and a few installs would fill it. */
+        rp_rot_close(m.agent.rot);
         _exit(!m.reply.status && m.reply.u.install.state == RP_UPDATE_HANDED ? HANDED_EXIT : 0);
     }
     close(ch[0]);
