@@ -619,11 +619,18 @@ static void handed_expire(time_t now)
  */
 static void install_died(int status, bool stopping)
 {
-    int unbootable = 0, lock = rp_monitor_slots_lock(m.agent.state_dir, false);
-    rp_err_t err =
-        lock >= 0 ? rp_components_recover_cut(&m.agent, &unbootable,
-                                              "its install stopped before the update was confirmed")
-                  : RP_ERR_EXISTS;
+    int unbootable = 0, lock;
+    rp_err_t err;
+
+    /* What it had loaded in the TPM (its key, a MAC key mid-way) is freed first: a TPM without a
+     * resource manager keeps it, and a few such deaths leave no room for any key. */
+    if (rp_rot_reclaim(m.agent.rot) != RP_OK)
+        rp_log_error("the TPM may still hold what the install child loaded (said above)");
+    lock = rp_monitor_slots_lock(m.agent.state_dir, false);
+    err = lock >= 0
+              ? rp_components_recover_cut(&m.agent, &unbootable,
+                                          "its install stopped before the update was confirmed")
+              : RP_ERR_EXISTS;
 
     if (lock >= 0)
         close(lock);

@@ -532,6 +532,41 @@ static rp_err_t tpm2_mac(rp_rot_t *rot, const uint8_t *data, size_t len, uint8_t
     return err;
 }
 
+static rp_err_t tpm2_reclaim(rp_rot_t *rot)
+{
+    TPMS_CAPABILITY_DATA *cap = NULL;
+    TSS2_TCTI_CONTEXT *tcti;
+    ESYS_CONTEXT *esys;
+    TPMI_YES_NO more; /* (a TPM holds a handful of objects: all in one answer) */
+    ESYS_TR obj;
+    TSS2_RC rc;
+    rp_err_t err = esys_open(rot, &esys, &tcti); /* (flushes this process's own key first) */
+
+    if (err != RP_OK)
+        return err;
+    rc = Esys_GetCapability(esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_HANDLES,
+                            TPM2_TRANSIENT_FIRST, TPM2_MAX_CAP_HANDLES, &more, &cap);
+    if (rc != TSS2_RC_SUCCESS || cap == NULL || cap->capability != TPM2_CAP_HANDLES) {
+        log_tss("cannot list the TPM's loaded objects", rc);
+        err = RP_ERR_IO;
+    }
+    for (UINT32 i = 0; err == RP_OK && i < cap->data.handles.count; i++) {
+        TPM2_HANDLE h = cap->data.handles.handle[i];
+        if (h < TPM2_TRANSIENT_FIRST || h > TPM2_TRANSIENT_LAST)
+            continue;
+        rc = Esys_TR_FromTPMPublic(esys, h, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &obj);
+        if (rc == TSS2_RC_SUCCESS)
+            rc = Esys_FlushContext(esys, obj);
+        if (rc != TSS2_RC_SUCCESS) {
+            log_tss("cannot flush an object a dead process left in the TPM", rc);
+            err = RP_ERR_IO;
+        }
+    }
+    Esys_Free(cap);
+    esys_close(&esys, &tcti);
+    return err;
+}
+
 static void tpm2_close(rp_rot_t *rot)
 {
     provider_release(rot);
@@ -550,5 +585,6 @@ const struct rot_ops rp_rot_tpm2_ops = {
     .read_register = tpm2_read_register,
     .ensure_key = tpm2_ensure_key,
     .mac = tpm2_mac,
+    .reclaim = tpm2_reclaim,
     .close = tpm2_close,
 };

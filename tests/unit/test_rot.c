@@ -4,6 +4,7 @@
  * measurements chain as a PCR does. The tpm2 backend runs against a real swtpm started by the test.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -335,6 +336,47 @@ static void test_tpm2_fork_leaves_parent_key(void **state)
     rm_dir(dir);
 }
 
+/*
+ * Children killed with the key loaded (an install child killed at the monitor's stop) leave it in
+ * a TPM without a resource manager (swtpm): two of them, and the parent could not load its key
+ * again (TPM_RC_OBJECT_MEMORY), until rp_rot_reclaim() flushed what they left.
+ */
+static void test_tpm2_reclaim_after_killed_children(void **state)
+{
+    char dir[64];
+    uint8_t digest[RP_SHA256_LEN] = {2}, sig[80];
+    size_t sig_len;
+    uint64_t boots;
+    rp_rot_config_t cfg;
+    rp_rot_t *rot;
+    bool created;
+    int status;
+    pid_t pid;
+
+    (void)state;
+    fresh_dir(dir, sizeof(dir));
+    cfg = config(RP_ROT_TPM2, dir);
+    assert_int_equal(rp_rot_provision(&cfg, &created), RP_OK);
+    assert_int_equal(rp_rot_open(&cfg, &rot), RP_OK);
+    for (int k = 0; k < 3; k++) {
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            if (rp_rot_sign(rot, digest, sig, sizeof(sig), &sig_len) == RP_OK)
+                raise(SIGKILL);
+            _exit(1);
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        assert_int_equal(rp_rot_reclaim(rot), RP_OK);
+        /* the parent's own key is loaded again (a counter read released it) */
+        assert_int_equal(rp_rot_counter_read(rot, RP_ROT_COUNTER_BOOT, &boots), RP_OK);
+        assert_int_equal(rp_rot_sign(rot, digest, sig, sizeof(sig), &sig_len), RP_OK);
+    }
+    rp_rot_close(rot);
+    rm_dir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -343,6 +385,7 @@ int main(void)
         cmocka_unit_test(test_tpm2),
         cmocka_unit_test(test_tpm2_key_never_leaves),
         cmocka_unit_test(test_tpm2_fork_leaves_parent_key),
+        cmocka_unit_test(test_tpm2_reclaim_after_killed_children),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
