@@ -280,98 +280,125 @@ static void test_tpm2_key_never_leaves(void **state)
     rm_dir(dir);
 }
 
+/* A provisioned tpm2 root of trust in a fresh directory (dir: 64 bytes), opened. */
+static rp_rot_t *tpm2_fresh(char *dir)
+{
+    rp_rot_config_t cfg;
+    rp_rot_t *rot;
+    bool created;
+
+    fresh_dir(dir, 64);
+    cfg = config(RP_ROT_TPM2, dir);
+    assert_int_equal(rp_rot_provision(&cfg, &created), RP_OK);
+    assert_int_equal(rp_rot_open(&cfg, &rot), RP_OK);
+    return rot;
+}
+
+/* Run fn(rot) in a forked child (its exit status: fn's answer); OUT: the child's wait status. */
+static int in_child(rp_rot_t *rot, int (*fn)(rp_rot_t *))
+{
+    int status;
+    pid_t pid = fork();
+
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(fn(rot));
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+static const uint8_t child_digest[RP_SHA256_LEN] = {1};
+
+/* What an install child does with the root of trust: the gate's signatures, then it closes it. */
+static int child_sign_close(rp_rot_t *rot)
+{
+    uint8_t sig[80];
+    size_t len;
+    rp_err_t err = rp_rot_sign(rot, child_digest, sig, sizeof(sig), &len);
+
+    rp_rot_close(rot);
+    return err == RP_OK ? 0 : 1;
+}
+
+/* ...the counter binding's MAC and a security counter, without closing it. */
+static int child_mac_counter(rp_rot_t *rot)
+{
+    uint8_t mac[RP_SHA256_LEN];
+    uint32_t floor;
+
+    return rp_rot_mac(rot, "binding", 7, mac) == RP_OK &&
+                   rp_rot_seccnt_read(rot, 0, &floor) == RP_OK
+               ? 0
+               : 1;
+}
+
+/* ...killed (at the monitor's stop) with the key loaded. */
+static int child_sign_killed(rp_rot_t *rot)
+{
+    uint8_t sig[80];
+    size_t len;
+
+    if (rp_rot_sign(rot, child_digest, sig, sizeof(sig), &len) == RP_OK)
+        raise(SIGKILL);
+    return 1;
+}
+
 /*
  * A forked child (the monitor's install child) that uses the TPM leaves its parent's connection
- * and loaded key alone: the parent signs on afterwards. The child's MAC and counter read (what an
- * install does) go through a connection of its own; releasing its copy of the parent's would flush
- * the parent's key from the TPM, and the parent's next signature would fail.
+ * and loaded key alone: the parent signs on afterwards. The child's MAC and counter read go
+ * through a connection of its own; releasing its copy of the parent's flushed the parent's key
+ * from the TPM, and the parent's next signature failed. Children that sign load the key
+ * themselves and close the root of trust before they exit: a TPM without a resource manager, as
+ * swtpm, keeps what a process loaded after it, and the second child could not load the key
+ * (TPM_RC_OBJECT_MEMORY).
  */
 static void test_tpm2_fork_leaves_parent_key(void **state)
 {
     char dir[64];
-    uint8_t spki[RP_PUBKEY_DER_MAX], digest[RP_SHA256_LEN] = {1}, sig[80], mac[RP_SHA256_LEN];
+    uint8_t spki[RP_PUBKEY_DER_MAX], sig[80];
     size_t spki_len, sig_len;
-    rp_rot_config_t cfg;
-    rp_rot_t *rot;
-    bool created;
+    rp_rot_t *rot = tpm2_fresh(dir);
     int status;
-    pid_t pid;
 
     (void)state;
-    fresh_dir(dir, sizeof(dir));
-    cfg = config(RP_ROT_TPM2, dir);
-    assert_int_equal(rp_rot_provision(&cfg, &created), RP_OK);
-    assert_int_equal(rp_rot_open(&cfg, &rot), RP_OK);
     assert_int_equal(rp_rot_public_key(rot, spki, sizeof(spki), &spki_len), RP_OK);
-    assert_int_equal(rp_rot_sign(rot, digest, sig, sizeof(sig), &sig_len), RP_OK); /* key loaded */
-    /* Children that sign (the gate's signatures in an install child) load the key themselves,
-     * and close the root of trust before they exit (the monitor's install child does): a TPM
-     * without a resource manager, as swtpm, keeps what a process loaded after it, and a second
-     * child could not load the key (TPM_RC_OBJECT_MEMORY). */
+    assert_int_equal(rp_rot_sign(rot, child_digest, sig, sizeof(sig), &sig_len),
+                     RP_OK); /* loaded */
     for (int k = 0; k < 4; k++) {
-        pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-            rp_err_t err = rp_rot_sign(rot, digest, sig, sizeof(sig), &sig_len);
-            rp_rot_close(rot);
-            _exit(err == RP_OK ? 0 : 1);
-        }
-        assert_int_equal(waitpid(pid, &status, 0), pid);
+        status = in_child(rot, child_sign_close);
         assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     }
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        uint32_t floor;
-        _exit(rp_rot_mac(rot, "binding", 7, mac) == RP_OK &&
-                      rp_rot_seccnt_read(rot, 0, &floor) == RP_OK
-                  ? 0
-                  : 1);
-    }
-    assert_int_equal(waitpid(pid, &status, 0), pid);
+    status = in_child(rot, child_mac_counter);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    assert_int_equal(rp_rot_sign(rot, digest, sig, sizeof(sig), &sig_len), RP_OK);
-    assert_int_equal(rp_sig_verify(RP_SIG_ECDSA_P256, spki, spki_len, digest, sig, sig_len), RP_OK);
+    assert_int_equal(rp_rot_sign(rot, child_digest, sig, sizeof(sig), &sig_len), RP_OK);
+    assert_int_equal(rp_sig_verify(RP_SIG_ECDSA_P256, spki, spki_len, child_digest, sig, sig_len),
+                     RP_OK);
     rp_rot_close(rot);
     rm_dir(dir);
 }
 
 /*
- * Children killed with the key loaded (an install child killed at the monitor's stop) leave it in
- * a TPM without a resource manager (swtpm): two of them, and the parent could not load its key
- * again (TPM_RC_OBJECT_MEMORY), until rp_rot_reclaim() flushed what they left.
+ * Children killed with the key loaded leave it in a TPM without a resource manager (swtpm): with
+ * two, no key could be loaded again (TPM_RC_OBJECT_MEMORY), until rp_rot_reclaim() flushed what
+ * they left.
  */
 static void test_tpm2_reclaim_after_killed_children(void **state)
 {
     char dir[64];
-    uint8_t digest[RP_SHA256_LEN] = {2}, sig[80];
+    uint8_t sig[80];
     size_t sig_len;
     uint64_t boots;
-    rp_rot_config_t cfg;
-    rp_rot_t *rot;
-    bool created;
+    rp_rot_t *rot = tpm2_fresh(dir);
     int status;
-    pid_t pid;
 
     (void)state;
-    fresh_dir(dir, sizeof(dir));
-    cfg = config(RP_ROT_TPM2, dir);
-    assert_int_equal(rp_rot_provision(&cfg, &created), RP_OK);
-    assert_int_equal(rp_rot_open(&cfg, &rot), RP_OK);
     for (int k = 0; k < 3; k++) {
-        pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-            if (rp_rot_sign(rot, digest, sig, sizeof(sig), &sig_len) == RP_OK)
-                raise(SIGKILL);
-            _exit(1);
-        }
-        assert_int_equal(waitpid(pid, &status, 0), pid);
+        status = in_child(rot, child_sign_killed);
         assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
         assert_int_equal(rp_rot_reclaim(rot), RP_OK);
         /* the parent's own key is loaded again (a counter read released it) */
         assert_int_equal(rp_rot_counter_read(rot, RP_ROT_COUNTER_BOOT, &boots), RP_OK);
-        assert_int_equal(rp_rot_sign(rot, digest, sig, sizeof(sig), &sig_len), RP_OK);
+        assert_int_equal(rp_rot_sign(rot, child_digest, sig, sizeof(sig), &sig_len), RP_OK);
     }
     rp_rot_close(rot);
     rm_dir(dir);
