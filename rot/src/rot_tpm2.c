@@ -34,6 +34,9 @@
 #define NV_SECCNT_BASE 0x01525100u  /* + the security counter's index */
 #define MEASURE_PCR 23              /* "application support": not used by firmware or the OS */
 #define KEY_FILE_MAX 8192
+/* The transient objects' handles (TPM2_TRANSIENT_FIRST's macro shifts an int into its sign bit). */
+#define TRANSIENT_FIRST 0x80000000u
+#define TRANSIENT_LAST 0x80fffffeu
 
 struct tpm2 {
     char tcti[256]; /* empty: the TSS default (resource manager or device) */
@@ -545,14 +548,14 @@ static rp_err_t tpm2_reclaim(rp_rot_t *rot)
     if (err != RP_OK)
         return err;
     rc = Esys_GetCapability(esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_HANDLES,
-                            TPM2_TRANSIENT_FIRST, TPM2_MAX_CAP_HANDLES, &more, &cap);
+                            TRANSIENT_FIRST, TPM2_MAX_CAP_HANDLES, &more, &cap);
     if (rc != TSS2_RC_SUCCESS || cap == NULL || cap->capability != TPM2_CAP_HANDLES) {
         log_tss("cannot list the TPM's loaded objects", rc);
         err = RP_ERR_IO;
     }
     for (UINT32 i = 0; err == RP_OK && i < cap->data.handles.count; i++) {
         TPM2_HANDLE h = cap->data.handles.handle[i];
-        if (h < TPM2_TRANSIENT_FIRST || h > TPM2_TRANSIENT_LAST)
+        if (h < TRANSIENT_FIRST || h > TRANSIENT_LAST)
             continue;
         rc = Esys_TR_FromTPMPublic(esys, h, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &obj);
         if (rc == TSS2_RC_SUCCESS)
