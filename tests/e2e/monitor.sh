@@ -191,6 +191,7 @@ suite tpm2
 # flushed the monitor's key from the TPM (error 15 at the next SIGN_TLS13; with an app installed,
 # the monitor's app sync after the install reloaded the key and hid it).
 T=$d/tpm2-first SOCK=$d/tpm2-first/monitor.sock
+start_swtpm "$d/tpm-first" # a TPM of its own: the counters are the TPM's
 expect 0 "$AGENT" provision --state-dir "$T" --rot tpm2 --tcti "$TCTI" --image-key "$d/k.pub"
 start_monitor "$T" "$SOCK" "$d/tpm2-first.log"
 call 0 sign-tls13 client "$(xxd -p -c 64 "$d/hash")"
