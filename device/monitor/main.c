@@ -506,7 +506,12 @@ static void install_in_child(struct client *c, int fd)
         rp_monitor_serve(&m.agent, &m.req, fd, peer_uid(c), &m.reply, &slot);
         reply_to(c, slot);
         rp_apps_chans_spent_put(&m.chans); /* what it spent of the apps' rates is the parent's */
-        /* nothing of the parent's is closed or flushed: the root of trust stays its */
+        /* Nothing of the parent's is closed or flushed: the root of trust stays its (the child's
+         * TPM operations make a connection of their own, rot_tpm2.c, and leave the parent's and
+         * the key the parent has loaded alone). What the child loaded in the TPM itself (the
+         * identity key, for the gate's signatures) is flushed: a TPM without a resource manager
+         * (swtpm, /dev/tpm0) would keep it after the child, and a few installs would fill it. */
+        rp_rot_close(m.agent.rot);
         _exit(!m.reply.status && m.reply.u.install.state == RP_UPDATE_HANDED ? HANDED_EXIT : 0);
     }
     close(ch[0]);
@@ -614,11 +619,18 @@ static void handed_expire(time_t now)
  */
 static void install_died(int status, bool stopping)
 {
-    int unbootable = 0, lock = rp_monitor_slots_lock(m.agent.state_dir, false);
-    rp_err_t err =
-        lock >= 0 ? rp_components_recover_cut(&m.agent, &unbootable,
-                                              "its install stopped before the update was confirmed")
-                  : RP_ERR_EXISTS;
+    int unbootable = 0, lock;
+    rp_err_t err;
+
+    /* What it had loaded in the TPM (its key, a MAC key mid-way) is freed first: a TPM without a
+     * resource manager keeps it, and a few such deaths leave no room for any key. */
+    if (rp_rot_reclaim(m.agent.rot) != RP_OK)
+        rp_log_error("the TPM may still hold what the install child loaded (said above)");
+    lock = rp_monitor_slots_lock(m.agent.state_dir, false);
+    err = lock >= 0
+              ? rp_components_recover_cut(&m.agent, &unbootable,
+                                          "its install stopped before the update was confirmed")
+              : RP_ERR_EXISTS;
 
     if (lock >= 0)
         close(lock);

@@ -445,6 +445,13 @@ rp_err_t rp_rot_measurements(rp_rot_t *rot, uint8_t reg[RP_SHA256_LEN])
     return rot->ops->read_register(rot, reg);
 }
 
+rp_err_t rp_rot_reclaim(rp_rot_t *rot)
+{
+    if (rot == NULL)
+        return RP_ERR_INVALID_ARG;
+    return rot->ops->reclaim != NULL ? rot->ops->reclaim(rot) : RP_OK;
+}
+
 rp_err_t rp_rot_mac(rp_rot_t *rot, const void *data, size_t len, uint8_t mac[RP_SHA256_LEN])
 {
     if (rot == NULL || (data == NULL && len > 0) || mac == NULL || len > RP_ROT_MAC_DATA_MAX)

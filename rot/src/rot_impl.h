@@ -30,6 +30,8 @@ struct rot_ops {
     rp_err_t (*ensure_key)(rp_rot_t *rot);
     /* HMAC-SHA256 of data with a key that never leaves the root of trust. */
     rp_err_t (*mac)(rp_rot_t *rot, const uint8_t *data, size_t len, uint8_t mac[RP_SHA256_LEN]);
+    /* Free what a dead process left loaded (NULL: nothing can be left). */
+    rp_err_t (*reclaim)(rp_rot_t *rot);
     void (*close)(rp_rot_t *rot);
 };
 

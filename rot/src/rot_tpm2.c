@@ -8,11 +8,13 @@
  * A TPM reached without a resource manager (swtpm's socket, /dev/tpm0) serves one connection at a
  * time, so the provider's connection is released before an ESAPI operation and made again when the
  * key is next needed. The EVP_PKEY from rp_rot_pkey() is therefore only valid until the next
- * counter or measurement call.
+ * counter or measurement call. A connection is its process's: a forked child never uses nor
+ * releases the one it inherits (provider_drop_inherited), it makes its own.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -32,11 +34,15 @@
 #define NV_SECCNT_BASE 0x01525100u  /* + the security counter's index */
 #define MEASURE_PCR 23              /* "application support": not used by firmware or the OS */
 #define KEY_FILE_MAX 8192
+/* The transient objects' handles (TPM2_TRANSIENT_FIRST's macro shifts an int into its sign bit). */
+#define TRANSIENT_FIRST 0x80000000u
+#define TRANSIENT_LAST 0x80fffffeu
 
 struct tpm2 {
     char tcti[256]; /* empty: the TSS default (resource manager or device) */
     OSSL_PROVIDER *tpm2_provider;
     OSSL_PROVIDER *default_provider;
+    pid_t owner; /* the process whose TPM connection the provider holds */
 };
 
 static void log_tss(const char *what, TSS2_RC rc)
@@ -67,7 +73,28 @@ static rp_err_t provider_load(rp_rot_t *rot)
         return RP_ERR_IO;
     }
     rot->propq = "?provider=tpm2";
+    t->owner = getpid();
     return RP_OK;
+}
+
+/*
+ * A forked child (the monitor's install child) holds a copy of its parent's provider: the
+ * parent's TPM connection and the key the parent has loaded in the TPM. Releasing that copy would
+ * flush the parent's key from the TPM (its next signature then fails) and, over a connection that
+ * stays open (/dev/tpmrm0), write on the parent's connection, where a child killed mid-command
+ * leaves a reply for the parent to read. The child drops its copy unused, without a word to the
+ * TPM (what it holds is memory only, and ends with it), and makes its own connection when it
+ * needs one.
+ */
+static void provider_drop_inherited(rp_rot_t *rot)
+{
+    struct tpm2 *t = rot->impl;
+
+    if (t == NULL || rot->libctx == NULL || t->owner == getpid())
+        return;
+    rot->pkey = NULL;
+    rot->libctx = NULL;
+    t->tpm2_provider = t->default_provider = NULL;
 }
 
 /* Drop the key and the provider, which closes the provider's TPM connection. */
@@ -75,6 +102,7 @@ static void provider_release(rp_rot_t *rot)
 {
     struct tpm2 *t = rot->impl;
 
+    provider_drop_inherited(rot);
     EVP_PKEY_free(rot->pkey);
     rot->pkey = NULL;
     if (t != NULL) {
@@ -96,6 +124,7 @@ static rp_err_t load_key(rp_rot_t *rot)
     BIO *bio;
     rp_err_t err;
 
+    provider_drop_inherited(rot);
     if (rot->pkey != NULL)
         return RP_OK;
     err = provider_load(rot);
@@ -506,6 +535,41 @@ static rp_err_t tpm2_mac(rp_rot_t *rot, const uint8_t *data, size_t len, uint8_t
     return err;
 }
 
+static rp_err_t tpm2_reclaim(rp_rot_t *rot)
+{
+    TPMS_CAPABILITY_DATA *cap = NULL;
+    TSS2_TCTI_CONTEXT *tcti;
+    ESYS_CONTEXT *esys;
+    TPMI_YES_NO more; /* (a TPM holds a handful of objects: all in one answer) */
+    ESYS_TR obj;
+    TSS2_RC rc;
+    rp_err_t err = esys_open(rot, &esys, &tcti); /* (flushes this process's own key first) */
+
+    if (err != RP_OK)
+        return err;
+    rc = Esys_GetCapability(esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_HANDLES,
+                            TRANSIENT_FIRST, TPM2_MAX_CAP_HANDLES, &more, &cap);
+    if (rc != TSS2_RC_SUCCESS || cap == NULL || cap->capability != TPM2_CAP_HANDLES) {
+        log_tss("cannot list the TPM's loaded objects", rc);
+        err = RP_ERR_IO;
+    }
+    for (UINT32 i = 0; err == RP_OK && i < cap->data.handles.count; i++) {
+        TPM2_HANDLE h = cap->data.handles.handle[i];
+        if (h < TRANSIENT_FIRST || h > TRANSIENT_LAST)
+            continue;
+        rc = Esys_TR_FromTPMPublic(esys, h, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &obj);
+        if (rc == TSS2_RC_SUCCESS)
+            rc = Esys_FlushContext(esys, obj);
+        if (rc != TSS2_RC_SUCCESS) {
+            log_tss("cannot flush an object a dead process left in the TPM", rc);
+            err = RP_ERR_IO;
+        }
+    }
+    Esys_Free(cap);
+    esys_close(&esys, &tcti);
+    return err;
+}
+
 static void tpm2_close(rp_rot_t *rot)
 {
     provider_release(rot);
@@ -524,5 +588,6 @@ const struct rot_ops rp_rot_tpm2_ops = {
     .read_register = tpm2_read_register,
     .ensure_key = tpm2_ensure_key,
     .mac = tpm2_mac,
+    .reclaim = tpm2_reclaim,
     .close = tpm2_close,
 };

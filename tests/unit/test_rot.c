@@ -4,6 +4,7 @@
  * measurements chain as a PCR does. The tpm2 backend runs against a real swtpm started by the test.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -278,6 +280,130 @@ static void test_tpm2_key_never_leaves(void **state)
     rm_dir(dir);
 }
 
+/* A provisioned tpm2 root of trust in a fresh directory (dir: 64 bytes), opened. */
+static rp_rot_t *tpm2_fresh(char *dir)
+{
+    rp_rot_config_t cfg;
+    rp_rot_t *rot;
+    bool created;
+
+    fresh_dir(dir, 64);
+    cfg = config(RP_ROT_TPM2, dir);
+    assert_int_equal(rp_rot_provision(&cfg, &created), RP_OK);
+    assert_int_equal(rp_rot_open(&cfg, &rot), RP_OK);
+    return rot;
+}
+
+/* Run fn(rot) in a forked child (its exit status: fn's answer); OUT: the child's wait status. */
+static int in_child(rp_rot_t *rot, int (*fn)(rp_rot_t *))
+{
+    int status;
+    pid_t pid = fork();
+
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(fn(rot));
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+static const uint8_t child_digest[RP_SHA256_LEN] = {1};
+
+/* What an install child does with the root of trust: the gate's signatures, then it closes it. */
+static int child_sign_close(rp_rot_t *rot)
+{
+    uint8_t sig[80];
+    size_t len;
+    rp_err_t err = rp_rot_sign(rot, child_digest, sig, sizeof(sig), &len);
+
+    rp_rot_close(rot);
+    return err == RP_OK ? 0 : 1;
+}
+
+/* ...the counter binding's MAC and a security counter, without closing it. */
+static int child_mac_counter(rp_rot_t *rot)
+{
+    uint8_t mac[RP_SHA256_LEN];
+    uint32_t floor;
+
+    return rp_rot_mac(rot, "binding", 7, mac) == RP_OK &&
+                   rp_rot_seccnt_read(rot, 0, &floor) == RP_OK
+               ? 0
+               : 1;
+}
+
+/* ...killed (at the monitor's stop) with the key loaded. */
+static int child_sign_killed(rp_rot_t *rot)
+{
+    uint8_t sig[80];
+    size_t len;
+
+    if (rp_rot_sign(rot, child_digest, sig, sizeof(sig), &len) == RP_OK)
+        raise(SIGKILL);
+    return 1;
+}
+
+/*
+ * A forked child (the monitor's install child) that uses the TPM leaves its parent's connection
+ * and loaded key alone: the parent signs on afterwards. The child's MAC and counter read go
+ * through a connection of its own; releasing its copy of the parent's flushed the parent's key
+ * from the TPM, and the parent's next signature failed. Children that sign load the key
+ * themselves and close the root of trust before they exit: a TPM without a resource manager, as
+ * swtpm, keeps what a process loaded after it, and the second child could not load the key
+ * (TPM_RC_OBJECT_MEMORY).
+ */
+static void test_tpm2_fork_leaves_parent_key(void **state)
+{
+    char dir[64];
+    uint8_t spki[RP_PUBKEY_DER_MAX], sig[80];
+    size_t spki_len, sig_len;
+    rp_rot_t *rot = tpm2_fresh(dir);
+    int status;
+
+    (void)state;
+    assert_int_equal(rp_rot_public_key(rot, spki, sizeof(spki), &spki_len), RP_OK);
+    assert_int_equal(rp_rot_sign(rot, child_digest, sig, sizeof(sig), &sig_len),
+                     RP_OK); /* loaded */
+    for (int k = 0; k < 4; k++) {
+        status = in_child(rot, child_sign_close);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    status = in_child(rot, child_mac_counter);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(rp_rot_sign(rot, child_digest, sig, sizeof(sig), &sig_len), RP_OK);
+    assert_int_equal(rp_sig_verify(RP_SIG_ECDSA_P256, spki, spki_len, child_digest, sig, sig_len),
+                     RP_OK);
+    rp_rot_close(rot);
+    rm_dir(dir);
+}
+
+/*
+ * Children killed with the key loaded leave it in a TPM without a resource manager (swtpm): with
+ * two, no key could be loaded again (TPM_RC_OBJECT_MEMORY), until rp_rot_reclaim() flushed what
+ * they left.
+ */
+static void test_tpm2_reclaim_after_killed_children(void **state)
+{
+    char dir[64];
+    uint8_t sig[80];
+    size_t sig_len;
+    uint64_t boots;
+    rp_rot_t *rot = tpm2_fresh(dir);
+    int status;
+
+    (void)state;
+    for (int k = 0; k < 3; k++) {
+        status = in_child(rot, child_sign_killed);
+        assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        assert_int_equal(rp_rot_reclaim(rot), RP_OK);
+        /* the parent's own key is loaded again (a counter read released it) */
+        assert_int_equal(rp_rot_counter_read(rot, RP_ROT_COUNTER_BOOT, &boots), RP_OK);
+        assert_int_equal(rp_rot_sign(rot, child_digest, sig, sizeof(sig), &sig_len), RP_OK);
+    }
+    rp_rot_close(rot);
+    rm_dir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -285,6 +411,8 @@ int main(void)
         cmocka_unit_test(test_soft_boot_resets_register),
         cmocka_unit_test(test_tpm2),
         cmocka_unit_test(test_tpm2_key_never_leaves),
+        cmocka_unit_test(test_tpm2_fork_leaves_parent_key),
+        cmocka_unit_test(test_tpm2_reclaim_after_killed_children),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -130,6 +130,16 @@ rp_err_t rp_rot_measurements(rp_rot_t *rot, uint8_t reg[RP_SHA256_LEN]) RP_MUST_
 rp_err_t rp_rot_mac(rp_rot_t *rot, const void *data, size_t len,
                     uint8_t mac[RP_SHA256_LEN]) RP_MUST_CHECK;
 
+/*
+ * A process that used the root of trust died mid-way (the monitor's install child, killed): free
+ * what it left loaded. tpm2: every transient object the TPM holds is flushed (what this process
+ * had loaded itself too: loaded again when next needed). A TPM behind a resource manager
+ * (/dev/tpmrm0) held the dead process's objects in its own space, freed as it died, and shows none
+ * of them here; a TPM without one (swtpm, /dev/tpm0) keeps them for good and, with three or so,
+ * can load no key. Only for the TPM's one user (the monitor). soft: nothing to do.
+ */
+rp_err_t rp_rot_reclaim(rp_rot_t *rot) RP_MUST_CHECK;
+
 /* The device ID of a DER SubjectPublicKeyInfo. */
 rp_err_t rp_device_id_of_spki(const uint8_t *spki, size_t len,
                               char id[RP_DEVICE_ID_SIZE]) RP_MUST_CHECK;
