@@ -11,7 +11,7 @@
  * was made for this device, the time that it is still fresh. That it is used once is the store's
  * part: a nonce is spent in the transaction that records the attestation it led to, and the spent
  * ones are kept until they expire. The epoch is the database's nonce epoch when it was issued
- * (as the issuing replica last read it: rp_recorder_nonce_epoch); the spending transaction
+ * (read as each nonce is issued: attest.c); the spending transaction
  * refuses a nonce of another epoch than the database's, so `rampart-server nonces
  * reset-watermark`, which raises the epoch as it lowers the purge watermark, kills every nonce
  * issued before it (store.h: rp_store_nonces_watermark_reset). The tags are those of this format

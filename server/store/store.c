@@ -1266,12 +1266,11 @@ rp_err_t rp_store_clock(rp_store_t *s, int64_t *now)
 /* Spend a nonce inside the verdict's transaction. OUT: *as, RP_RECORDED_AS_GIVEN when it is
  * spent now for the first time; RP_RECORDED_AS_STALE when it is of another nonce epoch than the
  * database's (issued before a watermark reset: it is not spent); RP_RECORDED_AS_REPLAY when it was
- * spent already or may have been (it expired before the purge watermark: its row may be gone);
- * w->epoch_now, the database's nonce epoch. */
-static rp_err_t spend_nonce(rp_store_t *s, rp_attestation_write_t *w, rp_recorded_as_t *as)
+ * spent already or may have been (it expired before the purge watermark: its row may be gone). */
+static rp_err_t spend_nonce(rp_store_t *s, const rp_attestation_write_t *w, rp_recorded_as_t *as)
 {
     sq_st_t *st = sq_stmt(s, SQL_NONCE_GUARD);
-    int64_t below = 0;
+    int64_t below = 0, epoch = 0;
     bool row = false;
     int spent = 0, rc;
     rp_err_t err;
@@ -1285,7 +1284,7 @@ static rp_err_t spend_nonce(rp_store_t *s, rp_attestation_write_t *w, rp_recorde
     if (rc == DB_ROW) {
         row = true;
         below = db_column_int64(st, 0);
-        w->epoch_now = db_column_int64(st, 1);
+        epoch = db_column_int64(st, 1);
         rc = db_step(st);
     }
     db_reset(st);
@@ -1293,7 +1292,7 @@ static rp_err_t spend_nonce(rp_store_t *s, rp_attestation_write_t *w, rp_recorde
         return sq_error(s, "the nonces' purge watermark");
     if (!row) /* (migration 27 wrote the row: without it, nothing is known) */
         return RP_OK;
-    if (w->epoch_now != (int64_t)w->nonce_epoch) {
+    if (epoch != (int64_t)w->nonce_epoch) {
         *as = RP_RECORDED_AS_STALE;
         return RP_OK;
     }
@@ -1411,9 +1410,9 @@ static rp_err_t record_one(rp_store_t *s, rp_attestation_write_t *w, bool *grew)
     /* A nonce spent already leaves this insert undone (nothing inserted: the transaction goes
      * on), and one that expired before the purge watermark may have been spent and purged: both
      * are refused as spent, whatever any replica's clock says; one of another nonce epoch was
-     * issued before the watermark was last reset (or by a replica that had not read the new
-     * epoch yet) and is refused too. Whoever replays the device's evidence shows nothing new about
-     * the device: the replay is counted for its source, not in the device's history. */
+     * issued before the watermark was last reset (or by a database restored since) and is refused
+     * too. Whoever replays the device's evidence shows nothing new about the device: the replay is
+     * counted for its source, not in the device's history. */
     if (w->nonce != NULL) {
         rp_recorded_as_t as = RP_RECORDED_AS_REPLAY;
         err = spend_nonce(s, w, &as);
