@@ -39,7 +39,8 @@
 static bool nonce_epoch(rp_req_t *r, uint32_t *epoch)
 {
     static atomic_llong logged_at; /* when an unusable epoch was last logged */
-    int64_t stored = 0, now = (int64_t)time(NULL), last;
+    int64_t stored = 0;
+    long long now = (long long)time(NULL), last;
     rp_err_t err = rp_store_nonces_epoch(r->w->store, &stored);
 
     if (err != RP_OK) {

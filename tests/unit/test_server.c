@@ -553,8 +553,7 @@ static void store_nonce_purge_ahead_keeps_live(void **state)
     /* The purge keeps it (it only rises); the reset lowers it to the database's clock + 1 */
     assert_int_equal(rp_store_nonces_purge(db->s, now - RP_NONCE_PURGE_MARGIN, &wm), RP_OK);
     assert_int_equal(wm, now + 86400);
-    assert_int_equal(rp_store_nonces_watermark_reset(fwd, &was, &below, &epoch_was, &epoch),
-                     RP_OK);
+    assert_int_equal(rp_store_nonces_watermark_reset(fwd, &was, &below, &epoch_was, &epoch), RP_OK);
     assert_int_equal(was, now + 86400);
     assert_true(below > now && below <= (int64_t)time(NULL) + 1);
     assert_int_equal(epoch_was, 0);
