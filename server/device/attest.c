@@ -47,7 +47,7 @@ static bool nonce_epoch(rp_req_t *r, uint32_t *epoch)
         rp_reply_failure(r, err, "cannot read the nonce epoch");
         return false;
     }
-    if (stored >= 0 && stored <= RP_NONCE_EPOCH_MAX) {
+    if (rp_nonce_epoch_fits(stored)) {
         *epoch = (uint32_t)stored;
         return true;
     }

@@ -20,6 +20,7 @@
 #ifndef RAMPART_NONCE_H
 #define RAMPART_NONCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,14 @@
 #define RP_NONCE_SIZE 32              /* bytes; the hex form is twice that */
 #define RP_NONCE_KEY_LEN 32           /* HMAC-SHA256 key */
 #define RP_NONCE_EPOCH_MAX UINT32_MAX /* the epoch's 4 bytes */
+
+/* Whether a nonce epoch as stored (a database's: 8 bytes) fits a nonce's 4. Only a restore or a
+ * hand edit makes one that does not: no nonce is issued in it (attest.c), and `nonces
+ * reset-watermark` sets it right (store.c). */
+static inline bool rp_nonce_epoch_fits(int64_t epoch)
+{
+    return epoch >= 0 && epoch <= (int64_t)RP_NONCE_EPOCH_MAX;
+}
 
 /* Seconds a nonce's expiry may lie beyond now + the nonce lifetime and still be taken: a replica
  * whose clock runs up to this far ahead (the skew a device certificate's back-date absorbs, 5

@@ -1232,17 +1232,15 @@ rp_err_t rp_store_nonces_watermark(rp_store_t *s, int64_t *below, int64_t *ahead
  * would not fit a nonce (the epoch at its largest, or a clock past 2106). */
 static bool nonce_epoch_next(int64_t epoch, int64_t db_now, int64_t *next)
 {
-    bool usable = epoch >= 0 && epoch <= RP_NONCE_EPOCH_MAX;
-
-    *next = usable && epoch + 1 > db_now ? epoch + 1 : db_now;
-    return *next >= 0 && *next <= RP_NONCE_EPOCH_MAX;
+    *next = rp_nonce_epoch_fits(epoch) && epoch + 1 > db_now ? epoch + 1 : db_now;
+    return rp_nonce_epoch_fits(*next);
 }
 
 rp_err_t rp_store_nonces_watermark_reset(rp_store_t *s, int64_t *was, int64_t *below,
                                          int64_t *epoch_was, int64_t *epoch)
 {
     int64_t db_now = 0;
-    bool ahead, usable;
+    bool ahead, fits;
     sq_st_t *st;
     rp_err_t err = sq_begin(s);
 
@@ -1260,8 +1258,8 @@ rp_err_t rp_store_nonces_watermark_reset(rp_store_t *s, int64_t *was, int64_t *b
     *below = *was;
     *epoch = *epoch_was;
     ahead = *was > db_now + 1;
-    usable = *epoch_was >= 0 && *epoch_was <= RP_NONCE_EPOCH_MAX;
-    if (!ahead && usable) /* nothing to do: run twice, the second changes nothing */
+    fits = rp_nonce_epoch_fits(*epoch_was);
+    if (!ahead && fits) /* nothing to do: run twice, the second changes nothing */
         return sq_end(s, RP_OK);
     if (!nonce_epoch_next(*epoch_was, db_now, epoch)) {
         rp_log_error("the nonce epoch cannot go past %lld (it is %lld, the database's clock %lld):"
@@ -1270,7 +1268,7 @@ rp_err_t rp_store_nonces_watermark_reset(rp_store_t *s, int64_t *was, int64_t *b
         *epoch = *epoch_was;
         return sq_end(s, RP_ERR_UNSUPPORTED);
     }
-    if (!usable)
+    if (!fits)
         rp_log_warn("the nonce epoch was %lld, beyond a nonce's 4 bytes (a restore or a hand "
                     "edit): it is now the database's clock, %lld",
                     (long long)*epoch_was, (long long)*epoch);
