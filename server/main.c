@@ -144,8 +144,10 @@ static const char usage[] =
     "for the --data-dir and --database given (or the config file's), when a clock that ran\n"
     "ahead left it in the future (every nonce-flow attestation refused as nonce_replayed; the\n"
     "log says so); once every replica's clock is right (replicas may run). It raises the nonce\n"
-    "epoch with it: every nonce issued before is refused after it (nonce_unknown; devices ask\n"
-    "again), so none whose spent record was purged passes twice (docs/operations.md \"Clocks\").\n"
+    "epoch with it (to the database's clock at least): every nonce issued before is refused\n"
+    "after it (nonce_unknown; devices ask again), so none whose spent record was purged passes\n"
+    "twice; and it sets right an epoch out of range (the log says so: no nonce is issued)\n"
+    "(docs/operations.md \"Clocks\").\n"
     "\n"
     "On first start it writes DIR/server-ca.pem (the certificate clients trust) and\n"
     "DIR/admin.token (a bootstrap system token, 0600). No other system token is ever made but\n"
@@ -273,26 +275,31 @@ static rp_err_t reset_watermark(rp_store_t *store, void *ctx)
 {
     int64_t *v = ctx;
 
-    return rp_store_nonces_watermark_reset(store, &v[0], &v[1], &v[2]);
+    return rp_store_nonces_watermark_reset(store, &v[0], &v[1], &v[2], &v[3]);
 }
 
 /* rampart-server nonces reset-watermark (rp_store_nonces_watermark_reset). */
 static int nonces_reset_watermark(const rp_server_t *srv)
 {
-    int64_t v[3] = {0, 0, 0}; /* the watermark before, after; the nonce epoch after */
+    int64_t v[4] = {0, 0, 0, 0}; /* the watermark before, after; the nonce epoch before, after */
 
     if (store_command(srv, "nonces reset-watermark", reset_watermark, v) != RP_OK)
         return 1;
-    if (v[0] == v[1])
-        rp_log_info("nonces reset-watermark: the watermark (%lld) is not ahead of the database's "
-                    "clock: nothing changed",
-                    (long long)v[1]);
-    else
+    if (v[0] != v[1])
         rp_log_info("nonces reset-watermark: the watermark was %llds ahead of the database's "
                     "clock (%lld), now %lld; nonce epoch %lld: every nonce issued before is "
                     "refused (nonce_unknown)",
                     (long long)(v[0] - v[1] + 1), (long long)v[0], (long long)v[1],
-                    (long long)v[2]);
+                    (long long)v[3]);
+    else if (v[2] != v[3])
+        rp_log_info("nonces reset-watermark: the watermark (%lld) is not ahead of the database's "
+                    "clock; the nonce epoch, %lld, out of range, is now %lld: nonces are issued "
+                    "again",
+                    (long long)v[1], (long long)v[2], (long long)v[3]);
+    else
+        rp_log_info("nonces reset-watermark: the watermark (%lld) is not ahead of the database's "
+                    "clock: nothing changed",
+                    (long long)v[1]);
     return 0;
 }
 

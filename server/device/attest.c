@@ -26,6 +26,43 @@
 #include "routes.h"
 #include "threat.h"
 
+#define EPOCH_LOG_EVERY 60 /* seconds between two log lines of an unusable nonce epoch */
+
+/*
+ * The nonce epoch to issue a nonce in: the database's, read now on the worker's own connection (a
+ * one-row read), so that every replica issues nonces of the new epoch from the moment `nonces
+ * reset-watermark` commits, whether it spends nonces or not. false: a refusal was sent (the
+ * database out of reach: 503, or another failure: 500; or an epoch no nonce can carry, which
+ * only a restore or a hand edit makes: 503, and the log says how to end it, at most every
+ * EPOCH_LOG_EVERY seconds). Fails closed: no nonce is issued in an epoch not read.
+ */
+static bool nonce_epoch(rp_req_t *r, uint32_t *epoch)
+{
+    static atomic_llong logged_at; /* when an unusable epoch was last logged */
+    int64_t stored = 0;
+    long long now = (long long)time(NULL), last;
+    rp_err_t err = rp_store_nonces_epoch(r->w->store, &stored);
+
+    if (err != RP_OK) {
+        rp_reply_failure(r, err, "cannot read the nonce epoch");
+        return false;
+    }
+    if (rp_nonce_epoch_fits(stored)) {
+        *epoch = (uint32_t)stored;
+        return true;
+    }
+    last = atomic_load(&logged_at);
+    if (now - last >= EPOCH_LOG_EVERY && atomic_compare_exchange_strong(&logged_at, &last, now))
+        rp_log_error("the nonce epoch in the database is %lld, beyond a nonce's 4 bytes (a restore "
+                     "or a hand edit): no nonce is issued (503) until `rampart-server nonces "
+                     "reset-watermark` sets it right (docs/operations.md \"Clocks\")",
+                     (long long)stored);
+    rp_reply_error(r, 503, "unavailable",
+                   "nonces cannot be issued now: the service's nonce epoch is out of range (its "
+                   "log says why)");
+    return false;
+}
+
 void rp_attest_nonce(rp_req_t *r)
 {
     uint8_t nonce[RP_NONCE_SIZE], device[RP_SHA256_LEN];
@@ -33,7 +70,7 @@ void rp_attest_nonce(rp_req_t *r)
     json_t *body = rp_req_json(r);
     const char *device_id;
     int lifetime = r->w->srv->nonce_lifetime;
-    int64_t epoch = rp_recorder_nonce_epoch(r->w->srv->recorder);
+    uint32_t epoch = 0;
 
     if (body == NULL)
         return;
@@ -45,11 +82,11 @@ void rp_attest_nonce(rp_req_t *r)
         return;
     }
     json_decref(body);
-    /* Nothing is stored: the nonce carries its own proof (nonce.h), and the nonce epoch as this
-     * replica last read it (an epoch beyond a nonce's 4 bytes is never issued: refused). */
-    if (epoch < 0 || epoch > RP_NONCE_EPOCH_MAX ||
-        rp_nonce_issue(r->w->srv->nonce_key, device, (uint32_t)epoch,
-                       (int64_t)time(NULL) + lifetime, nonce) != RP_OK ||
+    if (!nonce_epoch(r, &epoch))
+        return;
+    /* Nothing is stored: the nonce carries its own proof (nonce.h). */
+    if (rp_nonce_issue(r->w->srv->nonce_key, device, epoch, (int64_t)time(NULL) + lifetime,
+                       nonce) != RP_OK ||
         rp_hex_encode(nonce, sizeof(nonce), hex, sizeof(hex)) != RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot issue a nonce");
         return;

@@ -11,7 +11,7 @@
  * was made for this device, the time that it is still fresh. That it is used once is the store's
  * part: a nonce is spent in the transaction that records the attestation it led to, and the spent
  * ones are kept until they expire. The epoch is the database's nonce epoch when it was issued
- * (as the issuing replica last read it: rp_recorder_nonce_epoch); the spending transaction
+ * (read as each nonce is issued: attest.c); the spending transaction
  * refuses a nonce of another epoch than the database's, so `rampart-server nonces
  * reset-watermark`, which raises the epoch as it lowers the purge watermark, kills every nonce
  * issued before it (store.h: rp_store_nonces_watermark_reset). The tags are those of this format
@@ -20,6 +20,7 @@
 #ifndef RAMPART_NONCE_H
 #define RAMPART_NONCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,14 @@
 #define RP_NONCE_SIZE 32              /* bytes; the hex form is twice that */
 #define RP_NONCE_KEY_LEN 32           /* HMAC-SHA256 key */
 #define RP_NONCE_EPOCH_MAX UINT32_MAX /* the epoch's 4 bytes */
+
+/* Whether a nonce epoch as stored (a database's: 8 bytes) fits a nonce's 4. Only a restore or a
+ * hand edit makes one that does not: no nonce is issued in it (attest.c), and `nonces
+ * reset-watermark` sets it right (store.c). */
+static inline bool rp_nonce_epoch_fits(int64_t epoch)
+{
+    return epoch >= 0 && epoch <= (int64_t)RP_NONCE_EPOCH_MAX;
+}
 
 /* Seconds a nonce's expiry may lie beyond now + the nonce lifetime and still be taken: a replica
  * whose clock runs up to this far ahead (the skew a device certificate's back-date absorbs, 5

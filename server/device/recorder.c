@@ -39,20 +39,7 @@ struct rp_recorder {
     atomic_int fail_commits; /* tests: rounds whose commit is made to fail */
     rp_attestation_write_t batch[RP_RECORDER_BATCH_MAX];
     int64_t purged_at;
-    /* The database's nonce epoch as last read (at start, at each purge, and in each round that
-     * spent a nonce): what this replica's nonces are issued in (rp_recorder_nonce_epoch). */
-    atomic_llong nonce_epoch;
 };
-
-/* Read the nonce epoch again (after a purge: once a minute), so that a replica that spends no
- * nonce still issues them in the epoch of the last `nonces reset-watermark` within a minute. */
-static void epoch_read(rp_recorder_t *rec)
-{
-    int64_t epoch = 0;
-
-    if (rp_store_nonces_epoch(rec->store, &epoch) == RP_OK)
-        atomic_store(&rec->nonce_epoch, epoch);
-}
 
 /*
  * Say so when this replica's clock and the database's differ by more than CLOCK_SLACK, and, loudly,
@@ -134,7 +121,6 @@ static void write_batch(rp_recorder_t *rec, rp_record_job_t *jobs, size_t n)
             rp_log_warn("cannot purge spent nonces (will retry)");
         else
             clock_check(rec, now);
-        epoch_read(rec);
         rec->purged_at = now;
     }
     err = rp_store_group_begin(rec->store);
@@ -166,11 +152,6 @@ static void write_batch(rp_recorder_t *rec, rp_record_job_t *jobs, size_t n)
     }
     if (err != RP_OK)
         rp_log_error("cannot commit %zu write(s): %s (none is acknowledged)", n, rp_strerror(err));
-    /* The epoch the round's spending read (a nonce refused as of another epoch is issued again in
-     * this one at the device's next try). */
-    for (size_t k = 0; err == RP_OK && aerr == RP_OK && k < i; k++)
-        if (rec->batch[k].nonce != NULL && !rec->batch[k].unproven) /* (read: spend_nonce) */
-            atomic_store(&rec->nonce_epoch, rec->batch[k].epoch_now);
     atomic_fetch_add(&rec->rounds, 1);
     atomic_fetch_add(&rec->jobs, n);
     i = 0;
@@ -224,7 +205,6 @@ static void *recorder_main(void *arg)
 rp_err_t rp_recorder_start(const rp_server_t *srv, rp_recorder_t **out)
 {
     rp_recorder_t *rec = calloc(1, sizeof(*rec));
-    int64_t epoch = 0;
     rp_err_t err;
 
     *out = NULL;
@@ -238,11 +218,7 @@ rp_err_t rp_recorder_start(const rp_server_t *srv, rp_recorder_t **out)
         return err;
     }
     clock_check(rec, (int64_t)time(NULL));
-    err = rp_store_nonces_epoch(rec->store, &epoch);
-    atomic_init(&rec->nonce_epoch, epoch);
-    if (err != RP_OK) {
-        rp_log_error("cannot read the nonce epoch: %s", rp_strerror(err));
-    } else if (pthread_mutex_init(&rec->lock, NULL) != 0) {
+    if (pthread_mutex_init(&rec->lock, NULL) != 0) {
         err = RP_ERR_NO_MEMORY;
     } else if (pthread_cond_init(&rec->wake, NULL) != 0) {
         pthread_mutex_destroy(&rec->lock);
@@ -259,11 +235,6 @@ rp_err_t rp_recorder_start(const rp_server_t *srv, rp_recorder_t **out)
     }
     *out = rec;
     return RP_OK;
-}
-
-int64_t rp_recorder_nonce_epoch(rp_recorder_t *rec)
-{
-    return atomic_load(&rec->nonce_epoch);
 }
 
 bool rp_recorder_submit(rp_recorder_t *rec, rp_record_job_t *job)

@@ -46,9 +46,6 @@ struct rp_record_job {
 #define RP_RECORDER_QUEUE_BYTES (64u * 1024 * 1024) /* jobs' bytes waiting; beyond, 503 */
 
 rp_err_t rp_recorder_start(const rp_server_t *srv, rp_recorder_t **rec) RP_MUST_CHECK;
-/* The database's nonce epoch as this replica last read it (at most a minute old, or the last
- * round's that spent a nonce): the one its nonces are issued in (nonce.h). */
-int64_t rp_recorder_nonce_epoch(rp_recorder_t *rec);
 /* Queue a job; false (nothing queued) when RP_RECORDER_QUEUE_MAX are waiting already. */
 bool rp_recorder_submit(rp_recorder_t *rec, rp_record_job_t *job);
 /* Write everything submitted, hand it back to the workers, and stop. */

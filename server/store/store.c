@@ -15,6 +15,7 @@
 #include <openssl/rand.h>
 
 #include "names.h"
+#include "nonce.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
 #include "rampart/text.h"
@@ -1142,12 +1143,10 @@ static const char SQL_NONCE_PURGE[] = "DELETE FROM spent_nonces WHERE expires <=
  * is refused as spent). It only rises, but for rp_store_nonces_watermark_reset(). */
 static const char SQL_NONCE_WATERMARK_RAISE[] =
     "UPDATE spent_nonces_purged SET below = greatest(below, ?)";
-/* The reset (rp_store_nonces_watermark_reset): the watermark lowered and the nonce epoch raised
- * (migration 30) in one statement, or neither. The epoch is 4 bytes in a nonce (nonce.h): at its
- * largest, nothing changes (and the reset says so) rather than wrap to an epoch used before. */
+/* The reset (rp_store_nonces_watermark_reset): the watermark lowered and the nonce epoch set
+ * (migration 30) in one statement, or neither. */
 static const char SQL_NONCE_WATERMARK_LOWER[] =
-    "UPDATE spent_nonces_purged SET below = ?1, epoch = epoch + 1"
-    " WHERE below > ?1 AND epoch < 4294967295";
+    "UPDATE spent_nonces_purged SET below = least(below, ?1), epoch = ?2";
 static const char SQL_NONCE_WATERMARK[] = "SELECT below FROM spent_nonces_purged";
 static const char SQL_NONCE_EPOCH[] = "SELECT epoch FROM spent_nonces_purged";
 /* What a nonce is checked against as it is spent: the watermark and the epoch, in one read. */
@@ -1226,30 +1225,60 @@ rp_err_t rp_store_nonces_watermark(rp_store_t *s, int64_t *below, int64_t *ahead
     return err;
 }
 
+/* The nonce epoch a reset sets, from the one before and the database's clock: one above it, and
+ * never below the clock, so that it keeps rising across a restore of an older backup (which takes
+ * the epoch back: the clock does not go back with it), and an epoch beyond a nonce's 4 bytes
+ * (only a restore or a hand edit makes one) is put back at the clock. OUT: *next; false when it
+ * would not fit a nonce (the epoch at its largest, or a clock past 2106). */
+static bool nonce_epoch_next(int64_t epoch, int64_t db_now, int64_t *next)
+{
+    *next = rp_nonce_epoch_fits(epoch) && epoch + 1 > db_now ? epoch + 1 : db_now;
+    return rp_nonce_epoch_fits(*next);
+}
+
 rp_err_t rp_store_nonces_watermark_reset(rp_store_t *s, int64_t *was, int64_t *below,
-                                         int64_t *epoch)
+                                         int64_t *epoch_was, int64_t *epoch)
 {
     int64_t db_now = 0;
+    bool ahead, fits;
+    sq_st_t *st;
     rp_err_t err = sq_begin(s);
 
-    *was = *below = *epoch = 0;
+    *was = *below = *epoch_was = *epoch = 0;
     if (err != RP_OK)
         return err;
+    /* (Under the write lock: no spend, purge nor other reset between the reads and the update.) */
     err = sq_db_now(s, &db_now);
     if (err == RP_OK)
         err = nonce_query(s, SQL_NONCE_WATERMARK, NULL, was, NULL);
     if (err == RP_OK)
-        err = nonce_exec(s, SQL_NONCE_WATERMARK_LOWER, db_now + 1);
+        err = nonce_query(s, SQL_NONCE_EPOCH, NULL, epoch_was, NULL);
+    if (err != RP_OK)
+        return sq_end(s, err);
+    *below = *was;
+    *epoch = *epoch_was;
+    ahead = *was > db_now + 1;
+    fits = rp_nonce_epoch_fits(*epoch_was);
+    if (!ahead && fits) /* nothing to do: run twice, the second changes nothing */
+        return sq_end(s, RP_OK);
+    if (!nonce_epoch_next(*epoch_was, db_now, epoch)) {
+        rp_log_error("the nonce epoch cannot go past %lld (it is %lld, the database's clock %lld):"
+                     " the purge watermark cannot be reset",
+                     (long long)RP_NONCE_EPOCH_MAX, (long long)*epoch_was, (long long)db_now);
+        *epoch = *epoch_was;
+        return sq_end(s, RP_ERR_UNSUPPORTED);
+    }
+    if (!fits)
+        rp_log_warn("the nonce epoch was %lld, beyond a nonce's 4 bytes (a restore or a hand "
+                    "edit): it is now the database's clock, %lld",
+                    (long long)*epoch_was, (long long)*epoch);
+    if ((st = sq_stmt(s, SQL_NONCE_WATERMARK_LOWER)) == NULL)
+        return sq_end(s, RP_ERR_IO);
+    db_bind_int64(st, 1, db_now + 1);
+    db_bind_int64(st, 2, *epoch);
+    err = sq_step_done(s, st, NULL);
     if (err == RP_OK)
         err = nonce_query(s, SQL_NONCE_WATERMARK, NULL, below, NULL);
-    if (err == RP_OK)
-        err = nonce_query(s, SQL_NONCE_EPOCH, NULL, epoch, NULL);
-    if (err == RP_OK && *below > db_now + 1) {
-        rp_log_error("the nonce epoch is at its largest (%lld): the purge watermark cannot be "
-                     "reset",
-                     (long long)*epoch);
-        err = RP_ERR_UNSUPPORTED;
-    }
     return sq_end(s, err);
 }
 
@@ -1266,12 +1295,11 @@ rp_err_t rp_store_clock(rp_store_t *s, int64_t *now)
 /* Spend a nonce inside the verdict's transaction. OUT: *as, RP_RECORDED_AS_GIVEN when it is
  * spent now for the first time; RP_RECORDED_AS_STALE when it is of another nonce epoch than the
  * database's (issued before a watermark reset: it is not spent); RP_RECORDED_AS_REPLAY when it was
- * spent already or may have been (it expired before the purge watermark: its row may be gone);
- * w->epoch_now, the database's nonce epoch. */
-static rp_err_t spend_nonce(rp_store_t *s, rp_attestation_write_t *w, rp_recorded_as_t *as)
+ * spent already or may have been (it expired before the purge watermark: its row may be gone). */
+static rp_err_t spend_nonce(rp_store_t *s, const rp_attestation_write_t *w, rp_recorded_as_t *as)
 {
     sq_st_t *st = sq_stmt(s, SQL_NONCE_GUARD);
-    int64_t below = 0;
+    int64_t below = 0, epoch = 0;
     bool row = false;
     int spent = 0, rc;
     rp_err_t err;
@@ -1285,7 +1313,7 @@ static rp_err_t spend_nonce(rp_store_t *s, rp_attestation_write_t *w, rp_recorde
     if (rc == DB_ROW) {
         row = true;
         below = db_column_int64(st, 0);
-        w->epoch_now = db_column_int64(st, 1);
+        epoch = db_column_int64(st, 1);
         rc = db_step(st);
     }
     db_reset(st);
@@ -1293,7 +1321,7 @@ static rp_err_t spend_nonce(rp_store_t *s, rp_attestation_write_t *w, rp_recorde
         return sq_error(s, "the nonces' purge watermark");
     if (!row) /* (migration 27 wrote the row: without it, nothing is known) */
         return RP_OK;
-    if (w->epoch_now != (int64_t)w->nonce_epoch) {
+    if (epoch != (int64_t)w->nonce_epoch) {
         *as = RP_RECORDED_AS_STALE;
         return RP_OK;
     }
@@ -1411,9 +1439,9 @@ static rp_err_t record_one(rp_store_t *s, rp_attestation_write_t *w, bool *grew)
     /* A nonce spent already leaves this insert undone (nothing inserted: the transaction goes
      * on), and one that expired before the purge watermark may have been spent and purged: both
      * are refused as spent, whatever any replica's clock says; one of another nonce epoch was
-     * issued before the watermark was last reset (or by a replica that had not read the new
-     * epoch yet) and is refused too. Whoever replays the device's evidence shows nothing new about
-     * the device: the replay is counted for its source, not in the device's history. */
+     * issued before the watermark was last reset (or by a database restored since) and is refused
+     * too. Whoever replays the device's evidence shows nothing new about the device: the replay is
+     * counted for its source, not in the device's history. */
     if (w->nonce != NULL) {
         rp_recorded_as_t as = RP_RECORDED_AS_REPLAY;
         err = spend_nonce(s, w, &as);

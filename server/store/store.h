@@ -195,8 +195,8 @@ typedef enum rp_recorded_as {
     RP_RECORDED_AS_BLOCKED, /* a pass for a device blocked (or no longer the tenant's) meanwhile:
                              * recorded as blocked_reason, no certificate */
     RP_RECORDED_AS_STALE,   /* its nonce is of another nonce epoch than the database's (issued
-                             * before a `nonces reset-watermark`, or by a replica that had not yet
-                             * read it): recorded as stale_reason, unproven, no certificate */
+                             * before a `nonces reset-watermark`, or before a restore): recorded
+                             * as stale_reason, unproven, no certificate */
 } rp_recorded_as_t;
 
 /* What is recorded of one attestation. */
@@ -209,7 +209,6 @@ typedef struct rp_attestation_write {
     size_t nonce_len;
     int64_t nonce_expires;      /* until when it must be remembered as spent */
     uint32_t nonce_epoch;       /* the nonce epoch it was issued in (nonce.h) */
-    int64_t epoch_now;          /* OUT, with a nonce: the database's nonce epoch, as spent */
     const char *spent_reason;   /* the reason recorded when the nonce was spent already */
     const char *stale_reason;   /* the reason recorded when it is of another nonce epoch */
     const char *blocked_reason; /* the reason recorded when a pass finds the device blocked */
@@ -266,14 +265,20 @@ rp_err_t rp_store_nonces_purge(rp_store_t *s, int64_t before, int64_t *watermark
 rp_err_t rp_store_nonces_watermark(rp_store_t *s, int64_t *below, int64_t *ahead) RP_MUST_CHECK;
 /* Lower the purge watermark to the database's clock plus one second, if it is above (never raises
  * it): `rampart-server nonces reset-watermark`. In the same transaction, when it lowers it, the
- * nonce epoch (migration 30) goes up by one: every nonce issued before is refused from then on, by
- * every replica (the epoch is read in the transaction that spends a nonce), so no nonce whose spent
- * row was purged can pass again (review r10 M1); nonces issued after are judged by the new
- * watermark. OUT: *was, the watermark before; *below, after; *epoch, the nonce epoch after. */
+ * nonce epoch (migration 30) is raised to the greater of one above it and the database's clock in
+ * seconds (so it rises across a restore of an older backup too, and fits a nonce's 4 bytes until
+ * 2106): every nonce issued before is refused from then on, by every replica (the epoch is read
+ * in the transaction that spends a nonce), so no nonce whose spent row was purged can pass again
+ * (review r10 M1); nonces issued after are judged by the new watermark. An epoch that does not fit
+ * a nonce (RP_NONCE_EPOCH_MAX; a restore or a hand edit) is set to the database's clock even when
+ * the watermark is not ahead (logged). RP_ERR_UNSUPPORTED (nothing changed, logged) when the epoch
+ * cannot rise within 4 bytes. OUT: *was, the watermark before; *below, after; *epoch_was, the nonce
+ * epoch before; *epoch, after. */
 rp_err_t rp_store_nonces_watermark_reset(rp_store_t *s, int64_t *was, int64_t *below,
-                                         int64_t *epoch) RP_MUST_CHECK;
-/* The nonce epoch the replicas issue nonces in (rp_recorder_nonce_epoch reads it at start and
- * after each purge; nonce.h). */
+                                         int64_t *epoch_was, int64_t *epoch) RP_MUST_CHECK;
+/* The database's nonce epoch, as stored (nonce.h; it may be out of a nonce's range only after a
+ * restore or a hand edit: the caller checks). Read at each nonce issued (attest.c), so that a
+ * reset takes effect on every replica at once. */
 rp_err_t rp_store_nonces_epoch(rp_store_t *s, int64_t *epoch) RP_MUST_CHECK;
 /* The database's clock (seconds since the epoch): the one the replicas share. */
 rp_err_t rp_store_clock(rp_store_t *s, int64_t *now) RP_MUST_CHECK;

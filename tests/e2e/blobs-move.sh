@@ -7,7 +7,8 @@
 # kill -9 or a power cut would) and run again ends with every blob moved, whole, both ways. A
 # download whose blob is gone is a 500 JSON error. And `rampart-server counters recount` puts
 # counters that are off right again, and `rampart-server nonces reset-watermark` a purge watermark
-# left in the future.
+# left in the future (the server's next nonce is of the epoch it raised), or a nonce epoch out of
+# range.
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT to the rampart-agent binary}"
 d=$E2E_DIR
@@ -104,6 +105,16 @@ err_has "s ahead of the database's clock"
 nonce_flow; is_status 200; body_has '.result == "pass"'
 expect 0 "$server" nonces reset-watermark --data-dir "$s"
 err_has "nothing changed"
+# a nonce epoch beyond a nonce's 4 bytes (a restore or a hand edit: review r11 L2): no nonce is
+# issued (503), the log says why and what ends it, and the same command does
+sqlite3 "$s/rampart.db" "PRAGMA busy_timeout = 10000; UPDATE spent_nonces_purged SET epoch = 4294967296;"
+! attestation_request "$d/dev" "$d/req.json" || fail "a nonce issued in epoch 2^32"
+is_status 503
+wait_until 10 grep -q "nonce epoch in the database is 4294967296.*nonces reset-watermark" "$s.log" ||
+  fail "no word of the epoch"
+expect 0 "$server" nonces reset-watermark --data-dir "$s"
+err_has "the nonce epoch, 4294967296, out of range, is now"
+nonce_flow; is_status 200; body_has '.result == "pass"'
 
 # counters off (an older replica's writes during a rolling upgrade to schema 21, here changed by
 # hand): the fleet's counts are wrong until `rampart-server counters recount`, run beside the

@@ -99,6 +99,9 @@ retry_after=$(curl -s -o "$d/body" -D - --cacert "$SERVER_CA" -H "Authorization:
 eq "$(jq -r .error "$d/body")" unavailable "the error while PostgreSQL is down ($(head -c 300 "$d/body"))"
 [ "${retry_after:-0}" -ge 1 ] && [ "$retry_after" -le 30 ] || fail "Retry-After: '$retry_after'"
 http GET /api/v1/tenants "$ADMIN_TOKEN"; is_status 503
+# (issuing a nonce reads the nonce epoch: none is issued in an epoch not read)
+! attestation_request "$d/dev" "$d/req.json" || fail "a nonce while PostgreSQL is down"
+is_status 503; body_has '.error == "unavailable"'
 not_ready() { http GET /readyz -; [ "$status" = 503 ] && grep -q "database: it is out of reach" "$d/body"; }
 wait_until 20 not_ready || fail "/readyz while PostgreSQL is down: $status $(head -c 300 "$d/body")"
 "$RAMPART" device show --tenant "$acme" "$dev" >"$d/cli.out" 2>"$d/cli.err" &

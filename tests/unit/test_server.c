@@ -518,7 +518,8 @@ static void store_nonce_purge_ahead_keeps_live(void **state)
     struct db *db = *state;
     uint8_t n5[RP_NONCE_SIZE] = {5}, n6[RP_NONCE_SIZE] = {6}, n7[RP_NONCE_SIZE] = {7},
             n8[RP_NONCE_SIZE] = {8};
-    int64_t now = (int64_t)time(NULL), wm = -1, below = 0, ahead = 0, was = 0, epoch = -1;
+    int64_t now = (int64_t)time(NULL), wm = -1, below = 0, ahead = 0, was = 0, epoch = -1,
+            epoch_was = -1;
     rp_store_t *fwd;
     char sql[96];
 
@@ -535,9 +536,11 @@ static void store_nonce_purge_ahead_keeps_live(void **state)
     assert_int_equal(below, 0);
     assert_true(ahead < 0);
     /* Nothing to reset: the command changes nothing (not the nonce epoch either) */
-    assert_int_equal(rp_store_nonces_watermark_reset(db->s, &was, &below, &epoch), RP_OK);
+    assert_int_equal(rp_store_nonces_watermark_reset(db->s, &was, &below, &epoch_was, &epoch),
+                     RP_OK);
     assert_int_equal(was, 0);
     assert_int_equal(below, 0);
+    assert_int_equal(epoch_was, 0);
     assert_int_equal(epoch, 0);
 
     /* A watermark a day ahead (an older version's purge on a clock a day ahead): M1's outage */
@@ -550,13 +553,16 @@ static void store_nonce_purge_ahead_keeps_live(void **state)
     /* The purge keeps it (it only rises); the reset lowers it to the database's clock + 1 */
     assert_int_equal(rp_store_nonces_purge(db->s, now - RP_NONCE_PURGE_MARGIN, &wm), RP_OK);
     assert_int_equal(wm, now + 86400);
-    assert_int_equal(rp_store_nonces_watermark_reset(fwd, &was, &below, &epoch), RP_OK);
+    assert_int_equal(rp_store_nonces_watermark_reset(fwd, &was, &below, &epoch_was, &epoch), RP_OK);
     assert_int_equal(was, now + 86400);
     assert_true(below > now && below <= (int64_t)time(NULL) + 1);
-    assert_int_equal(epoch, 1);
+    assert_int_equal(epoch_was, 0);
+    assert_int_equal(epoch, below - 1); /* the database's clock: above 0 + 1 */
     /* A nonce of the new epoch passes once */
-    assert_int_equal(pass_in(db, db->s, "0e15", n8, now + 60, 1), RP_RECORDED_AS_GIVEN);
-    assert_int_equal(pass_in(db, db->s, "0e16", n8, now + 60, 1), RP_RECORDED_AS_REPLAY);
+    assert_int_equal(pass_in(db, db->s, "0e15", n8, now + 60, (uint32_t)epoch),
+                     RP_RECORDED_AS_GIVEN);
+    assert_int_equal(pass_in(db, db->s, "0e16", n8, now + 60, (uint32_t)epoch),
+                     RP_RECORDED_AS_REPLAY);
     /* every one of the old epoch is refused, spent (n6) or not */
     assert_int_equal(pass_with(db, db->s, "0e17", n6, now + 60), RP_RECORDED_AS_STALE);
     rp_store_close(fwd);
@@ -572,7 +578,8 @@ static void store_nonce_reset_kills_older_epoch(void **state)
 {
     struct db *db = *state;
     uint8_t n9[RP_NONCE_SIZE] = {9}, n10[RP_NONCE_SIZE] = {10}, n11[RP_NONCE_SIZE] = {11};
-    int64_t now = (int64_t)time(NULL), day_on = now + 86400 + 60, was = 0, below = 0, epoch = -1;
+    int64_t now = (int64_t)time(NULL), day_on = now + 86400 + 60, was = 0, below = 0, epoch = -1,
+            epoch_was = -1, e1;
     rp_store_t *other;
     char sql[160];
 
@@ -591,30 +598,102 @@ static void store_nonce_reset_kills_older_epoch(void **state)
              "DELETE FROM spent_nonces; UPDATE spent_nonces_purged SET below = %lld",
              (long long)(day_on + 1));
     assert_int_equal(db->s->db->drv->exec(db->s->db, sql), RP_OK);
-    /* The clock put right, the reset: watermark to the database's clock + 1, epoch 1 */
-    assert_int_equal(rp_store_nonces_watermark_reset(other, &was, &below, &epoch), RP_OK);
+    /* The clock put right, the reset: watermark to the database's clock + 1, epoch to the clock */
+    assert_int_equal(rp_store_nonces_watermark_reset(other, &was, &below, &epoch_was, &epoch),
+                     RP_OK);
     assert_int_equal(was, day_on + 1);
     assert_true(below > now && below <= (int64_t)time(NULL) + 1);
-    assert_int_equal(epoch, 1);
+    assert_int_equal(epoch, below - 1);
+    e1 = epoch;
     /* n9 captured and replayed, at either replica: refused (it passed before the fix), and not
      * spent (still refused after); n10, issued before the reset and never spent, too */
     assert_int_equal(pass_with(db, db->s, "0e24", n9, day_on), RP_RECORDED_AS_STALE);
     assert_int_equal(pass_with(db, other, "0e25", n9, day_on), RP_RECORDED_AS_STALE);
     assert_int_equal(pass_with(db, db->s, "0e26", n10, now + 60), RP_RECORDED_AS_STALE);
     /* a nonce of the new epoch passes once, at either */
-    assert_int_equal(pass_in(db, other, "0e27", n11, now + 60, 1), RP_RECORDED_AS_GIVEN);
-    assert_int_equal(pass_in(db, db->s, "0e28", n11, now + 60, 1), RP_RECORDED_AS_REPLAY);
+    assert_int_equal(pass_in(db, other, "0e27", n11, now + 60, (uint32_t)e1), RP_RECORDED_AS_GIVEN);
+    assert_int_equal(pass_in(db, db->s, "0e28", n11, now + 60, (uint32_t)e1),
+                     RP_RECORDED_AS_REPLAY);
     assert_int_equal(rp_store_nonces_epoch(db->s, &epoch), RP_OK);
-    assert_int_equal(epoch, 1);
-    /* A second reset has nothing to lower: the epoch stays (nonces of epoch 1 still pass) */
-    assert_int_equal(rp_store_nonces_watermark_reset(db->s, &was, &below, &epoch), RP_OK);
+    assert_int_equal(epoch, e1);
+    /* A second reset has nothing to lower: the epoch stays (nonces of it still pass) */
+    assert_int_equal(rp_store_nonces_watermark_reset(db->s, &was, &below, &epoch_was, &epoch),
+                     RP_OK);
     assert_int_equal(was, below);
-    assert_int_equal(epoch, 1);
-    assert_int_equal(pass_in(db, db->s, "0e29", n10, now + 60, 1), RP_RECORDED_AS_GIVEN);
+    assert_int_equal(epoch_was, e1);
+    assert_int_equal(epoch, e1);
+    assert_int_equal(pass_in(db, db->s, "0e29", n10, now + 60, (uint32_t)e1), RP_RECORDED_AS_GIVEN);
     /* A nonce of a later epoch than the database's (one issued before the database was restored
      * from an older backup) is refused too */
-    assert_int_equal(pass_in(db, db->s, "0e2a", n9, now + 60, 2), RP_RECORDED_AS_STALE);
+    assert_int_equal(pass_in(db, db->s, "0e2a", n9, now + 60, (uint32_t)e1 + 1),
+                     RP_RECORDED_AS_STALE);
     rp_store_close(other);
+}
+
+/* Set the nonce epoch and the purge watermark (ahead: a day ahead of now; else 0) by hand, as a
+ * restore of an older backup or a hand edit would. */
+static void nonce_state_set(struct db *db, int64_t epoch, bool ahead)
+{
+    char sql[128];
+
+    snprintf(sql, sizeof(sql), "UPDATE spent_nonces_purged SET epoch = %lld, below = %lld",
+             (long long)epoch, ahead ? (long long)time(NULL) + 86400 : 0LL);
+    assert_int_equal(db->s->db->drv->exec(db->s->db, sql), RP_OK);
+}
+
+/* Review r11 L2: the nonce epoch never goes back to a value a reset gave out before. The reset
+ * sets it to one above it or the database's clock, whichever is greater: after a restore took it
+ * back (here to 3), the next reset gives the clock, not 4; an epoch ahead of the clock (a clock
+ * stepped back) still rises by one. One beyond a nonce's 4 bytes is set to the clock by the reset
+ * even with the watermark not ahead (until then no nonce of any epoch is spent); one at its
+ * largest cannot rise: the reset fails and changes nothing. */
+static void store_nonce_epoch_rises_across_restore(void **state)
+{
+    struct db *db = *state;
+    uint8_t n12[RP_NONCE_SIZE] = {12}, n13[RP_NONCE_SIZE] = {13};
+    int64_t now = (int64_t)time(NULL), was = 0, below = 0, epoch = -1, epoch_was = -1;
+
+    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, dev1, 1000), RP_OK);
+    /* restored from a backup taken after 3 resets of the version before (epochs 1, 2, 3) */
+    nonce_state_set(db, 3, true);
+    assert_int_equal(rp_store_nonces_watermark_reset(db->s, &was, &below, &epoch_was, &epoch),
+                     RP_OK);
+    assert_int_equal(epoch_was, 3);
+    assert_true(epoch >= now && epoch <= (int64_t)time(NULL));
+    assert_int_equal(pass_in(db, db->s, "0e31", n12, now + 60, 4), RP_RECORDED_AS_STALE);
+    /* an epoch ahead of the database's clock: one above it */
+    nonce_state_set(db, now + 1000, true);
+    assert_int_equal(rp_store_nonces_watermark_reset(db->s, &was, &below, &epoch_was, &epoch),
+                     RP_OK);
+    assert_int_equal(epoch, now + 1001);
+    /* beyond 4 bytes, the watermark not ahead: no nonce passes; the reset sets it to the clock,
+     * the watermark left as it was */
+    nonce_state_set(db, (int64_t)RP_NONCE_EPOCH_MAX + 1, false);
+    assert_int_equal(pass_in(db, db->s, "0e32", n12, now + 60, 0), RP_RECORDED_AS_STALE);
+    assert_int_equal(rp_store_nonces_watermark_reset(db->s, &was, &below, &epoch_was, &epoch),
+                     RP_OK);
+    assert_int_equal(epoch_was, (int64_t)RP_NONCE_EPOCH_MAX + 1);
+    assert_true(epoch >= now && epoch <= (int64_t)time(NULL));
+    assert_int_equal(was, 0);
+    assert_int_equal(below, 0);
+    assert_int_equal(pass_in(db, db->s, "0e33", n12, now + 60, (uint32_t)epoch),
+                     RP_RECORDED_AS_GIVEN);
+    /* negative (a hand edit): the same */
+    nonce_state_set(db, -1, false);
+    assert_int_equal(rp_store_nonces_watermark_reset(db->s, &was, &below, &epoch_was, &epoch),
+                     RP_OK);
+    assert_int_equal(epoch_was, -1);
+    assert_true(epoch >= now && epoch <= (int64_t)time(NULL));
+    /* at its largest: the reset fails, nothing changed (the watermark still ahead) */
+    nonce_state_set(db, RP_NONCE_EPOCH_MAX, true);
+    assert_int_equal(rp_store_nonces_watermark_reset(db->s, &was, &below, &epoch_was, &epoch),
+                     RP_ERR_UNSUPPORTED);
+    assert_int_equal(rp_store_nonces_epoch(db->s, &epoch), RP_OK);
+    assert_int_equal(epoch, RP_NONCE_EPOCH_MAX);
+    assert_int_equal(rp_store_nonces_watermark(db->s, &below, &was), RP_OK);
+    assert_true(was > 86000);
+    assert_int_equal(pass_in(db, db->s, "0e34", n13, now + 60, RP_NONCE_EPOCH_MAX),
+                     RP_RECORDED_AS_REPLAY); /* (below the watermark still ahead) */
 }
 
 /* Review r8 M3: a proven failure of a claimed device revokes its certificates and moves its
@@ -4597,6 +4676,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_nonce_once_across_clocks, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_nonce_purge_ahead_keeps_live, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_nonce_reset_kills_older_epoch, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_nonce_epoch_rises_across_restore, db_setup,
+                                        db_teardown),
         cmocka_unit_test_setup_teardown(store_proven_failure_revokes, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_bars_lifted_relabel, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_migration_29_lifts, db_setup, db_teardown),
