@@ -63,6 +63,7 @@ static rp_err_t provider_load(rp_rot_t *rot)
     rot->libctx = OSSL_LIB_CTX_new();
     if (rot->libctx == NULL)
         return RP_ERR_NO_MEMORY;
+    t->owner = getpid(); /* this process's from here, a failed load's half too (provider_release) */
     t->tpm2_provider = OSSL_PROVIDER_load(rot->libctx, "tpm2");
     t->default_provider = OSSL_PROVIDER_load(rot->libctx, "default");
     if (t->tpm2_provider == NULL || t->default_provider == NULL) {
@@ -73,7 +74,6 @@ static rp_err_t provider_load(rp_rot_t *rot)
         return RP_ERR_IO;
     }
     rot->propq = "?provider=tpm2";
-    t->owner = getpid();
     return RP_OK;
 }
 
