@@ -350,16 +350,24 @@ deploy v48
   >"$d/run.log" 2>&1 &
 ag=$!
 E2E_PIDS+=("$ag")
-wait_until 120 relaying || fail "run did not relay: $(cat "$d/run.log")"
+# The board's emulator is held (SIGSTOP) from its start until the stop is done, so that its boot
+# (the swap's writes, the output the runner no longer reads) comes after the stop, however fast it
+# is; held, never cut, it goes on when let go (SIGCONT).
+emulating() { emu=$(pgrep -f "^qemu-system-arm .*$flash"); }
+wait_until 120 emulating || fail "run did not relay: $(cat "$d/run.log")"
+kill -STOP "$emu"
+runner=$(pgrep -P "$ag") || fail "no relay runner"
 descendants() { local c; for c in $(pgrep -P "$1" || true); do echo "$c"; descendants "$c"; done; }
 unit_rest=$(descendants "$ag" | tr '\n' ' ')
-pgrep -f "qemu-system-arm.*$flash" | grep -qxF -f <(tr ' ' '\n' <<<"$unit_rest") ||
-  fail "the board's emulator is not the unit's: $unit_rest"
+grep -qxF "$emu" <(tr ' ' '\n' <<<"$unit_rest") || fail "the board's emulator is not the unit's: $unit_rest"
 kill -TERM "$ag" # KillMode=mixed: the main process only
 wait_until 30 stopped || fail "run waited for the board after a stop: $(cat "$d/run.log")"
 rc=0; wait "$ag" || rc=$?
 [ "$rc" -eq 0 ] || fail "run exited $rc after a stop: $(cat "$d/run.log")"
 grep -q "stopping: the MCU's outcome for firmware is not awaited" "$d/run.log" || fail "run: $(cat "$d/run.log")"
+runner_gone() { ! kill -0 "$runner" 2>/dev/null; }
+wait_until 30 runner_gone || fail "the relay runner outlived its agent"
+kill -CONT "$emu"
 rest_gone() { local p; for p in $unit_rest; do ! kill -0 "$p" 2>/dev/null || return 1; done; }
 if ! wait_until "$stop_timeout" rest_gone; then
   for p in $unit_rest; do kill -9 "$p" 2>/dev/null || true; done
