@@ -367,7 +367,7 @@ rc=0; wait "$ag" || rc=$?
 grep -q "stopping: the MCU's outcome for firmware is not awaited" "$d/run.log" || fail "run: $(cat "$d/run.log")"
 runner_gone() { ! kill -0 "$runner" 2>/dev/null; }
 wait_until 30 runner_gone || fail "the relay runner outlived its agent"
-kill -CONT "$emu"
+kill -CONT "$emu" 2>/dev/null || fail "the stop killed the board's emulator: the relay was cut"
 rest_gone() { local p; for p in $unit_rest; do ! kill -0 "$p" 2>/dev/null || return 1; done; }
 if ! wait_until "$stop_timeout" rest_gone; then
   for p in $unit_rest; do kill -9 "$p" 2>/dev/null || true; done
