@@ -185,6 +185,13 @@ bool rp_daemon_update_check(rp_agent_t *agent, const char *server, const char *c
     return sum->refused + sum->rolled_back + sum->failed == 0;
 }
 
+/* Whether a refusal is the service's bar on the device (blocked, quarantined: docs/protocol.md
+ * "Verdicts"), which refuses its status too, rather than a verdict on its evidence. */
+static bool barred(const rp_agent_result_t *res)
+{
+    return strcmp(res->reason, "blocked") == 0 || strcmp(res->reason, "quarantined") == 0;
+}
+
 /* The status report (report.h), after each update check, each pass and each verdict refusing the
  * evidence: best effort, logged. */
 void rp_daemon_status_report(rp_agent_t *agent, const char *server, const char *ca)
@@ -382,8 +389,9 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
              * the certificate the failure revoked, so the operator sees what runs beside the
              * failure rather than the status of before. A failure stays one: no certificate
              * came, the next attempt is on the backoff's schedule. (Not when the service was not
-             * reached or asked to wait: nothing new to say, or no load to add.) */
-            if (passed || res.http_status == 403)
+             * reached or asked to wait: nothing new to say, or no load to add; nor when it
+             * refused a blocked or quarantined device, whose every route it refuses.) */
+            if (passed || (res.http_status == 403 && !barred(&res)))
                 rp_daemon_status_report(agent, o->server, o->server_ca);
             /* Pass or fail: a refusal is itself a report (with a certificate still valid, or
              * revoked by that refusal: reports are a recovery route too). */

@@ -283,7 +283,8 @@ rp_err_t rp_mcu_hand_over(rp_agent_t *a, const char *name, int slot_fd, rp_insta
                      "the image handed over is not the one the monitor said (%.160s)", res->detail);
         else if (!relay(a->state_dir, name, img.version, nonce, &d)) {
             /* Stopped: no verdict (the board's outcome is not known). The relay ends on its own
-             * (its own timeout, the board's lock held until then), and the monitor rolls the
+             * (its boot's end or its own timeout, the board's lock held until then; the agent's
+             * unit signals the agent alone, KillMode=mixed), and the monitor rolls the
              * trial back at its deadline, or at the next INSTALL of the component, whose relay
              * waits for the board: the next check finds the two agreeing (docs/mcu.md, "A dead
              * or silent agent"). Nothing is reported: the check is ended, not failed. */

@@ -10,8 +10,9 @@
  * fixed-size), runs the relay kept in S/mcu/NAME.json on the agent's copy S/agent/mcu/NAME.img
  * (rp_mcu_install), and answers the outcome with the board's evidence over the nonce (none is
  * run for a board whose attestation key is not pinned: the monitor would confirm nothing). It ends when the agent does, a kill -9 too (its parent-death signal),
- * while a relay it started ends at its own timeout, holding the board's lock until then
- * (rp_mcu_install). A confined agent so gains one thing: the relay root attached, run on an image
+ * while a relay it started goes on to the end of its boot (its output's reader gone: SIGPIPE
+ * ignored) or its own timeout, holding the board's lock until then (rp_mcu_install); under
+ * systemd, the agent's unit (KillMode=mixed) signals only the agent and waits for it. A confined agent so gains one thing: the relay root attached, run on an image
  * of its choosing, which the board's boot stage verifies with its own key and counter.
  */
 #ifndef RAMPART_AGENT_MCU_RUNNER_H
