@@ -2,7 +2,8 @@
 # Upgrades on the emulated microcontroller (docs/mcu.md): an image written into the secondary slot
 # is verified by the boot stage and swapped into the primary slot on trial; the app confirms it
 # (the security counter rises only then) or the next boot swaps the previous image back; a refused
-# slot1 image is named and the old image keeps booting; a corrupt swap status boots nothing; and
+# slot1 image is named and the old image keeps booting; a relay cut mid-swap and a new hand-over
+# still end with the old image booting; a corrupt swap status boots nothing; and
 # power cuts walked through the install, the confirmation and the revert (scripts/mcu-powercut,
 # a cut in every step of each) always end with the expected image booting and the counter never
 # ahead of the confirmed image.
@@ -35,6 +36,7 @@ stored() { sed -n 's/^boot: .*security counter \([0-9]*\)$/\1/p' "$d/err" | tail
 sign "$d/v1.img" 1.0.0 2 "$MCU_BUILD/app.bin"
 sign "$d/v2.img" 2.0.0 3 "$d/big.bin"
 sign "$d/nc.img" 2.1.0 3 "$d/nc.bin"
+sign "$d/nc2.img" 2.2.0 3 "$d/nc.bin"
 sign "$d/old.img" 0.9.0 1 "$MCU_BUILD/app.bin"
 cp "$d/v2.img" "$d/tampered.img"
 flip "$d/tampered.img" 1024
@@ -84,6 +86,23 @@ eq "$(verdict)" "boot: slot0 version 1.0.0+0 counter 2: booting" "reverted"
 eq "$(stored)" 2 "the counter after a revert"
 run 0
 eq "$(head -1 "$d/out")" "boot: slot0 version 1.0.0+0 counter 2: booting" "the reverted image is not retried"
+
+# --- a relay cut mid-swap, then a new hand-over: slot 1 is written only once the board ended it ---
+# (review r11 L4) The install of nc.img cut half-way through its swap (sector 0 swapped, slot1's
+# sector 0 holding what the revert needs), then another image that does not confirm itself handed
+# over: mcu-run first boots the board until the cut upgrade ended (the install resumed, the trial
+# reverted), then writes slot1; the new image boots on trial, is reverted, and the old one boots.
+cp "$d/base-install.bin" "$flash"
+run 1 --slot1 "$d/nc.img" --cut 30
+out_has "boot: power cut at cut point 30"
+run 0 --slot1 "$d/nc2.img"
+err_has "mcu-run: settling the board: boot: resuming the install at step 3"
+err_has "mcu-run: settling the board: boot: slot0 was not confirmed: reverting to the previous image"
+err_has "boot: slot1 verified: installing version 2.2.0+0"
+eq "$(verdict)" "boot: slot0 version 2.2.0+0 counter 3: booting" "the new image on trial after the cut"
+run 0
+eq "$(verdict)" "boot: slot0 version 1.0.0+0 counter 2: booting" "the old image after a cut and a revert"
+eq "$(stored)" 2 "the counter after a cut and a revert"
 
 # --- a swap status no power cut can make boots nothing ------------------------------------------
 status=$(($(sed -n 's/^RP_MCU_STATUS_OFF=//p' "$MCU_BUILD/layout.env")))
