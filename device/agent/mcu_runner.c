@@ -41,18 +41,15 @@ typedef struct done {
 
 _Static_assert(RP_MCU_EVIDENCE_MAX <= RP_MON_MCU_EVIDENCE_MAX, "the verdict carries the evidence");
 
-/* The agent's end of the pair (-1: no runner), read by the stop handler too. */
-static volatile sig_atomic_t runner = -1;
+/* The agent's end of the pair (.sock; -1: no runner), and whether a stop came (.stopped: no
+ * outcome is awaited), as the monitor call's stop keeps them (proto.h): the stop handler shuts a
+ * wait under way down; the runner ends at its next read. */
+static rp_mon_stop_t runner_stop = {.sock = -1, .stopped = 0};
 static bool runner_lost; /* the runner died while the agent could not fork another */
-static volatile sig_atomic_t relay_stopped; /* rp_mcu_runner_stop: no outcome is awaited */
 
 void rp_mcu_runner_stop(void)
 {
-    int s = runner;
-
-    relay_stopped = 1;
-    if (s >= 0)
-        (void)shutdown(s, SHUT_RDWR); /* a wait under way ends; the runner ends at its next read */
+    rp_mon_call_stop(&runner_stop);
 }
 
 /* S/agent/mcu/NAME.img: the agent's copy of the image handed over. */
@@ -142,7 +139,7 @@ void rp_mcu_runner_start(const char *state_dir)
     int sv[2];
     pid_t pid, agent = getpid();
 
-    if (runner >= 0 || !any_attached(state_dir))
+    if (runner_stop.sock >= 0 || !any_attached(state_dir))
         return;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
         rp_log_error("cannot start the MCU's relay runner: %s", strerror(errno));
@@ -159,7 +156,7 @@ void rp_mcu_runner_start(const char *state_dir)
         close(sv[0]);
         return;
     }
-    runner = sv[0];
+    runner_stop.sock = sv[0];
     runner_lost = false;
 }
 
@@ -198,32 +195,32 @@ static bool relay(const char *state_dir, const char *name, const char *version,
     snprintf(job.version, sizeof(job.version), "%s", version);
     memcpy(job.nonce, nonce, sizeof(job.nonce));
 retry:
-    if (runner < 0 && !confined)
+    if (runner_stop.sock < 0 && !confined)
         rp_mcu_runner_start(state_dir); /* a command that does not confine itself (install) */
-    if (runner < 0 && runner_lost) {
+    if (runner_stop.sock < 0 && runner_lost) {
         snprintf(d->detail, sizeof(d->detail),
                  "the MCU's relay runner died: the agent exits for its service manager to restart "
                  "it with a new one");
         return true;
     }
-    if (runner < 0) {
+    if (runner_stop.sock < 0) {
         snprintf(d->detail, sizeof(d->detail),
                  "no relay runner: S/mcu/ attached nothing when the agent started (restart it)");
         return true;
     }
     /* A stop ends the wait for the board, which takes up to its two boots (rp_mcu_runner_stop
      * shuts the socket down, so one that comes just before the wait ends it too). */
-    n = relay_stopped ? -1 : send(runner, &job, sizeof(job), MSG_NOSIGNAL);
+    n = runner_stop.stopped ? -1 : send(runner_stop.sock, &job, sizeof(job), MSG_NOSIGNAL);
     if (n == (ssize_t)sizeof(job)) {
         do
-            n = recv(runner, d, sizeof(*d), 0);
-        while (n < 0 && errno == EINTR && !relay_stopped);
-        if (!relay_stopped && n == (ssize_t)sizeof(*d) &&
+            n = recv(runner_stop.sock, d, sizeof(*d), 0);
+        while (n < 0 && errno == EINTR && !runner_stop.stopped);
+        if (!runner_stop.stopped && n == (ssize_t)sizeof(*d) &&
             memchr(d->detail, '\0', sizeof(d->detail)) != NULL && rp_mon_outcome(d->state) &&
             d->evidence_len <= sizeof(d->evidence))
             return true;
     }
-    if (relay_stopped) {
+    if (runner_stop.stopped) {
         memset(d, 0, sizeof(*d));
         d->state = RP_UPDATE_FAILED;
         return false;
@@ -231,10 +228,10 @@ retry:
     if (n == 0 || (n < 0 && (errno == EPIPE || errno == ECONNRESET))) {
         /* The runner is gone (killed, crashed): never asked again. A command that may fork starts
          * another and asks it once more; a confined one cannot (rp_mcu_runner_lost). */
-        int gone = runner;
+        int gone = runner_stop.sock;
 
         rp_log_error("the MCU's relay runner died");
-        runner = -1; /* (before the close: the stop handler shuts down only a live one) */
+        runner_stop.sock = -1; /* (before the close: the stop handler shuts down only a live one) */
         close(gone);
         runner_lost = confined;
         memset(d, 0, sizeof(*d));
