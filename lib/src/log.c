@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "rampart/log.h"
@@ -76,4 +77,11 @@ void rp_log(rp_log_level_t level, const char *fmt, ...)
     line[n++] = '\n';
     if (write(STDERR_FILENO, line, (size_t)n) < 0)
         return; /* nowhere left to report it */
+}
+
+bool rp_log_due(atomic_llong *last, long every)
+{
+    long long now = (long long)time(NULL), then = atomic_load(last);
+
+    return now - then >= every && atomic_compare_exchange_strong(last, &then, now);
 }

@@ -40,7 +40,6 @@ static bool nonce_epoch(rp_req_t *r, uint32_t *epoch)
 {
     static atomic_llong logged_at; /* when an unusable epoch was last logged */
     int64_t stored = 0;
-    long long now = (long long)time(NULL), last;
     rp_err_t err = rp_store_nonces_epoch(r->w->store, &stored);
 
     if (err != RP_OK) {
@@ -51,8 +50,7 @@ static bool nonce_epoch(rp_req_t *r, uint32_t *epoch)
         *epoch = (uint32_t)stored;
         return true;
     }
-    last = atomic_load(&logged_at);
-    if (now - last >= EPOCH_LOG_EVERY && atomic_compare_exchange_strong(&logged_at, &last, now))
+    if (rp_log_due(&logged_at, EPOCH_LOG_EVERY))
         rp_log_error("the nonce epoch in the database is %lld, beyond a nonce's 4 bytes (a restore "
                      "or a hand edit): no nonce is issued (503) until `rampart-server nonces "
                      "reset-watermark` sets it right (docs/operations.md \"Clocks\")",

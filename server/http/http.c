@@ -1308,9 +1308,8 @@ static void pause_accepting(rp_worker_t *w)
 {
     static const struct timeval again = {0, 100000};
     static atomic_llong warned_at;
-    long long now = (long long)time(NULL), last = atomic_load(&warned_at);
 
-    if (now - last >= 10 && atomic_compare_exchange_strong(&warned_at, &last, now))
+    if (rp_log_due(&warned_at, 10))
         rp_log_warn("%d connections open, the limit (--max-connections): not accepting more "
                     "until some close",
                     atomic_load(&w->srv->connections));
@@ -1611,10 +1610,9 @@ static void accept_error(struct evconnlistener *lev, void *arg)
     static atomic_llong warned_at;
     static const struct timeval pause = {0, 100000};
     int err = errno;
-    long long now = (long long)time(NULL), last = atomic_load(&warned_at);
 
     (void)arg;
-    if (now - last >= 10 && atomic_compare_exchange_strong(&warned_at, &last, now))
+    if (rp_log_due(&warned_at, 10))
         rp_log_warn("cannot accept connections: %s (pausing 100 ms)", strerror(err));
     if (evconnlistener_disable(lev) == 0 &&
         event_base_once(evconnlistener_get_base(lev), -1, EV_TIMEOUT, resume_accept, lev, &pause) !=

@@ -5,6 +5,9 @@
 #ifndef RAMPART_LOG_H
 #define RAMPART_LOG_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
+
 typedef enum rp_log_level {
     RP_LOG_ERROR = 0,
     RP_LOG_WARN = 1,
@@ -18,6 +21,10 @@ void rp_log_set_level(rp_log_level_t level);
 rp_log_level_t rp_log_get_level(void);
 
 void rp_log(rp_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Whether a message said at most once every `every` seconds is due now: true for one caller per
+ * period, whichever thread asks (*last: when it was last said, on the wall clock; 0 at first). */
+bool rp_log_due(atomic_llong *last, long every);
 
 #define rp_log_error(...) rp_log(RP_LOG_ERROR, __VA_ARGS__)
 #define rp_log_warn(...) rp_log(RP_LOG_WARN, __VA_ARGS__)
