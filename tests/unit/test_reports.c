@@ -490,6 +490,26 @@ static rp_report_put_t put(int64_t seq, const char *bucket)
                              bucket, 11, bucket ? "{}" : NULL,      "{}",     false};
 }
 
+/* count exit reports of acme's device, numbered from seq on, stored at now (64 a batch). */
+static void put_exits(struct db *db, const char *device, int64_t seq, int64_t count, int64_t now)
+{
+    rp_report_put_t r[64];
+    bool stored[64];
+    size_t ns, nd;
+    int64_t pruned;
+
+    for (int64_t left = count; left > 0;) {
+        size_t n = left > 64 ? 64 : (size_t)left;
+        for (size_t i = 0; i < n; i++)
+            r[i] = put(seq++, NULL);
+        assert_int_equal(rp_store_reports_put(db->s, db->tenant.id, device, now, r, n, 0, stored,
+                                              &ns, &nd, &pruned),
+                         RP_OK);
+        assert_int_equal(ns, n);
+        left -= (int64_t)n;
+    }
+}
+
 static void store_once_and_bounded(void **state)
 {
     struct db *db = *state;
@@ -526,16 +546,7 @@ static void store_once_and_bounded(void **state)
     assert_int_equal(rp_store_bucket_get(db->s, db->tenant.id, bk, count_bucket, &total), RP_OK);
     assert_int_equal(total, 1);
     /* the newest RP_REPORTS_KEEP per device: the rest pruned and counted */
-    for (int64_t seq = 10, left = RP_REPORTS_KEEP + 100; left > 0;) {
-        size_t n = left > 64 ? 64 : (size_t)left;
-        for (size_t i = 0; i < n; i++)
-            r[i] = put(seq++, NULL);
-        assert_int_equal(
-            rp_store_reports_put(db->s, db->tenant.id, d1, 103, r, n, 0, stored, &ns, &nd, &pruned),
-            RP_OK);
-        assert_int_equal(ns, n);
-        left -= (int64_t)n;
-    }
+    put_exits(db, d1, 10, RP_REPORTS_KEEP + 100, 103);
     assert_int_equal(
         rp_store_reports_list(db->s, db->tenant.id, d1, NULL, 0, 5000, count_row, &rows), RP_OK);
     assert_int_equal(rows, RP_REPORTS_KEEP);
@@ -706,15 +717,7 @@ static void samples_marked_as_sent(void **state)
     assert_non_null(strstr(seen.text, "count=4;failed=2;"));
     assert_non_null(strstr(seen.text, ";1,2!,3,4!,"));
     /* Pruned (the device's newest RP_REPORTS_KEEP are others): the attestations say. */
-    for (int64_t seq = 10, left = RP_REPORTS_KEEP; left > 0;) {
-        size_t n = left > 64 ? 64 : (size_t)left;
-        for (size_t i = 0; i < n; i++)
-            r[i] = put(seq++, NULL);
-        assert_int_equal(
-            rp_store_reports_put(db->s, db->tenant.id, d1, 300, r, n, 0, stored, &ns, &nd, &pruned),
-            RP_OK);
-        left -= (int64_t)n;
-    }
+    put_exits(db, d1, 10, RP_REPORTS_KEEP, 300);
     bucket_state(db, db->tenant.id, bk, &seen);
     assert_non_null(strstr(seen.text, "count=4;failed=2;"));
     assert_non_null(strstr(seen.text, ";1,2!,3,4,"));
