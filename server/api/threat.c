@@ -959,7 +959,8 @@ static void label(struct evbuffer *buf, const char *v)
     }
 }
 
-/* An open alert's series: its name, its labels (tenant, kind or bucket, alert), and extra ones. */
+/* An open alert's series, its name and labels (tenant, kind or bucket, alert), left open: the
+ * caller adds its own labels, the closing brace and the value. */
 static void alert_series(struct evbuffer *buf, const char *metric, const rp_threat_alert_t *a)
 {
     const char *type, *name;
