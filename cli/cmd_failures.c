@@ -72,6 +72,13 @@ static void print_counts(const char *title, json_t *o)
     putchar('\n');
 }
 
+/* A crash sample's mark: sent while its device's last attestation had failed (docs/protocol.md
+ * "Verdicts"), evidence from a possibly compromised device. */
+static const char *failed_mark(json_t *sample)
+{
+    return json_is_true(json_object_get(sample, "device_failed")) ? ", from a failed device" : "";
+}
+
 static int failure_list(struct ops *o)
 {
     char path[512];
@@ -112,10 +119,10 @@ static int failure_list(struct ops *o)
         if (json_array_size(json_object_get(b, "frames")) > 0)
             print_frame(0, json_array_get(json_object_get(b, "frames"), 0));
         if (json_is_object(json_object_get(b, "sample")))
-            printf("  sample: device %s seq %lld\n",
-                   ops_str(json_object_get(b, "sample"), "device"),
-                   (long long)json_integer_value(
-                       json_object_get(json_object_get(b, "sample"), "seq")));
+            printf(
+                "  sample: device %s seq %lld%s\n", ops_str(json_object_get(b, "sample"), "device"),
+                (long long)json_integer_value(json_object_get(json_object_get(b, "sample"), "seq")),
+                failed_mark(json_object_get(b, "sample")));
     }
     if (json_is_integer(json_object_get(body, "next_offset")))
         printf("(more: --offset %lld)\n",
@@ -183,9 +190,9 @@ static int failure_show(struct ops *o)
     printf("samples:\n");
     json_array_foreach(json_object_get(body, "samples"), i, s)
     {
-        printf("  device %s seq %lld at %s, version %s\n", ops_str(s, "device"),
+        printf("  device %s seq %lld at %s, version %s%s\n", ops_str(s, "device"),
                (long long)json_integer_value(json_object_get(s, "seq")), ops_str(s, "at"),
-               ops_str(s, "version"));
+               ops_str(s, "version"), failed_mark(s));
     }
     json_decref(body);
     return CLI_OK;

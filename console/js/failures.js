@@ -65,5 +65,6 @@ export async function detail(ctx) {
       { title: 'Version', cell: (s) => s.version },
       { title: 'At', cell: (s) => when(s.at) },
       { title: 'Received', cell: (s) => when(s.received) },
+      { title: 'From a failed device', cell: (s) => (s.device_failed ? 'yes' : 'no') },
     ], b.samples || []));
 }

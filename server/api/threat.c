@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include <curl/curl.h>
+#include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -958,17 +959,40 @@ static void label(struct evbuffer *buf, const char *v)
     }
 }
 
-static void metric_open(void *ctx, const rp_threat_alert_t *a)
+/* An open alert's series, its name and labels (tenant, kind or bucket, alert), left open: the
+ * caller adds its own labels, the closing brace and the value. */
+static void alert_series(struct evbuffer *buf, const char *metric, const rp_threat_alert_t *a)
 {
-    struct evbuffer *buf = ctx;
     const char *type, *name;
 
     rp_threat_subject_split(a->subject, &type, &name);
-    evbuffer_add_printf(buf, "rampart_threat_alert_open{tenant=\"");
+    evbuffer_add_printf(buf, "%s{tenant=\"", metric);
     label(buf, a->tenant_id);
     evbuffer_add_printf(buf, "\",%s=\"", type);
     label(buf, name);
-    evbuffer_add_printf(buf, "\",alert=\"%lld\"} %lld\n", (long long)a->id, (long long)a->count);
+    evbuffer_add_printf(buf, "\",alert=\"%lld\"", (long long)a->id);
+}
+
+/* Each open alert's two gauges, each family's series together: rampart_threat_alert_open into
+ * open, rampart_threat_alert_devices (its devices split by whether they sent while their last
+ * attestation had failed: review r10 L4's split, on /metrics) into devices. */
+struct metric_alerts {
+    struct evbuffer *open, *devices;
+};
+
+static void metric_open(void *ctx, const rp_threat_alert_t *a)
+{
+    struct metric_alerts *m = ctx;
+
+    alert_series(m->open, "rampart_threat_alert_open", a);
+    evbuffer_add_printf(m->open, "} %lld\n", (long long)a->count);
+    if (m->devices == NULL)
+        return;
+    alert_series(m->devices, "rampart_threat_alert_devices", a);
+    evbuffer_add_printf(m->devices, ",failed=\"false\"} %lld\n",
+                        (long long)(a->devices - a->failed_devices));
+    alert_series(m->devices, "rampart_threat_alert_devices", a);
+    evbuffer_add_printf(m->devices, ",failed=\"true\"} %lld\n", (long long)a->failed_devices);
 }
 
 static void metric_total(void *ctx, const char *tenant_id, int64_t alerts)
@@ -982,13 +1006,24 @@ static void metric_total(void *ctx, const char *tenant_id, int64_t alerts)
 
 void rp_threat_metrics(rp_worker_t *w, struct evbuffer *buf)
 {
+    struct metric_alerts m = {buf, evbuffer_new()};
+
     evbuffer_add_printf(buf, "# HELP rampart_threat_alert_open Alerts open now (a spike that "
                              "lasts), by tenant and event kind or crash bucket: the value is the "
                              "signals in the last window.\n"
                              "# TYPE rampart_threat_alert_open gauge\n");
     if (rp_store_threat_alerts(w->store, NULL, (int64_t)time(NULL), METRICS_OPEN_MAX, metric_open,
-                               buf) != RP_OK)
+                               &m) != RP_OK ||
+        m.devices == NULL)
         atomic_fetch_add(&threat_errors, 1);
+    evbuffer_add_printf(buf, "# HELP rampart_threat_alert_devices The devices of each open alert's "
+                             "last window, by whether they sent while their last attestation had "
+                             "failed.\n"
+                             "# TYPE rampart_threat_alert_devices gauge\n");
+    if (m.devices != NULL) {
+        evbuffer_add_buffer(buf, m.devices);
+        evbuffer_free(m.devices);
+    }
     evbuffer_add_printf(buf, "# HELP rampart_threat_alerts_total Alerts raised, by tenant.\n"
                              "# TYPE rampart_threat_alerts_total counter\n");
     if (rp_store_threat_alert_totals(w->store, metric_total, buf) != RP_OK)

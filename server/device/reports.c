@@ -859,9 +859,9 @@ static void collect_first_sample(void *ctx, const rp_report_row_t *row)
     json_t **out = ctx;
 
     if (*out == NULL)
-        *out =
-            json_pack("{s:s, s:I, s:o, s:s}", "device", row->device_id, "seq", (json_int_t)row->seq,
-                      "received", rp_iso_time_json(row->received), "version", row->version);
+        *out = json_pack("{s:s, s:I, s:o, s:s, s:b}", "device", row->device_id, "seq",
+                         (json_int_t)row->seq, "received", rp_iso_time_json(row->received),
+                         "version", row->version, "device_failed", row->device_failed);
 }
 
 static void symbolicate(symcache_t *syms, json_t *frames, size_t *named);
@@ -1521,10 +1521,11 @@ static void symbolicate(symcache_t *syms, json_t *frames, size_t *named)
 static void collect_sample(void *ctx, const rp_report_row_t *row)
 {
     json_array_append_new(
-        ctx, json_pack("{s:s, s:I, s:o, s:o, s:s, s:s, s:o}", "device", row->device_id, "seq",
-                       (json_int_t)row->seq, "at", rp_iso_time_json(row->at), "received",
-                       rp_iso_time_json(row->received), "version", row->version, "bucket",
-                       row->bucket, "report", json_loads(row->json, 0, NULL)));
+        ctx,
+        json_pack("{s:s, s:I, s:o, s:o, s:s, s:s, s:o, s:b}", "device", row->device_id, "seq",
+                  (json_int_t)row->seq, "at", rp_iso_time_json(row->at), "received",
+                  rp_iso_time_json(row->received), "version", row->version, "bucket", row->bucket,
+                  "report", json_loads(row->json, 0, NULL), "device_failed", row->device_failed));
 }
 
 struct bucket_one {

@@ -838,7 +838,8 @@ typedef void (*rp_bucket_count_fn)(void *ctx, const char *dim, const char *value
 rp_err_t rp_store_bucket_counts(rp_store_t *s, const char *tenant_id, const char *id,
                                 rp_bucket_count_fn fn, void *ctx) RP_MUST_CHECK;
 /* A shown bucket's samples (each member keeps its first RP_BUCKET_SAMPLES), oldest first, at
- * most RP_BUCKET_SAMPLES_SHOWN; row->bucket is the member's ID. */
+ * most RP_BUCKET_SAMPLES_SHOWN; row->bucket is the member's ID, row->device_failed its report's
+ * mark (its report's while kept, else read from the device's attestations then). */
 #define RP_BUCKET_SAMPLES_SHOWN 20
 rp_err_t rp_store_bucket_samples(rp_store_t *s, const char *tenant_id, const char *id,
                                  rp_report_row_fn fn, void *ctx) RP_MUST_CHECK;

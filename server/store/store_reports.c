@@ -74,9 +74,19 @@ static const char SQL_MEMBERS[] =
 static const char SQL_COUNTS[] =
     "SELECT dim, value, sum(count) FROM crash_bucket_counts WHERE tenant_id = ?1 AND bucket "
     "IN " MEMBERS_OF " GROUP BY dim, value ORDER BY dim, value";
+/* Each sample marked as its report was (reports.device_failed: the device's last attestation had
+ * failed when it sent it), read, not stored twice: from the report while it is kept (the newest
+ * RP_REPORTS_KEEP of its device); once pruned, from the device's attestations, which are never
+ * pruned: whether the last one recorded by the time the sample was received had failed (none: not
+ * failed, as rp_device_failed). docs/failure-reporting.md, "Each crash sample is marked too". */
 static const char SQL_SAMPLES[] =
-    "SELECT device_id, seq, at, received, version, body, bucket FROM crash_samples"
-    " WHERE tenant_id = ?1 AND bucket IN " MEMBERS_OF " ORDER BY received, device_id, seq LIMIT ?3";
+    "SELECT s.device_id, s.seq, s.at, s.received, s.version, s.body, s.bucket,"
+    " coalesce((SELECT r.device_failed FROM reports r WHERE r.device_id = s.device_id"
+    " AND r.seq = s.seq AND r.tenant_id = s.tenant_id),"
+    " (SELECT CASE WHEN a.passed = 0 THEN 1 ELSE 0 END FROM attestations a"
+    " WHERE a.device_id = s.device_id AND a.at <= s.received ORDER BY a.id DESC LIMIT 1), 0)"
+    " FROM crash_samples s WHERE s.tenant_id = ?1 AND s.bucket IN " MEMBERS_OF
+    " ORDER BY s.received, s.device_id, s.seq LIMIT ?3";
 /* Whether a bucket's signature has a frame of the build ID p: JSON read by each engine's own
  * functions (SQLite's json1; PostgreSQL's jsonb), the one pair of forms for both statements. */
 #define HAS_BUILD_ID_SQLITE(p)                                                                     \
@@ -662,6 +672,7 @@ rp_err_t rp_store_bucket_samples(rp_store_t *s, const char *tenant_id, const cha
         snprintf(row.kind, sizeof(row.kind), "crash");
         sq_text_col(st, 6, row.bucket, sizeof(row.bucket));
         row.json = (const char *)db_column_text(st, 5);
+        row.device_failed = db_column_int(st, 7) != 0;
         fn(ctx, &row);
     }
     db_reset(st);

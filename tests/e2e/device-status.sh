@@ -247,8 +247,17 @@ crash 10 >"$d/crash10.json"
 new_reports "$d/crash10.json"; is_status 200; body_has '.stored == 1'
 http GET "/api/v1/tenants/$acme/failures" "$ADMIN_TOKEN"; is_status 200
 body_has '.buckets | length == 1 and .[0].count == 2 and .[0].device_failed == 1'
-expect 0 "$RAMPART" failure show --tenant "$acme" "$(jq -r '.buckets[0].id' "$d/body")"
+bucket=$(jq -r '.buckets[0].id' "$d/body")
+# Each sample marked as it was sent (9 while failed, 10 after it passed), not as the device is now.
+body_has '.buckets[0].sample | .seq == 9 and .device_failed == true'
+http GET "/api/v1/tenants/$acme/failures/$bucket" "$ADMIN_TOKEN"; is_status 200
+body_has '[.samples[] | [.seq, .device_failed]] == [[9, true], [10, false]]'
+expect 0 "$RAMPART" failure show --tenant "$acme" "$bucket"
 out_has "count:         2 (1 from failed devices)"
+grep -q "^  device $id seq 9 at .*, from a failed device$" "$d/out" || fail "failure show: $(cat "$d/out")"
+grep -q "^  device $id seq 10 at .*, version 1.0$" "$d/out" || fail "failure show: $(cat "$d/out")"
+expect 0 "$RAMPART" failure list --tenant "$acme"
+out_has "  sample: device $id seq 9, from a failed device"
 # The other order (review r10 L3): blocked (its certificate revoked for the block), unblocked, and
 # only then its attestation fails: it recovers as one that failed first; blocked again, nothing.
 expect 0 "$RAMPART" quarantine policy off --tenant "$acme"

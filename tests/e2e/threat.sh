@@ -108,6 +108,9 @@ expect 0 "$RAMPART" alert list --tenant "$acme"; out_has "kind:syscall"
 grep -Eq "kind:syscall .* 9 +3 +1 +1\.00$" "$d/out" || fail "alert list: $(cat "$d/out")"
 http GET /metrics -; is_status 200
 grep -q "^rampart_threat_alert_open{tenant=\"$acme\",kind=\"syscall\",alert=\"[0-9]*\"} 9$" "$d/body" || fail "/metrics: $(grep threat "$d/body")"
+# Its devices split on /metrics too: two that passed, one that had failed.
+grep -q "^rampart_threat_alert_devices{tenant=\"$acme\",kind=\"syscall\",alert=\"[0-9]*\",failed=\"false\"} 2$" "$d/body" || fail "/metrics: $(grep threat "$d/body")"
+grep -q "^rampart_threat_alert_devices{tenant=\"$acme\",kind=\"syscall\",alert=\"[0-9]*\",failed=\"true\"} 1$" "$d/body" || fail "/metrics: $(grep threat "$d/body")"
 grep -q "^rampart_threat_alerts_total{tenant=\"$acme\"} 1$" "$d/body" || fail "/metrics: total"
 # The storm goes on (a fourth device, and its report sent again): the same alert, extended, not
 # another; an event counts once however often it is sent (2, not 4: the device stays under the

@@ -490,6 +490,26 @@ static rp_report_put_t put(int64_t seq, const char *bucket)
                              bucket, 11, bucket ? "{}" : NULL,      "{}",     false};
 }
 
+/* count exit reports of acme's device, numbered from seq on, stored at now (64 a batch). */
+static void put_exits(struct db *db, const char *device, int64_t seq, int64_t count, int64_t now)
+{
+    rp_report_put_t r[64];
+    bool stored[64];
+    size_t ns, nd;
+    int64_t pruned;
+
+    for (int64_t left = count; left > 0;) {
+        size_t n = left > 64 ? 64 : (size_t)left;
+        for (size_t i = 0; i < n; i++)
+            r[i] = put(seq++, NULL);
+        assert_int_equal(rp_store_reports_put(db->s, db->tenant.id, device, now, r, n, 0, stored,
+                                              &ns, &nd, &pruned),
+                         RP_OK);
+        assert_int_equal(ns, n);
+        left -= (int64_t)n;
+    }
+}
+
 static void store_once_and_bounded(void **state)
 {
     struct db *db = *state;
@@ -526,16 +546,7 @@ static void store_once_and_bounded(void **state)
     assert_int_equal(rp_store_bucket_get(db->s, db->tenant.id, bk, count_bucket, &total), RP_OK);
     assert_int_equal(total, 1);
     /* the newest RP_REPORTS_KEEP per device: the rest pruned and counted */
-    for (int64_t seq = 10, left = RP_REPORTS_KEEP + 100; left > 0;) {
-        size_t n = left > 64 ? 64 : (size_t)left;
-        for (size_t i = 0; i < n; i++)
-            r[i] = put(seq++, NULL);
-        assert_int_equal(
-            rp_store_reports_put(db->s, db->tenant.id, d1, 103, r, n, 0, stored, &ns, &nd, &pruned),
-            RP_OK);
-        assert_int_equal(ns, n);
-        left -= (int64_t)n;
-    }
+    put_exits(db, d1, 10, RP_REPORTS_KEEP + 100, 103);
     assert_int_equal(
         rp_store_reports_list(db->s, db->tenant.id, d1, NULL, 0, 5000, count_row, &rows), RP_OK);
     assert_int_equal(rows, RP_REPORTS_KEEP);
@@ -569,10 +580,12 @@ static void collect_sample_seq(void *ctx, const rp_report_row_t *row)
     struct counts_seen *c = ctx;
     size_t n = strlen(c->text);
 
-    snprintf(c->text + n, sizeof(c->text) - n, "%lld,", (long long)row->seq);
+    snprintf(c->text + n, sizeof(c->text) - n, "%lld%s,", (long long)row->seq,
+             row->device_failed ? "!" : "");
 }
 
-/* What a tenant's bucket holds: its count, its counts per dimension, its samples' numbers. */
+/* What a tenant's bucket holds: its count, its counts per dimension, its samples' numbers (with
+ * "!": sent while the device's last attestation had failed). */
 static void bucket_state(struct db *db, const char *tenant_id, const char *bucket,
                          struct counts_seen *out)
 {
@@ -639,7 +652,7 @@ static void buckets_deferred_count_the_same(void **state)
     assert_string_equal(now_b.text, later_b.text);
     assert_non_null(strstr(now_a.text, "count=8;failed=2;"));
     assert_non_null(strstr(now_a.text, "version=1.0:5;version=2.0:3;"));
-    assert_non_null(strstr(now_a.text, "0,1,2,3,4,")); /* the first five */
+    assert_non_null(strstr(now_a.text, "0,1!,2,3,4,")); /* the first five, 1 from a failed one */
     /* After the flush, counting is report by report again. */
     r[0] = put(20, ba);
     assert_int_equal(
@@ -647,6 +660,67 @@ static void buckets_deferred_count_the_same(void **state)
         RP_OK);
     bucket_state(db, db->other.id, ba, &later_a);
     assert_non_null(strstr(later_a.text, "count=9;failed=2;"));
+}
+
+/* The device's verdict at at, recorded as the service records one (no certificate, no nonce). */
+static void attested(struct db *db, const char *device, int64_t at, bool passed)
+{
+    rp_attestation_t a;
+    rp_attestation_write_t w;
+
+    memset(&a, 0, sizeof(a));
+    memset(&w, 0, sizeof(w));
+    snprintf(a.device_id, sizeof(a.device_id), "%s", device);
+    snprintf(a.tenant_id, sizeof(a.tenant_id), "%s", db->tenant.id);
+    a.at = at;
+    a.passed = passed;
+    snprintf(a.reason, sizeof(a.reason), "%s", passed ? "ok" : "debug_enabled");
+    snprintf(a.claims_json, sizeof(a.claims_json), "{}");
+    w.a = &a;
+    assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
+}
+
+/* Each crash sample is marked as its report was sent (review r10 L4, for samples): from the
+ * report while it is kept, even where the attestations say otherwise (the device was read before
+ * a verdict landed); once the report is pruned, from the device's attestations at the time it
+ * was received. Not as the device is now: it passes now. */
+static void samples_marked_as_sent(void **state)
+{
+    struct db *db = *state;
+    const char *d1 = "1111111111111111111111111111111111111111111111111111111111111111";
+    const char *bk = "0123456789abcdef0123456789abcdef";
+    rp_report_put_t r[64];
+    bool stored[64];
+    size_t ns, nd;
+    int64_t pruned;
+    struct counts_seen seen;
+
+    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, d1, 50), RP_OK);
+    r[0] = put(1, bk); /* before any attestation: not failed, as its report says */
+    assert_int_equal(
+        rp_store_reports_put(db->s, db->tenant.id, d1, 60, r, 1, 0, stored, &ns, &nd, &pruned),
+        RP_OK);
+    attested(db, d1, 100, false);
+    r[0] = put(2, bk);
+    r[0].device_failed = true;
+    assert_int_equal(
+        rp_store_reports_put(db->s, db->tenant.id, d1, 150, r, 1, 0, stored, &ns, &nd, &pruned),
+        RP_OK);
+    attested(db, d1, 200, true);
+    r[0] = put(3, bk);
+    r[1] = put(4, bk);
+    r[1].device_failed = true; /* read failed just before the pass at 200 landed */
+    assert_int_equal(
+        rp_store_reports_put(db->s, db->tenant.id, d1, 250, r, 2, 0, stored, &ns, &nd, &pruned),
+        RP_OK);
+    bucket_state(db, db->tenant.id, bk, &seen);
+    assert_non_null(strstr(seen.text, "count=4;failed=2;"));
+    assert_non_null(strstr(seen.text, ";1,2!,3,4!,"));
+    /* Pruned (the device's newest RP_REPORTS_KEEP are others): the attestations say. */
+    put_exits(db, d1, 10, RP_REPORTS_KEEP, 300);
+    bucket_state(db, db->tenant.id, bk, &seen);
+    assert_non_null(strstr(seen.text, "count=4;failed=2;"));
+    assert_non_null(strstr(seen.text, ";1,2!,3,4,"));
 }
 
 struct shown {
@@ -762,6 +836,7 @@ int main(void)
         cmocka_unit_test(bucket_id),
         cmocka_unit_test_setup_teardown(store_once_and_bounded, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(buckets_deferred_count_the_same, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(samples_marked_as_sent, db_setup, db_teardown),
         cmocka_unit_test(symbolic_id),
         cmocka_unit_test_setup_teardown(store_symbolic_merge, db_setup, db_teardown),
     };
