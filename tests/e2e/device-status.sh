@@ -316,11 +316,7 @@ rc=0; wait "$run" || rc=$?
 # and reports after its update checks (review r12 L3: it has an update root here, and checks every
 # second): the service refuses a blocked device's every route, so each post would be one more
 # refused request. The agent logs each status post, taken or not; the service counts each 4xx.
-expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/root.key"
-expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$d/img.key"
-expect 0 "$RAMPART" key public --key "$d/img.key" --out "$d/img.pub"
-expect 0 "$RAMPART" image-key add --tenant "$acme" --key "$d/img.pub" --name release
-expect 0 "$RAMPART" update-root sign --tenant "$acme" --root-key "$d/root.key" --out "$d/root.json"
+root_for_tenant "$d/root.json"
 expect 0 "$AGENT" trust --state-dir "$d/dev2" --update-root "$d/root.json"
 expect 0 "$RAMPART" device block --tenant "$acme" "$id2"
 http GET /metrics -; is_status 200
