@@ -304,7 +304,7 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
     rp_update_summary_t sum;
     char root[PATH_MAX + 32];
     struct watch watch = {0, 0, 0};
-    bool lost = false; /* the MCU's relay runner died: exit non-zero */
+    bool lost = false;      /* the MCU's relay runner died: exit non-zero */
     bool is_barred = false; /* the last verdict was a bar (barred()): its routes are all refused */
 
     snprintf(root, sizeof(root), "%s/" RP_UPDATE_ROOT_FILE, o->state_dir);
