@@ -304,7 +304,8 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
     rp_update_summary_t sum;
     char root[PATH_MAX + 32];
     struct watch watch = {0, 0, 0};
-    bool lost = false; /* the MCU's relay runner died: exit non-zero */
+    bool lost = false;      /* the MCU's relay runner died: exit non-zero */
+    bool is_barred = false; /* the last verdict was a bar (barred()): its routes are all refused */
 
     snprintf(root, sizeof(root), "%s/" RP_UPDATE_ROOT_FILE, o->state_dir);
     rp_log_info("running for device %s%s", agent->device_id,
@@ -382,6 +383,8 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
                 if (res.retry_after > 0 && wait < res.retry_after)
                     wait = jitter(res.retry_after, res.retry_after + res.retry_after / 2 + 1);
             }
+            if (passed || res.http_status == 403) /* a verdict (else the last one holds) */
+                is_barred = !passed && barred(&res);
             next_attest = boot_seconds() + wait;
             rp_log_info("next attestation in %ld s", wait);
             /* The status after a pass, and after a verdict (403) too: a device whose own evidence
@@ -391,7 +394,7 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
              * came, the next attempt is on the backoff's schedule. (Not when the service was not
              * reached or asked to wait: nothing new to say, or no load to add; nor when it
              * refused a blocked or quarantined device, whose every route it refuses.) */
-            if (passed || (res.http_status == 403 && !barred(&res)))
+            if (passed || (res.http_status == 403 && !is_barred))
                 rp_daemon_status_report(agent, o->server, o->server_ca);
             /* Pass or fail: a refusal is itself a report (with a certificate still valid, or
              * revoked by that refusal: reports are a recovery route too). */
@@ -416,8 +419,13 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
                     break; /* (a stop may have ended it: nothing more to report from it) */
                 if (supervisor != NULL)
                     rp_supervisor_sync(supervisor); /* a new confirmed version replaces the old */
-                rp_daemon_status_report(agent, o->server, o->server_ca);
-                rp_daemon_reports_upload(agent, o->server, o->server_ca);
+                /* Not while the last verdict bars the device (review r12 L3): the service refuses
+                 * its status and its reports as it refused the check; its reports still go after
+                 * each attestation, and both again after the first verdict that does not bar. */
+                if (!is_barred) {
+                    rp_daemon_status_report(agent, o->server, o->server_ca);
+                    rp_daemon_reports_upload(agent, o->server, o->server_ca);
+                }
                 if (rp_mcu_runner_lost()) { /* confined: it cannot fork another (mcu_runner.h) */
                     rp_log_error("the MCU's relay runner died: exiting, for the service manager "
                                  "to restart the agent with a new one");

@@ -81,7 +81,15 @@ void rp_log(rp_log_level_t level, const char *fmt, ...)
 
 bool rp_log_due(atomic_llong *last, long every)
 {
-    long long now = (long long)time(NULL), then = atomic_load(last);
+    struct timespec ts;
+    long long now, then = atomic_load(last);
 
-    return now - then >= every && atomic_compare_exchange_strong(last, &then, now);
+    /* The monotonic clock: a wall clock stepped back (one that ran ahead, put right) would keep
+     * the message silent for the step's length (review r12 L4), one stepped on would say it
+     * twice. +1: never 0, which is "never said", in the first second after boot. Without a
+     * clock (it cannot fail on Linux): due, so that nothing is lost but the bound. */
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+        return true;
+    now = (long long)ts.tv_sec + 1;
+    return (then == 0 || now - then >= every) && atomic_compare_exchange_strong(last, &then, now);
 }

@@ -1227,13 +1227,16 @@ rp_err_t rp_store_nonces_watermark(rp_store_t *s, int64_t *below, int64_t *ahead
 
 /* The nonce epoch a reset sets, from the one before and the database's clock: one above it, and
  * never below the clock, so that it keeps rising across a restore of an older backup (which takes
- * the epoch back: the clock does not go back with it), and an epoch beyond a nonce's 4 bytes
- * (only a restore or a hand edit makes one) is put back at the clock. OUT: *next; false when it
- * would not fit a nonce (the epoch at its largest, or a clock past 2106). */
+ * the epoch back: the clock does not go back with it). One that cannot rise within a nonce's 4
+ * bytes, beyond them or at their largest (only a restore or a hand edit makes one: the clock
+ * reaches it in 2106), is put back at the clock (review r12 L2). OUT: *next; false when no epoch
+ * fits a nonce and differs from the one before (a clock past 2106). */
 static bool nonce_epoch_next(int64_t epoch, int64_t db_now, int64_t *next)
 {
-    *next = rp_nonce_epoch_fits(epoch) && epoch + 1 > db_now ? epoch + 1 : db_now;
-    return rp_nonce_epoch_fits(*next);
+    bool rises = rp_nonce_epoch_fits(epoch) && rp_nonce_epoch_fits(epoch + 1);
+
+    *next = rises && epoch + 1 > db_now ? epoch + 1 : db_now;
+    return rp_nonce_epoch_fits(*next) && *next != epoch;
 }
 
 rp_err_t rp_store_nonces_watermark_reset(rp_store_t *s, int64_t *was, int64_t *below,
@@ -1268,10 +1271,11 @@ rp_err_t rp_store_nonces_watermark_reset(rp_store_t *s, int64_t *was, int64_t *b
         *epoch = *epoch_was;
         return sq_end(s, RP_ERR_UNSUPPORTED);
     }
-    if (!fits)
-        rp_log_warn("the nonce epoch was %lld, beyond a nonce's 4 bytes (a restore or a hand "
-                    "edit): it is now the database's clock, %lld",
-                    (long long)*epoch_was, (long long)*epoch);
+    if (*epoch <= *epoch_was || !fits)
+        rp_log_warn("the nonce epoch was %lld, %s (a restore or a hand edit): it is now the "
+                    "database's clock, %lld",
+                    (long long)*epoch_was,
+                    fits ? "at a nonce's largest" : "beyond a nonce's 4 bytes", (long long)*epoch);
     if ((st = sq_stmt(s, SQL_NONCE_WATERMARK_LOWER)) == NULL)
         return sq_end(s, RP_ERR_IO);
     db_bind_int64(st, 1, db_now + 1);

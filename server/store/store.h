@@ -271,9 +271,10 @@ rp_err_t rp_store_nonces_watermark(rp_store_t *s, int64_t *below, int64_t *ahead
  * in the transaction that spends a nonce), so no nonce whose spent row was purged can pass again
  * (review r10 M1); nonces issued after are judged by the new watermark. An epoch that does not fit
  * a nonce (RP_NONCE_EPOCH_MAX; a restore or a hand edit) is set to the database's clock even when
- * the watermark is not ahead (logged). RP_ERR_UNSUPPORTED (nothing changed, logged) when the epoch
- * cannot rise within 4 bytes. OUT: *was, the watermark before; *below, after; *epoch_was, the nonce
- * epoch before; *epoch, after. */
+ * the watermark is not ahead (logged); one at RP_NONCE_EPOCH_MAX, which cannot rise, is set to it
+ * when the watermark is ahead (logged: review r12 L2). RP_ERR_UNSUPPORTED (nothing changed,
+ * logged) only when the database's clock is past 2106. OUT: *was, the watermark before; *below,
+ * after; *epoch_was, the nonce epoch before; *epoch, after. */
 rp_err_t rp_store_nonces_watermark_reset(rp_store_t *s, int64_t *was, int64_t *below,
                                          int64_t *epoch_was, int64_t *epoch) RP_MUST_CHECK;
 /* The database's nonce epoch, as stored (nonce.h; it may be out of a nonce's range only after a

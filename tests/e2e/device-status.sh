@@ -7,7 +7,7 @@
 # a proven failed attestation revokes the certificate (the CRL lists it, EST refuses it; its status,
 # reports and update still take it, unless it is blocked or quarantined) until the device passes;
 # the agent's daemon on a failing device posts its status after each verdict, and a blocked one
-# does not.
+# does not, after its attestations nor after its update checks.
 # (The device's side, through a real monitor: e2e.monitor_report.)
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT to the rampart-agent binary}"
@@ -321,17 +321,23 @@ out_has "failed: debug_enabled"
 kill -TERM "$run"
 rc=0; wait "$run" || rc=$?
 [ "$rc" = 0 ] || fail "run exited $rc: $(cat "$d/run.log")"
-# Blocked, the same device's run posts no status after its refusals (review r11 L5): the service
-# refuses a blocked device's every route, so the post would be one more refused request per cycle.
-# The agent logs each status post, taken or not; the service counts each 4xx it sends.
+# Blocked, the same device's run posts no status after its refusals (review r11 L5), nor its status
+# and reports after its update checks (review r12 L3: it has an update root here, and checks every
+# second): the service refuses a blocked device's every route, so each post would be one more
+# refused request. The agent logs each status post, taken or not; the service counts each 4xx.
+root_for_tenant "$d/root.json"
+expect 0 "$AGENT" trust --state-dir "$d/dev2" --update-root "$d/root.json"
 expect 0 "$RAMPART" device block --tenant "$acme" "$id2"
 http GET /metrics -; is_status 200
 refused_before=$(sed -n 's/^rampart_http_requests_total{code="4xx"} //p' "$d/body")
 "$AGENT" run --state-dir "$d/dev2" --server "$SERVER_URL" --server-ca "$SERVER_CA" \
-  --start-jitter 0 >"$d/run.log" 2>&1 &
+  --start-jitter 0 --update-interval 1 >"$d/run.log" 2>&1 &
 run=$!
 E2E_PIDS+=("$run")
-refused_twice() { [ "$(grep -c 'attestation refused (HTTP 403): blocked' "$d/run.log")" -ge 2 ]; }
+refused_twice() {
+  [ "$(grep -c 'attestation refused (HTTP 403): blocked' "$d/run.log")" -ge 2 ] &&
+    [ "$(grep -c 'update check: ' "$d/run.log")" -ge 3 ]
+}
 wait_until 60 refused_twice || fail "run on a blocked device: $(cat "$d/run.log")"
 kill -TERM "$run"
 rc=0; wait "$run" || rc=$?
@@ -340,6 +346,9 @@ rc=0; wait "$run" || rc=$?
 http GET /metrics -; is_status 200
 refused=$(($(sed -n 's/^rampart_http_requests_total{code="4xx"} //p' "$d/body") - refused_before))
 cycles=$(grep -c 'attestation refused (HTTP 403): blocked' "$d/run.log")
-# Two refused requests a cycle (its attestation and its reports), not three (with the status).
-[ "$refused" -le $((2 * cycles)) ] || fail "blocked: $refused requests refused in $cycles cycles"
+checks=$(grep -c 'update check: ' "$d/run.log")
+# Two refused requests an attestation (itself and its reports), not three (with the status); one an
+# update check (itself), not three (with the status and the reports).
+[ "$refused" -le $((2 * cycles + checks)) ] ||
+  fail "blocked: $refused requests refused in $cycles attestations and $checks update checks: $(cat "$d/run.log")"
 done_ok

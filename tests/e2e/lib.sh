@@ -170,6 +170,12 @@ tenant_with_root() {
   export RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN
   expect 0 "$RAMPART" tenant create acme; acme=$(cat "$E2E_DIR/out")
   expect 0 "$RAMPART" tenant policy --tenant "$acme" --allow-debug yes --require-components no
+  root_for_tenant "$1"
+}
+
+# root_for_tenant ROOT_JSON: for the tenant $acme (the CLI pointed at the server), the keys and
+# the root of update trust of tenant_with_root.
+root_for_tenant() {
   expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$E2E_DIR/root.key"
   expect 0 "$RAMPART" key generate --type ecdsa-p256 --out "$E2E_DIR/img.key"
   expect 0 "$RAMPART" key public --key "$E2E_DIR/img.key" --out "$E2E_DIR/img.pub"

@@ -646,11 +646,11 @@ static void nonce_state_set(struct db *db, int64_t epoch, bool ahead)
  * back (here to 3), the next reset gives the clock, not 4; an epoch ahead of the clock (a clock
  * stepped back) still rises by one. One beyond a nonce's 4 bytes is set to the clock by the reset
  * even with the watermark not ahead (until then no nonce of any epoch is spent); one at its
- * largest cannot rise: the reset fails and changes nothing. */
+ * largest cannot rise: the reset sets it to the clock too (review r12 L2). */
 static void store_nonce_epoch_rises_across_restore(void **state)
 {
     struct db *db = *state;
-    uint8_t n12[RP_NONCE_SIZE] = {12}, n13[RP_NONCE_SIZE] = {13};
+    uint8_t n12[RP_NONCE_SIZE] = {12}, n13[RP_NONCE_SIZE] = {13}, n14[RP_NONCE_SIZE] = {14};
     int64_t now = (int64_t)time(NULL), was = 0, below = 0, epoch = -1, epoch_was = -1;
 
     assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, dev1, 1000), RP_OK);
@@ -684,16 +684,32 @@ static void store_nonce_epoch_rises_across_restore(void **state)
                      RP_OK);
     assert_int_equal(epoch_was, -1);
     assert_true(epoch >= now && epoch <= (int64_t)time(NULL));
-    /* at its largest: the reset fails, nothing changed (the watermark still ahead) */
+    /* Review r12 L2: near its largest, the watermark ahead: it rises to the largest; there it
+     * cannot rise, so the next reset sets it to the clock (it failed, leaving the watermark a day
+     * ahead: every nonce refused until then); at its largest with the watermark not ahead, it is
+     * an epoch nonces carry: nothing changes */
+    nonce_state_set(db, (int64_t)RP_NONCE_EPOCH_MAX - 1, true);
+    assert_int_equal(rp_store_nonces_watermark_reset(db->s, &was, &below, &epoch_was, &epoch),
+                     RP_OK);
+    assert_int_equal(epoch, RP_NONCE_EPOCH_MAX);
+    nonce_state_set(db, RP_NONCE_EPOCH_MAX, false);
+    assert_int_equal(rp_store_nonces_watermark_reset(db->s, &was, &below, &epoch_was, &epoch),
+                     RP_OK);
+    assert_int_equal(epoch, RP_NONCE_EPOCH_MAX);
+    assert_int_equal(pass_in(db, db->s, "0e34", n13, now + 60, RP_NONCE_EPOCH_MAX),
+                     RP_RECORDED_AS_GIVEN);
     nonce_state_set(db, RP_NONCE_EPOCH_MAX, true);
     assert_int_equal(rp_store_nonces_watermark_reset(db->s, &was, &below, &epoch_was, &epoch),
-                     RP_ERR_UNSUPPORTED);
-    assert_int_equal(rp_store_nonces_epoch(db->s, &epoch), RP_OK);
-    assert_int_equal(epoch, RP_NONCE_EPOCH_MAX);
-    assert_int_equal(rp_store_nonces_watermark(db->s, &below, &was), RP_OK);
-    assert_true(was > 86000);
-    assert_int_equal(pass_in(db, db->s, "0e34", n13, now + 60, RP_NONCE_EPOCH_MAX),
-                     RP_RECORDED_AS_REPLAY); /* (below the watermark still ahead) */
+                     RP_OK);
+    assert_int_equal(epoch_was, RP_NONCE_EPOCH_MAX);
+    assert_true(epoch >= now && epoch <= (int64_t)time(NULL));
+    assert_true(below > now && below <= (int64_t)time(NULL) + 1);
+    assert_int_equal(rp_store_nonces_epoch(db->s, &was), RP_OK);
+    assert_int_equal(was, epoch);
+    assert_int_equal(pass_in(db, db->s, "0e35", n13, now + 60, RP_NONCE_EPOCH_MAX),
+                     RP_RECORDED_AS_STALE);
+    assert_int_equal(pass_in(db, db->s, "0e36", n14, now + 60, (uint32_t)epoch),
+                     RP_RECORDED_AS_GIVEN);
 }
 
 /* Review r8 M3: a proven failure of a claimed device revokes its certificates and moves its

@@ -23,7 +23,8 @@ rp_log_level_t rp_log_get_level(void);
 void rp_log(rp_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Whether a message said at most once every `every` seconds is due now: true for one caller per
- * period, whichever thread asks (*last: when it was last said, on the wall clock; 0 at first). */
+ * period, whichever thread asks (*last: when it was last said, on the monotonic clock, so that a
+ * step of the wall clock neither silences it nor repeats it; 0 at first: due). */
 bool rp_log_due(atomic_llong *last, long every);
 
 #define rp_log_error(...) rp_log(RP_LOG_ERROR, __VA_ARGS__)
