@@ -83,8 +83,9 @@ static rp_err_t provider_load(rp_rot_t *rot)
 }
 
 /*
- * A forked child (the monitor's install child) holds a copy of its parent's provider: the
- * parent's TPM connection and the key the parent has loaded in the TPM. Releasing that copy would
+ * A forked child whose parent did not let go of its provider first (rp_rot_idle, which the
+ * monitor calls before its install child's fork) holds a copy of it: the parent's TPM connection
+ * and the key the parent has loaded in the TPM. Releasing that copy would
  * flush the parent's key from the TPM (its next signature then fails) and, over a connection that
  * stays open (/dev/tpmrm0), write on the parent's connection, where a child killed mid-command
  * leaves a reply for the parent to read. The child drops its copy unused, without a word to the
