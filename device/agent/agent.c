@@ -152,7 +152,7 @@ rp_err_t rp_agent_save_tcti(const char *state_dir, const char *tcti)
     return write_state(state_dir, "tcti", tcti, strlen(tcti), 0600);
 }
 
-rp_err_t rp_agent_open(rp_agent_t *a, const char *state_dir, const char *tcti)
+rp_err_t rp_agent_open(rp_agent_t *a, const char *state_dir, const char *tcti, bool tpm_sole_user)
 {
     rp_rot_config_t cfg = {0};
     char path[PATH_MAX + 16], *saved = NULL;
@@ -186,6 +186,7 @@ rp_err_t rp_agent_open(rp_agent_t *a, const char *state_dir, const char *tcti)
     }
     cfg.state_dir = state_dir;
     cfg.tcti = tcti;
+    cfg.sole_user = tpm_sole_user;
     err = rp_rot_open(&cfg, &a->rot);
     free(saved);
     if (err == RP_OK)

@@ -73,8 +73,11 @@ rp_err_t rp_agent_check_state_dir(const char *state_dir) RP_MUST_CHECK;
  * runs as root alone), or for a user whose own S it is. */
 rp_err_t rp_agent_check_state_tree(const char *state_dir) RP_MUST_CHECK;
 
-/* Open a provisioned state directory. tcti may be NULL: the one saved at provisioning. */
-rp_err_t rp_agent_open(rp_agent_t *a, const char *state_dir, const char *tcti) RP_MUST_CHECK;
+/* Open a provisioned state directory. tcti may be NULL: the one saved at provisioning.
+ * tpm_sole_user: the caller is the TPM's one user (rampart-monitor: rp_rot_config_t's
+ * sole_user). */
+rp_err_t rp_agent_open(rp_agent_t *a, const char *state_dir, const char *tcti,
+                       bool tpm_sole_user) RP_MUST_CHECK;
 void rp_agent_close(rp_agent_t *a);
 
 /*

@@ -176,7 +176,7 @@ rp_err_t rp_agent_attach(rp_agent_t *a, const char *state_dir, const char *tcti)
                     "agent opens the root of trust and the slots itself",
                     state_dir);
     said = true;
-    err = rp_agent_open(a, state_dir, tcti);
+    err = rp_agent_open(a, state_dir, tcti, false);
     if (err == RP_OK)
         a->kind = rp_rot_kind(a->rot);
     return err;

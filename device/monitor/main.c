@@ -487,6 +487,7 @@ static void install_in_child(struct client *c, int fd)
     m.reply.id = m.req.id;
     memset(&m.apps_msg, 0, sizeof(m.apps_msg));
     m.apps_msg.kind = RP_APPS_CHANNEL;
+    rp_rot_idle(m.agent.rot); /* no TPM connection of the parent's in the child (below) */
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ch) != 0 ||
         rp_mon_send(m.apps_fd, (const uint8_t *)&m.apps_msg, sizeof(m.apps_msg), ch[0]) != RP_OK ||
         (pid = fork()) < 0) {
@@ -506,11 +507,13 @@ static void install_in_child(struct client *c, int fd)
         rp_monitor_serve(&m.agent, &m.req, fd, peer_uid(c), &m.reply, &slot);
         reply_to(c, slot);
         rp_apps_chans_spent_put(&m.chans); /* what it spent of the apps' rates is the parent's */
-        /* Nothing of the parent's is closed or flushed: the root of trust stays its (the child's
-         * TPM operations make a connection of their own, rot_tpm2.c, and leave the parent's and
-         * the key the parent has loaded alone). What the child loaded in the TPM itself (the
-         * identity key, for the gate's signatures) is flushed: a TPM without a resource manager
-         * (swtpm, /dev/tpm0) would keep it after the child, and a few installs would fill it. */
+        /* The parent let go of its TPM connection before the fork (rp_rot_idle: /dev/tpm0
+         * admits one open connection, and a copy of the parent's here would keep the child's own
+         * from opening; the parent holds every TPM request until the child is gone, and loads its
+         * key again at the next). The child's TPM operations make connections of their own. What
+         * the child loaded in the TPM itself (the identity key, for the gate's signatures) is
+         * flushed: a TPM without a resource manager (swtpm, /dev/tpm0) would keep it after the
+         * child, and a few installs would fill it. */
         rp_rot_close(m.agent.rot);
         _exit(!m.reply.status && m.reply.u.install.state == RP_UPDATE_HANDED ? HANDED_EXIT : 0);
     }
@@ -927,7 +930,10 @@ int main(int argc, char **argv)
     }
     rp_monitor_set_trial(rp_apps_trial, &m.trial);
     rp_monitor_set_parser(rp_apps_md_parse, &m.apps_fd); /* metadata's JSON: rampart-unpack's */
-    err = rp_agent_open(&m.agent, state_dir, NULL);
+    /* The TPM's one user: what an earlier run killed with objects loaded (kill -9, OOM, the
+     * watchdog) left in a TPM without a resource manager is flushed before the key is loaded
+     * (rot.h). None of that run's processes lives: each holds the lock take_lock took above. */
+    err = rp_agent_open(&m.agent, state_dir, NULL, true);
     if (err != RP_OK) {
         rp_log_error("%s: cannot open the root of trust: %s", state_dir, rp_strerror(err));
         return 1;

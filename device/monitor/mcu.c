@@ -564,6 +564,10 @@ rp_err_t rp_mcu_health(rp_agent_t *a, const char *name, const char *slot_path, c
 
     if (err != RP_OK)
         return err;
+    /* The relay (and what it runs) inherits this process's descriptors, the board's lock on
+     * purpose; not a TPM connection (single-process mode: the agent holds the root of trust),
+     * which /dev/tpm0 admits once and the TSS opens without close-on-exec (rp_rot_idle, rot.h). */
+    rp_rot_idle(a->rot);
     rp_mcu_install(&relay, slot_path, version, NULL, 0, unhealthy, detail, cap, NULL, NULL);
     rp_mcu_relay_free(&relay);
     *healthy = *unhealthy == RP_UPDATE_INSTALLED;

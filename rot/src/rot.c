@@ -452,6 +452,12 @@ rp_err_t rp_rot_reclaim(rp_rot_t *rot)
     return rot->ops->reclaim != NULL ? rot->ops->reclaim(rot) : RP_OK;
 }
 
+void rp_rot_idle(rp_rot_t *rot)
+{
+    if (rot != NULL && rot->ops->idle != NULL)
+        rot->ops->idle(rot);
+}
+
 rp_err_t rp_rot_mac(rp_rot_t *rot, const void *data, size_t len, uint8_t mac[RP_SHA256_LEN])
 {
     if (rot == NULL || (data == NULL && len > 0) || mac == NULL || len > RP_ROT_MAC_DATA_MAX)

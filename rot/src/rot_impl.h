@@ -32,6 +32,8 @@ struct rot_ops {
     rp_err_t (*mac)(rp_rot_t *rot, const uint8_t *data, size_t len, uint8_t mac[RP_SHA256_LEN]);
     /* Free what a dead process left loaded (NULL: nothing can be left). */
     rp_err_t (*reclaim)(rp_rot_t *rot);
+    /* Let go of what is kept open between calls (NULL: nothing is). */
+    void (*idle)(rp_rot_t *rot);
     void (*close)(rp_rot_t *rot);
 };
 

@@ -8,8 +8,10 @@
  * A TPM reached without a resource manager (swtpm's socket, /dev/tpm0) serves one connection at a
  * time, so the provider's connection is released before an ESAPI operation and made again when the
  * key is next needed. The EVP_PKEY from rp_rot_pkey() is therefore only valid until the next
- * counter or measurement call. A connection is its process's: a forked child never uses nor
- * releases the one it inherits (provider_drop_inherited), it makes its own.
+ * counter or measurement call. A connection is its process's: a process that forks a child which
+ * uses the TPM lets go of its own first (rp_rot_idle), since /dev/tpm0 admits one open connection
+ * and a child's inherited copy would keep it open; a forked child never uses nor releases one it
+ * inherits anyway (provider_drop_inherited), it makes its own.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +39,9 @@
 /* The transient objects' handles (TPM2_TRANSIENT_FIRST's macro shifts an int into its sign bit). */
 #define TRANSIENT_FIRST 0x80000000u
 #define TRANSIENT_LAST 0x80fffffeu
+/* The objects loading the key takes at once: the provider's parent (the owner hierarchy's primary,
+ * made again each time) and the key. */
+#define KEY_LOAD_OBJECTS 2
 
 struct tpm2 {
     char tcti[256]; /* empty: the TSS default (resource manager or device) */
@@ -78,8 +83,9 @@ static rp_err_t provider_load(rp_rot_t *rot)
 }
 
 /*
- * A forked child (the monitor's install child) holds a copy of its parent's provider: the
- * parent's TPM connection and the key the parent has loaded in the TPM. Releasing that copy would
+ * A forked child whose parent did not let go of its provider first (rp_rot_idle, which the
+ * monitor calls before its install child's fork) holds a copy of it: the parent's TPM connection
+ * and the key the parent has loaded in the TPM. Releasing that copy would
  * flush the parent's key from the TPM (its next signature then fails) and, over a connection that
  * stays open (/dev/tpmrm0), write on the parent's connection, where a child killed mid-command
  * leaves a reply for the parent to read. The child drops its copy unused, without a word to the
@@ -116,6 +122,8 @@ static void provider_release(rp_rot_t *rot)
     rot->libctx = NULL;
 }
 
+static bool no_room_for_key(rp_rot_t *rot, UINT32 *loaded);
+
 static rp_err_t load_key(rp_rot_t *rot)
 {
     char path[PATH_MAX];
@@ -148,10 +156,23 @@ static rp_err_t load_key(rp_rot_t *rot)
     BIO_free(bio);
     free(pem); /* a TPM-wrapped blob: useless outside this TPM */
     if (rot->pkey == NULL) {
+        char why[256];
+        UINT32 loaded;
+        ERR_error_string_n(ERR_peek_last_error(), why, sizeof(why));
+        ERR_clear_error();
+        /* A full TPM and a bad key file fail alike in the provider: the TPM tells them apart. */
+        if (no_room_for_key(rot, &loaded)) {
+            rp_log_error("the TPM has no room to load the identity key: %lu object(s) are loaded "
+                         "in it, which processes that died with them left there (a TPM without a "
+                         "resource manager keeps them until it is reset). %s is not at fault: do "
+                         "not provision again (a new identity). rampart-monitor flushes them as "
+                         "it starts; stop any other program using the TPM, then start it",
+                         (unsigned long)loaded, path);
+            return RP_ERR_NO_MEMORY;
+        }
         rp_log_error("%s: the TPM cannot load the identity key from it (corrupt, or wrapped by "
                      "another TPM): %s",
-                     path, ERR_error_string(ERR_peek_last_error(), NULL));
-        ERR_clear_error();
+                     path, why);
         return RP_ERR_BAD_KEY;
     }
     return RP_OK;
@@ -242,6 +263,8 @@ static rp_err_t tpm2_create(const rp_rot_config_t *cfg)
     return err;
 }
 
+static rp_err_t tpm2_reclaim(rp_rot_t *rot);
+
 static rp_err_t tpm2_open(rp_rot_t *rot, const rp_rot_config_t *cfg)
 {
     struct tpm2 *t = calloc(1, sizeof(*t));
@@ -254,6 +277,13 @@ static rp_err_t tpm2_open(rp_rot_t *rot, const rp_rot_config_t *cfg)
         return RP_ERR_INVALID_ARG;
     /* The TSS logs every expected miss (an NV index not yet defined) as an error otherwise. */
     setenv("TSS2_LOG", "all+NONE", 0);
+    /* The TPM's one user has loaded nothing yet: whatever is loaded, a process of an earlier run
+     * left as it died (a monitor killed with its key loaded, its install child); unflushed, a TPM
+     * without a resource manager soon has no room for the key. Flushing frees memory only, never
+     * a secret or a counter, so a failure here is said and the load goes on: it fails on its own,
+     * closed, if the TPM has no room. */
+    if (cfg->sole_user && tpm2_reclaim(rot) != RP_OK)
+        rp_log_error("TPM: what dead processes left loaded could not be flushed (said above)");
     return load_key(rot);
 }
 
@@ -535,24 +565,68 @@ static rp_err_t tpm2_mac(rp_rot_t *rot, const uint8_t *data, size_t len, uint8_t
     return err;
 }
 
+/* The transient objects the TPM holds (of this connection's space, behind a resource manager).
+ * OUT: *cap, freed with Esys_Free. */
+static rp_err_t list_transient(ESYS_CONTEXT *esys, TPMS_CAPABILITY_DATA **cap)
+{
+    TPMI_YES_NO more; /* (a TPM holds a handful of objects: all in one answer) */
+    TSS2_RC rc;
+
+    *cap = NULL;
+    rc = Esys_GetCapability(esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_HANDLES,
+                            TRANSIENT_FIRST, TPM2_MAX_CAP_HANDLES, &more, cap);
+    if (rc != TSS2_RC_SUCCESS || *cap == NULL || (*cap)->capability != TPM2_CAP_HANDLES) {
+        log_tss("cannot list the TPM's loaded objects", rc);
+        Esys_Free(*cap);
+        *cap = NULL;
+        return RP_ERR_IO;
+    }
+    return RP_OK;
+}
+
+/* Whether the TPM has no room left to load the key (nothing of this process's is loaded: the
+ * provider's load failed). OUT: *loaded, the transient objects it holds. */
+static bool no_room_for_key(rp_rot_t *rot, UINT32 *loaded)
+{
+    TPMS_CAPABILITY_DATA *cap = NULL, *props = NULL;
+    TSS2_TCTI_CONTEXT *tcti;
+    ESYS_CONTEXT *esys;
+    TPMI_YES_NO more;
+    bool full = false;
+    TSS2_RC rc;
+
+    *loaded = 0;
+    if (esys_open(rot, &esys, &tcti) != RP_OK)
+        return false; /* (said there) */
+    if (list_transient(esys, &cap) == RP_OK) {
+        *loaded = cap->data.handles.count;
+        rc = Esys_GetCapability(esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                TPM2_CAP_TPM_PROPERTIES, TPM2_PT_HR_TRANSIENT_AVAIL, 1, &more,
+                                &props);
+        full = rc == TSS2_RC_SUCCESS && props != NULL &&
+               props->capability == TPM2_CAP_TPM_PROPERTIES &&
+               props->data.tpmProperties.count == 1 &&
+               props->data.tpmProperties.tpmProperty[0].property == TPM2_PT_HR_TRANSIENT_AVAIL &&
+               props->data.tpmProperties.tpmProperty[0].value < KEY_LOAD_OBJECTS;
+    }
+    Esys_Free(props);
+    Esys_Free(cap);
+    esys_close(&esys, &tcti);
+    return full && *loaded > 0;
+}
+
 static rp_err_t tpm2_reclaim(rp_rot_t *rot)
 {
     TPMS_CAPABILITY_DATA *cap = NULL;
     TSS2_TCTI_CONTEXT *tcti;
     ESYS_CONTEXT *esys;
-    TPMI_YES_NO more; /* (a TPM holds a handful of objects: all in one answer) */
     ESYS_TR obj;
     TSS2_RC rc;
     rp_err_t err = esys_open(rot, &esys, &tcti); /* (flushes this process's own key first) */
 
     if (err != RP_OK)
         return err;
-    rc = Esys_GetCapability(esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_HANDLES,
-                            TRANSIENT_FIRST, TPM2_MAX_CAP_HANDLES, &more, &cap);
-    if (rc != TSS2_RC_SUCCESS || cap == NULL || cap->capability != TPM2_CAP_HANDLES) {
-        log_tss("cannot list the TPM's loaded objects", rc);
-        err = RP_ERR_IO;
-    }
+    err = list_transient(esys, &cap);
     for (UINT32 i = 0; err == RP_OK && i < cap->data.handles.count; i++) {
         TPM2_HANDLE h = cap->data.handles.handle[i];
         if (h < TRANSIENT_FIRST || h > TRANSIENT_LAST)
@@ -589,5 +663,6 @@ const struct rot_ops rp_rot_tpm2_ops = {
     .ensure_key = tpm2_ensure_key,
     .mac = tpm2_mac,
     .reclaim = tpm2_reclaim,
+    .idle = provider_release,
     .close = tpm2_close,
 };

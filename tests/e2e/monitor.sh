@@ -186,15 +186,29 @@ expect 0 "$AGENT" id --state-dir "$S"; out_has "device id: $id"
 
 suite tpm2
 
-# --- a device's first install fails its trial (no app left): the monitor signs on after it. Its
-# install child used the TPM and released the connection it inherited from the monitor, which
-# flushed the monitor's key from the TPM (error 15 at the next SIGN_TLS13; with an app installed,
-# the monitor's app sync after the install reloaded the key and hid it).
+# --- a TPM without a resource manager (swtpm): what a process loaded stays after it.
 T=$d/tpm2-first SOCK=$d/tpm2-first/monitor.sock
 start_swtpm "$d/tpm-first" # a TPM of its own: the counters are the TPM's
 expect 0 "$AGENT" provision --state-dir "$T" --rot tpm2 --tcti "$TCTI" --image-key "$d/k.pub"
-start_monitor "$T" "$SOCK" "$d/tpm2-first.log"
-call 0 sign-tls13 client "$(xxd -p -c 64 "$d/hash")"
+# Monitors killed -9 with their key loaded (OOM, a crash, the watchdog) leave it in the TPM: after
+# two the next one had no room to load its key, and blamed the key file. Each flushes what the
+# dead left as it starts.
+for k in 1 2 3; do
+  start_monitor "$T" "$SOCK" "$d/tpm2-first.log"
+  call 0 sign-tls13 client "$(xxd -p -c 64 "$d/hash")"
+  [ "$k" = 3 ] && break
+  kids=$(pgrep -P "$MON_PID" || true) # its app supervisor
+  kill -9 "$MON_PID"; wait "$MON_PID" 2>/dev/null || true
+  for p in $kids; do kill -9 "$p" 2>/dev/null || true; done
+  lock_free() { flock -n "$T/monitor.lock" true; }
+  wait_until 30 lock_free || fail "the killed monitor's processes still hold $T/monitor.lock"
+done
+# A device's first install fails its trial (no app left): the monitor signs on after it. (Its
+# install child once released the connection it inherited from the monitor, which flushed the
+# monitor's key from the TPM: error 15 at the next SIGN_TLS13. The monitor now lets go of its
+# connection before the fork, rp_rot_idle: /dev/tpm0 admits one open connection. That part cannot
+# be seen here: the swtpm TCTI connects per command, and the cmd TCTI that holds a connection, as
+# unit.rot uses, needs an exec the monitor's seccomp filter forbids.)
 call 0 install app "$d/crash.img" 1; out_has "rolled_back"
 call 0 sign-tls13 client "$(xxd -p -c 64 "$d/hash")"
 stop_monitor "$SOCK"

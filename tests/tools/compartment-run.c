@@ -470,7 +470,7 @@ int main(int argc, char **argv)
         }
     }
     if (channel) {
-        rp_err_t err = rp_agent_open(&agent, state_dir, NULL);
+        rp_err_t err = rp_agent_open(&agent, state_dir, NULL, false);
         if (err != RP_OK) {
             fprintf(stderr, "compartment-run: --channel: %s: cannot open the root of trust: %s\n",
                     state_dir, rp_strerror(err));

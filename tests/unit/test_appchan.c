@@ -179,7 +179,7 @@ static int setup(void **state)
 
     (void)state;
     assert_non_null(mkdtemp(dir));
-    cfg = (rp_rot_config_t){RP_ROT_SOFT, dir, NULL};
+    cfg = (rp_rot_config_t){.kind = RP_ROT_SOFT, .state_dir = dir};
     assert_int_equal(rp_rot_provision(&cfg, &created), RP_OK);
     assert_int_equal(rp_rot_open(&cfg, &agent.rot), RP_OK);
     assert_int_equal(rp_rot_device_id(agent.rot, agent.device_id), RP_OK);

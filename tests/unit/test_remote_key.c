@@ -936,7 +936,7 @@ static void test_tpm2_identity(void **state)
     (void)state;
     snprintf(dir, sizeof(dir), "/tmp/rampart-remote-key-XXXXXX");
     assert_non_null(mkdtemp(dir));
-    cfg = (rp_rot_config_t){RP_ROT_TPM2, dir, tpm.tcti};
+    cfg = (rp_rot_config_t){.kind = RP_ROT_TPM2, .state_dir = dir, .tcti = tpm.tcti};
     assert_int_equal(rp_rot_provision(&cfg, &created), RP_OK);
     assert_int_equal(rp_rot_open(&cfg, &rot), RP_OK);
     assert_int_equal(rp_rot_public_key(rot, spki, sizeof(spki), &spki_len), RP_OK);

@@ -3,6 +3,7 @@
  * the public key, signatures verify, counters (boot and security) only go up and persist,
  * measurements chain as a PCR does. The tpm2 backend runs against a real swtpm started by the test.
  */
+#include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -56,7 +57,8 @@ static void rm_dir(const char *dir)
 
 static rp_rot_config_t config(rp_rot_kind_t kind, const char *dir)
 {
-    rp_rot_config_t c = {kind, dir, kind == RP_ROT_TPM2 ? tpm.tcti : NULL};
+    rp_rot_config_t c = {
+        .kind = kind, .state_dir = dir, .tcti = kind == RP_ROT_TPM2 ? tpm.tcti : NULL};
     return c;
 }
 
@@ -265,7 +267,7 @@ static void test_tpm2_key_never_leaves(void **state)
     /* Another TPM cannot use the blob. */
     {
         tu_swtpm_t other;
-        rp_rot_config_t ocfg = {RP_ROT_TPM2, dir, NULL};
+        rp_rot_config_t ocfg = {.kind = RP_ROT_TPM2, .state_dir = dir};
         uint8_t digest[RP_SHA256_LEN] = {0}, sig[80];
         size_t sig_len;
 
@@ -404,6 +406,143 @@ static void test_tpm2_reclaim_after_killed_children(void **state)
     rm_dir(dir);
 }
 
+/* The cmd TCTI through tpm-pipe (TPM_PIPE): a TPM connection that stays open as long as whoever
+ * made it (or a copy of its descriptors) holds it, and swtpm serves one at a time: /dev/tpm0's
+ * rule, which the swtpm TCTI (a connection per command) hides. */
+static void one_connection_tcti(char *tcti, size_t cap)
+{
+    const char *pipe = getenv("TPM_PIPE");
+
+    assert_non_null(pipe);
+    assert_true(snprintf(tcti, cap, "cmd:%s %d", pipe, tpm.port) < (int)cap);
+}
+
+/* ...signs and reads a counter, through connections of its own (bounded: a TPM kept busy by a
+ * copy of the parent's connection never answers it). */
+static int child_sign_counter(rp_rot_t *rot)
+{
+    uint8_t sig[80];
+    size_t len;
+    uint64_t boots;
+
+    alarm(60);
+    if (rp_rot_sign(rot, child_digest, sig, sizeof(sig), &len) != RP_OK ||
+        rp_rot_counter_read(rot, RP_ROT_COUNTER_BOOT, &boots) != RP_OK)
+        return 1;
+    rp_rot_close(rot);
+    return 0;
+}
+
+/*
+ * A TPM that serves one connection at a time (/dev/tpm0; here swtpm through tpm-pipe): the parent
+ * holds its connection while its key is loaded. Letting go of it before the fork (rp_rot_idle, as
+ * the monitor does before its install child) leaves the TPM to the child, which signs and reads a
+ * counter; the parent signs again after it. Without the idle, the child's copy of the parent's
+ * connection kept the TPM busy and the child waited until its alarm.
+ */
+static void test_tpm2_idle_before_fork_one_connection(void **state)
+{
+    char dir[64], tcti[PATH_MAX + 16];
+    uint8_t spki[RP_PUBKEY_DER_MAX], sig[80];
+    size_t spki_len, sig_len;
+    uint64_t boots;
+    rp_rot_config_t cfg;
+    rp_rot_t *rot;
+    bool created;
+    int status;
+
+    (void)state;
+    fresh_dir(dir, sizeof(dir));
+    one_connection_tcti(tcti, sizeof(tcti));
+    cfg = config(RP_ROT_TPM2, dir);
+    cfg.tcti = tcti;
+    assert_int_equal(rp_rot_provision(&cfg, &created), RP_OK);
+    assert_int_equal(rp_rot_open(&cfg, &rot), RP_OK);
+    assert_int_equal(rp_rot_public_key(rot, spki, sizeof(spki), &spki_len), RP_OK);
+    /* one connection at a time within the process too: the counter's after the key's */
+    assert_int_equal(rp_rot_sign(rot, child_digest, sig, sizeof(sig), &sig_len), RP_OK);
+    assert_int_equal(rp_rot_counter_read(rot, RP_ROT_COUNTER_BOOT, &boots), RP_OK);
+    assert_int_equal(rp_rot_sign(rot, child_digest, sig, sizeof(sig), &sig_len), RP_OK); /* held */
+    for (int k = 0; k < 2; k++) {
+        rp_rot_idle(rot);
+        status = in_child(rot, child_sign_counter);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        assert_int_equal(rp_rot_sign(rot, child_digest, sig, sizeof(sig), &sig_len), RP_OK);
+        assert_int_equal(
+            rp_sig_verify(RP_SIG_ECDSA_P256, spki, spki_len, child_digest, sig, sig_len), RP_OK);
+    }
+    rp_rot_close(rot);
+    rm_dir(dir);
+}
+
+static rp_rot_config_t killed_cfg; /* what child_open_sign_killed opens */
+
+/* A process of its own (a monitor) opens the root of trust, signs and is killed with its key
+ * loaded; one that cannot open exits with rp_rot_open's answer, its log in the file on fd 2. */
+static int child_open_sign_killed(rp_rot_t *unused)
+{
+    uint8_t sig[80];
+    size_t len;
+    rp_rot_t *rot;
+    rp_err_t err = rp_rot_open(&killed_cfg, &rot);
+
+    (void)unused;
+    if (err != RP_OK)
+        return (int)err;
+    if (rp_rot_sign(rot, child_digest, sig, sizeof(sig), &len) == RP_OK)
+        raise(SIGKILL);
+    return 100;
+}
+
+/*
+ * Monitors killed with their key loaded (kill -9, OOM, the watchdog) leave it in a TPM without a
+ * resource manager (swtpm), which then has no room to load it: a fresh process cannot open the
+ * root of trust, and says so (not that the key file is corrupt, which would send an operator to
+ * provision a new identity). The TPM's one user (sole_user: the monitor as it starts) flushes what
+ * they left and opens it.
+ */
+static void test_tpm2_killed_monitors_then_sole_user_opens(void **state)
+{
+    char dir[64], log[] = "/tmp/rampart-rot-log-XXXXXX";
+    uint8_t sig[80], *said;
+    size_t sig_len, said_len;
+    rp_rot_t *rot;
+    bool created;
+    int status = 0, killed = 0, fd = mkstemp(log), saved = dup(STDERR_FILENO);
+
+    (void)state;
+    assert_true(fd >= 0 && saved >= 0);
+    fresh_dir(dir, sizeof(dir));
+    killed_cfg = config(RP_ROT_TPM2, dir);
+    assert_int_equal(rp_rot_provision(&killed_cfg, &created), RP_OK);
+    /* (the children's log goes to the file) */
+    assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+    for (; killed < 8; killed++) {
+        assert_int_equal(ftruncate(fd, 0), 0);
+        status = in_child(NULL, child_open_sign_killed);
+        if (!WIFSIGNALED(status))
+            break;
+        assert_int_equal(WTERMSIG(status), SIGKILL);
+    }
+    assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+    close(saved);
+    close(fd);
+    assert_true(killed >= 1 && killed < 8); /* swtpm: three objects, two loaded by the dead */
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == RP_ERR_NO_MEMORY);
+    assert_int_equal(rp_read_file(log, 8192, &said, &said_len), RP_OK);
+    assert_non_null(strstr((char *)said, "the TPM has no room to load the identity key"));
+    assert_non_null(strstr((char *)said, "not at fault: do not provision again"));
+    assert_null(strstr((char *)said, "corrupt"));
+    free(said);
+    unlink(log);
+    /* The monitor's start: what the dead left is flushed, the key loads and signs. */
+    killed_cfg.sole_user = true;
+    assert_int_equal(rp_rot_open(&killed_cfg, &rot), RP_OK);
+    assert_int_equal(rp_rot_sign(rot, child_digest, sig, sizeof(sig), &sig_len), RP_OK);
+    rp_rot_close(rot);
+    rm_dir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -413,6 +552,8 @@ int main(void)
         cmocka_unit_test(test_tpm2_key_never_leaves),
         cmocka_unit_test(test_tpm2_fork_leaves_parent_key),
         cmocka_unit_test(test_tpm2_reclaim_after_killed_children),
+        cmocka_unit_test(test_tpm2_idle_before_fork_one_connection),
+        cmocka_unit_test(test_tpm2_killed_monitors_then_sole_user_opens),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -40,6 +40,11 @@ typedef struct rp_rot_config {
     rp_rot_kind_t kind;
     const char *state_dir; /* where the backend keeps its files (key blob, counters) */
     const char *tcti;      /* tpm2 only: e.g. "swtpm:host=127.0.0.1,port=2321"; NULL: default */
+    /* tpm2: the caller is the TPM's one user (the monitor, whose lock every process of its own
+     * holds, so that none of them lives when the next one starts): rp_rot_open() first flushes
+     * every transient object the TPM holds, which only processes that died with them loaded can
+     * have left there (see rp_rot_reclaim). */
+    bool sole_user;
 } rp_rot_config_t;
 
 typedef struct rp_rot rp_rot_t;
@@ -55,7 +60,9 @@ const char *rp_rot_kind_name(rp_rot_kind_t kind);
  */
 rp_err_t rp_rot_provision(const rp_rot_config_t *cfg, bool *created) RP_MUST_CHECK;
 
-/* Open a provisioned root of trust. cfg->kind may be 0: whatever was provisioned. OUT: *rot. */
+/* Open a provisioned root of trust. cfg->kind may be 0: whatever was provisioned. OUT: *rot.
+ * tpm2: RP_ERR_NO_MEMORY when the TPM has no room left to load the key (objects that dead
+ * processes left loaded: said as such, not as a bad key file; cfg->sole_user frees them). */
 rp_err_t rp_rot_open(const rp_rot_config_t *cfg, rp_rot_t **rot) RP_MUST_CHECK;
 void rp_rot_close(rp_rot_t *rot);
 
@@ -135,10 +142,22 @@ rp_err_t rp_rot_mac(rp_rot_t *rot, const void *data, size_t len,
  * what it left loaded. tpm2: every transient object the TPM holds is flushed (what this process
  * had loaded itself too: loaded again when next needed). A TPM behind a resource manager
  * (/dev/tpmrm0) held the dead process's objects in its own space, freed as it died, and shows none
- * of them here; a TPM without one (swtpm, /dev/tpm0) keeps them for good and, with three or so,
- * can load no key. Only for the TPM's one user (the monitor). soft: nothing to do.
+ * of them here; a TPM without one (swtpm, /dev/tpm0) keeps them until it is reset and, with a
+ * few (two on swtpm), has no room for the key. Only for the TPM's one user (the monitor;
+ * rp_rot_config_t's sole_user does the same at open, for a monitor killed with its key loaded).
+ * soft: nothing to do.
  */
 rp_err_t rp_rot_reclaim(rp_rot_t *rot) RP_MUST_CHECK;
+
+/*
+ * Let go of what the root of trust keeps open between calls (tpm2: the provider, its TPM
+ * connection and the identity key it has loaded in the TPM, flushed); the next call that needs the
+ * key loads it again. EVP_PKEYs from rp_rot_pkey() are invalid after it. Called before a fork
+ * whose child uses the root of trust (the monitor's install child): the child would hold a copy of
+ * the connection, and a TPM without a resource manager (/dev/tpm0) admits one open connection at a
+ * time, so the child could open none of its own. soft: nothing to do.
+ */
+void rp_rot_idle(rp_rot_t *rot);
 
 /* The device ID of a DER SubjectPublicKeyInfo. */
 rp_err_t rp_device_id_of_spki(const uint8_t *spki, size_t len,
