@@ -18,7 +18,8 @@
  * of a row in a table of one row (the tenant). An operation that stays near the reference does
  * not grow with the fleet; one that is proportional to it shows as a ratio in the thousands.
  * Also the database's size per device, and what one read of the fleet's versions reads (pages and
- * rows: counts, which the machine's load does not move as it moves times).
+ * rows: counts, which the machine's load does not move as it moves times), and what the count of
+ * --reenroll-per-hour adds to an EST re-enrollment (its reads, and CPU time).
  *
  * Then the re-attestation storm (--storm S devices, 2,000; 0: none): S more devices of the tenant
  * hold real keys (bench/sim.c's simulated devices: a device's ID is its key's hash, all a claimed
@@ -437,27 +438,28 @@ static void op_fleet_versions(void)
     sink++;
 }
 
-/* What one read of the fleet's versions (sq_sql_fleet_versions, as rp_store_fleet_versions runs
- * it) reads, on the store's own connection. SQLite: the pages asked of its page cache (hits and
+typedef void (*bind_fn)(sq_st_t *st);
+
+/* What one run of a store's statement (sql, its parameters bound by bind) reads, on the store's
+ * own connection. SQLite: the pages asked of its page cache (hits and
  * misses: those read from the file or the kernel's cache) and the statement's virtual machine
  * steps; PostgreSQL: EXPLAIN (ANALYZE, BUFFERS): the shared buffers hit and read, and the rows
  * its scans returned. OUT: *pages, *rows (SQLite: VM steps). */
-static void versions_reads(bool pg, double *pages, double *rows)
+static void query_reads(bool pg, const char *sql_of, bind_fn bind, double *pages, double *rows)
 {
     sq_st_t *st;
     int rc;
 
     *pages = *rows = 0;
     if (!pg) {
-        if ((st = sq_prepare(s, sq_sql_fleet_versions)) == NULL)
-            die("versions: prepare");
-        db_bind_text(st, 1, tenant.id);
-        db_bind_int(st, 2, VERSIONS_MAX);
+        if ((st = sq_prepare(s, sql_of)) == NULL)
+            die("reads: prepare");
+        bind(st);
         (void)rp_db_sqlite_pages(s->db, 1);
         while ((rc = db_step(st)) == DB_ROW)
             ;
         if (rc != DB_DONE)
-            die("versions: step");
+            die("reads: step");
         *pages = (double)rp_db_sqlite_pages(s->db, 0);
         *rows = (double)rp_db_sqlite_vm_steps(st->h);
         sq_finalize(st);
@@ -466,19 +468,18 @@ static void versions_reads(bool pg, double *pages, double *rows)
         json_t *plan;
         json_error_t e;
 
-        if (asprintf(&sql, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) %s", sq_sql_fleet_versions) < 0)
+        if (asprintf(&sql, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) %s", sql_of) < 0)
             die("out of memory");
         if ((st = sq_prepare(s, sql)) == NULL)
-            die("versions: prepare");
-        db_bind_text(st, 1, tenant.id);
-        db_bind_int(st, 2, VERSIONS_MAX);
+            die("reads: prepare");
+        bind(st);
         if (db_step(st) != DB_ROW)
-            die("versions: EXPLAIN");
+            die("reads: EXPLAIN");
         plan = json_loads((const char *)db_column_text(st, 0), 0, &e);
         sq_finalize(st);
         free(sql);
         if (plan == NULL)
-            die("versions: EXPLAIN's JSON");
+            die("reads: EXPLAIN's JSON");
         {
             json_t *top = json_object_get(json_array_get(plan, 0), "Plan");
             json_t *stack[256];
@@ -503,6 +504,109 @@ static void versions_reads(bool pg, double *pages, double *rows)
             }
         }
         json_decref(plan);
+    }
+}
+
+/* The fleet's versions, as rp_store_fleet_versions reads them. */
+static void bind_versions(sq_st_t *st)
+{
+    db_bind_text(st, 1, tenant.id);
+    db_bind_int(st, 2, VERSIONS_MAX);
+}
+
+static void versions_reads(bool pg, double *pages, double *rows)
+{
+    query_reads(pg, sq_sql_fleet_versions, bind_versions, pages, rows);
+}
+
+/* What --reenroll-per-hour adds to an EST re-enrollment (store.c: the count of the device's
+ * re-enrollments of the last hour in the transaction that records one): the count's reads, on a
+ * device that has `reenroll_made` re-enrollments in the hour, and the CPU time (this process's:
+ * SQLite's work is in it, PostgreSQL's is not) of the count alone and of a re-enrollment's record
+ * with the limit off and on, over devices picked at random (each recorded once). */
+enum { REENROLL_MADE = 6, REENROLL_CALLS = 400, REENROLL_COUNTS = 5000 };
+static char reenroll_device[RP_DEVICE_ID_SIZE];
+
+static void bind_reenroll(sq_st_t *st)
+{
+    db_bind_text(st, 1, reenroll_device);
+    db_bind_int64(st, 2, clock_now - RP_REISSUE_WINDOW);
+}
+
+/* A device i that may re-enroll: not blocked, its last attestation passed; its certificate's
+ * serial (the bulk load's). The fleet has one (reenroll_cost). */
+static size_t reenroll_pick(char serial[RP_SERIAL_SIZE])
+{
+    size_t i;
+
+    do
+        i = pick();
+    while (i <= nblocked || i % 50 == 0);
+    snprintf(serial, RP_SERIAL_SIZE, "%040zx", i);
+    return i;
+}
+
+static void reenroll_once(size_t i, const char *old, long per_hour)
+{
+    rp_cert_record_t c = {0};
+    rp_reissue_t out;
+    int64_t retry;
+
+    snprintf(c.serial, sizeof(c.serial), "e%039zx", ++next_serial);
+    snprintf(c.tenant_id, sizeof(c.tenant_id), "%s", tenant.id);
+    device_id(i, c.device_id);
+    c.not_before = clock_now;
+    c.not_after = clock_now + 86400;
+    if (rp_store_cert_reissue(s, &c, old, clock_now - 86400, per_hour, &out, &retry) != RP_OK ||
+        out != RP_REISSUE_DONE)
+        die("cert_reissue");
+}
+
+static double cpu_now(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void reenroll_cost(bool pg, double *pages, double *rows, double cpu[3])
+{
+    char old[RP_SERIAL_SIZE];
+    size_t i;
+
+    *pages = *rows = cpu[0] = cpu[1] = cpu[2] = 0;
+    if (loaded < nblocked + 100)
+        return; /* (nearly) every device is blocked: none to re-enroll */
+    i = reenroll_pick(old);
+
+    device_id(i, reenroll_device);
+    for (int k = 0; k < REENROLL_MADE; k++)
+        reenroll_once(i, old, 0);
+    query_reads(pg, sq_sql_reissued_recent, bind_reenroll, pages, rows);
+    { /* the count alone, on its own: what it adds to the transaction */
+        sq_st_t *st = sq_prepare(s, sq_sql_reissued_recent);
+        double t0 = cpu_now();
+
+        if (st == NULL)
+            die("reenroll count: prepare");
+        for (int k = 0; k < REENROLL_COUNTS; k++) {
+            bind_reenroll(st);
+            if (db_step(st) != DB_ROW || db_column_int64(st, 0) != REENROLL_MADE)
+                die("reenroll count");
+            db_reset(st);
+        }
+        cpu[2] = (cpu_now() - t0) / REENROLL_COUNTS;
+        sq_finalize(st);
+    }
+    for (int on = 0; on < 2; on++) {
+        double t0 = cpu_now();
+
+        for (int k = 0; k < REENROLL_CALLS; k++) {
+            size_t j = reenroll_pick(old);
+            reenroll_once(j, old, on ? 3600 : 0);
+        }
+        cpu[on] = (cpu_now() - t0) / REENROLL_CALLS;
     }
 }
 
@@ -677,6 +781,7 @@ int main(int argc, char **argv)
     rp_db_t *db = NULL;
     rp_product_t product;
     double t0, load, refs[2], times[2][24], vpages[2], vrows[2], rchanges[2][3], rpages[2][3];
+    double epages[2], erows[2], ecpu[2][3];
     struct storm storms[2];
     struct {
         const char *name;
@@ -793,6 +898,7 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
             times[step][i] = median_time(ops[i].op);
         versions_reads(pg, &vpages[step], &vrows[step]);
+        reenroll_cost(pg, &epages[step], &erows[step], ecpu[step]);
     }
     if (nstorm > 0) {
         settle(drv, db, pg);
@@ -810,6 +916,15 @@ int main(int argc, char **argv)
     printf("  fleet versions, one read: %.0f and %.0f pages (%s), %.0f and %.0f %s\n", vpages[0],
            vpages[1], pg ? "shared buffers hit and read" : "asked of the page cache", vrows[0],
            vrows[1], pg ? "rows from its scans" : "VM steps");
+    printf("  the re-enrollment limit's count, a device with %d in the hour: %.0f and %.0f pages "
+           "(%s), %.0f and %.0f %s\n",
+           REENROLL_MADE, epages[0], epages[1],
+           pg ? "shared buffers hit and read" : "asked of the page cache", erows[0], erows[1],
+           pg ? "rows from its scans" : "VM steps");
+    printf("  a re-enrollment's record, this process's CPU: %.1f and %.1f us with the limit off, "
+           "%.1f and %.1f us on; the count alone %.1f and %.1f us\n",
+           ecpu[0][0] * 1e6, ecpu[1][0] * 1e6, ecpu[0][1] * 1e6, ecpu[1][1] * 1e6,
+           ecpu[0][2] * 1e6, ecpu[1][2] * 1e6);
     if (!pg)
         for (int k = 0; k < 3; k++)
             printf("  a status report, %s: %.0f and %.0f rows changed, %.0f and %.0f pages asked\n",

@@ -147,9 +147,12 @@ typedef struct rp_server {
     /* Wrong bearer tokens per address (--auth-fail-rate), and its 429's Retry-After (reload). */
     rp_ratelimit_t *auth_limit;
     atomic_int auth_retry;
-    /* EST re-enrollments per device (--reenroll-per-hour), and its 429's Retry-After (reload). */
+    /* EST re-enrollments per device (--reenroll-per-hour), and its 429's Retry-After (reload):
+     * the bucket is each replica's first gate, the limit counted again in the database (across
+     * replicas) when a certificate is recorded. */
     rp_ratelimit_t *reenroll_limit;
     atomic_int reenroll_retry;
+    atomic_long reenroll_per_hour;
 } rp_server_t;
 
 struct event_base;

@@ -700,6 +700,7 @@ static void apply_reloadable(rp_server_t *srv, const rp_config_t *c)
     rp_ratelimit_set(srv->reenroll_limit, (double)c->reenroll_per_hour / 3600,
                      (double)c->reenroll_per_hour);
     atomic_store(&srv->reenroll_retry, retry_of((double)c->reenroll_per_hour / 3600));
+    atomic_store(&srv->reenroll_per_hour, c->reenroll_per_hour);
     atomic_store(&srv->request_deadline, (int)c->request_deadline);
     atomic_store(&srv->idle_timeout, (int)c->idle_timeout);
     atomic_store(&srv->webhook_allow_private, c->webhook_allow_private);

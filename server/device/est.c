@@ -78,13 +78,17 @@ static void simplereenroll(rp_req_t *r, const rp_ca_t *ca)
     X509_REQ *csr = NULL;
     rp_cert_record_t rec;
     rp_reissue_t outcome;
+    int64_t retry_after;
     uint8_t *der = NULL, spki[RP_PUBKEY_DER_MAX], *p = spki;
     size_t len, der_len;
     int spki_len;
     const uint8_t *body;
 
     /* Each re-enrollment is a signature and a write transaction: a device gets a few an hour
-     * (--reenroll-per-hour; a client renewing a 24-hour certificate needs one a day). */
+     * (--reenroll-per-hour; a client renewing a 24-hour certificate needs one a day). This
+     * replica's bucket is the first gate, in memory, sparing the database a device's flood; the
+     * transaction that records the certificate counts the device's re-enrollments of the last
+     * hour again, in the database, so that replicas together give no more. */
     if (!rp_device_rate_allowed(r, r->w->srv->reenroll_limit,
                                 atomic_load(&r->w->srv->reenroll_retry),
                                 "this device re-enrolls faster than its limit "
@@ -125,8 +129,9 @@ static void simplereenroll(rp_req_t *r, const rp_ca_t *ca)
         spki_len = -1;
     if (spki_len <= 0 ||
         rp_ca_issue_device_cert(ca, spki, (size_t)spki_len, device_id, now, &cert, &rec) != RP_OK ||
-        rp_store_cert_reissue(r->w->store, &rec, serial, now - RP_DEVICE_CERT_LIFETIME, &outcome) !=
-            RP_OK) {
+        rp_store_cert_reissue(r->w->store, &rec, serial, now - RP_DEVICE_CERT_LIFETIME,
+                              atomic_load(&r->w->srv->reenroll_per_hour), &outcome,
+                              &retry_after) != RP_OK) {
         X509_REQ_free(csr);
         X509_free(cert);
         rp_reply_error(r, 500, "internal", "cannot issue the certificate");
@@ -135,6 +140,15 @@ static void simplereenroll(rp_req_t *r, const rp_ca_t *ca)
     X509_REQ_free(csr);
     /* What the checks above read may have changed before the certificate was recorded: the
      * transaction that records it checked again, and decides. */
+    if (outcome == RP_REISSUE_LIMITED) {
+        /* Other replicas (whose buckets this one's does not see) spent the device's hour. */
+        X509_free(cert);
+        atomic_fetch_add(&r->w->srv->metrics.limited_reenroll, 1);
+        rp_reply_rate_limited(r, (int)retry_after,
+                              "this device re-enrolls faster than its limit (--reenroll-per-hour, "
+                              "counted across replicas): retry after the Retry-After seconds");
+        return;
+    }
     if (outcome != RP_REISSUE_DONE) {
         X509_free(cert);
         refuse(r, outcome);

@@ -715,14 +715,19 @@ void rp_auth_failed(rp_req_t *r)
         (void)rp_ratelimit_allow(r->w->srv->auth_limit, host, strlen(host), monotonic_now());
 }
 
-bool rp_device_rate_allowed(rp_req_t *r, rp_ratelimit_t *rl, int retry_after, const char *message)
+void rp_reply_rate_limited(rp_req_t *r, int retry_after, const char *message)
 {
     char retry[16];
 
-    if (rl != NULL && rp_ratelimit_allow(rl, r->device.id, strlen(r->device.id), monotonic_now()))
-        return true;
     snprintf(retry, sizeof(retry), "%d", retry_after);
     too_many(r, retry, message);
+}
+
+bool rp_device_rate_allowed(rp_req_t *r, rp_ratelimit_t *rl, int retry_after, const char *message)
+{
+    if (rl != NULL && rp_ratelimit_allow(rl, r->device.id, strlen(r->device.id), monotonic_now()))
+        return true;
+    rp_reply_rate_limited(r, retry_after, message);
     return false;
 }
 

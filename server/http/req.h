@@ -126,6 +126,9 @@ bool rp_range_parse(const char *h, uint64_t size, uint64_t *start, uint64_t *len
  * `rate_limited` with `Retry-After: retry_after` and message sent. rl NULL refuses (fail closed).
  * The one per-device limit: reports.c (batches) and est.c (re-enrollments) call it. */
 bool rp_device_rate_allowed(rp_req_t *r, rp_ratelimit_t *rl, int retry_after, const char *message);
+/* Answer 429 `rate_limited` with `Retry-After: retry_after` (seconds) and message: a limit
+ * counted elsewhere (the database's, for EST re-enrollments across replicas). */
+void rp_reply_rate_limited(rp_req_t *r, int retry_after, const char *message);
 /* Whether a request anyone may make is within its address's limit (--rate-limit); false: 429
  * sent. */
 bool rp_rate_allowed(rp_req_t *r);

@@ -459,6 +459,13 @@ const char *const rp_store_migrations[] = {
      * replica ignores the epoch, so a reset kills the old nonces only once every replica runs
      * this version */
     "ALTER TABLE spent_nonces_purged ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;",
+    /* 31: the certificates EST re-enrollment recorded (store.c: rp_store_cert_reissue), which
+     * --reenroll-per-hour counts in the transaction that records one, so that the limit holds
+     * across replicas (it was counted in each replica's memory only). Those recorded before are
+     * 0: not counted. Rolling upgrade: yes (an older replica neither reads it nor must write it:
+     * its re-enrollments are recorded as 0, not counted by the newer ones, and it keeps its own
+     * bound in memory, per replica, as before) */
+    "ALTER TABLE certificates ADD COLUMN reissued INTEGER NOT NULL DEFAULT 0;",
 };
 const int rp_store_schema_newest =
     (int)(sizeof(rp_store_migrations) / sizeof(rp_store_migrations[0]));

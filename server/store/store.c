@@ -1346,13 +1346,14 @@ static const char SQL_DEVICE_ATTESTED[] =
     "UPDATE devices SET last_attestation = ?, last_passed = ?, spki = coalesce(spki, ?)"
     " WHERE id = ?";
 static const char SQL_CERT_INSERT[] =
-    "INSERT INTO certificates (serial, tenant_id, device_id, not_before, not_after)"
-    " VALUES (?, ?, ?, ?, ?)";
+    "INSERT INTO certificates (serial, tenant_id, device_id, not_before, not_after, reissued)"
+    " VALUES (?, ?, ?, ?, ?, ?)";
 static const char SQL_ATTEST_LIST[] =
     "SELECT id, device_id, tenant_id, at, passed, reason, claims, cert_serial FROM attestations"
     " WHERE tenant_id = ? AND device_id = ? ORDER BY id DESC LIMIT ?";
 
-static rp_err_t insert_cert(rp_store_t *s, const rp_cert_record_t *c)
+/* reissued: recorded by an EST re-enrollment (rp_store_cert_reissue), which its limit counts. */
+static rp_err_t insert_cert(rp_store_t *s, const rp_cert_record_t *c, bool reissued)
 {
     sq_st_t *st = sq_stmt(s, SQL_CERT_INSERT);
 
@@ -1363,6 +1364,7 @@ static rp_err_t insert_cert(rp_store_t *s, const rp_cert_record_t *c)
     db_bind_text(st, 3, c->device_id);
     db_bind_int64(st, 4, c->not_before);
     db_bind_int64(st, 5, c->not_after);
+    db_bind_int(st, 6, reissued ? 1 : 0);
     return sq_step_done(s, st, NULL);
 }
 
@@ -1465,7 +1467,7 @@ static rp_err_t record_one(rp_store_t *s, rp_attestation_write_t *w, bool *grew)
             refuse_instead(w, RP_RECORDED_AS_BLOCKED, w->blocked_reason);
     }
     if (w->cert != NULL) {
-        err = insert_cert(s, w->cert);
+        err = insert_cert(s, w->cert, false);
         if (err != RP_OK)
             return err == RP_ERR_EXISTS ? RP_ERR_IO : err; /* a serial twice: not a replay */
     }
@@ -1651,17 +1653,65 @@ static rp_err_t reissue_check(rp_store_t *s, const rp_cert_record_t *cert, const
     return RP_OK;
 }
 
+/* The device's re-enrollments recorded in the window before cert's: how many, and the oldest's
+ * not_before. "not_after > ?2" is implied by "not_before > ?2" (a certificate ends after it
+ * starts) and makes the device's certificates_device range those still valid, not every
+ * certificate it was ever given. */
+const char sq_sql_reissued_recent[] =
+    "SELECT count(*), min(not_before) FROM certificates"
+    " WHERE device_id = ?1 AND not_after > ?2 AND not_before > ?2 AND reissued <> 0";
+
+/* Inside the caller's transaction, under the write lock (so two replicas racing for the last slot
+ * take turns, and the second counts the first's): may the device have one more re-enrollment? */
+static rp_err_t reissue_limit_check(rp_store_t *s, const rp_cert_record_t *cert, long per_hour,
+                                    rp_reissue_t *outcome, int64_t *retry_after)
+{
+    sq_st_t *st;
+    int64_t n, oldest;
+    int rc;
+
+    if (per_hour <= 0)
+        return RP_OK;
+    st = sq_stmt(s, sq_sql_reissued_recent);
+    if (st == NULL)
+        return RP_ERR_IO;
+    db_bind_text(st, 1, cert->device_id);
+    db_bind_int64(st, 2, cert->not_before - RP_REISSUE_WINDOW);
+    rc = db_step(st);
+    if (rc != DB_ROW) {
+        db_reset(st);
+        return sq_error(s, "re-enrollments");
+    }
+    n = db_column_int64(st, 0);
+    oldest = db_column_int64(st, 1);
+    db_reset(st);
+    if (n < per_hour)
+        return RP_OK;
+    /* The oldest of them leaves the window then (a replica's clock ahead may make it later). */
+    *retry_after = oldest + RP_REISSUE_WINDOW - cert->not_before;
+    if (*retry_after < 1)
+        *retry_after = 1;
+    if (*retry_after > RP_REISSUE_WINDOW)
+        *retry_after = RP_REISSUE_WINDOW;
+    *outcome = RP_REISSUE_LIMITED;
+    return RP_OK;
+}
+
 rp_err_t rp_store_cert_reissue(rp_store_t *s, const rp_cert_record_t *cert, const char *old_serial,
-                               int64_t attested_since, rp_reissue_t *outcome)
+                               int64_t attested_since, long per_hour, rp_reissue_t *outcome,
+                               int64_t *retry_after)
 {
     rp_err_t err = sq_begin(s);
 
     *outcome = RP_REISSUE_NOT_CURRENT;
+    *retry_after = 0;
     if (err != RP_OK)
         return err;
     err = reissue_check(s, cert, old_serial, attested_since, outcome);
+    if (err == RP_OK && *outcome == RP_REISSUE_DONE)
+        err = reissue_limit_check(s, cert, per_hour, outcome, retry_after);
     if (err == RP_OK && *outcome == RP_REISSUE_DONE) {
-        err = insert_cert(s, cert);
+        err = insert_cert(s, cert, true);
         if (err == RP_ERR_EXISTS)
             err = RP_ERR_IO; /* a serial twice: random serials never collide */
     }

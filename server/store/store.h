@@ -629,19 +629,29 @@ typedef enum rp_reissue {
                                       * and tenant (revoked, or another's) */
     RP_REISSUE_BLOCKED,              /* the device is blocked, or no longer the tenant's */
     RP_REISSUE_ATTESTATION_REQUIRED, /* its last attestation failed, or is too old */
+    RP_REISSUE_LIMITED,              /* the device's re-enrollments of the last hour are many */
 } rp_reissue_t;
+
+#define RP_REISSUE_WINDOW 3600 /* seconds: the window a device's re-enrollments are counted in */
 
 /*
  * Record a certificate issued to renew another (old_serial) - only if, in the transaction that
  * records it, the device is still held by the certificate's tenant and not blocked, the renewed
- * certificate is that device's and not revoked, and the device's last attestation passed at or
- * after attested_since. So a block that commits while a renewal is being made either comes first
- * (nothing is recorded) or revokes the new certificate too. OUT: *outcome; RP_OK with any other
- * outcome than RP_REISSUE_DONE has recorded nothing. Every certificate the service records goes
- * through this or rp_store_attestations_record(), which check the same way.
+ * certificate is that device's and not revoked, the device's last attestation passed at or
+ * after attested_since, and (per_hour > 0, --reenroll-per-hour) fewer than per_hour certificates
+ * recorded by this for the device started in the RP_REISSUE_WINDOW before cert's not_before.
+ * So a block that commits while a renewal is being made either comes first (nothing is recorded)
+ * or revokes the new certificate too, and the limit holds across every replica sharing the
+ * database: the count and the insert are under the write lock, so two renewals racing for the
+ * last slot (on two replicas) take turns, and the second is RP_REISSUE_LIMITED. OUT: *outcome;
+ * *retry_after, when RP_REISSUE_LIMITED, the seconds (1 to RP_REISSUE_WINDOW) until the oldest
+ * of them leaves the window. RP_OK with any other outcome than RP_REISSUE_DONE has recorded
+ * nothing. Every certificate the service records goes through this or
+ * rp_store_attestations_record(), which check the same way (the latter's are not counted here).
  */
 rp_err_t rp_store_cert_reissue(rp_store_t *s, const rp_cert_record_t *cert, const char *old_serial,
-                               int64_t attested_since, rp_reissue_t *outcome) RP_MUST_CHECK;
+                               int64_t attested_since, long per_hour, rp_reissue_t *outcome,
+                               int64_t *retry_after) RP_MUST_CHECK;
 
 /* ---- Tokens: expiry, revocation, the system token's rotation ---- */
 

@@ -258,6 +258,9 @@ extern const char *const sq_sql_device_page[RP_DEVICE_STATE_COUNT],
 /* The read of the fleet's versions (rp_store_fleet_versions; its parameters the tenant and the
  * limit), for bench/fleet's count of what it reads. */
 extern const char sq_sql_fleet_versions[];
+/* The count of a device's re-enrollments in a window (store.c: rp_store_cert_reissue); bench/fleet
+ * measures its reads. */
+extern const char sq_sql_reissued_recent[];
 
 /* The device states the console counts and filters by (store.h: rp_fleet_counts_t), over
  * "devices d" (its row holds its last verdict: no join); :now and :window (seconds) bound an

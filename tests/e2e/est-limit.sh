@@ -39,7 +39,6 @@ reenroll() {
     --cert "$d/$n/agent/device.crt" --key "$d/$n/identity.pem" -H 'Content-Type: application/pkcs10' \
     --data-binary "@$d/csr.b64" "$@" "$SERVER_URL/.well-known/est/$acme/simplereenroll")
 }
-retry_after() { sed -n 's/^Retry-After: *\([0-9]*\).*/\1/ip' "$d/headers"; }
 certs_of() { sqlite3 "$d/srv/rampart.db" "select count(*) from certificates where device_id = '$1'"; }
 limited() { curl -s --cacert "$SERVER_CA" "$SERVER_URL/metrics" | sed -n 's/^rampart_rate_limited_total{limit="reenroll"} //p'; }
 for n in a b; do

@@ -244,6 +244,20 @@ attestation_request() {
     --arg key "$(openssl pkey -in "$1/identity.pem" -pubout -outform DER 2>/dev/null | base64 -w0)" \
     '{evidence: $ev, public_key: $key}' >"$2"
 }
+# est_reenroll STATE_DIR [URL]: one EST re-enrollment (docs/protocol.md, "EST") of the device in
+# STATE_DIR with its current certificate, a CSR of its own key, at URL ($SERVER_URL) for tenant
+# $acme; $status, the body in $E2E_DIR/body, the headers in $E2E_DIR/headers.
+est_reenroll() {
+  local s=$1 url=${2:-$SERVER_URL}
+  [ -s "$s/reenroll.csr.b64" ] ||
+    openssl req -new -key "$s/identity.pem" -subj "/CN=rampart" -outform DER 2>/dev/null |
+    base64 -w64 >"$s/reenroll.csr.b64" || fail "a CSR for $s"
+  status=$(curl -s -o "$E2E_DIR/body" -D "$E2E_DIR/headers" -w '%{http_code}' --cacert "$SERVER_CA" \
+    --cert "$s/agent/device.crt" --key "$s/identity.pem" -H 'Content-Type: application/pkcs10' \
+    --data-binary "@$s/reenroll.csr.b64" "$url/.well-known/est/$acme/simplereenroll")
+}
+# retry_after: the Retry-After of the last est_reenroll's answer.
+retry_after() { sed -n 's/^Retry-After: *\([0-9]*\).*/\1/ip' "$E2E_DIR/headers"; }
 is_status() { eq "$status" "$1" "HTTP status of the last call ($(head -c 300 "$E2E_DIR/body"))"; }
 body_has() { jq -e "$1" "$E2E_DIR/body" >/dev/null || fail "body fails $1: $(head -c 500 "$E2E_DIR/body")"; }
 

@@ -8,7 +8,8 @@
 #
 # A device attests through the balancer while it sends everything to r1, and takes an update
 # while it sends everything to r2 (HAProxy's admin socket puts the other in maintenance; each
-# replica's /metrics shows which one served). Then a storm: $N devices (the real agent, one loop
+# replica's /metrics shows which one served). It re-enrolls (EST) at both: the two together give it no
+# more than --reenroll-per-hour, however each replica's own bucket counts. Then a storm: $N devices (the real agent, one loop
 # each) attest again and again through the balancer and send a failure report after each pass;
 # r1 is killed with -9 mid-storm and they carry on through r2; PostgreSQL is restarted under it
 # and they carry on. A device tries an attestation again after a 5xx or a cut connection, and a
@@ -130,6 +131,23 @@ out_has "1 installed"
 hap "set server replicas/r1 state ready" >/dev/null
 wait_until 30 is_up r1 || fail "r1 did not come back: $(state r1)"
 eq "$(sql "SELECT state FROM device_updates WHERE device_id = '$upd'")" installed "the update's state in PostgreSQL"
+
+# --- EST re-enrollments: --reenroll-per-hour (6) holds across the replicas ------------------------
+# Each replica's bucket would give the device 6; the transaction that records a certificate
+# counts the device's re-enrollments of the last hour in PostgreSQL: 4 at r1 and 2 at r2 spend
+# them, and the next is refused at r2 (whose bucket has 4 left), at r1 and through the balancer,
+# 429 with Retry-After the time until the first leaves the hour; nothing more is recorded.
+reissued() { sql "SELECT count(*) FROM certificates WHERE device_id = '$upd' AND reissued <> 0"; }
+for url in "$R1" "$R1" "$R1" "$R1" "$R2" "$R2"; do est_reenroll "$d/upd" "$url"; is_status 200; done
+for url in "$R2" "$R1" "$LB"; do
+  est_reenroll "$d/upd" "$url"; is_status 429
+  body_has '.error == "rate_limited"'
+  ra=$(retry_after)
+  [ "${ra:-0}" -gt 3000 ] && [ "$ra" -le 3600 ] || fail "Retry-After $ra at $url: not until the first leaves the hour"
+done
+eq "$(reissued)" 6 "re-enrollments recorded for the device across both replicas"
+eq "$(($(metric "$R1" 'rampart_rate_limited_total{limit="reenroll"}') + $(metric "$R2" 'rampart_rate_limited_total{limit="reenroll"}')))" \
+  3 "re-enrollments refused, both replicas' metrics"
 
 # Evidence answered before the database's restart, kept to be replayed after it.
 attestation_request "$d/upd" "$d/replay.json" || fail "no nonce: $status"

@@ -273,7 +273,7 @@ static void store_schema(void **state)
 {
     struct db *db = *state;
 
-    assert_int_equal(rp_store_schema_version(db->s), 30);
+    assert_int_equal(rp_store_schema_version(db->s), 31);
 }
 
 static void collect_upload(void *ctx, const rp_upload_t *u)
@@ -854,9 +854,13 @@ static void store_bars_lifted_relabel(void **state)
     assert_int_equal(got.revoked_for, RP_REVOKED_FAILED);
 }
 
-/* Schema 30 undone, then 29 (test_server's migration tests take a file back further: UNDO_28). */
+/* Schema 31 undone, then 30, then 29 (test_server's migration tests take a file back further:
+ * UNDO_28). */
+#define UNDO_31                                                                                    \
+    "ALTER TABLE certificates DROP COLUMN reissued;"                                               \
+    "DELETE FROM schema_version WHERE version = 31;"
 #define UNDO_30                                                                                    \
-    "ALTER TABLE spent_nonces_purged DROP COLUMN epoch;"                                           \
+    UNDO_31 "ALTER TABLE spent_nonces_purged DROP COLUMN epoch;"                                   \
     "DELETE FROM schema_version WHERE version = 30;"
 #define UNDO_29                                                                                    \
     UNDO_30 "ALTER TABLE threat_devices DROP COLUMN failed;"                                       \
@@ -882,7 +886,7 @@ static void store_migration_29_lifts(void **state)
     assert_int_equal(
         db->s->db->drv->exec(db->s->db, "UPDATE certificates SET revoked_for = 0;" UNDO_29), RP_OK);
     assert_int_equal(rt_store_open(&db->t, &again), RP_OK);
-    assert_int_equal(rp_store_schema_version(again), 30);
+    assert_int_equal(rp_store_schema_version(again), 31);
     assert_int_equal(rp_store_cert_get(again, "0f21", &got), RP_OK);
     assert_int_equal(got.revoked_for, RP_REVOKED_LIFTED);
     assert_int_equal(rp_store_cert_get(again, "0f22", &got), RP_OK); /* still blocked */
@@ -1058,38 +1062,39 @@ static void store_reissue_checks(void **state)
     rp_attestation_t a;
     rp_attestation_write_t w;
     rp_reissue_t out;
+    int64_t retry;
     rp_tenant_t other;
 
     assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, dev1, 1000), RP_OK);
     c = cert_for(db, dev1, "02");
     /* never attested, and the renewed certificate does not exist */
-    assert_int_equal(rp_store_cert_reissue(db->s, &c, "01", 0, &out), RP_OK);
+    assert_int_equal(rp_store_cert_reissue(db->s, &c, "01", 0, 0, &out, &retry), RP_OK);
     assert_int_equal(out, RP_REISSUE_NOT_CURRENT);
     fill(&a, dev1, db->tenant.id, true);
     w = write_of(&a, &old, n);
     assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
     /* an attestation older than asked for */
-    assert_int_equal(rp_store_cert_reissue(db->s, &c, "01", a.at + 1, &out), RP_OK);
+    assert_int_equal(rp_store_cert_reissue(db->s, &c, "01", a.at + 1, 0, &out, &retry), RP_OK);
     assert_int_equal(out, RP_REISSUE_ATTESTATION_REQUIRED);
     /* another tenant's certificate, another device's */
     assert_int_equal(rp_store_tenant_create(db->s, "other", &other), RP_OK);
     snprintf(c.tenant_id, sizeof(c.tenant_id), "%s", other.id);
-    assert_int_equal(rp_store_cert_reissue(db->s, &c, "01", a.at, &out), RP_OK);
+    assert_int_equal(rp_store_cert_reissue(db->s, &c, "01", a.at, 0, &out, &retry), RP_OK);
     assert_int_equal(out, RP_REISSUE_BLOCKED);
     c = cert_for(db, dev2, "02");
     assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, dev2, 1000), RP_OK);
-    assert_int_equal(rp_store_cert_reissue(db->s, &c, "01", 0, &out), RP_OK);
+    assert_int_equal(rp_store_cert_reissue(db->s, &c, "01", 0, 0, &out, &retry), RP_OK);
     assert_int_equal(out, RP_REISSUE_NOT_CURRENT);
     assert_int_equal(rp_store_cert_get(db->s, "02", &got), RP_ERR_NOT_FOUND);
     /* and the one that may */
     c = cert_for(db, dev1, "02");
-    assert_int_equal(rp_store_cert_reissue(db->s, &c, "01", a.at, &out), RP_OK);
+    assert_int_equal(rp_store_cert_reissue(db->s, &c, "01", a.at, 0, &out, &retry), RP_OK);
     assert_int_equal(out, RP_REISSUE_DONE);
     assert_int_equal(rp_store_cert_get(db->s, "02", &got), RP_OK);
     /* blocked: refused, and the old certificate is revoked anyway */
     assert_int_equal(rp_store_device_block(db->s, db->tenant.id, dev1, 2000), RP_OK);
     c = cert_for(db, dev1, "03");
-    assert_int_equal(rp_store_cert_reissue(db->s, &c, "02", a.at, &out), RP_OK);
+    assert_int_equal(rp_store_cert_reissue(db->s, &c, "02", a.at, 0, &out, &retry), RP_OK);
     assert_int_equal(out, RP_REISSUE_BLOCKED);
     assert_int_equal(rp_store_cert_get(db->s, "03", &got), RP_ERR_NOT_FOUND);
 }
@@ -1126,8 +1131,9 @@ static void *renew_loop(void *arg)
     for (int i = 0; i < 100000; i++) {
         rp_cert_record_t c = cert_for(r->db, r->device, "");
         rp_reissue_t out;
+        int64_t retry;
         snprintf(c.serial, sizeof(c.serial), "%04x%02x%06x", r->round, me->id + 1, i);
-        if (rp_store_cert_reissue(s, &c, r->first, r->attested_at, &out) != RP_OK) {
+        if (rp_store_cert_reissue(s, &c, r->first, r->attested_at, 0, &out, &retry) != RP_OK) {
             atomic_store(&r->failed, true);
             break;
         }
@@ -1201,6 +1207,154 @@ static void store_reissue_races_with_block(void **state)
         assert_int_equal(rp_store_device_get(db->s, r.device, &d), RP_OK);
         assert_true(d.blocked);
         assert_string_equal(d.cert_serial, "");
+    }
+}
+
+/* A device's first certificate, by attestation, for the limit's tests: OUT *attested_at. */
+static void attested_device(struct db *db, const char *device, const char *serial,
+                            uint8_t nonce_byte, int64_t *attested_at)
+{
+    uint8_t n[RP_NONCE_SIZE] = {0x50, nonce_byte};
+    rp_cert_record_t first = cert_for(db, device, serial);
+    rp_attestation_t a;
+    rp_attestation_write_t w;
+
+    assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, device, 1000), RP_OK);
+    fill(&a, device, db->tenant.id, true);
+    w = write_of(&a, &first, n);
+    assert_int_equal(rp_store_attestations_record(db->s, &w, 1), RP_OK);
+    assert_int_equal(w.as, RP_RECORDED_AS_GIVEN);
+    *attested_at = a.at;
+}
+
+/* --reenroll-per-hour counted in the transaction that records a re-enrollment: per_hour of them
+ * started within an hour before the next are refused (RP_REISSUE_LIMITED, nothing recorded,
+ * Retry-After until the oldest leaves the hour); certificates issued by attestation are not
+ * counted; 0 lifts it; another device has its own. */
+static void store_reissue_limit(void **state)
+{
+    struct db *db = *state;
+    rp_cert_record_t c, got;
+    rp_reissue_t out;
+    int64_t at, at2, retry;
+    char serial[RP_SERIAL_SIZE];
+
+    attested_device(db, dev1, "a0", 1, &at);
+    for (int i = 0; i < 3; i++) { /* the attestation's certificate "a0" is not one of them */
+        snprintf(serial, sizeof(serial), "a%d", i + 1);
+        c = cert_for(db, dev1, serial);
+        c.not_before = 10000 + 100 * i;
+        assert_int_equal(rp_store_cert_reissue(db->s, &c, "a0", at, 3, &out, &retry), RP_OK);
+        assert_int_equal(out, RP_REISSUE_DONE);
+    }
+    c = cert_for(db, dev1, "a4");
+    c.not_before = 10300;
+    assert_int_equal(rp_store_cert_reissue(db->s, &c, "a0", at, 3, &out, &retry), RP_OK);
+    assert_int_equal(out, RP_REISSUE_LIMITED);
+    assert_int_equal(retry, 10000 + RP_REISSUE_WINDOW - 10300); /* when "a1" leaves the hour */
+    assert_int_equal(rp_store_cert_get(db->s, "a4", &got), RP_ERR_NOT_FOUND);
+    /* a larger limit, or none, lets it pass */
+    assert_int_equal(rp_store_cert_reissue(db->s, &c, "a0", at, 4, &out, &retry), RP_OK);
+    assert_int_equal(out, RP_REISSUE_DONE);
+    c = cert_for(db, dev1, "a5");
+    c.not_before = 10300;
+    assert_int_equal(rp_store_cert_reissue(db->s, &c, "a0", at, 0, &out, &retry), RP_OK);
+    assert_int_equal(out, RP_REISSUE_DONE);
+    /* an hour after the first: "a1" left the window, four are in it (a2, a3, a4, a5) */
+    c = cert_for(db, dev1, "a6");
+    c.not_before = 10000 + RP_REISSUE_WINDOW;
+    assert_int_equal(rp_store_cert_reissue(db->s, &c, "a0", at, 5, &out, &retry), RP_OK);
+    assert_int_equal(out, RP_REISSUE_DONE);
+    c = cert_for(db, dev1, "a7");
+    c.not_before = 10000 + RP_REISSUE_WINDOW;
+    assert_int_equal(rp_store_cert_reissue(db->s, &c, "a0", at, 5, &out, &retry), RP_OK);
+    assert_int_equal(out, RP_REISSUE_LIMITED);
+    assert_int_equal(retry, 100); /* "a2" leaves it in 100 s */
+    /* another device: its own count */
+    attested_device(db, dev2, "b0", 2, &at2);
+    c = cert_for(db, dev2, "b1");
+    c.not_before = 10300;
+    assert_int_equal(rp_store_cert_reissue(db->s, &c, "b0", at2, 1, &out, &retry), RP_OK);
+    assert_int_equal(out, RP_REISSUE_DONE);
+}
+
+/* Two replicas re-enrolling one device at once for its last slot: each renewer below is its own
+ * connection (a replica's), all racing; the count and the insert take turns under the write
+ * lock, so exactly the limit passes, never more. */
+struct limit_race {
+    const struct db *db;
+    const char *device;
+    int64_t attested_at;
+    int round;
+    atomic_int ready;
+    atomic_int done, limited;
+    atomic_bool failed;
+};
+
+struct limit_renewer {
+    struct limit_race *race;
+    int id;
+};
+
+static void *limit_renew(void *arg)
+{
+    enum { TRIES = 3 };
+    struct limit_renewer *me = arg;
+    struct limit_race *r = me->race;
+    rp_store_t *s;
+
+    if (rt_store_open(&r->db->t, &s) != RP_OK) {
+        atomic_store(&r->failed, true);
+        atomic_fetch_add(&r->ready, 1);
+        return NULL;
+    }
+    /* Start together: every connection is open before any renews (a state, not a time). */
+    atomic_fetch_add(&r->ready, 1);
+    while (atomic_load(&r->ready) < 4)
+        sched_yield();
+    for (int i = 0; i < TRIES; i++) {
+        rp_cert_record_t c = cert_for(r->db, r->device, "");
+        rp_reissue_t out;
+        int64_t retry;
+
+        snprintf(c.serial, sizeof(c.serial), "c%02x%02x%02x", r->round, me->id, i);
+        c.not_before = 20000 + 3600 * r->round;
+        if (rp_store_cert_reissue(s, &c, "c0", r->attested_at, 2, &out, &retry) != RP_OK) {
+            atomic_store(&r->failed, true);
+            break;
+        }
+        if (out == RP_REISSUE_DONE)
+            atomic_fetch_add(&r->done, 1);
+        else if (out == RP_REISSUE_LIMITED)
+            atomic_fetch_add(&r->limited, 1);
+        else
+            atomic_store(&r->failed, true);
+    }
+    rp_store_close(s);
+    return NULL;
+}
+
+static void store_reissue_limit_races(void **state)
+{
+    enum { ROUNDS = 4, RENEWERS = 4 };
+    struct db *db = *state;
+    int64_t at;
+
+    attested_device(db, dev1, "c0", 3, &at);
+    for (int round = 0; round < ROUNDS; round++) { /* each an hour after the last */
+        struct limit_race r = {.db = db, .device = dev1, .attested_at = at, .round = round};
+        struct limit_renewer renewers[RENEWERS];
+        pthread_t t[RENEWERS];
+
+        for (int i = 0; i < RENEWERS; i++) {
+            renewers[i] = (struct limit_renewer){&r, i};
+            assert_int_equal(pthread_create(&t[i], NULL, limit_renew, &renewers[i]), 0);
+        }
+        for (int i = 0; i < RENEWERS; i++)
+            pthread_join(t[i], NULL);
+        assert_false(atomic_load(&r.failed));
+        assert_int_equal(atomic_load(&r.done), 2);
+        assert_int_equal(atomic_load(&r.limited), RENEWERS * 3 - 2);
     }
 }
 
@@ -3042,6 +3196,12 @@ static void store_page_plans(void **state)
     assert_non_null(strstr(plan, "PRIMARY KEY (deployment_id=? AND device_id>? AND device_id<?)"));
     assert_true(no_scan(plan));
     assert_null(strstr(plan, "TEMP B-TREE"));
+    /* a device's re-enrollments of the last hour: a range of its certificates still valid, not
+     * every certificate it was ever given */
+    query_plan(db, sq_sql_reissued_recent, plan, sizeof(plan));
+    assert_non_null(strstr(plan, "SEARCH certificates USING INDEX certificates_device (device_id=? "
+                                 "AND not_after>?)"));
+    assert_true(no_scan(plan));
     /* a deployment's counts are its rows' (the counters): no statement counts its devices */
 
     /* 3000 devices, their IDs spread over the key space: a page's steps, first, far on, or under
@@ -4703,6 +4863,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_fleet_counts_and_revoked, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_reissue_checks, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_reissue_races_with_block, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_reissue_limit, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_reissue_limit_races, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_tokens, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_console_sessions, db_setup, db_teardown),
         cmocka_unit_test(console_paths),
