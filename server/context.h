@@ -107,6 +107,10 @@ typedef struct rp_server {
     uint8_t nonce_key[RP_NONCE_KEY_LEN]; /* derived from the master key */
     SSL_CTX *ssl_ctx; /* the TLS identity the workers take at start (each keeps its own: reload) */
     atomic_llong server_cert_not_after; /* the end of ssl_ctx's certificate (main.c) */
+    /* The service CAs published to devices (the attestation answer's service_ca: ca.h, the
+     * service CA's rollover), read at start; the newest one's times (/readyz, the metrics). */
+    char *service_ca_pem;
+    int64_t service_ca_not_before, service_ca_not_after;
     atomic_int nonce_lifetime; /* atomic: changed at SIGHUP (main.c), as are those marked so */
     rp_recorder_t *recorder;
     rp_deltas_t *deltas;       /* the delta makers (deltas.h) */

@@ -49,6 +49,7 @@ static const char usage[] =
     "       rampart-server blobs move --from dir|database --to dir|database [options]\n"
     "       rampart-server counters recount [options]\n"
     "       rampart-server nonces reset-watermark [options]\n"
+    "       rampart-server service-ca next [options]\n"
     "\n"
     "The Rampart security service: attests devices, issues 24-hour device certificates from\n"
     "tenant CAs, and serves the operator API, over HTTPS.\n"
@@ -148,6 +149,12 @@ static const char usage[] =
     "after it (nonce_unknown; devices ask again), so none whose spent record was purged passes\n"
     "twice; and it sets right an epoch out of range (the log says so: no nonce is issued)\n"
     "(docs/operations.md \"Clocks\").\n"
+    "\n"
+    "service-ca next: make the service CA's successor, DIR/server-ca-next.pem and .key (due\n"
+    "when two thirds of the service CA's life have passed: the log and /readyz say so); copy\n"
+    "both to every replica and restart them. Devices take it at their next attestation; it\n"
+    "signs the TLS certificate from the service CA's last 30 days on (docs/operations.md,\n"
+    "\"The service CA's lifetime\").\n"
     "\n"
     "On first start it writes DIR/server-ca.pem (the certificate clients trust) and\n"
     "DIR/admin.token (a bootstrap system token, 0600). No other system token is ever made but\n"
@@ -923,7 +930,7 @@ int main(int argc, char **argv)
     bool rotate = false;
     rp_blobs_kind_t move_from = RP_BLOBS_DIR, move_to = RP_BLOBS_DIR;
     int moving = 0; /* blobs move's options seen: 1 --from, 2 --to */
-    bool move = false, recount = false, reset = false;
+    bool move = false, recount = false, reset = false, ca_next = false;
     rp_err_t err;
 
     rp_log_init("rampart-server", RP_LOG_INFO);
@@ -966,7 +973,9 @@ int main(int argc, char **argv)
               strcmp(argv[optind + 1], "recount") == 0;
     reset = argc - optind == 2 && strcmp(argv[optind], "nonces") == 0 &&
             strcmp(argv[optind + 1], "reset-watermark") == 0;
-    if ((optind != argc && !move && !recount && !reset) || (move && moving != 3) ||
+    ca_next = argc - optind == 2 && strcmp(argv[optind], "service-ca") == 0 &&
+              strcmp(argv[optind + 1], "next") == 0;
+    if ((optind != argc && !move && !recount && !reset && !ca_next) || (move && moving != 3) ||
         (!move && moving != 0)) {
         fputs(move ? "rampart-server: blobs move wants --from and --to\n" : usage, stderr);
         return 2;
@@ -1009,6 +1018,8 @@ int main(int argc, char **argv)
         return counters_recount(&srv);
     if (reset)
         return nonces_reset_watermark(&srv);
+    if (ca_next)
+        return rp_service_ca_next(cfg->data_dir, (int64_t)time(NULL)) == RP_OK ? 0 : 1;
     if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
         rp_log_error("%s: %s", cfg->data_dir, strerror(errno));
         return 1;
@@ -1021,6 +1032,9 @@ int main(int argc, char **argv)
 
     /* Prepare the data directory: identity, master key, database, bootstrap token. */
     err = rp_service_identity_init(cfg->data_dir, cfg->hostnames[0] ? cfg->hostnames : NULL);
+    if (err == RP_OK)
+        err = rp_service_ca_published(cfg->data_dir, (int64_t)time(NULL), &srv.service_ca_pem,
+                                      &srv.service_ca_not_before, &srv.service_ca_not_after);
     if (err == RP_OK) {
         master_path = cfg->master_key;
         if (master_path[0] == '\0') {
@@ -1212,6 +1226,7 @@ out:
     if (main_base != NULL)
         event_base_free(main_base);
     SSL_CTX_free(srv.ssl_ctx);
+    free(srv.service_ca_pem);
     rp_server_tls_forget();
     for (size_t i = 0; i < srv.crls_cap; i++)
         free(srv.crls[i].der);
