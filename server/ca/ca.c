@@ -436,7 +436,9 @@ static rp_err_t server_cert_check(const char *data_dir, X509 *ca, EVP_PKEY *ca_k
     }
     if (end - now < RP_SERVER_CERT_RENEW_BEFORE && ours && next <= end)
         rp_log_warn("the service CA (%s/server-ca.pem) ends with the server certificate, which "
-                    "cannot outlive it: a new service CA is needed (docs/operations.md)",
+                    "cannot outlive it, and there is no successor to sign the next one: make one "
+                    "(rampart-server service-ca next; docs/operations.md, \"The service CA's "
+                    "lifetime\")",
                     data_dir);
     else if (end - now < RP_SERVER_CERT_RENEW_BEFORE && foreign && !at_start)
         rp_log_warn("%s/server.pem is not the service CA's: the service does not renew it while "
@@ -591,6 +593,26 @@ rp_err_t rp_service_cert_renew(const char *data_dir, const char *hostnames, bool
     return err;
 }
 
+/* The successor published, said at start with its SHA-256 fingerprint (compare it across the
+ * replicas: each must publish the same one) and when it signs. */
+static void successor_said(const char *data_dir, const struct service_cas *c)
+{
+    uint8_t md[32];
+    unsigned int md_len = 0;
+    char hex[2 * sizeof(md) + 1] = "?", when[32];
+    struct tm tm;
+    time_t at = (time_t)(rp_cert_time(X509_get0_notAfter(c->ca)) - RP_SERVICE_CA_SWITCH_BEFORE);
+
+    if (X509_digest(c->next, EVP_sha256(), md, &md_len) != 1 || md_len != sizeof(md) ||
+        rp_hex_encode(md, sizeof(md), hex, sizeof(hex)) != RP_OK)
+        snprintf(hex, sizeof(hex), "?");
+    ERR_clear_error();
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&at, &tm));
+    rp_log_info("publishing the service CA's successor %s/%s.pem (SHA-256 %s: the same on every "
+                "replica); it signs the TLS certificate from %s",
+                data_dir, RP_SERVICE_CA_NEXT, hex, when);
+}
+
 rp_err_t rp_service_ca_published(const char *data_dir, int64_t now, char **pem, int64_t *not_before,
                                  int64_t *not_after)
 {
@@ -617,6 +639,8 @@ rp_err_t rp_service_ca_published(const char *data_dir, int64_t now, char **pem, 
                     "(docs/operations.md, \"The service CA's lifetime\")",
                     data_dir, c.next != NULL ? RP_SERVICE_CA_NEXT : RP_SERVICE_CA,
                     (long long)((*not_after - now) / 86400));
+    if (err == RP_OK && c.next != NULL)
+        successor_said(data_dir, &c);
     service_cas_free(&c);
     if (err != RP_OK) {
         free(*pem);

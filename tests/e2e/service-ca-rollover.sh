@@ -30,6 +30,11 @@ attest() {
 certs_in() { grep -c -- '-----BEGIN CERTIFICATE-----' "$1"; }
 issuer() { openssl x509 -in "$1" -noout -issuer -nameopt RFC2253; }
 readyz() { faked curl -sf --cacert "$1" "$SERVER_URL/readyz"; }
+# days_left CA: rampart_service_ca_expires_seconds, in whole days (the service checked against CA).
+days_left() {
+  faked curl -sf --cacert "$1" "$SERVER_URL/metrics" |
+    sed -n 's/^rampart_service_ca_expires_seconds //p' | awk '{ print int($1 / 86400) }'
+}
 
 at +0d
 cp "$SERVER_CA" "$E2E_DIR/ca0.pem"
@@ -49,12 +54,19 @@ at +2440d
 readyz "$E2E_DIR/ca0.pem" >"$E2E_DIR/ready" || fail "/readyz"
 grep -q "no successor" "$E2E_DIR/ready" || fail "no warning: $(cat "$E2E_DIR/ready")"
 grep -q "service-ca next" "$srv.log" || fail "the log does not say what to do"
+left=$(days_left "$E2E_DIR/ca0.pem")
+[ "$left" -ge 1209 ] && [ "$left" -le 1210 ] || fail "rampart_service_ca_expires_seconds: $left days"
 expect 0 run "$SERVER_BIN" service-ca next --data-dir "$srv"
 expect 1 run "$SERVER_BIN" service-ca next --data-dir "$srv"
 err_has "there already"
 at +2440d
 readyz "$E2E_DIR/ca0.pem" >"$E2E_DIR/ready" || fail "/readyz"
 ! grep -q warning "$E2E_DIR/ready" || fail "still a warning: $(cat "$E2E_DIR/ready")"
+left=$(days_left "$E2E_DIR/ca0.pem") # (ten years less the seconds since it was made)
+[ "$left" -ge 3649 ] && [ "$left" -le 3650 ] || fail "rampart_service_ca_expires_seconds: $left days"
+fp=$(openssl x509 -in "$srv/server-ca-next.pem" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' |
+  tr A-F a-f)
+grep -q "successor .*SHA-256 $fp" "$srv.log" || fail "the log does not name the successor's fingerprint"
 expect 0 attest a
 eq "$(certs_in "$E2E_DIR/a/agent/service-ca.pem")" 3 "the given CA, the current one, the successor"
 issuer "$srv/server.pem" | grep -q "CN=Rampart service CA$" || fail "the switch came early"
@@ -72,4 +84,8 @@ grep -qi "certificate" "$E2E_DIR/out" "$E2E_DIR/err" || fail "b's failure is not
 at +3655d
 expect 0 attest a
 eq "$(certs_in "$E2E_DIR/a/agent/service-ca.pem")" 2 "the given CA and the successor (the old one ended)"
+# b re-provisioned with the successor (its kept file does not begin with it: the new one alone)
+expect 0 run "$AGENT" attest --state-dir "$E2E_DIR/b" --server "$SERVER_URL" \
+  --server-ca "$srv/server-ca-next.pem"
+E2E_CHECKS=$((E2E_CHECKS + 2))
 done_ok

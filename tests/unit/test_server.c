@@ -40,6 +40,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/key.h"
 #include "rampart/log.h"
@@ -4172,6 +4173,8 @@ static void service_ca_successor(void **state)
     char dir[] = "/tmp/rampart-service-ca.XXXXXX", path[PATH_MAX], *pem = NULL;
     int64_t now = (int64_t)time(NULL), nb = 0, na = 0;
     bool renewed = true;
+    uint8_t *ca_key;
+    size_t ca_key_len;
     FILE *f;
     X509 *server, *next;
 
@@ -4205,6 +4208,18 @@ static void service_ca_successor(void **state)
     X509_free(next);
     assert_int_equal(rp_service_cert_renew(dir, NULL, &renewed), RP_OK);
     assert_false(renewed);
+    /* a successor whose two files do not go together (a copy done in part) counts for nothing,
+     * and is never replaced */
+    snprintf(path, sizeof(path), "%s/server-ca.key", dir);
+    assert_int_equal(rp_read_file(path, 4096, &ca_key, &ca_key_len), RP_OK);
+    snprintf(path, sizeof(path), "%s/server-ca-next.key", dir);
+    assert_int_equal(rp_write_file_atomic(path, ca_key, ca_key_len, 0600, 0), RP_OK);
+    free(ca_key);
+    assert_int_equal(rp_service_ca_next(dir, now), RP_ERR_BAD_KEY);
+    assert_int_equal(rp_service_ca_published(dir, now, &pem, &nb, &na), RP_OK);
+    assert_null(strstr(strstr(pem, "BEGIN CERTIFICATE") + 1, "BEGIN CERTIFICATE"));
+    assert_int_equal(na, cert_end(dir, "server-ca.pem"));
+    free(pem);
     for (size_t i = 0; i < sizeof(made) / sizeof(made[0]); i++) {
         snprintf(path, sizeof(path), "%s/%s", dir, made[i]);
         assert_int_equal(unlink(path), 0);
