@@ -152,9 +152,9 @@ static const char usage[] =
     "\n"
     "service-ca next: make the service CA's successor, DIR/server-ca-next.pem and .key (due\n"
     "when two thirds of the service CA's life have passed: the log and /readyz say so); copy\n"
-    "both to every replica and restart them. Devices take it at their next attestation; it\n"
-    "signs the TLS certificate from the service CA's last 30 days on (docs/operations.md,\n"
-    "\"The service CA's lifetime\").\n"
+    "both to every replica and reload them (SIGHUP). Devices take it at their next\n"
+    "attestation; it signs the TLS certificate from the service CA's last 30 days on\n"
+    "(docs/operations.md, \"The service CA's lifetime\").\n"
     "\n"
     "On first start it writes DIR/server-ca.pem (the certificate clients trust) and\n"
     "DIR/admin.token (a bootstrap system token, 0600). No other system token is ever made but\n"
@@ -668,6 +668,8 @@ static struct {
     long long stale_ms;    /* a worker whose loop has not turned for this long holds the watchdog */
     char serving[400];     /* STATUS= once ready */
     int64_t cert_check_at; /* wall clock: when the certificate in use is next looked at */
+    char **service_cas_old; /* the service CAs published before (service_ca_publish) */
+    int service_cas_replaced;
 } run;
 
 #define LOGIN_BURST 10
@@ -764,6 +766,44 @@ static SSL_CTX *tls_identity(rp_server_t *srv, const char *hostnames)
     return ctx;
 }
 
+/* The service CAs published to devices (srv->service_ca_pem) read again from the data directory:
+ * at start, and with each new TLS identity (a reload, a renewal), so that a successor copied in
+ * is published at the next reload, without a restart. Unchanged, nothing is replaced; one replaced
+ * is kept until the exit (a worker may be copying it into an answer). On failure (logged) the
+ * ones published stay. */
+static rp_err_t service_ca_publish(rp_server_t *srv)
+{
+    char *pem = NULL, *old, **grown;
+    int64_t not_before, not_after;
+    rp_err_t err =
+        rp_service_ca_published(srv->data_dir, (int64_t)time(NULL), &pem, &not_before, &not_after);
+
+    if (err != RP_OK) {
+        rp_log_error("the service CAs in %s cannot be read (%s): those published stay",
+                     srv->data_dir, rp_strerror(err));
+        return err;
+    }
+    old = atomic_load(&srv->service_ca_pem);
+    if (old != NULL && strcmp(old, pem) == 0) {
+        free(pem);
+        return RP_OK;
+    }
+    grown = old == NULL ? run.service_cas_old
+                        : realloc(run.service_cas_old, ((size_t)run.service_cas_replaced + 1) *
+                                                           sizeof(*run.service_cas_old));
+    if (old != NULL && grown == NULL) {
+        free(pem);
+        return RP_ERR_NO_MEMORY;
+    }
+    run.service_cas_old = grown;
+    if (old != NULL)
+        run.service_cas_old[run.service_cas_replaced++] = old;
+    atomic_store(&srv->service_ca_not_before, not_before);
+    atomic_store(&srv->service_ca_not_after, not_after);
+    atomic_store(&srv->service_ca_pem, pem);
+    return RP_OK;
+}
+
 /* ctx for every new handshake: each worker takes it; connections already open keep theirs. */
 static void tls_swap(SSL_CTX *ctx)
 {
@@ -772,6 +812,7 @@ static void tls_swap(SSL_CTX *ctx)
     SSL_CTX_free(run.srv->ssl_ctx);
     run.srv->ssl_ctx = ctx;
     cert_in_use(run.srv, ctx);
+    (void)service_ca_publish(run.srv); /* (said when it fails) */
 }
 
 /* The certificate in use has reached its renewal margin (the heartbeat, below): renewed, or
@@ -1033,8 +1074,7 @@ int main(int argc, char **argv)
     /* Prepare the data directory: identity, master key, database, bootstrap token. */
     err = rp_service_identity_init(cfg->data_dir, cfg->hostnames[0] ? cfg->hostnames : NULL);
     if (err == RP_OK)
-        err = rp_service_ca_published(cfg->data_dir, (int64_t)time(NULL), &srv.service_ca_pem,
-                                      &srv.service_ca_not_before, &srv.service_ca_not_after);
+        err = service_ca_publish(&srv);
     if (err == RP_OK) {
         master_path = cfg->master_key;
         if (master_path[0] == '\0') {
@@ -1226,7 +1266,10 @@ out:
     if (main_base != NULL)
         event_base_free(main_base);
     SSL_CTX_free(srv.ssl_ctx);
-    free(srv.service_ca_pem);
+    free(atomic_load(&srv.service_ca_pem));
+    for (int i = 0; i < run.service_cas_replaced; i++)
+        free(run.service_cas_old[i]);
+    free(run.service_cas_old);
     rp_server_tls_forget();
     for (size_t i = 0; i < srv.crls_cap; i++)
         free(srv.crls[i].der);

@@ -685,7 +685,7 @@ rp_err_t rp_service_ca_next(const char *data_dir, int64_t now)
         err = write_pem_file(data_dir, RP_SERVICE_CA_NEXT ".pem", 0644, write_cert, cert);
     if (err == RP_OK)
         rp_log_info("made the successor service CA %s/%s.pem (%s): copy it and %s.key to every "
-                    "replica, then restart them; devices take it at their next attestation",
+                    "replica, then reload them (SIGHUP); devices take it at their next attestation",
                     data_dir, RP_SERVICE_CA_NEXT, cn, RP_SERVICE_CA_NEXT);
     service_cas_free(&c);
     X509_free(cert);

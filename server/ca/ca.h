@@ -95,13 +95,14 @@ rp_err_t rp_service_identity_init(const char *data_dir, const char *hostnames) R
  * (RP_SERVICE_CA.pem/.key, ten years) signs the service's TLS certificate; devices and CLIs trust
  * it. Its successor (RP_SERVICE_CA_NEXT.pem/.key) is made by the operator
  * (`rampart-server service-ca next`, rp_service_ca_next) once, and copied to every replica: so
- * every replica has the same one. It is due, like a tenant CA's, when two thirds of the current
- * one's life have passed (rp_ca_rollover_due: 3 years 4 months before its end; the service warns
- * from then on: the log, /readyz; rampart_service_ca_expires_seconds); it is published at once (the
- * attestation answer's service_ca: devices keep it beside the CA they were given), and it signs
- * the server certificate from the current CA's last RP_SERVICE_CA_SWITCH_BEFORE on: the server
- * certificate's renewal there (a certificate of the old CA ends with it) is the switch. Devices
- * have from the successor's making to then to attest once and take it.
+ * every replica has the same one; each publishes it from its next reload (SIGHUP) or start. It is
+ * due, like a tenant CA's, when two thirds of the current one's life have passed
+ * (rp_ca_rollover_due: 3 years 4 months before its end; the service warns from then on: the log,
+ * /readyz; rampart_service_ca_expires_seconds); it is published at once (the attestation answer's
+ * service_ca: devices keep it beside the CA they were given), and it signs the server certificate
+ * from the current CA's last RP_SERVICE_CA_SWITCH_BEFORE on: the server certificate's renewal there
+ * (a certificate of the old CA ends with it) is the switch. Devices have from the successor's
+ * making to then to attest once and take it.
  */
 #define RP_SERVICE_CA "server-ca"
 #define RP_SERVICE_CA_NEXT "server-ca-next"

@@ -656,7 +656,7 @@ void rp_attest(rp_req_t *r)
                      device_id, "certificate", cert_pem, "ca_chain", ca->cert_pem, "serial",
                      rec.serial, "not_after", iso, "expires_in",
                      (json_int_t)(rec.not_after - issued), "service_ca",
-                     r->w->srv->service_ca_pem));
+                     atomic_load(&r->w->srv->service_ca_pem)));
 out:
     json_decref(v.claims);
     X509_free(cert);

@@ -186,15 +186,15 @@ static bool cert_ending(const rp_server_t *srv, char *why, size_t cap)
  * successor was made), and why in words. */
 static bool service_ca_ending(const rp_server_t *srv, char *why, size_t cap)
 {
-    int64_t now = (int64_t)time(NULL);
+    int64_t now = (int64_t)time(NULL), not_before = atomic_load(&srv->service_ca_not_before),
+            not_after = atomic_load(&srv->service_ca_not_after);
 
-    if (srv->service_ca_not_after == 0 ||
-        !rp_ca_rollover_due(srv->service_ca_not_before, srv->service_ca_not_after, now))
+    if (not_after == 0 || !rp_ca_rollover_due(not_before, not_after, now))
         return false;
     snprintf(why, cap,
              "the service CA ends in %lld day(s) and has no successor: rampart-server service-ca "
              "next (docs/operations.md)",
-             (long long)((srv->service_ca_not_after - now) / 86400));
+             (long long)((not_after - now) / 86400));
     return true;
 }
 
