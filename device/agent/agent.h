@@ -188,6 +188,11 @@ rp_err_t rp_agent_attest(rp_agent_t *a, const char *server, const char *given,
  */
 void rp_agent_service_ca(const rp_agent_t *a, const char *given, char *out, size_t cap);
 #define RP_AGENT_SERVICE_CA_MAX (64 * 1024) /* the given file, and what the service publishes */
+/* Whether pem (len bytes, not NUL-terminated) is what the service publishes as service_ca: one to
+ * four PEM certificates, at most RP_AGENT_SERVICE_CA_MAX bytes, every PEM block of it a
+ * certificate that reads as one (no key, nothing curl would fail to load). Fuzzed
+ * (fuzz/service_ca.c). */
+bool rp_agent_service_ca_valid(const char *pem, size_t len);
 
 /* Whether S/device.crt is this device's certificate (its key the identity key) and
  * S/ca-chain.pem holds a certificate: RP_ERR_NOT_FOUND before the first attestation;

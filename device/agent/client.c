@@ -304,37 +304,42 @@ static rp_err_t write_agent_file(const rp_agent_t *a, const char *name, const vo
     return err == RP_OK ? rp_write_file_atomic(path, data, len, 0644, 0) : err;
 }
 
-void rp_agent_service_ca(const rp_agent_t *a, const char *given, char *out, size_t cap)
+bool rp_agent_service_ca_valid(const char *pem, size_t len)
 {
-    char path[PATH_MAX + 64];
-    uint8_t *mine = NULL, *kept = NULL;
-    size_t mine_len = 0, kept_len = 0;
-    bool use = rp_agent_file(a, "service-ca.pem", path, sizeof(path)) == RP_OK &&
-               rp_read_file(given, RP_AGENT_SERVICE_CA_MAX, &mine, &mine_len) == RP_OK &&
-               rp_read_file(path, 2 * RP_AGENT_SERVICE_CA_MAX, &kept, &kept_len) == RP_OK &&
-               kept_len > mine_len && memcmp(kept, mine, mine_len) == 0;
-
-    free(mine);
-    free(kept);
-    snprintf(out, cap, "%s", use ? path : given);
-}
-
-/* Whether pem is one to four PEM certificates (what the service publishes as service_ca) and
- * nothing else but blank space. */
-static bool service_ca_valid(const char *pem)
-{
-    size_t len = strlen(pem);
+    static const char marker[] = "-----BEGIN ";
     BIO *bio = len > 0 && len <= RP_AGENT_SERVICE_CA_MAX ? BIO_new_mem_buf(pem, (int)len) : NULL;
     X509 *cert;
-    int n = 0;
+    int n = 0, blocks = 0;
 
+    for (const char *p = pem; (p = memmem(p, len - (size_t)(p - pem), marker, sizeof(marker) - 1));
+         p++)
+        blocks++;
     while (bio != NULL && (cert = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
         n++;
         X509_free(cert);
     }
     ERR_clear_error();
     BIO_free(bio);
-    return n >= 1 && n <= 4 && strstr(pem, "PRIVATE KEY") == NULL;
+    return n >= 1 && n <= 4 && n == blocks;
+}
+
+void rp_agent_service_ca(const rp_agent_t *a, const char *given, char *out, size_t cap)
+{
+    char path[PATH_MAX + 64];
+    uint8_t *mine = NULL, *kept = NULL;
+    size_t mine_len = 0, kept_len = 0;
+    /* the kept file: the given one, a newline, then what the service published (keep_service_ca),
+     * which must still read as such (a file that does not is left aside, and the given one used) */
+    bool use =
+        rp_agent_file(a, "service-ca.pem", path, sizeof(path)) == RP_OK &&
+        rp_read_file(given, RP_AGENT_SERVICE_CA_MAX, &mine, &mine_len) == RP_OK &&
+        rp_read_file(path, 2 * RP_AGENT_SERVICE_CA_MAX + 1, &kept, &kept_len) == RP_OK &&
+        kept_len > mine_len + 1 && memcmp(kept, mine, mine_len) == 0 &&
+        rp_agent_service_ca_valid((const char *)kept + mine_len + 1, kept_len - mine_len - 1);
+
+    free(mine);
+    free(kept);
+    snprintf(out, cap, "%s", use ? path : given);
 }
 
 /* Keep what the service published as service_ca after the given file (rp_agent_service_ca), in
@@ -345,7 +350,7 @@ static void keep_service_ca(const rp_agent_t *a, const char *given, const char *
     uint8_t *mine = NULL;
     size_t mine_len = 0, len = strlen(published);
     char *both = NULL;
-    rp_err_t err = service_ca_valid(published) ? RP_OK : RP_ERR_MALFORMED;
+    rp_err_t err = rp_agent_service_ca_valid(published, len) ? RP_OK : RP_ERR_MALFORMED;
 
     if (err == RP_OK)
         err = rp_read_file(given, RP_AGENT_SERVICE_CA_MAX, &mine, &mine_len);
