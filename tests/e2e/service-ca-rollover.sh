@@ -9,40 +9,28 @@
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT}" "${RAMPART_SERVER:?set RAMPART_SERVER}"
 srv=$E2E_DIR/srv
-SERVER_BIN=$RAMPART_SERVER
+SERVER_BIN=$RAMPART_SERVER # (restart_at: the service, run with its clock moved)
 
-# at WHEN: the service started again with its clock at WHEN; what follows runs at WHEN too.
-at() {
-  if [ -n "${SERVER_PID-}" ]; then
-    kill "$SERVER_PID"
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  WHEN=$1
-  RAMPART_SERVER=$SERVER_BIN SERVER_CLOCK=$WHEN start_server "$srv"
-  export RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN
-}
-run() { at_clock "$WHEN" "$@"; }
-faked() { env "${FAKED_ENV[@]}" FAKETIME="$WHEN" "$@"; }
 # attest DEVICE: with the CA the devices were given at the start ($E2E_DIR/ca0.pem), always.
 attest() {
-  run "$AGENT" attest --state-dir "$E2E_DIR/$1" --server "$SERVER_URL" --server-ca "$E2E_DIR/ca0.pem"
+  run_at "$AGENT" attest --state-dir "$E2E_DIR/$1" --server "$SERVER_URL" --server-ca "$E2E_DIR/ca0.pem"
 }
 certs_in() { grep -c -- '-----BEGIN CERTIFICATE-----' "$1"; }
 issuer() { openssl x509 -in "$1" -noout -issuer -nameopt RFC2253; }
-readyz() { faked curl -sf --cacert "$1" "$SERVER_URL/readyz"; }
+readyz() { faked_at curl -sf --cacert "$1" "$SERVER_URL/readyz"; }
 # days_left CA: rampart_service_ca_expires_seconds, in whole days (the service checked against CA).
 days_left() {
-  faked curl -sf --cacert "$1" "$SERVER_URL/metrics" |
+  faked_at curl -sf --cacert "$1" "$SERVER_URL/metrics" |
     sed -n 's/^rampart_service_ca_expires_seconds //p' | awk '{ print int($1 / 86400) }'
 }
 
-at +0d
+restart_at +0d "$srv"
 cp "$SERVER_CA" "$E2E_DIR/ca0.pem"
-expect 0 run "$RAMPART" tenant create acme; acme=$(cat "$E2E_DIR/out")
-expect 0 run "$RAMPART" tenant policy --tenant "$acme" --allow-debug yes --require-components no
+expect 0 run_at "$RAMPART" tenant create acme; acme=$(cat "$E2E_DIR/out")
+expect 0 run_at "$RAMPART" tenant policy --tenant "$acme" --allow-debug yes --require-components no
 for d in a b; do
-  expect 0 run "$AGENT" provision --state-dir "$E2E_DIR/$d" --rot soft
-  expect 0 run "$RAMPART" device claim --tenant "$acme" "$(tail -n1 "$E2E_DIR/out")"
+  expect 0 run_at "$AGENT" provision --state-dir "$E2E_DIR/$d" --rot soft
+  expect 0 run_at "$RAMPART" device claim --tenant "$acme" "$(tail -n1 "$E2E_DIR/out")"
   expect 0 attest $d
 done
 eq "$(certs_in "$E2E_DIR/a/agent/service-ca.pem")" 2 "the given CA and the published one"
@@ -50,14 +38,14 @@ readyz "$E2E_DIR/ca0.pem" >"$E2E_DIR/ready" || fail "/readyz"
 ! grep -q warning "$E2E_DIR/ready" || fail "a warning at the start: $(cat "$E2E_DIR/ready")"
 
 # Two thirds of the service CA's life (2433 days) passed: the warning; the successor made.
-at +2440d
+restart_at +2440d "$srv"
 readyz "$E2E_DIR/ca0.pem" >"$E2E_DIR/ready" || fail "/readyz"
 grep -q "no successor" "$E2E_DIR/ready" || fail "no warning: $(cat "$E2E_DIR/ready")"
 grep -q "service-ca next" "$srv.log" || fail "the log does not say what to do"
 left=$(days_left "$E2E_DIR/ca0.pem")
 [ "$left" -ge 1209 ] && [ "$left" -le 1210 ] || fail "rampart_service_ca_expires_seconds: $left days"
-expect 0 run "$SERVER_BIN" service-ca next --data-dir "$srv"
-expect 1 run "$SERVER_BIN" service-ca next --data-dir "$srv"
+expect 0 run_at "$SERVER_BIN" service-ca next --data-dir "$srv"
+expect 1 run_at "$SERVER_BIN" service-ca next --data-dir "$srv"
 err_has "there already"
 # (a reload publishes it: no restart needed)
 kill -HUP "$SERVER_PID"
@@ -73,20 +61,20 @@ eq "$(certs_in "$E2E_DIR/a/agent/service-ca.pem")" 3 "the given CA, the current 
 issuer "$srv/server.pem" | grep -q "CN=Rampart service CA$" || fail "the switch came early"
 
 # The old CA's last 30 days: the server certificate is the successor's.
-at +3630d
+restart_at +3630d "$srv"
 issuer "$srv/server.pem" | grep -q "CN=Rampart service CA 20" || fail "no switch: $(issuer "$srv/server.pem")"
-! faked curl -sf --cacert "$E2E_DIR/ca0.pem" -o /dev/null "$SERVER_URL/readyz" ||
+! faked_at curl -sf --cacert "$E2E_DIR/ca0.pem" -o /dev/null "$SERVER_URL/readyz" ||
   fail "the old CA alone still verifies the service"
 expect 0 attest a
 expect 1 attest b
 grep -qi "certificate" "$E2E_DIR/out" "$E2E_DIR/err" || fail "b's failure is not the service's certificate"
 
 # Past the old CA's end: a still attests, with the old CA as its given file.
-at +3655d
+restart_at +3655d "$srv"
 expect 0 attest a
 eq "$(certs_in "$E2E_DIR/a/agent/service-ca.pem")" 2 "the given CA and the successor (the old one ended)"
 # b re-provisioned with the successor (its kept file does not begin with it: the new one alone)
-expect 0 run "$AGENT" attest --state-dir "$E2E_DIR/b" --server "$SERVER_URL" \
+expect 0 run_at "$AGENT" attest --state-dir "$E2E_DIR/b" --server "$SERVER_URL" \
   --server-ca "$srv/server-ca-next.pem"
 E2E_CHECKS=$((E2E_CHECKS + 2))
 done_ok
