@@ -5,7 +5,8 @@
 # (rampart-server service-ca next) and reloads the service (SIGHUP), which publishes it in the
 # attestation answer (service_ca). Device a attests then and keeps it; device b does not. In the
 # old CA's last 30 days the server certificate is the successor's: a, given the old CA alone, still
-# connects (and after the old CA's end too); b, which never took the successor, cannot.
+# connects (and after the old CA's end too, its daemon's status report as well); b, which never
+# took the successor, cannot.
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT}" "${RAMPART_SERVER:?set RAMPART_SERVER}"
 srv=$E2E_DIR/srv
@@ -73,6 +74,15 @@ grep -qi "certificate" "$E2E_DIR/out" "$E2E_DIR/err" || fail "b's failure is not
 restart_at +3655d "$srv"
 expect 0 attest a
 eq "$(certs_in "$E2E_DIR/a/agent/service-ca.pem")" 2 "the given CA and the successor (the old one ended)"
+# the daemon too: its attestation and the status report after it (which trust the kept file)
+env "${FAKED_ENV[@]}" FAKETIME="$WHEN" "$AGENT" run --state-dir "$E2E_DIR/a" --server "$SERVER_URL" \
+  --server-ca "$E2E_DIR/ca0.pem" --start-jitter 0 >"$E2E_DIR/daemon.log" 2>&1 &
+daemon=$!
+E2E_PIDS+=("$daemon")
+wait_until 30 grep -qs "status report: .* taken by the service" "$E2E_DIR/daemon.log" ||
+  { cat "$E2E_DIR/daemon.log" >&2; fail "the daemon's status report"; }
+kill "$daemon"
+wait "$daemon" 2>/dev/null || true
 # b re-provisioned with the successor (its kept file does not begin with it: the new one alone)
 expect 0 run_at "$AGENT" attest --state-dir "$E2E_DIR/b" --server "$SERVER_URL" \
   --server-ca "$srv/server-ca-next.pem"
