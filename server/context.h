@@ -107,6 +107,12 @@ typedef struct rp_server {
     uint8_t nonce_key[RP_NONCE_KEY_LEN]; /* derived from the master key */
     SSL_CTX *ssl_ctx; /* the TLS identity the workers take at start (each keeps its own: reload) */
     atomic_llong server_cert_not_after; /* the end of ssl_ctx's certificate (main.c) */
+    /* The service CAs published to devices (the attestation answer's service_ca: ca.h, the
+     * service CA's rollover), read at start and at each new TLS identity (main.c: a reload, a
+     * renewal); the newest one's times (/readyz, the metrics). One replaced stays allocated until
+     * the exit (a worker may be copying it). */
+    _Atomic(char *) service_ca_pem;
+    atomic_llong service_ca_not_before, service_ca_not_after;
     atomic_int nonce_lifetime; /* atomic: changed at SIGHUP (main.c), as are those marked so */
     rp_recorder_t *recorder;
     rp_deltas_t *deltas;       /* the delta makers (deltas.h) */

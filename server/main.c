@@ -49,6 +49,7 @@ static const char usage[] =
     "       rampart-server blobs move --from dir|database --to dir|database [options]\n"
     "       rampart-server counters recount [options]\n"
     "       rampart-server nonces reset-watermark [options]\n"
+    "       rampart-server service-ca next [options]\n"
     "\n"
     "The Rampart security service: attests devices, issues 24-hour device certificates from\n"
     "tenant CAs, and serves the operator API, over HTTPS.\n"
@@ -148,6 +149,12 @@ static const char usage[] =
     "after it (nonce_unknown; devices ask again), so none whose spent record was purged passes\n"
     "twice; and it sets right an epoch out of range (the log says so: no nonce is issued)\n"
     "(docs/operations.md \"Clocks\").\n"
+    "\n"
+    "service-ca next: make the service CA's successor, DIR/server-ca-next.pem and .key (due\n"
+    "when two thirds of the service CA's life have passed: the log and /readyz say so); copy\n"
+    "both to every replica and reload them (SIGHUP). Devices take it at their next\n"
+    "attestation; it signs the TLS certificate from the service CA's last 30 days on\n"
+    "(docs/operations.md, \"The service CA's lifetime\").\n"
     "\n"
     "On first start it writes DIR/server-ca.pem (the certificate clients trust) and\n"
     "DIR/admin.token (a bootstrap system token, 0600). No other system token is ever made but\n"
@@ -661,6 +668,8 @@ static struct {
     long long stale_ms;    /* a worker whose loop has not turned for this long holds the watchdog */
     char serving[400];     /* STATUS= once ready */
     int64_t cert_check_at; /* wall clock: when the certificate in use is next looked at */
+    char **service_cas_old; /* the service CAs published before (service_ca_publish) */
+    int service_cas_replaced;
 } run;
 
 #define LOGIN_BURST 10
@@ -758,6 +767,44 @@ static SSL_CTX *tls_identity(rp_server_t *srv, const char *hostnames)
     return ctx;
 }
 
+/* The service CAs published to devices (srv->service_ca_pem) read again from the data directory:
+ * at start, and with each new TLS identity (a reload, a renewal), so that a successor copied in
+ * is published at the next reload, without a restart. Unchanged, nothing is replaced; one replaced
+ * is kept until the exit (a worker may be copying it into an answer). On failure (logged) the
+ * ones published stay. */
+static rp_err_t service_ca_publish(rp_server_t *srv)
+{
+    char *pem = NULL, *old, **grown;
+    int64_t not_before, not_after;
+    rp_err_t err =
+        rp_service_ca_published(srv->data_dir, (int64_t)time(NULL), &pem, &not_before, &not_after);
+
+    if (err != RP_OK) {
+        rp_log_error("the service CAs in %s cannot be read (%s): those published stay",
+                     srv->data_dir, rp_strerror(err));
+        return err;
+    }
+    old = atomic_load(&srv->service_ca_pem);
+    if (old != NULL && strcmp(old, pem) == 0) {
+        free(pem);
+        return RP_OK;
+    }
+    grown = old == NULL ? run.service_cas_old
+                        : realloc(run.service_cas_old, ((size_t)run.service_cas_replaced + 1) *
+                                                           sizeof(*run.service_cas_old));
+    if (old != NULL && grown == NULL) {
+        free(pem);
+        return RP_ERR_NO_MEMORY;
+    }
+    run.service_cas_old = grown;
+    if (old != NULL)
+        run.service_cas_old[run.service_cas_replaced++] = old;
+    atomic_store(&srv->service_ca_not_before, not_before);
+    atomic_store(&srv->service_ca_not_after, not_after);
+    atomic_store(&srv->service_ca_pem, pem);
+    return RP_OK;
+}
+
 /* ctx for every new handshake: each worker takes it; connections already open keep theirs. */
 static void tls_swap(SSL_CTX *ctx)
 {
@@ -766,6 +813,7 @@ static void tls_swap(SSL_CTX *ctx)
     SSL_CTX_free(run.srv->ssl_ctx);
     run.srv->ssl_ctx = ctx;
     cert_in_use(run.srv, ctx);
+    (void)service_ca_publish(run.srv); /* (said when it fails) */
 }
 
 /* The certificate in use has reached its renewal margin (the heartbeat, below): renewed, or
@@ -924,7 +972,7 @@ int main(int argc, char **argv)
     bool rotate = false;
     rp_blobs_kind_t move_from = RP_BLOBS_DIR, move_to = RP_BLOBS_DIR;
     int moving = 0; /* blobs move's options seen: 1 --from, 2 --to */
-    bool move = false, recount = false, reset = false;
+    bool move = false, recount = false, reset = false, ca_next = false;
     rp_err_t err;
 
     rp_log_init("rampart-server", RP_LOG_INFO);
@@ -967,7 +1015,9 @@ int main(int argc, char **argv)
               strcmp(argv[optind + 1], "recount") == 0;
     reset = argc - optind == 2 && strcmp(argv[optind], "nonces") == 0 &&
             strcmp(argv[optind + 1], "reset-watermark") == 0;
-    if ((optind != argc && !move && !recount && !reset) || (move && moving != 3) ||
+    ca_next = argc - optind == 2 && strcmp(argv[optind], "service-ca") == 0 &&
+              strcmp(argv[optind + 1], "next") == 0;
+    if ((optind != argc && !move && !recount && !reset && !ca_next) || (move && moving != 3) ||
         (!move && moving != 0)) {
         fputs(move ? "rampart-server: blobs move wants --from and --to\n" : usage, stderr);
         return 2;
@@ -1010,6 +1060,8 @@ int main(int argc, char **argv)
         return counters_recount(&srv);
     if (reset)
         return nonces_reset_watermark(&srv);
+    if (ca_next)
+        return rp_service_ca_next(cfg->data_dir, (int64_t)time(NULL)) == RP_OK ? 0 : 1;
     if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
         rp_log_error("%s: %s", cfg->data_dir, strerror(errno));
         return 1;
@@ -1022,6 +1074,8 @@ int main(int argc, char **argv)
 
     /* Prepare the data directory: identity, master key, database, bootstrap token. */
     err = rp_service_identity_init(cfg->data_dir, cfg->hostnames[0] ? cfg->hostnames : NULL);
+    if (err == RP_OK)
+        err = service_ca_publish(&srv);
     if (err == RP_OK) {
         master_path = cfg->master_key;
         if (master_path[0] == '\0') {
@@ -1213,6 +1267,10 @@ out:
     if (main_base != NULL)
         event_base_free(main_base);
     SSL_CTX_free(srv.ssl_ctx);
+    free(atomic_load(&srv.service_ca_pem));
+    for (int i = 0; i < run.service_cas_replaced; i++)
+        free(run.service_cas_old[i]);
+    free(run.service_cas_old);
     rp_server_tls_forget();
     for (size_t i = 0; i < srv.crls_cap; i++)
         free(srv.crls[i].der);

@@ -172,12 +172,30 @@ long rp_agent_renew_wait(int64_t life);
 /*
  * One attestation: evidence bound to its TLS connection in one request (or, once the service
  * refused that as channel_mismatch or nonce_unknown, a nonce and then evidence for it), the
- * verdict; on a pass, device.crt and ca-chain.pem are
- * replaced atomically. RP_OK when the service answered (res says what); an error when it could
- * not be reached or answered nonsense.
+ * verdict; on a pass, device.crt and ca-chain.pem are replaced atomically, and service-ca.pem
+ * too when the answer has service_ca. given: the service CA file the device was given (the
+ * connection trusts what rp_agent_service_ca makes of it). RP_OK when the service answered (res
+ * says what); an error when it could not be reached or answered nonsense.
  */
-rp_err_t rp_agent_attest(rp_agent_t *a, const char *server, const char *ca_file,
+rp_err_t rp_agent_attest(rp_agent_t *a, const char *server, const char *given,
                          rp_agent_result_t *res) RP_MUST_CHECK;
+
+/*
+ * The service CAs the device trusts (docs/operations.md, "The service CA's lifetime"): the file it
+ * was given (--server-ca, given) and those the service published in its last attestation answer
+ * (service_ca: the current CA and its successor), which rp_agent_attest keeps in the agent's
+ * service-ca.pem as the given file followed by them. OUT: out, that file while it begins with the
+ * given file (a device given another file trusts that one alone until it attests with it), else
+ * given. So a device that attested once while the successor was published keeps connecting after
+ * the service switches to it.
+ */
+void rp_agent_service_ca(const rp_agent_t *a, const char *given, char *out, size_t cap);
+#define RP_AGENT_SERVICE_CA_MAX (64 * 1024) /* the given file, and what the service publishes */
+/* Whether pem (len bytes, not NUL-terminated) is what the service publishes as service_ca: one to
+ * four PEM certificates, at most RP_AGENT_SERVICE_CA_MAX bytes, every PEM block of it a
+ * certificate that reads as one (no key, nothing curl would fail to load). Fuzzed
+ * (fuzz/service_ca.c). */
+bool rp_agent_service_ca_valid(const char *pem, size_t len);
 
 /* Whether S/device.crt is this device's certificate (its key the identity key) and
  * S/ca-chain.pem holds a certificate: RP_ERR_NOT_FOUND before the first attestation;

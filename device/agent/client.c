@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "agent.h"
@@ -303,6 +304,71 @@ static rp_err_t write_agent_file(const rp_agent_t *a, const char *name, const vo
     return err == RP_OK ? rp_write_file_atomic(path, data, len, 0644, 0) : err;
 }
 
+bool rp_agent_service_ca_valid(const char *pem, size_t len)
+{
+    static const char marker[] = "-----BEGIN ";
+    BIO *bio = len > 0 && len <= RP_AGENT_SERVICE_CA_MAX ? BIO_new_mem_buf(pem, (int)len) : NULL;
+    X509 *cert;
+    int n = 0, blocks = 0;
+
+    for (const char *p = pem; (p = memmem(p, len - (size_t)(p - pem), marker, sizeof(marker) - 1));
+         p++)
+        blocks++;
+    while (bio != NULL && (cert = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+        n++;
+        X509_free(cert);
+    }
+    ERR_clear_error();
+    BIO_free(bio);
+    return n >= 1 && n <= 4 && n == blocks;
+}
+
+void rp_agent_service_ca(const rp_agent_t *a, const char *given, char *out, size_t cap)
+{
+    char path[PATH_MAX + 64];
+    uint8_t *mine = NULL, *kept = NULL;
+    size_t mine_len = 0, kept_len = 0;
+    /* the kept file: the given one, a newline, then what the service published (keep_service_ca),
+     * which must still read as such (a file that does not is left aside, and the given one used) */
+    bool use =
+        rp_agent_file(a, "service-ca.pem", path, sizeof(path)) == RP_OK &&
+        rp_read_file(given, RP_AGENT_SERVICE_CA_MAX, &mine, &mine_len) == RP_OK &&
+        rp_read_file(path, 2 * RP_AGENT_SERVICE_CA_MAX + 1, &kept, &kept_len) == RP_OK &&
+        kept_len > mine_len + 1 && memcmp(kept, mine, mine_len) == 0 &&
+        rp_agent_service_ca_valid((const char *)kept + mine_len + 1, kept_len - mine_len - 1);
+
+    free(mine);
+    free(kept);
+    snprintf(out, cap, "%s", use ? path : given);
+}
+
+/* Keep what the service published as service_ca after the given file (rp_agent_service_ca), in
+ * one atomic write: a crash leaves the old file or the new one. Best effort: a device that cannot
+ * keep it goes on with the given file (said). */
+static void keep_service_ca(const rp_agent_t *a, const char *given, const char *published)
+{
+    uint8_t *mine = NULL;
+    size_t mine_len = 0, len = strlen(published);
+    char *both = NULL;
+    rp_err_t err = rp_agent_service_ca_valid(published, len) ? RP_OK : RP_ERR_MALFORMED;
+
+    if (err == RP_OK)
+        err = rp_read_file(given, RP_AGENT_SERVICE_CA_MAX, &mine, &mine_len);
+    if (err == RP_OK)
+        err = (both = malloc(mine_len + len + 1)) != NULL ? RP_OK : RP_ERR_NO_MEMORY;
+    if (err == RP_OK) {
+        memcpy(both, mine, mine_len);
+        both[mine_len] = '\n';
+        memcpy(both + mine_len + 1, published, len);
+        err = write_agent_file(a, "service-ca.pem", both, mine_len + 1 + len);
+    }
+    if (err != RP_OK)
+        rp_log_warn("cannot keep the service CAs the service published (service-ca.pem): %s",
+                    rp_strerror(err));
+    free(mine);
+    free(both);
+}
+
 /* POST JSON to the service: req, or with make (rp_http_post_bound) a body made from the
  * connection's binding. OUT: the parsed response object (caller frees); res: the status, any
  * Retry-After, and on failure the reason. */
@@ -439,9 +505,10 @@ static rp_err_t attest_with_nonce(struct attest_body *ab, const char *server, co
  * this device's own TLS stack. And the nonce flow is sound by itself (docs/protocol.md). */
 static bool nonce_flow_only;
 
-rp_err_t rp_agent_attest(rp_agent_t *a, const char *server, const char *ca_file,
+rp_err_t rp_agent_attest(rp_agent_t *a, const char *server, const char *given,
                          rp_agent_result_t *res)
 {
+    char ca_file[PATH_MAX + 64];
     uint8_t spki[RP_PUBKEY_DER_MAX], *p = spki;
     char *key_b64 = NULL;
     const char *cert, *chain, *serial, *not_after, *why;
@@ -452,6 +519,7 @@ rp_err_t rp_agent_attest(rp_agent_t *a, const char *server, const char *ca_file,
     int n;
 
     memset(res, 0, sizeof(*res));
+    rp_agent_service_ca(a, given, ca_file, sizeof(ca_file));
     /* The key the evidence is signed with: the device's ID is its hash. */
     n = i2d_PUBKEY(rp_agent_pubkey(a), NULL);
     err = n > 0 && n <= (int)sizeof(spki) && i2d_PUBKEY(rp_agent_pubkey(a), &p) == n
@@ -500,6 +568,8 @@ rp_err_t rp_agent_attest(rp_agent_t *a, const char *server, const char *ca_file,
     err = write_agent_file(a, "ca-chain.pem", chain, strlen(chain));
     if (err == RP_OK)
         err = write_agent_file(a, "device.crt", cert, strlen(cert));
+    if (err == RP_OK && json_is_string(json_object_get(resp, "service_ca")))
+        keep_service_ca(a, given, json_string_value(json_object_get(resp, "service_ca")));
     if (err == RP_OK) {
         static bool clamp_logged; /* once per process: a service's value, not news each day */
         json_t *in = json_object_get(resp, "expires_in");

@@ -296,13 +296,22 @@ void rp_daemon_signals(void)
     sigaction(SIGUSR1, &sc, NULL);
 }
 
+/* The service CAs to trust now (rp_agent_service_ca: the given file and what the last
+ * attestation kept beside it), into trust. */
+static const char *trusted(const rp_agent_t *agent, const rp_daemon_opts_t *o,
+                           char trust[PATH_MAX + 64])
+{
+    rp_agent_service_ca(agent, o->server_ca, trust, PATH_MAX + 64);
+    return trust;
+}
+
 bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
 {
     long backoff = 5, wait, interval = o->update_interval > 0 ? o->update_interval : 3600;
     int64_t next_attest = 0, next_update = 0, now; /* on the boot clock */
     rp_agent_result_t res;
     rp_update_summary_t sum;
-    char root[PATH_MAX + 32];
+    char root[PATH_MAX + 32], trust[PATH_MAX + 64];
     struct watch watch = {0, 0, 0};
     bool lost = false;      /* the MCU's relay runner died: exit non-zero */
     bool is_barred = false; /* the last verdict was a bar (barred()): its routes are all refused */
@@ -395,10 +404,10 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
              * reached or asked to wait: nothing new to say, or no load to add; nor when it
              * refused a blocked or quarantined device, whose every route it refuses.) */
             if (passed || (res.http_status == 403 && !is_barred))
-                rp_daemon_status_report(agent, o->server, o->server_ca);
+                rp_daemon_status_report(agent, o->server, trusted(agent, o, trust));
             /* Pass or fail: a refusal is itself a report (with a certificate still valid, or
              * revoked by that refusal: reports are a recovery route too). */
-            rp_daemon_reports_upload(agent, o->server, o->server_ca);
+            rp_daemon_reports_upload(agent, o->server, trusted(agent, o, trust));
         }
         /* Updates: at start, then every interval (+-10%), or at once on SIGUSR1; installed only
          * inside the update window, if there is one. Only with an update root. */
@@ -413,8 +422,8 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
                 next_update = now + closed;
             } else {
                 memset(&sum, 0, sizeof(sum));
-                (void)rp_daemon_update_check(agent, o->server, o->server_ca, o->health_seconds,
-                                             &sum);
+                (void)rp_daemon_update_check(agent, o->server, trusted(agent, o, trust),
+                                             o->health_seconds, &sum);
                 if (stopping)
                     break; /* (a stop may have ended it: nothing more to report from it) */
                 if (supervisor != NULL)
@@ -423,8 +432,8 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
                  * its status and its reports as it refused the check; its reports still go after
                  * each attestation, and both again after the first verdict that does not bar. */
                 if (!is_barred) {
-                    rp_daemon_status_report(agent, o->server, o->server_ca);
-                    rp_daemon_reports_upload(agent, o->server, o->server_ca);
+                    rp_daemon_status_report(agent, o->server, trusted(agent, o, trust));
+                    rp_daemon_reports_upload(agent, o->server, trusted(agent, o, trust));
                 }
                 if (rp_mcu_runner_lost()) { /* confined: it cannot fork another (mcu_runner.h) */
                     rp_log_error("the MCU's relay runner died: exiting, for the service manager "

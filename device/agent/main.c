@@ -177,9 +177,24 @@ int cmd_open_online(const struct args *a, rp_agent_t *agent, char *server, size_
     return rc;
 }
 
-/* The service the device talks to: given, or the one it last attested with. */
+static int service_of(const struct args *a, const rp_agent_t *agent, char *server, size_t scap,
+                      char *ca, size_t ccap);
+
+/* The service the device talks to: given, or the one it last attested with; and the service CAs
+ * to trust for it (rp_agent_service_ca). */
 int cmd_service_of(const struct args *a, const rp_agent_t *agent, char *server, size_t scap,
                    char *ca, size_t ccap)
+{
+    char given[PATH_MAX];
+    int rc = service_of(a, agent, server, scap, given, sizeof(given));
+
+    if (rc == OK)
+        rp_agent_service_ca(agent, given, ca, ccap);
+    return rc;
+}
+
+static int service_of(const struct args *a, const rp_agent_t *agent, char *server, size_t scap,
+                      char *ca, size_t ccap)
 {
     char path[PATH_MAX + 64];
     uint8_t *data;

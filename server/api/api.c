@@ -1141,6 +1141,15 @@ void rp_h_metrics(rp_req_t *r)
         "# TYPE rampart_server_certificate_expires_seconds gauge\n"
         "rampart_server_certificate_expires_seconds %lld\n",
         (long long)(atomic_load(&r->w->srv->server_cert_not_after) - (int64_t)time(NULL)));
+    if (atomic_load(&r->w->srv->service_ca_not_after) != 0)
+        evbuffer_add_printf(
+            buf,
+            "# HELP rampart_service_ca_expires_seconds Seconds until the newest "
+            "service CA (the successor, once made) ends; its successor is due "
+            "below a third of its life (1216 days).\n"
+            "# TYPE rampart_service_ca_expires_seconds gauge\n"
+            "rampart_service_ca_expires_seconds %lld\n",
+            (long long)(atomic_load(&r->w->srv->service_ca_not_after) - (int64_t)time(NULL)));
     rp_reports_metrics(buf);
     rp_recorder_metrics(r->w->srv->recorder, buf);
     rp_deltas_metrics(r->w->srv->deltas, buf);

@@ -30,7 +30,6 @@
 #include "rampart/key.h"
 #include "rampart/log.h"
 
-#define SERVICE_CA_LIFETIME (10 * 365 * 24 * 3600)
 #define SERVER_CERT_LIFETIME (397 * 24 * 3600)
 
 void rp_ca_free(rp_ca_t *ca)
@@ -209,6 +208,30 @@ rp_err_t rp_cert_pem(X509 *cert, char **pem)
     return *pem != NULL ? RP_OK : RP_ERR_NO_MEMORY;
 }
 
+rp_err_t rp_certs_pem(X509 *const *certs, int n, char **pem)
+{
+    char *one[RP_CA_LIVE] = {0};
+    size_t total = 1, at = 0;
+    rp_err_t err = n >= 0 && n <= RP_CA_LIVE ? RP_OK : RP_ERR_INVALID_ARG;
+
+    for (int k = 0; k < n && err == RP_OK; k++) {
+        err = rp_cert_pem(certs[k], &one[k]);
+        if (err == RP_OK)
+            total += strlen(one[k]);
+    }
+    *pem = err == RP_OK ? malloc(total) : NULL;
+    for (int k = 0; k < n && *pem != NULL; k++) {
+        memcpy(*pem + at, one[k], strlen(one[k]));
+        at += strlen(one[k]);
+    }
+    for (int k = 0; k < RP_CA_LIVE; k++)
+        free(one[k]);
+    if (*pem == NULL)
+        return err != RP_OK ? err : RP_ERR_NO_MEMORY;
+    (*pem)[at] = '\0';
+    return RP_OK;
+}
+
 static rp_err_t write_pem_file(const char *dir, const char *name, mode_t mode,
                                int (*write)(BIO *, void *), void *obj)
 {
@@ -380,7 +403,7 @@ void rp_service_identity_unlock(int fd)
  * DATA_DIR/server.lock: processes sharing the directory make it once. *renewed: whether one was
  * made.
  */
-static rp_err_t server_cert_check(const char *data_dir, X509 *ca, EVP_PKEY *ca_key,
+static rp_err_t server_cert_check(const char *data_dir, X509 *ca, EVP_PKEY *ca_key, X509 *other,
                                   const char *hostnames, bool at_start, int64_t now, bool *renewed)
 {
     int lock = rp_service_identity_lock(data_dir);
@@ -389,7 +412,10 @@ static rp_err_t server_cert_check(const char *data_dir, X509 *ca, EVP_PKEY *ca_k
     int64_t end = server != NULL ? rp_cert_time(X509_get0_notAfter(server)) : 0,
             ca_end = rp_cert_time(X509_get0_notAfter(ca)),
             next = now + SERVER_CERT_LIFETIME < ca_end ? now + SERVER_CERT_LIFETIME : ca_end;
-    bool foreign = server != NULL && X509_verify(server, ca_key) != 1,
+    /* (one of the other service CA's, the one that signed before the switch, is the service's
+     * own too: renewed while the service runs) */
+    bool foreign = server != NULL && X509_verify(server, ca_key) != 1 &&
+                   (other == NULL || X509_verify(server, X509_get0_pubkey(other)) != 1),
          unfit = at_start && (server == NULL || foreign || key == NULL ||
                               X509_check_private_key(server, key) != 1),
          ours = server != NULL && !foreign,
@@ -410,7 +436,9 @@ static rp_err_t server_cert_check(const char *data_dir, X509 *ca, EVP_PKEY *ca_k
     }
     if (end - now < RP_SERVER_CERT_RENEW_BEFORE && ours && next <= end)
         rp_log_warn("the service CA (%s/server-ca.pem) ends with the server certificate, which "
-                    "cannot outlive it: a new service CA is needed (docs/operations.md)",
+                    "cannot outlive it, and there is no successor to sign the next one: make one "
+                    "(rampart-server service-ca next; docs/operations.md, \"The service CA's "
+                    "lifetime\")",
                     data_dir);
     else if (end - now < RP_SERVER_CERT_RENEW_BEFORE && foreign && !at_start)
         rp_log_warn("%s/server.pem is not the service CA's: the service does not renew it while "
@@ -425,64 +453,244 @@ static rp_err_t server_cert_check(const char *data_dir, X509 *ca, EVP_PKEY *ca_k
     return err;
 }
 
-/* The service CA and its key from data_dir; RP_ERR_NOT_FOUND when either is missing. */
-static rp_err_t service_ca_read(const char *data_dir, X509 **ca, EVP_PKEY **ca_key)
+/* A service CA and its key from data_dir (name.pem, name.key); RP_ERR_NOT_FOUND when either is
+ * missing or unreadable (a successor whose making a crash cut: its key is written first),
+ * RP_ERR_BAD_KEY (logged) when the key is not the certificate's (never replaced: a half-done
+ * copy or move by hand, for the operator to finish). */
+static rp_err_t service_ca_pair(const char *data_dir, const char *name, X509 **ca,
+                                EVP_PKEY **ca_key)
 {
-    *ca = read_cert_file(data_dir, "server-ca.pem");
-    *ca_key = read_key_file(data_dir, "server-ca.key");
-    if (*ca != NULL && *ca_key != NULL)
+    char file[64];
+    rp_err_t err;
+
+    snprintf(file, sizeof(file), "%s.pem", name);
+    *ca = read_cert_file(data_dir, file);
+    snprintf(file, sizeof(file), "%s.key", name);
+    *ca_key = read_key_file(data_dir, file);
+    if (*ca != NULL && *ca_key != NULL && X509_check_private_key(*ca, *ca_key) == 1)
         return RP_OK;
+    ERR_clear_error();
+    if (*ca != NULL && *ca_key != NULL)
+        rp_log_error("%s/%s.key is not the key of %s/%s.pem: copy or move both files", data_dir,
+                     name, data_dir, name);
+    err = *ca != NULL && *ca_key != NULL ? RP_ERR_BAD_KEY : RP_ERR_NOT_FOUND;
     X509_free(*ca);
     EVP_PKEY_free(*ca_key);
     *ca = NULL;
     *ca_key = NULL;
-    return RP_ERR_NOT_FOUND;
+    return err;
+}
+
+/* The service CA and its key from data_dir; RP_ERR_NOT_FOUND when either is missing. */
+static rp_err_t service_ca_read(const char *data_dir, X509 **ca, EVP_PKEY **ca_key)
+{
+    return service_ca_pair(data_dir, RP_SERVICE_CA, ca, ca_key);
+}
+
+int rp_service_ca_signer(int64_t cur_not_after, bool have_next, int64_t next_not_before,
+                         int64_t next_not_after, int64_t now)
+{
+    return have_next && now >= next_not_before && now < next_not_after &&
+                   now >= cur_not_after - RP_SERVICE_CA_SWITCH_BEFORE
+               ? 1
+               : 0;
+}
+
+/* The service CAs in data_dir: the current one and its key (an error when missing), and the
+ * successor (*next, *next_key: NULL when there is none); *signer points at the pair that signs
+ * the server certificate at now, *other at the other certificate (NULL: none). */
+struct service_cas {
+    X509 *ca, *next;
+    EVP_PKEY *ca_key, *next_key;
+    X509 *signer, *other;
+    EVP_PKEY *signer_key;
+    bool next_mismatch; /* successor files there that do not go together */
+};
+
+static void service_cas_free(struct service_cas *c)
+{
+    X509_free(c->ca);
+    X509_free(c->next);
+    EVP_PKEY_free(c->ca_key);
+    EVP_PKEY_free(c->next_key);
+    memset(c, 0, sizeof(*c));
+}
+
+static rp_err_t service_cas_read(const char *data_dir, int64_t now, struct service_cas *c)
+{
+    rp_err_t err;
+    bool have_next, switched;
+
+    memset(c, 0, sizeof(*c));
+    err = service_ca_read(data_dir, &c->ca, &c->ca_key);
+    if (err != RP_OK)
+        return err;
+    /* (a successor whose files do not go together counts for nothing: said above) */
+    err = service_ca_pair(data_dir, RP_SERVICE_CA_NEXT, &c->next, &c->next_key);
+    c->next_mismatch = err == RP_ERR_BAD_KEY;
+    have_next = err == RP_OK;
+    switched =
+        rp_service_ca_signer(rp_cert_time(X509_get0_notAfter(c->ca)), have_next,
+                             have_next ? rp_cert_time(X509_get0_notBefore(c->next)) : 0,
+                             have_next ? rp_cert_time(X509_get0_notAfter(c->next)) : 0, now) == 1;
+    c->signer = switched ? c->next : c->ca;
+    c->signer_key = switched ? c->next_key : c->ca_key;
+    c->other = switched ? c->ca : c->next;
+    return RP_OK;
 }
 
 rp_err_t rp_service_identity_init(const char *data_dir, const char *hostnames)
 {
     X509 *ca = NULL;
     EVP_PKEY *ca_key = NULL;
+    struct service_cas c;
     int64_t now = (int64_t)time(NULL);
     rp_err_t err = ensure_master_key(data_dir);
     bool renewed;
 
-    if (err == RP_OK && service_ca_read(data_dir, &ca, &ca_key) != RP_OK) {
+    if (err == RP_OK && (err = service_ca_read(data_dir, &ca, &ca_key)) == RP_ERR_NOT_FOUND) {
         err = rp_key_generate(RP_SIG_ECDSA_P256, &ca_key);
         if (err == RP_OK)
-            err = make_ca_cert(ca_key, "Rampart service CA", NULL, now, SERVICE_CA_LIFETIME, &ca);
+            err =
+                make_ca_cert(ca_key, "Rampart service CA", NULL, now, RP_SERVICE_CA_LIFETIME, &ca);
         if (err == RP_OK)
-            err = write_pem_file(data_dir, "server-ca.key", 0600, write_key, ca_key);
+            err = write_pem_file(data_dir, RP_SERVICE_CA ".key", 0600, write_key, ca_key);
         if (err == RP_OK)
-            err = write_pem_file(data_dir, "server-ca.pem", 0644, write_cert, ca);
+            err = write_pem_file(data_dir, RP_SERVICE_CA ".pem", 0644, write_cert, ca);
         if (err == RP_OK)
             rp_log_info("made the service CA %s/server-ca.pem: clients trust this certificate",
                         data_dir);
     }
-    if (err == RP_OK)
-        err = server_cert_check(data_dir, ca, ca_key, hostnames, true, now, &renewed);
     X509_free(ca);
     EVP_PKEY_free(ca_key);
+    if (err == RP_OK)
+        err = service_cas_read(data_dir, now, &c);
+    if (err == RP_OK) {
+        err = server_cert_check(data_dir, c.signer, c.signer_key, c.other, hostnames, true, now,
+                                &renewed);
+        service_cas_free(&c);
+    }
     return err;
 }
 
 rp_err_t rp_service_cert_renew(const char *data_dir, const char *hostnames, bool *renewed)
 {
-    X509 *ca;
-    EVP_PKEY *ca_key;
+    struct service_cas c;
+    int64_t now = (int64_t)time(NULL);
     rp_err_t err;
 
     *renewed = false;
-    err = service_ca_read(data_dir, &ca, &ca_key);
+    err = service_cas_read(data_dir, now, &c);
     if (err != RP_OK) {
         rp_log_error("%s/server-ca.pem or server-ca.key is missing: the server certificate "
                      "cannot be renewed",
                      data_dir);
         return err;
     }
-    err = server_cert_check(data_dir, ca, ca_key, hostnames, false, (int64_t)time(NULL), renewed);
-    X509_free(ca);
-    EVP_PKEY_free(ca_key);
+    err = server_cert_check(data_dir, c.signer, c.signer_key, c.other, hostnames, false, now,
+                            renewed);
+    service_cas_free(&c);
+    return err;
+}
+
+/* The successor published, said at start with its SHA-256 fingerprint (compare it across the
+ * replicas: each must publish the same one) and when it signs. */
+static void successor_said(const char *data_dir, const struct service_cas *c)
+{
+    uint8_t md[32];
+    unsigned int md_len = 0;
+    char hex[2 * sizeof(md) + 1] = "?", when[32];
+    struct tm tm;
+    time_t at = (time_t)(rp_cert_time(X509_get0_notAfter(c->ca)) - RP_SERVICE_CA_SWITCH_BEFORE);
+
+    if (X509_digest(c->next, EVP_sha256(), md, &md_len) != 1 || md_len != sizeof(md) ||
+        rp_hex_encode(md, sizeof(md), hex, sizeof(hex)) != RP_OK)
+        snprintf(hex, sizeof(hex), "?");
+    ERR_clear_error();
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&at, &tm));
+    rp_log_info("publishing the service CA's successor %s/%s.pem (SHA-256 %s: the same on every "
+                "replica); it signs the TLS certificate from %s",
+                data_dir, RP_SERVICE_CA_NEXT, hex, when);
+}
+
+rp_err_t rp_service_ca_published(const char *data_dir, int64_t now, char **pem, int64_t *not_before,
+                                 int64_t *not_after)
+{
+    struct service_cas c;
+    X509 *newest, *published[2];
+    int n = 0;
+    rp_err_t err = service_cas_read(data_dir, now, &c);
+
+    *pem = NULL;
+    if (err != RP_OK)
+        return err;
+    newest = c.next != NULL ? c.next : c.ca;
+    *not_before = rp_cert_time(X509_get0_notBefore(newest));
+    *not_after = rp_cert_time(X509_get0_notAfter(newest));
+    /* (an ended CA is left out, unless there is no other: what there is) */
+    if (rp_cert_time(X509_get0_notAfter(c.ca)) > now || c.next == NULL)
+        published[n++] = c.ca;
+    if (c.next != NULL)
+        published[n++] = c.next;
+    err = rp_certs_pem(published, n, pem);
+    if (err == RP_OK && rp_ca_rollover_due(*not_before, *not_after, now))
+        rp_log_warn("the service CA (%s/%s.pem) ends in %lld day(s) and has no successor: make "
+                    "one (rampart-server service-ca next) and copy it to every replica "
+                    "(docs/operations.md, \"The service CA's lifetime\")",
+                    data_dir, c.next != NULL ? RP_SERVICE_CA_NEXT : RP_SERVICE_CA,
+                    (long long)((*not_after - now) / 86400));
+    if (err == RP_OK && c.next != NULL)
+        successor_said(data_dir, &c);
+    service_cas_free(&c);
+    if (err != RP_OK) {
+        free(*pem);
+        *pem = NULL;
+    }
+    return err;
+}
+
+rp_err_t rp_service_ca_next(const char *data_dir, int64_t now)
+{
+    struct service_cas c = {0};
+    EVP_PKEY *key = NULL;
+    X509 *cert = NULL;
+    char cn[64], day[16];
+    struct tm tm;
+    int lock = rp_service_identity_lock(data_dir);
+    rp_err_t err = lock >= 0 ? service_cas_read(data_dir, now, &c) : RP_ERR_IO;
+
+    if (err == RP_ERR_NOT_FOUND)
+        rp_log_error("%s/server-ca.pem or server-ca.key is missing: start the service once first",
+                     data_dir);
+    if (err == RP_OK && c.next_mismatch)
+        err = RP_ERR_BAD_KEY; /* (said: for the operator to put right, not to replace) */
+    if (err == RP_OK && c.next != NULL) {
+        rp_log_error("%s/%s.pem is there already: every replica needs the same one (copy it, "
+                     "with %s.key, to any that lacks it)",
+                     data_dir, RP_SERVICE_CA_NEXT, RP_SERVICE_CA_NEXT);
+        err = RP_ERR_EXISTS;
+    }
+    if (err == RP_OK) {
+        strftime(day, sizeof(day), "%Y-%m-%d", gmtime_r(&(time_t){(time_t)now}, &tm));
+        snprintf(cn, sizeof(cn), "Rampart service CA %s", day);
+        err = rp_key_generate(RP_SIG_ECDSA_P256, &key);
+    }
+    if (err == RP_OK)
+        err = make_ca_cert(key, cn, NULL, now, RP_SERVICE_CA_LIFETIME, &cert);
+    /* The key first: a crash between the two leaves a key without its certificate, which counts
+     * for nothing (service_ca_pair) and is replaced when the command is run again. */
+    if (err == RP_OK)
+        err = write_pem_file(data_dir, RP_SERVICE_CA_NEXT ".key", 0600, write_key, key);
+    if (err == RP_OK)
+        err = write_pem_file(data_dir, RP_SERVICE_CA_NEXT ".pem", 0644, write_cert, cert);
+    if (err == RP_OK)
+        rp_log_info("made the successor service CA %s/%s.pem (%s): copy it and %s.key to every "
+                    "replica, then reload them (SIGHUP); devices take it at their next attestation",
+                    data_dir, RP_SERVICE_CA_NEXT, cn, RP_SERVICE_CA_NEXT);
+    service_cas_free(&c);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    rp_service_identity_unlock(lock);
     return err;
 }
 
@@ -709,31 +917,19 @@ int64_t rp_ca_device_not_after(int64_t ca_not_after, int64_t now)
 static rp_err_t ready_signer(rp_ca_t *ca, int signer)
 {
     X509V3_CTX ctx;
-    size_t total = 1, at = 0;
-    char *pems[RP_CA_LIVE] = {0};
-    int order[RP_CA_LIVE], m = 0;
-    rp_err_t err = RP_OK;
+    X509 *order[RP_CA_LIVE];
+    int m = 0;
+    rp_err_t err;
 
     if (signer >= 0)
-        order[m++] = signer; /* the signer first: a device's ca-chain.pem starts with its issuer */
+        order[m++] = ca->certs[signer]; /* the signer first: a device's ca-chain.pem starts with
+                                           its issuer */
     for (int k = 0; k < ca->n; k++)
         if (k != signer)
-            order[m++] = k;
-    for (int k = 0; k < m && err == RP_OK; k++) {
-        err = rp_cert_pem(ca->certs[order[k]], &pems[k]);
-        if (err == RP_OK)
-            total += strlen(pems[k]);
-    }
-    ca->cert_pem = err == RP_OK ? malloc(total) : NULL;
-    for (int k = 0; k < m && ca->cert_pem != NULL; k++) {
-        memcpy(ca->cert_pem + at, pems[k], strlen(pems[k]));
-        at += strlen(pems[k]);
-    }
-    for (int k = 0; k < RP_CA_LIVE; k++)
-        free(pems[k]);
-    if (ca->cert_pem == NULL)
-        return err != RP_OK ? err : RP_ERR_NO_MEMORY;
-    ca->cert_pem[at] = '\0';
+            order[m++] = ca->certs[k];
+    err = rp_certs_pem(order, m, &ca->cert_pem);
+    if (err != RP_OK)
+        return err;
     if (signer < 0)
         return RP_OK;
     ca->signer = signer;

@@ -91,6 +91,39 @@ void rp_ca_free(rp_ca_t *ca);
 rp_err_t rp_service_identity_init(const char *data_dir, const char *hostnames) RP_MUST_CHECK;
 
 /*
+ * The service CA's rollover (docs/operations.md, "The service CA's lifetime"). The service CA
+ * (RP_SERVICE_CA.pem/.key, ten years) signs the service's TLS certificate; devices and CLIs trust
+ * it. Its successor (RP_SERVICE_CA_NEXT.pem/.key) is made by the operator
+ * (`rampart-server service-ca next`, rp_service_ca_next) once, and copied to every replica: so
+ * every replica has the same one; each publishes it from its next reload (SIGHUP) or start. It is
+ * due, like a tenant CA's, when two thirds of the current one's life have passed
+ * (rp_ca_rollover_due: 3 years 4 months before its end; the service warns from then on: the log,
+ * /readyz; rampart_service_ca_expires_seconds); it is published at once (the attestation answer's
+ * service_ca: devices keep it beside the CA they were given), and it signs the server certificate
+ * from the current CA's last RP_SERVICE_CA_SWITCH_BEFORE on: the server certificate's renewal there
+ * (a certificate of the old CA ends with it) is the switch. Devices have from the successor's
+ * making to then to attest once and take it.
+ */
+#define RP_SERVICE_CA "server-ca"
+#define RP_SERVICE_CA_NEXT "server-ca-next"
+#define RP_SERVICE_CA_LIFETIME (10 * 365 * 24 * 3600)
+#define RP_SERVICE_CA_SWITCH_BEFORE RP_SERVER_CERT_RENEW_BEFORE
+/* Which service CA signs the server certificate at now: 1, the successor (there is one, valid at
+ * now, and the current CA, ending at cur_not_after, is within RP_SERVICE_CA_SWITCH_BEFORE of its
+ * end or past it), else 0, the current one. */
+int rp_service_ca_signer(int64_t cur_not_after, bool have_next, int64_t next_not_before,
+                         int64_t next_not_after, int64_t now);
+/* What the service publishes to devices at now: *pem, the service CAs not ended (the current one,
+ * the successor), PEM, malloc'd; and the newest one's times (*not_before, *not_after: the
+ * warnings). Logged when the newest is due for its successor. */
+rp_err_t rp_service_ca_published(const char *data_dir, int64_t now, char **pem, int64_t *not_before,
+                                 int64_t *not_after) RP_MUST_CHECK;
+/* `rampart-server service-ca next`: the successor made in data_dir (its key first, then its
+ * certificate, each written atomically), valid for RP_SERVICE_CA_LIFETIME from now. RP_ERR_EXISTS
+ * when there is one already (logged). */
+rp_err_t rp_service_ca_next(const char *data_dir, int64_t now) RP_MUST_CHECK;
+
+/*
  * The running service's renewal (main.c: when the certificate in use nears its end, and at each
  * SIGHUP): server.pem made again from the service CA when it is the CA's and has under 30 days
  * left (and a new one would end later: not near the CA's end); any other (an operator's own, put
@@ -198,6 +231,9 @@ rp_err_t rp_ca_crl_of(const rp_ca_t *ca, const char *pem, int generation, bool w
 
 /* PEM of one certificate; OUT: malloc'd, NUL-terminated. */
 rp_err_t rp_cert_pem(X509 *cert, char **pem) RP_MUST_CHECK;
+/* PEM of n certificates (at most RP_CA_LIVE), one after another, in that order: a bundle to trust;
+ * OUT: malloc'd, NUL-terminated. */
+rp_err_t rp_certs_pem(X509 *const *certs, int n, char **pem) RP_MUST_CHECK;
 
 /* Parse and verify a PEM or DER CSR: well formed, self-signature valid, an ECDSA P-256 key.
  * (EST re-enrollment; attestation carries the key itself.) */

@@ -648,12 +648,15 @@ void rp_attest(rp_req_t *r)
     }
     rp_iso_time(rec.not_after, iso);
     /* expires_in: the life left from its issue, in seconds, which a device counts on its own
-     * monotonic clock from the answer (device clocks are not trusted to read not_after). */
+     * monotonic clock from the answer (device clocks are not trusted to read not_after);
+     * service_ca: the service CAs, the current one and its successor (ca.h, the service CA's
+     * rollover), which the device trusts beside the one it was given. */
     submit(r, &v, &rec, spki, spki_len,
-           json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "result", "pass", "device_id",
+           json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s*}", "result", "pass", "device_id",
                      device_id, "certificate", cert_pem, "ca_chain", ca->cert_pem, "serial",
                      rec.serial, "not_after", iso, "expires_in",
-                     (json_int_t)(rec.not_after - issued)));
+                     (json_int_t)(rec.not_after - issued), "service_ca",
+                     atomic_load(&r->w->srv->service_ca_pem)));
 out:
     json_decref(v.claims);
     X509_free(cert);

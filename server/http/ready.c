@@ -182,6 +182,22 @@ static bool cert_ending(const rp_server_t *srv, char *why, size_t cap)
     return true;
 }
 
+/* Whether the newest service CA is due for its successor (ca.h, the service CA's rollover: no
+ * successor was made), and why in words. */
+static bool service_ca_ending(const rp_server_t *srv, char *why, size_t cap)
+{
+    int64_t now = (int64_t)time(NULL), not_before = atomic_load(&srv->service_ca_not_before),
+            not_after = atomic_load(&srv->service_ca_not_after);
+
+    if (not_after == 0 || !rp_ca_rollover_due(not_before, not_after, now))
+        return false;
+    snprintf(why, cap,
+             "the service CA ends in %lld day(s) and has no successor: rampart-server service-ca "
+             "next (docs/operations.md)",
+             (long long)((not_after - now) / 86400));
+    return true;
+}
+
 void rp_ready_handle(rp_req_t *r)
 {
     char why[sizeof(reason)];
@@ -192,7 +208,8 @@ void rp_ready_handle(rp_req_t *r)
         return;
     }
     check_if_due(r->w, &ok, why, sizeof(why));
-    if (ok && !cert_ending(r->w->srv, why, sizeof(why)))
+    if (ok && !cert_ending(r->w->srv, why, sizeof(why)) &&
+        !service_ca_ending(r->w->srv, why, sizeof(why)))
         rp_reply_json(r, 200, json_pack("{s:s}", "status", "ready"));
     else if (ok) /* still ready: every replica would be taken out at once, before its end */
         rp_reply_json(r, 200, json_pack("{s:s, s:s}", "status", "ready", "warning", why));

@@ -12,19 +12,11 @@
 srv=$E2E_DIR/srv
 SERVER_BIN=$RAMPART_SERVER
 
-# at WHEN: the service started again with its clock at WHEN (at_clock's form); what follows runs
-# at WHEN too: run (a Rampart program), faked (curl, openssl).
-at() {
-  if [ -n "${SERVER_PID-}" ]; then
-    kill "$SERVER_PID"
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  WHEN=$1
-  RAMPART_SERVER=$SERVER_BIN SERVER_CLOCK=$WHEN start_server "$srv"
-  export RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN
-}
-run() { at_clock "$WHEN" "$@"; }
-faked() { env "${FAKED_ENV[@]}" FAKETIME="$WHEN" "$@"; }
+# at WHEN: the service started again with its clock at WHEN (restart_at); what follows runs at
+# WHEN too: run (a Rampart program), faked (curl, openssl).
+at() { restart_at "$1" "$srv"; }
+run() { run_at "$@"; }
+faked() { faked_at "$@"; }
 
 attest() {
   expect 0 run "$AGENT" attest --state-dir "$E2E_DIR/$1" --server "$SERVER_URL" \

@@ -161,6 +161,22 @@ start_server() {
   ADMIN_TOKEN="$dir/admin.token"
 }
 
+# Years crossed under a faked clock (e2e.ca_rollover, e2e.service_ca_rollover): restart_at WHEN DIR
+# starts the service of DIR again (stopping the one running, if any) with its clock at WHEN
+# (at_clock's form), from the binary SERVER_BIN, and points the CLI at it; run_at (a Rampart
+# program) and faked_at (curl, openssl) run a command at WHEN too.
+restart_at() {
+  if [ -n "${SERVER_PID-}" ]; then
+    kill "$SERVER_PID"
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  WHEN=$1
+  RAMPART_SERVER=${SERVER_BIN:?set SERVER_BIN} SERVER_CLOCK=$WHEN start_server "$2"
+  export RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN
+}
+run_at() { at_clock "$WHEN" "$@"; }
+faked_at() { env "${FAKED_ENV[@]}" FAKETIME="$WHEN" "$@"; }
+
 # tenant_with_root ROOT_JSON: after start_server, the operator's side of an update flow: the CLI
 # pointed at the server, a tenant ($acme) whose appraisal policy allows devices with debug enabled
 # and nothing installed yet (test machines), its offline root key ($E2E_DIR/root.key), an image

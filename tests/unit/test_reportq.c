@@ -22,6 +22,7 @@
 #include <dirent.h>
 
 #include "rampart/failpoint.h"
+#include "rampart/file.h"
 #include "rampart/text.h"
 #include "report.h"
 #include "reportq.h"
@@ -689,6 +690,38 @@ static void settings_parse_and_keep(void **state)
 /* The renewal is planned on the service's expires_in within [a minute, a day and a half]: a
  * service's bug (1 s, 2^62, INT64_MAX) neither overflows the planning nor makes the agent attest
  * every second; a life longer than the certificate's own is not believed. */
+/* The service CAs an answer publishes (service_ca), as the agent checks them before it keeps and
+ * trusts them: one to four certificates and nothing else (the fuzz target's seeds). */
+static void service_ca_bundle_checked(void **state)
+{
+    static const struct {
+        const char *seed;
+        bool valid;
+    } cases[] = {
+        {"one.pem",           true },
+        {"two.pem",           true },
+        {"five.pem",          false},
+        {"with-key.pem",      false},
+        {"key.pem",           false},
+        {"pubkey.pem",        false},
+        {"broken-second.pem", false}
+    };
+    char path[4096];
+    uint8_t *pem;
+    size_t len;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", RP_SERVICE_CA_SEEDS, cases[i].seed);
+        assert_int_equal(rp_read_file(path, 1 << 20, &pem, &len), RP_OK);
+        if (rp_agent_service_ca_valid((const char *)pem, len) != cases[i].valid)
+            fail_msg("%s: %s, not %s", cases[i].seed, cases[i].valid ? "refused" : "accepted",
+                     cases[i].valid ? "accepted" : "refused");
+        free(pem);
+    }
+    assert_false(rp_agent_service_ca_valid("", 0));
+}
+
 static void renewal_plan_bounded(void **state)
 {
     bool clamped;
@@ -727,6 +760,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(kinds_and_codes),
         cmocka_unit_test(renewal_plan_bounded),
+        cmocka_unit_test(service_ca_bundle_checked),
         cmocka_unit_test_setup_teardown(contract_bounds, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(add_peek_remove, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(cursors, make_dir, remove_dir),
