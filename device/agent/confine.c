@@ -44,7 +44,8 @@ rp_err_t rp_agent_confine(pid_t runner)
     rp_seccomp_new(&f, SCMP_ACT_KILL_PROCESS, true, RP_SECCOMP_NAMES(allowed));
     if (runner > 0) { /* the stop told to the MCU's relay runner (rp_mcu_runner_stop) */
         rp_seccomp_rule(&f, SCMP_ACT_ALLOW, SCMP_SYS(kill), 2,
-                        SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)runner), SCMP_A1(SCMP_CMP_EQ, SIGTERM));
+                        SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)runner, 0),
+                        SCMP_A1(SCMP_CMP_EQ, SIGTERM, 0));
     }
     /* A thread (libcurl's resolver), never a process: clone only with CLONE_THREAD. clone3's
      * flags sit behind a pointer the filter cannot read: ENOSYS, and libc falls back to clone. */
