@@ -109,6 +109,10 @@ rp_err_t rp_agent_monitor_call_fd(const rp_agent_t *a, rp_mon_request_t *q, int 
 /* From a signal handler (async-signal-safe): the call to the monitor under way ends at once (its
  * socket is shut down), and every later one fails, said as a stop (`run` at SIGTERM). */
 void rp_agent_monitor_stop(void);
+/* A call that a stop does not end: the verdict on a relay to an MCU that the stop let finish
+ * (rp_mcu_hand_over, mcu_runner.h), which the monitor answers at once. */
+rp_err_t rp_agent_monitor_call_past_stop(const rp_agent_t *a, rp_mon_request_t *q,
+                                         rp_mon_reply_t *r) RP_MUST_CHECK;
 /* The identity's public key (the root of trust's, or the monitor's answer). Owned by a. */
 EVP_PKEY *rp_agent_pubkey(const rp_agent_t *a);
 /* The largest security counter the device's root of trust holds. */

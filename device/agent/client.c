@@ -66,8 +66,9 @@ rp_err_t rp_agent_monitor_call(const rp_agent_t *a, rp_mon_request_t *q, int fd,
     return rp_agent_monitor_call_fd(a, q, fd, r, NULL);
 }
 
-rp_err_t rp_agent_monitor_call_fd(const rp_agent_t *a, rp_mon_request_t *q, int fd,
-                                  rp_mon_reply_t *r, int *reply_fd)
+/* One call, ended by stop when it is not NULL. */
+static rp_err_t call(const rp_agent_t *a, rp_mon_request_t *q, int fd, rp_mon_reply_t *r,
+                     int *reply_fd, rp_mon_stop_t *stop)
 {
     static uint32_t id;
     rp_err_t err;
@@ -75,8 +76,8 @@ rp_err_t rp_agent_monitor_call_fd(const rp_agent_t *a, rp_mon_request_t *q, int 
     if (reply_fd != NULL)
         *reply_fd = -1;
     q->id = ++id;
-    err = rp_mon_call_fd(a->monitor, q, fd, r, reply_fd, &call_stop);
-    if (call_stop.stopped) {
+    err = rp_mon_call_fd(a->monitor, q, fd, r, reply_fd, stop);
+    if (stop != NULL && stop->stopped) {
         rp_log_warn("stopping: the monitor's answer to %s is not awaited (the monitor finishes "
                     "it or rolls it back on its own: docs/monitor.md)",
                     rp_mon_type_name(q->type));
@@ -95,6 +96,18 @@ rp_err_t rp_agent_monitor_call_fd(const rp_agent_t *a, rp_mon_request_t *q, int 
         return RP_ERR_IO;
     }
     return RP_OK;
+}
+
+rp_err_t rp_agent_monitor_call_fd(const rp_agent_t *a, rp_mon_request_t *q, int fd,
+                                  rp_mon_reply_t *r, int *reply_fd)
+{
+    return call(a, q, fd, r, reply_fd, &call_stop);
+}
+
+rp_err_t rp_agent_monitor_call_past_stop(const rp_agent_t *a, rp_mon_request_t *q,
+                                         rp_mon_reply_t *r)
+{
+    return call(a, q, -1, r, NULL, NULL);
 }
 
 /* The device certificate's start or end (rp_cert_time's: 0 when there is none, or it cannot be

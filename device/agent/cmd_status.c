@@ -428,7 +428,7 @@ int cmd_crashes(const struct args *a)
     }
     /* libdw reads what an app's author made (its ELF, its CFI): under the agent's own filter,
      * as in `run`, whenever the monitor serves S. */
-    if (agent.monitor[0] != '\0' && rp_agent_confine() != RP_OK)
+    if (agent.monitor[0] != '\0' && rp_agent_confine(0) != RP_OK)
         return FAIL;
     return rp_crashes_list(&agent, a->output != NULL && strcmp(a->output, "json") == 0, stdout)
                ? FAIL

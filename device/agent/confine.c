@@ -2,11 +2,12 @@
  * The agent's seccomp allow-list (confine.h). It holds what `run` does through the monitor: its
  * loop and timers, HTTPS with libcurl and OpenSSL (sockets, name resolution by files and DNS,
  * libcurl's resolver thread), its own files in S/agent/, the monitor's socket (descriptors passed
- * with SCM_RIGHTS), and memfd for the root it hands over. Not: execve, fork (a thread only),
- * ptrace, mount, setuid and the like, module loading, bpf.
+ * with SCM_RIGHTS), memfd for the root it hands over, and SIGTERM to its MCU relay runner alone.
+ * Not: execve, fork (a thread only), ptrace, mount, setuid and the like, module loading, bpf.
  */
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
 
 #include "confine.h"
 #include "rampart/seccomp.h"
@@ -36,11 +37,16 @@ static const char *const allowed[] = {
 };
 // clang-format on
 
-rp_err_t rp_agent_confine(void)
+rp_err_t rp_agent_confine(pid_t runner)
 {
     rp_seccomp_t f;
 
     rp_seccomp_new(&f, SCMP_ACT_KILL_PROCESS, true, RP_SECCOMP_NAMES(allowed));
+    if (runner > 0) { /* the stop told to the MCU's relay runner (rp_mcu_runner_stop) */
+        rp_seccomp_rule(&f, SCMP_ACT_ALLOW, SCMP_SYS(kill), 2,
+                        SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)runner, 0),
+                        SCMP_A1(SCMP_CMP_EQ, SIGTERM, 0));
+    }
     /* A thread (libcurl's resolver), never a process: clone only with CLONE_THREAD. clone3's
      * flags sit behind a pointer the filter cannot read: ENOSYS, and libc falls back to clone. */
 #ifndef SANITIZER_BUILD /* whose LeakSanitizer's tracer is a process (rp_seccomp_load) */
@@ -56,5 +62,5 @@ rp_err_t rp_agent_confine(void)
 
 int rp_agent_confine_selftest(void)
 {
-    return rp_agent_confine() != RP_OK ? 2 : rp_seccomp_selftest();
+    return rp_agent_confine(0) != RP_OK ? 2 : rp_seccomp_selftest();
 }

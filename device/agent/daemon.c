@@ -38,7 +38,7 @@ static void on_stop(int sig)
     (void)sig;
     stopping = 1;
     rp_agent_monitor_stop(); /* an install's answer, which waits out its trial, is not awaited */
-    rp_mcu_runner_stop();    /* nor the board's, which waits out a relay's two boots */
+    rp_mcu_runner_stop();    /* the MCU's relay under way is finished first (mcu.h) */
 }
 
 bool rp_daemon_attest(rp_agent_t *agent, const char *server, const char *ca, rp_agent_result_t *res)
@@ -351,7 +351,7 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
         rp_log_info("rampart-monitor serves %s: it runs the apps, each in its compartment",
                     o->state_dir);
         rp_mcu_runner_start(o->state_dir); /* the relay to an MCU runs outside the filter */
-        if (rp_agent_confine() != RP_OK) { /* its own allow-list from here on */
+        if (rp_agent_confine(rp_mcu_runner_pid()) != RP_OK) { /* its own allow-list from here on */
             rp_agent_close(agent);
             return false;
         }

@@ -170,7 +170,7 @@ int cmd_open_online(const struct args *a, rp_agent_t *agent, char *server, size_
     rc = cmd_service_of(a, agent, server, scap, ca, ccap);
     if (rc == OK && !cmd_direct(agent))
         rp_mcu_runner_start(agent->state_dir); /* the relay to an MCU runs outside the filter */
-    if (rc == OK && !cmd_direct(agent) && rp_agent_confine() != RP_OK)
+    if (rc == OK && !cmd_direct(agent) && rp_agent_confine(rp_mcu_runner_pid()) != RP_OK)
         rc = FAIL;
     if (rc != OK)
         rp_agent_close(agent);

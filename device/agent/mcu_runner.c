@@ -41,15 +41,28 @@ typedef struct done {
 
 _Static_assert(RP_MCU_EVIDENCE_MAX <= RP_MON_MCU_EVIDENCE_MAX, "the verdict carries the evidence");
 
-/* The agent's end of the pair (.sock; -1: no runner), and whether a stop came (.stopped: no
- * outcome is awaited), as the monitor call's stop keeps them (proto.h): the stop handler shuts a
- * wait under way down; the runner ends at its next read. */
-static rp_mon_stop_t runner_stop = {.sock = -1, .stopped = 0};
+/* The agent's end of the pair (-1: no runner) and the runner's process (0: none, or gone: never
+ * signalled then); whether a stop came (no relay is begun from then on). */
+static int runner_sock = -1;
+static volatile sig_atomic_t runner_pid, runner_stopped;
 static bool runner_lost; /* the runner died while the agent could not fork another */
 
 void rp_mcu_runner_stop(void)
 {
-    rp_mon_call_stop(&runner_stop);
+    pid_t pid = (pid_t)runner_pid;
+
+    runner_stopped = 1;
+    rp_mcu_stop(); /* a relay this process runs (single-process mode, or a command that forks) */
+    if (pid > 0)
+        (void)kill(pid, SIGTERM); /* the runner's: it finishes the relay, begins nothing */
+}
+
+/* The runner's SIGTERM and SIGINT: its agent's stop, sent on (rp_mcu_runner_stop), or the
+ * terminal's, which its agent has too. */
+static void runner_on_stop(int sig)
+{
+    (void)sig;
+    rp_mcu_stop();
 }
 
 /* S/agent/mcu/NAME.img: the agent's copy of the image handed over. */
@@ -72,12 +85,17 @@ static void runner_serve(int fd, const char *state_dir, pid_t agent)
     size_t key_len;
     job_t job;
     static done_t done;
+    struct sigaction sa;
     ssize_t n;
 
     /* It dies with the agent (a kill -9 too), so that a restarted agent's runner is the only one;
      * an agent gone before this took effect has made it an orphan already. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != agent)
         _exit(0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = runner_on_stop; /* not the agent's, inherited */
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
+        _exit(1);
     for (;;) {
         n = recv(fd, &job, sizeof(job), 0);
         if (n < 0 && errno == EINTR)
@@ -139,7 +157,7 @@ void rp_mcu_runner_start(const char *state_dir)
     int sv[2];
     pid_t pid, agent = getpid();
 
-    if (runner_stop.sock >= 0 || !any_attached(state_dir))
+    if (runner_sock >= 0 || !any_attached(state_dir))
         return;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
         rp_log_error("cannot start the MCU's relay runner: %s", strerror(errno));
@@ -156,8 +174,14 @@ void rp_mcu_runner_start(const char *state_dir)
         close(sv[0]);
         return;
     }
-    runner_stop.sock = sv[0];
+    runner_sock = sv[0];
+    runner_pid = (sig_atomic_t)pid;
     runner_lost = false;
+}
+
+pid_t rp_mcu_runner_pid(void)
+{
+    return (pid_t)runner_pid;
 }
 
 bool rp_mcu_runner_lost(void)
@@ -180,13 +204,15 @@ static rp_err_t copy_out(int fd, const char *path)
 }
 
 /* The runner's outcome of relaying the copy of name at version, the board's evidence over nonce
- * with it: *d. False when a stop ended the wait (or came before it): *d says nothing then. */
-static bool relay(const char *state_dir, const char *name, const char *version,
+ * with it: *d (failed, saying so, when a stop came before the relay was asked for). A stop during
+ * the relay does not end the wait: the runner, told of it, finishes the relay within its bound
+ * (rp_mcu_stop) and answers. */
+static void relay(const char *state_dir, const char *name, const char *version,
                   const uint8_t nonce[RP_MON_MCU_NONCE_LEN], done_t *d)
 {
     job_t job;
     ssize_t n;
-    bool confined = prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 0, again = !confined;
+    bool confined = prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 0, again = !confined, said = false;
 
     memset(&job, 0, sizeof(job));
     memset(d, 0, sizeof(*d));
@@ -195,44 +221,50 @@ static bool relay(const char *state_dir, const char *name, const char *version,
     snprintf(job.version, sizeof(job.version), "%s", version);
     memcpy(job.nonce, nonce, sizeof(job.nonce));
 retry:
-    if (runner_stop.sock < 0 && !confined)
+    if (runner_stopped) {
+        snprintf(d->detail, sizeof(d->detail),
+                 "the agent stopped before the relay began: nothing handed to the MCU");
+        return;
+    }
+    if (runner_sock < 0 && !confined)
         rp_mcu_runner_start(state_dir); /* a command that does not confine itself (install) */
-    if (runner_stop.sock < 0 && runner_lost) {
+    if (runner_sock < 0 && runner_lost) {
         snprintf(d->detail, sizeof(d->detail),
                  "the MCU's relay runner died: the agent exits for its service manager to restart "
                  "it with a new one");
-        return true;
+        return;
     }
-    if (runner_stop.sock < 0) {
+    if (runner_sock < 0) {
         snprintf(d->detail, sizeof(d->detail),
                  "no relay runner: S/mcu/ attached nothing when the agent started (restart it)");
-        return true;
+        return;
     }
-    /* A stop ends the wait for the board, which takes up to its two boots (rp_mcu_runner_stop
-     * shuts the socket down, so one that comes just before the wait ends it too). */
-    n = runner_stop.stopped ? -1 : send(runner_stop.sock, &job, sizeof(job), MSG_NOSIGNAL);
+    /* (A stop that comes from here on reaches the runner: it begins no relay, or finishes this
+     * one, and answers.) */
+    n = send(runner_sock, &job, sizeof(job), MSG_NOSIGNAL);
     if (n == (ssize_t)sizeof(job)) {
-        do
-            n = recv(runner_stop.sock, d, sizeof(*d), 0);
-        while (n < 0 && errno == EINTR && !runner_stop.stopped);
-        if (!runner_stop.stopped && n == (ssize_t)sizeof(*d) &&
-            memchr(d->detail, '\0', sizeof(d->detail)) != NULL && rp_mon_outcome(d->state) &&
-            d->evidence_len <= sizeof(d->evidence))
-            return true;
-    }
-    if (runner_stop.stopped) {
-        memset(d, 0, sizeof(*d));
-        d->state = RP_UPDATE_FAILED;
-        return false;
+        for (;;) {
+            n = recv(runner_sock, d, sizeof(*d), 0);
+            if (n >= 0 || errno != EINTR)
+                break;
+            if (runner_stopped && !said) {
+                rp_log_warn("stopping: the MCU's relay of %s is finished first (at most %d s: "
+                            "docs/mcu.md)",
+                            name, RP_MCU_RELAY_TIMEOUT_S);
+                said = true;
+            }
+        }
+        if (n == (ssize_t)sizeof(*d) && memchr(d->detail, '\0', sizeof(d->detail)) != NULL &&
+            rp_mon_outcome(d->state) && d->evidence_len <= sizeof(d->evidence))
+            return;
     }
     if (n == 0 || (n < 0 && (errno == EPIPE || errno == ECONNRESET))) {
         /* The runner is gone (killed, crashed): never asked again. A command that may fork starts
          * another and asks it once more; a confined one cannot (rp_mcu_runner_lost). */
-        int gone = runner_stop.sock;
-
         rp_log_error("the MCU's relay runner died");
-        runner_stop.sock = -1; /* (before the close: the stop handler shuts down only a live one) */
-        close(gone);
+        runner_pid = 0; /* (its number may be another's once it is reaped: never signalled) */
+        close(runner_sock);
+        runner_sock = -1;
         runner_lost = confined;
         memset(d, 0, sizeof(*d));
         d->state = RP_UPDATE_FAILED;
@@ -244,7 +276,6 @@ retry:
     memset(d, 0, sizeof(*d));
     d->state = RP_UPDATE_FAILED;
     snprintf(d->detail, sizeof(d->detail), "the MCU's relay runner did not answer");
-    return true;
 }
 
 rp_err_t rp_mcu_hand_over(rp_agent_t *a, const char *name, int slot_fd, rp_install_result_t *res)
@@ -278,21 +309,8 @@ rp_err_t rp_mcu_hand_over(rp_agent_t *a, const char *name, int slot_fd, rp_insta
         if (!said || memcmp(img.digest, digest, RP_SHA256_LEN) != 0)
             snprintf(d.detail, sizeof(d.detail),
                      "the image handed over is not the one the monitor said (%.160s)", res->detail);
-        else if (!relay(a->state_dir, name, img.version, nonce, &d)) {
-            /* Stopped: no verdict (the board's outcome is not known). The relay ends on its own
-             * (its boot's end or its own timeout, the board's lock held until then; the agent's
-             * unit signals the agent alone, KillMode=mixed), and the monitor rolls the
-             * trial back at its deadline, or at the next INSTALL of the component, whose relay
-             * waits for the board: the next check finds the two agreeing (docs/mcu.md, "A dead
-             * or silent agent"). Nothing is reported: the check is ended, not failed. */
-            (void)unlink(path);
-            rp_log_warn("stopping: the MCU's outcome for %s is not awaited (the relay ends on its "
-                        "own; the monitor rolls the trial back at its deadline: docs/mcu.md)",
-                        name);
-            res->state = RP_UPDATE_FAILED;
-            snprintf(res->detail, sizeof(res->detail), "stopped during the relay to the MCU");
-            return RP_ERR_IO;
-        }
+        else
+            relay(a->state_dir, name, img.version, nonce, &d);
     } else
         snprintf(d.detail, sizeof(d.detail), "cannot copy the image handed over: %s",
                  rp_strerror(err));
@@ -306,7 +324,7 @@ rp_err_t rp_mcu_hand_over(rp_agent_t *a, const char *name, int slot_fd, rp_insta
     snprintf(q.u.mcu_verdict.detail, sizeof(q.u.mcu_verdict.detail), "%s", d.detail);
     memcpy(q.u.mcu_verdict.evidence, d.evidence, d.evidence_len);
     q.u.mcu_verdict.evidence_len = d.evidence_len;
-    if (rp_agent_monitor_call(a, &q, -1, &r) == RP_OK) {
+    if (rp_agent_monitor_call_past_stop(a, &q, &r) == RP_OK) { /* (a stop waits for it too) */
         res->state = (rp_update_state_t)r.u.install.state;
         snprintf(res->detail, sizeof(res->detail), "%s", r.u.install.detail);
     } else {

@@ -23,8 +23,6 @@
 #include "rampart/log.h"
 #include "mcu.h"
 
-#define RELAY_TIMEOUT_S 120
-
 /* S/mcu/NAME.EXT: the relay (json) or the board's attestation key pinned at attach (key, DER). */
 static rp_err_t mcu_path(const char *state_dir, const char *name, const char *ext, char *out,
                          size_t cap)
@@ -448,6 +446,31 @@ static void runs(const rp_mcu_boot_t *b, char *out, size_t cap)
         snprintf(out, cap, "the MCU boots nothing (boot: refused: %s)", b->refused);
 }
 
+/* A stop's second on the boot clock (CLOCK_MONOTONIC), + 1; 0: none came (rp_mcu_stop). */
+static volatile sig_atomic_t stopped_at;
+
+void rp_mcu_stop(void)
+{
+    struct timespec now;
+
+    if (stopped_at == 0 && clock_gettime(CLOCK_MONOTONIC, &now) == 0)
+        stopped_at = (sig_atomic_t)(now.tv_sec + 1);
+}
+
+/* The timeout of a boot begun now: RP_MCU_RELAY_TIMEOUT_S, or after a stop what is left of it
+ * from the stop (0: none, nothing is begun). */
+static int boot_budget(void)
+{
+    struct timespec now;
+    long left;
+
+    if (stopped_at == 0)
+        return RP_MCU_RELAY_TIMEOUT_S;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    left = (long)stopped_at - 1 + RP_MCU_RELAY_TIMEOUT_S - (long)now.tv_sec;
+    return left > 0 ? (int)left : 0;
+}
+
 /* The board's lock (r->lock), taken: its descriptor, inherited by the relay (no O_CLOEXEC), or -1
  * (detail said); INT_MAX when r names none. Another relay holding it is waited for, as long as
  * one relay may run. */
@@ -478,7 +501,14 @@ static int board_lock(const rp_mcu_relay_t *r, char *detail, size_t cap)
     }
     clock_gettime(CLOCK_MONOTONIC, &t0);
     while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        if ((errno != EWOULDBLOCK && errno != EINTR) || ms_since(&t0) > RELAY_TIMEOUT_S * 1000L) {
+        if (stopped_at != 0) { /* nothing handed over yet: a stop begins nothing (rp_mcu_stop) */
+            snprintf(detail, cap, "stopped while another relay held %s: nothing handed over",
+                     r->lock);
+            close(fd);
+            return -1;
+        }
+        if ((errno != EWOULDBLOCK && errno != EINTR) ||
+            ms_since(&t0) > RP_MCU_RELAY_TIMEOUT_S * 1000L) {
             snprintf(detail, cap, "the MCU is busy: another relay holds %s (%s)", r->lock,
                      strerror(errno));
             close(fd);
@@ -495,7 +525,7 @@ void rp_mcu_install(const rp_mcu_relay_t *r, const char *path, const char *versi
 {
     rp_mcu_boot_t *b = calloc(1, sizeof(*b));
     char now[RP_MCU_LINE_MAX + 64], nonce_hex[2 * RP_EAT_NONCE_MAX + 1];
-    int lock;
+    int lock, budget;
 
     *state = RP_UPDATE_FAILED;
     if (evidence_len != NULL)
@@ -516,9 +546,13 @@ void rp_mcu_install(const rp_mcu_relay_t *r, const char *path, const char *versi
         free(b);
         return;
     }
+    if (stopped_at != 0) { /* a stop begins nothing (rp_mcu_stop) */
+        snprintf(detail, cap, "stopped before the relay began: nothing handed over");
+        goto out;
+    }
     /* Handed over: the boot stage verifies it with its own key and counter, and swaps it in on
      * trial or refuses it (the previous image boots). */
-    if (rp_mcu_boot(r, path, NULL, RELAY_TIMEOUT_S, b, detail, cap) != RP_OK)
+    if (rp_mcu_boot(r, path, NULL, RP_MCU_RELAY_TIMEOUT_S, b, detail, cap) != RP_OK)
         goto out;
     runs(b, now, sizeof(now));
     if (b->slot1_refused[0] != '\0') {
@@ -531,9 +565,17 @@ void rp_mcu_install(const rp_mcu_relay_t *r, const char *path, const char *versi
         goto out;
     }
     /* The next boot: the image confirmed itself (the boot stage raises the counter) or not (it
-     * reverts); with a nonce, the board's evidence of what it runs then. */
-    if (rp_mcu_boot(r, NULL, nonce != NULL ? nonce_hex : NULL, RELAY_TIMEOUT_S, b, detail, cap) !=
-        RP_OK)
+     * reverts); with a nonce, the board's evidence of what it runs then. After a stop, within
+     * what is left of the stop's bound (rp_mcu_stop). */
+    budget = boot_budget();
+    if (budget == 0) {
+        snprintf(detail, cap,
+                 "stopped: the MCU took it on trial, and its next power-up confirms or reverts "
+                 "it; %s",
+                 now);
+        goto out;
+    }
+    if (rp_mcu_boot(r, NULL, nonce != NULL ? nonce_hex : NULL, budget, b, detail, cap) != RP_OK)
         goto out;
     runs(b, now, sizeof(now));
     if (b->reverted || (b->booted && strcmp(b->version, version) != 0)) {

@@ -108,6 +108,10 @@ rp_err_t rp_mcu_evidence_check(const char *state_dir, const char *name,
  * stage's or the firmware's evidence are ignored. len bytes, no newline; any bytes. */
 void rp_mcu_boot_line(rp_mcu_boot_t *b, const char *line, size_t len);
 
+/* How long one run of the relay may take (rp_mcu_boot's timeout under rp_mcu_install), and a
+ * wait for the board's lock: its process group is killed (SIGKILL) past it. */
+#define RP_MCU_RELAY_TIMEOUT_S 120
+
 /* One boot: the relay run (with --slot1 image when image is not NULL, --nonce nonce_hex when that
  * is not NULL), its output parsed into *b. RP_ERR_IO (said in detail) when it could not be run,
  * ran past timeout_s, or said nothing of a boot. */
@@ -122,11 +126,27 @@ rp_err_t rp_mcu_boot(const rp_mcu_relay_t *r, const char *image, const char *non
  * failed (no relay, no boot); detail says so with what the MCU runs and its verdict line.
  * nonce[0..nonce_len) (8 to RP_EAT_NONCE_MAX bytes; NULL: none): the confirming boot asks the
  * board for evidence over it, kept in evidence[0..*evidence_len) (capacity RP_MCU_EVIDENCE_MAX;
- * *evidence_len 0 when the board gave none).
+ * *evidence_len 0 when the board gave none). A stop (rp_mcu_stop) finishes it, begins nothing.
  */
 void rp_mcu_install(const rp_mcu_relay_t *r, const char *path, const char *version,
                     const uint8_t *nonce, size_t nonce_len, rp_update_state_t *state,
                     char *detail, size_t cap, uint8_t *evidence, size_t *evidence_len);
+
+/*
+ * A stop of the agent (`run`'s SIGTERM or SIGINT, from its signal handler; async-signal-safe), and
+ * what it does to the relay: the one place that says so, the same in both modes (single-process,
+ * where `run` runs rp_mcu_install itself, and under rampart-monitor, where its relay runner does
+ * and is told of the stop: device/agent/mcu_runner.h). A relay under way is finished, not cut,
+ * within RP_MCU_RELAY_TIMEOUT_S of the stop, and nothing new is begun: a wait for the board's lock
+ * ends (nothing handed over); a boot under way goes on to its end (at most its own 120 s, which
+ * began before the stop); the confirming boot after it runs, with what is left of
+ * RP_MCU_RELAY_TIMEOUT_S from the stop as its timeout (none left: not begun, and the board's next
+ * power-up confirms or reverts the trial: docs/mcu.md "Upgrades"). So `run` waits for the relay's
+ * outcome, gives it (under the monitor, the verdict), and exits; its unit's TimeoutStopSec
+ * (150 s, dist/systemd/rampart-agent.service) is longer, so that systemd, which kills the rest of
+ * the unit the moment `run` exits (KillMode=mixed), finds the relay ended.
+ */
+void rp_mcu_stop(void);
 
 /* The single-process agent's rp_install_opts_t.external (slots.h): a component attached to an MCU
  * is installed there (rp_mcu_install); RP_ERR_NOT_FOUND when the component is not attached. Never

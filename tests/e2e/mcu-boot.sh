@@ -31,6 +31,8 @@ run() { # run STATUS ARGS...: mcu-run on the test's flash file
 # --- usage: no emulator ---------------------------------------------------------------------
 expect 2 "$MCU_RUN";                                  err_has "usage: mcu-run"
 expect 2 "$MCU_RUN" --flash "$flash" --timeout 0;     err_has "--timeout"
+# (review r12 L1) The whole run stays under the agent's 120 s bound on a relay's run.
+expect 2 "$MCU_RUN" --flash "$flash" --timeout 101;   err_has "--timeout wants whole seconds (1-100)"
 expect 2 "$MCU_RUN" --flash "$flash" --slot0 "$d/none"; err_has "no image"
 [ ! -e "$flash" ] || fail "a refused command created the flash file"
 

@@ -15,9 +15,9 @@
 # too; a forged "installed" without the board's evidence, with its evidence of another image, over
 # an earlier nonce: the floor stays), status shows the handed trial, and its silence times out, and a handed trial cut by the monitor's kill -9 is rolled back at its next start; the
 # relay runner: a dead one makes run exit, one dies with its agent, a bad copy ends the trial at
-# once, run stopped while it relays returns without waiting for the board, and stopped as systemd
-# stops the shipped unit (KillMode=mixed) while its relay writes the board leaves the relay to
-# end its boot uncut, the board and the next check agreeing; and two components' handed trials each keep their own deadline. Both modes: one relay per
+# once, run stopped as systemd stops the shipped unit (KillMode=mixed: the rest of the unit
+# SIGKILLed the moment run exits) while it relays finishes the relay and gives its verdict
+# before it exits, nothing cut; and two components' handed trials each keep their own deadline. Both modes: one relay per
 # board (scripts/mcu-run waits for the board's lock).
 . "$(dirname "$0")/lib.sh"
 : "${MCU_BUILD:?set MCU_BUILD to the microcontroller build}" "${MCU_RUN:?set MCU_RUN to scripts/mcu-run}"
@@ -292,20 +292,28 @@ wait_until 30 run_gone || fail "the relay runner outlived its agent"
 expect 0 "${AG[@]}" check-now --state-dir "$d/dev"
 out_has "firmware: installed: confirmed on the MCU, its security counter now 5"
 
-# --- run stopped (SIGTERM, as by systemctl stop) while it relays: it returns without the board ----
-# The board is held (its lock, as another relay would), so the relay cannot end while run stops:
-# run ends at once, giving the monitor no verdict (the handed trial stays until its deadline or
-# the next INSTALL of it), and the relay, orphaned, ends on its own once the board is free. The
-# next check finds them agreeing: the monitor rolls the stale trial back, hands the image again,
-# and the board refuses it (another key), still running v4.
-fw other6 "$d/img.key" 4.5.0 6
-deploy other6
+# --- run stopped as systemd stops its unit while it relays (review r12 M1) ----------------------
+# systemd cannot run here, so this does what it does with the shipped unit (KillMode=mixed, which
+# this reads): SIGTERM to run alone, and the moment run has exited, SIGKILL to every process left
+# in the unit. The unit here is run's session (setsid): the runner and the relay (mcu-run, in its
+# own process group, and its emulator) are in it, as in the unit's cgroup. The board is held (its
+# lock, as another relay would) from before the stop until run says it waits, so that the relay
+# writes the board only after the stop. run must wait for the relay to finish, give its verdict,
+# and exit within the unit's TimeoutStopSec; the board then boots the image confirmed, nothing cut.
+unit=$(dirname "$0")/../../dist/systemd/rampart-agent.service
+eq "$(sed -n 's/^KillMode=//p' "$unit")" mixed "the agent unit's KillMode"
+stop_timeout=$(sed -n 's/^TimeoutStopSec=\([0-9]*\)s$/\1/p' "$unit")
+[ -n "$stop_timeout" ] || fail "the agent unit sets no TimeoutStopSec"
+fw v48 "$MCU_KEYS/dev-p256.pem" 4.8.0 5
+deploy v48
 exec 8>>"$flash.lock"
 flock 8
-"${AG[@]}" run --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$ca" --start-jitter 0 \
-  >"$d/run.log" 2>&1 &
+setsid "${AG[@]}" run --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$ca" --start-jitter 0 \
+  >"$d/run.log" 2>&1 8>&- & # (the lock's descriptor not inherited: the test alone holds it)
 ag=$!
 E2E_PIDS+=("$ag")
+leads() { [ "$(ps -o sid= -p "$ag" | tr -d ' ')" = "$ag" ]; }
+wait_until 30 leads || fail "run does not lead a session of its own (the unit)"
 board_waited() { # the relay's mcu-run waits for the board's lock (its flock, a child of mcu-run)
   local p
   for p in $(pgrep -x flock); do
@@ -314,77 +322,31 @@ board_waited() { # the relay's mcu-run waits for the board's lock (its flock, a 
   done
   return 1
 }
-wait_until 60 board_waited || fail "run did not relay: $(cat "$d/run.log")"
+wait_until 120 board_waited || fail "run did not relay: $(cat "$d/run.log")"
 fw_status >"$d/fw.json"
 jq -e '.handed != null' "$d/fw.json" >/dev/null || fail "not handed: $(cat "$d/fw.json")"
-kill -TERM "$ag"
-wait_until 30 stopped || fail "run waited for the board after a stop: $(cat "$d/run.log")"
-board_waited || fail "the relay ended before run did: the stop was not tested"
-rc=0; wait "$ag" || rc=$?
-[ "$rc" -eq 0 ] || fail "run exited $rc after a stop: $(cat "$d/run.log")"
-grep -q "stopping: the MCU's outcome for firmware is not awaited" "$d/run.log" || fail "run: $(cat "$d/run.log")"
-grep -q "update check: ended by the stop" "$d/run.log" || fail "run: $(cat "$d/run.log")"
-fw_status >"$d/fw.json"
-jq -e '.version == "4.0.0+0" and .handed != null' "$d/fw.json" >/dev/null ||
-  fail "after the stop: $(cat "$d/fw.json")"
-exec 8>&- # the board free: the orphaned relay ends on its own, the next relay after it
-expect 1 "${AG[@]}" check-now --state-dir "$d/dev"
-out_has "firmware: refused: the MCU's boot stage refused it: not signed by a trusted key; the MCU runs 4.0.0+0"
-fw_status >"$d/fw.json"
-jq -e '.version == "4.0.0+0" and .handed == null and .last_update.result == "refused"' "$d/fw.json" \
-  >/dev/null || fail "after the stop's next check: $(cat "$d/fw.json")"
-
-# --- run stopped as systemd stops its unit while the relay writes to the board (review r11 L4) ----
-# The shipped unit's KillMode=mixed: SIGTERM to run alone; the rest of the unit (the relay, in its
-# own process group, its emulator writing the board's flash) is left to end on its own, and only
-# one still there at TimeoutStopSec is killed (SIGKILL). systemd cannot run here, so this does
-# what it does: the unit's processes are run and its descendants, taken before the stop.
-unit=$(dirname "$0")/../../dist/systemd/rampart-agent.service
-eq "$(sed -n 's/^KillMode=//p' "$unit")" mixed "the agent unit's KillMode"
-stop_timeout=$(sed -n 's/^TimeoutStopSec=\([0-9]*\)s$/\1/p' "$unit")
-[ -n "$stop_timeout" ] || fail "the agent unit sets no TimeoutStopSec"
-fw v48 "$MCU_KEYS/dev-p256.pem" 4.8.0 5
-deploy v48
-"${AG[@]}" run --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$ca" --start-jitter 0 \
-  >"$d/run.log" 2>&1 &
-ag=$!
-E2E_PIDS+=("$ag")
-# The board's emulator is held (SIGSTOP) from its start until the stop is done, so that its boot
-# (the swap's writes, the output the runner no longer reads) comes after the stop, however fast it
-# is; held, never cut, it goes on when let go (SIGCONT).
-emulating() { emu=$(pgrep -f "^qemu-system-arm .*$flash"); }
-wait_until 120 emulating || fail "run did not relay: $(cat "$d/run.log")"
-kill -STOP "$emu"
-runner=$(pgrep -P "$ag") || fail "no relay runner"
-descendants() { local c; for c in $(pgrep -P "$1" || true); do echo "$c"; descendants "$c"; done; }
-unit_rest=$(descendants "$ag" | tr '\n' ' ')
-grep -qxF "$emu" <(tr ' ' '\n' <<<"$unit_rest") || fail "the board's emulator is not the unit's: $unit_rest"
+unit_rest() { ps -e -o pid=,sid= | awk -v s="$ag" '$2 == s && $1 != s { print $1 }'; }
+unit_rest | grep -qxF "$(pgrep -f "mcu-run --flash $flash" | head -n1)" ||
+  fail "the relay is not in run's session: $(unit_rest | tr '\n' ' ')"
 kill -TERM "$ag" # KillMode=mixed: the main process only
-wait_until 30 stopped || fail "run waited for the board after a stop: $(cat "$d/run.log")"
+waits() { grep -q "stopping: the MCU's relay of firmware is finished first" "$d/run.log"; }
+wait_until 30 waits || fail "run did not wait for its relay: $(cat "$d/run.log")"
+kill -0 "$ag" 2>/dev/null || fail "run exited before its relay ended: $(cat "$d/run.log")"
+exec 8>&- # the board free: the relay hands v4.8 over and boots it twice
+wait_until "$stop_timeout" stopped || fail "run outlived the unit's stop timeout: $(cat "$d/run.log")"
+for p in $(unit_rest); do kill -9 "$p" 2>/dev/null || true; done # systemd's SIGKILL of the rest
 rc=0; wait "$ag" || rc=$?
 [ "$rc" -eq 0 ] || fail "run exited $rc after a stop: $(cat "$d/run.log")"
-grep -q "stopping: the MCU's outcome for firmware is not awaited" "$d/run.log" || fail "run: $(cat "$d/run.log")"
-runner_gone() { ! kill -0 "$runner" 2>/dev/null; }
-wait_until 30 runner_gone || fail "the relay runner outlived its agent"
-kill -CONT "$emu" 2>/dev/null || fail "the stop killed the board's emulator: the relay was cut"
-rest_gone() { local p; for p in $unit_rest; do ! kill -0 "$p" 2>/dev/null || return 1; done; }
-if ! wait_until "$stop_timeout" rest_gone; then
-  for p in $unit_rest; do kill -9 "$p" 2>/dev/null || true; done
-  fail "the relay outlived the unit's stop timeout ($stop_timeout s)"
-fi
-# The relay's boot went on to its end: powered on, the board boots 4.8.0 verified, resuming no
-# swap and reverting no trial (a boot cut half-way leaves one or the other: docs/mcu.md "Upgrades";
-# a stop in its second boot left it confirmed already).
+grep -q "update check: 1 installed" "$d/run.log" || fail "run: $(cat "$d/run.log")"
+# The relay finished before run exited: the board boots 4.8.0 confirmed (counter 5), resuming no
+# swap and reverting no trial (a relay cut half-way leaves one or the other: docs/mcu.md
+# "Upgrades"), and the monitor took its verdict: installed, nothing handed any more.
 expect 0 "$MCU_RUN" --flash "$flash"
-eq "$(verdict)" "boot: slot0 version 4.8.0+0 counter 5: booting" "the board after the stop mid-write"
-! grep -q 'is on trial\|reverting\|power cut' "$d/err" || fail "the relay's boot was cut: $(cat "$d/err")"
-# The next check agrees with it: the monitor rolls its stale trial back (the next INSTALL), hands
-# 4.8.0 again, and the board takes it on trial and confirms it.
-expect 0 "${AG[@]}" check-now --state-dir "$d/dev"
-out_has "firmware: installed: confirmed on the MCU, its security counter now 5"
+eq "$(verdict)" "boot: slot0 version 4.8.0+0 counter 5: booting" "the board after the stop"
+! grep -q 'is on trial\|reverting\|power cut' "$d/err" || fail "the relay was cut: $(cat "$d/err")"
 fw_status >"$d/fw.json"
 jq -e '.version == "4.8.0+0" and .handed == null and .last_update.result == "installed"' "$d/fw.json" \
-  >/dev/null || fail "after the stop mid-write: $(cat "$d/fw.json")"
+  >/dev/null || fail "after the stop mid-relay: $(cat "$d/fw.json")"
 
 # --- each handed install its own deadline: a second component attached to a second board -------
 expect 0 "$MCU_RUN" --flash "$d/board2.bin" --slot0 "$d/v1.img"

@@ -110,6 +110,12 @@ cp "$d/base-revert.bin" "$flash"
 put_bytes "$flash" $((status + 4 * 8)) 00000000 # the first step's mark
 run 1
 eq "$(cat "$d/out")" "boot: refused: the swap status is corrupt" "a corrupt swap status"
+# (review r12 L1) A hand-over settles such a board at most twice, as documented, then writes
+# nothing: slot 1 keeps what the status names.
+run 1 --slot1 "$d/nc2.img"
+err_has "an upgrade under way on the board did not end (its swap status is not erased): slot 1 not written"
+eq "$(grep -c '^mcu-run: settling the board: boot: refused: the swap status is corrupt$' "$d/err")" 2 \
+  "settling boots of a board whose upgrade does not end"
 
 # --- power cuts: through the install, the confirmation and the revert ---------------------------
 # After any cut the next boot must boot the expected image with the counter of the confirmed one

@@ -13,6 +13,7 @@
  * measured is refused.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,6 +37,7 @@
 
 #include "mcu.h"
 #include "rampart/eat.h"
+#include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
 
@@ -225,34 +227,44 @@ static void relay_runs(void **state)
     rp_mcu_relay_free(&r);
 }
 
-/* Under a seccomp filter (the monitor's has no exec) the relay is not started, and that is said. */
-static void relay_under_seccomp(void **state)
+/* body run in a child (what it sets stays there), which must exit 0: body's answer. */
+static void in_child(int (*body)(void))
 {
-    struct sock_filter allow[] = {BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
-    struct sock_fprog prog = {1, allow};
     int status;
-    pid_t pid;
+    pid_t pid = fork();
 
-    (void)state;
-    pid = fork();
     assert_true(pid >= 0);
-    if (pid == 0) {
-        char detail[256];
-        rp_mcu_relay_t r;
-        rp_mcu_boot_t b;
-        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
-            prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
-            _exit(3);
-        scripted(&r, "sec", "echo 'boot: slot0 version 1.0.0+0 counter 1: booting'\n");
-        if (rp_mcu_boot(&r, NULL, NULL, 10, &b, detail, sizeof(detail)) != RP_ERR_IO || b.booted ||
-            strstr(detail, "cannot run under a seccomp filter") == NULL)
-            _exit(4);
-        rp_mcu_relay_free(&r);
-        _exit(0);
-    }
+    if (pid == 0)
+        _exit(body());
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static int under_seccomp(void)
+{
+    struct sock_filter allow[] = {BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
+    struct sock_fprog prog = {1, allow};
+    char detail[256];
+    rp_mcu_relay_t r;
+    rp_mcu_boot_t b;
+
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+        return 3;
+    scripted(&r, "sec", "echo 'boot: slot0 version 1.0.0+0 counter 1: booting'\n");
+    if (rp_mcu_boot(&r, NULL, NULL, 10, &b, detail, sizeof(detail)) != RP_ERR_IO || b.booted ||
+        strstr(detail, "cannot run under a seccomp filter") == NULL)
+        return 4;
+    rp_mcu_relay_free(&r);
+    return 0;
+}
+
+/* Under a seccomp filter (the monitor's has no exec) the relay is not started, and that is said. */
+static void relay_under_seccomp(void **state)
+{
+    (void)state;
+    in_child(under_seccomp);
 }
 
 /* A board scripted by a state file: what it says when handed the image, then at the next boot. */
@@ -305,6 +317,56 @@ static void install_outcomes(void **state)
             "the MCU did not confirm it: the MCU boots nothing (boot: refused: the swap status is "
             "corrupt)");
     outcome("", "", RP_UPDATE_FAILED, "the MCU's relay said nothing of a boot (exit status 0)");
+}
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    rp_mcu_stop();
+}
+
+static int stopped_mid_boot(void)
+{
+    char text[1024], detail[256], ran[300];
+    struct sigaction sa = {.sa_handler = on_stop};
+    rp_update_state_t st;
+    rp_mcu_relay_t r;
+    uint8_t *data = NULL;
+    size_t len = 0;
+
+    if (sigaction(SIGTERM, &sa, NULL) != 0)
+        return 2;
+    snprintf(ran, sizeof(ran), "%s/ran", dir);
+    snprintf(text, sizeof(text),
+             "echo >>'%s'\n"
+             "if [ \"$1\" = --slot1 ]; then kill -TERM $PPID; printf '" TRIAL "'; else "
+             "printf 'boot: slot0 confirmed by the image: the security counter is raised\\n"
+             "boot: security counter 3\\nboot: slot0 version 2.0.0+0 counter 3: booting\\n'; "
+             "fi\n",
+             ran);
+    scripted(&r, "stopped", text);
+    rp_mcu_install(&r, "/the/image", "2.0.0+0", NULL, 0, &st, detail, sizeof(detail), NULL, NULL);
+    if (st != RP_UPDATE_INSTALLED || strncmp(detail, "confirmed on the MCU", 20) != 0)
+        return 3;
+    /* After it: nothing begun (the relay not run a third time). */
+    rp_mcu_install(&r, "/the/image", "2.0.0+0", NULL, 0, &st, detail, sizeof(detail), NULL, NULL);
+    rp_mcu_relay_free(&r);
+    if (st != RP_UPDATE_FAILED ||
+        strcmp(detail, "stopped before the relay began: nothing handed over") != 0)
+        return 4;
+    if (rp_read_file(ran, 64, &data, &len) != RP_OK || len != 2)
+        return 5;
+    free(data);
+    return 0;
+}
+
+/* A stop (rp_mcu_stop, review r12 M1) that comes while the board boots the image handed over:
+ * that boot ends, the confirming boot runs, the outcome is the board's; after it nothing begins.
+ * In a child: the stop is the process's for good. */
+static void install_stopped(void **state)
+{
+    (void)state;
+    in_child(stopped_mid_boot);
 }
 
 /* A P-256 key: its DER SPKI in spki[0..*len). */
@@ -475,6 +537,7 @@ int main(void)
         cmocka_unit_test(boot_lines),       cmocka_unit_test(relay_kept),
         cmocka_unit_test(relay_runs),       cmocka_unit_test(relay_under_seccomp),
         cmocka_unit_test(install_outcomes), cmocka_unit_test(evidence_checked),
+        cmocka_unit_test(install_stopped),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
