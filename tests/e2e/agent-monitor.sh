@@ -294,14 +294,16 @@ stop_monitor
 start_monitor
 # the device-to-service connection is TLS 1.3 only: a service that stops at TLS 1.2 is refused
 # (what the monitor signs is a TLS 1.3 CertificateVerify, and nothing else)
-port=$(free_port)
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/t12.key" \
   -out "$d/pub/t12.pem" -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -days 1 2>/dev/null
 chmod 644 "$d/pub/t12.pem"
-openssl s_server -accept "$port" -tls1_2 -cert "$d/pub/t12.pem" -key "$d/t12.key" -www \
+# on a port the kernel picks (its ACCEPT line names it)
+openssl s_server -accept 127.0.0.1:0 -tls1_2 -cert "$d/pub/t12.pem" -key "$d/t12.key" -www \
   -Verify 1 >"$d/s_server.log" 2>&1 &
 E2E_PIDS+=("$!")
-wait_until 60 listening "$port" || fail "openssl s_server did not start"
+wait_until 60 grep -q '^ACCEPT ' "$d/s_server.log" || fail "openssl s_server did not start: $(cat "$d/s_server.log")"
+port=$(sed -n 's/^ACCEPT 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$d/s_server.log")
+[ -n "$port" ] || fail "openssl s_server: $(cat "$d/s_server.log")"
 expect 1 as_agent check-now --state-dir "$S" --server "https://127.0.0.1:$port" --server-ca "$d/pub/t12.pem"
 err_has "127.0.0.1:$port"; err_has "protocol version" # the agent ends a TLS 1.2 handshake
 
