@@ -107,6 +107,11 @@ faked_ok() {
   E2E_FAKED_OK[$1]=1
 }
 
+# move_clock FILE OFFSET: the clock of programs started with FAKETIME_TIMESTAMP_FILE=FILE and
+# FAKETIME_NO_CACHE=1 (libfaketime reads FILE at each call) moved to OFFSET, by a rename: written
+# in place, a call between the truncation and the write would find FILE empty.
+move_clock() { printf '%s\n' "$2" >"$1.tmp" && mv -f "$1.tmp" "$1"; }
+
 # at_clock OFFSET CMD...: run CMD (a Rampart program and its arguments) with its wall clock moved
 # by OFFSET (libfaketime's form: '+3h', '+2d', '@2026-11-29 10:00:00').
 at_clock() {
