@@ -95,7 +95,9 @@ expect 0 mq pub a -t telemetry/a -m "a still" -q 1
 
 # --- device to device: mutual TLS with the tenant CA, soft and TPM keys -------------------------------
 # peer_serve DEVICE: its agent serves one peer, on a port the kernel picks: $sp, its pid $pid.
+# (serve.out removed first: the last serve's "listening" line is not this one's.)
 peer_serve() {
+  rm -f "$d/serve.out"
   "$AGENT" peer serve --state-dir "$d/$1" --listen 127.0.0.1:0 >"$d/serve.out" 2>"$d/serve.err" &
   pid=$!
   wait_until 60 grep -q listening "$d/serve.out" || fail "peer serve did not listen: $(cat "$d/serve.err")"

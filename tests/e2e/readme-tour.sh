@@ -31,7 +31,7 @@ if n != 1:
     sys.exit("no line starting rampart-server in the background")
 open(sys.argv[2], "w").write(script + "\nkill %1; wait\n")
 PY
-  rm -rf "$d/tour"
+  rm -rf "$d/tour" "$d/tour.out"
   mkdir "$d/tour"
   (cd "$d/tour" && PATH="$bin:$PATH" exec timeout 600 bash -x "$d/tour.sh") >"$d/tour.out" 2>&1 &
 }
