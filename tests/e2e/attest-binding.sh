@@ -92,24 +92,19 @@ http POST /api/v1/attest - "$d/req.json"; is_status 403; body_has '.reason == "n
 # own leg is not what is tested: it does not verify the service.)
 cat "$d/srv/server.pem" "$d/srv/server.key" >"$d/proxy.pem"
 # Two frontends: one speaking TLS 1.3 to devices, one capped at TLS 1.2.
-for try in 1 2 3 4 5; do
-  pport=$(free_port); pport12=$(free_port)
+hap_start() {
   printf '%s\n' "defaults" "  mode tcp" "  timeout connect 5s" "  timeout client 30s" \
-    "  timeout server 30s" "frontend devices" "  bind 127.0.0.1:$pport ssl crt $d/proxy.pem" \
+    "  timeout server 30s" "frontend devices" "  bind 127.0.0.1:$PORT ssl crt $d/proxy.pem" \
     "  default_backend service" "frontend devices12" \
-    "  bind 127.0.0.1:$pport12 ssl crt $d/proxy.pem ssl-max-ver TLSv1.2" \
+    "  bind 127.0.0.1:$PORT2 ssl crt $d/proxy.pem ssl-max-ver TLSv1.2" \
     "  default_backend service" "backend service" \
     "  server s1 ${SERVER_URL#https://} ssl verify none" \
     >"$d/haproxy.cfg"
   haproxy -db -f "$d/haproxy.cfg" >"$d/haproxy.log" 2>&1 &
-  hap=$!; E2E_PIDS+=("$hap")
-  hap_up() { listening "$pport" && listening "$pport12"; }
-  hap_settled() { ! kill -0 "$hap" 2>/dev/null || hap_up; }
-  wait_until 20 hap_settled || true
-  kill -0 "$hap" 2>/dev/null && hap_up && break
-  kill "$hap" 2>/dev/null || true; hap=
-done
-[ -n "$hap" ] || { cat "$d/haproxy.log" >&2; fail "haproxy did not start"; }
+}
+hap_up() { listens "$SERVE_PID" "$PORT" && listens "$SERVE_PID" "$PORT2"; }
+serve_on_free_port "$d/haproxy.log" hap_start hap_up
+pport=$PORT pport12=$PORT2
 http GET /metrics -; nonces_before=$(sed -n 's/^rampart_nonces_issued_total //p' "$d/body")
 expect 0 "$AGENT" attest --state-dir "$d/a" --server "https://127.0.0.1:$pport" --server-ca "$SERVER_CA"
 err_has "refused evidence bound to the TLS connection (channel_mismatch): attesting with a nonce"

@@ -91,6 +91,7 @@ sleep 600 &
 other=$!
 E2E_PIDS+=("$other")
 echo "$other" >"$T/cgroup.procs"
+rm "$d/driver.out" # (the first driver's "ready" is not this one's)
 unshare -m sh -c "mount --make-rprivate / && for m in ${v1[*]}; do umount \"\$m\" || exit 9; done &&
   echo \$\$ >'$T/cgroup.procs' &&
   exec '$cr' --state-dir '$state' --run-dir '$run' --tree '$tree' --entry app.sh \

@@ -151,6 +151,9 @@ jq -e --arg b "$bucket" '[.buckets[] | select(.id == $b) | .count] == [2]' "$d/o
 expect 0 "$RAMPART" device-group set --tenant "$acme" --product Thermostat "Field Test" --crash-capture on
 expect 0 as_agent check-now --state-dir "$S"
 eq "$(cat "$S/crashes/capture")" on "the monitor's switch, on again"
+# Its next start now, by an operator: at its backoff, it could be a minute away (1 s doubling to
+# 60 s: a loaded machine's slow steps since its first crash let it grow that far).
+expect 0 as_agent app restart --state-dir "$S" "$APP"
 wait_until 60 has_crash 1.2.0+0 || fail "no crash of 1.2.0 captured with capture on again"
 expect 0 as_agent check-now --state-dir "$S"
 expect 0 "$RAMPART" failure list --tenant "$acme" --output json

@@ -11,17 +11,14 @@ d=$E2E_DIR
 
 # A real debuginfod server (Debian's, on loopback; it has no option to bind one address) for
 # build IDs no tenant uploaded: it scans $d/dfs, empty until a second build of the test app is
-# put there below. free_port may race another process: try again on another port.
+# put there below.
 mkdir -p "$d/dfs"
-for try in 1 2 3 4 5; do
-  dport=$(free_port)
-  /usr/bin/debuginfod -F -p "$dport" -d "$d/dfs.sqlite" -t 1 -g 0 -c 1 "$d/dfs" >"$d/dfs.log" 2>&1 &
-  DFS_PID=$!; E2E_PIDS+=("$DFS_PID")
-  dfs_up() { kill -0 "$DFS_PID" 2>/dev/null && curl -sf "http://127.0.0.1:$dport/metrics" >/dev/null; }
-  wait_until 20 dfs_up && break
-  kill "$DFS_PID" 2>/dev/null || true; DFS_PID=
-done
-[ -n "$DFS_PID" ] || { cat "$d/dfs.log" >&2; fail "debuginfod did not start"; }
+dfs_start() {
+  /usr/bin/debuginfod -F -p "$PORT" -d "$d/dfs.sqlite" -t 1 -g 0 -c 1 "$d/dfs" >"$d/dfs.log" 2>&1 &
+}
+dfs_up() { listens "$SERVE_PID" "$PORT" && curl -sf "http://127.0.0.1:$PORT/metrics" >/dev/null; }
+serve_on_free_port "$d/dfs.log" dfs_start dfs_up
+dport=$PORT
 start_server "$d/srv" --debuginfod-url "http://127.0.0.1:$dport"
 export RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN
 expect 0 "$RAMPART" tenant create acme; acme=$(cat "$d/out")

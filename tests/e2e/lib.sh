@@ -107,6 +107,11 @@ faked_ok() {
   E2E_FAKED_OK[$1]=1
 }
 
+# move_clock FILE OFFSET: the clock of programs started with FAKETIME_TIMESTAMP_FILE=FILE and
+# FAKETIME_NO_CACHE=1 (libfaketime reads FILE at each call) moved to OFFSET, by a rename: written
+# in place, a call between the truncation and the write would find FILE empty.
+move_clock() { printf '%s\n' "$2" >"$1.tmp" && mv -f "$1.tmp" "$1"; }
+
 # at_clock OFFSET CMD...: run CMD (a Rampart program and its arguments) with its wall clock moved
 # by OFFSET (libfaketime's form: '+3h', '+2d', '@2026-11-29 10:00:00').
 at_clock() {
@@ -117,7 +122,7 @@ at_clock() {
 }
 
 # A free TCP port on loopback (the kernel picks it; another process could take it before use, so
-# servers here bind to port 0 where they can).
+# servers here bind to port 0 where they can, and serve_on_free_port starts the others).
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # free_port_pair: a free port whose next one is free too (swtpm takes both). After a benchmark,
 # thousands of ports linger in TIME_WAIT, and swtpm, without SO_REUSEADDR, cannot bind those.
@@ -126,6 +131,45 @@ free_port_pair() { "$(dirname "${BASH_SOURCE[0]}")/../../scripts/free-port-pair"
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # listening PORT: a socket listens on loopback PORT (seen in the kernel's table, without connecting).
 listening() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
+# listens PID PORT: process PID itself listens on PORT (not another that took the port first).
+listens() { ss -Hltnp "sport = :$2" 2>/dev/null | grep -q "pid=$1,"; }
+
+# serve_on_free_port [--pair] LOG START UP: a server that cannot bind port 0, on loopback ports
+# free_port picked, started again on others while it loses the race for them (a port free when
+# picked can be taken before the server binds it: the server then dies). At each try, PORT and
+# PORT2 are two free ports (--pair: PORT2 is PORT + 1, both free, as swtpm needs); START starts
+# the server in the background (the last command it starts with &, writing to LOG); UP says it
+# serves (it may use $SERVE_PID: `listens "$SERVE_PID" "$PORT"`, not `listening "$PORT"`, which
+# the port's thief would satisfy). Sets SERVE_PID, stopped with the others at exit. A server that
+# lives but does not serve within 120 s (a bound for a loaded machine: the README tour's server
+# starts after the tour's first steps) has lost no race: the test fails then, as after 5 lost
+# races, showing LOG.
+serve_on_free_port() {
+  local pair= try
+  [ "$1" != --pair ] || { pair=1; shift; }
+  local log=$1 start=$2 up=$3
+  serve_settled() { ! kill -0 "$SERVE_PID" 2>/dev/null || "$up"; }
+  for try in 1 2 3 4 5; do
+    if [ -n "$pair" ]; then
+      PORT=$(free_port_pair) PORT2=$((PORT + 1))
+    else
+      PORT=$(free_port) PORT2=$(free_port) # the same twice: the server dies, and tries again
+    fi
+    "$start"
+    SERVE_PID=$!
+    E2E_PIDS+=("$SERVE_PID")
+    if ! wait_until 120 serve_settled; then
+      kill "$SERVE_PID" 2>/dev/null || true
+      cat "$log" >&2
+      fail "$start: alive, but not serving on port $PORT within 120 s"
+    fi
+    kill -0 "$SERVE_PID" 2>/dev/null && "$up" && return 0
+    kill "$SERVE_PID" 2>/dev/null || true
+    wait "$SERVE_PID" 2>/dev/null || true
+  done
+  cat "$log" >&2
+  fail "$start: no server started on a free port in 5 tries"
+}
 
 # start_pg: a PostgreSQL 15 of the test's own (tests/tools/pg) on a socket in $PG_DIR (beside
 # $E2E_DIR, which its unprivileged owner could not enter), stopped and removed when the test ends;
@@ -213,27 +257,17 @@ device_with_image() {
 
 # start_swtpm DIR: a software TPM on loopback; sets TCTI.
 start_swtpm() {
-  local dir=$1 port pid i j
-  mkdir -p "$dir"
-  for i in 1 2 3 4 5; do
-    port=$(free_port_pair)
-    swtpm socket --tpm2 --tpmstate dir="$dir" --flags not-need-init,startup-clear \
-      --server type=tcp,port="$port",bindaddr=127.0.0.1 \
-      --ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 >"$dir.log" 2>&1 &
-    pid=$!
-    E2E_PIDS+=("$pid")
-    # Wait until it listens on both ports (a loaded machine can take a while); if it died, a port
-    # was taken. Looked at, not connected to: swtpm serves one client at a time.
-    swtpm_up() { ! kill -0 "$pid" 2>/dev/null || { listening "$port" && listening $((port + 1)); }; }
-    wait_until 60 swtpm_up || true
-    if kill -0 "$pid" 2>/dev/null && listening "$port" && listening $((port + 1)); then
-      TCTI="swtpm:host=127.0.0.1,port=$port"
-      return 0
-    fi
-    kill "$pid" 2>/dev/null || true
-  done
-  cat "$dir.log" >&2
-  fail "swtpm did not start"
+  SWTPM_DIR=$1
+  mkdir -p "$SWTPM_DIR"
+  swtpm_start() {
+    swtpm socket --tpm2 --tpmstate dir="$SWTPM_DIR" --flags not-need-init,startup-clear \
+      --server type=tcp,port="$PORT",bindaddr=127.0.0.1 \
+      --ctrl type=tcp,port="$PORT2",bindaddr=127.0.0.1 >"$SWTPM_DIR.log" 2>&1 &
+  }
+  # Looked at, not connected to: swtpm serves one client at a time.
+  swtpm_up() { listens "$SERVE_PID" "$PORT" && listens "$SERVE_PID" "$PORT2"; }
+  serve_on_free_port --pair "$SWTPM_DIR.log" swtpm_start swtpm_up
+  TCTI="swtpm:host=127.0.0.1,port=$PORT"
 }
 
 # http METHOD PATH TOKEN_FILE|- [DATA_FILE [CONTENT_TYPE]]: a raw call to the server started by

@@ -38,13 +38,15 @@ openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/broke
 printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$d/ext"
 openssl x509 -req -in "$d/broker.csr" -CA "$d/bca.pem" -CAkey "$d/bca.key" -CAcreateserial \
   -out "$d/broker.pem" -days 1 -extfile "$d/ext" 2>/dev/null
-port=$(free_port)
-cat >"$d/mosquitto.conf" <<CONF
+# start_broker: mosquitto (it cannot bind port 0) with acme's CRL as it is now, on a free port:
+# $port, $broker_pid.
+broker_start() {
+  cat >"$d/mosquitto.conf" <<CONF
 user root
 per_listener_settings false
 allow_anonymous false
 persistence false
-listener $port 127.0.0.1
+listener $PORT 127.0.0.1
 cafile $d/acme-ca.pem
 certfile $d/broker.pem
 keyfile $d/broker.key
@@ -52,12 +54,13 @@ require_certificate true
 use_identity_as_username true
 crlfile $d/crl.pem
 CONF
+  mosquitto -c "$d/mosquitto.conf" >"$d/mosquitto.log" 2>&1 &
+}
+broker_up() { listens "$SERVE_PID" "$PORT"; }
 start_broker() {
   "$RAMPART" ca crl --tenant "$acme" --out "$d/crl.pem" >/dev/null
-  mosquitto -c "$d/mosquitto.conf" >"$d/mosquitto.log" 2>&1 &
-  broker_pid=$!
-  E2E_PIDS+=("$broker_pid")
-  wait_until 60 listening "$port" || fail "mosquitto did not start: $(cat "$d/mosquitto.log")"
+  serve_on_free_port "$d/mosquitto.log" broker_start broker_up
+  port=$PORT broker_pid=$SERVE_PID
 }
 mq() { # mq pub|sub DEVICE ARGS...
   local tool=mosquitto_$1 dev=$2
@@ -91,11 +94,19 @@ err_has "blocked"
 expect 0 mq pub a -t telemetry/a -m "a still" -q 1
 
 # --- device to device: mutual TLS with the tenant CA, soft and TPM keys -------------------------------
-peer_pair() { # peer_pair SERVER CLIENT: the exit codes of both sides, "S C"
-  local sp=$(free_port) s_rc=0 c_rc=0
-  "$AGENT" peer serve --state-dir "$d/$1" --listen "127.0.0.1:$sp" >"$d/serve.out" 2>"$d/serve.err" &
-  local pid=$!
+# peer_serve DEVICE: its agent serves one peer, on a port the kernel picks: $sp, its pid $pid.
+# (serve.out removed first: the last serve's "listening" line is not this one's.)
+peer_serve() {
+  rm -f "$d/serve.out"
+  "$AGENT" peer serve --state-dir "$d/$1" --listen 127.0.0.1:0 >"$d/serve.out" 2>"$d/serve.err" &
+  pid=$!
   wait_until 60 grep -q listening "$d/serve.out" || fail "peer serve did not listen: $(cat "$d/serve.err")"
+  sp=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$d/serve.out")
+  [ -n "$sp" ] || fail "peer serve: $(cat "$d/serve.out")"
+}
+peer_pair() { # peer_pair SERVER CLIENT: the exit codes of both sides, "S C"
+  local sp pid s_rc=0 c_rc=0
+  peer_serve "$1"
   "$AGENT" peer connect --state-dir "$d/$2" --peer "127.0.0.1:$sp" >"$d/connect.out" 2>"$d/connect.err" || c_rc=$?
   wait "$pid" || s_rc=$?
   echo "$s_rc $c_rc"
@@ -115,10 +126,8 @@ E2E_CHECKS=$((E2E_CHECKS + 2))
 # timed out: a waited its 30 s for a peer that never came, and never saw the certificate.)
 expect 1 "$AGENT" peer connect --state-dir "$d/u" --peer 127.0.0.1:9
 err_has "ca-chain.pem is corrupt (not found): it should hold the tenant CA that issued device.crt"
-sp=$(free_port) s_rc=0
-"$AGENT" peer serve --state-dir "$d/a" --listen "127.0.0.1:$sp" >"$d/serve.out" 2>"$d/serve.err" &
-pid=$!
-wait_until 60 grep -q listening "$d/serve.out" || fail "peer serve did not listen: $(cat "$d/serve.err")"
+s_rc=0
+peer_serve a
 openssl s_client -connect "127.0.0.1:$sp" -cert "$d/u/agent/device.crt" -key "$d/u/identity.pem" \
   -CAfile "$d/acme-ca.pem" </dev/null >"$d/sclient.out" 2>&1 || true
 wait "$pid" || s_rc=$?

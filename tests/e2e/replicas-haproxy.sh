@@ -58,25 +58,19 @@ R2=$SERVER_URL R2_PID=$SERVER_PID
 sock=$d/haproxy.sock
 awk '/^```haproxy$/ { on = 1; next } on && /^```$/ { exit } on' "$here/../../docs/operations.md" >"$d/haproxy.doc"
 [ -s "$d/haproxy.doc" ] || fail "no haproxy block in docs/operations.md"
-for try in 1 2 3 4 5; do
-  port=$(free_port)
-  sed -e "s|/run/haproxy/admin.sock|$sock|" -e "s|bind :8443|bind 127.0.0.1:$port|" \
+hap_start() {
+  sed -e "s|/run/haproxy/admin.sock|$sock|" -e "s|bind :8443|bind 127.0.0.1:$PORT|" \
     -e "s|10.0.0.11:8443|${R1#https://}|" -e "s|10.0.0.12:8443|${R2#https://}|" \
     -e "s|/etc/rampart/server-ca.pem|$CA|" "$d/haproxy.doc" >"$d/haproxy.cfg"
-  grep -q "bind 127.0.0.1:$port" "$d/haproxy.cfg" && grep -q "${R2#https://}" "$d/haproxy.cfg" ||
+  grep -q "bind 127.0.0.1:$PORT" "$d/haproxy.cfg" && grep -q "${R2#https://}" "$d/haproxy.cfg" ||
     fail "the documented configuration no longer has the lines the test replaces"
   haproxy -c -q -f "$d/haproxy.cfg" || fail "haproxy refuses the documented configuration"
   rm -f "$sock"
   haproxy -db -f "$d/haproxy.cfg" >"$d/haproxy.log" 2>&1 &
-  HAP_PID=$!; E2E_PIDS+=("$HAP_PID")
-  # listening, or dead (the port was taken meanwhile: another one)
-  hap_up() { listening "$port" && [ -S "$sock" ]; }
-  hap_settled() { ! kill -0 "$HAP_PID" 2>/dev/null || hap_up; }
-  wait_until 20 hap_settled || true
-  kill -0 "$HAP_PID" 2>/dev/null && hap_up && break
-  kill "$HAP_PID" 2>/dev/null || true; HAP_PID=
-done
-[ -n "$HAP_PID" ] || { cat "$d/haproxy.log" >&2; fail "haproxy did not start"; }
+}
+hap_up() { listens "$SERVE_PID" "$PORT" && [ -S "$sock" ]; }
+serve_on_free_port "$d/haproxy.log" hap_start hap_up
+port=$PORT
 LB=https://127.0.0.1:$port
 # hap COMMAND: a command on HAProxy's admin socket; its answer on stdout.
 hap() {

@@ -100,12 +100,13 @@ SERVER_URL=$B attestation_request "$d/dev2" "$d/req2.json" || fail "no nonce fro
 SERVER_URL=$B http POST /api/v1/attest - "$d/req2.json"; is_status 200
 issued=$(date +%s) # (req2's nonce was issued no later: a nonce issued a second after expires later)
 spent() { sqlite3 "$d/srv/rampart.db" 'SELECT count(*) FROM spent_nonces'; }
+purged() { [ "$(spent)" = 0 ]; }
 [ "$(spent)" -gt 0 ] || fail "no spent nonce"
 SERVER_CLOCK=+10m RAMPART_SERVER=$RAMPART_SERVER_BIN start_server "$d/srv"
 C=$SERVER_URL
 # (a write at C, however unproven, runs its first purge)
 SERVER_URL=$C http POST /api/v1/attest - "$d/req2.json"; is_status 403; body_has '.reason == "nonce_expired"'
-wait_until 30 test "$(spent)" = 0 || fail "C did not purge the spent nonces"
+wait_until 30 purged || fail "C did not purge the spent nonces"
 SERVER_URL=$B http POST /api/v1/attest - "$d/req2.json"; is_status 403
 body_has '.reason == "nonce_replayed"'
 later() { [ "$(date +%s)" -gt "$issued" ]; }
@@ -134,7 +135,6 @@ E=$SERVER_URL E_PID=$SERVER_PID
 SERVER_URL=$E http POST /api/v1/attest - "$d/captured.json"; is_status 403; body_has '.reason == "nonce_expired"'
 watermark() { sqlite3 "$d/srv/rampart.db" 'SELECT below FROM spent_nonces_purged'; }
 watermark_ahead() { [ "$(watermark)" -gt $(($(date +%s) + 86400)) ]; }
-purged() { [ "$(spent)" = 0 ]; }
 wait_until 30 purged || fail "E did not purge the spent nonces"
 watermark_ahead || fail "E's purge left the watermark at $(watermark)"
 kill "$E_PID"; wait "$E_PID" 2>/dev/null || true

@@ -155,7 +155,7 @@ queue '(.reports | length) == 1 and .backoff > 0'
 # `run` under libfaketime, its wall clock read from a file at each call (the monotonic clock left
 # alone): 23 hours on, the 24-hour certificate has 1 left and the blocked device cannot renew it.
 # (Under ASan too: FAKED_ENV, tests/e2e/lib.sh.)
-echo "+0" >"$d/faketime"
+move_clock "$d/faketime" "+0"
 faked=(env "${FAKED_ENV[@]}" FAKETIME_TIMESTAMP_FILE="$d/faketime" FAKETIME_NO_CACHE=1 DONT_FAKE_MONOTONIC=1)
 if faked_ok "$AGENT"; then
   # --start-jitter is planned on the boot clock: NTP stepping the wall clock 2 hours forward (a
@@ -171,7 +171,7 @@ if faked_ok "$AGENT"; then
   E2E_PIDS+=("$run_pid")
   wait_until 20 grep -q "first attestation in" "$d/jit.log" || fail "no plan: $(cat "$d/jit.log")"
   first_in=$(sed -n 's/.*first attestation in \([0-9]*\) s.*/\1/p' "$d/jit.log")
-  echo "+2h" >"$d/faketime"
+  move_clock "$d/faketime" "+2h"
   kill -USR1 "$run_pid"
   wait_until 20 grep -q "jumped 7[0-9]* s forward" "$d/jit.log" || fail "no jump: $(cat "$d/jit.log")"
   if [ "$first_in" -gt 60 ]; then # (else it may be due already: 1 chance in 60)
@@ -181,7 +181,7 @@ if faked_ok "$AGENT"; then
   fi
   kill "$run_pid"
   wait "$run_pid" 2>/dev/null || true
-  echo "+0" >"$d/faketime"
+  move_clock "$d/faketime" "+0"
   "${faked[@]}" "$AGENT" run --state-dir "$d/dev" --server "$SERVER_URL" \
     --server-ca "$SERVER_CA" --renew-after 1 --start-jitter 0 >"$d/run.log" 2>&1 &
   run_pid=$!
@@ -189,7 +189,7 @@ if faked_ok "$AGENT"; then
   refused_again() { grep -q "attestation refused" "$d/run.log"; }
   wait_until 20 refused_again || { cat "$d/run.log" >&2; fail "run did not attest"; }
   queue '[.reports[] | select(.kind == "cert_expiring" or .kind == "clock_jump")] == []'
-  echo "+23h" >"$d/faketime"
+  move_clock "$d/faketime" "+23h"
   both() {
     "$AGENT" reports --state-dir "$d/dev" --output json >"$d/q.json" 2>/dev/null &&
       jq -e '[.reports[].kind] | index("clock_jump") and index("cert_expiring")' "$d/q.json" >/dev/null

@@ -12,7 +12,7 @@
 d=$E2E_DIR
 server_bin=$RAMPART_SERVER
 faked_ok "$server_bin" || fail "the server cannot run with its clock moved"
-echo "+0" >"$d/offset"
+move_clock "$d/offset" "+0"
 declare -A PIDS=()
 start_shared() { # LOG: a process on the data directory $d/srv, its clock read from $d/offset
   env "${FAKED_ENV[@]}" FAKETIME_TIMESTAMP_FILE="$d/offset" FAKETIME_NO_CACHE=1 \
@@ -62,7 +62,7 @@ E2E_CHECKS=$((E2E_CHECKS + 2))
 
 # --- 400 days later, still running: a new certificate, made once, served by both ----------------
 made_before=$(cat "$d/a.log" "$d/b.log" | grep -c 'made the server certificate' || true)
-echo "+400d" >"$d/offset"
+move_clock "$d/offset" "+400d"
 renewed() { s=$(served +400d) && [ -n "$s" ] && [ "$s" != "$first" ]; }
 wait_until 60 renewed || fail "a client at +400 d gets no valid certificate: $(cat "$d/curl.err")"
 new=$(openssl x509 -in "$d/srv/server.pem" -noout -serial)
@@ -82,7 +82,7 @@ E2E_CHECKS=$((E2E_CHECKS + 3))
 # --- a renewal that fails is said: in the log, and by /readyz (still 200: not every replica out
 # of the balancer at once, while the certificate is still good) ------------------------------------
 mv "$d/srv/server-ca.key" "$d/server-ca.key.away"
-echo "+780d" >"$d/offset" # within the last 30 days of the certificate made at +400 d
+move_clock "$d/offset" "+780d" # within the last 30 days of the certificate made at +400 d
 said() { grep -q 'and was not renewed' "$d/a.log" && grep -q 'and was not renewed' "$d/b.log"; }
 wait_until 60 said || fail "the failed renewal is not in the logs: $(tail -5 "$d/a.log")"
 at_clock +780d curl -sS --cacert "$d/srv/server-ca.pem" "$url/readyz" >"$d/ready" ||

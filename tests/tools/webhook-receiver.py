@@ -8,26 +8,32 @@ receiver's port, has been set). A verified body is appended, one JSON line each,
 refused one is answered 401 and appended to OUT.rejected. The first --fail-first requests are
 answered 500 (after being checked), so that the service's retries are exercised. The delivery's
 X-Rampart-Delivery ID of each body taken is appended to OUT.ids (a receiver de-duplicates by
-it). --port binds that port (a receiver started again where the service's URL points).
+it). While --down-file's file exists, the receiver is down: each connection is closed unanswered,
+nothing read, nothing recorded (a receiver down that keeps its port: one stopped and started
+again would bind the port again, which another process may have taken meanwhile).
 
-Usage: webhook-receiver.py PORT_FILE SECRET_FILE OUT [--fail-first N] [--port P]
+Usage: webhook-receiver.py PORT_FILE SECRET_FILE OUT [--fail-first N] [--down-file PATH]
 """
 import hashlib
 import hmac
 import http.server
 import json
+import os
 import sys
 
 port_file, secret_file, out = sys.argv[1], sys.argv[2], sys.argv[3]
 opts = dict(zip(sys.argv[4::2], sys.argv[5::2]))
 fail_first = int(opts.get("--fail-first", "0"))
-port = int(opts.get("--port", "0"))
+down_file = opts.get("--down-file")
 seen = 0
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         global seen
+        if down_file is not None and os.path.exists(down_file):
+            self.close_connection = True
+            return
         length = int(self.headers.get("Content-Length", "0"))
         body = self.rfile.read(length)
         try:
@@ -57,11 +63,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-http.server.HTTPServer.allow_reuse_address = True
-server = http.server.HTTPServer(("127.0.0.1", port), Handler)
+server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
 with open(port_file + ".tmp", "w") as f:
     f.write(str(server.server_address[1]))
-import os  # noqa: E402
-
 os.rename(port_file + ".tmp", port_file)
 server.serve_forever()
