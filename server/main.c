@@ -959,6 +959,7 @@ static void on_heartbeat(evutil_socket_t fd, short events, void *arg)
 {
     char why[256];
     bool turning = rp_ready_loops_turn(run.workers, run.started, run.stale_ms);
+    int64_t now;
 
     (void)fd, (void)events, (void)arg;
     if (!run.notified_ready) {
@@ -975,7 +976,10 @@ static void on_heartbeat(evutil_socket_t fd, short events, void *arg)
         rp_log_warn("a worker's event loop has not turned for %lld ms: the watchdog is not fed",
                     run.stale_ms);
     run.stalled = !turning;
-    if ((int64_t)time(NULL) >= run.cert_check_at) /* one look at the wall clock a beat */
+    now = (int64_t)time(NULL); /* one look at the wall clock a beat */
+    /* (a look set further ahead than CERT_RETRY: the clock was put back since, and the certificate
+     * made before may begin ahead of it) */
+    if (now >= run.cert_check_at || run.cert_check_at - now > CERT_RETRY)
         cert_due();
 }
 
