@@ -56,6 +56,7 @@ static const struct row {
     [RP_CFG_VERSION] = {"version",                     no_argument,       'V', 0               },
     [RP_CFG_FROM] = {"from",                        required_argument, 0,   0               },
     [RP_CFG_TO] = {"to",                          required_argument, 0,   0               },
+    [RP_CFG_FORCE] = {"force",                       no_argument,       0,   0               },
 };
 
 void rp_config_defaults(rp_config_t *c)

@@ -50,8 +50,9 @@ typedef enum rp_config_id {
     RP_CFG_ROUTES,
     RP_CFG_HELP,
     RP_CFG_VERSION,
-    RP_CFG_FROM, /* blobs move's: the store to move from */
-    RP_CFG_TO,   /* and to */
+    RP_CFG_FROM,  /* blobs move's: the store to move from */
+    RP_CFG_TO,    /* and to */
+    RP_CFG_FORCE, /* service-ca next's: before it is due */
     RP_CFG_COUNT,
 } rp_config_id_t;
 

@@ -49,7 +49,7 @@ static const char usage[] =
     "       rampart-server blobs move --from dir|database --to dir|database [options]\n"
     "       rampart-server counters recount [options]\n"
     "       rampart-server nonces reset-watermark [options]\n"
-    "       rampart-server service-ca next [options]\n"
+    "       rampart-server service-ca next [--force] [options]\n"
     "\n"
     "The Rampart security service: attests devices, issues 24-hour device certificates from\n"
     "tenant CAs, and serves the operator API, over HTTPS.\n"
@@ -151,10 +151,11 @@ static const char usage[] =
     "(docs/operations.md \"Clocks\").\n"
     "\n"
     "service-ca next: make the service CA's successor, DIR/server-ca-next.pem and .key (due\n"
-    "when two thirds of the service CA's life have passed: the log and /readyz say so); copy\n"
-    "both to every replica and reload them (SIGHUP). Devices take it at their next\n"
-    "attestation; it signs the TLS certificate from the service CA's last 30 days on\n"
-    "(docs/operations.md, \"The service CA's lifetime\").\n"
+    "when two thirds of the service CA's life have passed: the log and /readyz say so;\n"
+    "refused before unless --force, since it would end that much early); copy both to\n"
+    "every replica and reload them (SIGHUP). Devices take it at their next attestation; it\n"
+    "signs the TLS certificate from the service CA's last 30 days on, once it is 30 days\n"
+    "old (or in the old CA's last day) (docs/operations.md, \"The service CA's lifetime\").\n"
     "\n"
     "On first start it writes DIR/server-ca.pem (the certificate clients trust) and\n"
     "DIR/admin.token (a bootstrap system token, 0600). No other system token is ever made but\n"
@@ -668,7 +669,8 @@ static struct {
     long long stale_ms;    /* a worker whose loop has not turned for this long holds the watchdog */
     char serving[400];     /* STATUS= once ready */
     int64_t cert_check_at; /* wall clock: when the certificate in use is next looked at */
-    char **service_cas_old; /* the service CAs published before (service_ca_publish) */
+    int64_t cert_begins, cert_ends; /* its times (notBefore, notAfter) */
+    char **service_cas_old;         /* the service CAs published before (service_ca_publish) */
     int service_cas_replaced;
 } run;
 
@@ -728,26 +730,41 @@ static unsigned long long monotonic_usec(void)
 #define CERT_RETRY 3600 /* seconds between tries while the certificate in use is not renewed */
 
 /* The certificate in ctx, now in use: its end (the metrics, /readyz), and when the main loop looks
- * at it next: as its renewal margin begins, or in CERT_RETRY seconds when it is in it already
- * (not renewed: said each time). */
+ * at it next: in CERT_RETRY seconds, or as its renewal margin begins if that is sooner (a clock
+ * put back may make it one that begins ahead of it: review r13 L3); in CERT_RETRY seconds, said,
+ * when it is in its margin already or begins ahead (not renewed: said each time). */
 static void cert_in_use(rp_server_t *srv, SSL_CTX *ctx)
 {
     X509 *cert = SSL_CTX_get0_certificate(ctx);
     int64_t end = cert != NULL ? rp_cert_time(X509_get0_notAfter(cert)) : 0,
+            begin = cert != NULL ? rp_cert_time(X509_get0_notBefore(cert)) : 0,
             now = (int64_t)time(NULL);
+    bool ahead = begin > now + RP_CA_START_SLACK;
     char when[32];
     struct tm tm;
 
     atomic_store(&srv->server_cert_not_after, end);
+    run.cert_begins = begin;
+    run.cert_ends = end;
     run.cert_check_at = end - RP_SERVER_CERT_RENEW_BEFORE;
-    if (run.cert_check_at > now)
+    if (run.cert_check_at > now && !ahead) {
+        if (run.cert_check_at > now + CERT_RETRY)
+            run.cert_check_at = now + CERT_RETRY;
         return;
+    }
     run.cert_check_at = now + CERT_RETRY;
-    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&(time_t){(time_t)end}, &tm));
-    rp_log_warn("the TLS certificate in use (%s/server.pem) ends %s, in %lld day(s), and was not "
-                "renewed (above): renew it or the service CA (docs/operations.md), or every "
-                "client refuses the service then; tried again in an hour",
-                srv->data_dir, when, (long long)((end - now) / 86400));
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ",
+             gmtime_r(&(time_t){(time_t)(ahead ? begin : end)}, &tm));
+    if (ahead)
+        rp_log_warn("the TLS certificate in use (%s/server.pem) begins %s, ahead of the clock "
+                    "(made while it ran ahead), and was not made again (above): clients refuse it "
+                    "until then; tried again in an hour",
+                    srv->data_dir, when);
+    else
+        rp_log_warn("the TLS certificate in use (%s/server.pem) ends %s, in %lld day(s), and was "
+                    "not renewed (above): renew it or the service CA (docs/operations.md), or "
+                    "every client refuses the service then; tried again in an hour",
+                    srv->data_dir, when, (long long)((end - now) / 86400));
 }
 
 /* The TLS identity for new handshakes: the server certificate renewed first when it is due
@@ -816,14 +833,23 @@ static void tls_swap(SSL_CTX *ctx)
     (void)service_ca_publish(run.srv); /* (said when it fails) */
 }
 
-/* The certificate in use has reached its renewal margin (the heartbeat, below): renewed, or
- * taken from server.pem when another process sharing the data directory renewed it first. */
+/* The certificate in use looked at (the heartbeat, below): when it has reached its renewal margin
+ * or begins ahead of the clock, renewed, or taken from server.pem when another process sharing the
+ * data directory renewed it first. */
 static void cert_due(void)
 {
+    int64_t now = (int64_t)time(NULL);
     SSL_CTX *ctx;
 
-    rp_log_info("the TLS certificate in use ends within %d days: renewing it",
-                RP_SERVER_CERT_RENEW_BEFORE / 86400);
+    if (run.cert_begins > now + RP_CA_START_SLACK)
+        rp_log_info("the TLS certificate in use begins ahead of the clock: making it again");
+    else if (now >= run.cert_ends - RP_SERVER_CERT_RENEW_BEFORE)
+        rp_log_info("the TLS certificate in use ends within %d days: renewing it",
+                    RP_SERVER_CERT_RENEW_BEFORE / 86400);
+    else { /* (the hourly look: nothing to do) */
+        run.cert_check_at = now + CERT_RETRY;
+        return;
+    }
     ctx = tls_identity(run.srv, run.cfg.hostnames);
     if (ctx == NULL) {
         rp_log_error("the TLS identity in %s cannot be used (above): the one in use stays; "
@@ -933,6 +959,7 @@ static void on_heartbeat(evutil_socket_t fd, short events, void *arg)
 {
     char why[256];
     bool turning = rp_ready_loops_turn(run.workers, run.started, run.stale_ms);
+    int64_t now;
 
     (void)fd, (void)events, (void)arg;
     if (!run.notified_ready) {
@@ -949,7 +976,10 @@ static void on_heartbeat(evutil_socket_t fd, short events, void *arg)
         rp_log_warn("a worker's event loop has not turned for %lld ms: the watchdog is not fed",
                     run.stale_ms);
     run.stalled = !turning;
-    if ((int64_t)time(NULL) >= run.cert_check_at) /* one look at the wall clock a beat */
+    now = (int64_t)time(NULL); /* one look at the wall clock a beat */
+    /* (a look set further ahead than CERT_RETRY: the clock was put back since, and the certificate
+     * made before may begin ahead of it) */
+    if (now >= run.cert_check_at || run.cert_check_at - now > CERT_RETRY)
         cert_due();
 }
 
@@ -969,7 +999,7 @@ int main(int argc, char **argv)
     rp_store_t *store = NULL;
     rp_config_t *cfg = &run.cfg;
     int c, fd, bound = 0, started = 0, status = 1, id;
-    bool rotate = false;
+    bool rotate = false, force = false;
     rp_blobs_kind_t move_from = RP_BLOBS_DIR, move_to = RP_BLOBS_DIR;
     int moving = 0; /* blobs move's options seen: 1 --from, 2 --to */
     bool move = false, recount = false, reset = false, ca_next = false;
@@ -992,6 +1022,7 @@ int main(int argc, char **argv)
         case RP_CFG_VERSION: printf("rampart-server %s\n", RP_VERSION); return 0;
         case RP_CFG_ROUTES: rp_routes_print(stdout); return 0;
         case RP_CFG_ROTATE: rotate = true; break;
+        case RP_CFG_FORCE: force = true; break;
         case RP_CFG_CONFIG: run.cli.config = optarg; break;
         case RP_CFG_FROM:
         case RP_CFG_TO:
@@ -1018,7 +1049,7 @@ int main(int argc, char **argv)
     ca_next = argc - optind == 2 && strcmp(argv[optind], "service-ca") == 0 &&
               strcmp(argv[optind + 1], "next") == 0;
     if ((optind != argc && !move && !recount && !reset && !ca_next) || (move && moving != 3) ||
-        (!move && moving != 0)) {
+        (!move && moving != 0) || (force && !ca_next)) {
         fputs(move ? "rampart-server: blobs move wants --from and --to\n" : usage, stderr);
         return 2;
     }
@@ -1061,7 +1092,7 @@ int main(int argc, char **argv)
     if (reset)
         return nonces_reset_watermark(&srv);
     if (ca_next)
-        return rp_service_ca_next(cfg->data_dir, (int64_t)time(NULL)) == RP_OK ? 0 : 1;
+        return rp_service_ca_next(cfg->data_dir, (int64_t)time(NULL), force) == RP_OK ? 0 : 1;
     if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
         rp_log_error("%s: %s", cfg->data_dir, strerror(errno));
         return 1;

@@ -27,6 +27,7 @@
 #include "rampart/base64.h"
 #include "rampart/component.h"
 #include "rampart/evidence.h"
+#include "rampart/key.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/http_client.h"
@@ -817,7 +818,7 @@ X509 *rp_agent_read_cert(const rp_agent_t *a, const char *name, char *path, size
     }
     bio = BIO_new_mem_buf(data, (int)len);
     if (bio != NULL)
-        cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+        cert = PEM_read_bio_X509(bio, NULL, rp_pem_no_passphrase, NULL);
     BIO_free(bio);
     free(data);
     ERR_clear_error();

@@ -188,13 +188,24 @@ rp_err_t rp_agent_attest(rp_agent_t *a, const char *server, const char *given,
  * The service CAs the device trusts (docs/operations.md, "The service CA's lifetime"): the file it
  * was given (--server-ca, given) and those the service published in its last attestation answer
  * (service_ca: the current CA and its successor), which rp_agent_attest keeps in the agent's
- * service-ca.pem as the given file followed by them. OUT: out, that file while it begins with the
- * given file (a device given another file trusts that one alone until it attests with it), else
+ * service-ca.pem as the given file followed by them (rp_agent_service_ca_keep). OUT: out, that
+ * file while it begins with the given file whole and a newline (a device given another file trusts
+ * that one alone until it attests with it), else
  * given. So a device that attested once while the successor was published keeps connecting after
  * the service switches to it.
  */
 void rp_agent_service_ca(const rp_agent_t *a, const char *given, char *out, size_t cap);
 #define RP_AGENT_SERVICE_CA_MAX (64 * 1024) /* the given file, and what the service publishes */
+#define RP_AGENT_SERVICE_CA_COUNT 4         /* service CAs published, and kept */
+/* Keep what the service published (service_ca: refused unless rp_agent_service_ca_valid) in the
+ * agent's service-ca.pem, in one atomic write (a crash leaves the old file or the new one): the
+ * given file first, a newline, then the union of what is published and of what was kept before
+ * (for this given file) and has not ended at now, at most RP_AGENT_SERVICE_CA_COUNT, those kept
+ * that end soonest dropped first. So an answer from a replica that lacks the successor does not
+ * erase it (review r13 M3). Best effort: a device that cannot keep it goes on with what it has
+ * (said). */
+void rp_agent_service_ca_keep(const rp_agent_t *a, const char *given, const char *published,
+                              int64_t now);
 /* Whether pem (len bytes, not NUL-terminated) is what the service publishes as service_ca: one to
  * four PEM certificates, at most RP_AGENT_SERVICE_CA_MAX bytes, every PEM block of it a
  * certificate that reads as one (no key, nothing curl would fail to load). Fuzzed

@@ -26,6 +26,7 @@
 #include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/http_client.h"
+#include "rampart/key.h"
 #include "rampart/log.h"
 #include "rampart/remote_key.h"
 
@@ -317,69 +318,145 @@ static rp_err_t write_agent_file(const rp_agent_t *a, const char *name, const vo
     return err == RP_OK ? rp_write_file_atomic(path, data, len, 0644, 0) : err;
 }
 
-bool rp_agent_service_ca_valid(const char *pem, size_t len)
+/* The certificates of pem (len bytes) into certs[*n..cap) (at most cap in all; the caller frees
+ * them); whether every PEM block of it was one: the only reader of service-supplied PEM bundles
+ * here (never asking for a pass phrase: review r13 L2). */
+static bool service_ca_certs(const char *pem, size_t len, X509 **certs, int *n, int cap)
 {
     static const char marker[] = "-----BEGIN ";
     BIO *bio = len > 0 && len <= RP_AGENT_SERVICE_CA_MAX ? BIO_new_mem_buf(pem, (int)len) : NULL;
     X509 *cert;
-    int n = 0, blocks = 0;
+    int read = 0, blocks = 0;
 
     for (const char *p = pem; (p = memmem(p, len - (size_t)(p - pem), marker, sizeof(marker) - 1));
          p++)
         blocks++;
-    while (bio != NULL && (cert = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
-        n++;
-        X509_free(cert);
+    while (bio != NULL && (cert = PEM_read_bio_X509(bio, NULL, rp_pem_no_passphrase, NULL))) {
+        read++;
+        if (*n < cap)
+            certs[(*n)++] = cert;
+        else
+            X509_free(cert);
     }
     ERR_clear_error();
     BIO_free(bio);
-    return n >= 1 && n <= 4 && n == blocks;
+    return read >= 1 && read == blocks;
+}
+
+bool rp_agent_service_ca_valid(const char *pem, size_t len)
+{
+    X509 *certs[RP_AGENT_SERVICE_CA_COUNT + 1];
+    int n = 0;
+    bool ok = service_ca_certs(pem, len, certs, &n, RP_AGENT_SERVICE_CA_COUNT + 1) &&
+              n <= RP_AGENT_SERVICE_CA_COUNT;
+
+    while (n > 0)
+        X509_free(certs[--n]);
+    return ok;
+}
+
+/* The kept file (path, *kept: malloc'd, *kept_len) when it is the given file (*mine, *mine_len:
+ * malloc'd) whole, a newline, then service CAs that still read as such (from *kept + *mine_len +
+ * 1); each buffer set (or NULL) either way. */
+static bool kept_file(const rp_agent_t *a, const char *given, char *path, size_t cap,
+                      uint8_t **mine, size_t *mine_len, uint8_t **kept, size_t *kept_len)
+{
+    *mine = *kept = NULL;
+    *mine_len = *kept_len = 0;
+    return rp_agent_file(a, "service-ca.pem", path, cap) == RP_OK &&
+           rp_read_file(given, RP_AGENT_SERVICE_CA_MAX, mine, mine_len) == RP_OK &&
+           rp_read_file(path, 2 * RP_AGENT_SERVICE_CA_MAX + 1, kept, kept_len) == RP_OK &&
+           *kept_len > *mine_len + 1 && memcmp(*kept, *mine, *mine_len) == 0 &&
+           /* (the given file whole: one given a prefix of the old one, a CA taken out, does not
+            * trust the rest; review r13 L1) */
+           (*kept)[*mine_len] == '\n' &&
+           rp_agent_service_ca_valid((const char *)*kept + *mine_len + 1,
+                                     *kept_len - *mine_len - 1);
 }
 
 void rp_agent_service_ca(const rp_agent_t *a, const char *given, char *out, size_t cap)
 {
     char path[PATH_MAX + 64];
-    uint8_t *mine = NULL, *kept = NULL;
-    size_t mine_len = 0, kept_len = 0;
-    /* the kept file: the given one, a newline, then what the service published (keep_service_ca),
-     * which must still read as such (a file that does not is left aside, and the given one used) */
-    bool use =
-        rp_agent_file(a, "service-ca.pem", path, sizeof(path)) == RP_OK &&
-        rp_read_file(given, RP_AGENT_SERVICE_CA_MAX, &mine, &mine_len) == RP_OK &&
-        rp_read_file(path, 2 * RP_AGENT_SERVICE_CA_MAX + 1, &kept, &kept_len) == RP_OK &&
-        kept_len > mine_len + 1 && memcmp(kept, mine, mine_len) == 0 &&
-        rp_agent_service_ca_valid((const char *)kept + mine_len + 1, kept_len - mine_len - 1);
+    uint8_t *mine, *kept;
+    size_t mine_len, kept_len;
+    bool use = kept_file(a, given, path, sizeof(path), &mine, &mine_len, &kept, &kept_len);
 
     free(mine);
     free(kept);
     snprintf(out, cap, "%s", use ? path : given);
 }
 
-/* Keep what the service published as service_ca after the given file (rp_agent_service_ca), in
- * one atomic write: a crash leaves the old file or the new one. Best effort: a device that cannot
- * keep it goes on with the given file (said). */
-static void keep_service_ca(const rp_agent_t *a, const char *given, const char *published)
+/* Whether cert is among certs[0..n). */
+static bool among(X509 *const *certs, int n, const X509 *cert)
 {
-    uint8_t *mine = NULL;
-    size_t mine_len = 0, len = strlen(published);
-    char *both = NULL;
-    rp_err_t err = rp_agent_service_ca_valid(published, len) ? RP_OK : RP_ERR_MALFORMED;
+    for (int i = 0; i < n; i++)
+        if (X509_cmp(certs[i], cert) == 0)
+            return true;
+    return false;
+}
 
-    if (err == RP_OK)
+void rp_agent_service_ca_keep(const rp_agent_t *a, const char *given, const char *published,
+                              int64_t now)
+{
+    char path[PATH_MAX + 64], *data;
+    uint8_t *mine, *kept;
+    size_t mine_len, kept_len, len = strlen(published);
+    X509 *was[RP_AGENT_SERVICE_CA_COUNT], *now_pub[RP_AGENT_SERVICE_CA_COUNT],
+        *keep[2 * RP_AGENT_SERVICE_CA_COUNT];
+    int n_was = 0, n_pub = 0, n = 0, oldest;
+    BIO *out = NULL;
+    long out_len;
+    bool had = kept_file(a, given, path, sizeof(path), &mine, &mine_len, &kept, &kept_len);
+    rp_err_t err = service_ca_certs(published, len, now_pub, &n_pub, RP_AGENT_SERVICE_CA_COUNT) &&
+                           rp_agent_service_ca_valid(published, len)
+                       ? RP_OK
+                       : RP_ERR_MALFORMED;
+
+    if (err == RP_OK && mine == NULL)
         err = rp_read_file(given, RP_AGENT_SERVICE_CA_MAX, &mine, &mine_len);
+    /* The union (review r13 M3: a replica that lacks the successor must not erase it): what is
+     * published now, and what was kept that it lacks unless ended, the soonest to end dropped
+     * first past the bound. So a CA once published stays trusted until it ends or is pushed out. */
+    if (err == RP_OK && had)
+        (void)service_ca_certs((const char *)kept + mine_len + 1, kept_len - mine_len - 1, was,
+                               &n_was, RP_AGENT_SERVICE_CA_COUNT);
+    for (int i = 0; err == RP_OK && i < n_was; i++)
+        if (!among(now_pub, n_pub, was[i]) && rp_cert_time(X509_get0_notAfter(was[i])) > now)
+            keep[n++] = was[i];
+    while (n > 0 && n + n_pub > RP_AGENT_SERVICE_CA_COUNT) {
+        oldest = 0;
+        for (int i = 1; i < n; i++)
+            if (rp_cert_time(X509_get0_notAfter(keep[i])) <
+                rp_cert_time(X509_get0_notAfter(keep[oldest])))
+                oldest = i;
+        keep[oldest] = keep[--n];
+    }
+    for (int i = 0; i < n_pub; i++)
+        keep[n++] = now_pub[i];
     if (err == RP_OK)
-        err = (both = malloc(mine_len + len + 1)) != NULL ? RP_OK : RP_ERR_NO_MEMORY;
+        err = (out = BIO_new(BIO_s_mem())) != NULL &&
+                      BIO_write(out, mine, (int)mine_len) == (int)mine_len &&
+                      BIO_write(out, "\n", 1) == 1
+                  ? RP_OK
+                  : RP_ERR_NO_MEMORY;
+    for (int i = 0; err == RP_OK && i < n; i++)
+        if (PEM_write_bio_X509(out, keep[i]) != 1)
+            err = RP_ERR_NO_MEMORY;
     if (err == RP_OK) {
-        memcpy(both, mine, mine_len);
-        both[mine_len] = '\n';
-        memcpy(both + mine_len + 1, published, len);
-        err = write_agent_file(a, "service-ca.pem", both, mine_len + 1 + len);
+        out_len = BIO_get_mem_data(out, &data);
+        err = write_agent_file(a, "service-ca.pem", data, (size_t)out_len);
     }
     if (err != RP_OK)
         rp_log_warn("cannot keep the service CAs the service published (service-ca.pem): %s",
                     rp_strerror(err));
+    ERR_clear_error();
+    BIO_free(out);
+    while (n_was > 0)
+        X509_free(was[--n_was]);
+    while (n_pub > 0)
+        X509_free(now_pub[--n_pub]);
     free(mine);
-    free(both);
+    free(kept);
 }
 
 /* POST JSON to the service: req, or with make (rp_http_post_bound) a body made from the
@@ -582,7 +659,8 @@ rp_err_t rp_agent_attest(rp_agent_t *a, const char *server, const char *given,
     if (err == RP_OK)
         err = write_agent_file(a, "device.crt", cert, strlen(cert));
     if (err == RP_OK && json_is_string(json_object_get(resp, "service_ca")))
-        keep_service_ca(a, given, json_string_value(json_object_get(resp, "service_ca")));
+        rp_agent_service_ca_keep(a, given, json_string_value(json_object_get(resp, "service_ca")),
+                                 (int64_t)time(NULL));
     if (err == RP_OK) {
         static bool clamp_logged; /* once per process: a service's value, not news each day */
         json_t *in = json_object_get(resp, "expires_in");

@@ -21,6 +21,7 @@
 #include <openssl/x509.h>
 
 #include "app_client.h"
+#include "rampart/key.h"
 #include "rampart/log.h"
 #include "rampart/remote_key.h"
 
@@ -239,7 +240,7 @@ rp_err_t rp_app_ssl_ctx_use_identity(rp_app_client_t *c, SSL_CTX *ctx)
     err = RP_ERR_MALFORMED;
     bio = BIO_new_mem_buf(pem, (int)len);
     if (bio != NULL)
-        leaf = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+        leaf = PEM_read_bio_X509(bio, NULL, rp_pem_no_passphrase, NULL);
     if (leaf == NULL || (spki_len = i2d_PUBKEY(X509_get0_pubkey(leaf), &spki)) <= 0)
         goto out;
     key = rp_remote_key_new_tls13(spki, (size_t)spki_len, sign_cb, c);
@@ -247,7 +248,7 @@ rp_err_t rp_app_ssl_ctx_use_identity(rp_app_client_t *c, SSL_CTX *ctx)
         SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_clear_chain_certs(ctx) != 1)
         goto out;
     /* The rest of the file: the CAs, sent with the leaf. */
-    while ((ca = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+    while ((ca = PEM_read_bio_X509(bio, NULL, rp_pem_no_passphrase, NULL)) != NULL)
         if (SSL_CTX_add0_chain_cert(ctx, ca) != 1) {
             X509_free(ca);
             goto out;

@@ -79,8 +79,7 @@ rp_err_t rp_key_alg(EVP_PKEY *key, rp_sig_alg_t *alg)
     return RP_ERR_UNSUPPORTED;
 }
 
-/* Keys are never encrypted with a passphrase here, and a tool must not stop to ask for one. */
-static int no_passphrase(char *buf, int size, int rwflag, void *u)
+int rp_pem_no_passphrase(char *buf, int size, int rwflag, void *u)
 {
     (void)buf;
     (void)size;
@@ -108,11 +107,11 @@ rp_err_t rp_key_load(const char *path, EVP_PKEY **key, bool *is_private)
         return RP_ERR_NO_MEMORY;
     }
     *is_private = true;
-    k = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
+    k = PEM_read_bio_PrivateKey(bio, NULL, rp_pem_no_passphrase, NULL);
     if (k == NULL) {
         *is_private = false;
         (void)BIO_reset(bio);
-        k = PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL);
+        k = PEM_read_bio_PUBKEY(bio, NULL, rp_pem_no_passphrase, NULL);
     }
     BIO_free(bio);
     OPENSSL_cleanse(pem, len); /* it may have held a private key */

@@ -410,16 +410,20 @@ static rp_err_t server_cert_check(const char *data_dir, X509 *ca, EVP_PKEY *ca_k
     X509 *server = read_cert_file(data_dir, "server.pem");
     EVP_PKEY *key = read_key_file(data_dir, "server.key");
     int64_t end = server != NULL ? rp_cert_time(X509_get0_notAfter(server)) : 0,
+            begin = server != NULL ? rp_cert_time(X509_get0_notBefore(server)) : 0,
             ca_end = rp_cert_time(X509_get0_notAfter(ca)),
             next = now + SERVER_CERT_LIFETIME < ca_end ? now + SERVER_CERT_LIFETIME : ca_end;
     /* (one of the other service CA's, the one that signed before the switch, is the service's
-     * own too: renewed while the service runs) */
+     * own too: renewed while the service runs; one ahead was made while the clock ran ahead, put
+     * right since: clients refuse it as not yet valid; review r13 L3) */
     bool foreign = server != NULL && X509_verify(server, ca_key) != 1 &&
                    (other == NULL || X509_verify(server, X509_get0_pubkey(other)) != 1),
-         unfit = at_start && (server == NULL || foreign || key == NULL ||
+         ahead = server != NULL && begin > now + RP_CA_START_SLACK,
+         unfit = at_start && (server == NULL || foreign || key == NULL || ahead ||
                               X509_check_private_key(server, key) != 1),
          ours = server != NULL && !foreign,
-         due = end - now < RP_SERVER_CERT_RENEW_BEFORE && next > end && (at_start || ours);
+         due = ((end - now < RP_SERVER_CERT_RENEW_BEFORE && next > end) || ahead) &&
+               (at_start || ours);
     rp_err_t err = RP_OK;
     char when[32];
     struct tm tm;
@@ -453,45 +457,107 @@ static rp_err_t server_cert_check(const char *data_dir, X509 *ca, EVP_PKEY *ca_k
     return err;
 }
 
-/* A service CA and its key from data_dir (name.pem, name.key); RP_ERR_NOT_FOUND when either is
- * missing or unreadable (a successor whose making a crash cut: its key is written first),
- * RP_ERR_BAD_KEY (logged) when the key is not the certificate's (never replaced: a half-done
- * copy or move by hand, for the operator to finish). */
-static rp_err_t service_ca_pair(const char *data_dir, const char *name, X509 **ca,
+/* Whether data_dir/name is there (any answer but "no such file": one the service cannot read is
+ * there too). */
+static bool file_there(const char *data_dir, const char *name)
+{
+    char path[4096];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/%s", data_dir, name);
+    return stat(path, &st) == 0 || errno != ENOENT;
+}
+
+/* Why data_dir/name (there) did not read as what it should be (what): for the log. */
+static void say_unread(const char *data_dir, const char *name, const char *what)
+{
+    char path[4096];
+
+    snprintf(path, sizeof(path), "%s/%s", data_dir, name);
+    if (access(path, R_OK) != 0)
+        rp_log_error("%s cannot be read by the service (%s): give it the service's user, as "
+                     "its other files have",
+                     path, strerror(errno));
+    else
+        rp_log_error("%s is not %s (a copy cut short?): copy it again", path, what);
+}
+
+/*
+ * A service CA and its key from data_dir (name.pem, name.key). RP_ERR_NOT_FOUND when neither file
+ * is there, or (key_alone: the successor, whose key is written first) when the key is there alone:
+ * what a crash of its making leaves, made again by rampart-server service-ca next. Anything else
+ * that does not make a pair is RP_ERR_BAD_KEY (logged: which file, and why), never replaced: a
+ * copy or a move done in part, a file the service cannot read, for the operator to put right
+ * (review r13 M1).
+ */
+static rp_err_t service_ca_pair(const char *data_dir, const char *name, bool key_alone, X509 **ca,
                                 EVP_PKEY **ca_key)
 {
-    char file[64];
-    rp_err_t err;
+    char pem_name[64], key_name[64];
+    bool pem_there, key_there;
 
-    snprintf(file, sizeof(file), "%s.pem", name);
-    *ca = read_cert_file(data_dir, file);
-    snprintf(file, sizeof(file), "%s.key", name);
-    *ca_key = read_key_file(data_dir, file);
+    snprintf(pem_name, sizeof(pem_name), "%s.pem", name);
+    snprintf(key_name, sizeof(key_name), "%s.key", name);
+    pem_there = file_there(data_dir, pem_name);
+    key_there = file_there(data_dir, key_name);
+    *ca = NULL;
+    *ca_key = NULL;
+    if (!pem_there && (!key_there || key_alone)) {
+        if (key_there)
+            rp_log_warn("%s/%s is there without %s: a successor whose making was cut (run "
+                        "rampart-server service-ca next again), or a copy done in part (copy "
+                        "%s too)",
+                        data_dir, key_name, pem_name, pem_name);
+        return RP_ERR_NOT_FOUND;
+    }
+    if (pem_there)
+        *ca = read_cert_file(data_dir, pem_name);
+    if (key_there)
+        *ca_key = read_key_file(data_dir, key_name);
     if (*ca != NULL && *ca_key != NULL && X509_check_private_key(*ca, *ca_key) == 1)
         return RP_OK;
     ERR_clear_error();
-    if (*ca != NULL && *ca_key != NULL)
-        rp_log_error("%s/%s.key is not the key of %s/%s.pem: copy or move both files", data_dir,
-                     name, data_dir, name);
-    err = *ca != NULL && *ca_key != NULL ? RP_ERR_BAD_KEY : RP_ERR_NOT_FOUND;
+    if (!pem_there || !key_there)
+        rp_log_error("%s/%s is there without %s: copy or move both files (a half-done copy is "
+                     "never replaced%s)",
+                     data_dir, pem_there ? pem_name : key_name, pem_there ? key_name : pem_name,
+                     key_alone ? "" : "; if a first start was cut short, remove the key");
+    else if (*ca == NULL)
+        say_unread(data_dir, pem_name, "a PEM certificate");
+    else if (*ca_key == NULL)
+        say_unread(data_dir, key_name, "a PEM private key");
+    else
+        rp_log_error("%s/%s is not the key of %s/%s: copy or move both files", data_dir, key_name,
+                     data_dir, pem_name);
     X509_free(*ca);
     EVP_PKEY_free(*ca_key);
     *ca = NULL;
     *ca_key = NULL;
-    return err;
+    return RP_ERR_BAD_KEY;
 }
 
-/* The service CA and its key from data_dir; RP_ERR_NOT_FOUND when either is missing. */
+/* The service CA and its key from data_dir; RP_ERR_NOT_FOUND when neither file is there. */
 static rp_err_t service_ca_read(const char *data_dir, X509 **ca, EVP_PKEY **ca_key)
 {
-    return service_ca_pair(data_dir, RP_SERVICE_CA, ca, ca_key);
+    return service_ca_pair(data_dir, RP_SERVICE_CA, false, ca, ca_key);
+}
+
+int64_t rp_service_ca_switch_at(int64_t cur_not_after, int64_t next_not_before)
+{
+    int64_t at = cur_not_after - RP_SERVICE_CA_SWITCH_BEFORE,
+            published = next_not_before + RP_CA_PUBLISH_LEAD,
+            last = cur_not_after - RP_SERVICE_CA_LAST_DAY;
+
+    if (published > at)
+        at = published < last ? published : last;
+    return at;
 }
 
 int rp_service_ca_signer(int64_t cur_not_after, bool have_next, int64_t next_not_before,
                          int64_t next_not_after, int64_t now)
 {
     return have_next && now >= next_not_before && now < next_not_after &&
-                   now >= cur_not_after - RP_SERVICE_CA_SWITCH_BEFORE
+                   now >= rp_service_ca_switch_at(cur_not_after, next_not_before)
                ? 1
                : 0;
 }
@@ -526,7 +592,7 @@ static rp_err_t service_cas_read(const char *data_dir, int64_t now, struct servi
     if (err != RP_OK)
         return err;
     /* (a successor whose files do not go together counts for nothing: said above) */
-    err = service_ca_pair(data_dir, RP_SERVICE_CA_NEXT, &c->next, &c->next_key);
+    err = service_ca_pair(data_dir, RP_SERVICE_CA_NEXT, true, &c->next, &c->next_key);
     c->next_mismatch = err == RP_ERR_BAD_KEY;
     have_next = err == RP_OK;
     switched =
@@ -582,9 +648,11 @@ rp_err_t rp_service_cert_renew(const char *data_dir, const char *hostnames, bool
     *renewed = false;
     err = service_cas_read(data_dir, now, &c);
     if (err != RP_OK) {
-        rp_log_error("%s/server-ca.pem or server-ca.key is missing: the server certificate "
-                     "cannot be renewed",
-                     data_dir);
+        rp_log_error("the service CA in %s cannot be used (%s%s): the server certificate cannot "
+                     "be renewed",
+                     data_dir, rp_strerror(err),
+                     err == RP_ERR_NOT_FOUND ? ": server-ca.pem and server-ca.key are gone"
+                                             : ", above");
         return err;
     }
     err = server_cert_check(data_dir, c.signer, c.signer_key, c.other, hostnames, false, now,
@@ -601,7 +669,8 @@ static void successor_said(const char *data_dir, const struct service_cas *c)
     unsigned int md_len = 0;
     char hex[2 * sizeof(md) + 1] = "?", when[32];
     struct tm tm;
-    time_t at = (time_t)(rp_cert_time(X509_get0_notAfter(c->ca)) - RP_SERVICE_CA_SWITCH_BEFORE);
+    time_t at = (time_t)rp_service_ca_switch_at(rp_cert_time(X509_get0_notAfter(c->ca)),
+                                                rp_cert_time(X509_get0_notBefore(c->next)));
 
     if (X509_digest(c->next, EVP_sha256(), md, &md_len) != 1 || md_len != sizeof(md) ||
         rp_hex_encode(md, sizeof(md), hex, sizeof(hex)) != RP_OK)
@@ -649,7 +718,7 @@ rp_err_t rp_service_ca_published(const char *data_dir, int64_t now, char **pem, 
     return err;
 }
 
-rp_err_t rp_service_ca_next(const char *data_dir, int64_t now)
+rp_err_t rp_service_ca_next(const char *data_dir, int64_t now, bool force)
 {
     struct service_cas c = {0};
     EVP_PKEY *key = NULL;
@@ -669,6 +738,18 @@ rp_err_t rp_service_ca_next(const char *data_dir, int64_t now)
                      "with %s.key, to any that lacks it)",
                      data_dir, RP_SERVICE_CA_NEXT, RP_SERVICE_CA_NEXT);
         err = RP_ERR_EXISTS;
+    }
+    /* (one made early ends early: its ten years start at its making; review r13 L4) */
+    if (err == RP_OK && !force &&
+        !rp_ca_rollover_due(rp_cert_time(X509_get0_notBefore(c.ca)),
+                            rp_cert_time(X509_get0_notAfter(c.ca)), now)) {
+        rp_log_error("the service CA (%s/%s.pem) is not due for its successor yet (at two thirds "
+                     "of its life; it ends in %lld day(s)): one made now would end that much "
+                     "before its time. Run this when the log and /readyz say it is due, or now "
+                     "with --force",
+                     data_dir, RP_SERVICE_CA,
+                     (long long)((rp_cert_time(X509_get0_notAfter(c.ca)) - now) / 86400));
+        err = RP_ERR_DENIED;
     }
     if (err == RP_OK) {
         strftime(day, sizeof(day), "%Y-%m-%d", gmtime_r(&(time_t){(time_t)now}, &tm));

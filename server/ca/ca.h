@@ -100,17 +100,26 @@ rp_err_t rp_service_identity_init(const char *data_dir, const char *hostnames) R
  * (rp_ca_rollover_due: 3 years 4 months before its end; the service warns from then on: the log,
  * /readyz; rampart_service_ca_expires_seconds); it is published at once (the attestation answer's
  * service_ca: devices keep it beside the CA they were given), and it signs the server certificate
- * from the current CA's last RP_SERVICE_CA_SWITCH_BEFORE on: the server certificate's renewal there
- * (a certificate of the old CA ends with it) is the switch. Devices have from the successor's
- * making to then to attest once and take it.
+ * from the current CA's last RP_SERVICE_CA_SWITCH_BEFORE on, once published RP_CA_PUBLISH_LEAD
+ * (rp_service_ca_switch_at): the server certificate's renewal there (a certificate of the old CA
+ * ends with it) is the switch. Devices have from the successor's making to then to attest once and
+ * take it; they keep every service CA published to them until it ends (the agent's kept bundle).
+ * A CA whose two files do not make a pair is refused, never replaced (service_ca_pair).
  */
 #define RP_SERVICE_CA "server-ca"
 #define RP_SERVICE_CA_NEXT "server-ca-next"
 #define RP_SERVICE_CA_LIFETIME (10 * 365 * 24 * 3600)
 #define RP_SERVICE_CA_SWITCH_BEFORE RP_SERVER_CERT_RENEW_BEFORE
+/* The current CA's last day: a successor made later than RP_CA_PUBLISH_LEAD before it still
+ * switches by then, before the old CA's last server certificate ends (the hourly check). */
+#define RP_SERVICE_CA_LAST_DAY (24 * 3600)
+/* When the successor, beginning at next_not_before, signs in place of the current CA ending at
+ * cur_not_after: RP_SERVICE_CA_SWITCH_BEFORE before the current one's end, but never before it
+ * has been published RP_CA_PUBLISH_LEAD (devices take it then), unless that is in the current
+ * one's last day (review r13 M2: a successor made late is not switched to at once). */
+int64_t rp_service_ca_switch_at(int64_t cur_not_after, int64_t next_not_before);
 /* Which service CA signs the server certificate at now: 1, the successor (there is one, valid at
- * now, and the current CA, ending at cur_not_after, is within RP_SERVICE_CA_SWITCH_BEFORE of its
- * end or past it), else 0, the current one. */
+ * now, and now is past rp_service_ca_switch_at), else 0, the current one. */
 int rp_service_ca_signer(int64_t cur_not_after, bool have_next, int64_t next_not_before,
                          int64_t next_not_after, int64_t now);
 /* What the service publishes to devices at now: *pem, the service CAs not ended (the current one,
@@ -120,8 +129,10 @@ rp_err_t rp_service_ca_published(const char *data_dir, int64_t now, char **pem, 
                                  int64_t *not_after) RP_MUST_CHECK;
 /* `rampart-server service-ca next`: the successor made in data_dir (its key first, then its
  * certificate, each written atomically), valid for RP_SERVICE_CA_LIFETIME from now. RP_ERR_EXISTS
- * when there is one already (logged). */
-rp_err_t rp_service_ca_next(const char *data_dir, int64_t now) RP_MUST_CHECK;
+ * when there is one already, RP_ERR_BAD_KEY when the CA files there do not make pairs (a key of
+ * the successor alone, what a cut run leaves, is replaced), RP_ERR_DENIED when the current one is
+ * not due yet (rp_ca_rollover_due) and not force (logged, each). */
+rp_err_t rp_service_ca_next(const char *data_dir, int64_t now, bool force) RP_MUST_CHECK;
 
 /*
  * The running service's renewal (main.c: when the certificate in use nears its end, and at each

@@ -4,7 +4,8 @@
 # reading its offset from a file while they run. At +400 days, past the 397-day certificate's end,
 # a client whose clock agrees gets a valid certificate with no restart and no SIGHUP, made once
 # (DATA_DIR/server.lock) and served by both; the metric says its end; a renewal that fails is
-# said in the log and by /readyz; a SIGHUP renews too. And the agent plans its renewal from the
+# said in the log and by /readyz; a SIGHUP renews too; the clock put back, one that begins ahead
+# of it is made again (review r13 L3). And the agent plans its renewal from the
 # service's answer, not from its own wall clock (review r8 L4): an agent 13 hours ahead still waits
 # two thirds of 24 hours.
 . "$(dirname "$0")/lib.sh"
@@ -14,8 +15,10 @@ server_bin=$RAMPART_SERVER
 faked_ok "$server_bin" || fail "the server cannot run with its clock moved"
 move_clock "$d/offset" "+0"
 declare -A PIDS=()
+# (the wall clock only: a monotonic clock never goes back, as the wall clock does below)
 start_shared() { # LOG: a process on the data directory $d/srv, its clock read from $d/offset
   env "${FAKED_ENV[@]}" FAKETIME_TIMESTAMP_FILE="$d/offset" FAKETIME_NO_CACHE=1 \
+    FAKETIME_DONT_FAKE_MONOTONIC=1 \
     "$server_bin" --data-dir "$d/srv" --listen "127.0.0.1:${port:-0}" --port-file "$d/$1.port" \
     >"$d/$1.log" 2>&1 &
   E2E_PIDS+=("$!")
@@ -100,4 +103,15 @@ wait_until 30 remade || fail "SIGHUP did not renew the certificate: $(tail -3 "$
 openssl verify -CAfile "$d/srv/server-ca.pem" -attime $(($(date +%s) + 1100 * 86400)) "$d/srv/server.pem" \
   >/dev/null || fail "server.pem renewed at SIGHUP does not verify at +1100 d"
 E2E_CHECKS=$((E2E_CHECKS + 2))
+
+# --- the clock put right (review r13 L3): the certificate made at +780 d begins ahead of it, which
+# clients refuse; the running service makes it again at its next look, with no restart ------------
+ahead=$(openssl x509 -in "$d/srv/server.pem" -noout -serial)
+move_clock "$d/offset" "+0"
+put_right() { s=$(served +0) && [ -n "$s" ] && [ "$s" != "$ahead" ]; }
+for _ in 1 2 3 4 5 6 7 8; do # each connection lands on either process (SO_REUSEPORT)
+  wait_until 30 put_right ||
+    fail "a client at +0 gets no valid certificate: $(cat "$d/curl.err" "$d/a.log")"
+done
+E2E_CHECKS=$((E2E_CHECKS + 1))
 done_ok

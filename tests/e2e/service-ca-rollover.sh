@@ -37,6 +37,10 @@ done
 eq "$(certs_in "$E2E_DIR/a/agent/service-ca.pem")" 2 "the given CA and the published one"
 readyz "$E2E_DIR/ca0.pem" >"$E2E_DIR/ready" || fail "/readyz"
 ! grep -q warning "$E2E_DIR/ready" || fail "a warning at the start: $(cat "$E2E_DIR/ready")"
+# Not due yet: refused without --force (one made now would end with the old one).
+expect 1 run_at "$SERVER_BIN" service-ca next --data-dir "$srv"
+err_has "not due"
+[ ! -e "$srv/server-ca-next.key" ] || fail "a successor made before it was due"
 
 # Two thirds of the service CA's life (2433 days) passed: the warning; the successor made.
 restart_at +2440d "$srv"

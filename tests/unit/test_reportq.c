@@ -16,10 +16,14 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <dirent.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "rampart/failpoint.h"
 #include "rampart/file.h"
@@ -704,7 +708,8 @@ static void service_ca_bundle_checked(void **state)
         {"with-key.pem",      false},
         {"key.pem",           false},
         {"pubkey.pem",        false},
-        {"broken-second.pem", false}
+        {"broken-second.pem", false},
+        {"encrypted.pem",     false}, /* (a pass phrase: never asked for) */
     };
     char path[4096];
     uint8_t *pem;
@@ -720,6 +725,191 @@ static void service_ca_bundle_checked(void **state)
         free(pem);
     }
     assert_false(rp_agent_service_ca_valid("", 0));
+}
+
+/* DIR/NAME: a new self-signed certificate (the openssl command: a CA as an operator makes one),
+ * valid for days days. */
+static void ca_file(const char *dir, const char *name, int days)
+{
+    char cmd[1024];
+
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "
+             "/dev/null -subj /CN=%s -days %d -out '%s/%s' 2>/dev/null",
+             name, days, dir, name);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* DIR/OUT: the files named (NULL-ended) one after the other. */
+static void cat_files(const char *dir, const char *out, ...)
+{
+    char cmd[2048];
+    size_t used = 0;
+    va_list ap;
+
+    va_start(ap, out);
+    used += (size_t)snprintf(cmd, sizeof(cmd), "cd '%s' && cat", dir);
+    for (const char *f; (f = va_arg(ap, const char *)) != NULL;)
+        used += (size_t)snprintf(cmd + used, sizeof(cmd) - used, " %s", f);
+    va_end(ap);
+    snprintf(cmd + used, sizeof(cmd) - used, " > %s", out);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* DIR/NAME's text (malloc'd). */
+static char *text_of(const char *dir, const char *name)
+{
+    char path[4096];
+    uint8_t *data;
+    size_t len;
+    char *t;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    assert_int_equal(rp_read_file(path, 1 << 20, &data, &len), RP_OK);
+    assert_non_null(t = strndup((const char *)data, len));
+    free(data);
+    return t;
+}
+
+/* How many times DIR/NAME holds the certificate in DIR/CERT. */
+static int holds(const char *dir, const char *name, const char *cert)
+{
+    char *in = text_of(dir, name), *c = text_of(dir, cert);
+    int n = 0;
+
+    for (char *p = in; (p = strstr(p, c)) != NULL; p++)
+        n++;
+    free(in);
+    free(c);
+    return n;
+}
+
+/* What the agent keeps of the service CAs published (service_ca): the given file first, then the
+ * union of what was kept and what is published, ended ones dropped, at most four, so that an
+ * answer from a replica that lacks the successor does not erase it (review r13 M3). */
+static void service_ca_kept_union(void **state)
+{
+    const char *dir = *state;
+    char given[4096], pub[8], trust[4200], kept[4200];
+    int64_t now = (int64_t)time(NULL);
+    rp_agent_t a;
+
+    agent_in(&a, dir);
+    ca_file(dir, "A", 3650); /* the given one, and the current one */
+    ca_file(dir, "S", 100);  /* the successor (ending first here: the drop below) */
+    for (int i = 1; i <= 4; i++) {
+        snprintf(pub, sizeof(pub), "P%d", i);
+        ca_file(dir, pub, 3650);
+    }
+    snprintf(given, sizeof(given), "%s/A", dir);
+    snprintf(kept, sizeof(kept), "%s/agent/service-ca.pem", dir);
+    cat_files(dir, "AS", "A", "S", NULL);
+    cat_files(dir, "P1234", "P1", "P2", "P3", "P4", NULL);
+    char *a_pem = text_of(dir, "A"), *as = text_of(dir, "AS"), *p1234 = text_of(dir, "P1234");
+    /* a replica with the successor, then one without it: kept */
+    rp_agent_service_ca_keep(&a, given, as, now);
+    assert_int_equal(holds(dir, "agent/service-ca.pem", "A"), 2);
+    assert_int_equal(holds(dir, "agent/service-ca.pem", "S"), 1);
+    rp_agent_service_ca_keep(&a, given, a_pem, now);
+    assert_int_equal(holds(dir, "agent/service-ca.pem", "A"), 2);
+    assert_int_equal(holds(dir, "agent/service-ca.pem", "S"), 1);
+    rp_agent_service_ca(&a, given, trust, sizeof(trust));
+    assert_string_equal(trust, kept);
+    /* the given file first, whole */
+    char *k = text_of(dir, "agent/service-ca.pem");
+    assert_int_equal(strncmp(k, a_pem, strlen(a_pem)), 0);
+    assert_int_equal(k[strlen(a_pem)], '\n');
+    free(k);
+    /* once ended, dropped */
+    rp_agent_service_ca_keep(&a, given, a_pem, now + 200 * 86400);
+    assert_int_equal(holds(dir, "agent/service-ca.pem", "S"), 0);
+    assert_int_equal(holds(dir, "agent/service-ca.pem", "A"), 2);
+    /* at most four: what is published stays, what was kept alone goes first */
+    rp_agent_service_ca_keep(&a, given, as, now);
+    rp_agent_service_ca_keep(&a, given, p1234, now);
+    assert_int_equal(holds(dir, "agent/service-ca.pem", "A"), 1); /* the given one */
+    assert_int_equal(holds(dir, "agent/service-ca.pem", "S"), 0);
+    for (int i = 1; i <= 4; i++) {
+        snprintf(pub, sizeof(pub), "P%d", i);
+        assert_int_equal(holds(dir, "agent/service-ca.pem", pub), 1);
+    }
+    rp_agent_service_ca(&a, given, trust, sizeof(trust));
+    assert_string_equal(trust, kept);
+    /* something refused keeps nothing of it */
+    rp_agent_service_ca_keep(&a, given, "-----BEGIN CERTIFICATE-----\nAAAA\n", now);
+    assert_int_equal(holds(dir, "agent/service-ca.pem", "P4"), 1);
+    free(a_pem);
+    free(as);
+    free(p1234);
+}
+
+/* A device re-provisioned with a prefix of the file it was given (A+B, then A alone: B taken out)
+ * trusts A alone, not the rest of the kept file (review r13 L1). */
+static void service_ca_prefix_given(void **state)
+{
+    const char *dir = *state;
+    char given[4096], trust[4200], kept[4200];
+    rp_agent_t a;
+
+    agent_in(&a, dir);
+    ca_file(dir, "A", 3650);
+    ca_file(dir, "B", 3650);
+    ca_file(dir, "P", 3650);
+    cat_files(dir, "AB", "A", "B", NULL);
+    char *p = text_of(dir, "P");
+    snprintf(given, sizeof(given), "%s/AB", dir);
+    snprintf(kept, sizeof(kept), "%s/agent/service-ca.pem", dir);
+    rp_agent_service_ca_keep(&a, given, p, (int64_t)time(NULL));
+    rp_agent_service_ca(&a, given, trust, sizeof(trust));
+    assert_string_equal(trust, kept);
+    snprintf(given, sizeof(given), "%s/A", dir);
+    rp_agent_service_ca(&a, given, trust, sizeof(trust));
+    assert_string_equal(trust, given);
+    free(p);
+}
+
+/* A certificate block encrypted with a pass phrase (Proc-Type: 4,ENCRYPTED) in what the service
+ * publishes is refused, and no pass phrase is asked for (review r13 L2): checked in a child with no
+ * terminal and the pass phrase on its standard input, where OpenSSL's own prompt would read it. */
+static void service_ca_no_passphrase(void **state)
+{
+    const char *dir = *state;
+    char *p, *enc;
+    int fds[2], status;
+    long len;
+    BIO *in, *out;
+    X509 *cert;
+    pid_t pid;
+
+    ca_file(dir, "P", 3650);
+    p = text_of(dir, "P");
+    assert_true(rp_agent_service_ca_valid(p, strlen(p)));
+    assert_non_null(in = BIO_new_mem_buf(p, -1));
+    assert_non_null(cert = PEM_read_bio_X509(in, NULL, NULL, NULL));
+    assert_non_null(out = BIO_new(BIO_s_mem()));
+    assert_int_equal(PEM_ASN1_write_bio((i2d_of_void *)i2d_X509, PEM_STRING_X509, out, cert,
+                                        EVP_aes_128_cbc(), (unsigned char *)"pw", 2, NULL, NULL),
+                     1);
+    len = BIO_get_mem_data(out, &enc);
+    assert_non_null(strstr(enc, "ENCRYPTED"));
+    assert_int_equal(pipe(fds), 0);
+    assert_int_equal(write(fds[1], "pw\npw\n", 6), 6);
+    assert_int_equal(close(fds[1]), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        (void)setsid(); /* (no controlling terminal: /dev/tty cannot be opened) */
+        dup2(fds[0], 0);
+        _exit(rp_agent_service_ca_valid(enc, (size_t)len) ? 1 : 0);
+    }
+    assert_int_equal(close(fds[0]), 0);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    X509_free(cert);
+    BIO_free(in);
+    BIO_free(out);
+    free(p);
 }
 
 static void renewal_plan_bounded(void **state)
@@ -761,6 +951,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(kinds_and_codes),
         cmocka_unit_test(renewal_plan_bounded),
         cmocka_unit_test(service_ca_bundle_checked),
+        cmocka_unit_test_setup_teardown(service_ca_kept_union, make_dir, remove_dir),
+        cmocka_unit_test_setup_teardown(service_ca_prefix_given, make_dir, remove_dir),
+        cmocka_unit_test_setup_teardown(service_ca_no_passphrase, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(contract_bounds, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(add_peek_remove, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(cursors, make_dir, remove_dir),

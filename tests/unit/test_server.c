@@ -4223,49 +4223,70 @@ static void ca_master_check(void **state)
     assert_int_equal(rp_ca_master_check(db->s, other), RP_ERR_BAD_KEY);
 }
 
-/* DIR/server-ca.pem and server-ca.key: a service CA of its own that ends in days days. */
-static void service_ca_ending(const char *dir, long days)
+/* DIR/NAME.pem and NAME.key: a new P-256 certificate valid from begin to end seconds from now: a
+ * CA signed by itself, or (issuer: DIR/ISSUER.pem and .key) a server certificate that CA signed. */
+static void cert_files(const char *dir, const char *name, const char *issuer, long begin, long end)
 {
     char path[PATH_MAX];
-    X509 *ca = X509_new();
+    X509 *cert = X509_new(), *ca = NULL;
     X509_EXTENSION *ext;
     X509V3_CTX ctx;
-    EVP_PKEY *ca_key;
+    EVP_PKEY *own_key, *ca_key = NULL;
     FILE *f;
 
-    assert_non_null(ca);
-    assert_int_equal(rp_key_generate(RP_SIG_ECDSA_P256, &ca_key), RP_OK);
-    assert_int_equal(X509_set_version(ca, X509_VERSION_3), 1);
-    assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(ca), days), 1);
-    assert_int_equal(X509_NAME_add_entry_by_txt(X509_get_subject_name(ca), "CN", MBSTRING_ASC,
-                                                (const unsigned char *)"a CA near its end", -1, -1,
-                                                0),
+    assert_non_null(cert);
+    if (issuer != NULL) {
+        snprintf(path, sizeof(path), "%s/%s.pem", dir, issuer);
+        assert_non_null(f = fopen(path, "r"));
+        assert_non_null(ca = PEM_read_X509(f, NULL, NULL, NULL));
+        fclose(f);
+        snprintf(path, sizeof(path), "%s/%s.key", dir, issuer);
+        assert_non_null(f = fopen(path, "r"));
+        assert_non_null(ca_key = PEM_read_PrivateKey(f, NULL, NULL, NULL));
+        fclose(f);
+    }
+    assert_int_equal(rp_key_generate(RP_SIG_ECDSA_P256, &own_key), RP_OK);
+    assert_int_equal(X509_set_version(cert, X509_VERSION_3), 1);
+    assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(cert), end), 1);
+    assert_int_equal(X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_ASC,
+                                                (const unsigned char *)name, -1, -1, 0),
                      1);
-    assert_int_equal(X509_set_issuer_name(ca, X509_get_subject_name(ca)), 1);
-    assert_non_null(X509_gmtime_adj(X509_getm_notBefore(ca), -60));
-    assert_non_null(X509_gmtime_adj(X509_getm_notAfter(ca), days * 86400));
-    assert_int_equal(X509_set_pubkey(ca, ca_key), 1);
-    X509V3_set_ctx(&ctx, ca, ca, NULL, NULL, 0);
+    assert_int_equal(X509_set_issuer_name(cert, X509_get_subject_name(ca != NULL ? ca : cert)), 1);
+    assert_non_null(X509_gmtime_adj(X509_getm_notBefore(cert), begin));
+    assert_non_null(X509_gmtime_adj(X509_getm_notAfter(cert), end));
+    assert_int_equal(X509_set_pubkey(cert, own_key), 1);
+    X509V3_set_ctx(&ctx, ca != NULL ? ca : cert, cert, NULL, NULL, 0);
     for (int i = 0; i < 2; i++) {
         ext = X509V3_EXT_conf_nid(NULL, &ctx,
                                   i == 0 ? NID_basic_constraints : NID_subject_key_identifier,
-                                  i == 0 ? "critical,CA:TRUE" : "hash");
+                                  i == 1       ? "hash"
+                                  : ca != NULL ? "CA:FALSE"
+                                               : "critical,CA:TRUE");
         assert_non_null(ext);
-        assert_int_equal(X509_add_ext(ca, ext, -1), 1);
+        assert_int_equal(X509_add_ext(cert, ext, -1), 1);
         X509_EXTENSION_free(ext);
     }
-    assert_true(X509_sign(ca, ca_key, EVP_sha256()) > 0);
-    snprintf(path, sizeof(path), "%s/server-ca.pem", dir);
+    assert_true(X509_sign(cert, ca_key != NULL ? ca_key : own_key, EVP_sha256()) > 0);
+    snprintf(path, sizeof(path), "%s/%s.pem", dir, name);
     assert_non_null(f = fopen(path, "w"));
-    assert_int_equal(PEM_write_X509(f, ca), 1);
+    assert_int_equal(PEM_write_X509(f, cert), 1);
     assert_int_equal(fclose(f), 0);
-    snprintf(path, sizeof(path), "%s/server-ca.key", dir);
+    snprintf(path, sizeof(path), "%s/%s.key", dir, name);
     assert_non_null(f = fopen(path, "w"));
-    assert_int_equal(PEM_write_PrivateKey(f, ca_key, NULL, NULL, 0, NULL, NULL), 1);
+    assert_int_equal(PEM_write_PrivateKey(f, own_key, NULL, NULL, 0, NULL, NULL), 1);
     assert_int_equal(fclose(f), 0);
     assert_int_equal(chmod(path, 0600), 0);
+    X509_free(cert);
     X509_free(ca);
+    EVP_PKEY_free(own_key);
     EVP_PKEY_free(ca_key);
+}
+
+/* DIR/server-ca.pem and server-ca.key: a service CA of its own, ten years long, that ends in days
+ * days. */
+static void service_ca_ending(const char *dir, long days)
+{
+    cert_files(dir, "server-ca", NULL, days * 86400 - RP_SERVICE_CA_LIFETIME, days * 86400);
 }
 
 /* The end (notAfter) of the certificate in DIR/NAME. */
@@ -4336,11 +4357,53 @@ static void service_ca_rollover_rules(void **state)
     /* a successor not begun yet (made by a clock ahead), or ended: the old one */
     assert_int_equal(rp_service_ca_signer(end, true, end + 10, end + life, end), 0);
     assert_int_equal(rp_service_ca_signer(end, true, made, switch_at, switch_at), 0);
+    /* One made late (review r13 M2) signs once published RP_CA_PUBLISH_LEAD, or in the old CA's
+     * last day if that is sooner: never at once. */
+    const int64_t late = end - 40 * 86400, later = end - 10 * 86400;
+    assert_int_equal(rp_service_ca_switch_at(end, made), switch_at);
+    assert_int_equal(rp_service_ca_switch_at(end, late), late + RP_CA_PUBLISH_LEAD);
+    assert_int_equal(rp_service_ca_switch_at(end, later), end - RP_SERVICE_CA_LAST_DAY);
+    assert_int_equal(rp_service_ca_signer(end, true, late, late + life, switch_at), 0);
+    assert_int_equal(
+        rp_service_ca_signer(end, true, late, late + life, late + RP_CA_PUBLISH_LEAD - 1), 0);
+    assert_int_equal(rp_service_ca_signer(end, true, late, late + life, late + RP_CA_PUBLISH_LEAD),
+                     1);
+    assert_int_equal(rp_service_ca_signer(end, true, later, later + life, later), 0);
+    assert_int_equal(
+        rp_service_ca_signer(end, true, later, later + life, end - RP_SERVICE_CA_LAST_DAY - 1), 0);
+    assert_int_equal(
+        rp_service_ca_signer(end, true, later, later + life, end - RP_SERVICE_CA_LAST_DAY), 1);
+}
+
+/* Whether DIR/server.pem is signed by the CA in DIR/NAME. */
+static bool signed_by(const char *dir, const char *name)
+{
+    char path[PATH_MAX];
+    X509 *server, *ca;
+    FILE *f;
+    bool yes;
+
+    snprintf(path, sizeof(path), "%s/server.pem", dir);
+    assert_non_null(f = fopen(path, "r"));
+    server = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    assert_non_null(f = fopen(path, "r"));
+    ca = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    assert_non_null(server);
+    assert_non_null(ca);
+    yes = X509_verify(server, X509_get0_pubkey(ca)) == 1;
+    X509_free(server);
+    X509_free(ca);
+    ERR_clear_error();
+    return yes;
 }
 
 /* `rampart-server service-ca next`: the successor made once (a second run refuses), published
- * beside the current CA, and in the current CA's last 30 days it signs the server certificate,
- * which the running service's check then leaves as it is. */
+ * beside the current CA; made in the current CA's last 30 days, it does not sign at once (review
+ * r13 M2), but in the current CA's last day it does, and the running service's check then leaves
+ * the server certificate as it is. */
 static void service_ca_successor(void **state)
 {
     static const char *const made[] = {"master.key",         "server-ca.pem",     "server-ca.key",
@@ -4351,8 +4414,6 @@ static void service_ca_successor(void **state)
     bool renewed = true;
     uint8_t *ca_key;
     size_t ca_key_len;
-    FILE *f;
-    X509 *server, *next;
 
     (void)state;
     assert_non_null(mkdtemp(dir));
@@ -4360,28 +4421,20 @@ static void service_ca_successor(void **state)
     assert_int_equal(rp_service_ca_published(dir, now, &pem, &nb, &na), RP_OK);
     assert_int_equal(na, cert_end(dir, "server-ca.pem"));
     free(pem);
-    assert_int_equal(rp_service_ca_next(dir, now), RP_OK);
-    assert_int_equal(rp_service_ca_next(dir, now), RP_ERR_EXISTS);
+    assert_int_equal(rp_service_ca_next(dir, now, false), RP_OK);
+    assert_int_equal(rp_service_ca_next(dir, now, false), RP_ERR_EXISTS);
     assert_int_equal(rp_service_ca_published(dir, now, &pem, &nb, &na), RP_OK);
     assert_non_null(strstr(strstr(pem, "BEGIN CERTIFICATE") + 1, "BEGIN CERTIFICATE"));
     assert_int_equal(na, cert_end(dir, "server-ca-next.pem"));
     assert_false(rp_ca_rollover_due(nb, na, now));
     free(pem);
     assert_int_equal(rp_service_identity_init(dir, NULL), RP_OK);
-    snprintf(path, sizeof(path), "%s/server.pem", dir);
-    assert_non_null(f = fopen(path, "r"));
-    server = PEM_read_X509(f, NULL, NULL, NULL);
-    fclose(f);
-    snprintf(path, sizeof(path), "%s/server-ca-next.pem", dir);
-    assert_non_null(f = fopen(path, "r"));
-    next = PEM_read_X509(f, NULL, NULL, NULL);
-    fclose(f);
-    assert_non_null(server);
-    assert_non_null(next);
-    assert_int_equal(X509_verify(server, X509_get0_pubkey(next)), 1);
+    assert_true(signed_by(dir, "server-ca.pem")); /* (just made: not yet) */
+    /* the current CA in its last day (another one: the successor does not hang on it) */
+    cert_files(dir, "server-ca", NULL, -60, 12 * 3600);
+    assert_int_equal(rp_service_identity_init(dir, NULL), RP_OK);
+    assert_true(signed_by(dir, "server-ca-next.pem"));
     assert_true(cert_end(dir, "server.pem") > cert_end(dir, "server-ca.pem"));
-    X509_free(server);
-    X509_free(next);
     assert_int_equal(rp_service_cert_renew(dir, NULL, &renewed), RP_OK);
     assert_false(renewed);
     /* a successor whose two files do not go together (a copy done in part) counts for nothing,
@@ -4391,7 +4444,7 @@ static void service_ca_successor(void **state)
     snprintf(path, sizeof(path), "%s/server-ca-next.key", dir);
     assert_int_equal(rp_write_file_atomic(path, ca_key, ca_key_len, 0600, 0), RP_OK);
     free(ca_key);
-    assert_int_equal(rp_service_ca_next(dir, now), RP_ERR_BAD_KEY);
+    assert_int_equal(rp_service_ca_next(dir, now, false), RP_ERR_BAD_KEY);
     assert_int_equal(rp_service_ca_published(dir, now, &pem, &nb, &na), RP_OK);
     assert_null(strstr(strstr(pem, "BEGIN CERTIFICATE") + 1, "BEGIN CERTIFICATE"));
     assert_int_equal(na, cert_end(dir, "server-ca.pem"));
@@ -4401,6 +4454,177 @@ static void service_ca_successor(void **state)
         assert_int_equal(unlink(path), 0);
     }
     assert_int_equal(rmdir(dir), 0);
+}
+
+/* Whether DIR/NAME holds what DIR/SAME does (NULL: whether it is gone). */
+static bool same_file(const char *dir, const char *name, const char *same)
+{
+    char path[PATH_MAX];
+    uint8_t *a = NULL, *b = NULL;
+    size_t a_len = 0, b_len = 0;
+    bool yes;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (same == NULL)
+        return access(path, F_OK) != 0 && errno == ENOENT;
+    assert_int_equal(rp_read_file(path, 1 << 16, &a, &a_len), RP_OK);
+    snprintf(path, sizeof(path), "%s/%s", dir, same);
+    assert_int_equal(rp_read_file(path, 1 << 16, &b, &b_len), RP_OK);
+    yes = a_len == b_len && memcmp(a, b, a_len) == 0;
+    free(a);
+    free(b);
+    return yes;
+}
+
+/* DIR/TO, a copy of DIR/FROM (NULL: DIR/TO removed), or (cut) its first half. */
+static void copy_file(const char *dir, const char *from, const char *to, bool cut)
+{
+    char path[PATH_MAX];
+    uint8_t *data;
+    size_t len;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, to);
+    if (from == NULL) {
+        assert_int_equal(unlink(path), 0);
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/%s", dir, from);
+    assert_int_equal(rp_read_file(path, 1 << 16, &data, &len), RP_OK);
+    snprintf(path, sizeof(path), "%s/%s", dir, to);
+    assert_int_equal(rp_write_file_atomic(path, data, cut ? len / 2 : len, 0600, 0), RP_OK);
+    free(data);
+}
+
+static void remove_tree(const char *dir)
+{
+    char cmd[PATH_MAX + 16];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* A service CA whose two files do not make a pair (one alone, one cut short) is refused, and never
+ * replaced, the current one (the start refuses) and the successor (service-ca next refuses; it
+ * counts for nothing); the successor's key alone, what a cut `service-ca next` leaves, is the only
+ * half replaced (review r13 M1). The service's user cannot read: root runs this, so a file cut
+ * short stands for it. */
+static void service_ca_half_pairs(void **state)
+{
+    static const struct {
+        const char *pem, *key; /* from the kept copies (NULL: none), or cut in half ("cut") */
+    } halves[] = {
+        {NULL,     "ca.key"}, /* the key alone copied */
+        {"ca.pem", NULL    }, /* the certificate alone */
+        {"ca.pem", "cut"   }, /* a key cut short (or unreadable) */
+        {"cut",    "ca.key"}, /* a certificate cut short */
+    };
+    char dir[] = "/tmp/rampart-service-half.XXXXXX", *pem = NULL;
+    int64_t now = (int64_t)time(NULL), nb, na;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    service_ca_ending(dir, 20);
+    copy_file(dir, "server-ca.pem", "ca.pem", false);
+    copy_file(dir, "server-ca.key", "ca.key", false);
+    for (size_t i = 0; i < sizeof(halves) / sizeof(halves[0]); i++) {
+        const char *files[2][2] = {
+            {halves[i].pem, "server-ca.pem"},
+            {halves[i].key, "server-ca.key"}
+        };
+
+        for (int f = 0; f < 2; f++)
+            if (files[f][0] == NULL)
+                copy_file(dir, NULL, files[f][1], false);
+            else
+                copy_file(dir,
+                          strcmp(files[f][0], "cut") == 0 ? (f == 0 ? "ca.pem" : "ca.key")
+                                                          : files[f][0],
+                          files[f][1], strcmp(files[f][0], "cut") == 0);
+        assert_int_equal(rp_service_identity_init(dir, NULL), RP_ERR_BAD_KEY);
+        assert_int_equal(rp_service_ca_next(dir, now, true), RP_ERR_BAD_KEY);
+        for (int f = 0; f < 2; f++) /* left as they were */
+            if (files[f][0] == NULL)
+                assert_true(same_file(dir, files[f][1], NULL));
+            else if (strcmp(files[f][0], "cut") != 0)
+                assert_true(same_file(dir, files[f][1], files[f][0]));
+        assert_true(same_file(dir, "server-ca-next.key", NULL));
+    }
+    copy_file(dir, "ca.pem", "server-ca.pem", false);
+    copy_file(dir, "ca.key", "server-ca.key", false);
+    /* the successor: its key alone (a cut run) is made again; anything else stays, refused */
+    assert_int_equal(rp_service_ca_next(dir, now, false), RP_OK);
+    copy_file(dir, "server-ca-next.pem", "next.pem", false);
+    copy_file(dir, "server-ca-next.key", "next.key", false);
+    copy_file(dir, NULL, "server-ca-next.pem", false);
+    assert_int_equal(rp_service_ca_next(dir, now, false), RP_OK);
+    assert_false(same_file(dir, "server-ca-next.key", "next.key"));
+    for (size_t i = 0; i < sizeof(halves) / sizeof(halves[0]); i++) {
+        if (halves[i].pem == NULL)
+            continue; /* (above) */
+        copy_file(dir, "next.pem", "server-ca-next.pem", strcmp(halves[i].pem, "cut") == 0);
+        if (halves[i].key == NULL)
+            copy_file(dir, NULL, "server-ca-next.key", false);
+        else
+            copy_file(dir, "next.key", "server-ca-next.key", strcmp(halves[i].key, "cut") == 0);
+        copy_file(dir, "server-ca-next.pem", "held.pem", false);
+        assert_int_equal(rp_service_ca_next(dir, now, false), RP_ERR_BAD_KEY);
+        assert_true(same_file(dir, "server-ca-next.pem", "held.pem"));
+        assert_int_equal(rp_service_identity_init(dir, NULL), RP_OK);
+        assert_true(signed_by(dir, "server-ca.pem"));
+        assert_int_equal(rp_service_ca_published(dir, now, &pem, &nb, &na), RP_OK);
+        assert_null(strstr(strstr(pem, "BEGIN CERTIFICATE") + 1, "BEGIN CERTIFICATE"));
+        free(pem);
+        if (halves[i].key == NULL)
+            copy_file(dir, "next.key", "server-ca-next.key", false);
+    }
+    remove_tree(dir);
+}
+
+/* `service-ca next` before the service CA is due (one made then ends that much early: review r13
+ * L4) is refused, unless forced. */
+static void service_ca_next_not_due(void **state)
+{
+    char dir[] = "/tmp/rampart-service-early.XXXXXX";
+    int64_t now = (int64_t)time(NULL);
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    service_ca_ending(dir, 3000); /* (due after 2000 days) */
+    assert_int_equal(rp_service_ca_next(dir, now, false), RP_ERR_DENIED);
+    assert_true(same_file(dir, "server-ca-next.key", NULL));
+    assert_true(same_file(dir, "server-ca-next.pem", NULL));
+    assert_int_equal(rp_service_ca_next(dir, now, true), RP_OK);
+    assert_false(same_file(dir, "server-ca-next.pem", NULL));
+    remove_tree(dir);
+}
+
+/* A server certificate that begins further ahead than RP_CA_START_SLACK (made while the clock ran
+ * ahead, put right since: clients refuse it) is made again, at start and by the running service's
+ * check (review r13 L3). */
+static void service_cert_ahead(void **state)
+{
+    char dir[] = "/tmp/rampart-service-ahead.XXXXXX";
+    bool renewed = false;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    service_ca_ending(dir, 1000);
+    for (int at_start = 0; at_start < 2; at_start++) {
+        cert_files(dir, "server", "server-ca", 10 * 86400, 300 * 86400);
+        if (at_start)
+            assert_int_equal(rp_service_identity_init(dir, NULL), RP_OK);
+        else {
+            assert_int_equal(rp_service_cert_renew(dir, NULL, &renewed), RP_OK);
+            assert_true(renewed);
+        }
+        assert_true(signed_by(dir, "server-ca.pem"));
+        assert_true(cert_end(dir, "server.pem") - (int64_t)time(NULL) > 390 * 86400);
+    }
+    /* within the slack: the replicas' skew, left as it is */
+    cert_files(dir, "server", "server-ca", RP_CA_START_SLACK / 2, 300 * 86400);
+    assert_int_equal(rp_service_cert_renew(dir, NULL, &renewed), RP_OK);
+    assert_false(renewed);
+    remove_tree(dir);
 }
 
 /* A device certificate is valid from 5 minutes before its issue (a verifier whose clock is a
@@ -4936,6 +5160,9 @@ int main(void)
         cmocka_unit_test(service_cert_within_ca),
         cmocka_unit_test(service_ca_rollover_rules),
         cmocka_unit_test(service_ca_successor),
+        cmocka_unit_test(service_ca_half_pairs),
+        cmocka_unit_test(service_ca_next_not_due),
+        cmocka_unit_test(service_cert_ahead),
         cmocka_unit_test_setup_teardown(store_device_status, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_batch_spends_each_nonce_once, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_nonce_once_across_clocks, db_setup, db_teardown),

@@ -37,7 +37,7 @@ static void refused(const char *text, const char *want)
 static void every_help_option_is_a_key(void **state)
 {
     static const char *const actions[] = {
-        "config", "help", "version", "routes", "rotate-admin-token", "from", "to"};
+        "config", "help", "version", "routes", "rotate-admin-token", "from", "to", "force"};
     char cmd[4200], help[16384], name[64], text[128], want[128], why[512];
     size_t len;
     int settings = 0, seen = 0;

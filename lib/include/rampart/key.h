@@ -23,6 +23,11 @@ const char *rp_key_type_name(rp_sig_alg_t alg);
 /* Generate a new private key. OUT: *key, caller frees with EVP_PKEY_free(). */
 rp_err_t rp_key_generate(rp_sig_alg_t alg, EVP_PKEY **key) RP_MUST_CHECK;
 
+/* A PEM pass phrase callback that gives none (OpenSSL's pem_password_cb): for every PEM read.
+ * Keys are never encrypted with a pass phrase here, and neither a tool nor the agent, reading what
+ * a service sent, may stop to ask a terminal for one (review r13 L2). */
+int rp_pem_no_passphrase(char *buf, int size, int rwflag, void *u);
+
 /*
  * Load a PEM private or public key of a supported type. OUT: *key (caller frees), *is_private.
  * Errors: RP_ERR_NOT_FOUND, RP_ERR_BAD_KEY (not a PEM key), RP_ERR_UNSUPPORTED (another type).
