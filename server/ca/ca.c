@@ -459,6 +459,9 @@ static rp_err_t server_cert_check(const char *data_dir, X509 *ca, EVP_PKEY *ca_k
 
 /* Whether data_dir/name is there (any answer but "no such file": one the service cannot read is
  * there too). */
+/* In the data directory while the first start makes the service CA (service_ca_read). */
+#define SERVICE_CA_MAKING RP_SERVICE_CA ".making"
+
 static bool file_there(const char *data_dir, const char *name)
 {
     char path[4096];
@@ -503,11 +506,15 @@ static rp_err_t service_ca_pair(const char *data_dir, const char *name, bool key
     *ca = NULL;
     *ca_key = NULL;
     if (!pem_there && (!key_there || key_alone)) {
-        if (key_there)
+        if (key_there && strcmp(name, RP_SERVICE_CA) != 0)
             rp_log_warn("%s/%s is there without %s: a successor whose making was cut (run "
                         "rampart-server service-ca next again), or a copy done in part (copy "
                         "%s too)",
                         data_dir, key_name, pem_name, pem_name);
+        else if (key_there)
+            rp_log_warn("%s/%s is there without %s, and %s says the service's first start made "
+                        "it and was cut short: making the service CA again",
+                        data_dir, key_name, pem_name, SERVICE_CA_MAKING);
         return RP_ERR_NOT_FOUND;
     }
     if (pem_there)
@@ -519,9 +526,8 @@ static rp_err_t service_ca_pair(const char *data_dir, const char *name, bool key
     ERR_clear_error();
     if (!pem_there || !key_there)
         rp_log_error("%s/%s is there without %s: copy or move both files (a half-done copy is "
-                     "never replaced%s)",
-                     data_dir, pem_there ? pem_name : key_name, pem_there ? key_name : pem_name,
-                     key_alone ? "" : "; if a first start was cut short, remove the key");
+                     "never replaced)",
+                     data_dir, pem_there ? pem_name : key_name, pem_there ? key_name : pem_name);
     else if (*ca == NULL)
         say_unread(data_dir, pem_name, "a PEM certificate");
     else if (*ca_key == NULL)
@@ -536,10 +542,12 @@ static rp_err_t service_ca_pair(const char *data_dir, const char *name, bool key
     return RP_ERR_BAD_KEY;
 }
 
-/* The service CA and its key from data_dir; RP_ERR_NOT_FOUND when neither file is there. */
-static rp_err_t service_ca_read(const char *data_dir, X509 **ca, EVP_PKEY **ca_key)
+/* The service CA and its key from data_dir; RP_ERR_NOT_FOUND when neither file is there, or
+ * (making: SERVICE_CA_MAKING is there) when the key is there alone: a first start that was cut
+ * between the key and the certificate, whose key nobody has (it signed nothing). */
+static rp_err_t service_ca_read(const char *data_dir, bool making, X509 **ca, EVP_PKEY **ca_key)
 {
-    return service_ca_pair(data_dir, RP_SERVICE_CA, false, ca, ca_key);
+    return service_ca_pair(data_dir, RP_SERVICE_CA, making, ca, ca_key);
 }
 
 int64_t rp_service_ca_switch_at(int64_t cur_not_after, int64_t next_not_before)
@@ -588,7 +596,7 @@ static rp_err_t service_cas_read(const char *data_dir, int64_t now, struct servi
     bool have_next, switched;
 
     memset(c, 0, sizeof(*c));
-    err = service_ca_read(data_dir, &c->ca, &c->ca_key);
+    err = service_ca_read(data_dir, false, &c->ca, &c->ca_key);
     if (err != RP_OK)
         return err;
     /* (a successor whose files do not go together counts for nothing: said above) */
@@ -614,8 +622,18 @@ rp_err_t rp_service_identity_init(const char *data_dir, const char *hostnames)
     rp_err_t err = ensure_master_key(data_dir);
     bool renewed;
 
-    if (err == RP_OK && (err = service_ca_read(data_dir, &ca, &ca_key)) == RP_ERR_NOT_FOUND) {
-        err = rp_key_generate(RP_SIG_ECDSA_P256, &ca_key);
+    char making_path[4096];
+    bool making = file_there(data_dir, SERVICE_CA_MAKING);
+
+    /* The first start marks its making (SERVICE_CA_MAKING, before the key) and unmarks it once
+     * both files are written: a key there alone is then this service's own, cut short, and made
+     * again; without the mark it is a copy done in part, refused (review r13 M1). */
+    snprintf(making_path, sizeof(making_path), "%s/%s", data_dir, SERVICE_CA_MAKING);
+    if (err == RP_OK &&
+        (err = service_ca_read(data_dir, making, &ca, &ca_key)) == RP_ERR_NOT_FOUND) {
+        err = rp_write_file_atomic(making_path, "", 0, 0600, 0);
+        if (err == RP_OK)
+            err = rp_key_generate(RP_SIG_ECDSA_P256, &ca_key);
         if (err == RP_OK)
             err =
                 make_ca_cert(ca_key, "Rampart service CA", NULL, now, RP_SERVICE_CA_LIFETIME, &ca);
@@ -626,7 +644,11 @@ rp_err_t rp_service_identity_init(const char *data_dir, const char *hostnames)
         if (err == RP_OK)
             rp_log_info("made the service CA %s/server-ca.pem: clients trust this certificate",
                         data_dir);
+        making = err == RP_OK;
     }
+    /* (a mark left behind a pair that reads: a power cut before its unlink reached the disk) */
+    if (err == RP_OK && making && unlink(making_path) != 0 && errno != ENOENT)
+        rp_log_warn("cannot remove %s: %s", making_path, strerror(errno));
     X509_free(ca);
     EVP_PKEY_free(ca_key);
     if (err == RP_OK)

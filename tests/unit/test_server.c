@@ -4549,6 +4549,14 @@ static void service_ca_half_pairs(void **state)
                 assert_true(same_file(dir, files[f][1], files[f][0]));
         assert_true(same_file(dir, "server-ca-next.key", NULL));
     }
+    /* the key alone with the first start's mark (a first start cut between its two files, whose
+     * key signed nothing): made again, the mark removed */
+    copy_file(dir, NULL, "server-ca.pem", false);
+    copy_file(dir, "ca.key", "server-ca.making", false);
+    assert_int_equal(rp_service_identity_init(dir, NULL), RP_OK);
+    assert_false(same_file(dir, "server-ca.key", "ca.key"));
+    assert_true(same_file(dir, "server-ca.making", NULL));
+    assert_true(signed_by(dir, "server-ca.pem"));
     copy_file(dir, "ca.pem", "server-ca.pem", false);
     copy_file(dir, "ca.key", "server-ca.key", false);
     /* the successor: its key alone (a cut run) is made again; anything else stays, refused */
