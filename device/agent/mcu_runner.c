@@ -97,7 +97,7 @@ static void runner_serve(int fd, const char *state_dir, pid_t agent)
     sa.sa_handler = runner_on_stop; /* not the agent's, inherited */
     if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
         _exit(1);
-    rp_mcu_set_wait_hook(NULL); /* not the agent's main process: the service manager's watchdog
+    rp_agent_set_wait_hook(NULL); /* not the agent's main process: the service manager's watchdog
                                  * hears only that (its NotifyAccess=main) */
     for (;;) {
         n = recv(fd, &job, sizeof(job), 0);
@@ -248,10 +248,10 @@ retry:
     if (n == (ssize_t)sizeof(job)) {
         for (;;) {
             struct pollfd pf = {runner_sock, POLLIN, 0};
-            /* Turns of at most RP_MCU_WAIT_TURN_MS: the runner's bounds end the wait, and each
-             * turn tells the service manager that run waits, not hangs (rp_mcu_set_wait_hook). */
-            int ready = poll(&pf, 1, RP_MCU_WAIT_TURN_MS), poll_errno = errno;
-            rp_mcu_wait_tick();
+            /* Turns of at most RP_AGENT_WAIT_TURN_MS: the runner's bounds end the wait, and each
+             * turn tells the service manager that run waits, not hangs (rp_agent_set_wait_hook). */
+            int ready = poll(&pf, 1, RP_AGENT_WAIT_TURN_MS), poll_errno = errno;
+            rp_agent_wait_tick();
             if (ready > 0) {
                 n = recv(runner_sock, d, sizeof(*d), MSG_DONTWAIT);
                 if (n >= 0 || (errno != EINTR && errno != EAGAIN))

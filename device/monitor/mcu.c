@@ -21,6 +21,7 @@
 #include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
+#include "agent.h"
 #include "mcu.h"
 
 /* S/mcu/NAME.EXT: the relay (json) or the board's attestation key pinned at attach (key, DER). */
@@ -320,19 +321,6 @@ void rp_mcu_boot_line(rp_mcu_boot_t *b, const char *line, size_t len)
 
 /* ---- running the relay ---- */
 
-static void (*wait_hook)(void);
-
-void rp_mcu_set_wait_hook(void (*tick)(void))
-{
-    wait_hook = tick;
-}
-
-void rp_mcu_wait_tick(void)
-{
-    if (wait_hook != NULL)
-        wait_hook();
-}
-
 static long ms_since(const struct timespec *t0)
 {
     struct timespec now;
@@ -403,10 +391,10 @@ rp_err_t rp_mcu_boot(const rp_mcu_relay_t *r, const char *image, const char *non
             timed_out = true;
             break;
         }
-        if (poll(&pf, 1, left < RP_MCU_WAIT_TURN_MS ? (int)left : RP_MCU_WAIT_TURN_MS) < 0 &&
+        if (poll(&pf, 1, left < RP_AGENT_WAIT_TURN_MS ? (int)left : RP_AGENT_WAIT_TURN_MS) < 0 &&
             errno != EINTR)
             break;
-        rp_mcu_wait_tick(); /* a long boot is a wait, not a hung daemon */
+        rp_agent_wait_tick(); /* a long boot is a wait, not a hung daemon */
         if (pf.revents == 0)
             continue;
         n = read(p[0], buf, sizeof(buf));
@@ -529,7 +517,7 @@ static int board_lock(const rp_mcu_relay_t *r, char *detail, size_t cap)
             close(fd);
             return -1;
         }
-        rp_mcu_wait_tick();
+        rp_agent_wait_tick();
         nanosleep(&pause, NULL);
     }
     return fd;

@@ -111,8 +111,6 @@ void rp_mcu_boot_line(rp_mcu_boot_t *b, const char *line, size_t len);
 /* How long one run of the relay may take (rp_mcu_boot's timeout under rp_mcu_install), and a
  * wait for the board's lock: its process group is killed (SIGKILL) past it. */
 #define RP_MCU_RELAY_TIMEOUT_S 120
-/* The longest a wait for a relay sleeps between two calls of its hook (rp_mcu_set_wait_hook). */
-#define RP_MCU_WAIT_TURN_MS 1000
 
 /* One boot: the relay run (with --slot1 image when image is not NULL, --nonce nonce_hex when that
  * is not NULL), its output parsed into *b. RP_ERR_IO (said in detail) when it could not be run,
@@ -149,20 +147,6 @@ void rp_mcu_install(const rp_mcu_relay_t *r, const char *path, const char *versi
  * the unit the moment `run` exits (KillMode=mixed), finds the relay ended.
  */
 void rp_mcu_stop(void);
-
-/*
- * Called at least once a second while this process waits for a relay: the board's lock, a boot
- * under way (rp_mcu_boot), and under rampart-monitor the relay runner's answer
- * (device/agent/mcu_runner.c). `run` sets it to its watchdog ping (rp_notify_watchdog, the one
- * owner: rampart/notify.h) once its relay runner is started, so that a relay longer than the
- * unit's WatchdogSec is not taken for a hung daemon (systemd would abort `run` and kill the rest
- * of the unit, the relay mid-flash). NULL (the default, and in the runner): nothing is called. It
- * changes nothing of what a stop does (rp_mcu_stop).
- */
-void rp_mcu_set_wait_hook(void (*tick)(void));
-
-/* The hook's call (nothing when none is set): each turn of a wait for a relay. */
-void rp_mcu_wait_tick(void);
 
 /* The single-process agent's rp_install_opts_t.external (slots.h): a component attached to an MCU
  * is installed there (rp_mcu_install); RP_ERR_NOT_FOUND when the component is not attached. Never

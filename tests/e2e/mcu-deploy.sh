@@ -161,13 +161,7 @@ wait "$held" || fail "mcu-run after the lock: $(cat "$d/locked.out")"
 # and kill the rest of the unit, the relay mid-flash.
 eq "$(sed -n 's/^WatchdogSec=//p' "$(dirname "$0")/../../dist/systemd/rampart-agent.service")" 60s \
   "the agent unit's watchdog (a relay may take longer)"
-python3 "$(dirname "$0")/notify-listen.py" "$d/notify.sock" "$d/notes" &
-E2E_PIDS+=("$!")
-wait_until 30 test -S "$d/notify.sock" || fail "the notification socket did not appear"
-chmod 666 "$d/notify.sock" # the agent's user sends to it
-touch "$d/notes"
-WATCHDOG=(env "NOTIFY_SOCKET=$d/notify.sock" WATCHDOG_USEC=2000000)
-pings() { grep -c '^WATCHDOG=1$' "$d/notes" || true; }
+watchdog_listen
 board_waited() { # the relay's mcu-run waits for the board's lock (its flock, a child of mcu-run)
   local p
   for p in $(pgrep -x flock); do
@@ -177,11 +171,7 @@ board_waited() { # the relay's mcu-run waits for the board's lock (its flock, a 
   return 1
 }
 fed_while_relaying() { # the relay waits for the board: three more pings come meanwhile
-  local base
-  base=$(pings)
-  more_pings() { [ "$(pings)" -ge $((base + 3)) ]; }
-  wait_until 30 more_pings ||
-    fail "run fed no watchdog while its relay waited ($(pings) pings, $base before): $(cat "$d/run.log")"
+  watchdog_fed "run's relay waited for the board" "$d/run.log"
   board_waited || fail "the relay ended while the board was held: $(cat "$d/run.log")"
 }
 if [ -z "${MONITOR-}" ]; then
