@@ -40,6 +40,19 @@
 #define TCTI_MAX 512
 #define MEASURED_MAX (16 * 1024) /* 16 components take about 5 KiB */
 
+static void (*wait_hook)(void);
+
+void rp_agent_set_wait_hook(void (*tick)(void))
+{
+    wait_hook = tick;
+}
+
+void rp_agent_wait_tick(void)
+{
+    if (wait_hook != NULL)
+        wait_hook();
+}
+
 static rp_err_t state_path(const rp_agent_t *a, const char *name, char *out, size_t cap)
 {
     int n = snprintf(out, cap, "%s/%s", a->state_dir, name);

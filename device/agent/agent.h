@@ -50,6 +50,22 @@ typedef struct rp_agent {
 /* The directory of the agent's own files in S, and the one owner of their paths. */
 #define RP_AGENT_DIR "agent"
 
+/*
+ * Called at least every RP_AGENT_WAIT_TURN_MS while the agent waits on something long: an MCU's
+ * relay (the board's lock and each boot's output, rp_mcu_install; under rampart-monitor the relay
+ * runner's answer, mcu_runner.c), the monitor's answer to a call (an INSTALL's comes after its
+ * trial, up to its health window: client.c), and single-process mode's trial of an app
+ * (supervise.c). `run` sets it to its watchdog ping (rp_notify_watchdog, the one owner:
+ * rampart/notify.h) once its relay runner is started, so that a wait longer than its unit's
+ * WatchdogSec is not taken for a hung daemon (review r13 M4: systemd would abort `run` and kill
+ * the rest of the unit, an MCU's relay mid-flash). NULL (the default; the relay runner's, whose
+ * pings the unit's NotifyAccess=main would refuse): nothing is called. It ends no wait and changes
+ * nothing of what a stop does (rp_mcu_stop, rp_agent_monitor_stop).
+ */
+void rp_agent_set_wait_hook(void (*tick)(void));
+void rp_agent_wait_tick(void); /* the hook's call: nothing when none is set */
+#define RP_AGENT_WAIT_TURN_MS 1000
+
 /* Where the agent's file NAME (device.crt, update/targets.json...) is read from: S/agent/NAME,
  * or S/NAME when only that exists (a state directory from before S/agent/). */
 rp_err_t rp_agent_file(const rp_agent_t *a, const char *name, char *out, size_t cap) RP_MUST_CHECK;

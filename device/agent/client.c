@@ -44,7 +44,7 @@ static rp_err_t monitor_path(const char *state_dir, char *out, size_t cap)
  * signal handler): an INSTALL's answer comes only after its trial, up to its health window, and is
  * not awaited (rp_mon_stop_t).
  */
-static rp_mon_stop_t call_stop = {.sock = -1};
+static rp_mon_stop_t call_stop = {.sock = -1, .tick = rp_agent_wait_tick};
 
 void rp_agent_monitor_stop(void)
 {

@@ -106,6 +106,13 @@ static bool request_wait_tick(void)
     return !stopping;
 }
 
+/* While run waits (rp_agent_set_wait_hook: an MCU's relay, the monitor's answer, a trial): the
+ * watchdog still hears the daemon. What ends each wait is unchanged. */
+static void wait_tick(void)
+{
+    (void)rp_notify_watchdog();
+}
+
 static void sleep_until_stopped(long seconds)
 {
     for (long s = 0; s < seconds && !stopping && !check_requested; s++) {
@@ -357,6 +364,8 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
         }
     }
     rp_http_set_wait_hook(request_wait_tick);
+    /* After the relay runner's fork: run's alone. */
+    rp_agent_set_wait_hook(wait_tick);
     (void)watch_clock(agent, &watch); /* from here on, a step of the wall clock is seen */
     if (o->start_jitter > 0) {        /* not all of a fleet at once after a power cut */
         next_attest = next_update = boot_seconds() + jitter(1, o->start_jitter + 1);

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -96,6 +97,8 @@ static void runner_serve(int fd, const char *state_dir, pid_t agent)
     sa.sa_handler = runner_on_stop; /* not the agent's, inherited */
     if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
         _exit(1);
+    rp_agent_set_wait_hook(NULL); /* not the agent's main process: the service manager's watchdog
+                                 * hears only that (its NotifyAccess=main) */
     for (;;) {
         n = recv(fd, &job, sizeof(job), 0);
         if (n < 0 && errno == EINTR)
@@ -244,9 +247,20 @@ retry:
     n = send(runner_sock, &job, sizeof(job), MSG_NOSIGNAL);
     if (n == (ssize_t)sizeof(job)) {
         for (;;) {
-            n = recv(runner_sock, d, sizeof(*d), 0);
-            if (n >= 0 || errno != EINTR)
+            struct pollfd pf = {runner_sock, POLLIN, 0};
+            /* Turns of at most RP_AGENT_WAIT_TURN_MS: the runner's bounds end the wait, and each
+             * turn tells the service manager that run waits, not hangs (rp_agent_set_wait_hook). */
+            int ready = poll(&pf, 1, RP_AGENT_WAIT_TURN_MS), poll_errno = errno;
+            rp_agent_wait_tick();
+            if (ready > 0) {
+                n = recv(runner_sock, d, sizeof(*d), MSG_DONTWAIT);
+                if (n >= 0 || (errno != EINTR && errno != EAGAIN))
+                    break;
+            } else if (ready < 0 && poll_errno != EINTR) {
+                n = -1;
+                errno = poll_errno;
                 break;
+            }
             if (runner_stopped && !said) {
                 rp_log_warn("stopping: the MCU's relay of %s is finished first (at most %d s: "
                             "docs/mcu.md)",

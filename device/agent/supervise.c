@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "agent.h"
 #include "rampart/file.h"
 #include "rampart/log.h"
 #include "supervise.h"
@@ -305,6 +306,7 @@ static bool app_healthy(const char *state_dir, const char *name, const char *ver
         struct pollfd p = {run.ready_fd, POLLIN, 0};
 
         (void)poll(&p, 1, 50); /* a closed pipe (-1) is ignored: a 50 ms wait */
+        rp_agent_wait_tick();  /* the health window may be long (--health-seconds) */
         if (rp_app_poll_ready(&run)) {
             snprintf(detail, cap, "started and said it is ready");
             healthy = true;

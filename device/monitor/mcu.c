@@ -21,6 +21,7 @@
 #include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
+#include "agent.h"
 #include "mcu.h"
 
 /* S/mcu/NAME.EXT: the relay (json) or the board's attestation key pinned at attach (key, DER). */
@@ -390,8 +391,10 @@ rp_err_t rp_mcu_boot(const rp_mcu_relay_t *r, const char *image, const char *non
             timed_out = true;
             break;
         }
-        if (poll(&pf, 1, (int)left) < 0 && errno != EINTR)
+        if (poll(&pf, 1, left < RP_AGENT_WAIT_TURN_MS ? (int)left : RP_AGENT_WAIT_TURN_MS) < 0 &&
+            errno != EINTR)
             break;
+        rp_agent_wait_tick(); /* a long boot is a wait, not a hung daemon */
         if (pf.revents == 0)
             continue;
         n = read(p[0], buf, sizeof(buf));
@@ -514,6 +517,7 @@ static int board_lock(const rp_mcu_relay_t *r, char *detail, size_t cap)
             close(fd);
             return -1;
         }
+        rp_agent_wait_tick();
         nanosleep(&pause, NULL);
     }
     return fd;

@@ -3,6 +3,7 @@
  * packet transport over SOCK_SEQPACKET with SCM_RIGHTS. Bounded and allocation-free.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -828,6 +829,21 @@ rp_err_t rp_mon_call(const char *path, const rp_mon_request_t *q, int fd, rp_mon
     return rp_mon_call_fd(path, q, fd, reply, NULL, NULL);
 }
 
+/* Until sock has something to read (a reply, or the hang-up a stop's shutdown makes), tick called
+ * at each second of the wait. */
+static rp_err_t await_ticking(int sock, void (*tick)(void))
+{
+    struct pollfd p = {sock, POLLIN, 0};
+    int n;
+
+    while ((n = poll(&p, 1, 1000)) <= 0) {
+        if (n < 0 && errno != EINTR)
+            return RP_ERR_IO;
+        tick();
+    }
+    return RP_OK;
+}
+
 rp_err_t rp_mon_call_fd(const char *path, const rp_mon_request_t *q, int fd, rp_mon_reply_t *reply,
                         int *reply_fd, rp_mon_stop_t *stop)
 {
@@ -856,6 +872,8 @@ rp_err_t rp_mon_call_fd(const char *path, const rp_mon_request_t *q, int fd, rp_
         err = errno == ENOENT || errno == ECONNREFUSED ? RP_ERR_NOT_FOUND : RP_ERR_IO;
     if (err == RP_OK)
         err = rp_mon_send(sock, buf, len, fd);
+    if (err == RP_OK && stop != NULL && stop->tick != NULL)
+        err = await_ticking(sock, stop->tick);
     if (err == RP_OK)
         err = rp_mon_recv(sock, buf, sizeof(buf), &len, &got_fd);
     if (stop != NULL)

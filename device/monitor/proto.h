@@ -366,6 +366,7 @@ rp_err_t rp_mon_recv(int sock, uint8_t *buf, size_t cap, size_t *len, int *fd) R
 typedef struct {
     volatile sig_atomic_t sock; /* the call under way's socket, or -1 (its start: {.sock = -1}) */
     volatile sig_atomic_t stopped;
+    void (*tick)(void); /* NULL, or called each second the reply is awaited (a daemon's watchdog) */
 } rp_mon_stop_t;
 /* Async-signal-safe. */
 void rp_mon_call_stop(rp_mon_stop_t *s);

@@ -371,20 +371,23 @@ expect 159 "$AGENT" --seccomp-selftest # 128 + SIGSYS
 # --- SIGTERM to run while its install waits out a trial: it stops at once (its call to the ------
 # monitor is shut down), the monitor finishes the trial on its own, and the next run finds the
 # confirmed version. The app says it is ready only when told (SIGUSR1): told once run has gone.
-printf '#!/bin/sh\ntrap "echo ready >&\\"\\$RAMPART_READY_FD\\"" USR1\necho "waiting to be told"\nwhile :; do sleep 3600 & wait; done\n' \
-  >"$d/told.sh"
+told_app "$d/told.sh"
 sign 1.1.1 7 "$d/told.sh" "$d/img2.key"; chmod 644 "$d/pub/app-1.1.1.img"
 v111=$(upload 1.1.1)
 expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$v111"
 # the app on trial (app_shell), ready to be told once its trap for SIGUSR1 is set (catches), not
 # once its log says "waiting to be told": the log's bucket can cut a run's first line (lib.sh)
-told_app() { app_shell app 1.1.1+0; }
-told_waits() { local p; p=$(told_app) && catches "$p" "$(kill -l USR1)"; }
-"${AS_U[@]}" "$AGENT" run --state-dir "$S" --server "$SERVER_URL" --server-ca "$CA" --health-seconds 120 \
-  --start-jitter 0 >"$d/run.log" 2>&1 &
+told_shell() { app_shell app 1.1.1+0; }
+told_waits() { local p; p=$(told_shell) && catches "$p" "$(kill -l USR1)"; }
+# run is given a 2 s watchdog (review r13 M4): it goes on feeding it while INSTALL's answer waits
+# for the trial (120 s here), as the unit's WatchdogSec=60s needs with a health window above it.
+watchdog_listen
+"${WATCHDOG[@]}" "${AS_U[@]}" "$AGENT" run --state-dir "$S" --server "$SERVER_URL" --server-ca "$CA" \
+  --health-seconds 120 --start-jitter 0 >"$d/run.log" 2>&1 &
 runner=$!
 E2E_PIDS+=("$runner")
 wait_until 120 told_waits || { cat "$d/run.log" >&2; fail "run's install of 1.1.1 never reached its trial"; }
+watchdog_fed "run's INSTALL waited for the monitor's trial" "$d/run.log"
 on_trial || fail "1.1.1's app runs, and no trial: $(cat "$S/components/app/state")"
 kill -TERM "$runner"
 run_gone() { ! kill -0 "$runner" 2>/dev/null; }
@@ -396,7 +399,7 @@ grep -q "stopping: the monitor's answer to install is not awaited" "$d/run.log" 
   fail "run's stop is not said: $(cat "$d/run.log")"
 grep -q "update check: ended by the stop" "$d/run.log" || fail "run's check, cut: $(cat "$d/run.log")"
 on_trial || fail "the trial ended with run: $(cat "$S/components/app/state")"
-kill -USR1 "$(told_app)" # the monitor's trial goes on without run, and confirms
+kill -USR1 "$(told_shell)" # the monitor's trial goes on without run, and confirms
 wait_until 60 settled || fail "the monitor did not finish the install run left: $(cat "$S/components/app/state")"
 eq "$(state_of .last_update.version)" 1.1.1+0 "the install run left"
 eq "$(state_of .last_update.result)" installed "the install run left, finished"

@@ -309,4 +309,24 @@ for bad in '.components[0].digest = "zz"' '.components[0].name = "../x"' '.compo
   expect 0 "$AGENT" evidence --state-dir "$C" "${ev[@]}"
   err_has "$C/measured: corrupt: "
 done
+
+# --- run's watchdog while an install is on trial (review r13 M4), single-process mode: the trial
+# (an app told when to say it is ready, --health-seconds 120) is waited for, and run goes on
+# feeding its 2 s watchdog meanwhile.
+told_app "$d/told.sh"
+expect 0 "$RAMPART" image sign --key "$d/img.key" --version 1.2.0 --security-counter 1 --type app "$d/told.sh" \
+  "$d/told.img"
+expect 0 "$RAMPART" image upload --tenant "$acme" --component app "$d/told.img"
+expect 0 "$RAMPART" deployment create --tenant "$acme" --product Thermostat --group "Field Test" "$(cat "$d/out")"
+watchdog_listen
+"${WATCHDOG[@]}" "$AGENT" run --state-dir "$S" --server "$SERVER_URL" --server-ca "$SERVER_CA" --health-seconds 120 \
+  --start-jitter 0 >"$d/run.log" 2>&1 &
+runner=$!; E2E_PIDS+=("$runner")
+told_waits() { local p; p=$(app_shell app 1.2.0+0) && catches "$p" "$(kill -l USR1)"; }
+wait_until 120 told_waits || fail "run's install of 1.2.0 never reached its trial: $(cat "$d/run.log")"
+watchdog_fed "run's install was on trial" "$d/run.log"
+kill -USR1 "$(app_shell app 1.2.0+0)"
+installed() { grep -q "update check: 1 installed" "$d/run.log"; }
+wait_until 60 installed || fail "run: $(cat "$d/run.log")"
+kill -TERM "$runner"; wait "$runner" || fail "run did not stop cleanly: $(cat "$d/run.log")"
 done_ok

@@ -75,6 +75,30 @@ wait_until() {
   done
 }
 
+# The agent's watchdog (review r13 M4): a service manager's notification socket (notify-listen.py)
+# that any user may send to (the agent's too), $E2E_DIR/notify.sock, its messages in
+# $E2E_DIR/notes; WATCHDOG, the environment that gives a daemon it and a 2 s watchdog, as systemd's
+# WatchdogSec does: `"${WATCHDOG[@]}" CMD` (env execs CMD, so $! is CMD's).
+watchdog_listen() {
+  python3 "$(dirname "${BASH_SOURCE[0]}")/notify-listen.py" "$E2E_DIR/notify.sock" "$E2E_DIR/notes" &
+  E2E_PIDS+=("$!")
+  wait_until 30 test -S "$E2E_DIR/notify.sock" || fail "the notification socket did not appear"
+  chmod 666 "$E2E_DIR/notify.sock"
+  touch "$E2E_DIR/notes"
+  WATCHDOG=(env "NOTIFY_SOCKET=$E2E_DIR/notify.sock" WATCHDOG_USEC=2000000)
+}
+# watchdog_pings: how many WATCHDOG=1 have come.
+watchdog_pings() { grep -c '^WATCHDOG=1$' "$E2E_DIR/notes" || true; }
+# watchdog_fed WHAT LOG: three more WATCHDOG=1 come from here on (the daemon, pinging at half of
+# the 2 s, goes on while it waits on WHAT); else the test fails, showing LOG.
+watchdog_fed() {
+  local base
+  base=$(watchdog_pings)
+  more_pings() { [ "$(watchdog_pings)" -ge $((base + 3)) ]; }
+  wait_until 30 more_pings ||
+    fail "no watchdog fed while $1 ($(watchdog_pings) pings, $base before): $(cat "$2")"
+}
+
 # Faked clocks: libfaketime, preloaded directly, not through the `faketime` wrapper (the wrapper
 # makes a named semaphore per pid and refuses to run when one is left over from a killed run whose
 # pid has come round again). Every preload of it takes FAKED_ENV, as `env "${FAKED_ENV[@]}"
@@ -340,6 +364,12 @@ app_shell() {
     return 0
   done
   return 1
+}
+# told_app FILE: an app's program that says it is ready only when told (SIGUSR1), so that its
+# install stays on trial until the test tells it (catches, below: its trap is set).
+told_app() {
+  printf '#!/bin/sh\ntrap "echo ready >&\\"\\$RAMPART_READY_FD\\"" USR1\necho "waiting to be told"\nwhile :; do sleep 3600 & wait; done\n' \
+    >"$1"
 }
 # catches PID SIGNAL: PID has a handler for SIGNAL (a number; a shell's trap for it is set), as
 # /proc/PID/status's SigCgt says. An app that waits to be told by a signal is ready for it then:

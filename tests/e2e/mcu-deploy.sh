@@ -18,7 +18,8 @@
 # once, run stopped as systemd stops the shipped unit (KillMode=mixed: the rest of the unit
 # SIGKILLed the moment run exits) while it relays finishes the relay and gives its verdict
 # before it exits, nothing cut; and two components' handed trials each keep their own deadline. Both modes: one relay per
-# board (scripts/mcu-run waits for the board's lock).
+# board (scripts/mcu-run waits for the board's lock); and run, given a 2 s watchdog, goes on
+# feeding it while its relay waits for the board (review r13 M4).
 . "$(dirname "$0")/lib.sh"
 : "${MCU_BUILD:?set MCU_BUILD to the microcontroller build}" "${MCU_RUN:?set MCU_RUN to scripts/mcu-run}"
 : "${MCU_KEYS:?set MCU_KEYS to mcu/keys}" "${RAMPART_SERVER:?set RAMPART_SERVER}"
@@ -152,7 +153,47 @@ wait_until 30 waiting || fail "mcu-run did not wait for the board's lock: $(cat 
 ! pgrep -f "qemu-system-arm.*$flash" >/dev/null || fail "the emulator ran while the board was locked"
 exec 8>&-
 wait "$held" || fail "mcu-run after the lock: $(cat "$d/locked.out")"
-if [ -z "${MONITOR-}" ]; then done_ok; exit 0; fi
+
+# --- run's watchdog while it relays (review r13 M4) -------------------------------------------------
+# run is given a notification socket and a 2 s watchdog (WATCHDOG_USEC), as systemd does with the
+# unit's WatchdogSec; its pings (WATCHDOG=1, at half of it) must go on while a relay waits for the
+# board (the test holds the board's lock), not stop until the relay ends: systemd would abort run
+# and kill the rest of the unit, the relay mid-flash.
+eq "$(sed -n 's/^WatchdogSec=//p' "$(dirname "$0")/../../dist/systemd/rampart-agent.service")" 60s \
+  "the agent unit's watchdog (a relay may take longer)"
+watchdog_listen
+board_waited() { # the relay's mcu-run waits for the board's lock (its flock, a child of mcu-run)
+  local p
+  for p in $(pgrep -x flock); do
+    tr '\0' ' ' <"/proc/$(ps -o ppid= -p "$p" | tr -d ' ')/cmdline" 2>/dev/null | grep -qF -- "$flash" &&
+      return 0
+  done
+  return 1
+}
+fed_while_relaying() { # the relay waits for the board: three more pings come meanwhile
+  watchdog_fed "run's relay waited for the board" "$d/run.log"
+  board_waited || fail "the relay ended while the board was held: $(cat "$d/run.log")"
+}
+if [ -z "${MONITOR-}" ]; then
+  # Single-process mode: run relays itself (rp_mcu_install: its boot's wait).
+  fw v3 "$MCU_KEYS/dev-p256.pem" 3.0.0 4
+  deploy v3
+  exec 8>>"$flash.lock"
+  flock 8
+  "${WATCHDOG[@]}" "$AGENT" run --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$ca" \
+    --start-jitter 0 >"$d/run.log" 2>&1 8>&- &
+  ag=$!
+  E2E_PIDS+=("$ag")
+  wait_until 120 board_waited || fail "run did not relay: $(cat "$d/run.log")"
+  fed_while_relaying
+  exec 8>&-
+  installed() { grep -q "update check: 1 installed" "$d/run.log"; }
+  wait_until 60 installed || fail "run: $(cat "$d/run.log")"
+  kill -TERM "$ag"
+  wait "$ag" || fail "run did not stop cleanly: $(cat "$d/run.log")"
+  done_ok
+  exit 0
+fi
 
 # --- under the monitor: a dead or lying agent (a raw client, the agent's user) ---------------------
 call() { "${AS_U[@]}" "$MONITOR_CALL" "$d/dev/monitor.sock" "$@"; }
@@ -308,21 +349,14 @@ fw v48 "$MCU_KEYS/dev-p256.pem" 4.8.0 5
 deploy v48
 exec 8>>"$flash.lock"
 flock 8
-setsid "${AG[@]}" run --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$ca" --start-jitter 0 \
+setsid "${WATCHDOG[@]}" "${AG[@]}" run --state-dir "$d/dev" --server "$SERVER_URL" --server-ca "$ca" --start-jitter 0 \
   >"$d/run.log" 2>&1 8>&- & # (the lock's descriptor not inherited: the test alone holds it)
 ag=$!
 E2E_PIDS+=("$ag")
 leads() { [ "$(ps -o sid= -p "$ag" | tr -d ' ')" = "$ag" ]; }
 wait_until 30 leads || fail "run does not lead a session of its own (the unit)"
-board_waited() { # the relay's mcu-run waits for the board's lock (its flock, a child of mcu-run)
-  local p
-  for p in $(pgrep -x flock); do
-    tr '\0' ' ' <"/proc/$(ps -o ppid= -p "$p" | tr -d ' ')/cmdline" 2>/dev/null | grep -qF -- "$flash" &&
-      return 0
-  done
-  return 1
-}
 wait_until 120 board_waited || fail "run did not relay: $(cat "$d/run.log")"
+fed_while_relaying # run's watchdog (review r13 M4): its relay runner's answer waited for
 fw_status >"$d/fw.json"
 jq -e '.handed != null' "$d/fw.json" >/dev/null || fail "not handed: $(cat "$d/fw.json")"
 unit_rest() { ps -e -o pid=,sid= | awk -v s="$ag" '$2 == s && $1 != s { print $1 }'; }
