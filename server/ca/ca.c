@@ -653,7 +653,11 @@ rp_err_t rp_service_identity_init(const char *data_dir, const char *hostnames)
     EVP_PKEY *ca_key = NULL;
     struct service_cas c;
     int64_t now = (int64_t)time(NULL);
-    rp_err_t err = ensure_master_key(data_dir);
+    /* (under server.lock, released before server_cert_check takes it again: processes sharing
+     * the data directory that start together on an empty one make one master key and one service
+     * CA, the later ones reading what the first made; review r14 L2) */
+    int lock = rp_service_identity_lock(data_dir);
+    rp_err_t err = lock >= 0 ? ensure_master_key(data_dir) : RP_ERR_IO;
     bool renewed;
 
     char making_path[4096];
@@ -683,6 +687,7 @@ rp_err_t rp_service_identity_init(const char *data_dir, const char *hostnames)
     /* (a mark left behind a pair that reads: a power cut before its unlink reached the disk) */
     if (err == RP_OK && making && unlink(making_path) != 0 && errno != ENOENT)
         rp_log_warn("cannot remove %s: %s", making_path, strerror(errno));
+    rp_service_identity_unlock(lock);
     X509_free(ca);
     EVP_PKEY_free(ca_key);
     if (err == RP_OK)

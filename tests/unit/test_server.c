@@ -6,6 +6,7 @@
  * nonces are purged only once expired), a staged rollout's choice of devices, products, groups and
  * deployments in the store, and what each device's root of trust accepts.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -19,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 #include <arpa/inet.h>
@@ -4644,6 +4646,63 @@ static void service_ca_half_pairs(void **state)
     remove_tree(dir);
 }
 
+/* Two processes sharing an empty data directory that start at once make one master key and one
+ * service CA, under server.lock (review r14 L2): the other reads it. Each round, two children
+ * released together (a pipe closed); one of them says it made the CA, and the files pair. */
+static void service_ca_first_starts_at_once(void **state)
+{
+    char dir[] = "/tmp/rampart-service-race.XXXXXX", path[PATH_MAX], log[2][8192];
+    int gate[2], status;
+    pid_t pid[2];
+
+    (void)state;
+    for (int round = 0; round < 12; round++) {
+        int made = 0;
+
+        assert_non_null(mkdtemp(dir));
+        assert_int_equal(pipe(gate), 0);
+        for (int i = 0; i < 2; i++) {
+            snprintf(path, sizeof(path), "%s.%d.log", dir, i);
+            fflush(stderr);
+            assert_true((pid[i] = fork()) >= 0);
+            if (pid[i] == 0) {
+                char c;
+                int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+                close(gate[1]);
+                if (fd < 0 || dup2(fd, 2) != 2 || read(gate[0], &c, 1) != 0)
+                    _exit(2);
+                rp_log_set_level(RP_LOG_INFO);
+                _exit(rp_service_identity_init(dir, NULL) == RP_OK ? 0 : 1);
+            }
+        }
+        close(gate[0]);
+        close(gate[1]); /* (both go) */
+        for (int i = 0; i < 2; i++) {
+            uint8_t *data;
+            size_t len;
+
+            assert_int_equal(waitpid(pid[i], &status, 0), pid[i]);
+            assert_true(WIFEXITED(status));
+            assert_int_equal(WEXITSTATUS(status), 0);
+            snprintf(path, sizeof(path), "%s.%d.log", dir, i);
+            assert_int_equal(rp_read_file(path, sizeof(log[i]) - 1, &data, &len), RP_OK);
+            memcpy(log[i], data, len);
+            log[i][len] = '\0';
+            free(data);
+            assert_int_equal(unlink(path), 0);
+            made += strstr(log[i], "made the service CA") != NULL;
+        }
+        if (made != 1)
+            fail_msg("round %d: %d processes made the service CA:\n%s\n%s", round, made, log[0],
+                     log[1]);
+        assert_true(signed_by(dir, "server-ca.pem"));
+        assert_int_equal(rp_service_identity_init(dir, NULL), RP_OK); /* (the pair reads) */
+        remove_tree(dir);
+        strcpy(dir, "/tmp/rampart-service-race.XXXXXX");
+    }
+}
+
 /* `service-ca next` before the service CA is due (one made then ends that much early: review r13
  * L4) is refused, unless forced. */
 static void service_ca_next_not_due(void **state)
@@ -5225,6 +5284,7 @@ int main(void)
         cmocka_unit_test(service_ca_rollover_rules),
         cmocka_unit_test(service_ca_successor),
         cmocka_unit_test(service_ca_half_pairs),
+        cmocka_unit_test(service_ca_first_starts_at_once),
         cmocka_unit_test(service_ca_next_not_due),
         cmocka_unit_test(service_cert_ahead),
         cmocka_unit_test_setup_teardown(store_device_status, db_setup, db_teardown),
