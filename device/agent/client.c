@@ -427,8 +427,7 @@ void rp_agent_service_ca_keep(const rp_agent_t *a, const char *given, const char
         (void)service_ca_certs((const char *)kept + mine_len + 1, kept_len - mine_len - 1, was,
                                &n_was, RP_AGENT_SERVICE_CA_COUNT);
     for (int i = 0; err == RP_OK && i < n_was; i++)
-        if (!among(now_pub, n_pub, was[i]) &&
-            rp_cert_time(X509_get0_notBefore(was[i])) > newest &&
+        if (!among(now_pub, n_pub, was[i]) && rp_cert_time(X509_get0_notBefore(was[i])) > newest &&
             rp_cert_time(X509_get0_notAfter(was[i])) > now)
             keep[n++] = was[i];
     while (n > 0 && n + n_pub > RP_AGENT_SERVICE_CA_COUNT) {

@@ -153,9 +153,10 @@ rp_err_t rp_service_cert_renew(const char *data_dir, const char *hostnames,
 /*
  * DATA_DIR/server.lock, exclusive (flock: released when the process ends, however it ends): the
  * two functions above make server.key and server.pem under it (and rp_service_identity_init the
- * master key and the service CA: one made when processes start together; review r14 L2), and whoever reads them into a TLS
- * context holds it, so that processes sharing the data directory renew the certificate once and
- * none reads a new key beside the old certificate. The descriptor to unlock, or -1 (logged).
+ * master key and the service CA: one made when processes start together; review r14 L2), and
+ * whoever reads them into a TLS context holds it, so that processes sharing the data directory
+ * renew the certificate once and none reads a new key beside the old certificate. The descriptor to
+ * unlock, or -1 (logged).
  */
 int rp_service_identity_lock(const char *data_dir);
 void rp_service_identity_unlock(int fd);

@@ -4479,7 +4479,7 @@ static void service_ca_successor(void **state)
     switch_at = rp_service_ca_switch_pending(dir, now);
     assert_true(switch_at > now);
     assert_int_equal(switch_at, rp_service_ca_switch_at(cert_end(dir, "server-ca.pem"),
-                                                         cert_begin(dir, "server-ca-next.pem")));
+                                                        cert_begin(dir, "server-ca-next.pem")));
     assert_false(renewal_said(dir, log, sizeof(log)));
     assert_non_null(strstr(log, "its successor signs the next one from"));
     assert_null(strstr(log, "no successor"));
