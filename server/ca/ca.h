@@ -103,7 +103,8 @@ rp_err_t rp_service_identity_init(const char *data_dir, const char *hostnames) R
  * from the current CA's last RP_SERVICE_CA_SWITCH_BEFORE on, once published RP_CA_PUBLISH_LEAD
  * (rp_service_ca_switch_at): the server certificate's renewal there (a certificate of the old CA
  * ends with it) is the switch. Devices have from the successor's making to then to attest once and
- * take it; they keep every service CA published to them until it ends (the agent's kept bundle).
+ * take it; they keep a service CA published to them until it ends unless an answer leaves it out
+ * beside a newer one (the agent's kept bundle: rp_agent_service_ca_keep).
  * A CA whose two files do not make a pair is refused, never replaced (service_ca_pair).
  */
 #define RP_SERVICE_CA "server-ca"
