@@ -107,6 +107,9 @@ typedef struct rp_server {
     uint8_t nonce_key[RP_NONCE_KEY_LEN]; /* derived from the master key */
     SSL_CTX *ssl_ctx; /* the TLS identity the workers take at start (each keeps its own: reload) */
     atomic_llong server_cert_not_after; /* the end of ssl_ctx's certificate (main.c) */
+    /* When the successor service CA renews that certificate, while it is within its renewal
+     * margin waiting for that (main.c; else 0): /readyz does not call it "not renewed". */
+    atomic_llong server_cert_switch_at;
     /* The service CAs published to devices (the attestation answer's service_ca: ca.h, the
      * service CA's rollover), read at start and at each new TLS identity (main.c: a reload, a
      * renewal); the newest one's times (/readyz, the metrics). One replaced stays allocated until

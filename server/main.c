@@ -732,18 +732,20 @@ static unsigned long long monotonic_usec(void)
 /* The certificate in ctx, now in use: its end (the metrics, /readyz), and when the main loop looks
  * at it next: in CERT_RETRY seconds, or as its renewal margin begins if that is sooner (a clock
  * put back may make it one that begins ahead of it: review r13 L3); in CERT_RETRY seconds, said,
- * when it is in its margin already or begins ahead (not renewed: said each time). */
+ * when it is in its margin already or begins ahead (not renewed: said each time), unless the
+ * successor service CA renews it later (the switch: its day said; review r14 L1). */
 static void cert_in_use(rp_server_t *srv, SSL_CTX *ctx)
 {
     X509 *cert = SSL_CTX_get0_certificate(ctx);
     int64_t end = cert != NULL ? rp_cert_time(X509_get0_notAfter(cert)) : 0,
             begin = cert != NULL ? rp_cert_time(X509_get0_notBefore(cert)) : 0,
-            now = (int64_t)time(NULL);
+            now = (int64_t)time(NULL), switch_at;
     bool ahead = begin > now + RP_CA_START_SLACK;
-    char when[32];
+    char when[32], switch_day[32];
     struct tm tm;
 
     atomic_store(&srv->server_cert_not_after, end);
+    atomic_store(&srv->server_cert_switch_at, 0);
     run.cert_begins = begin;
     run.cert_ends = end;
     run.cert_check_at = end - RP_SERVER_CERT_RENEW_BEFORE;
@@ -755,7 +757,15 @@ static void cert_in_use(rp_server_t *srv, SSL_CTX *ctx)
     run.cert_check_at = now + CERT_RETRY;
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ",
              gmtime_r(&(time_t){(time_t)(ahead ? begin : end)}, &tm));
-    if (ahead)
+    switch_at = ahead ? 0 : rp_service_ca_switch_pending(srv->data_dir, now);
+    if (switch_at > 0 && switch_at < end) {
+        atomic_store(&srv->server_cert_switch_at, switch_at);
+        strftime(switch_day, sizeof(switch_day), "%Y-%m-%dT%H:%M:%SZ",
+                 gmtime_r(&(time_t){(time_t)switch_at}, &tm));
+        rp_log_info("the TLS certificate in use (%s/server.pem) ends %s, with the service CA: it "
+                    "switches to the successor service CA's on %s; looked at again in an hour",
+                    srv->data_dir, when, switch_day);
+    } else if (ahead)
         rp_log_warn("the TLS certificate in use (%s/server.pem) begins %s, ahead of the clock "
                     "(made while it ran ahead), and was not made again (above): clients refuse it "
                     "until then; tried again in an hour",

@@ -215,11 +215,12 @@ void rp_agent_service_ca(const rp_agent_t *a, const char *given, char *out, size
 #define RP_AGENT_SERVICE_CA_COUNT 4         /* service CAs published, and kept */
 /* Keep what the service published (service_ca: refused unless rp_agent_service_ca_valid) in the
  * agent's service-ca.pem, in one atomic write (a crash leaves the old file or the new one): the
- * given file first, a newline, then the union of what is published and of what was kept before
- * (for this given file) and has not ended at now, at most RP_AGENT_SERVICE_CA_COUNT, those kept
- * that end soonest dropped first. So an answer from a replica that lacks the successor does not
- * erase it (review r13 M3). Best effort: a device that cannot keep it goes on with what it has
- * (said). */
+ * given file first, a newline, then what is published and those kept before (for this given
+ * file) that it lacks, have not ended at now and are newer (a later notBefore) than the newest it
+ * holds, at most RP_AGENT_SERVICE_CA_COUNT, the oldest kept (earliest notBefore) dropped first. So
+ * an answer from a replica that lacks the successor does not erase it (review r13 M3), and one
+ * that leaves a CA out beside a newer one withdraws it (review r14 M1). Best effort: a device that
+ * cannot keep it goes on with what it has (said). */
 void rp_agent_service_ca_keep(const rp_agent_t *a, const char *given, const char *published,
                               int64_t now);
 /* Whether pem (len bytes, not NUL-terminated) is what the service publishes as service_ca: one to

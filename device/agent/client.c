@@ -404,6 +404,7 @@ void rp_agent_service_ca_keep(const rp_agent_t *a, const char *given, const char
     X509 *was[RP_AGENT_SERVICE_CA_COUNT], *now_pub[RP_AGENT_SERVICE_CA_COUNT],
         *keep[2 * RP_AGENT_SERVICE_CA_COUNT];
     int n_was = 0, n_pub = 0, n = 0, oldest;
+    int64_t newest = INT64_MIN;
     BIO *out = NULL;
     long out_len;
     bool had = kept_file(a, given, path, sizeof(path), &mine, &mine_len, &kept, &kept_len);
@@ -414,20 +415,26 @@ void rp_agent_service_ca_keep(const rp_agent_t *a, const char *given, const char
 
     if (err == RP_OK && mine == NULL)
         err = rp_read_file(given, RP_AGENT_SERVICE_CA_MAX, &mine, &mine_len);
-    /* The union (review r13 M3: a replica that lacks the successor must not erase it): what is
-     * published now, and what was kept that it lacks unless ended, the soonest to end dropped
-     * first past the bound. So a CA once published stays trusted until it ends or is pushed out. */
+    /* What is published now, and what was kept that it lacks only while that is newer (a later
+     * notBefore) than the newest published and has not ended: a replica that lacks the successor
+     * does not erase it (review r13 M3), and a CA the service leaves out beside a newer one is
+     * withdrawn (review r14 M1: a stolen successor, replaced). Past the bound, the oldest kept
+     * (earliest notBefore) goes first: a far notAfter does not outstay the others. */
+    for (int i = 0; i < n_pub; i++)
+        if (rp_cert_time(X509_get0_notBefore(now_pub[i])) > newest)
+            newest = rp_cert_time(X509_get0_notBefore(now_pub[i]));
     if (err == RP_OK && had)
         (void)service_ca_certs((const char *)kept + mine_len + 1, kept_len - mine_len - 1, was,
                                &n_was, RP_AGENT_SERVICE_CA_COUNT);
     for (int i = 0; err == RP_OK && i < n_was; i++)
-        if (!among(now_pub, n_pub, was[i]) && rp_cert_time(X509_get0_notAfter(was[i])) > now)
+        if (!among(now_pub, n_pub, was[i]) && rp_cert_time(X509_get0_notBefore(was[i])) > newest &&
+            rp_cert_time(X509_get0_notAfter(was[i])) > now)
             keep[n++] = was[i];
     while (n > 0 && n + n_pub > RP_AGENT_SERVICE_CA_COUNT) {
         oldest = 0;
         for (int i = 1; i < n; i++)
-            if (rp_cert_time(X509_get0_notAfter(keep[i])) <
-                rp_cert_time(X509_get0_notAfter(keep[oldest])))
+            if (rp_cert_time(X509_get0_notBefore(keep[i])) <
+                rp_cert_time(X509_get0_notBefore(keep[oldest])))
                 oldest = i;
         keep[oldest] = keep[--n];
     }

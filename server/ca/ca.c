@@ -400,11 +400,13 @@ void rp_service_identity_unlock(int fd)
  * near its end, and a reload refuses a file it cannot use, keeping the identity in use.) A new one
  * ends SERVER_CERT_LIFETIME from now or with the service CA, whichever is first, and is made only
  * when it ends later than the one there (near the CA's end, not again at each check). Under
- * DATA_DIR/server.lock: processes sharing the directory make it once. *renewed: whether one was
- * made.
+ * DATA_DIR/server.lock: processes sharing the directory make it once. switch_at: when the
+ * successor signs in ca's place (0: no successor waiting), said in place of "no successor" when a
+ * certificate ending with ca is not renewed (review r14 L1). *renewed: whether one was made.
  */
 static rp_err_t server_cert_check(const char *data_dir, X509 *ca, EVP_PKEY *ca_key, X509 *other,
-                                  const char *hostnames, bool at_start, int64_t now, bool *renewed)
+                                  const char *hostnames, bool at_start, int64_t now,
+                                  int64_t switch_at, bool *renewed)
 {
     int lock = rp_service_identity_lock(data_dir);
     X509 *server = read_cert_file(data_dir, "server.pem");
@@ -425,7 +427,7 @@ static rp_err_t server_cert_check(const char *data_dir, X509 *ca, EVP_PKEY *ca_k
          due = ((end - now < RP_SERVER_CERT_RENEW_BEFORE && next > end) || ahead) &&
                (at_start || ours);
     rp_err_t err = RP_OK;
-    char when[32];
+    char when[32], switch_day[32];
     struct tm tm;
 
     X509_free(server);
@@ -438,7 +440,13 @@ static rp_err_t server_cert_check(const char *data_dir, X509 *ca, EVP_PKEY *ca_k
         err = make_server_cert(data_dir, ca, ca_key, hostnames, now, next);
         *renewed = err == RP_OK;
     }
-    if (end - now < RP_SERVER_CERT_RENEW_BEFORE && ours && next <= end)
+    if (end - now < RP_SERVER_CERT_RENEW_BEFORE && ours && next <= end && switch_at > now) {
+        strftime(switch_day, sizeof(switch_day), "%Y-%m-%dT%H:%M:%SZ",
+                 gmtime_r(&(time_t){(time_t)switch_at}, &tm));
+        rp_log_info("the server certificate ends with the service CA (%s/server-ca.pem); its "
+                    "successor signs the next one from %s (nothing to do)",
+                    data_dir, switch_day);
+    } else if (end - now < RP_SERVER_CERT_RENEW_BEFORE && ours && next <= end)
         rp_log_warn("the service CA (%s/server-ca.pem) ends with the server certificate, which "
                     "cannot outlive it, and there is no successor to sign the next one: make one "
                     "(rampart-server service-ca next; docs/operations.md, \"The service CA's "
@@ -488,7 +496,8 @@ static void say_unread(const char *data_dir, const char *name, const char *what)
 /*
  * A service CA and its key from data_dir (name.pem, name.key). RP_ERR_NOT_FOUND when neither file
  * is there, or (key_alone: the successor, whose key is written first) when the key is there alone:
- * what a crash of its making leaves, made again by rampart-server service-ca next. Anything else
+ * what a crash of its making leaves, made again by rampart-server service-ca next --force (or a
+ * copy done in part: the command refuses it without --force). Anything else
  * that does not make a pair is RP_ERR_BAD_KEY (logged: which file, and why), never replaced: a
  * copy or a move done in part, a file the service cannot read, for the operator to put right
  * (review r13 M1).
@@ -507,9 +516,9 @@ static rp_err_t service_ca_pair(const char *data_dir, const char *name, bool key
     *ca_key = NULL;
     if (!pem_there && (!key_there || key_alone)) {
         if (key_there && strcmp(name, RP_SERVICE_CA) != 0)
-            rp_log_warn("%s/%s is there without %s: a successor whose making was cut (run "
-                        "rampart-server service-ca next again), or a copy done in part (copy "
-                        "%s too)",
+            rp_log_warn("%s/%s is there without %s: copy %s from the replica that made it; "
+                        "only where its making was cut: rampart-server service-ca next --force "
+                        "(which replaces the key)",
                         data_dir, key_name, pem_name, pem_name);
         else if (key_there)
             rp_log_warn("%s/%s is there without %s, and %s says the service's first start made "
@@ -613,13 +622,42 @@ static rp_err_t service_cas_read(const char *data_dir, int64_t now, struct servi
     return RP_OK;
 }
 
+/* When c's successor signs in place of the current CA (c->next there). */
+static int64_t switch_of(const struct service_cas *c)
+{
+    return rp_service_ca_switch_at(rp_cert_time(X509_get0_notAfter(c->ca)),
+                                   rp_cert_time(X509_get0_notBefore(c->next)));
+}
+
+/* When c's successor takes over, while that is still to come (else 0: none, or switched). */
+static int64_t switch_pending(const struct service_cas *c)
+{
+    return c->next != NULL && c->signer == c->ca ? switch_of(c) : 0;
+}
+
+int64_t rp_service_ca_switch_pending(const char *data_dir, int64_t now)
+{
+    struct service_cas c;
+    int64_t at = 0;
+
+    if (service_cas_read(data_dir, now, &c) == RP_OK) {
+        at = switch_pending(&c);
+        service_cas_free(&c);
+    }
+    return at > now ? at : 0;
+}
+
 rp_err_t rp_service_identity_init(const char *data_dir, const char *hostnames)
 {
     X509 *ca = NULL;
     EVP_PKEY *ca_key = NULL;
     struct service_cas c;
     int64_t now = (int64_t)time(NULL);
-    rp_err_t err = ensure_master_key(data_dir);
+    /* (under server.lock, released before server_cert_check takes it again: processes sharing
+     * the data directory that start together on an empty one make one master key and one service
+     * CA, the later ones reading what the first made; review r14 L2) */
+    int lock = rp_service_identity_lock(data_dir);
+    rp_err_t err = lock >= 0 ? ensure_master_key(data_dir) : RP_ERR_IO;
     bool renewed;
 
     char making_path[4096];
@@ -649,13 +687,14 @@ rp_err_t rp_service_identity_init(const char *data_dir, const char *hostnames)
     /* (a mark left behind a pair that reads: a power cut before its unlink reached the disk) */
     if (err == RP_OK && making && unlink(making_path) != 0 && errno != ENOENT)
         rp_log_warn("cannot remove %s: %s", making_path, strerror(errno));
+    rp_service_identity_unlock(lock);
     X509_free(ca);
     EVP_PKEY_free(ca_key);
     if (err == RP_OK)
         err = service_cas_read(data_dir, now, &c);
     if (err == RP_OK) {
         err = server_cert_check(data_dir, c.signer, c.signer_key, c.other, hostnames, true, now,
-                                &renewed);
+                                switch_pending(&c), &renewed);
         service_cas_free(&c);
     }
     return err;
@@ -678,7 +717,7 @@ rp_err_t rp_service_cert_renew(const char *data_dir, const char *hostnames, bool
         return err;
     }
     err = server_cert_check(data_dir, c.signer, c.signer_key, c.other, hostnames, false, now,
-                            renewed);
+                            switch_pending(&c), renewed);
     service_cas_free(&c);
     return err;
 }
@@ -691,8 +730,7 @@ static void successor_said(const char *data_dir, const struct service_cas *c)
     unsigned int md_len = 0;
     char hex[2 * sizeof(md) + 1] = "?", when[32];
     struct tm tm;
-    time_t at = (time_t)rp_service_ca_switch_at(rp_cert_time(X509_get0_notAfter(c->ca)),
-                                                rp_cert_time(X509_get0_notBefore(c->next)));
+    time_t at = (time_t)switch_of(c);
 
     if (X509_digest(c->next, EVP_sha256(), md, &md_len) != 1 || md_len != sizeof(md) ||
         rp_hex_encode(md, sizeof(md), hex, sizeof(hex)) != RP_OK)
@@ -761,6 +799,16 @@ rp_err_t rp_service_ca_next(const char *data_dir, int64_t now, bool force)
                      data_dir, RP_SERVICE_CA_NEXT, RP_SERVICE_CA_NEXT);
         err = RP_ERR_EXISTS;
     }
+    /* (a key alone: a cut making, or a copy done in part, whose replacement would make a second
+     * successor beside the one other replicas have; review r14 L3) */
+    if (err == RP_OK && c.next == NULL && !force &&
+        file_there(data_dir, RP_SERVICE_CA_NEXT ".key")) {
+        rp_log_error("%s/%s.key is there without %s.pem: copy %s.pem from the replica that made "
+                     "it; only where this command's making was cut, run it with --force (which "
+                     "replaces the key)",
+                     data_dir, RP_SERVICE_CA_NEXT, RP_SERVICE_CA_NEXT, RP_SERVICE_CA_NEXT);
+        err = RP_ERR_EXISTS;
+    }
     /* (one made early ends early: its ten years start at its making; review r13 L4) */
     if (err == RP_OK && !force &&
         !rp_ca_rollover_due(rp_cert_time(X509_get0_notBefore(c.ca)),
@@ -781,7 +829,7 @@ rp_err_t rp_service_ca_next(const char *data_dir, int64_t now, bool force)
     if (err == RP_OK)
         err = make_ca_cert(key, cn, NULL, now, RP_SERVICE_CA_LIFETIME, &cert);
     /* The key first: a crash between the two leaves a key without its certificate, which counts
-     * for nothing (service_ca_pair) and is replaced when the command is run again. */
+     * for nothing (service_ca_pair) and is replaced when the command is run again with --force. */
     if (err == RP_OK)
         err = write_pem_file(data_dir, RP_SERVICE_CA_NEXT ".key", 0600, write_key, key);
     if (err == RP_OK)

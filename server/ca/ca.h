@@ -103,7 +103,8 @@ rp_err_t rp_service_identity_init(const char *data_dir, const char *hostnames) R
  * from the current CA's last RP_SERVICE_CA_SWITCH_BEFORE on, once published RP_CA_PUBLISH_LEAD
  * (rp_service_ca_switch_at): the server certificate's renewal there (a certificate of the old CA
  * ends with it) is the switch. Devices have from the successor's making to then to attest once and
- * take it; they keep every service CA published to them until it ends (the agent's kept bundle).
+ * take it; they keep a service CA published to them until it ends unless an answer leaves it out
+ * beside a newer one (the agent's kept bundle: rp_agent_service_ca_keep).
  * A CA whose two files do not make a pair is refused, never replaced (service_ca_pair).
  */
 #define RP_SERVICE_CA "server-ca"
@@ -122,6 +123,11 @@ int64_t rp_service_ca_switch_at(int64_t cur_not_after, int64_t next_not_before);
  * now, and now is past rp_service_ca_switch_at), else 0, the current one. */
 int rp_service_ca_signer(int64_t cur_not_after, bool have_next, int64_t next_not_before,
                          int64_t next_not_after, int64_t now);
+/* When the successor in data_dir takes over from the current CA at the server certificate's
+ * renewal (rp_service_ca_switch_at), while that is after now; else 0 (no successor, or switched
+ * already). So a certificate that ends with the current CA and is not renewed before then is
+ * said to wait for the switch, not to lack a successor (review r14 L1). */
+int64_t rp_service_ca_switch_pending(const char *data_dir, int64_t now);
 /* What the service publishes to devices at now: *pem, the service CAs not ended (the current one,
  * the successor), PEM, malloc'd; and the newest one's times (*not_before, *not_after: the
  * warnings). Logged when the newest is due for its successor. */
@@ -129,9 +135,10 @@ rp_err_t rp_service_ca_published(const char *data_dir, int64_t now, char **pem, 
                                  int64_t *not_after) RP_MUST_CHECK;
 /* `rampart-server service-ca next`: the successor made in data_dir (its key first, then its
  * certificate, each written atomically), valid for RP_SERVICE_CA_LIFETIME from now. RP_ERR_EXISTS
- * when there is one already, RP_ERR_BAD_KEY when the CA files there do not make pairs (a key of
- * the successor alone, what a cut run leaves, is replaced), RP_ERR_DENIED when the current one is
- * not due yet (rp_ca_rollover_due) and not force (logged, each). */
+ * when there is one already or (unless force) its key alone (a cut run, or a copy done in part:
+ * replaced only with force; review r14 L3), RP_ERR_BAD_KEY when the CA files there do not make
+ * pairs, RP_ERR_DENIED when the current one is not due yet (rp_ca_rollover_due) and not force
+ * (logged, each). */
 rp_err_t rp_service_ca_next(const char *data_dir, int64_t now, bool force) RP_MUST_CHECK;
 
 /*
@@ -146,9 +153,11 @@ rp_err_t rp_service_cert_renew(const char *data_dir, const char *hostnames,
 
 /*
  * DATA_DIR/server.lock, exclusive (flock: released when the process ends, however it ends): the
- * two functions above make server.key and server.pem under it, and whoever reads them into a TLS
- * context holds it, so that processes sharing the data directory renew the certificate once and
- * none reads a new key beside the old certificate. The descriptor to unlock, or -1 (logged).
+ * two functions above make server.key and server.pem under it (and rp_service_identity_init the
+ * master key and the service CA: one made when processes start together; review r14 L2), and
+ * whoever reads them into a TLS context holds it, so that processes sharing the data directory
+ * renew the certificate once and none reads a new key beside the old certificate. The descriptor to
+ * unlock, or -1 (logged).
  */
 int rp_service_identity_lock(const char *data_dir);
 void rp_service_identity_unlock(int fd);

@@ -169,12 +169,13 @@ void rp_h_healthz(rp_req_t *r)
 }
 
 /* Whether the TLS certificate in use is within its renewal margin (main.c renews it as the margin
- * begins, so it was not renewed), and why in words. */
+ * begins, so it was not renewed) and not waiting for the successor service CA to renew it (ca.h,
+ * the service CA's rollover: review r14 L1), and why in words. */
 static bool cert_ending(const rp_server_t *srv, char *why, size_t cap)
 {
-    int64_t left = atomic_load(&srv->server_cert_not_after) - (int64_t)time(NULL);
+    int64_t now = (int64_t)time(NULL), left = atomic_load(&srv->server_cert_not_after) - now;
 
-    if (left >= RP_SERVER_CERT_RENEW_BEFORE)
+    if (left >= RP_SERVER_CERT_RENEW_BEFORE || atomic_load(&srv->server_cert_switch_at) > now)
         return false;
     snprintf(why, cap, "the TLS certificate %s %lld day(s)%s and was not renewed: see the log",
              left >= 0 ? "ends in" : "ended", (long long)((left >= 0 ? left : -left) / 86400),

@@ -727,17 +727,41 @@ static void service_ca_bundle_checked(void **state)
     assert_false(rp_agent_service_ca_valid("", 0));
 }
 
-/* DIR/NAME: a new self-signed certificate (the openssl command: a CA as an operator makes one),
- * valid for days days. */
+/* DIR/NAME: a new self-signed certificate (CN NAME, a P-256 key), made born days ago (its
+ * notBefore) and valid for days days from then. */
+static void ca_file_born(const char *dir, const char *name, int born, int days)
+{
+    char path[4096];
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *cert = X509_new();
+    X509_NAME *subject;
+    FILE *f;
+
+    assert_non_null(key);
+    assert_non_null(cert);
+    assert_int_equal(X509_set_version(cert, 2), 1);
+    assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(cert), (long)time(NULL) + born), 1);
+    assert_non_null(X509_gmtime_adj(X509_getm_notBefore(cert), -(long)born * 86400));
+    assert_non_null(X509_gmtime_adj(X509_getm_notAfter(cert), (long)(days - born) * 86400));
+    assert_non_null(subject = X509_get_subject_name(cert));
+    assert_int_equal(X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_ASC,
+                                                (const unsigned char *)name, -1, -1, 0),
+                     1);
+    assert_int_equal(X509_set_issuer_name(cert, subject), 1);
+    assert_int_equal(X509_set_pubkey(cert, key), 1);
+    assert_true(X509_sign(cert, key, EVP_sha256()) > 0);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    assert_non_null(f = fopen(path, "w"));
+    assert_int_equal(PEM_write_X509(f, cert), 1);
+    assert_int_equal(fclose(f), 0);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+}
+
+/* DIR/NAME: a new self-signed certificate made now, valid for days days. */
 static void ca_file(const char *dir, const char *name, int days)
 {
-    char cmd[1024];
-
-    snprintf(cmd, sizeof(cmd),
-             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "
-             "/dev/null -subj /CN=%s -days %d -out '%s/%s' 2>/dev/null",
-             name, days, dir, name);
-    assert_int_equal(system(cmd), 0);
+    ca_file_born(dir, name, 0, days);
 }
 
 /* DIR/OUT: the files named (NULL-ended) one after the other. */
@@ -795,8 +819,8 @@ static void service_ca_kept_union(void **state)
     rp_agent_t a;
 
     agent_in(&a, dir);
-    ca_file(dir, "A", 3650); /* the given one, and the current one */
-    ca_file(dir, "S", 100);  /* the successor (ending first here: the drop below) */
+    ca_file_born(dir, "A", 10, 3650); /* the given one, and the current one */
+    ca_file_born(dir, "S", 1, 100);   /* the successor, newer (ending first here: the drop below) */
     for (int i = 1; i <= 4; i++) {
         snprintf(pub, sizeof(pub), "P%d", i);
         ca_file(dir, pub, 3650);
@@ -841,6 +865,58 @@ static void service_ca_kept_union(void **state)
     free(a_pem);
     free(as);
     free(p1234);
+}
+
+/* The service withdraws a CA it published by publishing a newer one without it (review r14 M1):
+ * a successor S1 believed stolen, replaced by S2, goes at the next answer, while an answer from a
+ * lagging replica ({C} alone) still keeps S2, the newer (review r13 M3). Past the bound, the
+ * oldest kept goes first: a CA with a far notAfter (X) does not push out the others. */
+static void service_ca_withdrawn(void **state)
+{
+    const char *dir = *state;
+    char given[4096];
+    rp_agent_t a;
+    int64_t now = (int64_t)time(NULL);
+
+    agent_in(&a, dir);
+    ca_file_born(dir, "C", 10, 3650);
+    ca_file_born(dir, "S1", 3, 3650);
+    ca_file_born(dir, "S2", 1, 3650);
+    ca_file_born(dir, "X", 6, 36500); /* a hundred years */
+    ca_file_born(dir, "N1", 5, 3650);
+    ca_file_born(dir, "N2", 4, 3650);
+    ca_file_born(dir, "N3", 2, 3650);
+    snprintf(given, sizeof(given), "%s/C", dir);
+    cat_files(dir, "CS1", "C", "S1", NULL);
+    cat_files(dir, "CS2", "C", "S2", NULL);
+    cat_files(dir, "XN", "X", "N1", "N2", "N3", NULL);
+    char *c = text_of(dir, "C"), *cs1 = text_of(dir, "CS1"), *cs2 = text_of(dir, "CS2"),
+         *xn = text_of(dir, "XN");
+    rp_agent_service_ca_keep(&a, given, cs1, now);
+    assert_int_equal(holds(dir, "agent/service-ca.pem", "S1"), 1);
+    rp_agent_service_ca_keep(&a, given, cs2, now);
+    assert_int_equal(holds(dir, "agent/service-ca.pem", "S1"), 0); /* withdrawn */
+    assert_int_equal(holds(dir, "agent/service-ca.pem", "S2"), 1);
+    for (int i = 0; i < 3; i++) { /* (answers from a lagging replica, again and again) */
+        rp_agent_service_ca_keep(&a, given, c, now);
+        assert_int_equal(holds(dir, "agent/service-ca.pem", "S2"), 1);
+        assert_int_equal(holds(dir, "agent/service-ca.pem", "S1"), 0);
+        assert_int_equal(holds(dir, "agent/service-ca.pem", "C"), 2);
+    }
+    /* four kept that the next answer lacks, all newer than it: one goes, the oldest (X) */
+    rp_agent_service_ca_keep(&a, given, xn, now);
+    assert_int_equal(holds(dir, "agent/service-ca.pem", "X"), 1);
+    assert_int_equal(holds(dir, "agent/service-ca.pem", "S2"), 0);
+    rp_agent_service_ca_keep(&a, given, c, now);
+    assert_int_equal(holds(dir, "agent/service-ca.pem", "X"), 0);
+    assert_int_equal(holds(dir, "agent/service-ca.pem", "N1"), 1);
+    assert_int_equal(holds(dir, "agent/service-ca.pem", "N2"), 1);
+    assert_int_equal(holds(dir, "agent/service-ca.pem", "N3"), 1);
+    assert_int_equal(holds(dir, "agent/service-ca.pem", "C"), 2); /* given, and published */
+    free(c);
+    free(cs1);
+    free(cs2);
+    free(xn);
 }
 
 /* A device re-provisioned with a prefix of the file it was given (A+B, then A alone: B taken out)
@@ -952,6 +1028,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(renewal_plan_bounded),
         cmocka_unit_test(service_ca_bundle_checked),
         cmocka_unit_test_setup_teardown(service_ca_kept_union, make_dir, remove_dir),
+        cmocka_unit_test_setup_teardown(service_ca_withdrawn, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(service_ca_prefix_given, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(service_ca_no_passphrase, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(contract_bounds, make_dir, remove_dir),

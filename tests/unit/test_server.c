@@ -6,6 +6,7 @@
  * nonces are purged only once expired), a staged rollout's choice of devices, products, groups and
  * deployments in the store, and what each device's root of trust accepts.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -19,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 #include <arpa/inet.h>
@@ -4306,6 +4308,23 @@ static int64_t cert_end(const char *dir, const char *name)
     return end;
 }
 
+/* The beginning (notBefore) of the certificate in DIR/NAME. */
+static int64_t cert_begin(const char *dir, const char *name)
+{
+    char path[PATH_MAX];
+    int64_t begin;
+    X509 *cert;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    assert_non_null(f = fopen(path, "r"));
+    assert_non_null(cert = PEM_read_X509(f, NULL, NULL, NULL));
+    fclose(f);
+    begin = rp_cert_time(X509_get0_notBefore(cert));
+    X509_free(cert);
+    return begin;
+}
+
 /* The service's own TLS certificate never outlives the service CA (review r8 M4): made at its
  * end when it is nearer than 397 days; and within the renewal margin at the CA's end, the
  * running service's check does not make it again and again. */
@@ -4400,6 +4419,32 @@ static bool signed_by(const char *dir, const char *name)
     return yes;
 }
 
+/* What the running service's renewal check in dir says (its stderr, into log), and whether it
+ * renewed the certificate. */
+static bool renewal_said(const char *dir, char *log, size_t cap)
+{
+    char path[] = "/tmp/rampart-renewal-log.XXXXXX";
+    int fd = mkstemp(path), saved = dup(2);
+    bool renewed = true;
+    ssize_t n;
+    rp_log_level_t level = rp_log_get_level();
+
+    assert_true(fd >= 0 && saved >= 0);
+    fflush(stderr);
+    assert_int_equal(dup2(fd, 2), 2);
+    rp_log_set_level(RP_LOG_INFO);
+    assert_int_equal(rp_service_cert_renew(dir, NULL, &renewed), RP_OK);
+    rp_log_set_level(level);
+    fflush(stderr);
+    assert_int_equal(dup2(saved, 2), 2);
+    close(saved);
+    n = pread(fd, log, cap - 1, 0);
+    close(fd);
+    unlink(path);
+    log[n > 0 ? n : 0] = '\0';
+    return renewed;
+}
+
 /* `rampart-server service-ca next`: the successor made once (a second run refuses), published
  * beside the current CA; made in the current CA's last 30 days, it does not sign at once (review
  * r13 M2), but in the current CA's last day it does, and the running service's check then leaves
@@ -4409,8 +4454,8 @@ static void service_ca_successor(void **state)
     static const char *const made[] = {"master.key",         "server-ca.pem",     "server-ca.key",
                                        "server.pem",         "server.key",        "server.lock",
                                        "server-ca-next.pem", "server-ca-next.key"};
-    char dir[] = "/tmp/rampart-service-ca.XXXXXX", path[PATH_MAX], *pem = NULL;
-    int64_t now = (int64_t)time(NULL), nb = 0, na = 0;
+    char dir[] = "/tmp/rampart-service-ca.XXXXXX", path[PATH_MAX], *pem = NULL, log[8192];
+    int64_t now = (int64_t)time(NULL), nb = 0, na = 0, switch_at;
     bool renewed = true;
     uint8_t *ca_key;
     size_t ca_key_len;
@@ -4430,6 +4475,14 @@ static void service_ca_successor(void **state)
     free(pem);
     assert_int_equal(rp_service_identity_init(dir, NULL), RP_OK);
     assert_true(signed_by(dir, "server-ca.pem")); /* (just made: not yet) */
+    /* waiting for the switch: said with its day, never "no successor" (review r14 L1) */
+    switch_at = rp_service_ca_switch_pending(dir, now);
+    assert_true(switch_at > now);
+    assert_int_equal(switch_at, rp_service_ca_switch_at(cert_end(dir, "server-ca.pem"),
+                                                        cert_begin(dir, "server-ca-next.pem")));
+    assert_false(renewal_said(dir, log, sizeof(log)));
+    assert_non_null(strstr(log, "its successor signs the next one from"));
+    assert_null(strstr(log, "no successor"));
     /* the current CA in its last day (another one: the successor does not hang on it) */
     cert_files(dir, "server-ca", NULL, -60, 12 * 3600);
     assert_int_equal(rp_service_identity_init(dir, NULL), RP_OK);
@@ -4437,6 +4490,7 @@ static void service_ca_successor(void **state)
     assert_true(cert_end(dir, "server.pem") > cert_end(dir, "server-ca.pem"));
     assert_int_equal(rp_service_cert_renew(dir, NULL, &renewed), RP_OK);
     assert_false(renewed);
+    assert_int_equal(rp_service_ca_switch_pending(dir, now), 0); /* (switched) */
     /* a successor whose two files do not go together (a copy done in part) counts for nothing,
      * and is never replaced */
     snprintf(path, sizeof(path), "%s/server-ca.key", dir);
@@ -4559,12 +4613,16 @@ static void service_ca_half_pairs(void **state)
     assert_true(signed_by(dir, "server-ca.pem"));
     copy_file(dir, "ca.pem", "server-ca.pem", false);
     copy_file(dir, "ca.key", "server-ca.key", false);
-    /* the successor: its key alone (a cut run) is made again; anything else stays, refused */
+    /* the successor: its key alone (a cut run, or a copy done in part) is refused, left as it
+     * is, and made again only with --force (review r14 L3); anything else stays, refused */
     assert_int_equal(rp_service_ca_next(dir, now, false), RP_OK);
     copy_file(dir, "server-ca-next.pem", "next.pem", false);
     copy_file(dir, "server-ca-next.key", "next.key", false);
     copy_file(dir, NULL, "server-ca-next.pem", false);
-    assert_int_equal(rp_service_ca_next(dir, now, false), RP_OK);
+    assert_int_equal(rp_service_ca_next(dir, now, false), RP_ERR_EXISTS);
+    assert_true(same_file(dir, "server-ca-next.key", "next.key"));
+    assert_true(same_file(dir, "server-ca-next.pem", NULL));
+    assert_int_equal(rp_service_ca_next(dir, now, true), RP_OK);
     assert_false(same_file(dir, "server-ca-next.key", "next.key"));
     for (size_t i = 0; i < sizeof(halves) / sizeof(halves[0]); i++) {
         if (halves[i].pem == NULL)
@@ -4586,6 +4644,63 @@ static void service_ca_half_pairs(void **state)
             copy_file(dir, "next.key", "server-ca-next.key", false);
     }
     remove_tree(dir);
+}
+
+/* Two processes sharing an empty data directory that start at once make one master key and one
+ * service CA, under server.lock (review r14 L2): the other reads it. Each round, two children
+ * released together (a pipe closed); one of them says it made the CA, and the files pair. */
+static void service_ca_first_starts_at_once(void **state)
+{
+    char dir[] = "/tmp/rampart-service-race.XXXXXX", path[PATH_MAX], log[2][8192];
+    int gate[2], status;
+    pid_t pid[2];
+
+    (void)state;
+    for (int round = 0; round < 12; round++) {
+        int made = 0;
+
+        assert_non_null(mkdtemp(dir));
+        assert_int_equal(pipe(gate), 0);
+        for (int i = 0; i < 2; i++) {
+            snprintf(path, sizeof(path), "%s.%d.log", dir, i);
+            fflush(stderr);
+            assert_true((pid[i] = fork()) >= 0);
+            if (pid[i] == 0) {
+                char c;
+                int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+                close(gate[1]);
+                if (fd < 0 || dup2(fd, 2) != 2 || read(gate[0], &c, 1) != 0)
+                    _exit(2);
+                rp_log_set_level(RP_LOG_INFO);
+                _exit(rp_service_identity_init(dir, NULL) == RP_OK ? 0 : 1);
+            }
+        }
+        close(gate[0]);
+        close(gate[1]); /* (both go) */
+        for (int i = 0; i < 2; i++) {
+            uint8_t *data;
+            size_t len;
+
+            assert_int_equal(waitpid(pid[i], &status, 0), pid[i]);
+            assert_true(WIFEXITED(status));
+            assert_int_equal(WEXITSTATUS(status), 0);
+            snprintf(path, sizeof(path), "%s.%d.log", dir, i);
+            assert_int_equal(rp_read_file(path, sizeof(log[i]) - 1, &data, &len), RP_OK);
+            memcpy(log[i], data, len);
+            log[i][len] = '\0';
+            free(data);
+            assert_int_equal(unlink(path), 0);
+            made += strstr(log[i], "made the service CA") != NULL;
+        }
+        if (made != 1)
+            fail_msg("round %d: %d processes made the service CA:\n%s\n%s", round, made, log[0],
+                     log[1]);
+        assert_true(signed_by(dir, "server-ca.pem"));
+        assert_int_equal(rp_service_identity_init(dir, NULL), RP_OK); /* (the pair reads) */
+        remove_tree(dir);
+        strcpy(dir, "/tmp/rampart-service-race.XXXXXX");
+    }
 }
 
 /* `service-ca next` before the service CA is due (one made then ends that much early: review r13
@@ -5169,6 +5284,7 @@ int main(void)
         cmocka_unit_test(service_ca_rollover_rules),
         cmocka_unit_test(service_ca_successor),
         cmocka_unit_test(service_ca_half_pairs),
+        cmocka_unit_test(service_ca_first_starts_at_once),
         cmocka_unit_test(service_ca_next_not_due),
         cmocka_unit_test(service_cert_ahead),
         cmocka_unit_test_setup_teardown(store_device_status, db_setup, db_teardown),
