@@ -4291,11 +4291,11 @@ static void service_ca_ending(const char *dir, long days)
     cert_files(dir, "server-ca", NULL, days * 86400 - RP_SERVICE_CA_LIFETIME, days * 86400);
 }
 
-/* The end (notAfter) of the certificate in DIR/NAME. */
-static int64_t cert_end(const char *dir, const char *name)
+/* The beginning (notBefore) or (end) the end (notAfter) of the certificate in DIR/NAME. */
+static int64_t cert_bound(const char *dir, const char *name, bool end)
 {
     char path[PATH_MAX];
-    int64_t end;
+    int64_t at;
     X509 *cert;
     FILE *f;
 
@@ -4303,26 +4303,19 @@ static int64_t cert_end(const char *dir, const char *name)
     assert_non_null(f = fopen(path, "r"));
     assert_non_null(cert = PEM_read_X509(f, NULL, NULL, NULL));
     fclose(f);
-    end = rp_cert_time(X509_get0_notAfter(cert));
+    at = rp_cert_time(end ? X509_get0_notAfter(cert) : X509_get0_notBefore(cert));
     X509_free(cert);
-    return end;
+    return at;
 }
 
-/* The beginning (notBefore) of the certificate in DIR/NAME. */
+static int64_t cert_end(const char *dir, const char *name)
+{
+    return cert_bound(dir, name, true);
+}
+
 static int64_t cert_begin(const char *dir, const char *name)
 {
-    char path[PATH_MAX];
-    int64_t begin;
-    X509 *cert;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    assert_non_null(f = fopen(path, "r"));
-    assert_non_null(cert = PEM_read_X509(f, NULL, NULL, NULL));
-    fclose(f);
-    begin = rp_cert_time(X509_get0_notBefore(cert));
-    X509_free(cert);
-    return begin;
+    return cert_bound(dir, name, false);
 }
 
 /* The service's own TLS certificate never outlives the service CA (review r8 M4): made at its
