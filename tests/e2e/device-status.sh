@@ -301,10 +301,19 @@ serial2=$(openssl x509 -in "$d/dev2/agent/device.crt" -noout -serial)
 expect 0 "$RAMPART" device show --tenant "$acme" "$id2" --output json
 jq -e '.report == null' "$d/out" >/dev/null || fail "a status before the daemon: $(cat "$d/out")"
 expect 0 "$RAMPART" tenant policy --tenant "$acme" --allow-debug no --require-components no
-"$AGENT" run --state-dir "$d/dev2" --server "$SERVER_URL" --server-ca "$SERVER_CA" \
-  --start-jitter 0 >"$d/run.log" 2>&1 &
-run=$!
-E2E_PIDS+=("$run")
+# dev2's daemon (more options: "$@"), its log in run.log; stopped with SIGTERM, it must exit 0
+run_dev2() {
+  "$AGENT" run --state-dir "$d/dev2" --server "$SERVER_URL" --server-ca "$SERVER_CA" \
+    --start-jitter 0 "$@" >"$d/run.log" 2>&1 &
+  run=$!
+  E2E_PIDS+=("$run")
+}
+stop_dev2() {
+  kill -TERM "$run"
+  rc=0; wait "$run" || rc=$?
+  [ "$rc" = 0 ] || fail "run exited $rc: $(cat "$d/run.log")"
+}
+run_dev2
 reported_twice() {
   [ "$(grep -c 'attestation refused (HTTP 403): debug_enabled' "$d/run.log")" -ge 2 ] &&
     [ "$(grep -c 'status report: 0 event(s) taken by the service' "$d/run.log")" -ge 2 ]
@@ -318,9 +327,7 @@ jq -e '.last_attestation.result == "fail" and .report != null and .report.report
 expect 0 "$RAMPART" device show --tenant "$acme" "$id2"
 out_has "failed: debug_enabled"
 ! grep -q "status report:     never" "$d/out" || fail "no status shown: $(cat "$d/out")"
-kill -TERM "$run"
-rc=0; wait "$run" || rc=$?
-[ "$rc" = 0 ] || fail "run exited $rc: $(cat "$d/run.log")"
+stop_dev2
 # Blocked, the same device's run posts no status after its refusals (review r11 L5), nor its status
 # and reports after its update checks (review r12 L3: it has an update root here, and checks every
 # second): the service refuses a blocked device's every route, so each post would be one more
@@ -330,18 +337,13 @@ expect 0 "$AGENT" trust --state-dir "$d/dev2" --update-root "$d/root.json"
 expect 0 "$RAMPART" device block --tenant "$acme" "$id2"
 http GET /metrics -; is_status 200
 refused_before=$(sed -n 's/^rampart_http_requests_total{code="4xx"} //p' "$d/body")
-"$AGENT" run --state-dir "$d/dev2" --server "$SERVER_URL" --server-ca "$SERVER_CA" \
-  --start-jitter 0 --update-interval 1 >"$d/run.log" 2>&1 &
-run=$!
-E2E_PIDS+=("$run")
+run_dev2 --update-interval 1
 refused_twice() {
   [ "$(grep -c 'attestation refused (HTTP 403): blocked' "$d/run.log")" -ge 2 ] &&
     [ "$(grep -c 'update check: ' "$d/run.log")" -ge 3 ]
 }
 wait_until 60 refused_twice || fail "run on a blocked device: $(cat "$d/run.log")"
-kill -TERM "$run"
-rc=0; wait "$run" || rc=$?
-[ "$rc" = 0 ] || fail "run exited $rc: $(cat "$d/run.log")"
+stop_dev2
 ! grep -q 'status report' "$d/run.log" || fail "a blocked device posted its status: $(cat "$d/run.log")"
 http GET /metrics -; is_status 200
 refused=$(($(sed -n 's/^rampart_http_requests_total{code="4xx"} //p' "$d/body") - refused_before))
