@@ -74,7 +74,7 @@ static rp_err_t status_by_monitor(rp_agent_t *agent, json_t *list)
 int cmd_status(const struct args *a)
 {
     char names[RP_COMPONENTS_MAX][RP_COMPONENT_NAME_MAX + 1], path[PATH_MAX];
-    json_t *list = json_array();
+    json_t *list = json_array(), *cas;
     rp_agent_t agent;
     size_t n = 0;
     rp_err_t err;
@@ -123,14 +123,16 @@ int cmd_status(const struct args *a)
                 rp_update_state_name(c.last_result), "version", c.last_version, "detail",
                 c.last_detail, "at", (json_int_t)c.last_at, "app", run));
     }
+    cas = rp_agent_service_ca_list(&agent);
     rp_agent_close(&agent);
-    if (err != RP_OK) {
+    if (err != RP_OK || cas == NULL) {
         json_decref(list);
+        json_decref(cas);
         rp_log_error("cannot read the components: %s", rp_strerror(err));
         return FAIL;
     }
     if (a->output != NULL && strcmp(a->output, "json") == 0) {
-        json_t *out = json_pack("{s:o}", "components", list);
+        json_t *out = json_pack("{s:o, s:o}", "components", list, "service_cas", cas);
         json_dumpf(out, stdout, JSON_INDENT(2));
         putchar('\n');
         json_decref(out);
@@ -182,6 +184,20 @@ int cmd_status(const struct args *a)
                    exit != NULL ? ", last " : "", exit != NULL ? exit : "");
         }
     }
+    /* The service CAs trusted for the service: the given one first, then those it published. */
+    for (size_t i = 0; i < json_array_size(cas); i++) {
+        json_t *ca = json_array_get(cas, i);
+        time_t until = (time_t)json_integer_value(json_object_get(ca, "not_after"));
+        char when[32] = "?";
+        struct tm tm;
+        if (gmtime_r(&until, &tm) != NULL)
+            strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        printf("service CA %s, SHA-256 %s, until %s%s\n",
+               json_string_value(json_object_get(ca, "subject")),
+               json_string_value(json_object_get(ca, "sha256")), when,
+               until <= time(NULL) ? " (ended)" : "");
+    }
+    json_decref(cas);
     json_decref(list);
     return OK;
 }
