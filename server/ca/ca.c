@@ -943,28 +943,22 @@ static rp_err_t promote_finish(const char *data_dir)
             err = service_ca_pair(data_dir, RP_SERVICE_CA_NEXT, false, &next, &next_key);
         if (err == RP_OK)
             err = promote_steps(data_dir, ca, false);
-    } else if (pem) {
-        next = read_cert_file(data_dir, RP_SERVICE_CA_NEXT ".pem");
-        ca_key = read_key_file(data_dir, RP_SERVICE_CA ".key");
-        if (next == NULL || ca_key == NULL || X509_check_private_key(next, ca_key) != 1) {
-            rp_log_error("%s/%s is there, the promotion of %s.pem was cut after its key was "
-                         "moved, but %s.key is not that key: put the successor's key and "
-                         "certificate back as %s.key and .pem (a copy from another replica), then "
-                         "run rampart-server service-ca promote again",
-                         data_dir, SERVICE_CA_PROMOTING, RP_SERVICE_CA_NEXT, RP_SERVICE_CA,
-                         RP_SERVICE_CA_NEXT);
-            err = RP_ERR_BAD_KEY;
-        } else
-            err = promote_steps(data_dir, NULL, false);
-    } else if (key) {
-        rp_log_error("%s/%s is there (a promotion cut short) with %s.key but without %s.pem, "
-                     "which a promotion never leaves: copy %s.pem from another replica, then run "
-                     "rampart-server service-ca promote again",
-                     data_dir, SERVICE_CA_PROMOTING, RP_SERVICE_CA_NEXT, RP_SERVICE_CA_NEXT,
+    } else if (!key && !pem)
+        err = promote_steps(data_dir, NULL, true);
+    else if (pem && (next = read_cert_file(data_dir, RP_SERVICE_CA_NEXT ".pem")) != NULL &&
+             (ca_key = read_key_file(data_dir, RP_SERVICE_CA ".key")) != NULL &&
+             X509_check_private_key(next, ca_key) == 1)
+        err = promote_steps(data_dir, NULL, false);
+    else {
+        /* (the successor's key alone, or its certificate beside a current key not its own) */
+        rp_log_error("%s/%s is there (a promotion cut short), but %s/%s.pem and %s.key are not "
+                     "as a promotion leaves them: put the successor's two files back as %s.pem "
+                     "and .key (a copy from another replica), then run rampart-server service-ca "
+                     "promote again",
+                     data_dir, SERVICE_CA_PROMOTING, data_dir, RP_SERVICE_CA_NEXT, RP_SERVICE_CA,
                      RP_SERVICE_CA_NEXT);
         err = RP_ERR_BAD_KEY;
-    } else
-        err = promote_steps(data_dir, NULL, true);
+    }
     ERR_clear_error();
     if (err == RP_OK)
         rp_log_info("completed the promotion of the service CA's successor in %s, cut short "
@@ -992,7 +986,7 @@ rp_err_t rp_service_ca_promote(const char *data_dir, int64_t now, bool force)
     int lock = rp_service_identity_lock(data_dir);
     bool resumed = lock >= 0 && file_there(data_dir, SERVICE_CA_PROMOTING);
     rp_err_t err = lock >= 0 ? service_cas_read(data_dir, now, &c) : RP_ERR_IO;
-    int64_t end = 0, lead = 0;
+    int64_t end = 0, lead = 0, from;
 
     if (err == RP_OK && resumed) { /* (completed by the read) */
         rp_log_info("the successor is the service CA %s/%s.pem", data_dir, RP_SERVICE_CA);
@@ -1020,19 +1014,16 @@ rp_err_t rp_service_ca_promote(const char *data_dir, int64_t now, bool force)
     }
     /* (before the old CA's end the switch's rule holds with --force too: devices have had the
      * successor published for its lead, or the old CA is in its last day) */
-    if (err == RP_OK && now < end && !force) {
-        day_of(end, when, sizeof(when));
-        rp_log_error("the service CA (%s/%s.pem) is valid until %s: promote its successor after "
-                     "that, or now with --force (the successor then signs the TLS certificate at "
-                     "once)",
-                     data_dir, RP_SERVICE_CA, when);
-        err = RP_ERR_DENIED;
-    } else if (err == RP_OK && now < end && now < lead) {
-        day_of(lead, when, sizeof(when));
-        rp_log_error("the successor (%s/%s.pem) has not been published for long enough yet: "
-                     "devices take it at their next attestation, which they have until %s; "
-                     "promote it then at the earliest, even with --force",
-                     data_dir, RP_SERVICE_CA_NEXT, when);
+    from = force ? lead : end; /* (the earliest promotion) */
+    if (err == RP_OK && now < from) {
+        day_of(from, when, sizeof(when));
+        rp_log_error(force ? "the successor (%s/%s.pem) has not been published for long enough "
+                             "yet: devices have until %s to take it at an attestation; promote it "
+                             "then at the earliest, even with --force"
+                           : "the service CA (%s/%s.pem) is valid until %s: promote its successor "
+                             "after that (before, only with --force, once the successor has been "
+                             "published 30 days)",
+                     data_dir, force ? RP_SERVICE_CA_NEXT : RP_SERVICE_CA, when);
         err = RP_ERR_DENIED;
     }
     if (err == RP_OK) {

@@ -4811,6 +4811,17 @@ static void service_ca_promote_half_pairs(void **state)
     copy_file(dir, "was.key", "server-ca.key", false);
     assert_int_equal(rp_service_ca_promote(dir, end + 60, false), RP_OK);
     assert_true(promoted(dir));
+    /* a mark beside files no promotion leaves (the successor's key alone): refused by the start
+     * and by promote, and nothing is moved */
+    copy_file(dir, "was.pem", "server-ca.promoting", false);
+    copy_file(dir, "next.key", "server-ca-next.key", false);
+    assert_int_equal(rp_service_identity_init(dir, NULL), RP_ERR_BAD_KEY);
+    assert_int_equal(rp_service_ca_promote(dir, end + 60, false), RP_ERR_BAD_KEY);
+    assert_true(same_file(dir, "server-ca.pem", "next.pem"));
+    assert_true(same_file(dir, "server-ca-next.key", "next.key"));
+    copy_file(dir, NULL, "server-ca-next.key", false);
+    assert_int_equal(rp_service_identity_init(dir, NULL), RP_OK); /* (the mark: done) */
+    assert_true(promoted(dir));
     remove_tree(dir);
 }
 
