@@ -105,7 +105,9 @@ rp_err_t rp_service_identity_init(const char *data_dir, const char *hostnames) R
  * ends with it) is the switch. Devices have from the successor's making to then to attest once and
  * take it; they keep a service CA published to them until it ends unless an answer leaves it out
  * beside a newer one (the agent's kept bundle: rp_agent_service_ca_keep).
- * A CA whose two files do not make a pair is refused, never replaced (service_ca_pair).
+ * A CA whose two files do not make a pair is refused, never replaced (service_ca_pair). Once the
+ * old CA has ended, `rampart-server service-ca promote` (rp_service_ca_promote) makes the
+ * successor the service CA, after which `service-ca next` makes the next generation.
  */
 #define RP_SERVICE_CA "server-ca"
 #define RP_SERVICE_CA_NEXT "server-ca-next"

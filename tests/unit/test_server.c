@@ -4827,6 +4827,27 @@ static void service_ca_promote_half_pairs(void **state)
 
 static char self_exe[PATH_MAX];
 
+/* BASE/N (into dir): a copy of BASE/t, which service_ca_promotable made. */
+static void promotable_copy(const char *base, int n, char *dir, size_t cap)
+{
+    char cmd[2 * PATH_MAX + 32];
+
+    snprintf(dir, cap, "%s/%d", base, n);
+    snprintf(cmd, sizeof(cmd), "cp -a '%s/t' '%s'", base, dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* A directory BASE (mkdtemp) whose BASE/t service_ca_promotable made: the old CA's end. */
+static int64_t promotable_base(char *base)
+{
+    char dir[PATH_MAX];
+
+    assert_non_null(mkdtemp(base));
+    snprintf(dir, sizeof(dir), "%s/t", base);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    return service_ca_promotable(dir);
+}
+
 /*
  * A promotion cut dead at each of its steps (failpoint N: this program runs itself as the child
  * that is cut, `promote DIR AT`) leaves both service CA files there at every cut, and either the
@@ -4835,24 +4856,17 @@ static char self_exe[PATH_MAX];
  */
 static void service_ca_promote_cut(void **state)
 {
-    char base[] = "/tmp/rampart-service-cut.XXXXXX", dir[PATH_MAX], cmd[2 * PATH_MAX + 32], at[24],
-         num[16];
-    int64_t end;
+    char base[] = "/tmp/rampart-service-cut.XXXXXX", dir[PATH_MAX], at[24], num[16];
+    int64_t end = promotable_base(base);
     int n, status = 0;
     bool done;
 
     (void)state;
-    assert_non_null(mkdtemp(base));
-    snprintf(dir, sizeof(dir), "%s/t", base);
-    assert_int_equal(mkdir(dir, 0700), 0);
-    end = service_ca_promotable(dir);
     snprintf(at, sizeof(at), "%lld", (long long)(end + 60));
     for (n = 1; n < 40; n++) {
         pid_t pid;
 
-        snprintf(dir, sizeof(dir), "%s/%d", base, n);
-        snprintf(cmd, sizeof(cmd), "cp -a '%s/t' '%s'", base, dir);
-        assert_int_equal(system(cmd), 0);
+        promotable_copy(base, n, dir, sizeof(dir));
         snprintf(num, sizeof(num), "%d", n);
         assert_true((pid = fork()) >= 0);
         if (pid == 0) {
@@ -4882,6 +4896,52 @@ static void service_ca_promote_cut(void **state)
     }
     assert_true(n > 4 && n < 40); /* (the mark, the old one kept, two renames at least) */
     assert_true(promoted(dir));
+    remove_tree(base);
+}
+
+/* A promotion while another process starts again and again on the same data directory (and
+ * renews, and reads what it publishes): under server.lock, the other never sees a half-moved pair
+ * (each of its starts succeeds), and the promotion succeeds. */
+static void service_ca_promote_while_starting(void **state)
+{
+    char base[] = "/tmp/rampart-service-race.XXXXXX", dir[PATH_MAX];
+    int64_t end = promotable_base(base);
+    int gate[2], status;
+    pid_t pid;
+
+    (void)state;
+    for (int round = 0; round < 3; round++) {
+        promotable_copy(base, round, dir, sizeof(dir));
+        assert_int_equal(pipe(gate), 0);
+        fflush(stderr);
+        assert_true((pid = fork()) >= 0);
+        if (pid == 0) {
+            char c, *pem;
+            int64_t nb, na;
+            bool renewed;
+
+            close(gate[1]);
+            if (read(gate[0], &c, 1) != 0)
+                _exit(2);
+            for (int i = 0; i < 10; i++) {
+                if (rp_service_identity_init(dir, NULL) != RP_OK ||
+                    rp_service_cert_renew(dir, NULL, &renewed) != RP_OK ||
+                    rp_service_ca_published(dir, (int64_t)time(NULL), &pem, &nb, &na) != RP_OK)
+                    _exit(1);
+                free(pem);
+            }
+            _exit(0);
+        }
+        close(gate[0]);
+        close(gate[1]); /* (both go) */
+        assert_int_equal(rp_service_ca_promote(dir, end + 60, false), RP_OK);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+        assert_true(promoted(dir));
+        assert_int_equal(rp_service_identity_init(dir, NULL), RP_OK);
+        assert_true(signed_by(dir, "server-ca.pem"));
+    }
     remove_tree(base);
 }
 
@@ -5458,6 +5518,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(service_ca_promote_rules),
         cmocka_unit_test(service_ca_promote_half_pairs),
         cmocka_unit_test(service_ca_promote_cut),
+        cmocka_unit_test(service_ca_promote_while_starting),
         cmocka_unit_test(service_cert_ahead),
         cmocka_unit_test_setup_teardown(store_device_status, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_batch_spends_each_nonce_once, db_setup, db_teardown),
