@@ -50,6 +50,7 @@ static const char usage[] =
     "       rampart-server counters recount [options]\n"
     "       rampart-server nonces reset-watermark [options]\n"
     "       rampart-server service-ca next [--force] [options]\n"
+    "       rampart-server service-ca promote [--force] [options]\n"
     "\n"
     "The Rampart security service: attests devices, issues 24-hour device certificates from\n"
     "tenant CAs, and serves the operator API, over HTTPS.\n"
@@ -156,6 +157,12 @@ static const char usage[] =
     "every replica and reload them (SIGHUP). Devices take it at their next attestation; it\n"
     "signs the TLS certificate from the service CA's last 30 days on, once it is 30 days\n"
     "old (or in the old CA's last day) (docs/operations.md, \"The service CA's lifetime\").\n"
+    "\n"
+    "service-ca promote: make the successor the service CA (DIR/server-ca-next.pem and .key\n"
+    "renamed over server-ca.pem and .key; the old certificate kept as server-ca-old.pem),\n"
+    "after the old one's end (before it only with --force, and not before the successor has\n"
+    "been published 30 days unless the old CA ends within a day); safe to kill and run again.\n"
+    "Run it on every replica, then reload them (SIGHUP); then service-ca next works again.\n"
     "\n"
     "On first start it writes DIR/server-ca.pem (the certificate clients trust) and\n"
     "DIR/admin.token (a bootstrap system token, 0600). No other system token is ever made but\n"
@@ -1012,7 +1019,7 @@ int main(int argc, char **argv)
     bool rotate = false, force = false;
     rp_blobs_kind_t move_from = RP_BLOBS_DIR, move_to = RP_BLOBS_DIR;
     int moving = 0; /* blobs move's options seen: 1 --from, 2 --to */
-    bool move = false, recount = false, reset = false, ca_next = false;
+    bool move = false, recount = false, reset = false, ca_next = false, ca_promote = false;
     rp_err_t err;
 
     rp_log_init("rampart-server", RP_LOG_INFO);
@@ -1058,8 +1065,10 @@ int main(int argc, char **argv)
             strcmp(argv[optind + 1], "reset-watermark") == 0;
     ca_next = argc - optind == 2 && strcmp(argv[optind], "service-ca") == 0 &&
               strcmp(argv[optind + 1], "next") == 0;
-    if ((optind != argc && !move && !recount && !reset && !ca_next) || (move && moving != 3) ||
-        (!move && moving != 0) || (force && !ca_next)) {
+    ca_promote = argc - optind == 2 && strcmp(argv[optind], "service-ca") == 0 &&
+                 strcmp(argv[optind + 1], "promote") == 0;
+    if ((optind != argc && !move && !recount && !reset && !ca_next && !ca_promote) ||
+        (move && moving != 3) || (!move && moving != 0) || (force && !ca_next && !ca_promote)) {
         fputs(move ? "rampart-server: blobs move wants --from and --to\n" : usage, stderr);
         return 2;
     }
@@ -1103,6 +1112,8 @@ int main(int argc, char **argv)
         return nonces_reset_watermark(&srv);
     if (ca_next)
         return rp_service_ca_next(cfg->data_dir, (int64_t)time(NULL), force) == RP_OK ? 0 : 1;
+    if (ca_promote)
+        return rp_service_ca_promote(cfg->data_dir, (int64_t)time(NULL), force) == RP_OK ? 0 : 1;
     if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
         rp_log_error("%s: %s", cfg->data_dir, strerror(errno));
         return 1;

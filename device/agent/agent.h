@@ -228,6 +228,12 @@ void rp_agent_service_ca_keep(const rp_agent_t *a, const char *given, const char
  * certificate that reads as one (no key, nothing curl would fail to load). Fuzzed
  * (fuzz/service_ca.c). */
 bool rp_agent_service_ca_valid(const char *pem, size_t len);
+/* The service CAs the agent trusts for the service (S/agent/service-ca.pem: the given file, then
+ * those kept; `status`), at most RP_AGENT_SERVICE_CA_SHOWN, each {subject (RFC 2253), sha256
+ * (hex), not_before, not_after (seconds)}: an empty array before the first attestation (or NULL:
+ * no memory). */
+#define RP_AGENT_SERVICE_CA_SHOWN 16
+json_t *rp_agent_service_ca_list(const rp_agent_t *a);
 
 /* Whether S/device.crt is this device's certificate (its key the identity key) and
  * S/ca-chain.pem holds a certificate: RP_ERR_NOT_FOUND before the first attestation;

@@ -355,6 +355,60 @@ bool rp_agent_service_ca_valid(const char *pem, size_t len)
     return ok;
 }
 
+/* One certificate as `status` shows it: its subject, SHA-256 fingerprint and times. */
+static json_t *service_ca_json(X509 *cert)
+{
+    uint8_t md[32];
+    unsigned int md_len = 0;
+    char hex[2 * sizeof(md) + 1] = "", *subject = NULL;
+    BIO *bio = BIO_new(BIO_s_mem());
+    long len = 0;
+    json_t *out = NULL;
+
+    if (bio != NULL &&
+        X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) >= 0 &&
+        BIO_write(bio, "", 1) == 1 && (len = BIO_get_mem_data(bio, &subject)) > 0 &&
+        X509_digest(cert, EVP_sha256(), md, &md_len) == 1 && md_len == sizeof(md) &&
+        rp_hex_encode(md, sizeof(md), hex, sizeof(hex)) == RP_OK)
+        out = json_pack("{s:s, s:s, s:I, s:I}", "subject", subject, "sha256", hex, "not_before",
+                        (json_int_t)rp_cert_time(X509_get0_notBefore(cert)), "not_after",
+                        (json_int_t)rp_cert_time(X509_get0_notAfter(cert)));
+    ERR_clear_error();
+    BIO_free(bio);
+    return out;
+}
+
+json_t *rp_agent_service_ca_list(const rp_agent_t *a)
+{
+    char path[PATH_MAX + 64];
+    uint8_t *data = NULL;
+    size_t len = 0;
+    X509 *certs[RP_AGENT_SERVICE_CA_SHOWN];
+    int n = 0;
+    json_t *list = json_array();
+
+    /* (none before the first attestation; one that does not read wholly: what reads) */
+    if (list != NULL && rp_agent_file(a, "service-ca.pem", path, sizeof(path)) == RP_OK &&
+        rp_read_file(path, 2 * RP_AGENT_SERVICE_CA_MAX + 1, &data, &len) == RP_OK && len > 0) {
+        BIO *bio = BIO_new_mem_buf(data, (int)len);
+        X509 *cert;
+
+        while (bio != NULL && n < RP_AGENT_SERVICE_CA_SHOWN &&
+               (cert = PEM_read_bio_X509(bio, NULL, rp_pem_no_passphrase, NULL)) != NULL)
+            certs[n++] = cert;
+        ERR_clear_error();
+        BIO_free(bio);
+    }
+    for (int i = 0; i < n; i++) {
+        json_t *one = service_ca_json(certs[i]);
+        if (one != NULL)
+            json_array_append_new(list, one);
+        X509_free(certs[i]);
+    }
+    free(data);
+    return list;
+}
+
 /* The kept file (path, *kept: malloc'd, *kept_len) when it is the given file (*mine, *mine_len:
  * malloc'd) whole, a newline, then service CAs that still read as such (from *kept + *mine_len +
  * 1); each buffer set (or NULL) either way. */

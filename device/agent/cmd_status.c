@@ -71,10 +71,20 @@ static rp_err_t status_by_monitor(rp_agent_t *agent, json_t *list)
     return err;
 }
 
+/* seconds (since the epoch, a JSON integer) as UTC text in when ("?" when it cannot be). */
+static void utc_text(const json_t *seconds, char when[32])
+{
+    time_t t = (time_t)json_integer_value(seconds);
+    struct tm tm;
+
+    if (gmtime_r(&t, &tm) == NULL || strftime(when, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(when, 32, "?");
+}
+
 int cmd_status(const struct args *a)
 {
     char names[RP_COMPONENTS_MAX][RP_COMPONENT_NAME_MAX + 1], path[PATH_MAX];
-    json_t *list = json_array();
+    json_t *list = json_array(), *cas;
     rp_agent_t agent;
     size_t n = 0;
     rp_err_t err;
@@ -123,14 +133,16 @@ int cmd_status(const struct args *a)
                 rp_update_state_name(c.last_result), "version", c.last_version, "detail",
                 c.last_detail, "at", (json_int_t)c.last_at, "app", run));
     }
+    cas = rp_agent_service_ca_list(&agent);
     rp_agent_close(&agent);
-    if (err != RP_OK) {
+    if (err != RP_OK || cas == NULL) {
         json_decref(list);
+        json_decref(cas);
         rp_log_error("cannot read the components: %s", rp_strerror(err));
         return FAIL;
     }
     if (a->output != NULL && strcmp(a->output, "json") == 0) {
-        json_t *out = json_pack("{s:o}", "components", list);
+        json_t *out = json_pack("{s:o, s:o}", "components", list, "service_cas", cas);
         json_dumpf(out, stdout, JSON_INDENT(2));
         putchar('\n');
         json_decref(out);
@@ -160,11 +172,8 @@ int cmd_status(const struct args *a)
                json_string_value(json_object_get(l, "detail")));
         if (json_is_object(json_object_get(c, "handed"))) {
             json_t *h = json_object_get(c, "handed");
-            time_t until = (time_t)json_integer_value(json_object_get(h, "deadline"));
-            char when[32] = "?";
-            struct tm tm;
-            if (gmtime_r(&until, &tm) != NULL)
-                strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+            char when[32];
+            utc_text(json_object_get(h, "deadline"), when);
             printf("%-16s on trial in slot %s, handed to the MCU's relay: %s, its verdict due by %s\n",
                    "", json_string_value(json_object_get(c, "trial_slot")) ?: "?",
                    json_string_value(json_object_get(h, "digest")), when);
@@ -182,6 +191,17 @@ int cmd_status(const struct args *a)
                    exit != NULL ? ", last " : "", exit != NULL ? exit : "");
         }
     }
+    /* The service CAs trusted for the service: the given one first, then those it published. */
+    for (size_t i = 0; i < json_array_size(cas); i++) {
+        json_t *ca = json_array_get(cas, i), *until = json_object_get(ca, "not_after");
+        char when[32];
+        utc_text(until, when);
+        printf("service CA %s, SHA-256 %s, until %s%s\n",
+               json_string_value(json_object_get(ca, "subject")),
+               json_string_value(json_object_get(ca, "sha256")), when,
+               json_integer_value(until) <= (json_int_t)time(NULL) ? " (ended)" : "");
+    }
+    json_decref(cas);
     json_decref(list);
     return OK;
 }

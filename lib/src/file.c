@@ -135,6 +135,13 @@ static rp_err_t sync_parent(const char *path)
     return rc == 0 ? RP_OK : RP_ERR_IO;
 }
 
+rp_err_t rp_rename_durable(const char *from, const char *to)
+{
+    if (rename(from, to) != 0)
+        return errno == ENOENT ? RP_ERR_NOT_FOUND : RP_ERR_IO;
+    return sync_parent(to);
+}
+
 rp_err_t rp_atomic_begin(rp_atomic_file_t *f, const char *path, mode_t mode, int exclusive)
 {
     int n;

@@ -25,6 +25,7 @@
 #include "ca.h"
 #include "names.h"
 #include "rampart/bytes.h"
+#include "rampart/failpoint.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/key.h"
@@ -403,12 +404,13 @@ void rp_service_identity_unlock(int fd)
  * DATA_DIR/server.lock: processes sharing the directory make it once. switch_at: when the
  * successor signs in ca's place (0: no successor waiting), said in place of "no successor" when a
  * certificate ending with ca is not renewed (review r14 L1). *renewed: whether one was made.
+ * The caller holds server.lock (rp_service_identity_lock), taken before it read the CAs: a
+ * promotion (rp_service_ca_promote) does not move them under it.
  */
 static rp_err_t server_cert_check(const char *data_dir, X509 *ca, EVP_PKEY *ca_key, X509 *other,
                                   const char *hostnames, bool at_start, int64_t now,
                                   int64_t switch_at, bool *renewed)
 {
-    int lock = rp_service_identity_lock(data_dir);
     X509 *server = read_cert_file(data_dir, "server.pem");
     EVP_PKEY *key = read_key_file(data_dir, "server.key");
     int64_t end = server != NULL ? rp_cert_time(X509_get0_notAfter(server)) : 0,
@@ -434,9 +436,7 @@ static rp_err_t server_cert_check(const char *data_dir, X509 *ca, EVP_PKEY *ca_k
     EVP_PKEY_free(key);
     ERR_clear_error();
     *renewed = false;
-    if (lock < 0)
-        err = RP_ERR_IO;
-    else if ((unfit || due) && next > now) {
+    if ((unfit || due) && next > now) {
         err = make_server_cert(data_dir, ca, ca_key, hostnames, now, next);
         *renewed = err == RP_OK;
     }
@@ -461,7 +461,6 @@ static rp_err_t server_cert_check(const char *data_dir, X509 *ca, EVP_PKEY *ca_k
         strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&(time_t){(time_t)next}, &tm));
         rp_log_info("made the server certificate %s/server.pem, valid until %s", data_dir, when);
     }
-    rp_service_identity_unlock(lock);
     return err;
 }
 
@@ -469,6 +468,8 @@ static rp_err_t server_cert_check(const char *data_dir, X509 *ca, EVP_PKEY *ca_k
  * there too). */
 /* In the data directory while the first start makes the service CA (service_ca_read). */
 #define SERVICE_CA_MAKING RP_SERVICE_CA ".making"
+/* In the data directory while the successor is made the service CA (rp_service_ca_promote). */
+#define SERVICE_CA_PROMOTING RP_SERVICE_CA ".promoting"
 
 static bool file_there(const char *data_dir, const char *name)
 {
@@ -559,15 +560,20 @@ static rp_err_t service_ca_read(const char *data_dir, bool making, X509 **ca, EV
     return service_ca_pair(data_dir, RP_SERVICE_CA, making, ca, ca_key);
 }
 
+int64_t rp_service_ca_lead_end(int64_t cur_not_after, int64_t next_not_before)
+{
+    int64_t published = next_not_before + RP_CA_PUBLISH_LEAD,
+            last = cur_not_after - RP_SERVICE_CA_LAST_DAY;
+
+    return published < last ? published : last;
+}
+
 int64_t rp_service_ca_switch_at(int64_t cur_not_after, int64_t next_not_before)
 {
     int64_t at = cur_not_after - RP_SERVICE_CA_SWITCH_BEFORE,
-            published = next_not_before + RP_CA_PUBLISH_LEAD,
-            last = cur_not_after - RP_SERVICE_CA_LAST_DAY;
+            lead = rp_service_ca_lead_end(cur_not_after, next_not_before);
 
-    if (published > at)
-        at = published < last ? published : last;
-    return at;
+    return lead > at ? lead : at;
 }
 
 int rp_service_ca_signer(int64_t cur_not_after, bool have_next, int64_t next_not_before,
@@ -580,10 +586,13 @@ int rp_service_ca_signer(int64_t cur_not_after, bool have_next, int64_t next_not
 }
 
 /* The service CAs in data_dir: the current one and its key (an error when missing), and the
- * successor (*next, *next_key: NULL when there is none); *signer points at the pair that signs
- * the server certificate at now, *other at the other certificate (NULL: none). */
+ * successor (*next, *next_key: NULL when there is none), and the one it replaced (*old: the
+ * certificate alone, RP_SERVICE_CA_OLD.pem, kept by a promotion; NULL when none); *signer points
+ * at the pair that signs the server certificate at now, *other at the other certificate (the
+ * successor's or the current one, else the one replaced; NULL: none). Read under server.lock: a
+ * promotion cut short (SERVICE_CA_PROMOTING) is completed first. */
 struct service_cas {
-    X509 *ca, *next;
+    X509 *ca, *next, *old;
     EVP_PKEY *ca_key, *next_key;
     X509 *signer, *other;
     EVP_PKEY *signer_key;
@@ -594,20 +603,32 @@ static void service_cas_free(struct service_cas *c)
 {
     X509_free(c->ca);
     X509_free(c->next);
+    X509_free(c->old);
     EVP_PKEY_free(c->ca_key);
     EVP_PKEY_free(c->next_key);
     memset(c, 0, sizeof(*c));
 }
 
+static rp_err_t promote_finish(const char *data_dir);
+
 static rp_err_t service_cas_read(const char *data_dir, int64_t now, struct service_cas *c)
 {
-    rp_err_t err;
+    rp_err_t err = RP_OK;
     bool have_next, switched;
 
     memset(c, 0, sizeof(*c));
-    err = service_ca_read(data_dir, false, &c->ca, &c->ca_key);
+    if (file_there(data_dir, SERVICE_CA_PROMOTING))
+        err = promote_finish(data_dir);
+    if (err == RP_OK)
+        err = service_ca_read(data_dir, false, &c->ca, &c->ca_key);
     if (err != RP_OK)
         return err;
+    /* (the one replaced: read when it is there, said when it cannot be, never needed) */
+    if (file_there(data_dir, RP_SERVICE_CA_OLD ".pem") &&
+        (c->old = read_cert_file(data_dir, RP_SERVICE_CA_OLD ".pem")) == NULL) {
+        say_unread(data_dir, RP_SERVICE_CA_OLD ".pem", "a PEM certificate");
+        ERR_clear_error();
+    }
     /* (a successor whose files do not go together counts for nothing: said above) */
     err = service_ca_pair(data_dir, RP_SERVICE_CA_NEXT, true, &c->next, &c->next_key);
     c->next_mismatch = err == RP_ERR_BAD_KEY;
@@ -618,7 +639,7 @@ static rp_err_t service_cas_read(const char *data_dir, int64_t now, struct servi
                              have_next ? rp_cert_time(X509_get0_notAfter(c->next)) : 0, now) == 1;
     c->signer = switched ? c->next : c->ca;
     c->signer_key = switched ? c->next_key : c->ca_key;
-    c->other = switched ? c->ca : c->next;
+    c->other = switched ? c->ca : c->next != NULL ? c->next : c->old;
     return RP_OK;
 }
 
@@ -639,11 +660,13 @@ int64_t rp_service_ca_switch_pending(const char *data_dir, int64_t now)
 {
     struct service_cas c;
     int64_t at = 0;
+    int lock = rp_service_identity_lock(data_dir);
 
-    if (service_cas_read(data_dir, now, &c) == RP_OK) {
+    if (lock >= 0 && service_cas_read(data_dir, now, &c) == RP_OK) {
         at = switch_pending(&c);
         service_cas_free(&c);
     }
+    rp_service_identity_unlock(lock);
     return at > now ? at : 0;
 }
 
@@ -653,9 +676,9 @@ rp_err_t rp_service_identity_init(const char *data_dir, const char *hostnames)
     EVP_PKEY *ca_key = NULL;
     struct service_cas c;
     int64_t now = (int64_t)time(NULL);
-    /* (under server.lock, released before server_cert_check takes it again: processes sharing
-     * the data directory that start together on an empty one make one master key and one service
-     * CA, the later ones reading what the first made; review r14 L2) */
+    /* (under server.lock, to the end: processes sharing the data directory that start together
+     * on an empty one make one master key and one service CA, the later ones reading what the
+     * first made (review r14 L2); a promotion does not move the CAs meanwhile) */
     int lock = rp_service_identity_lock(data_dir);
     rp_err_t err = lock >= 0 ? ensure_master_key(data_dir) : RP_ERR_IO;
     bool renewed;
@@ -667,6 +690,8 @@ rp_err_t rp_service_identity_init(const char *data_dir, const char *hostnames)
      * both files are written: a key there alone is then this service's own, cut short, and made
      * again; without the mark it is a copy done in part, refused (review r13 M1). */
     snprintf(making_path, sizeof(making_path), "%s/%s", data_dir, SERVICE_CA_MAKING);
+    if (err == RP_OK && file_there(data_dir, SERVICE_CA_PROMOTING))
+        err = promote_finish(data_dir); /* (a promotion cut short: its pairs are half-moved) */
     if (err == RP_OK &&
         (err = service_ca_read(data_dir, making, &ca, &ca_key)) == RP_ERR_NOT_FOUND) {
         err = rp_write_file_atomic(making_path, "", 0, 0600, 0);
@@ -687,7 +712,6 @@ rp_err_t rp_service_identity_init(const char *data_dir, const char *hostnames)
     /* (a mark left behind a pair that reads: a power cut before its unlink reached the disk) */
     if (err == RP_OK && making && unlink(making_path) != 0 && errno != ENOENT)
         rp_log_warn("cannot remove %s: %s", making_path, strerror(errno));
-    rp_service_identity_unlock(lock);
     X509_free(ca);
     EVP_PKEY_free(ca_key);
     if (err == RP_OK)
@@ -697,6 +721,7 @@ rp_err_t rp_service_identity_init(const char *data_dir, const char *hostnames)
                                 switch_pending(&c), &renewed);
         service_cas_free(&c);
     }
+    rp_service_identity_unlock(lock);
     return err;
 }
 
@@ -704,21 +729,24 @@ rp_err_t rp_service_cert_renew(const char *data_dir, const char *hostnames, bool
 {
     struct service_cas c;
     int64_t now = (int64_t)time(NULL);
+    int lock = rp_service_identity_lock(data_dir);
     rp_err_t err;
 
     *renewed = false;
-    err = service_cas_read(data_dir, now, &c);
+    err = lock >= 0 ? service_cas_read(data_dir, now, &c) : RP_ERR_IO;
     if (err != RP_OK) {
         rp_log_error("the service CA in %s cannot be used (%s%s): the server certificate cannot "
                      "be renewed",
                      data_dir, rp_strerror(err),
                      err == RP_ERR_NOT_FOUND ? ": server-ca.pem and server-ca.key are gone"
                                              : ", above");
+        rp_service_identity_unlock(lock);
         return err;
     }
     err = server_cert_check(data_dir, c.signer, c.signer_key, c.other, hostnames, false, now,
                             switch_pending(&c), renewed);
     service_cas_free(&c);
+    rp_service_identity_unlock(lock);
     return err;
 }
 
@@ -746,17 +774,23 @@ rp_err_t rp_service_ca_published(const char *data_dir, int64_t now, char **pem, 
                                  int64_t *not_after)
 {
     struct service_cas c;
-    X509 *newest, *published[2];
-    int n = 0;
-    rp_err_t err = service_cas_read(data_dir, now, &c);
+    X509 *newest, *published[3];
+    int n = 0, lock = rp_service_identity_lock(data_dir);
+    rp_err_t err = lock >= 0 ? service_cas_read(data_dir, now, &c) : RP_ERR_IO;
 
+    rp_service_identity_unlock(lock);
     *pem = NULL;
     if (err != RP_OK)
         return err;
     newest = c.next != NULL ? c.next : c.ca;
     *not_before = rp_cert_time(X509_get0_notBefore(newest));
     *not_after = rp_cert_time(X509_get0_notAfter(newest));
-    /* (an ended CA is left out, unless there is no other: what there is) */
+    /* (an ended CA is left out, unless there is no other: what there is; the one a promotion
+     * replaced while it lasts: a replica not promoted yet still shows a certificate of it, and
+     * devices keep what is published) */
+    if (c.old != NULL && rp_cert_time(X509_get0_notAfter(c.old)) > now &&
+        X509_cmp(c.old, c.ca) != 0)
+        published[n++] = c.old;
     if (rp_cert_time(X509_get0_notAfter(c.ca)) > now || c.next == NULL)
         published[n++] = c.ca;
     if (c.next != NULL)
@@ -841,6 +875,171 @@ rp_err_t rp_service_ca_next(const char *data_dir, int64_t now, bool force)
     service_cas_free(&c);
     X509_free(cert);
     EVP_PKEY_free(key);
+    rp_service_identity_unlock(lock);
+    return err;
+}
+
+/* data_dir/from renamed to data_dir/to, durably, then a failpoint (named step). */
+static rp_err_t promote_move(const char *data_dir, const char *from, const char *to,
+                             const char *step)
+{
+    char a[4096], b[4096];
+    rp_err_t err;
+
+    snprintf(a, sizeof(a), "%s/%s", data_dir, from);
+    snprintf(b, sizeof(b), "%s/%s", data_dir, to);
+    err = rp_rename_durable(a, b);
+    if (err != RP_OK)
+        rp_log_error("cannot rename %s to %s: %s", a, b, strerror(errno));
+    rp_failpoint(step);
+    return err;
+}
+
+/*
+ * The promotion's steps after its mark (SERVICE_CA_PROMOTING), each durable, in an order any cut
+ * of which the next start, reload or promote completes (promote_finish): the current CA's
+ * certificate kept as RP_SERVICE_CA_OLD.pem (old; NULL: done already), then the successor's key
+ * renamed over the current key, then its certificate over the current one; then the mark removed.
+ * Between the two renames the current pair is half (the successor's key, the old certificate):
+ * the mark says so, and which half is which (the successor's certificate is still there).
+ */
+static rp_err_t promote_steps(const char *data_dir, X509 *old, bool pem_moved)
+{
+    char mark[4096];
+    rp_err_t err = RP_OK;
+
+    if (old != NULL)
+        err = write_pem_file(data_dir, RP_SERVICE_CA_OLD ".pem", 0644, write_cert, old);
+    if (err == RP_OK && old != NULL)
+        err = promote_move(data_dir, RP_SERVICE_CA_NEXT ".key", RP_SERVICE_CA ".key",
+                           "service-ca promote: key moved");
+    if (err == RP_OK && !pem_moved)
+        err = promote_move(data_dir, RP_SERVICE_CA_NEXT ".pem", RP_SERVICE_CA ".pem",
+                           "service-ca promote: certificate moved");
+    snprintf(mark, sizeof(mark), "%s/%s", data_dir, SERVICE_CA_PROMOTING);
+    /* (a mark whose removal did not reach the disk: the next read finds the moves done) */
+    if (err == RP_OK && unlink(mark) != 0 && errno != ENOENT) {
+        rp_log_error("cannot remove %s: %s", mark, strerror(errno));
+        err = RP_ERR_IO;
+    }
+    return err;
+}
+
+/* A promotion cut short (SERVICE_CA_PROMOTING there), completed from where it was cut: both of the
+ * successor's files there (nothing moved yet: the two pairs as they were), its certificate alone
+ * (its key moved: the current key must be its), or neither (both moved: the mark left). Anything
+ * else is refused (said), never guessed at. Under server.lock. */
+static rp_err_t promote_finish(const char *data_dir)
+{
+    bool key = file_there(data_dir, RP_SERVICE_CA_NEXT ".key"),
+         pem = file_there(data_dir, RP_SERVICE_CA_NEXT ".pem");
+    X509 *ca = NULL, *next = NULL;
+    EVP_PKEY *ca_key = NULL, *next_key = NULL;
+    rp_err_t err = RP_OK;
+
+    if (key && pem) {
+        err = service_ca_pair(data_dir, RP_SERVICE_CA, false, &ca, &ca_key);
+        if (err == RP_OK)
+            err = service_ca_pair(data_dir, RP_SERVICE_CA_NEXT, false, &next, &next_key);
+        if (err == RP_OK)
+            err = promote_steps(data_dir, ca, false);
+    } else if (!key && !pem)
+        err = promote_steps(data_dir, NULL, true);
+    else if (pem && (next = read_cert_file(data_dir, RP_SERVICE_CA_NEXT ".pem")) != NULL &&
+             (ca_key = read_key_file(data_dir, RP_SERVICE_CA ".key")) != NULL &&
+             X509_check_private_key(next, ca_key) == 1)
+        err = promote_steps(data_dir, NULL, false);
+    else {
+        /* (the successor's key alone, or its certificate beside a current key not its own) */
+        rp_log_error("%s/%s is there (a promotion cut short), but %s/%s.pem and %s.key are not "
+                     "as a promotion leaves them: put the successor's two files back as %s.pem "
+                     "and .key (a copy from another replica), then run rampart-server service-ca "
+                     "promote again",
+                     data_dir, SERVICE_CA_PROMOTING, data_dir, RP_SERVICE_CA_NEXT, RP_SERVICE_CA,
+                     RP_SERVICE_CA_NEXT);
+        err = RP_ERR_BAD_KEY;
+    }
+    ERR_clear_error();
+    if (err == RP_OK)
+        rp_log_info("completed the promotion of the service CA's successor in %s, cut short "
+                    "before (%s)",
+                    data_dir, SERVICE_CA_PROMOTING);
+    X509_free(ca);
+    X509_free(next);
+    EVP_PKEY_free(ca_key);
+    EVP_PKEY_free(next_key);
+    return err;
+}
+
+/* A time as the log gives it. */
+static void day_of(int64_t at, char *out, size_t cap)
+{
+    struct tm tm;
+
+    strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&(time_t){(time_t)at}, &tm));
+}
+
+rp_err_t rp_service_ca_promote(const char *data_dir, int64_t now, bool force)
+{
+    struct service_cas c = {0};
+    char when[32], path[4096];
+    int lock = rp_service_identity_lock(data_dir);
+    bool resumed = lock >= 0 && file_there(data_dir, SERVICE_CA_PROMOTING);
+    rp_err_t err = lock >= 0 ? service_cas_read(data_dir, now, &c) : RP_ERR_IO;
+    int64_t end = 0, lead = 0, from;
+
+    if (err == RP_OK && resumed) { /* (completed by the read) */
+        rp_log_info("the successor is the service CA %s/%s.pem", data_dir, RP_SERVICE_CA);
+        goto out;
+    }
+    if (err == RP_ERR_NOT_FOUND)
+        rp_log_error("%s/%s.pem or %s.key is missing: there is no service CA to replace", data_dir,
+                     RP_SERVICE_CA, RP_SERVICE_CA);
+    if (err == RP_OK && c.next_mismatch)
+        err = RP_ERR_BAD_KEY; /* (said) */
+    if (err == RP_OK && c.next == NULL && file_there(data_dir, RP_SERVICE_CA_NEXT ".key")) {
+        rp_log_error("%s/%s.key is there without %s.pem: copy %s.pem from the replica that made "
+                     "it",
+                     data_dir, RP_SERVICE_CA_NEXT, RP_SERVICE_CA_NEXT, RP_SERVICE_CA_NEXT);
+        err = RP_ERR_BAD_KEY;
+    } else if (err == RP_OK && c.next == NULL) {
+        rp_log_error("there is no successor (%s/%s.pem) to promote: make one first "
+                     "(rampart-server service-ca next)",
+                     data_dir, RP_SERVICE_CA_NEXT);
+        err = RP_ERR_NOT_FOUND;
+    }
+    if (err == RP_OK) {
+        end = rp_cert_time(X509_get0_notAfter(c.ca));
+        lead = rp_service_ca_lead_end(end, rp_cert_time(X509_get0_notBefore(c.next)));
+    }
+    /* (before the old CA's end the switch's rule holds with --force too: devices have had the
+     * successor published for its lead, or the old CA is in its last day) */
+    from = force ? lead : end; /* (the earliest promotion) */
+    if (err == RP_OK && now < from) {
+        day_of(from, when, sizeof(when));
+        rp_log_error(force ? "the successor (%s/%s.pem) has not been published for long enough "
+                             "yet: devices have until %s to take it at an attestation; promote it "
+                             "then at the earliest, even with --force"
+                           : "the service CA (%s/%s.pem) is valid until %s: promote its successor "
+                             "after that (before, only with --force, once the successor has been "
+                             "published 30 days)",
+                     data_dir, force ? RP_SERVICE_CA_NEXT : RP_SERVICE_CA, when);
+        err = RP_ERR_DENIED;
+    }
+    if (err == RP_OK) {
+        snprintf(path, sizeof(path), "%s/%s", data_dir, SERVICE_CA_PROMOTING);
+        err = rp_write_file_atomic(path, "", 0, 0600, 0);
+        rp_failpoint("service-ca promote: marked");
+    }
+    if (err == RP_OK)
+        err = promote_steps(data_dir, c.ca, false);
+    if (err == RP_OK)
+        rp_log_info("the successor is the service CA %s/%s.pem; the one it replaced is kept as "
+                    "%s.pem (published while it lasts): do the same on every replica, then "
+                    "reload them (SIGHUP)",
+                    data_dir, RP_SERVICE_CA, RP_SERVICE_CA_OLD);
+out:
+    service_cas_free(&c);
     rp_service_identity_unlock(lock);
     return err;
 }

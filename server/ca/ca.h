@@ -105,10 +105,14 @@ rp_err_t rp_service_identity_init(const char *data_dir, const char *hostnames) R
  * ends with it) is the switch. Devices have from the successor's making to then to attest once and
  * take it; they keep a service CA published to them until it ends unless an answer leaves it out
  * beside a newer one (the agent's kept bundle: rp_agent_service_ca_keep).
- * A CA whose two files do not make a pair is refused, never replaced (service_ca_pair).
+ * A CA whose two files do not make a pair is refused, never replaced (service_ca_pair). Once the
+ * old CA has ended, `rampart-server service-ca promote` (rp_service_ca_promote) makes the
+ * successor the service CA, after which `service-ca next` makes the next generation.
  */
 #define RP_SERVICE_CA "server-ca"
 #define RP_SERVICE_CA_NEXT "server-ca-next"
+/* The certificate of the service CA a promotion replaced (rp_service_ca_promote). */
+#define RP_SERVICE_CA_OLD "server-ca-old"
 #define RP_SERVICE_CA_LIFETIME (10 * 365 * 24 * 3600)
 #define RP_SERVICE_CA_SWITCH_BEFORE RP_SERVER_CERT_RENEW_BEFORE
 /* The current CA's last day: a successor made later than RP_CA_PUBLISH_LEAD before it still
@@ -119,6 +123,10 @@ rp_err_t rp_service_identity_init(const char *data_dir, const char *hostnames) R
  * has been published RP_CA_PUBLISH_LEAD (devices take it then), unless that is in the current
  * one's last day (review r13 M2: a successor made late is not switched to at once). */
 int64_t rp_service_ca_switch_at(int64_t cur_not_after, int64_t next_not_before);
+/* The end of the successor's lead in that rule: RP_CA_PUBLISH_LEAD after next_not_before, or the
+ * current CA's last day if that comes first (what rp_service_ca_switch_at waits for beyond the
+ * current CA's last RP_SERVICE_CA_SWITCH_BEFORE). */
+int64_t rp_service_ca_lead_end(int64_t cur_not_after, int64_t next_not_before);
 /* Which service CA signs the server certificate at now: 1, the successor (there is one, valid at
  * now, and now is past rp_service_ca_switch_at), else 0, the current one. */
 int rp_service_ca_signer(int64_t cur_not_after, bool have_next, int64_t next_not_before,
@@ -140,6 +148,15 @@ rp_err_t rp_service_ca_published(const char *data_dir, int64_t now, char **pem, 
  * pairs, RP_ERR_DENIED when the current one is not due yet (rp_ca_rollover_due) and not force
  * (logged, each). */
 rp_err_t rp_service_ca_next(const char *data_dir, int64_t now, bool force) RP_MUST_CHECK;
+/* `rampart-server service-ca promote`: the successor made the service CA in data_dir (its files
+ * renamed over the current ones; the current certificate kept as RP_SERVICE_CA_OLD.pem, published
+ * while it lasts; its key gone), under server.lock, after a mark (RP_SERVICE_CA ".promoting"):
+ * a cut at any point leaves the old pairs or the new, or a state that the next start, reload,
+ * renewal or promote completes. Refused (logged) with RP_ERR_NOT_FOUND when there is no service
+ * CA or no successor, RP_ERR_BAD_KEY when either pair is half or mismatched, RP_ERR_DENIED before
+ * the current CA's end unless force, and with force before the successor's lead has passed
+ * (rp_service_ca_lead_end). A promotion cut short is completed and RP_OK. */
+rp_err_t rp_service_ca_promote(const char *data_dir, int64_t now, bool force) RP_MUST_CHECK;
 
 /*
  * The running service's renewal (main.c: when the certificate in use nears its end, and at each

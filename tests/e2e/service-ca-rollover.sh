@@ -6,7 +6,9 @@
 # attestation answer (service_ca). Device a attests then and keeps it; device b does not. In the
 # old CA's last 30 days the server certificate is the successor's: a, given the old CA alone, still
 # connects (and after the old CA's end too, its daemon's status report as well); b, which never
-# took the successor, cannot.
+# took the successor, cannot. After the old CA's end the operator promotes the successor
+# (rampart-server service-ca promote, the service running) and reloads: a still attests, and
+# `service-ca next` makes the next generation, which a takes too (rampart-agent status shows it).
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT}" "${RAMPART_SERVER:?set RAMPART_SERVER}"
 srv=$E2E_DIR/srv
@@ -90,5 +92,31 @@ wait "$daemon" 2>/dev/null || true
 # b re-provisioned with the successor (its kept file does not begin with it: the new one alone)
 expect 0 run_at "$AGENT" attest --state-dir "$E2E_DIR/b" --server "$SERVER_URL" \
   --server-ca "$srv/server-ca-next.pem"
+
+# The successor made the service CA while the service runs (refused before, then done once).
+fp_next=$(openssl x509 -in "$srv/server-ca-next.pem" -noout -fingerprint -sha256)
+expect 0 run_at "$SERVER_BIN" service-ca promote --data-dir "$srv"
+eq "$(openssl x509 -in "$srv/server-ca.pem" -noout -fingerprint -sha256)" "$fp_next" "the promoted CA"
+[ ! -e "$srv/server-ca-next.pem" ] && [ ! -e "$srv/server-ca-next.key" ] && [ -e "$srv/server-ca-old.pem" ] ||
+  fail "the files after promote: $(ls "$srv")"
+expect 1 run_at "$SERVER_BIN" service-ca promote --data-dir "$srv"
+err_has "no successor"
+kill -HUP "$SERVER_PID"
+expect 0 attest a
+eq "$(certs_in "$E2E_DIR/a/agent/service-ca.pem")" 2 "the given CA and the promoted one"
+# the next generation (forced: the promoted CA is not due for years), published at the reload
+expect 1 run_at "$SERVER_BIN" service-ca next --data-dir "$srv"
+err_has "not due"
+expect 0 run_at "$SERVER_BIN" service-ca next --data-dir "$srv" --force
+kill -HUP "$SERVER_PID"
+published_next() { attest a >/dev/null 2>&1 && [ "$(certs_in "$E2E_DIR/a/agent/service-ca.pem")" = 3 ]; }
+wait_until 30 published_next || fail "the next generation is not published: $(certs_in "$E2E_DIR/a/agent/service-ca.pem")"
+expect 0 run_at "$AGENT" status --state-dir "$E2E_DIR/a" --output json
+eq "$(jq '.service_cas | length' "$E2E_DIR/out")" 3 "rampart-agent status: the service CAs kept"
+eq "$(jq -r '.service_cas[2].sha256' "$E2E_DIR/out")" \
+  "$(openssl x509 -in "$srv/server-ca-next.pem" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | tr A-F a-f)" \
+  "rampart-agent status: the next generation's fingerprint"
+expect 0 run_at "$AGENT" status --state-dir "$E2E_DIR/a"
+grep -q "service CA .*Rampart service CA 20" "$E2E_DIR/out" || { cat "$E2E_DIR/out" >&2; fail "status text: no service CA"; }
 E2E_CHECKS=$((E2E_CHECKS + 2))
 done_ok

@@ -42,6 +42,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "rampart/failpoint.h"
 #include "rampart/file.h"
 #include "rampart/hex.h"
 #include "rampart/key.h"
@@ -4714,6 +4715,236 @@ static void service_ca_next_not_due(void **state)
     remove_tree(dir);
 }
 
+/* A service CA ending in 20 days, the server certificate, and the successor (made now): what
+ * `service-ca promote` moves. Its end. */
+static int64_t service_ca_promotable(const char *dir)
+{
+    service_ca_ending(dir, 20);
+    assert_int_equal(rp_service_identity_init(dir, NULL), RP_OK);
+    assert_int_equal(rp_service_ca_next(dir, (int64_t)time(NULL), false), RP_OK);
+    copy_file(dir, "server-ca.pem", "was.pem", false);
+    copy_file(dir, "server-ca-next.pem", "next.pem", false);
+    copy_file(dir, "server-ca-next.key", "next.key", false);
+    return cert_end(dir, "server-ca.pem");
+}
+
+/* Whether dir holds the successor as the service CA, promoted (the old certificate kept). */
+static bool promoted(const char *dir)
+{
+    return same_file(dir, "server-ca.pem", "next.pem") &&
+           same_file(dir, "server-ca.key", "next.key") &&
+           same_file(dir, "server-ca-old.pem", "was.pem") &&
+           same_file(dir, "server-ca-next.pem", NULL) &&
+           same_file(dir, "server-ca-next.key", NULL) &&
+           same_file(dir, "server-ca.promoting", NULL);
+}
+
+/* `service-ca promote`: refused without a successor, before the old CA's end without --force, and
+ * with it before the successor's lead has passed unless the old CA is in its last day; then the
+ * successor is the service CA, the old certificate published while it lasts, and `service-ca next`
+ * makes the next generation. */
+static void service_ca_promote_rules(void **state)
+{
+    char dir[] = "/tmp/rampart-service-promote.XXXXXX", *pem = NULL;
+    int64_t now = (int64_t)time(NULL), end, nb, na;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    service_ca_ending(dir, 20);
+    assert_int_equal(rp_service_ca_promote(dir, now, true), RP_ERR_NOT_FOUND); /* no successor */
+    end = service_ca_promotable(dir);
+    assert_int_equal(rp_service_ca_promote(dir, now, false), RP_ERR_DENIED);
+    assert_int_equal(rp_service_ca_promote(dir, end - 1, false), RP_ERR_DENIED);
+    /* forced: not before the lead (30 days from its making: past the old end, so its last day) */
+    assert_int_equal(rp_service_ca_promote(dir, now, true), RP_ERR_DENIED);
+    assert_int_equal(rp_service_ca_lead_end(end, cert_begin(dir, "server-ca-next.pem")),
+                     end - RP_SERVICE_CA_LAST_DAY);
+    assert_int_equal(rp_service_ca_promote(dir, end - RP_SERVICE_CA_LAST_DAY - 1, true),
+                     RP_ERR_DENIED);
+    assert_true(same_file(dir, "server-ca.pem", "was.pem"));
+    assert_true(same_file(dir, "server-ca.promoting", NULL));
+    assert_int_equal(rp_service_ca_promote(dir, end - RP_SERVICE_CA_LAST_DAY, true), RP_OK);
+    assert_true(promoted(dir));
+    /* (once: there is no successor now) */
+    assert_int_equal(rp_service_ca_promote(dir, end + 60, false), RP_ERR_NOT_FOUND);
+    assert_true(promoted(dir));
+    /* the old one published while it lasts; the start renews nothing of its own */
+    assert_int_equal(rp_service_ca_published(dir, now, &pem, &nb, &na), RP_OK);
+    assert_non_null(strstr(strstr(pem, "BEGIN CERTIFICATE") + 1, "BEGIN CERTIFICATE"));
+    assert_int_equal(na, cert_end(dir, "server-ca.pem"));
+    free(pem);
+    assert_int_equal(rp_service_ca_published(dir, end + 1, &pem, &nb, &na), RP_OK);
+    assert_null(strstr(strstr(pem, "BEGIN CERTIFICATE") + 1, "BEGIN CERTIFICATE"));
+    free(pem);
+    assert_int_equal(rp_service_identity_init(dir, NULL), RP_OK);
+    assert_true(signed_by(dir, "server-ca.pem"));
+    /* the next generation (forced: the promoted CA is not due yet) */
+    assert_int_equal(rp_service_ca_next(dir, now, true), RP_OK);
+    assert_false(same_file(dir, "server-ca-next.pem", NULL));
+    remove_tree(dir);
+}
+
+/* A pair that is half or mismatched, the current one or the successor, is refused by promote,
+ * and nothing moves. */
+static void service_ca_promote_half_pairs(void **state)
+{
+    char dir[] = "/tmp/rampart-service-promote.XXXXXX";
+    int64_t end;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    end = service_ca_promotable(dir);
+    copy_file(dir, NULL, "server-ca-next.pem", false); /* the key alone */
+    assert_int_equal(rp_service_ca_promote(dir, end + 60, true), RP_ERR_BAD_KEY);
+    copy_file(dir, "next.pem", "server-ca-next.pem", true); /* cut short */
+    assert_int_equal(rp_service_ca_promote(dir, end + 60, true), RP_ERR_BAD_KEY);
+    copy_file(dir, "next.pem", "server-ca-next.pem", false);
+    copy_file(dir, "server-ca.key", "server-ca-next.key", false); /* not its key */
+    assert_int_equal(rp_service_ca_promote(dir, end + 60, true), RP_ERR_BAD_KEY);
+    copy_file(dir, "next.key", "server-ca-next.key", false);
+    copy_file(dir, "server-ca.key", "was.key", false);
+    copy_file(dir, NULL, "server-ca.key", false); /* the current one's certificate alone */
+    assert_int_equal(rp_service_ca_promote(dir, end + 60, true), RP_ERR_BAD_KEY);
+    assert_true(same_file(dir, "server-ca.pem", "was.pem"));
+    assert_true(same_file(dir, "server-ca-next.pem", "next.pem"));
+    assert_true(same_file(dir, "server-ca.promoting", NULL));
+    copy_file(dir, "was.key", "server-ca.key", false);
+    assert_int_equal(rp_service_ca_promote(dir, end + 60, false), RP_OK);
+    assert_true(promoted(dir));
+    /* a mark beside files no promotion leaves (the successor's key alone): refused by the start
+     * and by promote, and nothing is moved */
+    copy_file(dir, "was.pem", "server-ca.promoting", false);
+    copy_file(dir, "next.key", "server-ca-next.key", false);
+    assert_int_equal(rp_service_identity_init(dir, NULL), RP_ERR_BAD_KEY);
+    assert_int_equal(rp_service_ca_promote(dir, end + 60, false), RP_ERR_BAD_KEY);
+    assert_true(same_file(dir, "server-ca.pem", "next.pem"));
+    assert_true(same_file(dir, "server-ca-next.key", "next.key"));
+    copy_file(dir, NULL, "server-ca-next.key", false);
+    assert_int_equal(rp_service_identity_init(dir, NULL), RP_OK); /* (the mark: done) */
+    assert_true(promoted(dir));
+    remove_tree(dir);
+}
+
+static char self_exe[PATH_MAX];
+
+/* BASE/N (into dir): a copy of BASE/t, which service_ca_promotable made. */
+static void promotable_copy(const char *base, int n, char *dir, size_t cap)
+{
+    char cmd[2 * PATH_MAX + 32];
+
+    snprintf(dir, cap, "%s/%d", base, n);
+    snprintf(cmd, sizeof(cmd), "cp -a '%s/t' '%s'", base, dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* A directory BASE (mkdtemp) whose BASE/t service_ca_promotable made: the old CA's end. */
+static int64_t promotable_base(char *base)
+{
+    char dir[PATH_MAX];
+
+    assert_non_null(mkdtemp(base));
+    snprintf(dir, sizeof(dir), "%s/t", base);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    return service_ca_promotable(dir);
+}
+
+/*
+ * A promotion cut dead at each of its steps (failpoint N: this program runs itself as the child
+ * that is cut, `promote DIR AT`) leaves both service CA files there at every cut, and either the
+ * old pairs or what the next start (even N) or promote (odd N) completes: never a service that
+ * cannot start, never no CA. Past the last step the child promotes whole.
+ */
+static void service_ca_promote_cut(void **state)
+{
+    char base[] = "/tmp/rampart-service-cut.XXXXXX", dir[PATH_MAX], at[24], num[16];
+    int64_t end = promotable_base(base);
+    int n, status = 0;
+    bool done;
+
+    (void)state;
+    snprintf(at, sizeof(at), "%lld", (long long)(end + 60));
+    for (n = 1; n < 40; n++) {
+        pid_t pid;
+
+        promotable_copy(base, n, dir, sizeof(dir));
+        snprintf(num, sizeof(num), "%d", n);
+        assert_true((pid = fork()) >= 0);
+        if (pid == 0) {
+            setenv("RAMPART_FAILPOINT", num, 1);
+            execl(self_exe, self_exe, "promote", dir, at, (char *)NULL);
+            _exit(127);
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        if (WEXITSTATUS(status) == 0)
+            break; /* (past the last step) */
+        assert_int_equal(WEXITSTATUS(status), RP_FAILPOINT_EXIT);
+        assert_false(same_file(dir, "server-ca.pem", NULL));
+        assert_false(same_file(dir, "server-ca.key", NULL));
+        if (n % 2 == 0) { /* the next start: the old pairs, or the promotion completed */
+            assert_int_equal(rp_service_identity_init(dir, NULL), RP_OK);
+            assert_true(promoted(dir) || (same_file(dir, "server-ca.pem", "was.pem") &&
+                                          same_file(dir, "server-ca-next.pem", "next.pem") &&
+                                          same_file(dir, "server-ca.promoting", NULL)));
+        }
+        done = promoted(dir); /* (before: the call changes it) */
+        assert_int_equal(rp_service_ca_promote(dir, end + 60, false),
+                         done ? RP_ERR_NOT_FOUND : RP_OK);
+        assert_true(promoted(dir));
+        assert_int_equal(rp_service_identity_init(dir, NULL), RP_OK);
+        remove_tree(dir);
+    }
+    assert_true(n > 4 && n < 40); /* (the mark, the old one kept, two renames at least) */
+    assert_true(promoted(dir));
+    remove_tree(base);
+}
+
+/* A promotion while another process starts again and again on the same data directory (and
+ * renews, and reads what it publishes): under server.lock, the other never sees a half-moved pair
+ * (each of its starts succeeds), and the promotion succeeds. */
+static void service_ca_promote_while_starting(void **state)
+{
+    char base[] = "/tmp/rampart-service-race.XXXXXX", dir[PATH_MAX];
+    int64_t end = promotable_base(base);
+    int gate[2], status;
+    pid_t pid;
+
+    (void)state;
+    for (int round = 0; round < 3; round++) {
+        promotable_copy(base, round, dir, sizeof(dir));
+        assert_int_equal(pipe(gate), 0);
+        fflush(stderr);
+        assert_true((pid = fork()) >= 0);
+        if (pid == 0) {
+            char c, *pem;
+            int64_t nb, na;
+            bool renewed;
+
+            close(gate[1]);
+            if (read(gate[0], &c, 1) != 0)
+                _exit(2);
+            for (int i = 0; i < 10; i++) {
+                if (rp_service_identity_init(dir, NULL) != RP_OK ||
+                    rp_service_cert_renew(dir, NULL, &renewed) != RP_OK ||
+                    rp_service_ca_published(dir, (int64_t)time(NULL), &pem, &nb, &na) != RP_OK)
+                    _exit(1);
+                free(pem);
+            }
+            _exit(0);
+        }
+        close(gate[0]);
+        close(gate[1]); /* (both go) */
+        assert_int_equal(rp_service_ca_promote(dir, end + 60, false), RP_OK);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+        assert_true(promoted(dir));
+        assert_int_equal(rp_service_identity_init(dir, NULL), RP_OK);
+        assert_true(signed_by(dir, "server-ca.pem"));
+    }
+    remove_tree(base);
+}
+
 /* A server certificate that begins further ahead than RP_CA_START_SLACK (made while the clock ran
  * ahead, put right since: clients refuse it) is made again, at start and by the running service's
  * check (review r13 L3). */
@@ -5254,8 +5485,13 @@ static void ca_rollover(void **state)
     rp_ca_free(&ca);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    /* (the child of service_ca_promote_cut: a promotion at a given time, cut by a failpoint) */
+    if (argc == 4 && strcmp(argv[1], "promote") == 0)
+        return rp_service_ca_promote(argv[2], strtoll(argv[3], NULL, 10), false) == RP_OK ? 0 : 1;
+    if (readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1) < 0)
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(nonce_round_trip),
         cmocka_unit_test(nonce_refusals),
@@ -5279,6 +5515,10 @@ int main(void)
         cmocka_unit_test(service_ca_half_pairs),
         cmocka_unit_test(service_ca_first_starts_at_once),
         cmocka_unit_test(service_ca_next_not_due),
+        cmocka_unit_test(service_ca_promote_rules),
+        cmocka_unit_test(service_ca_promote_half_pairs),
+        cmocka_unit_test(service_ca_promote_cut),
+        cmocka_unit_test(service_ca_promote_while_starting),
         cmocka_unit_test(service_cert_ahead),
         cmocka_unit_test_setup_teardown(store_device_status, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_batch_spends_each_nonce_once, db_setup, db_teardown),

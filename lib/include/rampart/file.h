@@ -42,6 +42,11 @@ void rp_atomic_abort(rp_atomic_file_t *f);
 rp_err_t rp_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
                               int exclusive) RP_MUST_CHECK;
 
+/* rename(from, to), then fsync the directory holding to (both in one directory): once this
+ * returns RP_OK the rename survives a power cut, and a later one in that directory cannot reach
+ * the disk before it. */
+rp_err_t rp_rename_durable(const char *from, const char *to) RP_MUST_CHECK;
+
 /* DIR/NAME, made 0600 if need be, locked exclusively (flock, waited for; released when the
  * descriptor is closed or the process ends, however it ends): the descriptor to close, or -1
  * (said). Processes that share a directory take turns with it. */
