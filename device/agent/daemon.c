@@ -338,8 +338,12 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
             (void)rp_update_migrate_all(agent->state_dir, agent->device_id,
                                         &rp_update_migrate_here);
         err = lock >= 0 ? rp_agent_recover(agent, &unbootable) : RP_ERR_IO;
-        if (lock >= 0)
+        /* What a cut left in the downloads that no check can resume (a delta's rebuild): the
+         * partial images stay until the next targets say which are still wanted. */
+        if (lock >= 0) {
+            rp_update_sweep(agent, NULL);
             close(lock);
+        }
         if (err != RP_OK || unbootable > 0)
             rp_log_error("recovery: %s; %d component(s) without a verified image", rp_strerror(err),
                          unbootable);

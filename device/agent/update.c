@@ -1,4 +1,5 @@
 /* Signed updates, the device's side (see update.h and docs/updates.md). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -24,7 +25,11 @@
 #include "mcu.h"
 #include "reportq.h"
 
-#define TARGETS_FILE "update/targets.json"
+#define UPDATE_DIR "update" /* in S/agent */
+#define TARGETS_FILE UPDATE_DIR "/targets.json"
+#define DOWNLOADS "downloads" /* in UPDATE_DIR: ID (an image), ID.delta */
+#define DOWNLOADS_DIR UPDATE_DIR "/" DOWNLOADS
+#define DELTA_SUFFIX ".delta"
 
 /* ---- talking to the service ---- */
 
@@ -563,7 +568,7 @@ static rp_err_t try_delta(struct client *c, const char *name, const char *image,
         close(fd);
     if (err != RP_OK || strcmp(got, from) != 0)
         return RP_ERR_NOT_FOUND;
-    if (snprintf(dpath, sizeof(dpath), "%s.delta", path) >= (int)sizeof(dpath))
+    if (snprintf(dpath, sizeof(dpath), "%s" DELTA_SUFFIX, path) >= (int)sizeof(dpath))
         return RP_ERR_INVALID_ARG;
     fd = open(dpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
@@ -596,6 +601,93 @@ static rp_err_t try_delta(struct client *c, const char *name, const char *image,
     else
         rp_log_warn("%s: the delta failed (%s): fetching the full image", name, rp_strerror(err));
     return err;
+}
+
+/* ---- what the downloads directory keeps (rp_update_sweep) ---- */
+
+/* Whether name is one a check may resume: ID or ID.delta of one of keep's targets; keep NULL:
+ * any image ID (64 lowercase hex) or ID.delta. */
+static bool resumable(const char *name, const rp_md_targets_t *keep)
+{
+    size_t n = strspn(name, "0123456789abcdef");
+
+    if (n != RP_MD_HASH_HEX_LEN || (name[n] != '\0' && strcmp(name + n, DELTA_SUFFIX) != 0))
+        return false;
+    for (size_t i = 0; keep != NULL && i < keep->ntargets; i++)
+        if (strncmp(name, keep->targets[i].image, n) == 0)
+            return true;
+    return keep == NULL;
+}
+
+rp_err_t rp_update_sweep_dir(int dir, const rp_md_targets_t *keep, int *removed)
+{
+    int fd = dup(dir), looked = 0, gone = 0;
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    struct dirent *e;
+    rp_err_t err = RP_OK;
+
+    if (removed != NULL)
+        *removed = 0;
+    if (d == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return RP_ERR_IO;
+    }
+    rewinddir(d); /* the dup shares the offset: from the start, whoever read it before */
+    while ((e = readdir(d)) != NULL && looked++ < RP_UPDATE_SWEEP_MAX) {
+        struct stat sb;
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            resumable(e->d_name, keep))
+            continue;
+        if (fstatat(dir, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+            continue; /* gone meanwhile */
+        if (S_ISDIR(sb.st_mode)) {
+            rp_log_warn(DOWNLOADS_DIR "/%s: a directory, which the agent never makes there: "
+                                      "left as it is",
+                        e->d_name);
+            continue;
+        }
+        /* a file, a link (the link itself: unlinkat never follows one), anything else */
+        if (unlinkat(dir, e->d_name, 0) == 0)
+            gone++;
+        else if (errno != ENOENT)
+            err = RP_ERR_IO;
+    }
+    closedir(d);
+    if (gone > 0 && fsync(dir) != 0)
+        err = RP_ERR_IO;
+    if (removed != NULL)
+        *removed = gone;
+    return err;
+}
+
+void rp_update_sweep(const rp_agent_t *a, const rp_md_targets_t *keep)
+{
+    char path[PATH_MAX];
+    int update, dir, removed = 0;
+    rp_err_t err;
+
+    /* S/agent/update then downloads, neither through a link (S/agent itself is checked by
+     * rp_agent_file_for_write at each write). */
+    if (rp_agent_file(a, UPDATE_DIR, path, sizeof(path)) != RP_OK)
+        return;
+    update = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    dir = update >= 0 ? openat(update, DOWNLOADS, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                      : -1;
+    if (dir < 0 && errno != ENOENT)
+        rp_log_warn("%s/" DOWNLOADS ": cannot open it: %s", path, strerror(errno));
+    if (update >= 0)
+        close(update);
+    if (dir < 0)
+        return;
+    err = rp_update_sweep_dir(dir, keep, &removed);
+    close(dir);
+    if (removed > 0)
+        rp_log_info("%s/" DOWNLOADS ": %d entr%s removed (%s)", path, removed,
+                    removed == 1 ? "y" : "ies",
+                    keep != NULL ? "no current target resumes them" : "nothing can resume them");
+    if (err != RP_OK)
+        rp_log_warn("%s/" DOWNLOADS ": cannot remove all that no check resumes", path);
 }
 
 /* Progress on a terminal: "app 1.2.0: 3.1 of 16.0 MiB (19%)", at most ten times a second. */
@@ -657,7 +749,7 @@ static rp_err_t apply_target(struct client *c, const char *deployment, const rp_
         return RP_OK;
     }
     report(c, deployment, RP_UPDATE_DOWNLOADING, "%s %s", name, version);
-    if (snprintf(url, sizeof(url), "update/downloads/%s", image) >= (int)sizeof(url))
+    if (snprintf(url, sizeof(url), DOWNLOADS_DIR "/%s", image) >= (int)sizeof(url))
         return RP_ERR_INVALID_ARG;
     err = rp_agent_file_for_write(c->a, url, path, sizeof(path));
     if (err != RP_OK)
@@ -758,6 +850,10 @@ rp_err_t rp_update_check(rp_agent_t *a, const char *server, const char *server_c
     }
     if (err == RP_OK)
         err = update_targets(&c, root, targets, s);
+    /* What the downloads keep is what these targets may resume: the rest goes (the caller holds
+     * the slots' lock, as every writer there does). A failure is said, and is no reason to stop. */
+    if (err == RP_OK)
+        rp_update_sweep(a, targets);
     for (size_t i = 0; err == RP_OK && i < targets->ntargets; i++)
         err = apply_target(&c, targets->deployment, &targets->targets[i], opts, s);
     free(root);
