@@ -1,5 +1,4 @@
 /* Signed updates, the device's side (see update.h and docs/updates.md). */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -26,7 +25,8 @@
 #include "reportq.h"
 
 #define UPDATE_DIR "update" /* in S/agent */
-#define TARGETS_FILE UPDATE_DIR "/targets.json"
+#define TARGETS_NAME "targets.json"
+#define TARGETS_FILE UPDATE_DIR "/" TARGETS_NAME
 #define DOWNLOADS "downloads" /* in UPDATE_DIR: ID (an image), ID.delta */
 #define DOWNLOADS_DIR UPDATE_DIR "/" DOWNLOADS
 #define DELTA_SUFFIX ".delta"
@@ -619,53 +619,21 @@ static bool resumable(const char *name, const rp_md_targets_t *keep)
     return keep == NULL;
 }
 
+static bool not_resumable(const char *name, void *keep)
+{
+    return !resumable(name, keep);
+}
+
 rp_err_t rp_update_sweep_dir(int dir, const rp_md_targets_t *keep, int *removed)
 {
-    int fd = dup(dir), looked = 0, gone = 0;
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    struct dirent *e;
-    rp_err_t err = RP_OK;
-
-    if (removed != NULL)
-        *removed = 0;
-    if (d == NULL) {
-        if (fd >= 0)
-            close(fd);
-        return RP_ERR_IO;
-    }
-    rewinddir(d); /* the dup shares the offset: from the start, whoever read it before */
-    while ((e = readdir(d)) != NULL && looked++ < RP_UPDATE_SWEEP_MAX) {
-        struct stat sb;
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
-            resumable(e->d_name, keep))
-            continue;
-        if (fstatat(dir, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
-            continue; /* gone meanwhile */
-        if (S_ISDIR(sb.st_mode)) {
-            rp_log_warn(DOWNLOADS_DIR "/%s: a directory, which the agent never makes there: "
-                                      "left as it is",
-                        e->d_name);
-            continue;
-        }
-        /* a file, a link (the link itself: unlinkat never follows one), anything else */
-        if (unlinkat(dir, e->d_name, 0) == 0)
-            gone++;
-        else if (errno != ENOENT)
-            err = RP_ERR_IO;
-    }
-    closedir(d);
-    if (gone > 0 && fsync(dir) != 0)
-        err = RP_ERR_IO;
-    if (removed != NULL)
-        *removed = gone;
-    return err;
+    return rp_dir_sweep(dir, not_resumable, (void *)keep, removed);
 }
 
 void rp_update_sweep(const rp_agent_t *a, const rp_md_targets_t *keep)
 {
     char path[PATH_MAX];
-    int update, dir, removed = 0;
-    rp_err_t err;
+    int update, dir, removed = 0, temps = 0;
+    rp_err_t err = RP_OK;
 
     /* S/agent/update then downloads, neither through a link (S/agent itself is checked by
      * rp_agent_file_for_write at each write). */
@@ -676,18 +644,23 @@ void rp_update_sweep(const rp_agent_t *a, const rp_md_targets_t *keep)
                       : -1;
     if (dir < 0 && errno != ENOENT)
         rp_log_warn("%s/" DOWNLOADS ": cannot open it: %s", path, strerror(errno));
-    if (update >= 0)
+    /* The kept targets' temporary a cut left (their writer is an update check too). */
+    if (update >= 0) {
+        err = rp_atomic_sweep(update, TARGETS_NAME, &temps);
         close(update);
-    if (dir < 0)
-        return;
-    err = rp_update_sweep_dir(dir, keep, &removed);
-    close(dir);
-    if (removed > 0)
-        rp_log_info("%s/" DOWNLOADS ": %d entr%s removed (%s)", path, removed,
-                    removed == 1 ? "y" : "ies",
-                    keep != NULL ? "no current target resumes them" : "nothing can resume them");
+    }
+    if (dir >= 0) {
+        rp_err_t e = rp_update_sweep_dir(dir, keep, &removed);
+        err = err != RP_OK ? err : e;
+        close(dir);
+    }
+    if (removed + temps > 0)
+        rp_log_info("%s: %d entr%s removed (%s)", path, removed + temps,
+                    removed + temps == 1 ? "y" : "ies",
+                    keep != NULL ? "what no current target resumes, temporaries"
+                                 : "what nothing can resume, temporaries");
     if (err != RP_OK)
-        rp_log_warn("%s/" DOWNLOADS ": cannot remove all that no check resumes", path);
+        rp_log_warn("%s: cannot remove all that no check resumes", path);
 }
 
 /* Progress on a terminal: "app 1.2.0: 3.1 of 16.0 MiB (19%)", at most ten times a second. */

@@ -146,15 +146,17 @@ mkdir -p "$dl"
 head -c $((size / 2)) "$d/v130.orig" >"$dl/$v130"
 # What the device keeps there is only what its targets may resume: a kill -9 and a later
 # deployment left the partial of an image no target names, its delta, a delta rebuild's
-# temporary; and a link (removed, never followed).
+# temporary, the kept targets' temporary; and a link (removed, never followed).
 head -c 5000 "$d/app-1.1.0.img" >"$dl/$v110"; head -c 100 /dev/zero >"$dl/$v110.delta"
 head -c 3000 "$d/v130.orig" >"$dl/$v130.tmpQx81Za"
 echo keep >"$d/outside"; ln -s "$d/outside" "$dl/link"
+echo '{}' >"$d/dev2/agent/update/targets.json.tmpW3e4R5" # the kept targets' write, cut
 before=$(sent)
-expect 0 check 2; out_has "app: installed"; err_has "update/downloads: 4 entries removed"
+expect 0 check 2; out_has "app: installed"; err_has "/agent/update: 5 entries removed"
 eq "$(( $(sent) - before ))" "$((size - size / 2))" "image bytes sent to resume the download"
 eq "$(ls -A "$dl")" "" "what the downloads hold once the target is installed"
 eq "$(cat "$d/outside")" keep "what a link in the downloads named"
+[ ! -e "$d/dev2/agent/update/targets.json.tmpW3e4R5" ] || fail "a cut write of the targets was kept"
 eq "$(version_of 2)" 1.3.0+0 "dev2 runs 1.3.0"
 expect 0 check 1; eq "$(version_of 1)" 1.3.0+0 "dev1 runs 1.3.0 once the service is sound again"
 
