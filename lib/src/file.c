@@ -150,8 +150,7 @@ bool rp_atomic_is_temporary(const char *name, const char *of)
                TMP_RANDOM;
 }
 
-rp_err_t rp_dir_sweep(int dir, bool (*doomed)(const char *name, void *arg), void *arg,
-                      int *removed)
+rp_err_t rp_dir_sweep(int dir, bool (*doomed)(const char *name, void *arg), void *arg, int *removed)
 {
     int fd = dup(dir), looked = 0, gone = 0;
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
