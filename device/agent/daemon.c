@@ -340,8 +340,8 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
             rp_components_sweep(agent->state_dir); /* the monitor's part, which it does here */
         }
         err = lock >= 0 ? rp_agent_recover(agent, &unbootable) : RP_ERR_IO;
-        /* What a cut left in the downloads that no check can resume (a delta's rebuild): the
-         * partial images stay until the next targets say which are still wanted. */
+        /* What a cut left that no check can resume (a delta's rebuild, the kept targets' write):
+         * the partial images stay until the next targets say which are still wanted. */
         if (lock >= 0) {
             rp_update_sweep(agent, NULL);
             close(lock);

@@ -175,8 +175,9 @@ rp_err_t rp_update_signed_fd(const rp_md_signed_t *doc, int *fd) RP_MUST_CHECK;
  */
 rp_err_t rp_update_sweep_dir(int dir, const rp_md_targets_t *keep, int *removed) RP_MUST_CHECK;
 
-/* rp_update_sweep_dir on this agent's S/agent/update/downloads, opened without following a link
- * below S/agent; none there is nothing to do. What it removes, and what it cannot, is logged (no
+/* rp_update_sweep_dir on this agent's S/agent/update/downloads, and rp_atomic_sweep of the kept
+ * targets' temporaries in S/agent/update, each opened without following a link below S/agent;
+ * none there is nothing to do. What it removes, and what it cannot, is logged (no
  * reason to stop a check). The caller holds rp_agent_lock_slots. */
 void rp_update_sweep(const rp_agent_t *a, const rp_md_targets_t *keep);
 

@@ -959,8 +959,8 @@ rp_err_t rp_install(rp_agent_t *a, const char *name, const char *image_path,
         /* Handed over (the monitor's): on trial until its verdict (rp_install_end), whose
          * evidence must be over a nonce fresh for this trial. */
         if (getrandom(res->nonce, sizeof(res->nonce), 0) != (ssize_t)sizeof(res->nonce) ||
-            rp_hex_encode(res->nonce, sizeof(res->nonce), c.trial_nonce, sizeof(c.trial_nonce)) !=
-                RP_OK)
+            rp_hex_encode(res->nonce, sizeof(res->nonce), c.trial_nonce,
+                          sizeof(c.trial_nonce)) != RP_OK)
             err = RP_ERR_CRYPTO;
         if (err == RP_OK)
             err = component_save(a->state_dir, &c);
