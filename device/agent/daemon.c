@@ -334,12 +334,18 @@ bool rp_daemon_run(rp_agent_t *agent, const rp_daemon_opts_t *o)
         /* Single-process mode (no monitor: the agent is the one process, so it reads the JSON
          * itself): what an older version kept as JSON migrated once, as the monitor does at its
          * start (docs/operations.md, "Upgrading devices"). A refusal is said; the file stays. */
-        if (lock >= 0 && agent->rot != NULL)
+        if (lock >= 0 && agent->rot != NULL) {
             (void)rp_update_migrate_all(agent->state_dir, agent->device_id,
                                         &rp_update_migrate_here);
+            rp_components_sweep(agent->state_dir); /* the monitor's part, which it does here */
+        }
         err = lock >= 0 ? rp_agent_recover(agent, &unbootable) : RP_ERR_IO;
-        if (lock >= 0)
+        /* What a cut left that no check can resume (a delta's rebuild, the kept targets' write):
+         * the partial images stay until the next targets say which are still wanted. */
+        if (lock >= 0) {
+            rp_update_sweep(agent, NULL);
             close(lock);
+        }
         if (err != RP_OK || unbootable > 0)
             rp_log_error("recovery: %s; %d component(s) without a verified image", rp_strerror(err),
                          unbootable);

@@ -24,7 +24,12 @@
 #include "mcu.h"
 #include "reportq.h"
 
-#define TARGETS_FILE "update/targets.json"
+#define UPDATE_DIR "update" /* in S/agent */
+#define TARGETS_NAME "targets.json"
+#define TARGETS_FILE UPDATE_DIR "/" TARGETS_NAME
+#define DOWNLOADS "downloads" /* in UPDATE_DIR: ID (an image), ID.delta */
+#define DOWNLOADS_DIR UPDATE_DIR "/" DOWNLOADS
+#define DELTA_SUFFIX ".delta"
 
 /* ---- talking to the service ---- */
 
@@ -563,7 +568,7 @@ static rp_err_t try_delta(struct client *c, const char *name, const char *image,
         close(fd);
     if (err != RP_OK || strcmp(got, from) != 0)
         return RP_ERR_NOT_FOUND;
-    if (snprintf(dpath, sizeof(dpath), "%s.delta", path) >= (int)sizeof(dpath))
+    if (snprintf(dpath, sizeof(dpath), "%s" DELTA_SUFFIX, path) >= (int)sizeof(dpath))
         return RP_ERR_INVALID_ARG;
     fd = open(dpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
@@ -596,6 +601,66 @@ static rp_err_t try_delta(struct client *c, const char *name, const char *image,
     else
         rp_log_warn("%s: the delta failed (%s): fetching the full image", name, rp_strerror(err));
     return err;
+}
+
+/* ---- what the downloads directory keeps (rp_update_sweep) ---- */
+
+/* Whether name is one a check may resume: ID or ID.delta of one of keep's targets; keep NULL:
+ * any image ID (64 lowercase hex) or ID.delta. */
+static bool resumable(const char *name, const rp_md_targets_t *keep)
+{
+    size_t n = strspn(name, "0123456789abcdef");
+
+    if (n != RP_MD_HASH_HEX_LEN || (name[n] != '\0' && strcmp(name + n, DELTA_SUFFIX) != 0))
+        return false;
+    for (size_t i = 0; keep != NULL && i < keep->ntargets; i++)
+        if (strncmp(name, keep->targets[i].image, n) == 0)
+            return true;
+    return keep == NULL;
+}
+
+static bool not_resumable(const char *name, void *keep)
+{
+    return !resumable(name, keep);
+}
+
+rp_err_t rp_update_sweep_dir(int dir, const rp_md_targets_t *keep, int *removed)
+{
+    return rp_dir_sweep(dir, not_resumable, (void *)keep, removed);
+}
+
+void rp_update_sweep(const rp_agent_t *a, const rp_md_targets_t *keep)
+{
+    char path[PATH_MAX];
+    int update, dir, removed = 0, temps = 0;
+    rp_err_t err = RP_OK;
+
+    /* S/agent/update then downloads, neither through a link (S/agent itself is checked by
+     * rp_agent_file_for_write at each write). */
+    if (rp_agent_file(a, UPDATE_DIR, path, sizeof(path)) != RP_OK)
+        return;
+    update = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    dir = update >= 0 ? openat(update, DOWNLOADS, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                      : -1;
+    if (dir < 0 && errno != ENOENT)
+        rp_log_warn("%s/" DOWNLOADS ": cannot open it: %s", path, strerror(errno));
+    /* The kept targets' temporary a cut left (their writer is an update check too). */
+    if (update >= 0) {
+        err = rp_atomic_sweep(update, TARGETS_NAME, &temps);
+        close(update);
+    }
+    if (dir >= 0) {
+        rp_err_t e = rp_update_sweep_dir(dir, keep, &removed);
+        err = err != RP_OK ? err : e;
+        close(dir);
+    }
+    if (removed + temps > 0)
+        rp_log_info("%s: %d entr%s removed (%s)", path, removed + temps,
+                    removed + temps == 1 ? "y" : "ies",
+                    keep != NULL ? "what no current target resumes, temporaries"
+                                 : "what nothing can resume, temporaries");
+    if (err != RP_OK)
+        rp_log_warn("%s: cannot remove all that no check resumes", path);
 }
 
 /* Progress on a terminal: "app 1.2.0: 3.1 of 16.0 MiB (19%)", at most ten times a second. */
@@ -657,7 +722,7 @@ static rp_err_t apply_target(struct client *c, const char *deployment, const rp_
         return RP_OK;
     }
     report(c, deployment, RP_UPDATE_DOWNLOADING, "%s %s", name, version);
-    if (snprintf(url, sizeof(url), "update/downloads/%s", image) >= (int)sizeof(url))
+    if (snprintf(url, sizeof(url), DOWNLOADS_DIR "/%s", image) >= (int)sizeof(url))
         return RP_ERR_INVALID_ARG;
     err = rp_agent_file_for_write(c->a, url, path, sizeof(path));
     if (err != RP_OK)
@@ -758,6 +823,10 @@ rp_err_t rp_update_check(rp_agent_t *a, const char *server, const char *server_c
     }
     if (err == RP_OK)
         err = update_targets(&c, root, targets, s);
+    /* What the downloads keep is what these targets may resume: the rest goes (the caller holds
+     * the slots' lock, as every writer there does). A failure is said, and is no reason to stop. */
+    if (err == RP_OK)
+        rp_update_sweep(a, targets);
     for (size_t i = 0; err == RP_OK && i < targets->ntargets; i++)
         err = apply_target(&c, targets->deployment, &targets->targets[i], opts, s);
     free(root);

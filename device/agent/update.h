@@ -161,6 +161,26 @@ rp_err_t rp_agent_image_identity(rp_agent_t *a, const char *name, const char *pa
  * TARGETS: the monitor parses no JSON it has not verified. OUT: *fd (close it). */
 rp_err_t rp_update_signed_fd(const rp_md_signed_t *doc, int *fd) RP_MUST_CHECK;
 
+/*
+ * What S/agent/update/downloads keeps is exactly what a check may resume: the partial image of
+ * each of keep's targets (named by its image ID) and its partial delta (ID.delta). Every other
+ * entry goes: the partials of images no target names any more, the temporaries a cut left (a
+ * delta's rebuild, ID.tmpXXXXXX), anything else. keep NULL (the agent's start, before any
+ * targets are taken): only what no check could resume goes, i.e. every name that is not an
+ * image ID or ID.delta. On rp_dir_sweep's terms: links removed, never followed; a directory (the
+ * agent makes none there) left; bounded.
+ * The caller holds rp_agent_lock_slots: every writer of that directory (an update check) holds it
+ * too, so no file a live operation owns is removed. dir: the directory, opened; it stays open.
+ * OUT: *removed, how many entries went (may be NULL).
+ */
+rp_err_t rp_update_sweep_dir(int dir, const rp_md_targets_t *keep, int *removed) RP_MUST_CHECK;
+
+/* rp_update_sweep_dir on this agent's S/agent/update/downloads, and rp_atomic_sweep of the kept
+ * targets' temporaries in S/agent/update, each opened without following a link below S/agent;
+ * none there is nothing to do. What it removes, and what it cannot, is logged (no
+ * reason to stop a check). The caller holds rp_agent_lock_slots. */
+void rp_update_sweep(const rp_agent_t *a, const rp_md_targets_t *keep);
+
 typedef struct rp_update_summary {
     int installed, unchanged, refused, rolled_back, failed; /* components */
     char detail[512]; /* why the check itself stopped, if it did */

@@ -954,6 +954,8 @@ int main(int argc, char **argv)
     /* Recovery takes the slots' lock as the agent's commands do (waiting: nothing is served
      * yet). */
     slots_lock = rp_monitor_slots_lock(state_dir, true);
+    if (slots_lock >= 0)
+        rp_components_sweep(state_dir); /* what a kill -9 left of a state's write */
     err = slots_lock >= 0 ? rp_components_recover(&m.agent, &unbootable) : RP_ERR_IO;
     if (slots_lock >= 0)
         close(slots_lock);

@@ -240,6 +240,40 @@ rp_err_t rp_component_names(const char *state_dir, char names[][RP_COMPONENT_NAM
     return RP_OK;
 }
 
+void rp_components_sweep(const char *state_dir)
+{
+    char dir[PATH_MAX];
+    int top, looked = 0, removed = 0;
+    struct dirent *e;
+    DIR *d;
+
+    if (snprintf(dir, sizeof(dir), "%s/components", state_dir) >= (int)sizeof(dir))
+        return;
+    top = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    d = top >= 0 ? fdopendir(top) : NULL;
+    if (d == NULL) {
+        if (top >= 0)
+            close(top);
+        return;
+    }
+    while ((e = readdir(d)) != NULL && looked++ < RP_SWEEP_MAX) {
+        int sub, n = 0;
+        if (!rp_component_name_valid(e->d_name, strlen(e->d_name)))
+            continue;
+        sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub < 0)
+            continue; /* not a directory (nor a link to one) */
+        if (rp_atomic_sweep(sub, "state", &n) != RP_OK)
+            rp_log_warn("%s/%s: cannot remove what a cut left of its state", dir, e->d_name);
+        removed += n;
+        close(sub);
+    }
+    closedir(d);
+    if (removed > 0)
+        rp_log_info("%s: %d temporar%s of a component's state removed (left by a cut)", dir,
+                    removed, removed == 1 ? "y" : "ies");
+}
+
 /* ---- trusted image keys ---- */
 
 struct keyring {

@@ -168,6 +168,10 @@ rp_err_t rp_install_end(rp_agent_t *a, const char *name, const uint8_t *digest,
 rp_err_t rp_component_note(rp_agent_t *a, const char *name, rp_update_state_t result,
                            const char *version, const char *detail) RP_MUST_CHECK;
 
+/* At a start (the monitor's, or the agent's run without one), holding the slots' lock, which
+ * every writer of a component's state holds: the temporaries a cut left of each component's
+ * state (rp_atomic_sweep) are removed, and said. */
+void rp_components_sweep(const char *state_dir);
 /*
  * At start, for every component: roll back a trial that was not confirmed (the device was cut
  * during an update), fall back to the other slot when the active one does not verify, and raise

@@ -1,6 +1,7 @@
 /*
  * Crash-safe file writing, bounded file reading, and pread()-backed image sources.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -142,6 +143,64 @@ rp_err_t rp_rename_durable(const char *from, const char *to)
     return sync_parent(to);
 }
 
+/* A temporary's name: its file's, this, then mkostemp's six characters. */
+#define TMP_SUFFIX ".tmp"
+#define TMP_RANDOM 6
+
+bool rp_atomic_is_temporary(const char *name, const char *of)
+{
+    size_t n = strlen(of), s = strlen(TMP_SUFFIX);
+
+    return strncmp(name, of, n) == 0 && strncmp(name + n, TMP_SUFFIX, s) == 0 &&
+           strlen(name + n + s) == TMP_RANDOM &&
+           strspn(name + n + s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") ==
+               TMP_RANDOM;
+}
+
+rp_err_t rp_dir_sweep(int dir, bool (*doomed)(const char *name, void *arg), void *arg, int *removed)
+{
+    int fd = dup(dir), looked = 0, gone = 0;
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    struct dirent *e;
+    rp_err_t err = RP_OK;
+
+    if (removed != NULL)
+        *removed = 0;
+    if (d == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return RP_ERR_IO;
+    }
+    rewinddir(d); /* the dup shares the offset: from the start */
+    while ((e = readdir(d)) != NULL && looked++ < RP_SWEEP_MAX) {
+        struct stat sb;
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            !doomed(e->d_name, arg) || fstatat(dir, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 ||
+            S_ISDIR(sb.st_mode))
+            continue;
+        if (unlinkat(dir, e->d_name, 0) == 0) /* a link itself, never what it names */
+            gone++;
+        else if (errno != ENOENT)
+            err = RP_ERR_IO;
+    }
+    closedir(d);
+    if (gone > 0 && fsync(dir) != 0)
+        err = RP_ERR_IO;
+    if (removed != NULL)
+        *removed = gone;
+    return err;
+}
+
+static bool temporary_of(const char *name, void *of)
+{
+    return rp_atomic_is_temporary(name, of);
+}
+
+rp_err_t rp_atomic_sweep(int dir, const char *of, int *removed)
+{
+    return rp_dir_sweep(dir, temporary_of, (void *)of, removed);
+}
+
 rp_err_t rp_atomic_begin(rp_atomic_file_t *f, const char *path, mode_t mode, int exclusive)
 {
     int n;
@@ -153,7 +212,7 @@ rp_err_t rp_atomic_begin(rp_atomic_file_t *f, const char *path, mode_t mode, int
     strcpy(f->path, path);
     if (exclusive && access(path, F_OK) == 0)
         return RP_ERR_EXISTS;
-    n = snprintf(f->tmp, sizeof(f->tmp), "%s.tmpXXXXXX", path);
+    n = snprintf(f->tmp, sizeof(f->tmp), "%s" TMP_SUFFIX "XXXXXX", path);
     if (n < 0 || (size_t)n >= sizeof(f->tmp))
         return RP_ERR_INVALID_ARG;
     f->fd = mkostemp(f->tmp, O_CLOEXEC);

@@ -185,7 +185,10 @@ kill_monitor_at() {
   # (its supervisor, its install) holds the monitor's lock, and a new monitor would refuse to start
   lock_free() { flock -n "$S/monitor.lock" true; }
   wait_until 30 lock_free || fail "the killed monitor's processes still hold $S/monitor.lock"
+  # what a kill -9 mid-write of the component's state leaves: removed at the next start
+  printf '{}' >"$S/components/app/state.tmpK9l8M7"
   start_monitor
+  [ ! -e "$S/components/app/state.tmpK9l8M7" ] || fail "a cut write of the state was kept"
   holds "monitor killed while $1 ($2)"
   [ "$(state_of .trial)" = null ] || fail "a trial is left after recovery: $(cat "$S/components/app/state")"
   eq "$(state_of .active)" "$before" "the active slot after a cut install (recovery rolled back)"

@@ -141,11 +141,22 @@ eq "$(fetch_as 2 "images/$v130")" 200 "a device fetching its target"
 # ... and a device with half the image already downloaded fetches only the rest (the service
 # counts the image bytes it sends).
 sent() { curl -s --cacert "$SERVER_CA" "$SERVER_URL/metrics" | sed -n 's/^rampart_image_bytes_sent_total //p'; }
-mkdir -p "$d/dev2/agent/update/downloads"
-head -c $((size / 2)) "$d/v130.orig" >"$d/dev2/agent/update/downloads/$v130"
+dl=$d/dev2/agent/update/downloads
+mkdir -p "$dl"
+head -c $((size / 2)) "$d/v130.orig" >"$dl/$v130"
+# What the device keeps there is only what its targets may resume: a kill -9 and a later
+# deployment left the partial of an image no target names, its delta, a delta rebuild's
+# temporary, the kept targets' temporary; and a link (removed, never followed).
+head -c 5000 "$d/app-1.1.0.img" >"$dl/$v110"; head -c 100 /dev/zero >"$dl/$v110.delta"
+head -c 3000 "$d/v130.orig" >"$dl/$v130.tmpQx81Za"
+echo keep >"$d/outside"; ln -s "$d/outside" "$dl/link"
+echo '{}' >"$d/dev2/agent/update/targets.json.tmpW3e4R5" # the kept targets' write, cut
 before=$(sent)
-expect 0 check 2; out_has "app: installed"
+expect 0 check 2; out_has "app: installed"; err_has "/agent/update: 5 entries removed"
 eq "$(( $(sent) - before ))" "$((size - size / 2))" "image bytes sent to resume the download"
+eq "$(ls -A "$dl")" "" "what the downloads hold once the target is installed"
+eq "$(cat "$d/outside")" keep "what a link in the downloads named"
+[ ! -e "$d/dev2/agent/update/targets.json.tmpW3e4R5" ] || fail "a cut write of the targets was kept"
 eq "$(version_of 2)" 1.3.0+0 "dev2 runs 1.3.0"
 expect 0 check 1; eq "$(version_of 1)" 1.3.0+0 "dev1 runs 1.3.0 once the service is sound again"
 

@@ -38,6 +38,25 @@ rp_err_t rp_atomic_commit(rp_atomic_file_t *f, int exclusive) RP_MUST_CHECK;
 /* Discard the temporary. Safe after a failed commit and on an already-closed f. */
 void rp_atomic_abort(rp_atomic_file_t *f);
 
+/* Entries of a directory one sweep looks at, at most (rp_dir_sweep). */
+#define RP_SWEEP_MAX 1024
+
+/*
+ * Remove from the directory dir (a descriptor; it stays open) every entry that doomed(name, arg)
+ * says goes: the entry itself, a link never followed; a directory is left. At most RP_SWEEP_MAX
+ * entries are looked at (a later sweep goes on). The caller makes sure that no live writer owns
+ * what goes (it holds the lock every writer there holds, or is the only writer). OUT: *removed
+ * (may be NULL).
+ */
+rp_err_t rp_dir_sweep(int dir, bool (*doomed)(const char *name, void *arg), void *arg,
+                      int *removed) RP_MUST_CHECK;
+/* Whether name (a base name) is a temporary rp_atomic_begin makes for a file named of (a base
+ * name): what a cut (kill -9, a power cut) between begin and commit leaves beside it. */
+bool rp_atomic_is_temporary(const char *name, const char *of);
+/* rp_dir_sweep of every temporary of the file named of (rp_atomic_is_temporary), on the same
+ * terms. */
+rp_err_t rp_atomic_sweep(int dir, const char *of, int *removed) RP_MUST_CHECK;
+
 /* All of data as path's new content, atomically (rp_atomic_begin/write/commit). */
 rp_err_t rp_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
                               int exclusive) RP_MUST_CHECK;
