@@ -38,6 +38,7 @@
 #include "rampart/bytes.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
+#include "rampart/text.h"
 #include "req.h"
 #include "routes.h"
 #include "threat.h"
@@ -1473,10 +1474,13 @@ void rp_h_device_release(rp_req_t *r)
         if (json_object_size(body) != (v != NULL) ||
             (v != NULL && (!json_is_string(v) || json_string_length(v) == 0 ||
                            json_string_length(v) > RP_QUARANTINE_REASON_MAX ||
-                           strlen(json_string_value(v)) != json_string_length(v)))) {
+                           strlen(json_string_value(v)) != json_string_length(v) ||
+                           /* rampart/text.h: the one rule reasons follow (a device's too) */
+                           !rp_text_no_controls(json_string_value(v))))) {
             json_decref(body);
             rp_reply_error(r, 400, "invalid",
-                           "a release takes {\"reason\": 1 to %d bytes} or no body",
+                           "a release takes {\"reason\": 1 to %d bytes, no control character} "
+                           "or no body",
                            RP_QUARANTINE_REASON_MAX);
             return;
         }

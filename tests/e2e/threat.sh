@@ -181,6 +181,9 @@ err_has "quarantined"
 
 # --- release: a reader cannot; an admin can, recorded; the device attests again ---------------------
 expect 1 "$RAMPART" device release --tenant "$acme" "${id[1]}" --token-file "$d/reader.token"; err_has "admin"
+# a reason follows the rule a device's reasons follow: no control character (a terminal's escape)
+expect 1 "$RAMPART" device release --tenant "$acme" "${id[1]}" --reason $'ok\e[31m\nreleased by token k_admin'
+err_has "control character"
 expect 0 "$RAMPART" device release --tenant "$acme" "${id[1]}" --reason "reflashed"
 out_has "${id[1]} released"
 expect 1 "$RAMPART" device release --tenant "$acme" "${id[1]}"; err_has "not quarantined"
