@@ -501,7 +501,7 @@ rp_err_t rp_webhook_target(const char *url, bool allow_private, char *resolve, s
                            char *why, size_t why_cap)
 {
     CURLU *u = curl_url();
-    char *host = NULL, *port = NULL, name[256], addr[INET6_ADDRSTRLEN];
+    char *host = NULL, *port = NULL, *scheme = NULL, name[256], addr[INET6_ADDRSTRLEN];
     struct addrinfo hints, *res = NULL;
     rp_err_t err = RP_ERR_INVALID_ARG;
     size_t hl;
@@ -512,7 +512,8 @@ rp_err_t rp_webhook_target(const char *url, bool allow_private, char *resolve, s
     if (u == NULL || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
-        (hl = strlen(host)) == 0 || hl >= sizeof(name))
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK || (hl = strlen(host)) == 0 ||
+        hl >= sizeof(name))
         goto out;
     /* An IPv6 literal comes bracketed; the resolver takes it bare. */
     if (host[0] == '[' && hl > 2 && host[hl - 1] == ']')
@@ -551,6 +552,16 @@ rp_err_t rp_webhook_target(const char *url, bool allow_private, char *resolve, s
             goto out;
         }
     }
+    /* Plain http carries the tenant's threat data in clear, and its signed bodies can be replayed
+     * by anyone on the path: https only, but for the same tests and labs (found by review). */
+    if (strcmp(scheme, "https") != 0 && !allow_private) {
+        snprintf(why, why_cap,
+                 "the webhook's URL is plain %s: refused, use https (rampart-server "
+                 "--webhook-allow-private allows http, for tests and labs only)",
+                 scheme);
+        err = RP_ERR_DENIED;
+        goto out;
+    }
     {
         const void *a = res->ai_family == AF_INET6
                             ? (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr
@@ -572,6 +583,7 @@ out:
         freeaddrinfo(res);
     curl_free(host);
     curl_free(port);
+    curl_free(scheme);
     curl_url_cleanup(u);
     return err;
 }
@@ -1216,11 +1228,40 @@ static void collect_delivery(void *ctx, const rp_webhook_delivery_t *d)
                                     rp_iso_time_json(d->next_at / 1000)));
 }
 
+/*
+ * The webhook's URL as a token below admin sees it: its scheme, host and port, the rest (a user and
+ * password, a path or query carrying a token: the receiver's credentials) replaced by "/...". A
+ * reader may see where alerts go, not post forged ones there (found by review). False: out of
+ * memory, or a URL libcurl no longer reads (then nothing of it is shown).
+ */
+static bool webhook_url_redacted(const char *url, char *out, size_t cap)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *port = NULL;
+    bool ok = u != NULL && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+              curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+              curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK;
+    int n = 0;
+
+    if (ok && curl_url_get(u, CURLUPART_PORT, &port, 0) != CURLUE_OK)
+        port = NULL; /* (none written: the scheme's) */
+    if (ok)
+        n = snprintf(out, cap, "%s://%s%s%s/...", scheme, host, port != NULL ? ":" : "",
+                     port != NULL ? port : "");
+    ok = ok && n > 0 && (size_t)n < cap;
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+    return ok;
+}
+
 void rp_h_webhook_get(rp_req_t *r)
 {
     json_t *deliveries;
     int64_t pending, dropped;
     rp_webhook_t hook;
+    char shown[sizeof(hook.url)];
     rp_err_t err = rp_store_webhook_get(r->w->store, r->tenant.id, &hook);
 
     if (err == RP_ERR_NOT_FOUND) {
@@ -1238,8 +1279,12 @@ void rp_h_webhook_get(rp_req_t *r)
         rp_reply_error(r, 500, "internal", "cannot read the webhook's outbox");
         return;
     }
+    if (r->tok.role >= RP_ROLE_ADMIN)
+        snprintf(shown, sizeof(shown), "%s", hook.url);
+    else if (!webhook_url_redacted(hook.url, shown, sizeof(shown)))
+        snprintf(shown, sizeof(shown), "...");
     rp_reply_json(r, 200,
-                  json_pack("{s:s, s:o, s:I, s:I, s:o}", "url", hook.url, "updated",
+                  json_pack("{s:s, s:o, s:I, s:I, s:o}", "url", shown, "updated",
                             rp_iso_time_json(hook.updated), "pending", (json_int_t)pending,
                             "dropped", (json_int_t)dropped, "deliveries", deliveries));
 }
