@@ -14,6 +14,7 @@ const nav = document.getElementById('nav');
 const who = document.getElementById('who');
 const tenantSelect = document.getElementById('tenant-select');
 const statusEl = document.getElementById('status');
+const linkNoticeEl = document.getElementById('link-notice');
 
 const state = { session: null, tenant: null, tenants: [], leave: [] };
 
@@ -177,6 +178,7 @@ tenantSelect.addEventListener('change', () => {
 });
 
 document.getElementById('logout').addEventListener('click', async () => {
+  linkNotice(null);
   try { await sessionEnd(); } catch (e) { /* the cookie is cleared either way */ }
   history.replaceState(null, '', '/console/');
   showLogin();
@@ -207,24 +209,67 @@ async function tenantsPage(ctx) {
 
 window.addEventListener('hashchange', () => { if (state.session) route(); });
 
+// A session's tenant and role in words: "tenant acme, role admin", or the system's.
+function sessionWords(s) {
+  if (s.role === 'system') return 'the system (every tenant)';
+  const t = state.tenants.find((x) => x.id === s.tenant);
+  return `tenant ${t ? t.name : s.tenant}, role ${s.role}`;
+}
+
+// The line under the header after a login link was used (msg null: none).
+function linkNotice(msg) {
+  linkNoticeEl.textContent = msg || '';
+  linkNoticeEl.hidden = !msg;
+}
+
+// Use a login link's code: a new session, replacing any other; the page then says whose it is,
+// since a link may have been made for another tenant than the one the operator expects.
+async function useLink(code) {
+  try {
+    await started(await sessionStart({ code }));
+    linkNotice(`Signed in with a login link: ${sessionWords(state.session)}. Not the tenant you expected? Sign out.`);
+  } catch (e) {
+    showLogin(`That login link was refused (${errorText(e)}): links work once, for 10 minutes.`);
+  }
+}
+
+// A login link opened while this browser has a session: nothing changes until the operator says
+// so. A link someone else made (another tenant's admin) would otherwise replace the session
+// without a word, and what the operator did next would land in that tenant (login CSRF, found by
+// review). The link's code is not used, so it still works if they choose it.
+async function askBeforeLink(code, current) {
+  state.session = current;
+  try { await loadTenants(); } catch (e) { state.tenants = []; }
+  state.session = null;
+  const keep = h('button', { type: 'button' }, 'Keep my session');
+  const use = h('button', { type: 'button', class: 'danger' }, 'Use the link');
+  main.replaceChildren(
+    h('h1', { tabindex: -1 }, 'Use this login link?'),
+    h('p', {}, `You are signed in: ${sessionWords(current)}. This login link opens another session, ` +
+      'for the tenant it was made for, which may be another organisation\'s: it replaces yours, and what you ' +
+      'do next happens there. Use it only if you asked for it.'),
+    h('div', { class: 'actions' }, keep, use));
+  document.title = 'Use this login link? · Rampart console';
+  keep.addEventListener('click', () => started(current));
+  use.addEventListener('click', () => useLink(code));
+  keep.focus();
+}
+
 async function boot() {
   // A one-time login link: /console/login#code=... (the code stays in the fragment, never sent
   // in a URL, so never in a log); it is removed from the address bar before anything else.
   const m = location.hash.match(/^#code=([A-Za-z0-9_-]+)$/);
-  if (m) {
-    history.replaceState(null, '', '/console/');
-    try {
-      await started(await sessionStart({ code: m[1] }));
-    } catch (e) {
-      showLogin(`That login link was refused (${errorText(e)}): links work once, for 10 minutes.`);
-    }
-    return;
-  }
+  let current = null;
+  if (m) history.replaceState(null, '', '/console/');
   try {
-    await started(await sessionGet());
+    current = await sessionGet();
   } catch (e) {
-    showLogin();
+    current = null;
   }
+  if (m && current) await askBeforeLink(m[1], current);
+  else if (m) await useLink(m[1]);
+  else if (current) await started(current);
+  else showLogin();
 }
 
 boot();

@@ -351,6 +351,16 @@ static bool is_json(rp_req_t *r)
            (t[n] == '\0' || t[n] == ';' || t[n] == ' ');
 }
 
+/* Whether the browser says another site's page sent the request (Sec-Fetch-Site: cross-site or
+ * same-site; a page of the console itself is same-origin, and a client that is no browser sends
+ * none). The type check (is_json) refuses such a post too; this says so before the body is read. */
+static bool cross_site(rp_req_t *r)
+{
+    const char *s = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Sec-Fetch-Site");
+
+    return s != NULL && (strcasecmp(s, "cross-site") == 0 || strcasecmp(s, "same-site") == 0);
+}
+
 /*
  * A login link is two rows of console_links: the link's own (its code's hash, the token it logs in
  * as) and its maker's (a hash derived from the link's, the token that made the link). A tenant's
@@ -402,9 +412,15 @@ void rp_h_console_session_create(rp_req_t *r)
     uint8_t raw[32], hash[RP_SHA256_LEN];
     int64_t now = (int64_t)time(NULL), expires;
     rp_err_t err;
-    bool ok;
+    bool ok, unknown = false;
 
     console_headers(r);
+    /* Refused before any credential is checked, so at no cost to the address's budget of failed
+     * logins (rp_login_failed): another site's page could send these at will. */
+    if (cross_site(r)) {
+        rp_reply_error(r, 403, "forbidden", "a login from another site's page is refused");
+        return;
+    }
     if (!is_json(r)) {
         rp_reply_error(r, 415, "unsupported_media_type", "the body must be application/json");
         return;
@@ -420,7 +436,9 @@ void rp_h_console_session_create(rp_req_t *r)
         return;
     }
     if (token != NULL) {
-        ok = rp_route_token_secret(r, token);
+        ok = rp_route_token_secret(r, token, &unknown);
+        if (!ok && unknown)
+            rp_login_failed(r);
     } else {
         err = rp_console_secret_ok(code, RP_LINK_PREFIX) ? rp_sha256(code, strlen(code), hash)
                                                          : RP_ERR_NOT_FOUND;
@@ -428,11 +446,13 @@ void rp_h_console_session_create(rp_req_t *r)
             err = link_take(r, hash, now);
         rp_wipe(hash, sizeof(hash));
         ok = err == RP_OK;
-        if (err == RP_ERR_NOT_FOUND)
+        if (err == RP_ERR_NOT_FOUND) {
+            rp_login_failed(r);
             rp_reply_error(r, 401, "unauthorized",
                            "the login link is unknown, used already or expired: make another");
-        else if (err != RP_OK)
+        } else if (err != RP_OK) {
             rp_reply_error(r, 500, "internal", "cannot check the login link");
+        }
         ok = ok && rp_route_token_current(r);
     }
     /* (body held the secret: freed only now, its strings borrowed until here) */
@@ -461,7 +481,6 @@ void rp_h_console_session_create(rp_req_t *r)
         rp_reply_error(r, 500, "internal", "cannot open a session");
         return;
     }
-    rp_login_succeeded(r); /* only failed logins count against the address */
     rp_log_info("console session opened for token %s (%s), until %lld", r->tok.id,
                 code != NULL ? "login link" : "token", (long long)expires);
     set_cookie(r, cookie, expires - now);

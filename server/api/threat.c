@@ -38,6 +38,7 @@
 #include "rampart/bytes.h"
 #include "rampart/hex.h"
 #include "rampart/log.h"
+#include "rampart/text.h"
 #include "req.h"
 #include "routes.h"
 #include "threat.h"
@@ -500,7 +501,7 @@ rp_err_t rp_webhook_target(const char *url, bool allow_private, char *resolve, s
                            char *why, size_t why_cap)
 {
     CURLU *u = curl_url();
-    char *host = NULL, *port = NULL, name[256], addr[INET6_ADDRSTRLEN];
+    char *host = NULL, *port = NULL, *scheme = NULL, name[256], addr[INET6_ADDRSTRLEN];
     struct addrinfo hints, *res = NULL;
     rp_err_t err = RP_ERR_INVALID_ARG;
     size_t hl;
@@ -511,7 +512,8 @@ rp_err_t rp_webhook_target(const char *url, bool allow_private, char *resolve, s
     if (u == NULL || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
-        (hl = strlen(host)) == 0 || hl >= sizeof(name))
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK || (hl = strlen(host)) == 0 ||
+        hl >= sizeof(name))
         goto out;
     /* An IPv6 literal comes bracketed; the resolver takes it bare. */
     if (host[0] == '[' && hl > 2 && host[hl - 1] == ']')
@@ -550,6 +552,16 @@ rp_err_t rp_webhook_target(const char *url, bool allow_private, char *resolve, s
             goto out;
         }
     }
+    /* Plain http carries the tenant's threat data in clear, and its signed bodies can be replayed
+     * by anyone on the path: https only, but for the same tests and labs (found by review). */
+    if (strcmp(scheme, "https") != 0 && !allow_private) {
+        snprintf(why, why_cap,
+                 "the webhook's URL is plain %s: refused, use https (rampart-server "
+                 "--webhook-allow-private allows http, for tests and labs only)",
+                 scheme);
+        err = RP_ERR_DENIED;
+        goto out;
+    }
     {
         const void *a = res->ai_family == AF_INET6
                             ? (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr
@@ -571,6 +583,7 @@ out:
         freeaddrinfo(res);
     curl_free(host);
     curl_free(port);
+    curl_free(scheme);
     curl_url_cleanup(u);
     return err;
 }
@@ -1215,11 +1228,40 @@ static void collect_delivery(void *ctx, const rp_webhook_delivery_t *d)
                                     rp_iso_time_json(d->next_at / 1000)));
 }
 
+/*
+ * The webhook's URL as a token below admin sees it: its scheme, host and port, the rest (a user and
+ * password, a path or query carrying a token: the receiver's credentials) replaced by "/...". A
+ * reader may see where alerts go, not post forged ones there (found by review). False: out of
+ * memory, or a URL libcurl no longer reads (then nothing of it is shown).
+ */
+static bool webhook_url_redacted(const char *url, char *out, size_t cap)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *port = NULL;
+    bool ok = u != NULL && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+              curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+              curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK;
+    int n = 0;
+
+    if (ok && curl_url_get(u, CURLUPART_PORT, &port, 0) != CURLUE_OK)
+        port = NULL; /* (none written: the scheme's) */
+    if (ok)
+        n = snprintf(out, cap, "%s://%s%s%s/...", scheme, host, port != NULL ? ":" : "",
+                     port != NULL ? port : "");
+    ok = ok && n > 0 && (size_t)n < cap;
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+    return ok;
+}
+
 void rp_h_webhook_get(rp_req_t *r)
 {
     json_t *deliveries;
     int64_t pending, dropped;
     rp_webhook_t hook;
+    char shown[sizeof(hook.url)];
     rp_err_t err = rp_store_webhook_get(r->w->store, r->tenant.id, &hook);
 
     if (err == RP_ERR_NOT_FOUND) {
@@ -1237,8 +1279,12 @@ void rp_h_webhook_get(rp_req_t *r)
         rp_reply_error(r, 500, "internal", "cannot read the webhook's outbox");
         return;
     }
+    if (r->tok.role >= RP_ROLE_ADMIN)
+        snprintf(shown, sizeof(shown), "%s", hook.url);
+    else if (!webhook_url_redacted(hook.url, shown, sizeof(shown)))
+        snprintf(shown, sizeof(shown), "...");
     rp_reply_json(r, 200,
-                  json_pack("{s:s, s:o, s:I, s:I, s:o}", "url", hook.url, "updated",
+                  json_pack("{s:s, s:o, s:I, s:I, s:o}", "url", shown, "updated",
                             rp_iso_time_json(hook.updated), "pending", (json_int_t)pending,
                             "dropped", (json_int_t)dropped, "deliveries", deliveries));
 }
@@ -1473,10 +1519,13 @@ void rp_h_device_release(rp_req_t *r)
         if (json_object_size(body) != (v != NULL) ||
             (v != NULL && (!json_is_string(v) || json_string_length(v) == 0 ||
                            json_string_length(v) > RP_QUARANTINE_REASON_MAX ||
-                           strlen(json_string_value(v)) != json_string_length(v)))) {
+                           strlen(json_string_value(v)) != json_string_length(v) ||
+                           /* rampart/text.h: the one rule reasons follow (a device's too) */
+                           !rp_text_no_controls(json_string_value(v))))) {
             json_decref(body);
             rp_reply_error(r, 400, "invalid",
-                           "a release takes {\"reason\": 1 to %d bytes} or no body",
+                           "a release takes {\"reason\": 1 to %d bytes, no control character} "
+                           "or no body",
                            RP_QUARANTINE_REASON_MAX);
             return;
         }

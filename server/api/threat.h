@@ -126,10 +126,11 @@ void rp_webhook_sender_stop(void);
 struct sockaddr;
 bool rp_webhook_addr_allowed(const struct sockaddr *sa);
 
-/* Resolve a webhook URL's host once and check every address it has (unless allow_private): RP_OK
- * with resolve, libcurl's CURLOPT_RESOLVE entry pinning the first; RP_ERR_DENIED (an address
- * refused), RP_ERR_NOT_FOUND (does not resolve) or RP_ERR_INVALID_ARG (no host) with why, a
- * sentence for the operator (the host and address, never the URL's path or query). */
+/* Resolve a webhook URL's host once and check every address it has, and that it is https (unless
+ * allow_private: both): RP_OK with resolve, libcurl's CURLOPT_RESOLVE entry pinning the first;
+ * RP_ERR_DENIED (an address or plain http refused), RP_ERR_NOT_FOUND (does not resolve) or
+ * RP_ERR_INVALID_ARG (no host) with why, a sentence for the operator (the host and address, never
+ * the URL's path or query). */
 rp_err_t rp_webhook_target(const char *url, bool allow_private, char *resolve, size_t cap,
                            char *why, size_t why_cap) RP_MUST_CHECK;
 

@@ -641,43 +641,27 @@ static void too_many(rp_req_t *r, const char *retry_after, const char *message)
     rp_reply_error(r, 429, "rate_limited", "%s", message);
 }
 
+static bool limit_key(rp_req_t *r, uint8_t key[RP_PEER_KEY_LEN]);
+
 bool rp_rate_allowed(rp_req_t *r)
 {
-    struct evhttp_connection *conn = evhttp_request_get_connection(r->req);
-    char *host = NULL;
-    ev_uint16_t port = 0;
+    uint8_t key[RP_PEER_KEY_LEN];
 
-    if (r->w->srv->ratelimit == NULL || conn == NULL)
-        return true;
-    evhttp_connection_get_peer(conn, &host, &port);
-    if (host == NULL ||
-        rp_ratelimit_allow(r->w->srv->ratelimit, host, strlen(host), monotonic_now()))
+    if (r->w->srv->ratelimit == NULL || !limit_key(r, key) ||
+        rp_ratelimit_allow(r->w->srv->ratelimit, key, sizeof(key), monotonic_now()))
         return true;
     atomic_fetch_add(&r->w->srv->metrics.limited_address, 1);
     too_many(r, "1", "too many requests from this address: retry later, with backoff");
     return false;
 }
 
-/* The request's client address, as the limits key it (libevent's text of it); NULL: unknown. */
-static const char *peer_host(rp_req_t *r)
-{
-    struct evhttp_connection *conn = evhttp_request_get_connection(r->req);
-    char *host = NULL;
-    ev_uint16_t port = 0;
-
-    if (conn == NULL)
-        return NULL;
-    evhttp_connection_get_peer(conn, &host, &port);
-    return host;
-}
-
 bool rp_login_allowed(rp_req_t *r)
 {
-    const char *host = peer_host(r);
+    uint8_t key[RP_PEER_KEY_LEN];
     char retry[16];
 
-    if (r->w->srv->login_limit == NULL || host == NULL ||
-        rp_ratelimit_allow(r->w->srv->login_limit, host, strlen(host), monotonic_now()))
+    if (r->w->srv->login_limit == NULL || !limit_key(r, key) ||
+        rp_ratelimit_peek(r->w->srv->login_limit, key, sizeof(key), monotonic_now()))
         return true;
     atomic_fetch_add(&r->w->srv->metrics.limited_login, 1);
     snprintf(retry, sizeof(retry), "%d", atomic_load(&r->w->srv->login_retry));
@@ -685,21 +669,21 @@ bool rp_login_allowed(rp_req_t *r)
     return false;
 }
 
-void rp_login_succeeded(rp_req_t *r)
+void rp_login_failed(rp_req_t *r)
 {
-    const char *host = peer_host(r);
+    uint8_t key[RP_PEER_KEY_LEN];
 
-    if (r->w->srv->login_limit != NULL && host != NULL)
-        rp_ratelimit_refund(r->w->srv->login_limit, host, strlen(host));
+    if (r->w->srv->login_limit != NULL && limit_key(r, key))
+        (void)rp_ratelimit_allow(r->w->srv->login_limit, key, sizeof(key), monotonic_now());
 }
 
 bool rp_auth_allowed(rp_req_t *r)
 {
-    const char *host = peer_host(r);
+    uint8_t key[RP_PEER_KEY_LEN];
     char retry[16];
 
-    if (r->w->srv->auth_limit == NULL || host == NULL ||
-        rp_ratelimit_peek(r->w->srv->auth_limit, host, strlen(host), monotonic_now()))
+    if (r->w->srv->auth_limit == NULL || !limit_key(r, key) ||
+        rp_ratelimit_peek(r->w->srv->auth_limit, key, sizeof(key), monotonic_now()))
         return true;
     atomic_fetch_add(&r->w->srv->metrics.limited_token, 1);
     snprintf(retry, sizeof(retry), "%d", atomic_load(&r->w->srv->auth_retry));
@@ -709,10 +693,10 @@ bool rp_auth_allowed(rp_req_t *r)
 
 void rp_auth_failed(rp_req_t *r)
 {
-    const char *host = peer_host(r);
+    uint8_t key[RP_PEER_KEY_LEN];
 
-    if (r->w->srv->auth_limit != NULL && host != NULL)
-        (void)rp_ratelimit_allow(r->w->srv->auth_limit, host, strlen(host), monotonic_now());
+    if (r->w->srv->auth_limit != NULL && limit_key(r, key))
+        (void)rp_ratelimit_allow(r->w->srv->auth_limit, key, sizeof(key), monotonic_now());
 }
 
 void rp_reply_rate_limited(rp_req_t *r, int retry_after, const char *message)
@@ -903,6 +887,7 @@ struct conn {
     bool headers_read;   /* the request's line and headers were read whole (on_headers) */
     uint8_t refused;     /* why on_headers refused the request being read (early_refusal_t) */
     int64_t born;        /* when it was accepted: seconds on the monotonic clock */
+    bool keyed;          /* peer holds the client's key (conn_timer) */
     uint8_t peer[RP_PEER_KEY_LEN];
 };
 
@@ -929,6 +914,23 @@ static conn_t *conn_of(struct evhttp_request *req)
     SSL *ssl = bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
 
     return ssl != NULL ? SSL_get_ex_data(ssl, conn_index) : NULL;
+}
+
+/*
+ * The key every per-address limit counts the request's client under (attestation, failed logins,
+ * wrong tokens): its connection's, rp_peer_key()'s, as the connection cap counts it, so an IPv6
+ * client counts by its /64 and an IPv4 one by its address, over either socket family (found by
+ * review: these limits keyed the address's text, each IPv6 address apart). False: the address
+ * could not be told (the limits then let the request through, as they always have).
+ */
+static bool limit_key(rp_req_t *r, uint8_t key[RP_PEER_KEY_LEN])
+{
+    const conn_t *c = conn_of(r->req);
+
+    if (c == NULL || !c->keyed)
+        return false;
+    memcpy(key, c->peer, RP_PEER_KEY_LEN);
+    return true;
 }
 
 /*
@@ -1206,11 +1208,12 @@ static void conn_timer(evutil_socket_t unused, short what, void *arg)
         return;
     }
     c->accepted = true;
+    /* The client's key, for every per-address limit: the cap here, the requests' (limit_key). */
+    c->keyed = fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &len) == 0 &&
+               rp_peer_key((struct sockaddr *)&ss, len, c->peer);
     if (srv->peers != NULL) {
         /* An address that cannot be told (the client has gone already) is not let in. */
-        if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len) != 0 ||
-            !rp_peer_key((struct sockaddr *)&ss, len, c->peer) ||
-            !rp_peers_take(srv->peers, c->peer, srv->max_per_address)) {
+        if (!c->keyed || !rp_peers_take(srv->peers, c->peer, srv->max_per_address)) {
             atomic_fetch_add(&srv->metrics.connections_refused_address, 1);
             conn_shut(c);
             return;

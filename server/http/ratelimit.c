@@ -124,18 +124,3 @@ bool rp_ratelimit_peek(rp_ratelimit_t *rl, const void *addr, size_t len, double 
     pthread_mutex_unlock(&rl->lock);
     return tokens >= 1;
 }
-
-void rp_ratelimit_refund(rp_ratelimit_t *rl, const void *addr, size_t len)
-{
-    uint64_t k;
-    struct bucket *b;
-
-    if (atomic_load(&rl->off))
-        return;
-    k = key_of(rl, addr, len);
-    b = &rl->b[k % RP_RATELIMIT_SLOTS];
-    pthread_mutex_lock(&rl->lock);
-    if (b->key == k && b->tokens + 1 <= rl->burst) /* (its slot not taken since by another) */
-        b->tokens += 1;
-    pthread_mutex_unlock(&rl->lock);
-}

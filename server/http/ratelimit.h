@@ -23,15 +23,12 @@ void rp_ratelimit_free(rp_ratelimit_t *rl);
 /* A new rate and burst for every address from now on (a reload); rate 0 lifts the limit, and a
  * later rate above 0 puts one back. Buckets already full keep at most the new burst. */
 void rp_ratelimit_set(rp_ratelimit_t *rl, double rate, double burst);
-/* Whether a request from addr (len bytes, any form: the text of an IP address) may go ahead at
- * time now (seconds, monotonic); it takes a token when it may. */
+/* Whether a request from addr (len bytes, any form: the server's is rp_peer_key()'s) may go ahead
+ * at time now (seconds, monotonic); it takes a token when it may. */
 bool rp_ratelimit_allow(rp_ratelimit_t *rl, const void *addr, size_t len, double now);
 /* Whether a request from addr would be allowed at time now, taking nothing: for a budget spent
  * only by what fails (a wrong token), checked before and charged with rp_ratelimit_allow() after.
  */
 bool rp_ratelimit_peek(rp_ratelimit_t *rl, const void *addr, size_t len, double now);
-/* Give back the token an allowed request from addr took (it turned out not to count: a login
- * that succeeded); never past the burst. */
-void rp_ratelimit_refund(rp_ratelimit_t *rl, const void *addr, size_t len);
 
 #endif /* RAMPART_RATELIMIT_H */

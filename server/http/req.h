@@ -130,17 +130,20 @@ bool rp_device_rate_allowed(rp_req_t *r, rp_ratelimit_t *rl, int retry_after, co
  * counted elsewhere (the database's, for EST re-enrollments across replicas). */
 void rp_reply_rate_limited(rp_req_t *r, int retry_after, const char *message);
 /* Whether a request anyone may make is within its address's limit (--rate-limit); false: 429
- * sent. */
+ * sent. Every per-address limit (this one, the login and the wrong-token ones) counts a client
+ * under rp_peer_key()'s key: an IPv6 client by its /64, as the connection cap does. */
 bool rp_rate_allowed(rp_req_t *r);
 /* Whether one more attestation of a device no tenant has claimed may be checked now; false: 429
  * sent. All unclaimed devices share one budget (--unclaimed-rate), so that keys made up by the
  * million, from as many addresses, cannot fill the attestation records. */
 bool rp_unclaimed_allowed(rp_req_t *r);
 /* Whether a console login from the request's address may be tried now (--login-rate: failed
- * logins, in a bucket of their own, apart from attestation's); false: 429 sent. A login that
- * succeeds gives its token back (rp_login_succeeded), so only failures use the budget. */
+ * logins, in a bucket of their own, apart from attestation's); false: 429 sent, nothing checked.
+ * It takes nothing: only a credential checked and found wrong spends the budget
+ * (rp_login_failed), so a request refused before any check (another site's form, a malformed
+ * body) never does, and cannot lock an operator out. */
 bool rp_login_allowed(rp_req_t *r);
-void rp_login_succeeded(rp_req_t *r);
+void rp_login_failed(rp_req_t *r);
 /* Whether a bearer token from the request's address may be checked now (--auth-fail-rate: wrong
  * tokens, in a bucket of their own); false: 429 sent, the token unchecked, right or wrong. Only a
  * wrong token spends the budget (rp_auth_failed), so a good token never does, and one address's

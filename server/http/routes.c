@@ -267,11 +267,9 @@ static bool authenticate(rp_req_t *r)
     return false;
 }
 
-bool rp_route_token_secret(rp_req_t *r, const char *h)
+bool rp_route_token_secret(rp_req_t *r, const char *h, bool *unknown)
 {
-    bool unknown;
-
-    return token_secret(r, h, &unknown);
+    return token_secret(r, h, unknown);
 }
 
 /* The token whose secret is h into r->tok; false: 401 or 500 sent, and *unknown when no token
@@ -429,6 +427,7 @@ void rp_route_dispatch(rp_req_t *r)
     }
     if ((r->route->flags & RP_ROUTE_RATE_LIMITED) && !rp_rate_allowed(r))
         return;
+    /* (only looked at here: the handler charges a credential it found wrong, rp_login_failed) */
     if ((r->route->flags & RP_ROUTE_LOGIN_LIMITED) && !rp_login_allowed(r))
         return;
     if (allowed(r))

@@ -76,8 +76,9 @@ const char *rp_req_param(const rp_req_t *r, const char *name);
 bool rp_route_require(rp_req_t *r, rp_role_t role, const char *why);
 
 /* A token's secret, as a bearer token is checked: into r->tok when it is a current token;
- * false: 401 sent. (console.c: a session opened with a token.) */
-bool rp_route_token_secret(rp_req_t *r, const char *secret);
+ * false: 401 (or 500) sent, and *unknown when no token has that secret (a wrong credential, the
+ * one a caller's failure limit charges). (console.c: a session opened with a token.) */
+bool rp_route_token_secret(rp_req_t *r, const char *secret, bool *unknown);
 /* Whether r->tok, as read from the store, has not expired (and its use noted); false: 401 sent. */
 bool rp_route_token_current(rp_req_t *r);
 

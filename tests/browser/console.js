@@ -298,12 +298,15 @@ async function steps(browser) {
   ok(/\/console\/login#code=/.test(link.url), `the login link: ${link.url}`);
   await page.goto(link.url, { waitUntil: 'load' });
   await heading('Fleet');
+  // the page says whose session the link opened (a link may be another tenant's)
+  await text('#link-notice', /^Signed in with a login link: tenant acme, role admin\./);
   await text('.card-blocked .card-n', /^1$/);
   await page.waitForSelector('.chart .uplot', WAIT);
   await shot('fleet');
   ok(!(await page.evaluate(() => location.href)).includes('code='), 'the code stays in the address bar');
   await page.click('#logout');
   await page.waitForSelector('form.login', WAIT);
+  ok(await page.$eval('#link-notice', (e) => e.hidden), 'the login link\'s notice outlived its session');
   await page.goto(link.url, { waitUntil: 'load' });
   await text('.notice.error', /login link was refused/);
 
@@ -317,6 +320,32 @@ async function steps(browser) {
   await heading('Tenants');
   await text('main td', /^acme$/);
   await shot('tenants');
+
+  // --- a login link opened while signed in replaces nothing unless the operator says so ---
+  // (login CSRF, found by review: another tenant's admin sends their tenant's link; the page used
+  // it at once and the operator's next steps landed in that tenant)
+  step('a login link opened while signed in asks first');
+  const session = async () => page.evaluate(async () => (await fetch('/console/session')).json());
+  const other = JSON.parse(run('curl', ['-sf', '--cacert', env.SERVER_CA, '-X', 'POST', '-H',
+    `Authorization: Bearer ${fs.readFileSync(env.ACME_TOKEN, 'utf8').trim()}`, `${base}/api/v1/console/links`]));
+  await page.goto(other.url, { waitUntil: 'load' });
+  await heading('Use this login link?');
+  await text('main p', /^You are signed in: the system \(every tenant\)\./);
+  ok(!(await page.evaluate(() => location.href)).includes('code='), 'the code stays in the address bar while asking');
+  ok((await session()).role === 'system', 'the session was replaced before the operator chose');
+  await shot('link-ask');
+  await page.evaluate(() => [...document.querySelectorAll('main button')].find((b) => b.textContent === 'Keep my session').click());
+  await heading('Fleet');
+  ok((await session()).role === 'system', 'keeping the session replaced it');
+  ok(await page.$eval('#link-notice', (e) => e.hidden), 'a login link notice, with no link used');
+  // the code was not used: chosen, it signs in, and the page says whose session it is
+  await page.goto(other.url, { waitUntil: 'load' });
+  await heading('Use this login link?');
+  await page.evaluate(() => [...document.querySelectorAll('main button')].find((b) => b.textContent === 'Use the link').click());
+  await heading('Fleet');
+  await text('#link-notice', /^Signed in with a login link: tenant acme, role admin\./);
+  const now = await session();
+  ok(now.role === 'admin' && now.tenant === env.ACME, `the link's session: ${JSON.stringify(now)}`);
 
   ok(problems.length === 0, `the page reported problems:\n  ${problems.join('\n  ')}`);
 }

@@ -303,6 +303,21 @@ req GET /api/v1/tenants -H "Cookie: __Host-rampart_session=$sys_cookie"; eq "$st
 req GET /console/session -H "Cookie: __Host-rampart_session=$link_cookie"; eq "$status" 200 "the link's session after a restart"
 login "{\"code\": \"$late_code\"}"; eq "$status" 401 "a link eleven minutes old"
 
+# --- what another site's page can send costs the address nothing ---------------------------------
+# A page anywhere can post a simple request (text/plain, no preflight) to the login route: it is
+# refused before any credential is checked, and spends none of the address's budget of failed
+# logins (found by review: 10 of these locked the operator out). Nor does a browser's cross-site
+# post, whatever its type. The operator's right token still logs in (then the burst below counts
+# from the one try the old link spent, as before).
+printf '{"token": "rpt_%s"}' "$(openssl rand -hex 32)" >"$d/login.json"
+for i in $(seq 20); do
+  req POST /console/session --data-binary "@$d/login.json" -H 'Content-Type: text/plain'
+  eq "$status" 415 "a text/plain login ($i), as another site's page posts it"
+done
+req POST /console/session --data-binary "@$d/login.json" -H 'Content-Type: application/json' -H 'Sec-Fetch-Site: cross-site'
+eq "$status" 403 "a login from another site's page (Sec-Fetch-Site)"
+login "{\"token\": \"$(cat "$ADMIN_TOKEN")\"}"; eq "$status" 200 "the right token, after 21 refused posts"
+
 # --- failed logins: a bucket of their own (bursts of 10) -------------------------------------------
 # A burst of wrong tokens is refused with 429 and Retry-After past the burst (one try is spent
 # above), right or wrong from then on; attestation, another bucket, is served as before.

@@ -40,6 +40,9 @@ printf '%s' "$secret" >"$d/hook.secret"
 expect 0 "$RAMPART" webhook show --tenant "$acme" --output json
 jq -e --arg u "$hook_url" '.url == $u and (has("secret") | not) and .pending == 0 and .dropped == 0 and .deliveries == []' "$d/out" >/dev/null || fail "webhook show: $(cat "$d/out")"
 expect 0 "$RAMPART" webhook set --tenant "$acme" --url "$hook_url"; out_has "secret:  unchanged"
+# A reader sees where alerts go, not the URL's credential (its path and query, a user's password).
+expect 0 "$RAMPART" webhook show --tenant "$acme" --output json --token-file "$d/reader.token"
+jq -e --arg u "http://127.0.0.1:$(cat "$d/hook.port")/..." '.url == $u' "$d/out" >/dev/null || fail "webhook show, a reader: $(cat "$d/out")"
 expect 0 "$RAMPART" quarantine policy set --tenant "$acme" --kinds syscall,attestation_failed --threshold 3 --window 600
 out_has "enabled:    yes"; out_has "kinds:      syscall,attestation_failed"
 expect 2 "$RAMPART" quarantine policy set --tenant "$acme" --kinds syscall --threshold 0 --window 600
@@ -181,6 +184,9 @@ err_has "quarantined"
 
 # --- release: a reader cannot; an admin can, recorded; the device attests again ---------------------
 expect 1 "$RAMPART" device release --tenant "$acme" "${id[1]}" --token-file "$d/reader.token"; err_has "admin"
+# a reason follows the rule a device's reasons follow: no control character (a terminal's escape)
+expect 1 "$RAMPART" device release --tenant "$acme" "${id[1]}" --reason $'ok\e[31m\nreleased by token k_admin'
+err_has "control character"
 expect 0 "$RAMPART" device release --tenant "$acme" "${id[1]}" --reason "reflashed"
 out_has "${id[1]} released"
 expect 1 "$RAMPART" device release --tenant "$acme" "${id[1]}"; err_has "not quarantined"
@@ -223,6 +229,9 @@ for url in "$hook_url" "http://localhost:$hook_port/" "http://169.254.169.254/la
   expect 1 "$RAMPART" webhook set --tenant "$acme" --url "$url"
   err_has "a loopback, link-local, private or unspecified address: refused"; err_has "--webhook-allow-private"
 done
+# plain http, even to a public address: refused (https only, but for tests and labs)
+expect 1 "$RAMPART" webhook set --tenant "$acme" --url "http://8.8.8.8/hook"
+err_has "plain http: refused, use https"; err_has "--webhook-allow-private"
 ! grep -q "url-credential" "$d/out" "$d/err" 2>/dev/null || fail "the refusal quoted the URL's credential"
 expect 0 "$RAMPART" webhook show --tenant "$acme" --output json
 jq -e --arg u "$hook_url" --arg id "$did" '.url == $u and .pending == 1 and .deliveries[0].id == $id' "$d/out" >/dev/null || fail "after kill -9: $(cat "$d/out")"

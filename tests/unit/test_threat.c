@@ -689,6 +689,16 @@ static void webhook_address_rule(void **state)
                                        sizeof(why)),
                      RP_OK);
     assert_string_equal(resolve, "8.8.8.8:443:8.8.8.8");
+    /* plain http: refused but for the same flag (its data in clear, its bodies replayable) */
+    assert_int_equal(
+        rp_webhook_target("http://8.8.8.8/hook", false, resolve, sizeof(resolve), why, sizeof(why)),
+        RP_ERR_DENIED);
+    assert_non_null(strstr(why, "use https"));
+    assert_non_null(strstr(why, "--webhook-allow-private"));
+    assert_string_equal(resolve, "");
+    assert_int_equal(
+        rp_webhook_target("http://8.8.8.8/hook", true, resolve, sizeof(resolve), why, sizeof(why)),
+        RP_OK);
     assert_int_equal(rp_webhook_target("http://no-such-host.invalid/", false, resolve,
                                        sizeof(resolve), why, sizeof(why)),
                      RP_ERR_NOT_FOUND);
