@@ -1183,7 +1183,8 @@ int main(int argc, char **argv)
         rp_server_database_describe(&srv, where, sizeof(where));
         rp_log_info("database: %s; blobs: %s", where, rp_blobs_kind_name(srv.blobs));
         err = store_open_waiting(&srv, where, cfg->database_wait, &store);
-        said = err != RP_OK; /* (by the driver, the migrations or the wait) */
+        /* (said by the driver, the migrations or the wait; not so a path too long, no memory) */
+        said = err == RP_ERR_IO || err == RP_ERR_BUSY || err == RP_ERR_UNSUPPORTED;
     }
     if (err == RP_OK)
         said = (err = serving_hold(&srv, &run.hold)) != RP_OK;
