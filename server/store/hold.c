@@ -17,6 +17,7 @@ struct rp_hold {
     rp_db_hold_t *dh; /* NULL while lost and not taken again */
     char *target;
     rp_blobs_kind_t kind;
+    bool serving; /* a serving replica's (kept at its heartbeat), not blobs move's */
     bool lost;
     time_t next_try; /* monotonic: once lost, when it is tried again */
 };
@@ -107,6 +108,8 @@ rp_err_t rp_hold_serving(const char *target, rp_blobs_kind_t kind, rp_hold_t **o
         hold_free(*out);
         *out = NULL;
     }
+    if (err == RP_OK)
+        (*out)->serving = true;
     return err;
 }
 
@@ -141,7 +144,7 @@ void rp_hold_keep(rp_hold_t *h)
     char why[400];
     rp_err_t err;
 
-    if (h == NULL)
+    if (h == NULL || !h->serving)
         return;
     if (!h->lost) {
         if (!h->drv->hold_lost(h->dh))
