@@ -66,7 +66,8 @@ static rp_err_t hold_new(const char *target, rp_blobs_kind_t kind, rp_hold_t **o
 /* A serving replica's locks, in a new driver hold. */
 static rp_err_t take_serving(rp_hold_t *h, char *why, size_t cap)
 {
-    const char *mine = rp_blobs_kind_name(h->kind), *other = rp_blobs_kind_name(other_kind(h->kind));
+    const char *mine = rp_blobs_kind_name(h->kind),
+               *other = rp_blobs_kind_name(other_kind(h->kind));
     rp_err_t err = h->drv->hold_open(h->target, &h->dh);
 
     if (err == RP_OK && (err = h->drv->hold_take(h->dh, LOCK_SERVING, false)) == RP_ERR_EXISTS)

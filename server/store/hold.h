@@ -33,9 +33,9 @@ rp_err_t rp_hold_serving(const char *target, rp_blobs_kind_t kind, rp_hold_t **o
 /* blobs move's hold: RP_ERR_EXISTS with why while any replica serves target (or another move
  * runs). */
 rp_err_t rp_hold_alone(const char *target, rp_hold_t **out, char *why, size_t cap) RP_MUST_CHECK;
-/* A serving hold (not blobs move's) lost with its connection (PostgreSQL restarted, the backend ended) taken again:
- * called at each heartbeat; a look without a round trip while it stands, a try every
- * RP_HOLD_RETRY seconds once lost. Logs what it finds. */
+/* A serving hold (not blobs move's) lost with its connection (PostgreSQL restarted, the backend
+ * ended) taken again: called at each heartbeat; a look without a round trip while it stands, a try
+ * every RP_HOLD_RETRY seconds once lost. Logs what it finds. */
 void rp_hold_keep(rp_hold_t *h);
 #define RP_HOLD_RETRY 10
 void rp_hold_release(rp_hold_t *h);

@@ -96,15 +96,17 @@ static void other_blobs_refused(void **state)
 
     (void)state;
     a = serving(RP_BLOBS_DIR);
-    refused(false, RP_BLOBS_DATABASE, "serves with --blobs dir, and this one was started with "
-                                      "--blobs database");
+    refused(false, RP_BLOBS_DATABASE,
+            "serves with --blobs dir, and this one was started with "
+            "--blobs database");
     b = serving(RP_BLOBS_DIR); /* (the refused one left nothing held) */
     rp_hold_release(a);
     refused(false, RP_BLOBS_DATABASE, "serves with --blobs dir");
     rp_hold_release(b);
     a = serving(RP_BLOBS_DATABASE); /* none of dir serves now */
-    refused(false, RP_BLOBS_DIR, "serves with --blobs database, and this one was started with "
-                                 "--blobs dir");
+    refused(false, RP_BLOBS_DIR,
+            "serves with --blobs database, and this one was started with "
+            "--blobs dir");
     rp_hold_release(a);
 }
 
