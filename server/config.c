@@ -391,6 +391,37 @@ static void refuse(struct reader *r, const char *what, const char *reason)
     snprintf(r->why, r->cap, "%s:%d: %s%s%s", r->name, r->line, what, what[0] ? ": " : "", reason);
 }
 
+/* The one section keys may be under (besides none: the top): [server]. A section of len bytes at
+ * name other than that is refused (true). */
+static bool section_refused(struct reader *r, const char *name, size_t len)
+{
+    char shown[64];
+
+    if (len == 6 && memcmp(name, "server", 6) == 0)
+        return false;
+    snprintf(shown, sizeof(shown), "%.*s", (int)len, name);
+    refuse(r, shown, "unknown section (keys go at the top, or under [server])");
+    return true;
+}
+
+/*
+ * A section header ("[NAME]", as libinih reads one: after a byte order mark on the first line and
+ * leading blanks, up to the first ']') is refused at its own line when it is not [server]: libinih
+ * tells the handler of a section only with a key under it, and an empty one is refused too.
+ */
+static void check_header(struct reader *r, const char *line)
+{
+    const char *p = line, *end;
+
+    if (r->line == 1 && strncmp(p, "\xEF\xBB\xBF", 3) == 0)
+        p += 3;
+    while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\v' || *p == '\f')
+        p++;
+    if (*p != '[' || (end = strchr(p + 1, ']')) == NULL)
+        return; /* (no header, or one libinih refuses itself) */
+    (void)section_refused(r, p + 1, (size_t)(end - p - 1));
+}
+
 static char *read_line(char *str, int num, void *stream)
 {
     struct reader *r = stream;
@@ -413,7 +444,8 @@ static char *read_line(char *str, int num, void *stream)
         refuse(r, "", limit);
         return NULL;
     }
-    return str;
+    check_header(r, str);
+    return r->bad == 0 ? str : NULL;
 }
 
 static int on_key(void *user, const char *section, const char *name, const char *value)
@@ -424,10 +456,9 @@ static int on_key(void *user, const char *section, const char *name, const char 
 
     if (r->bad != 0)
         return 0;
-    if (section[0] != '\0' && strcmp(section, "server") != 0) {
-        refuse(r, section, "unknown section (keys go at the top, or under [server])");
+    /* (check_header refused it first: this is the second line) */
+    if (section[0] != '\0' && section_refused(r, section, strlen(section)))
         return 0;
-    }
     for (int i = 0; i < RP_CFG_COUNT && id < 0; i++)
         if (strcmp(name, table[i].name) == 0)
             id = i;

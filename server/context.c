@@ -103,6 +103,22 @@ rp_err_t rp_server_store_open(const rp_server_t *srv, rp_store_t **store)
     return rp_store_open(srv->data_dir, store);
 }
 
+void rp_server_database_target(const rp_server_t *srv, char *out, size_t cap)
+{
+    if (srv->database[0] != '\0')
+        snprintf(out, cap, "%s", srv->database);
+    else
+        snprintf(out, cap, "%s/rampart.db", srv->data_dir);
+}
+
+rp_err_t rp_server_store_open_existing(const rp_server_t *srv, rp_store_t **store)
+{
+    char target[sizeof(srv->database) + PATH_MAX];
+
+    rp_server_database_target(srv, target, sizeof(target));
+    return rp_store_open_existing(target, store);
+}
+
 rp_err_t rp_server_blobs_open(const rp_server_t *srv, rp_store_t *store, rp_blobs_t **blobs)
 {
     return rp_blobs_open(srv->blobs, srv->data_dir, store, blobs);
@@ -110,12 +126,8 @@ rp_err_t rp_server_blobs_open(const rp_server_t *srv, rp_store_t *store, rp_blob
 
 void rp_server_database_describe(const rp_server_t *srv, char *out, size_t cap)
 {
-    char path[PATH_MAX + 16];
+    char target[sizeof(srv->database) + PATH_MAX];
 
-    if (srv->database[0] != '\0') {
-        rp_db_target_describe(srv->database, out, cap);
-        return;
-    }
-    snprintf(path, sizeof(path), "%s/rampart.db", srv->data_dir);
-    rp_db_target_describe(path, out, cap);
+    rp_server_database_target(srv, target, sizeof(target));
+    rp_db_target_describe(target, out, cap);
 }

@@ -208,6 +208,11 @@ rp_err_t rp_worker_ca_by_id(rp_worker_t *w, const char *tenant_id,
  * file in srv->data_dir. Every store connection the service opens comes from here, so that no
  * caller decides the engine. */
 rp_err_t rp_server_store_open(const rp_server_t *srv, rp_store_t **store) RP_MUST_CHECK;
+/* The same, only where the service's database is already (rp_store_open_existing): for the
+ * commands that must not make one. */
+rp_err_t rp_server_store_open_existing(const rp_server_t *srv, rp_store_t **store) RP_MUST_CHECK;
+/* The service's database target: srv->database, or the SQLite file DIR/rampart.db. */
+void rp_server_database_target(const rp_server_t *srv, char *out, size_t cap);
 /* The blob store (--blobs) for a thread whose store connection is store. */
 rp_err_t rp_server_blobs_open(const rp_server_t *srv, rp_store_t *store,
                               rp_blobs_t **blobs) RP_MUST_CHECK;

@@ -27,6 +27,7 @@
 #include "config.h"
 #include "console.h"
 #include "context.h"
+#include "hold.h"
 #include "http.h"
 #include "images.h"
 #include "listen.h"
@@ -132,9 +133,13 @@ static const char usage[] =
     "\n"
     "blobs move: move every blob (uploads, images, deltas) from one --blobs store to the\n"
     "other, for the --data-dir and --database given (or the config file's), with every\n"
-    "replica stopped; then start them with --blobs set to --to's. Safe to kill and run\n"
-    "again; a second run moves nothing. A server refuses to start while the other store\n"
-    "holds blobs its own does not.\n"
+    "replica stopped (refused while one serves the database; none starts while it runs);\n"
+    "then start them with --blobs set to --to's. Safe to kill and run again; a second run\n"
+    "moves nothing. A server refuses to start while the other store holds blobs its own\n"
+    "does not, or while a replica started with the other --blobs serves.\n"
+    "\n"
+    "The commands (--rotate-admin-token, blobs move, counters recount, nonces\n"
+    "reset-watermark) never make a database: where there is none, they exit 1.\n"
     "\n"
     "counters recount: count the fleet's, its versions' and deployments' counters again from\n"
     "their rows, for the --data-dir and --database given (or the config file's), in one\n"
@@ -211,11 +216,38 @@ static rp_err_t blobs_check(const rp_server_t *srv, rp_store_t *store)
     return err;
 }
 
+/*
+ * The service's database for a command that works on it (--rotate-admin-token, blobs move,
+ * counters recount, nonces reset-watermark) and must never make one: pointed at a directory or a
+ * database that holds none (a typo, a parent directory, another host's disk mounted in the wrong
+ * place), it refuses, having made nothing, rather than make and migrate a new one and report
+ * success there (review r15ops L1). what names the command in what it logs.
+ */
+static rp_err_t existing_store(const rp_server_t *srv, const char *what, rp_store_t **store)
+{
+    char where[1200];
+    rp_err_t err = rp_server_store_open_existing(srv, store);
+
+    if (err == RP_OK)
+        return RP_OK;
+    rp_server_database_describe(srv, where, sizeof(where));
+    if (err == RP_ERR_NOT_FOUND)
+        rp_log_error("%s: no Rampart database at %s; nothing was done. Is %s?", what, where,
+                     srv->database[0] != '\0' ? "--database the service's database"
+                                              : "--data-dir the service's data directory");
+    else
+        rp_log_error("%s: the database (%s) cannot be opened (above); nothing was done", what,
+                     where);
+    return err;
+}
+
 /* rampart-server blobs move: from's blobs into to's store (rp_blobs_move). */
 static int blobs_move(const rp_server_t *srv, rp_blobs_kind_t from, rp_blobs_kind_t to)
 {
+    char target[sizeof(srv->database) + PATH_MAX], why[400];
     rp_blobs_t *a = NULL, *b = NULL;
     rp_store_t *store = NULL;
+    rp_hold_t *hold = NULL;
     unsigned moved = 0, had = 0;
     rp_err_t err;
 
@@ -224,13 +256,22 @@ static int blobs_move(const rp_server_t *srv, rp_blobs_kind_t from, rp_blobs_kin
                      rp_blobs_kind_name(from));
         return 2;
     }
-    if (access(srv->data_dir, F_OK) != 0) { /* (a typo must not make one) */
-        rp_log_error("blobs move: %s: %s", srv->data_dir, strerror(errno));
+    if (existing_store(srv, "blobs move", &store) != RP_OK)
+        return 1;
+    /* No replica may serve meanwhile, nor start until it ends (hold.h: review r15ops M1). */
+    rp_server_database_target(srv, target, sizeof(target));
+    err = rp_hold_alone(target, &hold, why, sizeof(why));
+    if (err != RP_OK) {
+        if (err == RP_ERR_EXISTS)
+            rp_log_error("blobs move: refused, nothing was moved: %s", why);
+        else
+            rp_log_error("blobs move: the replicas' hold on the database cannot be taken (%s); "
+                         "nothing was moved",
+                         rp_strerror(err));
+        rp_store_close(store);
         return 1;
     }
-    err = rp_server_store_open(srv, &store);
-    if (err == RP_OK)
-        err = rp_blobs_open(from, srv->data_dir, store, &a);
+    err = rp_blobs_open(from, srv->data_dir, store, &a);
     if (err == RP_OK)
         err = rp_blobs_open(to, srv->data_dir, store, &b);
     if (err == RP_OK)
@@ -238,9 +279,10 @@ static int blobs_move(const rp_server_t *srv, rp_blobs_kind_t from, rp_blobs_kin
     rp_blobs_close(a);
     rp_blobs_close(b);
     rp_store_close(store);
-    if (err != RP_OK) {
-        rp_log_error("blobs move: %u moved, then stopped: %s (run it again to go on)", moved,
-                     rp_strerror(err));
+    rp_hold_release(hold);
+    if (err != RP_OK) { /* (a fault that may pass: a move stopped part way is run again) */
+        rp_log_error("blobs move: %u moved, then stopped: %s%s", moved, rp_strerror(err),
+                     err == RP_ERR_IO || err == RP_ERR_BUSY ? " (run it again to go on)" : "");
         return 1;
     }
     rp_log_info("blobs move: %u blob(s) moved from %s to %s (%u there already); start the "
@@ -250,21 +292,17 @@ static int blobs_move(const rp_server_t *srv, rp_blobs_kind_t from, rp_blobs_kin
     return 0;
 }
 
-/* A subcommand's work on the store of the --data-dir and --database given: fn(store, ctx), in a
- * data directory that exists (a typo must not make one). Logs a failure as "WHAT: ...". */
+/* A subcommand's work on the store of the --data-dir and --database given: fn(store, ctx), where
+ * that database is already (existing_store). Logs a failure as "WHAT: ...". */
 static rp_err_t store_command(const rp_server_t *srv, const char *what,
                               rp_err_t (*fn)(rp_store_t *, void *), void *ctx)
 {
     rp_store_t *store = NULL;
-    rp_err_t err;
+    rp_err_t err = existing_store(srv, what, &store);
 
-    if (access(srv->data_dir, F_OK) != 0) {
-        rp_log_error("%s: %s: %s", what, srv->data_dir, strerror(errno));
-        return RP_ERR_NOT_FOUND;
-    }
-    err = rp_server_store_open(srv, &store);
-    if (err == RP_OK)
-        err = fn(store, ctx);
+    if (err != RP_OK)
+        return err;
+    err = fn(store, ctx);
     rp_store_close(store);
     if (err != RP_OK)
         rp_log_error("%s: %s (nothing changed)", what, rp_strerror(err));
@@ -401,6 +439,23 @@ static int admin_token_lock(const char *data_dir)
     return rp_lock_in(data_dir, "admin.token.lock");
 }
 
+/* This replica's hold on its database (hold.h: review r15ops M1, L3), taken at start before the
+ * blob check and kept to the exit: refused, said why, while a blobs move runs or a replica with
+ * the other --blobs serves. */
+static rp_err_t serving_hold(const rp_server_t *srv, rp_hold_t **hold)
+{
+    char target[sizeof(srv->database) + PATH_MAX], why[400];
+    rp_err_t err;
+
+    rp_server_database_target(srv, target, sizeof(target));
+    err = rp_hold_serving(target, srv->blobs, hold, why, sizeof(why));
+    if (err == RP_ERR_EXISTS)
+        rp_log_error("%s", why);
+    else if (err != RP_OK)
+        rp_log_error("the replicas' hold on the database cannot be taken: %s", rp_strerror(err));
+    return err;
+}
+
 /*
  * The database at start, waited for while it cannot be reached (RP_ERR_BUSY: down, starting,
  * restarting) for at most wait seconds: tries 1, 2, 4... seconds apart (at most 10), each logged
@@ -506,30 +561,24 @@ static void count_token(void *ctx, const rp_token_t *t)
 static rp_err_t rotate_admin_token(const rp_server_t *srv)
 {
     const char *data_dir = srv->data_dir;
-    char path[PATH_MAX + 16], db[PATH_MAX + 16];
+    char path[PATH_MAX + 16], db[1200];
     uint8_t hash[RP_SHA256_LEN];
     rp_store_t *store = NULL;
     rp_atomic_file_t f;
     rp_token_t tok;
     long existing = 0;
     int revoked = 0, lock;
-    rp_err_t err;
+    rp_err_t err = existing_store(srv, "cannot rotate the system token", &store);
 
-    snprintf(db, sizeof(db), "%s/rampart.db", data_dir);
-    if (srv->database[0] != '\0') /* (a server's database, not a file that may be a typo) */
-        rp_server_database_describe(srv, db, sizeof(db));
-    else if (access(db, F_OK) != 0) {
-        rp_log_error("cannot rotate the system token: %s holds no Rampart database (%s: %s); "
-                     "nothing was done. Is --data-dir the service's data directory?",
-                     data_dir, db, strerror(errno));
-        return RP_ERR_NOT_FOUND;
-    }
+    if (err != RP_OK)
+        return err;
+    rp_server_database_describe(srv, db, sizeof(db));
     lock = admin_token_lock(data_dir);
-    if (lock < 0)
+    if (lock < 0) {
+        rp_store_close(store);
         return RP_ERR_IO;
-    err = rp_server_store_open(srv, &store);
-    if (err == RP_OK)
-        err = rp_store_token_list(store, NULL, NULL, count_token, &existing);
+    }
+    err = rp_store_token_list(store, NULL, NULL, count_token, &existing);
     if (err == RP_OK && existing == 0) {
         rp_log_error("cannot rotate the system token: the database in %s has no system token to "
                      "replace; nothing was done (the service makes one in %s/admin.token when it "
@@ -679,6 +728,7 @@ static struct {
     int64_t cert_begins, cert_ends; /* its times (notBefore, notAfter) */
     char **service_cas_old;         /* the service CAs published before (service_ca_publish) */
     int service_cas_replaced;
+    rp_hold_t *hold; /* this replica's hold on its database (hold.h), kept at each heartbeat */
 } run;
 
 #define LOGIN_BURST 10
@@ -998,6 +1048,7 @@ static void on_heartbeat(evutil_socket_t fd, short events, void *arg)
      * made before may begin ahead of it) */
     if (now >= run.cert_check_at || run.cert_check_at - now > CERT_RETRY)
         cert_due();
+    rp_hold_keep(run.hold);
 }
 
 int main(int argc, char **argv)
@@ -1020,6 +1071,7 @@ int main(int argc, char **argv)
     rp_blobs_kind_t move_from = RP_BLOBS_DIR, move_to = RP_BLOBS_DIR;
     int moving = 0; /* blobs move's options seen: 1 --from, 2 --to */
     bool move = false, recount = false, reset = false, ca_next = false, ca_promote = false;
+    bool said = false; /* the start's failure is logged with its reason already */
     rp_err_t err;
 
     rp_log_init("rampart-server", RP_LOG_INFO);
@@ -1102,7 +1154,7 @@ int main(int argc, char **argv)
     strcpy(srv.data_dir, cfg->data_dir);
     memcpy(srv.database, cfg->database, sizeof(srv.database));
     srv.blobs = (rp_blobs_kind_t)cfg->blobs;
-    if (rotate) /* (in a data directory that exists: a typo must not make one) */
+    if (rotate) /* (where the database is already: existing_store) */
         return rotate_admin_token(&srv) == RP_OK ? 0 : 1;
     if (move)
         return blobs_move(&srv, move_from, move_to);
@@ -1142,19 +1194,29 @@ int main(int argc, char **argv)
         rp_server_database_describe(&srv, where, sizeof(where));
         rp_log_info("database: %s; blobs: %s", where, rp_blobs_kind_name(srv.blobs));
         err = store_open_waiting(&srv, where, cfg->database_wait, &store);
+        /* (said by the driver, the migrations or the wait; not so a path too long, no memory) */
+        said = err == RP_ERR_IO || err == RP_ERR_BUSY || err == RP_ERR_UNSUPPORTED;
     }
-    if (err == RP_OK && (err = rp_ca_master_check(store, srv.master_key)) == RP_ERR_BAD_KEY)
+    if (err == RP_OK)
+        said = (err = serving_hold(&srv, &run.hold)) != RP_OK;
+    if (err == RP_OK && (err = rp_ca_master_check(store, srv.master_key)) == RP_ERR_BAD_KEY) {
         rp_log_error("%s is not the master key this database's tenant CAs were made with: every "
                      "replica needs the same one (docs/operations.md, \"Running several "
                      "replicas\")",
                      master_path);
+        said = true;
+    }
     if (err == RP_OK)
         err = bootstrap_token(&srv, store);
     if (err == RP_OK)
-        err = blobs_check(&srv, store);
+        said = (err = blobs_check(&srv, store)) != RP_OK;
     rp_store_close(store);
-    if (err != RP_OK) {
-        rp_log_error("cannot prepare %s: %s", cfg->data_dir, rp_strerror(err));
+    if (err != RP_OK) { /* (a reason said above is not said again, as an error code's name) */
+        if (said)
+            rp_log_error("not started: the reason is above");
+        else
+            rp_log_error("cannot prepare %s: %s", cfg->data_dir, rp_strerror(err));
+        rp_hold_release(run.hold);
         return 1;
     }
     console_init(&srv, cfg->console_dir[0] != '\0' ? cfg->console_dir : NULL);
@@ -1330,5 +1392,6 @@ out:
     rp_wipe(srv.master_key, sizeof(srv.master_key));
     rp_wipe(srv.nonce_key, sizeof(srv.nonce_key));
     free(run.cli.v);
+    rp_hold_release(run.hold); /* (last: the replica serves no more) */
     return status;
 }

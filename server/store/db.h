@@ -22,10 +22,17 @@
 typedef struct rp_db rp_db_t;           /* one connection: a driver's struct starts with rp_db */
 typedef struct rp_db_stmt rp_db_stmt_t; /* one prepared statement of one connection */
 typedef struct rp_db_driver rp_db_driver_t;
+typedef struct rp_db_hold rp_db_hold_t; /* a holder's locks: a driver's struct starts with this */
 
 struct rp_db {
     const rp_db_driver_t *drv;
 };
+struct rp_db_hold {
+    const rp_db_driver_t *drv;
+};
+
+/* The locks a hold may take: 0 to RP_DB_HOLD_LOCKS - 1 (hold.c names them). */
+#define RP_DB_HOLD_LOCKS 8
 struct rp_db_stmt {
     const rp_db_driver_t *drv;
 };
@@ -77,6 +84,25 @@ struct rp_db_driver {
     rp_err_t (*begin)(rp_db_t *db);
     rp_err_t (*commit)(rp_db_t *db);
     rp_err_t (*rollback)(rp_db_t *db);
+    /*
+     * Holds: locks on the database that last while their holder lives and end with it however it
+     * ends (kill -9 included), seen by every process on every machine that uses the database
+     * (hold.h: the serving replicas' and `blobs move`'s). Each on a resource of its own, never a
+     * connection of the store's: SQLite, open-file-description locks on bytes of TARGET-hold.lock
+     * beside the database file; PostgreSQL, session-level advisory locks on a connection opened
+     * for them, whose server-side keepalives end the session of a holder whose machine vanished
+     * in about a minute. Never waited for: taken or refused at once.
+     */
+    rp_err_t (*hold_open)(const char *target, rp_db_hold_t **out);
+    /* Lock n, shared or exclusive, taken once per hold: RP_OK; RP_ERR_EXISTS when another hold
+     * has it in a mode that excludes this one (a shared lock excludes an exclusive one). */
+    rp_err_t (*hold_take)(rp_db_hold_t *h, int n, bool exclusive);
+    void (*hold_drop)(rp_db_hold_t *h, int n);
+    /* Whether the locks were lost with the resource (PostgreSQL: the session ended: a restart, a
+     * terminated backend): close the hold and take them again in a new one. Looked at without a
+     * round trip to the server: cheap enough for a heartbeat. */
+    bool (*hold_lost)(rp_db_hold_t *h);
+    void (*hold_close)(rp_db_hold_t *h); /* (every lock dropped) */
 };
 
 extern const rp_db_driver_t rp_db_sqlite;

@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,7 +189,9 @@ static rp_err_t run(pg_db_t *db, const char *sql, const char *what)
     return err;
 }
 
-static rp_err_t pg_open(const char *target, rp_db_t **out)
+/* A new connection to target, with our parameters, or RP_ERR_BUSY when the server cannot be
+ * reached now (down, starting): worth trying again; RP_ERR_IO when it answers but refuses. */
+static rp_err_t pg_connect(const char *target, PGconn **out)
 {
     /* Ours first: the target's own values (a connect_timeout in the URI) win over them. */
     /* (TCP: a dead peer is noticed in about a minute when idle, half a minute when sending) */
@@ -199,7 +202,33 @@ static rp_err_t pg_open(const char *target, rp_db_t **out)
                                        "dbname",           NULL};
     const char *values[] = {"10",   "1", "30", "10", "3", "30000", "UTF8", "rampart-server",
                             target, NULL};
+    PGconn *conn;
+    PGPing ping;
+
+    *out = NULL;
+    conn = PQconnectdbParams(keys, values, 1);
+    if (conn == NULL)
+        return RP_ERR_NO_MEMORY;
+    if (PQstatus(conn) != CONNECTION_OK) {
+        /* libpq's message names the host and user, never the password. A server that cannot be
+         * reached now may be later (starting, restarting): RP_ERR_BUSY, for the caller to wait
+         * (main.c: --database-wait); one that answers but refuses us (a wrong password, no such
+         * database) will not change by waiting. */
+        rp_log_error("database: cannot connect: %s", PQerrorMessage(conn));
+        PQfinish(conn);
+        /* not answering, or answering that it is starting or shutting down */
+        ping = PQpingParams(keys, values, 1);
+        return ping == PQPING_NO_RESPONSE || ping == PQPING_REJECT ? RP_ERR_BUSY : RP_ERR_IO;
+    }
+    PQsetNoticeProcessor(conn, pg_notice, NULL);
+    *out = conn;
+    return RP_OK;
+}
+
+static rp_err_t pg_open(const char *target, rp_db_t **out)
+{
     pg_db_t *db;
+    rp_err_t err;
 
     *out = NULL;
     if (target == NULL)
@@ -209,26 +238,11 @@ static rp_err_t pg_open(const char *target, rp_db_t **out)
         return RP_ERR_NO_MEMORY;
     db->base.drv = &rp_db_postgresql;
     db->generation = 1;
-    db->conn = PQconnectdbParams(keys, values, 1);
-    if (db->conn == NULL) {
+    err = pg_connect(target, &db->conn);
+    if (err != RP_OK) {
         free(db);
-        return RP_ERR_NO_MEMORY;
+        return err;
     }
-    if (PQstatus(db->conn) != CONNECTION_OK) {
-        /* libpq's message names the host and user, never the password. A server that cannot be
-         * reached now may be later (starting, restarting): RP_ERR_BUSY, for the caller to wait
-         * (main.c: --database-wait); one that answers but refuses us (a wrong password, no such
-         * database) will not change by waiting. */
-        PGPing ping;
-
-        rp_log_error("database: cannot connect: %s", PQerrorMessage(db->conn));
-        PQfinish(db->conn);
-        free(db);
-        /* not answering, or answering that it is starting or shutting down */
-        ping = PQpingParams(keys, values, 1);
-        return ping == PQPING_NO_RESPONSE || ping == PQPING_REJECT ? RP_ERR_BUSY : RP_ERR_IO;
-    }
-    PQsetNoticeProcessor(db->conn, pg_notice, NULL);
     if (!session_setup(db)) {
         PQfinish(db->conn);
         free(db);
@@ -778,6 +792,135 @@ static rp_err_t pg_rollback(rp_db_t *d)
     return err == RP_ERR_BUSY ? RP_OK : err;
 }
 
+/*
+ * Holds (db.h): session-level advisory locks, (PG_HOLD_CLASS, the lock's number), apart from the
+ * write lock's (a single bigint key: another key space), on a connection of the hold's own. They
+ * end with its session: when the holder's process dies (its socket closes), when the server
+ * restarts or ends the backend, and when the holder's machine vanishes, which the server notices
+ * by the keepalives set here (about a minute; the system's default is two hours).
+ */
+#define PG_HOLD_CLASS "1380470860" /* "RHPL" in ASCII */
+
+typedef struct pg_hold {
+    rp_db_hold_t base;
+    PGconn *conn;
+    char taken[RP_DB_HOLD_LOCKS]; /* 0, 's' (shared) or 'x' (exclusive) */
+} pg_hold_t;
+
+/* A one-value query of the hold's: its value in out ("t", "f"), or the error, logged. */
+static rp_err_t hold_query(pg_hold_t *h, const char *sql, char *out, size_t cap)
+{
+    PGresult *r = PQexec(h->conn, sql);
+    rp_err_t err = RP_OK;
+
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1 || PQnfields(r) < 1) {
+        rp_log_error("database: the hold: %s",
+                     r != NULL ? PQresultErrorMessage(r) : PQerrorMessage(h->conn));
+        err = PQstatus(h->conn) == CONNECTION_OK ? RP_ERR_IO : RP_ERR_BUSY;
+    } else {
+        snprintf(out, cap, "%s", PQgetvalue(r, 0, 0));
+    }
+    PQclear(r);
+    return err;
+}
+
+static void pg_hold_close(rp_db_hold_t *hold)
+{
+    pg_hold_t *h = (pg_hold_t *)hold;
+
+    if (h == NULL)
+        return;
+    PQfinish(h->conn); /* (the session ends: its locks with it) */
+    free(h);
+}
+
+static rp_err_t pg_hold_open(const char *target, rp_db_hold_t **out)
+{
+    pg_hold_t *h;
+    char value[16];
+    rp_err_t err;
+
+    *out = NULL;
+    if (target == NULL)
+        return RP_ERR_INVALID_ARG;
+    h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        return RP_ERR_NO_MEMORY;
+    h->base.drv = &rp_db_postgresql;
+    err = pg_connect(target, &h->conn);
+    if (err != RP_OK) {
+        free(h);
+        return err;
+    }
+    /* The server ends this session, and the locks, about a minute after its peer went silent (a
+     * machine powered off or cut off; on a Unix socket they do not apply); nor does it end it for
+     * idling. Settings this server lacks are left out (idle_session_timeout: PostgreSQL 14). */
+    err = hold_query(h,
+                     "SELECT count(set_config(name, CASE name WHEN 'tcp_keepalives_idle' THEN '30' "
+                     "WHEN 'tcp_keepalives_interval' THEN '10' WHEN 'tcp_keepalives_count' "
+                     "THEN '3' ELSE '0' END, false)) FROM pg_settings WHERE name IN "
+                     "('tcp_keepalives_idle', 'tcp_keepalives_interval', 'tcp_keepalives_count', "
+                     "'idle_session_timeout', 'idle_in_transaction_session_timeout')",
+                     value, sizeof(value));
+    if (err != RP_OK) {
+        pg_hold_close(&h->base);
+        return err;
+    }
+    *out = &h->base;
+    return RP_OK;
+}
+
+static rp_err_t pg_hold_take(rp_db_hold_t *hold, int n, bool exclusive)
+{
+    pg_hold_t *h = (pg_hold_t *)hold;
+    char sql[96], got[8];
+    rp_err_t err;
+
+    if (n < 0 || n >= RP_DB_HOLD_LOCKS || h->taken[n] != 0)
+        return RP_ERR_INVALID_ARG;
+    snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock%s(" PG_HOLD_CLASS ", %d)",
+             exclusive ? "" : "_shared", n);
+    err = hold_query(h, sql, got, sizeof(got));
+    if (err != RP_OK)
+        return err;
+    if (strcmp(got, "t") != 0)
+        return RP_ERR_EXISTS;
+    h->taken[n] = exclusive ? 'x' : 's';
+    return RP_OK;
+}
+
+static void pg_hold_drop(rp_db_hold_t *hold, int n)
+{
+    pg_hold_t *h = (pg_hold_t *)hold;
+    char sql[96], got[8];
+
+    if (n < 0 || n >= RP_DB_HOLD_LOCKS || h->taken[n] == 0)
+        return;
+    snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock%s(" PG_HOLD_CLASS ", %d)",
+             h->taken[n] == 'x' ? "" : "_shared", n);
+    h->taken[n] = 0;
+    (void)hold_query(h, sql, got, sizeof(got)); /* (failed: the session is gone, and the lock) */
+}
+
+static bool pg_hold_lost(rp_db_hold_t *hold)
+{
+    pg_hold_t *h = (pg_hold_t *)hold;
+    struct pollfd p = {.fd = PQsocket(h->conn), .events = POLLIN};
+    int rc;
+
+    if (PQstatus(h->conn) != CONNECTION_OK || p.fd < 0)
+        return true;
+    while ((rc = poll(&p, 1, 0)) < 0 && errno == EINTR)
+        ;
+    if (rc <= 0)
+        return false; /* nothing came: the session stands */
+    /* The server's word as it ends the session (a restart, a terminated backend: taken as a
+     * notice), then its end; or an error of the socket (the keepalives gave up). */
+    if (PQconsumeInput(h->conn) == 0)
+        return true;
+    return PQstatus(h->conn) != CONNECTION_OK;
+}
+
 const rp_db_driver_t rp_db_postgresql = {
     .name = "postgresql",
     .open = pg_open,
@@ -802,4 +945,9 @@ const rp_db_driver_t rp_db_postgresql = {
     .begin = pg_begin,
     .commit = pg_commit,
     .rollback = pg_rollback,
+    .hold_open = pg_hold_open,
+    .hold_take = pg_hold_take,
+    .hold_drop = pg_hold_drop,
+    .hold_lost = pg_hold_lost,
+    .hold_close = pg_hold_close,
 };

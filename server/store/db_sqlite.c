@@ -5,8 +5,13 @@
  * use that SQLite lacks (greatest, least) or that only C can answer (rp_selects). The only file
  * of the service that calls SQLite (unit.store_sqlite_confined checks it).
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -358,6 +363,87 @@ static rp_err_t sq_rollback(rp_db_t *db)
     return sq_exec(db, "ROLLBACK");
 }
 
+/*
+ * Holds (db.h): the bytes 0 to RP_DB_HOLD_LOCKS - 1 of one file beside the database,
+ * TARGET-hold.lock, under open-file-description locks (F_OFD_SETLK): owned by the open file, not
+ * by the process, so that two holds exclude each other in one process as in two, and ended by its
+ * close, which the kernel does for a process however it dies. Apart from SQLite's own locks (on
+ * the database file itself).
+ */
+struct sq_hold {
+    rp_db_hold_t base;
+    int fd;
+};
+
+static rp_err_t sq_hold_open(const char *target, rp_db_hold_t **out)
+{
+    char path[PATH_MAX];
+    struct sq_hold *h;
+
+    *out = NULL;
+    if (snprintf(path, sizeof(path), "%s-hold.lock", target) >= (int)sizeof(path))
+        return RP_ERR_INVALID_ARG;
+    h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        return RP_ERR_NO_MEMORY;
+    h->base.drv = &rp_db_sqlite;
+    h->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (h->fd < 0) {
+        rp_log_error("database: %s: %s", path, strerror(errno));
+        free(h);
+        return RP_ERR_IO;
+    }
+    *out = &h->base;
+    return RP_OK;
+}
+
+/* Byte n of the hold's file: F_RDLCK (shared), F_WRLCK (exclusive) or F_UNLCK; 0, or -1 (errno). */
+static int hold_byte(struct sq_hold *h, int n, short type)
+{
+    struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = n, .l_len = 1};
+    int rc;
+
+    while ((rc = fcntl(h->fd, F_OFD_SETLK, &fl)) != 0 && errno == EINTR)
+        ;
+    return rc;
+}
+
+static rp_err_t sq_hold_take(rp_db_hold_t *hold, int n, bool exclusive)
+{
+    struct sq_hold *h = (struct sq_hold *)hold;
+
+    if (n < 0 || n >= RP_DB_HOLD_LOCKS)
+        return RP_ERR_INVALID_ARG;
+    if (hold_byte(h, n, exclusive ? F_WRLCK : F_RDLCK) == 0)
+        return RP_OK;
+    if (errno == EAGAIN || errno == EACCES)
+        return RP_ERR_EXISTS;
+    rp_log_error("database: the hold's lock %d: %s", n, strerror(errno));
+    return RP_ERR_IO;
+}
+
+static void sq_hold_drop(rp_db_hold_t *hold, int n)
+{
+    if (n >= 0 && n < RP_DB_HOLD_LOCKS)
+        (void)hold_byte((struct sq_hold *)hold, n, F_UNLCK);
+}
+
+static bool sq_hold_lost(rp_db_hold_t *hold)
+{
+    (void)hold; /* (a lock on an open file ends only with it) */
+    return false;
+}
+
+static void sq_hold_close(rp_db_hold_t *hold)
+{
+    struct sq_hold *h = (struct sq_hold *)hold;
+
+    if (h == NULL)
+        return;
+    close(h->fd);
+    free(h);
+}
+
 const rp_db_driver_t rp_db_sqlite = {
     .name = "sqlite",
     .open = sq_open,
@@ -382,4 +468,9 @@ const rp_db_driver_t rp_db_sqlite = {
     .begin = sq_begin,
     .commit = sq_commit,
     .rollback = sq_rollback,
+    .hold_open = sq_hold_open,
+    .hold_take = sq_hold_take,
+    .hold_drop = sq_hold_drop,
+    .hold_lost = sq_hold_lost,
+    .hold_close = sq_hold_close,
 };

@@ -6,11 +6,13 @@
  * a crash leaves each either done or not. Tenants, tokens, devices, attestations, certificates,
  * CAs and appraisal policies live here; the schema's migrations in migrations.c.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/rand.h>
 
@@ -338,25 +340,33 @@ sq_engine_t sq_engine(const rp_store_t *s)
     return s->db->drv == &rp_db_postgresql ? SQ_PG : SQ_SQLITE;
 }
 
+/* The one value of a query written for each engine (forms); what names it in a failure. */
+static rp_err_t engine_value(rp_store_t *s, const char *const forms[SQ_ENGINES], const char *what,
+                             int64_t *out)
+{
+    sq_st_t *st = sq_stmt_of(s, forms);
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    if (db_step(st) == DB_ROW) {
+        *out = db_column_int64(st, 0);
+        err = RP_OK;
+    } else {
+        err = sq_error(s, what);
+    }
+    db_reset(st);
+    return err;
+}
+
 rp_err_t sq_db_now(rp_store_t *s, int64_t *now)
 {
     static const char *const SQL_NOW[SQ_ENGINES] = {
         "SELECT CAST(strftime('%s', 'now') AS INTEGER)",
         "SELECT CAST(floor(extract(epoch FROM clock_timestamp())) AS BIGINT)",
     };
-    sq_st_t *st = sq_stmt_of(s, SQL_NOW);
-    rp_err_t err;
 
-    if (st == NULL)
-        return RP_ERR_IO;
-    if (db_step(st) == DB_ROW) {
-        *now = db_column_int64(st, 0);
-        err = RP_OK;
-    } else {
-        err = sq_error(s, "the database's clock");
-    }
-    db_reset(st);
-    return err;
+    return engine_value(s, SQL_NOW, "the database's clock", now);
 }
 
 bool sq_text_storable(const rp_store_t *s, const char *text)
@@ -429,18 +439,39 @@ void sq_bind_page(sq_st_t *st, const rp_page_t *p)
     db_bind_int64(st, db_param(st, ":limit"), paged ? p->limit : INT64_MAX);
 }
 
-/* Open a store on a connection of drv's to target: its schema brought to the newest, its names'
- * keys made. */
-static rp_err_t store_open(const rp_db_driver_t *drv, const char *target, rp_store_t **out)
+/* Whether the database of s holds Rampart's schema (its schema_version table). */
+static rp_err_t holds_schema(rp_store_t *s, bool *holds)
 {
+    static const char *const SQL_HAS_SCHEMA[SQ_ENGINES] = {
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
+        "SELECT CASE WHEN to_regclass('schema_version') IS NULL THEN 0 ELSE 1 END",
+    };
+    int64_t n = 0;
+    rp_err_t err = engine_value(s, SQL_HAS_SCHEMA, "the schema's presence", &n);
+
+    *holds = n > 0;
+    return err;
+}
+
+/* Open a store on a connection of drv's to target: its schema brought to the newest, its names'
+ * keys made. existing: only where a Rampart database is already (RP_ERR_NOT_FOUND, and nothing
+ * made, where none is: a SQLite file not there is not created). */
+static rp_err_t store_open(const rp_db_driver_t *drv, const char *target, bool existing,
+                           rp_store_t **out)
+{
+    bool holds = true;
     rp_store_t *s;
     rp_err_t err;
 
     *out = NULL;
+    if (existing && drv == &rp_db_sqlite && access(target, F_OK) != 0)
+        return errno == ENOENT || errno == ENOTDIR ? RP_ERR_NOT_FOUND : RP_ERR_IO;
     s = calloc(1, sizeof(*s));
     if (s == NULL)
         return RP_ERR_NO_MEMORY;
     err = drv->open(target, &s->db);
+    if (err == RP_OK && existing && (err = holds_schema(s, &holds)) == RP_OK && !holds)
+        err = RP_ERR_NOT_FOUND;
     if (err == RP_OK)
         err = sq_migrate(s);
     if (err == RP_OK)
@@ -460,10 +491,10 @@ rp_err_t rp_store_open(const char *data_dir, rp_store_t **out)
     *out = NULL;
     if (snprintf(path, sizeof(path), "%s/rampart.db", data_dir) >= (int)sizeof(path))
         return RP_ERR_INVALID_ARG;
-    return store_open(&rp_db_sqlite, path, out);
+    return store_open(&rp_db_sqlite, path, false, out);
 }
 
-rp_err_t rp_store_open_target(const char *target, rp_store_t **out)
+static rp_err_t open_target(const char *target, bool existing, rp_store_t **out)
 {
     const rp_db_driver_t *drv;
 
@@ -473,7 +504,17 @@ rp_err_t rp_store_open_target(const char *target, rp_store_t **out)
     drv = rp_db_driver_for(target);
     if (drv == NULL)
         return RP_ERR_UNSUPPORTED;
-    return store_open(drv, target, out);
+    return store_open(drv, target, existing, out);
+}
+
+rp_err_t rp_store_open_target(const char *target, rp_store_t **out)
+{
+    return open_target(target, false, out);
+}
+
+rp_err_t rp_store_open_existing(const char *target, rp_store_t **out)
+{
+    return open_target(target, true, out);
 }
 
 rp_err_t rp_store_writer_tune(rp_store_t *s)

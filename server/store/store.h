@@ -134,6 +134,11 @@ rp_err_t rp_store_open(const char *data_dir, rp_store_t **store) RP_MUST_CHECK;
  * postgresql:// URI (a new database gets the schema's baseline, schema_pg.h). RP_ERR_UNSUPPORTED
  * (logged): a backend this build does not have. */
 rp_err_t rp_store_open_target(const char *target, rp_store_t **store) RP_MUST_CHECK;
+/* The same, but only where a Rampart database is already (its schema, at any version): where
+ * none is (a SQLite file that is not there, or a database without the schema), RP_ERR_NOT_FOUND,
+ * and nothing is made. For the commands that work on the service's database and must not make
+ * one where they were pointed by mistake (main.c: review r15ops L1). */
+rp_err_t rp_store_open_existing(const char *target, rp_store_t **store) RP_MUST_CHECK;
 void rp_store_close(rp_store_t *store);
 /*
  * A failure its caller should answer apart from "internal": RP_ERR_BUSY when a step since the

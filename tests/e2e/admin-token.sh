@@ -9,11 +9,11 @@ server_bin=$RAMPART_SERVER
 
 # --- nothing to replace: refused, and nothing is made --------------------------------------------
 expect 1 "$server_bin" --data-dir "$d/typo" --rotate-admin-token
-err_has "$d/typo holds no Rampart database"; err_has "nothing was done"
+err_has "no Rampart database at SQLite file $d/typo/rampart.db"; err_has "nothing was done"
 [ ! -e "$d/typo" ] || fail "a rotation made the data directory it was given by mistake"
 mkdir "$d/empty"
 expect 1 "$server_bin" --data-dir "$d/empty" --rotate-admin-token
-err_has "$d/empty holds no Rampart database"
+err_has "no Rampart database at SQLite file $d/empty/rampart.db"
 [ -z "$(ls -A "$d/empty")" ] || fail "a rotation made files in a directory without a database: $(ls -A "$d/empty")"
 
 start_server "$d/srv"

@@ -8,7 +8,8 @@
 # download whose blob is gone is a 500 JSON error. And `rampart-server counters recount` puts
 # counters that are off right again, and `rampart-server nonces reset-watermark` a purge watermark
 # left in the future (the server's next nonce is of the epoch it raised), or a nonce epoch out of
-# range.
+# range. Beside a serving replica a move is refused, and so is a replica of the other --blobs; where
+# no database is, no command makes one.
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT to the rampart-agent binary}"
 d=$E2E_DIR
@@ -28,12 +29,30 @@ downloads() { eq "$(download)" 200 "download ($1)"; cmp -s "$d/got" "$d/app.img"
 downloads "dir"
 [ -f "$s/images/$v" ] || fail "no file for the image"
 
+# beside a serving replica: a move is refused, moving nothing (review r15ops M1), and a replica of
+# the other --blobs refused at start, saying so once (L3, L4)
+expect 1 "$server" blobs move --from dir --to database --data-dir "$s"
+err_has "refused, nothing was moved: a rampart-server serves this database"
+[ -f "$s/images/$v" ] || fail "a refused move took the image"
+expect 1 "$server" --data-dir "$s" --listen 127.0.0.1:0 --blobs database
+err_has "a replica of this database serves with --blobs dir, and this one was started with --blobs database"
+err_has "not started: the reason is above"
+downloads "dir, beside the refusals"
+# where no database is, no command makes one (review r15ops L1)
+mkdir "$d/empty"
+for c in "counters recount" "nonces reset-watermark" "blobs move --from dir --to database"; do
+  expect 1 "$server" $c --data-dir "$d/empty"
+  err_has "${c% --from*}: no Rampart database at SQLite file $d/empty/rampart.db; nothing was done"
+done
+[ -z "$(ls -A "$d/empty")" ] || fail "a command made files where no database was: $(ls -A "$d/empty")"
+
 stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; }
 stop_server
-# another --blobs: refused, naming the fix
+# another --blobs: refused, naming the fix (and not as "already exists": review r15ops L4)
 expect 1 "$server" --data-dir "$s" --listen 127.0.0.1:0 --blobs database
 err_has "rampart-server blobs move --from dir --to database"
 err_has "1 blob(s) (images/$v among them) are kept with --blobs dir"
+! grep -q "already exists" "$d/err" || fail "the refusal is restated: $(cat "$d/err")"
 expect 0 "$server" blobs move --from dir --to database --data-dir "$s"
 err_has "1 blob(s) moved from dir to database (0 there already)"
 [ ! -e "$s/images/$v" ] || fail "the file is still there"

@@ -4,7 +4,8 @@
 # records are in PostgreSQL (read with psql; the data directory holds no rampart.db) and survive
 # a restart of the server; the log names the database without its password; a reload that
 # changes the database is refused and the service carries on; PostgreSQL is restarted under the
-# running server, which answers again without a restart of its own (the driver reconnects); a
+# running server, which answers again without a restart of its own (the driver reconnects, and
+# the server's hold that refuses a blobs move beside it is taken again); a
 # path that is not UTF-8 is 400; PostgreSQL stopped: 503 with Retry-After, /readyz not ready, the
 # CLI waits and succeeds once it is back; the server started before PostgreSQL waits for it
 # (--database-wait).
@@ -74,6 +75,12 @@ restart_pg >/dev/null
 attest_noting() { attest || { echo "$status" >>"$d/seen"; false; }; }
 wait_until 30 attest_noting || fail "no attestation after PostgreSQL's restart: $status $(head -c 300 "$d/body")"
 kill -0 "$SERVER_PID" || fail "the server died when PostgreSQL restarted"
+# its hold on the database (review r15ops M1) ended with the session and is taken again: a blobs
+# move beside it is still refused
+wait_until 30 grep -q "hold on the database is taken again" "$d/srv.log" ||
+  fail "the hold was not taken again: $(grep hold "$d/srv.log")"
+expect 1 "$bin" blobs move --from dir --to database --data-dir "$d/srv" --database "$db"
+err_has "refused, nothing was moved: a rampart-server serves this database"
 eq "$(sql "SELECT count(*) FROM certificates WHERE device_id = '$dev'")" 3 "certificates after PostgreSQL's restart"
 if grep -q s3cret "$d/srv.log"; then fail "the database's password is in the log"; fi
 # What a request that found its connection broken got: an error answer (the server's own, not a

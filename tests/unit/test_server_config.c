@@ -148,7 +148,13 @@ static void refusals_name_file_and_line(void **state)
     refused("listen = a:1\n  b:2\n", "f.conf:2: listen: given twice"); /* a continuation */
     refused("data-dir = /x\njust words\n", "f.conf:2: not `key = value`");
     refused("oops\nthreads = 0\n", "f.conf:1: not `key = value`"); /* the first one */
-    refused("[tls]\nlisten = a:1\n", "f.conf:2: tls: unknown section");
+    refused("[tls]\nlisten = a:1\n", "f.conf:1: tls: unknown section");
+    /* refused at its header, with no key under it too (review r15ops L6) */
+    refused("threads = 2\n[server]\n[other]\n", "f.conf:3: other: unknown section");
+    refused("threads = 2\n  [other] ; x\n", "f.conf:2: other: unknown section");
+    refused("\xEF\xBB\xBF[other]\n", "f.conf:1: other: unknown section");
+    refused("[]\nthreads = 2\n", "f.conf:1: unknown section");
+    refused("[server ]\n", "f.conf:1: server : unknown section");
     refused("routes = true\n", "f.conf:1: routes: is an action");
     memset(line, 'a', sizeof(line));
     memcpy(line, "hostname = ", 11);
