@@ -644,13 +644,16 @@ rp_err_t rp_store_tenant_list(rp_store_t *s, const char *only, const rp_page_t *
 }
 
 static const char SQL_TOKEN_INSERT[] =
-    "INSERT INTO tokens (id, hash, tenant_id, role, created, expires) VALUES (?, ?, ?, ?, ?, ?)";
-#define TOKEN_COLUMNS "SELECT id, tenant_id, role, created, expires, last_used FROM tokens"
+    "INSERT INTO tokens (id, hash, tenant_id, role, created, expires, made_by)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)";
+#define TOKEN_COLUMNS "SELECT id, tenant_id, role, created, expires, last_used, made_by FROM tokens"
 static const char SQL_TOKEN_LOOKUP[] = TOKEN_COLUMNS " WHERE hash = ?";
 static const char SQL_TOKEN_LIST[] =
     TOKEN_COLUMNS " WHERE tenant_id IS NOT DISTINCT FROM ? ORDER BY created, id";
 static const char SQL_TOKEN_PAGE[] =
     TOKEN_COLUMNS " WHERE tenant_id IS NOT DISTINCT FROM ?" SQ_PAGE_ON("id");
+/* The tokens the revoked one's login links made, and theirs, go with it: the foreign key's ON DELETE
+ * CASCADE (migration 35), in the same statement. */
 static const char SQL_TOKEN_REVOKE[] =
     "DELETE FROM tokens WHERE id = ? AND tenant_id IS NOT DISTINCT FROM ?";
 static const char SQL_TOKEN_USED[] = "UPDATE tokens SET last_used = ? WHERE id = ?";
@@ -659,7 +662,8 @@ static const char SQL_TOKEN_REVOKE_SYSTEM[] =
     "DELETE FROM tokens WHERE tenant_id IS NULL AND id != ?";
 
 rp_err_t rp_store_token_add(rp_store_t *s, const char *tenant_id, rp_role_t role,
-                            const uint8_t hash[RP_SHA256_LEN], int64_t expires, rp_token_t *out)
+                            const uint8_t hash[RP_SHA256_LEN], int64_t expires,
+                            const char *made_by, rp_token_t *out)
 {
     sq_st_t *st = sq_stmt(s, SQL_TOKEN_INSERT);
     rp_err_t err;
@@ -674,6 +678,7 @@ rp_err_t rp_store_token_add(rp_store_t *s, const char *tenant_id, rp_role_t role
     out->role = role;
     out->created = (int64_t)time(NULL);
     out->expires = expires;
+    snprintf(out->made_by, sizeof(out->made_by), "%s", made_by != NULL ? made_by : "");
     db_bind_text(st, 1, out->id);
     db_bind_blob(st, 2, hash, RP_SHA256_LEN);
     if (tenant_id != NULL)
@@ -686,6 +691,7 @@ rp_err_t rp_store_token_add(rp_store_t *s, const char *tenant_id, rp_role_t role
         db_bind_int64(st, 6, expires);
     else
         db_bind_null(st, 6);
+    db_bind_text(st, 7, made_by); /* NULL: made by no link */
     return sq_step_done(s, st, NULL);
 }
 
@@ -734,7 +740,7 @@ rp_err_t rp_store_system_token_first(rp_store_t *s, const uint8_t hash[RP_SHA256
         db_reset(st);
     err = n < 0 ? sq_error(s, "system tokens") : RP_OK;
     if (err == RP_OK && n == 0) {
-        err = rp_store_token_add(s, NULL, RP_ROLE_SYSTEM, hash, 0, out);
+        err = rp_store_token_add(s, NULL, RP_ROLE_SYSTEM, hash, 0, NULL, out);
         *made = err == RP_OK;
     }
     err = sq_end(s, err);
@@ -752,7 +758,7 @@ rp_err_t rp_store_system_token_rotate(rp_store_t *s, const uint8_t hash[RP_SHA25
     *revoked = 0;
     if (err != RP_OK)
         return err;
-    err = rp_store_token_add(s, NULL, RP_ROLE_SYSTEM, hash, 0, out);
+    err = rp_store_token_add(s, NULL, RP_ROLE_SYSTEM, hash, 0, NULL, out);
     if (err == RP_OK) {
         st = sq_stmt(s, SQL_TOKEN_REVOKE_SYSTEM);
         err = st != NULL ? RP_OK : RP_ERR_IO;
@@ -773,6 +779,7 @@ void sq_token_row(sq_st_t *st, rp_token_t *t)
     t->created = db_column_int64(st, 3);
     t->expires = db_column_int64(st, 4); /* NULL reads as 0: never */
     t->last_used = db_column_int64(st, 5);
+    sq_text_col(st, 6, t->made_by, sizeof(t->made_by)); /* NULL reads as "" */
 }
 
 rp_err_t rp_store_token_lookup(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN], rp_token_t *out)

@@ -4,7 +4,8 @@
 # directory (.., encoded .., any symbolic link - out or in -, a kind it does not serve, a missing file),
 # and a file cut short while it is sent does not bring the service down;
 # sessions opened with a token (the cookie's flags exactly) or a one-time login link (once, not
-# once expired, none made in a session outliving it, none once its maker is revoked), which authenticate operator routes (CSRF on
+# once expired, none made in a session outliving it, none once its maker is revoked, nor the
+# session a used one opened; a link's session makes no tokens), which authenticate operator routes (CSRF on
 # every change), never device routes, end on DELETE and with their token, and outlive a restart;
 # the fleet page's counts and histogram for real devices that attested.
 . "$(dirname "$0")/lib.sh"
@@ -223,11 +224,25 @@ for body in "{\"tenant\": \"$acme\"}" '{}'; do
   eq "$status" 201 "a link ($body) made with a token revoked below"
   lc=$(jq -r .url "$d/body"); codes+=("${lc#*#code=}")
 done
+# A tenant's link used before: its session makes no tokens (they would outlive the maker), and
+# ends with its maker (review r15web M2), its token with it.
+req POST /api/v1/console/links -H "Authorization: Bearer $maker" "${j[@]}" --data-binary "{\"tenant\": \"$acme\"}"
+eq "$status" 201 "a tenant's link used before its maker is revoked"
+used_token=$(jq -r .token "$d/body"); lc=$(jq -r .url "$d/body")
+login "{\"code\": \"${lc#*#code=}\"}"; eq "$status" 200 "the link used before its maker is revoked"
+uck=(-H "Cookie: __Host-rampart_session=$cookie" -H "X-CSRF-Token: $csrf")
+req POST "/api/v1/tenants/$acme/tokens" "${uck[@]}" "${j[@]}" --data-binary '{"role": "admin"}'
+eq "$status" 403 "a token made in a link's session"
+jq -e '.error == "link_token"' "$d/body" >/dev/null || fail "a token made in a link's session: $(cat "$d/body")"
 req DELETE "/api/v1/tenants/$acme/tokens/$maker_id" -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")"
 eq "$status" 200 "revoke the links' maker"
 for lc in "${codes[@]}"; do
   login "{\"code\": \"$lc\"}"; eq "$status" 401 "a link whose maker was revoked"
 done
+req GET "/api/v1/tenants/$acme" "${uck[@]}"; eq "$status" 401 "the session of a used link whose maker was revoked"
+req GET "/api/v1/tenants/$acme/tokens?prefix=$used_token" -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")"
+eq "$status" 200 "the tenant's tokens"
+jq -e '.tokens == []' "$d/body" >/dev/null || fail "a used link's token outlives its maker: $(cat "$d/body")"
 
 # --- sessions end: DELETE ---------------------------------------------------------------------------
 login "{\"token\": \"$(cat "$ADMIN_TOKEN")\"}"; gone=$cookie gone_csrf=$csrf
