@@ -365,11 +365,6 @@ static json_t *device_json(const rp_device_t *d)
     return o;
 }
 
-static void collect_device(void *ctx, const rp_device_t *d)
-{
-    json_array_append_new(ctx, device_json(d));
-}
-
 json_t *rp_req_device_ids(rp_req_t *r, json_t **body)
 {
     json_t *ids, *v;
@@ -399,7 +394,7 @@ void rp_h_devices_claim(rp_req_t *r)
 {
     const rp_tenant_t *tenant = &r->tenant;
     json_t *body, *ids = rp_req_device_ids(r, &body), *v, *claimed, *refused;
-    int64_t now = (int64_t)time(NULL);
+    int64_t now = (int64_t)time(NULL), max = atomic_load(&r->w->srv->max_devices_per_tenant);
     rp_err_t err = RP_OK;
     size_t i;
 
@@ -409,7 +404,7 @@ void rp_h_devices_claim(rp_req_t *r)
     refused = json_array();
     json_array_foreach(ids, i, v)
     {
-        err = rp_store_device_claim(r->w->store, tenant->id, json_string_value(v), now);
+        err = rp_store_device_claim_upto(r->w->store, tenant->id, json_string_value(v), now, max);
         if (err == RP_OK)
             json_array_append(claimed, v);
         else if (err == RP_ERR_EXISTS)
@@ -418,6 +413,17 @@ void rp_h_devices_claim(rp_req_t *r)
             break;
     }
     json_decref(body);
+    if (err == RP_ERR_DENIED) { /* the rest are not claimed: those before are */
+        rp_log_warn("tenant %s: a claim refused at its %lld devices (--max-devices-per-tenant)",
+                    tenant->id, (long long)max);
+        rp_reply_json(r, 409,
+                      json_pack("{s:s, s:s, s:o, s:o}", "error", "device_limit", "message",
+                                "the tenant holds as many devices as it may "
+                                "(--max-devices-per-tenant): nothing past the devices in "
+                                "\"claimed\" was claimed",
+                                "claimed", claimed, "refused", refused));
+        return;
+    }
     if (err != RP_OK && err != RP_ERR_EXISTS) {
         json_decref(claimed);
         json_decref(refused);
@@ -545,14 +551,18 @@ void rp_h_devices_list(rp_req_t *r)
     pg.paged = paged;
     if (parsed)
         evhttp_clear_headers(&q);
-    if (paged)
-        err = rp_store_device_page(r->w->store, r->tenant.id, &pg, state, (int64_t)time(NULL),
-                                   page_device, &page);
-    else
-        err = rp_store_device_list(r->w->store, r->tenant.id, collect_device, page.list);
+    /* Whole (no parameter): the same statement, in the same ID order, at most one more than a
+     * whole list answers (paging.h). */
+    pg.whole_max = RP_PAGE_WHOLE_MAX + 1;
+    err = rp_store_device_page(r->w->store, r->tenant.id, &pg, state, (int64_t)time(NULL),
+                               page_device, &page);
     if (err != RP_OK) {
         json_decref(page.list);
         rp_reply_error(r, 500, "internal", "cannot list devices");
+        return;
+    }
+    if (!rp_page_whole_fits(r, page.list, &pg, "devices")) {
+        json_decref(page.list);
         return;
     }
     if (!paged) {

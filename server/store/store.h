@@ -36,6 +36,9 @@ typedef struct rp_page {
     char prefix[RP_PAGE_KEY_MAX + 1];
     char upto[RP_PAGE_KEY_MAX + 1]; /* the least string above every one that starts with prefix */
     bool no_upto;                   /* prefix is "" or all 0xff bytes: there is none */
+    /* not paged: the most rows read of the whole list, in its own order (0: every one); the
+     * operator's unpaged lists read one more than they answer (paging.h: RP_PAGE_WHOLE_MAX) */
+    int whole_max;
 } rp_page_t;
 
 typedef enum rp_role {
@@ -173,14 +176,18 @@ rp_err_t rp_store_token_list(rp_store_t *s, const char *tenant_id, const rp_page
  */
 rp_err_t rp_store_device_claim(rp_store_t *s, const char *tenant_id, const char *device_id,
                                int64_t now) RP_MUST_CHECK;
+/* The same, but a device new to the tenant is refused (RP_ERR_DENIED, nothing written) while the
+ * tenant holds max devices already (0: no limit: rp_store_device_claim), counted in the claim's
+ * transaction (its counter, device_counts), so that claims at once, on any replica, never pass it
+ * (review r15web M4: --max-devices-per-tenant). */
+rp_err_t rp_store_device_claim_upto(rp_store_t *s, const char *tenant_id, const char *device_id,
+                                    int64_t now, int64_t max) RP_MUST_CHECK;
 rp_err_t rp_store_device_get(rp_store_t *s, const char *device_id, rp_device_t *out) RP_MUST_CHECK;
 /* Only what attestation needs, fresh from the store: the tenant holding the device (OUT: into
  * tenant_id) and whether it is blocked. RP_ERR_NOT_FOUND when no tenant holds it. */
 rp_err_t rp_store_device_standing(rp_store_t *s, const char *device_id, char tenant_id[RP_ID_SIZE],
                                   bool *blocked) RP_MUST_CHECK;
 typedef void (*rp_device_fn)(void *ctx, const rp_device_t *d);
-rp_err_t rp_store_device_list(rp_store_t *s, const char *tenant_id, rp_device_fn fn,
-                              void *ctx) RP_MUST_CHECK;
 /* Block a device and revoke every certificate it holds, in one transaction. */
 rp_err_t rp_store_device_block(rp_store_t *s, const char *tenant_id, const char *device_id,
                                int64_t now) RP_MUST_CHECK;

@@ -7,7 +7,8 @@
 # once expired, none made in a session outliving it, none once its maker is revoked, nor the
 # session a used one opened; a link's session makes no tokens), which authenticate operator routes (CSRF on
 # every change), never device routes, end on DELETE and with their token, and outlive a restart;
-# the fleet page's counts and histogram for real devices that attested.
+# the fleet page's counts and histogram for real devices that attested; a claim past
+# --max-devices-per-tenant is refused.
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT to the rampart-agent binary}"
 d=$E2E_DIR
@@ -28,7 +29,7 @@ ln -s "$d" "$c/up"
 echo 'x' >"$c/tool.exe"
 echo 'HIDDEN' >"$c/.hidden.js"
 mkfifo "$c/pipe.js" # no writer ever: opening it to read would wait for one, and hold a worker
-start_server "$d/srv" --threads 2 --console-dir "$c"
+start_server "$d/srv" --threads 2 --console-dir "$c" --max-devices-per-tenant 4
 cli() { RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN "$RAMPART" "$@"; }
 
 # req METHOD PATH [CURL ARGS...]: status in $status, headers in $d/headers, body in $d/body.
@@ -264,6 +265,15 @@ attest dev4 && fail "dev4 passed under the strict policy"
 # dev5 is another tenant's, and fails there too: counted there only.
 expect 0 cli device claim --tenant "$globex" "$dev5"
 attest dev5 && fail "dev5 passed under the strict policy"
+# acme holds 4, its limit (--max-devices-per-tenant 4): one it holds may be claimed again, no new one.
+new_dev=$(printf 'e%.0s' $(seq 64))
+req POST "/api/v1/tenants/$acme/devices" -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")" "${j[@]}" \
+  --data-binary "{\"device_ids\": [\"$dev1\", \"$new_dev\"]}"
+eq "$status" 409 "a claim past the tenant's device limit"
+jq -e --arg d1 "$dev1" '.error == "device_limit" and .claimed == [$d1] and .refused == []' "$d/body" >/dev/null ||
+  fail "a claim past the tenant's device limit: $(cat "$d/body")"
+req GET "/api/v1/tenants/$acme/devices/$new_dev" -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")"
+eq "$status" 404 "the device refused by the limit"
 expect 0 cli tenant policy --tenant "$acme" --allow-debug yes --require-components no
 attest dev1 || { cat "$d/err"; fail "dev1 did not attest"; }
 attest dev2 || { cat "$d/err"; fail "dev2 did not attest"; }

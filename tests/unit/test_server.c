@@ -1662,6 +1662,35 @@ static void store_token_revokes_its_links(void **state)
     assert_int_equal(rp_store_token_lookup(db->s, ho, &got), RP_OK);
 }
 
+/* Review r15web M4: --max-devices-per-tenant, counted in the claim's transaction: a device new to
+ * the tenant is refused once it holds max (nothing written), one it holds already may be claimed
+ * again, another tenant's is still RP_ERR_EXISTS, 0 is no limit; another tenant has its own. */
+static void store_device_claim_limit(void **state)
+{
+    struct db *db = *state;
+    char ids[4][RP_DEVICE_ID_SIZE];
+    rp_tenant_t globex;
+    rp_fleet_counts_t c;
+    rp_device_t d;
+
+    for (int i = 0; i < 4; i++)
+        snprintf(ids[i], sizeof(ids[i]), "%064x", 0xe000 + i);
+    assert_int_equal(rp_store_tenant_create(db->s, "globex", &globex), RP_OK);
+    assert_int_equal(rp_store_device_claim_upto(db->s, globex.id, ids[3], 1000, 1), RP_OK);
+    assert_int_equal(rp_store_device_claim_upto(db->s, db->tenant.id, ids[0], 1000, 2), RP_OK);
+    assert_int_equal(rp_store_device_claim_upto(db->s, db->tenant.id, ids[1], 1000, 2), RP_OK);
+    assert_int_equal(rp_store_device_claim_upto(db->s, db->tenant.id, ids[2], 1000, 2),
+                     RP_ERR_DENIED);
+    assert_int_equal(rp_store_device_get(db->s, ids[2], &d), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_store_device_claim_upto(db->s, db->tenant.id, ids[1], 1000, 2), RP_OK);
+    assert_int_equal(rp_store_device_claim_upto(db->s, db->tenant.id, ids[3], 1000, 2),
+                     RP_ERR_EXISTS);
+    assert_int_equal(rp_store_fleet_counts(db->s, db->tenant.id, 1000, &c), RP_OK);
+    assert_int_equal(c.total, 2);
+    assert_int_equal(rp_store_device_claim_upto(db->s, db->tenant.id, ids[2], 1000, 3), RP_OK);
+    assert_int_equal(rp_store_device_claim_upto(db->s, globex.id, ids[0], 1000, 0), RP_ERR_EXISTS);
+}
+
 /* Which console paths are served: plain names below the directory, nothing else. */
 static void console_paths(void **state)
 {
@@ -3022,6 +3051,7 @@ static void page_params_and_range(void **state)
     (void)state;
     assert_true(rp_page_parse(NULL, &p));
     assert_false(p.paged);
+    assert_int_equal(p.whole_max, RP_PAGE_WHOLE_MAX + 1); /* whole: one more than it answers */
     assert_true(rp_page_parse("", &p));
     assert_false(p.paged);
     assert_true(rp_page_parse("limit=2&after=t_a&prefix=c", &p));
@@ -3082,6 +3112,78 @@ static void page_params_and_range(void **state)
     assert_string_equal(json_string_value(next), "d2");
     json_decref(next);
     json_decref(page);
+}
+
+static void count_product(void *ctx, const rp_product_t *p)
+{
+    (void)p;
+    (*(int *)ctx)++;
+}
+
+static void count_id(void *ctx, const char *device_id)
+{
+    (void)device_id;
+    (*(int *)ctx)++;
+}
+
+static void count_device(void *ctx, const rp_device_t *d)
+{
+    (void)d;
+    (*(int *)ctx)++;
+}
+
+/* Review r15web M4: a list asked for whole reads at most whole_max rows (the API's one more than
+ * it answers, paging.h), whichever list: the devices, tokens, products, a group's devices; the
+ * store's own callers (no page) read every row. */
+static void store_whole_lists_capped(void **state)
+{
+    struct db *db = *state;
+    rp_page_t whole;
+    rp_product_t pr;
+    rp_group_t g;
+    char id[RP_DEVICE_ID_SIZE], name[16];
+    uint8_t h[RP_SHA256_LEN] = {0x60};
+    rp_token_t t;
+    int n;
+
+    assert_true(rp_page_parse(NULL, &whole));
+    whole.whole_max = 2;
+    assert_int_equal(rp_store_product_create(db->s, db->tenant.id, "P0", &pr), RP_OK);
+    assert_int_equal(rp_store_group_create(db->s, &pr, "G", false, &g), RP_OK);
+    for (int i = 0; i < 3; i++) {
+        snprintf(id, sizeof(id), "%064x", 0xf00 + i);
+        assert_int_equal(rp_store_device_claim(db->s, db->tenant.id, id, 1000), RP_OK);
+        assert_int_equal(rp_store_device_assign(db->s, &g, id, 1100), RP_OK);
+        h[1] = (uint8_t)i;
+        assert_int_equal(rp_store_token_add(db->s, db->tenant.id, RP_ROLE_READER, h, 0, NULL, &t),
+                         RP_OK);
+        snprintf(name, sizeof(name), "P%d", i + 1);
+        assert_int_equal(rp_store_product_create(db->s, db->tenant.id, name, &pr), RP_OK);
+    }
+    n = 0;
+    assert_int_equal(rp_store_device_page(db->s, db->tenant.id, &whole, RP_DEVICE_STATE_ANY, 2000,
+                                          count_device, &n),
+                     RP_OK);
+    assert_int_equal(n, 2);
+    n = 0;
+    assert_int_equal(rp_store_token_list(db->s, db->tenant.id, &whole, count_tokens, &n), RP_OK);
+    assert_int_equal(n, 2);
+    n = 0;
+    assert_int_equal(rp_store_token_list(db->s, db->tenant.id, NULL, count_tokens, &n), RP_OK);
+    assert_int_equal(n, 3);
+    n = 0;
+    assert_int_equal(rp_store_product_list(db->s, db->tenant.id, &whole, count_product, &n), RP_OK);
+    assert_int_equal(n, 2);
+    n = 0;
+    assert_int_equal(rp_store_product_list(db->s, db->tenant.id, NULL, count_product, &n), RP_OK);
+    assert_int_equal(n, 4);
+    n = 0;
+    assert_int_equal(rp_store_group_members(db->s, g.id, &whole, count_id, &n), RP_OK);
+    assert_int_equal(n, 2);
+    whole.whole_max = 0; /* every one */
+    n = 0;
+    assert_int_equal(rp_store_group_members(db->s, g.id, &whole, count_id, &n), RP_OK);
+    assert_int_equal(n, 3);
 }
 
 struct id_list {
@@ -5516,6 +5618,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_tokens, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_console_sessions, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(store_token_revokes_its_links, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_device_claim_limit, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_whole_lists_capped, db_setup, db_teardown),
         cmocka_unit_test(console_paths),
         cmocka_unit_test(console_cookie),
         cmocka_unit_test(names_rule),
