@@ -731,8 +731,8 @@ void rp_h_policy_set(rp_req_t *r)
 
     if (e.body == NULL)
         return;
-    err = rp_store_settings_edit(r->w->store, r->tenant.id, RP_SETTINGS_POLICY, policy_edit, &e,
-                                 &v);
+    err =
+        rp_store_settings_edit(r->w->store, r->tenant.id, RP_SETTINGS_POLICY, policy_edit, &e, &v);
     json_decref(e.body);
     if (err == RP_ERR_INVALID_ARG && e.msg[0] != '\0') {
         rp_reply_error(r, 400, "invalid", "%s", e.msg);

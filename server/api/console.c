@@ -590,8 +590,8 @@ void rp_h_console_link_create(rp_req_t *r)
             err = rp_token_new(secret, sizeof(secret), hash);
         rp_wipe(secret, sizeof(secret));
         if (err == RP_OK)
-            err = rp_store_token_add(r->w->store, tenant.id, RP_ROLE_ADMIN, hash, until,
-                                     r->tok.id, &made);
+            err = rp_store_token_add(r->w->store, tenant.id, RP_ROLE_ADMIN, hash, until, r->tok.id,
+                                     &made);
         rp_wipe(hash, sizeof(hash));
         json_decref(body);
         if (err == RP_ERR_NOT_FOUND) {

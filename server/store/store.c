@@ -427,9 +427,9 @@ void sq_bind_page(sq_st_t *st, const rp_page_t *p)
     }
     /* every row (SQ_NO_LIMIT, which both engines take), or the most a whole list reads */
     db_bind_int64(st, db_param(st, ":limit"),
-                  paged                               ? p->limit
+                  paged                           ? p->limit
                   : p != NULL && p->whole_max > 0 ? p->whole_max
-                                                      : INT64_MAX);
+                                                  : INT64_MAX);
 }
 
 /* Open a store on a connection of drv's to target: its schema brought to the newest, its names'
@@ -654,8 +654,8 @@ static const char SQL_TOKEN_LIST[] =
     TOKEN_COLUMNS " WHERE tenant_id IS NOT DISTINCT FROM ? ORDER BY created, id LIMIT :limit";
 static const char SQL_TOKEN_PAGE[] =
     TOKEN_COLUMNS " WHERE tenant_id IS NOT DISTINCT FROM ?" SQ_PAGE_ON("id");
-/* The tokens the revoked one's login links made, and theirs, go with it: the foreign key's ON DELETE
- * CASCADE (migration 35), in the same statement. */
+/* The tokens the revoked one's login links made, and theirs, go with it: the foreign key's ON
+ * DELETE CASCADE (migration 35), in the same statement. */
 static const char SQL_TOKEN_REVOKE[] =
     "DELETE FROM tokens WHERE id = ? AND tenant_id IS NOT DISTINCT FROM ?";
 static const char SQL_TOKEN_USED[] = "UPDATE tokens SET last_used = ? WHERE id = ?";
@@ -664,8 +664,8 @@ static const char SQL_TOKEN_REVOKE_SYSTEM[] =
     "DELETE FROM tokens WHERE tenant_id IS NULL AND id != ?";
 
 rp_err_t rp_store_token_add(rp_store_t *s, const char *tenant_id, rp_role_t role,
-                            const uint8_t hash[RP_SHA256_LEN], int64_t expires,
-                            const char *made_by, rp_token_t *out)
+                            const uint8_t hash[RP_SHA256_LEN], int64_t expires, const char *made_by,
+                            rp_token_t *out)
 {
     sq_st_t *st = sq_stmt(s, SQL_TOKEN_INSERT);
     rp_err_t err;
@@ -859,7 +859,8 @@ typedef struct device_op {
     int64_t max; /* claim_write: the tenant's devices at most (0: no limit) */
 } device_op_t;
 
-/* Who holds the device: RP_OK for its tenant, RP_ERR_EXISTS for another, RP_ERR_NOT_FOUND for none. */
+/* Who holds the device: RP_OK for its tenant, RP_ERR_EXISTS for another, RP_ERR_NOT_FOUND for none.
+ */
 static rp_err_t device_owner(rp_store_t *s, const device_op_t *op)
 {
     sq_st_t *st = sq_stmt(s, SQL_DEVICE_OWNER);

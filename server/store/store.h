@@ -671,8 +671,8 @@ rp_err_t rp_store_cert_reissue(rp_store_t *s, const rp_cert_record_t *cert, cons
  * with an expiry (0: never); made_by: the token whose login link makes it (NULL: none), which
  * must exist (else RP_ERR_EXISTS, the foreign key's). */
 rp_err_t rp_store_token_add(rp_store_t *s, const char *tenant_id, rp_role_t role,
-                            const uint8_t hash[RP_SHA256_LEN], int64_t expires,
-                            const char *made_by, rp_token_t *out) RP_MUST_CHECK;
+                            const uint8_t hash[RP_SHA256_LEN], int64_t expires, const char *made_by,
+                            rp_token_t *out) RP_MUST_CHECK;
 /* Forget a token: tenant_id NULL for a system token. RP_ERR_NOT_FOUND when there is no such
  * token there. The tokens its login links made go with it in the same statement, and theirs,
  * whatever their tenant (made_by; so do those of the system tokens a rotation revokes). */

@@ -630,9 +630,10 @@ rp_err_t rp_store_settings_edit(rp_store_t *s, const char *tenant_id, rp_setting
         return err;
     /* read after the lock is had: on PostgreSQL each statement of a transaction at READ
      * COMMITTED sees what committed before it, the last writer's change too */
-    err = kind == RP_SETTINGS_POLICY   ? rp_store_policy_get(s, tenant_id, &out->policy)
-          : kind == RP_SETTINGS_THREAT ? rp_store_threat_settings_get(s, tenant_id, &out->threat)
-                                       : rp_store_quarantine_policy_get(s, tenant_id, &out->quarantine);
+    err = kind == RP_SETTINGS_POLICY ? rp_store_policy_get(s, tenant_id, &out->policy)
+          : kind == RP_SETTINGS_THREAT
+              ? rp_store_threat_settings_get(s, tenant_id, &out->threat)
+              : rp_store_quarantine_policy_get(s, tenant_id, &out->quarantine);
     if (err == RP_OK)
         err = edit(ctx, out);
     if (err == RP_OK)

@@ -864,7 +864,7 @@ static void store_bars_lifted_relabel(void **state)
     "CREATE TABLE tokens_undo (id TEXT PRIMARY KEY, hash BLOB NOT NULL UNIQUE,"                    \
     " tenant_id TEXT REFERENCES tenants(id), role INTEGER NOT NULL, created INTEGER NOT NULL,"     \
     " expires INTEGER, last_used INTEGER);"                                                        \
-    "INSERT INTO tokens_undo SELECT id, hash, tenant_id, role, created, expires, last_used"         \
+    "INSERT INTO tokens_undo SELECT id, hash, tenant_id, role, created, expires, last_used"        \
     " FROM tokens;"                                                                                \
     "DROP TABLE tokens; ALTER TABLE tokens_undo RENAME TO tokens;"                                 \
     "DELETE FROM schema_version WHERE version >= 32;"
@@ -1534,7 +1534,8 @@ static void store_tokens(void **state)
     bool made = true;
     int n = 0, revoked = -1;
 
-    assert_int_equal(rp_store_token_add(db->s, db->tenant.id, RP_ROLE_READER, h1, 5000, NULL, &t), RP_OK);
+    assert_int_equal(rp_store_token_add(db->s, db->tenant.id, RP_ROLE_READER, h1, 5000, NULL, &t),
+                     RP_OK);
     assert_int_equal(rp_store_token_used(db->s, t.id, 4000), RP_OK);
     assert_int_equal(rp_store_token_lookup(db->s, h1, &got), RP_OK);
     assert_string_equal(got.id, t.id);
@@ -1625,23 +1626,21 @@ static void store_token_revokes_its_links(void **state)
                      RP_OK);
     assert_string_equal(maker.made_by, "");
     assert_int_equal(
-        rp_store_token_add(db->s, db->tenant.id, RP_ROLE_ADMIN, hl, 9000, maker.id, &link),
-        RP_OK);
+        rp_store_token_add(db->s, db->tenant.id, RP_ROLE_ADMIN, hl, 9000, maker.id, &link), RP_OK);
     assert_int_equal(rp_store_token_lookup(db->s, hl, &got), RP_OK);
     assert_string_equal(got.made_by, maker.id);
     /* the link's token made a link in turn, and the maker a token of its own */
-    assert_int_equal(rp_store_token_add(db->s, db->tenant.id, RP_ROLE_ADMIN, hl2, 9000, link.id,
-                                        &link2),
-                     RP_OK);
+    assert_int_equal(
+        rp_store_token_add(db->s, db->tenant.id, RP_ROLE_ADMIN, hl2, 9000, link.id, &link2), RP_OK);
     assert_int_equal(rp_store_token_add(db->s, db->tenant.id, RP_ROLE_READER, ho, 0, NULL, &other),
                      RP_OK);
     assert_int_equal(rp_store_session_add(db->s, s1, link2.id, 1000, 5000), RP_OK);
     assert_int_equal(rp_store_session_lookup(db->s, s1, 1500, &got, &exp), RP_OK);
     assert_string_equal(got.made_by, link.id);
     /* a maker that is not there makes nothing */
-    assert_int_equal(rp_store_token_add(db->s, db->tenant.id, RP_ROLE_ADMIN, hs2, 9000, "k_gone",
-                                        &got),
-                     RP_ERR_EXISTS);
+    assert_int_equal(
+        rp_store_token_add(db->s, db->tenant.id, RP_ROLE_ADMIN, hs2, 9000, "k_gone", &got),
+        RP_ERR_EXISTS);
 
     assert_int_equal(rp_store_token_revoke(db->s, db->tenant.id, maker.id), RP_OK);
     assert_int_equal(rp_store_token_lookup(db->s, hl, &got), RP_ERR_NOT_FOUND);
