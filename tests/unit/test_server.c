@@ -1111,73 +1111,109 @@ static void store_reissue_checks(void **state)
     assert_int_equal(rp_store_cert_get(db->s, "03", &got), RP_ERR_NOT_FOUND);
 }
 
-/* The race of finding 1: renewals on several connections while another blocks the device. */
+/* Racers: n threads, each on a connection of its own (a replica's), let go together once every
+ * connection is open (a state, not a time), each running fn(s, its number, arg); fn answers false
+ * when it failed. The scaffold of the races below. */
+#define RACERS_MAX 8
+typedef bool (*racer_fn)(rp_store_t *s, int id, void *arg);
+struct racers {
+    const struct db *db;
+    racer_fn fn;
+    void *arg;
+    int n;
+    atomic_int ready;
+    atomic_bool failed;
+};
+struct racer {
+    struct racers *rs;
+    int id;
+};
+
+static void *racer_main(void *p)
+{
+    struct racer *me = p;
+    struct racers *rs = me->rs;
+    rp_store_t *s = NULL;
+
+    if (rt_store_open(&rs->db->t, &s) != RP_OK)
+        atomic_store(&rs->failed, true);
+    atomic_fetch_add(&rs->ready, 1);
+    while (atomic_load(&rs->ready) < rs->n)
+        sched_yield();
+    if (s != NULL && !rs->fn(s, me->id, rs->arg))
+        atomic_store(&rs->failed, true);
+    if (s != NULL)
+        rp_store_close(s);
+    return NULL;
+}
+
+/* Run n racers to their end: true when none failed. */
+static bool race_run(const struct db *db, int n, racer_fn fn, void *arg)
+{
+    struct racers rs = {.db = db, .fn = fn, .arg = arg, .n = n};
+    struct racer me[RACERS_MAX];
+    pthread_t t[RACERS_MAX];
+
+    assert_true(n > 0 && n <= RACERS_MAX);
+    for (int i = 0; i < n; i++) {
+        me[i] = (struct racer){&rs, i};
+        assert_int_equal(pthread_create(&t[i], NULL, racer_main, &me[i]), 0);
+    }
+    for (int i = 0; i < n; i++)
+        pthread_join(t[i], NULL);
+    return !atomic_load(&rs.failed);
+}
+
+/* The race of finding 1: renewals on several connections while another blocks the device (racer
+ * number `renewers`). */
 struct race {
     const struct db *db;
     char device[RP_DEVICE_ID_SIZE];
     char first[RP_SERIAL_SIZE]; /* the certificate every renewal renews */
-    int round;
+    int round, renewers;
     int64_t attested_at;
     atomic_int issued;
     atomic_bool blocked;
-    atomic_bool failed;
-    int thread;
 };
 
-struct renewer {
-    struct race *race;
-    int id;
-};
-
-static void *renew_loop(void *arg)
+static bool renew_loop(rp_store_t *s, int id, struct race *r)
 {
-    struct renewer *me = arg;
-    struct race *r = me->race;
-    rp_store_t *s;
-
-    if (rt_store_open(&r->db->t, &s) != RP_OK) {
-        atomic_store(&r->failed, true);
-        return NULL;
-    }
     /* Renew until refused: the block has landed. */
     for (int i = 0; i < 100000; i++) {
         rp_cert_record_t c = cert_for(r->db, r->device, "");
         rp_reissue_t out;
         int64_t retry;
-        snprintf(c.serial, sizeof(c.serial), "%04x%02x%06x", r->round, me->id + 1, i);
-        if (rp_store_cert_reissue(s, &c, r->first, r->attested_at, 0, &out, &retry) != RP_OK) {
-            atomic_store(&r->failed, true);
-            break;
-        }
+        snprintf(c.serial, sizeof(c.serial), "%04x%02x%06x", r->round, id + 1, i);
+        if (rp_store_cert_reissue(s, &c, r->first, r->attested_at, 0, &out, &retry) != RP_OK)
+            return false;
         if (out != RP_REISSUE_DONE)
             break;
         atomic_fetch_add(&r->issued, 1);
     }
-    rp_store_close(s);
-    return NULL;
+    return true;
 }
 
-static void *block_when_renewing(void *arg)
+static bool block_when_renewing(rp_store_t *s, struct race *r)
 {
-    struct race *r = arg;
     struct timespec start, now;
-    rp_store_t *s;
+    bool ok;
 
-    if (rt_store_open(&r->db->t, &s) != RP_OK) {
-        atomic_store(&r->failed, true);
-        return NULL;
-    }
     /* Block once renewals are under way (waiting for that state, bounded). */
     clock_gettime(CLOCK_MONOTONIC, &start);
     do {
         sched_yield();
         clock_gettime(CLOCK_MONOTONIC, &now);
     } while (atomic_load(&r->issued) < 2 && now.tv_sec - start.tv_sec < 30);
-    if (rp_store_device_block(s, r->db->tenant.id, r->device, 5000) != RP_OK)
-        atomic_store(&r->failed, true);
+    ok = rp_store_device_block(s, r->db->tenant.id, r->device, 5000) == RP_OK;
     atomic_store(&r->blocked, true);
-    rp_store_close(s);
-    return NULL;
+    return ok;
+}
+
+static bool renew_or_block(rp_store_t *s, int id, void *arg)
+{
+    struct race *r = arg;
+
+    return id == r->renewers ? block_when_renewing(s, r) : renew_loop(s, id, r);
 }
 
 static void store_reissue_races_with_block(void **state)
@@ -1186,9 +1222,7 @@ static void store_reissue_races_with_block(void **state)
     struct db *db = *state;
 
     for (int round = 0; round < ROUNDS; round++) {
-        struct race r = {.db = db, .round = round};
-        struct renewer renewers[RENEWERS];
-        pthread_t t[RENEWERS + 1];
+        struct race r = {.db = db, .round = round, .renewers = RENEWERS};
         uint8_t n[RP_NONCE_SIZE] = {0x40, (uint8_t)round};
         rp_attestation_t a;
         rp_attestation_write_t w;
@@ -1205,14 +1239,7 @@ static void store_reissue_races_with_block(void **state)
         assert_int_equal(w.as, RP_RECORDED_AS_GIVEN);
         r.attested_at = a.at;
 
-        for (int i = 0; i < RENEWERS; i++) {
-            renewers[i] = (struct renewer){&r, i};
-            assert_int_equal(pthread_create(&t[i], NULL, renew_loop, &renewers[i]), 0);
-        }
-        assert_int_equal(pthread_create(&t[RENEWERS], NULL, block_when_renewing, &r), 0);
-        for (int i = 0; i <= RENEWERS; i++)
-            pthread_join(t[i], NULL);
-        assert_false(atomic_load(&r.failed));
+        assert_true(race_run(db, RENEWERS + 1, renew_or_block, &r));
         assert_true(atomic_load(&r.blocked));
         assert_true(atomic_load(&r.issued) >= 2);
         /* Blocked: no certificate of the device is left unrevoked. */
@@ -1288,59 +1315,6 @@ static void store_reissue_limit(void **state)
     c.not_before = 10300;
     assert_int_equal(rp_store_cert_reissue(db->s, &c, "b0", at2, 1, &out, &retry), RP_OK);
     assert_int_equal(out, RP_REISSUE_DONE);
-}
-
-/* Racers: n threads, each on a connection of its own (a replica's), let go together once every
- * connection is open (a state, not a time), each running fn(s, its number, arg); fn answers false
- * when it failed. The scaffold of the races below. */
-#define RACERS_MAX 8
-typedef bool (*racer_fn)(rp_store_t *s, int id, void *arg);
-struct racers {
-    const struct db *db;
-    racer_fn fn;
-    void *arg;
-    int n;
-    atomic_int ready;
-    atomic_bool failed;
-};
-struct racer {
-    struct racers *rs;
-    int id;
-};
-
-static void *racer_main(void *p)
-{
-    struct racer *me = p;
-    struct racers *rs = me->rs;
-    rp_store_t *s = NULL;
-
-    if (rt_store_open(&rs->db->t, &s) != RP_OK)
-        atomic_store(&rs->failed, true);
-    atomic_fetch_add(&rs->ready, 1);
-    while (atomic_load(&rs->ready) < rs->n)
-        sched_yield();
-    if (s != NULL && !rs->fn(s, me->id, rs->arg))
-        atomic_store(&rs->failed, true);
-    if (s != NULL)
-        rp_store_close(s);
-    return NULL;
-}
-
-/* Run n racers to their end: true when none failed. */
-static bool race_run(const struct db *db, int n, racer_fn fn, void *arg)
-{
-    struct racers rs = {.db = db, .fn = fn, .arg = arg, .n = n};
-    struct racer me[RACERS_MAX];
-    pthread_t t[RACERS_MAX];
-
-    assert_true(n > 0 && n <= RACERS_MAX);
-    for (int i = 0; i < n; i++) {
-        me[i] = (struct racer){&rs, i};
-        assert_int_equal(pthread_create(&t[i], NULL, racer_main, &me[i]), 0);
-    }
-    for (int i = 0; i < n; i++)
-        pthread_join(t[i], NULL);
-    return !atomic_load(&rs.failed);
 }
 
 /* Two replicas re-enrolling one device at once for its last slot: each renewer below is its own
