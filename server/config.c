@@ -49,6 +49,8 @@ static const struct row {
     [RP_CFG_UPLOAD_MAX_OPEN] = {"upload-max-open",             required_argument, 0,   SETTING | RELOAD},
     [RP_CFG_UPLOAD_MAX_BYTES] = {"upload-max-bytes",            required_argument, 0,   SETTING | RELOAD},
     [RP_CFG_REENROLL_PER_HOUR] = {"reenroll-per-hour",           required_argument, 0,   SETTING | RELOAD},
+    [RP_CFG_MAX_DEVICES_PER_TENANT] = {"max-devices-per-tenant",      required_argument, 0,
+                         SETTING | RELOAD                                                       },
     [RP_CFG_CONFIG] = {"config",                      required_argument, 'c', 0               },
     [RP_CFG_ROTATE] = {"rotate-admin-token",          no_argument,       0,   0               },
     [RP_CFG_ROUTES] = {"routes",                      no_argument,       0,   0               },
@@ -76,6 +78,7 @@ void rp_config_defaults(rp_config_t *c)
     c->upload_max_open = 16;
     c->upload_max_bytes = 1024L * 1024 * 1024;
     c->reenroll_per_hour = 6;
+    c->max_devices_per_tenant = 1000000;
 }
 
 void rp_config_getopt(struct option out[RP_CFG_COUNT + 1], char *shorts, size_t cap)
@@ -253,6 +256,10 @@ bool rp_config_set(rp_config_t *c, rp_config_id_t id, const char *value, char *w
         if (!integer(value, 1, 100000, &c->upload_max_open))
             break;
         return true;
+    case RP_CFG_MAX_DEVICES_PER_TENANT:
+        if (!integer(value, 0, 1000000000, &c->max_devices_per_tenant))
+            break;
+        return true;
     case RP_CFG_UPLOAD_MAX_BYTES:
         if (!integer(value, 1024L * 1024, 1024L * 1024 * 1024 * 1024, &c->upload_max_bytes))
             break;
@@ -289,6 +296,9 @@ bool rp_config_set(rp_config_t *c, rp_config_id_t id, const char *value, char *w
     case RP_CFG_DATABASE_WAIT: snprintf(why, cap, "must be 0 (no wait) to 86400 seconds"); break;
     case RP_CFG_BLOBS: snprintf(why, cap, "must be dir or database"); break;
     case RP_CFG_UPLOAD_MAX_OPEN: snprintf(why, cap, "must be 1 to 100000"); break;
+    case RP_CFG_MAX_DEVICES_PER_TENANT:
+        snprintf(why, cap, "must be 0 (no limit) to 1000000000");
+        break;
     case RP_CFG_UPLOAD_MAX_BYTES:
         snprintf(why, cap, "must be 1048576 (1 MiB) to 1099511627776 (1 TiB) bytes");
         break;
@@ -325,6 +335,8 @@ bool rp_config_differs(const rp_config_t *a, const rp_config_t *b, rp_config_id_
     case RP_CFG_UPLOAD_MAX_OPEN: return a->upload_max_open != b->upload_max_open;
     case RP_CFG_UPLOAD_MAX_BYTES: return a->upload_max_bytes != b->upload_max_bytes;
     case RP_CFG_REENROLL_PER_HOUR: return a->reenroll_per_hour != b->reenroll_per_hour;
+    case RP_CFG_MAX_DEVICES_PER_TENANT:
+        return a->max_devices_per_tenant != b->max_devices_per_tenant;
     default: return false;
     }
 }
@@ -365,6 +377,9 @@ void rp_config_copy(rp_config_t *dst, const rp_config_t *src, rp_config_id_t id)
     case RP_CFG_UPLOAD_MAX_OPEN: dst->upload_max_open = src->upload_max_open; break;
     case RP_CFG_UPLOAD_MAX_BYTES: dst->upload_max_bytes = src->upload_max_bytes; break;
     case RP_CFG_REENROLL_PER_HOUR: dst->reenroll_per_hour = src->reenroll_per_hour; break;
+    case RP_CFG_MAX_DEVICES_PER_TENANT:
+        dst->max_devices_per_tenant = src->max_devices_per_tenant;
+        break;
     default: break;
     }
 }

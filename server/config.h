@@ -44,6 +44,7 @@ typedef enum rp_config_id {
     RP_CFG_UPLOAD_MAX_OPEN,
     RP_CFG_UPLOAD_MAX_BYTES,
     RP_CFG_REENROLL_PER_HOUR,
+    RP_CFG_MAX_DEVICES_PER_TENANT,
     /* Actions, not settings: command line only. */
     RP_CFG_CONFIG,
     RP_CFG_ROTATE,
@@ -81,6 +82,7 @@ typedef struct rp_config {
     long upload_max_bytes; /* the announced bytes of a tenant's open uploads, together */
     /* EST re-enrollments a device may make an hour (bursts of as many); 0: no limit */
     long reenroll_per_hour;
+    long max_devices_per_tenant; /* devices a tenant may hold (claims past it refused); 0: none */
 } rp_config_t;
 
 /* The defaults (what --help says). */

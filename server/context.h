@@ -145,6 +145,7 @@ typedef struct rp_server {
      * --upload-max-bytes; reload) */
     atomic_uint upload_max_open;
     atomic_ullong upload_max_bytes;
+    atomic_llong max_devices_per_tenant; /* --max-devices-per-tenant (reload); 0: no limit */
     int beat_ms; /* how often each worker's loop says it turns (ready.c), in ms */
     /* What a worker's loop runs at each beat, on its thread (main.c: rp_ready_beat). */
     void (*on_beat)(rp_worker_t *w);

@@ -73,6 +73,8 @@ static const char usage[] =
     "  --blobs dir|database  where uploads, images and deltas are kept: files in DIR (dir, the\n"
     "                      default) or the database (database: replicas sharing one\n"
     "                      PostgreSQL share them); a reload that changes it needs a restart\n"
+    "  --max-devices-per-tenant N  devices a tenant may claim; a claim past it is 409\n"
+    "                      device_limit (default 1000000; 0: no limit)\n"
     "  --upload-max-open N   uploads a tenant may have open at once (unfinished, or finished\n"
     "                      and not yet an image); one more is 429 (default 16)\n"
     "  --upload-max-bytes N  the sizes of a tenant's open uploads together, in bytes; an\n"
@@ -774,6 +776,7 @@ static void apply_reloadable(rp_server_t *srv, const rp_config_t *c)
     atomic_store(&srv->webhook_allow_private, c->webhook_allow_private);
     atomic_store(&srv->upload_max_open, (unsigned)c->upload_max_open);
     atomic_store(&srv->upload_max_bytes, (unsigned long long)c->upload_max_bytes);
+    atomic_store(&srv->max_devices_per_tenant, (long long)c->max_devices_per_tenant);
 }
 
 static unsigned long long monotonic_usec(void)

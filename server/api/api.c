@@ -239,9 +239,17 @@ void rp_h_token_create(rp_req_t *r)
      * new token outranks: this holds the rule should the route ever ask for less.) */
     if (!rp_route_require(r, role, "making a token of that role"))
         return;
+    /* A login link's token (console.c) ends with the token that made the link: a token it made
+     * would outlive both (review r15web M2). */
+    if (r->tok.made_by[0] != '\0') {
+        rp_reply_error(r, 403, "link_token",
+                       "a login link's session makes no tokens (they would outlive the token "
+                       "that made the link): make it with a token of your own");
+        return;
+    }
     err = rp_token_new(secret, sizeof(secret), hash);
     if (err == RP_OK)
-        err = rp_store_token_add(r->w->store, tenant->id, role, hash, expires, &made);
+        err = rp_store_token_add(r->w->store, tenant->id, role, hash, expires, NULL, &made);
     rp_wipe(hash, sizeof(hash));
     if (err != RP_OK) {
         rp_wipe(secret, sizeof(secret));
@@ -357,11 +365,6 @@ static json_t *device_json(const rp_device_t *d)
     return o;
 }
 
-static void collect_device(void *ctx, const rp_device_t *d)
-{
-    json_array_append_new(ctx, device_json(d));
-}
-
 json_t *rp_req_device_ids(rp_req_t *r, json_t **body)
 {
     json_t *ids, *v;
@@ -391,7 +394,7 @@ void rp_h_devices_claim(rp_req_t *r)
 {
     const rp_tenant_t *tenant = &r->tenant;
     json_t *body, *ids = rp_req_device_ids(r, &body), *v, *claimed, *refused;
-    int64_t now = (int64_t)time(NULL);
+    int64_t now = (int64_t)time(NULL), max = atomic_load(&r->w->srv->max_devices_per_tenant);
     rp_err_t err = RP_OK;
     size_t i;
 
@@ -401,7 +404,7 @@ void rp_h_devices_claim(rp_req_t *r)
     refused = json_array();
     json_array_foreach(ids, i, v)
     {
-        err = rp_store_device_claim(r->w->store, tenant->id, json_string_value(v), now);
+        err = rp_store_device_claim_upto(r->w->store, tenant->id, json_string_value(v), now, max);
         if (err == RP_OK)
             json_array_append(claimed, v);
         else if (err == RP_ERR_EXISTS)
@@ -410,6 +413,17 @@ void rp_h_devices_claim(rp_req_t *r)
             break;
     }
     json_decref(body);
+    if (err == RP_ERR_DENIED) { /* the rest are not claimed: those before are */
+        rp_log_warn("tenant %s: a claim refused at its %lld devices (--max-devices-per-tenant)",
+                    tenant->id, (long long)max);
+        rp_reply_json(r, 409,
+                      json_pack("{s:s, s:s, s:o, s:o}", "error", "device_limit", "message",
+                                "the tenant holds as many devices as it may "
+                                "(--max-devices-per-tenant): nothing past the devices in "
+                                "\"claimed\" was claimed",
+                                "claimed", claimed, "refused", refused));
+        return;
+    }
     if (err != RP_OK && err != RP_ERR_EXISTS) {
         json_decref(claimed);
         json_decref(refused);
@@ -537,14 +551,18 @@ void rp_h_devices_list(rp_req_t *r)
     pg.paged = paged;
     if (parsed)
         evhttp_clear_headers(&q);
-    if (paged)
-        err = rp_store_device_page(r->w->store, r->tenant.id, &pg, state, (int64_t)time(NULL),
-                                   page_device, &page);
-    else
-        err = rp_store_device_list(r->w->store, r->tenant.id, collect_device, page.list);
+    /* Whole (no parameter): the same statement, in the same ID order, at most one more than a
+     * whole list answers (paging.h). */
+    pg.whole_max = RP_PAGE_WHOLE_MAX + 1;
+    err = rp_store_device_page(r->w->store, r->tenant.id, &pg, state, (int64_t)time(NULL),
+                               page_device, &page);
     if (err != RP_OK) {
         json_decref(page.list);
         rp_reply_error(r, 500, "internal", "cannot list devices");
+        return;
+    }
+    if (!rp_page_whole_fits(r, page.list, &pg, "devices")) {
+        json_decref(page.list);
         return;
     }
     if (!paged) {
@@ -660,7 +678,14 @@ void rp_h_policy_get(rp_req_t *r)
         rp_reply_json(r, 200, policy_json(&p));
 }
 
-void rp_h_policy_set(rp_req_t *r)
+/* The body of a PUT of the policy, applied to the stored one (rp_store_settings_edit): what is
+ * wrong with it into msg. */
+struct policy_edit {
+    json_t *body;
+    char msg[200];
+};
+
+static rp_err_t policy_edit(void *ctx, rp_settings_t *v)
 {
     static const struct {
         const char *key;
@@ -671,48 +696,59 @@ void rp_h_policy_set(rp_req_t *r)
         {"allow_debug",                  offsetof(rp_policy_t, allow_debug)       },
         {"allow_development",            offsetof(rp_policy_t, allow_development) },
     };
-    rp_policy_t p;
-    json_t *body, *v;
+    struct policy_edit *e = ctx;
+    json_t *val;
     const char *key;
 
-    if (rp_store_policy_get(r->w->store, r->tenant.id, &p) != RP_OK) {
-        rp_reply_error(r, 500, "internal", "cannot read the policy");
-        return;
-    }
-    if ((body = rp_req_json(r)) == NULL)
-        return;
-    json_object_foreach(body, key, v)
+    json_object_foreach(e->body, key, val)
     {
         size_t i;
         for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
             if (strcmp(key, fields[i].key) == 0)
                 break;
         if (i == sizeof(fields) / sizeof(fields[0])) {
-            rp_reply_error(r, 400, "invalid",
-                           "the policy takes require_components, require_measurement_register, "
-                           "allow_debug and allow_development (\"%.64s\" is not one of them)",
-                           key);
-            json_decref(body);
-            return;
+            snprintf(e->msg, sizeof(e->msg),
+                     "the policy takes require_components, require_measurement_register, "
+                     "allow_debug and allow_development (\"%.64s\" is not one of them)",
+                     key);
+            return RP_ERR_INVALID_ARG;
         }
-        if (!json_is_boolean(v)) {
-            rp_reply_error(r, 400, "invalid", "\"%s\" is true or false", fields[i].key);
-            json_decref(body);
-            return;
+        if (!json_is_boolean(val)) {
+            snprintf(e->msg, sizeof(e->msg), "\"%s\" is true or false", fields[i].key);
+            return RP_ERR_INVALID_ARG;
         }
-        *(bool *)((char *)&p + fields[i].offset) = json_is_true(v);
+        *(bool *)((char *)&v->policy + fields[i].offset) = json_is_true(val);
     }
-    json_decref(body);
-    if (rp_store_policy_set(r->w->store, r->tenant.id, &p) != RP_OK) {
+    return RP_OK;
+}
+
+void rp_h_policy_set(rp_req_t *r)
+{
+    struct policy_edit e = {.body = rp_req_json(r)};
+    rp_settings_t v;
+    const rp_policy_t *p = &v.policy;
+    rp_err_t err;
+
+    if (e.body == NULL)
+        return;
+    err =
+        rp_store_settings_edit(r->w->store, r->tenant.id, RP_SETTINGS_POLICY, policy_edit, &e, &v);
+    json_decref(e.body);
+    if (err == RP_ERR_INVALID_ARG && e.msg[0] != '\0') {
+        rp_reply_error(r, 400, "invalid", "%s", e.msg);
+        return;
+    }
+    if (err != RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot set the policy");
         return;
     }
     rp_log_info("tenant %s: appraisal policy set by token %s: components %s, register %s, debug "
                 "%s, development mode %s",
-                r->tenant.id, r->tok.id, p.require_components ? "required" : "optional",
-                p.require_register ? "required" : "optional", p.allow_debug ? "allowed" : "refused",
-                p.allow_development ? "allowed" : "refused");
-    rp_reply_json(r, 200, policy_json(&p));
+                r->tenant.id, r->tok.id, p->require_components ? "required" : "optional",
+                p->require_register ? "required" : "optional",
+                p->allow_debug ? "allowed" : "refused",
+                p->allow_development ? "allowed" : "refused");
+    rp_reply_json(r, 200, policy_json(p));
 }
 
 void rp_h_ca_get(rp_req_t *r)

@@ -546,7 +546,9 @@ static const char *request_host(rp_req_t *r)
  * POST /api/v1/console/links [{"tenant": T}]: a login link, usable once within RP_LINK_LIFETIME.
  * Without a tenant it logs in as the calling token itself. With one (a system token, or an admin
  * of that tenant) it logs in as a new admin token of the tenant, made now and ending with the
- * session the link may open; its secret is never shown, and revoking it ends that session.
+ * session the link may open; its secret is never shown, and revoking it ends that session. It
+ * records the caller as its maker (made_by): revoking the caller revokes it with its session, and
+ * what it made in turn (its own tenant links' tokens); it makes no tokens (api.c).
  */
 void rp_h_console_link_create(rp_req_t *r)
 {
@@ -607,7 +609,8 @@ void rp_h_console_link_create(rp_req_t *r)
             err = rp_token_new(secret, sizeof(secret), hash);
         rp_wipe(secret, sizeof(secret));
         if (err == RP_OK)
-            err = rp_store_token_add(r->w->store, tenant.id, RP_ROLE_ADMIN, hash, until, &made);
+            err = rp_store_token_add(r->w->store, tenant.id, RP_ROLE_ADMIN, hash, until, r->tok.id,
+                                     &made);
         rp_wipe(hash, sizeof(hash));
         json_decref(body);
         if (err == RP_ERR_NOT_FOUND) {

@@ -181,6 +181,11 @@ static void reply_groups(rp_req_t *r, const rp_product_t *p, json_t *out, const 
         rp_reply_error(r, 500, "internal", "cannot list groups");
         return;
     }
+    if (pg != NULL && !rp_page_whole_fits(r, list, pg, "groups")) {
+        json_decref(list);
+        json_decref(out);
+        return;
+    }
     if (pg != NULL && pg->paged)
         json_object_set_new(out, "next_after", rp_page_next(list, pg, "id"));
     json_object_set_new(out, "groups", list);
@@ -190,9 +195,10 @@ static void reply_groups(rp_req_t *r, const rp_product_t *p, json_t *out, const 
 void rp_h_product_get(rp_req_t *r)
 {
     rp_product_t p;
+    rp_page_t whole; /* its groups, unpaged: at most RP_PAGE_WHOLE_MAX */
 
-    if (find_product(r, &r->tenant, rp_req_param(r, "product"), &p))
-        reply_groups(r, &p, product_json(&p), NULL);
+    if (rp_page_parse(NULL, &whole) && find_product(r, &r->tenant, rp_req_param(r, "product"), &p))
+        reply_groups(r, &p, product_json(&p), &whole);
 }
 
 void rp_h_groups_list(rp_req_t *r)
@@ -321,6 +327,10 @@ void rp_h_group_devices(rp_req_t *r)
     if (rp_store_group_members(r->w->store, g.id, &pg, collect_member, list) != RP_OK) {
         json_decref(list);
         rp_reply_error(r, 500, "internal", "cannot list the group's devices");
+        return;
+    }
+    if (!rp_page_whole_fits(r, list, &pg, "devices")) {
+        json_decref(list);
         return;
     }
     out = json_pack("{s:s, s:o}", "group", g.id, "devices", list);
@@ -633,6 +643,10 @@ void rp_h_deployment_get(rp_req_t *r)
      * listed are a page, in device ID order (what the console polls every 2 s). */
     if (err != RP_OK || (out = deployment_json(r, &d, &pg)) == NULL) {
         rp_reply_error(r, 500, "internal", "cannot read the deployment");
+        return;
+    }
+    if (!rp_page_whole_fits(r, json_object_get(out, "devices"), &pg, "devices")) {
+        json_decref(out);
         return;
     }
     rp_reply_json(r, 200, out);

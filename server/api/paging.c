@@ -30,6 +30,7 @@ bool rp_page_parse(const char *query, rp_page_t *p)
     memset(p, 0, sizeof(*p));
     p->limit = RP_PAGE_DEFAULT;
     p->no_upto = true;
+    p->whole_max = RP_PAGE_WHOLE_MAX + 1; /* (one more: enough to tell it is too many) */
     if (query == NULL || query[0] == '\0')
         return true;
     if (evhttp_parse_query_str(query, &q) != 0)
@@ -104,9 +105,24 @@ json_t *rp_page_next(json_t *page, const rp_page_t *p, const char *id_key)
     return last != NULL ? json_string(last) : json_null();
 }
 
+bool rp_page_whole_fits(rp_req_t *r, json_t *list, const rp_page_t *p, const char *what)
+{
+    if (p->paged || json_array_size(list) <= RP_PAGE_WHOLE_MAX)
+        return true;
+    rp_reply_error(r, 400, "paging_required",
+                   "more than %d %s: ask for them a page at a time (?limit=%d, then "
+                   "?after= the last one's ID with the same limit, until \"next_after\" is null)",
+                   RP_PAGE_WHOLE_MAX, what, RP_PAGE_MAX);
+    return false;
+}
+
 void rp_page_reply(rp_req_t *r, const char *key, json_t *page, const rp_page_t *p,
                    const char *id_key)
 {
+    if (!rp_page_whole_fits(r, page, p, key)) {
+        json_decref(page);
+        return;
+    }
     if (!p->paged) {
         rp_reply_json(r, 200, json_pack("{s:o}", key, page));
         return;

@@ -1156,45 +1156,53 @@ void rp_h_threat_get(rp_req_t *r)
     rp_reply_json(r, 200, settings_json(&s));
 }
 
-void rp_h_threat_set(rp_req_t *r)
+/* The body of a PUT of the spike rule, applied to the stored one (rp_store_settings_edit):
+ * RP_ERR_INVALID_ARG when it is out of form. */
+static rp_err_t threat_edit(void *ctx, rp_settings_t *v)
 {
     static const char *const keys[] = {"factor", "baseline_days", "window", "min_devices", "floor"};
-    json_t *body = rp_req_json(r);
-    rp_threat_settings_t s;
-    int64_t f, b, win, d, fl;
+    json_t *body = ctx;
+    rp_threat_settings_t *s = &v->threat;
+    int64_t f = s->factor, b = s->baseline_days, win = s->window, d = s->min_devices, fl = s->floor;
     size_t known = 0;
 
-    if (body == NULL)
-        return;
-    if (rp_store_threat_settings_get(r->w->store, r->tenant.id, &s) != RP_OK) {
-        json_decref(body);
-        rp_reply_error(r, 500, "internal", "cannot read the threat settings");
-        return;
-    }
-    f = s.factor, b = s.baseline_days, win = s.window, d = s.min_devices, fl = s.floor;
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         known += json_object_get(body, keys[i]) != NULL;
     if (known != json_object_size(body) || !int_member(body, "factor", 2, 1000, &f) ||
         !int_member(body, "baseline_days", 1, 7, &b) ||
         !int_member(body, "window", 10, 86400, &win) ||
         !int_member(body, "min_devices", 1, 100000, &d) ||
-        !int_member(body, "floor", 1, 1000000, &fl)) {
-        json_decref(body);
+        !int_member(body, "floor", 1, 1000000, &fl))
+        return RP_ERR_INVALID_ARG;
+    s->factor = (int)f, s->baseline_days = (int)b, s->window = win, s->min_devices = (int)d;
+    s->floor = (int)fl;
+    return RP_OK;
+}
+
+void rp_h_threat_set(rp_req_t *r)
+{
+    json_t *body = rp_req_json(r);
+    rp_settings_t v;
+    rp_err_t err;
+
+    if (body == NULL)
+        return;
+    err = rp_store_settings_edit(r->w->store, r->tenant.id, RP_SETTINGS_THREAT, threat_edit, body,
+                                 &v);
+    json_decref(body);
+    if (err == RP_ERR_INVALID_ARG) {
         rp_reply_error(r, 400, "invalid",
                        "the threat settings are {\"factor\": 2-1000, \"baseline_days\": 1-7, "
                        "\"window\": 10-86400 seconds, \"min_devices\": 1-100000, \"floor\": "
                        "1-1000000}, any of them");
         return;
     }
-    json_decref(body);
-    s.factor = (int)f, s.baseline_days = (int)b, s.window = win, s.min_devices = (int)d;
-    s.floor = (int)fl;
-    if (rp_store_threat_settings_set(r->w->store, r->tenant.id, &s) != RP_OK) {
+    if (err != RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot set the threat settings");
         return;
     }
     rp_log_info("tenant %s: threat settings set by token %s", r->tenant.id, r->tok.id);
-    rp_reply_json(r, 200, settings_json(&s));
+    rp_reply_json(r, 200, settings_json(&v.threat));
 }
 
 /* Whether url is an http(s) URL with a host, parsed by libcurl (the URL the deliveries use). */
@@ -1400,73 +1408,86 @@ void rp_h_quarantine_policy_get(rp_req_t *r)
     rp_reply_json(r, 200, qpolicy_json(&p));
 }
 
-void rp_h_quarantine_policy_set(rp_req_t *r)
+/* The body of a PUT of the quarantine policy, applied to the stored one (rp_store_settings_edit):
+ * what is wrong with it, if anything, into *what (RP_ERR_INVALID_ARG). */
+struct qpolicy_edit {
+    json_t *body;
+    const char *what;
+};
+
+static rp_err_t qpolicy_edit(void *ctx, rp_settings_t *v)
 {
-    json_t *body = rp_req_json(r), *en, *kinds, *v;
-    rp_quarantine_policy_t p;
-    int64_t threshold, window;
-    const char *what = NULL;
+    struct qpolicy_edit *e = ctx;
+    json_t *body = e->body, *en = json_object_get(body, "enabled"),
+           *kinds = json_object_get(body, "kinds"), *k;
+    rp_quarantine_policy_t *p = &v->quarantine;
+    int64_t threshold = p->threshold, window = p->window;
     size_t known, i;
 
-    if (body == NULL)
-        return;
-    if (rp_store_quarantine_policy_get(r->w->store, r->tenant.id, &p) != RP_OK) {
-        json_decref(body);
-        rp_reply_error(r, 500, "internal", "cannot read the quarantine policy");
-        return;
-    }
-    threshold = p.threshold, window = p.window;
-    en = json_object_get(body, "enabled");
-    kinds = json_object_get(body, "kinds");
     known = (en != NULL) + (kinds != NULL) + (json_object_get(body, "threshold") != NULL) +
             (json_object_get(body, "window") != NULL);
     if (known != json_object_size(body))
-        what = "an unknown key";
+        e->what = "an unknown key";
     else if (en != NULL && !json_is_boolean(en))
-        what = "\"enabled\" is not true or false";
+        e->what = "\"enabled\" is not true or false";
     else if (!int_member(body, "threshold", 1, 10000, &threshold))
-        what = "\"threshold\" is not 1 to 10000";
+        e->what = "\"threshold\" is not 1 to 10000";
     else if (!int_member(body, "window", 1, 30 * 86400, &window))
-        what = "\"window\" is not 1 to 2592000 seconds";
+        e->what = "\"window\" is not 1 to 2592000 seconds";
     else if (kinds != NULL &&
              (!json_is_array(kinds) || json_array_size(kinds) > RP_THREAT_KINDS_MAX))
-        what = "\"kinds\" is not a list of at most 16";
-    if (what == NULL && kinds != NULL) {
-        p.nkinds = 0;
-        json_array_foreach(kinds, i, v)
+        e->what = "\"kinds\" is not a list of at most 16";
+    if (e->what == NULL && kinds != NULL) {
+        p->nkinds = 0;
+        json_array_foreach(kinds, i, k)
         {
-            const char *k = json_string_value(v);
+            const char *name = json_string_value(k);
             bool dup = false;
-            for (size_t j = 0; k != NULL && j < p.nkinds; j++)
-                dup = dup || strcmp(p.kinds[j], k) == 0;
-            if (!kind_valid(k) || dup) {
-                what = "a kind is not 1 to 32 of [a-z_], or is listed twice";
+            for (size_t j = 0; name != NULL && j < p->nkinds; j++)
+                dup = dup || strcmp(p->kinds[j], name) == 0;
+            if (!kind_valid(name) || dup) {
+                e->what = "a kind is not 1 to 32 of [a-z_], or is listed twice";
                 break;
             }
-            snprintf(p.kinds[p.nkinds++], sizeof(p.kinds[0]), "%s", k);
+            snprintf(p->kinds[p->nkinds++], sizeof(p->kinds[0]), "%s", name);
         }
     }
     if (en != NULL)
-        p.enabled = json_is_true(en);
-    json_decref(body);
-    if (what == NULL && p.enabled && p.nkinds == 0)
-        what = "an enabled policy needs at least one kind";
-    if (what != NULL) {
+        p->enabled = json_is_true(en);
+    if (e->what == NULL && p->enabled && p->nkinds == 0)
+        e->what = "an enabled policy needs at least one kind";
+    if (e->what != NULL)
+        return RP_ERR_INVALID_ARG;
+    p->threshold = (int)threshold;
+    p->window = window;
+    return RP_OK;
+}
+
+void rp_h_quarantine_policy_set(rp_req_t *r)
+{
+    struct qpolicy_edit e = {.body = rp_req_json(r)};
+    rp_settings_t v;
+    rp_err_t err;
+
+    if (e.body == NULL)
+        return;
+    err = rp_store_settings_edit(r->w->store, r->tenant.id, RP_SETTINGS_QUARANTINE, qpolicy_edit,
+                                 &e, &v);
+    json_decref(e.body);
+    if (err == RP_ERR_INVALID_ARG && e.what != NULL) {
         rp_reply_error(r, 400, "invalid",
                        "%s: the quarantine policy is {\"enabled\": true|false, \"kinds\": "
                        "[KIND...], \"threshold\": N, \"window\": SECONDS}, any of them",
-                       what);
+                       e.what);
         return;
     }
-    p.threshold = (int)threshold;
-    p.window = window;
-    if (rp_store_quarantine_policy_set(r->w->store, r->tenant.id, &p) != RP_OK) {
+    if (err != RP_OK) {
         rp_reply_error(r, 500, "internal", "cannot set the quarantine policy");
         return;
     }
     rp_log_info("tenant %s: quarantine policy set by token %s: %s", r->tenant.id, r->tok.id,
-                p.enabled ? "on" : "off");
-    rp_reply_json(r, 200, qpolicy_json(&p));
+                v.quarantine.enabled ? "on" : "off");
+    rp_reply_json(r, 200, qpolicy_json(&v.quarantine));
 }
 
 static void collect_action(void *ctx, const rp_threat_action_t *a)

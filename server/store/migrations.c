@@ -466,6 +466,17 @@ const char *const rp_store_migrations[] = {
      * its re-enrollments are recorded as 0, not counted by the newer ones, and it keeps its own
      * bound in memory, per replica, as before) */
     "ALTER TABLE certificates ADD COLUMN reissued INTEGER NOT NULL DEFAULT 0;",
+    /* 32, 33, 34: other branches' (session 30); placeholders here, replaced at their merge. */
+    "SELECT 1;",
+    "SELECT 1;",
+    "SELECT 1;",
+    /* 35: the token whose login link made a token (api/console.c: a link naming a tenant makes
+     * an admin token), so that revoking a token revokes what its links made, and what those
+     * made, in the same statement (ON DELETE CASCADE: review r15web M2); NULL: made otherwise
+     * (and every token made before). Rolling upgrade: yes (an older replica makes its links'
+     * tokens with NULL, which a revocation leaves alone, as before) */
+    ("ALTER TABLE tokens ADD COLUMN made_by TEXT REFERENCES tokens(id) ON DELETE CASCADE;"
+     "CREATE INDEX tokens_made_by ON tokens(made_by);"),
 };
 const int rp_store_schema_newest =
     (int)(sizeof(rp_store_migrations) / sizeof(rp_store_migrations[0]));

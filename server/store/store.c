@@ -435,8 +435,11 @@ void sq_bind_page(sq_st_t *st, const rp_page_t *p)
         else
             db_bind_blob(st, db_param(st, ":hi"), "", 0);
     }
-    /* every row: SQ_NO_LIMIT, which both engines take */
-    db_bind_int64(st, db_param(st, ":limit"), paged ? p->limit : INT64_MAX);
+    /* every row (SQ_NO_LIMIT, which both engines take), or the most a whole list reads */
+    db_bind_int64(st, db_param(st, ":limit"),
+                  paged                           ? p->limit
+                  : p != NULL && p->whole_max > 0 ? p->whole_max
+                                                  : INT64_MAX);
 }
 
 /* Whether the database of s holds Rampart's schema (its schema_version table). */
@@ -611,7 +614,7 @@ static const char SQL_TENANT_INSERT[] =
 static const char SQL_TENANT_GET[] = "SELECT id, name, created FROM tenants WHERE id = ?";
 #define TENANT_LIST                                                                                \
     "SELECT id, name, created FROM tenants WHERE (CAST(?1 AS TEXT) IS NULL OR id = ?1)"
-static const char SQL_TENANT_LIST[] = TENANT_LIST " ORDER BY created, id";
+static const char SQL_TENANT_LIST[] = TENANT_LIST " ORDER BY created, id LIMIT :limit";
 static const char SQL_TENANT_PAGE[] = TENANT_LIST SQ_PAGE("id", "name");
 
 rp_err_t rp_store_tenant_create(rp_store_t *s, const char *name, rp_tenant_t *out)
@@ -672,8 +675,7 @@ rp_err_t rp_store_tenant_list(rp_store_t *s, const char *only, const rp_page_t *
 
     if (st == NULL)
         return RP_ERR_IO;
-    if (paged)
-        sq_bind_page(st, page);
+    sq_bind_page(st, page); /* a page's, or the whole list's most rows */
     if (only != NULL)
         db_bind_text(st, 1, only);
     while ((rc = db_step(st)) == DB_ROW) {
@@ -685,13 +687,16 @@ rp_err_t rp_store_tenant_list(rp_store_t *s, const char *only, const rp_page_t *
 }
 
 static const char SQL_TOKEN_INSERT[] =
-    "INSERT INTO tokens (id, hash, tenant_id, role, created, expires) VALUES (?, ?, ?, ?, ?, ?)";
-#define TOKEN_COLUMNS "SELECT id, tenant_id, role, created, expires, last_used FROM tokens"
+    "INSERT INTO tokens (id, hash, tenant_id, role, created, expires, made_by)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)";
+#define TOKEN_COLUMNS "SELECT id, tenant_id, role, created, expires, last_used, made_by FROM tokens"
 static const char SQL_TOKEN_LOOKUP[] = TOKEN_COLUMNS " WHERE hash = ?";
 static const char SQL_TOKEN_LIST[] =
-    TOKEN_COLUMNS " WHERE tenant_id IS NOT DISTINCT FROM ? ORDER BY created, id";
+    TOKEN_COLUMNS " WHERE tenant_id IS NOT DISTINCT FROM ? ORDER BY created, id LIMIT :limit";
 static const char SQL_TOKEN_PAGE[] =
     TOKEN_COLUMNS " WHERE tenant_id IS NOT DISTINCT FROM ?" SQ_PAGE_ON("id");
+/* The tokens the revoked one's login links made, and theirs, go with it: the foreign key's ON
+ * DELETE CASCADE (migration 35), in the same statement. */
 static const char SQL_TOKEN_REVOKE[] =
     "DELETE FROM tokens WHERE id = ? AND tenant_id IS NOT DISTINCT FROM ?";
 static const char SQL_TOKEN_USED[] = "UPDATE tokens SET last_used = ? WHERE id = ?";
@@ -700,7 +705,8 @@ static const char SQL_TOKEN_REVOKE_SYSTEM[] =
     "DELETE FROM tokens WHERE tenant_id IS NULL AND id != ?";
 
 rp_err_t rp_store_token_add(rp_store_t *s, const char *tenant_id, rp_role_t role,
-                            const uint8_t hash[RP_SHA256_LEN], int64_t expires, rp_token_t *out)
+                            const uint8_t hash[RP_SHA256_LEN], int64_t expires, const char *made_by,
+                            rp_token_t *out)
 {
     sq_st_t *st = sq_stmt(s, SQL_TOKEN_INSERT);
     rp_err_t err;
@@ -715,6 +721,7 @@ rp_err_t rp_store_token_add(rp_store_t *s, const char *tenant_id, rp_role_t role
     out->role = role;
     out->created = (int64_t)time(NULL);
     out->expires = expires;
+    snprintf(out->made_by, sizeof(out->made_by), "%s", made_by != NULL ? made_by : "");
     db_bind_text(st, 1, out->id);
     db_bind_blob(st, 2, hash, RP_SHA256_LEN);
     if (tenant_id != NULL)
@@ -727,6 +734,7 @@ rp_err_t rp_store_token_add(rp_store_t *s, const char *tenant_id, rp_role_t role
         db_bind_int64(st, 6, expires);
     else
         db_bind_null(st, 6);
+    db_bind_text(st, 7, made_by); /* NULL: made by no link */
     return sq_step_done(s, st, NULL);
 }
 
@@ -775,7 +783,7 @@ rp_err_t rp_store_system_token_first(rp_store_t *s, const uint8_t hash[RP_SHA256
         db_reset(st);
     err = n < 0 ? sq_error(s, "system tokens") : RP_OK;
     if (err == RP_OK && n == 0) {
-        err = rp_store_token_add(s, NULL, RP_ROLE_SYSTEM, hash, 0, out);
+        err = rp_store_token_add(s, NULL, RP_ROLE_SYSTEM, hash, 0, NULL, out);
         *made = err == RP_OK;
     }
     err = sq_end(s, err);
@@ -793,7 +801,7 @@ rp_err_t rp_store_system_token_rotate(rp_store_t *s, const uint8_t hash[RP_SHA25
     *revoked = 0;
     if (err != RP_OK)
         return err;
-    err = rp_store_token_add(s, NULL, RP_ROLE_SYSTEM, hash, 0, out);
+    err = rp_store_token_add(s, NULL, RP_ROLE_SYSTEM, hash, 0, NULL, out);
     if (err == RP_OK) {
         st = sq_stmt(s, SQL_TOKEN_REVOKE_SYSTEM);
         err = st != NULL ? RP_OK : RP_ERR_IO;
@@ -814,6 +822,7 @@ void sq_token_row(sq_st_t *st, rp_token_t *t)
     t->created = db_column_int64(st, 3);
     t->expires = db_column_int64(st, 4); /* NULL reads as 0: never */
     t->last_used = db_column_int64(st, 5);
+    sq_text_col(st, 6, t->made_by, sizeof(t->made_by)); /* NULL reads as "" */
 }
 
 rp_err_t rp_store_token_lookup(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN], rp_token_t *out)
@@ -844,8 +853,7 @@ rp_err_t rp_store_token_list(rp_store_t *s, const char *tenant_id, const rp_page
 
     if (st == NULL)
         return RP_ERR_IO;
-    if (paged)
-        sq_bind_page(st, page);
+    sq_bind_page(st, page); /* a page's, or the whole list's most rows */
     if (tenant_id != NULL)
         db_bind_text(st, 1, tenant_id);
     while ((rc = db_step(st)) == DB_ROW) {
@@ -860,6 +868,8 @@ static const char SQL_DEVICE_CLAIM[] =
     "INSERT INTO devices (id, tenant_id, claimed_at) VALUES (?, ?, ?)"
     " ON CONFLICT(id) DO NOTHING";
 static const char SQL_DEVICE_OWNER[] = "SELECT tenant_id FROM devices WHERE id = ?";
+static const char SQL_DEVICE_TOTAL[] =
+    "SELECT n FROM device_counts WHERE tenant_id = ? AND state = 'total'";
 /* A quarantined device is refused wherever a blocked one is (its reason is told apart where it is
  * shown: rp_store_device_quarantine). */
 static const char SQL_DEVICE_STANDING[] =
@@ -867,7 +877,6 @@ static const char SQL_DEVICE_STANDING[] =
     " WHERE id = ?";
 /* The device, its last attestation, and its newest unrevoked certificate. */
 static const char SQL_DEVICE_GET[] = SQ_DEVICE_COLUMNS " WHERE d.id = ?";
-static const char SQL_DEVICE_LIST[] = SQ_DEVICE_COLUMNS " WHERE d.tenant_id = ? ORDER BY d.id";
 static const char SQL_DEVICE_BLOCK[] =
     "UPDATE devices SET blocked = 1, blocked_at = ? WHERE id = ? AND tenant_id = ?";
 static const char SQL_DEVICE_UNBLOCK[] =
@@ -888,30 +897,23 @@ static const char SQL_CRL_VERSION[] = "SELECT crl_number FROM cas WHERE tenant_i
 typedef struct device_op {
     const char *tenant_id, *device_id;
     int64_t now;
+    int64_t max; /* claim_write: the tenant's devices at most (0: no limit) */
 } device_op_t;
 
-static rp_err_t claim_write(rp_store_t *s, void *ctx)
+/* Who holds the device: RP_OK for its tenant, RP_ERR_EXISTS for another, RP_ERR_NOT_FOUND for none.
+ */
+static rp_err_t device_owner(rp_store_t *s, const device_op_t *op)
 {
-    const device_op_t *op = ctx;
-    sq_st_t *st = sq_stmt(s, SQL_DEVICE_CLAIM);
+    sq_st_t *st = sq_stmt(s, SQL_DEVICE_OWNER);
     char owner[RP_ID_SIZE];
-    int changes, rc;
-    rp_err_t err;
+    int rc;
 
-    if (st == NULL)
-        return RP_ERR_IO;
-    db_bind_text(st, 1, op->device_id);
-    db_bind_text(st, 2, op->tenant_id);
-    db_bind_int64(st, 3, op->now);
-    err = sq_step_done(s, st, &changes);
-    if (err != RP_OK || changes == 1)
-        return err;
-    /* Already claimed: by this tenant (fine) or another (refused). */
-    st = sq_stmt(s, SQL_DEVICE_OWNER);
     if (st == NULL)
         return RP_ERR_IO;
     db_bind_text(st, 1, op->device_id);
     rc = db_step(st);
+    if (rc == DB_DONE)
+        return RP_ERR_NOT_FOUND;
     if (rc != DB_ROW)
         return sq_error(s, "device owner");
     sq_text_col(st, 0, owner, sizeof(owner));
@@ -919,10 +921,63 @@ static rp_err_t claim_write(rp_store_t *s, void *ctx)
     return strcmp(owner, op->tenant_id) == 0 ? RP_OK : RP_ERR_EXISTS;
 }
 
+/* Whether the tenant holds op->max devices or more already (its counter: no rows read). */
+static rp_err_t device_total_reached(rp_store_t *s, const device_op_t *op, bool *reached)
+{
+    sq_st_t *st = sq_stmt(s, SQL_DEVICE_TOTAL);
+    int64_t n = 0;
+    int rc;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    db_bind_text(st, 1, op->tenant_id);
+    rc = db_step(st);
+    if (rc == DB_ROW)
+        n = db_column_int64(st, 0);
+    db_reset(st);
+    if (rc != DB_ROW && rc != DB_DONE)
+        return sq_error(s, "device count");
+    *reached = n >= op->max;
+    return RP_OK;
+}
+
+static rp_err_t claim_write(rp_store_t *s, void *ctx)
+{
+    const device_op_t *op = ctx;
+    sq_st_t *st = sq_stmt(s, SQL_DEVICE_CLAIM);
+    bool full = false;
+    int changes;
+    rp_err_t err;
+
+    if (st == NULL)
+        return RP_ERR_IO;
+    if (op->max > 0 && (err = device_total_reached(s, op, &full)) != RP_OK)
+        return err;
+    if (full) { /* only one the tenant holds already may be claimed again */
+        err = device_owner(s, op);
+        return err == RP_ERR_NOT_FOUND ? RP_ERR_DENIED : err;
+    }
+    db_bind_text(st, 1, op->device_id);
+    db_bind_text(st, 2, op->tenant_id);
+    db_bind_int64(st, 3, op->now);
+    err = sq_step_done(s, st, &changes);
+    if (err != RP_OK || changes == 1)
+        return err;
+    /* Already claimed: by this tenant (fine) or another (refused). */
+    err = device_owner(s, op);
+    return err == RP_ERR_NOT_FOUND ? RP_ERR_IO : err; /* (it was there: cannot happen) */
+}
+
 rp_err_t rp_store_device_claim(rp_store_t *s, const char *tenant_id, const char *device_id,
                                int64_t now)
 {
-    device_op_t op = {tenant_id, device_id, now};
+    return rp_store_device_claim_upto(s, tenant_id, device_id, now, 0);
+}
+
+rp_err_t rp_store_device_claim_upto(rp_store_t *s, const char *tenant_id, const char *device_id,
+                                    int64_t now, int64_t max)
+{
+    device_op_t op = {tenant_id, device_id, now, max};
 
     return sq_device_write(s, device_id, claim_write, &op);
 }
@@ -987,23 +1042,6 @@ rp_err_t rp_store_device_get(rp_store_t *s, const char *device_id, rp_device_t *
     sq_device_row(st, out);
     db_reset(st);
     return RP_OK;
-}
-
-rp_err_t rp_store_device_list(rp_store_t *s, const char *tenant_id, rp_device_fn fn, void *ctx)
-{
-    sq_st_t *st = sq_stmt(s, SQL_DEVICE_LIST);
-    rp_device_t d;
-    int rc;
-
-    if (st == NULL)
-        return RP_ERR_IO;
-    db_bind_text(st, 1, tenant_id);
-    while ((rc = db_step(st)) == DB_ROW) {
-        sq_device_row(st, &d);
-        fn(ctx, &d);
-    }
-    db_reset(st);
-    return rc == DB_DONE ? RP_OK : sq_error(s, "devices");
 }
 
 rp_err_t sq_begin(rp_store_t *s)
@@ -1129,7 +1167,7 @@ static rp_err_t block_write(rp_store_t *s, void *ctx)
 rp_err_t rp_store_device_block(rp_store_t *s, const char *tenant_id, const char *device_id,
                                int64_t now)
 {
-    device_op_t op = {tenant_id, device_id, now};
+    device_op_t op = {tenant_id, device_id, now, 0};
 
     return sq_device_write(s, device_id, block_write, &op);
 }
@@ -1165,7 +1203,7 @@ static rp_err_t unblock_write(rp_store_t *s, void *ctx)
 
 rp_err_t rp_store_device_unblock(rp_store_t *s, const char *tenant_id, const char *device_id)
 {
-    device_op_t op = {tenant_id, device_id, 0};
+    device_op_t op = {tenant_id, device_id, 0, 0};
 
     return sq_device_write(s, device_id, unblock_write, &op);
 }

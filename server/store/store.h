@@ -36,6 +36,9 @@ typedef struct rp_page {
     char prefix[RP_PAGE_KEY_MAX + 1];
     char upto[RP_PAGE_KEY_MAX + 1]; /* the least string above every one that starts with prefix */
     bool no_upto;                   /* prefix is "" or all 0xff bytes: there is none */
+    /* not paged: the most rows read of the whole list, in its own order (0: every one); the
+     * operator's unpaged lists read one more than they answer (paging.h: RP_PAGE_WHOLE_MAX) */
+    int whole_max;
 } rp_page_t;
 
 typedef enum rp_role {
@@ -62,6 +65,9 @@ typedef struct rp_token {
     int64_t created;
     int64_t expires;   /* 0: never */
     int64_t last_used; /* 0: never; updated at most once a minute (RP_TOKEN_USE_EVERY) */
+    /* The token whose login link made this one ("": made otherwise): revoking that token, or
+     * the one that made it, and so on, revokes this one with it (rp_store_token_revoke). */
+    char made_by[RP_ID_SIZE];
 } rp_token_t;
 
 typedef struct rp_device {
@@ -175,14 +181,18 @@ rp_err_t rp_store_token_list(rp_store_t *s, const char *tenant_id, const rp_page
  */
 rp_err_t rp_store_device_claim(rp_store_t *s, const char *tenant_id, const char *device_id,
                                int64_t now) RP_MUST_CHECK;
+/* The same, but a device new to the tenant is refused (RP_ERR_DENIED, nothing written) while the
+ * tenant holds max devices already (0: no limit: rp_store_device_claim), counted in the claim's
+ * transaction (its counter, device_counts), so that claims at once, on any replica, never pass it
+ * (review r15web M4: --max-devices-per-tenant). */
+rp_err_t rp_store_device_claim_upto(rp_store_t *s, const char *tenant_id, const char *device_id,
+                                    int64_t now, int64_t max) RP_MUST_CHECK;
 rp_err_t rp_store_device_get(rp_store_t *s, const char *device_id, rp_device_t *out) RP_MUST_CHECK;
 /* Only what attestation needs, fresh from the store: the tenant holding the device (OUT: into
  * tenant_id) and whether it is blocked. RP_ERR_NOT_FOUND when no tenant holds it. */
 rp_err_t rp_store_device_standing(rp_store_t *s, const char *device_id, char tenant_id[RP_ID_SIZE],
                                   bool *blocked) RP_MUST_CHECK;
 typedef void (*rp_device_fn)(void *ctx, const rp_device_t *d);
-rp_err_t rp_store_device_list(rp_store_t *s, const char *tenant_id, rp_device_fn fn,
-                              void *ctx) RP_MUST_CHECK;
 /* Block a device and revoke every certificate it holds, in one transaction. */
 rp_err_t rp_store_device_block(rp_store_t *s, const char *tenant_id, const char *device_id,
                                int64_t now) RP_MUST_CHECK;
@@ -663,12 +673,14 @@ rp_err_t rp_store_cert_reissue(rp_store_t *s, const rp_cert_record_t *cert, cons
 #define RP_TOKEN_USE_EVERY 60 /* seconds: how stale a token's last_used may get */
 
 /* A token of the tenant (NULL: a system token) with a role, stored by the SHA-256 of its secret,
- * with an expiry (0: never). */
+ * with an expiry (0: never); made_by: the token whose login link makes it (NULL: none), which
+ * must exist (else RP_ERR_EXISTS, the foreign key's). */
 rp_err_t rp_store_token_add(rp_store_t *s, const char *tenant_id, rp_role_t role,
-                            const uint8_t hash[RP_SHA256_LEN], int64_t expires,
+                            const uint8_t hash[RP_SHA256_LEN], int64_t expires, const char *made_by,
                             rp_token_t *out) RP_MUST_CHECK;
 /* Forget a token: tenant_id NULL for a system token. RP_ERR_NOT_FOUND when there is no such
- * token there. */
+ * token there. The tokens its login links made go with it in the same statement, and theirs,
+ * whatever their tenant (made_by; so do those of the system tokens a rotation revokes). */
 rp_err_t rp_store_token_revoke(rp_store_t *s, const char *tenant_id, const char *id) RP_MUST_CHECK;
 /* Note a token's use at `now`. */
 rp_err_t rp_store_token_used(rp_store_t *s, const char *id, int64_t now) RP_MUST_CHECK;
@@ -1042,6 +1054,29 @@ rp_err_t rp_store_quarantine_policy_get(rp_store_t *s, const char *tenant_id,
                                         rp_quarantine_policy_t *out) RP_MUST_CHECK;
 rp_err_t rp_store_quarantine_policy_set(rp_store_t *s, const char *tenant_id,
                                         rp_quarantine_policy_t *in) RP_MUST_CHECK;
+
+/* ---- A tenant's settings, changed in one transaction ----
+ * What a partial PUT changes (the appraisal policy, the spike rule, the quarantine policy) is read,
+ * edited and written back in one transaction, under the write lock, so that of two changes at once
+ * the later sees the earlier's and neither is lost (review r15web M5). */
+typedef enum rp_settings_kind {
+    RP_SETTINGS_POLICY,     /* rp_store_policy_get/set */
+    RP_SETTINGS_THREAT,     /* rp_store_threat_settings_get/set */
+    RP_SETTINGS_QUARANTINE, /* rp_store_quarantine_policy_get/set */
+} rp_settings_kind_t;
+typedef union rp_settings {
+    rp_policy_t policy;
+    rp_threat_settings_t threat;
+    rp_quarantine_policy_t quarantine;
+} rp_settings_t;
+/* Change *v (the stored settings of the kind asked, or their default) as it will: RP_OK to write
+ * them, anything else to write nothing (its answer is rp_store_settings_edit's). It runs under the
+ * write lock: no network, no other connection. */
+typedef rp_err_t (*rp_settings_edit_fn)(void *ctx, rp_settings_t *v);
+/* OUT: *out, the settings as written (their `updated` now). */
+rp_err_t rp_store_settings_edit(rp_store_t *s, const char *tenant_id, rp_settings_kind_t kind,
+                                rp_settings_edit_fn edit, void *ctx,
+                                rp_settings_t *out) RP_MUST_CHECK;
 
 /*
  * Count one signal of a listed kind against the device at now (the policy p, already matched),

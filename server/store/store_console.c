@@ -13,7 +13,7 @@ static const char SQL_SESSION_ADD[] =
     "INSERT INTO console_sessions (hash, token_id, created, expires) VALUES (?, ?, ?, ?)";
 /* A revoked token's row is gone: the join finds no session for it. */
 static const char SQL_SESSION_LOOKUP[] =
-    "SELECT t.id, t.tenant_id, t.role, t.created, t.expires, t.last_used, s.expires"
+    "SELECT t.id, t.tenant_id, t.role, t.created, t.expires, t.last_used, t.made_by, s.expires"
     " FROM console_sessions s JOIN tokens t ON t.id = s.token_id"
     " WHERE s.hash = ? AND s.expires > ?";
 static const char SQL_SESSION_DELETE[] = "DELETE FROM console_sessions WHERE hash = ?";
@@ -22,7 +22,7 @@ static const char SQL_LINK_PURGE[] = "DELETE FROM console_links WHERE expires <=
 static const char SQL_LINK_ADD[] =
     "INSERT INTO console_links (hash, token_id, expires) VALUES (?, ?, ?)";
 static const char SQL_LINK_GET[] =
-    "SELECT t.id, t.tenant_id, t.role, t.created, t.expires, t.last_used"
+    "SELECT t.id, t.tenant_id, t.role, t.created, t.expires, t.last_used, t.made_by"
     " FROM console_links l JOIN tokens t ON t.id = l.token_id"
     " WHERE l.hash = ? AND l.expires > ?";
 static const char SQL_LINK_DELETE[] = "DELETE FROM console_links WHERE hash = ?";
@@ -59,7 +59,7 @@ rp_err_t rp_store_session_lookup(rp_store_t *s, const uint8_t hash[RP_SHA256_LEN
     if (rc != DB_ROW)
         return sq_error(s, "console session");
     sq_token_row(st, tok);
-    *expires = db_column_int64(st, 6);
+    *expires = db_column_int64(st, 7);
     db_reset(st);
     return RP_OK;
 }

@@ -227,7 +227,7 @@ void sq_text_col(sq_st_t *st, int col, char *out, size_t cap);
 rp_err_t sq_name(const char *name, char canonical[RP_NAME_MAX + 1],
                  rp_name_keys_t *keys) RP_MUST_CHECK;
 /* A token from a row whose first columns are TOKEN_COLUMNS' (store.c): id, tenant_id,
- * role, created, expires, last_used. */
+ * role, created, expires, last_used, made_by. */
 void sq_token_row(sq_st_t *st, rp_token_t *t);
 /* A device's columns (rp_device_t), read by sq_device_row: FROM devices d LEFT JOIN attestations a
  * ON a.id = d.last_attestation. */

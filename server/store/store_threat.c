@@ -618,6 +618,32 @@ rp_err_t rp_store_quarantine_policy_set(rp_store_t *s, const char *tenant_id,
     return sq_end(s, err);
 }
 
+rp_err_t rp_store_settings_edit(rp_store_t *s, const char *tenant_id, rp_settings_kind_t kind,
+                                rp_settings_edit_fn edit, void *ctx, rp_settings_t *out)
+{
+    rp_err_t err;
+
+    memset(out, 0, sizeof(*out));
+    if (kind != RP_SETTINGS_POLICY && kind != RP_SETTINGS_THREAT && kind != RP_SETTINGS_QUARANTINE)
+        return RP_ERR_INVALID_ARG;
+    if ((err = sq_begin(s)) != RP_OK)
+        return err;
+    /* read after the lock is had: on PostgreSQL each statement of a transaction at READ
+     * COMMITTED sees what committed before it, the last writer's change too */
+    err = kind == RP_SETTINGS_POLICY ? rp_store_policy_get(s, tenant_id, &out->policy)
+          : kind == RP_SETTINGS_THREAT
+              ? rp_store_threat_settings_get(s, tenant_id, &out->threat)
+              : rp_store_quarantine_policy_get(s, tenant_id, &out->quarantine);
+    if (err == RP_OK)
+        err = edit(ctx, out);
+    if (err == RP_OK)
+        err = kind == RP_SETTINGS_POLICY ? rp_store_policy_set(s, tenant_id, &out->policy)
+              : kind == RP_SETTINGS_THREAT
+                  ? rp_store_threat_settings_set(s, tenant_id, &out->threat)
+                  : rp_store_quarantine_policy_set(s, tenant_id, &out->quarantine);
+    return sq_end(s, err);
+}
+
 /* The device's tenant and quarantine (RP_ERR_NOT_FOUND: no tenant holds it). */
 static rp_err_t qdevice(rp_store_t *s, const char *device_id, char tenant_id[RP_ID_SIZE],
                         int64_t *since, char *reason, size_t reason_cap)

@@ -41,7 +41,7 @@ static const char SQL_IKEY_INSERT[] =
     " keyhash, created, name_key, name_key_written) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
 #define IKEY_COLUMNS                                                                               \
     "SELECT id, tenant_id, name, alg, spki, keyhash, created FROM image_keys WHERE tenant_id = ?"
-static const char SQL_IKEY_LIST[] = IKEY_COLUMNS " ORDER BY created, id";
+static const char SQL_IKEY_LIST[] = IKEY_COLUMNS " ORDER BY created, id LIMIT :limit";
 static const char SQL_IKEY_PAGE[] = IKEY_COLUMNS SQ_PAGE("id", "name");
 
 rp_err_t rp_store_image_key_add(rp_store_t *s, rp_image_key_record_t *k)
@@ -72,13 +72,14 @@ rp_err_t rp_store_image_key_add(rp_store_t *s, rp_image_key_record_t *k)
     return sq_step_done(s, st, NULL);
 }
 
-/* The list's statement: its page's (bound) when page asks for one, else the whole list's. */
+/* The list's statement: its page's when page asks for one, else the whole list's (at most
+ * page->whole_max rows: LIMIT :limit), bound. */
 static sq_st_t *list_stmt(rp_store_t *s, const rp_page_t *page, const char *whole,
                           const char *paged)
 {
     sq_st_t *st = sq_stmt(s, page != NULL && page->paged ? paged : whole);
 
-    if (st != NULL && page != NULL && page->paged)
+    if (st != NULL)
         sq_bind_page(st, page);
     return st;
 }
@@ -440,7 +441,7 @@ static const char SQL_IMAGE_INSERT[] =
     " image_hash, key_id, uploaded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char SQL_IMAGE_GET[] = IMAGE_COLUMNS " WHERE tenant_id = ? AND id = ?";
 static const char SQL_IMAGE_LIST[] =
-    IMAGE_COLUMNS " WHERE tenant_id = ? ORDER BY component, uploaded, id";
+    IMAGE_COLUMNS " WHERE tenant_id = ? ORDER BY component, uploaded, id LIMIT :limit";
 static const char SQL_IMAGE_PAGE[] =
     IMAGE_COLUMNS " WHERE tenant_id = ?" SQ_PAGE("id", "component");
 
@@ -559,7 +560,8 @@ static const char SQL_PRODUCT_FIND[] =
     "SELECT id, tenant_id, name, created FROM products WHERE tenant_id = ?1"
     " AND (id = ?2 OR name = ?2 OR name = ?3) ORDER BY id = ?2 DESC, name = ?2 DESC LIMIT 1";
 static const char SQL_PRODUCT_LIST[] =
-    "SELECT id, tenant_id, name, created FROM products WHERE tenant_id = ? ORDER BY name";
+    "SELECT id, tenant_id, name, created FROM products WHERE tenant_id = ? ORDER BY name"
+    " LIMIT :limit";
 static const char SQL_PRODUCT_PAGE[] = "SELECT id, tenant_id, name, created FROM products"
                                        " WHERE tenant_id = ?" SQ_PAGE("id", "name");
 static const char SQL_GROUP_INSERT[] =
@@ -577,8 +579,8 @@ static const char SQL_GROUP_GET[] =
 #define GROUP_LIST GROUP_COLUMNS ", g.members FROM device_groups g WHERE g.product_id = ?"
 /* In the order they were made: SQLite's rowid; PostgreSQL's rows have none (its ctid moves). */
 static const char *const SQL_GROUP_LIST[SQ_ENGINES] = {
-    [SQ_SQLITE] = GROUP_LIST " ORDER BY g.rowid",
-    [SQ_PG] = GROUP_LIST " ORDER BY g.created, g.id",
+    [SQ_SQLITE] = GROUP_LIST " ORDER BY g.rowid LIMIT :limit",
+    [SQ_PG] = GROUP_LIST " ORDER BY g.created, g.id LIMIT :limit",
 };
 static const char SQL_GROUP_PAGE[] = GROUP_LIST SQ_PAGE("g.id", "g.name");
 static const char SQL_DEVICE_GROUP[] =
@@ -598,7 +600,7 @@ static const char SQL_DEVICE_CRASH_CAPTURE[] =
     "SELECT g.crash_capture FROM group_members m JOIN device_groups g ON g.id = m.group_id"
     " WHERE m.device_id = ?";
 static const char SQL_MEMBERS[] =
-    "SELECT device_id FROM group_members WHERE group_id = ? ORDER BY device_id";
+    "SELECT device_id FROM group_members WHERE group_id = ? ORDER BY device_id LIMIT :limit";
 static const char SQL_MEMBERS_PAGE[] =
     "SELECT device_id FROM group_members WHERE group_id = ?" SQ_PAGE_ON("device_id");
 
@@ -943,7 +945,8 @@ static const char SQL_IMAGE_EXISTS[] = "SELECT 1 FROM images WHERE tenant_id = ?
 static const char SQL_DEPLOY_GET[] = DEPLOY_COLUMNS " WHERE tenant_id = ? AND id = ?";
 static const char SQL_DEPLOY_CURRENT[] =
     DEPLOY_COLUMNS " WHERE group_id = ? ORDER BY seq DESC LIMIT 1";
-static const char SQL_DEPLOY_LIST[] = DEPLOY_COLUMNS " WHERE tenant_id = ? ORDER BY seq";
+static const char SQL_DEPLOY_LIST[] =
+    DEPLOY_COLUMNS " WHERE tenant_id = ? ORDER BY seq LIMIT :limit";
 static const char SQL_DEPLOY_PAGE[] = DEPLOY_COLUMNS " WHERE tenant_id = ?" SQ_PAGE_ON("id");
 /* Column 7: whether it may be offered to the device (?2): active, or the device had it. */
 static const char SQL_DEPLOY_OF_GROUP[] =

@@ -4,9 +4,11 @@
 # directory (.., encoded .., any symbolic link - out or in -, a kind it does not serve, a missing file),
 # and a file cut short while it is sent does not bring the service down;
 # sessions opened with a token (the cookie's flags exactly) or a one-time login link (once, not
-# once expired, none made in a session outliving it, none once its maker is revoked), which authenticate operator routes (CSRF on
+# once expired, none made in a session outliving it, none once its maker is revoked, nor the
+# session a used one opened; a link's session makes no tokens), which authenticate operator routes (CSRF on
 # every change), never device routes, end on DELETE and with their token, and outlive a restart;
-# the fleet page's counts and histogram for real devices that attested.
+# the fleet page's counts and histogram for real devices that attested; a claim past
+# --max-devices-per-tenant is refused.
 . "$(dirname "$0")/lib.sh"
 : "${AGENT:?set AGENT to the rampart-agent binary}"
 d=$E2E_DIR
@@ -27,7 +29,7 @@ ln -s "$d" "$c/up"
 echo 'x' >"$c/tool.exe"
 echo 'HIDDEN' >"$c/.hidden.js"
 mkfifo "$c/pipe.js" # no writer ever: opening it to read would wait for one, and hold a worker
-start_server "$d/srv" --threads 2 --console-dir "$c"
+start_server "$d/srv" --threads 2 --console-dir "$c" --max-devices-per-tenant 4
 cli() { RAMPART_SERVER=$SERVER_URL RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN "$RAMPART" "$@"; }
 
 # req METHOD PATH [CURL ARGS...]: status in $status, headers in $d/headers, body in $d/body.
@@ -223,11 +225,25 @@ for body in "{\"tenant\": \"$acme\"}" '{}'; do
   eq "$status" 201 "a link ($body) made with a token revoked below"
   lc=$(jq -r .url "$d/body"); codes+=("${lc#*#code=}")
 done
+# A tenant's link used before: its session makes no tokens (they would outlive the maker), and
+# ends with its maker (review r15web M2), its token with it.
+req POST /api/v1/console/links -H "Authorization: Bearer $maker" "${j[@]}" --data-binary "{\"tenant\": \"$acme\"}"
+eq "$status" 201 "a tenant's link used before its maker is revoked"
+used_token=$(jq -r .token "$d/body"); lc=$(jq -r .url "$d/body")
+login "{\"code\": \"${lc#*#code=}\"}"; eq "$status" 200 "the link used before its maker is revoked"
+uck=(-H "Cookie: __Host-rampart_session=$cookie" -H "X-CSRF-Token: $csrf")
+req POST "/api/v1/tenants/$acme/tokens" "${uck[@]}" "${j[@]}" --data-binary '{"role": "admin"}'
+eq "$status" 403 "a token made in a link's session"
+jq -e '.error == "link_token"' "$d/body" >/dev/null || fail "a token made in a link's session: $(cat "$d/body")"
 req DELETE "/api/v1/tenants/$acme/tokens/$maker_id" -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")"
 eq "$status" 200 "revoke the links' maker"
 for lc in "${codes[@]}"; do
   login "{\"code\": \"$lc\"}"; eq "$status" 401 "a link whose maker was revoked"
 done
+req GET "/api/v1/tenants/$acme" "${uck[@]}"; eq "$status" 401 "the session of a used link whose maker was revoked"
+req GET "/api/v1/tenants/$acme/tokens?prefix=$used_token" -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")"
+eq "$status" 200 "the tenant's tokens"
+jq -e '.tokens == []' "$d/body" >/dev/null || fail "a used link's token outlives its maker: $(cat "$d/body")"
 
 # --- sessions end: DELETE ---------------------------------------------------------------------------
 login "{\"token\": \"$(cat "$ADMIN_TOKEN")\"}"; gone=$cookie gone_csrf=$csrf
@@ -249,6 +265,15 @@ attest dev4 && fail "dev4 passed under the strict policy"
 # dev5 is another tenant's, and fails there too: counted there only.
 expect 0 cli device claim --tenant "$globex" "$dev5"
 attest dev5 && fail "dev5 passed under the strict policy"
+# acme holds 4, its limit (--max-devices-per-tenant 4): one it holds may be claimed again, no new one.
+new_dev=$(printf 'e%.0s' $(seq 64))
+req POST "/api/v1/tenants/$acme/devices" -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")" "${j[@]}" \
+  --data-binary "{\"device_ids\": [\"$dev1\", \"$new_dev\"]}"
+eq "$status" 409 "a claim past the tenant's device limit"
+jq -e --arg d1 "$dev1" '.error == "device_limit" and .claimed == [$d1] and .refused == []' "$d/body" >/dev/null ||
+  fail "a claim past the tenant's device limit: $(cat "$d/body")"
+req GET "/api/v1/tenants/$acme/devices/$new_dev" -H "Authorization: Bearer $(cat "$ADMIN_TOKEN")"
+eq "$status" 404 "the device refused by the limit"
 expect 0 cli tenant policy --tenant "$acme" --allow-debug yes --require-components no
 attest dev1 || { cat "$d/err"; fail "dev1 did not attest"; }
 attest dev2 || { cat "$d/err"; fail "dev2 did not attest"; }

@@ -121,6 +121,12 @@ static void values_and_sections(void **state)
     assert_int_equal(parse("reenroll-per-hour = 0\n", &c, why, sizeof(why)), RP_OK);
     assert_int_equal(c.reenroll_per_hour, 0); /* no limit */
     assert_true(rp_config_reloadable(RP_CFG_REENROLL_PER_HOUR));
+    /* devices a tenant may hold: a million unless told, 0 none, a reload takes it */
+    assert_int_equal(parse("", &c, why, sizeof(why)), RP_OK);
+    assert_int_equal(c.max_devices_per_tenant, 1000000);
+    assert_int_equal(parse("max-devices-per-tenant = 0\n", &c, why, sizeof(why)), RP_OK);
+    assert_int_equal(c.max_devices_per_tenant, 0);
+    assert_true(rp_config_reloadable(RP_CFG_MAX_DEVICES_PER_TENANT));
 }
 
 static void refusals_name_file_and_line(void **state)
@@ -136,6 +142,8 @@ static void refusals_name_file_and_line(void **state)
     refused("idle-timeout = 3601\n", "f.conf:1: idle-timeout: must be 1 to 3600 seconds");
     refused("rate-limit = fast\n", "f.conf:1: rate-limit: must be 0 to 1000000");
     refused("rate-limit = nan\n", "f.conf:1: rate-limit: must be 0 to 1000000");
+    refused("max-devices-per-tenant = -1\n",
+            "f.conf:1: max-devices-per-tenant: must be 0 (no limit) to 1000000000");
     refused("reenroll-per-hour = 3601\n",
             "f.conf:1: reenroll-per-hour: must be 0 (no limit) to 3600");
     refused("reenroll-per-hour = 0.5\n",
