@@ -466,6 +466,16 @@ const char *const rp_store_migrations[] = {
      * its re-enrollments are recorded as 0, not counted by the newer ones, and it keeps its own
      * bound in memory, per replica, as before) */
     "ALTER TABLE certificates ADD COLUMN reissued INTEGER NOT NULL DEFAULT 0;",
+    /* 32, 33: other branches' (session 30); placeholders here, replaced at their merge. */
+    "SELECT 1;",
+    "SELECT 1;",
+    /* 34: the master key's check value (store.c: rp_store_master_check_put; ca.c:
+     * rp_ca_master_check): a value derived from the master key, never the key, written once by
+     * the first start that finds none, which every start compares with its own key, so that a
+     * replica with another key (or one that made its own) refuses to start, even while no tenant
+     * has a CA (review r15ops M2). One row at most. Rolling upgrade: yes (an older replica
+     * neither reads nor writes it, and keeps its own check of the first tenants' CAs) */
+    "CREATE TABLE master_check (id INTEGER PRIMARY KEY CHECK (id = 1), value TEXT NOT NULL);",
 };
 const int rp_store_schema_newest =
     (int)(sizeof(rp_store_migrations) / sizeof(rp_store_migrations[0]));
