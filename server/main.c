@@ -649,9 +649,17 @@ static bool settings(const struct cli *cli, bool had_default, rp_config_t *c, ch
     }
     for (int i = 0; i < cli->n; i++) {
         if (!rp_config_set(c, cli->v[i].id, cli->v[i].value, reason, sizeof(reason))) {
+            char shown[1200];
+
+            /* (a database target named as the log names it: never with its password) */
+            if (cli->v[i].id == RP_CFG_DATABASE && cli->v[i].value != NULL &&
+                cli->v[i].value[0] != '\0')
+                rp_db_target_describe(cli->v[i].value, shown, sizeof(shown));
+            else
+                snprintf(shown, sizeof(shown), "%s",
+                         cli->v[i].value != NULL ? cli->v[i].value : "");
             snprintf(why, cap, "--%s%s%s: %s", rp_config_name(cli->v[i].id),
-                     cli->v[i].value != NULL ? " " : "",
-                     cli->v[i].value != NULL ? cli->v[i].value : "", reason);
+                     cli->v[i].value != NULL ? " " : "", shown, reason);
             return false;
         }
     }

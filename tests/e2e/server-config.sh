@@ -50,6 +50,9 @@ chmod 600 "$d/pw.conf"
 expect 1 timeout 20 "$srvbin" --config "$d/pw.conf" --listen 127.0.0.1:0 --database-wait 0
 ! grep -q "holds the database password\|holds a password" "$d/err" || fail "a warning for a 0600 file: $(cat "$d/err")"
 err_has "cannot connect"
+expect 2 timeout 20 "$srvbin" --data-dir "$d/pw" --database "postgresql://u:S3cretPw@h/x?$(printf 'a%.0s' {1..1100})"
+err_has "--database PostgreSQL (a target libpq cannot parse): is too long"
+! grep -q S3c "$d/err" || fail "a refused --database was echoed with its password"
 
 # --- flags override the file; the file's own settings apply ------------------------------------------
 cat >"$d/server.conf" <<CONF
