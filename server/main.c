@@ -1177,7 +1177,8 @@ int main(int argc, char **argv)
         err = rp_master_key_load(master_path, srv.master_key);
     if (err == RP_OK && (err = rp_ca_master_check(store, srv.master_key)) == RP_ERR_BAD_KEY)
         rp_log_error("%s is not the master key this database's tenant CAs were made with (the "
-                     "database holds another key's check value): every replica needs the same "
+                     "database holds another key's check value, or it cannot read the tenant CA "
+                     "named above): every replica needs the same "
                      "one; copy master.key from a replica that serves this database "
                      "(docs/operations.md, \"Running several replicas\")",
                      master_path);
