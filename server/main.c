@@ -27,6 +27,7 @@
 #include "config.h"
 #include "console.h"
 #include "context.h"
+#include "db.h"
 #include "hold.h"
 #include "http.h"
 #include "images.h"
@@ -706,13 +707,46 @@ static bool settings(const struct cli *cli, bool had_default, rp_config_t *c, ch
     }
     for (int i = 0; i < cli->n; i++) {
         if (!rp_config_set(c, cli->v[i].id, cli->v[i].value, reason, sizeof(reason))) {
+            char shown[1200];
+
+            /* (a database target named as the log names it: never with its password) */
+            if (cli->v[i].id == RP_CFG_DATABASE && cli->v[i].value != NULL &&
+                cli->v[i].value[0] != '\0')
+                rp_db_target_describe(cli->v[i].value, shown, sizeof(shown));
+            else
+                snprintf(shown, sizeof(shown), "%s",
+                         cli->v[i].value != NULL ? cli->v[i].value : "");
             snprintf(why, cap, "--%s%s%s: %s", rp_config_name(cli->v[i].id),
-                     cli->v[i].value != NULL ? " " : "",
-                     cli->v[i].value != NULL ? cli->v[i].value : "", reason);
+                     cli->v[i].value != NULL ? " " : "", shown, reason);
             return false;
         }
     }
     return true;
+}
+
+/* A database password where other users read it (review r15ops M4): on the command line (every
+ * local user reads /proc/PID/cmdline), or in a config file that others, or a group not the
+ * service's own, may read. Warned at start; the password itself is never logged. */
+static void password_exposure_warn(const struct cli *cli, const char *file, const rp_config_t *c)
+{
+    struct stat sb;
+    bool on_cli = false;
+
+    if (!rp_db_target_has_password(c->database))
+        return;
+    for (int i = 0; i < cli->n; i++)
+        on_cli |= cli->v[i].id == RP_CFG_DATABASE;
+    if (on_cli)
+        rp_log_warn("--database holds a password, which every local user can read (ps, "
+                    "/proc/PID/cmdline): put it in ~/.pgpass or a file PGPASSFILE names, or in "
+                    "the config file (docs/operations.md, \"The config file\")");
+    else if (file[0] != '\0' && stat(file, &sb) == 0 &&
+             ((sb.st_mode & S_IROTH) != 0 ||
+              ((sb.st_mode & S_IRGRP) != 0 && sb.st_gid != getegid())))
+        rp_log_warn("%s holds the database password, and users other than the service's can read "
+                    "it (mode %04o): chmod 0640 and chgrp it to the service's group (or chmod "
+                    "0600), or put the password in ~/.pgpass or a file PGPASSFILE names",
+                    file, (unsigned)(sb.st_mode & 07777));
 }
 
 /* What the main loop needs at a reload and at its heartbeat. */
@@ -1149,6 +1183,7 @@ int main(int argc, char **argv)
         rp_log_set_level(RP_LOG_DEBUG);
     if (file[0] != '\0')
         rp_log_debug("settings from %s", file);
+    password_exposure_warn(&run.cli, file, cfg);
     signal(SIGPIPE, SIG_IGN);
     /* A reload asked for while the service starts is not its end (SIGHUP's default): ignored
      * until the main loop takes it over. */
@@ -1173,25 +1208,25 @@ int main(int argc, char **argv)
         rp_log_error("%s: %s", cfg->data_dir, strerror(errno));
         return 1;
     }
+    /* One that others may write is refused, as ssh does ~/.ssh: they could take its keys away,
+     * or put their own server.key there (review r15ops L2). */
+    if (rp_file_check_private(cfg->data_dir, false) != RP_OK)
+        return 1;
     if (evthread_use_pthreads() != 0) {
         rp_log_error("libevent has no thread support");
         return 1;
     }
     rp_notify("STATUS=preparing %s", cfg->data_dir);
 
-    /* Prepare the data directory: identity, master key, database, bootstrap token. */
-    err = rp_service_identity_init(cfg->data_dir, cfg->hostnames[0] ? cfg->hostnames : NULL);
-    if (err == RP_OK)
-        err = service_ca_publish(&srv);
-    if (err == RP_OK) {
-        master_path = cfg->master_key;
-        if (master_path[0] == '\0') {
-            snprintf(path, sizeof(path), "%s/master.key", cfg->data_dir);
-            master_path = path;
-        }
-        err = rp_master_key_load(master_path, srv.master_key);
+    /* Prepare the data directory: database, identity, master key, bootstrap token. The database
+     * first: a missing master key is made only for a database that has none yet (review r15ops
+     * M2: a replica not given master.key must not make its own). */
+    master_path = cfg->master_key;
+    if (master_path[0] == '\0') {
+        snprintf(path, sizeof(path), "%s/master.key", cfg->data_dir);
+        master_path = path;
     }
-    if (err == RP_OK) {
+    {
         char where[1200];
 
         rp_server_database_describe(&srv, where, sizeof(where));
@@ -1202,10 +1237,20 @@ int main(int argc, char **argv)
     }
     if (err == RP_OK)
         said = (err = serving_hold(&srv, &run.hold)) != RP_OK;
+    if (err == RP_OK && cfg->master_key[0] == '\0' && access(master_path, F_OK) != 0)
+        said = (err = rp_ca_master_absent(store, master_path)) != RP_OK;
+    if (err == RP_OK)
+        err = rp_service_identity_init(cfg->data_dir, cfg->hostnames[0] ? cfg->hostnames : NULL);
+    if (err == RP_OK)
+        err = service_ca_publish(&srv);
+    if (err == RP_OK)
+        err = rp_master_key_load(master_path, srv.master_key);
     if (err == RP_OK && (err = rp_ca_master_check(store, srv.master_key)) == RP_ERR_BAD_KEY) {
-        rp_log_error("%s is not the master key this database's tenant CAs were made with: every "
-                     "replica needs the same one (docs/operations.md, \"Running several "
-                     "replicas\")",
+        rp_log_error("%s is not the master key this database's tenant CAs were made with (the "
+                     "database holds another key's check value, or it cannot read the tenant CA "
+                     "named above): every replica needs the same "
+                     "one; copy master.key from a replica that serves this database "
+                     "(docs/operations.md, \"Running several replicas\")",
                      master_path);
         said = true;
     }

@@ -1450,45 +1450,106 @@ rp_err_t rp_ca_roll_ending(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LEN
     return err;
 }
 
-#define MASTER_CHECK_TENANTS 8
+/* The label the master key's check value is derived under (never the key itself is stored). */
+#define MASTER_CHECK_LABEL "rampart master key check"
+#define MASTER_CHECK_PAGE 64
 
-struct first_tenants {
-    char ids[MASTER_CHECK_TENANTS][RP_ID_SIZE];
+struct tenant_ids {
+    char ids[MASTER_CHECK_PAGE][RP_ID_SIZE];
     int n;
 };
 
-static void first_tenant(void *ctx, const rp_tenant_t *t)
+static void tenant_id_of(void *ctx, const rp_tenant_t *t)
 {
-    struct first_tenants *f = ctx;
+    struct tenant_ids *f = ctx;
 
-    if (f->n < MASTER_CHECK_TENANTS)
+    if (f->n < MASTER_CHECK_PAGE)
         snprintf(f->ids[f->n++], RP_ID_SIZE, "%s", t->id);
+}
+
+/* Every tenant's CA, a page of tenants at a time: read with master (RP_ERR_BAD_KEY, logged with
+ * the tenant, at the first that cannot be), or only counted when master is NULL. OUT: *cas. */
+static rp_err_t tenant_cas_read(rp_store_t *s, const uint8_t *master, int *cas)
+{
+    rp_page_t page = {.paged = true, .limit = MASTER_CHECK_PAGE, .no_upto = true};
+    struct tenant_ids f;
+    rp_ca_record_t rec;
+    rp_err_t err;
+
+    *cas = 0;
+    do {
+        f.n = 0;
+        err = rp_store_tenant_list(s, NULL, &page, tenant_id_of, &f);
+        for (int i = 0; err == RP_OK && i < f.n; i++) {
+            X509 *cert = NULL;
+            EVP_PKEY *key = NULL;
+
+            err = rp_store_ca_get(s, f.ids[i], &rec);
+            if (err == RP_ERR_NOT_FOUND) { /* a tenant whose CA is made at its first use */
+                err = RP_OK;
+                continue;
+            }
+            if (err != RP_OK)
+                break;
+            (*cas)++;
+            if (master != NULL)
+                err = read_ca(&rec, master, &cert, &key); /* logs which tenant's it could not */
+            rp_ca_record_free(&rec);
+            X509_free(cert);
+            EVP_PKEY_free(key);
+        }
+        if (f.n > 0)
+            snprintf(page.after, sizeof(page.after), "%s", f.ids[f.n - 1]);
+    } while (err == RP_OK && f.n == MASTER_CHECK_PAGE);
+    return err;
 }
 
 rp_err_t rp_ca_master_check(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LEN])
 {
-    rp_page_t page = {.paged = true, .limit = MASTER_CHECK_TENANTS, .no_upto = true};
-    struct first_tenants f = {0};
-    rp_ca_record_t rec;
-    X509 *cert;
-    EVP_PKEY *key;
-    rp_err_t err = rp_store_tenant_list(s, NULL, &page, first_tenant, &f);
+    uint8_t mine[RP_MASTER_CHECK_LEN], stored[RP_MASTER_CHECK_LEN];
+    bool found = false;
+    int cas = 0;
+    rp_err_t err = rp_master_derive(master, MASTER_CHECK_LABEL, mine, sizeof(mine));
 
-    for (int i = 0; err == RP_OK && i < f.n; i++) {
-        err = rp_store_ca_get(s, f.ids[i], &rec);
-        if (err == RP_ERR_NOT_FOUND) { /* a tenant whose CA is made at its first use */
-            err = RP_OK;
-            continue;
-        }
-        if (err != RP_OK)
-            break;
-        err = read_ca(&rec, master, &cert, &key); /* logs which tenant's CA it could not read */
-        rp_ca_record_free(&rec);
-        X509_free(cert);
-        EVP_PKEY_free(key);
-        return err;
+    if (err == RP_OK)
+        err = rp_store_master_check_get(s, stored, &found);
+    if (err == RP_OK && !found) {
+        /* The first start on this database (or the first since schema 34): the check value is
+         * written from the key that reads every tenant's CA, and only then; of two first starts,
+         * the first to write wins and the other compares below. */
+        err = tenant_cas_read(s, master, &cas);
+        if (err == RP_OK)
+            err = rp_store_master_check_put(s, mine, stored);
+        if (err == RP_OK && rp_ct_memcmp(mine, stored, sizeof(mine)) == 0)
+            rp_log_info("the database holds the master key's check value now (from this key, "
+                        "which reads its %d tenant CA(s)): a replica with another key is refused",
+                        cas);
     }
+    if (err == RP_OK && rp_ct_memcmp(mine, stored, sizeof(mine)) != 0)
+        err = RP_ERR_BAD_KEY;
+    rp_wipe(mine, sizeof(mine));
     return err;
+}
+
+rp_err_t rp_ca_master_absent(rp_store_t *s, const char *path)
+{
+    uint8_t stored[RP_MASTER_CHECK_LEN];
+    bool found = false;
+    int cas = 0;
+    rp_err_t err = rp_store_master_check_get(s, stored, &found);
+
+    if (err == RP_OK && !found)
+        err = tenant_cas_read(s, NULL, &cas);
+    if (err != RP_OK)
+        return err;
+    if (!found && cas == 0)
+        return RP_OK;
+    rp_log_error("%s is missing, and this database already has a master key (%s): copy "
+                 "master.key from a replica that serves this database (or from its backup) to "
+                 "%s; a new key would read none of its tenants' CA keys (docs/operations.md, "
+                 "\"Running several replicas\")",
+                 path, found ? "its check value" : "tenant CAs encrypted with it", path);
+    return RP_ERR_NOT_FOUND;
 }
 
 rp_err_t rp_csr_parse(const uint8_t *data, size_t len, X509_REQ **out)

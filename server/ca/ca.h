@@ -194,13 +194,19 @@ rp_err_t rp_key_decrypt_pem(const uint8_t master[RP_MASTER_KEY_LEN], const char 
                             EVP_PKEY **key) RP_MUST_CHECK;
 
 /*
- * Whether master is the key the database's tenant CA keys were encrypted under: the first of the
- * first few tenants that has a CA is decrypted (a database with none passes). RP_ERR_BAD_KEY when
- * it cannot be: a replica started with another master key (or one made afresh because master.key
- * was not copied) would fail every certificate and issue nonces and tickets no other replica
- * accepts, so it must not start.
+ * Whether master is the database's master key, from the check value the database holds (a value
+ * derived from the key, never the key; compared in constant time). A database without one (new,
+ * or made before schema 34) gets this key's, once every tenant's CA has been read with it; of two
+ * starts that write one at once the first wins. RP_ERR_BAD_KEY when master is not the key (or does
+ * not read a tenant's CA): a replica started with another master key (or one made afresh because
+ * master.key was not copied) would fail every certificate and issue nonces and tickets no other
+ * replica accepts, so it must not start (review r15ops M2).
  */
 rp_err_t rp_ca_master_check(rp_store_t *s, const uint8_t master[RP_MASTER_KEY_LEN]) RP_MUST_CHECK;
+/* Before a missing master key (path) is made: RP_OK when the database has no master key yet (no
+ * check value, no tenant CA); RP_ERR_NOT_FOUND (logged: "copy master.key from a replica") when it
+ * has one, which a new key would not be. */
+rp_err_t rp_ca_master_absent(rp_store_t *s, const char *path) RP_MUST_CHECK;
 
 /*
  * The tenant's CAs at now: loaded from the store; the first created and stored if the tenant has

@@ -115,6 +115,12 @@ static bool check(rp_worker_t *w, char *why, size_t cap)
         snprintf(why, cap, "cannot write to the database: it is out of reach or busy");
         return false;
     }
+    if (err == RP_ERR_DENIED) {
+        snprintf(why, cap,
+                 "cannot write to the database: it is read-only "
+                 "(default_transaction_read_only, or a standby)");
+        return false;
+    }
     if (err != RP_OK) {
         snprintf(why, cap, "cannot write to the database: %s", rp_strerror(err));
         return false;

@@ -108,12 +108,19 @@ struct rp_db_driver {
 extern const rp_db_driver_t rp_db_sqlite;
 extern const rp_db_driver_t rp_db_postgresql;
 
-/* The driver a --database target names: "postgresql://" or "postgres://" → PostgreSQL, anything
+/* The driver a --database target names: "postgresql://" or "postgres://", or libpq's keyword
+ * form ("host=... dbname=..."; one that starts with a keyword and '=') → PostgreSQL, anything
  * else a SQLite file. */
 const rp_db_driver_t *rp_db_driver_for(const char *target);
 /* A target for messages and logs, never with its password: "SQLite file PATH", or
  * "PostgreSQL database DB on HOST:PORT as USER" from libpq's own parse of it (what libpq does not
  * parse is "PostgreSQL (a target libpq cannot parse)": the text is not echoed). */
 void rp_db_target_describe(const char *target, char *out, size_t cap);
+/* Whether a PostgreSQL target holds a password (in the URI's userinfo, a query parameter or a
+ * keyword), for the warnings that a password on the command line or in a file others read leaks. */
+bool rp_db_target_has_password(const char *target);
+/* msg (a libpq message about target, which may quote it) with the target's password made "***",
+ * as the target holds it and as libpq decodes it, wherever it appears: for logs. */
+void rp_db_scrub(const char *target, const char *msg, char *out, size_t cap);
 
 #endif /* RAMPART_STORE_DB_H */

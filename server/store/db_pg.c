@@ -139,8 +139,11 @@ static rp_err_t classify(pg_db_t *db, PGresult *r, const char *what)
         rp_log_warn("database: %s: %s", what, msg);
         return RP_ERR_INVALID_ARG;
     }
-    if (sqlstate_is(state, "40001") || sqlstate_is(state, "40P01") ||
-        sqlstate_is(state, "55P03")) { /* serialisation, deadlock, lock timeout */
+    /* serialisation, deadlock, lock timeout; a read-only transaction (25006: the database set
+     * read-only, as managed services do when its storage fills), which /readyz reports too: 503,
+     * for the client to retry at another replica or later (review r15ops M3) */
+    if (sqlstate_is(state, "40001") || sqlstate_is(state, "40P01") || sqlstate_is(state, "55P03") ||
+        sqlstate_is(state, "25006")) {
         rp_log_warn("database: %s: %s", what, msg);
         return RP_ERR_BUSY;
     }
@@ -210,11 +213,15 @@ static rp_err_t pg_connect(const char *target, PGconn **out)
     if (conn == NULL)
         return RP_ERR_NO_MEMORY;
     if (PQstatus(conn) != CONNECTION_OK) {
-        /* libpq's message names the host and user, never the password. A server that cannot be
-         * reached now may be later (starting, restarting): RP_ERR_BUSY, for the caller to wait
+        /* libpq's message names the host and user, and, for a target it cannot parse, quotes
+         * the text, password and all: scrubbed (db.h), review r15ops M4. A server that cannot
+         * be reached now may be later (starting, restarting): RP_ERR_BUSY, for the caller to wait
          * (main.c: --database-wait); one that answers but refuses us (a wrong password, no such
          * database) will not change by waiting. */
-        rp_log_error("database: cannot connect: %s", PQerrorMessage(conn));
+        char msg[1024];
+
+        rp_db_scrub(target, PQerrorMessage(conn), msg, sizeof(msg));
+        rp_log_error("database: cannot connect: %s", msg);
         PQfinish(conn);
         /* not answering, or answering that it is starting or shutting down */
         ping = PQpingParams(keys, values, 1);

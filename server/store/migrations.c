@@ -466,10 +466,18 @@ const char *const rp_store_migrations[] = {
      * its re-enrollments are recorded as 0, not counted by the newer ones, and it keeps its own
      * bound in memory, per replica, as before) */
     "ALTER TABLE certificates ADD COLUMN reissued INTEGER NOT NULL DEFAULT 0;",
-    /* 32, 33, 34: other branches' (session 30); placeholders here, replaced at their merge. */
+    /* 32: none (a number held in session 30 for a change that needed no migration): a no-op,
+     * kept so that the numbers after it stay as they were released */
     "SELECT 1;",
+    /* 33: a placeholder, replaced at its branch's merge. */
     "SELECT 1;",
-    "SELECT 1;",
+    /* 34: the master key's check value (store.c: rp_store_master_check_put; ca.c:
+     * rp_ca_master_check): a value derived from the master key, never the key, written once by
+     * the first start that finds none, which every start compares with its own key, so that a
+     * replica with another key (or one that made its own) refuses to start, even while no tenant
+     * has a CA (review r15ops M2). One row at most. Rolling upgrade: yes (an older replica
+     * neither reads nor writes it, and keeps its own check of the first tenants' CAs) */
+    "CREATE TABLE master_check (id INTEGER PRIMARY KEY CHECK (id = 1), value TEXT NOT NULL);",
     /* 35: the token whose login link made a token (api/console.c: a link naming a tenant makes
      * an admin token), so that revoking a token revokes what its links made, and what those
      * made, in the same statement (ON DELETE CASCADE: review r15web M2); NULL: made otherwise

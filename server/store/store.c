@@ -1370,6 +1370,66 @@ rp_err_t rp_store_nonces_epoch(rp_store_t *s, int64_t *epoch)
     return nonce_query(s, SQL_NONCE_EPOCH, NULL, epoch, NULL);
 }
 
+static const char SQL_MASTER_CHECK_GET[] = "SELECT value FROM master_check WHERE id = 1";
+static const char SQL_MASTER_CHECK_PUT[] =
+    "INSERT INTO master_check (id, value) VALUES (1, ?) ON CONFLICT(id) DO NOTHING";
+
+/* The stored check value, in the caller's transaction or none. */
+static rp_err_t master_check_read(rp_store_t *s, uint8_t value[RP_MASTER_CHECK_LEN], bool *found)
+{
+    sq_st_t *st = sq_stmt(s, SQL_MASTER_CHECK_GET);
+    rp_err_t err = RP_OK;
+    int rc;
+
+    *found = false;
+    if (st == NULL)
+        return RP_ERR_IO;
+    rc = db_step(st);
+    if (rc == DB_ROW) {
+        const char *hex = db_column_text(st, 0);
+
+        *found = true;
+        if (rp_hex_decode(hex, strlen(hex), value, RP_MASTER_CHECK_LEN) != RP_OK) {
+            rp_log_error("the database's master key check value is damaged (not %d hex bytes)",
+                         RP_MASTER_CHECK_LEN);
+            err = RP_ERR_MALFORMED;
+        }
+        rc = db_step(st);
+    }
+    db_reset(st);
+    if (rc != DB_DONE)
+        return sq_error(s, "the master key check");
+    return err;
+}
+
+rp_err_t rp_store_master_check_get(rp_store_t *s, uint8_t value[RP_MASTER_CHECK_LEN], bool *found)
+{
+    return master_check_read(s, value, found);
+}
+
+rp_err_t rp_store_master_check_put(rp_store_t *s, const uint8_t value[RP_MASTER_CHECK_LEN],
+                                   uint8_t stored[RP_MASTER_CHECK_LEN])
+{
+    char hex[2 * RP_MASTER_CHECK_LEN + 1];
+    bool found = false;
+    sq_st_t *st;
+    rp_err_t err = rp_hex_encode(value, RP_MASTER_CHECK_LEN, hex, sizeof(hex));
+
+    if (err != RP_OK)
+        return err;
+    if ((err = sq_begin(s)) != RP_OK)
+        return err;
+    if ((st = sq_stmt(s, SQL_MASTER_CHECK_PUT)) == NULL)
+        return sq_end(s, RP_ERR_IO);
+    db_bind_text(st, 1, hex);
+    err = sq_step_done(s, st, NULL);
+    if (err == RP_OK)
+        err = master_check_read(s, stored, &found);
+    if (err == RP_OK && !found)
+        err = RP_ERR_IO;
+    return sq_end(s, err);
+}
+
 rp_err_t rp_store_clock(rp_store_t *s, int64_t *now)
 {
     return sq_db_now(s, now);
@@ -2044,8 +2104,10 @@ rp_err_t rp_store_ca_soonest_end(rp_store_t *s, int64_t *soonest)
 
 /* A write that must reach the disk, per engine. SQLite: the database header's user_version is
  * what changes (nothing else uses it, and a write that changes nothing would not be written at
- * all). PostgreSQL: the transaction takes an ID, which a standby or a read-only database refuses,
- * and its commit is a WAL record flushed to disk. */
+ * all). PostgreSQL: the transaction takes an ID, which a standby refuses, and its commit is a WAL
+ * record flushed to disk; a primary with default_transaction_read_only on (which managed services
+ * set when storage fills) gives an ID all the same, so the transaction's own read-only setting is
+ * read with it (review r15ops M3). */
 rp_err_t rp_store_write_check(rp_store_t *s)
 {
     sq_st_t *st = NULL;
@@ -2055,12 +2117,15 @@ rp_err_t rp_store_write_check(rp_store_t *s)
 
     if (err != RP_OK)
         return err;
-    st = sq_prepare(s,
-                    sq_engine(s) == SQ_PG ? "SELECT pg_current_xact_id()" : "PRAGMA user_version");
+    st = sq_prepare(s, sq_engine(s) == SQ_PG ? "SELECT 0, current_setting('transaction_read_only'),"
+                                               " pg_current_xact_id()"
+                                             : "PRAGMA user_version");
     if (st == NULL)
         err = RP_ERR_IO;
     else if (db_step(st) != DB_ROW)
         err = sq_error(s, "readiness");
+    else if (sq_engine(s) == SQ_PG && strcmp(db_column_text(st, 1), "off") != 0)
+        err = RP_ERR_DENIED; /* read-only: every write would be refused */
     else
         v = db_column_int(st, 0);
     sq_finalize(st);

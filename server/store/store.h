@@ -296,6 +296,17 @@ rp_err_t rp_store_nonces_watermark_reset(rp_store_t *s, int64_t *was, int64_t *b
  * restore or a hand edit: the caller checks). Read at each nonce issued (attest.c), so that a
  * reset takes effect on every replica at once. */
 rp_err_t rp_store_nonces_epoch(rp_store_t *s, int64_t *epoch) RP_MUST_CHECK;
+/* The master key's check value (RP_MASTER_CHECK_LEN bytes, derived from the key: ca.c), as the
+ * database holds it; *found false when it holds none (a new database, or one made before schema
+ * 34). */
+#define RP_MASTER_CHECK_LEN 32
+rp_err_t rp_store_master_check_get(rp_store_t *s, uint8_t value[RP_MASTER_CHECK_LEN],
+                                   bool *found) RP_MUST_CHECK;
+/* Stores value unless the database holds one already, in one transaction: of two starts that
+ * put theirs at once, the first wins. OUT: stored, the value the database holds after it (value,
+ * or the one that was there: the caller compares). */
+rp_err_t rp_store_master_check_put(rp_store_t *s, const uint8_t value[RP_MASTER_CHECK_LEN],
+                                   uint8_t stored[RP_MASTER_CHECK_LEN]) RP_MUST_CHECK;
 /* The database's clock (seconds since the epoch): the one the replicas share. */
 rp_err_t rp_store_clock(rp_store_t *s, int64_t *now) RP_MUST_CHECK;
 typedef void (*rp_attestation_fn)(void *ctx, const rp_attestation_t *a);
@@ -713,7 +724,8 @@ rp_err_t rp_store_policy_get(rp_store_t *s, const char *tenant_id, rp_policy_t *
 /* Set it; p->updated is set to now. */
 rp_err_t rp_store_policy_set(rp_store_t *s, const char *tenant_id, rp_policy_t *p) RP_MUST_CHECK;
 /* Readiness (GET /readyz): a write transaction that changes a page and commits, synced, so that a
- * database that cannot be written now (read-only, full, broken) is seen now. RP_OK: it can. */
+ * database that cannot be written now (read-only, full, broken) is seen now. RP_OK: it can;
+ * RP_ERR_DENIED: PostgreSQL says its transactions are read-only. */
 rp_err_t rp_store_write_check(rp_store_t *s) RP_MUST_CHECK;
 
 /* ---- what devices report of what runs (status.c, store_status.c) ----

@@ -9,7 +9,8 @@
 # still pass; evidence captured under a clock a day ahead and purged there is not spendable again
 # after `nonces reset-watermark` (the nonce epoch: review r10 M1), and a replica that has written
 # nothing since issues nonces that pass right after it (review r11 L1); a process with
-# another master key does not start on the database. (Nonce and ticket keys derive from the master
+# another master key does not start on the database, nor one without master.key, even before any
+# tenant has a CA (review r15ops M2). (Nonce and ticket keys derive from the master
 # key; the spent nonces and the revocations are in the database: docs/operations.md, "Running
 # several replicas".)
 . "$(dirname "$0")/lib.sh"
@@ -25,6 +26,12 @@ A=$SERVER_URL A_PID=$SERVER_PID
 start_server "$d/srv"
 B=$SERVER_URL B_PID=$SERVER_PID
 [ "$A" != "$B" ] || fail "both replicas on one port"
+# A replica of its own data directory given the service CA but not master.key, before any tenant
+# has a CA: it refuses to make a key (the database holds the check value of A's: review r15ops M2).
+mkdir -m 700 "$d/c"; cp -p "$d/srv/server-ca.pem" "$d/srv/server-ca.key" "$d/c/"
+expect 1 timeout 60 "$RAMPART_SERVER_BIN" --data-dir "$d/c" --listen 127.0.0.1:0 --database "$d/srv/rampart.db"
+err_has "$d/c/master.key is missing, and this database already has a master key (its check value)"
+[ ! -e "$d/c/master.key" ] || fail "a replica not given master.key made one"
 export RAMPART_SERVER=$A RAMPART_CA_FILE=$SERVER_CA RAMPART_TOKEN_FILE=$ADMIN_TOKEN
 
 expect 0 "$RAMPART" tenant create acme; acme=$(cat "$d/out")

@@ -22,6 +22,38 @@ expect 2 timeout 20 "$srvbin" --config "$d/none.conf"; err_has "none.conf: no su
 expect 2 timeout 20 "$srvbin" --threads 0 --data-dir "$d/unused"; err_has "--threads 0: must be 1 to 64"
 [ ! -e "$d/unused" ] || fail "a refused setting made the data directory"
 
+# --- a data directory others may write is refused (review r15ops L2) -----------------------------------
+mkdir -m 777 "$d/open"; chmod 777 "$d/open"
+expect 1 timeout 20 "$srvbin" --data-dir "$d/open" --listen 127.0.0.1:0
+err_has "$d/open is mode 0777: group or others can write to it"
+[ -z "$(ls -A "$d/open")" ] || fail "a refused data directory was written: $(ls -A "$d/open")"
+
+# --- the database password (review r15ops M4): libpq's keyword form is PostgreSQL (no SQLite file
+# named with it), a password on the command line or in a file others read is warned of, and a
+# libpq message that quotes the target has it scrubbed --------------------------------------------
+kw="host=127.0.0.1 port=1 user=rampart password=S3cretPw dbname=rampart"
+(cd "$d" && expect 1 timeout 20 "$srvbin" --data-dir "$d/pw" --listen 127.0.0.1:0 --database "$kw" \
+  --database-wait 0)
+err_has "--database holds a password, which every local user can read"
+err_has "database: PostgreSQL database rampart on 127.0.0.1:1 as rampart"
+! grep -q S3cret "$d/err" || fail "the password reached the log: $(grep S3cret "$d/err")"
+[ -z "$(find "$d" -maxdepth 1 -name 'host=*')" ] || fail "the keyword form was taken for a SQLite file"
+expect 1 timeout 20 "$srvbin" --data-dir "$d/pw" --listen 127.0.0.1:0 --database-wait 0 \
+  --database "postgresql://rampart:S3c%zzPw@127.0.0.1:1/rampart"
+err_has "cannot connect: invalid percent-encoded token: \"***\""
+! grep -q S3c "$d/err" || fail "the password reached the log: $(grep S3c "$d/err")"
+printf 'data-dir = %s\ndatabase = postgresql://rampart:S3cretPw@127.0.0.1:1/rampart\n' "$d/pw" >"$d/pw.conf"
+chmod 644 "$d/pw.conf"
+expect 1 timeout 20 "$srvbin" --config "$d/pw.conf" --listen 127.0.0.1:0 --database-wait 0
+err_has "$d/pw.conf holds the database password, and users other than the service's can read it (mode 0644)"
+chmod 600 "$d/pw.conf"
+expect 1 timeout 20 "$srvbin" --config "$d/pw.conf" --listen 127.0.0.1:0 --database-wait 0
+! grep -q "holds the database password\|holds a password" "$d/err" || fail "a warning for a 0600 file: $(cat "$d/err")"
+err_has "cannot connect"
+expect 2 timeout 20 "$srvbin" --data-dir "$d/pw" --database "postgresql://u:S3cretPw@h/x?$(printf 'a%.0s' {1..1100})"
+err_has "--database PostgreSQL (a target libpq cannot parse): is too long"
+! grep -q S3c "$d/err" || fail "a refused --database was echoed with its password"
+
 # --- flags override the file; the file's own settings apply ------------------------------------------
 cat >"$d/server.conf" <<CONF
 # what the flags below override

@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include <libpq-fe.h>
+
 #include "db.h"
 #include "rampart/log.h"
 #include "store.h"
@@ -305,6 +307,57 @@ static void target_described_without_password(void **state)
     assert_string_equal(out, "SQLite file /var/lib/rampart/rampart.db");
 }
 
+/* libpq's keyword form is PostgreSQL, never a SQLite file named with the password (review r15ops
+ * M4); a password anywhere in a target is seen (for the warnings), and scrubbed from libpq's own
+ * messages, which quote what they cannot parse. */
+static void target_keywords_and_password(void **state)
+{
+    static const struct {
+        const char *target, *password;
+    } cases[] = {
+        {"postgresql://rampart:S3c%zzPw@127.0.0.1:1/rampart",                    "S3c%zzPw"    },
+        {"postgresql://rampart:S3cretPw@[db.example/rampart",                    "S3cretPw"    },
+        {"postgresql://rampart@db/rampart?password=S3cretPw&bogus=1",            "S3cretPw"    },
+        {"host=127.0.0.1 user=rampart password=S3cretPw dbname=rampart bogus=1", "S3cretPw"    },
+        {"host=db password = 'S3c ret\\'Pw' dbname=rampart bogus=1",             "S3c ret\\'Pw"},
+    };
+    char out[1024];
+
+    (void)state;
+    assert_ptr_equal(rp_db_driver_for("host=127.0.0.1 user=rampart password=x dbname=rampart"),
+                     &rp_db_postgresql);
+    assert_ptr_equal(rp_db_driver_for(" dbname = rampart"), &rp_db_postgresql);
+    assert_ptr_equal(rp_db_driver_for("./a=b.db"), &rp_db_sqlite);
+    assert_ptr_equal(rp_db_driver_for("/srv/x=y/rampart.db"), &rp_db_sqlite);
+    rp_db_target_describe("host=db.example port=5433 user=rampart password=S3cretPw dbname=fleet",
+                          out, sizeof(out));
+    assert_string_equal(out, "PostgreSQL database fleet on db.example:5433 as rampart");
+    assert_false(rp_db_target_has_password("postgresql://rampart@db/rampart"));
+    assert_false(rp_db_target_has_password("host=db user=rampart dbname=rampart"));
+    assert_false(rp_db_target_has_password("/var/lib/rampart/password=x.db"));
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *err = NULL;
+        PQconninfoOption *opts = PQconninfoParse(cases[i].target, &err);
+        char msg[900];
+
+        assert_true(rp_db_target_has_password(cases[i].target));
+        /* libpq's own message about it (each case is one it refuses), and the target itself */
+        assert_null(opts);
+        assert_non_null(err);
+        snprintf(msg, sizeof(msg), "%s / %s", err, cases[i].target);
+        PQfreemem(err);
+        rp_db_scrub(cases[i].target, msg, out, sizeof(out));
+        assert_null(strstr(out, cases[i].password));
+        assert_null(strstr(out, "S3c"));
+        assert_non_null(strstr(out, "***"));
+    }
+    /* a password libpq decodes (%41 is A) is scrubbed as written and as decoded */
+    rp_db_scrub("postgresql://rampart:p%41ss@db/rampart", "x p%41ss y pAss z", out, sizeof(out));
+    assert_string_equal(out, "x *** y *** z");
+    rp_db_scrub("/var/lib/rampart/rampart.db", "as it is", out, sizeof(out));
+    assert_string_equal(out, "as it is");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -316,6 +369,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_bind_failure_not_run, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(driver_for_target, fx_setup, fx_teardown),
         cmocka_unit_test(target_described_without_password),
+        cmocka_unit_test(target_keywords_and_password),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -858,7 +858,7 @@ static void store_bars_lifted_relabel(void **state)
     assert_int_equal(got.revoked_for, RP_REVOKED_FAILED);
 }
 
-/* Schema 35 undone (and 32 to 34, placeholders here), then 31, then 30, then 29 (test_server's
+/* Schema 35 undone, then 34 (and 32, 33: no-ops here), then 31, then 30, then 29 (test_server's
  * migration tests take a file back further: UNDO_28). 35's made_by is a foreign key, which SQLite
  * drops only with its table: tokens are made again as they were (in both engines' SQL). */
 #define UNDO_35                                                                                    \
@@ -868,10 +868,12 @@ static void store_bars_lifted_relabel(void **state)
     "INSERT INTO tokens_undo SELECT id, hash, tenant_id, role, created, expires, last_used"        \
     " FROM tokens;"                                                                                \
     "DROP TABLE tokens; ALTER TABLE tokens_undo RENAME TO tokens;"                                 \
-    "DELETE FROM schema_version WHERE version >= 32;"
+    "DELETE FROM schema_version WHERE version = 35;"
+#define UNDO_34                                                                                    \
+    UNDO_35 "DROP TABLE master_check; DELETE FROM schema_version WHERE version IN (32, 33, 34);"
 #define UNDO_31                                                                                    \
-    UNDO_35 "ALTER TABLE certificates DROP COLUMN reissued;"                                       \
-    "DELETE FROM schema_version WHERE version = 31;"
+    UNDO_34 "ALTER TABLE certificates DROP COLUMN reissued;"                                       \
+            "DELETE FROM schema_version WHERE version = 31;"
 #define UNDO_30                                                                                    \
     UNDO_31 "ALTER TABLE spent_nonces_purged DROP COLUMN epoch;"                                   \
     "DELETE FROM schema_version WHERE version = 30;"
@@ -2907,6 +2909,28 @@ static void store_write_check(void **state)
         assert_int_equal(rp_store_write_check(db->s), RP_OK);
 }
 
+/* PostgreSQL read-only (default_transaction_read_only, which managed services set when storage
+ * fills: review r15ops M3): the readiness write says so, and a write is refused as busy (503 with
+ * Retry-After), not as a fault. */
+static void store_write_check_read_only(void **state)
+{
+    struct db *db = *state;
+    rp_tenant_t t;
+
+    if (rt_pg_uri() == NULL)
+        skip(); /* (SQLite's read-only file: /readyz's own test, e2e) */
+    assert_int_equal(db->s->db->drv->exec(db->s->db, "SET default_transaction_read_only = on"),
+                     RP_OK);
+    assert_int_equal(rp_store_write_check(db->s), RP_ERR_DENIED);
+    rp_store_failure_forget(db->s);
+    assert_int_equal(rp_store_tenant_create(db->s, "frozen", &t), RP_ERR_BUSY);
+    assert_int_equal(rp_store_failure(db->s), RP_ERR_BUSY);
+    assert_int_equal(db->s->db->drv->exec(db->s->db, "SET default_transaction_read_only = off"),
+                     RP_OK);
+    assert_int_equal(rp_store_write_check(db->s), RP_OK);
+    assert_int_equal(rp_store_tenant_create(db->s, "frozen", &t), RP_OK);
+}
+
 /* What devices report of what runs (store_status.c): the newest app list replaces the last, each
  * event is kept once by (device, seq), the newest RP_DEVICE_EVENTS_KEEP are kept and the rest
  * counted, and an event older than those is not taken again. */
@@ -4487,25 +4511,72 @@ static void store_report_races_move(void **state)
     rp_store_close(replica);
 }
 
-/* A replica must hold the master key the database's tenant CAs were made with (rp_ca_master_check,
- * at start): a database with no CA passes any key, one with a CA only the key it was made with. A
- * tenant without a CA (acme here) is passed over, whichever order the tenants are listed in. */
+/* A replica must hold the database's master key (rp_ca_master_check, at start): the first start
+ * writes the key's check value, even while no tenant has a CA (review r15ops M2), and every later
+ * one compares; a replica without master.key may make one only for a database that has none
+ * (rp_ca_master_absent). */
 static void ca_master_check(void **state)
 {
     struct db *db = *state;
     uint8_t made_with[RP_MASTER_KEY_LEN], other[RP_MASTER_KEY_LEN];
+    uint8_t v[RP_MASTER_CHECK_LEN], w[RP_MASTER_CHECK_LEN];
+    bool found = true;
     rp_tenant_t globex;
     rp_ca_t ca;
 
     memset(made_with, 0x11, sizeof(made_with));
     memset(other, 0x22, sizeof(other));
-    assert_int_equal(rp_ca_master_check(db->s, other), RP_OK);
+    assert_int_equal(rp_store_master_check_get(db->s, v, &found), RP_OK);
+    assert_false(found);
+    assert_int_equal(rp_ca_master_absent(db->s, "master.key"), RP_OK); /* a new database */
+    /* No tenant, no CA: the first key is the database's all the same. */
+    assert_int_equal(rp_ca_master_check(db->s, made_with), RP_OK);
+    assert_int_equal(rp_store_master_check_get(db->s, v, &found), RP_OK);
+    assert_true(found);
+    assert_int_equal(rp_ca_master_check(db->s, other), RP_ERR_BAD_KEY);
+    assert_int_equal(rp_ca_master_absent(db->s, "master.key"), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_ca_master_check(db->s, made_with), RP_OK);
     assert_int_equal(rp_store_tenant_create(db->s, "globex", &globex), RP_OK);
     assert_int_equal(rp_ca_get_or_create(db->s, made_with, &globex, (int64_t)time(NULL), &ca),
                      RP_OK);
     rp_ca_free(&ca);
     assert_int_equal(rp_ca_master_check(db->s, made_with), RP_OK);
     assert_int_equal(rp_ca_master_check(db->s, other), RP_ERR_BAD_KEY);
+    /* Of two values put, the first stays: the second start learns it. */
+    memset(w, 0x33, sizeof(w));
+    assert_int_equal(rp_store_master_check_put(db->s, w, w), RP_OK);
+    assert_memory_equal(w, v, sizeof(v));
+}
+
+/* A database made before the check value (schema 34) gets one from the key that reads every
+ * tenant's CA, not only the first's: with tenant CAs under two keys (two replicas that each made
+ * their own) neither key is taken, nothing is written, and a missing key is not made. */
+static void ca_master_check_legacy(void **state)
+{
+    struct db *db = *state;
+    uint8_t one[RP_MASTER_KEY_LEN], two[RP_MASTER_KEY_LEN], v[RP_MASTER_CHECK_LEN];
+    bool found = true;
+    rp_tenant_t t;
+    rp_ca_t ca;
+    char name[16];
+
+    memset(one, 0x11, sizeof(one));
+    memset(two, 0x22, sizeof(two));
+    for (int i = 0; i < 70; i++) { /* (past a page of tenants) */
+        snprintf(name, sizeof(name), "t%02d", i);
+        assert_int_equal(rp_store_tenant_create(db->s, name, &t), RP_OK);
+        if (i == 0 || i == 69) {
+            assert_int_equal(
+                rp_ca_get_or_create(db->s, i == 0 ? one : two, &t, (int64_t)time(NULL), &ca),
+                RP_OK);
+            rp_ca_free(&ca);
+        }
+    }
+    assert_int_equal(rp_ca_master_absent(db->s, "master.key"), RP_ERR_NOT_FOUND);
+    assert_int_equal(rp_ca_master_check(db->s, one), RP_ERR_BAD_KEY);
+    assert_int_equal(rp_ca_master_check(db->s, two), RP_ERR_BAD_KEY);
+    assert_int_equal(rp_store_master_check_get(db->s, v, &found), RP_OK);
+    assert_false(found);
 }
 
 /* DIR/NAME.pem and NAME.key: a new P-256 certificate valid from begin to end seconds from now: a
@@ -5858,7 +5929,9 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(store_deployment_progress, db_setup, db_teardown),
         cmocka_unit_test(peers_churn),
         cmocka_unit_test_setup_teardown(store_write_check, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(store_write_check_read_only, db_setup, db_teardown),
         cmocka_unit_test_setup_teardown(ca_master_check, db_setup, db_teardown),
+        cmocka_unit_test_setup_teardown(ca_master_check_legacy, db_setup, db_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
