@@ -538,12 +538,15 @@ rp_err_t rp_store_deployment_for_device(rp_store_t *s, const char *group_id, con
 rp_err_t rp_store_deployment_reached(rp_store_t *s, const char *deployment_id,
                                      const char *device_id, int64_t at) RP_MUST_CHECK;
 /* The version of the targets the device is served now, naming deployment_id ("" for none) whose
- * seq is seq (0 for none): the one served before while the deployment is the same; otherwise the
- * larger of seq and one more than before (the first time: seq). Kept per device, so that moving
- * it to a group whose deployment is older (seq is global) never lowers it: the device would
- * refuse that as a rollback and be stuck. OUT: *version. */
+ * seq is seq (0 for none), for a device that says it holds version held (0: none, or not said):
+ * the one served before while the deployment is the same and it is not below held; otherwise the
+ * largest of seq, one more than before (the first time: seq) and one more than held. Kept per
+ * device, so that moving it to a group whose deployment is older (seq is global) never lowers
+ * it, and a restored database (its rows gone back) never serves a device less than it holds: the
+ * device would refuse that as a rollback and be stuck (the one owner of that rule). OUT:
+ * *version. */
 rp_err_t rp_store_device_targets_version(rp_store_t *s, const char *device_id,
-                                         const char *deployment_id, int64_t seq,
+                                         const char *deployment_id, int64_t seq, int64_t held,
                                          int64_t *version) RP_MUST_CHECK;
 typedef void (*rp_reached_fn)(void *ctx, const char *device_id);
 rp_err_t rp_store_deployment_reached_list(rp_store_t *s, const char *deployment_id,

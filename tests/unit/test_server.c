@@ -2311,18 +2311,31 @@ static void store_groups_and_deployments(void **state)
     /* A device's targets version (schema 18): the same while its deployment is; never lower
      * when it changes to an older one (a move to another group); the first one is the seq. */
     int64_t tv = 0, tv2 = 0;
-    assert_int_equal(rp_store_device_targets_version(db->s, dev3, "", 0, &tv), RP_OK);
+    assert_int_equal(rp_store_device_targets_version(db->s, dev3, "", 0, 0, &tv), RP_OK);
     assert_int_equal(tv, 0);
-    assert_int_equal(rp_store_device_targets_version(db->s, dev3, d3.id, d3.seq, &tv), RP_OK);
+    assert_int_equal(rp_store_device_targets_version(db->s, dev3, d3.id, d3.seq, 0, &tv), RP_OK);
     assert_int_equal(tv, d3.seq);
-    assert_int_equal(rp_store_device_targets_version(db->s, dev3, d3.id, d3.seq, &tv2), RP_OK);
+    assert_int_equal(rp_store_device_targets_version(db->s, dev3, d3.id, d3.seq, 0, &tv2), RP_OK);
     assert_int_equal(tv2, tv);
-    assert_int_equal(rp_store_device_targets_version(db->s, dev3, d1.id, d1.seq, &tv2), RP_OK);
+    assert_int_equal(rp_store_device_targets_version(db->s, dev3, d1.id, d1.seq, 0, &tv2), RP_OK);
     assert_true(d1.seq < d3.seq && tv2 == tv + 1);
-    assert_int_equal(rp_store_device_targets_version(db->s, dev3, d3.id, d3.seq, &tv), RP_OK);
+    assert_int_equal(rp_store_device_targets_version(db->s, dev3, d3.id, d3.seq, 0, &tv), RP_OK);
     assert_int_equal(tv, tv2 + 1);
-    assert_int_equal(rp_store_device_targets_version(db->s, dev3, "", 0, &tv2), RP_OK);
+    assert_int_equal(rp_store_device_targets_version(db->s, dev3, "", 0, 0, &tv2), RP_OK);
     assert_int_equal(tv2, tv + 1);
+    /* targets_version_heals: the database went back (a backup restored) while the device holds
+     * more than its row says: it is served one more than it holds, for the same deployment too,
+     * and then the same again while it says so. */
+    assert_int_equal(rp_store_device_targets_version(db->s, dev3, "", 0, tv2 + 5, &tv), RP_OK);
+    assert_int_equal(tv, tv2 + 6);
+    assert_int_equal(rp_store_device_targets_version(db->s, dev3, "", 0, tv2 + 6, &tv), RP_OK);
+    assert_int_equal(tv, tv2 + 6);
+    assert_int_equal(rp_store_device_targets_version(db->s, dev3, d3.id, d3.seq, tv2 + 6, &tv),
+                     RP_OK);
+    assert_int_equal(tv, tv2 + 7);
+    assert_int_equal(rp_store_device_targets_version(db->s, dev1, d3.id, d3.seq, 1000, &tv2),
+                     RP_OK); /* (no row yet: the first time too) */
+    assert_int_equal(tv2, 1001);
     /* stopped before reaching anyone: offered to no device, and final */
     d4 = d1;
     assert_int_equal(rp_store_deployment_create(db->s, &d4), RP_OK);
