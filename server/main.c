@@ -35,6 +35,7 @@
 #include "rampart/log.h"
 #include "rampart/notify.h"
 #include "ready.h"
+#include "restore.h"
 #include "deltas.h"
 #include "recorder.h"
 #include "reports.h"
@@ -50,6 +51,9 @@ static const char usage[] =
     "       rampart-server counters recount [options]\n"
     "       rampart-server nonces reset-watermark [options]\n"
     "       rampart-server service-ca next [--force] [options]\n"
+    "       rampart-server backup OUT [options]\n"
+    "       rampart-server restore FILE [options]\n"
+    "       rampart-server restored [options]\n"
     "\n"
     "The Rampart security service: attests devices, issues 24-hour device certificates from\n"
     "tenant CAs, and serves the operator API, over HTTPS.\n"
@@ -156,6 +160,21 @@ static const char usage[] =
     "every replica and reload them (SIGHUP). Devices take it at their next attestation; it\n"
     "signs the TLS certificate from the service CA's last 30 days on, once it is 30 days\n"
     "old (or in the old CA's last day) (docs/operations.md, \"The service CA's lifetime\").\n"
+    "\n"
+    "backup OUT: copy the SQLite database of the --data-dir and --database given (or the\n"
+    "config file's) into the new file OUT, 0600, while the service runs or not (SQLite's\n"
+    "online backup: one moment's snapshot); the copy records its time. An existing OUT is\n"
+    "refused. PostgreSQL: pg_dump (docs/operations.md, \"Backing up\").\n"
+    "\n"
+    "restore FILE: make FILE (a backup, checked whole, of this schema or an older one) the\n"
+    "SQLite database, with every server of DIR stopped (refused while one serves); the one\n"
+    "replaced is kept as rampart.db.replaced-TIME. Then it runs `restored`'s step. The\n"
+    "service refuses to start while a restore has not finished.\n"
+    "\n"
+    "restored: after a database was restored (pg_restore for PostgreSQL, or an interrupted\n"
+    "restore): raise the nonce epoch, rotate the system token (DIR/admin.token), and say\n"
+    "what a restore undid that it cannot redo (revocations, blocks since the backup's\n"
+    "time), for you to redo (docs/operations.md, \"Restoring a backup\").\n"
     "\n"
     "On first start it writes DIR/server-ca.pem (the certificate clients trust) and\n"
     "DIR/admin.token (a bootstrap system token, 0600). No other system token is ever made but\n"
@@ -1012,7 +1031,8 @@ int main(int argc, char **argv)
     bool rotate = false, force = false;
     rp_blobs_kind_t move_from = RP_BLOBS_DIR, move_to = RP_BLOBS_DIR;
     int moving = 0; /* blobs move's options seen: 1 --from, 2 --to */
-    bool move = false, recount = false, reset = false, ca_next = false;
+    bool move = false, recount = false, reset = false, ca_next = false, restored = false;
+    const char *backup_out = NULL, *restore_from = NULL;
     rp_err_t err;
 
     rp_log_init("rampart-server", RP_LOG_INFO);
@@ -1058,8 +1078,14 @@ int main(int argc, char **argv)
             strcmp(argv[optind + 1], "reset-watermark") == 0;
     ca_next = argc - optind == 2 && strcmp(argv[optind], "service-ca") == 0 &&
               strcmp(argv[optind + 1], "next") == 0;
-    if ((optind != argc && !move && !recount && !reset && !ca_next) || (move && moving != 3) ||
-        (!move && moving != 0) || (force && !ca_next)) {
+    restored = argc - optind == 1 && strcmp(argv[optind], "restored") == 0;
+    if (argc - optind == 2 && strcmp(argv[optind], "backup") == 0)
+        backup_out = argv[optind + 1];
+    if (argc - optind == 2 && strcmp(argv[optind], "restore") == 0)
+        restore_from = argv[optind + 1];
+    if ((optind != argc && !move && !recount && !reset && !ca_next && !restored &&
+         backup_out == NULL && restore_from == NULL) ||
+        (move && moving != 3) || (!move && moving != 0) || (force && !ca_next)) {
         fputs(move ? "rampart-server: blobs move wants --from and --to\n" : usage, stderr);
         return 2;
     }
@@ -1103,10 +1129,24 @@ int main(int argc, char **argv)
         return nonces_reset_watermark(&srv);
     if (ca_next)
         return rp_service_ca_next(cfg->data_dir, (int64_t)time(NULL), force) == RP_OK ? 0 : 1;
+    if (backup_out != NULL)
+        return rp_backup_command(&srv, backup_out);
+    if (restore_from != NULL)
+        return rp_restore_command(&srv, restore_from, rotate_admin_token);
+    if (restored)
+        return rp_restored_command(&srv, rotate_admin_token);
     if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
         rp_log_error("%s: %s", cfg->data_dir, strerror(errno));
         return 1;
     }
+    /* Held until the process ends: a restore refuses to replace the database under it (and one
+     * under way is waited for); one that has not finished is refused. */
+    if (rp_serving_hold(cfg->data_dir) < 0) {
+        rp_log_error("cannot lock %s/serving.lock: %s", cfg->data_dir, strerror(errno));
+        return 1;
+    }
+    if (rp_restore_check(cfg->data_dir) != RP_OK)
+        return 1;
     if (evthread_use_pthreads() != 0) {
         rp_log_error("libevent has no thread support");
         return 1;

@@ -466,6 +466,14 @@ const char *const rp_store_migrations[] = {
      * its re-enrollments are recorded as 0, not counted by the newer ones, and it keeps its own
      * bound in memory, per replica, as before) */
     "ALTER TABLE certificates ADD COLUMN reissued INTEGER NOT NULL DEFAULT 0;",
+    /* 32: another branch's (this one holds its place so that 33 keeps its number; the merge puts
+     * the real one here) */
+    "SELECT 1;",
+    /* 33 (review r15ops H1): the times `rampart-server backup` took a copy of the database,
+     * written into the copy only (server/restore.c), so that a restore can say since when the
+     * revocations it undoes were made (docs/operations.md, "Restoring a backup"). Rolling
+     * upgrade: yes (no replica reads or writes it) */
+    "CREATE TABLE backups_taken (at INTEGER NOT NULL);",
 };
 const int rp_store_schema_newest =
     (int)(sizeof(rp_store_migrations) / sizeof(rp_store_migrations[0]));

@@ -1239,8 +1239,10 @@ static bool nonce_epoch_next(int64_t epoch, int64_t db_now, int64_t *next)
     return rp_nonce_epoch_fits(*next) && *next != epoch;
 }
 
-rp_err_t rp_store_nonces_watermark_reset(rp_store_t *s, int64_t *was, int64_t *below,
-                                         int64_t *epoch_was, int64_t *epoch)
+/* rp_store_nonces_watermark_reset, and with always, rp_store_nonces_restored: the epoch raised
+ * whether or not the watermark is ahead. */
+static rp_err_t watermark_reset(rp_store_t *s, bool always, int64_t *was, int64_t *below,
+                                int64_t *epoch_was, int64_t *epoch)
 {
     int64_t db_now = 0;
     bool ahead, fits;
@@ -1262,7 +1264,7 @@ rp_err_t rp_store_nonces_watermark_reset(rp_store_t *s, int64_t *was, int64_t *b
     *epoch = *epoch_was;
     ahead = *was > db_now + 1;
     fits = rp_nonce_epoch_fits(*epoch_was);
-    if (!ahead && fits) /* nothing to do: run twice, the second changes nothing */
+    if (!ahead && fits && !always) /* nothing to do: run twice, the second changes nothing */
         return sq_end(s, RP_OK);
     if (!nonce_epoch_next(*epoch_was, db_now, epoch)) {
         rp_log_error("the nonce epoch cannot go past %lld (it is %lld, the database's clock %lld):"
@@ -1284,6 +1286,18 @@ rp_err_t rp_store_nonces_watermark_reset(rp_store_t *s, int64_t *was, int64_t *b
     if (err == RP_OK)
         err = nonce_query(s, SQL_NONCE_WATERMARK, NULL, below, NULL);
     return sq_end(s, err);
+}
+
+rp_err_t rp_store_nonces_watermark_reset(rp_store_t *s, int64_t *was, int64_t *below,
+                                         int64_t *epoch_was, int64_t *epoch)
+{
+    return watermark_reset(s, false, was, below, epoch_was, epoch);
+}
+
+rp_err_t rp_store_nonces_restored(rp_store_t *s, int64_t *was, int64_t *below, int64_t *epoch_was,
+                                  int64_t *epoch)
+{
+    return watermark_reset(s, true, was, below, epoch_was, epoch);
 }
 
 rp_err_t rp_store_nonces_epoch(rp_store_t *s, int64_t *epoch)

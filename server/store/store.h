@@ -144,8 +144,9 @@ void rp_store_close(rp_store_t *store);
  */
 rp_err_t rp_store_failure(const rp_store_t *store);
 void rp_store_failure_forget(rp_store_t *store);
-/* The schema version the database is at. */
+/* The schema version the database is at; the one this build migrates to (migrations.c). */
 int rp_store_schema_version(rp_store_t *store);
+extern const int rp_store_schema_newest;
 
 rp_err_t rp_store_tenant_create(rp_store_t *s, const char *name, rp_tenant_t *out) RP_MUST_CHECK;
 rp_err_t rp_store_tenant_get(rp_store_t *s, const char *id, rp_tenant_t *out) RP_MUST_CHECK;
@@ -277,6 +278,11 @@ rp_err_t rp_store_nonces_watermark(rp_store_t *s, int64_t *below, int64_t *ahead
  * after; *epoch_was, the nonce epoch before; *epoch, after. */
 rp_err_t rp_store_nonces_watermark_reset(rp_store_t *s, int64_t *was, int64_t *below,
                                          int64_t *epoch_was, int64_t *epoch) RP_MUST_CHECK;
+/* The same after a restore (`rampart-server restored`): the nonce epoch raised even when the
+ * watermark is not ahead, since the restored one is the backup's, and the nonces issued since
+ * (whose spent rows the backup does not hold) must die. */
+rp_err_t rp_store_nonces_restored(rp_store_t *s, int64_t *was, int64_t *below, int64_t *epoch_was,
+                                  int64_t *epoch) RP_MUST_CHECK;
 /* The database's nonce epoch, as stored (nonce.h; it may be out of a nonce's range only after a
  * restore or a hand edit: the caller checks). Read at each nonce issued (attest.c), so that a
  * reset takes effect on every replica at once. */

@@ -276,7 +276,7 @@ static void store_schema(void **state)
 {
     struct db *db = *state;
 
-    assert_int_equal(rp_store_schema_version(db->s), 31);
+    assert_int_equal(rp_store_schema_version(db->s), 33);
 }
 
 static void collect_upload(void *ctx, const rp_upload_t *u)
@@ -713,6 +713,18 @@ static void store_nonce_epoch_rises_across_restore(void **state)
                      RP_RECORDED_AS_STALE);
     assert_int_equal(pass_in(db, db->s, "0e36", n14, now + 60, (uint32_t)epoch),
                      RP_RECORDED_AS_GIVEN);
+    /* Review r15ops H1: after a restore (`rampart-server restored`), the epoch rises though the
+     * watermark is not ahead and the epoch fits (where the reset changes nothing): a nonce of the
+     * epoch before is stale */
+    nonce_state_set(db, now, false);
+    assert_int_equal(rp_store_nonces_watermark_reset(db->s, &was, &below, &epoch_was, &epoch),
+                     RP_OK);
+    assert_int_equal(epoch, now);
+    assert_int_equal(rp_store_nonces_restored(db->s, &was, &below, &epoch_was, &epoch), RP_OK);
+    assert_int_equal(epoch_was, now);
+    assert_true(epoch > now && epoch <= (int64_t)time(NULL) + 1);
+    assert_int_equal(pass_in(db, db->s, "0e37", n12, now + 60, (uint32_t)now),
+                     RP_RECORDED_AS_STALE);
 }
 
 /* Review r8 M3: a proven failure of a claimed device revokes its certificates and moves its
@@ -859,18 +871,20 @@ static void store_bars_lifted_relabel(void **state)
 
 /* Schema 31 undone, then 30, then 29 (test_server's migration tests take a file back further:
  * UNDO_28). */
+#define UNDO_33 "DROP TABLE backups_taken; DELETE FROM schema_version WHERE version = 33;"
+#define UNDO_32 UNDO_33 "DELETE FROM schema_version WHERE version = 32;"
 #define UNDO_31                                                                                    \
-    "ALTER TABLE certificates DROP COLUMN reissued;"                                               \
-    "DELETE FROM schema_version WHERE version = 31;"
+    UNDO_32 "ALTER TABLE certificates DROP COLUMN reissued;"                                       \
+            "DELETE FROM schema_version WHERE version = 31;"
 #define UNDO_30                                                                                    \
     UNDO_31 "ALTER TABLE spent_nonces_purged DROP COLUMN epoch;"                                   \
-    "DELETE FROM schema_version WHERE version = 30;"
+            "DELETE FROM schema_version WHERE version = 30;"
 #define UNDO_29                                                                                    \
     UNDO_30 "ALTER TABLE threat_devices DROP COLUMN failed;"                                       \
-    "ALTER TABLE threat_counts DROP COLUMN failed_devices;"                                        \
-    "ALTER TABLE threat_alerts DROP COLUMN failed_devices;"                                        \
-    "ALTER TABLE crash_buckets DROP COLUMN failed_count;"                                          \
-    "DELETE FROM schema_version WHERE version = 29;"
+            "ALTER TABLE threat_counts DROP COLUMN failed_devices;"                                \
+            "ALTER TABLE threat_alerts DROP COLUMN failed_devices;"                                \
+            "ALTER TABLE crash_buckets DROP COLUMN failed_count;"                                  \
+            "DELETE FROM schema_version WHERE version = 29;"
 
 /* Migration 29 marks what was revoked for a bar already lifted when it runs (a device released
  * before it), and only that. */
@@ -889,7 +903,7 @@ static void store_migration_29_lifts(void **state)
     assert_int_equal(
         db->s->db->drv->exec(db->s->db, "UPDATE certificates SET revoked_for = 0;" UNDO_29), RP_OK);
     assert_int_equal(rt_store_open(&db->t, &again), RP_OK);
-    assert_int_equal(rp_store_schema_version(again), 31);
+    assert_int_equal(rp_store_schema_version(again), 33);
     assert_int_equal(rp_store_cert_get(again, "0f21", &got), RP_OK);
     assert_int_equal(got.revoked_for, RP_REVOKED_LIFTED);
     assert_int_equal(rp_store_cert_get(again, "0f22", &got), RP_OK); /* still blocked */
