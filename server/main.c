@@ -1178,6 +1178,8 @@ int main(int argc, char **argv)
                      "replicas\")",
                      master_path);
     if (err == RP_OK)
+        err = rp_restore_start(cfg->data_dir, store);
+    if (err == RP_OK)
         err = bootstrap_token(&srv, store);
     if (err == RP_OK)
         err = blobs_check(&srv, store);

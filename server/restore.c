@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -17,6 +18,82 @@
 #include "store.h"
 
 #define PENDING "restore.pending"
+#define GENERATION "generation"
+
+/* DIR/generation: the database generation the directory saw last (0 when there is none). */
+static rp_err_t generation_read(const char *data_dir, int64_t *n)
+{
+    char path[PATH_MAX + 32], *end = NULL;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    long long v;
+    rp_err_t err;
+
+    *n = 0;
+    snprintf(path, sizeof(path), "%s/" GENERATION, data_dir);
+    err = rp_read_file(path, 64, &data, &len);
+    if (err == RP_ERR_NOT_FOUND)
+        return RP_OK;
+    if (err != RP_OK) {
+        rp_log_error("%s: %s", path, rp_strerror(err));
+        return err;
+    }
+    errno = 0;
+    v = strtoll((const char *)data, &end, 10);
+    if (len == 0 || errno != 0 || v < 0 || end == NULL || (*end != '\n' && *end != '\0')) {
+        rp_log_error("%s is damaged (not a number): remove it, and run `rampart-server restored` "
+                     "if the database may be a backup put back",
+                     path);
+        free(data);
+        return RP_ERR_MALFORMED;
+    }
+    free(data);
+    *n = (int64_t)v;
+    return RP_OK;
+}
+
+/* The database's generation raised above DIR/generation's and the clock, and written there. OUT:
+ * *n (may be NULL). */
+static rp_err_t generation_advance(const char *data_dir, rp_store_t *store, int64_t *n)
+{
+    char path[PATH_MAX + 32], text[32];
+    int64_t seen = 0, now = (int64_t)time(NULL), got = 0;
+    rp_err_t err = generation_read(data_dir, &seen);
+
+    if (err == RP_OK)
+        err = rp_store_generation_raise(store, seen + 1 > now ? seen + 1 : now, &got);
+    if (err == RP_OK) {
+        snprintf(path, sizeof(path), "%s/" GENERATION, data_dir);
+        snprintf(text, sizeof(text), "%lld\n", (long long)got);
+        err = rp_write_file_atomic(path, text, strlen(text), 0600, 0);
+    }
+    if (err != RP_OK)
+        rp_log_error("the database generation was not raised: %s", rp_strerror(err));
+    if (n != NULL)
+        *n = got;
+    return err;
+}
+
+rp_err_t rp_restore_start(const char *data_dir, rp_store_t *store)
+{
+    int64_t seen = 0, n = 0;
+    rp_err_t err = generation_read(data_dir, &seen);
+
+    if (err == RP_OK)
+        err = rp_store_generation(store, &n);
+    if (err != RP_OK)
+        return err;
+    if (n < seen) {
+        rp_log_error("the database is older than the one %s served last (generation %lld, not "
+                     "%lld): a backup put back, or another database. Its revocations since are "
+                     "undone, and its system token and nonce epoch are the backup's. Run "
+                     "`rampart-server restored --data-dir %s` (with the same --database) first "
+                     "(docs/operations.md, \"Backing up and restoring\")",
+                     data_dir, (long long)n, (long long)seen, data_dir);
+        return RP_ERR_EXISTS;
+    }
+    return generation_advance(data_dir, store, NULL);
+}
 
 /* A time as the log writes times (UTC), or "an unknown time" for 0. */
 static void utc(int64_t t, char *out, size_t cap)
@@ -50,6 +127,7 @@ int rp_backup_command(const rp_server_t *srv, const char *out)
 {
     char db[PATH_MAX + 16], when[32];
     rp_atomic_file_t f;
+    rp_store_t *store = NULL;
     int64_t now = (int64_t)time(NULL);
     rp_err_t err;
 
@@ -76,6 +154,12 @@ int rp_backup_command(const rp_server_t *srv, const char *out)
         rp_log_error("backup: %s not written: %s", out, rp_strerror(err));
         return 1;
     }
+    /* The live database moves past the copy's generation: put back by hand, it is refused. */
+    if (rp_server_store_open(srv, &store) != RP_OK ||
+        generation_advance(srv->data_dir, store, NULL) != RP_OK)
+        rp_log_warn("backup: the database's generation was not raised: a start will not know "
+                    "the copy from it, if it is put back by hand (use rampart-server restore)");
+    rp_store_close(store);
     utc(now, when, sizeof(when));
     rp_log_info("backup: %s written (0600), the database as it was at %s; keep it as secret as "
                 "the database, and master.key apart from it (docs/operations.md, \"Backing up\")",
@@ -94,10 +178,12 @@ static int post_restore(const rp_server_t *srv, rp_rotate_fn rotate, int64_t tak
 
     if (err == RP_OK)
         err = rp_store_nonces_restored(store, &v[0], &v[1], &v[2], &v[3]);
+    if (err == RP_OK) /* (above every data directory's: replicas start again) */
+        err = generation_advance(srv->data_dir, store, NULL);
     rp_store_close(store);
     if (err != RP_OK) {
-        rp_log_error("restored: the nonce epoch was not raised: %s (run `rampart-server restored` "
-                     "again)",
+        rp_log_error("restored: the nonce epoch or the generation was not raised: %s (run "
+                     "`rampart-server restored` again)",
                      rp_strerror(err));
         return 1;
     }

@@ -26,6 +26,7 @@
 #define RAMPART_SERVER_RESTORE_H
 
 #include "context.h"
+#include "store.h"
 
 /* The rotation of the system token (main.c's --rotate-admin-token), called by the post-restore
  * step so that it has one owner. */
@@ -39,5 +40,14 @@ int rp_restored_command(const rp_server_t *srv, rp_rotate_fn rotate);
 /* At start: RP_ERR_EXISTS (logged, naming `rampart-server restored`) while DIR/restore.pending
  * says a restore has not finished; else RP_OK. */
 rp_err_t rp_restore_check(const char *data_dir) RP_MUST_CHECK;
+/*
+ * At start, with the database open: RP_ERR_EXISTS (logged, naming `rampart-server restored`)
+ * when its generation (store.h: rp_store_generation) is below DIR/generation's, the last this
+ * directory saw: a backup put back by hand (or another database); else the generation is raised
+ * (above the clock's seconds and the file's) and written to DIR/generation. Backups taken by
+ * `rampart-server backup`, and by anything after a start, are older than the database they were
+ * taken from by this; `restored` raises it above every data directory's.
+ */
+rp_err_t rp_restore_start(const char *data_dir, rp_store_t *store) RP_MUST_CHECK;
 
 #endif /* RAMPART_SERVER_RESTORE_H */

@@ -470,10 +470,16 @@ const char *const rp_store_migrations[] = {
      * the real one here) */
     "SELECT 1;",
     /* 33 (review r15ops H1): the times `rampart-server backup` took a copy of the database,
-     * written into the copy only (server/restore.c), so that a restore can say since when the
-     * revocations it undoes were made (docs/operations.md, "Restoring a backup"). Rolling
-     * upgrade: yes (no replica reads or writes it) */
-    "CREATE TABLE backups_taken (at INTEGER NOT NULL);",
+     * written into the copy only, so that a restore can say since when the revocations it
+     * undoes were made; and the database's generation (store.c: rp_store_generation_raise),
+     * raised at each start, backup and restore and kept in each data directory too
+     * (DIR/generation), so that a database older than the one the directory served (a backup put
+     * back by hand) is refused at start (server/restore.c; docs/operations.md, "Backing up and
+     * restoring"). Rolling upgrade: yes (an older replica neither reads nor raises them: until
+     * every replica runs this version, a restore is caught only by those that do) */
+    ("CREATE TABLE backups_taken (at INTEGER NOT NULL);"
+     "CREATE TABLE restore_generation (n INTEGER NOT NULL);"
+     "INSERT INTO restore_generation (n) VALUES (0);"),
 };
 const int rp_store_schema_newest =
     (int)(sizeof(rp_store_migrations) / sizeof(rp_store_migrations[0]));

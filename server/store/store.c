@@ -1300,6 +1300,27 @@ rp_err_t rp_store_nonces_restored(rp_store_t *s, int64_t *was, int64_t *below, i
     return watermark_reset(s, true, was, below, epoch_was, epoch);
 }
 
+static const char SQL_GENERATION[] = "SELECT n FROM restore_generation";
+static const char SQL_GENERATION_RAISE[] = "UPDATE restore_generation SET n = greatest(n + 1, ?)";
+
+rp_err_t rp_store_generation(rp_store_t *s, int64_t *n)
+{
+    return nonce_query(s, SQL_GENERATION, NULL, n, NULL);
+}
+
+rp_err_t rp_store_generation_raise(rp_store_t *s, int64_t at_least, int64_t *n)
+{
+    rp_err_t err = sq_begin(s);
+
+    *n = 0;
+    if (err != RP_OK)
+        return err;
+    err = nonce_exec(s, SQL_GENERATION_RAISE, at_least);
+    if (err == RP_OK)
+        err = nonce_query(s, SQL_GENERATION, NULL, n, NULL);
+    return sq_end(s, err);
+}
+
 rp_err_t rp_store_nonces_epoch(rp_store_t *s, int64_t *epoch)
 {
     return nonce_query(s, SQL_NONCE_EPOCH, NULL, epoch, NULL);

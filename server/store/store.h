@@ -287,6 +287,12 @@ rp_err_t rp_store_nonces_restored(rp_store_t *s, int64_t *was, int64_t *below, i
  * restore or a hand edit: the caller checks). Read at each nonce issued (attest.c), so that a
  * reset takes effect on every replica at once. */
 rp_err_t rp_store_nonces_epoch(rp_store_t *s, int64_t *epoch) RP_MUST_CHECK;
+/* The database's generation (migration 33; server/restore.h): a number that only rises, raised
+ * by rp_store_generation_raise to the greater of one above it and at_least (one transaction), at
+ * each start, backup and restore; a data directory keeps the last it saw, and refuses a database
+ * below it (a backup put back by hand). OUT: *n, the generation (after the raise). */
+rp_err_t rp_store_generation(rp_store_t *s, int64_t *n) RP_MUST_CHECK;
+rp_err_t rp_store_generation_raise(rp_store_t *s, int64_t at_least, int64_t *n) RP_MUST_CHECK;
 /* The database's clock (seconds since the epoch): the one the replicas share. */
 rp_err_t rp_store_clock(rp_store_t *s, int64_t *now) RP_MUST_CHECK;
 typedef void (*rp_attestation_fn)(void *ctx, const rp_attestation_t *a);

@@ -4,7 +4,7 @@
 # Rampart database or is of a newer schema; a restore of a backup older than a rotation, a block
 # and a token revocation leaves the rotated (exposed) system token refused and the new one in
 # admin.token working, and says what it could not redo; a restore that did not finish keeps the
-# service from starting until `restored` ran.
+# service from starting until `restored` ran, and so does a backup put back by hand.
 . "$(dirname "$0")/lib.sh"
 d=$E2E_DIR
 server_bin=$RAMPART_SERVER
@@ -75,5 +75,18 @@ expect 0 "$server_bin" --data-dir "$d/srv" restored
 [ ! -e "$d/srv/restore.pending" ] || fail "restored left the marker"
 [ "$(cat "$ADMIN_TOKEN")" != "$before" ] || fail "restored did not rotate the system token"
 start_server "$d/srv"
+http GET /api/v1/tenants "$ADMIN_TOKEN"; is_status 200
+
+# --- the backup put back by hand (stop, copy, start: review r15ops 05): refused at start ------
+kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+cp "$ADMIN_TOKEN" "$d/before-hand.token"
+rm -f "$d/srv/rampart.db-wal" "$d/srv/rampart.db-shm"; cp "$d/backup.db" "$d/srv/rampart.db"
+expect 1 "$server_bin" --data-dir "$d/srv" --listen 127.0.0.1:0
+err_has "the database is older than the one $d/srv served last"
+err_has "rampart-server restored --data-dir"
+expect 0 "$server_bin" --data-dir "$d/srv" restored
+start_server "$d/srv"
+http GET /api/v1/tenants "$d/old.token"; is_status 401
+http GET /api/v1/tenants "$d/before-hand.token"; is_status 401
 http GET /api/v1/tenants "$ADMIN_TOKEN"; is_status 200
 done_ok

@@ -871,7 +871,9 @@ static void store_bars_lifted_relabel(void **state)
 
 /* Schema 31 undone, then 30, then 29 (test_server's migration tests take a file back further:
  * UNDO_28). */
-#define UNDO_33 "DROP TABLE backups_taken; DELETE FROM schema_version WHERE version = 33;"
+#define UNDO_33                                                                                    \
+    "DROP TABLE backups_taken; DROP TABLE restore_generation;"                                     \
+    "DELETE FROM schema_version WHERE version = 33;"
 #define UNDO_32 UNDO_33 "DELETE FROM schema_version WHERE version = 32;"
 #define UNDO_31                                                                                    \
     UNDO_32 "ALTER TABLE certificates DROP COLUMN reissued;"                                       \
