@@ -20,6 +20,18 @@
 #define PENDING "restore.pending"
 #define GENERATION "generation"
 
+/* A file made in the data directory by a command run as root: given to the directory's owner, so
+ * that the service, run as its own user, can read it (said when it cannot be). */
+static void own_like_dir(const char *data_dir, const char *path)
+{
+    struct stat sb;
+
+    if (geteuid() != 0 || stat(data_dir, &sb) != 0 || sb.st_uid == 0)
+        return;
+    if (chown(path, sb.st_uid, sb.st_gid) != 0)
+        rp_log_warn("%s: cannot give it to the data directory's owner: %s", path, strerror(errno));
+}
+
 /* DIR/generation: the database generation the directory saw last (0 when there is none). */
 static rp_err_t generation_read(const char *data_dir, int64_t *n)
 {
@@ -66,6 +78,8 @@ static rp_err_t generation_advance(const char *data_dir, rp_store_t *store, int6
         snprintf(path, sizeof(path), "%s/" GENERATION, data_dir);
         snprintf(text, sizeof(text), "%lld\n", (long long)got);
         err = rp_write_file_atomic(path, text, strlen(text), 0600, 0);
+        if (err == RP_OK)
+            own_like_dir(data_dir, path);
     }
     if (err != RP_OK)
         rp_log_error("the database generation was not raised: %s", rp_strerror(err));
@@ -328,6 +342,7 @@ int rp_restore_command(const rp_server_t *srv, const char *file, rp_rotate_fn ro
         rp_log_error("restore: %s refused: %s; nothing was changed", file, why);
         return 1;
     }
+    own_like_dir(srv->data_dir, f.tmp);
     err = pending_set(srv->data_dir, true);
     if (err == RP_OK)
         err = set_aside(db, kept, sizeof(kept));
