@@ -565,6 +565,8 @@ static rp_err_t rotate_admin_token(const rp_server_t *srv)
     }
     if (err == RP_OK)
         err = rp_store_system_token_rotate(store, hash, &tok, &revoked);
+    if (err == RP_OK)
+        rp_restore_mark(data_dir, store);
     rp_wipe(hash, sizeof(hash));
     rp_store_close(store);
     close(lock);

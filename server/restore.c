@@ -88,6 +88,12 @@ static rp_err_t generation_advance(const char *data_dir, rp_store_t *store, int6
     return err;
 }
 
+void rp_restore_mark(const char *data_dir, rp_store_t *store)
+{
+    if (data_dir[0] != '\0')
+        (void)generation_advance(data_dir, store, NULL); /* (logged) */
+}
+
 rp_err_t rp_restore_start(const char *data_dir, rp_store_t *store)
 {
     int64_t seen = 0, n = 0;

@@ -49,5 +49,9 @@ rp_err_t rp_restore_check(const char *data_dir) RP_MUST_CHECK;
  * taken from by this; `restored` raises it above every data directory's.
  */
 rp_err_t rp_restore_start(const char *data_dir, rp_store_t *store) RP_MUST_CHECK;
+/* After a revocation (a token revoked, a device blocked, the system token rotated): the
+ * generation raised, in the database and DIR/generation, so that a backup taken before it and
+ * put back by hand is refused at start. A failure is logged; the revocation stands. */
+void rp_restore_mark(const char *data_dir, rp_store_t *store);
 
 #endif /* RAMPART_SERVER_RESTORE_H */

@@ -472,7 +472,7 @@ const char *const rp_store_migrations[] = {
     /* 33 (review r15ops H1): the times `rampart-server backup` took a copy of the database,
      * written into the copy only, so that a restore can say since when the revocations it
      * undoes were made; and the database's generation (store.c: rp_store_generation_raise),
-     * raised at each start, backup and restore and kept in each data directory too
+     * raised at each start, backup, restore and revocation and kept in each data directory too
      * (DIR/generation), so that a database older than the one the directory served (a backup put
      * back by hand) is refused at start (server/restore.c; docs/operations.md, "Backing up and
      * restoring"). Rolling upgrade: yes (an older replica neither reads nor raises them: until

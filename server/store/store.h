@@ -289,8 +289,8 @@ rp_err_t rp_store_nonces_restored(rp_store_t *s, int64_t *was, int64_t *below, i
 rp_err_t rp_store_nonces_epoch(rp_store_t *s, int64_t *epoch) RP_MUST_CHECK;
 /* The database's generation (migration 33; server/restore.h): a number that only rises, raised
  * by rp_store_generation_raise to the greater of one above it and at_least (one transaction), at
- * each start, backup and restore; a data directory keeps the last it saw, and refuses a database
- * below it (a backup put back by hand). OUT: *n, the generation (after the raise). */
+ * each start, backup, restore and revocation; a data directory keeps the last it saw, and refuses a
+ * database below it (a backup put back by hand). OUT: *n, the generation (after the raise). */
 rp_err_t rp_store_generation(rp_store_t *s, int64_t *n) RP_MUST_CHECK;
 rp_err_t rp_store_generation_raise(rp_store_t *s, int64_t at_least, int64_t *n) RP_MUST_CHECK;
 /* The database's clock (seconds since the epoch): the one the replicas share. */

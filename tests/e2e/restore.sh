@@ -89,4 +89,13 @@ start_server "$d/srv"
 http GET /api/v1/tenants "$d/old.token"; is_status 401
 http GET /api/v1/tenants "$d/before-hand.token"; is_status 401
 http GET /api/v1/tenants "$ADMIN_TOKEN"; is_status 200
+
+# --- 05's own way: sqlite3's .backup while serving, then a block (each revocation raises the
+# generation), then the copy put back by hand: refused at start ---------------------------------
+sqlite3 "$d/srv/rampart.db" ".backup $d/by-sqlite3.db"
+http POST "/api/v1/tenants/$tenant/devices/$dev/block" "$ADMIN_TOKEN"; is_status 200
+kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+rm -f "$d/srv/rampart.db-wal" "$d/srv/rampart.db-shm"; cp "$d/by-sqlite3.db" "$d/srv/rampart.db"
+expect 1 "$server_bin" --data-dir "$d/srv" --listen 127.0.0.1:0
+err_has "the database is older than the one $d/srv served last"
 done_ok
