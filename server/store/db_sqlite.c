@@ -153,17 +153,23 @@ static void sq_close(rp_db_t *db)
     free(db);
 }
 
-static rp_err_t sq_exec(rp_db_t *db, const char *sql)
+/* sql run on h; a failure logged as "WHAT: message". */
+static rp_err_t exec_on(sqlite3 *h, const char *what, const char *sql)
 {
     char *msg = NULL;
-    int rc = sqlite3_exec(DB(db)->h, sql, NULL, NULL, &msg);
+    int rc = sqlite3_exec(h, sql, NULL, NULL, &msg);
 
     if (rc != SQLITE_OK) {
-        rp_log_error("database: %s", msg != NULL ? msg : sqlite3_errmsg(DB(db)->h));
+        rp_log_error("%s: %s", what, msg != NULL ? msg : sqlite3_errmsg(h));
         sqlite3_free(msg);
         return err_class(rc);
     }
     return RP_OK;
+}
+
+static rp_err_t sq_exec(rp_db_t *db, const char *sql)
+{
+    return exec_on(DB(db)->h, "database", sql);
 }
 
 static rp_err_t sq_open(const char *target, rp_db_t **out)
@@ -379,19 +385,6 @@ static sqlite3 *file_open(const char *path, bool write)
     return h;
 }
 
-static rp_err_t file_exec(sqlite3 *h, const char *path, const char *sql)
-{
-    char *msg = NULL;
-    int rc = sqlite3_exec(h, sql, NULL, NULL, &msg);
-
-    if (rc != SQLITE_OK) {
-        rp_log_error("%s: %s", path, msg != NULL ? msg : sqlite3_errmsg(h));
-        sqlite3_free(msg);
-        return err_class(rc);
-    }
-    return RP_OK;
-}
-
 /* The one integer sql's first row holds: RP_ERR_NOT_FOUND when there is no row or its table is
  * missing (said in why), RP_ERR_IO else. */
 static rp_err_t file_int(sqlite3 *h, const char *sql, int64_t *v, char *why, size_t cap)
@@ -434,7 +427,7 @@ rp_err_t rp_db_sqlite_copy(const char *from, const char *to, int64_t taken_at)
     /* A file of its own (no -wal beside it: it is renamed alone); the time it was taken, where the
      * schema keeps it (33). */
     if (err == RP_OK)
-        err = file_exec(dst, to, "PRAGMA journal_mode=DELETE;");
+        err = exec_on(dst, to, "PRAGMA journal_mode=DELETE;");
     if (err == RP_OK && taken_at > 0) {
         sqlite3_stmt *st = NULL;
         /* (a database of an older schema has no such table: its time is not recorded) */
@@ -506,7 +499,7 @@ rp_err_t rp_db_sqlite_settle(const char *path)
 
     /* Everything the -wal holds written into the file; the last connection's close removes it. */
     if (err == RP_OK)
-        err = file_exec(h, path, "PRAGMA wal_checkpoint(TRUNCATE);");
+        err = exec_on(h, path, "PRAGMA wal_checkpoint(TRUNCATE);");
     if (h != NULL && sqlite3_close(h) != SQLITE_OK && err == RP_OK)
         err = RP_ERR_IO;
     return err;
