@@ -175,7 +175,7 @@ static const char usage[] =
     "restored: after a database was restored (pg_restore for PostgreSQL, or an interrupted\n"
     "restore): raise the nonce epoch, rotate the system token (DIR/admin.token), and say\n"
     "what a restore undid that it cannot redo (revocations, blocks since the backup's\n"
-    "time), for you to redo (docs/operations.md, \"Restoring a backup\").\n"
+    "time), for you to redo (docs/operations.md, \"Backing up and restoring\").\n"
     "\n"
     "On first start it writes DIR/server-ca.pem (the certificate clients trust) and\n"
     "DIR/admin.token (a bootstrap system token, 0600). No other system token is ever made but\n"

@@ -52,7 +52,8 @@ static rp_err_t generation_read(const char *data_dir, int64_t *n)
     }
     errno = 0;
     v = strtoll((const char *)data, &end, 10);
-    if (len == 0 || errno != 0 || v < 0 || end == NULL || (*end != '\n' && *end != '\0')) {
+    if (len == 0 || errno != 0 || v < 0 || v > (1LL << 62) || end == NULL ||
+        (*end != '\n' && *end != '\0')) {
         rp_log_error("%s is damaged (not a number): remove it, and run `rampart-server restored` "
                      "if the database may be a backup put back",
                      path);
@@ -130,10 +131,11 @@ static void utc(int64_t t, char *out, size_t cap)
 static bool sqlite_file(const rp_server_t *srv, const char *what, char *out, size_t cap)
 {
     if (srv->database[0] != '\0' && rp_db_driver_for(srv->database) != &rp_db_sqlite) {
-        rp_log_error("%s: the database is PostgreSQL's: use pg_dump, or pg_restore and then "
-                     "`rampart-server restored` (docs/operations.md, \"Restoring a backup\"); "
-                     "nothing was done",
-                     what);
+        rp_log_error(
+            "%s: the database is PostgreSQL's: use pg_dump, or pg_restore and then "
+            "`rampart-server restored` (docs/operations.md, \"Backing up and restoring\"); "
+            "nothing was done",
+            what);
         return false;
     }
     if (srv->database[0] != '\0')
@@ -182,7 +184,8 @@ int rp_backup_command(const rp_server_t *srv, const char *out)
     rp_store_close(store);
     utc(now, when, sizeof(when));
     rp_log_info("backup: %s written (0600), the database as it was at %s; keep it as secret as "
-                "the database, and master.key apart from it (docs/operations.md, \"Backing up\")",
+                "the database, and master.key apart from it (docs/operations.md, \"Backing up and "
+                "restoring\")",
                 out, when);
     return 0;
 }
@@ -267,7 +270,7 @@ rp_err_t rp_restore_check(const char *data_dir)
     rp_log_error("%s: a restore of the database has not finished: its revocations since the "
                  "backup are undone and its system token and nonce epoch are the backup's. Run "
                  "`rampart-server restored --data-dir %s` (with the same --database) first "
-                 "(docs/operations.md, \"Restoring a backup\")",
+                 "(docs/operations.md, \"Backing up and restoring\")",
                  path, data_dir);
     return RP_ERR_EXISTS;
 }

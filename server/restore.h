@@ -1,6 +1,6 @@
 /*
  * Backing up and restoring the service's database (review r15ops H1, L5; docs/operations.md,
- * "Backing up" and "Restoring a backup"). A restored database is older than the service: the
+ * "Backing up and restoring"). A restored database is older than the service: the
  * revocations made since the backup are undone in it (system and tenant tokens revoked, devices
  * blocked, certificates revoked), and its nonce epoch and devices' targets versions went back.
  * So a restore is finished by the post-restore step, which redoes what can be redone (a new
