@@ -12,6 +12,7 @@
 #include "db.h"
 #include "db_sqlite.h"
 #include "listen.h"
+#include "rampart/failpoint.h"
 #include "rampart/file.h"
 #include "rampart/log.h"
 #include "restore.h"
@@ -297,8 +298,8 @@ static rp_err_t set_aside(const char *db, char *kept, size_t cap)
         rp_log_error("restore: %s: a name too long", db);
         return RP_ERR_INVALID_ARG;
     }
-    if (rename(db, kept) != 0 || (rename(wal, kept_wal) != 0 && errno != ENOENT) ||
-        (unlink(shm) != 0 && errno != ENOENT)) {
+    if (rename(db, kept) != 0 || (rp_failpoint("restore set aside"), 0) ||
+        (rename(wal, kept_wal) != 0 && errno != ENOENT) || (unlink(shm) != 0 && errno != ENOENT)) {
         rp_log_error("restore: cannot move %s aside: %s", db, strerror(errno));
         return RP_ERR_IO;
     }

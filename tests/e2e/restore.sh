@@ -98,4 +98,24 @@ kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
 rm -f "$d/srv/rampart.db-wal" "$d/srv/rampart.db-shm"; cp "$d/by-sqlite3.db" "$d/srv/rampart.db"
 expect 1 "$server_bin" --data-dir "$d/srv" --listen 127.0.0.1:0
 err_has "the database is older than the one $d/srv served last"
+
+# --- a restore cut dead at each step, then run again: the service's database is whole at each
+# step, and the service refuses to start while the restore has not finished ---------------------
+cp -a "$d/srv" "$d/snap"
+restore() { env "${FP:-RAMPART_FAILPOINT=0}" "$server_bin" --data-dir "$d/srv" restore "$d/backup.db"; }
+whole() { [ "$(sqlite3 "$d/srv/rampart.db" 'PRAGMA integrity_check')" = ok ] || fail "$1: not whole"; }
+rm -f "$d/trace"; FP=RAMPART_FAILPOINT_TRACE=$d/trace expect 0 restore
+steps=$(wc -l <"$d/trace")
+[ "$steps" -ge 8 ] || fail "a restore passes $steps failpoints"
+for ((k = 1; k <= steps; k++)); do
+  rm -rf "$d/srv"; cp -a "$d/snap" "$d/srv"
+  FP=RAMPART_FAILPOINT=$k expect 99 restore
+  if [ ! -e "$d/srv/restore.pending" ]; then whole "cut at step $k, no marker"; fi
+  expect 0 restore
+  [ ! -e "$d/srv/restore.pending" ] || fail "cut at step $k: the marker is left after the restore"
+  whole "cut at step $k, restored again"
+done
+start_server "$d/srv"
+http GET /api/v1/tenants "$d/old.token"; is_status 401
+http GET /api/v1/tenants "$ADMIN_TOKEN"; is_status 200
 done_ok
