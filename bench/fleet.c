@@ -293,7 +293,7 @@ static void op_targets_version(void)
     int64_t version;
 
     device_id(pick(), id);
-    if (rp_store_device_targets_version(s, id, deployment.id, deployment.seq, &version) != RP_OK)
+    if (rp_store_device_targets_version(s, id, deployment.id, deployment.seq, 0, &version) != RP_OK)
         die("device_targets_version");
 }
 
@@ -923,8 +923,8 @@ int main(int argc, char **argv)
            pg ? "rows from its scans" : "VM steps");
     printf("  a re-enrollment's record, this process's CPU: %.1f and %.1f us with the limit off, "
            "%.1f and %.1f us on; the count alone %.1f and %.1f us\n",
-           ecpu[0][0] * 1e6, ecpu[1][0] * 1e6, ecpu[0][1] * 1e6, ecpu[1][1] * 1e6,
-           ecpu[0][2] * 1e6, ecpu[1][2] * 1e6);
+           ecpu[0][0] * 1e6, ecpu[1][0] * 1e6, ecpu[0][1] * 1e6, ecpu[1][1] * 1e6, ecpu[0][2] * 1e6,
+           ecpu[1][2] * 1e6);
     if (!pg)
         for (int k = 0; k < 3; k++)
             printf("  a status report, %s: %.0f and %.0f rows changed, %.0f and %.0f pages asked\n",

@@ -37,6 +37,7 @@
 #include "rampart/log.h"
 #include "rampart/notify.h"
 #include "ready.h"
+#include "restore.h"
 #include "deltas.h"
 #include "recorder.h"
 #include "reports.h"
@@ -53,6 +54,9 @@ static const char usage[] =
     "       rampart-server nonces reset-watermark [options]\n"
     "       rampart-server service-ca next [--force] [options]\n"
     "       rampart-server service-ca promote [--force] [options]\n"
+    "       rampart-server backup OUT [options]\n"
+    "       rampart-server restore FILE [options]\n"
+    "       rampart-server restored [options]\n"
     "\n"
     "The Rampart security service: attests devices, issues 24-hour device certificates from\n"
     "tenant CAs, and serves the operator API, over HTTPS.\n"
@@ -171,6 +175,21 @@ static const char usage[] =
     "after the old one's end (before it only with --force, and not before the successor has\n"
     "been published 30 days unless the old CA ends within a day); safe to kill and run again.\n"
     "Run it on every replica, then reload them (SIGHUP); then service-ca next works again.\n"
+    "backup OUT: copy the SQLite database of the --data-dir and --database given (or the\n"
+    "config file's) into the new file OUT, 0600, while the service runs or not (SQLite's\n"
+    "online backup: one moment's snapshot); the copy records its time. An existing OUT is\n"
+    "refused. PostgreSQL: pg_dump (docs/operations.md, \"Backing up\").\n"
+    "\n"
+    "restore FILE: make FILE (a backup, checked whole, of this schema or an older one) the\n"
+    "SQLite database, with every server of DIR stopped (refused while one serves); the one\n"
+    "replaced is kept as rampart.db.replaced-TIME. Then it runs `restored`'s step. The\n"
+    "service refuses to start while a restore has not finished, and on a database older\n"
+    "than the one DIR served last (a backup put back by hand: DIR/generation).\n"
+    "\n"
+    "restored: after a database was restored (pg_restore for PostgreSQL, or an interrupted\n"
+    "restore): raise the nonce epoch, rotate the system token (DIR/admin.token), and say\n"
+    "what a restore undid that it cannot redo (revocations, blocks since the backup's\n"
+    "time), for you to redo (docs/operations.md, \"Backing up and restoring\").\n"
     "\n"
     "On first start it writes DIR/server-ca.pem (the certificate clients trust) and\n"
     "DIR/admin.token (a bootstrap system token, 0600). No other system token is ever made but\n"
@@ -605,6 +624,8 @@ static rp_err_t rotate_admin_token(const rp_server_t *srv)
     }
     if (err == RP_OK)
         err = rp_store_system_token_rotate(store, hash, &tok, &revoked);
+    if (err == RP_OK)
+        rp_restore_mark(data_dir, store);
     rp_wipe(hash, sizeof(hash));
     rp_store_close(store);
     close(lock);
@@ -1108,7 +1129,9 @@ int main(int argc, char **argv)
     rp_blobs_kind_t move_from = RP_BLOBS_DIR, move_to = RP_BLOBS_DIR;
     int moving = 0; /* blobs move's options seen: 1 --from, 2 --to */
     bool move = false, recount = false, reset = false, ca_next = false, ca_promote = false;
+    bool restored = false;
     bool said = false; /* the start's failure is logged with its reason already */
+    const char *backup_out = NULL, *restore_from = NULL;
     rp_err_t err;
 
     rp_log_init("rampart-server", RP_LOG_INFO);
@@ -1156,7 +1179,13 @@ int main(int argc, char **argv)
               strcmp(argv[optind + 1], "next") == 0;
     ca_promote = argc - optind == 2 && strcmp(argv[optind], "service-ca") == 0 &&
                  strcmp(argv[optind + 1], "promote") == 0;
-    if ((optind != argc && !move && !recount && !reset && !ca_next && !ca_promote) ||
+    restored = argc - optind == 1 && strcmp(argv[optind], "restored") == 0;
+    if (argc - optind == 2 && strcmp(argv[optind], "backup") == 0)
+        backup_out = argv[optind + 1];
+    if (argc - optind == 2 && strcmp(argv[optind], "restore") == 0)
+        restore_from = argv[optind + 1];
+    if ((optind != argc && !move && !recount && !reset && !ca_next && !ca_promote && !restored &&
+         backup_out == NULL && restore_from == NULL) ||
         (move && moving != 3) || (!move && moving != 0) || (force && !ca_next && !ca_promote)) {
         fputs(move ? "rampart-server: blobs move wants --from and --to\n" : usage, stderr);
         return 2;
@@ -1204,6 +1233,12 @@ int main(int argc, char **argv)
         return rp_service_ca_next(cfg->data_dir, (int64_t)time(NULL), force) == RP_OK ? 0 : 1;
     if (ca_promote)
         return rp_service_ca_promote(cfg->data_dir, (int64_t)time(NULL), force) == RP_OK ? 0 : 1;
+    if (backup_out != NULL)
+        return rp_backup_command(&srv, backup_out);
+    if (restore_from != NULL)
+        return rp_restore_command(&srv, restore_from, rotate_admin_token);
+    if (restored)
+        return rp_restored_command(&srv, rotate_admin_token);
     if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
         rp_log_error("%s: %s", cfg->data_dir, strerror(errno));
         return 1;
@@ -1211,6 +1246,14 @@ int main(int argc, char **argv)
     /* One that others may write is refused, as ssh does ~/.ssh: they could take its keys away,
      * or put their own server.key there (review r15ops L2). */
     if (rp_file_check_private(cfg->data_dir, false) != RP_OK)
+        return 1;
+    /* Held until the process ends: a restore refuses to replace the database under it (and one
+     * under way is waited for); one that has not finished is refused. */
+    if (rp_serving_hold(cfg->data_dir) < 0) {
+        rp_log_error("cannot lock %s/serving.lock: %s", cfg->data_dir, strerror(errno));
+        return 1;
+    }
+    if (rp_restore_check(cfg->data_dir) != RP_OK)
         return 1;
     if (evthread_use_pthreads() != 0) {
         rp_log_error("libevent has no thread support");
@@ -1254,6 +1297,8 @@ int main(int argc, char **argv)
                      master_path);
         said = true;
     }
+    if (err == RP_OK)
+        err = rp_restore_start(cfg->data_dir, store);
     if (err == RP_OK)
         err = bootstrap_token(&srv, store);
     if (err == RP_OK)

@@ -347,22 +347,27 @@ static rp_err_t update_targets(struct client *c, const rp_md_root_t *root, rp_md
     rp_http_response_t r;
     rp_md_signed_t *doc = NULL;
     rp_md_targets_t *old;
-    char path[96], kept_path[PATH_MAX], why[128];
-    rp_err_t err;
+    char path[128], kept_path[PATH_MAX], why[128];
+    rp_err_t err = rp_agent_file_for_write(c->a, TARGETS_FILE, kept_path, sizeof(kept_path));
 
-    /* The device says what its root of trust accepts, so that the service refuses a deployment
-     * it could never install. */
-    snprintf(path, sizeof(path), "/api/v1/device/targets?security_counter_max=%lu",
-             (unsigned long)rp_agent_seccnt_max(c->a));
-    err = get(c, path, &r, s->detail, sizeof(s->detail));
-    if (err != RP_OK)
-        return err;
-    err = rp_agent_file_for_write(c->a, TARGETS_FILE, kept_path, sizeof(kept_path));
-    /* What the kept ones named (whatever their age), to remove what the new ones drop. */
-    old = c->a->rot == NULL ? calloc(1, sizeof(*old)) : NULL;
+    /* What the kept ones named (whatever their age): their version, and (with a monitor) what
+     * the new ones drop, to remove it. */
+    old = calloc(1, sizeof(*old));
     if (err == RP_OK && old != NULL &&
         agent_kept_targets(kept_path, c->a->device_id, root, true, old, why, sizeof(why)) != RP_OK)
-        old->ntargets = 0;
+        memset(old, 0, sizeof(*old));
+    /* The device says what its root of trust accepts, so that the service refuses a deployment
+     * it could never install, and the version it holds, so that it is never served less (a
+     * service whose database went back: a backup restored). */
+    snprintf(path, sizeof(path), "/api/v1/device/targets?security_counter_max=%lu",
+             (unsigned long)rp_agent_seccnt_max(c->a));
+    if (old != NULL && old->version > 0)
+        snprintf(path + strlen(path), sizeof(path) - strlen(path), "&targets_version=%lld",
+                 (long long)old->version);
+    if (get(c, path, &r, s->detail, sizeof(s->detail)) != RP_OK) {
+        free(old);
+        return RP_ERR_IO;
+    }
     if (err != RP_OK)
         snprintf(s->detail, sizeof(s->detail), "cannot keep the targets: %s", rp_strerror(err));
     else if ((doc = calloc(1, sizeof(*doc))) == NULL)
@@ -376,7 +381,7 @@ static rp_err_t update_targets(struct client *c, const rp_md_root_t *root, rp_md
         err = hand_targets(c->a, doc, s);
     rp_md_signed_free(doc);
     free(doc);
-    if (err == RP_OK && old != NULL)
+    if (err == RP_OK && old != NULL && c->a->rot == NULL)
         remove_dropped(c->a, old, targets);
     free(old);
     if (err != RP_OK) {

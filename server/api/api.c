@@ -29,6 +29,7 @@
 #include "recorder.h"
 #include "reports.h"
 #include "req.h"
+#include "restore.h"
 #include "routes.h"
 #include "status.h"
 #include "threat.h"
@@ -296,6 +297,7 @@ static void token_revoke(rp_req_t *r, const char *scope)
         rp_reply_error(r, 500, "internal", "cannot revoke the token");
         return;
     }
+    rp_restore_mark(r->w->srv->data_dir, r->w->store);
     rp_log_info("%s%s token %s revoked by %s", tenant_id != NULL ? "tenant " : "system",
                 tenant_id != NULL ? tenant_id : "", id, self ? "itself" : tok->id);
     rp_reply_json(r, 200, json_pack("{s:s, s:b}", "id", id, "revoked", 1));
@@ -642,6 +644,8 @@ static void block(rp_req_t *r, bool blocked)
         rp_reply_error(r, 500, "internal", "cannot %s the device", action);
         return;
     }
+    if (blocked)
+        rp_restore_mark(r->w->srv->data_dir, r->w->store);
     rp_log_info("tenant %s: device %s %sed", r->tenant.id, d.id, action);
     rp_reply_json(r, 200, device_json(&d));
 }

@@ -605,40 +605,60 @@ static bool delta_for(rp_req_t *r, const rp_device_t *d, const rp_image_record_t
     return true;
 }
 
-/*
- * What the device says its root of trust accepts (?security_counter_max=N: the largest security
- * counter, 64 for a TPM), kept so that a deployment it could never install is refused. Absent (an
- * agent from before): nothing is known. On a malformed value a reply was sent.
- */
-static bool note_counter_max(rp_req_t *r, const rp_device_t *d)
+/* A device's query number: 0 to max in decimal (absent: *n untouched). false on a malformed
+ * one, with a reply sent. */
+static bool query_number(rp_req_t *r, struct evkeyvalq *kv, const char *name,
+                         unsigned long long max, unsigned long long *n)
 {
-    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(r->req)), *v;
-    struct evkeyvalq kv;
-    unsigned long long n = 0;
+    const char *v = evhttp_find_header(kv, name);
     char *end = NULL;
-    bool ok = true;
 
+    if (v == NULL)
+        return true;
+    errno = 0;
+    if (v[0] >= '0' && v[0] <= '9')
+        *n = strtoull(v, &end, 10);
+    if (end == NULL || *end != '\0' || errno != 0 || *n > max) {
+        rp_reply_error(r, 400, "invalid", "%s is 0 to %llu", name, max);
+        return false;
+    }
+    return true;
+}
+
+/* The largest targets version a device may say it holds: far above any the service serves (one
+ * per deployment or group move), far below where one more could overflow. */
+#define HELD_MAX (1ULL << 53)
+
+/*
+ * What the device's query says. ?security_counter_max=N: the largest security counter its root of
+ * trust accepts (64 for a TPM), kept so that a deployment it could never install is refused.
+ * ?targets_version=N: the version of the targets it holds (*held; 0 when it does not say), so
+ * that it is never served less (rp_store_device_targets_version). Absent (an agent from before):
+ * nothing is known. On a malformed value a reply was sent.
+ */
+static bool device_query(rp_req_t *r, const rp_device_t *d, int64_t *held)
+{
+    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(r->req));
+    struct evkeyvalq kv;
+    unsigned long long max = UINT64_MAX, version = 0;
+    bool ok;
+
+    *held = 0;
     if (q == NULL)
         return true;
     if (evhttp_parse_query_str(q, &kv) != 0) {
         rp_reply_error(r, 400, "invalid", "a malformed query");
         return false;
     }
-    v = evhttp_find_header(&kv, "security_counter_max");
-    if (v != NULL) {
-        errno = 0;
-        if (v[0] >= '0' && v[0] <= '9')
-            n = strtoull(v, &end, 10);
-        if (end == NULL || *end != '\0' || errno != 0 || n > UINT32_MAX) {
-            rp_reply_error(r, 400, "invalid", "security_counter_max is 0 to %lu",
-                           (unsigned long)UINT32_MAX);
-            ok = false;
-        } else if (rp_store_device_counter_max_set(r->w->store, d->id, (uint32_t)n,
-                                                   (int64_t)time(NULL)) != RP_OK) {
-            rp_reply_error(r, 500, "internal", "cannot record the device's counter limit");
-            ok = false;
-        }
+    ok = query_number(r, &kv, "security_counter_max", UINT32_MAX, &max) &&
+         query_number(r, &kv, "targets_version", HELD_MAX, &version);
+    if (ok && max != UINT64_MAX &&
+        rp_store_device_counter_max_set(r->w->store, d->id, (uint32_t)max, (int64_t)time(NULL)) !=
+            RP_OK) {
+        rp_reply_error(r, 500, "internal", "cannot record the device's counter limit");
+        ok = false;
     }
+    *held = (int64_t)version;
     evhttp_clear_headers(&kv);
     return ok;
 }
@@ -653,9 +673,10 @@ void rp_h_device_targets(rp_req_t *r)
     char *env = NULL, detail[256];
     EVP_PKEY *key = NULL;
     bool have = false;
+    int64_t held = 0;
     rp_err_t err = t != NULL ? rp_store_device_group(r->w->store, d->id, &group) : RP_ERR_NO_MEMORY;
 
-    if (t != NULL && !note_counter_max(r, d)) {
+    if (t != NULL && !device_query(r, d, &held)) {
         free(t);
         return;
     }
@@ -698,7 +719,7 @@ void rp_h_device_targets(rp_req_t *r)
     if (err == RP_OK) {
         int64_t version = 0;
         err = rp_store_device_targets_version(r->w->store, d->id, have ? dep.id : "",
-                                              have ? dep.seq : 0, &version);
+                                              have ? dep.seq : 0, held, &version);
         t->version = version;
     }
     if (err != RP_OK) {

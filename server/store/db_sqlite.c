@@ -157,17 +157,23 @@ static void sq_close(rp_db_t *db)
     free(db);
 }
 
-static rp_err_t sq_exec(rp_db_t *db, const char *sql)
+/* sql run on h; a failure logged as "WHAT: message". */
+static rp_err_t exec_on(sqlite3 *h, const char *what, const char *sql)
 {
     char *msg = NULL;
-    int rc = sqlite3_exec(DB(db)->h, sql, NULL, NULL, &msg);
+    int rc = sqlite3_exec(h, sql, NULL, NULL, &msg);
 
     if (rc != SQLITE_OK) {
-        rp_log_error("database: %s", msg != NULL ? msg : sqlite3_errmsg(DB(db)->h));
+        rp_log_error("%s: %s", what, msg != NULL ? msg : sqlite3_errmsg(h));
         sqlite3_free(msg);
         return err_class(rc);
     }
     return RP_OK;
+}
+
+static rp_err_t sq_exec(rp_db_t *db, const char *sql)
+{
+    return exec_on(DB(db)->h, "database", sql);
 }
 
 static rp_err_t sq_open(const char *target, rp_db_t **out)
@@ -442,6 +448,144 @@ static void sq_hold_close(rp_db_hold_t *hold)
         return;
     close(h->fd);
     free(h);
+/* ---- whole files: backups and restores (db_sqlite.h) ---- */
+
+/* Open path for the file operations below: read-only (an existing file only) or read-write (an
+ * existing file too: the caller makes it). Logged on failure. */
+static sqlite3 *file_open(const char *path, bool write)
+{
+    sqlite3 *h = NULL;
+
+    if (sqlite3_open_v2(
+            path, &h, (write ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY) | SQLITE_OPEN_NOMUTEX,
+            NULL) != SQLITE_OK) {
+        rp_log_error("%s: %s", path, h != NULL ? sqlite3_errmsg(h) : "cannot open");
+        sqlite3_close(h);
+        return NULL;
+    }
+    sqlite3_extended_result_codes(h, 1);
+    sqlite3_busy_timeout(h, 10000);
+    return h;
+}
+
+/* The one integer sql's first row holds: RP_ERR_NOT_FOUND when there is no row or its table is
+ * missing (said in why), RP_ERR_IO else. */
+static rp_err_t file_int(sqlite3 *h, const char *sql, int64_t *v, char *why, size_t cap)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(h, sql, -1, &st, NULL);
+
+    if (rc != SQLITE_OK) {
+        snprintf(why, cap, "%s", sqlite3_errmsg(h));
+        return (rc & 0xff) == SQLITE_ERROR ? RP_ERR_NOT_FOUND : RP_ERR_IO;
+    }
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_INTEGER)
+        *v = sqlite3_column_int64(st, 0);
+    else
+        snprintf(why, cap, "%s",
+                 rc == SQLITE_ROW || rc == SQLITE_DONE ? "no row" : sqlite3_errmsg(h));
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW && why[0] == '\0'      ? RP_OK
+           : rc == SQLITE_ROW || rc == SQLITE_DONE ? RP_ERR_NOT_FOUND
+                                                   : RP_ERR_IO;
+}
+
+rp_err_t rp_db_sqlite_copy(const char *from, const char *to, int64_t taken_at)
+{
+    sqlite3 *src = file_open(from, false), *dst = src != NULL ? file_open(to, true) : NULL;
+    sqlite3_backup *b = dst != NULL ? sqlite3_backup_init(dst, "main", src, "main") : NULL;
+    rp_err_t err = b != NULL ? RP_OK : RP_ERR_IO;
+    int rc;
+
+    if (dst != NULL && b == NULL)
+        rp_log_error("%s: %s", to, sqlite3_errmsg(dst));
+    /* All pages in one step: a snapshot of one moment, whatever writers do meanwhile (WAL). */
+    while (b != NULL && ((rc = sqlite3_backup_step(b, -1)) == SQLITE_BUSY || rc == SQLITE_LOCKED))
+        sqlite3_sleep(50);
+    if (b != NULL && sqlite3_backup_finish(b) != SQLITE_OK) {
+        rp_log_error("%s: %s", to, sqlite3_errmsg(dst));
+        err = RP_ERR_IO;
+    }
+    /* A file of its own (no -wal beside it: it is renamed alone); the time it was taken, where the
+     * schema keeps it (33). */
+    if (err == RP_OK)
+        err = exec_on(dst, to, "PRAGMA journal_mode=DELETE;");
+    if (err == RP_OK && taken_at > 0) {
+        sqlite3_stmt *st = NULL;
+        /* (a database of an older schema has no such table: its time is not recorded) */
+        if (sqlite3_prepare_v2(dst, "INSERT INTO backups_taken (at) VALUES (?)", -1, &st, NULL) ==
+            SQLITE_OK) {
+            if (sqlite3_bind_int64(st, 1, taken_at) != SQLITE_OK ||
+                sqlite3_step(st) != SQLITE_DONE) {
+                rp_log_error("%s: %s", to, sqlite3_errmsg(dst));
+                err = RP_ERR_IO;
+            }
+        }
+        sqlite3_finalize(st);
+    }
+    if (dst != NULL && sqlite3_close(dst) != SQLITE_OK && err == RP_OK)
+        err = RP_ERR_IO;
+    sqlite3_close(src);
+    return err;
+}
+
+rp_err_t rp_db_sqlite_inspect(const char *path, int64_t *schema, int64_t *taken_at, char *why,
+                              size_t cap)
+{
+    sqlite3 *h = file_open(path, false);
+    int64_t ok = 0;
+    rp_err_t err = h != NULL ? RP_OK : RP_ERR_IO;
+
+    why[0] = '\0';
+    *schema = 0;
+    *taken_at = 0;
+    if (h == NULL)
+        snprintf(why, cap, "cannot open it");
+    if (err == RP_OK &&
+        file_int(h, "SELECT max(version) FROM schema_version", schema, why, cap) != RP_OK) {
+        err = RP_ERR_MALFORMED;
+        snprintf(why + strlen(why), cap - strlen(why),
+                 " (no schema version: not a Rampart database)");
+    }
+    if (err == RP_OK && file_int(h, "SELECT count(*) FROM tokens", &ok, why, cap) != RP_OK) {
+        err = RP_ERR_MALFORMED;
+        snprintf(why + strlen(why), cap - strlen(why), " (not a Rampart database)");
+    }
+    /* quick_check: every page read, the b-trees' order and structure checked */
+    if (err == RP_OK) {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(h, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK ||
+            sqlite3_step(st) != SQLITE_ROW ||
+            strcmp((const char *)sqlite3_column_text(st, 0), "ok") != 0) {
+            snprintf(why, cap, "it is damaged: %s",
+                     st != NULL && sqlite3_column_text(st, 0) != NULL
+                         ? (const char *)sqlite3_column_text(st, 0)
+                         : sqlite3_errmsg(h));
+            err = RP_ERR_MALFORMED;
+        }
+        sqlite3_finalize(st);
+    }
+    if (err == RP_OK &&
+        file_int(h, "SELECT max(at) FROM backups_taken", taken_at, why, cap) != RP_OK) {
+        *taken_at = 0; /* (not taken by rampart-server backup, or before schema 33) */
+        why[0] = '\0';
+    }
+    sqlite3_close(h);
+    return err;
+}
+
+rp_err_t rp_db_sqlite_settle(const char *path)
+{
+    sqlite3 *h = file_open(path, true);
+    rp_err_t err = h != NULL ? RP_OK : RP_ERR_IO;
+
+    /* Everything the -wal holds written into the file; the last connection's close removes it. */
+    if (err == RP_OK)
+        err = exec_on(h, path, "PRAGMA wal_checkpoint(TRUNCATE);");
+    if (h != NULL && sqlite3_close(h) != SQLITE_OK && err == RP_OK)
+        err = RP_ERR_IO;
+    return err;
 }
 
 const rp_db_driver_t rp_db_sqlite = {

@@ -469,8 +469,17 @@ const char *const rp_store_migrations[] = {
     /* 32: none (a number held in session 30 for a change that needed no migration): a no-op,
      * kept so that the numbers after it stay as they were released */
     "SELECT 1;",
-    /* 33: a placeholder, replaced at its branch's merge. */
-    "SELECT 1;",
+    /* 33 (review r15ops H1): the times `rampart-server backup` took a copy of the database,
+     * written into the copy only, so that a restore can say since when the revocations it
+     * undoes were made; and the database's generation (store.c: rp_store_generation_raise),
+     * raised at each start, backup, restore and revocation and kept in each data directory too
+     * (DIR/generation), so that a database older than the one the directory served (a backup put
+     * back by hand) is refused at start (server/restore.c; docs/operations.md, "Backing up and
+     * restoring"). Rolling upgrade: yes (an older replica neither reads nor raises them: until
+     * every replica runs this version, a restore is caught only by those that do) */
+    ("CREATE TABLE backups_taken (at INTEGER NOT NULL);"
+     "CREATE TABLE restore_generation (n INTEGER NOT NULL);"
+     "INSERT INTO restore_generation (n) VALUES (0);"),
     /* 34: the master key's check value (store.c: rp_store_master_check_put; ca.c:
      * rp_ca_master_check): a value derived from the master key, never the key, written once by
      * the first start that finds none, which every start compares with its own key, so that a

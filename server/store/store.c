@@ -1318,8 +1318,10 @@ static bool nonce_epoch_next(int64_t epoch, int64_t db_now, int64_t *next)
     return rp_nonce_epoch_fits(*next) && *next != epoch;
 }
 
-rp_err_t rp_store_nonces_watermark_reset(rp_store_t *s, int64_t *was, int64_t *below,
-                                         int64_t *epoch_was, int64_t *epoch)
+/* rp_store_nonces_watermark_reset, and with always, rp_store_nonces_restored: the epoch raised
+ * whether or not the watermark is ahead. */
+static rp_err_t watermark_reset(rp_store_t *s, bool always, int64_t *was, int64_t *below,
+                                int64_t *epoch_was, int64_t *epoch)
 {
     int64_t db_now = 0;
     bool ahead, fits;
@@ -1341,7 +1343,7 @@ rp_err_t rp_store_nonces_watermark_reset(rp_store_t *s, int64_t *was, int64_t *b
     *epoch = *epoch_was;
     ahead = *was > db_now + 1;
     fits = rp_nonce_epoch_fits(*epoch_was);
-    if (!ahead && fits) /* nothing to do: run twice, the second changes nothing */
+    if (!ahead && fits && !always) /* nothing to do: run twice, the second changes nothing */
         return sq_end(s, RP_OK);
     if (!nonce_epoch_next(*epoch_was, db_now, epoch)) {
         rp_log_error("the nonce epoch cannot go past %lld (it is %lld, the database's clock %lld):"
@@ -1362,6 +1364,39 @@ rp_err_t rp_store_nonces_watermark_reset(rp_store_t *s, int64_t *was, int64_t *b
     err = sq_step_done(s, st, NULL);
     if (err == RP_OK)
         err = nonce_query(s, SQL_NONCE_WATERMARK, NULL, below, NULL);
+    return sq_end(s, err);
+}
+
+rp_err_t rp_store_nonces_watermark_reset(rp_store_t *s, int64_t *was, int64_t *below,
+                                         int64_t *epoch_was, int64_t *epoch)
+{
+    return watermark_reset(s, false, was, below, epoch_was, epoch);
+}
+
+rp_err_t rp_store_nonces_restored(rp_store_t *s, int64_t *was, int64_t *below, int64_t *epoch_was,
+                                  int64_t *epoch)
+{
+    return watermark_reset(s, true, was, below, epoch_was, epoch);
+}
+
+static const char SQL_GENERATION[] = "SELECT n FROM restore_generation";
+static const char SQL_GENERATION_RAISE[] = "UPDATE restore_generation SET n = greatest(n + 1, ?)";
+
+rp_err_t rp_store_generation(rp_store_t *s, int64_t *n)
+{
+    return nonce_query(s, SQL_GENERATION, NULL, n, NULL);
+}
+
+rp_err_t rp_store_generation_raise(rp_store_t *s, int64_t at_least, int64_t *n)
+{
+    rp_err_t err = sq_begin(s);
+
+    *n = 0;
+    if (err != RP_OK)
+        return err;
+    err = nonce_exec(s, SQL_GENERATION_RAISE, at_least);
+    if (err == RP_OK)
+        err = nonce_query(s, SQL_GENERATION, NULL, n, NULL);
     return sq_end(s, err);
 }
 

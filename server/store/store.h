@@ -155,8 +155,9 @@ void rp_store_close(rp_store_t *store);
  */
 rp_err_t rp_store_failure(const rp_store_t *store);
 void rp_store_failure_forget(rp_store_t *store);
-/* The schema version the database is at. */
+/* The schema version the database is at; the one this build migrates to (migrations.c). */
 int rp_store_schema_version(rp_store_t *store);
+extern const int rp_store_schema_newest;
 
 rp_err_t rp_store_tenant_create(rp_store_t *s, const char *name, rp_tenant_t *out) RP_MUST_CHECK;
 rp_err_t rp_store_tenant_get(rp_store_t *s, const char *id, rp_tenant_t *out) RP_MUST_CHECK;
@@ -292,6 +293,11 @@ rp_err_t rp_store_nonces_watermark(rp_store_t *s, int64_t *below, int64_t *ahead
  * after; *epoch_was, the nonce epoch before; *epoch, after. */
 rp_err_t rp_store_nonces_watermark_reset(rp_store_t *s, int64_t *was, int64_t *below,
                                          int64_t *epoch_was, int64_t *epoch) RP_MUST_CHECK;
+/* The same after a restore (`rampart-server restored`): the nonce epoch raised even when the
+ * watermark is not ahead, since the restored one is the backup's, and the nonces issued since
+ * (whose spent rows the backup does not hold) must die. */
+rp_err_t rp_store_nonces_restored(rp_store_t *s, int64_t *was, int64_t *below, int64_t *epoch_was,
+                                  int64_t *epoch) RP_MUST_CHECK;
 /* The database's nonce epoch, as stored (nonce.h; it may be out of a nonce's range only after a
  * restore or a hand edit: the caller checks). Read at each nonce issued (attest.c), so that a
  * reset takes effect on every replica at once. */
@@ -307,6 +313,12 @@ rp_err_t rp_store_master_check_get(rp_store_t *s, uint8_t value[RP_MASTER_CHECK_
  * or the one that was there: the caller compares). */
 rp_err_t rp_store_master_check_put(rp_store_t *s, const uint8_t value[RP_MASTER_CHECK_LEN],
                                    uint8_t stored[RP_MASTER_CHECK_LEN]) RP_MUST_CHECK;
+/* The database's generation (migration 33; server/restore.h): a number that only rises, raised
+ * by rp_store_generation_raise to the greater of one above it and at_least (one transaction), at
+ * each start, backup, restore and revocation; a data directory keeps the last it saw, and refuses a
+ * database below it (a backup put back by hand). OUT: *n, the generation (after the raise). */
+rp_err_t rp_store_generation(rp_store_t *s, int64_t *n) RP_MUST_CHECK;
+rp_err_t rp_store_generation_raise(rp_store_t *s, int64_t at_least, int64_t *n) RP_MUST_CHECK;
 /* The database's clock (seconds since the epoch): the one the replicas share. */
 rp_err_t rp_store_clock(rp_store_t *s, int64_t *now) RP_MUST_CHECK;
 typedef void (*rp_attestation_fn)(void *ctx, const rp_attestation_t *a);
@@ -564,12 +576,15 @@ rp_err_t rp_store_deployment_for_device(rp_store_t *s, const char *group_id, con
 rp_err_t rp_store_deployment_reached(rp_store_t *s, const char *deployment_id,
                                      const char *device_id, int64_t at) RP_MUST_CHECK;
 /* The version of the targets the device is served now, naming deployment_id ("" for none) whose
- * seq is seq (0 for none): the one served before while the deployment is the same; otherwise the
- * larger of seq and one more than before (the first time: seq). Kept per device, so that moving
- * it to a group whose deployment is older (seq is global) never lowers it: the device would
- * refuse that as a rollback and be stuck. OUT: *version. */
+ * seq is seq (0 for none), for a device that says it holds version held (0: none, or not said):
+ * the one served before while the deployment is the same and it is not below held; otherwise the
+ * largest of seq, one more than before (the first time: seq) and one more than held. Kept per
+ * device, so that moving it to a group whose deployment is older (seq is global) never lowers
+ * it, and a restored database (its rows gone back) never serves a device less than it holds: the
+ * device would refuse that as a rollback and be stuck (the one owner of that rule). OUT:
+ * *version. */
 rp_err_t rp_store_device_targets_version(rp_store_t *s, const char *device_id,
-                                         const char *deployment_id, int64_t seq,
+                                         const char *deployment_id, int64_t seq, int64_t held,
                                          int64_t *version) RP_MUST_CHECK;
 typedef void (*rp_reached_fn)(void *ctx, const char *device_id);
 rp_err_t rp_store_deployment_reached_list(rp_store_t *s, const char *deployment_id,

@@ -187,7 +187,6 @@ void sq_finalize(sq_st_t *st);
 
 /* The schema's migrations in order (migrations.c), and bringing the database to the newest. */
 extern const char *const rp_store_migrations[];
-extern const int rp_store_schema_newest;
 rp_err_t sq_migrate(rp_store_t *s) RP_MUST_CHECK;
 
 /* Free the deferred bucket counts (store_reports.c; rp_store_close). */

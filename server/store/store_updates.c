@@ -1456,7 +1456,8 @@ static const char SQL_TARGETS_SET[] =
     " ON CONFLICT(device_id) DO UPDATE SET version = ?2, deployment_id = ?3";
 
 rp_err_t rp_store_device_targets_version(rp_store_t *s, const char *device_id,
-                                         const char *deployment_id, int64_t seq, int64_t *version)
+                                         const char *deployment_id, int64_t seq, int64_t held,
+                                         int64_t *version)
 {
     char had_dep[RP_ID_SIZE] = "";
     int64_t had = 0;
@@ -1480,11 +1481,13 @@ rp_err_t rp_store_device_targets_version(rp_store_t *s, const char *device_id,
     db_reset(st);
     if (rc != DB_ROW && rc != DB_DONE)
         return sq_end(s, sq_error(s, "device targets"));
-    if (found && strcmp(had_dep, deployment_id) == 0) {
+    if (found && strcmp(had_dep, deployment_id) == 0 && had >= held) {
         *version = had;
         return sq_end(s, RP_OK);
     }
     *version = found && had >= seq ? had + 1 : seq;
+    if (held > 0 && *version <= held) /* (the row went back: a restored database) */
+        *version = held + 1;
     st = sq_stmt(s, SQL_TARGETS_SET);
     if (st == NULL)
         return sq_end(s, RP_ERR_IO);

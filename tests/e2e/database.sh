@@ -69,6 +69,20 @@ expect 0 "$bin" --data-dir "$d/srv" --database "$db" --rotate-admin-token
 http GET /api/v1/tenants "$ADMIN_TOKEN"; is_status 200
 http GET /api/v1/tenants "$d/old.token"; is_status 401
 
+# After a pg_restore (docs/operations.md, "Backing up and restoring"): backup and restore are
+# SQLite's, and say so; `restored` raises the nonce epoch and rotates the system token.
+expect 1 "$bin" --data-dir "$d/srv" --database "$db" backup "$d/copy.db"
+err_has "the database is PostgreSQL's: use pg_dump"; [ ! -e "$d/copy.db" ] || fail "a copy was made"
+expect 1 "$bin" --data-dir "$d/srv" --database "$db" restore "$d/srv.conf"
+err_has "pg_restore and then \`rampart-server restored\`"
+cp "$ADMIN_TOKEN" "$d/old.token"
+epoch=$(sql "SELECT epoch FROM spent_nonces_purged")
+expect 0 "$bin" --data-dir "$d/srv" --database "$db" restored
+err_has "NOT redone"
+[ "$(sql "SELECT epoch FROM spent_nonces_purged")" -gt "$epoch" ] || fail "restored left the nonce epoch"
+http GET /api/v1/tenants "$ADMIN_TOKEN"; is_status 200
+http GET /api/v1/tenants "$d/old.token"; is_status 401
+
 # PostgreSQL restarted under the running server: its connections break; it answers again, without
 # a restart of its own, and what it acknowledges is in PostgreSQL.
 restart_pg >/dev/null

@@ -594,6 +594,8 @@ def exercise(doc_path):
     c.call("GET", "/api/v1/device/targets", want=401)
     c.call("GET", "/api/v1/device/roots?after=0", device=dev, want=200)
     c.call("GET", "/api/v1/device/targets?security_counter_max=64", device=dev, want=200)
+    c.call("GET", "/api/v1/device/targets?security_counter_max=64&targets_version=7", device=dev, want=200)
+    c.call("GET", "/api/v1/device/targets?targets_version=-1", device=dev, want=400, bad=True)
     c.call("POST", T + "/deployments", token=tok["contributor"], want=409,
            body={"product": "Thermostat", "group": "Field Test", "images": [big["id"]]})
     c.call("GET", "/api/v1/device/images/" + image, device=dev, want=200)

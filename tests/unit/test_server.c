@@ -714,6 +714,18 @@ static void store_nonce_epoch_rises_across_restore(void **state)
                      RP_RECORDED_AS_STALE);
     assert_int_equal(pass_in(db, db->s, "0e36", n14, now + 60, (uint32_t)epoch),
                      RP_RECORDED_AS_GIVEN);
+    /* Review r15ops H1: after a restore (`rampart-server restored`), the epoch rises though the
+     * watermark is not ahead and the epoch fits (where the reset changes nothing): a nonce of the
+     * epoch before is stale */
+    nonce_state_set(db, now, false);
+    assert_int_equal(rp_store_nonces_watermark_reset(db->s, &was, &below, &epoch_was, &epoch),
+                     RP_OK);
+    assert_int_equal(epoch, now);
+    assert_int_equal(rp_store_nonces_restored(db->s, &was, &below, &epoch_was, &epoch), RP_OK);
+    assert_int_equal(epoch_was, now);
+    assert_true(epoch > now && epoch <= (int64_t)time(NULL) + 1);
+    assert_int_equal(pass_in(db, db->s, "0e37", n12, now + 60, (uint32_t)now),
+                     RP_RECORDED_AS_STALE);
 }
 
 /* Review r8 M3: a proven failure of a claimed device revokes its certificates and moves its
@@ -858,7 +870,7 @@ static void store_bars_lifted_relabel(void **state)
     assert_int_equal(got.revoked_for, RP_REVOKED_FAILED);
 }
 
-/* Schema 35 undone, then 34 (and 32, 33: no-ops here), then 31, then 30, then 29 (test_server's
+/* Schema 35 undone, then 34, 33 (and 32, a no-op), then 31, then 30, then 29 (test_server's
  * migration tests take a file back further: UNDO_28). 35's made_by is a foreign key, which SQLite
  * drops only with its table: tokens are made again as they were (in both engines' SQL). */
 #define UNDO_35                                                                                    \
@@ -869,20 +881,23 @@ static void store_bars_lifted_relabel(void **state)
     " FROM tokens;"                                                                                \
     "DROP TABLE tokens; ALTER TABLE tokens_undo RENAME TO tokens;"                                 \
     "DELETE FROM schema_version WHERE version = 35;"
-#define UNDO_34                                                                                    \
-    UNDO_35 "DROP TABLE master_check; DELETE FROM schema_version WHERE version IN (32, 33, 34);"
+#define UNDO_34 UNDO_35 "DROP TABLE master_check; DELETE FROM schema_version WHERE version = 34;"
+#define UNDO_33                                                                                    \
+    UNDO_34 "DROP TABLE backups_taken; DROP TABLE restore_generation;"                             \
+            "DELETE FROM schema_version WHERE version = 33;"
+#define UNDO_32 UNDO_33 "DELETE FROM schema_version WHERE version = 32;"
 #define UNDO_31                                                                                    \
-    UNDO_34 "ALTER TABLE certificates DROP COLUMN reissued;"                                       \
+    UNDO_32 "ALTER TABLE certificates DROP COLUMN reissued;"                                       \
             "DELETE FROM schema_version WHERE version = 31;"
 #define UNDO_30                                                                                    \
     UNDO_31 "ALTER TABLE spent_nonces_purged DROP COLUMN epoch;"                                   \
-    "DELETE FROM schema_version WHERE version = 30;"
+            "DELETE FROM schema_version WHERE version = 30;"
 #define UNDO_29                                                                                    \
     UNDO_30 "ALTER TABLE threat_devices DROP COLUMN failed;"                                       \
-    "ALTER TABLE threat_counts DROP COLUMN failed_devices;"                                        \
-    "ALTER TABLE threat_alerts DROP COLUMN failed_devices;"                                        \
-    "ALTER TABLE crash_buckets DROP COLUMN failed_count;"                                          \
-    "DELETE FROM schema_version WHERE version = 29;"
+            "ALTER TABLE threat_counts DROP COLUMN failed_devices;"                                \
+            "ALTER TABLE threat_alerts DROP COLUMN failed_devices;"                                \
+            "ALTER TABLE crash_buckets DROP COLUMN failed_count;"                                  \
+            "DELETE FROM schema_version WHERE version = 29;"
 
 /* Migration 29 marks what was revoked for a bar already lifted when it runs (a device released
  * before it), and only that. */
@@ -2529,18 +2544,31 @@ static void store_groups_and_deployments(void **state)
     /* A device's targets version (schema 18): the same while its deployment is; never lower
      * when it changes to an older one (a move to another group); the first one is the seq. */
     int64_t tv = 0, tv2 = 0;
-    assert_int_equal(rp_store_device_targets_version(db->s, dev3, "", 0, &tv), RP_OK);
+    assert_int_equal(rp_store_device_targets_version(db->s, dev3, "", 0, 0, &tv), RP_OK);
     assert_int_equal(tv, 0);
-    assert_int_equal(rp_store_device_targets_version(db->s, dev3, d3.id, d3.seq, &tv), RP_OK);
+    assert_int_equal(rp_store_device_targets_version(db->s, dev3, d3.id, d3.seq, 0, &tv), RP_OK);
     assert_int_equal(tv, d3.seq);
-    assert_int_equal(rp_store_device_targets_version(db->s, dev3, d3.id, d3.seq, &tv2), RP_OK);
+    assert_int_equal(rp_store_device_targets_version(db->s, dev3, d3.id, d3.seq, 0, &tv2), RP_OK);
     assert_int_equal(tv2, tv);
-    assert_int_equal(rp_store_device_targets_version(db->s, dev3, d1.id, d1.seq, &tv2), RP_OK);
+    assert_int_equal(rp_store_device_targets_version(db->s, dev3, d1.id, d1.seq, 0, &tv2), RP_OK);
     assert_true(d1.seq < d3.seq && tv2 == tv + 1);
-    assert_int_equal(rp_store_device_targets_version(db->s, dev3, d3.id, d3.seq, &tv), RP_OK);
+    assert_int_equal(rp_store_device_targets_version(db->s, dev3, d3.id, d3.seq, 0, &tv), RP_OK);
     assert_int_equal(tv, tv2 + 1);
-    assert_int_equal(rp_store_device_targets_version(db->s, dev3, "", 0, &tv2), RP_OK);
+    assert_int_equal(rp_store_device_targets_version(db->s, dev3, "", 0, 0, &tv2), RP_OK);
     assert_int_equal(tv2, tv + 1);
+    /* targets_version_heals: the database went back (a backup restored) while the device holds
+     * more than its row says: it is served one more than it holds, for the same deployment too,
+     * and then the same again while it says so. */
+    assert_int_equal(rp_store_device_targets_version(db->s, dev3, "", 0, tv2 + 5, &tv), RP_OK);
+    assert_int_equal(tv, tv2 + 6);
+    assert_int_equal(rp_store_device_targets_version(db->s, dev3, "", 0, tv2 + 6, &tv), RP_OK);
+    assert_int_equal(tv, tv2 + 6);
+    assert_int_equal(rp_store_device_targets_version(db->s, dev3, d3.id, d3.seq, tv2 + 6, &tv),
+                     RP_OK);
+    assert_int_equal(tv, tv2 + 7);
+    assert_int_equal(rp_store_device_targets_version(db->s, dev1, d3.id, d3.seq, 1000, &tv2),
+                     RP_OK); /* (no row yet: the first time too) */
+    assert_int_equal(tv2, 1001);
     /* stopped before reaching anyone: offered to no device, and final */
     d4 = d1;
     assert_int_equal(rp_store_deployment_create(db->s, &d4), RP_OK);

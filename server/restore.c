@@ -1,0 +1,414 @@
+/* Backing up and restoring the service's database (restore.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "db_sqlite.h"
+#include "listen.h"
+#include "rampart/failpoint.h"
+#include "rampart/file.h"
+#include "rampart/log.h"
+#include "restore.h"
+#include "store.h"
+
+#define PENDING "restore.pending"
+#define GENERATION "generation"
+
+/* A file made in the data directory by a command run as root: given to the directory's owner, so
+ * that the service, run as its own user, can read it (said when it cannot be). */
+static void own_like_dir(const char *data_dir, const char *path)
+{
+    struct stat sb;
+
+    if (geteuid() != 0 || stat(data_dir, &sb) != 0 || sb.st_uid == 0)
+        return;
+    if (chown(path, sb.st_uid, sb.st_gid) != 0)
+        rp_log_warn("%s: cannot give it to the data directory's owner: %s", path, strerror(errno));
+}
+
+/* DIR/generation: the database generation the directory saw last (0 when there is none). */
+static rp_err_t generation_read(const char *data_dir, int64_t *n)
+{
+    char path[PATH_MAX + 32], *end = NULL;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    long long v;
+    rp_err_t err;
+
+    *n = 0;
+    snprintf(path, sizeof(path), "%s/" GENERATION, data_dir);
+    err = rp_read_file(path, 64, &data, &len);
+    if (err == RP_ERR_NOT_FOUND)
+        return RP_OK;
+    if (err != RP_OK) {
+        rp_log_error("%s: %s", path, rp_strerror(err));
+        return err;
+    }
+    errno = 0;
+    v = strtoll((const char *)data, &end, 10);
+    if (len == 0 || errno != 0 || v < 0 || v > (1LL << 62) || end == NULL ||
+        (*end != '\n' && *end != '\0')) {
+        rp_log_error("%s is damaged (not a number): remove it, and run `rampart-server restored` "
+                     "if the database may be a backup put back",
+                     path);
+        free(data);
+        return RP_ERR_MALFORMED;
+    }
+    free(data);
+    *n = (int64_t)v;
+    return RP_OK;
+}
+
+/* The database's generation raised above DIR/generation's and the clock, and written there. OUT:
+ * *n (may be NULL). */
+static rp_err_t generation_advance(const char *data_dir, rp_store_t *store, int64_t *n)
+{
+    char path[PATH_MAX + 32], text[32];
+    int64_t seen = 0, now = (int64_t)time(NULL), got = 0;
+    rp_err_t err = generation_read(data_dir, &seen);
+
+    if (err == RP_OK)
+        err = rp_store_generation_raise(store, seen + 1 > now ? seen + 1 : now, &got);
+    if (err == RP_OK) {
+        snprintf(path, sizeof(path), "%s/" GENERATION, data_dir);
+        snprintf(text, sizeof(text), "%lld\n", (long long)got);
+        err = rp_write_file_atomic(path, text, strlen(text), 0600, 0);
+        if (err == RP_OK)
+            own_like_dir(data_dir, path);
+    }
+    if (err != RP_OK)
+        rp_log_error("the database generation was not raised: %s", rp_strerror(err));
+    if (n != NULL)
+        *n = got;
+    return err;
+}
+
+void rp_restore_mark(const char *data_dir, rp_store_t *store)
+{
+    if (data_dir[0] != '\0')
+        (void)generation_advance(data_dir, store, NULL); /* (logged) */
+}
+
+rp_err_t rp_restore_start(const char *data_dir, rp_store_t *store)
+{
+    int64_t seen = 0, n = 0;
+    rp_err_t err = generation_read(data_dir, &seen);
+
+    if (err == RP_OK)
+        err = rp_store_generation(store, &n);
+    if (err != RP_OK)
+        return err;
+    if (n < seen) {
+        rp_log_error("the database is older than the one %s served last (generation %lld, not "
+                     "%lld): a backup put back, or another database. Its revocations since are "
+                     "undone, and its system token and nonce epoch are the backup's. Run "
+                     "`rampart-server restored --data-dir %s` (with the same --database) first "
+                     "(docs/operations.md, \"Backing up and restoring\")",
+                     data_dir, (long long)n, (long long)seen, data_dir);
+        return RP_ERR_EXISTS;
+    }
+    return generation_advance(data_dir, store, NULL);
+}
+
+/* A time as the log writes times (UTC), or "an unknown time" for 0. */
+static void utc(int64_t t, char *out, size_t cap)
+{
+    struct tm tm;
+
+    if (t <= 0 || gmtime_r(&(time_t){(time_t)t}, &tm) == NULL ||
+        strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, cap, "an unknown time");
+}
+
+/* The SQLite file of the --data-dir and --database given (out), or false (said, as what) when the
+ * database is PostgreSQL's: pg_dump and pg_restore are its tools. */
+static bool sqlite_file(const rp_server_t *srv, const char *what, char *out, size_t cap)
+{
+    if (srv->database[0] != '\0' && rp_db_driver_for(srv->database) != &rp_db_sqlite) {
+        rp_log_error(
+            "%s: the database is PostgreSQL's: use pg_dump, or pg_restore and then "
+            "`rampart-server restored` (docs/operations.md, \"Backing up and restoring\"); "
+            "nothing was done",
+            what);
+        return false;
+    }
+    if (srv->database[0] != '\0')
+        snprintf(out, cap, "%s", srv->database);
+    else
+        snprintf(out, cap, "%s/rampart.db", srv->data_dir);
+    return true;
+}
+
+int rp_backup_command(const rp_server_t *srv, const char *out)
+{
+    char db[PATH_MAX + 16], when[32];
+    rp_atomic_file_t f;
+    rp_store_t *store = NULL;
+    int64_t now = (int64_t)time(NULL);
+    rp_err_t err;
+
+    if (!sqlite_file(srv, "backup", db, sizeof(db)))
+        return 1;
+    if (access(db, F_OK) != 0) { /* (a typo must not make one) */
+        rp_log_error("backup: %s holds no Rampart database (%s: %s); nothing was done. Is "
+                     "--data-dir the service's data directory?",
+                     srv->data_dir, db, strerror(errno));
+        return 1;
+    }
+    err = rp_atomic_begin(&f, out, 0600, 1);
+    if (err == RP_ERR_EXISTS) {
+        rp_log_error("backup: %s exists: name a new file (nothing was done)", out);
+        return 1;
+    }
+    if (err == RP_OK)
+        err = rp_db_sqlite_copy(db, f.tmp, now);
+    if (err == RP_OK)
+        err = rp_atomic_commit(&f, 1); /* fsync, link (refused if OUT appeared), fsync the dir */
+    else
+        rp_atomic_abort(&f);
+    if (err != RP_OK) {
+        rp_log_error("backup: %s not written: %s", out, rp_strerror(err));
+        return 1;
+    }
+    /* The live database moves past the copy's generation: put back by hand, it is refused. */
+    if (rp_server_store_open(srv, &store) != RP_OK ||
+        generation_advance(srv->data_dir, store, NULL) != RP_OK)
+        rp_log_warn("backup: the database's generation was not raised: a start will not know "
+                    "the copy from it, if it is put back by hand (use rampart-server restore)");
+    rp_store_close(store);
+    utc(now, when, sizeof(when));
+    rp_log_info("backup: %s written (0600), the database as it was at %s; keep it as secret as "
+                "the database, and master.key apart from it (docs/operations.md, \"Backing up and "
+                "restoring\")",
+                out, when);
+    return 0;
+}
+
+/* The post-restore step on the database of srv (restore.h): a new nonce epoch, a new system
+ * token, and what it cannot redo, said. taken_at: the backup's time (0: unknown). */
+static int post_restore(const rp_server_t *srv, rp_rotate_fn rotate, int64_t taken_at)
+{
+    int64_t v[4] = {0, 0, 0, 0}; /* the watermark before, after; the nonce epoch before, after */
+    rp_store_t *store = NULL;
+    char since[64];
+    rp_err_t err = rp_server_store_open(srv, &store); /* (migrated, when the backup is older) */
+
+    if (err == RP_OK)
+        err = rp_store_nonces_restored(store, &v[0], &v[1], &v[2], &v[3]);
+    if (err == RP_OK) /* (above every data directory's: replicas start again) */
+        err = generation_advance(srv->data_dir, store, NULL);
+    rp_store_close(store);
+    if (err != RP_OK) {
+        rp_log_error("restored: the nonce epoch or the generation was not raised: %s (run "
+                     "`rampart-server restored` again)",
+                     rp_strerror(err));
+        return 1;
+    }
+    rp_log_info("restored: nonce epoch %lld (was %lld): every nonce issued before is refused "
+                "(devices ask for another)",
+                (long long)v[3], (long long)v[2]);
+    if (rotate(srv) != RP_OK) {
+        rp_log_error("restored: the system token was not rotated (run `rampart-server restored` "
+                     "again)");
+        return 1;
+    }
+    utc(taken_at, since, sizeof(since));
+    if (taken_at <= 0)
+        snprintf(since, sizeof(since), "the backup's time (not recorded in it)");
+    rp_log_warn("restored: the database is the backup of %s. Every system token but the new one "
+                "in %s/admin.token is revoked, and devices' targets versions heal at their next "
+                "update check. NOT redone: what was made since %s, which the backup does not hold. "
+                "Do it again now: revoke again the tenant tokens revoked since (`rampart token "
+                "revoke`); block or quarantine again the devices blocked or quarantined since "
+                "(`rampart device block`), which also revokes their certificates again; a "
+                "certificate issued since is unknown to this database and stays valid until it "
+                "ends (24 h at most) and in no CRL; tenants, devices, images, deployments and "
+                "settings made or changed since are gone (docs/operations.md, \"Restoring a "
+                "backup\")",
+                since, srv->data_dir, since);
+    return 0;
+}
+
+/* The marker that a restore has not finished, made (durably, before the database changes) or
+ * removed (once the post-restore step is done). */
+static rp_err_t pending_set(const char *data_dir, bool on)
+{
+    char path[PATH_MAX + 32];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/" PENDING, data_dir);
+    if (on) {
+        static const char text[] = "a restore has not finished: run `rampart-server restored`\n";
+        return rp_write_file_atomic(path, text, sizeof(text) - 1, 0600, 0);
+    }
+    if (unlink(path) != 0 && errno != ENOENT)
+        return RP_ERR_IO;
+    fd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return RP_ERR_IO;
+    if (fsync(fd) != 0) {
+        close(fd);
+        return RP_ERR_IO;
+    }
+    close(fd);
+    return RP_OK;
+}
+
+rp_err_t rp_restore_check(const char *data_dir)
+{
+    char path[PATH_MAX + 32];
+
+    snprintf(path, sizeof(path), "%s/" PENDING, data_dir);
+    if (access(path, F_OK) != 0)
+        return RP_OK;
+    rp_log_error("%s: a restore of the database has not finished: its revocations since the "
+                 "backup are undone and its system token and nonce epoch are the backup's. Run "
+                 "`rampart-server restored --data-dir %s` (with the same --database) first "
+                 "(docs/operations.md, \"Backing up and restoring\")",
+                 path, data_dir);
+    return RP_ERR_EXISTS;
+}
+
+/* Move the database at db and its -wal out of the way, kept as db.replaced-STAMP (and -wal), and
+ * its -shm removed: what a crash leaves then is no database, or the old one whole. */
+static rp_err_t set_aside(const char *db, char *kept, size_t cap)
+{
+    char wal[PATH_MAX + 16], shm[PATH_MAX + 16], kept_wal[PATH_MAX + 64], stamp[32];
+    struct tm tm;
+    time_t now = time(NULL);
+
+    kept[0] = '\0';
+    if (access(db, F_OK) != 0)
+        return errno == ENOENT ? RP_OK : RP_ERR_IO;
+    /* everything in the file: no -wal is left for the new file to be read with */
+    if (rp_db_sqlite_settle(db) != RP_OK)
+        rp_log_warn("restore: %s could not be checkpointed: its -wal is kept beside it", db);
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", gmtime_r(&now, &tm));
+    if (snprintf(kept, cap, "%s.replaced-%s", db, stamp) >= (int)cap ||
+        snprintf(wal, sizeof(wal), "%s-wal", db) >= (int)sizeof(wal) ||
+        snprintf(shm, sizeof(shm), "%s-shm", db) >= (int)sizeof(shm) ||
+        snprintf(kept_wal, sizeof(kept_wal), "%s-wal", kept) >= (int)sizeof(kept_wal)) {
+        rp_log_error("restore: %s: a name too long", db);
+        return RP_ERR_INVALID_ARG;
+    }
+    if (rename(db, kept) != 0 || (rp_failpoint("restore set aside"), 0) ||
+        (rename(wal, kept_wal) != 0 && errno != ENOENT) || (unlink(shm) != 0 && errno != ENOENT)) {
+        rp_log_error("restore: cannot move %s aside: %s", db, strerror(errno));
+        return RP_ERR_IO;
+    }
+    return RP_OK;
+}
+
+int rp_restore_command(const rp_server_t *srv, const char *file, rp_rotate_fn rotate)
+{
+    char db[PATH_MAX + 16], kept[PATH_MAX + 64] = "", why[256], when[64];
+    int64_t schema = 0, taken_at = 0;
+    rp_atomic_file_t f;
+    struct stat sb;
+    int alone, status;
+    rp_err_t err;
+
+    if (!sqlite_file(srv, "restore", db, sizeof(db)))
+        return 1;
+    if (stat(srv->data_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        rp_log_error("restore: %s is no directory; nothing was done", srv->data_dir);
+        return 1;
+    }
+    if (stat(file, &sb) != 0 || !S_ISREG(sb.st_mode) || rp_same_file(file, db)) {
+        rp_log_error("restore: %s is no file, or is the database itself; nothing was done", file);
+        return 1;
+    }
+    alone = rp_serving_alone(srv->data_dir);
+    if (alone < 0) {
+        rp_log_error("restore: %s", errno == EWOULDBLOCK
+                                        ? "a rampart-server serves this data directory: stop it "
+                                          "(every replica of it) first; nothing was done"
+                                        : strerror(errno));
+        return 1;
+    }
+    /* The copy, checked, beside the database (0600), before anything changes. */
+    err = rp_atomic_begin(&f, db, 0600, 0);
+    if (err == RP_OK && (err = rp_db_sqlite_copy(file, f.tmp, 0)) != RP_OK)
+        snprintf(why, sizeof(why), "it cannot be read as a SQLite database");
+    if (err == RP_OK &&
+        (err = rp_db_sqlite_inspect(f.tmp, &schema, &taken_at, why, sizeof(why))) == RP_OK &&
+        (schema < 1 || schema > rp_store_schema_newest)) {
+        snprintf(why, sizeof(why),
+                 "its schema version %lld is newer than this server's (%d): restore it with the "
+                 "version that made it",
+                 (long long)schema, rp_store_schema_newest);
+        err = RP_ERR_UNSUPPORTED;
+    }
+    if (err != RP_OK) {
+        rp_atomic_abort(&f);
+        close(alone);
+        rp_log_error("restore: %s refused: %s; nothing was changed", file, why);
+        return 1;
+    }
+    own_like_dir(srv->data_dir, f.tmp);
+    err = pending_set(srv->data_dir, true);
+    if (err == RP_OK)
+        err = set_aside(db, kept, sizeof(kept));
+    if (err == RP_OK)
+        err = rp_atomic_commit(&f, 0); /* fsync, rename over, fsync the directory */
+    else
+        rp_atomic_abort(&f);
+    if (err != RP_OK) {
+        close(alone);
+        rp_log_error("restore: %s not put in place: %s (%s; the service refuses to start until "
+                     "a restore finishes: run this again)",
+                     file, rp_strerror(err),
+                     kept[0] != '\0' ? "the database replaced is kept beside it" : "nothing moved");
+        return 1;
+    }
+    utc(taken_at, when, sizeof(when));
+    rp_log_info("restore: %s is the database now (schema %lld, taken %s)%s%s", file,
+                (long long)schema, when, kept[0] != '\0' ? "; the one it replaced is " : "", kept);
+    status = post_restore(srv, rotate, taken_at);
+    if (status == 0 && pending_set(srv->data_dir, false) != RP_OK) {
+        rp_log_error("restore: cannot remove %s/" PENDING ": remove it", srv->data_dir);
+        status = 1;
+    }
+    close(alone);
+    return status;
+}
+
+int rp_restored_command(const rp_server_t *srv, rp_rotate_fn rotate)
+{
+    rp_store_t *store = NULL;
+    int64_t taken_at = 0, schema = 0;
+    char db[PATH_MAX + 16], why[256];
+    int status;
+
+    if (access(srv->data_dir, F_OK) != 0) { /* (a typo must not make one) */
+        rp_log_error("restored: %s: %s; nothing was done", srv->data_dir, strerror(errno));
+        return 1;
+    }
+    /* The backup's time, which only a SQLite file records (rampart-server backup). */
+    if (srv->database[0] == '\0' || rp_db_driver_for(srv->database) == &rp_db_sqlite) {
+        (void)sqlite_file(srv, "restored", db, sizeof(db));
+        if (access(db, F_OK) != 0) {
+            rp_log_error("restored: %s holds no Rampart database (%s); nothing was done",
+                         srv->data_dir, db);
+            return 1;
+        }
+        if (rp_db_sqlite_inspect(db, &schema, &taken_at, why, sizeof(why)) != RP_OK)
+            taken_at = 0;
+    } else if (rp_server_store_open(srv, &store) != RP_OK) {
+        return 1; /* (said) */
+    }
+    rp_store_close(store);
+    status = post_restore(srv, rotate, taken_at);
+    if (status == 0 && pending_set(srv->data_dir, false) != RP_OK) {
+        rp_log_error("restored: cannot remove %s/" PENDING ": remove it", srv->data_dir);
+        status = 1;
+    }
+    return status;
+}

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# End to end: rampart-server backup, restore and restored (review r15ops H1, L5). The backup is a
+# new 0600 file; a restore is refused while the service runs, and for a file that is not a whole
+# Rampart database or is of a newer schema; a restore of a backup older than a rotation, a block
+# and a token revocation leaves the rotated (exposed) system token refused and the new one in
+# admin.token working, and says what it could not redo; a restore that did not finish keeps the
+# service from starting until `restored` ran, and so does a backup put back by hand.
+. "$(dirname "$0")/lib.sh"
+d=$E2E_DIR
+server_bin=$RAMPART_SERVER
+
+start_server "$d/srv"
+old_admin=$(cat "$ADMIN_TOKEN")
+echo '{"name":"acme"}' >"$d/t.json"
+http POST /api/v1/tenants "$ADMIN_TOKEN" "$d/t.json"; is_status 201
+tenant=$(jq -r .id "$d/body")
+dev=$(head -c 32 /dev/urandom | xxd -p -c 64)
+echo "{\"device_ids\":[\"$dev\"]}" >"$d/dev.json"
+http POST "/api/v1/tenants/$tenant/devices" "$ADMIN_TOKEN" "$d/dev.json"
+echo '{"role":"admin"}' >"$d/tok.json"
+http POST "/api/v1/tenants/$tenant/tokens" "$ADMIN_TOKEN" "$d/tok.json"
+jq -r .token "$d/body" >"$d/tenant.token"; tok_id=$(jq -r .id "$d/body")
+
+# --- the backup: a new file, 0600 (L5), taken while the service runs ---------------------------
+expect 1 "$server_bin" --data-dir "$d/typo" backup "$d/b.db"
+err_has "holds no Rampart database"; [ ! -e "$d/typo" ] || fail "a backup made the directory"
+(umask 022; expect 0 "$server_bin" --data-dir "$d/srv" backup "$d/backup.db")
+eq "$(stat -c %a "$d/backup.db")" 600 "the backup's mode"
+expect 1 "$server_bin" --data-dir "$d/srv" backup "$d/backup.db"
+err_has "exists: name a new file"
+
+# --- after it: the system token rotated, the device blocked, the tenant token revoked ----------
+expect 0 "$server_bin" --data-dir "$d/srv" --rotate-admin-token
+http POST "/api/v1/tenants/$tenant/devices/$dev/block" "$ADMIN_TOKEN"; is_status 200
+http DELETE "/api/v1/tenants/$tenant/tokens/$tok_id" "$ADMIN_TOKEN"; is_status 200
+printf '%s\n' "$old_admin" >"$d/old.token"
+http GET /api/v1/tenants "$d/old.token"; is_status 401
+
+# --- refused: while the service runs; a file that is no Rampart database; a newer schema -------
+expect 1 "$server_bin" --data-dir "$d/srv" restore "$d/backup.db"
+err_has "a rampart-server serves this data directory"
+http GET /api/v1/tenants "$d/old.token"; is_status 401
+kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+head -c 8192 /dev/urandom >"$d/junk.db"
+expect 1 "$server_bin" --data-dir "$d/srv" restore "$d/junk.db"
+err_has "refused"; err_has "nothing was changed"
+sqlite3 "$d/other.db" "CREATE TABLE t (x INTEGER);"
+expect 1 "$server_bin" --data-dir "$d/srv" restore "$d/other.db"
+err_has "not a Rampart database"
+cp "$d/backup.db" "$d/newer.db"; sqlite3 "$d/newer.db" "INSERT INTO schema_version VALUES (9999);"
+expect 1 "$server_bin" --data-dir "$d/srv" restore "$d/newer.db"
+err_has "schema version 9999 is newer than this server's"
+[ -z "$(ls "$d/srv" | grep -e replaced -e pending -e tmp)" ] || fail "a refused restore left: $(ls "$d/srv")"
+
+# --- the restore: the old system token stays refused, the new one works; what it cannot redo ---
+expect 0 "$server_bin" --data-dir "$d/srv" restore "$d/backup.db"
+err_has "restored: the database is the backup of 20"; err_has "NOT redone"
+err_has "rampart device block"
+eq "$(stat -c %a "$d/srv/rampart.db")" 600 "the restored database's mode"
+ls "$d/srv"/rampart.db.replaced-* >/dev/null || fail "the database replaced is not kept"
+start_server "$d/srv"
+http GET /api/v1/tenants "$d/old.token"; is_status 401
+http GET /api/v1/tenants "$ADMIN_TOKEN"; is_status 200
+# (the block and the tenant token's revocation are the backup's: undone, as the restore said)
+http GET "/api/v1/tenants/$tenant/devices/$dev" "$ADMIN_TOKEN"; is_status 200
+eq "$(jq -r .status "$d/body")" active "the device (the block is undone by the restore)"
+
+# --- a restore that did not finish: the service refuses to start until `restored` ------------
+kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+printf 'a restore has not finished\n' >"$d/srv/restore.pending"
+before=$(cat "$ADMIN_TOKEN")
+expect 1 "$server_bin" --data-dir "$d/srv" --listen 127.0.0.1:0
+err_has "a restore of the database has not finished"; err_has "rampart-server restored --data-dir"
+expect 0 "$server_bin" --data-dir "$d/srv" restored
+[ ! -e "$d/srv/restore.pending" ] || fail "restored left the marker"
+[ "$(cat "$ADMIN_TOKEN")" != "$before" ] || fail "restored did not rotate the system token"
+start_server "$d/srv"
+http GET /api/v1/tenants "$ADMIN_TOKEN"; is_status 200
+
+# --- the backup put back by hand (stop, copy, start: review r15ops 05): refused at start ------
+kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+cp "$ADMIN_TOKEN" "$d/before-hand.token"
+rm -f "$d/srv/rampart.db-wal" "$d/srv/rampart.db-shm"; cp "$d/backup.db" "$d/srv/rampart.db"
+expect 1 "$server_bin" --data-dir "$d/srv" --listen 127.0.0.1:0
+err_has "the database is older than the one $d/srv served last"
+err_has "rampart-server restored --data-dir"
+expect 0 "$server_bin" --data-dir "$d/srv" restored
+start_server "$d/srv"
+http GET /api/v1/tenants "$d/old.token"; is_status 401
+http GET /api/v1/tenants "$d/before-hand.token"; is_status 401
+http GET /api/v1/tenants "$ADMIN_TOKEN"; is_status 200
+
+# --- 05's own way: sqlite3's .backup while serving, then a block (each revocation raises the
+# generation), then the copy put back by hand: refused at start ---------------------------------
+sqlite3 "$d/srv/rampart.db" ".backup $d/by-sqlite3.db"
+http POST "/api/v1/tenants/$tenant/devices/$dev/block" "$ADMIN_TOKEN"; is_status 200
+kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+rm -f "$d/srv/rampart.db-wal" "$d/srv/rampart.db-shm"; cp "$d/by-sqlite3.db" "$d/srv/rampart.db"
+expect 1 "$server_bin" --data-dir "$d/srv" --listen 127.0.0.1:0
+err_has "the database is older than the one $d/srv served last"
+
+# --- a restore cut dead at each step, then run again: the service's database is whole at each
+# step, and the service refuses to start while the restore has not finished ---------------------
+cp -a "$d/srv" "$d/snap"
+restore() { env "${FP:-RAMPART_FAILPOINT=0}" "$server_bin" --data-dir "$d/srv" restore "$d/backup.db"; }
+whole() { [ "$(sqlite3 "$d/srv/rampart.db" 'PRAGMA integrity_check')" = ok ] || fail "$1: not whole"; }
+rm -f "$d/trace"; FP=RAMPART_FAILPOINT_TRACE=$d/trace expect 0 restore
+steps=$(wc -l <"$d/trace")
+[ "$steps" -ge 8 ] || fail "a restore passes $steps failpoints"
+for ((k = 1; k <= steps; k++)); do
+  rm -rf "$d/srv"; cp -a "$d/snap" "$d/srv"
+  FP=RAMPART_FAILPOINT=$k expect 99 restore
+  if [ ! -e "$d/srv/restore.pending" ]; then whole "cut at step $k, no marker"; fi
+  expect 0 restore
+  [ ! -e "$d/srv/restore.pending" ] || fail "cut at step $k: the marker is left after the restore"
+  whole "cut at step $k, restored again"
+done
+start_server "$d/srv"
+http GET /api/v1/tenants "$d/old.token"; is_status 401
+http GET /api/v1/tenants "$ADMIN_TOKEN"; is_status 200
+done_ok
