@@ -448,6 +448,8 @@ static void sq_hold_close(rp_db_hold_t *hold)
         return;
     close(h->fd);
     free(h);
+}
+
 /* ---- whole files: backups and restores (db_sqlite.h) ---- */
 
 /* Open path for the file operations below: read-only (an existing file only) or read-write (an
