@@ -607,10 +607,10 @@ static EVP_PKEY *signing_key(const char *path)
 {
     EVP_PKEY *key = NULL;
     bool priv = false;
-    rp_err_t err = rp_key_load(path, &key, &priv);
-
-    if (err != RP_OK || !priv) {
-        rp_log_error("%s: %s", path, err != RP_OK ? rp_strerror(err) : "not a private key");
+    if (cli_key_load(path, &key, &priv) != RP_OK)
+        return NULL;
+    if (!priv) {
+        rp_log_error("%s: not a private key", path);
         EVP_PKEY_free(key);
         return NULL;
     }

@@ -146,7 +146,7 @@ rp_err_t rp_atomic_begin(rp_atomic_file_t *f, const char *path, mode_t mode, int
     strcpy(f->path, path);
     if (exclusive && access(path, F_OK) == 0)
         return RP_ERR_EXISTS;
-    n = snprintf(f->tmp, sizeof(f->tmp), "%s.tmpXXXXXX", path);
+    n = snprintf(f->tmp, sizeof(f->tmp), "%s" RP_ATOMIC_TMP_SUFFIX, path);
     if (n < 0 || (size_t)n >= sizeof(f->tmp))
         return RP_ERR_INVALID_ARG;
     f->fd = mkostemp(f->tmp, O_CLOEXEC);

@@ -14,6 +14,11 @@
 #include "rampart/error.h"
 #include "rampart/image.h"
 
+/* The temporary rp_atomic_begin writes beside path: path's name and this suffix; RP_ATOMIC_TMP_EXTRA
+ * is how many bytes it adds to the name. */
+#define RP_ATOMIC_TMP_SUFFIX ".tmpXXXXXX"
+#define RP_ATOMIC_TMP_EXTRA ((int)sizeof(RP_ATOMIC_TMP_SUFFIX) - 1)
+
 /* A file being written; it replaces path only on commit. */
 typedef struct rp_atomic_file {
     int fd;
