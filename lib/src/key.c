@@ -2,12 +2,9 @@
  * Host-side key handling on OpenSSL 3.
  */
 #include <errno.h>
-#include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <openssl/bio.h>
 #include <openssl/core_names.h>
@@ -17,10 +14,6 @@
 
 #include "rampart/file.h"
 #include "rampart/key.h"
-#include "rampart/log.h"
-
-/* A PEM key file is a few hundred bytes; anything much larger is not one. */
-#define KEY_FILE_MAX (64 * 1024)
 
 rp_err_t rp_key_type_parse(const char *name, rp_sig_alg_t *alg)
 {
@@ -92,52 +85,16 @@ int rp_pem_no_passphrase(char *buf, int size, int rwflag, void *u)
     return -1;
 }
 
-/* A pass phrase callback that gives none, as rp_pem_no_passphrase, and notes that one was asked
- * for: the file is an encrypted private key. */
-static int note_passphrase(char *buf, int size, int rwflag, void *u)
-{
-    *(bool *)u = true;
-    return rp_pem_no_passphrase(buf, size, rwflag, NULL);
-}
-
-__attribute__((format(printf, 3, 4))) static void say(char *why, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (why == NULL || cap == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(why, cap, fmt, ap);
-    va_end(ap);
-}
-
-/* A P-256 key whose curve is spelt out (explicit parameters) rather than named: its
- * SubjectPublicKeyInfo is not the one images and devices name the key by. */
-static bool explicit_curve(EVP_PKEY *k)
-{
-    char enc[32];
-    size_t len;
-    bool explicit = EVP_PKEY_is_a(k, "EC") &&
-                    EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_EC_ENCODING, enc,
-                                                   sizeof(enc), &len) == 1 &&
-                    strcmp(enc, OSSL_PKEY_EC_ENCODING_GROUP) != 0;
-
-    ERR_clear_error();
-    return explicit;
-}
-
-/* Read path's PEM key, of any type. OUT: *k (NULL when none), *is_private, *encrypted (a private
- * key that needs a pass phrase, not read). */
-static rp_err_t read_pem_key(const char *path, EVP_PKEY **k, bool *is_private, bool *encrypted)
+rp_err_t rp_key_load(const char *path, EVP_PKEY **key, bool *is_private)
 {
     uint8_t *pem = NULL;
     size_t len;
+    EVP_PKEY *k;
+    rp_sig_alg_t alg;
     BIO *bio;
     rp_err_t err;
 
-    *k = NULL;
-    *encrypted = false;
-    err = rp_read_file(path, KEY_FILE_MAX, &pem, &len);
+    err = rp_read_file(path, RP_KEY_FILE_MAX, &pem, &len);
     if (err != RP_OK)
         return err == RP_ERR_TOO_LARGE ? RP_ERR_BAD_KEY : err;
     bio = BIO_new_mem_buf(pem, (int)len);
@@ -147,109 +104,24 @@ static rp_err_t read_pem_key(const char *path, EVP_PKEY **k, bool *is_private, b
         return RP_ERR_NO_MEMORY;
     }
     *is_private = true;
-    *k = PEM_read_bio_PrivateKey(bio, NULL, note_passphrase, encrypted);
-    if (*k == NULL && !*encrypted) {
+    k = PEM_read_bio_PrivateKey(bio, NULL, rp_pem_no_passphrase, NULL);
+    if (k == NULL) {
         *is_private = false;
         (void)BIO_reset(bio);
-        *k = PEM_read_bio_PUBKEY(bio, NULL, rp_pem_no_passphrase, NULL);
+        k = PEM_read_bio_PUBKEY(bio, NULL, rp_pem_no_passphrase, NULL);
     }
     BIO_free(bio);
     OPENSSL_cleanse(pem, len); /* it may have held a private key */
     free(pem);
     ERR_clear_error();
-    return RP_OK;
-}
-
-rp_err_t rp_key_load_why(const char *path, EVP_PKEY **key, bool *is_private, char *why,
-                         size_t cap)
-{
-    EVP_PKEY *k;
-    rp_sig_alg_t alg;
-    bool encrypted;
-    rp_err_t err;
-
-    say(why, cap, "%s", "");
-    err = read_pem_key(path, &k, is_private, &encrypted);
-    if (err == RP_ERR_IO)
-        say(why, cap, "cannot read it as a key file (a directory, a FIFO or a device?): %s",
-            strerror(errno));
-    if (err != RP_OK)
-        return err;
-    if (k == NULL && encrypted) {
-        say(why, cap,
-            "an encrypted private key: encrypted keys are not supported; decrypt it to a file "
-            "only you can read (umask 077; openssl pkey -in %s -out PLAIN.pem) and keep that "
-            "offline",
-            path);
+    if (k == NULL)
         return RP_ERR_BAD_KEY;
-    }
-    if (k == NULL) {
-        say(why, cap, "not a PEM private or public key");
-        return RP_ERR_BAD_KEY;
-    }
     err = rp_key_alg(k, &alg);
-    if (err == RP_OK && explicit_curve(k)) {
-        say(why, cap,
-            "a P-256 key with explicit curve parameters: re-export it with the named curve "
-            "(openssl pkey -in %s -ec_param_enc named_curve -out NAMED.pem)",
-            path);
-        err = RP_ERR_UNSUPPORTED;
-    } else if (err != RP_OK) {
-        say(why, cap, "keys must be ecdsa-p256 or ed25519");
-    }
     if (err != RP_OK) {
         EVP_PKEY_free(k);
         return err;
     }
     *key = k;
-    return RP_OK;
-}
-
-rp_err_t rp_key_load(const char *path, EVP_PKEY **key, bool *is_private)
-{
-    return rp_key_load_why(path, key, is_private, NULL, 0);
-}
-
-rp_err_t rp_key_check_out(const char *path, bool force, bool writes_private)
-{
-    char copy[PATH_MAX];
-    const char *base;
-    struct stat st;
-    EVP_PKEY *k = NULL;
-    bool priv = false, encrypted = false;
-
-    if (strlen(path) >= sizeof(copy))
-        return RP_ERR_INVALID_ARG;
-    strcpy(copy, path);
-    base = strrchr(copy, '/') != NULL ? strrchr(copy, '/') + 1 : copy;
-    if (strlen(base) + RP_ATOMIC_TMP_EXTRA > NAME_MAX) {
-        rp_log_error("%s: a name of %zu bytes is too long: its temporary adds %d, and a name "
-                     "holds at most %d: give a name of at most %d bytes",
-                     path, strlen(base), RP_ATOMIC_TMP_EXTRA, NAME_MAX,
-                     NAME_MAX - RP_ATOMIC_TMP_EXTRA);
-        return RP_ERR_INVALID_ARG;
-    }
-    if (lstat(path, &st) != 0)
-        return RP_OK; /* nothing there (a missing directory is the write's to say) */
-    if (S_ISDIR(st.st_mode)) {
-        rp_log_error("%s is a directory: give the name of the file to write", path);
-        return RP_ERR_INVALID_ARG;
-    }
-    if (!writes_private && S_ISREG(st.st_mode) &&
-        read_pem_key(path, &k, &priv, &encrypted) == RP_OK &&
-        (encrypted || (k != NULL && priv))) {
-        EVP_PKEY_free(k);
-        rp_log_error("%s holds a private key: refusing to replace it, even with --force "
-                     "(remove it yourself if it must go)",
-                     path);
-        return RP_ERR_EXISTS;
-    }
-    EVP_PKEY_free(k);
-    if (!force) {
-        rp_log_error("%s already exists: refusing to replace it (use --force to replace it)",
-                     path);
-        return RP_ERR_EXISTS;
-    }
     return RP_OK;
 }
 

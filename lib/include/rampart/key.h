@@ -15,6 +15,9 @@
 #include "rampart/crypto.h"
 #include "rampart/error.h"
 
+/* A PEM key file is a few hundred bytes; anything much larger is not one. */
+#define RP_KEY_FILE_MAX (64 * 1024)
+
 /* Parse "ecdsa-p256" or "ed25519". OUT: *alg. */
 rp_err_t rp_key_type_parse(const char *name, rp_sig_alg_t *alg) RP_MUST_CHECK;
 /* The command-line name of alg ("ecdsa-p256", "ed25519"). */
@@ -34,7 +37,8 @@ int rp_pem_no_passphrase(char *buf, int size, int rwflag, void *u);
  */
 rp_err_t rp_key_load(const char *path, EVP_PKEY **key, bool *is_private) RP_MUST_CHECK;
 /* The same, with why a file is refused (an encrypted private key: not supported, decrypt it; a
- * P-256 key with explicit curve parameters: re-export it with the named curve; another type). */
+ * P-256 key with explicit curve parameters, refused here: re-export it with the named curve;
+ * another type; not a key file). OUT: why (always set; "" on success). */
 rp_err_t rp_key_load_why(const char *path, EVP_PKEY **key, bool *is_private, char *why,
                          size_t cap) RP_MUST_CHECK;
 
