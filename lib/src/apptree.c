@@ -382,7 +382,8 @@ static rp_err_t seal_dirs(int dfd, int level)
     return err;
 }
 
-/* Write the current entry's data to fd: exactly its declared size. */
+/* Write the current entry's data to fd (or, when fd < 0, read it only): exactly its declared
+ * size. */
 static rp_err_t copy_data(struct archive *a, int fd, const char *name, int64_t size, char *why,
                           size_t cap)
 {
@@ -394,7 +395,7 @@ static rp_err_t copy_data(struct archive *a, int fd, const char *name, int64_t s
         total += got;
         if (total > size)
             return refuse(why, cap, "%s: more data than its size says", name);
-        if (rp_write_all(fd, buf, (size_t)got) != RP_OK)
+        if (fd >= 0 && rp_write_all(fd, buf, (size_t)got) != RP_OK)
             return refuse(why, cap, "%s: cannot write: %s", name, strerror(errno));
     }
     if (got < 0 || total != size)
@@ -584,6 +585,8 @@ static rp_err_t walk(struct archive *a, const rp_manifest_t *m, const char *mtex
                         (archive_entry_mode(e) & 0111) != 0, why, cap);
         if (err == RP_OK && root >= 0)
             err = make_entry(a, e, name, root, why, cap);
+        else if (err == RP_OK && archive_entry_filetype(e) == AE_IFREG)
+            err = copy_data(a, -1, name, archive_entry_size(e), why, cap); /* read, as extract */
     }
     if (err == RP_OK && st != ARCHIVE_EOF)
         err = refuse(why, cap, "the archive is damaged: %s",
