@@ -3,9 +3,10 @@
  * image's payload is a reproducible ustar archive of that directory (libarchive), signed like any
  * other payload, so every existing check, upload and deployment applies unchanged. This module
  * owns the archive's shape on both sides: what `rampart image sign --type app DIR` packs, how a
- * payload is told apart from a single-file app made before manifests, how the service and
- * `rampart app check` read the manifest alone, and how the device's monitor extracts a tree once
- * the image's signature is checked.
+ * payload is told apart from a single-file app made before manifests, how the device reads a
+ * tree's manifest alone, how the service, `rampart app check` and `rampart image sign --type app
+ * FILE` check a whole tree by the extractor's rules without writing it, and how the device's
+ * monitor extracts a tree once the image's signature is checked.
  *
  * The shape (pack writes exactly this, extract accepts nothing else):
  *   - ustar entries, app_manifest.json first, then every other entry sorted by name (bytewise),
