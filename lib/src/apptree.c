@@ -313,11 +313,18 @@ rp_err_t rp_apptree_kind_io(const rp_image_io_t *io, uint64_t off, uint64_t len,
     return kind_of(-1, io, off, len, kind);
 }
 
-static rp_err_t read_manifest(int fd, const rp_image_io_t *io, uint64_t off, uint64_t len,
-                              rp_manifest_t *m, char *why, size_t cap)
+static rp_err_t walk(struct archive *a, const rp_manifest_t *m, const char *mtext, size_t mlen,
+                     int root, uint64_t max_bytes, size_t max_entries, char *why, size_t cap);
+
+/* The manifest of the tree at fd[off, off+len) (or io's), and with whole every entry after it by
+ * the extractor's rules and limits (walk, writing nothing). */
+static rp_err_t read_tree(int fd, const rp_image_io_t *io, uint64_t off, uint64_t len, bool whole,
+                          rp_manifest_t *m, char *why, size_t cap)
 {
     struct region *r = malloc(sizeof(*r));
     struct archive *a;
+    char *mtext = NULL;
+    size_t mlen = 0;
     rp_err_t err;
 
     if (why != NULL && cap > 0)
@@ -330,27 +337,32 @@ static rp_err_t read_manifest(int fd, const rp_image_io_t *io, uint64_t off, uin
     if (a == NULL)
         err = r->io_error ? RP_ERR_IO : refuse(why, cap, "not an app tree: not a tar archive");
     else
-        err = first_manifest(a, m, NULL, NULL, why, cap);
+        err = first_manifest(a, m, whole ? &mtext : NULL, &mlen, why, cap);
+    if (err == RP_OK && whole)
+        err = walk(a, m, mtext, mlen, -1, RP_APPTREE_BYTES_MAX, RP_APPTREE_ENTRIES_MAX, why, cap);
+    free(mtext);
     if (a != NULL)
         archive_read_free(a);
-    if (err != RP_OK && r->io_error) {
+    if ((err != RP_OK || whole) && r->io_error) {
         refuse(why, cap, "cannot read the payload");
         err = RP_ERR_IO;
     }
     free(r);
+    if (err != RP_OK && whole)
+        memset(m, 0, sizeof(*m)); /* nothing of a refused tree's manifest is used */
     return err;
 }
 
 rp_err_t rp_apptree_read_manifest(int fd, uint64_t off, uint64_t len, rp_manifest_t *m, char *why,
                                   size_t cap)
 {
-    return read_manifest(fd, NULL, off, len, m, why, cap);
+    return read_tree(fd, NULL, off, len, false, m, why, cap);
 }
 
 rp_err_t rp_apptree_read_manifest_io(const rp_image_io_t *io, uint64_t off, uint64_t len,
                                      rp_manifest_t *m, char *why, size_t cap)
 {
-    return read_manifest(-1, io, off, len, m, why, cap);
+    return read_tree(-1, io, off, len, false, m, why, cap);
 }
 
 /* ---- extraction ---- */
@@ -664,53 +676,16 @@ out:
     return err;
 }
 
-static rp_err_t check_tree(int fd, const rp_image_io_t *io, uint64_t off, uint64_t len,
-                           uint64_t max_bytes, size_t max_entries, rp_manifest_t *m, char *why,
-                           size_t cap)
-{
-    struct region *r = malloc(sizeof(*r));
-    struct archive *a = NULL;
-    size_t mlen = 0;
-    char *mtext = NULL;
-    rp_err_t err;
-
-    if (why != NULL && cap > 0)
-        why[0] = '\0';
-    if (r == NULL || m == NULL) {
-        free(r);
-        return m == NULL ? RP_ERR_INVALID_ARG : RP_ERR_NO_MEMORY;
-    }
-    a = region_open(r, fd, io, off, len);
-    if (a == NULL)
-        err = refuse(why, cap, "not an app tree: not a tar archive");
-    else
-        err = first_manifest(a, m, &mtext, &mlen, why, cap);
-    if (err == RP_OK)
-        err = walk(a, m, mtext, mlen, -1, max_bytes, max_entries, why, cap);
-    free(mtext);
-    if (a != NULL)
-        archive_read_free(a);
-    if (r->io_error) {
-        refuse(why, cap, "cannot read the payload");
-        err = RP_ERR_IO;
-    }
-    free(r);
-    if (err != RP_OK)
-        memset(m, 0, sizeof(*m));
-    return err;
-}
-
 rp_err_t rp_apptree_check(int fd, uint64_t off, uint64_t len, rp_manifest_t *m, char *why,
                           size_t cap)
 {
-    return check_tree(fd, NULL, off, len, RP_APPTREE_BYTES_MAX, RP_APPTREE_ENTRIES_MAX, m, why,
-                      cap);
+    return read_tree(fd, NULL, off, len, true, m, why, cap);
 }
 
 rp_err_t rp_apptree_check_io(const rp_image_io_t *io, uint64_t off, uint64_t len,
                              rp_manifest_t *m, char *why, size_t cap)
 {
-    return check_tree(-1, io, off, len, RP_APPTREE_BYTES_MAX, RP_APPTREE_ENTRIES_MAX, m, why, cap);
+    return read_tree(-1, io, off, len, true, m, why, cap);
 }
 
 /* ---- packing ---- */
