@@ -86,9 +86,9 @@ static rp_err_t entry_point_ok(const char *entry, bool found, mode_t type, bool 
 {
     if (!found || type != S_IFREG || !exec)
         return refuse(why, cap, "EntryPoint %s: %s", entry,
-                      !found              ? "not in the tree"
-                      : type != S_IFREG   ? "not a regular file"
-                                          : "not executable");
+                      !found            ? "not in the tree"
+                      : type != S_IFREG ? "not a regular file"
+                                        : "not executable");
     return RP_OK;
 }
 
@@ -512,8 +512,7 @@ static int seen_cmp(const void *a, const void *b)
 
 /* Enter name in the index: refused when it was listed before, or when its directory was not
  * (or is not a directory: nothing is made through a link or a file). */
-static rp_err_t place(void **index, const char *name, mode_t type, bool exec, char *why,
-                      size_t cap)
+static rp_err_t place(void **index, const char *name, mode_t type, bool exec, char *why, size_t cap)
 {
     const char *slash = strrchr(name, '/');
     size_t len = strlen(name);
@@ -682,8 +681,8 @@ rp_err_t rp_apptree_check(int fd, uint64_t off, uint64_t len, rp_manifest_t *m, 
     return read_tree(fd, NULL, off, len, true, m, why, cap);
 }
 
-rp_err_t rp_apptree_check_io(const rp_image_io_t *io, uint64_t off, uint64_t len,
-                             rp_manifest_t *m, char *why, size_t cap)
+rp_err_t rp_apptree_check_io(const rp_image_io_t *io, uint64_t off, uint64_t len, rp_manifest_t *m,
+                             char *why, size_t cap)
 {
     return read_tree(-1, io, off, len, true, m, why, cap);
 }

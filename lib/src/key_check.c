@@ -69,16 +69,15 @@ static bool explicit_curve(EVP_PKEY *k)
     char enc[32];
     size_t len;
     bool explicit = EVP_PKEY_is_a(k, "EC") &&
-                    EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_EC_ENCODING, enc,
-                                                   sizeof(enc), &len) == 1 &&
+                    EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_EC_ENCODING, enc, sizeof(enc),
+                                                   &len) == 1 &&
                     strcmp(enc, OSSL_PKEY_EC_ENCODING_GROUP) != 0;
 
     ERR_clear_error();
     return explicit;
 }
 
-rp_err_t rp_key_load_why(const char *path, EVP_PKEY **key, bool *is_private, char *why,
-                         size_t cap)
+rp_err_t rp_key_load_why(const char *path, EVP_PKEY **key, bool *is_private, char *why, size_t cap)
 {
     bool private_pem, encrypted;
     rp_err_t err = rp_key_load(path, key, is_private);
@@ -142,8 +141,7 @@ rp_err_t rp_key_check_out(const char *path, bool force, bool writes_private)
         return RP_ERR_EXISTS;
     }
     if (!force) {
-        rp_log_error("%s already exists: refusing to replace it (use --force to replace it)",
-                     path);
+        rp_log_error("%s already exists: refusing to replace it (use --force to replace it)", path);
         return RP_ERR_EXISTS;
     }
     return RP_OK;

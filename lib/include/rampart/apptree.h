@@ -73,8 +73,8 @@ rp_err_t rp_apptree_read_manifest(int fd, uint64_t off, uint64_t len, rp_manifes
  */
 rp_err_t rp_apptree_check(int fd, uint64_t off, uint64_t len, rp_manifest_t *m, char *why,
                           size_t cap) RP_MUST_CHECK;
-rp_err_t rp_apptree_check_io(const rp_image_io_t *io, uint64_t off, uint64_t len,
-                             rp_manifest_t *m, char *why, size_t cap) RP_MUST_CHECK;
+rp_err_t rp_apptree_check_io(const rp_image_io_t *io, uint64_t off, uint64_t len, rp_manifest_t *m,
+                             char *why, size_t cap) RP_MUST_CHECK;
 /* The same two over an image source (the service reads its blob store so: store/blob.h). */
 rp_err_t rp_apptree_kind_io(const rp_image_io_t *io, uint64_t off, uint64_t len,
                             rp_apptree_kind_t *kind) RP_MUST_CHECK;

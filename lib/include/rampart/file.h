@@ -14,8 +14,8 @@
 #include "rampart/error.h"
 #include "rampart/image.h"
 
-/* The temporary rp_atomic_begin writes beside path: path's name and this suffix; RP_ATOMIC_TMP_EXTRA
- * is how many bytes it adds to the name. */
+/* The temporary rp_atomic_begin writes beside path: path's name and this suffix;
+ * RP_ATOMIC_TMP_EXTRA is how many bytes it adds to the name. */
 #define RP_ATOMIC_TMP_SUFFIX ".tmpXXXXXX"
 #define RP_ATOMIC_TMP_EXTRA ((int)sizeof(RP_ATOMIC_TMP_SUFFIX) - 1)
 
