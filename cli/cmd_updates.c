@@ -704,6 +704,8 @@ int ops_update_root_cmd(struct ops *o, const char *verb)
         return cli_usage(NULL, "update-root sign needs --tenant T --root-key ROOT.pem");
     if (o->expires_days != NULL && !cli_parse_u32(o->expires_days, 3650, &days))
         return cli_usage(NULL, "--expires-days is 1 to 3650");
+    if (o->out != NULL && rp_key_check_out(o->out, true, false) != RP_OK)
+        return CLI_FAIL; /* never over a private key (the root key's neighbours), before any work */
     if ((root = calloc(1, sizeof(*root))) == NULL)
         return CLI_FAIL;
     if ((keys[0] = signing_key(o->root_key)) == NULL)
