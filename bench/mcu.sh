@@ -63,7 +63,8 @@ measure "the secure attestation service, a partition linked apart (with its own 
 echo "bench/mcu: instructions to verify a 256 KiB image (traced on the emulator)"
 pad=$((256 * 1024 - 0x200 - 1024 - $(stat -c %s "$mcu/app.bin")))
 { cat "$mcu/app.bin"; head -c "$pad" /dev/zero; } >"$d/big.bin"
-"$rampart" image sign --type firmware --key "$top/mcu/keys/dev-p256.pem" --version 1.0.0 \
+install -m 600 "$top/mcu/keys/dev-p256.pem" "$d/dev-p256.pem" # rampart wants a 0600 key
+"$rampart" image sign --type firmware --key "$d/dev-p256.pem" --version 1.0.0 \
   --security-counter 1 "$d/big.bin" "$d/big.img" >/dev/null
 MCU_BUILD=$mcu "$top/scripts/mcu-run" --flash "$d/flash.bin" --slot0 "$d/big.img" >"$d/run" 2>&1 ||
   { cat "$d/run" >&2; echo "bench/mcu: the image does not boot" >&2; exit 1; }

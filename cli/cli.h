@@ -12,6 +12,8 @@
 
 #include <jansson.h>
 
+#include "rampart/key.h"
+
 /* Exit codes: a contract with scripts. */
 enum {
     CLI_OK = 0,    /* done; for verify: the image is valid */
@@ -60,6 +62,9 @@ void cli_progress_http(void *arg, uint64_t done, uint64_t total);
 
 /* Log why the key at path could not be used, with a hint for the usual mistakes. */
 void cli_key_error(const char *path, int err);
+/* Every command's key loader: rp_key_load_why, its reason logged; a private key must be the
+ * user's own and unreadable to others (rp_file_check_private), else RP_ERR_DENIED (logged). */
+rp_err_t cli_key_load(const char *path, EVP_PKEY **key, bool *is_private) RP_MUST_CHECK;
 
 /*
  * The command table (commands.c): one row per line of `rampart --help`. Dispatch, help, the

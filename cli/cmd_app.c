@@ -211,8 +211,7 @@ static rp_err_t check_image(const char *path, rp_manifest_t *m, const char **kin
     }
     if (k == RP_APPTREE_TREE) {
         *kind = "tree";
-        err = rp_apptree_read_manifest(img.fd, id.layout.hdr.hdr_size, id.layout.hdr.img_size, m,
-                                       why, cap);
+        err = rp_apptree_check(img.fd, id.layout.hdr.hdr_size, id.layout.hdr.img_size, m, why, cap);
     } else {
         *kind = "legacy";
         rp_manifest_legacy(m, "", "");

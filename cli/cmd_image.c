@@ -30,10 +30,14 @@
 const char cli_image_usage[] =
     "Usage:\n"
     "  rampart image sign --key KEY.pem --version X.Y.Z+B [options] PAYLOAD OUT\n"
-    "      Sign PAYLOAD into an MCUboot-format image OUT.\n"
+    "      Sign PAYLOAD into an MCUboot-format image OUT. An existing OUT is kept (unless\n"
+    "      with --force); a file holding a private key is never replaced. A PAYLOAD that\n"
+    "      changes while it is signed is refused. With --type app, a PAYLOAD that is an\n"
+    "      app tree (a tar, app_manifest.json first) must pass `rampart app check`.\n"
     "  rampart image sign --type app --key KEY.pem --version X.Y.Z+B [options] DIR OUT\n"
     "      Pack the app directory DIR (app_manifest.json at its root; `rampart app check`)\n"
-    "      into a reproducible archive and sign it as the payload of OUT.\n"
+    "      into a reproducible archive and sign it as the payload of OUT (not inside DIR).\n"
+    "        --force                    replace an existing OUT (never a private key)\n"
     "        --security-counter N|auto  anti-rollback counter (protected SEC_CNT TLV);\n"
     "                                   auto derives it from the version as imgtool does\n"
     "                                   (large: a TPM holds at most 64, so sign says so)\n"
@@ -136,25 +140,58 @@ static void print_valid(const char *path, const rp_image_info_t *info, const cha
     printf(", %s signature by %s, sha256 %s\n", rp_sig_alg_name(info->sig_alg), key_path, hex);
 }
 
+/* The directory that holds path (resolved), or false when it cannot be resolved. */
+static bool real_dir_of(const char *path, char out[PATH_MAX])
+{
+    char copy[PATH_MAX];
+    char *slash;
+
+    if (strlen(path) >= sizeof(copy))
+        return false;
+    strcpy(copy, path);
+    slash = strrchr(copy, '/');
+    if (slash == copy)
+        slash[1] = '\0';
+    else if (slash != NULL)
+        *slash = '\0';
+    return realpath(slash != NULL ? copy : ".", out) != NULL;
+}
+
+/* Whether the resolved path is dir or below it. */
+static bool within(const char *dir, const char *path)
+{
+    size_t n = strlen(dir);
+
+    return strcmp(dir, "/") == 0 ||
+           (strncmp(dir, path, n) == 0 && (path[n] == '/' || path[n] == '\0'));
+}
+
 /*
- * Pack the app directory dir into a temporary file in $TMPDIR (never inside dir, where it would
- * pack itself), which the caller removes once signed. OUT: tree_path. A refusal is logged with
- * its reason.
+ * Pack the app directory dir into a temporary file in OUT's directory (which is not inside dir,
+ * where the tree would pack the tool's own files), which the caller removes once signed. OUT:
+ * tree_path. A refusal is logged with its reason.
  */
 static rp_err_t pack_app(const char *dir, const char *out, char *tree_path, size_t cap)
 {
-    const char *tmp = getenv("TMPDIR");
-    char why[512];
+    char why[512], real_dir[PATH_MAX], out_dir[PATH_MAX];
     rp_manifest_t m;
     rp_err_t err;
     int fd, n;
 
-    (void)out;
-    n = snprintf(tree_path, cap, "%s/rampart-app-tree.XXXXXX",
-                 tmp != NULL && tmp[0] == '/' ? tmp : "/tmp");
+    if (realpath(dir, real_dir) == NULL || !real_dir_of(out, out_dir)) {
+        rp_log_error("cannot resolve %s or the directory of %s: %s", dir, out, strerror(errno));
+        return RP_ERR_NOT_FOUND;
+    }
+    if (within(real_dir, out_dir)) {
+        rp_log_error("%s is inside the app directory %s: it would be packed into the next image; "
+                     "write it outside %s",
+                     out, dir, dir);
+        return RP_ERR_INVALID_ARG;
+    }
+    n = snprintf(tree_path, cap, "%s/.rampart-app-tree.XXXXXX", out_dir);
     if (n < 0 || (size_t)n >= cap)
         return RP_ERR_TOO_LARGE;
-    fd = mkstemp(tree_path);
+    fd = mkostemp(tree_path, O_CLOEXEC);
     if (fd < 0) {
         rp_log_error("cannot make a temporary file %s: %s", tree_path, strerror(errno));
         return RP_ERR_IO;
@@ -174,6 +211,34 @@ static rp_err_t pack_app(const char *dir, const char *out, char *tree_path, size
     return RP_OK;
 }
 
+/* A file signed as an app: when it is a tree (a tar, the manifest first), the device's rules
+ * (rp_apptree_check) must pass, or every device would refuse it at install. A single file (a
+ * legacy app) passes. A refusal is logged. */
+static rp_err_t check_app_file(const char *path)
+{
+    rp_apptree_kind_t kind;
+    rp_manifest_t *m = malloc(sizeof(*m));
+    char why[512] = "";
+    struct stat st;
+    rp_err_t err = m == NULL ? RP_ERR_NO_MEMORY : RP_OK;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        err = RP_ERR_IO;
+    if (err == RP_OK)
+        err = rp_apptree_kind(fd, 0, (uint64_t)st.st_size, &kind);
+    if (err == RP_OK && kind == RP_APPTREE_TREE)
+        err = rp_apptree_check(fd, 0, (uint64_t)st.st_size, m, why, sizeof(why));
+    if (fd >= 0)
+        close(fd);
+    free(m);
+    if (err != RP_OK)
+        rp_log_error("%s: not an app tree a device accepts: %s (`rampart app check`; or sign the "
+                     "app's directory)",
+                     path, why[0] != '\0' ? why : rp_strerror(err));
+    return err;
+}
+
 /* Its getopt table; also the completion's and the help's (commands.c). */
 const struct option cli_image_sign_options[] = {
     {"key",               required_argument, NULL, 'k'},
@@ -185,6 +250,7 @@ const struct option cli_image_sign_options[] = {
     {"load-addr",         required_argument, NULL, 'l'},
     {"pad-byte",          required_argument, NULL, 'P'},
     {"output",            required_argument, NULL, 'o'},
+    {"force",             no_argument,       NULL, 'f'},
     {"help",              no_argument,       NULL, 'h'},
     {NULL,                0,                 NULL, 0  },
 };
@@ -199,7 +265,7 @@ static int image_sign(int argc, char **argv)
     rp_image_info_t info;
     rp_sign_opts_t so;
     EVP_PKEY *key = NULL;
-    bool is_private, is_dir;
+    bool is_private, is_dir, force = false;
     uint32_t v;
     rp_err_t err;
     cli_output_t output = CLI_OUTPUT_TEXT;
@@ -207,7 +273,7 @@ static int image_sign(int argc, char **argv)
 
     rp_sign_opts_init(&so);
     optind = 0;
-    while ((c = getopt_long(argc, argv, "k:v:s:H:t:p:l:P:o:h", cli_image_sign_options, NULL)) !=
+    while ((c = getopt_long(argc, argv, "k:v:s:H:t:p:l:P:o:fh", cli_image_sign_options, NULL)) !=
            -1) {
         switch (c) {
         case 'k': key_path = optarg; break;
@@ -241,10 +307,12 @@ static int image_sign(int argc, char **argv)
             if (!cli_parse_output(optarg, &output))
                 return cli_usage("image ", "--output must be " CLI_OUTPUT_NAMES);
             break;
+        case 'f': force = true; break;
         case 'h': fputs(cli_image_usage, stdout); return CLI_OK;
         default: return cli_usage("image ", "bad option");
         }
     }
+    so.exclusive = !force;
     if (argc - optind != 2)
         return cli_usage("image ", "image sign needs PAYLOAD and OUT");
     if (key_path == NULL || version == NULL)
@@ -270,11 +338,8 @@ static int image_sign(int argc, char **argv)
         return cli_usage("image ", "%s is a directory: an app's tree, signed with --type app",
                          argv[optind]);
 
-    err = rp_key_load(key_path, &key, &is_private);
-    if (err != RP_OK) {
-        cli_key_error(key_path, err);
+    if (cli_key_load(key_path, &key, &is_private) != RP_OK)
         return CLI_FAIL;
-    }
     if (!is_private) {
         rp_log_error("%s: a public key cannot sign: give the private key", key_path);
         EVP_PKEY_free(key);
@@ -282,6 +347,11 @@ static int image_sign(int argc, char **argv)
     }
     if (rp_same_file(key_path, argv[optind + 1]) || rp_same_file(argv[optind], argv[optind + 1])) {
         rp_log_error("%s is the key or the payload: refusing to overwrite it", argv[optind + 1]);
+        EVP_PKEY_free(key);
+        return CLI_FAIL;
+    }
+    if (rp_key_check_out(argv[optind + 1], force, false) != RP_OK ||
+        (!is_dir && so.type == RP_IMAGE_TYPE_APP && check_app_file(argv[optind]) != RP_OK)) {
         EVP_PKEY_free(key);
         return CLI_FAIL;
     }
@@ -299,7 +369,10 @@ static int image_sign(int argc, char **argv)
         rp_log_warn("cannot remove %s: %s", tree_path, strerror(errno));
     if (err != RP_OK) {
         rp_log_error("cannot sign %s into %s: %s", argv[optind], argv[optind + 1],
-                     rp_strerror(err));
+                     err == RP_ERR_BUSY ? "the payload changed while it was being signed (still "
+                                          "being written?): sign it again once it is complete"
+                     : err == RP_ERR_EXISTS ? "it appeared meanwhile: refusing to replace it"
+                                            : rp_strerror(err));
         return CLI_FAIL;
     }
     if (output == CLI_OUTPUT_TEXT) {
@@ -451,9 +524,9 @@ static int image_verify(int argc, char **argv)
         EVP_PKEY *key = NULL;
         bool is_private;
 
-        err = rp_key_load(key_paths[i], &key, &is_private);
-        if (err == RP_OK)
-            err = rp_key_spki(key, spki[i], sizeof(spki[i]), &keys[i].spki_len);
+        if (cli_key_load(key_paths[i], &key, &is_private) != RP_OK)
+            return CLI_FAIL;
+        err = rp_key_spki(key, spki[i], sizeof(spki[i]), &keys[i].spki_len);
         EVP_PKEY_free(key);
         if (err != RP_OK) {
             cli_key_error(key_paths[i], err);

@@ -20,13 +20,17 @@ const char cli_key_usage[] =
     "  rampart key generate --type ecdsa-p256|ed25519 --out KEY.pem [--force]\n"
     "      Make a new private signing key, written as PKCS#8 PEM with mode 0600.\n"
     "      An existing file is kept unless --force is given.\n"
-    "  rampart key public --key KEY.pem [--out PUB.pem]\n"
+    "  rampart key public --key KEY.pem [--out PUB.pem [--force]]\n"
     "      Write the public key (SubjectPublicKeyInfo PEM) to PUB.pem, or to stdout.\n"
+    "      An existing PUB.pem is kept unless --force is given; a file holding a private\n"
+    "      key is never replaced.\n"
     "  Both print the key's type and hash (as images name it); --output json|table|yaml\n"
     "  prints them as data (file, type, key_hash; and public_key, the PEM, when it is not\n"
     "  written to a file).\n"
     "\n"
-    "Keep private keys offline. Devices and the server need only the public key.\n";
+    "Keep private keys offline. Devices and the server need only the public key.\n"
+    "A private key must be unencrypted PEM, the user's own, mode 0600 (as ssh wants its\n"
+    "keys); an encrypted one is refused: decrypt it with openssl pkey.\n";
 
 /* The public key as PEM text (malloc'd), or NULL. */
 static char *public_pem(EVP_PKEY *key)
@@ -120,6 +124,8 @@ static int key_generate(int argc, char **argv)
     if (rp_key_type_parse(type, &alg) != RP_OK)
         return cli_usage("key ", "unknown key type '%s' (ecdsa-p256 or ed25519)", type);
 
+    if (rp_key_check_out(out, force, true) != RP_OK)
+        return CLI_FAIL;
     err = rp_key_generate(alg, &key);
     if (err == RP_OK)
         err = rp_key_save_private(key, out, force);
@@ -138,6 +144,7 @@ static int key_generate(int argc, char **argv)
 const struct option cli_key_public_options[] = {
     {"key",    required_argument, NULL, 'k'},
     {"out",    required_argument, NULL, 'o'},
+    {"force",  no_argument,       NULL, 'f'},
     {"output", required_argument, NULL, 'O'},
     {"help",   no_argument,       NULL, 'h'},
     {NULL,     0,                 NULL, 0  },
@@ -148,15 +155,16 @@ static int key_public(int argc, char **argv)
     const char *in = NULL, *out = NULL;
     cli_output_t output = CLI_OUTPUT_TEXT;
     EVP_PKEY *key = NULL;
-    bool is_private;
+    bool is_private, force = false;
     rp_err_t err;
     int c, ok;
 
     optind = 0;
-    while ((c = getopt_long(argc, argv, "k:o:O:h", cli_key_public_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "k:o:fO:h", cli_key_public_options, NULL)) != -1) {
         switch (c) {
         case 'k': in = optarg; break;
         case 'o': out = optarg; break;
+        case 'f': force = true; break;
         case 'O':
             if (!cli_parse_output(optarg, &output))
                 return cli_usage("key ", "--output must be " CLI_OUTPUT_NAMES);
@@ -174,11 +182,10 @@ static int key_public(int argc, char **argv)
         rp_log_error("%s is the key itself: refusing to overwrite it", out);
         return CLI_FAIL;
     }
-    err = rp_key_load(in, &key, &is_private);
-    if (err != RP_OK) {
-        cli_key_error(in, err);
+    if (out != NULL && rp_key_check_out(out, force, false) != RP_OK)
         return CLI_FAIL;
-    }
+    if (cli_key_load(in, &key, &is_private) != RP_OK)
+        return CLI_FAIL;
     if (out == NULL && output != CLI_OUTPUT_TEXT) {
         ok = describe_key(key, NULL, output);
         EVP_PKEY_free(key);
@@ -191,7 +198,14 @@ static int key_public(int argc, char **argv)
             rp_log_error("cannot write the public key to stdout");
         return ok ? CLI_OK : CLI_FAIL;
     }
-    err = rp_key_save_public(key, out);
+    {
+        uint8_t spki[RP_PUBKEY_DER_MAX];
+        size_t len;
+        /* A key images cannot name is refused before anything is written. */
+        err = rp_key_spki(key, spki, sizeof(spki), &len);
+    }
+    if (err == RP_OK)
+        err = rp_key_save_public(key, out, !force);
     if (err != RP_OK) {
         rp_log_error("%s: %s", out, rp_strerror(err));
         EVP_PKEY_free(key);

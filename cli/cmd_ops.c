@@ -623,11 +623,16 @@ static void said(const struct ops *o, json_t *j, const char *fmt, ...)
     json_decref(j);
 }
 
-/* Write raw[0..len) to path, replacing it atomically. */
+/* Write raw[0..len) to path, replacing it atomically (never a file holding a private key:
+ * rp_key_check_out, said). */
 static int write_out(const char *path, const char *raw, size_t len, mode_t mode)
 {
     rp_atomic_file_t f;
-    rp_err_t err = rp_atomic_begin(&f, path, mode, 0);
+    rp_err_t err;
+
+    if (rp_key_check_out(path, true, false) != RP_OK)
+        return CLI_FAIL;
+    err = rp_atomic_begin(&f, path, mode, 0);
 
     if (err == RP_OK) {
         err = rp_atomic_write(&f, raw, len);

@@ -607,10 +607,10 @@ static EVP_PKEY *signing_key(const char *path)
 {
     EVP_PKEY *key = NULL;
     bool priv = false;
-    rp_err_t err = rp_key_load(path, &key, &priv);
-
-    if (err != RP_OK || !priv) {
-        rp_log_error("%s: %s", path, err != RP_OK ? rp_strerror(err) : "not a private key");
+    if (cli_key_load(path, &key, &priv) != RP_OK)
+        return NULL;
+    if (!priv) {
+        rp_log_error("%s: not a private key", path);
         EVP_PKEY_free(key);
         return NULL;
     }
@@ -704,6 +704,8 @@ int ops_update_root_cmd(struct ops *o, const char *verb)
         return cli_usage(NULL, "update-root sign needs --tenant T --root-key ROOT.pem");
     if (o->expires_days != NULL && !cli_parse_u32(o->expires_days, 3650, &days))
         return cli_usage(NULL, "--expires-days is 1 to 3650");
+    if (o->out != NULL && rp_key_check_out(o->out, true, false) != RP_OK)
+        return CLI_FAIL; /* never over a private key (the root key's neighbours), before any work */
     if ((root = calloc(1, sizeof(*root))) == NULL)
         return CLI_FAIL;
     if ((keys[0] = signing_key(o->root_key)) == NULL)

@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "rampart/crypto.h"
+#include "rampart/file.h"
 #include "rampart/log.h"
 
 int cli_usage(const char *cmd, const char *fmt, ...)
@@ -54,6 +55,28 @@ void cli_key_error(const char *path, int err)
     else if (err == RP_ERR_BAD_KEY)
         hint = " (not a PEM private or public key)";
     rp_log_error("%s: %s%s", path, rp_strerror((rp_err_t)err), hint);
+}
+
+rp_err_t cli_key_load(const char *path, EVP_PKEY **key, bool *is_private)
+{
+    char why[400];
+    rp_err_t err = rp_key_load_why(path, key, is_private, why, sizeof(why));
+
+    if (err != RP_OK) {
+        if (why[0] != '\0')
+            rp_log_error("%s: %s (%s)", path, rp_strerror(err), why);
+        else
+            cli_key_error(path, err);
+        return err;
+    }
+    /* As ssh does with its keys: a private key others can read, or change, is refused (logged,
+     * with the chmod that fixes it). */
+    if (*is_private && rp_file_check_private(path, true) != RP_OK) {
+        EVP_PKEY_free(*key);
+        *key = NULL;
+        return RP_ERR_DENIED;
+    }
+    return RP_OK;
 }
 
 int main(int argc, char **argv)

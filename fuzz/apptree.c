@@ -1,8 +1,8 @@
 /*
  * Fuzz target: an app tree's payload as the device's monitor extracts it (rp_apptree_extract,
  * into a fresh directory under a temporary one), and as the service and `rampart app check` read
- * it (rp_apptree_kind, rp_apptree_read_manifest). Whatever is extracted must stay inside its
- * directory; whatever is refused must leave nothing behind.
+ * it (rp_apptree_kind, rp_apptree_read_manifest, rp_apptree_check). Whatever is extracted must
+ * stay inside its directory; whatever is refused must leave nothing behind.
  */
 #include <fcntl.h>
 #include <stdint.h>
@@ -55,6 +55,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort(); /* a refusal says why, and leaves nothing */
     } else {
         if (kind != RP_APPTREE_TREE || rp_apptree_remove(dest) != RP_OK)
+            abort();
+    }
+    /* The check-only walk (app check, image sign, upload) passes what extract made, and what
+     * passes the check within larger limits is a tree. */
+    {
+        char checked[512];
+        rp_err_t c = rp_apptree_check(fd, 0, size, &m, checked, sizeof(checked));
+        if ((err == RP_OK && c != RP_OK) || (c == RP_OK && kind != RP_APPTREE_TREE))
             abort();
     }
     close(fd);

@@ -350,7 +350,7 @@ rp_err_t rp_trust_image_key(const char *state_dir, const char *pem_path)
     if (err == RP_OK) {
         /* Named by the key's hash: adding a key twice is one file. Only the public half. */
         snprintf(path, sizeof(path), "%s/%.16s.pem", dir, hex);
-        err = rp_key_save_public(key, path);
+        err = rp_key_save_public(key, path, false);
     }
     EVP_PKEY_free(key);
     return err;

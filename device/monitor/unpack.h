@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "rampart/apptree.h"
 #include "rampart/error.h"
 #include "rampart/manifest.h"
 #include "rampart/metadata.h"
@@ -29,7 +30,7 @@
 #define RP_UNPACK_RESOLVE_SECONDS 15 /* the deadline of a resolution (every name of an app) */
 #define RP_UNPACK_ENVELOPE 0 /* rp_unpack_metadata's kind for an older version's JSON envelope */
 #define RP_UNPACK_ENVELOPE_MAX (64 * 1024) /* its signed binary form, answered, at most */
-#define RP_UNPACK_TREE_BYTES_MAX (256ull * 1024 * 1024) /* an extracted tree, at most */
+#define RP_UNPACK_TREE_BYTES_MAX RP_APPTREE_BYTES_MAX /* an extracted tree, at most */
 
 /* The manifest of the payload [off, off + len) of slot_fd. OUT: *m; *is_tree: false for a
  * single-file image (then *m is the empty manifest of component, rp_manifest_legacy). */

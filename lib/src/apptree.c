@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <search.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +78,18 @@ static bool link_ok(const char *path, const char *target)
         if ((unsigned char)*p > 0x7e)
             return false;
     return rp_manifest_path_clean(target, strlen(target));
+}
+
+/* The EntryPoint's rule: a regular executable file of the tree (found: whether it is in it). */
+static rp_err_t entry_point_ok(const char *entry, bool found, mode_t type, bool exec, char *why,
+                               size_t cap)
+{
+    if (!found || type != S_IFREG || !exec)
+        return refuse(why, cap, "EntryPoint %s: %s", entry,
+                      !found            ? "not in the tree"
+                      : type != S_IFREG ? "not a regular file"
+                                        : "not executable");
+    return RP_OK;
 }
 
 static const char *type_words(mode_t type)
@@ -300,11 +313,18 @@ rp_err_t rp_apptree_kind_io(const rp_image_io_t *io, uint64_t off, uint64_t len,
     return kind_of(-1, io, off, len, kind);
 }
 
-static rp_err_t read_manifest(int fd, const rp_image_io_t *io, uint64_t off, uint64_t len,
-                              rp_manifest_t *m, char *why, size_t cap)
+static rp_err_t walk(struct archive *a, const rp_manifest_t *m, const char *mtext, size_t mlen,
+                     int root, uint64_t max_bytes, size_t max_entries, char *why, size_t cap);
+
+/* The manifest of the tree at fd[off, off+len) (or io's), and with whole every entry after it by
+ * the extractor's rules and limits (walk, writing nothing). */
+static rp_err_t read_tree(int fd, const rp_image_io_t *io, uint64_t off, uint64_t len, bool whole,
+                          rp_manifest_t *m, char *why, size_t cap)
 {
     struct region *r = malloc(sizeof(*r));
     struct archive *a;
+    char *mtext = NULL;
+    size_t mlen = 0;
     rp_err_t err;
 
     if (why != NULL && cap > 0)
@@ -317,27 +337,32 @@ static rp_err_t read_manifest(int fd, const rp_image_io_t *io, uint64_t off, uin
     if (a == NULL)
         err = r->io_error ? RP_ERR_IO : refuse(why, cap, "not an app tree: not a tar archive");
     else
-        err = first_manifest(a, m, NULL, NULL, why, cap);
+        err = first_manifest(a, m, whole ? &mtext : NULL, &mlen, why, cap);
+    if (err == RP_OK && whole)
+        err = walk(a, m, mtext, mlen, -1, RP_APPTREE_BYTES_MAX, RP_APPTREE_ENTRIES_MAX, why, cap);
+    free(mtext);
     if (a != NULL)
         archive_read_free(a);
-    if (err != RP_OK && r->io_error) {
+    if ((err != RP_OK || whole) && r->io_error) {
         refuse(why, cap, "cannot read the payload");
         err = RP_ERR_IO;
     }
     free(r);
+    if (err != RP_OK && whole)
+        memset(m, 0, sizeof(*m)); /* nothing of a refused tree's manifest is used */
     return err;
 }
 
 rp_err_t rp_apptree_read_manifest(int fd, uint64_t off, uint64_t len, rp_manifest_t *m, char *why,
                                   size_t cap)
 {
-    return read_manifest(fd, NULL, off, len, m, why, cap);
+    return read_tree(fd, NULL, off, len, false, m, why, cap);
 }
 
 rp_err_t rp_apptree_read_manifest_io(const rp_image_io_t *io, uint64_t off, uint64_t len,
                                      rp_manifest_t *m, char *why, size_t cap)
 {
-    return read_manifest(-1, io, off, len, m, why, cap);
+    return read_tree(-1, io, off, len, false, m, why, cap);
 }
 
 /* ---- extraction ---- */
@@ -369,28 +394,8 @@ static rp_err_t seal_dirs(int dfd, int level)
     return err;
 }
 
-/* The EntryPoint is a regular executable file of the tree, reached without following a link. */
-static rp_err_t check_entry_point(int root, const char *entry, char *why, size_t cap)
-{
-    const char *base;
-    struct stat st;
-    int dfd = open_parent(root, entry, &base, why, cap);
-    int ok;
-
-    if (dfd < 0)
-        return refuse(why, cap, "EntryPoint %s: not in the tree", entry);
-    ok = fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW);
-    close(dfd);
-    if (ok != 0)
-        return refuse(why, cap, "EntryPoint %s: not in the tree", entry);
-    if (!S_ISREG(st.st_mode))
-        return refuse(why, cap, "EntryPoint %s: not a regular file", entry);
-    if ((st.st_mode & 0111) == 0)
-        return refuse(why, cap, "EntryPoint %s: not executable", entry);
-    return RP_OK;
-}
-
-/* Write the current entry's data to fd: exactly its declared size. */
+/* Write the current entry's data to fd (or, when fd < 0, read it only): exactly its declared
+ * size. */
 static rp_err_t copy_data(struct archive *a, int fd, const char *name, int64_t size, char *why,
                           size_t cap)
 {
@@ -402,7 +407,7 @@ static rp_err_t copy_data(struct archive *a, int fd, const char *name, int64_t s
         total += got;
         if (total > size)
             return refuse(why, cap, "%s: more data than its size says", name);
-        if (rp_write_all(fd, buf, (size_t)got) != RP_OK)
+        if (fd >= 0 && rp_write_all(fd, buf, (size_t)got) != RP_OK)
             return refuse(why, cap, "%s: cannot write: %s", name, strerror(errno));
     }
     if (got < 0 || total != size)
@@ -411,16 +416,14 @@ static rp_err_t copy_data(struct archive *a, int fd, const char *name, int64_t s
     return RP_OK;
 }
 
-/* One entry after the manifest: checked, then made under root. */
-static rp_err_t extract_entry(struct archive *a, struct archive_entry *e, int root,
-                              uint64_t *bytes_left, char *why, size_t cap)
+/* The rules for one entry after the manifest, but where it stands in the tree (walk's index
+ * checks that). OUT: name, its clean name; *bytes_left less a file's size. */
+static rp_err_t entry_rules(struct archive_entry *e, char name[RP_APPTREE_PATH_MAX + 2],
+                            uint64_t *bytes_left, char *why, size_t cap)
 {
-    char name[RP_APPTREE_PATH_MAX + 2];
-    const char *raw = archive_entry_pathname(e), *base;
+    const char *raw = archive_entry_pathname(e);
     mode_t type = archive_entry_filetype(e), perm = archive_entry_mode(e);
-    rp_err_t err = RP_OK;
     size_t len;
-    int dfd, fd;
 
     if (raw == NULL)
         return refuse(why, cap, "an entry has no name");
@@ -456,6 +459,17 @@ static rp_err_t extract_entry(struct archive *a, struct archive_entry *e, int ro
                       "%s: a link to %s, which is absolute, leaves the tree or is not a clean "
                       "path",
                       name, archive_entry_symlink(e) != NULL ? archive_entry_symlink(e) : "?");
+    return RP_OK;
+}
+
+/* One entry that passed the rules, made under root. */
+static rp_err_t make_entry(struct archive *a, struct archive_entry *e, const char *name, int root,
+                           char *why, size_t cap)
+{
+    mode_t type = archive_entry_filetype(e), perm = archive_entry_mode(e);
+    rp_err_t err = RP_OK;
+    const char *base;
+    int dfd, fd;
 
     dfd = open_parent(root, name, &base, why, cap);
     if (dfd < 0)
@@ -484,18 +498,136 @@ static rp_err_t extract_entry(struct archive *a, struct archive_entry *e, int ro
     return err;
 }
 
+/* What the walk has seen: every name, its type and whether it is executable (tsearch). */
+struct seen {
+    mode_t type;
+    bool exec;
+    char name[]; /* NUL-ended */
+};
+
+static int seen_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct seen *)a)->name, ((const struct seen *)b)->name);
+}
+
+/* Enter name in the index: refused when it was listed before, or when its directory was not
+ * (or is not a directory: nothing is made through a link or a file). */
+static rp_err_t place(void **index, const char *name, mode_t type, bool exec, char *why, size_t cap)
+{
+    const char *slash = strrchr(name, '/');
+    size_t len = strlen(name);
+    struct seen *x = malloc(sizeof(*x) + len + 1), **found;
+
+    if (x == NULL)
+        return RP_ERR_NO_MEMORY;
+    if (slash != NULL) {
+        memcpy(x->name, name, (size_t)(slash - name));
+        x->name[slash - name] = '\0';
+        found = tfind(x, index, seen_cmp);
+        if (found == NULL || (*found)->type != AE_IFDIR) {
+            free(x);
+            return found == NULL
+                       ? refuse(why, cap, "%s: its directory %.*s is not in the archive before it",
+                                name, (int)(slash - name), name)
+                       : refuse(why, cap,
+                                "%s: %.*s is a link or not a directory: nothing is written "
+                                "through it",
+                                name, (int)(slash - name), name);
+        }
+    }
+    memcpy(x->name, name, len + 1);
+    x->type = type;
+    x->exec = exec;
+    found = tsearch(x, index, seen_cmp);
+    if (found == NULL) {
+        free(x);
+        return RP_ERR_NO_MEMORY;
+    }
+    if (*found != x) {
+        free(x);
+        return refuse(why, cap, "%s: listed twice", name);
+    }
+    return RP_OK;
+}
+
+/*
+ * Every entry of a tree after its manifest (read by first_manifest: mtext, mlen), by the rules of
+ * apptree.h, the one walk of both: with root >= 0 each entry is also made under root (extract),
+ * else nothing is written (check). Bounded by max_entries (the manifest included) and max_bytes
+ * (its file included); then the EntryPoint must be a regular executable file of the tree.
+ */
+static rp_err_t walk(struct archive *a, const rp_manifest_t *m, const char *mtext, size_t mlen,
+                     int root, uint64_t max_bytes, size_t max_entries, char *why, size_t cap)
+{
+    char name[RP_APPTREE_PATH_MAX + 2];
+    struct archive_entry *e;
+    const struct seen *const *ep;
+    struct seen *key = NULL;
+    void *index = NULL;
+    size_t entries = 1;
+    rp_err_t err;
+    int st, mfd;
+
+    if (max_entries == 0)
+        return refuse(why, cap, "more than %zu entries", max_entries);
+    /* The manifest's own file stands in the tree too, read-only, and counts against the size. */
+    if (mlen > max_bytes)
+        return refuse(why, cap, "%s: %zu bytes: the tree goes over its size limit",
+                      RP_MANIFEST_FILE, mlen);
+    max_bytes -= mlen;
+    if (root >= 0) {
+        mfd = openat(root, RP_MANIFEST_FILE, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                     0444);
+        if (mfd < 0 || rp_write_all(mfd, mtext, mlen) != RP_OK) {
+            if (mfd >= 0)
+                close(mfd);
+            return refuse(why, cap, "%s: cannot write it", RP_MANIFEST_FILE);
+        }
+        close(mfd);
+    }
+    err = place(&index, RP_MANIFEST_FILE, AE_IFREG, false, why, cap);
+    while (err == RP_OK && (st = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
+        if (++entries > max_entries)
+            err = refuse(why, cap, "more than %zu entries", max_entries);
+        if (err == RP_OK)
+            err = entry_rules(e, name, &max_bytes, why, cap);
+        if (err == RP_OK)
+            err = place(&index, name, archive_entry_filetype(e),
+                        (archive_entry_mode(e) & 0111) != 0, why, cap);
+        if (err == RP_OK && root >= 0)
+            err = make_entry(a, e, name, root, why, cap);
+        else if (err == RP_OK && archive_entry_filetype(e) == AE_IFREG)
+            err = copy_data(a, -1, name, archive_entry_size(e), why, cap); /* read, as extract */
+    }
+    if (err == RP_OK && st != ARCHIVE_EOF)
+        err = refuse(why, cap, "the archive is damaged: %s",
+                     archive_error_string(a) != NULL ? archive_error_string(a) : "unreadable");
+    if (err == RP_OK) {
+        key = malloc(sizeof(*key) + strlen(m->entry_point) + 1);
+        if (key == NULL)
+            err = RP_ERR_NO_MEMORY;
+    }
+    if (err == RP_OK) {
+        strcpy(key->name, m->entry_point);
+        ep = tfind(key, &index, seen_cmp);
+        err = entry_point_ok(m->entry_point, ep != NULL, ep != NULL ? (*ep)->type : 0,
+                             ep != NULL && (*ep)->exec, why, cap);
+    }
+    free(key);
+    tdestroy(index, free);
+    return err;
+}
+
 rp_err_t rp_apptree_extract(int fd, uint64_t off, uint64_t len, const char *dest_dir,
                             uint64_t max_bytes, size_t max_entries, rp_manifest_t *m, char *why,
                             size_t cap)
 {
     struct region *r;
-    struct archive_entry *e;
     struct archive *a = NULL;
-    uint64_t bytes_left = max_bytes;
-    size_t entries = 1, mlen = 0;
+    size_t mlen = 0;
     char *mtext = NULL;
     rp_err_t err;
-    int root, st, mfd;
+    int root;
 
     if (why != NULL && cap > 0)
         why[0] = '\0';
@@ -519,43 +651,8 @@ rp_err_t rp_apptree_extract(int fd, uint64_t off, uint64_t len, const char *dest
         goto out;
     }
     err = first_manifest(a, m, &mtext, &mlen, why, cap);
-    if (err != RP_OK)
-        goto out;
-    if (max_entries == 0) {
-        err = refuse(why, cap, "more than %zu entries", max_entries);
-        goto out;
-    }
-    /* The manifest's own file stands in the tree too, read-only, and counts against the size. */
-    if (mlen > bytes_left) {
-        err = refuse(why, cap, "%s: %zu bytes: the tree goes over its size limit", RP_MANIFEST_FILE,
-                     mlen);
-        goto out;
-    }
-    bytes_left -= mlen;
-    mfd =
-        openat(root, RP_MANIFEST_FILE, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
-    if (mfd < 0 || rp_write_all(mfd, mtext, mlen) != RP_OK) {
-        err = refuse(why, cap, "%s: cannot write it", RP_MANIFEST_FILE);
-        if (mfd >= 0)
-            close(mfd);
-        goto out;
-    }
-    close(mfd);
-    while ((st = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
-        if (++entries > max_entries) {
-            err = refuse(why, cap, "more than %zu entries", max_entries);
-            goto out;
-        }
-        err = extract_entry(a, e, root, &bytes_left, why, cap);
-        if (err != RP_OK)
-            goto out;
-    }
-    if (st != ARCHIVE_EOF) {
-        err = refuse(why, cap, "the archive is damaged: %s",
-                     archive_error_string(a) != NULL ? archive_error_string(a) : "unreadable");
-        goto out;
-    }
-    err = check_entry_point(root, m->entry_point, why, cap);
+    if (err == RP_OK)
+        err = walk(a, m, mtext, mlen, root, max_bytes, max_entries, why, cap);
 out:
     free(mtext);
     if (a != NULL)
@@ -576,6 +673,18 @@ out:
         memset(m, 0, sizeof(*m)); /* nothing of a refused tree's manifest is used */
     }
     return err;
+}
+
+rp_err_t rp_apptree_check(int fd, uint64_t off, uint64_t len, rp_manifest_t *m, char *why,
+                          size_t cap)
+{
+    return read_tree(fd, NULL, off, len, true, m, why, cap);
+}
+
+rp_err_t rp_apptree_check_io(const rp_image_io_t *io, uint64_t off, uint64_t len, rp_manifest_t *m,
+                             char *why, size_t cap)
+{
+    return read_tree(-1, io, off, len, true, m, why, cap);
 }
 
 /* ---- packing ---- */
@@ -834,13 +943,10 @@ rp_err_t rp_apptree_pack(const char *dir, int out_fd, rp_manifest_t *out_m, char
     for (size_t i = 0; i < p.n && entry == NULL; i++)
         if (strcmp(p.v[i].path, m->entry_point) == 0)
             entry = &p.v[i];
-    if (entry == NULL || entry->type != S_IFREG || !entry->exec) {
-        err = refuse(why, cap, "EntryPoint %s: %s", m->entry_point,
-                     entry == NULL            ? "not in the tree"
-                     : entry->type != S_IFREG ? "not a regular file"
-                                              : "not executable");
+    err = entry_point_ok(m->entry_point, entry != NULL, entry != NULL ? entry->type : 0,
+                         entry != NULL && entry->exec, why, cap);
+    if (err != RP_OK)
         goto out;
-    }
     w = archive_write_new();
     if (w == NULL || archive_write_set_format_ustar(w) != ARCHIVE_OK ||
         archive_write_add_filter_none(w) != ARCHIVE_OK ||

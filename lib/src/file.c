@@ -143,8 +143,8 @@ rp_err_t rp_rename_durable(const char *from, const char *to)
     return sync_parent(to);
 }
 
-/* A temporary's name: its file's, this, then mkostemp's six characters. */
-#define TMP_SUFFIX ".tmp"
+/* A temporary's name: its file's, RP_ATOMIC_TMP_MARK, then mkostemp's six characters. */
+#define TMP_SUFFIX RP_ATOMIC_TMP_MARK
 #define TMP_RANDOM 6
 
 bool rp_atomic_is_temporary(const char *name, const char *of)
@@ -212,7 +212,7 @@ rp_err_t rp_atomic_begin(rp_atomic_file_t *f, const char *path, mode_t mode, int
     strcpy(f->path, path);
     if (exclusive && access(path, F_OK) == 0)
         return RP_ERR_EXISTS;
-    n = snprintf(f->tmp, sizeof(f->tmp), "%s" TMP_SUFFIX "XXXXXX", path);
+    n = snprintf(f->tmp, sizeof(f->tmp), "%s" RP_ATOMIC_TMP_SUFFIX, path);
     if (n < 0 || (size_t)n >= sizeof(f->tmp))
         return RP_ERR_INVALID_ARG;
     f->fd = mkostemp(f->tmp, O_CLOEXEC);

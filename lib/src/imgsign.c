@@ -207,6 +207,23 @@ static rp_err_t verify_written(EVP_PKEY *key, const char *path, rp_image_info_t 
     return err;
 }
 
+/* Whether the payload is as it was when signing began: it ends where it did (read() at the end
+ * gives nothing: a file still being written has grown) and its size and time are the same, as the
+ * app-tree packer checks its files (apptree.c, write_entry). */
+static bool payload_unchanged(int fd, const struct stat *before)
+{
+    struct stat now;
+    uint8_t b;
+    ssize_t n;
+
+    do
+        n = read(fd, &b, 1);
+    while (n < 0 && errno == EINTR);
+    return n == 0 && fstat(fd, &now) == 0 && now.st_size == before->st_size &&
+           now.st_ino == before->st_ino && now.st_mtim.tv_sec == before->st_mtim.tv_sec &&
+           now.st_mtim.tv_nsec == before->st_mtim.tv_nsec;
+}
+
 rp_err_t rp_image_sign_file(EVP_PKEY *key, const rp_sign_opts_t *opts, const char *payload_path,
                             const char *out_path, rp_image_info_t *info)
 {
@@ -216,7 +233,7 @@ rp_err_t rp_image_sign_file(EVP_PKEY *key, const rp_sign_opts_t *opts, const cha
     rp_err_t err;
     int in_fd;
 
-    if (rp_same_file(payload_path, out_path))
+    if (opts == NULL || rp_same_file(payload_path, out_path))
         return RP_ERR_INVALID_ARG;
     in_fd = open(payload_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (in_fd < 0)
@@ -225,13 +242,15 @@ rp_err_t rp_image_sign_file(EVP_PKEY *key, const rp_sign_opts_t *opts, const cha
         close(in_fd);
         return RP_ERR_IO;
     }
-    err = rp_atomic_begin(&out, out_path, 0644, 0);
+    err = rp_atomic_begin(&out, out_path, 0644, opts->exclusive);
     if (err == RP_OK) {
         err = rp_image_sign_fd(key, opts, in_fd, (uint64_t)st.st_size, out.fd);
+        if (err == RP_ERR_TRUNCATED || (err == RP_OK && !payload_unchanged(in_fd, &st)))
+            err = RP_ERR_BUSY; /* shrank, or grew or was rewritten while it was read */
         if (err == RP_OK)
             err = verify_written(key, out.tmp, info != NULL ? info : &scratch_info);
         if (err == RP_OK)
-            err = rp_atomic_commit(&out, 0);
+            err = rp_atomic_commit(&out, opts->exclusive);
         else
             rp_atomic_abort(&out);
     }

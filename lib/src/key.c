@@ -15,9 +15,6 @@
 #include "rampart/file.h"
 #include "rampart/key.h"
 
-/* A PEM key file is a few hundred bytes; anything much larger is not one. */
-#define KEY_FILE_MAX (64 * 1024)
-
 rp_err_t rp_key_type_parse(const char *name, rp_sig_alg_t *alg)
 {
     if (name == NULL || alg == NULL)
@@ -97,7 +94,7 @@ rp_err_t rp_key_load(const char *path, EVP_PKEY **key, bool *is_private)
     BIO *bio;
     rp_err_t err;
 
-    err = rp_read_file(path, KEY_FILE_MAX, &pem, &len);
+    err = rp_read_file(path, RP_KEY_FILE_MAX, &pem, &len);
     if (err != RP_OK)
         return err == RP_ERR_TOO_LARGE ? RP_ERR_BAD_KEY : err;
     bio = BIO_new_mem_buf(pem, (int)len);
@@ -172,9 +169,9 @@ rp_err_t rp_key_save_private(EVP_PKEY *key, const char *path, bool force)
     return save_pem(key, path, 0600, !force, write_private);
 }
 
-rp_err_t rp_key_save_public(EVP_PKEY *key, const char *path)
+rp_err_t rp_key_save_public(EVP_PKEY *key, const char *path, bool exclusive)
 {
-    return save_pem(key, path, 0644, false, write_public);
+    return save_pem(key, path, 0644, exclusive, write_public);
 }
 
 rp_err_t rp_key_spki(EVP_PKEY *key, uint8_t *out, size_t cap, size_t *len)

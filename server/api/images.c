@@ -11,7 +11,7 @@
  *   GET  uploads/U                        -> {"received": M}
  *   POST images {"upload": U, "component": C}   -> the image, verified and stored (201); the
  *        upload's row then names it, so that the same POST again answers it (200)
- * An app image whose payload is a tree also has its manifest checked (rp_apptree_read_manifest).
+ * An app image whose payload is a tree also has its tree checked (rp_apptree_check_io).
  * A finished upload can serve another route too (debug files: reports.c, rp_upload_finished).
  */
 #include <errno.h>
@@ -496,8 +496,10 @@ static int blob_io_read(void *ctx, uint64_t off, void *buf, size_t len)
 
 /*
  * An app image whose payload is a tree (apptree.h) carries a manifest: it must be valid and name
- * the upload's component. Only the manifest is read; the tree is never extracted here. A legacy
- * single-file app passes. On failure a reply was sent, and *discard says whether for good.
+ * the upload's component, and the whole tree must pass the rules the device's extractor applies
+ * (rp_apptree_check: read, never extracted here), so that no device refuses what the service
+ * took. A legacy single-file app passes. On failure a reply was sent, and *discard says whether for
+ * good.
  */
 static bool check_app_manifest(rp_req_t *r, const rp_image_io_t *io,
                                const rp_image_layout_t *layout, const char *component,
@@ -518,8 +520,7 @@ static bool check_app_manifest(rp_req_t *r, const rp_image_io_t *io,
         ok = true;
         goto out;
     }
-    err = rp_apptree_read_manifest_io(io, layout->hdr.hdr_size, layout->hdr.img_size, m, why,
-                                      sizeof(why));
+    err = rp_apptree_check_io(io, layout->hdr.hdr_size, layout->hdr.img_size, m, why, sizeof(why));
     if (err == RP_ERR_IO || err == RP_ERR_NO_MEMORY) {
         rp_reply_error(r, 500, "internal", "cannot read the image's manifest");
         goto out;

@@ -65,6 +65,10 @@ eq "$(subject "$E2E_DIR/first.pem")" "$(subject "$E2E_DIR/acme-ca0.pem")" "the s
 verifies "$E2E_DIR/a/agent/device.crt" "$E2E_DIR/a/agent/ca-chain.pem" || fail "openssl verify"
 expect 0 run "$RAMPART" ca download --tenant "$acme" --out "$E2E_DIR/bundle.pem"
 eq "$(certs_in "$E2E_DIR/bundle.pem")" 2 "rampart ca download during the rollover"
+# a download never replaces a private key (review r15tool M1: one rule for every file the CLI writes)
+openssl genpkey -algorithm ed25519 -out "$E2E_DIR/mine.key" 2>/dev/null; cp "$E2E_DIR/mine.key" "$E2E_DIR/mine.orig"
+expect 1 run "$RAMPART" ca download --tenant "$acme" --out "$E2E_DIR/mine.key"; err_has "holds a private key"
+cmp -s "$E2E_DIR/mine.key" "$E2E_DIR/mine.orig" || fail "ca download replaced a private key"
 faked curl -sf --cacert "$SERVER_CA" "$SERVER_URL/.well-known/est/$acme/cacerts" |
   base64 -d | openssl pkcs7 -inform DER -print_certs >"$E2E_DIR/est.pem"
 eq "$(certs_in "$E2E_DIR/est.pem")" 2 "EST cacerts during the rollover"

@@ -129,7 +129,7 @@ expect 0 "$RAMPART" image sign --key "$d/ed25519.pem" --version 1 --security-cou
   "$d/payload" "$d/n.img"
 out_has "security counter 100,"
 expect 0 "$RAMPART" image sign --key "$d/ed25519.pem" --version 1 --security-counter 0x10 \
-  "$d/payload" "$d/n.img"
+  --force "$d/payload" "$d/n.img"
 out_has "security counter 16,"
 expect 2 "$RAMPART" image sign --key "$d/ed25519.pem" --version 1 --security-counter 0x \
   "$d/payload" "$d/n.img"
@@ -148,6 +148,7 @@ expect 1 timeout 60 "$RAMPART" image show "$d/fifo"
 expect 1 timeout 60 "$RAMPART" image verify --key "$d/ed25519.pub" "$d/fifo"
 openssl genpkey -algorithm ed25519 -aes256 -pass pass:secret -out "$d/enc.pem" 2>/dev/null
 expect 1 timeout 60 "$RAMPART" key public --key "$d/enc.pem" </dev/null
+err_has "an encrypted private key: encrypted keys are not supported"; err_has "openssl pkey -in"
 # --security-counter auto packs the version, as imgtool does
 expect 0 "$RAMPART" image sign --key "$d/ed25519.pem" --version 2.1.3 --security-counter auto \
   "$d/payload" "$d/auto.img"
@@ -203,7 +204,8 @@ expect 0 "$RAMPART" image show --output json "$VECTORS/ecdsa-p256-v1.2.3+4-sc7.b
 jq -e '.version == "1.2.3+4" and .security_counter == 7' "$d/out" >/dev/null || fail "vector show"
 
 # Ed25519 is deterministic: signing imgtool's payload as imgtool did gives imgtool's bytes.
-expect 0 "$RAMPART" image sign --key "$VECTORS/ed25519-key.pem" --version 0.9.0 \
+install -m 600 "$VECTORS/ed25519-key.pem" "$d/vector-key.pem" # a checkout leaves it 0644
+expect 0 "$RAMPART" image sign --key "$d/vector-key.pem" --version 0.9.0 \
   "$VECTORS/payload.bin" "$d/same.bin"
 cmp "$d/same.bin" "$VECTORS/ed25519-v0.9.0.bin" || fail "not byte-identical to imgtool"
 
@@ -229,7 +231,8 @@ err_has "is a directory: an app's tree, signed with --type app"
 mkdir "$d/tmp"
 TMPDIR=$d/tmp expect 0 "$RAMPART" image sign --type app --key "$d/ecdsa-p256.pem" --version 1.0.0 "$d/app" "$d/app.img"
 out_has "valid: version 1.0.0+0, type app"
-[ -z "$(ls -A "$d/tmp")" ] || fail "the packed tree's temporary file was left behind"
+[ -z "$(ls -A "$d/tmp")" ] || fail "the packed tree's temporary file went to TMPDIR"
+[ -z "$(find "$d" -maxdepth 1 -name '.rampart-app-tree.*')" ] || fail "the packed tree's temporary file was left behind"
 expect 0 "$RAMPART" image verify --key "$d/ecdsa-p256.pub" "$d/app.img"
 # reproducible: other times and permission bits, the same image (ECDSA signatures differ, so
 # compare the payloads: same digest)
@@ -266,5 +269,77 @@ expect 1 "$RAMPART" app check "$d/app"; err_has "share/passwd: a link to /etc/pa
 rm "$d/app/share/passwd"; chmod 644 "$d/app/bin/demo"
 expect 1 "$RAMPART" app check "$d/app"; err_has "EntryPoint bin/demo: not executable"
 chmod 755 "$d/app/bin/demo"; expect 0 "$RAMPART" app check "$d/app"
+
+# --- review r15tool: what the tools do to files already there, and to hand-made trees ---------
+# M1: an existing OUT is kept unless --force; a private key is never replaced, even with --force
+echo "keep me" >"$d/keep"; cp "$d/keep" "$d/keep.orig"
+expect 1 "$RAMPART" key public --key "$d/ed25519.pem" --out "$d/keep"; err_has "already exists"
+cmp -s "$d/keep" "$d/keep.orig" || fail "key public replaced an existing file"
+expect 1 "$RAMPART" image sign --key "$d/ed25519.pem" --version 1 "$d/small" "$d/keep"
+err_has "already exists"; cmp -s "$d/keep" "$d/keep.orig" || fail "image sign replaced an existing file"
+expect 0 "$RAMPART" key public --key "$d/ed25519.pem" --out "$d/keep" --force
+grep -q 'BEGIN PUBLIC KEY' "$d/keep" || fail "--force did not replace the file"
+expect 0 "$RAMPART" image sign --key "$d/ed25519.pem" --version 1 --force "$d/small" "$d/keep"
+expect 0 "$RAMPART" image verify --key "$d/ed25519.pub" "$d/keep"
+cp "$d/ecdsa-p256.pem" "$d/root.key"
+expect 1 "$RAMPART" key public --key "$d/ed25519.pem" --out "$d/root.key" --force
+err_has "holds a private key: refusing to replace it, even with --force"
+expect 1 "$RAMPART" image sign --key "$d/ed25519.pem" --version 1 --force "$d/small" "$d/root.key"
+err_has "holds a private key"; cmp -s "$d/root.key" "$d/ecdsa-p256.pem" || fail "a private key was replaced"
+cp "$d/enc.pem" "$d/enc.keep"
+expect 1 "$RAMPART" image sign --key "$d/ed25519.pem" --version 1 --force "$d/small" "$d/enc.keep"
+err_has "holds a private key"
+# key generate --force still replaces its own kind
+expect 0 "$RAMPART" key generate --type ed25519 --out "$d/root.key" --force
+# L4: a private key others can read is refused, as ssh does
+cp "$d/ed25519.pem" "$d/open.pem"; chmod 644 "$d/open.pem"
+expect 1 "$RAMPART" image sign --key "$d/open.pem" --version 1 "$d/small" "$d/open.img"
+err_has "group or others can read it"; err_has "chmod 600"; [ ! -e "$d/open.img" ] || fail "signed with a 0644 key"
+# L5: OUT a directory, a name too long for its temporary
+mkdir "$d/outdir"
+expect 1 "$RAMPART" image sign --key "$d/ed25519.pem" --version 1 "$d/small" "$d/outdir"; err_has "is a directory"
+long=$(printf 'a%.0s' $(seq 250))
+expect 1 "$RAMPART" image sign --key "$d/ed25519.pem" --version 1 "$d/small" "$d/$long"; err_has "is too long"
+expect 1 "$RAMPART" key generate --type ed25519 --out "$d/$long"; err_has "is too long"
+expect 1 "$RAMPART" key public --key "$d/outdir"; err_has "a directory, a FIFO or a device"
+# L8: a P-256 key with explicit curve parameters: refused at load, nothing written
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -pkeyopt ec_param_enc:explicit \
+  -out "$d/explicit.pem" 2>/dev/null
+expect 1 "$RAMPART" key public --key "$d/explicit.pem" --out "$d/explicit.pub"
+err_has "explicit curve parameters"; err_has "-ec_param_enc named_curve"
+[ ! -e "$d/explicit.pub" ] || fail "key public wrote a file for a refused key"
+expect 1 "$RAMPART" image sign --key "$d/explicit.pem" --version 1 "$d/small" "$d/explicit.img"
+err_has "explicit curve parameters"
+# L2: OUT inside DIR is refused; a TMPDIR inside DIR is not packed (Ed25519: the same bytes)
+expect 1 "$RAMPART" image sign --type app --key "$d/ed25519.pem" --version 1.0.0 "$d/app" "$d/app/in.img"
+err_has "inside the app directory"; [ ! -e "$d/app/in.img" ] || fail "an image was written inside DIR"
+mkdir "$d/app/tmpd"
+expect 0 "$RAMPART" image sign --type app --key "$d/ed25519.pem" --version 1.0.0 "$d/app" "$d/app-t1.img"
+TMPDIR=$d/app/tmpd expect 0 "$RAMPART" image sign --type app --key "$d/ed25519.pem" --version 1.0.0 \
+  "$d/app" "$d/app-t2.img"
+cmp "$d/app-t1.img" "$d/app-t2.img" || fail "a TMPDIR inside DIR changed the image"
+[ -z "$(ls -A "$d/app/tmpd")" ] || fail "the packer wrote into TMPDIR inside DIR"
+rmdir "$d/app/tmpd"
+# M2: a hand-made tar signed as an app FILE must pass the device's rules (one walk, apptree.c)
+mkdir -p "$d/hand/bin"; cp "$d/app/app_manifest.json" "$d/hand/"; cp "$d/app/bin/demo" "$d/hand/bin/"
+tar -C "$d/hand" -cf "$d/gnu.tar" app_manifest.json bin # GNU tar's defaults: real times, owners
+expect 0 "$RAMPART" image sign --type app --key "$d/ed25519.pem" --version 1.0.0 "$d/gnu.tar" "$d/gnu.img"
+expect 0 "$RAMPART" app check "$d/gnu.img"; out_has "valid: app tree"
+tar --format=ustar --no-recursion -P -C "$d/hand" --transform 's|^bin/demo$|../demo|' \
+  -cf "$d/dotdot.tar" app_manifest.json bin bin/demo
+chmod 4755 "$d/hand/bin/demo"
+tar --format=ustar --no-recursion -C "$d/hand" -cf "$d/suid.tar" app_manifest.json bin bin/demo
+chmod 755 "$d/hand/bin/demo"
+tar --format=ustar --no-recursion -C "$d/hand" -cf "$d/noentry.tar" app_manifest.json bin
+tar --format=ustar --no-recursion -P -C / --transform 's|^dev/null$|bin/null|' -cf "$d/dev.tar" \
+  -C "$d/hand" app_manifest.json bin bin/demo -C / dev/null
+for t in "dotdot:../demo: not a clean relative name" "suid:bin/demo: setuid, setgid or sticky bit" \
+         "noentry:EntryPoint bin/demo: not in the tree" "dev:bin/null: a character device"; do
+  n=${t%%:*}; why=${t#*:}
+  expect 1 "$RAMPART" image sign --type app --key "$d/ed25519.pem" --version 1.0.0 "$d/$n.tar" "$d/$n.img"
+  err_has "not an app tree a device accepts: $why"; [ ! -e "$d/$n.img" ] || fail "$n: signed"
+  "$SIGN_UNCHECKED" "$d/ed25519.pem" 1.0.0 "$d/$n.tar" "$d/$n.img" || fail "$n: sign-unchecked"
+  expect 1 "$RAMPART" app check "$d/$n.img"; err_has "$why"
+done
 
 done_ok

@@ -24,7 +24,7 @@ image() {
   printf '{"SchemaVersion": 1, "Name": "%s", "ComponentId": "%s", "EntryPoint": "bin/app"}\n' \
     "$1" "$1" >"$d/tree/app_manifest.json"
   expect 0 "$RAMPART" image sign --key "$d/k.key" --version "$2" --security-counter "$3" \
-    --type app "$d/tree" "$d/$1-$2.img"
+    --type app --force "$d/tree" "$d/$1-$2.img" # the same version again, another counter
 }
 cycle() { # install and remove NAME
   image "$1" 1.0.0 0

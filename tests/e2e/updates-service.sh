@@ -173,7 +173,10 @@ printf '{"SchemaVersion": 1, "Name": "Bad", "ComponentId": "sensor", "EntryPoint
   "MutableStorage": {"SizKB": 64}}' >"$d/badapp/app_manifest.json"
 tar --format=ustar --owner=0 --group=0 --numeric-owner --mtime=@0 --no-recursion -C "$d/badapp" \
   -cf "$d/badapp.tar" app_manifest.json bin bin/sensor
-expect 0 "$RAMPART" image sign --type app --key "$d/k1.key" --version 1.0.1 "$d/badapp.tar" "$d/badapp.img"
+expect 1 "$RAMPART" image sign --type app --key "$d/k1.key" --version 1.0.1 "$d/badapp.tar" "$d/badapp.img"
+err_has "MutableStorage.SizKB: unknown key"; [ ! -e "$d/badapp.img" ] || fail "a refused tree was signed"
+# signed by another tool (no check of the tree), it is still refused by app check and the upload
+"$SIGN_UNCHECKED" "$d/k1.key" 1.0.1 "$d/badapp.tar" "$d/badapp.img" || fail "sign-unchecked"
 expect 1 "$RAMPART" app check "$d/badapp.img"; err_has "MutableStorage.SizKB: unknown key"
 upload_raw "$d/badapp.img" sensor
 is_status 422; body_has '.error == "invalid_manifest"'
@@ -183,6 +186,22 @@ err_has "MutableStorage.SizKB: unknown key"
 eq "$(images_now)" "$n_before" "refused app images were not kept"
 [ -z "$(ls -A "$d/srv/uploads")" ] || fail "a refused app upload's file was left behind"
 [ ! -e "$d/srv/images/$(sha256sum "$d/badapp.img" | cut -c1-64)" ] || fail "a refused app image was stored"
+# a valid manifest, but a tree the device's extractor refuses (review r15tool M2): an entry that
+# climbs out, and an EntryPoint missing from the tree; refused at upload with the reason (422)
+mkdir -p "$d/esc/bin"; cp "$d/sensor/app_manifest.json" "$d/esc/"; printf 'x' >"$d/esc/bin/other"
+tar --format=ustar --no-recursion -C "$d/esc" -cf "$d/esc.tar" app_manifest.json bin bin/other
+"$SIGN_UNCHECKED" "$d/k1.key" 1.0.2 "$d/esc.tar" "$d/esc.img" || fail "sign-unchecked"
+expect 1 "$RAMPART" app check "$d/esc.img"; err_has "EntryPoint bin/sensor: not in the tree"
+upload_raw "$d/esc.img" sensor
+is_status 422; body_has '.error == "invalid_manifest"'
+body_has '.message == "EntryPoint bin/sensor: not in the tree"'
+cp "$d/sensor/bin/sensor" "$d/esc/bin/"
+tar --format=ustar --no-recursion -P -C "$d/esc" --transform 's|^bin/other$|../escape|' \
+  -cf "$d/esc2.tar" app_manifest.json bin bin/sensor bin/other
+"$SIGN_UNCHECKED" "$d/k1.key" 1.0.3 "$d/esc2.tar" "$d/esc2.img" || fail "sign-unchecked"
+upload_raw "$d/esc2.img" sensor
+is_status 422; body_has '.error == "invalid_manifest"'; body_has '.message | startswith("../escape: not a clean")'
+eq "$(images_now)" "$n_before" "refused trees were not kept"
 # a legacy single-file app (no manifest) is still accepted, as app-1.1.0.img was above; and a
 # firmware image whose payload happens to be a tree is not an app: no manifest check
 expect 0 "$RAMPART" image sign --type app --key "$d/k1.key" --version 1.0.0 "$d/sensor/bin/sensor" "$d/legacy.img"

@@ -505,6 +505,8 @@ static void expect_refused(int fd, uint64_t max_bytes, size_t max_entries, const
     rp_manifest_t m;
     rp_err_t err;
 
+    char checked[512];
+
     snprintf(dest, sizeof(dest), "%s/tree", base);
     err =
         rp_apptree_extract(fd, 0, fd_size(fd), dest, max_bytes, max_entries, &m, why, sizeof(why));
@@ -513,6 +515,16 @@ static void expect_refused(int fd, uint64_t max_bytes, size_t max_entries, const
     if (exists("tree"))
         fail_msg("line %d: the partial tree was left behind", line);
     assert_string_equal(m.component_id, "");
+    /* The check that `app check`, `image sign --type app FILE` and the upload run is the same
+     * walk: within the same limits it refuses the same tree for the same reason (review r15tool
+     * M2), writing nothing. */
+    if ((max_bytes == 1 << 20 && max_entries == 64) || max_entries == RP_APPTREE_ENTRIES_MAX) {
+        err = rp_apptree_check(fd, 0, fd_size(fd), &m, checked, sizeof(checked));
+        if (err != RP_ERR_MALFORMED || strcmp(checked, why) != 0)
+            fail_msg("line %d: the check got %d \"%s\", the extractor \"%s\"", line, err, checked,
+                     why);
+        assert_string_equal(m.component_id, "");
+    }
     close(fd);
 }
 #define REFUSED(fd, bytes, entries, fragment) expect_refused(fd, bytes, entries, fragment, __LINE__)
@@ -531,6 +543,10 @@ static void test_extract_good(void **state)
     assert_int_equal(
         rp_apptree_extract(fd, 0, fd_size(fd), dest, 1 << 20, 64, &m, why, sizeof(why)), RP_OK);
     assert_string_equal(m.component_id, "demo");
+    memset(&m, 0, sizeof(m));
+    assert_int_equal(rp_apptree_check(fd, 0, fd_size(fd), &m, why, sizeof(why)), RP_OK);
+    assert_string_equal(m.component_id, "demo");
+    assert_string_equal(why, "");
     snprintf(path, sizeof(path), "%s/bin/app", dest);
     assert_int_equal(lstat(path, &st), 0);
     assert_true(S_ISREG(st.st_mode));

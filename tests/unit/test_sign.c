@@ -569,6 +569,48 @@ static void test_hex(void **state)
     assert_int_equal(rp_hex_decode("00abfg", 6, out, 3), RP_ERR_INVALID_ARG);
 }
 
+/* review r15tool: an existing OUT is kept when exclusive (a tool's OUT without --force), and a
+ * payload that does not end where its size said when signing began (it grew while it was read) is
+ * refused, nothing left. A procfs file is such a payload every time: its size says 0, yet it holds
+ * bytes. */
+static void test_sign_out_and_changes(void **state)
+{
+    static const char *const only[] = {"out.img", "payload"};
+    EVP_PKEY *key = NULL;
+    rp_sign_opts_t so;
+    tu_buf_t before, after;
+    char cmd[256];
+
+    (void)state;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'/* && head -c 1000 /dev/zero > '%s/payload'", tmpdir,
+             tmpdir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(rp_key_generate(RP_SIG_ED25519, &key), RP_OK);
+    rp_sign_opts_init(&so);
+    assert_false(so.exclusive); /* the library's default: replace */
+    assert_int_equal(rp_image_sign_file(key, &so, tmp("payload"), tmp("out.img"), NULL), RP_OK);
+    before = tu_load(tmpdir, "out.img");
+    so.exclusive = true;
+    so.version.major = 2;
+    assert_int_equal(rp_image_sign_file(key, &so, tmp("payload"), tmp("out.img"), NULL),
+                     RP_ERR_EXISTS);
+    after = tu_load(tmpdir, "out.img");
+    assert_int_equal(after.len, before.len);
+    assert_memory_equal(after.data, before.data, before.len);
+    free(after.data);
+    assert_only_files(only, 2);
+    so.exclusive = false;
+    assert_int_equal(rp_image_sign_file(key, &so, tmp("payload"), tmp("out.img"), NULL), RP_OK);
+    after = tu_load(tmpdir, "out.img");
+    assert_memory_not_equal(after.data, before.data, before.len); /* version 2 now */
+    free(after.data);
+    free(before.data);
+    assert_int_equal(rp_image_sign_file(key, &so, "/proc/self/status", tmp("grown.img"), NULL),
+                     RP_ERR_BUSY);
+    assert_only_files(only, 2);
+    EVP_PKEY_free(key);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -582,6 +624,7 @@ int main(void)
         cmocka_unit_test(test_large_image_small_buffer),
         cmocka_unit_test(test_payload_across_write_pieces),
         cmocka_unit_test(test_private_key_file_is_0600_and_kept),
+        cmocka_unit_test(test_sign_out_and_changes),
         cmocka_unit_test(test_read_file_bounds),
         cmocka_unit_test(test_evidence_checked_independently),
         cmocka_unit_test(test_hex),

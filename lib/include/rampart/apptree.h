@@ -3,9 +3,10 @@
  * image's payload is a reproducible ustar archive of that directory (libarchive), signed like any
  * other payload, so every existing check, upload and deployment applies unchanged. This module
  * owns the archive's shape on both sides: what `rampart image sign --type app DIR` packs, how a
- * payload is told apart from a single-file app made before manifests, how the service and
- * `rampart app check` read the manifest alone, and how the device's monitor extracts a tree once
- * the image's signature is checked.
+ * payload is told apart from a single-file app made before manifests, how the device reads a
+ * tree's manifest alone, how the service, `rampart app check` and `rampart image sign --type app
+ * FILE` check a whole tree by the extractor's rules without writing it, and how the device's
+ * monitor extracts a tree once the image's signature is checked.
  *
  * The shape (pack writes exactly this, extract accepts nothing else):
  *   - ustar entries, app_manifest.json first, then every other entry sorted by name (bytewise),
@@ -16,6 +17,9 @@
  *     components come first and do not climb above the tree, the rest is a clean path;
  *   - mtime 0, uid and gid 0, no user or group names, modes 0755 (directories, executables) or
  *     0644; no setuid, setgid or sticky bit, no hard link, no device node, FIFO or socket.
+ * Extract and check refuse everything outside it that matters, but ignore an entry's mtime, uid,
+ * gid and names (the extracted tree is root's and read-only whatever they say), so a tar made by
+ * other tools passes when its entries, order and EntryPoint do.
  */
 #ifndef RAMPART_APPTREE_H
 #define RAMPART_APPTREE_H
@@ -31,6 +35,7 @@
 #define RP_APPTREE_ENTRIES_MAX 4096 /* what pack writes at most, the manifest included */
 #define RP_APPTREE_PATH_MAX 255     /* a name inside the tree (ustar's prefix + name) */
 #define RP_APPTREE_LINK_MAX 100     /* a symbolic link's target (ustar's linkname field) */
+#define RP_APPTREE_BYTES_MAX (256ull * 1024 * 1024) /* an extracted tree's file bytes, at most */
 
 typedef enum rp_apptree_kind {
     RP_APPTREE_LEGACY = 0, /* one file, the program itself: an app made before manifests */
@@ -59,6 +64,17 @@ rp_err_t rp_apptree_kind(int fd, uint64_t off, uint64_t len, rp_apptree_kind_t *
  */
 rp_err_t rp_apptree_read_manifest(int fd, uint64_t off, uint64_t len, rp_manifest_t *m, char *why,
                                   size_t cap) RP_MUST_CHECK;
+/*
+ * Check the whole tree at fd[off, off+len) by the rules rp_apptree_extract applies on the device
+ * (the same walk: every entry, its place, the EntryPoint, at most RP_APPTREE_ENTRIES_MAX entries
+ * and RP_APPTREE_BYTES_MAX bytes), writing nothing: what `rampart app check IMAGE`, `rampart image
+ * sign --type app FILE` and the service's upload call, so that no device refuses what they pass.
+ * A refusal is RP_ERR_MALFORMED with why; RP_ERR_IO when the payload cannot be read. OUT: *m.
+ */
+rp_err_t rp_apptree_check(int fd, uint64_t off, uint64_t len, rp_manifest_t *m, char *why,
+                          size_t cap) RP_MUST_CHECK;
+rp_err_t rp_apptree_check_io(const rp_image_io_t *io, uint64_t off, uint64_t len, rp_manifest_t *m,
+                             char *why, size_t cap) RP_MUST_CHECK;
 /* The same two over an image source (the service reads its blob store so: store/blob.h). */
 rp_err_t rp_apptree_kind_io(const rp_image_io_t *io, uint64_t off, uint64_t len,
                             rp_apptree_kind_t *kind) RP_MUST_CHECK;

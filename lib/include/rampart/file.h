@@ -14,6 +14,13 @@
 #include "rampart/error.h"
 #include "rampart/image.h"
 
+/* The temporary rp_atomic_begin writes beside path: path's name, RP_ATOMIC_TMP_MARK, then
+ * mkostemp's six characters (RP_ATOMIC_TMP_SUFFIX, its template); RP_ATOMIC_TMP_EXTRA is how many
+ * bytes it adds to the name. rp_atomic_is_temporary reads the same. */
+#define RP_ATOMIC_TMP_MARK ".tmp"
+#define RP_ATOMIC_TMP_SUFFIX RP_ATOMIC_TMP_MARK "XXXXXX"
+#define RP_ATOMIC_TMP_EXTRA ((int)sizeof(RP_ATOMIC_TMP_SUFFIX) - 1)
+
 /* A file being written; it replaces path only on commit. */
 typedef struct rp_atomic_file {
     int fd;

@@ -27,9 +27,11 @@ typedef struct rp_sign_opts {
     rp_image_type_t type; /* RP_IMAGE_TYPE_NONE writes no type TLV: a plain MCUboot image */
     bool embed_pubkey;    /* a PUBKEY TLV (the whole key) instead of KEYHASH */
     uint8_t pad_byte;     /* fills the header area after the header */
+    bool exclusive;       /* refuse an existing out_path (a tool's OUT without --force) */
 } rp_sign_opts_t;
 
-/* Defaults: version 0.0.0+0, header 0x200, no counter, no type, KEYHASH, pad 0xff. */
+/* Defaults: version 0.0.0+0, header 0x200, no counter, no type, KEYHASH, pad 0xff, out_path
+ * replaced. */
 void rp_sign_opts_init(rp_sign_opts_t *opts);
 
 /*
@@ -42,7 +44,9 @@ rp_err_t rp_image_sign_fd(EVP_PKEY *key, const rp_sign_opts_t *opts, int in_fd,
 /*
  * Sign the file payload_path into out_path. The image is verified with the key's public half
  * before it replaces out_path (atomically); a failure leaves out_path as it was. out_path may not
- * be payload_path. OUT: *info, what verification found (may be NULL).
+ * be payload_path. A payload that changes while it is signed (it grows, shrinks or is rewritten)
+ * is RP_ERR_BUSY: sign it again once it is complete. OUT: *info, what verification found (may be
+ * NULL).
  */
 rp_err_t rp_image_sign_file(EVP_PKEY *key, const rp_sign_opts_t *opts, const char *payload_path,
                             const char *out_path, rp_image_info_t *info) RP_MUST_CHECK;
