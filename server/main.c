@@ -461,9 +461,9 @@ static int admin_token_lock(const char *data_dir)
     return rp_lock_in(data_dir, "admin.token.lock");
 }
 
-/* This replica's hold on its database (hold.h: review r15ops M1, L3), taken at start before the
- * blob check and kept to the exit: refused, said why, while a blobs move runs or a replica with
- * the other --blobs serves. */
+/* This server's hold on its database (hold.h: review r15ops M1, L3, H1), taken at start before
+ * the database is opened and kept to the exit: refused, said why, while a blobs move or a restore
+ * runs or a replica with the other --blobs serves. Out of reach (RP_ERR_BUSY): said by the wait. */
 static rp_err_t serving_hold(const rp_server_t *srv, rp_hold_t **hold)
 {
     char target[sizeof(srv->database) + PATH_MAX], why[400];
@@ -473,29 +473,42 @@ static rp_err_t serving_hold(const rp_server_t *srv, rp_hold_t **hold)
     err = rp_hold_serving(target, srv->blobs, hold, why, sizeof(why));
     if (err == RP_ERR_EXISTS)
         rp_log_error("%s", why);
-    else if (err != RP_OK)
-        rp_log_error("the replicas' hold on the database cannot be taken: %s", rp_strerror(err));
+    else if (err != RP_OK && err != RP_ERR_BUSY)
+        rp_log_error("the servers' hold on the database cannot be taken: %s", rp_strerror(err));
     return err;
 }
 
 /*
- * The database at start, waited for while it cannot be reached (RP_ERR_BUSY: down, starting,
- * restarting) for at most wait seconds: tries 1, 2, 4... seconds apart (at most 10), each logged
- * once with the database's description (where: never its password). Nothing listens meanwhile,
- * so a probe of /readyz finds the service not ready; the service manager is told why (STATUS).
+ * The database at start: this server's hold on it (serving_hold), then, held, the refusal of a
+ * restore that did not finish (restore.h), then the database opened (and migrated). Waited for
+ * while it cannot be reached (RP_ERR_BUSY: down, starting, restarting) for at most wait seconds:
+ * tries 1, 2, 4... seconds apart (at most 10), each logged once with the database's description
+ * (where: never its password). Nothing listens meanwhile, so a probe of /readyz finds the service
+ * not ready; the service manager is told why (STATUS). *said: whether a failure was logged.
  */
 static rp_err_t store_open_waiting(const rp_server_t *srv, const char *where, long wait,
-                                   rp_store_t **store)
+                                   rp_hold_t **hold, rp_store_t **store, bool *said)
 {
     struct timespec start, now;
     long pause = 1, waited;
     rp_err_t err;
 
+    *said = true;
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (int attempt = 1;; attempt++) {
-        err = rp_server_store_open(srv, store);
+        err = RP_OK;
+        if (*hold == NULL && (err = serving_hold(srv, hold)) == RP_OK &&
+            (err = rp_restore_check(srv->data_dir)) != RP_OK)
+            return err;
+        if (err == RP_OK) {
+            err = rp_server_store_open(srv, store);
+            /* (said by the driver, the migrations or the wait; not so a path too long, no
+             * memory) */
+            *said = err == RP_ERR_IO || err == RP_ERR_BUSY || err == RP_ERR_UNSUPPORTED;
+        }
         if (err != RP_ERR_BUSY)
             return err;
+        *said = true;
         clock_gettime(CLOCK_MONOTONIC, &now);
         waited = (long)(now.tv_sec - start.tv_sec);
         if (waited >= wait) {
@@ -1247,14 +1260,6 @@ int main(int argc, char **argv)
      * or put their own server.key there (review r15ops L2). */
     if (rp_file_check_private(cfg->data_dir, false) != RP_OK)
         return 1;
-    /* Held until the process ends: a restore refuses to replace the database under it (and one
-     * under way is waited for); one that has not finished is refused. */
-    if (rp_serving_hold(cfg->data_dir) < 0) {
-        rp_log_error("cannot lock %s/serving.lock: %s", cfg->data_dir, strerror(errno));
-        return 1;
-    }
-    if (rp_restore_check(cfg->data_dir) != RP_OK)
-        return 1;
     if (evthread_use_pthreads() != 0) {
         rp_log_error("libevent has no thread support");
         return 1;
@@ -1274,12 +1279,8 @@ int main(int argc, char **argv)
 
         rp_server_database_describe(&srv, where, sizeof(where));
         rp_log_info("database: %s; blobs: %s", where, rp_blobs_kind_name(srv.blobs));
-        err = store_open_waiting(&srv, where, cfg->database_wait, &store);
-        /* (said by the driver, the migrations or the wait; not so a path too long, no memory) */
-        said = err == RP_ERR_IO || err == RP_ERR_BUSY || err == RP_ERR_UNSUPPORTED;
+        err = store_open_waiting(&srv, where, cfg->database_wait, &run.hold, &store, &said);
     }
-    if (err == RP_OK)
-        said = (err = serving_hold(&srv, &run.hold)) != RP_OK;
     if (err == RP_OK && cfg->master_key[0] == '\0' && access(master_path, F_OK) != 0)
         said = (err = rp_ca_master_absent(store, master_path)) != RP_OK;
     if (err == RP_OK)

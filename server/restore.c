@@ -11,7 +11,7 @@
 
 #include "db.h"
 #include "db_sqlite.h"
-#include "listen.h"
+#include "hold.h"
 #include "rampart/failpoint.h"
 #include "rampart/file.h"
 #include "rampart/log.h"
@@ -308,11 +308,12 @@ static rp_err_t set_aside(const char *db, char *kept, size_t cap)
 
 int rp_restore_command(const rp_server_t *srv, const char *file, rp_rotate_fn rotate)
 {
-    char db[PATH_MAX + 16], kept[PATH_MAX + 64] = "", why[256], when[64];
+    char db[PATH_MAX + 16], kept[PATH_MAX + 64] = "", why[400], when[64];
     int64_t schema = 0, taken_at = 0;
     rp_atomic_file_t f;
     struct stat sb;
-    int alone, status;
+    rp_hold_t *alone = NULL;
+    int status;
     rp_err_t err;
 
     if (!sqlite_file(srv, "restore", db, sizeof(db)))
@@ -325,12 +326,15 @@ int rp_restore_command(const rp_server_t *srv, const char *file, rp_rotate_fn ro
         rp_log_error("restore: %s is no file, or is the database itself; nothing was done", file);
         return 1;
     }
-    alone = rp_serving_alone(srv->data_dir);
-    if (alone < 0) {
-        rp_log_error("restore: %s", errno == EWOULDBLOCK
-                                        ? "a rampart-server serves this data directory: stop it "
-                                          "(every replica of it) first; nothing was done"
-                                        : strerror(errno));
+    /* No server may serve meanwhile, nor start until it ends (hold.h). */
+    err = rp_hold_restore(db, &alone, why, sizeof(why));
+    if (err != RP_OK) {
+        if (err == RP_ERR_EXISTS)
+            rp_log_error("restore: %s; nothing was done", why);
+        else
+            rp_log_error("restore: the servers' hold on the database cannot be taken (%s); "
+                         "nothing was done",
+                         rp_strerror(err));
         return 1;
     }
     /* The copy, checked, beside the database (0600), before anything changes. */
@@ -348,7 +352,7 @@ int rp_restore_command(const rp_server_t *srv, const char *file, rp_rotate_fn ro
     }
     if (err != RP_OK) {
         rp_atomic_abort(&f);
-        close(alone);
+        rp_hold_release(alone);
         rp_log_error("restore: %s refused: %s; nothing was changed", file, why);
         return 1;
     }
@@ -361,7 +365,7 @@ int rp_restore_command(const rp_server_t *srv, const char *file, rp_rotate_fn ro
     else
         rp_atomic_abort(&f);
     if (err != RP_OK) {
-        close(alone);
+        rp_hold_release(alone);
         rp_log_error("restore: %s not put in place: %s (%s; the service refuses to start until "
                      "a restore finishes: run this again)",
                      file, rp_strerror(err),
@@ -376,7 +380,7 @@ int rp_restore_command(const rp_server_t *srv, const char *file, rp_rotate_fn ro
         rp_log_error("restore: cannot remove %s/" PENDING ": remove it", srv->data_dir);
         status = 1;
     }
-    close(alone);
+    rp_hold_release(alone);
     return status;
 }
 

@@ -13,10 +13,11 @@
  * says.
  *
  * rampart-server restore --data-dir DIR FILE: FILE (a Rampart SQLite database of this schema or
- * an older one, whole: SQLite's quick_check) made the service's database, with no serving
- * process in DIR (DIR/serving.lock: listen.h), crash-safe: DIR/restore.pending is written first,
- * the database replaced is kept beside it (rampart.db.replaced-TIME), its -wal and -shm are gone
- * before the new file is renamed in, and the post-restore step runs; the marker goes last.
+ * an older one, whole: SQLite's quick_check) made the service's database, with no server of it
+ * serving and none starting until it ends (rp_hold_restore: hold.h), crash-safe:
+ * DIR/restore.pending is written first, the database replaced is kept beside it
+ * (rampart.db.replaced-TIME), its -wal and -shm are gone before the new file is renamed in, and
+ * the post-restore step runs; the marker goes last.
  *
  * rampart-server restored --data-dir DIR [--database URI]: the post-restore step alone, after a
  * restore the service did not make (pg_restore for PostgreSQL) or one interrupted. Replicas may

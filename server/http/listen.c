@@ -202,27 +202,3 @@ void rp_listen_release(rp_listen_t *l)
     close_fd(&l->claim_fd);
     close_fd(&l->fd);
 }
-
-/* DIR/serving.lock taken with op: the descriptor, or -1 (errno kept). */
-static int serving_lock(const char *data_dir, int op)
-{
-    int fd = open_lock(data_dir, "serving.lock"), saved;
-
-    if (fd >= 0 && lock(fd, op) != 0) {
-        saved = errno;
-        close(fd);
-        errno = saved;
-        fd = -1;
-    }
-    return fd;
-}
-
-int rp_serving_hold(const char *data_dir)
-{
-    return serving_lock(data_dir, LOCK_SH);
-}
-
-int rp_serving_alone(const char *data_dir)
-{
-    return serving_lock(data_dir, LOCK_EX | LOCK_NB);
-}

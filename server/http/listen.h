@@ -47,15 +47,4 @@ void rp_listen_claimed(rp_listen_t *l);
 /* Stop serving: the lock goes first, then the caller closes the sockets. Idempotent. */
 void rp_listen_release(rp_listen_t *l);
 
-/*
- * DIR/serving.lock (flock), held shared by every serving process of the data directory from
- * before it opens the database until it ends, however it ends; taken exclusively, without
- * waiting, by what must not run beside a server (rampart-server restore replaces the database
- * under it). rp_serving_hold: shared, waited for (a restore under way finishes first); the
- * descriptor to keep open, or -1 (errno). rp_serving_alone: exclusive; the descriptor to close
- * when done, or -1 with errno EWOULDBLOCK while a server holds it.
- */
-int rp_serving_hold(const char *data_dir);
-int rp_serving_alone(const char *data_dir);
-
 #endif /* RAMPART_LISTEN_H */

@@ -87,11 +87,11 @@ struct rp_db_driver {
     /*
      * Holds: locks on the database that last while their holder lives and end with it however it
      * ends (kill -9 included), seen by every process on every machine that uses the database
-     * (hold.h: the serving replicas' and `blobs move`'s). Each on a resource of its own, never a
-     * connection of the store's: SQLite, open-file-description locks on bytes of TARGET-hold.lock
-     * beside the database file; PostgreSQL, session-level advisory locks on a connection opened
-     * for them, whose server-side keepalives end the session of a holder whose machine vanished
-     * in about a minute. Never waited for: taken or refused at once.
+     * (hold.h: the serving replicas', `blobs move`'s and `restore`'s). Each on a resource of its
+     * own, never a connection of the store's: SQLite, open-file-description locks on bytes of
+     * TARGET-hold.lock beside the database file; PostgreSQL, session-level advisory locks on a
+     * connection opened for them, whose server-side keepalives end the session of a holder whose
+     * machine vanished in about a minute. Never waited for: taken or refused at once.
      */
     rp_err_t (*hold_open)(const char *target, rp_db_hold_t **out);
     /* Lock n, shared or exclusive, taken once per hold: RP_OK; RP_ERR_EXISTS when another hold

@@ -1,4 +1,4 @@
-/* The replicas' hold on their database (hold.h), on the drivers' holds (db.h). */
+/* The servers' hold on their database (hold.h), on the drivers' holds (db.h). */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,8 +9,12 @@
 #include "hold.h"
 #include "rampart/log.h"
 
-/* The locks' numbers: every replica and every move of one database must use the same ones. */
-enum { LOCK_SERVING = 0, LOCK_BLOBS_DIR = 1, LOCK_BLOBS_DATABASE = 2 };
+/* The locks' numbers: every replica, move and restore of one database must use the same ones.
+ * LOCK_RESTORE: shared by servers and moves, exclusive by a restore, so that each refused says
+ * which it met. */
+enum { LOCK_SERVING = 0, LOCK_BLOBS_DIR = 1, LOCK_BLOBS_DATABASE = 2, LOCK_RESTORE = 3 };
+
+#define RESTORE_RUNS "`rampart-server restore` runs on this database (it replaces the database)"
 
 struct rp_hold {
     const rp_db_driver_t *drv;
@@ -70,6 +74,8 @@ static rp_err_t take_serving(rp_hold_t *h, char *why, size_t cap)
                *other = rp_blobs_kind_name(other_kind(h->kind));
     rp_err_t err = h->drv->hold_open(h->target, &h->dh);
 
+    if (err == RP_OK && (err = h->drv->hold_take(h->dh, LOCK_RESTORE, false)) == RP_ERR_EXISTS)
+        snprintf(why, cap, RESTORE_RUNS ": start the replicas once it has ended");
     if (err == RP_OK && (err = h->drv->hold_take(h->dh, LOCK_SERVING, false)) == RP_ERR_EXISTS)
         snprintf(why, cap,
                  "`rampart-server blobs move` runs on this database: start the replicas once it "
@@ -114,22 +120,45 @@ rp_err_t rp_hold_serving(const char *target, rp_blobs_kind_t kind, rp_hold_t **o
     return err;
 }
 
-rp_err_t rp_hold_alone(const char *target, rp_hold_t **out, char *why, size_t cap)
+/* What runs alone on the database (blobs move, restore): LOCK_RESTORE (shared for a move,
+ * exclusive for a restore), then LOCK_SERVING exclusive. */
+static rp_err_t take_alone(const char *target, bool restore, rp_hold_t **out, char *why, size_t cap)
 {
     rp_err_t err = hold_new(target, RP_BLOBS_DIR, out);
     rp_hold_t *h = *out;
 
     if (err == RP_OK)
         err = h->drv->hold_open(h->target, &h->dh);
-    if (err == RP_OK && (err = h->drv->hold_take(h->dh, LOCK_SERVING, true)) == RP_ERR_EXISTS)
-        snprintf(why, cap,
-                 "a rampart-server serves this database (on this machine or another), or another "
-                 "blobs move runs on it: stop every replica first, and move once");
+    if (err == RP_OK && (err = h->drv->hold_take(h->dh, LOCK_RESTORE, restore)) == RP_ERR_EXISTS &&
+        !restore) {
+        snprintf(why, cap, RESTORE_RUNS ": move once it has ended");
+    } else {
+        if (err == RP_OK)
+            err = h->drv->hold_take(h->dh, LOCK_SERVING, true);
+        if (err == RP_ERR_EXISTS)
+            snprintf(why, cap, "%s",
+                     restore ? "a rampart-server serves this data directory (its database, on "
+                               "this machine or another), or a blobs move or another restore "
+                               "runs on it: stop every replica of it first"
+                             : "a rampart-server serves this database (on this machine or "
+                               "another), or another blobs move runs on it: stop every replica "
+                               "first, and move once");
+    }
     if (err != RP_OK) {
         hold_free(h);
         *out = NULL;
     }
     return err;
+}
+
+rp_err_t rp_hold_alone(const char *target, rp_hold_t **out, char *why, size_t cap)
+{
+    return take_alone(target, false, out, why, cap);
+}
+
+rp_err_t rp_hold_restore(const char *target, rp_hold_t **out, char *why, size_t cap)
+{
+    return take_alone(target, true, out, why, cap);
 }
 
 static time_t monotonic_now(void)

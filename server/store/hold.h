@@ -1,19 +1,30 @@
 /*
- * The replicas' hold on their database (review r15ops M1, L3): what keeps `rampart-server blobs
- * move` from taking blobs away from replicas that serve them, and replicas started with another
- * --blobs from splitting uploads and images between two stores.
+ * "A rampart-server serves this database": the one owner of that rule (review r15ops M1, L3; the
+ * restore's guard, r15ops H1). What keeps `rampart-server blobs move` from taking blobs away from
+ * replicas that serve them, replicas started with another --blobs from splitting uploads and
+ * images between two stores, and `rampart-server restore` from replacing the database under a
+ * server (and a server from opening it while a restore replaces it).
  *
- * Every serving replica holds, from before its start's blob check to its exit, the "serving" lock
- * shared and the lock of its --blobs kind shared; `blobs move` holds "serving" exclusive for its
- * run. So a move is refused while any replica of the database serves, on any machine, and a
- * replica refuses to start while a move runs; and a replica refuses to start while one of the
- * other kind serves (it tries that kind's lock exclusive: refused means held). Two of different
- * kinds starting at the same moment may both refuse; never both serve.
+ * Every serving process holds, from before its start opens the database (so before the check of
+ * DIR/restore.pending and its migrations) to its exit, the "restore" and "serving" locks shared
+ * and the lock of its --blobs kind shared; `blobs move` holds "restore" shared and "serving"
+ * exclusive for its run; `restore` holds both exclusive. So a move or a restore is refused while
+ * any server of the database serves, on any machine, and each refuses while the other runs; a
+ * server refuses to start while a move or a restore runs, saying which; and a replica refuses to
+ * start while one of the other kind serves (it tries that kind's lock exclusive: refused means
+ * held). Two of different kinds starting at the same moment may both refuse; never both serve.
  *
- * Locks that end with their holder, not rows with a freshness window: a replica or a move killed
- * (kill -9, a crash, a power cut) leaves nothing to expire or to force, and the next start or
- * move goes on at once (db.h: SQLite's are locks on a file beside the database; PostgreSQL's,
- * session advisory locks, gone with the session; about a minute after a machine vanished).
+ * Locks on the database, not on the data directory: its servers are the database's (a SQLite
+ * --database elsewhere may be shared by several directories; PostgreSQL's by several machines).
+ * Never waited for: a start during a restore is refused, naming the restore, and is started again
+ * once it has ended (as the service manager does).
+ *
+ * Locks that end with their holder, not rows with a freshness window: a server, a move or a
+ * restore killed (kill -9, a crash, a power cut) leaves nothing to expire or to force, and the
+ * next one goes on at once (db.h: SQLite's are locks on a file beside the database,
+ * TARGET-hold.lock; PostgreSQL's, session advisory locks, gone with the session; about a minute
+ * after a machine vanished). A restore cut short leaves DIR/restore.pending, which the start
+ * refuses (restore.h).
  */
 #ifndef RAMPART_STORE_HOLD_H
 #define RAMPART_STORE_HOLD_H
@@ -25,14 +36,18 @@
 
 typedef struct rp_hold rp_hold_t;
 
-/* A serving replica's hold on the database target, for its life. RP_ERR_EXISTS with why (a
- * sentence) when refused: a blobs move runs, or a replica with the other --blobs serves; other
- * errors (the database out of reach: RP_ERR_BUSY) are logged. */
+/* A serving replica's hold on the database target, for its life, taken before the database is
+ * opened. RP_ERR_EXISTS with why (a sentence) when refused: a blobs move or a restore runs, or a
+ * replica with the other --blobs serves; other errors (the database out of reach: RP_ERR_BUSY)
+ * are logged. */
 rp_err_t rp_hold_serving(const char *target, rp_blobs_kind_t kind, rp_hold_t **out, char *why,
                          size_t cap) RP_MUST_CHECK;
-/* blobs move's hold: RP_ERR_EXISTS with why while any replica serves target (or another move
- * runs). */
+/* blobs move's hold: RP_ERR_EXISTS with why while any replica serves target, or another move or
+ * a restore runs. */
 rp_err_t rp_hold_alone(const char *target, rp_hold_t **out, char *why, size_t cap) RP_MUST_CHECK;
+/* restore's hold: RP_ERR_EXISTS with why while any server serves target, or a blobs move or
+ * another restore runs on it. */
+rp_err_t rp_hold_restore(const char *target, rp_hold_t **out, char *why, size_t cap) RP_MUST_CHECK;
 /* A serving hold (not blobs move's) lost with its connection (PostgreSQL restarted, the backend
  * ended) taken again: called at each heartbeat; a look without a round trip while it stands, a try
  * every RP_HOLD_RETRY seconds once lost. Logs what it finds. */

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # End to end: rampart-server backup, restore and restored (review r15ops H1, L5). The backup is a
 # new 0600 file; a restore is refused while the service runs, and for a file that is not a whole
-# Rampart database or is of a newer schema; a restore of a backup older than a rotation, a block
-# and a token revocation leaves the rotated (exposed) system token refused and the new one in
-# admin.token working, and says what it could not redo; a restore that did not finish keeps the
-# service from starting until `restored` ran, and so does a backup put back by hand.
+# Rampart database or is of a newer schema, and a start is refused while a restore runs; a
+# restore of a backup older than a rotation, a block and a token revocation leaves the rotated
+# (exposed) system token refused and the new one in admin.token working, and says what it could
+# not redo; a restore that did not finish keeps the service from starting until `restored` ran,
+# and so does a backup put back by hand.
 . "$(dirname "$0")/lib.sh"
 d=$E2E_DIR
 server_bin=$RAMPART_SERVER
@@ -58,6 +59,22 @@ err_has "restored: the database is the backup of 20"; err_has "NOT redone"
 err_has "rampart device block"
 eq "$(stat -c %a "$d/srv/rampart.db")" 600 "the restored database's mode"
 ls "$d/srv"/rampart.db.replaced-* >/dev/null || fail "the database replaced is not kept"
+
+# --- a start while a restore runs: refused, naming the restore (the servers' hold: hold.h) -----
+# The restore is kept running by its file, locked by sqlite3: its copy retries until it can read.
+cp "$d/backup.db" "$d/held.db"; mkfifo "$d/held.cmd"
+sqlite3 "$d/held.db" <"$d/held.cmd" >/dev/null & locker=$!
+exec 7>"$d/held.cmd"
+printf '.timeout 20000\nBEGIN EXCLUSIVE;\n' >&7 # (waits out the checks' reads below)
+held() { ! sqlite3 "$d/held.db" "SELECT count(*) FROM sqlite_master" >/dev/null 2>&1; }
+wait_until 20 held || fail "sqlite3 did not lock the file"
+"$server_bin" --data-dir "$d/srv" restore "$d/held.db" 2>"$d/restore.err" & restoring=$!
+copying() { ls "$d/srv" | grep -q tmp; } # (made once the restore holds the database)
+wait_until 20 copying || fail "the restore did not start: $(cat "$d/restore.err")"
+expect 1 timeout 60 "$server_bin" --data-dir "$d/srv" --listen 127.0.0.1:0 # (one that served: 124)
+err_has "\`rampart-server restore\` runs on this database"
+echo "COMMIT;" >&7; exec 7>&-; wait "$locker"
+wait "$restoring" || fail "the restore held by sqlite3 failed: $(cat "$d/restore.err")"
 start_server "$d/srv"
 http GET /api/v1/tenants "$d/old.token"; is_status 401
 http GET /api/v1/tenants "$ADMIN_TOKEN"; is_status 200

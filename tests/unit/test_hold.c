@@ -2,8 +2,9 @@
  * The replicas' hold on their database (server/store/hold.h, the drivers' holds in db.h), on
  * SQLite (unit.hold) and on a real PostgreSQL (unit.hold_pg: tests/tools/pg): replicas of one
  * --blobs serve together, `blobs move` is refused beside any of them and they beside it, a
- * replica of the other --blobs is refused, a holder killed with SIGKILL leaves nothing held, and
- * (PostgreSQL) a hold whose session the server ended is taken again. And the commands' guard on
+ * replica of the other --blobs is refused, a restore runs alone and is named to those it refuses,
+ * a holder killed with SIGKILL leaves nothing held, and (PostgreSQL) a hold whose session the
+ * server ended is taken again. And the commands' guard on
  * the database (rp_store_open_existing): no database where none is, and none made there.
  */
 #include <errno.h>
@@ -108,6 +109,44 @@ static void other_blobs_refused(void **state)
             "serves with --blobs database, and this one was started with "
             "--blobs dir");
     rp_hold_release(a);
+}
+
+/* A restore's hold refused, its reason holding "serves this data directory". */
+static void restore_refused(void)
+{
+    rp_hold_t *r = (rp_hold_t *)1;
+    char why[400] = "";
+
+    assert_int_equal(rp_hold_restore(t.target, &r, why, sizeof(why)), RP_ERR_EXISTS);
+    assert_null(r);
+    if (strstr(why, "a rampart-server serves this data directory") == NULL)
+        fail_msg("wanted the servers named in: %s", why);
+}
+
+/* restore runs alone: refused beside a server, a move or another restore; a server and a move
+ * refused beside it, naming it; the servers' locks as they were once it ends. */
+static void restore_alone(void **state)
+{
+    rp_hold_t *a, *r = NULL;
+    char why[400];
+
+    (void)state;
+    a = serving(RP_BLOBS_DATABASE);
+    restore_refused();
+    rp_hold_release(a);
+    assert_int_equal(rp_hold_alone(t.target, &a, why, sizeof(why)), RP_OK);
+    restore_refused();
+    rp_hold_release(a);
+    assert_int_equal(rp_hold_restore(t.target, &r, why, sizeof(why)), RP_OK);
+    refused(false, RP_BLOBS_DIR, "`rampart-server restore` runs on this database");
+    refused(false, RP_BLOBS_DATABASE, "`rampart-server restore` runs on this database");
+    refused(true, RP_BLOBS_DIR, "`rampart-server restore` runs on this database");
+    restore_refused();
+    rp_hold_release(r);
+    a = serving(RP_BLOBS_DIR);
+    rp_hold_release(a);
+    assert_int_equal(rp_hold_restore(t.target, &r, why, sizeof(why)), RP_OK);
+    rp_hold_release(r);
 }
 
 /* Whether blobs move's hold is taken now (and let go again). */
@@ -242,6 +281,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(replicas_and_move, setup, teardown),
         cmocka_unit_test_setup_teardown(other_blobs_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(restore_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(killed_holder_holds_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(lost_hold_taken_again, setup, teardown),
         cmocka_unit_test_setup_teardown(no_database_none_made, setup, teardown),
