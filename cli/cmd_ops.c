@@ -158,7 +158,7 @@ static int get_pages(struct ops *o, const char *path, const char *key, uint32_t 
     for (;;) {
         const char *next;
         if (snprintf(url, sizeof(url), "%s%slimit=%u%s%s", path, strchr(path, '?') ? "&" : "?",
-                     max != 0 && max - got < size ? (uint32_t)(max - got) : size,
+                     max != 0 && got < max && max - got < size ? (uint32_t)(max - got) : size,
                      after[0] ? "&after=" : "", after) >= (int)sizeof(url)) {
             json_decref(*body);
             *body = NULL;
@@ -201,8 +201,12 @@ static int get_pages(struct ops *o, const char *path, const char *key, uint32_t 
             json_decref(page);
         }
         if (next == NULL || (max != 0 && got >= max))
-            return CLI_OK;
+            break;
     }
+    /* (no more than max, even from a service that sent more than a page asked for) */
+    for (all = json_object_get(*body, key); max != 0 && json_array_size(all) > max;)
+        json_array_remove(all, json_array_size(all) - 1);
+    return CLI_OK;
 }
 
 /* --limit N into *max (0 when not given); false: a usage error (said). */
