@@ -20,17 +20,18 @@
 const char cli_ops_usage[] =
     "Usage:\n"
     "  rampart tenant create NAME                      prints the tenant ID\n"
-    "  rampart tenant list\n"
+    "  rampart tenant list [--limit N]\n"
     "  rampart tenant policy --tenant T [--allow-debug yes|no] [--require-components yes|no]\n"
     "        [--require-register yes|no] [--allow-development yes|no]\n"
     "                                        how its devices' evidence is appraised: prints it,\n"
     "                                        or sets what is given (admin)\n"
     "  rampart token create --tenant T --role admin|contributor|reader\n"
     "        [--expires-in N[s|m|h|d] | --expires-at 2027-01-31T12:00:00Z]  prints the token once\n"
-    "  rampart token list [--tenant T]        a tenant's tokens, or (no --tenant) the system's\n"
+    "  rampart token list [--tenant T] [--limit N]   a tenant's tokens, or (no --tenant) the\n"
+    "                                                 system's\n"
     "  rampart token revoke [--tenant T] TOKEN_ID|self\n"
     "  rampart device claim --tenant T DEVICE_ID...\n"
-    "  rampart device list --tenant T\n"
+    "  rampart device list --tenant T [--limit N]\n"
     "  rampart device show --tenant T DEVICE_ID       last attestation, result, certificate,\n"
     "                                                 the apps it runs and its newest security\n"
     "                                                 events (its last status report)\n"
@@ -46,14 +47,14 @@ const char cli_ops_usage[] =
     "\n"
     "Updates:\n"
     "  rampart image-key add --tenant T --key PUB.pem --name NAME   a key the tenant signs with\n"
-    "  rampart image-key list --tenant T\n"
+    "  rampart image-key list --tenant T [--limit N]\n"
     "  rampart image upload --tenant T IMAGE [--component NAME]    prints the image ID\n"
-    "  rampart image list --tenant T\n"
+    "  rampart image list --tenant T [--limit N]\n"
     "  rampart product create --tenant T NAME                        prints the product ID\n"
-    "  rampart product list --tenant T\n"
+    "  rampart product list --tenant T [--limit N]\n"
     "  rampart device-group create --tenant T --product P NAME [--allow-unknown-images]\n"
     "      [--crash-capture on|off]  (on by default: its devices capture and send crashes)\n"
-    "  rampart device-group list --tenant T --product P\n"
+    "  rampart device-group list --tenant T --product P [--limit N]\n"
     "  rampart device-group show --tenant T --product P GROUP\n"
     "  rampart device-group set --tenant T --product P GROUP --crash-capture on|off   (admin;\n"
     "      its devices learn it at their next status report; off: they keep and send no crash)\n"
@@ -61,7 +62,7 @@ const char cli_ops_usage[] =
     "  rampart deployment create --tenant T --product P --group G IMAGE_ID... [--rollout PCT]\n"
     "      [--ignore-counter-limits]  (admin: even past the security counters some devices\n"
     "      said they accept; they will refuse the image)\n"
-    "  rampart deployment list --tenant T\n"
+    "  rampart deployment list --tenant T [--limit N]\n"
     "  rampart deployment show --tenant T DEPLOYMENT_ID            devices per update state\n"
     "  rampart deployment pause|resume|stop --tenant T DEPLOYMENT_ID   (contributor) paused or\n"
     "      stopped: offered only to the devices it reached; resume a paused one; stop is final\n"
@@ -72,6 +73,9 @@ const char cli_ops_usage[] =
     "  rampart update-root rotate-online-key --tenant T\n"
     "      a new online key for the service; used once the next root names it (prints it)\n"
     "  (products and groups are named by ID or by name)\n"
+    "  A list is printed whole however long it is: past the 10,000 rows the service answers at\n"
+    "  once, it is read 1000 at a time, in ID order (said on stderr). --limit N: its first N rows\n"
+    "  in ID order, read a page at a time.\n"
     "\n"
     "Failure reports (docs/failure-reporting.md):\n"
     "  rampart failure list --tenant T [--offset N] [--limit N]   crash buckets, last seen first\n"
@@ -130,21 +134,37 @@ int ops_api(struct ops *o, const char *method, const char *path, json_t *req, lo
 /* The page size the CLI asks for: the server's largest (paging.h). */
 #define OPS_PAGE 1000
 
-int ops_get_all(struct ops *o, const char *path, const char *key, long *status, json_t **body)
+/* RAMPART_PAGE_SIZE (1 to OPS_PAGE; for the tests, so that a list of a few rows spans pages): the
+ * page size asked for, and every list read a page at a time; 0 when it is not set. */
+static uint32_t test_page_size(void)
+{
+    const char *e = getenv("RAMPART_PAGE_SIZE");
+    uint32_t n;
+
+    return e != NULL && cli_parse_u32(e, OPS_PAGE, &n) && n >= 1 ? n : 0;
+}
+
+/* ops_get_all, stopping at max rows (0: every row). */
+static int get_pages(struct ops *o, const char *path, const char *key, uint32_t max, long *status,
+                     json_t **body)
 {
     char url[1024], after[160] = "";
     json_t *page = NULL, *all;
+    uint32_t size = test_page_size() ? test_page_size() : OPS_PAGE;
+    size_t got = 0;
     int rc;
 
     *body = NULL;
     for (;;) {
         const char *next;
-        if (snprintf(url, sizeof(url), "%s%slimit=%d%s%s", path, strchr(path, '?') ? "&" : "?",
-                     OPS_PAGE, after[0] ? "&after=" : "", after) >= (int)sizeof(url)) {
+        if (snprintf(url, sizeof(url), "%s%slimit=%u%s%s", path, strchr(path, '?') ? "&" : "?",
+                     max != 0 && got < max && max - got < size ? (uint32_t)(max - got) : size,
+                     after[0] ? "&after=" : "", after) >= (int)sizeof(url)) {
             json_decref(*body);
             *body = NULL;
             return CLI_FAIL;
         }
+        rp_log_debug("a page: GET %s", url);
         rc = ops_api(o, "GET", url, NULL, status, &page, NULL, NULL);
         if (rc != CLI_OK || *status != 200) {
             json_decref(*body);
@@ -173,15 +193,63 @@ int ops_get_all(struct ops *o, const char *path, const char *key, long *status, 
         if (next != NULL)
             snprintf(after, sizeof(after), "%s", next);
         json_object_del(page, "next_after");
+        got += json_array_size(all);
         if (*body == NULL) {
             *body = page;
         } else {
             json_array_extend(json_object_get(*body, key), all);
             json_decref(page);
         }
-        if (next == NULL)
-            return CLI_OK;
+        if (next == NULL || (max != 0 && got >= max))
+            break;
     }
+    /* (no more than max, even from a service that sent more than a page asked for) */
+    for (all = json_object_get(*body, key); max != 0 && json_array_size(all) > max;)
+        json_array_remove(all, json_array_size(all) - 1);
+    return CLI_OK;
+}
+
+/* --limit N into *max (0 when not given); false: a usage error (said). */
+static bool limit_arg(const struct ops *o, uint32_t *max)
+{
+    *max = 0;
+    if (o->limit == NULL || (cli_parse_u32(o->limit, UINT32_MAX, max) && *max != 0))
+        return true;
+    cli_usage(NULL, "--limit is a number of rows, 1 or more");
+    return false;
+}
+
+int ops_get_all(struct ops *o, const char *path, const char *key, long *status, json_t **body)
+{
+    uint32_t max;
+
+    *body = NULL;
+    if (!limit_arg(o, &max))
+        return CLI_USAGE;
+    return get_pages(o, path, key, max, status, body);
+}
+
+int ops_get_list(struct ops *o, const char *path, const char *key, long *status, json_t **body)
+{
+    const char *error;
+    uint32_t max;
+
+    *body = NULL;
+    if (!limit_arg(o, &max))
+        return CLI_USAGE;
+    if (test_page_size() == 0 && max == 0) {
+        if (ops_api(o, "GET", path, NULL, status, body, NULL, NULL) != CLI_OK)
+            return CLI_FAIL;
+        error = json_string_value(json_object_get(*body, "error"));
+        if (*status != 400 || error == NULL || strcmp(error, "paging_required") != 0)
+            return CLI_OK;
+        json_decref(*body);
+        *body = NULL;
+        rp_log_warn("more than the service answers at once (10,000): listed %d at a time, in ID "
+                    "order",
+                    OPS_PAGE);
+    }
+    return get_pages(o, path, key, max, status, body);
 }
 
 /* Report a non-2xx answer: the service's own message when it gave one. */
@@ -315,8 +383,9 @@ static int tenant_cmd(struct ops *o, const char *verb)
         return CLI_OK;
     }
     if (strcmp(verb, "list") == 0) {
-        if (ops_api(o, "GET", "/api/v1/tenants", NULL, &status, &body, NULL, NULL) != CLI_OK)
-            return CLI_FAIL;
+        int rc = ops_get_list(o, "/api/v1/tenants", "tenants", &status, &body);
+        if (rc != CLI_OK)
+            return rc;
         if (status != 200)
             return ops_refused(status, body);
         if (o->output != CLI_OUTPUT_TEXT) {
@@ -421,8 +490,9 @@ static int token_cmd(struct ops *o, const char *verb)
     if (strcmp(verb, "list") == 0) {
         if (o->nargs != 0)
             return cli_usage(NULL, "token list takes no arguments");
-        if (ops_api(o, "GET", path, NULL, &status, &body, NULL, NULL) != CLI_OK)
-            return CLI_FAIL;
+        int rc = ops_get_list(o, path, "tokens", &status, &body);
+        if (rc != CLI_OK)
+            return rc;
         if (status != 200)
             return ops_refused(status, body);
         if (o->output != CLI_OUTPUT_TEXT)
@@ -554,8 +624,8 @@ static int device_cmd(struct ops *o, const char *verb)
     }
     if (strcmp(verb, "list") == 0) {
         snprintf(path, sizeof(path), "/api/v1/tenants/%s/devices", o->tenant);
-        if (ops_get_all(o, path, "devices", &status, &body) != CLI_OK)
-            return CLI_FAIL;
+        if ((rc = ops_get_all(o, path, "devices", &status, &body)) != CLI_OK)
+            return rc;
         if (status != 200)
             return ops_refused(status, body);
         if (o->output != CLI_OUTPUT_TEXT) {

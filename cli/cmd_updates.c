@@ -42,6 +42,23 @@ static int call(struct ops *o, const char *method, const char *path, json_t *req
     return CLI_OK;
 }
 
+/* GET a list the service pages (ops_get_list: whole, whatever its length) into *out. */
+static int call_list(struct ops *o, const char *path, const char *key, json_t **out)
+{
+    json_t *body;
+    long status;
+
+    int rc = ops_get_list(o, path, key, &status, &body);
+
+    *out = NULL;
+    if (rc != CLI_OK)
+        return rc;
+    if (status != 200)
+        return ops_refused(status, body);
+    *out = body;
+    return CLI_OK;
+}
+
 /* Print body as JSON when asked to; returns whether it was. */
 static bool printed_json(struct ops *o, json_t *body)
 {
@@ -94,7 +111,7 @@ int ops_image_key_cmd(struct ops *o, const char *verb)
         return create(o, path, req);
     }
     if (strcmp(verb, "list") == 0) {
-        if (call(o, "GET", path, NULL, 200, &body) != CLI_OK)
+        if (call_list(o, path, "image_keys", &body) != CLI_OK)
             return CLI_FAIL;
         if (!printed_json(o, body)) {
             printf("%-28s %-11s %-20s %s\n", "ID", "TYPE", "CREATED", "NAME");
@@ -264,7 +281,7 @@ int ops_image_cmd(struct ops *o, const char *verb)
     }
     if (strcmp(verb, "list") == 0) {
         snprintf(path, sizeof(path), "/api/v1/tenants/%s/images", o->tenant);
-        if (call(o, "GET", path, NULL, 200, &body) != CLI_OK)
+        if (call_list(o, path, "images", &body) != CLI_OK)
             return CLI_FAIL;
         if (!printed_json(o, body)) {
             printf("%-64s %-16s %-14s %-8s %s\n", "ID", "COMPONENT", "VERSION", "TYPE", "SIZE");
@@ -296,7 +313,7 @@ int ops_product_cmd(struct ops *o, const char *verb)
         return create(o, path, json_pack("{s:s}", "name", o->args[0]));
     }
     if (strcmp(verb, "list") == 0) {
-        if (call(o, "GET", path, NULL, 200, &body) != CLI_OK)
+        if (call_list(o, path, "products", &body) != CLI_OK)
             return CLI_FAIL;
         if (!printed_json(o, body)) {
             printf("%-28s %-20s %s\n", "ID", "CREATED", "NAME");
@@ -388,7 +405,7 @@ int ops_group_cmd(struct ops *o, const char *verb)
         return CLI_OK;
     }
     if (strcmp(verb, "list") == 0) {
-        if (call(o, "GET", path, NULL, 200, &body) != CLI_OK)
+        if (call_list(o, path, "groups", &body) != CLI_OK)
             return CLI_FAIL;
         if (!printed_json(o, body)) {
             printf("%-28s %-8s %-14s %-13s %s\n", "ID", "DEVICES", "UNKNOWN IMAGES",
@@ -558,7 +575,7 @@ int ops_deployment_cmd(struct ops *o, const char *verb)
         return deployment_create(o, path, req);
     }
     if (strcmp(verb, "list") == 0) {
-        if (call(o, "GET", path, NULL, 200, &body) != CLI_OK)
+        if (call_list(o, path, "deployments", &body) != CLI_OK)
             return CLI_FAIL;
         if (!printed_json(o, body)) {
             printf("%-28s %-28s %-8s %-8s %s\n", "ID", "GROUP", "ROLLOUT", "STATUS", "CREATED");
@@ -575,8 +592,9 @@ int ops_deployment_cmd(struct ops *o, const char *verb)
             return cli_usage(NULL, "deployment show needs --tenant T DEPLOYMENT_ID");
         snprintf(path, sizeof(path), "/api/v1/tenants/%s/deployments/%s", o->tenant, o->args[0]);
         /* (its devices a page at a time: the counts are the whole deployment's on each page) */
-        if (ops_get_all(o, path, "devices", &status, &body) != CLI_OK)
-            return CLI_FAIL;
+        int rc = ops_get_all(o, path, "devices", &status, &body);
+        if (rc != CLI_OK)
+            return rc;
         if (status != 200)
             return ops_refused(status, body);
         complete_states(body);
@@ -741,7 +759,8 @@ int ops_update_root_cmd(struct ops *o, const char *verb)
         goto out;
     }
     snprintf(path, sizeof(path), "/api/v1/tenants/%s/image-keys", o->tenant);
-    if (call(o, "GET", path, NULL, 200, &body) != CLI_OK || !images_role(body, &root->images))
+    o->limit = NULL; /* every key the tenant has: --limit is what a list prints */
+    if (call_list(o, path, "image_keys", &body) != CLI_OK || !images_role(body, &root->images))
         goto out;
     if (!key_role(keys[0], &root->root) || !key_role(online, &root->online) ||
         strlen(o->tenant) >= sizeof(root->tenant)) {

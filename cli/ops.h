@@ -38,6 +38,11 @@ int ops_api(struct ops *o, const char *method, const char *path, json_t *req, lo
  * "next_after": *body is the first page's answer with every page's `key` rows and no next_after,
  * so the server never builds a 100,000-row answer. As ops_api otherwise (a non-200's body). */
 int ops_get_all(struct ops *o, const char *path, const char *key, long *status, json_t **body);
+/* GET one of the operator's lists (tenants, tokens, image keys, images, products, groups,
+ * deployments) whole, in the service's own order, as one answer; past what the service answers at
+ * once (400 paging_required, docs/api.md) a page at a time through ops_get_all, in ID order (said
+ * on stderr). As ops_get_all otherwise. RAMPART_PAGE_SIZE=N (a test's): every list N at a time. */
+int ops_get_list(struct ops *o, const char *path, const char *key, long *status, json_t **body);
 /* Report a non-2xx answer, with the service's own message when it gave one; frees body. */
 int ops_refused(long status, json_t *body);
 /* The answer as --output says (json, table or yaml; JSON for a command with no text form). */

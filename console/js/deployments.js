@@ -4,7 +4,7 @@
 import { api, T, q, can } from './api.js';
 import { h, table, facts, when, short, badge, field, select, notice, errorText, count } from './dom.js';
 import { deviceLink } from './devices.js';
-import { listPage } from './paging.js';
+import { listPage, listAll } from './paging.js';
 
 const POLL_MS = 2000;
 // The devices shown of a deployment at once: the server sends one page of them (docs/api.md,
@@ -15,14 +15,11 @@ const imagesText = (imgs) => (imgs || []).map((i) => `${i.component} ${i.version
 
 export async function list(ctx) {
   const base = T(ctx.tenant);
-  const [deps, products] = await Promise.all([
-    listPage(ctx, { url: `${base}/deployments`, key: 'deployments', name: 'deployments', route: '#/deployments', filter: 'Deployment ID starts with' }),
-    api('GET', `${base}/products`),
-  ]);
+  const deps = await listPage(ctx, { url: `${base}/deployments`, key: 'deployments', name: 'deployments', route: '#/deployments', filter: 'Deployment ID starts with' });
   // a page in ID order; newest first within it
   const rows = deps.rows.slice().sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0));
   ctx.main.append(h('h1', { tabindex: -1 }, 'Deployments'));
-  if (can(ctx.role, 'contributor')) ctx.main.append(await createForm(ctx, products.products || []));
+  if (can(ctx.role, 'contributor')) ctx.main.append(await createForm(ctx));
   ctx.main.append(h('h2', {}, 'Deployments'), deps.form,
     table('Deployments', [
       { title: 'Deployment', cell: (d) => h('a', { href: `#/deployments/${encodeURIComponent(d.id)}` }, short(d.id)) },
@@ -35,9 +32,15 @@ export async function list(ctx) {
     ], rows, 'No deployment yet.'), deps.pager);
 }
 
-async function createForm(ctx, products) {
+const byText = (f) => (a, b) => (f(a) < f(b) ? -1 : f(a) > f(b) ? 1 : 0);
+
+// The form offers every product, group and image (read a page at a time: listAll), by name and
+// by component.
+async function createForm(ctx) {
   const base = T(ctx.tenant);
-  const images = (await api('GET', `${base}/images`)).images || [];
+  const [products, images] = await Promise.all([listAll(`${base}/products`, 'products'), listAll(`${base}/images`, 'images')]);
+  products.sort(byText((p) => p.name));
+  images.sort(byText((i) => `${i.component}\u0000${i.uploaded}`));
   const msg = notice();
   const productSel = select([['', 'Choose a product'], ...products.map((p) => [p.id, p.name])], '', { name: 'product', required: true });
   const groupSel = select([['', 'Choose a product first']], '', { name: 'group', required: true, disabled: true });
@@ -54,9 +57,10 @@ async function createForm(ctx, products) {
     groupSel.disabled = true;
     if (!productSel.value) return;
     try {
-      const p = await api('GET', `${base}/products/${encodeURIComponent(productSel.value)}`);
+      const groups = await listAll(`${base}/products/${encodeURIComponent(productSel.value)}/groups`, 'groups');
+      groups.sort(byText((g) => g.name));
       groupSel.replaceChildren(h('option', { value: '' }, 'Choose a group'),
-        ...(p.groups || []).map((g) => h('option', { value: g.id }, `${g.name} (${count(g.devices)} devices)`)));
+        ...groups.map((g) => h('option', { value: g.id }, `${g.name} (${count(g.devices)} devices)`)));
       groupSel.disabled = false;
     } catch (e) { msg.fail(errorText(e)); }
   });

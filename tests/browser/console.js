@@ -169,12 +169,34 @@ async function steps(browser) {
 
   // --- a deployment, created in the console, watched live while the device updates ---
   step('a deployment, created in the console, watched live while the device updates');
+  // The form reads its products, groups and images a page at a time (past 10,000 the server
+  // sends them no other way): its pages of 1000 are asked for 1 at a time here (rewritten on the
+  // way), so that each list spans pages and the form must follow next_after to offer it whole.
+  rampart('product', 'create', '--tenant', env.ACME, 'Zz Spare');
+  const pagesAsked = [];
+  const onePerPage = (req) => {
+    const u = new URL(req.url());
+    if (req.method() !== 'GET' || u.searchParams.get('limit') !== '1000') return req.continue();
+    u.searchParams.set('limit', '1');
+    pagesAsked.push(`${u.pathname.split('/').pop()}${u.searchParams.has('after') ? ' after' : ''}`);
+    return req.continue({ url: u.toString() });
+  };
+  await page.setRequestInterception(true);
+  page.on('request', onePerPage);
   await go('#/deployments');
   await heading('Deployments');
   await page.waitForSelector('select[name=product] option:nth-child(2)', WAIT);
+  ok((await page.$$eval('select[name=product] option', (os) => os.slice(1).map((o) => o.textContent).join(','))) === 'Thermostat,Zz Spare',
+    'the form offers every product, by name');
   await page.select('select[name=product]', await page.$eval('select[name=product] option:nth-child(2)', (o) => o.value));
   await page.waitForSelector('select[name=group]:not([disabled])', WAIT);
+  const groups = await page.$$eval('select[name=group] option', (os) => os.slice(1).map((o) => o.textContent).join(','));
+  ok(/^Development .*,Field Test .*,Production [^,]*$/.test(groups), `the form offers every group of the product, by name: ${groups}`);
   const group = await page.$$eval('select[name=group] option', (os) => os.find((o) => o.textContent.startsWith('Field Test')).value);
+  page.off('request', onePerPage);
+  await page.setRequestInterception(false);
+  for (const list of ['products', 'groups', 'images'])
+    ok(pagesAsked.filter((p) => p === `${list} after`).length >= 1, `the form did not page its ${list}: ${pagesAsked.join(', ')}`);
   await page.select('select[name=group]', group);
   await page.click('fieldset.images input[type=checkbox]');
   await page.$eval('input[name=rollout]', (e) => { e.value = '100'; });
