@@ -333,8 +333,18 @@ chmod 755 "$d/hand/bin/demo"
 tar --format=ustar --no-recursion -C "$d/hand" -cf "$d/noentry.tar" app_manifest.json bin
 tar --format=ustar --no-recursion -P -C / --transform 's|^dev/null$|bin/null|' -cf "$d/dev.tar" \
   -C "$d/hand" app_manifest.json bin bin/demo -C / dev/null
+# r16 M1: a tar made the usual way (`-C DIR .`: "./", "./app_manifest.json", ...) is a tree, and
+# any tar that is not a valid tree is refused with the walk's reason, never signed as a single file
+tar --sort=name -C "$d/hand" -cf "$d/dot.tar" .
+expect 0 "$RAMPART" image sign --type app --key "$d/ed25519.pem" --version 1.0.0 "$d/dot.tar" "$d/dot.img"
+expect 0 "$RAMPART" app check "$d/dot.img"; out_has "valid: app tree"
+cp -a "$d/hand" "$d/hand2"; ln -s /etc/shadow "$d/hand2/bin/evil"
+tar --sort=name -C "$d/hand2" -cf "$d/dotlink.tar" .
+tar -C "$d/hand" -cf "$d/nomanifest.tar" bin
 for t in "dotdot:../demo: not a clean relative name" "suid:bin/demo: setuid, setgid or sticky bit" \
-         "noentry:EntryPoint bin/demo: not in the tree" "dev:bin/null: a character device"; do
+         "noentry:EntryPoint bin/demo: not in the tree" "dev:bin/null: a character device" \
+         "dotlink:bin/evil: a link to /etc/shadow" \
+         "nomanifest:not an app tree: its first entry is bin, not the file app_manifest.json"; do
   n=${t%%:*}; why=${t#*:}
   expect 1 "$RAMPART" image sign --type app --key "$d/ed25519.pem" --version 1.0.0 "$d/$n.tar" "$d/$n.img"
   err_has "not an app tree a device accepts: $why"; [ ! -e "$d/$n.img" ] || fail "$n: signed"
