@@ -289,6 +289,22 @@ err_has "holds a private key"; cmp -s "$d/root.key" "$d/ecdsa-p256.pem" || fail 
 cp "$d/enc.pem" "$d/enc.keep"
 expect 1 "$RAMPART" image sign --key "$d/ed25519.pem" --version 1 --force "$d/small" "$d/enc.keep"
 err_has "holds a private key"
+# r16 L3: a DER private key (PKCS#8, EC's own form, encrypted PKCS#8) and a PEM bundle over 64 KiB
+# that ends in a key are never replaced; nor what cannot be read through (a block that does not
+# read, a file over 1 GiB); an image or a public key still is, with --force
+openssl pkey -in "$d/ed25519.pem" -outform DER -out "$d/k8.der"
+openssl ec -in "$d/ecdsa-p256.pem" -outform DER -out "$d/ec.der" 2>/dev/null
+openssl pkcs8 -topk8 -in "$d/ed25519.pem" -passout pass:x -outform DER -out "$d/enc.der"
+{ for _ in $(seq 700); do cat "$d/ed25519.pub"; done; cat "$d/ed25519.pem"; } >"$d/bundle.pem"
+{ head -n 2 "$d/ed25519.pub"; cat "$d/ed25519.pem"; } >"$d/broken.pem"
+truncate -s $(((1 << 30) + 1)) "$d/huge"
+for f in k8.der ec.der enc.der bundle.pem broken.pem huge; do
+  cp --sparse=always "$d/$f" "$d/x"
+  expect 1 "$RAMPART" key public --key "$d/ed25519.pem" --out "$d/x" --force; err_has "private key"
+  cmp -s "$d/$f" "$d/x" || fail "key public --force replaced $f"
+done
+rm -f "$d/huge" "$d/x"
+expect 0 "$RAMPART" image sign --key "$d/ed25519.pem" --version 2 --force "$d/small" "$d/keep"
 # key generate --force still replaces its own kind
 expect 0 "$RAMPART" key generate --type ed25519 --out "$d/root.key" --force
 # L4: a private key others can read is refused, as ssh does
