@@ -211,9 +211,9 @@ static rp_err_t pack_app(const char *dir, const char *out, char *tree_path, size
     return RP_OK;
 }
 
-/* A file signed as an app: when it is a tree (a tar, the manifest first), the device's rules
+/* A file signed as an app: when it is a tree (any tar: rp_apptree_kind), the device's rules
  * (rp_apptree_check) must pass, or every device would refuse it at install. A single file (a
- * legacy app) passes. A refusal is logged. */
+ * legacy app, not a tar) passes. A refusal is logged. */
 static rp_err_t check_app_file(const char *path)
 {
     rp_apptree_kind_t kind;

@@ -212,23 +212,24 @@ static struct archive *region_open(struct region *r, int fd, const rp_image_io_t
     return a;
 }
 
+/*
+ * The one rule for what a payload is: an app tree when libarchive's tar reader recognises it (its
+ * bid, made when the reader opens), whatever its entries; else a legacy single file. A tar that
+ * is not a valid tree is so a tree that the walk refuses, with its reason, everywhere (sign, app
+ * check, upload, the device's extractor): never a single file that no device could run.
+ */
 static rp_err_t kind_of(int fd, const rp_image_io_t *io, uint64_t off, uint64_t len,
                         rp_apptree_kind_t *kind)
 {
     struct region *r = malloc(sizeof(*r));
-    struct archive_entry *e;
     struct archive *a;
 
     if (kind == NULL || r == NULL) {
         free(r);
         return kind == NULL ? RP_ERR_INVALID_ARG : RP_ERR_NO_MEMORY;
     }
-    *kind = RP_APPTREE_LEGACY;
     a = region_open(r, fd, io, off, len);
-    if (a != NULL && archive_read_next_header(a, &e) == ARCHIVE_OK &&
-        archive_entry_filetype(e) == AE_IFREG && archive_entry_pathname(e) != NULL &&
-        strcmp(archive_entry_pathname(e), RP_MANIFEST_FILE) == 0)
-        *kind = RP_APPTREE_TREE;
+    *kind = a != NULL ? RP_APPTREE_TREE : RP_APPTREE_LEGACY;
     if (a != NULL)
         archive_read_free(a);
     if (r->io_error) {
@@ -236,6 +237,33 @@ static rp_err_t kind_of(int fd, const rp_image_io_t *io, uint64_t off, uint64_t 
         return RP_ERR_IO;
     }
     free(r);
+    return RP_OK;
+}
+
+/*
+ * An entry's name inside the tree, the one normalisation of both sides: one leading "./" (what
+ * `tar cf F -C DIR .` writes) and a directory's trailing "/" are dropped. The tree's root itself
+ * ("./" or ".") gives "": only the first entry may be it (first_manifest skips it); anywhere else
+ * name_ok refuses it. OUT: name. RP_OK, or a refusal when the name is missing or too long.
+ */
+static rp_err_t entry_name(struct archive_entry *e, char name[RP_APPTREE_PATH_MAX + 2], char *why,
+                           size_t cap)
+{
+    const char *raw = archive_entry_pathname(e);
+    size_t len;
+
+    if (raw == NULL)
+        return refuse(why, cap, "an entry has no name");
+    if (strncmp(raw, "./", 2) == 0)
+        raw += 2;
+    else if (strcmp(raw, ".") == 0)
+        raw += 1;
+    len = strlen(raw);
+    if (len > RP_APPTREE_PATH_MAX + 1)
+        return refuse(why, cap, "%.60s...: a name over %d bytes", raw, RP_APPTREE_PATH_MAX);
+    memcpy(name, raw, len + 1);
+    if (archive_entry_filetype(e) == AE_IFDIR && len > 1 && name[len - 1] == '/')
+        name[len - 1] = '\0'; /* tar writes a directory as "dir/" */
     return RP_OK;
 }
 
@@ -273,22 +301,28 @@ static rp_err_t first_manifest(struct archive *a, rp_manifest_t *m, char **text,
                                char *why, size_t cap)
 {
     struct archive_entry *e;
-    const char *name;
+    char name[RP_APPTREE_PATH_MAX + 2];
     char *buf;
     size_t len = 0;
     int st = archive_read_next_header(a, &e);
     rp_err_t err;
 
+    /* The tree's root ("./", as `tar cf F -C DIR .` writes it first): the extractor makes it. */
+    if (st == ARCHIVE_OK && entry_name(e, name, NULL, 0) == RP_OK && name[0] == '\0' &&
+        archive_entry_filetype(e) == AE_IFDIR && archive_entry_hardlink(e) == NULL)
+        st = archive_read_next_header(a, &e);
     if (st != ARCHIVE_OK)
         return refuse(why, cap, "not an app tree: %s",
                       st == ARCHIVE_EOF                 ? "the archive is empty"
                       : archive_error_string(a) != NULL ? archive_error_string(a)
                                                         : "not a tar archive");
-    name = archive_entry_pathname(e);
-    if (name == NULL || strcmp(name, RP_MANIFEST_FILE) != 0 ||
-        archive_entry_filetype(e) != AE_IFREG || archive_entry_hardlink(e) != NULL)
+    err = entry_name(e, name, why, cap);
+    if (err != RP_OK)
+        return err;
+    if (strcmp(name, RP_MANIFEST_FILE) != 0 || archive_entry_filetype(e) != AE_IFREG ||
+        archive_entry_hardlink(e) != NULL)
         return refuse(why, cap, "not an app tree: its first entry is %s, not the file %s",
-                      name != NULL ? name : "unnamed", RP_MANIFEST_FILE);
+                      name[0] != '\0' ? name : "the root", RP_MANIFEST_FILE);
     err = read_entry_data(a, e, RP_MANIFEST_MAX_BYTES, &buf, &len, why, cap);
     if (err != RP_OK)
         return err;
@@ -421,23 +455,16 @@ static rp_err_t copy_data(struct archive *a, int fd, const char *name, int64_t s
 static rp_err_t entry_rules(struct archive_entry *e, char name[RP_APPTREE_PATH_MAX + 2],
                             uint64_t *bytes_left, char *why, size_t cap)
 {
-    const char *raw = archive_entry_pathname(e);
     mode_t type = archive_entry_filetype(e), perm = archive_entry_mode(e);
-    size_t len;
+    rp_err_t err = entry_name(e, name, why, cap);
 
-    if (raw == NULL)
-        return refuse(why, cap, "an entry has no name");
-    len = strlen(raw);
-    if (len > RP_APPTREE_PATH_MAX + 1)
-        return refuse(why, cap, "%.60s...: a name over %d bytes", raw, RP_APPTREE_PATH_MAX);
-    memcpy(name, raw, len + 1);
-    if (type == AE_IFDIR && len > 1 && name[len - 1] == '/')
-        name[len - 1] = '\0'; /* tar writes a directory as "dir/" */
+    if (err != RP_OK)
+        return err;
     if (!name_ok(name))
         return refuse(why, cap,
                       "%s: not a clean relative name (no leading /, no . or .., no //, printable "
                       "ASCII, at most %d bytes)",
-                      raw, RP_APPTREE_PATH_MAX);
+                      archive_entry_pathname(e), RP_APPTREE_PATH_MAX);
     if (archive_entry_hardlink(e) != NULL)
         return refuse(why, cap, "%s: a hard link (not allowed in an app tree)", name);
     if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK)

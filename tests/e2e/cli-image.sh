@@ -289,6 +289,22 @@ err_has "holds a private key"; cmp -s "$d/root.key" "$d/ecdsa-p256.pem" || fail 
 cp "$d/enc.pem" "$d/enc.keep"
 expect 1 "$RAMPART" image sign --key "$d/ed25519.pem" --version 1 --force "$d/small" "$d/enc.keep"
 err_has "holds a private key"
+# r16 L3: a DER private key (PKCS#8, EC's own form, encrypted PKCS#8) and a PEM bundle over 64 KiB
+# that ends in a key are never replaced; nor what cannot be read through (a block that does not
+# read, a file over 1 GiB); an image or a public key still is, with --force
+openssl pkey -in "$d/ed25519.pem" -outform DER -out "$d/k8.der"
+openssl ec -in "$d/ecdsa-p256.pem" -outform DER -out "$d/ec.der" 2>/dev/null
+openssl pkcs8 -topk8 -in "$d/ed25519.pem" -passout pass:x -outform DER -out "$d/enc.der"
+{ for _ in $(seq 700); do cat "$d/ed25519.pub"; done; cat "$d/ed25519.pem"; } >"$d/bundle.pem"
+{ head -n 2 "$d/ed25519.pub"; cat "$d/ed25519.pem"; } >"$d/broken.pem"
+truncate -s $(((1 << 30) + 1)) "$d/huge"
+for f in k8.der ec.der enc.der bundle.pem broken.pem huge; do
+  cp --sparse=always "$d/$f" "$d/x"
+  expect 1 "$RAMPART" key public --key "$d/ed25519.pem" --out "$d/x" --force; err_has "private key"
+  cmp -s "$d/$f" "$d/x" || fail "key public --force replaced $f"
+done
+rm -f "$d/huge" "$d/x"
+expect 0 "$RAMPART" image sign --key "$d/ed25519.pem" --version 2 --force "$d/small" "$d/keep"
 # key generate --force still replaces its own kind
 expect 0 "$RAMPART" key generate --type ed25519 --out "$d/root.key" --force
 # L4: a private key others can read is refused, as ssh does
@@ -333,8 +349,18 @@ chmod 755 "$d/hand/bin/demo"
 tar --format=ustar --no-recursion -C "$d/hand" -cf "$d/noentry.tar" app_manifest.json bin
 tar --format=ustar --no-recursion -P -C / --transform 's|^dev/null$|bin/null|' -cf "$d/dev.tar" \
   -C "$d/hand" app_manifest.json bin bin/demo -C / dev/null
+# r16 M1: a tar made the usual way (`-C DIR .`: "./", "./app_manifest.json", ...) is a tree, and
+# any tar that is not a valid tree is refused with the walk's reason, never signed as a single file
+tar --sort=name -C "$d/hand" -cf "$d/dot.tar" .
+expect 0 "$RAMPART" image sign --type app --key "$d/ed25519.pem" --version 1.0.0 "$d/dot.tar" "$d/dot.img"
+expect 0 "$RAMPART" app check "$d/dot.img"; out_has "valid: app tree"
+cp -a "$d/hand" "$d/hand2"; ln -s /etc/shadow "$d/hand2/bin/evil"
+tar --sort=name -C "$d/hand2" -cf "$d/dotlink.tar" .
+tar -C "$d/hand" -cf "$d/nomanifest.tar" bin
 for t in "dotdot:../demo: not a clean relative name" "suid:bin/demo: setuid, setgid or sticky bit" \
-         "noentry:EntryPoint bin/demo: not in the tree" "dev:bin/null: a character device"; do
+         "noentry:EntryPoint bin/demo: not in the tree" "dev:bin/null: a character device" \
+         "dotlink:bin/evil: a link to /etc/shadow" \
+         "nomanifest:not an app tree: its first entry is bin, not the file app_manifest.json"; do
   n=${t%%:*}; why=${t#*:}
   expect 1 "$RAMPART" image sign --type app --key "$d/ed25519.pem" --version 1.0.0 "$d/$n.tar" "$d/$n.img"
   err_has "not an app tree a device accepts: $why"; [ ! -e "$d/$n.img" ] || fail "$n: signed"

@@ -201,6 +201,11 @@ tar --format=ustar --no-recursion -P -C "$d/esc" --transform 's|^bin/other$|../e
 "$SIGN_UNCHECKED" "$d/k1.key" 1.0.3 "$d/esc2.tar" "$d/esc2.img" || fail "sign-unchecked"
 upload_raw "$d/esc2.img" sensor
 is_status 422; body_has '.error == "invalid_manifest"'; body_has '.message | startswith("../escape: not a clean")'
+# a tar that is not a tree (no manifest first) is refused, not taken for a single file (r16 M1)
+tar -C "$d/esc" -cf "$d/notree.tar" bin
+"$SIGN_UNCHECKED" "$d/k1.key" 1.0.4 "$d/notree.tar" "$d/notree.img" || fail "sign-unchecked"
+upload_raw "$d/notree.img" sensor
+is_status 422; body_has '.message == "not an app tree: its first entry is bin, not the file app_manifest.json"'
 eq "$(images_now)" "$n_before" "refused trees were not kept"
 # a legacy single-file app (no manifest) is still accepted, as app-1.1.0.img was above; and a
 # firmware image whose payload happens to be a tree is not an app: no manifest check

@@ -407,7 +407,7 @@ static void test_kind_and_manifest(void **state)
     close(junk);
     close(fd);
 
-    /* Legacy payloads: a program, a script, nothing, a tar without the manifest first. */
+    /* Legacy payloads: a program, a script, nothing (a tar of any kind is a tree: below). */
     fd = temp_fd();
     assert_int_equal(rp_write_all(fd, elf, sizeof(elf)), RP_OK);
     memset(buf, 0, sizeof(buf));
@@ -729,7 +729,7 @@ static void test_extract_hostile(void **state)
     }
     /* The manifest not first. */
     REFUSED(build(false, true, NULL, 0), 1 << 20, 64,
-            "not an app tree: its first entry is bin/, not the file app_manifest.json");
+            "not an app tree: its first entry is bin, not the file app_manifest.json");
     /* Over the size limit: the manifest and the good files are 89 + 19 + 5 bytes. */
     REFUSED(build(true, true, NULL, 0), 100, 64, "the tree goes over its size limit");
     /* Over the entry limit (the manifest and five). */
@@ -751,6 +751,92 @@ static void test_extract_hostile(void **state)
         };
         REFUSED(build(true, false, s, 3), 1 << 20, 64, "EntryPoint bin/app: not a regular file");
     }
+}
+
+/* A tar of exactly these entries (pax, as other tools write them). */
+static int build_only(const struct spec *s, size_t n)
+{
+    struct archive *w = archive_write_new();
+    int fd = temp_fd();
+
+    assert_int_equal(archive_write_set_format_pax_restricted(w), ARCHIVE_OK);
+    assert_int_equal(archive_write_open_fd(w, fd), ARCHIVE_OK);
+    for (size_t i = 0; i < n; i++)
+        add_entry(w, &s[i]);
+    assert_int_equal(archive_write_close(w), ARCHIVE_OK);
+    archive_write_free(w);
+    return fd;
+}
+
+/*
+ * A tar made the usual way (`tar cf F -C DIR .`: "./" first, every name "./..."), and any tar
+ * that is not a valid tree: a tree to rp_apptree_kind, so the walk judges it everywhere, never
+ * a legacy single file (review r16 M1).
+ */
+static void test_tar_is_tree(void **state)
+{
+    const struct spec dot = {"./", AE_IFDIR, 0, NULL, NULL, NULL},
+                      man = {"./app_manifest.json", 0, 0644, MANIFEST, NULL, NULL},
+                      bin = {"./bin/", AE_IFDIR, 0, NULL, NULL, NULL},
+                      app = {"./bin/app", 0, 0755, "#!/bin/sh\necho ok\n", NULL, NULL};
+    static const uint8_t zeros[1024];
+    char dest[256], why[512];
+    rp_apptree_kind_t kind;
+    rp_manifest_t m;
+    int fd;
+
+    (void)state;
+    {
+        const struct spec s[] = {dot, man, bin, app};
+        fd = build_only(s, 4);
+        assert_int_equal(rp_apptree_kind(fd, 0, fd_size(fd), &kind), RP_OK);
+        assert_int_equal(kind, RP_APPTREE_TREE);
+        assert_int_equal(rp_apptree_check(fd, 0, fd_size(fd), &m, why, sizeof(why)), RP_OK);
+        assert_string_equal(m.component_id, "demo");
+        assert_int_equal(rp_apptree_read_manifest(fd, 0, fd_size(fd), &m, why, sizeof(why)), RP_OK);
+        snprintf(dest, sizeof(dest), "%s/tree", base);
+        assert_int_equal(
+            rp_apptree_extract(fd, 0, fd_size(fd), dest, 1 << 20, 64, &m, why, sizeof(why)), RP_OK);
+        assert_true(exists("tree/app_manifest.json") && exists("tree/bin/app"));
+        assert_int_equal(rp_apptree_remove(dest), RP_OK);
+        close(fd);
+    }
+    {
+        const struct spec s[] = {
+            dot, man, bin, app, {"./bin/evil", AE_IFLNK, 0777, NULL, "/etc/shadow", NULL}
+        };
+        REFUSED(build_only(s, 5), 1 << 20, 64, "bin/evil: a link to /etc/shadow");
+    }
+    {
+        const struct spec s[] = {dot, bin, app};
+        fd = build_only(s, 3);
+        assert_int_equal(rp_apptree_kind(fd, 0, fd_size(fd), &kind), RP_OK);
+        assert_int_equal(kind, RP_APPTREE_TREE);
+        REFUSED(fd, 1 << 20, 64,
+                "not an app tree: its first entry is bin, not the file app_manifest.json");
+    }
+    {
+        const struct spec s[] = {man, dot, bin, app}; /* the root only first */
+        REFUSED(build_only(s, 4), 1 << 20, 64, ": not a clean relative name");
+    }
+    {
+        const struct spec s[] = {
+            dot, man, {"././bin/", AE_IFDIR, 0, NULL, NULL, NULL}
+        };
+        REFUSED(build_only(s, 3), 1 << 20, 64, "././bin/: not a clean relative name");
+    }
+    {
+        const struct spec s[] = {
+            dot, man, bin, {"bin", AE_IFDIR, 0, NULL, NULL, NULL}
+        };
+        REFUSED(build_only(s, 4), 1 << 20, 64, "bin: listed twice"); /* one name, two spellings */
+    }
+    /* An empty tar (its end blocks alone) is a tree too, and refused as empty. */
+    fd = temp_fd();
+    assert_int_equal(rp_write_all(fd, zeros, sizeof(zeros)), RP_OK);
+    assert_int_equal(rp_apptree_kind(fd, 0, fd_size(fd), &kind), RP_OK);
+    assert_int_equal(kind, RP_APPTREE_TREE);
+    REFUSED(fd, 1 << 20, 64, "not an app tree: the archive is empty");
 }
 
 /* 10^5 entries: refused at the limit, and every file made before it is removed. */
@@ -849,6 +935,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_extract_good, setup, teardown),
         cmocka_unit_test_setup_teardown(test_extract_pack_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_extract_hostile, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tar_is_tree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_extract_many_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_extract_size_claim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_extract_truncated, setup, teardown),

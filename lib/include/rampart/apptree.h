@@ -18,8 +18,9 @@
  *   - mtime 0, uid and gid 0, no user or group names, modes 0755 (directories, executables) or
  *     0644; no setuid, setgid or sticky bit, no hard link, no device node, FIFO or socket.
  * Extract and check refuse everything outside it that matters, but ignore an entry's mtime, uid,
- * gid and names (the extracted tree is root's and read-only whatever they say), so a tar made by
- * other tools passes when its entries, order and EntryPoint do.
+ * gid and names (the extracted tree is root's and read-only whatever they say), a leading "./" on
+ * names and a first entry that is the root itself ("./": what `tar cf F -C DIR .` writes), so a
+ * tar made by other tools passes when its entries, order and EntryPoint do.
  */
 #ifndef RAMPART_APPTREE_H
 #define RAMPART_APPTREE_H
@@ -39,7 +40,7 @@
 
 typedef enum rp_apptree_kind {
     RP_APPTREE_LEGACY = 0, /* one file, the program itself: an app made before manifests */
-    RP_APPTREE_TREE = 1,   /* a tar archive whose first entry is app_manifest.json */
+    RP_APPTREE_TREE = 1,   /* a tar archive (a valid tree or not: the walk says which) */
 } rp_apptree_kind_t;
 
 /*
@@ -54,7 +55,10 @@ rp_err_t rp_apptree_pack(const char *dir, int out_fd, rp_manifest_t *m, char *wh
 
 /*
  * Whether the payload at fd[off, off+len) is an app tree or a legacy single file: the one place
- * that decides. RP_ERR_IO only when the payload cannot be read. OUT: *kind.
+ * that decides. A tree is any payload libarchive's tar reader recognises, whatever its entries,
+ * so that a tar that is not a valid tree is refused by the walk (with its reason) in sign, app
+ * check, upload and on the device alike, never taken for a single file. RP_ERR_IO only when the
+ * payload cannot be read. OUT: *kind.
  */
 rp_err_t rp_apptree_kind(int fd, uint64_t off, uint64_t len, rp_apptree_kind_t *kind) RP_MUST_CHECK;
 

@@ -17,6 +17,10 @@
 
 /* A PEM key file is a few hundred bytes; anything much larger is not one. */
 #define RP_KEY_FILE_MAX (64 * 1024)
+/* The largest existing file rp_key_check_out reads through for a private key (over any image a
+ * tool writes or the service takes); a larger one is not replaced. */
+#define RP_KEY_SCAN_MAX (1ll << 30)
+#define RP_KEY_SCAN_MAX_WORDS "1 GiB"
 
 /* Parse "ecdsa-p256" or "ed25519". OUT: *alg. */
 rp_err_t rp_key_type_parse(const char *name, rp_sig_alg_t *alg) RP_MUST_CHECK;
@@ -45,10 +49,11 @@ rp_err_t rp_key_load_why(const char *path, EVP_PKEY **key, bool *is_private, cha
 /*
  * The rule for a file a tool writes (`key generate --out`, `key public --out`, `image sign ...
  * OUT`): refuse (logged, with the fix) a directory, a name too long for its temporary, an existing
- * file unless force (RP_ERR_EXISTS), and a file that reads as a private key (encrypted or not, of
- * any type) whatever force says (RP_ERR_EXISTS), unless what is written is itself a private key
- * and force is given (`key generate --force`). Then write with exclusive = !force, so that a file
- * appearing meanwhile is not replaced either.
+ * file unless force (RP_ERR_EXISTS), and a file that reads as a private key (PEM anywhere in it or
+ * DER, encrypted or not, of any type: the whole file is read), or that cannot be read through
+ * (over RP_KEY_SCAN_MAX, unreadable), whatever force says (RP_ERR_EXISTS), unless what is written
+ * is itself a private key and force is given (`key generate --force`). Then write with exclusive =
+ * !force, so that a file appearing meanwhile is not replaced either.
  */
 rp_err_t rp_key_check_out(const char *path, bool force, bool writes_private) RP_MUST_CHECK;
 
