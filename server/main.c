@@ -498,7 +498,7 @@ static rp_err_t store_open_waiting(const rp_server_t *srv, const char *where, lo
     for (int attempt = 1;; attempt++) {
         err = RP_OK;
         if (*hold == NULL && (err = serving_hold(srv, hold)) == RP_OK &&
-            (err = rp_restore_check(srv->data_dir)) != RP_OK)
+            (err = rp_restore_check(srv)) != RP_OK)
             return err;
         if (err == RP_OK) {
             err = rp_server_store_open(srv, store);
