@@ -77,16 +77,21 @@ static rp_err_t generation_read(const char *data_dir, int64_t *n)
 #define GEN_COUNT_BITS 41
 #define GEN_EPOCH(g) ((g) >> GEN_COUNT_BITS)
 
-/* Whether the database is older than the one data_dir saw last (DIR/generation): the one owner of
- * that check. RP_ERR_EXISTS (logged: what to do) when it is. OUT: *seen, *n: the directory's and
- * the database's generations. */
-static rp_err_t generation_check(const char *data_dir, rp_store_t *store, int64_t *seen, int64_t *n)
+/* OUT: *seen, *n: the generations of data_dir (DIR/generation) and of the database. */
+static rp_err_t generation_pair(const char *data_dir, rp_store_t *store, int64_t *seen, int64_t *n)
 {
     rp_err_t err = generation_read(data_dir, seen);
 
     *n = 0;
-    if (err == RP_OK)
-        err = rp_store_generation(store, n);
+    return err == RP_OK ? rp_store_generation(store, n) : err;
+}
+
+/* Whether the database is older than the one data_dir saw last (DIR/generation): the one owner of
+ * that check. RP_ERR_EXISTS (logged: what to do) when it is. OUT: as generation_pair's. */
+static rp_err_t generation_check(const char *data_dir, rp_store_t *store, int64_t *seen, int64_t *n)
+{
+    rp_err_t err = generation_pair(data_dir, store, seen, n);
+
     if (err != RP_OK || *n >= *seen)
         return err;
     rp_log_error("the database is older than the one %s served last (generation %lld, not %lld): "
@@ -101,31 +106,24 @@ static rp_err_t generation_check(const char *data_dir, rp_store_t *store, int64_
 /* The database's generation raised and written to DIR/generation: after generation_check (refused
  * while the database is the older), its count by one; or, restoring (`restored`, which is the
  * acknowledgement), to a new restore epoch above the database's and the directory's, and at least
- * the day's number since 1970 (above a directory that saw a restore this one did not). OUT: *n
- * (may be NULL). */
-static rp_err_t generation_advance(const char *data_dir, rp_store_t *store, bool restoring,
-                                   int64_t *n)
+ * the day's number since 1970 (above a directory that saw a restore this one did not). */
+static rp_err_t generation_advance(const char *data_dir, rp_store_t *store, bool restoring)
 {
     char path[PATH_MAX + 32], text[32];
     int64_t seen = 0, was = 0, got = 0, epoch, at_least;
     rp_err_t err;
 
+    err = restoring ? generation_pair(data_dir, store, &seen, &was)
+                    : generation_check(data_dir, store, &seen, &was);
+    if (err == RP_ERR_EXISTS)
+        return err; /* (said) */
+    at_least = seen + 1;
     if (restoring) {
-        err = generation_read(data_dir, &seen);
-        if (err == RP_OK)
-            err = rp_store_generation(store, &was);
-    } else {
-        err = generation_check(data_dir, store, &seen, &was);
-        if (err == RP_ERR_EXISTS) {
-            if (n != NULL)
-                *n = was;
-            return err; /* (said) */
-        }
+        epoch = GEN_EPOCH(seen > was ? seen : was) + 1;
+        if (epoch < (int64_t)time(NULL) / 86400)
+            epoch = (int64_t)time(NULL) / 86400;
+        at_least = epoch << GEN_COUNT_BITS;
     }
-    epoch = GEN_EPOCH(seen > was ? seen : was) + 1;
-    if (epoch < (int64_t)time(NULL) / 86400)
-        epoch = (int64_t)time(NULL) / 86400;
-    at_least = restoring ? epoch << GEN_COUNT_BITS : seen + 1;
     if (err == RP_OK)
         err = rp_store_generation_raise(store, at_least, &got);
     if (err == RP_OK) {
@@ -137,20 +135,18 @@ static rp_err_t generation_advance(const char *data_dir, rp_store_t *store, bool
     }
     if (err != RP_OK)
         rp_log_error("the database generation was not raised: %s", rp_strerror(err));
-    if (n != NULL)
-        *n = got;
     return err;
 }
 
 void rp_restore_mark(const char *data_dir, rp_store_t *store)
 {
     if (data_dir[0] != '\0')
-        (void)generation_advance(data_dir, store, false, NULL); /* (logged) */
+        (void)generation_advance(data_dir, store, false); /* (logged) */
 }
 
 rp_err_t rp_restore_start(const char *data_dir, rp_store_t *store)
 {
-    return generation_advance(data_dir, store, false, NULL);
+    return generation_advance(data_dir, store, false);
 }
 
 /* A time as the log writes times (UTC), or "an unknown time" for 0. */
@@ -217,7 +213,7 @@ int rp_backup_command(const rp_server_t *srv, const char *out)
     /* The live database moves past the copy's generation: put back by hand, it is refused. */
     err = rp_server_store_open(srv, &store);
     if (err == RP_OK) /* (refused, and said, when the database is the older: review r16 H1) */
-        err = generation_advance(srv->data_dir, store, false, NULL);
+        err = generation_advance(srv->data_dir, store, false);
     if (err == RP_ERR_EXISTS)
         rp_log_warn("backup: %s is a copy of that older database; it still does not serve until "
                     "`rampart-server restored` has run",
@@ -246,7 +242,7 @@ static int post_restore(const rp_server_t *srv, rp_rotate_fn rotate, int64_t tak
     if (err == RP_OK)
         err = rp_store_nonces_restored(store, &v[0], &v[1], &v[2], &v[3]);
     if (err == RP_OK) /* (above every data directory's: replicas start again) */
-        err = generation_advance(srv->data_dir, store, true, NULL);
+        err = generation_advance(srv->data_dir, store, true);
     rp_store_close(store);
     if (err != RP_OK) {
         rp_log_error("restored: the nonce epoch or the generation was not raised: %s (run "
@@ -490,9 +486,9 @@ static bool acknowledged(const rp_server_t *srv, rp_store_t *store)
     int64_t seen = 0, n = 0;
 
     snprintf(path, sizeof(path), "%s/" PENDING, srv->data_dir);
-    if (access(path, F_OK) == 0 || generation_read(srv->data_dir, &seen) != RP_OK ||
-        rp_store_generation(store, &n) != RP_OK || seen == 0 || GEN_EPOCH(n) <= GEN_EPOCH(seen) ||
-        generation_advance(srv->data_dir, store, false, NULL) != RP_OK)
+    if (access(path, F_OK) == 0 || generation_pair(srv->data_dir, store, &seen, &n) != RP_OK ||
+        seen == 0 || GEN_EPOCH(n) <= GEN_EPOCH(seen) ||
+        generation_advance(srv->data_dir, store, false) != RP_OK)
         return false;
     rp_log_info("restored: `rampart-server restored` has run on this database since %s saw it last "
                 "(restore epoch %lld, not %lld: on another replica), which acknowledged that "
