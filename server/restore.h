@@ -22,8 +22,9 @@
  * rampart-server restored --data-dir DIR [--database URI]: the post-restore step alone, after a
  * restore the service did not make (pg_restore for PostgreSQL) or one interrupted. Replicas may
  * run (on PostgreSQL they should not serve the restored database before it). Run again on
- * another replica's directory once it has run (its restore epoch later than that directory saw),
- * it redoes nothing: it brings DIR/generation up to the database's and says so.
+ * another replica's directory once it has run (its restore epoch later than that directory saw:
+ * that replica has not started since), it redoes nothing: it brings DIR/generation up to the
+ * database's and says so.
  *
  * restore sweeps, under its hold, the temporaries cut commands left: the database's copy,
  * restore.pending's, generation's and admin.token's (review r16 L2).
