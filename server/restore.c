@@ -365,13 +365,13 @@ static rp_err_t set_aside(const char *db, char *kept, size_t cap)
     return RP_OK;
 }
 
-/* What a restore, a `restored` or a rotation of the system token cut short (kill -9) left of its
- * temporaries (review r16 L2): the database's copy beside db, and restore.pending's, generation's
- * and admin.token's in data_dir. Run by restore under its hold, alone on the database: no server,
- * hence no writer of them, runs. */
+/* What a restore or a `restored` cut short (kill -9) left of its temporaries (review r16 L2): the
+ * database's copy beside db, and restore.pending's and generation's in data_dir. Run by restore
+ * under its hold, alone on the database: no server, hence no writer of them, runs (admin.token's
+ * go under its own lock: main.c). */
 static void restore_sweep(const char *data_dir, const char *db)
 {
-    static const char *const names[] = {PENDING, GENERATION, "admin.token"};
+    static const char *const names[] = {PENDING, GENERATION};
     char parent[PATH_MAX + 16], *slash;
     const char *base = db;
     int dir, n = 0;

@@ -27,7 +27,8 @@
  * database's and says so.
  *
  * restore sweeps, under its hold, the temporaries cut commands left: the database's copy,
- * restore.pending's, generation's and admin.token's (review r16 L2).
+ * restore.pending's and generation's (review r16 L2); admin.token's go whenever its lock is taken
+ * (a start, a rotation, restored).
  */
 #ifndef RAMPART_SERVER_RESTORE_H
 #define RAMPART_SERVER_RESTORE_H

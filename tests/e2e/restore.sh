@@ -101,8 +101,10 @@ err_has "the database is older than the one $d/srv served last"
 # (r16 H1: a backup, or a rotation, on the refused directory does not lift the refusal)
 expect 0 "$server_bin" --data-dir "$d/srv" backup "$d/safety.db"
 err_has "the database is older than"; err_has "still does not serve until"
+touch "$d/srv/admin.token.tmpAbC123" # (r16 L2: what a cut rotation left goes at the next)
 expect 0 "$server_bin" --data-dir "$d/srv" --rotate-admin-token
 err_has "the database is older than"
+[ ! -e "$d/srv/admin.token.tmpAbC123" ] || fail "a rotation left a cut one's temporary"
 expect 1 "$server_bin" --data-dir "$d/srv" --listen 127.0.0.1:0
 err_has "the database is older than the one $d/srv served last"
 
