@@ -806,8 +806,8 @@ static struct {
     int64_t cert_begins, cert_ends; /* its times (notBefore, notAfter) */
     char **service_cas_old;         /* the service CAs published before (service_ca_publish) */
     int service_cas_replaced;
-    rp_hold_t *hold; /* this replica's hold on its database (hold.h), kept at each heartbeat */
-    bool blobs_moved; /* found, as the hold was taken again, moved to the other --blobs store */
+    rp_hold_t *hold;     /* this replica's hold on its database (hold.h), kept at each heartbeat */
+    bool blobs_moved;    /* found, as the hold was taken again, moved to the other --blobs store */
     unsigned hold_taken; /* rp_hold_stands's count when the blob stores were last checked */
 } run;
 

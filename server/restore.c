@@ -166,10 +166,10 @@ static bool sqlite_file(const rp_server_t *srv, const char *what, char *out, siz
     if (srv->database[0] != '\0' && rp_db_driver_for(srv->database) != &rp_db_sqlite) {
         if (what != NULL)
             rp_log_error(
-            "%s: the database is PostgreSQL's: use pg_dump, or pg_restore and then "
-            "`rampart-server restored` (docs/operations.md, \"Backing up and restoring\"); "
-            "nothing was done",
-            what);
+                "%s: the database is PostgreSQL's: use pg_dump, or pg_restore and then "
+                "`rampart-server restored` (docs/operations.md, \"Backing up and restoring\"); "
+                "nothing was done",
+                what);
         return false;
     }
     if (srv->database[0] != '\0')
@@ -309,12 +309,13 @@ static bool cut_set_aside(const char *data_dir, const char *db, const char *what
     snprintf(path, sizeof(path), "%s/" PENDING, data_dir);
     if (access(path, F_OK) != 0 || access(db, F_OK) == 0)
         return false;
-    rp_log_error("%s: a restore was cut after it set the database aside, before the backup took its "
-                 "place (%s is missing). Run `rampart-server restore FILE --data-dir %s` again "
-                 "with the backup; or, to go back, rename the database it replaced (%s.replaced-"
-                 "TIME, and its -wal if there is one) back to %s and run `rampart-server restored "
-                 "--data-dir %s`",
-                 what, db, data_dir, db, db, data_dir);
+    rp_log_error(
+        "%s: a restore was cut after it set the database aside, before the backup took its "
+        "place (%s is missing). Run `rampart-server restore FILE --data-dir %s` again "
+        "with the backup; or, to go back, rename the database it replaced (%s.replaced-"
+        "TIME, and its -wal if there is one) back to %s and run `rampart-server restored "
+        "--data-dir %s`",
+        what, db, data_dir, db, db, data_dir);
     return true;
 }
 
