@@ -61,7 +61,7 @@ void rp_hold_keep(rp_hold_t *h);
  * A replica whose hold is lost serves no blob (review r16 M4): its heartbeat, right after
  * rp_hold_keep, sets srv->hold_lost from this, and the blob handles its requests use answer
  * RP_ERR_BUSY (503 `unavailable`, Retry-After) to every call that reaches a blob (blob.h:
- * rp_blobs_gate) until the hold is taken again. So a blobs move that takes the locks a restart of
+ * rp_blobs_gate), and /readyz is 503, until the hold is taken again. So a blobs move that takes the locks a restart of
  * PostgreSQL freed finds no blob being written or read under it, within a heartbeat (--beat,
  * one second by default: the hold's loss is seen at the next beat, without a round trip). Chosen
  * over taking the hold again as the store reconnects: a replica with no request to serve does not

@@ -200,4 +200,5 @@ wait_until 20 tenants_ok || fail "no answer after PostgreSQL's restart: $status"
 head -c 400 "$d/part" >"$d/rest"
 http PUT "/api/v1/tenants/$acme/uploads/$up?offset=600" "$ADMIN_TOKEN" "$d/rest" application/octet-stream
 is_status 503; body_has '.error == "unavailable"'
+http GET /readyz -; is_status 503; body_has '.error == "not_ready"'
 done_ok
