@@ -121,7 +121,11 @@ rp_err_t rp_server_store_open_existing(const rp_server_t *srv, rp_store_t **stor
 
 rp_err_t rp_server_blobs_open(const rp_server_t *srv, rp_store_t *store, rp_blobs_t **blobs)
 {
-    return rp_blobs_open(srv->blobs, srv->data_dir, store, blobs);
+    rp_err_t err = rp_blobs_open(srv->blobs, srv->data_dir, store, blobs);
+
+    if (err == RP_OK) /* (served only while this replica's hold stands: hold.h) */
+        rp_blobs_gate(*blobs, &srv->hold_lost);
+    return err;
 }
 
 void rp_server_database_describe(const rp_server_t *srv, char *out, size_t cap)

@@ -107,6 +107,9 @@ typedef struct rp_server {
     uint8_t nonce_key[RP_NONCE_KEY_LEN]; /* derived from the master key */
     SSL_CTX *ssl_ctx; /* the TLS identity the workers take at start (each keeps its own: reload) */
     atomic_llong server_cert_not_after; /* the end of ssl_ctx's certificate (main.c) */
+    /* Whether this replica's hold on its database is lost (hold.h: rp_hold_keep, at each
+     * heartbeat): its blobs are not served meanwhile (blob.h: rp_blobs_gate). */
+    atomic_bool hold_lost;
     /* When the successor service CA renews that certificate, while it is within its renewal
      * margin waiting for that (main.c; else 0): /readyz does not call it "not renewed". */
     atomic_llong server_cert_switch_at;

@@ -214,7 +214,7 @@ static rp_err_t blobs_check(const rp_server_t *srv, rp_store_t *store)
     rp_blobs_t *mine = NULL, *theirs = NULL;
     char first[RP_BLOB_NAME_MAX + 1];
     unsigned missing = 0;
-    rp_err_t err = rp_server_blobs_open(srv, store, &mine);
+    rp_err_t err = rp_blobs_open(srv->blobs, srv->data_dir, store, &mine); /* (not gated) */
 
     if (err == RP_OK)
         err = rp_blobs_open(other, srv->data_dir, store, &theirs);
@@ -458,7 +458,15 @@ static rp_err_t new_admin_token(const char *path, rp_atomic_file_t *f, uint8_t h
  */
 static int admin_token_lock(const char *data_dir)
 {
-    return rp_lock_in(data_dir, "admin.token.lock");
+    int lock = rp_lock_in(data_dir, "admin.token.lock"), dir, n = 0;
+
+    /* every writer of admin.token holds it: what a cut one left goes (review r16 L2) */
+    dir = lock >= 0 ? open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (dir >= 0 && rp_atomic_sweep(dir, "admin.token", &n) != RP_OK)
+        rp_log_warn("%s: temporaries of admin.token not removed", data_dir);
+    if (dir >= 0)
+        close(dir);
+    return lock;
 }
 
 /* This server's hold on its database (hold.h: review r15ops M1, L3, H1), taken at start before
@@ -498,7 +506,7 @@ static rp_err_t store_open_waiting(const rp_server_t *srv, const char *where, lo
     for (int attempt = 1;; attempt++) {
         err = RP_OK;
         if (*hold == NULL && (err = serving_hold(srv, hold)) == RP_OK &&
-            (err = rp_restore_check(srv->data_dir)) != RP_OK)
+            (err = rp_restore_check(srv)) != RP_OK)
             return err;
         if (err == RP_OK) {
             err = rp_server_store_open(srv, store);
@@ -798,8 +806,40 @@ static struct {
     int64_t cert_begins, cert_ends; /* its times (notBefore, notAfter) */
     char **service_cas_old;         /* the service CAs published before (service_ca_publish) */
     int service_cas_replaced;
-    rp_hold_t *hold; /* this replica's hold on its database (hold.h), kept at each heartbeat */
+    rp_hold_t *hold;     /* this replica's hold on its database (hold.h), kept at each heartbeat */
+    bool blobs_moved;    /* found, as the hold was taken again, moved to the other --blobs store */
+    unsigned hold_taken; /* rp_hold_stands's count when the blob stores were last checked */
 } run;
+
+/*
+ * The hold kept at each heartbeat (hold.h): while it is lost, no blob is served (srv->hold_lost).
+ * Taken again, the blob stores are checked as at start before blobs are served again: a blobs
+ * move that ran meanwhile (review r16 M4) leaves this replica's blobs in the other store, and it
+ * then serves none for its life (said: restarted with the other --blobs, it serves them).
+ */
+static void hold_kept(void)
+{
+    rp_store_t *store = NULL;
+    unsigned taken = 0;
+    bool stands;
+    rp_err_t err;
+
+    rp_hold_keep(run.hold);
+    stands = rp_hold_stands(run.hold, &taken) && !run.blobs_moved;
+    if (stands && taken != run.hold_taken) {
+        err = rp_server_store_open_existing(run.srv, &store);
+        if (err == RP_OK)
+            err = blobs_check(run.srv, store); /* (said) */
+        rp_store_close(store);
+        run.blobs_moved = err == RP_ERR_EXISTS;
+        stands = err == RP_OK; /* (else looked at again at the next beat) */
+        if (stands)
+            run.hold_taken = taken;
+        if (run.blobs_moved)
+            rp_log_error("this replica serves no blob until it is restarted (see above)");
+    }
+    atomic_store(&run.srv->hold_lost, !stands);
+}
 
 #define LOGIN_BURST 10
 #define AUTH_FAIL_BURST 20
@@ -1119,7 +1159,7 @@ static void on_heartbeat(evutil_socket_t fd, short events, void *arg)
      * made before may begin ahead of it) */
     if (now >= run.cert_check_at || run.cert_check_at - now > CERT_RETRY)
         cert_due();
-    rp_hold_keep(run.hold);
+    hold_kept();
 }
 
 int main(int argc, char **argv)

@@ -66,16 +66,66 @@ static rp_err_t generation_read(const char *data_dir, int64_t *n)
     return RP_OK;
 }
 
-/* The database's generation raised above DIR/generation's and the clock, and written there. OUT:
- * *n (may be NULL). */
-static rp_err_t generation_advance(const char *data_dir, rp_store_t *store, int64_t *n)
+/*
+ * The generation is two numbers in one (review r16 M3): the restore epoch, which only `restored`
+ * raises, above GEN_COUNT_BITS; a count, raised by one at each start and revocation, below. Its
+ * one order is theirs in turn: a database is older than the one a directory saw when its epoch is
+ * lower, or the same with a lower count. So `restored`, run on any replica, puts the database
+ * above every data directory's (a later epoch), and the other replicas start without it; a backup
+ * put back by hand stays below (its epoch at most the directory's, and its count lower).
+ */
+#define GEN_COUNT_BITS 41
+#define GEN_EPOCH(g) ((g) >> GEN_COUNT_BITS)
+
+/* OUT: *seen, *n: the generations of data_dir (DIR/generation) and of the database. */
+static rp_err_t generation_pair(const char *data_dir, rp_store_t *store, int64_t *seen, int64_t *n)
+{
+    rp_err_t err = generation_read(data_dir, seen);
+
+    *n = 0;
+    return err == RP_OK ? rp_store_generation(store, n) : err;
+}
+
+/* Whether the database is older than the one data_dir saw last (DIR/generation): the one owner of
+ * that check. RP_ERR_EXISTS (logged: what to do) when it is. OUT: as generation_pair's. */
+static rp_err_t generation_check(const char *data_dir, rp_store_t *store, int64_t *seen, int64_t *n)
+{
+    rp_err_t err = generation_pair(data_dir, store, seen, n);
+
+    if (err != RP_OK || *n >= *seen)
+        return err;
+    rp_log_error("the database is older than the one %s served last (generation %lld, not %lld): "
+                 "a backup put back, or another database. Its revocations since are undone, and "
+                 "its system token and nonce epoch are the backup's. Run `rampart-server restored "
+                 "--data-dir %s` (with the same --database) first (docs/operations.md, \"Backing "
+                 "up and restoring\")",
+                 data_dir, (long long)*n, (long long)*seen, data_dir);
+    return RP_ERR_EXISTS;
+}
+
+/* The database's generation raised and written to DIR/generation: after generation_check (refused
+ * while the database is the older), its count by one; or, restoring (`restored`, which is the
+ * acknowledgement), to a new restore epoch above the database's and the directory's, and at least
+ * the day's number since 1970 (above a directory that saw a restore this one did not). */
+static rp_err_t generation_advance(const char *data_dir, rp_store_t *store, bool restoring)
 {
     char path[PATH_MAX + 32], text[32];
-    int64_t seen = 0, now = (int64_t)time(NULL), got = 0;
-    rp_err_t err = generation_read(data_dir, &seen);
+    int64_t seen = 0, was = 0, got = 0, epoch, at_least;
+    rp_err_t err;
 
+    err = restoring ? generation_pair(data_dir, store, &seen, &was)
+                    : generation_check(data_dir, store, &seen, &was);
+    if (err == RP_ERR_EXISTS)
+        return err; /* (said) */
+    at_least = seen + 1;
+    if (restoring) {
+        epoch = GEN_EPOCH(seen > was ? seen : was) + 1;
+        if (epoch < (int64_t)time(NULL) / 86400)
+            epoch = (int64_t)time(NULL) / 86400;
+        at_least = epoch << GEN_COUNT_BITS;
+    }
     if (err == RP_OK)
-        err = rp_store_generation_raise(store, seen + 1 > now ? seen + 1 : now, &got);
+        err = rp_store_generation_raise(store, at_least, &got);
     if (err == RP_OK) {
         snprintf(path, sizeof(path), "%s/" GENERATION, data_dir);
         snprintf(text, sizeof(text), "%lld\n", (long long)got);
@@ -85,36 +135,18 @@ static rp_err_t generation_advance(const char *data_dir, rp_store_t *store, int6
     }
     if (err != RP_OK)
         rp_log_error("the database generation was not raised: %s", rp_strerror(err));
-    if (n != NULL)
-        *n = got;
     return err;
 }
 
 void rp_restore_mark(const char *data_dir, rp_store_t *store)
 {
     if (data_dir[0] != '\0')
-        (void)generation_advance(data_dir, store, NULL); /* (logged) */
+        (void)generation_advance(data_dir, store, false); /* (logged) */
 }
 
 rp_err_t rp_restore_start(const char *data_dir, rp_store_t *store)
 {
-    int64_t seen = 0, n = 0;
-    rp_err_t err = generation_read(data_dir, &seen);
-
-    if (err == RP_OK)
-        err = rp_store_generation(store, &n);
-    if (err != RP_OK)
-        return err;
-    if (n < seen) {
-        rp_log_error("the database is older than the one %s served last (generation %lld, not "
-                     "%lld): a backup put back, or another database. Its revocations since are "
-                     "undone, and its system token and nonce epoch are the backup's. Run "
-                     "`rampart-server restored --data-dir %s` (with the same --database) first "
-                     "(docs/operations.md, \"Backing up and restoring\")",
-                     data_dir, (long long)n, (long long)seen, data_dir);
-        return RP_ERR_EXISTS;
-    }
-    return generation_advance(data_dir, store, NULL);
+    return generation_advance(data_dir, store, false);
 }
 
 /* A time as the log writes times (UTC), or "an unknown time" for 0. */
@@ -127,16 +159,17 @@ static void utc(int64_t t, char *out, size_t cap)
         snprintf(out, cap, "an unknown time");
 }
 
-/* The SQLite file of the --data-dir and --database given (out), or false (said, as what) when the
- * database is PostgreSQL's: pg_dump and pg_restore are its tools. */
+/* The SQLite file of the --data-dir and --database given (out), or false (said, as what, unless
+ * NULL) when the database is PostgreSQL's: pg_dump and pg_restore are its tools. */
 static bool sqlite_file(const rp_server_t *srv, const char *what, char *out, size_t cap)
 {
     if (srv->database[0] != '\0' && rp_db_driver_for(srv->database) != &rp_db_sqlite) {
-        rp_log_error(
-            "%s: the database is PostgreSQL's: use pg_dump, or pg_restore and then "
-            "`rampart-server restored` (docs/operations.md, \"Backing up and restoring\"); "
-            "nothing was done",
-            what);
+        if (what != NULL)
+            rp_log_error(
+                "%s: the database is PostgreSQL's: use pg_dump, or pg_restore and then "
+                "`rampart-server restored` (docs/operations.md, \"Backing up and restoring\"); "
+                "nothing was done",
+                what);
         return false;
     }
     if (srv->database[0] != '\0')
@@ -178,8 +211,14 @@ int rp_backup_command(const rp_server_t *srv, const char *out)
         return 1;
     }
     /* The live database moves past the copy's generation: put back by hand, it is refused. */
-    if (rp_server_store_open(srv, &store) != RP_OK ||
-        generation_advance(srv->data_dir, store, NULL) != RP_OK)
+    err = rp_server_store_open(srv, &store);
+    if (err == RP_OK) /* (refused, and said, when the database is the older: review r16 H1) */
+        err = generation_advance(srv->data_dir, store, false);
+    if (err == RP_ERR_EXISTS)
+        rp_log_warn("backup: %s is a copy of that older database; it still does not serve until "
+                    "`rampart-server restored` has run",
+                    out);
+    else if (err != RP_OK)
         rp_log_warn("backup: the database's generation was not raised: a start will not know "
                     "the copy from it, if it is put back by hand (use rampart-server restore)");
     rp_store_close(store);
@@ -203,7 +242,7 @@ static int post_restore(const rp_server_t *srv, rp_rotate_fn rotate, int64_t tak
     if (err == RP_OK)
         err = rp_store_nonces_restored(store, &v[0], &v[1], &v[2], &v[3]);
     if (err == RP_OK) /* (above every data directory's: replicas start again) */
-        err = generation_advance(srv->data_dir, store, NULL);
+        err = generation_advance(srv->data_dir, store, true);
     rp_store_close(store);
     if (err != RP_OK) {
         rp_log_error("restored: the nonce epoch or the generation was not raised: %s (run "
@@ -261,18 +300,39 @@ static rp_err_t pending_set(const char *data_dir, bool on)
     return RP_OK;
 }
 
-rp_err_t rp_restore_check(const char *data_dir)
+/* A restore cut after the database at db was set aside and before the copy took its place (review
+ * r16 L1): true, said (what to do), when DIR/restore.pending is there and db is not. */
+static bool cut_set_aside(const char *data_dir, const char *db, const char *what)
 {
     char path[PATH_MAX + 32];
 
     snprintf(path, sizeof(path), "%s/" PENDING, data_dir);
+    if (access(path, F_OK) != 0 || access(db, F_OK) == 0)
+        return false;
+    rp_log_error(
+        "%s: a restore was cut after it set the database aside, before the backup took its "
+        "place (%s is missing). Run `rampart-server restore FILE --data-dir %s` again "
+        "with the backup; or, to go back, rename the database it replaced (%s.replaced-"
+        "TIME, and its -wal if there is one) back to %s and run `rampart-server restored "
+        "--data-dir %s`",
+        what, db, data_dir, db, db, data_dir);
+    return true;
+}
+
+rp_err_t rp_restore_check(const rp_server_t *srv)
+{
+    char path[PATH_MAX + 32], db[PATH_MAX + 16];
+
+    snprintf(path, sizeof(path), "%s/" PENDING, srv->data_dir);
     if (access(path, F_OK) != 0)
         return RP_OK;
+    if (sqlite_file(srv, NULL, db, sizeof(db)) && cut_set_aside(srv->data_dir, db, "start"))
+        return RP_ERR_EXISTS;
     rp_log_error("%s: a restore of the database has not finished: its revocations since the "
                  "backup are undone and its system token and nonce epoch are the backup's. Run "
                  "`rampart-server restored --data-dir %s` (with the same --database) first "
                  "(docs/operations.md, \"Backing up and restoring\")",
-                 path, data_dir);
+                 path, srv->data_dir);
     return RP_ERR_EXISTS;
 }
 
@@ -306,6 +366,38 @@ static rp_err_t set_aside(const char *db, char *kept, size_t cap)
     return RP_OK;
 }
 
+/* What a restore or a `restored` cut short (kill -9) left of its temporaries (review r16 L2): the
+ * database's copy beside db, and restore.pending's and generation's in data_dir. Run by restore
+ * under its hold, alone on the database: no server, hence no writer of them, runs (admin.token's
+ * go under its own lock: main.c). */
+static void restore_sweep(const char *data_dir, const char *db)
+{
+    static const char *const names[] = {PENDING, GENERATION};
+    char parent[PATH_MAX + 16], *slash;
+    const char *base = db;
+    int dir, n = 0;
+
+    snprintf(parent, sizeof(parent), "%s", db);
+    slash = strrchr(parent, '/');
+    if (slash == NULL) {
+        snprintf(parent, sizeof(parent), ".");
+    } else {
+        base = db + (slash - parent) + 1;
+        slash[slash == parent ? 1 : 0] = '\0';
+    }
+    dir = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0 || rp_atomic_sweep(dir, base, &n) != RP_OK)
+        rp_log_warn("restore: temporaries of %s not removed", db);
+    if (dir >= 0)
+        close(dir);
+    dir = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    for (size_t i = 0; dir >= 0 && i < sizeof(names) / sizeof(names[0]); i++)
+        if (rp_atomic_sweep(dir, names[i], &n) != RP_OK)
+            rp_log_warn("restore: temporaries of %s/%s not removed", data_dir, names[i]);
+    if (dir >= 0)
+        close(dir);
+}
+
 int rp_restore_command(const rp_server_t *srv, const char *file, rp_rotate_fn rotate)
 {
     char db[PATH_MAX + 16], kept[PATH_MAX + 64] = "", why[400], when[64];
@@ -337,6 +429,7 @@ int rp_restore_command(const rp_server_t *srv, const char *file, rp_rotate_fn ro
                          rp_strerror(err));
         return 1;
     }
+    restore_sweep(srv->data_dir, db);
     /* The copy, checked, beside the database (0600), before anything changes. */
     err = rp_atomic_begin(&f, db, 0600, 0);
     if (err == RP_OK && (err = rp_db_sqlite_copy(file, f.tmp, 0)) != RP_OK)
@@ -384,6 +477,29 @@ int rp_restore_command(const rp_server_t *srv, const char *file, rp_rotate_fn ro
     return status;
 }
 
+/* Whether `restored` has run on the database since data_dir saw it last (its restore epoch is the
+ * later: run on another replica), with no restore of this directory unfinished: then that restore
+ * is acknowledged already, nothing is redone, and DIR/generation is brought up to the database's
+ * (review r16 M3). False (and nothing done) otherwise, or when it cannot be told. */
+static bool acknowledged(const rp_server_t *srv, rp_store_t *store)
+{
+    char path[PATH_MAX + 32];
+    int64_t seen = 0, n = 0;
+
+    snprintf(path, sizeof(path), "%s/" PENDING, srv->data_dir);
+    if (access(path, F_OK) == 0 || generation_pair(srv->data_dir, store, &seen, &n) != RP_OK ||
+        seen == 0 || GEN_EPOCH(n) <= GEN_EPOCH(seen) ||
+        generation_advance(srv->data_dir, store, false) != RP_OK)
+        return false;
+    rp_log_info("restored: `rampart-server restored` has run on this database since %s saw it last "
+                "(restore epoch %lld, not %lld: on another replica), which acknowledged that "
+                "restore for every replica. Nothing was redone: the system token was not rotated "
+                "again (the new one is in the admin.token of the data directory where it ran), the "
+                "nonce epoch not raised again; %s/" GENERATION " is the database's now",
+                srv->data_dir, (long long)GEN_EPOCH(n), (long long)GEN_EPOCH(seen), srv->data_dir);
+    return true;
+}
+
 int rp_restored_command(const rp_server_t *srv, rp_rotate_fn rotate)
 {
     rp_store_t *store = NULL;
@@ -398,6 +514,8 @@ int rp_restored_command(const rp_server_t *srv, rp_rotate_fn rotate)
     /* The backup's time, which only a SQLite file records (rampart-server backup). */
     if (srv->database[0] == '\0' || rp_db_driver_for(srv->database) == &rp_db_sqlite) {
         (void)sqlite_file(srv, "restored", db, sizeof(db));
+        if (cut_set_aside(srv->data_dir, db, "restored: nothing was done"))
+            return 1;
         if (access(db, F_OK) != 0) {
             rp_log_error("restored: %s holds no Rampart database (%s); nothing was done",
                          srv->data_dir, db);
@@ -405,8 +523,12 @@ int rp_restored_command(const rp_server_t *srv, rp_rotate_fn rotate)
         }
         if (rp_db_sqlite_inspect(db, &schema, &taken_at, why, sizeof(why)) != RP_OK)
             taken_at = 0;
-    } else if (rp_server_store_open(srv, &store) != RP_OK) {
+    }
+    if (rp_server_store_open(srv, &store) != RP_OK)
         return 1; /* (said) */
+    if (acknowledged(srv, store)) {
+        rp_store_close(store);
+        return 0;
     }
     rp_store_close(store);
     status = post_restore(srv, rotate, taken_at);

@@ -285,16 +285,24 @@ static bool query_u64(rp_req_t *r, const char *key, uint64_t *out)
     return ok && seen == 1;
 }
 
-/* The bytes the service has of an upload (0: none yet; all of them once it became an image). */
-static uint64_t upload_received(rp_req_t *r, const rp_upload_t *u)
+/* The bytes the service has of an upload (0: none yet; all of them once it became an image).
+ * false, with a reply sent (503 while the blob store cannot be reached: blob.h), when it cannot be
+ * told. */
+static bool upload_received(rp_req_t *r, const rp_upload_t *u, uint64_t *n)
 {
     char name[RP_BLOB_NAME_MAX + 1];
-    uint64_t size = 0;
+    rp_err_t err;
 
+    *n = u->size;
     if (u->image_id[0] != '\0')
-        return u->size;
+        return true;
     rp_blob_name_upload(u->id, name);
-    return rp_blob_stat(r->w->blobs, name, &size) == RP_OK ? size : 0;
+    err = rp_blob_stat(r->w->blobs, name, n);
+    if (err == RP_ERR_NOT_FOUND)
+        *n = 0;
+    else if (err != RP_OK)
+        rp_reply_failure(r, err, "cannot read the upload: %s", rp_strerror(err));
+    return err == RP_OK || err == RP_ERR_NOT_FOUND;
 }
 
 /* Write one chunk at offset: what of it lies past the service's copy is appended (a chunk the
@@ -338,7 +346,8 @@ static bool upload_put(rp_req_t *r, rp_upload_t *u, uint64_t *received)
     for (int stalls = 0; err == RP_ERR_BUSY && stalls < 3;) {
         uint64_t before = have;
 
-        have = upload_received(r, u);
+        if (!upload_received(r, u, &have))
+            return false;
         stalls = have > before ? 0 : stalls + 1;
         if (off > have) {
             json_t *e = json_pack("{s:s, s:s, s:I}", "error", "gap", "message",
@@ -431,9 +440,10 @@ static bool find_upload(rp_req_t *r, rp_upload_t *u)
 void rp_h_upload_get(rp_req_t *r)
 {
     rp_upload_t u;
+    uint64_t n;
 
-    if (find_upload(r, &u))
-        rp_reply_json(r, 200, upload_json(&u, upload_received(r, &u)));
+    if (find_upload(r, &u) && upload_received(r, &u, &n))
+        rp_reply_json(r, 200, upload_json(&u, n));
 }
 
 void rp_h_upload_put(rp_req_t *r)
@@ -573,7 +583,13 @@ static verdict_t verify_upload(rp_req_t *r, const char *name, const rp_upload_t 
         *discard = true;
         goto out;
     }
-    if (rp_blob_open(r->w->blobs, name, &blob, &io.size) != RP_OK) {
+    err = rp_blob_open(r->w->blobs, name, &blob, &io.size);
+    if (err == RP_ERR_BUSY) { /* (the replica's hold lost: blob.h; kept, for a try again) */
+        rp_reply_failure(r, err, "cannot read the upload: %s", rp_strerror(err));
+        v = REPLIED;
+        goto out;
+    }
+    if (err != RP_OK) {
         v = GONE;
         goto out;
     }
@@ -664,7 +680,9 @@ bool rp_upload_finished(rp_req_t *r, const char *id, rp_upload_t *u)
         rp_reply_error(r, 409, "conflict", "the upload became image %s", u->image_id);
         return false;
     }
-    if ((received = upload_received(r, u)) != u->size) {
+    if (!upload_received(r, u, &received))
+        return false;
+    if (received != u->size) {
         rp_reply_error(r, 409, "incomplete", "the upload has %llu of its %llu bytes",
                        (unsigned long long)received, (unsigned long long)u->size);
         return false;

@@ -6,6 +6,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -979,11 +980,27 @@ static void day_of(int64_t at, char *out, size_t cap)
     strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&(time_t){(time_t)at}, &tm));
 }
 
+/* server.lock for a promotion (rp_service_identity_lock), and, taken, what a promotion cut short
+ * (kill -9) left of its own temporaries removed: every writer of them holds it (review r16 L2). */
+static int promote_lock(const char *data_dir)
+{
+    static const char *const names[] = {RP_SERVICE_CA_OLD ".pem", SERVICE_CA_PROMOTING};
+    int lock = rp_service_identity_lock(data_dir), n = 0;
+    int dir = lock >= 0 ? open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+
+    for (size_t i = 0; dir >= 0 && i < sizeof(names) / sizeof(names[0]); i++)
+        if (rp_atomic_sweep(dir, names[i], &n) != RP_OK)
+            rp_log_warn("%s: temporaries of %s not removed", data_dir, names[i]);
+    if (dir >= 0)
+        close(dir);
+    return lock;
+}
+
 rp_err_t rp_service_ca_promote(const char *data_dir, int64_t now, bool force)
 {
     struct service_cas c = {0};
     char when[32], path[4096];
-    int lock = rp_service_identity_lock(data_dir);
+    int lock = promote_lock(data_dir);
     bool resumed = lock >= 0 && file_there(data_dir, SERVICE_CA_PROMOTING);
     rp_err_t err = lock >= 0 ? service_cas_read(data_dir, now, &c) : RP_ERR_IO;
     int64_t end = 0, lead = 0, from;

@@ -215,6 +215,12 @@ void rp_ready_handle(rp_req_t *r)
         return;
     }
     check_if_due(r->w, &ok, why, sizeof(why));
+    if (ok && atomic_load(&r->w->srv->hold_lost)) { /* (it serves no blob: hold.h) */
+        snprintf(why, sizeof(why),
+                 "this replica's hold on the database is lost, or its blobs "
+                 "were moved meanwhile: it serves no blob (see the log)");
+        ok = false;
+    }
     if (ok && !cert_ending(r->w->srv, why, sizeof(why)) &&
         !service_ca_ending(r->w->srv, why, sizeof(why)))
         rp_reply_json(r, 200, json_pack("{s:s}", "status", "ready"));

@@ -102,11 +102,29 @@ void rp_blob_name_symbols(const char *tenant_id, const char *build_id,
     snprintf(out, RP_BLOB_NAME_MAX + 1, "symbols/%s-%s", tenant_id, build_id);
 }
 
-rp_err_t rp_blob_put_begin(rp_blobs_t *b, const char *name, rp_blob_writer_t **w)
+void rp_blobs_gate(rp_blobs_t *b, const atomic_bool *held_lost)
 {
-    *w = NULL;
+    b->held_lost = held_lost;
+}
+
+/* Whether b may reach its blobs: name valid (RP_ERR_INVALID_ARG), and its replica's hold standing
+ * (RP_ERR_BUSY: a 503 with Retry-After; blob.h). */
+static rp_err_t blob_may(const rp_blobs_t *b, const char *name)
+{
     if (!rp_blob_name_valid(name))
         return RP_ERR_INVALID_ARG;
+    if (b->held_lost != NULL && atomic_load(b->held_lost))
+        return RP_ERR_BUSY;
+    return RP_OK;
+}
+
+rp_err_t rp_blob_put_begin(rp_blobs_t *b, const char *name, rp_blob_writer_t **w)
+{
+    rp_err_t err = blob_may(b, name);
+
+    *w = NULL;
+    if (err != RP_OK)
+        return err;
     return b->ops->put_begin(b, name, w);
 }
 
@@ -128,17 +146,17 @@ void rp_blob_put_abort(rp_blob_writer_t *w)
 
 rp_err_t rp_blob_append(rp_blobs_t *b, const char *name, uint64_t at, const void *data, size_t len)
 {
-    if (!rp_blob_name_valid(name))
-        return RP_ERR_INVALID_ARG;
-    return b->ops->append(b, name, at, data, len);
+    rp_err_t err = blob_may(b, name);
+
+    return err != RP_OK ? err : b->ops->append(b, name, at, data, len);
 }
 
 rp_err_t rp_blob_open(rp_blobs_t *b, const char *name, rp_blob_reader_t **r, uint64_t *size)
 {
+    rp_err_t err = blob_may(b, name);
+
     *r = NULL;
-    if (!rp_blob_name_valid(name))
-        return RP_ERR_INVALID_ARG;
-    return b->ops->open(b, name, r, size);
+    return err != RP_OK ? err : b->ops->open(b, name, r, size);
 }
 
 rp_err_t rp_blob_read(rp_blob_reader_t *r, uint64_t off, void *buf, size_t len, size_t *got)
@@ -155,28 +173,32 @@ void rp_blob_close(rp_blob_reader_t *r)
 
 rp_err_t rp_blob_stat(rp_blobs_t *b, const char *name, uint64_t *size)
 {
-    if (!rp_blob_name_valid(name))
-        return RP_ERR_INVALID_ARG;
-    return b->ops->stat(b, name, size);
+    rp_err_t err = blob_may(b, name);
+
+    return err != RP_OK ? err : b->ops->stat(b, name, size);
 }
 
 rp_err_t rp_blob_rename(rp_blobs_t *b, const char *from, const char *to)
 {
-    if (!rp_blob_name_valid(from) || !rp_blob_name_valid(to))
-        return RP_ERR_INVALID_ARG;
-    return b->ops->rename(b, from, to);
+    rp_err_t err = blob_may(b, from);
+
+    if (err == RP_OK && !rp_blob_name_valid(to))
+        err = RP_ERR_INVALID_ARG;
+    return err != RP_OK ? err : b->ops->rename(b, from, to);
 }
 
 rp_err_t rp_blob_remove(rp_blobs_t *b, const char *name)
 {
-    if (!rp_blob_name_valid(name))
-        return RP_ERR_INVALID_ARG;
-    return b->ops->remove(b, name);
+    rp_err_t err = blob_may(b, name);
+
+    return err != RP_OK ? err : b->ops->remove(b, name);
 }
 
 rp_err_t rp_blobs_sweep(rp_blobs_t *b, int64_t before, unsigned *n)
 {
     *n = 0;
+    if (b->held_lost != NULL && atomic_load(b->held_lost))
+        return RP_ERR_BUSY;
     return b->ops->sweep(b, before, n);
 }
 

@@ -38,6 +38,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdatomic.h>
+
 #include "rampart/error.h"
 #include "store.h"
 
@@ -59,6 +61,10 @@ typedef rp_err_t (*rp_blob_name_fn)(void *ctx, const char *name, uint64_t size);
 
 struct rp_blobs {
     const rp_blob_ops_t *ops;
+    /* A serving replica's (rp_blobs_gate): true while its hold on the database is lost (hold.h),
+     * when every call that reaches a blob (not a read of one open) answers RP_ERR_BUSY. NULL: none
+     * (a command's handle). */
+    const atomic_bool *held_lost;
 };
 struct rp_blob_writer {
     rp_blobs_t *b;
@@ -135,6 +141,8 @@ void rp_blob_name_symbols(const char *tenant_id, const char *build_id,
 bool rp_blob_name_valid(const char *name);
 
 /* The operations, in the callers' words (each checks the name, then calls the backend's). */
+/* b serves only while *held_lost is false (the replica's hold stands: hold.h, review r16 M4). */
+void rp_blobs_gate(rp_blobs_t *b, const atomic_bool *held_lost);
 rp_err_t rp_blob_put_begin(rp_blobs_t *b, const char *name, rp_blob_writer_t **w) RP_MUST_CHECK;
 rp_err_t rp_blob_put_write(rp_blob_writer_t *w, const void *data, size_t len) RP_MUST_CHECK;
 rp_err_t rp_blob_put_commit(rp_blob_writer_t *w) RP_MUST_CHECK;

@@ -23,6 +23,7 @@ struct rp_hold {
     rp_blobs_kind_t kind;
     bool serving; /* a serving replica's (kept at its heartbeat), not blobs move's */
     bool lost;
+    unsigned taken;  /* times taken again once lost (rp_hold_stands) */
     time_t next_try; /* monotonic: once lost, when it is tried again */
 };
 
@@ -193,17 +194,24 @@ void rp_hold_keep(rp_hold_t *h)
     err = take_serving(h, why, sizeof(why));
     if (err == RP_OK) {
         h->lost = false;
+        h->taken++;
         rp_log_info("this replica's hold on the database is taken again");
     } else if (err == RP_ERR_EXISTS) {
         rp_log_error("this replica's hold on the database cannot be taken again: %s. It serves on "
-                     "without it, which a blobs move does not see: stop it (tried again every %d "
-                     "s)",
+                     "without it, but no blob (503 to uploads and image downloads): stop it "
+                     "(tried again every %d s)",
                      why, RP_HOLD_RETRY);
     } else {
         rp_log_warn("this replica's hold on the database cannot be taken again yet (%s): tried "
                     "again in %d s",
                     rp_strerror(err), RP_HOLD_RETRY);
     }
+}
+
+bool rp_hold_stands(const rp_hold_t *h, unsigned *taken)
+{
+    *taken = h != NULL ? h->taken : 0;
+    return h == NULL || !h->lost;
 }
 
 void rp_hold_release(rp_hold_t *h)

@@ -29,6 +29,7 @@
 #ifndef RAMPART_STORE_HOLD_H
 #define RAMPART_STORE_HOLD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "rampart/error.h"
@@ -53,6 +54,20 @@ rp_err_t rp_hold_restore(const char *target, rp_hold_t **out, char *why, size_t 
  * every RP_HOLD_RETRY seconds once lost. Logs what it finds. */
 void rp_hold_keep(rp_hold_t *h);
 #define RP_HOLD_RETRY 10
+/*
+ * Whether h stands (not lost since rp_hold_keep last looked; a command's hold, or none: true).
+ * OUT: *taken, how many times it was taken again since it was first (a change since the last
+ * look: it was lost meanwhile, maybe within one rp_hold_keep).
+ * A replica whose hold is lost serves no blob (review r16 M4): its heartbeat, right after
+ * rp_hold_keep, sets srv->hold_lost from this, and the blob handles its requests use answer
+ * RP_ERR_BUSY (503 `unavailable`, Retry-After) to every call that reaches a blob (blob.h:
+ * rp_blobs_gate), and /readyz is 503, until the hold is taken again. So a blobs move that takes the locks a restart of
+ * PostgreSQL freed finds no blob being written or read under it, within a heartbeat (--beat,
+ * one second by default: the hold's loss is seen at the next beat, without a round trip). Chosen
+ * over taking the hold again as the store reconnects: a replica with no request to serve does not
+ * reconnect, and the move would run beside it all the same.
+ */
+bool rp_hold_stands(const rp_hold_t *h, unsigned *taken);
 void rp_hold_release(rp_hold_t *h);
 
 #endif /* RAMPART_STORE_HOLD_H */

@@ -115,6 +115,15 @@ kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
 rm -f "$d/srv/rampart.db-wal" "$d/srv/rampart.db-shm"; cp "$d/by-sqlite3.db" "$d/srv/rampart.db"
 expect 1 "$server_bin" --data-dir "$d/srv" --listen 127.0.0.1:0
 err_has "the database is older than the one $d/srv served last"
+# (r16 H1: a backup, or a rotation, on the refused directory does not lift the refusal)
+expect 0 "$server_bin" --data-dir "$d/srv" backup "$d/safety.db"
+err_has "the database is older than"; err_has "still does not serve until"
+touch "$d/srv/admin.token.tmpAbC123" # (r16 L2: what a cut rotation left goes at the next)
+expect 0 "$server_bin" --data-dir "$d/srv" --rotate-admin-token
+err_has "the database is older than"
+[ ! -e "$d/srv/admin.token.tmpAbC123" ] || fail "a rotation left a cut one's temporary"
+expect 1 "$server_bin" --data-dir "$d/srv" --listen 127.0.0.1:0
+err_has "the database is older than the one $d/srv served last"
 
 # --- a restore cut dead at each step, then run again: the service's database is whole at each
 # step, and the service refuses to start while the restore has not finished ---------------------
@@ -128,11 +137,38 @@ for ((k = 1; k <= steps; k++)); do
   rm -rf "$d/srv"; cp -a "$d/snap" "$d/srv"
   FP=RAMPART_FAILPOINT=$k expect 99 restore
   if [ ! -e "$d/srv/restore.pending" ]; then whole "cut at step $k, no marker"; fi
+  if [ -e "$d/srv/restore.pending" ] && [ ! -e "$d/srv/rampart.db" ]; then # (r16 L1)
+    expect 1 "$server_bin" --data-dir "$d/srv" restored
+    err_has "restore FILE --data-dir $d/srv\` again"; err_has "rampart.db.replaced-TIME"
+    [ -n "${aside_seen-}" ] || expect 1 "$server_bin" --data-dir "$d/srv" --listen 127.0.0.1:0
+    err_has "restore FILE --data-dir $d/srv\` again"; aside_seen=1
+  fi
   expect 0 restore
   [ ! -e "$d/srv/restore.pending" ] || fail "cut at step $k: the marker is left after the restore"
   whole "cut at step $k, restored again"
+  left=$(ls "$d/srv" | grep tmp) && fail "cut at step $k: temporaries left: $left" # (r16 L2)
 done
+[ -n "${aside_seen-}" ] || fail "no cut left the database set aside"
 start_server "$d/srv"
 http GET /api/v1/tenants "$d/old.token"; is_status 401
 http GET /api/v1/tenants "$ADMIN_TOKEN"; is_status 200
+kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+
+# --- r16 M3: two data directories of one database (replicas). B raises the generation past A's;
+# the database is put back; `restored` on A lets B start too, and on B it redoes nothing ---------
+mkdir -m 700 "$d/ra"; db=(--database "$d/m3.db")
+start_server "$d/ra" "${db[@]}"; kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+cp -a "$d/ra" "$d/rb"; sqlite3 "$d/m3.db" ".backup $d/m3-back.db"
+expect 0 "$server_bin" --data-dir "$d/rb" "${db[@]}" --rotate-admin-token
+expect 0 "$server_bin" --data-dir "$d/rb" "${db[@]}" --rotate-admin-token
+rm -f "$d/m3.db-wal" "$d/m3.db-shm"; cp "$d/m3-back.db" "$d/m3.db"
+expect 1 "$server_bin" --data-dir "$d/rb" "${db[@]}" --listen 127.0.0.1:0
+err_has "the database is older than the one $d/rb served last"
+expect 0 "$server_bin" --data-dir "$d/ra" "${db[@]}" restored
+b_token=$(cat "$d/rb/admin.token")
+expect 0 "$server_bin" --data-dir "$d/rb" "${db[@]}" restored
+err_has "which acknowledged that restore for every replica"
+eq "$(cat "$d/rb/admin.token")" "$b_token" "B's admin.token after restored on B"
+start_server "$d/rb" "${db[@]}"
+http GET /api/v1/tenants "$d/ra/admin.token"; is_status 200
 done_ok

@@ -5144,8 +5144,18 @@ static void service_ca_promote_rules(void **state)
                      RP_ERR_DENIED);
     assert_true(same_file(dir, "server-ca.pem", "was.pem"));
     assert_true(same_file(dir, "server-ca.promoting", NULL));
+    /* what a promotion cut (kill -9) left of its temporaries is removed by the next (r16 L2) */
+    static const char *const left[] = {"server-ca-old.pem" RP_ATOMIC_TMP_MARK "aB3xY9",
+                                       "server-ca.promoting" RP_ATOMIC_TMP_MARK "Qw12zz"};
+    for (size_t i = 0; i < 2; i++) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/%s", dir, left[i]);
+        assert_int_equal(rp_write_file_atomic(path, "x", 1, 0600, 0), RP_OK);
+    }
     assert_int_equal(rp_service_ca_promote(dir, end - RP_SERVICE_CA_LAST_DAY, true), RP_OK);
     assert_true(promoted(dir));
+    assert_true(same_file(dir, left[0], NULL));
+    assert_true(same_file(dir, left[1], NULL));
     /* (once: there is no successor now) */
     assert_int_equal(rp_service_ca_promote(dir, end + 60, false), RP_ERR_NOT_FOUND);
     assert_true(promoted(dir));
