@@ -837,7 +837,12 @@ static void pg_hold_close(rp_db_hold_t *hold)
 
     if (h == NULL)
         return;
-    PQfinish(h->conn); /* (the session ends: its locks with it) */
+    /* The session's end frees its locks only once its backend has exited, after PQfinish
+     * returns: a move or a restore tried at once after a replica's release could still find
+     * them. So they are released first, and answered (failed: the session is gone, and them). */
+    if (PQstatus(h->conn) == CONNECTION_OK)
+        PQclear(PQexec(h->conn, "SELECT pg_advisory_unlock_all()"));
+    PQfinish(h->conn); /* (the session ends: its locks with it, whatever happened above) */
     free(h);
 }
 
