@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <sqlite3.h>
 
@@ -398,6 +399,17 @@ static rp_err_t sq_hold_open(const char *target, rp_db_hold_t **out)
         rp_log_error("database: %s: %s", path, strerror(errno));
         free(h);
         return RP_ERR_IO;
+    }
+    /* Made by a command run as root (restore, blobs move) before any server made it: given to
+     * the database file's owner, as SQLite gives its -wal and -shm, so that the service's user can
+     * open it at its next start. */
+    if (geteuid() == 0) {
+        struct stat mine, db;
+        if (fstat(h->fd, &mine) == 0 && stat(target, &db) == 0 &&
+            (mine.st_uid != db.st_uid || mine.st_gid != db.st_gid) &&
+            fchown(h->fd, db.st_uid, db.st_gid) != 0)
+            rp_log_warn("database: %s: cannot give it to the database's owner: %s", path,
+                        strerror(errno));
     }
     *out = &h->base;
     return RP_OK;

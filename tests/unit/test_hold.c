@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -276,6 +277,28 @@ static void no_database_none_made(void **state)
     assert_int_equal(rp_store_open_existing(target, &s), RP_ERR_NOT_FOUND);
 }
 
+/* SQLite: a hold's file made by a command run as root is given to the database file's owner, so
+ * that the service's user can open it at its next start (as SQLite gives its -wal and -shm). */
+static void hold_file_owned_as_the_database(void **state)
+{
+    char path[1100];
+    struct stat sb;
+    rp_hold_t *h = NULL;
+    char why[400];
+
+    (void)state;
+    if (rt_pg_uri() != NULL || geteuid() != 0)
+        skip();
+    snprintf(path, sizeof(path), "%s-hold.lock", t.target);
+    (void)unlink(path);
+    assert_int_equal(chown(t.target, 65534, 65534), 0);
+    assert_int_equal(rp_hold_alone(t.target, &h, why, sizeof(why)), RP_OK);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_uid, 65534);
+    assert_int_equal(sb.st_gid, 65534);
+    rp_hold_release(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -285,6 +308,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(killed_holder_holds_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(lost_hold_taken_again, setup, teardown),
         cmocka_unit_test_setup_teardown(no_database_none_made, setup, teardown),
+        cmocka_unit_test_setup_teardown(hold_file_owned_as_the_database, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
