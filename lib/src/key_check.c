@@ -35,11 +35,11 @@
 struct pem_scan {
     char line[SCAN_LINE];
     size_t line_len;
-    bool line_cut;   /* the line is longer than its head */
-    uint8_t *block;  /* the block from its BEGIN line (SCAN_BLOCK bytes), or NULL outside one */
-    size_t block_len;
-    bool block_over; /* more than SCAN_BLOCK bytes: not kept, not read */
-    bool malformed;  /* a block that does not read (or is over SCAN_BLOCK, or is not ended) */
+    bool line_cut;    /* the line is longer than its head */
+    uint8_t *block;   /* the block from its BEGIN line (room for SCAN_BLOCK bytes) */
+    size_t block_len; /* 0 outside a block */
+    bool block_over;  /* more than SCAN_BLOCK bytes: not kept, not read */
+    bool malformed;   /* a block that does not read (or is over SCAN_BLOCK, or is not ended) */
     bool private_key, encrypted;
 };
 
@@ -315,10 +315,10 @@ rp_err_t rp_key_check_out(const char *path, bool force, bool writes_private)
             rp_log_error("%s: cannot tell whether it holds a private key (%s): refusing to replace "
                          "it, even with --force (remove it yourself if it must go)",
                          path,
-                         scan == RP_ERR_TOO_LARGE   ? "over " RP_KEY_SCAN_MAX_WORDS ", not read"
-                         : scan == RP_ERR_MALFORMED ? "a PEM block in it does not read, or is over "
-                                                      SCAN_BLOCK_WORDS
-                                                    : "it cannot be read");
+                         scan == RP_ERR_TOO_LARGE ? "over " RP_KEY_SCAN_MAX_WORDS ", not read"
+                         : scan == RP_ERR_MALFORMED
+                             ? "a PEM block in it does not read, or is over " SCAN_BLOCK_WORDS
+                             : "it cannot be read");
             return RP_ERR_EXISTS;
         }
     }
