@@ -144,7 +144,14 @@ static uint32_t test_page_size(void)
     return e != NULL && cli_parse_u32(e, OPS_PAGE, &n) && n >= 1 ? n : 0;
 }
 
-/* ops_get_all, stopping at max rows (0: every row). */
+/* The most rows a list is read to, whatever its pages say: a backstop against a service (or a
+ * proxy) whose cursor always moves on (ten times the devices issue 12 plans a tenant for). */
+#define OPS_ROWS_MAX 10000000u
+
+/* ops_get_all, stopping at max rows (0: every row). The pages must move on (review r17 L1): each
+ * next_after after the last in ID order (byte order: docs/api.md "Paging the lists"), carried only
+ * by a page with rows, and no more than OPS_ROWS_MAX rows in all; anything else is refused, so that
+ * a service or proxy repeating a cursor neither hangs the CLI nor prints a row twice. */
 static int get_pages(struct ops *o, const char *path, const char *key, uint32_t max, long *status,
                      json_t **body)
 {
@@ -188,6 +195,17 @@ static int get_pages(struct ops *o, const char *path, const char *key, uint32_t 
             json_decref(*body);
             *body = NULL;
             rp_log_error("the service's next_after is not an ID");
+            return CLI_FAIL;
+        }
+        if ((next != NULL && (json_array_size(all) == 0 || strcmp(next, after) <= 0)) ||
+            got + json_array_size(all) > OPS_ROWS_MAX) {
+            rp_log_error("the server's paging did not advance (next_after %s after %s, on a page "
+                         "of %zu rows, %zu rows before it): the list is not complete",
+                         next != NULL ? next : "none", after[0] ? after : "the start",
+                         json_array_size(all), got);
+            json_decref(page);
+            json_decref(*body);
+            *body = NULL;
             return CLI_FAIL;
         }
         if (next != NULL)

@@ -39,12 +39,22 @@ export async function listPage(ctx, opts) {
 // offers the whole list (a new deployment's products, groups and images), which the server
 // refuses to send at once past 10,000 rows (400 paging_required). Rows in ID order.
 export const BULK = 1000;
+// The pages must move on (review r17 L1, as the CLI's get_pages): each next_after after the last
+// in byte order (IDs are ASCII, so string order is byte order), carried only by a page with rows,
+// and at most ROWS_MAX rows in all; anything else throws rather than loop or show a row twice.
+export const ROWS_MAX = 10000000;
 export async function listAll(url, key) {
   const rows = [];
   for (let after = ''; ;) {
     const r = await api('GET', `${url}${q({ limit: BULK, after })}`);
-    rows.push(...(r[key] || []));
-    if (!r.next_after || r.next_after === after) return rows;
-    after = r.next_after;
+    const page = r[key] || [];
+    const next = r.next_after;
+    if ((next && (typeof next !== 'string' || page.length === 0 || !(next > after))) ||
+        rows.length + page.length > ROWS_MAX) {
+      throw new Error(`the server's paging did not advance (next_after ${next} after ${after || 'the start'}): the list is not complete`);
+    }
+    rows.push(...page);
+    if (!next) return rows;
+    after = next;
   }
 }

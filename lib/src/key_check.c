@@ -24,15 +24,147 @@
 #include "rampart/key.h"
 #include "rampart/log.h"
 
+/* The head kept of each line the PEM scan reads: enough for a BEGIN or END line (OpenSSL's PEM
+ * reader takes lines of at most 255 bytes) */
+#define SCAN_LINE 256
+/* The largest PEM block the scan reads (a key or a certificate is a few KiB; a CRL may be more) */
+#define SCAN_BLOCK (1024 * 1024)
+#define SCAN_BLOCK_WORDS "1 MiB"
+
+/* The PEM scan's state: the line being read (its head) and the block it is in, if any. */
+struct pem_scan {
+    char line[SCAN_LINE];
+    size_t line_len;
+    bool line_cut;    /* the line is longer than its head */
+    uint8_t *block;   /* the block from its BEGIN line (room for SCAN_BLOCK bytes) */
+    size_t block_len; /* 0 outside a block */
+    bool block_over;  /* more than SCAN_BLOCK bytes: not kept, not read */
+    bool malformed;   /* a block that does not read (or is over SCAN_BLOCK, or is not ended) */
+    bool private_key, encrypted;
+};
+
+/* The block is whole (its END line read): OpenSSL's PEM reader reads it, and gives its labels. */
+static void pem_block_done(struct pem_scan *sc)
+{
+    BIO *bio = sc->block_over ? NULL : BIO_new_mem_buf(sc->block, (int)sc->block_len);
+    char *name, *header;
+    unsigned char *data;
+    long dlen;
+
+    if (bio != NULL && PEM_read_bio(bio, &name, &header, &data, &dlen) == 1) {
+        if (strstr(name, "PRIVATE KEY") != NULL)
+            sc->private_key = true;
+        if (strstr(name, "ENCRYPTED") != NULL || strstr(header, "ENCRYPTED") != NULL)
+            sc->encrypted = true;
+        OPENSSL_free(name);
+        OPENSSL_free(header);
+        OPENSSL_clear_free(data, (size_t)dlen);
+    } else {
+        sc->malformed = true;
+    }
+    BIO_free(bio);
+    ERR_clear_error();
+    OPENSSL_cleanse(sc->block, sc->block_len);
+    sc->block_len = 0;
+    sc->block_over = false;
+}
+
+/* bytes of the current line (the whole line when end, its '\n' included if it has one). */
+static void pem_bytes(struct pem_scan *sc, const uint8_t *p, size_t n, bool end)
+{
+    size_t keep = n < SCAN_LINE - 1 - sc->line_len ? n : SCAN_LINE - 1 - sc->line_len;
+    size_t len;
+
+    memcpy(sc->line + sc->line_len, p, keep);
+    sc->line_len += keep;
+    sc->line_cut = sc->line_cut || keep < n;
+    if (sc->block_len > 0 && !sc->block_over) {
+        if (n > SCAN_BLOCK - sc->block_len) {
+            sc->block_over = true;
+        } else {
+            memcpy(sc->block + sc->block_len, p, n);
+            sc->block_len += n;
+        }
+    }
+    if (!end)
+        return;
+    for (len = sc->line_len; len > 0 && strchr(" \t\r\n", sc->line[len - 1]) != NULL;)
+        len--;
+    if (!sc->line_cut && len > 16 && memcmp(sc->line, "-----BEGIN ", 11) == 0 &&
+        memcmp(sc->line + len - 5, "-----", 5) == 0) {
+        if (sc->block_len > 0) /* a block not ended before the next begins: it does not read */
+            sc->malformed = true;
+        OPENSSL_cleanse(sc->block, sc->block_len);
+        memcpy(sc->block, sc->line, sc->line_len);
+        sc->block_len = sc->line_len;
+        sc->block_over = false;
+    } else if (sc->block_len > 0 && sc->line_len >= 9 && memcmp(sc->line, "-----END ", 9) == 0) {
+        pem_block_done(sc);
+    }
+    OPENSSL_cleanse(sc->line, sc->line_len);
+    sc->line_len = 0;
+    sc->line_cut = false;
+}
+
+/*
+ * The PEM blocks of the file at fd from its start, read a buffer at a time, in memory bounded
+ * whatever the file (review r17 L2): the head of each line (SCAN_LINE bytes) and the block it is
+ * in (SCAN_BLOCK). A block runs from a "-----BEGIN ...-----" line to the next "-----END " line,
+ * and OpenSSL's PEM reader reads it and gives its label (and the legacy Proc-Type header). Text
+ * only: the first NUL byte ends what is read (a binary file's search stops there). A block that
+ * does not read, is over SCAN_BLOCK, is not ended before another BEGIN line or the end: malformed.
+ */
+static rp_err_t pem_scan(int fd, bool *private_key, bool *encrypted, bool *malformed)
+{
+    struct pem_scan sc = {0};
+    uint8_t buf[16384];
+    const uint8_t *p, *nl, *nul;
+    ssize_t got;
+    size_t n;
+    bool done = false;
+
+    sc.block = malloc(SCAN_BLOCK);
+    if (sc.block == NULL)
+        return RP_ERR_NO_MEMORY;
+    while (!done && (got = read(fd, buf, sizeof(buf))) != 0) {
+        if (got < 0) {
+            OPENSSL_clear_free(sc.block, SCAN_BLOCK);
+            return RP_ERR_IO;
+        }
+        n = (size_t)got;
+        nul = memchr(buf, '\0', n);
+        if (nul != NULL) {
+            n = (size_t)(nul - buf);
+            done = true;
+        }
+        for (p = buf; p < buf + n; p = nl + 1) {
+            nl = memchr(p, '\n', (size_t)(buf + n - p));
+            if (nl == NULL) {
+                pem_bytes(&sc, p, (size_t)(buf + n - p), false);
+                break;
+            }
+            pem_bytes(&sc, p, (size_t)(nl + 1 - p), true);
+        }
+    }
+    pem_bytes(&sc, buf, 0, true); /* a last line with no '\n' */
+    if (sc.block_len > 0)         /* a block the end of the text left open */
+        sc.malformed = true;
+    OPENSSL_clear_free(sc.block, SCAN_BLOCK);
+    *private_key = sc.private_key;
+    *encrypted = sc.encrypted;
+    *malformed = sc.malformed;
+    return RP_OK;
+}
+
 /*
  * Whether the regular file at path holds a private key of any kind or type, as far as OpenSSL can
- * tell, and whether one is encrypted: a PEM block so labelled anywhere in the file (OpenSSL's PEM
- * reader gives the labels: PKCS#8 "ENCRYPTED PRIVATE KEY" or the legacy Proc-Type header are
- * encrypted), or DER that OpenSSL's decoders read as a private key (PKCS#8, a type's own form) or
- * as an encrypted PKCS#8 key, the whole file. The file is read whole, streamed, up to max bytes:
- * a larger one is RP_ERR_TOO_LARGE (not looked at: the caller decides); RP_ERR_MALFORMED when a
- * PEM block does not read and no private key was seen; RP_ERR_IO when it cannot be read or is not
- * a regular file.
+ * tell, and whether one is encrypted: a PEM block so labelled anywhere in the text (pem_scan:
+ * PKCS#8 "ENCRYPTED PRIVATE KEY" or the legacy Proc-Type header are encrypted), or DER that
+ * OpenSSL's decoders read as a private key (PKCS#8, a type's own form) from the file's first
+ * RP_KEY_FILE_MAX bytes, or as an encrypted PKCS#8 key, the whole file. Up to max bytes are read,
+ * in memory bounded whatever the file: a larger one is RP_ERR_TOO_LARGE (not looked at: the
+ * caller decides); RP_ERR_MALFORMED when a PEM block does not read (or is over SCAN_BLOCK) and no
+ * private key was seen; RP_ERR_IO when it cannot be read or is not a regular file.
  */
 static rp_err_t key_scan(const char *path, long long max, bool *private_key, bool *encrypted)
 {
@@ -43,12 +175,8 @@ static rp_err_t key_scan(const char *path, long long max, bool *private_key, boo
     EVP_PKEY *pk = NULL;
     OSSL_DECODER_CTX *dctx;
     X509_SIG *sig;
-    FILE *fp;
-    BIO *bio;
-    char *name, *header;
-    unsigned char *data;
-    unsigned long last;
-    long dlen;
+    bool pem_private, pem_encrypted, malformed;
+    rp_err_t err;
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 
     *private_key = *encrypted = false;
@@ -83,39 +211,14 @@ static rp_err_t key_scan(const char *path, long long max, bool *private_key, boo
     X509_SIG_free(sig);
     OPENSSL_cleanse(head, n);
     free(head);
-    /* PEM: every block to the end (of a text file: the reader's lines end at a NUL byte, so
-     * that the search for a block stops at one of a binary file). A block that does not read may
-     * have taken the lines of the next (its end line is the next block's): what follows cannot
-     * be told, RP_ERR_MALFORMED. */
-    fp = fdopen(fd, "rb");
-    bio = fp != NULL ? BIO_new_fp(fp, BIO_CLOSE) : NULL;
-    if (bio == NULL) {
-        if (fp != NULL)
-            fclose(fp);
-        else
-            close(fd);
-        ERR_clear_error();
-        return RP_ERR_NO_MEMORY;
-    }
-    while (PEM_read_bio(bio, &name, &header, &data, &dlen) == 1) {
-        if (strstr(name, "PRIVATE KEY") != NULL)
-            *private_key = true;
-        if (strstr(name, "ENCRYPTED") != NULL || strstr(header, "ENCRYPTED") != NULL)
-            *encrypted = true;
-        OPENSSL_free(name);
-        OPENSSL_free(header);
-        OPENSSL_clear_free(data, (size_t)dlen);
-    }
-    last = ERR_peek_last_error();
-    if (!*private_key &&
-        (ERR_GET_LIB(last) != ERR_LIB_PEM || ERR_GET_REASON(last) != PEM_R_NO_START_LINE)) {
-        BIO_free(bio);
-        ERR_clear_error();
-        return RP_ERR_MALFORMED;
-    }
-    BIO_free(bio);
     ERR_clear_error();
-    return RP_OK;
+    err = pem_scan(fd, &pem_private, &pem_encrypted, &malformed);
+    close(fd);
+    if (err != RP_OK)
+        return err;
+    *private_key = *private_key || pem_private;
+    *encrypted = *encrypted || pem_encrypted;
+    return malformed && !*private_key ? RP_ERR_MALFORMED : RP_OK;
 }
 
 __attribute__((format(printf, 3, 4))) static void say(char *why, size_t cap, const char *fmt, ...)
@@ -212,9 +315,10 @@ rp_err_t rp_key_check_out(const char *path, bool force, bool writes_private)
             rp_log_error("%s: cannot tell whether it holds a private key (%s): refusing to replace "
                          "it, even with --force (remove it yourself if it must go)",
                          path,
-                         scan == RP_ERR_TOO_LARGE   ? "over " RP_KEY_SCAN_MAX_WORDS ", not read"
-                         : scan == RP_ERR_MALFORMED ? "a PEM block in it does not read"
-                                                    : "it cannot be read");
+                         scan == RP_ERR_TOO_LARGE ? "over " RP_KEY_SCAN_MAX_WORDS ", not read"
+                         : scan == RP_ERR_MALFORMED
+                             ? "a PEM block in it does not read, or is over " SCAN_BLOCK_WORDS
+                             : "it cannot be read");
             return RP_ERR_EXISTS;
         }
     }

@@ -304,6 +304,21 @@ for f in k8.der ec.der enc.der bundle.pem broken.pem huge; do
   cmp -s "$d/$f" "$d/x" || fail "key public --force replaced $f"
 done
 rm -f "$d/huge" "$d/x"
+# r17 L2: a PEM block that is never ended is refused in memory bounded whatever the file (the scan
+# used to hold it whole, about twice: some 200 MB for this 96 MiB file; now a 1 MiB block at most)
+{ echo "-----BEGIN CERTIFICATE-----"; head -c $((96 << 20)) /dev/zero | tr '\0' A; } >"$d/open.pem"
+sum=$(sha256sum <"$d/open.pem")
+maxrss() { # CMD...: CMD run with its stderr in $d/err; prints its exit and its peak RSS in KiB
+  python3 -c 'import resource, subprocess, sys
+with open(sys.argv[1], "w") as err:
+    rc = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=err).returncode
+print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$d/err" "$@"
+}
+read -r rc rss < <(maxrss "$RAMPART" image sign --key "$d/ed25519.pem" --version 1 --force "$d/small" "$d/open.pem")
+eq "$rc" 1 "image sign --force over an unended PEM block"; err_has "a PEM block in it does not read"
+eq "$(sha256sum <"$d/open.pem")" "$sum" "a file whose PEM block does not read, kept"
+[ "$rss" -lt 65536 ] || fail "the key scan of a 96 MiB unended PEM block took $rss KiB"
+rm -f "$d/open.pem"
 expect 0 "$RAMPART" image sign --key "$d/ed25519.pem" --version 2 --force "$d/small" "$d/keep"
 # key generate --force still replaces its own kind
 expect 0 "$RAMPART" key generate --type ed25519 --out "$d/root.key" --force

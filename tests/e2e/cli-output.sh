@@ -184,6 +184,24 @@ expect 2 "$RAMPART" tenant list --limit 0; err_has "--limit is a number of rows"
 expect 0 env RAMPART_PAGE_SIZE=2 "$RAMPART" image list --tenant "$acme" # the text form
 eq "$(grep -cE '^[0-9a-f]{64} +fw ' "$d/out")" "$(jq length "$d/images")" "image list text 2 at a time: $(cat "$d/out")"
 
+# r17 L1: a service (or a proxy) whose pages do not move on is refused, not followed for ever: a
+# cursor repeated, one that goes back, one on a page with no rows; exit 1, no row printed
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=hostile -days 1 \
+  -addext subjectAltName=IP:127.0.0.1 -keyout "$d/hostile.key" -out "$d/hostile.pem" 2>/dev/null
+declare -A said=([repeat]="next_after t_0001 after t_0001" [back]="next_after t_0002 after t_0005"
+  [empty]="next_after t_0009 after the start, on a page of 0 rows")
+for mode in repeat back empty; do
+  python3 "$(dirname "$0")/../tools/hostile-pages.py" "$d/hp-$mode.port" "$d/hostile.pem" \
+    "$d/hostile.key" "$mode" &
+  E2E_PIDS+=("$!")
+  wait_until 30 test -s "$d/hp-$mode.port" || fail "the hostile service ($mode) did not start"
+  expect 1 timeout 60 "$RAMPART" tenant list --server "https://127.0.0.1:$(cat "$d/hp-$mode.port")" \
+    --ca-file "$d/hostile.pem"
+  err_has "the server's paging did not advance (${said[$mode]}"
+  [ ! -s "$d/out" ] || fail "$mode: rows printed from a list that did not advance: $(cat "$d/out")"
+  [ "$(cat "$d/hp-$mode.port.pages")" -le 2 ] || fail "$mode: $(cat "$d/hp-$mode.port.pages") pages read"
+done
+
 # --- completion ---------------------------------------------------------------------------------
 expect 0 "$RAMPART" completion bash; cp "$d/out" "$d/rampart.bash"
 bash -n "$d/rampart.bash" || fail "the bash completion does not parse"

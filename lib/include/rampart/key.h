@@ -49,11 +49,12 @@ rp_err_t rp_key_load_why(const char *path, EVP_PKEY **key, bool *is_private, cha
 /*
  * The rule for a file a tool writes (`key generate --out`, `key public --out`, `image sign ...
  * OUT`): refuse (logged, with the fix) a directory, a name too long for its temporary, an existing
- * file unless force (RP_ERR_EXISTS), and a file that reads as a private key (PEM anywhere in it or
- * DER, encrypted or not, of any type: the whole file is read), or that cannot be read through
- * (over RP_KEY_SCAN_MAX, unreadable), whatever force says (RP_ERR_EXISTS), unless what is written
- * is itself a private key and force is given (`key generate --force`). Then write with exclusive =
- * !force, so that a file appearing meanwhile is not replaced either.
+ * file unless force (RP_ERR_EXISTS), and a file that reads as a private key (PEM anywhere in its
+ * text, read a line at a time up to its first NUL byte in bounded memory, or DER, encrypted or not,
+ * of any type), or that cannot be read through (over RP_KEY_SCAN_MAX, a PEM block that does not
+ * read, is not ended or is over 1 MiB, unreadable), whatever force says (RP_ERR_EXISTS), unless
+ * what is written is itself a private key and force is given (`key generate --force`). Then write
+ * with exclusive = !force, so that a file appearing meanwhile is not replaced either.
  */
 rp_err_t rp_key_check_out(const char *path, bool force, bool writes_private) RP_MUST_CHECK;
 
