@@ -232,26 +232,33 @@ int rp_backup_command(const rp_server_t *srv, const char *out)
     return 0;
 }
 
+/* A new restore epoch on the database of srv (generation_advance), after its nonce epoch raised
+ * when v is not NULL (OUT: the watermark before, after; the nonce epoch before, after). Logged. */
+static rp_err_t restore_epoch(const rp_server_t *srv, int64_t *v)
+{
+    rp_store_t *store = NULL;
+    rp_err_t err = rp_server_store_open(srv, &store); /* (migrated, when the backup is older) */
+
+    if (err == RP_OK && v != NULL)
+        err = rp_store_nonces_restored(store, &v[0], &v[1], &v[2], &v[3]);
+    if (err == RP_OK) /* (above every data directory's: replicas start again) */
+        err = generation_advance(srv->data_dir, store, true);
+    rp_store_close(store);
+    if (err != RP_OK)
+        rp_log_error("restored: the %s was not raised: %s (run `rampart-server restored` again)",
+                     v != NULL ? "nonce epoch or the generation" : "generation", rp_strerror(err));
+    return err;
+}
+
 /* The post-restore step on the database of srv (restore.h): a new nonce epoch, a new system
  * token, and what it cannot redo, said. taken_at: the backup's time (0: unknown). */
 static int post_restore(const rp_server_t *srv, rp_rotate_fn rotate, int64_t taken_at)
 {
     int64_t v[4] = {0, 0, 0, 0}; /* the watermark before, after; the nonce epoch before, after */
-    rp_store_t *store = NULL;
     char since[64];
-    rp_err_t err = rp_server_store_open(srv, &store); /* (migrated, when the backup is older) */
 
-    if (err == RP_OK)
-        err = rp_store_nonces_restored(store, &v[0], &v[1], &v[2], &v[3]);
-    if (err == RP_OK) /* (above every data directory's: replicas start again) */
-        err = generation_advance(srv->data_dir, store, true);
-    rp_store_close(store);
-    if (err != RP_OK) {
-        rp_log_error("restored: the nonce epoch or the generation was not raised: %s (run "
-                     "`rampart-server restored` again)",
-                     rp_strerror(err));
+    if (restore_epoch(srv, v) != RP_OK)
         return 1;
-    }
     rp_log_info("restored: nonce epoch %lld (was %lld): every nonce issued before is refused "
                 "(devices ask for another)",
                 (long long)v[3], (long long)v[2]);
@@ -262,17 +269,8 @@ static int post_restore(const rp_server_t *srv, rp_rotate_fn rotate, int64_t tak
     }
     /* The rotation's revocation counted: a last new epoch leaves the count at 0, which is how
      * acknowledged() knows that nothing has happened on the database since (review r17 H1). */
-    store = NULL;
-    err = rp_server_store_open(srv, &store);
-    if (err == RP_OK)
-        err = generation_advance(srv->data_dir, store, true);
-    rp_store_close(store);
-    if (err != RP_OK) {
-        rp_log_error("restored: the generation was not raised: %s (run `rampart-server restored` "
-                     "again)",
-                     rp_strerror(err));
+    if (restore_epoch(srv, NULL) != RP_OK)
         return 1;
-    }
     utc(taken_at, since, sizeof(since));
     if (taken_at <= 0)
         snprintf(since, sizeof(since), "the backup's time (not recorded in it)");
